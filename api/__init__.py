@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, dashboard pages, JSON API, webhooks, provider sandbox."""

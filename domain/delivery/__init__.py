@@ -1,0 +1,1 @@
+"""Delivery: the outbox rules and the ports provider drivers implement."""

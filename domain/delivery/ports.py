@@ -1,0 +1,113 @@
+"""The port every provider driver implements, and the values that cross it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from domain.vocabulary import Channel, MessageStatus
+
+
+@dataclass(frozen=True)
+class WhatsAppTemplateCall:
+    """An approved WhatsApp template to send instead of free-form text."""
+
+    name: str
+    language: str
+    components: tuple[dict[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message ready to leave through a provider.
+
+    `message_id` is our row id; drivers echo it back to us through the provider wherever the
+    provider allows (Twilio status-callback URL, WhatsApp `biz_opaque_callback_data`, the email
+    Message-ID) so that a receipt can be matched even if we crashed before recording acceptance.
+    """
+
+    message_id: int
+    idempotency_key: str
+    channel: Channel
+    to: str
+    body: str
+    subject: str | None = None
+    html_body: str | None = None
+    whatsapp_template: WhatsAppTemplateCall | None = None
+    unsubscribe_url: str | None = None
+    reply_to: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderAcceptance:
+    """The provider took the message; from here on it must never be sent again."""
+
+    provider_message_id: str
+    status: MessageStatus = MessageStatus.QUEUED
+    cost_micros: int | None = None
+
+
+class ProviderError(Exception):
+    """A send the provider refused or that did not complete.
+
+    `permanent` errors (Twilio 21610 opted out, WhatsApp 131047 window closed, a bad address)
+    fail the message at once; others are retried with backoff, honouring `retry_after`.
+    `maybe_accepted` is set when the outcome is unknown (timeout after the request was sent), so
+    the outbox treats the message as in doubt instead of re-sending blindly.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "",
+        permanent: bool = False,
+        retry_after: float | None = None,
+        maybe_accepted: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.maybe_accepted = maybe_accepted
+
+
+class MessageDriver(Protocol):
+    """Sends messages on one channel through one provider."""
+
+    channel: Channel
+    provider: str
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """A provider's report of where a message we sent has got to."""
+
+    provider: str
+    provider_message_id: str
+    status: MessageStatus
+    occurred_at: datetime
+    error_code: str | None = None
+    error_detail: str | None = None
+    our_message_id: int | None = None
+    cost_micros: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a customer sent us."""
+
+    provider: str
+    channel: Channel
+    provider_message_id: str
+    from_address: str
+    to_address: str
+    body: str
+    received_at: datetime
+    sender_name: str | None = None

@@ -1,0 +1,1 @@
+"""Analytics: metric registry, query layer, trends, chart specs and rendering, schedules."""

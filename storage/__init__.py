@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, unit of work, repositories, rollup SQL, Alembic migrations."""

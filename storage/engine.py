@@ -1,0 +1,57 @@
+"""Builds the async engine for SQLite (embedded default) or PostgreSQL (scale-out) with the right pragmas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+
+
+def create_engine(database_url: str, *, read_only: bool = False, **options: Any) -> AsyncEngine:
+    """An engine for `database_url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
+
+    On SQLite, write transactions start with BEGIN IMMEDIATE so that a read-then-write transaction
+    takes the write lock up front and waits for it, instead of failing with "database is locked"
+    when it tries to upgrade; `read_only=True` builds the engine for queries (deferred BEGIN, so
+    dashboards and KPI answers never queue behind writers in WAL mode).
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        options.setdefault("connect_args", {"timeout": 30})
+        engine = create_async_engine(url, **options)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin_immediate)
+        return engine
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 10)
+    options.setdefault("pool_pre_ping", True)
+    return create_async_engine(url, **options)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -1,0 +1,352 @@
+"""Communication tables: channels, templates, the message outbox and history, chats, consent, campaigns."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from domain.vocabulary import (
+    CampaignStatus,
+    Channel,
+    ChatStatus,
+    ConsentStatus,
+    Direction,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+    Provider,
+)
+from storage.models.base import Base, BigId, Json, one_of, utcnow
+
+CHANNELS = [c.value for c in Channel]
+
+
+class CommunicationChannel(Base):
+    """A configured channel and the provider behind it, with its pacing and price."""
+
+    __tablename__ = "communication_channels"
+    __table_args__ = (
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
+        CheckConstraint(one_of("provider", [p.value for p in Provider]), name="provider_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    display_name: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    rate_limit_per_second: Mapped[float] = mapped_column(default=10.0)
+    unit_cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    settings: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageTemplate(Base):
+    """One variant (channel + locale) of a named template; variables are declared and validated on save."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("name", "channel", "locale"),
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
+        CheckConstraint(one_of("category", [c.value for c in MessageCategory]), name="category_known"),
+        CheckConstraint(one_of("status", ["draft", "active", "archived"]), name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    category: Mapped[str] = mapped_column(String(16), default=MessageCategory.TRANSACTIONAL.value)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    subject: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[list[Any]] = mapped_column(Json, default=list)
+    whatsapp_name: Mapped[str | None] = mapped_column(String(128))
+    whatsapp_language: Mapped[str | None] = mapped_column(String(16))
+    whatsapp_params: Mapped[list[Any]] = mapped_column(Json, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerCommunication(Base):
+    """Every message in or out: the durable outbox for outbound ones and the history of all.
+
+    Sized for tens of millions of rows: narrow columns, and indexes only for the claim query,
+    the per-customer timeline, per-campaign progress and the provider-receipt lookup.
+    """
+
+    __tablename__ = "customer_communications"
+    __table_args__ = (
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
+        CheckConstraint(one_of("direction", [d.value for d in Direction]), name="direction_known"),
+        CheckConstraint(one_of("status", [s.value for s in MessageStatus]), name="status_known"),
+        CheckConstraint(one_of("source", [s.value for s in MessageSource]), name="source_known"),
+        CheckConstraint(one_of("category", [c.value for c in MessageCategory]), name="category_known"),
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("provider", "provider_message_id"),
+        Index("ix_customer_communications_due", "status", "next_attempt_at"),
+        Index("ix_customer_communications_customer", "customer_id", "created_at"),
+        Index("ix_customer_communications_campaign", "campaign_id", "status"),
+        Index("ix_customer_communications_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16), default=MessageCategory.TRANSACTIONAL.value)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("message_templates.id"))
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_messaging.id"))
+    to_address: Mapped[str] = mapped_column(String(254))
+    from_address: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(255))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    segments: Mapped[int | None] = mapped_column(SmallInteger)
+    encoding: Mapped[str | None] = mapped_column(String(8))
+    cost_micros: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    replied_at: Mapped[datetime | None]
+
+
+class MessageStatusEvent(Base):
+    """The status history of one message, one row per change (a provider receipt or our own step)."""
+
+    __tablename__ = "message_status_events"
+    __table_args__ = (
+        Index("ix_message_status_events_message", "communication_id", "occurred_at"),
+        UniqueConstraint("communication_id", "status", "source"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    communication_id: Mapped[int] = mapped_column(
+        ForeignKey("customer_communications.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32), default="outbox")
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(500))
+
+
+class AutomatedNotification(Base):
+    """A rule: when EVENT happens, send TEMPLATE on the customer's preferred channel."""
+
+    __tablename__ = "automated_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64), index=True)
+    template_name: Mapped[str] = mapped_column(String(64))
+    channel_order: Mapped[list[Any]] = mapped_column(Json, default=list)
+    offset_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    category: Mapped[str] = mapped_column(String(16), default=MessageCategory.TRANSACTIONAL.value)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        CheckConstraint(one_of("status", [s.value for s in ChatStatus]), name="status_known"),
+        CheckConstraint("csat_score IS NULL OR csat_score BETWEEN 1 AND 5", name="csat_range"),
+        Index("ix_chat_sessions_started_at", "started_at"),
+        Index("ix_chat_sessions_customer", "customer_id", "started_at"),
+        Index("ix_chat_sessions_status", "status", "last_message_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=ChatStatus.OPEN.value)
+    assigned_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    subject: Mapped[str | None] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_response_at: Mapped[datetime | None]
+    last_message_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    csat_score: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        CheckConstraint(one_of("author", ["customer", "staff", "bot", "system"]), name="author_known"),
+        Index("ix_chat_messages_session", "session_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(16))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    communication_id: Mapped[int | None] = mapped_column(ForeignKey("customer_communications.id"))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class VideoConsultation(Base):
+    __tablename__ = "video_consultations"
+    __table_args__ = (
+        CheckConstraint(
+            one_of("status", ["scheduled", "in_progress", "completed", "no_show", "cancelled"]),
+            name="status_known",
+        ),
+        Index("ix_video_consultations_scheduled_at", "scheduled_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), unique=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    room_url: Mapped[str] = mapped_column(String(255))
+    scheduled_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CommunicationPreference(Base):
+    """A customer's standing preferences: preferred channel, quiet hours, marketing frequency cap."""
+
+    __tablename__ = "communication_preferences"
+    __table_args__ = (
+        CheckConstraint(
+            "preferred_channel IS NULL OR " + one_of("preferred_channel", CHANNELS), name="channel_known"
+        ),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    preferred_channel: Mapped[str | None] = mapped_column(String(16))
+    quiet_hours_start: Mapped[time | None] = mapped_column(Time)
+    quiet_hours_end: Mapped[time | None] = mapped_column(Time)
+    marketing_max_per_week: Mapped[int | None] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConsentRecord(Base):
+    """The consent ledger: every opt-in and opt-out with its source, appended and never overwritten."""
+
+    __tablename__ = "consent_records"
+    __table_args__ = (
+        CheckConstraint(one_of("status", [s.value for s in ConsentStatus]), name="status_known"),
+        CheckConstraint(one_of("channel", CHANNELS), name="channel_known"),
+        Index("ix_consent_records_customer", "customer_id", "channel", "recorded_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerConsent(Base):
+    """The current consent per customer and channel, kept in step with the ledger in the same transaction."""
+
+    __tablename__ = "customer_consents"
+    __table_args__ = (
+        CheckConstraint(one_of("status", [s.value for s in ConsentStatus]), name="status_known"),
+    )
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(ForeignKey("consent_records.id"))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BulkMessaging(Base):
+    """A campaign: an audience, a template, a channel order with fallback, a schedule and its progress."""
+
+    __tablename__ = "bulk_messaging"
+    __table_args__ = (
+        CheckConstraint(one_of("status", [s.value for s in CampaignStatus]), name="status_known"),
+        CheckConstraint(one_of("category", [c.value for c in MessageCategory]), name="category_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT.value)
+    category: Mapped[str] = mapped_column(String(16), default=MessageCategory.MARKETING.value)
+    template_name: Mapped[str] = mapped_column(String(64))
+    channel_order: Mapped[list[Any]] = mapped_column(Json, default=list)
+    fallback_after_minutes: Mapped[int | None] = mapped_column(Integer)
+    audience: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    variables: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    respect_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=True)
+    scheduled_at: Mapped[datetime | None]
+    planning_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    planning_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    planned_count: Mapped[int] = mapped_column(Integer, default=0)
+    excluded_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    launched_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class CommunicationAnalytics(Base):
+    """Daily communication figures per channel, provider, campaign and template, kept current as statuses arrive.
+
+    Empty campaign/template keys are 0 rather than NULL so the unique key works on both engines.
+    """
+
+    __tablename__ = "communication_analytics"
+    __table_args__ = (UniqueConstraint("day", "channel", "provider", "campaign_id", "template_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    campaign_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    template_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    delivered: Mapped[int] = mapped_column(Integer, default=0)
+    read: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    replied: Mapped[int] = mapped_column(Integer, default=0)
+    opted_out: Mapped[int] = mapped_column(Integer, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

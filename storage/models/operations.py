@@ -1,0 +1,82 @@
+"""Operational tables: the audit log, the webhook inbox and the business event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models.base import Base, BigId, one_of, utcnow
+
+
+class AuditLog(Base):
+    """Who changed what, from where (Slack, Telegram, web, API, CLI)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_occurred_at", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(254))
+    via: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebhookInbox(Base):
+    """Every verified webhook we received, so duplicates apply once and failures can be replayed."""
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("provider", "dedupe_key"),
+        CheckConstraint(one_of("status", ["received", "applied", "failed", "ignored"]), name="status_known"),
+        Index("ix_webhook_inbox_status", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    body: Mapped[str] = mapped_column(Text)
+    content_type: Mapped[str] = mapped_column(String(100), default="application/json")
+    error: Mapped[str | None] = mapped_column(String(500))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
+
+
+class BusinessEvent(Base):
+    """A business event (order.created, appointment.booked, ...) fed in through the event API.
+
+    Kept with an idempotency key so a retried POST triggers its notifications once.
+    """
+
+    __tablename__ = "business_events"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index("ix_business_events_pending", "processed_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    customer_id: Mapped[int | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of each worker and scheduler process, for `status` and readiness."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,1 @@
+"""Settings, wiring and the command line: the one place that builds everything from configuration."""

@@ -1,0 +1,112 @@
+"""The one typed settings object, read from SWITCHBOARD_* environment variables (and an optional .env)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Secrets the sandbox uses; production refuses to start while any of these is still in place.
+SANDBOX_SECRETS = {
+    "twilio_auth_token": "sandbox-twilio-auth-token",
+    "whatsapp_token": "sandbox-whatsapp-token",
+    "whatsapp_app_secret": "sandbox-whatsapp-app-secret",
+    "whatsapp_verify_token": "sandbox-whatsapp-verify-token",
+    "telegram_bot_token": "123456:sandbox-telegram-bot-token",
+    "telegram_webhook_secret": "sandbox-telegram-webhook-secret",
+    "api_token": "sandbox-api-token",
+    "slack_signing_secret": "sandbox-slack-signing-secret",
+    "slack_bot_token": "xoxb-sandbox-slack-bot-token",
+    "session_secret": "sandbox-session-secret-change-me-0123456789",
+}
+
+
+class Settings(BaseSettings):
+    """Everything Switchboard can be configured with. Secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore")
+
+    environment: str = Field("development", description="development, test or production")
+    database_url: str = "sqlite+aiosqlite:///switchboard.db"
+    public_url: str = "http://127.0.0.1:8000"
+    business_name: str = "Northwind Clinics"
+    business_timezone: str = "Europe/Berlin"
+    business_currency: str = "EUR"
+    business_locale: str = "en_GB"
+    log_level: str = "INFO"
+
+    api_token: SecretStr = SecretStr(SANDBOX_SECRETS["api_token"])
+    session_secret: SecretStr = SecretStr(SANDBOX_SECRETS["session_secret"])
+
+    sandbox: bool = True
+    sandbox_port: int = 8025
+    sandbox_smtp_port: int = 8026
+
+    twilio_account_sid: str = "ACsandbox00000000000000000000000000"
+    twilio_auth_token: SecretStr = SecretStr(SANDBOX_SECRETS["twilio_auth_token"])
+    twilio_from: str = "+15005550006"
+    twilio_base_url: str = "http://127.0.0.1:8025"
+    whatsapp_token: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_token"])
+    whatsapp_app_secret: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_app_secret"])
+    whatsapp_verify_token: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_verify_token"])
+    whatsapp_phone_number_id: str = "100000000000001"
+    whatsapp_base_url: str = "http://127.0.0.1:8025"
+    telegram_bot_token: SecretStr = SecretStr(SANDBOX_SECRETS["telegram_bot_token"])
+    telegram_webhook_secret: SecretStr = SecretStr(SANDBOX_SECRETS["telegram_webhook_secret"])
+    telegram_base_url: str = "http://127.0.0.1:8025"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 8026
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    email_from: str = "Northwind Clinics <hello@northwind.example>"
+
+    slack_signing_secret: SecretStr = SecretStr(SANDBOX_SECRETS["slack_signing_secret"])
+    slack_bot_token: SecretStr = SecretStr(SANDBOX_SECRETS["slack_bot_token"])
+    slack_app_token: SecretStr = SecretStr("")
+    slack_base_url: str = "https://slack.com/api/"
+    slack_command: str = "/sb"
+
+    worker_in_process: bool = True
+    worker_concurrency: int = 32
+    sms_rate_per_second: float = 50.0
+    whatsapp_rate_per_second: float = 80.0
+    email_rate_per_second: float = 20.0
+    telegram_rate_per_second: float = 25.0
+    confirm_above_recipients: int = 1
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "SWITCHBOARD_DATABASE_URL must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]}://...)"
+            )
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def sandbox_secrets_in_use(self) -> list[str]:
+        """Names of secrets still at their sandbox default (production must set every one)."""
+        in_use = []
+        for name, default in SANDBOX_SECRETS.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value() == default:
+                in_use.append(f"SWITCHBOARD_{name.upper()}")
+        return in_use
+
+    def check_production_ready(self) -> None:
+        """Refuse to run in production with the sandbox on or with sandbox secrets."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.sandbox:
+            problems.append("SWITCHBOARD_SANDBOX must be 0 in production")
+        problems += [f"{name} still has its sandbox default" for name in self.sandbox_secrets_in_use()]
+        if problems:
+            raise ConfigurationError("; ".join(problems))
+
+
+class ConfigurationError(RuntimeError):
+    """Configuration that cannot work; the CLI shows it as one line and exits non-zero."""
