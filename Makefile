@@ -1,0 +1,45 @@
+# Switchboard: `make demo` runs the app on SQLite with the provider sandbox; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_CUSTOMERS ?= 800
+DEMO_DAYS ?= 180
+export SWITCHBOARD_DATABASE_URL ?= sqlite+aiosqlite:///switchboard.db
+
+.PHONY: install demo test lint typecheck bench clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Switchboard needs Python 3.11 or newer"' \
+		|| { echo "Switchboard needs Python 3.11+ (set PYTHON=python3.11)"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || { echo "python venv is missing: apt-get install python3-venv"; exit 1; }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/switchboard migrate
+	$(BIN)/switchboard seed --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --if-empty
+	$(BIN)/switchboard serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy domain storage reports switchboard
+
+bench: install
+	$(BIN)/python bench/campaign_plan.py --quick
+	$(BIN)/python bench/dispatch.py --quick
+	$(BIN)/python bench/webhooks.py --quick
+	$(BIN)/python bench/kpi_query.py --quick
+	$(BIN)/python bench/chart.py --quick
+	$(BIN)/python bench/bot.py --quick
+
+clean:
+	rm -rf $(VENV) switchboard.db switchboard.db-wal switchboard.db-shm .mypy_cache .ruff_cache .pytest_cache

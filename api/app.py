@@ -1,0 +1,46 @@
+"""The Litestar application factory: builds the web app for a settings object, doing no work at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from api.health import healthz, readyz
+from api.pages import DashboardPages
+from switchboard.settings import Settings
+from switchboard.wiring import Container, build_container
+
+HERE = Path(__file__).parent
+
+
+def create_app(settings: Settings, container: Container | None = None) -> Litestar:
+    """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
+    built = container or build_container(settings)
+
+    async def close_container() -> None:
+        if container is None:  # only close what this app built
+            await built.close()
+
+    app = Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            DashboardPages,
+            create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),
+        ],
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="Switchboard API", version="0.1.0", path="/api/schema", render_plugins=[JsonRenderPlugin()]
+        ),
+        on_shutdown=[close_container],
+        debug=False,
+    )
+    app.state.container = built
+    app.state.settings = settings
+    return app

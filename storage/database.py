@@ -1,0 +1,44 @@
+"""One handle on the database: the engines and session factories for writes and for read-only queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storage.engine import create_engine, create_session_factory
+
+
+@dataclass
+class Database:
+    """The write engine and, on SQLite, a separate read engine whose transactions never take the write lock."""
+
+    url: str
+    engine: AsyncEngine
+    read_engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def connect(cls, url: str, **options: object) -> Database:
+        engine = create_engine(url, **options)
+        read_engine = (
+            create_engine(url, read_only=True, **options) if engine.dialect.name == "sqlite" else engine
+        )
+        return cls(
+            url, engine, read_engine, create_session_factory(engine), create_session_factory(read_engine)
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def ping(self) -> None:
+        async with self.read_engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

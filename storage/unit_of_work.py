@@ -1,0 +1,61 @@
+"""The unit of work: one transaction that use-cases open, fill through repositories and commit themselves."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.audit import AuditEntry
+from storage.database import Database
+from storage.models import AuditLog
+
+
+class SqlAuditTrail:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def record(self, entry: AuditEntry) -> None:
+        self._session.add(
+            AuditLog(actor=entry.actor, via=entry.via, action=entry.action, target=entry.target,
+                     detail=dict(entry.detail))
+        )
+
+
+class SqlUnitOfWork:
+    """`async with uow: ...; await uow.commit()` — leaving the block without commit rolls back.
+
+    Repositories hang off the unit of work and share its session; none of them commits.
+    """
+
+    def __init__(self, database: Database, *, read_only: bool = False) -> None:
+        self.database = database
+        self._factory = database.read_sessions if read_only else database.sessions
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is used outside `async with`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._factory()
+        self.audit = SqlAuditTrail(self._session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.session.rollback()
+        finally:
+            await self.session.close()
+            self._session = None
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()

@@ -1,0 +1,201 @@
+"""The `switchboard` command line: migrate, seed, serve and the rest, each failing with one clear line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, date, datetime
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from switchboard.errors import StartupError, explain_database_error, redact_url
+from switchboard.settings import ConfigurationError, Settings
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = "SWITCHBOARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise StartupError(f"{name}: {first['msg']}") from None
+
+
+def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """Operators get one line and a non-zero exit for problems they must fix, never a traceback."""
+
+    @wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except (StartupError, ConfigurationError) as error:
+            click.echo(f"switchboard: error: {error}", err=True)
+            sys.exit(2)
+
+    return run
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
+    from storage.database import Database
+
+    try:
+        database = Database.connect(settings.database_url)
+    except Exception as error:  # a URL SQLAlchemy cannot even parse
+        raise explain_database_error(error, settings.database_url) from None
+    try:
+        try:
+            await asyncio.wait_for(database.ping(), timeout=10)
+        except Exception as error:  # unreachable, refused, unknown host, bad credentials
+            raise explain_database_error(error, settings.database_url) from None
+        return await action(database)
+    finally:
+        await database.dispose()
+
+
+async def require_migrated(database: Any) -> None:
+    from storage import migrate
+
+    current = await migrate.current_revision(database.engine)
+    head = migrate.head_revision()
+    if current != head:
+        raise StartupError(
+            f"the database is not migrated (at {current or 'no revision'}, head is {head}): run `switchboard migrate`"
+        )
+
+
+@click.group()
+@click.option("--verbose", "-v", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """Switchboard: talk with your customers on every channel and see how the business is doing."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@click.option("--revision", default="head", show_default=True)
+@one_line_errors
+def migrate(revision: str) -> None:
+    """Upgrade the database to the latest schema (creates it on SQLite)."""
+    from storage import migrate as migrations
+
+    settings = load_settings()
+
+    async def upgrade(_database: Any) -> None:
+        await migrations.upgrade(settings.database_url, revision)
+
+    run_async(_with_database(settings, upgrade))
+    click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")
+
+
+@main.command()
+@click.option("--customers", default=500, show_default=True, type=click.IntRange(1, 5_000_000))
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3660))
+@click.option("--seed", "seed_value", default=1, show_default=True, type=int)
+@click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), help="Last seeded day (default: today, UTC).")
+@click.option("--force", is_flag=True, help="Replace existing data.")
+@click.option(
+    "--if-empty", is_flag=True, help="Do nothing (successfully) when the database already has data."
+)
+@one_line_errors
+def seed(
+    customers: int, days: int, seed_value: int, end_date: datetime | None, force: bool, if_empty: bool
+) -> None:
+    """Fill the database with realistic, deterministic demo data (a group of clinics)."""
+    from storage.seeding import DatabaseNotEmpty, SeedPlan, seed_database
+
+    settings = load_settings()
+    plan = SeedPlan(
+        customers=customers, days=days, seed=seed_value, end_date=(end_date.date() if end_date else _today())
+    )
+
+    async def fill(database: Any) -> Any:
+        await require_migrated(database)
+        with _progress_bar(customers) as progress:
+            try:
+                return await seed_database(database, plan, progress=progress, force=force)
+            except DatabaseNotEmpty:
+                if if_empty:
+                    return None
+                raise StartupError("the database already has data: pass --force to replace it") from None
+
+    summary = run_async(_with_database(settings, fill))
+    if summary is None:
+        click.echo("database already has data; not seeding")
+        return
+    total = sum(summary.counts.values())
+    click.echo(f"seeded {total:,} rows: " + ", ".join(f"{k} {v:,}" for k, v in summary.counts.items() if v))
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class _progress_bar:
+    """A tqdm bar on a terminal, nothing when output is redirected."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None]:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="customers", desc="seeding")
+
+        def update(done: int, total: int) -> None:
+            if self.bar is not None:
+                self.bar.total = total
+                self.bar.n = done
+                self.bar.refresh()
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", "processes", default=1, show_default=True, type=int, help="Web processes.")
+@one_line_errors
+def serve(host: str, port: int, processes: int) -> None:
+    """Run the web app (dashboard, JSON API, webhooks)."""
+    import uvicorn
+
+    settings = load_settings()
+    settings.check_production_ready()
+
+    async def check(database: Any) -> None:
+        await require_migrated(database)
+
+    run_async(_with_database(settings, check))
+    click.echo(f"Switchboard is running at http://{host}:{port}/  (health: /healthz)")
+    uvicorn.run(
+        "switchboard.asgi:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

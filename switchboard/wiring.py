@@ -1,0 +1,33 @@
+"""The one place that builds the running system from settings: database, unit of work and more as engines land."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from storage.database import Database
+from storage.unit_of_work import SqlUnitOfWork
+from switchboard.settings import Settings
+
+
+@dataclass
+class Container:
+    """Everything a process needs, built once at start-up and closed at shutdown."""
+
+    settings: Settings
+    database: Database
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.database, read_only=read_only)
+
+    async def close(self) -> None:
+        for closer in reversed(self.extras.get("_closers", [])):
+            await closer()
+        await self.database.dispose()
+
+
+def build_container(settings: Settings) -> Container:
+    """Builds (without connecting) the container for `settings`."""
+    settings.check_production_ready()
+    return Container(settings=settings, database=Database.connect(settings.database_url))
