@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Litestar
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.health import healthz, readyz
 from api.pages import DashboardPages
+from switchboard.delivery import InProcessWorker
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
@@ -23,7 +24,15 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
 
+    worker = InProcessWorker(built) if settings.worker_in_process else None
+
+    async def start_background() -> None:
+        if worker is not None:
+            await worker.start()
+
     async def close_container() -> None:
+        if worker is not None:
+            await worker.stop()
         if container is None:  # only close what this app built
             await built.close()
 
@@ -38,6 +47,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         openapi_config=OpenAPIConfig(
             title="Switchboard API", version="0.1.0", path="/api/schema", render_plugins=[JsonRenderPlugin()]
         ),
+        on_startup=[start_background],
         on_shutdown=[close_container],
         debug=False,
     )

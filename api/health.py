@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from litestar import Request, get
 from litestar.response import Response
@@ -26,7 +27,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", name="readyz", exclude_from_auth=True)
-async def readyz(request: Request[object, object, object]) -> Response[Readiness]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     container: Container = request.app.state.container
     try:
         await container.database.ping()

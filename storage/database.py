@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,7 +22,7 @@ class Database:
     read_sessions: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def connect(cls, url: str, **options: object) -> Database:
+    def connect(cls, url: str, **options: Any) -> Database:
         engine = create_engine(url, **options)
         read_engine = (
             create_engine(url, read_only=True, **options) if engine.dialect.name == "sqlite" else engine

@@ -5,11 +5,13 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.audit import AuditEntry
 from storage.database import Database
-from storage.models import AuditLog
+from storage.models import AuditLog, BulkMessaging, CustomerCommunication
+from storage.outbox import SqlOutbox
 
 
 class SqlAuditTrail:
@@ -18,8 +20,13 @@ class SqlAuditTrail:
 
     def record(self, entry: AuditEntry) -> None:
         self._session.add(
-            AuditLog(actor=entry.actor, via=entry.via, action=entry.action, target=entry.target,
-                     detail=dict(entry.detail))
+            AuditLog(
+                actor=entry.actor,
+                via=entry.via,
+                action=entry.action,
+                target=entry.target,
+                detail=dict(entry.detail),
+            )
         )
 
 
@@ -29,8 +36,12 @@ class SqlUnitOfWork:
     Repositories hang off the unit of work and share its session; none of them commits.
     """
 
-    def __init__(self, database: Database, *, read_only: bool = False) -> None:
+    outbox: SqlOutbox
+    audit: SqlAuditTrail
+
+    def __init__(self, database: Database, *, read_only: bool = False, business_tz: str = "UTC") -> None:
         self.database = database
+        self.business_tz = business_tz
         self._factory = database.read_sessions if read_only else database.sessions
         self._session: AsyncSession | None = None
 
@@ -43,6 +54,7 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._factory()
         self.audit = SqlAuditTrail(self._session)
+        self.outbox = SqlOutbox(self._session, business_tz=self.business_tz, claim_filter=claimable_messages)
         return self
 
     async def __aexit__(
@@ -59,3 +71,9 @@ class SqlUnitOfWork:
 
     async def rollback(self) -> None:
         await self.session.rollback()
+
+
+def claimable_messages() -> ColumnElement[bool]:
+    """Messages of a paused, scheduled or cancelled campaign stay in the outbox but are not sent."""
+    running = select(BulkMessaging.id).where(BulkMessaging.status == "running")
+    return or_(CustomerCommunication.campaign_id.is_(None), CustomerCommunication.campaign_id.in_(running))

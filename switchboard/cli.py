@@ -175,9 +175,7 @@ class _progress_bar:
 @click.option("--workers", "processes", default=1, show_default=True, type=int, help="Web processes.")
 @one_line_errors
 def serve(host: str, port: int, processes: int) -> None:
-    """Run the web app (dashboard, JSON API, webhooks)."""
-    import uvicorn
-
+    """Run the web app (dashboard, JSON API, webhooks), the provider sandbox when enabled, and a worker."""
     settings = load_settings()
     settings.check_production_ready()
 
@@ -185,7 +183,29 @@ def serve(host: str, port: int, processes: int) -> None:
         await require_migrated(database)
 
     run_async(_with_database(settings, check))
+    sandbox_process = _start_sandbox_process() if settings.sandbox else None
     click.echo(f"Switchboard is running at http://{host}:{port}/  (health: /healthz)")
+    if sandbox_process is not None:
+        click.echo(
+            f"Provider sandbox at http://127.0.0.1:{settings.sandbox_port}/_sandbox/  (reply as a customer there)"
+        )
+    try:
+        _run_uvicorn(host, port, processes)
+    finally:
+        if sandbox_process is not None:
+            sandbox_process.terminate()
+            sandbox_process.wait(timeout=10)
+
+
+def _start_sandbox_process() -> Any:
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "sandbox"])
+
+
+def _run_uvicorn(host: str, port: int, processes: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "switchboard.asgi:app_factory",
         factory=True,
@@ -195,6 +215,85 @@ def serve(host: str, port: int, processes: int) -> None:
         log_level="warning",
         access_log=False,
     )
+
+
+@main.command()
+@click.option(
+    "--concurrency", type=int, help="Provider calls in flight (default SWITCHBOARD_WORKER_CONCURRENCY)."
+)
+@one_line_errors
+def worker(concurrency: int | None) -> None:
+    """Run a delivery worker: drains the outbox through the providers until stopped (SIGTERM/Ctrl-C)."""
+    settings = load_settings()
+    if concurrency:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    settings.check_production_ready()
+
+    async def work(_database: Any) -> None:
+        await require_migrated(_database)
+        await run_worker(settings)
+
+    click.echo("delivery worker running; Ctrl-C to stop")
+    run_async(_with_database(settings, work))
+
+
+async def run_worker(settings: Settings) -> None:
+    import signal
+
+    from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
+    from switchboard.wiring import build_container
+
+    container = build_container(settings)
+    drivers = build_drivers(settings)
+    dispatcher = build_dispatcher(container, drivers, build_pacing(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await dispatcher.run(stop)
+    finally:
+        for driver in drivers.values():
+            await driver.close()
+        await container.close()
+
+
+@main.command()
+@click.option("--port", type=int, help="HTTP port (default SWITCHBOARD_SANDBOX_PORT).")
+@click.option("--smtp-port", type=int, help="SMTP port (default SWITCHBOARD_SANDBOX_SMTP_PORT).")
+@click.option("--failure-rate", default=0.03, show_default=True, type=click.FloatRange(0, 1))
+@one_line_errors
+def sandbox(port: int | None, smtp_port: int | None, failure_rate: float) -> None:
+    """Run the provider sandbox: local Twilio, WhatsApp Cloud, Telegram Bot API and SMTP stand-ins."""
+    from switchboard.delivery import sandbox_config
+
+    settings = load_settings()
+    config = sandbox_config(
+        settings,
+        port=port or settings.sandbox_port,
+        smtp_port=smtp_port or settings.sandbox_smtp_port,
+        failure_rate=failure_rate,
+    )
+    run_async(_serve_sandbox(config))
+
+
+async def _serve_sandbox(config: Any) -> None:
+    import signal
+
+    from api.sandbox.server import run_sandbox
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        async with run_sandbox(config) as running:
+            click.echo(
+                f"provider sandbox at {running.base_url}/_sandbox/  (SMTP on port {running.smtp_port})"
+            )
+            await stop.wait()
+    except OSError as error:
+        raise StartupError(f"the sandbox cannot listen on port {config.port}: {error.strerror}") from None
 
 
 if __name__ == "__main__":

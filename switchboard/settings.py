@@ -25,7 +25,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore")
 
-    environment: str = Field("development", description="development, test or production")
+    environment: str = Field(default="development", description="development, test or production")
     database_url: str = "sqlite+aiosqlite:///switchboard.db"
     public_url: str = "http://127.0.0.1:8000"
     business_name: str = "Northwind Clinics"
@@ -67,6 +67,9 @@ class Settings(BaseSettings):
 
     worker_in_process: bool = True
     worker_concurrency: int = 32
+    worker_lease_seconds: float = 60.0
+    worker_in_doubt_grace_seconds: float = 120.0
+    worker_max_attempts: int = 8
     sms_rate_per_second: float = 50.0
     whatsapp_rate_per_second: float = 80.0
     email_rate_per_second: float = 20.0

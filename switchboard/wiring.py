@@ -19,7 +19,7 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.database, read_only=read_only)
+        return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)
 
     async def close(self) -> None:
         for closer in reversed(self.extras.get("_closers", [])):

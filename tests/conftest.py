@@ -21,6 +21,9 @@ from storage import migrate
 from storage.database import Database
 from storage.models import Base
 
+# Tests start the workers they need themselves.
+os.environ.setdefault("SWITCHBOARD_WORKER_IN_PROCESS", "0")
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "SWITCHBOARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
 
 from domain.vocabulary import Channel, MessageStatus
+
+if TYPE_CHECKING:
+    from domain.delivery.outbox import ClaimedMessage, Outcome, ReceiptResult
 
 
 @dataclass(frozen=True)
@@ -111,3 +116,35 @@ class InboundMessage:
     body: str
     received_at: datetime
     sender_name: str | None = None
+
+
+class OutboxPort(Protocol):
+    """The outbox as the delivery use-cases see it (implemented by storage.outbox.SqlOutbox)."""
+
+    async def claim_due(
+        self,
+        worker_id: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        channels: Sequence[str] | None = None,
+    ) -> list[ClaimedMessage]: ...
+
+    async def release_expired_leases(self, now: datetime, grace: timedelta) -> int: ...
+
+    async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None: ...
+
+    async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...
+
+
+class DeliveryUnitOfWork(Protocol):
+    @property
+    def outbox(self) -> OutboxPort: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

@@ -1,0 +1,294 @@
+"""What a campaign is: its audience definition, its settings and progress, and the recipients it reaches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from domain.consent.model import ChannelConsent, QuietHours, RecipientFacts
+from domain.templates.model import MessageTemplate
+from domain.vocabulary import OUTBOUND_CHANNELS, CampaignStatus, Channel, MessageCategory
+
+#: Bounds on an audience definition, so a stored filter can never turn into an unbounded query.
+MAX_AUDIENCE_VALUES = 1_000
+MAX_TAGS_ALL = 20
+MAX_VALUE_LENGTH = 64
+
+_LIST_FIELDS = ("segments", "tags_any", "tags_all", "exclude_tags", "countries", "locales")
+_TIME_FIELDS = ("created_before", "created_after")
+_KNOWN_FIELDS = frozenset((*_LIST_FIELDS, *_TIME_FIELDS, "has_channel", "campaign_type"))
+_NO_CHANNEL_COUNTS: Mapping[Channel, int] = MappingProxyType({})
+_NO_CONSENTS: Mapping[Channel, ChannelConsent] = MappingProxyType({})
+_UNKNOWN_CONSENT = ChannelConsent()
+
+
+class CampaignError(ValueError):
+    """A campaign cannot be created or moved as asked; the message is meant for the staff member."""
+
+
+class AudienceError(CampaignError):
+    """An audience definition is malformed; it names the offending field."""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Which customers a campaign targets. Empty lists mean "no restriction"; all given filters must hold.
+
+    ``has_channel`` keeps customers with an address on at least one of the listed channels.
+    ``campaign_type`` is not a filter: it names the kind of campaign for the per-type frequency cap.
+    """
+
+    segments: tuple[str, ...] = ()
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
+    created_before: datetime | None = None
+    created_after: datetime | None = None
+    has_channel: tuple[Channel, ...] = ()
+    campaign_type: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Audience:
+        """Validate a stored or submitted definition; raise AudienceError naming every problem."""
+        if not isinstance(data, Mapping):
+            raise AudienceError("The audience must be an object of filters.")
+        problems = [f"'{name}' is not an audience filter." for name in sorted(set(data) - _KNOWN_FIELDS)]
+        values: dict[str, Any] = {}
+        for name in _LIST_FIELDS:
+            if name in data:
+                values[name] = _text_list(name, data[name], problems)
+        if len(values.get("tags_all", ())) > MAX_TAGS_ALL:
+            problems.append(f"'tags_all' may name at most {MAX_TAGS_ALL} tags.")
+        for name in _TIME_FIELDS:
+            if data.get(name) is not None:
+                values[name] = _moment(name, data[name], problems)
+        if "has_channel" in data:
+            values["has_channel"] = _channels(data["has_channel"], problems)
+        campaign_type = data.get("campaign_type")
+        if campaign_type is not None:
+            if not isinstance(campaign_type, str) or not 0 < len(campaign_type) <= MAX_VALUE_LENGTH:
+                problems.append("'campaign_type' must be a short piece of text.")
+            else:
+                values["campaign_type"] = campaign_type
+        if problems:
+            raise AudienceError(" ".join(problems))
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            name: list(getattr(self, name)) for name in _LIST_FIELDS if getattr(self, name)
+        }
+        for name in _TIME_FIELDS:
+            moment: datetime | None = getattr(self, name)
+            if moment is not None:
+                data[name] = moment.isoformat()
+        if self.has_channel:
+            data["has_channel"] = [c.value for c in self.has_channel]
+        if self.campaign_type is not None:
+            data["campaign_type"] = self.campaign_type
+        return data
+
+
+def _text_list(name: str, value: object, problems: list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]  # a single value is a common way to write a one-item list
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        problems.append(f"'{name}' must be a list of text values.")
+        return ()
+    if len(value) > MAX_AUDIENCE_VALUES:
+        problems.append(f"'{name}' may hold at most {MAX_AUDIENCE_VALUES:,} values.")
+    if any(not v or len(v) > MAX_VALUE_LENGTH for v in value):
+        problems.append(f"Every value of '{name}' must be 1 to {MAX_VALUE_LENGTH} characters long.")
+    return tuple(dict.fromkeys(value))
+
+
+def _moment(name: str, value: object, problems: list[str]) -> datetime | None:
+    try:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        problems.append(f"'{name}' must be an ISO date-time such as 2026-01-31T00:00:00+00:00.")
+        return None
+    if moment.tzinfo is None:
+        problems.append(f"'{name}' needs a time zone offset.")
+        return None
+    return moment
+
+
+def _channels(value: object, problems: list[str]) -> tuple[Channel, ...]:
+    names = _text_list("has_channel", value, problems)
+    try:
+        channels = tuple(Channel(name) for name in names)
+    except ValueError:
+        problems.append(f"'has_channel' may only name {_outbound_names()}.")
+        return ()
+    if any(channel not in OUTBOUND_CHANNELS for channel in channels):
+        problems.append(f"'has_channel' may only name {_outbound_names()}.")
+    return channels
+
+
+def _outbound_names() -> str:
+    return ", ".join(c.value for c in OUTBOUND_CHANNELS)
+
+
+@dataclass(frozen=True)
+class StoredTemplate:
+    """A template variant as stored, with the id outbox rows refer to."""
+
+    id: int
+    template: MessageTemplate
+
+
+@dataclass(frozen=True)
+class CampaignDraft:
+    """What staff fill in to create a campaign."""
+
+    slug: str
+    name: str
+    template_name: str
+    channel_order: tuple[Channel, ...]
+    audience: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    category: MessageCategory = MessageCategory.MARKETING
+    fallback_after_minutes: int | None = None
+    respect_quiet_hours: bool = True
+    scheduled_at: datetime | None = None
+    created_by: int | None = None
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A stored campaign with its planning progress."""
+
+    id: int
+    slug: str
+    name: str
+    status: CampaignStatus
+    category: MessageCategory
+    template_name: str
+    channel_order: tuple[Channel, ...]
+    audience: Audience
+    variables: Mapping[str, Any]
+    fallback_after_minutes: int | None
+    respect_quiet_hours: bool
+    scheduled_at: datetime | None
+    planning_cursor: int
+    planning_done: bool
+    planned_count: int
+    excluded_count: int
+    launched_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One customer with every fact the send decision and the template need, loaded in bulk per batch.
+
+    Marketing counts leave out the campaign being planned, so re-planning a batch decides the same way.
+    """
+
+    customer_id: int
+    name: str
+    locale: str
+    timezone: str | None
+    addresses: Mapping[Channel, str]
+    consents: Mapping[Channel, ChannelConsent] = _NO_CONSENTS
+    quiet_hours: QuietHours | None = None
+    preferred_channel: Channel | None = None
+    marketing_24h: Mapping[Channel, int] = _NO_CHANNEL_COUNTS
+    marketing_7d: Mapping[Channel, int] = _NO_CHANNEL_COUNTS
+    campaign_type_7d: int = 0
+    last_inbound_whatsapp_at: datetime | None = None
+
+    @property
+    def first_name(self) -> str:
+        parts = self.name.split()
+        return parts[0] if parts else ""
+
+    def facts(self, channel: Channel) -> RecipientFacts:
+        """The consent decision's view of this customer on ``channel``."""
+        return RecipientFacts(
+            consent=self.consents.get(channel, _UNKNOWN_CONSENT),
+            has_address=channel in self.addresses,
+            timezone=self.timezone,
+            quiet_hours=self.quiet_hours,
+            marketing_sent_on_channel_24h=self.marketing_24h.get(channel, 0),
+            marketing_sent_on_channel_7d=self.marketing_7d.get(channel, 0),
+            marketing_sent_of_campaign_type_7d=self.campaign_type_7d,
+            last_inbound_whatsapp_at=self.last_inbound_whatsapp_at,
+        )
+
+    def template_variables(self) -> dict[str, object]:
+        """What every template may use about its recipient."""
+        return {"first_name": self.first_name, "name": self.name, "locale": self.locale}
+
+
+@dataclass(frozen=True)
+class PlanningProgress:
+    """Where planning a campaign stands after a batch."""
+
+    campaign_id: int
+    cursor: int
+    planned: int  # rows this batch added as planned
+    excluded: int  # rows this batch added as suppressed
+    done: bool
+    total_planned: int = 0
+    total_excluded: int = 0
+    running: bool = True  # False when the campaign is paused, cancelled or not yet launched
+
+
+@dataclass(frozen=True)
+class RenderedSample:
+    """The message the first recipient of a preview would get."""
+
+    customer_id: int
+    channel: Channel
+    to_address: str
+    body: str
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class CampaignPreview:
+    """What launching would do, computed without writing anything."""
+
+    recipients: int
+    planned: int
+    exclusions: Mapping[str, int]
+    per_channel: Mapping[Channel, int]
+    estimated_cost_micros: int
+    currency: str
+    deferred: int
+    sample: RenderedSample | None
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """How a campaign's messages are getting on, from the outbox itself."""
+
+    campaign_id: int
+    status: CampaignStatus
+    by_status: Mapping[str, int]
+    suppressed_by_reason: Mapping[str, int]
+    opted_out: int
+
+    def count(self, status: str) -> int:
+        return self.by_status.get(status, 0)
+
+
+@dataclass(frozen=True)
+class FallbackCandidate:
+    """A recipient whose latest message of a campaign has not been delivered in time."""
+
+    customer_id: int
+    channel: Channel
+
+
+def channels_after(order: Sequence[Channel], channel: Channel) -> tuple[Channel, ...]:
+    """The channels a fallback may still try once ``channel`` has failed."""
+    if channel not in order:
+        return ()
+    return tuple(order[order.index(channel) + 1 :])

@@ -1,0 +1,100 @@
+"""The storage a campaign use-case needs, as Protocols that storage/ implements and tests fake."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol
+
+from domain.campaigns.model import (
+    Audience,
+    Campaign,
+    CampaignDraft,
+    CampaignProgress,
+    FallbackCandidate,
+    Recipient,
+    StoredTemplate,
+)
+from domain.delivery.outbox import OutboxEntry
+from domain.vocabulary import CampaignStatus, Channel
+
+
+class CampaignRepository(Protocol):
+    async def add(self, draft: CampaignDraft, audience: Audience, now: datetime) -> Campaign: ...
+
+    async def get(self, campaign_id: int, *, for_update: bool = False) -> Campaign | None: ...
+
+    async def set_status(
+        self, campaign_id: int, status: CampaignStatus, *, launched_at: datetime | None = None
+    ) -> None: ...
+
+    async def record_planning(
+        self, campaign_id: int, *, cursor: int, planned: int, excluded: int, done: bool
+    ) -> None:
+        """Advance the cursor and add to the counts; called in the transaction that inserted the rows."""
+
+    async def cancel_planned(self, campaign_id: int, reason: str) -> int: ...
+
+    async def progress(self, campaign_id: int) -> CampaignProgress: ...
+
+    async def fallback_candidates(
+        self, campaign: Campaign, undelivered_since: datetime, limit: int
+    ) -> list[FallbackCandidate]: ...
+
+
+class TemplateCatalogue(Protocol):
+    async def variants(self, name: str) -> list[StoredTemplate]:
+        """Every active variant (channel, locale) of the named template."""
+
+
+class RecipientDirectory(Protocol):
+    async def page(
+        self,
+        audience: Audience,
+        *,
+        after_id: int,
+        limit: int,
+        channels: Sequence[Channel],
+        now: datetime,
+        exclude_campaign_id: int | None = None,
+    ) -> list[Recipient]:
+        """The next ``limit`` audience members by id after ``after_id``, with their facts loaded in bulk."""
+
+    async def by_ids(
+        self,
+        customer_ids: Sequence[int],
+        *,
+        channels: Sequence[Channel],
+        now: datetime,
+        campaign_type: str | None = None,
+        exclude_campaign_id: int | None = None,
+    ) -> list[Recipient]: ...
+
+
+class OutboxWriter(Protocol):
+    async def add_many(self, entries: Sequence[OutboxEntry]) -> Counter[str]:
+        """Insert entries, skipping any whose idempotency key exists; the statuses actually inserted."""
+
+
+class CampaignUnitOfWork(Protocol):
+    @property
+    def campaigns(self) -> CampaignRepository: ...
+
+    @property
+    def templates(self) -> TemplateCatalogue: ...
+
+    @property
+    def recipients(self) -> RecipientDirectory: ...
+
+    @property
+    def outbox(self) -> OutboxWriter: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

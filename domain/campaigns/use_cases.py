@@ -1,0 +1,346 @@
+"""Campaign use-cases: create, preview, launch, plan in resumable batches, pause, resume, cancel, fall back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from domain.campaigns.model import (
+    Audience,
+    Campaign,
+    CampaignDraft,
+    CampaignError,
+    CampaignPreview,
+    CampaignProgress,
+    PlanningProgress,
+    RenderedSample,
+    channels_after,
+)
+from domain.campaigns.ports import CampaignUnitOfWork
+from domain.campaigns.rules import (
+    OutboxPlanner,
+    check_variables,
+    validate_channel_order,
+    validate_fallback,
+)
+from domain.consent.model import ConsentPolicy
+from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
+from domain.templates.model import TemplateError
+from domain.vocabulary import CampaignStatus, MessageSource, MessageStatus
+
+DEFAULT_BATCH_SIZE = 5_000
+CANCELLED_REASON = "campaign_cancelled"
+_LAUNCHABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+
+
+class CampaignNotFound(CampaignError):
+    pass
+
+
+async def create_campaign(
+    uow: CampaignUnitOfWork, draft: CampaignDraft, now: datetime | None = None
+) -> Campaign:
+    """Store a draft campaign after checking its audience, channels, fallback and variables."""
+    audience = Audience.from_json(draft.audience)
+    order = validate_channel_order(draft.channel_order)
+    validate_fallback(draft.fallback_after_minutes, order)
+    try:
+        check_variables(draft.variables)
+    except TemplateError as error:
+        raise CampaignError(str(error)) from None
+    if not draft.slug.strip() or not draft.name.strip():
+        raise CampaignError("A campaign needs a slug and a name.")
+    async with uow:
+        if not await uow.templates.variants(draft.template_name):
+            raise CampaignError(f"There is no active template named '{draft.template_name}'.")
+        campaign = await uow.campaigns.add(draft, audience, now or _now())
+        await uow.commit()
+    return campaign
+
+
+async def preview_campaign(
+    uow: CampaignUnitOfWork,
+    campaign_id: int,
+    *,
+    now: datetime | None = None,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CampaignPreview:
+    """What launching would do: recipients, exclusions by reason, channels, cost and a sample; writes nothing."""
+    now = now or _now()
+    exclusions: Counter[str] = Counter()
+    per_channel: Counter[str] = Counter()
+    recipients = planned = deferred = cost = 0
+    sample: RenderedSample | None = None
+    async with uow:
+        campaign = await _campaign(uow, campaign_id)
+        planner = await _planner(uow, campaign, policy or ConsentPolicy(), price_book)
+        at = _send_moment(campaign, now)
+        cursor = 0
+        while True:
+            page = await uow.recipients.page(
+                campaign.audience,
+                after_id=cursor,
+                limit=batch_size,
+                channels=campaign.channel_order,
+                now=now,
+                exclude_campaign_id=campaign.id,
+            )
+            for recipient in page:
+                entry = planner.plan(recipient, campaign.channel_order, at)
+                recipients += 1
+                if entry.status is MessageStatus.SUPPRESSED:
+                    exclusions[entry.status_reason or "unknown"] += 1
+                    continue
+                planned += 1
+                per_channel[entry.channel] += 1
+                cost += entry.cost_micros or 0
+                deferred += entry.send_at is not None and entry.send_at > at
+                if sample is None:
+                    sample = RenderedSample(
+                        recipient.customer_id, entry.channel, entry.to_address, entry.body, entry.subject
+                    )
+            if len(page) < batch_size:
+                break
+            cursor = page[-1].customer_id
+    return CampaignPreview(
+        recipients=recipients,
+        planned=planned,
+        exclusions=dict(exclusions),
+        per_channel={
+            channel: per_channel[channel] for channel in campaign.channel_order if per_channel[channel]
+        },
+        estimated_cost_micros=cost,
+        currency=price_book.currency,
+        deferred=deferred,
+        sample=sample,
+    )
+
+
+async def launch_campaign(uow: CampaignUnitOfWork, campaign_id: int, now: datetime | None = None) -> Campaign:
+    """Mark a draft or scheduled campaign running; planning (plan_campaign_batch) may start."""
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.status not in _LAUNCHABLE:
+            raise CampaignError(f"A {campaign.status.value} campaign cannot be launched.")
+        await uow.campaigns.set_status(campaign_id, CampaignStatus.RUNNING, launched_at=now or _now())
+        launched = await _campaign(uow, campaign_id)
+        await uow.commit()
+    return launched
+
+
+async def plan_campaign_batch(
+    uow: CampaignUnitOfWork,
+    campaign_id: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    now: datetime | None = None,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+    planner: OutboxPlanner | None = None,
+) -> PlanningProgress:
+    """Plan the next ``batch_size`` audience members into the outbox, and move the cursor, in one transaction.
+
+    A crash before the commit loses the batch's rows and its cursor move together, so the next run redoes
+    exactly that batch; a cursor that is ever behind only meets idempotency keys that already exist.
+    Pass the ``planner`` of the previous batch to keep its rendering cache warm.
+    """
+    now = now or _now()
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.status is not CampaignStatus.RUNNING or campaign.planning_done:
+            return _progress(campaign)
+        planner = planner or await _planner(uow, campaign, policy or ConsentPolicy(), price_book)
+        recipients = await uow.recipients.page(
+            campaign.audience,
+            after_id=campaign.planning_cursor,
+            limit=batch_size,
+            channels=campaign.channel_order,
+            now=now,
+            exclude_campaign_id=campaign.id,
+        )
+        at = _send_moment(campaign, now)
+        order = campaign.channel_order
+        inserted = await uow.outbox.add_many([planner.plan(r, order, at) for r in recipients])
+        cursor = recipients[-1].customer_id if recipients else campaign.planning_cursor
+        planned, excluded = inserted[MessageStatus.PLANNED], inserted[MessageStatus.SUPPRESSED]
+        done = len(recipients) < batch_size
+        await uow.campaigns.record_planning(
+            campaign_id, cursor=cursor, planned=planned, excluded=excluded, done=done
+        )
+        await uow.commit()
+    return PlanningProgress(
+        campaign_id,
+        cursor,
+        planned,
+        excluded,
+        done,
+        campaign.planned_count + planned,
+        campaign.excluded_count + excluded,
+    )
+
+
+async def plan_campaign(
+    uow_factory: Callable[[], CampaignUnitOfWork],
+    campaign_id: int,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    now: Callable[[], datetime] | None = None,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+) -> PlanningProgress:
+    """Plan batch after batch, each in its own transaction, until the audience is done or planning stops."""
+    clock = now or _now
+    policy = policy or ConsentPolicy()
+    async with uow_factory() as uow:
+        planner = await _planner(uow, await _campaign(uow, campaign_id), policy, price_book)
+    while True:
+        progress = await plan_campaign_batch(
+            uow_factory(),
+            campaign_id,
+            batch_size,
+            now=clock(),
+            policy=policy,
+            price_book=price_book,
+            planner=planner,
+        )
+        if progress.done or not progress.running:
+            return progress
+
+
+async def pause_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> Campaign:
+    """Stop sending and planning; planned rows stay in the outbox but are not claimable while paused."""
+    return await _move(uow, campaign_id, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+
+
+async def resume_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> Campaign:
+    return await _move(uow, campaign_id, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
+
+
+async def cancel_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> int:
+    """Cancel the campaign and every row still planned; rows already claimed or sent are left alone."""
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.status in (CampaignStatus.CANCELLED, CampaignStatus.COMPLETED):
+            raise CampaignError(f"A {campaign.status.value} campaign cannot be cancelled.")
+        await uow.campaigns.set_status(campaign_id, CampaignStatus.CANCELLED)
+        cancelled = await uow.campaigns.cancel_planned(campaign_id, CANCELLED_REASON)
+        await uow.commit()
+    return cancelled
+
+
+async def campaign_progress(uow: CampaignUnitOfWork, campaign_id: int) -> CampaignProgress:
+    async with uow:
+        await _campaign(uow, campaign_id)
+        return await uow.campaigns.progress(campaign_id)
+
+
+async def plan_fallbacks(
+    uow: CampaignUnitOfWork,
+    campaign_id: int,
+    now: datetime | None = None,
+    *,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+    limit: int = DEFAULT_BATCH_SIZE,
+) -> int:
+    """Enqueue the next channel for recipients whose latest message is not delivered after the fallback delay.
+
+    Each channel has its own idempotency key, so a fallback can never send twice on one channel; when no
+    later channel qualifies a suppressed row records why, which also stops the recipient being re-examined.
+    Returns the number of rows added.
+    """
+    now = now or _now()
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.fallback_after_minutes is None or campaign.status is not CampaignStatus.RUNNING:
+            return 0
+        cutoff = now - timedelta(minutes=campaign.fallback_after_minutes)
+        candidates = await uow.campaigns.fallback_candidates(campaign, cutoff, limit)
+        if not candidates:
+            return 0
+        planner = await _planner(uow, campaign, policy or ConsentPolicy(), price_book)
+        recipients = {
+            r.customer_id: r
+            for r in await uow.recipients.by_ids(
+                [c.customer_id for c in candidates],
+                channels=campaign.channel_order,
+                now=now,
+                campaign_type=campaign.audience.campaign_type,
+                exclude_campaign_id=campaign.id,
+            )
+        }
+        entries = []
+        for candidate in candidates:
+            later = channels_after(campaign.channel_order, candidate.channel)
+            recipient = recipients.get(candidate.customer_id)
+            if later and recipient is not None:
+                entries.append(planner.plan(recipient, later, now))
+        inserted = await uow.outbox.add_many(entries)
+        await uow.commit()
+    return sum(inserted.values())
+
+
+async def _planner(
+    uow: CampaignUnitOfWork, campaign: Campaign, policy: ConsentPolicy, price_book: PriceBook
+) -> OutboxPlanner:
+    templates = await uow.templates.variants(campaign.template_name)
+    return OutboxPlanner(
+        source=MessageSource.CAMPAIGN,
+        source_ref=str(campaign.id),
+        category=campaign.category,
+        templates=templates,
+        variables=campaign.variables,
+        policy=policy,
+        price_book=price_book,
+        campaign_id=campaign.id,
+        campaign_type=campaign.audience.campaign_type,
+        respect_quiet_hours=campaign.respect_quiet_hours,
+    )
+
+
+async def _move(
+    uow: CampaignUnitOfWork, campaign_id: int, expected: CampaignStatus, target: CampaignStatus
+) -> Campaign:
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.status is not expected:
+            raise CampaignError(f"Only a {expected.value} campaign can become {target.value}.")
+        await uow.campaigns.set_status(campaign_id, target)
+        moved = await _campaign(uow, campaign_id)
+        await uow.commit()
+    return moved
+
+
+async def _campaign(uow: CampaignUnitOfWork, campaign_id: int, *, for_update: bool = False) -> Campaign:
+    campaign = await uow.campaigns.get(campaign_id, for_update=for_update)
+    if campaign is None:
+        raise CampaignNotFound(f"There is no campaign {campaign_id}.")
+    return campaign
+
+
+def _send_moment(campaign: Campaign, now: datetime) -> datetime:
+    """A scheduled campaign is decided (quiet hours included) as of its start, never earlier than now."""
+    if campaign.scheduled_at is not None and campaign.scheduled_at > now:
+        return campaign.scheduled_at
+    return now
+
+
+def _progress(campaign: Campaign) -> PlanningProgress:
+    """Progress of a campaign this run did not plan (not running, or already fully planned)."""
+    return PlanningProgress(
+        campaign.id,
+        campaign.planning_cursor,
+        0,
+        0,
+        campaign.planning_done,
+        campaign.planned_count,
+        campaign.excluded_count,
+        running=campaign.status is CampaignStatus.RUNNING,
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

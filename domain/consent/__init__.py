@@ -1,0 +1,1 @@
+"""Whether a message may go to a customer now, later or not at all; and inbound opt-out keywords."""

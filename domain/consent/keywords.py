@@ -1,0 +1,81 @@
+"""Inbound opt-out, opt-in and help keywords, and the carrier-style replies that confirm them."""
+
+from __future__ import annotations
+
+import unicodedata
+from enum import StrEnum
+
+from domain.vocabulary import Channel
+
+
+class KeywordAction(StrEnum):
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+#: The carrier keywords (Twilio's defaults); each must be the whole message.
+KEYWORDS: dict[str, KeywordAction] = {
+    "STOP": KeywordAction.OPT_OUT,
+    "STOPALL": KeywordAction.OPT_OUT,
+    "UNSUBSCRIBE": KeywordAction.OPT_OUT,
+    "CANCEL": KeywordAction.OPT_OUT,
+    "END": KeywordAction.OPT_OUT,
+    "QUIT": KeywordAction.OPT_OUT,
+    "START": KeywordAction.OPT_IN,
+    "YES": KeywordAction.OPT_IN,
+    "UNSTOP": KeywordAction.OPT_IN,
+    "HELP": KeywordAction.HELP,
+    "INFO": KeywordAction.HELP,
+}
+
+#: Telegram bot commands with the same meaning.
+TELEGRAM_COMMANDS: dict[str, KeywordAction] = {
+    "/stop": KeywordAction.OPT_OUT,
+    "/start": KeywordAction.OPT_IN,
+    "/help": KeywordAction.HELP,
+}
+
+
+def interpret_keyword(text: str) -> KeywordAction | None:
+    """The action a one-word inbound message asks for, or None when it is an ordinary message."""
+    # NFKC folds full-width letters that some phone keyboards produce ("ＳＴＯＰ") into plain ones.
+    words = unicodedata.normalize("NFKC", text).split()
+    if not words:
+        return None
+    if words[0].startswith("/"):
+        # "/start@OurBot" in groups, and "/start <payload>" from deep links, are still the command.
+        return TELEGRAM_COMMANDS.get(words[0].split("@", 1)[0].casefold())
+    if len(words) != 1:
+        return None
+    return KEYWORDS.get(_without_trailing_punctuation(words[0]).upper())
+
+
+def keyword_reply(action: KeywordAction, business_name: str, channel: Channel = Channel.SMS) -> str:
+    """The confirmation sent back for ``action``, named for the business, in the channel's own words."""
+    telegram = channel is Channel.TELEGRAM
+    start, stop, help_word = ("/start", "/stop", "/help") if telegram else ("START", "STOP", "HELP")
+    verb = "Send" if telegram else "Reply"
+    sender = "this bot" if telegram else "this number"
+    if action is KeywordAction.OPT_OUT:
+        text = (
+            "You have successfully been unsubscribed. You will not receive any more messages from "
+            f"{sender}. {verb} {start} to resubscribe."
+        )
+    elif action is KeywordAction.OPT_IN:
+        text = (
+            f"You have successfully been re-subscribed to messages from {sender}. "
+            f"{verb} {help_word} for help. {verb} {stop} to unsubscribe."
+        )
+    else:
+        text = f"{verb} {stop} to unsubscribe. {verb} {start} to resubscribe."
+    if channel is Channel.SMS and action is not KeywordAction.OPT_OUT:
+        text += " Msg&Data Rates May Apply."
+    return f"{business_name}: {text}"
+
+
+def _without_trailing_punctuation(word: str) -> str:
+    end = len(word)
+    while end > 0 and unicodedata.category(word[end - 1]).startswith("P"):
+        end -= 1
+    return word[:end]

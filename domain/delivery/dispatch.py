@@ -1,0 +1,179 @@
+"""The delivery worker's use-case: claim due messages, send them through their drivers at a steady pace, record outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Outcome, Rescheduled, RetryPolicy
+from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import (
+    DeliveryUnitOfWork,
+    MessageDriver,
+    OutboundMessage,
+    ProviderError,
+    WhatsAppTemplateCall,
+)
+from domain.vocabulary import Channel
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class DispatchStats:
+    claimed: int = 0
+    accepted: int = 0
+    rescheduled: int = 0
+    dead: int = 0
+    released: int = 0
+
+
+@dataclass
+class Dispatcher:
+    """One delivery worker. Many may run, in one process or several; the outbox claim keeps them apart."""
+
+    open_uow: Callable[[], DeliveryUnitOfWork]
+    drivers: Mapping[Channel, MessageDriver]
+    pacing: Mapping[Channel, TokenBucket]
+    worker_id: str
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: int = 32
+    batch_size: int = 200
+    clock: Callable[[], datetime] = utc_now
+    unsubscribe_url: Callable[[ClaimedMessage], str | None] = lambda _message: None
+    rng: random.Random = field(default_factory=random.Random)
+    stats: DispatchStats = field(default_factory=DispatchStats)
+
+    async def run(self, stop: asyncio.Event, idle_sleep: float = 0.25) -> None:
+        """Delivers until `stop` is set; sleeps briefly whenever the outbox has nothing due."""
+        last_release = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            if loop.time() - last_release > 5:
+                await self.release_expired_leases()
+                last_release = loop.time()
+            try:
+                sent = await self.deliver_batch()
+            except Exception:  # a database hiccup must not kill the worker; the lease protects the batch
+                log.exception("delivery batch failed; retrying shortly")
+                sent = 0
+            if sent == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
+                except TimeoutError:
+                    pass
+
+    async def release_expired_leases(self) -> int:
+        async with self.open_uow() as uow:
+            released = await uow.outbox.release_expired_leases(self.clock(), self.policy.in_doubt_grace)
+            await uow.commit()
+        self.stats.released += released
+        return released
+
+    async def deliver_batch(self) -> int:
+        """Claims one batch, sends it, records every outcome in one transaction; returns how many were claimed."""
+        async with self.open_uow() as uow:
+            claimed = await uow.outbox.claim_due(
+                self.worker_id,
+                self.clock(),
+                self._batch_limit(),
+                self.policy.lease,
+                [c.value for c in self.drivers],
+            )
+            await uow.commit()
+        if not claimed:
+            return 0
+        self.stats.claimed += len(claimed)
+        gate = asyncio.Semaphore(self.concurrency)
+        outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
+        async with self.open_uow() as uow:
+            await uow.outbox.record_outcomes(outcomes)
+            await uow.commit()
+        for outcome in outcomes:
+            if isinstance(outcome, Accepted):
+                self.stats.accepted += 1
+            elif isinstance(outcome, Rescheduled):
+                self.stats.rescheduled += 1
+            else:
+                self.stats.dead += 1
+        return len(claimed)
+
+    def _batch_limit(self) -> int:
+        # A batch must finish well inside its lease even at the slowest configured pace.
+        slowest = min((bucket.rate for bucket in self.pacing.values()), default=1000.0)
+        return max(1, min(self.batch_size, int(slowest * self.policy.lease.total_seconds() / 4)))
+
+    async def _send_one(self, message: ClaimedMessage, gate: asyncio.Semaphore) -> Outcome:
+        channel = Channel(message.channel)
+        driver = self.drivers[channel]
+        bucket = self.pacing.get(channel)
+        async with gate:
+            if bucket is not None:
+                await bucket.acquire()
+            try:
+                acceptance = await driver.send(self._outbound(message))
+            except ProviderError as error:
+                return self._after_error(message, error, bucket)
+            except Exception as error:  # a driver bug: do not lose the message, do not risk a blind re-send
+                log.exception("driver %s crashed on message %s", driver.provider, message.id)
+                return self._after_error(
+                    message, ProviderError(f"driver error: {error!r}", maybe_accepted=True), bucket
+                )
+        return Accepted(
+            message.id,
+            acceptance.provider_message_id,
+            acceptance.status,
+            self.clock(),
+            acceptance.cost_micros,
+        )
+
+    def _after_error(
+        self, message: ClaimedMessage, error: ProviderError, bucket: TokenBucket | None
+    ) -> Outcome:
+        now = self.clock()
+        reason = f"{error.code + ': ' if error.code else ''}{error}"
+        if error.permanent:
+            return Dead(message.id, now, reason, error.code or None)
+        if error.retry_after is not None and bucket is not None:
+            bucket.hold_off(error.retry_after)
+        if self.policy.exhausted(message.attempts):
+            return Dead(
+                message.id, now, f"gave up after {message.attempts} attempts: {reason}", error.code or None
+            )
+        if error.maybe_accepted:
+            return Rescheduled(
+                message.id, now + self.policy.in_doubt_grace, f"in doubt: {reason}", error.code or None
+            )
+        at = self.policy.next_attempt(now, message.attempts, error.retry_after, self.rng)
+        return Rescheduled(message.id, at, reason, error.code or None)
+
+    def _outbound(self, message: ClaimedMessage) -> OutboundMessage:
+        payload = message.payload or {}
+        template = payload.get("whatsapp_template")
+        whatsapp_template = None
+        if isinstance(template, dict):
+            whatsapp_template = WhatsAppTemplateCall(
+                name=str(template["name"]),
+                language=str(template["language"]),
+                components=tuple(template.get("components") or ()),
+            )
+        html = payload.get("html_body")
+        return OutboundMessage(
+            message_id=message.id,
+            idempotency_key=message.idempotency_key,
+            channel=Channel(message.channel),
+            to=message.to_address,
+            body=message.body,
+            subject=message.subject,
+            html_body=html if isinstance(html, str) else None,
+            whatsapp_template=whatsapp_template,
+            unsubscribe_url=self.unsubscribe_url(message),
+        )

@@ -1,0 +1,1 @@
+"""Automated notifications: business events turned into messages by the rules staff set up."""

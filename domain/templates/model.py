@@ -1,0 +1,41 @@
+"""What a message template is, and the one error every template problem is reported as."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.vocabulary import Channel, MessageCategory
+
+#: The locale every template family is expected to have; selection falls back to it.
+DEFAULT_LOCALE = "en"
+
+
+class TemplateError(ValueError):
+    """A template cannot be saved or rendered; the message is meant for the staff member who wrote it."""
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """One variant of a named message, for one channel and one locale."""
+
+    name: str
+    channel: Channel
+    locale: str
+    body: str
+    category: MessageCategory
+    variables: tuple[str, ...] = ()
+    subject: str | None = None
+    html_body: str | None = None
+    whatsapp_name: str | None = None
+    whatsapp_language: str | None = None
+    # Declared variables in the order they fill the approved template's {{1}}, {{2}}, ... parameters.
+    whatsapp_params: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """A template filled in for one recipient."""
+
+    body: str
+    subject: str | None = None
+    html_body: str | None = None

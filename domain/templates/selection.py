@@ -1,0 +1,81 @@
+"""Picks the right variant of a named template for a customer's locale, and shapes WhatsApp parameters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from domain.templates.model import DEFAULT_LOCALE, MessageTemplate, TemplateError
+from domain.templates.rendering import plain_value
+from domain.vocabulary import Channel
+
+_MAX_PARAM_SPACES = re.compile(r" {5,}")
+
+
+def select_template(
+    templates: Iterable[MessageTemplate], name: str, channel: Channel, locale: str
+) -> MessageTemplate | None:
+    """The variant for ``locale``, falling back to its language, then to English, then to any variant.
+
+    Ties are broken by locale and body so that the same list always yields the same variant.
+    """
+    variants = [t for t in templates if t.name == name and t.channel is channel]
+    if not variants:
+        return None
+    wanted = _normalised(locale)
+    return min(
+        variants, key=lambda t: (_closeness(_normalised(t.locale), wanted), _normalised(t.locale), t.body)
+    )
+
+
+def whatsapp_components(
+    template: MessageTemplate, variables: Mapping[str, object]
+) -> list[dict[str, object]]:
+    """The Cloud API ``components`` array: the body parameters {{1}}, {{2}}, ... in ``whatsapp_params`` order."""
+    if not template.whatsapp_params:
+        return []
+    parameters: list[dict[str, object]] = [
+        {"type": "text", "text": _parameter_text(name, variables)} for name in template.whatsapp_params
+    ]
+    return [{"type": "body", "parameters": parameters}]
+
+
+def _closeness(candidate: str, wanted: str) -> int:
+    language = _language(wanted)
+    if candidate == wanted:
+        return 0
+    if candidate == language:
+        return 1
+    if _language(candidate) == language:
+        return 2
+    if candidate == DEFAULT_LOCALE:
+        return 3
+    if _language(candidate) == DEFAULT_LOCALE:
+        return 4
+    return 5
+
+
+def _normalised(locale: str) -> str:
+    return locale.strip().replace("_", "-").lower()
+
+
+def _language(locale: str) -> str:
+    return locale.split("-", 1)[0]
+
+
+def _parameter_text(name: str, variables: Mapping[str, object]) -> str:
+    if name not in variables or variables[name] is None:
+        raise TemplateError(f"No value was given for the WhatsApp parameter '{name}'.")
+    value = plain_value(name, variables[name])
+    if isinstance(value, dict | list):
+        raise TemplateError(f"The WhatsApp parameter '{name}' must be text or a number, not a list or dict.")
+    text = str(value)
+    # Meta rejects parameters that are empty, contain newlines or tabs, or have more than four
+    # consecutive spaces (error 132018), so catch it before the provider does.
+    if not text.strip():
+        raise TemplateError(f"The WhatsApp parameter '{name}' is empty.")
+    if "\n" in text or "\t" in text or _MAX_PARAM_SPACES.search(text):
+        raise TemplateError(
+            f"The WhatsApp parameter '{name}' may not contain line breaks, tabs or more than four spaces in a row."
+        )
+    return text

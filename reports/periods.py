@@ -1,0 +1,280 @@
+"""Named reporting periods ("last 30 days", "last quarter") resolved to UTC ranges in the business timezone.
+
+Every boundary is computed on local calendar dates first and only then turned into a UTC instant,
+so a day that is 23 or 25 hours long because of a DST switch still is one day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+Grain = Literal["hour", "day", "week", "month", "quarter"]
+GRAINS: tuple[Grain, ...] = get_args(Grain)
+
+PeriodKind = Literal[
+    "today",
+    "yesterday",
+    "last_n_days",
+    "this_week",
+    "last_week",
+    "this_month",
+    "last_month",
+    "this_quarter",
+    "last_quarter",
+    "this_year",
+    "year_to_date",
+    "between",
+]
+PERIOD_KINDS: tuple[PeriodKind, ...] = get_args(PeriodKind)
+
+#: A period longer than this is almost certainly a typo and would make raw queries very slow.
+MAX_PERIOD_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class PeriodSpec:
+    """A period as a person names it; `n` is used by last_n_days, the dates by between (both inclusive)."""
+
+    kind: PeriodKind
+    n: int | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PERIOD_KINDS:
+            raise ValueError(f"unknown period {self.kind!r}; allowed: {', '.join(PERIOD_KINDS)}")
+        if self.kind == "last_n_days" and (self.n is None or not 1 <= self.n <= MAX_PERIOD_DAYS):
+            raise ValueError(f"last_n_days needs n between 1 and {MAX_PERIOD_DAYS}, got {self.n!r}")
+        if self.kind == "between":
+            if self.start_date is None or self.end_date is None:
+                raise ValueError("between needs start_date and end_date")
+            if self.end_date < self.start_date:
+                raise ValueError(f"between: {self.end_date} is before {self.start_date}")
+            if (self.end_date - self.start_date).days >= MAX_PERIOD_DAYS:
+                raise ValueError(f"between: at most {MAX_PERIOD_DAYS} days")
+
+    @classmethod
+    def last_n_days(cls, n: int) -> PeriodSpec:
+        return cls("last_n_days", n=n)
+
+    @classmethod
+    def between(cls, start_date: date, end_date: date) -> PeriodSpec:
+        return cls("between", start_date=start_date, end_date=end_date)
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """A half-open UTC range [start, end) plus the local calendar it was cut from, for labels."""
+
+    start: datetime
+    end: datetime
+    label: str
+    timezone: str
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("a TimeRange needs timezone-aware start and end")
+        if self.end <= self.start:
+            raise ValueError(f"empty range {self.start} .. {self.end}")
+        zone(self.timezone)
+
+    @property
+    def first_day(self) -> date:
+        return self.start.astimezone(zone(self.timezone)).date()
+
+    @property
+    def last_day(self) -> date:
+        """The last local day touched (the end is exclusive)."""
+        return (self.end - timedelta(microseconds=1)).astimezone(zone(self.timezone)).date()
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`; anything else is refused with a clear message."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown timezone {name!r}; use an IANA name such as 'Europe/Berlin'") from error
+
+
+def local_midnight(day: date, tz: str) -> datetime:
+    """The UTC instant at which local `day` begins."""
+    return datetime.combine(day, time(), zone(tz)).astimezone(UTC)
+
+
+def format_day_range(first: date, last: date) -> str:
+    """'1–30 Nov 2026', '28 Oct – 3 Nov 2026', '30 Dec 2025 – 5 Jan 2026', '5 Mar 2026'."""
+    if first == last:
+        return f"{first.day} {first:%b %Y}"
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first.day}–{last.day} {last:%b %Y}"
+    if first.year == last.year:
+        return f"{first.day} {first:%b} – {last.day} {last:%b %Y}"
+    return f"{first.day} {first:%b %Y} – {last.day} {last:%b %Y}"
+
+
+def range_of_days(first: date, last: date, tz: str, *, end: datetime | None = None) -> TimeRange:
+    """The local days first..last (inclusive); `end` cuts the last day short (an incomplete today)."""
+    start = local_midnight(first, tz)
+    stop = end if end is not None else local_midnight(last + timedelta(days=1), tz)
+    return TimeRange(start, stop, format_day_range(first, last), tz)
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def quarter_start(day: date) -> date:
+    return date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first of the month `months` after day's month (day must be a first of month)."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def resolve_period(spec: PeriodSpec, now: datetime, tz: str, *, complete_only: bool = True) -> TimeRange:
+    """The UTC range `spec` means at `now` in business timezone `tz`.
+
+    "this_*" periods and year_to_date run up to now (they are incomplete by nature); "last_n_days"
+    is the n complete days before today unless complete_only=False, which moves it to end now.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    today = now.astimezone(zone(tz)).date()
+    kind = spec.kind
+    if kind == "today":
+        return range_of_days(today, today, tz, end=now)
+    if kind == "yesterday":
+        return range_of_days(today - timedelta(days=1), today - timedelta(days=1), tz)
+    if kind == "last_n_days":
+        assert spec.n is not None
+        if complete_only:
+            return range_of_days(today - timedelta(days=spec.n), today - timedelta(days=1), tz)
+        return range_of_days(today - timedelta(days=spec.n - 1), today, tz, end=now)
+    if kind == "between":
+        assert spec.start_date is not None and spec.end_date is not None
+        return range_of_days(spec.start_date, spec.end_date, tz)
+    first, last = _calendar_period(kind, today)
+    if last >= today:
+        return range_of_days(first, today, tz, end=now)
+    return range_of_days(first, last, tz)
+
+
+def _calendar_period(kind: PeriodKind, today: date) -> tuple[date, date]:
+    """First and last local day of a calendar period around `today`."""
+    if kind == "this_week":
+        return week_start(today), week_start(today) + timedelta(days=6)
+    if kind == "last_week":
+        first = week_start(today) - timedelta(days=7)
+        return first, first + timedelta(days=6)
+    if kind == "this_month":
+        return month_start(today), add_months(month_start(today), 1) - timedelta(days=1)
+    if kind == "last_month":
+        first = add_months(month_start(today), -1)
+        return first, month_start(today) - timedelta(days=1)
+    if kind == "this_quarter":
+        return quarter_start(today), add_months(quarter_start(today), 3) - timedelta(days=1)
+    if kind == "last_quarter":
+        first = add_months(quarter_start(today), -3)
+        return first, quarter_start(today) - timedelta(days=1)
+    if kind in ("this_year", "year_to_date"):
+        return date(today.year, 1, 1), date(today.year, 12, 31)
+    raise ValueError(f"{kind!r} is not a calendar period")
+
+
+def _is_whole_days(time_range: TimeRange) -> bool:
+    tz = zone(time_range.timezone)
+    return all(moment.astimezone(tz).time() == time() for moment in (time_range.start, time_range.end))
+
+
+def previous_period(time_range: TimeRange) -> TimeRange:
+    """The equally long period just before: a month after a whole month, n days after n days.
+
+    A period that ends mid-day (today so far) is compared with the same stretch of the day before.
+    """
+    tz = time_range.timezone
+    first, last = time_range.first_day, time_range.last_day
+    if not _is_whole_days(time_range):
+        length = time_range.end - time_range.start
+        return TimeRange(time_range.start - length, time_range.start, _label_partial(time_range, -length), tz)
+    if first == month_start(first) and last == add_months(month_start(last), 1) - timedelta(days=1):
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+        new_first = add_months(first, -months)
+        return range_of_days(new_first, first - timedelta(days=1), tz)
+    days = (last - first).days + 1
+    return range_of_days(first - timedelta(days=days), first - timedelta(days=1), tz)
+
+
+def same_period_last_year(time_range: TimeRange) -> TimeRange:
+    """The same local dates a year earlier (29 Feb becomes 28 Feb); a partial last day stays partial."""
+    tz = time_range.timezone
+    first, last = _year_earlier(time_range.first_day), _year_earlier(time_range.last_day)
+    if _is_whole_days(time_range):
+        return range_of_days(first, last, tz)
+    local_end = time_range.end.astimezone(zone(tz))
+    end = datetime.combine(_year_earlier(local_end.date()), local_end.time(), zone(tz)).astimezone(UTC)
+    return range_of_days(first, last, tz, end=end)
+
+
+def _year_earlier(day: date) -> date:
+    if (day.month, day.day) == (2, 29):
+        return date(day.year - 1, 2, 28)
+    return day.replace(year=day.year - 1)
+
+
+def _label_partial(time_range: TimeRange, shift: timedelta) -> str:
+    tz = zone(time_range.timezone)
+    first = (time_range.start + shift).astimezone(tz).date()
+    last = (time_range.end + shift - timedelta(microseconds=1)).astimezone(tz).date()
+    return format_day_range(first, last)
+
+
+def bucket_floor(moment: datetime, grain: Grain, tz: str) -> datetime:
+    """The UTC start of the `grain` bucket (in local time) that contains `moment`."""
+    local = moment.astimezone(zone(tz))
+    if grain == "hour":
+        # Hours are cut in UTC so the two 02:00 hours of an autumn night stay apart.
+        utc = moment.astimezone(UTC)
+        return utc.replace(minute=0, second=0, microsecond=0)
+    day = local.date()
+    first = {
+        "day": day,
+        "week": week_start(day),
+        "month": month_start(day),
+        "quarter": quarter_start(day),
+    }[grain]
+    return local_midnight(first, tz)
+
+
+def next_bucket(start: datetime, grain: Grain, tz: str) -> datetime:
+    """The start of the bucket after the one starting at `start`."""
+    if grain == "hour":
+        return start + timedelta(hours=1)
+    day = start.astimezone(zone(tz)).date()
+    following = {
+        "day": lambda: day + timedelta(days=1),
+        "week": lambda: day + timedelta(days=7),
+        "month": lambda: add_months(day, 1),
+        "quarter": lambda: add_months(day, 3),
+    }[grain]()
+    return local_midnight(following, tz)
+
+
+def bucket_starts(time_range: TimeRange, grain: Grain, tz: str) -> list[datetime]:
+    """UTC starts of every `grain` bucket that overlaps the range, first one floored to its bucket."""
+    if grain not in GRAINS:
+        raise ValueError(f"unknown grain {grain!r}; allowed: {', '.join(GRAINS)}")
+    starts: list[datetime] = []
+    current = bucket_floor(time_range.start, grain, tz)
+    while current < time_range.end:
+        starts.append(current)
+        current = next_bucket(current, grain, tz)
+    return starts

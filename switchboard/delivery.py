@@ -1,0 +1,137 @@
+"""Builds the delivery side from settings: one driver per provider, their pacing, and dispatcher workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from domain.delivery.dispatch import Dispatcher
+from domain.delivery.outbox import ClaimedMessage, RetryPolicy
+from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import MessageDriver
+from domain.vocabulary import Channel
+from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from api.sandbox.config import SandboxConfig
+    from switchboard.wiring import Container
+
+TWILIO_STATUS_PATH = "/webhooks/twilio/status"
+
+
+def build_drivers(settings: Settings) -> dict[Channel, MessageDriver]:
+    from bot.drivers import SmtpEmailDriver, TelegramDriver, TwilioSmsDriver, WhatsAppCloudDriver
+
+    return {
+        Channel.SMS: TwilioSmsDriver(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            settings.twilio_from,
+            base_url=settings.twilio_base_url,
+            status_callback_url=settings.public_url.rstrip("/") + TWILIO_STATUS_PATH,
+        ),
+        Channel.WHATSAPP: WhatsAppCloudDriver(
+            settings.whatsapp_token.get_secret_value(),
+            settings.whatsapp_phone_number_id,
+            base_url=settings.whatsapp_base_url,
+        ),
+        Channel.EMAIL: SmtpEmailDriver(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username or None,
+            settings.smtp_password.get_secret_value() or None,
+            settings.email_from,
+        ),
+        Channel.TELEGRAM: TelegramDriver(
+            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url
+        ),
+    }
+
+
+def build_pacing(settings: Settings) -> dict[Channel, TokenBucket]:
+    return {
+        Channel.SMS: TokenBucket(settings.sms_rate_per_second),
+        Channel.WHATSAPP: TokenBucket(settings.whatsapp_rate_per_second),
+        Channel.EMAIL: TokenBucket(settings.email_rate_per_second),
+        Channel.TELEGRAM: TokenBucket(settings.telegram_rate_per_second),
+    }
+
+
+def build_dispatcher(
+    container: Container,
+    drivers: dict[Channel, MessageDriver],
+    pacing: dict[Channel, TokenBucket],
+    worker_id: str | None = None,
+) -> Dispatcher:
+    settings = container.settings
+
+    def unsubscribe_link(message: ClaimedMessage) -> str | None:
+        if message.channel != Channel.EMAIL.value or message.customer_id is None:
+            return None
+        try:
+            from api.unsubscribe import unsubscribe_url
+        except ImportError:  # the one-click endpoint is not installed in this build
+            return None
+        return str(unsubscribe_url(settings, message.customer_id, Channel.EMAIL.value))
+
+    return Dispatcher(
+        open_uow=container.unit_of_work,
+        drivers=drivers,
+        pacing=pacing,
+        worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        concurrency=settings.worker_concurrency,
+        policy=RetryPolicy(
+            max_attempts=settings.worker_max_attempts,
+            lease=timedelta(seconds=settings.worker_lease_seconds),
+            in_doubt_grace=timedelta(seconds=settings.worker_in_doubt_grace_seconds),
+        ),
+        unsubscribe_url=unsubscribe_link,
+    )
+
+
+def sandbox_config(settings: Settings, **overrides: object) -> SandboxConfig:
+    """The sandbox set up to accept exactly the credentials Switchboard is configured with."""
+    from dataclasses import replace
+
+    from api.sandbox.config import SandboxConfig
+
+    config = SandboxConfig(
+        port=settings.sandbox_port,
+        smtp_port=settings.sandbox_smtp_port,
+        public_url=settings.public_url,
+        twilio_account_sid=settings.twilio_account_sid,
+        twilio_auth_token=settings.twilio_auth_token.get_secret_value(),
+        twilio_phone_number=settings.twilio_from,
+        whatsapp_token=settings.whatsapp_token.get_secret_value(),
+        whatsapp_app_secret=settings.whatsapp_app_secret.get_secret_value(),
+        whatsapp_phone_number_id=settings.whatsapp_phone_number_id,
+        telegram_bot_token=settings.telegram_bot_token.get_secret_value(),
+        telegram_webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
+    )
+    return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+class InProcessWorker:
+    """A delivery worker running inside the web process (`SWITCHBOARD_WORKER_IN_PROCESS=1`)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._drivers: dict[Channel, MessageDriver] = {}
+
+    async def start(self) -> None:
+        self._drivers = build_drivers(self.container.settings)
+        dispatcher = build_dispatcher(self.container, self._drivers, build_pacing(self.container.settings))
+        self.container.extras["dispatcher"] = dispatcher
+        self._task = asyncio.create_task(dispatcher.run(self._stop), name="in-process delivery worker")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.wait_for(self._task, timeout=30)
+        for driver in self._drivers.values():
+            await driver.close()
