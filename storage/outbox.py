@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, bindparam, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Outcome, ReceiptResult, Rescheduled
@@ -161,7 +161,7 @@ class SqlOutbox:
             update(CC)
             .where(
                 CC.c.id == bindparam("b_id"),
-                CC.c.status.in_([MessageStatus.SENDING.value, MessageStatus.PLANNED.value]),
+                or_(CC.c.status == MessageStatus.SENDING.value, CC.c.status == MessageStatus.PLANNED.value),
             )
             .values(
                 status=bindparam("b_status"),

@@ -1,0 +1,49 @@
+"""Builds the sandbox's aiohttp application: Twilio, WhatsApp Cloud and Telegram fakes plus its console."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from api.sandbox import console, telegram_api, twilio_api, whatsapp_api
+from api.sandbox.config import SandboxConfig
+from api.sandbox.keys import STATE, WEBHOOKS
+from api.sandbox.state import SandboxState
+from api.sandbox.webhooks import WebhookDispatcher
+
+
+def create_sandbox_app(config: SandboxConfig) -> web.Application:
+    """The sandbox as one aiohttp app; `app[STATE]` is its in-process memory for tests."""
+    app = web.Application(client_max_size=50 * 1024 * 1024)
+    state = SandboxState(config)
+    app[STATE] = state
+    app[WEBHOOKS] = WebhookDispatcher(state)
+    app.add_routes(twilio_api.routes())
+    app.add_routes(whatsapp_api.routes())
+    app.add_routes(telegram_api.routes())
+    app.add_routes(console.routes())
+    app.router.add_get("/", _to_console)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_release_hung_requests)
+    app.on_cleanup.append(_stop)
+    return app
+
+
+def sandbox_state(app: web.Application) -> SandboxState:
+    return app[STATE]
+
+
+async def _to_console(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/_sandbox/")
+
+
+async def _start(app: web.Application) -> None:
+    await app[WEBHOOKS].start()
+
+
+async def _release_hung_requests(app: web.Application) -> None:
+    # Chaos "timeout" answers wait on this, so shutting down never waits for them.
+    app[STATE].closing.set()
+
+
+async def _stop(app: web.Application) -> None:
+    await app[WEBHOOKS].stop()

@@ -1,0 +1,83 @@
+"""What the provider sandbox expects, where it sends webhooks, and how badly it misbehaves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    """Fractions of provider send requests answered with a fault instead of the real outcome.
+
+    Each fraction is drawn independently per request, in the order 429, 500, 503, timeout. A
+    timeout accepts the message and then holds the answer for `hang_seconds`, longer than a
+    client's timeout, because that is the case that makes naive retries send twice.
+    """
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_timeout: float = 0.0
+    hang_seconds: float = 30.0
+    retry_after_seconds: int = 1
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything the sandbox needs: ports, the credentials it accepts, and its behaviour."""
+
+    port: int = 8025
+    smtp_port: int = 8026
+    host: str = "127.0.0.1"
+    #: Switchboard's public base URL; provider webhooks go to the paths below under it.
+    public_url: str = "http://127.0.0.1:8000"
+    twilio_status_path: str = "/webhooks/twilio/status"
+    twilio_inbound_path: str = "/webhooks/twilio/inbound"
+    whatsapp_webhook_path: str = "/webhooks/whatsapp"
+    telegram_webhook_path: str = "/webhooks/telegram"
+    email_inbound_path: str = "/webhooks/email/inbound"
+
+    # Well-known fake credentials: the sandbox only ever listens on 127.0.0.1.
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: str = "sandbox-twilio-auth-token"  # noqa: S105
+    twilio_phone_number: str = "+15005550006"
+
+    whatsapp_token: str = "sandbox-whatsapp-token"  # noqa: S105
+    whatsapp_app_secret: str = "sandbox-whatsapp-app-secret"  # noqa: S105
+    whatsapp_phone_number_id: str = "106540352242922"
+    whatsapp_display_phone_number: str = "15550783881"
+    whatsapp_business_account_id: str = "102290129340398"
+    #: Refuse free-form text to a customer who has not written in the last 24 h (error 131047).
+    whatsapp_enforce_window: bool = True
+    #: Real Meta accepts such requests and reports 131047 (window) or 131026 (undeliverable) in a
+    #: failed status webhook; the default answers them synchronously with a 400, which is what
+    #: drivers are easiest to test against.
+    whatsapp_async_errors: bool = False
+
+    telegram_bot_token: str = "123456789:AAHsandboxSANDBOXsandboxSANDBOXsandbox"  # noqa: S105
+    telegram_bot_username: str = "switchboard_sandbox_bot"
+    #: Treat Switchboard's /webhooks/telegram as registered with this secret even before anyone
+    #: calls setWebhook; None means customer updates queue for getUpdates until setWebhook is called.
+    telegram_webhook_secret: str | None = None
+    telegram_max_long_poll_seconds: float = 2.0
+
+    email_domain: str = "sandbox.switchboard.test"
+
+    #: Fraction of accepted messages that end failed/undelivered with a realistic error code.
+    failure_rate: float = 0.0
+    #: Seconds between status steps (queued -> sent -> delivered), drawn uniformly from this range.
+    status_latency: tuple[float, float] = (0.05, 0.25)
+    chaos: ChaosConfig = field(default_factory=ChaosConfig)
+    #: Accepted sends per second per provider (token bucket); None means unlimited.
+    rate_limit_per_second: float | None = None
+    rate_limit_burst: int = 10
+    send_status_webhooks: bool = True
+    webhook_queue_size: int = 1000
+    webhook_workers: int = 4
+    webhook_max_attempts: int = 4
+    webhook_timeout_seconds: float = 5.0
+    #: Seed for the sandbox's randomness, so a failing run can be repeated exactly.
+    seed: int | None = None
+
+    def webhook_url(self, path: str) -> str:
+        return f"{self.public_url.rstrip('/')}{path}"

@@ -1,0 +1,290 @@
+"""The sandbox's stand-in for the WhatsApp Cloud API messages endpoint and Meta's signed webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from typing import Any
+
+from aiohttp import web
+
+from api.sandbox.keys import STATE, WEBHOOKS
+from api.sandbox.state import SandboxMessage, SandboxState, address_key
+from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
+
+PROVIDER = "whatsapp_cloud"
+#: Delivery failures the sandbox picks from: (code, title, details).
+FAILURES = (
+    (131026, "Message undeliverable", "Unable to deliver message: the recipient may not be on WhatsApp."),
+    (
+        131049,
+        "Meta chose not to deliver.",
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+    ),
+)
+
+
+def new_wamid() -> str:
+    return "wamid." + base64.b64encode(b"HBgL" + os.urandom(30)).decode()
+
+
+def fbtrace_id() -> str:
+    return base64.urlsafe_b64encode(os.urandom(9)).decode()
+
+
+def graph_error(
+    status: int, code: int, message: str, details: str = "", kind: str = "OAuthException"
+) -> web.Response:
+    error: dict[str, Any] = {"message": message, "type": kind, "code": code, "fbtrace_id": fbtrace_id()}
+    if details:
+        error["error_data"] = {"messaging_product": "whatsapp", "details": details}
+    return web.json_response({"error": error}, status=status)
+
+
+def envelope(state: SandboxState, value: dict[str, Any]) -> dict[str, Any]:
+    """The webhook wrapper Meta puts around every change."""
+    config = state.config
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": config.whatsapp_business_account_id,
+                "changes": [
+                    {
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": config.whatsapp_display_phone_number,
+                                "phone_number_id": config.whatsapp_phone_number_id,
+                            },
+                            **value,
+                        },
+                        "field": "messages",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def signed_delivery(state: SandboxState, payload: dict[str, Any], description: str) -> WebhookDelivery:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    digest = hmac.new(state.config.whatsapp_app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return WebhookDelivery(
+        provider=PROVIDER,
+        url=state.config.webhook_url(state.config.whatsapp_webhook_path),
+        body=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={digest}"},
+        description=description,
+    )
+
+
+def _injected(state: SandboxState, fault: str) -> web.Response:
+    state.count("injected_errors", PROVIDER)
+    if fault == "429":
+        return graph_error(
+            429, 130429, "(#130429) Rate limit hit", "Cloud API message throughput has been reached."
+        )
+    if fault == "503":
+        return graph_error(503, 2, "Service temporarily unavailable")
+    return graph_error(500, 1, "An unknown error occurred")
+
+
+def _invalid(message: dict[str, Any]) -> web.Response | None:
+    if message.get("messaging_product") != "whatsapp":
+        return graph_error(400, 100, "(#100) The parameter messaging_product is required.")
+    if not str(message.get("to", "")).strip():
+        return graph_error(400, 100, "(#100) The parameter to is required.")
+    kind = message.get("type", "text")
+    if kind == "text" and not str((message.get("text") or {}).get("body", "")).strip():
+        return graph_error(400, 100, "(#100) The parameter text['body'] is required.")
+    if kind == "template":
+        template = message.get("template") or {}
+        if not template.get("name") or not (template.get("language") or {}).get("code"):
+            return graph_error(
+                400, 100, "(#100) Param template['name'] and template['language'] are required."
+            )
+    return None
+
+
+def _undeliverable_reason(state: SandboxState, to: str, kind: str) -> tuple[int, str, str] | None:
+    if state.is_opted_out(to):
+        return (
+            131026,
+            "Message undeliverable",
+            "Unable to deliver message: the recipient has blocked this number.",
+        )
+    if kind != "template" and state.config.whatsapp_enforce_window and not state.whatsapp_window_open(to):
+        return (
+            131047,
+            "Re-engagement message",
+            "Message failed to send because more than 24 hours have passed since the customer last "
+            "replied to this number.",
+        )
+    return None
+
+
+async def send_message(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    config = state.config
+    expected = f"Bearer {config.whatsapp_token}"
+    if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if request.match_info["phone_number_id"] != config.whatsapp_phone_number_id:
+        return graph_error(
+            400,
+            100,
+            f"Unsupported post request. Object with ID '{request.match_info['phone_number_id']}' does not exist",
+            kind="GraphMethodException",
+        )
+    try:
+        message = await request.json()
+    except ValueError:
+        return graph_error(400, 100, "(#100) Invalid JSON body")
+    if not isinstance(message, dict):
+        return graph_error(400, 100, "(#100) Invalid JSON body")
+    key = request.headers.get("X-Idempotency-Key")
+    earlier = state.previous_send(PROVIDER, key)
+    if earlier is not None:
+        return web.json_response(_accepted_body(earlier))
+    fault = state.draw_fault(PROVIDER)
+    if fault is not None and fault != "timeout":
+        return _injected(state, fault)
+    if not state.take_rate_token(PROVIDER):
+        state.count("rate_limited_429s", PROVIDER)
+        return graph_error(
+            429, 130429, "(#130429) Rate limit hit", "Cloud API message throughput has been reached."
+        )
+    invalid = _invalid(message)
+    if invalid is not None:
+        return invalid
+    to = address_key(str(message["to"]))
+    kind = str(message.get("type", "text"))
+    reason = _undeliverable_reason(state, to, kind)
+    if reason is not None and not config.whatsapp_async_errors:
+        code, title, details = reason
+        return graph_error(400, code, f"(#{code}) {title}", details)
+    opaque = str(message.get("biz_opaque_callback_data", ""))
+    accepted = state.accept(
+        SandboxMessage(
+            provider=PROVIDER,
+            provider_message_id=new_wamid(),
+            to=to,
+            sender=config.whatsapp_display_phone_number,
+            body=_text_of(message),
+            status="accepted",
+            idempotency_key=key,
+            our_message_id=int(opaque) if opaque.isdigit() else None,
+            template=(message.get("template") or {}).get("name"),
+            details={"input": str(message["to"]), "biz_opaque_callback_data": opaque or None, "type": kind},
+        )
+    )
+    if config.send_status_webhooks:
+        request.app[WEBHOOKS].spawn(_progress(state, request.app[WEBHOOKS], accepted, reason))
+    if fault == "timeout":
+        state.count("injected_errors", PROVIDER)
+        await state.hang(config.chaos.hang_seconds)
+    return web.json_response(_accepted_body(accepted))
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    if message.get("type") == "template":
+        return f"[template {message['template']['name']}]"
+    return str((message.get("text") or {}).get("body", f"[{message.get('type')}]"))
+
+
+def _accepted_body(message: SandboxMessage) -> dict[str, Any]:
+    sent: dict[str, str] = {"id": message.provider_message_id}
+    if message.template:
+        sent["message_status"] = "accepted"
+    return {
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": message.details.get("input", message.to), "wa_id": message.to}],
+        "messages": [sent],
+    }
+
+
+async def _progress(
+    state: SandboxState,
+    webhooks: WebhookDispatcher,
+    message: SandboxMessage,
+    refusal: tuple[int, str, str] | None,
+) -> None:
+    """sent -> delivered -> read, or failed with errors[]; each a signed status webhook."""
+    failure = refusal or (state.random.choice(FAILURES) if state.should_fail() else None)
+    steps = ["failed"] if refusal else ["sent", "failed"] if failure else ["sent", "delivered", "read"]
+    for status in steps:
+        await state.hang(state.latency())
+        item: dict[str, Any] = {
+            "id": message.provider_message_id,
+            "status": status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": message.to,
+        }
+        opaque = message.details.get("biz_opaque_callback_data")
+        if opaque:
+            item["biz_opaque_callback_data"] = opaque
+        if status in ("sent", "delivered"):
+            item["pricing"] = _pricing(message)
+        if status == "failed" and failure is not None:
+            code, title, details = failure
+            item["errors"] = [
+                {
+                    "code": code,
+                    "title": title,
+                    "message": title,
+                    "error_data": {"details": details},
+                    "href": "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/",
+                }
+            ]
+        message.move_to(status, str(failure[0]) if status == "failed" and failure else None)
+        webhooks.submit(signed_delivery(state, envelope(state, {"statuses": [item]}), f"status {status}"))
+
+
+def _pricing(message: SandboxMessage) -> dict[str, Any]:
+    if message.template:
+        return {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
+    return {"billable": False, "pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
+
+
+def customer_writes(
+    state: SandboxState, webhooks: WebhookDispatcher, sender: str, body: str, name: str | None
+) -> str:
+    """A pretend customer writes on WhatsApp: this opens the 24 h window and sends a signed webhook."""
+    wa_id = address_key(sender)
+    state.note_whatsapp_inbound(wa_id)
+    wamid = new_wamid()
+    state.accept(
+        SandboxMessage(
+            PROVIDER,
+            wamid,
+            to=state.config.whatsapp_display_phone_number,
+            sender=wa_id,
+            body=body,
+            status="received",
+            direction="inbound",
+        )
+    )
+    value = {
+        "contacts": [{"profile": {"name": name or "Sandbox Customer"}, "wa_id": wa_id}],
+        "messages": [
+            {
+                "from": wa_id,
+                "id": wamid,
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": body},
+            }
+        ],
+    }
+    webhooks.submit(signed_delivery(state, envelope(state, value), "inbound whatsapp"))
+    return wamid
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", send_message)]

@@ -1,0 +1,114 @@
+"""Telegram Bot API: sending through aiogram's Bot and reading webhook updates."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+    TelegramUnauthorizedError,
+)
+
+from domain.delivery.ports import (
+    InboundMessage,
+    OutboundMessage,
+    ProviderAcceptance,
+    ProviderError,
+)
+from domain.vocabulary import Channel, MessageStatus, Provider
+
+#: Header Telegram sends with every webhook when setWebhook was given a secret_token.
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
+
+_CREDENTIALS_BACKOFF_SECONDS = 300.0
+
+
+class TelegramDriver:
+    """Sends text to a Telegram chat id through aiogram, against any Bot API base URL.
+
+    The Bot API has no idempotency key, so a send that timed out is reported as in doubt.
+    """
+
+    channel: Channel = Channel.TELEGRAM
+    provider: str = Provider.TELEGRAM
+
+    def __init__(
+        self, bot_token: str, base_url: str = "https://api.telegram.org", *, timeout_seconds: float = 15.0
+    ) -> None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(base_url), timeout=timeout_seconds)
+        self.bot = Bot(token=bot_token, session=session)
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        try:
+            chat_id = int(message.to)
+        except ValueError as exc:
+            raise ProviderError(
+                f"telegram: {message.to!r} is not a chat id", code="bad_chat_id", permanent=True
+            ) from exc
+        try:
+            sent = await self.bot.send_message(chat_id=chat_id, text=message.body)
+        except TelegramRetryAfter as exc:
+            raise ProviderError(str(exc), code="429", retry_after=float(exc.retry_after)) from exc
+        except TelegramForbiddenError as exc:
+            # The customer blocked the bot or left the chat: nothing we send will arrive.
+            raise ProviderError(str(exc), code="403", permanent=True) from exc
+        except (TelegramBadRequest, TelegramNotFound) as exc:
+            # "chat not found", "message is too long" and the like: the request itself is wrong.
+            raise ProviderError(str(exc), code="400", permanent=True) from exc
+        except TelegramUnauthorizedError as exc:
+            raise ProviderError(str(exc), code="401", retry_after=_CREDENTIALS_BACKOFF_SECONDS) from exc
+        except TelegramServerError as exc:
+            raise ProviderError(str(exc), code="5xx") from exc
+        except TelegramNetworkError as exc:
+            never_sent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
+            raise ProviderError(str(exc), code="network", maybe_accepted=not never_sent) from exc
+        return ProviderAcceptance(
+            provider_message_id=f"{sent.chat.id}:{sent.message_id}", status=MessageStatus.SENT
+        )
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+
+def verify_telegram_secret(expected: str, header_value: str | None) -> bool:
+    """Compare X-Telegram-Bot-Api-Secret-Token with the secret we gave setWebhook, in constant time."""
+    if not expected or header_value is None:
+        return False
+    return hmac.compare_digest(expected.encode(), header_value.encode())
+
+
+def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot") -> InboundMessage | None:
+    """Read a customer's message out of an Update; None for updates that carry no customer text."""
+    message = update.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    chat = message.get("chat")
+    if not isinstance(chat, Mapping) or "id" not in chat or "message_id" not in message:
+        return None
+    text = message.get("text") or message.get("caption")
+    if not isinstance(text, str):
+        return None
+    sender: Mapping[str, Any] = message["from"] if isinstance(message.get("from"), Mapping) else {}
+    name = " ".join(str(part) for part in (sender.get("first_name"), sender.get("last_name")) if part)
+    return InboundMessage(
+        provider=Provider.TELEGRAM,
+        channel=Channel.TELEGRAM,
+        provider_message_id=f"{chat['id']}:{message['message_id']}",
+        from_address=str(chat["id"]),
+        to_address=bot_address,
+        body=text,
+        received_at=datetime.fromtimestamp(int(message.get("date", 0)), tz=UTC),
+        sender_name=name or None,
+    )
