@@ -1,0 +1,126 @@
+"""Where scheduled reports go: a Slack channel, a Telegram chat or an email address, each through its real API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+import aiosmtplib
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BufferedInputFile
+from slack_sdk.web.async_client import AsyncWebClient
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """A report ready to send: the chart, the one-sentence summary and optionally the data as CSV."""
+
+    title: str
+    summary: str
+    png: bytes
+    csv: bytes | None
+    due_at: datetime
+    late: bool
+    filename_stem: str
+
+    @property
+    def caption(self) -> str:
+        lateness = f" (late delivery of the run due {self.due_at:%d %b %Y %H:%M} UTC)" if self.late else ""
+        return f"{self.title}{lateness}\n{self.summary}"
+
+
+class DeliveryFailed(Exception):
+    """The destination refused or could not be reached; the scheduler retries and then tells the owner."""
+
+
+class ReportDestination(Protocol):
+    kind: str
+
+    async def deliver(self, destination: str, report: RenderedReport) -> None: ...
+
+
+class SlackDestination:
+    kind = "slack"
+
+    def __init__(self, token: str, base_url: str = "https://slack.com/api/") -> None:
+        self.client = AsyncWebClient(token=token, base_url=base_url)
+
+    async def deliver(self, destination: str, report: RenderedReport) -> None:
+        files = [{"file": report.png, "filename": f"{report.filename_stem}.png", "title": report.title}]
+        if report.csv is not None:
+            files.append(
+                {"file": report.csv, "filename": f"{report.filename_stem}.csv", "title": "Data (CSV)"}
+            )
+        try:
+            await self.client.files_upload_v2(
+                file_uploads=files, channel=destination, initial_comment=report.caption
+            )
+        except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
+            raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
+
+
+class TelegramDestination:
+    kind = "telegram"
+
+    def __init__(self, bot_token: str, base_url: str = "https://api.telegram.org") -> None:
+        self.bot = Bot(token=bot_token, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
+
+    async def deliver(self, destination: str, report: RenderedReport) -> None:
+        try:
+            chat_id = int(destination)
+        except ValueError:
+            raise DeliveryFailed(f"Telegram destination must be a chat id, got {destination!r}") from None
+        try:
+            photo = BufferedInputFile(report.png, filename=f"{report.filename_stem}.png")
+            await self.bot.send_photo(chat_id, photo, caption=report.caption[:1024])
+            if report.csv is not None:
+                document = BufferedInputFile(report.csv, filename=f"{report.filename_stem}.csv")
+                await self.bot.send_document(chat_id, document)
+        except Exception as error:  # aiogram raises TelegramAPIError subclasses and network errors
+            raise DeliveryFailed(f"Telegram delivery to {destination} failed: {error}") from error
+
+    async def close(self) -> None:
+        await self.bot.session.close()
+
+
+class EmailDestination:
+    kind = "email"
+
+    def __init__(self, host: str, port: int, username: str | None, password: str | None, sender: str) -> None:
+        self.host, self.port, self.username, self.password, self.sender = (
+            host,
+            port,
+            username,
+            password,
+            sender,
+        )
+
+    async def deliver(self, destination: str, report: RenderedReport) -> None:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = destination
+        message["Subject"] = report.title + (" (late)" if report.late else "")
+        message.set_content(report.caption)
+        message.add_attachment(
+            report.png, maintype="image", subtype="png", filename=f"{report.filename_stem}.png"
+        )
+        if report.csv is not None:
+            message.add_attachment(
+                report.csv, maintype="text", subtype="csv", filename=f"{report.filename_stem}.csv"
+            )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=self.host,
+                port=self.port,
+                username=self.username or None,
+                password=self.password or None,
+                start_tls=None,
+                timeout=30,
+            )
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise DeliveryFailed(f"email to {destination} failed: {error}") from error

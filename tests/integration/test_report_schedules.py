@@ -1,0 +1,187 @@
+"""Scheduled reports: exactly one delivery per (schedule, due time, destination), however many schedulers race."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from api.sandbox.config import SandboxConfig
+from api.sandbox.server import RunningSandbox, run_sandbox
+from reports.destinations import RenderedReport, TelegramDestination
+from reports.scheduler import ScheduleRunner
+from reports.schedules import ScheduleError, next_due, plan_runs
+from storage.database import Database
+from storage.models import AuditLog, CustomReport, ReportDelivery, ReportSchedule, StaffUser
+from storage.schedules import DueSchedule
+
+DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Europe/Berlin
+CREDENTIALS = SandboxConfig()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    async with run_sandbox(replace(CREDENTIALS, port=0, smtp_port=0, send_status_webhooks=False)) as running:
+        yield running
+
+
+async def add_schedule(
+    database: Database,
+    *,
+    cron: str = "0 8 * * mon",
+    policy: str = "deliver_late_once",
+    next_due_at: datetime = DUE,
+    destination: str = "424242",
+) -> int:
+    async with database.sessions() as session:
+        owner = StaffUser(email="maria@northwind.example", name="Maria", role="manager")
+        session.add(owner)
+        await session.flush()
+        report = CustomReport(
+            slug="weekly-revenue",
+            name="Weekly revenue",
+            owner_id=owner.id,
+            definition={"query": {"metrics": ["revenue"]}},
+        )
+        session.add(report)
+        await session.flush()
+        schedule = ReportSchedule(
+            report_id=report.id,
+            owner_id=owner.id,
+            cron=cron,
+            timezone="Europe/Berlin",
+            destination_kind="telegram",
+            destination=destination,
+            missed_run_policy=policy,
+            next_due_at=next_due_at,
+        )
+        session.add(schedule)
+        await session.commit()
+        return schedule.id
+
+
+async def render(schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
+    from reports.charts.render import render_png
+    from reports.charts.spec import ChartSpec, KpiTile
+
+    spec = ChartSpec(
+        kind="kpi_tile",
+        title=schedule.report_name,
+        period_label=f"week to {due_at:%d %b %Y}",
+        data_as_of=due_at,
+        unit="count",
+        kpi=KpiTile(value=42.0),
+    )
+    return RenderedReport(
+        schedule.report_name,
+        "42 things happened.",
+        render_png(spec),
+        b"a,b\n1,2\n",
+        due_at,
+        late,
+        schedule.report_slug,
+    )
+
+
+def runner(database: Database, sandbox: RunningSandbox, now: datetime, worker: str) -> ScheduleRunner:
+    destination = TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url)
+    return ScheduleRunner(
+        database=database,
+        render=render,
+        destinations={"telegram": destination},
+        worker_id=worker,
+        clock=lambda: now,
+        retry_base=timedelta(seconds=0),
+    )
+
+
+def photos(sandbox: RunningSandbox) -> list[dict[str, object]]:
+    return [c for c in sandbox.state.telegram_calls if str(c["method"]).lower() == "sendphoto"]
+
+
+async def test_three_schedulers_racing_deliver_each_due_run_exactly_once(
+    database_url: str, sandbox: RunningSandbox
+) -> None:
+    databases = [Database.connect(database_url) for _ in range(3)]
+    try:
+        await add_schedule(databases[0])
+        now = DUE + timedelta(seconds=20)
+        runners = [runner(db, sandbox, now, f"scheduler-{i}") for i, db in enumerate(databases)]
+        for _round in range(3):  # three ticks each, all at once
+            await asyncio.gather(*(r.tick() for r in runners))
+        assert len(photos(sandbox)) == 1
+        async with databases[0].sessions() as session:
+            deliveries = (await session.scalars(select(ReportDelivery))).all()
+            schedule = (await session.scalars(select(ReportSchedule))).one()
+        assert [(d.status, d.due_at, d.late) for d in deliveries] == [("delivered", DUE, False)]
+        assert schedule.next_due_at == DUE + timedelta(days=7)
+    finally:
+        for db in databases:
+            await db.dispose()
+
+
+async def test_runs_missed_while_down_are_delivered_late_once(
+    database: Database, sandbox: RunningSandbox
+) -> None:
+    await add_schedule(database, cron="0 8 * * *")  # daily
+    now = DUE + timedelta(days=3, hours=2)  # three days of downtime
+    await runner(database, sandbox, now, "s1").tick()
+    assert len(photos(sandbox)) == 1
+    caption = str(photos(sandbox)[0]["params"].get("caption", ""))
+    assert "late delivery of the run due 26 Nov 2026 07:00 UTC" in caption
+    async with database.sessions() as session:
+        rows = await session.execute(
+            select(ReportDelivery.status, func.count()).group_by(ReportDelivery.status)
+        )
+    assert dict(rows.all()) == {"delivered": 1, "skipped": 3}
+
+
+async def test_skip_policy_drops_missed_runs(database: Database, sandbox: RunningSandbox) -> None:
+    await add_schedule(database, cron="0 8 * * *", policy="skip")
+    await runner(database, sandbox, DUE + timedelta(days=2, hours=1), "s1").tick()
+    assert photos(sandbox) == []
+
+
+async def test_failed_deliveries_are_retried_then_reported_to_the_owner(
+    database: Database, sandbox: RunningSandbox
+) -> None:
+    await add_schedule(database, destination="not-a-chat-id")
+    told: list[str] = []
+
+    async def notify(schedule: DueSchedule, error: str) -> None:
+        told.append(f"{schedule.owner_email}: {error}")
+
+    scheduler = runner(database, sandbox, DUE + timedelta(seconds=5), "s1")
+    scheduler.notify_owner = notify
+    for _ in range(scheduler.max_attempts + 1):
+        await scheduler.tick()
+    async with database.sessions() as session:
+        delivery = (await session.scalars(select(ReportDelivery))).one()
+        audit = (await session.scalars(select(AuditLog))).one()
+    assert (delivery.status, delivery.attempts) == ("failed", scheduler.max_attempts)
+    assert "chat id" in (delivery.error or "")
+    assert audit.action == "report.delivery_failed"
+    assert told and told[0].startswith("maria@northwind.example")
+
+
+def test_due_times_follow_the_recipients_timezone_across_dst() -> None:
+    before_switch = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
+    assert next_due("0 8 * * *", "Europe/Berlin", before_switch) == datetime(2026, 3, 28, 7, 0, tzinfo=UTC)
+    assert next_due("0 8 * * *", "Europe/Berlin", datetime(2026, 3, 28, 7, 0, tzinfo=UTC)) == datetime(
+        2026, 3, 29, 6, 0, tzinfo=UTC
+    )
+    plan = plan_runs("0 8 * * *", "Europe/Berlin", DUE, DUE + timedelta(minutes=1), "deliver_late_once")
+    assert plan.deliver == [(DUE, False)] and plan.skip == []
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "message"),
+    [("every monday", "UTC", "invalid cron expression"), ("0 8 * * *", "Mars/Olympus", "unknown timezone")],
+)
+def test_bad_schedules_are_explained(cron: str, timezone: str, message: str) -> None:
+    with pytest.raises(ScheduleError, match=message):
+        next_due(cron, timezone, DUE)
