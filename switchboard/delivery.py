@@ -89,6 +89,7 @@ def build_dispatcher(
             in_doubt_grace=timedelta(seconds=settings.worker_in_doubt_grace_seconds),
         ),
         unsubscribe_url=unsubscribe_link,
+        observe=container.metrics.observe_send,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from reports.performance import OperationalMetrics
 from storage.database import Database
 from storage.unit_of_work import SqlUnitOfWork
 from switchboard.settings import Settings
@@ -16,6 +17,7 @@ class Container:
 
     settings: Settings
     database: Database
+    metrics: OperationalMetrics = field(default_factory=OperationalMetrics)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -51,6 +52,8 @@ class Dispatcher:
     unsubscribe_url: Callable[[ClaimedMessage], str | None] = lambda _message: None
     rng: random.Random = field(default_factory=random.Random)
     stats: DispatchStats = field(default_factory=DispatchStats)
+    #: Told of every provider call: (channel, provider, outcome, seconds); feeds the operational metrics.
+    observe: Callable[[str, str, str, float], None] = lambda _c, _p, _o, _s: None
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.25) -> None:
         """Delivers until `stop` is set; sleeps briefly whenever the outbox has nothing due."""
@@ -118,15 +121,24 @@ class Dispatcher:
         async with gate:
             if bucket is not None:
                 await bucket.acquire()
+            started = time.perf_counter()
             try:
                 acceptance = await driver.send(self._outbound(message))
             except ProviderError as error:
-                return self._after_error(message, error, bucket)
+                outcome = self._after_error(message, error, bucket)
+                self.observe(
+                    message.channel,
+                    driver.provider,
+                    type(outcome).__name__.lower(),
+                    time.perf_counter() - started,
+                )
+                return outcome
             except Exception as error:  # a driver bug: do not lose the message, do not risk a blind re-send
                 log.exception("driver %s crashed on message %s", driver.provider, message.id)
                 return self._after_error(
                     message, ProviderError(f"driver error: {error!r}", maybe_accepted=True), bucket
                 )
+            self.observe(message.channel, driver.provider, "accepted", time.perf_counter() - started)
         return Accepted(
             message.id,
             acceptance.provider_message_id,

@@ -1,0 +1,91 @@
+"""Operational figures: Prometheus exposition at /metrics and periodic snapshots into performance_metrics."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import insert, select
+
+from api.app import create_app
+from storage.database import Database
+from storage.models import CustomerCommunication, PerformanceMetric, WebhookInbox
+from switchboard.settings import Settings
+from switchboard.wiring import build_container
+
+
+async def add_outbox(database: Database, now: datetime) -> None:
+    rows = [
+        {
+            "channel": channel,
+            "provider": "twilio",
+            "direction": "outbound",
+            "source": "manual",
+            "category": "marketing",
+            "idempotency_key": f"k{i}{channel}",
+            "to_address": "+4915100000000",
+            "body": "x",
+            "status": status,
+            "next_attempt_at": now - timedelta(seconds=30),
+            "attempts": 0,
+            "created_at": now,
+        }
+        for i, (channel, status) in enumerate(
+            [("sms", "planned")] * 3 + [("email", "sending")] + [("sms", "queued")]
+        )
+    ]
+    async with database.engine.begin() as connection:
+        await connection.execute(insert(CustomerCommunication), rows)
+        await connection.execute(
+            insert(WebhookInbox),
+            [
+                {
+                    "provider": "twilio",
+                    "kind": "status",
+                    "dedupe_key": "a",
+                    "status": "failed",
+                    "body": "{}",
+                    "received_at": now,
+                }
+            ],
+        )
+
+
+async def test_metrics_endpoint_exposes_queue_depth_latency_and_webhook_figures(database_url: str) -> None:
+    settings = Settings(database_url=database_url)
+    container = build_container(settings)
+    now = datetime.now(UTC)
+    await add_outbox(container.database, now)
+    await container.database.dispose()  # the test client runs the app on its own event loop
+    container.metrics.observe_send("sms", "twilio", "accepted", 0.042)
+    app = create_app(settings, container)
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/metrics")
+    await container.close()
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'switchboard_outbox_depth{channel="sms",status="planned"} 3.0' in text
+    assert 'switchboard_outbox_depth{channel="email",status="sending"} 1.0' in text
+    assert 'switchboard_provider_calls_total{channel="sms",outcome="accepted",provider="twilio"} 1.0' in text
+    assert 'switchboard_provider_latency_seconds_bucket{le="0.05",provider="twilio"} 1.0' in text
+    assert "switchboard_webhook_failed 1.0" in text
+    oldest = next(
+        line for line in text.splitlines() if line.startswith("switchboard_outbox_oldest_due_seconds ")
+    )
+    assert float(oldest.split()[1]) >= 29
+
+
+async def test_snapshots_are_recorded_for_trends(database: Database) -> None:
+    from reports.performance import OperationalMetrics
+
+    now = datetime.now(UTC)
+    await add_outbox(database, now)
+    stored = await OperationalMetrics().record_snapshot(database, now)
+    async with database.sessions() as session:
+        rows = (await session.scalars(select(PerformanceMetric))).all()
+    assert stored == len(rows) and stored >= 4
+    depth = {
+        (r.labels.get("status"), r.labels.get("channel")): r.value for r in rows if r.name == "outbox_depth"
+    }
+    assert depth[("planned", "sms")] == 3
