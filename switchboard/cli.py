@@ -296,5 +296,57 @@ async def _serve_sandbox(config: Any) -> None:
         raise StartupError(f"the sandbox cannot listen on port {config.port}: {error.strerror}") from None
 
 
+@main.command()
+@click.argument("text")
+@click.option("--as", "as_email", help="Email of the staff member to act as (default: the first admin).")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False))
+@one_line_errors
+def ask(text: str, as_email: str | None, out_dir: str) -> None:
+    """Run one bot command, e.g. `switchboard ask "revenue last 30 days by channel"`."""
+    from pathlib import Path
+
+    from bot.commands.context import CommandContext
+    from bot.console import UnknownStaff, render_reply, save_files
+    from bot.console import ask as ask_bot
+
+    settings = load_settings()
+
+    async def run(database: Any) -> Any:
+        await require_migrated(database)
+        ctx = CommandContext(settings, database)
+        try:
+            return await ask_bot(ctx, text, as_email=as_email)
+        except UnknownStaff as error:
+            raise StartupError(str(error)) from None
+
+    reply = run_async(_with_database(settings, run))
+    click.echo(render_reply(reply))
+    for path in save_files(reply, Path(out_dir)):
+        click.echo(f"  saved {path}")
+
+
+@main.command()
+@click.option("--as", "as_email", help="Email of the staff member to act as (default: the first admin).")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False))
+@one_line_errors
+def console(as_email: str | None, out_dir: str) -> None:
+    """An interactive prompt for bot commands (history in ~/.switchboard_history; `exit` leaves)."""
+    from pathlib import Path
+
+    from bot.commands.context import CommandContext
+    from bot.console import UnknownStaff, run_console
+
+    settings = load_settings()
+
+    async def run(database: Any) -> None:
+        await require_migrated(database)
+        try:
+            await run_console(CommandContext(settings, database), as_email=as_email, out_dir=Path(out_dir))
+        except UnknownStaff as error:
+            raise StartupError(str(error)) from None
+
+    run_async(_with_database(settings, run))
+
+
 if __name__ == "__main__":
     main()

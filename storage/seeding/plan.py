@@ -1,0 +1,161 @@
+"""What a seed run is asked for, what it reports back, and the calendar of busy and quiet days it implies."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """How much demo history to generate; `end_date` is the last seeded day (today for the CLI)."""
+
+    customers: int
+    days: int
+    seed: int
+    end_date: date
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """Rows written per table."""
+
+    counts: dict[str, int]
+
+
+class DatabaseNotEmpty(RuntimeError):
+    """Seeding would mix demo rows into existing data; pass force=True to wipe the seeded tables first."""
+
+
+def derive_rng(seed: int, *concern: object) -> random.Random:
+    """A generator of its own for one concern (a customer, a day, the campaign calendar).
+
+    String seeds are hashed with SHA-512 by `random`, so the stream does not depend on
+    PYTHONHASHSEED and a batch can be regenerated on its own.
+    """
+    return random.Random(":".join([str(seed), *map(str, concern)]))
+
+
+#: Orders and bookings grow by this share per year (the brief asks for +30-60%).
+GROWTH_PER_YEAR = 0.45
+#: Fixed-date days on which the clinics close and online shopping slows.
+HOLIDAYS = {(1, 1), (5, 1), (12, 24), (12, 25), (12, 26), (12, 31)}
+#: Clinic demand Monday..Sunday: Mondays catch up on the weekend, Sunday is closed.
+CLINIC_WEEKDAY = (1.1, 1.0, 1.0, 1.0, 0.95, 0.55, 0.0)
+#: Online demand Monday..Sunday: people browse on Sunday evening.
+ONLINE_WEEKDAY = (1.0, 0.95, 0.95, 1.0, 0.9, 0.85, 1.3)
+
+
+def _black_friday(year: int) -> date:
+    first = date(year, 11, 1)
+    first_friday = first + timedelta(days=(4 - first.weekday()) % 7)
+    return first_friday + timedelta(days=21)
+
+
+def clinic_factor(day: date) -> float:
+    if (day.month, day.day) in HOLIDAYS:
+        return 0.0
+    return CLINIC_WEEKDAY[day.weekday()]
+
+
+def online_factor(day: date) -> float:
+    factor = ONLINE_WEEKDAY[day.weekday()]
+    if (day.month, day.day) in HOLIDAYS:
+        factor *= 0.6
+    black_friday = _black_friday(day.year)
+    if day == black_friday:
+        factor *= 2.6
+    elif day == black_friday + timedelta(days=3):  # Cyber Monday
+        factor *= 1.8
+    elif day.month == 12 and day.day <= 20:
+        factor *= 1.2
+    return factor
+
+
+@dataclass
+class Calendar:
+    """The seeded days with cumulative demand weights, so an event's day is one bisect away."""
+
+    plan: SeedPlan
+    start: date = field(init=False)
+    start_at: datetime = field(init=False)
+    end_at: datetime = field(init=False)
+    clinic_cumulative: list[float] = field(init=False)
+    online_cumulative: list[float] = field(init=False)
+    _offsets: dict[str, list[timedelta]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.start = self.plan.end_date - timedelta(days=self.plan.days - 1)
+        self.start_at = datetime.combine(self.start, time(), UTC)
+        self.end_at = datetime.combine(self.plan.end_date + timedelta(days=1), time(), UTC)
+        growth = [self.growth(i) for i in range(self.plan.days)]
+        days = [self.day(i) for i in range(self.plan.days)]
+        self.clinic_cumulative = _cumulative(g * clinic_factor(d) for g, d in zip(growth, days, strict=True))
+        self.online_cumulative = _cumulative(g * online_factor(d) for g, d in zip(growth, days, strict=True))
+
+    @property
+    def days(self) -> int:
+        return self.plan.days
+
+    def day(self, index: int) -> date:
+        return self.start + timedelta(days=index)
+
+    def growth(self, index: int) -> float:
+        return float((1 + GROWTH_PER_YEAR) ** (index / 365))
+
+    def day_index(self, at: datetime) -> int:
+        return (at - self.start_at).days
+
+    def pick_day(self, rng: random.Random, cumulative: list[float], first: int, last: int) -> int | None:
+        """A day in [first, last] drawn in proportion to demand; None when the window has no demand."""
+        first = max(first, 0)
+        last = min(last, self.days - 1)
+        if first > last:
+            return None
+        low = cumulative[first - 1] if first else 0.0
+        high = cumulative[last]
+        if high <= low:
+            return None
+        return bisect.bisect_right(cumulative, low + rng.random() * (high - low))
+
+    def local_time(self, index: int, timezone: str, minutes: int) -> datetime:
+        """The UTC instant of `minutes` after local midnight on day `index` in `timezone`."""
+        offsets = self._offsets.get(timezone)
+        if offsets is None:
+            zone = ZoneInfo(timezone)
+            # One offset per day taken at noon: DST switches at night, when nothing is scheduled.
+            offsets = [
+                datetime.combine(self.day(i), time(12), zone).utcoffset() or timedelta()
+                for i in range(-1, self.days + 31)
+            ]
+            self._offsets[timezone] = offsets
+        midnight = self.start_at + timedelta(days=index)
+        return midnight + timedelta(minutes=minutes) - offsets[min(max(index + 1, 0), len(offsets) - 1)]
+
+    def signup_time(self, rng: random.Random, position: float) -> datetime:
+        """When the customer at `position` (0..1 through the id range) joined: a base before the period
+        plus accelerating acquisition during it, so ids rise with signup time."""
+        existing_share = 0.55
+        if position < existing_share:
+            before = (1 - position / existing_share) * 730
+            moment = self.start_at - timedelta(days=before, seconds=rng.randrange(3600))
+            return moment.replace(microsecond=0)
+        share = (position - existing_share) / (1 - existing_share)
+        rate = math.log(1 + GROWTH_PER_YEAR) / 365
+        offset_days = math.log(1 + share * (math.exp(rate * self.days) - 1)) / rate
+        moment = self.start_at + timedelta(days=offset_days)
+        return min(moment, self.end_at - timedelta(hours=1)).replace(microsecond=0)
+
+
+def _cumulative(weights: Iterable[float]) -> list[float]:
+    total = 0.0
+    out: list[float] = []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
