@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY
 from reports.periods import Grain, bucket_floor, next_bucket, zone
-from storage.analytics.facts import METRIC_MEASURES, SOURCES
+from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
 from storage.analytics.queries import source_time_span
 from storage.analytics.rollup_store import (
     RollupWatermark,
@@ -59,6 +60,8 @@ class TouchedFacts:
     """The fact times (by source: orders, messages, customers, ...) changed since the last watermark."""
 
     times: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)
+    #: Later orders of customers with a touched order: whether they are "returning" may have changed.
+    later_order_times: tuple[datetime, ...] = ()
 
     @classmethod
     async def from_ids(
@@ -99,7 +102,26 @@ class TouchedFacts:
                 for chunk in _chunks(sorted(set(ids))):
                     found = await session.scalars(select(time_column).where(id_column.in_(chunk)))
                     times.setdefault(source, set()).update(found)
-        return cls({source: tuple(sorted(values)) for source, values in times.items() if values})
+            later = await _later_order_times(session, lookups[0][3])
+        return cls({source: tuple(sorted(values)) for source, values in times.items() if values}, later)
+
+
+async def _later_order_times(session: AsyncSession, order_ids: list[int]) -> tuple[datetime, ...]:
+    """Times of counted orders placed after a touched order by the same customer."""
+    later: set[datetime] = set()
+    for chunk in _chunks(sorted(set(order_ids))):
+        touched = Order.__table__.alias("touched_order")
+        statement = (
+            select(Order.created_at)
+            .join(touched, touched.c.customer_id == Order.customer_id)
+            .where(
+                touched.c.id.in_(chunk),
+                Order.created_at > touched.c.created_at,
+                Order.status.in_(COUNTED_ORDER_STATUSES),
+            )
+        )
+        later.update(await session.scalars(statement))
+    return tuple(sorted(later))
 
 
 def _chunks(ids: Sequence[int], size: int = 5000) -> Iterable[Sequence[int]]:
@@ -155,7 +177,7 @@ async def update_rollups_for(
     """Recompute only the buckets the touched facts fall into, for the metrics reading those sources.
 
     Uses the grains and timezone of the last rebuild; without one there is nothing to update.
-    Known limit: returning_customers of later buckets is not revisited when an order is backdated.
+    A backdated order can make its customer's later orders "returning", so those buckets are redone too.
     """
     stamp = as_of or datetime.now(UTC)
     rows_written = 0
@@ -173,20 +195,25 @@ async def update_rollups_for(
             and {m.source for m in METRIC_MEASURES[name].measures} & touched_sources
         }
         times = [t for source in touched_sources for t in touched.times[source]]
-        if affected and times:
+        passes = [(affected, times)]
+        if "returning_customers" in affected and touched.later_order_times:
+            passes.append(
+                ({"returning_customers": affected["returning_customers"]}, list(touched.later_order_times))
+            )
+        for metrics, moments in passes:
             for grain in watermark.grains:
-                for start, end in touched_bucket_runs(times, grain, watermark.timezone):  # type: ignore[arg-type]
+                for start, end in touched_bucket_runs(moments, grain, watermark.timezone):
                     rows = await compute_rollup_rows(
                         session,
                         database.dialect,
-                        affected,
-                        grain=grain,  # type: ignore[arg-type]
+                        metrics,
+                        grain=grain,
                         tz=watermark.timezone,
                         start=start,
                         end=end,
                     )
                     await delete_rollup_rows(
-                        session, grains=[grain], metrics=list(affected), start=start, end=end
+                        session, grains=[grain], metrics=list(metrics), start=start, end=end
                     )
                     await write_rollup_rows(session, database.dialect, rows)
                     rows_written += len(rows)

@@ -1,0 +1,132 @@
+"""A KPI question answered whole: the figures, a chart spec that fits their shape, and one honest sentence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
+from reports.charts.spec import Direction as TileDirection
+from reports.query import MetricQuery, QueryResult, SeriesResult, run_query
+from reports.trends import anomalies, describe_contributors, summarise, top_contributors
+from storage.database import Database
+
+#: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
+SEASON_FOR_GRAIN = {"day": 7}
+
+
+@dataclass(frozen=True)
+class Answer:
+    result: QueryResult
+    chart: ChartSpec
+    summary: str
+
+
+async def answer(
+    database: Database,
+    query: MetricQuery,
+    *,
+    now: datetime,
+    business_tz: str,
+    locale: str = "en_GB",
+    currency: str = "EUR",
+) -> Answer:
+    """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile."""
+    result = await run_query(database, query, now=now, business_tz=business_tz)
+    metric = result.metrics[0]
+    series = result.series_for(metric.name)
+    summary = _summary(result, series, locale, currency)
+    chart = _chart(result, series, summary, locale, currency)
+    return Answer(result, chart, summary)
+
+
+def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str) -> str:
+    metric = result.metrics[0]
+    comparison = result.comparison_range
+
+    def say(value: float | None, previous: float | None, note: str = "", *, compare: bool = True) -> str:
+        return summarise(
+            metric,
+            value,
+            period_label=result.range.label,
+            timezone=result.range.timezone,
+            previous=previous,
+            previous_label=comparison.label if comparison and compare else None,
+            dimension_note=note,
+            locale=locale,
+            currency=currency,
+        )
+
+    if result.dimension is None:
+        (only,) = series
+        return say(only.total, only.comparison_total)
+    # Split answers summarise the whole: additive parts add up, ratios and distinct counts do not.
+    if metric.aggregation in ("sum", "count"):
+        total = sum(s.total or 0.0 for s in series)
+        previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
+        sentence = say(total, previous, f" (all {result.dimension} values)")
+        if comparison:
+            current = {s.dimension_value or "": s.total or 0.0 for s in series}
+            before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
+            movers = describe_contributors(top_contributors(current, before, limit=3))
+            if movers:
+                sentence = f"{sentence[:-1]}; biggest moves: {movers}."
+        return sentence
+    if not series:
+        return say(None, None, f" by {result.dimension}", compare=False)
+    leader = series[0]
+    return say(leader.total, None, f" by {result.dimension}, highest {leader.dimension_value}", compare=False)
+
+
+def _chart(
+    result: QueryResult, series: tuple[SeriesResult, ...], summary: str, locale: str, currency: str
+) -> ChartSpec:
+    metric = result.metrics[0]
+    shown = series[:MAX_SERIES]
+    kind: ChartKind
+    header = {
+        "title": metric.label,
+        "period_label": result.range.label,
+        "data_as_of": result.data_as_of,
+        "unit": metric.unit,
+        "currency": currency if metric.unit == "currency" else None,
+        "locale": locale,
+        "timezone": result.range.timezone,
+        "summary": summary,
+        "subtitle": f"by {result.dimension}" if result.dimension else None,
+    }
+    targets = [Annotation("target", "target", value=metric.target)] if metric.target is not None else []
+    if result.grain is not None and shown and shown[0].points:
+        kind = "line"
+        chart_series = tuple(
+            Series(s.dimension_value or s.name, tuple(v for _, v in s.points)) for s in shown
+        )
+        marks = []
+        season = SEASON_FOR_GRAIN.get(result.grain)
+        if season and len(shown[0].points) >= 3 * season:
+            for index in anomalies([v for _, v in shown[0].points], season=season):
+                marks.append(
+                    Annotation(
+                        "anomaly", "unusual for this weekday", x_index=index, series_name=chart_series[0].name
+                    )
+                )
+        return ChartSpec(
+            kind=kind,
+            series=chart_series,
+            x_dates=tuple(start for start, _ in shown[0].points),
+            annotations=(*marks, *targets),
+            **header,  # type: ignore[arg-type]
+        )
+    if result.dimension is not None and shown:
+        return ChartSpec(
+            kind="bar",
+            categories=tuple(s.dimension_value or "(none)" for s in shown),
+            series=(Series(metric.label, tuple(s.total for s in shown)),),
+            annotations=tuple(targets),
+            **header,  # type: ignore[arg-type]
+        )
+    only = series[0] if series else None
+    value = only.total if only and only.total is not None else 0.0
+    direction: TileDirection = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
+    tile = KpiTile.compare(value, only.comparison_total if only else None, direction)
+    return ChartSpec(kind="kpi_tile", kpi=tile, **header)  # type: ignore[arg-type]

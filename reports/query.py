@@ -1,0 +1,396 @@
+"""The KPI query layer: validate a question against the registry, then answer it from rollups or raw facts.
+
+Every name in a query (metric, dimension, grain, operator) is checked against fixed tables and
+rejected with the allowed names listed; filter values only ever travel as bound parameters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reports.metrics import REGISTRY, Metric, UnknownName, get_metric
+from reports.periods import (
+    GRAINS,
+    Grain,
+    PeriodSpec,
+    TimeRange,
+    bucket_floor,
+    bucket_starts,
+    next_bucket,
+    previous_period,
+    resolve_period,
+    same_period_last_year,
+)
+from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
+from storage.analytics.queries import FactFilter, churn_counts, measure_values
+from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
+from storage.database import Database
+
+Operator = Literal["eq", "ne", "in", "not_in"]
+Comparison = Literal["previous_period", "same_period_last_year"]
+OPERATORS: tuple[Operator, ...] = get_args(Operator)
+COMPARISONS: tuple[Comparison, ...] = get_args(Comparison)
+
+MAX_METRICS = 8
+MAX_FILTERS = 8
+MAX_FILTER_VALUES = 50
+MAX_VALUE_LENGTH = 128
+MAX_BUCKETS = 5000
+
+#: Ratios come back as (numerator, denominator); a bucket with no facts has both at zero.
+Fraction = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Keep facts whose `dimension` is (eq/in) or is not (ne/not_in) `value`."""
+
+    dimension: str
+    operator: Operator
+    value: str | tuple[str, ...]
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return (self.value,) if isinstance(self.value, str) else tuple(self.value)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    metrics: tuple[str, ...]
+    period: PeriodSpec | TimeRange
+    grain: Grain | None = None
+    dimensions: tuple[str, ...] = ()
+    filters: tuple[Filter, ...] = ()
+    comparison: Comparison | None = None
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    """One metric for one dimension value (None: not split); points are (bucket start in UTC, value)."""
+
+    metric: str
+    dimension_value: str | None
+    name: str
+    points: tuple[tuple[datetime, float | None], ...]
+    total: float | None
+    comparison_total: float | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    metrics: tuple[Metric, ...]
+    range: TimeRange
+    comparison_range: TimeRange | None
+    grain: Grain | None
+    dimension: str | None
+    series: tuple[SeriesResult, ...]
+    data_as_of: datetime
+    source: Literal["rollup", "raw"]
+
+    @property
+    def comparison_totals(self) -> dict[str, float | None]:
+        return {s.name: s.comparison_total for s in self.series}
+
+    def series_for(self, metric: str) -> tuple[SeriesResult, ...]:
+        return tuple(s for s in self.series if s.metric == metric)
+
+
+def _require_text(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise UnknownName(what, repr(value), ())
+    return value
+
+
+def validate_query(query: MetricQuery) -> tuple[Metric, ...]:
+    """Check every name and value bound of `query`; returns the metrics it names (synonyms resolved)."""
+    if not query.metrics:
+        raise ValueError(f"name at least one metric; allowed: {', '.join(sorted(REGISTRY))}")
+    if len(query.metrics) > MAX_METRICS:
+        raise ValueError(f"at most {MAX_METRICS} metrics per question, got {len(query.metrics)}")
+    metrics = tuple(get_metric(_require_text("metric", name)) for name in query.metrics)
+    if len({m.name for m in metrics}) != len(metrics):
+        raise ValueError("a metric is named twice")
+    if not isinstance(query.period, PeriodSpec | TimeRange):
+        raise ValueError("period must be a PeriodSpec or a TimeRange")
+
+    if query.grain is not None:
+        grain = _require_text("grain", query.grain)
+        if grain not in GRAINS:
+            raise UnknownName("grain", grain, GRAINS)
+        for metric in metrics:
+            if grain not in metric.grains:
+                raise UnknownName(f"grain for {metric.name}", grain, metric.grains)
+
+    if len(query.dimensions) > 1:
+        raise ValueError("split by one dimension at a time")
+    for name in query.dimensions:
+        _check_dimension(_require_text("dimension", name), metrics)
+
+    if len(query.filters) > MAX_FILTERS:
+        raise ValueError(f"at most {MAX_FILTERS} filters, got {len(query.filters)}")
+    for item in query.filters:
+        _check_dimension(_require_text("dimension", item.dimension), metrics)
+        operator = _require_text("operator", item.operator)
+        if operator not in OPERATORS:
+            raise UnknownName("operator", operator, OPERATORS)
+        _check_filter_values(item)
+
+    if query.comparison is not None and query.comparison not in COMPARISONS:
+        raise UnknownName("comparison", _require_text("comparison", query.comparison), COMPARISONS)
+    return metrics
+
+
+def _check_dimension(name: str, metrics: Sequence[Metric]) -> None:
+    for metric in metrics:
+        if name not in metric.dimensions:
+            allowed = set(metric.dimensions)
+            for other in metrics:
+                allowed &= set(other.dimensions)
+            raise UnknownName(f"dimension for {metric.name}", name, allowed or metric.dimensions)
+
+
+def _check_filter_values(item: Filter) -> None:
+    if isinstance(item.value, str):
+        values: tuple[object, ...] = (item.value,)
+    elif isinstance(item.value, tuple):
+        values = item.value
+    else:
+        raise ValueError(f"filter on {item.dimension}: value must be text or a tuple of texts")
+    if not values or len(values) > MAX_FILTER_VALUES:
+        raise ValueError(f"filter on {item.dimension}: give 1 to {MAX_FILTER_VALUES} values")
+    if item.operator in ("eq", "ne") and len(values) != 1:
+        raise ValueError(f"filter on {item.dimension}: {item.operator} takes exactly one value")
+    for value in values:
+        if not isinstance(value, str):
+            raise ValueError(f"filter on {item.dimension}: values must be text, got {type(value).__name__}")
+        if len(value) > MAX_VALUE_LENGTH or "\x00" in value:
+            raise ValueError(f"filter on {item.dimension}: values are at most {MAX_VALUE_LENGTH} characters")
+
+
+def metric_value(metric: Metric, numerator: float, denominator: float) -> float | None:
+    """The figure shown: the numerator for counts and sums, the quotient for ratios and averages."""
+    if metric.aggregation in ("ratio", "average"):
+        return numerator / denominator if denominator else None
+    return numerator
+
+
+@dataclass
+class _Values:
+    buckets: dict[tuple[datetime, str], Fraction]
+    totals: dict[str, Fraction]
+    from_rollup: bool
+
+
+class _Answerer:
+    """Answers one query inside one read session, choosing rollup or raw per metric and part."""
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        dialect: str,
+        watermark: RollupWatermark | None,
+        tz: str,
+        dimension: str | None,
+        filters: tuple[FactFilter, ...],
+    ) -> None:
+        self.session = session
+        self.dialect = dialect
+        self.watermark = watermark
+        self.tz = tz
+        self.dimension = dimension
+        self.filters = filters
+        self.used_raw = False
+
+    def _rollup_filter(self) -> tuple[bool, FactFilter | None]:
+        """Rollups hold one dimension per row, so only filters on the split dimension can be served."""
+        if not self.filters:
+            return True, None
+        if len(self.filters) == 1 and self.filters[0].dimension == self.dimension:
+            return True, self.filters[0]
+        return False, None
+
+    def _rollup_grain(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> Grain | None:
+        """A rolled-up grain whose buckets tile `time_range` exactly (the query's own grain if given)."""
+        if self.watermark is None or metric.name not in METRIC_MEASURES:
+            return None
+        servable, _ = self._rollup_filter()
+        if not servable:
+            return None
+        candidates: list[str] = [grain] if grain is not None else list(reversed(GRAINS))
+        for candidate in candidates:
+            if not self.watermark.covers(metric.name, candidate, self.tz):
+                continue
+            typed: Grain = candidate  # type: ignore[assignment]
+            start_aligned = bucket_floor(time_range.start, typed, self.tz) == time_range.start
+            end_aligned = bucket_floor(time_range.end, typed, self.tz) == time_range.end
+            if start_aligned and end_aligned:
+                return typed
+        return None
+
+    async def values(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> _Values:
+        if metric.name == "churn_rate":
+            return await self._churn(time_range, grain)
+        parts = METRIC_MEASURES[metric.name]
+        rollup_grain = self._rollup_grain(metric, time_range, grain)
+        if rollup_grain is not None:
+            buckets = await self._from_rollup(metric, time_range, rollup_grain)
+            # A distinct count over exactly one bucket is that bucket's row; over several it is not a sum.
+            single_bucket = len(bucket_starts(time_range, rollup_grain, self.tz)) == 1
+            if metric.is_additive or single_bucket:
+                return _Values(buckets if grain else {}, _sum_by_value(buckets), True)
+            if grain is not None:
+                totals = (await self._raw(parts, time_range, None)).totals
+                return _Values(buckets, totals, True)
+        raw_totals = await self._raw(parts, time_range, None)
+        if grain is None:
+            return raw_totals
+        raw_buckets = await self._raw(parts, time_range, grain)
+        return _Values(raw_buckets.buckets, raw_totals.totals, False)
+
+    async def _from_rollup(
+        self, metric: Metric, time_range: TimeRange, grain: Grain
+    ) -> dict[tuple[datetime, str], Fraction]:
+        _, value_filter = self._rollup_filter()
+        return await read_rollup(
+            self.session,
+            metric=metric.name,
+            grain=grain,
+            dimension=self.dimension or "",
+            start=time_range.start,
+            end=time_range.end,
+            value_filter=value_filter,
+        )
+
+    async def _raw(self, parts: MetricMeasures, time_range: TimeRange, grain: Grain | None) -> _Values:
+        self.used_raw = True
+        fractions: dict[tuple[datetime | None, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for position, measure in enumerate(parts.measures):
+            found = await measure_values(
+                self.session,
+                self.dialect,
+                [measure],
+                start=time_range.start,
+                end=time_range.end,
+                grain=grain,
+                tz=self.tz,
+                dimension=self.dimension,
+                filters=self.filters,
+            )
+            for key, measured in found.items():
+                fractions[key][position] = measured[measure.key]
+        buckets = {(b, v): (f[0], f[1]) for (b, v), f in fractions.items() if b is not None}
+        totals = {v: (f[0], f[1]) for (b, v), f in fractions.items() if b is None}
+        return _Values(buckets, totals if grain is None else _sum_by_value(buckets), False)
+
+    async def _churn(self, time_range: TimeRange, grain: Grain | None) -> _Values:
+        self.used_raw = True
+        previous = previous_period(time_range)
+        total = await churn_counts(
+            self.session, start=time_range.start, end=time_range.end, previous_start=previous.start
+        )
+        buckets: dict[tuple[datetime, str], Fraction] = {}
+        if grain is not None:
+            for start in bucket_starts(time_range, grain, self.tz):
+                end = min(next_bucket(start, grain, self.tz), time_range.end)
+                before = bucket_floor(start - (end - start) / 2, grain, self.tz)
+                buckets[(start, "")] = await churn_counts(
+                    self.session, start=max(start, time_range.start), end=end, previous_start=before
+                )
+        return _Values(buckets, {"": total}, False)
+
+
+def _sum_by_value(buckets: dict[tuple[datetime, str], Fraction]) -> dict[str, Fraction]:
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for (_, value), (numerator, denominator) in buckets.items():
+        totals[value][0] += numerator
+        totals[value][1] += denominator
+    return {value: (f[0], f[1]) for value, f in totals.items()}
+
+
+def resolve_range(period: PeriodSpec | TimeRange, now: datetime, business_tz: str) -> TimeRange:
+    return period if isinstance(period, TimeRange) else resolve_period(period, now, business_tz)
+
+
+def comparison_range_for(time_range: TimeRange, comparison: Comparison | None) -> TimeRange | None:
+    if comparison == "previous_period":
+        return previous_period(time_range)
+    if comparison == "same_period_last_year":
+        return same_period_last_year(time_range)
+    return None
+
+
+async def run_query(
+    database: Database, query: MetricQuery, *, now: datetime, business_tz: str, prefer_rollups: bool = True
+) -> QueryResult:
+    """Answer `query`: one series per metric and dimension value, totals, and comparison totals.
+
+    prefer_rollups=False reads the raw facts even where rollups could answer (checks and benchmarks).
+    """
+    metrics = validate_query(query)
+    time_range = resolve_range(query.period, now, business_tz)
+    tz = time_range.timezone
+    comparison_range = comparison_range_for(time_range, query.comparison)
+    grain = query.grain
+    starts = bucket_starts(time_range, grain, tz) if grain is not None else []
+    if len(starts) > MAX_BUCKETS:
+        raise ValueError(
+            f"{len(starts)} {grain} buckets is too many; pick a coarser grain or a shorter period"
+        )
+    dimension = query.dimensions[0] if query.dimensions else None
+    filters = tuple(FactFilter(f.dimension, f.operator, f.values) for f in query.filters)
+
+    series: list[SeriesResult] = []
+    async with database.read_sessions() as session:
+        watermark = await read_watermark(session) if prefer_rollups else None
+        answerer = _Answerer(session, database.dialect, watermark, tz, dimension, filters)
+        for metric in metrics:
+            current = await answerer.values(metric, time_range, grain)
+            previous = await answerer.values(metric, comparison_range, None) if comparison_range else None
+            series += _series_of(metric, current, previous, starts, dimension)
+
+    from_rollup = not answerer.used_raw and watermark is not None
+    return QueryResult(
+        metrics=metrics,
+        range=time_range,
+        comparison_range=comparison_range,
+        grain=grain,
+        dimension=dimension,
+        series=tuple(series),
+        data_as_of=watermark.as_of if from_rollup and watermark else datetime.now(UTC),
+        source="rollup" if from_rollup else "raw",
+    )
+
+
+def _series_of(
+    metric: Metric, current: _Values, previous: _Values | None, starts: list[datetime], dimension: str | None
+) -> list[SeriesResult]:
+    values = set(current.totals) | {v for _, v in current.buckets}
+    if dimension is None:
+        values = {""}
+    empty: Fraction = (0.0, 0.0)
+
+    def total_of(value: str) -> float | None:
+        return metric_value(metric, *current.totals.get(value, empty))
+
+    ordered = sorted(values, key=lambda v: (-(total_of(v) or 0.0), v))
+    # Aware datetimes hash slowly (each hash asks for the UTC offset); epoch seconds keep a year of days quick.
+    by_second = {(b.timestamp(), v): f for (b, v), f in current.buckets.items()}
+    seconds = [start.timestamp() for start in starts]
+    result = []
+    for value in ordered:
+        points = tuple(
+            (start, metric_value(metric, *by_second.get((second, value), empty)))
+            for start, second in zip(starts, seconds, strict=True)
+        )
+        comparison = metric_value(metric, *previous.totals.get(value, empty)) if previous else None
+        name = metric.label if dimension is None else f"{metric.label} · {value}"
+        result.append(
+            SeriesResult(metric.name, value if dimension else None, name, points, total_of(value), comparison)
+        )
+    return result

@@ -1,0 +1,1 @@
+"""Analytics persistence: fact-table definitions, KPI fact queries and the rollup SQL."""

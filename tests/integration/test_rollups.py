@@ -1,0 +1,181 @@
+"""Rollups agree with the raw facts: after a rebuild, after an incremental update, and in answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from reports.metrics import REGISTRY
+from reports.periods import PeriodSpec
+from reports.query import Filter, MetricQuery, QueryResult, run_query
+from reports.rollups import TouchedFacts, rebuild_rollups, update_rollups_for
+from storage.analytics.rollup_store import read_watermark
+from storage.database import Database
+from storage.models import AnalyticsData, Customer, CustomerCommunication, Order, Refund
+from storage.seeding import SeedPlan, seed_database
+
+TZ = "Europe/Berlin"
+NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+PLAN = SeedPlan(customers=120, days=75, seed=5, end_date=date(2026, 11, 30))
+GRAINS = ("day", "month")
+
+Snapshot = dict[tuple[str, str, datetime, str, str], tuple[float, float, datetime]]
+
+
+async def snapshot(database: Database) -> Snapshot:
+    async with database.read_sessions() as session:
+        rows = await session.scalars(select(AnalyticsData))
+        return {
+            (r.metric, r.grain, r.bucket_start, r.dimension, r.dimension_value): (
+                r.numerator,
+                r.denominator,
+                r.updated_at,
+            )
+            for r in rows
+        }
+
+
+def same_figures(left: Snapshot, right: Snapshot) -> list[object]:
+    """Keys or figures that differ (updated_at ignored), for a readable assertion."""
+    differences: list[object] = sorted(str(k) for k in left.keys() ^ right.keys())[:5]
+    for key in left.keys() & right.keys():
+        (a_num, a_den, _), (b_num, b_den, _) = left[key], right[key]
+        if abs(a_num - b_num) > 1e-6 * max(1, abs(b_num)) or abs(a_den - b_den) > 1e-6 * max(1, abs(b_den)):
+            differences.append((key, left[key][:2], right[key][:2]))
+    return differences
+
+
+def figures(result: QueryResult) -> list[tuple[str, float | None, list[float | None]]]:
+    return [(s.name, s.total, [v for _, v in s.points]) for s in result.series]
+
+
+def close(left: float | None, right: float | None) -> bool:
+    if left is None or right is None:
+        return left is right
+    return abs(left - right) <= 1e-9 * max(1.0, abs(right))
+
+
+def assert_same_answers(raw: QueryResult, rolled: QueryResult) -> None:
+    for (name, total, points), (other_name, other_total, other_points) in zip(
+        figures(raw), figures(rolled), strict=True
+    ):
+        assert name == other_name
+        assert close(total, other_total), name
+        assert len(points) == len(other_points) and all(map(close, points, other_points)), name
+
+
+ROLLED_UP = [n for n, m in REGISTRY.items() if m.is_additive and n != "churn_rate"]
+QUERIES = [
+    *(MetricQuery(tuple(ROLLED_UP[i : i + 8]), PeriodSpec.last_n_days(30), grain="day") for i in range(0, len(ROLLED_UP), 8)),
+    MetricQuery(("revenue", "orders", "average_order_value"), PeriodSpec("last_month"), grain="day",
+                dimensions=("source_channel",), comparison="previous_period"),
+    MetricQuery(("messages_sent", "delivery_rate", "communication_cost"), PeriodSpec.last_n_days(28),
+                grain="day", dimensions=("channel",), filters=(Filter("channel", "in", ("sms", "email")),)),
+    MetricQuery(("active_customers", "returning_customers", "revenue"), PeriodSpec("last_month"), grain="month"),
+    MetricQuery(("active_customers",), PeriodSpec("yesterday"), dimensions=("segment",)),
+    MetricQuery(("revenue", "no_show_rate", "csat"), PeriodSpec.between(date(2026, 9, 1), date(2026, 10, 31))),
+]  # fmt: skip
+
+
+async def test_answers_from_rollups_equal_answers_from_raw_facts(database: Database) -> None:
+    await seed_database(database, PLAN)
+    raw = [await run_query(database, q, now=NOW, business_tz=TZ) for q in QUERIES]
+    assert {r.source for r in raw} == {"raw"}
+
+    report = await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
+    assert report.rows > 0
+    rolled = [await run_query(database, q, now=NOW, business_tz=TZ) for q in QUERIES]
+    for before, after in zip(raw, rolled, strict=True):
+        assert after.source == "rollup"
+        assert after.data_as_of == report.as_of  # the freshness stamp is the rebuild's watermark
+        assert_same_answers(before, after)
+
+
+async def test_queries_rollups_cannot_serve_fall_back_to_raw(database: Database) -> None:
+    await seed_database(database, PLAN)
+    await rebuild_rollups(database, grains=("day",), business_tz=TZ)
+    other_dimension_filter = MetricQuery(
+        ("revenue",), PeriodSpec.last_n_days(30), dimensions=("source_channel",),
+        filters=(Filter("location", "eq", "berlin"),),
+    )  # fmt: skip
+    hourly = MetricQuery(("orders",), PeriodSpec("yesterday"), grain="hour")
+    other_zone = MetricQuery(("orders",), PeriodSpec.last_n_days(7))
+    churn = MetricQuery(("churn_rate",), PeriodSpec("last_month"))
+    for query, tz in (
+        (other_dimension_filter, TZ),
+        (hourly, TZ),
+        (other_zone, "America/New_York"),
+        (churn, TZ),
+    ):
+        assert (await run_query(database, query, now=NOW, business_tz=tz)).source == "raw"
+
+
+async def add_facts(database: Database, at: datetime, count: int) -> tuple[list[int], list[int], list[int]]:
+    async with database.sessions() as session:
+        customer_ids = list(await session.scalars(select(Customer.id).order_by(Customer.id).limit(10)))
+        orders = [
+            Order(
+                order_number=f"T-{at:%Y%m%d}-{i}", customer_id=customer_ids[i % 10], status="paid",
+                source_channel="whatsapp", amount_minor=1000 + i, currency="EUR", created_at=at + timedelta(minutes=i),
+            )
+            for i in range(count)
+        ]  # fmt: skip
+        messages = [
+            CustomerCommunication(
+                customer_id=customer_ids[i % 10], channel="sms", provider="twilio", direction="outbound",
+                source="manual", to_address="+4915100000000", body="hello", status="delivered",
+                cost_micros=7500, currency="EUR", created_at=at + timedelta(minutes=i),
+            )
+            for i in range(count)
+        ]  # fmt: skip
+        session.add_all([*orders, *messages])
+        await session.flush()
+        refund = Refund(
+            order_id=orders[0].id, amount_minor=500, currency="EUR", created_at=at + timedelta(hours=3)
+        )
+        session.add(refund)
+        await session.commit()
+        return [o.id for o in orders], [m.id for m in messages], [refund.id]
+
+
+async def test_incremental_update_touches_only_its_buckets_and_equals_a_rebuild(database: Database) -> None:
+    await seed_database(database, PLAN)
+    await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
+    before = await snapshot(database)
+
+    # 23:30 UTC on 24 Oct is 01:30 local on the 25th, the day the clocks go back: local bucketing matters.
+    at = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
+    order_ids, message_ids, refund_ids = await add_facts(database, at, 12)
+    touched = await TouchedFacts.from_ids(
+        database, orders=order_ids, messages=message_ids, refunds=refund_ids
+    )
+    report = await update_rollups_for(database, touched)
+    after = await snapshot(database)
+
+    day = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # local midnight of 25 Oct in Berlin (CEST)
+    month = datetime(2026, 9, 30, 22, 0, tzinfo=UTC)
+    touched_buckets = {("day", day), ("month", month)}
+    for key, value in after.items():
+        # Returning customers may move in later buckets too: the new orders precede their later ones.
+        if (key[1], key[2]) not in touched_buckets and key[0] != "returning_customers":
+            assert before.get(key) == value, key  # untouched rows were not even rewritten
+    changed = {(k[1], k[2]) for k in after if before.get(k) != after[k] and k[0] != "returning_customers"}
+    assert changed == touched_buckets
+    assert (
+        after[("revenue", "day", day, "source_channel", "whatsapp")][0]
+        >= sum((1000 + i) / 100 for i in range(12)) - 5
+    )
+
+    await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
+    assert same_figures(after, await snapshot(database)) == []
+
+    async with database.read_sessions() as session:
+        watermark = await read_watermark(session)
+    assert watermark is not None and watermark.as_of >= report.as_of
+
+
+async def test_incremental_update_needs_a_rebuild_first(database: Database) -> None:
+    with pytest.raises(RuntimeError, match="rebuild_rollups"):
+        await update_rollups_for(database, TouchedFacts({"orders": (NOW,)}))

@@ -1,0 +1,87 @@
+"""Trend readings on synthetic series whose answers are known by construction."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from reports.metrics import get_metric
+from reports.trends import (
+    anomalies,
+    change_pct,
+    describe_contributors,
+    moving_average,
+    seasonal_naive_forecast,
+    summarise,
+    top_contributors,
+)
+
+WEEK = [100.0, 110.0, 120.0, 130.0, 140.0, 90.0, 60.0]
+
+
+def weekly(weeks: int, noise: list[float] | None = None) -> list[float | None]:
+    values: list[float | None] = [v for _ in range(weeks) for v in WEEK]
+    for i, n in enumerate(noise or []):
+        values[i] = (values[i] or 0) + n
+    return values
+
+
+def test_change_and_moving_average() -> None:
+    assert change_pct(88.0, 100.0) == pytest.approx(-0.12)
+    assert change_pct(5.0, 0.0) is None and change_pct(None, 3.0) is None
+    assert moving_average([1, 2, 3, None, 5, 6, 7], 3) == [None, None, 2.0, None, None, None, 6.0]
+
+
+def test_seasonal_naive_forecast_repeats_the_week_with_a_band_from_residuals() -> None:
+    jitter = [(-1) ** i * (i % 3) for i in range(28)]
+    series = weekly(4, jitter)
+    forecast = seasonal_naive_forecast(series, season=7, horizon=14)
+    assert [p.value for p in forecast[:7]] == series[-7:]
+    assert [p.value for p in forecast[7:]] == series[-7:]
+    for point in forecast:
+        assert point.low <= point.value <= point.high
+    assert forecast[8].high - forecast[8].low > forecast[1].high - forecast[1].low  # wider a week further out
+    exact = seasonal_naive_forecast(weekly(3), horizon=7)
+    assert all(p.low == p.value == p.high for p in exact)  # a perfectly seasonal past has no error
+
+
+def test_forecast_needs_a_full_last_season() -> None:
+    with pytest.raises(ValueError, match="last 7 points"):
+        seasonal_naive_forecast([1.0, 2.0, None, 4.0, 5.0, 6.0, 7.0])
+
+
+def test_anomaly_flags_a_spike_but_not_the_weekly_pattern() -> None:
+    rng = random.Random(3)
+    series = weekly(6, [rng.gauss(0, 3) for _ in range(42)])
+    assert anomalies(series) == []
+    spiked = list(series)
+    spiked[30] = (spiked[30] or 0) + 400
+    flagged = anomalies(spiked)
+    # The spike shows as a positive residual at 30 and a negative one a week later (against it).
+    assert 30 in flagged and set(flagged) <= {30, 37}
+
+
+def test_top_contributors_explain_a_drop() -> None:
+    previous = {"whatsapp": 1000.0, "email": 500.0, "web": 2000.0, "sms": 300.0}
+    current = {"whatsapp": 700.0, "email": 520.0, "web": 1840.0, "sms": 300.0}
+    top = top_contributors(current, previous, limit=2)
+    assert [c.value for c in top] == ["whatsapp", "web"]
+    assert top[0].change == -300.0 and top[0].change_pct == pytest.approx(-0.3)
+    assert sum(c.share_of_change or 0 for c in top_contributors(current, previous, limit=4)) == pytest.approx(
+        1.0
+    )
+    assert describe_contributors(top) == "whatsapp -30.0%, web -8.0%"
+
+
+def test_summary_states_what_was_measured() -> None:
+    sentence = summarise(
+        get_metric("revenue"), 48210.0, period_label="1–30 Nov 2026", timezone="Europe/Berlin",
+        previous=54784.09, previous_label="1–31 Oct 2026", currency="EUR",
+    )  # fmt: skip
+    assert (
+        sentence
+        == "Revenue, net of refunds, 1–30 Nov 2026 (Europe/Berlin): €48,210.00, down 12.0% from 1–31 Oct 2026."
+    )
+    rate = summarise(get_metric("delivery_rate"), 0.953, period_label="5 Mar 2026", timezone="UTC")
+    assert rate == "Delivery rate, 5 Mar 2026 (UTC): 95.3%."
