@@ -1,0 +1,128 @@
+"""One-click unsubscribe (RFC 8058): signed links, a confirmation page for people, the POST for mailbox providers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import parse_qs
+
+from litestar import Request, Response, get, post
+from litestar.params import FromPath
+from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
+from pydantic import SecretStr
+
+from domain.consent.ledger import record_consent
+from domain.vocabulary import Channel, ConsentStatus
+from storage.inbox import ConversationUnitOfWork
+from switchboard.settings import Settings
+from switchboard.wiring import Container
+
+log = logging.getLogger(__name__)
+
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+
+
+def _secret_bytes(secret: str | SecretStr) -> bytes:
+    return (secret.get_secret_value() if isinstance(secret, SecretStr) else secret).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: str | SecretStr, payload: str) -> str:
+    return _b64(hmac.new(_secret_bytes(secret), f"unsubscribe:{payload}".encode(), hashlib.sha256).digest())
+
+
+def unsubscribe_token(secret: str | SecretStr, customer_id: int, channel: Channel | str) -> str:
+    """base64url("customer_id:channel") + "." + base64url(HMAC-SHA256): stable, unguessable, no expiry."""
+    payload = _b64(f"{customer_id}:{Channel(channel).value}".encode())
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def read_unsubscribe_token(secret: str | SecretStr, token: str) -> tuple[int, Channel] | None:
+    """The (customer id, channel) a token names, or None when it is not one we signed."""
+    payload, _, signature = token.partition(".")
+    if not payload or not signature or not hmac.compare_digest(signature, _signature(secret, payload)):
+        return None
+    try:
+        customer, _, channel = _unb64(payload).decode().partition(":")
+        return int(customer), Channel(channel)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def unsubscribe_url(settings: Settings, customer_id: int, channel: Channel | str = Channel.EMAIL) -> str:
+    """The List-Unsubscribe URL for a customer and channel."""
+    token = unsubscribe_token(settings.session_secret, customer_id, channel)
+    return f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+
+
+def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str]:
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title></head>"
+        f'<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto">{body}</body></html>'
+    )
+    return Response(html, status_code=status_code, media_type="text/html")
+
+
+def _not_found() -> Response[str]:
+    return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", HTTP_404_NOT_FOUND)
+
+
+@get("/unsubscribe/{token:str}", exclude_from_auth=True, name="unsubscribe_page")
+async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
+    """A confirmation page only: mail scanners prefetch links, so GET never unsubscribes."""
+    container: Container = request.app.state.container
+    if read_unsubscribe_token(container.settings.session_secret, token) is None:
+        return _not_found()
+    name = escape(container.settings.business_name)
+    return _page(
+        "Unsubscribe",
+        f"<h1>Unsubscribe</h1><p>Stop receiving messages from {name} on this channel?</p>"
+        f'<form method="post" action="/unsubscribe/{escape(token)}">'
+        f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
+        '<button type="submit">Unsubscribe</button></form>',
+    )
+
+
+@post("/unsubscribe/{token:str}", exclude_from_auth=True, name="unsubscribe", status_code=HTTP_200_OK)
+async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
+    """RFC 8058 one-click: the body is `List-Unsubscribe=One-Click`; no login, no redirect."""
+    container: Container = request.app.state.container
+    named = read_unsubscribe_token(container.settings.session_secret, token)
+    if named is None:
+        return _not_found()
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    if ONE_CLICK_VALUE not in form.get(ONE_CLICK_FIELD, []):
+        return _page("Bad request", "<p>Expected List-Unsubscribe=One-Click.</p>", HTTP_400_BAD_REQUEST)
+    customer_id, channel = named
+    source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
+    await record_consent(
+        ConversationUnitOfWork(container.unit_of_work()),
+        customer_id,
+        channel,
+        ConsentStatus.OPTED_OUT,
+        source,
+        "one-click",
+        datetime.now(UTC),
+        skip_if_unchanged=True,
+    )
+    log.info("customer %s unsubscribed from %s by one-click", customer_id, channel.value)
+    return _page("Unsubscribed", "<h1>You are unsubscribed</h1><p>You will not hear from us here again.</p>")
+
+
+unsubscribe_handlers = [unsubscribe_page, unsubscribe]

@@ -1,0 +1,242 @@
+"""Provider webhook routes, thin: verify the signature, keep the webhook in the inbox, hand over, answer."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+from xml.sax.saxutils import escape
+
+from litestar import Request, Response, get, post
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_401_UNAUTHORIZED,
+    HTTP_403_FORBIDDEN,
+)
+
+from api.webhooks.reading import (
+    TELEGRAM_UPDATE,
+    TWILIO_INBOUND,
+    TWILIO_STATUS,
+    WHATSAPP_WEBHOOK,
+    ProviderWebhookReader,
+    email_delivery,
+    form_params,
+    json_object,
+)
+from bot.drivers.telegram import verify_telegram_secret
+from bot.drivers.twilio_sms import MESSAGE_ID_PARAM, verify_twilio_signature
+from bot.drivers.webhook_errors import MalformedWebhook
+from bot.drivers.whatsapp_cloud import verify_whatsapp_handshake, verify_whatsapp_signature
+from domain.consent.keywords import interpret_keyword, keyword_reply
+from domain.conversations.model import WebhookDelivery, WebhookOutcome, body_digest
+from domain.conversations.use_cases import InboundPolicy, receive_webhook, replay_failed_webhooks
+from domain.vocabulary import Channel, Provider
+from storage.inbox import ConversationUnitOfWork
+from switchboard.wiring import Container
+
+log = logging.getLogger(__name__)
+
+AnyRequest = Request[Any, Any, Any]
+
+#: The container extra the staff bot registers: an async callable taking the raw Telegram update.
+TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
+
+
+def _container(request: AnyRequest) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def _reader(container: Container) -> ProviderWebhookReader:
+    return ProviderWebhookReader(container.settings.session_secret)
+
+
+async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
+    return await receive_webhook(
+        lambda: ConversationUnitOfWork(container.unit_of_work()),
+        delivery,
+        _reader(container),
+        InboundPolicy(container.settings.business_name),
+    )
+
+
+async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, int]:
+    """`switchboard webhooks replay`: applies failed inbox rows again; (replayed, still failing)."""
+    return await replay_failed_webhooks(
+        lambda: ConversationUnitOfWork(container.unit_of_work()),
+        _reader(container),
+        InboundPolicy(container.settings.business_name),
+        limit,
+    )
+
+
+def _plain(text: str, status_code: int = HTTP_200_OK) -> Response[str]:
+    return Response(text, status_code=status_code, media_type="text/plain")
+
+
+def _twiml(reply: str | None = None) -> Response[str]:
+    inner = f"<Message>{escape(reply)}</Message>" if reply else ""
+    xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>' if inner else "<Response/>"
+    return Response(xml, status_code=HTTP_200_OK, media_type="text/xml")
+
+
+# --- Twilio -------------------------------------------------------------------------------------------
+
+
+async def _verified_twilio_form(request: AnyRequest) -> dict[str, str] | None:
+    """The form parameters when X-Twilio-Signature matches our public URL + path + query, else None."""
+    settings = _container(request).settings
+    body = (await request.body()).decode("utf-8", "replace")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    url = settings.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
+    params = form_params(body)
+    signature = request.headers.get("x-twilio-signature")
+    if not verify_twilio_signature(settings.twilio_auth_token.get_secret_value(), url, params, signature):
+        log.warning("twilio webhook %s refused: bad or missing signature", request.url.path)
+        return None
+    our_id = form_params(query).get(MESSAGE_ID_PARAM)
+    if our_id:
+        params.setdefault(MESSAGE_ID_PARAM, our_id)  # keep our message id from the callback URL
+    return params
+
+
+def _twilio_delivery(kind: str, params: dict[str, str], key_fields: tuple[str, ...]) -> WebhookDelivery:
+    body = urlencode(params)
+    values = [params.get(name, "") for name in key_fields]
+    key = ":".join(values) if all(values) else body_digest(body.encode())
+    return WebhookDelivery(Provider.TWILIO.value, kind, key, body, "application/x-www-form-urlencoded")
+
+
+@post("/webhooks/twilio/status", exclude_from_auth=True, status_code=HTTP_200_OK, name="twilio_status")
+async def twilio_status(request: AnyRequest) -> Response[str]:
+    params = await _verified_twilio_form(request)
+    if params is None:
+        return _plain("forbidden", HTTP_403_FORBIDDEN)
+    delivery = _twilio_delivery(TWILIO_STATUS, params, ("MessageSid", "MessageStatus"))
+    await _receive(_container(request), delivery)
+    return _twiml()
+
+
+@post("/webhooks/twilio/inbound", exclude_from_auth=True, status_code=HTTP_200_OK, name="twilio_inbound")
+async def twilio_inbound(request: AnyRequest) -> Response[str]:
+    params = await _verified_twilio_form(request)
+    if params is None:
+        return _plain("forbidden", HTTP_403_FORBIDDEN)
+    delivery = _twilio_delivery(TWILIO_INBOUND, params, ("MessageSid",))
+    container = _container(request)
+    await _receive(container, delivery)
+    # The carrier-style confirmation travels in the TwiML answer, also for a retried duplicate.
+    action = interpret_keyword(params.get("Body", ""))
+    if action is None:
+        return _twiml()
+    return _twiml(keyword_reply(action, container.settings.business_name, Channel.SMS))
+
+
+# --- WhatsApp Cloud -----------------------------------------------------------------------------------
+
+
+@get("/webhooks/whatsapp", exclude_from_auth=True, name="whatsapp_handshake")
+async def whatsapp_handshake(request: AnyRequest) -> Response[str]:
+    settings = _container(request).settings
+    params = {name: str(value) for name, value in request.query_params.items()}
+    challenge = verify_whatsapp_handshake(params, settings.whatsapp_verify_token.get_secret_value())
+    if challenge is None:
+        return _plain("forbidden", HTTP_403_FORBIDDEN)
+    return _plain(challenge)
+
+
+@post("/webhooks/whatsapp", exclude_from_auth=True, status_code=HTTP_200_OK, name="whatsapp_webhook")
+async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
+    raw = await request.body()  # the signature covers these exact bytes: read them before any parsing
+    container = _container(request)
+    signature = request.headers.get("x-hub-signature-256")
+    if not signature:
+        return _plain("missing signature", HTTP_401_UNAUTHORIZED)
+    secret = container.settings.whatsapp_app_secret.get_secret_value()
+    if not verify_whatsapp_signature(secret, raw, signature):
+        log.warning("whatsapp webhook refused: bad signature")
+        return _plain("forbidden", HTTP_403_FORBIDDEN)
+    # Meta retries the identical body, so the body itself is the dedupe key.
+    delivery = WebhookDelivery(
+        Provider.WHATSAPP_CLOUD.value, WHATSAPP_WEBHOOK, body_digest(raw), raw.decode("utf-8", "replace")
+    )
+    await _receive(container, delivery)
+    return _plain("ok")
+
+
+# --- Telegram -----------------------------------------------------------------------------------------
+
+
+@post("/webhooks/telegram", exclude_from_auth=True, status_code=HTTP_200_OK, name="telegram_webhook")
+async def telegram_webhook(request: AnyRequest) -> Response[str]:
+    container = _container(request)
+    expected = container.settings.telegram_webhook_secret.get_secret_value()
+    if not verify_telegram_secret(expected, request.headers.get("x-telegram-bot-api-secret-token")):
+        return _plain("unauthorized", HTTP_401_UNAUTHORIZED)
+    raw = await request.body()
+    update: dict[str, Any] | None = None
+    try:
+        update = dict(json_object(raw, "telegram update"))
+    except MalformedWebhook:
+        update = None
+    update_id = update.get("update_id") if update else None
+    key = f"update:{update_id}" if isinstance(update_id, int) else body_digest(raw)
+    delivery = WebhookDelivery(Provider.TELEGRAM.value, TELEGRAM_UPDATE, key, raw.decode("utf-8", "replace"))
+    outcome = await _receive(container, delivery)
+    if outcome.staff_update and update is not None:
+        await _hand_to_staff_bot(container, update)
+    return _plain("")
+
+
+async def _hand_to_staff_bot(container: Container, update: dict[str, Any]) -> None:
+    handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = container.extras.get(TELEGRAM_STAFF_HANDLER)
+    if handler is None:
+        log.warning("telegram update %s is from staff but no staff bot is wired", update.get("update_id"))
+        return
+    try:
+        await handler(update)
+    except Exception:  # the staff bot's failure must not make Telegram redeliver the update forever
+        log.exception("staff bot failed on telegram update %s", update.get("update_id"))
+
+
+# --- Email --------------------------------------------------------------------------------------------
+
+
+def _bearer_ok(request: AnyRequest, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+@post("/webhooks/email/inbound", exclude_from_auth=True, status_code=HTTP_200_OK, name="email_inbound")
+async def email_inbound(request: AnyRequest) -> Response[str]:
+    """A relay posts the raw RFC 822 message (or JSON {"raw": "..."}) with the API token as Bearer."""
+    container = _container(request)
+    if not _bearer_ok(request, container.settings.api_token.get_secret_value()):
+        return _plain("unauthorized", HTTP_401_UNAUTHORIZED)
+    raw = await request.body()
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":
+        try:
+            value = json_object(raw, "email webhook").get("raw")
+        except MalformedWebhook:
+            value = None
+        if not isinstance(value, str):
+            return _plain('expected {"raw": "<RFC 822 message>"}', HTTP_400_BAD_REQUEST)
+        raw = value.encode("utf-8", "surrogateescape")
+    if not raw.strip():
+        return _plain("empty message", HTTP_400_BAD_REQUEST)
+    await _receive(container, email_delivery(raw))
+    return _plain("ok")
+
+
+webhook_handlers = [
+    twilio_status,
+    twilio_inbound,
+    whatsapp_handshake,
+    whatsapp_webhook,
+    telegram_webhook,
+    email_inbound,
+]

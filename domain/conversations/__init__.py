@@ -1,0 +1,1 @@
+"""Conversations with customers: inbound messages, keywords, replies, and the webhook inbox they arrive through."""

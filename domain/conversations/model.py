@@ -1,0 +1,101 @@
+"""The values inbound handling works with: a stored webhook, what it says, and what handling it did."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from domain.consent.keywords import KeywordAction
+from domain.delivery.ports import DeliveryReceipt, InboundMessage
+from domain.vocabulary import Channel
+
+#: A customer's message counts as the reply to our latest message on the channel within this time.
+REPLY_WINDOW = timedelta(days=7)
+
+#: Channels whose keyword confirmations go out through the outbox; SMS answers in the webhook response.
+OUTBOX_REPLY_CHANNELS: frozenset[Channel] = frozenset({Channel.WHATSAPP, Channel.TELEGRAM})
+
+#: The ledger `source` of a consent keyword, per channel.
+KEYWORD_SOURCE: dict[Channel, str] = {
+    Channel.SMS: "sms_keyword",
+    Channel.WHATSAPP: "whatsapp_keyword",
+    Channel.TELEGRAM: "telegram_command",
+    Channel.EMAIL: "email_keyword",
+}
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One verified webhook as it is kept in the inbox: enough to apply it again later."""
+
+    provider: str
+    kind: str
+    dedupe_key: str
+    body: str
+    content_type: str = "application/json"
+
+    def __post_init__(self) -> None:
+        # PostgreSQL text cannot hold NUL; a signed body containing one is garbage anyway.
+        if "\x00" in self.body:
+            object.__setattr__(self, "body", self.body.replace("\x00", "\ufffd"))
+
+
+def body_digest(raw: bytes) -> str:
+    """A dedupe key for providers that retry the identical body (Meta) or send no id of their own."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredWebhook:
+    """A webhook row read back from the inbox, for replay."""
+
+    id: int
+    delivery: WebhookDelivery
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CustomerMessage:
+    """An inbound message plus what the provider told us about who sent it.
+
+    `link_customer_id` is set when a verified deep link (Telegram `/start <payload>`) names the customer.
+    """
+
+    message: InboundMessage
+    link_customer_id: int | None = None
+
+
+@dataclass(frozen=True)
+class WebhookContents:
+    """What a webhook says, in domain terms; `sender_user_id` is the Telegram user who wrote."""
+
+    receipts: tuple[DeliveryReceipt, ...] = ()
+    messages: tuple[CustomerMessage, ...] = ()
+    sender_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    """What handling one customer message did."""
+
+    communication_id: int | None  # None: a duplicate of a message already recorded
+    customer_id: int | None
+    keyword: KeywordAction | None = None
+    reply: str | None = None
+
+
+@dataclass
+class WebhookOutcome:
+    """What receiving one webhook did; `staff_update` means it belongs to the staff bot."""
+
+    duplicate: bool = False
+    failed: bool = False
+    error: str | None = None
+    receipts_applied: int = 0
+    inbound: list[InboundResult] = field(default_factory=list)
+    staff_update: bool = False
+
+
+class UnknownMessage(LookupError):
+    """A receipt for a message we have no record of (kept as a failed webhook, for replay)."""

@@ -1,0 +1,85 @@
+"""The ports inbound handling needs: the webhook inbox, the conversation store, the reader, the unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from domain.consent.ledger import ConsentLedger
+from domain.conversations.model import StoredWebhook, WebhookContents, WebhookDelivery
+from domain.delivery.outbox import OutboxEntry, ReceiptResult
+from domain.delivery.ports import DeliveryReceipt, InboundMessage
+from domain.vocabulary import Channel
+
+
+class WebhookInbox(Protocol):
+    async def add(self, delivery: WebhookDelivery, at: datetime) -> int | None:
+        """Store a received webhook; None when (provider, dedupe_key) is already there."""
+
+    async def mark_applied(self, inbox_id: int, at: datetime) -> None: ...
+
+    async def record_failure(self, delivery: WebhookDelivery, error: str, at: datetime) -> None:
+        """Store (or update) the webhook as failed with `error`; used in a fresh transaction."""
+
+    async def failed(self, limit: int) -> list[StoredWebhook]: ...
+
+    async def claim_for_replay(self, inbox_id: int) -> bool:
+        """Take a failed row for replay; False when someone else already did."""
+
+
+class ConversationStore(Protocol):
+    async def find_customer(self, channel: Channel, address: str) -> int | None: ...
+
+    async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
+        """Point the customer at this chat (unlinking anyone else); None when no such customer."""
+
+    async def is_staff_telegram_user(self, user_id: int) -> bool: ...
+
+    async def latest_outbound(self, customer_id: int, channel: Channel, since: datetime) -> int | None: ...
+
+    async def record_inbound(
+        self, message: InboundMessage, customer_id: int | None, replied_to: int | None
+    ) -> int | None:
+        """Store the message as received; None when this provider message id is already stored."""
+
+    async def append_to_chat(
+        self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
+    ) -> int: ...
+
+    async def mark_replied(self, communication_id: int, at: datetime) -> bool:
+        """Set replied_at (once) and count the reply in the daily figures; False when already replied."""
+
+    async def enqueue(self, entry: OutboxEntry, at: datetime) -> int | None: ...
+
+
+class ReceiptSink(Protocol):
+    async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...
+
+
+class WebhookReader(Protocol):
+    """Turns a stored webhook body into domain values (the provider drivers' parsers, at the edge)."""
+
+    def read(self, delivery: WebhookDelivery) -> WebhookContents: ...
+
+
+class InboundUnitOfWork(Protocol):
+    @property
+    def inbox(self) -> WebhookInbox: ...
+
+    @property
+    def conversations(self) -> ConversationStore: ...
+
+    @property
+    def consent(self) -> ConsentLedger: ...
+
+    @property
+    def outbox(self) -> ReceiptSink: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...

@@ -1,0 +1,232 @@
+"""The conversation store: who wrote to us, their inbound messages, chat sessions, replies and queued answers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.delivery.outbox import OutboxEntry
+from domain.delivery.ports import InboundMessage
+from domain.vocabulary import (
+    PROVIDER_FOR_CHANNEL,
+    Channel,
+    ChatStatus,
+    Direction,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+)
+from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
+from storage.outbox import bump_feed
+from storage.sql import insert_for, table_of
+
+CC = table_of(CustomerCommunication)
+
+#: Outbound statuses that mean the message reached the provider, so a customer could be answering it.
+SENT_STATUSES = [
+    s.value for s in (MessageStatus.QUEUED, MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ)
+]
+
+
+class SqlConversations:
+    """Nothing here commits; the inbound use-cases do."""
+
+    def __init__(self, session: AsyncSession, *, business_tz: str = "UTC") -> None:
+        self.session = session
+        self._zone = ZoneInfo(business_tz)
+
+    async def find_customer(self, channel: Channel, address: str) -> int | None:
+        address = address.strip()
+        if not address:
+            return None
+        query = select(Customer.id).order_by(Customer.id).limit(1)
+        if channel is Channel.SMS:
+            query = query.where(Customer.phone_e164 == address)
+        elif channel is Channel.WHATSAPP:
+            digits = address.lstrip("+")
+            query = query.where((Customer.whatsapp_id == digits) | (Customer.phone_e164 == f"+{digits}"))
+            query = query.order_by(None).order_by(Customer.whatsapp_id.is_(None), Customer.id)
+        elif channel is Channel.TELEGRAM:
+            chat_id = _as_int(address)
+            if chat_id is None:
+                return None
+            query = query.where(Customer.telegram_chat_id == chat_id)
+        elif channel is Channel.EMAIL:
+            query = query.where(func.lower(Customer.email) == address.lower())
+        else:
+            return None
+        found: int | None = await self.session.scalar(query)
+        return found
+
+    async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
+        chat = _as_int(chat_id)
+        if chat is None or await self.session.get(Customer, customer_id) is None:
+            return None
+        # One chat belongs to one customer (unique column): unlink whoever had it before.
+        await self.session.execute(
+            update(Customer)
+            .where(Customer.telegram_chat_id == chat, Customer.id != customer_id)
+            .values(telegram_chat_id=None)
+        )
+        await self.session.execute(
+            update(Customer).where(Customer.id == customer_id).values(telegram_chat_id=chat)
+        )
+        return customer_id
+
+    async def is_staff_telegram_user(self, user_id: int) -> bool:
+        found = await self.session.scalar(
+            select(StaffUser.id).where(StaffUser.telegram_user_id == user_id, StaffUser.active.is_(True))
+        )
+        return found is not None
+
+    async def latest_outbound(self, customer_id: int, channel: Channel, since: datetime) -> int | None:
+        found: int | None = await self.session.scalar(
+            select(CC.c.id)
+            .where(
+                CC.c.customer_id == customer_id,
+                CC.c.channel == channel.value,
+                CC.c.direction == Direction.OUTBOUND.value,
+                CC.c.status.in_(SENT_STATUSES),
+                CC.c.sent_at >= since,
+            )
+            .order_by(CC.c.sent_at.desc(), CC.c.id.desc())
+            .limit(1)
+        )
+        return found
+
+    async def record_inbound(
+        self, message: InboundMessage, customer_id: int | None, replied_to: int | None
+    ) -> int | None:
+        campaign_id = source_ref = None
+        if replied_to is not None:
+            row = (
+                await self.session.execute(
+                    select(CC.c.campaign_id, CC.c.source_ref).where(CC.c.id == replied_to)
+                )
+            ).one()
+            campaign_id, source_ref = row.campaign_id, row.source_ref
+        statement = (
+            insert_for(self.session, CC)
+            .values(
+                customer_id=customer_id,
+                channel=message.channel.value,
+                provider=str(message.provider),
+                direction=Direction.INBOUND.value,
+                source=MessageSource.REPLY.value,
+                source_ref=source_ref,
+                category=MessageCategory.CONVERSATIONAL.value,
+                campaign_id=campaign_id,
+                to_address=message.to_address[:254],
+                from_address=message.from_address[:254],
+                body=message.body,
+                payload={"sender_name": message.sender_name} if message.sender_name else None,
+                status=MessageStatus.RECEIVED.value,
+                provider_message_id=message.provider_message_id[:128],
+                attempts=0,
+                created_at=message.received_at,
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
+            .returning(CC.c.id)
+        )
+        inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return inserted
+
+    async def append_to_chat(
+        self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
+    ) -> int:
+        chat = await self.session.scalar(
+            select(ChatSession)
+            .where(
+                ChatSession.customer_id == customer_id,
+                ChatSession.channel == channel.value,
+                ChatSession.status.in_([ChatStatus.OPEN.value, ChatStatus.PENDING.value]),
+            )
+            .order_by(ChatSession.started_at.desc(), ChatSession.id.desc())
+            .limit(1)
+        )
+        if chat is None:
+            chat = ChatSession(
+                customer_id=customer_id, channel=channel.value, status=ChatStatus.OPEN.value, started_at=at
+            )
+            self.session.add(chat)
+        if chat.last_message_at is None or chat.last_message_at < at:
+            chat.last_message_at = at
+        await self.session.flush()
+        self.session.add(
+            ChatMessage(
+                session_id=chat.id,
+                author="customer",
+                communication_id=communication_id,
+                body=body,
+                created_at=at,
+            )
+        )
+        await self.session.flush()
+        return chat.id
+
+    async def mark_replied(self, communication_id: int, at: datetime) -> bool:
+        result = await self.session.execute(
+            update(CC).where(CC.c.id == communication_id, CC.c.replied_at.is_(None)).values(replied_at=at)
+        )
+        if not getattr(result, "rowcount", 0):
+            return False
+        await self.count_in_feed(communication_id, "replied", at)
+        return True
+
+    async def count_in_feed(self, communication_id: int, figure: str, at: datetime) -> None:
+        """Adds one to a daily figure under the message's channel, provider, campaign and template."""
+        row = (
+            await self.session.execute(
+                select(CC.c.channel, CC.c.provider, CC.c.campaign_id, CC.c.template_id).where(
+                    CC.c.id == communication_id
+                )
+            )
+        ).one()
+        key = (row.channel, row.provider, row.campaign_id or 0, row.template_id or 0, figure)
+        await bump_feed(self.session, at.astimezone(self._zone).date(), Counter({key: 1}))
+
+    async def enqueue(self, entry: OutboxEntry, at: datetime) -> int | None:
+        """Puts a reply in the outbox for the delivery worker; None when its idempotency key exists."""
+        statement = (
+            insert_for(self.session, CC)
+            .values(
+                customer_id=entry.customer_id,
+                channel=entry.channel.value,
+                provider=PROVIDER_FOR_CHANNEL[entry.channel].value,
+                direction=Direction.OUTBOUND.value,
+                source=entry.source.value,
+                source_ref=entry.source_ref,
+                category=entry.category.value,
+                idempotency_key=entry.idempotency_key[:128],
+                template_id=entry.template_id,
+                campaign_id=entry.campaign_id,
+                to_address=entry.to_address[:254],
+                subject=entry.subject,
+                body=entry.body,
+                payload=dict(entry.payload) or None,
+                status=entry.status.value,
+                status_reason=entry.status_reason,
+                next_attempt_at=entry.send_at or at,
+                segments=entry.segments,
+                encoding=entry.encoding,
+                cost_micros=entry.cost_micros,
+                currency=entry.currency,
+                attempts=0,
+                created_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(CC.c.id)
+        )
+        inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return inserted
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
