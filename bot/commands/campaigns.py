@@ -1,0 +1,213 @@
+"""`campaign list|preview|launch|pause|resume|cancel|status`, through the campaign use-cases."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from bot.commands.context import CommandContext
+from bot.commands.identity import StaffIdentity
+from bot.commands.masking import mask_address
+from bot.commands.parsing import ParseError, take_flag
+from bot.replies import Button, Field, Reply, Table
+from domain.audit import AuditEntry
+from domain.campaigns import use_cases
+from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.consent.model import ConsentPolicy
+from storage.campaigns import SqlCampaignUnitOfWork
+from storage.database import Database
+from storage.models import BulkMessaging
+
+#: Verbs that change a campaign, and whether they ask for confirmation first (irreversible ones do).
+CONFIRMED_VERBS = ("launch", "cancel")
+
+
+@dataclass(frozen=True)
+class ListCampaigns:
+    pass
+
+
+@dataclass(frozen=True)
+class CampaignAction:
+    verb: str  # preview, launch, pause, resume, cancel, status
+    slug: str
+    confirm: bool = False
+
+
+class AuditedCampaignUnitOfWork(SqlCampaignUnitOfWork):
+    """Records the audit entry in the same transaction the campaign use-case commits."""
+
+    def __init__(self, database: Database, entry: AuditEntry, *, business_tz: str) -> None:
+        super().__init__(database, business_tz=business_tz)
+        self._entry = entry
+
+    async def commit(self) -> None:
+        self.audit.record(self._entry)
+        await super().commit()
+
+
+def parse_list(words: list[str], rest: str, today: date) -> ListCampaigns:
+    return ListCampaigns()
+
+
+def action_parser(verb: str):  # type: ignore[no-untyped-def]
+    def parse(words: list[str], rest: str, today: date) -> CampaignAction:
+        words = list(words)
+        confirm = take_flag(words, "confirm", "--confirm")
+        if len(words) != 1:
+            raise ParseError("Name one campaign by its slug.", f"campaign {verb} SLUG")
+        return CampaignAction(verb, words[0], confirm)
+
+    return parse
+
+
+async def campaign_row(ctx: CommandContext, slug: str) -> BulkMessaging | Reply:
+    async with ctx.database.read_sessions() as session:
+        row = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == slug))
+        if row is not None:
+            return row
+        slugs = list(await session.scalars(select(BulkMessaging.slug)))
+    close = difflib.get_close_matches(slug, slugs, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(close)}?" if close else " `campaign list` shows them all."
+    return Reply(
+        f"There is no campaign “{slug}”.{hint}",
+        kind="error",
+        buttons=tuple(Button(c, f"campaign status {c}") for c in close),
+    )
+
+
+async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    async with ctx.database.read_sessions() as session:
+        rows = list(
+            await session.scalars(select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(25))
+        )
+    if not rows:
+        return Reply("There are no campaigns yet.", title="Campaigns")
+    table = Table(
+        ("Slug", "Name", "Status", "Planned", "Excluded"),
+        tuple((r.slug, r.name, r.status, f"{r.planned_count:,}", f"{r.excluded_count:,}") for r in rows),
+    )
+    return Reply(f"{len(rows)} campaigns, newest first.", title="Campaigns", table=table)
+
+
+def _uow(ctx: CommandContext) -> SqlCampaignUnitOfWork:
+    return SqlCampaignUnitOfWork(ctx.database, business_tz=ctx.business_tz)
+
+
+def _audited(ctx: CommandContext, who: StaffIdentity, action: str, slug: str) -> AuditedCampaignUnitOfWork:
+    entry = AuditEntry(actor=who.email, via=who.via, action=f"campaign.{action}", target=f"campaign:{slug}")
+    return AuditedCampaignUnitOfWork(ctx.database, entry, business_tz=ctx.business_tz)
+
+
+def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
+    exclusions = ", ".join(
+        f"{reason.replace('_', ' ')} {n:,}" for reason, n in sorted(preview.exclusions.items())
+    )
+    channels = ", ".join(f"{channel} {n:,}" for channel, n in preview.per_channel.items())
+    fields = [
+        Field("Audience", f"{preview.recipients:,}"),
+        Field("Will be sent", f"{preview.planned:,}"),
+        Field("Excluded", exclusions or "none"),
+        Field("Channels", channels or "—"),
+        Field("Estimated cost", f"{preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}"),
+    ]
+    if preview.deferred:
+        fields.append(Field("Waiting for quiet hours", f"{preview.deferred:,}"))
+    if preview.sample is not None:
+        sample = preview.sample
+        fields.append(
+            Field(
+                "Sample", f"{sample.channel.value} to {mask_address(sample.to_address)}: {sample.body[:300]}"
+            )
+        )
+    return tuple(fields)
+
+
+async def run_action(command: CampaignAction, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    found = await campaign_row(ctx, command.slug)
+    if isinstance(found, Reply):
+        return found
+    campaign_id, slug = found.id, found.slug
+    try:
+        return await _act(command, who, ctx, campaign_id, slug)
+    except CampaignError as error:
+        return Reply(f"Campaign {slug}: {error}", kind="error")
+
+
+async def _act(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, campaign_id: int, slug: str
+) -> Reply:
+    now = ctx.now()
+    policy = ConsentPolicy(default_timezone=ctx.business_tz)
+    if command.verb == "status":
+        progress = await use_cases.campaign_progress(_uow(ctx), campaign_id)
+        by_status = (
+            ", ".join(f"{s} {n:,}" for s, n in sorted(progress.by_status.items())) or "nothing planned yet"
+        )
+        reasons = ", ".join(
+            f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
+        )
+        fields = (
+            Field("Status", progress.status.value),
+            Field("Messages", by_status),
+            Field("Not sent because", reasons or "—"),
+            Field("Opted out since", f"{progress.opted_out:,}"),
+        )
+        return Reply(
+            f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
+            title=f"Campaign {slug}",
+            fields=fields,
+        )
+    if command.verb == "preview" or (command.verb in CONFIRMED_VERBS and not command.confirm):
+        preview = await use_cases.preview_campaign(_uow(ctx), campaign_id, now=now, policy=policy)
+        text = (
+            f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
+            f"for about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}."
+        )
+        if command.verb == "preview":
+            return Reply(
+                text,
+                title=f"Preview: {slug}",
+                fields=preview_fields(preview),
+                buttons=(Button("Launch…", f"campaign launch {slug}", "primary"),),
+            )
+        if command.verb == "cancel":
+            text = f"Cancel {slug}? Every message still planned is dropped; sent ones stay sent."
+        return Reply(
+            text,
+            title=f"{command.verb.capitalize()} {slug}?",
+            fields=preview_fields(preview),
+            confirm=True,
+            private=True,
+            buttons=(
+                Button(
+                    f"Yes, {command.verb}",
+                    f"campaign {command.verb} {slug} confirm",
+                    "danger" if command.verb == "cancel" else "primary",
+                ),
+                Button("No", "cancel"),
+            ),
+        )
+    uow = _audited(ctx, who, command.verb, slug)
+    if command.verb == "launch":
+        campaign = await use_cases.launch_campaign(uow, campaign_id, now)
+        return Reply(
+            f"Campaign {slug} is {campaign.status.value}. Its messages are planned in batches by the "
+            f"scheduler; `campaign status {slug}` shows progress.",
+            title="Launched",
+            buttons=(Button("Status", f"campaign status {slug}"), Button("Pause", f"campaign pause {slug}")),
+        )
+    if command.verb == "pause":
+        campaign = await use_cases.pause_campaign(uow, campaign_id)
+        return Reply(
+            f"Campaign {slug} is {campaign.status.value}; nothing more goes out until it is resumed.",
+            buttons=(Button("Resume", f"campaign resume {slug}"),),
+        )
+    if command.verb == "resume":
+        campaign = await use_cases.resume_campaign(uow, campaign_id)
+        return Reply(f"Campaign {slug} is {campaign.status.value} again.")
+    cancelled = await use_cases.cancel_campaign(uow, campaign_id)
+    return Reply(f"Campaign {slug} is cancelled; {cancelled:,} planned messages were dropped.")

@@ -1,0 +1,189 @@
+"""`customer find|show|prefs`: who a customer is, how to reach them, and why a message did not go out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, or_, select
+
+from bot.commands.context import CommandContext
+from bot.commands.identity import StaffIdentity
+from bot.commands.masking import mask_email, mask_phone
+from bot.commands.parsing import ParseError, customer_id, take_flag
+from bot.replies import Button, Field, Reply, Table
+from domain.vocabulary import Role, role_allows
+from storage.models import (
+    CommunicationPreference,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    CustomerTag,
+)
+
+FIND_USAGE = "customer find TEXT  (name, email, phone or #id)"
+SHOW_USAGE = "customer show ID [--full]"
+PREFS_USAGE = "customer prefs ID"
+FIND_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class FindCustomer:
+    text: str
+
+
+@dataclass(frozen=True)
+class ShowCustomer:
+    customer_id: int
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class CustomerPrefs:
+    customer_id: int
+
+
+def parse_find(words: list[str], rest: str, today: date) -> FindCustomer:
+    if not words:
+        raise ParseError("Say what to look for.", FIND_USAGE)
+    return FindCustomer(" ".join(words))
+
+
+def parse_show(words: list[str], rest: str, today: date) -> ShowCustomer:
+    words = list(words)
+    full = take_flag(words, "--full", "full")
+    if len(words) != 1:
+        raise ParseError("Give one customer id.", SHOW_USAGE)
+    return ShowCustomer(customer_id(words[0], SHOW_USAGE), full)
+
+
+def parse_prefs(words: list[str], rest: str, today: date) -> CustomerPrefs:
+    if len(words) != 1:
+        raise ParseError("Give one customer id.", PREFS_USAGE)
+    return CustomerPrefs(customer_id(words[0], PREFS_USAGE))
+
+
+def show_role(command: ShowCustomer) -> Role:
+    """Unmasked contact details are for agents and up."""
+    return Role.AGENT if command.full else Role.VIEWER
+
+
+def _contact(customer: Customer, who: StaffIdentity, full: bool) -> tuple[str, str]:
+    if full and role_allows(who.role, Role.AGENT):
+        return customer.phone_e164 or "—", customer.email or "—"
+    return mask_phone(customer.phone_e164), mask_email(customer.email)
+
+
+async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    text = command.text.strip()
+    conditions = [
+        func.lower(Customer.name).contains(text.lower()),
+        func.lower(Customer.email) == text.lower(),
+    ]
+    compact = text.replace(" ", "")
+    if compact.lstrip("#").isdigit():
+        conditions.append(Customer.id == int(compact.lstrip("#")))
+    if compact.startswith("+"):
+        conditions.append(Customer.phone_e164 == compact)
+    query = select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(FIND_LIMIT + 1)
+    async with ctx.database.read_sessions() as session:
+        rows = list(await session.scalars(query))
+    if not rows:
+        return Reply(f"No customer matches “{text}”.", title="Customers")
+    shown = rows[:FIND_LIMIT]
+    table = Table(
+        ("ID", "Name", "Phone", "Email", "Segment"),
+        tuple((f"#{c.id}", c.name, mask_phone(c.phone_e164), mask_email(c.email), c.segment) for c in shown),
+    )
+    more = f" (first {FIND_LIMIT}; narrow the search to see others)" if len(rows) > FIND_LIMIT else ""
+    buttons = tuple(Button(f"Show #{c.id}", f"customer show {c.id}") for c in shown[:3])
+    return Reply(
+        f"{len(shown)} customer(s) match “{text}”{more}.", title="Customers", table=table, buttons=buttons
+    )
+
+
+async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    async with ctx.database.read_sessions() as session:
+        customer = await session.get(Customer, command.customer_id)
+        if customer is None:
+            return Reply(f"There is no customer #{command.customer_id}.", kind="error")
+        tags = list(
+            await session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
+        )
+        preference = await session.get(CommunicationPreference, customer.id)
+    phone, email = _contact(customer, who, command.full)
+    fields = (
+        Field("Phone", phone),
+        Field("Email", email),
+        Field("Locale", customer.locale),
+        Field("Time zone", customer.timezone),
+        Field("Segment", customer.segment),
+        Field("Tags", ", ".join(sorted(tags)) or "—"),
+        Field("Preferred channel", (preference.preferred_channel if preference else None) or "—"),
+        Field("Customer since", f"{customer.created_at:%d %b %Y}"),
+    )
+    masked = "" if command.full else " Contact details are masked; `--full` shows them (agents and up)."
+    return Reply(
+        f"#{customer.id} {customer.name}.{masked}",
+        title=f"Customer #{customer.id}",
+        fields=fields,
+        buttons=(Button("Preferences", f"customer prefs {customer.id}"),),
+        private=command.full,
+    )
+
+
+async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    async with ctx.database.read_sessions() as session:
+        customer = await session.get(Customer, command.customer_id)
+        if customer is None:
+            return Reply(f"There is no customer #{command.customer_id}.", kind="error")
+        preference = await session.get(CommunicationPreference, customer.id)
+        consents = list(
+            await session.scalars(
+                select(CustomerConsent)
+                .where(CustomerConsent.customer_id == customer.id)
+                .order_by(CustomerConsent.channel)
+            )
+        )
+        suppressed = await session.scalar(
+            select(CustomerCommunication)
+            .where(
+                CustomerCommunication.customer_id == customer.id, CustomerCommunication.status == "suppressed"
+            )
+            .order_by(CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc())
+            .limit(1)
+        )
+    table = Table(
+        ("Channel", "Consent", "Source", "Since"),
+        tuple(
+            (c.channel, c.status.replace("_", " "), c.source, f"{c.changed_at:%d %b %Y}") for c in consents
+        ),
+    )
+    quiet = "—"
+    if preference and preference.quiet_hours_start and preference.quiet_hours_end:
+        quiet = f"{preference.quiet_hours_start:%H:%M}–{preference.quiet_hours_end:%H:%M}"
+    fields = [
+        Field("Preferred channel", (preference.preferred_channel if preference else None) or "—"),
+        Field("Quiet hours", quiet),
+        Field(
+            "Marketing cap",
+            f"{preference.marketing_max_per_week}/week"
+            if preference and preference.marketing_max_per_week
+            else "—",
+        ),
+    ]
+    why = "No message to this customer has been held back."
+    if suppressed is not None:
+        explanation = (
+            (suppressed.payload or {}).get("explanation") or suppressed.status_reason or "no reason recorded"
+        )
+        why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
+    fields.append(Field("Why not sent", why))
+    opted_out = [c.channel for c in consents if c.status == "opted_out"]
+    summary = f"Opted out of {', '.join(opted_out)}." if opted_out else "Not opted out of any channel."
+    return Reply(
+        f"#{customer.id} {customer.name}: {summary}\n{why}",
+        title="Preferences",
+        fields=tuple(fields),
+        table=table,
+    )

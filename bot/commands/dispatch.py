@@ -1,0 +1,128 @@
+"""The one entry point every front end calls: text in, a platform-neutral Reply out, never an exception.
+
+parse -> permission check -> handler (which writes its audit entry in its own transaction) -> Reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands.context import CommandContext
+from bot.commands.identity import StaffIdentity
+from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
+from bot.commands.questions import parse_question
+from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, CommandSpec, verbs_of
+from bot.replies import Button, Reply
+from domain.vocabulary import role_allows
+from reports.periods import zone
+
+log = logging.getLogger(__name__)
+MAX_INPUT = 2000
+ALIASES = {"?": "help", "commands": "help", "menu": "help", "health": "status", "find": "customer find"}
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A command read from text: its table row and its typed arguments."""
+
+    spec: CommandSpec
+    command: Any
+
+
+def match_command(words: list[str]) -> tuple[CommandSpec, list[str]] | None:
+    """The table row the first words name (forgiving typos and plurals) and the words after it."""
+    if not words:
+        return None
+    first = normalise(words[0])
+    if first in ALIASES:
+        alias = ALIASES[first].split()
+        words = [*alias, *words[1:]]
+        first = alias[0]
+    if first in BY_NAME:
+        return BY_NAME[first], words[1:]
+    noun = closest(first, NOUNS, cutoff=0.8)
+    if noun is None:
+        return None
+    if noun in BY_NAME:
+        return BY_NAME[noun], words[1:]
+    verbs = verbs_of(noun)
+    verb = closest(words[1], verbs, cutoff=0.75) if len(words) > 1 else None
+    if verb is not None:
+        return BY_NAME[f"{noun} {verb}"], words[2:]
+    if noun in DEFAULT_VERB and (len(words) == 1 or noun == "customer"):
+        return BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"], words[1:]
+    raise ParseError(f"“{noun}” takes one of: {', '.join(verbs)}.", " | ".join(f"{noun} {v}" for v in verbs))
+
+
+def parse(text: str, ctx: CommandContext) -> Parsed | None:
+    """The typed command `text` means, or None when it is neither a command nor a KPI question."""
+    today = ctx.now().astimezone(zone(ctx.business_tz)).date()
+    words = tokenise(text)
+    matched = match_command(words)
+    if matched is not None:
+        spec, rest_words = matched
+        rest = " ".join(rest_words)
+        return Parsed(spec, spec.parse(rest_words, rest, today))
+    question = parse_question(text, today, require_metric=False)
+    return Parsed(BY_NAME["kpi"], question) if question is not None else None
+
+
+def not_understood(text: str, who: StaffIdentity) -> Reply:
+    names = [s.name for s in COMMANDS if role_allows(who.role, s.role)]
+    close = suggestions(text, names)
+    listed = ", ".join(names)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    return Reply(
+        f"I did not understand “{text[:80]}”.{hint} Commands: {listed}. Or ask, e.g. “revenue last 30 days”.",
+        kind="suggestion",
+        buttons=tuple(Button(name, f"help {name}") for name in close) or (Button("help", "help"),),
+    )
+
+
+async def handle(text: str, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    """Run one staff command as `who`; every outcome, including failures, is a Reply."""
+    text = (text or "").strip()
+    if not text:
+        return await handle("help", who, ctx)
+    if len(text) > MAX_INPUT:
+        return Reply(
+            f"That is too long for a command ({len(text)} characters; at most {MAX_INPUT}).", kind="error"
+        )
+    try:
+        parsed = parse(text, ctx)
+    except ParseError as error:
+        usage = f"\nUsage: {error.usage}" if error.usage else ""
+        return Reply(f"{error}{usage}", kind="error")
+    except Exception:
+        return _failure("parse", text, who)
+    if parsed is None:
+        return not_understood(text, who)
+    needed = parsed.spec.required_role(parsed.command)
+    if not role_allows(who.role, needed):
+        return Reply(
+            f"“{parsed.spec.name}” needs the {needed.value} role; you are {who.role.value}. Ask an admin if you need it.",
+            title="Not allowed",
+            kind="denied",
+        )
+    try:
+        return await parsed.spec.run(parsed.command, who, ctx)
+    except ParseError as error:
+        usage = f"\nUsage: {error.usage}" if error.usage else ""
+        return Reply(f"{error}{usage}", kind="error")
+    except Exception:
+        return _failure(parsed.spec.name, text, who)
+
+
+def _failure(stage: str, text: str, who: StaffIdentity) -> Reply:
+    incident = secrets.token_hex(4)
+    log.exception(
+        "command %s failed for %s via %s (incident %s): %r", stage, who.email, who.via, incident, text[:200]
+    )
+    return Reply(
+        f"Sorry, something went wrong running that. Nothing was changed unless a reply said so. "
+        f"(incident {incident}; the details are in the server log)",
+        kind="error",
+    )

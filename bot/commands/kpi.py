@@ -1,0 +1,159 @@
+"""The `kpi` command and plain KPI questions: ask the reports layer, answer with a chart and one sentence."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import date
+
+from sqlalchemy import distinct, select
+
+from bot.commands.context import CommandContext
+from bot.commands.identity import StaffIdentity
+from bot.commands.questions import KNOWN_VALUES, KpiQuestion, _plain, parse_question
+from bot.replies import Button, Field, Image, Reply
+from reports.metrics import REGISTRY, Metric
+from reports.periods import PeriodSpec, TimeRange, resolve_period, zone
+from reports.query import MetricQuery
+from storage.models import BulkMessaging, Customer, Location, MessageTemplate, Service, StaffUser
+
+log = logging.getLogger(__name__)
+
+NOT_AVAILABLE = "KPI answers are not available in this build yet (the reports answer module is missing)."
+OTHER_PERIODS = (PeriodSpec.last_n_days(7), PeriodSpec("this_month"), PeriodSpec("last_quarter"))
+
+
+def parse_kpi(words: list[str], rest: str, today: date) -> KpiQuestion:
+    question = parse_question(rest, today)
+    assert question is not None  # require_metric raises instead
+    return question
+
+
+async def known_values(ctx: CommandContext, metric: Metric) -> dict[str, dict[str, str]]:
+    """Dimension values that live in the database (clinics, services, campaigns...), by how people name them."""
+    columns = {
+        "location": (Location.code, Location.name),
+        "service": (Service.code, Service.name),
+        "campaign": (BulkMessaging.slug, BulkMessaging.name),
+        "template": (MessageTemplate.name, MessageTemplate.name),
+        "staff": (StaffUser.name, StaffUser.name),
+        "segment": (Customer.segment, Customer.segment),
+        "country": (Customer.country, Customer.country),
+    }
+    found: dict[str, dict[str, str]] = {}
+    async with ctx.database.read_sessions() as session:
+        for dimension in metric.dimensions:
+            if dimension not in columns:
+                continue
+            value_column, name_column = columns[dimension]
+            rows = (await session.execute(select(distinct(value_column), name_column).limit(500))).all()
+            names: dict[str, str] = {}
+            for value, name in rows:
+                if value:
+                    names[_plain(str(value))] = str(value)
+                    names[_plain(str(name))] = str(value)
+            found[dimension] = names
+    return found
+
+
+async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> KpiQuestion:
+    """Re-read the question when words were left over: they may name a clinic, service or campaign."""
+    if not question.ignored:
+        return question
+    metric = REGISTRY[question.metric]
+    database_values = await known_values(ctx, metric)
+    if not database_values:
+        return question
+    today = ctx.now().astimezone(zone(ctx.business_tz)).date()
+    again = parse_question(question.text, today, known={**KNOWN_VALUES, **database_values})
+    return again if again is not None else question
+
+
+def default_grain(question: KpiQuestion, time_range: TimeRange) -> str | None:
+    """A time series for a period of several days, so the chart shows the shape, not a lone figure."""
+    if question.grain is not None or question.dimension is not None:
+        return question.grain
+    days = (time_range.last_day - time_range.first_day).days + 1
+    grain = "day" if 2 <= days <= 62 else "week" if 62 < days <= 200 else "month" if days > 200 else None
+    return grain if grain in REGISTRY[question.metric].grains else None
+
+
+def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str:
+    parts = [metric.label]
+    if metric.name == "revenue":
+        parts[0] += ", net of refunds"
+    parts += [time_range.label, time_range.timezone]
+    if question.dimension:
+        parts.append(f"by {question.dimension.replace('_', ' ')}")
+    parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
+    if question.comparison == "previous_period":
+        parts.append("vs the period before")
+    elif question.comparison == "same_period_last_year":
+        parts.append("vs the same period last year")
+    return "Read as: " + ", ".join(parts)
+
+
+def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
+    buttons = [
+        Button(period_label(p), question.command_text(period=p))
+        for p in OTHER_PERIODS
+        if p != question.period
+    ][:2]
+    for dimension in [d for d in metric.dimensions if d != question.dimension][:2]:
+        buttons.append(
+            Button(f"by {dimension.replace('_', ' ')}", question.command_text(dimension=dimension))
+        )
+    if question.comparison is None:
+        buttons.append(Button("vs previous", question.command_text(comparison="previous_period")))
+    buttons += [Button(REGISTRY[a].label, question.command_text(metric=a)) for a in question.alternatives]
+    return tuple(buttons)
+
+
+def period_label(spec: PeriodSpec) -> str:
+    return f"last {spec.n} days" if spec.kind == "last_n_days" else spec.kind.replace("_", " ")
+
+
+async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    try:
+        answers = importlib.import_module("reports.answer")
+    except ImportError:
+        return Reply(NOT_AVAILABLE, title="KPI", kind="error")
+    from reports.charts.cache import render_cached
+
+    question = await _with_database_values(question, ctx)
+    metric = REGISTRY[question.metric]
+    now = ctx.now()
+    time_range = resolve_period(question.period, now, ctx.business_tz)
+    query = MetricQuery(
+        metrics=(metric.name,),
+        period=question.period,
+        grain=default_grain(question, time_range),  # type: ignore[arg-type]
+        dimensions=(question.dimension,) if question.dimension else (),
+        filters=question.filters,
+        comparison=question.comparison,
+    )
+    settings = ctx.settings
+    result = await answers.answer(
+        ctx.database,
+        query,
+        now=now,
+        business_tz=ctx.business_tz,
+        locale=settings.business_locale,
+        currency=settings.business_currency,
+    )
+    version = result.result.data_as_of.isoformat()
+    png = render_cached(result.chart, "png", version, ctx.chart_cache)
+    reading = read_as(question, metric, time_range)
+    notes = [reading] if (question.period_assumed or question.metric_guessed or question.alternatives) else []
+    if question.period_assumed:
+        notes.append("No period was given, so this is the last 30 complete days.")
+    if question.ignored:
+        notes.append(f"Ignored: {' '.join(question.ignored)}.")
+    image = Image(f"{metric.name}.png", png, alt_text=result.summary)
+    return Reply(
+        "\n".join([result.summary, *notes]),
+        title=metric.label,
+        fields=(Field("Read as", reading.removeprefix("Read as: ")),),
+        images=(image,),
+        buttons=adjust_buttons(question, metric),
+    )

@@ -1,0 +1,227 @@
+"""THE command table: every staff command's name, parser, required role, handler and help, side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from bot.commands import campaigns, customers, help, kpi, messages, reports, status, templates
+from bot.commands.context import CommandContext
+from bot.commands.identity import StaffIdentity
+from bot.commands.questions import KPI_USAGE
+from bot.replies import Reply
+from domain.vocabulary import Role
+
+Parser = Callable[[list[str], str, date], Any]
+Handler = Callable[[Any, StaffIdentity, CommandContext], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One row of the table. `role_for` raises the role for some forms (e.g. `customer show --full`)."""
+
+    name: str
+    parse: Parser
+    run: Handler
+    role: Role
+    help: str
+    usage: str
+    examples: tuple[str, ...] = ()
+    role_for: Callable[[Any], Role] | None = None
+    changes: bool = False  # whether it changes something (and so is audited)
+
+    def required_role(self, command: object) -> Role:
+        return self.role_for(command) if self.role_for is not None else self.role
+
+
+V, A, M = Role.VIEWER, Role.AGENT, Role.MANAGER
+
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        "help",
+        help.parse_help,
+        help.run_help,
+        V,
+        "List the commands, or explain one.",
+        "help [COMMAND]",
+        ("help", "help send"),
+    ),
+    CommandSpec(
+        "kpi",
+        kpi.parse_kpi,
+        kpi.run_kpi,
+        V,
+        "A KPI as a chart and one sentence; plain questions work too.",
+        KPI_USAGE,
+        (
+            "kpi revenue last 30 days by channel",
+            "revenue this month vs last month",
+            "show no-show rate for video consultations this quarter",
+        ),
+    ),
+    CommandSpec("report list", reports.parse_list, reports.run_list, V, "The saved reports.", "report list"),
+    CommandSpec(
+        "report run", reports.parse_run, reports.run_report, V, "Run a saved report now.", "report run NAME"
+    ),
+    CommandSpec(
+        "report schedule",
+        reports.parse_schedule,
+        reports.run_schedule,
+        M,
+        "Deliver a saved report on a cron schedule to Slack, Telegram or email.",
+        reports.SCHEDULE_USAGE,
+        ('report schedule weekly-revenue "0 8 * * 1" to #management',),
+        changes=True,
+    ),
+    CommandSpec(
+        "send",
+        messages.parse_send,
+        messages.run_send,
+        A,
+        "Send one customer a message: shows a preview, sends on Confirm.",
+        messages.USAGE,
+        (
+            "send sms to #12 template welcome clinic=Mitte",
+            'send to jane@example.com text "Your results are in"',
+        ),
+        changes=True,
+    ),
+    CommandSpec(
+        "cancel",
+        messages.parse_cancel,
+        messages.run_cancel,
+        V,
+        "Drop a pending confirmation (nothing is sent).",
+        "cancel",
+    ),
+    CommandSpec(
+        "template list",
+        templates.parse_list,
+        templates.run_list,
+        V,
+        "The active message templates.",
+        "template list",
+    ),
+    CommandSpec(
+        "template show",
+        templates.parse_show,
+        templates.run_show,
+        V,
+        "A template's variants, category and variables.",
+        templates.SHOW_USAGE,
+        ("template show welcome",),
+    ),
+    CommandSpec(
+        "template preview",
+        templates.parse_preview,
+        templates.run_preview,
+        V,
+        "Render a template for a channel and locale, with SMS segments and cost.",
+        templates.PREVIEW_USAGE,
+        ("template preview welcome sms de first_name=Jana",),
+    ),
+    CommandSpec(
+        "campaign list",
+        campaigns.parse_list,
+        campaigns.run_list,
+        V,
+        "The campaigns and their state.",
+        "campaign list",
+    ),
+    CommandSpec(
+        "campaign preview",
+        campaigns.action_parser("preview"),
+        campaigns.run_action,
+        V,
+        "Who a campaign would reach, who is excluded and why, and the cost.",
+        "campaign preview SLUG",
+    ),
+    CommandSpec(
+        "campaign status",
+        campaigns.action_parser("status"),
+        campaigns.run_action,
+        V,
+        "A campaign's progress by message status.",
+        "campaign status SLUG",
+    ),
+    CommandSpec(
+        "campaign launch",
+        campaigns.action_parser("launch"),
+        campaigns.run_action,
+        M,
+        "Launch a campaign (asks to confirm recipients, exclusions and cost first).",
+        "campaign launch SLUG",
+        changes=True,
+    ),
+    CommandSpec(
+        "campaign pause",
+        campaigns.action_parser("pause"),
+        campaigns.run_action,
+        M,
+        "Stop a running campaign sending.",
+        "campaign pause SLUG",
+        changes=True,
+    ),
+    CommandSpec(
+        "campaign resume",
+        campaigns.action_parser("resume"),
+        campaigns.run_action,
+        M,
+        "Let a paused campaign send again.",
+        "campaign resume SLUG",
+        changes=True,
+    ),
+    CommandSpec(
+        "campaign cancel",
+        campaigns.action_parser("cancel"),
+        campaigns.run_action,
+        M,
+        "Cancel a campaign and drop its planned messages (asks to confirm).",
+        "campaign cancel SLUG",
+        changes=True,
+    ),
+    CommandSpec(
+        "customer find",
+        customers.parse_find,
+        customers.run_find,
+        V,
+        "Find customers by name, email, phone or #id (contact details masked).",
+        customers.FIND_USAGE,
+    ),
+    CommandSpec(
+        "customer show",
+        customers.parse_show,
+        customers.run_show,
+        V,
+        "One customer; `--full` shows contact details (agents and up, private).",
+        customers.SHOW_USAGE,
+        role_for=customers.show_role,
+    ),
+    CommandSpec(
+        "customer prefs",
+        customers.parse_prefs,
+        customers.run_prefs,
+        V,
+        "Consent per channel with source and date, and why the last message was not sent.",
+        customers.PREFS_USAGE,
+    ),
+    CommandSpec(
+        "status",
+        status.parse_status,
+        status.run_status,
+        V,
+        "Outbox depth, last webhook, workers and the scheduler.",
+        "status",
+    ),
+)
+
+BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}
+#: What a bare noun means: `campaigns` lists them, `customer jane` finds her.
+DEFAULT_VERB = {"campaign": "list", "template": "list", "report": "list", "customer": "find"}
+NOUNS = sorted({spec.name.split()[0] for spec in COMMANDS})
+
+
+def verbs_of(noun: str) -> list[str]:
+    return [spec.name.split()[1] for spec in COMMANDS if spec.name.startswith(noun + " ")]

@@ -1,0 +1,282 @@
+"""Dialog tables for every staff command, run through the console layer on a seeded database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.commands.context import CommandContext
+from bot.console import ask, render_reply, save_files
+from storage.database import Database
+from storage.models import AuditLog, BulkMessaging, CustomerCommunication, CustomerConsent, CustomReport
+from storage.seeding import SeedPlan, seed_database
+from switchboard.settings import Settings
+
+NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+PLAN = SeedPlan(customers=40, days=45, seed=3, end_date=date(2026, 11, 23))
+PNG = b"\x89PNG\r\n\x1a\n"
+
+ADMIN = "admin@northwind.example"
+MANAGER = "markus.brandt@northwind.example"
+AGENT = "lena.hoffmann@northwind.example"
+VIEWER = "finance@northwind.example"
+
+
+def _context(database: Database) -> CommandContext:
+    return CommandContext(Settings(database_url=database.url), database, clock=lambda: NOW)
+
+
+@pytest.fixture
+async def seeded(database: Database) -> CommandContext:
+    await seed_database(database, PLAN)
+    async with database.sessions() as session:
+        session.add(
+            CustomReport(slug="weekly-revenue", name="Weekly revenue", definition={"metrics": ["revenue"]})
+        )
+        await session.commit()
+    return _context(database)
+
+
+async def _draft_campaign(ctx: CommandContext) -> str:
+    async with ctx.database.read_sessions() as session:
+        slug = await session.scalar(
+            select(BulkMessaging.slug).where(BulkMessaging.status == "draft").limit(1)
+        )
+    if slug is None:
+        pytest.skip("the seed plan has no draft campaign")
+    return slug
+
+
+async def _opted_out_of_sms(ctx: CommandContext) -> int:
+    async with ctx.database.read_sessions() as session:
+        found = await session.scalar(
+            select(CustomerConsent.customer_id)
+            .where(CustomerConsent.channel == "sms", CustomerConsent.status == "opted_out")
+            .limit(1)
+        )
+    if found is None:
+        pytest.skip("the seed plan has nobody opted out of SMS")
+    return found
+
+
+async def run_dialog(ctx: CommandContext, table: list[tuple[str, str, str, str]]) -> None:
+    """Each row: (who, input, expected kind, fragment expected in the rendered reply)."""
+    failures = []
+    for who, text, kind, fragment in table:
+        reply = await ask(ctx, text, as_email=who)
+        shown = render_reply(reply)
+        if reply.kind != kind or fragment.lower() not in shown.lower() or "Traceback" in shown:
+            failures.append(
+                f"{who} > {text!r}: kind {reply.kind}, expected {kind} with {fragment!r}\n{shown}"
+            )
+    assert not failures, "\n\n".join(failures)
+
+
+async def test_read_commands_for_every_role(seeded: CommandContext) -> None:
+    draft = await _draft_campaign(seeded)
+    table = [
+        (VIEWER, "help", "help", "commands you can use as viewer"),
+        (VIEWER, "help send", "help", "needs: agent"),
+        (ADMIN, "help", "help", "campaign launch"),
+        (VIEWER, "status", "answer", "Outbox"),
+        (VIEWER, "customer find Florian", "answer", "•••"),
+        (VIEWER, "customer show 1", "answer", "masked"),
+        (VIEWER, "customer show 1 --full", "denied", "needs the agent role"),
+        (AGENT, "customer show 1 --full", "answer", "(private)"),
+        (VIEWER, "customer show 99999", "error", "no customer #99999"),
+        (VIEWER, "customer prefs 1", "answer", "Why not sent"),
+        (VIEWER, "template list", "answer", "welcome"),
+        (VIEWER, "template show welcome", "answer", "Variables"),
+        (VIEWER, "template show welcom", "error", "did you mean welcome"),
+        (VIEWER, "template preview welcome sms de first_name=Jana", "answer", "Segments"),
+        (VIEWER, "campaign list", "answer", draft),
+        (VIEWER, f"campaign preview {draft}", "answer", "Audience"),
+        (VIEWER, f"campaign status {draft}", "answer", "draft"),
+        (VIEWER, "campaign status no-such-campaign", "error", "no campaign"),
+        (VIEWER, "report list", "answer", "weekly-revenue"),
+        (VIEWER, "report run weekly-revenue", "error", "not available"),
+        (VIEWER, "cancel", "answer", "nothing was sent"),
+    ]
+    await run_dialog(seeded, table)
+
+
+async def test_permission_denials_for_each_role(seeded: CommandContext) -> None:
+    draft = await _draft_campaign(seeded)
+    table = [
+        (VIEWER, "send sms to #1 template welcome clinic=Mitte", "denied", "needs the agent role"),
+        (VIEWER, f"campaign launch {draft}", "denied", "needs the manager role"),
+        (AGENT, f"campaign launch {draft} confirm", "denied", "needs the manager role"),
+        (AGENT, f"campaign pause {draft}", "denied", "manager"),
+        (AGENT, 'report schedule weekly-revenue "0 8 * * 1" to #ops', "denied", "manager"),
+        (VIEWER, f"campaign cancel {draft}", "denied", "manager"),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(AuditLog)) == 0
+
+
+async def test_send_previews_then_enqueues_once_and_audits(seeded: CommandContext) -> None:
+    preview = await ask(seeded, "send sms to #1 template welcome clinic=Mitte", as_email=AGENT)
+    assert preview.confirm and preview.private and "Mitte" in preview.text
+    assert {f.label for f in preview.fields} >= {"Encoding", "Segments", "Estimated cost"}
+    confirm = next(b.command for b in preview.buttons if b.label == "Confirm")
+    assert "•••" in render_reply(preview)  # the address is masked even in the private preview
+
+    queued = await ask(seeded, confirm, as_email=AGENT)
+    again = await ask(seeded, confirm, as_email=AGENT)
+    assert "Queued" in queued.text and "already queued" in again.text
+    async with seeded.database.read_sessions() as session:
+        rows = list(
+            await session.scalars(
+                select(CustomerCommunication).where(
+                    CustomerCommunication.source_ref.isnot(None), CustomerCommunication.status == "planned"
+                )
+            )
+        )
+        audit = list(await session.scalars(select(AuditLog)))
+    assert len(rows) == 1 and rows[0].source == "manual" and rows[0].customer_id == 1
+    assert [(a.actor, a.action, a.target, a.via) for a in audit] == [
+        (AGENT, "message.send", "customer:1", "cli")
+    ]
+
+
+async def test_free_text_and_suppressed_sends(seeded: CommandContext) -> None:
+    opted_out = await _opted_out_of_sms(seeded)
+    table = [
+        (AGENT, 'send email to #2 text "Your results are ready"', "answer", "Send this message?"),
+        (AGENT, f"send sms to #{opted_out} template welcome clinic=Mitte", "answer", "opted out"),
+        (AGENT, f"send sms to #{opted_out} template welcome clinic=Mitte confirm", "answer", "Not sending"),
+        (AGENT, "send sms to #1 template no_such_template", "error", "no active template"),
+        (AGENT, "send sms to #999999 template welcome", "error", "No customer matches"),
+        (AGENT, "send sms #1", "error", "Usage"),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        planned = await session.scalar(
+            select(func.count())
+            .select_from(CustomerCommunication)
+            .where(CustomerCommunication.status == "planned")
+        )
+    assert planned == 0
+
+
+async def test_campaign_launch_needs_confirmation_then_pause_resume_cancel_are_audited(
+    seeded: CommandContext,
+) -> None:
+    draft = await _draft_campaign(seeded)
+    table = [
+        (MANAGER, f"campaign launch {draft}", "answer", "Excluded"),
+        (MANAGER, f"campaign status {draft}", "answer", "draft"),
+        (MANAGER, f"campaign launch {draft} confirm", "answer", "running"),
+        (MANAGER, f"campaign launch {draft} confirm", "error", "cannot be launched"),
+        (MANAGER, f"campaign pause {draft}", "answer", "paused"),
+        (MANAGER, f"campaign resume {draft}", "answer", "running again"),
+        (ADMIN, f"campaign cancel {draft}", "answer", "Yes, cancel"),
+        (ADMIN, f"campaign cancel {draft} confirm", "answer", "cancelled"),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        audit = [(a.actor, a.action) for a in await session.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert audit == [
+        (MANAGER, "campaign.launch"),
+        (MANAGER, "campaign.pause"),
+        (MANAGER, "campaign.resume"),
+        (ADMIN, "campaign.cancel"),
+    ]
+
+
+async def test_report_schedule_is_stored_and_audited(seeded: CommandContext) -> None:
+    table = [
+        (MANAGER, 'report schedule weekly-revenue "0 8 * * 1" to #management', "answer", "first run"),
+        (MANAGER, 'report schedule weekly-revenue "99 8 * * 1" to #management', "error", "cron"),
+        (MANAGER, 'report schedule nope "0 8 * * 1" to ops@example.com', "error", "no saved report"),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        actions = list(await session.scalars(select(AuditLog.action)))
+    assert actions == ["report.schedule"]
+
+
+async def test_kpi_answers_carry_a_png_and_a_summary(seeded: CommandContext) -> None:
+    for text in (
+        "revenue last 30 days by channel",
+        "kpi orders this month vs last month",
+        "no-show rate for video consultations this quarter",
+    ):
+        reply = await ask(seeded, text, as_email=VIEWER)
+        if "not available in this build" in reply.text:
+            pytest.skip("reports.answer is not in this build")
+        assert reply.kind == "answer", reply.text
+        assert reply.images and reply.images[0].content.startswith(PNG)
+        assert reply.text.strip() and reply.buttons
+
+
+async def test_kpi_without_a_period_says_how_it_was_read(seeded: CommandContext) -> None:
+    reply = await ask(seeded, "revenue by channel", as_email=VIEWER)
+    if "not available in this build" in reply.text:
+        pytest.skip("reports.answer is not in this build")
+    assert "Read as: Revenue, net of refunds" in reply.text and "Europe/Berlin" in reply.text
+    assert any(b.command.startswith("kpi revenue") for b in reply.buttons)
+
+
+async def test_unknown_input_gets_suggestions_never_a_traceback(seeded: CommandContext) -> None:
+    table = [
+        (VIEWER, "blorp the flurb", "suggestion", "Commands:"),
+        (VIEWER, "statuz", "answer", "Outbox"),
+        (VIEWER, "campaign explode x", "error", "takes one of"),
+        (VIEWER, "revenue last week by template", "error", "can be split by"),
+        (VIEWER, "", "help", "commands"),
+        (VIEWER, "x" * 5000, "error", "too long"),
+    ]
+    await run_dialog(seeded, table)
+
+
+async def test_an_unknown_staff_email_is_refused(seeded: CommandContext) -> None:
+    from bot.console import UnknownStaff
+
+    with pytest.raises(UnknownStaff):
+        await ask(seeded, "help", as_email="nobody@example.com")
+
+
+def test_save_files_writes_images(tmp_path: Path) -> None:
+    from bot.replies import Image, Reply
+
+    written = save_files(Reply("x", images=(Image("../a b.png", PNG, "chart"),)), tmp_path)
+    assert [p.name for p in written] == [".._a_b.png"] and written[0].read_bytes() == PNG
+
+
+def test_cli_ask_smoke(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url}
+    cli = [sys.executable, "-m", "switchboard.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [*cli, "seed", "--customers", "20", "--days", "10"],
+        env=env,
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    done = subprocess.run(
+        [*cli, "ask", "customer find a", "--as", VIEWER],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Customers" in done.stdout and "•••" in done.stdout
+    refused = subprocess.run(
+        [*cli, "ask", "help", "--as", "nobody@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert refused.returncode == 2 and "no active staff member" in refused.stderr

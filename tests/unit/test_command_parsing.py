@@ -1,0 +1,264 @@
+"""The command layer reads staff phrases into the expected typed commands, and garbage into suggestions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.commands import campaigns, customers, messages, templates
+from bot.commands.context import CommandContext
+from bot.commands.dispatch import not_understood, parse
+from bot.commands.identity import StaffIdentity
+from bot.commands.masking import mask_email, mask_phone
+from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokenise
+from bot.commands.periods import find_period
+from bot.commands.questions import KpiQuestion, parse_question
+from domain.vocabulary import Channel, Role
+from reports.periods import PeriodSpec
+from reports.query import Filter
+
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+VIEWER = StaffIdentity(1, "Board", "board@example.com", Role.VIEWER, "cli")
+
+
+def context() -> CommandContext:
+    settings: Any = SimpleNamespace(business_timezone="Europe/Berlin")
+    return CommandContext(settings, database=None, clock=lambda: NOW)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "period", "dimension", "filters", "comparison", "grain"),
+    [
+        (
+            "revenue last 30 days by channel",
+            "revenue",
+            PeriodSpec.last_n_days(30),
+            "source_channel",
+            (),
+            None,
+            None,
+        ),
+        (
+            "revenue this month vs last month",
+            "revenue",
+            PeriodSpec("this_month"),
+            None,
+            (),
+            "previous_period",
+            None,
+        ),
+        (
+            "show no-show rate for video consultations this quarter",
+            "no_show_rate",
+            PeriodSpec("this_quarter"),
+            None,
+            (Filter("kind", "eq", "video"),),
+            None,
+            None,
+        ),
+        (
+            "kpi orders last week vs last year",
+            "orders",
+            PeriodSpec("last_week"),
+            None,
+            (),
+            "same_period_last_year",
+            None,
+        ),
+        ("sales yesterday", "revenue", PeriodSpec("yesterday"), None, (), None, None),
+        ("revenue year to date monthly", "revenue", PeriodSpec("year_to_date"), None, (), None, "month"),
+        (
+            "orders in November",
+            "orders",
+            PeriodSpec.between(date(2026, 11, 1), date(2026, 11, 23)),
+            None,
+            (),
+            None,
+            None,
+        ),
+        (
+            "revenue 1-30 Nov weekly",
+            "revenue",
+            PeriodSpec.between(date(2026, 11, 1), date(2026, 11, 30)),
+            None,
+            (),
+            None,
+            "week",
+        ),
+        (
+            "delivery rate by channel for sms last 2 weeks",
+            "delivery_rate",
+            PeriodSpec.last_n_days(14),
+            "channel",
+            (Filter("channel", "eq", "sms"),),
+            None,
+            None,
+        ),
+        ("appointments by clinic today", "appointments", PeriodSpec("today"), "location", (), None, None),
+        ("kpi churn_rate last quarter", "churn_rate", PeriodSpec("last_quarter"), None, (), None, None),
+    ],
+)
+def test_kpi_questions_read_into_typed_questions(
+    text: str,
+    metric: str,
+    period: PeriodSpec,
+    dimension: str | None,
+    filters: tuple[Filter, ...],
+    comparison: str | None,
+    grain: str | None,
+) -> None:
+    question = parse_question(text, TODAY)
+    assert question is not None
+    assert (question.metric, question.period, question.dimension) == (metric, period, dimension)
+    assert (question.filters, question.comparison, question.grain) == (filters, comparison, grain)
+    assert not question.period_assumed
+
+
+def test_a_question_without_period_assumes_the_last_30_days_and_says_so() -> None:
+    question = parse_question("revenue by location", TODAY)
+    assert question is not None
+    assert question.period == PeriodSpec.last_n_days(30) and question.period_assumed
+
+
+def test_a_misspelt_metric_is_guessed_and_flagged() -> None:
+    question = parse_question("kpi reveneu last 7 days", TODAY)
+    assert question is not None and question.metric == "revenue" and question.metric_guessed
+
+
+def test_a_dimension_the_metric_lacks_is_refused_with_the_allowed_ones() -> None:
+    with pytest.raises(ParseError, match="can be split by"):
+        parse_question("revenue last week by template", TODAY)
+
+
+def test_command_text_reads_back_as_the_same_question() -> None:
+    question = parse_question("revenue last 30 days by channel vs previous", TODAY)
+    assert question is not None
+    again = parse_question(question.command_text(), TODAY)
+    assert isinstance(again, KpiQuestion)
+    assert (again.metric, again.period, again.dimension, again.comparison) == (
+        question.metric,
+        question.period,
+        question.dimension,
+        question.comparison,
+    )
+
+
+@pytest.mark.parametrize(
+    ("phrase", "spec"),
+    [
+        ("today", PeriodSpec("today")),
+        ("last 90 days", PeriodSpec.last_n_days(90)),
+        ("past three weeks", PeriodSpec.last_n_days(21)),
+        ("last year", PeriodSpec.between(date(2025, 1, 1), date(2025, 12, 31))),
+        ("ytd", PeriodSpec("year_to_date")),
+        ("2026-10-01 to 2026-10-31", PeriodSpec.between(date(2026, 10, 1), date(2026, 10, 31))),
+        ("28 oct - 3 nov", PeriodSpec.between(date(2026, 10, 28), date(2026, 11, 3))),
+        ("in december", PeriodSpec.between(date(2025, 12, 1), date(2025, 12, 31))),
+    ],
+)
+def test_period_phrases(phrase: str, spec: PeriodSpec) -> None:
+    found = find_period(phrase, TODAY)
+    assert found is not None and found.value == spec
+
+
+def test_send_with_template_and_variables() -> None:
+    parsed = parse('send sms to #12 template welcome clinic="Berlin Mitte" first_name=Jana', context())
+    assert parsed is not None and parsed.spec.name == "send"
+    assert parsed.command == messages.SendMessage(
+        RecipientRef("id", "12"),
+        Channel.SMS,
+        template="welcome",
+        variables={"clinic": "Berlin Mitte", "first_name": "Jana"},
+    )
+
+
+def test_send_free_text_on_the_preferred_channel_with_confirmation() -> None:
+    parsed = parse('send to jane@example.com text "Your results are ready" confirm ref=abc', context())
+    assert parsed is not None
+    assert parsed.command == messages.SendMessage(
+        RecipientRef("email", "jane@example.com"),
+        None,
+        text="Your results are ready",
+        confirm=True,
+        ref="abc",
+    )
+
+
+def test_send_command_text_round_trips() -> None:
+    command = messages.SendMessage(
+        RecipientRef("id", "3"), Channel.EMAIL, template="welcome", variables={"clinic": "A B"}
+    )
+    parsed = parse(command.command_text(confirm=True, ref="r1"), context())
+    assert parsed is not None
+    assert parsed.command == messages.SendMessage(
+        RecipientRef("id", "3"),
+        Channel.EMAIL,
+        template="welcome",
+        variables={"clinic": "A B"},
+        confirm=True,
+        ref="r1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "command"),
+    [
+        (
+            "campaign preview spring-2026",
+            "campaign preview",
+            campaigns.CampaignAction("preview", "spring-2026"),
+        ),
+        (
+            "campaign launch spring-2026 confirm",
+            "campaign launch",
+            campaigns.CampaignAction("launch", "spring-2026", True),
+        ),
+        ("campaigns", "campaign list", campaigns.ListCampaigns()),
+        ("campain pase spring", "campaign pause", campaigns.CampaignAction("pause", "spring")),
+        ("customer show 12 --full", "customer show", customers.ShowCustomer(12, full=True)),
+        ("customer jane doe", "customer find", customers.FindCustomer("jane doe")),
+        (
+            "template preview welcome sms de first_name=Jana",
+            "template preview",
+            templates.PreviewTemplate("welcome", Channel.SMS, "de", {"first_name": "Jana"}),
+        ),
+    ],
+)
+def test_commands_read_into_typed_commands(text: str, name: str, command: object) -> None:
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == name and parsed.command == command
+
+
+def test_full_contact_details_need_an_agent() -> None:
+    parsed = parse("customer show 12 --full", context())
+    assert parsed is not None and parsed.spec.required_role(parsed.command) is Role.AGENT
+
+
+@pytest.mark.parametrize("text", ["blorp the flurb", "asdf", "please make coffee"])
+def test_garbage_is_not_a_command_and_gets_suggestions(text: str) -> None:
+    assert parse(text, context()) is None
+    reply = not_understood(text, VIEWER)
+    assert reply.kind == "suggestion" and "help" in reply.text
+
+
+def test_a_near_miss_is_suggested() -> None:
+    reply = not_understood("statuz please", VIEWER)
+    assert "status" in reply.text
+
+
+def test_a_noun_without_a_known_verb_lists_its_verbs() -> None:
+    with pytest.raises(ParseError, match="preview"):
+        parse("campaign explode x", context())
+
+
+def test_recipients_and_masks() -> None:
+    assert recipient_ref("+49 151 1234 5678") == RecipientRef("phone", "+4915112345678")
+    assert recipient_ref("#7") == RecipientRef("id", "7")
+    assert recipient_ref("Jane Doe") == RecipientRef("name", "Jane Doe")
+    assert mask_phone("+4915112345678") == "+49 151 ••• 5678"
+    assert mask_email("jane@example.com") == "j•••@example.com"
+    assert tokenise('send "unclosed quote') == ["send", "unclosed quote"]
