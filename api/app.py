@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -12,7 +13,14 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from api.health import healthz, readyz
+from api.metrics import metrics
 from api.pages import DashboardPages
+from api.rest import API_CONTROLLERS
+from api.rest.common import validation_failed
+from api.slack_events import slack_events
+from api.unsubscribe import unsubscribe_handlers
+from api.webhooks import webhook_handlers
+from bot.command_runner import install_staff_front_ends
 from switchboard.delivery import InProcessWorker
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
@@ -23,6 +31,7 @@ HERE = Path(__file__).parent
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
+    install_staff_front_ends(built)
 
     worker = InProcessWorker(built) if settings.worker_in_process else None
 
@@ -40,13 +49,19 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         route_handlers=[
             healthz,
             readyz,
+            metrics,
             DashboardPages,
+            *API_CONTROLLERS,
+            *webhook_handlers,
+            *unsubscribe_handlers,
+            slack_events,
             create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),
         ],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(
             title="Switchboard API", version="0.1.0", path="/api/schema", render_plugins=[JsonRenderPlugin()]
         ),
+        exception_handlers={ValidationException: validation_failed},
         on_startup=[start_background],
         on_shutdown=[close_container],
         debug=False,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.consent.model import ConsentPolicy
 from reports.performance import OperationalMetrics
+from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
+from storage.messages import SqlMessagingUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from switchboard.settings import Settings
 
@@ -22,6 +25,16 @@ class Container:
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)
+
+    def messaging_uow(self) -> SqlMessagingUnitOfWork:
+        return SqlMessagingUnitOfWork(self.database, business_tz=self.settings.business_timezone)
+
+    def campaign_uow(self) -> SqlCampaignUnitOfWork:
+        return SqlCampaignUnitOfWork(self.database, business_tz=self.settings.business_timezone)
+
+    def consent_policy(self) -> ConsentPolicy:
+        """The business's consent rules; customers without a timezone are treated as in the business's."""
+        return ConsentPolicy(default_timezone=self.settings.business_timezone)
 
     async def close(self) -> None:
         for closer in reversed(self.extras.get("_closers", [])):

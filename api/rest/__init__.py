@@ -1,0 +1,17 @@
+"""The JSON API under /api: messages, templates, customer preferences, campaigns and business events."""
+
+from api.rest.campaigns import CampaignsController
+from api.rest.customers import CustomersController
+from api.rest.events import EventsController
+from api.rest.messages import MessagesController
+from api.rest.templates import TemplatesController
+
+API_CONTROLLERS = [
+    MessagesController,
+    TemplatesController,
+    CustomersController,
+    CampaignsController,
+    EventsController,
+]
+
+__all__ = ["API_CONTROLLERS"]

@@ -1,0 +1,207 @@
+"""/api/campaigns: create, preview (count, exclusions, cost), launch, pause, resume, cancel and live progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from domain.audit import AuditEntry
+from domain.campaigns.model import Campaign, CampaignDraft, CampaignError
+from domain.campaigns.use_cases import (
+    campaign_progress,
+    cancel_campaign,
+    create_campaign,
+    launch_campaign,
+    pause_campaign,
+    preview_campaign,
+    resume_campaign,
+)
+from domain.vocabulary import Channel, MessageCategory
+from storage.models import BulkMessaging
+from switchboard.wiring import Container
+
+
+@dataclass
+class CampaignIn:
+    slug: str
+    name: str
+    template: str
+    channels: list[str]
+    audience: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, Any] = field(default_factory=dict)
+    category: str = "marketing"
+    fallback_after_minutes: int | None = None
+    respect_quiet_hours: bool = True
+    scheduled_at: datetime | None = None
+
+
+def campaign_json(campaign: Campaign) -> dict[str, Any]:
+    return {
+        "id": campaign.id,
+        "slug": campaign.slug,
+        "name": campaign.name,
+        "status": campaign.status.value,
+        "category": campaign.category.value,
+        "template": campaign.template_name,
+        "channels": [c.value for c in campaign.channel_order],
+        "audience": campaign.audience.to_json(),
+        "fallback_after_minutes": campaign.fallback_after_minutes,
+        "respect_quiet_hours": campaign.respect_quiet_hours,
+        "scheduled_at": campaign.scheduled_at.isoformat() if campaign.scheduled_at else None,
+        "planned": campaign.planned_count,
+        "excluded": campaign.excluded_count,
+        "planning_done": campaign.planning_done,
+    }
+
+
+async def campaign_id_for(container: Container, slug: str) -> int:
+    async with container.database.read_sessions() as session:
+        found = await session.scalar(select(BulkMessaging.id).where(BulkMessaging.slug == slug))
+    if found is None:
+        raise NotFoundException(f"no campaign {slug!r}")
+    return int(found)
+
+
+async def audit(
+    container: Container,
+    request: Request[Any, Any, Any],
+    action: str,
+    slug: str,
+    **detail: Any,
+) -> None:
+    async with container.unit_of_work() as uow:
+        uow.audit.record(
+            AuditEntry(
+                actor=api_actor(request), via="api", action=action, target=f"campaign:{slug}", detail=detail
+            )
+        )
+        await uow.commit()
+
+
+class CampaignsController(Controller):
+    path = "/api/campaigns"
+    guards = [require_api_token]
+    tags = ["campaigns"]
+
+    @get("/")
+    async def list_campaigns(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
+        async with container_of(request).database.read_sessions() as session:
+            rows = (
+                await session.execute(
+                    select(
+                        BulkMessaging.slug,
+                        BulkMessaging.name,
+                        BulkMessaging.status,
+                        BulkMessaging.planned_count,
+                        BulkMessaging.created_at,
+                    )
+                    .order_by(BulkMessaging.created_at.desc())
+                    .limit(200)
+                )
+            ).all()
+        return {
+            "campaigns": [
+                {
+                    "slug": r.slug,
+                    "name": r.name,
+                    "status": r.status,
+                    "planned": r.planned_count,
+                    "created_at": r.created_at.isoformat(),
+                }
+                for r in rows
+            ]
+        }
+
+    @post("/", status_code=201)
+    async def create(self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn]) -> dict[str, Any]:
+        container = container_of(request)
+        try:
+            draft = CampaignDraft(
+                slug=data.slug,
+                name=data.name,
+                template_name=data.template,
+                channel_order=tuple(Channel(c) for c in data.channels),
+                audience=data.audience,
+                variables=data.variables,
+                category=MessageCategory(data.category),
+                fallback_after_minutes=data.fallback_after_minutes,
+                respect_quiet_hours=data.respect_quiet_hours,
+                scheduled_at=data.scheduled_at,
+            )
+            async with container.database.read_sessions() as session:
+                if await session.scalar(select(BulkMessaging.id).where(BulkMessaging.slug == data.slug)):
+                    raise CampaignError(f"a campaign with slug {data.slug!r} already exists")
+            campaign = await create_campaign(container.campaign_uow(), draft, datetime.now(UTC))
+        except (CampaignError, ValueError) as error:
+            raise Unprocessable(str(error)) from None
+        await audit(container, request, "campaign.create", data.slug)
+        return campaign_json(campaign)
+
+    @get("/{slug:str}/preview")
+    async def preview(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> dict[str, Any]:
+        """Recipients, exclusions by reason, per-channel counts, estimated cost and a rendered sample; writes nothing."""
+        container = container_of(request)
+        preview = await preview_campaign(
+            container.campaign_uow(),
+            await campaign_id_for(container, slug),
+            now=datetime.now(UTC),
+            policy=container.consent_policy(),
+        )
+        sample = preview.sample
+        return {
+            "recipients": preview.recipients,
+            "planned": preview.planned,
+            "deferred": preview.deferred,
+            "exclusions": dict(preview.exclusions),
+            "per_channel": {str(c): n for c, n in preview.per_channel.items()},
+            "estimated_cost": preview.estimated_cost_micros / 1_000_000,
+            "estimated_cost_micros": preview.estimated_cost_micros,
+            "currency": preview.currency,
+            "sample": None
+            if sample is None
+            else {"channel": str(sample.channel), "text": sample.body, "subject": sample.subject},
+        }
+
+    @post("/{slug:str}/{action:str}", status_code=200)
+    async def change(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], action: FromPath[str]
+    ) -> dict[str, Any]:
+        """launch, pause, resume or cancel. Pausing and resuming never send anything twice."""
+        container = container_of(request)
+        campaign_id = await campaign_id_for(container, slug)
+        try:
+            if action == "launch":
+                await launch_campaign(container.campaign_uow(), campaign_id, datetime.now(UTC))
+            elif action == "pause":
+                await pause_campaign(container.campaign_uow(), campaign_id)
+            elif action == "resume":
+                await resume_campaign(container.campaign_uow(), campaign_id)
+            elif action == "cancel":
+                await cancel_campaign(container.campaign_uow(), campaign_id)
+            else:
+                raise Unprocessable(f"unknown action {action!r}; use launch, pause, resume or cancel")
+        except CampaignError as error:
+            raise Unprocessable(str(error)) from None
+        await audit(container, request, f"campaign.{action}", slug)
+        return await self._progress(container, campaign_id)
+
+    @get("/{slug:str}/progress")
+    async def progress(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> dict[str, Any]:
+        container = container_of(request)
+        return await self._progress(container, await campaign_id_for(container, slug))
+
+    async def _progress(self, container: Container, campaign_id: int) -> dict[str, Any]:
+        progress = await campaign_progress(container.campaign_uow(), campaign_id)
+        return {
+            "status": progress.status.value,
+            "by_status": dict(progress.by_status),
+            "suppressed_by_reason": dict(progress.suppressed_by_reason),
+            "opted_out": progress.opted_out,
+        }

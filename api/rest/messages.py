@@ -1,0 +1,214 @@
+"""/api/messages: preview, send one message, list and inspect messages with their status history."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody, Parameter
+from sqlalchemy import select
+
+from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from domain.messages.sending import (
+    MessagePreview,
+    MessageRequest,
+    MessageRequestError,
+    preview_message,
+    send_message,
+)
+from domain.vocabulary import Channel, MessageCategory
+from storage.models import CustomerCommunication, MessageStatusEvent
+
+
+@dataclass
+class MessageIn:
+    channel: str | None = None
+    body: str | None = None
+    template: str | None = None
+    subject: str | None = None
+    variables: dict[str, Any] = field(default_factory=dict)
+    customer_id: int | None = None
+    locale: str | None = None
+    category: str = "transactional"
+
+
+def to_request(data: MessageIn, request_id: str = "") -> MessageRequest:
+    try:
+        channel = Channel(data.channel) if data.channel else None
+    except ValueError:
+        raise Unprocessable(
+            f"unknown channel {data.channel!r}; use sms, email, whatsapp or telegram"
+        ) from None
+    try:
+        category = MessageCategory(data.category)
+    except ValueError:
+        raise Unprocessable(
+            f"unknown category {data.category!r}; use transactional, marketing or conversational"
+        ) from None
+    return MessageRequest(
+        customer_id=data.customer_id,
+        channel=channel,
+        template=data.template,
+        body=data.body,
+        subject=data.subject,
+        variables=data.variables,
+        locale=data.locale,
+        category=category,
+        request_id=request_id,
+    )
+
+
+def preview_json(preview: MessagePreview) -> dict[str, Any]:
+    decision = preview.decision
+    return {
+        "channel": preview.channel.value,
+        "text": preview.text,
+        "subject": preview.subject,
+        "html": preview.html,
+        "encoding": preview.encoding,
+        "segments": preview.segments,
+        "characters": preview.characters,
+        "estimated_cost": preview.estimated_cost_micros / 1_000_000,
+        "estimated_cost_micros": preview.estimated_cost_micros,
+        "currency": preview.currency,
+        "template": preview.template,
+        "decision": None
+        if decision is None
+        else {
+            "verdict": decision.verdict,
+            "reason": decision.reason,
+            "explanation": decision.explanation,
+            "send_at": decision.send_at.isoformat() if decision.send_at else None,
+        },
+    }
+
+
+def message_json(row: CustomerCommunication) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "customer_id": row.customer_id,
+        "channel": row.channel,
+        "provider": row.provider,
+        "direction": row.direction,
+        "source": row.source,
+        "category": row.category,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "error_code": row.error_code,
+        "to": row.to_address,
+        "subject": row.subject,
+        "body": row.body,
+        "campaign_id": row.campaign_id,
+        "attempts": row.attempts,
+        "segments": row.segments,
+        "encoding": row.encoding,
+        "cost_micros": row.cost_micros,
+        "created_at": row.created_at.isoformat(),
+        "sent_at": row.sent_at and row.sent_at.isoformat(),
+        "delivered_at": row.delivered_at and row.delivered_at.isoformat(),
+        "read_at": row.read_at and row.read_at.isoformat(),
+        "explanation": (row.payload or {}).get("explanation"),
+    }
+
+
+class MessagesController(Controller):
+    path = "/api/messages"
+    guards = [require_api_token]
+    tags = ["messages"]
+
+    @post("/preview", status_code=200)
+    async def preview(self, request: Request[Any, Any, Any], data: JSONBody[MessageIn]) -> dict[str, Any]:
+        """Renders a message without sending it: text, SMS encoding and segments, estimated cost, consent verdict."""
+        container = container_of(request)
+        try:
+            preview = await preview_message(
+                container.messaging_uow(), to_request(data), datetime.now(UTC), container.consent_policy()
+            )
+        except MessageRequestError as error:
+            raise Unprocessable(str(error)) from None
+        return preview_json(preview)
+
+    @post("/", status_code=201)
+    async def send(self, request: Request[Any, Any, Any], data: JSONBody[MessageIn]) -> dict[str, Any]:
+        """Queues one message; send the same `Idempotency-Key` header again and nothing is sent twice."""
+        container = container_of(request)
+        key = request.headers.get("idempotency-key") or uuid.uuid4().hex
+        if len(key) > 64:
+            raise Unprocessable("Idempotency-Key is at most 64 characters")
+        try:
+            result = await send_message(
+                container.messaging_uow(),
+                to_request(data, f"api-{key}"),
+                actor=api_actor(request),
+                via="api",
+                now=datetime.now(UTC),
+                policy=container.consent_policy(),
+            )
+        except MessageRequestError as error:
+            raise Unprocessable(str(error)) from None
+        return {
+            "id": result.message_id,
+            "status": result.status.value,
+            "reason": result.reason,
+            "explanation": result.explanation,
+            "duplicate": result.duplicate,
+            "preview": preview_json(result.preview),
+        }
+
+    @get("/")
+    async def list_messages(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: int | None = None,
+        status: str | None = None,
+        channel: str | None = None,
+        campaign_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = Parameter(default=50, ge=1, le=500),
+    ) -> dict[str, Any]:
+        """Newest first; page with `before_id` (the last id of the previous page)."""
+        query = select(CustomerCommunication).order_by(CustomerCommunication.id.desc()).limit(limit)
+        if customer_id is not None:
+            query = query.where(CustomerCommunication.customer_id == customer_id)
+        if status is not None:
+            query = query.where(CustomerCommunication.status == status)
+        if channel is not None:
+            query = query.where(CustomerCommunication.channel == channel)
+        if campaign_id is not None:
+            query = query.where(CustomerCommunication.campaign_id == campaign_id)
+        if before_id is not None:
+            query = query.where(CustomerCommunication.id < before_id)
+        async with container_of(request).database.read_sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return {"messages": [message_json(r) for r in rows], "next_before_id": rows[-1].id if rows else None}
+
+    @get("/{message_id:int}")
+    async def get_message(self, request: Request[Any, Any, Any], message_id: FromPath[int]) -> dict[str, Any]:
+        async with container_of(request).database.read_sessions() as session:
+            row = await session.get(CustomerCommunication, message_id)
+            if row is None:
+                raise NotFoundException(f"no message {message_id}")
+            events = (
+                await session.scalars(
+                    select(MessageStatusEvent)
+                    .where(MessageStatusEvent.communication_id == message_id)
+                    .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
+                )
+            ).all()
+        return {
+            **message_json(row),
+            "history": [
+                {
+                    "status": e.status,
+                    "source": e.source,
+                    "at": e.occurred_at.isoformat(),
+                    "error_code": e.error_code,
+                    "detail": e.detail,
+                }
+                for e in events
+            ],
+        }

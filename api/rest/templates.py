@@ -1,0 +1,172 @@
+"""/api/templates: list, read and save message templates; variables are validated when saved."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, get, put
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
+from sqlalchemy import select
+
+from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from domain.audit import AuditEntry
+from domain.templates.model import MessageTemplate as TemplateVariant
+from domain.templates.model import TemplateError
+from domain.templates.rendering import render_template
+from domain.templates.validation import validate_template
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
+from storage.models import MessageTemplate
+
+NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+@dataclass
+class TemplateIn:
+    body: str
+    variables: list[str] = field(default_factory=list)
+    category: str = "transactional"
+    subject: str | None = None
+    html_body: str | None = None
+    whatsapp_name: str | None = None
+    whatsapp_language: str | None = None
+    whatsapp_params: list[str] = field(default_factory=list)
+
+
+def template_json(row: MessageTemplate) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "channel": row.channel,
+        "locale": row.locale,
+        "category": row.category,
+        "status": row.status,
+        "subject": row.subject,
+        "body": row.body,
+        "html_body": row.html_body,
+        "variables": row.variables,
+        "whatsapp_name": row.whatsapp_name,
+        "whatsapp_language": row.whatsapp_language,
+        "whatsapp_params": row.whatsapp_params,
+        "version": row.version,
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def checked_variant(
+    name: FromPath[str], channel: FromPath[str], locale: FromPath[str], data: JSONBody[TemplateIn]
+) -> TemplateVariant:
+    import re
+
+    if not re.match(NAME_PATTERN, name):
+        raise Unprocessable("template names are lower-case letters, digits, '_' and '-' (at most 64)")
+    try:
+        channel_value = Channel(channel)
+        category = MessageCategory(data.category)
+    except ValueError as error:
+        raise Unprocessable(str(error)) from None
+    if channel_value not in OUTBOUND_CHANNELS:
+        raise Unprocessable(f"templates are for sms, email, whatsapp or telegram, not {channel}")
+    variant = TemplateVariant(
+        name=name,
+        channel=channel_value,
+        locale=locale,
+        body=data.body,
+        category=category,
+        variables=tuple(data.variables),
+        subject=data.subject,
+        html_body=data.html_body,
+        whatsapp_name=data.whatsapp_name,
+        whatsapp_language=data.whatsapp_language,
+        whatsapp_params=tuple(data.whatsapp_params),
+    )
+    try:
+        validate_template(variant)
+        # A trial render with sample values catches what only shows when rendering (sandbox violations).
+        render_template(variant, dict.fromkeys(variant.variables, "sample"))
+    except TemplateError as error:
+        raise Unprocessable(str(error)) from None
+    return variant
+
+
+class TemplatesController(Controller):
+    path = "/api/templates"
+    guards = [require_api_token]
+    tags = ["templates"]
+
+    @get("/")
+    async def list_templates(
+        self, request: Request[Any, Any, Any], name: str | None = None
+    ) -> dict[str, Any]:
+        query = select(MessageTemplate).order_by(
+            MessageTemplate.name, MessageTemplate.channel, MessageTemplate.locale
+        )
+        if name:
+            query = query.where(MessageTemplate.name == name)
+        async with container_of(request).database.read_sessions() as session:
+            rows = (await session.scalars(query)).all()
+        return {"templates": [template_json(r) for r in rows]}
+
+    @put("/{name:str}/{channel:str}/{locale:str}")
+    async def save(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        channel: FromPath[str],
+        locale: FromPath[str],
+        data: TemplateIn,
+    ) -> dict[str, Any]:
+        """Creates or replaces one variant; it is validated first (declared vs used variables, sizes, WhatsApp)."""
+        variant = checked_variant(name, channel, locale, data)
+        container = container_of(request)
+        async with container.unit_of_work() as uow:
+            row = (
+                await uow.session.scalars(
+                    select(MessageTemplate).where(
+                        MessageTemplate.name == name,
+                        MessageTemplate.channel == channel,
+                        MessageTemplate.locale == locale,
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                row = MessageTemplate(name=name, channel=channel, locale=locale, version=0)
+                uow.session.add(row)
+            row.category, row.status = variant.category.value, "active"
+            row.body, row.subject, row.html_body = variant.body, variant.subject, variant.html_body
+            row.variables, row.whatsapp_params = list(variant.variables), list(variant.whatsapp_params)
+            row.whatsapp_name, row.whatsapp_language = variant.whatsapp_name, variant.whatsapp_language
+            row.version = (row.version or 0) + 1
+            row.updated_at = datetime.now(UTC)
+            await uow.session.flush()
+            uow.audit.record(
+                AuditEntry(
+                    actor=api_actor(request),
+                    via="api",
+                    action="template.save",
+                    target=f"template:{name}/{channel}/{locale}",
+                    detail={"version": row.version},
+                )
+            )
+            await uow.commit()
+            return template_json(row)
+
+    @get("/{name:str}/{channel:str}/{locale:str}")
+    async def get_template(
+        self, request: Request[Any, Any, Any], name: FromPath[str], channel: FromPath[str], locale: str
+    ) -> dict[str, Any]:
+        async with container_of(request).database.read_sessions() as session:
+            row = (
+                await session.scalars(
+                    select(MessageTemplate).where(
+                        MessageTemplate.name == name,
+                        MessageTemplate.channel == channel,
+                        MessageTemplate.locale == locale,
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFoundException(f"no template {name} for {channel} in {locale}")
+        return template_json(row)

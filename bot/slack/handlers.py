@@ -1,0 +1,180 @@
+"""Slack listeners: the slash command, @mentions, direct messages and button presses, all running commands.
+
+Every listener acknowledges first and only then does work: Slack gives up after 3 seconds, and Bolt
+runs the rest of the listener after the HTTP answer has gone out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.command_runner import CommandRunner
+from bot.replies import Reply
+from bot.slack.delivery import Conversation, deliver_reply
+from bot.slack.progress import track_progress
+from bot.slack.render import ACTION_PREFIX, CONFIRM_BLOCK_ID, escape_mrkdwn
+
+log = logging.getLogger(__name__)
+
+MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+BUTTON_ACTION = re.compile(rf"^{ACTION_PREFIX}\d+$")
+
+TROUBLE = Reply(
+    text="Sorry, something went wrong while answering that. It has been logged; please try again shortly.",
+    kind="error",
+    private=True,
+)
+
+
+def refusal(business_name: str) -> Reply:
+    """What anyone not linked to a staff account gets: no data, no hint of what exists."""
+    return Reply(
+        text=(
+            f"Sorry, Switchboard only answers staff of {business_name}. If you work here, ask an "
+            "administrator to link your Slack account."
+        ),
+        kind="denied",
+        private=True,
+    )
+
+
+def command_text_of_mention(text: str) -> str:
+    """`<@U0BOT> sales this week` -> `sales this week`."""
+    return MENTION.sub("", text).strip()
+
+
+class SlackFrontEnd:
+    """Turns Slack interactions into command runs and their replies into Slack messages."""
+
+    def __init__(
+        self,
+        runner: CommandRunner,
+        *,
+        business_name: str,
+        progress_interval: float = 5.0,
+        progress_command: str = "campaign status {key}",
+    ) -> None:
+        self.runner = runner
+        self.business_name = business_name
+        self.progress_interval = progress_interval
+        # The command that re-reads a running job's progress; `{key}` is the reply's progress_key.
+        self.progress_command = progress_command
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def register(self, app: AsyncApp, slash_command: str) -> None:
+        app.command(slash_command)(self.on_slash_command)
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.action(BUTTON_ACTION)(self.on_button)
+
+    async def answer(
+        self,
+        client: AsyncWebClient,
+        text: str,
+        where: Conversation,
+        respond: AsyncRespond | None = None,
+    ) -> None:
+        """Runs `text` as the Slack user in `where` and delivers the reply (or a refusal) there."""
+        try:
+            reply = await self.runner.run(
+                text or "help", slack_user_id=where.user_id, slack_team_id=where.team_id, via="slack"
+            )
+        except Exception:  # any failure inside a command must still answer the person
+            log.exception("Slack command %r from %s failed", text, where.user_id)
+            reply = TROUBLE
+        if reply is None:
+            reply = refusal(self.business_name)
+        ts = await deliver_reply(client, reply, where, respond)
+        if ts is not None and where.channel_id and reply.kind == "progress" and reply.progress_key:
+            self.follow_progress(client, where, ts, reply.progress_key)
+
+    def follow_progress(self, client: AsyncWebClient, where: Conversation, ts: str, key: str) -> None:
+        assert where.channel_id is not None
+        command = self.progress_command.format(key=key)
+
+        async def fetch() -> Reply:
+            reply = await self.runner.run(
+                command, slack_user_id=where.user_id, slack_team_id=where.team_id, via="slack"
+            )
+            # Losing access mid-way ends the tracking rather than showing a refusal in a shared message.
+            return reply or Reply(text="Progress is no longer available to you.", kind="answer")
+
+        task = asyncio.create_task(
+            track_progress(client, where.channel_id, fetch, self.progress_interval, message_ts=ts)
+        )
+        # Keep a reference: the event loop holds tasks only weakly.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def on_slash_command(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()  # before anything else: no database work may delay the 3-second acknowledgement
+        where = Conversation(
+            user_id=command["user_id"], channel_id=command.get("channel_id"), team_id=command.get("team_id")
+        )
+        await self.answer(client, str(command.get("text", "")).strip(), where, respond)
+
+    async def on_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        where = Conversation(
+            user_id=event["user"],
+            channel_id=event["channel"],
+            team_id=event.get("team") or body.get("team_id"),
+            # Answer in a thread so a busy channel is not flooded.
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+        )
+        await self.answer(client, command_text_of_mention(event.get("text", "")), where)
+
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+        # Only plain messages typed by a person in a DM with the bot; edits, joins and bots are ignored.
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        if "user" not in event:
+            return
+        where = Conversation(
+            user_id=event["user"],
+            channel_id=event["channel"],
+            team_id=event.get("team") or body.get("team_id"),
+            thread_ts=event.get("thread_ts"),
+        )
+        await self.answer(client, command_text_of_mention(event.get("text", "")), where)
+
+    async def on_button(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        await ack()
+        action = body["actions"][0]
+        container = body.get("container") or {}
+        message = body.get("message") or {}
+        user_id = body["user"]["id"]
+        channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id")
+        if action.get("block_id") == CONFIRM_BLOCK_ID:
+            await self.retire_question(respond, message, user_id, action)
+        where = Conversation(
+            user_id=user_id,
+            channel_id=channel_id,
+            team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id"),
+            thread_ts=message.get("thread_ts") or container.get("thread_ts"),
+            asked_privately=bool(container.get("is_ephemeral")),
+        )
+        has_response_url = bool(body.get("response_url"))
+        await self.answer(client, str(action.get("value", "")), where, respond if has_response_url else None)
+
+    async def retire_question(
+        self, respond: AsyncRespond, message: dict[str, Any], user_id: str, action: dict[str, Any]
+    ) -> None:
+        """Replaces a confirmation question with who chose what, so it cannot be pressed twice."""
+        if respond.response_url is None:
+            return
+        label = (action.get("text") or {}).get("text", "an option")
+        question = message.get("text", "")
+        await respond(
+            text=f"{question}\n\n<@{user_id}> chose *{escape_mrkdwn(label)}*.",
+            replace_original=True,
+        )

@@ -1,0 +1,77 @@
+"""Builds the staff Telegram bot: the webhook entry the web app calls, and long polling for local development."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.command_runner import CommandRunner
+from bot.telegram_staff.handlers import TelegramStaffFrontEnd
+from switchboard.settings import Settings
+from switchboard.wiring import Container
+
+log = logging.getLogger(__name__)
+
+#: Key in `Container.extras` that POST /webhooks/telegram calls with each staff update.
+TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
+
+TelegramStaffHandler = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def build_staff_bot(settings: Settings) -> Bot:
+    # The base URL is configurable so the sandbox and tests can stand in for api.telegram.org.
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_base_url))
+    return Bot(token=settings.telegram_bot_token.get_secret_value(), session=session)
+
+
+def build_staff_dispatcher(settings: Settings, runner: CommandRunner) -> Dispatcher:
+    # No FSM: every staff message is a whole command, so there is no conversation state to keep.
+    dispatcher = Dispatcher(disable_fsm=True)
+    dispatcher.include_router(TelegramStaffFrontEnd(runner, business_name=settings.business_name).router())
+    return dispatcher
+
+
+def make_telegram_staff_handler(container: Container, runner: CommandRunner) -> TelegramStaffHandler:
+    """The callable the Telegram webhook route hands each staff update (the raw JSON dict) to."""
+    bot = build_staff_bot(container.settings)
+    dispatcher = build_staff_dispatcher(container.settings, runner)
+
+    async def handle_staff_update(update: dict[str, Any]) -> None:
+        # feed_raw_update validates the dict into an Update and runs the handlers to completion, so a
+        # webhook answers only after the reply went out (Telegram waits up to 60 s per update).
+        try:
+            await dispatcher.feed_raw_update(bot, update)
+        except Exception:
+            # Swallowed (and logged) on purpose: an error answer makes Telegram redeliver the update,
+            # which would run the same command a second time.
+            log.exception("Telegram staff update %s failed", update.get("update_id"))
+
+    container.extras.setdefault("_closers", []).append(bot.session.close)
+    return handle_staff_update
+
+
+def install_telegram_staff(container: Container, runner: CommandRunner) -> TelegramStaffHandler:
+    handler = make_telegram_staff_handler(container, runner)
+    container.extras[TELEGRAM_STAFF_HANDLER] = handler
+    return handler
+
+
+async def run_staff_polling(settings: Settings, runner: CommandRunner) -> None:
+    """Long polling for local development, when Telegram cannot reach a webhook.
+
+    getUpdates and a webhook exclude each other, so the webhook is removed first; customers writing
+    to the same bot would reach the staff handlers too, so use a separate development bot token.
+    """
+    bot = build_staff_bot(settings)
+    dispatcher = build_staff_dispatcher(settings, runner)
+    try:
+        await bot.delete_webhook(drop_pending_updates=False)
+        log.info("Telegram staff bot: long polling")
+        await dispatcher.start_polling(bot, handle_signals=False)
+    finally:
+        await bot.session.close()

@@ -1,0 +1,372 @@
+"""Sending one message to one customer: preview it, decide whether it may go, and put it in the outbox.
+
+The bots' `send` command and the JSON API both come here, and a message goes through exactly the
+same rules as a campaign message (the campaign planner renders and decides for both). Free text
+typed by staff is sent as it is: it is never rendered as a template, so it cannot become template code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from domain.audit import AuditEntry, AuditTrail
+from domain.campaigns.model import Recipient, StoredTemplate
+from domain.campaigns.rules import OutboxPlanner, choose_channel
+from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
+from domain.consent.rules import decide
+from domain.delivery.outbox import OutboxEntry
+from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
+from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
+from domain.templates.model import MessageTemplate, TemplateError
+from domain.templates.rendering import render_template
+from domain.templates.selection import select_template
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
+
+#: When no channel is named, try the customer's preferred channel first, then these.
+FALLBACK_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
+MAX_FREE_TEXT = 4096
+
+
+class MessageRequestError(ValueError):
+    """A request that cannot be sent or previewed as asked; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class MessageRequest:
+    customer_id: int | None
+    channel: Channel | None = None
+    template: str | None = None
+    body: str | None = None
+    subject: str | None = None
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    locale: str | None = None
+    category: MessageCategory = MessageCategory.TRANSACTIONAL
+    request_id: str = ""
+
+    def check(self) -> None:
+        if (self.template is None) == (self.body is None):
+            raise MessageRequestError("give either a template name or a body, not both and not neither")
+        if self.body is not None and not self.body.strip():
+            raise MessageRequestError("the body is empty")
+        if self.body is not None and len(self.body) > MAX_FREE_TEXT:
+            raise MessageRequestError(f"the body is {len(self.body)} characters; at most {MAX_FREE_TEXT}")
+        if self.channel is not None and self.channel not in OUTBOUND_CHANNELS:
+            allowed = ", ".join(c.value for c in OUTBOUND_CHANNELS)
+            raise MessageRequestError(
+                f"messages cannot be pushed on {self.channel.value}; use one of {allowed}"
+            )
+
+
+@dataclass(frozen=True)
+class MessagePreview:
+    channel: Channel
+    text: str
+    subject: str | None
+    html: str | None
+    encoding: str | None
+    segments: int | None
+    characters: int
+    estimated_cost_micros: int
+    currency: str
+    template: str | None
+    decision: SendDecision | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    message_id: int | None
+    status: MessageStatus
+    reason: str | None
+    explanation: str
+    preview: MessagePreview
+    duplicate: bool = False
+
+
+class MessageLookup(Protocol):
+    async def by_idempotency_key(self, key: str) -> tuple[int, str, str | None] | None: ...
+
+
+class SendingUnitOfWork(Protocol):
+    @property
+    def recipients(self) -> Any: ...
+
+    @property
+    def templates(self) -> Any: ...
+
+    @property
+    def outbox_writer(self) -> Any: ...
+
+    @property
+    def messages(self) -> MessageLookup: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+async def preview_message(
+    uow: SendingUnitOfWork,
+    request: MessageRequest,
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+) -> MessagePreview:
+    """What the message would say, cost and whether it may go now (when a customer is named)."""
+    request.check()
+    async with uow:
+        recipient = await _recipient(uow, request, now)
+        variants = await _variants(uow, request)
+    entry, decision = _compose(request, recipient, variants, now, policy, price_book)
+    return _preview(entry, request, decision, price_book)
+
+
+async def send_message(
+    uow: SendingUnitOfWork,
+    request: MessageRequest,
+    *,
+    actor: str,
+    via: str,
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+) -> SendResult:
+    """Queues the message (or records why it may not go); a repeated request id queues nothing new."""
+    request.check()
+    if request.customer_id is None:
+        raise MessageRequestError("name the customer to send to (customer_id)")
+    if not request.request_id:
+        raise MessageRequestError("a request id is needed so that a retried send is not sent twice")
+    async with uow:
+        recipient = await _recipient(uow, request, now)
+        assert recipient is not None
+        variants = await _variants(uow, request)
+        entry, decision = _compose(request, recipient, variants, now, policy, price_book)
+        preview = _preview(entry, request, decision, price_book)
+        known = await uow.messages.by_idempotency_key(entry.idempotency_key)
+        if known is None:
+            await uow.outbox_writer.add_many([entry], now)
+            stored = await uow.messages.by_idempotency_key(entry.idempotency_key)
+            assert stored is not None
+            action = "message.send" if entry.status == MessageStatus.PLANNED else "message.suppressed"
+            uow.audit.record(
+                AuditEntry(
+                    actor=actor,
+                    via=via,
+                    action=action,
+                    target=f"customer:{recipient.customer_id}",
+                    detail={
+                        "message_id": stored[0],
+                        "channel": entry.channel.value,
+                        "template": request.template,
+                        "reason": entry.status_reason,
+                    },
+                )
+            )
+            await uow.commit()
+        else:
+            stored = known
+    message_id, status, reason = stored
+    return SendResult(
+        message_id, MessageStatus(status), reason, decision.explanation, preview, known is not None
+    )
+
+
+async def _recipient(uow: SendingUnitOfWork, request: MessageRequest, now: datetime) -> Recipient | None:
+    if request.customer_id is None:
+        return None
+    found: Sequence[Recipient] = await uow.recipients.by_ids(
+        [request.customer_id], channels=OUTBOUND_CHANNELS, now=now
+    )
+    if not found:
+        raise MessageRequestError(f"there is no customer {request.customer_id}")
+    return found[0]
+
+
+async def _variants(uow: SendingUnitOfWork, request: MessageRequest) -> list[StoredTemplate]:
+    if request.template is None:
+        return []
+    variants: list[StoredTemplate] = await uow.templates.variants(request.template)
+    if not variants:
+        raise MessageRequestError(f"there is no active template named {request.template!r}")
+    if request.channel is not None and not any(v.template.channel == request.channel for v in variants):
+        have = ", ".join(sorted({v.template.channel.value for v in variants}))
+        raise MessageRequestError(
+            f"template {request.template!r} has no {request.channel.value} variant (it has: {have})"
+        )
+    return variants
+
+
+def _order(request: MessageRequest, recipient: Recipient | None) -> tuple[Channel, ...]:
+    if request.channel is not None:
+        return (request.channel,)
+    preferred = recipient.preferred_channel if recipient is not None else None
+    rest = tuple(c for c in FALLBACK_ORDER if c != preferred)
+    return ((preferred,) if preferred in OUTBOUND_CHANNELS else ()) + rest
+
+
+def _compose(
+    request: MessageRequest,
+    recipient: Recipient | None,
+    variants: list[StoredTemplate],
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook,
+) -> tuple[OutboxEntry, SendDecision]:
+    order = _order(request, recipient)
+    if request.template is not None:
+        return _compose_from_template(request, recipient, variants, order, now, policy, price_book)
+    return _compose_free_text(request, recipient, order, now, policy, price_book)
+
+
+def _compose_from_template(
+    request: MessageRequest,
+    recipient: Recipient | None,
+    variants: list[StoredTemplate],
+    order: tuple[Channel, ...],
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook,
+) -> tuple[OutboxEntry, SendDecision]:
+    planner = OutboxPlanner(
+        source=MessageSource.MANUAL,
+        source_ref=request.request_id or "preview",
+        category=request.category,
+        templates=variants,
+        variables=request.variables,
+        policy=policy,
+        price_book=price_book,
+    )
+    if recipient is None:
+        channel = order[0] if request.channel else variants[0].template.channel
+        chosen = select_template(
+            [v.template for v in variants], variants[0].template.name, channel, request.locale or "en"
+        )
+        assert chosen is not None
+        return _render_without_customer(request, chosen, price_book), SendDecision(
+            "send", "ok", "Preview only."
+        )
+    entry = planner.plan(recipient, order, now)
+    if entry.status == MessageStatus.SUPPRESSED:
+        if entry.status_reason == "template_error":
+            raise MessageRequestError(
+                str(entry.payload.get("explanation", "the template could not be rendered"))
+            )
+        decision = SendDecision(
+            "suppress", entry.status_reason or "", str(entry.payload.get("explanation", ""))
+        )
+        return entry, decision
+    decision = planner.decide(recipient, entry.channel, now)
+    return entry, decision
+
+
+def _render_without_customer(
+    request: MessageRequest, template: MessageTemplate, price_book: PriceBook
+) -> OutboxEntry:
+    try:
+        rendered = render_template(template, dict(request.variables))
+    except TemplateError as error:
+        raise MessageRequestError(str(error)) from None
+    shape = sms_shape(rendered.body) if template.channel == Channel.SMS else None
+    return OutboxEntry(
+        customer_id=None,
+        channel=template.channel,
+        source=MessageSource.MANUAL,
+        source_ref="preview",
+        category=request.category,
+        to_address="",
+        body=rendered.body,
+        subject=rendered.subject,
+        segments=shape.segments if shape else None,
+        encoding=shape.encoding if shape else None,
+        cost_micros=estimate_cost(
+            template.channel,
+            rendered.body,
+            price_book,
+            category=template.category,
+            is_template=template.whatsapp_name is not None,
+        ),
+        currency=price_book.currency,
+        payload={"html_body": rendered.html_body} if rendered.html_body else {},
+    )
+
+
+def _compose_free_text(
+    request: MessageRequest,
+    recipient: Recipient | None,
+    order: tuple[Channel, ...],
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook,
+) -> tuple[OutboxEntry, SendDecision]:
+    body = request.body or ""
+
+    def decide_on(candidate: Recipient, channel: Channel) -> SendDecision:
+        return decide(
+            SendRequest(channel=channel, category=request.category), candidate.facts(channel), policy, now
+        )
+
+    if recipient is None:
+        channel = order[0]
+        decision = SendDecision("send", "ok", "Preview only.")
+    else:
+        choice = choose_channel(recipient, order, decide_on)
+        channel = choice.channel or choice.tried or order[0]
+        decision = choice.decision
+    if channel == Channel.SMS and len(body) > MAX_SMS_CHARACTERS:
+        raise MessageRequestError(
+            f"an SMS can be at most {MAX_SMS_CHARACTERS} characters; this is {len(body)}"
+        )
+    if channel == Channel.EMAIL and not request.subject:
+        raise MessageRequestError("an email needs a subject")
+    shape = sms_shape(body) if channel == Channel.SMS else None
+    suppressed = decision.verdict == "suppress"
+    entry = OutboxEntry(
+        customer_id=recipient.customer_id if recipient else None,
+        channel=channel,
+        source=MessageSource.MANUAL,
+        source_ref=request.request_id or "preview",
+        category=request.category,
+        to_address=(recipient.addresses.get(channel, "") if recipient else ""),
+        body="" if suppressed else body,
+        subject=request.subject,
+        status=MessageStatus.SUPPRESSED if suppressed else MessageStatus.PLANNED,
+        status_reason=decision.reason if suppressed else None,
+        send_at=decision.send_at if decision.verdict == "defer" else now,
+        segments=shape.segments if shape else None,
+        encoding=shape.encoding if shape else None,
+        cost_micros=estimate_cost(channel, body, price_book, category=request.category, is_template=False),
+        currency=price_book.currency,
+        payload={"explanation": decision.explanation} if suppressed else {},
+    )
+    return entry, decision
+
+
+def _preview(
+    entry: OutboxEntry, request: MessageRequest, decision: SendDecision | None, price_book: PriceBook
+) -> MessagePreview:
+    text = entry.body or str(entry.payload.get("preview_text") or request.body or "")
+    html = entry.payload.get("html_body")
+    return MessagePreview(
+        channel=entry.channel,
+        text=text,
+        subject=entry.subject,
+        html=html if isinstance(html, str) else None,
+        encoding=entry.encoding,
+        segments=entry.segments,
+        characters=len(text),
+        estimated_cost_micros=entry.cost_micros or 0,
+        currency=entry.currency or price_book.currency,
+        template=request.template,
+        decision=decision,
+    )
