@@ -23,7 +23,9 @@ def create_engine(database_url: str, *, read_only: bool = False, **options: Any)
         options.setdefault("connect_args", {"timeout": 30})
         engine = create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin_immediate)
+        event.listen(
+            engine.sync_engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin_immediate
+        )
         return engine
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 10)
