@@ -21,7 +21,7 @@ from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
 from api.webhooks import webhook_handlers
 from bot.command_runner import install_staff_front_ends
-from switchboard.delivery import InProcessWorker
+from switchboard.background import BackgroundServices
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
@@ -33,7 +33,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     built = container or build_container(settings)
     install_staff_front_ends(built)
 
-    worker = InProcessWorker(built) if settings.worker_in_process else None
+    worker = BackgroundServices(built, role="web") if settings.worker_in_process else None
 
     async def start_background() -> None:
         if worker is not None:

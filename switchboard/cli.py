@@ -223,7 +223,7 @@ def _run_uvicorn(host: str, port: int, processes: int) -> None:
 )
 @one_line_errors
 def worker(concurrency: int | None) -> None:
-    """Run a delivery worker: drains the outbox through the providers until stopped (SIGTERM/Ctrl-C)."""
+    """Run a worker: delivers the outbox, plans campaigns, sends notifications and scheduled reports."""
     settings = load_settings()
     if concurrency:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
@@ -240,21 +240,20 @@ def worker(concurrency: int | None) -> None:
 async def run_worker(settings: Settings) -> None:
     import signal
 
-    from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
+    from switchboard.background import BackgroundServices
     from switchboard.wiring import build_container
 
     container = build_container(settings)
-    drivers = build_drivers(settings)
-    dispatcher = build_dispatcher(container, drivers, build_pacing(settings))
+    services = BackgroundServices(container, role="worker")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    await services.start()
     try:
-        await dispatcher.run(stop)
+        await stop.wait()
     finally:
-        for driver in drivers.values():
-            await driver.close()
+        await services.stop()
         await container.close()
 
 
@@ -344,6 +343,152 @@ def console(as_email: str | None, out_dir: str) -> None:
             await run_console(CommandContext(settings, database), as_email=as_email, out_dir=Path(out_dir))
         except UnknownStaff as error:
             raise StartupError(str(error)) from None
+
+    run_async(_with_database(settings, run))
+
+
+@main.group()
+def report() -> None:
+    """Saved reports."""
+
+
+@report.command("run")
+@click.argument("name")
+@click.option("--out", "out_dir", default="out", show_default=True, type=click.Path(file_okay=False))
+@one_line_errors
+def report_run(name: str, out_dir: str) -> None:
+    """Run the saved report NAME (its slug): writes NAME.png and NAME.csv to --out and prints the summary."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from reports.saved import ReportDefinitionError, run_saved_report
+    from storage.models import CustomReport
+
+    settings = load_settings()
+
+    async def run(database: Any) -> Any:
+        await require_migrated(database)
+        async with database.read_sessions() as session:
+            saved = await session.scalar(select(CustomReport).where(CustomReport.slug == name))
+        if saved is None:
+            raise StartupError(f'there is no saved report {name!r} (see `switchboard ask "report list"`)')
+        try:
+            return saved, await run_saved_report(
+                database,
+                saved.name,
+                saved.definition,
+                now=datetime.now(UTC),
+                business_tz=settings.business_timezone,
+                locale=settings.business_locale,
+                currency=settings.business_currency,
+            )
+        except ReportDefinitionError as error:
+            raise StartupError(f"report {name!r} cannot run: {error}") from None
+
+    saved, output = run_async(_with_database(settings, run))
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{saved.slug}.png").write_bytes(output.png)
+    (folder / f"{saved.slug}.csv").write_bytes(output.csv)
+    click.echo(output.summary)
+    click.echo(f"wrote {folder / (saved.slug + '.png')} and {folder / (saved.slug + '.csv')}")
+
+
+@main.group()
+def webhooks() -> None:
+    """The webhook inbox."""
+
+
+@webhooks.command("replay")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@one_line_errors
+def webhooks_replay(limit: int) -> None:
+    """Apply again the webhooks that were kept because they could not be processed."""
+    from api.webhooks import replay_failed_webhooks
+    from switchboard.wiring import build_container
+
+    settings = load_settings()
+
+    async def replay(database: Any) -> tuple[int, int]:
+        await require_migrated(database)
+        container = build_container(settings)
+        try:
+            result: tuple[int, int] = await replay_failed_webhooks(container, limit=limit)
+            return result
+        finally:
+            await container.close()
+
+    replayed, failing = run_async(_with_database(settings, replay))
+    click.echo(f"replayed {replayed} webhooks; {failing} still failing")
+
+
+@main.group()
+def rollups() -> None:
+    """Analytics rollups."""
+
+
+@rollups.command("rebuild")
+@click.option(
+    "--grain",
+    "grains",
+    multiple=True,
+    default=("day", "week", "month"),
+    show_default=True,
+    type=click.Choice(["hour", "day", "week", "month", "quarter"]),
+)
+@one_line_errors
+def rollups_rebuild(grains: tuple[str, ...]) -> None:
+    """Rebuild every rollup from the raw facts (incremental updates keep them current afterwards)."""
+    from reports.rollups import rebuild_rollups
+
+    settings = load_settings()
+
+    async def rebuild(database: Any) -> Any:
+        await require_migrated(database)
+        return await rebuild_rollups(database, grains=grains, business_tz=settings.business_timezone)  # type: ignore[arg-type]
+
+    click.echo(f"rollups rebuilt: {run_async(_with_database(settings, rebuild))}")
+
+
+@main.command("slack-socket")
+@one_line_errors
+def slack_socket() -> None:
+    """Connect to Slack over Socket Mode (for installs without a public URL); needs SWITCHBOARD_SLACK_APP_TOKEN."""
+    from bot.command_runner import StaffCommandRunner
+    from bot.slack.socket_mode import run_slack_socket_mode
+    from switchboard.wiring import build_container
+
+    settings = load_settings()
+    if not settings.slack_app_token.get_secret_value():
+        raise StartupError("SWITCHBOARD_SLACK_APP_TOKEN is not set (an xapp- token with connections:write)")
+
+    async def run(_database: Any) -> None:
+        container = build_container(settings)
+        try:
+            await run_slack_socket_mode(settings, StaffCommandRunner.for_container(container))
+        finally:
+            await container.close()
+
+    run_async(_with_database(settings, run))
+
+
+@main.command("telegram-poll")
+@one_line_errors
+def telegram_poll() -> None:
+    """Run the Telegram staff bot with long polling (local development; removes the bot's webhook)."""
+    from bot.command_runner import StaffCommandRunner
+    from bot.telegram_staff.staff_bot import run_staff_polling
+    from switchboard.wiring import build_container
+
+    settings = load_settings()
+
+    async def run(_database: Any) -> None:
+        container = build_container(settings)
+        try:
+            await run_staff_polling(settings, StaffCommandRunner.for_container(container))
+        finally:
+            await container.close()
 
     run_async(_with_database(settings, run))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 from datetime import timedelta
@@ -111,28 +110,6 @@ def sandbox_config(settings: Settings, **overrides: object) -> SandboxConfig:
         whatsapp_phone_number_id=settings.whatsapp_phone_number_id,
         telegram_bot_token=settings.telegram_bot_token.get_secret_value(),
         telegram_webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
+        email_webhook_token=settings.api_token.get_secret_value(),
     )
     return replace(config, **overrides)  # type: ignore[arg-type]
-
-
-class InProcessWorker:
-    """A delivery worker running inside the web process (`SWITCHBOARD_WORKER_IN_PROCESS=1`)."""
-
-    def __init__(self, container: Container) -> None:
-        self.container = container
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._drivers: dict[Channel, MessageDriver] = {}
-
-    async def start(self) -> None:
-        self._drivers = build_drivers(self.container.settings)
-        dispatcher = build_dispatcher(self.container, self._drivers, build_pacing(self.container.settings))
-        self.container.extras["dispatcher"] = dispatcher
-        self._task = asyncio.create_task(dispatcher.run(self._stop), name="in-process delivery worker")
-
-    async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.wait_for(self._task, timeout=30)
-        for driver in self._drivers.values():
-            await driver.close()

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 from switchboard.wiring import Container
 
 
-def require_api_token(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def require_api_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: `Authorization: Bearer <SWITCHBOARD_API_TOKEN>`, compared in constant time."""
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

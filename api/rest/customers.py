@@ -164,6 +164,7 @@ class CustomersController(Controller):
             (data.detail or "")[:255] or None,
             datetime.now(UTC),
         )
+        assert recorded is not None  # recorded unconditionally: skip_if_unchanged is off
         return {
             "record_id": recorded.record_id,
             "status": recorded.status.value,

@@ -62,6 +62,12 @@ class SandboxConfig:
     telegram_max_long_poll_seconds: float = 2.0
 
     email_domain: str = "sandbox.switchboard.test"
+    #: The bearer token our inbound-email endpoint expects (SWITCHBOARD_API_TOKEN); mail relays post
+    #: inbound mail and bounces with a shared secret like this one.
+    email_webhook_token: str = "sandbox-api-token"  # noqa: S105
+
+    def email_webhook_headers(self) -> dict[str, str]:
+        return {"Content-Type": "message/rfc822", "Authorization": f"Bearer {self.email_webhook_token}"}
 
     #: Fraction of accepted messages that end failed/undelivered with a realistic error code.
     failure_rate: float = 0.0

@@ -117,7 +117,7 @@ async def customer_email(request: web.Request) -> web.Response:
     )
     url = state.config.webhook_url(state.config.email_inbound_path)
     request.app[WEBHOOKS].submit(
-        WebhookDelivery("smtp", url, raw, {"Content-Type": "message/rfc822"}, "inbound email")
+        WebhookDelivery("smtp", url, raw, state.config.email_webhook_headers(), "inbound email")
     )
     return _done(from_page, {"queued": True, "bytes": len(raw)})
 

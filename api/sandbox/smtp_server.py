@@ -64,7 +64,7 @@ class SandboxSmtpHandler:
                     PROVIDER,
                     self.state.config.webhook_url(self.state.config.email_inbound_path),
                     bounce,
-                    {"Content-Type": "message/rfc822"},
+                    self.state.config.email_webhook_headers(),
                     "bounce",
                 )
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -12,13 +11,13 @@ from sqlalchemy import func, select
 from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError, normalise
-from bot.replies import Field, Reply, Table
+from bot.replies import Attachment, Field, Image, Reply, Table
 from domain.audit import AuditEntry
 from reports.periods import zone
+from reports.saved import ReportDefinitionError, run_saved_report
 from storage.models import CustomReport, ReportSchedule
 
 SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
-RUN_NOT_AVAILABLE = "Running saved reports is not available in this build yet."
 
 
 @dataclass(frozen=True)
@@ -108,11 +107,24 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
     if report is None:
         return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
     try:
-        saved = importlib.import_module("reports.saved")
-    except ImportError:
-        return Reply(f"{RUN_NOT_AVAILABLE} (report “{report.name}” exists.)", kind="error")
-    reply: Reply = await saved.run_saved_report_reply(ctx, report)  # the reports module owns the rendering
-    return reply
+        output = await run_saved_report(
+            ctx.database,
+            report.name,
+            report.definition,
+            now=ctx.now(),
+            business_tz=ctx.business_tz,
+            locale=ctx.settings.business_locale,
+            currency=ctx.settings.business_currency,
+            cache=ctx.chart_cache,
+        )
+    except ReportDefinitionError as error:
+        return Reply(f"Report “{report.name}” cannot run: {error}", kind="error")
+    return Reply(
+        output.summary,
+        title=report.name,
+        images=(Image(f"{report.slug}.png", output.png, alt_text=output.summary),),
+        attachments=(Attachment(f"{report.slug}.csv", output.csv),),
+    )
 
 
 def first_due(cron: str, tz: str, now: datetime) -> datetime:

@@ -1,0 +1,190 @@
+"""Saved reports: their stored definition (a query object plus chart options), and running one to PNG, CSV and summary.
+
+A definition is plain JSON, e.g.
+    {"query": {"metrics": ["revenue"], "period": {"kind": "last_n_days", "n": 30}, "grain": "day",
+               "dimensions": ["source_channel"], "filters": [{"dimension": "location", "operator": "eq",
+               "value": "BER"}], "comparison": "previous_period"}}
+Every name in it is checked against the metric registry before anything runs; values stay values.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, cast, get_args
+
+from reports.answer import Answer, answer
+from reports.charts.cache import ChartCache, render_cached
+from reports.metrics import UnknownName
+from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
+from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
+from storage.database import Database
+
+GRAINS = get_args(Grain)
+COMPARISONS = get_args(Comparison)
+OPERATORS = get_args(Operator)
+MAX_LIST = 20
+
+
+class ReportDefinitionError(ValueError):
+    """A saved report definition that cannot run; the message names the field and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SavedReportOutput:
+    title: str
+    answer: Answer
+    png: bytes
+    csv: bytes
+
+    @property
+    def summary(self) -> str:
+        return self.answer.summary
+
+
+def query_from_definition(definition: Any) -> MetricQuery:
+    """The query object a definition describes; raises ReportDefinitionError naming what is wrong."""
+    if not isinstance(definition, dict) or not isinstance(definition.get("query"), dict):
+        raise ReportDefinitionError('a report definition is an object with a "query" object')
+    raw: dict[str, Any] = definition["query"]
+    unknown = set(raw) - {"metrics", "period", "grain", "dimensions", "filters", "comparison"}
+    if unknown:
+        raise ReportDefinitionError(f"unknown query fields: {', '.join(sorted(unknown))}")
+    metrics = _names(raw.get("metrics"), "metrics", required=True)
+    dimensions = _names(raw.get("dimensions", []), "dimensions")
+    grain = raw.get("grain")
+    if grain is not None and grain not in GRAINS:
+        raise ReportDefinitionError(f"grain must be one of {', '.join(GRAINS)}, got {grain!r}")
+    comparison = raw.get("comparison")
+    if comparison is not None and comparison not in COMPARISONS:
+        raise ReportDefinitionError(f"comparison must be one of {', '.join(COMPARISONS)}, got {comparison!r}")
+    query = MetricQuery(
+        metrics=metrics,
+        period=_period(raw.get("period", {"kind": "last_n_days", "n": 30})),
+        grain=cast(Grain | None, grain),
+        dimensions=dimensions,
+        filters=_filters(raw.get("filters", [])),
+        comparison=cast(Comparison | None, comparison),
+    )
+    try:
+        validate_query(query)
+    except (UnknownName, ValueError) as error:
+        raise ReportDefinitionError(str(error)) from None
+    return query
+
+
+def definition_from_query(query: MetricQuery) -> dict[str, Any]:
+    if not isinstance(query.period, PeriodSpec):
+        raise ReportDefinitionError("saved reports use named periods (e.g. last 30 days), not fixed ranges")
+    period: dict[str, Any] = {"kind": query.period.kind}
+    if query.period.n is not None:
+        period["n"] = query.period.n
+    if query.period.start_date and query.period.end_date:
+        period.update(
+            start_date=query.period.start_date.isoformat(), end_date=query.period.end_date.isoformat()
+        )
+    return {
+        "query": {
+            "metrics": list(query.metrics),
+            "period": period,
+            "grain": query.grain,
+            "dimensions": list(query.dimensions),
+            "filters": [
+                {
+                    "dimension": f.dimension,
+                    "operator": f.operator,
+                    "value": f.value if isinstance(f.value, str) else list(f.value),
+                }
+                for f in query.filters
+            ],
+            "comparison": query.comparison,
+        }
+    }
+
+
+def _names(value: Any, field: str, *, required: bool = False) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > MAX_LIST:
+        raise ReportDefinitionError(f"{field} must be a list of at most {MAX_LIST} names")
+    if required and not value:
+        raise ReportDefinitionError(f"{field} must name at least one")
+    return tuple(value)
+
+
+def _period(value: Any) -> PeriodSpec:
+    if isinstance(value, str):
+        value = {"kind": value}
+    if not isinstance(value, dict) or value.get("kind") not in PERIOD_KINDS:
+        raise ReportDefinitionError(f"period.kind must be one of {', '.join(PERIOD_KINDS)}")
+    try:
+        return PeriodSpec(
+            kind=value["kind"],
+            n=value.get("n"),
+            start_date=date.fromisoformat(value["start_date"]) if value.get("start_date") else None,
+            end_date=date.fromisoformat(value["end_date"]) if value.get("end_date") else None,
+        )
+    except (ValueError, TypeError) as error:
+        raise ReportDefinitionError(f"period: {error}") from None
+
+
+def _filters(value: Any) -> tuple[Filter, ...]:
+    if not isinstance(value, list) or len(value) > MAX_LIST:
+        raise ReportDefinitionError(f"filters must be a list of at most {MAX_LIST} filters")
+    filters = []
+    for item in value:
+        if not isinstance(item, dict) or set(item) != {"dimension", "operator", "value"}:
+            raise ReportDefinitionError('each filter is {"dimension": ..., "operator": ..., "value": ...}')
+        if item["operator"] not in OPERATORS:
+            raise ReportDefinitionError(f"filter operator must be one of {', '.join(OPERATORS)}")
+        raw = item["value"]
+        if isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            raw = tuple(raw)
+        elif not isinstance(raw, str):
+            raise ReportDefinitionError("a filter value is a string or a list of strings")
+        filters.append(Filter(str(item["dimension"]), item["operator"], raw))
+    return tuple(filters)
+
+
+def result_csv(output: Answer) -> bytes:
+    """The answer's figures as CSV: one row per metric, dimension value and bucket, plus totals."""
+    result = output.result
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["metric", result.dimension or "dimension", "bucket_start_utc", "value"])
+    for series in result.series:
+        for bucket, value in series.points:
+            writer.writerow(
+                [
+                    series.metric,
+                    series.dimension_value or "",
+                    bucket.isoformat(),
+                    "" if value is None else repr(round(value, 6)),
+                ]
+            )
+        writer.writerow(
+            [
+                series.metric,
+                series.dimension_value or "",
+                "total",
+                "" if series.total is None else repr(round(series.total, 6)),
+            ]
+        )
+    return buffer.getvalue().encode()
+
+
+async def run_saved_report(
+    database: Database,
+    name: str,
+    definition: Any,
+    *,
+    now: datetime,
+    business_tz: str,
+    locale: str,
+    currency: str,
+    cache: ChartCache | None = None,
+) -> SavedReportOutput:
+    query = query_from_definition(definition)
+    result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
+    png = render_cached(result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
+    return SavedReportOutput(title=name, answer=result, png=png, csv=result_csv(result))

@@ -1,0 +1,197 @@
+"""The background work of a worker process (and of `serve` when it runs one in-process).
+
+Every loop is safe to run in several processes at once: outbox claims, campaign planning cursors,
+event processing marks and report-delivery claims all live in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from domain.campaigns.use_cases import plan_campaign_batch, plan_fallbacks
+from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import MessageDriver
+from domain.notifications.use_cases import process_pending_events
+from domain.vocabulary import CampaignStatus, Channel
+from reports.destinations import (
+    EmailDestination,
+    RenderedReport,
+    ReportDestination,
+    SlackDestination,
+    TelegramDestination,
+)
+from reports.saved import run_saved_report
+from reports.scheduler import ReportScheduler, ScheduleRunner
+from storage.models import BulkMessaging, WorkerHeartbeat
+from storage.notifications import SqlNotificationUnitOfWork
+from storage.schedules import DueSchedule
+from storage.sql import insert_for, table_of
+from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
+from switchboard.wiring import Container
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BackgroundServices:
+    """Starts and stops the delivery worker, campaign planner, notification processor, report scheduler and heartbeats."""
+
+    def __init__(self, container: Container, *, role: str = "worker") -> None:
+        self.container = container
+        self.role = role
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{role}"
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._drivers: dict[Channel, MessageDriver] = {}
+        self._pacing: dict[Channel, TokenBucket] = {}
+        self._scheduler: ReportScheduler | None = None
+        self._destinations: dict[str, ReportDestination] = {}
+
+    async def start(self) -> None:
+        settings = self.container.settings
+        self._drivers = build_drivers(settings)
+        self._pacing = build_pacing(settings)
+        dispatcher = build_dispatcher(self.container, self._drivers, self._pacing, self.worker_id)
+        self.container.extras["dispatcher"] = dispatcher
+        self._tasks.append(asyncio.create_task(dispatcher.run(self._stop), name="delivery"))
+        self._every(2.0, self.plan_campaigns, "campaign planning")
+        self._every(2.0, self.process_events, "notifications")
+        self._every(15.0, self.heartbeat, "heartbeat")
+        self._every(60.0, self.snapshot_metrics, "performance snapshot")
+        self._destinations = report_destinations(self.container)
+        self._scheduler = ReportScheduler(
+            ScheduleRunner(
+                database=self.container.database,
+                render=self.render_report,
+                destinations=self._destinations,
+                worker_id=self.worker_id,
+            )
+        )
+        self._scheduler.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=30)
+        for driver in self._drivers.values():
+            await driver.close()
+        for destination in self._destinations.values():
+            close = getattr(destination, "close", None)
+            if close is not None:
+                await close()
+
+    def _every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+        async def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    await job()
+                except Exception:  # one failed pass must not stop the loop; the next pass retries
+                    log.exception("%s failed", name)
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+                except TimeoutError:
+                    pass
+
+        self._tasks.append(asyncio.create_task(loop(), name=name))
+
+    async def plan_campaigns(self) -> int:
+        """Plans the next batch of every running campaign, then any channel fallbacks that are due."""
+        async with self.container.database.read_sessions() as session:
+            running = (
+                await session.execute(
+                    select(
+                        BulkMessaging.id, BulkMessaging.planning_done, BulkMessaging.fallback_after_minutes
+                    ).where(BulkMessaging.status == CampaignStatus.RUNNING.value)
+                )
+            ).all()
+        planned = 0
+        policy = self.container.consent_policy()
+        for campaign_id, planning_done, fallback in running:
+            if not planning_done:
+                progress = await plan_campaign_batch(
+                    self.container.campaign_uow(), campaign_id, now=utc_now(), policy=policy
+                )
+                planned += progress.planned
+            if fallback:
+                planned += await plan_fallbacks(
+                    self.container.campaign_uow(), campaign_id, utc_now(), policy=policy
+                )
+        return planned
+
+    async def process_events(self) -> None:
+        def open_uow() -> SqlNotificationUnitOfWork:
+            return SqlNotificationUnitOfWork(
+                self.container.database, business_tz=self.container.settings.business_timezone
+            )
+
+        await process_pending_events(open_uow, utc_now(), policy=self.container.consent_policy())
+
+    async def heartbeat(self) -> None:
+        now = utc_now()
+        async with self.container.unit_of_work() as uow:
+            table = table_of(WorkerHeartbeat)
+            statement = insert_for(uow.session, table).values(
+                worker_id=self.worker_id,
+                role=self.role,
+                started_at=now,
+                seen_at=now,
+                detail={"pid": os.getpid()},
+            )
+            await uow.session.execute(
+                statement.on_conflict_do_update(index_elements=["worker_id"], set_={"seen_at": now})
+            )
+            await uow.commit()
+
+    async def snapshot_metrics(self) -> None:
+        await self.container.metrics.record_snapshot(self.container.database, utc_now())
+
+    async def render_report(self, schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
+        settings = self.container.settings
+        output = await run_saved_report(
+            self.container.database,
+            schedule.report_name,
+            schedule.definition,
+            now=due_at,
+            business_tz=settings.business_timezone,
+            locale=settings.business_locale,
+            currency=settings.business_currency,
+        )
+        return RenderedReport(
+            title=schedule.report_name,
+            summary=output.summary,
+            png=output.png,
+            csv=output.csv if schedule.attach_csv else None,
+            due_at=due_at,
+            late=late,
+            filename_stem=schedule.report_slug,
+        )
+
+
+def report_destinations(container: Container) -> dict[str, ReportDestination]:
+    settings = container.settings
+    return {
+        "slack": SlackDestination(settings.slack_bot_token.get_secret_value(), settings.slack_base_url),
+        "telegram": TelegramDestination(
+            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url
+        ),
+        "email": EmailDestination(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_username or None,
+            settings.smtp_password.get_secret_value() or None,
+            settings.email_from,
+        ),
+    }
