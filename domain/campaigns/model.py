@@ -195,13 +195,18 @@ class Recipient:
     locale: str
     timezone: str | None
     addresses: Mapping[Channel, str]
-    consents: Mapping[Channel, ChannelConsent] = _NO_CONSENTS
+    consents: Mapping[Channel, ChannelConsent] = field(default_factory=lambda: _NO_CONSENTS)
     quiet_hours: QuietHours | None = None
     preferred_channel: Channel | None = None
-    marketing_24h: Mapping[Channel, int] = _NO_CHANNEL_COUNTS
-    marketing_7d: Mapping[Channel, int] = _NO_CHANNEL_COUNTS
+    marketing_24h: Mapping[Channel, int] = field(default_factory=lambda: _NO_CHANNEL_COUNTS)
+    marketing_7d: Mapping[Channel, int] = field(default_factory=lambda: _NO_CHANNEL_COUNTS)
     campaign_type_7d: int = 0
     last_inbound_whatsapp_at: datetime | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        """No consent on record, no recent marketing and no WhatsApp chat: true of most customers."""
+        return not self.consents and not self.marketing_7d and self.last_inbound_whatsapp_at is None
 
     @property
     def first_name(self) -> str:

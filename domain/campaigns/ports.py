@@ -74,13 +74,12 @@ class RecipientDirectory(Protocol):
 
 
 class OutboxWriter(Protocol):
-    async def add_many(self, entries: Sequence[OutboxEntry]) -> Counter[str]:
+    async def add_many(self, entries: Sequence[OutboxEntry], now: datetime) -> Counter[str]:
         """Insert entries, skipping any whose idempotency key exists; the statuses actually inserted."""
 
 
-class CampaignUnitOfWork(Protocol):
-    @property
-    def campaigns(self) -> CampaignRepository: ...
+class PlanningUnitOfWork(Protocol):
+    """What every use-case that plans messages into the outbox needs."""
 
     @property
     def templates(self) -> TemplateCatalogue: ...
@@ -89,7 +88,7 @@ class CampaignUnitOfWork(Protocol):
     def recipients(self) -> RecipientDirectory: ...
 
     @property
-    def outbox(self) -> OutboxWriter: ...
+    def outbox_writer(self) -> OutboxWriter: ...
 
     async def __aenter__(self) -> Any: ...
 
@@ -98,3 +97,8 @@ class CampaignUnitOfWork(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+class CampaignUnitOfWork(PlanningUnitOfWork, Protocol):
+    @property
+    def campaigns(self) -> CampaignRepository: ...

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import meta
 
 from domain.campaigns.model import CampaignError, Recipient, StoredTemplate
-from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
+from domain.consent.model import ConsentPolicy, RecipientFacts, SendDecision, SendRequest
 from domain.consent.rules import NO_ADDRESS, decide
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
@@ -25,6 +25,10 @@ TEMPLATE_ERROR = "template_error"
 NO_CHANNEL = "no_channel"
 #: Render results kept per planner; recipients sharing the values a template reads share one rendering.
 RENDER_CACHE_SIZE = 50_000
+#: What a template may read about its recipient (see Recipient.template_variables).
+RECIPIENT_FIELDS = frozenset({"first_name", "name", "locale"})
+#: Decisions kept per planner, keyed by everything the decision depends on.
+DECISION_CACHE_SIZE = 50_000
 
 
 def validate_channel_order(order: Sequence[str]) -> tuple[Channel, ...]:
@@ -89,7 +93,7 @@ def choose_channel(
 class _Rendering:
     body: str
     subject: str | None
-    payload: Mapping[str, object]
+    payload: dict[str, object]
     segments: int | None
     encoding: str | None
     cost_micros: int
@@ -131,7 +135,7 @@ class OutboxPlanner:
         self._by_template = {stored.template: stored for stored in self._stored}
         self._selected: dict[tuple[Channel, str], StoredTemplate | None] = {}
         self._reads: dict[int, tuple[str, ...] | None] = {}
-        self._requests: dict[Channel, SendRequest] = {}
+        self._decisions: dict[tuple[object, ...], SendDecision] = {}
         self._renderings: dict[tuple[object, ...], _Rendering] = {}
 
     def template_for(self, channel: Channel, locale: str) -> StoredTemplate | None:
@@ -148,16 +152,33 @@ class OutboxPlanner:
         stored = self.template_for(channel, recipient.locale)
         if stored is None:
             return SendDecision("suppress", NO_TEMPLATE, f"Not sent: there is no {channel.value} template.")
-        request = self._requests.get(channel)
-        if request is None:
-            request = SendRequest(
-                channel=channel,
-                category=self.category,
-                campaign_type=self.campaign_type,
-                uses_approved_template=stored.template.whatsapp_name is not None,
-            )
-            self._requests[channel] = request
-        decision = decide(request, recipient.facts(channel), self.policy, at)
+        facts = None
+        key: tuple[object, ...]
+        if recipient.is_plain:
+            # Without consents, counts or chats the decision depends only on these, so most of a big
+            # audience shares a handful of decisions.
+            key = (stored.id, at, channel in recipient.addresses, recipient.timezone, recipient.quiet_hours)
+        else:
+            facts = recipient.facts(channel)
+            key = (stored.id, at, facts)
+        decision = self._decisions.get(key)
+        if decision is None:
+            decision = self._decide_now(stored, channel, facts or recipient.facts(channel), at)
+            if len(self._decisions) >= DECISION_CACHE_SIZE:
+                self._decisions.clear()
+            self._decisions[key] = decision
+        return decision
+
+    def _decide_now(
+        self, stored: StoredTemplate, channel: Channel, facts: RecipientFacts, at: datetime
+    ) -> SendDecision:
+        request = SendRequest(
+            channel=channel,
+            category=self.category,
+            campaign_type=self.campaign_type,
+            uses_approved_template=stored.template.whatsapp_name is not None,
+        )
+        decision = decide(request, facts, self.policy, at)
         if decision.verdict == "defer" and not self.respect_quiet_hours:
             return SendDecision("send", decision.reason, "Sent: this campaign ignores quiet hours.")
         return decision
@@ -191,7 +212,7 @@ class OutboxPlanner:
             encoding=rendering.encoding,
             cost_micros=rendering.cost_micros,
             currency=self.price_book.currency,
-            payload=dict(rendering.payload),
+            payload=rendering.payload,  # shared by every entry with this rendering; never mutated
         )
 
     def suppress(self, recipient: Recipient, channel: Channel, decision: SendDecision) -> OutboxEntry:
@@ -213,23 +234,30 @@ class OutboxPlanner:
         )
 
     def _render(self, stored: StoredTemplate, recipient: Recipient) -> _Rendering:
-        variables = {**self._variables, **recipient.template_variables()}
         reads = self._template_reads(stored)
         if reads is None:
-            return self._render_now(stored.template, variables)
-        key = (stored.id, *(variables.get(name, _MISSING) for name in reads))
+            return self._render_now(stored.template, self._variables_for(recipient))
+        # Campaign variables are the same for everyone, so only what the template reads from the
+        # recipient tells two renderings apart.
+        key = (stored.id, *(getattr(recipient, name) for name in reads))
         rendering = self._renderings.get(key)
         if rendering is None:
-            rendering = self._render_now(stored.template, variables)
+            rendering = self._render_now(stored.template, self._variables_for(recipient))
             if len(self._renderings) >= RENDER_CACHE_SIZE:
                 self._renderings.clear()
             self._renderings[key] = rendering
         return rendering
 
+    def _variables_for(self, recipient: Recipient) -> dict[str, object]:
+        return {**self._variables, **recipient.template_variables()}
+
     def _template_reads(self, stored: StoredTemplate) -> tuple[str, ...] | None:
-        """The variable names a template's output depends on, or None when it may vary between renders."""
+        """The recipient fields a template's output depends on, or None when it may vary between renders."""
         if stored.id not in self._reads:
-            self._reads[stored.id] = template_reads(stored.template)
+            reads = template_reads(stored.template)
+            self._reads[stored.id] = (
+                None if reads is None else tuple(n for n in reads if n in RECIPIENT_FIELDS)
+            )
         return self._reads[stored.id]
 
     def _render_now(self, template: MessageTemplate, variables: Mapping[str, object]) -> _Rendering:
@@ -255,9 +283,6 @@ class OutboxPlanner:
             is_template=template.whatsapp_name is not None,
         )
         return _Rendering(rendered.body, rendered.subject, payload, segments, encoding, cost)
-
-
-_MISSING = object()
 
 
 def template_reads(template: MessageTemplate) -> tuple[str, ...] | None:

@@ -1,0 +1,163 @@
+"""Notification use-cases: record a business event once, and turn pending events into outbox rows."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.campaigns.model import StoredTemplate
+from domain.campaigns.rules import OutboxPlanner, validate_channel_order
+from domain.consent.model import ConsentPolicy, SendDecision
+from domain.delivery.outbox import OutboxEntry
+from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
+from domain.notifications.model import (
+    BusinessEvent,
+    NotificationError,
+    NotificationRule,
+    NotificationRuleDraft,
+    ProcessingReport,
+    RecordedEvent,
+)
+from domain.notifications.ports import NotificationUnitOfWork
+from domain.notifications.rules import TOO_LATE, channel_order, due_at, validate_event
+from domain.templates.model import TemplateError
+from domain.templates.rendering import plain_value
+from domain.vocabulary import OUTBOUND_CHANNELS, MessageSource, MessageStatus
+
+DEFAULT_EVENT_BATCH = 200
+
+
+async def record_event(
+    uow: NotificationUnitOfWork,
+    event_type: str,
+    idempotency_key: str,
+    customer_id: int | None,
+    payload: Mapping[str, Any],
+    occurred_at: datetime | None = None,
+) -> RecordedEvent:
+    """Store a business event once per idempotency key; a repeat returns the first one and triggers nothing."""
+    validate_event(event_type, idempotency_key, payload)
+    try:
+        plain_value("payload", dict(payload))
+    except TemplateError as error:
+        raise NotificationError(str(error)) from None
+    async with uow:
+        recorded = await uow.notifications.add_event(
+            event_type, idempotency_key, customer_id, payload, occurred_at or _now()
+        )
+        await uow.commit()
+    return recorded
+
+
+async def create_notification_rule(
+    uow: NotificationUnitOfWork, draft: NotificationRuleDraft
+) -> NotificationRule:
+    if draft.channel_order:
+        validate_channel_order(draft.channel_order)
+    if not draft.name.strip() or not draft.event_type.strip():
+        raise NotificationError("A notification rule needs a name and an event type.")
+    async with uow:
+        if not await uow.templates.variants(draft.template_name):
+            raise NotificationError(f"There is no active template named '{draft.template_name}'.")
+        rule = await uow.notifications.add_rule(draft)
+        await uow.commit()
+    return rule
+
+
+async def process_pending_events(
+    uow_factory: Callable[[], NotificationUnitOfWork],
+    now: datetime | None = None,
+    *,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+    batch_size: int = DEFAULT_EVENT_BATCH,
+) -> ProcessingReport:
+    """Turn every pending event into outbox rows per matching enabled rule, batch by batch.
+
+    Each batch's rows and the events' processed marks commit together, so an event is handled exactly
+    once; the idempotency key (rule, event, customer, channel) makes even a replayed batch harmless.
+    """
+    now = now or _now()
+    policy = policy or ConsentPolicy()
+    events = planned = suppressed = 0
+    reasons: Counter[str] = Counter()
+    while True:
+        async with uow_factory() as uow:
+            batch: list[BusinessEvent] = await uow.notifications.pending_events(batch_size)
+            if not batch:
+                break
+            entries = await _entries_for(uow, batch, now, policy, price_book)
+            inserted = await uow.outbox_writer.add_many(entries, now)
+            await uow.notifications.mark_processed([event.id for event in batch], now)
+            await uow.commit()
+        events += len(batch)
+        planned += inserted[MessageStatus.PLANNED]
+        suppressed += inserted[MessageStatus.SUPPRESSED]
+        reasons.update(e.status_reason for e in entries if e.status_reason)
+        if len(batch) < batch_size:
+            break
+    return ProcessingReport(events, planned, suppressed, dict(reasons))
+
+
+async def _entries_for(
+    uow: NotificationUnitOfWork,
+    batch: list[BusinessEvent],
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook,
+) -> list[OutboxEntry]:
+    rules: dict[str, list[NotificationRule]] = {}
+    for rule in await uow.notifications.rules_for(sorted({e.event_type for e in batch})):
+        rules.setdefault(rule.event_type, []).append(rule)
+    customer_ids = sorted({e.customer_id for e in batch if e.customer_id is not None})
+    recipients = {
+        r.customer_id: r
+        for r in await uow.recipients.by_ids(customer_ids, channels=OUTBOUND_CHANNELS, now=now)
+    }
+    templates: dict[str, list[StoredTemplate]] = {}
+    entries: list[OutboxEntry] = []
+    for event in batch:
+        recipient = recipients.get(event.customer_id) if event.customer_id is not None else None
+        if recipient is None:
+            continue  # nobody to notify; the event is still marked processed
+        for rule in rules.get(event.event_type, []):
+            if rule.template_name not in templates:
+                templates[rule.template_name] = await uow.templates.variants(rule.template_name)
+            planner = OutboxPlanner(
+                source=MessageSource.NOTIFICATION,
+                source_ref=f"{rule.id}:{event.id}",
+                category=rule.category,
+                templates=templates[rule.template_name],
+                variables={**event.payload, "event_type": event.event_type},
+                policy=policy,
+                price_book=price_book,
+            )
+            order = channel_order(rule, recipient)
+            try:
+                due = due_at(rule, event, now)
+            except NotificationError as error:
+                entries.append(planner.suppress(recipient, order[0], _bad_event(error)))
+                continue
+            if due is None:
+                entries.append(planner.suppress(recipient, order[0], _too_late(event)))
+            else:
+                entries.append(planner.plan(recipient, order, due))
+    return entries
+
+
+def _too_late(event: BusinessEvent) -> SendDecision:
+    return SendDecision(
+        "suppress",
+        TOO_LATE,
+        f"Not sent: the {event.event_type} it is about had already begun when processed.",
+    )
+
+
+def _bad_event(error: NotificationError) -> SendDecision:
+    return SendDecision("suppress", "bad_event", f"Not sent: {error}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,400 @@
+"""Campaign storage: the repository, the audience query, the template catalogue and the bulk outbox insert."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import ColumnElement, Table, Text, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from domain.campaigns.model import (
+    Audience,
+    Campaign,
+    CampaignDraft,
+    CampaignProgress,
+    FallbackCandidate,
+    StoredTemplate,
+)
+from domain.delivery.outbox import OutboxEntry
+from domain.templates.model import MessageTemplate as TemplateVariant
+from domain.vocabulary import (
+    PROVIDER_FOR_CHANNEL,
+    CampaignStatus,
+    Channel,
+    Direction,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+)
+from storage.models import BulkMessaging, Customer, CustomerCommunication, CustomerTag, MessageTemplate
+from storage.models.base import utcnow
+from storage.recipients import ADDRESS_COLUMNS, SqlRecipientDirectory
+from storage.sql import dialect_of, insert_for, table_of
+from storage.unit_of_work import SqlUnitOfWork
+
+OUTBOX: Table = table_of(CustomerCommunication)
+
+#: Audience fields that are a plain "column IN (values)" test; the only way a field name reaches SQL.
+AUDIENCE_COLUMNS: dict[str, Any] = {
+    "segments": Customer.segment,
+    "countries": Customer.country,
+    "locales": Customer.locale,
+}
+
+#: Messages that never left or never will, which therefore do not count towards caps or progress.
+NOT_SENT = (MessageStatus.SUPPRESSED.value, MessageStatus.CANCELLED.value)
+#: Statuses after which, past the fallback delay, the next channel is tried.
+FALLBACK_STATUSES = (
+    MessageStatus.QUEUED.value,
+    MessageStatus.SENT.value,
+    MessageStatus.FAILED.value,
+    MessageStatus.UNDELIVERED.value,
+    MessageStatus.DEAD.value,
+)
+
+
+def claimable_campaign_filter() -> ColumnElement[bool]:
+    """AND this into the outbox claim: a campaign's rows are claimable only while the campaign runs.
+
+    Pausing therefore needs no row updates (a paused campaign with a million planned rows pauses in one
+    statement), and resuming makes the same rows claimable again in their original order.
+    """
+    running = select(BulkMessaging.id).where(BulkMessaging.status == CampaignStatus.RUNNING.value)
+    return or_(CustomerCommunication.campaign_id.is_(None), CustomerCommunication.campaign_id.in_(running))
+
+
+def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
+    """The WHERE conditions over Customer for ``audience``; every value is a bound parameter."""
+    conditions: list[ColumnElement[bool]] = [
+        column.in_(getattr(audience, name))
+        for name, column in AUDIENCE_COLUMNS.items()
+        if getattr(audience, name)
+    ]
+    if audience.tags_any:
+        conditions.append(_has_tag(CustomerTag.tag.in_(audience.tags_any)))
+    conditions += [_has_tag(CustomerTag.tag == tag) for tag in audience.tags_all]
+    if audience.exclude_tags:
+        conditions.append(~_has_tag(CustomerTag.tag.in_(audience.exclude_tags)))
+    if audience.created_before is not None:
+        conditions.append(Customer.created_at < audience.created_before)
+    if audience.created_after is not None:
+        conditions.append(Customer.created_at >= audience.created_after)
+    if audience.has_channel:
+        conditions.append(or_(*(ADDRESS_COLUMNS[channel].is_not(None) for channel in audience.has_channel)))
+    return conditions
+
+
+def _has_tag(tag_test: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(CustomerTag.customer_id == Customer.id, tag_test)
+
+
+#: Enum member -> stored text, looked up per row instead of the slower ``.value`` descriptor.
+_TEXT: dict[object, str] = {
+    m: m.value for e in (Channel, MessageSource, MessageCategory, MessageStatus) for m in e
+}
+_PROVIDER_TEXT: dict[Channel, str] = {c: p.value for c, p in PROVIDER_FOR_CHANNEL.items()}
+
+
+def outbox_rows(entries: Sequence[OutboxEntry], now: datetime) -> list[dict[str, Any]]:
+    """Insert parameters for ``entries``; every row carries the same keys so they go as one executemany."""
+    outbound = Direction.OUTBOUND.value
+    planned = MessageStatus.PLANNED
+    text = _TEXT
+    return [
+        {
+            "customer_id": e.customer_id,
+            "channel": text[e.channel],
+            "provider": _PROVIDER_TEXT[e.channel],
+            "direction": outbound,
+            "source": text[e.source],
+            "source_ref": e.source_ref,
+            "category": text[e.category],
+            "idempotency_key": e.idempotency_key,
+            "template_id": e.template_id,
+            "campaign_id": e.campaign_id,
+            "to_address": e.to_address,
+            "subject": e.subject,
+            "body": e.body,
+            "payload": e.payload or None,
+            "status": text[e.status],
+            "status_reason": e.status_reason,
+            "next_attempt_at": (e.send_at or now) if e.status is planned else None,
+            "segments": e.segments,
+            "encoding": e.encoding,
+            "cost_micros": e.cost_micros,
+            "currency": e.currency,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for e in entries
+    ]
+
+
+async def insert_outbox_entries(
+    session: AsyncSession, entries: Sequence[OutboxEntry], now: datetime | None = None
+) -> Counter[str]:
+    """Insert with ON CONFLICT (idempotency_key) DO NOTHING; the statuses of the rows actually inserted.
+
+    Counts stay exact when a batch is planned twice. PostgreSQL reports inserted rows through RETURNING;
+    on SQLite a plain executemany per status is much cheaper, and its rowcount leaves out skipped rows.
+    """
+    if not entries:
+        return Counter()
+    rows = outbox_rows(entries, now or utcnow())
+    statement = insert_for(session, OUTBOX).on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
+    if dialect_of(session) == "postgresql":
+        result = await session.execute(statement.returning(OUTBOX.c.status), rows)
+        return Counter(result.scalars().all())
+    statement, rows = _preprocessed(session, statement, rows)
+    by_status: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_status.setdefault(row["status"], []).append(row)
+    connection = await session.connection()
+    inserted: Counter[str] = Counter()
+    for status, group in by_status.items():
+        result = await connection.execute(statement, group)
+        inserted[status] = max(int(getattr(result, "rowcount", 0) or 0), 0)
+    return inserted
+
+
+#: Columns whose bind processing (JSON encoding, UTC timestamp formatting) dominates a bulk insert.
+_PREPROCESSED = ("payload", "created_at", "next_attempt_at")
+
+
+def _preprocessed(
+    session: AsyncSession, statement: Any, rows: list[dict[str, Any]]
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Run the costly columns' own bind processors once per distinct value and bind the results as text.
+
+    A batch holds few distinct timestamps and payloads (entries sharing a rendering share one payload
+    dict), so memoising the column types' processors turns per-row work into per-value work while
+    storing exactly what the types would have stored.
+    """
+    dialect = session.get_bind().dialect
+    for name in _PREPROCESSED:
+        process = OUTBOX.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        memo: dict[object, object] = {}
+        raw = f"{name}_raw"
+        for row in rows:
+            value = row.pop(name)
+            key = id(value) if isinstance(value, dict) else value
+            if key not in memo:
+                memo[key] = value if process is None or value is None else process(value)
+            row[raw] = memo[key]
+        statement = statement.values({name: bindparam(raw, type_=Text)})
+    return statement, rows
+
+
+class SqlOutboxWriter:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_many(self, entries: Sequence[OutboxEntry], now: datetime) -> Counter[str]:
+        return await insert_outbox_entries(self._session, entries, now)
+
+
+class SqlTemplateCatalogue:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def variants(self, name: str) -> list[StoredTemplate]:
+        rows = await self._session.scalars(
+            select(MessageTemplate)
+            .where(MessageTemplate.name == name, MessageTemplate.status == "active")
+            .order_by(MessageTemplate.id)
+        )
+        return [stored_template(row) for row in rows]
+
+
+def stored_template(row: MessageTemplate) -> StoredTemplate:
+    return StoredTemplate(
+        row.id,
+        TemplateVariant(
+            name=row.name,
+            channel=Channel(row.channel),
+            locale=row.locale,
+            body=row.body,
+            category=MessageCategory(row.category),
+            variables=tuple(row.variables or ()),
+            subject=row.subject,
+            html_body=row.html_body,
+            whatsapp_name=row.whatsapp_name,
+            whatsapp_language=row.whatsapp_language,
+            whatsapp_params=tuple(row.whatsapp_params or ()),
+        ),
+    )
+
+
+class SqlCampaignRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, draft: CampaignDraft, audience: Audience, now: datetime) -> Campaign:
+        row = BulkMessaging(
+            slug=draft.slug,
+            name=draft.name,
+            status=CampaignStatus.DRAFT.value,
+            category=draft.category.value,
+            template_name=draft.template_name,
+            channel_order=[Channel(c).value for c in draft.channel_order],
+            fallback_after_minutes=draft.fallback_after_minutes,
+            audience=audience.to_json(),
+            variables=dict(draft.variables),
+            respect_quiet_hours=draft.respect_quiet_hours,
+            scheduled_at=draft.scheduled_at,
+            created_by=draft.created_by,
+            created_at=now,
+            planning_cursor=0,
+            planning_done=False,
+            planned_count=0,
+            excluded_count=0,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _campaign(row)
+
+    async def get(self, campaign_id: int, *, for_update: bool = False) -> Campaign | None:
+        query = select(BulkMessaging).where(BulkMessaging.id == campaign_id)
+        if for_update:
+            # Serialises planners of one campaign on PostgreSQL; SQLite's BEGIN IMMEDIATE already does.
+            query = query.with_for_update()
+        row = await self._session.scalar(query.execution_options(populate_existing=True))
+        return None if row is None else _campaign(row)
+
+    async def set_status(
+        self, campaign_id: int, status: CampaignStatus, *, launched_at: datetime | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status.value}
+        if launched_at is not None:
+            values["launched_at"] = launched_at
+        if status is CampaignStatus.CANCELLED:
+            values["completed_at"] = utcnow()
+        await self._session.execute(
+            update(BulkMessaging).where(BulkMessaging.id == campaign_id).values(**values),
+            execution_options={"synchronize_session": False},
+        )
+
+    async def record_planning(
+        self, campaign_id: int, *, cursor: int, planned: int, excluded: int, done: bool
+    ) -> None:
+        await self._session.execute(
+            update(BulkMessaging)
+            .where(BulkMessaging.id == campaign_id)
+            .values(
+                planning_cursor=cursor,
+                planned_count=BulkMessaging.planned_count + planned,
+                excluded_count=BulkMessaging.excluded_count + excluded,
+                planning_done=done,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+
+    async def cancel_planned(self, campaign_id: int, reason: str) -> int:
+        result = await self._session.execute(
+            update(CustomerCommunication)
+            .where(
+                CustomerCommunication.campaign_id == campaign_id,
+                CustomerCommunication.status == MessageStatus.PLANNED.value,
+            )
+            .values(status=MessageStatus.CANCELLED.value, status_reason=reason),
+            execution_options={"synchronize_session": False},
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def progress(self, campaign_id: int) -> CampaignProgress:
+        status = await self._session.scalar(
+            select(BulkMessaging.status).where(BulkMessaging.id == campaign_id)
+        )
+        rows = await self._session.execute(
+            select(CustomerCommunication.status, CustomerCommunication.status_reason, func.count())
+            .where(CustomerCommunication.campaign_id == campaign_id)
+            .group_by(CustomerCommunication.status, CustomerCommunication.status_reason)
+        )
+        by_status: Counter[str] = Counter()
+        suppressed: Counter[str] = Counter()
+        opted_out = 0
+        for message_status, reason, count in rows:
+            by_status[message_status] += count
+            if message_status == MessageStatus.SUPPRESSED.value:
+                suppressed[reason or "unknown"] += count
+            if reason == "opted_out":
+                opted_out += count
+        return CampaignProgress(
+            campaign_id,
+            CampaignStatus(status or CampaignStatus.DRAFT.value),
+            dict(by_status),
+            dict(suppressed),
+            opted_out,
+        )
+
+    async def fallback_candidates(
+        self, campaign: Campaign, undelivered_since: datetime, limit: int
+    ) -> list[FallbackCandidate]:
+        message = CustomerCommunication
+        later = aliased(CustomerCommunication)
+        last_seen = func.coalesce(
+            message.sent_at, message.failed_at, message.next_attempt_at, message.created_at
+        )
+        rows = await self._session.execute(
+            select(message.customer_id, message.channel)
+            .where(
+                message.campaign_id == campaign.id,
+                message.status.in_(FALLBACK_STATUSES),
+                message.channel.in_([c.value for c in campaign.channel_order[:-1]]),
+                message.customer_id.is_not(None),
+                last_seen <= undelivered_since,
+                ~exists().where(
+                    and_(
+                        later.campaign_id == campaign.id,
+                        later.customer_id == message.customer_id,
+                        later.id > message.id,
+                    )
+                ),
+            )
+            .order_by(message.id)
+            .limit(limit)
+        )
+        return [FallbackCandidate(int(customer_id or 0), Channel(channel)) for customer_id, channel in rows]
+
+
+def _campaign(row: BulkMessaging) -> Campaign:
+    return Campaign(
+        id=row.id,
+        slug=row.slug,
+        name=row.name,
+        status=CampaignStatus(row.status),
+        category=MessageCategory(row.category),
+        template_name=row.template_name,
+        channel_order=tuple(Channel(c) for c in row.channel_order),
+        audience=Audience.from_json(row.audience or {}),
+        variables=dict(row.variables or {}),
+        fallback_after_minutes=row.fallback_after_minutes,
+        respect_quiet_hours=row.respect_quiet_hours,
+        scheduled_at=row.scheduled_at,
+        planning_cursor=row.planning_cursor,
+        planning_done=row.planning_done,
+        planned_count=row.planned_count,
+        excluded_count=row.excluded_count,
+        launched_at=row.launched_at,
+    )
+
+
+class SqlCampaignUnitOfWork(SqlUnitOfWork):
+    """The unit of work campaign use-cases take: the campaign, template, recipient and outbox repositories."""
+
+    campaigns: SqlCampaignRepository
+    templates: SqlTemplateCatalogue
+    recipients: SqlRecipientDirectory
+    outbox_writer: SqlOutboxWriter
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.campaigns = SqlCampaignRepository(self.session)
+        self.templates = SqlTemplateCatalogue(self.session)
+        self.recipients = SqlRecipientDirectory(self.session, audience_conditions)
+        self.outbox_writer = SqlOutboxWriter(self.session)
+        return self

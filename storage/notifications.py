@@ -1,0 +1,135 @@
+"""Notification storage: business events (stored once per key), notification rules, and their unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
+from domain.vocabulary import Channel, MessageCategory
+from storage.campaigns import SqlOutboxWriter, SqlTemplateCatalogue
+from storage.models import AutomatedNotification
+from storage.models import BusinessEvent as EventRow
+from storage.recipients import SqlRecipientDirectory
+from storage.sql import dialect_of, insert_for, table_of
+from storage.unit_of_work import SqlUnitOfWork
+
+EVENTS = table_of(EventRow)
+
+
+class SqlNotificationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_event(
+        self,
+        event_type: str,
+        idempotency_key: str,
+        customer_id: int | None,
+        payload: Mapping[str, Any],
+        occurred_at: datetime,
+    ) -> RecordedEvent:
+        # ON CONFLICT DO NOTHING rather than catching IntegrityError: a concurrent duplicate POST waits for
+        # the first one's commit and then simply finds its row.
+        statement = (
+            insert_for(self._session, EVENTS)
+            .values(
+                event_type=event_type,
+                idempotency_key=idempotency_key,
+                customer_id=customer_id,
+                payload=dict(payload),
+                occurred_at=occurred_at,
+            )
+            .on_conflict_do_nothing(index_elements=[EVENTS.c.idempotency_key])
+            .returning(EVENTS.c.id)
+        )
+        created = (await self._session.execute(statement)).scalar() is not None
+        row = await self._session.scalar(
+            select(EventRow)
+            .where(EventRow.idempotency_key == idempotency_key)
+            .execution_options(populate_existing=True)
+        )
+        assert row is not None  # just inserted, or the conflicting row
+        return RecordedEvent(_event(row), created)
+
+    async def pending_events(self, limit: int) -> list[BusinessEvent]:
+        query = select(EventRow).where(EventRow.processed_at.is_(None)).order_by(EventRow.id).limit(limit)
+        if dialect_of(self._session) == "postgresql":
+            # Two processors split the backlog instead of waiting on each other's rows.
+            query = query.with_for_update(skip_locked=True)
+        return [_event(row) for row in await self._session.scalars(query)]
+
+    async def mark_processed(self, event_ids: Sequence[int], at: datetime) -> None:
+        if event_ids:
+            await self._session.execute(
+                update(EventRow).where(EventRow.id.in_(event_ids)).values(processed_at=at),
+                execution_options={"synchronize_session": False},
+            )
+
+    async def rules_for(self, event_types: Sequence[str]) -> list[NotificationRule]:
+        rows = await self._session.scalars(
+            select(AutomatedNotification)
+            .where(AutomatedNotification.event_type.in_(event_types), AutomatedNotification.enabled.is_(True))
+            .order_by(AutomatedNotification.id)
+        )
+        return [_rule(row) for row in rows]
+
+    async def add_rule(self, draft: NotificationRuleDraft) -> NotificationRule:
+        row = AutomatedNotification(
+            name=draft.name,
+            event_type=draft.event_type,
+            template_name=draft.template_name,
+            channel_order=[c.value for c in draft.channel_order],
+            offset_minutes=draft.offset_minutes,
+            category=draft.category.value,
+            enabled=draft.enabled,
+        )
+        self._session.add(row)
+        await self._session.flush()
+        return _rule(row)
+
+
+def _event(row: EventRow) -> BusinessEvent:
+    return BusinessEvent(
+        id=row.id,
+        event_type=row.event_type,
+        idempotency_key=row.idempotency_key,
+        customer_id=row.customer_id,
+        payload=dict(row.payload or {}),
+        occurred_at=row.occurred_at,
+        processed_at=row.processed_at,
+    )
+
+
+def _rule(row: AutomatedNotification) -> NotificationRule:
+    return NotificationRule(
+        id=row.id,
+        name=row.name,
+        event_type=row.event_type,
+        template_name=row.template_name,
+        channel_order=tuple(Channel(c) for c in row.channel_order or ()),
+        offset_minutes=row.offset_minutes,
+        category=MessageCategory(row.category),
+        enabled=row.enabled,
+    )
+
+
+class SqlNotificationUnitOfWork(SqlUnitOfWork):
+    """The unit of work notification use-cases take."""
+
+    notifications: SqlNotificationRepository
+    templates: SqlTemplateCatalogue
+    recipients: SqlRecipientDirectory
+    outbox_writer: SqlOutboxWriter
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.notifications = SqlNotificationRepository(self.session)
+        self.templates = SqlTemplateCatalogue(self.session)
+        self.recipients = SqlRecipientDirectory(self.session)
+        self.outbox_writer = SqlOutboxWriter(self.session)
+        return self

@@ -1,0 +1,362 @@
+"""Campaigns end to end on SQLite and PostgreSQL: preview, batched planning, crashes, pause, cancel, fallback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from domain.campaigns.model import CampaignDraft
+from domain.campaigns.use_cases import (
+    campaign_progress,
+    cancel_campaign,
+    create_campaign,
+    launch_campaign,
+    pause_campaign,
+    plan_campaign,
+    plan_campaign_batch,
+    plan_fallbacks,
+    preview_campaign,
+    resume_campaign,
+)
+from domain.vocabulary import Channel
+from storage.campaigns import SqlCampaignUnitOfWork, claimable_campaign_filter
+from storage.database import Database
+from storage.models import (
+    BulkMessaging,
+    ConsentRecord,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    CustomerTag,
+    MessageTemplate,
+)
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+ORDER = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL)
+
+
+async def add_templates(database: Database, name: str = "spring_sale") -> None:
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                MessageTemplate(
+                    name=name,
+                    channel="sms",
+                    locale="en",
+                    category="marketing",
+                    body="Hi {{ first_name }}, {{ offer }}. Reply STOP to opt out.",
+                    variables=["first_name", "offer"],
+                ),
+                MessageTemplate(
+                    name=name,
+                    channel="whatsapp",
+                    locale="en",
+                    category="marketing",
+                    body="Hi {{ first_name }}, {{ offer }}.",
+                    variables=["first_name", "offer"],
+                    whatsapp_name="spring_sale",
+                    whatsapp_language="en",
+                    whatsapp_params=["first_name"],
+                ),
+                MessageTemplate(
+                    name=name,
+                    channel="email",
+                    locale="en",
+                    category="marketing",
+                    subject="{{ offer }}",
+                    body="Dear {{ name }}, {{ offer }}.",
+                    variables=["name", "offer"],
+                ),
+            ]
+        )
+        await session.commit()
+
+
+async def add_customer(
+    database: Database,
+    name: str,
+    *,
+    phone: str | None = None,
+    email: str | None = None,
+    timezone: str = "Europe/Berlin",
+    tags: tuple[str, ...] = (),
+    opted_out: tuple[str, ...] = (),
+    segment: str = "standard",
+) -> int:
+    async with database.sessions() as session:
+        customer = Customer(
+            name=name,
+            phone_e164=phone,
+            email=email,
+            timezone=timezone,
+            segment=segment,
+            created_at=NOW - timedelta(days=30),
+        )
+        session.add(customer)
+        await session.flush()
+        session.add_all([CustomerTag(customer_id=customer.id, tag=tag) for tag in tags])
+        for channel in opted_out:
+            record = ConsentRecord(
+                customer_id=customer.id,
+                channel=channel,
+                status="opted_out",
+                source="SMS keyword STOP",
+                recorded_at=NOW - timedelta(days=2),
+            )
+            session.add(record)
+            await session.flush()
+            session.add(
+                CustomerConsent(
+                    customer_id=customer.id,
+                    channel=channel,
+                    status="opted_out",
+                    source="SMS keyword STOP",
+                    record_id=record.id,
+                    changed_at=NOW - timedelta(days=2),
+                )
+            )
+        await session.commit()
+        return customer.id
+
+
+async def small_audience(database: Database) -> dict[str, int]:
+    await add_templates(database)
+    return {
+        "alice": await add_customer(database, "Alice Smith", phone="+4915100000001", email="a@example.com"),
+        "bob": await add_customer(
+            database, "Bob Jones", phone="+4915100000002", opted_out=("whatsapp", "sms")
+        ),
+        "carol": await add_customer(database, "Carol King", email="c@example.com"),
+        "dan": await add_customer(database, "Dan Nobody"),
+        "eve": await add_customer(database, "Eve Adams", phone="+4915100000005", opted_out=("whatsapp",)),
+        "frank": await add_customer(database, "Frank Staff", phone="+4915100000006", tags=("staff",)),
+    }
+
+
+async def new_campaign(database: Database, **changes: Any) -> int:
+    values: dict[str, Any] = {
+        "slug": "spring",
+        "name": "Spring sale",
+        "template_name": "spring_sale",
+        "channel_order": ORDER,
+        "audience": {"exclude_tags": ["staff"], "campaign_type": "promotion"},
+        "variables": {"offer": "20% off all lenses"},
+    }
+    values.update(changes)
+    campaign = await create_campaign(SqlCampaignUnitOfWork(database), CampaignDraft(**values), NOW)
+    return campaign.id
+
+
+async def outbox_rows(database: Database, campaign_id: int) -> list[CustomerCommunication]:
+    async with database.sessions() as session:
+        rows = await session.scalars(
+            select(CustomerCommunication)
+            .where(CustomerCommunication.campaign_id == campaign_id)
+            .order_by(CustomerCommunication.customer_id, CustomerCommunication.id)
+        )
+        return list(rows)
+
+
+async def test_preview_counts_channels_exclusions_cost_and_sample(database: Database) -> None:
+    ids = await small_audience(database)
+    campaign_id = await new_campaign(database)
+
+    reader = SqlCampaignUnitOfWork(database, read_only=True)  # a preview must not hold the write lock
+    preview = await preview_campaign(reader, campaign_id, now=NOW, batch_size=2)
+
+    assert preview.recipients == 5  # frank is excluded by tag, before any decision
+    assert preview.planned == 3
+    assert preview.exclusions == {"opted_out": 1, "no_address": 1}
+    assert preview.per_channel == {Channel.WHATSAPP: 1, Channel.SMS: 1, Channel.EMAIL: 1}
+    assert preview.estimated_cost_micros == 25_000 + 7_900 + 100
+    assert preview.sample is not None
+    assert preview.sample.customer_id == ids["alice"]
+    assert preview.sample.body == "Hi Alice, 20% off all lenses."
+    assert await outbox_rows(database, campaign_id) == []  # a preview writes nothing
+
+
+async def test_planning_in_batches_gives_each_eligible_customer_exactly_one_row(database: Database) -> None:
+    ids = await small_audience(database)
+    campaign_id = await new_campaign(database)
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+
+    batches = []
+    while True:
+        progress = await plan_campaign_batch(uow, campaign_id, 2, now=NOW)
+        batches.append(progress)
+        if progress.done:
+            break
+
+    assert len(batches) == 3
+    assert (progress.total_planned, progress.total_excluded) == (3, 2)
+    rows = await outbox_rows(database, campaign_id)
+    by_customer = {row.customer_id: row for row in rows}
+    assert len(rows) == len(by_customer) == 5
+    assert by_customer[ids["alice"]].channel == "whatsapp"
+    assert by_customer[ids["alice"]].payload is not None
+    assert by_customer[ids["alice"]].payload["whatsapp_template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "Alice"}]}
+    ]
+    assert by_customer[ids["eve"]].channel == "sms"
+    assert by_customer[ids["eve"]].segments == 1
+    assert by_customer[ids["carol"]].channel == "email"
+    assert by_customer[ids["carol"]].subject == "20% off all lenses"
+    bob = by_customer[ids["bob"]]
+    assert (bob.status, bob.status_reason) == ("suppressed", "opted_out")
+    assert bob.payload is not None and "opted out of WhatsApp" in bob.payload["explanation"]
+    assert by_customer[ids["dan"]].status_reason == "no_address"
+    assert all(row.next_attempt_at == NOW for row in rows if row.status == "planned")
+    assert ids["frank"] not in by_customer
+    async with database.sessions() as session:
+        campaign = await session.get(BulkMessaging, campaign_id)
+        assert campaign is not None
+        assert (campaign.planned_count, campaign.excluded_count, campaign.planning_done) == (3, 2, True)
+        assert campaign.planning_cursor == ids["eve"]
+
+
+async def test_a_crash_before_the_cursor_commit_loses_and_duplicates_nothing(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await small_audience(database)
+    campaign_id = await new_campaign(database)
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+    await plan_campaign_batch(uow, campaign_id, 2, now=NOW)
+
+    from storage.campaigns import SqlCampaignRepository
+
+    original = SqlCampaignRepository.record_planning
+
+    async def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("power cut after the insert, before the cursor moved")
+
+    monkeypatch.setattr(SqlCampaignRepository, "record_planning", crash)
+    with pytest.raises(RuntimeError):
+        await plan_campaign_batch(uow, campaign_id, 2, now=NOW)
+    assert len(await outbox_rows(database, campaign_id)) == 2  # the crashed batch left nothing behind
+    monkeypatch.setattr(SqlCampaignRepository, "record_planning", original)
+
+    # A cursor that is behind (say, restored from an older snapshot) re-plans rows that already exist.
+    async with database.sessions() as session:
+        await session.execute(update(BulkMessaging).values(planning_cursor=0))
+        await session.commit()
+    final = await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, 2, now=lambda: NOW)
+
+    rows = await outbox_rows(database, campaign_id)
+    keys = Counter(row.customer_id for row in rows)
+    assert len(rows) == 5 and set(keys.values()) == {1}
+    assert (final.total_planned, final.total_excluded) == (3, 2)  # overlap counted once
+
+
+async def test_pause_hides_rows_from_the_claim_resume_restores_cancel_cancels_planned(
+    database: Database,
+) -> None:
+    await small_audience(database)
+    campaign_id = await new_campaign(database)
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, 100, now=lambda: NOW)
+
+    async def claimable() -> int:
+        async with database.sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(CustomerCommunication)
+                .where(CustomerCommunication.status == "planned", claimable_campaign_filter())
+            )
+            return int(count or 0)
+
+    assert await claimable() == 3
+    await pause_campaign(uow, campaign_id)
+    assert await claimable() == 0
+    await resume_campaign(uow, campaign_id)
+    assert await claimable() == 3
+
+    # one message is already on its way: cancelling must leave it alone
+    async with database.sessions() as session:
+        first = await session.scalar(
+            select(CustomerCommunication.id).where(CustomerCommunication.status == "planned").limit(1)
+        )
+        await session.execute(
+            update(CustomerCommunication).where(CustomerCommunication.id == first).values(status="sent")
+        )
+        await session.commit()
+    assert await cancel_campaign(uow, campaign_id) == 2
+
+    progress = await campaign_progress(uow, campaign_id)
+    assert progress.by_status == {"sent": 1, "cancelled": 2, "suppressed": 2}
+    assert progress.suppressed_by_reason == {"opted_out": 1, "no_address": 1}
+    assert progress.opted_out == 1
+
+
+async def test_quiet_hours_defer_to_the_end_of_the_recipients_own_night(database: Database) -> None:
+    await add_templates(database)
+    tokyo = await add_customer(database, "Aiko Tanaka", phone="+8190000000001", timezone="Asia/Tokyo")
+    berlin = await add_customer(database, "Anna Berg", phone="+4915100000009", timezone="Europe/Berlin")
+    campaign_id = await new_campaign(database, channel_order=(Channel.SMS,))
+    await launch_campaign(SqlCampaignUnitOfWork(database), campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, now=lambda: NOW)
+
+    rows = {row.customer_id: row for row in await outbox_rows(database, campaign_id)}
+    # 12:00 UTC is 21:00 in Tokyo, inside the default 21:00-08:00 quiet hours: wait for 08:00 JST.
+    assert rows[tokyo].status == "planned"
+    assert rows[tokyo].next_attempt_at == datetime(2026, 3, 10, 23, 0, tzinfo=UTC)
+    assert rows[berlin].next_attempt_at == NOW
+
+
+async def test_frequency_cap_per_campaign_type_counts_earlier_campaigns_only(database: Database) -> None:
+    await add_templates(database)
+    customer = await add_customer(database, "Alice Smith", phone="+4915100000001")
+    first = await new_campaign(database, channel_order=(Channel.SMS,))
+    await launch_campaign(SqlCampaignUnitOfWork(database), first, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), first, now=lambda: NOW)
+    second = await new_campaign(database, slug="spring-2", channel_order=(Channel.SMS,))
+    await launch_campaign(SqlCampaignUnitOfWork(database), second, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), second, now=lambda: NOW + timedelta(days=2))
+
+    [row] = await outbox_rows(database, second)
+    assert row.customer_id == customer
+    assert (row.status, row.status_reason) == ("suppressed", "frequency_cap_campaign_type")
+
+
+async def test_fallback_enqueues_the_next_channel_once_when_undelivered(database: Database) -> None:
+    ids = await small_audience(database)
+    campaign_id = await new_campaign(database, fallback_after_minutes=30)
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, now=lambda: NOW)
+    async with database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.customer_id == ids["alice"])
+            .values(status="sent", sent_at=NOW)
+        )
+        await session.commit()
+
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=10)) == 0  # not yet
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=31)) == 1
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=32)) == 0  # never twice
+
+    alice = [row for row in await outbox_rows(database, campaign_id) if row.customer_id == ids["alice"]]
+    assert [(row.channel, row.status) for row in alice] == [("whatsapp", "sent"), ("sms", "planned")]
+
+
+async def test_audience_filters_by_segment_tags_and_channel(database: Database) -> None:
+    await add_templates(database)
+    vip = await add_customer(
+        database, "Val Ip", phone="+4915100000011", segment="vip", tags=("lenses", "news")
+    )
+    await add_customer(database, "Vic Ip", email="v@example.com", segment="vip", tags=("lenses",))
+    await add_customer(database, "Sam Std", phone="+4915100000013", tags=("lenses", "news"))
+    campaign_id = await new_campaign(
+        database,
+        audience={"segments": ["vip"], "tags_all": ["lenses", "news"], "has_channel": ["sms"]},
+    )
+    preview = await preview_campaign(SqlCampaignUnitOfWork(database), campaign_id, now=NOW)
+    assert preview.recipients == 1
+    assert preview.sample is not None and preview.sample.customer_id == vip

@@ -1,0 +1,212 @@
+"""Pure campaign and notification rules: audience validation, channel choice with fallback, planning, timing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.campaigns.model import (
+    Audience,
+    AudienceError,
+    CampaignError,
+    Recipient,
+    StoredTemplate,
+    channels_after,
+)
+from domain.campaigns.rules import (
+    OutboxPlanner,
+    choose_channel,
+    template_reads,
+    validate_channel_order,
+    validate_fallback,
+)
+from domain.consent.model import ChannelConsent, ConsentPolicy, QuietHours, SendDecision
+from domain.notifications.model import BusinessEvent, NotificationRule
+from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order, due_at
+from domain.templates.model import MessageTemplate
+from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource, MessageStatus
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+OPTED_OUT = ChannelConsent(ConsentStatus.OPTED_OUT, "SMS keyword STOP", NOW - timedelta(days=1))
+
+
+def recipient(**changes: object) -> Recipient:
+    values: dict[str, object] = {
+        "customer_id": 7,
+        "name": "Alice Smith",
+        "locale": "en",
+        "timezone": "Europe/Berlin",
+        "addresses": {Channel.WHATSAPP: "+49151", Channel.SMS: "+49151", Channel.EMAIL: "a@example.com"},
+    }
+    values.update(changes)
+    return Recipient(**values)  # type: ignore[arg-type]
+
+
+def sms_template(body: str = "Hi {{ first_name }}, {{ offer }}.") -> StoredTemplate:
+    return StoredTemplate(
+        11,
+        MessageTemplate("sale", Channel.SMS, "en", body, MessageCategory.MARKETING, ("first_name", "offer")),
+    )
+
+
+def planner(*templates: StoredTemplate, **changes: object) -> OutboxPlanner:
+    values: dict[str, object] = {
+        "source": MessageSource.CAMPAIGN,
+        "source_ref": "3",
+        "category": MessageCategory.MARKETING,
+        "templates": templates or (sms_template(),),
+        "variables": {"offer": "20% off", "campaign_type": "promotion"},
+        "policy": ConsentPolicy(),
+        "campaign_id": 3,
+    }
+    values.update(changes)
+    return OutboxPlanner(**values)  # type: ignore[arg-type]
+
+
+class TestAudience:
+    def test_round_trips_through_json(self) -> None:
+        audience = Audience.from_json(
+            {
+                "segments": ["vip"],
+                "tags_any": ["lenses"],
+                "tags_all": ["a", "b"],
+                "exclude_tags": ["staff"],
+                "countries": "DE",
+                "locales": ["de", "de"],
+                "created_after": "2026-01-01T00:00:00+00:00",
+                "has_channel": ["sms", "email"],
+                "campaign_type": "promotion",
+            }
+        )
+        assert audience.countries == ("DE",) and audience.locales == ("de",)
+        assert audience.has_channel == (Channel.SMS, Channel.EMAIL)
+        assert Audience.from_json(audience.to_json()) == audience
+
+    @pytest.mark.parametrize(
+        ("data", "message"),
+        [
+            ({"segment": ["vip"]}, "'segment' is not an audience filter"),
+            ({"segments": [1]}, "'segments' must be a list of text values"),
+            ({"tags_all": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
+            ({"created_before": "yesterday"}, "ISO date-time"),
+            ({"created_before": "2026-01-01T00:00:00"}, "time zone"),
+            ({"has_channel": ["fax"]}, "'has_channel' may only name"),
+            ({"has_channel": ["chat"]}, "'has_channel' may only name"),
+            ({"countries": ["x" * 65]}, "1 to 64 characters"),
+            ({"campaign_type": 5}, "'campaign_type'"),
+        ],
+    )
+    def test_refuses_malformed_definitions(self, data: dict[str, object], message: str) -> None:
+        with pytest.raises(AudienceError, match=message):
+            Audience.from_json(data)
+
+    @given(st.dictionaries(st.text(max_size=12), st.none() | st.integers() | st.text(max_size=5), max_size=4))
+    def test_anything_else_is_either_an_audience_or_an_audience_error(self, data: dict[str, object]) -> None:
+        try:
+            Audience.from_json(data)
+        except AudienceError:
+            pass
+
+
+def test_channel_order_and_fallback_are_checked() -> None:
+    assert validate_channel_order(["whatsapp", "sms"]) == (Channel.WHATSAPP, Channel.SMS)
+    for bad in ([], ["fax"], ["sms", "sms"], ["chat"]):
+        with pytest.raises(CampaignError):
+            validate_channel_order(bad)
+    with pytest.raises(CampaignError, match="second channel"):
+        validate_fallback(30, (Channel.SMS,))
+    with pytest.raises(CampaignError, match="at least one minute"):
+        validate_fallback(0, (Channel.SMS, Channel.EMAIL))
+    assert channels_after((Channel.WHATSAPP, Channel.SMS, Channel.EMAIL), Channel.WHATSAPP) == (
+        Channel.SMS,
+        Channel.EMAIL,
+    )
+    assert channels_after((Channel.SMS,), Channel.EMAIL) == ()
+
+
+class TestChooseChannel:
+    @staticmethod
+    def verdicts(table: dict[Channel, SendDecision]) -> object:
+        return lambda _recipient, channel: table[channel]
+
+    def test_takes_the_first_channel_not_suppressed(self) -> None:
+        table = {
+            Channel.WHATSAPP: SendDecision("suppress", "opted_out", "x"),
+            Channel.SMS: SendDecision("defer", "quiet_hours", "y", NOW),
+            Channel.EMAIL: SendDecision("send", "ok", "z"),
+        }
+        choice = choose_channel(recipient(), list(table), self.verdicts(table))  # type: ignore[arg-type]
+        assert choice.channel is Channel.SMS and choice.decision.verdict == "defer"
+
+    def test_reports_the_most_telling_reason_when_nothing_qualifies(self) -> None:
+        table = {
+            Channel.WHATSAPP: SendDecision("suppress", "no_address", "x"),
+            Channel.SMS: SendDecision("suppress", "opted_out", "y"),
+            Channel.EMAIL: SendDecision("suppress", "no_address", "z"),
+        }
+        choice = choose_channel(recipient(), list(table), self.verdicts(table))  # type: ignore[arg-type]
+        assert (
+            choice.channel is None and choice.tried is Channel.SMS and choice.decision.reason == "opted_out"
+        )
+
+
+class TestOutboxPlanner:
+    def test_plans_on_the_first_usable_channel_with_the_rendered_body_and_cost(self) -> None:
+        entry = planner().plan(recipient(), (Channel.WHATSAPP, Channel.SMS), NOW)
+        assert entry.status is MessageStatus.PLANNED
+        assert entry.channel is Channel.SMS  # there is no WhatsApp variant of the template
+        assert entry.body == "Hi Alice, 20% off."
+        assert (entry.segments, entry.encoding, entry.cost_micros) == (1, "GSM-7", 7_900)
+        assert entry.idempotency_key == "campaign:3:7:sms"
+        assert entry.send_at == NOW
+
+    def test_suppresses_with_the_reason_and_explanation(self) -> None:
+        entry = planner().plan(recipient(consents={Channel.SMS: OPTED_OUT}), (Channel.SMS,), NOW)
+        assert (entry.status, entry.status_reason) == (MessageStatus.SUPPRESSED, "opted_out")
+        assert "opted out of SMS" in str(entry.payload["explanation"])
+
+    def test_defers_to_the_end_of_the_recipients_quiet_hours(self) -> None:
+        night = recipient(timezone="Asia/Tokyo", quiet_hours=QuietHours(time(20, 0), time(9, 0)))
+        entry = planner().plan(night, (Channel.SMS,), NOW)  # 21:00 in Tokyo
+        assert entry.send_at == datetime(2026, 3, 11, 0, 0, tzinfo=UTC)
+        ignoring = planner(respect_quiet_hours=False).plan(night, (Channel.SMS,), NOW)
+        assert ignoring.send_at == NOW
+
+    def test_cached_renderings_never_leak_between_recipients(self) -> None:
+        plan = planner()
+        bodies = [
+            plan.plan(recipient(customer_id=i, name=n), (Channel.SMS,), NOW).body
+            for i, n in enumerate(["Ann A", "Bo B", "Ann C"])
+        ]
+        assert bodies == ["Hi Ann, 20% off.", "Hi Bo, 20% off.", "Hi Ann, 20% off."]
+
+    def test_a_template_error_suppresses_only_that_recipient(self) -> None:
+        broken = sms_template("Hi {{ first_name }} {{ surname }}")
+        entry = planner(broken).plan(recipient(), (Channel.SMS,), NOW)
+        assert (entry.status, entry.status_reason) == (MessageStatus.SUPPRESSED, "template_error")
+
+    def test_template_reads_lists_variables_and_gives_up_on_random(self) -> None:
+        assert template_reads(sms_template().template) == ("first_name", "offer")
+        assert template_reads(sms_template("{{ ['a', 'b'] | random }}").template) is None
+
+
+class TestNotificationRules:
+    rule = NotificationRule(1, "reminder", "appointment.booked", "reminder", offset_minutes=-1440)
+
+    def event(self, appointment_at: datetime) -> BusinessEvent:
+        return BusinessEvent(
+            5, "appointment.booked", "k", 7, {"appointment_at": appointment_at.isoformat()}, NOW
+        )
+
+    def test_reminders_count_back_from_the_appointment(self) -> None:
+        assert due_at(self.rule, self.event(NOW + timedelta(days=3)), NOW) == NOW + timedelta(days=2)
+        assert due_at(self.rule, self.event(NOW + timedelta(hours=3)), NOW) == NOW  # booked late: now
+        assert due_at(self.rule, self.event(NOW - timedelta(hours=1)), NOW) is None  # already begun
+
+    def test_the_preferred_channel_goes_first_then_the_default_order(self) -> None:
+        order = channel_order(self.rule, recipient(preferred_channel=Channel.EMAIL))
+        assert order[0] is Channel.EMAIL and set(order) == set(DEFAULT_CHANNEL_ORDER)
+        assert channel_order(self.rule, recipient()) == DEFAULT_CHANNEL_ORDER
