@@ -31,7 +31,8 @@ HERE = Path(__file__).parent
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
-    install_staff_front_ends(built)
+    if "slack_app" not in built.extras:  # a container built by the caller may carry its own front ends
+        install_staff_front_ends(built)
 
     worker = BackgroundServices(built, role="web") if settings.worker_in_process else None
 
