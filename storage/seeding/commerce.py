@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import accumulate
 from zoneinfo import ZoneInfo
 
 from storage.seeding.catalogue import (
@@ -16,12 +17,15 @@ from storage.seeding.catalogue import (
     Row,
 )
 from storage.seeding.people import APPOINTMENT_RATE, ORDER_RATE, Customer
+from storage.seeding.plan import weighted
 from storage.seeding.world import World, poisson
 
 #: Where orders come from when no campaign prompted them.
 _SOURCES = (("web", 0.58), ("in_clinic", 0.16), ("phone", 0.05), ("whatsapp", 0.08), ("email", 0.05),
             ("sms", 0.03), ("telegram", 0.02), ("chat", 0.03))  # fmt: skip
 _SOURCE_NAMES, _SOURCE_WEIGHTS = zip(*_SOURCES, strict=True)
+_SOURCE_CUMULATIVE = tuple(accumulate(_SOURCE_WEIGHTS))
+_ATTRIBUTION = timedelta(hours=72)
 _FAILURES = ("card_declined", "insufficient_funds", "expired_card", "authentication_required")
 
 
@@ -62,7 +66,7 @@ def orders(world: World, rng: random.Random, customer: Customer, touches: list[T
         )
         if index is None:
             continue
-        source = rng.choices(_SOURCE_NAMES, _SOURCE_WEIGHTS)[0]
+        source = weighted(rng, _SOURCE_NAMES, _SOURCE_CUMULATIVE)
         moment = (
             world.clinic_moment(rng, customer, index)
             if source == "in_clinic"
@@ -71,8 +75,11 @@ def orders(world: World, rng: random.Random, customer: Customer, touches: list[T
         at = world.after_signup(customer, moment, rng)
         if at is None:
             continue
-        recent = [t for t in touches if t.at < at <= t.at + timedelta(hours=72)]
-        touch = recent[-1] if recent and source != "in_clinic" and rng.random() < 0.3 else None
+        touch = None
+        if source != "in_clinic":
+            # The latest campaign message in the 72 hours before the order, if any.
+            recent = next((t for t in reversed(touches) if t.at < at <= t.at + _ATTRIBUTION), None)
+            touch = recent if recent is not None and rng.random() < 0.3 else None
         place_order(world, rng, customer, at, touch.channel if touch else source, touch)
     for touch in touches:
         if rng.random() < (0.06 if customer.segment == "vip" else 0.03):

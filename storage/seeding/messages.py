@@ -10,7 +10,7 @@ from typing import Any
 
 from storage.seeding.catalogue import BUSINESS_ADDRESS, PROVIDER_OF, Row, TemplateVariant
 from storage.seeding.people import Customer
-from storage.seeding.plan import Calendar
+from storage.seeding.plan import Calendar, weighted
 from storage.seeding.writer import IdSequence, RowSink
 
 #: How outbound messages end up, per channel (delivered ~92%, read receipts on WhatsApp/Telegram).
@@ -48,13 +48,17 @@ _GSM7 = frozenset(
     "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 
+_LOG_DELIVERY_SECONDS = {channel: math.log(seconds) for channel, seconds in DELIVERY_SECONDS.items()}
+_LOG_READ_SECONDS = math.log(1500)
+_DEAD_AFTER = timedelta(minutes=31)
+
 AnalyticsKey = tuple[date, str, str, int, int]
 SENT, DELIVERED, READ, FAILED_AT, REPLIED, OPTED_OUT, COST = range(7)
 
 
 def sms_segments(body: str) -> tuple[int, str]:
     """Segments and encoding the way carriers count them (GSM-7 160/153, UCS-2 70/67 code units)."""
-    if all(c in _GSM7 for c in body):
+    if _GSM7.issuperset(body):
         return (1 if len(body) <= 160 else math.ceil(len(body) / 153)), "GSM-7"
     units = len(body.encode("utf-16-le")) // 2
     return (1 if units <= 70 else math.ceil(units / 67)), "UCS-2"
@@ -78,6 +82,8 @@ class Messenger:
         self._mix = {
             channel: (statuses, _accumulate(weights)) for channel, (statuses, weights) in STATUS_MIX.items()
         }
+        self._messages = sink.buffers["customer_communications"]
+        self._last_second = calendar.end_at - timedelta(seconds=1)
 
     def outbound(
         self,
@@ -105,17 +111,14 @@ class Messenger:
                 subject = variant.subject.format_map(variables or {})
             category = category or variant.category
         category = category or "conversational"
-        text = body or ""
-        row = self._base_row(message_id, customer, channel, at, "outbound", source, category, text)
-        row.update(
-            idempotency_key=key,
-            template_id=variant.id if variant else None,
-            campaign_id=campaign_id,
-            source_ref=source_ref,
-            to_address=customer.addresses[channel],
-            from_address=BUSINESS_ADDRESS[channel],
-            subject=subject,
-        )
+        row = self._base_row(message_id, customer, channel, at, "outbound", source, category, body or "")
+        row["idempotency_key"] = key
+        row["template_id"] = variant.id if variant else None
+        row["campaign_id"] = campaign_id
+        row["source_ref"] = source_ref
+        row["to_address"] = customer.addresses[channel]
+        row["from_address"] = BUSINESS_ADDRESS[channel]
+        row["subject"] = subject
         self._deliver(rng, row, customer, category)
         return row
 
@@ -133,13 +136,11 @@ class Messenger:
         """A message a customer sent us."""
         message_id = self.ids.next("customer_communications")
         row = self._base_row(message_id, customer, channel, at, "inbound", "reply", "conversational", body)
-        row.update(
-            campaign_id=campaign_id,
-            source_ref=source_ref,
-            to_address=BUSINESS_ADDRESS[channel],
-            from_address=customer.addresses[channel],
-            provider_message_id=self._provider_id(rng, channel, message_id, customer),
-        )
+        row["campaign_id"] = campaign_id
+        row["source_ref"] = source_ref
+        row["to_address"] = BUSINESS_ADDRESS[channel]
+        row["from_address"] = customer.addresses[channel]
+        row["provider_message_id"] = self._provider_id(rng, channel, message_id, customer)
         return row
 
     def reply(
@@ -163,10 +164,11 @@ class Messenger:
 
     def emit(self, row: Row) -> None:
         """Queue the row for writing and, for outbound messages, count it in the day's figures."""
-        self.sink.add("customer_communications", row)
+        self._messages.append(row)
         if row["direction"] != "outbound":
             return
-        moment = row["sent_at"] or row["failed_at"] or row["created_at"]
+        sent_at = row["sent_at"]
+        moment = sent_at or row["failed_at"] or row["created_at"]
         key = (
             moment.date(),
             row["channel"],
@@ -177,11 +179,16 @@ class Messenger:
         figures = self.analytics.get(key)
         if figures is None:
             figures = self.analytics[key] = [0, 0, 0, 0, 0, 0, 0]
-        figures[SENT] += row["sent_at"] is not None
-        figures[DELIVERED] += row["delivered_at"] is not None
-        figures[READ] += row["read_at"] is not None
-        figures[FAILED_AT] += row["status"] in FAILED
-        figures[REPLIED] += row["replied_at"] is not None
+        if sent_at is not None:
+            figures[SENT] += 1
+        if row["delivered_at"] is not None:
+            figures[DELIVERED] += 1
+            if row["read_at"] is not None:
+                figures[READ] += 1
+        if row["status"] in FAILED:
+            figures[FAILED_AT] += 1
+        if row["replied_at"] is not None:
+            figures[REPLIED] += 1
         figures[COST] += row["cost_micros"] or 0
 
     def record_opt_out(self, at: datetime, channel: str, campaign_id: int = 0, template_id: int = 0) -> None:
@@ -266,19 +273,18 @@ class Messenger:
     def _deliver(self, rng: random.Random, row: Row, customer: Customer, category: str) -> None:
         channel = row["channel"]
         end = self.calendar.end_at
+        last_second = self._last_second
         statuses, cumulative = self._mix[channel]
-        status = rng.choices(statuses, cum_weights=cumulative)[0]
+        status = weighted(rng, statuses, cumulative)
         row["attempts"] = 1
         if status == "dead":
-            row.update(
-                status="dead",
-                attempts=5,
-                error_code="timeout",
-                status_reason="provider did not answer; retries exhausted",
-                failed_at=min(row["created_at"] + timedelta(minutes=31), end - timedelta(seconds=1)),
-            )
+            row["status"] = "dead"
+            row["attempts"] = 5
+            row["error_code"] = "timeout"
+            row["status_reason"] = "provider did not answer; retries exhausted"
+            row["failed_at"] = min(row["created_at"] + _DEAD_AFTER, last_second)
             return
-        sent_at = min(row["created_at"] + timedelta(seconds=rng.randint(1, 20)), end - timedelta(seconds=1))
+        sent_at = min(row["created_at"] + timedelta(seconds=rng.randint(1, 20)), last_second)
         row["sent_at"] = sent_at
         row["provider_message_id"] = self._provider_id(rng, channel, row["id"], customer)
         self._price(row, customer, category)
@@ -286,40 +292,43 @@ class Messenger:
             code, reason = rng.choice(ERRORS[(channel, status)])
             failed_at = sent_at + timedelta(seconds=rng.randint(2, 90))
             if failed_at < end:
-                row.update(status=status, error_code=code, status_reason=reason, failed_at=failed_at)
+                row["status"] = status
+                row["error_code"] = code
+                row["status_reason"] = reason
+                row["failed_at"] = failed_at
             else:
                 row["status"] = "sent"
             return
         row["status"] = "sent"
         if status == "sent":
             return
-        latency = rng.lognormvariate(math.log(DELIVERY_SECONDS[channel]), 0.8)
+        latency = rng.lognormvariate(_LOG_DELIVERY_SECONDS[channel], 0.8)
         delivered_at = sent_at + timedelta(milliseconds=int(latency * 1000))
         if delivered_at >= end:
             return
-        row.update(status="delivered", delivered_at=delivered_at)
+        row["status"] = "delivered"
+        row["delivered_at"] = delivered_at
         if status != "read":
             return
-        read_at = delivered_at + timedelta(seconds=int(rng.lognormvariate(math.log(1500), 1.4)))
+        read_at = delivered_at + timedelta(seconds=int(rng.lognormvariate(_LOG_READ_SECONDS, 1.4)))
         if read_at < end:
-            row.update(status="read", read_at=read_at)
+            row["status"] = "read"
+            row["read_at"] = read_at
 
     def _price(self, row: Row, customer: Customer, category: str) -> None:
         channel = row["channel"]
         if channel == "sms":
             segments, encoding = sms_segments(row["body"])
-            row.update(
-                segments=segments,
-                encoding=encoding,
-                cost_micros=segments * SMS_PRICE[customer.clinic.country],
-                currency="USD",
-            )
+            row["segments"] = segments
+            row["encoding"] = encoding
+            row["cost_micros"] = segments * SMS_PRICE[customer.clinic.country]
         elif channel == "whatsapp":
-            row.update(cost_micros=WHATSAPP_PRICE[category], currency="USD")
+            row["cost_micros"] = WHATSAPP_PRICE[category]
         elif channel == "email":
-            row.update(cost_micros=EMAIL_PRICE, currency="USD")
+            row["cost_micros"] = EMAIL_PRICE
         else:
-            row.update(cost_micros=0, currency="USD")
+            row["cost_micros"] = 0
+        row["currency"] = "USD"
 
     @staticmethod
     def _provider_id(rng: random.Random, channel: str, message_id: int, customer: Customer) -> str:

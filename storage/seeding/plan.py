@@ -5,10 +5,16 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsLenAndGetItem
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,62 @@ class DatabaseNotEmpty(RuntimeError):
     """Seeding would mix demo rows into existing data; pass force=True to wipe the seeded tables first."""
 
 
-def derive_rng(seed: int, *concern: object) -> random.Random:
+class SeedRandom(random.Random):
+    """`random.Random` with leaner integer draws for the generator's hot loops.
+
+    `randrange`, `randint` and `choice` return exactly what the standard methods return for the
+    same state (the same `getrandbits` calls), without their argument checks and call layers.
+    """
+
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
+        if step != 1:
+            return super().randrange(start, stop, step)
+        if stop is None:
+            start, stop = 0, start
+        width = stop - start
+        if width <= 0:
+            raise ValueError(f"empty range for randrange() ({start}, {stop})")
+        getrandbits, bits = self.getrandbits, width.bit_length()
+        drawn = getrandbits(bits)
+        while drawn >= width:
+            drawn = getrandbits(bits)
+        return start + drawn
+
+    def randint(self, a: int, b: int) -> int:
+        width = b + 1 - a
+        if width <= 0:
+            raise ValueError(f"empty range for randint() ({a}, {b})")
+        getrandbits, bits = self.getrandbits, width.bit_length()
+        drawn = getrandbits(bits)
+        while drawn >= width:
+            drawn = getrandbits(bits)
+        return a + drawn
+
+    def choice(self, seq: SupportsLenAndGetItem[T]) -> T:
+        width = len(seq)
+        if not width:
+            raise IndexError("Cannot choose from an empty sequence")
+        getrandbits, bits = self.getrandbits, width.bit_length()
+        drawn = getrandbits(bits)
+        while drawn >= width:
+            drawn = getrandbits(bits)
+        return seq[drawn]
+
+
+def weighted(rng: random.Random, population: Sequence[T], cumulative: Sequence[float]) -> T:
+    """`rng.choices(population, cum_weights=cumulative)[0]`, draw for draw, without building a list."""
+    return population[
+        bisect.bisect_right(cumulative, rng.random() * (cumulative[-1] + 0.0), 0, len(population) - 1)
+    ]
+
+
+def derive_rng(seed: int, *concern: object) -> SeedRandom:
     """A generator of its own for one concern (a customer, a day, the campaign calendar).
 
     String seeds are hashed with SHA-512 by `random`, so the stream does not depend on
     PYTHONHASHSEED and a batch can be regenerated on its own.
     """
-    return random.Random(":".join([str(seed), *map(str, concern)]))
+    return SeedRandom(":".join([str(seed), *map(str, concern)]))
 
 
 #: Orders and bookings grow by this share per year (the brief asks for +30-60%).
@@ -87,7 +142,7 @@ class Calendar:
     end_at: datetime = field(init=False)
     clinic_cumulative: list[float] = field(init=False)
     online_cumulative: list[float] = field(init=False)
-    _offsets: dict[str, list[timedelta]] = field(init=False, default_factory=dict)
+    _midnights: dict[str, list[datetime]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.start = self.plan.end_date - timedelta(days=self.plan.days - 1)
@@ -125,17 +180,23 @@ class Calendar:
 
     def local_time(self, index: int, timezone: str, minutes: int) -> datetime:
         """The UTC instant of `minutes` after local midnight on day `index` in `timezone`."""
-        offsets = self._offsets.get(timezone)
-        if offsets is None:
-            zone = ZoneInfo(timezone)
-            # One offset per day taken at noon: DST switches at night, when nothing is scheduled.
-            offsets = [
-                datetime.combine(self.day(i), time(12), zone).utcoffset() or timedelta()
-                for i in range(-1, self.days + 31)
-            ]
-            self._offsets[timezone] = offsets
-        midnight = self.start_at + timedelta(days=index)
-        return midnight + timedelta(minutes=minutes) - offsets[min(max(index + 1, 0), len(offsets) - 1)]
+        midnights = self._midnights.get(timezone)
+        if midnights is None:
+            midnights = self._midnights[timezone] = self._local_midnights(timezone)
+        if -1 <= index < len(midnights) - 1:
+            return midnights[index + 1] + timedelta(minutes=minutes)
+        # Outside the precomputed range: that day's UTC midnight with the nearest known offset.
+        offset = self._offset(ZoneInfo(timezone), min(max(index, -1), len(midnights) - 2))
+        return self.start_at + timedelta(days=index) + timedelta(minutes=minutes) - offset
+
+    def _offset(self, zone: ZoneInfo, index: int) -> timedelta:
+        # One offset per day taken at noon: DST switches at night, when nothing is scheduled.
+        return datetime.combine(self.day(index), time(12), zone).utcoffset() or timedelta()
+
+    def _local_midnights(self, timezone: str) -> list[datetime]:
+        """Local midnight as a UTC instant for days -1 .. days + 30."""
+        zone = ZoneInfo(timezone)
+        return [self.start_at + timedelta(days=i) - self._offset(zone, i) for i in range(-1, self.days + 31)]
 
     def signup_time(self, rng: random.Random, position: float) -> datetime:
         """When the customer at `position` (0..1 through the id range) joined: a base before the period

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import Table, func, select, text, update
+from sqlalchemy import Index, Table, func, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.database import Database
@@ -28,6 +30,8 @@ from storage.seeding.writer import IdSequence, RowSink
 
 #: Customers per transaction; their whole history is generated and committed together.
 CHUNK_CUSTOMERS = 5000
+#: SQLite page cache during the load (KiB): holds the unique indexes that stay in place while rows stream in.
+SQLITE_CACHE_KIB = 131_072
 
 #: Tables the seeder fills. Message status events are skipped on purpose: a history row per
 #: receipt would double the biggest table for no insight the message rows do not already carry.
@@ -75,36 +79,100 @@ async def seed_database(
         "bulk_messaging": [c.row(plan.customers) for c in campaigns]
         + [draft_campaign_row(len(campaigns) + 1, calendar)],
     }
-    async with database.engine.begin() as connection:
-        for table, rows in setup.items():
-            for row in rows:
-                sink.add(table, row)
-        await sink.flush(connection)
-    for first in range(1, plan.customers + 1, CHUNK_CUSTOMERS):
-        last = min(first + CHUNK_CUSTOMERS, plan.customers + 1)
-        async with database.engine.begin() as connection:
-            for customer_id in range(first, last):
-                customer_story(world, customer_id)
+    async with database.engine.connect() as connection, _bulk_load(connection):
+        async with connection.begin():
+            for table, rows in setup.items():
+                for row in rows:
+                    sink.add(table, row)
+            await sink.flush(connection)
+        for first in range(1, plan.customers + 1, CHUNK_CUSTOMERS):
+            last = min(first + CHUNK_CUSTOMERS, plan.customers + 1)
+            async with connection.begin():
+                for customer_id in range(first, last):
+                    customer_story(world, customer_id)
+                    if sink.full:
+                        await sink.flush(connection)
+                await sink.flush(connection)
+            if progress is not None:
+                progress(last - 1, plan.customers)
+        async with connection.begin():
+            for campaign in campaigns:
+                await connection.execute(
+                    update(BulkMessaging)
+                    .where(BulkMessaging.id == campaign.id)
+                    .values(planned_count=campaign.planned, excluded_count=campaign.excluded)
+                )
+            for row in world.messenger.analytics_rows():
+                sink.add("communication_analytics", row)
                 if sink.full:
                     await sink.flush(connection)
             await sink.flush(connection)
-        if progress is not None:
-            progress(last - 1, plan.customers)
-    async with database.engine.begin() as connection:
-        for campaign in campaigns:
-            await connection.execute(
-                update(BulkMessaging)
-                .where(BulkMessaging.id == campaign.id)
-                .values(planned_count=campaign.planned, excluded_count=campaign.excluded)
-            )
-        for row in world.messenger.analytics_rows():
-            sink.add("communication_analytics", row)
-            if sink.full:
-                await sink.flush(connection)
-        await sink.flush(connection)
-        if database.dialect == "postgresql":
-            await _advance_sequences(connection)
+            if database.dialect == "postgresql":
+                await _advance_sequences(connection)
     return SeedSummary(dict(sink.counts))
+
+
+def _secondary_indexes() -> list[Index]:
+    """The plain indexes of the seeded tables: rebuilt once after the load instead of row by row."""
+    return [
+        index
+        for name in SEEDED_TABLES
+        for index in sorted(Base.metadata.tables[name].indexes, key=lambda i: str(i.name))
+        if not index.unique
+    ]
+
+
+@asynccontextmanager
+async def _bulk_load(connection: AsyncConnection) -> AsyncIterator[None]:
+    """Drop the secondary indexes for the load and build them again afterwards, even when it fails.
+
+    On SQLite the connection also gets a large page cache, skips the per-commit sync and the per-row
+    foreign-key lookups while loading (a crash mid-seed leaves demo data to re-seed with --force, never
+    a corrupt file: WAL stays on); the settings are restored before the connection goes back to the pool.
+    Dropping and creating check first, so a run that died before rebuilding is repaired by the next.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    indexes = _secondary_indexes()
+
+    def drop(sync: Connection) -> None:
+        for index in indexes:
+            index.drop(sync, checkfirst=True)
+
+    def create(sync: Connection) -> None:
+        for index in indexes:
+            index.create(sync, checkfirst=True)
+
+    if sqlite:
+        await _pragmas(
+            connection,
+            f"cache_size=-{SQLITE_CACHE_KIB}",
+            "temp_store=MEMORY",
+            "synchronous=OFF",
+            # Rows arrive parents first (RowSink flushes in foreign-key order); PostgreSQL still checks.
+            "foreign_keys=OFF",
+        )
+    async with connection.begin():
+        await connection.run_sync(drop)
+    try:
+        yield
+    finally:
+        if connection.in_transaction():
+            await connection.rollback()
+        async with connection.begin():
+            await connection.run_sync(create)
+        if sqlite:
+            await _pragmas(
+                connection, "foreign_keys=ON", "synchronous=NORMAL", "temp_store=DEFAULT", "cache_size=-2000"
+            )
+
+
+async def _pragmas(connection: AsyncConnection, *settings: str) -> None:
+    """Set connection pragmas on the driver, outside any transaction (constant settings only)."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    for setting in settings:
+        await driver.execute(f"PRAGMA {setting}")
 
 
 def _tables_to_clear() -> list[Table]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from storage.seeding.catalogue import RULE_CHANNELS
 from storage.seeding.commerce import Touch, appointments, orders
@@ -73,19 +73,33 @@ def _welcome(world: World, rng: random.Random, customer: Customer) -> None:
     world.messenger.emit(row)
 
 
+_WEEK = timedelta(days=7)
+
+
+def _sent_within_week(sent: list[datetime], at: datetime) -> int:
+    return sum(1 for moment in sent if at - moment < _WEEK)
+
+
 def _campaign_messages(world: World, rng: random.Random, customer: Customer) -> list[Touch]:
     """The campaigns that reached this customer; audience members without a usable channel are excluded."""
     touches: list[Touch] = []
     calendar, messenger = world.calendar, world.messenger
+    created_at, segment, tags, cap = (
+        customer.created_at,
+        customer.segment,
+        customer.tags,
+        customer.marketing_cap,
+    )
     for campaign in world.campaigns:
-        if campaign.launched_at <= customer.created_at or not campaign.targets(customer):
+        if campaign.launched_at <= created_at or segment not in campaign.segments:
+            continue
+        if campaign.tags_any and not any(tag in tags for tag in campaign.tags_any):
             continue
         # Sent from 10:00 local time, paced over two and a half hours, so quiet hours never apply.
         at = calendar.local_time(campaign.day_index, customer.timezone, 600 + rng.randrange(150))
         at = at.replace(second=rng.randrange(60))
         channel = customer.reachable_on(campaign.channels, at)
-        week = [sent for sent in customer.marketing_sent if at - sent < timedelta(days=7)]
-        if channel is None or (customer.marketing_cap is not None and len(week) >= customer.marketing_cap):
+        if channel is None or (cap is not None and _sent_within_week(customer.marketing_sent, at) >= cap):
             campaign.excluded += 1
             continue
         campaign.planned += 1

@@ -173,3 +173,24 @@ async def test_throughput_smoke_on_sqlite(database: Database) -> None:
     rows = sum(summary.counts.values())
     print(f"seeded {rows} rows in {elapsed:.1f}s: {rows / elapsed:.0f} rows/s; {summary.counts}")
     assert summary.counts["customer_communications"] > 2000 * 30
+
+
+def test_bulk_writer_binds_timestamps_exactly_as_sqlalchemy_does() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+
+    from storage.models.base import UtcDateTime
+    from storage.seeding.writer import sqlite_timestamp
+
+    dialect = sqlite.dialect()
+    process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert process is not None
+    for moment in (
+        datetime(2025, 6, 30, 12, 0, tzinfo=UTC),
+        datetime(2025, 1, 2, 3, 4, 5, 60, tzinfo=UTC),
+        datetime(2025, 3, 30, 2, 30, tzinfo=timezone(timedelta(hours=2))),
+    ):
+        assert sqlite_timestamp(moment) == process(moment)
+    with pytest.raises(ValueError):
+        sqlite_timestamp(datetime(2025, 1, 1))
