@@ -9,6 +9,7 @@ Every name in it is checked against the metric registry before anything runs; va
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import dataclass
@@ -186,5 +187,7 @@ async def run_saved_report(
 ) -> SavedReportOutput:
     query = query_from_definition(definition)
     result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
-    png = render_cached(result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
+    png = await asyncio.to_thread(
+        render_cached, result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache()
+    )
     return SavedReportOutput(title=name, answer=result, png=png, csv=result_csv(result))

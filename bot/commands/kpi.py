@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from datetime import date
@@ -142,7 +143,8 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         currency=settings.business_currency,
     )
     version = result.result.data_as_of.isoformat()
-    png = render_cached(result.chart, "png", version, ctx.chart_cache)
+    # Drawing takes ~100 ms of CPU: do it off the event loop so other requests (and Slack's 3 s ack) never wait.
+    png = await asyncio.to_thread(render_cached, result.chart, "png", version, ctx.chart_cache)
     reading = read_as(question, metric, time_range)
     notes = [reading] if (question.period_assumed or question.metric_guessed or question.alternatives) else []
     if question.period_assumed:
