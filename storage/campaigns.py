@@ -271,7 +271,7 @@ class SqlCampaignRepository:
         values: dict[str, Any] = {"status": status.value}
         if launched_at is not None:
             values["launched_at"] = launched_at
-        if status is CampaignStatus.CANCELLED:
+        if status in (CampaignStatus.CANCELLED, CampaignStatus.COMPLETED):
             values["completed_at"] = utcnow()
         await self._session.execute(
             update(BulkMessaging).where(BulkMessaging.id == campaign_id).values(**values),

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from domain.campaigns.use_cases import plan_campaign_batch, plan_fallbacks
+from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign_batch, plan_fallbacks
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events

@@ -50,6 +50,7 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
 async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
     from storage.database import Database
 
+    _check_sqlite_folder(settings.database_url)
     try:
         database = Database.connect(settings.database_url)
     except Exception as error:  # a URL SQLAlchemy cannot even parse
@@ -62,6 +63,21 @@ async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]
         return await action(database)
     finally:
         await database.dispose()
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """SQLite creates its file but not the folder; say so plainly instead of failing inside the driver's thread."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        folder = Path(parsed.database).expanduser().parent
+        if not folder.is_dir():
+            raise StartupError(
+                f"cannot reach the database at {redact_url(url)}: the folder {folder} does not exist"
+            )
 
 
 async def require_migrated(database: Any) -> None:
@@ -491,6 +507,29 @@ def telegram_poll() -> None:
             await container.close()
 
     run_async(_with_database(settings, run))
+
+
+@main.command("login-link")
+@click.argument("email")
+@click.option("--minutes", default=15, show_default=True, type=click.IntRange(1, 24 * 60))
+@one_line_errors
+def login_link(email: str, minutes: int) -> None:
+    """Print a one-time dashboard sign-in link for the staff member with EMAIL."""
+    from api.auth import login_link as signed_link
+    from api.auth import staff_by_email
+
+    settings = load_settings()
+
+    async def find(database: Any) -> Any:
+        await require_migrated(database)
+        return await staff_by_email(database, email)
+
+    staff = run_async(_with_database(settings, find))
+    if staff is None or not staff.active:
+        raise StartupError(f"there is no active staff member with email {email!r}")
+    click.echo(
+        signed_link(settings.public_url, settings.session_secret, staff.id, minutes, datetime.now(UTC))
+    )
 
 
 if __name__ == "__main__":

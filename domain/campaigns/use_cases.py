@@ -385,3 +385,22 @@ def _progress(campaign: Campaign) -> PlanningProgress:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -> bool:
+    """Marks a running campaign completed once it is fully planned and nothing is waiting to be sent.
+
+    With a channel fallback, messages still on their way (queued or sent) may yet need the next
+    channel, so the campaign stays running until each has a final status.
+    """
+    async with uow:
+        campaign = await _campaign(uow, campaign_id, for_update=True)
+        if campaign.status is not CampaignStatus.RUNNING or not campaign.planning_done:
+            return False
+        progress = await uow.campaigns.progress(campaign_id)
+        waiting = ["planned", "sending"] + (["queued", "sent"] if campaign.fallback_after_minutes else [])
+        if any(progress.count(status) for status in waiting):
+            return False
+        await uow.campaigns.set_status(campaign_id, CampaignStatus.COMPLETED)
+        await uow.commit()
+    return True

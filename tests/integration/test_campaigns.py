@@ -360,3 +360,33 @@ async def test_audience_filters_by_segment_tags_and_channel(database: Database) 
     preview = await preview_campaign(SqlCampaignUnitOfWork(database), campaign_id, now=NOW)
     assert preview.recipients == 1
     assert preview.sample is not None and preview.sample.customer_id == vip
+
+
+async def test_a_campaign_completes_once_planned_and_sent(database: Database) -> None:
+    """Completion waits for planning to finish and for every planned message to leave the outbox."""
+    from domain.campaigns.use_cases import complete_campaign_if_done
+    from storage.campaigns import SqlCampaignUnitOfWork
+    from storage.models import BulkMessaging, CustomerCommunication
+
+    async with database.sessions() as session:
+        campaign = BulkMessaging(slug="done-check", name="Done check", template_name="t", status="running",
+                                 planning_done=False)
+        session.add(campaign)
+        await session.commit()
+        campaign_id = campaign.id
+    assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    async with database.sessions() as session:
+        session.add(CustomerCommunication(channel="sms", provider="twilio", direction="outbound", source="campaign",
+                                          status="planned", idempotency_key="k-done", to_address="+4915100000000",
+                                          body="x", campaign_id=campaign_id))
+        (await session.get(BulkMessaging, campaign_id)).planning_done = True  # type: ignore[union-attr]
+        await session.commit()
+    assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    async with database.sessions() as session:
+        message = (await session.scalars(select(CustomerCommunication))).one()
+        message.status = "delivered"
+        await session.commit()
+    assert await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    async with database.sessions() as session:
+        done = await session.get(BulkMessaging, campaign_id)
+    assert done is not None and done.status == "completed" and done.completed_at is not None
