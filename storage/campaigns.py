@@ -57,16 +57,6 @@ FALLBACK_STATUSES = (
 )
 
 
-def claimable_campaign_filter() -> ColumnElement[bool]:
-    """AND this into the outbox claim: a campaign's rows are claimable only while the campaign runs.
-
-    Pausing therefore needs no row updates (a paused campaign with a million planned rows pauses in one
-    statement), and resuming makes the same rows claimable again in their original order.
-    """
-    running = select(BulkMessaging.id).where(BulkMessaging.status == CampaignStatus.RUNNING.value)
-    return or_(CustomerCommunication.campaign_id.is_(None), CustomerCommunication.campaign_id.in_(running))
-
-
 def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
     """The WHERE conditions over Customer for ``audience``; every value is a bound parameter."""
     conditions: list[ColumnElement[bool]] = [

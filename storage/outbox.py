@@ -112,41 +112,9 @@ class SqlOutbox:
         if accepted:
             await self._record_accepted(accepted)
         if rescheduled:
-            await self.session.execute(
-                update(CC)
-                .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
-                .values(
-                    status=MessageStatus.PLANNED.value,
-                    next_attempt_at=bindparam("b_at"),
-                    status_reason=bindparam("b_reason"),
-                    error_code=bindparam("b_code"),
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-                .execution_options(synchronize_session=False),
-                [
-                    {"b_id": o.message_id, "b_at": o.at, "b_reason": o.reason[:255], "b_code": o.error_code}
-                    for o in rescheduled
-                ],
-            )
+            await self._release(rescheduled, MessageStatus.PLANNED, "next_attempt_at")
         if dead:
-            await self.session.execute(
-                update(CC)
-                .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
-                .values(
-                    status=MessageStatus.DEAD.value,
-                    failed_at=bindparam("b_at"),
-                    status_reason=bindparam("b_reason"),
-                    error_code=bindparam("b_code"),
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-                .execution_options(synchronize_session=False),
-                [
-                    {"b_id": o.message_id, "b_at": o.at, "b_reason": o.reason[:255], "b_code": o.error_code}
-                    for o in dead
-                ],
-            )
+            await self._release(dead, MessageStatus.DEAD, "failed_at")
             await self._add_events(
                 [
                     (o.message_id, MessageStatus.DEAD.value, "outbox", o.at, o.error_code, o.reason)
@@ -154,6 +122,30 @@ class SqlOutbox:
                 ]
             )
             await self._feed_for([o.message_id for o in dead], {"failed": 1}, dead[0].at)
+
+    async def _release(
+        self, outcomes: list[Rescheduled] | list[Dead], status: MessageStatus, at_column: str
+    ) -> None:
+        """Ends the claim on messages that were not accepted: back to the outbox for later, or dead."""
+        await self.session.execute(
+            update(CC)
+            .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
+            .values(
+                {
+                    "status": status.value,
+                    at_column: bindparam("b_at"),
+                    "status_reason": bindparam("b_reason"),
+                    "error_code": bindparam("b_code"),
+                    "claimed_by": None,
+                    "claimed_until": None,
+                }
+            )
+            .execution_options(synchronize_session=False),
+            [
+                {"b_id": o.message_id, "b_at": o.at, "b_reason": o.reason[:255], "b_code": o.error_code}
+                for o in outcomes
+            ],
+        )
 
     async def _record_accepted(self, accepted: list[Accepted]) -> None:
         # A receipt may have recorded the acceptance already (in-doubt sends): only fill what is missing.

@@ -33,7 +33,7 @@ class MessageIn:
     variables: dict[str, Any] = field(default_factory=dict)
     customer_id: int | None = None
     locale: str | None = None
-    category: str = "transactional"
+    category: str | None = None  # default: the template's own category, conversational for typed text
 
 
 def to_request(data: MessageIn, request_id: str = "") -> MessageRequest:
@@ -44,7 +44,7 @@ def to_request(data: MessageIn, request_id: str = "") -> MessageRequest:
             f"unknown channel {data.channel!r}; use sms, email, whatsapp or telegram"
         ) from None
     try:
-        category = MessageCategory(data.category)
+        category = MessageCategory(data.category) if data.category else None
     except ValueError:
         raise Unprocessable(
             f"unknown category {data.category!r}; use transactional, marketing or conversational"

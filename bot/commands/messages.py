@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import shlex
 from dataclasses import dataclass, field
@@ -23,16 +22,17 @@ from bot.commands.parsing import (
 )
 from bot.commands.templates import shape_fields
 from bot.replies import Button, Field, Reply
-from domain.audit import AuditEntry
-from domain.campaigns.model import Recipient, StoredTemplate
-from domain.campaigns.rules import OutboxPlanner
 from domain.consent.model import ConsentPolicy
-from domain.delivery.outbox import OutboxEntry
-from domain.templates.model import MessageTemplate as TemplateVariant
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
-from storage.campaigns import SqlTemplateCatalogue, insert_outbox_entries
-from storage.models import Customer, CustomerCommunication
-from storage.recipients import SqlRecipientDirectory
+from domain.messages.sending import (
+    MessagePreview,
+    MessageRequest,
+    MessageRequestError,
+    preview_message,
+    send_message,
+)
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
+from storage.messages import SqlMessagingUnitOfWork
+from storage.models import Customer
 
 USAGE = 'send [CHANNEL] to RECIPIENT (template NAME [var=value ...] | text "...") [confirm]'
 _CHANNELS = {c.value for c in OUTBOUND_CHANNELS}
@@ -110,55 +110,17 @@ async def find_customers(ctx: CommandContext, ref: RecipientRef) -> list[Custome
         return list(await session.scalars(select(Customer).where(condition).order_by(Customer.id).limit(6)))
 
 
-def channel_order(command: SendMessage, recipient: Recipient) -> tuple[Channel, ...]:
-    if command.channel is not None:
-        return (command.channel,)
-    preferred = recipient.preferred_channel
-    first = (preferred,) if preferred in OUTBOUND_CHANNELS else ()
-    return (*first, *(c for c in OUTBOUND_CHANNELS if c is not preferred))
-
-
-def free_text_variants(text: str, order: tuple[Channel, ...], locale: str) -> list[StoredTemplate]:
-    """A typed message as one-off template variants; raw blocks keep braces in it from being read as Jinja."""
-    if "endraw" in text:
-        raise ParseError("The text cannot contain the word 'endraw'.", USAGE)
-    body = "{% raw %}" + text + "{% endraw %}"
-    return [
-        StoredTemplate(0, TemplateVariant("manual", channel, locale, body, MessageCategory.CONVERSATIONAL))
-        for channel in order
-    ]
-
-
-async def plan_message(
-    ctx: CommandContext, command: SendMessage, customer: Customer, ref: str
-) -> tuple[OutboxEntry, str]:
-    """The outbox entry this send would make (planned or suppressed with why) and its template's category."""
-    now = ctx.now()
-    async with ctx.unit_of_work(read_only=True) as uow:
-        directory = SqlRecipientDirectory(uow.session)
-        recipients = await directory.by_ids([customer.id], channels=tuple(OUTBOUND_CHANNELS), now=now)
-        recipient = recipients[0]
-        order = channel_order(command, recipient)
-        if command.template:
-            templates = await SqlTemplateCatalogue(uow.session).variants(command.template)
-            if not templates:
-                raise ParseError(f"There is no active template named “{command.template}”.", "template list")
-            category = templates[0].template.category
-        else:
-            templates = free_text_variants(command.text or "", order, recipient.locale)
-            category = MessageCategory.CONVERSATIONAL
-    planner = OutboxPlanner(
-        source=MessageSource.MANUAL,
-        source_ref=ref,
-        category=category,
-        templates=templates,
-        variables=command.variables,
-        policy=ConsentPolicy(default_timezone=ctx.business_tz),
+def message_request(command: SendMessage, customer: Customer, ref: str, business: str) -> MessageRequest:
+    return MessageRequest(
+        customer_id=customer.id,
+        channel=command.channel,
+        template=command.template,
+        body=command.text,
+        # Typed text has no subject line; an email gets a plain one naming the business.
+        subject=f"A message from {business}" if command.text else None,
+        variables=dict(command.variables),
+        request_id=f"bot-{ref}",
     )
-    entry = planner.plan(recipient, order, now)
-    if not command.template:
-        entry = dataclasses.replace(entry, template_id=None)  # a typed text has no stored template
-    return entry, category.value
 
 
 async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -176,37 +138,59 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
         )
     customer = customers[0]
     ref = command.ref or secrets.token_hex(6)
-    entry, category = await plan_message(ctx, command, customer, ref)
-    if entry.status is MessageStatus.SUPPRESSED:
-        explanation = str(entry.payload.get("explanation") or entry.status_reason)
-        return Reply(
-            f"Not sending to #{customer.id} {customer.name}. {explanation}", title="Not sent", private=True
+    request = message_request(command, customer, ref, ctx.settings.business_name)
+    policy = ConsentPolicy(default_timezone=ctx.business_tz)
+    try:
+        if not command.confirm:
+            preview = await preview_message(messaging_uow(ctx), request, ctx.now(), policy)
+            return preview_reply(command, customer, preview, ref, ctx.now())
+        result = await send_message(
+            messaging_uow(ctx), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
         )
-    if not command.confirm:
-        later = entry.send_at if entry.send_at and entry.send_at > ctx.now() + timedelta(minutes=1) else None
-        return preview_reply(command, customer, entry, category, ref, later)
-    return await enqueue(command, who, ctx, customer, entry)
+    except MessageRequestError as error:
+        return Reply(f"Cannot send: {error}.", kind="error")
+    if result.status is MessageStatus.SUPPRESSED:
+        return Reply(
+            f"Not sending to #{customer.id} {customer.name}. {result.explanation}",
+            title="Not sent",
+            private=True,
+        )
+    if result.duplicate:
+        return Reply(
+            "This message was already queued by an earlier confirmation; nothing new was sent.", private=True
+        )
+    return Reply(
+        f"Queued a {result.preview.channel.value} message to #{customer.id} {customer.name}.",
+        title="Message queued",
+        private=True,
+    )
+
+
+def messaging_uow(ctx: CommandContext) -> SqlMessagingUnitOfWork:
+    return SqlMessagingUnitOfWork(ctx.database, business_tz=ctx.business_tz)
 
 
 def preview_reply(
-    command: SendMessage,
-    customer: Customer,
-    entry: OutboxEntry,
-    category: str,
-    ref: str,
-    deferred_until: datetime | None,
+    command: SendMessage, customer: Customer, preview: MessagePreview, ref: str, now: datetime
 ) -> Reply:
+    decision = preview.decision
+    if decision is not None and decision.verdict == "suppress":
+        return Reply(
+            f"Not sending to #{customer.id} {customer.name}. {decision.explanation}",
+            title="Not sent",
+            private=True,
+        )
     fields = [
-        Field("To", f"#{customer.id} {customer.name} ({mask_address(entry.to_address)})"),
-        Field("Channel", entry.channel.value),
+        Field("To", f"#{customer.id} {customer.name} ({mask_address(preview.to_address)})"),
+        Field("Channel", preview.channel.value),
     ]
-    if entry.subject:
-        fields.append(Field("Subject", entry.subject))
-    fields += shape_fields(
-        entry.channel, entry.body, MessageCategory(category), "whatsapp_template" in entry.payload
-    )
-    if deferred_until is not None:
-        fields.append(Field("Sends", f"{deferred_until:%d %b %H:%M} UTC, after the customer's quiet hours"))
+    if preview.subject:
+        fields.append(Field("Subject", preview.subject))
+    category = MessageCategory.CONVERSATIONAL if command.text else MessageCategory.TRANSACTIONAL
+    fields += shape_fields(preview.channel, preview.text, category, preview.uses_whatsapp_template)
+    later = decision.send_at if decision is not None and decision.verdict == "defer" else None
+    if later is not None and later > now + timedelta(minutes=1):
+        fields.append(Field("Sends", f"{later:%d %b %H:%M} UTC, after the customer's quiet hours"))
     buttons = (
         Button(
             "Confirm", command.command_text(recipient=f"#{customer.id}", confirm=True, ref=ref), "primary"
@@ -214,48 +198,11 @@ def preview_reply(
         Button("Cancel", "cancel", "danger"),
     )
     return Reply(
-        entry.body,
+        preview.text,
         title="Send this message?",
         fields=tuple(fields),
         buttons=buttons,
         confirm=True,
-        private=True,
-    )
-
-
-async def enqueue(
-    command: SendMessage, who: StaffIdentity, ctx: CommandContext, customer: Customer, entry: OutboxEntry
-) -> Reply:
-    async with ctx.unit_of_work() as uow:
-        # Checked first as well as by the insert's ON CONFLICT, whose RETURNING does not tell on every engine.
-        existing = await uow.session.scalar(
-            select(CustomerCommunication.id).where(
-                CustomerCommunication.idempotency_key == entry.idempotency_key
-            )
-        )
-        inserted = await insert_outbox_entries(uow.session, [entry], ctx.now()) if existing is None else None
-        if not inserted:
-            return Reply(
-                "This message was already queued by an earlier confirmation; nothing new was sent.",
-                private=True,
-            )
-        uow.audit.record(
-            AuditEntry(
-                actor=who.email,
-                via=who.via,
-                action="message.send",
-                target=f"customer:{customer.id}",
-                detail={
-                    "channel": entry.channel.value,
-                    "template": command.template,
-                    "idempotency_key": entry.idempotency_key,
-                },
-            )
-        )
-        await uow.commit()
-    return Reply(
-        f"Queued a {entry.channel.value} message to #{customer.id} {customer.name}.",
-        title="Message queued",
         private=True,
     )
 

@@ -19,6 +19,7 @@ from domain.templates.model import TemplateError
 from domain.templates.rendering import render_template
 from domain.templates.selection import select_template
 from domain.vocabulary import Channel, MessageCategory
+from storage.campaigns import stored_template
 from storage.models import MessageTemplate
 
 SHOW_USAGE = "template show NAME"
@@ -70,19 +71,7 @@ def parse_preview(words: list[str], rest: str, today: date) -> PreviewTemplate:
 
 
 def variant(row: MessageTemplate) -> TemplateVariant:
-    return TemplateVariant(
-        name=row.name,
-        channel=Channel(row.channel),
-        locale=row.locale,
-        body=row.body,
-        category=MessageCategory(row.category),
-        variables=tuple(row.variables or ()),
-        subject=row.subject,
-        html_body=row.html_body,
-        whatsapp_name=row.whatsapp_name,
-        whatsapp_language=row.whatsapp_language,
-        whatsapp_params=tuple(row.whatsapp_params or ()),
-    )
+    return stored_template(row).template
 
 
 async def template_rows(ctx: CommandContext, name: str | None = None) -> list[MessageTemplate]:

@@ -44,7 +44,8 @@ class MessageRequest:
     subject: str | None = None
     variables: Mapping[str, Any] = field(default_factory=dict)
     locale: str | None = None
-    category: MessageCategory = MessageCategory.TRANSACTIONAL
+    #: None: the template's own category, or conversational for typed text.
+    category: MessageCategory | None = None
     request_id: str = ""
 
     def check(self) -> None:
@@ -74,6 +75,8 @@ class MessagePreview:
     currency: str
     template: str | None
     decision: SendDecision | None = None
+    to_address: str = ""
+    uses_whatsapp_template: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,7 +244,7 @@ def _compose_from_template(
     planner = OutboxPlanner(
         source=MessageSource.MANUAL,
         source_ref=request.request_id or "preview",
-        category=request.category,
+        category=request.category or variants[0].template.category,
         templates=variants,
         variables=request.variables,
         policy=policy,
@@ -283,7 +286,7 @@ def _render_without_customer(
         channel=template.channel,
         source=MessageSource.MANUAL,
         source_ref="preview",
-        category=request.category,
+        category=request.category or template.category,
         to_address="",
         body=rendered.body,
         subject=rendered.subject,
@@ -310,11 +313,10 @@ def _compose_free_text(
     price_book: PriceBook,
 ) -> tuple[OutboxEntry, SendDecision]:
     body = request.body or ""
+    category = request.category or MessageCategory.CONVERSATIONAL
 
     def decide_on(candidate: Recipient, channel: Channel) -> SendDecision:
-        return decide(
-            SendRequest(channel=channel, category=request.category), candidate.facts(channel), policy, now
-        )
+        return decide(SendRequest(channel=channel, category=category), candidate.facts(channel), policy, now)
 
     if recipient is None:
         channel = order[0]
@@ -336,16 +338,16 @@ def _compose_free_text(
         channel=channel,
         source=MessageSource.MANUAL,
         source_ref=request.request_id or "preview",
-        category=request.category,
+        category=category,
         to_address=(recipient.addresses.get(channel, "") if recipient else ""),
         body="" if suppressed else body,
-        subject=request.subject,
+        subject=request.subject if channel == Channel.EMAIL else None,
         status=MessageStatus.SUPPRESSED if suppressed else MessageStatus.PLANNED,
         status_reason=decision.reason if suppressed else None,
         send_at=decision.send_at if decision.verdict == "defer" else now,
         segments=shape.segments if shape else None,
         encoding=shape.encoding if shape else None,
-        cost_micros=estimate_cost(channel, body, price_book, category=request.category, is_template=False),
+        cost_micros=estimate_cost(channel, body, price_book, category=category, is_template=False),
         currency=price_book.currency,
         payload={"explanation": decision.explanation} if suppressed else {},
     )
@@ -369,4 +371,6 @@ def _preview(
         currency=entry.currency or price_book.currency,
         template=request.template,
         decision=decision,
+        to_address=entry.to_address,
+        uses_whatsapp_template="whatsapp_template" in entry.payload,
     )

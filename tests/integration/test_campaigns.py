@@ -23,7 +23,7 @@ from domain.campaigns.use_cases import (
     resume_campaign,
 )
 from domain.vocabulary import Channel
-from storage.campaigns import SqlCampaignUnitOfWork, claimable_campaign_filter
+from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
 from storage.models import (
     BulkMessaging,
@@ -34,6 +34,7 @@ from storage.models import (
     CustomerTag,
     MessageTemplate,
 )
+from storage.unit_of_work import claimable_messages
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ORDER = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL)
@@ -267,7 +268,7 @@ async def test_pause_hides_rows_from_the_claim_resume_restores_cancel_cancels_pl
             count = await session.scalar(
                 select(func.count())
                 .select_from(CustomerCommunication)
-                .where(CustomerCommunication.status == "planned", claimable_campaign_filter())
+                .where(CustomerCommunication.status == "planned", claimable_messages())
             )
             return int(count or 0)
 
@@ -369,16 +370,27 @@ async def test_a_campaign_completes_once_planned_and_sent(database: Database) ->
     from storage.models import BulkMessaging, CustomerCommunication
 
     async with database.sessions() as session:
-        campaign = BulkMessaging(slug="done-check", name="Done check", template_name="t", status="running",
-                                 planning_done=False)
+        campaign = BulkMessaging(
+            slug="done-check", name="Done check", template_name="t", status="running", planning_done=False
+        )
         session.add(campaign)
         await session.commit()
         campaign_id = campaign.id
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
     async with database.sessions() as session:
-        session.add(CustomerCommunication(channel="sms", provider="twilio", direction="outbound", source="campaign",
-                                          status="planned", idempotency_key="k-done", to_address="+4915100000000",
-                                          body="x", campaign_id=campaign_id))
+        session.add(
+            CustomerCommunication(
+                channel="sms",
+                provider="twilio",
+                direction="outbound",
+                source="campaign",
+                status="planned",
+                idempotency_key="k-done",
+                to_address="+4915100000000",
+                body="x",
+                campaign_id=campaign_id,
+            )
+        )
         (await session.get(BulkMessaging, campaign_id)).planning_done = True  # type: ignore[union-attr]
         await session.commit()
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
