@@ -155,12 +155,14 @@ async def baseline(base: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def main(quick: bool) -> dict[str, object]:
+async def main(quick: bool, database_url: str | None, web_processes: int) -> dict[str, object]:
     count = 2000 if quick else 20000
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'webhooks.db'}"
+        url = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'webhooks.db'}"
+        if database_url:
+            await migrate.downgrade(url, "base")  # a clean slate in the given (scratch) database
         await migrate.upgrade(url)
         database = Database.connect(url)
         await plan(database, count)
@@ -172,7 +174,9 @@ async def main(quick: bool) -> dict[str, object]:
             "SWITCHBOARD_TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
             "SWITCHBOARD_WHATSAPP_APP_SECRET": APP_SECRET,
         }
-        with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env):
+        with child(
+            ["-m", "switchboard.cli", "serve", "--port", str(port), "--workers", str(web_processes)], env
+        ):
             wait_http(f"{base}/healthz")
             await baseline(base, 500)  # warm up
             base_rate = await baseline(base, min(count, 5000))
@@ -207,10 +211,17 @@ async def main(quick: bool) -> dict[str, object]:
         "requests": len(requests),
         "statuses": 2 * count,
         "failures": failures,
+        "database": url.split(":", 1)[0],
+        "web_processes": web_processes,
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller run, under 60 s")
-    print(json.dumps(asyncio.run(main(parser.parse_args().quick))))
+    parser.add_argument(
+        "--database", help="a scratch postgresql+asyncpg:// URL (its tables are dropped first)"
+    )
+    parser.add_argument("--web-processes", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.quick, args.database, args.web_processes))))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import weakref
+from contextlib import AbstractAsyncContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -20,6 +23,9 @@ class Database:
     read_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    _write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
 
     @classmethod
     def connect(cls, url: str, **options: Any) -> Database:
@@ -30,6 +36,21 @@ class Database:
         return cls(
             url, engine, read_engine, create_session_factory(engine), create_session_factory(read_engine)
         )
+
+    def write_turn(self) -> AbstractAsyncContextManager[None]:
+        """On SQLite, one write transaction at a time in this process, queued fairly in asyncio.
+
+        SQLite allows one writer; when many transactions wait for its lock inside the driver, SQLite's
+        busy handler sleeps in growing steps and latency explodes. Queuing here instead hands the lock
+        straight to the next writer. PostgreSQL needs no turn-taking.
+        """
+        if self.dialect != "sqlite":
+            return nullcontext()
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            lock = self._write_locks[loop] = asyncio.Lock()
+        return lock
 
     @property
     def dialect(self) -> str:

@@ -180,58 +180,144 @@ class SqlOutbox:
 
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult:
         """Moves a message forward by a provider receipt; duplicates and stale receipts change nothing."""
-        if receipt.our_message_id is not None:
-            where = CC.c.id == receipt.our_message_id
-        else:
-            where = and_(
-                CC.c.provider == receipt.provider, CC.c.provider_message_id == receipt.provider_message_id
-            )
-        row = (
-            await self.session.execute(select(CC.c.id, CC.c.status, CC.c.provider_message_id).where(where))
-        ).first()
-        if row is None:
-            return ReceiptResult(False, None, None, "no message with this id")
-        current = MessageStatus(row.status)
-        new = receipt.status
-        in_doubt = current in (MessageStatus.SENDING, MessageStatus.PLANNED)
-        if not in_doubt and STATUS_PROGRESS.get(new, -1) <= STATUS_PROGRESS.get(current, -1):
-            return ReceiptResult(False, row.id, current.value, f"already {current.value}")
-        inserted = await self._add_events(
+        return (await self.apply_receipts([receipt]))[0]
+
+    async def apply_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptResult]:
+        """Applies receipts in order with a handful of statements, however many there are.
+
+        Each receipt is judged against the message's status as the receipts before it left it, so a
+        batch holding "sent" then "delivered" for one message applies both. A status-history row is the
+        proof a receipt was applied: its unique key turns duplicates into no-ops even across processes,
+        and only receipts whose row was really inserted change the message and the daily figures.
+        """
+        targets = await self._receipt_targets(receipts)
+        state = {t.id: (MessageStatus(t.status), t.provider_message_id) for t in targets.values()}
+        planned: list[tuple[int, DeliveryReceipt, MessageStatus, bool]] = []
+        results: list[ReceiptResult | None] = []
+        for receipt in receipts:
+            target = targets.get(_target_key(receipt))
+            if target is None:
+                results.append(ReceiptResult(False, None, None, "no message with this id"))
+                continue
+            current, _pid = state[target.id]
+            new = receipt.status
+            in_doubt = current in (MessageStatus.SENDING, MessageStatus.PLANNED)
+            if not in_doubt and STATUS_PROGRESS.get(new, -1) <= STATUS_PROGRESS.get(current, -1):
+                results.append(ReceiptResult(False, target.id, current.value, f"already {current.value}"))
+                continue
+            planned.append((target.id, receipt, current, in_doubt))
+            state[target.id] = (new, _pid or receipt.provider_message_id)
+            results.append(None)
+        inserted = await self._insert_events_returning(
             [
-                (
-                    row.id,
-                    new.value,
-                    receipt.provider,
-                    receipt.occurred_at,
-                    receipt.error_code,
-                    receipt.error_detail,
-                )
+                (mid, r.status.value, r.provider, r.occurred_at, r.error_code, r.error_detail)
+                for mid, r, _, _ in planned
             ]
         )
-        if not inserted:
-            return ReceiptResult(False, row.id, current.value, "duplicate receipt")
-        values: dict[str, Any] = {"status": new.value, "claimed_by": None, "claimed_until": None}
-        if row.provider_message_id is None:
-            values["provider_message_id"] = receipt.provider_message_id
-        if in_doubt:
-            values["sent_at"] = receipt.occurred_at
-        if new in (MessageStatus.DELIVERED, MessageStatus.READ):
-            values["delivered_at"] = receipt.occurred_at
-        if new == MessageStatus.READ:
-            values["read_at"] = receipt.occurred_at
-        if new in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
-            values.update(
-                failed_at=receipt.occurred_at,
-                error_code=receipt.error_code,
-                status_reason=(receipt.error_detail or f"provider reported {new.value}")[:255],
+        changes: dict[int, dict[str, Any]] = {}
+        feed: Counter[tuple[date, str, str, int, int, str]] = Counter()
+        applied = iter(planned)
+        for index, result in enumerate(results):
+            if result is not None:
+                continue
+            message_id, receipt, current, in_doubt = next(applied)
+            if (message_id, receipt.status.value, receipt.provider) not in inserted:
+                results[index] = ReceiptResult(False, message_id, current.value, "duplicate receipt")
+                continue
+            target = targets[_target_key(receipt)]
+            values = changes.setdefault(message_id, {"claimed_by": None, "claimed_until": None})
+            values.update(_receipt_values(receipt, in_doubt, target.provider_message_id))
+            day = receipt.occurred_at.astimezone(self._zone).date()
+            key = (day, target.channel, target.provider, target.campaign_id or 0, target.template_id or 0)
+            for name, amount in _feed_increments(current, receipt.status, in_doubt).items():
+                feed[(*key, name)] += amount
+            if in_doubt and target.cost_micros:
+                feed[(*key, "cost_micros")] += target.cost_micros
+            results[index] = ReceiptResult(True, message_id, receipt.status.value, "applied")
+        await self._update_messages(changes)
+        by_day: dict[date, Counter[tuple[str, str, int, int, str]]] = {}
+        for (day, *rest), amount in feed.items():
+            by_day.setdefault(day, Counter())[tuple(rest)] += amount  # type: ignore[index]
+        for day, totals in by_day.items():
+            await bump_feed(self.session, day, totals)
+        return [r for r in results if r is not None]
+
+    async def _update_messages(self, changes: dict[int, dict[str, Any]]) -> None:
+        """One executemany per set of changed columns (usually one set per batch), not one UPDATE per message."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for message_id, values in changes.items():
+            columns = tuple(sorted(values))
+            groups.setdefault(columns, []).append(
+                {"b_id": message_id, **{f"b_{c}": values[c] for c in columns}}
             )
-        if receipt.cost_micros is not None:
-            values["cost_micros"] = receipt.cost_micros
-        await self.session.execute(update(CC).where(CC.c.id == row.id).values(**values))
-        await self._feed_for(
-            [row.id], _feed_increments(current, new, in_doubt), receipt.occurred_at, with_cost=in_doubt
+        for columns, rows in groups.items():
+            await self.session.execute(
+                update(CC)
+                .where(CC.c.id == bindparam("b_id"))
+                .values({column: bindparam(f"b_{column}") for column in columns})
+                .execution_options(synchronize_session=False),
+                rows,
+            )
+
+    async def _receipt_targets(self, receipts: Sequence[DeliveryReceipt]) -> dict[tuple[str, str], Any]:
+        """The messages the receipts name, keyed as `_target_key` keys them: by our id, else by the provider's."""
+        ours = sorted({r.our_message_id for r in receipts if r.our_message_id is not None})
+        theirs: dict[str, set[str]] = {}
+        for receipt in receipts:
+            if receipt.our_message_id is None:
+                theirs.setdefault(receipt.provider, set()).add(receipt.provider_message_id)
+        conditions: list[ColumnElement[bool]] = [CC.c.id.in_(ours)] if ours else []
+        conditions += [
+            and_(CC.c.provider == provider, CC.c.provider_message_id.in_(sorted(ids)))
+            for provider, ids in theirs.items()
+        ]
+        if not conditions:
+            return {}
+        rows = (
+            await self.session.execute(
+                select(
+                    CC.c.id,
+                    CC.c.status,
+                    CC.c.provider_message_id,
+                    CC.c.provider,
+                    CC.c.channel,
+                    CC.c.campaign_id,
+                    CC.c.template_id,
+                    CC.c.cost_micros,
+                ).where(or_(*conditions))
+            )
+        ).all()
+        targets: dict[tuple[str, str], Any] = {}
+        for row in rows:
+            targets[("id", str(row.id))] = row
+            if row.provider_message_id is not None:
+                targets[(row.provider, row.provider_message_id)] = row
+        return targets
+
+    async def _insert_events_returning(
+        self, events: list[tuple[int, str, str, datetime, str | None, str | None]]
+    ) -> set[tuple[int, str, str]]:
+        """Adds status-history rows; returns the (message, status, source) keys that were new."""
+        if not events:
+            return set()
+        rows = [
+            {
+                "communication_id": e[0],
+                "status": e[1],
+                "source": e[2],
+                "occurred_at": e[3],
+                "error_code": e[4],
+                "detail": (e[5] or None) and e[5][:500],
+            }
+            for e in events
+        ]
+        statement = (
+            insert_for(self.session, EVENTS)
+            .on_conflict_do_nothing(index_elements=["communication_id", "status", "source"])
+            .returning(EVENTS.c.communication_id, EVENTS.c.status, EVENTS.c.source)
         )
-        return ReceiptResult(True, row.id, new.value, "applied")
+        result = await self.session.execute(statement, rows)
+        return {(row[0], row[1], row[2]) for row in result.all()}
 
     async def _add_events(self, events: list[tuple[int, str, str, datetime, str | None, str | None]]) -> int:
         """Adds status-history rows, ignoring ones already recorded; returns how many were new."""
@@ -276,6 +362,37 @@ class SqlOutbox:
             if with_cost and row.cost_micros:
                 totals[(*key, "cost_micros")] += row.cost_micros
         await bump_feed(self.session, day, totals)
+
+
+def _target_key(receipt: DeliveryReceipt) -> tuple[str, str]:
+    if receipt.our_message_id is not None:
+        return ("id", str(receipt.our_message_id))
+    return (receipt.provider, receipt.provider_message_id)
+
+
+def _receipt_values(
+    receipt: DeliveryReceipt, in_doubt: bool, known_provider_id: str | None
+) -> dict[str, Any]:
+    """The message columns one applied receipt sets."""
+    new = receipt.status
+    values: dict[str, Any] = {"status": new.value}
+    if known_provider_id is None:
+        values["provider_message_id"] = receipt.provider_message_id
+    if in_doubt:
+        values["sent_at"] = receipt.occurred_at
+    if new in (MessageStatus.DELIVERED, MessageStatus.READ):
+        values["delivered_at"] = receipt.occurred_at
+    if new == MessageStatus.READ:
+        values["read_at"] = receipt.occurred_at
+    if new in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
+        values.update(
+            failed_at=receipt.occurred_at,
+            error_code=receipt.error_code,
+            status_reason=(receipt.error_detail or f"provider reported {new.value}")[:255],
+        )
+    if receipt.cost_micros is not None:
+        values["cost_micros"] = receipt.cost_micros
+    return values
 
 
 def _feed_increments(current: MessageStatus, new: MessageStatus, in_doubt: bool) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Self
 
@@ -43,6 +44,8 @@ class SqlUnitOfWork:
         self.database = database
         self.business_tz = business_tz
         self._factory = database.read_sessions if read_only else database.sessions
+        self._read_only = read_only
+        self._turn: AbstractAsyncContextManager[None] | None = None
         self._session: AsyncSession | None = None
 
     @property
@@ -52,6 +55,9 @@ class SqlUnitOfWork:
         return self._session
 
     async def __aenter__(self) -> Self:
+        self._turn = None if self._read_only else self.database.write_turn()
+        if self._turn is not None:
+            await self._turn.__aenter__()
         self._session = self._factory()
         self.audit = SqlAuditTrail(self._session)
         self.outbox = SqlOutbox(self._session, business_tz=self.business_tz, claim_filter=claimable_messages)
@@ -65,6 +71,9 @@ class SqlUnitOfWork:
         finally:
             await self.session.close()
             self._session = None
+            if self._turn is not None:
+                turn, self._turn = self._turn, None
+                await turn.__aexit__(None, None, None)
 
     async def commit(self) -> None:
         await self.session.commit()

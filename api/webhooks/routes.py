@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -33,6 +34,7 @@ from bot.drivers.webhook_errors import MalformedWebhook
 from bot.drivers.whatsapp_cloud import verify_whatsapp_handshake, verify_whatsapp_signature
 from domain.consent.keywords import interpret_keyword, keyword_reply
 from domain.conversations.model import WebhookDelivery, WebhookOutcome, body_digest
+from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy, receive_webhook, replay_failed_webhooks
 from domain.vocabulary import Channel, Provider
 from storage.inbox import ConversationUnitOfWork
@@ -44,6 +46,9 @@ AnyRequest = Request[Any, Any, Any]
 
 #: The container extra the staff bot registers: an async callable taking the raw Telegram update.
 TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
+RECEIPT_BATCHER = "receipt_batcher"
+#: A "messages" key (not the "field": "messages" value every envelope carries) means customers wrote.
+INBOUND_MESSAGES_KEY = re.compile(rb'"messages"\s*:')
 
 
 def _container(request: AnyRequest) -> Container:
@@ -62,6 +67,18 @@ async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOu
         _reader(container),
         InboundPolicy(container.settings.business_name),
     )
+
+
+async def _receive_receipts(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
+    """Receipt-only webhooks share transactions with the others arriving at the same moment (group commit)."""
+    batcher: ReceiptBatcher | None = container.extras.get(RECEIPT_BATCHER)
+    if batcher is None:
+        batcher = container.extras[RECEIPT_BATCHER] = ReceiptBatcher(
+            lambda: ConversationUnitOfWork(container.unit_of_work()),
+            _reader(container),
+            InboundPolicy(container.settings.business_name),
+        )
+    return await batcher.submit(delivery)
 
 
 async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, int]:
@@ -117,7 +134,7 @@ async def twilio_status(request: AnyRequest) -> Response[str]:
     if params is None:
         return _plain("forbidden", HTTP_403_FORBIDDEN)
     delivery = _twilio_delivery(TWILIO_STATUS, params, ("MessageSid", "MessageStatus"))
-    await _receive(_container(request), delivery)
+    await _receive_receipts(_container(request), delivery)
     return _twiml()
 
 
@@ -164,7 +181,9 @@ async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
     delivery = WebhookDelivery(
         Provider.WHATSAPP_CLOUD.value, WHATSAPP_WEBHOOK, body_digest(raw), raw.decode("utf-8", "replace")
     )
-    await _receive(container, delivery)
+    # Status-only notifications (the bulk of Meta's traffic) share transactions; anything else goes alone.
+    only_statuses = b'"statuses"' in raw and not INBOUND_MESSAGES_KEY.search(raw)
+    await (_receive_receipts if only_statuses else _receive)(container, delivery)
     return _plain("ok")
 
 

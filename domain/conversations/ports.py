@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -18,6 +19,11 @@ class WebhookInbox(Protocol):
         """Store a received webhook; None when (provider, dedupe_key) is already there."""
 
     async def mark_applied(self, inbox_id: int, at: datetime) -> None: ...
+
+    async def add_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
+        """Store a batch; each delivery's new id, or None when its key is already stored."""
+
+    async def mark_applied_many(self, inbox_ids: Sequence[int], at: datetime) -> None: ...
 
     async def record_failure(self, delivery: WebhookDelivery, error: str, at: datetime) -> None:
         """Store (or update) the webhook as failed with `error`; used in a fresh transaction."""
@@ -55,6 +61,8 @@ class ConversationStore(Protocol):
 
 class ReceiptSink(Protocol):
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...
+
+    async def apply_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptResult]: ...
 
 
 class WebhookReader(Protocol):
