@@ -21,6 +21,8 @@ install: $(BIN)/.installed
 demo: install
 	$(BIN)/switchboard migrate
 	$(BIN)/switchboard seed --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --if-empty
+	$(BIN)/switchboard rollups rebuild
+	@echo "Sign in at http://127.0.0.1:8000/login (demo staff buttons), or: $(BIN)/switchboard login-link admin@northwind.example"
 	$(BIN)/switchboard serve --host 127.0.0.1 --port 8000
 
 test: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -14,7 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from api.health import healthz, readyz
 from api.metrics import metrics
-from api.pages import DashboardPages
+from api.pages import PAGE_CONTROLLERS
 from api.rest import API_CONTROLLERS
 from api.rest.common import validation_failed
 from api.slack_events import slack_events
@@ -26,6 +27,16 @@ from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
 HERE = Path(__file__).parent
+#: Machine-to-machine routes carry their own authentication; only the dashboard's form posts need CSRF tokens.
+CSRF_EXEMPT = [
+    "^/api/",
+    "^/webhooks/",
+    "^/slack/events",
+    "^/unsubscribe/",
+    "^/healthz",
+    "^/readyz",
+    "^/metrics",
+]
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -51,7 +62,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             healthz,
             readyz,
             metrics,
-            DashboardPages,
+            *PAGE_CONTROLLERS,
             *API_CONTROLLERS,
             *webhook_handlers,
             *unsubscribe_handlers,
@@ -61,6 +72,11 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(
             title="Switchboard API", version="0.1.0", path="/api/schema", render_plugins=[JsonRenderPlugin()]
+        ),
+        csrf_config=CSRFConfig(
+            secret=settings.session_secret.get_secret_value(),
+            exclude=CSRF_EXEMPT,
+            cookie_secure=settings.public_url.startswith("https://"),
         ),
         exception_handlers={ValidationException: validation_failed},
         on_startup=[start_background],

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Table, Text, and_, bindparam, exists, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from domain.audit import AuditEntry
 from domain.campaigns.model import (
     Audience,
     Campaign,
@@ -30,6 +31,7 @@ from domain.vocabulary import (
     MessageSource,
     MessageStatus,
 )
+from storage.database import Database
 from storage.models import BulkMessaging, Customer, CustomerCommunication, CustomerTag, MessageTemplate
 from storage.models.base import utcnow
 from storage.recipients import ADDRESS_COLUMNS, SqlRecipientDirectory
@@ -388,3 +390,15 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.recipients = SqlRecipientDirectory(self.session, audience_conditions)
         self.outbox_writer = SqlOutboxWriter(self.session)
         return self
+
+
+class AuditedCampaignUnitOfWork(SqlCampaignUnitOfWork):
+    """Records an audit entry in the same transaction the campaign use-case commits (web, API and bots)."""
+
+    def __init__(self, database: Database, entry: AuditEntry, *, business_tz: str) -> None:
+        super().__init__(database, business_tz=business_tz)
+        self._entry = entry
+
+    async def commit(self) -> None:
+        self.audit.record(self._entry)
+        await super().commit()

@@ -129,6 +129,8 @@ class BackgroundServices:
                 planned += await plan_fallbacks(
                     self.container.campaign_uow(), campaign_id, utc_now(), policy=policy
                 )
+            if planning_done:
+                await complete_campaign_if_done(self.container.campaign_uow(), campaign_id)
         return planned
 
     async def process_events(self) -> None:

@@ -24,6 +24,7 @@ from domain.campaigns.use_cases import (
     resume_campaign,
 )
 from domain.vocabulary import Channel, MessageCategory
+from storage.campaigns import AuditedCampaignUnitOfWork
 from storage.models import BulkMessaging
 from switchboard.wiring import Container
 
@@ -176,20 +177,25 @@ class CampaignsController(Controller):
         """launch, pause, resume or cancel. Pausing and resuming never send anything twice."""
         container = container_of(request)
         campaign_id = await campaign_id_for(container, slug)
+        entry = AuditEntry(
+            actor=api_actor(request), via="api", action=f"campaign.{action}", target=f"campaign:{slug}"
+        )
+        uow = AuditedCampaignUnitOfWork(
+            container.database, entry, business_tz=container.settings.business_timezone
+        )
         try:
             if action == "launch":
-                await launch_campaign(container.campaign_uow(), campaign_id, datetime.now(UTC))
+                await launch_campaign(uow, campaign_id, datetime.now(UTC))
             elif action == "pause":
-                await pause_campaign(container.campaign_uow(), campaign_id)
+                await pause_campaign(uow, campaign_id)
             elif action == "resume":
-                await resume_campaign(container.campaign_uow(), campaign_id)
+                await resume_campaign(uow, campaign_id)
             elif action == "cancel":
-                await cancel_campaign(container.campaign_uow(), campaign_id)
+                await cancel_campaign(uow, campaign_id)
             else:
                 raise Unprocessable(f"unknown action {action!r}; use launch, pause, resume or cancel")
         except CampaignError as error:
             raise Unprocessable(str(error)) from None
-        await audit(container, request, f"campaign.{action}", slug)
         return await self._progress(container, campaign_id)
 
     @get("/{slug:str}/progress")

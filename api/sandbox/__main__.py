@@ -21,7 +21,9 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument(
         "--rate-limit", type=float, default=None, help="accepted sends per second per provider"
     )
-    parser.add_argument("--rate-limit-burst", type=int, default=10, help="sends allowed at once above the rate")
+    parser.add_argument(
+        "--rate-limit-burst", type=int, default=10, help="sends allowed at once above the rate"
+    )
     parser.add_argument("--chaos-429", type=float, default=0.0)
     parser.add_argument("--chaos-500", type=float, default=0.0)
     parser.add_argument("--chaos-503", type=float, default=0.0)

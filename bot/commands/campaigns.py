@@ -17,8 +17,7 @@ from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.consent.model import ConsentPolicy
-from storage.campaigns import SqlCampaignUnitOfWork
-from storage.database import Database
+from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.models import BulkMessaging
 
 #: Verbs that change a campaign, and whether they ask for confirmation first (irreversible ones do).
@@ -35,18 +34,6 @@ class CampaignAction:
     verb: str  # preview, launch, pause, resume, cancel, status
     slug: str
     confirm: bool = False
-
-
-class AuditedCampaignUnitOfWork(SqlCampaignUnitOfWork):
-    """Records the audit entry in the same transaction the campaign use-case commits."""
-
-    def __init__(self, database: Database, entry: AuditEntry, *, business_tz: str) -> None:
-        super().__init__(database, business_tz=business_tz)
-        self._entry = entry
-
-    async def commit(self) -> None:
-        self.audit.record(self._entry)
-        await super().commit()
 
 
 def parse_list(words: list[str], rest: str, today: date) -> ListCampaigns:

@@ -101,18 +101,6 @@ async def test_readiness_fails_when_the_database_is_unreachable() -> None:
         assert ready.status_code == 503 and ready.json()["database"] == "unreachable"
 
 
-async def test_section_index_pages_list_their_sub_pages(database_url: str) -> None:
-    app = create_app(Settings(database_url=database_url))
-    async with AsyncTestClient(app) as client:
-        communication = (await client.get("/communication/")).text
-        for slug in ("messages", "templates", "campaigns", "sms", "email", "whatsapp", "chat", "analytics"):
-            assert f'href="/communication/{slug}/"' in communication
-        analytics = (await client.get("/analytics/")).text
-        for slug in ("executive", "financial", "operational", "customer", "reports", "performance"):
-            assert f'href="/analytics/{slug}/"' in analytics
-        assert (await client.get("/analytics/nonsense/")).status_code == 404
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,0 +1,45 @@
+"""The dashboard's pages: signing in, the home and section index pages, and every communication and analytics page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, get
+from litestar.response import Template
+
+from api.pages.analytics import AnalyticsPages
+from api.pages.campaigns import CampaignPages
+from api.pages.channels import ChannelPages
+from api.pages.chat import ChatPages
+from api.pages.common import SECTIONS, StaffPages, page
+from api.pages.login import LoginPages
+from api.pages.messages import MessagePages
+from api.pages.reports import ReportPages
+
+
+class SectionPages(StaffPages):
+    @get("/", name="home")
+    async def home(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "home.html", None, sections=SECTIONS)
+
+    @get("/communication/", name="communication")
+    async def communication(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "section.html", "communication")
+
+    @get("/analytics/", name="analytics")
+    async def analytics(self, request: Request[Any, Any, Any]) -> Template:
+        return page(request, "section.html", "analytics")
+
+
+PAGE_CONTROLLERS = [
+    LoginPages,
+    SectionPages,
+    MessagePages,
+    CampaignPages,
+    ChannelPages,
+    ChatPages,
+    AnalyticsPages,
+    ReportPages,
+]
+
+__all__ = ["PAGE_CONTROLLERS", "SECTIONS"]

@@ -1,0 +1,201 @@
+"""Campaign pages: the list with progress, one campaign's preview and live progress, and its action buttons."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from sqlalchemy import func, select
+
+from api.auth import requires_role
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.audit import AuditEntry
+from domain.campaigns import use_cases
+from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.vocabulary import CampaignStatus, Role
+from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
+from storage.database import Database
+from storage.models import BulkMessaging, CustomerCommunication
+from switchboard.wiring import Container
+
+#: Which buttons a campaign in each status offers.
+ACTIONS_FOR_STATUS: dict[str, tuple[str, ...]] = {
+    CampaignStatus.DRAFT.value: ("launch", "cancel"),
+    CampaignStatus.SCHEDULED.value: ("launch", "cancel"),
+    CampaignStatus.RUNNING.value: ("pause", "cancel"),
+    CampaignStatus.PAUSED.value: ("resume", "cancel"),
+}
+DONE = {
+    "launch": "Launched: its messages are planned in batches by the worker.",
+    "pause": "Paused: nothing more goes out until it is resumed.",
+    "resume": "Resumed.",
+    "cancel": "Cancelled: every message still planned was dropped; sent ones stay sent.",
+}
+#: Statuses a message reaches only after the provider took it.
+HANDED_OVER = ("queued", "sent", "delivered", "read", "failed", "undelivered")
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    slug: str
+    name: str
+    status: str
+    template: str
+    channels: str
+    planned: int
+    excluded: int
+    handed_over: int
+    created: str
+
+
+async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRow]:
+    async with database.read_sessions() as session:
+        campaigns = list(
+            await session.scalars(select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(100))
+        )
+        handed = Counter[int]()
+        if campaigns:
+            counts = await session.execute(
+                select(CustomerCommunication.campaign_id, func.count())
+                .where(
+                    CustomerCommunication.campaign_id.in_([c.id for c in campaigns]),
+                    CustomerCommunication.status.in_(HANDED_OVER),
+                )
+                .group_by(CustomerCommunication.campaign_id)
+            )
+            handed.update({campaign_id: n for campaign_id, n in counts.all() if campaign_id is not None})
+    return [
+        CampaignRow(
+            c.slug,
+            c.name,
+            c.status,
+            c.template_name,
+            ", ".join(str(ch) for ch in c.channel_order),
+            c.planned_count,
+            c.excluded_count,
+            handed[c.id],
+            formats.moment(c.created_at),
+        )
+        for c in campaigns
+    ]
+
+
+async def campaign_by_slug(database: Database, slug: str) -> BulkMessaging:
+    async with database.read_sessions() as session:
+        found = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == slug))
+    if found is None:
+        raise NotFoundException(f"There is no campaign {slug!r}.")
+    return found
+
+
+def _read_only(container: Container) -> SqlCampaignUnitOfWork:
+    return SqlCampaignUnitOfWork(
+        container.database, read_only=True, business_tz=container.settings.business_timezone
+    )
+
+
+async def campaign_detail(container: Container, slug: str, formats: Formats) -> dict[str, Any]:
+    campaign = await campaign_by_slug(container.database, slug)
+    preview: CampaignPreview | None = None
+    if campaign.status in ACTIONS_FOR_STATUS and campaign.status != CampaignStatus.RUNNING.value:
+        preview = await use_cases.preview_campaign(
+            _read_only(container), campaign.id, now=utc_now(), policy=container.consent_policy()
+        )
+    progress = await use_cases.campaign_progress(_read_only(container), campaign.id)
+    return {
+        "campaign": campaign,
+        "channels": ", ".join(str(c) for c in campaign.channel_order),
+        "facts": [
+            ("Status", campaign.status),
+            ("Template", campaign.template_name),
+            ("Channels", ", ".join(str(c) for c in campaign.channel_order)),
+            ("Category", campaign.category),
+            ("Created", formats.moment(campaign.created_at)),
+            ("Scheduled", formats.moment(campaign.scheduled_at)),
+            ("Launched", formats.moment(campaign.launched_at)),
+            ("Planned / excluded", f"{campaign.planned_count:,} / {campaign.excluded_count:,}"),
+        ],
+        "preview": preview,
+        "preview_cost": formats.money_micros(preview.estimated_cost_micros, preview.currency)
+        if preview
+        else None,
+        "exclusions": sorted((preview.exclusions if preview else {}).items()),
+        "per_channel": [(str(c), n) for c, n in (preview.per_channel if preview else {}).items()],
+        "progress": sorted(progress.by_status.items()),
+        "suppressed": sorted(progress.suppressed_by_reason.items()),
+        "opted_out": progress.opted_out,
+        "actions": ACTIONS_FOR_STATUS.get(campaign.status, ()),
+    }
+
+
+async def act_on_campaign(container: Container, campaign: BulkMessaging, action: str, actor: str) -> None:
+    entry = AuditEntry(
+        actor=actor, via="web", action=f"campaign.{action}", target=f"campaign:{campaign.slug}"
+    )
+    uow = AuditedCampaignUnitOfWork(
+        container.database, entry, business_tz=container.settings.business_timezone
+    )
+    if action == "launch":
+        await use_cases.launch_campaign(uow, campaign.id, utc_now())
+    elif action == "pause":
+        await use_cases.pause_campaign(uow, campaign.id)
+    elif action == "resume":
+        await use_cases.resume_campaign(uow, campaign.id)
+    elif action == "cancel":
+        await use_cases.cancel_campaign(uow, campaign.id)
+    else:
+        raise NotFoundException(f"Campaigns cannot {action!r}; use launch, pause, resume or cancel.")
+
+
+class CampaignPages(StaffPages):
+    @get("/communication/campaigns", name="campaigns")
+    async def campaigns(self, request: Request[Any, Any, Any]) -> Template:
+        rows = await campaign_rows(container_of(request).database, Formats.of(request))
+        return page(request, "communication/campaigns.html", "communication", "campaigns", rows=rows)
+
+    @get("/communication/campaigns/{slug:str}", name="campaign")
+    async def campaign(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
+        detail = await campaign_detail(container_of(request), slug, Formats.of(request))
+        done = DONE.get(request.query_params.get("done") or "")
+        return page(
+            request,
+            "communication/campaign.html",
+            "communication",
+            "campaigns",
+            done=done,
+            may_act=staff_of(request).may(Role.MANAGER),
+            **detail,
+        )
+
+    @post(
+        "/communication/campaigns/{slug:str}/{action:str}",
+        name="campaign_action",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def campaign_action(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], action: FromPath[str]
+    ) -> Redirect | Template:
+        container = container_of(request)
+        campaign = await campaign_by_slug(container.database, slug)
+        try:
+            await act_on_campaign(container, campaign, action, staff_of(request).email)
+        except CampaignError as error:
+            detail = await campaign_detail(container, slug, Formats.of(request))
+            template = page(
+                request,
+                "communication/campaign.html",
+                "communication",
+                "campaigns",
+                error=str(error),
+                may_act=True,
+                **detail,
+            )
+            template.status_code = 409
+            return template
+        return Redirect(f"/communication/campaigns/{slug}?done={action}", status_code=303)

@@ -1,0 +1,197 @@
+"""What every dashboard page shares: the section map, the signed-in guard, formatting and inline SVG charts."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel import Locale
+from babel.dates import format_skeleton, format_time
+from litestar import Controller, Request
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.response import Template
+from markupsafe import Markup
+
+from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
+from reports.charts.cache import ChartCache, render_cached
+from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
+from reports.charts.spec import ChartSpec, Unit
+from reports.periods import PeriodSpec
+from switchboard.settings import Settings
+from switchboard.wiring import Container
+
+
+@dataclass(frozen=True)
+class SubPage:
+    slug: str
+    title: str
+    description: str
+
+
+COMMUNICATION_PAGES = (
+    SubPage(
+        "messages", "Messages", "Every message in and out, with its delivery status and the reason behind it."
+    ),
+    SubPage("templates", "Templates", "Message templates per channel and locale, with live preview."),
+    SubPage("campaigns", "Campaigns", "Bulk campaigns: audience, preview, launch, pause and live progress."),
+    SubPage("sms", "SMS", "Twilio SMS traffic, segments, cost and carrier errors."),
+    SubPage("email", "Email", "Email sends, bounces and one-click unsubscribes."),
+    SubPage("whatsapp", "WhatsApp", "WhatsApp Cloud API messages, templates and the 24-hour window."),
+    SubPage("chat", "Live chat", "Open conversations, response times and satisfaction."),
+    SubPage(
+        "analytics",
+        "Communication analytics",
+        "Sent, delivered, read, failed, replied and opted out per day.",
+    ),
+)
+
+ANALYTICS_PAGES = (
+    SubPage("executive", "Executive", "Revenue, orders, customers and the headline KPIs against target."),
+    SubPage("financial", "Financial", "Revenue net of refunds, average order value, cost of communication."),
+    SubPage("operational", "Operational", "Appointments, no-shows, video consultations and chat handling."),
+    SubPage("customer", "Customer", "New, active and returning customers, retention by cohort, churn."),
+    SubPage("reports", "Reports", "Saved custom reports, CSV export and scheduled deliveries."),
+    SubPage(
+        "performance", "Performance", "Queue depth, send rate, provider latency and errors, webhook lag."
+    ),
+)
+
+SECTIONS = {
+    "communication": ("Communication", COMMUNICATION_PAGES),
+    "analytics": ("Analytics", ANALYTICS_PAGES),
+}
+
+#: The periods the analytics pages offer, in the order the selector shows them.
+PERIODS: dict[str, tuple[str, PeriodSpec]] = {
+    "last_7_days": ("Last 7 days", PeriodSpec.last_n_days(7)),
+    "last_30_days": ("Last 30 days", PeriodSpec.last_n_days(30)),
+    "last_90_days": ("Last 90 days", PeriodSpec.last_n_days(90)),
+    "this_month": ("This month", PeriodSpec("this_month")),
+    "last_month": ("Last month", PeriodSpec("last_month")),
+}
+DEFAULT_PERIOD = "last_30_days"
+
+
+def period_key(requested: str | None, fallback: str = DEFAULT_PERIOD) -> str:
+    return requested if requested in PERIODS else fallback
+
+
+def forbidden_page(request: Request[Any, Any, Any], error: PermissionDeniedException) -> Template:
+    staff = getattr(request.state, "staff", None)
+    return Template("problem.html", context={"staff": staff, "detail": error.detail}, status_code=403)
+
+
+def not_found_page(request: Request[Any, Any, Any], error: NotFoundException) -> Template:
+    staff = getattr(request.state, "staff", None)
+    return Template("problem.html", context={"staff": staff, "detail": error.detail}, status_code=404)
+
+
+class StaffPages(Controller):
+    """Base of every dashboard controller: signed-in staff only; others go to the sign-in page."""
+
+    guards = [require_staff]
+    exception_handlers = {
+        NotSignedIn: redirect_to_login,
+        PermissionDeniedException: forbidden_page,
+        NotFoundException: not_found_page,
+    }
+
+
+def container_of(request: Request[Any, Any, Any]) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def staff_of(request: Request[Any, Any, Any]) -> SignedInStaff:
+    staff: SignedInStaff = request.state.staff
+    return staff
+
+
+def page(
+    request: Request[Any, Any, Any],
+    template: str,
+    section: str | None,
+    slug: str | None = None,
+    **context: Any,
+) -> Template:
+    """A dashboard page with the header's staff, the section navigation and the page's own context."""
+    settings: Settings = request.app.state.settings
+    title, pages = SECTIONS[section] if section else ("", ())
+    found = next((p for p in pages if p.slug == slug), None)
+    return Template(
+        template,
+        context={
+            "staff": staff_of(request),
+            "business_name": settings.business_name,
+            "section": section,
+            "section_title": title,
+            "pages": pages,
+            "page": found,
+            **context,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Formats:
+    """Figures and moments as the business reads them: its timezone, locale and currency."""
+
+    timezone: str
+    locale: str
+    currency: str
+
+    @classmethod
+    def of(cls, request: Request[Any, Any, Any]) -> Formats:
+        settings: Settings = request.app.state.settings
+        return cls(settings.business_timezone, settings.business_locale, settings.business_currency)
+
+    def moment(self, value: datetime | None) -> str:
+        if value is None:
+            return MISSING_VALUE
+        local = value.astimezone(ZoneInfo(self.timezone))
+        day = format_skeleton("yMMMd", local, locale=self.locale)
+        clock = format_time(local, "short", locale=self.locale)
+        return str(Locale.parse(self.locale).datetime_formats["medium"]).format(clock, day)
+
+    def day(self, value: date) -> str:
+        return str(format_skeleton("yMMMd", value, locale=self.locale))
+
+    def value(self, value: float | None, unit: Unit, currency: str | None = None) -> str:
+        return format_value(value, unit, locale=self.locale, currency=currency or self.currency)
+
+    def count(self, value: float | None) -> str:
+        return self.value(value, "count")
+
+    def money_micros(self, micros: int | None, currency: str | None = None) -> str:
+        return self.value(None if micros is None else micros / 1_000_000, "currency", currency)
+
+    def percent(self, ratio: float | None) -> str:
+        return self.value(ratio, "percent")
+
+    def duration(self, seconds: float | None) -> str:
+        return MISSING_VALUE if seconds is None else format_duration(seconds)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _chart_cache(container: Container) -> ChartCache:
+    cache: ChartCache = container.extras.setdefault("page_chart_cache", ChartCache())
+    return cache
+
+
+async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
+    """The chart as inline SVG (drawn off the event loop, cached per spec and data time).
+
+    It is the same spec the bots render to PNG, so a dashboard chart and a bot image always agree.
+    """
+    svg = await asyncio.to_thread(
+        render_cached, spec, "svg", spec.data_as_of.isoformat(), _chart_cache(container)
+    )
+    body = svg[svg.index("<svg") :]
+    label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704

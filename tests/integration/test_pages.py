@@ -1,0 +1,504 @@
+"""The dashboard pages over HTTP on both engines: sign-in, every page, roles, CSRF and escaping of user text."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from api.app import create_app
+from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
+from storage.database import Database
+from storage.models import (
+    AuditLog,
+    BulkMessaging,
+    ChatMessage,
+    ChatSession,
+    Customer,
+    CustomerCommunication,
+    CustomReport,
+    DashboardConfig,
+    PerformanceMetric,
+    ReportDelivery,
+    ReportSchedule,
+    StaffUser,
+)
+from storage.seeding import SeedPlan, seed_database
+from switchboard.cli import main as cli
+from switchboard.settings import Settings
+
+SCRIPT_NAME = "<script>alert(1)</script>"
+ESCAPED_NAME = "&lt;script&gt;alert(1)&lt;/script&gt;"
+DRAFT_CAMPAIGN = "2026-12-loyalty-preview"
+REPORT_SLUG = "revenue-by-channel"
+
+Client = AsyncTestClient[Any]
+
+
+@dataclass(frozen=True)
+class Seeded:
+    settings: Settings
+    chat_id: int
+    campaign_slug: str
+    staff: dict[str, int]
+
+
+async def _add_fixtures(database: Database) -> tuple[int, str]:
+    """Data the seeder does not make: an open chat with a hostile name, a saved report, a draft campaign."""
+    now = datetime.now(UTC)
+    async with database.sessions() as session:
+        customer = Customer(name=SCRIPT_NAME, phone_e164="+4915100000001", timezone="Europe/Berlin")
+        session.add(customer)
+        await session.flush()
+        chat = ChatSession(
+            customer_id=customer.id,
+            channel="sms",
+            status="open",
+            subject="Question about my booking",
+            started_at=now - timedelta(minutes=20),
+            last_message_at=now - timedelta(minutes=20),
+        )
+        session.add(chat)
+        await session.flush()
+        session.add(ChatMessage(session_id=chat.id, author="customer", body=SCRIPT_NAME, created_at=now))
+        session.add(
+            CustomerCommunication(
+                customer_id=customer.id,
+                channel="sms",
+                provider="twilio",
+                direction="inbound",
+                source="reply",
+                to_address="+15005550006",
+                from_address=customer.phone_e164,
+                body="Hello from " + SCRIPT_NAME,
+                status="received",
+            )
+        )
+        admin = await session.scalar(select(StaffUser.id).where(StaffUser.role == "admin"))
+        report = CustomReport(
+            slug=REPORT_SLUG,
+            name="Revenue by channel",
+            owner_id=admin,
+            shared=True,
+            definition={
+                "query": {
+                    "metrics": ["revenue"],
+                    "period": {"kind": "last_n_days", "n": 30},
+                    "dimensions": ["source_channel"],
+                }
+            },
+        )
+        session.add(report)
+        await session.flush()
+        schedule = ReportSchedule(
+            report_id=report.id,
+            owner_id=admin,
+            cron="0 8 * * mon",
+            timezone="Europe/Berlin",
+            destination_kind="email",
+            destination="board@northwind.example",
+        )
+        session.add(schedule)
+        await session.flush()
+        session.add(
+            ReportDelivery(
+                schedule_id=schedule.id,
+                due_at=now - timedelta(days=1),
+                destination="board@northwind.example",
+                status="delivered",
+                claimed_by="worker-1",
+                delivered_at=now - timedelta(days=1),
+            )
+        )
+        session.add(
+            PerformanceMetric(name="outbox_oldest_due_seconds", labels={}, value=12.0, recorded_at=now)
+        )
+        draft = await session.scalar(select(BulkMessaging).where(BulkMessaging.status == "draft"))
+        assert draft is not None, "the seeder makes one draft campaign"
+        await session.commit()
+        return chat.id, draft.slug
+
+
+@pytest.fixture
+async def seeded(database_url: str) -> Seeded:
+    database = Database.connect(database_url)
+    await seed_database(database, SeedPlan(customers=40, days=40, seed=3, end_date=datetime.now(UTC).date()))
+    chat_id, slug = await _add_fixtures(database)
+    async with database.read_sessions() as session:
+        staff = {
+            email: staff_id
+            for staff_id, email in (await session.execute(select(StaffUser.id, StaffUser.email))).all()
+        }
+    await database.dispose()
+    settings = Settings(database_url=database_url, sandbox=True, worker_in_process=False)  # type: ignore[arg-type]
+    return Seeded(settings, chat_id, slug, staff)
+
+
+@pytest.fixture
+async def client(seeded: Seeded) -> AsyncIterator[Client]:
+    async with AsyncTestClient(create_app(seeded.settings)) as test_client:
+        yield test_client
+
+
+MANAGER = "markus.brandt@northwind.example"
+AGENT = "lena.hoffmann@northwind.example"
+VIEWER = "finance@northwind.example"
+
+
+async def sign_in(client: Client, seeded: Seeded, email: str) -> None:
+    link = login_link(
+        "http://testserver.local", seeded.settings.session_secret, seeded.staff[email], 15, datetime.now(UTC)
+    )
+    response = await client.get(link.removeprefix("http://testserver.local"), follow_redirects=False)
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert found, "the page has a form with a CSRF token"
+    return found.group(1)
+
+
+async def post_form(client: Client, page: str, action: str, data: dict[str, str]) -> Any:
+    """Posts like a browser: the form's CSRF token from the page it is on."""
+    token = csrf_token((await client.get(page)).text)
+    return await client.post(action, data={**data, "_csrf_token": token}, follow_redirects=False)
+
+
+async def campaign_status(seeded: Seeded, slug: str) -> str:
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        status = await session.scalar(select(BulkMessaging.status).where(BulkMessaging.slug == slug))
+    await database.dispose()
+    return str(status)
+
+
+DASHBOARD_PAGES = [
+    "/",
+    "/communication/",
+    "/analytics/",
+    "/communication/messages",
+    "/communication/templates",
+    "/communication/campaigns",
+    "/communication/sms",
+    "/communication/email",
+    "/communication/whatsapp",
+    "/communication/chat",
+    "/communication/analytics",
+    "/analytics/executive",
+    "/analytics/financial",
+    "/analytics/operational",
+    "/analytics/customer",
+    "/analytics/reports",
+    "/analytics/performance",
+]
+
+
+async def test_pages_without_a_session_redirect_to_sign_in(client: Client) -> None:
+    for path in [*DASHBOARD_PAGES, "/communication/messages/1", "/communication/chat/1"]:
+        response = await client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login?next=%2F"), path
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/api/campaigns")).status_code == 401  # the API keeps its bearer token
+
+
+async def test_forged_expired_reused_and_wrong_purpose_tokens_are_refused(
+    client: Client, seeded: Seeded
+) -> None:
+    secret = seeded.settings.session_secret
+    manager = seeded.staff[MANAGER]
+    now = datetime.now(UTC)
+    good = login_link("", secret, manager, 15, now)
+    payload, _, signature = good.removeprefix("/login/").partition(".")
+    forged = f"/login/{payload}.{signature[:-2]}AA"
+    other_staff = sign_token(
+        secret, "login", seeded.staff["admin@northwind.example"], now + timedelta(minutes=5)
+    )
+    tampered = f"/login/{other_staff.split('.')[0]}.{signature}"
+    expired = login_link("", secret, manager, 15, now - timedelta(minutes=16))
+    session_as_link = "/login/" + sign_token(secret, SESSION_PURPOSE, manager, now + timedelta(hours=1))
+    for path in (forged, tampered, expired, session_as_link, "/login/not-a-token"):
+        response = await client.get(path, follow_redirects=False)
+        assert response.status_code == 400, path
+        assert SESSION_COOKIE not in response.headers.get("set-cookie", ""), path
+    assert (await client.get(good, follow_redirects=False)).status_code == 303
+    client.cookies.clear()
+    reused = await client.get(good, follow_redirects=False)
+    assert reused.status_code == 400, "a login link signs in once"
+    client.cookies.set(SESSION_COOKIE, good.removeprefix("/login/"))  # a login token is no session cookie
+    assert (await client.get("/", follow_redirects=False)).status_code == 303
+
+
+async def test_login_link_sets_an_httponly_lax_session_cookie(client: Client, seeded: Seeded) -> None:
+    link = login_link("", seeded.settings.session_secret, seeded.staff[MANAGER], 15, datetime.now(UTC))
+    response = await client.get(link, follow_redirects=False)
+    cookie = response.headers["set-cookie"].lower()
+    assert f"{SESSION_COOKIE}=" in cookie
+    assert "httponly" in cookie and "samesite=lax" in cookie and "max-age=43200" in cookie
+    home = await client.get("/")
+    assert "Markus Brandt" in home.text and ">manager<" in home.text
+    logout = await post_form(client, "/", "/logout", {})
+    assert logout.status_code == 303
+    assert (await client.get("/", follow_redirects=False)).status_code == 303
+
+
+async def test_cli_login_link_prints_a_working_link(
+    client: Client, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", seeded.settings.database_url)
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://switchboard.example")
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["login-link", MANAGER.upper(), "--minutes", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    link = result.output.strip()
+    assert link.startswith("https://switchboard.example/login/")
+    response = await client.get(link.removeprefix("https://switchboard.example"), follow_redirects=False)
+    assert response.status_code == 303
+    unknown = await asyncio.to_thread(CliRunner().invoke, cli, ["login-link", "nobody@example.com"])
+    assert unknown.exit_code == 2 and "no active staff member" in unknown.output
+
+
+async def test_demo_sign_in_only_in_the_sandbox(client: Client, seeded: Seeded) -> None:
+    login = await client.get("/login")
+    assert "admin@northwind.example" in login.text and "finance@northwind.example" in login.text
+    response = await client.post(
+        "/login/demo",
+        data={"email": VIEWER, "next": "/analytics/", "_csrf_token": csrf_token(login.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/analytics/"
+    assert "Finance Viewer" in (await client.get("/analytics/")).text
+    production_like = seeded.settings.model_copy(update={"sandbox": False})
+    async with AsyncTestClient(create_app(production_like)) as plain:
+        page = await plain.get("/login")
+        assert "admin@northwind.example" not in page.text
+        refused = await plain.post(
+            "/login/demo",
+            data={"email": VIEWER, "_csrf_token": plain.cookies["csrftoken"]},
+            follow_redirects=False,
+        )
+        assert refused.status_code == 404
+
+
+async def test_every_page_renders_its_key_content_for_a_manager(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, MANAGER)
+    expected = {
+        "/": ["Communication", "Analytics", "Markus Brandt"],
+        "/communication/": ["Messages", "Campaigns"],
+        "/analytics/": ["Executive", "Performance"],
+        "/communication/messages": ["<h1>Messages</h1>", "<table", "/communication/messages/"],
+        "/communication/messages?channel=sms&direction=inbound": [ESCAPED_NAME],
+        "/communication/templates": ["appointment_reminder", "<textarea"],
+        "/communication/campaigns": [seeded.campaign_slug, "draft"],
+        f"/communication/campaigns/{seeded.campaign_slug}": ["Preview", "Exclusions by reason", ">Launch<"],
+        "/communication/sms": ["<h1>SMS</h1>", "<svg", "Latest failures"],
+        "/communication/email": ["<h1>Email</h1>", "<svg"],
+        "/communication/whatsapp": ["<h1>WhatsApp</h1>", "<svg"],
+        "/communication/chat": ["Open conversations", ESCAPED_NAME],
+        f"/communication/chat/{seeded.chat_id}": ["Send reply", ESCAPED_NAME],
+        "/communication/analytics": ["Delivery rate", "<svg", "Per day and channel"],
+        "/analytics/executive": ["Revenue", "Orders", "Average order value", "Active customers", "<svg"],
+        "/analytics/executive?period=last_month": ["Last month", "<svg"],
+        "/analytics/financial": ["Communication cost", "Cost per message", "<svg"],
+        "/analytics/operational?period=last_90_days": [
+            "Appointments",
+            "No-show rate",
+            "First response time",
+            "<svg",
+        ],
+        "/analytics/customer?period=this_month": [
+            "New customers",
+            "Returning customers",
+            "Churn rate",
+            "<svg",
+        ],
+        "/analytics/reports": ["Revenue by channel", "0 8 * * mon", "board@northwind.example", "delivered"],
+        f"/analytics/reports/{REPORT_SLUG}": ["Revenue", "<svg", f"{REPORT_SLUG}.csv"],
+        "/analytics/performance": ["outbox oldest due seconds", "History"],
+    }
+    for path, needles in expected.items():
+        response = await client.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        for needle in needles:
+            assert needle in response.text, (path, needle)
+    communication = (await client.get("/communication/")).text
+    for slug in ("messages", "templates", "campaigns", "sms", "email", "whatsapp", "chat", "analytics"):
+        assert f'href="/communication/{slug}/"' in communication
+    analytics = (await client.get("/analytics/")).text
+    for slug in ("executive", "financial", "operational", "customer", "reports", "performance"):
+        assert f'href="/analytics/{slug}/"' in analytics
+    assert (await client.get("/analytics/nonsense/")).status_code == 404
+    messages = (await client.get("/communication/messages")).text
+    first_id = re.search(r'href="/communication/messages/(\d+)"', messages)
+    assert first_id
+    detail = await client.get(f"/communication/messages/{first_id.group(1)}")
+    assert detail.status_code == 200 and "Status history" in detail.text and 'class="why"' in detail.text
+    older = re.search(r'href="(/communication/messages\?[^"]*before=\d+)"', messages)
+    assert older, "more than one page of messages gives an older-messages link"
+    assert (await client.get(older.group(1).replace("&amp;", "&"))).status_code == 200
+    csv = await client.get(f"/analytics/reports/{REPORT_SLUG}.csv")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.startswith("metric,source_channel,")
+    assert (await client.get("/communication/messages/99999999")).status_code == 404
+
+
+async def test_template_preview_shows_segments_and_errors_inline(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    variables = "first_name=Ada\nservice=Eye test\nclinic=Berlin Mitte\nappointment_time=Tue 10:00"
+    ok = await client.get(
+        "/communication/templates",
+        params={
+            "preview": "1",
+            "template": "appointment_reminder",
+            "channel": "sms",
+            "locale": "en",
+            "variables": variables,
+        },
+    )
+    assert ok.status_code == 200
+    assert 'class="segments">1<' in ok.text and "GSM-7" in ok.text and "Ada" in ok.text
+    missing = await client.get(
+        "/communication/templates",
+        params={
+            "preview": "1",
+            "template": "appointment_reminder",
+            "channel": "sms",
+            "variables": "nonsense",
+        },
+    )
+    assert missing.status_code == 200 and 'class="notice error"' in missing.text
+    no_variant = await client.get(
+        "/communication/templates",
+        params={"preview": "1", "template": "appointment_reminder", "channel": "fax"},
+    )
+    assert no_variant.status_code == 200 and 'class="notice error"' in no_variant.text
+
+
+async def test_viewer_cannot_change_campaigns_or_reply(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    campaign_page = f"/communication/campaigns/{seeded.campaign_slug}"
+    assert ">Launch<" not in (await client.get(campaign_page)).text
+    launch = await post_form(client, campaign_page, f"{campaign_page}/launch", {})
+    assert launch.status_code == 403
+    chat_page = f"/communication/chat/{seeded.chat_id}"
+    reply = await post_form(client, chat_page, f"{chat_page}/reply", {"body": "hi", "request_key": "k1"})
+    assert reply.status_code == 403
+    assert await campaign_status(seeded, seeded.campaign_slug) == "draft"
+
+
+async def test_posts_without_a_csrf_token_are_refused(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, MANAGER)
+    await client.get("/")  # the browser holds the CSRF cookie, but the form post lacks the token
+    action = f"/communication/campaigns/{seeded.campaign_slug}/launch"
+    response = await client.post(action, data={}, follow_redirects=False)
+    assert response.status_code == 403
+    wrong = await client.post(action, data={"_csrf_token": "x" * 64}, follow_redirects=False)
+    assert wrong.status_code == 403
+    assert await campaign_status(seeded, seeded.campaign_slug) == "draft"
+
+
+async def test_manager_launches_pauses_and_cancels_with_an_audit_trail(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    page = f"/communication/campaigns/{seeded.campaign_slug}"
+    launched = await post_form(client, page, f"{page}/launch", {})
+    assert launched.status_code == 303 and launched.headers["location"] == f"{page}?done=launch"
+    assert await campaign_status(seeded, seeded.campaign_slug) == "running"
+    shown = await client.get(launched.headers["location"])
+    assert "Launched" in shown.text and ">Pause<" in shown.text
+    again = await post_form(client, page, f"{page}/launch", {})
+    assert again.status_code == 409 and "cannot be launched" in again.text
+    assert (await post_form(client, page, f"{page}/pause", {})).status_code == 303
+    assert (await post_form(client, page, f"{page}/cancel", {})).status_code == 303
+    assert await campaign_status(seeded, seeded.campaign_slug) == "cancelled"
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        entries = (
+            await session.execute(
+                select(AuditLog.action, AuditLog.actor, AuditLog.via).where(
+                    AuditLog.action.like("campaign.%")
+                )
+            )
+        ).all()
+    await database.dispose()
+    assert sorted(entries) == sorted(
+        [(f"campaign.{verb}", MANAGER, "web") for verb in ("launch", "pause", "cancel")]
+    )
+
+
+async def test_agent_reply_is_queued_and_joins_the_conversation(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, AGENT)
+    page = f"/communication/chat/{seeded.chat_id}"
+    form = {"body": "We have moved your booking to 10:30.", "request_key": "reply-1"}
+    first = await post_form(client, page, f"{page}/reply", form)
+    assert first.status_code == 303
+    shown = await client.get(first.headers["location"])
+    assert "We have moved your booking" in shown.text and "Lena Hoffmann" in shown.text
+    await post_form(client, page, f"{page}/reply", form)  # the same form sent twice queues one message
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        queued = (
+            await session.execute(
+                select(
+                    CustomerCommunication.channel,
+                    CustomerCommunication.category,
+                    CustomerCommunication.status,
+                ).where(CustomerCommunication.body == form["body"])
+            )
+        ).all()
+        turns = await session.scalar(
+            select(func.count()).select_from(ChatMessage).where(ChatMessage.session_id == seeded.chat_id)
+        )
+        chat = await session.get(ChatSession, seeded.chat_id)
+    await database.dispose()
+    assert queued == [("sms", "conversational", "planned")]
+    assert turns == 2
+    assert chat is not None and chat.first_response_at is not None
+    empty = await post_form(client, page, f"{page}/reply", {"body": " ", "request_key": "reply-2"})
+    assert empty.status_code == 422 and "empty" in empty.text
+
+
+async def test_user_text_is_escaped_everywhere(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, MANAGER)
+    for path in (
+        "/communication/chat",
+        f"/communication/chat/{seeded.chat_id}",
+        "/communication/messages?direction=inbound",
+    ):
+        html = (await client.get(path)).text
+        assert ESCAPED_NAME in html, path
+        assert SCRIPT_NAME not in html, path
+
+
+async def test_executive_page_follows_the_saved_layout(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    saved = await post_form(
+        client,
+        "/analytics/executive",
+        "/analytics/executive/layout",
+        {"metric": "new_customers", "period": "last_7_days"},
+    )
+    assert saved.status_code == 303
+    page = (await client.get("/analytics/executive")).text
+    assert "New customers" in page and 'value="last_7_days" selected' in page
+    assert "Average order value</span>" not in page
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        config = await session.scalar(
+            select(DashboardConfig).where(DashboardConfig.owner_id == seeded.staff[VIEWER])
+        )
+    await database.dispose()
+    assert config is not None and config.period == "last_7_days"
+    assert config.layout == [{"kind": "kpi", "metric": "new_customers"}]
