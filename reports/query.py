@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Literal, get_args
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,6 +46,23 @@ MAX_BUCKETS = 5000
 
 #: Ratios come back as (numerator, denominator); a bucket with no facts has both at zero.
 Fraction = tuple[float, float]
+#: (bucket start as epoch seconds, dimension value): aware datetimes hash slowly, ints do not.
+CellKey = tuple[int, str]
+
+
+@dataclass(frozen=True)
+class BucketAxis:
+    """The bucket starts of a range at a grain, and the same instants as epoch seconds."""
+
+    starts: tuple[datetime, ...]
+    seconds: tuple[int, ...]
+
+
+@lru_cache(maxsize=256)
+def bucket_axis(time_range: TimeRange, grain: Grain, tz: str) -> BucketAxis:
+    """Bucket starts, cached per (range, grain, tz): a dashboard asks the same ranges again and again."""
+    starts = tuple(bucket_starts(time_range, grain, tz))
+    return BucketAxis(starts, tuple(int(start.timestamp()) for start in starts))
 
 
 @dataclass(frozen=True)
@@ -182,7 +200,7 @@ def metric_value(metric: Metric, numerator: float, denominator: float) -> float 
 
 @dataclass
 class _Values:
-    buckets: dict[tuple[datetime, str], Fraction]
+    buckets: dict[CellKey, Fraction]
     totals: dict[str, Fraction]
     from_rollup: bool
 
@@ -241,7 +259,7 @@ class _Answerer:
         if rollup_grain is not None:
             buckets = await self._from_rollup(metric, time_range, rollup_grain)
             # A distinct count over exactly one bucket is that bucket's row; over several it is not a sum.
-            single_bucket = len(bucket_starts(time_range, rollup_grain, self.tz)) == 1
+            single_bucket = len(bucket_axis(time_range, rollup_grain, self.tz).starts) == 1
             if metric.is_additive or single_bucket:
                 return _Values(buckets if grain else {}, _sum_by_value(buckets), True)
             if grain is not None:
@@ -255,7 +273,7 @@ class _Answerer:
 
     async def _from_rollup(
         self, metric: Metric, time_range: TimeRange, grain: Grain
-    ) -> dict[tuple[datetime, str], Fraction]:
+    ) -> dict[CellKey, Fraction]:
         _, value_filter = self._rollup_filter()
         return await read_rollup(
             self.session,
@@ -284,7 +302,7 @@ class _Answerer:
             )
             for key, measured in found.items():
                 fractions[key][position] = measured[measure.key]
-        buckets = {(b, v): (f[0], f[1]) for (b, v), f in fractions.items() if b is not None}
+        buckets = {(int(b.timestamp()), v): (f[0], f[1]) for (b, v), f in fractions.items() if b is not None}
         totals = {v: (f[0], f[1]) for (b, v), f in fractions.items() if b is None}
         return _Values(buckets, totals if grain is None else _sum_by_value(buckets), False)
 
@@ -294,18 +312,18 @@ class _Answerer:
         total = await churn_counts(
             self.session, start=time_range.start, end=time_range.end, previous_start=previous.start
         )
-        buckets: dict[tuple[datetime, str], Fraction] = {}
+        buckets: dict[CellKey, Fraction] = {}
         if grain is not None:
-            for start in bucket_starts(time_range, grain, self.tz):
+            for start in bucket_axis(time_range, grain, self.tz).starts:
                 end = min(next_bucket(start, grain, self.tz), time_range.end)
                 before = bucket_floor(start - (end - start) / 2, grain, self.tz)
-                buckets[(start, "")] = await churn_counts(
+                buckets[(int(start.timestamp()), "")] = await churn_counts(
                     self.session, start=max(start, time_range.start), end=end, previous_start=before
                 )
         return _Values(buckets, {"": total}, False)
 
 
-def _sum_by_value(buckets: dict[tuple[datetime, str], Fraction]) -> dict[str, Fraction]:
+def _sum_by_value(buckets: dict[CellKey, Fraction]) -> dict[str, Fraction]:
     totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for (_, value), (numerator, denominator) in buckets.items():
         totals[value][0] += numerator
@@ -337,10 +355,10 @@ async def run_query(
     tz = time_range.timezone
     comparison_range = comparison_range_for(time_range, query.comparison)
     grain = query.grain
-    starts = bucket_starts(time_range, grain, tz) if grain is not None else []
-    if len(starts) > MAX_BUCKETS:
+    axis = bucket_axis(time_range, grain, tz) if grain is not None else BucketAxis((), ())
+    if len(axis.starts) > MAX_BUCKETS:
         raise ValueError(
-            f"{len(starts)} {grain} buckets is too many; pick a coarser grain or a shorter period"
+            f"{len(axis.starts)} {grain} buckets is too many; pick a coarser grain or a shorter period"
         )
     dimension = query.dimensions[0] if query.dimensions else None
     filters = tuple(FactFilter(f.dimension, f.operator, f.values) for f in query.filters)
@@ -352,7 +370,7 @@ async def run_query(
         for metric in metrics:
             current = await answerer.values(metric, time_range, grain)
             previous = await answerer.values(metric, comparison_range, None) if comparison_range else None
-            series += _series_of(metric, current, previous, starts, dimension)
+            series += _series_of(metric, current, previous, axis, dimension)
 
     from_rollup = not answerer.used_raw and watermark is not None
     return QueryResult(
@@ -368,7 +386,7 @@ async def run_query(
 
 
 def _series_of(
-    metric: Metric, current: _Values, previous: _Values | None, starts: list[datetime], dimension: str | None
+    metric: Metric, current: _Values, previous: _Values | None, axis: BucketAxis, dimension: str | None
 ) -> list[SeriesResult]:
     values = set(current.totals) | {v for _, v in current.buckets}
     if dimension is None:
@@ -379,15 +397,15 @@ def _series_of(
         return metric_value(metric, *current.totals.get(value, empty))
 
     ordered = sorted(values, key=lambda v: (-(total_of(v) or 0.0), v))
-    # Aware datetimes hash slowly (each hash asks for the UTC offset); epoch seconds keep a year of days quick.
-    by_second = {(b.timestamp(), v): f for (b, v), f in current.buckets.items()}
-    seconds = [start.timestamp() for start in starts]
+    # Figures per value as {epoch second: figure}, so each point is one dict lookup.
+    figures_by_value: dict[str, dict[int, float | None]] = defaultdict(dict)
+    for (second, value), (numerator, denominator) in current.buckets.items():
+        figures_by_value[value][second] = metric_value(metric, numerator, denominator)
+    no_cell = metric_value(metric, *empty)
     result = []
     for value in ordered:
-        points = tuple(
-            (start, metric_value(metric, *by_second.get((second, value), empty)))
-            for start, second in zip(starts, seconds, strict=True)
-        )
+        figures = figures_by_value.get(value, {})
+        points = tuple(zip(axis.starts, [figures.get(s, no_cell) for s in axis.seconds], strict=True))
         comparison = metric_value(metric, *previous.totals.get(value, empty)) if previous else None
         name = metric.label if dimension is None else f"{metric.label} · {value}"
         result.append(

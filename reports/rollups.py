@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY
@@ -20,6 +20,7 @@ from reports.periods import Grain, bucket_floor, next_bucket, zone
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
 from storage.analytics.queries import source_time_span
 from storage.analytics.rollup_store import (
+    RollupRow,
     RollupWatermark,
     compute_rollup_rows,
     delete_rollup_rows,
@@ -38,6 +39,7 @@ from storage.models import (
     Refund,
     VideoConsultation,
 )
+from storage.models.base import UtcDateTime
 
 DEFAULT_GRAINS: tuple[Grain, ...] = ("day",)
 
@@ -57,11 +59,32 @@ class RollupReport:
 
 @dataclass(frozen=True)
 class TouchedFacts:
-    """The fact times (by source: orders, messages, customers, ...) changed since the last watermark."""
+    """Which facts changed since the last watermark: their times, or whole time ranges, by source.
+
+    Sources are orders, messages, customers, appointments, video_consultations, chats, opt_outs.
+    A writer that knows when its facts happened passes `ranges` and no lookup is needed.
+    """
 
     times: Mapping[str, tuple[datetime, ...]] = field(default_factory=dict)
     #: Later orders of customers with a touched order: whether they are "returning" may have changed.
     later_order_times: tuple[datetime, ...] = ()
+    ranges: Mapping[str, tuple[tuple[datetime, datetime], ...]] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> set[str]:
+        return {s for s, t in self.times.items() if t} | {s for s, r in self.ranges.items() if r}
+
+    @classmethod
+    async def from_ranges(
+        cls, database: Database, ranges: Mapping[str, Sequence[tuple[datetime, datetime]]]
+    ) -> TouchedFacts:
+        """Facts changed in these [start, end) ranges; one query finds the later orders they affect."""
+        spans = {source: tuple(spans) for source, spans in ranges.items() if spans}
+        later: tuple[datetime, ...] = ()
+        if spans.get("orders"):
+            async with database.read_sessions() as session:
+                later = await _later_order_times_in(session, spans["orders"])
+        return cls({}, later, spans)
 
     @classmethod
     async def from_ids(
@@ -119,9 +142,46 @@ async def _later_order_times(session: AsyncSession, order_ids: list[int]) -> tup
                 Order.created_at > touched.c.created_at,
                 Order.status.in_(COUNTED_ORDER_STATUSES),
             )
+            .distinct()
         )
         later.update(await session.scalars(statement))
     return tuple(sorted(later))
+
+
+async def _later_order_times_in(
+    session: AsyncSession, ranges: Sequence[tuple[datetime, datetime]]
+) -> tuple[datetime, ...]:
+    """Times of counted orders placed after an order in `ranges` by the same customer (one query).
+
+    Orders inside the ranges are left out: their buckets are recomputed anyway.
+    """
+    touched = Order.__table__.alias("touched_order")
+
+    def within(column: Any) -> Any:
+        return or_(
+            *(
+                and_(column >= literal(low, UtcDateTime), column < literal(high, UtcDateTime))
+                for low, high in ranges
+            )
+        )
+
+    statement = (
+        select(Order.created_at)
+        .where(
+            Order.status.in_(COUNTED_ORDER_STATUSES),
+            Order.created_at > literal(min(low for low, _ in ranges), UtcDateTime),
+            ~within(Order.created_at),
+            exists(
+                select(literal(1)).where(
+                    touched.c.customer_id == Order.customer_id,
+                    touched.c.created_at < Order.created_at,
+                    within(touched.c.created_at),
+                )
+            ),
+        )
+        .distinct()
+    )
+    return tuple(sorted(await session.scalars(statement)))
 
 
 def _chunks(ids: Sequence[int], size: int = 5000) -> Iterable[Sequence[int]]:
@@ -136,33 +196,39 @@ async def rebuild_rollups(
     zone(business_tz)
     as_of = datetime.now(UTC)
     metrics = rolled_up_metrics()
-    rows_written = 0
-    buckets = 0
+    rows: list[RollupRow] = []
     async with database.sessions() as session:
         spans = [span for source in SOURCES if (span := await source_time_span(session, source))]
         await delete_rollup_rows(session, grains=list(grains))
         if spans:
             first = min(s[0] for s in spans)
             last = max(s[1] for s in spans)
-            for grain in grains:
-                start = bucket_floor(first, grain, business_tz)
-                end = next_bucket(bucket_floor(last, grain, business_tz), grain, business_tz)
-                rows = await compute_rollup_rows(
-                    session, database.dialect, metrics, grain=grain, tz=business_tz, start=start, end=end
-                )
-                await write_rollup_rows(session, database.dialect, rows)
-                rows_written += len(rows)
-                buckets += len({r.bucket_start for r in rows})
+            # One range covering whole buckets of every grain: days are scanned once and folded.
+            start = min(bucket_floor(first, grain, business_tz) for grain in grains)
+            end = max(next_bucket(bucket_floor(last, g, business_tz), g, business_tz) for g in grains)
+            rows = await compute_rollup_rows(
+                session, database.dialect, metrics, grains=grains, tz=business_tz, ranges=[(start, end)]
+            )
+            await write_rollup_rows(session, database.dialect, rows)
         await write_watermark(session, RollupWatermark(as_of, business_tz, tuple(grains), tuple(metrics)))
         await session.commit()
-    return RollupReport(tuple(grains), buckets, rows_written, as_of)
+    return RollupReport(tuple(grains), _bucket_count(rows), len(rows), as_of)
+
+
+def _bucket_count(rows: Sequence[RollupRow]) -> int:
+    return len({(r.grain, r.bucket_start) for r in rows})
 
 
 def touched_bucket_runs(times: Iterable[datetime], grain: Grain, tz: str) -> list[tuple[datetime, datetime]]:
-    """The buckets containing `times`, merged into contiguous [start, end) runs."""
-    starts = sorted({bucket_floor(t, grain, tz) for t in times})
+    """The buckets containing `times`, merged into contiguous [start, end) runs.
+
+    Times are sorted first, so a bucket is floored once however many times fall into it.
+    """
     runs: list[tuple[datetime, datetime]] = []
-    for start in starts:
+    for moment in sorted(times):
+        if runs and moment < runs[-1][1]:
+            continue
+        start = bucket_floor(moment, grain, tz)
         end = next_bucket(start, grain, tz)
         if runs and runs[-1][1] == start:
             runs[-1] = (runs[-1][0], end)
@@ -171,55 +237,81 @@ def touched_bucket_runs(times: Iterable[datetime], grain: Grain, tz: str) -> lis
     return runs
 
 
+def _runs_of(
+    touched: TouchedFacts, sources: Iterable[str], grain: Grain, tz: str
+) -> list[tuple[datetime, datetime]]:
+    """Bucket runs covering the touched times and ranges of `sources`."""
+    moments: list[datetime] = []
+    for source in sources:
+        moments += touched.times.get(source, ())
+        for start, end in touched.ranges.get(source, ()):
+            # A range's buckets: its first and last instants plus every bucket start between.
+            moment = start
+            while moment < end:
+                moments.append(moment)
+                moment = next_bucket(bucket_floor(moment, grain, tz), grain, tz)
+            moments.append(end - timedelta(microseconds=1))
+    return touched_bucket_runs(moments, grain, tz)
+
+
+def _subtract_runs(
+    runs: list[tuple[datetime, datetime]], covered: list[tuple[datetime, datetime]]
+) -> list[tuple[datetime, datetime]]:
+    """Parts of `runs` outside `covered` (both are unions of whole buckets of one grain)."""
+    remaining = runs
+    for low, high in covered:
+        cut: list[tuple[datetime, datetime]] = []
+        for start, end in remaining:
+            if end <= low or start >= high:
+                cut.append((start, end))
+                continue
+            if start < low:
+                cut.append((start, low))
+            if end > high:
+                cut.append((high, end))
+        remaining = cut
+    return remaining
+
+
 async def update_rollups_for(
     database: Database, touched: TouchedFacts, *, as_of: datetime | None = None
 ) -> RollupReport:
     """Recompute only the buckets the touched facts fall into, for the metrics reading those sources.
 
     Uses the grains and timezone of the last rebuild; without one there is nothing to update.
-    A backdated order can make its customer's later orders "returning", so those buckets are redone too.
+    A backdated order can make its customer's later orders "returning", so those buckets are redone
+    too (those not already being redone). Per grain, each source is read in one query.
     """
     stamp = as_of or datetime.now(UTC)
-    rows_written = 0
-    buckets = 0
+    rows_written: list[RollupRow] = []
     async with database.sessions() as session:
         watermark = await read_watermark(session)
         if watermark is None:
             raise RuntimeError("no rollups yet: run rebuild_rollups before incremental updates")
+        tz = watermark.timezone
         all_metrics = rolled_up_metrics()
-        touched_sources = set(touched.times)
+        touched_sources = touched.sources
         affected = {
             name: dims
             for name, dims in all_metrics.items()
             if name in watermark.metrics
             and {m.source for m in METRIC_MEASURES[name].measures} & touched_sources
         }
-        times = [t for source in touched_sources for t in touched.times[source]]
-        passes = [(affected, times)]
-        if "returning_customers" in affected and touched.later_order_times:
-            passes.append(
-                ({"returning_customers": affected["returning_customers"]}, list(touched.later_order_times))
-            )
-        for metrics, moments in passes:
-            for grain in watermark.grains:
-                for start, end in touched_bucket_runs(moments, grain, watermark.timezone):
-                    rows = await compute_rollup_rows(
-                        session,
-                        database.dialect,
-                        metrics,
-                        grain=grain,
-                        tz=watermark.timezone,
-                        start=start,
-                        end=end,
-                    )
-                    await delete_rollup_rows(
-                        session, grains=[grain], metrics=list(metrics), start=start, end=end
-                    )
-                    await write_rollup_rows(session, database.dialect, rows)
-                    rows_written += len(rows)
-                    buckets += len({r.bucket_start for r in rows})
-        await write_watermark(
-            session, RollupWatermark(stamp, watermark.timezone, watermark.grains, watermark.metrics)
-        )
+        for grain in watermark.grains:
+            runs = _runs_of(touched, touched_sources, grain, tz)
+            passes = [(affected, runs)]
+            if "returning_customers" in affected and touched.later_order_times:
+                later = _subtract_runs(touched_bucket_runs(touched.later_order_times, grain, tz), runs)
+                passes.append(({"returning_customers": affected["returning_customers"]}, later))
+            for metrics, ranges in passes:
+                if not ranges or not metrics:
+                    continue
+                rows = await compute_rollup_rows(
+                    session, database.dialect, metrics, grains=(grain,), tz=tz, ranges=ranges
+                )
+                await delete_rollup_rows(session, grains=[grain], metrics=list(metrics), ranges=ranges)
+                await write_rollup_rows(session, database.dialect, rows)
+                rows_written += rows
+        await write_watermark(session, RollupWatermark(stamp, tz, watermark.grains, watermark.metrics))
         await session.commit()
-    return RollupReport(watermark.grains, buckets, rows_written, stamp)
+    return RollupReport(watermark.grains, _bucket_count(rows_written), len(rows_written), stamp)

@@ -17,6 +17,7 @@ from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.consent.model import ConsentPolicy
+from domain.vocabulary import CampaignStatus
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.models import BulkMessaging
 
@@ -143,10 +144,15 @@ async def _act(
             Field("Not sent because", reasons or "—"),
             Field("Opted out since", f"{progress.opted_out:,}"),
         )
+        waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
+        still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
         return Reply(
             f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
             title=f"Campaign {slug}",
             fields=fields,
+            # "progress" asks the chat front end to keep this message updated in place until it changes.
+            kind="progress" if still_going else "answer",
+            progress_key=slug if still_going else None,
         )
     if command.verb == "preview" or (command.verb in CONFIRMED_VERBS and not command.confirm):
         preview = await use_cases.preview_campaign(_uow(ctx), campaign_id, now=now, policy=policy)
@@ -186,6 +192,8 @@ async def _act(
             f"scheduler; `campaign status {slug}` shows progress.",
             title="Launched",
             buttons=(Button("Status", f"campaign status {slug}"), Button("Pause", f"campaign pause {slug}")),
+            kind="progress",
+            progress_key=slug,
         )
     if command.verb == "pause":
         campaign = await use_cases.pause_campaign(uow, campaign_id)

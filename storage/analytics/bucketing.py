@@ -14,13 +14,34 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, case, cast, func, literal
+from sqlalchemy import BigInteger, Integer, String, case, cast, func, literal
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FunctionElement
 
 from storage.models.base import UtcDateTime
 
 BucketGrain = Literal["hour", "day", "week", "month", "quarter"]
 KeyBuilder = Callable[[Any], ColumnElement[Any]]  # takes a timestamp column or expression
+
+
+class EpochSeconds(FunctionElement[int]):
+    """A stored UTC timestamp as whole seconds since 1970, so readers key buckets by int, not datetime."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_seconds"
+
+
+@compiles(EpochSeconds, "sqlite")
+def _epoch_seconds_sqlite(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(strftime('%s', {compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(EpochSeconds, "postgresql")
+def _epoch_seconds_postgres(element: EpochSeconds, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(EXTRACT(EPOCH FROM {compiler.process(element.clauses, **kw)}) AS BIGINT)"
 
 
 def offset_segments(start: datetime, end: datetime, tz: str) -> list[tuple[datetime, int]]:

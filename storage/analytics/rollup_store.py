@@ -7,19 +7,20 @@ rolled up, and up to when) lives in performance_metrics under ROLLUP_WATERMARK.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
 
-from sqlalchemy import Table, delete, literal, select
+from sqlalchemy import Table, and_, column, delete, literal, or_, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.analytics.bucketing import BucketGrain
+from storage.analytics.bucketing import BucketGrain, EpochSeconds
 from storage.analytics.facts import METRIC_MEASURES, Measure
-from storage.analytics.queries import FactFilter, measure_values
+from storage.analytics.queries import FactFilter, fact_cells
 from storage.models import AnalyticsData, PerformanceMetric
 from storage.models.base import UtcDateTime
 
@@ -63,59 +64,106 @@ async def compute_rollup_rows(
     dialect: str,
     metric_dimensions: dict[str, tuple[str, ...]],
     *,
-    grain: BucketGrain,
+    grains: Sequence[BucketGrain],
     tz: str,
-    start: datetime,
-    end: datetime,
+    ranges: Sequence[tuple[datetime, datetime]],
 ) -> list[RollupRow]:
-    """Rollup rows for every metric (with its dimensions) over the buckets in [start, end).
+    """Rollup rows for every metric (with its dimensions) and grain over the buckets in `ranges`.
 
-    Measures are grouped so each (source, dimension) is scanned once however many metrics use it.
+    Each source is scanned once at day grain for all its dimensions; weeks, months and quarters
+    are folded from those days. Only 'returning' measures (they depend on the bucket size) and
+    hours (cut in UTC, so they do not nest in local days) are scanned per grain. The ranges must
+    cover whole buckets of every grain asked for.
     """
-    wanted: dict[tuple[str, str], dict[str, Measure]] = defaultdict(dict)
-    for metric, dimensions in metric_dimensions.items():
-        for dimension in rollup_dimensions(metric, dimensions):
-            for measure in METRIC_MEASURES[metric].measures:
-                wanted[(measure.source, dimension)][measure.key] = measure
+    measures: dict[str, dict[str, Measure]] = defaultdict(dict)
+    dimensions: dict[str, dict[str, None]] = defaultdict(dict)
+    for metric, metric_dims in metric_dimensions.items():
+        for measure in METRIC_MEASURES[metric].measures:
+            measures[measure.source][measure.key] = measure
+            dimensions[measure.source].update(dict.fromkeys(metric_dims))
 
-    computed: dict[tuple[str, str], dict[tuple[datetime | None, str], dict[str, float]]] = {}
-    for (source, dimension), measures in wanted.items():
-        computed[(source, dimension)] = await measure_values(
-            session,
-            dialect,
-            list(measures.values()),
-            start=start,
-            end=end,
-            grain=grain,
-            tz=tz,
-            dimension=dimension or None,
-        )
+    by_grain: dict[BucketGrain, dict[tuple[str, datetime, str], dict[str, float]]] = {g: {} for g in grains}
+    for source, wanted in measures.items():
+        dims = tuple(dimensions[source])
+        scan = functools.partial(fact_cells, session, dialect, ranges=ranges, tz=tz, dimensions=dims)
+        local_grains = [g for g in grains if g != "hour"]
+        if local_grains:
+            days = await scan(list(wanted.values()), grain="day")
+            returning = [m for m in wanted.values() if m.aggregate == "returning"]
+            for grain in local_grains:
+                cells = days
+                if grain != "day":
+                    cells = days.coarsened(grain, tz)
+                    if returning:
+                        cells = cells.merge(await scan(returning, grain=grain))
+                _add_values(by_grain[grain], source, cells.values())
+        if "hour" in grains:
+            _add_values(by_grain["hour"], source, (await scan(list(wanted.values()), grain="hour")).values())
 
     rows: list[RollupRow] = []
-    for metric, dimensions in metric_dimensions.items():
+    for rolled_grain, values in by_grain.items():
+        rows += _rows_of(metric_dimensions, rolled_grain, values)
+    return rows
+
+
+def _add_values(
+    target: dict[tuple[str, datetime, str], dict[str, float]],
+    source: str,
+    values: dict[tuple[str, datetime, str], dict[str, float]],
+) -> None:
+    """Keyed by (source, ...) inside: two sources may both have a measure of the same cell."""
+    for (dimension, bucket, value), measured in values.items():
+        target.setdefault((f"{source}:{dimension}", bucket, value), {}).update(measured)
+
+
+def _rows_of(
+    metric_dimensions: dict[str, tuple[str, ...]],
+    grain: BucketGrain,
+    values: dict[tuple[str, datetime, str], dict[str, float]],
+) -> list[RollupRow]:
+    by_dimension: dict[str, list[tuple[datetime, str, dict[str, float]]]] = defaultdict(list)
+    for (scope, bucket, value), measured in values.items():
+        by_dimension[scope].append((bucket, value, measured))
+    rows: list[RollupRow] = []
+    for metric, metric_dims in metric_dimensions.items():
         parts = METRIC_MEASURES[metric]
-        for dimension in rollup_dimensions(metric, dimensions):
-            numerators = computed[(parts.numerator.source, dimension)]
-            denominators = computed[(parts.denominator.source, dimension)] if parts.denominator else {}
-            for bucket_key in numerators.keys() | denominators.keys():
-                bucket, value = bucket_key
-                assert bucket is not None
-                numerator = numerators.get(bucket_key, {}).get(parts.numerator.key, 0.0)
-                denominator = (
-                    denominators.get(bucket_key, {}).get(parts.denominator.key, 0.0)
-                    if parts.denominator
-                    else 0.0
-                )
+        for dimension in rollup_dimensions(metric, metric_dims):
+            cells: dict[tuple[datetime, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for position, measure in enumerate(parts.measures):
+                for bucket, value, measured in by_dimension.get(f"{measure.source}:{dimension}", ()):
+                    cells[(bucket, value)][position] = measured.get(measure.key, 0.0)
+            for (bucket, value), (numerator, denominator) in cells.items():
                 if numerator == 0 and denominator == 0:
                     continue  # an absent row reads as zero; storing it only costs space
                 rows.append(RollupRow(metric, grain, bucket, dimension, value, numerator, denominator))
     return rows
 
 
+#: analytics_data without column types, for writing: timestamps go in already in the driver's form,
+#: so a rebuild's hundred thousand rows skip per-value bind processing (most of its write time).
+_untyped_rollups = table(
+    "analytics_data",
+    *(
+        column(name)
+        for name in (
+            "metric",
+            "grain",
+            "bucket_start",
+            "dimension",
+            "dimension_value",
+            "numerator",
+            "denominator",
+            "updated_at",
+        )
+    ),
+)
+
+
 def _upsert_statement(dialect: str) -> Any:
     """One parameterised INSERT .. ON CONFLICT DO UPDATE, run executemany-style over the rows."""
-    table = cast(Table, AnalyticsData.__table__)
-    statement = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    statement = (
+        postgresql.insert(_untyped_rollups) if dialect == "postgresql" else sqlite.insert(_untyped_rollups)
+    )
     return statement.on_conflict_do_update(
         index_elements=["metric", "grain", "dimension", "bucket_start", "dimension_value"],
         set_={
@@ -126,26 +174,45 @@ def _upsert_statement(dialect: str) -> Any:
     )
 
 
+def _driver_timestamps(dialect: str) -> Callable[[datetime], Any]:
+    """UTC timestamps as UtcDateTime stores them: naive text on SQLite, aware datetimes for asyncpg."""
+    if dialect != "sqlite":
+        return lambda moment: moment
+    memo: dict[datetime, str] = {}
+
+    def as_text(moment: datetime) -> str:
+        text = memo.get(moment)
+        if text is None:
+            text = memo[moment] = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text
+
+    return as_text
+
+
 async def write_rollup_rows(session: AsyncSession, dialect: str, rows: Sequence[RollupRow]) -> None:
-    """Insert rows, replacing any row with the same key (ON CONFLICT DO UPDATE on both engines)."""
-    now = datetime.now(UTC)
+    """Insert rows, replacing any row with the same key (ON CONFLICT DO UPDATE on both engines).
+
+    Rows go in index order, so SQLite appends to the unique index instead of splitting pages.
+    """
+    stamp = _driver_timestamps(dialect)
+    now = stamp(datetime.now(UTC))
     statement = _upsert_statement(dialect)
-    for offset in range(0, len(rows), INSERT_BATCH):
-        batch = rows[offset : offset + INSERT_BATCH]
+    ordered = sorted(rows, key=lambda r: (r.metric, r.grain, r.dimension, r.bucket_start, r.dimension_value))
+    for offset in range(0, len(ordered), INSERT_BATCH):
         await session.execute(
             statement,
             [
                 {
                     "metric": r.metric,
                     "grain": r.grain,
-                    "bucket_start": r.bucket_start,
+                    "bucket_start": stamp(r.bucket_start),
                     "dimension": r.dimension,
                     "dimension_value": r.dimension_value[:128],
                     "numerator": r.numerator,
                     "denominator": r.denominator,
                     "updated_at": now,
                 }
-                for r in batch
+                for r in ordered[offset : offset + INSERT_BATCH]
             ],
         )
 
@@ -155,18 +222,32 @@ async def delete_rollup_rows(
     *,
     grains: Sequence[str],
     metrics: Sequence[str] | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    ranges: Sequence[tuple[datetime, datetime]] = (),
 ) -> None:
-    """Remove the rows of these grains (and metrics, and buckets starting in [start, end))."""
+    """Remove the rows of these grains (and metrics, and buckets starting in any of `ranges`)."""
     statement = delete(AnalyticsData).where(AnalyticsData.grain.in_(grains))
     if metrics is not None:
         statement = statement.where(AnalyticsData.metric.in_(metrics))
-    if start is not None:
-        statement = statement.where(AnalyticsData.bucket_start >= literal(start, UtcDateTime))
-    if end is not None:
-        statement = statement.where(AnalyticsData.bucket_start < literal(end, UtcDateTime))
+    if ranges:
+        statement = statement.where(
+            or_(
+                *(
+                    and_(
+                        AnalyticsData.bucket_start >= literal(start, UtcDateTime),
+                        AnalyticsData.bucket_start < literal(end, UtcDateTime),
+                    )
+                    for start, end in ranges
+                )
+            )
+        )
     await session.execute(statement)
+
+
+#: Rollup cells read back: {(bucket start as epoch seconds, dimension value): (numerator, denominator)}.
+RollupCells = dict[tuple[int, str], tuple[float, float]]
+
+_rollups = cast(Table, AnalyticsData.__table__)
+_watermarks = cast(Table, PerformanceMetric.__table__)
 
 
 async def read_rollup(
@@ -178,22 +259,24 @@ async def read_rollup(
     start: datetime,
     end: datetime,
     value_filter: FactFilter | None = None,
-) -> dict[tuple[datetime, str], tuple[float, float]]:
-    """{(bucket start, dimension value): (numerator, denominator)} for buckets starting in [start, end)."""
+) -> RollupCells:
+    """The cells of buckets starting in [start, end): one Core select over the rollup's unique index.
+
+    Buckets come back as epoch seconds computed in SQL: parsing and hashing a year of aware
+    datetimes per dimension value would cost more than the query itself.
+    """
+    columns = _rollups.c
     statement = select(
-        AnalyticsData.bucket_start,
-        AnalyticsData.dimension_value,
-        AnalyticsData.numerator,
-        AnalyticsData.denominator,
+        EpochSeconds(columns.bucket_start), columns.dimension_value, columns.numerator, columns.denominator
     ).where(
-        AnalyticsData.metric == metric,
-        AnalyticsData.grain == grain,
-        AnalyticsData.dimension == dimension,
-        AnalyticsData.bucket_start >= literal(start, UtcDateTime),
-        AnalyticsData.bucket_start < literal(end, UtcDateTime),
+        columns.metric == metric,
+        columns.grain == grain,
+        columns.dimension == dimension,
+        columns.bucket_start >= literal(start, UtcDateTime),
+        columns.bucket_start < literal(end, UtcDateTime),
     )
     if value_filter is not None:
-        column = AnalyticsData.dimension_value
+        column = columns.dimension_value
         values = value_filter.values
         statement = statement.where(
             {
@@ -203,24 +286,25 @@ async def read_rollup(
                 "not_in": column.not_in(values),
             }[value_filter.operator]
         )
-    return {
-        (row.bucket_start, row.dimension_value): (row.numerator, row.denominator)
-        for row in await session.execute(statement)
-    }
+    rows = (await session.execute(statement)).all()
+    return {(second, value): (numerator, denominator) for second, value, numerator, denominator in rows}
 
 
 async def read_watermark(session: AsyncSession) -> RollupWatermark | None:
-    row = await session.scalar(
-        select(PerformanceMetric)
-        .where(PerformanceMetric.name == ROLLUP_WATERMARK)
-        .order_by(PerformanceMetric.recorded_at.desc(), PerformanceMetric.id.desc())
-        .limit(1)
-    )
+    columns = _watermarks.c
+    row = (
+        await session.execute(
+            select(columns.labels, columns.recorded_at)
+            .where(columns.name == ROLLUP_WATERMARK)
+            .order_by(columns.recorded_at.desc(), columns.id.desc())
+            .limit(1)
+        )
+    ).first()
     if row is None:
         return None
-    labels = row.labels
+    labels, recorded_at = row
     return RollupWatermark(
-        as_of=row.recorded_at,
+        as_of=recorded_at,
         timezone=str(labels.get("timezone", "UTC")),
         grains=tuple(g for g in GRAINS if g in labels.get("grains", ())),
         metrics=tuple(labels.get("metrics", ())),

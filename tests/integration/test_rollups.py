@@ -179,3 +179,17 @@ async def test_incremental_update_touches_only_its_buckets_and_equals_a_rebuild(
 async def test_incremental_update_needs_a_rebuild_first(database: Database) -> None:
     with pytest.raises(RuntimeError, match="rebuild_rollups"):
         await update_rollups_for(database, TouchedFacts({"orders": (NOW,)}))
+
+
+async def test_update_from_time_ranges_equals_a_rebuild(database: Database) -> None:
+    """A writer that knows when its facts happened passes ranges; no per-id lookup, same figures."""
+    await seed_database(database, PLAN)
+    await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
+    at = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
+    await add_facts(database, at, 12)
+    written = (at, at + timedelta(minutes=12))
+    touched = await TouchedFacts.from_ranges(database, {"orders": [written], "messages": [written]})
+    await update_rollups_for(database, touched)
+    updated = await snapshot(database)
+    await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
+    assert same_figures(updated, await snapshot(database)) == []
