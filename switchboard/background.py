@@ -11,10 +11,10 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign_batch, plan_fallbacks
 from domain.delivery.pacing import TokenBucket
@@ -28,9 +28,11 @@ from reports.destinations import (
     SlackDestination,
     TelegramDestination,
 )
+from reports.rollups import TouchedFacts, update_rollups_for
 from reports.saved import run_saved_report
 from reports.scheduler import ReportScheduler, ScheduleRunner
-from storage.models import BulkMessaging, WorkerHeartbeat
+from storage.analytics.facts import SOURCES
+from storage.models import BulkMessaging, MessageStatusEvent, WorkerHeartbeat
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.schedules import DueSchedule
 from storage.sql import insert_for, table_of
@@ -57,6 +59,8 @@ class BackgroundServices:
         self._pacing: dict[Channel, TokenBucket] = {}
         self._scheduler: ReportScheduler | None = None
         self._destinations: dict[str, ReportDestination] = {}
+        self._rollups_since: datetime | None = None
+        self._events_seen = 0
 
     async def start(self) -> None:
         settings = self.container.settings
@@ -69,6 +73,7 @@ class BackgroundServices:
         self._every(2.0, self.process_events, "notifications")
         self._every(15.0, self.heartbeat, "heartbeat")
         self._every(60.0, self.snapshot_metrics, "performance snapshot")
+        self._every(60.0, self.refresh_rollups, "rollup refresh")
         self._destinations = report_destinations(self.container)
         self._scheduler = ReportScheduler(
             ScheduleRunner(
@@ -156,6 +161,30 @@ class BackgroundServices:
                 statement.on_conflict_do_update(index_elements=["worker_id"], set_={"seen_at": now})
             )
             await uow.commit()
+
+    async def refresh_rollups(self) -> None:
+        """Keeps analytics rollups current: buckets of facts recorded since the last pass, and of messages
+        whose status changed (a delivery receipt changes the bucket the message was sent in)."""
+        now = utc_now()
+        since = self._rollups_since or now - timedelta(days=1)
+        async with self.container.database.read_sessions() as session:
+            newest_event = await session.scalar(select(func.max(MessageStatusEvent.id))) or 0
+            changed = list(
+                await session.scalars(
+                    select(MessageStatusEvent.communication_id)
+                    .where(MessageStatusEvent.id > self._events_seen)
+                    .distinct()
+                    .limit(50_000)
+                )
+            )
+        database = self.container.database
+        spans = {source: [(since - timedelta(minutes=5), now + timedelta(minutes=1))] for source in SOURCES}
+        by_range = await TouchedFacts.from_ranges(database, spans)
+        by_id = await TouchedFacts.from_ids(database, messages=changed) if changed else TouchedFacts()
+        await update_rollups_for(
+            database, TouchedFacts(by_id.times, by_range.later_order_times, by_range.ranges)
+        )
+        self._rollups_since, self._events_seen = now, newest_event
 
     async def snapshot_metrics(self) -> None:
         await self.container.metrics.record_snapshot(self.container.database, utc_now())
