@@ -12,9 +12,14 @@ from reports.saved import ReportDefinitionError, definition_from_query, query_fr
 
 
 def test_a_definition_round_trips() -> None:
-    query = MetricQuery(metrics=("revenue", "orders"), period=PeriodSpec.last_n_days(90), grain="week",
-                        dimensions=("source_channel",), filters=(Filter("source_channel", "in", ("web", "sms")),),
-                        comparison="previous_period")
+    query = MetricQuery(
+        metrics=("revenue", "orders"),
+        period=PeriodSpec.last_n_days(90),
+        grain="week",
+        dimensions=("source_channel",),
+        filters=(Filter("source_channel", "in", ("web", "sms")),),
+        comparison="previous_period",
+    )
     assert query_from_definition(definition_from_query(query)) == query
 
 
@@ -33,10 +38,24 @@ def test_a_short_period_name_is_accepted() -> None:
         ({"query": {"metrics": ["revenue"], "grain": "fortnight"}}, "grain must be one of"),
         ({"query": {"metrics": ["revenue"], "period": {"kind": "forever"}}}, "period.kind must be one of"),
         ({"query": {"metrics": ["revenue"], "period": {"kind": "last_n_days", "n": 100000}}}, "last_n_days"),
-        ({"query": {"metrics": ["revenue"], "filters": [{"dimension": "source_channel", "operator": "LIKE",
-                                                         "value": "%"}]}}, "operator must be one of"),
-        ({"query": {"metrics": ["revenue"], "filters": [{"dimension": "source_channel", "operator": "eq",
-                                                         "value": {"$ne": 1}}]}}, "string or a list"),
+        (
+            {
+                "query": {
+                    "metrics": ["revenue"],
+                    "filters": [{"dimension": "source_channel", "operator": "LIKE", "value": "%"}],
+                }
+            },
+            "operator must be one of",
+        ),
+        (
+            {
+                "query": {
+                    "metrics": ["revenue"],
+                    "filters": [{"dimension": "source_channel", "operator": "eq", "value": {"$ne": 1}}],
+                }
+            },
+            "string or a list",
+        ),
         ({"query": {"metrics": ["revenue"], "sql": "SELECT 1"}}, "unknown query fields: sql"),
         ({"query": {"metrics": ["revenue"], "comparison": "yesterday"}}, "comparison must be one of"),
     ],
@@ -48,6 +67,13 @@ def test_bad_definitions_are_refused_with_a_clear_reason(definition: Any, fragme
 
 
 def test_a_quoted_filter_value_stays_a_value() -> None:
-    query = query_from_definition({"query": {"metrics": ["revenue"], "dimensions": ["source_channel"], "filters": [
-        {"dimension": "source_channel", "operator": "eq", "value": "web' OR '1'='1"}]}})
+    query = query_from_definition(
+        {
+            "query": {
+                "metrics": ["revenue"],
+                "dimensions": ["source_channel"],
+                "filters": [{"dimension": "source_channel", "operator": "eq", "value": "web' OR '1'='1"}],
+            }
+        }
+    )
     assert query.filters[0].value == "web' OR '1'='1"
