@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 from sqlalchemy import select
@@ -184,7 +185,9 @@ async def save_layout(container: Container, staff_id: int, metrics: list[str], p
 
 class AnalyticsPages(StaffPages):
     @get("/analytics/executive", name="executive")
-    async def executive(self, request: Request[Any, Any, Any], period: str | None = None) -> Template:
+    async def executive(
+        self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
+    ) -> Template:
         container, staff = container_of(request), staff_of(request)
         config = await saved_layout(container, staff.id)
         metrics = layout_metrics(config)
@@ -212,16 +215,22 @@ class AnalyticsPages(StaffPages):
         return Redirect("/analytics/executive", status_code=303)
 
     @get("/analytics/financial", name="financial")
-    async def financial(self, request: Request[Any, Any, Any], period: str | None = None) -> Template:
+    async def financial(
+        self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
+    ) -> Template:
         data = await dashboard_data(request, DASHBOARDS["financial"], period_key(period))
         return page(request, "analytics/dashboard.html", "analytics", "financial", **data)
 
     @get("/analytics/operational", name="operational")
-    async def operational(self, request: Request[Any, Any, Any], period: str | None = None) -> Template:
+    async def operational(
+        self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
+    ) -> Template:
         data = await dashboard_data(request, DASHBOARDS["operational"], period_key(period))
         return page(request, "analytics/dashboard.html", "analytics", "operational", **data)
 
     @get("/analytics/customer", name="customer")
-    async def customer(self, request: Request[Any, Any, Any], period: str | None = None) -> Template:
+    async def customer(
+        self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
+    ) -> Template:
         data = await dashboard_data(request, DASHBOARDS["customer"], period_key(period))
         return page(request, "analytics/dashboard.html", "analytics", "customer", **data)

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy import select
 
@@ -82,7 +82,9 @@ async def _use_login_link(request: Request[Any, Any, Any], signed: SignedToken, 
 
 class LoginPages(Controller):
     @get("/login", name="login")
-    async def login_page(self, request: Request[Any, Any, Any], next: str | None = None) -> Template:
+    async def login_page(
+        self, request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+    ) -> Template:
         settings = _settings(request)
         demo = await _demo_staff(request) if demo_enabled(settings) else []
         return Template(

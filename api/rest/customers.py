@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post, put
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
 from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
@@ -101,7 +101,7 @@ class CustomersController(Controller):
 
     @put("/{customer_id:int}/preferences")
     async def set_preferences(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: PreferencesIn
+        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: JSONBody[PreferencesIn]
     ) -> dict[str, Any]:
         if data.preferred_channel is not None and data.preferred_channel not in {
             c.value for c in OUTBOUND_CHANNELS
@@ -142,7 +142,7 @@ class CustomersController(Controller):
 
     @post("/{customer_id:int}/consent", status_code=201)
     async def consent(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: ConsentIn
+        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: JSONBody[ConsentIn]
     ) -> dict[str, Any]:
         """Appends to the consent ledger (never overwrites) and updates the current state in one transaction."""
         try:

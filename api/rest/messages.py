@@ -9,7 +9,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody, Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy import select
 
 from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
@@ -163,11 +163,11 @@ class MessagesController(Controller):
     async def list_messages(
         self,
         request: Request[Any, Any, Any],
-        customer_id: int | None = None,
-        status: str | None = None,
-        channel: str | None = None,
-        campaign_id: int | None = None,
-        before_id: int | None = None,
+        customer_id: FromQuery[int | None] = None,
+        status: FromQuery[str | None] = None,
+        channel: FromQuery[str | None] = None,
+        campaign_id: FromQuery[int | None] = None,
+        before_id: FromQuery[int | None] = None,
         limit: int = Parameter(default=50, ge=1, le=500),
     ) -> dict[str, Any]:
         """Newest first; page with `before_id` (the last id of the previous page)."""

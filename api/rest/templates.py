@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, put
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
 from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
@@ -98,7 +98,7 @@ class TemplatesController(Controller):
 
     @get("/")
     async def list_templates(
-        self, request: Request[Any, Any, Any], name: str | None = None
+        self, request: Request[Any, Any, Any], name: FromQuery[str | None] = None
     ) -> dict[str, Any]:
         query = select(MessageTemplate).order_by(
             MessageTemplate.name, MessageTemplate.channel, MessageTemplate.locale
@@ -116,7 +116,7 @@ class TemplatesController(Controller):
         name: FromPath[str],
         channel: FromPath[str],
         locale: FromPath[str],
-        data: TemplateIn,
+        data: JSONBody[TemplateIn],
     ) -> dict[str, Any]:
         """Creates or replaces one variant; it is validated first (declared vs used variables, sizes, WhatsApp)."""
         variant = checked_variant(name, channel, locale, data)
@@ -155,7 +155,11 @@ class TemplatesController(Controller):
 
     @get("/{name:str}/{channel:str}/{locale:str}")
     async def get_template(
-        self, request: Request[Any, Any, Any], name: FromPath[str], channel: FromPath[str], locale: str
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        channel: FromPath[str],
+        locale: FromPath[str],
     ) -> dict[str, Any]:
         async with container_of(request).database.read_sessions() as session:
             row = (

@@ -181,7 +181,7 @@ async def test_campaign_launch_needs_confirmation_then_pause_resume_cancel_are_a
     table = [
         (MANAGER, f"campaign launch {draft}", "answer", "Excluded"),
         (MANAGER, f"campaign status {draft}", "answer", "draft"),
-        (MANAGER, f"campaign launch {draft} confirm", "answer", "running"),
+        (MANAGER, f"campaign launch {draft} confirm", "progress", "running"),
         (MANAGER, f"campaign launch {draft} confirm", "error", "cannot be launched"),
         (MANAGER, f"campaign pause {draft}", "answer", "paused"),
         (MANAGER, f"campaign resume {draft}", "answer", "running again"),
