@@ -12,8 +12,10 @@ import os
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
+import aiosmtplib
 from sqlalchemy import func, select
 
 from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign_batch, plan_fallbacks
@@ -81,6 +83,7 @@ class BackgroundServices:
                 render=self.render_report,
                 destinations=self._destinations,
                 worker_id=self.worker_id,
+                notify_owner=self.tell_owner_report_failed,
             )
         )
         self._scheduler.start()
@@ -188,6 +191,29 @@ class BackgroundServices:
 
     async def snapshot_metrics(self) -> None:
         await self.container.metrics.record_snapshot(self.container.database, utc_now())
+
+    async def tell_owner_report_failed(self, schedule: DueSchedule, error: str) -> None:
+        """After the last retry, the schedule's owner hears about it by email (the delivery log has it too)."""
+        if not schedule.owner_email:
+            return
+        settings = self.container.settings
+        message = EmailMessage()
+        message["From"], message["To"] = settings.email_from, schedule.owner_email
+        message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
+        message.set_content(
+            f'The scheduled report "{schedule.report_name}" could not be delivered to {schedule.destination_kind} '
+            f"{schedule.destination} after several attempts.\n\nLast error: {error}\n\n"
+            f"Check the destination, then see /analytics/reports for the delivery log."
+        )
+        await aiosmtplib.send(
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username or None,
+            password=settings.smtp_password.get_secret_value() or None,
+            start_tls=None,
+            timeout=30,
+        )
 
     async def render_report(self, schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
         settings = self.container.settings

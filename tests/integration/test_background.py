@@ -75,3 +75,37 @@ async def test_background_jobs_keep_rollups_current_and_finish_campaigns(databas
         )
         assert await session.scalar(select(func.count()).select_from(WorkerHeartbeat)) == 1
     await container.close()
+
+
+async def test_the_owner_is_emailed_when_a_scheduled_report_finally_fails(database_url: str) -> None:
+    from dataclasses import replace
+
+    from api.sandbox.config import SandboxConfig
+    from api.sandbox.server import run_sandbox
+    from storage.schedules import DueSchedule
+
+    async with run_sandbox(
+        replace(SandboxConfig(), port=0, smtp_port=0, send_status_webhooks=False)
+    ) as sandbox:
+        container = build_container(Settings(database_url=database_url, smtp_port=sandbox.smtp_port))
+        schedule = DueSchedule(
+            id=1,
+            report_id=1,
+            report_slug="weekly",
+            report_name="Weekly revenue",
+            definition={},
+            cron="0 8 * * 1",
+            timezone=TZ,
+            destination_kind="slack",
+            destination="#ops",
+            attach_csv=False,
+            missed_run_policy="skip",
+            next_due_at=datetime.now(UTC),
+            owner_email="maria@northwind.example",
+        )
+        await BackgroundServices(container).tell_owner_report_failed(schedule, "channel_not_found")
+        await container.close()
+        emails = sandbox.state.emails
+    assert len(emails) == 1
+    assert emails[0].rcpt_tos == ["maria@northwind.example"]
+    assert "Weekly revenue" in emails[0].subject and "channel_not_found" in emails[0].text
