@@ -7,6 +7,7 @@ runs the rest of the listener after the HTTP answer has gone out.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from typing import Any
@@ -16,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_runner import CommandRunner
 from bot.replies import Reply
+from bot.slack.compose import COMPOSE_CALLBACK, command_from_submission, compose_view
 from bot.slack.delivery import Conversation, deliver_reply
 from bot.slack.progress import track_progress
 from bot.slack.render import ACTION_PREFIX, CONFIRM_BLOCK_ID, escape_mrkdwn
@@ -72,6 +74,7 @@ class SlackFrontEnd:
         app.event("app_mention")(self.on_mention)
         app.event("message")(self.on_message)
         app.action(BUTTON_ACTION)(self.on_button)
+        app.view(COMPOSE_CALLBACK)(self.on_compose_submit)
 
     async def answer(
         self,
@@ -119,7 +122,29 @@ class SlackFrontEnd:
         where = Conversation(
             user_id=command["user_id"], channel_id=command.get("channel_id"), team_id=command.get("team_id")
         )
-        await self.answer(client, str(command.get("text", "")).strip(), where, respond)
+        text = str(command.get("text", "")).strip()
+        if text.lower() in ("send", "compose") and command.get("trigger_id"):
+            await client.views_open(trigger_id=command["trigger_id"], view=compose_view(where.channel_id))
+            return
+        await self.answer(client, text, where, respond)
+
+    async def on_compose_submit(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """The compose modal was submitted: field errors go back to the form, else `send` runs (a preview)."""
+        command, errors = command_from_submission(view)
+        if command is None:
+            await ack(response_action="errors", errors=errors)
+            return
+        await ack()
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        user = body.get("user") or {}
+        where = Conversation(
+            user_id=user["id"],
+            channel_id=metadata.get("channel_id") or user["id"],
+            team_id=user.get("team_id") or (body.get("team") or {}).get("id"),
+        )
+        await self.answer(client, command, where)
 
     async def on_mention(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
         where = Conversation(

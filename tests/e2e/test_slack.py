@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -361,3 +362,70 @@ async def test_socket_mode_handler_is_built_from_the_app_token(
     handler = build_socket_mode_handler(with_token, build_slack_app(with_token, runner))
     assert handler.app_token == "xapp-1-test"
     await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+def submission(values: dict[str, dict[str, object]]) -> str:
+    payload = {
+        "type": "view_submission",
+        "team": {"id": "T1"},
+        "user": {"id": STAFF, "team_id": "T1"},
+        "view": {
+            "type": "modal",
+            "callback_id": "sb_compose",
+            "private_metadata": json.dumps({"channel_id": "C1"}),
+            "state": {"values": {block: {"value": value} for block, value in values.items()}},
+        },
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
+async def test_send_alone_opens_the_compose_modal_and_its_submission_runs_send(
+    client: Client, fake_slack: FakeSlackApi, runner: FakeRunner
+) -> None:
+    assert (await post_slash(client, slash_body("send", fake_slack))).status_code == 200
+    [opened] = await fake_slack.wait_for("views.open")
+    view = opened.params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["callback_id"] == "sb_compose" and opened.params["trigger_id"] == "1.2.3"
+    assert {b["block_id"] for b in view["blocks"]} >= {"recipient", "channel", "template", "text"}
+    assert runner.asked == []  # opening the form runs no command
+
+    body = submission(
+        {
+            "recipient": {"value": "#12"},
+            "channel": {"selected_option": {"value": "sms"}},
+            "template": {"value": "appointment_reminder"},
+            "variables": {"value": "clinic=Berlin"},
+            "text": {"value": None},
+        }
+    )
+    response = await client.post(
+        "/slack/events", content=body, headers=signed_headers(body, "application/x-www-form-urlencoded")
+    )
+    assert response.status_code == 200
+    for _ in range(100):
+        if runner.asked:
+            break
+        await asyncio.sleep(0.02)
+    assert runner.asked == [("send sms to #12 template appointment_reminder clinic=Berlin", STAFF)]
+
+
+async def test_an_incomplete_compose_form_is_sent_back_with_field_errors(
+    client: Client, fake_slack: FakeSlackApi, runner: FakeRunner
+) -> None:
+    body = submission(
+        {
+            "recipient": {"value": ""},
+            "channel": {"selected_option": {"value": "sms"}},
+            "template": {"value": "welcome"},
+            "text": {"value": "hello"},
+        }
+    )
+    response = await client.post(
+        "/slack/events", content=body, headers=signed_headers(body, "application/x-www-form-urlencoded")
+    )
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["response_action"] == "errors"
+    assert set(answer["errors"]) == {"recipient", "text"}
+    assert runner.asked == []
