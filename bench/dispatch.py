@@ -164,8 +164,9 @@ async def main(quick: bool) -> dict[str, object]:
                 "--no-status-webhooks",
                 "--rate-limit",
                 str(paced_rate),
+                # Providers state limits per second, so the sandbox allows one second's worth at once.
                 "--rate-limit-burst",
-                "20",
+                str(int(paced_rate)),
             ]
         ) as sandbox_process,
     ):

@@ -39,6 +39,7 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
         public_url=args.public_url,
         failure_rate=args.failure_rate,
         rate_limit_per_second=args.rate_limit,
+        rate_limit_burst=args.rate_limit_burst,
         chaos=ChaosConfig(
             rate_429=args.chaos_429,
             rate_500=args.chaos_500,
