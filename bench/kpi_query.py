@@ -134,8 +134,21 @@ async def main(mode: str) -> dict[str, object]:
                     await run_query(database, query, now=NOW, business_tz=TZ, prefer_rollups=False)
 
             await from_rollups()  # warm caches and compiled statements alike for both paths
-            rollup_ms = await timed(from_rollups, 21)
-            raw_ms = await timed(from_raw, 5 if mode == "quick" else 3)
+            pair_ms = await timed(from_rollups, 11)
+            # The target is per KPI query, so each query is timed on its own.
+            rollup_ms = [
+                ms
+                for query in queries
+                for ms in await timed(lambda q=query: run_query(database, q, now=NOW, business_tz=TZ), 21)
+            ]
+            raw_ms = [
+                ms
+                for query in queries
+                for ms in await timed(
+                    lambda q=query: run_query(database, q, now=NOW, business_tz=TZ, prefer_rollups=False),
+                    3 if mode == "quick" else 2,
+                )
+            ]
 
             incremental_ms = []
             for batch in range(INCREMENTAL_ROUNDS):  # each round adds its own 10,000 facts
@@ -152,6 +165,7 @@ async def main(mode: str) -> dict[str, object]:
         "mode": mode,
         "query": "365-day daily revenue by source_channel + messages_sent by channel",
         "p50_ms": round(p50, 2),
+        "both_queries_p50_ms": round(statistics.median(pair_ms), 2),
         "raw_p50_ms": round(raw_p50, 2),
         "speedup": round(raw_p50 / p50, 1),
         "incremental_update_ms": round(statistics.median(incremental_ms), 1),

@@ -52,6 +52,7 @@ class Dispatcher:
     unsubscribe_url: Callable[[ClaimedMessage], str | None] = lambda _message: None
     rng: random.Random = field(default_factory=random.Random)
     stats: DispatchStats = field(default_factory=DispatchStats)
+    _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     #: Told of every provider call: (channel, provider, outcome, seconds); feeds the operational metrics.
     observe: Callable[[str, str, str, float], None] = lambda _c, _p, _o, _s: None
 
@@ -73,6 +74,7 @@ class Dispatcher:
                     await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
                 except TimeoutError:
                     pass
+        await self.finish()
 
     async def release_expired_leases(self) -> int:
         async with self.open_uow() as uow:
@@ -82,7 +84,13 @@ class Dispatcher:
         return released
 
     async def deliver_batch(self) -> int:
-        """Claims one batch, sends it, records every outcome in one transaction; returns how many were claimed."""
+        """Claims one batch and sends it; returns how many were claimed.
+
+        Its outcomes are recorded in one transaction while the next batch is already being sent, so a
+        paced provider never sits idle during the bookkeeping. At most one recording is outstanding, and
+        `finish()` waits for it. Until recorded, messages stay "sending" under their lease, so a crash in
+        between leaves them in doubt (retried after the grace period), never lost or sent twice.
+        """
         async with self.open_uow() as uow:
             claimed = await uow.outbox.claim_due(
                 self.worker_id,
@@ -93,13 +101,29 @@ class Dispatcher:
             )
             await uow.commit()
         if not claimed:
+            await self.finish()
             return 0
         self.stats.claimed += len(claimed)
         gate = asyncio.Semaphore(self.concurrency)
         outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
-        async with self.open_uow() as uow:
-            await uow.outbox.record_outcomes(outcomes)
-            await uow.commit()
+        await self.finish()
+        self._recording = asyncio.create_task(self._record(outcomes), name="record outcomes")
+        return len(claimed)
+
+    async def finish(self) -> None:
+        """Waits until every outcome sent so far is recorded."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            await recording
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        try:
+            async with self.open_uow() as uow:
+                await uow.outbox.record_outcomes(outcomes)
+                await uow.commit()
+        except Exception:  # the lease returns these messages to the outbox as in doubt; nothing is lost
+            log.exception("recording %d outcomes failed", len(outcomes))
+            return
         for outcome in outcomes:
             if isinstance(outcome, Accepted):
                 self.stats.accepted += 1
@@ -107,7 +131,6 @@ class Dispatcher:
                 self.stats.rescheduled += 1
             else:
                 self.stats.dead += 1
-        return len(claimed)
 
     def _batch_limit(self) -> int:
         # A batch must finish well inside its lease even at the slowest configured pace.
