@@ -7,6 +7,7 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import ValidationException
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -37,6 +38,24 @@ CSRF_EXEMPT = [
     "^/readyz",
     "^/metrics",
 ]
+
+
+def logging_config(settings: Settings) -> LoggingConfig:
+    """Our own logs at SWITCHBOARD_LOG_LEVEL; chatty libraries (scheduler ticks, HTTP clients) only when they warn."""
+    quiet = {"level": "WARNING", "handlers": ["queue_listener"], "propagate": False}
+    return LoggingConfig(
+        root={"handlers": ["queue_listener"], "level": settings.log_level.upper()},
+        loggers={
+            "litestar": {
+                "level": settings.log_level.upper(),
+                "handlers": ["queue_listener"],
+                "propagate": False,
+            },
+            "apscheduler": quiet,
+            "httpx": quiet,
+            "aiosqlite": quiet,
+        },
+    )
 
 
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
@@ -79,6 +98,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             cookie_secure=settings.public_url.startswith("https://"),
         ),
         exception_handlers={ValidationException: validation_failed},
+        logging_config=logging_config(settings),
         on_startup=[start_background],
         on_shutdown=[close_container],
         debug=False,

@@ -214,9 +214,12 @@ def serve(host: str, port: int, processes: int) -> None:
 
 
 def _start_sandbox_process() -> Any:
+    import os
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "sandbox"])
+    # The sandbox leaves with `serve`, even when `serve` is killed without a chance to clean up.
+    env = {**os.environ, "SWITCHBOARD_SANDBOX_PARENT_PID": str(os.getpid())}
+    return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "sandbox"], env=env)
 
 
 def _run_uvicorn(host: str, port: int, processes: int) -> None:
@@ -293,6 +296,7 @@ def sandbox(port: int | None, smtp_port: int | None, failure_rate: float) -> Non
 
 
 async def _serve_sandbox(config: Any) -> None:
+    import os
     import signal
 
     from api.sandbox.server import run_sandbox
@@ -301,6 +305,15 @@ async def _serve_sandbox(config: Any) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    parent = os.environ.get("SWITCHBOARD_SANDBOX_PARENT_PID")
+
+    async def stop_when_orphaned() -> None:
+        while parent and os.getppid() == int(parent):  # noqa: ASYNC110 - a parent's death sends no event
+            await asyncio.sleep(1)
+        if parent:
+            stop.set()
+
+    watchdog = asyncio.create_task(stop_when_orphaned())
     try:
         async with run_sandbox(config) as running:
             click.echo(
@@ -309,6 +322,8 @@ async def _serve_sandbox(config: Any) -> None:
             await stop.wait()
     except OSError as error:
         raise StartupError(f"the sandbox cannot listen on port {config.port}: {error.strerror}") from None
+    finally:
+        watchdog.cancel()
 
 
 @main.command()

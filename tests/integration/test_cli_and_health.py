@@ -111,7 +111,12 @@ def test_serve_starts_and_answers_healthz(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
     assert run_cli("migrate", database_url=url).returncode == 0
     port = free_port()
-    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url, "SWITCHBOARD_WORKER_IN_PROCESS": "0"}
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": url,
+        "SWITCHBOARD_WORKER_IN_PROCESS": "0",
+        "SWITCHBOARD_SANDBOX": "0",
+    }
     server = subprocess.Popen(
         [*SWITCHBOARD, "serve", "--port", str(port)],
         env=env,
