@@ -64,7 +64,7 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
     if metric.aggregation in ("sum", "count"):
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
-        sentence = say(total, previous, f" (all {result.dimension} values)")
+        sentence = say(total, previous, f" (all {label(result.dimension)}s)")
         if comparison:
             current = {s.dimension_value or "": s.total or 0.0 for s in series}
             before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
@@ -73,9 +73,14 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
                 sentence = f"{sentence[:-1]}; biggest moves: {movers}."
         return sentence
     if not series:
-        return say(None, None, f" by {result.dimension}", compare=False)
+        return say(None, None, f" by {label(result.dimension)}", compare=False)
     leader = series[0]
-    return say(leader.total, None, f" by {result.dimension}, highest {leader.dimension_value}", compare=False)
+    return say(
+        leader.total,
+        None,
+        f" by {label(result.dimension)}, highest {label(leader.dimension_value)}",
+        compare=False,
+    )
 
 
 def _chart(
@@ -93,13 +98,14 @@ def _chart(
         "locale": locale,
         "timezone": result.range.timezone,
         "summary": summary,
-        "subtitle": f"by {result.dimension}" if result.dimension else None,
+        "subtitle": f"by {label(result.dimension)}" if result.dimension else None,
     }
     targets = [Annotation("target", "target", value=metric.target)] if metric.target is not None else []
     if result.grain is not None and shown and shown[0].points:
         kind = "line"
         chart_series = tuple(
-            Series(s.dimension_value or s.name, tuple(v for _, v in s.points)) for s in shown
+            Series(label(s.dimension_value) if s.dimension_value else s.name, tuple(v for _, v in s.points))
+            for s in shown
         )
         marks = []
         season = SEASON_FOR_GRAIN.get(result.grain)
@@ -120,7 +126,7 @@ def _chart(
     if result.dimension is not None and shown:
         return ChartSpec(
             kind="bar",
-            categories=tuple(s.dimension_value or "(none)" for s in shown),
+            categories=tuple(label(s.dimension_value) if s.dimension_value else "(none)" for s in shown),
             series=(Series(metric.label, tuple(s.total for s in shown)),),
             annotations=tuple(targets),
             **header,  # type: ignore[arg-type]
@@ -130,3 +136,8 @@ def _chart(
     direction: TileDirection = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
     tile = KpiTile.compare(value, only.comparison_total if only else None, direction)
     return ChartSpec(kind="kpi_tile", kpi=tile, **header)  # type: ignore[arg-type]
+
+
+def label(name: str | None) -> str:
+    """A stored name as people read it: `source_channel` → "source channel", `in_clinic` → "in clinic"."""
+    return (name or "").replace("_", " ")

@@ -479,7 +479,10 @@ def rollups_rebuild(grains: tuple[str, ...]) -> None:
         await require_migrated(database)
         return await rebuild_rollups(database, grains=grains, business_tz=settings.business_timezone)  # type: ignore[arg-type]
 
-    click.echo(f"rollups rebuilt: {run_async(_with_database(settings, rebuild))}")
+    report = run_async(_with_database(settings, rebuild))
+    click.echo(
+        f"rollups rebuilt: {report.rows:,} rows in {report.buckets:,} buckets ({', '.join(report.grains)})"
+    )
 
 
 @main.command("slack-socket")
