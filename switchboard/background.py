@@ -30,11 +30,15 @@ from reports.destinations import (
     SlackDestination,
     TelegramDestination,
 )
+from reports.insight import Insight, campaign_attribution, cohort_retention, cost_vs_revenue, store_insight
+from reports.periods import PeriodSpec
+from reports.readings import HEADLINE_TRENDS, read_trend
 from reports.rollups import TouchedFacts, update_rollups_for
 from reports.saved import run_saved_report
 from reports.scheduler import ReportScheduler, ScheduleRunner
+from reports.trends import store_trend
 from storage.analytics.facts import SOURCES
-from storage.models import BulkMessaging, MessageStatusEvent, WorkerHeartbeat
+from storage.models import BulkMessaging, MessageStatusEvent, TrendAnalysis, WorkerHeartbeat
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.schedules import DueSchedule
 from storage.sql import insert_for, table_of
@@ -76,6 +80,7 @@ class BackgroundServices:
         self._every(15.0, self.heartbeat, "heartbeat")
         self._every(60.0, self.snapshot_metrics, "performance snapshot")
         self._every(60.0, self.refresh_rollups, "rollup refresh")
+        self._every(3600.0, self.record_insights, "daily insight")
         self._destinations = report_destinations(self.container)
         self._scheduler = ReportScheduler(
             ScheduleRunner(
@@ -188,6 +193,44 @@ class BackgroundServices:
             database, TouchedFacts(by_id.times, by_range.later_order_times, by_range.ranges)
         )
         self._rollups_since, self._events_seen = now, newest_event
+
+    async def record_insights(self) -> int:
+        """Once a day: trend readings of the headline KPIs and the cross-system analyses, kept for the dashboard.
+
+        Any process may run it; one that finds readings from the last 20 hours leaves it alone.
+        """
+        now = utc_now()
+        database, settings = self.container.database, self.container.settings
+        async with database.read_sessions() as session:
+            latest = await session.scalar(select(func.max(TrendAnalysis.computed_at)))
+        if latest is not None and now - latest < timedelta(hours=20):
+            return 0
+        tz, currency = settings.business_timezone, settings.business_currency
+        readings = [
+            await read_trend(
+                database,
+                metric,
+                dimension,
+                now=now,
+                business_tz=tz,
+                locale=settings.business_locale,
+                currency=currency,
+            )
+            for metric, dimension in HEADLINE_TRENDS
+        ]
+        month = PeriodSpec.last_n_days(30)
+        insights: list[Insight[Any]] = [
+            await campaign_attribution(database, month, now=now, business_tz=tz, currency=currency),
+            await cost_vs_revenue(database, month, now=now, business_tz=tz, currency=currency),
+            await cohort_retention(database, PeriodSpec("last_quarter"), now=now, business_tz=tz),
+        ]
+        async with self.container.unit_of_work() as uow:
+            for reading in readings:
+                await store_trend(uow.session, reading)
+            for insight in insights:
+                await store_insight(uow.session, insight)
+            await uow.commit()
+        return len(readings) + len(insights)
 
     async def snapshot_metrics(self) -> None:
         await self.container.metrics.record_snapshot(self.container.database, utc_now())

@@ -109,3 +109,24 @@ async def test_the_owner_is_emailed_when_a_scheduled_report_finally_fails(databa
     assert len(emails) == 1
     assert emails[0].rcpt_tos == ["maria@northwind.example"]
     assert "Weekly revenue" in emails[0].subject and "channel_not_found" in emails[0].text
+
+
+async def test_daily_insight_stores_trend_readings_and_analyses_once_a_day(database_url: str) -> None:
+    from storage.models import BusinessIntelligence, TrendAnalysis
+
+    container = build_container(Settings(database_url=database_url, business_timezone=TZ))
+    today = datetime.now(UTC).date()
+    await seed_database(
+        container.database, SeedPlan(customers=60, days=120, seed=5, end_date=today - timedelta(days=1))
+    )
+    services = BackgroundServices(container)
+    stored = await services.record_insights()
+    assert await services.record_insights() == 0  # a second process (or pass) the same day leaves it alone
+    async with container.database.sessions() as session:
+        trends = (await session.scalars(select(TrendAnalysis))).all()
+        kinds = set(await session.scalars(select(BusinessIntelligence.kind)))
+    await container.close()
+    assert stored == len(trends) + len(kinds) == 7
+    revenue = next(t for t in trends if t.metric == "revenue")
+    assert "Revenue, net of refunds" in revenue.summary and TZ in revenue.summary
+    assert len(revenue.details["forecast"]) == 7 and revenue.dimension == "source_channel"
