@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python bench/kpi_query.py --quick
 	$(BIN)/python bench/chart.py --quick
 	$(BIN)/python bench/bot.py --quick
+	$(BIN)/python bench/seed.py --quick
 
 clean:
 	rm -rf $(VENV) switchboard.db switchboard.db-wal switchboard.db-shm .mypy_cache .ruff_cache .pytest_cache

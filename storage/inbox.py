@@ -137,12 +137,6 @@ class SqlWebhookInbox:
         )
         return bool(getattr(result, "rowcount", 0))
 
-    async def status_of(self, provider: str, dedupe_key: str) -> str | None:
-        status: str | None = await self.session.scalar(
-            select(INBOX.c.status).where(INBOX.c.provider == provider, INBOX.c.dedupe_key == dedupe_key)
-        )
-        return status
-
 
 def _row(delivery: WebhookDelivery) -> dict[str, str]:
     return {

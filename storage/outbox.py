@@ -115,7 +115,7 @@ class SqlOutbox:
             await self._release(rescheduled, MessageStatus.PLANNED, "next_attempt_at")
         if dead:
             await self._release(dead, MessageStatus.DEAD, "failed_at")
-            await self._add_events(
+            await self._insert_events_returning(
                 [
                     (o.message_id, MessageStatus.DEAD.value, "outbox", o.at, o.error_code, o.reason)
                     for o in dead
@@ -175,7 +175,9 @@ class SqlOutbox:
                 for a in accepted
             ],
         )
-        await self._add_events([(a.message_id, a.status.value, "outbox", a.at, None, None) for a in accepted])
+        await self._insert_events_returning(
+            [(a.message_id, a.status.value, "outbox", a.at, None, None) for a in accepted]
+        )
         await self._feed_for([a.message_id for a in accepted], {"sent": 1}, accepted[0].at, with_cost=True)
 
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult:
@@ -318,28 +320,6 @@ class SqlOutbox:
         )
         result = await self.session.execute(statement, rows)
         return {(row[0], row[1], row[2]) for row in result.all()}
-
-    async def _add_events(self, events: list[tuple[int, str, str, datetime, str | None, str | None]]) -> int:
-        """Adds status-history rows, ignoring ones already recorded; returns how many were new."""
-        rows = [
-            {
-                "communication_id": e[0],
-                "status": e[1],
-                "source": e[2],
-                "occurred_at": e[3],
-                "error_code": e[4],
-                "detail": (e[5] or None) and e[5][:500],
-            }
-            for e in events
-        ]
-        statement = insert_for(self.session, EVENTS).on_conflict_do_nothing(
-            index_elements=["communication_id", "status", "source"]
-        )
-        if len(rows) == 1:
-            result = await self.session.execute(statement.values(rows[0]))
-            return int(getattr(result, "rowcount", 0) or 0)
-        await self.session.execute(statement, rows)
-        return len(rows)
 
     async def _feed_for(
         self, message_ids: list[int], increments: dict[str, int], at: datetime, *, with_cost: bool = False

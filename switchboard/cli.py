@@ -65,6 +65,15 @@ async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]
         await database.dispose()
 
 
+async def mirror_kpi_definitions(database: Any) -> None:
+    """The KPI definitions live in code (reports.metrics); kpi_metrics mirrors them for reports and the dashboard."""
+    from reports.metrics import sync_registry
+
+    async with database.sessions() as session:
+        await sync_registry(session)
+        await session.commit()
+
+
 def _check_sqlite_folder(url: str) -> None:
     """SQLite creates its file but not the folder; say so plainly instead of failing inside the driver's thread."""
     from pathlib import Path
@@ -109,8 +118,10 @@ def migrate(revision: str) -> None:
 
     settings = load_settings()
 
-    async def upgrade(_database: Any) -> None:
+    async def upgrade(database: Any) -> None:
         await migrations.upgrade(settings.database_url, revision)
+        if revision == "head":
+            await mirror_kpi_definitions(database)
 
     run_async(_with_database(settings, upgrade))
     click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")

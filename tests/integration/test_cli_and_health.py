@@ -148,3 +148,43 @@ def test_production_refuses_sandbox_secrets(tmp_path: Path) -> None:
     }
     result = subprocess.run([*SWITCHBOARD, "serve"], env=env, capture_output=True, text=True, timeout=60)
     assert_one_line_error(result, "SWITCHBOARD_SANDBOX must be 0", "SWITCHBOARD_TWILIO_AUTH_TOKEN")
+
+
+def test_migrate_mirrors_the_kpi_definitions(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "kpi.db"
+    assert run_cli("migrate", database_url=f"sqlite+aiosqlite:///{path}").returncode == 0
+    with sqlite3.connect(path) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM kpi_metrics")}
+    assert {"revenue", "no_show_rate", "delivery_rate", "first_response_time"} <= names
+
+
+def test_report_replay_and_rollup_commands_answer_bad_input_plainly(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ops.db'}"
+    assert run_cli("migrate", database_url=url).returncode == 0
+    assert_one_line_error(run_cli("report", "run", "no-such-report", database_url=url), "no saved report")
+    replay = run_cli("webhooks", "replay", database_url=url)
+    assert replay.returncode == 0 and "replayed 0 webhooks; 0 still failing" in replay.stdout
+    rebuilt = run_cli("rollups", "rebuild", database_url=url)
+    assert rebuilt.returncode == 0 and "rollups rebuilt" in rebuilt.stdout
+    bad_grain = run_cli("rollups", "rebuild", "--grain", "fortnight", database_url=url)
+    assert bad_grain.returncode == 2 and "Traceback" not in bad_grain.stderr
+
+
+def test_a_saved_report_with_a_broken_definition_is_refused_in_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "broken.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    assert run_cli("migrate", database_url=url).returncode == 0
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO custom_reports (slug, name, shared, definition, created_at, updated_at) VALUES "
+            "('broken', 'Broken', 0, '{\"query\": {\"metrics\": [\"revenue; DROP TABLE orders\"]}}', "
+            "'2026-11-01 00:00:00', '2026-11-01 00:00:00')"
+        )
+    result = run_cli("report", "run", "broken", "--out", str(tmp_path / "out"), database_url=url)
+    assert_one_line_error(result, "cannot run", "revenue")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM orders").fetchone() == (0,)
