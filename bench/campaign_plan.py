@@ -28,9 +28,10 @@ from domain.campaigns.model import CampaignDraft
 from domain.campaigns.use_cases import create_campaign, launch_campaign, plan_campaign
 from domain.vocabulary import Channel
 from storage import migrate
-from storage.campaigns import OUTBOX, SqlCampaignUnitOfWork
+from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
 from storage.models import ConsentRecord, Customer, CustomerConsent, CustomerTag, MessageTemplate
+from storage.outbox_insert import COLUMNS, OUTBOX, SQLITE_INSERT, sqlite_timestamp
 from storage.sql import table_of
 
 CACHE = Path(tempfile.gettempdir()) / "switchboard-bench"
@@ -240,41 +241,39 @@ async def plan_everyone(url: str, batch_size: int) -> tuple[int, float, float, f
 
 
 async def baseline_insert(url: str, count: int, batch_size: int) -> tuple[float, float]:
-    """The same number of outbox rows, built beforehand, inserted with plain executemany: the floor."""
+    """The same number of outbox rows, built beforehand as driver tuples, inserted with plain executemany
+    of the same statement in transactions of the same size: the floor for the insert alone."""
     database = Database.connect(url)
+    stamp = sqlite_timestamp(NOW)
     spent = cpu = 0.0
     for first in range(0, count, batch_size):
-        rows = [
-            {
-                "customer_id": None,
-                "channel": "sms",
-                "provider": "twilio",
-                "direction": "outbound",
-                "source": "campaign",
-                "source_ref": "0",
-                "category": "marketing",
-                "idempotency_key": f"baseline:{n}",
-                "template_id": None,
-                "campaign_id": None,
-                "to_address": f"+4915{n:09d}",
-                "subject": None,
-                "body": "Hi Anna, 20% off all lenses this week.",
-                "payload": None,
-                "status": "planned",
-                "status_reason": None,
-                "next_attempt_at": NOW,
-                "segments": 1,
-                "encoding": "GSM-7",
-                "cost_micros": 7900,
-                "currency": "USD",
-                "attempts": 0,
-                "created_at": NOW,
-            }
+        row = {
+            "channel": "sms",
+            "provider": "twilio",
+            "direction": "outbound",
+            "source": "campaign",
+            "source_ref": "0",
+            "category": "marketing",
+            "body": "Hi Anna, 20% off all lenses this week.",
+            "status": "planned",
+            "next_attempt_at": stamp,
+            "segments": 1,
+            "encoding": "GSM-7",
+            "cost_micros": 7900,
+            "currency": "USD",
+            "attempts": 0,
+            "created_at": stamp,
+        }
+        records = [
+            tuple(
+                {**row, "idempotency_key": f"baseline:{n}", "to_address": f"+4915{n:09d}"}.get(c)
+                for c in COLUMNS
+            )
             for n in range(first, min(first + batch_size, count))
         ]
         started, cpu_started = time.perf_counter(), time.process_time()
         async with database.engine.begin() as connection:
-            await connection.execute(insert(OUTBOX), rows)
+            await connection.exec_driver_sql(SQLITE_INSERT, records)
         spent += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     await database.dispose()

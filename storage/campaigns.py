@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, Table, Text, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -23,22 +23,17 @@ from domain.campaigns.model import (
 from domain.delivery.outbox import OutboxEntry
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.vocabulary import (
-    PROVIDER_FOR_CHANNEL,
     CampaignStatus,
     Channel,
-    Direction,
     MessageCategory,
-    MessageSource,
     MessageStatus,
 )
 from storage.database import Database
 from storage.models import BulkMessaging, Customer, CustomerCommunication, CustomerTag, MessageTemplate
 from storage.models.base import utcnow
+from storage.outbox_insert import insert_outbox_entries
 from storage.recipients import ADDRESS_COLUMNS, SqlRecipientDirectory
-from storage.sql import dialect_of, insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
-
-OUTBOX: Table = table_of(CustomerCommunication)
 
 #: Audience fields that are a plain "column IN (values)" test; the only way a field name reaches SQL.
 AUDIENCE_COLUMNS: dict[str, Any] = {
@@ -82,103 +77,6 @@ def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
 
 def _has_tag(tag_test: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(CustomerTag.customer_id == Customer.id, tag_test)
-
-
-#: Enum member -> stored text, looked up per row instead of the slower ``.value`` descriptor.
-_TEXT: dict[object, str] = {
-    m: m.value for e in (Channel, MessageSource, MessageCategory, MessageStatus) for m in e
-}
-_PROVIDER_TEXT: dict[Channel, str] = {c: p.value for c, p in PROVIDER_FOR_CHANNEL.items()}
-
-
-def outbox_rows(entries: Sequence[OutboxEntry], now: datetime) -> list[dict[str, Any]]:
-    """Insert parameters for ``entries``; every row carries the same keys so they go as one executemany."""
-    outbound = Direction.OUTBOUND.value
-    planned = MessageStatus.PLANNED
-    text = _TEXT
-    return [
-        {
-            "customer_id": e.customer_id,
-            "channel": text[e.channel],
-            "provider": _PROVIDER_TEXT[e.channel],
-            "direction": outbound,
-            "source": text[e.source],
-            "source_ref": e.source_ref,
-            "category": text[e.category],
-            "idempotency_key": e.idempotency_key,
-            "template_id": e.template_id,
-            "campaign_id": e.campaign_id,
-            "to_address": e.to_address,
-            "subject": e.subject,
-            "body": e.body,
-            "payload": e.payload or None,
-            "status": text[e.status],
-            "status_reason": e.status_reason,
-            "next_attempt_at": (e.send_at or now) if e.status is planned else None,
-            "segments": e.segments,
-            "encoding": e.encoding,
-            "cost_micros": e.cost_micros,
-            "currency": e.currency,
-            "attempts": 0,
-            "created_at": now,
-        }
-        for e in entries
-    ]
-
-
-async def insert_outbox_entries(
-    session: AsyncSession, entries: Sequence[OutboxEntry], now: datetime | None = None
-) -> Counter[str]:
-    """Insert with ON CONFLICT (idempotency_key) DO NOTHING; the statuses of the rows actually inserted.
-
-    Counts stay exact when a batch is planned twice. PostgreSQL reports inserted rows through RETURNING;
-    on SQLite a plain executemany per status is much cheaper, and its rowcount leaves out skipped rows.
-    """
-    if not entries:
-        return Counter()
-    rows = outbox_rows(entries, now or utcnow())
-    statement = insert_for(session, OUTBOX).on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
-    if dialect_of(session) == "postgresql":
-        result = await session.execute(statement.returning(OUTBOX.c.status), rows)
-        return Counter(result.scalars().all())
-    statement, rows = _preprocessed(session, statement, rows)
-    by_status: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_status.setdefault(row["status"], []).append(row)
-    connection = await session.connection()
-    inserted: Counter[str] = Counter()
-    for status, group in by_status.items():
-        result = await connection.execute(statement, group)
-        inserted[status] = max(int(getattr(result, "rowcount", 0) or 0), 0)
-    return inserted
-
-
-#: Columns whose bind processing (JSON encoding, UTC timestamp formatting) dominates a bulk insert.
-_PREPROCESSED = ("payload", "created_at", "next_attempt_at")
-
-
-def _preprocessed(
-    session: AsyncSession, statement: Any, rows: list[dict[str, Any]]
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Run the costly columns' own bind processors once per distinct value and bind the results as text.
-
-    A batch holds few distinct timestamps and payloads (entries sharing a rendering share one payload
-    dict), so memoising the column types' processors turns per-row work into per-value work while
-    storing exactly what the types would have stored.
-    """
-    dialect = session.get_bind().dialect
-    for name in _PREPROCESSED:
-        process = OUTBOX.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        memo: dict[object, object] = {}
-        raw = f"{name}_raw"
-        for row in rows:
-            value = row.pop(name)
-            key = id(value) if isinstance(value, dict) else value
-            if key not in memo:
-                memo[key] = value if process is None or value is None else process(value)
-            row[raw] = memo[key]
-        statement = statement.values({name: bindparam(raw, type_=Text)})
-    return statement, rows
 
 
 class SqlOutboxWriter:

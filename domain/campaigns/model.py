@@ -183,11 +183,13 @@ class Campaign:
     launched_at: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recipient:
     """One customer with every fact the send decision and the template need, loaded in bulk per batch.
 
     Marketing counts leave out the campaign being planned, so re-planning a batch decides the same way.
+    Treat it as a value; it is not declared frozen only because planning builds a million of them and a
+    frozen dataclass costs several times as much to construct.
     """
 
     customer_id: int

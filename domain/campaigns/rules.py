@@ -136,6 +136,7 @@ class OutboxPlanner:
         self._selected: dict[tuple[Channel, str], StoredTemplate | None] = {}
         self._reads: dict[int, tuple[str, ...] | None] = {}
         self._decisions: dict[tuple[object, ...], SendDecision] = {}
+        self._choices: dict[tuple[object, ...], ChannelChoice] = {}
         self._renderings: dict[tuple[object, ...], _Rendering] = {}
 
     def template_for(self, channel: Channel, locale: str) -> StoredTemplate | None:
@@ -185,7 +186,7 @@ class OutboxPlanner:
 
     def plan(self, recipient: Recipient, order: Sequence[Channel], at: datetime) -> OutboxEntry:
         """The outbox entry for ``recipient``: planned on the first usable channel, else suppressed with why."""
-        choice = choose_channel(recipient, order, lambda r, c: self.decide(r, c, at))
+        choice = self._choice(recipient, order, at)
         if choice.channel is None:
             return self._suppressed(recipient, choice.tried or order[0], choice.decision)
         stored = self.template_for(choice.channel, recipient.locale)
@@ -214,6 +215,26 @@ class OutboxPlanner:
             currency=self.price_book.currency,
             payload=rendering.payload,  # shared by every entry with this rendering; never mutated
         )
+
+    def _choice(self, recipient: Recipient, order: Sequence[Channel], at: datetime) -> ChannelChoice:
+        if not recipient.is_plain:
+            return choose_channel(recipient, order, lambda r, c: self.decide(r, c, at))
+        # A plain recipient's choice depends only on these (see decide), so a big audience shares a few.
+        key = (
+            tuple(order),
+            at,
+            recipient.locale,
+            recipient.timezone,
+            recipient.quiet_hours,
+            tuple(recipient.addresses),
+        )
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = choose_channel(recipient, order, lambda r, c: self.decide(r, c, at))
+            if len(self._choices) >= DECISION_CACHE_SIZE:
+                self._choices.clear()
+            self._choices[key] = choice
+        return choice
 
     def suppress(self, recipient: Recipient, channel: Channel, decision: SendDecision) -> OutboxEntry:
         return self._suppressed(recipient, channel, decision)

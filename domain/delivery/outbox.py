@@ -15,9 +15,12 @@ def idempotency_key(source: MessageSource, source_ref: str, customer_id: int | s
     return f"{source.value}:{source_ref}:{customer_id}:{channel.value}"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class OutboxEntry:
     """A message ready to be stored in the outbox (planned) or recorded as not sent (suppressed), with why.
+
+    Treat it as a value: nothing changes an entry once built. It is not declared frozen because campaign
+    planning builds one per recipient, and a frozen dataclass costs five times as much to construct.
 
     `payload` carries what the driver needs beyond the text: `html_body` for email, `whatsapp_template`
     (name, language, components) for WhatsApp templates, and `explanation`, the sentence behind the decision.
