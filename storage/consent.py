@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.consent.ledger import ConsentChange, ConsentRecorded
 from domain.consent.model import ChannelConsent
+from domain.consent.rules import OPTED_OUT
 from domain.conversations.model import REPLY_WINDOW
 from domain.vocabulary import PROVIDER_FOR_CHANNEL, Channel, ConsentStatus
 from storage.conversations import SqlConversations
 from storage.models import ConsentRecord, CustomerConsent
-from storage.outbox import bump_feed
+from storage.outbox import SqlOutbox, bump_feed
 from storage.sql import insert_for, table_of
 
 RECORDS = table_of(ConsentRecord)
@@ -77,8 +78,16 @@ class SqlConsentLedger:
             )
         )
         recorded = ConsentRecorded(record_id, change.status, ConsentStatus(previous) if previous else None)
-        if change.status is ConsentStatus.OPTED_OUT and recorded.changed:
-            await self._count_opt_out(change)
+        if change.status is ConsentStatus.OPTED_OUT:
+            await SqlOutbox(self.session).withdraw_planned(
+                change.customer_id,
+                change.channel.value,
+                OPTED_OUT,
+                f"Withdrawn: the customer opted out of {change.channel.value} ({change.source}) before it was sent.",
+                change.at,
+            )
+            if recorded.changed:
+                await self._count_opt_out(change)
         return recorded
 
     async def _count_opt_out(self, change: ConsentChange) -> None:

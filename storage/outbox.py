@@ -105,6 +105,39 @@ class SqlOutbox:
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
+    async def withdraw_planned(
+        self, customer_id: int, channel: str, reason: str, detail: str, at: datetime
+    ) -> int:
+        """Suppresses the customer's messages on ``channel`` that are planned but not yet being sent.
+
+        Called when the customer opts out: a campaign planned hours ago, or a message deferred by
+        quiet hours, must not go out after the STOP. A message already handed to a worker is beyond
+        recall (its send is under way); everything still waiting is stopped here, in the opt-out's
+        own transaction.
+        """
+        ids = list(
+            await self.session.scalars(
+                select(CC.c.id).where(
+                    CC.c.customer_id == customer_id,
+                    CC.c.channel == channel,
+                    CC.c.direction == "outbound",
+                    CC.c.status == MessageStatus.PLANNED.value,
+                )
+            )
+        )
+        if not ids:
+            return 0
+        await self.session.execute(
+            update(CC)
+            .where(CC.c.id.in_(ids), CC.c.status == MessageStatus.PLANNED.value)
+            .values(status=MessageStatus.SUPPRESSED.value, status_reason=reason, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        await self._insert_events_returning(
+            [(message_id, MessageStatus.SUPPRESSED.value, "consent", at, None, detail) for message_id in ids]
+        )
+        return len(ids)
+
     async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         rescheduled = [o for o in outcomes if isinstance(o, Rescheduled)]

@@ -22,9 +22,11 @@ from domain.campaigns.use_cases import (
     preview_campaign,
     resume_campaign,
 )
-from domain.vocabulary import Channel
+from domain.consent.ledger import record_consent
+from domain.vocabulary import Channel, ConsentStatus
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
+from storage.inbox import ConversationUnitOfWork
 from storage.models import (
     BulkMessaging,
     ConsentRecord,
@@ -32,9 +34,10 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
     CustomerTag,
+    MessageStatusEvent,
     MessageTemplate,
 )
-from storage.unit_of_work import claimable_messages
+from storage.unit_of_work import SqlUnitOfWork, claimable_messages
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 ORDER = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL)
@@ -402,3 +405,45 @@ async def test_a_campaign_completes_once_planned_and_sent(database: Database) ->
     async with database.sessions() as session:
         done = await session.get(BulkMessaging, campaign_id)
     assert done is not None and done.status == "completed" and done.completed_at is not None
+
+
+async def test_an_opt_out_withdraws_messages_planned_but_not_yet_sent(database: Database) -> None:
+    """A recipient deferred by quiet hours who says STOP meanwhile must not get the message at 08:00."""
+    await add_templates(database)
+    tokyo = await add_customer(database, "Aiko Tanaka", phone="+8190000000001", timezone="Asia/Tokyo")
+    berlin = await add_customer(database, "Anna Berg", phone="+4915100000009", timezone="Europe/Berlin")
+    campaign_id = await new_campaign(database, channel_order=(Channel.SMS,))
+    await launch_campaign(SqlCampaignUnitOfWork(database), campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, now=lambda: NOW)
+
+    stop_at = NOW + timedelta(hours=1)
+    for customer, channel in ((tokyo, Channel.SMS), (berlin, Channel.EMAIL)):
+        await record_consent(
+            ConversationUnitOfWork(SqlUnitOfWork(database)),
+            customer,
+            channel,
+            ConsentStatus.OPTED_OUT,
+            "sms_keyword",
+            "STOP",
+            stop_at,
+        )
+
+    rows = {row.customer_id: row for row in await outbox_rows(database, campaign_id)}
+    assert (rows[tokyo].status, rows[tokyo].status_reason, rows[tokyo].next_attempt_at) == (
+        "suppressed",
+        "opted_out",
+        None,
+    )
+    assert rows[berlin].status == "planned"  # an email opt-out leaves the SMS alone
+    async with database.sessions() as session:
+        history = (
+            await session.execute(
+                select(MessageStatusEvent.status, MessageStatusEvent.source, MessageStatusEvent.detail).where(
+                    MessageStatusEvent.communication_id == rows[tokyo].id
+                )
+            )
+        ).all()
+    assert [(status, source) for status, source, _ in history] == [("suppressed", "consent")]
+    assert "opted out of sms" in history[0].detail
+    progress = await campaign_progress(SqlCampaignUnitOfWork(database), campaign_id)
+    assert progress.count("planned") == 1
