@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
@@ -19,6 +19,8 @@ from storage.sql import dialect_of, insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
 
 EVENTS = table_of(EventRow)
+RULES = table_of(AutomatedNotification)
+MAX_ID = 2**63 - 1
 
 
 class SqlNotificationRepository:
@@ -78,19 +80,57 @@ class SqlNotificationRepository:
         )
         return [_rule(row) for row in rows]
 
-    async def add_rule(self, draft: NotificationRuleDraft) -> NotificationRule:
-        row = AutomatedNotification(
-            name=draft.name,
-            event_type=draft.event_type,
-            template_name=draft.template_name,
-            channel_order=[c.value for c in draft.channel_order],
-            offset_minutes=draft.offset_minutes,
-            category=draft.category.value,
-            enabled=draft.enabled,
+    async def all_rules(self) -> list[NotificationRule]:
+        rows = await self._session.scalars(select(AutomatedNotification).order_by(AutomatedNotification.id))
+        return [_rule(row) for row in rows]
+
+    async def rule(self, rule_id: int, *, for_update: bool = False) -> NotificationRule | None:
+        if not 0 < rule_id <= MAX_ID:  # beyond BIGINT, PostgreSQL would fail rather than match nothing
+            return None
+        query = select(AutomatedNotification).where(AutomatedNotification.id == rule_id)
+        if for_update and dialect_of(self._session) == "postgresql":
+            query = query.with_for_update()
+        row = await self._session.scalar(query)
+        return None if row is None else _rule(row)
+
+    async def add_rule(self, draft: NotificationRuleDraft) -> NotificationRule | None:
+        # ON CONFLICT on the unique name: of two concurrent creates with one name, the second gets None.
+        statement = (
+            insert_for(self._session, RULES)
+            .values(
+                name=draft.name,
+                event_type=draft.event_type,
+                template_name=draft.template_name,
+                channel_order=[c.value for c in draft.channel_order],
+                offset_minutes=draft.offset_minutes,
+                category=draft.category.value,
+                enabled=draft.enabled,
+            )
+            .on_conflict_do_nothing(index_elements=[RULES.c.name])
+            .returning(RULES.c.id)
         )
-        self._session.add(row)
-        await self._session.flush()
-        return _rule(row)
+        rule_id = (await self._session.execute(statement)).scalar()
+        return None if rule_id is None else await self.rule(rule_id)
+
+    async def save_rule(self, rule: NotificationRule) -> None:
+        await self._session.execute(
+            update(AutomatedNotification)
+            .where(AutomatedNotification.id == rule.id)
+            .values(
+                template_name=rule.template_name,
+                channel_order=[c.value for c in rule.channel_order],
+                offset_minutes=rule.offset_minutes,
+                category=rule.category.value,
+                enabled=rule.enabled,
+            ),
+            execution_options={"synchronize_session": False},
+        )
+
+    async def delete_rule(self, rule_id: int) -> None:
+        await self._session.execute(
+            delete(AutomatedNotification).where(AutomatedNotification.id == rule_id),
+            execution_options={"synchronize_session": False},
+        )
 
 
 def _event(row: EventRow) -> BusinessEvent:

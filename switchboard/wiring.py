@@ -10,6 +10,7 @@ from reports.performance import OperationalMetrics
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
 from storage.messages import SqlMessagingUnitOfWork
+from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from switchboard.settings import Settings
 
@@ -31,6 +32,11 @@ class Container:
 
     def campaign_uow(self) -> SqlCampaignUnitOfWork:
         return SqlCampaignUnitOfWork(self.database, business_tz=self.settings.business_timezone)
+
+    def notification_uow(self, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
+        return SqlNotificationUnitOfWork(
+            self.database, read_only=read_only, business_tz=self.settings.business_timezone
+        )
 
     def consent_policy(self) -> ConsentPolicy:
         """The business's consent rules; customers without a timezone are treated as in the business's."""

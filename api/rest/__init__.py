@@ -1,9 +1,10 @@
-"""The JSON API under /api: messages, templates, customer preferences, campaigns and business events."""
+"""The JSON API under /api: messages, templates, customer preferences, campaigns, business events and notification rules."""
 
 from api.rest.campaigns import CampaignsController
 from api.rest.customers import CustomersController
 from api.rest.events import EventsController
 from api.rest.messages import MessagesController
+from api.rest.notification_rules import NotificationRulesController
 from api.rest.templates import TemplatesController
 
 API_CONTROLLERS = [
@@ -12,6 +13,7 @@ API_CONTROLLERS = [
     CustomersController,
     CampaignsController,
     EventsController,
+    NotificationRulesController,
 ]
 
 __all__ = ["API_CONTROLLERS"]

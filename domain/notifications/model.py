@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,10 @@ from domain.vocabulary import Channel, MessageCategory
 
 class NotificationError(ValueError):
     """An event or rule is malformed; the message is meant for whoever sent it."""
+
+
+class NotificationRuleNotFound(LookupError):
+    """No notification rule has the id asked for."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,21 @@ class NotificationRuleDraft:
     offset_minutes: int = 0
     category: MessageCategory = MessageCategory.TRANSACTIONAL
     enabled: bool = True
+
+
+@dataclass(frozen=True)
+class NotificationRuleChanges:
+    """What may change on an existing rule; None leaves a field as it is. Name and event type are fixed."""
+
+    template_name: str | None = None
+    channel_order: tuple[Channel, ...] | None = None
+    offset_minutes: int | None = None
+    category: MessageCategory | None = None
+    enabled: bool | None = None
+
+    def applied_to(self, rule: NotificationRule) -> NotificationRule:
+        changed = {name: value for name, value in vars(self).items() if value is not None}
+        return replace(rule, **changed)
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import TracebackType
 from typing import Any, Protocol
 
-from domain.campaigns.ports import PlanningUnitOfWork
+from domain.audit import AuditTrail
+from domain.campaigns.ports import PlanningUnitOfWork, TemplateCatalogue
 from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
 
 
-class NotificationRepository(Protocol):
+class NotificationRuleRepository(Protocol):
+    async def all_rules(self) -> list[NotificationRule]:
+        """Every rule, enabled or not, oldest first."""
+
+    async def rule(self, rule_id: int, *, for_update: bool = False) -> NotificationRule | None: ...
+
+    async def add_rule(self, draft: NotificationRuleDraft) -> NotificationRule | None:
+        """The stored rule; None when another rule already has the draft's name."""
+
+    async def save_rule(self, rule: NotificationRule) -> None:
+        """Store the rule's changeable fields (template, channels, offset, category, enabled)."""
+
+    async def delete_rule(self, rule_id: int) -> None: ...
+
+
+class NotificationRepository(NotificationRuleRepository, Protocol):
     async def add_event(
         self,
         event_type: str,
@@ -29,7 +46,26 @@ class NotificationRepository(Protocol):
     async def rules_for(self, event_types: Sequence[str]) -> list[NotificationRule]:
         """Enabled rules for these event types."""
 
-    async def add_rule(self, draft: NotificationRuleDraft) -> NotificationRule: ...
+
+class NotificationRuleUnitOfWork(Protocol):
+    """What managing rules needs: the rules, the templates they name, and the audit trail."""
+
+    @property
+    def notifications(self) -> NotificationRuleRepository: ...
+
+    @property
+    def templates(self) -> TemplateCatalogue: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
 
 
 class NotificationUnitOfWork(PlanningUnitOfWork, Protocol):

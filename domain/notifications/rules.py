@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.campaigns.model import Recipient
-from domain.notifications.model import BusinessEvent, NotificationError, NotificationRule
-from domain.vocabulary import Channel
+from domain.campaigns.model import CampaignError, Recipient
+from domain.campaigns.rules import validate_channel_order
+from domain.notifications.model import (
+    BusinessEvent,
+    NotificationError,
+    NotificationRule,
+    NotificationRuleChanges,
+    NotificationRuleDraft,
+)
+from domain.vocabulary import Channel, MessageCategory
 
 #: Channels tried after the customer's preferred one, cheapest reliable first.
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
@@ -17,15 +25,82 @@ APPOINTMENT_AT = "appointment_at"
 TOO_LATE = "too_late"
 MAX_EVENT_TYPE_LENGTH = 64
 MAX_KEY_LENGTH = 128
+#: What a rule's event type looks like: dot-separated parts such as ``order.created``.
+RULE_EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)+")
+#: Rule names and template names share the width of their columns.
+MAX_NAME_LENGTH = 64
+#: A rule fires at most a week before or after its anchor.
+MAX_OFFSET_MINUTES = 7 * 24 * 60
+RULE_CATEGORIES: tuple[MessageCategory, ...] = (MessageCategory.TRANSACTIONAL, MessageCategory.MARKETING)
 
 
 def validate_event(event_type: str, idempotency_key: str, payload: Mapping[str, Any]) -> None:
-    if not event_type or len(event_type) > MAX_EVENT_TYPE_LENGTH:
-        raise NotificationError(f"The event type must be 1 to {MAX_EVENT_TYPE_LENGTH} characters long.")
+    _check_event_type_length(event_type)
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
         raise NotificationError(f"The idempotency key must be 1 to {MAX_KEY_LENGTH} characters long.")
     if APPOINTMENT_AT in payload:
         anchor_of(payload, datetime.now(UTC))
+
+
+def _check_event_type_length(event_type: str) -> None:
+    if not event_type or len(event_type) > MAX_EVENT_TYPE_LENGTH:
+        raise NotificationError(f"The event type must be 1 to {MAX_EVENT_TYPE_LENGTH} characters long.")
+
+
+def validate_rule(draft: NotificationRuleDraft) -> None:
+    """Everything about a new rule that can be checked without storage; the template's existence is not."""
+    if not draft.name.strip() or not draft.event_type.strip():
+        raise NotificationError("A notification rule needs a name and an event type.")
+    if len(draft.name) > MAX_NAME_LENGTH:
+        raise NotificationError(f"The rule name must be at most {MAX_NAME_LENGTH} characters long.")
+    validate_rule_event_type(draft.event_type)
+    validate_rule_changes(
+        NotificationRuleChanges(
+            draft.template_name, draft.channel_order, draft.offset_minutes, draft.category
+        )
+    )
+
+
+def validate_rule_changes(changes: NotificationRuleChanges) -> None:
+    """The fields a change sets; unchanged ones are left alone so that an old rule can still be switched off."""
+    if changes.template_name is not None and not 0 < len(changes.template_name.strip()) <= MAX_NAME_LENGTH:
+        raise NotificationError(f"The template name must be 1 to {MAX_NAME_LENGTH} characters long.")
+    if changes.channel_order:
+        rule_channel_order(changes.channel_order)
+    if changes.offset_minutes is not None and abs(changes.offset_minutes) > MAX_OFFSET_MINUTES:
+        raise NotificationError(
+            f"The offset must be between {-MAX_OFFSET_MINUTES} and {MAX_OFFSET_MINUTES} minutes "
+            "(negative is before the appointment or event, positive after)."
+        )
+    if changes.category is not None:
+        rule_category(changes.category)
+
+
+def validate_rule_event_type(event_type: str) -> None:
+    """Rules are stricter than events: an event type a rule names must look like ``order.created``."""
+    _check_event_type_length(event_type)
+    if not RULE_EVENT_TYPE.fullmatch(event_type):
+        raise NotificationError(
+            f"The event type '{event_type}' must look like 'order.created': lower-case letters, digits "
+            "and underscores, in two or more parts joined by dots."
+        )
+
+
+def rule_channel_order(names: Sequence[str]) -> tuple[Channel, ...]:
+    """A rule's channel order; empty means the customer's preferred channel, then the default order."""
+    if not names:
+        return ()
+    try:
+        return validate_channel_order(names)
+    except CampaignError as error:
+        raise NotificationError(str(error)) from None
+
+
+def rule_category(name: str) -> MessageCategory:
+    if name not in RULE_CATEGORIES:
+        allowed = " or ".join(c.value for c in RULE_CATEGORIES)
+        raise NotificationError(f"A notification rule's category must be {allowed}, not '{name}'.")
+    return MessageCategory(name)
 
 
 def anchor_of(payload: Mapping[str, Any], default: datetime) -> datetime:

@@ -1,14 +1,16 @@
-"""Notification use-cases: record a business event once, and turn pending events into outbox rows."""
+"""Notification use-cases: record a business event once, manage the rules, turn pending events into outbox rows."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.audit import AuditEntry
 from domain.campaigns.model import StoredTemplate
-from domain.campaigns.rules import OutboxPlanner, validate_channel_order
+from domain.campaigns.rules import OutboxPlanner
 from domain.consent.model import ConsentPolicy, SendDecision
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
@@ -16,12 +18,21 @@ from domain.notifications.model import (
     BusinessEvent,
     NotificationError,
     NotificationRule,
+    NotificationRuleChanges,
     NotificationRuleDraft,
+    NotificationRuleNotFound,
     ProcessingReport,
     RecordedEvent,
 )
-from domain.notifications.ports import NotificationUnitOfWork
-from domain.notifications.rules import TOO_LATE, channel_order, due_at, validate_event
+from domain.notifications.ports import NotificationRuleUnitOfWork, NotificationUnitOfWork
+from domain.notifications.rules import (
+    TOO_LATE,
+    channel_order,
+    due_at,
+    validate_event,
+    validate_rule,
+    validate_rule_changes,
+)
 from domain.templates.model import TemplateError
 from domain.templates.rendering import plain_value
 from domain.vocabulary import OUTBOUND_CHANNELS, MessageSource, MessageStatus
@@ -51,19 +62,91 @@ async def record_event(
     return recorded
 
 
-async def create_notification_rule(
-    uow: NotificationUnitOfWork, draft: NotificationRuleDraft
-) -> NotificationRule:
-    if draft.channel_order:
-        validate_channel_order(draft.channel_order)
-    if not draft.name.strip() or not draft.event_type.strip():
-        raise NotificationError("A notification rule needs a name and an event type.")
+async def list_notification_rules(uow: NotificationRuleUnitOfWork) -> list[NotificationRule]:
     async with uow:
-        if not await uow.templates.variants(draft.template_name):
-            raise NotificationError(f"There is no active template named '{draft.template_name}'.")
+        return await uow.notifications.all_rules()
+
+
+async def create_notification_rule(
+    uow: NotificationRuleUnitOfWork,
+    draft: NotificationRuleDraft,
+    *,
+    actor: str = "system",
+    via: str = "system",
+) -> NotificationRule:
+    """Store a new rule once it is valid, its template is active and no other rule has its name."""
+    draft = replace(draft, name=draft.name.strip())
+    validate_rule(draft)
+    async with uow:
+        await _require_template(uow, draft.template_name)
         rule = await uow.notifications.add_rule(draft)
+        if rule is None:
+            raise NotificationError(f"A notification rule named '{draft.name}' already exists.")
+        _audit(uow, actor, via, "notification_rule.create", rule, vars(draft))
         await uow.commit()
     return rule
+
+
+async def update_notification_rule(
+    uow: NotificationRuleUnitOfWork,
+    rule_id: int,
+    changes: NotificationRuleChanges,
+    *,
+    actor: str = "system",
+    via: str = "system",
+) -> NotificationRule:
+    """Change a rule's template, channels, offset, category or switch; a rule switched on needs its template."""
+    validate_rule_changes(changes)
+    async with uow:
+        rule = changes.applied_to(await _existing_rule(uow, rule_id))
+        if changes.template_name is not None or changes.enabled:
+            await _require_template(uow, rule.template_name)
+        await uow.notifications.save_rule(rule)
+        _audit(uow, actor, via, "notification_rule.update", rule, vars(changes))
+        await uow.commit()
+    return rule
+
+
+async def delete_notification_rule(
+    uow: NotificationRuleUnitOfWork, rule_id: int, *, actor: str = "system", via: str = "system"
+) -> None:
+    """Remove a rule; messages it already planned stay in the outbox."""
+    async with uow:
+        rule = await _existing_rule(uow, rule_id)
+        await uow.notifications.delete_rule(rule.id)
+        fields = {"name": rule.name, "event_type": rule.event_type}
+        _audit(uow, actor, via, "notification_rule.delete", rule, fields)
+        await uow.commit()
+
+
+async def _existing_rule(uow: NotificationRuleUnitOfWork, rule_id: int) -> NotificationRule:
+    rule = await uow.notifications.rule(rule_id, for_update=True)
+    if rule is None:
+        raise NotificationRuleNotFound(f"There is no notification rule with id {rule_id}.")
+    return rule
+
+
+async def _require_template(uow: NotificationRuleUnitOfWork, template_name: str) -> None:
+    if not await uow.templates.variants(template_name):
+        raise NotificationError(f"There is no active template named '{template_name}'.")
+
+
+def _audit(
+    uow: NotificationRuleUnitOfWork,
+    actor: str,
+    via: str,
+    action: str,
+    rule: NotificationRule,
+    fields: Mapping[str, object],
+) -> None:
+    """Record the change with the fields that were set, as plain JSON values."""
+    detail = {
+        name: [str(v) for v in value] if isinstance(value, tuple) else value
+        for name, value in fields.items()
+        if value is not None
+    }
+    target = f"notification_rule:{rule.id}"
+    uow.audit.record(AuditEntry(actor=actor, via=via, action=action, target=target, detail=detail))
 
 
 async def process_pending_events(

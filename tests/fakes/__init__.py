@@ -1,1 +1,1 @@
-"""Local fakes of the Slack Web API and Telegram Bot API for end-to-end tests of the staff bots."""
+"""Fakes for tests: local Slack Web API and Telegram Bot API servers, and in-memory units of work."""

@@ -1,0 +1,196 @@
+"""Managing notification rules with a fake unit of work: validation, duplicate names, changes, deletion, audit."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.notifications.model import (
+    NotificationError,
+    NotificationRule,
+    NotificationRuleChanges,
+    NotificationRuleDraft,
+    NotificationRuleNotFound,
+)
+from domain.notifications.rules import (
+    MAX_OFFSET_MINUTES,
+    rule_category,
+    rule_channel_order,
+    validate_rule_changes,
+    validate_rule_event_type,
+)
+from domain.notifications.use_cases import (
+    create_notification_rule,
+    delete_notification_rule,
+    list_notification_rules,
+    update_notification_rule,
+)
+from domain.vocabulary import Channel, MessageCategory
+from tests.fakes.notification_rules import FakeRuleUow, RuleBook
+
+REMINDER = NotificationRuleDraft(
+    "reminder 24h", "appointment.booked", "appointment_reminder", (Channel.SMS,), offset_minutes=-1440
+)
+
+
+def draft(**changes: object) -> NotificationRuleDraft:
+    values = {**vars(REMINDER), **changes}
+    return NotificationRuleDraft(**values)  # type: ignore[arg-type]
+
+
+async def book_with_reminder() -> tuple[RuleBook, NotificationRule]:
+    book = RuleBook()
+    rule = await create_notification_rule(FakeRuleUow(book), REMINDER)
+    return book, rule
+
+
+async def test_a_valid_rule_is_stored_with_a_trimmed_name_and_audited() -> None:
+    book = RuleBook()
+    rule = await create_notification_rule(
+        FakeRuleUow(book), draft(name="  reminder 24h "), actor="ops@example", via="api"
+    )
+
+    assert rule == NotificationRule(
+        1, "reminder 24h", "appointment.booked", "appointment_reminder", (Channel.SMS,), -1440
+    )
+    assert await list_notification_rules(FakeRuleUow(book)) == [rule]
+    [entry] = book.audit
+    assert (entry.actor, entry.via, entry.action, entry.target) == (
+        "ops@example",
+        "api",
+        "notification_rule.create",
+        "notification_rule:1",
+    )
+    assert entry.detail["channel_order"] == ["sms"] and entry.detail["offset_minutes"] == -1440
+
+
+async def test_a_duplicate_name_is_refused_and_nothing_is_committed() -> None:
+    book, _ = await book_with_reminder()
+
+    with pytest.raises(NotificationError, match="A notification rule named 'reminder 24h' already exists"):
+        await create_notification_rule(FakeRuleUow(book), draft(event_type="order.created"))
+    assert (len(book.rules), book.commits) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"name": " "}, "needs a name and an event type"),
+        ({"name": "x" * 65}, "at most 64 characters"),
+        ({"event_type": ""}, "needs a name and an event type"),
+        ({"event_type": "Order.Created"}, "must look like 'order.created'"),
+        ({"event_type": "order"}, "must look like 'order.created'"),
+        ({"event_type": "order..created"}, "must look like 'order.created'"),
+        ({"event_type": "order created"}, "must look like 'order.created'"),
+        ({"event_type": "order.created."}, "must look like 'order.created'"),
+        ({"event_type": "a.b" * 30}, "1 to 64 characters"),
+        ({"template_name": "missing"}, "There is no active template named 'missing'"),
+        ({"template_name": ""}, "template name must be 1 to 64"),
+        ({"channel_order": (Channel.CHAT,)}, "channel order must list one or more of sms"),
+        ({"channel_order": (Channel.SMS, Channel.SMS)}, "names a channel more than once"),
+        ({"offset_minutes": MAX_OFFSET_MINUTES + 1}, "between -10080 and 10080 minutes"),
+        ({"offset_minutes": -MAX_OFFSET_MINUTES - 1}, "between -10080 and 10080 minutes"),
+        ({"category": MessageCategory.CONVERSATIONAL}, "must be transactional or marketing"),
+    ],
+)
+async def test_a_bad_rule_is_refused_with_a_sentence_naming_the_problem(
+    changes: dict[str, object], fragment: str
+) -> None:
+    book = RuleBook()
+    with pytest.raises(NotificationError, match=fragment):
+        await create_notification_rule(FakeRuleUow(book), draft(**changes))
+    assert (book.rules, book.commits, book.audit) == ({}, 0, [])
+
+
+@pytest.mark.parametrize(
+    "event_type", ["order.created", "appointment.reminder_24h", "v2.order.created", "payment.failed"]
+)
+def test_event_types_made_of_dotted_lower_case_parts_are_accepted(event_type: str) -> None:
+    validate_rule_event_type(event_type)
+
+
+@given(st.integers(min_value=-3 * MAX_OFFSET_MINUTES, max_value=3 * MAX_OFFSET_MINUTES))
+def test_offsets_up_to_a_week_either_way_are_accepted_and_no_more(offset: int) -> None:
+    changes = NotificationRuleChanges(offset_minutes=offset)
+    if abs(offset) <= MAX_OFFSET_MINUTES:
+        validate_rule_changes(changes)
+    else:
+        with pytest.raises(NotificationError):
+            validate_rule_changes(changes)
+
+
+def test_request_values_become_channels_and_categories_or_clear_errors() -> None:
+    assert rule_channel_order([]) == ()
+    assert rule_channel_order(["whatsapp", "sms"]) == (Channel.WHATSAPP, Channel.SMS)
+    assert rule_category("marketing") is MessageCategory.MARKETING
+    with pytest.raises(NotificationError, match="one or more of sms"):
+        rule_channel_order(["pigeon"])
+    with pytest.raises(NotificationError, match="must be transactional or marketing, not 'urgent'"):
+        rule_category("urgent")
+
+
+async def test_an_update_changes_only_the_fields_given_and_audits_them() -> None:
+    book, rule = await book_with_reminder()
+
+    changed = await update_notification_rule(
+        FakeRuleUow(book),
+        rule.id,
+        NotificationRuleChanges(enabled=False, offset_minutes=-120, channel_order=()),
+        actor="ops@example",
+        via="api",
+    )
+
+    assert changed == NotificationRule(
+        rule.id, rule.name, rule.event_type, rule.template_name, (), -120, rule.category, enabled=False
+    )
+    assert book.rules[rule.id] == changed
+    assert book.audit[-1].action == "notification_rule.update"
+    assert book.audit[-1].detail == {"channel_order": [], "offset_minutes": -120, "enabled": False}
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        (NotificationRuleChanges(template_name="missing"), "no active template named 'missing'"),
+        (NotificationRuleChanges(offset_minutes=20_000), "between -10080 and 10080"),
+        (NotificationRuleChanges(category=MessageCategory.CONVERSATIONAL), "transactional or marketing"),
+        (NotificationRuleChanges(channel_order=(Channel.VIDEO,)), "channel order"),
+    ],
+)
+async def test_a_bad_update_is_refused_and_the_rule_kept(
+    changes: NotificationRuleChanges, fragment: str
+) -> None:
+    book, rule = await book_with_reminder()
+    with pytest.raises(NotificationError, match=fragment):
+        await update_notification_rule(FakeRuleUow(book), rule.id, changes)
+    assert book.rules == {rule.id: rule} and book.commits == 1
+
+
+async def test_a_rule_whose_template_is_gone_can_be_switched_off_but_not_on() -> None:
+    book, rule = await book_with_reminder()
+    book.templates.discard(rule.template_name)
+
+    off = await update_notification_rule(FakeRuleUow(book), rule.id, NotificationRuleChanges(enabled=False))
+    assert off.enabled is False
+    with pytest.raises(NotificationError, match="no active template named 'appointment_reminder'"):
+        await update_notification_rule(FakeRuleUow(book), rule.id, NotificationRuleChanges(enabled=True))
+
+
+async def test_a_deleted_rule_is_gone_and_audited() -> None:
+    book, rule = await book_with_reminder()
+
+    await delete_notification_rule(FakeRuleUow(book), rule.id, actor="ops@example", via="api")
+
+    assert book.rules == {}
+    assert book.audit[-1].action == "notification_rule.delete"
+    assert book.audit[-1].detail == {"name": "reminder 24h", "event_type": "appointment.booked"}
+
+
+async def test_an_unknown_rule_id_is_not_found_for_update_and_delete() -> None:
+    book = RuleBook()
+    with pytest.raises(NotificationRuleNotFound, match="no notification rule with id 9"):
+        await update_notification_rule(FakeRuleUow(book), 9, NotificationRuleChanges(enabled=False))
+    with pytest.raises(NotificationRuleNotFound):
+        await delete_notification_rule(FakeRuleUow(book), 9)
+    assert book.commits == 0
