@@ -12,6 +12,8 @@ from email.mime.text import MIMEText
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
 from bot.drivers import (
@@ -63,6 +65,25 @@ def twilio_signature(url: str, params: dict[str, str], token: str = TWILIO_TOKEN
 def test_twilio_signature_good() -> None:
     params = twilio_status_params()
     assert verify_twilio_signature(TWILIO_TOKEN, STATUS_URL, params, twilio_signature(STATUS_URL, params))
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=40), max_size=8))
+def test_twilio_signature_fast_path_agrees_with_twilios_reference(params: dict[str, str]) -> None:
+    """Our exact-URL check must accept what Twilio signs and nothing it would not."""
+    signature = twilio_signature(STATUS_URL, params)
+    assert verify_twilio_signature(TWILIO_TOKEN, STATUS_URL, params, signature)
+    assert not verify_twilio_signature("another-token", STATUS_URL, params, signature)
+    if params:
+        first = sorted(params)[0]
+        tampered = {**params, first: params[first] + "x"}
+        assert not verify_twilio_signature(TWILIO_TOKEN, STATUS_URL, tampered, signature)
+
+
+def test_twilio_signature_still_accepts_the_url_with_its_default_port() -> None:
+    params = {"MessageSid": "SM1", "MessageStatus": "delivered"}
+    with_port = STATUS_URL.replace(".example.com/", ".example.com:443/", 1)
+    assert with_port != STATUS_URL
+    assert verify_twilio_signature(TWILIO_TOKEN, STATUS_URL, params, twilio_signature(with_port, params))
 
 
 def test_twilio_signature_forged_with_another_token() -> None:
