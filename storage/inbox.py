@@ -37,60 +37,34 @@ class SqlWebhookInbox:
         inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return inserted
 
-    async def add_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
-        """Stores a batch; for each delivery its new row id, or None when its key was already stored
-        (before, or earlier in this same batch)."""
+    async def add_applied_many(
+        self, deliveries: Sequence[WebhookDelivery], at: datetime
+    ) -> list[int | None]:
+        """Stores a batch as applied, in one statement; for each delivery its new row id, or None when its
+        key was already stored (before, or earlier in this same batch). The caller's transaction only
+        commits once the batch is applied, so "applied" is never on record for a webhook that was not."""
         keys = [(d.provider, d.dedupe_key[:200]) for d in deliveries]
-        known = await self._known_keys(keys)
         fresh: dict[tuple[str, str], WebhookDelivery] = {}
         for key, delivery in zip(keys, deliveries, strict=True):
-            if key not in known and key not in fresh:
-                fresh[key] = delivery
-        if fresh:
-            rows = [
-                {**_row(d), "status": "received", "attempts": 1, "received_at": at} for d in fresh.values()
-            ]
-            await self.session.execute(
-                insert_for(self.session, INBOX).on_conflict_do_nothing(
-                    index_elements=["provider", "dedupe_key"]
-                ),
-                rows,
-            )
-        ids = await self._ids_of(list(fresh))
+            fresh.setdefault(key, delivery)
+        rows = [
+            {**_row(d), "status": "applied", "attempts": 1, "received_at": at, "applied_at": at}
+            for d in fresh.values()
+        ]
+        result = await self.session.execute(
+            insert_for(self.session, INBOX)
+            .on_conflict_do_nothing(index_elements=["provider", "dedupe_key"])
+            .returning(INBOX.c.provider, INBOX.c.dedupe_key, INBOX.c.id),
+            rows,
+        )
+        ids = {(provider, key): inbox_id for provider, key, inbox_id in result.all()}
         given: set[tuple[str, str]] = set()
-        result: list[int | None] = []
+        answer: list[int | None] = []
         for key in keys:
-            if key in fresh and key not in given and key in ids:
-                given.add(key)
-                result.append(ids[key])
-            else:
-                result.append(None)
-        return result
-
-    async def _known_keys(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-        return set(await self._ids_of(keys))
-
-    async def _ids_of(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        by_provider: dict[str, list[str]] = {}
-        for provider, key in keys:
-            by_provider.setdefault(provider, []).append(key)
-        found: dict[tuple[str, str], int] = {}
-        for provider, dedupe_keys in by_provider.items():
-            rows = await self.session.execute(
-                select(INBOX.c.id, INBOX.c.dedupe_key).where(
-                    INBOX.c.provider == provider, INBOX.c.dedupe_key.in_(sorted(set(dedupe_keys)))
-                )
-            )
-            found.update({(provider, row.dedupe_key): row.id for row in rows.all()})
-        return found
-
-    async def mark_applied_many(self, inbox_ids: Sequence[int], at: datetime) -> None:
-        if inbox_ids:
-            await self.session.execute(
-                update(INBOX)
-                .where(INBOX.c.id.in_(sorted(inbox_ids)))
-                .values(status="applied", applied_at=at, error=None)
-            )
+            inbox_id = ids.get(key) if key not in given else None
+            given.add(key)
+            answer.append(inbox_id)
+        return answer
 
     async def mark_applied(self, inbox_id: int, at: datetime) -> None:
         await self.session.execute(

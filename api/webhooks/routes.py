@@ -11,11 +11,13 @@ from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from litestar import Request, Response, get, post
+from litestar.exceptions import ClientException
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
     HTTP_401_UNAUTHORIZED,
     HTTP_403_FORBIDDEN,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 )
 
 from api.webhooks.reading import (
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 AnyRequest = Request[Any, Any, Any]
 
+#: Provider webhooks are small (a status callback is under 1 kB; an email with attachments is the largest).
+MAX_WEBHOOK_BYTES = 10 * 1024 * 1024
 #: The container extra the staff bot registers: an async callable taking the raw Telegram update.
 TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
 RECEIPT_BATCHER = "receipt_batcher"
@@ -54,6 +58,30 @@ INBOUND_MESSAGES_KEY = re.compile(rb'"messages"\s*:')
 def _container(request: AnyRequest) -> Container:
     container: Container = request.app.state.container
     return container
+
+
+def _header(request: AnyRequest, name: bytes) -> str | None:
+    """One request header straight from the ASGI scope (``name`` in lower case): provider webhooks are
+    the hot path, and building Litestar's full header mapping for one value costs more than the lookup."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+async def _body(request: AnyRequest) -> bytes:
+    """The raw body, read from the ASGI channel; over MAX_WEBHOOK_BYTES is refused with 413."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        chunk = bytes(message.get("body", b""))  # type: ignore[call-overload]
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise ClientException("webhook body too large", status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _reader(container: Container) -> ProviderWebhookReader:
@@ -107,11 +135,11 @@ def _twiml(reply: str | None = None) -> Response[str]:
 async def _verified_twilio_form(request: AnyRequest) -> dict[str, str] | None:
     """The form parameters when X-Twilio-Signature matches our public URL + path + query, else None."""
     settings = _container(request).settings
-    body = (await request.body()).decode("utf-8", "replace")
+    body = (await _body(request)).decode("utf-8", "replace")
     query = request.scope.get("query_string", b"").decode("latin-1")
     url = settings.public_url.rstrip("/") + request.url.path + (f"?{query}" if query else "")
     params = form_params(body)
-    signature = request.headers.get("x-twilio-signature")
+    signature = _header(request, b"x-twilio-signature")
     if not verify_twilio_signature(settings.twilio_auth_token.get_secret_value(), url, params, signature):
         log.warning("twilio webhook %s refused: bad or missing signature", request.url.path)
         return None
@@ -168,9 +196,9 @@ async def whatsapp_handshake(request: AnyRequest) -> Response[str]:
 
 @post("/webhooks/whatsapp", exclude_from_auth=True, status_code=HTTP_200_OK, name="whatsapp_webhook")
 async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
-    raw = await request.body()  # the signature covers these exact bytes: read them before any parsing
+    raw = await _body(request)  # the signature covers these exact bytes: read them before any parsing
     container = _container(request)
-    signature = request.headers.get("x-hub-signature-256")
+    signature = _header(request, b"x-hub-signature-256")
     if not signature:
         return _plain("missing signature", HTTP_401_UNAUTHORIZED)
     secret = container.settings.whatsapp_app_secret.get_secret_value()

@@ -20,10 +20,11 @@ class WebhookInbox(Protocol):
 
     async def mark_applied(self, inbox_id: int, at: datetime) -> None: ...
 
-    async def add_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
-        """Store a batch; each delivery's new id, or None when its key is already stored."""
-
-    async def mark_applied_many(self, inbox_ids: Sequence[int], at: datetime) -> None: ...
+    async def add_applied_many(
+        self, deliveries: Sequence[WebhookDelivery], at: datetime
+    ) -> list[int | None]:
+        """Store a batch already marked applied (the caller commits only once it has applied them);
+        each delivery's new id, or None when its key is already stored (before, or earlier in the batch)."""
 
     async def record_failure(self, delivery: WebhookDelivery, error: str, at: datetime) -> None:
         """Store (or update) the webhook as failed with `error`; used in a fresh transaction."""

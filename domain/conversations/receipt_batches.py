@@ -40,7 +40,7 @@ async def apply_receipt_batch(
 ) -> list[WebhookOutcome]:
     """Stores and applies receipt-only webhooks in one transaction; raises if any is not that."""
     async with open_uow() as uow:
-        ids = await uow.inbox.add_many(deliveries, now)
+        ids = await uow.inbox.add_applied_many(deliveries, now)
         fresh = [(delivery, inbox_id) for delivery, inbox_id in zip(deliveries, ids, strict=True) if inbox_id]
         contents = [reader.read(delivery) for delivery, _ in fresh]
         if any(c.messages or c.sender_user_id is not None for c in contents):
@@ -49,7 +49,6 @@ async def apply_receipt_batch(
         unknown = [r for r in results if r.message_id is None]
         if unknown:
             raise UnknownMessage(f"{len(unknown)} receipts name messages we have no record of")
-        await uow.inbox.mark_applied_many([inbox_id for _, inbox_id in fresh if inbox_id is not None], now)
         await uow.commit()
     applied = iter(results)
     by_delivery = {
