@@ -37,9 +37,7 @@ class SqlWebhookInbox:
         inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return inserted
 
-    async def add_applied_many(
-        self, deliveries: Sequence[WebhookDelivery], at: datetime
-    ) -> list[int | None]:
+    async def add_applied_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
         """Stores a batch as applied, in one statement; for each delivery its new row id, or None when its
         key was already stored (before, or earlier in this same batch). The caller's transaction only
         commits once the batch is applied, so "applied" is never on record for a webhook that was not."""

@@ -20,9 +20,7 @@ class WebhookInbox(Protocol):
 
     async def mark_applied(self, inbox_id: int, at: datetime) -> None: ...
 
-    async def add_applied_many(
-        self, deliveries: Sequence[WebhookDelivery], at: datetime
-    ) -> list[int | None]:
+    async def add_applied_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
         """Store a batch already marked applied (the caller commits only once it has applied them);
         each delivery's new id, or None when its key is already stored (before, or earlier in the batch)."""
 
