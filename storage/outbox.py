@@ -12,18 +12,22 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Outcome, ReceiptResult, Rescheduled
 from domain.delivery.ports import DeliveryReceipt
-from domain.vocabulary import STATUS_PROGRESS, MessageStatus
-from storage.models import CommunicationAnalytics, CustomerCommunication, MessageStatusEvent
+from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, MessageStatus
+from storage.models import CommunicationAnalytics, CustomerCommunication, CustomerConsent, MessageStatusEvent
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
 EVENTS = table_of(MessageStatusEvent)
 FEED = table_of(CommunicationAnalytics)
+CONSENTS = table_of(CustomerConsent)
+#: Same reason the consent rules give when they suppress at planning time.
+OPTED_OUT_REASON = "opted_out"
+STOPPED_AT_SEND = "Not sent: the customer opted out of this channel after it was planned."
 
 
 class SqlOutbox:
@@ -56,11 +60,14 @@ class SqlOutbox:
         if self._claim_filter is not None:
             due = due.where(self._claim_filter())
         due = due.order_by(CC.c.next_attempt_at).limit(limit)
+        chosen: ColumnElement[bool] = CC.c.id.in_(due.scalar_subquery())
         if self._dialect == "postgresql":
-            due = due.with_for_update(skip_locked=True)
+            # ANY(ARRAY(...)) runs the locking subquery once; as "IN (subquery)" PostgreSQL may plan a
+            # semi-join that re-runs it per row and so claims far more than ``limit``.
+            chosen = CC.c.id == any_(func.array(due.with_for_update(skip_locked=True).scalar_subquery()))
         claim = (
             update(CC)
-            .where(CC.c.id.in_(due.scalar_subquery()), CC.c.status == MessageStatus.PLANNED.value)
+            .where(chosen, CC.c.status == MessageStatus.PLANNED.value)
             .values(
                 status=MessageStatus.SENDING.value,
                 claimed_by=worker_id,
@@ -82,8 +89,47 @@ class SqlOutbox:
                 CC.c.template_id,
             )
         )
-        rows = (await self.session.execute(claim)).all()
-        return [ClaimedMessage(**row._mapping) for row in rows]
+        claimed = [ClaimedMessage(**row._mapping) for row in (await self.session.execute(claim)).all()]
+        stopped = await self._suppress_opted_out(claimed, now)
+        return [message for message in claimed if message.id not in stopped] if stopped else claimed
+
+    async def _suppress_opted_out(self, claimed: Sequence[ClaimedMessage], now: datetime) -> set[int]:
+        """The last check before a send: a claimed message whose customer has opted out of its channel
+        since it was planned (or whose withdrawal it escaped while being sent and retried) is suppressed.
+        Confirmations of the customer's own keyword (source "system") still go, as carriers expect."""
+        with_customer = [m.id for m in claimed if m.customer_id is not None]
+        if not with_customer:
+            return set()
+        opted_out = select(CONSENTS.c.customer_id).where(
+            CONSENTS.c.customer_id == CC.c.customer_id,
+            CONSENTS.c.channel == CC.c.channel,
+            CONSENTS.c.status == ConsentStatus.OPTED_OUT.value,
+        )
+        stopped = set(
+            await self.session.scalars(
+                update(CC)
+                .where(
+                    CC.c.id.in_(with_customer),
+                    CC.c.source != MessageSource.SYSTEM.value,
+                    exists(opted_out),
+                )
+                .values(
+                    status=MessageStatus.SUPPRESSED.value,
+                    status_reason=OPTED_OUT_REASON,
+                    next_attempt_at=None,
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+                .returning(CC.c.id)
+            )
+        )
+        await self._insert_events_returning(
+            [
+                (message_id, MessageStatus.SUPPRESSED.value, "consent", now, None, STOPPED_AT_SEND)
+                for message_id in sorted(stopped)
+            ]
+        )
+        return stopped
 
     async def release_expired_leases(self, now: datetime, grace: timedelta) -> int:
         """Messages whose worker died mid-send go back to planned, after a grace period for their receipt.
@@ -115,24 +161,24 @@ class SqlOutbox:
         recall (its send is under way); everything still waiting is stopped here, in the opt-out's
         own transaction.
         """
-        ids = list(
+        # One statement: a row a worker claims meanwhile is no longer "planned" and is left alone here
+        # (the check at claim time stops it instead).
+        ids = sorted(
             await self.session.scalars(
-                select(CC.c.id).where(
+                update(CC)
+                .where(
                     CC.c.customer_id == customer_id,
                     CC.c.channel == channel,
                     CC.c.direction == "outbound",
                     CC.c.status == MessageStatus.PLANNED.value,
+                    CC.c.source != MessageSource.SYSTEM.value,
                 )
+                .values(status=MessageStatus.SUPPRESSED.value, status_reason=reason, next_attempt_at=None)
+                .returning(CC.c.id)
             )
         )
         if not ids:
             return 0
-        await self.session.execute(
-            update(CC)
-            .where(CC.c.id.in_(ids), CC.c.status == MessageStatus.PLANNED.value)
-            .values(status=MessageStatus.SUPPRESSED.value, status_reason=reason, next_attempt_at=None)
-            .execution_options(synchronize_session=False)
-        )
         await self._insert_events_returning(
             [(message_id, MessageStatus.SUPPRESSED.value, "consent", at, None, detail) for message_id in ids]
         )
@@ -236,7 +282,8 @@ class SqlOutbox:
                 continue
             current, _pid = state[target.id]
             new = receipt.status
-            in_doubt = current in (MessageStatus.SENDING, MessageStatus.PLANNED)
+            # A receipt for a message we withdrew or stopped means the provider had it after all.
+            in_doubt = current in (MessageStatus.SENDING, MessageStatus.PLANNED, MessageStatus.SUPPRESSED)
             if not in_doubt and STATUS_PROGRESS.get(new, -1) <= STATUS_PROGRESS.get(current, -1):
                 results.append(ReceiptResult(False, target.id, current.value, f"already {current.value}"))
                 continue

@@ -1,0 +1,122 @@
+"""Claiming due messages on SQLite and PostgreSQL: the limit holds, and an opt-out is checked at the last moment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from domain.delivery.ports import DeliveryReceipt
+from domain.vocabulary import MessageStatus
+from storage.database import Database
+from storage.models import ConsentRecord, Customer, CustomerCommunication, CustomerConsent, MessageStatusEvent
+from storage.unit_of_work import SqlUnitOfWork
+
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=60)
+
+
+async def add_due(
+    database: Database, count: int, *, customer_id: int | None = None, source: str = "campaign"
+) -> None:
+    rows = [
+        {
+            "customer_id": customer_id,
+            "channel": "sms",
+            "provider": "twilio",
+            "direction": "outbound",
+            "source": source,
+            "source_ref": "claims",
+            "category": "marketing",
+            "idempotency_key": f"{source}:claims:{customer_id}:{i}",
+            "to_address": f"+4915100{i:06d}",
+            "body": f"Hello {i}",
+            "status": "planned",
+            "next_attempt_at": NOW - timedelta(minutes=1),
+            "attempts": 0,
+            "created_at": NOW - timedelta(hours=1),
+        }
+        for i in range(count)
+    ]
+    async with database.engine.begin() as connection:
+        await connection.execute(insert(CustomerCommunication), rows)
+
+
+async def claim(database: Database, limit: int) -> list[int]:
+    async with SqlUnitOfWork(database) as uow:
+        claimed = await uow.outbox.claim_due("w1", NOW, limit, LEASE)
+        await uow.commit()
+    return [message.id for message in claimed]
+
+
+async def test_a_claim_takes_no_more_than_its_limit(database: Database) -> None:
+    await add_due(database, 20)
+    first = await claim(database, 3)
+    second = await claim(database, 5)
+    assert len(first) == 3 and len(second) == 5
+    assert not set(first) & set(second)
+
+
+async def test_a_customer_who_opted_out_after_planning_is_stopped_at_the_claim(database: Database) -> None:
+    async with database.sessions() as session:
+        customer = Customer(name="Late Stopper", phone_e164="+4915100000777", created_at=NOW)
+        session.add(customer)
+        await session.flush()
+        customer_id = customer.id
+        await session.commit()
+    await add_due(database, 2, customer_id=customer_id)
+    await add_due(database, 1, customer_id=customer_id, source="system")  # the STOP confirmation itself
+    # The opt-out lands while the messages are not "planned" (say, mid-send and then retried), so the
+    # withdrawal at opt-out time did not see them: the claim is the last line.
+    async with database.sessions() as session:
+        record = ConsentRecord(
+            customer_id=customer_id, channel="sms", status="opted_out", source="sms_keyword", recorded_at=NOW
+        )
+        session.add(record)
+        await session.flush()
+        session.add(
+            CustomerConsent(
+                customer_id=customer_id,
+                channel="sms",
+                status="opted_out",
+                source="sms_keyword",
+                record_id=record.id,
+                changed_at=NOW,
+            )
+        )
+        await session.commit()
+
+    claimed = await claim(database, 10)
+
+    async with database.sessions() as session:
+        rows = {
+            row.id: row
+            for row in await session.scalars(
+                select(CustomerCommunication).where(CustomerCommunication.customer_id == customer_id)
+            )
+        }
+        events = (
+            await session.execute(
+                select(
+                    MessageStatusEvent.communication_id, MessageStatusEvent.status, MessageStatusEvent.source
+                )
+            )
+        ).all()
+    system = [i for i, row in rows.items() if row.source == "system"]
+    assert claimed == system
+    stopped = [i for i, row in rows.items() if row.source == "campaign"]
+    assert all((rows[i].status, rows[i].status_reason) == ("suppressed", "opted_out") for i in stopped)
+    assert sorted(e.communication_id for e in events if e.source == "consent") == sorted(stopped)
+
+    # Had the provider taken one after all (an in-doubt send), its receipt is still recorded.
+    async with SqlUnitOfWork(database) as uow:
+        [result] = await uow.outbox.apply_receipts(
+            [DeliveryReceipt("twilio", "SMlate", MessageStatus.DELIVERED, NOW, our_message_id=stopped[0])]
+        )
+        await uow.commit()
+    assert result.applied
+    async with database.sessions() as session:
+        status = await session.scalar(
+            select(CustomerCommunication.status).where(CustomerCommunication.id == stopped[0])
+        )
+    assert status == "delivered"
