@@ -47,7 +47,8 @@ class SqlWebhookInbox:
             fresh.setdefault(key, delivery)
         rows = [
             {**_row(d), "status": "applied", "attempts": 1, "received_at": at, "applied_at": at}
-            for d in fresh.values()
+            # Key order: two batches inserting overlapping keys take their locks in the same order.
+            for _, d in sorted(fresh.items(), key=lambda item: item[0])
         ]
         result = await self.session.execute(
             insert_for(self.session, INBOX)

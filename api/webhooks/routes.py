@@ -75,6 +75,8 @@ async def _body(request: AnyRequest) -> bytes:
     size = 0
     while True:
         message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientException("the client went away before sending the whole body")
         chunk = bytes(message.get("body", b""))  # type: ignore[call-overload]
         size += len(chunk)
         if size > MAX_WEBHOOK_BYTES:

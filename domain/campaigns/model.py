@@ -208,7 +208,13 @@ class Recipient:
     @property
     def is_plain(self) -> bool:
         """No consent on record, no recent marketing and no WhatsApp chat: true of most customers."""
-        return not self.consents and not self.marketing_7d and self.last_inbound_whatsapp_at is None
+        return (
+            not self.consents
+            and not self.marketing_7d
+            and not self.marketing_24h
+            and not self.campaign_type_7d
+            and self.last_inbound_whatsapp_at is None
+        )
 
     @property
     def first_name(self) -> str:
