@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from litestar import Litestar
@@ -70,10 +69,6 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
     async def start_background() -> None:
         if worker is not None:
             await worker.start()
-        # Everything built so far (modules, models, the app) lives as long as the process: move it out of
-        # the collector's way, so full collections under load stop rescanning it (long request tails).
-        gc.collect()
-        gc.freeze()
 
     async def close_container() -> None:
         if worker is not None:
