@@ -31,7 +31,13 @@ from storage import migrate
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
 from storage.models import ConsentRecord, Customer, CustomerConsent, CustomerTag, MessageTemplate
-from storage.outbox_insert import COLUMNS, OUTBOX, SQLITE_INSERT, sqlite_timestamp
+from storage.outbox_insert import (
+    COLUMNS,
+    OUTBOX,
+    POSTGRES_INSERT,
+    sqlite_insert_records,
+    sqlite_timestamp,
+)
 from storage.sql import table_of
 
 CACHE = Path(tempfile.gettempdir()) / "switchboard-bench"
@@ -121,11 +127,15 @@ def customer_rows(first_id: int, count: int, rng: random.Random) -> list[dict[st
 
 
 async def build_base(path: Path, customers: int) -> None:
-    """The cached database: migrated schema, templates, customers, tags and a few percent opt-outs."""
+    """The cached SQLite database: migrated schema, templates, customers, tags and a few percent opt-outs."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    url = f"sqlite+aiosqlite:///{partial}"
+    await load_base(f"sqlite+aiosqlite:///{partial}", customers)
+    partial.rename(path)
+
+
+async def load_base(url: str, customers: int) -> None:
     await migrate.upgrade(url)
     database = Database.connect(url)
     rng = random.Random(42)
@@ -165,7 +175,6 @@ async def build_base(path: Path, customers: int) -> None:
         for start in range(0, len(consents), CHUNK):
             await connection.execute(insert(table_of(CustomerConsent)), consents[start : start + CHUNK])
     await database.dispose()
-    partial.rename(path)
 
 
 def templates() -> list[dict[str, Any]]:
@@ -241,10 +250,10 @@ async def plan_everyone(url: str, batch_size: int) -> tuple[int, float, float, f
 
 
 async def baseline_insert(url: str, count: int, batch_size: int) -> tuple[float, float]:
-    """The same number of outbox rows, built beforehand as driver tuples, inserted with plain executemany
-    of the same statement in transactions of the same size: the floor for the insert alone."""
+    """The same number of outbox rows, built beforehand as driver tuples, inserted the way planning inserts
+    them (the same statements, in transactions of the same size): the floor for the insert alone."""
     database = Database.connect(url)
-    stamp = sqlite_timestamp(NOW)
+    stamp: object = NOW if database.engine.dialect.name == "postgresql" else sqlite_timestamp(NOW)
     spent = cpu = 0.0
     for first in range(0, count, batch_size):
         row = {
@@ -273,7 +282,13 @@ async def baseline_insert(url: str, count: int, batch_size: int) -> tuple[float,
         ]
         started, cpu_started = time.perf_counter(), time.process_time()
         async with database.engine.begin() as connection:
-            await connection.exec_driver_sql(SQLITE_INSERT, records)
+            if database.engine.dialect.name == "postgresql":
+                raw = await connection.get_raw_connection()
+                columns = [list(values) for values in zip(*records, strict=True)]
+                await raw.driver_connection.execute(POSTGRES_INSERT, *columns)  # type: ignore[union-attr]
+            else:
+                raw = await connection.get_raw_connection()
+                await sqlite_insert_records(raw.driver_connection, records)
         spent += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
     await database.dispose()
@@ -285,18 +300,20 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 recipients instead of 1,000,000")
     parser.add_argument("--customers", type=int)
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--database",
+        help="a scratch postgresql+asyncpg:// URL (its tables are dropped first); default SQLite",
+    )
     args = parser.parse_args()
     customers = args.customers or (100_000 if args.quick else 1_000_000)
-    base = CACHE / f"customers-{customers}.db"
-    if not base.exists():
-        await build_base(base, customers)
-    work, floor = CACHE / f"run-{customers}.db", CACHE / f"baseline-{customers}.db"
-    for copy in (work, floor):
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{copy}{suffix}").unlink(missing_ok=True)
-        shutil.copyfile(base, copy)
-    rows, elapsed, cpu, growth = await plan_everyone(f"sqlite+aiosqlite:///{work}", args.batch_size)
-    baseline, baseline_cpu = await baseline_insert(f"sqlite+aiosqlite:///{floor}", rows, args.batch_size)
+    if args.database:
+        await migrate.downgrade(args.database, "base")
+        await load_base(args.database, customers)
+        rows, elapsed, cpu, growth = await plan_everyone(args.database, args.batch_size)
+        await empty_outbox(args.database)
+        baseline, baseline_cpu = await baseline_insert(args.database, rows, args.batch_size)
+    else:
+        rows, elapsed, cpu, growth, baseline, baseline_cpu = await on_sqlite(customers, args.batch_size)
     per_second = rows / elapsed
     print(
         json.dumps(
@@ -311,12 +328,38 @@ async def main() -> None:
                 "recipients_per_cpu_s": round(rows / cpu),
                 "baseline_rows_per_cpu_s": round(baseline_cpu),
                 "load_average_1m": os.getloadavg()[0],
+                "database": (args.database or "sqlite").split(":", 1)[0],
             }
         )
     )
+
+
+async def on_sqlite(customers: int, batch_size: int) -> tuple[int, float, float, float, float, float]:
+    """Planning and the baseline each on a fresh copy of the cached customer database."""
+    base = CACHE / f"customers-{customers}.db"
+    if not base.exists():
+        await build_base(base, customers)
+    work, floor = CACHE / f"run-{customers}.db", CACHE / f"baseline-{customers}.db"
     for copy in (work, floor):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(base, copy)
+    try:
+        rows, elapsed, cpu, growth = await plan_everyone(f"sqlite+aiosqlite:///{work}", batch_size)
+        baseline, baseline_cpu = await baseline_insert(f"sqlite+aiosqlite:///{floor}", rows, batch_size)
+    finally:
+        for copy in (work, floor):
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    return rows, elapsed, cpu, growth, baseline, baseline_cpu
+
+
+async def empty_outbox(url: str) -> None:
+    """PostgreSQL has no file to copy: the baseline starts from the same empty outbox instead."""
+    database = Database.connect(url)
+    async with database.engine.begin() as connection:
+        await connection.exec_driver_sql(f"TRUNCATE {OUTBOX.name} CASCADE")
+    await database.dispose()
 
 
 if __name__ == "__main__":

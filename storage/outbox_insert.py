@@ -4,14 +4,15 @@ Rows go in with ON CONFLICT (idempotency_key) DO NOTHING, so planning a batch tw
 the counts returned are those of rows actually inserted. On SQLite the rows are bound below
 SQLAlchemy's per-row parameter handling: tuples already in the driver's form (timestamps as SQLite
 text, payloads as JSON text, each distinct value converted once) go to one ``executemany`` per status,
-whose rowcount leaves out skipped rows. On PostgreSQL one statement with RETURNING reports them.
+whose rowcount leaves out skipped rows. On PostgreSQL each column goes as one array to a single
+``INSERT ... SELECT FROM unnest(...) ... RETURNING status``: one set-based statement per batch.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ from domain.vocabulary import (
 )
 from storage.models import CustomerCommunication
 from storage.models.base import utcnow
-from storage.sql import dialect_of, insert_for, table_of
+from storage.sql import dialect_of, table_of
 
 OUTBOX = table_of(CustomerCommunication)
 
@@ -72,49 +73,31 @@ def sqlite_insert(rows: int = 1) -> str:
     )
 
 
-SQLITE_INSERT = sqlite_insert()
 _SQLITE_GROUP_INSERT = sqlite_insert(ROWS_PER_STATEMENT)
+
+#: Each column's PostgreSQL type, for the arrays the batch insert unnests.
+_POSTGRES_TYPES = {
+    "customer_id": "bigint",
+    "template_id": "bigint",
+    "campaign_id": "bigint",
+    "cost_micros": "bigint",
+    "segments": "smallint",
+    "attempts": "smallint",
+    "next_attempt_at": "timestamptz",
+    "created_at": "timestamptz",
+}
+POSTGRES_INSERT = (
+    f"INSERT INTO {OUTBOX.name} ({', '.join(COLUMNS)}) "
+    f"SELECT {', '.join('payload::jsonb' if c == 'payload' else c for c in COLUMNS)} FROM unnest("
+    + ", ".join(f"${n}::{_POSTGRES_TYPES.get(c, 'text')}[]" for n, c in enumerate(COLUMNS, start=1))
+    + f") AS given({', '.join(COLUMNS)}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING status"
+)
 
 #: Enum member -> stored text, looked up per row instead of the slower ``.value`` descriptor.
 _TEXT: dict[object, str] = {
     m: m.value for e in (Channel, MessageSource, MessageCategory, MessageStatus) for m in e
 }
 _PROVIDER_TEXT: dict[Channel, str] = {c: p.value for c, p in PROVIDER_FOR_CHANNEL.items()}
-
-
-def outbox_rows(entries: Sequence[OutboxEntry], now: datetime) -> list[dict[str, Any]]:
-    """Insert parameters for ``entries``; every row carries the same keys so they go as one executemany."""
-    outbound = Direction.OUTBOUND.value
-    planned = MessageStatus.PLANNED
-    text = _TEXT
-    return [
-        {
-            "customer_id": e.customer_id,
-            "channel": text[e.channel],
-            "provider": _PROVIDER_TEXT[e.channel],
-            "direction": outbound,
-            "source": text[e.source],
-            "source_ref": e.source_ref,
-            "category": text[e.category],
-            "idempotency_key": e.idempotency_key,
-            "template_id": e.template_id,
-            "campaign_id": e.campaign_id,
-            "to_address": e.to_address,
-            "subject": e.subject,
-            "body": e.body,
-            "payload": e.payload or None,
-            "status": text[e.status],
-            "status_reason": e.status_reason,
-            "next_attempt_at": (e.send_at or now) if e.status is planned else None,
-            "segments": e.segments,
-            "encoding": e.encoding,
-            "cost_micros": e.cost_micros,
-            "currency": e.currency,
-            "attempts": 0,
-            "created_at": now,
-        }
-        for e in entries
-    ]
 
 
 def sqlite_timestamp(value: datetime) -> str:
@@ -124,19 +107,29 @@ def sqlite_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
 
 
-def sqlite_records(entries: Sequence[OutboxEntry], now: datetime) -> dict[str, list[tuple[Any, ...]]]:
-    """Driver-ready rows for ``entries``, grouped by stored status (the rowcount of each group is exact)."""
+def utc_timestamp(value: datetime) -> datetime:
+    """What asyncpg's timestamptz codec wants: an aware datetime (naive ones are refused, as everywhere)."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
+    return value.astimezone(UTC)
+
+
+def driver_records(
+    entries: Sequence[OutboxEntry], now: datetime, stamp: Callable[[datetime], Any]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Driver-ready rows for ``entries`` in COLUMNS order, grouped by stored status; ``stamp`` puts a
+    timestamp in the driver's form (SQLite text, or an aware datetime for asyncpg)."""
     text, providers = _TEXT, _PROVIDER_TEXT
     outbound, planned = Direction.OUTBOUND.value, MessageStatus.PLANNED
-    created = sqlite_timestamp(now)
-    moments: dict[datetime | None, str | None] = {None: created, now: created}
+    created = stamp(now)
+    moments: dict[datetime | None, Any] = {None: created, now: created}
     payloads: dict[int, str | None] = {}
     groups: dict[str, list[tuple[Any, ...]]] = {}
     for e in entries:
         send_at = e.send_at
         moment = moments.get(send_at)
         if moment is None and send_at is not None:
-            moment = moments[send_at] = sqlite_timestamp(send_at)
+            moment = moments[send_at] = stamp(send_at)
         payload = e.payload
         # Entries sharing a rendering share one payload dict: it is encoded once, as the JSON column would.
         encoded = payloads.get(id(payload), "") if payload else None
@@ -182,23 +175,23 @@ async def insert_outbox_entries(
     if not entries:
         return Counter()
     now = now or utcnow()
-    if dialect_of(session) == "postgresql":
-        statement = insert_for(session, OUTBOX).on_conflict_do_nothing(
-            index_elements=[OUTBOX.c.idempotency_key]
-        )
-        result = await session.execute(statement.returning(OUTBOX.c.status), outbox_rows(entries, now))
-        return Counter(result.scalars().all())
-    # Straight to aiosqlite, inside the transaction the session's connection has begun: SQLAlchemy's
-    # per-row parameter handling would cost more than SQLite's own work.
+    # Straight to the driver, inside the transaction the session's connection has begun: SQLAlchemy's
+    # per-row parameter handling would cost more than the database's own work.
     raw = await (await session.connection()).get_raw_connection()
     driver: Any = raw.driver_connection
     inserted: Counter[str] = Counter()
-    for status, records in sqlite_records(entries, now).items():
-        inserted[status] = await _sqlite_insert_records(driver, records)
+    if dialect_of(session) == "postgresql":
+        # One set-based statement per batch: every column travels as one array (asyncpg's binary codec).
+        for records in driver_records(entries, now, utc_timestamp).values():
+            columns = [list(values) for values in zip(*records, strict=True)]
+            inserted.update(row[0] for row in await driver.fetch(POSTGRES_INSERT, *columns))
+        return inserted
+    for status, records in driver_records(entries, now, sqlite_timestamp).items():
+        inserted[status] = await sqlite_insert_records(driver, records)
     return inserted
 
 
-async def _sqlite_insert_records(driver: Any, records: Sequence[tuple[Any, ...]]) -> int:
+async def sqlite_insert_records(driver: Any, records: Sequence[tuple[Any, ...]]) -> int:
     """Inserts ``records`` in multi-row statements; how many were new (rowcount skips conflicts)."""
     size = ROWS_PER_STATEMENT
     whole = len(records) - len(records) % size
