@@ -157,8 +157,13 @@ async def send_message(
         entry, decision = _compose(request, recipient, variants, now, policy, price_book)
         preview = _preview(entry, request, decision, price_book)
         known = await uow.messages.by_idempotency_key(entry.idempotency_key)
+        inserted = 0 if known is not None else sum((await uow.outbox_writer.add_many([entry], now)).values())
+        if known is None and not inserted:
+            # A concurrent request with the same id stored it first (on PostgreSQL, between our look-up and
+            # our insert): this one is the repeat, and neither queues nor audits anything.
+            known = await uow.messages.by_idempotency_key(entry.idempotency_key)
+            assert known is not None
         if known is None:
-            await uow.outbox_writer.add_many([entry], now)
             stored = await uow.messages.by_idempotency_key(entry.idempotency_key)
             assert stored is not None
             action = "message.send" if entry.status == MessageStatus.PLANNED else "message.suppressed"
