@@ -35,7 +35,11 @@ COMMUNICATION_PAGES = (
     SubPage(
         "messages", "Messages", "Every message in and out, with its delivery status and the reason behind it."
     ),
-    SubPage("templates", "Templates", "Message templates per channel and locale, with live preview."),
+    SubPage(
+        "templates",
+        "Templates",
+        "Message templates per channel and locale, with live preview, and the automated notifications.",
+    ),
     SubPage("campaigns", "Campaigns", "Bulk campaigns: audience, preview, launch, pause and live progress."),
     SubPage("sms", "SMS", "Twilio SMS traffic, segments, cost and carrier errors."),
     SubPage("email", "Email", "Email sends, bounces and one-click unsubscribes."),

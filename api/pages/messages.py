@@ -1,4 +1,5 @@
-"""Communication pages for single messages: the message log with its detail, and templates with live preview."""
+"""Communication pages for single messages: the message log with its detail, templates with live preview and
+the automated notification rules that send them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from sqlalchemy import select
 
 from api.pages.common import Formats, StaffPages, container_of, page, utc_now
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
+from domain.notifications.rules import describe_channel_order, describe_offset
+from domain.notifications.use_cases import list_notification_rules
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus
 from storage.database import Database
 from storage.models import BulkMessaging, Customer, CustomerCommunication, MessageStatusEvent, MessageTemplate
@@ -215,6 +218,33 @@ async def template_variants(database: Database) -> dict[str, list[MessageTemplat
     return dict(grouped)
 
 
+@dataclass(frozen=True)
+class RuleRow:
+    """One automated notification rule as the templates page shows it, in the words `rule list` uses."""
+
+    name: str
+    event: str
+    template: str
+    channels: str
+    offset: str
+    enabled: bool
+
+
+async def notification_rule_rows(request: Request[Any, Any, Any]) -> list[RuleRow]:
+    rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
+    return [
+        RuleRow(
+            r.name,
+            r.event_type,
+            r.template_name,
+            describe_channel_order(r.channel_order),
+            describe_offset(r.offset_minutes),
+            r.enabled,
+        )
+        for r in rules
+    ]
+
+
 async def template_preview(request: Request[Any, Any, Any], form: PreviewForm) -> MessagePreview:
     container = container_of(request)
     message = MessageRequest(
@@ -284,4 +314,5 @@ class MessagePages(StaffPages):
             if preview
             else None,
             error=error,
+            rules=await notification_rule_rows(request),
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from bot.commands import campaigns, customers, help, kpi, messages, reports, status, templates
+from bot.commands import campaigns, customers, help, kpi, messages, reports, rules, status, templates
 from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
 from bot.commands.questions import KPI_USAGE
@@ -183,6 +183,34 @@ COMMANDS: tuple[CommandSpec, ...] = (
         changes=True,
     ),
     CommandSpec(
+        "rule list",
+        rules.parse_list,
+        rules.run_list,
+        V,
+        "The automated notification rules and whether each is on.",
+        "rule list",
+    ),
+    CommandSpec(
+        "rule enable",
+        rules.parse_enable,
+        rules.run_switch,
+        M,
+        "Switch a notification rule on for new events.",
+        rules.ENABLE_USAGE,
+        ("rule enable appointment_reminder_24h",),
+        changes=True,
+    ),
+    CommandSpec(
+        "rule disable",
+        rules.parse_disable,
+        rules.run_switch,
+        M,
+        "Switch a notification rule off; messages it already planned still go out.",
+        rules.DISABLE_USAGE,
+        ("rule disable csat_after_visit",),
+        changes=True,
+    ),
+    CommandSpec(
         "customer find",
         customers.parse_find,
         customers.run_find,
@@ -219,7 +247,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
 
 BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}
 #: What a bare noun means: `campaigns` lists them, `customer jane` finds her.
-DEFAULT_VERB = {"campaign": "list", "template": "list", "report": "list", "customer": "find"}
+DEFAULT_VERB = {"campaign": "list", "template": "list", "report": "list", "rule": "list", "customer": "find"}
 NOUNS = sorted({spec.name.split()[0] for spec in COMMANDS})
 
 

@@ -138,3 +138,22 @@ def channel_order(rule: NotificationRule, recipient: Recipient) -> tuple[Channel
         return rule.channel_order
     preferred: Sequence[Channel] = (recipient.preferred_channel,) if recipient.preferred_channel else ()
     return tuple(dict.fromkeys((*preferred, *DEFAULT_CHANNEL_ORDER)))
+
+
+def describe_offset(minutes: int) -> str:
+    """A rule's offset as staff read it: "at the event", "1 day before", "2 h 30 min after"."""
+    if minutes == 0:
+        return "at the event"
+    days, rest = divmod(abs(minutes), 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = (
+        f"{days} day{'s' if days != 1 else ''}" if days else "",
+        f"{hours} h" if hours else "",
+        f"{mins} min" if mins else "",
+    )
+    return " ".join(part for part in parts if part) + (" before" if minutes < 0 else " after")
+
+
+def describe_channel_order(order: Sequence[Channel]) -> str:
+    """The channels a rule tries, in order; "preferred" when it follows the customer's preferred channel."""
+    return ", ".join(channel.value for channel in order) or "preferred"

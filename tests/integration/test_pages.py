@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.app import create_app
 from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
 from storage.database import Database
 from storage.models import (
     AuditLog,
+    AutomatedNotification,
     BulkMessaging,
     ChatMessage,
     ChatSession,
@@ -383,6 +384,57 @@ async def test_template_preview_shows_segments_and_errors_inline(client: Client,
         params={"preview": "1", "template": "appointment_reminder", "channel": "fax"},
     )
     assert no_variant.status_code == 200 and 'class="notice error"' in no_variant.text
+
+
+async def test_templates_page_lists_the_automated_notification_rules(client: Client, seeded: Seeded) -> None:
+    database = Database.connect(seeded.settings.database_url)
+    async with database.sessions() as session:
+        await session.execute(
+            update(AutomatedNotification)
+            .where(AutomatedNotification.name == "csat_after_visit")
+            .values(enabled=False)
+        )
+        session.add(
+            AutomatedNotification(
+                name=SCRIPT_NAME,
+                event_type="order.created",
+                template_name="order_confirmation",
+                channel_order=[],
+                offset_minutes=-90,
+            )
+        )
+        await session.commit()
+    await database.dispose()
+    await sign_in(client, seeded, VIEWER)
+
+    html = (await client.get("/communication/templates")).text
+
+    section = html[html.index('<h2 id="rules-heading">Automated notifications</h2>') :]
+    assert "rule disable NAME" in section and "/api/notification-rules" in section
+    rows = {
+        cells[0]: cells[1:]
+        for cells in (
+            [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", section, re.S)
+        )
+        if cells
+    }
+    assert rows["appointment_reminder_24h"] == [
+        "appointment.reminder",
+        "appointment_reminder",
+        "whatsapp, telegram, sms, email",
+        "1 day before",
+        "on",
+    ]
+    assert rows["csat_after_visit"][-2:] == ["2 h after", "off"]
+    assert rows[ESCAPED_NAME] == [
+        "order.created",
+        "order_confirmation",
+        "preferred",
+        "1 h 30 min before",
+        "on",
+    ]
+    assert SCRIPT_NAME not in html and len(rows) == 8
 
 
 async def test_viewer_cannot_change_campaigns_or_reply(client: Client, seeded: Seeded) -> None:
