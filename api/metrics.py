@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,5 +17,15 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 @get("/metrics", name="metrics", exclude_from_auth=True, include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     container: Container = request.app.state.container
+    token = container.settings.metrics_token.get_secret_value()
+    if token:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            return Response(
+                b"metrics need Authorization: Bearer <SWITCHBOARD_METRICS_TOKEN>\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     await container.metrics.refresh(container.database, datetime.now(UTC))
     return Response(container.metrics.exposition(), media_type=PROMETHEUS_TEXT)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
 
     api_token: SecretStr = SecretStr(SANDBOX_SECRETS["api_token"])
     session_secret: SecretStr = SecretStr(SANDBOX_SECRETS["session_secret"])
+    #: When set, GET /metrics needs `Authorization: Bearer <token>` (Prometheus: `authorization` in the
+    #: scrape config); empty leaves it open, for a scraper on a private network.
+    metrics_token: SecretStr = SecretStr("")
 
     sandbox: bool = True
     sandbox_port: int = 8025

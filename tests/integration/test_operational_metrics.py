@@ -76,6 +76,18 @@ async def test_metrics_endpoint_exposes_queue_depth_latency_and_webhook_figures(
     assert float(oldest.split()[1]) >= 29
 
 
+async def test_metrics_need_the_token_when_one_is_set(database_url: str) -> None:
+    settings = Settings(database_url=database_url, metrics_token="scrape-me")  # type: ignore[arg-type]
+    app = create_app(settings)
+    async with AsyncTestClient(app) as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+    assert "switchboard_outbox_depth" not in missing.text
+    assert "switchboard_outbox_depth" in right.text
+
+
 async def test_snapshots_are_recorded_for_trends(database: Database) -> None:
     from reports.performance import OperationalMetrics
 
