@@ -283,9 +283,8 @@ async def baseline_insert(url: str, count: int, batch_size: int) -> tuple[float,
         started, cpu_started = time.perf_counter(), time.process_time()
         async with database.engine.begin() as connection:
             if database.engine.dialect.name == "postgresql":
-                raw = await connection.get_raw_connection()
-                columns = [list(values) for values in zip(*records, strict=True)]
-                await raw.driver_connection.execute(POSTGRES_INSERT, *columns)  # type: ignore[union-attr]
+                columns = tuple(list(values) for values in zip(*records, strict=True))
+                await connection.exec_driver_sql(POSTGRES_INSERT, columns)
             else:
                 raw = await connection.get_raw_connection()
                 await sqlite_insert_records(raw.driver_connection, records)

@@ -89,7 +89,9 @@ class SqlOutbox:
                 CC.c.template_id,
             )
         )
-        claimed = [ClaimedMessage(**row._mapping) for row in (await self.session.execute(claim)).all()]
+        # RETURNING order is unspecified: send oldest first (ids grow with time).
+        rows = sorted((await self.session.execute(claim)).all(), key=lambda row: row.id)
+        claimed = [ClaimedMessage(**row._mapping) for row in rows]
         stopped = await self._suppress_opted_out(claimed, now)
         return [message for message in claimed if message.id not in stopped] if stopped else claimed
 

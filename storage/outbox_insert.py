@@ -148,7 +148,7 @@ def driver_records(
             e.template_id,
             e.campaign_id,
             e.to_address,
-            e.subject,
+            e.subject[:255] if e.subject else e.subject,  # the column's limit; a subject is never that long
             e.body,
             encoded,
             status,
@@ -175,17 +175,20 @@ async def insert_outbox_entries(
     if not entries:
         return Counter()
     now = now or utcnow()
-    # Straight to the driver, inside the transaction the session's connection has begun: SQLAlchemy's
-    # per-row parameter handling would cost more than the database's own work.
-    raw = await (await session.connection()).get_raw_connection()
-    driver: Any = raw.driver_connection
+    connection = await session.connection()
     inserted: Counter[str] = Counter()
     if dialect_of(session) == "postgresql":
-        # One set-based statement per batch: every column travels as one array (asyncpg's binary codec).
+        # One set-based statement per batch: every column travels as one array (asyncpg's binary codec),
+        # 23 parameters in all, so going through SQLAlchemy (which begins the transaction) costs nothing.
         for records in driver_records(entries, now, utc_timestamp).values():
-            columns = [list(values) for values in zip(*records, strict=True)]
-            inserted.update(row[0] for row in await driver.fetch(POSTGRES_INSERT, *columns))
+            columns = tuple(list(values) for values in zip(*records, strict=True))
+            result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
+            inserted.update(row[0] for row in result.all())
         return inserted
+    # Straight to aiosqlite, inside the transaction the session has begun (SQLite writers BEGIN IMMEDIATE
+    # on connect): SQLAlchemy's per-row parameter handling would cost more than SQLite's own work.
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
     for status, records in driver_records(entries, now, sqlite_timestamp).items():
         inserted[status] = await sqlite_insert_records(driver, records)
     return inserted

@@ -137,8 +137,8 @@ class MessagesController(Controller):
         """Queues one message; send the same `Idempotency-Key` header again and nothing is sent twice."""
         container = container_of(request)
         key = request.headers.get("idempotency-key") or uuid.uuid4().hex
-        if len(key) > 64:
-            raise Unprocessable("Idempotency-Key is at most 64 characters")
+        if len(key) > 60:  # it is kept as "api-<key>" in a 64-character column
+            raise Unprocessable("Idempotency-Key is at most 60 characters")
         try:
             result = await send_message(
                 container.messaging_uow(),
