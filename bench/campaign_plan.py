@@ -239,7 +239,11 @@ async def plan_everyone(url: str, batch_size: int) -> tuple[int, float, float, f
     with PeakRss() as rss:
         started, cpu_started = time.perf_counter(), time.process_time()
         progress = await plan_campaign(
-            lambda: SqlCampaignUnitOfWork(database), campaign.id, batch_size, now=lambda: NOW
+            lambda: SqlCampaignUnitOfWork(database),
+            campaign.id,
+            batch_size,
+            now=lambda: NOW,
+            read_uow_factory=lambda: SqlCampaignUnitOfWork(database, read_only=True),
         )
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     async with database.engine.connect() as connection:

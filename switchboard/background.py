@@ -18,7 +18,7 @@ from typing import Any
 import aiosmtplib
 from sqlalchemy import func, select
 
-from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign_batch, plan_fallbacks
+from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign, plan_fallbacks
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events
@@ -46,6 +46,9 @@ from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
+
+#: Seconds of campaign planning per worker tick, per campaign (batches are never cut short).
+PLANNING_BUDGET = 5.0
 
 
 def utc_now() -> datetime:
@@ -134,10 +137,18 @@ class BackgroundServices:
         policy = self.container.consent_policy()
         for campaign_id, planning_done, fallback in running:
             if not planning_done:
-                progress = await plan_campaign_batch(
-                    self.container.campaign_uow(), campaign_id, now=utc_now(), policy=policy
+                # Whole batches for up to PLANNING_BUDGET seconds a tick (a million recipients take well
+                # under a minute), then the fallbacks, completions and other campaigns get their turn.
+                before = await self._planned_so_far(campaign_id)
+                progress = await plan_campaign(
+                    self.container.campaign_uow,
+                    campaign_id,
+                    now=utc_now,
+                    policy=policy,
+                    budget=PLANNING_BUDGET,
+                    read_uow_factory=lambda: self.container.campaign_uow(read_only=True),
                 )
-                planned += progress.planned
+                planned += progress.total_planned - before
             if fallback:
                 planned += await plan_fallbacks(
                     self.container.campaign_uow(), campaign_id, utc_now(), policy=policy
@@ -145,6 +156,13 @@ class BackgroundServices:
             if planning_done:
                 await complete_campaign_if_done(self.container.campaign_uow(), campaign_id)
         return planned
+
+    async def _planned_so_far(self, campaign_id: int) -> int:
+        async with self.container.database.read_sessions() as session:
+            count = await session.scalar(
+                select(BulkMessaging.planned_count).where(BulkMessaging.id == campaign_id)
+            )
+        return int(count or 0)
 
     async def process_events(self) -> None:
         def open_uow() -> SqlNotificationUnitOfWork:

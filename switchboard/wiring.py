@@ -30,8 +30,10 @@ class Container:
     def messaging_uow(self) -> SqlMessagingUnitOfWork:
         return SqlMessagingUnitOfWork(self.database, business_tz=self.settings.business_timezone)
 
-    def campaign_uow(self) -> SqlCampaignUnitOfWork:
-        return SqlCampaignUnitOfWork(self.database, business_tz=self.settings.business_timezone)
+    def campaign_uow(self, *, read_only: bool = False) -> SqlCampaignUnitOfWork:
+        return SqlCampaignUnitOfWork(
+            self.database, read_only=read_only, business_tz=self.settings.business_timezone
+        )
 
     def notification_uow(self, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
         return SqlNotificationUnitOfWork(

@@ -447,3 +447,40 @@ async def test_an_opt_out_withdraws_messages_planned_but_not_yet_sent(database: 
     assert "opted out of sms" in history[0].detail
     progress = await campaign_progress(SqlCampaignUnitOfWork(database), campaign_id)
     assert progress.count("planned") == 1
+
+
+async def test_reading_ahead_plans_the_same_rows_and_a_budget_stops_between_batches(
+    database: Database,
+) -> None:
+    """Pages read ahead on a read-only connection give exactly the rows batch-by-batch planning gives."""
+    ids = await small_audience(database)
+    campaign_id = await new_campaign(database)
+    await launch_campaign(SqlCampaignUnitOfWork(database), campaign_id, NOW)
+
+    def read_only() -> SqlCampaignUnitOfWork:
+        return SqlCampaignUnitOfWork(database, read_only=True)
+
+    first = await plan_campaign(
+        lambda: SqlCampaignUnitOfWork(database),
+        campaign_id,
+        2,
+        now=lambda: NOW,
+        budget=0.0,
+        read_uow_factory=read_only,
+    )
+    assert (first.done, first.total_planned + first.total_excluded) == (
+        False,
+        2,
+    )  # one batch, then the budget
+
+    # A batch planned meanwhile without the read-ahead moves the cursor: a page read ahead for the old
+    # cursor must not be used.
+    await plan_campaign_batch(SqlCampaignUnitOfWork(database), campaign_id, 2, now=NOW)
+    rest = await plan_campaign(
+        lambda: SqlCampaignUnitOfWork(database), campaign_id, 2, now=lambda: NOW, read_uow_factory=read_only
+    )
+    assert rest.done and (rest.total_planned, rest.total_excluded) == (3, 2)
+    rows = await outbox_rows(database, campaign_id)
+    assert sorted(row.customer_id for row in rows) == sorted(
+        ids[name] for name in ("alice", "bob", "carol", "dan", "eve")
+    )
