@@ -9,7 +9,6 @@ from litestar import Litestar
 from api.app import create_app
 from switchboard.settings import Settings
 
-
 #: Young-generation collections after this many net allocations (CPython's default is 700): a request
 #: allocates thousands of short-lived objects, and collecting every 700 of them costs CPU for nothing.
 SERVER_GC_THRESHOLDS = (20_000, 20, 20)
