@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get
 from litestar.response import Response
 
+from api.rest.common import bearer_matches
 from switchboard.wiring import Container
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -17,10 +17,9 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 @get("/metrics", name="metrics", exclude_from_auth=True, include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     container: Container = request.app.state.container
-    token = container.settings.metrics_token.get_secret_value().strip()
-    if token:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+    token = container.settings.metrics_token.get_secret_value()
+    if token.strip():
+        if not bearer_matches(request.headers.get("authorization"), token):
             return Response(
                 b"metrics need Authorization: Bearer <SWITCHBOARD_METRICS_TOKEN>\n",
                 status_code=401,

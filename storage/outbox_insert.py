@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +28,7 @@ from domain.vocabulary import (
     MessageStatus,
 )
 from storage.models import CustomerCommunication
-from storage.models.base import utcnow
+from storage.models.base import postgres_timestamp, sqlite_timestamp, utcnow
 from storage.sql import dialect_of, table_of
 
 OUTBOX = table_of(CustomerCommunication)
@@ -100,20 +100,6 @@ _TEXT: dict[object, str] = {
 _PROVIDER_TEXT: dict[Channel, str] = {c: p.value for c, p in PROVIDER_FOR_CHANNEL.items()}
 
 
-def sqlite_timestamp(value: datetime) -> str:
-    """What `UtcDateTime` stores on SQLite: naive UTC text, always with microseconds."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-
-
-def utc_timestamp(value: datetime) -> datetime:
-    """What asyncpg's timestamptz codec wants: an aware datetime (naive ones are refused, as everywhere)."""
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
-    return value.astimezone(UTC)
-
-
 def driver_records(
     entries: Sequence[OutboxEntry], now: datetime, stamp: Callable[[datetime], Any]
 ) -> dict[str, list[tuple[Any, ...]]]:
@@ -180,7 +166,7 @@ async def insert_outbox_entries(
     if dialect_of(session) == "postgresql":
         # One set-based statement per batch: every column travels as one array (asyncpg's binary codec),
         # 23 parameters in all, so going through SQLAlchemy (which begins the transaction) costs nothing.
-        for records in driver_records(entries, now, utc_timestamp).values():
+        for records in driver_records(entries, now, postgres_timestamp).values():
             columns = tuple(list(values) for values in zip(*records, strict=True))
             result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
             inserted.update(row[0] for row in result.all())

@@ -15,12 +15,22 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 from switchboard.wiring import Container
 
 
+def bearer_matches(authorization: str | None, expected: str) -> bool:
+    """`Authorization: Bearer <expected>`, compared in constant time; an empty ``expected`` matches nothing.
+    Stray whitespace around either side (a token pasted with its newline) does not count."""
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    expected = expected.strip()
+    return (
+        scheme.lower() == "bearer"
+        and bool(expected)
+        and hmac.compare_digest(given.strip().encode(), expected.encode())
+    )
+
+
 def require_api_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     """Guard: `Authorization: Bearer <SWITCHBOARD_API_TOKEN>`, compared in constant time."""
-    header = connection.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
     expected = connection.app.state.settings.api_token.get_secret_value()
-    if scheme.lower() != "bearer" or not token or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not bearer_matches(connection.headers.get("authorization"), expected):
         raise NotAuthorizedException(
             "a valid bearer token is required (Authorization: Bearer <SWITCHBOARD_API_TOKEN>)"
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,6 +19,7 @@ from litestar.status_codes import (
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 )
 
+from api.rest.common import bearer_matches
 from api.webhooks.reading import (
     TELEGRAM_UPDATE,
     TWILIO_INBOUND,
@@ -255,16 +255,13 @@ async def _hand_to_staff_bot(container: Container, update: dict[str, Any]) -> No
 # --- Email --------------------------------------------------------------------------------------------
 
 
-def _bearer_ok(request: AnyRequest, token: str) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and bool(token) and hmac.compare_digest(given.encode(), token.encode())
-
-
 @post("/webhooks/email/inbound", exclude_from_auth=True, status_code=HTTP_200_OK, name="email_inbound")
 async def email_inbound(request: AnyRequest) -> Response[str]:
     """A relay posts the raw RFC 822 message (or JSON {"raw": "..."}) with the API token as Bearer."""
     container = _container(request)
-    if not _bearer_ok(request, container.settings.api_token.get_secret_value()):
+    if not bearer_matches(
+        request.headers.get("authorization"), container.settings.api_token.get_secret_value()
+    ):
         return _plain("unauthorized", HTTP_401_UNAUTHORIZED)
     raw = await request.body()
     if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json":

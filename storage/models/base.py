@@ -50,6 +50,25 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def sqlite_timestamp(value: datetime) -> str:
+    """What `UtcDateTime` stores on SQLite, for writers that bind below SQLAlchemy: naive UTC text,
+    always with microseconds."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+def postgres_timestamp(value: datetime) -> datetime:
+    """An aware UTC datetime, as asyncpg's timestamptz codec wants it (naive ones are refused)."""
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
+        value = value.astimezone(UTC)
+    return value
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -19,7 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Base
-from storage.models.base import UtcDateTime
+from storage.models.base import UtcDateTime, postgres_timestamp, sqlite_timestamp
 from storage.seeding.catalogue import Row
 
 #: Rows per executemany or COPY: large enough to amortise the call, small enough to keep memory flat.
@@ -41,24 +40,6 @@ class IdSequence:
 
     def reserve(self, table: str, upto: int) -> None:
         self._last[table] = max(self._last.get(table, 0), upto)
-
-
-def sqlite_timestamp(value: datetime) -> str:
-    """What SQLAlchemy stores for a `UtcDateTime` on SQLite: naive UTC, always with microseconds."""
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
-
-
-def postgres_timestamp(value: datetime) -> datetime:
-    """An aware UTC datetime, as asyncpg's timestamptz codec wants it."""
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: Switchboard stores timezone-aware UTC timestamps")
-        value = value.astimezone(UTC)
-    return value
 
 
 def _json_text(value: Any) -> str:
