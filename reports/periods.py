@@ -90,6 +90,11 @@ class TimeRange:
         """The last local day touched (the end is exclusive)."""
         return (self.end - timedelta(microseconds=1)).astimezone(zone(self.timezone)).date()
 
+    @property
+    def ends_mid_day(self) -> bool:
+        """True for a range cut short inside its last day, such as a period that runs up to now."""
+        return self.end.astimezone(zone(self.timezone)).time() != time()
+
 
 def zone(name: str) -> ZoneInfo:
     """The IANA zone `name`; anything else is refused with a clear message."""
@@ -198,7 +203,9 @@ def _is_whole_days(time_range: TimeRange) -> bool:
 def previous_period(time_range: TimeRange) -> TimeRange:
     """The equally long period just before: a month after a whole month, n days after n days.
 
-    A period that ends mid-day (today so far) is compared with the same stretch of the day before.
+    A range that ends mid-day is compared with the equally long stretch of time just before it. This is
+    the rule for rolling and explicit ranges; calendar periods to date ("this month") need the PeriodSpec
+    and go through comparison_range.
     """
     tz = time_range.timezone
     first, last = time_range.first_day, time_range.last_day
@@ -228,6 +235,114 @@ def _year_earlier(day: date) -> date:
     if (day.month, day.day) == (2, 29):
         return date(day.year - 1, 2, 28)
     return day.replace(year=day.year - 1)
+
+
+Comparison = Literal["previous_period", "same_period_last_year"]
+COMPARISONS: tuple[Comparison, ...] = get_args(Comparison)
+
+#: Calendar periods that run up to now, by the calendar unit they are a part of.
+_TO_DATE_UNIT: dict[PeriodKind, str] = {
+    "today": "day",
+    "this_week": "week",
+    "this_month": "month",
+    "this_quarter": "quarter",
+    "this_year": "year",
+    "year_to_date": "year",
+}
+#: Complete calendar periods, each compared with the whole period before it.
+_WHOLE_UNIT: dict[PeriodKind, str] = {
+    "yesterday": "day",
+    "last_week": "week",
+    "last_month": "month",
+    "last_quarter": "quarter",
+}
+_UNIT_BEFORE = {"day": "yesterday", "week": "last week", "month": "last month", "quarter": "last quarter"}
+
+
+def comparison_range(spec: PeriodSpec | None, time_range: TimeRange, comparison: Comparison) -> TimeRange:
+    """The range `time_range` (resolved from `spec`, if known) is compared with.
+
+    Calendar periods compare with calendar periods: this month so far with the same days and hours of
+    last month (to its end if it is shorter), this week, quarter and today likewise, the year so far with
+    the same dates last year. Complete periods and rolling ones ("last 7 days") compare with the equally
+    long stretch just before; "same_period_last_year" is the same local dates a year earlier.
+    """
+    if comparison == "same_period_last_year":
+        return same_period_last_year(time_range)
+    unit = _TO_DATE_UNIT.get(spec.kind) if spec is not None else None
+    if unit == "year":
+        return same_period_last_year(time_range)
+    if unit is not None:
+        return _same_stretch_of_unit_before(time_range, unit)
+    return previous_period(time_range)
+
+
+def comparison_basis(spec: PeriodSpec | None, time_range: TimeRange, comparison: Comparison) -> str:
+    """What the compared range is, in words that follow "vs": "the same days last month", "the 7 days before"."""
+    if comparison == "same_period_last_year":
+        return "the same dates last year"
+    kind = spec.kind if spec is not None else None
+    unit = _TO_DATE_UNIT.get(kind) if kind is not None else None
+    if unit == "year":
+        return "the same dates last year"
+    if unit == "day":
+        return "the same hours yesterday"
+    if unit is not None:
+        compared = _same_stretch_of_unit_before(time_range, unit)
+        unit_before_end = local_midnight(_unit_start(time_range.first_day, unit), time_range.timezone)
+        if compared.end == unit_before_end:
+            return f"all of {_UNIT_BEFORE[unit]}"
+        if unit == "quarter":
+            return "as many days into last quarter"
+        return f"the same days {_UNIT_BEFORE[unit]}"
+    whole = _WHOLE_UNIT.get(kind) if kind is not None else None
+    if whole is not None:
+        return f"the {whole} before"
+    return _rolling_basis(time_range)
+
+
+def _rolling_basis(time_range: TimeRange) -> str:
+    if not _is_whole_days(time_range):
+        return "the same length of time just before"
+    first, last = time_range.first_day, time_range.last_day
+    if first == month_start(first) and last == add_months(month_start(last), 1) - timedelta(days=1):
+        months = (last.year - first.year) * 12 + last.month - first.month + 1
+        return "the month before" if months == 1 else f"the {months} months before"
+    days = (last - first).days + 1
+    return "the day before" if days == 1 else f"the {days} days before"
+
+
+def _unit_start(day: date, unit: str) -> date:
+    return {"day": day, "week": week_start(day), "month": month_start(day), "quarter": quarter_start(day)}[
+        unit
+    ]
+
+
+def _unit_before(first: date, unit: str) -> date:
+    """The first day of the calendar unit before the one that starts on `first`."""
+    if unit == "day":
+        return first - timedelta(days=1)
+    if unit == "week":
+        return first - timedelta(days=7)
+    return add_months(first, -1 if unit == "month" else -3)
+
+
+def _same_stretch_of_unit_before(time_range: TimeRange, unit: str) -> TimeRange:
+    """The unit before, from its first day to as many local days and hours in as `time_range` has run.
+
+    Counted on the local calendar (a 23-hour DST day is still one day) and cut at the unit's end when
+    the unit before is shorter: the 31st of March so far is compared with all of February.
+    """
+    tz = time_range.timezone
+    first = _unit_start(time_range.first_day, unit)
+    earlier_first = _unit_before(first, unit)
+    local_end = time_range.end.astimezone(zone(tz))
+    days_in = (local_end.date() - first).days
+    end_day = earlier_first + timedelta(days=days_in)
+    end = datetime.combine(end_day, local_end.time(), zone(tz)).astimezone(UTC)
+    end = min(end, local_midnight(first, tz))
+    last_touched = (end - timedelta(microseconds=1)).astimezone(zone(tz)).date()
+    return range_of_days(earlier_first, last_touched, tz, end=end)
 
 
 def _label_partial(time_range: TimeRange, shift: timedelta) -> str:

@@ -7,16 +7,25 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from reports.periods import (
+    Comparison,
+    PeriodKind,
     PeriodSpec,
+    add_months,
     bucket_starts,
+    comparison_basis,
+    comparison_range,
+    local_midnight,
     previous_period,
     range_of_days,
     resolve_period,
     same_period_last_year,
+    zone,
 )
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"
+KOLKATA = "Asia/Kolkata"
+ADELAIDE = "Australia/Adelaide"
 
 
 def utc(*parts: int) -> datetime:
@@ -153,3 +162,152 @@ def test_bad_periods_are_refused() -> None:
         resolve_period(PeriodSpec("today"), utc(2026, 1, 1), "Mars/Olympus")
     with pytest.raises(ValueError, match="aware"):
         resolve_period(PeriodSpec("today"), datetime(2026, 1, 1), BERLIN)
+
+
+#: (zone, now, period, comparison, expected [start, end) in UTC, its label, the words that say what it is)
+CALENDAR_COMPARISONS = [
+    # On the 1st at 08:00 this month is eight hours old: compare with the first eight hours of November,
+    # not with the last eight hours of 30 November.
+    (BERLIN, utc(2026, 12, 1, 7), "this_month", "previous_period",
+     utc(2026, 10, 31, 23), utc(2026, 11, 1, 7), "1 Nov 2026", "the same days last month"),
+    (BERLIN, utc(2026, 12, 15, 9, 30), "this_month", "previous_period",
+     utc(2026, 10, 31, 23), utc(2026, 11, 15, 9, 30), "1–15 Nov 2026", "the same days last month"),
+    # The 31st against a 30-day and a 28-day month: all of the shorter month.
+    (BERLIN, utc(2026, 12, 31, 9, 30), "this_month", "previous_period",
+     utc(2026, 10, 31, 23), utc(2026, 11, 30, 23), "1–30 Nov 2026", "all of last month"),
+    (BERLIN, utc(2026, 3, 31, 9, 30), "this_month", "previous_period",
+     utc(2026, 1, 31, 23), utc(2026, 2, 28, 23), "1–28 Feb 2026", "all of last month"),
+    (BERLIN, utc(2028, 3, 31, 9, 30), "this_month", "previous_period",
+     utc(2028, 1, 31, 23), utc(2028, 2, 29, 23), "1–29 Feb 2028", "all of last month"),
+    # The 30th of March is still all of February; the 28th is not (it ends at the same local hour).
+    (BERLIN, utc(2026, 3, 30, 9, 30), "this_month", "previous_period",
+     utc(2026, 1, 31, 23), utc(2026, 2, 28, 23), "1–28 Feb 2026", "all of last month"),
+    (BERLIN, utc(2026, 3, 28, 9, 30), "this_month", "previous_period",
+     utc(2026, 1, 31, 23), utc(2026, 2, 28, 9, 30), "1–28 Feb 2026", "the same days last month"),
+    # Across the switch to summer time: 11:30 CEST on 15 April is 11:30 CET on 15 March (10:30 UTC).
+    (BERLIN, utc(2026, 4, 15, 9, 30), "this_month", "previous_period",
+     utc(2026, 2, 28, 23), utc(2026, 3, 15, 10, 30), "1–15 Mar 2026", "the same days last month"),
+    # ... and back to winter time: 10:30 CET on 15 November is 10:30 CEST on 15 October (08:30 UTC).
+    (BERLIN, utc(2026, 11, 15, 9, 30), "this_month", "previous_period",
+     utc(2026, 9, 30, 22), utc(2026, 10, 15, 8, 30), "1–15 Oct 2026", "the same days last month"),
+    # Half-hour zones: in Kolkata (+05:30) 1 December has begun while UTC is still on 30 November.
+    (KOLKATA, utc(2026, 11, 30, 20), "this_month", "previous_period",
+     utc(2026, 10, 31, 18, 30), utc(2026, 10, 31, 20), "1 Nov 2026", "the same days last month"),
+    (KOLKATA, utc(2026, 12, 15, 9, 30), "this_month", "previous_period",
+     utc(2026, 10, 31, 18, 30), utc(2026, 11, 15, 9, 30), "1–15 Nov 2026", "the same days last month"),
+    # Adelaide keeps half hours and DST (+10:30 until 5 April 2026, +09:30 after).
+    (ADELAIDE, utc(2026, 4, 15), "this_month", "previous_period",
+     utc(2026, 2, 28, 13, 30), utc(2026, 3, 14, 23), "1–15 Mar 2026", "the same days last month"),
+    # Weeks: Thursday so far against Monday to the same Thursday hour of last week, across the DST switch.
+    (BERLIN, utc(2026, 11, 26, 12), "this_week", "previous_period",
+     utc(2026, 11, 15, 23), utc(2026, 11, 19, 12), "16–19 Nov 2026", "the same days last week"),
+    (BERLIN, utc(2026, 4, 1, 10), "this_week", "previous_period",
+     utc(2026, 3, 22, 23), utc(2026, 3, 25, 11), "23–25 Mar 2026", "the same days last week"),
+    # Quarters: as many days in (44 days after 1 April is 14 February), cut at the end of a shorter one.
+    (BERLIN, utc(2026, 5, 15, 10), "this_quarter", "previous_period",
+     utc(2025, 12, 31, 23), utc(2026, 2, 14, 11), "1 Jan – 14 Feb 2026", "as many days into last quarter"),
+    (BERLIN, utc(2026, 6, 30, 10), "this_quarter", "previous_period",
+     utc(2025, 12, 31, 23), utc(2026, 3, 31, 22), "1 Jan – 31 Mar 2026", "all of last quarter"),
+    # Years: the same dates last year, 29 February ending on 28 February at the same hour.
+    (BERLIN, utc(2028, 2, 29, 9, 30), "year_to_date", "previous_period",
+     utc(2026, 12, 31, 23), utc(2027, 2, 28, 9, 30), "1 Jan – 28 Feb 2027", "the same dates last year"),
+    (NEW_YORK, utc(2026, 5, 20, 8), "this_year", "previous_period",
+     utc(2025, 1, 1, 5), utc(2025, 5, 20, 8), "1 Jan – 20 May 2025", "the same dates last year"),
+    # Today so far against yesterday up to the same local time (yesterday was the 23-hour DST day).
+    (BERLIN, utc(2026, 3, 30, 8), "today", "previous_period",
+     utc(2026, 3, 28, 23), utc(2026, 3, 29, 8), "29 Mar 2026", "the same hours yesterday"),
+    # Complete periods: the whole period before.
+    (BERLIN, utc(2026, 12, 15, 9, 30), "last_month", "previous_period",
+     utc(2026, 9, 30, 22), utc(2026, 10, 31, 23), "1–31 Oct 2026", "the month before"),
+    (BERLIN, utc(2026, 3, 1, 9), "last_month", "previous_period",
+     utc(2025, 12, 31, 23), utc(2026, 1, 31, 23), "1–31 Jan 2026", "the month before"),
+    (BERLIN, utc(2026, 11, 26, 12), "last_week", "previous_period",
+     utc(2026, 11, 8, 23), utc(2026, 11, 15, 23), "9–15 Nov 2026", "the week before"),
+    (BERLIN, utc(2026, 11, 15, 12), "last_quarter", "previous_period",
+     utc(2026, 3, 31, 22), utc(2026, 6, 30, 22), "1 Apr – 30 Jun 2026", "the quarter before"),
+    # Same period last year: the same local dates and, for a partial day, the same local time.
+    (BERLIN, utc(2026, 12, 15, 9, 30), "this_month", "same_period_last_year",
+     utc(2025, 11, 30, 23), utc(2025, 12, 15, 9, 30), "1–15 Dec 2025", "the same dates last year"),
+    # 30 March 2026 10:00 CEST; on 30 March 2025 the clocks had gone forward that very night.
+    (BERLIN, utc(2026, 3, 30, 8), "today", "same_period_last_year",
+     utc(2025, 3, 29, 23), utc(2025, 3, 30, 8), "30 Mar 2025", "the same dates last year"),
+    (KOLKATA, utc(2028, 2, 29, 6), "today", "same_period_last_year",
+     utc(2027, 2, 27, 18, 30), utc(2027, 2, 28, 6), "28 Feb 2027", "the same dates last year"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("tz", "now", "kind", "comparison", "start", "end", "label", "basis"), CALENDAR_COMPARISONS
+)
+def test_calendar_periods_compare_with_the_same_stretch_of_the_calendar_period_before(
+    tz: str,
+    now: datetime,
+    kind: PeriodKind,
+    comparison: Comparison,
+    start: datetime,
+    end: datetime,
+    label: str,
+    basis: str,
+) -> None:
+    spec = PeriodSpec(kind)
+    time_range = resolve_period(spec, now, tz)
+    compared = comparison_range(spec, time_range, comparison)
+    assert (compared.start, compared.end) == (start, end)
+    assert compared.label == label and compared.timezone == tz
+    assert comparison_basis(spec, time_range, comparison) == basis
+    assert compared.end <= time_range.start or comparison == "same_period_last_year"
+
+
+@pytest.mark.parametrize(
+    ("spec", "now", "start", "end", "basis"),
+    [
+        # Rolling periods keep the equally long stretch just before, on local dates.
+        (PeriodSpec.last_n_days(7), utc(2026, 4, 1, 10), utc(2026, 3, 17, 23), utc(2026, 3, 24, 23),
+         "the 7 days before"),
+        (PeriodSpec.last_n_days(30), utc(2026, 12, 15, 9), utc(2026, 10, 15, 22), utc(2026, 11, 14, 23),
+         "the 30 days before"),
+        (PeriodSpec.last_n_days(1), utc(2026, 12, 15, 9), utc(2026, 12, 12, 23), utc(2026, 12, 13, 23),
+         "the day before"),
+        (PeriodSpec.between(date(2026, 10, 1), date(2026, 12, 31)), utc(2027, 1, 5), utc(2026, 6, 30, 22),
+         utc(2026, 9, 30, 22), "the 3 months before"),
+        (PeriodSpec.between(date(2026, 11, 10), date(2026, 11, 14)), utc(2027, 1, 5), utc(2026, 11, 4, 23),
+         utc(2026, 11, 9, 23), "the 5 days before"),
+    ],
+)  # fmt: skip
+def test_rolling_periods_compare_with_the_equally_long_stretch_before(
+    spec: PeriodSpec, now: datetime, start: datetime, end: datetime, basis: str
+) -> None:
+    time_range = resolve_period(spec, now, BERLIN)
+    compared = comparison_range(spec, time_range, "previous_period")
+    assert (compared.start, compared.end) == (start, end)
+    assert compared.end == time_range.start
+    assert comparison_basis(spec, time_range, "previous_period") == basis
+
+
+@pytest.mark.parametrize("tz", [BERLIN, NEW_YORK, KOLKATA, ADELAIDE])
+def test_this_month_so_far_on_every_day_of_a_year_compares_from_the_first_to_the_same_date_and_time(
+    tz: str,
+) -> None:
+    """Checked against the rule in words, worked out separately on local wall-clock times."""
+    local = zone(tz)
+    day = date(2027, 1, 1)
+    while day.year < 2029:  # 2028 is a leap year
+        now = datetime.combine(day, datetime.min.time().replace(hour=14, minute=45), local)
+        time_range = resolve_period(PeriodSpec("this_month"), now, tz)
+        compared = comparison_range(PeriodSpec("this_month"), time_range, "previous_period")
+        first_of_last_month = add_months(day.replace(day=1), -1)
+        assert compared.start == local_midnight(first_of_last_month, tz)
+        days_in_last_month = (day.replace(day=1) - first_of_last_month).days
+        if day.day > days_in_last_month:
+            assert compared.end == local_midnight(day.replace(day=1), tz), day
+        else:
+            same_moment = now.replace(year=first_of_last_month.year, month=first_of_last_month.month)
+            assert compared.end == same_moment.astimezone(UTC), day
+        day += timedelta(days=1)
+
+
+def test_comparison_range_without_a_named_period_is_the_stretch_before() -> None:
+    """A bare range (a TimeRange query) has no calendar to go by: the equally long stretch before it."""
+    time_range = resolve_period(PeriodSpec("this_month"), utc(2026, 12, 15, 9, 30), BERLIN)
+    assert comparison_range(None, time_range, "previous_period") == previous_period(time_range)
+    assert comparison_basis(None, time_range, "previous_period") == "the same length of time just before"
