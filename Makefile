@@ -4,6 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 800
 DEMO_DAYS ?= 180
+# `make demo PORT=8100 SANDBOX_PORT=8125` moves the web app and the provider sandbox (its SMTP port
+# follows one above unless SANDBOX_SMTP_PORT is given); left out, .env or the defaults (8000, 8025) decide.
+PORT ?=
+SANDBOX_PORT ?=
+SANDBOX_SMTP_PORT ?=
+DEMO_ENV = $(strip $(if $(PORT),$(if $(SWITCHBOARD_PUBLIC_URL),,SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$(PORT))) \
+	$(if $(SANDBOX_PORT),SWITCHBOARD_SANDBOX_PORT=$(SANDBOX_PORT)) \
+	$(if $(SANDBOX_SMTP_PORT),SWITCHBOARD_SANDBOX_SMTP_PORT=$(SANDBOX_SMTP_PORT)))
 export SWITCHBOARD_DATABASE_URL ?= sqlite+aiosqlite:///switchboard.db
 
 .PHONY: install demo test lint typecheck bench clean
@@ -22,8 +30,8 @@ demo: install
 	$(BIN)/switchboard migrate
 	$(BIN)/switchboard seed --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --if-empty
 	$(BIN)/switchboard rollups rebuild
-	@echo "Sign in at http://127.0.0.1:8000/login (demo staff buttons), or: $(BIN)/switchboard login-link admin@northwind.example"
-	$(BIN)/switchboard serve --host 127.0.0.1 --port 8000
+	@echo "Sign in at http://127.0.0.1:$(or $(PORT),8000)/login (demo staff buttons), or: $(strip $(DEMO_ENV) $(BIN)/switchboard login-link admin@northwind.example)"
+	$(DEMO_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
 
 test: install
 	$(BIN)/pytest -q

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secrets the sandbox uses; production refuses to start while any of these is still in place.
@@ -18,6 +21,18 @@ SANDBOX_SECRETS = {
     "slack_bot_token": "xoxb-sandbox-slack-bot-token",
     "session_secret": "sandbox-session-secret-change-me-0123456789",
 }
+
+#: Where the sandbox listens; it never leaves this machine.
+SANDBOX_HOST = "127.0.0.1"
+#: The real providers, for a base URL left unset while the sandbox is off.
+PROVIDER_BASE_URLS = {
+    "twilio_base_url": "https://api.twilio.com",
+    "whatsapp_base_url": "https://graph.facebook.com",
+    "telegram_base_url": "https://api.telegram.org",
+}
+#: Mail submission (RFC 6409), for an SMTP port left unset while the sandbox is off.
+SMTP_SUBMISSION_PORT = 587
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class Settings(BaseSettings):
@@ -42,22 +57,26 @@ class Settings(BaseSettings):
 
     sandbox: bool = True
     sandbox_port: int = 8025
-    sandbox_smtp_port: int = 8026
+    #: Unset (or 0): the port after sandbox_port, so moving one port moves both.
+    sandbox_smtp_port: int = 0
 
     twilio_account_sid: str = "ACsandbox00000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr(SANDBOX_SECRETS["twilio_auth_token"])
     twilio_from: str = "+15005550006"
-    twilio_base_url: str = "http://127.0.0.1:8025"
+    #: The provider endpoints below, when unset (empty), follow the sandbox while it is on and are the
+    #: real providers while it is off; a value that is set always wins.
+    twilio_base_url: str = ""
     whatsapp_token: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_token"])
     whatsapp_app_secret: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_app_secret"])
     whatsapp_verify_token: SecretStr = SecretStr(SANDBOX_SECRETS["whatsapp_verify_token"])
     whatsapp_phone_number_id: str = "100000000000001"
-    whatsapp_base_url: str = "http://127.0.0.1:8025"
+    whatsapp_base_url: str = ""
     telegram_bot_token: SecretStr = SecretStr(SANDBOX_SECRETS["telegram_bot_token"])
     telegram_webhook_secret: SecretStr = SecretStr(SANDBOX_SECRETS["telegram_webhook_secret"])
-    telegram_base_url: str = "http://127.0.0.1:8025"
+    telegram_base_url: str = ""
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 8026
+    #: Unset (or 0): sandbox_smtp_port while the sandbox is on, else 587.
+    smtp_port: int = 0
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     email_from: str = "Northwind Clinics <hello@northwind.example>"
@@ -89,6 +108,28 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("sandbox_smtp_port", "smtp_port", mode="before")
+    @classmethod
+    def _empty_port_is_unset(cls, value: object) -> object:
+        # `SWITCHBOARD_SMTP_PORT=` in a .env means "not set", not "not a number".
+        return 0 if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _endpoints_follow_the_sandbox(self) -> Self:
+        """Fill unset provider endpoints: the sandbox's ports while it runs, the real providers otherwise."""
+        if not self.sandbox_smtp_port:
+            self.sandbox_smtp_port = self.sandbox_port + 1
+        for name, provider_url in PROVIDER_BASE_URLS.items():
+            if not getattr(self, name).strip():
+                setattr(self, name, self.sandbox_base_url if self.sandbox else provider_url)
+        if not self.smtp_port:
+            self.smtp_port = self.sandbox_smtp_port if self.sandbox else SMTP_SUBMISSION_PORT
+        return self
+
+    @property
+    def sandbox_base_url(self) -> str:
+        return f"http://{SANDBOX_HOST}:{self.sandbox_port}"
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
@@ -102,6 +143,16 @@ class Settings(BaseSettings):
                 in_use.append(f"SWITCHBOARD_{name.upper()}")
         return in_use
 
+    def sandbox_endpoints_in_use(self) -> list[str]:
+        """Provider endpoints set to this machine's sandbox ports (a .env copied from a demo, say)."""
+        in_use = []
+        for name in PROVIDER_BASE_URLS:
+            if _host_and_port(getattr(self, name)) in {(host, self.sandbox_port) for host in _LOOPBACK}:
+                in_use.append(f"SWITCHBOARD_{name.upper()}")
+        if self.smtp_host in _LOOPBACK and self.smtp_port == self.sandbox_smtp_port:
+            in_use.append("SWITCHBOARD_SMTP_PORT")
+        return in_use
+
     def check_production_ready(self) -> None:
         """Refuse to run in production with the sandbox on or with sandbox secrets."""
         if not self.is_production:
@@ -110,8 +161,20 @@ class Settings(BaseSettings):
         if self.sandbox:
             problems.append("SWITCHBOARD_SANDBOX must be 0 in production")
         problems += [f"{name} still has its sandbox default" for name in self.sandbox_secrets_in_use()]
+        problems += [
+            f"{name} points at the local provider sandbox; leave it unset to reach the real provider"
+            for name in self.sandbox_endpoints_in_use()
+        ]
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+def _host_and_port(url: str) -> tuple[str | None, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.hostname, parts.port
+    except ValueError:  # a port that is not a number: not the sandbox's, at any rate
+        return None, None
 
 
 class ConfigurationError(RuntimeError):

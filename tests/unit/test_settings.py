@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from switchboard.settings import ConfigurationError, Settings
+from switchboard.settings import SANDBOX_SECRETS, ConfigurationError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +35,83 @@ def test_production_refuses_sandbox_and_its_secrets() -> None:
 def test_unknown_database_schemes_are_refused() -> None:
     with pytest.raises(ValueError, match="must start with"):
         Settings(database_url="mysql://x")
+
+
+PROVIDER_ENDPOINTS = ("twilio_base_url", "whatsapp_base_url", "telegram_base_url")
+PRODUCTION_SECRETS = {name: f"real-{name}" for name in SANDBOX_SECRETS}
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SWITCHBOARD_* variable from the shell or a .env decides these tests."""
+    for name in list(os.environ):
+        if name.startswith("SWITCHBOARD_"):
+            monkeypatch.delenv(name)
+
+
+def settings(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type, call-arg]
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_provider_endpoints_follow_the_sandbox_ports() -> None:
+    moved = settings(sandbox_port=8125)
+    assert {getattr(moved, name) for name in PROVIDER_ENDPOINTS} == {"http://127.0.0.1:8125"}
+    assert (moved.sandbox_smtp_port, moved.smtp_host, moved.smtp_port) == (8126, "127.0.0.1", 8126)
+    both = settings(sandbox_port=8125, sandbox_smtp_port=9126)
+    assert (both.sandbox_smtp_port, both.smtp_port) == (9126, 9126)
+    default = settings()
+    assert (default.twilio_base_url, default.smtp_port) == ("http://127.0.0.1:8025", 8026)
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_the_environment_moves_the_endpoints_and_empty_values_count_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_SANDBOX_PORT", "8125")
+    monkeypatch.setenv("SWITCHBOARD_TELEGRAM_BASE_URL", "")
+    monkeypatch.setenv("SWITCHBOARD_SMTP_PORT", "")
+    monkeypatch.setenv("SWITCHBOARD_SANDBOX_SMTP_PORT", " ")
+    moved = settings()
+    assert (moved.telegram_base_url, moved.whatsapp_base_url) == ("http://127.0.0.1:8125",) * 2
+    assert (moved.sandbox_smtp_port, moved.smtp_port) == (8126, 8126)
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_an_endpoint_that_is_set_always_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_WHATSAPP_BASE_URL", "https://graph.example.test")
+    chosen = settings(sandbox_port=8125, twilio_base_url="http://10.0.0.5:9999", smtp_port=2525)
+    assert chosen.twilio_base_url == "http://10.0.0.5:9999"
+    assert chosen.whatsapp_base_url == "https://graph.example.test"
+    assert chosen.telegram_base_url == "http://127.0.0.1:8125"
+    assert (chosen.smtp_port, chosen.sandbox_smtp_port) == (2525, 8126)
+    off = settings(sandbox=False, telegram_base_url="http://127.0.0.1:8081")
+    assert off.telegram_base_url == "http://127.0.0.1:8081"
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_with_the_sandbox_off_unset_endpoints_are_the_real_providers() -> None:
+    off = settings(sandbox=False, sandbox_port=8125)
+    assert off.twilio_base_url == "https://api.twilio.com"
+    assert off.whatsapp_base_url == "https://graph.facebook.com"
+    assert off.telegram_base_url == "https://api.telegram.org"
+    assert off.smtp_port == 587
+    settings(environment="production", sandbox=False, **PRODUCTION_SECRETS).check_production_ready()
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_production_refuses_endpoints_left_at_the_sandbox() -> None:
+    copied_from_a_demo = settings(
+        environment="production",
+        sandbox=False,
+        twilio_base_url="http://127.0.0.1:8025",
+        telegram_base_url="http://localhost:8025/",
+        smtp_port=8026,
+        **PRODUCTION_SECRETS,
+    )
+    with pytest.raises(ConfigurationError) as refused:
+        copied_from_a_demo.check_production_ready()
+    message = str(refused.value)
+    for name in ("SWITCHBOARD_TWILIO_BASE_URL", "SWITCHBOARD_TELEGRAM_BASE_URL", "SWITCHBOARD_SMTP_PORT"):
+        assert f"{name} points at the local provider sandbox" in message
+    assert "WHATSAPP" not in message

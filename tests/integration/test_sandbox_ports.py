@@ -1,0 +1,87 @@
+"""Moving the sandbox's ports moves the senders with it, and `make demo` can move every port it opens."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from api.sandbox import run_sandbox
+from api.sandbox.server import free_port
+from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
+from domain.vocabulary import Channel
+from switchboard.delivery import build_drivers, sandbox_config
+from switchboard.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SWITCHBOARD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.usefixtures("clean_environment")
+async def test_every_sender_reaches_a_sandbox_on_moved_ports() -> None:
+    settings = Settings(_env_file=None, sandbox_port=free_port(), sandbox_smtp_port=free_port())  # type: ignore[call-arg]
+    welcome = WhatsAppTemplateCall(
+        "nw_welcome",
+        "en_US",
+        (
+            {
+                "type": "body",
+                "parameters": [{"type": "text", "text": "Ada"}, {"type": "text", "text": "Camden"}],
+            },
+        ),
+    )
+    messages = {
+        Channel.SMS: OutboundMessage(1, "ports-sms", Channel.SMS, "+15551230001", "Your order shipped"),
+        Channel.WHATSAPP: OutboundMessage(
+            2, "ports-wa", Channel.WHATSAPP, "+15551230001", "Welcome", whatsapp_template=welcome
+        ),
+        Channel.TELEGRAM: OutboundMessage(3, "ports-tg", Channel.TELEGRAM, "424242", "Hello"),
+        Channel.EMAIL: OutboundMessage(
+            4, "ports-mail", Channel.EMAIL, "ada@example.com", "Spring offers", subject="Spring"
+        ),
+    }
+    async with run_sandbox(sandbox_config(settings, send_status_webhooks=False)) as sandbox:
+        assert (sandbox.port, sandbox.smtp_port) == (settings.sandbox_port, settings.sandbox_smtp_port)
+        drivers = build_drivers(settings)
+        try:
+            for channel, message in messages.items():
+                await drivers[channel].send(message)
+        finally:
+            for driver in drivers.values():
+                await driver.close()
+        providers = sorted(message.provider for message in sandbox.state.messages)
+        recipients = [rcpt for email in sandbox.state.emails for rcpt in email.rcpt_tos]
+    assert providers == ["telegram", "twilio", "whatsapp_cloud"]
+    assert recipients == ["ada@example.com"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_demo_moves_the_web_app_the_sandbox_and_the_sign_in_hint() -> None:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    planned = subprocess.run(
+        ["make", "-n", "demo", "PORT=8100", "SANDBOX_PORT=8125", "SANDBOX_SMTP_PORT=8127"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    moved = "SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:8100 SWITCHBOARD_SANDBOX_PORT=8125 SWITCHBOARD_SANDBOX_SMTP_PORT=8127"
+    (serve,) = [line for line in planned.splitlines() if "switchboard serve" in line]
+    assert serve.startswith(moved) and serve.endswith("--port 8100")
+    (hint,) = [line for line in planned.splitlines() if "Sign in at" in line]
+    assert "http://127.0.0.1:8100/login" in hint and f"{moved} .venv/bin/switchboard login-link" in hint
+    default = subprocess.run(
+        ["make", "-n", "demo"], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    ).stdout
+    (serve,) = [line for line in default.splitlines() if "switchboard serve" in line]
+    assert "SWITCHBOARD_" not in serve and serve.endswith("--port 8000")
