@@ -102,3 +102,64 @@ async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database.connect(database_url)
     yield db
     await db.dispose()
+
+
+class FreshDatabases:
+    """New, empty, migrated databases on demand, for tests that seed once and read many times.
+
+    SQLite copies the migrated template file; PostgreSQL clones a migrated template database
+    (CREATE DATABASE ... TEMPLATE), which takes a fraction of a second. Every database made is
+    dropped at the end of the run.
+    """
+
+    def __init__(self, folder: Path, sqlite_template: Path) -> None:
+        self.folder = folder
+        self.sqlite_template = sqlite_template
+        self._postgres_template: str | None = None
+        self._made: list[str] = []
+
+    def url(self, engine: str) -> str:
+        name = f"sb_fresh_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        if engine == "sqlite":
+            path = self.folder / f"{name}.db"
+            shutil.copy(self.sqlite_template, path)
+            return f"sqlite+aiosqlite:///{path}"
+        template = self._template()
+        asyncio.run(_admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        self._made.append(name)
+        return f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+    def _template(self) -> str:
+        if self._postgres_template is None:
+            name = f"sb_template_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+            try:
+                asyncio.run(_admin_execute(f'CREATE DATABASE "{name}"'))
+            except Exception as error:  # any connection problem means the engine is unavailable
+                _postgres_unavailable(
+                    f"{POSTGRES_ADMIN_URL} did not answer ({error.__class__.__name__}: {error})"
+                )
+            self._made.append(name)
+            asyncio.run(migrate.upgrade(f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"))
+            self._postgres_template = name
+        return self._postgres_template
+
+    def drop_all(self) -> None:
+        for name in reversed(self._made):
+            try:
+                asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            except Exception:  # the server went away: nothing left to clean up
+                return
+
+
+@pytest.fixture(scope="session")
+def fresh_databases(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[FreshDatabases]:
+    made = FreshDatabases(tmp_path_factory.mktemp("fresh"), sqlite_template)
+    yield made
+    made.drop_all()
+
+
+def engine_params() -> list[object]:
+    """Parameters for a fixture of one's own that runs on every configured engine."""
+    return _engine_params()

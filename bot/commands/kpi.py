@@ -7,14 +7,14 @@ import importlib
 import logging
 from datetime import date
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 
 from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion, _plain, parse_question
 from bot.replies import Button, Field, Image, Reply
 from reports.metrics import REGISTRY, Metric
-from reports.periods import PeriodSpec, TimeRange, resolve_period, zone
+from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
 from reports.query import MetricQuery
 from storage.models import BulkMessaging, Customer, Location, MessageTemplate, Service, StaffUser
 
@@ -47,7 +47,12 @@ async def known_values(ctx: CommandContext, metric: Metric) -> dict[str, dict[st
             if dimension not in columns:
                 continue
             value_column, name_column = columns[dimension]
-            rows = (await session.execute(select(distinct(value_column), name_column).limit(500))).all()
+            # Labelled, because a value and its name may be one column (staff are named by name).
+            rows = (
+                await session.execute(
+                    select(value_column.label("value"), name_column.label("name")).distinct().limit(500)
+                )
+            ).all()
             names: dict[str, str] = {}
             for value, name in rows:
                 if value:
@@ -83,14 +88,18 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
     parts = [metric.label]
     if metric.name == "revenue":
         parts[0] += ", net of refunds"
-    parts += [time_range.label, time_range.timezone]
+    parts += [
+        f"{time_range.label} so far" if time_range.ends_mid_day else time_range.label,
+        time_range.timezone,
+    ]
     if question.dimension:
         parts.append(f"by {question.dimension.replace('_', ' ')}")
     parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
-    if question.comparison == "previous_period":
-        parts.append("vs the period before")
-    elif question.comparison == "same_period_last_year":
-        parts.append("vs the same period last year")
+    if question.comparison is not None:
+        # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".
+        compared = comparison_range(question.period, time_range, question.comparison)
+        basis = comparison_basis(question.period, time_range, question.comparison)
+        parts.append(f"vs {basis} ({compared.label})")
     return "Read as: " + ", ".join(parts)
 
 
