@@ -43,15 +43,21 @@ async def answer(
 def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str) -> str:
     metric = result.metrics[0]
     comparison = result.comparison_range
+    # Both ranges are named in full, so a partial month is never read as a whole one.
+    period_label = f"{result.range.label} so far" if result.range.ends_mid_day else result.range.label
+    previous_label = None
+    if comparison is not None:
+        basis = f" ({result.comparison_basis})" if result.comparison_basis else ""
+        previous_label = f"{comparison.label}{basis}"
 
     def say(value: float | None, previous: float | None, note: str = "", *, compare: bool = True) -> str:
         return summarise(
             metric,
             value,
-            period_label=result.range.label,
+            period_label=period_label,
             timezone=result.range.timezone,
             previous=previous,
-            previous_label=comparison.label if comparison and compare else None,
+            previous_label=previous_label if compare else None,
             dimension_note=note,
             locale=locale,
             currency=currency,

@@ -16,6 +16,7 @@ from typing import Literal, get_args
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY, Metric, UnknownName, get_metric
+from reports.periods import COMPARISONS as COMPARISONS  # re-exported (with Comparison) for saved reports
 from reports.periods import (
     GRAINS,
     Grain,
@@ -23,20 +24,20 @@ from reports.periods import (
     TimeRange,
     bucket_floor,
     bucket_starts,
+    comparison_basis,
+    comparison_range,
     next_bucket,
     previous_period,
     resolve_period,
-    same_period_last_year,
 )
+from reports.periods import Comparison as Comparison
 from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
 from storage.analytics.queries import FactFilter, churn_counts, measure_values
 from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
 from storage.database import Database
 
 Operator = Literal["eq", "ne", "in", "not_in"]
-Comparison = Literal["previous_period", "same_period_last_year"]
 OPERATORS: tuple[Operator, ...] = get_args(Operator)
-COMPARISONS: tuple[Comparison, ...] = get_args(Comparison)
 
 MAX_METRICS = 8
 MAX_FILTERS = 8
@@ -110,6 +111,8 @@ class QueryResult:
     series: tuple[SeriesResult, ...]
     data_as_of: datetime
     source: Literal["rollup", "raw"]
+    #: What the comparison range is, in words after "vs": "the same days last month", "the 7 days before".
+    comparison_basis: str | None = None
 
     @property
     def comparison_totals(self) -> dict[str, float | None]:
@@ -335,12 +338,13 @@ def resolve_range(period: PeriodSpec | TimeRange, now: datetime, business_tz: st
     return period if isinstance(period, TimeRange) else resolve_period(period, now, business_tz)
 
 
-def comparison_range_for(time_range: TimeRange, comparison: Comparison | None) -> TimeRange | None:
-    if comparison == "previous_period":
-        return previous_period(time_range)
-    if comparison == "same_period_last_year":
-        return same_period_last_year(time_range)
-    return None
+def comparison_range_for(
+    period: PeriodSpec | TimeRange, time_range: TimeRange, comparison: Comparison | None
+) -> TimeRange | None:
+    """The range `time_range` is compared with; a named period ("this month") compares by the calendar."""
+    if comparison is None:
+        return None
+    return comparison_range(period if isinstance(period, PeriodSpec) else None, time_range, comparison)
 
 
 async def run_query(
@@ -353,7 +357,9 @@ async def run_query(
     metrics = validate_query(query)
     time_range = resolve_range(query.period, now, business_tz)
     tz = time_range.timezone
-    comparison_range = comparison_range_for(time_range, query.comparison)
+    compared = comparison_range_for(query.period, time_range, query.comparison)
+    spec = query.period if isinstance(query.period, PeriodSpec) else None
+    basis = comparison_basis(spec, time_range, query.comparison) if query.comparison else None
     grain = query.grain
     axis = bucket_axis(time_range, grain, tz) if grain is not None else BucketAxis((), ())
     if len(axis.starts) > MAX_BUCKETS:
@@ -369,19 +375,20 @@ async def run_query(
         answerer = _Answerer(session, database.dialect, watermark, tz, dimension, filters)
         for metric in metrics:
             current = await answerer.values(metric, time_range, grain)
-            previous = await answerer.values(metric, comparison_range, None) if comparison_range else None
+            previous = await answerer.values(metric, compared, None) if compared else None
             series += _series_of(metric, current, previous, axis, dimension)
 
     from_rollup = not answerer.used_raw and watermark is not None
     return QueryResult(
         metrics=metrics,
         range=time_range,
-        comparison_range=comparison_range,
+        comparison_range=compared,
         grain=grain,
         dimension=dimension,
         series=tuple(series),
         data_as_of=watermark.as_of if from_rollup and watermark else datetime.now(UTC),
         source="rollup" if from_rollup else "raw",
+        comparison_basis=basis,
     )
 
 

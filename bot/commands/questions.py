@@ -80,6 +80,24 @@ KNOWN_VALUES: Mapping[str, Mapping[str, str]] = {
     "provider": _values([p.value for p in Provider]),
 }
 _PREPOSITIONS = r"(?:for|on|via|from|at|in|through|over|with)\s+(?:the\s+)?"
+#: Comparisons said in short: "yoy", "year over year", "mom", "month on month", "qoq", "week over week".
+_SHORT_COMPARISON = re.compile(
+    r"(?<![\w/])(yoy|y/y|mom|m/m|qoq|q/q|(year|quarter|month|week)\s+(?:over|on)\s+\2)(?![\w/])"
+)
+_SHORT_UNITS = {
+    "yoy": "year",
+    "y/y": "year",
+    "mom": "month",
+    "m/m": "month",
+    "qoq": "quarter",
+    "q/q": "quarter",
+}
+#: With no period given, a comparison naming a calendar unit ("vs last month", "mom") asks about that unit so far.
+_UNIT_SO_FAR = {
+    "week": PeriodSpec("this_week"),
+    "month": PeriodSpec("this_month"),
+    "quarter": PeriodSpec("this_quarter"),
+}
 
 
 @dataclass(frozen=True)
@@ -218,7 +236,7 @@ def parse_question(
         return None
     metric = REGISTRY[str(metric_found.value)]
     rest = cut(rest, metric_found)
-    comparison = find_comparison(rest)
+    comparison, compared_unit = _find_comparison(rest)
     rest = cut(rest, comparison)
     grain = find_grain(rest)
     rest = cut(rest, grain)
@@ -235,19 +253,34 @@ def parse_question(
         raise ParseError(
             f"{metric.label} is kept by {', '.join(metric.grains)}, not by {grain_value}.", KPI_USAGE
         )
+    implied = _UNIT_SO_FAR.get(compared_unit or "") if period is None else None
     return KpiQuestion(
         metric=metric.name,
-        period=period.value if period and isinstance(period.value, PeriodSpec) else DEFAULT_PERIOD,
+        period=period.value if period and isinstance(period.value, PeriodSpec) else implied or DEFAULT_PERIOD,
         dimension=str(dimension.value) if dimension else None,
         filters=tuple(filters),
         comparison=comparison.value if comparison else None,  # type: ignore[arg-type]
         grain=grain_value,
-        period_assumed=period is None,
+        period_assumed=period is None and implied is None,
         metric_guessed=guessed,
         alternatives=alternatives,
         ignored=_leftovers(rest),
         text=text,
     )
+
+
+def _find_comparison(text: str) -> tuple[Found | None, str | None]:
+    """The comparison asked for ("vs last month", "yoy"), and the calendar unit it names, if any."""
+    found = find_comparison(text)
+    if found is not None:
+        named = re.search(r"\b(year|quarter|month|week)\b", text[found.start : found.end])
+        return found, named.group(1) if named else None
+    match = _SHORT_COMPARISON.search(text)
+    if match is None:
+        return None, None
+    unit = _SHORT_UNITS.get(match.group(1)) or match.group(2)
+    comparison = "same_period_last_year" if unit == "year" else "previous_period"
+    return Found(comparison, match.start(), match.end()), unit
 
 
 def _leftovers(text: str) -> tuple[str, ...]:

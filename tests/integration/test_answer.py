@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from bot.commands.context import CommandContext
+from bot.console import ask, render_reply
 from reports.answer import answer
 from reports.charts.render import render_png
 from reports.metrics import UnknownName
-from reports.periods import PeriodSpec
+from reports.periods import Comparison, PeriodKind, PeriodSpec
 from reports.query import MetricQuery
+from reports.saved import run_saved_report
 from storage.database import Database
+from storage.models import Customer, Order, Refund
 from storage.seeding import SeedPlan, seed_database
+from switchboard.settings import Settings
 
 TZ = "Europe/Berlin"
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
@@ -58,3 +64,195 @@ async def test_unknown_metric_lists_the_allowed_names(seeded: Database) -> None:
     message = str(raised.value)
     assert "revenu" in message and "Allowed:" in message
     assert "revenue" in raised.value.allowed and "messages_sent" in raised.value.allowed
+
+
+# --- Comparisons by the calendar, recounted from the rows ------------------------------------------------
+
+KOLKATA = "Asia/Kolkata"
+#: (zone, now, period, comparison, the compared range [start, end) in UTC as the rule in words gives it)
+COMPARED_RANGES = [
+    # 1 Dec, 08:00 in Berlin: the first eight hours of November, not the last eight of 30 November.
+    (TZ, datetime(2026, 12, 1, 7, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC)),
+    (TZ, datetime(2026, 12, 15, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 15, 9, 30, tzinfo=UTC)),
+    # The 31st: all of a 30-day November, all of a 28-day February.
+    (TZ, datetime(2026, 12, 31, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 30, 23, tzinfo=UTC)),
+    (TZ, datetime(2026, 3, 31, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 1, 31, 23, tzinfo=UTC), datetime(2026, 2, 28, 23, tzinfo=UTC)),
+    # Across DST: 11:30 CEST on 15 Apr vs 11:30 CET on 15 Mar; 10:30 CET on 15 Nov vs 10:30 CEST on 15 Oct.
+    (TZ, datetime(2026, 4, 15, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 2, 28, 23, tzinfo=UTC), datetime(2026, 3, 15, 10, 30, tzinfo=UTC)),
+    (TZ, datetime(2026, 11, 15, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 15, 8, 30, tzinfo=UTC)),
+    # A half-hour zone: Kolkata's months begin at 18:30 UTC the day before.
+    (KOLKATA, datetime(2026, 12, 15, 9, 30, tzinfo=UTC), "this_month", "previous_period",
+     datetime(2026, 10, 31, 18, 30, tzinfo=UTC), datetime(2026, 11, 15, 9, 30, tzinfo=UTC)),
+    # Thursday so far vs Monday to the same Thursday hour of last week.
+    (TZ, datetime(2026, 12, 17, 9, 30, tzinfo=UTC), "this_week", "previous_period",
+     datetime(2026, 12, 6, 23, tzinfo=UTC), datetime(2026, 12, 10, 9, 30, tzinfo=UTC)),
+    # Two complete months: the whole month before.
+    (TZ, datetime(2026, 12, 15, 9, 30, tzinfo=UTC), "last_month", "previous_period",
+     datetime(2026, 9, 30, 22, tzinfo=UTC), datetime(2026, 10, 31, 23, tzinfo=UTC)),
+    (TZ, datetime(2026, 12, 15, 9, 30, tzinfo=UTC), "this_month", "same_period_last_year",
+     datetime(2025, 11, 30, 23, tzinfo=UTC), datetime(2025, 12, 15, 9, 30, tzinfo=UTC)),
+]  # fmt: skip
+MINUTE = timedelta(minutes=1)
+#: Where the old rule (the equally long stretch just before) and UTC-clock arithmetic would have cut.
+TRAPS = (
+    datetime(2026, 11, 30, 20, tzinfo=UTC),
+    datetime(2026, 3, 15, 9, 30, tzinfo=UTC),
+    datetime(2026, 10, 15, 9, 30, tzinfo=UTC),
+    datetime(2026, 12, 12, 12, tzinfo=UTC),
+)
+
+
+def order_times() -> list[datetime]:
+    """A minute either side of every boundary above, the boundaries themselves, and the traps."""
+    moments = set(TRAPS)
+    for _, now, _, _, start, end in COMPARED_RANGES:
+        moments |= {start - MINUTE, start, end - MINUTE, end, now - MINUTE}
+    return sorted(moments)
+
+
+@pytest.fixture
+async def boundary_orders(database: Database) -> Database:
+    """Staff and customers from a small seed that ends in June, plus one paid order at each boundary time.
+
+    Amounts are distinct powers of two (in cents), so a total says exactly which orders it holds.
+    """
+    await seed_database(database, SeedPlan(customers=5, days=2, seed=5, end_date=date(2026, 6, 30)))
+    async with database.sessions() as session:
+        customer_id = await session.scalar(select(Customer.id).order_by(Customer.id).limit(1))
+        assert customer_id is not None
+        for index, moment in enumerate(order_times()):
+            session.add(
+                Order(
+                    order_number=f"BOUNDARY-{index}",
+                    customer_id=customer_id,
+                    status="paid",
+                    source_channel="web",
+                    amount_minor=2**index,
+                    currency="EUR",
+                    created_at=moment,
+                    paid_at=moment,
+                )
+            )
+        await session.commit()
+    return database
+
+
+async def revenue_between(database: Database, start: datetime, end: datetime) -> float:
+    """Net revenue of the counted orders placed in [start, end), summed in Python over every order row."""
+    async with database.read_sessions() as session:
+        refunded: dict[int, int] = {}
+        for refund in await session.scalars(select(Refund)):
+            refunded[refund.order_id] = refunded.get(refund.order_id, 0) + refund.amount_minor
+        orders = list(await session.scalars(select(Order)))
+    counted = {"paid", "shipped", "delivered", "refunded"}
+    return (
+        sum(
+            o.amount_minor - refunded.get(o.id, 0)
+            for o in orders
+            if o.status in counted and start <= o.created_at < end
+        )
+        / 100
+    )
+
+
+@pytest.mark.parametrize(
+    ("tz", "now", "kind", "comparison", "start", "end"),
+    COMPARED_RANGES,
+    ids=[f"{c[2]}-{c[3]}-{c[0]}-{c[1]:%Y%m%d%H%M}" for c in COMPARED_RANGES],
+)
+async def test_the_compared_figure_is_the_sum_over_the_calendar_rows(
+    boundary_orders: Database,
+    tz: str,
+    now: datetime,
+    kind: PeriodKind,
+    comparison: Comparison,
+    start: datetime,
+    end: datetime,
+) -> None:
+    query = MetricQuery(("revenue",), PeriodSpec(kind), comparison=comparison)
+    reply = await answer(boundary_orders, query, now=now, business_tz=tz, currency="EUR")
+    result = reply.result
+    assert result.comparison_range is not None
+    assert (result.comparison_range.start, result.comparison_range.end) == (start, end)
+    (only,) = result.series
+    expected = await revenue_between(boundary_orders, start, end)
+    assert expected > 0, "the boundary orders should put something in every compared range"
+    assert only.comparison_total == pytest.approx(expected, rel=1e-12)
+    current = await revenue_between(boundary_orders, result.range.start, result.range.end)
+    assert only.total == pytest.approx(current, rel=1e-12)
+    assert f"from {result.comparison_range.label} ({result.comparison_basis})" in reply.summary
+
+
+def _bot(database: Database, now: datetime) -> CommandContext:
+    return CommandContext(Settings(database_url=database.url), database, clock=lambda: now)
+
+
+async def test_revenue_this_month_vs_last_month_in_the_bot_says_and_counts_the_same_days(
+    boundary_orders: Database,
+) -> None:
+    """The help's own example, asked on the 15th: 1–15 Dec so far against 1–15 Nov to the same hour."""
+    now = datetime(2026, 12, 15, 9, 30, tzinfo=UTC)
+    ctx = _bot(boundary_orders, now)
+    current = await revenue_between(boundary_orders, datetime(2026, 11, 30, 23, tzinfo=UTC), now)
+    previous = await revenue_between(
+        boundary_orders, datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 15, 9, 30, tzinfo=UTC)
+    )
+    change = (current - previous) / previous * 100
+    direction = "up" if change > 0 else "down"
+    for text in ("revenue this month vs last month", "revenue vs last month", "revenue mom"):
+        reply = await ask(ctx, text)
+        shown = render_reply(reply)
+        assert reply.kind == "answer", shown
+        assert "1–15 Dec 2026 so far (Europe/Berlin)" in reply.text, shown
+        assert f"{direction} {abs(change):.1f}% from 1–15 Nov 2026 (the same days last month)" in reply.text
+        read_as = next(f.value for f in reply.fields if f.label == "Read as")
+        assert "vs the same days last month (1–15 Nov 2026)" in read_as, shown
+        assert "period before" not in shown and "Traceback" not in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "words"),
+    [
+        ("revenue last month vs the month before", datetime(2026, 12, 15, 9, 30, tzinfo=UTC),
+         "from 1–31 Oct 2026 (the month before)"),
+        ("revenue this month compared with last year", datetime(2026, 12, 15, 9, 30, tzinfo=UTC),
+         "from 1–15 Dec 2025 (the same dates last year)"),
+        ("revenue this month yoy", datetime(2026, 12, 15, 9, 30, tzinfo=UTC),
+         "from 1–15 Dec 2025 (the same dates last year)"),
+        ("revenue this month vs previous", datetime(2026, 12, 31, 9, 30, tzinfo=UTC),
+         "from 1–30 Nov 2026 (all of last month)"),
+        ("revenue this month vs last month", datetime(2026, 12, 1, 7, tzinfo=UTC),
+         "from 1 Nov 2026 (the same days last month)"),
+    ],
+)  # fmt: skip
+async def test_comparison_words_in_the_bot_name_the_compared_dates(
+    boundary_orders: Database, text: str, now: datetime, words: str
+) -> None:
+    reply = await ask(_bot(boundary_orders, now), text)
+    assert reply.kind == "answer", render_reply(reply)
+    assert words in reply.text, reply.text
+
+
+async def test_a_saved_report_compares_this_month_with_the_same_days_of_last_month(
+    boundary_orders: Database,
+) -> None:
+    now = datetime(2026, 12, 1, 7, tzinfo=UTC)
+    definition = {
+        "query": {"metrics": ["revenue"], "period": {"kind": "this_month"}, "comparison": "previous_period"}
+    }
+    output = await run_saved_report(
+        boundary_orders, "Month so far", definition, now=now, business_tz=TZ, locale="en_GB", currency="EUR"
+    )
+    compared = output.answer.result.comparison_range
+    assert compared is not None
+    start, end = datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 1, 7, tzinfo=UTC)
+    assert (compared.start, compared.end) == (start, end)
+    (only,) = output.answer.result.series
+    assert only.comparison_total == pytest.approx(await revenue_between(boundary_orders, start, end))
+    assert "from 1 Nov 2026 (the same days last month)" in output.summary
