@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
 from datetime import UTC, datetime
 from html import escape
@@ -17,6 +13,7 @@ from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
 from pydantic import SecretStr
 
+from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.vocabulary import Channel, ConsentStatus
 from storage.inbox import ConversationUnitOfWork
@@ -29,44 +26,27 @@ ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
 
 
-def _secret_bytes(secret: str | SecretStr) -> bytes:
-    return (secret.get_secret_value() if isinstance(secret, SecretStr) else secret).encode()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _signature(secret: str | SecretStr, payload: str) -> str:
-    return _b64(hmac.new(_secret_bytes(secret), f"unsubscribe:{payload}".encode(), hashlib.sha256).digest())
+def _secret(secret: str | SecretStr) -> str:
+    return secret.get_secret_value() if isinstance(secret, SecretStr) else secret
 
 
 def unsubscribe_token(secret: str | SecretStr, customer_id: int, channel: Channel | str) -> str:
-    """base64url("customer_id:channel") + "." + base64url(HMAC-SHA256): stable, unguessable, no expiry."""
-    payload = _b64(f"{customer_id}:{Channel(channel).value}".encode())
-    return f"{payload}.{_signature(secret, payload)}"
+    """The signed token of a customer and channel (see domain.consent.unsubscribe)."""
+    return links.unsubscribe_token(_secret(secret), customer_id, channel)
 
 
 def read_unsubscribe_token(secret: str | SecretStr, token: str) -> tuple[int, Channel] | None:
     """The (customer id, channel) a token names, or None when it is not one we signed."""
-    payload, _, signature = token.partition(".")
-    if not payload or not signature or not hmac.compare_digest(signature, _signature(secret, payload)):
-        return None
-    try:
-        customer, _, channel = _unb64(payload).decode().partition(":")
-        return int(customer), Channel(channel)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+    return links.read_unsubscribe_token(_secret(secret), token)
 
 
 def unsubscribe_url(settings: Settings, customer_id: int, channel: Channel | str = Channel.EMAIL) -> str:
     """The List-Unsubscribe URL for a customer and channel."""
-    token = unsubscribe_token(settings.session_secret, customer_id, channel)
-    return f"{settings.public_url.rstrip('/')}/unsubscribe/{token}"
+    return unsubscribe_links(settings).url(customer_id, channel)
+
+
+def unsubscribe_links(settings: Settings) -> links.UnsubscribeLinks:
+    return links.UnsubscribeLinks(settings.public_url, _secret(settings.session_secret))
 
 
 def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str]:

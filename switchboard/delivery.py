@@ -67,14 +67,12 @@ def build_dispatcher(
 ) -> Dispatcher:
     settings = container.settings
 
+    links = container.unsubscribe_links()
+
     def unsubscribe_link(message: ClaimedMessage) -> str | None:
         if message.channel != Channel.EMAIL.value or message.customer_id is None:
             return None
-        try:
-            from api.unsubscribe import unsubscribe_url
-        except ImportError:  # the one-click endpoint is not installed in this build
-            return None
-        return str(unsubscribe_url(settings, message.customer_id, Channel.EMAIL.value))
+        return links.url(message.customer_id, Channel.EMAIL)
 
     return Dispatcher(
         open_uow=container.unit_of_work,

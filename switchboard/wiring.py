@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.consent.model import ConsentPolicy
+from domain.consent.unsubscribe import UnsubscribeLinks
 from reports.performance import OperationalMetrics
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
@@ -41,13 +42,27 @@ class Container:
         )
 
     def consent_policy(self) -> ConsentPolicy:
-        """The business's consent rules; customers without a timezone are treated as in the business's."""
-        return ConsentPolicy(default_timezone=self.settings.business_timezone)
+        return business_consent_policy(self.settings)
+
+    def unsubscribe_links(self) -> UnsubscribeLinks:
+        return business_unsubscribe_links(self.settings)
 
     async def close(self) -> None:
         for closer in reversed(self.extras.get("_closers", [])):
             await closer()
         await self.database.dispose()
+
+
+def business_consent_policy(settings: Settings) -> ConsentPolicy:
+    """The business's consent rules; customers without a timezone are treated as in the business's."""
+    return ConsentPolicy(
+        default_timezone=settings.business_timezone, unsubscribe_links=business_unsubscribe_links(settings)
+    )
+
+
+def business_unsubscribe_links(settings: Settings) -> UnsubscribeLinks:
+    """One-click unsubscribe links under the public URL, signed with the session secret."""
+    return UnsubscribeLinks(settings.public_url, settings.session_secret.get_secret_value())
 
 
 def build_container(settings: Settings) -> Container:

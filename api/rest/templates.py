@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
 from domain.audit import AuditEntry
+from domain.templates.model import SYSTEM_VARIABLES, TemplateError
 from domain.templates.model import MessageTemplate as TemplateVariant
-from domain.templates.model import TemplateError
 from domain.templates.rendering import render_template
 from domain.templates.validation import validate_template
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
@@ -85,7 +85,8 @@ def checked_variant(
     try:
         validate_template(variant)
         # A trial render with sample values catches what only shows when rendering (sandbox violations).
-        render_template(variant, dict.fromkeys(variant.variables, "sample"))
+        samples = dict.fromkeys((*variant.variables, *SYSTEM_VARIABLES), "sample")
+        render_template(variant, samples)
     except TemplateError as error:
         raise Unprocessable(str(error)) from None
     return variant

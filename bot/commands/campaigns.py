@@ -16,7 +16,6 @@ from bot.replies import Button, Field, Reply, Table
 from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
-from domain.consent.model import ConsentPolicy
 from domain.vocabulary import CampaignStatus
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.models import BulkMessaging
@@ -129,7 +128,7 @@ async def _act(
     command: CampaignAction, who: StaffIdentity, ctx: CommandContext, campaign_id: int, slug: str
 ) -> Reply:
     now = ctx.now()
-    policy = ConsentPolicy(default_timezone=ctx.business_tz)
+    policy = ctx.consent_policy()
     if command.verb == "status":
         progress = await use_cases.campaign_progress(_uow(ctx), campaign_id)
         by_status = (

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.consent.model import ConsentPolicy
 from reports.charts.cache import ChartCache
 from storage.database import Database
 from storage.unit_of_work import SqlUnitOfWork
 from switchboard.settings import Settings
+from switchboard.wiring import business_consent_policy
 
 #: One cache per process: every front end draws the same KPI charts, so they share the rendered PNGs.
 _PROCESS_CHART_CACHE: ChartCache | None = None
@@ -47,6 +49,10 @@ class CommandContext:
 
     def now(self) -> datetime:
         return self.clock()
+
+    def consent_policy(self) -> ConsentPolicy:
+        """The same consent rules (and unsubscribe links) the worker and the API plan with."""
+        return business_consent_policy(self.settings)
 
     @property
     def business_tz(self) -> str:

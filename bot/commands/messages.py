@@ -22,7 +22,6 @@ from bot.commands.parsing import (
 )
 from bot.commands.templates import shape_fields
 from bot.replies import Button, Field, Reply
-from domain.consent.model import ConsentPolicy
 from domain.messages.sending import (
     MessagePreview,
     MessageRequest,
@@ -139,7 +138,7 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
     customer = customers[0]
     ref = command.ref or secrets.token_hex(6)
     request = message_request(command, customer, ref, ctx.settings.business_name)
-    policy = ConsentPolicy(default_timezone=ctx.business_tz)
+    policy = ctx.consent_policy()
     try:
         if not command.confirm:
             preview = await preview_message(messaging_uow(ctx), request, ctx.now(), policy)

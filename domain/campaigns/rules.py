@@ -15,7 +15,7 @@ from domain.consent.rules import NO_ADDRESS, decide
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import sms_shape
-from domain.templates.model import MessageTemplate, TemplateError
+from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, plain_value, render_template
 from domain.templates.selection import select_template, whatsapp_components
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
@@ -135,6 +135,7 @@ class OutboxPlanner:
         self._by_template = {stored.template: stored for stored in self._stored}
         self._selected: dict[tuple[Channel, str], StoredTemplate | None] = {}
         self._reads: dict[int, tuple[str, ...] | None] = {}
+        self._system_reads: dict[int, tuple[str, ...]] = {}
         self._decisions: dict[tuple[object, ...], SendDecision] = {}
         self._choices: dict[tuple[object, ...], ChannelChoice] = {}
         self._renderings: dict[tuple[object, ...], _Rendering] = {}
@@ -256,21 +257,38 @@ class OutboxPlanner:
 
     def _render(self, stored: StoredTemplate, recipient: Recipient) -> _Rendering:
         reads = self._template_reads(stored)
+        system = self._system_values(stored, recipient)
         if reads is None:
-            return self._render_now(stored.template, self._variables_for(recipient))
+            return self._render_now(stored.template, self._variables_for(recipient, system))
         # Campaign variables are the same for everyone, so only what the template reads from the
-        # recipient tells two renderings apart.
-        key = (stored.id, *(getattr(recipient, name) for name in reads))
+        # recipient (and a per-recipient link, when it has one) tells two renderings apart.
+        key = (stored.id, *(getattr(recipient, name) for name in reads), *system.values())
         rendering = self._renderings.get(key)
         if rendering is None:
-            rendering = self._render_now(stored.template, self._variables_for(recipient))
+            rendering = self._render_now(stored.template, self._variables_for(recipient, system))
             if len(self._renderings) >= RENDER_CACHE_SIZE:
                 self._renderings.clear()
             self._renderings[key] = rendering
         return rendering
 
-    def _variables_for(self, recipient: Recipient) -> dict[str, object]:
-        return {**self._variables, **recipient.template_variables()}
+    def _variables_for(self, recipient: Recipient, system: Mapping[str, str]) -> dict[str, object]:
+        return {**self._variables, **recipient.template_variables(), **system}
+
+    def _system_values(self, stored: StoredTemplate, recipient: Recipient) -> dict[str, str]:
+        """The values Switchboard supplies that this template reads: today the one-click unsubscribe link."""
+        reads = self._system_reads.get(stored.id)
+        if reads is None:
+            everything = template_reads(stored.template) or _all_reads(stored.template)
+            reads = self._system_reads[stored.id] = tuple(n for n in everything if n in SYSTEM_VARIABLES)
+        if not reads:
+            return {}
+        links = self.policy.unsubscribe_links
+        if links is None:
+            raise TemplateError(
+                "The template has an unsubscribe link, but no unsubscribe links can be made here "
+                "(the public URL and secret are not configured)."
+            )
+        return {"unsubscribe_url": links.url(recipient.customer_id, stored.template.channel)}
 
     def _template_reads(self, stored: StoredTemplate) -> tuple[str, ...] | None:
         """The recipient fields a template's output depends on, or None when it may vary between renders."""
@@ -311,17 +329,30 @@ def template_reads(template: MessageTemplate) -> tuple[str, ...] | None:
 
     Jinja's ``random`` filter is the one built-in whose output is not a function of the inputs.
     """
-    sources = [s for s in (template.body, template.subject, template.html_body) if s is not None]
+    sources = _sources(template)
     if any("random" in source for source in sources):
         return None
+    return _all_reads(template)
+
+
+def _all_reads(template: MessageTemplate) -> tuple[str, ...]:
     names: set[str] = set(template.whatsapp_params)
-    for source in sources:
+    for source in _sources(template):
         names |= meta.find_undeclared_variables(parse_template(source))
     return tuple(sorted(names))
 
 
+def _sources(template: MessageTemplate) -> list[str]:
+    return [s for s in (template.body, template.subject, template.html_body) if s is not None]
+
+
 def check_variables(variables: Mapping[str, Any]) -> None:
-    """Campaign variables must be plain data a template may see."""
+    """Campaign variables must be plain data a template may see, and never what Switchboard fills in."""
+    taken = sorted(SYSTEM_VARIABLES & set(variables))
+    if taken:
+        raise TemplateError(
+            f"{', '.join(taken)} is filled in by Switchboard for each recipient; leave it out of the variables."
+        )
     for name, value in variables.items():
         plain_value(name, value)
 

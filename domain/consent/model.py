@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 from types import MappingProxyType
 from typing import Literal
 
+from domain.consent.unsubscribe import UnsubscribeLinks
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory
 
 Verdict = Literal["send", "defer", "suppress"]
@@ -95,6 +96,9 @@ class ConsentPolicy:
     campaign_type_cap_7d: int | None = 1
     campaign_type_caps_7d: Mapping[str, int] = field(default_factory=_no_type_caps)
     whatsapp_window: timedelta = timedelta(hours=24)
+    #: How a customer withdraws consent from a message: the one-click link Switchboard puts into every
+    #: template that reads ``unsubscribe_url`` (and into email headers). None: no link can be made.
+    unsubscribe_links: UnsubscribeLinks | None = None
 
     def cap_for_channel(self, channel: Channel) -> FrequencyCap:
         return self.channel_caps.get(channel, self.channel_cap)

@@ -261,7 +261,7 @@ def _compose_from_template(
             [v.template for v in variants], variants[0].template.name, channel, request.locale or "en"
         )
         assert chosen is not None
-        return _render_without_customer(request, chosen, price_book), SendDecision(
+        return _render_without_customer(request, chosen, price_book, policy), SendDecision(
             "send", "ok", "Preview only."
         )
     entry = planner.plan(recipient, order, now)
@@ -279,10 +279,12 @@ def _compose_from_template(
 
 
 def _render_without_customer(
-    request: MessageRequest, template: MessageTemplate, price_book: PriceBook
+    request: MessageRequest, template: MessageTemplate, price_book: PriceBook, policy: ConsentPolicy
 ) -> OutboxEntry:
+    links = policy.unsubscribe_links
+    system = {"unsubscribe_url": links.example()} if links is not None else {}
     try:
-        rendered = render_template(template, dict(request.variables))
+        rendered = render_template(template, {**request.variables, **system})
     except TemplateError as error:
         raise MessageRequestError(str(error)) from None
     shape = sms_shape(rendered.body) if template.channel == Channel.SMS else None

@@ -8,6 +8,9 @@ from domain.vocabulary import Channel, MessageCategory
 
 #: The locale every template family is expected to have; selection falls back to it.
 DEFAULT_LOCALE = "en"
+#: Variables Switchboard fills in for each recipient when a message is planned; a caller never sets them.
+#: ``unsubscribe_url``: the recipient's one-click unsubscribe link for the message's channel.
+SYSTEM_VARIABLES = frozenset({"unsubscribe_url"})
 
 
 class TemplateError(ValueError):

@@ -7,7 +7,7 @@ import re
 from jinja2 import meta, nodes
 
 from domain.messages.segments import MAX_SMS_CHARACTERS
-from domain.templates.model import MessageTemplate, TemplateError
+from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, template_globals
 from domain.vocabulary import Channel, MessageCategory
 
@@ -86,11 +86,14 @@ def _whatsapp_problems(template: MessageTemplate) -> list[str]:
 
 def _variable_problems(template: MessageTemplate, trees: dict[str, nodes.Template]) -> list[str]:
     declared = set(template.variables)
-    # A declared variable shadows a built-in such as ``range``; otherwise built-ins need no declaring.
-    builtins = template_globals() - declared
+    # A declared variable shadows a built-in such as ``range``; otherwise built-ins, and what Switchboard
+    # fills in itself (the unsubscribe link), need no declaring.
+    builtins = (template_globals() | SYSTEM_VARIABLES) - declared
     used: set[str] = set()
     problems: list[str] = []
+    read: set[str] = set()
     for part, tree in trees.items():
+        read |= meta.find_undeclared_variables(tree)
         names = meta.find_undeclared_variables(tree) - builtins
         used |= names
         undeclared = sorted(names - declared)
@@ -100,6 +103,16 @@ def _variable_problems(template: MessageTemplate, trees: dict[str, nodes.Templat
     unused = [name for name in template.variables if name not in used]
     if unused:
         problems.append(f"These declared variables are never used: {_names(unused)}.")
+    if (
+        template.channel is Channel.EMAIL
+        and template.category is MessageCategory.MARKETING
+        and "unsubscribe_url" not in read
+    ):
+        # Bulk senders must show a visible unsubscribe link (Gmail, Yahoo); the header alone is not enough.
+        problems.append(
+            "A marketing email needs a visible unsubscribe link: add {{ unsubscribe_url }} to its body "
+            "or HTML body (Switchboard fills it in for each recipient)."
+        )
     return problems
 
 

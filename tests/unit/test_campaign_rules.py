@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -18,15 +19,18 @@ from domain.campaigns.model import (
 )
 from domain.campaigns.rules import (
     OutboxPlanner,
+    check_variables,
     choose_channel,
     template_reads,
     validate_channel_order,
     validate_fallback,
 )
 from domain.consent.model import ChannelConsent, ConsentPolicy, QuietHours, SendDecision
+from domain.consent.unsubscribe import UnsubscribeLinks, read_unsubscribe_token
 from domain.notifications.model import BusinessEvent, NotificationRule
 from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order, due_at
-from domain.templates.model import MessageTemplate
+from domain.templates.model import MessageTemplate, TemplateError
+from domain.templates.validation import validate_template
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource, MessageStatus
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -210,3 +214,61 @@ class TestNotificationRules:
         order = channel_order(self.rule, recipient(preferred_channel=Channel.EMAIL))
         assert order[0] is Channel.EMAIL and set(order) == set(DEFAULT_CHANNEL_ORDER)
         assert channel_order(self.rule, recipient()) == DEFAULT_CHANNEL_ORDER
+
+
+class TestUnsubscribeLinks:
+    """The planner supplies each recipient's one-click link; no caller ever does."""
+
+    LINKS = UnsubscribeLinks("https://clinic.example/", "s3cret")
+
+    def email_template(self) -> StoredTemplate:
+        return StoredTemplate(
+            21,
+            MessageTemplate(
+                "news",
+                Channel.EMAIL,
+                "en",
+                "Hi {{ first_name }}, {{ offer }}. Unsubscribe: {{ unsubscribe_url }}",
+                MessageCategory.MARKETING,
+                ("first_name", "offer", "unsubscribe_url"),
+                subject="News for {{ first_name }}",
+                html_body='<p>{{ offer }}</p><a href="{{ unsubscribe_url }}">Unsubscribe</a>',
+            ),
+        )
+
+    def test_every_recipient_gets_their_own_working_link_in_text_and_html(self) -> None:
+        plan = planner(self.email_template(), policy=ConsentPolicy(unsubscribe_links=self.LINKS))
+        first = plan.plan(recipient(customer_id=7), (Channel.EMAIL,), NOW)
+        second = plan.plan(recipient(customer_id=8), (Channel.EMAIL,), NOW)
+        for entry, customer_id in ((first, 7), (second, 8)):
+            assert entry.status is not MessageStatus.SUPPRESSED, entry.payload
+            link = self.LINKS.url(customer_id, Channel.EMAIL)
+            assert entry.body.endswith(f"Unsubscribe: {link}")
+            assert f'href="{link}"' in str(entry.payload["html_body"])
+            token = link.rsplit("/", 1)[1]
+            assert read_unsubscribe_token("s3cret", token) == (customer_id, Channel.EMAIL)
+
+    def test_a_caller_may_not_set_the_link(self) -> None:
+        with pytest.raises(TemplateError, match="unsubscribe_url is filled in by Switchboard"):
+            check_variables({"offer": "x", "unsubscribe_url": "https://evil.example/"})
+        plan = planner(
+            self.email_template(),
+            policy=ConsentPolicy(unsubscribe_links=self.LINKS),
+            variables={"offer": "x", "unsubscribe_url": "https://evil.example/"},
+        )
+        entry = plan.plan(recipient(), (Channel.EMAIL,), NOW)
+        assert "evil" not in entry.body and self.LINKS.url(7, Channel.EMAIL) in entry.body
+
+    def test_without_links_the_exclusion_says_why(self) -> None:
+        entry = planner(self.email_template()).plan(recipient(), (Channel.EMAIL,), NOW)
+        assert entry.status is MessageStatus.SUPPRESSED
+        assert "no unsubscribe links can be made" in str(entry.payload["explanation"])
+
+    def test_a_marketing_email_without_a_visible_link_is_refused_on_save(self) -> None:
+        template = MessageTemplate(
+            "news", Channel.EMAIL, "en", "Hi", MessageCategory.MARKETING, (), subject="News"
+        )
+        with pytest.raises(TemplateError, match="visible unsubscribe link"):
+            validate_template(template)
+        # Undeclared, the link is still known: Switchboard fills it in.
+        validate_template(replace(template, body="Hi. Unsubscribe: {{ unsubscribe_url }}"))
