@@ -43,6 +43,8 @@ class ScheduleRunner:
     max_attempts: int = 4
     retry_base: timedelta = timedelta(minutes=1)
     notify_owner: OwnerNotifier | None = None
+    #: Told after every tick (None) and of every failure (the error or a sentence); feeds the job heartbeat.
+    report_pass: Callable[[BaseException | str | None], None] = lambda _failure: None
 
     async def tick(self) -> int:
         """One pass: claim and deliver every due run, then due retries; returns how many deliveries were attempted."""
@@ -126,6 +128,9 @@ class ScheduleRunner:
                     )
                 )
             await uow.commit()
+        self.report_pass(
+            f"{schedule.report_name} to {schedule.destination_kind} {schedule.destination}: {error}"
+        )
         log.warning(
             "report schedule %s delivery %s failed (attempt %s): %s",
             schedule.id,
@@ -173,8 +178,11 @@ class ReportScheduler:
     async def _tick(self) -> None:
         try:
             await self.runner.tick()
-        except Exception:  # a bad tick must not stop the scheduler; the next tick tries again
+        except Exception as error:  # a bad tick must not stop the scheduler; the next tick tries again
             log.exception("report scheduler tick failed")
+            self.runner.report_pass(error)
+        else:
+            self.runner.report_pass(None)
 
     def start(self) -> None:
         self.scheduler.start()

@@ -30,18 +30,18 @@ from reports.destinations import (
     SlackDestination,
     TelegramDestination,
 )
+from reports.heartbeats import HEARTBEAT_SECONDS, JobHealth, mark_stopped, write_heartbeat
 from reports.insight import Insight, campaign_attribution, cohort_retention, cost_vs_revenue, store_insight
 from reports.periods import PeriodSpec
 from reports.readings import HEADLINE_TRENDS, read_trend
-from reports.rollups import TouchedFacts, update_rollups_for
+from reports.rollups import TouchedFacts, build_missing_rollups, update_rollups_for
 from reports.saved import run_saved_report
 from reports.scheduler import ReportScheduler, ScheduleRunner
 from reports.trends import store_trend
 from storage.analytics.facts import SOURCES
-from storage.models import BulkMessaging, MessageStatusEvent, TrendAnalysis, WorkerHeartbeat
+from storage.models import BulkMessaging, MessageStatusEvent, TrendAnalysis
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.schedules import DueSchedule
-from storage.sql import insert_for, table_of
 from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
 from switchboard.wiring import Container
 
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds of campaign planning per worker tick, per campaign (batches are never cut short).
 PLANNING_BUDGET = 5.0
+#: How often the report scheduler looks for due runs.
+REPORT_TICK_SECONDS = 15.0
 
 
 def utc_now() -> datetime:
@@ -70,19 +72,22 @@ class BackgroundServices:
         self._destinations: dict[str, ReportDestination] = {}
         self._rollups_since: datetime | None = None
         self._events_seen = 0
+        #: Each job's last success and failure, written out by the heartbeat (never once per pass).
+        self.health = JobHealth(utc_now)
 
     async def start(self) -> None:
         settings = self.container.settings
         self._drivers = build_drivers(settings)
         self._pacing = build_pacing(settings)
         dispatcher = build_dispatcher(self.container, self._drivers, self._pacing, self.worker_id)
+        dispatcher.report_pass = self.health.reporter("delivery", 5.0)
         self.container.extras["dispatcher"] = dispatcher
         self._tasks.append(asyncio.create_task(dispatcher.run(self._stop), name="delivery"))
         self._every(2.0, self.plan_campaigns, "campaign planning")
         self._every(2.0, self.process_events, "notifications")
-        self._every(15.0, self.heartbeat, "heartbeat")
+        self._every(HEARTBEAT_SECONDS, self.heartbeat, "heartbeat", tracked=False)
         self._every(60.0, self.snapshot_metrics, "performance snapshot")
-        self._every(60.0, self.refresh_rollups, "rollup refresh")
+        self._every(60.0, self.refresh_rollups, "rollups")
         self._every(3600.0, self.record_insights, "daily insight")
         self._destinations = report_destinations(self.container)
         self._scheduler = ReportScheduler(
@@ -92,7 +97,9 @@ class BackgroundServices:
                 destinations=self._destinations,
                 worker_id=self.worker_id,
                 notify_owner=self.tell_owner_report_failed,
-            )
+                report_pass=self.health.reporter("report scheduler", REPORT_TICK_SECONDS),
+            ),
+            interval_seconds=REPORT_TICK_SECONDS,
         )
         self._scheduler.start()
 
@@ -102,6 +109,7 @@ class BackgroundServices:
             self._scheduler.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=30)
+            await self._say_stopped()
         for driver in self._drivers.values():
             await driver.close()
         for destination in self._destinations.values():
@@ -109,13 +117,20 @@ class BackgroundServices:
             if close is not None:
                 await close()
 
-    def _every(self, seconds: float, job: Callable[[], Awaitable[Any]], name: str) -> None:
+    def _every(
+        self, seconds: float, job: Callable[[], Awaitable[Any]], name: str, *, tracked: bool = True
+    ) -> None:
+        report = self.health.reporter(name, seconds) if tracked else lambda _failure: None
+
         async def loop() -> None:
             while not self._stop.is_set():
                 try:
                     await job()
-                except Exception:  # one failed pass must not stop the loop; the next pass retries
+                except Exception as error:  # one failed pass must not stop the loop; the next pass retries
                     log.exception("%s failed", name)
+                    report(error)
+                else:
+                    report(None)
                 try:
                     await asyncio.wait_for(self._stop.wait(), timeout=seconds)
                 except TimeoutError:
@@ -173,25 +188,39 @@ class BackgroundServices:
         await process_pending_events(open_uow, utc_now(), policy=self.container.consent_policy())
 
     async def heartbeat(self) -> None:
-        now = utc_now()
+        """This process's sign of life and each job's last success and failure, in one transaction."""
         async with self.container.unit_of_work() as uow:
-            table = table_of(WorkerHeartbeat)
-            statement = insert_for(uow.session, table).values(
-                worker_id=self.worker_id,
-                role=self.role,
-                started_at=now,
-                seen_at=now,
-                detail={"pid": os.getpid()},
-            )
-            await uow.session.execute(
-                statement.on_conflict_do_update(index_elements=["worker_id"], set_={"seen_at": now})
+            await write_heartbeat(
+                uow.session, self.worker_id, self.role, utc_now(), self.health, pid=os.getpid()
             )
             await uow.commit()
 
+    async def _say_stopped(self) -> None:
+        try:
+            async with self.container.unit_of_work() as uow:
+                now, pid = utc_now(), os.getpid()
+                await write_heartbeat(uow.session, self.worker_id, self.role, now, self.health, pid=pid)
+                await mark_stopped(uow.session, self.worker_id, now, pid=pid)
+                await uow.commit()
+        except Exception:  # the heartbeat then just goes stale; stopping must not fail over it
+            log.warning("could not record that %s stopped", self.worker_id, exc_info=True)
+
     async def refresh_rollups(self) -> None:
         """Keeps analytics rollups current: buckets of facts recorded since the last pass, and of messages
-        whose status changed (a delivery receipt changes the bucket the message was sent in)."""
+        whose status changed (a delivery receipt changes the bucket the message was sent in).
+
+        A database without rollups (seeded or restored without `switchboard rollups rebuild`) gets them
+        built first; they then hold everything up to now, so the incremental pass starts from there."""
         now = utc_now()
+        built = await build_missing_rollups(
+            self.container.database, business_tz=self.container.settings.business_timezone
+        )
+        if built is not None:
+            log.info("analytics rollups were missing; built %s rows in %s buckets", built.rows, built.buckets)
+            async with self.container.database.read_sessions() as session:
+                self._events_seen = await session.scalar(select(func.max(MessageStatusEvent.id))) or 0
+            self._rollups_since = built.as_of
+            return
         since = self._rollups_since or now - timedelta(days=1)
         async with self.container.database.read_sessions() as session:
             newest_event = await session.scalar(select(func.max(MessageStatusEvent.id))) or 0

@@ -1,9 +1,9 @@
-"""`status`: is the system healthy — outbox depth, last webhook, workers and the scheduler."""
+"""`status`: is the system healthy — outbox depth, last webhook, and each background job of the workers."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from sqlalchemy import func, select
 
@@ -12,12 +12,11 @@ from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError
 from bot.replies import Field, Reply, Table
 from domain.vocabulary import MessageStatus
-from storage.models import CustomerCommunication, WebhookInbox, WorkerHeartbeat
+from reports.heartbeats import ago, read_background_health
+from storage.models import CustomerCommunication, WebhookInbox
 
 #: Statuses of messages still on their way out: the queue an operator watches.
 IN_FLIGHT = (MessageStatus.PLANNED.value, MessageStatus.SENDING.value, MessageStatus.QUEUED.value)
-#: A worker silent for longer than this is reported as stale.
-STALE_AFTER = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)
@@ -29,21 +28,6 @@ def parse_status(words: list[str], rest: str, today: date) -> ShowStatus:
     if words:
         raise ParseError("`status` takes no arguments.", "status")
     return ShowStatus()
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _ago(moment: datetime, now: datetime) -> str:
-    seconds = int((now - _aware(moment)).total_seconds())
-    if seconds < 90:
-        return f"{max(seconds, 0)} s ago"
-    if seconds < 90 * 60:
-        return f"{seconds // 60} min ago"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600} h ago"
-    return f"{seconds // 86400} days ago"
 
 
 async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -64,47 +48,30 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
         failed_webhooks = await session.scalar(
             select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "failed")
         )
-        heartbeats = list(
-            await session.scalars(
-                select(WorkerHeartbeat).order_by(WorkerHeartbeat.role, WorkerHeartbeat.worker_id)
-            )
-        )
     queue = ", ".join(f"{s} {depth.get(s, 0):,}" for s in IN_FLIGHT)
     last_webhook = (
-        f"{webhook.provider} {webhook.kind} {_ago(webhook.received_at, now)} ({webhook.status})"
+        f"{webhook.provider} {webhook.kind} {ago(webhook.received_at, now)} ({webhook.status})"
         if webhook
         else "none received yet"
     )
-    workers = [h for h in heartbeats if h.role != "scheduler"]
-    schedulers = [h for h in heartbeats if h.role == "scheduler"]
-
-    def state(h: WorkerHeartbeat) -> str:
-        return "stale" if now - _aware(h.seen_at) > STALE_AFTER else "alive"
-
-    scheduler_state = (
-        ", ".join(f"{h.worker_id} {state(h)} (seen {_ago(h.seen_at, now)})" for h in schedulers)
-        if schedulers
-        else "no scheduler has reported in"
-    )
+    background = await read_background_health(ctx.database, now)
     fields = (
         Field("Outbox", queue),
         Field("Dead letters", f"{depth.get(MessageStatus.DEAD.value, 0):,}"),
         Field("Last webhook", last_webhook),
         Field("Failed webhooks", f"{failed_webhooks or 0:,}"),
-        Field(
-            "Workers",
-            f"{sum(state(h) == 'alive' for h in workers)} alive of {len(workers)}"
-            if workers
-            else "none reporting",
-        ),
-        Field("Scheduler", scheduler_state),
+        Field("Background work", background.headline()),
+        *(Field(job.job.capitalize(), job.text) for job in background.jobs),
     )
     table = None
-    if heartbeats:
+    if background.processes:
         table = Table(
-            ("Process", "Role", "State", "Last seen"),
-            tuple((h.worker_id, h.role, state(h), _ago(h.seen_at, now)) for h in heartbeats),
+            ("Process", "Role", "State"),
+            tuple((p.worker_id, p.role, p.describe(now)) for p in background.processes),
         )
     return Reply(
-        f"Outbox: {queue}. Last webhook: {last_webhook}.", title="Status", fields=fields, table=table
+        f"Outbox: {queue}. Last webhook: {last_webhook}. {background.headline()}",
+        title="Status",
+        fields=fields,
+        table=table,
     )

@@ -55,20 +55,26 @@ class Dispatcher:
     _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     #: Told of every provider call: (channel, provider, outcome, seconds); feeds the operational metrics.
     observe: Callable[[str, str, str, float], None] = lambda _c, _p, _o, _s: None
+    #: Told after every pass: None when it went through, else what went wrong; feeds the job heartbeat.
+    report_pass: Callable[[BaseException | None], None] = lambda _failure: None
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.25) -> None:
         """Delivers until `stop` is set; sleeps briefly whenever the outbox has nothing due."""
         last_release = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
-            if loop.time() - last_release > 5:
-                await self.release_expired_leases()
-                last_release = loop.time()
             try:
+                if loop.time() - last_release > 5:
+                    await self.release_expired_leases()
+                    last_release = loop.time()
                 sent = await self.deliver_batch()
-            except Exception:  # a database hiccup must not kill the worker; the lease protects the batch
+            except Exception as error:
+                # A database hiccup must not kill the worker; the lease protects the batch.
                 log.exception("delivery batch failed; retrying shortly")
+                self.report_pass(error)
                 sent = 0
+            else:
+                self.report_pass(None)
             if sent == 0:
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
@@ -121,8 +127,10 @@ class Dispatcher:
             async with self.open_uow() as uow:
                 await uow.outbox.record_outcomes(outcomes)
                 await uow.commit()
-        except Exception:  # the lease returns these messages to the outbox as in doubt; nothing is lost
+        except Exception as error:
+            # The lease returns these messages to the outbox as in doubt; nothing is lost.
             log.exception("recording %d outcomes failed", len(outcomes))
+            self.report_pass(error)
             return
         for outcome in outcomes:
             if isinstance(outcome, Accepted):

@@ -28,7 +28,7 @@ from storage.models.communication import (
     MessageTemplate,
     VideoConsultation,
 )
-from storage.models.operations import AuditLog, BusinessEvent, WebhookInbox, WorkerHeartbeat
+from storage.models.operations import AuditLog, BusinessEvent, JobHeartbeat, WebhookInbox, WorkerHeartbeat
 from storage.models.people import Customer, CustomerTag, Location, StaffUser
 
 #: The 18 tables the product spec names; the rest support them.
@@ -75,6 +75,7 @@ __all__ = [
     "CustomerConsent",
     "CustomerTag",
     "DashboardConfig",
+    "JobHeartbeat",
     "KpiMetric",
     "Location",
     "MessageStatusEvent",

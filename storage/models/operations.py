@@ -1,11 +1,11 @@
-"""Operational tables: the audit log, the webhook inbox and the business event log."""
+"""Operational tables: the audit log, the webhook inbox, the business event log and the heartbeats."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, BigId, one_of, utcnow
@@ -71,7 +71,7 @@ class BusinessEvent(Base):
 
 
 class WorkerHeartbeat(Base):
-    """The last sign of life of each worker and scheduler process, for `status` and readiness."""
+    """The last sign of life of each process running background work, for `status` and readiness."""
 
     __tablename__ = "worker_heartbeats"
 
@@ -80,3 +80,24 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class JobHeartbeat(Base):
+    """How one background job (delivery, campaign planning, rollups, ...) fares in one process.
+
+    Each process keeps its jobs' last success and failure in memory and its heartbeat writes them
+    here every few seconds, so no message or pass pays for an extra write.
+    """
+
+    __tablename__ = "job_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    job: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: How often the job runs when all is well, so a reader can tell a stuck job from a slow one.
+    every_seconds: Mapped[float] = mapped_column(Float)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_success_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    #: The first failure since the last success; empty while the job succeeds.
+    failing_since: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))

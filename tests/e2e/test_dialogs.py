@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,11 @@ VIEWER = "finance@northwind.example"
 
 
 def _context(database: Database) -> CommandContext:
-    return CommandContext(Settings(database_url=database.url), database, clock=lambda: NOW)
+    return _context_at(database, NOW)
+
+
+def _context_at(database: Database, now: datetime) -> CommandContext:
+    return CommandContext(Settings(database_url=database.url), database, clock=lambda: now)
 
 
 @pytest.fixture
@@ -284,3 +288,48 @@ def test_cli_ask_smoke(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert refused.returncode == 2 and "no active staff member" in refused.stderr
+
+
+async def test_status_names_each_background_job_and_says_when_no_worker_runs(seeded: CommandContext) -> None:
+    from reports.heartbeats import JobHealth, JobRecord, write_heartbeat
+
+    nobody = render_reply(await ask(seeded, "status", as_email=VIEWER))
+    assert "No worker is running" in nobody and "Start `switchboard worker`" in nobody
+    assert "Delivery              not running" in nobody and "scheduler has reported" not in nobody
+
+    second, minute = timedelta(seconds=1), timedelta(minutes=1)
+    health = JobHealth(lambda: NOW)
+    health.jobs.update(
+        {
+            "delivery": JobRecord(5, last_success_at=NOW - 4 * second),
+            "rollups": JobRecord(
+                60,
+                last_success_at=NOW - 2 * 60 * minute,
+                last_failure_at=NOW - 30 * second,
+                failing_since=NOW - 10 * minute,
+                last_error="OperationalError: database is locked",
+            ),
+        }
+    )
+    async with seeded.database.sessions() as session:
+        await write_heartbeat(session, "clinic-1:812:worker", "worker", NOW - 4 * second, health, pid=812)
+        await session.commit()
+    await run_dialog(
+        seeded,
+        [
+            (VIEWER, "status", "answer", "Delivery              ok, last success 4 s ago"),
+            (
+                VIEWER,
+                "status",
+                "answer",
+                "Rollups               failing since 10 min: OperationalError: database is locked; "
+                "last success 2 h ago",
+            ),
+            (VIEWER, "status", "answer", "Campaign planning     not running"),
+            (VIEWER, "status", "answer", "1 worker process running; needs a look: campaign planning"),
+            (VIEWER, "status", "answer", "clinic-1:812:worker  worker  running for 4 s, seen 4 s ago"),
+        ],
+    )
+    later = render_reply(await ask(_context_at(seeded.database, NOW + 5 * minute), "status", as_email=VIEWER))
+    assert "No worker is running (the last one reported 5 min ago)" in later
+    assert "Delivery              not running (last reported 5 min ago)" in later

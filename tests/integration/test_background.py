@@ -1,15 +1,19 @@
-"""The worker's background jobs, each run once: rollups kept current, campaigns planned to completion, heartbeats."""
+"""The worker's background jobs: rollups kept current, campaigns planned to completion, every job's heartbeat."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, update
 
+from reports.heartbeats import BACKGROUND_JOBS, JobHealth, JobRecord, read_background_health, write_heartbeat
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery, run_query
 from reports.rollups import rebuild_rollups
-from storage.models import BulkMessaging, CustomerCommunication, Order, WorkerHeartbeat
+from storage.database import Database
+from storage.models import BulkMessaging, CustomerCommunication, JobHeartbeat, Order, WorkerHeartbeat
 from storage.seeding import SeedPlan, seed_database
 from switchboard.background import BackgroundServices
 from switchboard.settings import Settings
@@ -130,3 +134,169 @@ async def test_daily_insight_stores_trend_readings_and_analyses_once_a_day(datab
     revenue = next(t for t in trends if t.metric == "revenue")
     assert "Revenue, net of refunds" in revenue.summary and TZ in revenue.summary
     assert len(revenue.details["forecast"]) == 7 and revenue.dimension == "source_channel"
+
+
+async def test_every_background_job_reports_its_heartbeat_and_a_failing_one_says_why(
+    database_url: str,
+) -> None:
+    container = build_container(Settings(database_url=database_url, business_timezone=TZ))
+    services = BackgroundServices(container, role="worker")
+
+    async def rollups_fail() -> None:
+        raise RuntimeError("rollup store unreachable\nSQL: SELECT 1")
+
+    services.refresh_rollups = rollups_fail  # type: ignore[method-assign]
+    await services.start()
+    try:
+        async with asyncio.timeout(60):
+            while len(services.health.jobs) < len(BACKGROUND_JOBS) or any(
+                r.last_success_at is None and r.last_failure_at is None for r in services.health.jobs.values()
+            ):
+                await asyncio.sleep(0.1)
+        await services.heartbeat()
+        health = await read_background_health(container.database, datetime.now(UTC))
+    finally:
+        await services.stop()
+    jobs = {j.job: j for j in health.jobs}
+    assert list(jobs) == list(BACKGROUND_JOBS)
+    for name, job in jobs.items():
+        if name != "rollups":
+            assert job.state == "ok" and re.fullmatch(r"ok, last success \d+ s ago", job.text), job
+    assert jobs["rollups"].state == "failing"
+    assert re.fullmatch(
+        r"failing since \d+ s: RuntimeError: rollup store unreachable; no success since the start",
+        jobs["rollups"].text,
+    ), jobs["rollups"].text
+    assert health.headline() == "1 worker process running; needs a look: rollups."
+
+    # A clean stop says so at once: nothing reads as running any more.
+    after = await read_background_health(container.database, datetime.now(UTC))
+    async with container.database.read_sessions() as session:
+        rows = list(await session.scalars(select(JobHeartbeat)))
+    await container.close()
+    assert {r.job for r in rows} == set(BACKGROUND_JOBS) and len(rows) == len(BACKGROUND_JOBS)
+    assert not after.running and after.headline().startswith("No worker is running")
+    assert all(j.state == "not running" and "(stopped " in j.text for j in after.jobs)
+
+
+def _record(every: float, **outcomes: datetime | str | None) -> JobRecord:
+    return JobRecord(every, **outcomes)  # type: ignore[arg-type]
+
+
+async def test_job_states_read_in_words_across_processes(database: Database) -> None:
+    now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    minute = timedelta(minutes=1)
+
+    async def beat(worker: str, at: datetime, records: dict[str, JobRecord]) -> None:
+        health = JobHealth(lambda: at)
+        health.jobs.update(records)
+        async with database.sessions() as session:
+            await write_heartbeat(session, worker, "worker", at, health, pid=1)
+            await session.commit()
+
+    await beat(
+        "a:1:worker",
+        now - 4 * second,
+        {
+            "delivery": _record(5, last_success_at=now - 4 * second),
+            "rollups": _record(
+                60,
+                last_success_at=now - 30 * minute,
+                last_failure_at=now - 5 * second,
+                failing_since=now - 10 * minute,
+                last_error="database is locked",
+            ),
+            "notifications": _record(2, last_success_at=now - 9 * minute),
+            "report scheduler": _record(
+                15, last_success_at=now - 6 * second, last_failure_at=now - 20 * minute, last_error="no route"
+            ),
+        },
+    )
+    await beat(
+        "b:2:worker", now - 3 * minute, {"campaign planning": _record(2, last_success_at=now - 3 * minute)}
+    )
+    health = await read_background_health(database, now)
+    text = {j.job: j.text for j in health.jobs}
+    assert text["delivery"] == "ok, last success 4 s ago"
+    assert text["rollups"] == "failing since 10 min: database is locked; last success 30 min ago"
+    assert text["notifications"] == "late: last success 9 min ago, expected every 2 s"
+    assert text["report scheduler"] == "ok, last success 6 s ago (last failure 20 min ago: no route)"
+    assert text["campaign planning"] == "not running (last reported 3 min ago)"
+    assert text["daily insight"] == "not running"
+    assert [p.worker_id for p in health.running] == ["a:1:worker"]
+    assert health.headline() == (
+        "1 worker process running; needs a look: campaign planning, notifications, rollups, "
+        "daily insight, performance snapshot."
+    )
+
+    # A day later the silent processes are forgotten by the next heartbeat.
+    await beat("c:3:worker", now + timedelta(days=1, minutes=5), {})
+    async with database.read_sessions() as session:
+        assert list(await session.scalars(select(WorkerHeartbeat.worker_id))) == ["c:3:worker"]
+        assert list(await session.scalars(select(JobHeartbeat.job))) == []
+
+
+async def test_the_dispatcher_and_the_report_scheduler_report_their_passes() -> None:
+    from domain.delivery.dispatch import Dispatcher
+    from reports.scheduler import ReportScheduler, ScheduleRunner
+
+    told: list[BaseException | str | None] = []
+
+    class Unreachable:
+        async def __aenter__(self) -> None:
+            raise ConnectionRefusedError("database at 10.0.0.5 refused the connection")
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+    dispatcher = Dispatcher(
+        open_uow=Unreachable,  # type: ignore[arg-type]
+        drivers={},
+        pacing={},
+        worker_id="w",
+        report_pass=told.append,
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.01))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await running  # the failing release of expired leases no longer kills the loop
+    assert told and all(isinstance(t, ConnectionRefusedError) for t in told)
+
+    told.clear()
+    runner = ScheduleRunner(database=None, render=None, destinations={}, report_pass=told.append)  # type: ignore[arg-type]
+    scheduler = ReportScheduler(runner)
+
+    async def failing_tick() -> int:
+        raise TimeoutError("slack did not answer")
+
+    async def quiet_tick() -> int:
+        return 0
+
+    runner.tick = failing_tick  # type: ignore[method-assign]
+    await scheduler._tick()
+    runner.tick = quiet_tick  # type: ignore[method-assign]
+    await scheduler._tick()
+    assert isinstance(told[0], TimeoutError) and told[1:] == [None]
+
+
+async def test_the_heartbeat_migration_runs_down_and_up(database_url: str) -> None:
+    from sqlalchemy import inspect
+
+    from storage import migrate
+
+    database = Database.connect(database_url)
+
+    async def tables() -> set[str]:
+        async with database.engine.connect() as connection:
+            return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+    try:
+        await migrate.downgrade(database_url, "0001")
+        assert "job_heartbeats" not in await tables() and "worker_heartbeats" in await tables()
+        await migrate.upgrade(database_url)
+        assert "job_heartbeats" in await tables()
+        assert await migrate.current_revision(database.engine) == migrate.head_revision() == "0002"
+    finally:
+        await database.dispose()
