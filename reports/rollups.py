@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, literal, or_, select
+from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY
@@ -42,6 +42,10 @@ from storage.models import (
 from storage.models.base import UtcDateTime
 
 DEFAULT_GRAINS: tuple[Grain, ...] = ("day",)
+#: The grains `switchboard rollups rebuild` and the background job keep: what dashboards and bots ask for.
+STANDARD_GRAINS: tuple[Grain, ...] = ("day", "week", "month")
+#: PostgreSQL advisory lock held while rollups are rebuilt (any constant both sides agree on).
+REBUILD_LOCK_KEY = 0x5B_0001
 
 
 def rolled_up_metrics() -> dict[str, tuple[str, ...]]:
@@ -193,11 +197,45 @@ async def rebuild_rollups(
     database: Database, *, grains: Sequence[Grain] = DEFAULT_GRAINS, business_tz: str
 ) -> RollupReport:
     """Recompute every rollup row of `grains` from the facts and stamp the watermark, in one transaction."""
+    report = await _rebuild(database, grains=grains, business_tz=business_tz, only_if_missing=False)
+    assert report is not None
+    return report
+
+
+async def build_missing_rollups(database: Database, *, business_tz: str) -> RollupReport | None:
+    """Build the rollups when there are none, or when they no longer fit (another timezone, new metrics).
+
+    For a database seeded or restored without `switchboard rollups rebuild`: the background job calls
+    this before every incremental update, so it needs no one to remember. None when nothing was missing.
+    """
+    async with database.read_sessions() as session:
+        watermark = await read_watermark(session)
+    if _fits(watermark, business_tz):
+        return None
+    return await _rebuild(database, grains=STANDARD_GRAINS, business_tz=business_tz, only_if_missing=True)
+
+
+def _fits(watermark: RollupWatermark | None, business_tz: str) -> bool:
+    return (
+        watermark is not None
+        and watermark.timezone == business_tz
+        and set(rolled_up_metrics()) <= set(watermark.metrics)
+    )
+
+
+async def _rebuild(
+    database: Database, *, grains: Sequence[Grain], business_tz: str, only_if_missing: bool
+) -> RollupReport | None:
     zone(business_tz)
     as_of = datetime.now(UTC)
     metrics = rolled_up_metrics()
     rows: list[RollupRow] = []
     async with database.sessions() as session:
+        if database.dialect == "postgresql":
+            # Several processes may find the rollups missing at once; one builds, the others then see it.
+            await session.execute(select(func.pg_advisory_xact_lock(REBUILD_LOCK_KEY)))
+        if only_if_missing and _fits(await read_watermark(session), business_tz):
+            return None
         spans = [span for source in SOURCES if (span := await source_time_span(session, source))]
         await delete_rollup_rows(session, grains=list(grains))
         if spans:

@@ -212,14 +212,15 @@ class BackgroundServices:
         A database without rollups (seeded or restored without `switchboard rollups rebuild`) gets them
         built first; they then hold everything up to now, so the incremental pass starts from there."""
         now = utc_now()
+        async with self.container.database.read_sessions() as session:
+            events_before = await session.scalar(select(func.max(MessageStatusEvent.id))) or 0
         built = await build_missing_rollups(
             self.container.database, business_tz=self.container.settings.business_timezone
         )
         if built is not None:
             log.info("analytics rollups were missing; built %s rows in %s buckets", built.rows, built.buckets)
-            async with self.container.database.read_sessions() as session:
-                self._events_seen = await session.scalar(select(func.max(MessageStatusEvent.id))) or 0
-            self._rollups_since = built.as_of
+            # Status changes that raced the build are read again by the next pass (it starts from before).
+            self._rollups_since, self._events_seen = now, events_before
             return
         since = self._rollups_since or now - timedelta(days=1)
         async with self.container.database.read_sessions() as session:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from reports.heartbeats import BACKGROUND_JOBS, JobHealth, JobRecord, read_background_health, write_heartbeat
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery, run_query
 from reports.rollups import rebuild_rollups
+from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
 from storage.models import BulkMessaging, CustomerCommunication, JobHeartbeat, Order, WorkerHeartbeat
 from storage.seeding import SeedPlan, seed_database
@@ -300,3 +303,37 @@ async def test_the_heartbeat_migration_runs_down_and_up(database_url: str) -> No
         assert await migrate.current_revision(database.engine) == migrate.head_revision() == "0002"
     finally:
         await database.dispose()
+
+
+async def test_a_database_seeded_without_rollups_gets_them_built_quietly(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve` or `worker` after `seed` without `rollups rebuild`: no traceback every minute, rollups appear."""
+    container = build_container(Settings(database_url=database_url, business_timezone=TZ))
+    database = container.database
+    today = datetime.now(UTC).date()
+    await seed_database(database, SeedPlan(customers=30, days=15, seed=4, end_date=today - timedelta(days=1)))
+    services = BackgroundServices(container)
+    with caplog.at_level(logging.INFO):
+        await services.refresh_rollups()
+        await services.refresh_rollups()  # the next pass is an ordinary incremental update
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("rollups were missing" in r.getMessage() for r in caplog.records)
+    async with database.read_sessions() as session:
+        watermark = await read_watermark(session)
+    assert watermark is not None and watermark.timezone == TZ and "week" in watermark.grains
+    query = MetricQuery(("revenue",), PeriodSpec.last_n_days(10), grain="day")
+    now = datetime.now(UTC)
+    from_rollups = await run_query(database, query, now=now, business_tz=TZ)
+    from_raw = await run_query(database, query, now=now, business_tz=TZ, prefer_rollups=False)
+    assert from_rollups.source == "rollup"
+    assert from_rollups.series[0].total == pytest.approx(from_raw.series[0].total)
+
+    # A change of business timezone makes the rollups wrong: they are rebuilt for the new zone.
+    moved = build_container(Settings(database_url=database_url, business_timezone="America/New_York"))
+    await BackgroundServices(moved).refresh_rollups()
+    async with database.read_sessions() as session:
+        rebuilt = await read_watermark(session)
+    assert rebuilt is not None and rebuilt.timezone == "America/New_York"
+    await moved.close()
+    await container.close()
