@@ -74,13 +74,19 @@ async def customer_telegram(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(
             text='{"error": "chat_id must be a number"}', content_type="application/json"
         )
+    message_id = str(data.get("message_id") or "")
+    if message_id and not message_id.isdigit():
+        raise web.HTTPBadRequest(
+            text='{"error": "message_id must be a number"}', content_type="application/json"
+        )
     update = telegram_api.customer_writes(
         request.app[STATE],
         request.app[WEBHOOKS],
         int(chat_id),
         str(data.get("text", "")),
         str(data.get("first_name") or "Sandbox"),
-        callback_data=data.get("callback_data"),
+        callback_data=data.get("callback_data") or None,
+        message_id=int(message_id) if message_id else None,
     )
     return _done(from_page, {"update": update})
 

@@ -145,6 +145,10 @@ class SandboxState:
             self.telegram_next_update_id = 100_000_001
             self.telegram_next_message_id: Counter[int] = Counter()
             self.telegram_sent: dict[tuple[int, int], dict[str, Any]] = {}
+            #: file_id -> (kind, what a message carries for it), so a file can be sent again by its id.
+            self.telegram_files: dict[str, tuple[str, Any]] = {}
+            #: Callback query ids a pretend customer's button press made, not yet answered.
+            self.telegram_open_callbacks: set[str] = set()
             self.telegram_calls: list[dict[str, Any]] = []
             self.emails: list[StoredEmail] = []
             self.email_copies: Counter[str] = Counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import mimetypes
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -14,9 +15,20 @@ from aiohttp import web
 
 from api.sandbox.keys import STATE
 from api.sandbox.state import SandboxMessage, SandboxState, TelegramWebhook
+from api.sandbox.telegram_html import EntityParseError, formatted
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
 
 PROVIDER = "telegram"
+NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
+WRONG_FILE = "Bad Request: wrong file identifier/HTTP URL specified"
+#: How JPEG, PNG, GIF and WebP files start; Telegram cannot make a photo of anything else.
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF")
+#: Telegram limits, counted after the HTML is read.
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 
 Params = dict[str, Any]
 Files = dict[str, tuple[str, bytes]]
@@ -50,9 +62,17 @@ def bot_user(state: SandboxState) -> dict[str, Any]:
     }
 
 
-def _file_ids(content: bytes) -> tuple[str, str]:
+def _file_ids(state: SandboxState, content: bytes, prefix: str, variant: str = "") -> tuple[str, str]:
+    """(file_id, file_unique_id) for uploaded bytes.
+
+    file_unique_id depends on the bytes alone, so the same file keeps it across re-sends and sandbox
+    restarts, as on Telegram; file_id also depends on the bot, because a file_id only works for the
+    bot it was given to.
+    """
     digest = hashlib.sha256(content).hexdigest()
-    return f"AgAC{digest[:40]}", f"AQAD{digest[:12]}"
+    bot_id = state.config.telegram_bot_token.split(":", 1)[0]
+    per_bot = hashlib.sha256(f"{bot_id}:{digest}".encode()).hexdigest()
+    return f"{prefix}{per_bot[:40]}{variant}", f"AQAD{digest[:12]}{variant}"
 
 
 async def _read_params(request: web.Request) -> tuple[Params, Files]:
@@ -77,6 +97,29 @@ def _chat_id(params: Params) -> int | None:
         return int(str(params.get("chat_id", "")))
     except ValueError:
         return None  # "@channelusername" and friends: the sandbox knows only numeric chats
+
+
+def _markup(params: Params) -> dict[str, Any] | None:
+    """The reply_markup a request carries; an empty inline keyboard is no keyboard, as on Telegram."""
+    markup = params.get("reply_markup")
+    if markup in (None, ""):
+        return None
+    value = json.loads(markup) if isinstance(markup, str) else markup
+    if not isinstance(value, dict) or value.get("inline_keyboard") == []:
+        return None
+    return value
+
+
+def _formatted(params: Params, field: str, entities_key: str) -> dict[str, Any] | web.Response:
+    """`text`/`caption` (with its entities) read with the parse_mode, or Telegram's refusal."""
+    try:
+        text, entities = formatted(params, field)
+    except EntityParseError as error:
+        return refused(400, f"Bad Request: can't parse entities: {error}")
+    content: dict[str, Any] = {field: text}
+    if entities:
+        content[entities_key] = entities
+    return content
 
 
 def _new_message(state: SandboxState, chat_id: int, content: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +150,16 @@ def _new_message(state: SandboxState, chat_id: int, content: dict[str, Any]) -> 
     return message
 
 
+def _set_content(message: dict[str, Any], changes: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """Apply an edit: every field in `fields` takes its value in `changes`, or goes if absent."""
+    for field in fields:
+        if changes.get(field) is None:
+            message.pop(field, None)
+        else:
+            message[field] = changes[field]
+    message["edit_date"] = int(time.time())
+
+
 def _target(state: SandboxState, params: Params) -> int | web.Response:
     chat_id = _chat_id(params)
     if chat_id is None:
@@ -124,15 +177,16 @@ async def send_message(state: SandboxState, params: Params, files: Files) -> web
     target = _target(state, params)
     if isinstance(target, web.Response):
         return target
-    text = str(params.get("text", ""))
-    if not text.strip():
+    content = _formatted(params, "text", "entities")
+    if isinstance(content, web.Response):
+        return content
+    if not content["text"]:
         return refused(400, "Bad Request: message text is empty")
-    if len(text) > 4096:
+    if len(content["text"]) > TEXT_LIMIT:
         return refused(400, "Bad Request: message is too long")
-    content: dict[str, Any] = {"text": text}
-    if "reply_markup" in params:
-        markup = params["reply_markup"]
-        content["reply_markup"] = json.loads(markup) if isinstance(markup, str) else markup
+    markup = _markup(params)
+    if markup is not None:
+        content["reply_markup"] = markup
     return ok(_new_message(state, target, content))
 
 
@@ -145,34 +199,55 @@ def _attached(params: Params, files: Files, field: str) -> tuple[str, bytes] | s
     return value if isinstance(value, str) and value else None
 
 
-def _photo_sizes(name: str, data: bytes) -> list[dict[str, Any]]:
-    """The PhotoSize ladder Telegram makes from one upload."""
-    file_id, unique_id = _file_ids(data)
-    return [
-        {
-            "file_id": f"{file_id}{suffix}",
-            "file_unique_id": f"{unique_id}{suffix}",
-            "width": width,
-            "height": width * 3 // 4,
-            "file_size": max(1, len(data) * width // 1280),
-        }
-        for suffix, width in (("s", 90), ("m", 320), ("x", 800), ("y", 1280))
-    ]
+def _photo_sizes(state: SandboxState, name: str, data: bytes) -> list[dict[str, Any]]:
+    """The PhotoSize ladder Telegram makes from one upload; every size can be sent again by its id."""
+    sizes: list[dict[str, Any]] = []
+    for suffix, width in (("s", 90), ("m", 320), ("x", 800), ("y", 1280)):
+        file_id, unique_id = _file_ids(state, data, "AgAC", suffix)
+        sizes.append(
+            {
+                "file_id": file_id,
+                "file_unique_id": unique_id,
+                "width": width,
+                "height": width * 3 // 4,
+                "file_size": max(1, len(data) * width // 1280),
+            }
+        )
+    with state.lock:
+        for size in sizes:
+            state.telegram_files[size["file_id"]] = ("photo", sizes)
+    return sizes
 
 
-def _document(name: str, data: bytes) -> dict[str, Any]:
-    file_id, unique_id = _file_ids(data)
-    return {
+def _document(state: SandboxState, name: str, data: bytes) -> dict[str, Any]:
+    file_id, unique_id = _file_ids(state, data, "BQAC")
+    document = {
         "file_name": name,
-        "mime_type": "application/octet-stream",
+        "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
         "file_id": file_id,
         "file_unique_id": unique_id,
         "file_size": len(data),
     }
+    with state.lock:
+        state.telegram_files[file_id] = ("document", document)
+    return document
+
+
+def _sent_before(state: SandboxState, file_id: str, field: str) -> Any:
+    """What a message carries for a file sent before, by its file_id; None if Telegram would refuse it."""
+    with state.lock:
+        known = state.telegram_files.get(file_id)
+    if known is None or known[0] != field:
+        return None
+    return known[1]
 
 
 async def _send_file(
-    state: SandboxState, params: Params, files: Files, field: str, describe: Callable[[str, bytes], Any]
+    state: SandboxState,
+    params: Params,
+    files: Files,
+    field: str,
+    describe: Callable[[SandboxState, str, bytes], Any],
 ) -> web.Response:
     """sendPhoto/sendDocument: a multipart part, an attach:// reference, or a file_id/URL string."""
     target = _target(state, params)
@@ -181,10 +256,28 @@ async def _send_file(
     attached = _attached(params, files, field)
     if attached is None:
         return refused(400, f"Bad Request: there is no {field} in the request")
-    name, data = attached if isinstance(attached, tuple) else (field, attached.encode())
-    content: dict[str, Any] = {field: describe(name, data)}
-    if params.get("caption"):
-        content["caption"] = str(params["caption"])
+    if isinstance(attached, tuple):
+        if field == "photo" and not attached[1].startswith(IMAGE_SIGNATURES):
+            return refused(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        described = describe(state, *attached)
+    elif attached.startswith(("http://", "https://")):
+        # Telegram would download the URL; the sandbox lets the URL stand for the file's bytes.
+        described = describe(state, attached.rsplit("/", 1)[-1] or field, attached.encode())
+    else:
+        described = _sent_before(state, attached, field)
+        if described is None:
+            return refused(400, WRONG_FILE)
+    content: dict[str, Any] = {field: described}
+    caption = _formatted(params, "caption", "caption_entities")
+    if isinstance(caption, web.Response):
+        return caption
+    if len(caption["caption"]) > CAPTION_LIMIT:
+        return refused(400, "Bad Request: message caption is too long")
+    if caption["caption"]:
+        content.update(caption)
+    markup = _markup(params)
+    if markup is not None:
+        content["reply_markup"] = markup
     return ok(_new_message(state, target, content))
 
 
@@ -247,31 +340,92 @@ async def get_updates(state: SandboxState, params: Params, files: Files) -> web.
 
 
 async def answer_callback_query(state: SandboxState, params: Params, files: Files) -> web.Response:
-    if not params.get("callback_query_id"):
+    # A query can be answered once, and only one a button press made.
+    query_id = str(params.get("callback_query_id", ""))
+    with state.lock:
+        known = query_id in state.telegram_open_callbacks
+        state.telegram_open_callbacks.discard(query_id)
+    if not known:
         return refused(
             400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
         )
     return ok(True)
 
 
-async def edit_message_text(state: SandboxState, params: Params, files: Files) -> web.Response:
+def _message_to_edit(state: SandboxState, params: Params) -> dict[str, Any] | web.Response:
+    if params.get("inline_message_id"):
+        return refused(400, "Bad Request: MESSAGE_ID_INVALID")  # the sandbox makes no inline messages
     chat_id = _chat_id(params)
+    if chat_id is None:
+        return refused(400, "Bad Request: chat not found")
     try:
         message_id = int(str(params.get("message_id", "")))
     except ValueError:
         return refused(400, "Bad Request: message identifier is not specified")
-    original = state.telegram_sent.get((chat_id or 0, message_id))
+    with state.lock:
+        original = state.telegram_sent.get((chat_id, message_id))
     if original is None:
         return refused(400, "Bad Request: message to edit not found")
-    text = str(params.get("text", ""))
-    if original.get("text") == text:
-        return refused(
-            400,
-            "Bad Request: message is not modified: specified new message content and reply "
-            "markup are exactly the same as a current content and reply markup of the message",
-        )
-    original.update({"text": text, "edit_date": int(time.time())})
+    return original
+
+
+def _edited(
+    state: SandboxState, original: dict[str, Any], changes: dict[str, Any], fields: tuple[str, ...]
+) -> web.Response:
+    """The edit applied and the message answered, or "not modified" when nothing would change."""
+    if all(original.get(field) == changes.get(field) for field in fields):
+        return refused(400, NOT_MODIFIED)
+    with state.lock:
+        _set_content(original, changes, fields)
+    shown = state.find(PROVIDER, f"{original['chat']['id']}:{original['message_id']}")
+    if shown is not None:
+        shown.body = str(original.get("text") or original.get("caption") or "")
+        shown.details = {key: value for key, value in original.items() if key in _SHOWN_DETAILS}
     return ok(original)
+
+
+_SHOWN_DETAILS = ("entities", "reply_markup", "photo", "document", "caption", "caption_entities", "edit_date")
+
+
+async def edit_message_text(state: SandboxState, params: Params, files: Files) -> web.Response:
+    original = _message_to_edit(state, params)
+    if isinstance(original, web.Response):
+        return original
+    if "text" not in original:
+        return refused(400, "Bad Request: there is no text in the message to edit")
+    changes = _formatted(params, "text", "entities")
+    if isinstance(changes, web.Response):
+        return changes
+    if not changes["text"]:
+        return refused(400, "Bad Request: message text is empty")
+    if len(changes["text"]) > TEXT_LIMIT:
+        return refused(400, "Bad Request: MESSAGE_TOO_LONG")
+    # Leaving reply_markup out of an edit takes the inline keyboard off, as on Telegram.
+    changes["reply_markup"] = _markup(params)
+    return _edited(state, original, changes, ("text", "entities", "reply_markup"))
+
+
+async def edit_message_caption(state: SandboxState, params: Params, files: Files) -> web.Response:
+    original = _message_to_edit(state, params)
+    if isinstance(original, web.Response):
+        return original
+    if "text" in original:
+        return refused(400, "Bad Request: there is no caption in the message to edit")
+    changes = _formatted(params, "caption", "caption_entities")
+    if isinstance(changes, web.Response):
+        return changes
+    if len(changes["caption"]) > CAPTION_LIMIT:
+        return refused(400, "Bad Request: message caption is too long")
+    changes["caption"] = changes["caption"] or None
+    changes["reply_markup"] = _markup(params)
+    return _edited(state, original, changes, ("caption", "caption_entities", "reply_markup"))
+
+
+async def edit_message_reply_markup(state: SandboxState, params: Params, files: Files) -> web.Response:
+    original = _message_to_edit(state, params)
+    if isinstance(original, web.Response):
+        return original
+    return _edited(state, original, {"reply_markup": _markup(params)}, ("reply_markup",))
 
 
 METHODS: dict[str, Method] = {
@@ -285,6 +439,8 @@ METHODS: dict[str, Method] = {
     "getupdates": get_updates,
     "answercallbackquery": answer_callback_query,
     "editmessagetext": edit_message_text,
+    "editmessagecaption": edit_message_caption,
+    "editmessagereplymarkup": edit_message_reply_markup,
 }
 _SENDS = {"sendmessage", "sendphoto", "senddocument"}
 
@@ -342,32 +498,50 @@ def customer_writes(
     text: str,
     first_name: str,
     callback_data: str | None = None,
+    message_id: int | None = None,
 ) -> dict[str, Any]:
-    """A pretend customer writes to the bot (or taps a button): webhook if one is set, else getUpdates."""
+    """A pretend customer writes to the bot (or taps a button): webhook if one is set, else getUpdates.
+
+    A tap lands on the bot's message `message_id`, or else on the latest one in the chat showing a
+    button with that callback data, so the bot can answer the query and edit that very message.
+    """
     person = {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
-    chat = {"id": chat_id, "first_name": first_name, "type": "private"}
-    message_id = state.next_telegram_message_id(chat_id)
-    message = {"message_id": message_id, "from": person, "chat": chat, "date": int(time.time()), "text": text}
     body: dict[str, Any]
     if callback_data is not None:
+        query_id = str(secrets.randbits(63))
+        with state.lock:
+            state.telegram_open_callbacks.add(query_id)
+        pressed = _pressed_message(state, chat_id, callback_data, message_id)
         body = {
             "callback_query": {
-                "id": str(secrets.randbits(63)),
+                "id": query_id,
                 "from": person,
                 "chat_instance": str(chat_id),
-                "message": {**message, "from": bot_user(state)},
+                "message": pressed,
                 "data": callback_data,
             }
         }
+        record_id, shown = f"callback:{query_id}", callback_data
     else:
-        body = {"message": message}
+        chat = {"id": chat_id, "first_name": first_name, "type": "private"}
+        new_id = state.next_telegram_message_id(chat_id)
+        body = {
+            "message": {
+                "message_id": new_id,
+                "from": person,
+                "chat": chat,
+                "date": int(time.time()),
+                "text": text,
+            }
+        }
+        record_id, shown = f"{chat_id}:{new_id}", text
     state.accept(
         SandboxMessage(
             PROVIDER,
-            f"{chat_id}:{message_id}",
+            record_id,
             to=state.config.telegram_bot_username,
             sender=str(chat_id),
-            body=callback_data or text,
+            body=shown,
             status="received",
             direction="inbound",
         )
@@ -387,6 +561,30 @@ def customer_writes(
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
     webhooks.submit(WebhookDelivery(PROVIDER, url, json.dumps(update).encode(), headers, "telegram update"))
     return update
+
+
+def _pressed_message(
+    state: SandboxState, chat_id: int, callback_data: str, message_id: int | None
+) -> dict[str, Any]:
+    with state.lock:
+        if message_id is not None and (chat_id, message_id) in state.telegram_sent:
+            return dict(state.telegram_sent[(chat_id, message_id)])
+        for (chat, _), message in reversed(state.telegram_sent.items()):
+            if chat == chat_id and callback_data in _callback_data_of(message):
+                return dict(message)
+    # No such button on record (typed into the console by hand): a message that only carries it.
+    return {
+        "message_id": message_id or state.next_telegram_message_id(chat_id),
+        "from": bot_user(state),
+        "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
+        "date": int(time.time()),
+        "text": "(a message the sandbox has no record of)",
+    }
+
+
+def _callback_data_of(message: dict[str, Any]) -> set[str]:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
+    return {str(button.get("callback_data")) for row in rows for button in row if "callback_data" in button}
 
 
 def routes() -> list[web.RouteDef]:

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType, ParseMode
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramEntityTooLarge,
+    TelegramForbiddenError,
+)
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot.command_runner import CommandRunner
@@ -19,6 +25,7 @@ from bot.telegram_staff.render import (
     clip,
     render_html,
     render_keyboard,
+    render_plain,
 )
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,9 @@ SLASH_COMMAND = re.compile(r"^/(?P<word>[A-Za-z0-9_]+)(?:@\w+)?(?P<rest>.*)$", r
 
 TROUBLE = Reply(
     text="Sorry, something went wrong while answering that. Please try again shortly.", kind="error"
+)
+REFUSED_ANSWER = (
+    "Sorry, Telegram would not show that answer. Please try again, or look it up on the dashboard."
 )
 
 
@@ -75,7 +85,7 @@ class TelegramStaffFrontEnd:
             return  # channel posts and service messages have no person to answer
         reply = await self.run(command_text(message.text), message.from_user.id)
         if reply is None:
-            await bot.send_message(chat_id=message.chat.id, text=refusal_text(self.business_name))
+            await self.say(bot, message.chat.id, refusal_text(self.business_name))
             return
         await self.deliver(
             bot, reply, chat_id=message.chat.id, chat_type=message.chat.type, user_id=message.from_user.id
@@ -84,20 +94,32 @@ class TelegramStaffFrontEnd:
     async def on_button(self, callback: CallbackQuery, bot: Bot) -> None:
         pressed = self.buttons.recall(callback.data)
         if pressed is None:
-            await callback.answer("This button has expired. Please send the command again.", show_alert=True)
+            await self.answer_press(
+                callback, "This button has expired. Please send the command again.", show_alert=True
+            )
             return
         # Answer at once so the button stops spinning; the command may take a while.
-        await callback.answer()
+        await self.answer_press(callback)
         message = callback.message if isinstance(callback.message, Message) else None
         chat_id = message.chat.id if message else callback.from_user.id
         chat_type = message.chat.type if message else ChatType.PRIVATE
         reply = await self.run(pressed.command, callback.from_user.id)
         if reply is None:
-            await bot.send_message(chat_id=chat_id, text=refusal_text(self.business_name))
+            await self.say(bot, chat_id, refusal_text(self.business_name))
             return
         if pressed.confirm and message is not None:
             await self.retire_question(message, pressed.label)
         await self.deliver(bot, reply, chat_id=chat_id, chat_type=chat_type, user_id=callback.from_user.id)
+
+    async def answer_press(
+        self, callback: CallbackQuery, text: str | None = None, *, show_alert: bool | None = None
+    ) -> None:
+        """Stops the button's spinner. Telegram refuses a query that is too old or already answered;
+        the press still counts, so it is noted and the command goes on."""
+        try:
+            await callback.answer(text, show_alert=show_alert)
+        except TelegramBadRequest as refusal:
+            log.info("could not answer Telegram button press %s: %s", callback.id, refusal.message)
 
     async def retire_question(self, message: Message, label: str) -> None:
         """Takes the buttons off a confirmation question and notes the choice, so it cannot run twice."""
@@ -110,7 +132,9 @@ class TelegramStaffFrontEnd:
                 )
             else:
                 await message.edit_reply_markup(reply_markup=None)
-        except TelegramBadRequest as error:  # too old to edit, or already edited by a second press
+        except TelegramAPIError as error:
+            # Too old to edit, already edited by a second press, or gone: taking the buttons off is
+            # a courtesy, and the answer below matters more.
             log.info("could not retire Telegram question %s: %s", message.message_id, error)
 
     async def deliver(self, bot: Bot, reply: Reply, *, chat_id: int, chat_type: str, user_id: int) -> None:
@@ -119,38 +143,72 @@ class TelegramStaffFrontEnd:
             try:
                 await self.send(bot, reply, user_id)
             except TelegramForbiddenError:
-                await bot.send_message(
-                    chat_id=chat_id,
-                    text="That answer is private. Open a chat with me, press Start, and ask again there.",
+                await self.say(
+                    bot,
+                    chat_id,
+                    "That answer is private. Open a chat with me, press Start, and ask again there.",
                 )
             return
         await self.send(bot, reply, chat_id)
 
     async def send(self, bot: Bot, reply: Reply, chat_id: int) -> None:
+        """Sends the reply; whatever Telegram refuses (a 400) is sent more plainly or noted, never dropped."""
         html = render_html(reply)
         keyboard = render_keyboard(reply, self.buttons)
         images = list(reply.images)
+        answered = False
         if len(images) == 1 and len(html) <= CAPTION_LIMIT:
             # One chart with a short answer reads best as a single photo message with its caption.
-            image = images.pop()
-            await bot.send_photo(
-                chat_id=chat_id,
-                photo=BufferedInputFile(image.content, filename=image.filename),
-                caption=html,
-                parse_mode=ParseMode.HTML,
-                reply_markup=keyboard,
+            image = images[0]
+            answered = await self.accepted(
+                bot.send_photo(
+                    chat_id=chat_id,
+                    photo=BufferedInputFile(image.content, filename=image.filename),
+                    caption=html,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard,
+                ),
+                chat_id,
             )
-        else:
-            await bot.send_message(
-                chat_id=chat_id, text=html, parse_mode=ParseMode.HTML, reply_markup=keyboard
+            if answered:
+                images = []
+        if not answered:
+            answered = await self.accepted(
+                bot.send_message(
+                    chat_id=chat_id, text=html, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                ),
+                chat_id,
+            ) or await self.accepted(
+                bot.send_message(chat_id=chat_id, text=render_plain(reply), reply_markup=keyboard), chat_id
             )
+        if not answered:
+            await self.say(bot, chat_id, REFUSED_ANSWER)
         for image in images:
-            await bot.send_photo(
-                chat_id=chat_id,
-                photo=BufferedInputFile(image.content, filename=image.filename),
-                caption=clip(image.alt_text, CAPTION_LIMIT),
-            )
+            photo = BufferedInputFile(image.content, filename=image.filename)
+            caption = clip(image.alt_text, CAPTION_LIMIT)
+            if not await self.accepted(
+                bot.send_photo(chat_id=chat_id, photo=photo, caption=caption), chat_id
+            ):
+                await self.say(
+                    bot, chat_id, f"The chart “{clip(image.alt_text, 200)}” could not be sent to Telegram."
+                )
         for attachment in reply.attachments:
-            await bot.send_document(
-                chat_id=chat_id, document=BufferedInputFile(attachment.content, filename=attachment.filename)
-            )
+            document = BufferedInputFile(attachment.content, filename=attachment.filename)
+            if not await self.accepted(bot.send_document(chat_id=chat_id, document=document), chat_id):
+                await self.say(bot, chat_id, f"The file {attachment.filename} could not be sent to Telegram.")
+
+    async def accepted(self, sending: Awaitable[object], chat_id: int) -> bool:
+        """Whether Telegram took the message; a refusal (400, or a file too large) is logged, not raised."""
+        try:
+            await sending
+        except (TelegramBadRequest, TelegramEntityTooLarge) as refusal:
+            log.warning("Telegram refused a message to %s: %s", chat_id, refusal.message)
+            return False
+        return True
+
+    async def say(self, bot: Bot, chat_id: int, text: str) -> None:
+        """A short plain note; if Telegram will not take even that, there is no one left to tell."""
+        try:
+            await bot.send_message(chat_id=chat_id, text=text)
+        except (TelegramBadRequest, TelegramForbiddenError) as refusal:
+            log.warning("Telegram refused a note to %s: %s", chat_id, refusal.message)

@@ -86,6 +86,16 @@ def render_html(reply: Reply, limit: int = MESSAGE_LIMIT) -> str:
     return body or escape("(no text)")
 
 
+def render_plain(reply: Reply, limit: int = MESSAGE_LIMIT) -> str:
+    """The reply as plain text (no parse mode), for when Telegram refuses the HTML version."""
+    parts = [part for part in (reply.title, reply.text) if part]
+    if reply.fields:
+        parts.append("\n".join(f"{f.label}: {f.value}" for f in reply.fields))
+    if reply.table is not None:
+        parts.append("\n".join(table_lines(reply.table, budget=limit // 2)))
+    return clip("\n\n".join(parts), limit) or "(no text)"
+
+
 def render_keyboard(reply: Reply, buttons: ButtonCommands) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
