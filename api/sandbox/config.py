@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.sandbox.whatsapp_templates import ApprovedTemplate, northwind_templates
+
 
 @dataclass(frozen=True)
 class ChaosConfig:
@@ -53,6 +55,9 @@ class SandboxConfig:
     #: failed status webhook; the default answers them synchronously with a 400, which is what
     #: drivers are easiest to test against.
     whatsapp_async_errors: bool = False
+    #: The templates Meta has approved for this account; a send naming another is refused (132001).
+    #: More can be submitted through POST /{version}/{waba-id}/message_templates, approved at once.
+    whatsapp_templates: tuple[ApprovedTemplate, ...] = field(default_factory=northwind_templates)
 
     telegram_bot_token: str = "123456789:AAHsandboxSANDBOXsandboxSANDBOXsandbox"  # noqa: S105
     telegram_bot_username: str = "switchboard_sandbox_bot"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -128,6 +129,27 @@ async def customer_email(request: web.Request) -> web.Response:
     return _done(from_page, {"queued": True, "bytes": len(raw)})
 
 
+async def whatsapp_templates(request: web.Request) -> web.Response:
+    with request.app[STATE].lock:
+        templates = list(request.app[STATE].whatsapp_templates.values())
+    return web.json_response({"templates": [asdict(template) for template in templates]})
+
+
+async def approve_whatsapp_template(request: web.Request) -> web.Response:
+    """Approve a template as Meta would after review: {"name", "language", "category", "body"}."""
+    data, from_page = await _body(request)
+    submitted = {
+        "name": str(data.get("name", "")).strip(),
+        "language": str(data.get("language", "")).strip(),
+        "category": str(data.get("category", "")).strip(),
+        "components": [{"type": "BODY", "text": str(data.get("body", ""))}],
+    }
+    approved = whatsapp_api.approve_template(request.app[STATE], submitted)
+    if isinstance(approved, str):
+        raise web.HTTPBadRequest(text=json.dumps({"error": approved}), content_type="application/json")
+    return _done(from_page, {"approved": asdict(approved)})
+
+
 async def list_messages(request: web.Request) -> web.Response:
     provider = request.query.get("provider") or None
     return web.json_response(request.app[STATE].messages_json(provider))
@@ -191,6 +213,7 @@ async def page(request: web.Request) -> web.Response:
     html = _TEMPLATES.get_template("console.html").render(
         recent=recent,
         emails=list(reversed(state.emails))[:25],
+        whatsapp_templates=sorted(state.whatsapp_templates.values(), key=lambda t: (t.name, t.language)),
         stats=state.stats_json(),
         config=state.config,
         labels={
@@ -211,6 +234,8 @@ def routes() -> list[web.RouteDef]:
         web.get("/_sandbox/stats", stats),
         web.get("/_sandbox/webhooks", webhook_log),
         web.get("/_sandbox/telegram/calls", telegram_calls),
+        web.get("/_sandbox/whatsapp/templates", whatsapp_templates),
+        web.post("/_sandbox/whatsapp/templates", approve_whatsapp_template),
         web.post("/_sandbox/reset", reset),
         web.post("/_sandbox/opt-out", opt_out),
         web.post("/_sandbox/opt-in", opt_in),

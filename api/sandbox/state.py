@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.sandbox.config import SandboxConfig
+from api.sandbox.whatsapp_templates import ApprovedTemplate
 
 #: Faults the sandbox can inject into a provider send.
 FAULTS = ("429", "500", "503", "timeout")
@@ -140,6 +141,10 @@ class SandboxState:
             self.stats: dict[str, Counter[str]] = {}
             self.opted_out: set[str] = set()
             self.whatsapp_last_inbound: dict[str, float] = {}
+            #: (name, language) -> template, as Meta's register holds them for this account.
+            self.whatsapp_templates: dict[tuple[str, str], ApprovedTemplate] = {
+                (template.name, template.language): template for template in self.config.whatsapp_templates
+            }
             self.telegram_webhook: TelegramWebhook | None = None
             self.telegram_updates: list[dict[str, Any]] = []
             self.telegram_next_update_id = 100_000_001

@@ -521,7 +521,9 @@ def customer_writes(
                 "data": callback_data,
             }
         }
-        record_id, shown = f"callback:{query_id}", callback_data
+        label = _callback_data_of(pressed).get(callback_data)
+        record_id = f"callback:{query_id}"
+        shown = f"Pressed “{label}”" if label else f"Pressed a button ({callback_data})"
     else:
         chat = {"id": chat_id, "first_name": first_name, "type": "private"}
         new_id = state.next_telegram_message_id(chat_id)
@@ -582,9 +584,15 @@ def _pressed_message(
     }
 
 
-def _callback_data_of(message: dict[str, Any]) -> set[str]:
+def _callback_data_of(message: dict[str, Any]) -> dict[str, str]:
+    """callback_data -> button text, for the inline keyboard under a message."""
     rows = (message.get("reply_markup") or {}).get("inline_keyboard") or []
-    return {str(button.get("callback_data")) for row in rows for button in row if "callback_data" in button}
+    return {
+        str(button["callback_data"]): str(button.get("text", ""))
+        for row in rows
+        for button in row
+        if "callback_data" in button
+    }
 
 
 def routes() -> list[web.RouteDef]:

@@ -16,6 +16,12 @@ from aiohttp import web
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxMessage, SandboxState, address_key
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
+from api.sandbox.whatsapp_templates import (
+    ApprovedTemplate,
+    TemplateRefusal,
+    render_template,
+    template_problem,
+)
 
 PROVIDER = "whatsapp_cloud"
 #: Delivery failures the sandbox picks from: (code, title, details).
@@ -129,19 +135,30 @@ def _undeliverable_reason(state: SandboxState, to: str, kind: str) -> tuple[int,
     return None
 
 
+def _unauthorised(request: web.Request) -> web.Response | None:
+    expected = f"Bearer {request.app[STATE].config.whatsapp_token}"
+    if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    return None
+
+
+def _no_such_object(object_id: str) -> web.Response:
+    return graph_error(
+        400,
+        100,
+        f"Unsupported post request. Object with ID '{object_id}' does not exist",
+        kind="GraphMethodException",
+    )
+
+
 async def send_message(request: web.Request) -> web.Response:
     state = request.app[STATE]
     config = state.config
-    expected = f"Bearer {config.whatsapp_token}"
-    if not secrets.compare_digest(request.headers.get("Authorization", ""), expected):
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    unauthorised = _unauthorised(request)
+    if unauthorised is not None:
+        return unauthorised
     if request.match_info["phone_number_id"] != config.whatsapp_phone_number_id:
-        return graph_error(
-            400,
-            100,
-            f"Unsupported post request. Object with ID '{request.match_info['phone_number_id']}' does not exist",
-            kind="GraphMethodException",
-        )
+        return _no_such_object(request.match_info["phone_number_id"])
     try:
         message = await request.json()
     except ValueError:
@@ -165,6 +182,10 @@ async def send_message(request: web.Request) -> web.Response:
         return invalid
     to = address_key(str(message["to"]))
     kind = str(message.get("type", "text"))
+    template = message.get("template") or {}
+    shown = render_template(state.whatsapp_templates, template) if kind == "template" else _text_of(message)
+    if isinstance(shown, TemplateRefusal):
+        return graph_error(shown.status, shown.code, f"(#{shown.code}) {shown.title}", shown.details)
     reason = _undeliverable_reason(state, to, kind)
     if reason is not None and not config.whatsapp_async_errors:
         code, title, details = reason
@@ -176,12 +197,17 @@ async def send_message(request: web.Request) -> web.Response:
             provider_message_id=new_wamid(),
             to=to,
             sender=config.whatsapp_display_phone_number,
-            body=_text_of(message),
+            body=shown,
             status="accepted",
             idempotency_key=key,
             our_message_id=int(opaque) if opaque.isdigit() else None,
-            template=(message.get("template") or {}).get("name"),
-            details={"input": str(message["to"]), "biz_opaque_callback_data": opaque or None, "type": kind},
+            template=template.get("name") if kind == "template" else None,
+            details={
+                "input": str(message["to"]),
+                "biz_opaque_callback_data": opaque or None,
+                "type": kind,
+                **_template_details(state, template),
+            },
         )
     )
     if config.send_status_webhooks:
@@ -193,9 +219,15 @@ async def send_message(request: web.Request) -> web.Response:
 
 
 def _text_of(message: dict[str, Any]) -> str:
-    if message.get("type") == "template":
-        return f"[template {message['template']['name']}]"
     return str((message.get("text") or {}).get("body", f"[{message.get('type')}]"))
+
+
+def _template_details(state: SandboxState, template: dict[str, Any]) -> dict[str, str]:
+    language = str((template.get("language") or {}).get("code", ""))
+    approved = state.whatsapp_templates.get((str(template.get("name", "")), language))
+    if approved is None:
+        return {}
+    return {"template_language": language, "template_category": approved.category}
 
 
 def _accepted_body(message: SandboxMessage) -> dict[str, Any]:
@@ -248,7 +280,8 @@ async def _progress(
 
 def _pricing(message: SandboxMessage) -> dict[str, Any]:
     if message.template:
-        return {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "utility"}
+        category = str(message.details.get("template_category", "UTILITY")).lower()
+        return {"billable": True, "pricing_model": "PMP", "type": "regular", "category": category}
     return {"billable": False, "pricing_model": "PMP", "type": "free_customer_service", "category": "service"}
 
 
@@ -286,5 +319,83 @@ def customer_writes(
     return wamid
 
 
+# --- message templates (WhatsApp Business Management API) ----------------------------------------
+
+
+def template_id(template: ApprovedTemplate) -> str:
+    """A stable numeric id per template and language, as Meta gives one."""
+    digest = hashlib.sha256(f"{template.name}:{template.language}".encode()).hexdigest()
+    return str(int(digest[:14], 16))
+
+
+def approve_template(state: SandboxState, submitted: dict[str, Any]) -> ApprovedTemplate | str:
+    """A submitted template approved at once, or why Meta would refuse it."""
+    name = str(submitted.get("name", ""))
+    language = str(submitted.get("language", ""))
+    category = str(submitted.get("category", "")).upper()
+    components = submitted.get("components")
+    if not isinstance(components, list):
+        components = []
+    body = next(
+        (
+            str(component.get("text", ""))
+            for component in components
+            if isinstance(component, dict) and str(component.get("type", "")).upper() == "BODY"
+        ),
+        "",
+    )
+    problem = template_problem(name, language, category, body)
+    if problem is not None:
+        return problem
+    with state.lock:
+        if (name, language) in state.whatsapp_templates:
+            return f"There is already {language} content for the template {name}."
+        approved = state.whatsapp_templates[(name, language)] = ApprovedTemplate(
+            name, language, category, body
+        )
+    return approved
+
+
+async def list_templates(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    refusal = _unauthorised(request) or _unknown_account(request)
+    if refusal is not None:
+        return refusal
+    wanted = request.query.get("name")
+    with state.lock:
+        templates = [t for t in state.whatsapp_templates.values() if wanted in (None, t.name)]
+    data = [template.as_graph_json(template_id(template)) for template in templates]
+    return web.json_response({"data": data, "paging": {"cursors": {"before": "", "after": ""}}})
+
+
+async def create_template(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    refusal = _unauthorised(request) or _unknown_account(request)
+    if refusal is not None:
+        return refusal
+    try:
+        submitted = await request.json()
+    except ValueError:
+        return graph_error(400, 100, "(#100) Invalid JSON body")
+    approved = approve_template(state, submitted if isinstance(submitted, dict) else {})
+    if isinstance(approved, str):
+        return graph_error(400, 100, "Invalid parameter", approved)
+    return web.json_response(
+        {"id": template_id(approved), "status": "APPROVED", "category": approved.category}
+    )
+
+
+def _unknown_account(request: web.Request) -> web.Response | None:
+    account = request.match_info["waba_id"]
+    if account != request.app[STATE].config.whatsapp_business_account_id:
+        return _no_such_object(account)
+    return None
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", send_message)]
+    version = r"{version:v\d+\.\d+}"
+    return [
+        web.post(f"/{version}/{{phone_number_id}}/messages", send_message),
+        web.get(f"/{version}/{{waba_id}}/message_templates", list_templates),
+        web.post(f"/{version}/{{waba_id}}/message_templates", create_template),
+    ]

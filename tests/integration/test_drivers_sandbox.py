@@ -357,7 +357,12 @@ async def test_whatsapp_customer_message_opens_window_and_receipts_carry_our_id(
 
 
 async def test_whatsapp_template_needs_no_window_and_resend_is_deduplicated(sandbox: RunningSandbox) -> None:
-    template = WhatsAppTemplateCall("order_update", "en_US", ({"type": "body", "parameters": []},))
+    parameters = [
+        {"type": "text", "text": value} for value in ("Ada", "N-1042", "https://track.example/1042")
+    ]
+    template = WhatsAppTemplateCall(
+        "nw_order_shipped", "en_US", ({"type": "body", "parameters": parameters},)
+    )
     driver = whatsapp_driver(sandbox)
     try:
         first = await driver.send(whatsapp(5, "wa-tpl", template))
@@ -366,7 +371,7 @@ async def test_whatsapp_template_needs_no_window_and_resend_is_deduplicated(sand
         await driver.close()
     assert first.provider_message_id == second.provider_message_id
     (sent,) = sandbox.state.messages
-    assert sent.template == "order_update" and sent.our_message_id == 5
+    assert sent.template == "nw_order_shipped" and sent.our_message_id == 5
 
 
 async def test_whatsapp_rate_limit_is_retryable(sandbox: RunningSandbox) -> None:
