@@ -18,7 +18,7 @@ from typing import Any, cast, get_args
 
 from reports.answer import Answer, answer
 from reports.charts.cache import ChartCache, render_cached
-from reports.metrics import UnknownName
+from reports.metrics import REGISTRY, UnknownName
 from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
 from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
 from storage.database import Database
@@ -103,6 +103,44 @@ def definition_from_query(query: MetricQuery) -> dict[str, Any]:
             "comparison": query.comparison,
         }
     }
+
+
+def describe_query(query: MetricQuery) -> str:
+    """The question in words: "Revenue, last 30 days, by source channel, daily, vs the previous period"."""
+    parts = [" and ".join(REGISTRY[m].label if m in REGISTRY else m for m in query.metrics)]
+    parts.append(
+        describe_period(query.period) if isinstance(query.period, PeriodSpec) else query.period.label
+    )
+    parts += [f"by {d.replace('_', ' ')}" for d in query.dimensions]
+    parts += [
+        f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(f.values)}"
+        for f in query.filters
+    ]
+    if query.grain:
+        parts.append(_GRAIN_WORDS[query.grain])
+    if query.comparison == "previous_period":
+        parts.append("vs the previous period")
+    elif query.comparison == "same_period_last_year":
+        parts.append("vs the same dates last year")
+    return ", ".join(parts)
+
+
+def describe_period(spec: PeriodSpec) -> str:
+    if spec.kind == "last_n_days":
+        return f"last {spec.n} days"
+    if spec.kind == "between" and spec.start_date and spec.end_date:
+        return f"{spec.start_date:%d %b %Y} to {spec.end_date:%d %b %Y}"
+    return spec.kind.replace("_", " ")
+
+
+_GRAIN_WORDS = {
+    "hour": "hourly",
+    "day": "daily",
+    "week": "weekly",
+    "month": "monthly",
+    "quarter": "quarterly",
+}
+_OPERATOR_WORDS = {"eq": "is", "ne": "is not", "in": "is one of", "not_in": "is none of"}
 
 
 def _names(value: Any, field: str, *, required: bool = False) -> tuple[str, ...]:

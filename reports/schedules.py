@@ -29,12 +29,65 @@ def cron_trigger(cron: str, timezone: str) -> CronTrigger:
             f"unknown timezone {timezone!r} (use an IANA name such as Europe/Berlin)"
         ) from None
     try:
-        return CronTrigger.from_crontab(cron, timezone=zone)
+        return CronTrigger.from_crontab(cron_weekdays_as_names(cron), timezone=zone)
     except ValueError as error:
         raise ScheduleError(
             f"invalid cron expression {cron!r}: {error} (five fields: minute hour day month weekday, "
             "e.g. '0 8 * * mon' for Mondays at 08:00)"
         ) from None
+
+
+_CRON_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def cron_weekdays_as_names(cron: str) -> str:
+    """The cron expression with its weekday field in names, which APScheduler reads as cron does.
+
+    In cron, weekday 0 (and 7) is Sunday and 1 is Monday; APScheduler 3 counts 0 as Monday, so "0 8 * * 1"
+    handed over as it is would fire on Tuesdays. Names mean the same to both.
+    """
+    fields = cron.split()
+    if len(fields) != 5 or fields[4] == "*":
+        return cron
+    days: set[int] = set()
+    for part in fields[4].lower().split(","):
+        days |= _cron_days(part)
+    fields[4] = ",".join(_CRON_DAY_NAMES[d] for d in sorted(days))
+    return " ".join(fields)
+
+
+def _cron_days(part: str) -> set[int]:
+    """The cron weekdays (0 = Sunday) one comma-separated part names: 1, mon, 1-5, mon-fri, */2, 1-5/2."""
+    span, _, step_text = part.partition("/")
+    step = _cron_number(step_text, "step") if step_text else 1
+    if step < 1:
+        raise ValueError(f"the weekday step must be at least 1, got {step}")
+    if span == "*":
+        first, last = 0, 6
+    else:
+        low, dash, high = span.partition("-")
+        first = _cron_day(low)
+        last = _cron_day(high) if dash else (6 if step_text else first)
+        if dash and high in ("7", "sun") and last == 0:
+            last = 7
+    if last < first:
+        raise ValueError(f"the weekday range {span} runs backwards")
+    return {day % 7 for day in range(first, last + 1, step)}
+
+
+def _cron_day(text: str) -> int:
+    if text in _CRON_DAY_NAMES:
+        return _CRON_DAY_NAMES.index(text)
+    number = _cron_number(text, "weekday")
+    if not 0 <= number <= 7:
+        raise ValueError(f"weekday {number} is not between 0 and 7")
+    return number % 7 if number != 7 else 0
+
+
+def _cron_number(text: str, what: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{text!r} is not a {what}")
+    return int(text)
 
 
 def next_due(cron: str, timezone: str, after: datetime) -> datetime:

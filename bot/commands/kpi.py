@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import select
 
@@ -13,6 +13,7 @@ from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion, _plain, parse_question
 from bot.replies import Button, Field, Image, Reply
+from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
 from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
 from reports.query import MetricQuery
@@ -73,6 +74,14 @@ async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> K
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     again = parse_question(question.text, today, known={**KNOWN_VALUES, **database_values})
     return again if again is not None else question
+
+
+async def _remember(ctx: CommandContext, who: StaffIdentity, query: MetricQuery, now: datetime) -> None:
+    """Keep the question for `report save NAME`; the answer does not depend on it, so a failure only logs."""
+    try:
+        await remember_question(ctx.database, who.staff_id, query, now)
+    except Exception as error:  # the database may be busy or read-only; the person still gets the answer
+        log.warning("could not remember the last question of staff %s: %s", who.staff_id, error)
 
 
 def default_grain(question: KpiQuestion, time_range: TimeRange) -> str | None:
@@ -151,6 +160,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         locale=settings.business_locale,
         currency=settings.business_currency,
     )
+    await _remember(ctx, who, query, now)
     version = result.result.data_as_of.isoformat()
     # Drawing takes ~100 ms of CPU: do it off the event loop so other requests (and Slack's 3 s ack) never wait.
     png = await asyncio.to_thread(render_cached, result.chart, "png", version, ctx.chart_cache)

@@ -63,6 +63,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
     CommandSpec("report list", reports.parse_list, reports.run_list, V, "The saved reports.", "report list"),
     CommandSpec(
+        "report save",
+        reports.parse_save,
+        reports.run_save,
+        A,
+        "Keep the question you were just answered as a saved report.",
+        reports.SAVE_USAGE,
+        ("report save Weekly revenue by clinic", "report save No-shows this quarter for everyone"),
+        changes=True,
+    ),
+    CommandSpec(
         "report run", reports.parse_run, reports.run_report, V, "Run a saved report now.", "report run NAME"
     ),
     CommandSpec(

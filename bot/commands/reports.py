@@ -1,4 +1,4 @@
-"""`report list|run|schedule`: the saved reports and when they are delivered where."""
+"""`report list|save|run|schedule`: the saved reports, saving the question just answered, and deliveries."""
 
 from __future__ import annotations
 
@@ -6,16 +6,22 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, select
-
 from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError, normalise
-from bot.replies import Attachment, Field, Image, Reply, Table
+from bot.replies import Attachment, Button, Field, Image, Reply, Table
 from domain.audit import AuditEntry
+from reports.library import (
+    ReportLibraryError,
+    Saver,
+    find_report,
+    last_question,
+    save_report,
+    visible_reports,
+)
 from reports.periods import zone
-from reports.saved import ReportDefinitionError, run_saved_report
-from storage.models import CustomReport, ReportSchedule
+from reports.saved import ReportDefinitionError, describe_query, query_from_definition, run_saved_report
+from storage.models import ReportSchedule
 
 SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
 
@@ -31,6 +37,15 @@ class RunReport:
 
 
 @dataclass(frozen=True)
+class SaveReport:
+    name: str
+    shared: bool
+
+
+SAVE_USAGE = "report save NAME [for everyone]   (after a question: keeps that question as a report)"
+
+
+@dataclass(frozen=True)
 class ScheduleReport:
     name: str
     cron: str
@@ -43,9 +58,23 @@ def parse_list(words: list[str], rest: str, today: date) -> ListReports:
 
 
 def parse_run(words: list[str], rest: str, today: date) -> RunReport:
-    if len(words) != 1:
+    name = rest.strip().strip("\"“”'")
+    if not name:
         raise ParseError("Name one saved report.", "report run NAME")
-    return RunReport(words[0])
+    return RunReport(name)
+
+
+def parse_save(words: list[str], rest: str, today: date) -> SaveReport:
+    name = rest.strip()
+    shared = False
+    for suffix in ("for everyone", "for the team", "shared"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name, shared = name[: -len(suffix)].strip(), True
+            break
+    name = name.strip("\"“”'").strip()
+    if not name:
+        raise ParseError("Give the report a name, e.g. `report save Weekly revenue`.", SAVE_USAGE)
+    return SaveReport(name, shared)
 
 
 def destination_of(text: str) -> tuple[str, str]:
@@ -74,36 +103,55 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
     return ScheduleReport(name, cron, kind, destination)
 
 
-async def _report(ctx: CommandContext, name: str) -> CustomReport | None:
-    async with ctx.database.read_sessions() as session:
-        return await session.scalar(
-            select(CustomReport).where(
-                (CustomReport.slug == name) | (func.lower(CustomReport.name) == name.lower())
-            )
-        )
-
-
 async def run_list(command: ListReports, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    async with ctx.database.read_sessions() as session:
-        reports = list(await session.scalars(select(CustomReport).order_by(CustomReport.name).limit(50)))
-        counts: dict[int, int] = dict(
-            (
-                await session.execute(
-                    select(ReportSchedule.report_id, func.count()).group_by(ReportSchedule.report_id)
-                )
-            ).all()
-        )
+    reports = await visible_reports(ctx.database, who.staff_id, limit=50)
     if not reports:
-        return Reply("There are no saved reports yet; save one from the dashboard.", title="Reports")
+        return Reply(
+            "There are no saved reports yet. Ask a question (e.g. “revenue last 30 days by channel”), "
+            "then `report save NAME` keeps it; or save one on the dashboard under Analytics → Reports.",
+            title="Reports",
+        )
     table = Table(
         ("Slug", "Name", "Shared", "Schedules"),
-        tuple((r.slug, r.name, "yes" if r.shared else "no", str(counts.get(r.id, 0))) for r in reports),
+        tuple((r.slug, r.name, "yes" if r.shared else "no", str(r.schedules)) for r in reports),
     )
-    return Reply(f"{len(reports)} saved reports.", title="Reports", table=table)
+    count = f"{len(reports)} saved report" + ("" if len(reports) == 1 else "s")
+    return Reply(f"{count}.", title="Reports", table=table)
+
+
+async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    definition = await last_question(ctx.database, who.staff_id)
+    if definition is None:
+        return Reply(
+            "There is no question to save yet: ask one first (e.g. “revenue last 30 days by channel”), "
+            f"then `report save {command.name}`.",
+            kind="error",
+        )
+    try:
+        saved = await save_report(
+            ctx.database,
+            Saver(who.staff_id, who.email, who.via),
+            command.name,
+            definition,
+            shared=command.shared,
+        )
+    except ReportLibraryError as error:
+        return Reply(str(error), kind="error")
+    query = query_from_definition(saved.definition)
+    who_sees = "everyone" if saved.shared else "you"
+    return Reply(
+        f"Saved “{saved.name}” ({describe_query(query)}); {who_sees} can run it with `report run {saved.slug}`.",
+        title="Report saved",
+        fields=(Field("Report", saved.slug), Field("Seen by", who_sees)),
+        buttons=(
+            Button("Run it", f"report run {saved.slug}"),
+            Button("Every Monday 08:00 to me", f'report schedule {saved.slug} "0 8 * * 1" to {who.email}'),
+        ),
+    )
 
 
 async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    report = await _report(ctx, command.name)
+    report = await find_report(ctx.database, who.staff_id, command.name)
     if report is None:
         return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
     try:
@@ -137,7 +185,7 @@ def first_due(cron: str, tz: str, now: datetime) -> datetime:
 
 
 async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    report = await _report(ctx, command.name)
+    report = await find_report(ctx.database, who.staff_id, command.name)
     if report is None:
         return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
     first = first_due(command.cron, ctx.business_tz, ctx.now())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -79,3 +80,6 @@ class StaffUser(Base):
     locale: Mapped[str] = mapped_column(String(16), default="en")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: The KPI question this person was last answered, as a saved-report definition (`report save` keeps it).
+    last_question: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    last_question_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -215,6 +215,37 @@ async def test_report_schedule_is_stored_and_audited(seeded: CommandContext) -> 
     assert actions == ["report.schedule"]
 
 
+async def test_report_save_keeps_the_question_just_answered(seeded: CommandContext) -> None:
+    table = [
+        (AGENT, "report save Too early", "error", "no question to save yet"),
+        (AGENT, "revenue last 30 days by location vs previous", "answer", "Revenue"),
+        (AGENT, "report save Revenue by clinic", "answer", "Saved “Revenue by clinic”"),
+        (AGENT, "report save revenue BY clinic", "error", "already a report named"),
+        (AGENT, "report list", "answer", "saved reports"),
+        (AGENT, "report run Revenue by clinic", "answer", "Revenue"),
+        (VIEWER, "report save Mine too", "denied", "needs the agent role"),
+        (MANAGER, "report run revenue-by-clinic", "error", "no saved report"),  # the agent's own, not shared
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        saved = await session.scalar(select(CustomReport).where(CustomReport.slug == "revenue-by-clinic"))
+        actions = list(await session.scalars(select(AuditLog.action)))
+    assert saved is not None and not saved.shared
+    query = saved.definition["query"]
+    assert query["metrics"] == ["revenue"] and query["dimensions"] == ["location"]
+    assert query["period"] == {"kind": "last_n_days", "n": 30} and query["comparison"] == "previous_period"
+    assert actions == ["report.save"]
+    # Saved for everyone, a manager sees it too.
+    await run_dialog(
+        seeded,
+        [
+            (AGENT, "kpi orders this month", "answer", "Orders"),
+            (AGENT, "report save Orders so far for everyone", "answer", "everyone"),
+            (MANAGER, "report run orders-so-far", "answer", "Orders"),
+        ],
+    )
+
+
 async def test_kpi_answers_carry_a_png_and_a_summary(seeded: CommandContext) -> None:
     for text in (
         "revenue last 30 days by channel",
