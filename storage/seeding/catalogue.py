@@ -368,6 +368,8 @@ def staff_rows(created_at: datetime) -> tuple[list[Row], list[StaffMember]]:
                 "locale": "de" if clinic.country in ("DE", "AT", "CH") else "en",
                 "active": True,
                 "created_at": created_at - timedelta(days=index),
+                "last_question": None,
+                "last_question_at": None,
             }
         )
         members.append(StaffMember(index + 1, str(role), location_id))
