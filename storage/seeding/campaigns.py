@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from storage.seeding.catalogue import Row
+from storage.seeding.catalogue import CLINICS, Row
 from storage.seeding.people import Customer
 from storage.seeding.plan import Calendar
 
@@ -60,6 +60,8 @@ _BLACK_FRIDAY = (
 )
 _CLINIC_EVENTS = ("seasonal_offer", "Open clinic evening", {"offer": "free skin check at our open evening", "code": "OPEN"}, (), ("email", "whatsapp", "telegram"))  # fmt: skip
 _NEWSLETTER_CHANNELS = ("email", "telegram", "whatsapp")
+#: Campaign messages go out from 10:00 in each customer's local time, paced over two and a half hours.
+SEND_FROM_MINUTE, SEND_OVER_MINUTES = 600, 150
 
 
 @dataclass
@@ -74,6 +76,7 @@ class CampaignPlan:
     channels: tuple[str, ...]
     day_index: int
     launched_at: datetime
+    completed_at: datetime
     created_by: int
     planned: int = 0
     excluded: int = 0
@@ -104,7 +107,7 @@ class CampaignPlan:
             "created_by": self.created_by,
             "created_at": self.launched_at - timedelta(days=3),
             "launched_at": self.launched_at,
-            "completed_at": self.launched_at + timedelta(hours=5),
+            "completed_at": self.completed_at,
         }
 
 
@@ -144,6 +147,7 @@ def plan_campaigns(calendar: Calendar, rng: random.Random) -> list[CampaignPlan]
                     launched_at=calendar.local_time(
                         index, "Europe/Berlin", 9 * 60 + rng.randrange(0, 60, 15)
                     ),
+                    completed_at=_last_send(calendar, index),
                     created_by=rng.choice((2, 3)),
                 )
             )
@@ -175,6 +179,16 @@ def draft_campaign_row(campaign_id: int, calendar: Calendar) -> Row:
         "launched_at": None,
         "completed_at": None,
     }
+
+
+def _last_send(calendar: Calendar, index: int) -> datetime:
+    """When the last customer's local sending window closed (New York's, hours after Berlin's), plus the
+    minute a message takes to be handed over."""
+    last = max(
+        calendar.local_time(index, clinic.timezone, SEND_FROM_MINUTE + SEND_OVER_MINUTES)
+        for clinic in CLINICS
+    )
+    return last + timedelta(minutes=1)
 
 
 def _is_black_friday_week(day: date) -> bool:

@@ -27,6 +27,8 @@ _SOURCE_NAMES, _SOURCE_WEIGHTS = zip(*_SOURCES, strict=True)
 _SOURCE_CUMULATIVE = tuple(accumulate(_SOURCE_WEIGHTS))
 _ATTRIBUTION = timedelta(hours=72)
 _FAILURES = ("card_declined", "insufficient_funds", "expired_card", "authentication_required")
+#: How late a video call starts and how long it overruns, at most.
+_VIDEO_LATE_MINUTES, _VIDEO_OVERRUN_MINUTES = 7, 8
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,11 @@ def _appointment(world: World, rng: random.Random, customer: Customer, index: in
     if video and rng.random() < 0.4:
         agents = world.agents_by_clinic[rng.choice(CLINICS).id]
     staff_id = rng.choice(agents)
-    past = scheduled_at + timedelta(minutes=service.duration_minutes) < end
+    # A visit counts as over (completed or missed) only once even a late, overrunning video call has ended.
+    over_by = timedelta(
+        minutes=service.duration_minutes + (_VIDEO_LATE_MINUTES + _VIDEO_OVERRUN_MINUTES if video else 0)
+    )
+    past = scheduled_at + over_by < end
     draw = rng.random()
     status = ("no_show" if draw < 0.1 else "cancelled" if draw < 0.17 else "completed") if past else "booked"
     appointment_id = world.ids.next("appointments")
@@ -285,8 +291,8 @@ def _video_room(world: World, rng: random.Random, appointment: Row) -> None:
     status = _VIDEO_STATUS[str(appointment["status"])]
     started_at = ended_at = None
     if status == "completed":
-        started_at = scheduled_at + timedelta(seconds=rng.randint(-120, 420))
-        ended_at = started_at + timedelta(minutes=duration + rng.randint(-5, 8))
+        started_at = scheduled_at + timedelta(seconds=rng.randint(-120, _VIDEO_LATE_MINUTES * 60))
+        ended_at = started_at + timedelta(minutes=duration + rng.randint(-5, _VIDEO_OVERRUN_MINUTES))
     world.sink.add(
         "video_consultations",
         {"id": world.ids.next("video_consultations"), "appointment_id": appointment["id"],

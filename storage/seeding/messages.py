@@ -282,9 +282,13 @@ class Messenger:
             row["attempts"] = 5
             row["error_code"] = "timeout"
             row["status_reason"] = "provider did not answer; retries exhausted"
-            row["failed_at"] = min(row["created_at"] + _DEAD_AFTER, last_second)
+            # Given up on by now at the latest, but never before it was written.
+            row["failed_at"] = max(row["created_at"], min(row["created_at"] + _DEAD_AFTER, last_second))
             return
-        sent_at = min(row["created_at"] + timedelta(seconds=rng.randint(1, 20)), last_second)
+        sent_at = row["created_at"] + timedelta(seconds=rng.randint(1, 20))
+        if sent_at >= end:
+            # Written in the last seconds before now: handed over at once rather than left for a worker.
+            sent_at = row["created_at"]
         row["sent_at"] = sent_at
         row["provider_message_id"] = self._provider_id(rng, channel, row["id"], customer)
         self._price(row, customer, category)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from operator import itemgetter
 
-from storage.seeding.catalogue import RULE_CHANNELS
+from storage.seeding.campaigns import SEND_FROM_MINUTE, SEND_OVER_MINUTES
+from storage.seeding.catalogue import RULE_CHANNELS, Row
 from storage.seeding.commerce import Touch, appointments, orders
 from storage.seeding.conversations import chats, threads
 from storage.seeding.people import Customer, make_customer
 from storage.seeding.plan import derive_rng
 from storage.seeding.world import World
 
+_created_at = itemgetter("created_at")
 _CAMPAIGN_REPLIES = ("Thanks!", "Is this valid in the clinic too?", "How long does shipping take?", "👍")
 
 
@@ -24,6 +27,8 @@ def customer_story(world: World, customer_id: int) -> None:
     for tag in customer.tags:
         sink.add("customer_tags", {"customer_id": customer.id, "tag": tag})
     sink.add("communication_preferences", customer.preference_row())
+    messages = sink.buffers["customer_communications"]
+    first_message = len(messages)
     _consents(world, rng, customer)
     _welcome(world, rng, customer)
     touches = _campaign_messages(world, rng, customer)
@@ -31,6 +36,21 @@ def customer_story(world: World, customer_id: int) -> None:
     appointments(world, rng, customer)
     threads(world, rng, customer)
     chats(world, rng, customer)
+    _number_in_time_order(messages, first_message)
+
+
+def _number_in_time_order(messages: list[Row], first: int) -> None:
+    """Give the customer's messages (`messages[first:]`) their ids in time order, as a live system does:
+    pages list a customer's messages newest first by id, so a reply must never be numbered before the
+    message it answers."""
+    written = messages[first:]
+    if len(written) < 2:
+        return
+    ids = sorted(row["id"] for row in written)
+    written.sort(key=_created_at)
+    for row, message_id in zip(written, ids, strict=True):
+        row["id"] = message_id
+    messages[first:] = written
 
 
 def _consents(world: World, rng: random.Random, customer: Customer) -> None:
@@ -95,8 +115,10 @@ def _campaign_messages(world: World, rng: random.Random, customer: Customer) -> 
             continue
         if campaign.tags_any and not any(tag in tags for tag in campaign.tags_any):
             continue
-        # Sent from 10:00 local time, paced over two and a half hours, so quiet hours never apply.
-        at = calendar.local_time(campaign.day_index, customer.timezone, 600 + rng.randrange(150))
+        # Sent in the daytime sending window, so quiet hours never apply.
+        at = calendar.local_time(
+            campaign.day_index, customer.timezone, SEND_FROM_MINUTE + rng.randrange(SEND_OVER_MINUTES)
+        )
         at = at.replace(second=rng.randrange(60))
         channel = customer.reachable_on(campaign.channels, at)
         if channel is None or (cap is not None and _sent_within_week(customer.marketing_sent, at) >= cap):
