@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -131,7 +131,11 @@ def migrate(revision: str) -> None:
 @click.option("--customers", default=500, show_default=True, type=click.IntRange(1, 5_000_000))
 @click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3660))
 @click.option("--seed", "seed_value", default=1, show_default=True, type=int)
-@click.option("--end-date", type=click.DateTime(["%Y-%m-%d"]), help="Last seeded day (default: today, UTC).")
+@click.option(
+    "--end-date",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Last seeded day, UTC: a past day is seeded to its end; default today, up to now.",
+)
 @click.option("--force", is_flag=True, help="Replace existing data.")
 @click.option(
     "--if-empty", is_flag=True, help="Do nothing (successfully) when the database already has data."
@@ -144,9 +148,12 @@ def seed(
     from storage.seeding import DatabaseNotEmpty, SeedPlan, seed_database
 
     settings = load_settings()
-    plan = SeedPlan(
-        customers=customers, days=days, seed=seed_value, end_date=(end_date.date() if end_date else _today())
-    )
+    now = datetime.now(UTC)
+    last_day = end_date.date() if end_date else now.date()
+    if last_day > now.date():
+        raise StartupError(f"--end-date {last_day} is in the future: demo history ends today at the latest")
+    # Today is seeded up to this moment, never later; a past day is seeded to its end, the same every run.
+    plan = SeedPlan(customers, days, seed_value, last_day, now=now if last_day == now.date() else None)
 
     async def fill(database: Any) -> Any:
         await require_migrated(database)
@@ -164,10 +171,6 @@ def seed(
         return
     total = sum(summary.counts.values())
     click.echo(f"seeded {total:,} rows: " + ", ".join(f"{k} {v:,}" for k, v in summary.counts.items() if v))
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
 
 
 class _progress_bar:

@@ -19,12 +19,36 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """How much demo history to generate; `end_date` is the last seeded day (today for the CLI)."""
+    """How much demo history to generate; `end_date` is the last seeded day (today for the CLI).
+
+    `now` is the moment the seed runs: nothing that happened is dated later, so the last day is
+    partial, up to `now`. Without it the seed runs at the end of `end_date` (midnight after it, UTC),
+    which keeps a plan for a past day deterministic.
+    """
 
     customers: int
     days: int
     seed: int
     end_date: date
+    now: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.now is None:
+            return
+        if self.now.tzinfo is None:
+            raise ValueError("the seed's now must be timezone-aware")
+        day_start = datetime.combine(self.end_date, time(), UTC)
+        if not day_start < self.now <= day_start + timedelta(days=1):
+            raise ValueError(
+                f"the seed's now ({self.now.isoformat()}) is not on its last day, {self.end_date}"
+            )
+
+    @property
+    def end_at(self) -> datetime:
+        """The moment the seed runs: every row that records something happening is dated before it."""
+        if self.now is not None:
+            return self.now.astimezone(UTC)
+        return datetime.combine(self.end_date + timedelta(days=1), time(), UTC)
 
 
 @dataclass(frozen=True)
@@ -147,7 +171,7 @@ class Calendar:
     def __post_init__(self) -> None:
         self.start = self.plan.end_date - timedelta(days=self.plan.days - 1)
         self.start_at = datetime.combine(self.start, time(), UTC)
-        self.end_at = datetime.combine(self.plan.end_date + timedelta(days=1), time(), UTC)
+        self.end_at = self.plan.end_at
         growth = [self.growth(i) for i in range(self.plan.days)]
         days = [self.day(i) for i in range(self.plan.days)]
         self.clinic_cumulative = _cumulative(g * clinic_factor(d) for g, d in zip(growth, days, strict=True))
@@ -208,7 +232,9 @@ class Calendar:
             return moment.replace(microsecond=0)
         share = (position - existing_share) / (1 - existing_share)
         rate = math.log(1 + GROWTH_PER_YEAR) / 365
-        offset_days = math.log(1 + share * (math.exp(rate * self.days) - 1)) / rate
+        # Up to now: on a partial last day the newest customers joined this morning, not tonight.
+        span_days = (self.end_at - self.start_at) / timedelta(days=1)
+        offset_days = math.log(1 + share * (math.exp(rate * span_days) - 1)) / rate
         moment = self.start_at + timedelta(days=offset_days)
         return min(moment, self.end_at - timedelta(hours=1)).replace(microsecond=0)
 
