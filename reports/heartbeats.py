@@ -214,8 +214,13 @@ class BackgroundHealth:
         return tuple(p for p in self.processes if p.running(self.now))
 
     @property
+    def troubled(self) -> tuple[JobStatus, ...]:
+        """Jobs failing, late or not running (a job still on its first pass is not in trouble)."""
+        return tuple(j for j in self.jobs if j.state not in ("ok", "starting"))
+
+    @property
     def all_ok(self) -> bool:
-        return bool(self.running) and all(j.state == "ok" for j in self.jobs)
+        return bool(self.running) and not self.troubled
 
     def headline(self) -> str:
         if not self.running:
@@ -228,10 +233,14 @@ class BackgroundHealth:
             )
         count = len(self.running)
         processes = f"{count} worker process{'es' if count != 1 else ''} running"
-        troubled = [j.job for j in self.jobs if j.state != "ok"]
-        if not troubled:
-            return f"{processes}; every background job is ok."
-        return f"{processes}; needs a look: {', '.join(troubled)}."
+        if self.troubled:
+            return f"{processes}; needs a look: {', '.join(j.job for j in self.troubled)}."
+        starting = [j.job for j in self.jobs if j.state == "starting"]
+        if starting:
+            return (
+                f"{processes}; the other jobs are ok, these are on their first pass: {', '.join(starting)}."
+            )
+        return f"{processes}; every background job is ok."
 
 
 def late_after(every_seconds: float) -> timedelta:

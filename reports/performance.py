@@ -2,16 +2,21 @@
 
 Counters and latencies are observed in-process as they happen; depths and lags are read from the
 database when asked (on each `/metrics` scrape and on each periodic snapshot into `performance_metrics`).
+`read_operations` gathers the same figures, and the send rate and provider errors, typed for the
+performance page.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import Row, case, func, select
 
+from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
 from storage.models import CustomerCommunication, PerformanceMetric, ReportDelivery, WebhookInbox
 
@@ -140,3 +145,272 @@ class OperationalMetrics:
             )
             await session.commit()
         return len(figures)
+
+
+# --- the performance page's view -------------------------------------------------------------------
+
+#: Send rate and provider errors only look at messages created this recently, so the created_at index
+#: bounds the scan; a message deferred longer than this before it was sent is not counted.
+RECENT_MESSAGES = timedelta(days=2)
+ERROR_WINDOW = timedelta(hours=24)
+FAILED_STATUSES = ("failed", "undelivered", "dead")
+#: How many of the latest periodic snapshots the page lists.
+SNAPSHOTS_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class ChannelFlow:
+    """One channel's outbox right now and how fast it has been handed to its provider."""
+
+    channel: str
+    due_now: int
+    scheduled_later: int
+    sending: int
+    sent_last_5_minutes: int
+    sent_last_hour: int
+
+    @property
+    def per_minute(self) -> float:
+        """Messages handed to the provider per minute, over the last five minutes."""
+        return self.sent_last_5_minutes / 5
+
+
+@dataclass(frozen=True)
+class ProviderErrors:
+    """Outbound messages of one provider whose outcome (handed over, or failed) fell in the error window."""
+
+    provider: str
+    outcomes: int
+    failed: int
+    top_error_code: str | None
+    top_error_count: int
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failed / self.outcomes if self.outcomes else None
+
+
+@dataclass(frozen=True)
+class ProviderLatency:
+    """Provider send calls made by this process since it started."""
+
+    provider: str
+    calls: int
+    mean_seconds: float
+    #: The smallest histogram bound that 95 % of the calls stayed under; None when it is above the last.
+    p95_under_seconds: float | None
+
+
+@dataclass(frozen=True)
+class WebhookLag:
+    provider: str
+    last_received_at: datetime
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    recorded_at: datetime
+    waiting: int
+    oldest_due_seconds: float | None
+    failed_webhooks: int | None
+
+
+@dataclass(frozen=True)
+class OperationsView:
+    now: datetime
+    channels: tuple[ChannelFlow, ...]
+    oldest_due_at: datetime | None
+    providers: tuple[ProviderErrors, ...]
+    latency: tuple[ProviderLatency, ...]
+    webhooks: tuple[WebhookLag, ...]
+    failed_webhooks: int
+    reports_delivered: int
+    reports_failed: int
+    report_median_seconds: float | None
+    rollups_as_of: datetime | None
+    snapshots: tuple[Snapshot, ...]
+
+    @property
+    def waiting(self) -> int:
+        return sum(c.due_now + c.scheduled_later + c.sending for c in self.channels)
+
+    @property
+    def oldest_due_seconds(self) -> float | None:
+        return (
+            None if self.oldest_due_at is None else max(0.0, (self.now - self.oldest_due_at).total_seconds())
+        )
+
+
+def latency_by_provider(metrics: OperationalMetrics) -> tuple[ProviderLatency, ...]:
+    """Mean and 95th-percentile bound of this process's provider calls, from the latency histogram."""
+    counts: dict[str, float] = {}
+    sums: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for metric in metrics.latency.collect():
+        for sample in metric.samples:
+            provider = sample.labels.get("provider", "")
+            if sample.name.endswith("_count"):
+                counts[provider] = sample.value
+            elif sample.name.endswith("_sum"):
+                sums[provider] = sample.value
+            elif sample.name.endswith("_bucket"):
+                buckets[provider].append((float(sample.labels["le"]), sample.value))
+    found = []
+    for provider, calls in sorted(counts.items()):
+        if not calls:
+            continue
+        bound = next((le for le, seen in sorted(buckets[provider]) if seen >= 0.95 * calls), None)
+        found.append(
+            ProviderLatency(
+                provider,
+                int(calls),
+                sums.get(provider, 0.0) / calls,
+                None if bound == float("inf") else bound,
+            )
+        )
+    return tuple(found)
+
+
+async def read_operations(database: Database, metrics: OperationalMetrics, now: datetime) -> OperationsView:
+    """The figures of the performance page, each from an indexed query (or this process's own counters)."""
+    cc = CustomerCommunication
+    recent = cc.created_at >= now - RECENT_MESSAGES
+    async with database.read_sessions() as session:
+        queue = (
+            await session.execute(
+                select(cc.channel, cc.status, func.count(case((cc.next_attempt_at <= now, 1))), func.count())
+                .where(cc.status.in_(["planned", "sending"]))
+                .group_by(cc.channel, cc.status)
+            )
+        ).all()
+        sent = (
+            await session.execute(
+                select(
+                    cc.channel,
+                    func.count(case((cc.sent_at >= now - timedelta(minutes=5), 1))),
+                    func.count(),
+                )
+                .where(recent, cc.direction == "outbound", cc.sent_at >= now - timedelta(hours=1))
+                .group_by(cc.channel)
+            )
+        ).all()
+        oldest = await session.scalar(
+            select(func.min(cc.next_attempt_at)).where(cc.status == "planned", cc.next_attempt_at <= now)
+        )
+        outcome_at = func.coalesce(cc.sent_at, cc.failed_at)
+        outcomes = (
+            await session.execute(
+                select(cc.provider, func.count(), func.count(case((cc.status.in_(FAILED_STATUSES), 1))))
+                .where(recent, cc.direction == "outbound", outcome_at >= now - ERROR_WINDOW)
+                .group_by(cc.provider)
+            )
+        ).all()
+        codes = (
+            await session.execute(
+                select(cc.provider, cc.error_code, func.count())
+                .where(
+                    recent,
+                    cc.direction == "outbound",
+                    outcome_at >= now - ERROR_WINDOW,
+                    cc.status.in_(FAILED_STATUSES),
+                    cc.error_code.is_not(None),
+                )
+                .group_by(cc.provider, cc.error_code)
+            )
+        ).all()
+        lags = (
+            await session.execute(
+                select(WebhookInbox.provider, func.max(WebhookInbox.received_at)).group_by(
+                    WebhookInbox.provider
+                )
+            )
+        ).all()
+        failed_webhooks = await session.scalar(
+            select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "failed")
+        )
+        runs = (
+            await session.execute(
+                select(ReportDelivery.status, ReportDelivery.claimed_at, ReportDelivery.delivered_at).where(
+                    ReportDelivery.claimed_at >= now - timedelta(days=1)
+                )
+            )
+        ).all()
+        watermark = await read_watermark(session)
+        history = (
+            await session.execute(
+                select(PerformanceMetric.recorded_at, PerformanceMetric.name, PerformanceMetric.value)
+                .where(
+                    PerformanceMetric.name.in_(
+                        ["outbox_depth", "outbox_oldest_due_seconds", "webhook_failed"]
+                    ),
+                    PerformanceMetric.recorded_at >= now - timedelta(hours=6),
+                )
+                .order_by(PerformanceMetric.recorded_at.desc())
+            )
+        ).all()
+
+    flows: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for channel, status, due, count in queue:
+        if status == "sending":
+            flows[channel]["sending"] += count
+        else:
+            flows[channel]["due_now"] += due
+            flows[channel]["scheduled_later"] += count - due
+    for channel, last_5, last_hour in sent:
+        flows[channel]["sent_last_5_minutes"] += last_5
+        flows[channel]["sent_last_hour"] += last_hour
+    top: dict[str, tuple[str, int]] = {}
+    for provider, code, count in codes:
+        if provider not in top or (count, code) > (top[provider][1], top[provider][0]):
+            top[provider] = (str(code), int(count))
+    durations = sorted((d - c).total_seconds() for status, c, d in runs if status == "delivered" and c and d)
+    return OperationsView(
+        now=now,
+        channels=tuple(
+            ChannelFlow(
+                channel,
+                f["due_now"],
+                f["scheduled_later"],
+                f["sending"],
+                f["sent_last_5_minutes"],
+                f["sent_last_hour"],
+            )
+            for channel, f in sorted(flows.items())
+        ),
+        oldest_due_at=oldest,
+        providers=tuple(
+            ProviderErrors(provider, int(total), int(failed), *top.get(provider, (None, 0)))
+            for provider, total, failed in sorted(outcomes)
+        ),
+        latency=latency_by_provider(metrics),
+        webhooks=tuple(WebhookLag(provider, last) for provider, last in sorted(lags) if last is not None),
+        failed_webhooks=int(failed_webhooks or 0),
+        reports_delivered=sum(1 for status, _, _ in runs if status == "delivered"),
+        reports_failed=sum(1 for status, _, _ in runs if status == "failed"),
+        report_median_seconds=durations[len(durations) // 2] if durations else None,
+        rollups_as_of=watermark.as_of if watermark else None,
+        snapshots=_snapshots(history),
+    )
+
+
+def _snapshots(history: Sequence[Row[datetime, str, float]]) -> tuple[Snapshot, ...]:
+    waiting: dict[datetime, float] = defaultdict(float)
+    oldest: dict[datetime, float] = {}
+    failed: dict[datetime, float] = {}
+    for recorded_at, name, value in history:
+        if name == "outbox_depth":
+            waiting[recorded_at] += value
+        elif name == "outbox_oldest_due_seconds":
+            oldest[recorded_at] = value
+        else:
+            failed[recorded_at] = value
+    moments = sorted(waiting.keys() | oldest.keys() | failed.keys(), reverse=True)[:SNAPSHOTS_SHOWN]
+    return tuple(
+        Snapshot(
+            moment,
+            int(waiting.get(moment, 0)),
+            oldest.get(moment),
+            int(failed[moment]) if moment in failed else None,
+        )
+        for moment in moments
+    )

@@ -59,7 +59,9 @@ ANALYTICS_PAGES = (
     SubPage("customer", "Customer", "New, active and returning customers, retention by cohort, churn."),
     SubPage("reports", "Reports", "Saved custom reports, CSV export and scheduled deliveries."),
     SubPage(
-        "performance", "Performance", "Queue depth, send rate, provider latency and errors, webhook lag."
+        "performance",
+        "Performance",
+        "Background jobs' heartbeats, queue depth, send rate, provider errors and latency, webhook lag.",
     ),
 )
 

@@ -3,15 +3,18 @@ the automated notification rules that send them."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import aliased
 
 from api.pages.common import Formats, StaffPages, container_of, page, utc_now
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
@@ -25,12 +28,17 @@ PAGE_SIZE = 50
 CC = CustomerCommunication
 
 
+#: At most this many customers are listed (and their messages shown) when a customer search matches several.
+CUSTOMER_MATCHES = 20
+
+
 @dataclass(frozen=True)
 class MessageFilters:
     channel: str | None
     status: str | None
     direction: str | None
     customer_id: int | None
+    customer: str
     before: int | None
 
     @classmethod
@@ -50,6 +58,7 @@ class MessageFilters:
             one_of("status", [s.value for s in MessageStatus]),
             one_of("direction", [d.value for d in Direction]),
             number("customer_id"),
+            " ".join((params.get("customer") or "").split())[:100],
             number("before"),
         )
 
@@ -59,8 +68,64 @@ class MessageFilters:
             "status": self.status,
             "direction": self.direction,
             "customer_id": self.customer_id,
+            "customer": self.customer or None,
         }
-        return "&".join(f"{k}={v}" for k, v in kept.items() if v is not None) + f"&before={before}"
+        return urlencode({**{k: v for k, v in kept.items() if v is not None}, "before": before})
+
+
+@dataclass(frozen=True)
+class CustomerMatch:
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CustomerSearch:
+    """Who the customer filter found: none, one, or several (at most CUSTOMER_MATCHES, `more` if there are others)."""
+
+    text: str
+    matches: tuple[CustomerMatch, ...]
+    more: bool
+
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.matches]
+
+
+def customer_condition(text: str) -> ColumnElement[bool]:
+    """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number.
+
+    The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
+    """
+    compact = text.replace(" ", "")
+    if re.fullmatch(r"#\d{1,18}", compact):
+        return Customer.id == int(compact[1:])
+    conditions = [
+        Customer.name.icontains(text, autoescape=True),
+        Customer.email.icontains(text, autoescape=True),
+    ]
+    if compact.isdigit() and len(compact) < 19:
+        conditions.append(Customer.id == int(compact))
+    digits = re.sub(r"[\s().\-/]", "", text)
+    # Numbers are stored as E.164 (+4915...); a national 0151... is matched without its leading zeros.
+    number = digits.lstrip("+").lstrip("0")
+    if re.fullmatch(r"\+?\d+", digits) and len(number) >= 3:
+        conditions.append(Customer.phone_e164.contains(number, autoescape=True))
+    return or_(*conditions)
+
+
+async def find_customers(database: Database, text: str) -> CustomerSearch:
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(Customer.id, Customer.name)
+                .where(customer_condition(text))
+                .order_by(Customer.name, Customer.id)
+                .limit(CUSTOMER_MATCHES + 1)
+            )
+        ).all()
+    matches = tuple(CustomerMatch(id, name) for id, name in rows[:CUSTOMER_MATCHES])
+    return CustomerSearch(text, matches, len(rows) > CUSTOMER_MATCHES)
 
 
 @dataclass(frozen=True)
@@ -82,13 +147,17 @@ def _snippet(text: str | None, length: int = 90) -> str:
 
 
 async def latest_messages(
-    database: Database, filters: MessageFilters, formats: Formats
+    database: Database, filters: MessageFilters, formats: Formats, customers: list[int] | None = None
 ) -> tuple[list[MessageRow], int | None]:
-    """Newest first, one page; the second value is the `before` id of the next page, if there is one."""
+    """Newest first by time (ties by id), one page; the second value is the `before` id of the next page.
+
+    `customers` narrows to those customers (from a search). The next page starts after the last
+    message shown, at its time and id, so paging stays exact however many messages share a moment.
+    """
     query = (
         select(CC, Customer.name)
         .outerjoin(Customer, Customer.id == CC.customer_id)
-        .order_by(CC.id.desc())
+        .order_by(CC.created_at.desc(), CC.id.desc())
         .limit(PAGE_SIZE + 1)
     )
     for column, value in (
@@ -99,8 +168,14 @@ async def latest_messages(
     ):
         if value is not None:
             query = query.where(column == value)
+    if customers is not None:
+        query = query.where(CC.customer_id.in_(customers))
     if filters.before is not None:
-        query = query.where(CC.id < filters.before)
+        after = aliased(CC)
+        moment = select(after.created_at).where(after.id == filters.before).scalar_subquery()
+        query = query.where(
+            or_(CC.created_at < moment, and_(CC.created_at == moment, CC.id < filters.before))
+        )
     async with database.read_sessions() as session:
         rows = (await session.execute(query)).all()
     shown = [
@@ -261,8 +336,14 @@ class MessagePages(StaffPages):
     @get("/communication/messages", name="messages")
     async def messages(self, request: Request[Any, Any, Any]) -> Template:
         filters = MessageFilters.parse(dict(request.query_params))
-        rows, next_before = await latest_messages(
-            container_of(request).database, filters, Formats.of(request)
+        database = container_of(request).database
+        search = await find_customers(database, filters.customer) if filters.customer else None
+        rows, next_before = (
+            await latest_messages(
+                database, filters, Formats.of(request), customers=search.ids if search else None
+            )
+            if search is None or search.matches
+            else ([], None)
         )
         return page(
             request,
@@ -270,6 +351,7 @@ class MessagePages(StaffPages):
             "communication",
             "messages",
             filters=filters,
+            search=search,
             rows=rows,
             next_query=filters.query_for(next_before) if next_before else None,
             channels=[c.value for c in Channel],

@@ -13,9 +13,11 @@ from sqlalchemy import or_, select
 
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
 from reports.answer import answer
+from reports.heartbeats import ago, in_words, read_background_health
+from reports.performance import OperationsView, read_operations
 from reports.saved import ReportDefinitionError, query_from_definition, result_csv
 from storage.database import Database
-from storage.models import CustomReport, PerformanceMetric, ReportDelivery, ReportSchedule
+from storage.models import CustomReport, ReportDelivery, ReportSchedule
 from switchboard.wiring import Container
 
 
@@ -103,36 +105,124 @@ async def run_report(container: Container, report: CustomReport, formats: Format
     )
 
 
+#: How each job state reads as a status pill (the stylesheet's existing colours).
+JOB_STATE_PILL = {
+    "ok": "on",
+    "failing": "failed",
+    "late": "pending",
+    "starting": "planned",
+    "not running": "off",
+}
+
+
+def _latency(seconds: float | None) -> str:
+    if seconds is None:
+        return "over 10 s"
+    return f"{seconds * 1000:,.0f} ms" if seconds < 1 else f"{seconds:,.1f} s"
+
+
+def _plural(count: int, one: str, many: str, formats: Formats) -> str:
+    return f"{formats.count(count)} {one if count == 1 else many}"
+
+
+def _report_runs(view: OperationsView, formats: Formats) -> str:
+    text = (
+        f"Last 24 hours: {_plural(view.reports_delivered, 'scheduled report', 'scheduled reports', formats)} "
+        f"delivered, {formats.count(view.reports_failed)} failed"
+    )
+    if view.report_median_seconds is not None:
+        text += f"; from claim to delivery took {in_words(view.report_median_seconds)} (median)"
+    return text + "."
+
+
 async def performance_data(container: Container, formats: Formats) -> dict[str, Any]:
+    """Every figure in words and units: job heartbeats, outbox, send rate, provider errors, webhooks."""
     now = utc_now()
-    figures = await container.metrics.refresh(container.database, now)
-    async with container.database.read_sessions() as session:
-        history = list(
-            await session.scalars(
-                select(PerformanceMetric).order_by(PerformanceMetric.recorded_at.desc()).limit(100)
-            )
-        )
-
-    def labels(values: dict[str, Any]) -> str:
-        return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "—"
-
-    def shown(name: str, value: float) -> str:
-        return formats.duration(value) if name.endswith("seconds") or "_seconds" in name else f"{value:,.0f}"
-
+    health = await read_background_health(container.database, now)
+    view = await read_operations(container.database, container.metrics, now)
+    oldest = view.oldest_due_seconds
+    sent_5 = sum(c.sent_last_5_minutes for c in view.channels)
     return {
-        "figures": [
-            {"name": f.name, "labels": labels(f.labels), "value": shown(f.name, f.value)} for f in figures
-        ],
-        "history": [
-            {
-                "when": formats.moment(h.recorded_at),
-                "name": h.name,
-                "labels": labels(h.labels),
-                "value": shown(h.name, h.value),
-            }
-            for h in history
-        ],
         "as_of": formats.moment(now),
+        "background": {
+            "all_ok": health.all_ok,
+            "headline": health.headline(),
+            "jobs": [
+                {"job": j.job.capitalize(), "state": j.state, "pill": JOB_STATE_PILL[j.state], "text": j.text}
+                for j in health.jobs
+            ],
+            "processes": [
+                {"name": p.worker_id, "role": p.role, "state": p.describe(now)} for p in health.processes
+            ],
+        },
+        "tiles": [
+            ("Waiting to be sent", f"{formats.count(view.waiting)} messages"),
+            (
+                "Oldest due message has waited",
+                in_words(oldest) if oldest is not None else "nothing is due",
+            ),
+            ("Send rate, last 5 minutes", f"{formats.value(sent_5 / 5, 'number')} per minute"),
+            (
+                "Handed to providers, last hour",
+                f"{formats.count(sum(c.sent_last_hour for c in view.channels))} messages",
+            ),
+        ],
+        "channels": [
+            {
+                "channel": c.channel,
+                "due_now": formats.count(c.due_now),
+                "later": formats.count(c.scheduled_later),
+                "sending": formats.count(c.sending),
+                "per_minute": f"{formats.value(c.per_minute, 'number')} per minute",
+                "last_hour": formats.count(c.sent_last_hour),
+            }
+            for c in view.channels
+        ],
+        "providers": [
+            {
+                "provider": p.provider,
+                "outcomes": formats.count(p.outcomes),
+                "failed": formats.count(p.failed),
+                "rate": formats.percent(p.error_rate),
+                "top_error": f"{p.top_error_code} ({_plural(p.top_error_count, 'time', 'times', formats)})"
+                if p.top_error_code
+                else "—",
+            }
+            for p in view.providers
+        ],
+        "latency": [
+            {
+                "provider": p.provider,
+                "calls": formats.count(p.calls),
+                "mean": _latency(p.mean_seconds),
+                "p95": _latency(p.p95_under_seconds),
+            }
+            for p in view.latency
+        ],
+        "webhooks": [
+            {
+                "provider": w.provider,
+                "last": ago(w.last_received_at, now),
+                "when": formats.moment(w.last_received_at),
+            }
+            for w in view.webhooks
+        ],
+        "failed_webhooks": view.failed_webhooks,
+        "reports": _report_runs(view, formats),
+        "rollups": (
+            {"as_of": formats.moment(view.rollups_as_of), "ago": ago(view.rollups_as_of, now)}
+            if view.rollups_as_of
+            else None
+        ),
+        "snapshots": [
+            {
+                "when": formats.moment(s.recorded_at),
+                "waiting": formats.count(s.waiting),
+                "oldest": in_words(s.oldest_due_seconds) if s.oldest_due_seconds is not None else "—",
+                "failed_webhooks": formats.count(s.failed_webhooks) if s.failed_webhooks is not None else "—",
+            }
+            for s in view.snapshots
+        ],
     }
 
 

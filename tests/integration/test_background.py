@@ -300,7 +300,7 @@ async def test_the_heartbeat_migration_runs_down_and_up(database_url: str) -> No
         assert "job_heartbeats" not in await tables() and "worker_heartbeats" in await tables()
         await migrate.upgrade(database_url)
         assert "job_heartbeats" in await tables()
-        assert await migrate.current_revision(database.engine) == migrate.head_revision() == "0002"
+        assert await migrate.current_revision(database.engine) == migrate.head_revision()
     finally:
         await database.dispose()
 
@@ -337,3 +337,21 @@ async def test_a_database_seeded_without_rollups_gets_them_built_quietly(
     assert rebuilt is not None and rebuilt.timezone == "America/New_York"
     await moved.close()
     await container.close()
+
+
+def test_a_job_on_its_first_pass_is_not_reported_as_trouble() -> None:
+    from reports.heartbeats import BackgroundHealth, JobStatus, ProcessBeat
+
+    now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    process = ProcessBeat("a:1:web", "web", now - timedelta(seconds=8), now - timedelta(seconds=8), False)
+    jobs = (
+        JobStatus("delivery", "starting", "starting: no pass finished yet", 1),
+        JobStatus("notifications", "ok", "ok, last success 8 s ago", 1),
+    )
+    health = BackgroundHealth(now, (process,), jobs)
+    assert health.all_ok
+    assert health.headline() == (
+        "1 worker process running; the other jobs are ok, these are on their first pass: delivery."
+    )
+    late = BackgroundHealth(now, (process,), (*jobs, JobStatus("rollups", "late", "late: ...", 1)))
+    assert not late.all_ok and late.headline() == "1 worker process running; needs a look: rollups."

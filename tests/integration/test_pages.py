@@ -31,6 +31,7 @@ from storage.models import (
     ReportDelivery,
     ReportSchedule,
     StaffUser,
+    WebhookInbox,
 )
 from storage.seeding import SeedPlan, seed_database
 from switchboard.cli import main as cli
@@ -326,7 +327,7 @@ async def test_every_page_renders_its_key_content_for_a_manager(client: Client, 
         ],
         "/analytics/reports": ["Revenue by channel", "0 8 * * mon", "board@northwind.example", "delivered"],
         f"/analytics/reports/{REPORT_SLUG}": ["Revenue", "<svg", f"{REPORT_SLUG}.csv"],
-        "/analytics/performance": ["outbox oldest due seconds", "History"],
+        "/analytics/performance": ["Background work", "Send rate, last 5 minutes", "Recent snapshots"],
     }
     for path, needles in expected.items():
         response = await client.get(path)
@@ -554,3 +555,198 @@ async def test_executive_page_follows_the_saved_layout(client: Client, seeded: S
     await database.dispose()
     assert config is not None and config.period == "last_7_days"
     assert config.layout == [{"kind": "kpi", "metric": "new_customers"}]
+
+
+async def _insert_operations(database: Database, now: datetime) -> None:
+    """A worker with one failing job, a message overdue by 7 minutes, a webhook 3 minutes ago, a watermark."""
+    from reports.heartbeats import JobHealth, JobRecord, write_heartbeat
+    from storage.analytics.rollup_store import RollupWatermark, write_watermark
+
+    health = JobHealth(lambda: now)
+    health.jobs.update(
+        {
+            "delivery": JobRecord(5, last_success_at=now - timedelta(seconds=4)),
+            "rollups": JobRecord(
+                60,
+                last_failure_at=now - timedelta(seconds=20),
+                failing_since=now - timedelta(minutes=10),
+                last_error="OperationalError: database is locked",
+            ),
+        }
+    )
+    async with database.sessions() as session:
+        await write_heartbeat(session, "clinic-1:812:worker", "worker", now, health, pid=812)
+        customer = await session.scalar(select(Customer.id).limit(1))
+        session.add(
+            CustomerCommunication(
+                customer_id=customer,
+                channel="sms",
+                provider="twilio",
+                direction="outbound",
+                source="manual",
+                to_address="+4915100000002",
+                body="overdue",
+                status="planned",
+                next_attempt_at=now - timedelta(minutes=7),
+                created_at=now - timedelta(minutes=8),
+            )
+        )
+        session.add(
+            WebhookInbox(
+                provider="twilio",
+                kind="status",
+                dedupe_key="performance-page",
+                status="applied",
+                body="{}",
+                received_at=now - timedelta(minutes=3),
+            )
+        )
+        await write_watermark(
+            session,
+            RollupWatermark(now - timedelta(minutes=2), "Europe/Berlin", ("day", "week"), ("revenue",)),
+        )
+        await session.commit()
+
+
+async def test_performance_page_speaks_in_words_and_units(client: Client, seeded: Seeded) -> None:
+    from reports.performance import FAILED_STATUSES
+
+    await sign_in(client, seeded, VIEWER)
+    empty = (await client.get("/analytics/performance")).text
+    assert "No worker is running" in empty and "not running" in empty
+
+    now = datetime.now(UTC)
+    database = Database.connect(seeded.settings.database_url)
+    await _insert_operations(database, now)
+    async with database.read_sessions() as session:
+        outbound = (
+            await session.execute(
+                select(
+                    CustomerCommunication.provider,
+                    CustomerCommunication.status,
+                    CustomerCommunication.sent_at,
+                    CustomerCommunication.failed_at,
+                ).where(CustomerCommunication.direction == "outbound")
+            )
+        ).all()
+    await database.dispose()
+    html = (await client.get("/analytics/performance")).text
+
+    assert "1 worker process running; needs a look:" in html and "rollups" in html
+    assert "ok, last success 4 s ago" in html
+    assert "failing since 10 min: OperationalError: database is locked; no success since the start" in html
+    assert re.search(r"Oldest due message has waited</span><span class=\"tile-value\">7 min<", html)
+    assert re.search(r"<td>twilio</td><td>3 min ago", html)
+    assert "The analytics rollups reflect the facts up to" in html and "(2 min ago)" in html
+    # Provider errors over the last 24 hours, checked against the raw rows.
+    checked = 0
+    for provider in {p for p, *_ in outbound}:
+        mine = [
+            (status, sent, failed)
+            for p, status, sent, failed in outbound
+            if p == provider and (sent or failed) and (sent or failed) >= now - timedelta(hours=24)
+        ]
+        if not mine:
+            continue
+        failures = sum(1 for status, _, _ in mine if status in FAILED_STATUSES)
+        assert (
+            f'<td>{provider}</td><td class="num">{len(mine):,}</td><td class="num">{failures:,}</td>' in html
+        )
+        checked += 1
+    assert checked >= 2, "the seeded day has outbound messages on several providers"
+    # No raw values: no epoch seconds, no list dumps, no internal figure names.
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert not re.search(r"\b1[6-9]\d{8}(\.\d+)?\b|\b1,[6-9]\d\d,\d{3},\d{3}\b", text)
+    for raw in ("[", "'", "rollup_watermark", "_seconds", "None", "outbox oldest due seconds"):
+        assert raw not in text, raw
+
+
+def _message_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'<td><a href="/communication/messages/(\d+)">', html)]
+
+
+async def test_messages_are_newest_first_by_time_and_page_exactly(client: Client, seeded: Seeded) -> None:
+    database = Database.connect(seeded.settings.database_url)
+    async with database.sessions() as session:
+        ids = sorted(await session.scalars(select(CustomerCommunication.id)))
+        newest = await session.scalar(select(func.max(CustomerCommunication.created_at)))
+        assert newest is not None
+        tie = newest + timedelta(minutes=1)
+        # The oldest row becomes the newest message, and 60 rows share one moment across the page break.
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.id == ids[0])
+            .values(created_at=tie + timedelta(seconds=1))
+        )
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.id.in_(ids[1::7][:60]))
+            .values(created_at=tie)
+        )
+        await session.commit()
+        expected = list(
+            await session.scalars(
+                select(CustomerCommunication.id)
+                .order_by(CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc())
+                .limit(150)
+            )
+        )
+    await database.dispose()
+    await sign_in(client, seeded, VIEWER)
+    shown: list[int] = []
+    path = "/communication/messages"
+    for _ in range(3):
+        html = (await client.get(path)).text
+        shown += _message_ids(html)
+        older = re.search(r'href="(/communication/messages\?[^"]*before=\d+)"', html)
+        assert older, "every page of a long list links to the next"
+        path = older.group(1).replace("&amp;", "&")
+    assert shown == expected
+    assert shown[0] == ids[0]
+
+
+async def test_the_customer_filter_takes_a_name_phone_or_email(client: Client, seeded: Seeded) -> None:
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        people = list(await session.scalars(select(Customer).order_by(Customer.id)))
+        senders = set(await session.scalars(select(CustomerCommunication.customer_id).distinct()))
+    await database.dispose()
+    named = [c for c in people if c.id in senders and c.email and c.phone_e164]
+    one = next(c for c in named if sum(c.name.lower() in other.name.lower() for other in people) == 1)
+    await sign_in(client, seeded, VIEWER)
+
+    async def search(text: str) -> tuple[str, set[int]]:
+        html = (await client.get("/communication/messages", params={"customer": text})).text
+        customers = set(re.findall(r'href="/communication/messages\?customer_id=(\d+)">', html))
+        return html, {int(c) for c in customers}
+
+    def shown_customers(html: str) -> set[int]:
+        table = html.split("<tbody>", 1)[1] if "<tbody>" in html else ""
+        return {int(c) for c in re.findall(r'messages\?customer_id=(\d+)">', table)}
+
+    assert one.email and one.phone_e164
+    for text in (
+        one.name.upper(),  # the whole name, any case
+        one.email.split("@")[0].upper(),  # part of the email
+        "0" + one.phone_e164[3:6] + " " + one.phone_e164[6:],  # the national form, with a space
+        f"#{one.id}",
+    ):
+        html, _ = await search(text)
+        assert f"Showing the messages of {one.name} (#{one.id})" in html, text
+        assert shown_customers(html) == {one.id}, text
+
+    def matching(fragment: str) -> set[int]:
+        low = fragment.lower()
+        return {c.id for c in people if low in c.name.lower() or low in (c.email or "").lower()}
+
+    few = next(f for f in (c.name.split()[0][:3] for c in named) if 2 <= len(matching(f)) <= 20)
+    html, listed = await search(few)
+    assert f"{len(matching(few))} customers match “{few}”; showing the messages of all of them" in html
+    assert listed == matching(few) and shown_customers(html) <= matching(few)
+    assert len(matching("e")) > 20
+    html, listed = await search("E")
+    assert "More than 20 customers match “E”" in html
+    assert len(listed) == 20 and listed <= matching("e") and shown_customers(html) <= listed
+    for hostile in ("%", "_", "' OR 1=1 --", "zzzz nobody"):
+        html, _ = await search(hostile)
+        assert "No customer matches" in html and "<tbody>" not in html, hostile
