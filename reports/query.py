@@ -396,6 +396,9 @@ def _series_of(
     metric: Metric, current: _Values, previous: _Values | None, axis: BucketAxis, dimension: str | None
 ) -> list[SeriesResult]:
     values = set(current.totals) | {v for _, v in current.buckets}
+    if previous is not None:
+        # A value seen only in the compared range (a channel that stopped selling) is a change too.
+        values |= set(previous.totals)
     if dimension is None:
         values = {""}
     empty: Fraction = (0.0, 0.0)

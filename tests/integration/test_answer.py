@@ -256,3 +256,42 @@ async def test_a_saved_report_compares_this_month_with_the_same_days_of_last_mon
     (only,) = output.answer.result.series
     assert only.comparison_total == pytest.approx(await revenue_between(boundary_orders, start, end))
     assert "from 1 Nov 2026 (the same days last month)" in output.summary
+
+
+async def test_a_split_comparison_counts_a_value_seen_only_in_the_compared_days(
+    boundary_orders: Database,
+) -> None:
+    """A channel that sold in 1–15 Nov and not since is part of the compared total, and a mover."""
+    now = datetime(2026, 12, 15, 9, 30, tzinfo=UTC)
+    start, end = datetime(2026, 10, 31, 23, tzinfo=UTC), datetime(2026, 11, 15, 9, 30, tzinfo=UTC)
+    async with boundary_orders.sessions() as session:
+        customer_id = await session.scalar(select(Customer.id).order_by(Customer.id).limit(1))
+        assert customer_id is not None
+        moment = datetime(2026, 11, 5, 12, tzinfo=UTC)
+        session.add(
+            Order(
+                order_number="PHONE-ONLY-IN-NOVEMBER",
+                customer_id=customer_id,
+                status="paid",
+                source_channel="phone",
+                amount_minor=2**50,  # more than every boundary order together: the total falls
+                currency="EUR",
+                created_at=moment,
+                paid_at=moment,
+            )
+        )
+        await session.commit()
+    query = MetricQuery(
+        ("revenue",), PeriodSpec("this_month"), dimensions=("source_channel",), comparison="previous_period"
+    )
+    reply = await answer(boundary_orders, query, now=now, business_tz=TZ, currency="EUR")
+    by_channel = {s.dimension_value: s for s in reply.result.series}
+    assert by_channel["phone"].total == 0
+    assert by_channel["phone"].comparison_total == pytest.approx(2**50 / 100)
+    previous = await revenue_between(boundary_orders, start, end)
+    assert sum(s.comparison_total or 0.0 for s in reply.result.series) == pytest.approx(previous)
+    current = await revenue_between(boundary_orders, datetime(2026, 11, 30, 23, tzinfo=UTC), now)
+    change = (current - previous) / previous * 100
+    direction = "up" if change > 0 else "down"
+    assert f"{direction} {abs(change):.1f}% from 1–15 Nov 2026 (the same days last month)" in reply.summary
+    assert "phone -100.0%" in reply.summary.split("biggest moves:")[1]
