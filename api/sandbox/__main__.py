@@ -13,7 +13,7 @@ from api.sandbox.server import run_sandbox
 def parse_config(argv: list[str] | None = None) -> SandboxConfig:
     parser = argparse.ArgumentParser(prog="python -m api.sandbox", description="Switchboard provider sandbox")
     parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--smtp-port", type=int, default=8026)
+    parser.add_argument("--smtp-port", type=int, default=None, help="default: the port after --port")
     parser.add_argument(
         "--public-url", default="http://127.0.0.1:8000", help="Switchboard's base URL for webhooks"
     )
@@ -35,7 +35,7 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
     args = parser.parse_args(argv)
     return SandboxConfig(
         port=args.port,
-        smtp_port=args.smtp_port,
+        smtp_port=args.smtp_port if args.smtp_port is not None else (args.port + 1 if args.port else 0),
         public_url=args.public_url,
         failure_rate=args.failure_rate,
         rate_limit_per_second=args.rate_limit,

@@ -85,3 +85,11 @@ def test_make_demo_moves_the_web_app_the_sandbox_and_the_sign_in_hint() -> None:
     ).stdout
     (serve,) = [line for line in default.splitlines() if "switchboard serve" in line]
     assert "SWITCHBOARD_" not in serve and serve.endswith("--port 8000")
+
+
+def test_the_standalone_sandbox_moves_its_smtp_port_with_its_http_port() -> None:
+    from api.sandbox.__main__ import parse_config
+
+    assert (parse_config([]).port, parse_config([]).smtp_port) == (8025, 8026)
+    assert parse_config(["--port", "8125"]).smtp_port == 8126
+    assert parse_config(["--port", "8125", "--smtp-port", "9000"]).smtp_port == 9000
