@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api.sandbox import run_sandbox
+from api.sandbox.__main__ import parse_config
 from api.sandbox.server import free_port
 from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
 from domain.vocabulary import Channel
@@ -88,8 +89,6 @@ def test_make_demo_moves_the_web_app_the_sandbox_and_the_sign_in_hint() -> None:
 
 
 def test_the_standalone_sandbox_moves_its_smtp_port_with_its_http_port() -> None:
-    from api.sandbox.__main__ import parse_config
-
     assert (parse_config([]).port, parse_config([]).smtp_port) == (8025, 8026)
     assert parse_config(["--port", "8125"]).smtp_port == 8126
     assert parse_config(["--port", "8125", "--smtp-port", "9000"]).smtp_port == 9000
