@@ -17,6 +17,7 @@ from api.pages.common import Formats, StaffPages, container_of, page, staff_of, 
 from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus, Role
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.database import Database
@@ -24,12 +25,6 @@ from storage.models import BulkMessaging, CustomerCommunication
 from switchboard.wiring import Container
 
 #: Which buttons a campaign in each status offers.
-ACTIONS_FOR_STATUS: dict[str, tuple[str, ...]] = {
-    CampaignStatus.DRAFT.value: ("launch", "cancel"),
-    CampaignStatus.SCHEDULED.value: ("launch", "cancel"),
-    CampaignStatus.RUNNING.value: ("pause", "cancel"),
-    CampaignStatus.PAUSED.value: ("resume", "cancel"),
-}
 DONE = {
     "launch": "Launched: its messages are planned in batches by the worker.",
     "pause": "Paused: nothing more goes out until it is resumed.",
@@ -102,7 +97,7 @@ def _read_only(container: Container) -> SqlCampaignUnitOfWork:
 async def campaign_detail(container: Container, slug: str, formats: Formats) -> dict[str, Any]:
     campaign = await campaign_by_slug(container.database, slug)
     preview: CampaignPreview | None = None
-    if campaign.status in ACTIONS_FOR_STATUS and campaign.status != CampaignStatus.RUNNING.value:
+    if allowed_actions(campaign.status) and campaign.status != CampaignStatus.RUNNING.value:
         preview = await use_cases.preview_campaign(
             _read_only(container), campaign.id, now=utc_now(), policy=container.consent_policy()
         )
@@ -129,7 +124,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         "progress": sorted(progress.by_status.items()),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
-        "actions": ACTIONS_FOR_STATUS.get(campaign.status, ()),
+        "actions": allowed_actions(campaign.status),
     }
 
 

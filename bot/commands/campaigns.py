@@ -16,6 +16,7 @@ from bot.replies import Button, Field, Reply, Table
 from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.models import BulkMessaging
@@ -118,14 +119,44 @@ async def run_action(command: CampaignAction, who: StaffIdentity, ctx: CommandCo
     if isinstance(found, Reply):
         return found
     campaign_id, slug = found.id, found.slug
+    allowed = allowed_actions(found.status)
+    if command.verb not in ("preview", "status") and command.verb not in allowed:
+        return Reply(
+            _not_allowed(slug, found.status, command.verb, allowed),
+            kind="error",
+            buttons=_action_buttons(slug, allowed),
+        )
     try:
-        return await _act(command, who, ctx, campaign_id, slug)
+        return await _act(command, who, ctx, campaign_id, slug, allowed)
     except CampaignError as error:
         return Reply(f"Campaign {slug}: {error}", kind="error")
 
 
+def _not_allowed(slug: str, status: str, verb: str, allowed: tuple[str, ...]) -> str:
+    then = f" It can be: {', '.join(allowed)}." if allowed else ""
+    return f"Campaign {slug} is {status}, so it cannot be {_PAST[verb]}.{then}"
+
+
+_PAST = {"launch": "launched", "pause": "paused", "resume": "resumed", "cancel": "cancelled"}
+_BUTTON_LABEL = {"launch": "Launch…", "pause": "Pause", "resume": "Resume", "cancel": "Cancel…"}
+
+
+def _action_buttons(slug: str, allowed: tuple[str, ...]) -> tuple[Button, ...]:
+    """Only what this campaign's status allows, the way the campaign page offers it."""
+    actions = [
+        Button(_BUTTON_LABEL[verb], f"campaign {verb} {slug}", "primary" if verb != "cancel" else "danger")
+        for verb in allowed
+    ]
+    return (*actions, Button("Status", f"campaign status {slug}"))
+
+
 async def _act(
-    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, campaign_id: int, slug: str
+    command: CampaignAction,
+    who: StaffIdentity,
+    ctx: CommandContext,
+    campaign_id: int,
+    slug: str,
+    allowed: tuple[str, ...],
 ) -> Reply:
     now = ctx.now()
     policy = ctx.consent_policy()
@@ -149,11 +180,14 @@ async def _act(
             f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
             title=f"Campaign {slug}",
             fields=fields,
+            buttons=_action_buttons(slug, allowed_actions(progress.status))[:-1],
             # "progress" asks the chat front end to keep this message updated in place until it changes.
             kind="progress" if still_going else "answer",
             progress_key=slug if still_going else None,
         )
     if command.verb == "preview" or (command.verb in CONFIRMED_VERBS and not command.confirm):
+        if command.verb == "preview" and "launch" not in allowed:
+            return await _act(CampaignAction("status", slug), who, ctx, campaign_id, slug, allowed)
         preview = await use_cases.preview_campaign(_uow(ctx), campaign_id, now=now, policy=policy)
         text = (
             f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
@@ -164,7 +198,7 @@ async def _act(
                 text,
                 title=f"Preview: {slug}",
                 fields=preview_fields(preview),
-                buttons=(Button("Launch…", f"campaign launch {slug}", "primary"),),
+                buttons=_action_buttons(slug, allowed),
             )
         if command.verb == "cancel":
             text = f"Cancel {slug}? Every message still planned is dropped; sent ones stay sent."

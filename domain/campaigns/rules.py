@@ -18,7 +18,14 @@ from domain.messages.segments import sms_shape
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, plain_value, render_template
 from domain.templates.selection import select_template, whatsapp_components
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
+from domain.vocabulary import (
+    OUTBOUND_CHANNELS,
+    CampaignStatus,
+    Channel,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+)
 
 NO_TEMPLATE = "no_template"
 TEMPLATE_ERROR = "template_error"
@@ -29,6 +36,20 @@ RENDER_CACHE_SIZE = 50_000
 RECIPIENT_FIELDS = frozenset({"first_name", "name", "locale"})
 #: Decisions kept per planner, keyed by everything the decision depends on.
 DECISION_CACHE_SIZE = 50_000
+
+
+#: What a person may do to a campaign in each status; every page and bot offers only these.
+ACTIONS_FOR_STATUS: Mapping[CampaignStatus, tuple[str, ...]] = {
+    CampaignStatus.DRAFT: ("launch", "cancel"),
+    CampaignStatus.SCHEDULED: ("launch", "cancel"),
+    CampaignStatus.RUNNING: ("pause", "cancel"),
+    CampaignStatus.PAUSED: ("resume", "cancel"),
+}
+
+
+def allowed_actions(status: CampaignStatus | str) -> tuple[str, ...]:
+    """The actions a campaign in `status` takes: none once it is completed or cancelled."""
+    return ACTIONS_FOR_STATUS.get(CampaignStatus(status), ())
 
 
 def validate_channel_order(order: Sequence[str]) -> tuple[Channel, ...]:

@@ -364,3 +364,24 @@ async def test_status_names_each_background_job_and_says_when_no_worker_runs(see
     later = render_reply(await ask(_context_at(seeded.database, NOW + 5 * minute), "status", as_email=VIEWER))
     assert "No worker is running (the last one reported 5 min ago)" in later
     assert "Delivery              not running (last reported 5 min ago)" in later
+
+
+async def test_only_actions_a_campaign_allows_are_offered(seeded: CommandContext) -> None:
+    async with seeded.database.read_sessions() as session:
+        done = await session.scalar(
+            select(BulkMessaging.slug).where(BulkMessaging.status == "completed").limit(1)
+        )
+    assert done is not None
+    preview = await ask(seeded, f"campaign preview {done}", as_email=MANAGER)
+    assert preview.kind == "answer" and "would send" not in preview.text
+    assert not [b for b in preview.buttons if b.command.split()[1] in ("launch", "pause", "resume", "cancel")]
+    launch = await ask(seeded, f"campaign launch {done}", as_email=MANAGER)
+    assert (
+        launch.kind == "error" and not launch.confirm and "completed, so it cannot be launched" in launch.text
+    )
+    draft = await _draft_campaign(seeded)
+    offered = {
+        b.command.split()[1]
+        for b in (await ask(seeded, f"campaign preview {draft}", as_email=MANAGER)).buttons
+    }
+    assert offered == {"launch", "cancel", "status"}
