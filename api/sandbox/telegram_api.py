@@ -388,37 +388,34 @@ _SHOWN_DETAILS = ("entities", "reply_markup", "photo", "document", "caption", "c
 
 
 async def edit_message_text(state: SandboxState, params: Params, files: Files) -> web.Response:
-    original = _message_to_edit(state, params)
-    if isinstance(original, web.Response):
-        return original
-    if "text" not in original:
-        return refused(400, "Bad Request: there is no text in the message to edit")
-    changes = _formatted(params, "text", "entities")
-    if isinstance(changes, web.Response):
-        return changes
-    if not changes["text"]:
-        return refused(400, "Bad Request: message text is empty")
-    if len(changes["text"]) > TEXT_LIMIT:
-        return refused(400, "Bad Request: MESSAGE_TOO_LONG")
-    # Leaving reply_markup out of an edit takes the inline keyboard off, as on Telegram.
-    changes["reply_markup"] = _markup(params)
-    return _edited(state, original, changes, ("text", "entities", "reply_markup"))
+    return _edit_content(state, params, "text", "entities", TEXT_LIMIT, "Bad Request: MESSAGE_TOO_LONG")
 
 
 async def edit_message_caption(state: SandboxState, params: Params, files: Files) -> web.Response:
+    too_long = "Bad Request: message caption is too long"
+    return _edit_content(state, params, "caption", "caption_entities", CAPTION_LIMIT, too_long)
+
+
+def _edit_content(
+    state: SandboxState, params: Params, field: str, entities_key: str, limit: int, too_long: str
+) -> web.Response:
+    """editMessageText/editMessageCaption: a text message has no caption, a photo no text."""
     original = _message_to_edit(state, params)
     if isinstance(original, web.Response):
         return original
-    if "text" in original:
-        return refused(400, "Bad Request: there is no caption in the message to edit")
-    changes = _formatted(params, "caption", "caption_entities")
+    if (field == "text") != ("text" in original):
+        return refused(400, f"Bad Request: there is no {field} in the message to edit")
+    changes = _formatted(params, field, entities_key)
     if isinstance(changes, web.Response):
         return changes
-    if len(changes["caption"]) > CAPTION_LIMIT:
-        return refused(400, "Bad Request: message caption is too long")
-    changes["caption"] = changes["caption"] or None
+    if field == "text" and not changes["text"]:
+        return refused(400, "Bad Request: message text is empty")
+    if len(changes[field]) > limit:
+        return refused(400, too_long)
+    changes[field] = changes[field] or None  # an empty caption takes the caption off
+    # Leaving reply_markup out of an edit takes the inline keyboard off, as on Telegram.
     changes["reply_markup"] = _markup(params)
-    return _edited(state, original, changes, ("caption", "caption_entities", "reply_markup"))
+    return _edited(state, original, changes, (field, entities_key, "reply_markup"))
 
 
 async def edit_message_reply_markup(state: SandboxState, params: Params, files: Files) -> web.Response:

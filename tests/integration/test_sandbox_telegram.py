@@ -81,6 +81,14 @@ async def test_edit_reply_markup_takes_the_keyboard_off_and_refuses_a_second_tim
         await bot.edit_message_reply_markup(chat_id=CHAT, message_id=photo.message_id + 50)
     with pytest.raises(TelegramBadRequest, match="there is no text in the message to edit"):
         await bot.edit_message_text("new text", chat_id=CHAT, message_id=photo.message_id)
+    captioned = await bot.edit_message_caption(
+        chat_id=CHAT, message_id=photo.message_id, caption="<b>Sent</b> to 1,204", parse_mode=ParseMode.HTML
+    )
+    assert not isinstance(captioned, bool) and captioned.caption == "Sent to 1,204"
+    assert [(e.type, e.offset, e.length) for e in captioned.caption_entities or []] == [("bold", 0, 4)]
+    text = await bot.send_message(CHAT, "Plain words")
+    with pytest.raises(TelegramBadRequest, match="there is no caption in the message to edit"):
+        await bot.edit_message_caption(chat_id=CHAT, message_id=text.message_id, caption="A caption")
 
 
 async def test_html_becomes_text_and_entities_and_an_edit_without_markup_drops_the_keyboard(bot: Bot) -> None:
