@@ -99,15 +99,22 @@ def _chat_id(params: Params) -> int | None:
         return None  # "@channelusername" and friends: the sandbox knows only numeric chats
 
 
+class BadRequest(Exception):
+    """A request Telegram answers with 400 and this description, found deep in reading it."""
+
+
 def _markup(params: Params) -> dict[str, Any] | None:
     """The reply_markup a request carries; an empty inline keyboard is no keyboard, as on Telegram."""
     markup = params.get("reply_markup")
     if markup in (None, ""):
         return None
-    value = json.loads(markup) if isinstance(markup, str) else markup
-    if not isinstance(value, dict) or value.get("inline_keyboard") == []:
-        return None
-    return value
+    try:
+        value = json.loads(markup) if isinstance(markup, str) else markup
+    except ValueError:
+        raise BadRequest("Bad Request: can't parse reply keyboard markup JSON object") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Bad Request: can't parse reply keyboard markup JSON object")
+    return None if value.get("inline_keyboard") == [] else value
 
 
 def _formatted(params: Params, field: str, entities_key: str) -> dict[str, Any] | web.Response:
@@ -460,6 +467,15 @@ async def bot_api(request: web.Request) -> web.Response:
     method = METHODS.get(name)
     if method is None:
         return refused(404, "Not Found: method not found")
+    try:
+        return await _answer(state, name, method, params, files)
+    except BadRequest as refusal:
+        return refused(400, str(refusal))
+
+
+async def _answer(
+    state: SandboxState, name: str, method: Method, params: Params, files: Files
+) -> web.Response:
     if name in _SENDS:
         state.count("requests", PROVIDER)
         fault = state.draw_fault(PROVIDER)

@@ -325,3 +325,16 @@ async def test_a_chart_telegram_refuses_leaves_the_answer_and_a_note(
         "Sales are up 12%.",
         "The chart “Sales by day” could not be sent to Telegram.",
     ]
+
+
+async def test_a_keyboard_telegram_cannot_read_is_a_bad_request(sandbox: RunningSandbox) -> None:
+    token = sandbox.state.config.telegram_bot_token
+    form = {"chat_id": str(CHAT), "text": "Send it?", "reply_markup": "{not json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sandbox.base_url}/bot{token}/sendMessage", data=form) as answer,
+    ):
+        assert answer.status == 400
+        assert (await answer.json())[
+            "description"
+        ] == "Bad Request: can't parse reply keyboard markup JSON object"
