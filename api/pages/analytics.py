@@ -1,13 +1,18 @@
 """Analytics dashboards (executive, financial, operational, customer): KPI tiles and charts via reports.answer.
 
-The executive page follows the signed-in person's saved layout (dashboard_configs) when they have one.
+The executive page follows the signed-in person's saved layout (dashboard_configs) when they have one,
+and sets every KPI that has a target against it. The customer page shows the cohort retention the
+daily insight stores in business_intelligence. Message costs are shown in the providers' currency,
+labelled so, next to business figures in the business currency; the two are never converted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
+from babel.dates import format_skeleton
 from litestar import Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
@@ -21,8 +26,10 @@ from api.pages.common import (
     StaffPages,
     chart_svg,
     container_of,
+    cost_label,
     page,
     period_key,
+    provider_currencies,
     staff_of,
     utc_now,
 )
@@ -31,7 +38,7 @@ from reports.charts.formatting import format_change
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
-from storage.models import DashboardConfig
+from storage.models import BusinessIntelligence, DashboardConfig
 from switchboard.wiring import Container
 
 
@@ -89,6 +96,42 @@ class Tile:
     change: str
     tone: str  # good, bad or neutral
     summary: str
+    target: str = ""
+    target_tone: str = "neutral"
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    label: str
+    value: str
+    target: str
+    verdict: str
+    tone: str
+
+
+def is_message_cost(metric: str) -> bool:
+    """Money that providers charge for messages (in their currency), not the business's own money."""
+    definition = REGISTRY[metric]
+    return definition.unit == "currency" and definition.source == "messages"
+
+
+def against_target(value: float | None, metric: str, formats: Formats) -> tuple[str, str]:
+    """("on target" or "off target by …", tone) for a KPI with a target; ("", "neutral") without one."""
+    definition = REGISTRY[metric]
+    if definition.target is None:
+        return "", "neutral"
+    if value is None:
+        return "no data to compare", "neutral"
+    met = value <= definition.target if definition.direction == "down_is_good" else value >= definition.target
+    if met:
+        return "on target", "good"
+    gap = abs(value - definition.target)
+    distance = (
+        f"{formats.value(round(gap * 100, 1), 'number')} percentage points"
+        if definition.unit == "percent"
+        else formats.value(round(gap, 2), definition.unit)
+    )
+    return f"off target by {distance}", "bad"
 
 
 async def _answer(container: Container, query: MetricQuery, formats: Formats) -> Answer:
@@ -102,14 +145,43 @@ async def _answer(container: Container, query: MetricQuery, formats: Formats) ->
     )
 
 
-async def kpi_tile(container: Container, metric: str, period: PeriodSpec, formats: Formats) -> Tile:
+async def cost_currency(container: Container) -> str | None:
+    """The one currency every provider charges in, or None when they differ."""
+    currencies = set((await provider_currencies(container.database)).values())
+    return currencies.pop() if len(currencies) == 1 else None
+
+
+def metric_formats(metric: str, formats: Formats, provider_currency: str | None) -> Formats:
+    return (
+        replace(formats, currency=provider_currency)
+        if is_message_cost(metric) and provider_currency
+        else formats
+    )
+
+
+def metric_label(metric: str, provider_currency: str | None) -> str:
     label = REGISTRY[metric].label
+    if not is_message_cost(metric):
+        return label
+    return (
+        cost_label(provider_currency, label) if provider_currency else f"{label} (provider currencies differ)"
+    )
+
+
+async def kpi_tile(
+    container: Container, metric: str, period: PeriodSpec, formats: Formats, provider_currency: str | None
+) -> tuple[Tile, float | None]:
+    label = metric_label(metric, provider_currency)
+    if is_message_cost(metric) and provider_currency is None:
+        note = "Providers charge in different currencies, so their costs are not added up here."
+        return Tile(label, "—", "", "neutral", note), None
+    formats = metric_formats(metric, formats, provider_currency)
     try:
         found = await _answer(
             container, MetricQuery((metric,), period, comparison="previous_period"), formats
         )
     except ValueError as error:
-        return Tile(label, "—", "", "neutral", f"Could not be worked out: {error}")
+        return Tile(label, "—", "", "neutral", f"Could not be worked out: {error}"), None
     definition = found.result.metrics[0]
     series = found.result.series_for(definition.name)
     total = series[0].total if series else None
@@ -119,20 +191,45 @@ async def kpi_tile(container: Container, metric: str, period: PeriodSpec, format
         change = format_change(change_ratio, locale=formats.locale)
         rising_is_good = definition.direction != "down_is_good"
         tone = "good" if (change_ratio >= 0) == rising_is_good else "bad"
-    return Tile(label, formats.value(total, definition.unit), change, tone, found.summary)
+    target, target_tone = against_target(total, metric, formats)
+    if target:
+        target = f"target {formats.value(definition.target, definition.unit)}: {target}"
+    value = formats.value(total, definition.unit)
+    return Tile(label, value, change, tone, found.summary, target, target_tone), total
 
 
 async def kpi_chart(
-    container: Container, chart: ChartQuery, period: PeriodSpec, formats: Formats
+    container: Container,
+    chart: ChartQuery,
+    period: PeriodSpec,
+    formats: Formats,
+    provider_currency: str | None,
 ) -> tuple[Markup, str] | None:
+    if is_message_cost(chart.metric) and provider_currency is None:
+        return None  # no sum across currencies; the tile says why
     query = MetricQuery(
         (chart.metric,), period, grain=chart.grain, dimensions=(chart.dimension,) if chart.dimension else ()
     )
     try:
-        found = await _answer(container, query, formats)
+        found = await _answer(container, query, metric_formats(chart.metric, formats, provider_currency))
     except ValueError:
         return None  # e.g. a grain the metric does not have; the tile still shows the figure
     return await chart_svg(container, found.chart), found.summary
+
+
+def currency_note(metrics: tuple[str, ...], formats: Formats, provider_currency: str | None) -> str:
+    """Said wherever business money and message costs share a page, so nobody reads one as the other."""
+    if not any(is_message_cost(m) for m in metrics):
+        return ""
+    business = sorted(
+        {REGISTRY[m].label for m in metrics if REGISTRY[m].unit == "currency" and not is_message_cost(m)}
+    )
+    lead = f"{', '.join(business)}: in {formats.currency}, the business currency. " if business else ""
+    charged = provider_currency or "each provider's own currency"
+    return (
+        f"{lead}Message costs: what the providers charge, in {charged}. "
+        "The two are never converted or added together."
+    )
 
 
 async def dashboard_data(
@@ -140,14 +237,80 @@ async def dashboard_data(
 ) -> dict[str, Any]:
     container, formats = container_of(request), Formats.of(request)
     spec = PERIODS[period][1]
-    tiles = [await kpi_tile(container, metric, spec, formats) for metric in dashboard.tiles]
-    charts = [c for c in [await kpi_chart(container, q, spec, formats) for q in dashboard.charts] if c]
+    provider_currency = await cost_currency(container)
+    tiles = [(await kpi_tile(container, m, spec, formats, provider_currency))[0] for m in dashboard.tiles]
+    charts = [
+        c
+        for c in [await kpi_chart(container, q, spec, formats, provider_currency) for q in dashboard.charts]
+        if c
+    ]
     return {
         "tiles": tiles,
         "charts": charts,
         "period": period,
         "periods": [(key, label) for key, (label, _) in PERIODS.items()],
+        "currency_note": currency_note(
+            (*dashboard.tiles, *(c.metric for c in dashboard.charts)), formats, provider_currency
+        ),
     }
+
+
+async def targets_data(container: Container, period: PeriodSpec, formats: Formats) -> list[TargetRow]:
+    """Every KPI that has a target in the registry, this period, against it."""
+    rows = []
+    provider_currency = await cost_currency(container)
+    for name, definition in REGISTRY.items():
+        if definition.target is None:
+            continue
+        tile, total = await kpi_tile(container, name, period, formats, provider_currency)
+        verdict, tone = against_target(total, name, formats)
+        rows.append(
+            TargetRow(
+                tile.label, tile.value, formats.value(definition.target, definition.unit), verdict, tone
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class CohortView:
+    period: str
+    computed: str
+    summary: str
+    months: list[str]
+    rows: list[tuple[str, str, list[str]]]
+
+
+async def latest_cohorts(container: Container, formats: Formats) -> CohortView | None:
+    """The cohort retention the daily insight stored last (business_intelligence), ready to show."""
+    async with container.database.read_sessions() as session:
+        found = await session.scalar(
+            select(BusinessIntelligence)
+            .where(BusinessIntelligence.kind == "cohort_retention")
+            .order_by(BusinessIntelligence.computed_at.desc(), BusinessIntelligence.id.desc())
+            .limit(1)
+        )
+    if found is None:
+        return None
+    months = int(found.result.get("months", 0))
+    rows = []
+    for row in found.result.get("rows", []):
+        cohort = date.fromisoformat(str(row["cohort"]))
+        cells = [formats.percent(share) if share is not None else "—" for share in row.get("retention", [])]
+        rows.append(
+            (
+                str(format_skeleton("yMMM", cohort, locale=formats.locale)),
+                formats.count(row["customers"]),
+                cells,
+            )
+        )
+    return CohortView(
+        period=str(found.parameters.get("period_label", "")),
+        computed=formats.moment(found.computed_at),
+        summary=found.summary,
+        months=[f"{k} month{'s' if k > 1 else ''} later" for k in range(1, months + 1)],
+        rows=rows,
+    )
 
 
 async def saved_layout(container: Container, staff_id: int) -> DashboardConfig | None:
@@ -194,6 +357,7 @@ class AnalyticsPages(StaffPages):
         chosen_period = period_key(period, period_key(config.period if config else None))
         dashboard = Dashboard(metrics, (ChartQuery(metrics[0]),))
         data = await dashboard_data(request, dashboard, chosen_period)
+        targets = await targets_data(container, PERIODS[chosen_period][1], Formats.of(request))
         return page(
             request,
             "analytics/dashboard.html",
@@ -202,6 +366,7 @@ class AnalyticsPages(StaffPages):
             customised=config is not None,
             choices=[(m, REGISTRY[m].label, m in metrics) for m in EXECUTIVE_CHOICES],
             saved_period=config.period if config else DEFAULT_PERIOD,
+            targets=targets,
             **data,
         )
 
@@ -233,4 +398,13 @@ class AnalyticsPages(StaffPages):
         self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
     ) -> Template:
         data = await dashboard_data(request, DASHBOARDS["customer"], period_key(period))
-        return page(request, "analytics/dashboard.html", "analytics", "customer", **data)
+        cohorts = await latest_cohorts(container_of(request), Formats.of(request))
+        return page(
+            request,
+            "analytics/dashboard.html",
+            "analytics",
+            "customer",
+            cohorts=cohorts,
+            show_cohorts=True,
+            **data,
+        )

@@ -1,4 +1,8 @@
-"""Per-channel pages (SMS, email, WhatsApp) and communication analytics, read from communication_analytics."""
+"""Per-channel pages (SMS, email, WhatsApp, Telegram) and communication analytics, read from communication_analytics.
+
+The SMS page adds segments and encodings, the WhatsApp page its approved templates and whose 24-hour
+window is open. Costs are what the providers charge, in their currency, and labelled so.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +14,41 @@ from zoneinfo import ZoneInfo
 
 from litestar import Request, get
 from litestar.response import Template
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
-from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, utc_now
+from api.pages.common import (
+    DEFAULT_PROVIDER_CURRENCY,
+    Formats,
+    StaffPages,
+    chart_svg,
+    container_of,
+    cost_label,
+    page,
+    provider_currencies,
+    utc_now,
+)
 from reports.charts.spec import ChartSpec, Series
+from reports.heartbeats import in_words
+from reports.periods import local_midnight
 from storage.database import Database
-from storage.models import CommunicationAnalytics, CommunicationChannel, Customer, CustomerCommunication
+from storage.models import (
+    CommunicationAnalytics,
+    CommunicationChannel,
+    Customer,
+    CustomerCommunication,
+    MessageTemplate,
+)
 
 DAYS = 30
+#: How many open WhatsApp windows the page lists (the soonest to close).
+WINDOWS_SHOWN = 20
+ENCODING_NAMES = {
+    "GSM-7": "GSM-7 (up to 160 characters in one segment)",
+    "UCS-2": "UCS-2, for characters GSM-7 lacks (up to 70 in one segment)",
+}
 FIGURES = ("sent", "delivered", "read", "failed", "replied", "opted_out")
 FAILED_STATUSES = ("failed", "undelivered", "dead")
-CHANNEL_PAGES = {"sms": "SMS", "email": "Email", "whatsapp": "WhatsApp"}
+CHANNEL_PAGES = {"sms": "SMS", "email": "Email", "whatsapp": "WhatsApp", "telegram": "Telegram"}
 CA = CommunicationAnalytics
 
 
@@ -91,7 +119,7 @@ async def latest_failures(database: Database, channel: str, formats: Formats) ->
                 select(cc, Customer.name)
                 .outerjoin(Customer, Customer.id == cc.customer_id)
                 .where(cc.channel == channel, cc.status.in_(FAILED_STATUSES))
-                .order_by(cc.id.desc())
+                .order_by(func.coalesce(cc.failed_at, cc.created_at).desc(), cc.id.desc())
                 .limit(20)
             )
         ).all()
@@ -108,18 +136,25 @@ async def latest_failures(database: Database, channel: str, formats: Formats) ->
     ]
 
 
+async def channel_currency(database: Database, channel: str) -> str:
+    """The currency the channel's provider charges in (communication_channels.currency)."""
+    async with database.read_sessions() as session:
+        currency = await session.scalar(
+            select(CommunicationChannel.currency).where(CommunicationChannel.channel == channel)
+        )
+    return currency or DEFAULT_PROVIDER_CURRENCY
+
+
 async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> dict[str, Any]:
     container, formats = container_of(request), Formats.of(request)
     days = last_days(utc_now(), formats.timezone)
     rows = {r.day: r for r in await daily_figures(container.database, days[0], channel)}
-    async with container.database.read_sessions() as session:
-        currency = await session.scalar(
-            select(CommunicationChannel.currency).where(CommunicationChannel.channel == channel)
-        )
+    currency = await channel_currency(container.database, channel)
     totals = {name: sum(r.figures[name] for r in rows.values()) for name in FIGURES}
     cost = sum(r.cost_micros for r in rows.values())
     tiles = [(name.replace("_", " ").capitalize(), formats.count(totals[name])) for name in FIGURES]
-    tiles.append(("Cost", formats.money_micros(cost, currency or "USD")))
+    tiles.append((cost_label(currency), formats.money_micros(cost, currency)))
+    # Counts: the daily figures are written with every send, so a day without a row sent nothing (a real 0).
     series: dict[str, list[float | None]] = {
         name.capitalize(): [float(rows[d].figures[name]) if d in rows else 0.0 for d in days]
         for name in ("sent", "delivered", "failed")
@@ -130,6 +165,155 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
         "chart": await chart_svg(container, chart),
         "failures": await latest_failures(container.database, channel, formats),
         "channel": channel,
+        "days": len(days),
+    }
+
+
+@dataclass(frozen=True)
+class EncodingFigures:
+    encoding: str
+    messages: int
+    segments: int
+    longer_than_one: int
+
+
+async def sms_segments(database: Database, since: datetime) -> list[EncodingFigures]:
+    """Outbound SMS handed to Twilio since `since`, by encoding: messages, billed segments, multi-part ones."""
+    cc = CustomerCommunication
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    cc.encoding,
+                    func.count(),
+                    func.coalesce(func.sum(cc.segments), 0),
+                    func.count(case((cc.segments > 1, 1))),
+                )
+                .where(
+                    cc.channel == "sms",
+                    cc.direction == "outbound",
+                    cc.created_at >= since,
+                    cc.sent_at.is_not(None),
+                    cc.segments.is_not(None),
+                )
+                .group_by(cc.encoding)
+                .order_by(cc.encoding)
+            )
+        ).all()
+    return [
+        EncodingFigures(encoding or "unknown", int(n), int(segments or 0), int(long))
+        for encoding, n, segments, long in rows
+    ]
+
+
+def segment_data(figures: list[EncodingFigures], formats: Formats) -> dict[str, Any]:
+    messages = sum(f.messages for f in figures)
+    segments = sum(f.segments for f in figures)
+    longer = sum(f.longer_than_one for f in figures)
+    return {
+        "tiles": [
+            ("Segments billed", formats.count(segments)),
+            (
+                "Segments per message",
+                formats.value(round(segments / messages, 2), "number") if messages else "—",
+            ),
+            ("Longer than one segment", formats.percent(longer / messages if messages else None)),
+        ],
+        "encodings": [
+            {
+                "encoding": ENCODING_NAMES.get(f.encoding, f.encoding),
+                "messages": formats.count(f.messages),
+                "segments": formats.count(f.segments),
+                "per_message": formats.value(round(f.segments / f.messages, 2), "number")
+                if f.messages
+                else "—",
+                "longer": formats.count(f.longer_than_one),
+            }
+            for f in figures
+        ],
+    }
+
+
+async def whatsapp_templates(database: Database, since: datetime) -> list[dict[str, Any]]:
+    """Templates registered with Meta under a name (the only kind WhatsApp takes outside the 24-hour window)."""
+    cc = CustomerCommunication
+    async with database.read_sessions() as session:
+        templates = list(
+            await session.scalars(
+                select(MessageTemplate)
+                .where(MessageTemplate.channel == "whatsapp", MessageTemplate.whatsapp_name.is_not(None))
+                .order_by(MessageTemplate.name, MessageTemplate.locale)
+            )
+        )
+        used = dict(
+            (
+                await session.execute(
+                    select(cc.template_id, func.count())
+                    .where(
+                        cc.channel == "whatsapp",
+                        cc.direction == "outbound",
+                        cc.created_at >= since,
+                        cc.sent_at.is_not(None),
+                        cc.template_id.in_([t.id for t in templates]),
+                    )
+                    .group_by(cc.template_id)
+                )
+            ).all()
+        )
+    return [
+        {
+            "name": t.name,
+            "locale": t.whatsapp_language or t.locale,
+            "whatsapp_name": t.whatsapp_name,
+            "category": t.category,
+            "status": t.status,
+            "sent": int(used.get(t.id, 0)),
+        }
+        for t in templates
+    ]
+
+
+async def open_windows(
+    database: Database, now: datetime, window: timedelta
+) -> list[tuple[int, str, datetime]]:
+    """Customers whose last inbound WhatsApp message is within `window`: (id, name, when it closes), soonest first."""
+    cc = CustomerCommunication
+    last = func.max(cc.created_at)
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(cc.customer_id, Customer.name, last)
+                .join(Customer, Customer.id == cc.customer_id)
+                .where(
+                    cc.channel == "whatsapp",
+                    cc.direction == "inbound",
+                    cc.created_at > now - window,
+                    cc.created_at <= now,
+                )
+                .group_by(cc.customer_id, Customer.name)
+                .order_by(last, cc.customer_id)
+            )
+        ).all()
+    return [(customer_id, name, at + window) for customer_id, name, at in rows if customer_id is not None]
+
+
+async def whatsapp_window_data(request: Request[Any, Any, Any], now: datetime) -> dict[str, Any]:
+    container, formats = container_of(request), Formats.of(request)
+    window = container.consent_policy().whatsapp_window
+    windows = await open_windows(container.database, now, window)
+    return {
+        "window_hours": round(window.total_seconds() / 3600),
+        "open_count": formats.count(len(windows)),
+        "open": [
+            {
+                "customer_id": customer_id,
+                "customer": name,
+                "closes": formats.moment(closes),
+                "left": in_words((closes - now).total_seconds()),
+            }
+            for customer_id, name, closes in windows[:WINDOWS_SHOWN]
+        ],
+        "more": max(0, len(windows) - WINDOWS_SHOWN),
     }
 
 
@@ -137,6 +321,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
     container, formats = container_of(request), Formats.of(request)
     days = last_days(utc_now(), formats.timezone)
     rows = await daily_figures(container.database, days[0])
+    currencies = await provider_currencies(container.database)
     rates: dict[str, dict[date, float | None]] = defaultdict(dict)
     for row in rows:
         rates[row.channel][row.day] = row.delivery_rate
@@ -147,7 +332,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
             "channel": r.channel,
             **{name: formats.count(value) for name, value in r.figures.items()},
             "rate": formats.percent(r.delivery_rate),
-            "cost": formats.money_micros(r.cost_micros, "USD"),
+            "cost": formats.money_micros(r.cost_micros, currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY)),
         }
         for r in rows
     ]
@@ -155,19 +340,22 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
     if series:
         spec = _line_chart("Delivery rate by channel", days, series, "percent", formats)
         chart = await chart_svg(container, spec)
-    return {"table": table, "chart": chart}
+    shown = sorted({currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY) for r in rows})
+    return {
+        "table": table,
+        "chart": chart,
+        "cost_label": cost_label(", ".join(shown) or DEFAULT_PROVIDER_CURRENCY),
+    }
 
 
 class ChannelPages(StaffPages):
     @get("/communication/sms", name="sms")
     async def sms(self, request: Request[Any, Any, Any]) -> Template:
-        return page(
-            request,
-            "communication/channel.html",
-            "communication",
-            "sms",
-            **await channel_page_data(request, "sms"),
-        )
+        formats = Formats.of(request)
+        data = await channel_page_data(request, "sms")
+        since = local_midnight(last_days(utc_now(), formats.timezone)[0], formats.timezone)
+        data["segments"] = segment_data(await sms_segments(container_of(request).database, since), formats)
+        return page(request, "communication/channel.html", "communication", "sms", **data)
 
     @get("/communication/email", name="email")
     async def email(self, request: Request[Any, Any, Any]) -> Template:
@@ -176,8 +364,17 @@ class ChannelPages(StaffPages):
 
     @get("/communication/whatsapp", name="whatsapp")
     async def whatsapp(self, request: Request[Any, Any, Any]) -> Template:
+        formats, now = Formats.of(request), utc_now()
         data = await channel_page_data(request, "whatsapp")
+        since = local_midnight(last_days(now, formats.timezone)[0], formats.timezone)
+        data["templates"] = await whatsapp_templates(container_of(request).database, since)
+        data["window"] = await whatsapp_window_data(request, now)
         return page(request, "communication/channel.html", "communication", "whatsapp", **data)
+
+    @get("/communication/telegram", name="telegram")
+    async def telegram(self, request: Request[Any, Any, Any]) -> Template:
+        data = await channel_page_data(request, "telegram")
+        return page(request, "communication/channel.html", "communication", "telegram", **data)
 
     @get("/communication/analytics", name="communication_analytics")
     async def analytics(self, request: Request[Any, Any, Any]) -> Template:

@@ -14,12 +14,15 @@ from litestar import Controller, Request
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.response import Template
 from markupsafe import Markup
+from sqlalchemy import select
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
 from reports.charts.cache import ChartCache, render_cached
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
 from reports.periods import PeriodSpec
+from storage.database import Database
+from storage.models import CommunicationChannel
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -44,7 +47,8 @@ COMMUNICATION_PAGES = (
     SubPage("sms", "SMS", "Twilio SMS traffic, segments, cost and carrier errors."),
     SubPage("email", "Email", "Email sends, bounces and one-click unsubscribes."),
     SubPage("whatsapp", "WhatsApp", "WhatsApp Cloud API messages, templates and the 24-hour window."),
-    SubPage("chat", "Live chat", "Open conversations, response times and satisfaction."),
+    SubPage("telegram", "Telegram", "Telegram Bot API messages: delivery, failures and cost."),
+    SubPage("chat", "Live chat", "Open conversations and response times."),
     SubPage(
         "analytics",
         "Communication analytics",
@@ -183,6 +187,24 @@ class Formats:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+#: What providers charge in when a channel names no currency (Twilio and Meta quote US dollars).
+DEFAULT_PROVIDER_CURRENCY = "USD"
+
+
+def cost_label(currency: str, what: str = "Cost") -> str:
+    """Message costs are what providers charge, in their own currency, never converted: the label says so."""
+    return f"{what} (provider, {currency})"
+
+
+async def provider_currencies(database: Database) -> dict[str, str]:
+    """Each channel's provider currency, from communication_channels."""
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(select(CommunicationChannel.channel, CommunicationChannel.currency))
+        ).all()
+    return {channel: currency or DEFAULT_PROVIDER_CURRENCY for channel, currency in rows}
 
 
 def _chart_cache(container: Container) -> ChartCache:

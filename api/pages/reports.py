@@ -9,6 +9,7 @@ from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
+from markupsafe import Markup, escape
 from sqlalchemy import or_, select
 
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
@@ -115,6 +116,12 @@ JOB_STATE_PILL = {
 }
 
 
+def with_code(text: str) -> Markup:
+    """Text whose `backticked` parts (commands) show as code; everything else stays escaped."""
+    parts = str(escape(text)).split("`")
+    return Markup("".join(f"<code>{part}</code>" if index % 2 else part for index, part in enumerate(parts)))  # noqa: S704
+
+
 def _latency(seconds: float | None) -> str:
     if seconds is None:
         return "over 10 s"
@@ -146,7 +153,7 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
         "as_of": formats.moment(now),
         "background": {
             "all_ok": health.all_ok,
-            "headline": health.headline(),
+            "headline": with_code(health.headline()),
             "jobs": [
                 {"job": j.job.capitalize(), "state": j.state, "pill": JOB_STATE_PILL[j.state], "text": j.text}
                 for j in health.jobs

@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/switchboard-executive.png")
+PERFORMANCE_SCREENSHOT = Path("/tmp/switchboard-performance.png")
 MANAGER = "markus.brandt@northwind.example"
 
 pytestmark = pytest.mark.browser
@@ -166,6 +167,7 @@ def test_a_manager_signs_in_clicks_through_previews_and_launches(running_app: Ru
                         "SMS",
                         "Email",
                         "WhatsApp",
+                        "Telegram",
                         "Live chat",
                         "Communication analytics",
                     ],
@@ -179,8 +181,25 @@ def test_a_manager_signs_in_clicks_through_previews_and_launches(running_app: Ru
                     page.goto(f"{base}/{section}/")
                     page.locator("ul.pages").get_by_role("link", name=title, exact=True).click()
                     expect(page.locator("h1")).to_have_text(title)
-                    if title in ("Executive", "Financial", "Operational", "Customer", "SMS", "Email"):
+                    if title in (
+                        "Executive",
+                        "Financial",
+                        "Operational",
+                        "Customer",
+                        "SMS",
+                        "Email",
+                        "Telegram",
+                    ):
                         expect(page.locator("svg.chart").first).to_be_visible()
+
+            # Sibling pages are one click away, and the performance page says plainly that no worker runs.
+            page.goto(f"{base}/communication/sms")
+            page.locator("nav.subnav").get_by_role("link", name="Telegram", exact=True).click()
+            expect(page.locator("h1")).to_have_text("Telegram")
+            page.goto(f"{base}/analytics/performance")
+            expect(page.locator("#background-headline")).to_contain_text("No worker is running")
+            expect(page.locator("#jobs")).to_contain_text("Delivery")
+            page.screenshot(path=str(PERFORMANCE_SCREENSHOT), full_page=True)
 
             page.goto(f"{base}/analytics/reports")
             page.get_by_role("link", name="Revenue by channel").click()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -27,6 +28,7 @@ from storage.models import (
     CustomerCommunication,
     CustomReport,
     DashboardConfig,
+    MessageTemplate,
     PerformanceMetric,
     ReportDelivery,
     ReportSchedule,
@@ -194,6 +196,7 @@ DASHBOARD_PAGES = [
     "/communication/sms",
     "/communication/email",
     "/communication/whatsapp",
+    "/communication/telegram",
     "/communication/chat",
     "/communication/analytics",
     "/analytics/executive",
@@ -335,7 +338,17 @@ async def test_every_page_renders_its_key_content_for_a_manager(client: Client, 
         for needle in needles:
             assert needle in response.text, (path, needle)
     communication = (await client.get("/communication/")).text
-    for slug in ("messages", "templates", "campaigns", "sms", "email", "whatsapp", "chat", "analytics"):
+    for slug in (
+        "messages",
+        "templates",
+        "campaigns",
+        "sms",
+        "email",
+        "whatsapp",
+        "telegram",
+        "chat",
+        "analytics",
+    ):
         assert f'href="/communication/{slug}/"' in communication
     analytics = (await client.get("/analytics/")).text
     for slug in ("executive", "financial", "operational", "customer", "reports", "performance"):
@@ -750,3 +763,162 @@ async def test_the_customer_filter_takes_a_name_phone_or_email(client: Client, s
     for hostile in ("%", "_", "' OR 1=1 --", "zzzz nobody"):
         html, _ = await search(hostile)
         assert "No customer matches" in html and "<tbody>" not in html, hostile
+
+
+async def test_the_executive_page_sets_each_kpi_with_a_target_against_it(
+    client: Client, seeded: Seeded
+) -> None:
+    from babel.numbers import format_percent
+
+    from reports.metrics import REGISTRY
+    from reports.periods import PeriodSpec
+    from reports.query import MetricQuery, run_query
+
+    await sign_in(client, seeded, VIEWER)
+    html = (await client.get("/analytics/executive?period=last_90_days")).text
+    assert "Against target" in html
+    database = Database.connect(seeded.settings.database_url)
+    with_target = [m for m in REGISTRY.values() if m.target is not None]
+    assert len(with_target) >= 3
+    for metric in with_target:
+        found = await run_query(
+            database,
+            MetricQuery((metric.name,), PeriodSpec.last_n_days(90)),
+            now=datetime.now(UTC),
+            business_tz="Europe/Berlin",
+            prefer_rollups=False,
+        )
+        total = found.series_for(metric.name)[0].total
+        assert total is not None, metric.name
+        met = total <= metric.target if metric.direction == "down_is_good" else total >= metric.target
+        shown = (
+            format_percent(total, "#,##0.0%", locale="en_GB") if metric.unit == "percent" else f"{total:.3f}"
+        )
+        row = re.search(
+            rf"<tr><td>{metric.label}</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>", html
+        )
+        assert row, metric.label
+        assert row.group(1).rstrip("0").rstrip(".") == shown.rstrip("0").rstrip(".") or row.group(1) == shown
+        verdict = re.search(
+            rf"<td>{metric.label}</td>.*?<span class=\"tile-change (good|bad)\">([^<]+)<", html
+        )
+        assert verdict and verdict.group(1) == ("good" if met else "bad"), metric.label
+        assert verdict.group(2) == "on target" if met else verdict.group(2).startswith("off target by ")
+    await database.dispose()
+
+
+async def test_the_customer_page_shows_the_stored_cohort_retention(client: Client, seeded: Seeded) -> None:
+    from reports.insight import cohort_retention, store_insight
+    from reports.periods import PeriodSpec
+
+    await sign_in(client, seeded, VIEWER)
+    before = (await client.get("/analytics/customer")).text
+    assert "Retention by cohort" in before and "has not run yet" in before
+    database = Database.connect(seeded.settings.database_url)
+    insight = await cohort_retention(
+        database, PeriodSpec.last_n_days(40), now=datetime.now(UTC), business_tz="Europe/Berlin"
+    )
+    async with database.sessions() as session:
+        await store_insight(session, insight)
+        await session.commit()
+    await database.dispose()
+    html = (await client.get("/analytics/customer")).text
+    assert insight.result.rows, "the seed has first orders in the last 40 days"
+    for row in insight.result.rows:
+        cells = "".join(
+            f'<td class="num">{"—" if share is None else f"{share:.1%}"}</td>' for share in row.retention
+        )
+        assert f'<td class="num">{row.customers}</td>{cells}</tr>' in html, row
+    assert insight.summary in html
+
+
+async def test_channel_pages_show_segments_templates_and_the_whatsapp_window(
+    client: Client, seeded: Seeded
+) -> None:
+    from reports.periods import local_midnight
+
+    now = datetime.now(UTC)
+    database = Database.connect(seeded.settings.database_url)
+    async with database.sessions() as session:
+        writing, silent = list(await session.scalars(select(Customer).order_by(Customer.id).limit(2)))
+        for customer, ago_hours in ((writing, 2), (silent, 25)):
+            session.add(
+                CustomerCommunication(
+                    customer_id=customer.id,
+                    channel="whatsapp",
+                    provider="whatsapp_cloud",
+                    direction="inbound",
+                    source="reply",
+                    to_address="+15550001",
+                    from_address="+4915100000009",
+                    body="Hello",
+                    status="received",
+                    created_at=now - timedelta(hours=ago_hours, minutes=5),
+                )
+            )
+        await session.commit()
+        first_day = (now.astimezone(ZoneInfo("Europe/Berlin")).date()) - timedelta(days=29)
+        segments = await session.scalar(
+            select(func.sum(CustomerCommunication.segments)).where(
+                CustomerCommunication.channel == "sms",
+                CustomerCommunication.direction == "outbound",
+                CustomerCommunication.sent_at.is_not(None),
+                CustomerCommunication.created_at >= local_midnight(first_day, "Europe/Berlin"),
+            )
+        )
+        named = list(
+            await session.scalars(
+                select(MessageTemplate.whatsapp_name).where(MessageTemplate.whatsapp_name.is_not(None))
+            )
+        )
+        open_windows = set(
+            await session.scalars(
+                select(CustomerCommunication.customer_id).where(
+                    CustomerCommunication.channel == "whatsapp",
+                    CustomerCommunication.direction == "inbound",
+                    CustomerCommunication.created_at > now - timedelta(hours=24),
+                    CustomerCommunication.created_at <= now,
+                )
+            )
+        )
+    await database.dispose()
+    await sign_in(client, seeded, VIEWER)
+
+    sms = (await client.get("/communication/sms")).text
+    assert segments and re.search(rf'Segments billed</span><span class="tile-value">{segments:,}<', sms), (
+        segments
+    )
+    assert "GSM-7" in sms and "Cost (provider, USD)" in sms and "€" not in sms
+
+    whatsapp = (await client.get("/communication/whatsapp")).text
+    assert named and all(f"<code>{name}</code>" in whatsapp for name in named)
+    assert f"<strong>{len(open_windows)}</strong> customer" in whatsapp
+    assert f"customer_id={writing.id}&amp;channel=whatsapp" in whatsapp
+    assert f"customer_id={silent.id}&amp;channel=whatsapp" not in whatsapp
+    assert re.search(r"<td>2[12] h</td>", whatsapp), "a window opened 2 h ago has about 22 h left"
+
+    telegram = await client.get("/communication/telegram")
+    assert telegram.status_code == 200 and "<h1>Telegram</h1>" in telegram.text and "<svg" in telegram.text
+    assert "Cost (provider, USD)" in telegram.text
+    index = (await client.get("/communication/")).text
+    assert 'href="/communication/telegram/"' in index and "satisfaction" not in index
+    assert 'href="/communication/telegram"' in sms, "every channel page links its siblings"
+
+
+async def test_costs_are_labelled_in_the_providers_currency_next_to_euro_figures(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, VIEWER)
+    financial = (await client.get("/analytics/financial")).text
+    tiles = dict(
+        re.findall(r'<span class="tile-label">([^<]+)</span>\s*<span class="tile-value">([^<]+)<', financial)
+    )
+    assert tiles["Revenue"].startswith("€")
+    assert tiles["Communication cost (provider, USD)"].startswith("US$")
+    assert tiles["Cost per message (provider, USD)"].startswith("US$")
+    assert (
+        "Revenue: in EUR, the business currency. Message costs: what the providers charge, in USD."
+        in financial
+    )
+    analytics = (await client.get("/communication/analytics")).text
+    assert '<th scope="col" class="num">Cost (provider, USD)</th>' in analytics and "€" not in analytics
