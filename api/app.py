@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, get
 from litestar.config.csrf import CSRFConfig
 from litestar.exceptions import ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -58,6 +59,12 @@ def logging_config(settings: Settings) -> LoggingConfig:
     )
 
 
+@get("/favicon.ico", name="favicon", exclude_from_auth=True, include_in_schema=False)
+async def favicon() -> Redirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (the unsubscribe page, a JSON answer)."""
+    return Redirect("/static/favicon.svg", status_code=301)
+
+
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
@@ -86,6 +93,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             *webhook_handlers,
             *unsubscribe_handlers,
             slack_events,
+            favicon,
             create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),
         ],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),

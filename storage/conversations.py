@@ -168,6 +168,36 @@ class SqlConversations:
         await self.session.flush()
         return chat.id
 
+    async def note_in_open_chat(
+        self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime
+    ) -> int | None:
+        chat_id = await self.session.scalar(
+            select(ChatSession.id)
+            .where(
+                ChatSession.customer_id == customer_id,
+                ChatSession.channel == channel.value,
+                ChatSession.status.in_([ChatStatus.OPEN.value, ChatStatus.PENDING.value]),
+            )
+            .order_by(ChatSession.started_at.desc(), ChatSession.id.desc())
+            .limit(1)
+        )
+        if chat_id is None:
+            return None
+        self.session.add_all(
+            [
+                ChatMessage(
+                    session_id=chat_id,
+                    author="customer",
+                    communication_id=communication_id,
+                    body=body,
+                    created_at=at,
+                ),
+                ChatMessage(session_id=chat_id, author="system", body=note, created_at=at),
+            ]
+        )
+        await self.session.flush()
+        return int(chat_id)
+
     async def mark_replied(self, communication_id: int, at: datetime) -> bool:
         result = await self.session.execute(
             update(CC).where(CC.c.id == communication_id, CC.c.replied_at.is_(None)).values(replied_at=at)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,13 @@ from sqlalchemy import select
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
-from domain.messages.sending import MessageRequest, MessageRequestError, SendResult, send_message
+from domain.messages.sending import (
+    MessageRequest,
+    MessageRequestError,
+    SendResult,
+    preview_message,
+    send_message,
+)
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ChatStatus, MessageCategory, MessageStatus, Role
 from storage.database import Database
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
@@ -34,6 +41,8 @@ def _session_row(chat: ChatSession, customer: str, now: datetime, formats: Forma
         "id": chat.id,
         "customer": customer,
         "channel": chat.channel,
+        "channel_label": CHANNEL_WORDS.get(chat.channel, chat.channel),
+        "has_subject": bool(chat.subject),
         "status": chat.status,
         "subject": chat.subject or "—",
         "started": formats.moment(chat.started_at),
@@ -66,19 +75,64 @@ async def chat_sessions(database: Database, formats: Formats) -> dict[str, list[
     }
 
 
-async def reply_channel(database: Database, chat: ChatSession) -> Channel | None:
-    """The session's own channel when messages can be pushed on it, else the channel the customer last wrote on."""
-    if chat.channel in [c.value for c in OUTBOUND_CHANNELS]:
-        return Channel(chat.channel)
-    async with database.read_sessions() as session:
-        last = await session.scalar(
-            select(CustomerCommunication.channel)
-            .join(ChatMessage, ChatMessage.communication_id == CustomerCommunication.id)
-            .where(ChatMessage.session_id == chat.id)
-            .order_by(ChatMessage.created_at.desc())
-            .limit(1)
+CHANNEL_WORDS = {
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "email": "email",
+    "telegram": "Telegram",
+    "chat": "website chat",
+}
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """Where a reply in this conversation goes, said to the agent before they send it."""
+
+    channel: Channel | None  # None: no channel can take a reply now
+    note: str
+    can_send: bool
+
+
+def reply_request(
+    container: Container, chat: ChatSession, channel: Channel | None, body: str, request_id: str
+) -> MessageRequest:
+    subject = f"Re: {chat.subject}" if chat.subject else f"Your message to {container.settings.business_name}"
+    return MessageRequest(
+        customer_id=chat.customer_id,
+        channel=channel,
+        body=body,
+        subject=subject,
+        category=MessageCategory.CONVERSATIONAL,
+        request_id=request_id,
+    )
+
+
+async def reply_route(container: Container, chat: ChatSession, customer_name: str) -> ReplyRoute:
+    """The channel the customer wrote on; for the website chat, which cannot take replies yet, the
+    channel a conversational message to them would use. Decided with the same rules as the send."""
+    own = Channel(chat.channel) if chat.channel in [c.value for c in OUTBOUND_CHANNELS] else None
+    request = reply_request(container, chat, own, "…", "preview")
+    try:
+        preview = await preview_message(
+            container.messaging_uow(), request, utc_now(), container.consent_policy()
         )
-    return Channel(last) if last in [c.value for c in OUTBOUND_CHANNELS] else None
+    except MessageRequestError as error:
+        return ReplyRoute(own, f"A reply cannot be sent: {error}.", can_send=False)
+    decision = preview.decision
+    words = CHANNEL_WORDS.get(preview.channel.value, preview.channel.value)
+    if decision is not None and decision.verdict == "suppress":
+        return ReplyRoute(None, f"A reply cannot go by {words} now: {decision.explanation}", can_send=False)
+    if own is not None:
+        note = f"Your reply goes by {words}, the channel {customer_name} wrote on."
+    else:
+        came_from = CHANNEL_WORDS.get(chat.channel, chat.channel)
+        note = (
+            f"This conversation came from the {came_from}, which cannot take replies yet; "
+            f"your reply goes by {words} to {preview.to_address}."
+        )
+    if decision is not None and decision.verdict == "defer" and decision.send_at is not None:
+        note += f" {decision.explanation}"
+    return ReplyRoute(preview.channel, note, can_send=True)
 
 
 def _author(kind: str, staff_name: str | None, customer_name: str) -> str:
@@ -108,6 +162,7 @@ async def conversation(
         sent = None
     name = customer.name if customer else "—"
     return {
+        "session": chat,
         "chat": _session_row(chat, name, utc_now(), formats),
         "customer_id": chat.customer_id,
         "turns": [
@@ -119,27 +174,51 @@ async def conversation(
             }
             for m, staff_name in rows
         ],
-        "sent": None
-        if sent is None
-        else {"id": sent.id, "status": sent.status, "why": (sent.payload or {}).get("explanation") or ""},
+        "sent": None if sent is None else _sent_notice(sent),
+    }
+
+
+#: What happened to a reply, in words (the worker sends within seconds of it being queued).
+_SENT_WORDS = {
+    "planned": "is queued and goes out by {channel} within seconds",
+    "sending": "is being sent by {channel}",
+    "queued": "was handed to the {channel} provider",
+    "sent": "was sent by {channel}",
+    "delivered": "was delivered by {channel}",
+    "read": "was delivered by {channel} and read",
+    "suppressed": "was not sent",
+    "failed": "could not be sent by {channel}",
+    "undelivered": "could not be delivered by {channel}",
+    "dead": "could not be sent by {channel}",
+}
+
+
+def _sent_notice(sent: CustomerCommunication) -> dict[str, Any]:
+    channel = CHANNEL_WORDS.get(sent.channel, sent.channel)
+    what = _SENT_WORDS.get(sent.status, "is {status}").format(channel=channel, status=sent.status)
+    why = (sent.payload or {}).get("explanation") or ""
+    return {
+        "id": sent.id,
+        "ok": sent.status not in ("suppressed", "failed", "undelivered", "dead"),
+        "text": f"Your reply {what}.",
+        "why": why if sent.status in ("suppressed", "failed", "undelivered", "dead") else "",
     }
 
 
 async def send_reply(container: Container, chat_id: int, staff_email: str, body: str, key: str) -> SendResult:
     async with container.database.read_sessions() as session:
         chat = await session.get(ChatSession, chat_id)
+        customer_name = (
+            (await session.scalar(select(Customer.name).where(Customer.id == chat.customer_id)))
+            if chat
+            else None
+        )
     if chat is None:
         raise NotFoundException(f"There is no chat {chat_id}.")
-    channel = await reply_channel(container.database, chat)
-    subject = f"Re: {chat.subject}" if chat.subject else f"Your message to {container.settings.business_name}"
-    request = MessageRequest(
-        customer_id=chat.customer_id,
-        channel=channel,
-        body=body,
-        subject=subject,
-        category=MessageCategory.CONVERSATIONAL,
-        request_id=f"web-chat-{chat_id}-{key}",
-    )
+    route = await reply_route(container, chat, customer_name or "the customer")
+    if not route.can_send or route.channel is None:
+        raise MessageRequestError(route.note)
+    request = reply_request(container, chat, route.channel, body, f"web-chat-{chat_id}-{key}")
     return await send_message(
         container.messaging_uow(),
         request,
@@ -190,13 +269,17 @@ class ChatPages(StaffPages):
     async def _conversation_page(
         self, request: Request[Any, Any, Any], session_id: int, sent: int | None, **extra: Any
     ) -> Template:
-        data = await conversation(container_of(request).database, session_id, Formats.of(request), sent)
+        container = container_of(request)
+        data = await conversation(container.database, session_id, Formats.of(request), sent)
+        route = await reply_route(container, data["session"], data["chat"]["customer"])
+        data.pop("session")
         return page(
             request,
             "communication/chat_session.html",
             "communication",
             "chat",
             may_reply=staff_of(request).may(Role.AGENT),
+            route=route,
             request_key=uuid.uuid4().hex,
             **data,
             **extra,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import logging
 import re
 import secrets
 import uuid
+from dataclasses import replace
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -17,6 +20,7 @@ from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxMessage, SandboxState, address_key, now_utc
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
 
+log = logging.getLogger(__name__)
 PROVIDER = "twilio"
 API = "/2010-04-01/Accounts/{account_sid}"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -307,8 +311,31 @@ def customer_texts(
         "FromCountry": "US" if address_key(sender).startswith("1") else "",
     }
     url = state.config.webhook_url(state.config.twilio_inbound_path)
-    webhooks.submit(signed_delivery(state, url, params, "inbound sms"))
+    delivery = signed_delivery(state, url, params, "inbound sms")
+    webhooks.submit(
+        replace(delivery, on_answer=lambda kind, answer: _twiml_replies(state, sender, to, answer))
+    )
     return sid
+
+
+def _twiml_replies(state: SandboxState, customer: str, our_number: str, answer: bytes) -> None:
+    """Twilio sends each <Message> of a TwiML answer to the customer as an SMS from our number."""
+    if not answer.strip():
+        return
+    try:
+        # Our own app's answer; expat (Python 3.11) refuses entity expansion attacks.
+        root = ElementTree.fromstring(answer)  # noqa: S314
+    except ElementTree.ParseError:
+        log.warning("sandbox: the answer to an inbound SMS is not TwiML: %r", answer[:200])
+        return
+    for element in root.iter("Message"):
+        body = "".join(element.itertext()).strip()
+        if body:
+            message = SandboxMessage(
+                PROVIDER, new_sid("SM"), to=customer, sender=our_number, body=body, status="delivered"
+            )
+            message.details["via"] = "TwiML answer to the customer's message"
+            state.accept(message)
 
 
 def routes() -> list[web.RouteDef]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,8 @@ class WebhookDelivery:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    #: What the provider does with the receiver's answer (Twilio sends the SMS a TwiML answer holds).
+    on_answer: Callable[[str, bytes], None] | None = None
 
 
 class WebhookDispatcher:
@@ -110,7 +112,9 @@ class WebhookDispatcher:
                     delivery.url, data=delivery.body, headers=delivery.headers
                 ) as answer:
                     status = answer.status
-                    await answer.read()
+                    content = await answer.read()
+                    if status < 300 and delivery.on_answer is not None:
+                        delivery.on_answer(answer.content_type, content)
             except (aiohttp.ClientError, TimeoutError):
                 status = None
             if status is not None and status < 500:

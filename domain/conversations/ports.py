@@ -52,6 +52,12 @@ class ConversationStore(Protocol):
         self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
     ) -> int: ...
 
+    async def note_in_open_chat(
+        self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime
+    ) -> int | None:
+        """Add the customer's turn and a system note to their open chat on `channel`, if there is one,
+        without opening a chat or making it wait for an agent; the chat's id, or None."""
+
     async def mark_replied(self, communication_id: int, at: datetime) -> bool:
         """Set replied_at (once) and count the reply in the daily figures; False when already replied."""
 

@@ -22,7 +22,7 @@ from domain.conversations.model import (
 )
 from domain.conversations.ports import InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
-from domain.vocabulary import ConsentStatus, MessageCategory, MessageSource
+from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,13 @@ async def handle_customer_message(
     communication_id = await store.record_inbound(message, customer_id, replied_to)
     if communication_id is None:
         return InboundResult(None, customer_id)  # already recorded: a provider retry in a new envelope
-    if customer_id is not None:
+    if customer_id is not None and action is None:
         await store.append_to_chat(customer_id, message.channel, communication_id, message.body, now)
+    elif customer_id is not None and action is not None:
+        # A keyword is answered automatically and is no agent's work; an agent already talking with the
+        # customer sees it in the conversation, with what it changed.
+        note = KEYWORD_NOTES[action].format(channel=CHANNEL_NAMES.get(message.channel, message.channel.value))
+        await store.note_in_open_chat(customer_id, message.channel, communication_id, message.body, note, now)
     if replied_to is not None:
         await store.mark_replied(replied_to, now)
     if action is None:
@@ -186,6 +191,22 @@ async def handle_customer_message(
             now,
         )
     return InboundResult(communication_id, customer_id, action, reply)
+
+
+#: What a keyword did, as a note in the customer's open conversation.
+KEYWORD_NOTES: dict[KeywordAction, str] = {
+    KeywordAction.OPT_OUT: "The customer opted out of {channel} with a keyword; nothing more goes to them on "
+    "{channel} until they opt in again. The confirmation was sent automatically.",
+    KeywordAction.OPT_IN: "The customer opted in to {channel} again with a keyword; the confirmation was sent "
+    "automatically.",
+    KeywordAction.HELP: "The customer asked for help with a keyword; the standard help reply was sent automatically.",
+}
+CHANNEL_NAMES = {
+    Channel.SMS: "SMS",
+    Channel.WHATSAPP: "WhatsApp",
+    Channel.TELEGRAM: "Telegram",
+    Channel.EMAIL: "email",
+}
 
 
 def keyword_word(text: str) -> str:

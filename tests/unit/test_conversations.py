@@ -41,6 +41,7 @@ class World:
     staff_telegram: set[int] = field(default_factory=set)
     messages: dict[str, int] = field(default_factory=dict)
     chats: list[tuple[int, str, str]] = field(default_factory=list)
+    notes: list[tuple[int, str, str, str]] = field(default_factory=list)
     replied: list[int] = field(default_factory=list)
     queued: list[OutboxEntry] = field(default_factory=list)
     ledger: list[ConsentChange] = field(default_factory=list)
@@ -132,6 +133,12 @@ class FakeUow:
         self.draft.chats.append((customer_id, channel.value, body))
         return 1
 
+    async def note_in_open_chat(
+        self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime
+    ) -> int | None:
+        self.draft.notes.append((customer_id, channel.value, body, note))
+        return None
+
     async def mark_replied(self, communication_id: int, at: datetime) -> bool:
         self.draft.replied.append(communication_id)
         return True
@@ -199,6 +206,10 @@ async def test_stop_records_an_opt_out_and_does_not_count_as_a_reply() -> None:
     assert (change.status, change.source, change.detail) == (ConsentStatus.OPTED_OUT, "sms_keyword", "STOP")
     assert world.replied == []
     assert world.queued == []  # SMS confirms in the TwiML answer instead
+    # No agent work: no chat is opened; an open one only gets the turn and a note of what changed.
+    assert world.chats == []
+    [(customer, channel, body, note)] = world.notes
+    assert (customer, channel, body) == (7, "sms", "stop!") and "opted out of SMS" in note
 
 
 async def test_whatsapp_keywords_queue_their_confirmation() -> None:
