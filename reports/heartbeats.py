@@ -201,6 +201,7 @@ class JobStatus:
     state: JobState
     text: str
     processes: int
+    last_success_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,7 @@ def _job_status(
         success = max((r.last_success_at for r in live if r.last_success_at), default=None)
         before = f"; last success {ago(success, now)}" if success else "; no success since the start"
         text = f"failing since {in_words((now - since).total_seconds())}: {newest.last_error or 'no reason given'}"
-        return JobStatus(job, "failing", text + before, len(live))
+        return JobStatus(job, "failing", text + before, len(live), success)
     if succeeding:
         success = max(r.last_success_at for r in succeeding if r.last_success_at is not None)
         late = now - success > late_after(every)
@@ -284,12 +285,15 @@ def _job_status(
                 f"{in_words((now - since).total_seconds())}: {failing[0].last_error or 'no reason given'}"
             )
         else:
-            recent = [r for r in live if r.last_failure_at and now - r.last_failure_at <= RECENT_FAILURE]
+            recent = [
+                (r.last_failure_at, r.last_error)
+                for r in live
+                if r.last_failure_at and now - r.last_failure_at <= RECENT_FAILURE
+            ]
             if recent:
-                newest = max(recent, key=lambda r: r.last_failure_at or now)
-                assert newest.last_failure_at is not None
-                text += f" (last failure {ago(newest.last_failure_at, now)}: {newest.last_error})"
-        return JobStatus(job, "late" if late else "ok", text, len(live))
+                failed_at, error = max(recent, key=lambda pair: pair[0])
+                text += f" (last failure {ago(failed_at, now)}: {error})"
+        return JobStatus(job, "late" if late else "ok", text, len(live), success)
     started = min(beats[r.worker_id].started_at for r in live)
     if now - started > late_after(every):
         text = f"late: no pass finished since the process started {ago(started, now)}"

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import Row, case, func, select
 
+from reports.heartbeats import read_background_health
 from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
 from storage.models import CustomerCommunication, PerformanceMetric, ReportDelivery, WebhookInbox
@@ -73,6 +74,18 @@ class OperationalMetrics:
             "Median seconds from claim to delivery of scheduled reports (last 24 h)",
             registry=self.registry,
         )
+        self.job_ok = Gauge(
+            "switchboard_background_job_ok",
+            "1 while a background job runs and its last pass succeeded in time, else 0 (see `status`)",
+            ["job"],
+            registry=self.registry,
+        )
+        self.job_since_success = Gauge(
+            "switchboard_background_job_seconds_since_success",
+            "Seconds since the job's last successful pass in any running worker process",
+            ["job"],
+            registry=self.registry,
+        )
         self._figures: list[Figure] = []
 
     def observe_send(self, channel: str, provider: str, outcome: str, seconds: float) -> None:
@@ -125,6 +138,13 @@ class OperationalMetrics:
             median = durations[len(durations) // 2] if durations else 0.0
             self.report_run.set(median)
             figures.append(Figure("report_delivery_seconds_p50", {}, median))
+        health = await read_background_health(database, now)
+        self.job_ok.clear()
+        self.job_since_success.clear()
+        for job in health.jobs:
+            self.job_ok.labels(job.job).set(1.0 if job.state in ("ok", "starting") else 0.0)
+            if job.last_success_at is not None:
+                self.job_since_success.labels(job.job).set((now - job.last_success_at).total_seconds())
         for metric in self.sends.collect():
             for sample in metric.samples:
                 if sample.name.endswith("_total"):

@@ -60,7 +60,7 @@ DASHBOARDS = {
         ("revenue", "orders", "average_order_value", "active_customers"), (ChartQuery("revenue"),)
     ),
     "financial": Dashboard(
-        ("revenue", "communication_cost", "cost_per_message"),
+        ("revenue", "average_order_value", "communication_cost", "cost_per_message"),
         (ChartQuery("revenue", None, "source_channel"), ChartQuery("communication_cost")),
     ),
     "operational": Dashboard(
@@ -68,7 +68,8 @@ DASHBOARDS = {
         (ChartQuery("appointments"), ChartQuery("first_response_time")),
     ),
     "customer": Dashboard(
-        ("new_customers", "returning_customers", "churn_rate"), (ChartQuery("new_customers"),)
+        ("new_customers", "active_customers", "returning_customers", "churn_rate"),
+        (ChartQuery("new_customers"),),
     ),
 }
 #: KPIs a person may put on their executive page.

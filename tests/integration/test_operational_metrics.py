@@ -101,3 +101,30 @@ async def test_snapshots_are_recorded_for_trends(database: Database) -> None:
         (r.labels.get("status"), r.labels.get("channel")): r.value for r in rows if r.name == "outbox_depth"
     }
     assert depth[("planned", "sms")] == 3
+
+
+async def test_metrics_tell_which_background_jobs_are_ok(database: Database) -> None:
+    from reports.heartbeats import JobHealth, JobRecord, write_heartbeat
+    from reports.performance import OperationalMetrics
+
+    now = datetime.now(UTC)
+    health = JobHealth(lambda: now)
+    health.jobs.update(
+        {
+            "delivery": JobRecord(5, last_success_at=now - timedelta(seconds=3)),
+            "rollups": JobRecord(
+                60, last_failure_at=now, failing_since=now - timedelta(minutes=4), last_error="x"
+            ),
+        }
+    )
+    async with database.sessions() as session:
+        await write_heartbeat(session, "w:1:worker", "worker", now, health, pid=1)
+        await session.commit()
+    metrics = OperationalMetrics()
+    await metrics.refresh(database, now)
+    text = metrics.exposition().decode()
+    assert 'switchboard_background_job_ok{job="delivery"} 1.0' in text
+    assert 'switchboard_background_job_ok{job="rollups"} 0.0' in text
+    assert 'switchboard_background_job_ok{job="daily insight"} 0.0' in text  # not running at all
+    assert 'switchboard_background_job_seconds_since_success{job="delivery"} 3.0' in text
+    assert 'job_seconds_since_success{job="rollups"}' not in text  # it never succeeded
