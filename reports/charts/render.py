@@ -19,11 +19,14 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FixedLocator, Formatter, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox, blended_transform_factory
 from matplotlib.typing import RcKeyType
 
 from reports.charts import theme
+from reports.charts.anomaly_labels import OddPoint, mark_anomalies
 from reports.charts.formatting import (
     DateGranularity,
     format_axis_value,
@@ -32,7 +35,7 @@ from reports.charts.formatting import (
     format_datetime_stamp,
     format_value,
 )
-from reports.charts.spec import ChartSpec, KpiTile
+from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
 
 # svg.fonttype is only readable from the global rcParams; the lock keeps two SVG renders from
 # restoring each other's settings. PNG renders never touch rcParams, so they do not wait.
@@ -55,6 +58,12 @@ _BAR_VALUE_LABEL_LIMIT = 12
 # asking the renderer to measure text, which is what makes automatic layout slow.
 _GLYPH_WIDTH_EM = 0.62
 _NICE_DURATION_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+# Words for a gap, so no reader takes an empty tile, a missing bar or a bare axis for a zero.
+NO_DATA = "No data"
+NO_DATA_IN_PERIOD = "No data for this period"
+NO_DATA_MARK = "no data"
+_ANOMALY_LABEL_CHARS = 40
 
 
 def render_png(spec: ChartSpec) -> bytes:
@@ -156,13 +165,19 @@ def _legend_rows(spec: ChartSpec) -> list[int]:
     rows: list[int] = [0]
     used = 0.0
     for s in spec.series:
-        entry = (3.2 + len(_shorten(s.name, _MAX_LABEL_CHARS)) * _GLYPH_WIDTH_EM) * em
+        entry = (3.2 + len(_legend_label(s)) * _GLYPH_WIDTH_EM) * em
         if rows[-1] and used + entry > available:
             rows.append(0)
             used = 0.0
         rows[-1] += 1
         used += entry
     return rows
+
+
+def _legend_label(series: Series) -> str:
+    name = _shorten(series.name, _MAX_LABEL_CHARS)
+    # A series with nothing to draw would otherwise sit in the legend as if its line were hidden at zero.
+    return name if _present(series.values) else f"{name} ({NO_DATA_MARK})"
 
 
 def _plot_top(spec: ChartSpec) -> float:
@@ -178,7 +193,7 @@ def _add_legend(figure: Figure, spec: ChartSpec, handles: Sequence[Artist]) -> N
     # An explicit place avoids matplotlib's "best" search, which tests every data point.
     figure.legend(
         handles=list(handles),
-        labels=[_shorten(s.name, _MAX_LABEL_CHARS) for s in spec.series],
+        labels=[_legend_label(s) for s in spec.series],
         loc="upper left",
         bbox_to_anchor=(theme.TEXT_LEFT - 0.008, theme.PERIOD_Y - 0.05),
         ncols=columns,
@@ -291,6 +306,7 @@ def _time_axes(
         if stacked_totals is not None
         else [v for s in spec.series for v in _present(s.values)]
     )
+    has_data = bool(values)
     values += [a.value for a in spec.annotations if a.kind == "target" and a.value is not None]
     ticks = _value_ticks(spec, values, include_zero=stacked_totals is not None)
     ax = _value_axes(figure, spec, ticks, bottom=theme.PLOT_BOTTOM)
@@ -300,20 +316,53 @@ def _time_axes(
     locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale))
+    if not has_data:
+        _say_no_data(ax)
     return ax, x
+
+
+def _say_no_data(ax: Axes) -> None:
+    """An empty plot says so in words; a bare value axis invites reading its bottom tick as the value."""
+    ax.tick_params(axis="y", labelleft=False)
+    ax.grid(False)
+    ax.text(
+        0.5,
+        0.5,
+        NO_DATA_IN_PERIOD,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=theme.TITLE_PT,
+        color=theme.MUTED_TEXT_COLOUR,
+    )
+
+
+def _mark_lone_points(ax: Axes, x: np.ndarray, y: np.ndarray, colour: str) -> None:
+    """A value with gaps on both sides has no segment to draw, so it gets a dot or it would vanish."""
+    known = ~np.isnan(y)
+    before = np.concatenate(([False], known[:-1]))
+    after = np.concatenate((known[1:], [False]))
+    lone = known & ~before & ~after
+    if lone.any():
+        # Unclipped, so a dot on the lowest or highest tick shows whole rather than halved.
+        ax.plot(x[lone], y[lone], linestyle="none", marker="o", markersize=4.5, color=colour, clip_on=False)
 
 
 def _paint_line(figure: Figure, spec: ChartSpec) -> None:
     ax, x = _time_axes(figure, spec, stacked_totals=None)
+    arrays = _series_arrays(spec)
     handles = [
         ax.plot(x, y, color=theme.series_colour(i), linewidth=theme.LINE_WIDTH, solid_capstyle="round")[0]
-        for i, y in enumerate(_series_arrays(spec))
+        for i, y in enumerate(arrays)
     ]
-    if len(x) == 1 or (len(spec.series) == 1 and len(x) <= 31):
-        for i, line in enumerate(handles):
+    every_point = len(x) == 1 or (len(spec.series) == 1 and len(x) <= 31)
+    for i, (line, y) in enumerate(zip(handles, arrays, strict=True)):
+        if every_point:
             line.set_marker("o")
             line.set_markersize(4 if len(x) > 1 else 8)
             line.set_color(theme.series_colour(i))
+        else:
+            _mark_lone_points(ax, x, y, theme.series_colour(i))
     _add_legend(figure, spec, handles)
     _draw_annotations(ax, spec, x)
 
@@ -324,73 +373,85 @@ def _paint_area(figure: Figure, spec: ChartSpec) -> None:
         ax, x = _time_axes(figure, spec, stacked_totals=None)
         ax.fill_between(x, arrays[0], color=theme.series_colour(0), alpha=0.18, linewidth=0)
         ax.plot(x, arrays[0], color=theme.series_colour(0), linewidth=theme.LINE_WIDTH)
+        _mark_lone_points(ax, x, arrays[0], theme.series_colour(0))
     else:
         # Several areas are stacked: overlapping translucent areas cannot be read at thumbnail size.
-        filled = [np.nan_to_num(a) for a in arrays]
-        totals = [float(t) for t in np.sum(filled, axis=0)]
+        # Where a part is missing the top of the stack is unknown, so the stack breaks there rather
+        # than sinking that part to zero; a series with no data at all is named so in the legend.
+        complete = _complete_stack_columns(spec)
+        layers = [np.where(complete, np.nan_to_num(a), np.nan) for a in arrays]
+        totals = [float(t) for t in np.sum(layers, axis=0)[complete]]
         ax, x = _time_axes(figure, spec, stacked_totals=totals)
-        colours = [theme.series_colour(i) for i in range(len(filled))]
-        areas = ax.stackplot(x, *filled, colors=colours, linewidth=0.6, edgecolor=theme.BACKGROUND)
+        colours = [theme.series_colour(i) for i in range(len(layers))]
+        areas = ax.stackplot(x, *layers, colors=colours, linewidth=0.6, edgecolor=theme.BACKGROUND)
         _add_legend(figure, spec, areas)
     _draw_annotations(ax, spec, x)
 
 
+def _complete_stack_columns(spec: ChartSpec) -> np.ndarray:
+    """Positions where every series that has data anywhere has a value, so the stack's top is known."""
+    with_data = [a for a in _series_arrays(spec) if not np.isnan(a).all()]
+    if not with_data:
+        return np.zeros(len(spec.x_dates), dtype=bool)
+    return np.asarray(~np.isnan(np.vstack(with_data)).any(axis=0))
+
+
+# --- anomalies and targets ---------------------------------------------------------------------
+
+
 def _draw_annotations(ax: Axes, spec: ChartSpec, x: np.ndarray) -> None:
-    low, high = ax.get_ylim()
-    for annotation in spec.annotations:
-        if annotation.kind == "target" and annotation.value is not None:
-            _draw_target(ax, spec, annotation.value, annotation.label)
-        elif annotation.x_index is not None:
-            y = _anomaly_height(spec, annotation.x_index, annotation.series_name)
-            if y is None:
-                continue
-            ax.plot(
-                [x[annotation.x_index]],
-                [y],
-                marker="o",
-                markersize=11,
-                markerfacecolor="none",
-                markeredgecolor=theme.ANOMALY_COLOUR,
-                markeredgewidth=2.2,
-                zorder=5,
-            )
-            where = annotation.x_index / max(len(x) - 1, 1)
-            above = (y - low) / (high - low) < 0.72
-            ax.annotate(
-                annotation.label,
-                xy=(x[annotation.x_index], y),
-                xytext=(0, 22 if above else -22),
-                textcoords="offset points",
-                ha="left" if where < 0.15 else "right" if where > 0.85 else "center",
-                va="bottom" if above else "top",
-                fontsize=theme.ANNOTATION_PT,
-                color=theme.ANOMALY_COLOUR,
-                fontweight="bold",
-                bbox={
-                    "boxstyle": "round,pad=0.25",
-                    "facecolor": theme.BACKGROUND,
-                    "edgecolor": "none",
-                    "alpha": 0.9,
-                },
-                arrowprops={"arrowstyle": "-", "color": theme.ANOMALY_COLOUR, "linewidth": 1.2, "shrinkB": 6},
-                zorder=6,
-            )
+    targets = [
+        _draw_target(ax, spec, a.value, a.label)
+        for a in spec.annotations
+        if a.kind == "target" and a.value is not None
+    ]
+    found = [
+        (annotation, height)
+        for annotation in spec.annotations
+        if annotation.kind == "anomaly" and annotation.x_index is not None
+        for height in (_anomaly_height(spec, annotation.x_index, annotation.series_name),)
+        if height is not None
+    ]
+    if not found:
+        return
+    found.sort(key=lambda item: _anomaly_rank(spec, *item))
+    points = [
+        OddPoint(float(x[a.x_index]), y, _shorten(a.label, _ANOMALY_LABEL_CHARS))
+        for a, y in found
+        if a.x_index is not None
+    ]
+    # Stacked areas fill the plot, so there are no points worth keeping clear of labels.
+    stacked = spec.kind == "area" and len(spec.series) > 1
+    plotted = [] if stacked else [np.column_stack([x, y]) for y in _series_arrays(spec)]
+    data = np.vstack([np.zeros((0, 2)), *plotted])
+    mark_anomalies(ax, points, targets=targets, data=data[~np.isnan(data).any(axis=1)])
 
 
 def _anomaly_height(spec: ChartSpec, index: int, series_name: str | None) -> float | None:
     if spec.kind == "area" and len(spec.series) > 1:
-        # On stacked areas the point that looks odd is the top of the stack.
+        # On stacked areas the point that looks odd is the top of the stack, known only where it is drawn.
+        if not _complete_stack_columns(spec)[index]:
+            return None
         return sum(s.values[index] or 0.0 for s in spec.series)
     chosen = [s for s in spec.series if s.name == series_name] or list(spec.series)
     return next((s.values[index] for s in chosen if s.values[index] is not None), None)
 
 
-def _draw_target(ax: Axes, spec: ChartSpec, value: float, label: str) -> None:
+def _anomaly_rank(spec: ChartSpec, annotation: Annotation, height: float) -> tuple[bool, float]:
+    """Sort key, largest first: the stated deviation, else the distance from the series' median."""
+    if annotation.deviation is not None:
+        return False, -abs(annotation.deviation)
+    chosen = [s for s in spec.series if s.name == annotation.series_name] or list(spec.series)
+    values = [v for s in chosen for v in _present(s.values)]
+    return True, -abs(height - float(np.median(values)))
+
+
+def _draw_target(ax: Axes, spec: ChartSpec, value: float, label: str) -> Text:
     ax.axhline(value, color=theme.TARGET_COLOUR, linewidth=1.4, linestyle=(0, (5, 3)), zorder=4)
     text = label.strip() or f"Target {_axis_text(spec, value)}"
     if not text.lower().startswith("target"):
         text = f"Target {text}"
-    ax.text(
+    return ax.text(
         0.995,
         value,
         text,
@@ -435,57 +496,112 @@ def _category_axes(figure: Figure, spec: ChartSpec, values: Sequence[float], *, 
 def _paint_bar(figure: Figure, spec: ChartSpec) -> None:
     arrays = _series_arrays(spec)
     labelled = len(arrays) == 1 and len(spec.categories) <= _BAR_VALUE_LABEL_LIMIT
-    ax = _category_axes(figure, spec, [v for s in spec.series for v in _present(s.values)], labelled=labelled)
+    present = [v for s in spec.series for v in _present(s.values)]
+    ax = _category_axes(figure, spec, present, labelled=labelled)
+    if not present:
+        _say_no_data(ax)
     slot = 0.8 / len(arrays)
+    gap_rotation = _missing_bar_rotation(spec, slot * 0.92, alone=len(arrays) == 1) if present else None
     positions = np.arange(len(spec.categories), dtype=float)
-    handles: list[Artist] = []
     for i, y in enumerate(arrays):
         offset = (i - (len(arrays) - 1) / 2) * slot
-        bars = ax.bar(positions + offset, y, width=slot * 0.92, color=theme.series_colour(i), zorder=3)
-        handles.append(bars.patches[0])
+        # A missing bar is left out, not drawn at zero height, and says so where it would stand.
+        known = ~np.isnan(y)
+        bars = ax.bar(
+            positions[known] + offset, y[known], width=slot * 0.92, color=theme.series_colour(i), zorder=3
+        )
         if labelled:
             ax.bar_label(
                 bars,
-                labels=[_axis_text(spec, v) if not np.isnan(v) else "" for v in y],
+                labels=[_axis_text(spec, float(v)) for v in y[known]],
                 padding=3,
                 fontsize=theme.ANNOTATION_PT,
                 color=theme.TEXT_COLOUR,
             )
-    _add_legend(figure, spec, handles)
+        if gap_rotation is not None:
+            for position in positions[~known] + offset:
+                _mark_missing_bar(ax, float(position), gap_rotation)
+    _add_legend(figure, spec, [Patch(facecolor=theme.series_colour(i)) for i in range(len(arrays))])
     _draw_targets_only(ax, spec)
 
 
+def _missing_bar_rotation(spec: ChartSpec, bar_width: float, *, alone: bool) -> float | None:
+    """The angle at which a "no data" mark fits a bar's place (0 across, 90 upright), None if neither fits.
+
+    alone: the bar is the only one in its category, so the mark may use the category's whole width.
+    """
+    category_px = (
+        theme.FIGURE_INCHES[0]
+        * (theme.MARGIN_RIGHT - theme.MARGIN_LEFT)
+        * theme.PNG_DPI
+        / len(spec.categories)
+    )
+    em_px = theme.ANNOTATION_PT * theme.PNG_DPI / 72
+    if alone and len(NO_DATA_MARK) * _GLYPH_WIDTH_EM * em_px <= 0.95 * category_px:
+        return 0.0
+    if 1.3 * em_px <= bar_width * category_px:
+        return 90.0
+    return None
+
+
+def _mark_missing_bar(ax: Axes, position: float, rotation: float) -> None:
+    ax.annotate(
+        NO_DATA_MARK,
+        xy=(position, 0.0),
+        xytext=(0, 3),
+        textcoords="offset points",
+        ha="center",
+        va="bottom",
+        rotation=rotation,
+        fontsize=theme.ANNOTATION_PT,
+        color=theme.MUTED_TEXT_COLOUR,
+        zorder=4,
+    )
+
+
 def _paint_stacked_bar(figure: Figure, spec: ChartSpec) -> None:
-    arrays = [np.nan_to_num(a) for a in _series_arrays(spec)]
-    totals = np.sum(arrays, axis=0)
+    arrays = _series_arrays(spec)
+    known = ~np.isnan(np.vstack(arrays))
+    some_known, all_known = known.any(axis=0), known.all(axis=0)
+    totals = np.sum([np.nan_to_num(a) for a in arrays], axis=0)
     labelled = len(spec.categories) <= _BAR_VALUE_LABEL_LIMIT
-    ax = _category_axes(figure, spec, [float(t) for t in totals], labelled=labelled)
+    ax = _category_axes(figure, spec, [float(t) for t in totals[some_known]], labelled=labelled)
+    if not some_known.any():
+        _say_no_data(ax)
     positions = np.arange(len(spec.categories), dtype=float)
     bottom = np.zeros(len(positions))
-    layers = []
     for i, y in enumerate(arrays):
-        layers.append(
-            ax.bar(
-                positions,
-                y,
-                bottom=bottom,
-                width=0.62,
-                color=theme.series_colour(i),
-                zorder=3,
-                edgecolor=theme.BACKGROUND,
-                linewidth=0.6,
+        here = ~np.isnan(y)
+        ax.bar(
+            positions[here],
+            y[here],
+            bottom=bottom[here],
+            width=0.62,
+            color=theme.series_colour(i),
+            zorder=3,
+            edgecolor=theme.BACKGROUND,
+            linewidth=0.6,
+        )
+        bottom = bottom + np.nan_to_num(y)
+    gap_rotation = _missing_bar_rotation(spec, 0.62, alone=True) if some_known.any() else None
+    for position, total, some, every in zip(positions, totals, some_known, all_known, strict=True):
+        if not some:
+            if gap_rotation is not None:
+                _mark_missing_bar(ax, float(position), gap_rotation)
+        elif labelled:
+            # Parts are never negative, so a stack with a part missing is at least what is drawn.
+            text = _axis_text(spec, float(total))
+            ax.annotate(
+                text if every else f"≥ {text}",
+                xy=(position, total),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=theme.ANNOTATION_PT,
+                color=theme.TEXT_COLOUR,
             )
-        )
-        bottom = bottom + y
-    if labelled:
-        ax.bar_label(
-            layers[-1],
-            labels=[_axis_text(spec, float(t)) for t in totals],
-            padding=3,
-            fontsize=theme.ANNOTATION_PT,
-            color=theme.TEXT_COLOUR,
-        )
-    _add_legend(figure, spec, [layer.patches[0] for layer in layers])
+    _add_legend(figure, spec, [Patch(facecolor=theme.series_colour(i)) for i in range(len(arrays))])
     _draw_targets_only(ax, spec)
 
 
@@ -496,7 +612,7 @@ def _draw_targets_only(ax: Axes, spec: ChartSpec) -> None:
 
 
 def _paint_funnel(figure: Figure, spec: ChartSpec) -> None:
-    steps = [v or 0.0 for v in spec.series[0].values]
+    steps = spec.series[0].values
     widest_label = max(len(_shorten(c, _MAX_LABEL_CHARS)) for c in spec.categories)
     left = (
         theme.TEXT_LEFT + widest_label * theme.TICK_PT * _GLYPH_WIDTH_EM / 72 / theme.FIGURE_INCHES[0] + 0.02
@@ -506,18 +622,33 @@ def _paint_funnel(figure: Figure, spec: ChartSpec) -> None:
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     ax.set_xticks([])
-    widest = max(steps) or 1.0
-    positions = np.arange(len(steps))
+    widest = max(_present(steps), default=0.0) or 1.0
+    drawn = [(i, step) for i, step in enumerate(steps) if step is not None]
     ax.barh(
-        positions, steps, left=[(widest - s) / 2 for s in steps], height=0.72, color=theme.series_colour(0)
+        [i for i, _ in drawn],
+        [step for _, step in drawn],
+        left=[(widest - step) / 2 for _, step in drawn],
+        height=0.72,
+        color=theme.series_colour(0),
     )
+    positions = np.arange(len(steps))
     ax.set_xlim(0, widest)
     ax.set_ylim(len(steps) - 0.5, -0.5)  # first step on top
     ax.set_yticks(positions, [_shorten(c, _MAX_LABEL_CHARS) for c in spec.categories])
     text_at = blended_transform_factory(figure.transFigure, ax.transData)
     for i, step in enumerate(steps):
-        value = format_value(step, spec.unit, locale=spec.locale, currency=spec.currency)
-        note = "" if i == 0 else f"  ({_conversion(steps[i - 1], step, spec.locale)} of previous)"
+        previous = steps[i - 1] if i else None
+        # A step without data has no bar and no conversion: neither it nor its neighbour is a zero.
+        value = (
+            NO_DATA_MARK
+            if step is None
+            else format_value(step, spec.unit, locale=spec.locale, currency=spec.currency)
+        )
+        note = (
+            ""
+            if step is None or previous is None
+            else f"  ({_conversion(previous, step, spec.locale)} of previous)"
+        )
         value_text = ax.text(
             0.68,
             i,
@@ -525,8 +656,8 @@ def _paint_funnel(figure: Figure, spec: ChartSpec) -> None:
             transform=text_at,
             va="center",
             fontsize=theme.TICK_PT,
-            fontweight="bold",
-            color=theme.TEXT_COLOUR,
+            fontweight="normal" if step is None else "bold",
+            color=theme.MUTED_TEXT_COLOUR if step is None else theme.TEXT_COLOUR,
         )
         if note:
             # Anchored to the drawn value's right edge, so the gap is the same whatever its width.
@@ -540,15 +671,16 @@ def _paint_funnel(figure: Figure, spec: ChartSpec) -> None:
                 fontsize=theme.TICK_PT,
                 color=theme.MUTED_TEXT_COLOUR,
             )
-    overall = _conversion(steps[0], steps[-1], spec.locale)
-    figure.text(
-        theme.TEXT_LEFT,
-        theme.FOOTER_Y + 0.06,
-        f"Overall conversion {overall}",
-        fontsize=theme.TICK_PT,
-        color=theme.TEXT_COLOUR,
-        va="bottom",
-    )
+    first, last = steps[0], steps[-1]
+    if first is not None and last is not None:
+        figure.text(
+            theme.TEXT_LEFT,
+            theme.FOOTER_Y + 0.06,
+            f"Overall conversion {_conversion(first, last, spec.locale)}",
+            fontsize=theme.TICK_PT,
+            color=theme.TEXT_COLOUR,
+            va="bottom",
+        )
 
 
 def _conversion(before: float, after: float, locale: str) -> str:
@@ -620,21 +752,25 @@ def _paint_table(figure: Figure, spec: ChartSpec) -> None:
 def _paint_kpi_tile(figure: Figure, spec: ChartSpec) -> None:
     kpi = spec.kpi
     assert kpi is not None  # guaranteed by ChartSpec validation
-    has_sparkline = bool(spec.series)
+    has_sparkline = bool(spec.series) and bool(_present(spec.series[0].values))
     value_y = 0.66 if has_sparkline else 0.56
+    missing = kpi.value is None
     figure.text(
         theme.TEXT_LEFT,
         value_y,
-        format_value(kpi.value, spec.unit, locale=spec.locale, currency=spec.currency),
+        NO_DATA
+        if missing
+        else format_value(kpi.value, spec.unit, locale=spec.locale, currency=spec.currency),
         fontsize=theme.KPI_VALUE_PT,
         fontweight="bold",
-        color=theme.TEXT_COLOUR,
+        color=theme.MUTED_TEXT_COLOUR if missing else theme.TEXT_COLOUR,
         va="center",
     )
     text, colour = _kpi_change_line(spec, kpi)
-    figure.text(
-        theme.TEXT_LEFT, value_y - 0.17, text, fontsize=theme.KPI_CHANGE_PT, color=colour, va="center"
-    )
+    if text:
+        figure.text(
+            theme.TEXT_LEFT, value_y - 0.17, text, fontsize=theme.KPI_CHANGE_PT, color=colour, va="center"
+        )
     if has_sparkline:
         ax = figure.add_axes((theme.TEXT_LEFT, theme.PLOT_BOTTOM, 1 - 2 * theme.TEXT_LEFT, 0.2))
         ax.set_axis_off()
@@ -642,24 +778,35 @@ def _paint_kpi_tile(figure: Figure, spec: ChartSpec) -> None:
         y = _series_arrays(spec)[0]
         ax.fill_between(x, y, np.nanmin(y), color=theme.series_colour(0), alpha=0.15, linewidth=0)
         ax.plot(x, y, color=theme.series_colour(0), linewidth=theme.LINE_WIDTH)
+        _mark_lone_points(ax, x, y, theme.series_colour(0))
         ax.set_xlim(x[0], x[-1] if len(x) > 1 else x[0] + 1)
 
 
 def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
+    """The line under the headline; it compares only two known figures, since a missing one is not a zero."""
+    value, previous = kpi.value, kpi.previous_value
+    previous_text = format_value(previous, spec.unit, locale=spec.locale, currency=spec.currency)
+    if value is None:
+        # Nothing to compare, but the earlier figure alone is still worth knowing.
+        return ("" if previous is None else f"Previous period: {previous_text}"), theme.MUTED_TEXT_COLOUR
     change = kpi.change_pct
-    if change is None and kpi.previous_value:
-        change = (kpi.value - kpi.previous_value) / abs(kpi.previous_value)
-    if change is None:
-        return "No previous period to compare with", theme.MUTED_TEXT_COLOUR
-    previous = format_value(kpi.previous_value, spec.unit, locale=spec.locale, currency=spec.currency)
-    if change == 0:
-        return f"■ no change vs previous period ({previous})", theme.NEUTRAL_COLOUR
-    rising = change > 0
+    if change is None and previous:
+        change = (value - previous) / abs(previous)
+    if change is None and previous is None:
+        return "", theme.MUTED_TEXT_COLOUR
+    if value == previous or change == 0:
+        return f"■ no change vs previous period ({previous_text})", theme.NEUTRAL_COLOUR
+    rising = change > 0 if change is not None else value > (previous or 0.0)
     good = rising == (kpi.direction == "up_is_good")
     # Arrow, colour and word together: the meaning never rests on colour alone.
     arrow = "▲" if rising else "▼"
     verdict = "better" if good else "worse"
-    line = f"{arrow} {format_change(change, locale=spec.locale)} vs previous period ({previous}) · {verdict}"
+    if change is None:
+        # A change from zero has a direction but no percentage.
+        line = f"{arrow} {'up' if rising else 'down'} from {previous_text} in previous period · {verdict}"
+    else:
+        since = "" if previous is None else f" ({previous_text})"
+        line = f"{arrow} {format_change(change, locale=spec.locale)} vs previous period{since} · {verdict}"
     return line, theme.GOOD_COLOUR if good else theme.BAD_COLOUR
 
 

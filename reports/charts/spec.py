@@ -60,13 +60,18 @@ class Series:
 
 @dataclass(frozen=True)
 class Annotation:
-    """An anomaly marker at a point (x_index, on series_name or the first series) or a target line at a value."""
+    """An anomaly marker at a point (x_index, on series_name or the first series) or a target line at a value.
+
+    deviation is how far an odd point lies from what was expected, in the chart's unit; when a chart
+    has more anomalies than it can label, the largest deviations get the words and the rest a bare marker.
+    """
 
     kind: AnnotationKind
     label: str = ""
     x_index: int | None = None
     value: float | None = None
     series_name: str | None = None
+    deviation: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in get_args(AnnotationKind):
@@ -79,13 +84,18 @@ class Annotation:
         if self.kind == "target" and self.value is None:
             raise ValueError("a target annotation needs a value")
         object.__setattr__(self, "value", _finite_or_none(self.value, "annotation value"))
+        object.__setattr__(self, "deviation", _finite_or_none(self.deviation, "annotation deviation"))
 
 
 @dataclass(frozen=True)
 class KpiTile:
-    """A headline number; change_pct is a ratio (0.123 means +12.3%), like every percent in a spec."""
+    """A headline number; change_pct is a ratio (0.123 means +12.3%), like every percent in a spec.
 
-    value: float
+    value None means the period has no data (a ratio or average without a denominator), which the
+    tile says in words; it is never drawn as 0.
+    """
+
+    value: float | None
     previous_value: float | None = None
     change_pct: float | None = None
     direction: Direction = "up_is_good"
@@ -96,13 +106,14 @@ class KpiTile:
         object.__setattr__(self, "value", _finite_or_none(self.value, "kpi value"))
         object.__setattr__(self, "previous_value", _finite_or_none(self.previous_value, "kpi previous_value"))
         object.__setattr__(self, "change_pct", _finite_or_none(self.change_pct, "kpi change_pct"))
+        if self.value is None and self.change_pct is not None:
+            raise ValueError("a kpi without a value has no change to show; leave change_pct None")
 
     @classmethod
-    def compare(cls, value: float, previous_value: float | None, direction: Direction) -> KpiTile:
-        """Build a tile whose change is derived from the two values (None when the previous is 0 or unknown)."""
+    def compare(cls, value: float | None, previous_value: float | None, direction: Direction) -> KpiTile:
+        """Build a tile whose change is derived from the two values (None when either is unknown or the previous is 0)."""
         change = None
-        if previous_value not in (None, 0):
-            assert previous_value is not None
+        if value is not None and previous_value is not None and previous_value != 0:
             change = (value - previous_value) / abs(previous_value)
         return cls(value=value, previous_value=previous_value, change_pct=change, direction=direction)
 
@@ -287,6 +298,7 @@ class ChartSpec:
                     "x_index": a.x_index,
                     "value": a.value,
                     "series_name": a.series_name,
+                    "deviation": a.deviation,
                 }
                 for a in self.annotations
             ],
@@ -328,7 +340,12 @@ class ChartSpec:
             x_dates=tuple(_parse_x_date(x) for x in data.get("x_dates", ())),
             annotations=tuple(
                 Annotation(
-                    a["kind"], a.get("label", ""), a.get("x_index"), a.get("value"), a.get("series_name")
+                    a["kind"],
+                    a.get("label", ""),
+                    a.get("x_index"),
+                    a.get("value"),
+                    a.get("series_name"),
+                    a.get("deviation"),
                 )
                 for a in data.get("annotations", ())
             ),

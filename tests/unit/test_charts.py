@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -15,11 +16,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import matplotlib
+import matplotlib.dates as mdates
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Annotation as TextAnnotation
 from PIL import Image
 
+from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.cache import ChartCache, render_cached
-from reports.charts.render import render_png, render_svg
+from reports.charts.render import draw_chart, render_png, render_svg
 from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
 
 AS_OF = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
@@ -235,6 +241,247 @@ def test_rendering_never_imports_pyplot() -> None:
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
+
+
+# --- no data is never drawn as zero ----------------------------------------------------------
+
+
+def svg_texts(svg: str) -> list[str]:
+    """Every <text> element's words; with real SVG text each matplotlib Text is one element."""
+    root = ElementTree.fromstring(svg)  # noqa: S314 - our own renderer's output
+    return ["".join(element.itertext()).strip() for element in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def chart_words(spec: ChartSpec) -> list[str]:
+    """The SVG's texts without the frame (title, period, stamp, brand), which hold dates and digits."""
+    frame = {spec.title, spec.period_label, "Switchboard"}
+    return [t for t in svg_texts(render_svg(spec)) if t not in frame and not t.startswith("Data as of")]
+
+
+def satisfaction_tile(value: float | None, previous: float | None, *, unit: str = "number") -> ChartSpec:
+    return ChartSpec(
+        kind="kpi_tile",
+        unit=unit,  # type: ignore[arg-type]
+        kpi=KpiTile.compare(value, previous, "up_is_good"),
+        **HEADER,
+    )
+
+
+def test_a_tile_without_a_value_says_no_data_and_draws_no_zero_or_change() -> None:
+    words = chart_words(satisfaction_tile(None, 4.5))
+    assert "No data" in words
+    assert not any(w in {"0", "0.0", "–"} for w in words), words
+    assert not any("%" in w or "▲" in w or "▼" in w for w in words), words
+    assert "Previous period: 4.5" in words  # the earlier figure alone, with no arrow or percentage
+
+
+def test_a_tile_without_a_value_has_no_change_and_refuses_one() -> None:
+    assert KpiTile.compare(None, 4.5, "up_is_good").change_pct is None
+    with pytest.raises(ValueError, match="no change"):
+        KpiTile(value=None, previous_value=4.5, change_pct=-1.0)
+    spec = satisfaction_tile(None, None)
+    assert ChartSpec.from_json(spec.to_json()) == spec
+
+
+def test_a_tile_without_a_previous_value_compares_with_nothing() -> None:
+    words = chart_words(satisfaction_tile(4.2, None))
+    assert words == ["4.2"], words  # no "+100%", no "from 0", no sentence about a missing period
+
+
+def test_a_tile_rising_from_a_real_zero_has_a_direction_but_no_percentage() -> None:
+    words = chart_words(satisfaction_tile(5.0, 0.0, unit="count"))
+    assert "▲ up from 0 in previous period · better" in words, words
+    assert not any("%" in w for w in words), words
+
+
+def test_a_tile_whose_sparkline_has_no_values_draws_no_sparkline() -> None:
+    spec = dataclasses.replace(
+        satisfaction_tile(None, None), series=(Series("CSAT", (None,) * 5),), x_dates=days(5)
+    )
+    assert not draw_chart(spec).axes
+    assert chart_words(spec) == ["No data"]
+
+
+def line_with_gaps(values: tuple[float | None, ...], *others: Series) -> ChartSpec:
+    return ChartSpec(
+        kind="line",
+        unit="number",
+        series=(Series("CSAT", values), *others),
+        x_dates=days(len(values)),
+        **HEADER,
+    )
+
+
+def test_a_line_leaves_a_gap_where_there_is_no_value_and_dots_a_lone_point() -> None:
+    values: list[float | None] = [4.0 + (i % 3) / 10 for i in range(60)]
+    values[20:25] = [None] * 5
+    values[40:43] = [None, 3.0, None]  # a lone value between two gaps
+    figure = draw_chart(line_with_gaps(tuple(values), Series("NPS", (4.0,) * 60)))
+    (ax,) = figure.axes
+    drawn = ax.lines[0].get_ydata()
+    assert all(math.isnan(drawn[i]) for i in range(20, 25))  # a gap, not a dip to zero
+    assert min(v for v in drawn if not math.isnan(v)) == 3.0
+    lone_x = mdates.date2num(days(60)[41])  # type: ignore[no-untyped-call]
+    dotted = [
+        line
+        for line in ax.lines
+        if line.get_marker() == "o" and lone_x in list(line.get_xdata()) and 3.0 in list(line.get_ydata())
+    ]
+    assert dotted, "a value with gaps on both sides must still be visible"
+
+
+def test_a_line_with_no_values_says_so_instead_of_drawing_an_empty_axis() -> None:
+    spec = line_with_gaps((None,) * 30)
+    words = chart_words(spec)
+    assert "No data for this period" in words
+    # No value ticks: a bare 0 at the bottom of an empty axis reads as the value. Dates ("Nov 1") stay.
+    assert not any(w.replace(".", "").isdigit() for w in words), words
+    assert any(w.startswith("Nov") for w in words), words
+
+
+def test_a_series_with_no_values_is_named_so_in_the_legend() -> None:
+    spec = line_with_gaps(tuple(4.0 for _ in range(30)), Series("NPS", (None,) * 30))
+    assert "NPS (no data)" in chart_words(spec)
+
+
+def bars_with_a_gap(*series: Series, kind: str = "bar") -> ChartSpec:
+    return ChartSpec(
+        kind=kind,  # type: ignore[arg-type]
+        unit="currency",
+        currency="USD",
+        categories=CHANNELS,
+        series=series,
+        **HEADER,
+    )
+
+
+def test_a_missing_bar_is_absent_and_labelled_no_data() -> None:
+    spec = bars_with_a_gap(Series("Revenue", (12500.0, None, 4100.0, 2900.0)))
+    (ax,) = draw_chart(spec).axes
+    heights = [patch.get_height() for patch in ax.patches]
+    assert len(heights) == 3 and all(math.isfinite(h) and h > 0 for h in heights)
+    assert [t.get_text() for t in ax.texts] == ["$12.5K", "$4.1K", "$2.9K", "no data"]
+    assert chart_words(spec).count("no data") == 1
+
+
+def test_missing_bars_in_a_group_are_labelled_upright() -> None:
+    spec = bars_with_a_gap(
+        Series("This month", (12500.0, 8300.5, None, 2900.0)), Series("Last month", (None,) * 4)
+    )
+    (ax,) = draw_chart(spec).axes
+    marks = [t for t in ax.texts if t.get_text() == "no data"]
+    assert len(marks) == 5 and {t.get_rotation() for t in marks} == {90.0}
+    assert len(ax.patches) == 3
+    assert "Last month (no data)" in chart_words(spec)
+
+
+def test_a_stack_with_nothing_says_no_data_and_a_partial_stack_says_at_least() -> None:
+    spec = bars_with_a_gap(
+        Series("Paid", (1000.0, None, None, 200.0)),
+        Series("Refunded", (100.0, 50.0, None, 20.0)),
+        kind="stacked_bar",
+    )
+    (ax,) = draw_chart(spec).axes
+    # Email: neither part known; SMS: only the refunds are known, so the stack is at least that.
+    assert [t.get_text() for t in ax.texts] == ["$1.1K", "≥ $50", "no data", "$220"]
+
+
+def test_a_stacked_area_breaks_where_a_part_is_missing() -> None:
+    known = tuple(100.0 for _ in range(30))
+    gap = tuple(None if i == 15 else 50.0 for i in range(30))
+    spec = ChartSpec(
+        kind="area",
+        unit="count",
+        series=(Series("SMS", known), Series("Email", gap)),
+        x_dates=days(30),
+        **HEADER,
+    )
+    (ax,) = draw_chart(spec).axes
+    gap_x = mdates.date2num(days(30)[15])  # type: ignore[no-untyped-call]
+    outlines = [vertex for area in ax.collections for path in area.get_paths() for vertex in path.vertices]
+    assert outlines and not any(math.isclose(x, gap_x) for x, _ in outlines)
+
+
+def test_a_funnel_step_without_data_is_no_data_not_zero() -> None:
+    spec = ChartSpec(
+        kind="funnel",
+        unit="count",
+        categories=("Messaged", "Replied", "Clicked link", "Ordered"),
+        series=(Series("Customers", (12400.0, None, 2100.0, 510.0)),),
+        **HEADER,
+    )
+    words = chart_words(spec)
+    assert "no data" in words and "0" not in words
+    assert not any("–" in w for w in words), words  # no conversion to or from the unknown step
+    assert "(24.3% of previous)" in words  # 510 / 2100
+    assert "Overall conversion 4.1%" in words  # 510 / 12400
+
+
+# --- anomaly labels ------------------------------------------------------------------------------
+
+
+def anomalous_line(deviations: dict[int, float], points: int = 60) -> ChartSpec:
+    values = tuple(100.0 + (i % 7) * 3 + (deviations.get(i, 0.0)) for i in range(points))
+    return ChartSpec(
+        kind="line",
+        unit="count",
+        series=(Series("Appointments", values),),
+        x_dates=days(points),
+        annotations=(
+            *(
+                Annotation("anomaly", "unusual for this weekday", x_index=i, deviation=d)
+                for i, d in deviations.items()
+            ),
+            Annotation("target", value=120.0),
+        ),
+        **HEADER,
+    )
+
+
+def drawn_labels(figure: Figure) -> list[TextAnnotation]:
+    (ax,) = figure.axes
+    return [
+        t for t in ax.texts if isinstance(t, TextAnnotation) and t.get_text() == "unusual for this weekday"
+    ]
+
+
+def test_many_anomalies_get_a_few_labels_that_never_overlap() -> None:
+    # Twenty odd days in a row, alternating up and down: every label wants the same place.
+    deviations = {i: (25.0 if i % 2 else -20.0) + i / 10 for i in range(20, 40)}
+    figure = draw_chart(anomalous_line(deviations))
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)  # positions as drawn
+    (ax,) = figure.axes
+    labels = drawn_labels(figure)
+    assert 1 <= len(labels) <= MAX_LABELLED_ANOMALIES
+    plot = ax.get_window_extent(renderer)
+    boxes = [label.get_bbox_patch().get_window_extent(renderer) for label in labels]
+    leaders = [label.arrow_patch.get_window_extent(renderer) for label in labels if label.arrow_patch]
+    for i, box in enumerate(boxes):
+        assert plot.x0 <= box.x0 and box.x1 <= plot.x1 and plot.y0 <= box.y0 and box.y1 <= plot.y1
+        for j, other in enumerate(boxes):
+            if i != j:
+                assert not box.overlaps(other), f"labels {i} and {j} overlap"
+                assert not box.overlaps(leaders[j]), f"label {i} covers the leader line of {j}"
+    rings = [line for line in ax.lines if line.get_marker() == "o" and line.get_markerfacecolor() == "none"]
+    assert sum(len(line.get_xdata()) for line in rings) == 20  # every anomaly keeps its marker
+    words = chart_words(anomalous_line(deviations))
+    assert words.count("unusual for this weekday") == len(labels) + 1  # the labels and the key
+
+
+def test_the_labels_go_to_the_largest_deviations() -> None:
+    deviations = {5: 8.0, 14: -30.0, 23: 9.0, 32: 40.0, 41: -35.0, 50: 7.0}
+    figure = draw_chart(anomalous_line(deviations))
+    labelled = sorted(
+        round(float(label.xy[0]) - mdates.date2num(days(60)[0]))  # type: ignore[no-untyped-call]
+        for label in drawn_labels(figure)
+    )
+    assert labelled == [14, 32, 41]
+
+
+def test_a_few_anomalies_are_all_labelled_with_no_key() -> None:
+    words = chart_words(anomalous_line({10: 30.0, 45: -25.0}))
+    assert words.count("unusual for this weekday") == 2
 
 
 # --- specification -----------------------------------------------------------------------------
