@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
 from reports.query import MetricQuery, QueryResult, SeriesResult, run_query
-from reports.trends import anomalies, describe_contributors, summarise, top_contributors
+from reports.trends import (
+    anomalies,
+    describe_contributors,
+    seasonal_residuals,
+    summarise,
+    top_contributors,
+)
 from storage.database import Database
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
 SEASON_FOR_GRAIN = {"day": 7}
+ANOMALY_LABEL = "unusual for this weekday"
 
 
 @dataclass(frozen=True)
@@ -113,15 +121,10 @@ def _chart(
             Series(label(s.dimension_value) if s.dimension_value else s.name, tuple(v for _, v in s.points))
             for s in shown
         )
-        marks = []
+        marks: list[Annotation] = []
         season = SEASON_FOR_GRAIN.get(result.grain)
         if season and len(shown[0].points) >= 3 * season:
-            for index in anomalies([v for _, v in shown[0].points], season=season):
-                marks.append(
-                    Annotation(
-                        "anomaly", "unusual for this weekday", x_index=index, series_name=chart_series[0].name
-                    )
-                )
+            marks = _anomaly_marks([v for _, v in shown[0].points], season, chart_series[0].name)
         return ChartSpec(
             kind=kind,
             series=chart_series,
@@ -138,10 +141,31 @@ def _chart(
             **header,  # type: ignore[arg-type]
         )
     only = series[0] if series else None
-    value = only.total if only and only.total is not None else 0.0
+    # No total (a ratio or average with nothing to divide by) stays None: the tile says "No data", not 0.
     direction: TileDirection = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
-    tile = KpiTile.compare(value, only.comparison_total if only else None, direction)
+    tile = KpiTile.compare(only.total if only else None, only.comparison_total if only else None, direction)
     return ChartSpec(kind="kpi_tile", kpi=tile, **header)  # type: ignore[arg-type]
+
+
+def _anomaly_marks(values: list[float | None], season: int, series_name: str) -> list[Annotation]:
+    """A marker per unusual point, carrying how far it is from the usual one-season change."""
+    residuals = seasonal_residuals(values, season)
+    known = [r for r in residuals if r is not None]
+    centre = statistics.median(known) if known else 0.0
+    marks = []
+    for index in anomalies(values, season=season):
+        residual = residuals[index]
+        if residual is not None:  # anomalies() only reports points it could measure
+            marks.append(
+                Annotation(
+                    "anomaly",
+                    ANOMALY_LABEL,
+                    x_index=index,
+                    series_name=series_name,
+                    deviation=residual - centre,
+                )
+            )
+    return marks
 
 
 def label(name: str | None) -> str:

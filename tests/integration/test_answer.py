@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import xml.etree.ElementTree as ElementTree
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import matplotlib.dates as mdates
 import pytest
 from sqlalchemy import select
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
-from reports.answer import answer
-from reports.charts.render import render_png
+from reports.answer import ANOMALY_LABEL, answer
+from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
+from reports.charts.formatting import format_value
+from reports.charts.render import draw_chart, render_png, render_svg
 from reports.metrics import UnknownName
 from reports.periods import Comparison, PeriodKind, PeriodSpec
 from reports.query import MetricQuery
@@ -295,3 +301,57 @@ async def test_a_split_comparison_counts_a_value_seen_only_in_the_compared_days(
     direction = "up" if change > 0 else "down"
     assert f"{direction} {abs(change):.1f}% from 1–15 Nov 2026 (the same days last month)" in reply.summary
     assert "phone -100.0%" in reply.summary.split("biggest moves:")[1]
+
+
+def drawn_words(svg: str) -> list[str]:
+    root = ElementTree.fromstring(svg)  # noqa: S314 - our own renderer's output
+    return ["".join(element.itertext()).strip() for element in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+@pytest.mark.parametrize("comparison", [None, "previous_period"], ids=["alone", "vs-previous"])
+async def test_a_kpi_without_data_says_no_data_and_never_draws_zero(
+    seeded: Database, comparison: Comparison | None
+) -> None:
+    # The seeded story ends on 30 Nov, so on 1 Dec nobody has rated a conversation yet.
+    query = MetricQuery(("csat",), PeriodSpec("this_month"), comparison=comparison)
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert all(s.total is None for s in reply.result.series)
+    assert reply.chart.kind == "kpi_tile" and reply.chart.kpi is not None
+    assert reply.chart.kpi.value is None and reply.chart.kpi.change_pct is None
+    frame = {reply.chart.title, reply.chart.period_label, "Switchboard"}
+    words = [
+        w for w in drawn_words(render_svg(reply.chart)) if w not in frame and not w.startswith("Data as of")
+    ]
+    assert words[0] == "No data"
+    assert not any(w in {"0", "0.0", "–"} or "%" in w or "▼" in w or "▲" in w for w in words), words
+    previous = reply.result.series[0].comparison_total if reply.result.series else None
+    if previous is not None:  # the earlier figure may be shown, as itself and without a change
+        assert words[1:] == [f"Previous period: {format_value(previous, 'number', locale='en_GB')}"]
+    else:
+        assert words[1:] == []
+    assert render_png(reply.chart).startswith(PNG_MAGIC)
+
+
+async def test_a_daily_kpi_labels_only_its_largest_anomalies(seeded: Database) -> None:
+    # Appointments per day (the operational dashboard's chart) has many odd weekdays in the seeded story.
+    query = MetricQuery(("appointments",), PeriodSpec.last_n_days(56), grain="day")
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ)
+    marks = [a for a in reply.chart.annotations if a.kind == "anomaly"]
+    assert len(marks) > MAX_LABELLED_ANOMALIES, "the seeded story should hold more odd days than labels"
+    assert all(a.deviation is not None for a in marks)
+    (ax,) = draw_chart(reply.chart).axes
+    labels = [t for t in ax.texts if t.get_text() == ANOMALY_LABEL]
+    assert 1 <= len(labels) <= MAX_LABELLED_ANOMALIES
+    # Each label sits on one of the largest deviations (ties share a size, so compare sizes, not days).
+    size_at = {axis_day(reply.chart.x_dates[a.x_index or 0]): abs(a.deviation or 0.0) for a in marks}
+    third_largest = sorted(size_at.values(), reverse=True)[MAX_LABELLED_ANOMALIES - 1]
+    for label in labels:
+        x = float(label.xy[0])  # type: ignore[attr-defined]  # labels are matplotlib Annotations
+        (size,) = [v for day, v in size_at.items() if math.isclose(day, x)]
+        assert size >= third_largest
+
+
+def axis_day(moment: date | datetime) -> float:
+    """Where the chart puts a bucket start: on the reader's clock, in matplotlib's day numbers."""
+    local = moment.astimezone(ZoneInfo(TZ)).replace(tzinfo=None) if isinstance(moment, datetime) else moment
+    return float(mdates.date2num(local))  # type: ignore[no-untyped-call]
