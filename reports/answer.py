@@ -8,6 +8,8 @@ from datetime import datetime
 
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
+from reports.metrics import get_metric
+from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
 from reports.query import MetricQuery, QueryResult, SeriesResult, run_query
 from reports.trends import (
     anomalies,
@@ -16,6 +18,7 @@ from reports.trends import (
     summarise,
     top_contributors,
 )
+from storage.analytics.facts import NO_VALUE
 from storage.database import Database
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
@@ -28,6 +31,8 @@ class Answer:
     result: QueryResult
     chart: ChartSpec
     summary: str
+    #: The currency money figures are in (None: the metric is not money).
+    currency: str | None = None
 
 
 async def answer(
@@ -39,13 +44,25 @@ async def answer(
     locale: str = "en_GB",
     currency: str = "EUR",
 ) -> Answer:
-    """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile."""
+    """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile.
+
+    `currency` is the business's; a money figure is in the currency its rows are in (see reports.money).
+    """
+    money = None
+    first = get_metric(query.metrics[0]) if query.metrics else None
+    if first is not None and is_money(first):
+        money = await plan_money(
+            database, first, query, now=now, business_tz=business_tz, business_currency=currency
+        )
+        query, currency = money.query, money.currency
     result = await run_query(database, query, now=now, business_tz=business_tz)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
     summary = _summary(result, series, locale, currency)
+    if money is not None and money.left_out:
+        summary = f"{summary} {left_out_sentence(money, metric, locale)}"
     chart = _chart(result, series, summary, locale, currency)
-    return Answer(result, chart, summary)
+    return Answer(result, chart, summary, currency if money is not None else None)
 
 
 def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str) -> str:
@@ -74,11 +91,22 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
     if result.dimension is None:
         (only,) = series
         return say(only.total, only.comparison_total)
+    if result.dimension == CURRENCY:
+        # One figure per currency, never a sum of them.
+        figures = [
+            format_money(s.total, s.dimension_value, locale)
+            for s in series
+            if s.total and s.dimension_value and s.dimension_value != NO_VALUE
+        ]
+        return (
+            f"{metric.label} by currency, {period_label} ({result.range.timezone}): "
+            f"{' and '.join(figures) or 'none'}; amounts in different currencies are never added."
+        )
     # Split answers summarise the whole: additive parts add up, ratios and distinct counts do not.
     if metric.aggregation in ("sum", "count"):
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
-        sentence = say(total, previous, f" (all {label(result.dimension)}s)")
+        sentence = say(total, previous, f" (all {plural(label(result.dimension))})")
         if comparison:
             current = {s.dimension_value or "": s.total or 0.0 for s in series}
             before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
@@ -166,6 +194,14 @@ def _anomaly_marks(values: list[float | None], season: int, series_name: str) ->
                 )
             )
     return marks
+
+
+_PLURALS = {"country": "countries", "category": "categories", "staff": "staff", "kind": "kinds"}
+
+
+def plural(noun: str) -> str:
+    """ "location" → "locations", "country" → "countries", "staff" → "staff"."""
+    return _PLURALS.get(noun, noun if noun.endswith("s") else f"{noun}s")
 
 
 def label(name: str | None) -> str:

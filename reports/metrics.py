@@ -88,6 +88,9 @@ def _metric(
     target: float | None = None,
     synonyms: tuple[str, ...] = (),
 ) -> Metric:
+    if unit == "currency":
+        # Every row of money carries its currency; answers keep currencies apart (reports.money).
+        dimensions = (*dimensions, "currency")
     return Metric(
         name, label, description, unit, aggregation, source, dimensions, grains, direction, target, synonyms
     )

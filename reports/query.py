@@ -245,7 +245,7 @@ class _Answerer:
             return None
         candidates: list[str] = [grain] if grain is not None else list(reversed(GRAINS))
         for candidate in candidates:
-            if not self.watermark.covers(metric.name, candidate, self.tz):
+            if not self.watermark.covers(metric.name, candidate, self.tz, self.dimension or ""):
                 continue
             typed: Grain = candidate  # type: ignore[assignment]
             start_aligned = bucket_floor(time_range.start, typed, self.tz) == time_range.start

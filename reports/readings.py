@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from reports.metrics import get_metric
+from reports.money import is_money, plan_money
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery, run_query
 from reports.trends import (
@@ -42,17 +44,15 @@ async def read_trend(
     """The last `days` complete days of one KPI against the days before, with its daily shape and drivers."""
     metric = get_metric(metric_name)
     period = PeriodSpec.last_n_days(days)
-    daily = await run_query(
-        database,
-        MetricQuery((metric.name,), period, grain="day", comparison="previous_period"),
-        now=now,
-        business_tz=business_tz,
-    )
+    whole = MetricQuery((metric.name,), period, comparison="previous_period")
+    if is_money(metric):  # one currency only; the others are never added in
+        plan = await plan_money(
+            database, metric, whole, now=now, business_tz=business_tz, business_currency=currency
+        )
+        whole, currency = plan.query, plan.currency
+    daily = await run_query(database, replace(whole, grain="day"), now=now, business_tz=business_tz)
     split = await run_query(
-        database,
-        MetricQuery((metric.name,), period, dimensions=(dimension,), comparison="previous_period"),
-        now=now,
-        business_tz=business_tz,
+        database, replace(whole, dimensions=(dimension,)), now=now, business_tz=business_tz
     )
     series = daily.series[0]
     values = [value for _, value in series.points]

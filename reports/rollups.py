@@ -220,6 +220,11 @@ def _fits(watermark: RollupWatermark | None, business_tz: str) -> bool:
         watermark is not None
         and watermark.timezone == business_tz
         and set(rolled_up_metrics()) <= set(watermark.metrics)
+        and watermark.dimensions is not None
+        and all(
+            set(dims) <= set(watermark.dimensions.get(metric, ()))
+            for metric, dims in rolled_up_metrics().items()
+        )
     )
 
 
@@ -248,7 +253,9 @@ async def _rebuild(
                 session, database.dialect, metrics, grains=grains, tz=business_tz, ranges=[(start, end)]
             )
             await write_rollup_rows(session, database.dialect, rows)
-        await write_watermark(session, RollupWatermark(as_of, business_tz, tuple(grains), tuple(metrics)))
+        await write_watermark(
+            session, RollupWatermark(as_of, business_tz, tuple(grains), tuple(metrics), dict(metrics))
+        )
         await session.commit()
     return RollupReport(tuple(grains), _bucket_count(rows), len(rows), as_of)
 
@@ -329,8 +336,11 @@ async def update_rollups_for(
         tz = watermark.timezone
         all_metrics = rolled_up_metrics()
         touched_sources = touched.sources
+        # Only what the last rebuild holds: a dimension added since waits for the next rebuild (the
+        # background job makes one), so a rollup never holds some buckets of a dimension and not others.
+        held = watermark.dimensions
         affected = {
-            name: dims
+            name: dims if held is None else tuple(d for d in dims if d in held.get(name, ()))
             for name, dims in all_metrics.items()
             if name in watermark.metrics
             and {m.source for m in METRIC_MEASURES[name].measures} & touched_sources
@@ -350,6 +360,8 @@ async def update_rollups_for(
                 await delete_rollup_rows(session, grains=[grain], metrics=list(metrics), ranges=ranges)
                 await write_rollup_rows(session, database.dialect, rows)
                 rows_written += rows
-        await write_watermark(session, RollupWatermark(stamp, tz, watermark.grains, watermark.metrics))
+        await write_watermark(
+            session, RollupWatermark(stamp, tz, watermark.grains, watermark.metrics, watermark.dimensions)
+        )
         await session.commit()
     return RollupReport(watermark.grains, _bucket_count(rows_written), len(rows_written), stamp)

@@ -78,6 +78,18 @@ KNOWN_VALUES: Mapping[str, Mapping[str, str]] = {
     "category": _values([c.value for c in MessageCategory]),
     "message_source": _values([s.value for s in MessageSource]),
     "provider": _values([p.value for p in Provider]),
+    # ISO codes and everyday names of the currencies money is kept in (amounts are never added across them).
+    "currency": {
+        **{code.lower(): code for code in ("EUR", "USD", "GBP", "CHF")},
+        "euro": "EUR",
+        "euros": "EUR",
+        "dollars": "USD",
+        "us dollars": "USD",
+        "pounds": "GBP",
+        "sterling": "GBP",
+        "francs": "CHF",
+        "swiss francs": "CHF",
+    },
 }
 _PREPOSITIONS = r"(?:for|on|via|from|at|in|through|over|with)\s+(?:the\s+)?"
 #: Comparisons said in short: "yoy", "year over year", "mom", "month on month", "qoq", "week over week".

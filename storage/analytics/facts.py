@@ -158,6 +158,7 @@ ORDERS = FactSource(
             "country": (_order_customer.c.country, ("customer",)),
             "segment": (_order_customer.c.segment, ("customer",)),
             "campaign": (_order_campaign.c.slug, ("campaign",)),
+            "currency": (Order.currency, ()),
         }
     ),
     joins=MappingProxyType(
@@ -236,6 +237,7 @@ MESSAGES = FactSource(
             "message_source": (CustomerCommunication.source, ()),
             "segment": (_message_customer.c.segment, ("customer",)),
             "country": (_message_customer.c.country, ("customer",)),
+            "currency": (CustomerCommunication.currency, ()),
         }
     ),
     joins=MappingProxyType(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast, get_args
@@ -49,9 +49,15 @@ class RollupWatermark:
     timezone: str
     grains: tuple[BucketGrain, ...]
     metrics: tuple[str, ...]
+    #: The dimensions rolled up per metric; None for rollups built before dimensions were recorded.
+    dimensions: Mapping[str, tuple[str, ...]] | None = None
 
-    def covers(self, metric: str, grain: str, tz: str) -> bool:
-        return tz == self.timezone and grain in self.grains and metric in self.metrics
+    def covers(self, metric: str, grain: str, tz: str, dimension: str = "") -> bool:
+        if tz != self.timezone or grain not in self.grains or metric not in self.metrics:
+            return False
+        if not dimension:
+            return True
+        return self.dimensions is not None and dimension in self.dimensions.get(metric, ())
 
 
 def rollup_dimensions(metric: str, dimensions: Iterable[str]) -> tuple[str, ...]:
@@ -308,7 +314,16 @@ async def read_watermark(session: AsyncSession) -> RollupWatermark | None:
         timezone=str(labels.get("timezone", "UTC")),
         grains=tuple(g for g in GRAINS if g in labels.get("grains", ())),
         metrics=tuple(labels.get("metrics", ())),
+        dimensions=_dimensions(labels.get("dimensions")),
     )
+
+
+def _dimensions(stored: object) -> dict[str, tuple[str, ...]] | None:
+    if not isinstance(stored, dict):
+        return None
+    return {
+        str(metric): tuple(str(d) for d in dims) for metric, dims in stored.items() if isinstance(dims, list)
+    }
 
 
 async def write_watermark(session: AsyncSession, watermark: RollupWatermark) -> None:
@@ -321,6 +336,11 @@ async def write_watermark(session: AsyncSession, watermark: RollupWatermark) -> 
                 "timezone": watermark.timezone,
                 "grains": list(watermark.grains),
                 "metrics": list(watermark.metrics),
+                **(
+                    {"dimensions": {m: list(d) for m, d in watermark.dimensions.items()}}
+                    if watermark.dimensions is not None
+                    else {}
+                ),
             },
             value=watermark.as_of.timestamp(),
             recorded_at=watermark.as_of,

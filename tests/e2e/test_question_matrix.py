@@ -56,6 +56,7 @@ def seeded_url(request: pytest.FixtureRequest, fresh_databases: FreshDatabases) 
 async def value_names(database: Database) -> dict[str, str]:
     """One value per dimension, named the way a person would (a clinic's name, a staff member's name)."""
     names = {dimension: next(iter(values)) for dimension, values in KNOWN_VALUES.items()}
+    names["currency"] = "dollars"
     columns = {
         "location": Location.name,
         "service": Service.name,
