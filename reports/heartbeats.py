@@ -38,6 +38,9 @@ FORGET_AFTER = timedelta(days=1)
 #: A failure this recent is still mentioned next to a job that has recovered.
 RECENT_FAILURE = timedelta(hours=1)
 REASON_LENGTH = 200
+#: Processes that stopped this recently are still listed, and at most this many processes are.
+RECENT_PROCESS = timedelta(hours=1)
+PROCESSES_SHOWN = 10
 
 JobState = Literal["ok", "failing", "late", "starting", "not running"]
 Failure = BaseException | str
@@ -215,6 +218,12 @@ class BackgroundHealth:
         return tuple(p for p in self.processes if p.running(self.now))
 
     @property
+    def recent_processes(self) -> tuple[ProcessBeat, ...]:
+        """Running processes, then those that stopped or fell silent within the hour, newest first (at most 10)."""
+        recent = [p for p in self.processes if p.running(self.now) or self.now - p.seen_at <= RECENT_PROCESS]
+        return tuple(recent[:PROCESSES_SHOWN])
+
+    @property
     def troubled(self) -> tuple[JobStatus, ...]:
         """Jobs failing, late or not running (a job still on its first pass is not in trouble)."""
         return tuple(j for j in self.jobs if j.state not in ("ok", "starting"))
@@ -317,6 +326,6 @@ async def read_background_health(database: Database, now: datetime) -> Backgroun
     names = [*BACKGROUND_JOBS, *sorted(set(by_job) - set(BACKGROUND_JOBS))]
     return BackgroundHealth(
         now,
-        tuple(sorted(beats.values(), key=lambda p: (not p.running(now), p.worker_id))),
+        tuple(sorted(beats.values(), key=lambda p: (not p.running(now), now - p.seen_at, p.worker_id))),
         tuple(_job_status(name, by_job.get(name, []), beats, now) for name in names),
     )

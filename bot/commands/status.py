@@ -64,10 +64,10 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
         *(Field(job.job.capitalize(), job.text) for job in background.jobs),
     )
     table = None
-    if background.processes:
+    if background.recent_processes:
         table = Table(
             ("Process", "Role", "State"),
-            tuple((p.worker_id, p.role, p.describe(now)) for p in background.processes),
+            tuple((p.worker_id, p.role, p.describe(now)) for p in background.recent_processes),
         )
     return Reply(
         f"Outbox: {queue}. Last webhook: {last_webhook}. {background.headline()}",

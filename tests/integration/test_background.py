@@ -219,6 +219,7 @@ async def test_job_states_read_in_words_across_processes(database: Database) -> 
     await beat(
         "b:2:worker", now - 3 * minute, {"campaign planning": _record(2, last_success_at=now - 3 * minute)}
     )
+    await beat("z:9:worker", now - timedelta(hours=2), {})
     health = await read_background_health(database, now)
     text = {j.job: j.text for j in health.jobs}
     assert text["delivery"] == "ok, last success 4 s ago"
@@ -228,6 +229,10 @@ async def test_job_states_read_in_words_across_processes(database: Database) -> 
     assert text["campaign planning"] == "not running (last reported 3 min ago)"
     assert text["daily insight"] == "not running"
     assert [p.worker_id for p in health.running] == ["a:1:worker"]
+    assert [p.worker_id for p in health.recent_processes] == [
+        "a:1:worker",
+        "b:2:worker",
+    ]  # not the 2 h old one
     assert health.headline() == (
         "1 worker process running; needs a look: campaign planning, notifications, rollups, "
         "daily insight, performance snapshot."
