@@ -923,3 +923,54 @@ async def test_costs_are_labelled_in_the_providers_currency_next_to_euro_figures
     )
     analytics = (await client.get("/communication/analytics")).text
     assert '<th scope="col" class="num">Cost (provider, USD)</th>' in analytics and "€" not in analytics
+
+
+async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, AGENT)
+    form = {
+        "name": "Revenue by clinic",
+        "metric": "revenue",
+        "period": "last_30_days",
+        "dimension": "location",
+        "grain": "week",
+        "comparison": "previous_period",
+        "shared": "on",
+    }
+    saved = await post_form(client, "/analytics/reports", "/analytics/reports", form)
+    assert (
+        saved.status_code == 303
+        and saved.headers["location"] == "/analytics/reports/revenue-by-clinic?saved=1"
+    )
+    shown = await client.get(saved.headers["location"])
+    assert shown.status_code == 200 and "Saved." in shown.text and "<svg" in shown.text
+    assert "Revenue, last 30 days, by location, weekly" in shown.text
+    csv = await client.get("/analytics/reports/revenue-by-clinic.csv")
+    assert csv.status_code == 200 and csv.text.startswith("metric,location,bucket_start_utc,value")
+
+    again = await post_form(client, "/analytics/reports", "/analytics/reports", form)
+    assert again.status_code == 422 and "already a report named" in again.text
+    wrong = await post_form(
+        client,
+        "/analytics/reports",
+        "/analytics/reports",
+        {**form, "name": "Staff revenue", "dimension": "staff"},
+    )
+    assert wrong.status_code == 422 and "revenue" in wrong.text and "staff" in wrong.text
+    assert 'value="Staff revenue"' in wrong.text  # what was typed stays in the form
+
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        names = list(await session.scalars(select(CustomReport.name).order_by(CustomReport.name)))
+        actions = list(await session.scalars(select(AuditLog.action).where(AuditLog.action == "report.save")))
+    await database.dispose()
+    assert "Revenue by clinic" in names and "Staff revenue" not in names and actions == ["report.save"]
+
+    await sign_in(client, seeded, VIEWER)
+    page = (await client.get("/analytics/reports")).text
+    assert "Save report" not in page and "Revenue by clinic" in page
+    refused = await client.post(
+        "/analytics/reports", data={**form, "name": "Viewer's"}, follow_redirects=False
+    )
+    assert refused.status_code == 403
