@@ -5,34 +5,25 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
+from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
+from domain.vocabulary import Role
 from reports.answer import answer
 from reports.heartbeats import ago, in_words, read_background_health
+from reports.library import ReportLibraryError, SavedReport, Saver, find_report, save_report, visible_reports
+from reports.metrics import REGISTRY
 from reports.performance import OperationsView, read_operations
-from reports.saved import ReportDefinitionError, query_from_definition, result_csv
+from reports.saved import ReportDefinitionError, describe_query, query_from_definition, result_csv
 from storage.database import Database
-from storage.models import CustomReport, ReportDelivery, ReportSchedule
+from storage.models import ReportDelivery, ReportSchedule
 from switchboard.wiring import Container
-
-
-async def visible_reports(database: Database, staff_id: int) -> list[CustomReport]:
-    """Shared reports and the person's own."""
-    async with database.read_sessions() as session:
-        return list(
-            await session.scalars(
-                select(CustomReport)
-                .where(or_(CustomReport.shared.is_(True), CustomReport.owner_id == staff_id))
-                .order_by(CustomReport.name)
-                .limit(200)
-            )
-        )
 
 
 async def reports_overview(database: Database, staff_id: int, formats: Formats) -> dict[str, Any]:
@@ -81,20 +72,14 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
     }
 
 
-async def saved_report(database: Database, staff_id: int, slug: str) -> CustomReport:
-    async with database.read_sessions() as session:
-        found = await session.scalar(
-            select(CustomReport).where(
-                CustomReport.slug == slug,
-                or_(CustomReport.shared.is_(True), CustomReport.owner_id == staff_id),
-            )
-        )
+async def saved_report(database: Database, staff_id: int, slug: str) -> SavedReport:
+    found = await find_report(database, staff_id, slug)
     if found is None:
         raise NotFoundException(f"There is no saved report {slug!r}.")
     return found
 
 
-async def run_report(container: Container, report: CustomReport, formats: Formats) -> Any:
+async def run_report(container: Container, report: SavedReport, formats: Formats) -> Any:
     query = query_from_definition(report.definition)
     return await answer(
         container.database,
@@ -234,13 +219,109 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
     }
 
 
+#: The periods the form offers, as saved (relative, so a report always shows its latest period).
+FORM_PERIODS: tuple[tuple[str, str], ...] = (
+    ("last_7_days", "Last 7 days"),
+    ("last_30_days", "Last 30 days"),
+    ("last_90_days", "Last 90 days"),
+    ("this_week", "This week so far"),
+    ("last_week", "Last week"),
+    ("this_month", "This month so far"),
+    ("last_month", "Last month"),
+    ("this_quarter", "This quarter so far"),
+    ("last_quarter", "Last quarter"),
+    ("year_to_date", "This year so far"),
+)
+FORM_GRAINS = (("", "One figure"), ("day", "Daily"), ("week", "Weekly"), ("month", "Monthly"))
+FORM_COMPARISONS = (
+    ("", "No comparison"),
+    ("previous_period", "Against the period before"),
+    ("same_period_last_year", "Against the same period last year"),
+)
+EMPTY_FORM = {
+    "name": "",
+    "metric": "revenue",
+    "period": "last_30_days",
+    "dimension": "",
+    "grain": "",
+    "comparison": "",
+}
+
+
+def form_choices() -> dict[str, Any]:
+    metrics = sorted(REGISTRY.values(), key=lambda m: m.label)
+    dimensions = sorted({d for m in metrics for d in m.dimensions})
+    return {
+        "metrics": [(m.name, m.label, m.description) for m in metrics],
+        "dimensions": [(d, d.replace("_", " ")) for d in dimensions],
+        "periods": FORM_PERIODS,
+        "grains": FORM_GRAINS,
+        "comparisons": FORM_COMPARISONS,
+    }
+
+
+def definition_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """The saved-report definition a form describes; names are checked against the registry on save."""
+    period_key = form.get("period", "")
+    if period_key.startswith("last_") and period_key.endswith("_days"):
+        days = period_key.removeprefix("last_").removesuffix("_days")
+        period: dict[str, Any] = {"kind": "last_n_days", "n": int(days) if days.isdigit() else 0}
+    else:
+        period = {"kind": period_key}
+    return {
+        "query": {
+            "metrics": [form.get("metric", "")],
+            "period": period,
+            "grain": form.get("grain") or None,
+            "dimensions": [form["dimension"]] if form.get("dimension") else [],
+            "filters": [],
+            "comparison": form.get("comparison") or None,
+        }
+    }
+
+
 class ReportPages(StaffPages):
     @get("/analytics/reports", name="reports")
     async def reports(self, request: Request[Any, Any, Any]) -> Template:
+        return await self._reports_page(request, EMPTY_FORM)
+
+    async def _reports_page(
+        self, request: Request[Any, Any, Any], form: dict[str, str], **extra: Any
+    ) -> Template:
         data = await reports_overview(
             container_of(request).database, staff_of(request).id, Formats.of(request)
         )
-        return page(request, "analytics/reports.html", "analytics", "reports", **data)
+        return page(
+            request,
+            "analytics/reports.html",
+            "analytics",
+            "reports",
+            may_save=staff_of(request).may(Role.AGENT),
+            form=form,
+            choices=form_choices(),
+            **data,
+            **extra,
+        )
+
+    @post("/analytics/reports", name="save_report", guards=[requires_role(Role.AGENT)], status_code=303)
+    async def save(self, request: Request[Any, Any, Any]) -> Redirect | Template:
+        """Save a report from the form: checked against the registry, audited, never half-saved."""
+        raw = await request.form()
+        form = {key: str(raw.get(key, "")).strip()[:200] for key in (*EMPTY_FORM, "shared")}
+        staff = staff_of(request)
+        try:
+            saved = await save_report(
+                container_of(request).database,
+                Saver(staff.id, staff.email, "web"),
+                form["name"],
+                definition_from_form(form),
+                shared=form["shared"] == "on",
+            )
+        except ReportLibraryError as error:
+            template = await self._reports_page(request, form, error=str(error))
+            template.status_code = 422
+            return template
+        return Redirect(f"/analytics/reports/{saved.slug}?saved=1", status_code=303)
 
     @get("/analytics/reports/{slug:str}", name="report")
     async def report(
@@ -271,6 +352,8 @@ class ReportPages(StaffPages):
             report=report,
             chart=await chart_svg(container, found.chart),
             summary=found.summary,
+            description=describe_query(query_from_definition(report.definition)),
+            just_saved=request.query_params.get("saved") == "1",
         )
 
     @get("/analytics/performance", name="performance")
