@@ -222,10 +222,17 @@ def currency_note(metrics: tuple[str, ...], formats: Formats, provider_currency:
     """Said wherever business money and message costs share a page, so nobody reads one as the other."""
     if not any(is_message_cost(m) for m in metrics):
         return ""
-    business = sorted(
-        {REGISTRY[m].label for m in metrics if REGISTRY[m].unit == "currency" and not is_message_cost(m)}
+    business = list(
+        dict.fromkeys(
+            REGISTRY[m].label for m in metrics if REGISTRY[m].unit == "currency" and not is_message_cost(m)
+        )
     )
-    lead = f"{', '.join(business)}: in {formats.currency}, the business currency. " if business else ""
+    named = " and ".join([", ".join(business[:-1]), business[-1]] if len(business) > 1 else business)
+    lead = (
+        f"{named[:1].upper()}{named[1:].lower()}: in {formats.currency}, the business currency. "
+        if business
+        else ""
+    )
     charged = provider_currency or "each provider's own currency"
     return (
         f"{lead}Message costs: what the providers charge, in {charged}. "

@@ -914,11 +914,12 @@ async def test_costs_are_labelled_in_the_providers_currency_next_to_euro_figures
     tiles = dict(
         re.findall(r'<span class="tile-label">([^<]+)</span>\s*<span class="tile-value">([^<]+)<', financial)
     )
-    assert tiles["Revenue"].startswith("€")
+    assert tiles["Revenue"].startswith("€") and tiles["Average order value"].startswith("€")
     assert tiles["Communication cost (provider, USD)"].startswith("US$")
     assert tiles["Cost per message (provider, USD)"].startswith("US$")
     assert (
-        "Revenue: in EUR, the business currency. Message costs: what the providers charge, in USD."
+        "Revenue and average order value: in EUR, the business currency. "
+        "Message costs: what the providers charge, in USD. The two are never converted or added together."
         in financial
     )
     analytics = (await client.get("/communication/analytics")).text
