@@ -90,7 +90,7 @@ async def save_report(
     try:
         query_from_definition(definition)
     except ReportDefinitionError as error:
-        raise ReportLibraryError(f"The report cannot run: {error}.") from None
+        raise ReportLibraryError(f"This report cannot be saved: {error}.") from None
     async with SqlUnitOfWork(database) as uow:
         clash = await uow.session.scalar(
             select(CustomReport.name).where(
@@ -122,10 +122,7 @@ async def visible_reports(database: Database, staff_id: int, *, limit: int = 200
     async with database.read_sessions() as session:
         reports = list(
             await session.scalars(
-                select(CustomReport)
-                .where(_visible_to(staff_id))
-                .order_by(CustomReport.name)
-                .limit(limit)
+                select(CustomReport).where(_visible_to(staff_id)).order_by(CustomReport.name).limit(limit)
             )
         )
         counts: dict[int, int] = {
@@ -162,5 +159,11 @@ def _visible_to(staff_id: int) -> ColumnElement[bool]:
 
 def _saved(report: CustomReport, schedules: int = 0) -> SavedReport:
     return SavedReport(
-        report.id, report.slug, report.name, report.shared, report.owner_id, dict(report.definition), schedules
+        report.id,
+        report.slug,
+        report.name,
+        report.shared,
+        report.owner_id,
+        dict(report.definition),
+        schedules,
     )

@@ -71,9 +71,29 @@ def query_from_definition(definition: Any) -> MetricQuery:
     )
     try:
         validate_query(query)
-    except (UnknownName, ValueError) as error:
-        raise ReportDefinitionError(str(error)) from None
+    except UnknownName as error:
+        raise ReportDefinitionError(in_words(error)) from None
+    except ValueError as error:
+        raise ReportDefinitionError(str(error).rstrip(".")) from None
     return query
+
+
+def in_words(error: UnknownName) -> str:
+    """A registry refusal as a person reads it: "Revenue cannot be split by staff; it can be split by …"."""
+    what, _, metric_name = error.what.partition(" for ")
+    metric = REGISTRY.get(metric_name)
+    if metric is not None and what == "dimension":
+        allowed = _listed([d.replace("_", " ") for d in error.allowed])
+        return (
+            f"{metric.label} cannot be split by {error.name.replace('_', ' ')}; it can be split by {allowed}"
+        )
+    if metric is not None and what == "grain":
+        return f"{metric.label} is kept by {_listed(list(error.allowed))}, not by {error.name}"
+    return str(error).rstrip(".")
+
+
+def _listed(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def definition_from_query(query: MetricQuery) -> dict[str, Any]:
