@@ -15,13 +15,29 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Outcome, ReceiptResult, Rescheduled
+from domain.delivery.outbox import (
+    Accepted,
+    ClaimedMessage,
+    Dead,
+    Held,
+    Outcome,
+    ReceiptResult,
+    Rescheduled,
+)
 from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, MessageStatus
-from storage.models import CommunicationAnalytics, CustomerCommunication, CustomerConsent, MessageStatusEvent
+from storage.models import (
+    BulkMessaging,
+    CommunicationAnalytics,
+    CustomerCommunication,
+    CustomerConsent,
+    MessageStatusEvent,
+)
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
+#: The reason a planned message of a cancelled campaign carries (the same as the campaign use-case writes).
+CAMPAIGN_CANCELLED = "campaign_cancelled"
 EVENTS = table_of(MessageStatusEvent)
 FEED = table_of(CommunicationAnalytics)
 CONSENTS = table_of(CustomerConsent)
@@ -186,14 +202,35 @@ class SqlOutbox:
         )
         return len(ids)
 
+    async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
+        wanted = sorted(set(campaign_ids))
+        if not wanted:
+            return set()
+        return set(
+            await self.session.scalars(
+                select(BulkMessaging.id).where(
+                    BulkMessaging.id.in_(wanted),
+                    BulkMessaging.status.in_(["paused", "cancelled", "scheduled", "draft"]),
+                )
+            )
+        )
+
     async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         rescheduled = [o for o in outcomes if isinstance(o, Rescheduled)]
         dead = [o for o in outcomes if isinstance(o, Dead)]
+        held = [o for o in outcomes if isinstance(o, Held)]
         if accepted:
             await self._record_accepted(accepted)
+        if held:
+            await self._unclaim_held(held)
         if rescheduled:
             await self._release(rescheduled, MessageStatus.PLANNED, "next_attempt_at")
+        if held or rescheduled:
+            # Back in the outbox for a campaign cancelled meanwhile: cancelled with it, not left planned forever.
+            await self._cancel_with_campaign(
+                [o.message_id for o in held] + [o.message_id for o in rescheduled]
+            )
         if dead:
             await self._release(dead, MessageStatus.DEAD, "failed_at")
             await self._insert_events_returning(
@@ -203,6 +240,35 @@ class SqlOutbox:
                 ]
             )
             await self._feed_for([o.message_id for o in dead], {"failed": 1}, dead[0].at)
+
+    async def _unclaim_held(self, held: list[Held]) -> None:
+        """Held messages were never tried: back to planned as they were, the claim's attempt given back."""
+        await self.session.execute(
+            update(CC)
+            .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
+            .values(
+                status=MessageStatus.PLANNED.value,
+                next_attempt_at=bindparam("b_at"),
+                attempts=CC.c.attempts - 1,
+                claimed_by=None,
+                claimed_until=None,
+            )
+            .execution_options(synchronize_session=False),
+            [{"b_id": o.message_id, "b_at": o.at} for o in held],
+        )
+
+    async def _cancel_with_campaign(self, message_ids: list[int]) -> None:
+        cancelled = select(BulkMessaging.id).where(BulkMessaging.status == "cancelled")
+        await self.session.execute(
+            update(CC)
+            .where(
+                CC.c.id.in_(message_ids),
+                CC.c.status == MessageStatus.PLANNED.value,
+                CC.c.campaign_id.in_(cancelled),
+            )
+            .values(status=MessageStatus.CANCELLED.value, status_reason=CAMPAIGN_CANCELLED)
+            .execution_options(synchronize_session=False)
+        )
 
     async def _release(
         self, outcomes: list[Rescheduled] | list[Dead], status: MessageStatus, at_column: str

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Outcome, Rescheduled, RetryPolicy
+from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Held, Outcome, Rescheduled, RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import (
     DeliveryUnitOfWork,
@@ -35,6 +35,7 @@ class DispatchStats:
     rescheduled: int = 0
     dead: int = 0
     released: int = 0
+    held: int = 0
 
 
 @dataclass
@@ -57,6 +58,9 @@ class Dispatcher:
     observe: Callable[[str, str, str, float], None] = lambda _c, _p, _o, _s: None
     #: Told after every pass: None when it went through, else what went wrong; feeds the job heartbeat.
     report_pass: Callable[[BaseException | None], None] = lambda _failure: None
+    #: How often a batch in flight looks whether one of its campaigns was paused or cancelled.
+    hold_check_seconds: float = 1.0
+    _on_hold: frozenset[int] = field(default=frozenset(), init=False, repr=False)
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.25) -> None:
         """Delivers until `stop` is set; sleeps briefly whenever the outbox has nothing due."""
@@ -111,10 +115,31 @@ class Dispatcher:
             return 0
         self.stats.claimed += len(claimed)
         gate = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
+        campaigns = {m.campaign_id for m in claimed if m.campaign_id is not None}
+        watcher = asyncio.create_task(self._watch_holds(campaigns)) if campaigns else None
+        try:
+            outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+            self._on_hold = frozenset()
         await self.finish()
         self._recording = asyncio.create_task(self._record(outcomes), name="record outcomes")
         return len(claimed)
+
+    async def _watch_holds(self, campaign_ids: set[int]) -> None:
+        """While a batch is sent (a paced one takes seconds), notice a pause or cancel within a second."""
+        while True:
+            await asyncio.sleep(self.hold_check_seconds)
+            try:
+                async with self.open_uow() as uow:
+                    self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaign_ids))
+            except Exception:  # the next look tries again; the batch goes on meanwhile
+                log.warning("could not check for paused campaigns", exc_info=True)
+
+    def _held(self, message: ClaimedMessage) -> bool:
+        return message.campaign_id is not None and message.campaign_id in self._on_hold
 
     async def finish(self) -> None:
         """Waits until every outcome sent so far is recorded."""
@@ -137,6 +162,8 @@ class Dispatcher:
                 self.stats.accepted += 1
             elif isinstance(outcome, Rescheduled):
                 self.stats.rescheduled += 1
+            elif isinstance(outcome, Held):
+                self.stats.held += 1
             else:
                 self.stats.dead += 1
 
@@ -150,8 +177,12 @@ class Dispatcher:
         driver = self.drivers[channel]
         bucket = self.pacing.get(channel)
         async with gate:
+            if self._held(message):
+                return Held(message.id, self.clock())
             if bucket is not None:
                 await bucket.acquire()
+            if self._held(message):  # paused while this one waited for its turn
+                return Held(message.id, self.clock())
             started = time.perf_counter()
             try:
                 acceptance = await driver.send(self._outbound(message))

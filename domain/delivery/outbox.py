@@ -121,7 +121,17 @@ class Dead:
     error_code: str | None = None
 
 
-Outcome = Accepted | Rescheduled | Dead
+@dataclass(frozen=True)
+class Held:
+    """Not sent: the message's campaign was paused or cancelled after the claim. It goes back to the
+    outbox (cancelled with its campaign) and the claim's attempt is not counted: nothing was tried."""
+
+    message_id: int
+    at: datetime
+    reason: str = "its campaign was paused or cancelled before it was sent"
+
+
+Outcome = Accepted | Rescheduled | Dead | Held
 
 
 @dataclass(frozen=True)

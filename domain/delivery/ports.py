@@ -132,6 +132,9 @@ class OutboxPort(Protocol):
 
     async def release_expired_leases(self, now: datetime, grace: timedelta) -> int: ...
 
+    async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
+        """Which of these campaigns are paused or cancelled now (their claimed messages wait)."""
+
     async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None: ...
 
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from api.sandbox.config import ChaosConfig, SandboxConfig
 from api.sandbox.server import RunningSandbox, run_sandbox
@@ -25,7 +25,7 @@ from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.vocabulary import Channel
 from storage.database import Database
-from storage.models import CommunicationAnalytics, CustomerCommunication, MessageStatusEvent
+from storage.models import BulkMessaging, CommunicationAnalytics, CustomerCommunication, MessageStatusEvent
 from storage.unit_of_work import SqlUnitOfWork
 
 CREDENTIALS = SandboxConfig()
@@ -308,3 +308,62 @@ async def test_a_worker_killed_mid_campaign_resumes_without_duplicates_or_losses
     assert len(per_key) == total, "a recipient was lost"
     assert set(per_key.values()) == {1}, "a recipient got the message twice"
     assert await statuses(database) == {"queued": total}
+
+
+async def _campaign(database: Database, status: str = "running") -> int:
+    now = datetime.now(UTC)
+    async with database.sessions() as session:
+        campaign = BulkMessaging(
+            slug="pause-me",
+            name="Pause me",
+            status=status,
+            template_name="none",
+            channel_order=["sms"],
+            audience={},
+            variables={},
+            category="marketing",
+            created_at=now,
+        )
+        session.add(campaign)
+        await session.commit()
+        return int(campaign.id)
+
+
+@pytest.mark.parametrize("stop", ["paused", "cancelled"])
+async def test_a_pause_or_cancel_stops_a_batch_already_being_sent(
+    database: Database, sandbox: RunningSandbox, stop: str
+) -> None:
+    """A paced batch takes seconds; a pause (or cancel) takes effect within about a second, not after it."""
+    campaign_id = await _campaign(database)
+    await plan_messages(database, 120)
+    async with database.sessions() as session:
+        await session.execute(update(CustomerCommunication).values(campaign_id=campaign_id))
+        await session.commit()
+    driver = sms_driver(sandbox)
+    worker = dispatcher(database, {Channel.SMS: driver}, rate=20.0)
+    worker.policy = replace(FAST, lease=timedelta(seconds=60))  # one batch of all 120 at 20/s
+    worker.hold_check_seconds = 0.2
+    run = asyncio.create_task(worker.deliver_batch())
+    try:
+        await asyncio.sleep(1.0)
+        async with database.sessions() as session:
+            await session.execute(update(BulkMessaging).values(status=stop))
+            await session.commit()
+        claimed = await run
+        await worker.finish()
+    finally:
+        await driver.close()
+    sent = len(accepted_per_key(sandbox))
+    assert claimed == 120 and 0 < sent < 60, sent  # about 20-40 at 20/s before the pause was seen
+    by_status = await statuses(database)
+    assert by_status.get("queued", 0) == sent
+    # Held messages were never tried: back in the outbox (or cancelled with their campaign), attempt given back.
+    left = "planned" if stop == "paused" else "cancelled"
+    assert by_status.get(left, 0) == 120 - sent, by_status
+    async with database.sessions() as session:
+        attempts = set(
+            await session.scalars(
+                select(CustomerCommunication.attempts).where(CustomerCommunication.status == left)
+            )
+        )
+    assert attempts == {0}
