@@ -14,7 +14,7 @@ DEMO_ENV = $(strip $(if $(PORT),$(if $(SWITCHBOARD_PUBLIC_URL),,SWITCHBOARD_PUBL
 	$(if $(SANDBOX_SMTP_PORT),SWITCHBOARD_SANDBOX_SMTP_PORT=$(SANDBOX_SMTP_PORT)))
 export SWITCHBOARD_DATABASE_URL ?= sqlite+aiosqlite:///switchboard.db
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install demo test smoke lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Switchboard needs Python 3.11 or newer"' \
@@ -35,6 +35,9 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q
+
+smoke: install
+	$(BIN)/python -m tests.smoke
 
 lint: install
 	$(BIN)/ruff check .

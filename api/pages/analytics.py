@@ -127,10 +127,13 @@ def against_target(value: float | None, metric: str, formats: Formats) -> tuple[
     if met:
         return "on target", "good"
     gap = abs(value - definition.target)
+    # Never "off by 0": a gap too small for one decimal is shown with as many as it needs (up to 3).
+    points = gap * 100 if definition.unit == "percent" else gap
+    places = next((p for p in (1, 2, 3) if round(points, p) != 0), 3)
     distance = (
-        f"{formats.value(round(gap * 100, 1), 'number')} percentage points"
+        f"{formats.value(round(points, places), 'number')} percentage points"
         if definition.unit == "percent"
-        else formats.value(round(gap, 2), definition.unit)
+        else formats.value(round(points, max(places, 2)), definition.unit)
     )
     return f"off target by {distance}", "bad"
 

@@ -61,7 +61,15 @@ def parse(text: str, ctx: CommandContext) -> Parsed | None:
     """The typed command `text` means, or None when it is neither a command nor a KPI question."""
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     words = tokenise(text)
-    matched = match_command(words)
+    try:
+        matched = match_command(words)
+    except ParseError:
+        # "campaign revenue last month": a command's noun with no verb of its own, but a metric named in
+        # the words; a named metric wins, so it is a KPI question rather than a wrong command.
+        question = parse_question(text, today, require_metric=False)
+        if question is not None and not question.metric_guessed:
+            return Parsed(BY_NAME["kpi"], question)
+        raise
     if matched is not None:
         spec, rest_words = matched
         rest = " ".join(rest_words)

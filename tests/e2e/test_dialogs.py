@@ -385,3 +385,13 @@ async def test_only_actions_a_campaign_allows_are_offered(seeded: CommandContext
         for b in (await ask(seeded, f"campaign preview {draft}", as_email=MANAGER)).buttons
     }
     assert offered == {"launch", "cancel", "status"}
+
+
+async def test_a_named_metric_wins_over_a_command_noun_without_its_verb(seeded: CommandContext) -> None:
+    await run_dialog(
+        seeded,
+        [
+            (MANAGER, "campaign revenue last month by campaign", "answer", "Campaign revenue"),
+            (MANAGER, "campaign fooo", "error", "takes one of"),
+        ],
+    )

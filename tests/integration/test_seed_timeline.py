@@ -51,6 +51,7 @@ SCHEDULED_FOR: dict[tuple[str, str], str] = {
     ("report_schedules", "next_due_at"): "the next run of a report schedule",
     ("business_intelligence", "period_end"): "the current period ends later",
     ("trend_analysis", "period_end"): "the current period ends later",
+    ("analytics_data", "bucket_start"): "rollups count appointments booked ahead in the days they fall on",
 }
 
 CC = CustomerCommunication

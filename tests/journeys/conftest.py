@@ -189,8 +189,10 @@ def http_json(method: str, url: str, body: Any = None, *, token: str | None = No
             return error.code, raw.decode(errors="replace")
 
 
-def start_demo(folder: Path, database_url: str, **extra_env: str) -> Demo:
-    """migrate, seed, rollups rebuild, then `serve` with the sandbox and the worker, as `make demo` does."""
+def start_demo(folder: Path, database_url: str, *, rebuild_rollups: bool = True, **extra_env: str) -> Demo:
+    """migrate, seed, rollups rebuild, then `serve` with the sandbox and the worker, as `make demo` does.
+
+    rebuild_rollups=False starts `serve` straight after `seed`, as a user who skips the rebuild would."""
     web, sandbox, smtp = free_port(), free_port(), free_port()
     env = {
         **os.environ,
@@ -207,11 +209,13 @@ def start_demo(folder: Path, database_url: str, **extra_env: str) -> Demo:
     for name in list(env):  # the demo derives every provider endpoint from the sandbox's ports
         if name.endswith("_BASE_URL") or name == "SWITCHBOARD_SMTP_PORT":
             env.pop(name)
-    for step in (
+    steps = [
         ["migrate"],
         ["seed", "--customers", str(DEMO_CUSTOMERS), "--days", str(DEMO_DAYS), "--if-empty"],
-        ["rollups", "rebuild"],
-    ):
+    ]
+    if rebuild_rollups:
+        steps.append(["rollups", "rebuild"])
+    for step in steps:
         done = subprocess.run(
             [*SWITCHBOARD, *step], env=env, cwd=folder, capture_output=True, text=True, timeout=300
         )
