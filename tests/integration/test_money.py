@@ -84,7 +84,10 @@ async def test_costs_in_two_currencies_are_answered_apart(database: Database, ro
     assert cost.chart.currency == "EUR"
 
     by_currency = await answer(
-        database, MetricQuery(("communication_cost",), PERIOD, dimensions=("currency",)), now=NOW, business_tz=TZ
+        database,
+        MetricQuery(("communication_cost",), PERIOD, dimensions=("currency",)),
+        now=NOW,
+        business_tz=TZ,
     )
     figures = {s.dimension_value: s.total for s in by_currency.result.series if s.total}
     assert figures == pytest.approx(expected)

@@ -27,7 +27,9 @@ def campaign_messages(demo: Demo, channel: str, code: str) -> list[dict[str, Any
 
 
 @pytest.mark.parametrize("channel", ["sms", "email", "whatsapp", "telegram"])
-def test_a_campaign_per_channel_is_previewed_launched_paused_and_finished_once(demo: Demo, channel: str) -> None:
+def test_a_campaign_per_channel_is_previewed_launched_paused_and_finished_once(
+    demo: Demo, channel: str
+) -> None:
     slug, code = f"autumn-{channel}", f"AUT{channel.upper()}"
     created = demo.api(
         "POST",
