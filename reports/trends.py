@@ -20,6 +20,7 @@ from storage.models import TrendAnalysis
 
 #: Scales the MAD to a standard deviation for normally distributed residuals.
 MAD_TO_SIGMA = 1.4826
+
 ANOMALY_THRESHOLD = 3.5
 
 
@@ -44,12 +45,23 @@ def moving_average(values: Sequence[float | None], window: int) -> list[float | 
     return averages
 
 
-def seasonal_residuals(values: Sequence[float | None], season: int) -> list[float | None]:
-    """Each point minus the point one season earlier (None where either is missing)."""
+def seasonal_residuals(
+    values: Sequence[float | None], season: int, *, seasons_back: int = 3
+) -> list[float | None]:
+    """Each point minus the usual value at its place in the season: the median of the same place in up to
+    `seasons_back` earlier seasons (None where the point or all of those are missing).
+
+    A median over several seasons keeps one unusual day from making the same weekday after it look unusual
+    too, as a plain "minus last week" would.
+    """
     residuals: list[float | None] = []
     for index, value in enumerate(values):
-        earlier = values[index - season] if index >= season else None
-        residuals.append(None if value is None or earlier is None else value - earlier)
+        earlier = [
+            v
+            for back in range(1, seasons_back + 1)
+            if index - back * season >= 0 and (v := values[index - back * season]) is not None
+        ]
+        residuals.append(None if value is None or not earlier else value - statistics.median(earlier))
     return residuals
 
 
@@ -102,9 +114,28 @@ def anomalies(
     centre = statistics.median(known)
     spread = statistics.median(abs(r - centre) for r in known) * MAD_TO_SIGMA
     if spread == 0:
-        # More than half the residuals are identical: anything different at all stands out.
-        return [i for i, r in enumerate(residuals) if r is not None and r != centre]
+        return _sparse_anomalies(residuals, centre, threshold)
     return [i for i, r in enumerate(residuals) if r is not None and abs(r - centre) / spread > threshold]
+
+
+#: Fewer changes than this cannot say what a usual change is: each of them stands out.
+MIN_CHANGES_FOR_A_NORM = 3
+
+
+def _sparse_anomalies(residuals: Sequence[float | None], centre: float, threshold: float) -> list[int]:
+    """Most points do not change at all (the MAD is 0: a flat series, or a sparse count where nothing
+    happens on most days). A change is then judged against the other changes: a day with one no-show
+    among days with one or two is not unusual, a day with nine is, and a lone change in a flat line is."""
+    changes = {i: abs(r - centre) for i, r in enumerate(residuals) if r is not None and r != centre}
+    if len(changes) < MIN_CHANGES_FOR_A_NORM:
+        return sorted(changes)
+    flagged = []
+    for index, size in changes.items():
+        others = [other for i, other in changes.items() if i != index]
+        typical = statistics.median(others) * MAD_TO_SIGMA
+        if size / typical > threshold:
+            flagged.append(index)
+    return flagged
 
 
 @dataclass(frozen=True)

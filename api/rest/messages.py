@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
-from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from api.rest.common import (
+    API_SECURITY,
+    BodyId,
+    QueryInt,
+    RowId,
+    Unprocessable,
+    api_actor,
+    container_of,
+    documented_enum,
+    problems,
+    require_api_token,
+)
 from domain.messages.sending import (
     MessagePreview,
     MessageRequest,
@@ -20,20 +31,22 @@ from domain.messages.sending import (
     preview_message,
     send_message,
 )
-from domain.vocabulary import Channel, MessageCategory
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
 from storage.models import CustomerCommunication, MessageStatusEvent
 
 
-@dataclass
-class MessageIn:
-    channel: str | None = None
+class MessageIn(msgspec.Struct):
+    """One message: a template with its variables, or typed text (`body`); `channel` defaults to the customer's."""
+
+    channel: Annotated[str | None, documented_enum(OUTBOUND_CHANNELS, nullable=True)] = None
     body: str | None = None
     template: str | None = None
     subject: str | None = None
-    variables: dict[str, Any] = field(default_factory=dict)
-    customer_id: int | None = None
+    variables: dict[str, Any] = {}
+    customer_id: BodyId | None = None
     locale: str | None = None
-    category: str | None = None  # default: the template's own category, conversational for typed text
+    # default: the template's own category, conversational for typed text
+    category: Annotated[str | None, documented_enum(MessageCategory, nullable=True)] = None
 
 
 def to_request(data: MessageIn, request_id: str = "") -> MessageRequest:
@@ -118,9 +131,10 @@ def message_json(row: CustomerCommunication) -> dict[str, Any]:
 class MessagesController(Controller):
     path = "/api/messages"
     guards = [require_api_token]
+    security = API_SECURITY
     tags = ["messages"]
 
-    @post("/preview", status_code=200)
+    @post("/preview", status_code=200, responses=problems(body=True))
     async def preview(self, request: Request[Any, Any, Any], data: JSONBody[MessageIn]) -> dict[str, Any]:
         """Renders a message without sending it: text, SMS encoding and segments, estimated cost, consent verdict."""
         container = container_of(request)
@@ -132,7 +146,7 @@ class MessagesController(Controller):
             raise Unprocessable(str(error)) from None
         return preview_json(preview)
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=problems(body=True))
     async def send(self, request: Request[Any, Any, Any], data: JSONBody[MessageIn]) -> dict[str, Any]:
         """Queues one message; send the same `Idempotency-Key` header again and nothing is sent twice."""
         container = container_of(request)
@@ -159,35 +173,46 @@ class MessagesController(Controller):
             "preview": preview_json(result.preview),
         }
 
-    @get("/")
+    @get("/", responses=problems())
     async def list_messages(
         self,
         request: Request[Any, Any, Any],
-        customer_id: FromQuery[int | None] = None,
-        status: FromQuery[str | None] = None,
-        channel: FromQuery[str | None] = None,
-        campaign_id: FromQuery[int | None] = None,
-        before_id: FromQuery[int | None] = None,
+        customer_id: QueryInt = None,
+        status: FromQuery[MessageStatus | None] = None,
+        channel: FromQuery[Channel | None] = None,
+        campaign_id: QueryInt = None,
+        before_id: QueryInt = None,
         limit: int = Parameter(default=50, ge=1, le=500),
     ) -> dict[str, Any]:
-        """Newest first; page with `before_id` (the last id of the previous page)."""
-        query = select(CustomerCommunication).order_by(CustomerCommunication.id.desc()).limit(limit)
+        """Newest first by when each was written; page with `before_id` (the last id of the previous page)."""
+        written = CustomerCommunication.created_at
+        query = (
+            select(CustomerCommunication)
+            .order_by(written.desc(), CustomerCommunication.id.desc())
+            .limit(limit)
+        )
         if customer_id is not None:
             query = query.where(CustomerCommunication.customer_id == customer_id)
         if status is not None:
-            query = query.where(CustomerCommunication.status == status)
+            query = query.where(CustomerCommunication.status == status.value)
         if channel is not None:
-            query = query.where(CustomerCommunication.channel == channel)
+            query = query.where(CustomerCommunication.channel == channel.value)
         if campaign_id is not None:
             query = query.where(CustomerCommunication.campaign_id == campaign_id)
         if before_id is not None:
-            query = query.where(CustomerCommunication.id < before_id)
+            # Keyset paging on (time, id): exact even when many messages share a timestamp.
+            cursor = select(written).where(CustomerCommunication.id == before_id).scalar_subquery()
+            query = query.where(
+                or_(written < cursor, and_(written == cursor, CustomerCommunication.id < before_id))
+            )
         async with container_of(request).database.read_sessions() as session:
             rows = (await session.scalars(query)).all()
         return {"messages": [message_json(r) for r in rows], "next_before_id": rows[-1].id if rows else None}
 
-    @get("/{message_id:int}")
-    async def get_message(self, request: Request[Any, Any, Any], message_id: FromPath[int]) -> dict[str, Any]:
+    @get("/{message_id:int}", responses=problems(404))
+    async def get_message(
+        self, request: Request[Any, Any, Any], message_id: FromPath[RowId]
+    ) -> dict[str, Any]:
         async with container_of(request).database.read_sessions() as session:
             row = await session.get(CustomerCommunication, message_id)
             if row is None:

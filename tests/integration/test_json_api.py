@@ -292,3 +292,32 @@ async def test_openapi_schema_lists_the_api(client: AsyncTestClient[Any]) -> Non
     schema = (await client.get("/api/schema/openapi.json")).json()
     for path in ("/api/messages/preview", "/api/campaigns", "/api/events", "/api/templates"):
         assert any(p.startswith(path) for p in schema["paths"]), path
+
+
+async def test_messages_are_listed_newest_first_by_time_and_paged_exactly(
+    client: AsyncTestClient[Any], database_url: str
+) -> None:
+    database = Database.connect(database_url)
+    async with database.read_sessions() as session:
+        expected = [
+            row.id
+            for row in (
+                await session.execute(
+                    select(CustomerCommunication.id, CustomerCommunication.created_at).order_by(
+                        CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc()
+                    )
+                )
+            ).all()
+        ]
+    await database.dispose()
+    assert expected != sorted(expected, reverse=True), "the seed should not write messages in id order"
+    seen: list[int] = []
+    before: int | None = None
+    while len(seen) < len(expected):
+        query = "?limit=37" + (f"&before_id={before}" if before else "")
+        page = (await client.get(f"/api/messages{query}", headers=AUTH)).json()
+        if not page["messages"]:
+            break
+        seen += [m["id"] for m in page["messages"]]
+        before = page["next_before_id"]
+    assert seen == expected and len(seen) > 100

@@ -85,3 +85,24 @@ def test_summary_states_what_was_measured() -> None:
     )
     rate = summarise(get_metric("delivery_rate"), 0.953, period_label="5 Mar 2026", timezone="UTC")
     assert rate == "Delivery rate, 5 Mar 2026 (UTC): 95.3%."
+
+
+def test_a_sparse_series_marks_only_its_outliers_not_every_day_something_happened() -> None:
+    """Most days nothing happens (the MAD is 0); a day with one event is not unusual, a day with nine is."""
+    from reports.trends import anomalies
+
+    values: list[float | None] = [0.0] * 84
+    for day in (3, 10, 17, 30, 44, 51, 65, 72):
+        values[day] = 1.0
+    values[60] = 9.0
+    assert anomalies(values, season=7) == [60]
+    assert anomalies([2.0] * 42, season=7) == []
+
+
+def test_one_unusual_day_does_not_make_the_same_weekday_after_it_unusual() -> None:
+    from reports.trends import anomalies
+
+    week = [10.0, 12.0, 11.0, 13.0, 12.0, 4.0, 3.0]
+    values: list[float | None] = week * 8
+    values[29] = 40.0  # one busy Tuesday
+    assert anomalies(values, season=7) == [29]
