@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Protocol
 
 import aiosmtplib
@@ -26,6 +27,8 @@ class RenderedReport:
     due_at: datetime
     late: bool
     filename_stem: str
+    #: The same for every attempt at one run; email sends it as the Message-ID so a second copy can be dropped.
+    delivery_key: str | None = None
 
     @property
     def caption(self) -> str:
@@ -37,8 +40,16 @@ class DeliveryFailed(Exception):
     """The destination refused or could not be reached; the scheduler retries and then tells the owner."""
 
 
+#: The longest a destination may take over one delivery, all its calls together; the scheduler stops it then.
+DELIVERY_TIME_LIMIT = 120.0
+#: Each call to a destination's API gives up sooner, so a slow call fails with the API's own error.
+CALL_TIMEOUT = 30
+
+
 class ReportDestination(Protocol):
     kind: str
+    #: Seconds one delivery may take before the scheduler stops it; the claim lease must be longer.
+    timeout_seconds: float
 
     async def deliver(self, destination: str, report: RenderedReport) -> None: ...
 
@@ -46,8 +57,17 @@ class ReportDestination(Protocol):
 class SlackDestination:
     kind = "slack"
 
-    def __init__(self, token: str, base_url: str = "https://slack.com/api/") -> None:
-        self.client = AsyncWebClient(token=token, base_url=base_url)
+    def __init__(
+        self,
+        token: str,
+        base_url: str = "https://slack.com/api/",
+        *,
+        timeout_seconds: float = DELIVERY_TIME_LIMIT,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.client = AsyncWebClient(
+            token=token, base_url=base_url, timeout=max(1, int(min(CALL_TIMEOUT, timeout_seconds)))
+        )
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
         files = [{"file": report.png, "filename": f"{report.filename_stem}.png", "title": report.title}]
@@ -66,8 +86,18 @@ class SlackDestination:
 class TelegramDestination:
     kind = "telegram"
 
-    def __init__(self, bot_token: str, base_url: str = "https://api.telegram.org") -> None:
-        self.bot = Bot(token=bot_token, session=AiohttpSession(api=TelegramAPIServer.from_base(base_url)))
+    def __init__(
+        self,
+        bot_token: str,
+        base_url: str = "https://api.telegram.org",
+        *,
+        timeout_seconds: float = DELIVERY_TIME_LIMIT,
+    ) -> None:
+        self.timeout_seconds = timeout_seconds
+        session = AiohttpSession(
+            api=TelegramAPIServer.from_base(base_url), timeout=min(CALL_TIMEOUT, timeout_seconds)
+        )
+        self.bot = Bot(token=bot_token, session=session)
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
         try:
@@ -90,7 +120,16 @@ class TelegramDestination:
 class EmailDestination:
     kind = "email"
 
-    def __init__(self, host: str, port: int, username: str | None, password: str | None, sender: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        password: str | None,
+        sender: str,
+        *,
+        timeout_seconds: float = DELIVERY_TIME_LIMIT,
+    ) -> None:
         self.host, self.port, self.username, self.password, self.sender = (
             host,
             port,
@@ -98,12 +137,17 @@ class EmailDestination:
             password,
             sender,
         )
+        self.timeout_seconds = timeout_seconds
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = destination
         message["Subject"] = report.title + (" (late)" if report.late else "")
+        if report.delivery_key:
+            # One Message-ID per run: a copy sent again after a worker died mid-send is the same message.
+            domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
+            message["Message-ID"] = f"<{report.delivery_key}@{domain}>"
         message.set_content(report.caption)
         message.add_attachment(
             report.png, maintype="image", subtype="png", filename=f"{report.filename_stem}.png"
@@ -120,7 +164,7 @@ class EmailDestination:
                 username=self.username or None,
                 password=self.password or None,
                 start_tls=None,
-                timeout=30,
+                timeout=min(CALL_TIMEOUT, self.timeout_seconds),
             )
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise DeliveryFailed(f"email to {destination} failed: {error}") from error

@@ -1,4 +1,4 @@
-"""Report schedules and their delivery log; the claim row is what makes each delivery happen exactly once."""
+"""Report schedules and their delivery log; the claim row, a lease, is what makes each run delivered once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
@@ -32,13 +32,37 @@ class DueSchedule:
     owner_email: str | None
 
 
+#: A holder is working on the run: rendering it (claimed) or handing it to the destination (sending).
+HELD = ("claimed", "sending")
+#: Runs another process may take once `claimed_until` has passed: expired claims and due retries.
+OPEN = (*HELD, "retrying")
+
+
 @dataclass(frozen=True)
-class PendingRetry:
+class ClaimedRun:
+    """A run this process holds as attempt `attempt`; its outcome is recorded under the same holder and attempt."""
+
     delivery_id: int
     schedule_id: int
     due_at: datetime
-    attempts: int
     late: bool
+    attempt: int
+    holder: str
+    takeover_note: str | None = None
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    """A run whose lease ran out (its holder stopped) or whose retry is due, as it was read."""
+
+    delivery_id: int
+    schedule_id: int
+    due_at: datetime
+    late: bool
+    status: str
+    holder: str
+    attempts: int
+    takeover_note: str | None
 
 
 class SqlScheduleStore:
@@ -84,10 +108,13 @@ class SqlScheduleStore:
         worker_id: str,
         now: datetime,
         *,
+        until: datetime | None,
         late: bool,
         status: str = "claimed",
-    ) -> int | None:
-        """Claims one (schedule, due time, destination); returns the delivery id, or None if another process has it."""
+    ) -> ClaimedRun | None:
+        """Claims one (schedule, due time, destination) until `until`, as its first attempt; None if another
+        process has it. A skipped run is recorded the same way, without an attempt or a lease."""
+        claimed = status == "claimed"
         statement = (
             insert_for(self.session, DELIVERIES)
             .values(
@@ -96,55 +123,153 @@ class SqlScheduleStore:
                 destination=destination,
                 status=status,
                 claimed_by=worker_id,
-                attempts=0,
+                attempts=1 if claimed else 0,
                 late=late,
                 claimed_at=now,
+                claimed_until=until if claimed else None,
             )
             .on_conflict_do_nothing(index_elements=["schedule_id", "due_at", "destination"])
             .returning(DELIVERIES.c.id)
         )
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        delivery_id = (await self.session.execute(statement)).scalar_one_or_none()
+        if delivery_id is None or not claimed:
+            return None
+        return ClaimedRun(delivery_id, schedule_id, due_at, late, attempt=1, holder=worker_id)
 
-    async def mark(
+    async def next_open_run(self, now: datetime) -> OpenRun | None:
+        """The run whose lease ran out or whose retry is due longest ago, locked against other takers.
+
+        On PostgreSQL a run another process is taking right now is skipped (SKIP LOCKED), not waited for;
+        SQLite serialises writers, and `take` compares and sets, so a run is taken once either way."""
+        row = (
+            await self.session.execute(
+                select(
+                    ReportDelivery.id,
+                    ReportDelivery.schedule_id,
+                    ReportDelivery.due_at,
+                    ReportDelivery.late,
+                    ReportDelivery.status,
+                    ReportDelivery.claimed_by,
+                    ReportDelivery.attempts,
+                    ReportDelivery.takeover_note,
+                )
+                .where(ReportDelivery.status.in_(OPEN), ReportDelivery.claimed_until <= now)
+                .order_by(ReportDelivery.claimed_until, ReportDelivery.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is None:
+            return None
+        return OpenRun(
+            row.id,
+            row.schedule_id,
+            row.due_at,
+            row.late,
+            row.status,
+            row.claimed_by,
+            row.attempts,
+            row.takeover_note,
+        )
+
+    async def take(
         self,
-        delivery_id: int,
-        status: str,
+        run: OpenRun,
+        worker_id: str,
+        now: datetime,
         *,
-        attempts: int,
-        error: str | None = None,
-        delivered_at: datetime | None = None,
-        retry_at: datetime | None = None,
-    ) -> None:
-        values: dict[str, Any] = {"status": status, "attempts": attempts, "error": error and error[:500]}
-        if delivered_at is not None:
-            values["delivered_at"] = delivered_at
-        if retry_at is not None:
-            values["claimed_at"] = retry_at
-        await self.session.execute(
-            update(ReportDelivery).where(ReportDelivery.id == delivery_id).values(**values)
-        )
-
-    async def retries_due(self, now: datetime) -> list[PendingRetry]:
-        rows = await self.session.execute(
-            select(
-                ReportDelivery.id,
-                ReportDelivery.schedule_id,
-                ReportDelivery.due_at,
-                ReportDelivery.attempts,
-                ReportDelivery.late,
-            ).where(ReportDelivery.status == "retrying", ReportDelivery.claimed_at <= now)
-        )
-        return [PendingRetry(r.id, r.schedule_id, r.due_at, r.attempts, r.late) for r in rows.all()]
-
-    async def take_retry(self, delivery_id: int, worker_id: str, now: datetime) -> bool:
-        """Takes a retry for this process; a retry is also claimed exactly once."""
+        until: datetime,
+        takeover_note: str | None,
+    ) -> ClaimedRun | None:
+        """Takes an open run as its next attempt, only if nobody changed it since it was read and its lease or
+        retry wait is still over (one atomic compare-and-set): exactly one process gets it."""
         result = await self.session.execute(
             update(ReportDelivery)
-            .where(ReportDelivery.id == delivery_id, ReportDelivery.status == "retrying")
-            .values(status="claimed", claimed_by=worker_id, claimed_at=now)
+            .where(*_unchanged(run, now))
+            .values(
+                status="claimed",
+                claimed_by=worker_id,
+                attempts=run.attempts + 1,
+                claimed_at=now,
+                claimed_until=until,
+                takeover_note=takeover_note,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            return None
+        return ClaimedRun(
+            run.delivery_id,
+            run.schedule_id,
+            run.due_at,
+            run.late,
+            attempt=run.attempts + 1,
+            holder=worker_id,
+            takeover_note=takeover_note,
+        )
+
+    async def give_up(self, run: OpenRun, now: datetime, *, error: str, takeover_note: str | None) -> bool:
+        """Marks an open run failed without another attempt (its holder died during the last one allowed)."""
+        result = await self.session.execute(
+            update(ReportDelivery)
+            .where(*_unchanged(run, now))
+            .values(status="failed", error=error[:500], claimed_until=None, takeover_note=takeover_note)
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def start_sending(self, run: ClaimedRun, until: datetime) -> bool:
+        """Says the destination is about to get the report, renewing the lease; False if the claim was lost
+        (it ran out while rendering and another process took the run), in which case nothing may be sent."""
+        result = await self.session.execute(
+            update(ReportDelivery)
+            .where(*_held(run), ReportDelivery.status == "claimed")
+            .values(status="sending", claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def finish(
+        self,
+        run: ClaimedRun,
+        status: str,
+        *,
+        error: str | None = None,
+        delivered_at: datetime | None = None,
+        retry_at: datetime | None = None,
+    ) -> bool:
+        """Records how this attempt ended (delivered, retrying at `retry_at`, or failed); only the holder of the
+        attempt can, so a process whose claim was taken over cannot overwrite the newer attempt's outcome."""
+        result = await self.session.execute(
+            update(ReportDelivery)
+            .where(*_held(run), ReportDelivery.status.in_(HELD))
+            .values(
+                status=status,
+                error=error and error[:500],
+                delivered_at=delivered_at,
+                claimed_until=retry_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+
+def _unchanged(run: OpenRun, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        ReportDelivery.id == run.delivery_id,
+        ReportDelivery.status == run.status,
+        ReportDelivery.attempts == run.attempts,
+        ReportDelivery.claimed_until <= now,
+    )
+
+
+def _held(run: ClaimedRun) -> tuple[ColumnElement[bool], ...]:
+    """The attempt number is the fencing token: a takeover raises it, so a late holder matches nothing."""
+    return (
+        ReportDelivery.id == run.delivery_id,
+        ReportDelivery.claimed_by == run.holder,
+        ReportDelivery.attempts == run.attempt,
+    )
 
 
 def _due(schedule: ReportSchedule, report: CustomReport, owner_email: str | None) -> DueSchedule:

@@ -36,13 +36,14 @@ from reports.periods import PeriodSpec
 from reports.readings import HEADLINE_TRENDS, read_trend
 from reports.rollups import TouchedFacts, build_missing_rollups, update_rollups_for
 from reports.saved import run_saved_report
-from reports.scheduler import ReportScheduler, ScheduleRunner
+from reports.scheduler import LeaseTooShort, ReportScheduler, ScheduleRunner
 from reports.trends import store_trend
 from storage.analytics.facts import SOURCES
 from storage.models import BulkMessaging, MessageStatusEvent, TrendAnalysis
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.schedules import DueSchedule
 from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
+from switchboard.errors import StartupError
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ class BackgroundServices:
 
     async def start(self) -> None:
         settings = self.container.settings
+        # Built first: a claim lease shorter than a destination's time limit refuses to start anything.
+        self._scheduler = self._report_scheduler()
         self._drivers = build_drivers(settings)
         self._pacing = build_pacing(settings)
         dispatcher = build_dispatcher(self.container, self._drivers, self._pacing, self.worker_id)
@@ -89,19 +92,22 @@ class BackgroundServices:
         self._every(60.0, self.snapshot_metrics, "performance snapshot")
         self._every(60.0, self.refresh_rollups, "rollups")
         self._every(3600.0, self.record_insights, "daily insight")
+        self._scheduler.start()
+
+    def _report_scheduler(self) -> ReportScheduler:
         self._destinations = report_destinations(self.container)
-        self._scheduler = ReportScheduler(
-            ScheduleRunner(
+        try:
+            runner = ScheduleRunner(
                 database=self.container.database,
                 render=self.render_report,
                 destinations=self._destinations,
                 worker_id=self.worker_id,
                 notify_owner=self.tell_owner_report_failed,
                 report_pass=self.health.reporter("report scheduler", REPORT_TICK_SECONDS),
-            ),
-            interval_seconds=REPORT_TICK_SECONDS,
-        )
-        self._scheduler.start()
+            )
+        except LeaseTooShort as error:
+            raise StartupError(str(error)) from None
+        return ReportScheduler(runner, interval_seconds=REPORT_TICK_SECONDS)
 
     async def stop(self) -> None:
         self._stop.set()

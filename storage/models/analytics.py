@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from storage.models.base import Base, BigId, one_of, utcnow
 
 GRAINS = ["hour", "day", "week", "month", "quarter"]
+DELIVERY_STATUSES = ["claimed", "sending", "delivered", "retrying", "failed", "skipped"]
 
 
 class KpiMetric(Base):
@@ -174,14 +175,18 @@ class ReportSchedule(Base):
 
 
 class ReportDelivery(Base):
-    """The delivery log and the claim: one row per (schedule, due time, destination), so one process delivers."""
+    """The delivery log and the claim: one row per (schedule, due time, destination), so one process delivers.
+
+    A claim is a lease: `claimed_by` holds the run until `claimed_until`; a holder that dies leaves a
+    claim that expires, and another process takes it over (counting an attempt). `sending` says the
+    destination may already have the report, so a takeover of it says so in `takeover_note`.
+    """
 
     __tablename__ = "report_deliveries"
     __table_args__ = (
         UniqueConstraint("schedule_id", "due_at", "destination"),
-        CheckConstraint(
-            one_of("status", ["claimed", "delivered", "retrying", "failed", "skipped"]), name="status_known"
-        ),
+        CheckConstraint(one_of("status", DELIVERY_STATUSES), name="status_known"),
+        Index("ix_report_deliveries_open", "status", "claimed_until"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -194,4 +199,8 @@ class ReportDelivery(Base):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(String(500))
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: Claimed or sending: when the holder's lease ends. Retrying: when the next attempt is due.
+    claimed_until: Mapped[datetime | None]
+    #: Why another process took the run over, and whether an earlier attempt may have delivered it.
+    takeover_note: Mapped[str | None] = mapped_column(String(300))
     delivered_at: Mapped[datetime | None]

@@ -12,12 +12,14 @@ from sqlalchemy import func, select
 
 from api.sandbox.config import SandboxConfig
 from api.sandbox.server import RunningSandbox, run_sandbox
-from reports.destinations import RenderedReport, TelegramDestination
-from reports.scheduler import ScheduleRunner
+from reports.destinations import EmailDestination, RenderedReport, TelegramDestination
+from reports.scheduler import DEFAULT_LEASE, LeaseTooShort, ScheduleRunner, delivery_key
 from reports.schedules import ScheduleError, next_due, plan_runs
+from storage import migrate
 from storage.database import Database
 from storage.models import AuditLog, CustomReport, ReportDelivery, ReportSchedule, StaffUser
-from storage.schedules import DueSchedule
+from storage.schedules import DueSchedule, SqlScheduleStore
+from storage.sql import table_of
 
 DUE = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)  # Monday 08:00 in Europe/Berlin
 CREDENTIALS = SandboxConfig()
@@ -36,6 +38,7 @@ async def add_schedule(
     policy: str = "deliver_late_once",
     next_due_at: datetime = DUE,
     destination: str = "424242",
+    kind: str = "telegram",
 ) -> int:
     async with database.sessions() as session:
         owner = StaffUser(email="maria@northwind.example", name="Maria", role="manager")
@@ -54,7 +57,7 @@ async def add_schedule(
             owner_id=owner.id,
             cron=cron,
             timezone="Europe/Berlin",
-            destination_kind="telegram",
+            destination_kind=kind,
             destination=destination,
             missed_run_policy=policy,
             next_due_at=next_due_at,
@@ -88,11 +91,15 @@ async def render(schedule: DueSchedule, due_at: datetime, late: bool) -> Rendere
 
 
 def runner(database: Database, sandbox: RunningSandbox, now: datetime, worker: str) -> ScheduleRunner:
-    destination = TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url)
     return ScheduleRunner(
         database=database,
         render=render,
-        destinations={"telegram": destination},
+        destinations={
+            "telegram": TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url),
+            "email": EmailDestination(
+                "127.0.0.1", sandbox.smtp_port, None, None, "reports@northwind.example"
+            ),
+        },
         worker_id=worker,
         clock=lambda: now,
         retry_base=timedelta(seconds=0),
@@ -185,3 +192,78 @@ def test_due_times_follow_the_recipients_timezone_across_dst() -> None:
 def test_bad_schedules_are_explained(cron: str, timezone: str, message: str) -> None:
     with pytest.raises(ScheduleError, match=message):
         next_due(cron, timezone, DUE)
+
+
+def test_a_lease_that_does_not_outlast_a_destination_refuses_to_start() -> None:
+    slow = TelegramDestination(CREDENTIALS.telegram_bot_token, timeout_seconds=120)
+    with pytest.raises(LeaseTooShort) as refused:
+        ScheduleRunner(
+            database=None,  # type: ignore[arg-type]  # refused before it is used
+            render=render,
+            destinations={"telegram": slow},
+            lease=timedelta(seconds=60),
+        )
+    assert str(refused.value) == (
+        "the report scheduler's claim lease (60 s) must be longer than the time each destination may take "
+        "to deliver, but telegram allows 2 min; a worker could still be sending when another takes the run "
+        "over and sends it again"
+    )
+    assert DEFAULT_LEASE.total_seconds() > slow.timeout_seconds  # the defaults start
+
+
+async def test_every_attempt_at_an_email_run_carries_the_runs_message_id(
+    database: Database, sandbox: RunningSandbox
+) -> None:
+    schedule_id = await add_schedule(database, kind="email", destination="board@northwind.example")
+    await runner(database, sandbox, DUE + timedelta(seconds=5), "s1").tick()
+    async with database.read_sessions() as session:
+        schedule = await SqlScheduleStore(session).get(schedule_id)
+    assert schedule is not None
+    key = delivery_key(schedule, DUE)
+    assert [e.message_id for e in sandbox.state.emails] == [f"<{key}@northwind.example>"]
+    assert key.startswith(f"report-{schedule_id}-20261123T070000Z-")
+    # A copy sent again for the same run (a worker died after the mailbox took it) is the same message.
+    again = await render(schedule, DUE, False)
+    email = EmailDestination(
+        "127.0.0.1", sandbox.smtp_port, None, None, "Reports <reports@northwind.example>"
+    )
+    await email.deliver(schedule.destination, replace(again, delivery_key=key))
+    assert len(sandbox.state.emails) == 1 and sandbox.state.email_copies[f"<{key}@northwind.example>"] == 2
+
+
+async def test_a_run_stuck_in_claimed_before_the_upgrade_is_delivered_after_it(
+    database_url: str, sandbox: RunningSandbox
+) -> None:
+    """Before leases, a worker that died after its claim left the run `claimed` forever."""
+    await migrate.downgrade(database_url, "0003")
+    database = Database.connect(database_url)
+    try:
+        schedule_id = await add_schedule(database, next_due_at=DUE + timedelta(days=7))
+        async with database.sessions() as session:
+            await session.execute(
+                table_of(ReportDelivery)
+                .insert()
+                .values(
+                    schedule_id=schedule_id,
+                    due_at=DUE,
+                    destination="424242",
+                    status="claimed",
+                    claimed_by="died:1",
+                    attempts=0,
+                    late=False,
+                    claimed_at=DUE + timedelta(seconds=3),
+                )
+            )
+            await session.commit()
+        await database.dispose()
+        await migrate.upgrade(database_url)
+        database = Database.connect(database_url)
+        await runner(database, sandbox, DUE + timedelta(hours=2), "s1").tick()
+        assert len(photos(sandbox)) == 1
+        async with database.read_sessions() as session:
+            delivery = (await session.scalars(select(ReportDelivery))).one()
+        assert (delivery.status, delivery.claimed_by, delivery.attempts) == ("delivered", "s1", 1)
+        assert delivery.error == "Taken over from died:1, which stopped before sending it."
+    finally:
+        await migrate.upgrade(database_url)
+        await database.dispose()
