@@ -458,13 +458,17 @@ async def test_three_worker_processes_one_killed_deliver_every_due_run_once(
         assert taken.error is not None and "may have been delivered before the worker stopped" in taken.error
         assert copies == [2], "sent again after the kill, with the same Message-ID"
     engine = database_url.split("+", 1)[0]
+    got = received(sandbox)
+    with sandbox.state.lock:
+        dropped = sum(n - 1 for n in sandbox.state.email_copies.values())
     print(
         f"\nscheduler faults ({engine}, worker killed {dies}): {len(targets)} due runs, "
-        f"{sum(received(sandbox).values())} received, "
-        f"{sum(n - 1 for n in received(sandbox).values() if n > 1)} duplicates, "
-        f"{sum(1 for t in targets if not received(sandbox)[(t.kind, t.destination)])} lost, "
+        f"{sum(got.values())} received, {sum(n - 1 for n in got.values() if n > 1)} duplicates, "
+        f"{sum(1 for t in targets if not got[(t.kind, t.destination)])} lost, "
         f"{sum(1 for r in rows if r.status in ('claimed', 'sending'))} stuck, "
-        f"{sum(1 for r in rows if r.attempts > 1)} taken over"
+        f"{sum(1 for r in rows if r.attempts > 1)} taken over, "
+        f"{dropped} email{'' if dropped == 1 else 's'} sent again"
+        + (" (same Message-ID, kept once)" if dropped else "")
     )
 
 
