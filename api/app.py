@@ -4,22 +4,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Litestar, get
+from litestar import Litestar, Router, get
 from litestar.config.csrf import CSRFConfig
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
+from api.bad_input import BadInputGuard
 from api.health import healthz, readyz
 from api.metrics import metrics
 from api.pages import PAGE_CONTROLLERS
+from api.problems import client_problem, server_error, stamp_request_id
 from api.rest import API_CONTROLLERS
-from api.rest.common import validation_failed
+from api.rest.common import BEARER, ExactJsonRenderPlugin, validation_failed
 from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
 from api.webhooks import webhook_handlers
@@ -88,7 +91,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             healthz,
             readyz,
             metrics,
-            *PAGE_CONTROLLERS,
+            # The dashboard is for people, not an API: its pages stay out of the OpenAPI document.
+            Router(path="/", route_handlers=PAGE_CONTROLLERS, include_in_schema=False),
             *API_CONTROLLERS,
             *webhook_handlers,
             *unsubscribe_handlers,
@@ -98,14 +102,28 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         ],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         openapi_config=OpenAPIConfig(
-            title="Switchboard API", version="0.1.0", path="/api/schema", render_plugins=[JsonRenderPlugin()]
+            title="Switchboard API",
+            version="0.1.0",
+            path="/api/schema",
+            render_plugins=[ExactJsonRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    BEARER: SecurityScheme(type="http", scheme="bearer", description="SWITCHBOARD_API_TOKEN")
+                }
+            ),
         ),
         csrf_config=CSRFConfig(
             secret=settings.session_secret.get_secret_value(),
             exclude=CSRF_EXEMPT,
             cookie_secure=settings.public_url.startswith("https://"),
         ),
-        exception_handlers={ValidationException: validation_failed},
+        middleware=[BadInputGuard()],
+        before_send=[stamp_request_id],
+        exception_handlers={
+            ValidationException: validation_failed,
+            HTTPException: client_problem,
+            HTTP_500_INTERNAL_SERVER_ERROR: server_error,
+        },
         logging_config=logging_config(settings),
         on_startup=[start_background],
         on_shutdown=[close_container],

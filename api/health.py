@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, get
+from litestar.openapi import ResponseSpec
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
@@ -26,7 +27,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", name="readyz", exclude_from_auth=True)
+@get(
+    "/readyz",
+    name="readyz",
+    exclude_from_auth=True,
+    responses={
+        HTTP_503_SERVICE_UNAVAILABLE: ResponseSpec(
+            data_container=Readiness, description="Not ready: the database is unreachable or not migrated."
+        )
+    },
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     container: Container = request.app.state.container
     try:

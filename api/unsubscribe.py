@@ -8,15 +8,23 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs
 
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
-from litestar.status_codes import HTTP_200_OK, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+)
 from pydantic import SecretStr
 
+from api.problems import Problem
 from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.vocabulary import Channel, ConsentStatus
 from storage.inbox import ConversationUnitOfWork
+from storage.models import Customer
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -53,8 +61,9 @@ def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title></head>"
-        f'<body style="font-family: sans-serif; max-width: 32rem; margin: 3rem auto">{body}</body></html>'
+        f"<title>{escape(title)}</title>"
+        '<link rel="stylesheet" href="/static/switchboard.css"></head>'
+        f'<body><main class="public">{body}</main></body></html>'
     )
     return Response(html, status_code=status_code, media_type="text/html")
 
@@ -63,12 +72,46 @@ def _not_found() -> Response[str]:
     return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", HTTP_404_NOT_FOUND)
 
 
-@get("/unsubscribe/{token:str}", exclude_from_auth=True, name="unsubscribe_page")
+def _no_longer_in_use() -> Response[str]:
+    """The customer the link names has been deleted: there is nobody left to unsubscribe or to message."""
+    return _page(
+        "Link no longer in use",
+        "<p>This unsubscribe link is no longer in use: we hold no details for it any more, "
+        "so nothing will be sent to you from us.</p>",
+        HTTP_404_NOT_FOUND,
+    )
+
+
+async def _customer_exists(container: Container, customer_id: int) -> bool:
+    async with container.database.read_sessions() as session:
+        return await session.get(Customer, customer_id) is not None
+
+
+def _html(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=str, media_type=MediaType.HTML, description=description)
+
+
+NOT_A_LINK = _html("The token is not one we signed, or its customer no longer exists.")
+UNREADABLE = ResponseSpec(
+    data_container=Problem, description="The address holds a NUL character or a number beyond 64 bits."
+)
+
+
+@get(
+    "/unsubscribe/{token:str}",
+    exclude_from_auth=True,
+    name="unsubscribe_page",
+    media_type=MediaType.HTML,
+    responses={HTTP_404_NOT_FOUND: NOT_A_LINK, HTTP_422_UNPROCESSABLE_ENTITY: UNREADABLE},
+)
 async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
     """A confirmation page only: mail scanners prefetch links, so GET never unsubscribes."""
     container: Container = request.app.state.container
-    if read_unsubscribe_token(container.settings.session_secret, token) is None:
+    named = read_unsubscribe_token(container.settings.session_secret, token)
+    if named is None:
         return _not_found()
+    if not await _customer_exists(container, named[0]):
+        return _no_longer_in_use()
     name = escape(container.settings.business_name)
     return _page(
         "Unsubscribe",
@@ -79,7 +122,18 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]
     )
 
 
-@post("/unsubscribe/{token:str}", exclude_from_auth=True, name="unsubscribe", status_code=HTTP_200_OK)
+@post(
+    "/unsubscribe/{token:str}",
+    exclude_from_auth=True,
+    name="unsubscribe",
+    status_code=HTTP_200_OK,
+    media_type=MediaType.HTML,
+    responses={
+        HTTP_400_BAD_REQUEST: _html("The body is not List-Unsubscribe=One-Click."),
+        HTTP_404_NOT_FOUND: NOT_A_LINK,
+        HTTP_422_UNPROCESSABLE_ENTITY: UNREADABLE,
+    },
+)
 async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[str]:
     """RFC 8058 one-click: the body is `List-Unsubscribe=One-Click`; no login, no redirect."""
     container: Container = request.app.state.container
@@ -90,6 +144,8 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
     if ONE_CLICK_VALUE not in form.get(ONE_CLICK_FIELD, []):
         return _page("Bad request", "<p>Expected List-Unsubscribe=One-Click.</p>", HTTP_400_BAD_REQUEST)
     customer_id, channel = named
+    if not await _customer_exists(container, customer_id):
+        return _no_longer_in_use()
     source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
     await record_consent(
         ConversationUnitOfWork(container.unit_of_work()),

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, KwargDefinition, Parameter
 from sqlalchemy import select
 
-from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from api.rest.common import (
+    API_SECURITY,
+    Unprocessable,
+    api_actor,
+    container_of,
+    documented_enum,
+    problems,
+    require_api_token,
+)
 from domain.audit import AuditEntry
 from domain.campaigns.model import Campaign, CampaignDraft, CampaignError
 from domain.campaigns.use_cases import (
@@ -23,22 +31,38 @@ from domain.campaigns.use_cases import (
     preview_campaign,
     resume_campaign,
 )
-from domain.vocabulary import Channel, MessageCategory
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.campaigns import AuditedCampaignUnitOfWork
 from storage.models import BulkMessaging
 from switchboard.wiring import Container
 
+#: What a campaign action in the path may be; the handler refuses any other, naming these (422).
+ACTIONS = ("launch", "pause", "resume", "cancel")
+#: A fallback waits at most 30 days for the first channel before trying the next.
+MAX_FALLBACK_MINUTES = 30 * 24 * 60
 
-@dataclass
-class CampaignIn:
-    slug: str
-    name: str
-    template: str
-    channels: list[str]
-    audience: dict[str, Any] = field(default_factory=dict)
-    variables: dict[str, Any] = field(default_factory=dict)
-    category: str = "marketing"
-    fallback_after_minutes: int | None = None
+#: Channels in the order to try them: one or more outbound channels, each once (checked by the domain, 422).
+ChannelOrder = Annotated[
+    list[str],
+    KwargDefinition(
+        schema_extra={
+            "items": {"type": "string", "enum": [c.value for c in OUTBOUND_CHANNELS]},
+            "minItems": 1,
+            "uniqueItems": True,
+        }
+    ),
+]
+
+
+class CampaignIn(msgspec.Struct):
+    slug: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    template: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    channels: ChannelOrder
+    audience: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    category: Annotated[str, documented_enum(MessageCategory)] = "marketing"
+    fallback_after_minutes: Annotated[int, msgspec.Meta(ge=1, le=MAX_FALLBACK_MINUTES)] | None = None
     respect_quiet_hours: bool = True
     scheduled_at: datetime | None = None
 
@@ -66,7 +90,7 @@ async def campaign_id_for(container: Container, slug: str) -> int:
     async with container.database.read_sessions() as session:
         found = await session.scalar(select(BulkMessaging.id).where(BulkMessaging.slug == slug))
     if found is None:
-        raise NotFoundException(f"no campaign {slug!r}")
+        raise NotFoundException(f"there is no campaign with the slug '{slug}'")
     return int(found)
 
 
@@ -89,9 +113,10 @@ async def audit(
 class CampaignsController(Controller):
     path = "/api/campaigns"
     guards = [require_api_token]
+    security = API_SECURITY
     tags = ["campaigns"]
 
-    @get("/")
+    @get("/", responses=problems())
     async def list_campaigns(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         async with container_of(request).database.read_sessions() as session:
             rows = (
@@ -120,7 +145,7 @@ class CampaignsController(Controller):
             ]
         }
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=problems(body=True))
     async def create(self, request: Request[Any, Any, Any], data: JSONBody[CampaignIn]) -> dict[str, Any]:
         container = container_of(request)
         try:
@@ -145,7 +170,7 @@ class CampaignsController(Controller):
         await audit(container, request, "campaign.create", data.slug)
         return campaign_json(campaign)
 
-    @get("/{slug:str}/preview")
+    @get("/{slug:str}/preview", responses=problems(404))
     async def preview(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> dict[str, Any]:
         """Recipients, exclusions by reason, per-channel counts, estimated cost and a rendered sample; writes nothing."""
         container = container_of(request)
@@ -170,9 +195,12 @@ class CampaignsController(Controller):
             else {"channel": str(sample.channel), "text": sample.body, "subject": sample.subject},
         }
 
-    @post("/{slug:str}/{action:str}", status_code=200)
+    @post("/{slug:str}/{action:str}", status_code=200, responses=problems(404))
     async def change(
-        self, request: Request[Any, Any, Any], slug: FromPath[str], action: FromPath[str]
+        self,
+        request: Request[Any, Any, Any],
+        slug: FromPath[str],
+        action: Annotated[str, Parameter(schema_extra={"enum": list(ACTIONS)})],
     ) -> dict[str, Any]:
         """launch, pause, resume or cancel. Pausing and resuming never send anything twice."""
         container = container_of(request)
@@ -198,7 +226,7 @@ class CampaignsController(Controller):
             raise Unprocessable(str(error)) from None
         return await self._progress(container, campaign_id)
 
-    @get("/{slug:str}/progress")
+    @get("/{slug:str}/progress", responses=problems(404))
     async def progress(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> dict[str, Any]:
         container = container_of(request)
         return await self._progress(container, await campaign_id_for(container, slug))

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 from sqlalchemy import select
 
-from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from api.rest.common import (
+    API_SECURITY,
+    RowId,
+    Unprocessable,
+    api_actor,
+    container_of,
+    documented_enum,
+    problems,
+    require_api_token,
+)
 from domain.audit import AuditEntry
 from domain.consent.ledger import record_consent
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
@@ -19,19 +28,17 @@ from storage.inbox import ConversationUnitOfWork
 from storage.models import CommunicationPreference, ConsentRecord, Customer, CustomerConsent
 
 
-@dataclass
-class PreferencesIn:
-    preferred_channel: str | None = None
+class PreferencesIn(msgspec.Struct):
+    preferred_channel: Annotated[str | None, documented_enum(OUTBOUND_CHANNELS, nullable=True)] = None
     quiet_hours_start: str | None = None  # "21:00", local to the customer
     quiet_hours_end: str | None = None
-    marketing_max_per_week: int | None = None
+    marketing_max_per_week: Annotated[int, msgspec.Meta(ge=0, le=50)] | None = None
 
 
-@dataclass
-class ConsentIn:
-    channel: str
-    status: str  # opted_in or opted_out
-    source: str = "api"
+class ConsentIn(msgspec.Struct):
+    channel: Annotated[str, documented_enum(Channel)]
+    status: Annotated[str, documented_enum(ConsentStatus)]
+    source: Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"\S")] = "api"
     detail: str | None = None
 
 
@@ -90,18 +97,19 @@ async def _preferences_json(session: Any, customer_id: FromPath[int]) -> dict[st
 class CustomersController(Controller):
     path = "/api/customers"
     guards = [require_api_token]
+    security = API_SECURITY
     tags = ["customers"]
 
-    @get("/{customer_id:int}/preferences")
+    @get("/{customer_id:int}/preferences", responses=problems(404))
     async def preferences(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[int]
+        self, request: Request[Any, Any, Any], customer_id: FromPath[RowId]
     ) -> dict[str, Any]:
         async with container_of(request).database.read_sessions() as session:
             return await _preferences_json(session, customer_id)
 
-    @put("/{customer_id:int}/preferences")
+    @put("/{customer_id:int}/preferences", responses=problems(404, body=True))
     async def set_preferences(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: JSONBody[PreferencesIn]
+        self, request: Request[Any, Any, Any], customer_id: FromPath[RowId], data: JSONBody[PreferencesIn]
     ) -> dict[str, Any]:
         if data.preferred_channel is not None and data.preferred_channel not in {
             c.value for c in OUTBOUND_CHANNELS
@@ -113,8 +121,6 @@ class CustomersController(Controller):
         )
         if (start is None) != (end is None):
             raise Unprocessable("give both quiet_hours_start and quiet_hours_end, or neither")
-        if data.marketing_max_per_week is not None and not 0 <= data.marketing_max_per_week <= 50:
-            raise Unprocessable("marketing_max_per_week must be between 0 and 50")
         container = container_of(request)
         async with container.unit_of_work() as uow:
             if await uow.session.get(Customer, customer_id) is None:
@@ -140,9 +146,9 @@ class CustomersController(Controller):
         async with container.database.read_sessions() as session:
             return await _preferences_json(session, customer_id)
 
-    @post("/{customer_id:int}/consent", status_code=201)
+    @post("/{customer_id:int}/consent", status_code=201, responses=problems(404, body=True))
     async def consent(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[int], data: JSONBody[ConsentIn]
+        self, request: Request[Any, Any, Any], customer_id: FromPath[RowId], data: JSONBody[ConsentIn]
     ) -> dict[str, Any]:
         """Appends to the consent ledger (never overwrites) and updates the current state in one transaction."""
         try:

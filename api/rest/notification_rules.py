@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, KwargDefinition
 
-from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from api.rest.common import (
+    API_SECURITY,
+    RowId,
+    Unprocessable,
+    api_actor,
+    container_of,
+    problems,
+    require_api_token,
+)
 from domain.notifications.model import (
     NotificationError,
     NotificationRule,
@@ -17,32 +25,55 @@ from domain.notifications.model import (
     NotificationRuleDraft,
     NotificationRuleNotFound,
 )
-from domain.notifications.rules import rule_category, rule_channel_order
+from domain.notifications.rules import (
+    MAX_EVENT_TYPE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_OFFSET_MINUTES,
+    RULE_CATEGORIES,
+    rule_category,
+    rule_channel_order,
+)
 from domain.notifications.use_cases import (
     create_notification_rule,
     delete_notification_rule,
     list_notification_rules,
     update_notification_rule,
 )
+from domain.vocabulary import OUTBOUND_CHANNELS
+
+# What the domain checks, each with a message naming the limit (422); documented here for the schema.
+RuleName = Annotated[str, KwargDefinition(min_length=1, max_length=MAX_NAME_LENGTH)]
+EventType = Annotated[
+    str, KwargDefinition(max_length=MAX_EVENT_TYPE_LENGTH, pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+]
+Offset = Annotated[int, KwargDefinition(ge=-MAX_OFFSET_MINUTES, le=MAX_OFFSET_MINUTES)]
+CATEGORY_NAMES = [c.value for c in RULE_CATEGORIES]
+#: Empty: the customer's preferred channel first, then the default order; else outbound channels, each once.
+CHANNEL_ORDER = {
+    "items": {"type": "string", "enum": [c.value for c in OUTBOUND_CHANNELS]},
+    "uniqueItems": True,
+}
 
 
 class RuleIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    event_type: str
-    template: str
-    channels: list[str] = []
-    offset_minutes: int = 0
-    category: str = "transactional"
+    name: RuleName
+    event_type: EventType
+    template: RuleName
+    channels: Annotated[list[str], KwargDefinition(schema_extra=CHANNEL_ORDER)] = []
+    offset_minutes: Offset = 0
+    category: Annotated[str, KwargDefinition(schema_extra={"enum": CATEGORY_NAMES})] = "transactional"
     enabled: bool = True
 
 
 class RuleChangesIn(msgspec.Struct, forbid_unknown_fields=True):
     """Only the fields sent change; a rule's name and event type are fixed once created."""
 
-    template: str | None = None
-    channels: list[str] | None = None
-    offset_minutes: int | None = None
-    category: str | None = None
+    template: Annotated[str | None, KwargDefinition(min_length=1, max_length=MAX_NAME_LENGTH)] = None
+    channels: Annotated[list[str] | None, KwargDefinition(schema_extra=CHANNEL_ORDER)] = None
+    offset_minutes: Annotated[int | None, KwargDefinition(ge=-MAX_OFFSET_MINUTES, le=MAX_OFFSET_MINUTES)] = (
+        None
+    )
+    category: Annotated[str | None, KwargDefinition(schema_extra={"enum": [*CATEGORY_NAMES, None]})] = None
     enabled: bool | None = None
 
 
@@ -84,14 +115,15 @@ def changes_of(data: RuleChangesIn) -> NotificationRuleChanges:
 class NotificationRulesController(Controller):
     path = "/api/notification-rules"
     guards = [require_api_token]
+    security = API_SECURITY
     tags = ["notification rules"]
 
-    @get("/")
+    @get("/", responses=problems())
     async def list_rules(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
         rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
         return {"rules": [rule_json(r) for r in rules]}
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, responses=problems(body=True))
     async def create(self, request: Request[Any, Any, Any], data: JSONBody[RuleIn]) -> dict[str, Any]:
         """An empty channel list means the customer's preferred channel first, then the default order."""
         try:
@@ -102,9 +134,9 @@ class NotificationRulesController(Controller):
             raise Unprocessable(str(error)) from None
         return rule_json(rule)
 
-    @patch("/{rule_id:int}")
+    @patch("/{rule_id:int}", responses=problems(404, body=True))
     async def change(
-        self, request: Request[Any, Any, Any], rule_id: FromPath[int], data: JSONBody[RuleChangesIn]
+        self, request: Request[Any, Any, Any], rule_id: FromPath[RowId], data: JSONBody[RuleChangesIn]
     ) -> dict[str, Any]:
         """Switch a rule on or off, or change its template, channels, offset or category."""
         try:
@@ -121,8 +153,8 @@ class NotificationRulesController(Controller):
             raise Unprocessable(str(error)) from None
         return rule_json(rule)
 
-    @delete("/{rule_id:int}", status_code=204)
-    async def remove(self, request: Request[Any, Any, Any], rule_id: FromPath[int]) -> None:
+    @delete("/{rule_id:int}", status_code=204, responses=problems(404))
+    async def remove(self, request: Request[Any, Any, Any], rule_id: FromPath[RowId]) -> None:
         """Messages the rule already planned stay in the outbox."""
         try:
             await delete_notification_rule(

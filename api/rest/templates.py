@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, put
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy import select
 
-from api.rest.common import Unprocessable, api_actor, container_of, require_api_token
+from api.rest.common import (
+    API_SECURITY,
+    Unprocessable,
+    api_actor,
+    container_of,
+    documented_enum,
+    problems,
+    require_api_token,
+)
 from domain.audit import AuditEntry
 from domain.templates.model import SYSTEM_VARIABLES, TemplateError
 from domain.templates.model import MessageTemplate as TemplateVariant
@@ -22,17 +30,21 @@ from storage.models import MessageTemplate
 
 NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
 
+#: How the path names a variant; the handler refuses other names and channels itself, in words (422).
+TemplateName = Annotated[str, Parameter(schema_extra={"pattern": NAME_PATTERN})]
+TemplateChannel = Annotated[str, Parameter(schema_extra={"enum": [c.value for c in OUTBOUND_CHANNELS]})]
 
-@dataclass
-class TemplateIn:
+
+class TemplateIn(msgspec.Struct):
     body: str
-    variables: list[str] = field(default_factory=list)
-    category: str = "transactional"
-    subject: str | None = None
+    variables: list[str] = []
+    category: Annotated[str, documented_enum(MessageCategory)] = "transactional"
+    # The widths of their columns in message_templates.
+    subject: Annotated[str, msgspec.Meta(max_length=255)] | None = None
     html_body: str | None = None
-    whatsapp_name: str | None = None
-    whatsapp_language: str | None = None
-    whatsapp_params: list[str] = field(default_factory=list)
+    whatsapp_name: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    whatsapp_language: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    whatsapp_params: list[str] = []
 
 
 def template_json(row: MessageTemplate) -> dict[str, Any]:
@@ -95,9 +107,10 @@ def checked_variant(
 class TemplatesController(Controller):
     path = "/api/templates"
     guards = [require_api_token]
+    security = API_SECURITY
     tags = ["templates"]
 
-    @get("/")
+    @get("/", responses=problems())
     async def list_templates(
         self, request: Request[Any, Any, Any], name: FromQuery[str | None] = None
     ) -> dict[str, Any]:
@@ -110,12 +123,12 @@ class TemplatesController(Controller):
             rows = (await session.scalars(query)).all()
         return {"templates": [template_json(r) for r in rows]}
 
-    @put("/{name:str}/{channel:str}/{locale:str}")
+    @put("/{name:str}/{channel:str}/{locale:str}", responses=problems(body=True))
     async def save(
         self,
         request: Request[Any, Any, Any],
-        name: FromPath[str],
-        channel: FromPath[str],
+        name: FromPath[TemplateName],
+        channel: FromPath[TemplateChannel],
         locale: FromPath[str],
         data: JSONBody[TemplateIn],
     ) -> dict[str, Any]:
@@ -154,7 +167,7 @@ class TemplatesController(Controller):
             await uow.commit()
             return template_json(row)
 
-    @get("/{name:str}/{channel:str}/{locale:str}")
+    @get("/{name:str}/{channel:str}/{locale:str}", responses=problems(404))
     async def get_template(
         self,
         request: Request[Any, Any, Any],

@@ -36,10 +36,14 @@ def form_params(body: str) -> dict[str, str]:
 
 
 def json_object(body: str | bytes, what: str) -> Mapping[str, Any]:
+    """The body as a JSON object, or MalformedWebhook saying why not (never another exception)."""
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedWebhook(f"{what} body is not JSON: {error}") from error
+    except RecursionError:
+        # JSON nested thousands deep exhausts the parser; the body is kept, just not readable.
+        raise MalformedWebhook(f"{what} body is JSON nested too deep to read") from None
     if not isinstance(value, Mapping):
         raise MalformedWebhook(f"{what} body is not a JSON object")
     return value

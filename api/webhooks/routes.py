@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
-from litestar import Request, Response, get, post
+from litestar import MediaType, Request, Response, get, post
 from litestar.exceptions import ClientException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
@@ -19,6 +20,7 @@ from litestar.status_codes import (
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 )
 
+from api.problems import Problem
 from api.rest.common import bearer_matches
 from api.webhooks.reading import (
     TELEGRAM_UPDATE,
@@ -121,6 +123,16 @@ async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, 
     )
 
 
+def _said(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=str, media_type=MediaType.TEXT, description=description)
+
+
+#: A body over MAX_WEBHOOK_BYTES, answered with a Problem.
+TOO_LARGE = ResponseSpec(data_container=Problem, description="The body is larger than 10 MB.")
+FORBIDDEN = _said("The signature does not match: the webhook is not from the provider.")
+UNAUTHORIZED = _said("The request carries no signature or token, or a wrong one.")
+
+
 def _plain(text: str, status_code: int = HTTP_200_OK) -> Response[str]:
     return Response(text, status_code=status_code, media_type="text/plain")
 
@@ -158,7 +170,17 @@ def _twilio_delivery(kind: str, params: dict[str, str], key_fields: tuple[str, .
     return WebhookDelivery(Provider.TWILIO.value, kind, key, body, "application/x-www-form-urlencoded")
 
 
-@post("/webhooks/twilio/status", exclude_from_auth=True, status_code=HTTP_200_OK, name="twilio_status")
+TWILIO_ANSWERS = {HTTP_403_FORBIDDEN: FORBIDDEN, HTTP_413_REQUEST_ENTITY_TOO_LARGE: TOO_LARGE}
+
+
+@post(
+    "/webhooks/twilio/status",
+    exclude_from_auth=True,
+    status_code=HTTP_200_OK,
+    name="twilio_status",
+    media_type=MediaType.XML,
+    responses=TWILIO_ANSWERS,
+)
 async def twilio_status(request: AnyRequest) -> Response[str]:
     params = await _verified_twilio_form(request)
     if params is None:
@@ -168,7 +190,14 @@ async def twilio_status(request: AnyRequest) -> Response[str]:
     return _twiml()
 
 
-@post("/webhooks/twilio/inbound", exclude_from_auth=True, status_code=HTTP_200_OK, name="twilio_inbound")
+@post(
+    "/webhooks/twilio/inbound",
+    exclude_from_auth=True,
+    status_code=HTTP_200_OK,
+    name="twilio_inbound",
+    media_type=MediaType.XML,
+    responses=TWILIO_ANSWERS,
+)
 async def twilio_inbound(request: AnyRequest) -> Response[str]:
     params = await _verified_twilio_form(request)
     if params is None:
@@ -186,7 +215,13 @@ async def twilio_inbound(request: AnyRequest) -> Response[str]:
 # --- WhatsApp Cloud -----------------------------------------------------------------------------------
 
 
-@get("/webhooks/whatsapp", exclude_from_auth=True, name="whatsapp_handshake")
+@get(
+    "/webhooks/whatsapp",
+    exclude_from_auth=True,
+    name="whatsapp_handshake",
+    media_type=MediaType.TEXT,
+    responses={HTTP_403_FORBIDDEN: _said("The verify token does not match.")},
+)
 async def whatsapp_handshake(request: AnyRequest) -> Response[str]:
     settings = _container(request).settings
     params = {name: str(value) for name, value in request.query_params.items()}
@@ -196,7 +231,18 @@ async def whatsapp_handshake(request: AnyRequest) -> Response[str]:
     return _plain(challenge)
 
 
-@post("/webhooks/whatsapp", exclude_from_auth=True, status_code=HTTP_200_OK, name="whatsapp_webhook")
+@post(
+    "/webhooks/whatsapp",
+    exclude_from_auth=True,
+    status_code=HTTP_200_OK,
+    name="whatsapp_webhook",
+    media_type=MediaType.TEXT,
+    responses={
+        HTTP_401_UNAUTHORIZED: UNAUTHORIZED,
+        HTTP_403_FORBIDDEN: FORBIDDEN,
+        HTTP_413_REQUEST_ENTITY_TOO_LARGE: TOO_LARGE,
+    },
+)
 async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
     raw = await _body(request)  # the signature covers these exact bytes: read them before any parsing
     container = _container(request)
@@ -204,7 +250,8 @@ async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
     if not signature:
         return _plain("missing signature", HTTP_401_UNAUTHORIZED)
     secret = container.settings.whatsapp_app_secret.get_secret_value()
-    if not verify_whatsapp_signature(secret, raw, signature):
+    # A signature is hex; one that is not even ASCII cannot match (and hmac refuses to compare it).
+    if not signature.isascii() or not verify_whatsapp_signature(secret, raw, signature):
         log.warning("whatsapp webhook refused: bad signature")
         return _plain("forbidden", HTTP_403_FORBIDDEN)
     # Meta retries the identical body, so the body itself is the dedupe key.
@@ -220,7 +267,14 @@ async def whatsapp_webhook(request: AnyRequest) -> Response[str]:
 # --- Telegram -----------------------------------------------------------------------------------------
 
 
-@post("/webhooks/telegram", exclude_from_auth=True, status_code=HTTP_200_OK, name="telegram_webhook")
+@post(
+    "/webhooks/telegram",
+    exclude_from_auth=True,
+    status_code=HTTP_200_OK,
+    name="telegram_webhook",
+    media_type=MediaType.TEXT,
+    responses={HTTP_401_UNAUTHORIZED: UNAUTHORIZED, HTTP_413_REQUEST_ENTITY_TOO_LARGE: TOO_LARGE},
+)
 async def telegram_webhook(request: AnyRequest) -> Response[str]:
     container = _container(request)
     expected = container.settings.telegram_webhook_secret.get_secret_value()
@@ -255,7 +309,18 @@ async def _hand_to_staff_bot(container: Container, update: dict[str, Any]) -> No
 # --- Email --------------------------------------------------------------------------------------------
 
 
-@post("/webhooks/email/inbound", exclude_from_auth=True, status_code=HTTP_200_OK, name="email_inbound")
+@post(
+    "/webhooks/email/inbound",
+    exclude_from_auth=True,
+    status_code=HTTP_200_OK,
+    name="email_inbound",
+    media_type=MediaType.TEXT,
+    responses={
+        HTTP_400_BAD_REQUEST: _said("The body is empty, or JSON without a `raw` message."),
+        HTTP_401_UNAUTHORIZED: UNAUTHORIZED,
+        HTTP_413_REQUEST_ENTITY_TOO_LARGE: TOO_LARGE,
+    },
+)
 async def email_inbound(request: AnyRequest) -> Response[str]:
     """A relay posts the raw RFC 822 message (or JSON {"raw": "..."}) with the API token as Bearer."""
     container = _container(request)
