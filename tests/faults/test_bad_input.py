@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 import pytest
 from litestar.testing import AsyncTestClient
+from pydantic import SecretStr
 from sqlalchemy import delete, select
 from twilio.request_validator import RequestValidator
 
@@ -77,9 +78,9 @@ def seeded(request: pytest.FixtureRequest, fresh_databases: FreshDatabases) -> S
 
 
 def settings_for(seeded: Seeded) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         database_url=seeded.url,
-        api_token=TOKEN,
+        api_token=SecretStr(TOKEN),
         public_url=PUBLIC_URL,
         environment="test",
         worker_in_process=False,
@@ -402,9 +403,9 @@ TABLE: dict[str, BadInput] = {
 }
 
 
-def encoded(headers: dict[str, str]) -> dict[str, bytes]:
+def encoded(headers: dict[str, str]) -> dict[bytes, bytes]:
     """Headers as raw bytes, so a test can send what a client may: UTF-8 where HTTP says Latin-1."""
-    return {name: value.encode() for name, value in headers.items()}
+    return {name.encode(): value.encode() for name, value in headers.items()}
 
 
 async def send(client: AsyncTestClient[Any], case: BadInput) -> Any:
@@ -581,7 +582,7 @@ async def test_a_server_error_on_a_page_shows_a_page_with_the_request_id_and_no_
 
 
 async def test_a_deliberate_503_is_logged_with_its_request_id(error_log: Recorded) -> None:
-    unreachable = Settings(  # type: ignore[call-arg]
+    unreachable = Settings(
         database_url="postgresql+asyncpg://nobody@127.0.0.1:9/nowhere",
         environment="test",
         worker_in_process=False,
