@@ -23,6 +23,7 @@ from api.pages import PAGE_CONTROLLERS
 from api.problems import client_problem, server_error, stamp_request_id
 from api.rest import API_CONTROLLERS
 from api.rest.common import BEARER, ExactJsonRenderPlugin, validation_failed
+from api.security_headers import add_security_headers
 from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
 from api.webhooks import webhook_handlers
@@ -118,7 +119,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             cookie_secure=settings.public_url.startswith("https://"),
         ),
         middleware=[BadInputGuard()],
-        before_send=[stamp_request_id],
+        before_send=[stamp_request_id, add_security_headers],
         exception_handlers={
             ValidationException: validation_failed,
             HTTPException: client_problem,

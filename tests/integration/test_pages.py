@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from sqlalchemy import func, select, update
 
 from api.app import create_app
 from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
+from api.unsubscribe import unsubscribe_token
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -975,3 +978,91 @@ async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(
         "/analytics/reports", data={**form, "name": "Viewer's"}, follow_redirects=False
     )
     assert refused.status_code == 403
+
+
+# --- security headers --------------------------------------------------------------------------------
+
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+
+def csp_directives(policy: str) -> dict[str, list[str]]:
+    directives = (part.split() for part in policy.split(";") if part.strip())
+    return {name: sources for name, *sources in directives}
+
+
+async def every_page(client: Client, seeded: Seeded) -> list[str]:
+    """Every dashboard page, one of each detail page, and the public ones (sign-in, unsubscribe, a 404)."""
+    message = re.search(
+        r'href="(/communication/messages/\d+)"', (await client.get("/communication/messages")).text
+    )
+    assert message, "the message log links each message"
+    token = unsubscribe_token(seeded.settings.session_secret, 1, "email")
+    return [
+        *DASHBOARD_PAGES,
+        message.group(1),
+        f"/communication/chat/{seeded.chat_id}",
+        f"/communication/campaigns/{seeded.campaign_slug}",
+        f"/analytics/reports/{REPORT_SLUG}",
+        "/communication/templates?template=appointment_reminder&channel=sms&preview=1",
+        "/communication/messages/999999999",
+        "/login",
+        f"/unsubscribe/{token}",
+        "/unsubscribe/not-a-token",
+    ]
+
+
+async def test_every_page_sends_a_strict_policy_and_the_security_headers(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    for path in await every_page(client, seeded):
+        response = await client.get(path, headers={"Accept": "text/html"})
+        assert response.status_code in (200, 404), (path, response.status_code)
+        assert response.headers["content-type"].startswith("text/html"), path
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (path, name, response.headers.get(name))
+        policy = csp_directives(response.headers["content-security-policy"])
+        assert policy["default-src"] == ["'none'"] and policy["script-src"] == ["'none'"], path
+        assert policy["frame-ancestors"] == ["'none'"] and policy["form-action"] == ["'self'"], path
+        assert policy["style-src"][0] == "'self'" and "'unsafe-inline'" not in policy["style-src"], path
+        assert policy["img-src"] == ["'self'", "data:"] and policy["base-uri"] == ["'none'"], path
+    login = await client.get("/login")
+    assert "content-security-policy" in login.headers and login.headers["referrer-policy"] == "no-referrer"
+
+
+def inline_styles_outside_charts(html: str) -> list[str]:
+    without_charts = re.sub(r"<svg\b.*?</svg>", "", html, flags=re.DOTALL)
+    return re.findall(r"<[^>]*\sstyle=\"[^\"]*\"", without_charts)
+
+
+async def test_no_page_needs_more_than_its_policy_allows(client: Client, seeded: Seeded) -> None:
+    """Nothing from another site, no script, no inline handler; every <style> element is one the policy names."""
+    await sign_in(client, seeded, MANAGER)
+    charts_seen = 0
+    for path in await every_page(client, seeded):
+        response = await client.get(path)
+        html, policy = response.text, csp_directives(response.headers["content-security-policy"])
+        assert "<script" not in html.lower(), path
+        assert not re.search(r"\son[a-z]+\s*=", html), path
+        assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html), path
+        assert not re.search(r'(?:src|href)="javascript:', html, flags=re.IGNORECASE), path
+        assert inline_styles_outside_charts(html) == [], path
+        for css in re.findall(r"<style[^>]*>(.*?)</style>", html, flags=re.DOTALL):
+            digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+            assert f"'sha256-{digest}'" in policy["style-src"], (path, css)
+            charts_seen += 1
+    assert charts_seen > 5, "the analytics pages draw their charts inline"
+
+
+async def test_the_session_cookie_is_secure_behind_https(seeded: Seeded) -> None:
+    behind_https = seeded.settings.model_copy(update={"public_url": "https://switchboard.example"})
+    async with AsyncTestClient(create_app(behind_https)) as client:
+        link = login_link("", behind_https.session_secret, seeded.staff[MANAGER], 15, datetime.now(UTC))
+        response = await client.get(link, follow_redirects=False)
+        cookie = response.headers["set-cookie"].lower()
+        assert "secure" in cookie and "httponly" in cookie
+        assert response.headers["referrer-policy"] == "no-referrer", "the link's token must not leak onwards"
