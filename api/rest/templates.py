@@ -21,10 +21,10 @@ from api.rest.common import (
     require_api_token,
 )
 from domain.audit import AuditEntry
-from domain.templates.model import SYSTEM_VARIABLES, TemplateError
 from domain.templates.model import MessageTemplate as TemplateVariant
-from domain.templates.rendering import render_template
-from domain.templates.validation import validate_template
+from domain.templates.model import TemplateError
+from domain.templates.trial import run_trial
+from domain.templates.validation import check_template
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.models import MessageTemplate
 
@@ -94,13 +94,6 @@ def checked_variant(
         whatsapp_language=data.whatsapp_language,
         whatsapp_params=tuple(data.whatsapp_params),
     )
-    try:
-        validate_template(variant)
-        # A trial render with sample values catches what only shows when rendering (sandbox violations).
-        samples = dict.fromkeys((*variant.variables, *SYSTEM_VARIABLES), "sample")
-        render_template(variant, samples)
-    except TemplateError as error:
-        raise Unprocessable(str(error)) from None
     return variant
 
 
@@ -134,6 +127,11 @@ class TemplatesController(Controller):
     ) -> dict[str, Any]:
         """Creates or replaces one variant; it is validated first (declared vs used variables, sizes, WhatsApp)."""
         variant = checked_variant(name, channel, locale, data)
+        try:
+            # Validation and a trial render with sample values, off the event loop and within a time limit.
+            await run_trial(lambda: check_template(variant))
+        except TemplateError as error:
+            raise Unprocessable(str(error)) from None
         container = container_of(request)
         async with container.unit_of_work() as uow:
             row = (

@@ -24,6 +24,7 @@ from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import render_template
 from domain.templates.selection import select_template
+from domain.templates.trial import run_trial
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
 
 #: When no channel is named, try the customer's preferred channel first, then these.
@@ -130,7 +131,13 @@ async def preview_message(
     async with uow:
         recipient = await _recipient(uow, request, now)
         variants = await _variants(uow, request)
-    entry, decision = _compose(request, recipient, variants, now, policy, price_book)
+    try:
+        # The variables were just typed, so the render is a trial: off the event loop, within a time limit.
+        entry, decision = await run_trial(
+            lambda: _compose(request, recipient, variants, now, policy, price_book)
+        )
+    except TemplateError as error:
+        raise MessageRequestError(str(error)) from None
     return _preview(entry, request, decision, price_book)
 
 

@@ -8,25 +8,49 @@ from jinja2 import meta, nodes
 
 from domain.messages.segments import MAX_SMS_CHARACTERS
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
-from domain.templates.rendering import parse_template, template_globals
+from domain.templates.rendering import (
+    MAX_HTML_BYTES,
+    MAX_SOURCE_CHARACTERS,
+    parse_template,
+    render_template,
+    template_globals,
+)
 from domain.vocabulary import Channel, MessageCategory
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def check_template(template: MessageTemplate) -> None:
+    """validate_template, then a trial render with sample values, which catches what only shows when rendering
+    (sandbox refusals, a template that does too much work). Run it off the event loop (trial.run_trial)."""
+    validate_template(template)
+    samples = dict.fromkeys((*template.variables, *SYSTEM_VARIABLES), "sample")
+    render_template(template, samples)
+
+
 def validate_template(template: MessageTemplate) -> None:
     """Raise TemplateError listing every problem with ``template``; return quietly when it is sound."""
     problems = _shape_problems(template)
+    too_long = _length_problems(template)
+    if too_long:
+        # A source this long is not read at all: reading it is work too.
+        raise TemplateError(" ".join(problems + too_long))
     trees = {part: parse_template(source) for part, source in _sources(template).items()}
-    problems += _variable_problems(template, trees)
-    if template.channel is Channel.SMS:
-        static_length = sum(len(node.data) for node in trees["body"].find_all(nodes.TemplateData))
-        if static_length > MAX_SMS_CHARACTERS:
-            problems.append(
-                f"The SMS body has {static_length:,} characters of fixed text; "
-                f"the limit is {MAX_SMS_CHARACTERS:,}."
-            )
+    try:
+        problems += _variable_problems(template, trees)
+        if template.channel is Channel.SMS:
+            static_length = sum(len(node.data) for node in trees["body"].find_all(nodes.TemplateData))
+            if static_length > MAX_SMS_CHARACTERS:
+                problems.append(
+                    f"The SMS body has {static_length:,} characters of fixed text; "
+                    f"the limit is {MAX_SMS_CHARACTERS:,}."
+                )
+    except RecursionError:
+        # A long chain such as 1 + 1 + ... parses, but is too deep to walk.
+        raise TemplateError(
+            "The template is nested too deeply to read (brackets or expressions inside each other)."
+        ) from None
     if problems:
         raise TemplateError(" ".join(problems))
 
@@ -38,6 +62,17 @@ def _sources(template: MessageTemplate) -> dict[str, str]:
     if template.html_body is not None:
         parts["HTML body"] = template.html_body
     return parts
+
+
+def _length_problems(template: MessageTemplate) -> list[str]:
+    problems = []
+    for part, source in _sources(template).items():
+        limit = MAX_HTML_BYTES if part == "HTML body" else MAX_SOURCE_CHARACTERS
+        if len(source) > limit:
+            problems.append(
+                f"The {part} is {len(source):,} characters long; a template's {part} may be at most {limit:,}."
+            )
+    return problems
 
 
 def _shape_problems(template: MessageTemplate) -> list[str]:

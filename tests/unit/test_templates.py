@@ -1,24 +1,40 @@
-"""Template rendering in the sandbox, validation messages, locale fallback and WhatsApp parameters."""
+"""Template rendering in the sandbox within its cost budget, validation messages, locale fallback and WhatsApp
+parameters."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import re
+import threading
+import time
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from markupsafe import Markup
 
+from domain.campaigns.model import Recipient, StoredTemplate
+from domain.campaigns.rules import OutboxPlanner
+from domain.consent.model import ConsentPolicy
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import (
+    MAX_HTML_BYTES,
+    MAX_RENDER_STEPS,
+    MAX_SOURCE_CHARACTERS,
     MAX_TEXT_CHARACTERS,
     render_html,
     render_template,
     render_text,
+    render_time_limit,
 )
 from domain.templates.selection import select_template, whatsapp_components
-from domain.templates.validation import validate_template
-from domain.vocabulary import Channel, MessageCategory
+from domain.templates.trial import run_trial
+from domain.templates.validation import check_template, validate_template
+from domain.vocabulary import Channel, MessageCategory, MessageSource, MessageStatus
 
 SSTI_PAYLOADS = [
     "{{ ''.__class__.__mro__ }}",
@@ -339,3 +355,291 @@ def test_whatsapp_parameter_problems(value: object, message: str) -> None:
 def test_whatsapp_missing_parameter_is_named() -> None:
     with pytest.raises(TemplateError, match="'order_id'"):
         whatsapp_components(whatsapp_template("order_id"), {})
+
+
+# --- the cost budget: every render is finite and quick, or refused in words ---
+
+#: Templates that used to freeze the renderer (seconds to minutes of CPU, or gigabytes): each is refused now.
+COSTLY_TEMPLATES = [
+    ("{{ ((10**1000)**1000)**10 }}", "more than 308 digits"),
+    ("{{ (2 ** 1000) * (2 ** 1000) }}", "more than 308 digits"),
+    ("{{ ('9' * 4000)|int * ('9' * 4000)|int }}", "more than 308 digits"),
+    (
+        "{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(10) %}"
+        "{% endfor %}{% endfor %}{% endfor %}",
+        "more than 10,000 loop steps",
+    ),
+    (
+        "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}",
+        "does too much work",
+    ),
+    ("{% for x in range(1000) recursive %}{{ loop(range(1000)) }}{% endfor %}", "calls itself"),
+    ("{% set a = 'x' * 200000 %}{% set b = a ~ a %}{{ b|length }}", "longer than 204,800"),
+    (
+        "{% set a %}{{ 'x' * 200000 }}{% endset %}{% set b %}{{ a }}{{ a }}{% endset %}"
+        "{% set c %}{{ b }}{{ b }}{% endset %}{{ c|length }}",
+        "more than 1,000,000 characters",
+    ),
+    (
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+        "longer than 204,800",
+    ),
+    (
+        "{% set ns = namespace(l=[1]) %}{% for i in range(40) %}{% set ns.l = [ns.l, ns.l] %}{% endfor %}"
+        "{{ ns.l }}",
+        "longer than 204,800",
+    ),
+    ("{% set n = namespace() %}{% set l = [n] * 1000 %}{% set n.x = 'y' * 200000 %}{{ l }}", "namespace"),
+    ("{{ (['x' * 1000] * 1000)|join('y' * 100000)|length }}", "longer than 204,800"),
+    ("{{ ''.join(['y' * 100000] * 1000) }}", "longer than 204,800"),
+    ("{{ ('\\n' * 100000)|indent(1000)|length }}", "longer than 204,800"),
+    ("{{ ('ab ' * 1000)|wordwrap(1, wrapstring='x' * 100000)|length }}", "longer than 204,800"),
+    ("{{ ('\\t' * 1000).expandtabs(200000)|length }}", "longer than 204,800"),
+    ("{{ '{:{}}'.format('x', 100000000)|length }}", "format width"),
+    ("{{ ('%999s' * 300) % ((1,) * 300) }}", "longer than 204,800"),
+    ("{{ [1]|batch(200000, 'x' * 200000)|list|length }}", "longer than 204,800"),
+    ("{{ ([[1] * 100] * 100)|sum(start=[])|length }}", "sum adds numbers only"),
+    ("{{ ('a' * 200000)|list|length }}", "12,800 items"),
+    (
+        "{% for i in range(1000) %}{% if ('a' * 200000) in ('b' * 200000) %}{% endif %}{% endfor %}",
+        "1,000,000",
+    ),
+    ("{% for i in range(1000) %}{{ ('ab ' * 60000)|wordwrap(3)|length }}{% endfor %}", "1,000,000"),
+    ("{% for i in range(1000) %}" + "{% if n %}{% endif %}" * 500 + "{% endfor %}", "1,000,000"),
+]
+
+
+@pytest.mark.parametrize(("source", "reason"), COSTLY_TEMPLATES)
+@pytest.mark.parametrize("html", [False, True])
+def test_costly_templates_are_refused_quickly_in_words(source: str, reason: str, html: bool) -> None:
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match=re.escape(reason)) as refused:
+        render_html(source, {"n": 1}) if html else render_text(source, {"n": 1})
+    assert time.perf_counter() - started < 1.0
+    assert "Error" not in str(refused.value) and "[" not in str(refused.value)
+
+
+def test_the_budget_counts_each_pass_of_a_loop() -> None:
+    loop = "{% for x in items %}{% endfor %}done"
+    assert render_text(loop, {"items": list(range(MAX_RENDER_STEPS))}) == "done"
+    with pytest.raises(TemplateError, match="more than 10,000 loop steps and calls for one message"):
+        render_text(loop, {"items": list(range(MAX_RENDER_STEPS + 1))})
+
+
+def test_the_parts_of_one_message_share_one_budget() -> None:
+    half = "{% for x in items %}{% endfor %}"
+    template = replace(
+        sms(half, "items"), channel=Channel.EMAIL, subject=half, category=MessageCategory.TRANSACTIONAL
+    )
+    values = {"items": list(range(MAX_RENDER_STEPS // 2 + 1))}
+    render_text(half, values)
+    with pytest.raises(TemplateError, match="loop steps"):
+        render_template(template, values)
+
+
+@pytest.mark.parametrize(
+    ("source", "result"),
+    [
+        ("{{ 2 ** 1000 }}", str(2**1000)),
+        ("{{ 10 ** 308 }}", str(10**308)),
+        ("{{ 10 ** 154 * 10 ** 154 }}", str(10**308)),
+        ("{{ 2 ** 1000 * 2 ** 23 - 1 + 2 ** 1000 * 2 ** 23 }}", str(2**1024 - 1)),
+    ],
+)
+def test_numbers_up_to_308_digits_are_fine(source: str, result: str) -> None:
+    assert render_text(source, {}) == result
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ 10 ** 309 }}", "{{ 10 ** 155 * 10 ** 155 }}", "{{ 2 ** 1000 * 2 ** 25 }}", "{{ 4 ** 600 }}"],
+)
+def test_numbers_beyond_308_digits_are_refused_before_they_are_built(source: str) -> None:
+    with pytest.raises(TemplateError, match="a number of more than 308 digits"):
+        render_text(source, {})
+
+
+def test_a_rich_email_stays_well_inside_the_budget() -> None:
+    products = [
+        {"name": f"Lens {i}", "price": 10 + i / 2, "tags": ["new", "sale"], "blurb": "Clear sight. " * 15}
+        for i in range(120)
+    ]
+    source = (
+        "<h1>Hello {{ name|title }}</h1>{% set ns = namespace(total=0) %}<table>"
+        "{% for p in products %}{% set ns.total = ns.total + p.price %}"
+        "<tr class='{{ loop.cycle('odd', 'even') }}'><td>{{ loop.index }}</td><td>{{ p.name|upper }}</td>"
+        "<td>{{ '%.2f'|format(p.price) }}</td><td>{{ p.tags|join(', ') }}</td><td>{{ p.blurb|truncate(80) }}</td>"
+        "{% if p.price > 50 and 'sale' in p.tags %}<td>Sale</td>{% endif %}</tr>{% endfor %}</table>"
+        "<p>{{ '%.2f'|format(ns.total) }} for {{ products|length }} lenses, the dearest "
+        "{{ (products|sort(attribute='price', reverse=true)|first).name }}</p>"
+    )
+    html = render_html(source, {"name": "ann lee", "products": products})
+    assert html.count("<tr") == 120 and "the dearest Lens 119" in html and "Hello Ann Lee" in html
+
+
+#: Inside the budget (9,900 steps) but some milliseconds of work.
+NEARLY_TOO_MUCH = "{% for i in range(900) %}{% for j in range(9) %}{% endfor %}{% endfor %}done"
+
+
+def test_a_time_limit_stops_a_render_that_is_inside_the_budget_but_too_slow() -> None:
+    assert render_text(NEARLY_TOO_MUCH, {}) == "done"
+    started = time.perf_counter()
+    with (
+        render_time_limit(0.001),
+        pytest.raises(TemplateError, match=r"did not finish within 0\.001 seconds"),
+    ):
+        render_text(NEARLY_TOO_MUCH, {})
+    assert time.perf_counter() - started < 0.5
+    assert render_text(NEARLY_TOO_MUCH, {}) == "done"  # the limit ends with its block
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("{{ " + "(" * 2000 + "1" + ")" * 2000 + " }}", "nested too deeply"),
+        ("{{ 1" + " + 1" * 5000 + " }}", "nested too deeply"),
+        ("{{ " + "9" * 5000 + " }}", "number too long to read"),
+    ],
+)
+def test_templates_too_deep_to_read_are_refused_in_words(source: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        render_text(source, {})
+    with pytest.raises(TemplateError, match=message):
+        validate_template(sms(source))
+
+
+def test_a_source_longer_than_a_message_could_be_is_not_read() -> None:
+    with pytest.raises(
+        TemplateError, match="The body is 50,001 characters long; a template's body may be at most"
+    ):
+        validate_template(sms("x" * (MAX_SOURCE_CHARACTERS + 1)))
+
+
+def test_saving_runs_a_trial_render_that_refuses_too_much_work() -> None:
+    nested = sms("{% for a in range(1000) %}{% for b in range(1000) %}{% endfor %}{% endfor %}")
+    validate_template(nested)  # well formed...
+    with pytest.raises(TemplateError, match="too much work"):
+        check_template(nested)  # ...but far too costly to send
+
+
+def test_a_template_costly_only_with_real_data_is_saved_then_suppressed_at_send_time() -> None:
+    cubed = "{% for a in note %}{% for b in note %}{% for c in note %}{% endfor %}{% endfor %}{% endfor %}Hi"
+    template = sms(cubed, "note")
+    check_template(template)  # "sample" has six letters: 258 steps
+    planner = OutboxPlanner(
+        source=MessageSource.CAMPAIGN,
+        source_ref="3",
+        category=MessageCategory.TRANSACTIONAL,
+        templates=(StoredTemplate(1, template),),
+        variables={"note": "x" * 100},
+        policy=ConsentPolicy(),
+        campaign_id=3,
+    )
+    reader = Recipient(
+        customer_id=7, name="Ann", locale="en", timezone="UTC", addresses={Channel.SMS: "+4915"}
+    )
+    started = time.perf_counter()
+    entry = planner.plan(reader, (Channel.SMS,), datetime(2026, 3, 10, 12, tzinfo=UTC))
+    assert time.perf_counter() - started < 1.0
+    assert (entry.status, entry.status_reason) == (MessageStatus.SUPPRESSED, "template_error")
+    assert entry.payload["explanation"] == (
+        "Not sent: The template does too much work: more than 10,000 loop steps and calls for one message."
+    )
+
+
+async def test_a_trial_runs_off_the_event_loop_and_the_loop_keeps_answering() -> None:
+    lags: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append(time.perf_counter() - before - 0.005)
+
+    ticking = asyncio.create_task(tick())
+    threads: list[int] = []
+
+    def trial() -> None:
+        threads.append(threading.get_ident())
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.5:  # half a second of template work, render after render
+            for source in (NEARLY_TOO_MUCH, *(costly for costly, _ in COSTLY_TEMPLATES)):
+                with contextlib.suppress(TemplateError):
+                    render_text(source, {"n": 1})
+
+    await run_trial(trial)
+    ticking.cancel()
+    assert threads and threads[0] != threading.get_ident()
+    # On the event loop the trial would have stopped every tick for half a second; off it, the loop ticks on,
+    # late only by the moments the machine gives the other thread (a busy, shared machine: a percentile).
+    assert len(lags) > 20, "the event loop hardly ran while the trial did"
+    late = sorted(lags)[int(len(lags) * 0.95)]
+    assert late < 0.05, f"one tick in twenty was {late * 1000:.0f} ms late or more"
+
+
+async def test_a_trial_that_runs_out_of_time_is_refused_in_words() -> None:
+    def endless() -> None:
+        while True:
+            render_text(NEARLY_TOO_MUCH, {})
+
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match=r"did not finish within 0\.1 seconds"):
+        await run_trial(endless, seconds=0.1)
+    assert time.perf_counter() - started < 0.7
+
+
+# A grammar of loops, arithmetic, joins and filters; whatever it builds renders or is refused, quickly.
+_VALUES = {"name": "Ann", "items": [f"item {i}" for i in range(50)], "n": 7, "note": "x" * 300}
+_LEAVES = st.sampled_from(
+    ["n", "name", "items", "note", "7", "1000", "10", "'ab'", "'x' * 1000", "range(1000)", "[1, 2, 3]", "2"]
+)
+_FILTERS = st.sampled_from(
+    [
+        "join(', ')", "join('-' * 100)", "replace('a', 'bb')", "replace('', 'xyz')", "center(2000)", "list",
+        "sort", "unique|list", "length", "wordwrap(3)", "indent(50)", "batch(7)|list", "string", "upper",
+        "tojson", "reverse|list", "first", "sum", "int", "format(1)", "truncate(30)", "map('upper')|list",
+    ]
+)  # fmt: skip
+_EXPRESSIONS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["**", "*", "+", "~", "//", "%"]), inner).map(
+            lambda parts: f"({parts[0]} {parts[1]} {parts[2]})"
+        ),
+        st.tuples(inner, _FILTERS).map(lambda parts: f"({parts[0]})|{parts[1]}"),
+        st.tuples(inner, inner).map(lambda parts: f"[{parts[0]}, {parts[1]}]"),
+        inner.map(lambda part: f"({part} ~ '')[::-1]"),
+    ),
+    max_leaves=6,
+)
+_STATEMENTS = st.recursive(
+    _EXPRESSIONS.map(lambda expression: f"{{{{ {expression} }}}}"),
+    lambda inner: st.one_of(
+        st.tuples(_EXPRESSIONS, st.lists(inner, min_size=1, max_size=3)).map(
+            lambda parts: f"{{% for x in {parts[0]} %}}{''.join(parts[1])}{{% endfor %}}"
+        ),
+        st.tuples(_EXPRESSIONS, inner).map(lambda parts: f"{{% if {parts[0]} %}}{parts[1]}{{% endif %}}"),
+        st.tuples(_EXPRESSIONS, inner).map(lambda parts: f"{{% set ns.v = {parts[0]} %}}{parts[1]}"),
+        inner.map(
+            lambda part: (
+                f"{{% macro m(k) %}}{part}{{% if k %}}{{{{ m(k - 1) }}}}{{{{ m(k - 1) }}}}"
+                f"{{% endif %}}{{% endmacro %}}{{{{ m(20) }}}}"
+            )
+        ),
+    ),
+    max_leaves=8,
+)
+#: The slowest render or refusal the grammar may produce, in seconds (typically a few milliseconds; the
+#: budget's worst cases take about a tenth of a second; generous for a busy machine).
+GRAMMAR_LIMIT_SECONDS = 1.0
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=_STATEMENTS, html=st.booleans())
+def test_any_template_renders_or_is_refused_quickly(body: str, html: bool) -> None:
+    source = "{% set ns = namespace(v=0) %}" + body
+    started = time.perf_counter()
+    with contextlib.suppress(TemplateError):
+        render_html(source, _VALUES) if html else render_text(source, _VALUES, max_characters=MAX_HTML_BYTES)
+    elapsed = time.perf_counter() - started
+    assert elapsed < GRAMMAR_LIMIT_SECONDS, f"{elapsed:.2f} s for {source!r}"
