@@ -30,28 +30,28 @@ from domain.vocabulary import Channel
 
 MAX_TEXT_CHARACTERS = 10_000
 MAX_HTML_BYTES = 200 * 1024
-#: Bounds on what one expression may ask for, so a template cannot make the renderer build huge values.
-MAX_LOOP_ITEMS = 1_000
-#: The largest text, list or dict a template may build, counted in characters and items (shared parts count
-#: each time they appear, as they do when the value is written out or compared).
-MAX_BUILT_LENGTH = MAX_HTML_BYTES
+#: A template's source may be this long at most (the HTML body: MAX_HTML_BYTES); reading it is work too.
+MAX_SOURCE_CHARACTERS = 50_000
+#: The budget of one message, all its parts together, far above what a real message needs. A step is one pass
+#: through a for loop, one call (of a macro, a method or a function) or one use of a filter or test; work is
+#: the characters that filters, comparisons, joins and output go through, and the pieces of loop, macro and
+#: block bodies each time they run.
+MAX_RENDER_STEPS = 10_000
+MAX_RENDER_WORK = 1_000_000
 #: What one list or dict item, or one piece of a template run once, counts as in characters: Python handles
 #: those one by one, and text in C, so each costs about as much as this many characters.
 ITEM_WEIGHT = 16
+#: Bounds on what one expression may ask for, so a template cannot make the renderer build huge values. The
+#: largest text, list or dict is counted all the way down (a part shared twice counts twice, as it is written
+#: out or compared twice).
+MAX_BUILT_LENGTH = MAX_HTML_BYTES
+MAX_LOOP_ITEMS = 1_000
 MAX_FORMAT_WIDTH = 1_000
 MAX_EXPONENT = 1_000
-#: About 308 digits, the range of a float: far beyond any amount or count a message shows, and small enough
-#: that arithmetic on it costs nothing.
-MAX_INTEGER_BITS = 1_024
+#: Whole numbers have at most this many digits: about the range of a float, far beyond any amount or count a
+#: message shows, and small enough that arithmetic on them costs nothing.
 MAX_INTEGER_DIGITS = 308
 MAX_NESTING = 16
-#: The budget of one message, all its parts together. A step is one pass through a for loop, one call (of a
-#: macro, a method or a function) or one use of a filter or test; work is the characters and items that
-#: filters, comparisons, joins and output go through. Both are far above what a real message needs.
-MAX_RENDER_STEPS = 10_000
-MAX_RENDER_WORK = 1_000_000
-#: A template's source may be this long at most (the HTML body: MAX_HTML_BYTES).
-MAX_SOURCE_CHARACTERS = 50_000
 COMPILED_CACHE_SIZE = 4_096
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, Decimal, date, datetime})
@@ -61,6 +61,9 @@ _SIZED_FILTERS = ("center", "batch", "slice", "truncate")
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
 _UNDEFINED_NAME = re.compile(r"^'([^']+)' is undefined$")
 _JSON_INDENT_LIMIT = 8
+_INTEGER_LIMIT = 10**MAX_INTEGER_DIGITS
+#: Bits of the largest whole number allowed; a result certain to have more is refused before it is computed.
+_INTEGER_BITS = (_INTEGER_LIMIT - 1).bit_length()
 
 
 class _Overspent(Exception):
@@ -329,8 +332,8 @@ def _built(value: Any) -> Any:
         if budget is not None:
             budget.spend(len(value))
     elif kind is int:
-        if value.bit_length() > MAX_INTEGER_BITS:
-            raise _Overspent(f"it would build a number of more than {MAX_INTEGER_DIGITS} digits")
+        if not -_INTEGER_LIMIT < value < _INTEGER_LIMIT:
+            raise _too_many_digits()
     elif isinstance(value, list | tuple | dict | Namespace):
         # Every value must stay small all the way down, so writing it out or comparing it is cheap; building
         # it costs its own items (what it shares with other values was paid for when they were built).
@@ -393,7 +396,7 @@ class _MeteredTree(NodeTransformer):
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
         self._pay_for_body(node)
-        node.iter = _hook("counted_loop", node.iter)
+        node.iter = _hook("metered_loop", node.iter)
         return node
 
     def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
@@ -409,32 +412,38 @@ class _MeteredTree(NodeTransformer):
         size = sum(1 + sum(1 for _ in statement.find_all(nodes.Node)) for statement in node.body)
         self.generic_visit(node)
         node.body.insert(
-            0, nodes.ExprStmt(_hook("paid", nodes.Const(size * ITEM_WEIGHT)), lineno=node.lineno)
+            0, nodes.ExprStmt(_hook("metered_body", nodes.Const(size * ITEM_WEIGHT)), lineno=node.lineno)
         )
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        return _hook("built", self.generic_visit(node))
+        return _hook("metered_value", self.generic_visit(node))
 
     def visit_List(self, node: nodes.List) -> nodes.Node:
-        return _hook("built", self.generic_visit(node))
+        return _hook("metered_value", self.generic_visit(node))
 
     def visit_Dict(self, node: nodes.Dict) -> nodes.Node:
-        return _hook("built", self.generic_visit(node))
+        return _hook("metered_value", self.generic_visit(node))
 
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         self.generic_visit(node)
-        return _hook("built", node) if node.ctx == "load" else node
+        return _hook("metered_value", node) if node.ctx == "load" else node
 
     def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
         self.generic_visit(node)
-        node.expr = _hook("compared", node.expr)
+        node.expr = _hook("metered_comparison", node.expr)
         for operand in node.ops:
-            operand.expr = _hook("compared", operand.expr)
+            operand.expr = _hook("metered_comparison", operand.expr)
         return node
 
 
-_HOOKS = {"counted_loop": _counted_loop, "built": _built, "compared": _compared, "paid": _paid}
+#: What the metered tree calls, by the names the compiled template finds them under on the environment.
+_HOOKS = {
+    "metered_loop": _counted_loop,
+    "metered_value": _built,
+    "metered_comparison": _compared,
+    "metered_body": _paid,
+}
 
 
 def _hook(name: str, node: nodes.Node) -> nodes.Call:
@@ -585,6 +594,10 @@ def _checked_join(original: Callable[..., Any]) -> Callable[..., Any]:
 # --- checks made before an operation, so it never starts building something too large -----------------
 
 
+def _too_many_digits() -> _Overspent:
+    return _Overspent(f"it would build a number of more than {MAX_INTEGER_DIGITS} digits")
+
+
 def _too_long() -> _Overspent:
     return _Overspent(
         f"it would build a text longer than {MAX_BUILT_LENGTH:,} characters "
@@ -601,8 +614,9 @@ def _weight(value: object) -> int:
 
 def _check_product(left: Any, right: Any) -> None:
     if type(left) is int and type(right) is int:
-        if left.bit_length() + right.bit_length() > MAX_INTEGER_BITS + 1:
-            raise _Overspent(f"it would build a number of more than {MAX_INTEGER_DIGITS} digits")
+        # The product has at least this many bits.
+        if left.bit_length() + right.bit_length() - 1 > _INTEGER_BITS:
+            raise _too_many_digits()
         return
     for sequence, times in ((left, right), (right, left)):
         if isinstance(sequence, str | list | tuple) and isinstance(times, int):
@@ -614,8 +628,9 @@ def _check_power(base: Any, exponent: Any) -> None:
     if isinstance(exponent, int) and abs(exponent) > MAX_EXPONENT:
         raise _Overspent(f"it raises a number to the power {exponent:,} (at most {MAX_EXPONENT:,})")
     if type(base) is int and type(exponent) is int and exponent > 0 and abs(base) > 1:
-        if (abs(base).bit_length() - 1) * exponent > MAX_INTEGER_BITS:
-            raise _Overspent(f"it would build a number of more than {MAX_INTEGER_DIGITS} digits")
+        at_least = (abs(base).bit_length() - 1) * exponent + 1  # bits of the power, at the fewest
+        if at_least > _INTEGER_BITS:
+            raise _too_many_digits()
 
 
 def _check_sum_of(left: Any, right: Any) -> None:
@@ -737,8 +752,10 @@ def _check_brace_format(fmt: str) -> None:
 def _check_widths(widths: tuple[str | None, ...]) -> int:
     total = 0
     for width in widths:
-        if width == "*" or (width is not None and int(width) > MAX_FORMAT_WIDTH):
-            raise _Overspent(f"it asks for a format width of {width} (at most {MAX_FORMAT_WIDTH:,})")
+        if width == "*":
+            raise _NotAllowed("a format width must be written out as a number, not taken from a value")
+        if width and (len(width) > len(str(MAX_FORMAT_WIDTH)) or int(width) > MAX_FORMAT_WIDTH):
+            raise _Overspent(f"it asks for a format width of {width[:12]} (at most {MAX_FORMAT_WIDTH:,})")
         total += int(width) if width else 0
     return total
 
@@ -755,25 +772,8 @@ _ITEM_BY_ITEM_FILTERS = frozenset(
 )  # fmt: skip
 #: Tests that compare their values; the others look at a value's kind only.
 _COMPARING_TESTS = frozenset(
-    {
-        "in",
-        "eq",
-        "equalto",
-        "==",
-        "ne",
-        "!=",
-        "lt",
-        "<",
-        "lessthan",
-        "le",
-        "<=",
-        "gt",
-        ">",
-        "greaterthan",
-        "ge",
-        ">=",
-    }
-)
+    {"in", "eq", "equalto", "==", "ne", "!=", "lt", "<", "lessthan", "le", "<=", "gt", ">", "greaterthan", "ge", ">="}
+)  # fmt: skip
 
 _FILTER_CHECKS: dict[str, Callable[..., None]] = {
     **dict.fromkeys(_SIZED_FILTERS, _check_sized_filter),
