@@ -72,16 +72,19 @@ async def drain(database: Database, base_url: str, rate: float, concurrency: int
         concurrency=concurrency,
         batch_size=1000,
     )
+    # The worker's own loop (a pipeline of claims, paced sends and grouped records), as `switchboard worker` runs it.
+    stop = asyncio.Event()
     started = time.perf_counter()
+    running = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
     try:
-        while True:  # until nothing is planned or in flight: retries after a 429 count too
-            if not await dispatcher.deliver_batch():
-                if not await waiting(database):
-                    break
-                await asyncio.sleep(0.05)
+        while await waiting(database):  # until nothing is planned or in flight: retries after a 429 count too
+            await asyncio.sleep(0.1)
+        elapsed = time.perf_counter() - started
     finally:
+        stop.set()
+        await running
         await driver.close()
-    return time.perf_counter() - started
+    return elapsed
 
 
 async def waiting(database: Database) -> int:

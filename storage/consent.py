@@ -14,8 +14,9 @@ from domain.consent.rules import OPTED_OUT
 from domain.conversations.model import REPLY_WINDOW
 from domain.vocabulary import PROVIDER_FOR_CHANNEL, Channel, ConsentStatus
 from storage.conversations import SqlConversations
+from storage.message_feed import bump_feed
 from storage.models import ConsentRecord, CustomerConsent
-from storage.outbox import SqlOutbox, bump_feed
+from storage.outbox import SqlOutbox
 from storage.sql import insert_for, table_of
 
 RECORDS = table_of(ConsentRecord)

@@ -20,8 +20,8 @@ from domain.vocabulary import (
     MessageSource,
     MessageStatus,
 )
+from storage.message_feed import bump_feed, count_once
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
-from storage.outbox import bump_feed
 from storage.sql import insert_for, table_of
 
 CC = table_of(CustomerCommunication)
@@ -204,7 +204,7 @@ class SqlConversations:
         )
         if not getattr(result, "rowcount", 0):
             return False
-        await self.count_in_feed(communication_id, "replied", at)
+        await count_once(self.session, self._zone, "replied", [communication_id])
         return True
 
     async def count_in_feed(self, communication_id: int, figure: str, at: datetime) -> None:

@@ -64,3 +64,23 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+
+
+#: PostgreSQL states where the same transaction, run again, may well succeed.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})  # deadlock, serialization failure, lock timeout
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a database error is a passing conflict (a deadlock, a busy SQLite file) worth one more try."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if state in TRANSIENT_SQLSTATES:
+            return True
+        text = str(current).lower()
+        if current.__class__.__name__ == "OperationalError" and ("locked" in text or "busy" in text):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False

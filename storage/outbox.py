@@ -6,13 +6,12 @@ Nothing here commits; the delivery use-cases do. Claims are single UPDATE ... RE
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.delivery.outbox import (
@@ -26,20 +25,17 @@ from domain.delivery.outbox import (
 )
 from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, MessageStatus
-from storage.models import (
-    BulkMessaging,
-    CommunicationAnalytics,
-    CustomerCommunication,
-    CustomerConsent,
-    MessageStatusEvent,
-)
+from storage.message_feed import add_cost, count_once, send_day
+from storage.models import BulkMessaging, CustomerCommunication, CustomerConsent, MessageStatusEvent
+from storage.models.base import UtcDateTime
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
+#: Due retries, spelled exactly as the partial index `ix_customer_communications_retry_due` is.
+RETRY_DUE = "customer_communications.status = 'planned' AND customer_communications.attempts > 0"
 #: The reason a planned message of a cancelled campaign carries (the same as the campaign use-case writes).
 CAMPAIGN_CANCELLED = "campaign_cancelled"
 EVENTS = table_of(MessageStatusEvent)
-FEED = table_of(CommunicationAnalytics)
 CONSENTS = table_of(CustomerConsent)
 #: Same reason the consent rules give when they suppress at planning time.
 OPTED_OUT_REASON = "opted_out"
@@ -70,7 +66,35 @@ class SqlOutbox:
         lease: timedelta,
         channels: Sequence[str] | None = None,
     ) -> list[ClaimedMessage]:
-        due = select(CC.c.id).where(CC.c.status == MessageStatus.PLANNED.value, CC.c.next_attempt_at <= now)
+        """Claims up to `limit` due messages: retries first (an in-doubt send waiting for its receipt, a
+        backed-off error), so they never wait behind a campaign's backlog; then the oldest due."""
+        claimed = await self._claim(worker_id, now, limit, lease, channels, retries_only=True)
+        if len(claimed) < limit:
+            claimed += await self._claim(worker_id, now, limit - len(claimed), lease, channels)
+        stopped = await self._suppress_opted_out(claimed, now)
+        return [message for message in claimed if message.id not in stopped] if stopped else claimed
+
+    async def _claim(
+        self,
+        worker_id: str,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        channels: Sequence[str] | None,
+        *,
+        retries_only: bool = False,
+    ) -> list[ClaimedMessage]:
+        if retries_only and self._dialect == "sqlite":
+            # SQLite's planner would walk the whole backlog on the general index to find the few retries;
+            # a lookup that names the small partial index finds them, and the claim keeps to those rows.
+            due = select(CC.c.id).where(CC.c.id.in_(await self._due_retry_ids(now, limit * 4)))
+        else:
+            due = select(CC.c.id).where(
+                CC.c.status == MessageStatus.PLANNED.value, CC.c.next_attempt_at <= now
+            )
+        if retries_only and self._dialect != "sqlite":
+            # Spelled as the partial index's own predicate (literals, not parameters), so PostgreSQL uses it.
+            due = due.where(text(RETRY_DUE))
         if channels:
             due = due.where(CC.c.channel.in_(channels))
         if self._claim_filter is not None:
@@ -107,9 +131,18 @@ class SqlOutbox:
         )
         # RETURNING order is unspecified: send oldest first (ids grow with time).
         rows = sorted((await self.session.execute(claim)).all(), key=lambda row: row.id)
-        claimed = [ClaimedMessage(**row._mapping) for row in rows]
-        stopped = await self._suppress_opted_out(claimed, now)
-        return [message for message in claimed if message.id not in stopped] if stopped else claimed
+        return [ClaimedMessage(**row._mapping) for row in rows]
+
+    async def _due_retry_ids(self, now: datetime, limit: int) -> list[int]:
+        found = await self.session.execute(
+            text(
+                "SELECT id FROM customer_communications INDEXED BY ix_customer_communications_retry_due "
+                "WHERE status = 'planned' AND attempts > 0 AND next_attempt_at <= :now "
+                "ORDER BY next_attempt_at LIMIT :limit"
+            ).bindparams(bindparam("now", type_=UtcDateTime()), limit=limit),
+            {"now": now},
+        )
+        return [int(row[0]) for row in found]
 
     async def _suppress_opted_out(self, claimed: Sequence[ClaimedMessage], now: datetime) -> set[int]:
         """The last check before a send: a claimed message whose customer has opted out of its channel
@@ -202,6 +235,19 @@ class SqlOutbox:
         )
         return len(ids)
 
+    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> int:
+        result = await self.session.execute(
+            update(CC)
+            .where(
+                CC.c.id.in_(sorted(message_ids)),
+                CC.c.claimed_by == worker_id,
+                CC.c.status == MessageStatus.SENDING.value,
+            )
+            .values(claimed_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         wanted = sorted(set(campaign_ids))
         if not wanted:
@@ -232,14 +278,15 @@ class SqlOutbox:
                 [o.message_id for o in held] + [o.message_id for o in rescheduled]
             )
         if dead:
-            await self._release(dead, MessageStatus.DEAD, "failed_at")
+            gone = await self._release(dead, MessageStatus.DEAD, "failed_at")
             await self._insert_events_returning(
                 [
                     (o.message_id, MessageStatus.DEAD.value, "outbox", o.at, o.error_code, o.reason)
                     for o in dead
+                    if o.message_id in gone
                 ]
             )
-            await self._feed_for([o.message_id for o in dead], {"failed": 1}, dead[0].at)
+            await count_once(self.session, self._zone, "failed", gone)
 
     async def _unclaim_held(self, held: list[Held]) -> None:
         """Held messages were never tried: back to planned as they were, the claim's attempt given back."""
@@ -272,30 +319,38 @@ class SqlOutbox:
 
     async def _release(
         self, outcomes: list[Rescheduled] | list[Dead], status: MessageStatus, at_column: str
-    ) -> None:
-        """Ends the claim on messages that were not accepted: back to the outbox for later, or dead."""
-        await self.session.execute(
-            update(CC)
-            .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
-            .values(
-                {
-                    "status": status.value,
-                    at_column: bindparam("b_at"),
-                    "status_reason": bindparam("b_reason"),
-                    "error_code": bindparam("b_code"),
-                    "claimed_by": None,
-                    "claimed_until": None,
-                }
+    ) -> set[int]:
+        """Ends the claim on messages that were not accepted: back to the outbox for later, or dead.
+
+        Returns the ids it moved: a message a receipt moved on meanwhile (the provider had it after all)
+        is left as the receipt left it."""
+        moved: set[int] = set()
+        ordered: list[Rescheduled | Dead] = sorted(outcomes, key=lambda o: o.message_id)  # one lock order
+        for outcome in ordered:
+            found = await self.session.scalar(
+                update(CC)
+                .where(CC.c.id == outcome.message_id, CC.c.status == MessageStatus.SENDING.value)
+                .values(
+                    {
+                        "status": status.value,
+                        at_column: outcome.at,
+                        "status_reason": outcome.reason[:255],
+                        "error_code": outcome.error_code,
+                        "claimed_by": None,
+                        "claimed_until": None,
+                    }
+                )
+                .returning(CC.c.id)
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False),
-            [
-                {"b_id": o.message_id, "b_at": o.at, "b_reason": o.reason[:255], "b_code": o.error_code}
-                for o in outcomes
-            ],
-        )
+            if found is not None:
+                moved.add(int(found))
+        return moved
 
     async def _record_accepted(self, accepted: list[Accepted]) -> None:
         # A receipt may have recorded the acceptance already (in-doubt sends): only fill what is missing.
+        accepted = sorted(accepted, key=lambda a: a.message_id)  # one lock order for every writer
+        reused = await self._reused_provider_ids(accepted)
         await self.session.execute(
             update(CC)
             .where(
@@ -308,7 +363,7 @@ class SqlOutbox:
                 sent_at=bindparam("b_at"),
                 claimed_by=None,
                 claimed_until=None,
-                status_reason=None,
+                status_reason=bindparam("b_reason"),
                 error_code=None,
             )
             .execution_options(synchronize_session=False),
@@ -316,16 +371,42 @@ class SqlOutbox:
                 {
                     "b_id": a.message_id,
                     "b_status": a.status.value,
-                    "b_pid": a.provider_message_id,
+                    "b_pid": None if a.message_id in reused else a.provider_message_id,
                     "b_at": a.at,
+                    "b_reason": reused.get(a.message_id),
                 }
                 for a in accepted
             ],
         )
         await self._insert_events_returning(
-            [(a.message_id, a.status.value, "outbox", a.at, None, None) for a in accepted]
+            [(a.message_id, a.status.value, "outbox", a.at, None, reused.get(a.message_id)) for a in accepted]
         )
-        await self._feed_for([a.message_id for a in accepted], {"sent": 1}, accepted[0].at, with_cost=True)
+        await count_once(self.session, self._zone, "sent", [a.message_id for a in accepted])
+
+    async def _reused_provider_ids(self, accepted: list[Accepted]) -> dict[int, str]:
+        """Acceptances whose provider id another message already has (a provider's mistake, or a retry the
+        provider took as new): kept as data — the message is accepted, the id noted — never a failed batch."""
+        ids = [a.message_id for a in accepted]
+        pids = sorted({a.provider_message_id for a in accepted})
+        rows = (
+            await self.session.execute(
+                select(CC.c.id, CC.c.provider, CC.c.provider_message_id).where(
+                    or_(CC.c.id.in_(ids), CC.c.provider_message_id.in_(pids))
+                )
+            )
+        ).all()
+        provider_of = {row.id: row.provider for row in rows if row.id in ids}
+        owner = {(row.provider, row.provider_message_id): row.id for row in rows if row.provider_message_id}
+        reused: dict[int, str] = {}
+        for a in accepted:
+            key = (provider_of.get(a.message_id), a.provider_message_id)
+            holder = owner.setdefault(key, a.message_id)  # a repeat within this group counts too
+            if holder != a.message_id:
+                reused[a.message_id] = (
+                    f"accepted; the provider gave it id {a.provider_message_id}, which message #{holder} "
+                    "already has"
+                )[:255]
+        return reused
 
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult:
         """Moves a message forward by a provider receipt; duplicates and stale receipts change nothing."""
@@ -365,7 +446,8 @@ class SqlOutbox:
             ]
         )
         changes: dict[int, dict[str, Any]] = {}
-        feed: Counter[tuple[date, str, str, int, int, str]] = Counter()
+        figures: list[tuple[str, int]] = []
+        cost_changes: list[tuple[Any, int]] = []
         applied = iter(planned)
         for index, result in enumerate(results):
             if result is not None:
@@ -377,25 +459,29 @@ class SqlOutbox:
             target = targets[_target_key(receipt)]
             values = changes.setdefault(message_id, {"claimed_by": None, "claimed_until": None})
             values.update(_receipt_values(receipt, in_doubt, target.provider_message_id))
-            day = receipt.occurred_at.astimezone(self._zone).date()
-            key = (day, target.channel, target.provider, target.campaign_id or 0, target.template_id or 0)
-            for name, amount in _feed_increments(current, receipt.status, in_doubt).items():
-                feed[(*key, name)] += amount
-            if in_doubt and target.cost_micros:
-                feed[(*key, "cost_micros")] += target.cost_micros
+            figures += [(figure, message_id) for figure in _receipt_figures(receipt.status, in_doubt)]
+            if receipt.cost_micros is not None and receipt.cost_micros != (target.cost_micros or 0):
+                cost_changes.append((target, receipt.cost_micros))
             results[index] = ReceiptResult(True, message_id, receipt.status.value, "applied")
         await self._update_messages(changes)
-        by_day: dict[date, Counter[tuple[str, str, int, int, str]]] = {}
-        for (day, *rest), amount in feed.items():
-            by_day.setdefault(day, Counter())[tuple(rest)] += amount  # type: ignore[index]
-        for day, totals in by_day.items():
-            await bump_feed(self.session, day, totals)
+        # A cost the provider states afterwards moves the day's cost, if the message is counted as sent
+        # already (a message counted as sent below is counted with its new cost).
+        for target, cost in cost_changes:
+            if target.counted & 1:
+                key = (target.channel, target.provider, target.campaign_id or 0, target.template_id or 0)
+                day = send_day(target.sent_at, target.failed_at, target.created_at, self._zone)
+                await add_cost(self.session, day, key, cost - (target.cost_micros or 0))
+        by_figure: dict[str, list[int]] = {}
+        for figure, message_id in figures:
+            by_figure.setdefault(figure, []).append(message_id)
+        for figure in ("sent", "delivered", "read", "failed"):
+            await count_once(self.session, self._zone, figure, by_figure.get(figure, ()))
         return [r for r in results if r is not None]
 
     async def _update_messages(self, changes: dict[int, dict[str, Any]]) -> None:
         """One executemany per set of changed columns (usually one set per batch), not one UPDATE per message."""
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for message_id, values in changes.items():
+        for message_id, values in sorted(changes.items()):  # one lock order for every writer
             columns = tuple(sorted(values))
             groups.setdefault(columns, []).append(
                 {"b_id": message_id, **{f"b_{c}": values[c] for c in columns}}
@@ -434,6 +520,10 @@ class SqlOutbox:
                     CC.c.campaign_id,
                     CC.c.template_id,
                     CC.c.cost_micros,
+                    CC.c.counted,
+                    CC.c.sent_at,
+                    CC.c.failed_at,
+                    CC.c.created_at,
                 ).where(or_(*conditions))
             )
         ).all()
@@ -469,28 +559,6 @@ class SqlOutbox:
         result = await self.session.execute(statement, rows)
         return {(row[0], row[1], row[2]) for row in result.all()}
 
-    async def _feed_for(
-        self, message_ids: list[int], increments: dict[str, int], at: datetime, *, with_cost: bool = False
-    ) -> None:
-        if not increments and not with_cost:
-            return
-        rows = (
-            await self.session.execute(
-                select(
-                    CC.c.channel, CC.c.provider, CC.c.campaign_id, CC.c.template_id, CC.c.cost_micros
-                ).where(CC.c.id.in_(message_ids))
-            )
-        ).all()
-        day = at.astimezone(self._zone).date()
-        totals: Counter[tuple[str, str, int, int, str]] = Counter()
-        for row in rows:
-            key = (row.channel, row.provider, row.campaign_id or 0, row.template_id or 0)
-            for name, amount in increments.items():
-                totals[(*key, name)] += amount
-            if with_cost and row.cost_micros:
-                totals[(*key, "cost_micros")] += row.cost_micros
-        await bump_feed(self.session, day, totals)
-
 
 def _target_key(receipt: DeliveryReceipt) -> tuple[str, str]:
     if receipt.our_message_id is not None:
@@ -523,40 +591,16 @@ def _receipt_values(
     return values
 
 
-def _feed_increments(current: MessageStatus, new: MessageStatus, in_doubt: bool) -> dict[str, int]:
-    increments: dict[str, int] = {"sent": 1} if in_doubt else {}
-    if new == MessageStatus.DELIVERED or (new == MessageStatus.READ and current != MessageStatus.DELIVERED):
-        increments["delivered"] = 1
+def _receipt_figures(new: MessageStatus, in_doubt: bool) -> list[str]:
+    """The daily figures an applied receipt reaches (each is counted once per message however often)."""
+    figures = ["sent"] if in_doubt else []
+    if new in (MessageStatus.DELIVERED, MessageStatus.READ):
+        figures.append("delivered")  # read implies delivered, when the delivered receipt was skipped
     if new == MessageStatus.READ:
-        increments["read"] = 1
+        figures.append("read")
     if new in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
-        increments["failed"] = 1
-    return increments
-
-
-async def bump_feed(
-    session: AsyncSession, day: date, totals: Counter[tuple[str, str, int, int, str]]
-) -> None:
-    """Adds to the daily communication figures (communication_analytics), creating rows as needed."""
-    by_key: dict[tuple[str, str, int, int], dict[str, int]] = {}
-    for (channel, provider, campaign_id, template_id, name), amount in totals.items():
-        by_key.setdefault((channel, provider, campaign_id, template_id), {})[name] = amount
-    for (channel, provider, campaign_id, template_id), amounts in by_key.items():
-        statement = insert_for(session, FEED).values(
-            day=day,
-            channel=channel,
-            provider=provider,
-            campaign_id=campaign_id,
-            template_id=template_id,
-            updated_at=datetime.now(ZoneInfo("UTC")),
-            **amounts,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
-            set_={name: FEED.c[name] + statement.excluded[name] for name in amounts}
-            | {"updated_at": statement.excluded.updated_at},
-        )
-        await session.execute(statement)
+        figures.append("failed")
+    return figures
 
 
 __all__ = [
@@ -567,5 +611,4 @@ __all__ = [
     "ReceiptResult",
     "Rescheduled",
     "SqlOutbox",
-    "bump_feed",
 ]

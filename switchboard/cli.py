@@ -26,7 +26,8 @@ def load_settings() -> Settings:
     except ValidationError as error:
         first = error.errors()[0]
         name = "SWITCHBOARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise StartupError(f"{name}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise StartupError(message if name == "settings" else f"{name}: {message}") from None
 
 
 def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
@@ -153,7 +154,14 @@ def seed(
     if last_day > now.date():
         raise StartupError(f"--end-date {last_day} is in the future: demo history ends today at the latest")
     # Today is seeded up to this moment, never later; a past day is seeded to its end, the same every run.
-    plan = SeedPlan(customers, days, seed_value, last_day, now=now if last_day == now.date() else None)
+    plan = SeedPlan(
+        customers,
+        days,
+        seed_value,
+        last_day,
+        now=now if last_day == now.date() else None,
+        business_tz=settings.business_timezone,
+    )
 
     async def fill(database: Any) -> Any:
         await require_migrated(database)
@@ -497,6 +505,46 @@ def rollups_rebuild(grains: tuple[str, ...]) -> None:
     click.echo(
         f"rollups rebuilt: {report.rows:,} rows in {report.buckets:,} buckets ({', '.join(report.grains)})"
     )
+
+
+@main.group()
+def analytics() -> None:
+    """The daily communication figures."""
+
+
+@analytics.command("verify")
+@click.option("--repair", is_flag=True, help="Rewrite the figures from the recount when they differ.")
+@one_line_errors
+def analytics_verify(repair: bool) -> None:
+    """Recount every message's daily figures (sent, delivered, read, failed, replied, cost) and report any drift."""
+    from zoneinfo import ZoneInfo
+
+    from storage.message_feed import verify_feed
+
+    settings = load_settings()
+
+    async def verify(database: Any) -> Any:
+        await require_migrated(database)
+        async with database.sessions() as session:
+            check = await verify_feed(session, ZoneInfo(settings.business_timezone), repair=repair)
+            await session.commit()
+        return check
+
+    check = run_async(_with_database(settings, verify))
+    for drift in check.drift[:20]:
+        channel, provider, campaign, template = drift.key
+        where = f"{drift.day} {channel}/{provider}" + (f" campaign {campaign}" if campaign else "")
+        where += f" template {template}" if template else ""
+        click.echo(f"  {where}: {drift.figure} recorded {drift.recorded:,}, recounted {drift.recounted:,}")
+    if len(check.drift) > 20:
+        click.echo(f"  … and {len(check.drift) - 20:,} more")
+    summary = f"analytics: {check.rows:,} daily rows checked against a recount of the messages; drift: {len(check.drift):,}"
+    if check.repaired:
+        click.echo(f"{summary}; repaired: the figures now equal the recount")
+        return
+    click.echo(summary)
+    if check.drift:
+        sys.exit(1)
 
 
 @main.command("slack-socket")

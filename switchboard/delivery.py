@@ -12,6 +12,7 @@ from domain.delivery.outbox import ClaimedMessage, RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.vocabulary import Channel
+from storage.database import is_transient
 from switchboard.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,11 +32,13 @@ def build_drivers(settings: Settings) -> dict[Channel, MessageDriver]:
             settings.twilio_from,
             base_url=settings.twilio_base_url,
             status_callback_url=settings.public_url.rstrip("/") + TWILIO_STATUS_PATH,
+            timeout_seconds=settings.provider_timeout_seconds,
         ),
         Channel.WHATSAPP: WhatsAppCloudDriver(
             settings.whatsapp_token.get_secret_value(),
             settings.whatsapp_phone_number_id,
             base_url=settings.whatsapp_base_url,
+            timeout_seconds=settings.provider_timeout_seconds,
         ),
         Channel.EMAIL: SmtpEmailDriver(
             settings.smtp_host,
@@ -43,9 +46,12 @@ def build_drivers(settings: Settings) -> dict[Channel, MessageDriver]:
             settings.smtp_username or None,
             settings.smtp_password.get_secret_value() or None,
             settings.email_from,
+            timeout_seconds=settings.smtp_timeout_seconds,
         ),
         Channel.TELEGRAM: TelegramDriver(
-            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_base_url,
+            timeout_seconds=settings.provider_timeout_seconds,
         ),
     }
 
@@ -86,6 +92,7 @@ def build_dispatcher(
             in_doubt_grace=timedelta(seconds=settings.worker_in_doubt_grace_seconds),
         ),
         unsubscribe_url=unsubscribe_link,
+        transient=is_transient,
         observe=container.metrics.observe_send,
     )
 

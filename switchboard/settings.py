@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Self
 from urllib.parse import urlsplit
 
@@ -87,8 +88,12 @@ class Settings(BaseSettings):
     slack_base_url: str = "https://slack.com/api/"
     slack_command: str = "/sb"
 
+    #: How long a provider call may take before it counts as in doubt (SMTP conversations take longer).
+    provider_timeout_seconds: float = Field(default=15.0, gt=0)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+
     worker_in_process: bool = True
-    worker_concurrency: int = 32
+    worker_concurrency: int = Field(default=32, ge=1)
     worker_lease_seconds: float = 60.0
     worker_in_doubt_grace_seconds: float = 120.0
     worker_max_attempts: int = 8
@@ -125,6 +130,36 @@ class Settings(BaseSettings):
         if not self.smtp_port:
             self.smtp_port = self.sandbox_smtp_port if self.sandbox else SMTP_SUBMISSION_PORT
         return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Self:
+        """A claim must outlast the longest send: waiting its turn behind the calls in flight at the
+        slowest pace, then the slowest provider's timeout. A shorter lease would let a second worker take
+        a message still being sent as in doubt, and send it again."""
+        longest = self.longest_send_seconds()
+        if self.worker_lease_seconds < longest:
+            raise ValueError(
+                f"SWITCHBOARD_WORKER_LEASE_SECONDS is {self.worker_lease_seconds:g} s, but a send can take "
+                f"{longest:.1f} s (up to {max(self.provider_timeout_seconds, self.smtp_timeout_seconds):g} s "
+                f"of provider timeout after waiting its turn behind the messages claimed ahead of it at "
+                f"{min(self.send_rates()):g}/s, plus 1 s to spare): set it to at least {math.ceil(longest)}"
+            )
+        return self
+
+    def send_rates(self) -> list[float]:
+        return [
+            self.sms_rate_per_second,
+            self.whatsapp_rate_per_second,
+            self.email_rate_per_second,
+            self.telegram_rate_per_second,
+        ]
+
+    def longest_send_seconds(self) -> float:
+        """How long a claimed message may take to be sent, at worst (see the delivery worker's pipeline)."""
+        slowest = min(self.send_rates())
+        # Claimed ahead: the calls in flight plus a waiting room of about a second at the slowest pace.
+        waiting = (self.worker_concurrency + max(self.worker_concurrency, slowest)) / slowest
+        return max(self.provider_timeout_seconds, self.smtp_timeout_seconds) + waiting + 1.0
 
     @property
     def sandbox_base_url(self) -> str:

@@ -36,11 +36,21 @@ class DispatchStats:
     dead: int = 0
     released: int = 0
     held: int = 0
+    #: Outcomes whose record failed once and were recorded again later (as records, never as sends).
+    recorded_late: int = 0
 
 
 @dataclass
 class Dispatcher:
-    """One delivery worker. Many may run, in one process or several; the outbox claim keeps them apart."""
+    """One delivery worker. Many may run, in one process or several; the outbox claim keeps them apart.
+
+    A pipeline, not batches: up to `concurrency` provider calls are in flight and as many messages wait
+    claimed behind them; as each call ends its outcome is queued for recording and its place goes to
+    the next claim. One slow or hanging call holds one place until the driver's timeout, never the rest.
+    Outcomes are recorded in small groups a few times a second; a group that fails is recorded outcome by
+    outcome, and an outcome whose record still fails is kept and recorded again — a message handed to a
+    provider is never sent again because its bookkeeping failed.
+    """
 
     open_uow: Callable[[], DeliveryUnitOfWork]
     drivers: Mapping[Channel, MessageDriver]
@@ -53,38 +63,127 @@ class Dispatcher:
     unsubscribe_url: Callable[[ClaimedMessage], str | None] = lambda _message: None
     rng: random.Random = field(default_factory=random.Random)
     stats: DispatchStats = field(default_factory=DispatchStats)
-    _recording: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     #: Told of every provider call: (channel, provider, outcome, seconds); feeds the operational metrics.
     observe: Callable[[str, str, str, float], None] = lambda _c, _p, _o, _s: None
     #: Told after every pass: None when it went through, else what went wrong; feeds the job heartbeat.
     report_pass: Callable[[BaseException | None], None] = lambda _failure: None
-    #: How often a batch in flight looks whether one of its campaigns was paused or cancelled.
+    #: Whether a database error is worth retrying as it is (a deadlock, a busy database).
+    transient: Callable[[BaseException], bool] = lambda _error: False
+    #: How often the sends in flight look whether one of their campaigns was paused or cancelled.
     hold_check_seconds: float = 1.0
+    #: How long outcomes gather before they are recorded together.
+    record_every_seconds: float = 0.05
     _on_hold: frozenset[int] = field(default=frozenset(), init=False, repr=False)
+    _in_flight: dict[int, ClaimedMessage] = field(default_factory=dict, init=False, repr=False)
+    _outcomes: list[Outcome] = field(default_factory=list, init=False, repr=False)
+    _unrecorded: list[Outcome] = field(default_factory=list, init=False, repr=False)
+    _gate: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    @property
+    def waiting_room(self) -> int:
+        """Messages claimed ahead of the provider calls: enough to keep every call busy for about a second
+        at the slowest pace (a claim is a transaction: fewer, larger ones when sends are fast), no more."""
+        slowest = min((bucket.rate for bucket in self.pacing.values()), default=1000.0)
+        return max(self.concurrency, min(self.batch_size, int(slowest)))
+
+    def longest_wait_seconds(self) -> float:
+        """The longest a claimed message can wait for its turn at the slowest provider's pace."""
+        slowest = min((bucket.rate for bucket in self.pacing.values()), default=1000.0)
+        return (self.concurrency + self.waiting_room) / slowest
 
     async def run(self, stop: asyncio.Event, idle_sleep: float = 0.25) -> None:
-        """Delivers until `stop` is set; sleeps briefly whenever the outbox has nothing due."""
-        last_release = 0.0
+        """Delivers until `stop` is set; then lets the calls in flight finish and records every outcome."""
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            try:
-                if loop.time() - last_release > 5:
-                    await self.release_expired_leases()
-                    last_release = loop.time()
-                sent = await self.deliver_batch()
-            except Exception as error:
-                # A database hiccup must not kill the worker; the lease protects the batch.
-                log.exception("delivery batch failed; retrying shortly")
-                self.report_pass(error)
-                sent = 0
-            else:
-                self.report_pass(None)
-            if sent == 0:
+        last_release = -1e9
+        tasks: set[asyncio.Task[None]] = set()
+        watcher = asyncio.create_task(self._watch_holds(stop), name="campaign holds")
+        recorder = asyncio.create_task(self._record_continuously(stop), name="record outcomes")
+        # Set when enough sends have ended to make a claim worth its transaction (or the worker stops).
+        room_made = asyncio.Event()
+        stop_waiter = asyncio.create_task(self._relay(stop, room_made))
+        chunk = max(1, self.concurrency // 2)
+        capacity = self.concurrency + self.waiting_room
+        try:
+            while not stop.is_set():
+                room_made.clear()
+                claimed = 0
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=idle_sleep)
+                    if loop.time() - last_release > 5:
+                        await self.release_expired_leases()
+                        last_release = loop.time()
+                    room = capacity - len(tasks)
+                    # Claim in useful chunks (each claim is a transaction), or at once when idle.
+                    if room >= chunk or not tasks:
+                        for message in await self._claim(room):
+                            tasks.add(
+                                self._start(message, tasks, lambda: capacity - len(tasks) >= chunk, room_made)
+                            )
+                            claimed += 1
+                except Exception as error:
+                    # A database hiccup must not kill the worker; the leases protect what was claimed.
+                    log.exception("delivery pass failed; retrying shortly")
+                    self.report_pass(error)
+                else:
+                    self.report_pass(None)
+                if claimed and capacity - len(tasks) >= chunk:
+                    await asyncio.sleep(0)  # more is due: let the new calls start, then claim again
+                    continue
+                try:
+                    await asyncio.wait_for(room_made.wait(), timeout=idle_sleep)
                 except TimeoutError:
                     pass
-        await self.finish()
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)  # handed to providers: see them through
+            for task in (stop_waiter, watcher):
+                task.cancel()
+            await asyncio.gather(stop_waiter, watcher, recorder, return_exceptions=True)
+            await self.finish()
+
+    @staticmethod
+    async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:
+        await stop.wait()
+        wake.set()
+
+    def _start(
+        self,
+        message: ClaimedMessage,
+        tasks: set[asyncio.Task[None]],
+        room_for_a_claim: Callable[[], bool],
+        room_made: asyncio.Event,
+    ) -> asyncio.Task[None]:
+        self._in_flight[message.id] = message
+
+        async def send() -> None:
+            try:
+                outcome = await self._send_one(message, self._gate_for_run())
+                # Appended only now: the recorder swaps the list while sends are under way.
+                self._outcomes.append(outcome)
+            finally:
+                self._in_flight.pop(message.id, None)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            tasks.discard(task)
+            if room_for_a_claim():
+                room_made.set()
+
+        task = asyncio.create_task(send())
+        task.add_done_callback(ended)
+        return task
+
+    def _gate_for_run(self) -> asyncio.Semaphore:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.concurrency)
+        return self._gate
+
+    async def _claim(self, limit: int) -> list[ClaimedMessage]:
+        async with self.open_uow() as uow:
+            claimed = await uow.outbox.claim_due(
+                self.worker_id, self.clock(), limit, self.policy.lease, [c.value for c in self.drivers]
+            )
+            await uow.commit()
+        self.stats.claimed += len(claimed)
+        return claimed
 
     async def release_expired_leases(self) -> int:
         async with self.open_uow() as uow:
@@ -94,69 +193,103 @@ class Dispatcher:
         return released
 
     async def deliver_batch(self) -> int:
-        """Claims one batch and sends it; returns how many were claimed.
+        """Claims up to one batch, sends it and records every outcome; returns how many were claimed.
 
-        Its outcomes are recorded in one transaction while the next batch is already being sent, so a
-        paced provider never sits idle during the bookkeeping. At most one recording is outstanding, and
-        `finish()` waits for it. Until recorded, messages stay "sending" under their lease, so a crash in
-        between leaves them in doubt (retried after the grace period), never lost or sent twice.
-        """
-        async with self.open_uow() as uow:
-            claimed = await uow.outbox.claim_due(
-                self.worker_id,
-                self.clock(),
-                self._batch_limit(),
-                self.policy.lease,
-                [c.value for c in self.drivers],
-            )
-            await uow.commit()
+        The one-shot form of `run` (tests and benchmarks drive it directly)."""
+        claimed = await self._claim(self._batch_limit())
         if not claimed:
             await self.finish()
             return 0
-        self.stats.claimed += len(claimed)
         gate = asyncio.Semaphore(self.concurrency)
-        campaigns = {m.campaign_id for m in claimed if m.campaign_id is not None}
-        watcher = asyncio.create_task(self._watch_holds(campaigns)) if campaigns else None
+        for message in claimed:
+            self._in_flight[message.id] = message
+        watcher = asyncio.create_task(self._watch_holds(asyncio.Event()))
         try:
             outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
         finally:
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
-            self._on_hold = frozenset()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            for message in claimed:
+                self._in_flight.pop(message.id, None)
+        self._outcomes.extend(outcomes)
         await self.finish()
-        self._recording = asyncio.create_task(self._record(outcomes), name="record outcomes")
         return len(claimed)
 
-    async def _watch_holds(self, campaign_ids: set[int]) -> None:
-        """While a batch is sent (a paced one takes seconds), notice a pause or cancel within a second."""
-        while True:
-            await asyncio.sleep(self.hold_check_seconds)
-            try:
-                async with self.open_uow() as uow:
-                    self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaign_ids))
-            except Exception:  # the next look tries again; the batch goes on meanwhile
-                log.warning("could not check for paused campaigns", exc_info=True)
-
-    def _held(self, message: ClaimedMessage) -> bool:
-        return message.campaign_id is not None and message.campaign_id in self._on_hold
-
     async def finish(self) -> None:
-        """Waits until every outcome sent so far is recorded."""
-        recording, self._recording = self._recording, None
-        if recording is not None:
-            await recording
+        """Records every outcome gathered so far (and retries those whose record failed before)."""
+        for _ in range(5):
+            await self._record_gathered()
+            if not self._unrecorded:
+                return
+            await asyncio.sleep(0.2)
+        log.error(
+            "%d outcomes could not be recorded; their messages stay claimed until the lease runs out",
+            len(self._unrecorded),
+        )
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
+    async def _record_continuously(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self._record_gathered()
+            except Exception:  # recording never kills the worker; the next round tries again
+                log.exception("recording outcomes failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.record_every_seconds)
+            except TimeoutError:
+                pass
+
+    async def _record_gathered(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
+        retry, self._unrecorded = self._unrecorded, []
+        if retry:
+            await self._keep_claims(retry)
+            self.stats.recorded_late += await self._record_one_by_one(retry)
+        if outcomes and not await self._record_together(outcomes):
+            await self._record_one_by_one(outcomes)
+
+    async def _record_together(self, outcomes: list[Outcome]) -> bool:
+        """One transaction for the group; a deadlock or busy database is tried again as a whole."""
+        for attempt in range(3):
+            try:
+                await self._write(outcomes)
+                return True
+            except Exception as error:
+                if not self.transient(error) or attempt == 2:
+                    log.warning(
+                        "recording %d outcomes together failed (%s); one by one", len(outcomes), error
+                    )
+                    self.report_pass(error)
+                    return False
+                await asyncio.sleep(0.05 * (attempt + 1) * (1 + self.rng.random()))
+        return False
+
+    async def _record_one_by_one(self, outcomes: list[Outcome]) -> int:
+        """Each outcome in its own transaction, so one bad row cannot undo the others; failures are kept."""
+        recorded = 0
+        for outcome in outcomes:
+            try:
+                await self._write([outcome])
+                recorded += 1
+            except Exception as error:
+                log.error("recording the outcome of message %s failed: %s", outcome.message_id, error)
+                self._unrecorded.append(outcome)
+        return recorded
+
+    async def _keep_claims(self, outcomes: list[Outcome]) -> None:
+        """Outcomes still to record keep their messages claimed by us, so no worker takes them as in doubt."""
         try:
             async with self.open_uow() as uow:
-                await uow.outbox.record_outcomes(outcomes)
+                await uow.outbox.extend_claims(
+                    self.worker_id, [o.message_id for o in outcomes], self.clock() + self.policy.lease
+                )
                 await uow.commit()
-        except Exception as error:
-            # The lease returns these messages to the outbox as in doubt; nothing is lost.
-            log.exception("recording %d outcomes failed", len(outcomes))
-            self.report_pass(error)
-            return
+        except Exception as error:  # the record below is tried anyway
+            log.warning("could not extend the claims of %d unrecorded outcomes: %s", len(outcomes), error)
+
+    async def _write(self, outcomes: list[Outcome]) -> None:
+        async with self.open_uow() as uow:
+            await uow.outbox.record_outcomes(outcomes)
+            await uow.commit()
         for outcome in outcomes:
             if isinstance(outcome, Accepted):
                 self.stats.accepted += 1
@@ -166,6 +299,23 @@ class Dispatcher:
                 self.stats.held += 1
             else:
                 self.stats.dead += 1
+
+    async def _watch_holds(self, stop: asyncio.Event) -> None:
+        """While sends are under way (a paced batch takes seconds), notice a pause or cancel within a second."""
+        while not stop.is_set():
+            await asyncio.sleep(self.hold_check_seconds)
+            campaigns = {m.campaign_id for m in self._in_flight.values() if m.campaign_id is not None}
+            if not campaigns:
+                self._on_hold = frozenset()
+                continue
+            try:
+                async with self.open_uow() as uow:
+                    self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaigns))
+            except Exception:  # the next look tries again; the sends go on meanwhile
+                log.warning("could not check for paused campaigns", exc_info=True)
+
+    def _held(self, message: ClaimedMessage) -> bool:
+        return message.campaign_id is not None and message.campaign_id in self._on_hold
 
     def _batch_limit(self) -> int:
         # A batch must finish well inside its lease even at the slowest configured pace.

@@ -132,6 +132,9 @@ class OutboxPort(Protocol):
 
     async def release_expired_leases(self, now: datetime, grace: timedelta) -> int: ...
 
+    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> int:
+        """Keep `worker_id`'s claim on these messages until `until`; how many it still held."""
+
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         """Which of these campaigns are paused or cancelled now (their claimed messages wait)."""
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -107,6 +108,14 @@ class CustomerCommunication(Base):
         Index("ix_customer_communications_customer", "customer_id", "created_at"),
         Index("ix_customer_communications_campaign", "campaign_id", "status"),
         Index("ix_customer_communications_created_at", "created_at"),
+        # Retries (an in-doubt send waiting for its receipt, a backed-off error) are claimed before the
+        # backlog; this small index finds them without walking a million planned campaign rows.
+        Index(
+            "ix_customer_communications_retry_due",
+            "next_attempt_at",
+            sqlite_where=text("status = 'planned' AND attempts > 0"),
+            postgresql_where=text("status = 'planned' AND attempts > 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -130,6 +139,8 @@ class CustomerCommunication(Base):
     error_code: Mapped[str | None] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    #: Which daily figures this message is counted in (storage.message_feed.FIGURE_BITS), so each once.
+    counted: Mapped[int] = mapped_column(SmallInteger, default=0, server_default=text("0"))
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]

@@ -7,7 +7,9 @@ import random
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from storage.message_feed import counted_bits, send_day
 from storage.seeding.catalogue import BUSINESS_ADDRESS, PROVIDER_OF, Row, TemplateVariant
 from storage.seeding.people import Customer
 from storage.seeding.plan import Calendar, weighted
@@ -84,6 +86,7 @@ class Messenger:
         }
         self._messages = sink.buffers["customer_communications"]
         self._last_second = calendar.end_at - timedelta(seconds=1)
+        self._zone = ZoneInfo(calendar.plan.business_tz)
 
     def outbound(
         self,
@@ -163,36 +166,35 @@ class Messenger:
         )
 
     def emit(self, row: Row) -> None:
-        """Queue the row for writing and, for outbound messages, count it in the day's figures."""
+        """Queue the row for writing and, for outbound messages, count it in the day's figures.
+
+        As the app counts (storage.message_feed): every figure on the business day the message was sent
+        (or failed, or was written), each reached figure once, marked in the row's `counted` bits."""
         self._messages.append(row)
         if row["direction"] != "outbound":
             return
-        sent_at = row["sent_at"]
-        moment = sent_at or row["failed_at"] or row["created_at"]
-        key = (
-            moment.date(),
-            row["channel"],
-            row["provider"],
-            row["campaign_id"] or 0,
-            row["template_id"] or 0,
-        )
+        day = send_day(row["sent_at"], row["failed_at"], row["created_at"], self._zone)
+        key = (day, row["channel"], row["provider"], row["campaign_id"] or 0, row["template_id"] or 0)
         figures = self.analytics.get(key)
         if figures is None:
             figures = self.analytics[key] = [0, 0, 0, 0, 0, 0, 0]
-        if sent_at is not None:
+        if row["sent_at"] is not None:
             figures[SENT] += 1
+            figures[COST] += row["cost_micros"] or 0
         if row["delivered_at"] is not None:
             figures[DELIVERED] += 1
-            if row["read_at"] is not None:
-                figures[READ] += 1
-        if row["status"] in FAILED:
+        if row["read_at"] is not None:
+            figures[READ] += 1
+        if row["failed_at"] is not None:
             figures[FAILED_AT] += 1
         if row["replied_at"] is not None:
             figures[REPLIED] += 1
-        figures[COST] += row["cost_micros"] or 0
+        row["counted"] = counted_bits(
+            row["sent_at"], row["delivered_at"], row["read_at"], row["failed_at"], row["replied_at"]
+        )
 
     def record_opt_out(self, at: datetime, channel: str, campaign_id: int = 0, template_id: int = 0) -> None:
-        key = (at.date(), channel, PROVIDER_OF[channel], campaign_id, template_id)
+        key = (at.astimezone(self._zone).date(), channel, PROVIDER_OF[channel], campaign_id, template_id)
         figures = self.analytics.setdefault(key, [0, 0, 0, 0, 0, 0, 0])
         figures[OPTED_OUT] += 1
 
@@ -268,6 +270,7 @@ class Messenger:
             "read_at": None,
             "failed_at": None,
             "replied_at": None,
+            "counted": 0,
         }
 
     def _deliver(self, rng: random.Random, row: Row, customer: Customer, category: str) -> None:

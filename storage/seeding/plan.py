@@ -31,6 +31,8 @@ class SeedPlan:
     seed: int
     end_date: date
     now: datetime | None = None
+    #: The business's timezone: the daily communication figures are cut on its days, as the app cuts them.
+    business_tz: str = "Europe/Berlin"
 
     def __post_init__(self) -> None:
         if self.now is None:

@@ -271,7 +271,13 @@ def start_worker(database_url: str, sandbox: RunningSandbox) -> subprocess.Popen
         "SWITCHBOARD_TWILIO_ACCOUNT_SID": CREDENTIALS.twilio_account_sid,
         "SWITCHBOARD_TWILIO_AUTH_TOKEN": CREDENTIALS.twilio_auth_token,
         "SWITCHBOARD_SMS_RATE_PER_SECOND": "400",
-        "SWITCHBOARD_WORKER_LEASE_SECONDS": "2",
+        "SWITCHBOARD_WHATSAPP_RATE_PER_SECOND": "400",
+        "SWITCHBOARD_EMAIL_RATE_PER_SECOND": "400",
+        "SWITCHBOARD_TELEGRAM_RATE_PER_SECOND": "400",
+        "SWITCHBOARD_WORKER_LEASE_SECONDS": "3",
+        # A short lease needs short timeouts: a claim must outlast the longest send (settings check it).
+        "SWITCHBOARD_PROVIDER_TIMEOUT_SECONDS": "0.5",
+        "SWITCHBOARD_SMTP_TIMEOUT_SECONDS": "0.5",
         "SWITCHBOARD_WORKER_IN_DOUBT_GRACE_SECONDS": "0.5",
     }
     return subprocess.Popen(

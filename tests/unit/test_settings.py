@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,22 @@ def test_production_refuses_endpoints_left_at_the_sandbox() -> None:
     for name in ("SWITCHBOARD_TWILIO_BASE_URL", "SWITCHBOARD_TELEGRAM_BASE_URL", "SWITCHBOARD_SMTP_PORT"):
         assert f"{name} points at the local provider sandbox" in message
     assert "WHATSAPP" not in message
+
+
+def test_a_lease_shorter_than_a_send_is_refused_in_words() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(
+        ValidationError,
+        match=re.escape("SWITCHBOARD_WORKER_LEASE_SECONDS is 20 s, but a send can take 34.2 s"),
+    ):
+        Settings(worker_lease_seconds=20, email_rate_per_second=20, worker_concurrency=32)
+    fine = Settings(worker_lease_seconds=60)
+    assert fine.longest_send_seconds() < 60
+    quick = Settings(
+        worker_lease_seconds=3,
+        provider_timeout_seconds=0.5,
+        smtp_timeout_seconds=0.5,
+        **{f"{channel}_rate_per_second": 400 for channel in ("sms", "whatsapp", "email", "telegram")},
+    )
+    assert quick.worker_lease_seconds >= quick.longest_send_seconds()

@@ -1,0 +1,287 @@
+"""The daily communication figures (`communication_analytics`): each message counted once per figure.
+
+A message's figures (sent, delivered, read, failed, replied, and its cost with "sent") go on the business
+day it was sent — or failed, if it never went — under its channel, provider, campaign and template, so a
+day's delivery rate is about that day's messages however late their receipts come. Whether a figure was
+counted is a bit on the message itself (`counted`), flipped by the same statement that finds it unset;
+so the worker's record of an acceptance and a receipt that overtook it, a retried webhook, a replayed
+batch or two processes at once can each try, and exactly one of them adds to the figure.
+`recount` derives the same figures from the messages' own timestamps, for `switchboard analytics verify`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Integer, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import CommunicationAnalytics, CustomerCommunication
+from storage.sql import insert_for, table_of
+
+CC = table_of(CustomerCommunication)
+FEED = table_of(CommunicationAnalytics)
+
+#: The bit each message figure keeps in `customer_communications.counted`.
+FIGURE_BITS: Mapping[str, int] = {"sent": 1, "delivered": 2, "read": 4, "failed": 8, "replied": 16}
+#: The timestamp that says a message reached a figure; only a message that has it is counted in it.
+FIGURE_MOMENTS = {
+    "sent": CC.c.sent_at,
+    "delivered": CC.c.delivered_at,
+    "read": CC.c.read_at,
+    "failed": CC.c.failed_at,
+    "replied": CC.c.replied_at,
+}
+#: The figures a message contributes to (opt-outs are counted per customer, not per message).
+MESSAGE_FIGURES = ("sent", "delivered", "read", "failed", "replied", "cost_micros")
+#: A feed row's key: (channel, provider, campaign id or 0, template id or 0).
+FeedKey = tuple[str, str, int, int]
+
+
+def send_day(
+    sent_at: datetime | None, failed_at: datetime | None, created_at: datetime, zone: ZoneInfo
+) -> date:
+    """The business day a message's figures belong to: when it was sent, else when it failed, else written."""
+    moment = sent_at or failed_at or created_at
+    return moment.astimezone(zone).date()
+
+
+def counted_bits(
+    sent_at: datetime | None,
+    delivered_at: datetime | None,
+    read_at: datetime | None,
+    failed_at: datetime | None,
+    replied_at: datetime | None,
+) -> int:
+    """The `counted` bits of a message whose figures are all in the feed (seeding, backfill)."""
+    moments = {
+        "sent": sent_at,
+        "delivered": delivered_at,
+        "read": read_at,
+        "failed": failed_at,
+        "replied": replied_at,
+    }
+    return sum(FIGURE_BITS[name] for name, moment in moments.items() if moment is not None)
+
+
+async def count_once(session: AsyncSession, zone: ZoneInfo, figure: str, message_ids: Iterable[int]) -> int:
+    """Add 1 to `figure` for each message not yet counted in it (and its cost, for "sent"); how many were."""
+    ids = sorted(set(message_ids))  # one lock order for every writer: no deadlocks between them
+    if not ids:
+        return 0
+    bit = FIGURE_BITS[figure]
+    rows = (
+        await session.execute(
+            update(CC)
+            .where(
+                CC.c.id.in_(ids),
+                CC.c.counted.op("&", return_type=Integer)(bit) == 0,
+                FIGURE_MOMENTS[figure].is_not(None),
+            )
+            .values(counted=CC.c.counted.op("|", return_type=Integer)(bit))
+            .returning(
+                CC.c.channel,
+                CC.c.provider,
+                CC.c.campaign_id,
+                CC.c.template_id,
+                CC.c.cost_micros,
+                CC.c.sent_at,
+                CC.c.failed_at,
+                CC.c.created_at,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    totals: dict[date, Counter[tuple[str, str, int, int, str]]] = {}
+    for row in rows:
+        day = send_day(row.sent_at, row.failed_at, row.created_at, zone)
+        key = (row.channel, row.provider, row.campaign_id or 0, row.template_id or 0)
+        day_totals = totals.setdefault(day, Counter())
+        day_totals[(*key, figure)] += 1
+        if figure == "sent" and row.cost_micros:
+            day_totals[(*key, "cost_micros")] += row.cost_micros
+    for day in sorted(totals):
+        await bump_feed(session, day, totals[day])
+    return len(rows)
+
+
+async def add_cost(session: AsyncSession, day: date, key: FeedKey, micros: int) -> None:
+    """A provider told us a counted message's real cost afterwards: the day's cost follows it."""
+    if micros:
+        await bump_feed(session, day, Counter({(*key, "cost_micros"): micros}))
+
+
+async def bump_feed(
+    session: AsyncSession, day: date, totals: Counter[tuple[str, str, int, int, str]]
+) -> None:
+    """Adds to the daily communication figures, creating rows as needed (in key order: one lock order)."""
+    by_key: dict[tuple[str, str, int, int], dict[str, int]] = {}
+    for (channel, provider, campaign_id, template_id, name), amount in totals.items():
+        by_key.setdefault((channel, provider, campaign_id, template_id), {})[name] = amount
+    for (channel, provider, campaign_id, template_id), amounts in sorted(by_key.items()):
+        statement = insert_for(session, FEED).values(
+            day=day,
+            channel=channel,
+            provider=provider,
+            campaign_id=campaign_id,
+            template_id=template_id,
+            updated_at=datetime.now(ZoneInfo("UTC")),
+            **amounts,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
+            set_={name: FEED.c[name] + statement.excluded[name] for name in amounts}
+            | {"updated_at": statement.excluded.updated_at},
+        )
+        await session.execute(statement)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One figure of one feed row that differs from the recount."""
+
+    day: date
+    key: FeedKey
+    figure: str
+    recorded: int
+    recounted: int
+
+
+async def recount(session: AsyncSession, zone: ZoneInfo) -> dict[tuple[date, FeedKey], Counter[str]]:
+    """Every outbound message's figures from its own timestamps, by send day and key (streamed)."""
+    figures: dict[tuple[date, FeedKey], Counter[str]] = {}
+    statement = (
+        select(
+            CC.c.channel,
+            CC.c.provider,
+            CC.c.campaign_id,
+            CC.c.template_id,
+            CC.c.cost_micros,
+            CC.c.created_at,
+            CC.c.sent_at,
+            CC.c.delivered_at,
+            CC.c.read_at,
+            CC.c.failed_at,
+            CC.c.replied_at,
+        )
+        .where(CC.c.direction == "outbound")
+        .execution_options(yield_per=5000)
+    )
+    async for row in await session.stream(statement):
+        day = send_day(row.sent_at, row.failed_at, row.created_at, zone)
+        key: FeedKey = (row.channel, row.provider, row.campaign_id or 0, row.template_id or 0)
+        counts = figures.setdefault((day, key), Counter())
+        if row.sent_at is not None:
+            counts["sent"] += 1
+            counts["cost_micros"] += row.cost_micros or 0
+        for name, moment in (
+            ("delivered", row.delivered_at),
+            ("read", row.read_at),
+            ("failed", row.failed_at),
+            ("replied", row.replied_at),
+        ):
+            if moment is not None:
+                counts[name] += 1
+    return figures
+
+
+async def recorded_feed(session: AsyncSession) -> dict[tuple[date, FeedKey], Counter[str]]:
+    rows = (await session.execute(select(FEED))).all()
+    return {
+        (row.day, (row.channel, row.provider, row.campaign_id, row.template_id)): Counter(
+            {name: int(getattr(row, name) or 0) for name in MESSAGE_FIGURES}
+        )
+        for row in rows
+    }
+
+
+def drift_between(
+    recorded: Mapping[tuple[date, FeedKey], Counter[str]],
+    recounted: Mapping[tuple[date, FeedKey], Counter[str]],
+) -> list[Drift]:
+    found = []
+    for day_key in sorted(set(recorded) | set(recounted)):
+        have, want = recorded.get(day_key, Counter()), recounted.get(day_key, Counter())
+        for figure in MESSAGE_FIGURES:
+            if have[figure] != want[figure]:
+                found.append(Drift(day_key[0], day_key[1], figure, have[figure], want[figure]))
+    return found
+
+
+async def repair_feed(session: AsyncSession, recounted: Mapping[tuple[date, FeedKey], Counter[str]]) -> int:
+    """Set every message figure to its recount (opt-outs are kept); rows that hold nothing are removed."""
+    opted_out = {
+        (row.day, (row.channel, row.provider, row.campaign_id, row.template_id)): int(row.opted_out or 0)
+        for row in (await session.execute(select(FEED))).all()
+    }
+    await session.execute(delete(FEED))
+    written = 0
+    for day_key in sorted(set(recounted) | set(opted_out)):
+        counts = recounted.get(day_key, Counter())
+        if not any(counts.values()) and not opted_out.get(day_key):
+            continue
+        day, (channel, provider, campaign_id, template_id) = day_key
+        await session.execute(
+            insert_for(session, FEED).values(
+                day=day,
+                channel=channel,
+                provider=provider,
+                campaign_id=campaign_id,
+                template_id=template_id,
+                opted_out=opted_out.get(day_key, 0),
+                updated_at=datetime.now(ZoneInfo("UTC")),
+                **{name: counts[name] for name in MESSAGE_FIGURES},
+            )
+        )
+        written += 1
+    return written
+
+
+def figure_ids(pairs: Sequence[tuple[str, int]]) -> dict[str, list[int]]:
+    """(figure, message id) pairs grouped by figure."""
+    grouped: dict[str, list[int]] = {}
+    for figure, message_id in pairs:
+        grouped.setdefault(figure, []).append(message_id)
+    return grouped
+
+
+__all__ = [
+    "FIGURE_BITS",
+    "MESSAGE_FIGURES",
+    "Drift",
+    "add_cost",
+    "bump_feed",
+    "count_once",
+    "counted_bits",
+    "drift_between",
+    "figure_ids",
+    "recorded_feed",
+    "recount",
+    "repair_feed",
+    "send_day",
+]
+
+
+@dataclass(frozen=True)
+class FeedCheck:
+    """What `switchboard analytics verify` found: how much it compared, and every difference."""
+
+    rows: int
+    drift: list[Drift]
+    repaired: bool = False
+
+
+async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:
+    """Recount every message's figures and compare with the daily figures; with `repair`, rewrite them.
+
+    The caller commits (a repair is one transaction: the figures are never seen half rewritten)."""
+    recounted = await recount(session, zone)
+    recorded = await recorded_feed(session)
+    drift = drift_between(recorded, recounted)
+    if repair and drift:
+        await repair_feed(session, recounted)
+    return FeedCheck(len(recorded), drift, repaired=repair and bool(drift))

@@ -1,0 +1,197 @@
+"""The delivery worker under faults, on both engines: a record that fails is recorded again (never sent
+again), one hanging provider call holds one place only, retries go before the backlog, and a provider that
+reuses a message id is noted, not a failed batch."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from domain.delivery.dispatch import Dispatcher
+from domain.delivery.outbox import RetryPolicy
+from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import OutboundMessage, ProviderAcceptance
+from domain.vocabulary import Channel, MessageStatus
+from storage.database import Database, is_transient
+from storage.message_feed import verify_feed
+from storage.models import CustomerCommunication
+from storage.unit_of_work import SqlUnitOfWork
+from tests.integration.test_delivery import plan_messages, statuses
+
+POLICY = RetryPolicy(
+    max_attempts=5,
+    base_delay=timedelta(milliseconds=20),
+    max_delay=timedelta(milliseconds=100),
+    lease=timedelta(seconds=30),
+    in_doubt_grace=timedelta(milliseconds=200),
+)
+
+
+class RecordingDriver:
+    """A provider stand-in that counts every send per message and can hang or reuse ids."""
+
+    channel = Channel.SMS
+    provider = "twilio"
+
+    def __init__(
+        self, *, hang: set[str] = frozenset(), hang_seconds: float = 0.0, same_id: bool = False
+    ) -> None:
+        self.sends: Counter[str] = Counter()
+        self.hang, self.hang_seconds, self.same_id = hang, hang_seconds, same_id
+        self.finished_at: dict[str, float] = {}
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        self.sends[message.to] += 1
+        if message.to in self.hang:
+            await asyncio.sleep(self.hang_seconds)
+        self.finished_at[message.to] = time.monotonic()
+        return ProviderAcceptance("SMSAME" if self.same_id else f"SM{message.message_id}")
+
+    async def close(self) -> None:
+        return None
+
+
+def worker(database: Database, driver: Any, **changes: Any) -> Dispatcher:
+    values: dict[str, Any] = {
+        "open_uow": lambda: SqlUnitOfWork(database),
+        "drivers": {Channel.SMS: driver},
+        "pacing": {Channel.SMS: TokenBucket(5000.0)},
+        "worker_id": "w1",
+        "policy": POLICY,
+        "concurrency": 8,
+        "transient": is_transient,
+    }
+    values.update(changes)
+    return Dispatcher(**values)
+
+
+async def run_until_drained(database: Database, dispatcher: Dispatcher, limit: float = 30.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
+    deadline = time.monotonic() + limit
+    try:
+        while time.monotonic() < deadline:
+            counts = await statuses(database)
+            if not counts.get("planned") and not counts.get("sending"):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"not drained: {await statuses(database)}")
+    finally:
+        stop.set()
+        await task
+
+
+class FailingRecords:
+    """A unit of work whose recording fails for some messages, as a bad row or a deadlock would."""
+
+    def __init__(self, database: Database, poisoned: set[int], *, times: int, error: Exception) -> None:
+        self.database, self.poisoned, self.times, self.error = database, poisoned, times, error
+        self.failures = 0
+
+    def __call__(self) -> SqlUnitOfWork:
+        return _FailingUnitOfWork(self)
+
+
+class _FailingUnitOfWork(SqlUnitOfWork):
+    def __init__(self, plan: FailingRecords) -> None:
+        super().__init__(plan.database)
+        self.plan = plan
+
+    async def __aenter__(self) -> _FailingUnitOfWork:
+        await super().__aenter__()
+        record = self.outbox.record_outcomes
+        plan = self.plan
+
+        async def failing(outcomes: Any) -> None:
+            outcomes = list(outcomes)
+            if plan.failures < plan.times and any(o.message_id in plan.poisoned for o in outcomes):
+                plan.failures += 1
+                raise plan.error
+            await record(outcomes)
+
+        self.outbox.record_outcomes = failing  # type: ignore[method-assign]
+        return self
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"
+
+
+async def test_one_bad_row_does_not_resend_the_batch(database: Database) -> None:
+    await plan_messages(database, 60)
+    async with database.read_sessions() as session:
+        ids = sorted(await session.scalars(select(CustomerCommunication.id)))
+    poisoned = {ids[7], ids[31]}
+    driver = RecordingDriver()
+    failing = FailingRecords(database, poisoned, times=6, error=ValueError("bad row"))
+    dispatcher = worker(database, driver, open_uow=failing)
+    await run_until_drained(database, dispatcher)
+    assert sum(driver.sends.values()) == 60 and set(driver.sends.values()) == {1}, "a message went twice"
+    assert await statuses(database) == {"queued": 60}
+    assert dispatcher.stats.recorded_late >= 1 and failing.failures == 6
+    async with database.sessions() as session:
+        assert (await verify_feed(session, ZoneInfo("UTC"))).drift == []
+
+
+async def test_a_deadlocked_record_is_tried_again_as_a_whole(database: Database) -> None:
+    await plan_messages(database, 40)
+    async with database.read_sessions() as session:
+        first = await session.scalar(select(func.min(CustomerCommunication.id)))
+    driver = RecordingDriver()
+    failing = FailingRecords(database, {int(first or 0)}, times=1, error=Deadlock("deadlock detected"))
+    dispatcher = worker(database, driver, open_uow=failing)
+    await run_until_drained(database, dispatcher)
+    assert set(driver.sends.values()) == {1} and sum(driver.sends.values()) == 40
+    assert failing.failures == 1 and dispatcher.stats.recorded_late == 0  # retried together, not one by one
+
+
+async def test_one_hanging_call_holds_one_place_only(database: Database) -> None:
+    await plan_messages(database, 200)
+    hung = "+4915100000003"
+    driver = RecordingDriver(hang={hung}, hang_seconds=3.0)
+    dispatcher = worker(database, driver, concurrency=4)
+    started = time.monotonic()
+    await run_until_drained(database, dispatcher)
+    others_done = max(at for to, at in driver.finished_at.items() if to != hung) - started
+    assert others_done < 2.5, f"the other 199 waited for the hanging call ({others_done:.1f} s)"
+    assert set(driver.sends.values()) == {1}
+
+
+async def test_retries_are_claimed_before_the_backlog(database: Database) -> None:
+    await plan_messages(database, 500)
+    async with database.sessions() as session:
+        newest = await session.scalar(select(func.max(CustomerCommunication.id)))
+        retry = await session.get(CustomerCommunication, newest)
+        assert retry is not None
+        retry.attempts, retry.next_attempt_at = 1, datetime.now(UTC)  # an in-doubt send whose grace is over
+        await session.commit()
+    async with SqlUnitOfWork(database) as uow:
+        claimed = await uow.outbox.claim_due("w1", datetime.now(UTC) + timedelta(seconds=1), 10, POLICY.lease)
+        await uow.commit()
+    assert claimed[0].id == newest, "the retry waited behind the backlog"
+
+
+async def test_a_reused_provider_id_is_kept_as_data(database: Database) -> None:
+    await plan_messages(database, 5)
+    driver = RecordingDriver(same_id=True)
+    await run_until_drained(database, worker(database, driver))
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    CustomerCommunication.status,
+                    CustomerCommunication.provider_message_id,
+                    CustomerCommunication.status_reason,
+                )
+            )
+        ).all()
+    assert [r.status for r in rows] == [MessageStatus.QUEUED.value] * 5
+    assert sum(1 for r in rows if r.provider_message_id == "SMSAME") == 1
+    assert sum(1 for r in rows if r.status_reason and "already has" in r.status_reason) == 4
+    assert set(driver.sends.values()) == {1}
