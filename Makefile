@@ -14,7 +14,7 @@ DEMO_ENV = $(strip $(if $(PORT),$(if $(SWITCHBOARD_PUBLIC_URL),,SWITCHBOARD_PUBL
 	$(if $(SANDBOX_SMTP_PORT),SWITCHBOARD_SANDBOX_SMTP_PORT=$(SANDBOX_SMTP_PORT)))
 export SWITCHBOARD_DATABASE_URL ?= sqlite+aiosqlite:///switchboard.db
 
-.PHONY: install demo test smoke lint typecheck bench clean
+.PHONY: install demo test smoke faults lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Switchboard needs Python 3.11 or newer"' \
@@ -33,11 +33,16 @@ demo: install
 	@echo "Sign in at http://127.0.0.1:$(or $(PORT),8000)/login (demo staff buttons), or: $(strip $(DEMO_ENV) $(BIN)/switchboard login-link admin@northwind.example)"
 	$(DEMO_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
 
+# Every test but the fault suite (`make faults`; CI runs both).
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/faults
 
 smoke: install
 	$(BIN)/python -m tests.smoke
+
+# The fault suite on PostgreSQL (several processes, kills, chaos, fuzzing); prints one summary line.
+faults: install
+	SWITCHBOARD_TEST_ENGINES=postgresql $(BIN)/pytest -q tests/faults -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .

@@ -182,16 +182,24 @@ class SqlOutbox:
         )
         return stopped
 
-    async def release_expired_leases(self, now: datetime, grace: timedelta) -> int:
-        """Messages whose worker died mid-send go back to planned, after a grace period for their receipt.
+    async def release_expired_leases(
+        self,
+        now: datetime,
+        grace: timedelta,
+        confirmable: Sequence[str] = ("sms", "whatsapp"),
+        not_repeated: str = "in doubt: the worker stopped mid-send; not sent again",
+    ) -> int:
+        """Messages whose worker died mid-send: the outcome of such a send is unknown.
 
-        The outcome of such a send is unknown; waiting lets a provider receipt (which names our message
-        id) record the acceptance first, and the retry reuses the idempotency key, so the provider
-        drops it if it had in fact accepted the first attempt.
+        Where receipts name our message id (SMS, WhatsApp), the message waits a grace period for its
+        receipt to record the acceptance, then goes back to planned and is retried with the same key.
+        Elsewhere (email, Telegram) nothing will ever tell us, so it is not sent again: it ends dead
+        with the reason, and the daily figures count it failed, for staff to follow up.
         """
-        result = await self.session.execute(
+        expired = and_(CC.c.status == MessageStatus.SENDING.value, CC.c.claimed_until < now)
+        retried = await self.session.execute(
             update(CC)
-            .where(CC.c.status == MessageStatus.SENDING.value, CC.c.claimed_until < now)
+            .where(expired, CC.c.channel.in_(list(confirmable)))
             .values(
                 status=MessageStatus.PLANNED.value,
                 next_attempt_at=now + grace,
@@ -199,8 +207,29 @@ class SqlOutbox:
                 claimed_until=None,
                 status_reason="in doubt: the worker stopped mid-send; waiting for a receipt before retrying",
             )
+            .execution_options(synchronize_session=False)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        ended = list(
+            await self.session.scalars(
+                update(CC)
+                .where(expired, CC.c.channel.not_in(list(confirmable)))
+                .values(
+                    status=MessageStatus.DEAD.value,
+                    failed_at=now,
+                    claimed_by=None,
+                    claimed_until=None,
+                    status_reason=not_repeated[:255],
+                )
+                .returning(CC.c.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if ended:
+            await self._insert_events_returning(
+                [(i, MessageStatus.DEAD.value, "outbox", now, None, not_repeated) for i in sorted(ended)]
+            )
+            await count_once(self.session, self._zone, "failed", ended)
+        return int(getattr(retried, "rowcount", 0) or 0) + len(ended)
 
     async def withdraw_planned(
         self, customer_id: int, channel: str, reason: str, detail: str, at: datetime

@@ -302,17 +302,44 @@ async def run_worker(settings: Settings) -> None:
 @click.option("--port", type=int, help="HTTP port (default SWITCHBOARD_SANDBOX_PORT).")
 @click.option("--smtp-port", type=int, help="SMTP port (default SWITCHBOARD_SANDBOX_SMTP_PORT).")
 @click.option("--failure-rate", default=0.03, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--chaos",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Fraction of sends answered with a fault: a quarter each 429, 500, 503 and a hanging request.",
+)
+@click.option("--hang-seconds", default=30.0, show_default=True, help="How long a hanging request hangs.")
+@click.option(
+    "--no-idempotency",
+    is_flag=True,
+    help="Take every send as new, as Twilio and Meta do: any duplicate Switchboard causes shows.",
+)
+@click.option("--seed", type=int, help="Seed the sandbox's randomness, to repeat a run exactly.")
 @one_line_errors
-def sandbox(port: int | None, smtp_port: int | None, failure_rate: float) -> None:
+def sandbox(
+    port: int | None,
+    smtp_port: int | None,
+    failure_rate: float,
+    chaos: float,
+    hang_seconds: float,
+    no_idempotency: bool,
+    seed: int | None,
+) -> None:
     """Run the provider sandbox: local Twilio, WhatsApp Cloud, Telegram Bot API and SMTP stand-ins."""
+    from api.sandbox.config import ChaosConfig
     from switchboard.delivery import sandbox_config
 
     settings = load_settings()
+    quarter = chaos / 4
     config = sandbox_config(
         settings,
         port=port or settings.sandbox_port,
         smtp_port=smtp_port or settings.sandbox_smtp_port,
         failure_rate=failure_rate,
+        chaos=ChaosConfig(quarter, quarter, quarter, quarter, hang_seconds=hang_seconds),
+        honour_idempotency_keys=not no_idempotency,
+        seed=seed,
     )
     run_async(_serve_sandbox(config))
 

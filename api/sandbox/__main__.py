@@ -28,6 +28,14 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
     parser.add_argument("--chaos-500", type=float, default=0.0)
     parser.add_argument("--chaos-503", type=float, default=0.0)
     parser.add_argument("--chaos-timeout", type=float, default=0.0)
+    parser.add_argument(
+        "--chaos-hang-seconds", type=float, default=30.0, help="how long a 'timeout' fault holds its answer"
+    )
+    parser.add_argument(
+        "--no-idempotency",
+        action="store_true",
+        help="take every send as new, as Twilio and Meta do (shows any duplicate Switchboard causes)",
+    )
     parser.add_argument("--telegram-webhook-secret", default=None)
     parser.add_argument("--no-status-webhooks", action="store_true")
     parser.add_argument("--no-whatsapp-window", action="store_true", help="allow free-form WhatsApp any time")
@@ -45,7 +53,9 @@ def parse_config(argv: list[str] | None = None) -> SandboxConfig:
             rate_500=args.chaos_500,
             rate_503=args.chaos_503,
             rate_timeout=args.chaos_timeout,
+            hang_seconds=args.chaos_hang_seconds,
         ),
+        honour_idempotency_keys=not args.no_idempotency,
         telegram_webhook_secret=args.telegram_webhook_secret,
         send_status_webhooks=not args.no_status_webhooks,
         whatsapp_enforce_window=not args.no_whatsapp_window,

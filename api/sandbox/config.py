@@ -89,6 +89,9 @@ class SandboxConfig:
     webhook_timeout_seconds: float = 5.0
     #: Seed for the sandbox's randomness, so a failing run can be repeated exactly.
     seed: int | None = None
+    #: Drop a repeated send carrying the same idempotency key, as a kind provider would. Twilio and Meta
+    #: document no such key, so the fault suite turns this off to see every duplicate we would cause.
+    honour_idempotency_keys: bool = True
 
     def webhook_url(self, path: str) -> str:
         return f"{self.public_url.rstrip('/')}{path}"

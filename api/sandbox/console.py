@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -204,6 +204,27 @@ async def force_faults(request: web.Request) -> web.Response:
     return web.json_response({"provider": provider, "queued_faults": faults})
 
 
+async def set_chaos(request: web.Request) -> web.Response:
+    """Change how often sends fail from now on: {"rate_429": 0.05, "rate_500": 0, "rate_503": 0, "rate_timeout": 0}."""
+    data, _ = await _body(request)
+    state = request.app[STATE]
+    chaos = state.config.chaos
+    try:
+        rates = {name: float(data.get(name, getattr(chaos, name))) for name in RATES}
+    except (TypeError, ValueError):
+        rates = {}
+    if not rates or any(not 0 <= rate <= 1 for rate in rates.values()):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"give {', '.join(RATES)} as fractions from 0 to 1"}),
+            content_type="application/json",
+        )
+    state.config = replace(state.config, chaos=replace(chaos, **rates))
+    return web.json_response({"chaos": rates})
+
+
+RATES = ("rate_429", "rate_500", "rate_503", "rate_timeout")
+
+
 async def page(request: web.Request) -> web.Response:
     state = request.app[STATE]
     recent = {
@@ -240,6 +261,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/_sandbox/opt-out", opt_out),
         web.post("/_sandbox/opt-in", opt_in),
         web.post("/_sandbox/faults", force_faults),
+        web.post("/_sandbox/chaos", set_chaos),
         web.post("/_sandbox/customer/sms", customer_sms),
         web.post("/_sandbox/customer/whatsapp", customer_whatsapp),
         web.post("/_sandbox/customer/telegram", customer_telegram),

@@ -254,6 +254,8 @@ class SandboxState:
         with self.lock:
             self.requests_per_key[(provider, idempotency_key)] += 1
             existing = self.by_idempotency_key.get((provider, idempotency_key))
+        if not self.config.honour_idempotency_keys:
+            return None  # like Twilio and Meta: every request is a new message
         if existing is not None:
             self.count("duplicates_suppressed", provider)
         return existing

@@ -37,6 +37,7 @@ class SmtpEmailDriver:
 
     channel: Channel = Channel.EMAIL
     provider: str = Provider.SMTP
+    receipts_name_our_id: bool = False
 
     def __init__(
         self,

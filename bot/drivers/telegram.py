@@ -43,6 +43,7 @@ class TelegramDriver:
 
     channel: Channel = Channel.TELEGRAM
     provider: str = Provider.TELEGRAM
+    receipts_name_our_id: bool = False
 
     def __init__(
         self, bot_token: str, base_url: str = "https://api.telegram.org", *, timeout_seconds: float = 15.0

@@ -84,6 +84,7 @@ class TwilioSmsDriver:
 
     channel: Channel = Channel.SMS
     provider: str = Provider.TWILIO
+    receipts_name_our_id: bool = True
 
     def __init__(
         self,

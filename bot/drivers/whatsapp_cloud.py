@@ -74,6 +74,7 @@ class WhatsAppCloudDriver:
 
     channel: Channel = Channel.WHATSAPP
     provider: str = Provider.WHATSAPP_CLOUD
+    receipts_name_our_id: bool = True
 
     def __init__(
         self,

@@ -28,6 +28,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: Why an in-doubt send on a channel whose receipts cannot confirm it is not sent again.
+IN_DOUBT_NOT_REPEATED = (
+    "in doubt: the send may have arrived, and this provider cannot tell us whether it did; "
+    "not sent again so the customer never gets it twice"
+)
+
+
+def not_repeated(reason: str, provider: str) -> str:
+    return f"in doubt ({reason}); {provider} cannot tell us whether it arrived, so it is not sent again"
+
+
 @dataclass
 class DispatchStats:
     claimed: int = 0
@@ -186,8 +197,11 @@ class Dispatcher:
         return claimed
 
     async def release_expired_leases(self) -> int:
+        confirmable = [c.value for c, driver in self.drivers.items() if driver.receipts_name_our_id]
         async with self.open_uow() as uow:
-            released = await uow.outbox.release_expired_leases(self.clock(), self.policy.in_doubt_grace)
+            released = await uow.outbox.release_expired_leases(
+                self.clock(), self.policy.in_doubt_grace, confirmable, IN_DOUBT_NOT_REPEATED
+            )
             await uow.commit()
         self.stats.released += released
         return released
@@ -337,7 +351,7 @@ class Dispatcher:
             try:
                 acceptance = await driver.send(self._outbound(message))
             except ProviderError as error:
-                outcome = self._after_error(message, error, bucket)
+                outcome = self._after_error(message, error, bucket, driver)
                 self.observe(
                     message.channel,
                     driver.provider,
@@ -348,7 +362,7 @@ class Dispatcher:
             except Exception as error:  # a driver bug: do not lose the message, do not risk a blind re-send
                 log.exception("driver %s crashed on message %s", driver.provider, message.id)
                 return self._after_error(
-                    message, ProviderError(f"driver error: {error!r}", maybe_accepted=True), bucket
+                    message, ProviderError(f"driver error: {error!r}", maybe_accepted=True), bucket, driver
                 )
             self.observe(message.channel, driver.provider, "accepted", time.perf_counter() - started)
         return Accepted(
@@ -360,12 +374,14 @@ class Dispatcher:
         )
 
     def _after_error(
-        self, message: ClaimedMessage, error: ProviderError, bucket: TokenBucket | None
+        self, message: ClaimedMessage, error: ProviderError, bucket: TokenBucket | None, driver: MessageDriver
     ) -> Outcome:
         now = self.clock()
         reason = f"{error.code + ': ' if error.code else ''}{error}"
         if error.permanent:
             return Dead(message.id, now, reason, error.code or None)
+        if error.maybe_accepted and not driver.receipts_name_our_id:
+            return Dead(message.id, now, not_repeated(reason, driver.provider), error.code or None)
         if error.retry_after is not None and bucket is not None:
             bucket.hold_off(error.retry_after)
         if self.policy.exhausted(message.attempts):

@@ -80,10 +80,18 @@ class ProviderError(Exception):
 
 
 class MessageDriver(Protocol):
-    """Sends messages on one channel through one provider."""
+    """Sends messages on one channel through one provider.
+
+    `receipts_name_our_id`: the provider's receipts carry our message id (Twilio's status-callback URL,
+    WhatsApp's biz_opaque_callback_data), so a send we lost track of — a worker killed mid-call, a call
+    that timed out after the request left — is confirmed by its receipt, and retried only if none comes.
+    Without that (SMTP, Telegram) nothing can tell us whether it arrived, so it is never sent again: a
+    second copy must not reach the customer. It ends failed, with that reason, for staff to follow up.
+    """
 
     channel: Channel
     provider: str
+    receipts_name_our_id: bool
 
     async def send(self, message: OutboundMessage) -> ProviderAcceptance: ...
 
@@ -130,7 +138,11 @@ class OutboxPort(Protocol):
         channels: Sequence[str] | None = None,
     ) -> list[ClaimedMessage]: ...
 
-    async def release_expired_leases(self, now: datetime, grace: timedelta) -> int: ...
+    async def release_expired_leases(
+        self, now: datetime, grace: timedelta, confirmable: Sequence[str], not_repeated: str
+    ) -> int:
+        """Claims whose worker died: on `confirmable` channels back to planned after `grace` (a receipt may
+        confirm the send first); on the others ended with `not_repeated`, never sent again."""
 
     async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> int:
         """Keep `worker_id`'s claim on these messages until `until`; how many it still held."""

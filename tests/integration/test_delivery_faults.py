@@ -38,6 +38,7 @@ class RecordingDriver:
 
     channel = Channel.SMS
     provider = "twilio"
+    receipts_name_our_id = True
 
     def __init__(
         self, *, hang: set[str] = frozenset(), hang_seconds: float = 0.0, same_id: bool = False
