@@ -16,7 +16,7 @@ from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
-from api.bad_input import BadInputGuard
+from api.bad_input import BadInputGuard, strict_body_types
 from api.health import healthz, readyz
 from api.metrics import metrics
 from api.pages import PAGE_CONTROLLERS
@@ -119,6 +119,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             cookie_secure=settings.public_url.startswith("https://"),
         ),
         middleware=[BadInputGuard()],
+        before_request=strict_body_types,
         before_send=[stamp_request_id, add_security_headers],
         exception_handlers={
             ValidationException: validation_failed,

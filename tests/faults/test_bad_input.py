@@ -264,6 +264,21 @@ TABLE: dict[str, BadInput] = {
         "slug",
         json_body={"slug": "s" * 65, "name": "x", "template": "csat_survey", "channels": ["sms"]},
     ),
+    # Values of another type than the document says, which Litestar would convert (422).
+    "an event dated by a number of seconds": BadInput(
+        "POST",
+        "/api/events",
+        422,
+        "occurred_at",
+        json_body={"type": "order.created", "idempotency_key": "k3", "occurred_at": 1.0},
+    ),
+    "a message to customer 1.0": BadInput(
+        "POST",
+        "/api/messages/preview",
+        422,
+        "customer_id",
+        json_body={"channel": "sms", "body": "hi", "customer_id": 1.0},
+    ),
     # NUL characters in every kind of text (422).
     "template name filter with NUL": BadInput("GET", "/api/templates?name=a%00b", 422, "NUL"),
     "campaign slug with NUL": BadInput("GET", "/api/campaigns/a%00b/preview", 422, "NUL"),
