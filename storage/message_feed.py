@@ -278,7 +278,11 @@ class FeedCheck:
 async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:
     """Recount every message's figures and compare with the daily figures; with `repair`, rewrite them.
 
-    The caller commits (a repair is one transaction: the figures are never seen half rewritten)."""
+    The caller commits (a repair is one transaction: the figures are never seen half rewritten). Both
+    sides are read from one snapshot, so receipts landing meanwhile cannot show up as drift."""
+    fresh = not session.in_transaction()
+    if fresh and session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     recounted = await recount(session, zone)
     recorded = await recorded_feed(session)
     drift = drift_between(recorded, recounted)

@@ -290,7 +290,8 @@ class SqlOutbox:
             )
         )
 
-    async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None:
+    async def record_outcomes(self, outcomes: Iterable[Outcome], worker_id: str | None = None) -> None:
+        self._worker_id = worker_id
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         rescheduled = [o for o in outcomes if isinstance(o, Rescheduled)]
         dead = [o for o in outcomes if isinstance(o, Dead)]
@@ -317,11 +318,17 @@ class SqlOutbox:
             )
             await count_once(self.session, self._zone, "failed", gone)
 
+    def _still_ours(self) -> ColumnElement[bool]:
+        """A claim being sent, held by the worker recording it (when it says who it is)."""
+        sending = CC.c.status == MessageStatus.SENDING.value
+        worker_id = getattr(self, "_worker_id", None)
+        return sending if worker_id is None else and_(sending, CC.c.claimed_by == worker_id)
+
     async def _unclaim_held(self, held: list[Held]) -> None:
         """Held messages were never tried: back to planned as they were, the claim's attempt given back."""
         await self.session.execute(
             update(CC)
-            .where(CC.c.id == bindparam("b_id"), CC.c.status == MessageStatus.SENDING.value)
+            .where(CC.c.id == bindparam("b_id"), self._still_ours())
             .values(
                 status=MessageStatus.PLANNED.value,
                 next_attempt_at=bindparam("b_at"),
@@ -358,7 +365,7 @@ class SqlOutbox:
         for outcome in ordered:
             found = await self.session.scalar(
                 update(CC)
-                .where(CC.c.id == outcome.message_id, CC.c.status == MessageStatus.SENDING.value)
+                .where(CC.c.id == outcome.message_id, self._still_ours())
                 .values(
                     {
                         "status": status.value,

@@ -138,11 +138,12 @@ class Settings(BaseSettings):
         a message still being sent as in doubt, and send it again."""
         longest = self.longest_send_seconds()
         if self.worker_lease_seconds < longest:
+            slowest = min(self.send_rates())
             raise ValueError(
-                f"SWITCHBOARD_WORKER_LEASE_SECONDS is {self.worker_lease_seconds:g} s, but a send can take "
-                f"{longest:.1f} s (up to {max(self.provider_timeout_seconds, self.smtp_timeout_seconds):g} s "
-                f"of provider timeout after waiting its turn behind the messages claimed ahead of it at "
-                f"{min(self.send_rates()):g}/s, plus 1 s to spare): set it to at least {math.ceil(longest)}"
+                f"SWITCHBOARD_WORKER_LEASE_SECONDS is {self.worker_lease_seconds:g} s, but it must be at least "
+                f"{math.ceil(longest)} s: a claim must outlast the slowest provider call "
+                f"({max(self.provider_timeout_seconds, self.smtp_timeout_seconds):g} s) with room to renew it, "
+                f"and the wait behind the messages claimed ahead of it at {slowest:g}/s"
             )
         return self
 
@@ -159,7 +160,11 @@ class Settings(BaseSettings):
         slowest = min(self.send_rates())
         # Claimed ahead: the calls in flight plus a waiting room of about a second at the slowest pace.
         waiting = (self.worker_concurrency + max(self.worker_concurrency, slowest)) / slowest
-        return max(self.provider_timeout_seconds, self.smtp_timeout_seconds) + waiting + 1.0
+        call = max(self.provider_timeout_seconds, self.smtp_timeout_seconds)
+        # Claims are renewed once a third of a lease has passed (looked at every second), so two thirds
+        # of a lease, less a second, must cover a call and half a second more.
+        renewed = (call + 1.5) * 3 / 2
+        return max(call + waiting + 1.0, renewed)
 
     @property
     def sandbox_base_url(self) -> str:

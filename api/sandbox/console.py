@@ -218,7 +218,16 @@ async def set_chaos(request: web.Request) -> web.Response:
             text=json.dumps({"error": f"give {', '.join(RATES)} as fractions from 0 to 1"}),
             content_type="application/json",
         )
-    state.config = replace(state.config, chaos=replace(chaos, **rates))
+    state.config = replace(
+        state.config,
+        chaos=replace(
+            chaos,
+            rate_429=rates["rate_429"],
+            rate_500=rates["rate_500"],
+            rate_503=rates["rate_503"],
+            rate_timeout=rates["rate_timeout"],
+        ),
+    )
     return web.json_response({"chaos": rates})
 
 

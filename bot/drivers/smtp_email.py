@@ -60,7 +60,7 @@ class SmtpEmailDriver:
         self._use_tls = use_tls
         # None lets aiosmtplib upgrade when the server offers STARTTLS; True insists; False never.
         self._start_tls = start_tls
-        self._timeout = timeout_seconds
+        self._timeout = self.timeout_seconds = timeout_seconds
         self._validate_certs = validate_certs
         self.from_domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
 
@@ -115,7 +115,10 @@ class SmtpEmailDriver:
 def _error_from(exc: aiosmtplib.SMTPException) -> ProviderError:
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return ProviderError(
-            f"smtp: login refused: {exc}", code=str(exc.code), retry_after=_CREDENTIALS_BACKOFF_SECONDS
+            f"smtp: login refused: {exc}",
+            code=str(exc.code),
+            retry_after=_CREDENTIALS_BACKOFF_SECONDS,
+            channel_wide=True,
         )
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [refused.code for refused in exc.recipients]

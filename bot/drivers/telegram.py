@@ -48,6 +48,7 @@ class TelegramDriver:
     def __init__(
         self, bot_token: str, base_url: str = "https://api.telegram.org", *, timeout_seconds: float = 15.0
     ) -> None:
+        self.timeout_seconds = timeout_seconds
         session = AiohttpSession(api=TelegramAPIServer.from_base(base_url), timeout=timeout_seconds)
         self.bot = Bot(token=bot_token, session=session)
 
@@ -61,7 +62,9 @@ class TelegramDriver:
         try:
             sent = await self.bot.send_message(chat_id=chat_id, text=message.body)
         except TelegramRetryAfter as exc:
-            raise ProviderError(str(exc), code="429", retry_after=float(exc.retry_after)) from exc
+            raise ProviderError(
+                str(exc), code="429", retry_after=float(exc.retry_after), channel_wide=True
+            ) from exc
         except TelegramForbiddenError as exc:
             # The customer blocked the bot or left the chat: nothing we send will arrive.
             raise ProviderError(str(exc), code="403", permanent=True) from exc
@@ -69,7 +72,9 @@ class TelegramDriver:
             # "chat not found", "message is too long" and the like: the request itself is wrong.
             raise ProviderError(str(exc), code="400", permanent=True) from exc
         except TelegramUnauthorizedError as exc:
-            raise ProviderError(str(exc), code="401", retry_after=_CREDENTIALS_BACKOFF_SECONDS) from exc
+            raise ProviderError(
+                str(exc), code="401", retry_after=_CREDENTIALS_BACKOFF_SECONDS, channel_wide=True
+            ) from exc
         except TelegramServerError as exc:
             raise ProviderError(str(exc), code="5xx") from exc
         except TelegramNetworkError as exc:

@@ -101,6 +101,7 @@ class TwilioSmsDriver:
         self.status_callback_url = status_callback_url
         self._authorization = aiohttp.encode_basic_auth(account_sid, auth_token)
         self._messages_url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self.timeout_seconds = timeout_seconds
         self._http = PooledSession(total_timeout=timeout_seconds)
 
     def status_callback_for(self, message_id: int) -> str | None:
@@ -163,11 +164,15 @@ def _error_from(status: int, payload: Mapping[str, Any], retry_after: str | None
     text = f"twilio {status}: {payload.get('message') or 'no error message'}"
     code_text = str(code) if code is not None else f"http_{status}"
     if status == 429:
-        return ProviderError(text, code=code_text, retry_after=retry_after_seconds(retry_after, 1.0))
+        return ProviderError(
+            text, code=code_text, retry_after=retry_after_seconds(retry_after, 1.0), channel_wide=True
+        )
     if status >= 500:
         return ProviderError(text, code=code_text, retry_after=retry_after_seconds(retry_after))
     if status in (401, 403):
-        return ProviderError(text, code=code_text, retry_after=_CREDENTIALS_BACKOFF_SECONDS)
+        return ProviderError(
+            text, code=code_text, retry_after=_CREDENTIALS_BACKOFF_SECONDS, channel_wide=True
+        )
     if code in RETRYABLE_TWILIO_CODES:
         return ProviderError(text, code=code_text, retry_after=retry_after_seconds(retry_after, 5.0))
     # The known permanent codes, and any other 4xx: Twilio judged the request invalid, and the

@@ -57,6 +57,8 @@ RETRYABLE_WHATSAPP_CODES: dict[int, float] = {
     133016: 60.0,  # registration rate limit
 }
 
+#: Limits on the whole number or account, so every send waits; the rest concern one message or customer.
+CHANNEL_WIDE_WHATSAPP_CODES = frozenset({4, 80007, 130429, 133016})
 _CREDENTIAL_CODES = frozenset({190, 200, 10})
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
 
@@ -87,6 +89,7 @@ class WhatsAppCloudDriver:
     ) -> None:
         self.phone_number_id = phone_number_id
         self._messages_url = f"{base_url.rstrip('/')}/{api_version}/{phone_number_id}/messages"
+        self.timeout_seconds = timeout_seconds
         self._http = PooledSession(
             total_timeout=timeout_seconds, headers={"Authorization": f"Bearer {token}"}
         )
@@ -163,14 +166,21 @@ def _error_from(status: int, payload: Mapping[str, Any], retry_after: str | None
     code_text = str(code) if code is not None else f"http_{status}"
     if code in RETRYABLE_WHATSAPP_CODES:
         return ProviderError(
-            text, code=code_text, retry_after=retry_after_seconds(retry_after, RETRYABLE_WHATSAPP_CODES[code])
+            text,
+            code=code_text,
+            retry_after=retry_after_seconds(retry_after, RETRYABLE_WHATSAPP_CODES[code]),
+            channel_wide=code in CHANNEL_WIDE_WHATSAPP_CODES,
         )
     if status == 429:
-        return ProviderError(text, code=code_text, retry_after=retry_after_seconds(retry_after, 1.0))
+        return ProviderError(
+            text, code=code_text, retry_after=retry_after_seconds(retry_after, 1.0), channel_wide=True
+        )
     if status >= 500:
         return ProviderError(text, code=code_text, retry_after=retry_after_seconds(retry_after))
     if status in (401, 403) or code in _CREDENTIAL_CODES:
-        return ProviderError(text, code=code_text, retry_after=_CREDENTIALS_BACKOFF_SECONDS)
+        return ProviderError(
+            text, code=code_text, retry_after=_CREDENTIALS_BACKOFF_SECONDS, channel_wide=True
+        )
     # PERMANENT_WHATSAPP_CODES and any other 4xx: the same request will be refused the same way.
     return ProviderError(text, code=code_text, permanent=True)
 

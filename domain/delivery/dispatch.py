@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Held, Outcome, Rescheduled, RetryPolicy
 from domain.delivery.pacing import TokenBucket
@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
+
+#: Why a claimed message went back unsent: its turn came too late to be sure the claim was still ours.
+CLAIM_RAN_OUT = "its claim could have run out while it waited its turn; back to the outbox unsent"
 
 #: Why an in-doubt send on a channel whose receipts cannot confirm it is not sent again.
 IN_DOUBT_NOT_REPEATED = (
@@ -86,9 +89,20 @@ class Dispatcher:
     record_every_seconds: float = 0.05
     _on_hold: frozenset[int] = field(default=frozenset(), init=False, repr=False)
     _in_flight: dict[int, ClaimedMessage] = field(default_factory=dict, init=False, repr=False)
+    #: Until when each message claimed by this worker is surely still ours (its lease, as last renewed).
+    _ours_until: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
     _outcomes: list[Outcome] = field(default_factory=list, init=False, repr=False)
     _unrecorded: list[Outcome] = field(default_factory=list, init=False, repr=False)
     _gate: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        slowest_call = max((driver.timeout_seconds for driver in self.drivers.values()), default=0.0)
+        if self.policy.lease.total_seconds() * 2 / 3 - self.hold_check_seconds <= slowest_call + 0.5:
+            raise ValueError(
+                f"the claim lease ({self.policy.lease.total_seconds():g} s) is too short for the slowest provider "
+                f"call ({slowest_call:g} s): two thirds of it, less a second, must outlast a call by half a "
+                "second, or a send could outlive its claim"
+            )
 
     @property
     def waiting_room(self) -> int:
@@ -172,6 +186,7 @@ class Dispatcher:
                 self._outcomes.append(outcome)
             finally:
                 self._in_flight.pop(message.id, None)
+                self._ours_until.pop(message.id, None)
 
         def ended(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -194,6 +209,9 @@ class Dispatcher:
             )
             await uow.commit()
         self.stats.claimed += len(claimed)
+        until = self.clock() + self.policy.lease
+        for message in claimed:
+            self._ours_until[message.id] = until
         return claimed
 
     async def release_expired_leases(self) -> int:
@@ -302,7 +320,7 @@ class Dispatcher:
 
     async def _write(self, outcomes: list[Outcome]) -> None:
         async with self.open_uow() as uow:
-            await uow.outbox.record_outcomes(outcomes)
+            await uow.outbox.record_outcomes(outcomes, self.worker_id)
             await uow.commit()
         for outcome in outcomes:
             if isinstance(outcome, Accepted):
@@ -315,18 +333,37 @@ class Dispatcher:
                 self.stats.dead += 1
 
     async def _watch_holds(self, stop: asyncio.Event) -> None:
-        """While sends are under way (a paced batch takes seconds), notice a pause or cancel within a second."""
+        """While sends are under way (a paced batch takes seconds, a provider's Retry-After longer), notice a
+        pause or cancel within a second, and keep the claims of everything still waiting alive."""
         while not stop.is_set():
             await asyncio.sleep(self.hold_check_seconds)
-            campaigns = {m.campaign_id for m in self._in_flight.values() if m.campaign_id is not None}
-            if not campaigns:
+            waiting = dict(self._in_flight)
+            campaigns = {m.campaign_id for m in waiting.values() if m.campaign_id is not None}
+            # Renewed once a third of a lease has gone by, so a claim always has two thirds left.
+            soonest = min((self._ours_until[i] for i in waiting if i in self._ours_until), default=None)
+            renew = soonest is not None and soonest - self.clock() < self.policy.lease * 2 / 3
+            if not campaigns and not renew:
                 self._on_hold = frozenset()
                 continue
             try:
                 async with self.open_uow() as uow:
-                    self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaigns))
+                    if campaigns:
+                        self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaigns))
+                    if renew:
+                        until = self.clock() + self.policy.lease
+                        await uow.outbox.extend_claims(self.worker_id, sorted(waiting), until)
+                        await uow.commit()
+                        for message_id in waiting:
+                            if message_id in self._ours_until:
+                                self._ours_until[message_id] = until
             except Exception:  # the next look tries again; the sends go on meanwhile
-                log.warning("could not check for paused campaigns", exc_info=True)
+                log.warning("could not check for paused campaigns or renew claims", exc_info=True)
+
+    def _claim_may_lapse(self, message: ClaimedMessage, driver: MessageDriver) -> bool:
+        """Whether the claim could run out before this send is over (a renewal failed): then another worker
+        may take the message as in doubt, so this one must not send it."""
+        until = self._ours_until.get(message.id)
+        return until is not None and self.clock() + timedelta(seconds=driver.timeout_seconds + 0.5) > until
 
     def _held(self, message: ClaimedMessage) -> bool:
         return message.campaign_id is not None and message.campaign_id in self._on_hold
@@ -347,6 +384,8 @@ class Dispatcher:
                 await bucket.acquire()
             if self._held(message):  # paused while this one waited for its turn
                 return Held(message.id, self.clock())
+            if self._claim_may_lapse(message, driver):
+                return Held(message.id, self.clock(), CLAIM_RAN_OUT)
             started = time.perf_counter()
             try:
                 acceptance = await driver.send(self._outbound(message))
@@ -382,7 +421,7 @@ class Dispatcher:
             return Dead(message.id, now, reason, error.code or None)
         if error.maybe_accepted and not driver.receipts_name_our_id:
             return Dead(message.id, now, not_repeated(reason, driver.provider), error.code or None)
-        if error.retry_after is not None and bucket is not None:
+        if error.retry_after is not None and error.channel_wide and bucket is not None:
             bucket.hold_off(error.retry_after)
         if self.policy.exhausted(message.attempts):
             return Dead(

@@ -60,7 +60,9 @@ class ProviderError(Exception):
     `permanent` errors (Twilio 21610 opted out, WhatsApp 131047 window closed, a bad address)
     fail the message at once; others are retried with backoff, honouring `retry_after`.
     `maybe_accepted` is set when the outcome is unknown (timeout after the request was sent), so
-    the outbox treats the message as in doubt instead of re-sending blindly.
+    the outbox treats the message as in doubt instead of re-sending blindly. `channel_wide` says the
+    whole channel must wait `retry_after` (a rate limit, refused credentials); otherwise only this
+    message waits — one provider 500 must not pause every other send.
     """
 
     def __init__(
@@ -71,12 +73,14 @@ class ProviderError(Exception):
         permanent: bool = False,
         retry_after: float | None = None,
         maybe_accepted: bool = False,
+        channel_wide: bool = False,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.permanent = permanent
         self.retry_after = retry_after
         self.maybe_accepted = maybe_accepted
+        self.channel_wide = channel_wide
 
 
 class MessageDriver(Protocol):
@@ -92,6 +96,8 @@ class MessageDriver(Protocol):
     channel: Channel
     provider: str
     receipts_name_our_id: bool
+    #: How long one call may take before it counts as in doubt.
+    timeout_seconds: float
 
     async def send(self, message: OutboundMessage) -> ProviderAcceptance: ...
 
@@ -150,7 +156,9 @@ class OutboxPort(Protocol):
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         """Which of these campaigns are paused or cancelled now (their claimed messages wait)."""
 
-    async def record_outcomes(self, outcomes: Iterable[Outcome]) -> None: ...
+    async def record_outcomes(self, outcomes: Iterable[Outcome], worker_id: str | None = None) -> None:
+        """Record what became of claimed messages; with `worker_id`, only claims still held by that worker
+        are ended (a claim another worker took over after it ran out is theirs). Acceptances always count."""
 
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...
 

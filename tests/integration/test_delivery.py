@@ -33,7 +33,7 @@ FAST = RetryPolicy(
     max_attempts=12,
     base_delay=timedelta(milliseconds=20),
     max_delay=timedelta(milliseconds=200),
-    lease=timedelta(seconds=3),
+    lease=timedelta(seconds=5),
     in_doubt_grace=timedelta(milliseconds=300),
 )
 
@@ -45,7 +45,7 @@ async def sandbox() -> AsyncIterator[RunningSandbox]:
         yield running
 
 
-def sms_driver(sandbox: RunningSandbox, timeout: float = 15.0) -> TwilioSmsDriver:
+def sms_driver(sandbox: RunningSandbox, timeout: float = 1.5) -> TwilioSmsDriver:
     return TwilioSmsDriver(
         CREDENTIALS.twilio_account_sid,
         CREDENTIALS.twilio_auth_token,
@@ -182,7 +182,10 @@ async def test_whatsapp_free_text_outside_the_window_fails_fast(
 ) -> None:
     await plan_messages(database, 2, channel="whatsapp")
     driver = WhatsAppCloudDriver(
-        CREDENTIALS.whatsapp_token, CREDENTIALS.whatsapp_phone_number_id, base_url=sandbox.base_url
+        CREDENTIALS.whatsapp_token,
+        CREDENTIALS.whatsapp_phone_number_id,
+        base_url=sandbox.base_url,
+        timeout_seconds=1.5,
     )
     try:
         await drain(database, dispatcher(database, {Channel.WHATSAPP: driver}))
@@ -274,7 +277,7 @@ def start_worker(database_url: str, sandbox: RunningSandbox) -> subprocess.Popen
         "SWITCHBOARD_WHATSAPP_RATE_PER_SECOND": "400",
         "SWITCHBOARD_EMAIL_RATE_PER_SECOND": "400",
         "SWITCHBOARD_TELEGRAM_RATE_PER_SECOND": "400",
-        "SWITCHBOARD_WORKER_LEASE_SECONDS": "3",
+        "SWITCHBOARD_WORKER_LEASE_SECONDS": "4",
         # A short lease needs short timeouts: a claim must outlast the longest send (settings check it).
         "SWITCHBOARD_PROVIDER_TIMEOUT_SECONDS": "0.5",
         "SWITCHBOARD_SMTP_TIMEOUT_SECONDS": "0.5",

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import RetryPolicy
 from domain.delivery.pacing import TokenBucket
-from domain.delivery.ports import OutboundMessage, ProviderAcceptance
+from domain.delivery.ports import OutboundMessage, ProviderAcceptance, ProviderError
 from domain.vocabulary import Channel, MessageStatus
 from storage.database import Database, is_transient
 from storage.message_feed import verify_feed
@@ -39,6 +39,7 @@ class RecordingDriver:
     channel = Channel.SMS
     provider = "twilio"
     receipts_name_our_id = True
+    timeout_seconds = 15.0
 
     def __init__(
         self, *, hang: set[str] = frozenset(), hang_seconds: float = 0.0, same_id: bool = False
@@ -109,12 +110,12 @@ class _FailingUnitOfWork(SqlUnitOfWork):
         record = self.outbox.record_outcomes
         plan = self.plan
 
-        async def failing(outcomes: Any) -> None:
+        async def failing(outcomes: Any, worker_id: str | None = None) -> None:
             outcomes = list(outcomes)
             if plan.failures < plan.times and any(o.message_id in plan.poisoned for o in outcomes):
                 plan.failures += 1
                 raise plan.error
-            await record(outcomes)
+            await record(outcomes, worker_id)
 
         self.outbox.record_outcomes = failing  # type: ignore[method-assign]
         return self
@@ -196,3 +197,38 @@ async def test_a_reused_provider_id_is_kept_as_data(database: Database) -> None:
     assert sum(1 for r in rows if r.provider_message_id == "SMSAME") == 1
     assert sum(1 for r in rows if r.status_reason and "already has" in r.status_reason) == 4
     assert set(driver.sends.values()) == {1}
+
+
+class FlakyDriver(RecordingDriver):
+    """Every fifth call answers a provider 500 with a Retry-After of 5 s, as WhatsApp's code 1 does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        self.calls += 1
+        if self.calls % 5 == 0:
+            raise ProviderError("provider 500: An unknown error occurred", code="1", retry_after=5.0)
+        return await super().send(message)
+
+
+async def test_a_provider_500_delays_its_message_not_the_channel(database: Database) -> None:
+    await plan_messages(database, 100)
+    driver = FlakyDriver()
+    dispatcher = worker(database, driver, pacing={Channel.SMS: TokenBucket(200.0)})
+    started = time.monotonic()
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
+    try:
+        wait_until = time.monotonic() + 20
+        while time.monotonic() < wait_until and len(driver.sends) < 80:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    # 80 of the 100 go through on the first try at 200/s; with the channel paused 5 s per 500, they could not.
+    assert len(driver.sends) >= 80 and time.monotonic() - started < 3, (
+        len(driver.sends),
+        time.monotonic() - started,
+    )

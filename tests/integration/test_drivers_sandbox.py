@@ -258,6 +258,7 @@ async def test_twilio_rate_limit_answers_429_and_counts_it(receiver: Any) -> Non
         finally:
             await driver.close()
         assert limited.value.retry_after == 1.0 and limited.value.code == "20429"
+        assert limited.value.channel_wide  # a rate limit pauses the channel, a 500 only its message
         assert sandbox.state.totals()["rate_limited_429s"] == 1
 
 
@@ -381,6 +382,7 @@ async def test_whatsapp_rate_limit_is_retryable(sandbox: RunningSandbox) -> None
         await driver.send(whatsapp(1, "wa-rl", WhatsAppTemplateCall("hello", "en")))
     await driver.close()
     assert limited.value.code == "130429" and not limited.value.permanent and limited.value.retry_after
+    assert limited.value.channel_wide
 
 
 async def test_whatsapp_failure_reported_in_webhook_when_configured(receiver: Any) -> None:
