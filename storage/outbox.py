@@ -87,7 +87,7 @@ class SqlOutbox:
         if retries_only and self._dialect == "sqlite":
             # SQLite's planner would walk the whole backlog on the general index to find the few retries;
             # a lookup that names the small partial index finds them, and the claim keeps to those rows.
-            due = select(CC.c.id).where(CC.c.id.in_(await self._due_retry_ids(now, limit * 4)))
+            due = select(CC.c.id).where(CC.c.id.in_(await self._due_retry_ids(now, limit * 4, channels)))
         else:
             due = select(CC.c.id).where(
                 CC.c.status == MessageStatus.PLANNED.value, CC.c.next_attempt_at <= now
@@ -112,6 +112,7 @@ class SqlOutbox:
                 status=MessageStatus.SENDING.value,
                 claimed_by=worker_id,
                 claimed_until=now + lease,
+                handed_over_at=None,
                 attempts=CC.c.attempts + 1,
             )
             .returning(
@@ -133,15 +134,18 @@ class SqlOutbox:
         rows = sorted((await self.session.execute(claim)).all(), key=lambda row: row.id)
         return [ClaimedMessage(**row._mapping) for row in rows]
 
-    async def _due_retry_ids(self, now: datetime, limit: int) -> list[int]:
-        found = await self.session.execute(
-            text(
-                "SELECT id FROM customer_communications INDEXED BY ix_customer_communications_retry_due "
-                "WHERE status = 'planned' AND attempts > 0 AND next_attempt_at <= :now "
-                "ORDER BY next_attempt_at LIMIT :limit"
-            ).bindparams(bindparam("now", type_=UtcDateTime()), limit=limit),
-            {"now": now},
-        )
+    async def _due_retry_ids(self, now: datetime, limit: int, channels: Sequence[str] | None) -> list[int]:
+        on_channels = "AND channel IN :channels " if channels else ""
+        params: dict[str, Any] = {"now": now, "limit": limit}
+        statement = text(
+            "SELECT id FROM customer_communications INDEXED BY ix_customer_communications_retry_due "
+            f"WHERE status = 'planned' AND attempts > 0 AND next_attempt_at <= :now {on_channels}"
+            "ORDER BY next_attempt_at LIMIT :limit"
+        ).bindparams(bindparam("now", type_=UtcDateTime()))
+        if channels:
+            statement = statement.bindparams(bindparam("channels", expanding=True))
+            params["channels"] = list(channels)
+        found = await self.session.execute(statement, params)
         return [int(row[0]) for row in found]
 
     async def _suppress_opted_out(self, claimed: Sequence[ClaimedMessage], now: datetime) -> set[int]:
@@ -197,6 +201,23 @@ class SqlOutbox:
         with the reason, and the daily figures count it failed, for staff to follow up.
         """
         expired = and_(CC.c.status == MessageStatus.SENDING.value, CC.c.claimed_until < now)
+        # Never handed to the provider (the worker died while they waited their turn): nothing was tried.
+        unsent = list(
+            await self.session.scalars(
+                update(CC)
+                .where(expired, CC.c.channel.not_in(list(confirmable)), CC.c.handed_over_at.is_(None))
+                .values(
+                    status=MessageStatus.PLANNED.value,
+                    next_attempt_at=now,
+                    attempts=CC.c.attempts - 1,
+                    claimed_by=None,
+                    claimed_until=None,
+                    status_reason="its worker stopped before sending it; back in the outbox",
+                )
+                .returning(CC.c.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
         retried = await self.session.execute(
             update(CC)
             .where(expired, CC.c.channel.in_(list(confirmable)))
@@ -229,7 +250,9 @@ class SqlOutbox:
                 [(i, MessageStatus.DEAD.value, "outbox", now, None, not_repeated) for i in sorted(ended)]
             )
             await count_once(self.session, self._zone, "failed", ended)
-        return int(getattr(retried, "rowcount", 0) or 0) + len(ended)
+        if unsent:
+            await self._cancel_with_campaign(unsent)
+        return int(getattr(retried, "rowcount", 0) or 0) + len(ended) + len(unsent)
 
     async def withdraw_planned(
         self, customer_id: int, channel: str, reason: str, detail: str, at: datetime
@@ -264,18 +287,41 @@ class SqlOutbox:
         )
         return len(ids)
 
-    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> int:
-        result = await self.session.execute(
-            update(CC)
-            .where(
-                CC.c.id.in_(sorted(message_ids)),
-                CC.c.claimed_by == worker_id,
-                CC.c.status == MessageStatus.SENDING.value,
+    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> list[int]:
+        """Renews `worker_id`'s claims on these messages; returns the ids it still held."""
+        return list(
+            await self.session.scalars(
+                update(CC)
+                .where(
+                    CC.c.id.in_(sorted(message_ids)),
+                    CC.c.claimed_by == worker_id,
+                    CC.c.status == MessageStatus.SENDING.value,
+                )
+                .values(claimed_until=until)
+                .returning(CC.c.id)
+                .execution_options(synchronize_session=False)
             )
-            .values(claimed_until=until)
-            .execution_options(synchronize_session=False)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def note_hand_over(
+        self, worker_id: str, message_ids: Sequence[int], now: datetime, until: datetime
+    ) -> list[int]:
+        """Notes that these messages' provider calls start now (and renews their claims); returns the ids
+        still claimed by `worker_id` with time left, the only ones that may be sent."""
+        return list(
+            await self.session.scalars(
+                update(CC)
+                .where(
+                    CC.c.id.in_(sorted(message_ids)),
+                    CC.c.claimed_by == worker_id,
+                    CC.c.status == MessageStatus.SENDING.value,
+                    CC.c.claimed_until > now,
+                )
+                .values(handed_over_at=now, claimed_until=until)
+                .returning(CC.c.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
 
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         wanted = sorted(set(campaign_ids))
@@ -467,8 +513,14 @@ class SqlOutbox:
                 continue
             current, _pid = state[target.id]
             new = receipt.status
-            # A receipt for a message we withdrew or stopped means the provider had it after all.
-            in_doubt = current in (MessageStatus.SENDING, MessageStatus.PLANNED, MessageStatus.SUPPRESSED)
+            # A receipt for a message we withdrew, stopped or gave up on (its last try in doubt) means the
+            # provider had it after all: it counts as sent from then on.
+            in_doubt = current in (
+                MessageStatus.SENDING,
+                MessageStatus.PLANNED,
+                MessageStatus.SUPPRESSED,
+                MessageStatus.DEAD,
+            )
             if not in_doubt and STATUS_PROGRESS.get(new, -1) <= STATUS_PROGRESS.get(current, -1):
                 results.append(ReceiptResult(False, target.id, current.value, f"already {current.value}"))
                 continue

@@ -260,7 +260,9 @@ def _run_uvicorn(host: str, port: int, processes: int) -> None:
 
 @main.command()
 @click.option(
-    "--concurrency", type=int, help="Provider calls in flight (default SWITCHBOARD_WORKER_CONCURRENCY)."
+    "--concurrency",
+    type=int,
+    help="Provider calls in flight per channel (default SWITCHBOARD_WORKER_CONCURRENCY).",
 )
 @one_line_errors
 def worker(concurrency: int | None) -> None:
@@ -552,9 +554,11 @@ def analytics_verify(repair: bool) -> None:
 
     async def verify(database: Any) -> Any:
         await require_migrated(database)
-        async with database.sessions() as session:
+        # A check reads (from the read replica, when there is one: one snapshot either way); a repair writes.
+        async with (database.sessions if repair else database.read_sessions)() as session:
             check = await verify_feed(session, ZoneInfo(settings.business_timezone), repair=repair)
-            await session.commit()
+            if repair:
+                await session.commit()
         return check
 
     check = run_async(_with_database(settings, verify))

@@ -31,6 +31,18 @@ def utc_now() -> datetime:
 #: Why a claimed message went back unsent: its turn came too late to be sure the claim was still ours.
 CLAIM_RAN_OUT = "its claim could have run out while it waited its turn; back to the outbox unsent"
 
+#: Why a claimed message went back unsent when its worker was told to stop.
+STOPPING = "its worker was stopping before its turn came; back to the outbox unsent"
+
+#: Why a claimed message went back unsent when its hand-over could not be noted first.
+HAND_OVER_NOT_NOTED = "the start of its send could not be noted; back to the outbox unsent"
+
+#: How long a channel's provider may have asked us to wait before its messages are left unclaimed.
+HELD_OFF_SECONDS = 1.0
+
+#: How long an outcome whose record keeps failing is tried again before it is left to its lease.
+UNRECORDED_GIVE_UP_SECONDS = 600.0
+
 #: Why an in-doubt send on a channel whose receipts cannot confirm it is not sent again.
 IN_DOUBT_NOT_REPEATED = (
     "in doubt: the send may have arrived, and this provider cannot tell us whether it did; "
@@ -58,12 +70,17 @@ class DispatchStats:
 class Dispatcher:
     """One delivery worker. Many may run, in one process or several; the outbox claim keeps them apart.
 
-    A pipeline, not batches: up to `concurrency` provider calls are in flight and as many messages wait
-    claimed behind them; as each call ends its outcome is queued for recording and its place goes to
-    the next claim. One slow or hanging call holds one place until the driver's timeout, never the rest.
+    A pipeline, not batches: up to `concurrency` provider calls per channel are in flight and about as
+    many messages wait claimed behind them; as each call ends its outcome is queued for recording and its
+    place goes to the next claim. One slow or hanging call holds one place until the driver's timeout,
+    never the rest, and a channel whose provider asked us to wait holds none of another channel's places.
     Outcomes are recorded in small groups a few times a second; a group that fails is recorded outcome by
     outcome, and an outcome whose record still fails is kept and recorded again — a message handed to a
     provider is never sent again because its bookkeeping failed.
+
+    Where receipts cannot confirm a send (email, Telegram), the start of each provider call is noted
+    first (in small groups, with the claim renewed): a worker that dies leaves its never-started claims to
+    go back to the outbox, and only the ones it may have sent end in doubt.
     """
 
     open_uow: Callable[[], DeliveryUnitOfWork]
@@ -93,11 +110,18 @@ class Dispatcher:
     _ours_until: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
     _outcomes: list[Outcome] = field(default_factory=list, init=False, repr=False)
     _unrecorded: list[Outcome] = field(default_factory=list, init=False, repr=False)
-    _gate: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    _gates: dict[Channel, asyncio.Semaphore] = field(default_factory=dict, init=False, repr=False)
+    #: Set while the worker stops: messages not yet handed to a provider go back unsent.
+    _stop: asyncio.Event | None = field(default=None, init=False, repr=False)
+    _hand_overs: list[tuple[int, asyncio.Future[bool]]] = field(default_factory=list, init=False, repr=False)
+    _noting: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    #: When each outcome whose record failed first failed (given up on after UNRECORDED_GIVE_UP_SECONDS).
+    _unrecorded_since: dict[int, float] = field(default_factory=dict, init=False, repr=False)
+    _last_unrecorded_try: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         slowest_call = max((driver.timeout_seconds for driver in self.drivers.values()), default=0.0)
-        if self.policy.lease.total_seconds() * 2 / 3 - self.hold_check_seconds <= slowest_call + 0.5:
+        if self.policy.lease.total_seconds() * 2 / 3 - self.hold_check_seconds < slowest_call + 0.5:
             raise ValueError(
                 f"the claim lease ({self.policy.lease.total_seconds():g} s) is too short for the slowest provider "
                 f"call ({slowest_call:g} s): two thirds of it, less a second, must outlast a call by half a "
@@ -121,8 +145,11 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         last_release = -1e9
         tasks: set[asyncio.Task[None]] = set()
-        watcher = asyncio.create_task(self._watch_holds(stop), name="campaign holds")
-        recorder = asyncio.create_task(self._record_continuously(stop), name="record outcomes")
+        self._stop = stop
+        # The watcher (holds, claim renewals) and the recorder go on until the last send is over.
+        drained = asyncio.Event()
+        watcher = asyncio.create_task(self._watch_holds(drained), name="campaign holds")
+        recorder = asyncio.create_task(self._record_continuously(drained), name="record outcomes")
         # Set when enough sends have ended to make a claim worth its transaction (or the worker stops).
         room_made = asyncio.Event()
         stop_waiter = asyncio.create_task(self._relay(stop, room_made))
@@ -137,8 +164,9 @@ class Dispatcher:
                         await self.release_expired_leases()
                         last_release = loop.time()
                     room = capacity - len(tasks)
-                    # Claim in useful chunks (each claim is a transaction), or at once when idle.
-                    if room >= chunk or not tasks:
+                    # Claim in useful chunks (each claim is a transaction), or at once when idle; not while
+                    # outcomes wait to be recorded (the database is refusing writes: send no more).
+                    if (room >= chunk or not tasks) and not self._unrecorded:
                         for message in await self._claim(room):
                             tasks.add(
                                 self._start(message, tasks, lambda: capacity - len(tasks) >= chunk, room_made)
@@ -159,11 +187,14 @@ class Dispatcher:
                     pass
         finally:
             if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)  # handed to providers: see them through
+                # Those handed to providers are seen through; those still waiting their turn go back unsent.
+                await asyncio.gather(*tasks, return_exceptions=True)
+            drained.set()
             for task in (stop_waiter, watcher):
                 task.cancel()
             await asyncio.gather(stop_waiter, watcher, recorder, return_exceptions=True)
             await self.finish()
+            self._stop = None
 
     @staticmethod
     async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:
@@ -181,7 +212,7 @@ class Dispatcher:
 
         async def send() -> None:
             try:
-                outcome = await self._send_one(message, self._gate_for_run())
+                outcome = await self._send_one(message, self._gate_for(Channel(message.channel)))
                 # Appended only now: the recorder swaps the list while sends are under way.
                 self._outcomes.append(outcome)
             finally:
@@ -197,19 +228,32 @@ class Dispatcher:
         task.add_done_callback(ended)
         return task
 
-    def _gate_for_run(self) -> asyncio.Semaphore:
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self.concurrency)
-        return self._gate
+    def _gate_for(self, channel: Channel) -> asyncio.Semaphore:
+        """Each channel has its own places for calls in flight: a slow provider never holds another's."""
+        gate = self._gates.get(channel)
+        if gate is None:
+            gate = self._gates[channel] = asyncio.Semaphore(self.concurrency)
+        return gate
+
+    def _claimable_channels(self) -> list[str]:
+        """The channels worth claiming for: not those whose provider asked us to wait (their claims would
+        only sit in the waiting room, keeping other channels' messages out)."""
+        return [
+            channel.value
+            for channel in self.drivers
+            if (bucket := self.pacing.get(channel)) is None or bucket.wait_seconds() <= HELD_OFF_SECONDS
+        ]
 
     async def _claim(self, limit: int) -> list[ClaimedMessage]:
+        channels = self._claimable_channels()
+        if not channels:
+            return []
+        now = self.clock()
         async with self.open_uow() as uow:
-            claimed = await uow.outbox.claim_due(
-                self.worker_id, self.clock(), limit, self.policy.lease, [c.value for c in self.drivers]
-            )
+            claimed = await uow.outbox.claim_due(self.worker_id, now, limit, self.policy.lease, channels)
             await uow.commit()
         self.stats.claimed += len(claimed)
-        until = self.clock() + self.policy.lease
+        until = now + self.policy.lease  # exactly what the claim wrote
         for message in claimed:
             self._ours_until[message.id] = until
         return claimed
@@ -228,21 +272,25 @@ class Dispatcher:
         """Claims up to one batch, sends it and records every outcome; returns how many were claimed.
 
         The one-shot form of `run` (tests and benchmarks drive it directly)."""
+        self._on_hold = frozenset()
         claimed = await self._claim(self._batch_limit())
         if not claimed:
             await self.finish()
             return 0
-        gate = asyncio.Semaphore(self.concurrency)
+        gates = {channel: asyncio.Semaphore(self.concurrency) for channel in self.drivers}
         for message in claimed:
             self._in_flight[message.id] = message
         watcher = asyncio.create_task(self._watch_holds(asyncio.Event()))
         try:
-            outcomes = await asyncio.gather(*(self._send_one(message, gate) for message in claimed))
+            outcomes = await asyncio.gather(
+                *(self._send_one(message, gates[Channel(message.channel)]) for message in claimed)
+            )
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
             for message in claimed:
                 self._in_flight.pop(message.id, None)
+                self._ours_until.pop(message.id, None)
         self._outcomes.extend(outcomes)
         await self.finish()
         return len(claimed)
@@ -250,7 +298,7 @@ class Dispatcher:
     async def finish(self) -> None:
         """Records every outcome gathered so far (and retries those whose record failed before)."""
         for _ in range(5):
-            await self._record_gathered()
+            await self._record_gathered(now=True)
             if not self._unrecorded:
                 return
             await asyncio.sleep(0.2)
@@ -259,25 +307,50 @@ class Dispatcher:
             len(self._unrecorded),
         )
 
-    async def _record_continuously(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
+    async def _record_continuously(self, until: asyncio.Event) -> None:
+        while not until.is_set():
             try:
                 await self._record_gathered()
             except Exception:  # recording never kills the worker; the next round tries again
                 log.exception("recording outcomes failed")
             try:
-                await asyncio.wait_for(stop.wait(), timeout=self.record_every_seconds)
+                await asyncio.wait_for(until.wait(), timeout=self.record_every_seconds)
             except TimeoutError:
                 pass
 
-    async def _record_gathered(self) -> None:
+    async def _record_gathered(self, *, now: bool = False) -> None:
         outcomes, self._outcomes = self._outcomes, []
-        retry, self._unrecorded = self._unrecorded, []
-        if retry:
+        clock = time.monotonic()
+        # Records that failed are tried again once a second (or at once when finishing), not every round.
+        if self._unrecorded and (now or clock - self._last_unrecorded_try >= 1.0):
+            self._last_unrecorded_try = clock
+            retry, self._unrecorded = self._unrecorded, []
             await self._keep_claims(retry)
             self.stats.recorded_late += await self._record_one_by_one(retry)
+            self._give_up_on_old_records(clock)
         if outcomes and not await self._record_together(outcomes):
             await self._record_one_by_one(outcomes)
+
+    def _give_up_on_old_records(self, clock: float) -> None:
+        """An outcome whose record has failed for ten minutes is left to its lease: when the claim runs
+        out, the outbox treats the message as in doubt (never sent twice), and the log names it."""
+        still = {outcome.message_id for outcome in self._unrecorded}
+        self._unrecorded_since = {i: t for i, t in self._unrecorded_since.items() if i in still}
+        stale = [
+            o
+            for o in self._unrecorded
+            if clock - self._unrecorded_since[o.message_id] > UNRECORDED_GIVE_UP_SECONDS
+        ]
+        if stale:
+            log.error(
+                "giving up recording the outcomes of messages %s after %g s; their claims run out and they are "
+                "treated as in doubt",
+                [o.message_id for o in stale],
+                UNRECORDED_GIVE_UP_SECONDS,
+            )
+            self._unrecorded = [o for o in self._unrecorded if o not in stale]
+            for outcome in stale:
+                self._unrecorded_since.pop(outcome.message_id, None)
 
     async def _record_together(self, outcomes: list[Outcome]) -> bool:
         """One transaction for the group; a deadlock or busy database is tried again as a whole."""
@@ -305,6 +378,7 @@ class Dispatcher:
             except Exception as error:
                 log.error("recording the outcome of message %s failed: %s", outcome.message_id, error)
                 self._unrecorded.append(outcome)
+                self._unrecorded_since.setdefault(outcome.message_id, time.monotonic())
         return recorded
 
     async def _keep_claims(self, outcomes: list[Outcome]) -> None:
@@ -332,10 +406,10 @@ class Dispatcher:
             else:
                 self.stats.dead += 1
 
-    async def _watch_holds(self, stop: asyncio.Event) -> None:
+    async def _watch_holds(self, until: asyncio.Event) -> None:
         """While sends are under way (a paced batch takes seconds, a provider's Retry-After longer), notice a
         pause or cancel within a second, and keep the claims of everything still waiting alive."""
-        while not stop.is_set():
+        while not until.is_set():
             await asyncio.sleep(self.hold_check_seconds)
             waiting = dict(self._in_flight)
             campaigns = {m.campaign_id for m in waiting.values() if m.campaign_id is not None}
@@ -350,14 +424,66 @@ class Dispatcher:
                     if campaigns:
                         self._on_hold = frozenset(await uow.outbox.campaigns_on_hold(campaigns))
                     if renew:
-                        until = self.clock() + self.policy.lease
-                        await uow.outbox.extend_claims(self.worker_id, sorted(waiting), until)
+                        renewed_until = self.clock() + self.policy.lease
+                        # Only the claims still ours are renewed; one another worker took over keeps the
+                        # old end, so its send is held back rather than made twice.
+                        kept = await uow.outbox.extend_claims(self.worker_id, sorted(waiting), renewed_until)
                         await uow.commit()
-                        for message_id in waiting:
+                        for message_id in kept:
                             if message_id in self._ours_until:
-                                self._ours_until[message_id] = until
+                                self._ours_until[message_id] = renewed_until
             except Exception:  # the next look tries again; the sends go on meanwhile
                 log.warning("could not check for paused campaigns or renew claims", exc_info=True)
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    async def _turn(self, bucket: TokenBucket) -> bool:
+        """Waits for the channel's pace to allow a send; False if the worker is told to stop meanwhile (a
+        provider's Retry-After can be long, and a stopping worker does not start new sends)."""
+        if self._stop is None or bucket.wait_seconds() <= HELD_OFF_SECONDS:
+            await bucket.acquire()
+            return not self._stopping()
+        turn = asyncio.ensure_future(bucket.acquire())
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({turn, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (turn, stopped):
+                waiter.cancel()
+            await asyncio.gather(turn, stopped, return_exceptions=True)
+        return not turn.cancelled() and turn.exception() is None and not self._stopping()
+
+    async def _note_hand_over(self, message_id: int) -> bool:
+        """Notes that this message's provider call starts now (with its claim renewed), in a group with the
+        others starting meanwhile; False if that could not be written or the claim is no longer ours."""
+        noted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._hand_overs.append((message_id, noted))
+        if self._noting is None or self._noting.done():
+            self._noting = asyncio.create_task(self._write_hand_overs())
+        return await noted
+
+    async def _write_hand_overs(self) -> None:
+        await asyncio.sleep(0)  # let the sends starting in this same moment join the group
+        while self._hand_overs:
+            group, self._hand_overs = self._hand_overs, []
+            now = self.clock()
+            until = now + self.policy.lease
+            try:
+                async with self.open_uow() as uow:
+                    kept = set(
+                        await uow.outbox.note_hand_over(self.worker_id, [i for i, _ in group], now, until)
+                    )
+                    await uow.commit()
+            except Exception as error:
+                log.warning("could not note the start of %d sends: %s", len(group), error)
+                self.report_pass(error)
+                kept = set()
+            for message_id, noted in group:
+                if message_id in kept:
+                    self._ours_until[message_id] = until
+                if not noted.done():
+                    noted.set_result(message_id in kept)
 
     def _claim_may_lapse(self, message: ClaimedMessage, driver: MessageDriver) -> bool:
         """Whether the claim could run out before this send is over (a renewal failed): then another worker
@@ -380,15 +506,35 @@ class Dispatcher:
         async with gate:
             if self._held(message):
                 return Held(message.id, self.clock())
-            if bucket is not None:
-                await bucket.acquire()
+            if self._stopping():
+                return Held(message.id, self.clock(), STOPPING)
+            if bucket is not None and not await self._turn(bucket):
+                return Held(message.id, self.clock(), STOPPING)
             if self._held(message):  # paused while this one waited for its turn
                 return Held(message.id, self.clock())
             if self._claim_may_lapse(message, driver):
                 return Held(message.id, self.clock(), CLAIM_RAN_OUT)
+            try:
+                outbound = self._outbound(message)
+            except Exception as error:  # a payload we wrote wrongly: nothing was sent, nothing will be
+                log.exception("message %s could not be prepared for sending", message.id)
+                return Dead(message.id, self.clock(), f"could not be prepared for sending: {error!r}"[:255])
+            if not driver.receipts_name_our_id and not await self._note_hand_over(message.id):
+                return Held(message.id, self.clock(), HAND_OVER_NOT_NOTED)
             started = time.perf_counter()
             try:
-                acceptance = await driver.send(self._outbound(message))
+                # The driver times its own call; this is the backstop for a driver that does not.
+                async with asyncio.timeout(driver.timeout_seconds + 5):
+                    acceptance = await driver.send(outbound)
+            except TimeoutError:
+                outcome = self._after_error(
+                    message,
+                    ProviderError(f"no answer within {driver.timeout_seconds:g} s", maybe_accepted=True),
+                    bucket,
+                    driver,
+                )
+                self.observe(message.channel, driver.provider, "timeout", time.perf_counter() - started)
+                return outcome
             except ProviderError as error:
                 outcome = self._after_error(message, error, bucket, driver)
                 self.observe(

@@ -39,6 +39,11 @@ class TokenBucket:
                 self._refill()
             self._tokens -= 1
 
+    def wait_seconds(self) -> float:
+        """How long the next acquisition would wait (long after a provider asked us to hold off)."""
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self.rate)
+
     def hold_off(self, seconds: float) -> None:
         """A provider said slow down (429 with Retry-After): spend future tokens so everyone waits."""
         self._refill()

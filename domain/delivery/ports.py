@@ -148,10 +148,17 @@ class OutboxPort(Protocol):
         self, now: datetime, grace: timedelta, confirmable: Sequence[str], not_repeated: str
     ) -> int:
         """Claims whose worker died: on `confirmable` channels back to planned after `grace` (a receipt may
-        confirm the send first); on the others ended with `not_repeated`, never sent again."""
+        confirm the send first); on the others back to planned at once if their send never started (no hand-
+        over noted), else ended with `not_repeated`, never sent again."""
 
-    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> int:
-        """Keep `worker_id`'s claim on these messages until `until`; how many it still held."""
+    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> list[int]:
+        """Keep `worker_id`'s claim on these messages until `until`; returns the ids it still held."""
+
+    async def note_hand_over(
+        self, worker_id: str, message_ids: Sequence[int], now: datetime, until: datetime
+    ) -> list[int]:
+        """Notes that the provider calls for these messages start now, renewing their claims until `until`;
+        returns the ids still claimed by `worker_id` (only those may be sent)."""
 
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         """Which of these campaigns are paused or cancelled now (their claimed messages wait)."""

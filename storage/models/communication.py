@@ -144,6 +144,9 @@ class CustomerCommunication(Base):
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None]
+    #: When the claim's worker began the provider call (set only where receipts cannot confirm a send:
+    #: email, Telegram). A claim that ran out without it was never sent, so it goes back to the outbox.
+    handed_over_at: Mapped[datetime | None]
     segments: Mapped[int | None] = mapped_column(SmallInteger)
     encoding: Mapped[str | None] = mapped_column(String(8))
     cost_micros: Mapped[int | None] = mapped_column(BigInteger)

@@ -260,6 +260,7 @@ class Messenger:
             "next_attempt_at": None,
             "claimed_by": None,
             "claimed_until": None,
+            "handed_over_at": None,
             "segments": None,
             "encoding": None,
             "cost_micros": None,

@@ -232,3 +232,125 @@ async def test_a_provider_500_delays_its_message_not_the_channel(database: Datab
         len(driver.sends),
         time.monotonic() - started,
     )
+
+
+class EmailDriver(RecordingDriver):
+    """Like SMTP: nothing the provider sends back can confirm a send, so a send in doubt is never repeated."""
+
+    channel = Channel.EMAIL
+    provider = "smtp"
+    receipts_name_our_id = False
+
+
+async def _messages(database: Database) -> list[Any]:
+    async with database.read_sessions() as session:
+        return list(
+            (
+                await session.execute(
+                    select(
+                        CustomerCommunication.id,
+                        CustomerCommunication.status,
+                        CustomerCommunication.attempts,
+                        CustomerCommunication.status_reason,
+                    ).order_by(CustomerCommunication.id)
+                )
+            ).all()
+        )
+
+
+async def test_a_dead_workers_claims_that_never_reached_the_provider_go_back(database: Database) -> None:
+    """Email and Telegram claims wait their turn behind the calls in flight; if the worker dies, only those
+    whose call had started are in doubt (ended, never sent twice), the rest go back to the outbox at once."""
+    await plan_messages(database, 10, channel="email")
+    now = datetime.now(UTC)
+    async with SqlUnitOfWork(database) as uow:
+        claimed = await uow.outbox.claim_due("dead-worker", now, 10, POLICY.lease, ["email"])
+        started = await uow.outbox.note_hand_over(
+            "dead-worker", [m.id for m in claimed[:3]], now, now + POLICY.lease
+        )
+        assert await uow.outbox.note_hand_over("someone-else", [claimed[5].id], now, now + POLICY.lease) == []
+        await uow.commit()
+    assert sorted(started) == [m.id for m in claimed[:3]]
+    later = now + POLICY.lease + timedelta(seconds=1)
+    async with SqlUnitOfWork(database) as uow:
+        released = await uow.outbox.release_expired_leases(
+            later, POLICY.in_doubt_grace, ["sms", "whatsapp"], "in doubt; not sent again"
+        )
+        await uow.commit()
+    assert released == 10
+    rows = {row.id: row for row in await _messages(database)}
+    assert [rows[m.id].status for m in claimed[:3]] == ["dead"] * 3
+    assert all(rows[m.id].status == "planned" and rows[m.id].attempts == 0 for m in claimed[3:])
+    async with database.sessions() as session:
+        check = await verify_feed(session, ZoneInfo("UTC"))
+    assert check.drift == []
+    # And the next worker (its clock as late as the release's) sends exactly those seven.
+    driver = EmailDriver()
+    ahead = later - now
+    next_worker = worker(
+        database,
+        driver,
+        drivers={Channel.EMAIL: driver},
+        pacing={Channel.EMAIL: TokenBucket(500.0)},
+        clock=lambda: datetime.now(UTC) + ahead,
+    )
+    await run_until_drained(database, next_worker)
+    assert sum(driver.sends.values()) == 7 and set(driver.sends.values()) == {1}
+
+
+async def test_a_stopping_worker_starts_no_new_sends(database: Database) -> None:
+    """Told to stop, a worker sees its calls in flight through and puts every claim still waiting its turn
+    back unsent, at once, rather than working through its waiting room at the provider's pace."""
+    await plan_messages(database, 100, channel="email")
+    driver = EmailDriver()
+    dispatcher = worker(
+        database,
+        driver,
+        drivers={Channel.EMAIL: driver},
+        pacing={Channel.EMAIL: TokenBucket(20.0, burst=1)},
+        concurrency=4,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
+    await asyncio.sleep(0.6)
+    stop.set()
+    stopping = time.monotonic()
+    await task
+    assert time.monotonic() - stopping < 1.0, "the worker went on sending its waiting room"
+    sent = sum(driver.sends.values())
+    rows = await _messages(database)
+    counts = Counter(row.status for row in rows)
+    assert 5 <= sent <= 20 and set(driver.sends.values()) == {1}
+    assert counts == {"queued": sent, "planned": 100 - sent}, counts
+    assert all(row.attempts == 0 for row in rows if row.status == "planned")
+
+
+async def test_a_channel_told_to_wait_holds_no_other_channels_place(database: Database) -> None:
+    """A provider's Retry-After pauses its own channel; the worker's other channels go on at their pace."""
+    await plan_messages(database, 40, channel="email")
+    await plan_messages(database, 40, start=100)
+    email, sms = EmailDriver(), RecordingDriver()
+    email_pace, sms_pace = TokenBucket(200.0), TokenBucket(200.0)
+    email_pace.hold_off(30)
+    dispatcher = worker(
+        database,
+        sms,
+        drivers={Channel.EMAIL: email, Channel.SMS: sms},
+        pacing={Channel.EMAIL: email_pace, Channel.SMS: sms_pace},
+        concurrency=4,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(sms.sends) < 40:
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await task
+    assert len(sms.sends) == 40, "SMS waited behind email's Retry-After"
+    assert not email.sends
+    rows = await _messages(database)
+    # The waiting channel's messages were left unclaimed, ready for whichever worker gets there first.
+    assert Counter(row.status for row in rows) == {"queued": 40, "planned": 40}
+    assert all(row.attempts == 0 for row in rows if row.status == "planned")

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, insert, select
 
-from domain.delivery.outbox import Accepted
+from domain.delivery.outbox import Accepted, Dead
 from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import MessageStatus
 from storage.database import Database
@@ -141,6 +141,32 @@ async def test_a_failed_receipt_before_or_after_the_acceptance_counts_once(
             )
         ).one()
     assert check.drift == [] and failed == len(orders) and sent == len(orders)
+
+
+async def test_a_receipt_for_a_message_given_up_in_doubt_counts_it_sent_and_delivered(
+    database: Database,
+) -> None:
+    """The last try timed out after the request left and the worker gave up; the provider had it after all."""
+    message_id = await sending_message(database, 150)
+    async with SqlUnitOfWork(database, business_tz="Europe/Berlin") as uow:
+        await uow.outbox.record_outcomes(
+            [Dead(message_id, T0 + timedelta(seconds=30), "gave up after 8 attempts: in doubt: timed out")]
+        )
+        await uow.commit()
+    for _ in range(2):
+        async with SqlUnitOfWork(database, business_tz="Europe/Berlin") as uow:
+            await receipt(message_id, MessageStatus.DELIVERED, 2)(uow, message_id)
+            await uow.commit()
+    async with database.sessions() as session:
+        check = await verify_feed(session, TZ)
+        message = await session.get(CustomerCommunication, message_id)
+        sent, delivered = (
+            await session.execute(
+                select(func.sum(CommunicationAnalytics.sent), func.sum(CommunicationAnalytics.delivered))
+            )
+        ).one()
+    assert message is not None and message.status == "delivered" and message.sent_at is not None
+    assert check.drift == [] and (sent, delivered) == (1, 1)
 
 
 async def test_a_cost_stated_later_moves_the_day_cost_once(database: Database) -> None:
