@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -35,6 +36,10 @@ class SandboxSmtpHandler:
         if fault in ("500", "503"):
             self.state.count("injected_errors", PROVIDER)
             return "451 4.3.0 Local error in processing"
+        if fault == "timeout":
+            # Like a relay that queues the message and then never answers: DATA is kept, the 250
+            # comes too late for the client, which cannot tell whether the mail went out.
+            envelope.sandbox_hang = True
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -68,6 +73,11 @@ class SandboxSmtpHandler:
                     "bounce",
                 )
             )
+        if getattr(envelope, "sandbox_hang", False):
+            self.state.count("injected_errors", PROVIDER)
+            # This runs on the Controller's loop, not the web app's, so it cannot wait on the
+            # app's closing event; Controller.stop cancels it.
+            await asyncio.sleep(self.state.config.chaos.hang_seconds)
         return f"250 2.0.0 Ok: queued as {int(time.time() * 1000):X}"
 
 

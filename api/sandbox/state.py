@@ -24,6 +24,7 @@ COUNTERS = (
     "duplicates_suppressed",
     "rate_limited_429s",
     "injected_errors",
+    "injected_429s",
     "webhooks_sent",
     "webhook_failures",
 )

@@ -492,6 +492,7 @@ async def _injected(
 ) -> web.Response:
     state.count("injected_errors", PROVIDER)
     if fault == "429":
+        state.count("injected_429s", PROVIDER)
         retry = state.config.chaos.retry_after_seconds
         return refused(429, f"Too Many Requests: retry after {retry}", retry_after=retry)
     if fault == "timeout":

@@ -118,6 +118,7 @@ def _unauthorized() -> web.Response:
 def _injected(state: SandboxState, fault: str) -> web.Response:
     state.count("injected_errors", PROVIDER)
     if fault == "429":
+        state.count("injected_429s", PROVIDER)
         retry = str(state.config.chaos.retry_after_seconds)
         return twilio_error(429, 20429, "Too Many Requests", {"Retry-After": retry})
     if fault == "503":

@@ -93,6 +93,7 @@ def signed_delivery(state: SandboxState, payload: dict[str, Any], description: s
 def _injected(state: SandboxState, fault: str) -> web.Response:
     state.count("injected_errors", PROVIDER)
     if fault == "429":
+        state.count("injected_429s", PROVIDER)
         return graph_error(
             429, 130429, "(#130429) Rate limit hit", "Cloud API message throughput has been reached."
         )

@@ -528,6 +528,24 @@ async def test_email_temporary_refusal_is_retryable(sandbox: RunningSandbox) -> 
     assert not refused.value.permanent and refused.value.code == "451"
 
 
+async def test_email_whose_answer_never_comes_is_in_doubt_but_was_kept(sandbox: RunningSandbox) -> None:
+    sandbox.state.force_faults("smtp", "timeout")
+    driver = SmtpEmailDriver(
+        sandbox.host,
+        sandbox.smtp_port,
+        None,
+        None,
+        "Clinic <hello@clinic.example>",
+        start_tls=False,
+        timeout_seconds=0.5,
+    )
+    with pytest.raises(ProviderError) as lost:
+        await driver.send(newsletter())
+    assert lost.value.maybe_accepted and not lost.value.permanent
+    assert [email.subject for email in sandbox.state.emails] == ["Spring at the clinic"]
+    assert sandbox.state.totals()["injected_errors"] == 1
+
+
 async def test_sandbox_bounce_is_read_back_as_undelivered(sandbox: RunningSandbox) -> None:
     message_id = (await email_driver(sandbox).send(newsletter())).provider_message_id
     receipt = parse_bounce(bounce_report(sandbox.state.emails[0], "sandbox.test"))
