@@ -12,7 +12,7 @@ import pytest
 
 #: (test name, counts) in the order the tests finished.
 RESULTS: list[tuple[str, Counter[str]]] = []
-FIGURES = ("sent", "received", "duplicates", "lost", "stuck", "drift", "5xx")
+FIGURES = ("sent", "received", "duplicates", "lost", "in_doubt", "missed", "stuck", "drift", "5xx")
 
 
 def record_fault_figures(test: str, **counts: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select
 
 from storage.database import Database
 from storage.message_feed import verify_feed
@@ -125,9 +125,10 @@ def cluster(
         "SWITCHBOARD_LOG_LEVEL": "INFO",
     }
     if chaos:
-        # Receipts settle a timed-out SMS or WhatsApp send; under a fifth of calls failing they can take
-        # a few seconds to come back, so the retry waits that long (production waits two minutes).
-        env["SWITCHBOARD_WORKER_IN_DOUBT_GRACE_SECONDS"] = "6"
+        # Receipts settle a timed-out SMS or WhatsApp send; with six processes on a shared two-core machine
+        # the sandbox's webhook queue can hold one back for several seconds (once, 6 s was too short and an
+        # SMS went twice), so the retry waits 15 s here; production waits two minutes.
+        env["SWITCHBOARD_WORKER_IN_DOUBT_GRACE_SECONDS"] = "15"
     for step in (["migrate"], ["seed", "--customers", "150", "--days", "5"]):
         done = subprocess.run(
             [*SWITCHBOARD, *step], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
@@ -237,6 +238,7 @@ def tally(
     twice = {c: sum(n - 1 for n in got[c].values() if n > 1) for c in CHANNELS}
     if any(twice.values()):
         print(f"{tag}: duplicates per channel {twice}")
+        explain_duplicates(cluster, tag, {c: [a for a, n in got[c].items() if n > 1] for c in CHANNELS})
     for channel in CHANNELS:
         handed_over = sum(
             n
@@ -247,8 +249,88 @@ def tally(
         figures["received"] += len(got[channel])
         figures["duplicates"] += sum(n - 1 for n in got[channel].values() if n > 1)
         figures["lost"] += max(0, handed_over - len(got[channel]))
+    # Ended as in doubt (a call cut off mid-way: a killed worker, a hang past the timeout): never sent again.
+    # Missed are those of them that did not arrive; only a call in flight when its worker died can be one.
+    for channel, addresses in asyncio.run(_in_doubt(cluster.env["SWITCHBOARD_DATABASE_URL"], tag)).items():
+        figures["in_doubt"] += len(addresses)
+        figures["missed"] += sum(1 for address in addresses if not got[channel][address])
     figures["5xx"] = len(FIVE_XX.findall(cluster.logs("web")))
     return figures
+
+
+def explain_duplicates(cluster: Cluster, tag: str, addresses: dict[str, list[str]]) -> None:
+    """Print what the provider got and what the outbox and the workers' logs say about each doubled
+    recipient, so a failing run shows how the second copy came about."""
+    for channel, doubled in addresses.items():
+        if not doubled:
+            continue
+        provider = PROVIDER[channel]
+        messages = http_json("GET", f"{cluster.sandbox}/_sandbox/messages?provider={provider}")[1]["messages"]
+        rows = asyncio.run(_outbox_rows(cluster.env["SWITCHBOARD_DATABASE_URL"], tag, channel, doubled))
+        for address in doubled:
+            print(f"{channel} {address}:")
+            for m in messages:
+                if m.get("to") == address and tag.upper() in (m.get("body") or ""):
+                    print(
+                        "  provider got",
+                        {k: m.get(k) for k in ("provider_message_id", "created_at", "status")},
+                    )
+            for row in rows.get(address, []):
+                print("  outbox", row)
+                for line in cluster.logs("worker").splitlines():
+                    if f"message {row['id']}" in line or f"#{row['id']}" in line or f"id={row['id']}" in line:
+                        print("   ", line)
+
+
+async def _outbox_rows(
+    url: str, tag: str, channel: str, addresses: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            found = (
+                await session.scalars(
+                    select(CustomerCommunication)
+                    .join(BulkMessaging, BulkMessaging.id == CustomerCommunication.campaign_id)
+                    .where(
+                        BulkMessaging.slug.like(f"{tag}-%"),
+                        CustomerCommunication.channel == channel,
+                        CustomerCommunication.to_address.in_(addresses),
+                    )
+                )
+            ).all()
+    finally:
+        await database.dispose()
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for row in found:
+        rows.setdefault(row.to_address, []).append(
+            {attr.key: getattr(row, attr.key) for attr in inspect(row).mapper.column_attrs}
+        )
+    return rows
+
+
+async def _in_doubt(url: str, tag: str) -> dict[str, list[str]]:
+    """Per channel the addresses of this run's messages ended dead as in doubt."""
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            rows = (
+                await session.execute(
+                    select(CustomerCommunication.channel, CustomerCommunication.to_address)
+                    .join(BulkMessaging, BulkMessaging.id == CustomerCommunication.campaign_id)
+                    .where(
+                        BulkMessaging.slug.like(f"{tag}-%"),
+                        CustomerCommunication.status == "dead",
+                        CustomerCommunication.status_reason.like("%in doubt%"),
+                    )
+                )
+            ).all()
+    finally:
+        await database.dispose()
+    found: dict[str, list[str]] = {}
+    for channel, address in rows:
+        found.setdefault(channel, []).append(address)
+    return found
 
 
 def test_workers_killed_mid_campaign_never_send_twice_or_lose_anyone(cluster: Cluster) -> None:
@@ -312,11 +394,17 @@ def test_a_fifth_of_calls_failing_or_hanging_ends_delivered_or_failed_with_a_rea
     http_json("POST", f"{cluster.sandbox}/_sandbox/chaos", dict.fromkeys(CHAOS, 0))
     _, calm_elapsed, _, calm, _ = _run_to_the_end(cluster, "calm", 240)
     assert calm["duplicates"] == 0 and calm["lost"] == 0
+    # A 429's Retry-After is the provider's order, not our slowness: each one holds its channel for a second.
+    # Channels wait side by side, so the longest channel's waits are the time the provider took from us.
+    stats = http_json("GET", f"{cluster.sandbox}/_sandbox/stats")[1]["by_provider"]
+    ordered_wait = max(counts.get("injected_429s", 0) for counts in stats.values()) * 1.0
     print(
-        f"chaos: every message tried in {tried:.1f} s, all final in {elapsed:.1f} s; without faults {calm_elapsed:.1f} s"
+        f"chaos: every message tried in {tried:.1f} s ({ordered_wait:.0f} s of it Retry-After waits), "
+        f"all final in {elapsed:.1f} s; without faults {calm_elapsed:.1f} s"
     )
-    assert tried <= 2 * calm_elapsed + 3, (
-        f"first attempts took {tried:.1f} s with faults, {calm_elapsed:.1f} s without"
+    assert tried - ordered_wait <= 2 * calm_elapsed, (
+        f"first attempts took {tried:.1f} s with faults ({ordered_wait:.0f} s ordered by 429s), "
+        f"{calm_elapsed:.1f} s without"
     )
 
 
