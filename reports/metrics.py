@@ -208,7 +208,7 @@ _METRICS: tuple[Metric, ...] = (
         "video_consultations",
         ("staff",),
         "up_is_good",
-        synonyms=("video calls", "teleconsultations"),
+        synonyms=("video calls", "teleconsultations", "video consults", "video consultation", "video visits"),
     ),
     _metric(
         "messages_sent",
@@ -219,7 +219,7 @@ _METRICS: tuple[Metric, ...] = (
         "messages",
         MESSAGE_DIMENSIONS,
         "neutral",
-        synonyms=("sent", "outbound messages"),
+        synonyms=("sent", "outbound messages", "sends", "send volume", "messages out", "volume sent"),
     ),
     _metric(
         "messages_delivered",
@@ -308,7 +308,17 @@ _METRICS: tuple[Metric, ...] = (
         "messages",
         MESSAGE_DIMENSIONS,
         "down_is_good",
-        synonyms=("messaging cost", "provider cost", "spend"),
+        synonyms=(
+            "messaging cost",
+            "provider cost",
+            "spend",
+            "cost",
+            "costs",
+            "comms cost",
+            "comms costs",
+            "communication costs",
+            "messaging costs",
+        ),
     ),
     _metric(
         "first_response_time",
@@ -353,7 +363,7 @@ _METRICS: tuple[Metric, ...] = (
         "orders",
         ("campaign",),
         "up_is_good",
-        synonyms=("conversion rate", "campaign conversion rate"),
+        synonyms=("conversion rate", "campaign conversion rate", "conversion", "conversions"),
     ),
     _metric(
         "campaign_revenue",

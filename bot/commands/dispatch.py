@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.identity import StaffIdentity
+from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
-from bot.commands.questions import parse_question
+from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
 from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, CommandSpec, verbs_of
 from bot.replies import Button, Reply
 from domain.vocabulary import role_allows
@@ -57,24 +59,36 @@ def match_command(words: list[str]) -> tuple[CommandSpec, list[str]] | None:
     raise ParseError(f"“{noun}” takes one of: {', '.join(verbs)}.", " | ".join(f"{noun} {v}" for v in verbs))
 
 
-def parse(text: str, ctx: CommandContext) -> Parsed | None:
+def parse(
+    text: str, ctx: CommandContext, known: Mapping[str, Mapping[str, str]] | None = None
+) -> Parsed | None:
     """The typed command `text` means, or None when it is neither a command nor a KPI question."""
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
+    values = {**KNOWN_VALUES, **(known or {})}
     words = tokenise(text)
     try:
         matched = match_command(words)
     except ParseError:
         # "campaign revenue last month": a command's noun with no verb of its own, but a metric named in
         # the words; a named metric wins, so it is a KPI question rather than a wrong command.
-        question = parse_question(text, today, require_metric=False)
+        question = parse_question(text, today, known=values, require_metric=False)
         if question is not None and not question.metric_guessed:
             return Parsed(BY_NAME["kpi"], question)
         raise
     if matched is not None:
         spec, rest_words = matched
+        typed = [normalise(w) for w in words[:2]]
+        if " " in spec.name and spec.name.split()[-1] not in typed:
+            # "customer churn last quarter": a noun whose verb was not typed, and a metric named; the metric wins.
+            try:
+                question = parse_question(text, today, known=values, require_metric=False)
+            except ParseError:
+                question = None
+            if question is not None and not question.metric_guessed:
+                return Parsed(BY_NAME["kpi"], question)
         rest = " ".join(rest_words)
         return Parsed(spec, spec.parse(rest_words, rest, today))
-    question = parse_question(text, today, require_metric=False)
+    question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
 
@@ -100,7 +114,16 @@ async def handle(text: str, who: StaffIdentity, ctx: CommandContext) -> Reply:
             f"That is too long for a command ({len(text)} characters; at most {MAX_INPUT}).", kind="error"
         )
     try:
-        parsed = parse(text, ctx)
+        # The clinics', services' and campaigns' own names (cached for a minute), so a question naming
+        # them is read in one pass; without the database, questions are still read with the fixed words.
+        known = await known_values(ctx)
+    except Exception as error:  # the lookup only sharpens the reading; it must not stop the command
+        log.warning("could not read the names of clinics, services and campaigns: %s", error)
+        known = {}
+    try:
+        parsed = parse(text, ctx, known)
+    except Declined as refusal:
+        return declined(refusal)
     except ParseError as error:
         usage = f"\nUsage: {error.usage}" if error.usage else ""
         return Reply(f"{error}{usage}", kind="error")
@@ -117,11 +140,20 @@ async def handle(text: str, who: StaffIdentity, ctx: CommandContext) -> Reply:
         )
     try:
         return await parsed.spec.run(parsed.command, who, ctx)
+    except Declined as refusal:
+        return declined(refusal)
     except ParseError as error:
         usage = f"\nUsage: {error.usage}" if error.usage else ""
         return Reply(f"{error}{usage}", kind="error")
     except Exception:
         return _failure(parsed.spec.name, text, who)
+
+
+def declined(refusal: Declined) -> Reply:
+    """A question read but not answerable as asked: why, and a button for the closest answer there is."""
+    closest = refusal.closest
+    buttons = (Button("Show the closest answer", closest.command_text()),) if closest else ()
+    return Reply(str(refusal), title="I cannot answer that as asked", kind="suggestion", buttons=buttons)
 
 
 def _failure(stage: str, text: str, who: StaffIdentity) -> Reply:

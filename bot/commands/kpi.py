@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 from datetime import date, datetime
 
 from sqlalchemy import select
 
 from bot.commands.context import CommandContext
+from bot.commands.everyday_names import everyday_names
 from bot.commands.identity import StaffIdentity
-from bot.commands.questions import KNOWN_VALUES, KpiQuestion, _plain, parse_question
+from bot.commands.questions import KNOWN_VALUES, KpiQuestion, parse_question
 from bot.replies import Button, Field, Image, Reply
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
@@ -31,8 +33,19 @@ def parse_kpi(words: list[str], rest: str, today: date) -> KpiQuestion:
     return question
 
 
-async def known_values(ctx: CommandContext, metric: Metric) -> dict[str, dict[str, str]]:
-    """Dimension values that live in the database (clinics, services, campaigns...), by how people name them."""
+#: How long the names read from the database are reused before they are read again (a new clinic or
+#: campaign is understood within this many seconds).
+KNOWN_VALUES_TTL_SECONDS = 60.0
+_known_cache: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
+
+
+async def known_values(ctx: CommandContext) -> dict[str, dict[str, str]]:
+    """Dimension values that live in the database (clinics, services, campaigns...), by how people name
+    them; every dimension, so a name the metric cannot be narrowed by is recognised and declined."""
+    key = str(ctx.database.engine.url)
+    cached = _known_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < KNOWN_VALUES_TTL_SECONDS:
+        return cached[1]
     columns = {
         "location": (Location.code, Location.name),
         "service": (Service.code, Service.name),
@@ -44,33 +57,24 @@ async def known_values(ctx: CommandContext, metric: Metric) -> dict[str, dict[st
     }
     found: dict[str, dict[str, str]] = {}
     async with ctx.database.read_sessions() as session:
-        for dimension in metric.dimensions:
-            if dimension not in columns:
-                continue
-            value_column, name_column = columns[dimension]
+        for dimension, (value_column, name_column) in columns.items():
             # Labelled, because a value and its name may be one column (staff are named by name).
             rows = (
                 await session.execute(
                     select(value_column.label("value"), name_column.label("name")).distinct().limit(500)
                 )
             ).all()
-            names: dict[str, str] = {}
-            for value, name in rows:
-                if value:
-                    names[_plain(str(value))] = str(value)
-                    names[_plain(str(name))] = str(value)
-            found[dimension] = names
+            found[dimension] = everyday_names(dimension, [(str(v), str(n)) for v, n in rows if v])
+    _known_cache[key] = (time.monotonic(), found)
     return found
 
 
 async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> KpiQuestion:
-    """Re-read the question when words were left over: they may name a clinic, service or campaign."""
+    """Re-read the question when words were left over: they may name a clinic, service or campaign
+    (or one the metric is not kept by, which declines the question with the reason)."""
     if not question.ignored:
         return question
-    metric = REGISTRY[question.metric]
-    database_values = await known_values(ctx, metric)
-    if not database_values:
-        return question
+    database_values = await known_values(ctx)
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     again = parse_question(question.text, today, known={**KNOWN_VALUES, **database_values})
     return again if again is not None else question
@@ -124,6 +128,9 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
         )
     if question.comparison is None:
         buttons.append(Button("vs previous", question.command_text(comparison="previous_period")))
+        buttons.append(Button("vs last year", question.command_text(comparison="same_period_last_year")))
+    else:
+        buttons.append(Button("no comparison", question.command_text(comparison="")))
     buttons += [Button(REGISTRY[a].label, question.command_text(metric=a)) for a in question.alternatives]
     return tuple(buttons)
 

@@ -6,11 +6,14 @@ business vocabulary; nothing is guessed that the reply does not then say it assu
 
 from __future__ import annotations
 
-import difflib
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from functools import lru_cache
+
+from rapidfuzz import fuzz, process
 
 from bot.commands.parsing import FILLER_WORDS, ParseError
 from bot.commands.periods import (
@@ -22,9 +25,10 @@ from bot.commands.periods import (
     find_period,
     period_phrase,
 )
+from bot.commands.wording import plain_words
 from domain.vocabulary import AppointmentKind, Channel, MessageCategory, MessageSource, Provider, SalesChannel
 from reports.metrics import REGISTRY, Metric
-from reports.periods import Grain, PeriodSpec
+from reports.periods import Grain, PeriodSpec, add_months, month_start, quarter_start, week_start
 from reports.query import Filter
 
 KPI_USAGE = "kpi METRIC [period] [by DIMENSION] [for VALUE] [daily|weekly|monthly] [vs previous|last year]"
@@ -51,6 +55,19 @@ DIMENSION_WORDS: Mapping[str, tuple[str, ...]] = {
     "doctor": ("staff",),
     "kind": ("kind",),
     "type": ("kind",),
+    "clinics": ("location",),
+    "city": ("location",),
+    "practice": ("location",),
+    "branch": ("location",),
+    "site": ("location",),
+    "dr": ("staff",),
+    "person": ("staff",),
+    "employee": ("staff",),
+    "team member": ("staff",),
+    "practitioner": ("staff",),
+    "member": ("staff",),
+    "customer segment": ("segment",),
+    "message type": ("category",),
 }
 
 
@@ -72,9 +89,35 @@ KNOWN_VALUES: Mapping[str, Mapping[str, str]] = {
         },
     ),
     "channel": _values(
-        [c.value for c in Channel], {"text": "sms", "text messages": "sms", "e mail": "email"}
+        [c.value for c in Channel],
+        {
+            "text": "sms",
+            "texts": "sms",
+            "text messages": "sms",
+            "sms messages": "sms",
+            "e mail": "email",
+            "emails": "email",
+            "mails": "email",
+            "whatsapps": "whatsapp",
+            "whatsapp messages": "whatsapp",
+            "telegrams": "telegram",
+            "telegram messages": "telegram",
+            "chats": "chat",
+            "live chat": "chat",
+            "web chat": "chat",
+        },
     ),
-    "source_channel": _values([s.value for s in SalesChannel], {"online": "web", "web shop": "web"}),
+    "source_channel": _values(
+        [s.value for s in SalesChannel],
+        {
+            "online": "web",
+            "web shop": "web",
+            "webshop": "web",
+            "website": "web",
+            "the website": "web",
+            "shop": "web",
+        },
+    ),
     "category": _values([c.value for c in MessageCategory]),
     "message_source": _values([s.value for s in MessageSource]),
     "provider": _values([p.value for p in Provider]),
@@ -138,9 +181,13 @@ class KpiQuestion:
         parts = ["kpi", str(metric), period_phrase(period)]
         if dimension:
             parts.append(f"by {dimension}")
-        parts += [f"{f.dimension}={f.values[0]}" for f in self.filters]
-        if self.grain and not dimension:
-            parts.append(f"by {self.grain}")
+        parts += [_typed_filter(f) for f in self.filters]
+        if self.grain:
+            parts.append(
+                {"hour": "hourly", "day": "daily", "week": "weekly", "month": "monthly"}.get(
+                    self.grain, "quarterly"
+                )
+            )
         if comparison == "previous_period":
             parts.append("vs previous")
         elif comparison == "same_period_last_year":
@@ -148,11 +195,31 @@ class KpiQuestion:
         return " ".join(parts)
 
 
+#: A filter typed as `dimension=value` or `dimension="two words"`, as the answer's buttons write them.
+_TYPED_FILTER = re.compile(r"(?<![\w=])([A-Za-z_]+)=(?:\"([^\"]*)\"|(\S+))")
+
+
+def _typed_filter(found: Filter) -> str:
+    value = found.values[0]
+    return f'{found.dimension}="{value}"' if re.search(r"\s", value) else f"{found.dimension}={value}"
+
+
+def _typed_filters(text: str) -> tuple[list[Filter], str]:
+    """Filters typed as key=value, read from the text as typed (values keep their case), and the text
+    without them."""
+    filters: list[Filter] = []
+    for match in _TYPED_FILTER.finditer(text):
+        value = match.group(2) if match.group(2) is not None else match.group(3)
+        filters.append(Filter(match.group(1).lower(), "eq", value.strip()))
+    return filters, _TYPED_FILTER.sub(" ", text)
+
+
 def _plain(text: str) -> str:
     """Lower-case with hyphens between letters as spaces, so "no-show" and "no show" read alike."""
     return re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text.lower())
 
 
+@lru_cache(maxsize=1)
 def metric_phrases() -> dict[str, str]:
     """Every way the registry lets a person name a metric, mapped to the metric's name."""
     phrases: dict[str, str] = {}
@@ -162,23 +229,29 @@ def metric_phrases() -> dict[str, str]:
     return phrases
 
 
+@lru_cache(maxsize=1)
+def _metric_pattern() -> re.Pattern[str]:
+    """One pattern for every phrase, longest first, so a match is the earliest and, there, the longest."""
+    alternatives = sorted(metric_phrases(), key=len, reverse=True)
+    return re.compile(r"(?<![\w=])(?:" + "|".join(re.escape(p) for p in alternatives) + r")(?![\w=])")
+
+
 def find_metric(text: str) -> tuple[Found | None, bool, tuple[str, ...]]:
     """The metric named in `text`: earliest mention wins, the longest phrase at one place.
 
     Without an exact mention, a close spelling is taken and flagged as guessed with alternatives.
     """
     phrases = metric_phrases()
-    best: Found | None = None
-    for phrase, name in phrases.items():
-        for match in re.finditer(rf"(?<![\w=])({re.escape(phrase)})(?![\w=])", text):
-            if best is None or (match.start(), -(match.end() - match.start())) < (
-                best.start,
-                best.start - best.end,
-            ):
-                best = Found(name, match.start(), match.end())
-    if best is not None:
-        return best, False, ()
+    match = _metric_pattern().search(text)
+    if match is not None:
+        return Found(phrases[match.group(0)], match.start(), match.end()), False, ()
     return _fuzzy_metric(text, phrases)
+
+
+#: A misspelling is taken for a metric word only when it is this close (rapidfuzz ratio, 0-100) ...
+FUZZY_SCORE = 85
+#: ... and at least this long: a short word is too near too many others ("send" is not "spend").
+FUZZY_MIN_LENGTH = 5
 
 
 def _fuzzy_metric(text: str, phrases: Mapping[str, str]) -> tuple[Found | None, bool, tuple[str, ...]]:
@@ -188,10 +261,13 @@ def _fuzzy_metric(text: str, phrases: Mapping[str, str]) -> tuple[Found | None, 
         for index in range(len(words) - size + 1):
             chunk = words[index : index + size]
             gram = " ".join(w for w, _, _ in chunk)
-            for phrase, name in phrases.items():
-                ratio = difflib.SequenceMatcher(None, gram, phrase).ratio()
-                if ratio >= 0.8:
-                    scored.append((ratio, name, chunk[0][1], chunk[-1][2]))
+            if len(gram) < FUZZY_MIN_LENGTH or gram in NOT_METRIC_WORDS:
+                continue
+            for phrase, score, _ in process.extract(
+                gram, _fuzzy_candidates(), scorer=fuzz.ratio, score_cutoff=FUZZY_SCORE, limit=3
+            ):
+                if abs(len(phrase) - len(gram)) <= 3:
+                    scored.append((score, phrases[phrase], chunk[0][1], chunk[-1][2]))
     if not scored:
         return None, False, ()
     scored.sort(key=lambda s: -s[0])
@@ -200,17 +276,41 @@ def _fuzzy_metric(text: str, phrases: Mapping[str, str]) -> tuple[Found | None, 
     return Found(name, start, end), True, others
 
 
-def _find_dimension(text: str, metric: Metric) -> Found | None:
-    match = re.search(r"\b(?:split\s+|broken\s+down\s+)?(?:by|per)\s+([a-z_]+(?:\s+channel)?)\b", text)
+@lru_cache(maxsize=1)
+def _fuzzy_candidates() -> tuple[str, ...]:
+    return tuple(phrase for phrase in metric_phrases() if len(phrase) >= FUZZY_MIN_LENGTH)
+
+
+#: Words close to a metric word that mean something else in a question.
+NOT_METRIC_WORDS = frozenset({"spent", "sender", "senders", "sends", "reader", "orderly", "costly", "weekly"})
+
+
+def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> Found | None:
+    match = re.search(
+        r"\b(?:split\s+|broken\s+down\s+)?(?:by|per|each)\s+(?:the\s+|each\s+)?([a-z_]+)(?:\s+([a-z]+))?\b",
+        text,
+    )
     if match is None:
         return None
-    word = match.group(1)
+    word, second = match.group(1), match.group(2)
+    end = match.end(1)
+    if second and (f"{word}_{second}" in metric.dimensions or f"{word} {second}" in DIMENSION_WORDS):
+        word = f"{word}_{second}" if f"{word}_{second}" in metric.dimensions else f"{word} {second}"
+        end = match.end(2)
+    if (
+        word not in DIMENSION_WORDS
+        and word not in metric.dimensions
+        and any(word in known.get(d, {}) for d in metric.dimensions)
+    ):
+        return None  # "orders by phone": a value to filter on, not a breakdown
     candidates = DIMENSION_WORDS.get(word, (word,)) if word not in metric.dimensions else (word,)
     for candidate in candidates:
         if candidate in metric.dimensions:
-            return Found(candidate, match.start(), match.end())
-    allowed = ", ".join(metric.dimensions) or "nothing (it is one figure)"
-    raise ParseError(f"{metric.label} cannot be split by {word}; it can be split by {allowed}.", KPI_USAGE)
+            return Found(candidate, match.start(), end)
+    allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions) or "nothing (it is one figure)"
+    raise Declined(
+        f"{metric.label} cannot be split by {word.replace('_', ' ')}; it can be split by {allowed}."
+    )
 
 
 def find_filters(
@@ -218,18 +318,154 @@ def find_filters(
 ) -> tuple[list[Filter], str]:
     """Filters written as "for video consultations" or "kind=video", for values the dimension really has."""
     filters: list[Filter] = []
-    for match in re.finditer(r"\b([a-z_]+)=(\S+)", text):
-        if match.group(1) in metric.dimensions:
-            filters.append(Filter(match.group(1), "eq", match.group(2)))
-            text = cut(text, Found(None, match.start(), match.end()))
     for dimension in metric.dimensions:
         values = known.get(dimension, {})
-        for phrase in sorted(values, key=len, reverse=True):
-            mention = re.search(rf"\b{_PREPOSITIONS}{re.escape(_plain(phrase))}\b", text)
-            if mention and not any(f.dimension == dimension for f in filters):
-                filters.append(Filter(dimension, "eq", values[phrase]))
-                text = cut(text, Found(None, mention.start(), mention.end()))
+        if not values or any(f.dimension == dimension for f in filters):
+            continue
+        mention = _mention(text, values, after_preposition=dimension in NAMED_WITH_PREPOSITION)
+        if mention is not None:
+            filters.append(Filter(dimension, "eq", str(mention.value)))
+            text = cut(text, mention)
     return filters, text
+
+
+#: Dimensions whose values are everyday words ("campaign", "reply", "internal"): only taken after a
+#: preposition ("from campaigns", "via twilio"), never on their own.
+NAMED_WITH_PREPOSITION = frozenset({"message_source", "provider"})
+
+
+def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> Found | None:
+    """ "video vs in person", "marketing or transactional": two values of one dimension set side by side
+    ask for the split by that dimension."""
+    for dimension in metric.dimensions:
+        values = known.get(dimension, {})
+        first = _mention(text, values) if values else None
+        if first is None:
+            continue
+        after = re.match(
+            r"[\s\x00]*(?:vs\.?|versus|or|and|against|compared\s+(?:to|with))[\s\x00]+", text[first.end :]
+        )
+        if after is None:
+            continue
+        second = _mention(text[first.end + after.end() :], values)
+        if second is not None and second.start == 0 and second.value != first.value:
+            return Found(dimension, first.start, first.end + after.end() + second.end)
+    return None
+
+
+def _foreign_values(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> str | None:
+    """A value of a dimension this metric is not kept by ("churn for vip customers"), if one is named."""
+    for dimension, values in known.items():
+        if dimension in metric.dimensions or dimension in NAMED_WITH_PREPOSITION or dimension == "currency":
+            continue
+        mention = _mention(text, values)
+        if mention is not None and len(text[mention.start : mention.end].strip()) >= 3:
+            return dimension
+    return None
+
+
+_WORD = re.compile(r"[\wäöüß][\w.'&+/-]*")
+
+
+def _mention(text: str, values: Mapping[str, str], *, after_preposition: bool = False) -> Found | None:
+    """The first mention of a value's name in `text` (longest at one place), by looking word groups up:
+    a handful of dictionary lookups per word, however many values there are."""
+    words = [
+        (m.group(0).rstrip(".,"), m.start(), m.start() + len(m.group(0).rstrip(".,")))
+        for m in _WORD.finditer(text)
+    ]
+    for index in range(len(words)):
+        for size in (4, 3, 2, 1):
+            chunk = words[index : index + size]
+            if len(chunk) < size:
+                continue
+            # Words must be adjacent (a cut phrase between them breaks the name).
+            if any(text[a[2] : b[1]] != " " for a, b in itertools.pairwise(chunk)):
+                continue
+            phrase = " ".join(w for w, _, _ in chunk)
+            value = values.get(phrase) or values.get(_plain(phrase))
+            if value is not None and (
+                not after_preposition or re.search(rf"\b{_PREPOSITIONS}$", text[: chunk[0][1]])
+            ):
+                return Found(value, chunk[0][1], chunk[-1][2])
+    return None
+
+
+class Declined(ParseError):
+    """A question we read but cannot answer faithfully; `closest` is what we can answer instead."""
+
+    def __init__(self, message: str, closest: KpiQuestion | None = None) -> None:
+        super().__init__(message, None)
+        self.closest = closest
+
+
+#: Words that change what a question means in ways no metric can answer, and what to say about them.
+CANNOT_ANSWER: Mapping[str, str] = {
+    "forecast": "forecasts",
+    "forecasts": "forecasts",
+    "forecasted": "forecasts",
+    "predict": "forecasts",
+    "predicted": "forecasts",
+    "prediction": "forecasts",
+    "projected": "forecasts",
+    "projection": "forecasts",
+    "prognose": "forecasts",
+    "expected": "forecasts",
+    "cancelled": "cancellations",
+    "canceled": "cancellations",
+    "cancellations": "cancellations",
+    "cancellation": "cancellations",
+    "storniert": "cancellations",
+    "stornierte": "cancellations",
+    "stornierungen": "cancellations",
+    "absagen": "cancellations",
+    "duration": "durations",
+    "dauer": "durations",
+    "length": "durations",
+    "website": "website traffic",
+    "webseite": "website traffic",
+    "traffic": "website traffic",
+    "visitors": "website traffic",
+    "besucher": "website traffic",
+    "pageviews": "website traffic",
+    "sessions": "website traffic",
+    "ads": "advertising",
+    "ad": "advertising",
+    "adwords": "advertising",
+    "advertising": "advertising",
+    "werbung": "advertising",
+    "werbekosten": "advertising",
+    "impressions": "advertising",
+    "clicks": "advertising",
+    "ctr": "advertising",
+    "cpc": "advertising",
+    "roas": "advertising",
+    "profit": "profit and margins",
+    "margin": "profit and margins",
+    "margins": "profit and margins",
+    "gewinn": "profit and margins",
+    "marge": "profit and margins",
+    "salary": "payroll",
+    "salaries": "payroll",
+    "wages": "payroll",
+    "payroll": "payroll",
+    "inventory": "stock",
+    "stock": "stock",
+    "lager": "stock",
+    "refunds": "refunds on their own (revenue is net of them)",
+    "refund": "refunds on their own (revenue is net of them)",
+    "erstattungen": "refunds on their own (revenue is net of them)",
+    "lifetime": "customer lifetime value",
+    "ltv": "customer lifetime value",
+    "clv": "customer lifetime value",
+    "median": "medians",
+    "rating": "ratings",
+    "ratings": "ratings",
+    "reviews": "reviews",
+    "bewertungen": "reviews",
+}
+#: Metrics that can have figures for days still to come (appointments already booked).
+FUTURE_METRICS = frozenset({"appointments", "video_consultations"})
 
 
 def parse_question(
@@ -239,15 +475,35 @@ def parse_question(
     known: Mapping[str, Mapping[str, str]] = KNOWN_VALUES,
     require_metric: bool = True,
 ) -> KpiQuestion | None:
-    """Read a KPI question; None when no metric is named (and `require_metric` is off)."""
-    rest = _plain(" ".join(text.split()))
+    """Read a KPI question; None when no metric is named (and `require_metric` is off).
+
+    Raises ParseError when it cannot be read, and Declined when it is read but no metric can answer it
+    faithfully (a forecast, cancellations, a breakdown the metric does not keep...).
+    """
+    typed, words = _typed_filters(" ".join(text.split()))
+    rest = plain_words(words)
+    values = {**KNOWN_VALUES, **known}
     metric_found, guessed, alternatives = find_metric(rest)
+    implied_filter: Filter | None = None
+    if metric_found is None:
+        metric_found, implied_filter = _channel_messages(rest)
+    if metric_found is None:
+        metric_found, implied_filter = _service_appointments(rest, values)
     if metric_found is None:
         if require_metric:
+            blocker = _cannot_answer(rest)
+            if blocker:
+                raise Declined(f"I cannot answer questions about {blocker}: no metric keeps them.")
             raise ParseError(f"Name a metric, e.g. {', '.join(sorted(REGISTRY)[:6])} ...", KPI_USAGE)
         return None
     metric = REGISTRY[str(metric_found.value)]
     rest = cut(rest, metric_found)
+    for again in _metric_pattern().finditer(rest):  # "video appointments vs in person appointments"
+        if metric_phrases()[again.group(0)] == metric.name:
+            rest = cut(rest, Found(None, again.start(), again.end()))
+    # Campaign names hold dates and weekdays ("Black Friday", "2026-10-open-clinic-evening"): read first.
+    named_campaign = _mention(rest, values.get("campaign", {})) if "campaign" in metric.dimensions else None
+    rest = cut(rest, named_campaign)
     comparison, compared_unit = _find_comparison(rest)
     rest = cut(rest, comparison)
     grain = find_grain(rest)
@@ -257,16 +513,39 @@ def parse_question(
     except ValueError as error:
         raise ParseError(f"I could not read the period: {error}.", KPI_USAGE) from None
     rest = cut(rest, period)
-    dimension = _find_dimension(rest, metric)
+    if period is not None and comparison is None:
+        comparison, rest = _compared_period(rest, period, today)
+    dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
     rest = cut(rest, dimension)
-    filters, rest = find_filters(rest, metric, {**KNOWN_VALUES, **known})
+    for typed_filter in typed:
+        if typed_filter.dimension not in metric.dimensions:
+            allowed = ", ".join(metric.dimensions) or "nothing (it is one figure)"
+            raise ParseError(
+                f"{metric.label} cannot be narrowed by {typed_filter.dimension}; it can be by {allowed}.",
+                KPI_USAGE,
+            )
+    filters, rest = find_filters(rest, metric, values)
+    filters = [*typed, *(f for f in filters if f.dimension not in {t.dimension for t in typed})]
+    if named_campaign is not None:
+        filters.append(Filter("campaign", "eq", str(named_campaign.value)))
+    if implied_filter is not None and implied_filter.dimension not in {f.dimension for f in filters}:
+        filters.insert(0, implied_filter)
+    if (
+        metric.name == "revenue"
+        and any(f.dimension == "campaign" for f in filters)
+        and re.search(
+            r"\b(?:bring|brings|brought|generate[ds]?|drove|driven|gebracht|erzielt|generiert)\b",
+            text.lower(),
+        )
+    ):
+        metric = REGISTRY["campaign_revenue"]  # what a campaign "brought in": the revenue it is credited with
     grain_value = grain.value if grain else None
     if grain_value is not None and grain_value not in metric.grains:
         raise ParseError(
             f"{metric.label} is kept by {', '.join(metric.grains)}, not by {grain_value}.", KPI_USAGE
         )
     implied = _UNIT_SO_FAR.get(compared_unit or "") if period is None else None
-    return KpiQuestion(
+    question = KpiQuestion(
         metric=metric.name,
         period=period.value if period and isinstance(period.value, PeriodSpec) else implied or DEFAULT_PERIOD,
         dimension=str(dimension.value) if dimension else None,
@@ -279,6 +558,177 @@ def parse_question(
         ignored=_leftovers(rest),
         text=text,
     )
+    _decline_what_we_cannot_answer(question, metric, rest, today)
+    foreign = _foreign_values(rest, metric, values)
+    if foreign is not None:
+        allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions) or "nothing (it is one figure)"
+        raise Declined(
+            f"{metric.label} is not kept by {foreign.replace('_', ' ')}, so I cannot narrow it to what you "
+            f"named; it can be split by {allowed}.",
+            question,
+        )
+    return question
+
+
+def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
+    """ "emails last week", "texts yesterday": a channel's plural is its messages sent."""
+    match = re.search(
+        r"\b(emails|e-mails|mails|texts|text messages|sms(?:es)?|whatsapps|whatsapp messages|telegrams|"
+        r"telegram messages|chats|chat messages)\b",
+        text,
+    )
+    if match is None:
+        return None, None
+    word = match.group(1)
+    channel = (
+        "email"
+        if "mail" in word
+        else "sms"
+        if word.startswith(("text", "sms"))
+        else "whatsapp"
+        if word.startswith("whatsapp")
+        else "telegram"
+        if word.startswith("telegram")
+        else "chat"
+    )
+    return Found("messages_sent", match.start(), match.end()), Filter("channel", "eq", channel)
+
+
+def _service_appointments(
+    text: str, known: Mapping[str, Mapping[str, str]]
+) -> tuple[Found | None, Filter | None]:
+    """ "laser treatments in October", "nutrition check-ins": a service named alone asks for its appointments."""
+    mention = _mention(text, known.get("service", {}))
+    if mention is None:
+        return None, None
+    return Found("appointments", mention.start, mention.end), Filter("service", "eq", str(mention.value))
+
+
+def _cannot_answer(text: str) -> str | None:
+    if "years earlier" in text:
+        return "comparisons with periods more than a year back (I compare with the period before or a year earlier)"
+    if re.search(
+        r"\b(?:top|best|biggest|worst|largest)\s+(?:\d+\s+|ten\s+|five\s+)?(?:customers|patients|clients|spenders|buyers)\b",
+        text,
+    ):
+        return "rankings of single customers"
+    for word in re.findall(r"[a-zäöüß]+", text):
+        if word in CANNOT_ANSWER:
+            return CANNOT_ANSWER[word]
+    return None
+
+
+def _decline_what_we_cannot_answer(question: KpiQuestion, metric: Metric, rest: str, today: date) -> None:
+    """Words left over that change the meaning, or a period still to come: say so rather than chart
+    something else; the closest answerable question goes with the refusal."""
+    blocker = _cannot_answer(rest)
+    closest = KpiQuestion(
+        metric=question.metric,
+        period=question.period if not _in_future(question.period, today) else DEFAULT_PERIOD,
+        dimension=question.dimension,
+        filters=question.filters,
+        comparison=question.comparison,
+        grain=question.grain,
+        text=question.text,
+    )
+    if blocker:
+        raise Declined(
+            f"I cannot answer questions about {blocker}: no metric keeps them. "
+            f"The closest I can show is {metric.label.lower()} as asked otherwise.",
+            closest,
+        )
+    if _in_future(question.period, today) and metric.name not in FUTURE_METRICS:
+        raise Declined(
+            f"{metric.label} for a period still to come is not known yet (only booked appointments are). "
+            "The closest I can show is the last 30 days.",
+            closest,
+        )
+
+
+def _in_future(period: PeriodSpec, today: date) -> bool:
+    return period.kind == "between" and period.start_date is not None and period.start_date > today
+
+
+_VERSUS = re.compile(r"(?:vs\.?|versus|compared?\s+(?:to|with)|against|and|with|to)")
+
+
+def _compared_period(text: str, first: Found, today: date) -> tuple[Found | None, str]:
+    """ "March vs February", "Q1 vs Q4": a second named period after "vs" is a comparison when it is the
+    period just before the first or the same one a year earlier; any other pair cannot be charted."""
+    rest = text[first.end :]
+    second = find_period(rest, today)
+    between = _metric_pattern().sub("", rest[: second.start] if second else "").strip(" \x00")
+    if second is None or not _VERSUS.fullmatch(" ".join(between.replace("\x00", " ").split())):
+        return None, text
+    spec_a, spec_b = first.value, second.value
+    assert isinstance(spec_a, PeriodSpec) and isinstance(spec_b, PeriodSpec)
+    a, b = _days_of(spec_a, today), _days_of(spec_b, today)
+    if a is None or b is None:
+        return None, text
+    span = Found(None, first.end, first.end + second.end)
+    text = cut(text, span)
+    # A second period named without its year ("Q1 vs Q4") is the latest one before the first.
+    starts = [b[0], _year_before(b[0])] if b[0] >= a[0] else [b[0]]
+    for start in starts:
+        months_apart = _units_between(start, a[0])
+        if start < a[0] and (
+            months_apart == _units_between(a[0], a[1] + timedelta(days=1))
+            or a[0] - start == a[1] - a[0] + timedelta(days=1)
+        ):
+            return Found("previous_period", span.start, span.end), text
+        if _year_before(a[0]) == start:
+            return Found("same_period_last_year", span.start, span.end), text
+    raise Declined(
+        "I can compare a period with the one just before it or with the same period a year earlier, "
+        "not with another period."
+    )
+
+
+def _year_before(day: date) -> date:
+    return (
+        day.replace(year=day.year - 1, day=min(day.day, 28))
+        if day.month == 2
+        else day.replace(year=day.year - 1)
+    )
+
+
+def _units_between(first: date, second: date) -> float:
+    """Whole months between two first-of-month days; otherwise a value no month span equals."""
+    if first.day != 1 or second.day != 1:
+        return -1.5
+    return (second.year - first.year) * 12 + second.month - first.month
+
+
+def _days_of(spec: PeriodSpec, today: date) -> tuple[date, date] | None:
+    """First and last day a period spec covers, as of `today`."""
+    if spec.kind == "between":
+        assert spec.start_date is not None and spec.end_date is not None
+        return spec.start_date, spec.end_date
+    starts = {
+        "this_week": week_start(today),
+        "last_week": week_start(today) - timedelta(days=7),
+        "this_month": month_start(today),
+        "last_month": add_months(month_start(today), -1),
+        "this_quarter": quarter_start(today),
+        "last_quarter": add_months(quarter_start(today), -3),
+        "this_year": date(today.year, 1, 1),
+        "year_to_date": date(today.year, 1, 1),
+    }
+    if spec.kind in ("today", "yesterday"):
+        day = today if spec.kind == "today" else today - timedelta(days=1)
+        return day, day
+    if spec.kind == "last_n_days":
+        assert spec.n is not None
+        return today - timedelta(days=spec.n), today - timedelta(days=1)
+    first = starts.get(spec.kind)
+    if first is None:
+        return None
+    length = {"week": 7}
+    if "week" in spec.kind:
+        return first, first + timedelta(days=length["week"] - 1)
+    months = 1 if "month" in spec.kind else 3 if "quarter" in spec.kind else 12
+    last = add_months(first, months) - timedelta(days=1)
+    return first, min(last, today) if spec.kind.startswith("this") or spec.kind == "year_to_date" else last
 
 
 def _find_comparison(text: str) -> tuple[Found | None, str | None]:
@@ -312,6 +762,110 @@ def _leftovers(text: str) -> tuple[str, ...]:
         "from",
         "to",
         "rate",
+        "what",
+        "whats",
+        "did",
+        "do",
+        "does",
+        "we",
+        "us",
+        "have",
+        "had",
+        "has",
+        "about",
+        "total",
+        "overall",
+        "much",
+        "number",
+        "numbers",
+        "figures",
+        "stats",
+        "doing",
+        "look",
+        "like",
+        "can",
+        "you",
+        "i",
+        "see",
+        "pls",
+        "plz",
+        "all",
+        "with",
+        "during",
+        "so",
+        "far",
+        "far?",
+        "wie",
+        "viele",
+        "viel",
+        "war",
+        "waren",
+        "hatten",
+        "hatte",
+        "hat",
+        "haben",
+        "wir",
+        "der",
+        "die",
+        "das",
+        "den",
+        "dem",
+        "des",
+        "unser",
+        "unsere",
+        "unseren",
+        "unserer",
+        "zeig",
+        "zeige",
+        "mir",
+        "bitte",
+        "ist",
+        "sind",
+        "gab",
+        "es",
+        "gibt",
+        "insgesamt",
+        "gesamt",
+        "alle",
+        "von",
+        "für",
+        "fuer",
+        "über",
+        "ueber",
+        "mit",
+        "bei",
+        "an",
+        "am",
+        "nach",
+        "wo",
+        "stehen",
+        "steht",
+        "liegt",
+        "lag",
+        "lagen",
+        "hoch",
+        "hoch?",
+        "went",
+        "go",
+        "come",
+        "came",
+        "this",
+        "that",
+        "there",
+        "been",
+        "get",
+        "got",
+        "level",
+        "trend",
+        "performance",
+        "perform",
+        "performed",
+        "happened",
+        "compare",
+        "customer",
+        "customers",
+        "dr",
+        "kunden",
     }
     return tuple(
         w for w in re.findall(r"[\w@#+.=-]+", text) if w not in noise and not re.fullmatch(r"[?.!,]+", w)

@@ -269,7 +269,7 @@ async def test_unknown_input_gets_suggestions_never_a_traceback(seeded: CommandC
         (VIEWER, "blorp the flurb", "suggestion", "Commands:"),
         (VIEWER, "statuz", "answer", "Outbox"),
         (VIEWER, "campaign explode x", "error", "takes one of"),
-        (VIEWER, "revenue last week by template", "error", "can be split by"),
+        (VIEWER, "revenue last week by template", "suggestion", "can be split by"),
         (VIEWER, "", "help", "commands"),
         (VIEWER, "x" * 5000, "error", "too long"),
     ]

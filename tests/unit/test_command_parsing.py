@@ -92,7 +92,9 @@ def context() -> CommandContext:
         (
             "delivery rate by channel for sms last 2 weeks",
             "delivery_rate",
-            PeriodSpec.last_n_days(14),
+            PeriodSpec.between(
+                date(2026, 11, 9), date(2026, 11, 22)
+            ),  # two whole weeks, as "last week" is one
             "channel",
             (Filter("channel", "eq", "sms"),),
             None,
@@ -152,7 +154,8 @@ def test_command_text_reads_back_as_the_same_question() -> None:
     [
         ("today", PeriodSpec("today")),
         ("last 90 days", PeriodSpec.last_n_days(90)),
-        ("past three weeks", PeriodSpec.last_n_days(21)),
+        ("past three weeks", PeriodSpec.between(date(2026, 11, 2), date(2026, 11, 22))),
+        ("past 21 days", PeriodSpec.last_n_days(21)),
         ("last year", PeriodSpec.between(date(2025, 1, 1), date(2025, 12, 31))),
         ("ytd", PeriodSpec("year_to_date")),
         ("2026-10-01 to 2026-10-31", PeriodSpec.between(date(2026, 10, 1), date(2026, 10, 31))),
