@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python bench/kpi_query.py --quick
 	$(BIN)/python bench/chart.py --quick
 	$(BIN)/python bench/bot.py --quick
+	$(BIN)/python bench/questions.py --quick
 	$(BIN)/python bench/seed.py --quick
 
 clean:

@@ -1,0 +1,111 @@
+"""A clinic manager asks the bot questions the way people type them, in English and German.
+
+Each is read as meant (the reply says how), answered with numbers recounted here from the raw rows, or
+declined with the reason and the closest thing the bot can show; a question about churn is a KPI
+question, not the `customer` command; and `switchboard ask` prints the same reading on the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from reports.periods import format_day_range
+from storage.database import Database
+from storage.models import Appointment, Location
+from tests.journeys.conftest import MANAGER, Demo, run_async
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def read_as(reply: Any) -> str:
+    return next(f.value for f in reply.fields if f.label == "Read as")
+
+
+def last_month() -> tuple[datetime, datetime]:
+    first_of_this = datetime.now(BERLIN).date().replace(day=1)
+    first_of_last = (first_of_this - timedelta(days=1)).replace(day=1)
+    return datetime.combine(first_of_last, time(), BERLIN), datetime.combine(first_of_this, time(), BERLIN)
+
+
+def appointments_in(demo: Demo, code: str, start: datetime, end: datetime) -> int:
+    async def count() -> int:
+        database = Database.connect(demo.database_url)
+        try:
+            async with database.read_sessions() as session:
+                return int(
+                    await session.scalar(
+                        select(func.count())
+                        .select_from(Appointment)
+                        .join(Location, Location.id == Appointment.location_id)
+                        .where(
+                            Location.code == code,
+                            Appointment.status != "cancelled",
+                            Appointment.scheduled_at >= start,
+                            Appointment.scheduled_at < end,
+                        )
+                    )
+                    or 0
+                )
+        finally:
+            await database.dispose()
+
+    return run_async(count())
+
+
+def test_a_german_question_is_read_as_meant_and_its_number_recounts(demo: Demo) -> None:
+    reply = demo.ask("wie viele Termine hatten wir letzten Monat in Berlin?", as_email=MANAGER)
+    assert reply.kind == "answer" and reply.title == "Appointments", reply.text
+    reading = read_as(reply)
+    start, end = last_month()
+    month = format_day_range(start.date(), (end - timedelta(days=1)).date())
+    assert "location = BER" in reading and month in reading, (month, reading)
+    expected = appointments_in(demo, "BER", start, end)
+    assert expected > 0, reply.text
+    shown = [int(n.replace(",", "")) for n in re.findall(r"\d[\d,]*", reply.text.split("\n")[0])]
+    assert expected in shown, (expected, reply.text)
+
+
+def test_shorthand_and_comparisons_are_read_and_said(demo: Demo) -> None:
+    reply = demo.ask("no show % by clinic last month vs LY", as_email=MANAGER)
+    assert reply.kind == "answer" and reply.title == "No-show rate", reply.text
+    reading = read_as(reply)
+    assert "by location" in reading and " vs " in reading and "2025" in reading, reading
+    emails = demo.ask("emails last week", as_email=MANAGER)
+    assert emails.title == "Messages sent" and "channel = email" in read_as(emails)
+    booked = demo.ask("appts next week in berlin", as_email=MANAGER)
+    assert booked.kind == "answer" and "location = BER" in read_as(booked), booked.text
+
+
+def test_a_named_metric_wins_over_the_customer_command(demo: Demo) -> None:
+    reply = demo.ask("customer churn last quarter", as_email=MANAGER)
+    assert reply.kind == "answer" and reply.title == "Churn rate", reply.text
+
+
+def test_what_cannot_be_answered_is_declined_with_the_closest_answer(demo: Demo) -> None:
+    for question, reason in (
+        ("revenue forecast next month", "forecasts"),
+        ("top 5 customers by revenue", "rankings of single customers"),
+        ("revenue next week", "still to come"),
+        ("churn rate for vip customers", "not kept by segment"),
+        ("revenue q1 vs q3", "the one just before it"),
+    ):
+        reply = demo.ask(question, as_email=MANAGER)
+        assert reply.kind == "suggestion" and not reply.images, (question, reply.text)
+        assert reason in reply.text, (question, reply.text)
+    closest = demo.ask("revenue forecast next month", as_email=MANAGER)
+    (button,) = closest.buttons
+    again = demo.ask(button.command, as_email=MANAGER)
+    assert again.kind == "answer" and again.title == "Revenue", again.text
+
+
+def test_the_command_line_says_how_it_read_a_german_question(demo: Demo, tmp_path: Path) -> None:
+    done = demo.cli("ask", "Umsatz letzten Monat nach Kanal im Vergleich zum Vorjahr", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Revenue" in done.stdout and "by source channel" in done.stdout, done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
