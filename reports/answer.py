@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func, select
+
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
-from reports.metrics import get_metric
+from reports.metrics import Metric, get_metric
 from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
+from reports.periods import format_day_range, zone
 from reports.query import MetricQuery, QueryResult, SeriesResult, run_query
 from reports.trends import (
     anomalies,
@@ -18,7 +22,7 @@ from reports.trends import (
     summarise,
     top_contributors,
 )
-from storage.analytics.facts import NO_VALUE
+from storage.analytics.facts import NO_VALUE, SOURCES
 from storage.database import Database
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
@@ -58,11 +62,32 @@ async def answer(
     result = await run_query(database, query, now=now, business_tz=business_tz)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
-    summary = _summary(result, series, locale, currency)
+    history = await history_start(database, metric) if result.comparison_range is not None else None
+    if result.comparison_range is not None and history is not None and result.comparison_range.end <= history:
+        # Nothing was recorded then: "against 0" would be a figure we do not have.
+        since = history.astimezone(zone(business_tz)).date()
+        compared = result.comparison_range.label
+        result = dataclasses.replace(result, comparison_range=None, comparison_basis=None)
+        summary = (
+            f"{_summary(result, series, locale, currency)[:-1]}; there are no figures for {compared} to "
+            f"compare with (the records start on {format_day_range(since, since)})."
+        )
+    else:
+        summary = _summary(result, series, locale, currency)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
     chart = _chart(result, series, summary, locale, currency)
     return Answer(result, chart, summary, currency if money is not None else None)
+
+
+async def history_start(database: Database, metric: Metric) -> datetime | None:
+    """When the records a metric is counted from begin (None: none yet, or a source without a clock)."""
+    source = SOURCES.get(metric.source)
+    if source is None:
+        return None
+    async with database.read_sessions() as session:
+        first = await session.scalar(select(func.min(source.time_column)))
+    return first if isinstance(first, datetime) else None
 
 
 def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str) -> str:

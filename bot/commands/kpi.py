@@ -122,7 +122,8 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
         for p in OTHER_PERIODS
         if p != question.period
     ][:2]
-    for dimension in [d for d in metric.dimensions if d != question.dimension][:2]:
+    filtered = {f.dimension for f in question.filters}
+    for dimension in [d for d in metric.dimensions if d != question.dimension and d not in filtered][:2]:
         buttons.append(
             Button(f"by {dimension.replace('_', ' ')}", question.command_text(dimension=dimension))
         )

@@ -246,7 +246,6 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"locations|clinics|sites|branches|practices", " clinic "),
     (r"channels", " channel "),
     (r"countries", " country "),
-    (r"services|treatments", " service "),
 )
 
 

@@ -355,3 +355,14 @@ def axis_day(moment: date | datetime) -> float:
     """Where the chart puts a bucket start: on the reader's clock, in matplotlib's day numbers."""
     local = moment.astimezone(ZoneInfo(TZ)).replace(tzinfo=None) if isinstance(moment, datetime) else moment
     return float(mdates.date2num(local))  # type: ignore[no-untyped-call]
+
+
+async def test_a_comparison_before_the_records_begin_says_so_rather_than_against_zero(seeded: Database) -> None:
+    """The seeded history is 60 days: last year has no orders recorded, which is not zero revenue."""
+    query = MetricQuery(("revenue",), PeriodSpec("last_month"), comparison="same_period_last_year")
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert "against 0" not in reply.summary and "there are no figures for 1–30 Nov 2025" in reply.summary
+    assert reply.result.comparison_range is None
+    earlier = MetricQuery(("revenue",), PeriodSpec("last_month"), comparison="previous_period")
+    within = await answer(seeded, earlier, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert "no figures" not in within.summary and "Oct 2026" in within.summary
