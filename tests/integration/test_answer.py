@@ -357,7 +357,9 @@ def axis_day(moment: date | datetime) -> float:
     return float(mdates.date2num(local))  # type: ignore[no-untyped-call]
 
 
-async def test_a_comparison_before_the_records_begin_says_so_rather_than_against_zero(seeded: Database) -> None:
+async def test_a_comparison_before_the_records_begin_says_so_rather_than_against_zero(
+    seeded: Database,
+) -> None:
     """The seeded history is 60 days: last year has no orders recorded, which is not zero revenue."""
     query = MetricQuery(("revenue",), PeriodSpec("last_month"), comparison="same_period_last_year")
     reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
