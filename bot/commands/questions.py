@@ -499,9 +499,10 @@ def parse_question(
             raise ParseError(f"Name a metric, e.g. {', '.join(sorted(REGISTRY)[:6])} ...", KPI_USAGE)
         return None
     metric = REGISTRY[str(metric_found.value)]
+    said = rest[metric_found.start : metric_found.end]
     rest = cut(rest, metric_found)
     for again in _metric_pattern().finditer(rest):  # "video appointments vs in person appointments"
-        if metric_phrases()[again.group(0)] == metric.name:
+        if again.group(0) == said:
             rest = cut(rest, Found(None, again.start(), again.end()))
     # Campaign names hold dates and weekdays ("Black Friday", "2026-10-open-clinic-evening"): read first.
     named_campaign = _mention(rest, values.get("campaign", {})) if "campaign" in metric.dimensions else None
