@@ -318,7 +318,8 @@ def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, 
 def find_filters(
     text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]
 ) -> tuple[list[Filter], str]:
-    """Filters written as "for video consultations" or "kind=video", for values the dimension really has."""
+    """Filters named in words ("for video consultations", "Berlin", "emails"), for values the dimension
+    really has; `key=value` filters are read from the text as typed, before (see _typed_filters)."""
     filters: list[Filter] = []
     for dimension in metric.dimensions:
         values = known.get(dimension, {})
@@ -533,15 +534,18 @@ def parse_question(
         filters.append(Filter("campaign", "eq", str(named_campaign.value)))
     if implied_filter is not None and implied_filter.dimension not in {f.dimension for f in filters}:
         filters.insert(0, implied_filter)
+    credited = REGISTRY["campaign_revenue"]
     if (
         metric.name == "revenue"
         and any(f.dimension == "campaign" for f in filters)
+        and all(f.dimension in credited.dimensions for f in filters)
+        and (dimension is None or dimension.value in credited.dimensions)
         and re.search(
             r"\b(?:bring|brings|brought|generate[ds]?|drove|driven|gebracht|erzielt|generiert)\b",
             text.lower(),
         )
     ):
-        metric = REGISTRY["campaign_revenue"]  # what a campaign "brought in": the revenue it is credited with
+        metric = credited  # what a campaign "brought in": the revenue it is credited with
     grain_value = grain.value if grain else None
     if grain_value is not None and grain_value not in metric.grains:
         raise ParseError(
@@ -869,6 +873,11 @@ def _leftovers(text: str) -> tuple[str, ...]:
         "location",
         "treatment",
         "treatments",
+        "bring",
+        "brought",
+        "generate",
+        "generated",
+        "gebracht",
         "customer",
         "customers",
         "dr",
