@@ -289,35 +289,39 @@ class SqlOutbox:
 
     async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> list[int]:
         """Renews `worker_id`'s claims on these messages; returns the ids it still held."""
-        return list(
-            await self.session.scalars(
-                update(CC)
-                .where(
-                    CC.c.id.in_(sorted(message_ids)),
-                    CC.c.claimed_by == worker_id,
-                    CC.c.status == MessageStatus.SENDING.value,
-                )
-                .values(claimed_until=until)
-                .returning(CC.c.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
+        return await self._renew_claims(worker_id, message_ids, until)
 
     async def note_hand_over(
         self, worker_id: str, message_ids: Sequence[int], now: datetime, until: datetime
     ) -> list[int]:
         """Notes that these messages' provider calls start now (and renews their claims); returns the ids
         still claimed by `worker_id` with time left, the only ones that may be sent."""
+        return await self._renew_claims(worker_id, message_ids, until, handed_over_at=now)
+
+    async def _renew_claims(
+        self,
+        worker_id: str,
+        message_ids: Sequence[int],
+        until: datetime,
+        *,
+        handed_over_at: datetime | None = None,
+    ) -> list[int]:
+        """One UPDATE ... RETURNING over the claims `worker_id` still holds (and, noting a hand-over, whose
+        lease has not run out): the ids it renewed."""
+        conditions = [
+            CC.c.id.in_(sorted(message_ids)),
+            CC.c.claimed_by == worker_id,
+            CC.c.status == MessageStatus.SENDING.value,
+        ]
+        values: dict[str, datetime] = {"claimed_until": until}
+        if handed_over_at is not None:
+            conditions.append(CC.c.claimed_until > handed_over_at)
+            values["handed_over_at"] = handed_over_at
         return list(
             await self.session.scalars(
                 update(CC)
-                .where(
-                    CC.c.id.in_(sorted(message_ids)),
-                    CC.c.claimed_by == worker_id,
-                    CC.c.status == MessageStatus.SENDING.value,
-                    CC.c.claimed_until > now,
-                )
-                .values(handed_over_at=now, claimed_until=until)
+                .where(*conditions)
+                .values(values)
                 .returning(CC.c.id)
                 .execution_options(synchronize_session=False)
             )

@@ -359,12 +359,16 @@ def _since(text: str, today: date) -> Found | None:
     return Found(_between(first, today), match.start(), match.end())
 
 
+def _up_to_today(first: date, last: date, today: date) -> PeriodSpec:
+    """A calendar unit that has begun runs up to today; one still to come is whole."""
+    return _between(first, min(last, today) if first <= today else last)
+
+
 def _quarter_of(number: int, year: int | None, today: date) -> PeriodSpec:
     if year is None:
         year = today.year if date(today.year, 3 * number - 2, 1) <= today else today.year - 1
     first = date(year, 3 * number - 2, 1)
-    last = add_months(first, 3) - timedelta(days=1)
-    return _between(first, min(last, today) if first <= today else last)
+    return _up_to_today(first, add_months(first, 3) - timedelta(days=1), today)
 
 
 def _quarter(text: str, today: date) -> Found | None:
@@ -467,8 +471,7 @@ def _iso_week(text: str, today: date) -> Found | None:
         raise ValueError(f"{year} has no week {number}") from None
     if match.group(2) is None and monday > today:
         monday = date.fromisocalendar(year - 1, number, 1)
-    last = monday + timedelta(days=6)
-    return Found(_between(monday, min(last, today) if monday <= today else last), match.start(), match.end())
+    return Found(_up_to_today(monday, monday + timedelta(days=6), today), match.start(), match.end())
 
 
 def _half(text: str, today: date) -> Found | None:
@@ -480,8 +483,9 @@ def _half(text: str, today: date) -> Found | None:
     first = date(year, 1 if half == 1 else 7, 1)
     if match.group(2) is None and first > today:
         first = first.replace(year=year - 1)
-    last = add_months(first, 6) - timedelta(days=1)
-    return Found(_between(first, min(last, today) if first <= today else last), match.start(), match.end())
+    return Found(
+        _up_to_today(first, add_months(first, 6) - timedelta(days=1), today), match.start(), match.end()
+    )
 
 
 def _year(text: str, today: date) -> Found | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -84,6 +85,19 @@ async def run_until_drained(database: Database, dispatcher: Dispatcher, limit: f
                 return
             await asyncio.sleep(0.05)
         raise AssertionError(f"not drained: {await statuses(database)}")
+    finally:
+        stop.set()
+        await task
+
+
+async def run_while(dispatcher: Dispatcher, going: Callable[[], bool], limit: float) -> None:
+    """Runs the dispatcher until `going` turns false or `limit` seconds pass, then stops it."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
+    try:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and going():
+            await asyncio.sleep(0.05)
     finally:
         stop.set()
         await task
@@ -218,15 +232,7 @@ async def test_a_provider_500_delays_its_message_not_the_channel(database: Datab
     driver = FlakyDriver()
     dispatcher = worker(database, driver, pacing={Channel.SMS: TokenBucket(200.0)})
     started = time.monotonic()
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
-    try:
-        wait_until = time.monotonic() + 20
-        while time.monotonic() < wait_until and len(driver.sends) < 80:
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    await run_while(dispatcher, lambda: len(driver.sends) < 80, 20)
     # 80 of the 100 go through on the first try at 200/s; with the channel paused 5 s per 500, they could not.
     assert len(driver.sends) >= 80 and time.monotonic() - started < 3, (
         len(driver.sends),
@@ -339,15 +345,7 @@ async def test_a_channel_told_to_wait_holds_no_other_channels_place(database: Da
         pacing={Channel.EMAIL: email_pace, Channel.SMS: sms_pace},
         concurrency=4,
     )
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop, idle_sleep=0.02))
-    try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and len(sms.sends) < 40:
-            await asyncio.sleep(0.05)
-    finally:
-        stop.set()
-        await task
+    await run_while(dispatcher, lambda: len(sms.sends) < 40, 5)
     assert len(sms.sends) == 40, "SMS waited behind email's Retry-After"
     assert not email.sends
     rows = await _messages(database)
