@@ -24,11 +24,10 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 from pydantic import SecretStr
-from sqlalchemy import select
 
 from domain.vocabulary import Role, role_allows
 from storage.database import Database
-from storage.models import StaffUser
+from storage.queries.staff import staff_by_id
 
 SESSION_COOKIE = "sb_session"
 SESSION_HOURS = 12
@@ -101,19 +100,8 @@ def session_token(secret: SecretStr, staff_id: int, now: datetime) -> str:
 
 
 async def active_staff(database: Database, staff_id: int) -> SignedInStaff | None:
-    async with database.read_sessions() as session:
-        row = await session.get(StaffUser, staff_id)
-    if row is None or not row.active:
-        return None
-    return SignedInStaff(row.id, row.email, row.name, Role(row.role))
-
-
-async def staff_by_email(database: Database, email: str) -> StaffUser | None:
-    async with database.read_sessions() as session:
-        found: StaffUser | None = await session.scalar(
-            select(StaffUser).where(StaffUser.email == email.strip().lower())
-        )
-    return found
+    found = await staff_by_id(database, staff_id, via="web")
+    return None if found is None else SignedInStaff(found.staff_id, found.email, found.name, found.role)
 
 
 class NotSignedIn(NotAuthorizedException):

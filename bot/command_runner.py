@@ -11,8 +11,9 @@ from typing import Any, Literal, Protocol
 
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import handle
-from bot.commands.identity import StaffIdentity, staff_by_slack, staff_by_telegram
 from bot.replies import Reply
+from domain.staff import StaffIdentity
+from storage.queries.staff import staff_by_slack, staff_by_telegram
 
 #: Where a command came from; the command layer may tailor wording or permissions to it.
 Via = Literal["slack", "telegram"]

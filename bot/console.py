@@ -11,8 +11,9 @@ from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import handle
-from bot.commands.identity import StaffIdentity, first_admin, staff_by_email
 from bot.replies import Attachment, Image, Reply
+from domain.staff import StaffIdentity
+from storage.queries.staff import first_admin, staff_by_email
 
 HISTORY_FILE = Path("~/.switchboard_history").expanduser()
 

@@ -627,7 +627,7 @@ def telegram_poll() -> None:
 def login_link(email: str, minutes: int) -> None:
     """Print a one-time dashboard sign-in link for the staff member with EMAIL."""
     from api.auth import login_link as signed_link
-    from api.auth import staff_by_email
+    from storage.queries.staff import staff_by_email
 
     settings = load_settings()
 
@@ -636,10 +636,10 @@ def login_link(email: str, minutes: int) -> None:
         return await staff_by_email(database, email)
 
     staff = run_async(_with_database(settings, find))
-    if staff is None or not staff.active:
+    if staff is None:
         raise StartupError(f"there is no active staff member with email {email!r}")
     click.echo(
-        signed_link(settings.public_url, settings.session_secret, staff.id, minutes, datetime.now(UTC))
+        signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, datetime.now(UTC))
     )
 
 

@@ -23,12 +23,12 @@ from api.auth import (
     read_token,
     safe_next,
     session_token,
-    staff_by_email,
 )
 from api.pages.common import container_of, utc_now
 from domain.audit import AuditEntry
 from domain.vocabulary import ROLE_RANK, Role
 from storage.models import AuditLog, StaffUser
+from storage.queries.staff import staff_by_email
 from switchboard.settings import Settings
 
 
@@ -116,8 +116,8 @@ class LoginPages(Controller):
         if not demo_enabled(settings):
             raise NotFoundException("demo sign-in is only available in the sandbox")
         form = await request.form()
-        found = await staff_by_email(container_of(request).database, str(form.get("email", "")))
-        staff = await active_staff(container_of(request).database, found.id) if found else None
+        found = await staff_by_email(container_of(request).database, str(form.get("email", "")), via="web")
+        staff = await active_staff(container_of(request).database, found.staff_id) if found else None
         if staff is None:
             return Redirect("/login", status_code=303)
         async with container_of(request).unit_of_work() as uow:

@@ -9,7 +9,6 @@ from datetime import date
 from sqlalchemy import select
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
@@ -17,6 +16,7 @@ from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
+from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.models import BulkMessaging

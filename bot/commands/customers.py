@@ -8,10 +8,10 @@ from datetime import date
 from sqlalchemy import func, or_, select
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
+from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
 from storage.models import (
     CommunicationPreference,

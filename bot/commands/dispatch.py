@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
 from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
 from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, CommandSpec, verbs_of
 from bot.replies import Button, Reply
+from domain.staff import StaffIdentity
 from domain.vocabulary import role_allows
 from reports.periods import zone
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import closest
 from bot.replies import Button, Field, Reply, Table
+from domain.staff import StaffIdentity
 from domain.vocabulary import role_allows
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import select
 
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import everyday_names
-from bot.commands.identity import StaffIdentity
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion, parse_question
 from bot.replies import Button, Field, Image, Reply
+from domain.staff import StaffIdentity
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
 from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone

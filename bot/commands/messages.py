@@ -10,7 +10,6 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.masking import mask_address
 from bot.commands.parsing import (
     ParseError,
@@ -29,6 +28,7 @@ from domain.messages.sending import (
     preview_message,
     send_message,
 )
+from domain.staff import StaffIdentity
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
 from storage.messages import SqlMessagingUnitOfWork
 from storage.models import Customer

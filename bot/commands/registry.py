@@ -9,9 +9,9 @@ from typing import Any
 
 from bot.commands import campaigns, customers, help, kpi, messages, reports, rules, status, templates
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.questions import KPI_USAGE
 from bot.replies import Reply
+from domain.staff import StaffIdentity
 from domain.vocabulary import Role
 
 Parser = Callable[[list[str], str, date], Any]

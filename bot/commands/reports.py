@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError, normalise
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
 from domain.audit import AuditEntry
+from domain.staff import StaffIdentity
 from reports.library import (
     ReportLibraryError,
     Saver,

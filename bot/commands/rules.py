@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError
 from bot.replies import Button, Reply, Table
 from domain.notifications.model import (
@@ -20,6 +19,7 @@ from domain.notifications.model import (
 )
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules, update_notification_rule
+from domain.staff import StaffIdentity
 from storage.notifications import SqlNotificationUnitOfWork
 
 ENABLE_USAGE = "rule enable NAME"

@@ -8,9 +8,9 @@ from datetime import date
 from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError
 from bot.replies import Field, Reply, Table
+from domain.staff import StaffIdentity
 from domain.vocabulary import MessageStatus
 from reports.heartbeats import ago, read_background_health
 from storage.models import CustomerCommunication, WebhookInbox

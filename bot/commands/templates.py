@@ -9,11 +9,11 @@ from datetime import date
 from sqlalchemy import select
 
 from bot.commands.context import CommandContext
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError, normalise, split_variables
 from bot.replies import Button, Field, Reply, Table
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, estimate_cost
 from domain.messages.segments import sms_shape
+from domain.staff import StaffIdentity
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.templates.model import TemplateError
 from domain.templates.rendering import render_template

@@ -1,31 +1,25 @@
-"""Who is asking: a staff member resolved from their Slack, Telegram or email identity."""
+"""Staff identity: the active staff member behind an email, a Slack or Telegram account, or a session."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import select
 
+from domain.staff import StaffIdentity
 from domain.vocabulary import Role
 from storage.database import Database
 from storage.models import StaffUser
-
-
-@dataclass(frozen=True)
-class StaffIdentity:
-    """The staff member behind a command; `via` is where they typed it (slack, telegram, cli, web)."""
-
-    staff_id: int
-    name: str
-    email: str
-    role: Role
-    via: str
 
 
 def _identity(row: StaffUser | None, via: str) -> StaffIdentity | None:
     if row is None or not row.active:
         return None
     return StaffIdentity(row.id, row.name, row.email, Role(row.role), via)
+
+
+async def staff_by_id(database: Database, staff_id: int, *, via: str = "web") -> StaffIdentity | None:
+    async with database.read_sessions() as session:
+        row = await session.get(StaffUser, staff_id)
+    return _identity(row, via)
 
 
 async def staff_by_email(database: Database, email: str, *, via: str = "cli") -> StaffIdentity | None:
