@@ -7,14 +7,13 @@ window is open. Costs are what the providers charge, in their currency, and labe
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, get
 from litestar.response import Template
-from sqlalchemy import case, func, select
 
 from api.pages.common import (
     DEFAULT_PROVIDER_CURRENCY,
@@ -31,13 +30,16 @@ from reports.charts.spec import ChartSpec, Series
 from reports.heartbeats import in_words
 from reports.periods import local_midnight
 from storage.database import Database
-from storage.models import (
-    CommunicationAnalytics,
-    CommunicationChannel,
-    Customer,
-    CustomerCommunication,
-    MessageTemplate,
+from storage.queries.channels import (
+    FIGURES,
+    EncodingFigures,
+    daily_figures,
+    open_whatsapp_windows,
+    sms_segments,
+    whatsapp_templates,
 )
+from storage.queries.channels import channel_currency as stored_channel_currency
+from storage.queries.channels import latest_failures as stored_failures
 
 DAYS = 30
 #: How many open WhatsApp windows the page lists (the soonest to close).
@@ -46,53 +48,12 @@ ENCODING_NAMES = {
     "GSM-7": "GSM-7 (up to 160 characters in one segment)",
     "UCS-2": "UCS-2, for characters GSM-7 lacks (up to 70 in one segment)",
 }
-FIGURES = ("sent", "delivered", "read", "failed", "replied", "opted_out")
-FAILED_STATUSES = ("failed", "undelivered", "dead")
 CHANNEL_PAGES = {"sms": "SMS", "email": "Email", "whatsapp": "WhatsApp", "telegram": "Telegram"}
-CA = CommunicationAnalytics
-
-
-@dataclass
-class DayFigures:
-    day: date
-    channel: str
-    figures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FIGURES, 0))
-    cost_micros: int = 0
-
-    @property
-    def delivery_rate(self) -> float | None:
-        sent = self.figures["sent"]
-        return self.figures["delivered"] / sent if sent else None
 
 
 def last_days(now: datetime, tz: str, days: int = DAYS) -> list[date]:
     today = now.astimezone(ZoneInfo(tz)).date()
     return [today - timedelta(days=back) for back in range(days - 1, -1, -1)]
-
-
-async def daily_figures(database: Database, first_day: date, channel: str | None = None) -> list[DayFigures]:
-    """Sums per day and channel (over providers, campaigns and templates) since `first_day`."""
-    query = (
-        select(
-            CA.day,
-            CA.channel,
-            *(func.sum(getattr(CA, name)).label(name) for name in FIGURES),
-            func.sum(CA.cost_micros).label("cost_micros"),
-        )
-        .where(CA.day >= first_day)
-        .group_by(CA.day, CA.channel)
-        .order_by(CA.day.desc(), CA.channel)
-    )
-    if channel is not None:
-        query = query.where(CA.channel == channel)
-    async with database.read_sessions() as session:
-        rows = (await session.execute(query)).all()
-    return [
-        DayFigures(
-            r.day, r.channel, {name: int(getattr(r, name) or 0) for name in FIGURES}, int(r.cost_micros or 0)
-        )
-        for r in rows
-    ]
 
 
 def _line_chart(
@@ -112,37 +73,22 @@ def _line_chart(
 
 
 async def latest_failures(database: Database, channel: str, formats: Formats) -> list[dict[str, Any]]:
-    cc = CustomerCommunication
-    async with database.read_sessions() as session:
-        rows = (
-            await session.execute(
-                select(cc, Customer.name)
-                .outerjoin(Customer, Customer.id == cc.customer_id)
-                .where(cc.channel == channel, cc.status.in_(FAILED_STATUSES))
-                .order_by(func.coalesce(cc.failed_at, cc.created_at).desc(), cc.id.desc())
-                .limit(20)
-            )
-        ).all()
     return [
         {
             "id": m.id,
-            "when": formats.moment(m.failed_at or m.created_at),
-            "customer": name or "—",
+            "when": formats.moment(m.at),
+            "customer": m.customer or "—",
             "status": m.status,
             "error_code": m.error_code or "—",
             "reason": (m.status_reason or "").replace("_", " "),
         }
-        for m, name in rows
+        for m in await stored_failures(database, channel)
     ]
 
 
 async def channel_currency(database: Database, channel: str) -> str:
     """The currency the channel's provider charges in (communication_channels.currency)."""
-    async with database.read_sessions() as session:
-        currency = await session.scalar(
-            select(CommunicationChannel.currency).where(CommunicationChannel.channel == channel)
-        )
-    return currency or DEFAULT_PROVIDER_CURRENCY
+    return await stored_channel_currency(database, channel) or DEFAULT_PROVIDER_CURRENCY
 
 
 async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> dict[str, Any]:
@@ -167,43 +113,6 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
         "channel": channel,
         "days": len(days),
     }
-
-
-@dataclass(frozen=True)
-class EncodingFigures:
-    encoding: str
-    messages: int
-    segments: int
-    longer_than_one: int
-
-
-async def sms_segments(database: Database, since: datetime) -> list[EncodingFigures]:
-    """Outbound SMS handed to Twilio since `since`, by encoding: messages, billed segments, multi-part ones."""
-    cc = CustomerCommunication
-    async with database.read_sessions() as session:
-        rows = (
-            await session.execute(
-                select(
-                    cc.encoding,
-                    func.count(),
-                    func.coalesce(func.sum(cc.segments), 0),
-                    func.count(case((cc.segments > 1, 1))),
-                )
-                .where(
-                    cc.channel == "sms",
-                    cc.direction == "outbound",
-                    cc.created_at >= since,
-                    cc.sent_at.is_not(None),
-                    cc.segments.is_not(None),
-                )
-                .group_by(cc.encoding)
-                .order_by(cc.encoding)
-            )
-        ).all()
-    return [
-        EncodingFigures(encoding or "unknown", int(n), int(segments or 0), int(long))
-        for encoding, n, segments, long in rows
-    ]
 
 
 def segment_data(figures: list[EncodingFigures], formats: Formats) -> dict[str, Any]:
@@ -234,73 +143,10 @@ def segment_data(figures: list[EncodingFigures], formats: Formats) -> dict[str, 
     }
 
 
-async def whatsapp_templates(database: Database, since: datetime) -> list[dict[str, Any]]:
-    """Templates registered with Meta under a name (the only kind WhatsApp takes outside the 24-hour window)."""
-    cc = CustomerCommunication
-    async with database.read_sessions() as session:
-        templates = list(
-            await session.scalars(
-                select(MessageTemplate)
-                .where(MessageTemplate.channel == "whatsapp", MessageTemplate.whatsapp_name.is_not(None))
-                .order_by(MessageTemplate.name, MessageTemplate.locale)
-            )
-        )
-        used = dict(
-            (
-                await session.execute(
-                    select(cc.template_id, func.count())
-                    .where(
-                        cc.channel == "whatsapp",
-                        cc.direction == "outbound",
-                        cc.created_at >= since,
-                        cc.sent_at.is_not(None),
-                        cc.template_id.in_([t.id for t in templates]),
-                    )
-                    .group_by(cc.template_id)
-                )
-            ).all()
-        )
-    return [
-        {
-            "name": t.name,
-            "locale": t.whatsapp_language or t.locale,
-            "whatsapp_name": t.whatsapp_name,
-            "category": t.category,
-            "status": t.status,
-            "sent": int(used.get(t.id, 0)),
-        }
-        for t in templates
-    ]
-
-
-async def open_windows(
-    database: Database, now: datetime, window: timedelta
-) -> list[tuple[int, str, datetime]]:
-    """Customers whose last inbound WhatsApp message is within `window`: (id, name, when it closes), soonest first."""
-    cc = CustomerCommunication
-    last = func.max(cc.created_at)
-    async with database.read_sessions() as session:
-        rows = (
-            await session.execute(
-                select(cc.customer_id, Customer.name, last)
-                .join(Customer, Customer.id == cc.customer_id)
-                .where(
-                    cc.channel == "whatsapp",
-                    cc.direction == "inbound",
-                    cc.created_at > now - window,
-                    cc.created_at <= now,
-                )
-                .group_by(cc.customer_id, Customer.name)
-                .order_by(last, cc.customer_id)
-            )
-        ).all()
-    return [(customer_id, name, at + window) for customer_id, name, at in rows if customer_id is not None]
-
-
 async def whatsapp_window_data(request: Request[Any, Any, Any], now: datetime) -> dict[str, Any]:
     container, formats = container_of(request), Formats.of(request)
     window = container.consent_policy().whatsapp_window
-    windows = await open_windows(container.database, now, window)
+    windows = await open_whatsapp_windows(container.database, now, window)
     return {
         "window_hours": round(window.total_seconds() / 3600),
         "open_count": formats.count(len(windows)),
@@ -367,7 +213,9 @@ class ChannelPages(StaffPages):
         formats, now = Formats.of(request), utc_now()
         data = await channel_page_data(request, "whatsapp")
         since = local_midnight(last_days(now, formats.timezone)[0], formats.timezone)
-        data["templates"] = await whatsapp_templates(container_of(request).database, since)
+        data["templates"] = [
+            asdict(t) for t in await whatsapp_templates(container_of(request).database, since)
+        ]
         data["window"] = await whatsapp_window_data(request, now)
         return page(request, "communication/channel.html", "communication", "whatsapp", **data)
 

@@ -14,7 +14,6 @@ from litestar import Controller, Request
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.response import Template
 from markupsafe import Markup
-from sqlalchemy import select
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
 from reports.charts.cache import ChartCache, render_cached
@@ -22,7 +21,7 @@ from reports.charts.formatting import MISSING_VALUE, format_duration, format_val
 from reports.charts.spec import ChartSpec, Unit
 from reports.periods import PeriodSpec
 from storage.database import Database
-from storage.models import CommunicationChannel
+from storage.queries.channels import provider_currencies as stored_provider_currencies
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -200,11 +199,8 @@ def cost_label(currency: str, what: str = "Cost") -> str:
 
 async def provider_currencies(database: Database) -> dict[str, str]:
     """Each channel's provider currency, from communication_channels."""
-    async with database.read_sessions() as session:
-        rows = (
-            await session.execute(select(CommunicationChannel.channel, CommunicationChannel.currency))
-        ).all()
-    return {channel: currency or DEFAULT_PROVIDER_CURRENCY for channel, currency in rows}
+    stored = await stored_provider_currencies(database)
+    return {channel: currency or DEFAULT_PROVIDER_CURRENCY for channel, currency in stored.items()}
 
 
 def _chart_cache(container: Container) -> ChartCache:

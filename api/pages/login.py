@@ -10,7 +10,6 @@ from litestar.datastructures import Cookie
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from sqlalchemy import select
 
 from api.auth import (
     LOGIN_LINK_MAX_MINUTES,
@@ -25,10 +24,11 @@ from api.auth import (
     session_token,
 )
 from api.pages.common import container_of, utc_now
-from domain.audit import AuditEntry
-from domain.vocabulary import ROLE_RANK, Role
-from storage.models import AuditLog, StaffUser
-from storage.queries.staff import staff_by_email
+from domain.sign_in.use_cases import sign_in_as_demo_staff, use_login_link
+from domain.staff import StaffIdentity
+from domain.vocabulary import ROLE_RANK
+from storage.queries.staff import active_staff_members, staff_by_email
+from storage.sign_in import SqlSignInUnitOfWork, sign_in_uow
 from switchboard.settings import Settings
 
 
@@ -41,10 +41,14 @@ def demo_enabled(settings: Settings) -> bool:
     return settings.sandbox and not settings.is_production
 
 
-async def _demo_staff(request: Request[Any, Any, Any]) -> list[StaffUser]:
-    async with container_of(request).database.read_sessions() as session:
-        rows = list(await session.scalars(select(StaffUser).where(StaffUser.active.is_(True))))
-    return sorted(rows, key=lambda s: (-ROLE_RANK[Role(s.role)], s.name))
+async def _demo_staff(request: Request[Any, Any, Any]) -> list[StaffIdentity]:
+    rows = await active_staff_members(container_of(request).database)
+    return sorted(rows, key=lambda s: (-ROLE_RANK[s.role], s.name))
+
+
+def _sign_in_uow(request: Request[Any, Any, Any]) -> SqlSignInUnitOfWork:
+    container = container_of(request)
+    return sign_in_uow(container.database, container.settings.business_timezone)
 
 
 def _signed_in_redirect(request: Request[Any, Any, Any], staff: SignedInStaff, target: str) -> Redirect:
@@ -63,21 +67,8 @@ def _signed_in_redirect(request: Request[Any, Any, Any], staff: SignedInStaff, t
 
 async def _use_login_link(request: Request[Any, Any, Any], signed: SignedToken, staff: SignedInStaff) -> bool:
     """Records the sign-in; False when this link was used before (a link signs in once)."""
-    target = f"login-link:{signed.nonce}"
     issued_after = signed.expires_at - timedelta(minutes=LOGIN_LINK_MAX_MINUTES)
-    async with container_of(request).unit_of_work() as uow:
-        used = await uow.session.scalar(
-            select(AuditLog.id).where(
-                AuditLog.occurred_at >= issued_after,
-                AuditLog.action == "staff.login",
-                AuditLog.target == target,
-            )
-        )
-        if used is not None:
-            return False
-        uow.audit.record(AuditEntry(actor=staff.email, via="web", action="staff.login", target=target))
-        await uow.commit()
-    return True
+    return await use_login_link(_sign_in_uow(request), staff.email, signed.nonce, issued_after)
 
 
 class LoginPages(Controller):
@@ -120,9 +111,7 @@ class LoginPages(Controller):
         staff = await active_staff(container_of(request).database, found.staff_id) if found else None
         if staff is None:
             return Redirect("/login", status_code=303)
-        async with container_of(request).unit_of_work() as uow:
-            uow.audit.record(AuditEntry(actor=staff.email, via="web", action="staff.login", target="demo"))
-            await uow.commit()
+        await sign_in_as_demo_staff(_sign_in_uow(request), staff.email)
         return _signed_in_redirect(request, staff, str(form.get("next", "/")))
 
     @post("/logout", name="logout", status_code=303)

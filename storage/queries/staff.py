@@ -54,3 +54,10 @@ async def first_admin(database: Database, *, via: str = "cli") -> StaffIdentity 
     async with database.read_sessions() as session:
         row = await session.scalar(query)
     return _identity(row, via)
+
+
+async def active_staff_members(database: Database, *, via: str = "web") -> list[StaffIdentity]:
+    """Every active staff member (the sandbox's demo sign-in lists them)."""
+    async with database.read_sessions() as session:
+        rows = list(await session.scalars(select(StaffUser).where(StaffUser.active.is_(True))))
+    return [identity for row in rows if (identity := _identity(row, via)) is not None]
