@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from domain.vocabulary import Channel, MessageCategory
 
@@ -42,3 +43,24 @@ class RenderedMessage:
     body: str
     subject: str | None = None
     html_body: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplateRecord:
+    """A stored variant as staff see it: its text, whether it is in use, and which version it is."""
+
+    id: int
+    name: str
+    channel: str
+    locale: str
+    category: str
+    status: str  # draft, active or archived
+    subject: str | None
+    body: str
+    html_body: str | None
+    variables: tuple[str, ...]
+    whatsapp_name: str | None
+    whatsapp_language: str | None
+    whatsapp_params: tuple[str, ...]
+    version: int
+    updated_at: datetime

@@ -1,0 +1,79 @@
+"""Template storage: saving a variant (one version later each time) and the unit of work it is saved in."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.templates.model import MessageTemplate as TemplateVariant
+from domain.templates.model import TemplateRecord
+from storage.database import Database
+from storage.models import MessageTemplate
+from storage.unit_of_work import SqlUnitOfWork
+
+
+def template_record(row: MessageTemplate) -> TemplateRecord:
+    return TemplateRecord(
+        id=row.id,
+        name=row.name,
+        channel=row.channel,
+        locale=row.locale,
+        category=row.category,
+        status=row.status,
+        subject=row.subject,
+        body=row.body,
+        html_body=row.html_body,
+        variables=tuple(row.variables),
+        whatsapp_name=row.whatsapp_name,
+        whatsapp_language=row.whatsapp_language,
+        whatsapp_params=tuple(row.whatsapp_params),
+        version=row.version,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlTemplateVariants:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save(self, variant: TemplateVariant, at: datetime) -> TemplateRecord:
+        name, channel, locale = variant.name, variant.channel.value, variant.locale
+        row = (
+            await self._session.scalars(
+                select(MessageTemplate).where(
+                    MessageTemplate.name == name,
+                    MessageTemplate.channel == channel,
+                    MessageTemplate.locale == locale,
+                )
+            )
+        ).one_or_none()
+        if row is None:
+            row = MessageTemplate(name=name, channel=channel, locale=locale, version=0)
+            self._session.add(row)
+        row.category, row.status = variant.category.value, "active"
+        row.body, row.subject, row.html_body = variant.body, variant.subject, variant.html_body
+        row.variables, row.whatsapp_params = list(variant.variables), list(variant.whatsapp_params)
+        row.whatsapp_name, row.whatsapp_language = variant.whatsapp_name, variant.whatsapp_language
+        row.version = (row.version or 0) + 1
+        row.updated_at = at
+        await self._session.flush()
+        return template_record(row)
+
+
+class SqlTemplateUnitOfWork(SqlUnitOfWork):
+    """The unit of work template use-cases take: the variants and the audit trail."""
+
+    templates: SqlTemplateVariants
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.templates = SqlTemplateVariants(self.session)
+        return self
+
+
+def template_unit_of_work(database: Database, business_tz: str) -> SqlTemplateUnitOfWork:
+    """For the container (switchboard/wiring.py) to offer as `template_uow()` once it does."""
+    return SqlTemplateUnitOfWork(database, business_tz=business_tz)
