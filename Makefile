@@ -49,7 +49,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy domain storage reports switchboard
+	$(BIN)/mypy domain storage reports providers switchboard bot
 
 bench: install
 	$(BIN)/python bench/campaign_plan.py --quick

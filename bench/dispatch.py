@@ -23,11 +23,11 @@ from sqlalchemy import func, insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import child, free_port, wait_http
-from bot.drivers import TwilioSmsDriver
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.vocabulary import Channel
+from providers.twilio.driver import TwilioSmsDriver
 from storage import migrate
 from storage.database import Database
 from storage.models import CustomerCommunication

@@ -9,11 +9,11 @@ from email.utils import parseaddr
 from typing import Protocol
 
 import aiosmtplib
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BufferedInputFile
-from slack_sdk.web.async_client import AsyncWebClient
+
+from providers.slack.client import slack_client
+from providers.smtp.client import SmtpRelay
+from providers.telegram.client import telegram_bot
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,8 @@ class SlackDestination:
         timeout_seconds: float = DELIVERY_TIME_LIMIT,
     ) -> None:
         self.timeout_seconds = timeout_seconds
-        self.client = AsyncWebClient(
-            token=token, base_url=base_url, timeout=max(1, int(min(CALL_TIMEOUT, timeout_seconds)))
+        self.client = slack_client(
+            token, base_url, timeout_seconds=max(1, int(min(CALL_TIMEOUT, timeout_seconds)))
         )
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
@@ -94,10 +94,7 @@ class TelegramDestination:
         timeout_seconds: float = DELIVERY_TIME_LIMIT,
     ) -> None:
         self.timeout_seconds = timeout_seconds
-        session = AiohttpSession(
-            api=TelegramAPIServer.from_base(base_url), timeout=min(CALL_TIMEOUT, timeout_seconds)
-        )
-        self.bot = Bot(token=bot_token, session=session)
+        self.bot = telegram_bot(bot_token, base_url, timeout_seconds=min(CALL_TIMEOUT, timeout_seconds))
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
         try:
@@ -130,14 +127,9 @@ class EmailDestination:
         *,
         timeout_seconds: float = DELIVERY_TIME_LIMIT,
     ) -> None:
-        self.host, self.port, self.username, self.password, self.sender = (
-            host,
-            port,
-            username,
-            password,
-            sender,
-        )
+        self.sender = sender
         self.timeout_seconds = timeout_seconds
+        self.relay = SmtpRelay(host, port, username or None, password or None, start_tls=None)
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
         message = EmailMessage()
@@ -157,14 +149,6 @@ class EmailDestination:
                 report.csv, maintype="text", subtype="csv", filename=f"{report.filename_stem}.csv"
             )
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.host,
-                port=self.port,
-                username=self.username or None,
-                password=self.password or None,
-                start_tls=None,
-                timeout=min(CALL_TIMEOUT, self.timeout_seconds),
-            )
+            await self.relay.send(message, timeout_seconds=min(CALL_TIMEOUT, self.timeout_seconds))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
             raise DeliveryFailed(f"email to {destination} failed: {error}") from error

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
 from sqlalchemy import func, select
 
 from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign, plan_fallbacks
@@ -23,6 +22,8 @@ from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events
 from domain.vocabulary import CampaignStatus, Channel
+from providers.registry import build_drivers, build_pacing
+from providers.smtp.driver import relay_from
 from reports.destinations import (
     EmailDestination,
     RenderedReport,
@@ -42,7 +43,7 @@ from storage.analytics.facts import SOURCES
 from storage.models import BulkMessaging, MessageStatusEvent, TrendAnalysis
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.schedules import DueSchedule
-from switchboard.delivery import build_dispatcher, build_drivers, build_pacing
+from switchboard.delivery import build_dispatcher
 from switchboard.errors import StartupError
 from switchboard.wiring import Container
 
@@ -302,15 +303,7 @@ class BackgroundServices:
             f"{schedule.destination} after several attempts.\n\nLast error: {error}\n\n"
             f"Check the destination, then see /analytics/reports for the delivery log."
         )
-        await aiosmtplib.send(
-            message,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username or None,
-            password=settings.smtp_password.get_secret_value() or None,
-            start_tls=None,
-            timeout=30,
-        )
+        await relay_from(settings).send(message)
 
     async def render_report(self, schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
         settings = self.container.settings

@@ -1,4 +1,4 @@
-"""Builds the delivery side from settings: one driver per provider, their pacing, and dispatcher workers."""
+"""Builds the delivery side from settings: the dispatcher workers over the providers registry's drivers."""
 
 from __future__ import annotations
 
@@ -18,51 +18,6 @@ from switchboard.settings import Settings
 if TYPE_CHECKING:
     from api.sandbox.config import SandboxConfig
     from switchboard.wiring import Container
-
-TWILIO_STATUS_PATH = "/webhooks/twilio/status"
-
-
-def build_drivers(settings: Settings) -> dict[Channel, MessageDriver]:
-    from bot.drivers import SmtpEmailDriver, TelegramDriver, TwilioSmsDriver, WhatsAppCloudDriver
-
-    return {
-        Channel.SMS: TwilioSmsDriver(
-            settings.twilio_account_sid,
-            settings.twilio_auth_token.get_secret_value(),
-            settings.twilio_from,
-            base_url=settings.twilio_base_url,
-            status_callback_url=settings.public_url.rstrip("/") + TWILIO_STATUS_PATH,
-            timeout_seconds=settings.provider_timeout_seconds,
-        ),
-        Channel.WHATSAPP: WhatsAppCloudDriver(
-            settings.whatsapp_token.get_secret_value(),
-            settings.whatsapp_phone_number_id,
-            base_url=settings.whatsapp_base_url,
-            timeout_seconds=settings.provider_timeout_seconds,
-        ),
-        Channel.EMAIL: SmtpEmailDriver(
-            settings.smtp_host,
-            settings.smtp_port,
-            settings.smtp_username or None,
-            settings.smtp_password.get_secret_value() or None,
-            settings.email_from,
-            timeout_seconds=settings.smtp_timeout_seconds,
-        ),
-        Channel.TELEGRAM: TelegramDriver(
-            settings.telegram_bot_token.get_secret_value(),
-            settings.telegram_base_url,
-            timeout_seconds=settings.provider_timeout_seconds,
-        ),
-    }
-
-
-def build_pacing(settings: Settings) -> dict[Channel, TokenBucket]:
-    return {
-        Channel.SMS: TokenBucket(settings.sms_rate_per_second),
-        Channel.WHATSAPP: TokenBucket(settings.whatsapp_rate_per_second),
-        Channel.EMAIL: TokenBucket(settings.email_rate_per_second),
-        Channel.TELEGRAM: TokenBucket(settings.telegram_rate_per_second),
-    }
 
 
 def build_dispatcher(

@@ -6,7 +6,6 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
 from litestar import MediaType, Request, Response, get, post
@@ -22,25 +21,22 @@ from litestar.status_codes import (
 
 from api.problems import Problem
 from api.rest.common import bearer_matches
-from api.webhooks.reading import (
-    TELEGRAM_UPDATE,
-    TWILIO_INBOUND,
-    TWILIO_STATUS,
-    WHATSAPP_WEBHOOK,
-    ProviderWebhookReader,
-    email_delivery,
-    form_params,
-    json_object,
-)
-from bot.drivers.telegram import verify_telegram_secret
-from bot.drivers.twilio_sms import MESSAGE_ID_PARAM, verify_twilio_signature
-from bot.drivers.webhook_errors import MalformedWebhook
-from bot.drivers.whatsapp_cloud import verify_whatsapp_handshake, verify_whatsapp_signature
 from domain.consent.keywords import interpret_keyword, keyword_reply
 from domain.conversations.model import WebhookDelivery, WebhookOutcome, body_digest
 from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy, receive_webhook, replay_failed_webhooks
 from domain.vocabulary import Channel, Provider
+from providers.registry import ProviderWebhookReader
+from providers.smtp.webhooks import email_delivery
+from providers.telegram.webhooks import UPDATE_KIND as TELEGRAM_UPDATE
+from providers.telegram.webhooks import verify_telegram_secret
+from providers.twilio.driver import MESSAGE_ID_PARAM
+from providers.twilio.webhooks import INBOUND_KIND as TWILIO_INBOUND
+from providers.twilio.webhooks import STATUS_KIND as TWILIO_STATUS
+from providers.twilio.webhooks import twilio_delivery, verify_twilio_signature
+from providers.webhook_bodies import MalformedWebhook, form_params, json_object
+from providers.whatsapp.webhooks import WEBHOOK_KIND as WHATSAPP_WEBHOOK
+from providers.whatsapp.webhooks import verify_whatsapp_handshake, verify_whatsapp_signature
 from storage.inbox import ConversationUnitOfWork
 from switchboard.wiring import Container
 
@@ -163,13 +159,6 @@ async def _verified_twilio_form(request: AnyRequest) -> dict[str, str] | None:
     return params
 
 
-def _twilio_delivery(kind: str, params: dict[str, str], key_fields: tuple[str, ...]) -> WebhookDelivery:
-    body = urlencode(params)
-    values = [params.get(name, "") for name in key_fields]
-    key = ":".join(values) if all(values) else body_digest(body.encode())
-    return WebhookDelivery(Provider.TWILIO.value, kind, key, body, "application/x-www-form-urlencoded")
-
-
 TWILIO_ANSWERS = {HTTP_403_FORBIDDEN: FORBIDDEN, HTTP_413_REQUEST_ENTITY_TOO_LARGE: TOO_LARGE}
 
 
@@ -185,7 +174,7 @@ async def twilio_status(request: AnyRequest) -> Response[str]:
     params = await _verified_twilio_form(request)
     if params is None:
         return _plain("forbidden", HTTP_403_FORBIDDEN)
-    delivery = _twilio_delivery(TWILIO_STATUS, params, ("MessageSid", "MessageStatus"))
+    delivery = twilio_delivery(TWILIO_STATUS, params, ("MessageSid", "MessageStatus"))
     await _receive_receipts(_container(request), delivery)
     return _twiml()
 
@@ -202,7 +191,7 @@ async def twilio_inbound(request: AnyRequest) -> Response[str]:
     params = await _verified_twilio_form(request)
     if params is None:
         return _plain("forbidden", HTTP_403_FORBIDDEN)
-    delivery = _twilio_delivery(TWILIO_INBOUND, params, ("MessageSid",))
+    delivery = twilio_delivery(TWILIO_INBOUND, params, ("MessageSid",))
     container = _container(request)
     await _receive(container, delivery)
     # The carrier-style confirmation travels in the TwiML answer, also for a retried duplicate.

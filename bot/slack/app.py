@@ -7,6 +7,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_runner import CommandRunner
 from bot.slack.handlers import SlackFrontEnd
+from providers.slack.client import slack_client
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -16,7 +17,7 @@ SLACK_APP = "slack_app"
 
 def build_slack_client(settings: Settings) -> AsyncWebClient:
     # base_url is configurable so tests and the sandbox can stand in for slack.com.
-    return AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_base_url)
+    return slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_base_url)
 
 
 def build_slack_app(

@@ -7,11 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
 from bot.command_runner import CommandRunner
 from bot.telegram_staff.handlers import TelegramStaffFrontEnd
+from providers.telegram.client import telegram_bot
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -25,8 +24,7 @@ TelegramStaffHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 def build_staff_bot(settings: Settings) -> Bot:
     # The base URL is configurable so the sandbox and tests can stand in for api.telegram.org.
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_base_url))
-    return Bot(token=settings.telegram_bot_token.get_secret_value(), session=session)
+    return telegram_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url)
 
 
 def build_staff_dispatcher(settings: Settings, runner: CommandRunner) -> Dispatcher:

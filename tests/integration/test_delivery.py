@@ -18,12 +18,13 @@ from sqlalchemy import func, insert, select, update
 
 from api.sandbox.config import ChaosConfig, SandboxConfig
 from api.sandbox.server import RunningSandbox, run_sandbox
-from bot.drivers import TwilioSmsDriver, WhatsAppCloudDriver
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.vocabulary import Channel
+from providers.twilio.driver import TwilioSmsDriver
+from providers.whatsapp.driver import WhatsAppCloudDriver
 from storage.database import Database
 from storage.models import BulkMessaging, CommunicationAnalytics, CustomerCommunication, MessageStatusEvent
 from storage.unit_of_work import SqlUnitOfWork

@@ -14,23 +14,16 @@ from aiohttp import web
 
 from api.sandbox import ChaosConfig, RunningSandbox, SandboxConfig, run_sandbox
 from api.sandbox.smtp_server import bounce_report
-from bot.drivers import (
-    SmtpEmailDriver,
-    TelegramDriver,
-    TwilioSmsDriver,
-    WhatsAppCloudDriver,
-    parse_bounce,
-    parse_inbound_email,
-    parse_telegram_update,
-    parse_twilio_inbound,
-    parse_twilio_status,
-    parse_whatsapp_webhook,
-    verify_telegram_secret,
-    verify_twilio_signature,
-    verify_whatsapp_signature,
-)
 from domain.delivery.ports import OutboundMessage, ProviderError, WhatsAppTemplateCall
 from domain.vocabulary import Channel, MessageStatus
+from providers.smtp.driver import SmtpEmailDriver
+from providers.smtp.webhooks import parse_bounce, parse_inbound_email
+from providers.telegram.driver import TelegramDriver
+from providers.telegram.webhooks import parse_telegram_update, verify_telegram_secret
+from providers.twilio.driver import TwilioSmsDriver
+from providers.twilio.webhooks import parse_twilio_inbound, parse_twilio_status, verify_twilio_signature
+from providers.whatsapp.driver import WhatsAppCloudDriver
+from providers.whatsapp.webhooks import parse_whatsapp_webhook, verify_whatsapp_signature
 
 TELEGRAM_SECRET = "tg-webhook-secret"
 CUSTOMER = "+15551230001"

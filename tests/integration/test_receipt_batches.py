@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 
-from api.webhooks.routes import RECEIPT_BATCHER, TWILIO_STATUS, _receive_receipts, _twilio_delivery
+from api.webhooks.routes import RECEIPT_BATCHER, _receive_receipts
+from providers.twilio.webhooks import STATUS_KIND as TWILIO_STATUS
+from providers.twilio.webhooks import twilio_delivery
 from storage.database import Database
 from storage.models import CommunicationAnalytics, CustomerCommunication, MessageStatusEvent, WebhookInbox
 from switchboard.settings import Settings
@@ -40,7 +42,7 @@ async def add_messages(database: Database, count: int) -> None:
 
 
 def status(i: int, value: str) -> object:
-    return _twilio_delivery(
+    return twilio_delivery(
         TWILIO_STATUS,
         {"MessageSid": f"SM{i:032x}", "MessageStatus": value, "AccountSid": "AC1"},
         ("MessageSid", "MessageStatus"),

@@ -14,7 +14,8 @@ from api.sandbox.__main__ import parse_config
 from api.sandbox.server import free_port
 from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
 from domain.vocabulary import Channel
-from switchboard.delivery import build_drivers, sandbox_config
+from providers.registry import build_drivers
+from switchboard.delivery import sandbox_config
 from switchboard.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
-from bot.drivers import WhatsAppCloudDriver
 from domain.delivery.ports import OutboundMessage, ProviderError, WhatsAppTemplateCall
 from domain.templates.model import MessageTemplate
 from domain.templates.rendering import render_template
 from domain.templates.selection import whatsapp_components
 from domain.vocabulary import Channel, MessageCategory
+from providers.whatsapp.driver import WhatsAppCloudDriver
 from storage.seeding.catalogue import template_rows
 
 CUSTOMER = "+15551230001"

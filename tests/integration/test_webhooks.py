@@ -20,7 +20,8 @@ from api.app import create_app
 from api.sandbox.smtp_server import bounce_report
 from api.sandbox.state import StoredEmail
 from api.unsubscribe import unsubscribe_token
-from api.webhooks import replay_failed_webhooks, telegram_start_payload
+from api.webhooks import replay_failed_webhooks
+from providers.telegram.links import telegram_start_payload
 from storage.database import Database
 from storage.models import (
     ChatMessage,

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from api.unsubscribe import read_unsubscribe_token, unsubscribe_token, unsubscribe_url
-from api.webhooks.links import read_telegram_start_payload, telegram_start_payload
 from domain.vocabulary import Channel
+from providers.telegram.links import read_telegram_start_payload, telegram_start_payload
 from switchboard.settings import Settings
 
 SECRET = SecretStr("a-session-secret-for-tests-0123456789")

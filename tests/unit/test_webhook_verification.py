@@ -16,24 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from bot.drivers import (
-    MalformedWebhook,
-    SmtpEmailDriver,
-    WhatsAppCloudDriver,
-    message_id_for,
-    parse_bounce,
-    parse_inbound_email,
-    parse_telegram_update,
-    parse_twilio_inbound,
-    parse_twilio_status,
+from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
+from domain.vocabulary import Channel, MessageStatus
+from providers.smtp.driver import SmtpEmailDriver, message_id_for
+from providers.smtp.webhooks import parse_bounce, parse_inbound_email
+from providers.telegram.webhooks import parse_telegram_update, verify_telegram_secret
+from providers.twilio.webhooks import parse_twilio_inbound, parse_twilio_status, verify_twilio_signature
+from providers.webhook_bodies import MalformedWebhook
+from providers.whatsapp.driver import WhatsAppCloudDriver
+from providers.whatsapp.webhooks import (
     parse_whatsapp_webhook,
-    verify_telegram_secret,
-    verify_twilio_signature,
     verify_whatsapp_handshake,
     verify_whatsapp_signature,
 )
-from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
-from domain.vocabulary import Channel, MessageStatus
 
 TWILIO_TOKEN = "12345678901234567890123456789012"
 STATUS_URL = "https://switchboard.example.com/webhooks/twilio/status?mid=1234"

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
-from bot.drivers.provider_http import PooledSession, retry_after_seconds, transport_failure
-from bot.drivers.webhook_errors import MalformedWebhook
 from domain.delivery.ports import (
-    DeliveryReceipt,
-    InboundMessage,
     OutboundMessage,
     ProviderAcceptance,
     ProviderError,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
-
-__all__ = [
-    "MalformedWebhook",
-    "WhatsAppCloudDriver",
-    "parse_whatsapp_webhook",
-    "verify_whatsapp_handshake",
-    "verify_whatsapp_signature",
-]
+from providers.http import PooledSession, retry_after_seconds, transport_failure
+from switchboard.settings import Settings
 
 #: Error codes that no retry can fix.
 PERMANENT_WHATSAPP_CODES: frozenset[int] = frozenset(
@@ -61,14 +48,6 @@ RETRYABLE_WHATSAPP_CODES: dict[int, float] = {
 CHANNEL_WIDE_WHATSAPP_CODES = frozenset({4, 80007, 130429, 133016})
 _CREDENTIAL_CODES = frozenset({190, 200, 10})
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
-
-_STATUS_MAP: dict[str, MessageStatus] = {
-    "sent": MessageStatus.SENT,
-    "delivered": MessageStatus.DELIVERED,
-    "read": MessageStatus.READ,
-    "played": MessageStatus.READ,
-    "failed": MessageStatus.FAILED,
-}
 
 
 class WhatsAppCloudDriver:
@@ -155,6 +134,10 @@ def _acceptance_from(payload: Mapping[str, Any]) -> ProviderAcceptance:
     raise ProviderError("whatsapp: accepted without a message id", code="no_id", maybe_accepted=True)
 
 
+def _object(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _error_from(status: int, payload: Mapping[str, Any], retry_after: str | None) -> ProviderError:
     error = _object(payload.get("error"))
     raw_code = error.get("code")
@@ -185,146 +168,10 @@ def _error_from(status: int, payload: Mapping[str, Any], retry_after: str | None
     return ProviderError(text, code=code_text, permanent=True)
 
 
-def verify_whatsapp_signature(app_secret: str, raw_body: bytes, header_value: str | None) -> bool:
-    """Check `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app_secret, raw body)>` in constant time."""
-    if not header_value or not app_secret:
-        return False
-    prefix, _, received = header_value.strip().partition("=")
-    if prefix != "sha256" or not received:
-        return False
-    expected = hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, received.lower())
-
-
-def verify_whatsapp_handshake(params: Mapping[str, str], verify_token: str) -> str | None:
-    """Answer Meta's subscription GET: the challenge when mode and token match, otherwise None."""
-    if params.get("hub.mode") != "subscribe" or not verify_token:
-        return None
-    received = params.get("hub.verify_token", "")
-    if not hmac.compare_digest(received.encode(), verify_token.encode()):
-        return None
-    return params.get("hub.challenge")
-
-
-def parse_whatsapp_webhook(
-    payload: Mapping[str, Any],
-) -> tuple[list[InboundMessage], list[DeliveryReceipt]]:
-    """Read every inbound message and status receipt from one webhook envelope (all entries/changes)."""
-    if not isinstance(payload, Mapping):
-        raise MalformedWebhook("whatsapp webhook body is not a JSON object")
-    if payload.get("object") != "whatsapp_business_account":
-        raise MalformedWebhook(
-            f"whatsapp webhook object is {payload.get('object')!r}, not whatsapp_business_account"
-        )
-    inbound: list[InboundMessage] = []
-    receipts: list[DeliveryReceipt] = []
-    for entry in _list_of_objects(payload, "entry", "webhook"):
-        for change in _list_of_objects(entry, "changes", "entry"):
-            if change.get("field", "messages") != "messages":
-                continue  # account, template and quality updates are not about messages
-            value = change.get("value")
-            if not isinstance(value, Mapping):
-                raise MalformedWebhook("whatsapp change has no 'value' object")
-            inbound.extend(_inbound_messages(value))
-            receipts.extend(_receipts(value))
-    return inbound, receipts
-
-
-def _list_of_objects(container: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
-    items = container.get(key)
-    if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
-        raise MalformedWebhook(f"whatsapp {where} needs '{key}' to be a list of objects")
-    return items
-
-
-def _optional_list(value: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    if key not in value:
-        return []
-    return _list_of_objects(value, key, "change value")
-
-
-def _object(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _timestamp(raw: object) -> datetime:
-    try:
-        return datetime.fromtimestamp(int(str(raw)), tz=UTC)
-    except (TypeError, ValueError) as exc:
-        raise MalformedWebhook(f"whatsapp timestamp {raw!r} is not unix seconds") from exc
-
-
-def _field(item: Mapping[str, Any], key: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise MalformedWebhook(f"whatsapp {where} is missing '{key}'")
-    return value
-
-
-def _inbound_messages(value: Mapping[str, Any]) -> list[InboundMessage]:
-    names = {
-        str(contact.get("wa_id")): str(_object(contact.get("profile")).get("name") or "") or None
-        for contact in _optional_list(value, "contacts")
-    }
-    metadata = _object(value.get("metadata"))
-    business_number = str(metadata.get("display_phone_number") or metadata.get("phone_number_id") or "")
-    found = []
-    for item in _optional_list(value, "messages"):
-        sender = _field(item, "from", "message")
-        found.append(
-            InboundMessage(
-                provider=Provider.WHATSAPP_CLOUD,
-                channel=Channel.WHATSAPP,
-                provider_message_id=_field(item, "id", "message"),
-                from_address=sender,
-                to_address=business_number,
-                body=_message_text(item),
-                received_at=_timestamp(item.get("timestamp")),
-                sender_name=names.get(sender),
-            )
-        )
-    return found
-
-
-def _message_text(item: Mapping[str, Any]) -> str:
-    """The words a customer sent, whatever kind of message carried them."""
-    kind = str(item.get("type", "text"))
-    content = _object(item.get(kind))
-    if kind == "text":
-        return str(content.get("body", ""))
-    if kind == "button":
-        return str(content.get("text") or content.get("payload") or "")
-    if kind == "interactive":
-        reply = _object(content.get("button_reply") or content.get("list_reply"))
-        return str(reply.get("title") or reply.get("id") or "")
-    if kind == "reaction":
-        return str(content.get("emoji", ""))
-    return str(content.get("caption") or f"[{kind}]")
-
-
-def _receipts(value: Mapping[str, Any]) -> list[DeliveryReceipt]:
-    found = []
-    for item in _optional_list(value, "statuses"):
-        raw_status = _field(item, "status", "status")
-        status = _STATUS_MAP.get(raw_status)
-        if status is None:
-            continue  # Meta adds new statuses now and then; one we do not know moves nothing
-        errors = item.get("errors") if isinstance(item.get("errors"), list) else []
-        first_error = _object(errors[0]) if errors else {}
-        error_data = _object(first_error.get("error_data"))
-        opaque = str(item.get("biz_opaque_callback_data") or "")
-        found.append(
-            DeliveryReceipt(
-                provider=Provider.WHATSAPP_CLOUD,
-                provider_message_id=_field(item, "id", "status"),
-                status=status,
-                occurred_at=_timestamp(item.get("timestamp")),
-                error_code=str(first_error["code"]) if "code" in first_error else None,
-                error_detail=(
-                    error_data.get("details") or first_error.get("message") or first_error.get("title")
-                )
-                or None,
-                our_message_id=int(opaque) if opaque.isdigit() else None,
-            )
-        )
-    return found
+def driver_from(settings: Settings) -> WhatsAppCloudDriver:
+    return WhatsAppCloudDriver(
+        settings.whatsapp_token.get_secret_value(),
+        settings.whatsapp_phone_number_id,
+        base_url=settings.whatsapp_base_url,
+        timeout_seconds=settings.provider_timeout_seconds,
+    )

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
-from twilio.request_validator import RequestValidator
 from yarl import URL
 
-from bot.drivers.provider_http import PooledSession, money_to_micros, retry_after_seconds, transport_failure
-from bot.drivers.webhook_errors import MalformedWebhook
 from domain.delivery.ports import (
-    DeliveryReceipt,
-    InboundMessage,
     OutboundMessage,
     ProviderAcceptance,
     ProviderError,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
+from providers.http import PooledSession, money_to_micros, retry_after_seconds, transport_failure
+from switchboard.settings import Settings
 
 #: Query parameter carrying our message id on the StatusCallback URL.
 MESSAGE_ID_PARAM = "mid"
@@ -48,18 +40,14 @@ PERMANENT_TWILIO_CODES: frozenset[int] = frozenset(
 #: 4xx answers that are about load, not about the message, so a later retry can succeed.
 RETRYABLE_TWILIO_CODES: frozenset[int] = frozenset({14107, 20429, 30001})
 
-#: Status-callback error codes and what they mean, for receipts (Twilio sends only the code).
-TWILIO_ERROR_TEXT: dict[str, str] = {
-    "30003": "Unreachable destination handset",
-    "30004": "Message blocked",
-    "30005": "Unknown destination handset",
-    "30006": "Landline or unreachable carrier",
-    "30007": "Message filtered by the carrier",
-    "30008": "Unknown error",
-    "21610": "Recipient has opted out",
-}
 
-_STATUS_MAP: dict[str, MessageStatus] = {
+# A bad or rotated credential is the operator's to fix, not the message's fault; retrying later
+# instead of failing every queued message at once gives them time to fix it.
+_CREDENTIALS_BACKOFF_SECONDS = 300.0
+
+
+#: Twilio's message statuses in ours.
+TWILIO_STATUSES: dict[str, MessageStatus] = {
     "accepted": MessageStatus.QUEUED,
     "scheduled": MessageStatus.QUEUED,
     "queued": MessageStatus.QUEUED,
@@ -73,10 +61,6 @@ _STATUS_MAP: dict[str, MessageStatus] = {
     "receiving": MessageStatus.RECEIVED,
     "received": MessageStatus.RECEIVED,
 }
-
-# A bad or rotated credential is the operator's to fix, not the message's fault; retrying later
-# instead of failing every queued message at once gives them time to fix it.
-_CREDENTIALS_BACKOFF_SECONDS = 300.0
 
 
 class TwilioSmsDriver:
@@ -152,7 +136,7 @@ def _acceptance_from(payload: Mapping[str, Any]) -> ProviderAcceptance:
     if not isinstance(sid, str) or not sid:
         # The provider said yes but we cannot tell which message it made: treat as in doubt.
         raise ProviderError("twilio: accepted without a message sid", code="no_sid", maybe_accepted=True)
-    status = _STATUS_MAP.get(str(payload.get("status", "queued")), MessageStatus.QUEUED)
+    status = TWILIO_STATUSES.get(str(payload.get("status", "queued")), MessageStatus.QUEUED)
     return ProviderAcceptance(
         provider_message_id=sid, status=status, cost_micros=money_to_micros(payload.get("price"))
     )
@@ -180,67 +164,16 @@ def _error_from(status: int, payload: Mapping[str, Any], retry_after: str | None
     return ProviderError(text, code=code_text, permanent=True)
 
 
-def verify_twilio_signature(
-    auth_token: str, url: str, params: Mapping[str, str], signature: str | None
-) -> bool:
-    """Check X-Twilio-Signature against the full public URL Twilio called and its POST parameters."""
-    if not signature or not auth_token:
-        return False
-    # Twilio's algorithm for the exact URL first (the common case, and cheap); the reference validator
-    # then also tries the URL with and without its default port, as Twilio's own libraries do.
-    signed = url + "".join(name + params[name] for name in sorted(params))
-    digest = base64.b64encode(hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest())
-    if hmac.compare_digest(digest, signature.encode()):
-        return True
-    return bool(RequestValidator(auth_token).validate(url, dict(params), signature))
+#: Where Twilio posts delivery statuses (our message id rides along in the query).
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 
 
-def _required(params: Mapping[str, str], *names: str) -> str:
-    for name in names:
-        value = params.get(name)
-        if value:
-            return value
-    raise MalformedWebhook(f"twilio webhook is missing {' / '.join(names)}")
-
-
-def parse_twilio_inbound(params: Mapping[str, str], *, received_at: datetime | None = None) -> InboundMessage:
-    """Read Twilio's incoming-message webhook (form fields MessageSid, From, To, Body)."""
-    return InboundMessage(
-        provider=Provider.TWILIO,
-        channel=Channel.SMS,
-        provider_message_id=_required(params, "MessageSid", "SmsMessageSid", "SmsSid"),
-        from_address=_required(params, "From"),
-        to_address=_required(params, "To"),
-        body=params.get("Body", ""),
-        received_at=received_at or datetime.now(UTC),
+def driver_from(settings: Settings) -> TwilioSmsDriver:
+    return TwilioSmsDriver(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token.get_secret_value(),
+        settings.twilio_from,
+        base_url=settings.twilio_base_url,
+        status_callback_url=settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH,
+        timeout_seconds=settings.provider_timeout_seconds,
     )
-
-
-def parse_twilio_status(
-    params: Mapping[str, str], callback_url: str | None = None, *, occurred_at: datetime | None = None
-) -> DeliveryReceipt:
-    """Read a status callback; our message id comes from `mid` in the form or in the callback URL."""
-    sid = _required(params, "MessageSid", "SmsSid")
-    raw_status = _required(params, "MessageStatus", "SmsStatus").lower()
-    status = _STATUS_MAP.get(raw_status)
-    if status is None:
-        raise MalformedWebhook(f"twilio status callback has unknown MessageStatus {raw_status!r}")
-    error_code = params.get("ErrorCode") or None
-    return DeliveryReceipt(
-        provider=Provider.TWILIO,
-        provider_message_id=sid,
-        status=status,
-        occurred_at=occurred_at or datetime.now(UTC),
-        error_code=error_code,
-        error_detail=(params.get("ErrorMessage") or TWILIO_ERROR_TEXT.get(error_code or "")) or None,
-        our_message_id=_message_id_from(params, callback_url),
-        cost_micros=money_to_micros(params.get("Price")),
-    )
-
-
-def _message_id_from(params: Mapping[str, str], callback_url: str | None) -> int | None:
-    candidate = params.get(MESSAGE_ID_PARAM)
-    if candidate is None and callback_url:
-        values = parse_qs(urlsplit(callback_url).query).get(MESSAGE_ID_PARAM)
-        candidate = values[0] if values else None
-    return int(candidate) if candidate and candidate.isdigit() else None

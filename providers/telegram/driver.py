@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
-
 import aiohttp
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -22,12 +14,13 @@ from aiogram.exceptions import (
 )
 
 from domain.delivery.ports import (
-    InboundMessage,
     OutboundMessage,
     ProviderAcceptance,
     ProviderError,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
+from providers.telegram.client import telegram_bot
+from switchboard.settings import Settings
 
 #: Header Telegram sends with every webhook when setWebhook was given a secret_token.
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
@@ -49,8 +42,7 @@ class TelegramDriver:
         self, bot_token: str, base_url: str = "https://api.telegram.org", *, timeout_seconds: float = 15.0
     ) -> None:
         self.timeout_seconds = timeout_seconds
-        session = AiohttpSession(api=TelegramAPIServer.from_base(base_url), timeout=timeout_seconds)
-        self.bot = Bot(token=bot_token, session=session)
+        self.bot = telegram_bot(bot_token, base_url, timeout_seconds=timeout_seconds)
 
     async def send(self, message: OutboundMessage) -> ProviderAcceptance:
         try:
@@ -88,33 +80,9 @@ class TelegramDriver:
         await self.bot.session.close()
 
 
-def verify_telegram_secret(expected: str, header_value: str | None) -> bool:
-    """Compare X-Telegram-Bot-Api-Secret-Token with the secret we gave setWebhook, in constant time."""
-    if not expected or header_value is None:
-        return False
-    return hmac.compare_digest(expected.encode(), header_value.encode())
-
-
-def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot") -> InboundMessage | None:
-    """Read a customer's message out of an Update; None for updates that carry no customer text."""
-    message = update.get("message")
-    if not isinstance(message, Mapping):
-        return None
-    chat = message.get("chat")
-    if not isinstance(chat, Mapping) or "id" not in chat or "message_id" not in message:
-        return None
-    text = message.get("text") or message.get("caption")
-    if not isinstance(text, str):
-        return None
-    sender: Mapping[str, Any] = message["from"] if isinstance(message.get("from"), Mapping) else {}
-    name = " ".join(str(part) for part in (sender.get("first_name"), sender.get("last_name")) if part)
-    return InboundMessage(
-        provider=Provider.TELEGRAM,
-        channel=Channel.TELEGRAM,
-        provider_message_id=f"{chat['id']}:{message['message_id']}",
-        from_address=str(chat["id"]),
-        to_address=bot_address,
-        body=text,
-        received_at=datetime.fromtimestamp(int(message.get("date", 0)), tz=UTC),
-        sender_name=name or None,
+def driver_from(settings: Settings) -> TelegramDriver:
+    return TelegramDriver(
+        settings.telegram_bot_token.get_secret_value(),
+        settings.telegram_base_url,
+        timeout_seconds=settings.provider_timeout_seconds,
     )

@@ -1,0 +1,166 @@
+"""Email webhooks (inbound mail and bounces): check that a callback is genuine and read it into port values."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser, HeaderParser
+from email.utils import parseaddr, parsedate_to_datetime
+
+from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
+from domain.delivery.ports import (
+    DeliveryReceipt,
+    InboundMessage,
+)
+from domain.vocabulary import Channel, MessageStatus, Provider
+from providers.smtp.driver import SWITCHBOARD_ID_HEADER
+from providers.webhook_bodies import MalformedWebhook, ReadingContext
+
+
+def _parse(raw_bytes: bytes) -> EmailMessage:
+    parsed = message_from_bytes(raw_bytes, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)  # policy.default always builds EmailMessage
+    return parsed
+
+
+def _plain_text(email: EmailMessage) -> str:
+    part = email.get_body(preferencelist=("plain", "html"))
+    if part is None:
+        return ""
+    content = part.get_content()
+    return content.strip() if isinstance(content, str) else ""
+
+
+def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
+    """Read a customer's email (RFC 5322 bytes) into an InboundMessage; the body is the plain text."""
+    email = _parse(raw_bytes)
+    sender_name, sender = parseaddr(str(email.get("From", "")))
+    _, recipient = parseaddr(str(email.get("To", "")))
+    message_id = str(email.get("Message-ID") or "").strip()
+    if not message_id:
+        # Without a Message-ID, the content itself is the only stable identity for dedupe.
+        message_id = f"<sha256.{hashlib.sha256(raw_bytes).hexdigest()[:32]}@inbound>"
+    received_at = datetime.now(UTC)
+    if email.get("Date"):
+        try:
+            received_at = parsedate_to_datetime(str(email["Date"]))
+        except (TypeError, ValueError):
+            pass
+    text = _plain_text(email) or str(email.get("Subject", ""))
+    return InboundMessage(
+        provider=Provider.SMTP,
+        channel=Channel.EMAIL,
+        provider_message_id=message_id,
+        from_address=sender,
+        to_address=recipient,
+        body=text,
+        received_at=received_at,
+        sender_name=sender_name or None,
+    )
+
+
+def parse_bounce(raw_bytes: bytes) -> DeliveryReceipt | None:
+    """Read an RFC 3464 delivery status notification; None when the mail is not a failure report.
+
+    A permanent failure (status 5.x.x, a hard bounce) becomes UNDELIVERED: the address cannot
+    receive mail. Any other failed action becomes FAILED. "delayed" and "delivered" reports are
+    not final, so they give None.
+    """
+    email = _parse(raw_bytes)
+    if email.get_content_type() != "multipart/report":
+        return None
+    action, status_code, diagnostic = _delivery_status(email)
+    if action != "failed":
+        return None
+    original = _original_headers(email)
+    original_id = str(original.get("Message-ID") or original.get("Original-Message-ID") or "").strip()
+    if not original_id:
+        return None
+    ours = str(original.get(SWITCHBOARD_ID_HEADER) or "").strip()
+    return DeliveryReceipt(
+        provider=Provider.SMTP,
+        provider_message_id=original_id,
+        status=MessageStatus.UNDELIVERED if status_code.startswith("5") else MessageStatus.FAILED,
+        occurred_at=datetime.now(UTC),
+        error_code=status_code or None,
+        error_detail=diagnostic or None,
+        our_message_id=int(ours) if ours.isdigit() else None,
+    )
+
+
+def _delivery_status(email: EmailMessage) -> tuple[str, str, str]:
+    for part in email.walk():
+        if part.get_content_type() != "message/delivery-status":
+            continue
+        blocks = part.get_payload()
+        # The first block is per-message; recipient blocks follow. Take the first recipient.
+        for block in blocks[1:] if isinstance(blocks, list) else []:
+            if isinstance(block, Message) and block.get("Action"):
+                return (
+                    str(block.get("Action", "")).strip().lower(),
+                    str(block.get("Status", "")).strip(),
+                    str(block.get("Diagnostic-Code", "")).strip(),
+                )
+    return "", "", ""
+
+
+def _original_headers(email: EmailMessage) -> Message:
+    for part in email.walk():
+        kind = part.get_content_type()
+        if kind == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+                return payload[0]
+        if kind == "text/rfc822-headers":
+            raw = part.get_payload(decode=True)
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(part.get_payload())
+            return HeaderParser().parsestr(text)
+    # Some mail servers only echo the id in the per-message block of the status part.
+    header = Message()
+    for part in email.walk():
+        if part.get_content_type() == "message/delivery-status":
+            blocks = part.get_payload()
+            if isinstance(blocks, list) and blocks and isinstance(blocks[0], Message):
+                if blocks[0].get("Original-Message-ID"):
+                    header["Message-ID"] = str(blocks[0]["Original-Message-ID"])
+    return header
+
+
+#: Inbox `kind` of an inbound email (a reply or a bounce).
+INBOUND_KIND = "email"
+#: Content type of an email body kept base64-encoded because it was not UTF-8.
+EMAIL_BASE64 = "message/rfc822; transfer=base64"
+
+
+def email_delivery(raw: bytes) -> WebhookDelivery:
+    """Keeps an email for the inbox, deduped by its Message-ID (or its content when it has none)."""
+    message_id = str(BytesHeaderParser().parsebytes(raw).get("Message-ID") or "").strip()
+    try:
+        body, content_type = raw.decode("utf-8"), "message/rfc822"
+    except UnicodeDecodeError:
+        body, content_type = base64.b64encode(raw).decode(), EMAIL_BASE64
+    return WebhookDelivery(
+        Provider.SMTP.value, INBOUND_KIND, message_id or body_digest(raw), body, content_type
+    )
+
+
+def email_bytes(delivery: WebhookDelivery) -> bytes:
+    if delivery.content_type == EMAIL_BASE64:
+        return base64.b64decode(delivery.body)
+    return delivery.body.encode("utf-8")
+
+
+def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
+    raw = email_bytes(delivery)
+    bounce = parse_bounce(raw)
+    if bounce is not None:
+        return WebhookContents(receipts=(bounce,))
+    if BytesHeaderParser().parsebytes(raw).get_content_type() == "multipart/report":
+        return WebhookContents()  # a delay or success report: nothing final to record
+    message = parse_inbound_email(raw)
+    if not message.from_address:
+        raise MalformedWebhook("inbound email has no From address")
+    return WebhookContents(messages=(CustomerMessage(message),))

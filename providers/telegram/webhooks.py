@@ -1,0 +1,78 @@
+"""Telegram webhooks: check that a callback is genuine and read it into port values."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery
+from domain.delivery.ports import (
+    InboundMessage,
+)
+from domain.vocabulary import Channel, Provider
+from providers.telegram.links import read_telegram_start_payload
+from providers.webhook_bodies import MalformedWebhook, ReadingContext, json_object
+
+
+def verify_telegram_secret(expected: str, header_value: str | None) -> bool:
+    """Compare X-Telegram-Bot-Api-Secret-Token with the secret we gave setWebhook, in constant time."""
+    if not expected or header_value is None:
+        return False
+    return hmac.compare_digest(expected.encode(), header_value.encode())
+
+
+def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot") -> InboundMessage | None:
+    """Read a customer's message out of an Update; None for updates that carry no customer text."""
+    message = update.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    chat = message.get("chat")
+    if not isinstance(chat, Mapping) or "id" not in chat or "message_id" not in message:
+        return None
+    text = message.get("text") or message.get("caption")
+    if not isinstance(text, str):
+        return None
+    sender: Mapping[str, Any] = message["from"] if isinstance(message.get("from"), Mapping) else {}
+    name = " ".join(str(part) for part in (sender.get("first_name"), sender.get("last_name")) if part)
+    return InboundMessage(
+        provider=Provider.TELEGRAM,
+        channel=Channel.TELEGRAM,
+        provider_message_id=f"{chat['id']}:{message['message_id']}",
+        from_address=str(chat["id"]),
+        to_address=bot_address,
+        body=text,
+        received_at=datetime.fromtimestamp(int(message.get("date", 0)), tz=UTC),
+        sender_name=name or None,
+    )
+
+
+#: Inbox `kind` of a Telegram update.
+UPDATE_KIND = "update"
+
+
+def telegram_sender(update: Mapping[str, Any]) -> int | None:
+    """The Telegram user behind any kind of update (message, callback_query, edited_message, ...)."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, Mapping):
+            continue
+        sender = value.get("from")
+        if isinstance(sender, Mapping) and isinstance(sender.get("id"), int):
+            return int(sender["id"])
+    return None
+
+
+def read_update(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
+    update = json_object(delivery.body, "telegram update")
+    if not isinstance(update.get("update_id"), int):
+        raise MalformedWebhook("telegram update has no update_id")
+    sender = telegram_sender(update)
+    message = parse_telegram_update(update, bot_address=context.telegram_bot_address)
+    if message is None:
+        return WebhookContents(sender_user_id=sender)
+    words = message.body.split()
+    link = None
+    if len(words) == 2 and words[0].split("@", 1)[0].casefold() == "/start":
+        link = read_telegram_start_payload(context.link_secret, words[1])
+    return WebhookContents(messages=(CustomerMessage(message, link),), sender_user_id=sender)

@@ -1,0 +1,1 @@
+"""Twilio Programmable SMS: the SMS driver, its signed status and inbound webhooks."""

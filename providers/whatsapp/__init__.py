@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API (Meta): the driver, the signed webhook and its subscription handshake."""
