@@ -10,7 +10,6 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
-from sqlalchemy import and_, or_, select
 
 from api.rest.common import (
     API_SECURITY,
@@ -32,7 +31,7 @@ from domain.messages.sending import (
     send_message,
 )
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
-from storage.models import CustomerCommunication, MessageStatusEvent
+from storage.queries.messages import MessageRecord, message_page, message_with_history
 
 
 class MessageIn(msgspec.Struct):
@@ -100,31 +99,31 @@ def preview_json(preview: MessagePreview) -> dict[str, Any]:
     }
 
 
-def message_json(row: CustomerCommunication) -> dict[str, Any]:
+def message_json(message: MessageRecord) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "customer_id": row.customer_id,
-        "channel": row.channel,
-        "provider": row.provider,
-        "direction": row.direction,
-        "source": row.source,
-        "category": row.category,
-        "status": row.status,
-        "status_reason": row.status_reason,
-        "error_code": row.error_code,
-        "to": row.to_address,
-        "subject": row.subject,
-        "body": row.body,
-        "campaign_id": row.campaign_id,
-        "attempts": row.attempts,
-        "segments": row.segments,
-        "encoding": row.encoding,
-        "cost_micros": row.cost_micros,
-        "created_at": row.created_at.isoformat(),
-        "sent_at": row.sent_at and row.sent_at.isoformat(),
-        "delivered_at": row.delivered_at and row.delivered_at.isoformat(),
-        "read_at": row.read_at and row.read_at.isoformat(),
-        "explanation": (row.payload or {}).get("explanation"),
+        "id": message.id,
+        "customer_id": message.customer_id,
+        "channel": message.channel,
+        "provider": message.provider,
+        "direction": message.direction,
+        "source": message.source,
+        "category": message.category,
+        "status": message.status,
+        "status_reason": message.status_reason,
+        "error_code": message.error_code,
+        "to": message.to_address,
+        "subject": message.subject,
+        "body": message.body,
+        "campaign_id": message.campaign_id,
+        "attempts": message.attempts,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "cost_micros": message.cost_micros,
+        "created_at": message.created_at.isoformat(),
+        "sent_at": message.sent_at and message.sent_at.isoformat(),
+        "delivered_at": message.delivered_at and message.delivered_at.isoformat(),
+        "read_at": message.read_at and message.read_at.isoformat(),
+        "explanation": message.explanation,
     }
 
 
@@ -185,55 +184,38 @@ class MessagesController(Controller):
         limit: int = Parameter(default=50, ge=1, le=500),
     ) -> dict[str, Any]:
         """Newest first by when each was written; page with `before_id` (the last id of the previous page)."""
-        written = CustomerCommunication.created_at
-        query = (
-            select(CustomerCommunication)
-            .order_by(written.desc(), CustomerCommunication.id.desc())
-            .limit(limit)
+        messages = await message_page(
+            container_of(request).database,
+            customer_id=customer_id,
+            status=status,
+            channel=channel,
+            campaign_id=campaign_id,
+            before_id=before_id,
+            limit=limit,
         )
-        if customer_id is not None:
-            query = query.where(CustomerCommunication.customer_id == customer_id)
-        if status is not None:
-            query = query.where(CustomerCommunication.status == status.value)
-        if channel is not None:
-            query = query.where(CustomerCommunication.channel == channel.value)
-        if campaign_id is not None:
-            query = query.where(CustomerCommunication.campaign_id == campaign_id)
-        if before_id is not None:
-            # Keyset paging on (time, id): exact even when many messages share a timestamp.
-            cursor = select(written).where(CustomerCommunication.id == before_id).scalar_subquery()
-            query = query.where(
-                or_(written < cursor, and_(written == cursor, CustomerCommunication.id < before_id))
-            )
-        async with container_of(request).database.read_sessions() as session:
-            rows = (await session.scalars(query)).all()
-        return {"messages": [message_json(r) for r in rows], "next_before_id": rows[-1].id if rows else None}
+        return {
+            "messages": [message_json(m) for m in messages],
+            "next_before_id": messages[-1].id if messages else None,
+        }
 
     @get("/{message_id:int}", responses=problems(404))
     async def get_message(
         self, request: Request[Any, Any, Any], message_id: FromPath[RowId]
     ) -> dict[str, Any]:
-        async with container_of(request).database.read_sessions() as session:
-            row = await session.get(CustomerCommunication, message_id)
-            if row is None:
-                raise NotFoundException(f"no message {message_id}")
-            events = (
-                await session.scalars(
-                    select(MessageStatusEvent)
-                    .where(MessageStatusEvent.communication_id == message_id)
-                    .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
-                )
-            ).all()
+        found = await message_with_history(container_of(request).database, message_id)
+        if found is None:
+            raise NotFoundException(f"no message {message_id}")
+        message, history = found
         return {
-            **message_json(row),
+            **message_json(message),
             "history": [
                 {
-                    "status": e.status,
-                    "source": e.source,
-                    "at": e.occurred_at.isoformat(),
-                    "error_code": e.error_code,
-                    "detail": e.detail,
+                    "status": change.status,
+                    "source": change.source,
+                    "at": change.occurred_at.isoformat(),
+                    "error_code": change.error_code,
+                    "detail": change.detail,
                 }
-                for e in events
+                for change in history
             ],
         }
