@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Self
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.model import ChatReplyTarget
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import InboundMessage
 from domain.vocabulary import (
@@ -20,7 +22,9 @@ from domain.vocabulary import (
     MessageSource,
     MessageStatus,
 )
+from storage.database import Database
 from storage.message_feed import bump_feed, count_once
+from storage.messages import SqlMessagingUnitOfWork
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
 from storage.sql import insert_for, table_of
 
@@ -253,6 +257,56 @@ class SqlConversations:
         )
         inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return inserted
+
+
+class SqlChatReplies:
+    """A conversation as a staff reply needs it; nothing here commits (the reply use-case does)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def reply_target(self, chat_id: int) -> ChatReplyTarget | None:
+        chat = await self.session.get(ChatSession, chat_id)
+        if chat is None:
+            return None
+        name = await self.session.scalar(select(Customer.name).where(Customer.id == chat.customer_id))
+        return ChatReplyTarget(chat.id, chat.customer_id, chat.channel, chat.subject, name)
+
+    async def add_staff_turn(
+        self, chat_id: int, staff_id: int, communication_id: int, body: str, at: datetime
+    ) -> bool:
+        chat = await self.session.get(ChatSession, chat_id)
+        if chat is None:
+            return False
+        self.session.add(
+            ChatMessage(
+                session_id=chat_id,
+                author="staff",
+                staff_id=staff_id,
+                communication_id=communication_id,
+                body=body,
+                created_at=at,
+            )
+        )
+        chat.first_response_at = chat.first_response_at or at
+        chat.last_message_at = at
+        return True
+
+
+class SqlChatReplyUnitOfWork(SqlMessagingUnitOfWork):
+    """Satisfies domain.conversations.ports.ChatReplyUnitOfWork: sending plus the conversation, one transaction."""
+
+    chats: SqlChatReplies
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.chats = SqlChatReplies(self.session)
+        return self
+
+
+def chat_reply_uow(database: Database, business_tz: str = "UTC") -> SqlChatReplyUnitOfWork:
+    """The live chat page's unit of work for replies (until the container builds it)."""
+    return SqlChatReplyUnitOfWork(database, business_tz=business_tz)
 
 
 def _as_int(text: str) -> int | None:

@@ -99,3 +99,27 @@ class WebhookOutcome:
 
 class UnknownMessage(LookupError):
     """A receipt for a message we have no record of (kept as a failed webhook, for replay)."""
+
+
+@dataclass(frozen=True)
+class ChatReplyTarget:
+    """The conversation a staff reply answers: whose it is, where it came from, and what it was about."""
+
+    chat_id: int
+    customer_id: int
+    channel: str
+    subject: str | None
+    customer_name: str | None
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """Where a reply in this conversation goes, said to the agent before they send it."""
+
+    channel: Channel | None  # None: no channel can take a reply now
+    note: str
+    can_send: bool
+
+
+class ChatNotFound(LookupError):
+    """There is no such conversation."""

@@ -8,9 +8,10 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from domain.consent.ledger import ConsentLedger
-from domain.conversations.model import StoredWebhook, WebhookContents, WebhookDelivery
+from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
+from domain.messages.sending import SendingUnitOfWork
 from domain.vocabulary import Channel
 
 
@@ -96,3 +97,21 @@ class InboundUnitOfWork(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+class ChatReplies(Protocol):
+    """A conversation as a staff reply needs it, and the reply's turn in it."""
+
+    async def reply_target(self, chat_id: int) -> ChatReplyTarget | None: ...
+
+    async def add_staff_turn(
+        self, chat_id: int, staff_id: int, communication_id: int, body: str, at: datetime
+    ) -> bool:
+        """Add the reply to the conversation and note the first response; False when there is no such chat."""
+
+
+class ChatReplyUnitOfWork(SendingUnitOfWork, Protocol):
+    """Sending one message and adding it to the conversation in the same transaction."""
+
+    @property
+    def chats(self) -> ChatReplies: ...

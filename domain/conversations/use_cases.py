@@ -6,23 +6,45 @@ import logging
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
+from domain.consent.model import ConsentPolicy
 from domain.conversations.model import (
     KEYWORD_SOURCE,
     OUTBOX_REPLY_CHANNELS,
     REPLY_WINDOW,
+    ChatNotFound,
+    ChatReplyTarget,
     CustomerMessage,
     InboundResult,
+    ReplyRoute,
     UnknownMessage,
     WebhookDelivery,
     WebhookOutcome,
 )
-from domain.conversations.ports import InboundUnitOfWork, WebhookReader
+from domain.conversations.ports import ChatReplyUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
-from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource
+from domain.messages.sending import (
+    MessagePreview,
+    MessageRequest,
+    MessageRequestError,
+    SendingUnitOfWork,
+    SendResult,
+    preview_in_transaction,
+    preview_message,
+    queue_message,
+)
+from domain.vocabulary import (
+    OUTBOUND_CHANNELS,
+    Channel,
+    ConsentStatus,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +52,6 @@ CONSENT_FOR: dict[KeywordAction, ConsentStatus] = {
     KeywordAction.OPT_OUT: ConsentStatus.OPTED_OUT,
     KeywordAction.OPT_IN: ConsentStatus.OPTED_IN,
 }
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -221,3 +239,111 @@ def keyword_word(text: str) -> str:
 def describe(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{error.__class__.__name__}: {text}"[:500]
+
+
+#: A conversation's channel as an agent reads it.
+CHAT_CHANNEL_WORDS = {
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "email": "email",
+    "telegram": "Telegram",
+    "chat": "website chat",
+}
+
+
+def reply_request(
+    chat: ChatReplyTarget, channel: Channel | None, body: str, request_id: str, business_name: str
+) -> MessageRequest:
+    subject = f"Re: {chat.subject}" if chat.subject else f"Your message to {business_name}"
+    return MessageRequest(
+        customer_id=chat.customer_id,
+        channel=channel,
+        body=body,
+        subject=subject,
+        category=MessageCategory.CONVERSATIONAL,
+        request_id=request_id,
+    )
+
+
+async def reply_route(
+    uow: SendingUnitOfWork,
+    chat: ChatReplyTarget,
+    customer_name: str,
+    business_name: str,
+    now: datetime,
+    policy: ConsentPolicy,
+) -> ReplyRoute:
+    """The channel the customer wrote on; for the website chat, which cannot take replies yet, the
+    channel a conversational message to them would use. Decided with the same rules as the send."""
+    request = reply_request(chat, _own_channel(chat), "…", "preview", business_name)
+    try:
+        preview = await preview_message(uow, request, now, policy)
+    except MessageRequestError as error:
+        return _unsendable(chat, error)
+    return _route(chat, customer_name, preview)
+
+
+async def reply_in_chat(
+    uow: ChatReplyUnitOfWork,
+    chat_id: int,
+    *,
+    staff_id: int,
+    staff_email: str,
+    body: str,
+    request_key: str,
+    business_name: str,
+    now: datetime,
+    policy: ConsentPolicy,
+) -> SendResult:
+    """Sends a staff reply by the conversation's reply route and adds it to the conversation, in one
+    transaction with its audit row; re-sending the same form (`request_key`) sends and adds nothing new.
+
+    Raises ChatNotFound, or MessageRequestError when no channel can take the reply now.
+    """
+    async with uow:
+        chat = await uow.chats.reply_target(chat_id)
+        if chat is None:
+            raise ChatNotFound(f"There is no chat {chat_id}.")
+        request = reply_request(chat, _own_channel(chat), "…", "preview", business_name)
+        try:
+            preview = await preview_in_transaction(uow, request, now, policy)
+        except MessageRequestError as error:
+            route = _unsendable(chat, error)
+        else:
+            route = _route(chat, chat.customer_name or "the customer", preview)
+        if not route.can_send or route.channel is None:
+            raise MessageRequestError(route.note)
+        request = reply_request(chat, route.channel, body, f"web-chat-{chat_id}-{request_key}", business_name)
+        result = await queue_message(uow, request, actor=staff_email, via="web", now=now, policy=policy)
+        # The queued reply joins the conversation once, however often the form is re-sent.
+        if not (result.duplicate or result.status is MessageStatus.SUPPRESSED or result.message_id is None):
+            await uow.chats.add_staff_turn(chat_id, staff_id, result.message_id, body, now)
+        await uow.commit()
+    return result
+
+
+def _own_channel(chat: ChatReplyTarget) -> Channel | None:
+    return Channel(chat.channel) if chat.channel in [c.value for c in OUTBOUND_CHANNELS] else None
+
+
+def _unsendable(chat: ChatReplyTarget, error: MessageRequestError) -> ReplyRoute:
+    return ReplyRoute(_own_channel(chat), f"A reply cannot be sent: {error}.", can_send=False)
+
+
+def _route(chat: ChatReplyTarget, customer_name: str, preview: MessagePreview) -> ReplyRoute:
+    own = _own_channel(chat)
+    decision = preview.decision
+    words = CHAT_CHANNEL_WORDS.get(preview.channel.value, preview.channel.value)
+    if decision is not None and decision.verdict == "suppress":
+        return ReplyRoute(None, f"A reply cannot go by {words} now: {decision.explanation}", can_send=False)
+    if own is not None:
+        note = f"Your reply goes by {words}, the channel {customer_name} wrote on."
+    else:
+        came_from = CHAT_CHANNEL_WORDS.get(chat.channel, chat.channel)
+        note = (
+            f"This conversation came from the {came_from}, which cannot take replies yet; "
+            f"your reply goes by {words} to {preview.to_address}."
+        )
+    if decision is not None and decision.verdict == "defer" and decision.send_at is not None:
+        note += f" {decision.explanation}"
+    return ReplyRoute(preview.channel, note, can_send=True)

@@ -131,6 +131,31 @@ async def preview_message(
     async with uow:
         recipient = await _recipient(uow, request, now)
         variants = await _variants(uow, request)
+    return await _trial_preview(request, recipient, variants, now, policy, price_book)
+
+
+async def preview_in_transaction(
+    uow: SendingUnitOfWork,
+    request: MessageRequest,
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+) -> MessagePreview:
+    """`preview_message` inside a transaction the caller has opened (a use-case that previews, then sends)."""
+    request.check()
+    recipient = await _recipient(uow, request, now)
+    variants = await _variants(uow, request)
+    return await _trial_preview(request, recipient, variants, now, policy, price_book)
+
+
+async def _trial_preview(
+    request: MessageRequest,
+    recipient: Recipient | None,
+    variants: list[StoredTemplate],
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook,
+) -> MessagePreview:
     try:
         # The variables were just typed, so the render is a trial: off the event loop, within a time limit.
         entry, decision = await run_trial(
@@ -152,45 +177,71 @@ async def send_message(
     price_book: PriceBook = DEFAULT_PRICE_BOOK,
 ) -> SendResult:
     """Queues the message (or records why it may not go); a repeated request id queues nothing new."""
+    _check_sendable(request)
+    async with uow:
+        result = await queue_message(
+            uow, request, actor=actor, via=via, now=now, policy=policy, price_book=price_book
+        )
+        if not result.duplicate:
+            await uow.commit()
+    return result
+
+
+def _check_sendable(request: MessageRequest) -> None:
     request.check()
     if request.customer_id is None:
         raise MessageRequestError("name the customer to send to (customer_id)")
     if not request.request_id:
         raise MessageRequestError("a request id is needed so that a retried send is not sent twice")
-    async with uow:
-        recipient = await _recipient(uow, request, now)
-        assert recipient is not None
-        variants = await _variants(uow, request)
-        entry, decision = _compose(request, recipient, variants, now, policy, price_book)
-        preview = _preview(entry, request, decision, price_book)
+
+
+async def queue_message(
+    uow: SendingUnitOfWork,
+    request: MessageRequest,
+    *,
+    actor: str,
+    via: str,
+    now: datetime,
+    policy: ConsentPolicy,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+) -> SendResult:
+    """`send_message` inside a transaction the caller has opened and commits (with what else it writes).
+
+    A repeated request id (`duplicate`) queues and audits nothing.
+    """
+    _check_sendable(request)
+    recipient = await _recipient(uow, request, now)
+    assert recipient is not None
+    variants = await _variants(uow, request)
+    entry, decision = _compose(request, recipient, variants, now, policy, price_book)
+    preview = _preview(entry, request, decision, price_book)
+    known = await uow.messages.by_idempotency_key(entry.idempotency_key)
+    inserted = 0 if known is not None else sum((await uow.outbox_writer.add_many([entry], now)).values())
+    if known is None and not inserted:
+        # A concurrent request with the same id stored it first (on PostgreSQL, between our look-up and
+        # our insert): this one is the repeat, and neither queues nor audits anything.
         known = await uow.messages.by_idempotency_key(entry.idempotency_key)
-        inserted = 0 if known is not None else sum((await uow.outbox_writer.add_many([entry], now)).values())
-        if known is None and not inserted:
-            # A concurrent request with the same id stored it first (on PostgreSQL, between our look-up and
-            # our insert): this one is the repeat, and neither queues nor audits anything.
-            known = await uow.messages.by_idempotency_key(entry.idempotency_key)
-            assert known is not None
-        if known is None:
-            stored = await uow.messages.by_idempotency_key(entry.idempotency_key)
-            assert stored is not None
-            action = "message.send" if entry.status == MessageStatus.PLANNED else "message.suppressed"
-            uow.audit.record(
-                AuditEntry(
-                    actor=actor,
-                    via=via,
-                    action=action,
-                    target=f"customer:{recipient.customer_id}",
-                    detail={
-                        "message_id": stored[0],
-                        "channel": entry.channel.value,
-                        "template": request.template,
-                        "reason": entry.status_reason,
-                    },
-                )
+        assert known is not None
+    if known is None:
+        stored = await uow.messages.by_idempotency_key(entry.idempotency_key)
+        assert stored is not None
+        action = "message.send" if entry.status == MessageStatus.PLANNED else "message.suppressed"
+        uow.audit.record(
+            AuditEntry(
+                actor=actor,
+                via=via,
+                action=action,
+                target=f"customer:{recipient.customer_id}",
+                detail={
+                    "message_id": stored[0],
+                    "channel": entry.channel.value,
+                    "template": request.template,
+                    "reason": entry.status_reason,
+                },
             )
-            await uow.commit()
-        else:
-            stored = known
+        )
+    else:
+        stored = known
     message_id, status, reason = stored
     return SendResult(
         message_id, MessageStatus(status), reason, decision.explanation, preview, known is not None

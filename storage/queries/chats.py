@@ -1,0 +1,128 @@
+"""Live chats as the chat pages show them: open and recently closed conversations, one conversation's turns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from domain.conversations.model import ChatReplyTarget
+from domain.vocabulary import ChatStatus
+from storage.database import Database
+from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
+
+OPEN_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
+
+
+@dataclass(frozen=True)
+class ChatSummary:
+    id: int
+    customer_id: int
+    customer: str
+    channel: str
+    status: str
+    subject: str | None
+    started_at: datetime
+    last_message_at: datetime | None
+    first_response_at: datetime | None
+
+    def reply_target(self) -> ChatReplyTarget:
+        return ChatReplyTarget(self.id, self.customer_id, self.channel, self.subject, self.customer)
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    author: str  # customer, staff or system
+    staff_name: str | None
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ReplySent:
+    """A staff reply's message, to say what became of it."""
+
+    id: int
+    channel: str
+    status: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatConversation:
+    chat: ChatSummary
+    turns: list[ChatTurn]
+    sent: ReplySent | None
+
+
+def _summary(chat: ChatSession, customer: str) -> ChatSummary:
+    return ChatSummary(
+        chat.id,
+        chat.customer_id,
+        customer,
+        chat.channel,
+        chat.status,
+        chat.subject,
+        chat.started_at,
+        chat.last_message_at,
+        chat.first_response_at,
+    )
+
+
+def _with_customer() -> Select[ChatSession, str]:
+    return select(ChatSession, Customer.name).join(Customer, Customer.id == ChatSession.customer_id)
+
+
+async def open_chats(database: Database, limit: int = 200) -> list[ChatSummary]:
+    """Open and pending conversations, the longest waiting first."""
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                _with_customer()
+                .where(ChatSession.status.in_(OPEN_STATUSES))
+                .order_by(ChatSession.last_message_at.asc())
+                .limit(limit)
+            )
+        ).all()
+    return [_summary(chat, name) for chat, name in rows]
+
+
+async def recently_closed_chats(database: Database, limit: int = 20) -> list[ChatSummary]:
+    """Closed conversations, the most recently started first."""
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                _with_customer()
+                .where(ChatSession.status == ChatStatus.CLOSED.value)
+                .order_by(ChatSession.started_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [_summary(chat, name) for chat, name in rows]
+
+
+async def chat_conversation(database: Database, chat_id: int, sent_id: int | None) -> ChatConversation | None:
+    """One conversation with its turns in order, and the reply `sent_id` if it went to this customer."""
+    async with database.read_sessions() as session:
+        chat = await session.get(ChatSession, chat_id)
+        if chat is None:
+            return None
+        customer = await session.get(Customer, chat.customer_id)
+        rows = (
+            await session.execute(
+                select(ChatMessage, StaffUser.name)
+                .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+                .where(ChatMessage.session_id == chat_id)
+                .order_by(ChatMessage.created_at, ChatMessage.id)
+            )
+        ).all()
+        sent = await session.get(CustomerCommunication, sent_id) if sent_id else None
+    if sent is not None and sent.customer_id != chat.customer_id:
+        sent = None
+    return ChatConversation(
+        _summary(chat, customer.name if customer else "—"),
+        [ChatTurn(m.author, staff_name, m.body, m.created_at) for m, staff_name in rows],
+        None if sent is None else ReplySent(sent.id, sent.channel, sent.status, dict(sent.payload or {})),
+    )
