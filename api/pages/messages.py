@@ -3,7 +3,6 @@ the automated notification rules that send them."""
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -13,19 +12,24 @@ from litestar import Request, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import aliased
 
 from api.pages.common import Formats, StaffPages, container_of, page, utc_now
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
+from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus
 from storage.database import Database
-from storage.models import BulkMessaging, Customer, CustomerCommunication, MessageStatusEvent, MessageTemplate
+from storage.queries.messages import (
+    MessageLogFilters,
+    MessageRecord,
+    message_log,
+    message_log_customers,
+)
+from storage.queries.messages import message_detail as stored_message_detail
+from storage.queries.templates import all_template_variants
 
 PAGE_SIZE = 50
-CC = CustomerCommunication
 
 
 #: At most this many customers are listed (and their messages shown) when a customer search matches several.
@@ -92,38 +96,8 @@ class CustomerSearch:
         return [m.id for m in self.matches]
 
 
-def customer_condition(text: str) -> ColumnElement[bool]:
-    """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number.
-
-    The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
-    """
-    compact = text.replace(" ", "")
-    if re.fullmatch(r"#\d{1,18}", compact):
-        return Customer.id == int(compact[1:])
-    conditions = [
-        Customer.name.icontains(text, autoescape=True),
-        Customer.email.icontains(text, autoescape=True),
-    ]
-    if compact.isdigit() and len(compact) < 19:
-        conditions.append(Customer.id == int(compact))
-    digits = re.sub(r"[\s().\-/]", "", text)
-    # Numbers are stored as E.164 (+4915...); a national 0151... is matched without its leading zeros.
-    number = digits.lstrip("+").lstrip("0")
-    if re.fullmatch(r"\+?\d+", digits) and len(number) >= 3:
-        conditions.append(Customer.phone_e164.contains(number, autoescape=True))
-    return or_(*conditions)
-
-
 async def find_customers(database: Database, text: str) -> CustomerSearch:
-    async with database.read_sessions() as session:
-        rows = (
-            await session.execute(
-                select(Customer.id, Customer.name)
-                .where(customer_condition(text))
-                .order_by(Customer.name, Customer.id)
-                .limit(CUSTOMER_MATCHES + 1)
-            )
-        ).all()
+    rows = await message_log_customers(database, text, CUSTOMER_MATCHES + 1)
     matches = tuple(CustomerMatch(id, name) for id, name in rows[:CUSTOMER_MATCHES])
     return CustomerSearch(text, matches, len(rows) > CUSTOMER_MATCHES)
 
@@ -154,30 +128,18 @@ async def latest_messages(
     `customers` narrows to those customers (from a search). The next page starts after the last
     message shown, at its time and id, so paging stays exact however many messages share a moment.
     """
-    query = (
-        select(CC, Customer.name)
-        .outerjoin(Customer, Customer.id == CC.customer_id)
-        .order_by(CC.created_at.desc(), CC.id.desc())
-        .limit(PAGE_SIZE + 1)
+    rows = await message_log(
+        database,
+        MessageLogFilters(
+            filters.channel,
+            filters.status,
+            filters.direction,
+            filters.customer_id,
+            customers,
+            filters.before,
+        ),
+        PAGE_SIZE + 1,
     )
-    for column, value in (
-        (CC.channel, filters.channel),
-        (CC.status, filters.status),
-        (CC.direction, filters.direction),
-        (CC.customer_id, filters.customer_id),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if customers is not None:
-        query = query.where(CC.customer_id.in_(customers))
-    if filters.before is not None:
-        after = aliased(CC)
-        moment = select(after.created_at).where(after.id == filters.before).scalar_subquery()
-        query = query.where(
-            or_(CC.created_at < moment, and_(CC.created_at == moment, CC.id < filters.before))
-        )
-    async with database.read_sessions() as session:
-        rows = (await session.execute(query)).all()
     shown = [
         MessageRow(
             m.id,
@@ -195,9 +157,9 @@ async def latest_messages(
     return shown, (shown[-1].id if len(rows) > PAGE_SIZE else None)
 
 
-def why(message: CustomerCommunication) -> str:
+def why(message: MessageRecord) -> str:
     """The one sentence that says why a message is where it is."""
-    explanation = (message.payload or {}).get("explanation")
+    explanation = message.explanation
     if isinstance(explanation, str) and explanation:
         return explanation
     if message.status_reason:
@@ -210,27 +172,17 @@ def why(message: CustomerCommunication) -> str:
 
 
 async def message_detail(database: Database, message_id: int, formats: Formats) -> dict[str, Any]:
-    async with database.read_sessions() as session:
-        message = await session.get(CC, message_id)
-        if message is None:
-            raise NotFoundException(f"There is no message {message_id}.")
-        customer = await session.get(Customer, message.customer_id) if message.customer_id else None
-        campaign = await session.get(BulkMessaging, message.campaign_id) if message.campaign_id else None
-        template = await session.get(MessageTemplate, message.template_id) if message.template_id else None
-        events = list(
-            await session.scalars(
-                select(MessageStatusEvent)
-                .where(MessageStatusEvent.communication_id == message_id)
-                .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
-            )
-        )
+    found = await stored_message_detail(database, message_id)
+    if found is None:
+        raise NotFoundException(f"There is no message {message_id}.")
+    message, customer, template = found.message, found.customer, found.template
     facts = [
-        ("Customer", f"#{customer.id} {customer.name}" if customer else "—"),
+        ("Customer", f"#{customer[0]} {customer[1]}" if customer else "—"),
         ("Channel", f"{message.channel} via {message.provider}"),
         ("Direction", message.direction),
-        ("Source", message.source + (f" ({campaign.slug})" if campaign else "")),
+        ("Source", message.source + (f" ({found.campaign_slug})" if found.campaign_slug else "")),
         ("Category", message.category),
-        ("Template", f"{template.name} ({template.locale})" if template else "—"),
+        ("Template", f"{template[0]} ({template[1]})" if template else "—"),
         ("Status", message.status),
         ("Created", formats.moment(message.created_at)),
         ("Sent", formats.moment(message.sent_at)),
@@ -241,7 +193,7 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
     if message.segments:
         facts.append(("SMS", f"{message.segments} segment(s), {message.encoding}"))
     if message.cost_micros is not None:
-        facts.append(("Cost", formats.money_micros(message.cost_micros, message.currency)))
+        facts.append(("Cost", formats.money_micros(message.cost_micros, found.currency)))
     history = [
         {
             "when": formats.moment(e.occurred_at),
@@ -250,11 +202,11 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
             "error_code": e.error_code or "",
             "detail": e.detail or "",
         }
-        for e in events
+        for e in found.history
     ]
     return {
         "message": message,
-        "customer_id": customer.id if customer else None,
+        "customer_id": customer[0] if customer else None,
         "facts": facts,
         "history": history,
         "why": why(message),
@@ -280,16 +232,10 @@ class PreviewForm:
         return values
 
 
-async def template_variants(database: Database) -> dict[str, list[MessageTemplate]]:
-    async with database.read_sessions() as session:
-        rows = await session.scalars(
-            select(MessageTemplate).order_by(
-                MessageTemplate.name, MessageTemplate.channel, MessageTemplate.locale
-            )
-        )
-        grouped: dict[str, list[MessageTemplate]] = defaultdict(list)
-        for row in rows:
-            grouped[row.name].append(row)
+async def template_variants(database: Database) -> dict[str, list[TemplateRecord]]:
+    grouped: dict[str, list[TemplateRecord]] = defaultdict(list)
+    for row in await all_template_variants(database):
+        grouped[row.name].append(row)
     return dict(grouped)
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import aliased
 
 from domain.vocabulary import Channel, MessageStatus
 from storage.database import Database
-from storage.models import CustomerCommunication, MessageStatusEvent
+from storage.models import (
+    BulkMessaging,
+    Customer,
+    CustomerCommunication,
+    MessageStatusEvent,
+    MessageTemplate,
+)
 
 
 @dataclass(frozen=True)
@@ -126,3 +134,123 @@ async def message_with_history(
         )
         history = [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events]
         return _record(row), history
+
+
+def _customer_condition(text: str) -> ColumnElement[bool]:
+    """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number.
+
+    The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
+    """
+    compact = text.replace(" ", "")
+    if re.fullmatch(r"#\d{1,18}", compact):
+        return Customer.id == int(compact[1:])
+    conditions = [
+        Customer.name.icontains(text, autoescape=True),
+        Customer.email.icontains(text, autoescape=True),
+    ]
+    if compact.isdigit() and len(compact) < 19:
+        conditions.append(Customer.id == int(compact))
+    digits = re.sub(r"[\s().\-/]", "", text)
+    # Numbers are stored as E.164 (+4915...); a national 0151... is matched without its leading zeros.
+    number = digits.lstrip("+").lstrip("0")
+    if re.fullmatch(r"\+?\d+", digits) and len(number) >= 3:
+        conditions.append(Customer.phone_e164.contains(number, autoescape=True))
+    return or_(*conditions)
+
+
+async def message_log_customers(database: Database, text: str, limit: int) -> list[tuple[int, str]]:
+    """The message log's customer filter: (id, name) of customers whose name, email or phone contains
+    `text`, or whose number it is, by name."""
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(Customer.id, Customer.name)
+                .where(_customer_condition(text))
+                .order_by(Customer.name, Customer.id)
+                .limit(limit)
+            )
+        ).all()
+    return [(id, name) for id, name in rows]
+
+
+@dataclass(frozen=True)
+class MessageLogFilters:
+    channel: str | None = None
+    status: str | None = None
+    direction: str | None = None
+    customer_id: int | None = None
+    customers: list[int] | None = None  # from a customer search
+    before: int | None = None
+
+
+async def message_log(
+    database: Database, filters: MessageLogFilters, limit: int
+) -> list[tuple[MessageRecord, str | None]]:
+    """The dashboard's message log: newest first by time (ties by id), each with its customer's name.
+
+    The page after `before` starts at that message's time and id, so paging stays exact however many
+    messages share a moment.
+    """
+    cc = CustomerCommunication
+    query = (
+        select(cc, Customer.name)
+        .outerjoin(Customer, Customer.id == cc.customer_id)
+        .order_by(cc.created_at.desc(), cc.id.desc())
+        .limit(limit)
+    )
+    for column, value in (
+        (cc.channel, filters.channel),
+        (cc.status, filters.status),
+        (cc.direction, filters.direction),
+        (cc.customer_id, filters.customer_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.customers is not None:
+        query = query.where(cc.customer_id.in_(filters.customers))
+    if filters.before is not None:
+        after = aliased(cc)
+        moment = select(after.created_at).where(after.id == filters.before).scalar_subquery()
+        query = query.where(
+            or_(cc.created_at < moment, and_(cc.created_at == moment, cc.id < filters.before))
+        )
+    async with database.read_sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [(_record(m), name) for m, name in rows]
+
+
+@dataclass(frozen=True)
+class MessageDetail:
+    """One message as its page shows it: what it was, for whom, from which campaign and template."""
+
+    message: MessageRecord
+    history: list[StatusChange]
+    customer: tuple[int, str] | None  # (id, name)
+    campaign_slug: str | None
+    template: tuple[str, str] | None  # (name, locale)
+    currency: str | None
+
+
+async def message_detail(database: Database, message_id: int) -> MessageDetail | None:
+    async with database.read_sessions() as session:
+        message = await session.get(CustomerCommunication, message_id)
+        if message is None:
+            return None
+        customer = await session.get(Customer, message.customer_id) if message.customer_id else None
+        campaign = await session.get(BulkMessaging, message.campaign_id) if message.campaign_id else None
+        template = await session.get(MessageTemplate, message.template_id) if message.template_id else None
+        events = list(
+            await session.scalars(
+                select(MessageStatusEvent)
+                .where(MessageStatusEvent.communication_id == message_id)
+                .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
+            )
+        )
+        return MessageDetail(
+            _record(message),
+            [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events],
+            (customer.id, customer.name) if customer else None,
+            campaign.slug if campaign else None,
+            (template.name, template.locale) if template else None,
+            message.currency,
+        )
