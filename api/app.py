@@ -27,7 +27,6 @@ from api.security_headers import add_security_headers
 from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
 from api.webhooks import webhook_handlers
-from bot.command_runner import install_staff_front_ends
 from switchboard.background import BackgroundServices
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
@@ -72,8 +71,8 @@ async def favicon() -> Redirect:
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
-    if "slack_app" not in built.extras:  # a container built by the caller may carry its own front ends
-        install_staff_front_ends(built)
+    if built.slack_app is None:  # a container built by the caller may carry its own front ends
+        built.install_staff_front_ends()
 
     worker = BackgroundServices(built, role="web") if settings.worker_in_process else None
 

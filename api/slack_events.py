@@ -10,10 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
-from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.slack.app import SLACK_APP
 from switchboard.wiring import Container
 
 #: Slack signs its requests itself; session auth and CSRF tokens cannot apply to it.
@@ -23,7 +21,7 @@ PUBLIC_WEBHOOK = {"exclude_from_auth": True, "exclude_from_csrf": True}
 @post("/slack/events", opt=PUBLIC_WEBHOOK, include_in_schema=False, status_code=200)
 async def slack_events(request: Request[Any, Any, Any]) -> Response[bytes]:
     container: Container = request.app.state.container
-    slack_app: AsyncApp | None = container.extras.get(SLACK_APP)
+    slack_app = container.slack_app
     if slack_app is None:
         return Response(b"Slack is not configured on this server", status_code=503, media_type="text/plain")
     # Bolt checks the signature over the exact text Slack sent, so the body goes on unparsed.

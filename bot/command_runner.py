@@ -7,7 +7,7 @@ use-cases. `CommandRunner` is all a front end may ask of it, so front ends are t
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import handle
@@ -43,10 +43,6 @@ class StaffCommandRunner:
     def __init__(self, context: CommandContext) -> None:
         self.context = context
 
-    @classmethod
-    def for_container(cls, container: Any) -> StaffCommandRunner:
-        return cls(CommandContext.from_container(container))
-
     async def run(
         self,
         text: str,
@@ -72,18 +68,3 @@ class StaffCommandRunner:
         if via == "telegram" and telegram_user_id is not None:
             return await staff_by_telegram(database, telegram_user_id)
         return None
-
-
-def install_staff_front_ends(container: Any) -> StaffCommandRunner:
-    """Puts the Slack app and the Telegram staff handler into `container.extras` (call once at start-up).
-
-    POST /slack/events reads extras["slack_app"]; POST /webhooks/telegram calls
-    extras["telegram_staff_handler"] for staff updates.
-    """
-    from bot.slack.app import install_slack_app  # the front ends import this module for the Protocol
-    from bot.telegram_staff.staff_bot import install_telegram_staff
-
-    runner = StaffCommandRunner.for_container(container)
-    install_slack_app(container, runner)
-    install_telegram_staff(container, runner)
-    return runner

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from domain.audit import AuditEntry
+from domain.clock import utc_now
 from reports.destinations import DeliveryFailed, RenderedReport, ReportDestination
 from reports.heartbeats import in_words
 from reports.schedules import MissedRunPolicy, plan_runs
@@ -44,10 +45,6 @@ TAKEOVERS_PER_TICK = 20
 
 class LeaseTooShort(ValueError):
     """The claim lease would run out before a destination gives up: another process could send a second copy."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_lease(lease: timedelta, destinations: Mapping[str, ReportDestination]) -> None:

@@ -11,13 +11,14 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import func, select
 
 from domain.campaigns.use_cases import complete_campaign_if_done, plan_campaign, plan_fallbacks
+from domain.clock import utc_now
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events
@@ -55,10 +56,6 @@ PLANNING_BUDGET = 5.0
 REPORT_TICK_SECONDS = 15.0
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class BackgroundServices:
     """Starts and stops the delivery worker, campaign planner, notification processor, report scheduler and heartbeats."""
 
@@ -85,7 +82,7 @@ class BackgroundServices:
         self._pacing = build_pacing(settings)
         dispatcher = build_dispatcher(self.container, self._drivers, self._pacing, self.worker_id)
         dispatcher.report_pass = self.health.reporter("delivery", 5.0)
-        self.container.extras["dispatcher"] = dispatcher
+        self.container.dispatcher = dispatcher
         self._tasks.append(asyncio.create_task(dispatcher.run(self._stop), name="delivery"))
         self._every(2.0, self.plan_campaigns, "campaign planning")
         self._every(2.0, self.process_events, "notifications")

@@ -593,7 +593,7 @@ def slack_socket() -> None:
     async def run(_database: Any) -> None:
         container = build_container(settings)
         try:
-            await run_slack_socket_mode(settings, StaffCommandRunner.for_container(container))
+            await run_slack_socket_mode(settings, StaffCommandRunner(container.command_context()))
         finally:
             await container.close()
 
@@ -613,7 +613,7 @@ def telegram_poll() -> None:
     async def run(_database: Any) -> None:
         container = build_container(settings)
         try:
-            await run_staff_polling(settings, StaffCommandRunner.for_container(container))
+            await run_staff_polling(settings, StaffCommandRunner(container.command_context()))
         finally:
             await container.close()
 

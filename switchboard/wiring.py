@@ -1,18 +1,37 @@
-"""The one place that builds the running system from settings: database, unit of work and more as engines land."""
+"""The one place that builds the running system from settings: every part a process needs, typed.
+
+Edges (`api/`, `bot/`) receive the `Container` and ask it for units of work, policies and the parts
+built here once (chart cache, receipt batcher, staff front ends, dispatcher); nothing else builds them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
 
+from slack_bolt.async_app import AsyncApp
+
+from bot.command_runner import StaffCommandRunner
+from bot.commands.context import CommandContext
+from bot.slack.app import build_slack_app
+from bot.telegram_staff.staff_bot import TelegramStaffBot, build_telegram_staff
+from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from domain.consent.unsubscribe import UnsubscribeLinks
+from domain.conversations.receipt_batches import ReceiptBatcher
+from domain.conversations.use_cases import InboundPolicy
+from domain.delivery.dispatch import Dispatcher
+from providers.registry import ProviderWebhookReader
+from reports.charts.cache import ChartCache
 from reports.performance import OperationalMetrics
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
+from storage.inbox import ConversationUnitOfWork
 from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
+from switchboard.policies import business_consent_policy, business_unsubscribe_links
 from switchboard.settings import Settings
 
 
@@ -23,7 +42,17 @@ class Container:
     settings: Settings
     database: Database
     metrics: OperationalMetrics = field(default_factory=OperationalMetrics)
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: The one cache of rendered charts: the bots and the dashboard draw the same KPIs.
+    chart_cache: ChartCache = field(default_factory=ChartCache)
+    clock: Clock = utc_now
+    #: The staff chat front ends, once `install_staff_front_ends` ran (POST /slack/events, /webhooks/telegram).
+    slack_app: AsyncApp | None = None
+    telegram_staff: TelegramStaffBot | None = None
+    #: The delivery dispatcher of this process's background worker, when it runs one.
+    dispatcher: Dispatcher | None = None
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    # --- units of work: one per kind of transaction, all in the business's timezone ----------------
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)
@@ -41,28 +70,45 @@ class Container:
             self.database, read_only=read_only, business_tz=self.settings.business_timezone
         )
 
+    def conversation_uow(self) -> ConversationUnitOfWork:
+        return ConversationUnitOfWork(self.unit_of_work())
+
+    # --- the business's rules -----------------------------------------------------------------------
+
     def consent_policy(self) -> ConsentPolicy:
         return business_consent_policy(self.settings)
 
     def unsubscribe_links(self) -> UnsubscribeLinks:
         return business_unsubscribe_links(self.settings)
 
+    def inbound_policy(self) -> InboundPolicy:
+        return InboundPolicy(self.settings.business_name)
+
+    def webhook_reader(self) -> ProviderWebhookReader:
+        return ProviderWebhookReader(self.settings.session_secret)
+
+    # --- parts built once ---------------------------------------------------------------------------
+
+    @cached_property
+    def receipt_batcher(self) -> ReceiptBatcher:
+        """Receipt-only webhooks arriving at the same moment share one transaction (group commit)."""
+        return ReceiptBatcher(self.conversation_uow, self.webhook_reader(), self.inbound_policy())
+
+    def command_context(self) -> CommandContext:
+        return CommandContext(self.settings, self.database, chart_cache=self.chart_cache, clock=self.clock)
+
+    def install_staff_front_ends(self) -> StaffCommandRunner:
+        """Builds the Slack app and the Telegram staff bot over one command runner (once, at start-up)."""
+        runner = StaffCommandRunner(self.command_context())
+        self.slack_app = build_slack_app(self.settings, runner)
+        self.telegram_staff = build_telegram_staff(self.settings, runner)
+        self.closers.append(self.telegram_staff.close)
+        return runner
+
     async def close(self) -> None:
-        for closer in reversed(self.extras.get("_closers", [])):
+        for closer in reversed(self.closers):
             await closer()
         await self.database.dispose()
-
-
-def business_consent_policy(settings: Settings) -> ConsentPolicy:
-    """The business's consent rules; customers without a timezone are treated as in the business's."""
-    return ConsentPolicy(
-        default_timezone=settings.business_timezone, unsubscribe_links=business_unsubscribe_links(settings)
-    )
-
-
-def business_unsubscribe_links(settings: Settings) -> UnsubscribeLinks:
-    """One-click unsubscribe links under the public URL, signed with the session secret."""
-    return UnsubscribeLinks(settings.public_url, settings.session_secret.get_secret_value())
 
 
 def build_container(settings: Settings) -> Container:

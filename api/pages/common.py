@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,7 +16,8 @@ from litestar.response import Template
 from markupsafe import Markup
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
-from reports.charts.cache import ChartCache, render_cached
+from domain.clock import utc_now as utc_now  # the pages' one clock
+from reports.charts.cache import render_cached
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
 from reports.periods import PeriodSpec
@@ -184,10 +185,6 @@ class Formats:
         return MISSING_VALUE if seconds is None else format_duration(seconds)
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 #: What providers charge in when a channel names no currency (Twilio and Meta quote US dollars).
 DEFAULT_PROVIDER_CURRENCY = "USD"
 
@@ -203,18 +200,13 @@ async def provider_currencies(database: Database) -> dict[str, str]:
     return {channel: currency or DEFAULT_PROVIDER_CURRENCY for channel, currency in stored.items()}
 
 
-def _chart_cache(container: Container) -> ChartCache:
-    cache: ChartCache = container.extras.setdefault("page_chart_cache", ChartCache())
-    return cache
-
-
 async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     """The chart as inline SVG (drawn off the event loop, cached per spec and data time).
 
     It is the same spec the bots render to PNG, so a dashboard chart and a bot image always agree.
     """
     svg = await asyncio.to_thread(
-        render_cached, spec, "svg", spec.data_as_of.isoformat(), _chart_cache(container)
+        render_cached, spec, "svg", spec.data_as_of.isoformat(), container.chart_cache
     )
     body = svg[svg.index("<svg") :]
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")

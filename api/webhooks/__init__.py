@@ -1,8 +1,8 @@
 """Provider webhook routes (thin: verify, keep in the inbox, hand over, answer) and their replay."""
 
-from api.webhooks.routes import TELEGRAM_STAFF_HANDLER, replay_webhooks, webhook_handlers
+from api.webhooks.routes import replay_webhooks, webhook_handlers
 
 #: The name the brief and the CLI use.
 replay_failed_webhooks = replay_webhooks
 
-__all__ = ["TELEGRAM_STAFF_HANDLER", "replay_failed_webhooks", "replay_webhooks", "webhook_handlers"]
+__all__ = ["replay_failed_webhooks", "replay_webhooks", "webhook_handlers"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -23,10 +22,8 @@ from api.problems import Problem
 from api.rest.common import bearer_matches
 from domain.consent.keywords import interpret_keyword, keyword_reply
 from domain.conversations.model import WebhookDelivery, WebhookOutcome, body_digest
-from domain.conversations.receipt_batches import ReceiptBatcher
-from domain.conversations.use_cases import InboundPolicy, receive_webhook, replay_failed_webhooks
+from domain.conversations.use_cases import receive_webhook, replay_failed_webhooks
 from domain.vocabulary import Channel, Provider
-from providers.registry import ProviderWebhookReader
 from providers.smtp.webhooks import email_delivery
 from providers.telegram.webhooks import UPDATE_KIND as TELEGRAM_UPDATE
 from providers.telegram.webhooks import verify_telegram_secret
@@ -37,7 +34,6 @@ from providers.twilio.webhooks import twilio_delivery, verify_twilio_signature
 from providers.webhook_bodies import MalformedWebhook, form_params, json_object
 from providers.whatsapp.webhooks import WEBHOOK_KIND as WHATSAPP_WEBHOOK
 from providers.whatsapp.webhooks import verify_whatsapp_handshake, verify_whatsapp_signature
-from storage.inbox import ConversationUnitOfWork
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -46,9 +42,6 @@ AnyRequest = Request[Any, Any, Any]
 
 #: Provider webhooks are small (a status callback is under 1 kB; an email with attachments is the largest).
 MAX_WEBHOOK_BYTES = 10 * 1024 * 1024
-#: The container extra the staff bot registers: an async callable taking the raw Telegram update.
-TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
-RECEIPT_BATCHER = "receipt_batcher"
 #: A "messages" key (not the "field": "messages" value every envelope carries) means customers wrote.
 INBOUND_MESSAGES_KEY = re.compile(rb'"messages"\s*:')
 
@@ -84,38 +77,21 @@ async def _body(request: AnyRequest) -> bytes:
             return b"".join(chunks)
 
 
-def _reader(container: Container) -> ProviderWebhookReader:
-    return ProviderWebhookReader(container.settings.session_secret)
-
-
 async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
     return await receive_webhook(
-        lambda: ConversationUnitOfWork(container.unit_of_work()),
-        delivery,
-        _reader(container),
-        InboundPolicy(container.settings.business_name),
+        container.conversation_uow, delivery, container.webhook_reader(), container.inbound_policy()
     )
 
 
 async def _receive_receipts(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
     """Receipt-only webhooks share transactions with the others arriving at the same moment (group commit)."""
-    batcher: ReceiptBatcher | None = container.extras.get(RECEIPT_BATCHER)
-    if batcher is None:
-        batcher = container.extras[RECEIPT_BATCHER] = ReceiptBatcher(
-            lambda: ConversationUnitOfWork(container.unit_of_work()),
-            _reader(container),
-            InboundPolicy(container.settings.business_name),
-        )
-    return await batcher.submit(delivery)
+    return await container.receipt_batcher.submit(delivery)
 
 
 async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, int]:
     """`switchboard webhooks replay`: applies failed inbox rows again; (replayed, still failing)."""
     return await replay_failed_webhooks(
-        lambda: ConversationUnitOfWork(container.unit_of_work()),
-        _reader(container),
-        InboundPolicy(container.settings.business_name),
-        limit,
+        container.conversation_uow, container.webhook_reader(), container.inbound_policy(), limit
     )
 
 
@@ -285,12 +261,12 @@ async def telegram_webhook(request: AnyRequest) -> Response[str]:
 
 
 async def _hand_to_staff_bot(container: Container, update: dict[str, Any]) -> None:
-    handler: Callable[[dict[str, Any]], Awaitable[Any]] | None = container.extras.get(TELEGRAM_STAFF_HANDLER)
-    if handler is None:
+    staff_bot = container.telegram_staff
+    if staff_bot is None:
         log.warning("telegram update %s is from staff but no staff bot is wired", update.get("update_id"))
         return
     try:
-        await handler(update)
+        await staff_bot.handle(update)
     except Exception:  # the staff bot's failure must not make Telegram redeliver the update forever
         log.exception("staff bot failed on telegram update %s", update.get("update_id"))
 

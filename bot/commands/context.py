@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
+from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from reports.charts.cache import ChartCache
 from storage.database import Database
 from storage.unit_of_work import SqlUnitOfWork
+from switchboard.policies import business_consent_policy
 from switchboard.settings import Settings
-from switchboard.wiring import business_consent_policy
-
-#: One cache per process: every front end draws the same KPI charts, so they share the rendered PNGs.
-_PROCESS_CHART_CACHE: ChartCache | None = None
-
-
-def process_chart_cache() -> ChartCache:
-    global _PROCESS_CHART_CACHE
-    if _PROCESS_CHART_CACHE is None:
-        _PROCESS_CHART_CACHE = ChartCache()
-    return _PROCESS_CHART_CACHE
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -35,14 +20,9 @@ class CommandContext:
 
     settings: Settings
     database: Database
-    chart_cache: ChartCache = field(default_factory=process_chart_cache)
-    clock: Callable[[], datetime] = _utc_now
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_container(cls, container: Any, *, clock: Callable[[], datetime] | None = None) -> CommandContext:
-        """Built from a switchboard.wiring.Container (typed Any so the bot does not import the wiring)."""
-        return cls(container.settings, container.database, clock=clock or _utc_now, extras=container.extras)
+    #: The container's one chart cache (a fresh one when a test builds a context on its own).
+    chart_cache: ChartCache = field(default_factory=ChartCache)
+    clock: Clock = utc_now
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)

@@ -9,10 +9,6 @@ from bot.command_runner import CommandRunner
 from bot.slack.handlers import SlackFrontEnd
 from providers.slack.client import slack_client
 from switchboard.settings import Settings
-from switchboard.wiring import Container
-
-#: Key under which the built app lives in `Container.extras` (read by POST /slack/events).
-SLACK_APP = "slack_app"
 
 
 def build_slack_client(settings: Settings) -> AsyncWebClient:
@@ -42,11 +38,4 @@ def build_slack_app(
         runner, business_name=settings.business_name, progress_interval=progress_interval
     )
     front_end.register(app, settings.slack_command)
-    return app
-
-
-def install_slack_app(container: Container, runner: CommandRunner) -> AsyncApp:
-    """Builds the Slack app for `container` and makes it available to the web route."""
-    app = build_slack_app(container.settings, runner)
-    container.extras[SLACK_APP] = app
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -12,12 +13,8 @@ from bot.command_runner import CommandRunner
 from bot.telegram_staff.handlers import TelegramStaffFrontEnd
 from providers.telegram.client import telegram_bot
 from switchboard.settings import Settings
-from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
-
-#: Key in `Container.extras` that POST /webhooks/telegram calls with each staff update.
-TELEGRAM_STAFF_HANDLER = "telegram_staff_handler"
 
 TelegramStaffHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -34,10 +31,18 @@ def build_staff_dispatcher(settings: Settings, runner: CommandRunner) -> Dispatc
     return dispatcher
 
 
-def make_telegram_staff_handler(container: Container, runner: CommandRunner) -> TelegramStaffHandler:
-    """The callable the Telegram webhook route hands each staff update (the raw JSON dict) to."""
-    bot = build_staff_bot(container.settings)
-    dispatcher = build_staff_dispatcher(container.settings, runner)
+@dataclass(frozen=True)
+class TelegramStaffBot:
+    """The callable POST /webhooks/telegram hands each staff update to, and how to release its Bot."""
+
+    handle: TelegramStaffHandler
+    close: Callable[[], Awaitable[None]]
+
+
+def build_telegram_staff(settings: Settings, runner: CommandRunner) -> TelegramStaffBot:
+    """The staff bot the Telegram webhook route feeds (each update is the raw JSON dict)."""
+    bot = build_staff_bot(settings)
+    dispatcher = build_staff_dispatcher(settings, runner)
 
     async def handle_staff_update(update: dict[str, Any]) -> None:
         # feed_raw_update validates the dict into an Update and runs the handlers to completion, so a
@@ -49,14 +54,7 @@ def make_telegram_staff_handler(container: Container, runner: CommandRunner) -> 
             # which would run the same command a second time.
             log.exception("Telegram staff update %s failed", update.get("update_id"))
 
-    container.extras.setdefault("_closers", []).append(bot.session.close)
-    return handle_staff_update
-
-
-def install_telegram_staff(container: Container, runner: CommandRunner) -> TelegramStaffHandler:
-    handler = make_telegram_staff_handler(container, runner)
-    container.extras[TELEGRAM_STAFF_HANDLER] = handler
-    return handler
+    return TelegramStaffBot(handle_staff_update, bot.session.close)
 
 
 async def run_staff_polling(settings: Settings, runner: CommandRunner) -> None:

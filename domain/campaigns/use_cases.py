@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from domain.campaigns.model import (
     Audience,
@@ -28,6 +28,7 @@ from domain.campaigns.rules import (
     validate_channel_order,
     validate_fallback,
 )
+from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
 from domain.templates.model import TemplateError
@@ -60,7 +61,7 @@ async def create_campaign(
     async with uow:
         if not await uow.templates.variants(draft.template_name):
             raise CampaignError(f"There is no active template named '{draft.template_name}'.")
-        campaign = await uow.campaigns.add(draft, audience, now or _now())
+        campaign = await uow.campaigns.add(draft, audience, now or utc_now())
         await uow.commit()
     return campaign
 
@@ -79,7 +80,7 @@ async def preview_campaign(
     It reads the whole audience, so give it a read-only unit of work (on SQLite a write one would hold the
     write lock for the whole preview).
     """
-    now = now or _now()
+    now = now or utc_now()
     exclusions: Counter[str] = Counter()
     per_channel: Counter[str] = Counter()
     recipients = planned = deferred = cost = 0
@@ -135,7 +136,7 @@ async def launch_campaign(uow: CampaignUnitOfWork, campaign_id: int, now: dateti
         campaign = await _campaign(uow, campaign_id, for_update=True)
         if campaign.status not in _LAUNCHABLE:
             raise CampaignError(f"A {campaign.status.value} campaign cannot be launched.")
-        await uow.campaigns.set_status(campaign_id, CampaignStatus.RUNNING, launched_at=now or _now())
+        await uow.campaigns.set_status(campaign_id, CampaignStatus.RUNNING, launched_at=now or utc_now())
         launched = await _campaign(uow, campaign_id)
         await uow.commit()
     return launched
@@ -211,7 +212,7 @@ async def plan_campaign_batch(
     exactly that batch; a cursor that is ever behind only meets idempotency keys that already exist.
     Pass the ``planner`` of the previous batch to keep its rendering cache warm.
     """
-    now = now or _now()
+    now = now or utc_now()
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
         if campaign.status is not CampaignStatus.RUNNING or campaign.planning_done:
@@ -266,7 +267,7 @@ async def plan_campaign(
     With ``read_uow_factory`` (read-only units of work on other connections) each next page of the
     audience is read while the current one is being inserted.
     """
-    clock = now or _now
+    clock = now or utc_now
     policy = policy or ConsentPolicy()
     async with uow_factory() as uow:
         campaign = await _campaign(uow, campaign_id)
@@ -336,7 +337,7 @@ async def plan_fallbacks(
     later channel qualifies a suppressed row records why, which also stops the recipient being re-examined.
     Returns the number of rows added.
     """
-    now = now or _now()
+    now = now or utc_now()
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
         if campaign.fallback_after_minutes is None or campaign.status is not CampaignStatus.RUNNING:
@@ -457,10 +458,6 @@ def _progress(campaign: Campaign) -> PlanningProgress:
         campaign.excluded_count,
         running=campaign.status is CampaignStatus.RUNNING,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -> bool:

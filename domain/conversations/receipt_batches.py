@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from domain.clock import utc_now
 from domain.conversations.model import UnknownMessage, WebhookDelivery, WebhookOutcome
 from domain.conversations.ports import InboundUnitOfWork, WebhookReader
 from domain.conversations.use_cases import InboundPolicy, receive_webhook
@@ -26,10 +27,6 @@ MAX_BATCH = 256
 
 class NotOnlyReceipts(ValueError):
     """A webhook in a receipt batch carries more than receipts; it takes the single path instead."""
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def apply_receipt_batch(

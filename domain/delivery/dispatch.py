@@ -8,8 +8,9 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from domain.clock import utc_now
 from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Held, Outcome, Rescheduled, RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import (
@@ -22,10 +23,6 @@ from domain.delivery.ports import (
 from domain.vocabulary import Channel
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 #: Why a claimed message went back unsent: its turn came too late to be sure the claim was still ours.

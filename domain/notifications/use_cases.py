@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.audit import AuditEntry
 from domain.campaigns.model import StoredTemplate
 from domain.campaigns.rules import OutboxPlanner
+from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy, SendDecision
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
@@ -56,7 +57,7 @@ async def record_event(
         raise NotificationError(str(error)) from None
     async with uow:
         recorded = await uow.notifications.add_event(
-            event_type, idempotency_key, customer_id, payload, occurred_at or _now()
+            event_type, idempotency_key, customer_id, payload, occurred_at or utc_now()
         )
         await uow.commit()
     return recorded
@@ -162,7 +163,7 @@ async def process_pending_events(
     Each batch's rows and the events' processed marks commit together, so an event is handled exactly
     once; the idempotency key (rule, event, customer, channel) makes even a replayed batch harmless.
     """
-    now = now or _now()
+    now = now or utc_now()
     policy = policy or ConsentPolicy()
     events = planned = suppressed = 0
     reasons: Counter[str] = Counter()
@@ -240,7 +241,3 @@ def _too_late(event: BusinessEvent) -> SendDecision:
 
 def _bad_event(error: NotificationError) -> SendDecision:
     return SendDecision("suppress", "bad_event", f"Not sent: {error}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -20,7 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 from api.app import create_app
 from bot.command_runner import Via
 from bot.replies import Button, Field, Image, Reply, Table
-from bot.slack.app import SLACK_APP, build_slack_app
+from bot.slack.app import build_slack_app
 from bot.slack.progress import track_progress
 from bot.slack.render import ACTION_PREFIX, CONFIRM_BLOCK_ID, render_blocks
 from bot.slack.socket_mode import build_socket_mode_handler
@@ -106,7 +106,7 @@ def runner() -> FakeRunner:
 @pytest.fixture
 async def client(settings: Settings, runner: FakeRunner) -> AsyncIterator[Client]:
     container = build_container(settings)
-    container.extras[SLACK_APP] = build_slack_app(settings, runner, progress_interval=0.01)
+    container.slack_app = build_slack_app(settings, runner, progress_interval=0.01)
     async with AsyncTestClient(app=create_app(settings, container)) as test_client:
         yield test_client
     await container.close()

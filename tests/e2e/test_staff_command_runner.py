@@ -30,7 +30,7 @@ async def test_linked_staff_are_answered_and_strangers_are_not(database: Databas
             ],
         )
     container = Container(settings=Settings(database_url=database_url), database=database)
-    runner = StaffCommandRunner.for_container(container)
+    runner = StaffCommandRunner(container.command_context())
 
     by_slack = await runner.run("help", slack_user_id="U0ADMIN", slack_team_id="T1", via="slack")
     by_telegram = await runner.run("help", telegram_user_id=111, via="telegram")

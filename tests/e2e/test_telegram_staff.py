@@ -15,7 +15,7 @@ from bot.command_runner import Via
 from bot.replies import Button, Image, Reply, Table
 from bot.telegram_staff.handlers import command_text
 from bot.telegram_staff.render import CALLBACK_DATA_LIMIT
-from bot.telegram_staff.staff_bot import TELEGRAM_STAFF_HANDLER, TelegramStaffHandler, install_telegram_staff
+from bot.telegram_staff.staff_bot import TelegramStaffBot, TelegramStaffHandler, build_telegram_staff
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
 from tests.fakes.telegram_api import FakeTelegramApi
@@ -84,9 +84,10 @@ async def handle(
         worker_in_process=False,
     )
     container = build_container(settings)
-    handler = install_telegram_staff(container, runner)
-    assert container.extras[TELEGRAM_STAFF_HANDLER] is handler
-    yield handler
+    container.telegram_staff = build_telegram_staff(settings, runner)
+    container.closers.append(container.telegram_staff.close)
+    assert isinstance(container.telegram_staff, TelegramStaffBot)
+    yield container.telegram_staff.handle
     await container.close()
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select
 
-from api.webhooks.routes import RECEIPT_BATCHER, _receive_receipts
+from api.webhooks.routes import _receive_receipts
 from providers.twilio.webhooks import STATUS_KIND as TWILIO_STATUS
 from providers.twilio.webhooks import twilio_delivery
 from storage.database import Database
@@ -56,9 +56,7 @@ async def test_concurrent_receipts_share_batches_and_apply_once(database_url: st
     deliveries += deliveries[:20]  # provider retries, arriving alongside the originals
     outcomes = await asyncio.gather(*(_receive_receipts(container, d) for d in deliveries))  # type: ignore[arg-type]
     assert sum(o.duplicate for o in outcomes) == 20
-    assert container.extras[RECEIPT_BATCHER].batches < len(deliveries) / 4, (
-        "webhooks should share transactions"
-    )
+    assert container.receipt_batcher.batches < len(deliveries) / 4, "webhooks should share transactions"
     async with container.database.sessions() as session:
         statuses = dict(
             (

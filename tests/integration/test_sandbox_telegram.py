@@ -21,9 +21,8 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from bot.command_runner import Via
 from bot.replies import Button, Image, Reply
-from bot.telegram_staff.staff_bot import TelegramStaffHandler, install_telegram_staff
+from bot.telegram_staff.staff_bot import TelegramStaffHandler, build_telegram_staff
 from switchboard.settings import Settings
-from switchboard.wiring import build_container
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = 424242
@@ -260,9 +259,9 @@ async def staff_bot(sandbox: RunningSandbox, tmp_path: Path) -> AsyncIterator[Te
         telegram_base_url=sandbox.base_url,
         worker_in_process=False,
     )
-    container = build_container(settings)
-    yield install_telegram_staff(container, StaffCommands())
-    await container.close()
+    staff = build_telegram_staff(settings, StaffCommands())
+    yield staff.handle
+    await staff.close()
 
 
 def staff_writes(sandbox: RunningSandbox, text: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from api.sandbox.smtp_server import bounce_report
 from api.sandbox.state import StoredEmail
 from api.unsubscribe import unsubscribe_token
 from api.webhooks import replay_failed_webhooks
+from bot.telegram_staff.staff_bot import TelegramStaffBot
 from providers.telegram.links import telegram_start_payload
 from storage.database import Database
 from storage.models import (
@@ -123,6 +124,10 @@ async def inbox_statuses(database: Database) -> list[str]:
 
 
 # --- signing helpers, with the providers' own algorithms ------------------------------------------------
+
+
+async def close_nothing() -> None:
+    """The stand-in staff bot holds no session."""
 
 
 def twilio_headers(settings: Settings, path: str, params: dict[str, str]) -> dict[str, str]:
@@ -575,7 +580,7 @@ async def test_telegram_staff_messages_go_to_the_staff_bot(client, settings, dat
     async def staff_handler(update: dict[str, Any]) -> None:
         handed.append(update)
 
-    client.app.state.container.extras["telegram_staff_handler"] = staff_handler
+    client.app.state.container.telegram_staff = TelegramStaffBot(staff_handler, close_nothing)
     update = telegram_update(30, "/report sales", user_id=4242, chat_id=4242)
     assert (await post_telegram(client, settings, update)).status_code == 200
     assert handed == [update]

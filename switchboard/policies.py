@@ -1,0 +1,19 @@
+"""The business's rules built from settings: consent (quiet hours, unsubscribe links) for every sender."""
+
+from __future__ import annotations
+
+from domain.consent.model import ConsentPolicy
+from domain.consent.unsubscribe import UnsubscribeLinks
+from switchboard.settings import Settings
+
+
+def business_consent_policy(settings: Settings) -> ConsentPolicy:
+    """The business's consent rules; customers without a timezone are treated as in the business's."""
+    return ConsentPolicy(
+        default_timezone=settings.business_timezone, unsubscribe_links=business_unsubscribe_links(settings)
+    )
+
+
+def business_unsubscribe_links(settings: Settings) -> UnsubscribeLinks:
+    """One-click unsubscribe links under the public URL, signed with the session secret."""
+    return UnsubscribeLinks(settings.public_url, settings.session_secret.get_secret_value())
