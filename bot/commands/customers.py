@@ -5,20 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, or_, select
-
 from bot.commands.context import CommandContext
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
-from storage.models import (
-    CommunicationPreference,
-    Customer,
-    CustomerCommunication,
-    CustomerConsent,
-    CustomerTag,
+from storage.queries.customers import (
+    CustomerProfile,
+    customer_preferences,
+    customer_profile,
+    customers_matching,
 )
 
 FIND_USAGE = "customer find TEXT  (name, email, phone or #id)"
@@ -68,7 +65,7 @@ def show_role(command: ShowCustomer) -> Role:
     return Role.AGENT if command.full else Role.VIEWER
 
 
-def _contact(customer: Customer, who: StaffIdentity, full: bool) -> tuple[str, str]:
+def _contact(customer: CustomerProfile, who: StaffIdentity, full: bool) -> tuple[str, str]:
     if full and role_allows(who.role, Role.AGENT):
         return customer.phone_e164 or "—", customer.email or "—"
     return mask_phone(customer.phone_e164), mask_email(customer.email)
@@ -76,18 +73,7 @@ def _contact(customer: Customer, who: StaffIdentity, full: bool) -> tuple[str, s
 
 async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
     text = command.text.strip()
-    conditions = [
-        func.lower(Customer.name).contains(text.lower()),
-        func.lower(Customer.email) == text.lower(),
-    ]
-    compact = text.replace(" ", "")
-    if compact.lstrip("#").isdigit():
-        conditions.append(Customer.id == int(compact.lstrip("#")))
-    if compact.startswith("+"):
-        conditions.append(Customer.phone_e164 == compact)
-    query = select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(FIND_LIMIT + 1)
-    async with ctx.database.read_sessions() as session:
-        rows = list(await session.scalars(query))
+    rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1)
     if not rows:
         return Reply(f"No customer matches “{text}”.", title="Customers")
     shown = rows[:FIND_LIMIT]
@@ -103,14 +89,9 @@ async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContex
 
 
 async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    async with ctx.database.read_sessions() as session:
-        customer = await session.get(Customer, command.customer_id)
-        if customer is None:
-            return Reply(f"There is no customer #{command.customer_id}.", kind="error")
-        tags = list(
-            await session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
-        )
-        preference = await session.get(CommunicationPreference, customer.id)
+    customer = await customer_profile(ctx.database, command.customer_id)
+    if customer is None:
+        return Reply(f"There is no customer #{command.customer_id}.", kind="error")
     phone, email = _contact(customer, who, command.full)
     fields = (
         Field("Phone", phone),
@@ -118,8 +99,8 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
         Field("Locale", customer.locale),
         Field("Time zone", customer.timezone),
         Field("Segment", customer.segment),
-        Field("Tags", ", ".join(sorted(tags)) or "—"),
-        Field("Preferred channel", (preference.preferred_channel if preference else None) or "—"),
+        Field("Tags", ", ".join(sorted(customer.tags)) or "—"),
+        Field("Preferred channel", customer.preferred_channel or "—"),
         Field("Customer since", f"{customer.created_at:%d %b %Y}"),
     )
     masked = "" if command.full else " Contact details are masked; `--full` shows them (agents and up)."
@@ -133,26 +114,10 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
 
 
 async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    async with ctx.database.read_sessions() as session:
-        customer = await session.get(Customer, command.customer_id)
-        if customer is None:
-            return Reply(f"There is no customer #{command.customer_id}.", kind="error")
-        preference = await session.get(CommunicationPreference, customer.id)
-        consents = list(
-            await session.scalars(
-                select(CustomerConsent)
-                .where(CustomerConsent.customer_id == customer.id)
-                .order_by(CustomerConsent.channel)
-            )
-        )
-        suppressed = await session.scalar(
-            select(CustomerCommunication)
-            .where(
-                CustomerCommunication.customer_id == customer.id, CustomerCommunication.status == "suppressed"
-            )
-            .order_by(CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc())
-            .limit(1)
-        )
+    customer = await customer_preferences(ctx.database, command.customer_id)
+    if customer is None:
+        return Reply(f"There is no customer #{command.customer_id}.", kind="error")
+    consents = customer.consents
     table = Table(
         ("Channel", "Consent", "Source", "Since"),
         tuple(
@@ -160,23 +125,20 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         ),
     )
     quiet = "—"
-    if preference and preference.quiet_hours_start and preference.quiet_hours_end:
-        quiet = f"{preference.quiet_hours_start:%H:%M}–{preference.quiet_hours_end:%H:%M}"
+    if customer.quiet_hours_start and customer.quiet_hours_end:
+        quiet = f"{customer.quiet_hours_start:%H:%M}–{customer.quiet_hours_end:%H:%M}"
     fields = [
-        Field("Preferred channel", (preference.preferred_channel if preference else None) or "—"),
+        Field("Preferred channel", customer.preferred_channel or "—"),
         Field("Quiet hours", quiet),
         Field(
             "Marketing cap",
-            f"{preference.marketing_max_per_week}/week"
-            if preference and preference.marketing_max_per_week
-            else "—",
+            f"{customer.marketing_max_per_week}/week" if customer.marketing_max_per_week else "—",
         ),
     ]
     why = "No message to this customer has been held back."
+    suppressed = customer.last_held_back
     if suppressed is not None:
-        explanation = (
-            (suppressed.payload or {}).get("explanation") or suppressed.status_reason or "no reason recorded"
-        )
+        explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
         why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
     fields.append(Field("Why not sent", why))
     opted_out = [c.channel for c in consents if c.status == "opted_out"]

@@ -7,8 +7,6 @@ import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
-
 from bot.commands.context import CommandContext
 from bot.commands.masking import mask_address
 from bot.commands.parsing import (
@@ -31,7 +29,7 @@ from domain.messages.sending import (
 from domain.staff import StaffIdentity
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
 from storage.messages import SqlMessagingUnitOfWork
-from storage.models import Customer
+from storage.queries.customers import CustomerName, customers_by_reference
 
 USAGE = 'send [CHANNEL] to RECIPIENT (template NAME [var=value ...] | text "...") [confirm]'
 _CHANNELS = {c.value for c in OUTBOUND_CHANNELS}
@@ -99,17 +97,12 @@ def parse_send(words: list[str], rest: str, today: date) -> SendMessage:
     return SendMessage(recipient, channel, text=text, confirm=confirm, ref=ref)
 
 
-async def find_customers(ctx: CommandContext, ref: RecipientRef) -> list[Customer]:
-    column = {"id": Customer.id, "phone": Customer.phone_e164, "email": func.lower(Customer.email)}
-    if ref.kind == "name":
-        condition = func.lower(Customer.name).contains(ref.value.lower())
-    else:
-        condition = column[ref.kind] == (int(ref.value) if ref.kind == "id" else ref.value)
-    async with ctx.database.read_sessions() as session:
-        return list(await session.scalars(select(Customer).where(condition).order_by(Customer.id).limit(6)))
+async def find_customers(ctx: CommandContext, ref: RecipientRef) -> list[CustomerName]:
+    """Only who matches (id and name): the send use-case reads the one customer's full record itself."""
+    return await customers_by_reference(ctx.database, ref.kind, ref.value)
 
 
-def message_request(command: SendMessage, customer: Customer, ref: str, business: str) -> MessageRequest:
+def message_request(command: SendMessage, customer: CustomerName, ref: str, business: str) -> MessageRequest:
     return MessageRequest(
         customer_id=customer.id,
         channel=command.channel,
@@ -170,7 +163,7 @@ def messaging_uow(ctx: CommandContext) -> SqlMessagingUnitOfWork:
 
 
 def preview_reply(
-    command: SendMessage, customer: Customer, preview: MessagePreview, ref: str, now: datetime
+    command: SendMessage, customer: CustomerName, preview: MessagePreview, ref: str, now: datetime
 ) -> Reply:
     decision = preview.decision
     if decision is not None and decision.verdict == "suppress":

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
-
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Field, Reply, Table
 from domain.staff import StaffIdentity
 from domain.vocabulary import MessageStatus
 from reports.heartbeats import ago, read_background_health
-from storage.models import CustomerCommunication, WebhookInbox
+from storage.queries.status import outbox_status
 
 #: Statuses of messages still on their way out: the queue an operator watches.
 IN_FLIGHT = (MessageStatus.PLANNED.value, MessageStatus.SENDING.value, MessageStatus.QUEUED.value)
@@ -32,22 +30,8 @@ def parse_status(words: list[str], rest: str, today: date) -> ShowStatus:
 
 async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContext) -> Reply:
     now = ctx.now()
-    async with ctx.database.read_sessions() as session:
-        depth: dict[str, int] = dict(
-            (
-                await session.execute(
-                    select(CustomerCommunication.status, func.count())
-                    .where(CustomerCommunication.status.in_((*IN_FLIGHT, MessageStatus.DEAD.value)))
-                    .group_by(CustomerCommunication.status)
-                )
-            ).all()
-        )
-        webhook = await session.scalar(
-            select(WebhookInbox).order_by(WebhookInbox.received_at.desc()).limit(1)
-        )
-        failed_webhooks = await session.scalar(
-            select(func.count()).select_from(WebhookInbox).where(WebhookInbox.status == "failed")
-        )
+    status = await outbox_status(ctx.database, (*IN_FLIGHT, MessageStatus.DEAD.value))
+    depth, webhook = status.depth, status.last_webhook
     queue = ", ".join(f"{s} {depth.get(s, 0):,}" for s in IN_FLIGHT)
     last_webhook = (
         f"{webhook.provider} {webhook.kind} {ago(webhook.received_at, now)} ({webhook.status})"
@@ -59,7 +43,7 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
         Field("Outbox", queue),
         Field("Dead letters", f"{depth.get(MessageStatus.DEAD.value, 0):,}"),
         Field("Last webhook", last_webhook),
-        Field("Failed webhooks", f"{failed_webhooks or 0:,}"),
+        Field("Failed webhooks", f"{status.failed_webhooks:,}"),
         Field("Background work", background.headline()),
         *(Field(job.job.capitalize(), job.text) for job in background.jobs),
     )

@@ -1,0 +1,173 @@
+"""Customers as staff look them up: by id, phone, email or name, their profile, and their preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import func, or_, select
+
+from storage.database import Database
+from storage.models import (
+    CommunicationPreference,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    CustomerTag,
+)
+
+
+@dataclass(frozen=True)
+class CustomerName:
+    """A customer as a pick list shows them."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    id: int
+    name: str
+    phone_e164: str | None
+    email: str | None
+    segment: str
+
+
+@dataclass(frozen=True)
+class CustomerProfile:
+    id: int
+    name: str
+    phone_e164: str | None
+    email: str | None
+    locale: str
+    timezone: str
+    segment: str
+    tags: tuple[str, ...]
+    preferred_channel: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelConsent:
+    channel: str
+    status: str
+    source: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class HeldBackMessage:
+    """The newest message not sent to the customer, and the reasons recorded for it."""
+
+    channel: str
+    created_at: datetime
+    explanation: str | None
+    status_reason: str | None
+
+
+@dataclass(frozen=True)
+class CustomerPreferences:
+    id: int
+    name: str
+    preferred_channel: str | None
+    quiet_hours_start: time | None
+    quiet_hours_end: time | None
+    marketing_max_per_week: int | None
+    consents: tuple[ChannelConsent, ...]  # by channel
+    last_held_back: HeldBackMessage | None
+
+
+async def customers_by_reference(
+    database: Database, kind: str, value: str, *, limit: int = 6
+) -> list[CustomerName]:
+    """Customers matching an id, an E.164 phone, an email (any case) or part of a name, by id."""
+    column = {"id": Customer.id, "phone": Customer.phone_e164, "email": func.lower(Customer.email)}
+    if kind == "name":
+        condition = func.lower(Customer.name).contains(value.lower())
+    else:
+        condition = column[kind] == (int(value) if kind == "id" else value)
+    query = select(Customer.id, Customer.name).where(condition).order_by(Customer.id).limit(limit)
+    async with database.read_sessions() as session:
+        return [CustomerName(id, name) for id, name in (await session.execute(query)).all()]
+
+
+async def customers_matching(database: Database, text: str, *, limit: int) -> list[CustomerSummary]:
+    """Customers whose name contains `text`, whose email is `text`, or whose id or phone it is, by id."""
+    conditions = [
+        func.lower(Customer.name).contains(text.lower()),
+        func.lower(Customer.email) == text.lower(),
+    ]
+    compact = text.replace(" ", "")
+    if compact.lstrip("#").isdigit():
+        conditions.append(Customer.id == int(compact.lstrip("#")))
+    if compact.startswith("+"):
+        conditions.append(Customer.phone_e164 == compact)
+    query = select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(limit)
+    async with database.read_sessions() as session:
+        rows = list(await session.scalars(query))
+    return [CustomerSummary(c.id, c.name, c.phone_e164, c.email, c.segment) for c in rows]
+
+
+async def customer_profile(database: Database, customer_id: int) -> CustomerProfile | None:
+    async with database.read_sessions() as session:
+        customer = await session.get(Customer, customer_id)
+        if customer is None:
+            return None
+        tags = list(
+            await session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
+        )
+        preference = await session.get(CommunicationPreference, customer.id)
+    return CustomerProfile(
+        id=customer.id,
+        name=customer.name,
+        phone_e164=customer.phone_e164,
+        email=customer.email,
+        locale=customer.locale,
+        timezone=customer.timezone,
+        segment=customer.segment,
+        tags=tuple(tags),
+        preferred_channel=preference.preferred_channel if preference else None,
+        created_at=customer.created_at,
+    )
+
+
+async def customer_preferences(database: Database, customer_id: int) -> CustomerPreferences | None:
+    async with database.read_sessions() as session:
+        customer = await session.get(Customer, customer_id)
+        if customer is None:
+            return None
+        preference = await session.get(CommunicationPreference, customer.id)
+        consents = list(
+            await session.scalars(
+                select(CustomerConsent)
+                .where(CustomerConsent.customer_id == customer.id)
+                .order_by(CustomerConsent.channel)
+            )
+        )
+        suppressed = await session.scalar(
+            select(CustomerCommunication)
+            .where(
+                CustomerCommunication.customer_id == customer.id, CustomerCommunication.status == "suppressed"
+            )
+            .order_by(CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc())
+            .limit(1)
+        )
+    held_back = None
+    if suppressed is not None:
+        held_back = HeldBackMessage(
+            suppressed.channel,
+            suppressed.created_at,
+            (suppressed.payload or {}).get("explanation"),
+            suppressed.status_reason,
+        )
+    return CustomerPreferences(
+        id=customer.id,
+        name=customer.name,
+        preferred_channel=preference.preferred_channel if preference else None,
+        quiet_hours_start=preference.quiet_hours_start if preference else None,
+        quiet_hours_end=preference.quiet_hours_end if preference else None,
+        marketing_max_per_week=preference.marketing_max_per_week if preference else None,
+        consents=tuple(ChannelConsent(c.channel, c.status, c.source, c.changed_at) for c in consents),
+        last_held_back=held_back,
+    )
