@@ -17,7 +17,6 @@ from litestar import Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 from markupsafe import Markup
-from sqlalchemy import select
 
 from api.pages.common import (
     DEFAULT_PERIOD,
@@ -33,12 +32,15 @@ from api.pages.common import (
     staff_of,
     utc_now,
 )
+from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from reports.answer import Answer, answer
 from reports.charts.formatting import format_change
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
-from storage.models import BusinessIntelligence, DashboardConfig
+from storage.dashboards import dashboard_uow
+from storage.queries.dashboards import SavedLayout, latest_insight
+from storage.queries.dashboards import saved_layout as stored_layout
 from switchboard.wiring import Container
 
 
@@ -87,7 +89,6 @@ EXECUTIVE_CHOICES = (
     "first_response_time",
     "csat",
 )
-LAYOUT_NAME = "default"
 
 
 @dataclass(frozen=True)
@@ -294,13 +295,7 @@ class CohortView:
 
 async def latest_cohorts(container: Container, formats: Formats) -> CohortView | None:
     """The cohort retention the daily insight stored last (business_intelligence), ready to show."""
-    async with container.database.read_sessions() as session:
-        found = await session.scalar(
-            select(BusinessIntelligence)
-            .where(BusinessIntelligence.kind == "cohort_retention")
-            .order_by(BusinessIntelligence.computed_at.desc(), BusinessIntelligence.id.desc())
-            .limit(1)
-        )
+    found = await latest_insight(container.database, "cohort_retention")
     if found is None:
         return None
     months = int(found.result.get("months", 0))
@@ -324,17 +319,11 @@ async def latest_cohorts(container: Container, formats: Formats) -> CohortView |
     )
 
 
-async def saved_layout(container: Container, staff_id: int) -> DashboardConfig | None:
-    async with container.database.read_sessions() as session:
-        found: DashboardConfig | None = await session.scalar(
-            select(DashboardConfig).where(
-                DashboardConfig.owner_id == staff_id, DashboardConfig.name == LAYOUT_NAME
-            )
-        )
-    return found
+async def saved_layout(container: Container, staff_id: int) -> SavedLayout | None:
+    return await stored_layout(container.database, staff_id, LAYOUT_NAME)
 
 
-def layout_metrics(config: DashboardConfig | None) -> tuple[str, ...]:
+def layout_metrics(config: SavedLayout | None) -> tuple[str, ...]:
     if config is None:
         return DASHBOARDS["executive"].tiles
     chosen = [w.get("metric") for w in config.layout if isinstance(w, dict)]
@@ -342,19 +331,8 @@ def layout_metrics(config: DashboardConfig | None) -> tuple[str, ...]:
 
 
 async def save_layout(container: Container, staff_id: int, metrics: list[str], period: str) -> None:
-    layout = [{"kind": "kpi", "metric": m} for m in EXECUTIVE_CHOICES if m in metrics]
-    async with container.unit_of_work() as uow:
-        config = await uow.session.scalar(
-            select(DashboardConfig).where(
-                DashboardConfig.owner_id == staff_id, DashboardConfig.name == LAYOUT_NAME
-            )
-        )
-        if config is None:
-            config = DashboardConfig(owner_id=staff_id, name=LAYOUT_NAME, page="executive")
-            uow.session.add(config)
-        config.layout = layout
-        config.period = period
-        await uow.commit()
+    uow = dashboard_uow(container.database, container.settings.business_timezone)
+    await save_dashboard_layout(uow, staff_id, metrics, period, EXECUTIVE_CHOICES)
 
 
 class AnalyticsPages(StaffPages):

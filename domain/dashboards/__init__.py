@@ -1,0 +1,1 @@
+"""Dashboards: the KPI layout each staff member chooses for their executive dashboard."""
