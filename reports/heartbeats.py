@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage.database import Database
 from storage.models import JobHeartbeat, WorkerHeartbeat
 from storage.sql import insert_for, table_of
+from storage.unit_of_work import SqlUnitOfWork
 
 #: The background jobs every worker process runs, in the order people read them.
 BACKGROUND_JOBS: tuple[str, ...] = (
@@ -329,3 +330,34 @@ async def read_background_health(database: Database, now: datetime) -> Backgroun
         tuple(sorted(beats.values(), key=lambda p: (not p.running(now), now - p.seen_at, p.worker_id))),
         tuple(_job_status(name, by_job.get(name, []), beats, now) for name in names),
     )
+
+
+async def record_heartbeat(
+    open_uow: Callable[[], SqlUnitOfWork],
+    worker_id: str,
+    role: str,
+    now: datetime,
+    health: JobHealth,
+    *,
+    pid: int,
+) -> None:
+    """This process's sign of life and each job's last success and failure, in one transaction."""
+    async with open_uow() as uow:
+        await write_heartbeat(uow.session, worker_id, role, now, health, pid=pid)
+        await uow.commit()
+
+
+async def record_stopped(
+    open_uow: Callable[[], SqlUnitOfWork],
+    worker_id: str,
+    role: str,
+    now: datetime,
+    health: JobHealth,
+    *,
+    pid: int,
+) -> None:
+    """The last heartbeat and the mark that this process stopped cleanly, in one transaction."""
+    async with open_uow() as uow:
+        await write_heartbeat(uow.session, worker_id, role, now, health, pid=pid)
+        await mark_stopped(uow.session, worker_id, now, pid=pid)
+        await uow.commit()

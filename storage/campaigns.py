@@ -155,6 +155,10 @@ class SqlCampaignRepository:
         row = await self._session.scalar(query.execution_options(populate_existing=True))
         return None if row is None else _campaign(row)
 
+    async def running(self) -> list[Campaign]:
+        query = select(BulkMessaging).where(BulkMessaging.status == CampaignStatus.RUNNING.value)
+        return [_campaign(row) for row in await self._session.scalars(query.order_by(BulkMessaging.id))]
+
     async def set_status(
         self, campaign_id: int, status: CampaignStatus, *, launched_at: datetime | None = None
     ) -> None:

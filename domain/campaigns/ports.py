@@ -26,6 +26,9 @@ class CampaignRepository(Protocol):
 
     async def get(self, campaign_id: int, *, for_update: bool = False) -> Campaign | None: ...
 
+    async def running(self) -> list[Campaign]:
+        """Every campaign whose status is running, oldest first."""
+
     async def set_status(
         self, campaign_id: int, status: CampaignStatus, *, launched_at: datetime | None = None
     ) -> None: ...

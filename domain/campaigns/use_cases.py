@@ -477,3 +477,38 @@ async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -
         await uow.campaigns.set_status(campaign_id, CampaignStatus.COMPLETED)
         await uow.commit()
     return True
+
+
+async def advance_running_campaigns(
+    uow_factory: Callable[[], CampaignUnitOfWork],
+    *,
+    now: Callable[[], datetime],
+    policy: ConsentPolicy,
+    budget: float,
+    read_uow_factory: Callable[[], CampaignUnitOfWork],
+) -> int:
+    """The worker's campaign pass: the next batches of every running campaign, the channel fallbacks
+    that are due, and completion of campaigns whose planning is done; returns the messages planned.
+
+    Each campaign plans whole batches for up to `budget` seconds (a million recipients take well under
+    a minute), then the fallbacks, completions and other campaigns get their turn.
+    """
+    async with read_uow_factory() as uow:
+        running = await uow.campaigns.running()
+    planned = 0
+    for campaign in running:
+        if not campaign.planning_done:
+            progress = await plan_campaign(
+                uow_factory,
+                campaign.id,
+                now=now,
+                policy=policy,
+                budget=budget,
+                read_uow_factory=read_uow_factory,
+            )
+            planned += progress.total_planned - campaign.planned_count
+        if campaign.fallback_after_minutes:
+            planned += await plan_fallbacks(uow_factory(), campaign.id, now(), policy=policy)
+        if campaign.planning_done:
+            await complete_campaign_if_done(uow_factory(), campaign.id)
+    return planned

@@ -1,0 +1,54 @@
+"""The daily analytics pass: trend readings of the headline KPIs and the cross-system analyses, kept.
+
+Any process may run it; one that finds readings from the last 20 hours leaves it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from reports.business_format import BusinessFormat
+from reports.insight import Insight, campaign_attribution, cohort_retention, cost_vs_revenue, store_insight
+from reports.periods import PeriodSpec
+from reports.readings import HEADLINE_TRENDS, read_trend
+from reports.trends import store_trend
+from storage.database import Database
+from storage.models import TrendAnalysis
+from storage.unit_of_work import SqlUnitOfWork
+
+#: Readings younger than this mean today's pass already ran (in this or another process).
+FRESH_FOR = timedelta(hours=20)
+
+
+async def record_daily_insights(
+    database: Database, open_uow: Callable[[], SqlUnitOfWork], now: datetime, business: BusinessFormat
+) -> int:
+    """Computes and keeps today's readings and analyses; returns how many were kept (0 when fresh)."""
+    async with database.read_sessions() as session:
+        latest = await session.scalar(select(func.max(TrendAnalysis.computed_at)))
+    if latest is not None and now - latest < FRESH_FOR:
+        return 0
+    tz, currency = business.timezone, business.currency
+    readings = [
+        await read_trend(
+            database, metric, dimension, now=now, business_tz=tz, locale=business.locale, currency=currency
+        )
+        for metric, dimension in HEADLINE_TRENDS
+    ]
+    month = PeriodSpec.last_n_days(30)
+    insights: list[Insight[Any]] = [
+        await campaign_attribution(database, month, now=now, business_tz=tz, currency=currency),
+        await cost_vs_revenue(database, month, now=now, business_tz=tz, currency=currency),
+        await cohort_retention(database, PeriodSpec("last_quarter"), now=now, business_tz=tz),
+    ]
+    async with open_uow() as uow:
+        for reading in readings:
+            await store_trend(uow.session, reading)
+        for insight in insights:
+            await store_insight(uow.session, insight)
+        await uow.commit()
+    return len(readings) + len(insights)
