@@ -9,7 +9,6 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, KwargDefinition, Parameter
-from sqlalchemy import select
 
 from api.rest.common import (
     API_SECURITY,
@@ -33,7 +32,7 @@ from domain.campaigns.use_cases import (
 )
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.campaigns import AuditedCampaignUnitOfWork
-from storage.models import BulkMessaging
+from storage.queries.campaigns import campaign_id_by_slug, newest_campaigns
 from switchboard.wiring import Container
 
 #: What a campaign action in the path may be; the handler refuses any other, naming these (422).
@@ -87,27 +86,22 @@ def campaign_json(campaign: Campaign) -> dict[str, Any]:
 
 
 async def campaign_id_for(container: Container, slug: str) -> int:
-    async with container.database.read_sessions() as session:
-        found = await session.scalar(select(BulkMessaging.id).where(BulkMessaging.slug == slug))
+    found = await campaign_id_by_slug(container.database, slug)
     if found is None:
         raise NotFoundException(f"there is no campaign with the slug '{slug}'")
-    return int(found)
+    return found
 
 
-async def audit(
-    container: Container,
-    request: Request[Any, Any, Any],
-    action: str,
-    slug: str,
-    **detail: Any,
-) -> None:
-    async with container.unit_of_work() as uow:
-        uow.audit.record(
-            AuditEntry(
-                actor=api_actor(request), via="api", action=action, target=f"campaign:{slug}", detail=detail
-            )
-        )
-        await uow.commit()
+def audited_uow(
+    container: Container, request: Request[Any, Any, Any], action: str, slug: str
+) -> AuditedCampaignUnitOfWork:
+    """A campaign unit of work that records who did `action` to the campaign when the use-case commits."""
+    entry = AuditEntry(
+        actor=api_actor(request), via="api", action=action, target=f"campaign:{slug}", detail={}
+    )
+    return AuditedCampaignUnitOfWork(
+        container.database, entry, business_tz=container.settings.business_timezone
+    )
 
 
 class CampaignsController(Controller):
@@ -118,30 +112,17 @@ class CampaignsController(Controller):
 
     @get("/", responses=problems())
     async def list_campaigns(self, request: Request[Any, Any, Any]) -> dict[str, Any]:
-        async with container_of(request).database.read_sessions() as session:
-            rows = (
-                await session.execute(
-                    select(
-                        BulkMessaging.slug,
-                        BulkMessaging.name,
-                        BulkMessaging.status,
-                        BulkMessaging.planned_count,
-                        BulkMessaging.created_at,
-                    )
-                    .order_by(BulkMessaging.created_at.desc())
-                    .limit(200)
-                )
-            ).all()
+        campaigns = await newest_campaigns(container_of(request).database)
         return {
             "campaigns": [
                 {
-                    "slug": r.slug,
-                    "name": r.name,
-                    "status": r.status,
-                    "planned": r.planned_count,
-                    "created_at": r.created_at.isoformat(),
+                    "slug": c.slug,
+                    "name": c.name,
+                    "status": c.status,
+                    "planned": c.planned,
+                    "created_at": c.created_at.isoformat(),
                 }
-                for r in rows
+                for c in campaigns
             ]
         }
 
@@ -161,13 +142,12 @@ class CampaignsController(Controller):
                 respect_quiet_hours=data.respect_quiet_hours,
                 scheduled_at=data.scheduled_at,
             )
-            async with container.database.read_sessions() as session:
-                if await session.scalar(select(BulkMessaging.id).where(BulkMessaging.slug == data.slug)):
-                    raise CampaignError(f"a campaign with slug {data.slug!r} already exists")
-            campaign = await create_campaign(container.campaign_uow(), draft, datetime.now(UTC))
+            if await campaign_id_by_slug(container.database, data.slug) is not None:
+                raise CampaignError(f"a campaign with slug {data.slug!r} already exists")
+            uow = audited_uow(container, request, "campaign.create", data.slug)
+            campaign = await create_campaign(uow, draft, datetime.now(UTC))
         except (CampaignError, ValueError) as error:
             raise Unprocessable(str(error)) from None
-        await audit(container, request, "campaign.create", data.slug)
         return campaign_json(campaign)
 
     @get("/{slug:str}/preview", responses=problems(404))
@@ -205,12 +185,7 @@ class CampaignsController(Controller):
         """launch, pause, resume or cancel. Pausing and resuming never send anything twice."""
         container = container_of(request)
         campaign_id = await campaign_id_for(container, slug)
-        entry = AuditEntry(
-            actor=api_actor(request), via="api", action=f"campaign.{action}", target=f"campaign:{slug}"
-        )
-        uow = AuditedCampaignUnitOfWork(
-            container.database, entry, business_tz=container.settings.business_timezone
-        )
+        uow = audited_uow(container, request, f"campaign.{action}", slug)
         try:
             if action == "launch":
                 await launch_campaign(uow, campaign_id, datetime.now(UTC))

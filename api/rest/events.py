@@ -13,7 +13,6 @@ from api.rest.common import API_SECURITY, Unprocessable, container_of, problems,
 from domain.notifications.model import NotificationError
 from domain.notifications.rules import MAX_EVENT_TYPE_LENGTH, MAX_KEY_LENGTH
 from domain.notifications.use_cases import record_event
-from storage.notifications import SqlNotificationUnitOfWork
 
 #: business_events.customer_id is a 32-bit column (customers.id is 64-bit); a larger id cannot be kept.
 MAX_EVENT_CUSTOMER_ID = 2**31 - 1
@@ -43,9 +42,7 @@ class EventsController(Controller):
         container = container_of(request)
         try:
             recorded = await record_event(
-                SqlNotificationUnitOfWork(
-                    container.database, business_tz=container.settings.business_timezone
-                ),
+                container.notification_uow(),
                 data.type,
                 data.idempotency_key,
                 data.customer_id,
