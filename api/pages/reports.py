@@ -10,7 +10,6 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
-from sqlalchemy import select
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
@@ -22,30 +21,15 @@ from reports.metrics import REGISTRY
 from reports.performance import OperationsView, read_operations
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition, result_csv
 from storage.database import Database
-from storage.models import ReportDelivery, ReportSchedule
+from storage.queries.report_schedules import latest_deliveries, schedules_of_reports
 from switchboard.wiring import Container
 
 
 async def reports_overview(database: Database, staff_id: int, formats: Formats) -> dict[str, Any]:
     reports = await visible_reports(database, staff_id)
     by_id = {r.id: r for r in reports}
-    async with database.read_sessions() as session:
-        schedules = list(
-            await session.scalars(
-                select(ReportSchedule)
-                .where(ReportSchedule.report_id.in_(list(by_id)))
-                .order_by(ReportSchedule.id)
-            )
-        )
-        deliveries = (
-            await session.execute(
-                select(ReportDelivery, ReportSchedule.report_id)
-                .join(ReportSchedule, ReportSchedule.id == ReportDelivery.schedule_id)
-                .where(ReportSchedule.report_id.in_(list(by_id)))
-                .order_by(ReportDelivery.due_at.desc())
-                .limit(30)
-            )
-        ).all()
+    schedules = await schedules_of_reports(database, list(by_id))
+    deliveries = await latest_deliveries(database, list(by_id))
     schedules_of: dict[int, list[str]] = defaultdict(list)
     for s in schedules:
         state = "" if s.enabled else " (off)"
@@ -59,7 +43,7 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
         ],
         "deliveries": [
             {
-                "report": by_id[report_id].name,
+                "report": by_id[d.report_id].name,
                 "due": formats.moment(d.due_at),
                 "destination": d.destination,
                 "status": d.status,
@@ -67,7 +51,7 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
                 "delivered": formats.moment(d.delivered_at),
                 "error": d.error or "",
             }
-            for d, report_id in deliveries
+            for d in deliveries
         ],
     }
 

@@ -1,0 +1,67 @@
+"""Report schedules as the reports page lists them: each saved report's schedules and the latest deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import ReportDelivery, ReportSchedule
+
+
+@dataclass(frozen=True)
+class ScheduleListing:
+    report_id: int
+    cron: str
+    timezone: str
+    destination_kind: str
+    destination: str
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class DeliveryListing:
+    report_id: int
+    due_at: datetime
+    destination: str
+    status: str
+    late: bool
+    delivered_at: datetime | None
+    error: str | None
+
+
+async def schedules_of_reports(database: Database, report_ids: Sequence[int]) -> list[ScheduleListing]:
+    """The reports' schedules, oldest first."""
+    async with database.read_sessions() as session:
+        rows = await session.scalars(
+            select(ReportSchedule)
+            .where(ReportSchedule.report_id.in_(list(report_ids)))
+            .order_by(ReportSchedule.id)
+        )
+        return [
+            ScheduleListing(s.report_id, s.cron, s.timezone, s.destination_kind, s.destination, s.enabled)
+            for s in rows
+        ]
+
+
+async def latest_deliveries(
+    database: Database, report_ids: Sequence[int], limit: int = 30
+) -> list[DeliveryListing]:
+    """The reports' deliveries, the latest due first."""
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(ReportDelivery, ReportSchedule.report_id)
+                .join(ReportSchedule, ReportSchedule.id == ReportDelivery.schedule_id)
+                .where(ReportSchedule.report_id.in_(list(report_ids)))
+                .order_by(ReportDelivery.due_at.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [
+        DeliveryListing(report_id, d.due_at, d.destination, d.status, d.late, d.delivered_at, d.error)
+        for d, report_id in rows
+    ]
