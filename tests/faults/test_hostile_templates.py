@@ -29,9 +29,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from api.auth import login_link, staff_by_email
+from api.auth import login_link
 from domain.templates.trial import TRIAL_SECONDS
 from storage.database import Database
+from storage.queries.staff import staff_by_email
 from storage.seeding import SeedPlan, seed_database
 from tests.conftest import FreshDatabases, engine_params
 
@@ -171,7 +172,7 @@ def served(
             )
             admin = await staff_by_email(database, ADMIN)
             assert admin is not None
-            return admin.id
+            return admin.staff_id
         finally:
             await database.dispose()
 
