@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +9,6 @@ from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from sqlalchemy import func, select
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
@@ -21,7 +19,7 @@ from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus, Role
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.database import Database
-from storage.models import BulkMessaging, CustomerCommunication
+from storage.queries.campaigns import CampaignOverview, campaign_overview, campaigns_with_progress
 from switchboard.wiring import Container
 
 #: Which buttons a campaign in each status offers.
@@ -49,40 +47,25 @@ class CampaignRow:
 
 
 async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRow]:
-    async with database.read_sessions() as session:
-        campaigns = list(
-            await session.scalars(select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(100))
-        )
-        handed = Counter[int]()
-        if campaigns:
-            counts = await session.execute(
-                select(CustomerCommunication.campaign_id, func.count())
-                .where(
-                    CustomerCommunication.campaign_id.in_([c.id for c in campaigns]),
-                    CustomerCommunication.status.in_(HANDED_OVER),
-                )
-                .group_by(CustomerCommunication.campaign_id)
-            )
-            handed.update({campaign_id: n for campaign_id, n in counts.all() if campaign_id is not None})
+    campaigns = await campaigns_with_progress(database, HANDED_OVER)
     return [
         CampaignRow(
             c.slug,
             c.name,
             c.status,
             c.template_name,
-            ", ".join(str(ch) for ch in c.channel_order),
+            ", ".join(c.channel_order),
             c.planned_count,
             c.excluded_count,
-            handed[c.id],
+            handed,
             formats.moment(c.created_at),
         )
-        for c in campaigns
+        for c, handed in campaigns
     ]
 
 
-async def campaign_by_slug(database: Database, slug: str) -> BulkMessaging:
-    async with database.read_sessions() as session:
-        found = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == slug))
+async def campaign_by_slug(database: Database, slug: str) -> CampaignOverview:
+    found = await campaign_overview(database, slug)
     if found is None:
         raise NotFoundException(f"There is no campaign {slug!r}.")
     return found
@@ -104,11 +87,11 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
     progress = await use_cases.campaign_progress(_read_only(container), campaign.id)
     return {
         "campaign": campaign,
-        "channels": ", ".join(str(c) for c in campaign.channel_order),
+        "channels": ", ".join(campaign.channel_order),
         "facts": [
             ("Status", campaign.status),
             ("Template", campaign.template_name),
-            ("Channels", ", ".join(str(c) for c in campaign.channel_order)),
+            ("Channels", ", ".join(campaign.channel_order)),
             ("Category", campaign.category),
             ("Created", formats.moment(campaign.created_at)),
             ("Scheduled", formats.moment(campaign.scheduled_at)),
@@ -128,7 +111,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
     }
 
 
-async def act_on_campaign(container: Container, campaign: BulkMessaging, action: str, actor: str) -> None:
+async def act_on_campaign(container: Container, campaign: CampaignOverview, action: str, actor: str) -> None:
     entry = AuditEntry(
         actor=actor, via="web", action=f"campaign.{action}", target=f"campaign:{campaign.slug}"
     )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.models import BulkMessaging
+from storage.models import BulkMessaging, CustomerCommunication
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,68 @@ async def newest_campaigns(database: Database, limit: int = 200) -> list[Campaig
     async with database.read_sessions() as session:
         rows = (await session.execute(query)).all()
     return [CampaignListing(r.slug, r.name, r.status, r.planned_count, r.created_at) for r in rows]
+
+
+@dataclass(frozen=True)
+class CampaignOverview:
+    """A campaign as its page shows it: what it sends, to how many, and when it started."""
+
+    id: int
+    slug: str
+    name: str
+    status: str
+    category: str
+    template_name: str
+    channel_order: tuple[str, ...]
+    planned_count: int
+    excluded_count: int
+    created_at: datetime
+    scheduled_at: datetime | None
+    launched_at: datetime | None
+
+
+def _overview(c: BulkMessaging) -> CampaignOverview:
+    return CampaignOverview(
+        c.id,
+        c.slug,
+        c.name,
+        c.status,
+        c.category,
+        c.template_name,
+        tuple(str(ch) for ch in c.channel_order),
+        c.planned_count,
+        c.excluded_count,
+        c.created_at,
+        c.scheduled_at,
+        c.launched_at,
+    )
+
+
+async def campaign_overview(database: Database, slug: str) -> CampaignOverview | None:
+    async with database.read_sessions() as session:
+        found = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == slug))
+    return None if found is None else _overview(found)
+
+
+async def campaigns_with_progress(
+    database: Database, handed_over: Sequence[str], limit: int = 100
+) -> list[tuple[CampaignOverview, int]]:
+    """The newest campaigns, newest first, each with how many of its messages reached `handed_over` statuses."""
+    async with database.read_sessions() as session:
+        campaigns = list(
+            await session.scalars(
+                select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(limit)
+            )
+        )
+        handed = Counter[int]()
+        if campaigns:
+            counts = await session.execute(
+                select(CustomerCommunication.campaign_id, func.count())
+                .where(
+                    CustomerCommunication.campaign_id.in_([c.id for c in campaigns]),
+                    CustomerCommunication.status.in_(list(handed_over)),
+                )
+                .group_by(CustomerCommunication.campaign_id)
+            )
+            handed.update({campaign_id: n for campaign_id, n in counts.all() if campaign_id is not None})
+    return [(_overview(c), handed[c.id]) for c in campaigns]
