@@ -24,7 +24,7 @@ from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.vocabulary import Channel, ConsentStatus
 from storage.inbox import ConversationUnitOfWork
-from storage.models import Customer
+from storage.queries.customers import customer_exists
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -82,11 +82,6 @@ def _no_longer_in_use() -> Response[str]:
     )
 
 
-async def _customer_exists(container: Container, customer_id: int) -> bool:
-    async with container.database.read_sessions() as session:
-        return await session.get(Customer, customer_id) is not None
-
-
 def _html(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=str, media_type=MediaType.HTML, description=description)
 
@@ -110,7 +105,7 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]
     named = read_unsubscribe_token(container.settings.session_secret, token)
     if named is None:
         return _not_found()
-    if not await _customer_exists(container, named[0]):
+    if not await customer_exists(container.database, named[0]):
         return _no_longer_in_use()
     name = escape(container.settings.business_name)
     return _page(
@@ -144,7 +139,7 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
     if ONE_CLICK_VALUE not in form.get(ONE_CLICK_FIELD, []):
         return _page("Bad request", "<p>Expected List-Unsubscribe=One-Click.</p>", HTTP_400_BAD_REQUEST)
     customer_id, channel = named
-    if not await _customer_exists(container, customer_id):
+    if not await customer_exists(container.database, customer_id):
         return _no_longer_in_use()
     source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
     await record_consent(

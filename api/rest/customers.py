@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post, put
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
-from sqlalchemy import select
 
 from api.rest.common import (
     API_SECURITY,
@@ -21,18 +20,21 @@ from api.rest.common import (
     problems,
     require_api_token,
 )
-from domain.audit import AuditEntry
 from domain.consent.ledger import record_consent
+from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
+from domain.consent.use_cases import set_preferences as set_customer_preferences
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
+from storage.database import Database
 from storage.inbox import ConversationUnitOfWork
-from storage.models import CommunicationPreference, ConsentRecord, Customer, CustomerConsent
+from storage.preferences import preferences_unit_of_work
+from storage.queries.customers import customer_exists, preferences_and_consent
 
 
 class PreferencesIn(msgspec.Struct):
     preferred_channel: Annotated[str | None, documented_enum(OUTBOUND_CHANNELS, nullable=True)] = None
     quiet_hours_start: str | None = None  # "21:00", local to the customer
     quiet_hours_end: str | None = None
-    marketing_max_per_week: Annotated[int, msgspec.Meta(ge=0, le=50)] | None = None
+    marketing_max_per_week: Annotated[int, msgspec.Meta(ge=0, le=MAX_MARKETING_PER_WEEK)] | None = None
 
 
 class ConsentIn(msgspec.Struct):
@@ -42,44 +44,24 @@ class ConsentIn(msgspec.Struct):
     detail: str | None = None
 
 
-def _clock(value: str | None, name: FromPath[str]) -> time | None:
-    if value is None:
-        return None
-    try:
-        return time.fromisoformat(value)
-    except ValueError:
-        raise Unprocessable(f"{name} must be a time like 21:00, got {value!r}") from None
-
-
-async def _preferences_json(session: Any, customer_id: FromPath[int]) -> dict[str, Any]:
-    customer = await session.get(Customer, customer_id)
-    if customer is None:
+async def _preferences_json(database: Database, customer_id: int) -> dict[str, Any]:
+    found = await preferences_and_consent(database, customer_id)
+    if found is None:
         raise NotFoundException(f"no customer {customer_id}")
-    preference = await session.get(CommunicationPreference, customer_id)
-    consents = (
-        await session.scalars(select(CustomerConsent).where(CustomerConsent.customer_id == customer_id))
-    ).all()
-    ledger = (
-        await session.scalars(
-            select(ConsentRecord)
-            .where(ConsentRecord.customer_id == customer_id)
-            .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
-        )
-    ).all()
     return {
         "customer_id": customer_id,
-        "timezone": customer.timezone,
-        "preferred_channel": preference.preferred_channel if preference else None,
+        "timezone": found.timezone,
+        "preferred_channel": found.preferred_channel,
         "quiet_hours": None
-        if not preference or preference.quiet_hours_start is None
+        if found.quiet_hours_start is None
         else {
-            "start": preference.quiet_hours_start.isoformat("minutes"),
-            "end": preference.quiet_hours_end.isoformat("minutes") if preference.quiet_hours_end else None,
+            "start": found.quiet_hours_start.isoformat("minutes"),
+            "end": found.quiet_hours_end.isoformat("minutes") if found.quiet_hours_end else None,
         },
-        "marketing_max_per_week": preference.marketing_max_per_week if preference else None,
+        "marketing_max_per_week": found.marketing_max_per_week,
         "consent": {
             c.channel: {"status": c.status, "source": c.source, "since": c.changed_at.isoformat()}
-            for c in consents
+            for c in found.consents
         },
         "ledger": [
             {
@@ -89,7 +71,7 @@ async def _preferences_json(session: Any, customer_id: FromPath[int]) -> dict[st
                 "detail": r.detail,
                 "at": r.recorded_at.isoformat(),
             }
-            for r in ledger
+            for r in found.ledger
         ],
     }
 
@@ -104,47 +86,30 @@ class CustomersController(Controller):
     async def preferences(
         self, request: Request[Any, Any, Any], customer_id: FromPath[RowId]
     ) -> dict[str, Any]:
-        async with container_of(request).database.read_sessions() as session:
-            return await _preferences_json(session, customer_id)
+        return await _preferences_json(container_of(request).database, customer_id)
 
     @put("/{customer_id:int}/preferences", responses=problems(404, body=True))
     async def set_preferences(
         self, request: Request[Any, Any, Any], customer_id: FromPath[RowId], data: JSONBody[PreferencesIn]
     ) -> dict[str, Any]:
-        if data.preferred_channel is not None and data.preferred_channel not in {
-            c.value for c in OUTBOUND_CHANNELS
-        }:
-            raise Unprocessable("preferred_channel must be one of sms, email, whatsapp, telegram")
-        start, end = (
-            _clock(data.quiet_hours_start, "quiet_hours_start"),
-            _clock(data.quiet_hours_end, "quiet_hours_end"),
-        )
-        if (start is None) != (end is None):
-            raise Unprocessable("give both quiet_hours_start and quiet_hours_end, or neither")
         container = container_of(request)
-        async with container.unit_of_work() as uow:
-            if await uow.session.get(Customer, customer_id) is None:
-                raise NotFoundException(f"no customer {customer_id}")
-            preference = await uow.session.get(CommunicationPreference, customer_id)
-            if preference is None:
-                preference = CommunicationPreference(customer_id=customer_id)
-                uow.session.add(preference)
-            preference.preferred_channel = data.preferred_channel
-            preference.quiet_hours_start, preference.quiet_hours_end = start, end
-            preference.marketing_max_per_week = data.marketing_max_per_week
-            preference.updated_at = datetime.now(UTC)
-            uow.audit.record(
-                AuditEntry(
-                    actor=api_actor(request),
-                    via="api",
-                    action="customer.preferences",
-                    target=f"customer:{customer_id}",
-                    detail={"preferred": data.preferred_channel},
-                )
+        try:
+            await set_customer_preferences(
+                preferences_unit_of_work(container.database, container.settings.business_timezone),
+                customer_id,
+                preferred_channel=data.preferred_channel,
+                quiet_hours_start=data.quiet_hours_start,
+                quiet_hours_end=data.quiet_hours_end,
+                marketing_max_per_week=data.marketing_max_per_week,
+                actor=api_actor(request),
+                via="api",
+                now=datetime.now(UTC),
             )
-            await uow.commit()
-        async with container.database.read_sessions() as session:
-            return await _preferences_json(session, customer_id)
+        except PreferencesError as error:
+            raise Unprocessable(str(error)) from None
+        except UnknownCustomer:
+            raise NotFoundException(f"no customer {customer_id}") from None
+        return await _preferences_json(container.database, customer_id)
 
     @post("/{customer_id:int}/consent", status_code=201, responses=problems(404, body=True))
     async def consent(
@@ -158,9 +123,8 @@ class CustomersController(Controller):
         if not data.source.strip() or len(data.source) > 32:
             raise Unprocessable("source is required (at most 32 characters), e.g. web_form or front_desk")
         container = container_of(request)
-        async with container.database.read_sessions() as session:
-            if await session.get(Customer, customer_id) is None:
-                raise NotFoundException(f"no customer {customer_id}")
+        if not await customer_exists(container.database, customer_id):
+            raise NotFoundException(f"no customer {customer_id}")
         recorded = await record_consent(
             ConversationUnitOfWork(container.unit_of_work()),
             customer_id,

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from storage.database import Database
 from storage.models import (
     CommunicationPreference,
+    ConsentRecord,
     Customer,
     CustomerCommunication,
     CustomerConsent,
@@ -171,3 +172,63 @@ async def customer_preferences(database: Database, customer_id: int) -> Customer
         consents=tuple(ChannelConsent(c.channel, c.status, c.source, c.changed_at) for c in consents),
         last_held_back=held_back,
     )
+
+
+@dataclass(frozen=True)
+class ConsentStatement:
+    """One entry of the consent ledger: what the customer said about a channel, through what, and when."""
+
+    channel: str
+    status: str
+    source: str
+    detail: str | None
+    recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class PreferencesAndConsent:
+    """A customer's time zone, communication preferences, current consent per channel and whole consent ledger."""
+
+    customer_id: int
+    timezone: str
+    preferred_channel: str | None
+    quiet_hours_start: time | None
+    quiet_hours_end: time | None
+    marketing_max_per_week: int | None
+    consents: tuple[ChannelConsent, ...]
+    ledger: tuple[ConsentStatement, ...]  # oldest first
+
+
+async def customer_exists(database: Database, customer_id: int) -> bool:
+    async with database.read_sessions() as session:
+        return await session.get(Customer, customer_id) is not None
+
+
+async def preferences_and_consent(database: Database, customer_id: int) -> PreferencesAndConsent | None:
+    async with database.read_sessions() as session:
+        customer = await session.get(Customer, customer_id)
+        if customer is None:
+            return None
+        preference = await session.get(CommunicationPreference, customer_id)
+        consents = await session.scalars(
+            select(CustomerConsent).where(CustomerConsent.customer_id == customer_id)
+        )
+        current = tuple(ChannelConsent(c.channel, c.status, c.source, c.changed_at) for c in consents)
+        ledger = await session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.customer_id == customer_id)
+            .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+        )
+        statements = tuple(
+            ConsentStatement(r.channel, r.status, r.source, r.detail, r.recorded_at) for r in ledger
+        )
+        return PreferencesAndConsent(
+            customer_id=customer_id,
+            timezone=customer.timezone,
+            preferred_channel=preference.preferred_channel if preference else None,
+            quiet_hours_start=preference.quiet_hours_start if preference else None,
+            quiet_hours_end=preference.quiet_hours_end if preference else None,
+            marketing_max_per_week=preference.marketing_max_per_week if preference else None,
+            consents=current,
+            ledger=statements,
+        )
