@@ -1,13 +1,17 @@
-"""When scheduled reports fall due: cron in the recipient's timezone, and what to do about runs missed while down."""
+"""Report schedules: setting one up, when it falls due (cron in the recipient's timezone), and what to do
+about runs missed while down."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from types import TracebackType
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
+
+from domain.audit import AuditEntry, AuditTrail
 
 MissedRunPolicy = Literal["skip", "deliver_late_once"]
 
@@ -136,3 +140,91 @@ def plan_runs(
         else:
             skip = missed
     return RunPlan(deliver=deliver, skip=skip, next_due_at=moment)
+
+
+class ReportScheduleBook(Protocol):
+    async def add(
+        self,
+        *,
+        report_id: int,
+        owner_id: int | None,
+        cron: str,
+        timezone: str,
+        destination_kind: str,
+        destination: str,
+        next_due_at: datetime,
+    ) -> int:
+        """Store a new schedule and return its id."""
+
+
+class SchedulingUnitOfWork(Protocol):
+    """What scheduling a report needs: the schedules and the audit trail, in one transaction."""
+
+    @property
+    def schedules(self) -> ReportScheduleBook: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ScheduleRequest:
+    """How often a saved report goes, and where: a destination kind (slack, telegram or email) and its address."""
+
+    cron: str
+    timezone: str
+    destination_kind: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class ScheduledReport:
+    id: int
+    first_due: datetime
+
+
+async def schedule_report(
+    uow: SchedulingUnitOfWork,
+    *,
+    report_id: int,
+    report_slug: str,
+    owner_id: int | None,
+    request: ScheduleRequest,
+    actor: str,
+    via: str,
+    now: datetime,
+) -> ScheduledReport:
+    """Schedule a saved report's deliveries from `now` on, audited in the same commit.
+
+    Raises ScheduleError (before anything is stored) when the cron expression or timezone cannot work.
+    """
+    first = next_due(request.cron, request.timezone, now)
+    async with uow:
+        schedule_id = await uow.schedules.add(
+            report_id=report_id,
+            owner_id=owner_id,
+            cron=request.cron,
+            timezone=request.timezone,
+            destination_kind=request.destination_kind,
+            destination=request.destination,
+            next_due_at=first,
+        )
+        uow.audit.record(
+            AuditEntry(
+                actor=actor,
+                via=via,
+                action="report.schedule",
+                target=f"report:{report_slug}",
+                detail={"schedule_id": schedule_id, "cron": request.cron, "destination": request.destination},
+            )
+        )
+        await uow.commit()
+    return ScheduledReport(schedule_id, first)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import Database
 from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
 from storage.sql import insert_for, table_of
+from storage.unit_of_work import SqlUnitOfWork
 
 DELIVERIES = table_of(ReportDelivery)
 
@@ -289,3 +291,49 @@ def _due(schedule: ReportSchedule, report: CustomReport, owner_email: str | None
         next_due_at=schedule.next_due_at,
         owner_email=owner_email,
     )
+
+
+class SqlReportSchedules:
+    """New report schedules (reports.schedules.ReportScheduleBook); the runner's claims are SqlScheduleStore's."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        *,
+        report_id: int,
+        owner_id: int | None,
+        cron: str,
+        timezone: str,
+        destination_kind: str,
+        destination: str,
+        next_due_at: datetime,
+    ) -> int:
+        schedule = ReportSchedule(
+            report_id=report_id,
+            owner_id=owner_id,
+            cron=cron,
+            timezone=timezone,
+            destination_kind=destination_kind,
+            destination=destination,
+            next_due_at=next_due_at,
+        )
+        self._session.add(schedule)
+        await self._session.flush()
+        return schedule.id
+
+
+class ReportSchedulingUnitOfWork(SqlUnitOfWork):
+    """The unit of work scheduling a report takes (reports.schedules.SchedulingUnitOfWork)."""
+
+    schedules: SqlReportSchedules
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.schedules = SqlReportSchedules(self.session)
+        return self
+
+
+def report_scheduling_uow(database: Database, business_tz: str) -> ReportSchedulingUnitOfWork:
+    return ReportSchedulingUnitOfWork(database, business_tz=business_tz)

@@ -8,8 +8,6 @@ import logging
 import time
 from datetime import date, datetime
 
-from sqlalchemy import select
-
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import everyday_names
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion, parse_question
@@ -19,7 +17,7 @@ from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
 from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
 from reports.query import MetricQuery
-from storage.models import BulkMessaging, Customer, Location, MessageTemplate, Service, StaffUser
+from storage.queries.reports import dimension_names
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +44,10 @@ async def known_values(ctx: CommandContext) -> dict[str, dict[str, str]]:
     cached = _known_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < KNOWN_VALUES_TTL_SECONDS:
         return cached[1]
-    columns = {
-        "location": (Location.code, Location.name),
-        "service": (Service.code, Service.name),
-        "campaign": (BulkMessaging.slug, BulkMessaging.name),
-        "template": (MessageTemplate.name, MessageTemplate.name),
-        "staff": (StaffUser.name, StaffUser.name),
-        "segment": (Customer.segment, Customer.segment),
-        "country": (Customer.country, Customer.country),
+    found = {
+        dimension: everyday_names(dimension, pairs)
+        for dimension, pairs in (await dimension_names(ctx.database)).items()
     }
-    found: dict[str, dict[str, str]] = {}
-    async with ctx.database.read_sessions() as session:
-        for dimension, (value_column, name_column) in columns.items():
-            # Labelled, because a value and its name may be one column (staff are named by name).
-            rows = (
-                await session.execute(
-                    select(value_column.label("value"), name_column.label("name")).distinct().limit(500)
-                )
-            ).all()
-            found[dimension] = everyday_names(dimension, [(str(v), str(n)) for v, n in rows if v])
     _known_cache[key] = (time.monotonic(), found)
     return found
 

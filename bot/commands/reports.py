@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
-from domain.audit import AuditEntry
 from domain.staff import StaffIdentity
 from reports.library import (
     ReportLibraryError,
@@ -21,7 +20,8 @@ from reports.library import (
 )
 from reports.periods import zone
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition, run_saved_report
-from storage.models import ReportSchedule
+from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
+from storage.schedules import report_scheduling_uow
 
 SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
 
@@ -175,42 +175,25 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
     )
 
 
-def first_due(cron: str, tz: str, now: datetime) -> datetime:
-    from reports.schedules import ScheduleError, next_due
-
-    try:
-        return next_due(cron, tz, now)
-    except ScheduleError as error:
-        raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
-
-
 async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
     report = await find_report(ctx.database, who.staff_id, command.name)
     if report is None:
         return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
-    first = first_due(command.cron, ctx.business_tz, ctx.now())
-    async with ctx.unit_of_work() as uow:
-        schedule = ReportSchedule(
+    request = ScheduleRequest(command.cron, ctx.business_tz, command.destination_kind, command.destination)
+    try:
+        schedule = await schedule_report(
+            report_scheduling_uow(ctx.database, ctx.business_tz),
             report_id=report.id,
+            report_slug=report.slug,
             owner_id=who.staff_id,
-            cron=command.cron,
-            timezone=ctx.business_tz,
-            destination_kind=command.destination_kind,
-            destination=command.destination,
-            next_due_at=first,
+            request=request,
+            actor=who.email,
+            via=who.via,
+            now=ctx.now(),
         )
-        uow.session.add(schedule)
-        await uow.session.flush()
-        uow.audit.record(
-            AuditEntry(
-                actor=who.email,
-                via=who.via,
-                action="report.schedule",
-                target=f"report:{report.slug}",
-                detail={"schedule_id": schedule.id, "cron": command.cron, "destination": command.destination},
-            )
-        )
-        await uow.commit()
+    except ScheduleError as error:
+        raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
+    first = schedule.first_due
     return Reply(
         f"Report {report.name} will be delivered to {command.destination} ({command.destination_kind}) "
         f"on “{command.cron}” ({ctx.business_tz}); first run {first.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M}.",
