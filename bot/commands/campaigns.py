@@ -6,8 +6,6 @@ import difflib
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-
 from bot.commands.context import CommandContext
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
@@ -19,7 +17,12 @@ from domain.campaigns.rules import allowed_actions
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
 from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
-from storage.models import BulkMessaging
+from storage.queries.campaigns import (
+    CampaignOverview,
+    campaign_overview,
+    campaign_slugs,
+    newest_campaign_overviews,
+)
 
 #: Verbs that change a campaign, and whether they ask for confirmation first (irreversible ones do).
 CONFIRMED_VERBS = ("launch", "cancel")
@@ -52,12 +55,11 @@ def action_parser(verb: str):  # type: ignore[no-untyped-def]
     return parse
 
 
-async def campaign_row(ctx: CommandContext, slug: str) -> BulkMessaging | Reply:
-    async with ctx.database.read_sessions() as session:
-        row = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == slug))
-        if row is not None:
-            return row
-        slugs = list(await session.scalars(select(BulkMessaging.slug)))
+async def campaign_row(ctx: CommandContext, slug: str) -> CampaignOverview | Reply:
+    row = await campaign_overview(ctx.database, slug)
+    if row is not None:
+        return row
+    slugs = await campaign_slugs(ctx.database)
     close = difflib.get_close_matches(slug, slugs, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else " `campaign list` shows them all."
     return Reply(
@@ -68,10 +70,7 @@ async def campaign_row(ctx: CommandContext, slug: str) -> BulkMessaging | Reply:
 
 
 async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    async with ctx.database.read_sessions() as session:
-        rows = list(
-            await session.scalars(select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(25))
-        )
+    rows = await newest_campaign_overviews(ctx.database, limit=25)
     if not rows:
         return Reply("There are no campaigns yet.", title="Campaigns")
     table = Table(

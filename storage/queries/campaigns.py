@@ -109,3 +109,18 @@ async def campaigns_with_progress(
             )
             handed.update({campaign_id: n for campaign_id, n in counts.all() if campaign_id is not None})
     return [(_overview(c), handed[c.id]) for c in campaigns]
+
+
+async def campaign_slugs(database: Database) -> list[str]:
+    """Every campaign's slug, for suggesting the one a mistyped slug meant."""
+    async with database.read_sessions() as session:
+        return list(await session.scalars(select(BulkMessaging.slug)))
+
+
+async def newest_campaign_overviews(database: Database, limit: int = 25) -> list[CampaignOverview]:
+    """The newest `limit` campaigns, newest first."""
+    async with database.read_sessions() as session:
+        campaigns = await session.scalars(
+            select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(limit)
+        )
+        return [_overview(c) for c in campaigns]
