@@ -17,7 +17,7 @@ from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus, Role
-from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
+from storage.campaigns import AuditedCampaignUnitOfWork
 from storage.database import Database
 from storage.queries.campaigns import CampaignOverview, campaign_overview, campaigns_with_progress
 from switchboard.wiring import Container
@@ -71,20 +71,17 @@ async def campaign_by_slug(database: Database, slug: str) -> CampaignOverview:
     return found
 
 
-def _read_only(container: Container) -> SqlCampaignUnitOfWork:
-    return SqlCampaignUnitOfWork(
-        container.database, read_only=True, business_tz=container.settings.business_timezone
-    )
-
-
 async def campaign_detail(container: Container, slug: str, formats: Formats) -> dict[str, Any]:
     campaign = await campaign_by_slug(container.database, slug)
     preview: CampaignPreview | None = None
     if allowed_actions(campaign.status) and campaign.status != CampaignStatus.RUNNING.value:
         preview = await use_cases.preview_campaign(
-            _read_only(container), campaign.id, now=utc_now(), policy=container.consent_policy()
+            container.campaign_uow(read_only=True),
+            campaign.id,
+            now=utc_now(),
+            policy=container.consent_policy(),
         )
-    progress = await use_cases.campaign_progress(_read_only(container), campaign.id)
+    progress = await use_cases.campaign_progress(container.campaign_uow(read_only=True), campaign.id)
     return {
         "campaign": campaign,
         "channels": ", ".join(campaign.channel_order),
