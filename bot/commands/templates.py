@@ -6,21 +6,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import select
-
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise, split_variables
 from bot.replies import Button, Field, Reply, Table
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.staff import StaffIdentity
-from domain.templates.model import MessageTemplate as TemplateVariant
-from domain.templates.model import TemplateError
+from domain.templates.model import TemplateError, TemplateRecord
 from domain.templates.rendering import render_template
 from domain.templates.selection import select_template
 from domain.vocabulary import Channel, MessageCategory
-from storage.campaigns import stored_template
-from storage.models import MessageTemplate
+from storage.queries.templates import active_template_variants, active_templates_named
 
 SHOW_USAGE = "template show NAME"
 PREVIEW_USAGE = "template preview NAME [channel] [locale] [var=value ...]"
@@ -70,20 +66,8 @@ def parse_preview(words: list[str], rest: str, today: date) -> PreviewTemplate:
     return PreviewTemplate(name, channel, locale, variables)
 
 
-def variant(row: MessageTemplate) -> TemplateVariant:
-    return stored_template(row).template
-
-
-async def template_rows(ctx: CommandContext, name: str | None = None) -> list[MessageTemplate]:
-    query = select(MessageTemplate).where(MessageTemplate.status == "active")
-    if name is not None:
-        query = query.where(MessageTemplate.name == name)
-    async with ctx.database.read_sessions() as session:
-        return list(
-            await session.scalars(
-                query.order_by(MessageTemplate.name, MessageTemplate.channel, MessageTemplate.locale)
-            )
-        )
+async def template_rows(ctx: CommandContext, name: str | None = None) -> list[TemplateRecord]:
+    return await active_template_variants(ctx.database, name)
 
 
 async def unknown_template(ctx: CommandContext, name: str) -> Reply:
@@ -100,7 +84,7 @@ async def unknown_template(ctx: CommandContext, name: str) -> Reply:
 
 
 async def run_list(command: ListTemplates, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    variants: dict[str, list[MessageTemplate]] = defaultdict(list)
+    variants: dict[str, list[TemplateRecord]] = defaultdict(list)
     for row in await template_rows(ctx):
         variants[row.name].append(row)
     if not variants:
@@ -149,10 +133,9 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 async def run_preview(command: PreviewTemplate, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    rows = await template_rows(ctx, command.name)
-    if not rows:
+    variants = await active_templates_named(ctx.database, command.name)
+    if not variants:
         return await unknown_template(ctx, command.name)
-    variants = [variant(r) for r in rows]
     channel = command.channel or variants[0].channel
     chosen = select_template(variants, command.name, channel, command.locale or "en")
     if chosen is None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
+from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.templates.model import TemplateRecord
+from storage.campaigns import stored_template
 from storage.database import Database
 from storage.models import MessageTemplate
 from storage.templates import template_record
@@ -33,3 +35,22 @@ async def template_variant(database: Database, name: str, channel: str, locale: 
             )
         ).one_or_none()
         return None if row is None else template_record(row)
+
+
+def _active(name: str | None) -> Select[MessageTemplate]:
+    query = select(MessageTemplate).where(MessageTemplate.status == "active")
+    if name is not None:
+        query = query.where(MessageTemplate.name == name)
+    return query.order_by(MessageTemplate.name, MessageTemplate.channel, MessageTemplate.locale)
+
+
+async def active_template_variants(database: Database, name: str | None = None) -> list[TemplateRecord]:
+    """The variants in use (only `name`'s when given), by name, channel and locale."""
+    async with database.read_sessions() as session:
+        return [template_record(row) for row in await session.scalars(_active(name))]
+
+
+async def active_templates_named(database: Database, name: str) -> list[TemplateVariant]:
+    """`name`'s variants in use, ready to render, by channel and locale."""
+    async with database.read_sessions() as session:
+        return [stored_template(row).template for row in await session.scalars(_active(name))]
