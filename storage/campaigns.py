@@ -12,15 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from domain.audit import AuditEntry
-from domain.campaigns.model import (
-    Audience,
-    Campaign,
-    CampaignDraft,
-    CampaignProgress,
-    FallbackCandidate,
-    StoredTemplate,
-)
+from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
+from domain.messages.model import StoredTemplate
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.vocabulary import (
     CampaignStatus,

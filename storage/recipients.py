@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Executable, Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.campaigns.model import Audience, Recipient
+from domain.campaigns.model import Audience
 from domain.consent.model import ChannelConsent, QuietHours
+from domain.messages.model import Recipient
 from domain.vocabulary import Channel, ConsentStatus, Direction, MessageCategory, MessageStatus
 from storage.models import (
     BulkMessaging,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Protocol
 
 from bot.commands.context import CommandContext
 from bot.commands.parsing import closest
 from bot.replies import Button, Field, Reply, Table
 from domain.staff import StaffIdentity
-from domain.vocabulary import role_allows
+from domain.vocabulary import Role, role_allows
 
 
 @dataclass(frozen=True)
@@ -21,14 +23,39 @@ def parse_help(words: list[str], rest: str, today: date) -> ShowHelp:
     return ShowHelp(" ".join(words).lower() or None)
 
 
-async def run_help(command: ShowHelp, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    from bot.commands.registry import BY_NAME, COMMANDS  # the table imports this module
+class HelpEntry(Protocol):
+    """What help shows of a command-table row."""
 
+    @property
+    def name(self) -> str: ...
+    @property
+    def help(self) -> str: ...
+    @property
+    def usage(self) -> str: ...
+    @property
+    def role(self) -> Role: ...
+    @property
+    def examples(self) -> tuple[str, ...]: ...
+
+
+def help_handler(
+    table: Callable[[], Sequence[HelpEntry]],
+) -> Callable[[ShowHelp, StaffIdentity, CommandContext], Awaitable[Reply]]:
+    """The `help` handler over the command table (passed in: the table itself lists `help`)."""
+
+    async def run_help(command: ShowHelp, who: StaffIdentity, ctx: CommandContext) -> Reply:
+        return show_help(command, who, table())
+
+    return run_help
+
+
+def show_help(command: ShowHelp, who: StaffIdentity, commands: Sequence[HelpEntry]) -> Reply:
+    by_name = {spec.name: spec for spec in commands}
     if command.topic:
         name = (
-            command.topic if command.topic in BY_NAME else closest(command.topic, list(BY_NAME), cutoff=0.6)
+            command.topic if command.topic in by_name else closest(command.topic, list(by_name), cutoff=0.6)
         )
-        matching = [s for s in COMMANDS if s.name == name or s.name.startswith(command.topic + " ")]
+        matching = [s for s in commands if s.name == name or s.name.startswith(command.topic + " ")]
         if not matching:
             return Reply(f"There is no command “{command.topic}”. `help` lists them.", kind="help")
         fields = tuple(
@@ -47,11 +74,11 @@ async def run_help(command: ShowHelp, who: StaffIdentity, ctx: CommandContext) -
             kind="help",
             buttons=tuple(Button(e, e) for s in matching for e in s.examples[:2]),
         )
-    allowed = [s for s in COMMANDS if role_allows(who.role, s.role)]
+    allowed = [s for s in commands if role_allows(who.role, s.role)]
     table = Table(
         ("Command", "What it does", "Role"), tuple((s.usage, s.help, s.role.value) for s in allowed)
     )
-    hidden = len(COMMANDS) - len(allowed)
+    hidden = len(commands) - len(allowed)
     more = f" {hidden} more need a higher role than {who.role.value}." if hidden else ""
     text = f"Commands you can use as {who.role.value}.{more} You can also just ask, e.g. “revenue last 30 days by channel”."
     return Reply(

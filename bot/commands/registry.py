@@ -42,7 +42,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "help",
         help.parse_help,
-        help.run_help,
+        help.help_handler(lambda: COMMANDS),
         V,
         "List the commands, or explain one.",
         "help [COMMAND]",

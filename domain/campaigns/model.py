@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any
 
-from domain.consent.model import ChannelConsent, QuietHours, RecipientFacts
-from domain.templates.model import MessageTemplate
 from domain.vocabulary import OUTBOUND_CHANNELS, CampaignStatus, Channel, MessageCategory
 
 #: Bounds on an audience definition, so a stored filter can never turn into an unbounded query.
@@ -20,9 +17,6 @@ MAX_VALUE_LENGTH = 64
 _LIST_FIELDS = ("segments", "tags_any", "tags_all", "exclude_tags", "countries", "locales")
 _TIME_FIELDS = ("created_before", "created_after")
 _KNOWN_FIELDS = frozenset((*_LIST_FIELDS, *_TIME_FIELDS, "has_channel", "campaign_type"))
-_NO_CHANNEL_COUNTS: Mapping[Channel, int] = MappingProxyType({})
-_NO_CONSENTS: Mapping[Channel, ChannelConsent] = MappingProxyType({})
-_UNKNOWN_CONSENT = ChannelConsent()
 
 
 class CampaignError(ValueError):
@@ -136,14 +130,6 @@ def _outbound_names() -> str:
 
 
 @dataclass(frozen=True)
-class StoredTemplate:
-    """A template variant as stored, with the id outbox rows refer to."""
-
-    id: int
-    template: MessageTemplate
-
-
-@dataclass(frozen=True)
 class CampaignDraft:
     """What staff fill in to create a campaign."""
 
@@ -181,62 +167,6 @@ class Campaign:
     planned_count: int
     excluded_count: int
     launched_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class Recipient:
-    """One customer with every fact the send decision and the template need, loaded in bulk per batch.
-
-    Marketing counts leave out the campaign being planned, so re-planning a batch decides the same way.
-    Treat it as a value; it is not declared frozen only because planning builds a million of them and a
-    frozen dataclass costs several times as much to construct.
-    """
-
-    customer_id: int
-    name: str
-    locale: str
-    timezone: str | None
-    addresses: Mapping[Channel, str]
-    consents: Mapping[Channel, ChannelConsent] = field(default_factory=lambda: _NO_CONSENTS)
-    quiet_hours: QuietHours | None = None
-    preferred_channel: Channel | None = None
-    marketing_24h: Mapping[Channel, int] = field(default_factory=lambda: _NO_CHANNEL_COUNTS)
-    marketing_7d: Mapping[Channel, int] = field(default_factory=lambda: _NO_CHANNEL_COUNTS)
-    campaign_type_7d: int = 0
-    last_inbound_whatsapp_at: datetime | None = None
-
-    @property
-    def is_plain(self) -> bool:
-        """No consent on record, no recent marketing and no WhatsApp chat: true of most customers."""
-        return (
-            not self.consents
-            and not self.marketing_7d
-            and not self.marketing_24h
-            and not self.campaign_type_7d
-            and self.last_inbound_whatsapp_at is None
-        )
-
-    @property
-    def first_name(self) -> str:
-        parts = self.name.split()
-        return parts[0] if parts else ""
-
-    def facts(self, channel: Channel) -> RecipientFacts:
-        """The consent decision's view of this customer on ``channel``."""
-        return RecipientFacts(
-            consent=self.consents.get(channel, _UNKNOWN_CONSENT),
-            has_address=channel in self.addresses,
-            timezone=self.timezone,
-            quiet_hours=self.quiet_hours,
-            marketing_sent_on_channel_24h=self.marketing_24h.get(channel, 0),
-            marketing_sent_on_channel_7d=self.marketing_7d.get(channel, 0),
-            marketing_sent_of_campaign_type_7d=self.campaign_type_7d,
-            last_inbound_whatsapp_at=self.last_inbound_whatsapp_at,
-        )
-
-    def template_variables(self) -> dict[str, object]:
-        """What every template may use about its recipient."""
-        return {"first_name": self.first_name, "name": self.name, "locale": self.locale}
 
 
 @dataclass(frozen=True)

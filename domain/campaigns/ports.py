@@ -8,16 +8,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
-from domain.campaigns.model import (
-    Audience,
-    Campaign,
-    CampaignDraft,
-    CampaignProgress,
-    FallbackCandidate,
-    Recipient,
-    StoredTemplate,
-)
+from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
+from domain.messages.model import Recipient, StoredTemplate
 from domain.vocabulary import CampaignStatus, Channel
 
 

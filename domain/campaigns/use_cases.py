@@ -17,20 +17,16 @@ from domain.campaigns.model import (
     CampaignPreview,
     CampaignProgress,
     PlanningProgress,
-    Recipient,
     RenderedSample,
     channels_after,
 )
 from domain.campaigns.ports import CampaignUnitOfWork
-from domain.campaigns.rules import (
-    OutboxPlanner,
-    check_variables,
-    validate_channel_order,
-    validate_fallback,
-)
+from domain.campaigns.rules import validate_channel_order, validate_fallback
 from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy
+from domain.messages.model import Recipient
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
+from domain.messages.send_decision import OutboxPlanner, check_variables
 from domain.templates.model import TemplateError
 from domain.vocabulary import CampaignStatus, Channel, MessageSource, MessageStatus
 

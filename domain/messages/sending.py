@@ -14,13 +14,13 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from domain.audit import AuditEntry, AuditTrail
-from domain.campaigns.model import Recipient, StoredTemplate
-from domain.campaigns.rules import OutboxPlanner, choose_channel
 from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
 from domain.consent.rules import decide
 from domain.delivery.outbox import OutboxEntry
+from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
+from domain.messages.send_decision import OutboxPlanner, choose_channel
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import render_template
 from domain.templates.selection import select_template

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.campaigns.model import CampaignError, Recipient
+from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
+from domain.messages.model import Recipient
 from domain.notifications.model import (
     BusinessEvent,
     NotificationError,

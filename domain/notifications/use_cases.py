@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from domain.audit import AuditEntry
-from domain.campaigns.model import StoredTemplate
-from domain.campaigns.rules import OutboxPlanner
 from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy, SendDecision
 from domain.delivery.outbox import OutboxEntry
+from domain.messages.model import StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
+from domain.messages.send_decision import OutboxPlanner
 from domain.notifications.model import (
     BusinessEvent,
     NotificationError,

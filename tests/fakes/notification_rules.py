@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from domain.audit import AuditEntry
-from domain.campaigns.model import StoredTemplate
+from domain.messages.model import StoredTemplate
 from domain.notifications.model import NotificationRule, NotificationRuleDraft
 from domain.templates.model import MessageTemplate
 from domain.vocabulary import Channel, MessageCategory

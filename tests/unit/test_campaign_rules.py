@@ -9,24 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.campaigns.model import (
-    Audience,
-    AudienceError,
-    CampaignError,
-    Recipient,
-    StoredTemplate,
-    channels_after,
-)
-from domain.campaigns.rules import (
-    OutboxPlanner,
-    check_variables,
-    choose_channel,
-    template_reads,
-    validate_channel_order,
-    validate_fallback,
-)
+from domain.campaigns.model import Audience, AudienceError, CampaignError, channels_after
+from domain.campaigns.rules import validate_channel_order, validate_fallback
 from domain.consent.model import ChannelConsent, ConsentPolicy, QuietHours, SendDecision
 from domain.consent.unsubscribe import UnsubscribeLinks, read_unsubscribe_token
+from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.send_decision import OutboxPlanner, check_variables, choose_channel, template_reads
 from domain.notifications.model import BusinessEvent, NotificationRule
 from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order, due_at
 from domain.templates.model import MessageTemplate, TemplateError

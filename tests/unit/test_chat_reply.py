@@ -12,11 +12,11 @@ from typing import Any, Self
 import pytest
 
 from domain.audit import AuditEntry
-from domain.campaigns.model import Recipient, StoredTemplate
 from domain.consent.model import ConsentPolicy
 from domain.conversations.model import ChatNotFound, ChatReplyTarget
 from domain.conversations.use_cases import reply_in_chat
 from domain.delivery.outbox import OutboxEntry
+from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.sending import MessageRequestError
 from domain.vocabulary import Channel, MessageStatus
 

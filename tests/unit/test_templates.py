@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
-from domain.campaigns.model import Recipient, StoredTemplate
-from domain.campaigns.rules import OutboxPlanner
 from domain.consent.model import ConsentPolicy
+from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.send_decision import OutboxPlanner
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import (
     MAX_HTML_BYTES,
@@ -655,8 +655,9 @@ GRAMMAR_LIMIT_SECONDS = 1.0
 @given(body=_STATEMENTS, html=st.booleans())
 def test_any_template_renders_or_is_refused_quickly(body: str, html: bool) -> None:
     source = "{% set ns = namespace(v=0) %}" + body
-    started = time.perf_counter()
+    # CPU time of this thread, not wall time: a busy shared machine must not fail a render that was quick.
+    started = time.thread_time()
     with contextlib.suppress(TemplateError):
         render_html(source, _VALUES) if html else render_text(source, _VALUES, max_characters=MAX_HTML_BYTES)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert elapsed < GRAMMAR_LIMIT_SECONDS, f"{elapsed:.2f} s for {source!r}"
