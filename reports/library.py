@@ -150,6 +150,13 @@ async def find_report(database: Database, staff_id: int, name: str) -> SavedRepo
     return None if report is None else _saved(report)
 
 
+async def report_by_slug(database: Database, slug: str) -> SavedReport | None:
+    """Any saved report by its slug (`switchboard report run`: the operator sees every report)."""
+    async with database.read_sessions() as session:
+        report = await session.scalar(select(CustomReport).where(CustomReport.slug == slug))
+    return None if report is None else _saved(report)
+
+
 def _visible_to(staff_id: int) -> ColumnElement[bool]:
     """Shared reports, the person's own, and the business's (no owner: set up by an administrator)."""
     return or_(

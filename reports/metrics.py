@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.periods import GRAINS, Grain
+from storage.database import Database
 from storage.models import KpiMetric
 
 Unit = Literal["currency", "percent", "count", "duration", "number"]
@@ -421,4 +422,13 @@ async def sync_registry(session: AsyncSession) -> int:
                 setattr(row, key, value)
             changed += 1
     await session.flush()
+    return changed
+
+
+async def mirror_definitions(database: Database) -> int:
+    """`switchboard migrate`: the KPI definitions live in code; kpi_metrics mirrors them for reports and
+    the dashboard, in one transaction."""
+    async with database.write_turn(), database.sessions() as session:
+        changed = await sync_registry(session)
+        await session.commit()
     return changed

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Integer, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.database import Database
 from storage.models import CommunicationAnalytics, CustomerCommunication
 from storage.sql import insert_for, table_of
 
@@ -289,3 +290,15 @@ async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = F
     if repair and drift:
         await repair_feed(session, recounted)
     return FeedCheck(len(recorded), drift, repaired=repair and bool(drift))
+
+
+async def check_message_feed(database: Database, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:
+    """`switchboard analytics verify`: a check reads (from the read replica, when there is one: one
+    snapshot either way); a repair writes, in one transaction."""
+    if not repair:
+        async with database.read_sessions() as session:
+            return await verify_feed(session, zone)
+    async with database.write_turn(), database.sessions() as session:
+        check = await verify_feed(session, zone, repair=True)
+        await session.commit()
+    return check

@@ -66,15 +66,6 @@ async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]
         await database.dispose()
 
 
-async def mirror_kpi_definitions(database: Any) -> None:
-    """The KPI definitions live in code (reports.metrics); kpi_metrics mirrors them for reports and the dashboard."""
-    from reports.metrics import sync_registry
-
-    async with database.sessions() as session:
-        await sync_registry(session)
-        await session.commit()
-
-
 def _check_sqlite_folder(url: str) -> None:
     """SQLite creates its file but not the folder; say so plainly instead of failing inside the driver's thread."""
     from pathlib import Path
@@ -115,6 +106,7 @@ def main(verbose: bool) -> None:
 @one_line_errors
 def migrate(revision: str) -> None:
     """Upgrade the database to the latest schema (creates it on SQLite)."""
+    from reports.metrics import mirror_definitions
     from storage import migrate as migrations
 
     settings = load_settings()
@@ -122,7 +114,7 @@ def migrate(revision: str) -> None:
     async def upgrade(database: Any) -> None:
         await migrations.upgrade(settings.database_url, revision)
         if revision == "head":
-            await mirror_kpi_definitions(database)
+            await mirror_definitions(database)
 
     run_async(_with_database(settings, upgrade))
     click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")
@@ -442,17 +434,14 @@ def report_run(name: str, out_dir: str) -> None:
     """Run the saved report NAME (its slug): writes NAME.png and NAME.csv to --out and prints the summary."""
     from pathlib import Path
 
-    from sqlalchemy import select
-
+    from reports.library import report_by_slug
     from reports.saved import ReportDefinitionError, run_saved_report
-    from storage.models import CustomReport
 
     settings = load_settings()
 
     async def run(database: Any) -> Any:
         await require_migrated(database)
-        async with database.read_sessions() as session:
-            saved = await session.scalar(select(CustomReport).where(CustomReport.slug == name))
+        saved = await report_by_slug(database, name)
         if saved is None:
             raise StartupError(f'there is no saved report {name!r} (see `switchboard ask "report list"`)')
         try:
@@ -548,18 +537,13 @@ def analytics_verify(repair: bool) -> None:
     """Recount every message's daily figures (sent, delivered, read, failed, replied, cost) and report any drift."""
     from zoneinfo import ZoneInfo
 
-    from storage.message_feed import verify_feed
+    from storage.message_feed import check_message_feed
 
     settings = load_settings()
 
     async def verify(database: Any) -> Any:
         await require_migrated(database)
-        # A check reads (from the read replica, when there is one: one snapshot either way); a repair writes.
-        async with (database.sessions if repair else database.read_sessions)() as session:
-            check = await verify_feed(session, ZoneInfo(settings.business_timezone), repair=repair)
-            if repair:
-                await session.commit()
-        return check
+        return await check_message_feed(database, ZoneInfo(settings.business_timezone), repair=repair)
 
     check = run_async(_with_database(settings, verify))
     for drift in check.drift[:20]:
