@@ -23,7 +23,6 @@ from api.problems import Problem
 from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.vocabulary import Channel, ConsentStatus
-from storage.inbox import ConversationUnitOfWork
 from storage.queries.customers import customer_exists
 from switchboard.settings import Settings
 from switchboard.wiring import Container
@@ -143,7 +142,7 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
         return _no_longer_in_use()
     source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
     await record_consent(
-        ConversationUnitOfWork(container.unit_of_work()),
+        container.conversation_uow(),
         customer_id,
         channel,
         ConsentStatus.OPTED_OUT,

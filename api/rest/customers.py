@@ -25,7 +25,6 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.use_cases import set_preferences as set_customer_preferences
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
 from storage.database import Database
-from storage.inbox import ConversationUnitOfWork
 from storage.preferences import preferences_unit_of_work
 from storage.queries.customers import customer_exists, preferences_and_consent
 
@@ -126,7 +125,7 @@ class CustomersController(Controller):
         if not await customer_exists(container.database, customer_id):
             raise NotFoundException(f"no customer {customer_id}")
         recorded = await record_consent(
-            ConversationUnitOfWork(container.unit_of_work()),
+            container.conversation_uow(),
             customer_id,
             channel,
             status,
