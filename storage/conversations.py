@@ -22,7 +22,6 @@ from domain.vocabulary import (
     MessageSource,
     MessageStatus,
 )
-from storage.database import Database
 from storage.message_feed import bump_feed, count_once
 from storage.messages import SqlMessagingUnitOfWork
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
@@ -302,11 +301,6 @@ class SqlChatReplyUnitOfWork(SqlMessagingUnitOfWork):
         await super().__aenter__()
         self.chats = SqlChatReplies(self.session)
         return self
-
-
-def chat_reply_uow(database: Database, business_tz: str = "UTC") -> SqlChatReplyUnitOfWork:
-    """The live chat page's unit of work for replies (until the container builds it)."""
-    return SqlChatReplyUnitOfWork(database, business_tz=business_tz)
 
 
 def _as_int(text: str) -> int | None:

@@ -8,7 +8,6 @@ from typing import Any, Self
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.database import Database
 from storage.models import DashboardConfig
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -39,8 +38,3 @@ class SqlDashboardUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.layouts = SqlDashboardLayouts(self.session)
         return self
-
-
-def dashboard_uow(database: Database, business_tz: str = "UTC") -> SqlDashboardUnitOfWork:
-    """The analytics pages' unit of work for saving layouts (until the container builds it)."""
-    return SqlDashboardUnitOfWork(database, business_tz=business_tz)

@@ -9,7 +9,6 @@ from typing import Any, Self
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.database import Database
 from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
 from storage.sql import insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
@@ -333,7 +332,3 @@ class ReportSchedulingUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.schedules = SqlReportSchedules(self.session)
         return self
-
-
-def report_scheduling_uow(database: Database, business_tz: str) -> ReportSchedulingUnitOfWork:
-    return ReportSchedulingUnitOfWork(database, business_tz=business_tz)

@@ -8,7 +8,6 @@ from typing import Self
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.database import Database
 from storage.models import AuditLog
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -37,8 +36,3 @@ class SqlSignInUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.sign_ins = SqlSignIns(self.session)
         return self
-
-
-def sign_in_uow(database: Database, business_tz: str = "UTC") -> SqlSignInUnitOfWork:
-    """The sign-in pages' unit of work (until the container builds it)."""
-    return SqlSignInUnitOfWork(database, business_tz=business_tz)

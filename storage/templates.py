@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.templates.model import TemplateRecord
-from storage.database import Database
 from storage.models import MessageTemplate
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -72,8 +71,3 @@ class SqlTemplateUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.templates = SqlTemplateVariants(self.session)
         return self
-
-
-def template_unit_of_work(database: Database, business_tz: str) -> SqlTemplateUnitOfWork:
-    """For the container (switchboard/wiring.py) to offer as `template_uow()` once it does."""
-    return SqlTemplateUnitOfWork(database, business_tz=business_tz)

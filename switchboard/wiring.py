@@ -31,6 +31,7 @@ from storage.inbox import ConversationUnitOfWork
 from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
+from storage.units import UnitsOfWork
 from switchboard.policies import business_consent_policy, business_unsubscribe_links
 from switchboard.settings import Settings
 
@@ -54,24 +55,25 @@ class Container:
 
     # --- units of work: one per kind of transaction, all in the business's timezone ----------------
 
+    @cached_property
+    def units(self) -> UnitsOfWork:
+        """Every kind of unit of work, for this database in the business's timezone."""
+        return UnitsOfWork(self.database, self.settings.business_timezone)
+
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)
+        return self.units.general(read_only=read_only)
 
     def messaging_uow(self) -> SqlMessagingUnitOfWork:
-        return SqlMessagingUnitOfWork(self.database, business_tz=self.settings.business_timezone)
+        return self.units.messaging()
 
     def campaign_uow(self, *, read_only: bool = False) -> SqlCampaignUnitOfWork:
-        return SqlCampaignUnitOfWork(
-            self.database, read_only=read_only, business_tz=self.settings.business_timezone
-        )
+        return self.units.campaigns(read_only=read_only)
 
     def notification_uow(self, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
-        return SqlNotificationUnitOfWork(
-            self.database, read_only=read_only, business_tz=self.settings.business_timezone
-        )
+        return self.units.notifications(read_only=read_only)
 
     def conversation_uow(self) -> ConversationUnitOfWork:
-        return ConversationUnitOfWork(self.unit_of_work())
+        return self.units.conversations()
 
     # --- the business's rules -----------------------------------------------------------------------
 
@@ -95,7 +97,9 @@ class Container:
         return ReceiptBatcher(self.conversation_uow, self.webhook_reader(), self.inbound_policy())
 
     def command_context(self) -> CommandContext:
-        return CommandContext(self.settings, self.database, chart_cache=self.chart_cache, clock=self.clock)
+        return CommandContext(
+            self.settings, self.database, chart_cache=self.chart_cache, clock=self.clock, units=self.units
+        )
 
     def install_staff_front_ends(self) -> StaffCommandRunner:
         """Builds the Slack app and the Telegram staff bot over one command runner (once, at start-up)."""

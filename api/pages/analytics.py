@@ -38,7 +38,6 @@ from reports.charts.formatting import format_change
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
-from storage.dashboards import dashboard_uow
 from storage.queries.dashboards import SavedLayout, latest_insight
 from storage.queries.dashboards import saved_layout as stored_layout
 from switchboard.wiring import Container
@@ -331,7 +330,7 @@ def layout_metrics(config: SavedLayout | None) -> tuple[str, ...]:
 
 
 async def save_layout(container: Container, staff_id: int, metrics: list[str], period: str) -> None:
-    uow = dashboard_uow(container.database, container.settings.business_timezone)
+    uow = container.units.dashboards()
     await save_dashboard_layout(uow, staff_id, metrics, period, EXECUTIVE_CHOICES)
 
 

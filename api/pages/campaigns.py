@@ -17,7 +17,6 @@ from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus, Role
-from storage.campaigns import AuditedCampaignUnitOfWork
 from storage.database import Database
 from storage.queries.campaigns import CampaignOverview, campaign_overview, campaigns_with_progress
 from switchboard.wiring import Container
@@ -112,9 +111,7 @@ async def act_on_campaign(container: Container, campaign: CampaignOverview, acti
     entry = AuditEntry(
         actor=actor, via="web", action=f"campaign.{action}", target=f"campaign:{campaign.slug}"
     )
-    uow = AuditedCampaignUnitOfWork(
-        container.database, entry, business_tz=container.settings.business_timezone
-    )
+    uow = container.units.audited_campaigns(entry)
     if action == "launch":
         await use_cases.launch_campaign(uow, campaign.id, utc_now())
     elif action == "pause":

@@ -17,7 +17,6 @@ from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS, reply_in_chat, reply_route
 from domain.messages.sending import MessageRequestError
 from domain.vocabulary import Role
-from storage.conversations import chat_reply_uow
 from storage.database import Database
 from storage.queries.chats import (
     OPEN_STATUSES,
@@ -174,7 +173,7 @@ class ChatPages(StaffPages):
         container, staff = container_of(request), staff_of(request)
         try:
             result = await reply_in_chat(
-                chat_reply_uow(container.database, container.settings.business_timezone),
+                container.units.chat_replies(),
                 session_id,
                 staff_id=staff.id,
                 staff_email=staff.email,

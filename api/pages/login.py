@@ -24,11 +24,11 @@ from api.auth import (
     session_token,
 )
 from api.pages.common import container_of, utc_now
+from domain.sign_in.ports import SignInUnitOfWork
 from domain.sign_in.use_cases import sign_in_as_demo_staff, use_login_link
 from domain.staff import StaffIdentity
 from domain.vocabulary import ROLE_RANK
 from storage.queries.staff import active_staff_members, staff_by_email
-from storage.sign_in import SqlSignInUnitOfWork, sign_in_uow
 from switchboard.settings import Settings
 
 
@@ -46,9 +46,9 @@ async def _demo_staff(request: Request[Any, Any, Any]) -> list[StaffIdentity]:
     return sorted(rows, key=lambda s: (-ROLE_RANK[s.role], s.name))
 
 
-def _sign_in_uow(request: Request[Any, Any, Any]) -> SqlSignInUnitOfWork:
+def _sign_in_uow(request: Request[Any, Any, Any]) -> SignInUnitOfWork:
     container = container_of(request)
-    return sign_in_uow(container.database, container.settings.business_timezone)
+    return container.units.sign_ins()
 
 
 def _signed_in_redirect(request: Request[Any, Any, Any], staff: SignedInStaff, target: str) -> Redirect:

@@ -21,6 +21,7 @@ from api.rest.common import (
 )
 from domain.audit import AuditEntry
 from domain.campaigns.model import Campaign, CampaignDraft, CampaignError
+from domain.campaigns.ports import CampaignUnitOfWork
 from domain.campaigns.use_cases import (
     campaign_progress,
     cancel_campaign,
@@ -31,7 +32,6 @@ from domain.campaigns.use_cases import (
     resume_campaign,
 )
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
-from storage.campaigns import AuditedCampaignUnitOfWork
 from storage.queries.campaigns import campaign_id_by_slug, newest_campaigns
 from switchboard.wiring import Container
 
@@ -94,14 +94,12 @@ async def campaign_id_for(container: Container, slug: str) -> int:
 
 def audited_uow(
     container: Container, request: Request[Any, Any, Any], action: str, slug: str
-) -> AuditedCampaignUnitOfWork:
+) -> CampaignUnitOfWork:
     """A campaign unit of work that records who did `action` to the campaign when the use-case commits."""
     entry = AuditEntry(
         actor=api_actor(request), via="api", action=action, target=f"campaign:{slug}", detail={}
     )
-    return AuditedCampaignUnitOfWork(
-        container.database, entry, business_tz=container.settings.business_timezone
-    )
+    return container.units.audited_campaigns(entry)
 
 
 class CampaignsController(Controller):

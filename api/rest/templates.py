@@ -24,7 +24,6 @@ from domain.templates.model import TemplateError, TemplateRecord
 from domain.templates.use_cases import NAME_PATTERN, check_template_name, save_template_variant
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.queries.templates import all_template_variants, template_variant
-from storage.templates import template_unit_of_work
 
 #: How the path names a variant; the handler refuses other names and channels itself, in words (422).
 TemplateName = Annotated[str, Parameter(schema_extra={"pattern": NAME_PATTERN})]
@@ -114,7 +113,7 @@ class TemplatesController(Controller):
         container = container_of(request)
         try:
             saved = await save_template_variant(
-                template_unit_of_work(container.database, container.settings.business_timezone),
+                container.units.templates(),
                 variant,
                 actor=api_actor(request),
                 via="api",

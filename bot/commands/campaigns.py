@@ -13,10 +13,10 @@ from bot.replies import Button, Field, Reply, Table
 from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.campaigns.ports import CampaignUnitOfWork
 from domain.campaigns.rules import allowed_actions
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
-from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
 from storage.queries.campaigns import (
     CampaignOverview,
     campaign_overview,
@@ -80,13 +80,9 @@ async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandConte
     return Reply(f"{len(rows)} campaigns, newest first.", title="Campaigns", table=table)
 
 
-def _uow(ctx: CommandContext) -> SqlCampaignUnitOfWork:
-    return SqlCampaignUnitOfWork(ctx.database, business_tz=ctx.business_tz)
-
-
-def _audited(ctx: CommandContext, who: StaffIdentity, action: str, slug: str) -> AuditedCampaignUnitOfWork:
+def _audited(ctx: CommandContext, who: StaffIdentity, action: str, slug: str) -> CampaignUnitOfWork:
     entry = AuditEntry(actor=who.email, via=who.via, action=f"campaign.{action}", target=f"campaign:{slug}")
-    return AuditedCampaignUnitOfWork(ctx.database, entry, business_tz=ctx.business_tz)
+    return ctx.uow.audited_campaigns(entry)
 
 
 def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
@@ -160,7 +156,7 @@ async def _act(
     now = ctx.now()
     policy = ctx.consent_policy()
     if command.verb == "status":
-        progress = await use_cases.campaign_progress(_uow(ctx), campaign_id)
+        progress = await use_cases.campaign_progress(ctx.uow.campaigns(), campaign_id)
         by_status = (
             ", ".join(f"{s} {n:,}" for s, n in sorted(progress.by_status.items())) or "nothing planned yet"
         )
@@ -187,7 +183,7 @@ async def _act(
     if command.verb == "preview" or (command.verb in CONFIRMED_VERBS and not command.confirm):
         if command.verb == "preview" and "launch" not in allowed:
             return await _act(CampaignAction("status", slug), who, ctx, campaign_id, slug, allowed)
-        preview = await use_cases.preview_campaign(_uow(ctx), campaign_id, now=now, policy=policy)
+        preview = await use_cases.preview_campaign(ctx.uow.campaigns(), campaign_id, now=now, policy=policy)
         text = (
             f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
             f"for about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}."

@@ -10,6 +10,7 @@ from domain.consent.model import ConsentPolicy
 from reports.charts.cache import ChartCache
 from storage.database import Database
 from storage.unit_of_work import SqlUnitOfWork
+from storage.units import UnitsOfWork
 from switchboard.policies import business_consent_policy
 from switchboard.settings import Settings
 
@@ -23,9 +24,21 @@ class CommandContext:
     #: The container's one chart cache (a fresh one when a test builds a context on its own).
     chart_cache: ChartCache = field(default_factory=ChartCache)
     clock: Clock = utc_now
+    #: The container's units of work (built from the database when a test builds a context on its own).
+    units: UnitsOfWork | None = None
+
+    def __post_init__(self) -> None:
+        if self.units is None:
+            self.units = UnitsOfWork(self.database, self.settings.business_timezone)
+
+    @property
+    def uow(self) -> UnitsOfWork:
+        """Every kind of unit of work the commands' use-cases take."""
+        assert self.units is not None  # set in __post_init__
+        return self.units
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.settings.business_timezone)
+        return self.uow.general(read_only=read_only)
 
     def now(self) -> datetime:
         return self.clock()

@@ -28,7 +28,6 @@ from domain.messages.sending import (
 )
 from domain.staff import StaffIdentity
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
-from storage.messages import SqlMessagingUnitOfWork
 from storage.queries.customers import CustomerName, customers_by_reference
 
 USAGE = 'send [CHANNEL] to RECIPIENT (template NAME [var=value ...] | text "...") [confirm]'
@@ -134,10 +133,10 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
     policy = ctx.consent_policy()
     try:
         if not command.confirm:
-            preview = await preview_message(messaging_uow(ctx), request, ctx.now(), policy)
+            preview = await preview_message(ctx.uow.messaging(), request, ctx.now(), policy)
             return preview_reply(command, customer, preview, ref, ctx.now())
         result = await send_message(
-            messaging_uow(ctx), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
+            ctx.uow.messaging(), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
         )
     except MessageRequestError as error:
         return Reply(f"Cannot send: {error}.", kind="error")
@@ -156,10 +155,6 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
         title="Message queued",
         private=True,
     )
-
-
-def messaging_uow(ctx: CommandContext) -> SqlMessagingUnitOfWork:
-    return SqlMessagingUnitOfWork(ctx.database, business_tz=ctx.business_tz)
 
 
 def preview_reply(

@@ -21,7 +21,6 @@ from reports.library import (
 from reports.periods import zone
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition, run_saved_report
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
-from storage.schedules import report_scheduling_uow
 
 SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
 
@@ -182,7 +181,7 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
     request = ScheduleRequest(command.cron, ctx.business_tz, command.destination_kind, command.destination)
     try:
         schedule = await schedule_report(
-            report_scheduling_uow(ctx.database, ctx.business_tz),
+            ctx.uow.report_schedules(),
             report_id=report.id,
             report_slug=report.slug,
             owner_id=who.staff_id,

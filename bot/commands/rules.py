@@ -20,7 +20,6 @@ from domain.notifications.model import (
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules, update_notification_rule
 from domain.staff import StaffIdentity
-from storage.notifications import SqlNotificationUnitOfWork
 
 ENABLE_USAGE = "rule enable NAME"
 DISABLE_USAGE = "rule disable NAME"
@@ -66,10 +65,6 @@ def _switch(words: list[str], *, enabled: bool) -> SwitchRule:
     return SwitchRule(name, enabled)
 
 
-def _uow(ctx: CommandContext, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
-    return SqlNotificationUnitOfWork(ctx.database, read_only=read_only, business_tz=ctx.business_tz)
-
-
 def rule_row(rule: NotificationRule) -> tuple[str, ...]:
     return (
         rule.name,
@@ -82,7 +77,7 @@ def rule_row(rule: NotificationRule) -> tuple[str, ...]:
 
 
 async def run_list(command: ListRules, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    rules = await list_notification_rules(_uow(ctx, read_only=True))
+    rules = await list_notification_rules(ctx.uow.notifications(read_only=True))
     if not rules:
         return Reply(
             "There are no notification rules yet; they are created through the JSON API.",
@@ -122,7 +117,7 @@ def unknown_rule(rules: list[NotificationRule], command: SwitchRule) -> Reply:
 
 
 async def run_switch(command: SwitchRule, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    rules = await list_notification_rules(_uow(ctx, read_only=True))
+    rules = await list_notification_rules(ctx.uow.notifications(read_only=True))
     found = rule_named(rules, command.name)
     if found is None:
         return unknown_rule(rules, command)
@@ -131,7 +126,7 @@ async def run_switch(command: SwitchRule, who: StaffIdentity, ctx: CommandContex
         return Reply(f"Rule {found.name} is already {state}; nothing changed.")
     try:
         rule = await update_notification_rule(
-            _uow(ctx),
+            ctx.uow.notifications(),
             found.id,
             NotificationRuleChanges(enabled=command.enabled),
             actor=who.email,

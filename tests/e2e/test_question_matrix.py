@@ -20,10 +20,10 @@ from sqlalchemy.exc import SAWarning
 
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import handle, parse
-from bot.commands.identity import StaffIdentity
 from bot.commands.parsing import ParseError
 from bot.commands.questions import KNOWN_VALUES
 from bot.console import console_identity
+from domain.staff import StaffIdentity
 from reports.metrics import REGISTRY, Metric
 from storage.database import Database
 from storage.models import BulkMessaging, Customer, Location, MessageTemplate, Service, StaffUser

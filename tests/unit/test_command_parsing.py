@@ -11,11 +11,11 @@ import pytest
 from bot.commands import campaigns, customers, messages, templates
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import not_understood, parse
-from bot.commands.identity import StaffIdentity
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokenise
 from bot.commands.periods import find_period
 from bot.commands.questions import KpiQuestion, parse_question
+from domain.staff import StaffIdentity
 from domain.vocabulary import Channel, Role
 from reports.periods import PeriodSpec
 from reports.query import Filter

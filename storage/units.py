@@ -1,0 +1,66 @@
+"""Every kind of unit of work, built in one place: one database, the business's timezone.
+
+The container holds one `UnitsOfWork` and so does the staff chat's command context; edges ask them for
+the transaction a use-case needs instead of constructing storage classes themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.audit import AuditEntry
+from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
+from storage.conversations import SqlChatReplyUnitOfWork
+from storage.dashboards import SqlDashboardUnitOfWork
+from storage.database import Database
+from storage.inbox import ConversationUnitOfWork
+from storage.messages import SqlMessagingUnitOfWork
+from storage.notifications import SqlNotificationUnitOfWork
+from storage.preferences import SqlPreferencesUnitOfWork
+from storage.schedules import ReportSchedulingUnitOfWork
+from storage.sign_in import SqlSignInUnitOfWork
+from storage.templates import SqlTemplateUnitOfWork
+from storage.unit_of_work import SqlUnitOfWork
+
+
+@dataclass(frozen=True)
+class UnitsOfWork:
+    database: Database
+    business_tz: str
+
+    def general(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
+
+    def messaging(self) -> SqlMessagingUnitOfWork:
+        return SqlMessagingUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def campaigns(self, *, read_only: bool = False) -> SqlCampaignUnitOfWork:
+        return SqlCampaignUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
+
+    def audited_campaigns(self, entry: AuditEntry) -> AuditedCampaignUnitOfWork:
+        """A campaign transaction that records `entry` when the use-case commits."""
+        return AuditedCampaignUnitOfWork(self.database, entry, business_tz=self.business_tz)
+
+    def notifications(self, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
+        return SqlNotificationUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
+
+    def conversations(self) -> ConversationUnitOfWork:
+        return ConversationUnitOfWork(self.general())
+
+    def chat_replies(self) -> SqlChatReplyUnitOfWork:
+        return SqlChatReplyUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def templates(self) -> SqlTemplateUnitOfWork:
+        return SqlTemplateUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def preferences(self) -> SqlPreferencesUnitOfWork:
+        return SqlPreferencesUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def sign_ins(self) -> SqlSignInUnitOfWork:
+        return SqlSignInUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def dashboards(self) -> SqlDashboardUnitOfWork:
+        return SqlDashboardUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def report_schedules(self) -> ReportSchedulingUnitOfWork:
+        return ReportSchedulingUnitOfWork(self.database, business_tz=self.business_tz)
