@@ -8,7 +8,6 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.consent.preferences import CommunicationPreferences
-from storage.database import Database
 from storage.models import CommunicationPreference, Customer
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -44,8 +43,3 @@ class SqlPreferencesUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.preferences = SqlPreferenceBook(self.session)
         return self
-
-
-def preferences_unit_of_work(database: Database, business_tz: str) -> SqlPreferencesUnitOfWork:
-    """For the container (switchboard/wiring.py) to offer as `preferences_uow()` once it does."""
-    return SqlPreferencesUnitOfWork(database, business_tz=business_tz)

@@ -25,7 +25,6 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.use_cases import set_preferences as set_customer_preferences
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
 from storage.database import Database
-from storage.preferences import preferences_unit_of_work
 from storage.queries.customers import customer_exists, preferences_and_consent
 
 
@@ -94,7 +93,7 @@ class CustomersController(Controller):
         container = container_of(request)
         try:
             await set_customer_preferences(
-                preferences_unit_of_work(container.database, container.settings.business_timezone),
+                container.units.preferences(),
                 customer_id,
                 preferred_channel=data.preferred_channel,
                 quiet_hours_start=data.quiet_hours_start,

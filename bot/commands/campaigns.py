@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -25,7 +26,6 @@ from storage.queries.campaigns import (
 )
 
 #: Verbs that change a campaign, and whether they ask for confirmation first (irreversible ones do).
-CONFIRMED_VERBS = ("launch", "cancel")
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,9 @@ def parse_list(words: list[str], rest: str, today: date) -> ListCampaigns:
     return ListCampaigns()
 
 
-def action_parser(verb: str):  # type: ignore[no-untyped-def]
+def action_parser(verb: str) -> Callable[[list[str], str, date], CampaignAction]:
+    """The parser of `campaign VERB SLUG [confirm]` for one verb."""
+
     def parse(words: list[str], rest: str, today: date) -> CampaignAction:
         words = list(words)
         confirm = take_flag(words, "confirm", "--confirm")
@@ -109,22 +111,31 @@ def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
     return tuple(fields)
 
 
-async def run_action(command: CampaignAction, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    found = await campaign_row(ctx, command.slug)
-    if isinstance(found, Reply):
-        return found
-    campaign_id, slug = found.id, found.slug
-    allowed = allowed_actions(found.status)
-    if command.verb not in ("preview", "status") and command.verb not in allowed:
-        return Reply(
-            _not_allowed(slug, found.status, command.verb, allowed),
-            kind="error",
-            buttons=_action_buttons(slug, allowed),
-        )
-    try:
-        return await _act(command, who, ctx, campaign_id, slug, allowed)
-    except CampaignError as error:
-        return Reply(f"Campaign {slug}: {error}", kind="error")
+CampaignAct = Callable[[CampaignAction, StaffIdentity, CommandContext, CampaignOverview], Awaitable[Reply]]
+
+
+def _on_campaign(
+    act: CampaignAct,
+) -> Callable[[CampaignAction, StaffIdentity, CommandContext], Awaitable[Reply]]:
+    """A campaign row's handler: find the campaign, refuse what its status does not allow, then `act`."""
+
+    async def run(command: CampaignAction, who: StaffIdentity, ctx: CommandContext) -> Reply:
+        found = await campaign_row(ctx, command.slug)
+        if isinstance(found, Reply):
+            return found
+        allowed = allowed_actions(found.status)
+        if command.verb not in ("preview", "status") and command.verb not in allowed:
+            return Reply(
+                _not_allowed(found.slug, found.status, command.verb, allowed),
+                kind="error",
+                buttons=_action_buttons(found.slug, allowed),
+            )
+        try:
+            return await act(command, who, ctx, found)
+        except CampaignError as error:
+            return Reply(f"Campaign {found.slug}: {error}", kind="error")
+
+    return run
 
 
 def _not_allowed(slug: str, status: str, verb: str, allowed: tuple[str, ...]) -> str:
@@ -145,92 +156,124 @@ def _action_buttons(slug: str, allowed: tuple[str, ...]) -> tuple[Button, ...]:
     return (*actions, Button("Status", f"campaign status {slug}"))
 
 
-async def _act(
-    command: CampaignAction,
-    who: StaffIdentity,
-    ctx: CommandContext,
-    campaign_id: int,
-    slug: str,
-    allowed: tuple[str, ...],
+async def _status(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
 ) -> Reply:
-    now = ctx.now()
-    policy = ctx.consent_policy()
-    if command.verb == "status":
-        progress = await use_cases.campaign_progress(ctx.uow.campaigns(), campaign_id)
-        by_status = (
-            ", ".join(f"{s} {n:,}" for s, n in sorted(progress.by_status.items())) or "nothing planned yet"
-        )
-        reasons = ", ".join(
-            f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
-        )
-        fields = (
-            Field("Status", progress.status.value),
-            Field("Messages", by_status),
-            Field("Not sent because", reasons or "—"),
-            Field("Opted out since", f"{progress.opted_out:,}"),
-        )
-        waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
-        still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
-        return Reply(
-            f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
-            title=f"Campaign {slug}",
-            fields=fields,
-            buttons=_action_buttons(slug, allowed_actions(progress.status))[:-1],
-            # "progress" asks the chat front end to keep this message updated in place until it changes.
-            kind="progress" if still_going else "answer",
-            progress_key=slug if still_going else None,
-        )
-    if command.verb == "preview" or (command.verb in CONFIRMED_VERBS and not command.confirm):
-        if command.verb == "preview" and "launch" not in allowed:
-            return await _act(CampaignAction("status", slug), who, ctx, campaign_id, slug, allowed)
-        preview = await use_cases.preview_campaign(ctx.uow.campaigns(), campaign_id, now=now, policy=policy)
-        text = (
-            f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
-            f"for about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}."
-        )
-        if command.verb == "preview":
-            return Reply(
-                text,
-                title=f"Preview: {slug}",
-                fields=preview_fields(preview),
-                buttons=_action_buttons(slug, allowed),
-            )
-        if command.verb == "cancel":
-            text = f"Cancel {slug}? Every message still planned is dropped; sent ones stay sent."
+    slug = found.slug
+    progress = await use_cases.campaign_progress(ctx.uow.campaigns(), found.id)
+    by_status = (
+        ", ".join(f"{s} {n:,}" for s, n in sorted(progress.by_status.items())) or "nothing planned yet"
+    )
+    reasons = ", ".join(
+        f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
+    )
+    fields = (
+        Field("Status", progress.status.value),
+        Field("Messages", by_status),
+        Field("Not sent because", reasons or "—"),
+        Field("Opted out since", f"{progress.opted_out:,}"),
+    )
+    waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
+    still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
+    return Reply(
+        f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
+        title=f"Campaign {slug}",
+        fields=fields,
+        buttons=_action_buttons(slug, allowed_actions(progress.status))[:-1],
+        # "progress" asks the chat front end to keep this message updated in place until it changes.
+        kind="progress" if still_going else "answer",
+        progress_key=slug if still_going else None,
+    )
+
+
+async def _preview(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
+) -> Reply:
+    """The preview, or for `launch`/`cancel` without `confirm` the question whether to go ahead."""
+    slug, allowed = found.slug, allowed_actions(found.status)
+    if command.verb == "preview" and "launch" not in allowed:
+        return await _status(command, who, ctx, found)  # nothing left to launch: say how it went
+    preview = await use_cases.preview_campaign(
+        ctx.uow.campaigns(), found.id, now=ctx.now(), policy=ctx.consent_policy()
+    )
+    text = (
+        f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
+        f"for about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}."
+    )
+    if command.verb == "preview":
         return Reply(
             text,
-            title=f"{command.verb.capitalize()} {slug}?",
+            title=f"Preview: {slug}",
             fields=preview_fields(preview),
-            confirm=True,
-            private=True,
-            buttons=(
-                Button(
-                    f"Yes, {command.verb}",
-                    f"campaign {command.verb} {slug} confirm",
-                    "danger" if command.verb == "cancel" else "primary",
-                ),
-                Button("No", "cancel"),
+            buttons=_action_buttons(slug, allowed),
+        )
+    if command.verb == "cancel":
+        text = f"Cancel {slug}? Every message still planned is dropped; sent ones stay sent."
+    return Reply(
+        text,
+        title=f"{command.verb.capitalize()} {slug}?",
+        fields=preview_fields(preview),
+        confirm=True,
+        private=True,
+        buttons=(
+            Button(
+                f"Yes, {command.verb}",
+                f"campaign {command.verb} {slug} confirm",
+                "danger" if command.verb == "cancel" else "primary",
             ),
-        )
-    uow = _audited(ctx, who, command.verb, slug)
-    if command.verb == "launch":
-        campaign = await use_cases.launch_campaign(uow, campaign_id, now)
-        return Reply(
-            f"Campaign {slug} is {campaign.status.value}. Its messages are planned in batches by the "
-            f"scheduler; `campaign status {slug}` shows progress.",
-            title="Launched",
-            buttons=(Button("Status", f"campaign status {slug}"), Button("Pause", f"campaign pause {slug}")),
-            kind="progress",
-            progress_key=slug,
-        )
-    if command.verb == "pause":
-        campaign = await use_cases.pause_campaign(uow, campaign_id)
-        return Reply(
-            f"Campaign {slug} is {campaign.status.value}; nothing more goes out until it is resumed.",
-            buttons=(Button("Resume", f"campaign resume {slug}"),),
-        )
-    if command.verb == "resume":
-        campaign = await use_cases.resume_campaign(uow, campaign_id)
-        return Reply(f"Campaign {slug} is {campaign.status.value} again.")
-    cancelled = await use_cases.cancel_campaign(uow, campaign_id)
-    return Reply(f"Campaign {slug} is cancelled; {cancelled:,} planned messages were dropped.")
+            Button("No", "cancel"),
+        ),
+    )
+
+
+async def _launch(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
+) -> Reply:
+    if not command.confirm:
+        return await _preview(command, who, ctx, found)
+    slug = found.slug
+    campaign = await use_cases.launch_campaign(_audited(ctx, who, "launch", slug), found.id, ctx.now())
+    return Reply(
+        f"Campaign {slug} is {campaign.status.value}. Its messages are planned in batches by the "
+        f"scheduler; `campaign status {slug}` shows progress.",
+        title="Launched",
+        buttons=(Button("Status", f"campaign status {slug}"), Button("Pause", f"campaign pause {slug}")),
+        kind="progress",
+        progress_key=slug,
+    )
+
+
+async def _pause(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
+) -> Reply:
+    slug = found.slug
+    campaign = await use_cases.pause_campaign(_audited(ctx, who, "pause", slug), found.id)
+    return Reply(
+        f"Campaign {slug} is {campaign.status.value}; nothing more goes out until it is resumed.",
+        buttons=(Button("Resume", f"campaign resume {slug}"),),
+    )
+
+
+async def _resume(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
+) -> Reply:
+    campaign = await use_cases.resume_campaign(_audited(ctx, who, "resume", found.slug), found.id)
+    return Reply(f"Campaign {found.slug} is {campaign.status.value} again.")
+
+
+async def _cancel(
+    command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
+) -> Reply:
+    if not command.confirm:
+        return await _preview(command, who, ctx, found)
+    cancelled = await use_cases.cancel_campaign(_audited(ctx, who, "cancel", found.slug), found.id)
+    return Reply(f"Campaign {found.slug} is cancelled; {cancelled:,} planned messages were dropped.")
+
+
+#: One handler per command row.
+run_status = _on_campaign(_status)
+run_preview = _on_campaign(_preview)
+run_launch = _on_campaign(_launch)
+run_pause = _on_campaign(_pause)
+run_resume = _on_campaign(_resume)
+run_cancel = _on_campaign(_cancel)

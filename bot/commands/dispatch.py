@@ -30,11 +30,11 @@ ALIASES = {"?": "help", "commands": "help", "menu": "help", "health": "status", 
 class Parsed:
     """A command read from text: its table row and its typed arguments."""
 
-    spec: CommandSpec
+    spec: CommandSpec[Any]
     command: Any
 
 
-def match_command(words: list[str]) -> tuple[CommandSpec, list[str]] | None:
+def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None:
     """The table row the first words name (forgiving typos and plurals) and the words after it."""
     if not words:
         return None

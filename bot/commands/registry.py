@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from bot.commands import campaigns, customers, help, kpi, messages, reports, rules, status, templates
 from bot.commands.context import CommandContext
@@ -14,31 +14,37 @@ from bot.replies import Reply
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role
 
-Parser = Callable[[list[str], str, date], Any]
-Handler = Callable[[Any, StaffIdentity, CommandContext], Awaitable[Reply]]
+#: The typed command a row's parser returns and its handler takes (one type per row).
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
-class CommandSpec:
-    """One row of the table. `role_for` raises the role for some forms (e.g. `customer show --full`)."""
+class CommandSpec(Generic[C]):
+    """One row of the table. `role_for` raises the role for some forms (e.g. `customer show --full`).
+
+    Generic in the row's command type, so mypy checks that each row's parser, handler and `role_for`
+    agree on what the command is.
+    """
 
     name: str
-    parse: Parser
-    run: Handler
+    parse: Callable[[list[str], str, date], C]
+    run: Callable[[C, StaffIdentity, CommandContext], Awaitable[Reply]]
     role: Role
     help: str
     usage: str
     examples: tuple[str, ...] = ()
-    role_for: Callable[[Any], Role] | None = None
+    role_for: Callable[[C], Role] | None = None
     changes: bool = False  # whether it changes something (and so is audited)
 
-    def required_role(self, command: object) -> Role:
+    def required_role(self, command: C) -> Role:
         return self.role_for(command) if self.role_for is not None else self.role
 
 
 V, A, M = Role.VIEWER, Role.AGENT, Role.MANAGER
 
-COMMANDS: tuple[CommandSpec, ...] = (
+# Built without a declared element type, so mypy infers each row's command type from its parser and
+# checks the handler against it; the table then widens to CommandSpec[Any].
+_ROWS = (
     CommandSpec(
         "help",
         help.parse_help,
@@ -143,7 +149,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign preview",
         campaigns.action_parser("preview"),
-        campaigns.run_action,
+        campaigns.run_preview,
         V,
         "Who a campaign would reach, who is excluded and why, and the cost.",
         "campaign preview SLUG",
@@ -151,7 +157,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign status",
         campaigns.action_parser("status"),
-        campaigns.run_action,
+        campaigns.run_status,
         V,
         "A campaign's progress by message status.",
         "campaign status SLUG",
@@ -159,7 +165,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign launch",
         campaigns.action_parser("launch"),
-        campaigns.run_action,
+        campaigns.run_launch,
         M,
         "Launch a campaign (asks to confirm recipients, exclusions and cost first).",
         "campaign launch SLUG",
@@ -168,7 +174,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign pause",
         campaigns.action_parser("pause"),
-        campaigns.run_action,
+        campaigns.run_pause,
         M,
         "Stop a running campaign sending.",
         "campaign pause SLUG",
@@ -177,7 +183,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign resume",
         campaigns.action_parser("resume"),
-        campaigns.run_action,
+        campaigns.run_resume,
         M,
         "Let a paused campaign send again.",
         "campaign resume SLUG",
@@ -186,7 +192,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         "campaign cancel",
         campaigns.action_parser("cancel"),
-        campaigns.run_action,
+        campaigns.run_cancel,
         M,
         "Cancel a campaign and drop its planned messages (asks to confirm).",
         "campaign cancel SLUG",
@@ -255,7 +261,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
     ),
 )
 
-BY_NAME: dict[str, CommandSpec] = {spec.name: spec for spec in COMMANDS}
+COMMANDS: tuple[CommandSpec[Any], ...] = _ROWS
+BY_NAME: dict[str, CommandSpec[Any]] = {spec.name: spec for spec in COMMANDS}
 #: What a bare noun means: `campaigns` lists them, `customer jane` finds her.
 DEFAULT_VERB = {"campaign": "list", "template": "list", "report": "list", "rule": "list", "customer": "find"}
 NOUNS = sorted({spec.name.split()[0] for spec in COMMANDS})
