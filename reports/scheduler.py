@@ -81,15 +81,20 @@ class ScheduleRunner:
     notify_owner: OwnerNotifier | None = None
     #: Told after every tick (None) and of every failure (the error or a sentence); feeds the job heartbeat.
     report_pass: Callable[[BaseException | str | None], None] = lambda _failure: None
+    #: The business's timezone, which every unit of work of the process carries.
+    business_tz: str = "UTC"
 
     def __post_init__(self) -> None:
         check_lease(self.lease, self.destinations)
+
+    def _unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     async def tick(self) -> int:
         """One pass: claim and deliver every due run, then take over expired claims and due retries;
         returns how many deliveries were attempted."""
         now = self.clock()
-        async with SqlUnitOfWork(self.database, read_only=True) as uow:
+        async with self._unit_of_work(read_only=True) as uow:
             schedules = await SqlScheduleStore(uow.session).due(now)
         attempted = 0
         for schedule in schedules:
@@ -110,7 +115,7 @@ class ScheduleRunner:
         policy: MissedRunPolicy = "skip" if schedule.missed_run_policy == "skip" else "deliver_late_once"
         plan = plan_runs(schedule.cron, schedule.timezone, schedule.next_due_at, now, policy)
         claimed: list[ClaimedRun] = []
-        async with SqlUnitOfWork(self.database) as uow:
+        async with self._unit_of_work() as uow:
             store = SqlScheduleStore(uow.session)
             for due_at in plan.skip:
                 await store.claim(
@@ -144,7 +149,7 @@ class ScheduleRunner:
         """Takes the next expired claim or due retry: None when there is none; the run is None when it is
         given up instead (its holder died during the last attempt allowed) or another process won it."""
         now = self.clock()
-        async with SqlUnitOfWork(self.database) as uow:
+        async with self._unit_of_work() as uow:
             store = SqlScheduleStore(uow.session)
             found = await store.next_open_run(now)
             if found is None:
@@ -197,7 +202,7 @@ class ScheduleRunner:
         except Exception as error:  # delivery: retried, then reported to the owner
             await self._failed(schedule, run, str(error) or error.__class__.__name__)
             return
-        async with SqlUnitOfWork(self.database) as uow:
+        async with self._unit_of_work() as uow:
             recorded = await SqlScheduleStore(uow.session).finish(
                 run, "delivered", error=run.takeover_note, delivered_at=self.clock()
             )
@@ -211,7 +216,7 @@ class ScheduleRunner:
             )
 
     async def _start_sending(self, run: ClaimedRun) -> bool:
-        async with SqlUnitOfWork(self.database) as uow:
+        async with self._unit_of_work() as uow:
             started = await SqlScheduleStore(uow.session).start_sending(run, self.clock() + self.lease)
             await uow.commit()
         return started
@@ -220,7 +225,7 @@ class ScheduleRunner:
         final = run.attempt >= self.max_attempts
         retry_at = self.clock() + self.retry_base * 2 ** (run.attempt - 1)
         logged = f"{error} ({run.takeover_note})" if run.takeover_note else error
-        async with SqlUnitOfWork(self.database) as uow:
+        async with self._unit_of_work() as uow:
             recorded = await SqlScheduleStore(uow.session).finish(
                 run, "failed" if final else "retrying", error=logged, retry_at=None if final else retry_at
             )

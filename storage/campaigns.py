@@ -11,7 +11,6 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.audit import AuditEntry
 from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
@@ -22,7 +21,6 @@ from domain.vocabulary import (
     MessageCategory,
     MessageStatus,
 )
-from storage.database import Database
 from storage.models import BulkMessaging, Customer, CustomerCommunication, CustomerTag, MessageTemplate
 from storage.models.base import utcnow
 from storage.outbox_insert import insert_outbox_entries
@@ -286,15 +284,3 @@ class SqlCampaignUnitOfWork(SqlUnitOfWork):
         self.recipients = SqlRecipientDirectory(self.session, audience_conditions)
         self.outbox_writer = SqlOutboxWriter(self.session)
         return self
-
-
-class AuditedCampaignUnitOfWork(SqlCampaignUnitOfWork):
-    """Records an audit entry in the same transaction the campaign use-case commits (web, API and bots)."""
-
-    def __init__(self, database: Database, entry: AuditEntry, *, business_tz: str) -> None:
-        super().__init__(database, business_tz=business_tz)
-        self._entry = entry
-
-    async def commit(self) -> None:
-        self.audit.record(self._entry)
-        await super().commit()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.audit import AuditEntry
-from storage.campaigns import AuditedCampaignUnitOfWork, SqlCampaignUnitOfWork
+from storage.campaigns import SqlCampaignUnitOfWork
 from storage.conversations import SqlChatReplyUnitOfWork
 from storage.dashboards import SqlDashboardUnitOfWork
 from storage.database import Database
@@ -36,10 +35,6 @@ class UnitsOfWork:
 
     def campaigns(self, *, read_only: bool = False) -> SqlCampaignUnitOfWork:
         return SqlCampaignUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
-
-    def audited_campaigns(self, entry: AuditEntry) -> AuditedCampaignUnitOfWork:
-        """A campaign transaction that records `entry` when the use-case commits."""
-        return AuditedCampaignUnitOfWork(self.database, entry, business_tz=self.business_tz)
 
     def notifications(self, *, read_only: bool = False) -> SqlNotificationUnitOfWork:
         return SqlNotificationUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)

@@ -116,6 +116,7 @@ class BackgroundServices:
                 worker_id=self.worker_id,
                 notify_owner=self.tell_owner_report_failed,
                 report_pass=self.health.reporter("report scheduler", REPORT_TICK_SECONDS),
+                business_tz=self.container.settings.business_timezone,
             )
         except LeaseTooShort as error:
             raise StartupError(str(error)) from None

@@ -12,7 +12,6 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
-from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
@@ -108,18 +107,15 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
 
 
 async def act_on_campaign(container: Container, campaign: CampaignOverview, action: str, actor: str) -> None:
-    entry = AuditEntry(
-        actor=actor, via="web", action=f"campaign.{action}", target=f"campaign:{campaign.slug}"
-    )
-    uow = container.units.audited_campaigns(entry)
+    uow = container.campaign_uow()
     if action == "launch":
-        await use_cases.launch_campaign(uow, campaign.id, utc_now())
+        await use_cases.launch_campaign(uow, campaign.id, utc_now(), actor=actor, via="web")
     elif action == "pause":
-        await use_cases.pause_campaign(uow, campaign.id)
+        await use_cases.pause_campaign(uow, campaign.id, actor=actor, via="web")
     elif action == "resume":
-        await use_cases.resume_campaign(uow, campaign.id)
+        await use_cases.resume_campaign(uow, campaign.id, actor=actor, via="web")
     elif action == "cancel":
-        await use_cases.cancel_campaign(uow, campaign.id)
+        await use_cases.cancel_campaign(uow, campaign.id, actor=actor, via="web")
     else:
         raise NotFoundException(f"Campaigns cannot {action!r}; use launch, pause, resume or cancel.")
 

@@ -19,9 +19,7 @@ from api.rest.common import (
     problems,
     require_api_token,
 )
-from domain.audit import AuditEntry
 from domain.campaigns.model import Campaign, CampaignDraft, CampaignError
-from domain.campaigns.ports import CampaignUnitOfWork
 from domain.campaigns.use_cases import (
     campaign_progress,
     cancel_campaign,
@@ -92,16 +90,6 @@ async def campaign_id_for(container: Container, slug: str) -> int:
     return found
 
 
-def audited_uow(
-    container: Container, request: Request[Any, Any, Any], action: str, slug: str
-) -> CampaignUnitOfWork:
-    """A campaign unit of work that records who did `action` to the campaign when the use-case commits."""
-    entry = AuditEntry(
-        actor=api_actor(request), via="api", action=action, target=f"campaign:{slug}", detail={}
-    )
-    return container.units.audited_campaigns(entry)
-
-
 class CampaignsController(Controller):
     path = "/api/campaigns"
     guards = [require_api_token]
@@ -142,8 +130,9 @@ class CampaignsController(Controller):
             )
             if await campaign_id_by_slug(container.database, data.slug) is not None:
                 raise CampaignError(f"a campaign with slug {data.slug!r} already exists")
-            uow = audited_uow(container, request, "campaign.create", data.slug)
-            campaign = await create_campaign(uow, draft, datetime.now(UTC))
+            campaign = await create_campaign(
+                container.campaign_uow(), draft, datetime.now(UTC), actor=api_actor(request), via="api"
+            )
         except (CampaignError, ValueError) as error:
             raise Unprocessable(str(error)) from None
         return campaign_json(campaign)
@@ -183,16 +172,16 @@ class CampaignsController(Controller):
         """launch, pause, resume or cancel. Pausing and resuming never send anything twice."""
         container = container_of(request)
         campaign_id = await campaign_id_for(container, slug)
-        uow = audited_uow(container, request, f"campaign.{action}", slug)
+        uow, actor = container.campaign_uow(), api_actor(request)
         try:
             if action == "launch":
-                await launch_campaign(uow, campaign_id, datetime.now(UTC))
+                await launch_campaign(uow, campaign_id, datetime.now(UTC), actor=actor, via="api")
             elif action == "pause":
-                await pause_campaign(uow, campaign_id)
+                await pause_campaign(uow, campaign_id, actor=actor, via="api")
             elif action == "resume":
-                await resume_campaign(uow, campaign_id)
+                await resume_campaign(uow, campaign_id, actor=actor, via="api")
             elif action == "cancel":
-                await cancel_campaign(uow, campaign_id)
+                await cancel_campaign(uow, campaign_id, actor=actor, via="api")
             else:
                 raise Unprocessable(f"unknown action {action!r}; use launch, pause, resume or cancel")
         except CampaignError as error:

@@ -11,10 +11,8 @@ from bot.commands.context import CommandContext
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
-from domain.audit import AuditEntry
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
-from domain.campaigns.ports import CampaignUnitOfWork
 from domain.campaigns.rules import allowed_actions
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
@@ -80,11 +78,6 @@ async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandConte
         tuple((r.slug, r.name, r.status, f"{r.planned_count:,}", f"{r.excluded_count:,}") for r in rows),
     )
     return Reply(f"{len(rows)} campaigns, newest first.", title="Campaigns", table=table)
-
-
-def _audited(ctx: CommandContext, who: StaffIdentity, action: str, slug: str) -> CampaignUnitOfWork:
-    entry = AuditEntry(actor=who.email, via=who.via, action=f"campaign.{action}", target=f"campaign:{slug}")
-    return ctx.uow.audited_campaigns(entry)
 
 
 def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
@@ -232,7 +225,9 @@ async def _launch(
     if not command.confirm:
         return await _preview(command, who, ctx, found)
     slug = found.slug
-    campaign = await use_cases.launch_campaign(_audited(ctx, who, "launch", slug), found.id, ctx.now())
+    campaign = await use_cases.launch_campaign(
+        ctx.uow.campaigns(), found.id, ctx.now(), actor=who.email, via=who.via
+    )
     return Reply(
         f"Campaign {slug} is {campaign.status.value}. Its messages are planned in batches by the "
         f"scheduler; `campaign status {slug}` shows progress.",
@@ -247,7 +242,7 @@ async def _pause(
     command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
 ) -> Reply:
     slug = found.slug
-    campaign = await use_cases.pause_campaign(_audited(ctx, who, "pause", slug), found.id)
+    campaign = await use_cases.pause_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
     return Reply(
         f"Campaign {slug} is {campaign.status.value}; nothing more goes out until it is resumed.",
         buttons=(Button("Resume", f"campaign resume {slug}"),),
@@ -257,7 +252,7 @@ async def _pause(
 async def _resume(
     command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
 ) -> Reply:
-    campaign = await use_cases.resume_campaign(_audited(ctx, who, "resume", found.slug), found.id)
+    campaign = await use_cases.resume_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
     return Reply(f"Campaign {found.slug} is {campaign.status.value} again.")
 
 
@@ -266,7 +261,7 @@ async def _cancel(
 ) -> Reply:
     if not command.confirm:
         return await _preview(command, who, ctx, found)
-    cancelled = await use_cases.cancel_campaign(_audited(ctx, who, "cancel", found.slug), found.id)
+    cancelled = await use_cases.cancel_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
     return Reply(f"Campaign {found.slug} is cancelled; {cancelled:,} planned messages were dropped.")
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
+from domain.audit import AuditTrail
 from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import Recipient, StoredTemplate
@@ -98,3 +99,6 @@ class PlanningUnitOfWork(Protocol):
 class CampaignUnitOfWork(PlanningUnitOfWork, Protocol):
     @property
     def campaigns(self) -> CampaignRepository: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
+from domain.audit import AuditEntry
 from domain.campaigns.model import (
     Audience,
     Campaign,
@@ -42,7 +43,12 @@ class CampaignNotFound(CampaignError):
 
 
 async def create_campaign(
-    uow: CampaignUnitOfWork, draft: CampaignDraft, now: datetime | None = None
+    uow: CampaignUnitOfWork,
+    draft: CampaignDraft,
+    now: datetime | None = None,
+    *,
+    actor: str | None = None,
+    via: str = "system",
 ) -> Campaign:
     """Store a draft campaign after checking its audience, channels, fallback and variables."""
     audience = Audience.from_json(draft.audience)
@@ -58,6 +64,7 @@ async def create_campaign(
         if not await uow.templates.variants(draft.template_name):
             raise CampaignError(f"There is no active template named '{draft.template_name}'.")
         campaign = await uow.campaigns.add(draft, audience, now or utc_now())
+        _audit(uow, actor, via, "create", campaign)
         await uow.commit()
     return campaign
 
@@ -126,7 +133,14 @@ async def preview_campaign(
     )
 
 
-async def launch_campaign(uow: CampaignUnitOfWork, campaign_id: int, now: datetime | None = None) -> Campaign:
+async def launch_campaign(
+    uow: CampaignUnitOfWork,
+    campaign_id: int,
+    now: datetime | None = None,
+    *,
+    actor: str | None = None,
+    via: str = "system",
+) -> Campaign:
     """Mark a draft or scheduled campaign running; planning (plan_campaign_batch) may start."""
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
@@ -134,6 +148,7 @@ async def launch_campaign(uow: CampaignUnitOfWork, campaign_id: int, now: dateti
             raise CampaignError(f"A {campaign.status.value} campaign cannot be launched.")
         await uow.campaigns.set_status(campaign_id, CampaignStatus.RUNNING, launched_at=now or utc_now())
         launched = await _campaign(uow, campaign_id)
+        _audit(uow, actor, via, "launch", launched)
         await uow.commit()
     return launched
 
@@ -291,16 +306,27 @@ async def plan_campaign(
             ahead.discard()
 
 
-async def pause_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> Campaign:
+async def pause_campaign(
+    uow: CampaignUnitOfWork, campaign_id: int, *, actor: str | None = None, via: str = "system"
+) -> Campaign:
     """Stop sending and planning; planned rows stay in the outbox but are not claimable while paused."""
-    return await _move(uow, campaign_id, CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+    moved = await _move(
+        uow, campaign_id, CampaignStatus.RUNNING, CampaignStatus.PAUSED, (actor, via, "pause")
+    )
+    return moved
 
 
-async def resume_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> Campaign:
-    return await _move(uow, campaign_id, CampaignStatus.PAUSED, CampaignStatus.RUNNING)
+async def resume_campaign(
+    uow: CampaignUnitOfWork, campaign_id: int, *, actor: str | None = None, via: str = "system"
+) -> Campaign:
+    return await _move(
+        uow, campaign_id, CampaignStatus.PAUSED, CampaignStatus.RUNNING, (actor, via, "resume")
+    )
 
 
-async def cancel_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> int:
+async def cancel_campaign(
+    uow: CampaignUnitOfWork, campaign_id: int, *, actor: str | None = None, via: str = "system"
+) -> int:
     """Cancel the campaign and every row still planned; rows already claimed or sent are left alone."""
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
@@ -308,6 +334,7 @@ async def cancel_campaign(uow: CampaignUnitOfWork, campaign_id: int) -> int:
             raise CampaignError(f"A {campaign.status.value} campaign cannot be cancelled.")
         await uow.campaigns.set_status(campaign_id, CampaignStatus.CANCELLED)
         cancelled = await uow.campaigns.cancel_planned(campaign_id, CANCELLED_REASON)
+        _audit(uow, actor, via, "cancel", campaign)
         await uow.commit()
     return cancelled
 
@@ -416,7 +443,11 @@ async def _planner(
 
 
 async def _move(
-    uow: CampaignUnitOfWork, campaign_id: int, expected: CampaignStatus, target: CampaignStatus
+    uow: CampaignUnitOfWork,
+    campaign_id: int,
+    expected: CampaignStatus,
+    target: CampaignStatus,
+    audited: tuple[str | None, str, str],
 ) -> Campaign:
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
@@ -424,8 +455,18 @@ async def _move(
             raise CampaignError(f"Only a {expected.value} campaign can become {target.value}.")
         await uow.campaigns.set_status(campaign_id, target)
         moved = await _campaign(uow, campaign_id)
+        actor, via, verb = audited
+        _audit(uow, actor, via, verb, moved)
         await uow.commit()
     return moved
+
+
+def _audit(uow: CampaignUnitOfWork, actor: str | None, via: str, verb: str, campaign: Campaign) -> None:
+    """A person's change to a campaign is audited in the transaction that makes it (system moves are not)."""
+    if actor is not None:
+        uow.audit.record(
+            AuditEntry(actor=actor, via=via, action=f"campaign.{verb}", target=f"campaign:{campaign.slug}")
+        )
 
 
 async def _campaign(uow: CampaignUnitOfWork, campaign_id: int, *, for_update: bool = False) -> Campaign:
