@@ -340,24 +340,12 @@ async def record_heartbeat(
     health: JobHealth,
     *,
     pid: int,
+    stopped: bool = False,
 ) -> None:
-    """This process's sign of life and each job's last success and failure, in one transaction."""
+    """This process's sign of life and each job's last success and failure, in one transaction; with
+    `stopped`, also the mark that it stopped cleanly (so readers need not wait for it to go stale)."""
     async with open_uow() as uow:
         await write_heartbeat(uow.session, worker_id, role, now, health, pid=pid)
-        await uow.commit()
-
-
-async def record_stopped(
-    open_uow: Callable[[], SqlUnitOfWork],
-    worker_id: str,
-    role: str,
-    now: datetime,
-    health: JobHealth,
-    *,
-    pid: int,
-) -> None:
-    """The last heartbeat and the mark that this process stopped cleanly, in one transaction."""
-    async with open_uow() as uow:
-        await write_heartbeat(uow.session, worker_id, role, now, health, pid=pid)
-        await mark_stopped(uow.session, worker_id, now, pid=pid)
+        if stopped:
+            await mark_stopped(uow.session, worker_id, now, pid=pid)
         await uow.commit()

@@ -33,7 +33,7 @@ from reports.destinations import (
     SlackDestination,
     TelegramDestination,
 )
-from reports.heartbeats import HEARTBEAT_SECONDS, JobHealth, record_heartbeat, record_stopped
+from reports.heartbeats import HEARTBEAT_SECONDS, JobHealth, record_heartbeat
 from reports.rollups import RollupRefresh
 from reports.scheduled_delivery import render_scheduled_report, report_failure_email
 from reports.scheduler import LeaseTooShort, ReportScheduler, ScheduleRunner
@@ -178,13 +178,14 @@ class BackgroundServices:
 
     async def _say_stopped(self) -> None:
         try:
-            await record_stopped(
+            await record_heartbeat(
                 self.container.unit_of_work,
                 self.worker_id,
                 self.role,
                 utc_now(),
                 self.health,
                 pid=os.getpid(),
+                stopped=True,
             )
         except Exception:  # the heartbeat then just goes stale; stopping must not fail over it
             log.warning("could not record that %s stopped", self.worker_id, exc_info=True)
