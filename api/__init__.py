@@ -1,1 +1,1 @@
-"""The HTTP edge: app factory, dashboard pages, JSON API, webhooks, provider sandbox."""
+"""The HTTP edge: app factory, dashboard pages, JSON API, webhook routes (thin), and the provider sandbox."""

@@ -1,1 +1,1 @@
-"""The messaging edge: command layer, Slack and Telegram front ends, console, provider drivers."""
+"""The staff chat edge: the command table, parsing, and the Slack, Telegram and console front ends."""

@@ -1,1 +1,1 @@
-"""Analytics: metric registry, query layer, trends, chart specs and rendering, schedules."""
+"""Analytics: metric registry, query layer, trends and insights, chart specs and rendering, report schedules."""

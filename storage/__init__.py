@@ -1,1 +1,1 @@
-"""Persistence: SQLAlchemy models, unit of work, repositories, rollup SQL, Alembic migrations."""
+"""Persistence: SQLAlchemy models, units of work and repositories, read models (queries/), rollup SQL, migrations."""

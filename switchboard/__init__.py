@@ -1,1 +1,1 @@
-"""Settings, wiring and the command line: the one place that builds everything from configuration."""
+"""Composition only: typed settings, the one typed Container, the command line and the background job table."""
