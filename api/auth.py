@@ -25,6 +25,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect
 from pydantic import SecretStr
 
+from domain.clock import utc_now
 from domain.vocabulary import Role, role_allows
 from storage.database import Database
 from storage.queries.staff import staff_by_id
@@ -112,7 +113,7 @@ async def require_staff(connection: ASGIConnection[Any, Any, Any, Any], _handler
     """Guard for every dashboard page: a valid session cookie of an active staff member."""
     settings = connection.app.state.settings
     token = connection.cookies.get(SESSION_COOKIE, "")
-    signed = read_token(settings.session_secret, token, SESSION_PURPOSE, datetime.now(UTC)) if token else None
+    signed = read_token(settings.session_secret, token, SESSION_PURPOSE, utc_now()) if token else None
     staff = await active_staff(connection.app.state.container.database, signed.staff_id) if signed else None
     if staff is None:
         raise NotSignedIn("sign in to see the dashboard")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get
 from litestar.response import Response
 
 from api.rest.common import bearer_matches
+from domain.clock import utc_now
 from switchboard.wiring import Container
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
@@ -26,5 +26,5 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
                 media_type="text/plain",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    await container.metrics.refresh(container.database, datetime.now(UTC))
+    await container.metrics.refresh(container.database, utc_now())
     return Response(container.metrics.exposition(), media_type=PROMETHEUS_TEXT)

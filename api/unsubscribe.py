@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 from urllib.parse import parse_qs
@@ -20,6 +19,7 @@ from litestar.status_codes import (
 from pydantic import SecretStr
 
 from api.problems import Problem
+from domain.clock import utc_now
 from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.vocabulary import Channel, ConsentStatus
@@ -148,7 +148,7 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
         ConsentStatus.OPTED_OUT,
         source,
         "one-click",
-        datetime.now(UTC),
+        utc_now(),
         skip_if_unchanged=True,
     )
     log.info("customer %s unsubscribed from %s by one-click", customer_id, channel.value)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from domain.clock import utc_now
 from domain.delivery.ports import ProviderError
 
 
@@ -80,7 +81,7 @@ def retry_after_seconds(header_value: str | None, default: float | None = None) 
         return default
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 def money_to_micros(amount: str | float | None) -> int | None:

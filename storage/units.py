@@ -42,8 +42,8 @@ class UnitsOfWork:
     def conversations(self) -> ConversationUnitOfWork:
         return ConversationUnitOfWork(self.general())
 
-    def chat_replies(self) -> SqlChatReplyUnitOfWork:
-        return SqlChatReplyUnitOfWork(self.database, business_tz=self.business_tz)
+    def chat_replies(self, *, read_only: bool = False) -> SqlChatReplyUnitOfWork:
+        return SqlChatReplyUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     def templates(self) -> SqlTemplateUnitOfWork:
         return SqlTemplateUnitOfWork(self.database, business_tz=self.business_tz)

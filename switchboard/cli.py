@@ -6,13 +6,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from pydantic import ValidationError
 
+from domain.clock import utc_now
 from switchboard.errors import StartupError, explain_database_error, redact_url
 from switchboard.settings import ConfigurationError, Settings
 
@@ -141,7 +142,7 @@ def seed(
     from storage.seeding import DatabaseNotEmpty, SeedPlan, seed_database
 
     settings = load_settings()
-    now = datetime.now(UTC)
+    now = utc_now()
     last_day = end_date.date() if end_date else now.date()
     if last_day > now.date():
         raise StartupError(f"--end-date {last_day} is in the future: demo history ends today at the latest")
@@ -449,7 +450,7 @@ def report_run(name: str, out_dir: str) -> None:
                 database,
                 saved.name,
                 saved.definition,
-                now=datetime.now(UTC),
+                now=utc_now(),
                 business_tz=settings.business_timezone,
                 locale=settings.business_locale,
                 currency=settings.business_currency,
@@ -622,9 +623,7 @@ def login_link(email: str, minutes: int) -> None:
     staff = run_async(_with_database(settings, find))
     if staff is None:
         raise StartupError(f"there is no active staff member with email {email!r}")
-    click.echo(
-        signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, datetime.now(UTC))
-    )
+    click.echo(signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, utc_now()))
 
 
 if __name__ == "__main__":

@@ -28,8 +28,6 @@ from storage.queries.chats import (
 )
 from switchboard.wiring import Container
 
-CHANNEL_WORDS = CHAT_CHANNEL_WORDS
-
 
 def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str, Any]:
     waiting = None
@@ -42,7 +40,7 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "id": chat.id,
         "customer": chat.customer,
         "channel": chat.channel,
-        "channel_label": CHANNEL_WORDS.get(chat.channel, chat.channel),
+        "channel_label": CHAT_CHANNEL_WORDS.get(chat.channel, chat.channel),
         "has_subject": bool(chat.subject),
         "status": chat.status,
         "subject": chat.subject or "—",
@@ -120,7 +118,7 @@ _SENT_WORDS = {
 
 
 def _sent_notice(sent: ReplySent) -> dict[str, Any]:
-    channel = CHANNEL_WORDS.get(sent.channel, sent.channel)
+    channel = CHAT_CHANNEL_WORDS.get(sent.channel, sent.channel)
     what = _SENT_WORDS.get(sent.status, "is {status}").format(channel=channel, status=sent.status)
     why = sent.payload.get("explanation") or ""
     return {
@@ -180,6 +178,7 @@ class ChatPages(StaffPages):
                 body=body,
                 request_key=key,
                 business_name=container.settings.business_name,
+                route_uow=container.units.chat_replies(read_only=True),
                 now=utc_now(),
                 policy=container.consent_policy(),
             )

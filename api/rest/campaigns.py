@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -29,6 +29,7 @@ from domain.campaigns.use_cases import (
     preview_campaign,
     resume_campaign,
 )
+from domain.clock import utc_now
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.queries.campaigns import campaign_id_by_slug, newest_campaigns
 from switchboard.wiring import Container
@@ -131,7 +132,7 @@ class CampaignsController(Controller):
             if await campaign_id_by_slug(container.database, data.slug) is not None:
                 raise CampaignError(f"a campaign with slug {data.slug!r} already exists")
             campaign = await create_campaign(
-                container.campaign_uow(), draft, datetime.now(UTC), actor=api_actor(request), via="api"
+                container.campaign_uow(), draft, utc_now(), actor=api_actor(request), via="api"
             )
         except (CampaignError, ValueError) as error:
             raise Unprocessable(str(error)) from None
@@ -144,7 +145,7 @@ class CampaignsController(Controller):
         preview = await preview_campaign(
             container.campaign_uow(),
             await campaign_id_for(container, slug),
-            now=datetime.now(UTC),
+            now=utc_now(),
             policy=container.consent_policy(),
         )
         sample = preview.sample
@@ -175,7 +176,7 @@ class CampaignsController(Controller):
         uow, actor = container.campaign_uow(), api_actor(request)
         try:
             if action == "launch":
-                await launch_campaign(uow, campaign_id, datetime.now(UTC), actor=actor, via="api")
+                await launch_campaign(uow, campaign_id, utc_now(), actor=actor, via="api")
             elif action == "pause":
                 await pause_campaign(uow, campaign_id, actor=actor, via="api")
             elif action == "resume":

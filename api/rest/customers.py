@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -20,6 +19,7 @@ from api.rest.common import (
     problems,
     require_api_token,
 )
+from domain.clock import utc_now
 from domain.consent.ledger import record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
 from domain.consent.use_cases import set_preferences as set_customer_preferences
@@ -101,7 +101,7 @@ class CustomersController(Controller):
                 marketing_max_per_week=data.marketing_max_per_week,
                 actor=api_actor(request),
                 via="api",
-                now=datetime.now(UTC),
+                now=utc_now(),
             )
         except PreferencesError as error:
             raise Unprocessable(str(error)) from None
@@ -130,7 +130,7 @@ class CustomersController(Controller):
             status,
             data.source,
             (data.detail or "")[:255] or None,
-            datetime.now(UTC),
+            utc_now(),
         )
         assert recorded is not None  # recorded unconditionally: skip_if_unchanged is off
         return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -23,6 +22,7 @@ from api.rest.common import (
     problems,
     require_api_token,
 )
+from domain.clock import utc_now
 from domain.messages.sending import (
     MessagePreview,
     MessageRequest,
@@ -139,7 +139,7 @@ class MessagesController(Controller):
         container = container_of(request)
         try:
             preview = await preview_message(
-                container.messaging_uow(), to_request(data), datetime.now(UTC), container.consent_policy()
+                container.messaging_uow(), to_request(data), utc_now(), container.consent_policy()
             )
         except MessageRequestError as error:
             raise Unprocessable(str(error)) from None
@@ -158,7 +158,7 @@ class MessagesController(Controller):
                 to_request(data, f"api-{key}"),
                 actor=api_actor(request),
                 via="api",
-                now=datetime.now(UTC),
+                now=utc_now(),
                 policy=container.consent_policy(),
             )
         except MessageRequestError as error:

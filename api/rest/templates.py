@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -19,6 +18,7 @@ from api.rest.common import (
     problems,
     require_api_token,
 )
+from domain.clock import utc_now
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.templates.model import TemplateError, TemplateRecord
 from domain.templates.use_cases import NAME_PATTERN, check_template_name, save_template_variant
@@ -117,7 +117,7 @@ class TemplatesController(Controller):
                 variant,
                 actor=api_actor(request),
                 via="api",
-                now=datetime.now(UTC),
+                now=utc_now(),
             )
         except TemplateError as error:
             raise Unprocessable(str(error)) from None

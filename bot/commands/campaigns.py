@@ -23,8 +23,6 @@ from storage.queries.campaigns import (
     newest_campaign_overviews,
 )
 
-#: Verbs that change a campaign, and whether they ask for confirmation first (irreversible ones do).
-
 
 @dataclass(frozen=True)
 class ListCampaigns:

@@ -535,6 +535,10 @@ async def advance_running_campaigns(
     planned = 0
     for campaign in running:
         if not campaign.planning_done:
+            async with read_uow_factory() as uow:
+                # Read just before planning: another worker or an earlier campaign's turn may have moved it.
+                current = await uow.campaigns.get(campaign.id)
+            before = current.planned_count if current is not None else campaign.planned_count
             progress = await plan_campaign(
                 uow_factory,
                 campaign.id,
@@ -543,7 +547,7 @@ async def advance_running_campaigns(
                 budget=budget,
                 read_uow_factory=read_uow_factory,
             )
-            planned += progress.total_planned - campaign.planned_count
+            planned += progress.total_planned - before
         if campaign.fallback_after_minutes:
             planned += await plan_fallbacks(uow_factory(), campaign.id, now(), policy=policy)
         if campaign.planning_done:

@@ -294,25 +294,28 @@ async def reply_in_chat(
     business_name: str,
     now: datetime,
     policy: ConsentPolicy,
+    route_uow: ChatReplyUnitOfWork | None = None,
 ) -> SendResult:
     """Sends a staff reply by the conversation's reply route and adds it to the conversation, in one
     transaction with its audit row; re-sending the same form (`request_key`) sends and adds nothing new.
 
+    The route is decided first on `route_uow` (a read-only one in production): its preview may wait for
+    a render thread, and must not hold the write transaction (on SQLite, every writer's turn) meanwhile.
     Raises ChatNotFound, or MessageRequestError when no channel can take the reply now.
     """
-    async with uow:
-        chat = await uow.chats.reply_target(chat_id)
-        if chat is None:
-            raise ChatNotFound(f"There is no chat {chat_id}.")
+    async with route_uow or uow:
+        chat = await _reply_target(route_uow or uow, chat_id)
         request = reply_request(chat, _own_channel(chat), "…", "preview", business_name)
         try:
-            preview = await preview_in_transaction(uow, request, now, policy)
+            preview = await preview_in_transaction(route_uow or uow, request, now, policy)
         except MessageRequestError as error:
             route = _unsendable(chat, error)
         else:
             route = _route(chat, chat.customer_name or "the customer", preview)
-        if not route.can_send or route.channel is None:
-            raise MessageRequestError(route.note)
+    if not route.can_send or route.channel is None:
+        raise MessageRequestError(route.note)
+    async with uow:
+        chat = await _reply_target(uow, chat_id)
         request = reply_request(chat, route.channel, body, f"web-chat-{chat_id}-{request_key}", business_name)
         result = await queue_message(uow, request, actor=staff_email, via="web", now=now, policy=policy)
         # The queued reply joins the conversation once, however often the form is re-sent.
@@ -320,6 +323,13 @@ async def reply_in_chat(
             await uow.chats.add_staff_turn(chat_id, staff_id, result.message_id, body, now)
         await uow.commit()
     return result
+
+
+async def _reply_target(uow: ChatReplyUnitOfWork, chat_id: int) -> ChatReplyTarget:
+    chat = await uow.chats.reply_target(chat_id)
+    if chat is None:
+        raise ChatNotFound(f"There is no chat {chat_id}.")
+    return chat
 
 
 def _own_channel(chat: ChatReplyTarget) -> Channel | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
+from domain.clock import utc_now
 from domain.messages.model import Recipient
 from domain.notifications.model import (
     BusinessEvent,
@@ -40,7 +41,7 @@ def validate_event(event_type: str, idempotency_key: str, payload: Mapping[str, 
     if not idempotency_key or len(idempotency_key) > MAX_KEY_LENGTH:
         raise NotificationError(f"The idempotency key must be 1 to {MAX_KEY_LENGTH} characters long.")
     if APPOINTMENT_AT in payload:
-        anchor_of(payload, datetime.now(UTC))
+        anchor_of(payload, utc_now())
 
 
 def _check_event_type_length(event_type: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
 import aiosmtplib
 
+from domain.clock import utc_now
 from domain.delivery.ports import (
     OutboundMessage,
     ProviderAcceptance,
@@ -64,7 +64,7 @@ class SmtpEmailDriver:
         email["From"] = self.from_address
         email["To"] = message.to
         email["Subject"] = message.subject or ""
-        email["Date"] = format_datetime(datetime.now(UTC))
+        email["Date"] = format_datetime(utc_now())
         email["Message-ID"] = message_id_for(message.idempotency_key, self.from_domain)
         email[SWITCHBOARD_ID_HEADER] = str(message.message_id)
         if message.reply_to:

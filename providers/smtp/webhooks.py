@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, HeaderParser
 from email.utils import parseaddr, parsedate_to_datetime
 
+from domain.clock import utc_now
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -43,7 +43,7 @@ def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
     if not message_id:
         # Without a Message-ID, the content itself is the only stable identity for dedupe.
         message_id = f"<sha256.{hashlib.sha256(raw_bytes).hexdigest()[:32]}@inbound>"
-    received_at = datetime.now(UTC)
+    received_at = utc_now()
     if email.get("Date"):
         try:
             received_at = parsedate_to_datetime(str(email["Date"]))
@@ -84,7 +84,7 @@ def parse_bounce(raw_bytes: bytes) -> DeliveryReceipt | None:
         provider=Provider.SMTP,
         provider_message_id=original_id,
         status=MessageStatus.UNDELIVERED if status_code.startswith("5") else MessageStatus.FAILED,
-        occurred_at=datetime.now(UTC),
+        occurred_at=utc_now(),
         error_code=status_code or None,
         error_detail=diagnostic or None,
         our_message_id=int(ours) if ours.isdigit() else None,

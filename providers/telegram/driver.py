@@ -23,7 +23,6 @@ from providers.telegram.client import telegram_bot
 from switchboard.settings import Settings
 
 #: Header Telegram sends with every webhook when setWebhook was given a secret_token.
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name, not a secret
 
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
 

@@ -6,11 +6,12 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
+from domain.clock import utc_now
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -65,7 +66,7 @@ def parse_twilio_inbound(params: Mapping[str, str], *, received_at: datetime | N
         from_address=_required(params, "From"),
         to_address=_required(params, "To"),
         body=params.get("Body", ""),
-        received_at=received_at or datetime.now(UTC),
+        received_at=received_at or utc_now(),
     )
 
 
@@ -83,7 +84,7 @@ def parse_twilio_status(
         provider=Provider.TWILIO,
         provider_message_id=sid,
         status=status,
-        occurred_at=occurred_at or datetime.now(UTC),
+        occurred_at=occurred_at or utc_now(),
         error_code=error_code,
         error_detail=(params.get("ErrorMessage") or TWILIO_ERROR_TEXT.get(error_code or "")) or None,
         our_message_id=_message_id_from(params, callback_url),

@@ -137,3 +137,38 @@ async def test_no_chat_and_an_empty_reply_are_refused_before_anything_is_stored(
     with pytest.raises(MessageRequestError, match="empty"):
         await reply(FakeChatReplyUow(stored), body=" ")
     assert stored == Stored()
+
+
+async def test_the_route_is_decided_on_the_route_unit_of_work_before_the_write_one_opens() -> None:
+    """The route's preview may wait for a render thread; it must not hold the write transaction."""
+    stored = Stored()
+    opened: list[str] = []
+
+    class Recording(FakeChatReplyUow):
+        def __init__(self, name: str) -> None:
+            super().__init__(stored)
+            self.name = name
+
+        async def __aenter__(self) -> Self:
+            opened.append(self.name)
+            return await super().__aenter__()
+
+        async def by_ids(self, ids: Sequence[int], *, channels: Any, now: datetime) -> list[Recipient]:
+            opened.append(f"{self.name} reads the recipient")
+            return await super().by_ids(ids, channels=channels, now=now)
+
+    result = await reply_in_chat(
+        Recording("write"),
+        5,
+        staff_id=3,
+        staff_email="agent@northwind.example",
+        body="See you at 10:30.",
+        request_key="k1",
+        business_name="Northwind",
+        now=NOW,
+        policy=ConsentPolicy(),
+        route_uow=Recording("route"),
+    )
+    assert opened[:2] == ["route", "route reads the recipient"]
+    assert opened.index("write") > 1
+    assert stored.commits == 1 and result.message_id is not None
