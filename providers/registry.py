@@ -1,4 +1,4 @@
-"""The providers Switchboard talks to, in one table: channel, driver, pacing and webhook readers."""
+"""The providers Switchboard talks to, in one table: channel, driver, pacing, webhook URLs and readers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from providers.telegram import driver as telegram_driver
 from providers.telegram import webhooks as telegram_webhooks
 from providers.twilio import driver as twilio_driver
 from providers.twilio import webhooks as twilio_webhooks
-from providers.webhook_bodies import MalformedWebhook, ReadingContext, WebhookRead
+from providers.webhook_bodies import MalformedWebhook, ReadingContext, WebhookEndpoint, WebhookRead
 from providers.whatsapp import driver as whatsapp_driver
 from providers.whatsapp import webhooks as whatsapp_webhooks
 from switchboard.settings import Settings
@@ -33,6 +33,8 @@ class CustomerChannelProvider:
     rate_per_second: Callable[[Settings], float]
     #: Inbox `kind` -> the reader for webhooks of that kind.
     readers: Mapping[str, WebhookRead]
+    #: The webhook URLs the provider calls, each with the check that accepts or refuses a request.
+    endpoints: tuple[WebhookEndpoint, ...]
 
 
 PROVIDERS: tuple[CustomerChannelProvider, ...] = (
@@ -45,6 +47,7 @@ PROVIDERS: tuple[CustomerChannelProvider, ...] = (
             twilio_webhooks.STATUS_KIND: twilio_webhooks.read_status,
             twilio_webhooks.INBOUND_KIND: twilio_webhooks.read_inbound,
         },
+        twilio_webhooks.ENDPOINTS,
     ),
     CustomerChannelProvider(
         Provider.WHATSAPP_CLOUD,
@@ -52,6 +55,7 @@ PROVIDERS: tuple[CustomerChannelProvider, ...] = (
         whatsapp_driver.driver_from,
         lambda settings: settings.whatsapp_rate_per_second,
         {whatsapp_webhooks.WEBHOOK_KIND: whatsapp_webhooks.read_webhook},
+        whatsapp_webhooks.ENDPOINTS,
     ),
     CustomerChannelProvider(
         Provider.SMTP,
@@ -59,6 +63,7 @@ PROVIDERS: tuple[CustomerChannelProvider, ...] = (
         smtp_driver.driver_from,
         lambda settings: settings.email_rate_per_second,
         {smtp_webhooks.INBOUND_KIND: smtp_webhooks.read_email},
+        smtp_webhooks.ENDPOINTS,
     ),
     CustomerChannelProvider(
         Provider.TELEGRAM,
@@ -66,7 +71,14 @@ PROVIDERS: tuple[CustomerChannelProvider, ...] = (
         telegram_driver.driver_from,
         lambda settings: settings.telegram_rate_per_second,
         {telegram_webhooks.UPDATE_KIND: telegram_webhooks.read_update},
+        telegram_webhooks.ENDPOINTS,
     ),
+)
+
+
+#: Every webhook URL of every provider, in the table's order: the routes `api/webhooks/` declares.
+WEBHOOK_ENDPOINTS: tuple[WebhookEndpoint, ...] = tuple(
+    endpoint for entry in PROVIDERS for endpoint in entry.endpoints
 )
 
 

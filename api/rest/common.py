@@ -6,7 +6,6 @@ every integer it takes is bounded to the database's 64-bit range (`RowId`, `Quer
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY
 
 from api.bad_input import INT64_MAX, INT64_MIN
 from api.problems import FieldProblem, Problem, problem_answer
+from providers.webhook_bodies import bearer_matches as bearer_matches  # shared with the email webhook
 from switchboard.wiring import Container
 
 #: The name of the bearer-token security scheme in the OpenAPI document.
@@ -63,18 +63,6 @@ def problems(*codes: int, body: bool = False) -> dict[int, ResponseSpec]:
         )
         for code in sorted(wanted)
     }
-
-
-def bearer_matches(authorization: str | None, expected: str) -> bool:
-    """`Authorization: Bearer <expected>`, compared in constant time; an empty ``expected`` matches nothing.
-    Stray whitespace around either side (a token pasted with its newline) does not count."""
-    scheme, _, given = (authorization or "").strip().partition(" ")
-    expected = expected.strip()
-    return (
-        scheme.lower() == "bearer"
-        and bool(expected)
-        and hmac.compare_digest(given.strip().encode(), expected.encode())
-    )
 
 
 def require_api_token(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:

@@ -17,7 +17,18 @@ from domain.delivery.ports import (
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
 from providers.smtp.driver import SWITCHBOARD_ID_HEADER
-from providers.webhook_bodies import MalformedWebhook, ReadingContext
+from providers.webhook_bodies import (
+    UNAUTHORIZED,
+    Accepted,
+    IncomingWebhook,
+    MalformedWebhook,
+    ReadingContext,
+    WebhookAnswer,
+    WebhookEndpoint,
+    bearer_matches,
+    json_object,
+)
+from switchboard.settings import Settings
 
 
 def _parse(raw_bytes: bytes) -> EmailMessage:
@@ -164,3 +175,36 @@ def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCon
     if not message.from_address:
         raise MalformedWebhook("inbound email has no From address")
     return WebhookContents(messages=(CustomerMessage(message),))
+
+
+# --- the webhook URL a mail relay posts inbound mail to -----------------------------------------------------
+
+
+async def accept_email(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    """A relay posts the raw RFC 822 message (or JSON {"raw": "..."}) with the API token as Bearer."""
+    if not bearer_matches(incoming.header("authorization"), settings.api_token.get_secret_value()):
+        return WebhookAnswer("unauthorized", 401)
+    raw = await incoming.read_body()
+    if (incoming.header("content-type") or "").split(";")[0].strip().lower() == "application/json":
+        try:
+            value = json_object(raw, "email webhook").get("raw")
+        except MalformedWebhook:
+            value = None
+        if not isinstance(value, str):
+            return WebhookAnswer('expected {"raw": "<RFC 822 message>"}', 400)
+        raw = value.encode("utf-8", "surrogateescape")
+    if not raw.strip():
+        return WebhookAnswer("empty message", 400)
+    return Accepted(email_delivery(raw), WebhookAnswer("ok"))
+
+
+ENDPOINTS = (
+    WebhookEndpoint(
+        "email_inbound",
+        "POST",
+        "/webhooks/email/inbound",
+        "text/plain",
+        {400: "The body is empty, or JSON without a `raw` message.", 401: UNAUTHORIZED},
+        accept_email,
+    ),
+)

@@ -7,13 +7,23 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery
+from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     InboundMessage,
 )
 from domain.vocabulary import Channel, Provider
 from providers.telegram.links import read_telegram_start_payload
-from providers.webhook_bodies import MalformedWebhook, ReadingContext, json_object
+from providers.webhook_bodies import (
+    UNAUTHORIZED,
+    Accepted,
+    IncomingWebhook,
+    MalformedWebhook,
+    ReadingContext,
+    WebhookAnswer,
+    WebhookEndpoint,
+    json_object,
+)
+from switchboard.settings import Settings
 
 
 def verify_telegram_secret(expected: str, header_value: str | None) -> bool:
@@ -76,3 +86,29 @@ def read_update(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCo
     if len(words) == 2 and words[0].split("@", 1)[0].casefold() == "/start":
         link = read_telegram_start_payload(context.link_secret, words[1])
     return WebhookContents(messages=(CustomerMessage(message, link),), sender_user_id=sender)
+
+
+# --- the webhook URL: one bot, customers and staff alike -------------------------------------------------
+
+
+async def accept_update(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    expected = settings.telegram_webhook_secret.get_secret_value()
+    if not verify_telegram_secret(expected, incoming.header("x-telegram-bot-api-secret-token")):
+        return WebhookAnswer("unauthorized", 401)
+    raw = await incoming.read_body()
+    update: dict[str, Any] | None = None
+    try:
+        update = dict(json_object(raw, "telegram update"))
+    except MalformedWebhook:
+        update = None
+    update_id = update.get("update_id") if update else None
+    key = f"update:{update_id}" if isinstance(update_id, int) else body_digest(raw)
+    delivery = WebhookDelivery(Provider.TELEGRAM.value, UPDATE_KIND, key, raw.decode("utf-8", "replace"))
+    return Accepted(delivery, WebhookAnswer(""), staff_update=update)
+
+
+ENDPOINTS = (
+    WebhookEndpoint(
+        "telegram_webhook", "POST", "/webhooks/telegram", "text/plain", {401: UNAUTHORIZED}, accept_update
+    ),
+)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import parse_qs, urlencode, urlsplit
+from xml.sax.saxutils import escape
 
 from twilio.request_validator import RequestValidator
 
 from domain.clock import utc_now
+from domain.consent.keywords import interpret_keyword, keyword_reply
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -19,8 +22,18 @@ from domain.delivery.ports import (
 )
 from domain.vocabulary import Channel, Provider
 from providers.http import money_to_micros
-from providers.twilio.driver import MESSAGE_ID_PARAM, TWILIO_STATUSES
-from providers.webhook_bodies import MalformedWebhook, ReadingContext, form_params
+from providers.twilio.driver import MESSAGE_ID_PARAM, STATUS_CALLBACK_PATH, TWILIO_STATUSES
+from providers.webhook_bodies import (
+    FORBIDDEN,
+    Accepted,
+    IncomingWebhook,
+    MalformedWebhook,
+    ReadingContext,
+    WebhookAnswer,
+    WebhookEndpoint,
+    form_params,
+)
+from switchboard.settings import Settings
 
 #: Status-callback error codes and what they mean, for receipts (Twilio sends only the code).
 TWILIO_ERROR_TEXT: dict[str, str] = {
@@ -32,6 +45,8 @@ TWILIO_ERROR_TEXT: dict[str, str] = {
     "30008": "Unknown error",
     "21610": "Recipient has opted out",
 }
+
+log = logging.getLogger(__name__)
 
 
 def verify_twilio_signature(
@@ -119,3 +134,68 @@ def read_status(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCo
 
 def read_inbound(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
     return WebhookContents(messages=(CustomerMessage(parse_twilio_inbound(form_params(delivery.body))),))
+
+
+# --- the two webhook URLs --------------------------------------------------------------------------------
+
+TWIML = "text/xml"
+
+
+def twiml(reply: str | None = None) -> WebhookAnswer:
+    """Twilio's answer: empty TwiML, or a <Message> that Twilio sends back to the customer."""
+    inner = f"<Message>{escape(reply)}</Message>" if reply else ""
+    xml = f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>' if inner else "<Response/>"
+    return WebhookAnswer(xml, media_type=TWIML)
+
+
+async def _verified_form(incoming: IncomingWebhook, settings: Settings) -> dict[str, str] | None:
+    """The form parameters when X-Twilio-Signature matches our public URL + path + query, else None."""
+    body = (await incoming.read_body()).decode("utf-8", "replace")
+    query = incoming.query
+    url = settings.public_url.rstrip("/") + incoming.path + (f"?{query}" if query else "")
+    params = form_params(body)
+    signature = incoming.header("x-twilio-signature")
+    if not verify_twilio_signature(settings.twilio_auth_token.get_secret_value(), url, params, signature):
+        log.warning("twilio webhook %s refused: bad or missing signature", incoming.path)
+        return None
+    our_id = form_params(query).get(MESSAGE_ID_PARAM)
+    if our_id:
+        params.setdefault(MESSAGE_ID_PARAM, our_id)  # keep our message id from the callback URL
+    return params
+
+
+async def accept_status(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    params = await _verified_form(incoming, settings)
+    if params is None:
+        return WebhookAnswer("forbidden", 403)
+    delivery = twilio_delivery(STATUS_KIND, params, ("MessageSid", "MessageStatus"))
+    return Accepted(delivery, twiml(), receipts_only=True)
+
+
+async def accept_inbound(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    params = await _verified_form(incoming, settings)
+    if params is None:
+        return WebhookAnswer("forbidden", 403)
+    delivery = twilio_delivery(INBOUND_KIND, params, ("MessageSid",))
+    # The carrier-style confirmation travels in the TwiML answer, also for a retried duplicate.
+    action = interpret_keyword(params.get("Body", ""))
+    answer = twiml() if action is None else twiml(keyword_reply(action, settings.business_name, Channel.SMS))
+    return Accepted(delivery, answer)
+
+
+#: What the API document says the routes answer (the answers themselves are text/xml, as Twilio expects).
+DECLARED_MEDIA_TYPE = "application/xml"
+
+ENDPOINTS = (
+    WebhookEndpoint(
+        "twilio_status", "POST", STATUS_CALLBACK_PATH, DECLARED_MEDIA_TYPE, {403: FORBIDDEN}, accept_status
+    ),
+    WebhookEndpoint(
+        "twilio_inbound",
+        "POST",
+        "/webhooks/twilio/inbound",
+        DECLARED_MEDIA_TYPE,
+        {403: FORBIDDEN},
+        accept_inbound,
+    ),
+)

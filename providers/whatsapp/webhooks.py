@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery
+from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
     InboundMessage,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
-from providers.webhook_bodies import MalformedWebhook, ReadingContext, json_object
+from providers.webhook_bodies import (
+    FORBIDDEN,
+    UNAUTHORIZED,
+    Accepted,
+    IncomingWebhook,
+    MalformedWebhook,
+    ReadingContext,
+    WebhookAnswer,
+    WebhookEndpoint,
+    json_object,
+)
+from switchboard.settings import Settings
 
 _STATUS_MAP: dict[str, MessageStatus] = {
     "sent": MessageStatus.SENT,
@@ -23,6 +36,8 @@ _STATUS_MAP: dict[str, MessageStatus] = {
     "played": MessageStatus.READ,
     "failed": MessageStatus.FAILED,
 }
+
+log = logging.getLogger(__name__)
 
 
 def verify_whatsapp_signature(app_secret: str, raw_body: bytes, header_value: str | None) -> bool:
@@ -177,3 +192,56 @@ WEBHOOK_KIND = "webhook"
 def read_webhook(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
     inbound, receipts = parse_whatsapp_webhook(json_object(delivery.body, "whatsapp webhook"))
     return WebhookContents(tuple(receipts), tuple(CustomerMessage(m) for m in inbound))
+
+
+# --- the webhook URL: Meta's subscription handshake (GET) and its signed notifications (POST) ------------
+
+#: A "messages" key (not the "field": "messages" value every envelope carries) means customers wrote.
+INBOUND_MESSAGES_KEY = re.compile(rb'"messages"\s*:')
+PATH = "/webhooks/whatsapp"
+
+
+async def accept_handshake(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    challenge = verify_whatsapp_handshake(
+        incoming.query_params(), settings.whatsapp_verify_token.get_secret_value()
+    )
+    return WebhookAnswer("forbidden", 403) if challenge is None else WebhookAnswer(challenge)
+
+
+async def accept_notification(incoming: IncomingWebhook, settings: Settings) -> Accepted | WebhookAnswer:
+    raw = await incoming.read_body()  # the signature covers these exact bytes: read them before any parsing
+    signature = incoming.header("x-hub-signature-256")
+    if not signature:
+        return WebhookAnswer("missing signature", 401)
+    secret = settings.whatsapp_app_secret.get_secret_value()
+    # A signature is hex; one that is not even ASCII cannot match (and hmac refuses to compare it).
+    if not signature.isascii() or not verify_whatsapp_signature(secret, raw, signature):
+        log.warning("whatsapp webhook refused: bad signature")
+        return WebhookAnswer("forbidden", 403)
+    # Meta retries the identical body, so the body itself is the dedupe key.
+    delivery = WebhookDelivery(
+        Provider.WHATSAPP_CLOUD.value, WEBHOOK_KIND, body_digest(raw), raw.decode("utf-8", "replace")
+    )
+    # Status-only notifications (the bulk of Meta's traffic) share transactions; anything else goes alone.
+    only_statuses = b'"statuses"' in raw and not INBOUND_MESSAGES_KEY.search(raw)
+    return Accepted(delivery, WebhookAnswer("ok"), receipts_only=only_statuses)
+
+
+ENDPOINTS = (
+    WebhookEndpoint(
+        "whatsapp_handshake",
+        "GET",
+        PATH,
+        "text/plain",
+        {403: "The verify token does not match."},
+        accept_handshake,
+    ),
+    WebhookEndpoint(
+        "whatsapp_webhook",
+        "POST",
+        PATH,
+        "text/plain",
+        {401: UNAUTHORIZED, 403: FORBIDDEN},
+        accept_notification,
+    ),
+)
