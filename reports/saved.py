@@ -9,7 +9,6 @@ Every name in it is checked against the metric registry before anything runs; va
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from datetime import date, datetime
 from typing import Any, cast, get_args
 
 from reports.answer import Answer, answer
-from reports.charts.cache import ChartCache, render_cached
+from reports.charts.cache import ChartCache, draw
 from reports.metrics import REGISTRY, UnknownName
 from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
 from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
@@ -245,7 +244,5 @@ async def run_saved_report(
 ) -> SavedReportOutput:
     query = query_from_definition(definition)
     result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
-    png = await asyncio.to_thread(
-        render_cached, result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache()
-    )
+    png = await draw(result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
     return SavedReportOutput(title=name, answer=result, png=png, csv=result_csv(result))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -17,7 +16,7 @@ from markupsafe import Markup
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
 from domain.clock import utc_now as utc_now  # the pages' one clock
-from reports.charts.cache import render_cached
+from reports.charts.cache import draw
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
 from reports.periods import PeriodSpec
@@ -205,9 +204,7 @@ async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
 
     It is the same spec the bots render to PNG, so a dashboard chart and a bot image always agree.
     """
-    svg = await asyncio.to_thread(
-        render_cached, spec, "svg", spec.data_as_of.isoformat(), container.chart_cache
-    )
+    svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
     body = svg[svg.index("<svg") :]
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704

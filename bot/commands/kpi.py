@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
 import time
@@ -128,7 +127,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         answers = importlib.import_module("reports.answer")
     except ImportError:
         return Reply(NOT_AVAILABLE, title="KPI", kind="error")
-    from reports.charts.cache import render_cached
+    from reports.charts.cache import draw
 
     question = await _with_database_values(question, ctx)
     metric = REGISTRY[question.metric]
@@ -153,8 +152,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     )
     await _remember(ctx, who, query, now)
     version = result.result.data_as_of.isoformat()
-    # Drawing takes ~100 ms of CPU: do it off the event loop so other requests (and Slack's 3 s ack) never wait.
-    png = await asyncio.to_thread(render_cached, result.chart, "png", version, ctx.chart_cache)
+    png = await draw(result.chart, "png", version, ctx.chart_cache)
     reading = read_as(question, metric, time_range)
     notes = [reading] if (question.period_assumed or question.metric_guessed or question.alternatives) else []
     if question.period_assumed:
