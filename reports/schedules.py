@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
 from domain.audit import AuditEntry, AuditTrail
+from domain.transaction import Transaction
 
 MissedRunPolicy = Literal["skip", "deliver_late_once"]
 
@@ -157,7 +157,7 @@ class ReportScheduleBook(Protocol):
         """Store a new schedule and return its id."""
 
 
-class SchedulingUnitOfWork(Protocol):
+class SchedulingUnitOfWork(Transaction, Protocol):
     """What scheduling a report needs: the schedules and the audit trail, in one transaction."""
 
     @property
@@ -165,14 +165,6 @@ class SchedulingUnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import Recipient, StoredTemplate
+from domain.transaction import Transaction
 from domain.vocabulary import CampaignStatus, Channel
 
 
@@ -75,7 +75,7 @@ class OutboxWriter(Protocol):
         """Insert entries, skipping any whose idempotency key exists; the statuses actually inserted."""
 
 
-class PlanningUnitOfWork(Protocol):
+class PlanningUnitOfWork(Transaction, Protocol):
     """What every use-case that plans messages into the outbox needs."""
 
     @property
@@ -86,14 +86,6 @@ class PlanningUnitOfWork(Protocol):
 
     @property
     def outbox_writer(self) -> OutboxWriter: ...
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class CampaignUnitOfWork(PlanningUnitOfWork, Protocol):

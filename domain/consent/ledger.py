@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from domain.consent.model import ChannelConsent
+from domain.transaction import Transaction
 from domain.vocabulary import Channel, ConsentStatus
 
 
@@ -41,17 +41,9 @@ class ConsentLedger(Protocol):
     async def current(self, customer_id: int, channel: Channel) -> ChannelConsent: ...
 
 
-class ConsentUnitOfWork(Protocol):
+class ConsentUnitOfWork(Transaction, Protocol):
     @property
     def consent(self) -> ConsentLedger: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 async def record_consent(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.consent.preferences import CommunicationPreferences
+from domain.transaction import Transaction
 
 
 class PreferenceBook(Protocol):
@@ -17,17 +17,9 @@ class PreferenceBook(Protocol):
         """Replace the customer's preferences (every field, None included)."""
 
 
-class PreferencesUnitOfWork(Protocol):
+class PreferencesUnitOfWork(Transaction, Protocol):
     @property
     def preferences(self) -> PreferenceBook: ...
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

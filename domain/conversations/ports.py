@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from domain.consent.ledger import ConsentLedger
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.messages.sending import SendingUnitOfWork
+from domain.transaction import Transaction
 from domain.vocabulary import Channel
 
 
@@ -77,7 +77,7 @@ class WebhookReader(Protocol):
     def read(self, delivery: WebhookDelivery) -> WebhookContents: ...
 
 
-class InboundUnitOfWork(Protocol):
+class InboundUnitOfWork(Transaction, Protocol):
     @property
     def inbox(self) -> WebhookInbox: ...
 
@@ -89,14 +89,6 @@ class InboundUnitOfWork(Protocol):
 
     @property
     def outbox(self) -> ReceiptSink: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class ChatReplies(Protocol):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
+
+from domain.transaction import Transaction
 
 
 class DashboardLayouts(Protocol):
@@ -14,14 +15,6 @@ class DashboardLayouts(Protocol):
         """Create or replace the staff member's layout called `name`."""
 
 
-class DashboardUnitOfWork(Protocol):
+class DashboardUnitOfWork(Transaction, Protocol):
     @property
     def layouts(self) -> DashboardLayouts: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

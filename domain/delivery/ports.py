@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol
 
+from domain.transaction import Transaction
 from domain.vocabulary import Channel, MessageStatus
 
 if TYPE_CHECKING:
@@ -170,14 +170,6 @@ class OutboxPort(Protocol):
     async def apply_receipt(self, receipt: DeliveryReceipt) -> ReceiptResult: ...
 
 
-class DeliveryUnitOfWork(Protocol):
+class DeliveryUnitOfWork(Transaction, Protocol):
     @property
     def outbox(self) -> OutboxPort: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
@@ -25,6 +24,7 @@ from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import render_template
 from domain.templates.selection import select_template
 from domain.templates.trial import run_trial
+from domain.transaction import Transaction
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
 
 #: When no channel is named, try the customer's preferred channel first, then these.
@@ -94,7 +94,7 @@ class MessageLookup(Protocol):
     async def by_idempotency_key(self, key: str) -> tuple[int, str, str | None] | None: ...
 
 
-class SendingUnitOfWork(Protocol):
+class SendingUnitOfWork(Transaction, Protocol):
     @property
     def recipients(self) -> Any: ...
 
@@ -109,14 +109,6 @@ class SendingUnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 async def preview_message(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Protocol
 
 from domain.audit import AuditTrail
 from domain.campaigns.ports import PlanningUnitOfWork, TemplateCatalogue
 from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
+from domain.transaction import Transaction
 
 
 class NotificationRuleRepository(Protocol):
@@ -47,7 +47,7 @@ class NotificationRepository(NotificationRuleRepository, Protocol):
         """Enabled rules for these event types."""
 
 
-class NotificationRuleUnitOfWork(Protocol):
+class NotificationRuleUnitOfWork(Transaction, Protocol):
     """What managing rules needs: the rules, the templates they name, and the audit trail."""
 
     @property
@@ -58,14 +58,6 @@ class NotificationRuleUnitOfWork(Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Any: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 class NotificationUnitOfWork(PlanningUnitOfWork, Protocol):

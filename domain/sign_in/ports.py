@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from domain.audit import AuditTrail
+from domain.transaction import Transaction
 
 
 class SignInRecords(Protocol):
@@ -14,17 +14,9 @@ class SignInRecords(Protocol):
         """Whether a sign-in with this link (its audit target) was recorded at or after `since`."""
 
 
-class SignInUnitOfWork(Protocol):
+class SignInUnitOfWork(Transaction, Protocol):
     @property
     def sign_ins(self) -> SignInRecords: ...
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.templates.model import MessageTemplate, TemplateRecord
+from domain.transaction import Transaction
 
 
 class TemplateVariants(Protocol):
@@ -15,17 +15,9 @@ class TemplateVariants(Protocol):
         """Create or replace the variant for its (name, channel, locale), active, one version later."""
 
 
-class TemplateUnitOfWork(Protocol):
+class TemplateUnitOfWork(Transaction, Protocol):
     @property
     def templates(self) -> TemplateVariants: ...
 
     @property
     def audit(self) -> AuditTrail: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
