@@ -143,9 +143,19 @@ class AppointmentKind(StrEnum):
 
 
 class ChatStatus(StrEnum):
+    """A conversation's state. CLOSED is what staff are shown as "resolved"."""
+
     OPEN = "open"
-    PENDING = "pending"
+    PENDING = "pending"  # answered, waiting on the customer
+    SNOOZED = "snoozed"  # set aside until a time; the customer writing wakes it
     CLOSED = "closed"
+
+
+class Availability(StrEnum):
+    """Whether an agent takes new conversations (set with `away`/`back`, in the web inbox or Telegram)."""
+
+    ONLINE = "online"
+    AWAY = "away"
 
 
 class SalesChannel(StrEnum):

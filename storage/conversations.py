@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.desk import LIVE_STATUSES, REOPEN_WITHIN, AgentLoad
 from domain.conversations.model import ChatReplyTarget
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import InboundMessage
@@ -22,6 +23,7 @@ from domain.vocabulary import (
     MessageSource,
     MessageStatus,
 )
+from storage import desk
 from storage.message_feed import bump_feed, count_once
 from storage.messages import SqlMessagingUnitOfWork
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
@@ -146,16 +148,42 @@ class SqlConversations:
             .where(
                 ChatSession.customer_id == customer_id,
                 ChatSession.channel == channel.value,
-                ChatSession.status.in_([ChatStatus.OPEN.value, ChatStatus.PENDING.value]),
+                ChatSession.status.in_([status.value for status in LIVE_STATUSES]),
             )
             .order_by(ChatSession.started_at.desc(), ChatSession.id.desc())
             .limit(1)
         )
         if chat is None:
+            chat = await self.session.scalar(
+                select(ChatSession)
+                .where(
+                    ChatSession.customer_id == customer_id,
+                    ChatSession.channel == channel.value,
+                    ChatSession.status == ChatStatus.CLOSED.value,
+                    ChatSession.closed_at >= at - REOPEN_WITHIN,
+                )
+                .order_by(ChatSession.closed_at.desc(), ChatSession.id.desc())
+                .limit(1)
+            )
+            if chat is not None:
+                chat.closed_at = None
+                chat.resolved_by_staff_id = None
+                self.session.add(
+                    ChatMessage(
+                        session_id=chat.id,
+                        author="system",
+                        body="Reopened: the customer wrote again.",
+                        created_at=at,
+                    )
+                )
+        if chat is None:
             chat = ChatSession(
                 customer_id=customer_id, channel=channel.value, status=ChatStatus.OPEN.value, started_at=at
             )
             self.session.add(chat)
+        # The customer writing wakes a snoozed or pending conversation: it needs an agent again.
+        chat.status = ChatStatus.OPEN.value
+        chat.snoozed_until = None
         if chat.last_message_at is None or chat.last_message_at < at:
             chat.last_message_at = at
         await self.session.flush()
@@ -170,6 +198,18 @@ class SqlConversations:
         )
         await self.session.flush()
         return chat.id
+
+    async def chat_assignee(self, chat_id: int) -> int | None:
+        assignee: int | None = await self.session.scalar(
+            select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id)
+        )
+        return assignee
+
+    async def agent_loads(self) -> list[AgentLoad]:
+        return await desk.agent_loads(self.session)
+
+    async def assign(self, chat_id: int, staff_id: int | None) -> None:
+        await desk.assign(self.session, chat_id, staff_id)
 
     async def note_in_open_chat(
         self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime

@@ -16,7 +16,7 @@ from storage.conversations import SqlConversations
 from storage.models import WebhookInbox
 from storage.outbox import SqlOutbox
 from storage.sql import insert_for, table_of
-from storage.unit_of_work import SqlUnitOfWork
+from storage.unit_of_work import SqlAuditTrail, SqlUnitOfWork
 
 INBOX = table_of(WebhookInbox)
 
@@ -145,6 +145,10 @@ class ConversationUnitOfWork:
     @property
     def conversations(self) -> SqlConversations:
         return SqlConversations(self.session, business_tz=self._inner.business_tz)
+
+    @property
+    def audit(self) -> SqlAuditTrail:
+        return self._inner.audit
 
     @property
     def consent(self) -> SqlConsentLedger:

@@ -12,6 +12,7 @@ from storage.campaigns import SqlCampaignUnitOfWork
 from storage.conversations import SqlChatReplyUnitOfWork
 from storage.dashboards import SqlDashboardUnitOfWork
 from storage.database import Database
+from storage.desk import SqlDeskUnitOfWork
 from storage.inbox import ConversationUnitOfWork
 from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
@@ -41,6 +42,9 @@ class UnitsOfWork:
 
     def conversations(self) -> ConversationUnitOfWork:
         return ConversationUnitOfWork(self.general())
+
+    def desk(self) -> SqlDeskUnitOfWork:
+        return SqlDeskUnitOfWork(self.database, business_tz=self.business_tz)
 
     def chat_replies(self, *, read_only: bool = False) -> SqlChatReplyUnitOfWork:
         return SqlChatReplyUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)

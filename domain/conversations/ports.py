@@ -6,13 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from domain.audit import AuditTrail
 from domain.consent.ledger import ConsentLedger
+from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.messages.sending import SendingUnitOfWork
 from domain.transaction import Transaction
-from domain.vocabulary import Channel
+from domain.vocabulary import Availability, Channel, ChatStatus
 
 
 class WebhookInbox(Protocol):
@@ -51,7 +53,15 @@ class ConversationStore(Protocol):
 
     async def append_to_chat(
         self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
-    ) -> int: ...
+    ) -> int:
+        """Add the customer's turn to their live conversation on `channel` (a snoozed or pending one
+        wakes up as open), else reopen one resolved within REOPEN_WITHIN, else open a new one; its id."""
+
+    async def chat_assignee(self, chat_id: int) -> int | None: ...
+
+    async def agent_loads(self) -> list[AgentLoad]: ...
+
+    async def assign(self, chat_id: int, staff_id: int | None) -> None: ...
 
     async def note_in_open_chat(
         self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime
@@ -90,6 +100,9 @@ class InboundUnitOfWork(Transaction, Protocol):
     @property
     def outbox(self) -> ReceiptSink: ...
 
+    @property
+    def audit(self) -> AuditTrail: ...
+
 
 class ChatReplies(Protocol):
     """A conversation as a staff reply needs it, and the reply's turn in it."""
@@ -107,3 +120,36 @@ class ChatReplyUnitOfWork(SendingUnitOfWork, Protocol):
 
     @property
     def chats(self) -> ChatReplies: ...
+
+
+class ChatDesk(Protocol):
+    """The agent desk's view of conversations and agents (assignment, snooze, resolve, availability)."""
+
+    async def chat(self, chat_id: int, *, for_update: bool = False) -> DeskChat | None: ...
+
+    async def agent_loads(self) -> list[AgentLoad]:
+        """Every active staff member who can take conversations (agent and up), with their open count."""
+
+    async def assign(self, chat_id: int, staff_id: int | None) -> None: ...
+
+    async def set_status(
+        self,
+        chat_id: int,
+        status: ChatStatus,
+        at: datetime,
+        *,
+        snoozed_until: datetime | None = None,
+        resolved_by: int | None = None,
+    ) -> None: ...
+
+    async def add_system_turn(self, chat_id: int, body: str, at: datetime) -> None: ...
+
+    async def set_availability(self, staff_id: int, availability: Availability) -> None: ...
+
+
+class DeskUnitOfWork(Transaction, Protocol):
+    @property
+    def desk(self) -> ChatDesk: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...

@@ -8,10 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.audit import AuditEntry
 from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
+from domain.conversations.desk import (
+    DeskChat,
+    check_assignee,
+    check_reopen,
+    check_resolve,
+    check_snooze,
+    choose_agent,
+    find_agent,
+)
 from domain.conversations.model import (
     KEYWORD_SOURCE,
     OUTBOX_REPLY_CHANNELS,
@@ -25,7 +35,7 @@ from domain.conversations.model import (
     WebhookDelivery,
     WebhookOutcome,
 )
-from domain.conversations.ports import ChatReplyUnitOfWork, InboundUnitOfWork, WebhookReader
+from domain.conversations.ports import ChatReplyUnitOfWork, DeskUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.sending import (
     MessagePreview,
@@ -39,7 +49,9 @@ from domain.messages.sending import (
 )
 from domain.vocabulary import (
     OUTBOUND_CHANNELS,
+    Availability,
     Channel,
+    ChatStatus,
     ConsentStatus,
     MessageCategory,
     MessageSource,
@@ -170,7 +182,10 @@ async def handle_customer_message(
     if communication_id is None:
         return InboundResult(None, customer_id)  # already recorded: a provider retry in a new envelope
     if customer_id is not None and action is None:
-        await store.append_to_chat(customer_id, message.channel, communication_id, message.body, now)
+        chat_id = await store.append_to_chat(
+            customer_id, message.channel, communication_id, message.body, now
+        )
+        await _assign_if_unassigned(uow, chat_id)
     elif customer_id is not None and action is not None:
         # A keyword is answered automatically and is no agent's work; an agent already talking with the
         # customer sees it in the conversation, with what it changed.
@@ -357,3 +372,116 @@ def _route(chat: ChatReplyTarget, customer_name: str, preview: MessagePreview) -
     if decision is not None and decision.verdict == "defer" and decision.send_at is not None:
         note += f" {decision.explanation}"
     return ReplyRoute(preview.channel, note, can_send=True)
+
+
+# --- the agent desk: assignment, snooze, resolve, reopen, availability --------------------------------------
+
+
+async def _assign_if_unassigned(uow: InboundUnitOfWork, chat_id: int) -> None:
+    """A customer's conversation nobody holds goes to the free online agent with the fewest (audited)."""
+    store = uow.conversations
+    if await store.chat_assignee(chat_id) is not None:
+        return
+    agent = choose_agent(await store.agent_loads())
+    if agent is None:
+        return  # stays in the unassigned queue
+    await store.assign(chat_id, agent.staff_id)
+    uow.audit.record(
+        AuditEntry(
+            "system",
+            "system",
+            "chat.assign",
+            f"chat:{chat_id}",
+            {"staff_id": agent.staff_id, "automatic": True},
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DeskActor:
+    """The staff member acting on the desk, and where they did it (slack, telegram, web, cli)."""
+
+    staff_id: int
+    email: str
+    via: str
+
+
+async def _desk_chat(uow: DeskUnitOfWork, chat_id: int) -> DeskChat:
+    chat = await uow.desk.chat(chat_id, for_update=True)
+    if chat is None:
+        raise ChatNotFound(f"There is no conversation {chat_id}.")
+    return chat
+
+
+def _audit(uow: DeskUnitOfWork, actor: DeskActor, action: str, chat_id: int, **detail: object) -> None:
+    uow.audit.record(AuditEntry(actor.email, actor.via, action, f"chat:{chat_id}", dict(detail)))
+
+
+async def assign_chat(
+    uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, to: str | None = None, now: datetime
+) -> DeskChat:
+    """Give the conversation to `to` (an agent's email or name; None or "me": the actor), noted in the
+    conversation and audited; returns it as assigned."""
+    async with uow:
+        chat = await _desk_chat(uow, chat_id)
+        agent = check_assignee(
+            chat, find_agent(await uow.desk.agent_loads(), to, actor.staff_id), to or actor.email
+        )
+        await uow.desk.assign(chat_id, agent.staff_id)
+        await uow.desk.add_system_turn(chat_id, f"Assigned to {agent.name}.", now)
+        _audit(uow, actor, "chat.assign", chat_id, staff_id=agent.staff_id)
+        assigned = await _desk_chat(uow, chat_id)
+        await uow.commit()
+    return assigned
+
+
+async def resolve_chat(uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, now: datetime) -> DeskChat:
+    async with uow:
+        check_resolve(await _desk_chat(uow, chat_id))
+        await uow.desk.set_status(chat_id, ChatStatus.CLOSED, now, resolved_by=actor.staff_id)
+        await uow.desk.add_system_turn(chat_id, "Resolved.", now)
+        _audit(uow, actor, "chat.resolve", chat_id)
+        resolved = await _desk_chat(uow, chat_id)
+        await uow.commit()
+    return resolved
+
+
+async def reopen_chat(uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, now: datetime) -> DeskChat:
+    async with uow:
+        check_reopen(await _desk_chat(uow, chat_id))
+        await uow.desk.set_status(chat_id, ChatStatus.OPEN, now)
+        await uow.desk.add_system_turn(chat_id, "Reopened.", now)
+        _audit(uow, actor, "chat.reopen", chat_id)
+        reopened = await _desk_chat(uow, chat_id)
+        await uow.commit()
+    return reopened
+
+
+async def snooze_chat(
+    uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, until: datetime, now: datetime
+) -> DeskChat:
+    """Set the conversation aside until `until`; the customer writing wakes it sooner."""
+    async with uow:
+        check_snooze(await _desk_chat(uow, chat_id), until, now)
+        await uow.desk.set_status(chat_id, ChatStatus.SNOOZED, now, snoozed_until=until)
+        await uow.desk.add_system_turn(chat_id, f"Snoozed until {until:%Y-%m-%d %H:%M} UTC.", now)
+        _audit(uow, actor, "chat.snooze", chat_id, until=until.isoformat())
+        snoozed = await _desk_chat(uow, chat_id)
+        await uow.commit()
+    return snoozed
+
+
+async def set_availability(uow: DeskUnitOfWork, actor: DeskActor, availability: Availability) -> None:
+    """`away` / `back`: whether automatic assignment gives this agent new conversations."""
+    async with uow:
+        await uow.desk.set_availability(actor.staff_id, availability)
+        uow.audit.record(
+            AuditEntry(
+                actor.email,
+                actor.via,
+                "staff.availability",
+                f"staff:{actor.staff_id}",
+                {"availability": availability.value},
+            )
+        )
+        await uow.commit()

@@ -217,6 +217,9 @@ class ChatSession(Base):
     last_message_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     csat_score: Mapped[int | None] = mapped_column(SmallInteger)
+    #: A snoozed conversation comes back at this time, or when the customer writes.
+    snoozed_until: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
 
 
 class ChatMessage(Base):

@@ -5,10 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from domain.vocabulary import Role
+from domain.vocabulary import Availability, Role
 from storage.models.base import Base, BigId, one_of, utcnow
 
 
@@ -65,6 +74,7 @@ class StaffUser(Base):
     __tablename__ = "staff_users"
     __table_args__ = (
         CheckConstraint(one_of("role", [r.value for r in Role]), name="role_known"),
+        CheckConstraint(one_of("availability", [a.value for a in Availability]), name="availability_known"),
         UniqueConstraint("slack_team_id", "slack_user_id"),
     )
 
@@ -83,3 +93,9 @@ class StaffUser(Base):
     #: The KPI question this person was last answered, as a saved-report definition (`report save` keeps it).
     last_question: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     last_question_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: Whether the agent takes new conversations; automatic assignment skips agents who are away.
+    availability: Mapped[str] = mapped_column(
+        String(8), default=Availability.AWAY.value, server_default="away"
+    )
+    #: How many open conversations automatic assignment gives this agent at most.
+    chat_capacity: Mapped[int] = mapped_column(SmallInteger, default=8, server_default="8")

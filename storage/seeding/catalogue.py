@@ -370,6 +370,9 @@ def staff_rows(created_at: datetime) -> tuple[list[Row], list[StaffMember]]:
                 "created_at": created_at - timedelta(days=index),
                 "last_question": None,
                 "last_question_at": None,
+                # The demo's agents are at work, so new conversations are assigned to them at once.
+                "availability": "online" if role is Role.AGENT else "away",
+                "chat_capacity": 8,
             }
         )
         members.append(StaffMember(index + 1, str(role), location_id))

@@ -121,7 +121,8 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
          "status": "closed" if closed else ("pending" if answered else "open"),
          "assigned_staff_id": staff_id, "subject": rng.choice(_SUBJECTS), "started_at": started_at,
          "first_response_at": first_response_at if answered else None, "last_message_at": stamps[-1],
-         "closed_at": closed_at if closed else None, "csat_score": csat},
+         "closed_at": closed_at if closed else None, "csat_score": csat, "snoozed_until": None,
+         "resolved_by_staff_id": staff_id if closed else None},
     )  # fmt: skip
     for turn, at in enumerate(stamps):
         by_customer = turn % 2 == 0

@@ -50,6 +50,14 @@ class World:
     commits: int = 0
 
 
+class RecordedAudit:
+    def __init__(self) -> None:
+        self.entries: list[Any] = []
+
+    def record(self, entry: Any) -> None:
+        self.entries.append(entry)
+
+
 class FakeUow:
     """Copies the world on enter and writes it back on commit, so a rollback really forgets."""
 
@@ -61,6 +69,7 @@ class FakeUow:
 
         self.draft = copy.deepcopy(self.world)
         self.inbox = self.conversations = self.consent = self.outbox = self
+        self.audit = RecordedAudit()
         return self
 
     async def __aexit__(
@@ -132,6 +141,15 @@ class FakeUow:
     ) -> int:
         self.draft.chats.append((customer_id, channel.value, body))
         return 1
+
+    async def chat_assignee(self, chat_id: int) -> int | None:
+        return 99  # the fake's conversation is already someone's: assignment is tested in test_desk.py
+
+    async def agent_loads(self) -> list[Any]:
+        return []
+
+    async def assign(self, chat_id: int, staff_id: int | None) -> None:
+        raise AssertionError("an assigned conversation is not assigned again")
 
     async def note_in_open_chat(
         self, customer_id: int, channel: Channel, communication_id: int, body: str, note: str, at: datetime

@@ -1,0 +1,130 @@
+"""The agent desk in SQL: conversations as the desk sees them, agents' loads, and the desk's unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.conversations.desk import AgentLoad, DeskChat
+from domain.vocabulary import ROLE_RANK, Availability, ChatStatus, Role
+from storage.models import ChatMessage, ChatSession, Customer, StaffUser
+from storage.unit_of_work import SqlUnitOfWork
+
+#: The statuses that count toward an agent's capacity (snoozed and resolved ones do not).
+WORKING_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
+#: Who can take conversations.
+DESK_ROLES = tuple(role.value for role in Role if ROLE_RANK[role] >= ROLE_RANK[Role.AGENT])
+
+
+async def agent_loads(session: AsyncSession) -> list[AgentLoad]:
+    working = (
+        select(ChatSession.assigned_staff_id, func.count().label("open_chats"))
+        .where(ChatSession.status.in_(WORKING_STATUSES), ChatSession.assigned_staff_id.is_not(None))
+        .group_by(ChatSession.assigned_staff_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(
+            StaffUser.id,
+            StaffUser.name,
+            StaffUser.email,
+            StaffUser.availability,
+            StaffUser.chat_capacity,
+            func.coalesce(working.c.open_chats, 0),
+        )
+        .outerjoin(working, working.c.assigned_staff_id == StaffUser.id)
+        .where(StaffUser.active.is_(True), StaffUser.role.in_(DESK_ROLES))
+        .order_by(StaffUser.id)
+    )
+    return [
+        AgentLoad(staff_id, name, email, Availability(availability), int(open_chats), capacity)
+        for staff_id, name, email, availability, capacity, open_chats in rows
+    ]
+
+
+async def assign(session: AsyncSession, chat_id: int, staff_id: int | None) -> None:
+    await session.execute(
+        update(ChatSession).where(ChatSession.id == chat_id).values(assigned_staff_id=staff_id)
+    )
+
+
+class SqlChatDesk:
+    """domain.conversations.ports.ChatDesk."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def chat(self, chat_id: int, *, for_update: bool = False) -> DeskChat | None:
+        query = (
+            select(ChatSession, Customer.name, StaffUser.name)
+            .join(Customer, Customer.id == ChatSession.customer_id)
+            .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
+            .where(ChatSession.id == chat_id)
+        )
+        if for_update:
+            query = query.with_for_update(of=ChatSession)
+        row = (await self._session.execute(query.execution_options(populate_existing=True))).first()
+        if row is None:
+            return None
+        chat, customer_name, assigned_name = row
+        return DeskChat(
+            chat.id,
+            chat.customer_id,
+            customer_name,
+            chat.channel,
+            ChatStatus(chat.status),
+            chat.assigned_staff_id,
+            assigned_name,
+            chat.snoozed_until,
+            chat.last_message_at,
+        )
+
+    async def agent_loads(self) -> list[AgentLoad]:
+        return await agent_loads(self._session)
+
+    async def assign(self, chat_id: int, staff_id: int | None) -> None:
+        await assign(self._session, chat_id, staff_id)
+
+    async def set_status(
+        self,
+        chat_id: int,
+        status: ChatStatus,
+        at: datetime,
+        *,
+        snoozed_until: datetime | None = None,
+        resolved_by: int | None = None,
+    ) -> None:
+        resolved = status is ChatStatus.CLOSED
+        await self._session.execute(
+            update(ChatSession)
+            .where(ChatSession.id == chat_id)
+            .values(
+                status=status.value,
+                snoozed_until=snoozed_until,
+                closed_at=at if resolved else None,
+                resolved_by_staff_id=resolved_by if resolved else None,
+            )
+        )
+
+    async def add_system_turn(self, chat_id: int, body: str, at: datetime) -> None:
+        self._session.add(ChatMessage(session_id=chat_id, author="system", body=body, created_at=at))
+        await self._session.flush()
+
+    async def set_availability(self, staff_id: int, availability: Availability) -> None:
+        await self._session.execute(
+            update(StaffUser).where(and_(StaffUser.id == staff_id)).values(availability=availability.value)
+        )
+
+
+class SqlDeskUnitOfWork(SqlUnitOfWork):
+    """Satisfies domain.conversations.ports.DeskUnitOfWork."""
+
+    desk: SqlChatDesk
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.desk = SqlChatDesk(self.session)
+        return self
