@@ -71,5 +71,8 @@ def sandbox_config(settings: Settings, **overrides: object) -> SandboxConfig:
         telegram_bot_token=settings.telegram_bot_token.get_secret_value(),
         telegram_webhook_secret=settings.telegram_webhook_secret.get_secret_value(),
         email_webhook_token=settings.api_token.get_secret_value(),
+        slack_bot_token=settings.slack_bot_token.get_secret_value(),
+        slack_signing_secret=settings.slack_signing_secret.get_secret_value(),
+        slack_command=settings.slack_command,
     )
     return replace(config, **overrides)  # type: ignore[arg-type]

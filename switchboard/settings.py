@@ -30,7 +30,10 @@ PROVIDER_BASE_URLS = {
     "twilio_base_url": "https://api.twilio.com",
     "whatsapp_base_url": "https://graph.facebook.com",
     "telegram_base_url": "https://api.telegram.org",
+    "slack_base_url": "https://slack.com/api/",
 }
+#: Where a provider's stand-in answers under the sandbox's base URL (the root unless listed).
+SANDBOX_PATHS = {"slack_base_url": "/slack/api/"}
 #: Mail submission (RFC 6409), for an SMTP port left unset while the sandbox is off.
 SMTP_SUBMISSION_PORT = 587
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -85,7 +88,9 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr = SecretStr(SANDBOX_SECRETS["slack_signing_secret"])
     slack_bot_token: SecretStr = SecretStr(SANDBOX_SECRETS["slack_bot_token"])
     slack_app_token: SecretStr = SecretStr("")
-    slack_base_url: str = "https://slack.com/api/"
+    #: Unset: the sandbox's Slack stand-in (http://127.0.0.1:SANDBOX_PORT/slack/api/) while the sandbox is
+    #: on, https://slack.com/api/ while it is off.
+    slack_base_url: str = ""
     slack_command: str = "/sb"
 
     #: How long a provider call may take before it counts as in doubt (SMTP conversations take longer).
@@ -126,7 +131,8 @@ class Settings(BaseSettings):
             self.sandbox_smtp_port = self.sandbox_port + 1
         for name, provider_url in PROVIDER_BASE_URLS.items():
             if not getattr(self, name).strip():
-                setattr(self, name, self.sandbox_base_url if self.sandbox else provider_url)
+                sandbox_url = self.sandbox_base_url + SANDBOX_PATHS.get(name, "")
+                setattr(self, name, sandbox_url if self.sandbox else provider_url)
         if not self.smtp_port:
             self.smtp_port = self.sandbox_smtp_port if self.sandbox else SMTP_SUBMISSION_PORT
         return self

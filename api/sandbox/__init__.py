@@ -1,4 +1,4 @@
-"""The provider sandbox: local stand-ins for Twilio, WhatsApp Cloud, Telegram and SMTP that speak their wire protocols."""
+"""The provider sandbox: local stand-ins for Twilio, WhatsApp Cloud, Telegram, Slack and SMTP that speak their wire protocols."""
 
 from api.sandbox.app import create_sandbox_app, sandbox_state
 from api.sandbox.config import ChaosConfig, SandboxConfig

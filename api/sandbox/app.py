@@ -1,10 +1,10 @@
-"""Builds the sandbox's aiohttp application: Twilio, WhatsApp Cloud and Telegram fakes plus its console."""
+"""Builds the sandbox's aiohttp application: Twilio, WhatsApp Cloud, Telegram and Slack fakes plus its pages."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from api.sandbox import console, telegram_api, twilio_api, whatsapp_api
+from api.sandbox import console, slack_api, slack_page, telegram_api, twilio_api, whatsapp_api
 from api.sandbox.config import SandboxConfig
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxState
@@ -20,6 +20,8 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.add_routes(twilio_api.routes())
     app.add_routes(whatsapp_api.routes())
     app.add_routes(telegram_api.routes())
+    app.add_routes(slack_api.routes())
+    app.add_routes(slack_page.routes())
     app.add_routes(console.routes())
     app.router.add_get("/", _to_console)
     app.router.add_get("/favicon.ico", _icon)

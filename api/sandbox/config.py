@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.sandbox.slack_people import SlackChannelSpec, SlackPerson, northwind_channels, northwind_slack_staff
 from api.sandbox.whatsapp_templates import ApprovedTemplate, northwind_templates
 
 
@@ -38,6 +39,7 @@ class SandboxConfig:
     whatsapp_webhook_path: str = "/webhooks/whatsapp"
     telegram_webhook_path: str = "/webhooks/telegram"
     email_inbound_path: str = "/webhooks/email/inbound"
+    slack_events_path: str = "/slack/events"
 
     # Well-known fake credentials: the sandbox only ever listens on 127.0.0.1.
     twilio_account_sid: str = "AC00000000000000000000000000000000"
@@ -65,6 +67,17 @@ class SandboxConfig:
     #: calls setWebhook; None means customer updates queue for getUpdates until setWebhook is called.
     telegram_webhook_secret: str | None = None
     telegram_max_long_poll_seconds: float = 2.0
+
+    slack_bot_token: str = "xoxb-sandbox-slack-bot-token"  # noqa: S105
+    slack_signing_secret: str = "sandbox-slack-signing-secret"  # noqa: S105
+    slack_command: str = "/sb"
+    slack_team_id: str = "T0NORTHWIND"
+    slack_team_domain: str = "northwind-sandbox"
+    #: The workspace's people (the demo seed's staff Slack ids, and one stranger) and its channels.
+    slack_people: tuple[SlackPerson, ...] = field(default_factory=northwind_slack_staff)
+    slack_channels: tuple[SlackChannelSpec, ...] = field(default_factory=northwind_channels)
+    #: Slack gives up on a slash command that is not acknowledged within 3 seconds.
+    slack_ack_timeout_seconds: float = 3.0
 
     email_domain: str = "sandbox.switchboard.test"
     #: The bearer token our inbound-email endpoint expects (SWITCHBOARD_API_TOKEN); mail relays post

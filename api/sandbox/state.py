@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api.sandbox.config import SandboxConfig
+from api.sandbox.slack_workspace import SlackWorkspace
 from api.sandbox.whatsapp_templates import ApprovedTemplate
 
 #: Faults the sandbox can inject into a provider send.
@@ -161,6 +162,7 @@ class SandboxState:
             self.webhook_log: deque[dict[str, Any]] = deque(maxlen=500)
             self.forced_faults: dict[str, deque[str]] = {}
             self.rate_buckets: dict[str, TokenBucket] = {}
+            self.slack = SlackWorkspace(self.config)
 
     # --- counters -------------------------------------------------------------------------
     def count(self, counter: str, provider: str, amount: int = 1) -> None:
