@@ -31,6 +31,7 @@ demo: install
 	$(BIN)/switchboard seed --customers $(DEMO_CUSTOMERS) --days $(DEMO_DAYS) --if-empty
 	$(BIN)/switchboard rollups rebuild
 	@echo "Sign in at http://127.0.0.1:$(or $(PORT),8000)/login (demo staff buttons), or: $(strip $(DEMO_ENV) $(BIN)/switchboard login-link admin@northwind.example)"
+	@echo "Try the staff bot in the sandbox's Slack: http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/slack (type /sb help)"
 	$(DEMO_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
 
 # Every test but the fault suite (`make faults`; CI runs both).
