@@ -26,6 +26,7 @@ BACKGROUND_JOBS: tuple[str, ...] = (
     "delivery",
     "campaign planning",
     "notifications",
+    "snoozed conversations",
     "report scheduler",
     "rollups",
     "daily insight",

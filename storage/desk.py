@@ -118,6 +118,15 @@ class SqlChatDesk:
             update(StaffUser).where(and_(StaffUser.id == staff_id)).values(availability=availability.value)
         )
 
+    async def snoozes_over(self, now: datetime, limit: int) -> list[int]:
+        query = (
+            select(ChatSession.id)
+            .where(ChatSession.status == ChatStatus.SNOOZED.value, ChatSession.snoozed_until <= now)
+            .order_by(ChatSession.snoozed_until, ChatSession.id)
+            .limit(limit)
+        )
+        return list(await self._session.scalars(query))
+
 
 class SqlDeskUnitOfWork(SqlUnitOfWork):
     """Satisfies domain.conversations.ports.DeskUnitOfWork."""

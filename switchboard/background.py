@@ -18,6 +18,7 @@ from datetime import datetime
 
 from domain.campaigns.use_cases import advance_running_campaigns
 from domain.clock import utc_now
+from domain.conversations.use_cases import wake_snoozed_chats
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events
@@ -86,6 +87,7 @@ class BackgroundServices:
         return (
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
+            Job("snoozed conversations", 30.0, self.wake_snoozed_chats),
             Job("heartbeat", HEARTBEAT_SECONDS, self.heartbeat, tracked=False),
             Job("performance snapshot", 60.0, self.snapshot_metrics),
             Job("rollups", 60.0, self.refresh_rollups),
@@ -170,6 +172,9 @@ class BackgroundServices:
         await process_pending_events(
             self.container.notification_uow, utc_now(), policy=self.container.consent_policy()
         )
+
+    async def wake_snoozed_chats(self) -> int:
+        return await wake_snoozed_chats(self.container.units.desk(), utc_now())
 
     async def heartbeat(self) -> None:
         await record_heartbeat(

@@ -146,6 +146,9 @@ class ChatDesk(Protocol):
 
     async def set_availability(self, staff_id: int, availability: Availability) -> None: ...
 
+    async def snoozes_over(self, now: datetime, limit: int) -> list[int]:
+        """Snoozed conversations whose time has come, oldest first."""
+
 
 class DeskUnitOfWork(Transaction, Protocol):
     @property

@@ -485,3 +485,15 @@ async def set_availability(uow: DeskUnitOfWork, actor: DeskActor, availability: 
             )
         )
         await uow.commit()
+
+
+async def wake_snoozed_chats(uow: DeskUnitOfWork, now: datetime, *, limit: int = 500) -> int:
+    """The worker's pass: snoozed conversations whose time has come are open again (noted, not audited:
+    nobody acted); returns how many woke."""
+    async with uow:
+        due = await uow.desk.snoozes_over(now, limit)
+        for chat_id in due:
+            await uow.desk.set_status(chat_id, ChatStatus.OPEN, now)
+            await uow.desk.add_system_turn(chat_id, "The snooze is over.", now)
+        await uow.commit()
+    return len(due)

@@ -14,6 +14,7 @@ from domain.conversations.use_cases import (
     resolve_chat,
     set_availability,
     snooze_chat,
+    wake_snoozed_chats,
 )
 from domain.delivery.ports import InboundMessage
 from domain.vocabulary import Availability, Channel, ChatStatus
@@ -133,3 +134,13 @@ async def test_the_customer_writing_wakes_a_snoozed_conversation_and_reopens_a_r
         "Reopened: the customer wrote again.",
         "Resolved.",
     ]
+
+
+async def test_the_worker_wakes_a_snoozed_conversation_when_its_time_comes(database: Database) -> None:
+    await given_staff_and_customers(database)
+    units, lena = UnitsOfWork(database, "UTC"), DeskActor(1, "lena@x.example", "web")
+    chat = await customer_writes(database, "4915100000001", "Question", NOW)
+    await snooze_chat(units.desk(), chat, lena, until=NOW + timedelta(hours=1), now=NOW)
+    assert await wake_snoozed_chats(units.desk(), NOW + timedelta(minutes=30)) == 0
+    assert await wake_snoozed_chats(units.desk(), NOW + timedelta(hours=1, seconds=1)) == 1
+    assert (await chat_row(database, chat)).status == ChatStatus.OPEN.value

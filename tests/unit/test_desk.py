@@ -20,6 +20,7 @@ from domain.conversations.use_cases import (
     resolve_chat,
     set_availability,
     snooze_chat,
+    wake_snoozed_chats,
 )
 from domain.vocabulary import Availability, ChatStatus
 
@@ -111,6 +112,13 @@ class FakeDeskUow:
     def record(self, entry: AuditEntry) -> None:
         self.draft.audit.append(entry)
 
+    async def snoozes_over(self, now: datetime, limit: int) -> list[int]:
+        return [
+            c.chat_id
+            for c in self.draft.chats.values()
+            if c.status is ChatStatus.SNOOZED and c.snoozed_until is not None and c.snoozed_until <= now
+        ][:limit]
+
 
 def open_chat(status: ChatStatus = ChatStatus.OPEN) -> Desk:
     chat = DeskChat(5, 42, "Ada", "whatsapp", status, None, None, None, NOW)
@@ -173,3 +181,13 @@ async def test_away_and_back_are_audited() -> None:
         ("staff.availability", {"availability": "away"}),
         ("staff.availability", {"availability": "online"}),
     ]
+
+
+async def test_a_snooze_that_is_over_opens_the_conversation_again_without_an_audit_row() -> None:
+    stored = open_chat()
+    await snooze_chat(FakeDeskUow(stored), 5, ME, until=NOW + timedelta(hours=1), now=NOW)
+    assert await wake_snoozed_chats(FakeDeskUow(stored), NOW + timedelta(minutes=59)) == 0
+    assert await wake_snoozed_chats(FakeDeskUow(stored), NOW + timedelta(hours=1)) == 1
+    assert stored.chats[5].status is ChatStatus.OPEN
+    assert stored.turns[-1] == (5, "The snooze is over.")
+    assert [a.action for a in stored.audit] == ["chat.snooze"]
