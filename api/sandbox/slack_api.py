@@ -22,7 +22,6 @@ from api.sandbox.slack_workspace import (
     OpenedView,
     SlackChannel,
     SlackFile,
-    SlackMessage,
     SlackWorkspace,
 )
 
@@ -139,16 +138,7 @@ def chat_post_message(workspace: SlackWorkspace, params: Params, base_url: str) 
     channel = _channel(workspace, params)
     _bot_may_post(channel)
     text, blocks = _content(params)
-    message = workspace.post(
-        SlackMessage(
-            channel=channel.id,
-            ts=workspace.next_ts(),
-            user=BOT_USER_ID,
-            text=text,
-            blocks=blocks,
-            thread_ts=_thread_ts(params),
-        )
-    )
+    message = workspace.bot_posts(channel.id, text, blocks=blocks, thread_ts=_thread_ts(params))
     return {
         "ok": True,
         "channel": channel.id,
@@ -186,17 +176,13 @@ def chat_post_ephemeral(workspace: SlackWorkspace, params: Params, base_url: str
     if user not in channel.members:
         raise SlackError("user_not_in_channel")
     text, blocks = _content(params)
-    message = workspace.post(
-        SlackMessage(
-            channel=channel.id,
-            ts=workspace.next_ts(),
-            user=BOT_USER_ID,
-            text=text,
-            blocks=blocks,
-            thread_ts=_thread_ts(params),
-            visible_to=user,
-            via="chat.postEphemeral",
-        )
+    message = workspace.bot_posts(
+        channel.id,
+        text,
+        blocks=blocks,
+        thread_ts=_thread_ts(params),
+        visible_to=user,
+        via="chat.postEphemeral",
     )
     return {"ok": True, "message_ts": message.ts}
 
@@ -247,16 +233,12 @@ def files_complete_upload_external(
         _bot_may_post(channel)
         for upload in shared:
             upload.channels.append(channel.id)
-        workspace.post(
-            SlackMessage(
-                channel=channel.id,
-                ts=workspace.next_ts(),
-                user=BOT_USER_ID,
-                text=str(params.get("initial_comment") or ""),
-                thread_ts=_thread_ts(params),
-                files=[upload.id for upload in shared],
-                via="files.completeUploadExternal",
-            )
+        workspace.bot_posts(
+            channel.id,
+            str(params.get("initial_comment") or ""),
+            thread_ts=_thread_ts(params),
+            files=[upload.id for upload in shared],
+            via="files.completeUploadExternal",
         )
     return {"ok": True, "files": [upload.as_json(base_url) for upload in shared]}
 
@@ -358,17 +340,13 @@ async def response_url(request: web.Request) -> web.Response:
     except SlackError as refusal:
         return web.Response(status=400, text=refusal.code)
     in_channel = payload.get("response_type") == "in_channel"
-    workspace.post(
-        SlackMessage(
-            channel=command.channel,
-            ts=workspace.next_ts(),
-            user=BOT_USER_ID,
-            text=text,
-            blocks=blocks,
-            thread_ts=_thread_ts(payload),
-            visible_to=None if in_channel else command.user,
-            via="response_url",
-        )
+    workspace.bot_posts(
+        command.channel,
+        text,
+        blocks=blocks,
+        thread_ts=_thread_ts(payload),
+        visible_to=None if in_channel else command.user,
+        via="response_url",
     )
     return web.Response(text="ok")
 

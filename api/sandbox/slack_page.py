@@ -164,7 +164,7 @@ async def channel_messages(request: web.Request) -> web.Response:
 
 
 async def calls(request: web.Request) -> web.Response:
-    return web.json_response({"calls": request.app[STATE].slack.calls})
+    return web.json_response({"calls": list(request.app[STATE].slack.calls)})
 
 
 def slash_command_form(
@@ -248,7 +248,11 @@ async def slash_command(request: web.Request) -> web.Response:
     state = request.app[STATE]
     workspace, config = state.slack, state.config
     from_page = request.content_type != "application/json"
-    data: dict[str, Any] = dict(await request.post()) if from_page else await request.json()
+    data: Any = dict(await request.post()) if from_page else await request.json()
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "give user, channel and text"}), content_type="application/json"
+        )
     user, channel = str(data.get("user", "")), str(data.get("channel", ""))
     typed = str(data.get("text", "")).strip()
     command, _, text = typed.partition(" ")
@@ -284,16 +288,7 @@ async def slash_command(request: web.Request) -> web.Response:
         status, answer = await _deliver(config, urlencode(form))
         note.outcome, acked = _outcome(status, answer)
         if acked:
-            workspace.post(
-                SlackMessage(
-                    channel=channel,
-                    ts=workspace.next_ts(),
-                    user=BOT_USER_ID,
-                    text=acked,
-                    visible_to=user,
-                    via="ack",
-                )
-            )
+            workspace.bot_posts(channel, acked, visible_to=user, via="ack")
     workspace.version += 1
     if from_page:
         raise web.HTTPSeeOther(f"/_sandbox/slack?{urlencode({'channel': channel, 'as': user})}")

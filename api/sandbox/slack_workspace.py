@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,7 +160,8 @@ class SlackWorkspace:
         #: trigger_id -> the user whose slash command issued it (views.open needs a fresh one).
         self.triggers: dict[str, str] = {}
         self.views: list[OpenedView] = []
-        self.calls: list[dict[str, Any]] = []
+        #: The latest Web API calls, for tests and for seeing what Switchboard asked.
+        self.calls: deque[dict[str, Any]] = deque(maxlen=1000)
         #: Goes up with every change the page shows, so an open page knows when to reload.
         self.version = 0
         self._last_micros = 0
@@ -193,6 +195,32 @@ class SlackWorkspace:
         self.messages.append(message)
         self.version += 1
         return message
+
+    def bot_posts(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        files: list[str] | None = None,
+        visible_to: str | None = None,
+        via: str = "chat.postMessage",
+    ) -> SlackMessage:
+        """A message from Switchboard's bot, however it was sent."""
+        return self.post(
+            SlackMessage(
+                channel=channel,
+                ts=self.next_ts(),
+                user=BOT_USER_ID,
+                text=text,
+                blocks=blocks or [],
+                thread_ts=thread_ts,
+                files=files or [],
+                visible_to=visible_to,
+                via=via,
+            )
+        )
 
     def thread_of(self, root: SlackMessage) -> list[SlackMessage]:
         return [
