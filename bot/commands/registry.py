@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
 
-from bot.commands import campaigns, customers, help, kpi, messages, reports, rules, status, templates
+from bot.commands import campaigns, chats, customers, help, kpi, messages, reports, rules, status, templates
 from bot.commands.context import CommandContext
 from bot.commands.questions import KPI_USAGE
 from bot.replies import Reply
@@ -252,6 +252,73 @@ _ROWS = (
         customers.PREFS_USAGE,
     ),
     CommandSpec(
+        "chat list",
+        chats.parse_list,
+        chats.run_list,
+        V,
+        "Live-chat conversations: yours (the default), unassigned, all open, snoozed or resolved.",
+        chats.LIST_USAGE,
+        ("chat list", "chat list unassigned"),
+    ),
+    CommandSpec(
+        "chat assign",
+        chats.parse_assign,
+        chats.run_assign,
+        A,
+        "Take a conversation, or give it to another agent.",
+        chats.ASSIGN_USAGE,
+        ("chat assign 12", "chat assign 12 to lena.hoffmann@northwind.example"),
+        changes=True,
+    ),
+    CommandSpec(
+        "chat snooze",
+        chats.parse_snooze,
+        chats.run_snooze,
+        A,
+        "Set a conversation aside until a time; the customer writing brings it back sooner.",
+        chats.SNOOZE_USAGE,
+        ("chat snooze 12 for 2h", "chat snooze 12 until tomorrow"),
+        changes=True,
+    ),
+    CommandSpec(
+        "chat resolve",
+        chats.parse_resolve,
+        chats.run_resolve,
+        A,
+        "Mark a conversation resolved (the customer writing within a week reopens it).",
+        chats.RESOLVE_USAGE,
+        ("chat resolve 12",),
+        changes=True,
+    ),
+    CommandSpec(
+        "chat reopen",
+        chats.parse_reopen,
+        chats.run_reopen,
+        A,
+        "Open a resolved or snoozed conversation again.",
+        chats.REOPEN_USAGE,
+        ("chat reopen 12",),
+        changes=True,
+    ),
+    CommandSpec(
+        "away",
+        chats.parse_away,
+        chats.run_availability,
+        A,
+        "Take no new conversations until you say `back`.",
+        "away",
+        changes=True,
+    ),
+    CommandSpec(
+        "back",
+        chats.parse_back,
+        chats.run_availability,
+        A,
+        "Take new conversations again.",
+        "back",
+        changes=True,
+    ),
+    CommandSpec(
         "status",
         status.parse_status,
         status.run_status,
@@ -264,7 +331,14 @@ _ROWS = (
 COMMANDS: tuple[CommandSpec[Any], ...] = _ROWS
 BY_NAME: dict[str, CommandSpec[Any]] = {spec.name: spec for spec in COMMANDS}
 #: What a bare noun means: `campaigns` lists them, `customer jane` finds her.
-DEFAULT_VERB = {"campaign": "list", "template": "list", "report": "list", "rule": "list", "customer": "find"}
+DEFAULT_VERB = {
+    "chat": "list",
+    "campaign": "list",
+    "template": "list",
+    "report": "list",
+    "rule": "list",
+    "customer": "find",
+}
 NOUNS = sorted({spec.name.split()[0] for spec in COMMANDS})
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from domain.conversations.model import ChatReplyTarget
 from domain.vocabulary import ChatStatus
@@ -126,3 +126,73 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
         [ChatTurn(m.author, staff_name, m.body, m.created_at) for m, staff_name in rows],
         None if sent is None else ReplySent(sent.id, sent.channel, sent.status, dict(sent.payload or {})),
     )
+
+
+# --- the agent desk's queues --------------------------------------------------------------------------------
+
+#: The queues staff can look at: their own, nobody's, everything open, snoozed, resolved.
+DESK_VIEWS = ("mine", "unassigned", "open", "snoozed", "resolved")
+
+
+@dataclass(frozen=True)
+class QueuedChat:
+    id: int
+    customer: str
+    channel: str
+    status: str
+    agent: str | None
+    last_message_at: datetime | None
+    snoozed_until: datetime | None
+
+
+def _in_view(view: str, staff_id: int) -> tuple[ColumnElement[bool], ...]:
+    live = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
+    return {
+        "mine": (ChatSession.status.in_(live), ChatSession.assigned_staff_id == staff_id),
+        "unassigned": (ChatSession.status.in_(live), ChatSession.assigned_staff_id.is_(None)),
+        "open": (ChatSession.status.in_(live),),
+        "snoozed": (ChatSession.status == ChatStatus.SNOOZED.value,),
+        "resolved": (ChatSession.status == ChatStatus.CLOSED.value,),
+    }[view]
+
+
+async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 25) -> list[QueuedChat]:
+    """One queue of the desk, the longest waiting first (resolved: the latest first)."""
+    order = (
+        (ChatSession.closed_at.desc(), ChatSession.id.desc())
+        if view == "resolved"
+        else (ChatSession.last_message_at, ChatSession.id)
+    )
+    query = (
+        select(
+            ChatSession.id,
+            Customer.name,
+            ChatSession.channel,
+            ChatSession.status,
+            StaffUser.name,
+            ChatSession.last_message_at,
+            ChatSession.snoozed_until,
+        )
+        .join(Customer, Customer.id == ChatSession.customer_id)
+        .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
+        .where(*_in_view(view, staff_id))
+        .order_by(*order)
+        .limit(limit)
+    )
+    async with database.read_sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [QueuedChat(*row) for row in rows]
+
+
+async def desk_counts(database: Database, staff_id: int) -> dict[str, int]:
+    """How many conversations each queue holds (for the tabs), read in one snapshot."""
+    async with database.read_sessions() as session:
+        return {
+            view: int(
+                await session.scalar(
+                    select(func.count()).select_from(ChatSession).where(*_in_view(view, staff_id))
+                )
+                or 0
+            )
+            for view in DESK_VIEWS
+        }

@@ -326,7 +326,7 @@ async def test_status_names_each_background_job_and_says_when_no_worker_runs(see
 
     nobody = render_reply(await ask(seeded, "status", as_email=VIEWER))
     assert "No worker is running" in nobody and "Start `switchboard worker`" in nobody
-    assert "Delivery              not running" in nobody and "scheduler has reported" not in nobody
+    assert "Delivery               not running" in nobody and "scheduler has reported" not in nobody
 
     second, minute = timedelta(seconds=1), timedelta(minutes=1)
     health = JobHealth(lambda: NOW)
@@ -348,22 +348,22 @@ async def test_status_names_each_background_job_and_says_when_no_worker_runs(see
     await run_dialog(
         seeded,
         [
-            (VIEWER, "status", "answer", "Delivery              ok, last success 4 s ago"),
+            (VIEWER, "status", "answer", "Delivery               ok, last success 4 s ago"),
             (
                 VIEWER,
                 "status",
                 "answer",
-                "Rollups               failing since 10 min: OperationalError: database is locked; "
+                "Rollups                failing since 10 min: OperationalError: database is locked; "
                 "last success 2 h ago",
             ),
-            (VIEWER, "status", "answer", "Campaign planning     not running"),
+            (VIEWER, "status", "answer", "Campaign planning      not running"),
             (VIEWER, "status", "answer", "1 worker process running; needs a look: campaign planning"),
             (VIEWER, "status", "answer", "clinic-1:812:worker  worker  running for 4 s, seen 4 s ago"),
         ],
     )
     later = render_reply(await ask(_context_at(seeded.database, NOW + 5 * minute), "status", as_email=VIEWER))
     assert "No worker is running (the last one reported 5 min ago)" in later
-    assert "Delivery              not running (last reported 5 min ago)" in later
+    assert "Delivery               not running (last reported 5 min ago)" in later
 
 
 async def test_only_actions_a_campaign_allows_are_offered(seeded: CommandContext) -> None:

@@ -1,0 +1,235 @@
+"""`chat list|assign|resolve|reopen|snooze`, `away`, `back`: the live-chat desk from Slack, Telegram or the console."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.commands.context import CommandContext
+from bot.commands.parsing import ParseError
+from bot.replies import Button, Reply, Table
+from domain.conversations.desk import DeskChat, DeskError
+from domain.conversations.model import ChatNotFound
+from domain.conversations.use_cases import (
+    CHAT_CHANNEL_WORDS,
+    DeskActor,
+    assign_chat,
+    reopen_chat,
+    resolve_chat,
+    set_availability,
+    snooze_chat,
+)
+from domain.staff import StaffIdentity
+from domain.vocabulary import Availability, ChatStatus
+from storage.queries.chats import DESK_VIEWS, desk_queue
+
+LIST_USAGE = "chat list [mine|unassigned|open|snoozed|resolved]"
+ASSIGN_USAGE = "chat assign ID [to me|EMAIL|NAME]"
+RESOLVE_USAGE = "chat resolve ID"
+REOPEN_USAGE = "chat reopen ID"
+SNOOZE_USAGE = "chat snooze ID for 2h|30m|3d, or until tomorrow|YYYY-MM-DD [HH:MM]"
+LIST_LIMIT = 25
+#: How staff name a status (resolved is stored as closed).
+STATUS_WORDS = {ChatStatus.CLOSED.value: "resolved"}
+_CHAT_ID = re.compile(r"#?(\d{1,18})")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+_DURATION = re.compile(r"(\d{1,4})\s*(m|min|mins|minutes?|h|hours?|d|days?)")
+#: When "until tomorrow" wakes a conversation, in the business's timezone.
+MORNING = time(9, 0)
+
+
+@dataclass(frozen=True)
+class ListChats:
+    view: str = "mine"
+
+
+@dataclass(frozen=True)
+class ChatMove:
+    """assign, resolve or reopen one conversation."""
+
+    chat_id: int
+    to: str | None = None
+
+
+@dataclass(frozen=True)
+class SnoozeChat:
+    chat_id: int
+    #: Either a length of time from now, or a wall-clock time in the business's timezone.
+    duration: timedelta | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SetAvailability:
+    availability: Availability
+
+
+def _chat_id(words: list[str], usage: str) -> int:
+    found = _CHAT_ID.fullmatch(words[0]) if words else None
+    if found is None:
+        raise ParseError("Name the conversation by its number (`chat list` shows them).", usage)
+    return int(found.group(1))
+
+
+def parse_list(words: list[str], rest: str, today: date) -> ListChats:
+    view = words[0].lower() if words else "mine"
+    view = "resolved" if view in ("closed", "done") else view
+    if len(words) > 1 or view not in DESK_VIEWS:
+        raise ParseError(f"Which queue? One of: {', '.join(DESK_VIEWS)}.", LIST_USAGE)
+    return ListChats(view)
+
+
+def parse_assign(words: list[str], rest: str, today: date) -> ChatMove:
+    chat_id = _chat_id(words, ASSIGN_USAGE)
+    tail = words[1:]
+    if tail and tail[0].lower() == "to":
+        tail = tail[1:]
+    return ChatMove(chat_id, " ".join(tail) or None)
+
+
+def parse_resolve(words: list[str], rest: str, today: date) -> ChatMove:
+    if len(words) != 1:
+        raise ParseError("Name one conversation.", RESOLVE_USAGE)
+    return ChatMove(_chat_id(words, RESOLVE_USAGE))
+
+
+def parse_reopen(words: list[str], rest: str, today: date) -> ChatMove:
+    if len(words) != 1:
+        raise ParseError("Name one conversation.", REOPEN_USAGE)
+    return ChatMove(_chat_id(words, REOPEN_USAGE))
+
+
+def parse_snooze(words: list[str], rest: str, today: date) -> SnoozeChat:
+    chat_id = _chat_id(words, SNOOZE_USAGE)
+    how, text = (words[1].lower() if len(words) > 1 else ""), " ".join(words[2:]).lower()
+    if how == "for":
+        found = _DURATION.fullmatch(text.replace(" ", "")) or _DURATION.fullmatch(text)
+        if found:
+            amount, unit = int(found.group(1)), found.group(2)[0]
+            return SnoozeChat(
+                chat_id, duration=timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+            )
+    if how == "until":
+        if text == "tomorrow":
+            return SnoozeChat(chat_id, until=datetime.combine(today + timedelta(days=1), MORNING))
+        try:
+            return SnoozeChat(chat_id, until=datetime.fromisoformat(text.upper().replace(" ", "T")))
+        except ValueError:
+            pass
+    raise ParseError("Say for how long or until when.", SNOOZE_USAGE)
+
+
+def parse_away(words: list[str], rest: str, today: date) -> SetAvailability:
+    return SetAvailability(Availability.AWAY)
+
+
+def parse_back(words: list[str], rest: str, today: date) -> SetAvailability:
+    return SetAvailability(Availability.ONLINE)
+
+
+def _actor(who: StaffIdentity) -> DeskActor:
+    return DeskActor(who.staff_id, who.email, who.via)
+
+
+def _when(moment: datetime | None, ctx: CommandContext) -> str:
+    return "—" if moment is None else f"{moment.astimezone(ZoneInfo(ctx.business_tz)):%d %b %H:%M}"
+
+
+def _status(chat: DeskChat) -> str:
+    return STATUS_WORDS.get(chat.status.value, chat.status.value)
+
+
+def _buttons(chat: DeskChat) -> tuple[Button, ...]:
+    if chat.status is ChatStatus.CLOSED:
+        return (Button("Reopen", f"chat reopen {chat.chat_id}"),)
+    return (
+        Button("Assign to me", f"chat assign {chat.chat_id} to me"),
+        Button("Snooze 2 h", f"chat snooze {chat.chat_id} for 2h"),
+        Button("Resolve", f"chat resolve {chat.chat_id}", "primary"),
+    )
+
+
+async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    rows = await desk_queue(ctx.database, command.view, who.staff_id, limit=LIST_LIMIT + 1)
+    title = f"Conversations: {command.view}"
+    if not rows:
+        return Reply(f"No conversations in “{command.view}”.", title=title)
+    shown = rows[:LIST_LIMIT]
+    table = Table(
+        ("#", "Customer", "Channel", "Status", "Agent", "Last message"),
+        tuple(
+            (
+                str(row.id),
+                row.customer,
+                CHAT_CHANNEL_WORDS.get(row.channel, row.channel),
+                STATUS_WORDS.get(row.status, row.status)
+                + (f" until {_when(row.snoozed_until, ctx)}" if row.snoozed_until else ""),
+                row.agent or "unassigned",
+                _when(row.last_message_at, ctx),
+            )
+            for row in shown
+        ),
+    )
+    more = f" Showing the first {LIST_LIMIT}." if len(rows) > LIST_LIMIT else ""
+    return Reply(f"{len(shown)} conversations in “{command.view}”.{more}", title=title, table=table)
+
+
+async def run_assign(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    try:
+        chat = await assign_chat(ctx.uow.desk(), command.chat_id, _actor(who), to=command.to, now=ctx.now())
+    except (DeskError, ChatNotFound) as error:
+        return Reply(str(error), kind="error")
+    return Reply(
+        f"Conversation {chat.chat_id} with {chat.customer_name} is now {chat.assigned_name}'s.",
+        buttons=_buttons(chat),
+    )
+
+
+async def run_resolve(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    try:
+        chat = await resolve_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
+    except (DeskError, ChatNotFound) as error:
+        return Reply(str(error), kind="error")
+    return Reply(
+        f"Conversation {chat.chat_id} with {chat.customer_name} is {_status(chat)}.", buttons=_buttons(chat)
+    )
+
+
+async def run_reopen(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    try:
+        chat = await reopen_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
+    except (DeskError, ChatNotFound) as error:
+        return Reply(str(error), kind="error")
+    return Reply(
+        f"Conversation {chat.chat_id} with {chat.customer_name} is open again.", buttons=_buttons(chat)
+    )
+
+
+async def run_snooze(command: SnoozeChat, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    now = ctx.now()
+    if command.duration is not None:
+        until = now + command.duration
+    else:
+        assert command.until is not None  # the parser gives one or the other
+        until = command.until.replace(tzinfo=ZoneInfo(ctx.business_tz))
+    try:
+        chat = await snooze_chat(ctx.uow.desk(), command.chat_id, _actor(who), until=until, now=now)
+    except (DeskError, ChatNotFound) as error:
+        return Reply(str(error), kind="error")
+    return Reply(
+        f"Conversation {chat.chat_id} with {chat.customer_name} is snoozed until {_when(until, ctx)}; "
+        "it comes back sooner if the customer writes.",
+        buttons=_buttons(chat),
+    )
+
+
+async def run_availability(command: SetAvailability, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    await set_availability(ctx.uow.desk(), _actor(who), command.availability)
+    if command.availability is Availability.AWAY:
+        return Reply("You are away: new conversations go to other agents. `back` when you return.")
+    return Reply(
+        "Welcome back: new conversations can be assigned to you again.",
+        buttons=(Button("My conversations", "chat list mine"),),
+    )
