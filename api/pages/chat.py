@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Request, get, post
@@ -13,16 +13,31 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.conversations.desk import STATUS_WORDS, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS, reply_in_chat, reply_route
+from domain.conversations.use_cases import (
+    CHAT_CHANNEL_WORDS,
+    DeskActor,
+    assign_chat,
+    reopen_chat,
+    reply_in_chat,
+    reply_route,
+    resolve_chat,
+    snooze_chat,
+)
 from domain.messages.sending import MessageRequestError
-from domain.vocabulary import Role
+from domain.vocabulary import ChatStatus, Role
 from storage.database import Database
 from storage.queries.chats import (
+    DESK_VIEWS,
     OPEN_STATUSES,
     ChatSummary,
+    QueuedChat,
     ReplySent,
     chat_conversation,
+    desk_chat,
+    desk_counts,
+    desk_queue,
     open_chats,
     recently_closed_chats,
 )
@@ -129,11 +144,64 @@ def _sent_notice(sent: ReplySent) -> dict[str, Any]:
     }
 
 
+#: The desk's queues as tabs, in the order agents work them.
+QUEUE_TABS = (
+    ("mine", "Mine"),
+    ("unassigned", "Unassigned"),
+    ("open", "All open"),
+    ("snoozed", "Snoozed"),
+    ("resolved", "Resolved"),
+)
+#: What the desk's buttons do, for the notice after one is pressed.
+DESK_DONE = {
+    "assign": "is now yours",
+    "snooze": "is snoozed for 2 hours (the customer writing brings it back sooner)",
+    "resolve": "is resolved",
+    "reopen": "is open again",
+}
+
+
+def _queue_row(row: QueuedChat, formats: Formats) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "customer": row.customer,
+        "channel_label": CHAT_CHANNEL_WORDS.get(row.channel, row.channel),
+        "status": STATUS_WORDS.get(row.status, row.status),
+        "agent": row.agent or "unassigned",
+        "last_message": formats.moment(row.last_message_at) if row.last_message_at else "—",
+        "snoozed_until": formats.moment(row.snoozed_until) if row.snoozed_until else "",
+    }
+
+
+async def desk_tabs(database: Database, staff_id: int, view: str | None) -> list[dict[str, Any]]:
+    counts = await desk_counts(database, staff_id)
+    return [
+        {"view": key, "label": label, "count": counts[key], "current": key == view}
+        for key, label in QUEUE_TABS
+    ]
+
+
 class ChatPages(StaffPages):
     @get("/communication/chat", name="chat")
     async def sessions(self, request: Request[Any, Any, Any]) -> Template:
-        data = await chat_sessions(container_of(request).database, Formats.of(request))
-        return page(request, "communication/chat.html", "communication", "chat", **data)
+        container, staff, formats = container_of(request), staff_of(request), Formats.of(request)
+        view = request.query_params.get("view")
+        view = view if view in DESK_VIEWS else None
+        tabs = await desk_tabs(container.database, staff.id, view)
+        if view is None:  # the overview: every open conversation and the recently resolved
+            data = await chat_sessions(container.database, formats)
+            return page(request, "communication/chat.html", "communication", "chat", tabs=tabs, **data)
+        rows = await desk_queue(container.database, view, staff.id, limit=200)
+        return page(
+            request,
+            "communication/chat.html",
+            "communication",
+            "chat",
+            tabs=tabs,
+            view=view,
+            view_label=dict(QUEUE_TABS)[view],
+            queue=[_queue_row(row, formats) for row in rows],
+        )
 
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
@@ -144,8 +212,11 @@ class ChatPages(StaffPages):
         self, request: Request[Any, Any, Any], session_id: int, sent: int | None, **extra: Any
     ) -> Template:
         container = container_of(request)
-        data = await conversation(container.database, session_id, Formats.of(request), sent)
+        formats = Formats.of(request)
+        data = await conversation(container.database, session_id, formats, sent)
         route = await route_of(container, data.pop("session"))
+        desk = await desk_chat(container.database, session_id)
+        done = request.query_params.get("done", "")
         return page(
             request,
             "communication/chat_session.html",
@@ -153,6 +224,14 @@ class ChatPages(StaffPages):
             "chat",
             may_reply=staff_of(request).may(Role.AGENT),
             route=route,
+            desk=None
+            if desk is None
+            else {
+                "agent": desk.assigned_name or "nobody yet",
+                "resolved": desk.status is ChatStatus.CLOSED,
+                "snoozed_until": formats.moment(desk.snoozed_until) if desk.snoozed_until else "",
+            },
+            desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
             request_key=uuid.uuid4().hex,
             **data,
             **extra,
@@ -189,3 +268,38 @@ class ChatPages(StaffPages):
             template.status_code = 422
             return template
         return Redirect(f"/communication/chat/{session_id}?sent={result.message_id}", status_code=303)
+
+    @post(
+        "/communication/chat/{session_id:int}/desk/{action:str}",
+        name="chat_desk",
+        guards=[requires_role(Role.AGENT)],
+        status_code=303,
+    )
+    async def desk_action(
+        self, request: Request[Any, Any, Any], session_id: FromPath[int], action: FromPath[str]
+    ) -> Redirect | Template:
+        """The desk's buttons: assign to me, snooze for 2 hours, resolve, reopen."""
+        container, staff = container_of(request), staff_of(request)
+        actor, now = DeskActor(staff.id, staff.email, "web"), utc_now()
+        try:
+            if action == "assign":
+                await assign_chat(container.units.desk(), session_id, actor, now=now)
+            elif action == "snooze":
+                await snooze_chat(
+                    container.units.desk(), session_id, actor, until=now + timedelta(hours=2), now=now
+                )
+            elif action == "resolve":
+                await resolve_chat(container.units.desk(), session_id, actor, now=now)
+            elif action == "reopen":
+                await reopen_chat(container.units.desk(), session_id, actor, now=now)
+            else:
+                raise NotFoundException(
+                    f"Conversations cannot {action!r}; use assign, snooze, resolve or reopen."
+                )
+        except ChatNotFound as error:
+            raise NotFoundException(str(error)) from None
+        except DeskError as error:
+            template = await self._conversation_page(request, session_id, None, error=str(error))
+            template.status_code = 409
+            return template
+        return Redirect(f"/communication/chat/{session_id}?done={action}", status_code=303)

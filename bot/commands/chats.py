@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Button, Reply, Table
-from domain.conversations.desk import DeskChat, DeskError
+from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound
 from domain.conversations.use_cases import (
     CHAT_CHANNEL_WORDS,
@@ -31,8 +31,6 @@ RESOLVE_USAGE = "chat resolve ID"
 REOPEN_USAGE = "chat reopen ID"
 SNOOZE_USAGE = "chat snooze ID for 2h|30m|3d, or until tomorrow|YYYY-MM-DD [HH:MM]"
 LIST_LIMIT = 25
-#: How staff name a status (resolved is stored as closed).
-STATUS_WORDS = {ChatStatus.CLOSED.value: "resolved"}
 _CHAT_ID = re.compile(r"#?(\d{1,18})")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 _DURATION = re.compile(r"(\d{1,4})\s*(m|min|mins|minutes?|h|hours?|d|days?)")

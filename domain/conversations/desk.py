@@ -16,6 +16,8 @@ REOPEN_WITHIN = timedelta(days=7)
 #: The longest a conversation can be snoozed.
 LONGEST_SNOOZE = timedelta(days=30)
 
+#: How staff are shown a status (resolved is stored as closed).
+STATUS_WORDS = {ChatStatus.CLOSED.value: "resolved"}
 #: Statuses a customer's new message joins (snoozed and pending wake up as open).
 LIVE_STATUSES = (ChatStatus.OPEN, ChatStatus.PENDING, ChatStatus.SNOOZED)
 

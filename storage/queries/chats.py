@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
+from domain.conversations.desk import DeskChat
 from domain.conversations.model import ChatReplyTarget
 from domain.vocabulary import ChatStatus
 from storage.database import Database
+from storage.desk import SqlChatDesk
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
 
 OPEN_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
@@ -196,3 +198,9 @@ async def desk_counts(database: Database, staff_id: int) -> dict[str, int]:
             )
             for view in DESK_VIEWS
         }
+
+
+async def desk_chat(database: Database, chat_id: int) -> DeskChat | None:
+    """One conversation as the desk sees it: status, snooze and who holds it."""
+    async with database.read_sessions() as session:
+        return await SqlChatDesk(session).chat(chat_id)

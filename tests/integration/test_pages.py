@@ -1066,3 +1066,48 @@ async def test_the_session_cookie_is_secure_behind_https(seeded: Seeded) -> None
         cookie = response.headers["set-cookie"].lower()
         assert "secure" in cookie and "httponly" in cookie
         assert response.headers["referrer-policy"] == "no-referrer", "the link's token must not leak onwards"
+
+
+async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    page = f"/communication/chat/{seeded.chat_id}"
+    assert ">Assign to me<" not in (await client.get(page)).text
+    assert (await post_form(client, page, f"{page}/desk/resolve", {})).status_code == 403
+
+    await sign_in(client, seeded, AGENT)
+    overview = (await client.get("/communication/chat")).text
+    assert "Open conversations" in overview and 'href="/communication/chat?view=unassigned"' in overview
+    taken = await post_form(client, page, f"{page}/desk/assign", {})
+    assert taken.status_code == 303 and taken.headers["location"] == f"{page}?done=assign"
+    shown = (await client.get(taken.headers["location"])).text
+    assert "This conversation is now yours." in shown and "Agent: <strong>Lena Hoffmann</strong>" in shown
+    mine = (await client.get("/communication/chat?view=mine")).text
+    assert (
+        f'href="/communication/chat/{seeded.chat_id}"' in mine
+        and 'aria-current="page">Mine <span class="count">1' in mine
+    )
+
+    assert (await post_form(client, page, f"{page}/desk/snooze", {})).status_code == 303
+    snoozed = (await client.get("/communication/chat?view=snoozed")).text
+    assert f'href="/communication/chat/{seeded.chat_id}"' in snoozed and " until " in snoozed
+    assert (await post_form(client, page, f"{page}/desk/resolve", {})).status_code == 303
+    again = await post_form(client, page, f"{page}/desk/resolve", {})
+    assert again.status_code == 409 and "already resolved" in again.text
+    resolved = (await client.get("/communication/chat?view=resolved")).text
+    assert f'href="/communication/chat/{seeded.chat_id}"' in resolved
+    assert (await post_form(client, page, f"{page}/desk/reopen", {})).status_code == 303
+    assert (await post_form(client, page, f"{page}/desk/fly", {})).status_code == 404
+    unknown = await post_form(client, page, "/communication/chat/999999/desk/resolve", {})
+    assert unknown.status_code == 404
+
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        actions = list(
+            await session.scalars(
+                select(AuditLog.action)
+                .where(AuditLog.target == f"chat:{seeded.chat_id}")
+                .order_by(AuditLog.id)
+            )
+        )
+    await database.dispose()
+    assert actions == ["chat.assign", "chat.snooze", "chat.resolve", "chat.reopen"]
