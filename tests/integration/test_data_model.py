@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta, timezone
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import Boolean, bindparam, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
@@ -15,6 +15,8 @@ from storage.models import (
     Appointment,
     Base,
     BulkMessaging,
+    ChatMessage,
+    ChatSession,
     CommunicationPreference,
     ConsentRecord,
     Customer,
@@ -25,6 +27,7 @@ from storage.models import (
     Service,
     StaffUser,
 )
+from storage.models.base import UtcDateTime
 
 
 async def table_names(database: Database) -> set[str]:
@@ -194,3 +197,40 @@ async def test_migrations_run_down_and_up_again(database_url: str) -> None:
 
 def test_utc_now_is_aware() -> None:
     assert datetime.now(UTC).tzinfo is UTC
+
+
+async def test_upgrading_a_database_with_conversations_keeps_every_row(database_url: str) -> None:
+    """SQLite rebuilds a table to change it; rows that refer to it must survive (0007 rebuilds chat_sessions
+    and staff_users, which chat_messages and much else refer to)."""
+    await migrate.downgrade(database_url, "0006")
+    database = Database.connect(database_url)
+    try:
+        async with database.sessions() as session:
+            at = datetime(2026, 1, 1, tzinfo=UTC)
+            for statement in (
+                "INSERT INTO customers (id, name, timezone, locale, segment, created_at, updated_at) "
+                "VALUES (1, 'Ada', 'UTC', 'en', 'standard', :at, :at)",
+                "INSERT INTO staff_users (id, email, name, role, timezone, locale, active, created_at) "
+                "VALUES (1, 'lena@x.example', 'Lena', 'agent', 'UTC', 'en', :yes, :at)",
+                "INSERT INTO chat_sessions (id, customer_id, channel, status, assigned_staff_id, started_at) "
+                "VALUES (1, 1, 'sms', 'open', 1, :at)",
+                "INSERT INTO chat_messages (id, session_id, author, staff_id, body, created_at) "
+                "VALUES (1, 1, 'staff', 1, 'Hello', :at)",
+            ):
+                await session.execute(
+                    text(statement).bindparams(
+                        bindparam("at", at, type_=UtcDateTime()), bindparam("yes", True, type_=Boolean())
+                    )
+                    if ":yes" in statement
+                    else text(statement).bindparams(bindparam("at", at, type_=UtcDateTime()))
+                )
+            await session.commit()
+        await migrate.upgrade(database_url)
+        async with database.read_sessions() as session:
+            assert await session.scalar(select(func.count()).select_from(ChatMessage)) == 1
+            staff = await session.get(StaffUser, 1)
+            chat = await session.get(ChatSession, 1)
+        assert staff is not None and (staff.availability, staff.chat_capacity) == ("away", 8)
+        assert chat is not None and chat.assigned_staff_id == 1 and chat.snoozed_until is None
+    finally:
+        await database.dispose()

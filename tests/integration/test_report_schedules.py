@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, text
 
 from api.sandbox.config import SandboxConfig
 from api.sandbox.server import RunningSandbox, run_sandbox
@@ -17,7 +17,8 @@ from reports.scheduler import DEFAULT_LEASE, LeaseTooShort, ScheduleRunner, deli
 from reports.schedules import ScheduleError, next_due, plan_runs
 from storage import migrate
 from storage.database import Database
-from storage.models import AuditLog, CustomReport, ReportDelivery, ReportSchedule, StaffUser
+from storage.models import AuditLog, CustomReport, ReportDelivery, ReportSchedule
+from storage.models.base import UtcDateTime
 from storage.schedules import DueSchedule, SqlScheduleStore
 from storage.sql import table_of
 
@@ -41,20 +42,27 @@ async def add_schedule(
     kind: str = "telegram",
 ) -> int:
     async with database.sessions() as session:
-        owner = StaffUser(email="maria@northwind.example", name="Maria", role="manager")
-        session.add(owner)
-        await session.flush()
+        # Only the columns every schema version has: some tests add schedules to a downgraded database.
+        owner_id = (
+            await session.execute(
+                text(
+                    "INSERT INTO staff_users (email, name, role, timezone, locale, active, created_at) "
+                    "VALUES ('maria@northwind.example', 'Maria', 'manager', 'UTC', 'en', :active, :created) "
+                    "RETURNING id"
+                ).bindparams(bindparam("active", True), bindparam("created", DUE, type_=UtcDateTime()))
+            )
+        ).scalar_one()
         report = CustomReport(
             slug="weekly-revenue",
             name="Weekly revenue",
-            owner_id=owner.id,
+            owner_id=owner_id,
             definition={"query": {"metrics": ["revenue"]}},
         )
         session.add(report)
         await session.flush()
         schedule = ReportSchedule(
             report_id=report.id,
-            owner_id=owner.id,
+            owner_id=owner_id,
             cron=cron,
             timezone="Europe/Berlin",
             destination_kind=kind,
