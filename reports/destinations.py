@@ -12,7 +12,7 @@ import aiosmtplib
 from aiogram.types import BufferedInputFile
 
 from providers.slack.client import slack_client
-from providers.smtp.client import SmtpRelay
+from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
 from providers.telegram.client import telegram_bot
 
 
@@ -136,6 +136,7 @@ class EmailDestination:
         message["From"] = self.sender
         message["To"] = destination
         message["Subject"] = report.title + (" (late)" if report.late else "")
+        message[MAIL_KIND_HEADER] = "report"
         if report.delivery_key:
             # One Message-ID per run: a copy sent again after a worker died mid-send is the same message.
             domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"

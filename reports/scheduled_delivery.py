@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
+from providers.smtp.client import MAIL_KIND_HEADER
 from reports.business_format import BusinessFormat
 from reports.destinations import RenderedReport
 from reports.saved import run_saved_report
@@ -44,6 +45,7 @@ def report_failure_email(schedule: DueSchedule, error: str, sender: str) -> Emai
     message = EmailMessage()
     message["From"], message["To"] = sender, schedule.owner_email
     message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
+    message[MAIL_KIND_HEADER] = "alert"
     message.set_content(
         f'The scheduled report "{schedule.report_name}" could not be delivered to {schedule.destination_kind} '
         f"{schedule.destination} after several attempts.\n\nLast error: {error}\n\n"

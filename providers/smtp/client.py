@@ -7,6 +7,10 @@ from email.message import EmailMessage
 
 import aiosmtplib
 
+#: Marks mail that is not a customer message (a scheduled report, an alert to staff), so that its bounce
+#: is not looked for in the outbox.
+MAIL_KIND_HEADER = "X-Switchboard-Mail"
+
 
 @dataclass(frozen=True)
 class SmtpRelay:

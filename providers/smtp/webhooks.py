@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, HeaderParser
@@ -16,6 +17,7 @@ from domain.delivery.ports import (
     InboundMessage,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
+from providers.smtp.client import MAIL_KIND_HEADER
 from providers.smtp.driver import SWITCHBOARD_ID_HEADER
 from providers.webhook_bodies import (
     UNAUTHORIZED,
@@ -29,6 +31,8 @@ from providers.webhook_bodies import (
     json_object,
 )
 from switchboard.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def _parse(raw_bytes: bytes) -> EmailMessage:
@@ -102,6 +106,13 @@ def parse_bounce(raw_bytes: bytes) -> DeliveryReceipt | None:
     )
 
 
+def bounced_mail_kind(raw_bytes: bytes) -> str | None:
+    """What kind of non-customer mail bounced (report, alert), from the original's headers; None for a
+    customer message."""
+    kind = str(_original_headers(_parse(raw_bytes)).get(MAIL_KIND_HEADER) or "").strip()
+    return kind or None
+
+
 def _delivery_status(email: EmailMessage) -> tuple[str, str, str]:
     for part in email.walk():
         if part.get_content_type() != "message/delivery-status":
@@ -168,6 +179,11 @@ def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCon
     raw = email_bytes(delivery)
     bounce = parse_bounce(raw)
     if bounce is not None:
+        kind = bounced_mail_kind(raw)
+        if kind is not None:
+            # A report or an alert to staff, not a customer message: nothing in the outbox to update.
+            log.warning("a %s email (%s) bounced: %s", kind, bounce.provider_message_id, bounce.error_detail)
+            return WebhookContents()
         return WebhookContents(receipts=(bounce,))
     if BytesHeaderParser().parsebytes(raw).get_content_type() == "multipart/report":
         return WebhookContents()  # a delay or success report: nothing final to record
