@@ -58,6 +58,7 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "channel_label": CHAT_CHANNEL_WORDS.get(chat.channel, chat.channel),
         "has_subject": bool(chat.subject),
         "status": chat.status,
+        "status_label": STATUS_WORDS.get(chat.status, chat.status),
         "subject": chat.subject or "—",
         "started": formats.moment(chat.started_at),
         "waiting": formats.duration(waiting) if waiting is not None else "—",

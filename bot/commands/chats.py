@@ -213,7 +213,9 @@ async def run_snooze(command: SnoozeChat, who: StaffIdentity, ctx: CommandContex
         assert command.until is not None  # the parser gives one or the other
         until = command.until.replace(tzinfo=ZoneInfo(ctx.business_tz))
     try:
-        chat = await snooze_chat(ctx.uow.desk(), command.chat_id, _actor(who), until=until, now=now)
+        chat = await snooze_chat(
+            ctx.uow.desk(), command.chat_id, _actor(who), until=until, now=now, timezone=ctx.business_tz
+        )
     except (DeskError, ChatNotFound) as error:
         return Reply(str(error), kind="error")
     return Reply(

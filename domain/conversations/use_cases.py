@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from domain.audit import AuditEntry
 from domain.clock import utc_now
@@ -458,13 +459,21 @@ async def reopen_chat(uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, no
 
 
 async def snooze_chat(
-    uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, until: datetime, now: datetime
+    uow: DeskUnitOfWork,
+    chat_id: int,
+    actor: DeskActor,
+    *,
+    until: datetime,
+    now: datetime,
+    timezone: str = "UTC",
 ) -> DeskChat:
-    """Set the conversation aside until `until`; the customer writing wakes it sooner."""
+    """Set the conversation aside until `until`; the customer writing wakes it sooner. The note in the
+    conversation gives the time in `timezone` (the business's)."""
     async with uow:
         check_snooze(await _desk_chat(uow, chat_id), until, now)
         await uow.desk.set_status(chat_id, ChatStatus.SNOOZED, now, snoozed_until=until)
-        await uow.desk.add_system_turn(chat_id, f"Snoozed until {until:%Y-%m-%d %H:%M} UTC.", now)
+        local = until.astimezone(ZoneInfo(timezone))
+        await uow.desk.add_system_turn(chat_id, f"Snoozed until {local:%Y-%m-%d %H:%M} ({timezone}).", now)
         _audit(uow, actor, "chat.snooze", chat_id, until=until.isoformat())
         snoozed = await _desk_chat(uow, chat_id)
         await uow.commit()

@@ -1,0 +1,95 @@
+"""Live chat's desk, as agents use it: a customer's WhatsApp message is assigned to an agent at work, who
+finds it in their queue (in chat and in the browser), snoozes and resolves it; the customer writing again
+reopens it for the same agent; an agent who is away is given nothing new.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import ChatSession, Customer, StaffUser
+from tests.journeys.conftest import Demo, run_async, screenshot, sign_in, wait_for
+
+
+def rows(demo: Demo, statement: Any) -> list[Any]:
+    async def run() -> list[Any]:
+        database = Database.connect(demo.database_url)
+        try:
+            async with database.read_sessions() as session:
+                return list((await session.execute(statement)).all())
+        finally:
+            await database.dispose()
+
+    return run_async(run())
+
+
+def whatsapp_chat(demo: Demo, customer_id: int) -> tuple[int, str, int | None] | None:
+    found = rows(
+        demo,
+        select(ChatSession.id, ChatSession.status, ChatSession.assigned_staff_id)
+        .where(ChatSession.customer_id == customer_id, ChatSession.channel == "whatsapp")
+        .order_by(ChatSession.id.desc())
+        .limit(1),
+    )
+    return tuple(found[0]) if found else None  # type: ignore[return-value]
+
+
+def test_a_conversation_is_assigned_worked_resolved_and_reopened(demo: Demo, browser_page: Any) -> None:
+    from playwright.sync_api import expect
+
+    (customer_id, name, wa_id), (other_id, _, other_wa) = [
+        tuple(r)
+        for r in rows(
+            demo,
+            select(Customer.id, Customer.name, Customer.whatsapp_id)
+            .where(Customer.whatsapp_id.is_not(None))
+            .order_by(Customer.id.desc())
+            .limit(2),
+        )
+    ]
+    demo.sandbox(
+        "POST", "/_sandbox/customer/whatsapp", {"from": wa_id, "body": "Is the clinic open on Saturday?"}
+    )
+    chat_id, status, agent_id = wait_for(
+        lambda: (lambda c: c if c and c[2] is not None else None)(whatsapp_chat(demo, customer_id)),
+        30,
+        "the conversation to be assigned",
+    )
+    [(agent_email, agent_name, availability)] = rows(
+        demo, select(StaffUser.email, StaffUser.name, StaffUser.availability).where(StaffUser.id == agent_id)
+    )
+    assert status == "open" and availability == "online"
+
+    listed = demo.ask("chat list", as_email=agent_email)  # "mine" by default
+    assert listed.table is not None and str(chat_id) in [row[0] for row in listed.table.rows]
+
+    page = browser_page
+    sign_in(page, demo, agent_email)
+    page.goto(f"{demo.app_url}/communication/chat?view=mine")
+    expect(page.locator("nav.tabs [aria-current=page]")).to_contain_text("Mine")
+    page.get_by_role("link", name=name).first.click()
+    expect(page.locator(".desk")).to_contain_text(f"Agent: {agent_name}")
+    page.get_by_role("button", name="Snooze 2 hours").click()
+    expect(page.locator(".notice")).to_contain_text("is snoozed for 2 hours")
+    page.get_by_role("button", name="Resolve").click()
+    expect(page.locator(".notice")).to_contain_text("This conversation is resolved.")
+    screenshot(page, "chat-desk-resolved")
+    assert whatsapp_chat(demo, customer_id) == (chat_id, "closed", agent_id)
+
+    demo.sandbox("POST", "/_sandbox/customer/whatsapp", {"from": wa_id, "body": "Sorry, one more question"})
+    wait_for(
+        lambda: whatsapp_chat(demo, customer_id) == (chat_id, "open", agent_id),
+        30,
+        "the conversation to reopen",
+    )
+    page.goto(f"{demo.app_url}/communication/chat/{chat_id}")
+    expect(page.locator(".conversation")).to_contain_text("Reopened: the customer wrote again.")
+
+    assert "You are away" in demo.ask("away", as_email=agent_email).text
+    demo.sandbox("POST", "/_sandbox/customer/whatsapp", {"from": other_wa, "body": "Hello"})
+    other = wait_for(lambda: whatsapp_chat(demo, other_id), 30, "the other customer's conversation")
+    assert other[2] != agent_id  # someone else at work takes it, or it waits unassigned
+    assert "Welcome back" in demo.ask("back", as_email=agent_email).text
