@@ -127,6 +127,19 @@ class Demo:
         assert "Traceback" not in shown and "something went wrong" not in shown, f"{text!r} -> {shown}"
         return reply
 
+    def rows(self, statement: Any) -> list[Any]:
+        """The rows a read of the demo's database gives (what the test checks against what it saw)."""
+
+        async def run() -> list[Any]:
+            database = Database.connect(self.database_url)
+            try:
+                async with database.read_sessions() as session:
+                    return list((await session.execute(statement)).all())
+            finally:
+                await database.dispose()
+
+        return run_async(run())
+
     def settings(self) -> Settings:
         return Settings(
             database_url=self.database_url,

@@ -9,26 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storage.database import Database
 from storage.models import ChatSession, Customer, StaffUser
-from tests.journeys.conftest import Demo, run_async, screenshot, sign_in, wait_for
-
-
-def rows(demo: Demo, statement: Any) -> list[Any]:
-    async def run() -> list[Any]:
-        database = Database.connect(demo.database_url)
-        try:
-            async with database.read_sessions() as session:
-                return list((await session.execute(statement)).all())
-        finally:
-            await database.dispose()
-
-    return run_async(run())
+from tests.journeys.conftest import Demo, screenshot, sign_in, wait_for
 
 
 def whatsapp_chat(demo: Demo, customer_id: int) -> tuple[int, str, int | None] | None:
-    found = rows(
-        demo,
+    found = demo.rows(
         select(ChatSession.id, ChatSession.status, ChatSession.assigned_staff_id)
         .where(ChatSession.customer_id == customer_id, ChatSession.channel == "whatsapp")
         .order_by(ChatSession.id.desc())
@@ -42,8 +28,7 @@ def test_a_conversation_is_assigned_worked_resolved_and_reopened(demo: Demo, bro
 
     (customer_id, name, wa_id), (other_id, _, other_wa) = [
         tuple(r)
-        for r in rows(
-            demo,
+        for r in demo.rows(
             select(Customer.id, Customer.name, Customer.whatsapp_id)
             .where(Customer.whatsapp_id.is_not(None))
             .order_by(Customer.id.desc())
@@ -58,8 +43,8 @@ def test_a_conversation_is_assigned_worked_resolved_and_reopened(demo: Demo, bro
         30,
         "the conversation to be assigned",
     )
-    [(agent_email, agent_name, availability)] = rows(
-        demo, select(StaffUser.email, StaffUser.name, StaffUser.availability).where(StaffUser.id == agent_id)
+    [(agent_email, agent_name, availability)] = demo.rows(
+        select(StaffUser.email, StaffUser.name, StaffUser.availability).where(StaffUser.id == agent_id)
     )
     assert status == "open" and availability == "online"
 

@@ -14,28 +14,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from storage.database import Database
 from storage.models import ChatMessage, ChatSession, Customer, CustomerConsent
-from tests.journeys.conftest import AGENT, Demo, run_async, screenshot, sign_in, wait_for
-
-
-def rows(demo: Demo, statement: Any) -> list[Any]:
-    async def run() -> list[Any]:
-        database = Database.connect(demo.database_url)
-        try:
-            async with database.read_sessions() as session:
-                return list((await session.execute(statement)).all())
-        finally:
-            await database.dispose()
-
-    return run_async(run())
+from tests.journeys.conftest import AGENT, Demo, screenshot, sign_in, wait_for
 
 
 def open_chats(demo: Demo, customer_id: int, channel: str) -> list[int]:
     return [
         chat_id
-        for (chat_id,) in rows(
-            demo,
+        for (chat_id,) in demo.rows(
             select(ChatSession.id).where(
                 ChatSession.customer_id == customer_id,
                 ChatSession.channel == channel,
@@ -50,8 +36,7 @@ def test_an_agent_answers_an_inbound_whatsapp_message_and_the_customer_receives_
 ) -> None:
     from playwright.sync_api import expect
 
-    customer_id, name, wa_id = rows(
-        demo,
+    customer_id, name, wa_id = demo.rows(
         select(Customer.id, Customer.name, Customer.whatsapp_id)
         .where(Customer.whatsapp_id.is_not(None))
         .order_by(Customer.id)
@@ -84,15 +69,14 @@ def test_an_agent_answers_an_inbound_whatsapp_message_and_the_customer_receives_
 
     [delivered] = wait_for(reached_phone, 30, "the reply at the customer's WhatsApp")
     assert delivered["to"].lstrip("+") == wa_id.lstrip("+")
-    turns = rows(demo, select(ChatMessage.author, ChatMessage.body).where(ChatMessage.session_id == chat_id))
+    turns = demo.rows(select(ChatMessage.author, ChatMessage.body).where(ChatMessage.session_id == chat_id))
     assert ("staff", "Of course — which day suits you?") in [tuple(t) for t in turns]
 
 
 def test_a_website_chat_says_where_the_reply_goes_before_it_is_sent(demo: Demo, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
-    found = rows(
-        demo,
+    found = demo.rows(
         select(ChatSession.id, Customer.name)
         .join(Customer, Customer.id == ChatSession.customer_id)
         .where(ChatSession.channel == "chat")
@@ -110,8 +94,7 @@ def test_a_website_chat_says_where_the_reply_goes_before_it_is_sent(demo: Demo, 
     page.get_by_label("Reply").fill("Thanks for your message — here is the answer.")
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator(".notice")).to_contain_text(f"by {stated}")
-    sent = rows(
-        demo,
+    sent = demo.rows(
         select(ChatMessage.communication_id).where(
             ChatMessage.session_id == chat_id, ChatMessage.author == "staff"
         ),
@@ -122,8 +105,7 @@ def test_a_website_chat_says_where_the_reply_goes_before_it_is_sent(demo: Demo, 
 
 
 def test_stop_is_confirmed_to_the_customer_and_opens_no_agent_work(demo: Demo) -> None:
-    customer_id, phone = rows(
-        demo,
+    customer_id, phone = demo.rows(
         select(Customer.id, Customer.phone_e164)
         .where(Customer.phone_e164.is_not(None))
         .order_by(Customer.id.desc())
@@ -144,8 +126,7 @@ def test_stop_is_confirmed_to_the_customer_and_opens_no_agent_work(demo: Demo) -
 
     def opted_out() -> bool:
         return bool(
-            rows(
-                demo,
+            demo.rows(
                 select(CustomerConsent.status).where(
                     CustomerConsent.customer_id == customer_id,
                     CustomerConsent.channel == "sms",
