@@ -86,7 +86,9 @@ class Container:
     def inbound_policy(self) -> InboundPolicy:
         return InboundPolicy(self.settings.business_name)
 
+    @cached_property
     def webhook_reader(self) -> ProviderWebhookReader:
+        """Built once: every webhook request reads through it."""
         return ProviderWebhookReader(self.settings.session_secret)
 
     # --- parts built once ---------------------------------------------------------------------------
@@ -94,7 +96,7 @@ class Container:
     @cached_property
     def receipt_batcher(self) -> ReceiptBatcher:
         """Receipt-only webhooks arriving at the same moment share one transaction (group commit)."""
-        return ReceiptBatcher(self.conversation_uow, self.webhook_reader(), self.inbound_policy())
+        return ReceiptBatcher(self.conversation_uow, self.webhook_reader, self.inbound_policy())
 
     def command_context(self) -> CommandContext:
         return CommandContext(

@@ -68,7 +68,7 @@ async def _body(request: AnyRequest) -> bytes:
 
 async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
     return await receive_webhook(
-        container.conversation_uow, delivery, container.webhook_reader(), container.inbound_policy()
+        container.conversation_uow, delivery, container.webhook_reader, container.inbound_policy()
     )
 
 
@@ -80,7 +80,7 @@ async def _receive_receipts(container: Container, delivery: WebhookDelivery) -> 
 async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, int]:
     """`switchboard webhooks replay`: applies failed inbox rows again; (replayed, still failing)."""
     return await replay_failed_webhooks(
-        container.conversation_uow, container.webhook_reader(), container.inbound_policy(), limit
+        container.conversation_uow, container.webhook_reader, container.inbound_policy(), limit
     )
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
@@ -174,37 +176,48 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
     return Reply(f"{len(shown)} conversations in “{command.view}”.{more}", title=title, table=table)
 
 
+C = TypeVar("C")
+DeskHandler = Callable[[C, StaffIdentity, CommandContext], Awaitable[Reply]]
+
+
+def _refusals_in_words(run: DeskHandler[C]) -> DeskHandler[C]:
+    """A move the conversation cannot make, or one that does not exist, is answered in words."""
+
+    async def handle(command: C, who: StaffIdentity, ctx: CommandContext) -> Reply:
+        try:
+            return await run(command, who, ctx)
+        except (DeskError, ChatNotFound) as error:
+            return Reply(str(error), kind="error")
+
+    return handle
+
+
+@_refusals_in_words
 async def run_assign(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    try:
-        chat = await assign_chat(ctx.uow.desk(), command.chat_id, _actor(who), to=command.to, now=ctx.now())
-    except (DeskError, ChatNotFound) as error:
-        return Reply(str(error), kind="error")
+    chat = await assign_chat(ctx.uow.desk(), command.chat_id, _actor(who), to=command.to, now=ctx.now())
     return Reply(
         f"Conversation {chat.chat_id} with {chat.customer_name} is now {chat.assigned_name}'s.",
         buttons=_buttons(chat),
     )
 
 
+@_refusals_in_words
 async def run_resolve(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    try:
-        chat = await resolve_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
-    except (DeskError, ChatNotFound) as error:
-        return Reply(str(error), kind="error")
+    chat = await resolve_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
     return Reply(
         f"Conversation {chat.chat_id} with {chat.customer_name} is {_status(chat)}.", buttons=_buttons(chat)
     )
 
 
+@_refusals_in_words
 async def run_reopen(command: ChatMove, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    try:
-        chat = await reopen_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
-    except (DeskError, ChatNotFound) as error:
-        return Reply(str(error), kind="error")
+    chat = await reopen_chat(ctx.uow.desk(), command.chat_id, _actor(who), now=ctx.now())
     return Reply(
         f"Conversation {chat.chat_id} with {chat.customer_name} is open again.", buttons=_buttons(chat)
     )
 
 
+@_refusals_in_words
 async def run_snooze(command: SnoozeChat, who: StaffIdentity, ctx: CommandContext) -> Reply:
     now = ctx.now()
     if command.duration is not None:
@@ -212,12 +225,9 @@ async def run_snooze(command: SnoozeChat, who: StaffIdentity, ctx: CommandContex
     else:
         assert command.until is not None  # the parser gives one or the other
         until = command.until.replace(tzinfo=ZoneInfo(ctx.business_tz))
-    try:
-        chat = await snooze_chat(
-            ctx.uow.desk(), command.chat_id, _actor(who), until=until, now=now, timezone=ctx.business_tz
-        )
-    except (DeskError, ChatNotFound) as error:
-        return Reply(str(error), kind="error")
+    chat = await snooze_chat(
+        ctx.uow.desk(), command.chat_id, _actor(who), until=until, now=now, timezone=ctx.business_tz
+    )
     return Reply(
         f"Conversation {chat.chat_id} with {chat.customer_name} is snoozed until {_when(until, ctx)}; "
         "it comes back sooner if the customer writes.",
