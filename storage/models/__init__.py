@@ -28,6 +28,14 @@ from storage.models.communication import (
     MessageTemplate,
     VideoConsultation,
 )
+from storage.models.live_chat import (
+    CannedReply,
+    ChatSlackThread,
+    ChatSlaEvent,
+    ChatWidgetKey,
+    ChatWidgetVisitor,
+    SlaPolicy,
+)
 from storage.models.operations import AuditLog, BusinessEvent, JobHeartbeat, WebhookInbox, WorkerHeartbeat
 from storage.models.people import Customer, CustomerTag, Location, StaffUser
 
@@ -63,8 +71,13 @@ __all__ = [
     "BulkMessaging",
     "BusinessEvent",
     "BusinessIntelligence",
+    "CannedReply",
     "ChatMessage",
     "ChatSession",
+    "ChatSlaEvent",
+    "ChatSlackThread",
+    "ChatWidgetKey",
+    "ChatWidgetVisitor",
     "CommunicationAnalytics",
     "CommunicationChannel",
     "CommunicationPreference",
@@ -87,6 +100,7 @@ __all__ = [
     "ReportDelivery",
     "ReportSchedule",
     "Service",
+    "SlaPolicy",
     "StaffUser",
     "TrendAnalysis",
     "VideoConsultation",

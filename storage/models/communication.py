@@ -220,6 +220,10 @@ class ChatSession(Base):
     #: A snoozed conversation comes back at this time, or when the customer writes.
     snoozed_until: Mapped[datetime | None] = mapped_column(default=None)
     resolved_by_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    #: CSAT: when the survey went out, when the customer answered, and what they added in words.
+    csat_requested_at: Mapped[datetime | None] = mapped_column(default=None)
+    csat_answered_at: Mapped[datetime | None] = mapped_column(default=None)
+    csat_comment: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class ChatMessage(Base):
@@ -227,6 +231,7 @@ class ChatMessage(Base):
     __table_args__ = (
         CheckConstraint(one_of("author", ["customer", "staff", "bot", "system"]), name="author_known"),
         Index("ix_chat_messages_session", "session_id", "created_at"),
+        Index("ix_chat_messages_mirrored_at", "mirrored_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -236,6 +241,13 @@ class ChatMessage(Base):
     communication_id: Mapped[int | None] = mapped_column(ForeignKey("customer_communications.id"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: An internal note between staff: shown in the inbox and the Slack thread, never sent to the customer.
+    is_note: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: Where a staff turn was written outside Switchboard ("slack:C123:1700000000.000100"): a retried
+    #: event finds it already stored and sends nothing twice.
+    external_ref: Mapped[str | None] = mapped_column(String(96), unique=True, default=None)
+    #: When the turn was posted to the conversation's Slack thread (None: not yet).
+    mirrored_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class VideoConsultation(Base):
