@@ -312,7 +312,15 @@ class SqlChatReplies:
         return ChatReplyTarget(chat.id, chat.customer_id, chat.channel, chat.subject, name)
 
     async def add_staff_turn(
-        self, chat_id: int, staff_id: int, communication_id: int, body: str, at: datetime
+        self,
+        chat_id: int,
+        staff_id: int,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        *,
+        external_ref: str | None = None,
+        mirrored: bool = False,
     ) -> bool:
         chat = await self.session.get(ChatSession, chat_id)
         if chat is None:
@@ -325,6 +333,8 @@ class SqlChatReplies:
                 communication_id=communication_id,
                 body=body,
                 created_at=at,
+                external_ref=external_ref,
+                mirrored_at=at if mirrored else None,
             )
         )
         chat.first_response_at = chat.first_response_at or at

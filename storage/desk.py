@@ -113,6 +113,35 @@ class SqlChatDesk:
         self._session.add(ChatMessage(session_id=chat_id, author="system", body=body, created_at=at))
         await self._session.flush()
 
+    async def add_note(
+        self,
+        chat_id: int,
+        staff_id: int,
+        body: str,
+        at: datetime,
+        *,
+        external_ref: str | None = None,
+        mirrored: bool = False,
+    ) -> bool:
+        if external_ref is not None and await self._session.scalar(
+            select(ChatMessage.id).where(ChatMessage.external_ref == external_ref)
+        ):
+            return False
+        self._session.add(
+            ChatMessage(
+                session_id=chat_id,
+                author="staff",
+                staff_id=staff_id,
+                body=body,
+                created_at=at,
+                is_note=True,
+                external_ref=external_ref,
+                mirrored_at=at if mirrored else None,
+            )
+        )
+        await self._session.flush()
+        return True
+
     async def set_availability(self, staff_id: int, availability: Availability) -> None:
         await self._session.execute(
             update(StaffUser).where(and_(StaffUser.id == staff_id)).values(availability=availability.value)

@@ -110,9 +110,18 @@ class ChatReplies(Protocol):
     async def reply_target(self, chat_id: int) -> ChatReplyTarget | None: ...
 
     async def add_staff_turn(
-        self, chat_id: int, staff_id: int, communication_id: int, body: str, at: datetime
+        self,
+        chat_id: int,
+        staff_id: int,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        *,
+        external_ref: str | None = None,
+        mirrored: bool = False,
     ) -> bool:
-        """Add the reply to the conversation and note the first response; False when there is no such chat."""
+        """Add the reply to the conversation and note the first response; False when there is no such chat.
+        `mirrored`: the turn was written in its Slack thread, so it is not posted there again."""
 
 
 class ChatReplyUnitOfWork(SendingUnitOfWork, Protocol):
@@ -143,6 +152,18 @@ class ChatDesk(Protocol):
     ) -> None: ...
 
     async def add_system_turn(self, chat_id: int, body: str, at: datetime) -> None: ...
+
+    async def add_note(
+        self,
+        chat_id: int,
+        staff_id: int,
+        body: str,
+        at: datetime,
+        *,
+        external_ref: str | None = None,
+        mirrored: bool = False,
+    ) -> bool:
+        """An internal note by `staff_id`; False when `external_ref` is already stored."""
 
     async def set_availability(self, staff_id: int, availability: Availability) -> None: ...
 

@@ -311,9 +311,14 @@ async def reply_in_chat(
     now: datetime,
     policy: ConsentPolicy,
     route_uow: ChatReplyUnitOfWork | None = None,
+    via: str = "web",
+    external_ref: str | None = None,
 ) -> SendResult:
     """Sends a staff reply by the conversation's reply route and adds it to the conversation, in one
     transaction with its audit row; re-sending the same form (`request_key`) sends and adds nothing new.
+
+    `via` says where the agent wrote it (web, slack, telegram); `external_ref` names the message there
+    ("slack:C1:1700000000.000100"), so a retried event is recognised and an edit or delete can be traced.
 
     The route is decided first on `route_uow` (a read-only one in production): its preview may wait for
     a render thread, and must not hold the write transaction (on SQLite, every writer's turn) meanwhile.
@@ -332,11 +337,21 @@ async def reply_in_chat(
         raise MessageRequestError(route.note)
     async with uow:
         chat = await _reply_target(uow, chat_id)
-        request = reply_request(chat, route.channel, body, f"web-chat-{chat_id}-{request_key}", business_name)
-        result = await queue_message(uow, request, actor=staff_email, via="web", now=now, policy=policy)
+        request = reply_request(
+            chat, route.channel, body, f"{via}-chat-{chat_id}-{request_key}", business_name
+        )
+        result = await queue_message(uow, request, actor=staff_email, via=via, now=now, policy=policy)
         # The queued reply joins the conversation once, however often the form is re-sent.
         if not (result.duplicate or result.status is MessageStatus.SUPPRESSED or result.message_id is None):
-            await uow.chats.add_staff_turn(chat_id, staff_id, result.message_id, body, now)
+            await uow.chats.add_staff_turn(
+                chat_id,
+                staff_id,
+                result.message_id,
+                body,
+                now,
+                external_ref=external_ref,
+                mirrored=via == "slack",
+            )
         await uow.commit()
     return result
 
@@ -478,6 +493,32 @@ async def snooze_chat(
         snoozed = await _desk_chat(uow, chat_id)
         await uow.commit()
     return snoozed
+
+
+async def add_note(
+    uow: DeskUnitOfWork,
+    chat_id: int,
+    actor: DeskActor,
+    body: str,
+    *,
+    now: datetime,
+    external_ref: str | None = None,
+) -> bool:
+    """An internal note in the conversation: staff see it in the inbox and the Slack thread, the customer
+    never does. False when `external_ref` is already stored (a retried Slack event): nothing is added."""
+    text = body.strip()
+    if not text:
+        raise MessageRequestError("A note needs some text.")
+    async with uow:
+        await _desk_chat(uow, chat_id)
+        added = await uow.desk.add_note(
+            chat_id, actor.staff_id, text, now, external_ref=external_ref, mirrored=actor.via == "slack"
+        )
+        if not added:
+            return False
+        _audit(uow, actor, "chat.note", chat_id)
+        await uow.commit()
+    return True
 
 
 async def set_availability(uow: DeskUnitOfWork, actor: DeskActor, availability: Availability) -> None:

@@ -122,7 +122,10 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
          "assigned_staff_id": staff_id, "subject": rng.choice(_SUBJECTS), "started_at": started_at,
          "first_response_at": first_response_at if answered else None, "last_message_at": stamps[-1],
          "closed_at": closed_at if closed else None, "csat_score": csat, "snoozed_until": None,
-         "resolved_by_staff_id": staff_id if closed else None},
+         "resolved_by_staff_id": staff_id if closed else None,
+         "csat_requested_at": closed_at if csat is not None else None,
+         "csat_answered_at": closed_at + timedelta(minutes=5) if csat is not None else None,
+         "csat_comment": None},
     )  # fmt: skip
     for turn, at in enumerate(stamps):
         by_customer = turn % 2 == 0
@@ -131,5 +134,6 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
             "chat_messages",
             {"id": world.ids.next("chat_messages"), "session_id": session_id,
              "author": "customer" if by_customer else "staff", "staff_id": None if by_customer else staff_id,
-             "communication_id": None, "body": rng.choice(texts[customer.locale]), "created_at": at},
+             "communication_id": None, "body": rng.choice(texts[customer.locale]), "created_at": at,
+             "is_note": False, "external_ref": None, "mirrored_at": at},
         )  # fmt: skip

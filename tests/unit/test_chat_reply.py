@@ -81,7 +81,15 @@ class FakeChatReplyUow:
         return CHAT if chat_id == CHAT.chat_id else None
 
     async def add_staff_turn(
-        self, chat_id: int, staff_id: int, communication_id: int, body: str, at: datetime
+        self,
+        chat_id: int,
+        staff_id: int,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        *,
+        external_ref: str | None = None,
+        mirrored: bool = False,
     ) -> bool:
         if self.fail_adding_the_turn:
             raise RuntimeError("the database went away")
