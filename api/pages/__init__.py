@@ -9,6 +9,7 @@ from litestar.response import Template
 
 from api.pages.analytics import AnalyticsPages
 from api.pages.campaigns import CampaignPages
+from api.pages.canned_replies import CannedReplyPages
 from api.pages.channels import ChannelPages
 from api.pages.chat import ChatPages
 from api.pages.common import SECTIONS, StaffPages, page
@@ -38,6 +39,7 @@ PAGE_CONTROLLERS = [
     CampaignPages,
     ChannelPages,
     ChatPages,
+    CannedReplyPages,
     AnalyticsPages,
     ReportPages,
 ]

@@ -1,4 +1,4 @@
-"""Live chat pages: open conversations with waiting and first-response times, one conversation, and replies."""
+"""Live chat pages: open conversations with waiting and first-response times, one conversation, replies and notes."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages.canned_replies import filled_for_chat, picker
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.canned_replies.model import CannedReplyError
+from domain.canned_replies.rules import SHORTCUT, missing_sentence, require_filled
 from domain.conversations.desk import STATUS_WORDS, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import (
     CHAT_CHANNEL_WORDS,
     DeskActor,
+    add_note,
     assign_chat,
     reopen_chat,
     reply_in_chat,
@@ -28,6 +32,7 @@ from domain.conversations.use_cases import (
 from domain.messages.sending import MessageRequestError
 from domain.vocabulary import ChatStatus, Role
 from storage.database import Database
+from storage.queries.canned_replies import canned_reply_named
 from storage.queries.chats import (
     DESK_VIEWS,
     OPEN_STATUSES,
@@ -111,10 +116,39 @@ async def conversation(
                 "from_customer": m.author == "customer",
                 "when": formats.moment(m.created_at),
                 "body": m.body,
+                "is_note": m.is_note,
+                **_delivery(m.delivery_status, m.delivery_reason),
             }
             for m in found.turns
         ],
         "sent": None if found.sent is None else _sent_notice(found.sent),
+    }
+
+
+#: A staff reply's delivery status in the timeline, in words.
+_DELIVERY_WORDS = {
+    "planned": "queued",
+    "sending": "sending",
+    "queued": "sent to the provider",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "suppressed": "not sent",
+    "failed": "failed",
+    "undelivered": "not delivered",
+    "dead": "failed",
+    "cancelled": "not sent",
+}
+_DELIVERY_FAILED = ("suppressed", "failed", "undelivered", "dead", "cancelled")
+
+
+def _delivery(status: str | None, reason: str | None) -> dict[str, Any]:
+    if status is None:
+        return {"delivery": "", "delivery_status": "", "delivery_why": ""}
+    return {
+        "delivery": _DELIVERY_WORDS.get(status, status),
+        "delivery_status": status,
+        "delivery_why": (reason or "") if status in _DELIVERY_FAILED else "",
     }
 
 
@@ -159,6 +193,7 @@ DESK_DONE = {
     "snooze": "is snoozed for 2 hours (the customer writing brings it back sooner)",
     "resolve": "is resolved",
     "reopen": "is open again",
+    "note": "has your internal note; the customer does not see it",
 }
 
 
@@ -218,12 +253,16 @@ class ChatPages(StaffPages):
         route = await route_of(container, data.pop("session"))
         desk = await desk_chat(container.database, session_id)
         done = request.query_params.get("done", "")
+        canned = await picker(request, container, session_id)
+        if canned["chosen"] is not None and "draft" not in extra:
+            extra["draft"] = canned["chosen"]["text"]
         return page(
             request,
             "communication/chat_session.html",
             "communication",
             "chat",
             may_reply=staff_of(request).may(Role.AGENT),
+            may_manage=staff_of(request).may(Role.MANAGER),
             route=route,
             desk=None
             if desk is None
@@ -234,6 +273,7 @@ class ChatPages(StaffPages):
             },
             desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
             request_key=uuid.uuid4().hex,
+            canned=canned,
             **data,
             **extra,
         )
@@ -249,6 +289,14 @@ class ChatPages(StaffPages):
         body = str(form.get("body", "")).strip()
         key = "".join(ch for ch in str(form.get("request_key", "")) if ch.isalnum())[:40] or uuid.uuid4().hex
         container, staff = container_of(request), staff_of(request)
+        if body.startswith("/") and SHORTCUT.fullmatch(body[1:].lower()):
+            return await self._expand_shortcut(request, session_id, body)
+        try:
+            require_filled(body)
+        except CannedReplyError as error:
+            template = await self._conversation_page(request, session_id, None, error=str(error), draft=body)
+            template.status_code = 422
+            return template
         try:
             result = await reply_in_chat(
                 container.units.chat_replies(),
@@ -269,6 +317,51 @@ class ChatPages(StaffPages):
             template.status_code = 422
             return template
         return Redirect(f"/communication/chat/{session_id}?sent={result.message_id}", status_code=303)
+
+    async def _expand_shortcut(
+        self, request: Request[Any, Any, Any], session_id: int, typed: str
+    ) -> Template:
+        """`/hours` typed alone in the reply box: nothing is sent; the box comes back with the reply filled."""
+        container = container_of(request)
+        reply = await canned_reply_named(container.database, typed)
+        if reply is None:
+            template = await self._conversation_page(
+                request, session_id, None, error=f"There is no canned reply {typed}.", draft=typed
+            )
+            template.status_code = 422
+            return template
+        text, missing = await filled_for_chat(
+            container.database, reply, session_id, staff_of(request), container.settings.business_name
+        )
+        inserted = f"Inserted /{reply.shortcut} ({reply.title}). {missing_sentence(missing)}".strip()
+        return await self._conversation_page(request, session_id, None, inserted=inserted, draft=text)
+
+    @post(
+        "/communication/chat/{session_id:int}/note",
+        name="chat_note",
+        guards=[requires_role(Role.AGENT)],
+        status_code=303,
+    )
+    async def note(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Redirect | Template:
+        """An internal note: staff see it in the inbox and the Slack thread; the customer never does."""
+        form = await request.form()
+        body = str(form.get("body", "")).strip()
+        container, staff = container_of(request), staff_of(request)
+        try:
+            await add_note(
+                container.units.desk(),
+                session_id,
+                DeskActor(staff.id, staff.email, "web"),
+                body,
+                now=utc_now(),
+            )
+        except ChatNotFound as error:
+            raise NotFoundException(str(error)) from None
+        except MessageRequestError as error:
+            template = await self._conversation_page(request, session_id, None, error=str(error), draft=body)
+            template.status_code = 422
+            return template
+        return Redirect(f"/communication/chat/{session_id}?done=note", status_code=303)
 
     @post(
         "/communication/chat/{session_id:int}/desk/{action:str}",

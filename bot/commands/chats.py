@@ -1,4 +1,4 @@
-"""`chat list|assign|resolve|reopen|snooze`, `away`, `back`: the live-chat desk from Slack, Telegram or the console."""
+"""`chat list|open|assign|resolve|reopen|snooze`, `away`, `back`: the live-chat desk from Slack, Telegram or the console."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
-from bot.commands.parsing import ParseError
-from bot.replies import Button, Reply, Table
+from bot.commands.parsing import ParseError, RecipientRef, recipient_ref
+from bot.replies import Button, Field, Reply, Table
 from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound
+from domain.conversations.opening import OpenedChat, channel_words, open_conversation
 from domain.conversations.use_cases import (
     CHAT_CHANNEL_WORDS,
     DeskActor,
@@ -24,13 +25,15 @@ from domain.conversations.use_cases import (
     snooze_chat,
 )
 from domain.staff import StaffIdentity
-from domain.vocabulary import Availability, ChatStatus
+from domain.vocabulary import Availability, Channel, ChatStatus
 from storage.queries.chats import DESK_VIEWS, desk_queue
+from storage.queries.customers import customers_by_reference
 
 LIST_USAGE = "chat list [mine|unassigned|open|snoozed|resolved]"
 ASSIGN_USAGE = "chat assign ID [to me|EMAIL|NAME]"
 RESOLVE_USAGE = "chat resolve ID"
 REOPEN_USAGE = "chat reopen ID"
+OPEN_USAGE = "chat open CUSTOMER [on whatsapp|telegram|sms|email]"
 SNOOZE_USAGE = "chat snooze ID for 2h|30m|3d, or until tomorrow|YYYY-MM-DD [HH:MM]"
 LIST_LIMIT = 25
 _CHAT_ID = re.compile(r"#?(\d{1,18})")
@@ -243,3 +246,84 @@ async def run_availability(command: SetAvailability, who: StaffIdentity, ctx: Co
         "Welcome back: new conversations can be assigned to you again.",
         buttons=(Button("My conversations", "chat list mine"),),
     )
+
+
+# --- `chat open`: staff start a conversation ----------------------------------------------------------------
+
+#: The channel words `chat open ... on X` understands.
+_OPEN_CHANNELS = {
+    "whatsapp": Channel.WHATSAPP,
+    "wa": Channel.WHATSAPP,
+    "telegram": Channel.TELEGRAM,
+    "sms": Channel.SMS,
+    "text": Channel.SMS,
+    "email": Channel.EMAIL,
+    "e-mail": Channel.EMAIL,
+    "mail": Channel.EMAIL,
+    "chat": Channel.CHAT,
+    "website": Channel.CHAT,
+}
+
+
+@dataclass(frozen=True)
+class OpenChat:
+    customer: RecipientRef
+    channel: Channel | None = None  # None: their preferred channel, else the one they last used
+
+    def command_text(self, customer: str) -> str:
+        return f"chat open {customer}" + (f" on {self.channel.value}" if self.channel else "")
+
+
+def parse_open(words: list[str], rest: str, today: date) -> OpenChat:
+    channel: Channel | None = None
+    if len(words) >= 2 and words[-2].lower() == "on":
+        wanted = words[-1].lower().strip(".,!")
+        if wanted not in _OPEN_CHANNELS:
+            raise ParseError(
+                f"“{words[-1]}” is not a channel; say whatsapp, telegram, sms or email.", OPEN_USAGE
+            )
+        channel, words = _OPEN_CHANNELS[wanted], words[:-2]
+    if not words:
+        raise ParseError("Say who to talk to: #customer-id, +phone, email or name.", OPEN_USAGE)
+    return OpenChat(recipient_ref(" ".join(words)), channel)
+
+
+def _opened_reply(opened: OpenedChat, ctx: CommandContext) -> Reply:
+    link = f"{ctx.settings.public_url.rstrip('/')}/communication/chat/{opened.chat_id}"
+    words = channel_words(opened.channel)
+    if opened.created:
+        text = (
+            f"Opened conversation {opened.chat_id} with {opened.customer_name} on {words} ({opened.because})."
+        )
+    else:
+        text = (
+            f"{opened.customer_name} already has conversation {opened.chat_id} open on {words}; here it is."
+        )
+    fields = [
+        Field("Conversation", str(opened.chat_id)),
+        Field("Channel", words),
+        Field("Agent", opened.assigned_name or "nobody yet"),
+        Field("Dashboard", link),
+    ]
+    if opened.note:
+        fields.append(Field("Note", opened.note))
+    return Reply(text, title="Conversation open", fields=tuple(fields))
+
+
+@_refusals_in_words
+async def run_open(command: OpenChat, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    customers = await customers_by_reference(ctx.database, command.customer.kind, command.customer.value)
+    if not customers:
+        return Reply(f"No customer matches {command.customer.text}.", kind="error")
+    if len(customers) > 1:
+        return Reply(
+            f"{len(customers)} customers match “{command.customer.value}”; pick one.",
+            buttons=tuple(
+                Button(f"#{c.id} {c.name}", command.command_text(f"#{c.id}")) for c in customers[:5]
+            ),
+            private=True,
+        )
+    opened = await open_conversation(
+        ctx.uow.chat_opening(), customers[0].id, _actor(who), channel=command.channel, now=ctx.now()
+    )
+    return _opened_reply(opened, ctx)

@@ -40,6 +40,12 @@ class ChatTurn:
     staff_name: str | None
     body: str
     created_at: datetime
+    #: An internal note between staff: never sent to the customer.
+    is_note: bool = False
+    #: A staff reply's message status (planned, sent, delivered, read, failed, ...); None for other turns.
+    delivery_status: str | None = None
+    #: Why a staff reply was not sent or delivered, as the provider or the consent check said it.
+    delivery_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,8 +120,15 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
         customer = await session.get(Customer, chat.customer_id)
         rows = (
             await session.execute(
-                select(ChatMessage, StaffUser.name)
+                select(
+                    ChatMessage,
+                    StaffUser.name,
+                    CustomerCommunication.status,
+                    CustomerCommunication.status_reason,
+                    CustomerCommunication.payload,
+                )
                 .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+                .outerjoin(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
                 .where(ChatMessage.session_id == chat_id)
                 .order_by(ChatMessage.created_at, ChatMessage.id)
             )
@@ -125,8 +138,29 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
         sent = None
     return ChatConversation(
         _summary(chat, customer.name if customer else "—"),
-        [ChatTurn(m.author, staff_name, m.body, m.created_at) for m, staff_name in rows],
+        [_turn(m, staff_name, status, reason, payload) for m, staff_name, status, reason, payload in rows],
         None if sent is None else ReplySent(sent.id, sent.channel, sent.status, dict(sent.payload or {})),
+    )
+
+
+def _turn(
+    message: ChatMessage,
+    staff_name: str | None,
+    status: str | None,
+    reason: str | None,
+    payload: dict[str, Any] | None,
+) -> ChatTurn:
+    """A turn; a staff reply carries its message's delivery status (a note or a customer turn none)."""
+    reply = message.author == "staff" and not message.is_note and status is not None
+    why = (reason or (payload or {}).get("explanation")) if reply else None
+    return ChatTurn(
+        message.author,
+        staff_name,
+        message.body,
+        message.created_at,
+        is_note=bool(message.is_note),
+        delivery_status=status if reply else None,
+        delivery_reason=str(why) if why else None,
     )
 
 

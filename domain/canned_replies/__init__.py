@@ -1,0 +1,1 @@
+"""Canned replies: saved answers agents insert by shortcut, with `{variables}` filled from the conversation."""
