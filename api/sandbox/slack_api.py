@@ -155,7 +155,10 @@ def chat_update(workspace: SlackWorkspace, params: Params, base_url: str) -> dic
     if message.user != BOT_USER_ID:
         raise SlackError("cant_update_message")
     text, blocks = _content(params)
-    message.text, message.blocks = text, blocks
+    # Slack keeps the message's blocks when the update names none; an empty list removes them.
+    message.text = text
+    if "blocks" in params:
+        message.blocks = blocks
     message.edited_ts = workspace.next_ts()
     workspace.version += 1
     return {
@@ -267,6 +270,75 @@ def views_open(workspace: SlackWorkspace, params: Params, base_url: str) -> dict
     }
 
 
+def conversations_info(workspace: SlackWorkspace, params: Params, base_url: str) -> dict[str, Any]:
+    channel = _channel(workspace, params)
+    return {"ok": True, "channel": _channel_json(workspace, channel)}
+
+
+def _channel_json(workspace: SlackWorkspace, channel: SlackChannel) -> dict[str, Any]:
+    return {
+        "id": channel.id,
+        "name": channel.name,
+        "name_normalized": channel.name,
+        "is_channel": True,
+        "is_group": False,
+        "is_im": False,
+        "is_private": False,
+        "is_archived": channel.is_archived,
+        "is_general": channel.name == "general",
+        "is_member": BOT_USER_ID in channel.members,
+        "context_team_id": workspace.team_id,
+        "topic": {"value": channel.topic, "creator": "", "last_set": 0},
+        "purpose": {"value": "", "creator": "", "last_set": 0},
+        "num_members": len(channel.members),
+    }
+
+
+def conversations_replies(workspace: SlackWorkspace, params: Params, base_url: str) -> dict[str, Any]:
+    """A thread, root first; the root carries the thread's summary as Slack's does."""
+    channel = _channel(workspace, params)
+    if BOT_USER_ID not in channel.members:
+        raise SlackError("not_in_channel")
+    root = workspace.find(channel.id, str(params.get("ts") or ""))
+    if root is None or root.visible_to is not None:
+        raise SlackError("thread_not_found")
+    if root.thread_ts and root.thread_ts != root.ts:
+        root = workspace.find(channel.id, root.thread_ts) or root  # Slack answers with the whole thread
+    replies = [reply for reply in workspace.thread_of(root) if reply.visible_to is None]
+    first = root.as_json(workspace.team_id, base_url, workspace.files)
+    if replies:
+        users = sorted({reply.user for reply in replies})
+        first.update(
+            thread_ts=root.ts,
+            reply_count=len(replies),
+            reply_users=users,
+            reply_users_count=len(users),
+            latest_reply=replies[-1].ts,
+        )
+    shown = [first]
+    for reply in replies:
+        data = reply.as_json(workspace.team_id, base_url, workspace.files)
+        data["parent_user_id"] = root.user
+        shown.append(data)
+    return {"ok": True, "messages": shown, "has_more": False, "response_metadata": {"next_cursor": ""}}
+
+
+def reactions_add(workspace: SlackWorkspace, params: Params, base_url: str) -> dict[str, Any]:
+    channel = _channel(workspace, params)
+    name = str(params.get("name") or "").strip(":")
+    if not name or not re.fullmatch(r"[a-z0-9_+\-']+", name):
+        raise SlackError("invalid_name")
+    message = workspace.find(channel.id, str(params.get("timestamp") or ""))
+    if message is None or message.visible_to is not None:
+        raise SlackError("message_not_found")
+    users = message.reactions.setdefault(name, [])
+    if BOT_USER_ID in users:
+        raise SlackError("already_reacted")
+    users.append(BOT_USER_ID)
+    workspace.version += 1
+    return {"ok": True}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test,
     "chat.postMessage": chat_post_message,
@@ -275,6 +347,9 @@ METHODS: dict[str, Method] = {
     "files.getUploadURLExternal": files_get_upload_url_external,
     "files.completeUploadExternal": files_complete_upload_external,
     "views.open": views_open,
+    "conversations.info": conversations_info,
+    "conversations.replies": conversations_replies,
+    "reactions.add": reactions_add,
 }
 
 
@@ -321,7 +396,11 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def response_url(request: web.Request) -> web.Response:
-    """A slash command's response_url: Switchboard's answer lands in the channel (or only for the asker)."""
+    """A slash command's or button's response_url: the answer lands in the channel (or only for the asker).
+
+    For a button, `replace_original` puts the answer in place of the message the button was on, and
+    `delete_original` removes that message; a slash command has no original, so both add nothing there.
+    """
     workspace = request.app[STATE].slack
     key = "/".join(request.match_info[part] for part in ("team", "command_id", "secret"))
     try:
@@ -333,18 +412,27 @@ async def response_url(request: web.Request) -> web.Response:
         return web.Response(status=404, text=command)
     if not isinstance(payload, dict):
         return web.Response(status=400, text="invalid_payload")
+    original = workspace.find(command.channel, command.message_ts) if command.message_ts else None
     if payload.get("delete_original"):
+        if original is not None:
+            workspace.remove(original)
         return web.Response(text="ok")  # a slash command has no original message to delete
     try:
         text, blocks = _content(payload)
     except SlackError as refusal:
         return web.Response(status=400, text=refusal.code)
+    if payload.get("replace_original") and command.message_ts:
+        if original is None:
+            return web.Response(status=404, text="message_not_found")
+        original.text, original.blocks = text, blocks
+        workspace.version += 1
+        return web.Response(text="ok")
     in_channel = payload.get("response_type") == "in_channel"
     workspace.bot_posts(
         command.channel,
         text,
         blocks=blocks,
-        thread_ts=_thread_ts(payload),
+        thread_ts=_thread_ts(payload) or command.thread_ts,
         visible_to=None if in_channel else command.user,
         via="response_url",
     )

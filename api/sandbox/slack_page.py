@@ -11,18 +11,19 @@ import html
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
 import jinja2
 from aiohttp import web
 from markupsafe import Markup, escape
-from slack_sdk.signature import SignatureVerifier
 
+from api.sandbox import slack_threads
 from api.sandbox.config import SandboxConfig
 from api.sandbox.keys import STATE
+from api.sandbox.slack_events import MAX_RETRIES, VERIFICATION_TOKEN, buttons_of, post_signed
 from api.sandbox.slack_workspace import BOT_NAME, BOT_USER_ID, SlackMessage, SlackWorkspace
 
 _TEMPLATES = jinja2.Environment(
@@ -54,11 +55,30 @@ def mrkdwn(text: str, workspace: SlackWorkspace) -> Markup:
     return Markup("".join(parts))  # noqa: S704
 
 
+#: The emoji Switchboard's messages use, drawn as Slack draws them; any other :name: stays as typed.
+_EMOJI = {
+    "white_check_mark": "✅",
+    "heavy_check_mark": "✔️",
+    "x": "❌",
+    "warning": "⚠️",
+    "hourglass_flowing_sand": "⏳",
+    "speech_balloon": "💬",
+    "lock": "🔒",
+    "eyes": "👀",
+    "email": "📧",
+    "iphone": "📱",
+    "bell": "🔔",
+    "zzz": "💤",
+    "+1": "👍",
+}
+_SHORTCODE = re.compile(r":([a-z0-9_+\-]+):")
+
+
 def _styled(plain: str) -> str:
     shown = str(escape(html.unescape(plain)))
     for pattern, replacement in _STYLES:
         shown = pattern.sub(replacement, shown)
-    return shown
+    return _SHORTCODE.sub(lambda m: _EMOJI.get(m.group(1), m.group(0)), shown)
 
 
 def _reference(inner: str, workspace: SlackWorkspace) -> str:
@@ -83,14 +103,18 @@ def _text_of(element: Any, workspace: SlackWorkspace) -> Markup:
     return mrkdwn(text, workspace) if element.get("type") == "mrkdwn" else escape(text)
 
 
-def _view(message: SlackMessage, workspace: SlackWorkspace, base_url: str) -> dict[str, Any]:
+def _view(
+    message: SlackMessage, workspace: SlackWorkspace, base_url: str, *, deleted: bool = False
+) -> dict[str, Any]:
     person = workspace.people.get(message.user)
+    delivery = workspace.deliveries.get(message.event_id or "")
     return {
         "ts": message.ts,
         "when": time.strftime("%H:%M:%S", time.localtime(float(message.ts))),
         "author": BOT_NAME if message.is_bot else (person.name if person else message.user),
         "is_bot": message.is_bot,
         "text": mrkdwn(message.text, workspace),
+        "raw_text": message.text,
         "blocks": message.blocks,
         "files": [workspace.files[f].as_json(base_url) for f in message.files if f in workspace.files],
         "visible_to": message.visible_to,
@@ -98,7 +122,28 @@ def _view(message: SlackMessage, workspace: SlackWorkspace, base_url: str) -> di
         "edited": message.edited_ts is not None,
         "outcome": message.outcome,
         "lost_thread": message.lost_thread,
+        "user": message.user,
+        "typed_in_thread": message.via == slack_threads.TYPED_IN_THREAD,
+        "deleted": deleted,
+        "event_id": message.event_id if delivery is not None else None,
+        "retries_left": MAX_RETRIES - delivery.retries if delivery is not None else 0,
+        "button_ids": {button.where: button.action_id for button in buttons_of(message)},
+        "pressed": message.pressed,
+        "reactions": {name: len(users) for name, users in message.reactions.items()},
     }
+
+
+def _thread_views(
+    workspace: SlackWorkspace, root: SlackMessage, base_url: str, shown: Callable[[SlackMessage], bool]
+) -> list[dict[str, Any]]:
+    """A thread's replies the person sees, with the ones their authors deleted marked where they were."""
+    replies = [_view(r, workspace, base_url) for r in workspace.thread_of(root) if shown(r)]
+    replies += [
+        _view(m, workspace, base_url, deleted=True)
+        for m in workspace.deleted
+        if m.channel == root.channel and m.thread_ts == root.ts
+    ]
+    return sorted(replies, key=lambda view: float(view["ts"]))
 
 
 async def page(request: web.Request) -> web.Response:
@@ -121,12 +166,10 @@ async def page(request: web.Request) -> web.Response:
         if m.channel == channel.id and shown(m) and (not m.thread_ts or m.thread_ts == m.ts)
     ]
     threads = [
-        (
-            _view(root, workspace, base_url),
-            [_view(r, workspace, base_url) for r in workspace.thread_of(root) if shown(r)],
-        )
-        for root in roots
+        (_view(root, workspace, base_url), _thread_views(workspace, root, base_url, shown)) for root in roots
     ]
+    everything = [message for _, replies in threads for message in replies] + [root for root, _ in threads]
+    newest = max((float(m["ts"]) for m in everything), default=0.0)
     rendered = _TEMPLATES.get_template("slack.html").render(
         workspace=workspace,
         channel=channel,
@@ -142,6 +185,7 @@ async def page(request: web.Request) -> web.Response:
         events_url=state.config.webhook_url(state.config.slack_events_path),
         text_of=lambda element: _text_of(element, workspace),
         bot_member=BOT_USER_ID in channel.members,
+        newest=next((m["ts"] for m in everything if float(m["ts"]) == newest), ""),
     )
     return web.Response(text=rendered, content_type="text/html")
 
@@ -181,7 +225,7 @@ def slash_command_form(
     person = workspace.people[user]
     found = workspace.channels[channel]
     return {
-        "token": "sandbox-verification-token",  # Slack's deprecated verification token; Bolt ignores it
+        "token": VERIFICATION_TOKEN,
         "team_id": workspace.team_id,
         "team_domain": workspace.team_domain,
         "channel_id": found.id,
@@ -197,34 +241,9 @@ def slash_command_form(
     }
 
 
-def signed_headers(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
-    return {
-        "Content-Type": "application/x-www-form-urlencoded",
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": str(signature),
-        "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-    }
-
-
 async def _deliver(config: SandboxConfig, body: str) -> tuple[int | None, str]:
     """POST the signed command to Switchboard; (status, body), or (None, why) when it never answered."""
-    timeout = aiohttp.ClientTimeout(total=config.slack_ack_timeout_seconds)
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.post(
-                config.webhook_url(config.slack_events_path),
-                data=body.encode(),
-                headers=signed_headers(config.slack_signing_secret, body),
-            ) as answer,
-        ):
-            return answer.status, await answer.text()
-    except TimeoutError:
-        return None, "operation_timeout"
-    except aiohttp.ClientError as error:
-        return None, f"dispatch_failed ({error.__class__.__name__})"
+    return await post_signed(config, body)
 
 
 def _outcome(status: int | None, answer: str) -> tuple[str, str | None]:
@@ -302,4 +321,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/_sandbox/slack/calls", calls),
         web.get("/_sandbox/slack/channels/{channel}/messages", channel_messages),
         web.post("/_sandbox/slack/command", slash_command),
+        *slack_threads.routes(),
     ]

@@ -53,4 +53,6 @@ def northwind_channels() -> tuple[SlackChannelSpec, ...]:
         SlackChannelSpec("C0SWITCHBOARD", "switchboard", "Ask Switchboard: /sb help"),
         # Not invited: Switchboard's posts are refused with not_in_channel and answers go by response_url.
         SlackChannelSpec("C0GENERAL", "general", "Everyone at Northwind", bot_member=False),
+        # Live chat (SWITCHBOARD_SLACK_CHAT_CHANNEL): one root message per customer conversation.
+        SlackChannelSpec("C0LIVECHAT", "live-chat", "Customer conversations: reply in a thread to answer"),
     )

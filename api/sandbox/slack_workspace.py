@@ -5,6 +5,8 @@ Only the aiohttp handlers touch it, all on the sandbox's event loop, so it needs
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 import time
 from collections import deque
@@ -101,8 +103,16 @@ class SlackMessage:
     edited_ts: str | None = None
     #: Set when thread_ts named no message in the channel: Slack accepts such a post and nobody sees it.
     lost_thread: bool = False
-    #: For a typed slash command: what became of delivering it to Switchboard.
+    #: For a typed slash command or a person's thread message: what became of delivering it to Switchboard.
     outcome: str | None = None
+    #: A person's message carries the id their Slack client gave it.
+    client_msg_id: str | None = None
+    #: The latest event delivered to Switchboard about this message (so the page can deliver it again).
+    event_id: str | None = None
+    #: The latest button press on this message, in words, for the page.
+    pressed: str | None = None
+    #: reactions.add: emoji name -> who reacted.
+    reactions: dict[str, list[str]] = field(default_factory=dict)
 
     def as_json(self, team_id: str, base_url: str, files: dict[str, SlackFile]) -> dict[str, Any]:
         data: dict[str, Any] = {"type": "message", "user": self.user, "ts": self.ts, "text": self.text}
@@ -110,9 +120,13 @@ class SlackMessage:
             data["bot_id"] = BOT_ID
             data["app_id"] = APP_ID
             data["bot_profile"] = {"id": BOT_ID, "app_id": APP_ID, "name": BOT_NAME, "team_id": team_id}
+        elif self.client_msg_id:
+            data["client_msg_id"] = self.client_msg_id
         data["team"] = team_id
         if self.blocks:
             data["blocks"] = self.blocks
+        elif self.client_msg_id:
+            data["blocks"] = rich_text_of(self.text)
         if self.thread_ts and self.thread_ts != self.ts:
             data["thread_ts"] = self.thread_ts
         if self.files:
@@ -120,7 +134,23 @@ class SlackMessage:
             data["upload"] = True
         if self.edited_ts:
             data["edited"] = {"user": self.user, "ts": self.edited_ts}
+        if self.reactions:
+            data["reactions"] = [
+                {"name": name, "users": list(users), "count": len(users)}
+                for name, users in self.reactions.items()
+            ]
         return data
+
+
+def rich_text_of(text: str) -> list[dict[str, Any]]:
+    """The rich_text block Slack's client attaches to what a person types."""
+    return [
+        {
+            "type": "rich_text",
+            "block_id": hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:5],
+            "elements": [{"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}],
+        }
+    ]
 
 
 @dataclass
@@ -131,6 +161,68 @@ class ResponseUrl:
     user: str
     created: float
     uses: int = 0
+    #: For a button press: the message the button was on (replace_original / delete_original act on it).
+    message_ts: str | None = None
+    #: Where a new answer goes when it names no thread: the pressed message's thread, if it is in one.
+    thread_ts: str | None = None
+
+
+@dataclass
+class DeliveryAttempt:
+    """One POST of an event to Switchboard: the first (retry_num 0) or one of Slack's retries."""
+
+    retry_num: int
+    retry_reason: str | None
+    status: int | None
+    outcome: str
+    at: float
+
+
+@dataclass
+class Delivery:
+    """An event sent to Switchboard, kept so it can be sent again, byte for byte, as Slack's retry."""
+
+    event_id: str
+    #: "message", "message_changed" or "message_deleted".
+    kind: str
+    channel: str
+    #: The message the event is about.
+    ts: str
+    body: str
+    content_type: str
+    attempts: list[DeliveryAttempt] = field(default_factory=list)
+
+    @property
+    def retries(self) -> int:
+        return sum(1 for attempt in self.attempts if attempt.retry_num > 0)
+
+    @property
+    def outcome(self) -> str:
+        if not self.attempts:
+            return "not sent yet"
+        latest = self.attempts[-1]
+        if latest.retry_num:
+            return f"{latest.outcome} · retry {latest.retry_num} ({latest.retry_reason})"
+        return latest.outcome
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "channel": self.channel,
+            "ts": self.ts,
+            "body": json.loads(self.body),
+            "attempts": [
+                {
+                    "retry_num": a.retry_num,
+                    "retry_reason": a.retry_reason,
+                    "status": a.status,
+                    "outcome": a.outcome,
+                    "at": a.at,
+                }
+                for a in self.attempts
+            ],
+        }
 
 
 @dataclass
@@ -160,6 +252,10 @@ class SlackWorkspace:
         #: trigger_id -> the user whose slash command issued it (views.open needs a fresh one).
         self.triggers: dict[str, str] = {}
         self.views: list[OpenedView] = []
+        #: Events sent to Switchboard by event_id (the latest 1,000), for retries and for tests.
+        self.deliveries: dict[str, Delivery] = {}
+        #: Thread replies their authors deleted: the page still says so where they were.
+        self.deleted: list[SlackMessage] = []
         #: The latest Web API calls, for tests and for seeing what Switchboard asked.
         self.calls: deque[dict[str, Any]] = deque(maxlen=1000)
         #: Goes up with every change the page shows, so an open page knows when to reload.
@@ -222,6 +318,16 @@ class SlackWorkspace:
             )
         )
 
+    def remove(self, message: SlackMessage) -> None:
+        self.messages.remove(message)
+        self.version += 1
+
+    def root_of(self, message: SlackMessage) -> SlackMessage | None:
+        """The thread's first message, for a reply; None for a message that is not in a thread."""
+        if not message.thread_ts or message.thread_ts == message.ts:
+            return None
+        return self.find(message.channel, message.thread_ts)
+
     def thread_of(self, root: SlackMessage) -> list[SlackMessage]:
         return [
             m
@@ -237,9 +343,13 @@ class SlackWorkspace:
         return None
 
     # --- slash commands -------------------------------------------------------------------
-    def open_response_url(self, channel: str, user: str) -> str:
+    def open_response_url(
+        self, channel: str, user: str, *, message_ts: str | None = None, thread_ts: str | None = None
+    ) -> str:
         key = f"{self.team_id}/{secrets.randbelow(10**13):013d}/{secrets.token_urlsafe(18)}"
-        self.response_urls[key] = ResponseUrl(channel=channel, user=user, created=time.monotonic())
+        self.response_urls[key] = ResponseUrl(
+            channel=channel, user=user, created=time.monotonic(), message_ts=message_ts, thread_ts=thread_ts
+        )
         return key
 
     def use_response_url(self, key: str) -> ResponseUrl | str:
