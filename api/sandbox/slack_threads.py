@@ -7,8 +7,11 @@ JSON answers are 202 with what Switchboard was sent and how it answered; a refus
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 from urllib.parse import urlencode
 
@@ -41,6 +44,30 @@ _REFUSALS: dict[int, type[web.HTTPClientError]] = {
     404: web.HTTPNotFound,
     409: web.HTTPConflict,
 }
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def answered_in_words(handler: Handler) -> Handler:
+    """A refusal to the page's form is a short page in words with a way back; to JSON callers it stays JSON."""
+
+    @functools.wraps(handler)
+    async def answer(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except web.HTTPClientError as refusal:
+            if request.content_type == "application/json" or refusal.content_type != "application/json":
+                raise
+            words = json.loads(refusal.text or "{}").get("message", "That did not work.")
+            back = request.headers.get("Referer") or "/_sandbox/slack"
+            page = (
+                f"<!doctype html><meta charset='utf-8'><title>Slack refused</title>"
+                f"<p>{html.escape(words)}</p><p><a href='{html.escape(back)}'>Back to the workspace</a></p>"
+            )
+            return web.Response(status=refusal.status, text=page, content_type="text/html")
+
+    return answer
 
 
 def refuse(code: str, words: str, status: int = 400) -> NoReturn:
@@ -303,10 +330,10 @@ async def events(request: web.Request) -> web.Response:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.post("/_sandbox/slack/thread-reply", thread_reply),
-        web.post("/_sandbox/slack/edit", edit),
-        web.post("/_sandbox/slack/delete", delete),
-        web.post("/_sandbox/slack/retry", retry),
-        web.post("/_sandbox/slack/click", click),
+        web.post("/_sandbox/slack/thread-reply", answered_in_words(thread_reply)),
+        web.post("/_sandbox/slack/edit", answered_in_words(edit)),
+        web.post("/_sandbox/slack/delete", answered_in_words(delete)),
+        web.post("/_sandbox/slack/retry", answered_in_words(retry)),
+        web.post("/_sandbox/slack/click", answered_in_words(click)),
         web.get("/_sandbox/slack/events", events),
     ]

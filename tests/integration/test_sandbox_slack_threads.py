@@ -542,6 +542,21 @@ async def test_the_page_lets_a_person_reply_retry_edit_delete_and_press_buttons(
         theirs = await answer.text()
     assert "Typed on the page" in theirs and 'action="/_sandbox/slack/edit"' not in theirs
 
+    # A stale page (the reply was deleted meanwhile) gets an answer in words, not JSON.
+    typed = received.arrivals[0].json["event"]["ts"]
+    await post_json(sandbox, "/_sandbox/slack/delete", {"user": AGENT, "channel": LIVE_CHAT, "ts": typed})
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{sandbox.base_url}/_sandbox/slack/edit",
+            data={"user": AGENT, "channel": LIVE_CHAT, "ts": typed, "text": "too late"},
+        ) as answer,
+    ):
+        assert answer.status == 404 and answer.content_type == "text/html"
+        assert "That message is not in this channel (or was deleted)." in await answer.text()
+    async with aiohttp.ClientSession() as session, session.get(page_url) as answer:
+        assert "This message was deleted." in await answer.text()
+
 
 # --- Slack's own framework accepts what the sandbox sends ----------------------------------------
 
