@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.template.config import TemplateConfig
 
 from api.bad_input import BadInputGuard, strict_body_types
+from api.csat import csat_handlers
 from api.health import healthz, readyz
 from api.metrics import metrics
 from api.pages import PAGE_CONTROLLERS
@@ -38,6 +39,7 @@ CSRF_EXEMPT = [
     "^/webhooks/",
     "^/slack/events",
     "^/unsubscribe/",
+    "^/csat/",
     "^/healthz",
     "^/readyz",
     "^/metrics",
@@ -96,6 +98,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             *API_CONTROLLERS,
             *webhook_handlers,
             *unsubscribe_handlers,
+            *csat_handlers,
             slack_events,
             favicon,
             create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),

@@ -8,10 +8,13 @@ from typing import Self
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.csat import CsatPolicy
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.vocabulary import ROLE_RANK, Availability, ChatStatus, Role
+from storage.csat import SqlSurveyDesk
+from storage.database import Database
+from storage.messages import SqlMessagingUnitOfWork
 from storage.models import ChatMessage, ChatSession, Customer, StaffUser
-from storage.unit_of_work import SqlUnitOfWork
 
 #: The statuses that count toward an agent's capacity (snoozed and resolved ones do not).
 WORKING_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
@@ -157,12 +160,27 @@ class SqlChatDesk:
         return list(await self._session.scalars(query))
 
 
-class SqlDeskUnitOfWork(SqlUnitOfWork):
-    """Satisfies domain.conversations.ports.DeskUnitOfWork."""
+class SqlDeskUnitOfWork(SqlMessagingUnitOfWork):
+    """Satisfies domain.conversations.ports.DeskUnitOfWork (and SendingUnitOfWork, for the CSAT survey)."""
 
     desk: SqlChatDesk
+    #: CSAT: None when this unit of work sends no surveys (no policy given, or SWITCHBOARD_CSAT_SURVEYS=off).
+    surveys: SqlSurveyDesk | None
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        read_only: bool = False,
+        business_tz: str = "UTC",
+        csat: CsatPolicy | None = None,
+    ) -> None:
+        super().__init__(database, read_only=read_only, business_tz=business_tz)
+        self._csat = csat
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
         self.desk = SqlChatDesk(self.session)
+        csat = self._csat
+        self.surveys = SqlSurveyDesk(self.session, csat, self) if csat is not None and csat.enabled else None
         return self

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.conversations.model import StoredWebhook, WebhookDelivery
 from storage.consent import SqlConsentLedger
 from storage.conversations import SqlConversations
+from storage.csat import SqlSurveyAnswers
 from storage.models import WebhookInbox
 from storage.outbox import SqlOutbox
 from storage.sql import insert_for, table_of
@@ -153,6 +154,10 @@ class ConversationUnitOfWork:
     @property
     def consent(self) -> SqlConsentLedger:
         return SqlConsentLedger(self.session, business_tz=self._inner.business_tz)
+
+    @property
+    def csat(self) -> SqlSurveyAnswers:
+        return SqlSurveyAnswers(self.session)
 
     async def __aenter__(self) -> Self:
         await self._inner.__aenter__()

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.conversations.csat import CsatPolicy
 from storage.campaigns import SqlCampaignUnitOfWork
+from storage.canned_replies import SqlCannedReplyUnitOfWork
+from storage.chat_opening import SqlChatOpeningUnitOfWork
 from storage.conversations import SqlChatReplyUnitOfWork
+from storage.csat import SqlCsatUnitOfWork
 from storage.dashboards import SqlDashboardUnitOfWork
 from storage.database import Database
 from storage.desk import SqlDeskUnitOfWork
@@ -27,6 +31,8 @@ from storage.unit_of_work import SqlUnitOfWork
 class UnitsOfWork:
     database: Database
     business_tz: str
+    #: CSAT: the survey policy resolving sends with; None (a bare UnitsOfWork, in tests): no surveys.
+    csat_policy: CsatPolicy | None = None
 
     def general(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
@@ -44,7 +50,7 @@ class UnitsOfWork:
         return ConversationUnitOfWork(self.general())
 
     def desk(self) -> SqlDeskUnitOfWork:
-        return SqlDeskUnitOfWork(self.database, business_tz=self.business_tz)
+        return SqlDeskUnitOfWork(self.database, business_tz=self.business_tz, csat=self.csat_policy)
 
     def chat_replies(self, *, read_only: bool = False) -> SqlChatReplyUnitOfWork:
         return SqlChatReplyUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
@@ -63,3 +69,12 @@ class UnitsOfWork:
 
     def report_schedules(self) -> ReportSchedulingUnitOfWork:
         return ReportSchedulingUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def canned_replies(self) -> SqlCannedReplyUnitOfWork:
+        return SqlCannedReplyUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def chat_opening(self) -> SqlChatOpeningUnitOfWork:
+        return SqlChatOpeningUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def csat(self) -> SqlCsatUnitOfWork:
+        return SqlCsatUnitOfWork(self.database, business_tz=self.business_tz)

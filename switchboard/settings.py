@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     slack_base_url: str = ""
     slack_command: str = "/sb"
 
+    #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
+    csat_surveys: bool = True
+
     #: How long a provider call may take before it counts as in doubt (SMTP conversations take longer).
     provider_timeout_seconds: float = Field(default=15.0, gt=0)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)

@@ -19,6 +19,7 @@ from bot.telegram_staff.staff_bot import TelegramStaffBot, build_telegram_staff
 from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from domain.consent.unsubscribe import UnsubscribeLinks
+from domain.conversations.csat import CsatLinks, CsatPolicy
 from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy
 from domain.delivery.dispatch import Dispatcher
@@ -58,7 +59,7 @@ class Container:
     @cached_property
     def units(self) -> UnitsOfWork:
         """Every kind of unit of work, for this database in the business's timezone."""
-        return UnitsOfWork(self.database, self.settings.business_timezone)
+        return UnitsOfWork(self.database, self.settings.business_timezone, csat_policy=self.csat_policy())
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return self.units.general(read_only=read_only)
@@ -82,6 +83,11 @@ class Container:
 
     def unsubscribe_links(self) -> UnsubscribeLinks:
         return business_unsubscribe_links(self.settings)
+
+    def csat_policy(self) -> CsatPolicy:
+        """CSAT surveys on resolve (SWITCHBOARD_CSAT_SURVEYS), their email links signed with the session secret."""
+        links = CsatLinks(self.settings.public_url, self.settings.session_secret.get_secret_value())
+        return CsatPolicy(self.consent_policy(), links, enabled=self.settings.csat_surveys)
 
     def inbound_policy(self) -> InboundPolicy:
         return InboundPolicy(self.settings.business_name)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.consent.ledger import ConsentLedger
+from domain.conversations.csat import SurveyAnswers, SurveyDesk
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
@@ -103,6 +104,10 @@ class InboundUnitOfWork(Transaction, Protocol):
     @property
     def audit(self) -> AuditTrail: ...
 
+    @property
+    def csat(self) -> SurveyAnswers:
+        """CSAT: a customer's message may be the answer to a resolved conversation's survey."""
+
 
 class ChatReplies(Protocol):
     """A conversation as a staff reply needs it, and the reply's turn in it."""
@@ -177,3 +182,7 @@ class DeskUnitOfWork(Transaction, Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
+
+    @property
+    def surveys(self) -> SurveyDesk | None:
+        """CSAT: resolving sends the satisfaction survey through this; None: no surveys are sent."""

@@ -14,6 +14,7 @@ from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
+from domain.conversations.csat import capture_survey_answer, request_survey
 from domain.conversations.desk import (
     DeskChat,
     check_assignee,
@@ -182,7 +183,14 @@ async def handle_customer_message(
     communication_id = await store.record_inbound(message, customer_id, replied_to)
     if communication_id is None:
         return InboundResult(None, customer_id)  # already recorded: a provider retry in a new envelope
-    if customer_id is not None and action is None:
+    # CSAT (domain/conversations/csat.py): a score answering a resolved conversation's survey is stored
+    # there, and reopens nothing and gives no agent work.
+    answered_survey = (
+        customer_id is not None
+        and action is None
+        and await capture_survey_answer(uow, customer_id, message, communication_id, now)
+    )
+    if customer_id is not None and action is None and not answered_survey:
         chat_id = await store.append_to_chat(
             customer_id, message.channel, communication_id, message.body, now
         )
@@ -457,6 +465,7 @@ async def resolve_chat(uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, n
         await uow.desk.set_status(chat_id, ChatStatus.CLOSED, now, resolved_by=actor.staff_id)
         await uow.desk.add_system_turn(chat_id, "Resolved.", now)
         _audit(uow, actor, "chat.resolve", chat_id)
+        await request_survey(uow.surveys, chat_id, now)  # CSAT: the survey, in this transaction
         resolved = await _desk_chat(uow, chat_id)
         await uow.commit()
     return resolved

@@ -345,6 +345,8 @@ _CHATS_ANSWERED = Measure(
     "chats_answered", "chats", "count", condition=ChatSession.first_response_at.is_not(None)
 )
 _CHATS_CLOSED = Measure("chats_closed", "chats", "count", condition=ChatSession.closed_at.is_not(None))
+#: CSAT reads the customers' answers to the survey: a score with the time it was given.
+_CSAT_ANSWERED = and_(ChatSession.csat_score.is_not(None), ChatSession.csat_answered_at.is_not(None))
 _APPOINTMENTS_DUE = Measure(
     "appointments_due", "appointments", "count", condition=Appointment.status.in_(("completed", "no_show"))
 )
@@ -445,10 +447,8 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
             _CHATS_CLOSED,
         ),
         "csat": MetricMeasures(
-            Measure(
-                "csat_points", "chats", "sum", ChatSession.csat_score, ChatSession.csat_score.is_not(None)
-            ),
-            Measure("csat_ratings", "chats", "count", condition=ChatSession.csat_score.is_not(None)),
+            Measure("csat_points", "chats", "sum", ChatSession.csat_score, _CSAT_ANSWERED),
+            Measure("csat_ratings", "chats", "count", condition=_CSAT_ANSWERED),
         ),
         "campaign_conversion": MetricMeasures(_CAMPAIGN_ORDERS, _CAMPAIGN_MESSAGES),
         "campaign_revenue": MetricMeasures(

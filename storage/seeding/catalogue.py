@@ -157,6 +157,13 @@ TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
         ("Northwind news: {{ headline }}", "Hi {{ first_name }}, this month: {{ headline }}. Read more: {{ link }}"),
         ("Northwind News: {{ headline }}", "Hallo {{ first_name }}, diesen Monat: {{ headline }}. Mehr: {{ link }}"),
     ),
+    # CSAT: the survey a resolved conversation sends on WhatsApp once the customer's 24-hour window has
+    # closed (inside it, plain text goes; domain/conversations/csat.py).
+    TemplateText(
+        "chat_csat_survey", T, ("whatsapp",),
+        ("How did we do?", "Hi {{ first_name }}, thank you for talking with us. How did we do? Reply 1 (poor) to 5 (great)."),
+        ("Wie war es?", "Hallo {{ first_name }}, danke für das Gespräch. Wie zufrieden waren Sie? Antworten Sie mit 1 (schlecht) bis 5 (sehr gut)."),
+    ),
 )  # fmt: skip
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")

@@ -58,6 +58,13 @@ class RecordedAudit:
         self.entries.append(entry)
 
 
+class NoSurveys:
+    """No conversation of the fakes' customers has a survey out."""
+
+    async def open_survey(self, customer_id: int, channel: Channel, since: datetime) -> None:
+        return None
+
+
 class FakeUow:
     """Copies the world on enter and writes it back on commit, so a rollback really forgets."""
 
@@ -70,6 +77,7 @@ class FakeUow:
         self.draft = copy.deepcopy(self.world)
         self.inbox = self.conversations = self.consent = self.outbox = self
         self.audit = RecordedAudit()
+        self.csat = NoSurveys()  # CSAT answers are tested in test_csat.py
         return self
 
     async def __aexit__(

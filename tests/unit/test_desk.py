@@ -67,6 +67,7 @@ class FakeDeskUow:
     async def __aenter__(self) -> Self:
         self.draft = copy.deepcopy(self.stored)
         self.desk = self.audit = self
+        self.surveys = None  # CSAT surveys are tested in test_csat.py
         return self
 
     async def __aexit__(

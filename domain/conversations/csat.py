@@ -1,0 +1,379 @@
+"""CSAT: the satisfaction survey a resolved conversation sends, and the customer's score (and comment) coming back.
+
+On resolve the survey goes out on the conversation's own channel, in the resolving transaction, through the
+normal send path (`queue_message`: consent, quiet hours and dedupe apply):
+- WhatsApp inside the 24-hour window and SMS, Telegram and the website chat: the text "How did we do? Reply 1
+  (poor) to 5 (great)." (the WhatsApp driver sends no interactive buttons yet, so WhatsApp gets the numbered
+  text too); WhatsApp outside the window: the approved template `chat_csat_survey`;
+- email: five one-click links to `/csat/{token}/{score}` (the token, signed with the app secret, names the
+  conversation; the latest click counts while the survey is open).
+
+The category is conversational: the survey is the last turn of a conversation the customer started, so an
+opt-out stops it but marketing opt-in and caps do not apply, it may go by free-form WhatsApp inside the
+window, and it is the one category the website chat carries. At most one survey per conversation.
+
+A customer's next message on that channel that is a bare score (1-5, "5/5", "four", "⭐⭐⭐⭐") within
+ANSWER_WITHIN of the survey, while the conversation is still resolved, is the answer: it is stored with the
+conversation (which keeps who resolved it) and neither reopens it nor gives an agent work. A free-text message
+within COMMENT_WITHIN after the score is its comment; anything else is an ordinary message.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from domain.audit import AuditEntry, AuditTrail
+from domain.consent.model import ConsentPolicy
+from domain.delivery.ports import InboundMessage
+from domain.messages.sending import (
+    MessageRequest,
+    MessageRequestError,
+    SendingUnitOfWork,
+    queue_message,
+)
+from domain.transaction import Transaction
+from domain.vocabulary import Channel, MessageCategory, MessageStatus
+
+#: A score counts as the survey's answer within this time of the survey (the email links close then too).
+ANSWER_WITHIN = timedelta(days=7)
+#: A free-text message this soon after the score is the score's comment; later, an ordinary message.
+COMMENT_WITHIN = timedelta(minutes=10)
+#: A WhatsApp window closing sooner than this is treated as closed: the outbox may send a little later.
+WINDOW_MARGIN = timedelta(minutes=5)
+SURVEY_TEXT = "How did we do? Reply 1 (poor) to 5 (great)."
+SURVEY_SUBJECT = "How did we do?"
+#: The approved WhatsApp template sent when the customer's 24-hour window has closed.
+SURVEY_TEMPLATE = "chat_csat_survey"
+#: The public path of the email links: /csat/{token}/{score}.
+CSAT_PATH = "/csat/"
+MAX_COMMENT = 2000
+SCORES = range(1, 6)
+SCORE_WORDS = {1: "poor", 5: "great"}
+
+
+# --- the signed link ------------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signature(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), f"csat:{payload}".encode(), hashlib.sha256).digest())
+
+
+def csat_token(secret: str, chat_id: int) -> str:
+    """base64url(chat id) + "." + base64url(HMAC-SHA256): names one conversation, unguessable."""
+    payload = _b64(str(chat_id).encode())
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def read_csat_token(secret: str, token: str) -> int | None:
+    """The conversation a token names, or None when it is not one we signed."""
+    payload, _, signature = token.partition(".")
+    if not payload or not signature or not token.isascii():
+        return None
+    if not hmac.compare_digest(signature, _signature(secret, payload)):
+        return None
+    try:
+        return int(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode())
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class CsatLinks:
+    """Makes the one-click answer links of a conversation's survey, under the app's public URL."""
+
+    public_url: str
+    secret: str = field(repr=False)
+
+    def url(self, chat_id: int, score: int) -> str:
+        return f"{self.public_url.rstrip('/')}{CSAT_PATH}{csat_token(self.secret, chat_id)}/{score}"
+
+
+@dataclass(frozen=True)
+class CsatPolicy:
+    """Whether surveys go out (SWITCHBOARD_CSAT_SURVEYS), and what sending one needs."""
+
+    consent: ConsentPolicy
+    links: CsatLinks | None
+    enabled: bool = True
+
+
+# --- reading a score ------------------------------------------------------------------------------------
+
+_NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
+    "eins": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "fuenf": 5,
+    "poor": 1, "great": 5,
+}  # fmt: skip
+_STARS = frozenset("⭐★🌟")
+_SCORE = re.compile(r"([1-5])(?:\s*(?:/|of|von)\s*5)?(?:\s*(?:stars?|sterne?|points?|punkte?))?")
+
+
+def read_score(text: str) -> int | None:
+    """The score a bare answer gives ("5", "4/5", "3 stars", "four", "5️⃣", "⭐⭐⭐⭐"), else None."""
+    folded = unicodedata.normalize("NFKC", text).casefold().replace("\ufe0f", "").replace("\u20e3", "")
+    folded = folded.strip().strip(".!?,;:)(").strip()
+    if not folded or len(folded) > 20:
+        return None
+    if folded in _NUMBER_WORDS:
+        return _NUMBER_WORDS[folded]
+    stars = folded.replace(" ", "")
+    if stars and set(stars) <= _STARS:
+        return len(stars) if len(stars) in SCORES else None
+    found = _SCORE.fullmatch(folded)
+    return int(found.group(1)) if found else None
+
+
+# --- the ports ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SurveyTarget:
+    """A conversation as sending its survey needs it."""
+
+    chat_id: int
+    customer_id: int
+    channel: str
+    requested_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A conversation's survey and its answer so far."""
+
+    chat_id: int
+    customer_id: int
+    requested_at: datetime
+    score: int | None
+    answered_at: datetime | None
+    comment: str | None
+
+
+class SurveyAnswers(Protocol):
+    """Surveys and their answers, in the caller's transaction (nothing here commits)."""
+
+    async def open_survey(self, customer_id: int, channel: Channel, since: datetime) -> Survey | None:
+        """The customer's latest survey on `channel` sent at or after `since` whose conversation is still
+        resolved; None when there is none."""
+
+    async def survey(self, chat_id: int) -> Survey | None:
+        """The conversation's survey; None when none was sent."""
+
+    async def record_score(self, chat_id: int, score: int, at: datetime) -> None: ...
+
+    async def record_comment(self, chat_id: int, comment: str, at: datetime) -> None: ...
+
+    async def add_answer_turn(
+        self, chat_id: int, communication_id: int | None, body: str, note: str, at: datetime
+    ) -> None:
+        """The customer's answer (when it came as a message) and a system note, added to the conversation
+        without reopening it or touching its status."""
+
+
+class SurveyDesk(Protocol):
+    """What sending a survey on resolve needs, in the resolving transaction."""
+
+    @property
+    def policy(self) -> CsatPolicy: ...
+
+    @property
+    def sending(self) -> SendingUnitOfWork:
+        """The resolving transaction as a sending unit of work (the survey goes through `queue_message`)."""
+
+    async def survey_target(self, chat_id: int) -> SurveyTarget | None: ...
+
+    async def mark_requested(self, chat_id: int, message_id: int, body: str, at: datetime) -> None:
+        """Set csat_requested_at and add the survey to the conversation as the bot's turn."""
+
+    async def note(self, chat_id: int, body: str, at: datetime) -> None:
+        """A system note in the conversation."""
+
+
+class AnsweringUnitOfWork(Protocol):
+    """The part of a unit of work that records answers: the surveys and the audit trail."""
+
+    @property
+    def csat(self) -> SurveyAnswers: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
+
+
+class CsatUnitOfWork(AnsweringUnitOfWork, Transaction, Protocol):
+    """A transaction of its own, for the email links."""
+
+
+# --- sending the survey on resolve ----------------------------------------------------------------------
+
+
+async def request_survey(surveys: SurveyDesk | None, chat_id: int, now: datetime) -> bool:
+    """Queues the conversation's survey in the caller's transaction; False when none went (surveys off,
+    one already sent, or no channel could take it, which is noted in the conversation)."""
+    if surveys is None or not surveys.policy.enabled:
+        return False
+    target = await surveys.survey_target(chat_id)
+    if target is None or target.requested_at is not None:
+        return False  # one survey per conversation, however often it is resolved
+    try:
+        request = await _survey_request(surveys, target, now)
+        result = await queue_message(
+            surveys.sending, request, actor="system", via="csat", now=now, policy=surveys.policy.consent
+        )
+    except MessageRequestError as error:
+        await surveys.note(chat_id, f"No satisfaction survey was sent: {error}.", now)
+        return False
+    if result.duplicate or result.message_id is None:
+        return False
+    if result.status is MessageStatus.SUPPRESSED:
+        why = result.explanation.removeprefix("Not sent: ")
+        await surveys.note(chat_id, f"No satisfaction survey was sent: {why}", now)
+        return False
+    await surveys.mark_requested(chat_id, result.message_id, result.preview.text, now)
+    return True
+
+
+async def _survey_request(surveys: SurveyDesk, target: SurveyTarget, now: datetime) -> MessageRequest:
+    # The channel's own rules decide whether it can take the survey (queue_message says why not).
+    channel = next((c for c in Channel if c.value == target.channel), None)
+    if channel is None:
+        raise MessageRequestError(f"messages cannot be sent on the {target.channel} channel")
+    request_id = f"csat-chat-{target.chat_id}"
+    if channel is Channel.WHATSAPP and not await _window_open(surveys, target.customer_id, now):
+        # Outside the 24-hour window only an approved template may go; it keeps its own category (utility
+        # at Meta), which the row and its price take.
+        return MessageRequest(target.customer_id, channel, template=SURVEY_TEMPLATE, request_id=request_id)
+    body, subject = SURVEY_TEXT, None
+    if channel is Channel.EMAIL:
+        links = surveys.policy.links
+        if links is None:
+            raise MessageRequestError(
+                "the email links cannot be made (the public URL and secret are not set)"
+            )
+        body, subject = email_survey(links, target.chat_id), SURVEY_SUBJECT
+    return MessageRequest(
+        target.customer_id,
+        channel,
+        body=body,
+        subject=subject,
+        category=MessageCategory.CONVERSATIONAL,
+        request_id=request_id,
+    )
+
+
+async def _window_open(surveys: SurveyDesk, customer_id: int, now: datetime) -> bool:
+    """Whether a free-form WhatsApp message may still go: the customer wrote within the window."""
+    found = await surveys.sending.recipients.by_ids([customer_id], channels=(Channel.WHATSAPP,), now=now)
+    last = found[0].last_inbound_whatsapp_at if found else None
+    return last is not None and last + surveys.policy.consent.whatsapp_window - WINDOW_MARGIN > now
+
+
+def email_survey(links: CsatLinks, chat_id: int) -> str:
+    """The email survey: one link per score; the page that opens takes an optional comment."""
+    lines = [
+        f"{score}{f' ({SCORE_WORDS[score]})' if score in SCORE_WORDS else ''}: {links.url(chat_id, score)}"
+        for score in SCORES
+    ]
+    return (
+        "How did we do? One click is enough:\n\n"
+        + "\n".join(lines)
+        + "\n\nThe page that opens lets you add a comment if you like."
+    )
+
+
+# --- answers by message ---------------------------------------------------------------------------------
+
+
+async def capture_survey_answer(
+    uow: AnsweringUnitOfWork, customer_id: int, message: InboundMessage, communication_id: int, now: datetime
+) -> bool:
+    """Records the message as the answer to the customer's open survey on its channel (a score, or the
+    score's comment); True when it was one, and the caller then neither reopens nor assigns anything."""
+    survey = await uow.csat.open_survey(customer_id, message.channel, now - ANSWER_WITHIN)
+    if survey is None:
+        return False
+    score = read_score(message.body)
+    recent = survey.answered_at is not None and now - survey.answered_at <= COMMENT_WITHIN
+    if score is not None and (survey.score is None or recent):
+        # A first score, or the customer correcting it straight away.
+        await uow.csat.record_score(survey.chat_id, score, now)
+        note = f"The customer rated this conversation {score} of 5."
+    elif score is None and recent and survey.comment is None and message.body.strip():
+        await uow.csat.record_comment(survey.chat_id, message.body.strip()[:MAX_COMMENT], now)
+        note = "The customer added a comment to their rating."
+    else:
+        return False
+    await uow.csat.add_answer_turn(survey.chat_id, communication_id, message.body, note, now)
+    _audit(uow, survey, message.channel.value, score=score)
+    return True
+
+
+# --- answers by the email links -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkAnswer:
+    """What a click on a survey link did: `recorded` (or changed), `unchanged`, `closed` or `unknown`."""
+
+    outcome: str
+    score: int | None = None
+    comment: str | None = None
+
+
+async def answer_by_link(uow: CsatUnitOfWork, chat_id: int, score: int, now: datetime) -> LinkAnswer:
+    """A click on the email's score link: the latest click counts while the survey is open (a second click
+    on the same score changes nothing; on another score, it replaces the first)."""
+    if score not in SCORES:
+        return LinkAnswer("unknown")
+    async with uow:
+        survey = await uow.csat.survey(chat_id)
+        if survey is None:
+            return LinkAnswer("unknown")
+        if now - survey.requested_at > ANSWER_WITHIN:
+            return LinkAnswer("closed", survey.score, survey.comment)
+        if survey.score == score:
+            return LinkAnswer("unchanged", score, survey.comment)
+        await uow.csat.record_score(chat_id, score, now)
+        changed = "changed their rating to" if survey.score is not None else "rated this conversation"
+        await uow.csat.add_answer_turn(
+            chat_id, None, "", f"The customer {changed} {score} of 5 (email link).", now
+        )
+        _audit(uow, survey, Channel.EMAIL.value, score=score)
+        await uow.commit()
+    return LinkAnswer("recorded", score, survey.comment)
+
+
+async def comment_by_link(uow: CsatUnitOfWork, chat_id: int, comment: str, now: datetime) -> LinkAnswer:
+    """The optional comment from the thank-you page; a later one replaces it while the survey is open."""
+    text = comment.strip()[:MAX_COMMENT]
+    async with uow:
+        survey = await uow.csat.survey(chat_id)
+        if survey is None or survey.score is None:
+            return LinkAnswer("unknown")
+        if now - survey.requested_at > ANSWER_WITHIN:
+            return LinkAnswer("closed", survey.score, survey.comment)
+        if not text or text == survey.comment:
+            return LinkAnswer("unchanged", survey.score, survey.comment)
+        await uow.csat.record_comment(chat_id, text, now)
+        await uow.csat.add_answer_turn(
+            chat_id, None, "", "The customer added a comment to their rating.", now
+        )
+        _audit(uow, survey, Channel.EMAIL.value, comment=True)
+        await uow.commit()
+    return LinkAnswer("recorded", survey.score, text)
+
+
+def _audit(uow: AnsweringUnitOfWork, survey: Survey, via: str, **detail: object) -> None:
+    uow.audit.record(
+        AuditEntry(f"customer:{survey.customer_id}", via, "chat.csat", f"chat:{survey.chat_id}", dict(detail))
+    )
