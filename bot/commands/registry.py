@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Generic, TypeVar
 
-from bot.commands import campaigns, chats, customers, help, kpi, messages, reports, rules, status, templates
+from bot.commands import (
+    campaigns,
+    canned,
+    chats,
+    customers,
+    help,
+    kpi,
+    messages,
+    reports,
+    rules,
+    status,
+    templates,
+)
 from bot.commands.context import CommandContext
 from bot.commands.questions import KPI_USAGE
 from bot.replies import Reply
@@ -261,6 +273,16 @@ _ROWS = (
         ("chat list", "chat list unassigned"),
     ),
     CommandSpec(
+        "chat open",
+        chats.parse_open,
+        chats.run_open,
+        A,
+        "Start a conversation with a customer (their preferred or last-used channel unless you name one).",
+        chats.OPEN_USAGE,
+        ("chat open #12", "chat open jane@example.com on whatsapp"),
+        changes=True,
+    ),
+    CommandSpec(
         "chat assign",
         chats.parse_assign,
         chats.run_assign,
@@ -317,6 +339,15 @@ _ROWS = (
         "Take new conversations again.",
         "back",
         changes=True,
+    ),
+    CommandSpec(
+        "canned",
+        canned.parse_canned,
+        canned.run_canned,
+        V,
+        "Canned replies: list, search by shortcut or title, or fill one for a conversation.",
+        canned.USAGE,
+        ("canned", "canned resch", "canned hours for 12"),
     ),
     CommandSpec(
         "status",

@@ -6,6 +6,7 @@ import random
 from datetime import datetime, timedelta
 
 from storage.seeding.people import CHAT_RATE, THREAD_RATE, Customer
+from storage.seeding.widget import seeded_visitor
 from storage.seeding.world import World, poisson
 
 _QUESTIONS = {
@@ -88,6 +89,7 @@ def chats(world: World, rng: random.Random, customer: Customer) -> None:
     """Web-chat sessions: who answered, how fast, how it ended and how the customer rated it."""
     calendar = world.calendar
     rate = CHAT_RATE[customer.segment]
+    first_chat_at: datetime | None = None
     for _ in range(poisson(rng, world.expected(rate, customer, calendar.online_cumulative))):
         index = calendar.pick_day(
             rng, calendar.online_cumulative, customer.active_from, customer.active_until
@@ -95,6 +97,9 @@ def chats(world: World, rng: random.Random, customer: Customer) -> None:
         started_at = None if index is None else world.after_signup(customer, world.online_moment(rng, customer, index), rng)  # fmt: skip
         if started_at is not None:
             _chat_session(world, rng, customer, started_at)
+            first_chat_at = min(first_chat_at or started_at, started_at)
+    if first_chat_at is not None:
+        seeded_visitor(world, customer.id, first_chat_at)
 
 
 def _chat_session(world: World, rng: random.Random, customer: Customer, started_at: datetime) -> None:

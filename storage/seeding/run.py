@@ -25,6 +25,7 @@ from storage.seeding.messages import Messenger
 from storage.seeding.people import PhoneBook
 from storage.seeding.plan import Calendar, DatabaseNotEmpty, SeedPlan, SeedSummary, derive_rng
 from storage.seeding.story import customer_story
+from storage.seeding.widget import widget_key_rows
 from storage.seeding.world import World
 from storage.seeding.writer import IdSequence, RowSink
 
@@ -41,7 +42,7 @@ SEEDED_TABLES: tuple[str, ...] = (
     "automated_notifications", "bulk_messaging", "customers", "customer_tags", "communication_preferences",
     "consent_records", "customer_consents", "orders", "payments", "refunds", "appointments",
     "video_consultations", "customer_communications", "chat_sessions", "chat_messages",
-    "communication_analytics",
+    "communication_analytics", "chat_widget_keys", "chat_widget_visitors",
 )  # fmt: skip
 
 
@@ -78,6 +79,7 @@ async def seed_database(
         "automated_notifications": notification_rows(set_up_at, created_by=1),
         "bulk_messaging": [c.row(plan.customers) for c in campaigns]
         + [draft_campaign_row(len(campaigns) + 1, calendar)],
+        "chat_widget_keys": widget_key_rows(set_up_at),
     }
     async with database.engine.connect() as connection, _bulk_load(connection):
         async with connection.begin():
