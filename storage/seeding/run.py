@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from storage.database import Database
 from storage.models import Base, BulkMessaging
 from storage.seeding.campaigns import draft_campaign_row, plan_campaigns
+from storage.seeding.canned_replies import canned_reply_rows
 from storage.seeding.catalogue import (
     channel_rows,
     location_rows,
@@ -42,7 +43,7 @@ SEEDED_TABLES: tuple[str, ...] = (
     "automated_notifications", "bulk_messaging", "customers", "customer_tags", "communication_preferences",
     "consent_records", "customer_consents", "orders", "payments", "refunds", "appointments",
     "video_consultations", "customer_communications", "chat_sessions", "chat_messages",
-    "communication_analytics", "chat_widget_keys", "chat_widget_visitors",
+    "communication_analytics", "canned_replies", "chat_widget_keys", "chat_widget_visitors",
 )  # fmt: skip
 
 
@@ -79,6 +80,7 @@ async def seed_database(
         "automated_notifications": notification_rows(set_up_at, created_by=1),
         "bulk_messaging": [c.row(plan.customers) for c in campaigns]
         + [draft_campaign_row(len(campaigns) + 1, calendar)],
+        "canned_replies": canned_reply_rows(set_up_at, created_by=1),
         "chat_widget_keys": widget_key_rows(set_up_at),
     }
     async with database.engine.connect() as connection, _bulk_load(connection):
