@@ -28,6 +28,7 @@ from api.security_headers import add_security_headers
 from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
 from api.webhooks import webhook_handlers
+from api.widget import widget_handlers
 from switchboard.background import BackgroundServices
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
@@ -100,6 +101,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             *unsubscribe_handlers,
             *csat_handlers,
             slack_events,
+            *widget_handlers,
             favicon,
             create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),
         ],

@@ -19,6 +19,9 @@ class Channel(StrEnum):
 #: Channels that messages can be pushed out on through a provider.
 OUTBOUND_CHANNELS: tuple[Channel, ...] = (Channel.SMS, Channel.EMAIL, Channel.WHATSAPP, Channel.TELEGRAM)
 
+#: Channels that carry only replies in a conversation the customer started: the website chat's widget.
+REPLY_ONLY_CHANNELS: tuple[Channel, ...] = (Channel.CHAT,)
+
 
 class Provider(StrEnum):
     TWILIO = "twilio"

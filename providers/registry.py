@@ -20,6 +20,7 @@ from providers.twilio import webhooks as twilio_webhooks
 from providers.webhook_bodies import MalformedWebhook, ReadingContext, WebhookEndpoint, WebhookRead
 from providers.whatsapp import driver as whatsapp_driver
 from providers.whatsapp import webhooks as whatsapp_webhooks
+from providers.widget import driver as widget_driver
 from switchboard.settings import Settings
 
 
@@ -72,6 +73,15 @@ PROVIDERS: tuple[CustomerChannelProvider, ...] = (
         lambda settings: settings.telegram_rate_per_second,
         {telegram_webhooks.UPDATE_KIND: telegram_webhooks.read_update},
         telegram_webhooks.ENDPOINTS,
+    ),
+    # The website chat: replies are handed to the visitor's widget; its messages come in by /widget/ routes.
+    CustomerChannelProvider(
+        Provider.INTERNAL,
+        Channel.CHAT,
+        widget_driver.driver_from,
+        lambda _settings: widget_driver.RATE_PER_SECOND,
+        {},
+        (),
     ),
 )
 

@@ -25,6 +25,7 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
 )
+from storage.widget import widget_addresses
 
 _NONE: Mapping[Channel, Any] = MappingProxyType({})
 
@@ -134,6 +135,8 @@ class SqlRecipientDirectory:
         consents = await self._consents(ids, channels)
         day, week, of_type = await self._marketing_counts(ids, now, campaign_type, exclude_campaign_id)
         inbound = await self._last_inbound_whatsapp(ids) if Channel.WHATSAPP in channels else {}
+        # The website chat reaches a customer through their widget: only those who have opened one.
+        widgets = await widget_addresses(self._session, ids) if Channel.CHAT in channels else {}
         recipients = []
         for (
             customer_id,
@@ -154,7 +157,8 @@ class SqlRecipientDirectory:
                     name=name,
                     locale=locale,
                     timezone=timezone,
-                    addresses=_addresses(channels, phone, email, whatsapp_id, telegram_id),
+                    addresses=_addresses(channels, phone, email, whatsapp_id, telegram_id)
+                    | ({Channel.CHAT: widgets[customer_id]} if customer_id in widgets else {}),
                     # Most customers have none of these, and share the one empty mapping.
                     consents=consents.get(customer_id, _NONE),
                     quiet_hours=self._hours(quiet_start, quiet_end),

@@ -626,5 +626,53 @@ def login_link(email: str, minutes: int) -> None:
     click.echo(signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, utc_now()))
 
 
+@main.group("widget-key")
+def widget_key() -> None:
+    """Keys for the website chat widget, and the web pages (origins) each may be used on."""
+
+
+@widget_key.command("create")
+@click.option("--name", required=True, help="The website the key is for.")
+@click.option("--origin", "origins", multiple=True, required=True, help="e.g. https://www.clinic.example")
+@one_line_errors
+def widget_key_create(name: str, origins: tuple[str, ...]) -> None:
+    """Create a key; embed it as <script src="PUBLIC_URL/widget.js" data-key="KEY"></script>."""
+    from domain.widget.model import WidgetRefused
+    from domain.widget.use_cases import create_widget_key
+    from storage.units import UnitsOfWork
+    from storage.widget_visits import widget_unit
+
+    settings = load_settings()
+
+    async def create(database: Any) -> Any:
+        await require_migrated(database)
+        uow = widget_unit(UnitsOfWork(database, settings.business_timezone))
+        return await create_widget_key(uow, name=name, origins=origins, actor="cli", via="cli", now=utc_now())
+
+    try:
+        key = run_async(_with_database(settings, create))
+    except WidgetRefused as error:
+        raise StartupError(str(error)) from None
+    click.echo(f"created widget key {key.key} for {key.name} ({', '.join(key.allowed_origins)})")
+    click.echo(f'<script src="{settings.public_url.rstrip("/")}/widget.js" data-key="{key.key}"></script>')
+
+
+@widget_key.command("list")
+@one_line_errors
+def widget_key_list() -> None:
+    """Every widget key with its origins, and whether it is on."""
+    from storage.queries.widget import widget_keys
+
+    settings = load_settings()
+
+    async def read(database: Any) -> Any:
+        await require_migrated(database)
+        return await widget_keys(database)
+
+    for key in run_async(_with_database(settings, read)):
+        state = "on" if key.enabled else "off"
+        click.echo(f"{key.key}  {key.name}  [{state}]  {', '.join(key.allowed_origins) or 'no origins'}")
+
+
 if __name__ == "__main__":
     main()

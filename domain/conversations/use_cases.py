@@ -51,6 +51,7 @@ from domain.messages.sending import (
 )
 from domain.vocabulary import (
     OUTBOUND_CHANNELS,
+    REPLY_ONLY_CHANNELS,
     Availability,
     Channel,
     ChatStatus,
@@ -297,8 +298,8 @@ async def reply_route(
     now: datetime,
     policy: ConsentPolicy,
 ) -> ReplyRoute:
-    """The channel the customer wrote on; for the website chat, which cannot take replies yet, the
-    channel a conversational message to them would use. Decided with the same rules as the send."""
+    """The channel the customer wrote on (the website chat's replies go to its widget); for a channel that
+    cannot take replies, the one a conversational message to them would use. Decided as the send is."""
     request = reply_request(chat, _own_channel(chat), "…", "preview", business_name)
     try:
         preview = await preview_message(uow, request, now, policy)
@@ -372,7 +373,9 @@ async def _reply_target(uow: ChatReplyUnitOfWork, chat_id: int) -> ChatReplyTarg
 
 
 def _own_channel(chat: ChatReplyTarget) -> Channel | None:
-    return Channel(chat.channel) if chat.channel in [c.value for c in OUTBOUND_CHANNELS] else None
+    # The website chat answers through its widget (REPLY_ONLY_CHANNELS), never by another channel.
+    replies_on = [c.value for c in (*OUTBOUND_CHANNELS, *REPLY_ONLY_CHANNELS)]
+    return Channel(chat.channel) if chat.channel in replies_on else None
 
 
 def _unsendable(chat: ChatReplyTarget, error: MessageRequestError) -> ReplyRoute:

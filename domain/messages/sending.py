@@ -25,7 +25,14 @@ from domain.templates.rendering import render_template
 from domain.templates.selection import select_template
 from domain.templates.trial import run_trial
 from domain.transaction import Transaction
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
+from domain.vocabulary import (
+    OUTBOUND_CHANNELS,
+    REPLY_ONLY_CHANNELS,
+    Channel,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+)
 
 #: When no channel is named, try the customer's preferred channel first, then these.
 FALLBACK_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
@@ -56,11 +63,16 @@ class MessageRequest:
             raise MessageRequestError("the body is empty")
         if self.body is not None and len(self.body) > MAX_FREE_TEXT:
             raise MessageRequestError(f"the body is {len(self.body)} characters; at most {MAX_FREE_TEXT}")
-        if self.channel is not None and self.channel not in OUTBOUND_CHANNELS:
+        if self.channel is not None and self.channel not in OUTBOUND_CHANNELS and not self.answers_a_chat:
             allowed = ", ".join(c.value for c in OUTBOUND_CHANNELS)
             raise MessageRequestError(
                 f"messages cannot be pushed on {self.channel.value}; use one of {allowed}"
             )
+
+    @property
+    def answers_a_chat(self) -> bool:
+        """A conversational reply on a channel that only carries replies (the website chat)."""
+        return self.channel in REPLY_ONLY_CHANNELS and self.category is MessageCategory.CONVERSATIONAL
 
 
 @dataclass(frozen=True)
@@ -243,8 +255,9 @@ async def queue_message(
 async def _recipient(uow: SendingUnitOfWork, request: MessageRequest, now: datetime) -> Recipient | None:
     if request.customer_id is None:
         return None
+    channels = (*OUTBOUND_CHANNELS, *REPLY_ONLY_CHANNELS) if request.answers_a_chat else OUTBOUND_CHANNELS
     found: Sequence[Recipient] = await uow.recipients.by_ids(
-        [request.customer_id], channels=OUTBOUND_CHANNELS, now=now
+        [request.customer_id], channels=channels, now=now
     )
     if not found:
         raise MessageRequestError(f"there is no customer {request.customer_id}")

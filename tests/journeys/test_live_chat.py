@@ -2,8 +2,8 @@
 
 - A customer writes on WhatsApp (in the sandbox); the agent opens the conversation in the browser, is told the
   reply goes by WhatsApp, sends it, and the customer's phone (the sandbox) shows it.
-- A conversation from the website chat cannot be answered there yet: the page says which channel the reply
-  will take before it is sent, and it goes exactly there.
+- A conversation from the website chat is answered in the widget: the page says so before it is sent, and the
+  reply is stored on the website chat for the visitor's widget, never sent by email.
 - A customer texts STOP: the carrier-style confirmation reaches their phone, they are opted out, and no
   conversation waits for an agent.
 """
@@ -73,7 +73,7 @@ def test_an_agent_answers_an_inbound_whatsapp_message_and_the_customer_receives_
     assert ("staff", "Of course — which day suits you?") in [tuple(t) for t in turns]
 
 
-def test_a_website_chat_says_where_the_reply_goes_before_it_is_sent(demo: Demo, browser_page: Any) -> None:
+def test_a_website_chat_is_answered_in_the_widget_never_by_email(demo: Demo, browser_page: Any) -> None:
     from playwright.sync_api import expect
 
     found = demo.rows(
@@ -88,20 +88,17 @@ def test_a_website_chat_says_where_the_reply_goes_before_it_is_sent(demo: Demo, 
     page = browser_page
     sign_in(page, demo, AGENT)
     page.goto(f"{demo.app_url}/communication/chat/{chat_id}")
-    route = page.locator("#reply-route").inner_text()
-    assert "website chat" in route and "cannot take replies yet" in route, route
-    stated = next(word for word in ("email", "SMS", "WhatsApp", "Telegram") if f"goes by {word}" in route)
+    expect(page.locator("#reply-route")).to_contain_text("Your reply goes by website chat")
     page.get_by_label("Reply").fill("Thanks for your message — here is the answer.")
     page.get_by_role("button", name="Send reply").click()
-    expect(page.locator(".notice")).to_contain_text(f"by {stated}")
+    expect(page.locator(".notice")).to_contain_text("Your reply")
     sent = demo.rows(
         select(ChatMessage.communication_id).where(
             ChatMessage.session_id == chat_id, ChatMessage.author == "staff"
         ),
     )
     assert sent, "the reply was not recorded in the conversation"
-    channel = demo.api("GET", f"/api/messages/{sent[-1][0]}")["channel"]
-    assert {"email": "email", "SMS": "sms", "WhatsApp": "whatsapp", "Telegram": "telegram"}[stated] == channel
+    assert demo.api("GET", f"/api/messages/{sent[-1][0]}")["channel"] == "chat"
 
 
 def test_stop_is_confirmed_to_the_customer_and_opens_no_agent_work(demo: Demo) -> None:

@@ -1,0 +1,40 @@
+"""What the widget's use-cases need from storage: visitors, and the inbound unit of work around them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from domain.conversations.ports import InboundUnitOfWork
+from domain.widget.model import Visitor
+
+
+class VisitorStore(Protocol):
+    async def visitor(self, token_hash: str) -> Visitor | None: ...
+
+    async def add_customer(self, name: str, email: str | None, at: datetime) -> int:
+        """A customer row for a new visitor; only the name is required."""
+
+    async def add_visitor(self, key_id: int, customer_id: int, token_hash: str, at: datetime) -> Visitor: ...
+
+    async def set_contact(self, customer_id: int, name: str | None, email: str | None) -> None:
+        """Fill what the visitor told us (a None leaves the value as it is)."""
+
+    async def seen(self, visitor_id: int, at: datetime) -> None: ...
+
+    async def own_replies(self, customer_id: int, message_ids: Sequence[int]) -> list[int]:
+        """Those of `message_ids` that are replies to this customer on the website chat."""
+
+
+class WidgetKeyStore(Protocol):
+    async def add(self, key: str, name: str, origins: Sequence[str], at: datetime) -> int | None:
+        """A new key; None when the key text is taken."""
+
+
+class WidgetUnitOfWork(InboundUnitOfWork, Protocol):
+    @property
+    def visitors(self) -> VisitorStore: ...
+
+    @property
+    def keys(self) -> WidgetKeyStore: ...

@@ -1,0 +1,155 @@
+"""The widget's use-cases: a visitor starts or resumes a visit, writes to us, and confirms our replies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from domain.audit import AuditEntry
+from domain.conversations.model import CustomerMessage, InboundResult
+from domain.conversations.use_cases import InboundPolicy, handle_customer_message
+from domain.delivery.ports import DeliveryReceipt, InboundMessage
+from domain.vocabulary import Channel, MessageStatus
+from domain.widget.model import (
+    WIDGET_PROVIDER,
+    Visitor,
+    VisitorSession,
+    WidgetKey,
+    WidgetRefused,
+    check_client_id,
+    check_contact,
+    check_message,
+    new_key,
+    new_token,
+    origin_of,
+    reply_ref,
+    token_hash,
+    widget_message_ref,
+)
+from domain.widget.ports import WidgetUnitOfWork
+
+#: The name a visitor's customer row has until they tell us theirs.
+UNNAMED_VISITOR = "Website visitor"
+#: The most receipts one request may carry.
+MAX_RECEIPTS = 200
+
+
+async def start_visit(
+    uow: WidgetUnitOfWork,
+    key: WidgetKey,
+    token: str | None,
+    *,
+    now: datetime,
+    name: str | None = None,
+    email: str | None = None,
+) -> VisitorSession:
+    """The visitor behind `token` on this key's site, or a new visitor (and customer) with a new token."""
+    clean_name, clean_email = check_contact(name, email)
+    async with uow:
+        visitor = await uow.visitors.visitor(token_hash(token)) if token else None
+        if visitor is not None and visitor.key_id == key.id and token is not None:
+            await uow.visitors.seen(visitor.id, now)
+            if clean_name or clean_email:
+                await uow.visitors.set_contact(visitor.customer_id, clean_name, clean_email)
+                visitor = await uow.visitors.visitor(token_hash(token)) or visitor
+            await uow.commit()
+            return VisitorSession(token, visitor, created=False)
+        token = new_token()
+        customer_id = await uow.visitors.add_customer(clean_name or UNNAMED_VISITOR, clean_email, now)
+        visitor = await uow.visitors.add_visitor(key.id, customer_id, token_hash(token), now)
+        uow.audit.record(
+            AuditEntry("visitor", "widget", "widget.visitor", f"customer:{customer_id}", {"key": key.name})
+        )
+        await uow.commit()
+    return VisitorSession(token, visitor, created=True)
+
+
+async def send_visitor_message(
+    uow: WidgetUnitOfWork,
+    key: WidgetKey,
+    visitor: Visitor,
+    *,
+    client_id: str,
+    text: str,
+    policy: InboundPolicy,
+    now: datetime,
+    name: str | None = None,
+    email: str | None = None,
+) -> InboundResult:
+    """What a visitor wrote, through the same inbound path as every channel: it opens or joins their
+    conversation on the website chat and is assigned like any other. A retried POST (the same
+    `client_id`) is stored once; its result then has no communication id."""
+    body = check_message(text)
+    check_client_id(client_id)
+    clean_name, clean_email = check_contact(name, email)
+    message = InboundMessage(
+        provider=WIDGET_PROVIDER,
+        channel=Channel.CHAT,
+        provider_message_id=widget_message_ref(visitor.id, client_id),
+        from_address=f"visitor:{visitor.id}",
+        to_address=f"widget:{key.key}"[:254],
+        body=body,
+        received_at=now,
+        sender_name=clean_name or visitor.name,
+    )
+    async with uow:
+        if clean_name or clean_email:
+            await uow.visitors.set_contact(visitor.customer_id, clean_name, clean_email)
+        result = await handle_customer_message(uow, CustomerMessage(message), policy, now)
+        await uow.visitors.seen(visitor.id, now)
+        await uow.commit()
+    return result
+
+
+async def confirm_replies(
+    uow: WidgetUnitOfWork,
+    visitor: Visitor,
+    *,
+    delivered: Sequence[int],
+    read: Sequence[int],
+    now: datetime,
+) -> int:
+    """The widget received (`delivered`) or showed (`read`) these replies; only the visitor's own replies
+    move, each at most once per status. Returns how many receipts changed something."""
+    wanted = [*dict.fromkeys([*delivered, *read])][:MAX_RECEIPTS]
+    async with uow:
+        own = set(await uow.visitors.own_replies(visitor.customer_id, wanted))
+        receipts = [
+            DeliveryReceipt(WIDGET_PROVIDER, reply_ref(message_id), status, now, our_message_id=message_id)
+            for status, ids in ((MessageStatus.DELIVERED, delivered), (MessageStatus.READ, read))
+            for message_id in dict.fromkeys(ids)
+            if message_id in own
+        ]
+        if not receipts:
+            return 0
+        results = await uow.outbox.apply_receipts(receipts)
+        await uow.commit()
+    return sum(1 for result in results if result.applied)
+
+
+async def create_widget_key(
+    uow: WidgetUnitOfWork, *, name: str, origins: Sequence[str], actor: str, via: str, now: datetime
+) -> WidgetKey:
+    """A key for one website, usable only from `origins` (scheme://host[:port]); audited."""
+    clean_name = " ".join(name.split())[:120]
+    if not clean_name:
+        raise WidgetRefused("Give the key a name (the website it is for).", 422)
+    allowed = tuple(dict.fromkeys(origin_of(o) for o in origins))
+    if not allowed or "" in allowed:
+        raise WidgetRefused("Give each origin as scheme://host[:port], e.g. https://www.clinic.example.", 422)
+    key = new_key()
+    async with uow:
+        key_id = await uow.keys.add(key, clean_name, allowed, now)
+        if key_id is None:
+            raise WidgetRefused("That key is taken; try again.", 409)
+        uow.audit.record(
+            AuditEntry(
+                actor,
+                via,
+                "widget.key.create",
+                f"widget_key:{key_id}",
+                {"name": clean_name, "origins": list(allowed)},
+            )
+        )
+        await uow.commit()
+    return WidgetKey(key_id, key, clean_name, allowed, None, True)

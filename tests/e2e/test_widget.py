@@ -1,0 +1,184 @@
+"""The website chat widget in a real browser: a customer writes on the clinic's page, an agent answers from the
+web inbox, and the answer appears in the widget without a reload (and comes back confirmed as read)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from tests.e2e.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    RunningApp,
+    _free_port,
+    _prepare_database,
+    _require_chromium,
+)
+
+AGENT = "lena.hoffmann@northwind.example"
+T = TypeVar("T")
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_with_worker(tmp_path: Path) -> Iterator[tuple[RunningApp, Path]]:
+    """`switchboard serve` with its worker, so replies are handed to the widget as in production."""
+    _require_chromium()
+    db_file = tmp_path / "widget.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    asyncio.run(_prepare_database(url))
+    port, sandbox_port, smtp_port = _free_port(), _free_port(), _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": url,
+        "SWITCHBOARD_WORKER_IN_PROCESS": "1",
+        "SWITCHBOARD_SANDBOX": "1",
+        "SWITCHBOARD_SANDBOX_PORT": str(sandbox_port),
+        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp_port),
+        "SWITCHBOARD_PUBLIC_URL": base_url,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_healthy(base_url, process)
+        yield RunningApp(base_url, env), db_file
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_until_healthy(base_url: str, process: subprocess.Popen[Any]) -> None:
+    """Up to 90 s: with its worker, serve builds the rollups first, which takes a while on a busy machine."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"switchboard serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("switchboard serve did not become healthy within 90 s")
+
+
+def rows(db_file: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_file) as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def wait_for(check: Callable[[], T | None], seconds: float, what: str) -> T:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"waited {seconds:g} s for {what}")
+
+
+def login_link(app: RunningApp, email: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "login-link", email, "--minutes", "5"],
+        env=app.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
+    app_with_worker: tuple[RunningApp, Path],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    app, db_file = app_with_worker
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            customer = browser.new_context().new_page()
+            customer.goto(f"{app.base_url}/widget/demo")
+            customer.get_by_role("button", name="Chat with us").click()
+            panel = customer.get_by_role("dialog", name="Chat")
+            expect(panel).to_be_visible()
+            expect(panel.get_by_label("Your message").first).to_be_visible()
+            panel.get_by_label("Your message").first.fill("Hello from the website, do you open on Saturdays?")
+            panel.get_by_role("button", name="Send", exact=True).click()
+            expect(panel.locator(".sbw-mine")).to_have_text(
+                ["Hello from the website, do you open on Saturdays?"]
+            )
+            expect(panel.locator(".sbw-waiting")).to_have_count(0)
+            token = customer.evaluate("Object.keys(localStorage).map(k => localStorage.getItem(k))[0]")
+            assert token
+
+            [(chat_id,)] = wait_for(
+                lambda: rows(
+                    db_file,
+                    "SELECT s.id FROM chat_sessions s JOIN chat_messages m ON m.session_id = s.id "
+                    "WHERE s.channel = 'chat' AND m.body LIKE 'Hello from the website%'",
+                ),
+                15,
+                "the conversation on the website chat",
+            )
+
+            agent = browser.new_context().new_page()
+            agent.goto(login_link(app, AGENT))
+            agent.goto(f"{app.base_url}/communication/chat/{chat_id}")
+            expect(agent.locator(".conversation")).to_contain_text("Hello from the website")
+            expect(agent.locator("#reply-route")).to_contain_text("Your reply goes by website chat")
+            agent.get_by_label("Reply").fill("Yes, from 9 to 14 on Saturdays.")
+            agent.get_by_role("button", name="Send reply").click()
+            expect(agent.locator(".notice")).to_contain_text("Your reply")
+
+            # No reload: the answer arrives over the widget's live stream.
+            expect(panel.locator(".sbw-theirs")).to_have_text(
+                ["Yes, from 9 to 14 on Saturdays."], timeout=20_000
+            )
+            customer.screenshot(path="/tmp/switchboard-widget.png")
+
+            def confirmed() -> list[tuple[Any, ...]]:
+                return rows(
+                    db_file,
+                    "SELECT channel, provider, status FROM customer_communications "
+                    "WHERE direction = 'outbound' AND body = 'Yes, from 9 to 14 on Saturdays.' "
+                    "AND status IN ('delivered', 'read')",
+                )
+
+            [(channel, provider, _status)] = wait_for(confirmed, 15, "the widget to confirm the reply")
+            assert (channel, provider) == ("chat", "internal")
+            assert not rows(
+                db_file,
+                "SELECT id FROM customer_communications WHERE body = 'Yes, from 9 to 14 on Saturdays.' "
+                "AND channel != 'chat'",
+            ), "the reply went out on another channel too"
+
+            # A reload shows the history (the token kept in localStorage resumes the same visitor).
+            customer.reload()
+            customer.get_by_role("button", name="Chat with us").click()
+            expect(panel.locator(".sbw-turn")).to_have_text(
+                ["Hello from the website, do you open on Saturdays?", "Yes, from 9 to 14 on Saturdays."]
+            )
+        finally:
+            browser.close()

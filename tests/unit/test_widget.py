@@ -1,0 +1,183 @@
+"""The widget's rules with fakes: which pages may use a key, what a message may be, and receipts that only
+move the visitor's own replies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import pytest
+
+from domain.audit import AuditEntry
+from domain.delivery.outbox import ReceiptResult
+from domain.delivery.ports import DeliveryReceipt
+from domain.vocabulary import MessageStatus
+from domain.widget.model import (
+    Visitor,
+    WidgetKey,
+    WidgetRefused,
+    check_contact,
+    check_key,
+    check_message,
+    check_origin,
+    client_id_of,
+    token_hash,
+    widget_message_ref,
+)
+from domain.widget.use_cases import confirm_replies, create_widget_key, start_visit
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+KEY = WidgetKey(1, "k1", "Clinic website", ("https://clinic.example",), None, True)
+
+
+def test_only_the_keys_origins_and_our_own_pages_may_use_it() -> None:
+    check_origin(KEY, "https://clinic.example")
+    check_origin(KEY, "HTTPS://Clinic.Example")
+    check_origin(KEY, None)  # no Origin: not a cross-site browser request
+    check_origin(KEY, "http://127.0.0.1:8000", own_origins=["http://127.0.0.1:8000/"])
+    for stranger in ("https://evil.example", "http://clinic.example", "https://clinic.example:8443", "null"):
+        with pytest.raises(WidgetRefused, match="may not be used on") as refused:
+            check_origin(KEY, stranger)
+        assert refused.value.status == 403
+
+
+def test_an_unknown_key_is_404_and_a_switched_off_one_403() -> None:
+    with pytest.raises(WidgetRefused) as unknown:
+        check_key(None)
+    assert unknown.value.status == 404
+    with pytest.raises(WidgetRefused) as off:
+        check_key(WidgetKey(2, "k2", "Old", (), None, False))
+    assert off.value.status == 403
+    assert check_key(KEY) is KEY
+
+
+def test_a_message_is_trimmed_and_at_most_4000_characters() -> None:
+    assert check_message("  hello \n") == "hello"
+    assert check_message("x" * 4000) == "x" * 4000
+    with pytest.raises(WidgetRefused, match="4,001 characters") as too_long:
+        check_message("x" * 4001)
+    assert too_long.value.status == 413
+    with pytest.raises(WidgetRefused, match="empty"):
+        check_message(" \t ")
+
+
+def test_contact_details_are_cleaned_and_a_bad_email_refused() -> None:
+    assert check_contact("  Ada   Lovelace ", " Ada@Example.COM ") == ("Ada Lovelace", "ada@example.com")
+    assert check_contact(None, "") == (None, None)
+    with pytest.raises(WidgetRefused, match="email"):
+        check_contact("Ada", "not-an-email")
+
+
+def test_a_message_reference_carries_the_widgets_own_id() -> None:
+    ref = widget_message_ref(7, "abc12345")
+    assert ref == "widget:7:abc12345"
+    assert client_id_of(ref) == "abc12345"
+    assert client_id_of("wamid.1") is None
+
+
+class FakeWidgetUow:
+    """Visitors, keys and receipts in memory; `committed` counts commits."""
+
+    def __init__(self) -> None:
+        self.visitors_by_hash: dict[str, Visitor] = {}
+        self.customers: dict[int, tuple[str, str | None]] = {}
+        self.replies: dict[int, int] = {}  # reply id -> customer id
+        self.receipts: list[DeliveryReceipt] = []
+        self.entries: list[AuditEntry] = []
+        self.keys_added: list[tuple[str, str, tuple[str, ...]]] = []
+        self.committed = 0
+
+    async def __aenter__(self) -> Self:
+        self.visitors = self.keys = self.outbox = self.audit = self
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        pass
+
+    async def commit(self) -> None:
+        self.committed += 1
+
+    def record(self, entry: AuditEntry) -> None:
+        self.entries.append(entry)
+
+    async def visitor(self, token_hash: str) -> Visitor | None:
+        return self.visitors_by_hash.get(token_hash)
+
+    async def add_customer(self, name: str, email: str | None, at: datetime) -> int:
+        self.customers[len(self.customers) + 1] = (name, email)
+        return len(self.customers)
+
+    async def add_visitor(self, key_id: int, customer_id: int, token_hash: str, at: datetime) -> Visitor:
+        name, email = self.customers[customer_id]
+        visitor = Visitor(len(self.visitors_by_hash) + 1, key_id, customer_id, name, email)
+        self.visitors_by_hash[token_hash] = visitor
+        return visitor
+
+    async def set_contact(self, customer_id: int, name: str | None, email: str | None) -> None:
+        old_name, old_email = self.customers[customer_id]
+        self.customers[customer_id] = (name or old_name, email or old_email)
+
+    async def seen(self, visitor_id: int, at: datetime) -> None:
+        pass
+
+    async def own_replies(self, customer_id: int, message_ids: Sequence[int]) -> list[int]:
+        return [i for i in message_ids if self.replies.get(i) == customer_id]
+
+    async def apply_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptResult]:
+        self.receipts.extend(receipts)
+        return [ReceiptResult(True, r.our_message_id, r.status.value, "applied") for r in receipts]
+
+    async def add(self, key: str, name: str, origins: Sequence[str], at: datetime) -> int | None:
+        self.keys_added.append((key, name, tuple(origins)))
+        return len(self.keys_added)
+
+
+async def test_a_new_visitor_becomes_a_customer_and_a_returning_one_keeps_their_token() -> None:
+    uow: Any = FakeWidgetUow()
+    first = await start_visit(uow, KEY, None, now=NOW)
+    assert first.created and uow.customers == {1: ("Website visitor", None)}
+    assert token_hash(first.token) in uow.visitors_by_hash and first.token not in uow.visitors_by_hash
+    assert [e.action for e in uow.entries] == ["widget.visitor"]
+    again = await start_visit(uow, KEY, first.token, now=NOW, name="Ada", email="ada@example.com")
+    assert not again.created and again.token == first.token
+    assert uow.customers == {1: ("Ada", "ada@example.com")}
+    # The same token on another key's site is a new visitor there.
+    elsewhere = await start_visit(uow, WidgetKey(9, "k9", "Other", (), None, True), first.token, now=NOW)
+    assert elsewhere.created and elsewhere.visitor.customer_id == 2
+
+
+async def test_receipts_move_only_the_visitors_own_replies() -> None:
+    uow: Any = FakeWidgetUow()
+    uow.replies = {10: 1, 11: 2}
+    visitor = Visitor(1, 1, 1, "Ada", None)
+    applied = await confirm_replies(uow, visitor, delivered=[10, 11], read=[10], now=NOW)
+    assert applied == 2
+    assert [(r.our_message_id, r.status) for r in uow.receipts] == [
+        (10, MessageStatus.DELIVERED),
+        (10, MessageStatus.READ),
+    ]
+    assert await confirm_replies(uow, visitor, delivered=[11], read=[], now=NOW) == 0
+
+
+async def test_a_key_needs_a_name_and_real_origins() -> None:
+    uow: Any = FakeWidgetUow()
+    key = await create_widget_key(
+        uow,
+        name="Clinic",
+        origins=["https://www.clinic.example/", "https://www.clinic.example"],
+        actor="a",
+        via="cli",
+        now=NOW,
+    )
+    assert key.allowed_origins == ("https://www.clinic.example",) and key.key.startswith("wk_")
+    assert [e.action for e in uow.entries] == ["widget.key.create"]
+    with pytest.raises(WidgetRefused):
+        await create_widget_key(
+            uow, name="Clinic", origins=["www.clinic.example"], actor="a", via="cli", now=NOW
+        )
+    with pytest.raises(WidgetRefused):
+        await create_widget_key(uow, name=" ", origins=["https://a.example"], actor="a", via="cli", now=NOW)
