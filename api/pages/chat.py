@@ -278,6 +278,14 @@ class ChatPages(StaffPages):
             **extra,
         )
 
+    async def _refused(
+        self, request: Request[Any, Any, Any], session_id: int, error: str, draft: str
+    ) -> Template:
+        """The conversation page again with why it was refused, and the agent's text kept in the box."""
+        template = await self._conversation_page(request, session_id, None, error=error, draft=draft)
+        template.status_code = 422
+        return template
+
     @post(
         "/communication/chat/{session_id:int}/reply",
         name="chat_reply",
@@ -294,9 +302,7 @@ class ChatPages(StaffPages):
         try:
             require_filled(body)
         except CannedReplyError as error:
-            template = await self._conversation_page(request, session_id, None, error=str(error), draft=body)
-            template.status_code = 422
-            return template
+            return await self._refused(request, session_id, str(error), body)
         try:
             result = await reply_in_chat(
                 container.units.chat_replies(),
@@ -313,9 +319,7 @@ class ChatPages(StaffPages):
         except ChatNotFound as error:
             raise NotFoundException(str(error)) from None
         except MessageRequestError as error:
-            template = await self._conversation_page(request, session_id, None, error=str(error), draft=body)
-            template.status_code = 422
-            return template
+            return await self._refused(request, session_id, str(error), body)
         return Redirect(f"/communication/chat/{session_id}?sent={result.message_id}", status_code=303)
 
     async def _expand_shortcut(
@@ -325,11 +329,7 @@ class ChatPages(StaffPages):
         container = container_of(request)
         reply = await canned_reply_named(container.database, typed)
         if reply is None:
-            template = await self._conversation_page(
-                request, session_id, None, error=f"There is no canned reply {typed}.", draft=typed
-            )
-            template.status_code = 422
-            return template
+            return await self._refused(request, session_id, f"There is no canned reply {typed}.", typed)
         text, missing = await filled_for_chat(
             container.database, reply, session_id, staff_of(request), container.settings.business_name
         )
@@ -358,9 +358,7 @@ class ChatPages(StaffPages):
         except ChatNotFound as error:
             raise NotFoundException(str(error)) from None
         except MessageRequestError as error:
-            template = await self._conversation_page(request, session_id, None, error=str(error), draft=body)
-            template.status_code = 422
-            return template
+            return await self._refused(request, session_id, str(error), body)
         return Redirect(f"/communication/chat/{session_id}?done=note", status_code=303)
 
     @post(
