@@ -27,6 +27,7 @@ BACKGROUND_JOBS: tuple[str, ...] = (
     "campaign planning",
     "notifications",
     "snoozed conversations",
+    "live-chat SLAs",
     "report scheduler",
     "rollups",
     "daily insight",

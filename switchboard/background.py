@@ -18,6 +18,7 @@ from datetime import datetime
 
 from domain.campaigns.use_cases import advance_running_campaigns
 from domain.clock import utc_now
+from domain.conversations.sla_watch import SlaPassResult
 from domain.conversations.use_cases import wake_snoozed_chats
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
@@ -41,6 +42,7 @@ from reports.scheduler import LeaseTooShort, ReportScheduler, ScheduleRunner
 from storage.schedules import DueSchedule
 from switchboard.delivery import build_dispatcher
 from switchboard.errors import StartupError
+from switchboard.sla_watch import SlaWatch
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,7 @@ class BackgroundServices:
         )
         #: Each job's last success and failure, written out by the heartbeat (never once per pass).
         self.health = JobHealth(utc_now)
+        self._sla_watch: SlaWatch | None = None
 
     def jobs(self) -> tuple[Job, ...]:
         """The job table: every periodic pass a worker runs besides delivery and the report scheduler."""
@@ -88,6 +91,7 @@ class BackgroundServices:
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
             Job("snoozed conversations", 30.0, self.wake_snoozed_chats),
+            Job("live-chat SLAs", 30.0, self.watch_slas),
             Job("heartbeat", HEARTBEAT_SECONDS, self.heartbeat, tracked=False),
             Job("performance snapshot", 60.0, self.snapshot_metrics),
             Job("rollups", 60.0, self.refresh_rollups),
@@ -175,6 +179,11 @@ class BackgroundServices:
 
     async def wake_snoozed_chats(self) -> int:
         return await wake_snoozed_chats(self.container.units.desk(), utc_now())
+
+    async def watch_slas(self) -> SlaPassResult:
+        if self._sla_watch is None:
+            self._sla_watch = SlaWatch(self.container.database, self.container.settings)
+        return await self._sla_watch.run()
 
     async def heartbeat(self) -> None:
         await record_heartbeat(

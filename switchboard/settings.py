@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     #: on, https://slack.com/api/ while it is off.
     slack_base_url: str = ""
     slack_command: str = "/sb"
+    #: Where live-chat SLA warnings and breaches are posted (a channel id or #name); empty: the live-chat
+    #: channel (slack_chat_channel), and when that is empty too, they are stored but not posted.
+    slack_sla_channel: str = ""
 
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True

@@ -20,6 +20,7 @@ from bot.commands import (
     status,
     templates,
 )
+from bot.commands import sla as sla_commands
 from bot.commands.context import CommandContext
 from bot.commands.questions import KPI_USAGE
 from bot.replies import Reply
@@ -78,6 +79,15 @@ _ROWS = (
             "revenue this month vs last month",
             "show no-show rate for video consultations this quarter",
         ),
+    ),
+    CommandSpec(
+        "sla",
+        sla_commands.parse_sla,
+        sla_commands.run_sla,
+        V,
+        "Live-chat SLA policies, and today's (or the week's) warnings and breaches by conversation.",
+        sla_commands.USAGE,
+        ("sla", "sla week"),
     ),
     CommandSpec("report list", reports.parse_list, reports.run_list, V, "The saved reports.", "report list"),
     CommandSpec(

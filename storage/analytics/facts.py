@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from sqlalchemy import Float, String, and_, cast, func, literal, select
+from sqlalchemy import Float, String, and_, cast, exists, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -24,6 +24,7 @@ from storage.models import (
     Appointment,
     BulkMessaging,
     ChatSession,
+    ChatSlaEvent,
     ConsentRecord,
     Customer,
     CustomerCommunication,
@@ -279,8 +280,41 @@ CHATS = FactSource(
     joins=MappingProxyType({"staff": Join(_chat_staff, ChatSession.assigned_staff_id == _chat_staff.c.id)}),
 )
 
+_breach_chat = _alias(ChatSession, "breach_chat")
+_breach_staff = _alias(StaffUser, "breach_staff")
+
+#: Live-chat SLA breaches (chat_sla_events of kind breach), when they were recorded.
+SLA_BREACHES = FactSource(
+    name="sla_breaches",
+    table=ChatSlaEvent.__table__,
+    time_column=ChatSlaEvent.occurred_at,
+    id_column=ChatSlaEvent.id,
+    condition=ChatSlaEvent.kind == "breach",
+    dimensions=MappingProxyType(
+        {"channel": (_breach_chat.c.channel, ("chat",)), "staff": (_breach_staff.c.name, ("staff",))}
+    ),
+    joins=MappingProxyType(
+        {
+            "chat": Join(_breach_chat, ChatSlaEvent.session_id == _breach_chat.c.id),
+            "staff": Join(_breach_staff, ChatSlaEvent.staff_id == _breach_staff.c.id),
+        }
+    ),
+)
+
 SOURCES: Mapping[str, FactSource] = MappingProxyType(
-    {s.name: s for s in (ORDERS, CUSTOMERS, APPOINTMENTS, VIDEO_CONSULTATIONS, MESSAGES, OPT_OUTS, CHATS)}
+    {
+        s.name: s
+        for s in (
+            ORDERS,
+            CUSTOMERS,
+            APPOINTMENTS,
+            VIDEO_CONSULTATIONS,
+            MESSAGES,
+            OPT_OUTS,
+            CHATS,
+            SLA_BREACHES,
+        )
+    }
 )
 
 Aggregate = Literal["sum", "count", "count_distinct", "returning"]
@@ -347,6 +381,8 @@ _CHATS_ANSWERED = Measure(
 _CHATS_CLOSED = Measure("chats_closed", "chats", "count", condition=ChatSession.closed_at.is_not(None))
 #: CSAT reads the customers' answers to the survey: a score with the time it was given.
 _CSAT_ANSWERED = and_(ChatSession.csat_score.is_not(None), ChatSession.csat_answered_at.is_not(None))
+#: A conversation with no SLA target breached (so far, for one still open).
+_NO_SLA_BREACH = ~exists().where(ChatSlaEvent.session_id == ChatSession.id, ChatSlaEvent.kind == "breach")
 _APPOINTMENTS_DUE = Measure(
     "appointments_due", "appointments", "count", condition=Appointment.status.in_(("completed", "no_show"))
 )
@@ -449,6 +485,11 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
         "csat": MetricMeasures(
             Measure("csat_points", "chats", "sum", ChatSession.csat_score, _CSAT_ANSWERED),
             Measure("csat_ratings", "chats", "count", condition=_CSAT_ANSWERED),
+        ),
+        "sla_breaches": MetricMeasures(Measure("sla_breaches", "sla_breaches", "count")),
+        "sla_met_rate": MetricMeasures(
+            Measure("chats_within_sla", "chats", "count", condition=_NO_SLA_BREACH),
+            Measure("chats", "chats", "count"),
         ),
         "campaign_conversion": MetricMeasures(_CAMPAIGN_ORDERS, _CAMPAIGN_MESSAGES),
         "campaign_revenue": MetricMeasures(

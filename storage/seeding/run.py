@@ -25,6 +25,7 @@ from storage.seeding.catalogue import (
 from storage.seeding.messages import Messenger
 from storage.seeding.people import PhoneBook
 from storage.seeding.plan import Calendar, DatabaseNotEmpty, SeedPlan, SeedSummary, derive_rng
+from storage.seeding.sla import seed_sla_history, sla_policy_rows
 from storage.seeding.story import customer_story
 from storage.seeding.widget import widget_key_rows
 from storage.seeding.world import World
@@ -44,6 +45,7 @@ SEEDED_TABLES: tuple[str, ...] = (
     "consent_records", "customer_consents", "orders", "payments", "refunds", "appointments",
     "video_consultations", "customer_communications", "chat_sessions", "chat_messages",
     "communication_analytics", "canned_replies", "chat_widget_keys", "chat_widget_visitors",
+    "sla_policies", "chat_sla_events",
 )  # fmt: skip
 
 
@@ -80,6 +82,7 @@ async def seed_database(
         "automated_notifications": notification_rows(set_up_at, created_by=1),
         "bulk_messaging": [c.row(plan.customers) for c in campaigns]
         + [draft_campaign_row(len(campaigns) + 1, calendar)],
+        "sla_policies": sla_policy_rows(set_up_at),
         "canned_replies": canned_reply_rows(set_up_at, created_by=1),
         "chat_widget_keys": widget_key_rows(set_up_at),
     }
@@ -110,6 +113,8 @@ async def seed_database(
                 sink.add("communication_analytics", row)
                 if sink.full:
                     await sink.flush(connection)
+            await sink.flush(connection)
+            await seed_sla_history(connection, sink, ids, setup["sla_policies"], calendar.end_at)
             await sink.flush(connection)
             if database.dialect == "postgresql":
                 await _advance_sequences(connection)

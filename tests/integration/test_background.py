@@ -235,7 +235,7 @@ async def test_job_states_read_in_words_across_processes(database: Database) -> 
     ]  # not the 2 h old one
     assert health.headline() == (
         "1 worker process running; needs a look: campaign planning, notifications, snoozed conversations, "
-        "rollups, daily insight, performance snapshot."
+        "live-chat SLAs, rollups, daily insight, performance snapshot."
     )
 
     # A day later the silent processes are forgotten by the next heartbeat.

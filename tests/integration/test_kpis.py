@@ -24,6 +24,7 @@ from storage.models import (
     Appointment,
     BulkMessaging,
     ChatSession,
+    ChatSlaEvent,
     ConsentRecord,
     Customer,
     CustomerCommunication,
@@ -56,6 +57,7 @@ class Facts:
     messages: list[CustomerCommunication]
     opt_outs: list[ConsentRecord]
     chats: list[ChatSession]
+    sla_breaches: list[ChatSlaEvent]
 
 
 async def load_facts(database: Database) -> Facts:
@@ -76,6 +78,7 @@ async def load_facts(database: Database) -> Facts:
             ],
             opt_outs=[r for r in await session.scalars(select(ConsentRecord)) if r.status == "opted_out"],
             chats=list(await session.scalars(select(ChatSession))),
+            sla_breaches=[e for e in await session.scalars(select(ChatSlaEvent)) if e.kind == "breach"],
         )
 
 
@@ -118,6 +121,7 @@ def reference_kpis(
     campaign_orders = [o for o in orders if o.campaign_id is not None]
     campaign_sent = [m for m in sent if m.campaign_id is not None]
     sent_cost = sum((m.cost_micros or 0) for m in sent) / 1e6
+    breached = {e.session_id for e in facts.sla_breaches}
     return {
         "revenue": revenue,
         "orders": float(len(orders)),
@@ -150,6 +154,8 @@ def reference_kpis(
             sum((c.closed_at - c.started_at).total_seconds() for c in closed if c.closed_at), len(closed)
         ),
         "csat": ratio(sum(c.csat_score or 0 for c in rated), len(rated)),
+        "sla_breaches": float(sum(within(e.occurred_at, start, end) for e in facts.sla_breaches)),
+        "sla_met_rate": ratio(sum(c.id not in breached for c in chats), len(chats)),
         "campaign_conversion": ratio(len(campaign_orders), len(campaign_sent)),
         "campaign_revenue": sum(
             (o.amount_minor - facts.refunded.get(o.id, 0)) / 100 for o in campaign_orders

@@ -1,0 +1,61 @@
+"""The worker's SLA job, wired: the SLA pass over the database, with alerts posted to the team's Slack channel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from domain.clock import utc_now
+from domain.conversations.sla_watch import SlaAlertPoster, SlaPassResult, watch_slas
+from providers.slack.client import slack_client
+from storage.database import Database
+from storage.sla import SqlSlaUnitOfWork
+from switchboard.settings import Settings
+
+#: A Slack call that takes longer fails this pass; the claim is released and the next pass tries again.
+SLACK_TIMEOUT_SECONDS = 10
+
+
+class SlackSlaChannel:
+    """Posts an alert to one Slack channel; raises (slack_sdk's errors) when Slack did not take it."""
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self._client = client
+        self.channel = channel
+
+    async def post(self, text: str) -> None:
+        await self._client.chat_postMessage(channel=self.channel, text=text, unfurl_links=False)
+
+
+def sla_channel(settings: Settings) -> str:
+    """SWITCHBOARD_SLACK_SLA_CHANNEL, else the live-chat channel (SWITCHBOARD_SLACK_CHAT_CHANNEL), else ""."""
+    return (settings.slack_sla_channel or str(getattr(settings, "slack_chat_channel", "") or "")).strip()
+
+
+def sla_poster(settings: Settings) -> SlaAlertPoster | None:
+    """None when no channel is set: warnings and breaches are still stored (and counted), just not posted."""
+    channel = sla_channel(settings)
+    if not channel:
+        return None
+    client = slack_client(
+        settings.slack_bot_token.get_secret_value(),
+        settings.slack_base_url,
+        timeout_seconds=SLACK_TIMEOUT_SECONDS,
+    )
+    return SlackSlaChannel(client, channel)
+
+
+class SlaWatch:
+    """`SlaWatch(database, settings).run()` is one pass of the job (the background table calls it)."""
+
+    def __init__(self, database: Database, settings: Settings, poster: SlaAlertPoster | None = None) -> None:
+        self._database = database
+        self._settings = settings
+        self._poster = poster if poster is not None else sla_poster(settings)
+
+    def _unit(self) -> SqlSlaUnitOfWork:
+        return SqlSlaUnitOfWork(self._database, business_tz=self._settings.business_timezone)
+
+    async def run(self, now: datetime | None = None) -> SlaPassResult:
+        return await watch_slas(self._unit, self._poster, now or utc_now(), self._settings.public_url)

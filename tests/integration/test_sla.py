@@ -1,0 +1,333 @@
+"""Live-chat SLAs on a real database: the worker's pass stores each warning and breach once (two workers at
+once too), alerts reach the sandbox's Slack stand-in once, and the seeded demo's SLA figures recount."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from sqlalchemy import select
+
+from api.sandbox import SandboxConfig, run_sandbox
+from domain.conversations.sla import BusinessHours, SlaMetric, policy_for
+from reports.periods import PeriodSpec, resolve_period
+from reports.query import MetricQuery, run_query
+from storage.database import Database
+from storage.models import ChatMessage, ChatSession, ChatSlaEvent, Customer, Location, SlaPolicy, StaffUser
+from storage.seeding import SeedPlan, seed_database
+from storage.sla import all_policies
+from switchboard.settings import Settings
+from switchboard.sla_watch import SlaWatch, sla_channel, sla_poster
+
+BERLIN = ZoneInfo("Europe/Berlin")
+SPLIT = {day: [["09:00", "13:00"], ["14:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+CHANNEL = "C0SWITCHBOARD"
+
+
+def berlin(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=BERLIN).astimezone(UTC)  # type: ignore[misc]
+
+
+STARTED = berlin(2026, 3, 2, 10, 0)  # a Monday
+
+
+@dataclass
+class Recorded:
+    posted: list[str] = field(default_factory=list)
+
+    async def post(self, text: str) -> None:
+        await asyncio.sleep(0.01)  # let the other worker run in between
+        self.posted.append(text)
+
+
+async def given_conversations(database: Database) -> dict[str, int]:
+    """Ana (Berlin Mitte, its own 10-minute first response) waits for a first answer; Bo (Vienna, the
+    default policy) was answered and wrote again at 12:50; a snoozed and a resolved one are left alone."""
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                Location(id=1, code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin"),
+                Location(id=2, code="VIE", name="Wien", country="AT", timezone="Europe/Vienna"),
+                StaffUser(id=1, email="lena@x.example", name="Lena", role="agent", availability="online"),
+            ]
+        )
+        await session.flush()
+        session.add_all(
+            [
+                Customer(id=1, name="Ana Ruiz", whatsapp_id="4915100000001", home_location_id=1),
+                Customer(id=2, name="Bo Berg", whatsapp_id="4915100000002", home_location_id=2),
+            ]
+        )
+        await session.flush()  # the rows below point at these
+        session.add_all(
+            [
+                SlaPolicy(
+                    id=1,
+                    name="Standard",
+                    location_id=None,
+                    first_response_minutes=15,
+                    next_response_minutes=30,
+                    resolution_minutes=480,
+                    warn_before_minutes=5,
+                    business_hours=SPLIT,
+                    holidays=["2026-12-25"],
+                    enabled=True,
+                ),
+                SlaPolicy(
+                    id=2,
+                    name="Berlin Mitte",
+                    location_id=1,
+                    first_response_minutes=10,
+                    next_response_minutes=20,
+                    resolution_minutes=480,
+                    warn_before_minutes=5,
+                    business_hours=SPLIT,
+                    holidays=[],
+                    enabled=True,
+                ),
+            ]
+        )
+        await session.flush()
+        chats = {
+            "ana": ChatSession(
+                customer_id=1, channel="whatsapp", status="open", assigned_staff_id=1, started_at=STARTED
+            ),
+            "bo": ChatSession(
+                customer_id=2,
+                channel="telegram",
+                status="open",
+                started_at=STARTED,
+                first_response_at=STARTED + timedelta(minutes=5),
+            ),
+            "snoozed": ChatSession(
+                customer_id=2,
+                channel="sms",
+                status="snoozed",
+                started_at=STARTED,
+                snoozed_until=STARTED + timedelta(days=1),
+            ),
+            "resolved": ChatSession(
+                customer_id=1,
+                channel="sms",
+                status="closed",
+                started_at=STARTED,
+                closed_at=STARTED + timedelta(hours=1),
+            ),
+        }
+        session.add_all(chats.values())
+        await session.flush()
+        session.add_all(
+            [
+                ChatMessage(session_id=chats["ana"].id, author="customer", body="Hello?", created_at=STARTED),
+                ChatMessage(session_id=chats["bo"].id, author="customer", body="Hi", created_at=STARTED),
+                ChatMessage(
+                    session_id=chats["bo"].id,
+                    author="staff",
+                    staff_id=1,
+                    body="Hello Bo",
+                    created_at=STARTED + timedelta(minutes=5),
+                ),
+                ChatMessage(
+                    session_id=chats["bo"].id,
+                    author="staff",
+                    staff_id=1,
+                    body="(note) he is a regular",
+                    is_note=True,
+                    created_at=berlin(2026, 3, 2, 12, 55),
+                ),
+                ChatMessage(
+                    session_id=chats["bo"].id,
+                    author="customer",
+                    body="One more",
+                    created_at=berlin(2026, 3, 2, 12, 50),
+                ),
+                ChatMessage(
+                    session_id=chats["bo"].id,
+                    author="customer",
+                    body="Hello?",
+                    created_at=berlin(2026, 3, 2, 12, 52),
+                ),
+            ]
+        )
+        await session.commit()
+        return {name: chat.id for name, chat in chats.items()}
+
+
+async def events(database: Database) -> list[tuple[int, str, str, datetime, bool]]:
+    async with database.read_sessions() as session:
+        rows = await session.scalars(select(ChatSlaEvent).order_by(ChatSlaEvent.id))
+        return [(e.session_id, e.metric, e.kind, e.due_at, e.alerted_at is not None) for e in rows]
+
+
+def settings_for(database: Database, **changes: object) -> Settings:
+    return Settings(database_url=database.url, public_url="https://switchboard.example", **changes)  # type: ignore[arg-type]
+
+
+async def test_two_workers_at_once_store_each_warning_and_breach_once_and_post_it_once(
+    database: Database,
+) -> None:
+    ids = await given_conversations(database)
+    second = Database.connect(database.url)  # another worker process's own connections
+    try:
+        first_channel, second_channel = Recorded(), Recorded()
+        workers = [
+            SlaWatch(database, settings_for(database), first_channel),
+            SlaWatch(second, settings_for(database), second_channel),
+        ]
+        # 14:17 in Berlin: Ana's first response (10 business minutes) was due at 10:10; Bo's reply to his
+        # 12:50 message is due 30 business minutes later, over lunch: 14:20, so it is 3 minutes away.
+        now = berlin(2026, 3, 2, 14, 17)
+        results = await asyncio.gather(*(worker.run(now) for worker in workers))
+        assert sum(r.recorded for r in results) == 2 and sum(r.alerted for r in results) == 2
+        assert sorted(await events(database)) == sorted(
+            [
+                (ids["ana"], "first_response", "breach", berlin(2026, 3, 2, 10, 10), True),
+                (ids["bo"], "next_response", "warning", berlin(2026, 3, 2, 14, 20), True),
+            ]
+        )
+        posted = sorted(first_channel.posted + second_channel.posted)
+        assert posted == [
+            f"⚠️ Conversation {ids['bo']} with Bo Berg (Telegram) needs a reply within 3 minutes (by 14:20) — "
+            f"nobody has it yet. <https://switchboard.example/communication/chat/{ids['bo']}|"
+            f"Open conversation {ids['bo']}>",
+            f"🔴 Breached: Conversation {ids['ana']} with Ana Ruiz (WhatsApp) had no first response by "
+            f"02 Mar 10:10 — assigned to Lena. <https://switchboard.example/communication/chat/{ids['ana']}|"
+            f"Open conversation {ids['ana']}>",
+        ]
+
+        # The same moment again, twice at once: nothing new is stored or posted.
+        again = await asyncio.gather(*(worker.run(now) for worker in workers))
+        assert [(r.recorded, r.alerted) for r in again] == [(0, 0), (0, 0)]
+
+        # At 14:21 Bo's reply is late too; the warning stays, a breach joins it.
+        later = await asyncio.gather(*(worker.run(berlin(2026, 3, 2, 14, 21)) for worker in workers))
+        assert sum(r.recorded for r in later) == 1 and sum(r.alerted for r in later) == 1
+        stored = await events(database)
+        assert len(stored) == 3 and {e[0] for e in stored} == {ids["ana"], ids["bo"]}
+        assert len(first_channel.posted + second_channel.posted) == 3
+    finally:
+        await second.dispose()
+
+
+async def test_an_answer_stops_the_clock_and_no_policy_stores_nothing(database: Database) -> None:
+    ids = await given_conversations(database)
+    async with database.sessions() as session:
+        ana = await session.get(ChatSession, ids["ana"])
+        assert ana is not None
+        ana.first_response_at = STARTED + timedelta(minutes=3)
+        session.add(
+            ChatMessage(
+                session_id=ids["ana"],
+                author="staff",
+                staff_id=1,
+                body="Hi Ana",
+                created_at=STARTED + timedelta(minutes=3),
+            )
+        )
+        await session.commit()
+    watch = SlaWatch(database, settings_for(database), Recorded())
+    result = await watch.run(berlin(2026, 3, 2, 14, 17))
+    assert [(e[0], e[1], e[2]) for e in await events(database)] == [(ids["bo"], "next_response", "warning")]
+    assert result.recorded == 1
+
+    async with database.sessions() as session:
+        for policy in await session.scalars(select(SlaPolicy)):
+            policy.enabled = False
+        await session.commit()
+    assert (await watch.run(berlin(2026, 3, 3, 17, 0))).recorded == 0
+
+
+async def test_an_alert_reaches_the_slack_stand_in_once_and_a_failed_post_is_retried(
+    database: Database,
+) -> None:
+    ids = await given_conversations(database)
+    config = SandboxConfig(port=0, smtp_port=0, send_status_webhooks=False)
+    async with run_sandbox(config) as sandbox:
+        slack = {
+            "slack_base_url": f"{sandbox.base_url}/slack/api/",
+            "slack_bot_token": sandbox.state.config.slack_bot_token,
+        }
+        # A channel the bot is not in: Slack refuses, the alert stays unsent and nothing is lost.
+        wrong = settings_for(database, slack_sla_channel="C0GENERAL", **slack)
+        failed = await SlaWatch(database, wrong).run(berlin(2026, 3, 2, 10, 12))
+        assert (failed.recorded, failed.alerted, failed.failed) == (1, 0, 1)
+        assert await events(database) == [
+            (ids["ana"], "first_response", "breach", berlin(2026, 3, 2, 10, 10), False)
+        ]
+
+        right = settings_for(database, slack_sla_channel=CHANNEL, **slack)
+        assert sla_poster(right) is not None
+        watch = SlaWatch(database, right)
+        sent = await watch.run(berlin(2026, 3, 2, 10, 13))
+        assert (sent.recorded, sent.alerted, sent.failed) == (0, 1, 0)
+        assert (await watch.run(berlin(2026, 3, 2, 10, 14))).alerted == 0
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{sandbox.base_url}/_sandbox/slack/channels/{CHANNEL}/messages") as answer,
+        ):
+            shown = (await answer.json())["messages"]
+        texts = [m["text"] for m in shown]
+        assert len(texts) == 1
+        assert texts[0].startswith(f"🔴 Breached: Conversation {ids['ana']} with Ana Ruiz (WhatsApp)")
+        assert f"/communication/chat/{ids['ana']}|" in texts[0]
+        assert [e[4] for e in await events(database)] == [True]
+
+
+def test_the_sla_channel_falls_back_to_none_when_nothing_is_set() -> None:
+    assert sla_channel(Settings(slack_sla_channel=" #sla-alerts ")) == "#sla-alerts"
+    assert sla_poster(Settings()) is None  # stored and counted, not posted
+
+
+PLAN = SeedPlan(customers=160, days=60, seed=11, end_date=date(2026, 11, 30))
+
+
+async def test_the_seeded_history_breaches_recount_and_the_sla_kpis_read_them(database: Database) -> None:
+    await seed_database(database, PLAN)
+    async with database.read_sessions() as session:
+        policies = await all_policies(session)
+        chats = list(await session.scalars(select(ChatSession)))
+        customers = {c.id: c for c in await session.scalars(select(Customer))}
+        zones = {loc.id: loc.timezone for loc in await session.scalars(select(Location))}
+        stored = list(await session.scalars(select(ChatSlaEvent)))
+    assert {p.name for p in policies} == {"Standard", "Berlin Mitte"}
+    assert stored and all(e.kind == "breach" and e.alerted_at == e.due_at for e in stored)
+
+    # The breaches recounted from the raw chats with the policies' hours.
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    expected = set()
+    for chat in chats:
+        location = customers[chat.customer_id].home_location_id
+        policy = policy_for(policies, location)
+        assert policy is not None and location is not None
+        hours = BusinessHours.read(zones[location], policy.business_hours, policy.holidays)
+        for metric, done in (
+            (SlaMetric.FIRST_RESPONSE, chat.first_response_at),
+            (SlaMetric.RESOLUTION, chat.closed_at),
+        ):
+            target = policy.target(metric)
+            assert target is not None
+            due = hours.add_minutes(chat.started_at, target)
+            assert due is not None
+            due = due.replace(microsecond=0)
+            if due < end and (done is None or done > due):
+                expected.add((chat.id, metric.value, due))
+    assert {(e.session_id, e.metric, e.due_at) for e in stored} == expected
+
+    # The KPIs, against a count of the raw rows.
+    now = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    period = PeriodSpec.between(date(2026, 9, 1), date(2026, 11, 30))
+    window = resolve_period(period, now, "Europe/Berlin")
+    breaches = [e for e in stored if window.start <= e.occurred_at < window.end]
+    started = [c for c in chats if window.start <= c.started_at < window.end]
+    breached = {e.session_id for e in stored}
+    result = await run_query(
+        database, MetricQuery(("sla_breaches", "sla_met_rate"), period), now=now, business_tz="Europe/Berlin"
+    )
+    totals = {s.metric: s.total for s in result.series}
+    assert breaches and totals["sla_breaches"] == len(breaches)
+    met = sum(c.id not in breached for c in started) / len(started)
+    assert 0 < met < 1 and abs((totals["sla_met_rate"] or 0) - met) < 1e-9
