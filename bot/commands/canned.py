@@ -12,6 +12,7 @@ from bot.replies import Button, Field, Reply, Table
 from domain.canned_replies.model import CannedReply
 from domain.canned_replies.rules import fill, known_values, missing_sentence, variables_in
 from domain.staff import StaffIdentity
+from domain.vocabulary import Role, role_allows
 from storage.queries.canned_replies import canned_reply_named, conversation_customer, search_canned_replies
 
 USAGE = "canned [SEARCH] | canned NAME for CHAT_ID"
@@ -55,6 +56,12 @@ def _table(replies: list[CannedReply]) -> Table:
 
 async def run_canned(command: CannedLookup, who: StaffIdentity, ctx: CommandContext) -> Reply:
     if command.chat_id is not None:
+        if not role_allows(who.role, Role.AGENT):  # a filled reply can carry the customer's contact details
+            return Reply(
+                f"Filling a canned reply for a conversation needs the agent role; you are {who.role.value}.",
+                title="Not allowed",
+                kind="denied",
+            )
         return await _filled(command.search, command.chat_id, who, ctx)
     found = await search_canned_replies(ctx.database, command.search, limit=LIST_LIMIT + 1)
     wanted = command.search.strip().lstrip("/").lower()

@@ -336,7 +336,9 @@ async def test_chat_open_from_the_staff_chat(seeded: Seeded) -> None:
 
     kind, filled = await say(f"canned resch for {chat_id}")
     assert "Hi Ada, no problem" in filled and "Still to fill: {new_time}." in filled
-    kind, listing = await say("canned")
+    kind, denied = await say(f"canned resch for {chat_id}", VIEWER)
+    assert kind == "denied" and "Ada" not in denied
+    kind, listing = await say("canned", VIEWER)
     assert "hours" in listing and "reschedule" in listing
 
     opens = await rows_of(
