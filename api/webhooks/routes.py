@@ -67,9 +67,12 @@ async def _body(request: AnyRequest) -> bytes:
 
 
 async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
-    return await receive_webhook(
+    outcome = await receive_webhook(
         container.conversation_uow, delivery, container.webhook_reader, container.inbound_policy()
     )
+    if outcome.inbound:
+        container.chat_news.set()  # a customer wrote: post it to its Slack thread now, not at the next look
+    return outcome
 
 
 async def _receive_receipts(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:

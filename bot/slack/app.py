@@ -7,6 +7,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_runner import CommandRunner
 from bot.slack.handlers import SlackFrontEnd
+from bot.slack.threads import ThreadDesk
 from providers.slack.client import slack_client
 from switchboard.settings import Settings
 
@@ -22,6 +23,7 @@ def build_slack_app(
     *,
     client: AsyncWebClient | None = None,
     progress_interval: float = 5.0,
+    threads: ThreadDesk | None = None,
 ) -> AsyncApp:
     """A single-workspace Bolt app that verifies Slack's signature and answers with `runner`.
 
@@ -35,7 +37,7 @@ def build_slack_app(
         client=client or build_slack_client(settings),
     )
     front_end = SlackFrontEnd(
-        runner, business_name=settings.business_name, progress_interval=progress_interval
+        runner, business_name=settings.business_name, progress_interval=progress_interval, threads=threads
     )
     front_end.register(app, settings.slack_command)
     return app

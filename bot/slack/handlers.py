@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.command_runner import CommandRunner
@@ -21,6 +21,8 @@ from bot.slack.compose import COMPOSE_CALLBACK, command_from_submission, compose
 from bot.slack.delivery import Conversation, deliver_reply
 from bot.slack.progress import track_progress
 from bot.slack.render import ACTION_PREFIX, CONFIRM_BLOCK_ID, escape_mrkdwn
+from bot.slack.threads import ThreadDesk, tell_privately, thread_message_of
+from domain.conversations.slack_threads import ThreadAnswer
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,11 @@ class SlackFrontEnd:
         business_name: str,
         progress_interval: float = 5.0,
         progress_command: str = "campaign status {key}",
+        threads: ThreadDesk | None = None,
     ) -> None:
         self.runner = runner
+        #: Live chat in threads: agents' replies in a conversation's thread go to the customer.
+        self.threads = threads
         self.business_name = business_name
         self.progress_interval = progress_interval
         # The command that re-reads a running job's progress; `{key}` is the reply's progress_key.
@@ -156,7 +161,12 @@ class SlackFrontEnd:
         )
         await self.answer(client, command_text_of_mention(event.get("text", "")), where)
 
-    async def on_message(self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_message(
+        self, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        if self.threads is not None and event.get("channel_type") in ("channel", "group"):
+            await self.on_channel_message(self.threads, event, body, client, context.bot_user_id)
+            return
         # Only plain messages typed by a person in a DM with the bot; edits, joins and bots are ignored.
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
             return
@@ -169,6 +179,50 @@ class SlackFrontEnd:
             thread_ts=event.get("thread_ts"),
         )
         await self.answer(client, command_text_of_mention(event.get("text", "")), where)
+
+    async def on_channel_message(
+        self,
+        threads: ThreadDesk,
+        event: dict[str, Any],
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        bot_user_id: str | None,
+    ) -> None:
+        """A reply, edit or delete in a channel thread: live chat's business when the thread is a conversation."""
+        team_id = event.get("team") or body.get("team_id")
+        subtype = event.get("subtype")
+        if subtype in ("message_changed", "message_deleted"):
+            changed = event.get("message") if subtype == "message_changed" else event.get("previous_message")
+            if not isinstance(changed, dict) or changed.get("bot_id") or "user" not in changed:
+                return
+            thread_ts = changed.get("thread_ts")
+            if not thread_ts or thread_ts == changed.get("ts"):
+                return
+            new_text = str(changed.get("text") or "") if subtype == "message_changed" else None
+            if new_text is not None and new_text == str(
+                (event.get("previous_message") or {}).get("text") or ""
+            ):
+                return  # an unfurl or a reaction, not an edit of the words
+            outcome = await threads.changed(
+                event["channel"], str(changed["ts"]), changed["user"], team_id, new_text
+            )
+            if outcome.say:
+                await tell_privately(client, event["channel"], changed["user"], thread_ts, outcome.say)
+            return
+        message = thread_message_of(event, bot_user_id, team_id)
+        if message is None:
+            return
+        try:
+            outcome = await threads.answer(message)
+        except Exception:  # the agent must hear that it failed; the event is not retried by us
+            log.exception("thread reply %s in %s failed", message.ts, message.channel_id)
+            outcome = ThreadAnswer(
+                "refused", "Sorry, that reply could not be handled; nothing was sent. Try again."
+            )
+        if outcome.say:
+            await tell_privately(
+                client, message.channel_id, message.slack_user_id, message.thread_ts, outcome.say
+            )
 
     async def on_button(
         self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient

@@ -110,6 +110,8 @@ class Dispatcher:
     _gates: dict[Channel, asyncio.Semaphore] = field(default_factory=dict, init=False, repr=False)
     #: Set while the worker stops: messages not yet handed to a provider go back unsent.
     _stop: asyncio.Event | None = field(default=None, init=False, repr=False)
+    #: Set to end the idle sleep early: sends ended, the worker stops, or `nudge()` (something was queued).
+    _room_made: asyncio.Event | None = field(default=None, init=False, repr=False)
     _hand_overs: list[tuple[int, asyncio.Future[bool]]] = field(default_factory=list, init=False, repr=False)
     _noting: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     #: When each outcome whose record failed first failed (given up on after UNRECORDED_GIVE_UP_SECONDS).
@@ -148,7 +150,7 @@ class Dispatcher:
         watcher = asyncio.create_task(self._watch_holds(drained), name="campaign holds")
         recorder = asyncio.create_task(self._record_continuously(drained), name="record outcomes")
         # Set when enough sends have ended to make a claim worth its transaction (or the worker stops).
-        room_made = asyncio.Event()
+        room_made = self._room_made = asyncio.Event()
         stop_waiter = asyncio.create_task(self._relay(stop, room_made))
         chunk = max(1, self.concurrency // 2)
         capacity = self.concurrency + self.waiting_room
@@ -192,6 +194,11 @@ class Dispatcher:
             await asyncio.gather(stop_waiter, watcher, recorder, return_exceptions=True)
             await self.finish()
             self._stop = None
+
+    def nudge(self) -> None:
+        """Something was just queued: look for it now rather than after the idle sleep."""
+        if self._room_made is not None:
+            self._room_made.set()
 
     @staticmethod
     async def _relay(stop: asyncio.Event, wake: asyncio.Event) -> None:

@@ -248,6 +248,8 @@ class ChatMessage(Base):
     external_ref: Mapped[str | None] = mapped_column(String(96), unique=True, default=None)
     #: When the turn was posted to the conversation's Slack thread (None: not yet).
     mirrored_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The delivery status of a staff reply last echoed in the Slack thread (delivered, read, failed).
+    echoed_status: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class VideoConsultation(Base):

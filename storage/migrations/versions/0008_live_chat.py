@@ -170,6 +170,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("external_ref", sa.String(length=96), nullable=True))
         batch_op.add_column(sa.Column("mirrored_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_chat_messages_external_ref"), ["external_ref"])
+        batch_op.add_column(sa.Column("echoed_status", sa.String(length=16), nullable=True))
         batch_op.create_index("ix_chat_messages_mirrored_at", ["mirrored_at"], unique=False)
     # Turns from before the Slack threads existed are history, not news: never post them.
     op.execute("UPDATE chat_messages SET mirrored_at = created_at")
@@ -188,6 +189,7 @@ def downgrade() -> None:
 
     with op.batch_alter_table("chat_messages", schema=None) as batch_op:
         batch_op.drop_index("ix_chat_messages_mirrored_at")
+        batch_op.drop_column("echoed_status")
         batch_op.drop_constraint(batch_op.f("uq_chat_messages_external_ref"), type_="unique")
         batch_op.drop_column("mirrored_at")
         batch_op.drop_column("external_ref")

@@ -1,0 +1,242 @@
+"""Conversations' Slack threads in SQL: the thread map, which turns are posted, and which outcomes echoed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.conversations.slack_threads import (
+    ABANDONED_CLAIM,
+    ECHOED_STATUSES,
+    NEWS_WINDOW,
+    DeliveryEcho,
+    SlackThread,
+    ThreadCard,
+    ThreadedTurn,
+    ThreadTurn,
+)
+from domain.vocabulary import ChatStatus, MessageStatus
+from storage.models import (
+    ChatMessage,
+    ChatSession,
+    ChatSlackThread,
+    Customer,
+    CustomerCommunication,
+    StaffUser,
+)
+from storage.sql import insert_for, table_of
+from storage.unit_of_work import SqlUnitOfWork
+
+
+class SqlSlackThreads:
+    """domain.conversations.slack_threads.SlackThreadStore."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def pending_turn_ids(self, limit: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(ChatMessage.id)
+            .where(ChatMessage.mirrored_at.is_(None))
+            .order_by(ChatMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim_turns(self, turn_ids: list[int], now: datetime) -> list[ThreadTurn]:
+        claimed = await self._session.scalars(
+            update(ChatMessage)
+            .where(ChatMessage.id.in_(turn_ids), ChatMessage.mirrored_at.is_(None))
+            .values(mirrored_at=now)
+            .returning(ChatMessage.id)
+        )
+        ids = list(claimed)
+        if not ids:
+            return []
+        rows = await self._session.execute(
+            select(ChatMessage, StaffUser.name)
+            .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+            .where(ChatMessage.id.in_(ids), ChatMessage.created_at >= now - NEWS_WINDOW)
+            .order_by(ChatMessage.id)
+        )
+        return [
+            ThreadTurn(
+                turn_id=turn.id,
+                chat_id=turn.session_id,
+                author=turn.author,
+                staff_name=staff_name,
+                body=turn.body,
+                is_note=turn.is_note,
+                created_at=turn.created_at,
+            )
+            for turn, staff_name in rows
+        ]
+
+    async def release_turns(self, turn_ids: list[int]) -> None:
+        await self._session.execute(
+            update(ChatMessage).where(ChatMessage.id.in_(turn_ids)).values(mirrored_at=None)
+        )
+
+    async def thread(self, chat_id: int) -> SlackThread | None:
+        row = await self._session.get(ChatSlackThread, chat_id, populate_existing=True)
+        if row is None:
+            return None
+        return SlackThread(row.session_id, row.channel_id, row.thread_ts, row.root_state, row.claimed_at)
+
+    async def card(self, chat_id: int) -> ThreadCard | None:
+        row = (
+            await self._session.execute(
+                select(ChatSession, Customer, StaffUser.name)
+                .join(Customer, Customer.id == ChatSession.customer_id)
+                .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
+                .where(ChatSession.id == chat_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        chat, customer, assignee = row
+        return ThreadCard(
+            chat_id=chat.id,
+            channel=chat.channel,
+            status=ChatStatus(chat.status),
+            customer_id=customer.id,
+            customer_name=customer.name,
+            customer_phone=customer.phone_e164,
+            customer_email=customer.email,
+            assignee=assignee,
+            subject=chat.subject,
+        )
+
+    async def claim_thread(self, chat_id: int, channel_id: str, now: datetime) -> bool:
+        # A claim whose poster died (never posted, long ago) is taken over.
+        await self._session.execute(
+            delete(ChatSlackThread).where(
+                ChatSlackThread.session_id == chat_id,
+                ChatSlackThread.thread_ts.is_(None),
+                ChatSlackThread.claimed_at < now - ABANDONED_CLAIM,
+            )
+        )
+        inserted = await self._session.execute(
+            insert_for(self._session, table_of(ChatSlackThread))
+            .values(session_id=chat_id, channel_id=channel_id, claimed_at=now)
+            .on_conflict_do_nothing()
+            .returning(table_of(ChatSlackThread).c.session_id)
+        )
+        return inserted.first() is not None
+
+    async def thread_posted(
+        self, chat_id: int, channel_id: str, thread_ts: str, state: str, now: datetime
+    ) -> None:
+        await self._session.execute(
+            update(ChatSlackThread)
+            .where(ChatSlackThread.session_id == chat_id)
+            .values(channel_id=channel_id, thread_ts=thread_ts, root_state=state, posted_at=now)
+        )
+
+    async def drop_thread_claim(self, chat_id: int) -> None:
+        await self._session.execute(
+            delete(ChatSlackThread).where(
+                ChatSlackThread.session_id == chat_id, ChatSlackThread.thread_ts.is_(None)
+            )
+        )
+
+    async def set_root_state(self, chat_id: int, state: str) -> None:
+        await self._session.execute(
+            update(ChatSlackThread).where(ChatSlackThread.session_id == chat_id).values(root_state=state)
+        )
+
+    def _echo_due(self) -> list[ColumnElement[bool]]:
+        return [
+            ChatMessage.author == "staff",
+            ChatMessage.is_note.is_(False),
+            CustomerCommunication.status.in_([status.value for status in ECHOED_STATUSES]),
+            ChatMessage.echoed_status.is_distinct_from(CustomerCommunication.status),
+        ]
+
+    async def pending_echo_ids(self, since: datetime, limit: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(ChatMessage.id)
+            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+            .join(ChatSlackThread, ChatSlackThread.session_id == ChatMessage.session_id)
+            .where(ChatMessage.created_at >= since, *self._echo_due())
+            .order_by(ChatMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim_echoes(self, turn_ids: list[int]) -> list[DeliveryEcho]:
+        rows = await self._session.execute(
+            select(ChatMessage, CustomerCommunication)
+            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+            .where(ChatMessage.id.in_(turn_ids), *self._echo_due())
+            .order_by(ChatMessage.id)
+        )
+        echoes: list[DeliveryEcho] = []
+        for turn, message in rows:
+            # Claimed only if nobody echoed this outcome meanwhile (the old value is part of the condition).
+            claimed = await self._session.execute(
+                update(ChatMessage)
+                .where(
+                    ChatMessage.id == turn.id,
+                    and_(ChatMessage.echoed_status.is_not_distinct_from(turn.echoed_status)),
+                )
+                .values(echoed_status=message.status)
+                .returning(ChatMessage.id)
+            )
+            if claimed.first() is None:
+                continue
+            reason = message.status_reason or message.error_code
+            echoes.append(
+                DeliveryEcho(turn.id, turn.session_id, MessageStatus(message.status), reason, message.channel)
+            )
+        return echoes
+
+    async def chat_for_thread(self, channel_id: str, thread_ts: str) -> int | None:
+        return await self._session.scalar(
+            select(ChatSlackThread.session_id).where(
+                ChatSlackThread.channel_id == channel_id, ChatSlackThread.thread_ts == thread_ts
+            )
+        )
+
+    async def turn_by_ref(self, external_ref: str) -> ThreadedTurn | None:
+        row = (
+            await self._session.execute(
+                select(ChatMessage.id, ChatMessage.session_id, ChatMessage.is_note).where(
+                    ChatMessage.external_ref == external_ref
+                )
+            )
+        ).first()
+        return None if row is None else ThreadedTurn(row[0], row[1], bool(row[2]))
+
+    async def replace_note(self, turn_id: int, body: str) -> None:
+        await self._session.execute(
+            update(ChatMessage)
+            .where(ChatMessage.id == turn_id, ChatMessage.is_note.is_(True))
+            .values(body=body)
+        )
+
+    async def add_system_turn(self, chat_id: int, body: str, at: datetime, *, mirrored: bool) -> None:
+        self._session.add(
+            ChatMessage(
+                session_id=chat_id,
+                author="system",
+                body=body,
+                created_at=at,
+                mirrored_at=at if mirrored else None,
+            )
+        )
+        await self._session.flush()
+
+
+class SqlSlackThreadUnitOfWork(SqlUnitOfWork):
+    """domain.conversations.slack_threads.SlackThreadUnitOfWork."""
+
+    threads: SqlSlackThreads
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.threads = SqlSlackThreads(self.session)
+        return self

@@ -1,0 +1,311 @@
+"""Live chat in Slack threads on a real database, against the sandbox's Slack stand-in over HTTP.
+
+A customer's message opens a thread in the agents' channel; an agent's thread reply goes to the customer
+once, however often Slack retries; `note:` stays internal; strangers, unknown threads, edits and deletes
+get their answers; delivery outcomes are echoed in the thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import func, select, update
+
+from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from api.sandbox.slack_people import SlackChannelSpec, northwind_slack_staff
+from domain.conversations.model import CustomerMessage
+from domain.conversations.slack_threads import ThreadMessage
+from domain.conversations.use_cases import DeskActor, InboundPolicy, assign_chat, handle_customer_message
+from domain.delivery.ports import InboundMessage
+from domain.vocabulary import Channel
+from storage.database import Database
+from storage.inbox import ConversationUnitOfWork
+from storage.models import (
+    ChatMessage,
+    ChatSession,
+    ChatSlackThread,
+    ConsentRecord,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    StaffUser,
+)
+from storage.units import UnitsOfWork
+from switchboard.chat_threads import NOT_STAFF, UNKNOWN_THREAD, SlackThreadDesk
+from switchboard.settings import Settings
+
+LIVE_CHAT = "C0LIVECHAT"
+TEAM = "T0NORTHWIND"
+LENA = "U0AGENT01"
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    config = dataclasses.replace(
+        SandboxConfig(port=0, smtp_port=0, send_status_webhooks=False),
+        slack_channels=(SlackChannelSpec(LIVE_CHAT, "live-chat", "Customer conversations"),),
+        slack_people=northwind_slack_staff(),
+    )
+    async with run_sandbox(config) as running:
+        yield running
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+async def desk(database: Database, sandbox: RunningSandbox) -> SlackThreadDesk:
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                StaffUser(
+                    id=1,
+                    email="lena@x.example",
+                    name="Lena Hoffmann",
+                    role="agent",
+                    availability="online",
+                    slack_team_id=TEAM,
+                    slack_user_id=LENA,
+                ),
+                StaffUser(
+                    id=2,
+                    email="viewer@x.example",
+                    name="Finance Viewer",
+                    role="viewer",
+                    slack_team_id=TEAM,
+                    slack_user_id="U0VIEWER1",
+                ),
+                Customer(
+                    id=1,
+                    name="Ada Lovelace",
+                    whatsapp_id="4915100000001",
+                    phone_e164="+4915100000001",
+                    email="ada@example.com",
+                ),
+            ]
+        )
+        await session.commit()
+    settings = Settings(
+        slack_chat_channel=LIVE_CHAT,
+        slack_base_url=f"{sandbox.base_url}/slack/api/",
+        public_url="https://switchboard.example",
+    )
+    client = AsyncWebClient(
+        token=sandbox.state.config.slack_bot_token, base_url=f"{sandbox.base_url}/slack/api/"
+    )
+    return SlackThreadDesk(settings, database, UnitsOfWork(database, "UTC"), client, Clock())
+
+
+async def customer_writes(desk: SlackThreadDesk, text: str, n: int = 1) -> int:
+    now = desk.clock()
+    message = InboundMessage(
+        "whatsapp_cloud", Channel.WHATSAPP, f"wamid.test.{n}", "4915100000001", "us", text, now
+    )
+    async with ConversationUnitOfWork(desk.units.general()) as uow:
+        await handle_customer_message(uow, CustomerMessage(message), InboundPolicy("Northwind"), now)
+        await uow.commit()
+    async with desk.database.read_sessions() as session:
+        chat_id = await session.scalar(select(ChatSession.id).order_by(ChatSession.id.desc()))
+    assert chat_id is not None
+    return chat_id
+
+
+async def messages(sandbox: RunningSandbox) -> list[dict[str, Any]]:
+    url = f"{sandbox.base_url}/_sandbox/slack/channels/{LIVE_CHAT}/messages"
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        found: list[dict[str, Any]] = (await answer.json())["messages"]
+    return found
+
+
+async def thread_of(desk: SlackThreadDesk, chat_id: int) -> ChatSlackThread:
+    async with desk.database.read_sessions() as session:
+        thread = await session.get(ChatSlackThread, chat_id)
+    assert thread is not None and thread.thread_ts is not None
+    return thread
+
+
+def reply(thread: ChatSlackThread, text: str, ts: str, user: str = LENA) -> ThreadMessage:
+    assert thread.thread_ts is not None
+    return ThreadMessage(thread.channel_id, thread.thread_ts, ts, text, user, root_is_ours=True, team_id=TEAM)
+
+
+async def count(database: Database, model: Any, *where: Any) -> int:
+    async with database.read_sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def test_a_customer_message_opens_a_thread_once_and_the_root_follows_the_assignment(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Can I move my appointment to Friday?")
+    first = await desk.mirror()
+    assert (first.roots, first.posted, first.errors) == (1, 1, [])
+    again = await desk.mirror()
+    assert (again.roots, again.posted) == (0, 0)
+
+    root, turn = await messages(sandbox)
+    assert f"Conversation {chat_id} on WhatsApp" in root["blocks"][0]["text"]["text"]
+    # Contact details are masked by default; the name is shown; the full record is one link away.
+    shown = root["blocks"][0]["text"]["text"]
+    assert "Ada Lovelace" in shown and "+4915100000001" not in shown and "ada@example.com" not in shown
+    assert f"https://switchboard.example/communication/chat/{chat_id}" in shown
+    assert [b["value"] for b in root["blocks"][1]["elements"]][:2] == [
+        f"chat assign {chat_id} to me",
+        f"chat resolve {chat_id}",
+    ]
+    assert (
+        turn["thread_ts"] == root["ts"]
+        and turn["text"] == "*Ada Lovelace*: Can I move my appointment to Friday?"
+    )
+
+    # The customer was auto-assigned to the only online agent; a manual assignment shows on the root.
+    actor = DeskActor(1, "lena@x.example", "web")
+    await assign_chat(desk.units.desk(), chat_id, actor, to="me", now=desk.clock())
+    await desk.mirror()
+    root, *thread = await messages(sandbox)
+    assert "assigned to Lena Hoffmann" in root["blocks"][0]["text"]["text"]
+    assert thread[-1]["text"] == "_Assigned to Lena Hoffmann._"
+
+
+async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_slack_retries(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Is the clinic open on Saturday?")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+
+    said = reply(
+        thread, "Yes, 9&amp;13 &lt;3 <https://northwind.example/hours|our hours>", "1800000000.000100"
+    )
+    assert (await desk.answer(said)).kind == "sent"
+    assert (await desk.answer(said)).kind == "duplicate"  # Slack's retry of the same event
+
+    async with desk.database.read_sessions() as session:
+        sent = list(
+            await session.scalars(
+                select(CustomerCommunication).where(CustomerCommunication.direction == "outbound")
+            )
+        )
+        turns = list(await session.scalars(select(ChatMessage).where(ChatMessage.author == "staff")))
+    assert len(sent) == 1 and sent[0].channel == "whatsapp"
+    assert sent[0].body == "Yes, 9&13 <3 our hours (https://northwind.example/hours)"
+    assert len(turns) == 1 and turns[0].external_ref == f"slack:{LIVE_CHAT}:1800000000.000100"
+    assert turns[0].mirrored_at is not None  # written in Slack: never posted there again
+    assert (await desk.mirror()).posted == 0
+
+    # The delivery outcome is said in the thread, once.
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.id == sent[0].id)
+            .values(status="delivered")
+        )
+        await session.commit()
+    assert (await desk.mirror()).echoes == 1
+    assert (await desk.mirror()).echoes == 0
+    assert (await messages(sandbox))[-1]["text"] == ":white_check_mark: Delivered by WhatsApp."
+
+
+async def test_a_note_stays_internal_and_its_edit_follows_while_a_sent_reply_cannot_change(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "I need my invoice again")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+
+    assert (
+        await desk.answer(reply(thread, "Note: check the March invoice first", "1800000000.000200"))
+    ).kind == "note"
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+    assert await count(desk.database, ChatMessage, ChatMessage.is_note.is_(True)) == 1
+
+    edited = await desk.changed(LIVE_CHAT, "1800000000.000200", LENA, TEAM, "note: check the April invoice")
+    assert edited.kind == "note"
+    async with desk.database.read_sessions() as session:
+        note = await session.scalar(select(ChatMessage).where(ChatMessage.is_note.is_(True)))
+    assert note is not None and note.body == "check the April invoice"
+
+    assert (await desk.answer(reply(thread, "Sent it again just now.", "1800000000.000300"))).kind == "sent"
+    gone = await desk.changed(LIVE_CHAT, "1800000000.000300", LENA, TEAM, None)
+    assert gone.kind == "refused" and gone.say is not None and "already has your reply" in gone.say
+    async with desk.database.read_sessions() as session:
+        system = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))
+    assert (
+        "Lena Hoffmann deleted a reply in Slack after it was sent; the customer keeps the original." in system
+    )
+
+
+async def test_strangers_viewers_and_unknown_threads_are_refused_and_nothing_is_sent(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Hello?")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+
+    stranger = await desk.answer(reply(thread, "I can help!", "1800000000.000400", user="U0STRANGER"))
+    assert (stranger.kind, stranger.say) == ("refused", NOT_STAFF)
+    viewer = await desk.answer(reply(thread, "Me too", "1800000000.000500", user="U0VIEWER1"))
+    assert viewer.kind == "refused" and viewer.say is not None and "nothing was sent" in viewer.say
+
+    ours = ThreadMessage(LIVE_CHAT, "1700000000.000001", "1800000000.000600", "hi", LENA, True, TEAM)
+    assert (await desk.answer(ours)).say == UNKNOWN_THREAD
+    theirs = dataclasses.replace(ours, root_is_ours=False)
+    assert (await desk.answer(theirs)).kind == "ignored"
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+
+
+async def test_a_reply_to_a_customer_who_opted_out_since_is_refused_with_the_reason(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Thanks")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    async with desk.database.sessions() as session:
+        record = ConsentRecord(customer_id=1, channel="whatsapp", status="opted_out", source="web_form")
+        session.add(record)
+        await session.flush()
+        session.add(
+            CustomerConsent(
+                customer_id=1, channel="whatsapp", status="opted_out", source="web_form", record_id=record.id
+            )
+        )
+        await session.commit()
+    refused = await desk.answer(reply(thread, "You're welcome!", "1800000000.000700"))
+    assert refused.kind == "refused" and refused.say is not None and refused.say.startswith("Not sent:")
+    assert "opted out" in refused.say
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+
+
+async def test_history_from_before_slack_is_not_posted_and_a_refused_post_is_tried_again(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    await customer_writes(desk, "An old question")
+    async with desk.database.sessions() as session:
+        await session.execute(update(ChatMessage).values(created_at=desk.clock() - timedelta(hours=3)))
+        await session.commit()
+    assert (await desk.mirror()).posted == 0
+    assert await messages(sandbox) == []
+
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = True
+    await customer_writes(desk, "A new question", n=2)
+    failed = await desk.mirror()
+    assert failed.posted == 0 and failed.given_back == 1 and "is_archived" in failed.errors[0]
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = False
+    assert (await desk.mirror()).posted == 1

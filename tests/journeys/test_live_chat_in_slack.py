@@ -1,0 +1,197 @@
+"""Agents answer customers from Slack threads, offline, on a freshly seeded demo (the loop `make demo` shows).
+
+- A customer writes on WhatsApp in the sandbox; the conversation appears in the sandbox Slack's #live-chat
+  with its first message in the thread.
+- Lena replies in the thread; Slack retries the event twice; the customer's phone shows the reply once, and
+  the thread says it was delivered.
+- `note:` stays between colleagues; someone without a staff account is told privately that nothing was sent;
+  a forged event is refused.
+- The Resolve button on the conversation's first message resolves it, and the message says so.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from slack_sdk.signature import SignatureVerifier
+from sqlalchemy import select
+
+from storage.models import ChatMessage, ChatSession, Customer
+from tests.journeys.conftest import Demo, no_tracebacks, start_demo, stop_demo, wait_for
+
+LIVE_CHAT = "C0LIVECHAT"
+LENA = "U0AGENT01"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    folder = tmp_path_factory.mktemp("demo-slack-threads")
+    running = start_demo(
+        folder, f"sqlite+aiosqlite:///{folder / 'switchboard.db'}", SWITCHBOARD_SLACK_CHAT_CHANNEL=LIVE_CHAT
+    )
+    try:
+        yield running
+        no_tracebacks(running)
+    finally:
+        stop_demo(running)
+
+
+def live_chat(demo: Demo) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = demo.sandbox("GET", f"/_sandbox/slack/channels/{LIVE_CHAT}/messages")[
+        "messages"
+    ]
+    return found
+
+
+def thread(demo: Demo, root_ts: str) -> list[dict[str, Any]]:
+    return [m for m in live_chat(demo) if m.get("thread_ts") == root_ts]
+
+
+def phone(demo: Demo, wa_id: str) -> list[str]:
+    return [
+        m["body"]
+        for m in demo.sandbox_messages("whatsapp_cloud")
+        if m.get("to") == wa_id and m["direction"] == "outbound"
+    ]
+
+
+def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) -> None:
+    customer_id, name, wa_id = demo.rows(
+        select(Customer.id, Customer.name, Customer.whatsapp_id)
+        .where(Customer.whatsapp_id.is_not(None))
+        .order_by(Customer.id)
+        .limit(1)
+    )[0]
+    demo.sandbox(
+        "POST", "/_sandbox/customer/whatsapp", {"from": wa_id, "body": "Can I come at 4 instead of 3?"}
+    )
+
+    def the_root() -> dict[str, Any] | None:
+        return next(
+            (m for m in live_chat(demo) if "on WhatsApp" in m["text"] and not m.get("thread_ts")), None
+        )
+
+    root = wait_for(the_root, 30, "the conversation in #live-chat")
+    chat_id = demo.rows(
+        select(ChatSession.id).where(
+            ChatSession.customer_id == customer_id, ChatSession.channel == "whatsapp"
+        )
+    )[0][0]
+    assert f"Conversation {chat_id}" in root["text"]
+    shown = wait_for(lambda: thread(demo, root["ts"]) or None, 30, "the customer's turn in the thread")
+    assert shown[0]["text"] == f"*{name}*: Can I come at 4 instead of 3?"
+
+    # Lena answers in the thread; Slack delivers the event three times (two retries).
+    before = len(phone(demo, wa_id))
+    sent = demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {
+            "user": LENA,
+            "channel": LIVE_CHAT,
+            "thread_ts": root["ts"],
+            "text": "Yes, 4 pm works.",
+            "retries": 2,
+        },
+    )
+    assert sent["status"] == 200, sent
+    wait_for(lambda: len(phone(demo, wa_id)) > before or None, 30, "the reply on the customer's phone")
+    time.sleep(1.5)  # room for a wrongly doubled send to show up
+    assert phone(demo, wa_id)[before:] == ["Yes, 4 pm works."]
+    [turn] = demo.rows(
+        select(ChatMessage.body, ChatMessage.staff_id).where(
+            ChatMessage.session_id == chat_id, ChatMessage.author == "staff"
+        )
+    )
+    assert turn[0] == "Yes, 4 pm works." and turn[1] is not None
+    wait_for(
+        # The sandbox's phone may read it before the worker's next look: then "read" is what is said.
+        lambda: any(
+            "Delivered by WhatsApp" in m["text"] or "Read by the customer" in m["text"]
+            for m in thread(demo, root["ts"])
+        )
+        or None,
+        30,
+        "the delivery echo in the thread",
+    )
+
+    # A note stays inside; a stranger is refused privately; a forged event never lands.
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {
+            "user": LENA,
+            "channel": LIVE_CHAT,
+            "thread_ts": root["ts"],
+            "text": "note: she is a regular, be kind",
+        },
+    )
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {"user": "U0STRANGER", "channel": LIVE_CHAT, "thread_ts": root["ts"], "text": "I can do 5"},
+    )
+    refusal = wait_for(
+        lambda: next((m for m in thread(demo, root["ts"]) if m.get("visible_to") == "U0STRANGER"), None),
+        30,
+        "the stranger's refusal",
+    )
+    assert "nothing was sent" in refusal["text"]
+    assert wait_for(
+        lambda: (
+            demo.rows(select(ChatMessage.body).where(ChatMessage.session_id == chat_id, ChatMessage.is_note))
+            or None
+        ),
+        30,
+        "the note",
+    ) == [("she is a regular, be kind",)]
+    forged_body = json.dumps({"type": "event_callback", "event": {"type": "message", "text": "free money"}})
+    stamp = str(int(time.time()))
+    forged = SignatureVerifier("not-the-secret").generate_signature(timestamp=stamp, body=forged_body)
+    status, _ = http_json_signed(demo, forged_body, stamp, forged)
+    assert status == 401
+    time.sleep(1.0)
+    assert phone(demo, wa_id)[before:] == ["Yes, 4 pm works."]
+
+    # Resolve from the button on the conversation's first message.
+    resolve = next(e for e in root["blocks"][1]["elements"] if e["value"] == f"chat resolve {chat_id}")
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/click",
+        {"user": LENA, "channel": LIVE_CHAT, "ts": root["ts"], "action_id": resolve["action_id"]},
+    )
+    wait_for(
+        lambda: (
+            demo.rows(select(ChatSession.status).where(ChatSession.id == chat_id))[0][0] == "closed" or None
+        ),
+        30,
+        "the conversation to be resolved",
+    )
+    wait_for(
+        lambda: "(resolved)" in (the_root() or {}).get("text", "") or None, 30, "the root to say resolved"
+    )
+
+
+def http_json_signed(demo: Demo, body: str, stamp: str, signature: str) -> tuple[int, Any]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{demo.app_url}/slack/events",
+        data=body.encode(),
+        headers={
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": signature,
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()

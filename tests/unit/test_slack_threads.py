@@ -1,0 +1,104 @@
+"""The Slack side of live chat in threads, without Slack: what is posted, what an event means, what is sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.slack.threads import echo_text, root_blocks, shown_fields, thread_message_of, turn_text
+from domain.conversations.slack_threads import DeliveryEcho, ThreadCard, ThreadTurn, note_text
+from domain.vocabulary import ChatStatus, MessageStatus
+from switchboard.chat_threads import plain_text
+
+CARD = ThreadCard(
+    chat_id=42,
+    channel="whatsapp",
+    status=ChatStatus.OPEN,
+    customer_id=7,
+    customer_name="Ana <b>Ruiz</b>",
+    customer_phone="+4915112345678",
+    customer_email="ana.ruiz@example.com",
+    assignee=None,
+    subject=None,
+)
+AT = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+def test_the_root_masks_contact_details_unless_the_business_shows_them() -> None:
+    _, masked = root_blocks(CARD, "https://sb.example", shown_fields("name"))
+    text = masked[0]["text"]["text"]
+    assert "Ana &lt;b&gt;Ruiz&lt;/b&gt;" in text  # customer text never becomes Slack markup
+    assert "+49 151 ••• 5678" in text and "a•••@example.com" in text and "12345678" not in text
+    assert "<https://sb.example/communication/chat/42|Open in Switchboard>" in text
+    _, full = root_blocks(CARD, "https://sb.example", shown_fields("name, phone,email,bogus"))
+    assert "+4915112345678" in full[0]["text"]["text"] and "ana.ruiz@example.com" in full[0]["text"]["text"]
+    _, anonymous = root_blocks(CARD, "https://sb.example", shown_fields(""))
+    assert "Customer 7" in anonymous[0]["text"]["text"] and "Ruiz" not in anonymous[0]["text"]["text"]
+
+
+def test_the_root_offers_the_moves_the_conversation_can_make() -> None:
+    def buttons(status: ChatStatus) -> list[str]:
+        card = ThreadCard(**{**CARD.__dict__, "status": status})
+        return [element["value"] for element in root_blocks(card, "", {"name"})[1][1]["elements"]]
+
+    assert buttons(ChatStatus.OPEN) == ["chat assign 42 to me", "chat resolve 42", "chat snooze 42 for 2h"]
+    assert buttons(ChatStatus.SNOOZED) == ["chat assign 42 to me", "chat resolve 42"]
+    assert buttons(ChatStatus.CLOSED) == ["chat reopen 42"]
+
+
+def test_the_root_changes_only_when_its_status_or_assignee_does() -> None:
+    assigned = ThreadCard(**{**CARD.__dict__, "assignee": "Lena"})
+    renamed = ThreadCard(**{**CARD.__dict__, "customer_name": "Ana R."})
+    assert CARD.state != assigned.state and CARD.state == renamed.state
+
+
+def test_turns_say_who_wrote_and_notes_say_they_stay_inside() -> None:
+    def said(author: str, is_note: bool = False) -> str:
+        return turn_text(ThreadTurn(1, 42, author, "Lena", "a <b> & c", is_note, AT), CARD, {"name"})
+
+    assert said("customer") == "*Ana &lt;b&gt;Ruiz&lt;/b&gt;*: a &lt;b&gt; &amp; c"
+    assert said("staff") == "*Lena* replied from the web: a &lt;b&gt; &amp; c"
+    assert said("staff", is_note=True).startswith(":memo: *Note by Lena* (not sent to the customer)")
+    assert said("system") == "_a &lt;b&gt; &amp; c_"
+
+
+def test_a_failed_delivery_is_explained_in_words() -> None:
+    window = DeliveryEcho(1, 42, MessageStatus.FAILED, "131047", "whatsapp")
+    assert "outside WhatsApp's 24-hour window" in echo_text(window)
+    unknown = DeliveryEcho(1, 42, MessageStatus.FAILED, None, "sms")
+    assert echo_text(unknown) == ":warning: Not delivered by SMS: the provider gave no reason."
+    assert (
+        echo_text(DeliveryEcho(1, 42, MessageStatus.READ, None, "whatsapp")) == ":eyes: Read by the customer."
+    )
+
+
+def test_only_a_persons_reply_in_a_channel_thread_is_a_thread_message() -> None:
+    reply = {
+        "type": "message",
+        "channel": "C1",
+        "channel_type": "channel",
+        "user": "U1",
+        "text": "On my way",
+        "ts": "1800000000.000200",
+        "thread_ts": "1800000000.000100",
+        "parent_user_id": "UBOT",
+    }
+    message = thread_message_of(reply, "UBOT", "T1")
+    assert message is not None and message.root_is_ours and message.team_id == "T1"
+    assert thread_message_of({**reply, "parent_user_id": "U9"}, "UBOT") is not None
+    assert not thread_message_of({**reply, "parent_user_id": "U9"}, "UBOT").root_is_ours  # type: ignore[union-attr]
+    assert thread_message_of({**reply, "thread_ts": reply["ts"]}, "UBOT") is None  # the root itself
+    assert thread_message_of({**reply, "bot_id": "B1"}, "UBOT") is None
+    assert thread_message_of({**reply, "subtype": "channel_join"}, "UBOT") is None
+    assert thread_message_of({**reply, "channel_type": "im"}, "UBOT") is None
+    assert thread_message_of({k: v for k, v in reply.items() if k != "thread_ts"}, "UBOT") is None
+
+
+def test_the_note_prefix_is_found_in_any_case_and_the_customer_reads_plain_text() -> None:
+    assert note_text("  NOTE: call her back", "note:") == "call her back"
+    assert note_text("Notes are ready", "note:") is None
+    assert note_text("note:", "note:") == ""
+    assert note_text("anything", "") is None
+    assert plain_text("Hi <@U123>, see <https://x.example/a|the map> &amp; <mailto:a@b.c|a@b.c> &lt;3") == (
+        "Hi , see the map (https://x.example/a) & a@b.c <3"
+    )
+    assert plain_text("<https://x.example>") == "https://x.example"
