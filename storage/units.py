@@ -23,6 +23,7 @@ from storage.notifications import SqlNotificationUnitOfWork
 from storage.preferences import SqlPreferencesUnitOfWork
 from storage.schedules import ReportSchedulingUnitOfWork
 from storage.sign_in import SqlSignInUnitOfWork
+from storage.slack_threads import SqlSlackThreadUnitOfWork
 from storage.templates import SqlTemplateUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -75,6 +76,9 @@ class UnitsOfWork:
 
     def chat_opening(self) -> SqlChatOpeningUnitOfWork:
         return SqlChatOpeningUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def slack_threads(self, *, read_only: bool = False) -> SqlSlackThreadUnitOfWork:
+        return SqlSlackThreadUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     def csat(self) -> SqlCsatUnitOfWork:
         return SqlCsatUnitOfWork(self.database, business_tz=self.business_tz)

@@ -61,6 +61,8 @@ class Job:
     every_seconds: float
     run: Callable[[], Awaitable[object]]
     tracked: bool = True
+    #: When set, the job runs at once instead of waiting out `every_seconds` (then it is cleared).
+    wake: asyncio.Event | None = None
 
 
 class BackgroundServices:
@@ -87,7 +89,12 @@ class BackgroundServices:
 
     def jobs(self) -> tuple[Job, ...]:
         """The job table: every periodic pass a worker runs besides delivery and the report scheduler."""
-        return (
+        threads = (
+            (Job("slack threads", 0.25, self.mirror_slack_threads, wake=self.container.chat_news),)
+            if self.container.slack_threads
+            else ()
+        )
+        return *threads, *(
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
             Job("snoozed conversations", 30.0, self.wake_snoozed_chats),
@@ -154,12 +161,22 @@ class BackgroundServices:
                     report(error)
                 else:
                     report(None)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), timeout=job.every_seconds)
-                except TimeoutError:
-                    pass
+                await self._pause(job)
 
         self._tasks.append(asyncio.create_task(loop(), name=job.name))
+
+    async def _pause(self, job: Job) -> None:
+        """Wait `every_seconds`, or less when the worker stops or the job's wake event is set."""
+        waits = [asyncio.ensure_future(self._stop.wait())]
+        if job.wake is not None:
+            waits.append(asyncio.ensure_future(job.wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=job.every_seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            if job.wake is not None:
+                job.wake.clear()
 
     # --- the jobs: each one line into its use-case ----------------------------------------------------
 
@@ -184,6 +201,12 @@ class BackgroundServices:
         if self._sla_watch is None:
             self._sla_watch = SlaWatch(self.container.database, self.container.settings)
         return await self._sla_watch.run()
+
+    async def mirror_slack_threads(self) -> None:
+        """Customer conversations into their Slack threads, often: agents see a message within a second."""
+        threads = self.container.slack_threads
+        if threads is not None:
+            await threads.mirror()
 
     async def heartbeat(self) -> None:
         await record_heartbeat(

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     #: Where live-chat SLA warnings and breaches are posted (a channel id or #name); empty: the live-chat
     #: channel (slack_chat_channel), and when that is empty too, they are stored but not posted.
     slack_sla_channel: str = ""
+    #: Where each new customer conversation gets a thread agents answer in (a channel id like C0123ABCD
+    #: or a #name); empty: conversations are not posted to Slack.
+    slack_chat_channel: str = ""
+    #: A thread reply starting with this stays an internal note and never reaches the customer.
+    slack_note_prefix: str = "note:"
+    #: Which customer details the Slack thread shows in full (name, phone, email); the rest are masked
+    #: and staff open the full record by the dashboard link.
+    slack_customer_fields: str = "name"
 
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True

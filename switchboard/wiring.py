@@ -6,6 +6,7 @@ built here once (chart cache, receipt batcher, staff front ends, dispatcher); no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +15,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.command_runner import StaffCommandRunner
 from bot.commands.context import CommandContext
-from bot.slack.app import build_slack_app
+from bot.slack.app import build_slack_app, build_slack_client
 from bot.telegram_staff.staff_bot import TelegramStaffBot, build_telegram_staff
 from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
@@ -33,6 +34,7 @@ from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
+from switchboard.chat_threads import SlackThreadDesk
 from switchboard.policies import business_consent_policy, business_unsubscribe_links
 from switchboard.settings import Settings
 
@@ -53,6 +55,8 @@ class Container:
     #: The delivery dispatcher of this process's background worker, when it runs one.
     dispatcher: Dispatcher | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Set when a conversation has something new (a customer wrote): the Slack thread pass runs at once.
+    chat_news: asyncio.Event = field(default_factory=asyncio.Event)
 
     # --- units of work: one per kind of transaction, all in the business's timezone ----------------
 
@@ -104,6 +108,25 @@ class Container:
         """Receipt-only webhooks arriving at the same moment share one transaction (group commit)."""
         return ReceiptBatcher(self.conversation_uow, self.webhook_reader, self.inbound_policy())
 
+    @cached_property
+    def slack_threads(self) -> SlackThreadDesk | None:
+        """Live chat in Slack threads, when SWITCHBOARD_SLACK_CHAT_CHANNEL names the agents' channel."""
+        if not self.settings.slack_chat_channel.strip():
+            return None
+        return SlackThreadDesk(
+            self.settings,
+            self.database,
+            self.units,
+            build_slack_client(self.settings),
+            self.clock,
+            on_reply=self._reply_queued,
+        )
+
+    def _reply_queued(self) -> None:
+        """An agent's reply is in the outbox: this process's worker (if it runs one) sends it now."""
+        if self.dispatcher is not None:
+            self.dispatcher.nudge()
+
     def command_context(self) -> CommandContext:
         return CommandContext(
             self.settings, self.database, chart_cache=self.chart_cache, clock=self.clock, units=self.units
@@ -112,7 +135,7 @@ class Container:
     def install_staff_front_ends(self) -> StaffCommandRunner:
         """Builds the Slack app and the Telegram staff bot over one command runner (once, at start-up)."""
         runner = StaffCommandRunner(self.command_context())
-        self.slack_app = build_slack_app(self.settings, runner)
+        self.slack_app = build_slack_app(self.settings, runner, threads=self.slack_threads)
         self.telegram_staff = build_telegram_staff(self.settings, runner)
         self.closers.append(self.telegram_staff.close)
         return runner
