@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from domain.vocabulary import ROLE_RANK, Availability, Channel, Direction, MessageStatus, Role
 from domain.widget.model import Visitor, WidgetKey, WidgetTurn, client_id_of, token_hash
 from storage.database import Database
-from storage.models import ChatWidgetKey, ChatWidgetVisitor, Customer, CustomerCommunication, StaffUser
+from storage.models import ChatWidgetKey, CustomerCommunication, StaffUser
+from storage.widget import SqlVisitors
 
 CC = CustomerCommunication
 #: Replies not yet handed to the widget: they hold back what comes after them.
@@ -54,16 +55,7 @@ async def visitor_by_token(database: Database, token: str | None) -> Visitor | N
     if not token or len(token) > 200:
         return None
     async with database.read_sessions() as session:
-        row = (
-            await session.execute(
-                select(
-                    ChatWidgetVisitor.id, ChatWidgetVisitor.key_id, Customer.id, Customer.name, Customer.email
-                )
-                .join(Customer, Customer.id == ChatWidgetVisitor.customer_id)
-                .where(ChatWidgetVisitor.token_hash == token_hash(token))
-            )
-        ).first()
-    return None if row is None else Visitor(row[0], row[1], row[2], row[3], row[4])
+        return await SqlVisitors(session).visitor(token_hash(token))
 
 
 async def agents_online(database: Database) -> int:
