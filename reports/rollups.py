@@ -406,9 +406,21 @@ class RollupRefresh:
                     .limit(50_000)
                 )
             )
+            # A conversation's figures keep changing after it started (its bucket): a CSAT answer, for one.
+            answered = list(
+                await session.scalars(
+                    select(ChatSession.id)
+                    .where(ChatSession.csat_answered_at >= since - timedelta(minutes=5))
+                    .limit(50_000)
+                )
+            )
         spans = {source: [(since - timedelta(minutes=5), now + timedelta(minutes=1))] for source in SOURCES}
         by_range = await TouchedFacts.from_ranges(database, spans)
-        by_id = await TouchedFacts.from_ids(database, messages=changed) if changed else TouchedFacts()
+        by_id = (
+            await TouchedFacts.from_ids(database, messages=changed, chats=answered)
+            if changed or answered
+            else TouchedFacts()
+        )
         await update_rollups_for(
             database, TouchedFacts(by_id.times, by_range.later_order_times, by_range.ranges)
         )

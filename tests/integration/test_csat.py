@@ -20,15 +20,18 @@ from api.app import create_app
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from domain.clock import utc_now
 from domain.conversations.csat import SURVEY_TEXT, csat_token
-from domain.conversations.use_cases import DeskActor, resolve_chat
+from domain.conversations.model import CustomerMessage
+from domain.conversations.use_cases import DeskActor, InboundPolicy, handle_customer_message, resolve_chat
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import RetryPolicy
 from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import InboundMessage
 from domain.vocabulary import Channel
 from providers.whatsapp.driver import WhatsAppCloudDriver
 from reports.answer import answer
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery
+from reports.rollups import RollupRefresh
 from storage.database import Database
 from storage.desk import SqlDeskUnitOfWork
 from storage.models import (
@@ -341,3 +344,37 @@ async def test_an_email_link_after_a_week_finds_the_survey_closed(
     closed = await client.get(f"/csat/{token}/5")
     assert closed.status_code == 410 and "This survey has closed" in closed.text
     assert (await the_chat(database)).csat_score is None
+
+
+async def test_an_answer_to_an_older_conversation_reaches_the_rolled_up_kpi(
+    database: Database, people: int
+) -> None:
+    """The KPI is read from rollups kept by the worker; an answer changes the bucket of the day the
+    conversation started, long before the worker's last pass, so that bucket is counted again."""
+    started = utc_now() - timedelta(days=3)
+    async with database.sessions() as session:
+        session.add(
+            ChatSession(
+                customer_id=people,
+                channel="whatsapp",
+                status="closed",
+                started_at=started,
+                closed_at=started + timedelta(hours=1),
+                resolved_by_staff_id=1,
+                csat_requested_at=utc_now() - timedelta(hours=2),
+            )
+        )
+        await session.commit()
+    refresh = RollupRefresh(database, "UTC")
+    await refresh.run(utc_now())  # the worker's first pass builds the rollups
+    day = started.astimezone(UTC).date()
+    assert await csat_kpi(database, day) is None
+
+    now = utc_now()
+    message = InboundMessage("whatsapp_cloud", Channel.WHATSAPP, "wamid.late", WA_ID, "us", "4", now)
+    async with UnitsOfWork(database, "UTC").conversations() as uow:
+        await handle_customer_message(uow, CustomerMessage(message), InboundPolicy("Northwind"), now)
+        await uow.commit()
+    await refresh.run(utc_now())
+    assert (await the_chat(database)).csat_score == 4
+    assert await csat_kpi(database, day) == 4
