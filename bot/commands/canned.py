@@ -29,13 +29,11 @@ class CannedLookup:
 
 
 def parse_canned(words: list[str], rest: str, today: date) -> CannedLookup:
-    lowered = [w.lower() for w in words]
-    if "for" in lowered:
-        cut = len(lowered) - 1 - lowered[::-1].index("for")
-        found = _CHAT_ID.fullmatch(words[cut + 1]) if cut + 2 == len(words) else None
-        if found is None or cut == 0:
-            raise ParseError("Say which reply and which conversation: `canned hours for 12`.", USAGE)
-        return CannedLookup(" ".join(words[:cut]), int(found.group(1)))
+    found = _CHAT_ID.fullmatch(words[-1]) if len(words) >= 2 and words[-2].lower() == "for" else None
+    if found is not None:
+        if len(words) == 2:
+            raise ParseError("Say which reply: `canned hours for 12`.", USAGE)
+        return CannedLookup(" ".join(words[:-2]), int(found.group(1)))
     return CannedLookup(" ".join(words))
 
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.commands.canned import CannedLookup, parse_canned
+from bot.commands.parsing import ParseError
 from domain.audit import AuditEntry
 from domain.canned_replies.model import (
     CannedActor,
@@ -300,3 +302,22 @@ async def test_no_such_customer_or_channel_changes_nothing() -> None:
     with pytest.raises(DeskError, match="opted out of SMS"):
         await open_conversation(uow, 7, LENA, channel=Channel.SMS, now=NOW)
     assert uow.commits == 0 and uow.audit.entries == [] and uow.opening.opened == []
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("", CannedLookup("")),
+        ("resch", CannedLookup("resch")),
+        ("hours for 12", CannedLookup("hours", 12)),
+        ("hours for #12", CannedLookup("hours", 12)),
+        ("thanks for coming", CannedLookup("thanks for coming")),  # a title with "for" in it is a search
+    ],
+)
+def test_the_canned_command_reads_a_search_or_a_conversation(text: str, read: CannedLookup) -> None:
+    assert parse_canned(text.split(), text, NOW.date()) == read
+
+
+def test_a_conversation_without_a_reply_is_a_usage_error() -> None:
+    with pytest.raises(ParseError, match="which reply"):
+        parse_canned(["for", "12"], "for 12", NOW.date())
