@@ -29,6 +29,9 @@ class ChatSummary:
     started_at: datetime
     last_message_at: datetime | None
     first_response_at: datetime | None
+    #: CSAT: the customer's answer to the survey sent on resolve (None: none sent, or not answered).
+    csat_score: int | None = None
+    csat_comment: str | None = None
 
     def reply_target(self) -> ChatReplyTarget:
         return ChatReplyTarget(self.id, self.customer_id, self.channel, self.subject, self.customer)
@@ -76,6 +79,8 @@ def _summary(chat: ChatSession, customer: str) -> ChatSummary:
         chat.started_at,
         chat.last_message_at,
         chat.first_response_at,
+        chat.csat_score if chat.csat_answered_at is not None else None,
+        chat.csat_comment,
     )
 
 

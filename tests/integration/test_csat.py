@@ -43,6 +43,7 @@ from storage.models import (
     MessageTemplate,
     StaffUser,
 )
+from storage.queries.chats import chat_conversation
 from storage.seeding.catalogue import template_rows
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
@@ -221,6 +222,11 @@ async def test_a_whatsapp_survey_in_the_window_is_answered_by_webhook_and_counte
         ("system", "The customer added a comment to their rating."),
     ]
     assert audited.count("chat.csat") == 2 and "chat.reopen" not in audited
+    shown = await chat_conversation(database, chat.id, None)  # the read model the conversation page uses
+    assert shown is not None and (shown.chat.csat_score, shown.chat.csat_comment) == (
+        5,
+        "Quick and kind, thank you",
+    )
 
     # The KPI, recounted from the raw rows: answered surveys of conversations started today.
     async with database.read_sessions() as session:
