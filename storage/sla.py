@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import Select, and_, false, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,26 @@ async def all_policies(session: AsyncSession) -> list[SlaPolicy]:
     return [policy_of(row) for row in rows]
 
 
+def chats_with_their_clinic() -> Select[
+    int, datetime, datetime | None, datetime | None, int | None, int | None, str
+]:
+    """Conversations with what their clocks need: start, first answer, resolution, agent, and the customer's
+    home clinic and its timezone (None without one)."""
+    return (
+        select(
+            ChatSession.id,
+            ChatSession.started_at,
+            ChatSession.first_response_at,
+            ChatSession.closed_at,
+            ChatSession.assigned_staff_id,
+            Customer.home_location_id,
+            Location.timezone,
+        )
+        .join(Customer, Customer.id == ChatSession.customer_id)
+        .outerjoin(Location, Location.id == Customer.home_location_id)
+    )
+
+
 class SqlSlaStore:
     """domain.conversations.sla_watch.SlaStore."""
 
@@ -80,19 +100,8 @@ class SqlSlaStore:
             .subquery()
         )
         rows = await self._session.execute(
-            select(
-                ChatSession.id,
-                ChatSession.started_at,
-                ChatSession.first_response_at,
-                ChatSession.closed_at,
-                ChatSession.assigned_staff_id,
-                Customer.home_location_id,
-                Location.timezone,
-                waiting.c.since,
-                last_answer.c.at,
-            )
-            .join(Customer, Customer.id == ChatSession.customer_id)
-            .outerjoin(Location, Location.id == Customer.home_location_id)
+            chats_with_their_clinic()
+            .add_columns(waiting.c.since, last_answer.c.at)
             .outerjoin(waiting, waiting.c.session_id == ChatSession.id)
             .outerjoin(last_answer, last_answer.c.session_id == ChatSession.id)
             .where(ChatSession.status.in_(ON_THE_CLOCK))

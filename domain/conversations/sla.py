@@ -226,11 +226,14 @@ def _whole_seconds(moment: datetime) -> datetime:
 
 
 def running_clocks(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours) -> list[SlaClock]:
-    """The targets still open in this conversation: unanswered first response, an unanswered customer
-    turn after staff had answered (next response), and resolution while not resolved."""
+    """The targets still open in this conversation: first response (from the customer's first message,
+    until staff answer), next response (from the customer's first message after staff last answered) and
+    resolution (from the start, until resolved)."""
     starts: list[tuple[SlaMetric, datetime]] = []
     if chat.first_response_at is None:
-        starts.append((SlaMetric.FIRST_RESPONSE, chat.started_at))
+        # From the customer's first message: a conversation staff opened times nothing until they write.
+        if chat.waiting_since is not None:
+            starts.append((SlaMetric.FIRST_RESPONSE, chat.waiting_since))
     elif chat.waiting_since is not None and chat.answered_before:
         starts.append((SlaMetric.NEXT_RESPONSE, chat.waiting_since))
     if chat.closed_at is None:

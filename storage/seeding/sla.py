@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.conversations.sla import BusinessHours, SlaMetric, SlaPolicy, policy_for
-from storage.models import ChatSession, Customer, Location
+from storage.models import ChatSession
 from storage.seeding.writer import IdSequence, RowSink
+from storage.sla import chats_with_their_clinic
 
 Row = dict[str, Any]
 
@@ -87,17 +87,7 @@ async def seed_sla_history(
     while True:
         rows = (
             await connection.execute(
-                select(
-                    ChatSession.id,
-                    ChatSession.started_at,
-                    ChatSession.first_response_at,
-                    ChatSession.closed_at,
-                    ChatSession.assigned_staff_id,
-                    Customer.home_location_id,
-                    Location.timezone,
-                )
-                .join(Customer, Customer.id == ChatSession.customer_id)
-                .join(Location, Location.id == Customer.home_location_id)
+                chats_with_their_clinic()
                 .where(ChatSession.id > last_id)
                 .order_by(ChatSession.id)
                 .limit(CHUNK)
@@ -108,7 +98,7 @@ async def seed_sla_history(
         last_id = rows[-1][0]
         for chat_id, started_at, first_response_at, closed_at, staff_id, location_id, timezone in rows:
             policy = policy_for(policies, location_id)
-            if policy is None:
+            if policy is None or timezone is None:
                 continue
             key = (policy.policy_id, timezone)
             if key not in hours:

@@ -186,6 +186,14 @@ def test_a_customer_writing_again_after_an_answer_times_a_next_response() -> Non
     assert running_clocks(quiet, replace(DEFAULT, resolution_minutes=None), HOURS) == []
 
 
+def test_a_conversation_staff_opened_times_a_first_response_only_once_the_customer_writes() -> None:
+    opened = chat(waiting_since=None)
+    assert [c.metric for c in running_clocks(opened, DEFAULT, HOURS)] == [SlaMetric.RESOLUTION]
+    wrote = chat(waiting_since=berlin(2026, 3, 2, 10, 30))
+    first = running_clocks(wrote, DEFAULT, HOURS)[0]
+    assert (first.metric, first.due_at) == (SlaMetric.FIRST_RESPONSE, berlin(2026, 3, 2, 10, 45))
+
+
 def test_a_warning_comes_before_the_due_time_and_a_breach_at_it() -> None:
     fresh = chat()
     assert findings_at(fresh, DEFAULT, HOURS, berlin(2026, 3, 2, 10, 9)) == []
