@@ -54,6 +54,8 @@ MAX_BODY_BYTES = 64_000
 POLL_SECONDS = 1.0
 HOLD_SECONDS = 300
 KEEP_ALIVE_SECONDS = 15.0
+#: The most turns one stream sends before it ends and the widget reconnects after the last.
+STREAM_TURNS = 1000
 #: Messages one visitor may send per minute (counted per web process).
 MESSAGES_PER_MINUTE = 30
 
@@ -301,16 +303,20 @@ async def widget_events(
 
     async def events() -> AsyncIterator[str]:
         yield "retry: 2000\n\n"
-        position, quiet_since = start, time.monotonic()
+        # Each poll reads every turn since the stream began, not just those after the last one sent: a turn
+        # whose transaction committed after a later one (ids are handed out before commit) still goes out.
+        sent: set[int] = set()
+        quiet_since = time.monotonic()
         ends = time.monotonic() + min(max(hold, 0), HOLD_SECONDS)
         while True:
-            page = await visitor_turns(database, visitor.customer_id, after=position)
+            page = await visitor_turns(database, visitor.customer_id, after=start, limit=STREAM_TURNS)
             for turn in page.turns:
-                yield f"id: {turn.id}\nevent: turn\ndata: {json.dumps(_turn(turn))}\n\n"
-                quiet_since = time.monotonic()
-            position = page.position
-            if time.monotonic() >= ends:
-                return
+                if turn.id not in sent:
+                    sent.add(turn.id)
+                    yield f"id: {turn.id}\nevent: turn\ndata: {json.dumps(_turn(turn))}\n\n"
+                    quiet_since = time.monotonic()
+            if time.monotonic() >= ends or len(sent) >= STREAM_TURNS:
+                return  # the widget reconnects, naming the last turn it had
             if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
                 yield ": still here\n\n"
                 quiet_since = time.monotonic()
