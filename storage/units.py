@@ -24,6 +24,7 @@ from storage.preferences import SqlPreferencesUnitOfWork
 from storage.schedules import ReportSchedulingUnitOfWork
 from storage.sign_in import SqlSignInUnitOfWork
 from storage.slack_threads import SqlSlackThreadUnitOfWork
+from storage.telegram_desk import SqlTelegramDeskUnitOfWork
 from storage.templates import SqlTemplateUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -79,6 +80,9 @@ class UnitsOfWork:
 
     def slack_threads(self, *, read_only: bool = False) -> SqlSlackThreadUnitOfWork:
         return SqlSlackThreadUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
+
+    def telegram_desk(self, *, read_only: bool = False) -> SqlTelegramDeskUnitOfWork:
+        return SqlTelegramDeskUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     def csat(self) -> SqlCsatUnitOfWork:
         return SqlCsatUnitOfWork(self.database, business_tz=self.business_tz)

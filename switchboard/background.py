@@ -89,11 +89,13 @@ class BackgroundServices:
 
     def jobs(self) -> tuple[Job, ...]:
         """The job table: every periodic pass a worker runs besides delivery and the report scheduler."""
-        threads = (
+        threads: tuple[Job, ...] = (
             (Job("slack threads", 0.25, self.mirror_slack_threads, wake=self.container.chat_news),)
             if self.container.slack_threads
             else ()
         )
+        if self.container.telegram_conversations is not None:
+            threads += (Job("telegram staff chats", 0.5, self.forward_to_telegram),)
         return *threads, *(
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
@@ -207,6 +209,12 @@ class BackgroundServices:
         threads = self.container.slack_threads
         if threads is not None:
             await threads.mirror()
+
+    async def forward_to_telegram(self) -> None:
+        """Customer conversations to the agents' private chats with the staff bot."""
+        desk = self.container.telegram_conversations
+        if desk is not None:
+            await desk.forward()
 
     async def heartbeat(self) -> None:
         await record_heartbeat(

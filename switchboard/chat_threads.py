@@ -8,9 +8,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiogram import Bot
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.threads import SlackThreadPoster, shown_fields
+from bot.telegram_staff.conversations import TelegramTurnSender
+from domain.canned_replies.model import CannedReplyError
+from domain.canned_replies.rules import require_filled
 from domain.clock import Clock
 from domain.conversations.model import ChatNotFound
 from domain.conversations.slack_threads import (
@@ -22,11 +26,13 @@ from domain.conversations.slack_threads import (
     record_thread_edit,
     slack_ref,
 )
+from domain.conversations.telegram_desk import ForwardPass, forward_to_telegram
 from domain.conversations.use_cases import DeskActor, add_note, reply_in_chat
 from domain.messages.sending import MessageRequestError
+from domain.staff import StaffIdentity
 from domain.vocabulary import MessageStatus, Role, role_allows
 from storage.database import Database
-from storage.queries.staff import staff_by_slack
+from storage.queries.staff import staff_by_slack, staff_by_telegram
 from storage.slack_threads import SqlSlackThreadUnitOfWork
 from storage.units import UnitsOfWork
 from switchboard.policies import business_consent_policy
@@ -36,8 +42,8 @@ from switchboard.settings import Settings
 _SLACK_REFERENCE = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
 NOT_STAFF = (
-    "Only staff with a Switchboard account linked to Slack can answer customers; nothing was sent. "
-    "Ask an administrator to link your Slack account."
+    "Only staff with a linked Switchboard account can answer customers; nothing was sent. "
+    "Ask an administrator to link your account."
 )
 NOT_AN_AGENT = "Your role can read conversations but not answer customers; nothing was sent."
 UNKNOWN_THREAD = (
@@ -61,6 +67,72 @@ def plain_text(slack_text: str) -> str:
         return target if not label or label == target else f"{label} ({target})"
 
     return html.unescape(_SLACK_REFERENCE.sub(readable, slack_text)).strip()
+
+
+@dataclass(frozen=True)
+class AgentReplies:
+    """What an agent's answer in a staff chat (a Slack thread, a Telegram reply) needs to become a reply."""
+
+    settings: Settings
+    units: UnitsOfWork
+    clock: Clock
+    on_reply: Callable[[], None]
+
+
+async def agent_answers(
+    parts: AgentReplies,
+    chat_id: int,
+    staff: StaffIdentity | None,
+    text: str,
+    *,
+    via: str,
+    ref: str,
+    request_key: str,
+) -> ThreadAnswer:
+    """An agent wrote `text` about conversation `chat_id` in a staff chat: a note (with the note prefix) or a
+    reply sent to the customer, once per `ref`; refusals say why, and that nothing was sent."""
+    if staff is None:
+        return ThreadAnswer("refused", NOT_STAFF, chat_id)
+    if not role_allows(staff.role, Role.AGENT):
+        return ThreadAnswer("refused", NOT_AN_AGENT, chat_id)
+    now = parts.clock()
+    note = note_text(text, parts.settings.slack_note_prefix)
+    if note is not None:
+        actor = DeskActor(staff.staff_id, staff.email, via)
+        try:
+            added = await add_note(parts.units.desk(), chat_id, actor, note, now=now, external_ref=ref)
+        except (MessageRequestError, ChatNotFound) as refusal:
+            return ThreadAnswer("refused", f"Not saved: {refusal}", chat_id)
+        return ThreadAnswer("note" if added else "duplicate", None, chat_id)
+    if not text.strip():
+        return ThreadAnswer("refused", "That reply has no words to send; nothing was sent.", chat_id)
+    try:
+        require_filled(text)  # a canned reply pasted with a {variable} still in it
+    except CannedReplyError as refusal:
+        return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)
+    try:
+        result = await reply_in_chat(
+            parts.units.chat_replies(),
+            chat_id,
+            staff_id=staff.staff_id,
+            staff_email=staff.email,
+            body=text.strip(),
+            request_key=request_key,
+            business_name=parts.settings.business_name,
+            now=now,
+            policy=business_consent_policy(parts.settings),
+            route_uow=parts.units.chat_replies(read_only=True),
+            via=via,
+            external_ref=ref,
+        )
+    except (MessageRequestError, ChatNotFound) as refusal:
+        return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)
+    if result.duplicate:
+        return ThreadAnswer("duplicate", None, chat_id)
+    if result.status is MessageStatus.SUPPRESSED:
+        return ThreadAnswer("refused", f"Not sent: {result.explanation}", chat_id)
+    parts.on_reply()
+    return ThreadAnswer("sent", None, chat_id)
 
 
 @dataclass
@@ -99,48 +171,18 @@ class SlackThreadDesk:
                 ThreadAnswer("refused", UNKNOWN_THREAD) if message.root_is_ours else ThreadAnswer("ignored")
             )
         staff = await staff_by_slack(self.database, message.team_id, message.slack_user_id)
-        if staff is None:
-            return ThreadAnswer("refused", NOT_STAFF, chat_id)
-        if not role_allows(staff.role, Role.AGENT):
-            return ThreadAnswer("refused", NOT_AN_AGENT, chat_id)
-        ref = slack_ref(message.channel_id, message.ts)
-        now = self.clock()
-        note = note_text(message.text, self.settings.slack_note_prefix)
-        if note is not None:
-            actor = DeskActor(staff.staff_id, staff.email, "slack")
-            try:
-                added = await add_note(
-                    self.units.desk(), chat_id, actor, plain_text(note), now=now, external_ref=ref
-                )
-            except (MessageRequestError, ChatNotFound) as refusal:
-                return ThreadAnswer("refused", f"Not saved: {refusal}", chat_id)
-            return ThreadAnswer("note" if added else "duplicate", None, chat_id)
-        body = plain_text(message.text)
-        if not body:
-            return ThreadAnswer("refused", "That reply has no words to send; nothing was sent.", chat_id)
-        try:
-            result = await reply_in_chat(
-                self.units.chat_replies(),
-                chat_id,
-                staff_id=staff.staff_id,
-                staff_email=staff.email,
-                body=body,
-                request_key=message.ts,
-                business_name=self.settings.business_name,
-                now=now,
-                policy=business_consent_policy(self.settings),
-                route_uow=self.units.chat_replies(read_only=True),
-                via="slack",
-                external_ref=ref,
-            )
-        except (MessageRequestError, ChatNotFound) as refusal:
-            return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)
-        if result.duplicate:
-            return ThreadAnswer("duplicate", None, chat_id)
-        if result.status is MessageStatus.SUPPRESSED:
-            return ThreadAnswer("refused", f"Not sent: {result.explanation}", chat_id)
-        self.on_reply()
-        return ThreadAnswer("sent", None, chat_id)
+        return await agent_answers(
+            self.agents(),
+            chat_id,
+            staff,
+            plain_text(message.text),
+            via="slack",
+            ref=slack_ref(message.channel_id, message.ts),
+            request_key=message.ts,
+        )
+
+    def agents(self) -> AgentReplies:
+        return AgentReplies(self.settings, self.units, self.clock, self.on_reply)
 
     async def changed(
         self, channel_id: str, ts: str, slack_user_id: str, team_id: str | None, new_text: str | None
@@ -153,4 +195,43 @@ class SlackThreadDesk:
             staff_name=staff.name if staff else "Someone",
             note_prefix=self.settings.slack_note_prefix,
             now=self.clock(),
+        )
+
+
+@dataclass
+class TelegramConversationDesk:
+    """Live chat in the staff bot's private chats: `forward()` sends turns, `answer()` takes replies to them."""
+
+    settings: Settings
+    database: Database
+    units: UnitsOfWork
+    bot: Bot
+    clock: Clock
+    on_reply: Callable[[], None] = lambda: None
+
+    async def forward(self) -> ForwardPass:
+        sender = TelegramTurnSender(
+            self.bot, self.settings.public_url, shown_fields(self.settings.slack_customer_fields)
+        )
+        return await forward_to_telegram(
+            self.units.telegram_desk, lambda: self.units.telegram_desk(read_only=True), sender, self.clock()
+        )
+
+    async def answer(
+        self, telegram_chat_id: int, replied_to: int, message_id: int, text: str, telegram_user_id: int
+    ) -> ThreadAnswer | None:
+        """None when the replied-to message is not about a conversation (the text is then a command)."""
+        async with self.units.telegram_desk(read_only=True) as uow:
+            chat_id = await uow.telegram.chat_for_message(telegram_chat_id, replied_to)
+        if chat_id is None:
+            return None
+        staff = await staff_by_telegram(self.database, telegram_user_id)
+        return await agent_answers(
+            AgentReplies(self.settings, self.units, self.clock, self.on_reply),
+            chat_id,
+            staff,
+            text,
+            via="telegram",
+            ref=f"telegram:{telegram_chat_id}:{message_id}",
+            request_key=f"{telegram_chat_id}-{message_id}",
         )

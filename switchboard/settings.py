@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     #: Which customer details the Slack thread shows in full (name, phone, email); the rest are masked
     #: and staff open the full record by the dashboard link.
     slack_customer_fields: str = "name"
+    #: Live chat in Telegram: the staff bot forwards each conversation's turns to the agent holding it
+    #: (while nobody does, to every online agent with Telegram linked); replying to one answers the customer.
+    telegram_staff_chats: bool = False
 
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True

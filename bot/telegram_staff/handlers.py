@@ -19,6 +19,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot.command_runner import CommandRunner
 from bot.replies import Reply
+from bot.telegram_staff.conversations import ConversationDesk, answer_words, command_of_callback
 from bot.telegram_staff.render import (
     CAPTION_LIMIT,
     ButtonCommands,
@@ -62,16 +63,56 @@ def refusal_text(business_name: str) -> str:
 class TelegramStaffFrontEnd:
     """Runs staff commands from Telegram and sends the neutral replies back as Telegram messages."""
 
-    def __init__(self, runner: CommandRunner, *, business_name: str, buttons: ButtonCommands | None = None):
+    def __init__(
+        self,
+        runner: CommandRunner,
+        *,
+        business_name: str,
+        buttons: ButtonCommands | None = None,
+        conversations: ConversationDesk | None = None,
+    ):
         self.runner = runner
         self.business_name = business_name
         self.buttons = buttons or ButtonCommands()
+        #: Live chat: replies to forwarded conversation messages answer the customer.
+        self.conversations = conversations
 
     def router(self) -> Router:
         router = Router(name="telegram_staff")
         router.message.register(self.on_message, F.text)
+        router.callback_query.register(self.on_live_chat_button, F.data.startswith("lc:"))
         router.callback_query.register(self.on_button)
         return router
+
+    async def on_conversation_reply(self, message: Message, bot: Bot) -> bool:
+        """A reply to a forwarded conversation message answers the customer; False when it is not one."""
+        replied = message.reply_to_message
+        if self.conversations is None or replied is None or message.from_user is None or message.text is None:
+            return False
+        outcome = await self.conversations.answer(
+            message.chat.id, replied.message_id, message.message_id, message.text, message.from_user.id
+        )
+        if outcome is None:
+            return False
+        words = answer_words(outcome)
+        if words:
+            await self.say(bot, message.chat.id, words)
+        return True
+
+    async def on_live_chat_button(self, callback: CallbackQuery, bot: Bot) -> None:
+        command = command_of_callback(callback.data)
+        await self.answer_press(callback)
+        if command is None:
+            return
+        message = callback.message if isinstance(callback.message, Message) else None
+        chat_id = message.chat.id if message else callback.from_user.id
+        reply = await self.run(command, callback.from_user.id)
+        if reply is None:
+            await self.say(bot, chat_id, refusal_text(self.business_name))
+            return
+        await self.deliver(
+            bot, reply, chat_id=chat_id, chat_type=ChatType.PRIVATE, user_id=callback.from_user.id
+        )
 
     async def run(self, text: str, telegram_user_id: int) -> Reply | None:
         try:
@@ -83,6 +124,8 @@ class TelegramStaffFrontEnd:
     async def on_message(self, message: Message, bot: Bot) -> None:
         if message.from_user is None or message.text is None:
             return  # channel posts and service messages have no person to answer
+        if await self.on_conversation_reply(message, bot):
+            return
         reply = await self.run(command_text(message.text), message.from_user.id)
         if reply is None:
             await self.say(bot, message.chat.id, refusal_text(self.business_name))

@@ -10,6 +10,7 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 
 from bot.command_runner import CommandRunner
+from bot.telegram_staff.conversations import ConversationDesk
 from bot.telegram_staff.handlers import TelegramStaffFrontEnd
 from providers.telegram.client import telegram_bot
 from switchboard.settings import Settings
@@ -24,10 +25,15 @@ def build_staff_bot(settings: Settings) -> Bot:
     return telegram_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url)
 
 
-def build_staff_dispatcher(settings: Settings, runner: CommandRunner) -> Dispatcher:
+def build_staff_dispatcher(
+    settings: Settings, runner: CommandRunner, conversations: ConversationDesk | None = None
+) -> Dispatcher:
     # No FSM: every staff message is a whole command, so there is no conversation state to keep.
     dispatcher = Dispatcher(disable_fsm=True)
-    dispatcher.include_router(TelegramStaffFrontEnd(runner, business_name=settings.business_name).router())
+    front_end = TelegramStaffFrontEnd(
+        runner, business_name=settings.business_name, conversations=conversations
+    )
+    dispatcher.include_router(front_end.router())
     return dispatcher
 
 
@@ -39,10 +45,12 @@ class TelegramStaffBot:
     close: Callable[[], Awaitable[None]]
 
 
-def build_telegram_staff(settings: Settings, runner: CommandRunner) -> TelegramStaffBot:
+def build_telegram_staff(
+    settings: Settings, runner: CommandRunner, conversations: ConversationDesk | None = None
+) -> TelegramStaffBot:
     """The staff bot the Telegram webhook route feeds (each update is the raw JSON dict)."""
     bot = build_staff_bot(settings)
-    dispatcher = build_staff_dispatcher(settings, runner)
+    dispatcher = build_staff_dispatcher(settings, runner, conversations)
 
     async def handle_staff_update(update: dict[str, Any]) -> None:
         # feed_raw_update validates the dict into an Update and runs the handlers to completion, so a

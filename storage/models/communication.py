@@ -232,6 +232,7 @@ class ChatMessage(Base):
         CheckConstraint(one_of("author", ["customer", "staff", "bot", "system"]), name="author_known"),
         Index("ix_chat_messages_session", "session_id", "created_at"),
         Index("ix_chat_messages_mirrored_at", "mirrored_at"),
+        Index("ix_chat_messages_telegram_posted_at", "telegram_posted_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -250,6 +251,8 @@ class ChatMessage(Base):
     mirrored_at: Mapped[datetime | None] = mapped_column(default=None)
     #: The delivery status of a staff reply last echoed in the Slack thread (delivered, read, failed).
     echoed_status: Mapped[str | None] = mapped_column(String(16), default=None)
+    #: When the turn was sent to the agents' Telegram chats with the staff bot (None: not yet).
+    telegram_posted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class VideoConsultation(Base):

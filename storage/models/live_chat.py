@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, BigId, Json, utcnow
@@ -31,6 +31,22 @@ class ChatSlackThread(Base):
     root_state: Mapped[str | None] = mapped_column(String(64))
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
     posted_at: Mapped[datetime | None]
+
+
+class ChatTelegramPost(Base):
+    """A message the staff bot sent an agent about a conversation: replying to it answers the customer."""
+
+    __tablename__ = "chat_telegram_posts"
+    __table_args__ = (
+        UniqueConstraint("telegram_chat_id", "message_id"),
+        Index("ix_chat_telegram_posts_session", "session_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("chat_sessions.id", ondelete="CASCADE"))
+    telegram_chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CannedReply(Base):

@@ -140,5 +140,6 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
             {"id": world.ids.next("chat_messages"), "session_id": session_id,
              "author": "customer" if by_customer else "staff", "staff_id": None if by_customer else staff_id,
              "communication_id": None, "body": rng.choice(texts[customer.locale]), "created_at": at,
-             "is_note": False, "external_ref": None, "mirrored_at": at, "echoed_status": None},
+             "is_note": False, "external_ref": None, "mirrored_at": at, "echoed_status": None,
+             "telegram_posted_at": at},
         )  # fmt: skip

@@ -260,6 +260,9 @@ async def test_strangers_viewers_and_unknown_threads_are_refused_and_nothing_is_
     viewer = await desk.answer(reply(thread, "Me too", "1800000000.000500", user="U0VIEWER1"))
     assert viewer.kind == "refused" and viewer.say is not None and "nothing was sent" in viewer.say
 
+    unfilled = await desk.answer(reply(thread, "See you at {time}, {first_name}!", "1800000000.000550"))
+    assert unfilled.kind == "refused" and unfilled.say is not None and "{time}" in unfilled.say
+
     ours = ThreadMessage(LIVE_CHAT, "1700000000.000001", "1800000000.000600", "hi", LENA, True, TEAM)
     assert (await desk.answer(ours)).say == UNKNOWN_THREAD
     theirs = dataclasses.replace(ours, root_is_ours=False)

@@ -171,9 +171,31 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("mirrored_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_chat_messages_external_ref"), ["external_ref"])
         batch_op.add_column(sa.Column("echoed_status", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("telegram_posted_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_index("ix_chat_messages_mirrored_at", ["mirrored_at"], unique=False)
-    # Turns from before the Slack threads existed are history, not news: never post them.
-    op.execute("UPDATE chat_messages SET mirrored_at = created_at")
+        batch_op.create_index("ix_chat_messages_telegram_posted_at", ["telegram_posted_at"], unique=False)
+    # Turns from before the Slack threads and Telegram forwarding existed are history, not news.
+    op.execute("UPDATE chat_messages SET mirrored_at = created_at, telegram_posted_at = created_at")
+    op.create_table(
+        "chat_telegram_posts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("session_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("telegram_chat_id", sa.BigInteger(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["session_id"],
+            ["chat_sessions.id"],
+            name=op.f("fk_chat_telegram_posts_session_id_chat_sessions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_chat_telegram_posts")),
+        sa.UniqueConstraint(
+            "telegram_chat_id", "message_id", name=op.f("uq_chat_telegram_posts_telegram_chat_id_message_id")
+        ),
+    )
+    with op.batch_alter_table("chat_telegram_posts", schema=None) as batch_op:
+        batch_op.create_index("ix_chat_telegram_posts_session", ["session_id"], unique=False)
 
     with op.batch_alter_table("chat_sessions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("csat_requested_at", sa.DateTime(timezone=True), nullable=True))
@@ -182,12 +204,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("chat_telegram_posts")
     with op.batch_alter_table("chat_sessions", schema=None) as batch_op:
         batch_op.drop_column("csat_comment")
         batch_op.drop_column("csat_answered_at")
         batch_op.drop_column("csat_requested_at")
 
     with op.batch_alter_table("chat_messages", schema=None) as batch_op:
+        batch_op.drop_index("ix_chat_messages_telegram_posted_at")
+        batch_op.drop_column("telegram_posted_at")
         batch_op.drop_index("ix_chat_messages_mirrored_at")
         batch_op.drop_column("echoed_status")
         batch_op.drop_constraint(batch_op.f("uq_chat_messages_external_ref"), type_="unique")

@@ -1,0 +1,120 @@
+"""Live chat in the staff bot's private chats, the Telegram side: a conversation's turn as a message with the
+desk's buttons, and what those buttons run.
+
+Replying to such a message answers the customer (see `switchboard.chat_threads.TelegramConversationDesk`).
+The buttons carry their move and conversation id in the callback data ("lc:resolve:42"), so they keep working
+after a restart and from any process; the command they run checks the presser's permissions as typed ones do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from html import escape
+from typing import Protocol
+
+from aiogram import Bot
+from aiogram.enums import ParseMode
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.commands.masking import mask_phone
+from bot.telegram_staff.render import MESSAGE_LIMIT, clip
+from domain.conversations.desk import STATUS_WORDS
+from domain.conversations.slack_threads import ThreadAnswer, ThreadCard, ThreadTurn
+from domain.vocabulary import ChatStatus
+
+CHANNEL_WORDS = {
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "email": "email",
+    "telegram": "Telegram",
+    "chat": "website chat",
+}
+#: "lc:<move>:<conversation id>" -> the command it runs.
+LIVE_CHAT_CALLBACK = re.compile(r"^lc:(assign|resolve|reopen|snooze):(\d{1,12})$")
+MOVES = {
+    "assign": "chat assign {id} to me",
+    "resolve": "chat resolve {id}",
+    "reopen": "chat reopen {id}",
+    "snooze": "chat snooze {id} for 2h",
+}
+
+
+class ConversationDesk(Protocol):
+    """What the staff bot asks of live chat when an agent replies to a forwarded message."""
+
+    async def answer(
+        self, telegram_chat_id: int, replied_to: int, message_id: int, text: str, telegram_user_id: int
+    ) -> ThreadAnswer | None: ...
+
+
+def command_of_callback(data: str | None) -> str | None:
+    """The desk command a live-chat button runs, or None when the data is not one of ours."""
+    match = LIVE_CHAT_CALLBACK.match(data or "")
+    return MOVES[match[1]].format(id=match[2]) if match else None
+
+
+def keyboard(card: ThreadCard) -> InlineKeyboardMarkup:
+    moves = ["reopen"] if card.status is ChatStatus.CLOSED else ["assign", "resolve", "snooze"]
+    labels = {"assign": "Assign to me", "resolve": "Resolve", "reopen": "Reopen", "snooze": "Snooze 2 h"}
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=labels[move], callback_data=f"lc:{move}:{card.chat_id}")
+                for move in moves
+            ]
+        ]
+    )
+
+
+def turn_html(turn: ThreadTurn, card: ThreadCard, public_url: str, shown: Collection[str]) -> str:
+    channel = CHANNEL_WORDS.get(card.channel, card.channel)
+    name = (card.customer_name or "A customer") if "name" in shown else f"Customer {card.customer_id}"
+    who = escape(name)
+    if card.customer_phone:
+        who += " · " + escape(card.customer_phone if "phone" in shown else mask_phone(card.customer_phone))
+    status = STATUS_WORDS.get(card.status.value, card.status.value)
+    holder = f"with {escape(card.assignee)}" if card.assignee else "unassigned"
+    head = f"💬 <b>Conversation {card.chat_id}</b> · {channel} · {who} ({status}, {holder})"
+    body = escape(turn.body)
+    if turn.author == "customer":
+        said = f"<b>{escape(name)}</b>: {body}"
+    elif turn.author == "staff" and turn.is_note:
+        said = f"📝 <b>Note by {escape(turn.staff_name or 'staff')}</b>: {body}"
+    elif turn.author == "staff":
+        said = f"<b>{escape(turn.staff_name or 'Staff')}</b> replied: {body}"
+    else:
+        said = f"<i>{body}</i>"
+    link = f'<a href="{escape(public_url.rstrip("/"))}/communication/chat/{card.chat_id}">Open in Switchboard</a>'
+    tail = "Reply to this message to answer; start with note: to write only to colleagues."
+    return clip(f"{head}\n{said}\n\n{link} · {tail}", MESSAGE_LIMIT)
+
+
+class TelegramTurnSender:
+    """domain.conversations.telegram_desk.TelegramSender over the staff bot."""
+
+    def __init__(self, bot: Bot, public_url: str, shown_fields: Collection[str]) -> None:
+        self.bot = bot
+        self.public_url = public_url
+        self.shown = frozenset(shown_fields)
+
+    async def send_turn(self, telegram_user_id: int, turn: ThreadTurn, card: ThreadCard) -> int:
+        sent = await self.bot.send_message(
+            chat_id=telegram_user_id,
+            text=turn_html(turn, card, self.public_url, self.shown),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(card) if turn.author == "customer" else None,
+            disable_web_page_preview=True,
+        )
+        return sent.message_id
+
+
+def answer_words(outcome: ThreadAnswer) -> str | None:
+    """What the agent is told after replying to a forwarded message."""
+    if outcome.say:
+        return outcome.say
+    if outcome.kind == "sent":
+        return "✓ Sent to the customer."
+    if outcome.kind == "note":
+        return "📝 Note saved: only staff see it."
+    return None

@@ -1,0 +1,106 @@
+"""Live chat's Telegram forwarding in SQL: which turns went to agents' Telegram chats, and what each message was."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn
+from domain.conversations.telegram_desk import TelegramAgent
+from domain.vocabulary import Availability
+from storage.desk import DESK_ROLES
+from storage.models import ChatMessage, ChatSession, ChatTelegramPost, StaffUser
+from storage.slack_threads import SqlSlackThreads
+from storage.unit_of_work import SqlUnitOfWork
+
+
+class SqlTelegramPosts:
+    """domain.conversations.telegram_desk.TelegramPosts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def pending_turn_ids(self, limit: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(ChatMessage.id)
+            .where(ChatMessage.telegram_posted_at.is_(None))
+            .order_by(ChatMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim_turns(self, turn_ids: list[int], now: datetime) -> list[ThreadTurn]:
+        claimed = await self._session.scalars(
+            update(ChatMessage)
+            .where(ChatMessage.id.in_(turn_ids), ChatMessage.telegram_posted_at.is_(None))
+            .values(telegram_posted_at=now)
+            .returning(ChatMessage.id)
+        )
+        ids = list(claimed)
+        if not ids:
+            return []
+        rows = await self._session.execute(
+            select(ChatMessage, StaffUser.name)
+            .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+            .where(
+                ChatMessage.id.in_(ids),
+                ChatMessage.created_at >= now - NEWS_WINDOW,
+                # What an agent wrote in Telegram is already there.
+                or_(ChatMessage.external_ref.is_(None), ChatMessage.external_ref.not_like("telegram:%")),
+            )
+            .order_by(ChatMessage.id)
+        )
+        return [
+            ThreadTurn(turn.id, turn.session_id, turn.author, name, turn.body, turn.is_note, turn.created_at)
+            for turn, name in rows
+        ]
+
+    async def card(self, chat_id: int) -> ThreadCard | None:
+        return await SqlSlackThreads(self._session).card(chat_id)
+
+    async def recipients(self, chat_id: int) -> list[TelegramAgent]:
+        holder = await self._session.scalar(
+            select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id)
+        )
+        linked = [
+            StaffUser.telegram_user_id.is_not(None),
+            StaffUser.active.is_(True),
+            StaffUser.role.in_(DESK_ROLES),
+        ]
+        query = select(StaffUser.id, StaffUser.telegram_user_id).where(*linked)
+        if holder is not None:
+            query = query.where(StaffUser.id == holder)
+        else:
+            query = query.where(StaffUser.availability == Availability.ONLINE.value)
+        rows = await self._session.execute(query.order_by(StaffUser.id))
+        return [TelegramAgent(staff_id, user_id) for staff_id, user_id in rows if user_id is not None]
+
+    async def remember(self, chat_id: int, telegram_chat_id: int, message_id: int, at: datetime) -> None:
+        self._session.add(
+            ChatTelegramPost(
+                session_id=chat_id, telegram_chat_id=telegram_chat_id, message_id=message_id, created_at=at
+            )
+        )
+        await self._session.flush()
+
+    async def chat_for_message(self, telegram_chat_id: int, message_id: int) -> int | None:
+        return await self._session.scalar(
+            select(ChatTelegramPost.session_id).where(
+                ChatTelegramPost.telegram_chat_id == telegram_chat_id,
+                ChatTelegramPost.message_id == message_id,
+            )
+        )
+
+
+class SqlTelegramDeskUnitOfWork(SqlUnitOfWork):
+    """domain.conversations.telegram_desk.TelegramDeskUnitOfWork."""
+
+    telegram: SqlTelegramPosts
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        self.telegram = SqlTelegramPosts(self.session)
+        return self

@@ -1,0 +1,209 @@
+"""Live chat in the staff bot's Telegram chats, on a real database, against the sandbox's Telegram Bot API.
+
+A customer's message is forwarded to the agent holding the conversation (once); the agent's reply to it goes
+to the customer once however often Telegram redelivers the update; `note:` stays inside; the buttons run the
+desk's moves; a stranger is refused; a reply to any other message is an ordinary command.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from bot.command_runner import StaffCommandRunner
+from bot.telegram_staff.staff_bot import build_staff_bot, build_telegram_staff
+from domain.conversations.model import CustomerMessage
+from domain.conversations.use_cases import InboundPolicy, handle_customer_message
+from domain.delivery.ports import InboundMessage
+from domain.vocabulary import Channel
+from storage.database import Database
+from storage.inbox import ConversationUnitOfWork
+from storage.models import (
+    ChatMessage,
+    ChatSession,
+    ChatTelegramPost,
+    Customer,
+    CustomerCommunication,
+    StaffUser,
+)
+from storage.units import UnitsOfWork
+from switchboard.chat_threads import NOT_STAFF, TelegramConversationDesk
+from switchboard.settings import Settings
+from switchboard.wiring import build_container
+
+LENA = 5001
+JONAS = 5002
+STRANGER = 9009
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[RunningSandbox]:
+    config = dataclasses.replace(SandboxConfig(port=0, smtp_port=0, send_status_webhooks=False))
+    async with run_sandbox(config) as running:
+        yield running
+
+
+@pytest.fixture
+async def settings(sandbox: RunningSandbox, database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        telegram_base_url=f"{sandbox.base_url}",
+        telegram_bot_token=sandbox.state.config.telegram_bot_token,
+        telegram_staff_chats=True,
+        public_url="https://switchboard.example",
+    )
+
+
+@pytest.fixture
+async def desk(database: Database, settings: Settings) -> AsyncIterator[TelegramConversationDesk]:
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                StaffUser(id=1, email="lena@x.example", name="Lena", role="agent", availability="online",
+                          telegram_user_id=LENA),
+                StaffUser(id=2, email="jonas@x.example", name="Jonas", role="agent", availability="online",
+                          telegram_user_id=JONAS),
+                Customer(id=1, name="Ada Lovelace", whatsapp_id="4915100000001", phone_e164="+4915100000001"),
+            ]
+        )  # fmt: skip
+        await session.commit()
+    bot = build_staff_bot(settings)
+    yield TelegramConversationDesk(
+        settings, database, UnitsOfWork(database, "UTC"), bot, lambda: datetime.now(UTC)
+    )
+    await bot.session.close()
+
+
+async def customer_writes(desk: TelegramConversationDesk, text: str, n: int = 1) -> int:
+    now = datetime.now(UTC)
+    message = InboundMessage(
+        "whatsapp_cloud", Channel.WHATSAPP, f"wamid.t.{n}", "4915100000001", "us", text, now
+    )
+    async with ConversationUnitOfWork(desk.units.general()) as uow:
+        await handle_customer_message(uow, CustomerMessage(message), InboundPolicy("Northwind"), now)
+        await uow.commit()
+    async with desk.database.read_sessions() as session:
+        chat_id = await session.scalar(select(ChatSession.id).order_by(ChatSession.id.desc()))
+    assert chat_id is not None
+    return chat_id
+
+
+def sent_to(sandbox: RunningSandbox, chat: int) -> list[dict[str, Any]]:
+    return [m for (to, _), m in sorted(sandbox.state.telegram_sent.items()) if to == chat]
+
+
+async def outbound(database: Database) -> list[CustomerCommunication]:
+    async with database.read_sessions() as session:
+        return list(
+            await session.scalars(
+                select(CustomerCommunication).where(CustomerCommunication.direction == "outbound")
+            )
+        )
+
+
+async def test_a_customer_message_reaches_the_agent_holding_it_once_and_their_reply_the_customer_once(
+    desk: TelegramConversationDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Is there parking at the clinic?")
+    assert (await desk.forward()).forwarded == 1
+    assert (await desk.forward()).forwarded == 0
+    async with desk.database.read_sessions() as session:
+        holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
+    agent, other = (LENA, JONAS) if holder == 1 else (JONAS, LENA)
+    [forwarded] = sent_to(sandbox, agent)
+    assert sent_to(sandbox, other) == []  # only the holder hears of it
+    assert (
+        f"Conversation {chat_id}" in forwarded["text"]
+        and "Is there parking at the clinic?" in forwarded["text"]
+    )
+    assert "+4915100000001" not in forwarded["text"]  # masked by default
+    buttons = [b["callback_data"] for row in forwarded["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons == [f"lc:assign:{chat_id}", f"lc:resolve:{chat_id}", f"lc:snooze:{chat_id}"]
+
+    message_id = forwarded["message_id"]
+    said = await desk.answer(agent, message_id, 700, "Yes, behind the building.", agent)
+    assert said is not None and said.kind == "sent"
+    again = await desk.answer(
+        agent, message_id, 700, "Yes, behind the building.", agent
+    )  # redelivered update
+    assert again is not None and again.kind == "duplicate"
+    [reply] = await outbound(desk.database)
+    assert reply.channel == "whatsapp" and reply.body == "Yes, behind the building."
+
+    note = await desk.answer(agent, message_id, 701, "note: asked twice already", agent)
+    assert note is not None and note.kind == "note"
+    assert len(await outbound(desk.database)) == 1
+    stranger = await desk.answer(agent, message_id, 702, "hi", STRANGER)
+    assert stranger is not None and stranger.say == NOT_STAFF
+    assert (
+        await desk.answer(agent, 99999, 703, "sales this week", agent) is None
+    )  # not a conversation message
+
+    # What the agent wrote in Telegram is not forwarded back to them; the note is, to no one else.
+    await desk.forward()
+    assert len(sent_to(sandbox, agent)) == 1
+    async with desk.database.read_sessions() as session:
+        posts = await session.scalar(select(func.count()).select_from(ChatTelegramPost))
+    assert posts == 1
+
+
+async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply_through_the_bot_answers(
+    desk: TelegramConversationDesk, sandbox: RunningSandbox, settings: Settings, database: Database
+) -> None:
+    async with database.sessions() as session:
+        for staff in await session.scalars(select(StaffUser)):
+            staff.chat_capacity = 0  # everyone is full: the conversation waits unassigned
+        await session.commit()
+    chat_id = await customer_writes(desk, "Hello, anyone there?")
+    await desk.forward()
+    lena_copy, jonas_copy = sent_to(sandbox, LENA)[-1], sent_to(sandbox, JONAS)[-1]
+    assert f"Conversation {chat_id}" in lena_copy["text"] and "unassigned" in jonas_copy["text"]
+
+    # Through the real staff bot: Jonas replies to his copy, then presses Assign to me.
+    container = build_container(settings)
+    try:
+        staff_bot = build_telegram_staff(settings, StaffCommandRunner(container.command_context()), desk)
+        person = {"id": JONAS, "is_bot": False, "first_name": "Jonas"}
+        chat = {"id": JONAS, "type": "private"}
+        await staff_bot.handle(
+            {
+                "update_id": 1,
+                "message": {
+                    "message_id": 800,
+                    "from": person,
+                    "chat": chat,
+                    "date": 1800000000,
+                    "text": "Yes! How can I help?",
+                    "reply_to_message": jonas_copy,
+                },
+            }
+        )
+        await staff_bot.handle(
+            {
+                "update_id": 2,
+                "callback_query": {
+                    "id": "42",
+                    "from": person,
+                    "chat_instance": "1",
+                    "message": jonas_copy,
+                    "data": f"lc:assign:{chat_id}",
+                },
+            }
+        )
+        await staff_bot.close()
+    finally:
+        await container.close()
+    [reply] = await outbound(database)
+    assert reply.body == "Yes! How can I help?"
+    answers = [m["text"] for m in sent_to(sandbox, JONAS)]
+    assert "✓ Sent to the customer." in answers
+    async with database.read_sessions() as session:
+        holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
+        turns = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))
+    assert holder == 2 and "Assigned to Jonas." in turns
