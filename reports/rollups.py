@@ -33,6 +33,7 @@ from storage.database import Database
 from storage.models import (
     Appointment,
     ChatSession,
+    ChatSlaEvent,
     ConsentRecord,
     Customer,
     CustomerCommunication,
@@ -413,6 +414,15 @@ class RollupRefresh:
                     .where(ChatSession.csat_answered_at >= since - timedelta(minutes=5))
                     .limit(50_000)
                 )
+            )
+            # ... and an SLA breach recorded since (the SLA met rate of the day the conversation started).
+            answered += await session.scalars(
+                select(ChatSlaEvent.session_id)
+                .where(
+                    ChatSlaEvent.kind == "breach", ChatSlaEvent.occurred_at >= since - timedelta(minutes=5)
+                )
+                .distinct()
+                .limit(50_000)
             )
         spans = {source: [(since - timedelta(minutes=5), now + timedelta(minutes=1))] for source in SOURCES}
         by_range = await TouchedFacts.from_ranges(database, spans)

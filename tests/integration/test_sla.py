@@ -331,3 +331,45 @@ async def test_the_seeded_history_breaches_recount_and_the_sla_kpis_read_them(da
     assert breaches and totals["sla_breaches"] == len(breaches)
     met = sum(c.id not in breached for c in started) / len(started)
     assert 0 < met < 1 and abs((totals["sla_met_rate"] or 0) - met) < 1e-9
+
+
+async def test_a_breach_of_an_older_conversation_reaches_the_rolled_up_kpi(database: Database) -> None:
+    """The worker keeps the KPIs in rollups; a breach recorded today changes the SLA met rate of the day the
+    conversation started, days before the worker's last pass, so that day is counted again."""
+    from domain.clock import utc_now
+    from reports.rollups import RollupRefresh
+
+    started = utc_now() - timedelta(days=3)
+    async with database.sessions() as session:
+        session.add(Customer(id=1, name="Ana Ruiz", whatsapp_id="4915100000001"))
+        session.add(
+            SlaPolicy(
+                id=1, name="Around the clock", location_id=None, first_response_minutes=15,
+                next_response_minutes=None, resolution_minutes=None, warn_before_minutes=5,
+                business_hours={}, holidays=[], enabled=True,
+            )
+        )  # fmt: skip
+        await session.flush()
+        chat = ChatSession(customer_id=1, channel="whatsapp", status="open", started_at=started)
+        session.add(chat)
+        await session.flush()
+        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hello?", created_at=started))
+        await session.commit()
+    refresh = RollupRefresh(database, "UTC")
+    await refresh.run(utc_now())  # the worker's first pass builds the rollups
+    day = started.date()
+
+    async def met_rate() -> tuple[float | None, str]:
+        result = await run_query(
+            database,
+            MetricQuery(("sla_met_rate",), PeriodSpec.between(day, day)),
+            now=utc_now(),
+            business_tz="UTC",
+        )
+        return result.series[0].total, result.source
+
+    assert await met_rate() == (1.0, "rollup")
+    recorded = await SlaWatch(database, settings_for(database, business_timezone="UTC"), Recorded()).run()
+    assert recorded.recorded == 1
+    await refresh.run(utc_now())
+    assert await met_rate() == (0.0, "rollup")
