@@ -173,9 +173,7 @@ class SqlSlaStore:
                 ChatSession.status.in_(ON_THE_CLOCK),
                 or_(
                     and_(ChatSlaEvent.kind == SlaKind.WARNING.value, ChatSlaEvent.due_at > now),
-                    and_(
-                        ChatSlaEvent.kind == SlaKind.BREACH.value, ChatSlaEvent.occurred_at >= breaches_since
-                    ),
+                    and_(ChatSlaEvent.kind == SlaKind.BREACH.value, ChatSlaEvent.due_at >= breaches_since),
                 ),
             )
             .order_by(ChatSlaEvent.occurred_at, ChatSlaEvent.id)

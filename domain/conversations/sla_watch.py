@@ -29,7 +29,8 @@ from domain.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
-#: A breach older than this is stored but no longer worth a Slack message (the worker was down, say).
+#: A breach due longer ago than this is stored but no longer worth a Slack message (the worker was down, or
+#: it is the demo's history): alerts are news; the KPIs count it either way.
 ALERT_BREACHES_FOR = timedelta(hours=24)
 
 
@@ -43,7 +44,7 @@ class SlaStore(Protocol):
         """Store each finding unless already stored; how many were new."""
 
     async def alerts_to_send(self, now: datetime, breaches_since: datetime, limit: int) -> list[SlaAlert]:
-        """Events not yet posted: warnings still ahead of their due time, breaches since `breaches_since`."""
+        """Events not yet posted: warnings still ahead of their due time, breaches due since `breaches_since`."""
 
     async def claim_alert(self, event_id: int, at: datetime) -> bool:
         """Mark the event alerted at `at`, unless someone already did; whether this caller got it."""

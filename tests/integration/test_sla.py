@@ -373,3 +373,15 @@ async def test_a_breach_of_an_older_conversation_reaches_the_rolled_up_kpi(datab
     assert recorded.recorded == 1
     await refresh.run(utc_now())
     assert await met_rate() == (0.0, "rollup")
+
+
+async def test_a_breach_due_days_ago_is_stored_and_counted_but_not_posted(database: Database) -> None:
+    ids = await given_conversations(database)
+    channel = Recorded()
+    # Two days later (the worker was down): Ana's first response and resolution are long overdue.
+    result = await SlaWatch(database, settings_for(database), channel).run(berlin(2026, 3, 4, 17, 0))
+    assert result.recorded >= 2 and result.alerted == 0 and channel.posted == []
+    stored = await events(database)
+    assert (ids["ana"], "first_response", "breach", berlin(2026, 3, 2, 10, 10), False) in stored
+    # Bo's reply, due on the 2nd, is as old; a breach due within the last day would be posted.
+    assert all(not alerted for *_, alerted in stored)
