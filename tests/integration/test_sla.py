@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from api.sandbox import SandboxConfig, run_sandbox
 from domain.conversations.sla import BusinessHours, SlaMetric, policy_for
+from domain.conversations.sla_watch import SlaPassResult
 from reports.periods import PeriodSpec, resolve_period
 from reports.query import MetricQuery, run_query
 from storage.database import Database
@@ -385,3 +386,25 @@ async def test_a_breach_due_days_ago_is_stored_and_counted_but_not_posted(databa
     assert (ids["ana"], "first_response", "breach", berlin(2026, 3, 2, 10, 10), False) in stored
     # Bo's reply, due on the 2nd, is as old; a breach due within the last day would be posted.
     assert all(not alerted for *_, alerted in stored)
+
+
+async def test_the_worker_runs_the_sla_pass_from_its_job_table(database_url: str) -> None:
+    from switchboard.background import BackgroundServices
+    from switchboard.wiring import build_container
+
+    container = build_container(Settings(database_url=database_url, public_url="https://switchboard.example"))
+    try:
+        ids = await given_conversations(container.database)
+        services = BackgroundServices(container)
+        job = next(j for j in services.jobs() if j.name == "live-chat SLAs")
+        assert job.every_seconds == 30.0 and job.tracked
+        result = await job.run()  # now: long after the seeded Monday, so everything is overdue
+        stored = {(e[0], e[1], e[2]) for e in await events(container.database)}
+        assert (ids["ana"], "first_response", "breach") in stored and (
+            ids["bo"],
+            "next_response",
+            "breach",
+        ) in stored
+        assert isinstance(result, SlaPassResult) and result.alerted == 0  # no channel set, and they are old
+    finally:
+        await container.close()
