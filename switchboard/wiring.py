@@ -20,7 +20,7 @@ from bot.telegram_staff.staff_bot import TelegramStaffBot, build_telegram_staff
 from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from domain.consent.unsubscribe import UnsubscribeLinks
-from domain.conversations.csat import CsatLinks, CsatPolicy
+from domain.conversations.csat import CsatPolicy
 from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy
 from domain.delivery.dispatch import Dispatcher
@@ -35,7 +35,7 @@ from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
 from switchboard.chat_threads import SlackThreadDesk
-from switchboard.policies import business_consent_policy, business_unsubscribe_links
+from switchboard.policies import business_consent_policy, business_csat_policy, business_unsubscribe_links
 from switchboard.settings import Settings
 
 
@@ -90,8 +90,7 @@ class Container:
 
     def csat_policy(self) -> CsatPolicy:
         """CSAT surveys on resolve (SWITCHBOARD_CSAT_SURVEYS), their email links signed with the session secret."""
-        links = CsatLinks(self.settings.public_url, self.settings.session_secret.get_secret_value())
-        return CsatPolicy(self.consent_policy(), links, enabled=self.settings.csat_surveys)
+        return business_csat_policy(self.settings)
 
     def inbound_policy(self) -> InboundPolicy:
         return InboundPolicy(self.settings.business_name)

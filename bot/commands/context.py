@@ -11,7 +11,7 @@ from reports.charts.cache import ChartCache
 from storage.database import Database
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
-from switchboard.policies import business_consent_policy
+from switchboard.policies import business_consent_policy, business_csat_policy
 from switchboard.settings import Settings
 
 
@@ -29,7 +29,11 @@ class CommandContext:
 
     def __post_init__(self) -> None:
         if self.units is None:
-            self.units = UnitsOfWork(self.database, self.settings.business_timezone)
+            self.units = UnitsOfWork(
+                self.database,
+                self.settings.business_timezone,
+                csat_policy=business_csat_policy(self.settings),
+            )
 
     @property
     def uow(self) -> UnitsOfWork:
