@@ -11,8 +11,10 @@ SANDBOX_PORT ?=
 SANDBOX_SMTP_PORT ?=
 DEMO_ENV = $(strip $(if $(PORT),$(if $(SWITCHBOARD_PUBLIC_URL),,SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:$(PORT))) \
 	$(if $(SANDBOX_PORT),SWITCHBOARD_SANDBOX_PORT=$(SANDBOX_PORT)) \
-	$(if $(SANDBOX_SMTP_PORT),SWITCHBOARD_SANDBOX_SMTP_PORT=$(SANDBOX_SMTP_PORT)) \
-	SWITCHBOARD_SLACK_CHAT_CHANNEL=$(or $(SWITCHBOARD_SLACK_CHAT_CHANNEL),C0LIVECHAT))
+	$(if $(SANDBOX_SMTP_PORT),SWITCHBOARD_SANDBOX_SMTP_PORT=$(SANDBOX_SMTP_PORT)))
+# The demo's live chat: conversations in the sandbox Slack's #live-chat and in agents' Telegram chats.
+DEMO_CHAT_ENV = SWITCHBOARD_SLACK_CHAT_CHANNEL=$(or $(SWITCHBOARD_SLACK_CHAT_CHANNEL),C0LIVECHAT) \
+	SWITCHBOARD_TELEGRAM_STAFF_CHATS=$(or $(SWITCHBOARD_TELEGRAM_STAFF_CHATS),1)
 export SWITCHBOARD_DATABASE_URL ?= sqlite+aiosqlite:///switchboard.db
 
 .PHONY: install demo test smoke faults lint typecheck bench clean
@@ -33,8 +35,8 @@ demo: install
 	$(BIN)/switchboard rollups rebuild
 	@echo "Sign in at http://127.0.0.1:$(or $(PORT),8000)/login (demo staff buttons), or: $(strip $(DEMO_ENV) $(BIN)/switchboard login-link admin@northwind.example)"
 	@echo "Try the staff bot in the sandbox's Slack: http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/slack (type /sb help)"
-	@echo "Live chat: a customer writes at http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox, agents answer in the thread in #live-chat"
-	$(DEMO_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
+	@echo "Live chat: a customer writes at http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/ or on the clinic's page http://127.0.0.1:$(or $(PORT),8000)/widget/demo; agents answer in #live-chat's threads"
+	$(DEMO_ENV) $(DEMO_CHAT_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
 
 # Every test but the fault suite (`make faults`; CI runs both).
 test: install

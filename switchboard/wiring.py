@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.command_runner import StaffCommandRunner
 from bot.commands.context import CommandContext
 from bot.slack.app import build_slack_app, build_slack_client
-from bot.telegram_staff.staff_bot import TelegramStaffBot, build_telegram_staff
+from bot.telegram_staff.staff_bot import TelegramStaffBot, build_staff_bot, build_telegram_staff
 from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from domain.consent.unsubscribe import UnsubscribeLinks
@@ -34,7 +34,7 @@ from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
-from switchboard.chat_threads import SlackThreadDesk
+from switchboard.chat_threads import SlackThreadDesk, TelegramConversationDesk
 from switchboard.policies import business_consent_policy, business_csat_policy, business_unsubscribe_links
 from switchboard.settings import Settings
 
@@ -121,6 +121,17 @@ class Container:
             on_reply=self._reply_queued,
         )
 
+    @cached_property
+    def telegram_conversations(self) -> TelegramConversationDesk | None:
+        """Live chat in the staff bot's private chats, when SWITCHBOARD_TELEGRAM_STAFF_CHATS is on."""
+        if not self.settings.telegram_staff_chats:
+            return None
+        bot = build_staff_bot(self.settings)
+        self.closers.append(bot.session.close)
+        return TelegramConversationDesk(
+            self.settings, self.database, self.units, bot, self.clock, on_reply=self._reply_queued
+        )
+
     def _reply_queued(self) -> None:
         """An agent's reply is in the outbox: this process's worker (if it runs one) sends it now."""
         if self.dispatcher is not None:
@@ -135,7 +146,7 @@ class Container:
         """Builds the Slack app and the Telegram staff bot over one command runner (once, at start-up)."""
         runner = StaffCommandRunner(self.command_context())
         self.slack_app = build_slack_app(self.settings, runner, threads=self.slack_threads)
-        self.telegram_staff = build_telegram_staff(self.settings, runner)
+        self.telegram_staff = build_telegram_staff(self.settings, runner, self.telegram_conversations)
         self.closers.append(self.telegram_staff.close)
         return runner
 

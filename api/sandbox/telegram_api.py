@@ -517,7 +517,8 @@ def customer_writes(
     """A pretend customer writes to the bot (or taps a button): webhook if one is set, else getUpdates.
 
     A tap lands on the bot's message `message_id`, or else on the latest one in the chat showing a
-    button with that callback data, so the bot can answer the query and edit that very message.
+    button with that callback data, so the bot can answer the query and edit that very message. Text with a
+    `message_id` is a reply to that message of the bot's.
     """
     person = {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
     body: dict[str, Any]
@@ -550,6 +551,10 @@ def customer_writes(
                 "text": text,
             }
         }
+        # With a message id, the text is a reply to that message of the bot's (Telegram's "Reply").
+        replied = state.telegram_sent.get((chat_id, message_id)) if message_id is not None else None
+        if replied is not None:
+            body["message"]["reply_to_message"] = replied
         record_id, shown = f"{chat_id}:{new_id}", text
     state.accept(
         SandboxMessage(

@@ -86,7 +86,11 @@ def test_make_demo_moves_the_web_app_the_sandbox_and_the_sign_in_hint() -> None:
         ["make", "-n", "demo"], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
     ).stdout
     (serve,) = [line for line in default.splitlines() if "switchboard serve" in line]
-    assert "SWITCHBOARD_" not in serve and serve.endswith("--port 8000")
+    # Only the demo's live chat is set (the sandbox Slack's #live-chat, agents' Telegram chats); ports and the
+    # rest are left to .env or the defaults.
+    live_chat = "SWITCHBOARD_SLACK_CHAT_CHANNEL=C0LIVECHAT SWITCHBOARD_TELEGRAM_STAFF_CHATS=1"
+    assert serve.startswith(live_chat + " .venv/bin/switchboard serve") and serve.endswith("--port 8000")
+    assert serve.count("SWITCHBOARD_") == 2
 
 
 def test_the_standalone_sandbox_moves_its_smtp_port_with_its_http_port() -> None:

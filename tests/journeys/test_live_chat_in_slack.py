@@ -1,4 +1,5 @@
-"""Agents answer customers from Slack threads, offline, on a freshly seeded demo (the loop `make demo` shows).
+"""Agents answer customers from Slack threads and Telegram, offline, on a freshly seeded demo (the loop `make demo`
+shows).
 
 - A customer writes on WhatsApp in the sandbox; the conversation appears in the sandbox Slack's #live-chat
   with its first message in the thread.
@@ -7,6 +8,8 @@
 - `note:` stays between colleagues; someone without a staff account is told privately that nothing was sent;
   a forged event is refused.
 - The Resolve button on the conversation's first message resolves it, and the message says so.
+- In Telegram, the admin is given an SMS conversation, the staff bot forwards it to her private chat, and her
+  reply to that message reaches the customer's phone as an SMS.
 """
 
 from __future__ import annotations
@@ -31,7 +34,10 @@ LENA = "U0AGENT01"
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     folder = tmp_path_factory.mktemp("demo-slack-threads")
     running = start_demo(
-        folder, f"sqlite+aiosqlite:///{folder / 'switchboard.db'}", SWITCHBOARD_SLACK_CHAT_CHANNEL=LIVE_CHAT
+        folder,
+        f"sqlite+aiosqlite:///{folder / 'switchboard.db'}",
+        SWITCHBOARD_SLACK_CHAT_CHANNEL=LIVE_CHAT,
+        SWITCHBOARD_TELEGRAM_STAFF_CHATS="1",
     )
     try:
         yield running
@@ -110,11 +116,13 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     assert turn[0] == "Yes, 4 pm works." and turn[1] is not None
     wait_for(
         # The sandbox's phone may read it before the worker's next look: then "read" is what is said.
-        lambda: any(
-            "Delivered by WhatsApp" in m["text"] or "Read by the customer" in m["text"]
-            for m in thread(demo, root["ts"])
-        )
-        or None,
+        lambda: (
+            any(
+                "Delivered by WhatsApp" in m["text"] or "Read by the customer" in m["text"]
+                for m in thread(demo, root["ts"])
+            )
+            or None
+        ),
         30,
         "the delivery echo in the thread",
     )
@@ -174,6 +182,54 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     wait_for(
         lambda: "(resolved)" in (the_root() or {}).get("text", "") or None, 30, "the root to say resolved"
     )
+
+
+def test_the_admin_answers_an_sms_customer_by_replying_in_telegram(demo: Demo) -> None:
+    admin_telegram = 1001  # the demo seed's admin, Amelia Novak
+    customer_id, phone_number = demo.rows(
+        select(Customer.id, Customer.phone_e164)
+        .where(Customer.phone_e164.is_not(None), Customer.whatsapp_id.is_(None))
+        .order_by(Customer.id)
+        .limit(1)
+    )[0]
+    demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone_number, "body": "Do you open on Sunday?"})
+    chat_id = wait_for(
+        lambda: (
+            demo.rows(
+                select(ChatSession.id).where(
+                    ChatSession.customer_id == customer_id, ChatSession.channel == "sms"
+                )
+            )
+            or [[None]]
+        )[0][0],
+        30,
+        "the SMS conversation",
+    )
+    demo.ask(f"chat assign {chat_id} to admin@northwind.example")
+
+    def forwarded() -> str | None:
+        for message in reversed(demo.sandbox_messages("telegram")):
+            if message["to"] == str(admin_telegram) and f"Conversation {chat_id}" in message["body"]:
+                return str(message["provider_message_id"]).split(":")[1]
+        return None
+
+    message_id = wait_for(forwarded, 30, "the conversation in the admin's Telegram chat")
+
+    def texts() -> list[str]:
+        return [
+            m["body"]
+            for m in demo.sandbox_messages("twilio")
+            if m["direction"] == "outbound" and m["to"] == phone_number
+        ]
+
+    before = len(texts())
+    demo.sandbox(
+        "POST",
+        "/_sandbox/customer/telegram",
+        {"chat_id": str(admin_telegram), "text": "No, Monday to Saturday.", "message_id": str(message_id)},
+    )
+    wait_for(lambda: len(texts()) > before or None, 30, "the SMS reply on the customer's phone")
+    assert texts()[before:] == ["No, Monday to Saturday."]
 
 
 def http_json_signed(demo: Demo, body: str, stamp: str, signature: str) -> tuple[int, Any]:
