@@ -30,7 +30,7 @@ class SlackSlaChannel:
 
 def sla_channel(settings: Settings) -> str:
     """SWITCHBOARD_SLACK_SLA_CHANNEL, else the live-chat channel (SWITCHBOARD_SLACK_CHAT_CHANNEL), else ""."""
-    return (settings.slack_sla_channel or str(getattr(settings, "slack_chat_channel", "") or "")).strip()
+    return (settings.slack_sla_channel or settings.slack_chat_channel).strip()
 
 
 def sla_poster(settings: Settings) -> SlaAlertPoster | None:

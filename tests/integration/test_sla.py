@@ -279,8 +279,12 @@ async def test_an_alert_reaches_the_slack_stand_in_once_and_a_failed_post_is_ret
 
 
 def test_the_sla_channel_falls_back_to_none_when_nothing_is_set() -> None:
-    assert sla_channel(Settings(slack_sla_channel=" #sla-alerts ")) == "#sla-alerts"
-    assert sla_poster(Settings()) is None  # stored and counted, not posted
+    assert (
+        sla_channel(Settings(slack_sla_channel=" #sla-alerts ", slack_chat_channel="C0LIVECHAT"))
+        == "#sla-alerts"
+    )
+    assert sla_channel(Settings(slack_sla_channel="", slack_chat_channel="C0LIVECHAT")) == "C0LIVECHAT"
+    assert sla_poster(Settings(slack_sla_channel="", slack_chat_channel="")) is None  # stored, not posted
 
 
 PLAN = SeedPlan(customers=160, days=60, seed=11, end_date=date(2026, 11, 30))
