@@ -38,6 +38,8 @@ from storage.models import (
     AuditLog,
     ChatMessage,
     ChatSession,
+    ChatWidgetKey,
+    ChatWidgetVisitor,
     Customer,
     CustomerCommunication,
     MessageTemplate,
@@ -384,3 +386,23 @@ async def test_an_answer_to_an_older_conversation_reaches_the_rolled_up_kpi(
     await refresh.run(utc_now())
     assert (await the_chat(database)).csat_score == 4
     assert await csat_kpi(database, day) == 4
+
+
+async def test_a_website_chat_gets_the_text_survey_on_the_chat_channel(
+    client: AsyncTestClient[Any], database: Database, people: int
+) -> None:
+    """The widget's channel carries the survey as text (its worker hands it to the widget), never email."""
+    async with database.sessions() as session:
+        key = ChatWidgetKey(key="site", name="Clinic website", allowed_origins=["https://clinic.example"])
+        session.add(key)
+        await session.flush()
+        session.add(ChatWidgetVisitor(token_hash="h" * 64, key_id=key.id, customer_id=people))
+        chat = ChatSession(customer_id=people, channel="chat", status="open", started_at=utc_now())
+        session.add(chat)
+        await session.commit()
+    await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
+    async with database.read_sessions() as session:
+        [survey] = list(await session.scalars(select(CustomerCommunication)))
+    assert (survey.channel, survey.body, survey.status) == ("chat", SURVEY_TEXT, "planned")
+    assert survey.category == "conversational"
+    assert (await the_chat(database)).csat_requested_at is not None
