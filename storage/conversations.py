@@ -208,6 +208,9 @@ class SqlConversations:
     async def agent_loads(self) -> list[AgentLoad]:
         return await desk.agent_loads(self.session)
 
+    async def chat_team(self, chat_id: int) -> str | None:
+        return await desk.chat_team(self.session, chat_id)
+
     async def assign(self, chat_id: int, staff_id: int | None) -> None:
         await desk.assign(self.session, chat_id, staff_id)
 

@@ -14,7 +14,7 @@ from domain.vocabulary import ROLE_RANK, Availability, ChatStatus, Role
 from storage.csat import SqlSurveyDesk
 from storage.database import Database
 from storage.messages import SqlMessagingUnitOfWork
-from storage.models import ChatMessage, ChatSession, Customer, StaffUser
+from storage.models import ChatMessage, ChatSession, Customer, Location, StaffUser
 
 #: The statuses that count toward an agent's capacity (snoozed and resolved ones do not).
 WORKING_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
@@ -37,15 +37,29 @@ async def agent_loads(session: AsyncSession) -> list[AgentLoad]:
             StaffUser.availability,
             StaffUser.chat_capacity,
             func.coalesce(working.c.open_chats, 0),
+            Location.code,
+            Location.name,
         )
         .outerjoin(working, working.c.assigned_staff_id == StaffUser.id)
+        .outerjoin(Location, Location.id == StaffUser.location_id)
         .where(StaffUser.active.is_(True), StaffUser.role.in_(DESK_ROLES))
         .order_by(StaffUser.id)
     )
     return [
-        AgentLoad(staff_id, name, email, Availability(availability), int(open_chats), capacity)
-        for staff_id, name, email, availability, capacity, open_chats in rows
+        AgentLoad(staff_id, name, email, Availability(availability), int(open_chats), capacity, code, place)
+        for staff_id, name, email, availability, capacity, open_chats, code, place in rows
     ]
+
+
+async def chat_team(session: AsyncSession, chat_id: int) -> str | None:
+    """The team a conversation belongs to: the code of the customer's home clinic, if they have one."""
+    code: str | None = await session.scalar(
+        select(Location.code)
+        .join(Customer, Customer.home_location_id == Location.id)
+        .join(ChatSession, ChatSession.customer_id == Customer.id)
+        .where(ChatSession.id == chat_id)
+    )
+    return code
 
 
 async def assign(session: AsyncSession, chat_id: int, staff_id: int | None) -> None:

@@ -25,6 +25,7 @@ from storage.models import (
     ChatSlackThread,
     Customer,
     CustomerCommunication,
+    Location,
     StaffUser,
 )
 from storage.sql import insert_for, table_of
@@ -89,15 +90,16 @@ class SqlSlackThreads:
     async def card(self, chat_id: int) -> ThreadCard | None:
         row = (
             await self._session.execute(
-                select(ChatSession, Customer, StaffUser.name)
+                select(ChatSession, Customer, StaffUser.name, Location.code)
                 .join(Customer, Customer.id == ChatSession.customer_id)
                 .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
+                .outerjoin(Location, Location.id == Customer.home_location_id)
                 .where(ChatSession.id == chat_id)
             )
         ).first()
         if row is None:
             return None
-        chat, customer, assignee = row
+        chat, customer, assignee, team = row
         return ThreadCard(
             chat_id=chat.id,
             channel=chat.channel,
@@ -108,6 +110,7 @@ class SqlSlackThreads:
             customer_email=customer.email,
             assignee=assignee,
             subject=chat.subject,
+            team=team,
         )
 
     async def claim_thread(self, chat_id: int, channel_id: str, now: datetime) -> bool:

@@ -25,6 +25,7 @@ from domain.conversations.slack_threads import (
     note_text,
     record_thread_edit,
     slack_ref,
+    team_channels,
 )
 from domain.conversations.telegram_desk import ForwardPass, forward_to_telegram
 from domain.conversations.use_cases import DeskActor, add_note, reply_in_chat
@@ -161,7 +162,8 @@ class SlackThreadDesk:
         poster = SlackThreadPoster(
             self.client, self.settings.public_url, shown_fields(self.settings.slack_customer_fields)
         )
-        return await mirror_to_slack(self._uow, self._read, poster, self.channel, self.clock())
+        channel_for = team_channels(self.channel, self.settings.slack_chat_channels)
+        return await mirror_to_slack(self._uow, self._read, poster, channel_for, self.clock())
 
     async def answer(self, message: ThreadMessage) -> ThreadAnswer:
         async with self._read() as uow:

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     #: Where each new customer conversation gets a thread agents answer in (a channel id like C0123ABCD
     #: or a #name); empty: conversations are not posted to Slack.
     slack_chat_channel: str = ""
+    #: Teams with their own channel: "BER=C0BERLIN,LON=#london-chat" (clinic code = channel); a customer's
+    #: conversation goes to their home clinic's channel, others to SWITCHBOARD_SLACK_CHAT_CHANNEL.
+    slack_chat_channels: str = ""
     #: A thread reply starting with this stays an internal note and never reaches the customer.
     slack_note_prefix: str = "note:"
     #: Which customer details the Slack thread shows in full (name, phone, email); the rest are masked

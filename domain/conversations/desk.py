@@ -36,6 +36,9 @@ class AgentLoad:
     availability: Availability
     open_chats: int
     capacity: int
+    #: The team the agent works in: their clinic's code ("BER") and name; None: every clinic's.
+    team: str | None = None
+    team_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,35 @@ class DeskChat:
     last_message_at: datetime | None
 
 
-def choose_agent(agents: Sequence[AgentLoad]) -> AgentLoad | None:
+def choose_agent(agents: Sequence[AgentLoad], team: str | None = None) -> AgentLoad | None:
     """The online agent with the fewest open conversations and room for one more (ties: the longest
-    on staff, i.e. the lowest id, so the choice is the same on every worker); None when nobody is free."""
+    on staff, i.e. the lowest id, so the choice is the same on every worker); None when nobody is free.
+
+    With `team` (the customer's clinic), a free agent of that clinic comes first; when none is free, the
+    conversation goes to whoever is, rather than wait."""
     free = [a for a in agents if a.availability is Availability.ONLINE and a.open_chats < a.capacity]
-    return min(free, key=lambda a: (a.open_chats, a.staff_id), default=None)
+    own = [a for a in free if team is not None and a.team == team]
+    return min(own or free, key=lambda a: (a.open_chats, a.staff_id), default=None)
 
 
 def find_agent(agents: Sequence[AgentLoad], wanted: str | None, me: int) -> AgentLoad | None:
-    """The agent named by email or name (any case); None or "me" is the staff member asking."""
+    """The agent named by email or name (any case), or, for a team (a clinic's code or name), its free
+    agent with the fewest conversations; None or "me" is the staff member asking."""
     key = (wanted or "me").strip().casefold()
     if key == "me":
         return next((a for a in agents if a.staff_id == me), None)
-    return next((a for a in agents if key in (a.email.casefold(), a.name.casefold())), None)
+    person = next((a for a in agents if key in (a.email.casefold(), a.name.casefold())), None)
+    if person is not None:
+        return person
+    team = [a for a in agents if a.team and key in (a.team.casefold(), (a.team_name or "").casefold())]
+    if not team:
+        return None
+    free = [a for a in team if a.availability is Availability.ONLINE and a.open_chats < a.capacity]
+    if not free:
+        raise DeskError(
+            f"Nobody at {team[0].team_name or team[0].team} is online with room for another conversation."
+        )
+    return min(free, key=lambda a: (a.open_chats, a.staff_id))
 
 
 def check_resolve(chat: DeskChat) -> None:

@@ -62,6 +62,9 @@ class ConversationStore(Protocol):
 
     async def agent_loads(self) -> list[AgentLoad]: ...
 
+    async def chat_team(self, chat_id: int) -> str | None:
+        """The team (the code of the customer's home clinic) the conversation belongs to, if any."""
+
     async def assign(self, chat_id: int, staff_id: int | None) -> None: ...
 
     async def note_in_open_chat(

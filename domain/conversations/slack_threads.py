@@ -46,6 +46,8 @@ class ThreadCard:
     customer_email: str | None
     assignee: str | None
     subject: str | None
+    #: The customer's clinic (its code): where its team's channel is, when teams have their own.
+    team: str | None = None
 
     @property
     def state(self) -> str:
@@ -170,6 +172,21 @@ class MirrorPass:
     errors: list[str] = field(default_factory=list)
 
 
+def team_channels(default: str, per_team: str) -> Callable[[ThreadCard], str]:
+    """Where a conversation's thread goes: its team's channel from "BER=C0BERLIN,LON=#london-chat", else the
+    default. Codes match in any case."""
+    mapping: dict[str, str] = {}
+    for part in per_team.split(","):
+        code, sep, channel = part.partition("=")
+        if sep and code.strip() and channel.strip():
+            mapping[code.strip().casefold()] = channel.strip()
+
+    def channel_for(card: ThreadCard) -> str:
+        return mapping.get((card.team or "").casefold(), default)
+
+    return channel_for
+
+
 def slack_ref(channel_id: str, ts: str) -> str:
     """The external reference of a turn written in Slack."""
     return f"slack:{channel_id}:{ts}"
@@ -179,7 +196,7 @@ async def mirror_to_slack(
     open_uow: Callable[[], SlackThreadUnitOfWork],
     open_read: Callable[[], SlackThreadUnitOfWork],
     poster: ThreadPoster,
-    channel: str,
+    channel_for: Callable[[ThreadCard], str],
     now: datetime,
     *,
     limit: int = 200,
@@ -198,7 +215,7 @@ async def mirror_to_slack(
         for turn in turns:
             by_chat.setdefault(turn.chat_id, []).append(turn)
         for chat_id, chat_turns in by_chat.items():
-            await _post_chat_turns(open_uow, poster, channel, now, chat_id, chat_turns, done)
+            await _post_chat_turns(open_uow, poster, channel_for, now, chat_id, chat_turns, done)
     if echo_ids:
         async with open_uow() as uow:
             echoes = await uow.threads.claim_echoes(echo_ids)
@@ -211,7 +228,7 @@ async def mirror_to_slack(
 async def _post_chat_turns(
     open_uow: Callable[[], SlackThreadUnitOfWork],
     poster: ThreadPoster,
-    channel: str,
+    channel_for: Callable[[ThreadCard], str],
     now: datetime,
     chat_id: int,
     turns: list[ThreadTurn],
@@ -219,7 +236,7 @@ async def _post_chat_turns(
 ) -> None:
     unposted = [turn.turn_id for turn in turns]
     try:
-        thread, card = await _open_thread(open_uow, poster, channel, now, chat_id, done)
+        thread, card = await _open_thread(open_uow, poster, channel_for, now, chat_id, done)
         if thread is None or thread.thread_ts is None or card is None:
             # Another process is posting this conversation's root right now; its turns wait a pass.
             await _give_back(open_uow, unposted, done)
@@ -242,7 +259,7 @@ async def _post_chat_turns(
 async def _open_thread(
     open_uow: Callable[[], SlackThreadUnitOfWork],
     poster: ThreadPoster,
-    channel: str,
+    channel_for: Callable[[ThreadCard], str],
     now: datetime,
     chat_id: int,
     done: MirrorPass,
@@ -252,6 +269,7 @@ async def _open_thread(
         card = await uow.threads.card(chat_id)
         if card is None or (thread is not None and thread.thread_ts is not None):
             return thread, card
+        channel = channel_for(card)
         if not await uow.threads.claim_thread(chat_id, channel, now):
             return None, card
         await uow.commit()

@@ -405,11 +405,13 @@ def _route(chat: ChatReplyTarget, customer_name: str, preview: MessagePreview) -
 
 
 async def _assign_if_unassigned(uow: InboundUnitOfWork, chat_id: int) -> None:
-    """A customer's conversation nobody holds goes to the free online agent with the fewest (audited)."""
+    """A customer's conversation nobody holds goes to the free online agent with the fewest, one of the
+    customer's clinic first (audited)."""
     store = uow.conversations
     if await store.chat_assignee(chat_id) is not None:
         return
-    agent = choose_agent(await store.agent_loads())
+    team = await store.chat_team(chat_id)
+    agent = choose_agent(await store.agent_loads(), team)
     if agent is None:
         return  # stays in the unassigned queue
     await store.assign(chat_id, agent.staff_id)
@@ -419,7 +421,7 @@ async def _assign_if_unassigned(uow: InboundUnitOfWork, chat_id: int) -> None:
             "system",
             "chat.assign",
             f"chat:{chat_id}",
-            {"staff_id": agent.staff_id, "automatic": True},
+            {"staff_id": agent.staff_id, "automatic": True, "team": team, "in_team": agent.team == team},
         )
     )
 

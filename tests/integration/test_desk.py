@@ -10,6 +10,7 @@ from domain.conversations.model import CustomerMessage
 from domain.conversations.use_cases import (
     DeskActor,
     InboundPolicy,
+    assign_chat,
     handle_customer_message,
     resolve_chat,
     set_availability,
@@ -20,7 +21,7 @@ from domain.delivery.ports import InboundMessage
 from domain.vocabulary import Availability, Channel, ChatStatus
 from storage.database import Database
 from storage.inbox import ConversationUnitOfWork
-from storage.models import AuditLog, ChatMessage, ChatSession, Customer, StaffUser
+from storage.models import AuditLog, ChatMessage, ChatSession, Customer, Location, StaffUser
 from storage.units import UnitsOfWork
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -85,6 +86,44 @@ async def test_new_conversations_go_to_the_free_online_agent_with_the_fewest(dat
     async with database.read_sessions() as session:
         audited = list(await session.scalars(select(AuditLog.target).where(AuditLog.action == "chat.assign")))
     assert sorted(audited) == sorted(f"chat:{c}" for c in (first, second, third))
+
+
+async def test_a_customer_of_a_clinic_goes_to_that_clinics_agent_and_can_be_handed_to_a_team(
+    database: Database,
+) -> None:
+    await given_staff_and_customers(database)
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                Location(id=1, code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin"),
+                Location(id=2, code="LON", name="London Camden", country="GB", timezone="Europe/London"),
+            ]
+        )
+        await session.flush()
+        for staff_id, location in ((1, 1), (2, 2)):
+            staff = await session.get(StaffUser, staff_id)
+            assert staff is not None
+            staff.location_id = location
+        for customer_id in (1, 2, 3):
+            customer = await session.get(Customer, customer_id)
+            assert customer is not None
+            customer.home_location_id = 2  # all London customers
+        await session.commit()
+    chats = [
+        await customer_writes(database, f"491510000000{n}", "Hello", NOW + timedelta(minutes=n))
+        for n in (1, 2, 3)
+    ]
+    # London's agent takes them all while he has room, although Lena in Berlin has fewer.
+    assert [(await chat_row(database, chat)).assigned_staff_id for chat in chats] == [2, 2, 2]
+    async with database.read_sessions() as session:
+        detail = await session.scalar(select(AuditLog.detail).where(AuditLog.action == "chat.assign"))
+    assert detail == {"staff_id": 2, "automatic": True, "team": "LON", "in_team": True}
+
+    units = UnitsOfWork(database, "UTC")
+    handed = await assign_chat(
+        units.desk(), chats[0], DeskActor(2, "jonas@x.example", "slack"), to="Berlin Mitte", now=NOW
+    )
+    assert handed.assigned_staff_id == 1
 
 
 async def test_an_agent_going_away_takes_no_new_conversations(database: Database) -> None:

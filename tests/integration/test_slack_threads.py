@@ -34,6 +34,7 @@ from storage.models import (
     Customer,
     CustomerCommunication,
     CustomerConsent,
+    Location,
     StaffUser,
 )
 from storage.units import UnitsOfWork
@@ -49,7 +50,10 @@ LENA = "U0AGENT01"
 async def sandbox() -> AsyncIterator[RunningSandbox]:
     config = dataclasses.replace(
         SandboxConfig(port=0, smtp_port=0, send_status_webhooks=False),
-        slack_channels=(SlackChannelSpec(LIVE_CHAT, "live-chat", "Customer conversations"),),
+        slack_channels=(
+            SlackChannelSpec(LIVE_CHAT, "live-chat", "Customer conversations"),
+            SlackChannelSpec("C0BERLIN", "berlin-chat", "Berlin Mitte's customers"),
+        ),
         slack_people=northwind_slack_staff(),
     )
     async with run_sandbox(config) as running:
@@ -312,3 +316,39 @@ async def test_history_from_before_slack_is_not_posted_and_a_refused_post_is_tri
     assert failed.posted == 0 and failed.given_back == 1 and "is_archived" in failed.errors[0]
     sandbox.state.slack.channels[LIVE_CHAT].is_archived = False
     assert (await desk.mirror()).posted == 1
+
+
+async def test_a_clinics_customers_get_their_threads_in_its_teams_channel_and_old_threads_keep_working(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Before the teams had channels")
+    await desk.mirror()
+    old = await thread_of(desk, chat_id)
+    assert old.channel_id == LIVE_CHAT
+    async with desk.database.sessions() as session:
+        session.add(Location(id=1, code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin"))
+        await session.flush()
+        customer = await session.get(Customer, 1)
+        assert customer is not None
+        customer.home_location_id = 1
+        session.add(Customer(id=2, name="Bea", whatsapp_id="4915100000002", home_location_id=1))
+        await session.commit()
+    teams = dataclasses.replace(
+        desk, settings=desk.settings.model_copy(update={"slack_chat_channels": "BER=C0BERLIN"})
+    )
+
+    now = teams.clock()
+    message = InboundMessage(
+        "whatsapp_cloud", Channel.WHATSAPP, "wamid.bea", "4915100000002", "us", "Hallo", now
+    )
+    async with ConversationUnitOfWork(teams.units.general()) as uow:
+        await handle_customer_message(uow, CustomerMessage(message), InboundPolicy("Northwind"), now)
+        await uow.commit()
+    await customer_writes(teams, "And after", n=2)  # Ada's existing conversation
+    await teams.mirror()
+    async with teams.database.read_sessions() as session:
+        threads = {t.session_id: t.channel_id for t in await session.scalars(select(ChatSlackThread))}
+    assert threads[chat_id] == LIVE_CHAT  # the map is kept: a changed setting orphans nothing
+    assert sorted(threads.values()) == ["C0BERLIN", LIVE_CHAT]
+    berlin = sandbox.state.slack.channel_json("C0BERLIN", sandbox.base_url)
+    assert [m["text"] for m in berlin if m.get("thread_ts")] == ["*Bea*: Hallo"]

@@ -156,6 +156,9 @@ class FakeUow:
     async def agent_loads(self) -> list[Any]:
         return []
 
+    async def chat_team(self, chat_id: int) -> str | None:
+        return None
+
     async def assign(self, chat_id: int, staff_id: int | None) -> None:
         raise AssertionError("an assigned conversation is not assigned again")
 

@@ -39,6 +39,24 @@ def test_the_free_online_agent_with_the_fewest_takes_a_new_conversation() -> Non
     assert choose_agent([]) is None
 
 
+def test_a_customers_clinic_comes_first_and_any_free_agent_when_nobody_there_is() -> None:
+    berlin = replace(LENA, team="BER", team_name="Berlin Mitte")  # 2 open
+    london = replace(JONAS, team="LON", team_name="London Camden")  # 1 open
+    assert choose_agent([berlin, london], "BER") == berlin
+    assert choose_agent([berlin, london], None) == london
+    assert choose_agent([replace(berlin, capacity=2), london], "BER") == london  # Berlin is full
+    assert choose_agent([berlin, london], "VIE") == london  # nobody at that clinic
+
+
+def test_assigning_to_a_team_picks_its_free_agent_or_says_nobody_there_is_free() -> None:
+    berlin = replace(LENA, team="BER", team_name="Berlin Mitte")
+    berlin2 = replace(FULL, team="BER", team_name="Berlin Mitte")
+    assert find_agent([berlin, berlin2, JONAS], "berlin mitte", me=8) == berlin
+    assert find_agent([berlin, berlin2, JONAS], "BER", me=8) == berlin
+    with pytest.raises(DeskError, match="Nobody at Berlin Mitte is online"):
+        find_agent([replace(berlin, availability=Availability.AWAY), berlin2], "ber", me=8)
+
+
 def test_agents_are_found_by_email_name_or_me() -> None:
     agents = [LENA, JONAS]
     assert find_agent(agents, None, me=7) == LENA
@@ -84,6 +102,9 @@ class FakeDeskUow:
 
     async def agent_loads(self) -> list[AgentLoad]:
         return list(self.draft.agents)
+
+    async def chat_team(self, chat_id: int) -> str | None:
+        return None
 
     async def assign(self, chat_id: int, staff_id: int | None) -> None:
         name = next((a.name for a in self.draft.agents if a.staff_id == staff_id), None)

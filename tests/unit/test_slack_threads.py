@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.slack.threads import echo_text, root_blocks, shown_fields, thread_message_of, turn_text
-from domain.conversations.slack_threads import DeliveryEcho, ThreadCard, ThreadTurn, note_text
+from domain.conversations.slack_threads import DeliveryEcho, ThreadCard, ThreadTurn, note_text, team_channels
 from domain.vocabulary import ChatStatus, MessageStatus
 from switchboard.chat_threads import plain_text
 
@@ -102,3 +102,11 @@ def test_the_note_prefix_is_found_in_any_case_and_the_customer_reads_plain_text(
         "Hi , see the map (https://x.example/a) & a@b.c <3"
     )
     assert plain_text("<https://x.example>") == "https://x.example"
+
+
+def test_a_teams_conversations_go_to_its_own_channel_and_the_rest_to_the_default() -> None:
+    channel_for = team_channels("C0LIVECHAT", "BER=C0BERLIN, lon = #london-chat,broken,=C0X")
+    assert channel_for(ThreadCard(**{**CARD.__dict__, "team": "ber"})) == "C0BERLIN"
+    assert channel_for(ThreadCard(**{**CARD.__dict__, "team": "LON"})) == "#london-chat"
+    assert channel_for(ThreadCard(**{**CARD.__dict__, "team": "VIE"})) == "C0LIVECHAT"
+    assert channel_for(CARD) == "C0LIVECHAT"  # a customer with no home clinic
