@@ -33,6 +33,20 @@ def verify_telegram_secret(expected: str, header_value: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), header_value.encode())
 
 
+#: Media a customer may send without words; shown in the conversation so the message is not lost.
+_MEDIA = ("photo", "document", "voice", "audio", "video", "video_note", "sticker", "location", "contact")
+
+
+def _media_placeholder(message: Mapping[str, Any]) -> str | None:
+    """ "[photo]", "[document: invoice.pdf]" for a message with media and no words; None for anything else."""
+    for kind in _MEDIA:
+        if kind in message:
+            content = message[kind]
+            name = content.get("file_name") if isinstance(content, Mapping) else None
+            return f"[{kind.replace('_', ' ')}: {name}]" if name else f"[{kind.replace('_', ' ')}]"
+    return None
+
+
 def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot") -> InboundMessage | None:
     """Read a customer's message out of an Update; None for updates that carry no customer text."""
     message = update.get("message")
@@ -41,7 +55,7 @@ def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot"
     chat = message.get("chat")
     if not isinstance(chat, Mapping) or "id" not in chat or "message_id" not in message:
         return None
-    text = message.get("text") or message.get("caption")
+    text = message.get("text") or message.get("caption") or _media_placeholder(message)
     if not isinstance(text, str):
         return None
     sender: Mapping[str, Any] = message["from"] if isinstance(message.get("from"), Mapping) else {}

@@ -392,8 +392,23 @@ def test_telegram_update_parsing() -> None:
     assert inbound.sender_name == "Grace Hopper" and inbound.to_address == "@clinic_bot"
     assert inbound.received_at == datetime.fromtimestamp(1441645532, tz=UTC)
     assert parse_telegram_update({"update_id": 1, "callback_query": {"id": "1", "data": "x"}}) is None
-    sticker = {"update_id": 2, "message": {"message_id": 1, "chat": {"id": 1, "type": "private"}, "date": 0}}
-    assert parse_telegram_update(sticker) is None
+    empty = {"update_id": 2, "message": {"message_id": 1, "chat": {"id": 1, "type": "private"}, "date": 0}}
+    assert parse_telegram_update(empty) is None  # a service message: nothing the customer said
+
+
+def test_a_telegram_photo_or_file_without_words_is_kept_as_what_it_is() -> None:
+    def sent(**media: object) -> str | None:
+        update = {
+            "update_id": 3,
+            "message": {"message_id": 2, "chat": {"id": 5, "type": "private"}, "date": 0, **media},
+        }
+        inbound = parse_telegram_update(update)
+        return None if inbound is None else inbound.body
+
+    assert sent(photo=[{"file_id": "p1", "width": 90, "height": 90}]) == "[photo]"
+    assert sent(document={"file_id": "d1", "file_name": "invoice.pdf"}) == "[document: invoice.pdf]"
+    assert sent(video_note={"file_id": "v1"}) == "[video note]"
+    assert sent(photo=[{"file_id": "p1"}], caption="My rash") == "My rash"
 
 
 # --- Email ------------------------------------------------------------------------------------
