@@ -163,7 +163,14 @@ class SqlSlaStore:
 
     async def alerts_to_send(self, now: datetime, breaches_since: datetime, limit: int) -> list[SlaAlert]:
         rows = await self._session.execute(
-            select(ChatSlaEvent, ChatSession.channel, Customer.name, StaffUser.name, Location.timezone)
+            select(
+                ChatSlaEvent,
+                ChatSession.channel,
+                Customer.name,
+                StaffUser.name,
+                Location.timezone,
+                Location.code,
+            )
             .join(ChatSession, ChatSession.id == ChatSlaEvent.session_id)
             .join(Customer, Customer.id == ChatSession.customer_id)
             .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
@@ -191,8 +198,9 @@ class SqlSlaStore:
                 assigned_name=agent,
                 policy_id=event.policy_id,
                 timezone=timezone or self._business_tz,
+                team=team,
             )
-            for event, channel, customer, agent, timezone in rows
+            for event, channel, customer, agent, timezone, team in rows
         ]
 
     async def claim_alert(self, event_id: int, at: datetime) -> bool:

@@ -92,8 +92,8 @@ class Settings(BaseSettings):
     #: on, https://slack.com/api/ while it is off.
     slack_base_url: str = ""
     slack_command: str = "/sb"
-    #: Where live-chat SLA warnings and breaches are posted (a channel id or #name); empty: the live-chat
-    #: channel (slack_chat_channel), and when that is empty too, they are stored but not posted.
+    #: Where every live-chat SLA warning and breach is posted (a channel id or #name); empty: each team's
+    #: live-chat channel (slack_chat_channels, else slack_chat_channel); none: stored but not posted.
     slack_sla_channel: str = ""
     #: Where each new customer conversation gets a thread agents answer in (a channel id like C0123ABCD
     #: or a #name); empty: conversations are not posted to Slack.

@@ -296,6 +296,8 @@ class SlaAlert:
     policy_id: int | None
     #: The customer's location's timezone (the business's when the customer has no location).
     timezone: str
+    #: The team the conversation belongs to: the customer's home clinic's code (None without one).
+    team: str | None = None
 
 
 def alert_text(alert: SlaAlert, hours: BusinessHours, now: datetime, dashboard_url: str) -> str:

@@ -61,7 +61,7 @@ class SlaUnitOfWork(Transaction, Protocol):
 class SlaAlertPoster(Protocol):
     """Where alerts go (the team's Slack channel); raises when the message did not get there."""
 
-    async def post(self, text: str) -> None: ...
+    async def post(self, text: str, team: str | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ async def watch_slas(
         if not claimed:
             continue
         try:
-            await poster.post(text)
+            await poster.post(text, alert.team)
         except Exception as error:  # any failure to post: release the claim, the next pass retries
             log.warning("SLA alert %s not posted: %s", alert.event_id, error)
             async with open_uow() as uow:

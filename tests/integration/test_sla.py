@@ -21,7 +21,7 @@ from storage.models import ChatMessage, ChatSession, ChatSlaEvent, Customer, Loc
 from storage.seeding import SeedPlan, seed_database
 from storage.sla import all_policies
 from switchboard.settings import Settings
-from switchboard.sla_watch import SlaWatch, sla_channel, sla_poster
+from switchboard.sla_watch import SlackSlaChannel, SlaWatch, sla_channel, sla_poster
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SPLIT = {day: [["09:00", "13:00"], ["14:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
@@ -39,7 +39,7 @@ STARTED = berlin(2026, 3, 2, 10, 0)  # a Monday
 class Recorded:
     posted: list[str] = field(default_factory=list)
 
-    async def post(self, text: str) -> None:
+    async def post(self, text: str, team: str | None) -> None:
         await asyncio.sleep(0.01)  # let the other worker run in between
         self.posted.append(text)
 
@@ -278,13 +278,42 @@ async def test_an_alert_reaches_the_slack_stand_in_once_and_a_failed_post_is_ret
         assert [e[4] for e in await events(database)] == [True]
 
 
+async def test_each_teams_alerts_go_to_its_own_live_chat_channel(database: Database) -> None:
+    ids = await given_conversations(database)
+    async with run_sandbox(SandboxConfig(port=0, smtp_port=0, send_status_webhooks=False)) as sandbox:
+        settings = settings_for(
+            database,
+            slack_base_url=f"{sandbox.base_url}/slack/api/",
+            slack_bot_token=sandbox.state.config.slack_bot_token,
+            slack_sla_channel="",
+            slack_chat_channel=CHANNEL,
+            slack_chat_channels="ber=C0LIVECHAT",  # Berlin Mitte's team has its own channel
+        )
+        result = await SlaWatch(database, settings).run(berlin(2026, 3, 2, 14, 17))
+        assert (result.recorded, result.alerted, result.failed) == (2, 2, 0)
+        shown = {}
+        async with aiohttp.ClientSession() as http:
+            for channel in (CHANNEL, "C0LIVECHAT"):
+                url = f"{sandbox.base_url}/_sandbox/slack/channels/{channel}/messages"
+                async with http.get(url) as answer:
+                    shown[channel] = [m["text"] for m in (await answer.json())["messages"]]
+    assert [t.split(" with ")[0] for t in shown["C0LIVECHAT"]] == [f"🔴 Breached: Conversation {ids['ana']}"]
+    assert [t.split(" with ")[0] for t in shown[CHANNEL]] == [f"⚠️ Conversation {ids['bo']}"]
+
+
 def test_the_sla_channel_falls_back_to_none_when_nothing_is_set() -> None:
     assert (
         sla_channel(Settings(slack_sla_channel=" #sla-alerts ", slack_chat_channel="C0LIVECHAT"))
         == "#sla-alerts"
     )
     assert sla_channel(Settings(slack_sla_channel="", slack_chat_channel="C0LIVECHAT")) == "C0LIVECHAT"
-    assert sla_poster(Settings(slack_sla_channel="", slack_chat_channel="")) is None  # stored, not posted
+    assert sla_poster(Settings(slack_sla_channel="", slack_chat_channel="", slack_chat_channels="")) is None
+    teams_only = sla_poster(
+        Settings(slack_sla_channel="", slack_chat_channel="", slack_chat_channels="BER=C0B")
+    )
+    assert isinstance(teams_only, SlackSlaChannel) and teams_only.channel_for("BER") == "C0B"
+    one = sla_poster(Settings(slack_sla_channel="C0SLA", slack_chat_channels="BER=C0B"))
+    assert isinstance(one, SlackSlaChannel) and one.channel_for("BER") == one.channel_for(None) == "C0SLA"
 
 
 PLAN = SeedPlan(customers=160, days=60, seed=11, end_date=date(2026, 11, 30))

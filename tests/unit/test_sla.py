@@ -314,7 +314,7 @@ class FakeChannel:
     failing: bool = False
     posted: list[str] = field(default_factory=list)
 
-    async def post(self, text: str) -> None:
+    async def post(self, text: str, team: str | None) -> None:
         if self.failing:
             raise ConnectionError("Slack is unreachable")
         self.posted.append(text)
