@@ -191,9 +191,16 @@ class SqlSlackThreads:
             )
             if claimed.first() is None:
                 continue
-            reason = message.status_reason or message.error_code
             echoes.append(
-                DeliveryEcho(turn.id, turn.session_id, MessageStatus(message.status), reason, message.channel)
+                DeliveryEcho(
+                    turn.id,
+                    turn.session_id,
+                    MessageStatus(message.status),
+                    message.status_reason,
+                    message.channel,
+                    message.customer_id,
+                    message.error_code,
+                )
             )
         return echoes
 

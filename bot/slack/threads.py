@@ -44,6 +44,10 @@ FAILURE_WORDS = {
     "opted_out": "the customer has opted out of this channel",
 }
 CUSTOMER_FIELDS = ("name", "phone", "email")
+#: Refusals that mean WhatsApp's 24-hour window has closed: only an approved template can go now.
+WINDOW_CLOSED = frozenset({"131047", "re_engagement_required", "470"})
+#: The approved template that asks the customer to write back (storage/seeding/catalogue.py).
+FOLLOW_UP_TEMPLATE = "chat_follow_up"
 
 
 class ThreadDesk(Protocol):
@@ -139,8 +143,38 @@ def echo_text(echo: DeliveryEcho) -> str:
         return f":white_check_mark: Delivered by {channel}."
     if echo.status is MessageStatus.READ:
         return ":eyes: Read by the customer."
-    reason = FAILURE_WORDS.get(echo.reason or "", echo.reason or "the provider gave no reason")
+    reason = (
+        FAILURE_WORDS.get(echo.code or "")
+        or FAILURE_WORDS.get(echo.reason or "")
+        or echo.reason
+        or (f"error {echo.code}" if echo.code else "the provider gave no reason")
+    )
     return f":warning: Not delivered by {channel}: {escape_mrkdwn(reason)}."
+
+
+def echo_blocks(echo: DeliveryEcho, text: str) -> list[dict[str, Any]]:
+    """The echo as blocks; outside WhatsApp's window, with a button that sends the approved follow-up template
+    (through `send`, so the agent sees the preview and confirms)."""
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    window_closed = echo.code in WINDOW_CLOSED or echo.reason in WINDOW_CLOSED
+    if echo.status is MessageStatus.FAILED and window_closed and echo.customer_id is not None:
+        blocks[0]["text"]["text"] += " Once they write back, send your reply again."
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": ACTIONS_BLOCK_ID,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": f"{ACTION_PREFIX}0",
+                        "text": {"type": "plain_text", "text": "Send the approved follow-up template"},
+                        "value": f"send whatsapp to #{echo.customer_id} template {FOLLOW_UP_TEMPLATE}",
+                        "style": "primary",
+                    }
+                ],
+            }
+        )
+    return blocks
 
 
 class SlackThreadPoster:
@@ -168,7 +202,10 @@ class SlackThreadPoster:
         )
 
     async def post_echo(self, channel_id: str, thread_ts: str, echo: DeliveryEcho, card: ThreadCard) -> None:
-        await self.client.chat_postMessage(channel=channel_id, thread_ts=thread_ts, text=echo_text(echo))
+        text = echo_text(echo)
+        await self.client.chat_postMessage(
+            channel=channel_id, thread_ts=thread_ts, text=text, blocks=echo_blocks(echo, text)
+        )
 
 
 def shown_fields(setting: str) -> frozenset[str]:

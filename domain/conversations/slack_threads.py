@@ -78,6 +78,9 @@ class DeliveryEcho:
     status: MessageStatus
     reason: str | None
     channel: str
+    customer_id: int | None = None
+    #: The provider's error code (131047), when it gave one; `reason` is its words.
+    code: str | None = None
 
 
 @dataclass(frozen=True)

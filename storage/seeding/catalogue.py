@@ -164,6 +164,13 @@ TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
         ("How did we do?", "Hi {{ first_name }}, thank you for talking with us. How did we do? Reply 1 (poor) to 5 (great)."),
         ("Wie war es?", "Hallo {{ first_name }}, danke für das Gespräch. Wie zufrieden waren Sie? Antworten Sie mit 1 (schlecht) bis 5 (sehr gut)."),
     ),
+    # Live chat: an agent's reply missed WhatsApp's 24-hour window; this approved template asks the customer to
+    # write back, which opens the window again (the button under the failure in the Slack thread sends it).
+    TemplateText(
+        "chat_follow_up", T, ("whatsapp",),
+        ("We have answered you", "Hi {{ first_name }}, we have answered your message. Reply here to read our answer and carry on."),
+        ("Wir haben geantwortet", "Hallo {{ first_name }}, wir haben auf Ihre Nachricht geantwortet. Antworten Sie hier, um unsere Antwort zu lesen."),
+    ),
 )  # fmt: skip
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")

@@ -81,7 +81,7 @@ async def test_every_seeded_template_shows_the_text_switchboard_meant(
     sandbox: RunningSandbox, driver: WhatsAppCloudDriver
 ) -> None:
     templates = seeded_whatsapp_templates()
-    assert len(templates) == 22  # 20, and the CSAT survey (chat_csat_survey) in en and de
+    assert len(templates) == 24  # 20, the CSAT survey (chat_csat_survey) and chat_follow_up, in en and de
     expected = {}
     for number, template in enumerate(templates, start=1):
         values = {name: f"{name.replace('_', ' ')} {number}" for name in template.variables}

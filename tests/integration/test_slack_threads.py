@@ -220,6 +220,20 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     assert (await desk.mirror()).echoes == 0
     assert (await messages(sandbox))[-1]["text"] == ":white_check_mark: Delivered by WhatsApp."
 
+    # A later reply misses WhatsApp's 24-hour window: said in words, with the template that reopens it.
+    assert (await desk.answer(reply(thread, "Are you still there?", "1800000000.000150"))).kind == "sent"
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.body == "Are you still there?")
+            .values(status="failed", error_code="131047", status_reason="Re-engagement message")
+        )
+        await session.commit()
+    assert (await desk.mirror()).echoes == 1
+    failed = (await messages(sandbox))[-1]
+    assert "outside WhatsApp's 24-hour window" in failed["text"]
+    assert failed["blocks"][1]["elements"][0]["value"] == "send whatsapp to #1 template chat_follow_up"
+
 
 async def test_a_note_stays_internal_and_its_edit_follows_while_a_sent_reply_cannot_change(
     desk: SlackThreadDesk, sandbox: RunningSandbox

@@ -165,6 +165,17 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     time.sleep(1.0)
     assert phone(demo, wa_id)[before:] == ["Yes, 4 pm works."]
 
+    # The button an agent gets when a reply misses WhatsApp's window previews the approved follow-up template.
+    preview = demo.ask(
+        f"send whatsapp to #{customer_id} template chat_follow_up", as_email="lena.hoffmann@northwind.example"
+    )
+    # In the customer's language, addressed to them, waiting for the agent's confirmation.
+    assert preview.confirm and name.split()[0] in preview.text
+    assert (
+        "we have answered your message" in preview.text
+        or "wir haben auf Ihre Nachricht geantwortet" in preview.text
+    )
+
     # Resolve from the button on the conversation's first message.
     resolve = next(e for e in root["blocks"][1]["elements"] if e["value"] == f"chat resolve {chat_id}")
     demo.sandbox(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bot.slack.threads import echo_text, root_blocks, shown_fields, thread_message_of, turn_text
+from bot.slack.threads import echo_blocks, echo_text, root_blocks, shown_fields, thread_message_of, turn_text
 from domain.conversations.slack_threads import DeliveryEcho, ThreadCard, ThreadTurn, note_text, team_channels
 from domain.vocabulary import ChatStatus, MessageStatus
 from switchboard.chat_threads import plain_text
@@ -62,8 +62,14 @@ def test_turns_say_who_wrote_and_notes_say_they_stay_inside() -> None:
 
 
 def test_a_failed_delivery_is_explained_in_words() -> None:
-    window = DeliveryEcho(1, 42, MessageStatus.FAILED, "131047", "whatsapp")
+    window = DeliveryEcho(1, 42, MessageStatus.FAILED, "Re-engagement message", "whatsapp", 7, "131047")
     assert "outside WhatsApp's 24-hour window" in echo_text(window)
+    text, button = echo_blocks(window, echo_text(window))
+    assert "Once they write back, send your reply again." in text["text"]["text"]
+    assert button["elements"][0]["value"] == "send whatsapp to #7 template chat_follow_up"
+    other = DeliveryEcho(1, 42, MessageStatus.FAILED, "Number unreachable", "whatsapp", 7, "131026")
+    assert echo_text(other) == ":warning: Not delivered by WhatsApp: Number unreachable."
+    assert len(echo_blocks(other, echo_text(other))) == 1  # no template button: it would not help
     unknown = DeliveryEcho(1, 42, MessageStatus.FAILED, None, "sms")
     assert echo_text(unknown) == ":warning: Not delivered by SMS: the provider gave no reason."
     assert (
