@@ -206,7 +206,8 @@ class SqlConversations:
         return assignee
 
     async def agent_loads(self) -> list[AgentLoad]:
-        return await desk.agent_loads(self.session)
+        # Automatic assignment: locked, so simultaneous customers never push an agent past capacity.
+        return await desk.agent_loads(self.session, lock=True)
 
     async def chat_team(self, chat_id: int) -> str | None:
         return await desk.chat_team(self.session, chat_id)

@@ -22,7 +22,19 @@ WORKING_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
 DESK_ROLES = tuple(role.value for role in Role if ROLE_RANK[role] >= ROLE_RANK[Role.AGENT])
 
 
-async def agent_loads(session: AsyncSession) -> list[AgentLoad]:
+async def agent_loads(session: AsyncSession, *, lock: bool = False) -> list[AgentLoad]:
+    """Every active staff member who can take conversations, with their open count.
+
+    `lock`: first lock the agents' rows until the transaction ends, so two conversations assigned at the
+    same moment (two web processes on PostgreSQL) count each other and never push an agent past capacity.
+    """
+    if lock:
+        await session.execute(
+            select(StaffUser.id)
+            .where(StaffUser.active.is_(True), StaffUser.role.in_(DESK_ROLES))
+            .order_by(StaffUser.id)
+            .with_for_update()
+        )
     working = (
         select(ChatSession.assigned_staff_id, func.count().label("open_chats"))
         .where(ChatSession.status.in_(WORKING_STATUSES), ChatSession.assigned_staff_id.is_not(None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -124,6 +125,22 @@ async def test_a_customer_of_a_clinic_goes_to_that_clinics_agent_and_can_be_hand
         units.desk(), chats[0], DeskActor(2, "jonas@x.example", "slack"), to="Berlin Mitte", now=NOW
     )
     assert handed.assigned_staff_id == 1
+
+
+async def test_customers_writing_at_the_same_moment_never_push_an_agent_past_capacity(
+    database: Database,
+) -> None:
+    await given_staff_and_customers(database)
+    async with database.sessions() as session:
+        for staff in await session.scalars(select(StaffUser)):
+            staff.chat_capacity = 1
+            staff.availability = "online" if staff.id == 1 else "away"
+        await session.commit()
+    chats = await asyncio.gather(
+        *(customer_writes(database, f"491510000000{n}", "Hello", NOW) for n in (1, 2, 3))
+    )
+    assignees = sorted([(await chat_row(database, chat)).assigned_staff_id or 0 for chat in chats])
+    assert assignees == [0, 0, 1]  # Lena takes one; two wait unassigned
 
 
 async def test_an_agent_going_away_takes_no_new_conversations(database: Database) -> None:
