@@ -283,19 +283,29 @@ async def main(quick: bool) -> dict[str, object]:
             "SWITCHBOARD_SLACK_CHAT_CHANNEL": LIVE_CHAT,
             "SWITCHBOARD_LOG_LEVEL": "WARNING",
         }
+        started = time.monotonic()
         with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env):
             wait_http(f"{base}/healthz")
             wait_http(f"{sandbox}/_sandbox/stats")
             async with aiohttp.ClientSession() as session:
                 await healthz_p50(session, base, 20)  # warm up
                 baseline_ms = await healthz_p50(session, base)
+                ready = time.monotonic()
                 inbound = await inbound_latencies(session, sandbox, 20 if quick else 100)
                 replies, refused = await reply_latencies(session, sandbox, 6 if quick else 40)
+                measured = time.monotonic()
                 sent, lost, duplicates, achieved = await sustained(
                     session, sandbox, rate, seconds, conversations
                 )
+                loaded = time.monotonic()
         await add_history(database, inbox_sessions, agents)
         inbox_ms, bare_ms = await inbox_timings(database, 30)
+        phases = {
+            "start": ready - started,
+            "latencies": measured - ready,
+            "sustained": loaded - measured,
+            "inbox": time.monotonic() - loaded,
+        }
         await database.dispose()
     inbound_p50 = percentile(inbound, 0.5)
     return {
@@ -318,6 +328,7 @@ async def main(quick: bool) -> dict[str, object]:
         "baseline_inbox_bare_read_ms": round(bare_ms, 2),
         "inbox_ratio_to_bare_read": round(inbox_ms / bare_ms, 1) if bare_ms else None,
         "database": "sqlite",
+        "phase_seconds": {name: round(took, 1) for name, took in phases.items()},
     }
 
 
