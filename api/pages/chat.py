@@ -8,15 +8,19 @@ from typing import Any
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
-from litestar.params import FromPath
-from litestar.response import Redirect, Template
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Stream, Template
 
 from api.auth import requires_role
 from api.pages.canned_replies import filled_for_chat, picker
+from api.pages.chat_live import conversation_poll, event_stream, last_event_id, snapshot_poll
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.customer_card import card_view
+from api.security_headers import LIVE_PAGE_POLICY
+from api.widget.routes import HOLD_SECONDS
 from domain.canned_replies.model import CannedReplyError
 from domain.canned_replies.rules import SHORTCUT, missing_sentence, require_filled
-from domain.conversations.desk import STATUS_WORDS, DeskError
+from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import (
     CHAT_CHANNEL_WORDS,
@@ -37,6 +41,7 @@ from storage.queries.chats import (
     DESK_VIEWS,
     OPEN_STATUSES,
     ChatSummary,
+    ChatTurn,
     QueuedChat,
     ReplySent,
     chat_conversation,
@@ -46,6 +51,7 @@ from storage.queries.chats import (
     open_chats,
     recently_closed_chats,
 )
+from storage.queries.customer_card import customer_card
 from switchboard.wiring import Container
 
 
@@ -110,18 +116,22 @@ async def conversation(
         "session": found.chat,
         "chat": _session_row(found.chat, utc_now(), formats),
         "customer_id": found.chat.customer_id,
-        "turns": [
-            {
-                "author": _author(m.author, m.staff_name, name),
-                "from_customer": m.author == "customer",
-                "when": formats.moment(m.created_at),
-                "body": m.body,
-                "is_note": m.is_note,
-                **_delivery(m.delivery_status, m.delivery_reason),
-            }
-            for m in found.turns
-        ],
+        "turns": [turn_view(m, name, formats) for m in found.turns],
+        "last_turn_id": max((m.id for m in found.turns), default=0),
         "sent": None if found.sent is None else _sent_notice(found.sent),
+    }
+
+
+def turn_view(turn: ChatTurn, customer_name: str, formats: Formats) -> dict[str, Any]:
+    """One turn of the timeline as the page (and its live stream) shows it."""
+    return {
+        "id": turn.id,
+        "author": _author(turn.author, turn.staff_name, customer_name),
+        "from_customer": turn.author == "customer",
+        "when": formats.moment(turn.created_at),
+        "body": turn.body,
+        "is_note": turn.is_note,
+        **_delivery(turn.delivery_status, turn.delivery_reason),
     }
 
 
@@ -217,6 +227,67 @@ async def desk_tabs(database: Database, staff_id: int, view: str | None) -> list
     ]
 
 
+def desk_view(desk: DeskChat | None, formats: Formats) -> dict[str, Any]:
+    """Who holds a conversation and where it stands, as the page's desk line (and its live stream) says it."""
+    if desk is None:
+        return {"gone": True}
+    status = desk.status.value
+    return {
+        "agent": desk.assigned_name or "nobody yet",
+        "resolved": desk.status is ChatStatus.CLOSED,
+        "snoozed_until": formats.moment(desk.snoozed_until) if desk.snoozed_until else "",
+        "status": status,
+        "status_label": STATUS_WORDS.get(status, status),
+    }
+
+
+def _cells(row: dict[str, Any], keys: tuple[str, ...]) -> list[dict[str, str]]:
+    """A queue row as the live script rebuilds it: the first two cells link to the conversation; a status
+    cell is a pill (its text, its class) with an optional tail such as ' until ...'."""
+    cells: list[dict[str, str]] = [{"text": str(row["id"])}, {"text": str(row["customer"])}]
+    for key in keys:
+        if key == "status":
+            cells.append({"text": row["status_label"], "status": row["status"], "tail": row.get("tail", "")})
+        else:
+            cells.append({"text": str(row[key])})
+    return cells
+
+
+async def queue_snapshot(
+    database: Database, staff_id: int, view: str | None, formats: Formats
+) -> tuple[Any, dict[str, Any]]:
+    """What a queue page shows (its tab counts and its rows) and the raw data that decides whether it changed."""
+    counts = await desk_counts(database, staff_id)
+    if view is None:  # the overview's open conversations
+        chats = await open_chats(database)
+        now = utc_now()
+        rows = [
+            _cells(
+                _session_row(c, now, formats),
+                ("channel_label", "status", "subject", "started", "waiting", "first_response"),
+            )
+            for c in chats
+        ]
+        basis: Any = (counts, chats)
+    else:
+        queued = await desk_queue(database, view, staff_id, limit=200)
+        rows = []
+        for q in queued:
+            shown = _queue_row(q, formats)
+            shown["status_label"], shown["status"] = shown["status"], q.status
+            shown["tail"] = f" until {shown['snoozed_until']}" if shown["snoozed_until"] else ""
+            rows.append(_cells(shown, ("channel_label", "status", "agent", "last_message")))
+        basis = (counts, queued)
+    ids = [chat.id for chat in basis[1]]
+    return basis, {"counts": counts, "rows": [{"id": i, "cells": r} for i, r in zip(ids, rows, strict=True)]}
+
+
+def _live(template: Template) -> Template:
+    """A live inbox page: it may load our own chat_live.js (see api/security_headers.py)."""
+    template.headers["Content-Security-Policy"] = LIVE_PAGE_POLICY
+    return template
+
+
 class ChatPages(StaffPages):
     @get("/communication/chat", name="chat")
     async def sessions(self, request: Request[Any, Any, Any]) -> Template:
@@ -226,18 +297,59 @@ class ChatPages(StaffPages):
         tabs = await desk_tabs(container.database, staff.id, view)
         if view is None:  # the overview: every open conversation and the recently resolved
             data = await chat_sessions(container.database, formats)
-            return page(request, "communication/chat.html", "communication", "chat", tabs=tabs, **data)
+            return _live(page(request, "communication/chat.html", "communication", "chat", tabs=tabs, **data))
         rows = await desk_queue(container.database, view, staff.id, limit=200)
-        return page(
-            request,
-            "communication/chat.html",
-            "communication",
-            "chat",
-            tabs=tabs,
-            view=view,
-            view_label=dict(QUEUE_TABS)[view],
-            queue=[_queue_row(row, formats) for row in rows],
+        return _live(
+            page(
+                request,
+                "communication/chat.html",
+                "communication",
+                "chat",
+                tabs=tabs,
+                view=view,
+                view_label=dict(QUEUE_TABS)[view],
+                queue=[_queue_row(row, formats) for row in rows],
+            )
         )
+
+    @get("/communication/chat/events", name="chat_queue_events")
+    async def queue_events(
+        self, request: Request[Any, Any, Any], view: FromQuery[str] = "", hold: FromQuery[int] = HOLD_SECONDS
+    ) -> Stream:
+        """Server-sent events for a queue page: its tab counts and rows whenever they change."""
+        container, staff, formats = container_of(request), staff_of(request), Formats.of(request)
+        chosen = view if view in DESK_VIEWS else None
+
+        async def read() -> tuple[Any, dict[str, Any]]:
+            return await queue_snapshot(container.database, staff.id, chosen, formats)
+
+        return event_stream(snapshot_poll(read, last_event_id(request)), hold)
+
+    @get("/communication/chat/{session_id:int}/events", name="chat_session_events")
+    async def session_events(
+        self,
+        request: Request[Any, Any, Any],
+        session_id: FromPath[int],
+        after: FromQuery[int] = 0,
+        hold: FromQuery[int] = HOLD_SECONDS,
+    ) -> Stream:
+        """Server-sent events for a conversation page: each new turn once (its id is the event id, so a
+        reconnect carries on after the last one it had), a reply's delivery status, the desk's state."""
+        container, formats = container_of(request), Formats.of(request)
+        found = await desk_chat(container.database, session_id)
+        if found is None:
+            raise NotFoundException(f"There is no chat {session_id}.")
+        resumed = last_event_id(request)
+        start = int(resumed) if resumed.isdigit() and len(resumed) < 19 else max(after, 0)
+        name = found.customer_name
+        poll = conversation_poll(
+            container.database,
+            session_id,
+            start,
+            lambda turn: turn_view(turn, name, formats),
+            lambda desk: desk_view(desk, formats),
+        )
+        return event_stream(poll, hold)
 
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
@@ -252,30 +364,28 @@ class ChatPages(StaffPages):
         data = await conversation(container.database, session_id, formats, sent)
         route = await route_of(container, data.pop("session"))
         desk = await desk_chat(container.database, session_id)
+        card = await customer_card(container.database, data["customer_id"], session_id)
         done = request.query_params.get("done", "")
         canned = await picker(request, container, session_id)
         if canned["chosen"] is not None and "draft" not in extra:
             extra["draft"] = canned["chosen"]["text"]
-        return page(
-            request,
-            "communication/chat_session.html",
-            "communication",
-            "chat",
-            may_reply=staff_of(request).may(Role.AGENT),
-            may_manage=staff_of(request).may(Role.MANAGER),
-            route=route,
-            desk=None
-            if desk is None
-            else {
-                "agent": desk.assigned_name or "nobody yet",
-                "resolved": desk.status is ChatStatus.CLOSED,
-                "snoozed_until": formats.moment(desk.snoozed_until) if desk.snoozed_until else "",
-            },
-            desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
-            request_key=uuid.uuid4().hex,
-            canned=canned,
-            **data,
-            **extra,
+        return _live(
+            page(
+                request,
+                "communication/chat_session.html",
+                "communication",
+                "chat",
+                may_reply=staff_of(request).may(Role.AGENT),
+                may_manage=staff_of(request).may(Role.MANAGER),
+                route=route,
+                desk=None if desk is None else desk_view(desk, formats),
+                card=card_view(card, formats),
+                desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
+                request_key=uuid.uuid4().hex,
+                canned=canned,
+                **data,
+                **extra,
+            )
         )
 
     async def _refused(

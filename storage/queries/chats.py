@@ -49,6 +49,8 @@ class ChatTurn:
     delivery_status: str | None = None
     #: Why a staff reply was not sent or delivered, as the provider or the consent check said it.
     delivery_reason: str | None = None
+    #: The turn's chat_messages id (the live page names the last one it shows and streams the rest).
+    id: int = 0
 
 
 @dataclass(frozen=True)
@@ -125,15 +127,7 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
         customer = await session.get(Customer, chat.customer_id)
         rows = (
             await session.execute(
-                select(
-                    ChatMessage,
-                    StaffUser.name,
-                    CustomerCommunication.status,
-                    CustomerCommunication.status_reason,
-                    CustomerCommunication.payload,
-                )
-                .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
-                .outerjoin(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+                _turns_query()
                 .where(ChatMessage.session_id == chat_id)
                 .order_by(ChatMessage.created_at, ChatMessage.id)
             )
@@ -146,6 +140,33 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
         [_turn(m, staff_name, status, reason, payload) for m, staff_name, status, reason, payload in rows],
         None if sent is None else ReplySent(sent.id, sent.channel, sent.status, dict(sent.payload or {})),
     )
+
+
+def _turns_query() -> Select[ChatMessage, str | None, str | None, str | None, dict[str, Any] | None]:
+    return (
+        select(
+            ChatMessage,
+            StaffUser.name,
+            CustomerCommunication.status,
+            CustomerCommunication.status_reason,
+            CustomerCommunication.payload,
+        )
+        .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+        .outerjoin(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+    )
+
+
+async def chat_turns_after(database: Database, chat_id: int, after: int, limit: int) -> list[ChatTurn]:
+    """A conversation's turns with an id above `after`, by id (the live page streams these)."""
+    query = (
+        _turns_query()
+        .where(ChatMessage.session_id == chat_id, ChatMessage.id > after)
+        .order_by(ChatMessage.id)
+        .limit(limit)
+    )
+    async with database.read_sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [_turn(m, staff_name, status, reason, payload) for m, staff_name, status, reason, payload in rows]
 
 
 def _turn(
@@ -166,6 +187,7 @@ def _turn(
         is_note=bool(message.is_note),
         delivery_status=status if reply else None,
         delivery_reason=str(why) if why else None,
+        id=message.id,
     )
 
 

@@ -1,0 +1,86 @@
+"""The customer card on a conversation page, in words: consent per channel, preferences, recent orders and
+appointments (the business's dates and money), and the customer's other open conversations."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.numbers import get_currency_precision
+
+from api.pages.common import Formats
+from domain.conversations.desk import STATUS_WORDS
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from storage.queries.customer_card import CustomerCard
+
+#: Consent statuses as staff read them.
+CONSENT_WORDS = {"opted_in": "may be messaged", "opted_out": "opted out", "unknown": "not asked"}
+
+
+def money_minor(formats: Formats, amount_minor: int, currency: str) -> str:
+    """An amount stored in minor units (cents), formatted like every other amount on the dashboard."""
+    return formats.value(amount_minor / 10 ** get_currency_precision(currency), "currency", currency)
+
+
+def _clock(value: time) -> str:
+    return value.strftime("%H:%M")
+
+
+def _channel(channel: str) -> str:
+    return CHAT_CHANNEL_WORDS.get(channel, channel)
+
+
+def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | None:
+    if card is None:
+        return None
+    preferences = card.preferences
+    zone = ZoneInfo(formats.timezone)
+    quiet = "none"
+    if preferences.quiet_hours_start and preferences.quiet_hours_end:
+        quiet = f"{_clock(preferences.quiet_hours_start)}–{_clock(preferences.quiet_hours_end)}"
+    cap = preferences.marketing_max_per_week
+    return {
+        "consents": [
+            {
+                "channel": _channel(c.channel),
+                "status": c.status,
+                "words": CONSENT_WORDS.get(c.status, c.status.replace("_", " ")),
+                "since": formats.day(c.changed_at.astimezone(zone).date()),
+            }
+            for c in preferences.consents
+        ],
+        "preferred_channel": _channel(preferences.preferred_channel)
+        if preferences.preferred_channel
+        else "none",
+        "quiet_hours": quiet,
+        "marketing_cap": "no cap" if cap is None else f"at most {cap} a week",
+        "orders": [
+            {
+                "number": o.order_number,
+                "status": o.status,
+                "amount": money_minor(formats, o.amount_minor, o.currency),
+                "day": formats.day(o.created_at.astimezone(zone).date()),
+            }
+            for o in card.orders
+        ],
+        "appointments": [
+            {
+                "service": a.service,
+                "status": a.status,
+                "when": formats.moment(a.scheduled_at),
+                "price": money_minor(formats, a.price_minor, a.currency),
+            }
+            for a in card.appointments
+        ],
+        "other_conversations": [
+            {
+                "id": other.id,
+                "channel": _channel(other.channel),
+                "status": other.status,
+                "status_label": STATUS_WORDS.get(other.status, other.status),
+                "last_message": formats.moment(other.last_message_at) if other.last_message_at else "—",
+            }
+            for other in card.other_conversations
+        ],
+    }
