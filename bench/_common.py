@@ -23,14 +23,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """Runs a Python module or command in its own process for the duration of the block."""
+def child(
+    args: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs a Python module or command in its own process for the duration of the block; its output goes
+    to `log` when given, else nowhere (a pipe nobody reads would stall a chatty child once it fills)."""
+    output = log.open("wb") if log is not None else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, *args],
         env={**os.environ, **(env or {})},
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=output if log is not None else subprocess.DEVNULL,
     )
     try:
         yield process
@@ -40,6 +44,8 @@ def child(args: list[str], env: dict[str, str] | None = None) -> Iterator[subpro
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
 
 
 def wait_http(url: str, limit: float = 60.0) -> None:

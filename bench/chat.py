@@ -5,7 +5,8 @@
 2. reply to provider: an agent's thread reply (a signed Slack event from the stand-in) to the WhatsApp stand-in
    accepting the message for the customer.
 3. sustained: RATE inbound messages a second across CONVERSATIONS open conversations with AGENTS agents
-   online; afterwards every message must be in its thread exactly once (`lost`, `duplicates`).
+   online; within two minutes of the last one every message must be in its thread exactly once (`lost`,
+   `duplicates`); `sustained_drain_seconds` is how long the posts trailed the last message.
 4. inbox list: the web inbox's queue and its tab counts (the read models the page calls) over INBOX_SESSIONS
    conversations, against a bare primary-key read of 25 conversations as the baseline.
 
@@ -28,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import child, free_port, percentile, wait_http
 from storage import migrate
 from storage.database import Database
-from storage.models import ChatSession, Customer, StaffUser
+from storage.models import ChatMessage, ChatSession, Customer, StaffUser
 from storage.queries.chats import desk_counts, desk_queue
 
 LIVE_CHAT = "C0LIVECHAT"
@@ -217,8 +218,13 @@ async def reply_latencies(
 
 
 async def sustained(
-    session: aiohttp.ClientSession, sandbox: str, rate: int, seconds: int, conversations: int
-) -> tuple[int, int, int, float]:
+    session: aiohttp.ClientSession,
+    sandbox: str,
+    database: Database,
+    rate: int,
+    seconds: int,
+    conversations: int,
+) -> tuple[int, int, int, float, float]:
     rng = random.Random(13)
     expected: list[str] = []
     started = time.monotonic()
@@ -236,16 +242,42 @@ async def sustained(
     achieved = len(expected) / (time.monotonic() - started)
 
     async def drained() -> bool:
+        # Asked of the database, not the stand-in: reading thousands of Slack messages every moment would
+        # slow the stand-in down and measure the benchmark instead of Switchboard.
+        async with database.read_sessions() as read:
+            waiting = await read.scalar(
+                select(func.count()).select_from(ChatMessage).where(ChatMessage.mirrored_at.is_(None))
+            )
+        return waiting == 0
+
+    async def all_in_slack() -> bool:
         posted = posted_bodies(await live_chat(session, sandbox))
         return all(body in posted for body in expected)
 
-    await wait_until(drained, 60)
+    sent_by = time.monotonic()
+    await wait_until(drained, 120)
+    # A turn counts as taken when its post starts: let the last posts land, then look once more at Slack.
+    await wait_until(all_in_slack, 15)
+    # How long the thread posts trailed the last message (0: they kept up).
+    drain = time.monotonic() - sent_by
     posted = posted_bodies(await live_chat(session, sandbox))
     lost = sum(1 for body in expected if body not in posted)
+    async with database.read_sessions() as read:
+        stored = set(
+            await read.scalars(select(ChatMessage.body).where(ChatMessage.body.like("bench-load-%")))
+        )
+    async with session.get(f"{sandbox}/_sandbox/webhooks") as answer:
+        outcomes = Counter(str(w.get("outcome")) + f" {w.get('status')}" for w in await answer.json())
+    print(
+        f"not stored: {sum(1 for b in expected if b not in stored)}, "
+        f"stored not posted: {sum(1 for b in expected if b in stored and b not in posted)}, "
+        f"webhooks: {dict(outcomes)}",
+        file=sys.stderr,
+    )
     duplicates = sum(
         count - 1 for body, count in posted.items() if body.startswith("bench-load-") and count > 1
     )
-    return len(expected), lost, duplicates, achieved
+    return len(expected), lost, duplicates, achieved, drain
 
 
 async def inbox_timings(database: Database, repeat: int) -> tuple[float, float]:
@@ -284,7 +316,8 @@ async def main(quick: bool) -> dict[str, object]:
             "SWITCHBOARD_LOG_LEVEL": "WARNING",
         }
         started = time.monotonic()
-        with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env):
+        log = Path(folder) / "serve.log"
+        with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env, log=log):
             wait_http(f"{base}/healthz")
             wait_http(f"{sandbox}/_sandbox/stats")
             async with aiohttp.ClientSession() as session:
@@ -294,12 +327,19 @@ async def main(quick: bool) -> dict[str, object]:
                 inbound = await inbound_latencies(session, sandbox, 20 if quick else 100)
                 replies, refused = await reply_latencies(session, sandbox, 6 if quick else 40)
                 measured = time.monotonic()
-                sent, lost, duplicates, achieved = await sustained(
-                    session, sandbox, rate, seconds, conversations
+                sent, lost, duplicates, achieved, drain = await sustained(
+                    session, sandbox, database, rate, seconds, conversations
                 )
                 loaded = time.monotonic()
         await add_history(database, inbox_sessions, agents)
         inbox_ms, bare_ms = await inbox_timings(database, 30)
+        troubles = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if "WARNING" in line or "ERROR" in line
+        ]
+        for line in troubles[:20]:
+            print(line, file=sys.stderr)
         phases = {
             "start": ready - started,
             "latencies": measured - ready,
@@ -318,6 +358,7 @@ async def main(quick: bool) -> dict[str, object]:
         "sustained_messages": sent,
         "sustained_rate_per_s": round(achieved, 1),
         "sustained_seconds": seconds,
+        "sustained_drain_seconds": round(drain, 1),
         "open_conversations": conversations,
         "agents_online": agents,
         "inbox_sessions": inbox_sessions,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Self
 
@@ -17,6 +18,7 @@ from domain.conversations.slack_threads import (
     ThreadCard,
     ThreadedTurn,
     ThreadTurn,
+    written_in,
 )
 from domain.vocabulary import ChatStatus, MessageStatus
 from storage.models import (
@@ -30,6 +32,8 @@ from storage.models import (
 )
 from storage.sql import insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class SqlSlackThreads:
@@ -58,23 +62,35 @@ class SqlSlackThreads:
         if not ids:
             return []
         rows = await self._session.execute(
-            select(ChatMessage, StaffUser.name)
+            select(ChatMessage, StaffUser.name, ChatSlackThread.thread_ts)
             .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
-            .where(ChatMessage.id.in_(ids), ChatMessage.created_at >= now - NEWS_WINDOW)
+            .outerjoin(ChatSlackThread, ChatSlackThread.session_id == ChatMessage.session_id)
+            .where(ChatMessage.id.in_(ids))
             .order_by(ChatMessage.id)
         )
-        return [
-            ThreadTurn(
-                turn_id=turn.id,
-                chat_id=turn.session_id,
-                author=turn.author,
-                staff_name=staff_name,
-                body=turn.body,
-                is_note=turn.is_note,
-                created_at=turn.created_at,
+        turns, old = [], 0
+        for turn, staff_name, thread_ts in rows:
+            # History is not posted when a conversation first comes to Slack; once it has a thread, every
+            # turn is (a backlog after Slack was away still reaches the thread).
+            if thread_ts is None and turn.created_at < now - NEWS_WINDOW:
+                old += 1
+                continue
+            turns.append(
+                ThreadTurn(
+                    turn_id=turn.id,
+                    chat_id=turn.session_id,
+                    author=turn.author,
+                    staff_name=staff_name,
+                    body=turn.body,
+                    is_note=turn.is_note,
+                    created_at=turn.created_at,
+                    written_in=written_in(turn.external_ref),
+                    staff_id=turn.staff_id,
+                )
             )
-            for turn, staff_name in rows
-        ]
+        if old:
+            log.info("%s turns from before their conversation came to Slack are not posted", old)
+        return turns
 
     async def release_turns(self, turn_ids: list[int]) -> None:
         await self._session.execute(

@@ -8,7 +8,7 @@ from typing import Self
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn
+from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn, written_in
 from domain.conversations.telegram_desk import TelegramAgent
 from domain.vocabulary import Availability
 from storage.desk import DESK_ROLES
@@ -42,26 +42,38 @@ class SqlTelegramPosts:
         ids = list(claimed)
         if not ids:
             return []
+        forwarded_before = (
+            select(ChatTelegramPost.id).where(ChatTelegramPost.session_id == ChatMessage.session_id).exists()
+        )
         rows = await self._session.execute(
             select(ChatMessage, StaffUser.name)
             .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
             .where(
                 ChatMessage.id.in_(ids),
-                ChatMessage.created_at >= now - NEWS_WINDOW,
-                # What an agent wrote in Telegram is already there.
-                or_(ChatMessage.external_ref.is_(None), ChatMessage.external_ref.not_like("telegram:%")),
+                # History is not forwarded when a conversation first comes to Telegram; after that, all is.
+                or_(ChatMessage.created_at >= now - NEWS_WINDOW, forwarded_before),
             )
             .order_by(ChatMessage.id)
         )
         return [
-            ThreadTurn(turn.id, turn.session_id, turn.author, name, turn.body, turn.is_note, turn.created_at)
+            ThreadTurn(
+                turn.id,
+                turn.session_id,
+                turn.author,
+                name,
+                turn.body,
+                turn.is_note,
+                turn.created_at,
+                written_in=written_in(turn.external_ref),
+                staff_id=turn.staff_id,
+            )
             for turn, name in rows
         ]
 
     async def card(self, chat_id: int) -> ThreadCard | None:
         return await SqlSlackThreads(self._session).card(chat_id)
 
-    async def recipients(self, chat_id: int) -> list[TelegramAgent]:
+    async def recipients(self, chat_id: int, *, earlier_too: bool = False) -> list[TelegramAgent]:
         holder = await self._session.scalar(
             select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id)
         )
@@ -70,12 +82,16 @@ class SqlTelegramPosts:
             StaffUser.active.is_(True),
             StaffUser.role.in_(DESK_ROLES),
         ]
-        query = select(StaffUser.id, StaffUser.telegram_user_id).where(*linked)
         if holder is not None:
-            query = query.where(StaffUser.id == holder)
+            chosen = StaffUser.id == holder
         else:
-            query = query.where(StaffUser.availability == Availability.ONLINE.value)
-        rows = await self._session.execute(query.order_by(StaffUser.id))
+            chosen = StaffUser.availability == Availability.ONLINE.value
+        if earlier_too:
+            told = select(ChatTelegramPost.telegram_chat_id).where(ChatTelegramPost.session_id == chat_id)
+            chosen = or_(chosen, StaffUser.telegram_user_id.in_(told))
+        rows = await self._session.execute(
+            select(StaffUser.id, StaffUser.telegram_user_id).where(*linked, chosen).order_by(StaffUser.id)
+        )
         return [TelegramAgent(staff_id, user_id) for staff_id, user_id in rows if user_id is not None]
 
     async def remember(self, chat_id: int, telegram_chat_id: int, message_id: int, at: datetime) -> None:

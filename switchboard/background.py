@@ -91,7 +91,7 @@ class BackgroundServices:
         """The job table: every periodic pass a worker runs besides delivery and the report scheduler."""
         threads: tuple[Job, ...] = (
             (Job("slack threads", 0.25, self.mirror_slack_threads, wake=self.container.chat_news),)
-            if self.container.slack_threads
+            if self.container.slack_threads is not None and self.container.slack_threads.posts
             else ()
         )
         if self.container.telegram_conversations is not None:

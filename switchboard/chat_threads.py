@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from domain.conversations.slack_threads import (
     team_channels,
 )
 from domain.conversations.telegram_desk import ForwardPass, forward_to_telegram
-from domain.conversations.use_cases import DeskActor, add_note, reply_in_chat
+from domain.conversations.use_cases import DeskActor, add_note, reply_in_chat, take_if_unassigned
 from domain.messages.sending import MessageRequestError
 from domain.staff import StaffIdentity
 from domain.vocabulary import MessageStatus, Role, role_allows
@@ -39,6 +40,9 @@ from storage.units import UnitsOfWork
 from switchboard.policies import business_consent_policy
 from switchboard.settings import Settings
 
+#: Turns one mirror pass takes, and how long a pass keeps going while there is a backlog.
+MIRROR_BATCH = 200
+MIRROR_BUDGET_SECONDS = 5.0
 #: `<https://x|label>`, `<mailto:a@b|a@b>`, `<@U123>`, `<#C1|name>`, `<!here>` in what Slack sends.
 _SLACK_REFERENCE = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
 
@@ -133,6 +137,10 @@ async def agent_answers(
     if result.status is MessageStatus.SUPPRESSED:
         return ThreadAnswer("refused", f"Not sent: {result.explanation}", chat_id)
     parts.on_reply()
+    # The first agent to answer a conversation nobody holds takes it, so a colleague does not answer too.
+    await take_if_unassigned(
+        parts.units.desk(), chat_id, DeskActor(staff.staff_id, staff.email, via), now=now
+    )
     return ThreadAnswer("sent", None, chat_id)
 
 
@@ -152,6 +160,12 @@ class SlackThreadDesk:
     def channel(self) -> str:
         return self.settings.slack_chat_channel
 
+    @property
+    def posts(self) -> bool:
+        """Whether new conversations go to Slack at all (a channel, or teams' channels, is set); replies in
+        threads that exist are taken either way."""
+        return bool(self.settings.slack_chat_channel.strip() or self.settings.slack_chat_channels.strip())
+
     def _uow(self) -> SqlSlackThreadUnitOfWork:
         return self.units.slack_threads()
 
@@ -163,7 +177,18 @@ class SlackThreadDesk:
             self.client, self.settings.public_url, shown_fields(self.settings.slack_customer_fields)
         )
         channel_for = team_channels(self.channel, self.settings.slack_chat_channels)
-        return await mirror_to_slack(self._uow, self._read, poster, channel_for, self.clock())
+        # A backlog (a burst of customers, Slack away for a while) is worked off at once, a few seconds at most.
+        started = time.monotonic()
+        while True:
+            done = await mirror_to_slack(
+                self._uow, self._read, poster, channel_for, self.clock(), limit=MIRROR_BATCH
+            )
+            if (
+                done.claimed < MIRROR_BATCH
+                or done.errors
+                or time.monotonic() - started > MIRROR_BUDGET_SECONDS
+            ):
+                return done
 
     async def answer(self, message: ThreadMessage) -> ThreadAnswer:
         async with self._read() as uow:
@@ -173,6 +198,13 @@ class SlackThreadDesk:
                 ThreadAnswer("refused", UNKNOWN_THREAD) if message.root_is_ours else ThreadAnswer("ignored")
             )
         staff = await staff_by_slack(self.database, message.team_id, message.slack_user_id)
+        if message.has_files and staff is not None:
+            return ThreadAnswer(
+                "refused",
+                "Files cannot be sent to customers from Slack yet, so nothing was sent. Send the words on "
+                "their own, or a link to the file.",
+                chat_id,
+            )
         return await agent_answers(
             self.agents(),
             chat_id,
@@ -187,7 +219,13 @@ class SlackThreadDesk:
         return AgentReplies(self.settings, self.units, self.clock, self.on_reply)
 
     async def changed(
-        self, channel_id: str, ts: str, slack_user_id: str, team_id: str | None, new_text: str | None
+        self,
+        channel_id: str,
+        ts: str,
+        slack_user_id: str,
+        team_id: str | None,
+        new_text: str | None,
+        thread_ts: str | None = None,
     ) -> ThreadAnswer:
         staff = await staff_by_slack(self.database, team_id, slack_user_id)
         return await record_thread_edit(
@@ -197,6 +235,7 @@ class SlackThreadDesk:
             staff_name=staff.name if staff else "Someone",
             note_prefix=self.settings.slack_note_prefix,
             now=self.clock(),
+            thread=(channel_id, thread_ts) if thread_ts else None,
         )
 
 

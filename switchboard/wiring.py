@@ -109,8 +109,9 @@ class Container:
 
     @cached_property
     def slack_threads(self) -> SlackThreadDesk | None:
-        """Live chat in Slack threads, when SWITCHBOARD_SLACK_CHAT_CHANNEL names the agents' channel."""
-        if not self.settings.slack_chat_channel.strip():
+        """Live chat in Slack threads: replies in existing threads are taken whenever Slack is set up, so
+        clearing the channel setting orphans no conversation; new ones are posted while a channel is set."""
+        if not self.settings.slack_bot_token.get_secret_value().strip():
             return None
         return SlackThreadDesk(
             self.settings,

@@ -204,7 +204,7 @@ class SlackFrontEnd:
             ):
                 return  # an unfurl or a reaction, not an edit of the words
             outcome = await threads.changed(
-                event["channel"], str(changed["ts"]), changed["user"], team_id, new_text
+                event["channel"], str(changed["ts"]), changed["user"], team_id, new_text, str(thread_ts)
             )
             if outcome.say:
                 await tell_privately(client, event["channel"], changed["user"], thread_ts, outcome.say)
@@ -217,7 +217,9 @@ class SlackFrontEnd:
         except Exception:  # the agent must hear that it failed; the event is not retried by us
             log.exception("thread reply %s in %s failed", message.ts, message.channel_id)
             outcome = ThreadAnswer(
-                "refused", "Sorry, that reply could not be handled; nothing was sent. Try again."
+                "refused",
+                "Sorry, something went wrong with that reply and it may not have been sent. Check the "
+                "conversation in Switchboard before sending it again.",
             )
         if outcome.say:
             await tell_privately(

@@ -56,7 +56,13 @@ class ThreadDesk(Protocol):
     async def answer(self, message: ThreadMessage) -> ThreadAnswer: ...
 
     async def changed(
-        self, channel_id: str, ts: str, slack_user_id: str, team_id: str | None, new_text: str | None
+        self,
+        channel_id: str,
+        ts: str,
+        slack_user_id: str,
+        team_id: str | None,
+        new_text: str | None,
+        thread_ts: str | None = None,
     ) -> ThreadAnswer: ...
 
 
@@ -131,7 +137,8 @@ def turn_text(turn: ThreadTurn, card: ThreadCard, shown: Collection[str]) -> str
             f":memo: *Note by {escape_mrkdwn(turn.staff_name or 'staff')}* (not sent to the customer): {body}"
         )
     if turn.author == "staff":
-        return f"*{escape_mrkdwn(turn.staff_name or 'Staff')}* replied from the web: {body}"
+        where = {"telegram": "Telegram", "slack": "Slack"}.get(turn.written_in or "", "the web")
+        return f"*{escape_mrkdwn(turn.staff_name or 'Staff')}* replied from {where}: {body}"
     if turn.author == "bot":
         return f"*Bot*: {body}"
     return f"_{body}_"
@@ -220,7 +227,10 @@ def thread_message_of(
 ) -> ThreadMessage | None:
     """A person's reply in a channel thread, or None when the event is anything else."""
     thread_ts = event.get("thread_ts")
-    if not thread_ts or thread_ts == event.get("ts") or event.get("subtype") or event.get("bot_id"):
+    if not thread_ts or thread_ts == event.get("ts") or event.get("bot_id"):
+        return None
+    # "Also send to #channel" and a reply with a file are still replies; joins, edits and the rest are not.
+    if event.get("subtype") not in (None, "thread_broadcast", "file_share"):
         return None
     if event.get("channel_type") not in ("channel", "group") or "user" not in event:
         return None
@@ -232,6 +242,7 @@ def thread_message_of(
         slack_user_id=str(event["user"]),
         root_is_ours=bool(bot_user_id) and event.get("parent_user_id") == bot_user_id,
         team_id=team_id,
+        has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
     )
 
 

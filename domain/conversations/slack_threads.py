@@ -11,6 +11,7 @@ copy in Slack, never the turn itself (the inbox always has it); a duplicate post
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -67,6 +68,15 @@ class ThreadTurn:
     body: str
     is_note: bool
     created_at: datetime
+    #: Where a staff turn was written: "slack", "telegram", or None (the web, the console).
+    written_in: str | None = None
+    staff_id: int | None = None
+
+
+def written_in(external_ref: str | None) -> str | None:
+    """ "slack" for "slack:C1:17000.0001", "telegram" for "telegram:5001:77", None otherwise."""
+    prefix = (external_ref or "").partition(":")[0]
+    return prefix if prefix in ("slack", "telegram") else None
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,7 @@ class ThreadPoster(Protocol):
 class MirrorPass:
     """What one pass did."""
 
+    claimed: int = 0
     posted: int = 0
     roots: int = 0
     echoes: int = 0
@@ -203,9 +214,13 @@ async def mirror_to_slack(
     now: datetime,
     *,
     limit: int = 200,
+    concurrency: int = 8,
 ) -> MirrorPass:
     """Posts every turn not yet in Slack into its conversation's thread (opening the thread first), updates
-    roots whose status or assignee changed, and echoes delivery outcomes of staff replies."""
+    roots whose status or assignee changed, and echoes delivery outcomes of staff replies.
+
+    Up to `concurrency` conversations are posted at once (each one's turns in order); `claimed` says how many
+    turns the pass took, so a caller can go again at once while there is a backlog."""
     done = MirrorPass()
     async with open_read() as uow:
         pending = await uow.threads.pending_turn_ids(limit)
@@ -217,8 +232,14 @@ async def mirror_to_slack(
         by_chat: dict[int, list[ThreadTurn]] = {}
         for turn in turns:
             by_chat.setdefault(turn.chat_id, []).append(turn)
-        for chat_id, chat_turns in by_chat.items():
-            await _post_chat_turns(open_uow, poster, channel_for, now, chat_id, chat_turns, done)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def post(chat_id: int, chat_turns: list[ThreadTurn]) -> None:
+            async with gate:
+                await _post_chat_turns(open_uow, poster, channel_for, now, chat_id, chat_turns, done)
+
+        await asyncio.gather(*(post(chat_id, chat_turns) for chat_id, chat_turns in by_chat.items()))
+        done.claimed = len(pending)
     if echo_ids:
         async with open_uow() as uow:
             echoes = await uow.threads.claim_echoes(echo_ids)
@@ -240,6 +261,8 @@ async def _post_chat_turns(
     unposted = [turn.turn_id for turn in turns]
     try:
         thread, card = await _open_thread(open_uow, poster, channel_for, now, chat_id, done)
+        if thread is None and card is not None and not channel_for(card):
+            return  # no channel takes this team's conversations: they stay out of Slack
         if thread is None or thread.thread_ts is None or card is None:
             # Another process is posting this conversation's root right now; its turns wait a pass.
             await _give_back(open_uow, unposted, done)
@@ -273,6 +296,8 @@ async def _open_thread(
         if card is None or (thread is not None and thread.thread_ts is not None):
             return thread, card
         channel = channel_for(card)
+        if not channel:
+            return None, card
         if not await uow.threads.claim_thread(chat_id, channel, now):
             return None, card
         await uow.commit()
@@ -332,6 +357,8 @@ class ThreadMessage:
     #: The thread's root was posted by our bot (Slack says so in `parent_user_id`).
     root_is_ours: bool
     team_id: str | None = None
+    #: The message carries files (Slack's file_share): they cannot be sent to customers yet.
+    has_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,12 +387,21 @@ async def record_thread_edit(
     staff_name: str,
     note_prefix: str,
     now: datetime,
+    thread: tuple[str, str] | None = None,
 ) -> ThreadAnswer:
-    """An agent edited (`new_text`) or deleted (None) their message in a thread. A note follows the edit;
-    a reply already went to the customer, so the conversation records that it changed in Slack only."""
+    """An agent edited (`new_text`) or deleted (None) their message in a thread (`thread`: its channel and
+    root ts). A note follows the edit; a reply already went to the customer, so the conversation records that
+    it changed in Slack only; an edit of a message that never went (it was refused) is not sent either."""
     async with open_uow() as uow:
         turn = await uow.threads.turn_by_ref(ref)
         if turn is None:
+            known = thread is not None and await uow.threads.chat_for_thread(*thread) is not None
+            if known and new_text is not None:
+                return ThreadAnswer(
+                    "refused",
+                    "Edits are not sent to the customer, and this message was not sent either. "
+                    "Post the corrected reply as a new message in the thread.",
+                )
             return ThreadAnswer("ignored")
         if turn.is_note:
             if new_text is None:

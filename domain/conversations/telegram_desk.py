@@ -33,13 +33,14 @@ class TelegramPosts(Protocol):
     async def pending_turn_ids(self, limit: int) -> list[int]: ...
 
     async def claim_turns(self, turn_ids: list[int], now: datetime) -> list[ThreadTurn]:
-        """Mark these turns forwarded (those nobody else took); the ones still news (NEWS_WINDOW), and not
-        written in Telegram itself, come back."""
+        """Mark these turns forwarded (those nobody else took) and return them, but for history (older than
+        NEWS_WINDOW) of a conversation never forwarded before."""
 
     async def card(self, chat_id: int) -> ThreadCard | None: ...
 
-    async def recipients(self, chat_id: int) -> list[TelegramAgent]:
-        """The holder when they are an agent with Telegram linked; while nobody holds it, every online one."""
+    async def recipients(self, chat_id: int, *, earlier_too: bool = False) -> list[TelegramAgent]:
+        """The holder when they are an agent with Telegram linked; while nobody holds it, every online one.
+        `earlier_too`: also everyone told of this conversation before (so they learn who took it)."""
 
     async def remember(self, chat_id: int, telegram_chat_id: int, message_id: int, at: datetime) -> None: ...
 
@@ -83,10 +84,14 @@ async def forward_to_telegram(
     for turn in turns:
         async with open_read() as uow:
             card = await uow.telegram.card(turn.chat_id)
-            agents = await uow.telegram.recipients(turn.chat_id)
+            # What staff do (a reply, "Jonas took it") also reaches those told before, so nobody answers twice;
+            # what the customer writes goes to the holder.
+            agents = await uow.telegram.recipients(turn.chat_id, earlier_too=turn.author != "customer")
         if card is None:
             continue
         for agent in agents:
+            if turn.written_in == "telegram" and turn.staff_id == agent.staff_id:
+                continue  # the agent wrote it in this very chat
             try:
                 message_id = await sender.send_turn(agent.telegram_user_id, turn, card)
             except Exception as error:  # one agent's blocked chat must not stop the others

@@ -366,3 +366,54 @@ async def test_a_clinics_customers_get_their_threads_in_its_teams_channel_and_ol
     assert sorted(threads.values()) == ["C0BERLIN", LIVE_CHAT]
     berlin = sandbox.state.slack.channel_json("C0BERLIN", sandbox.base_url)
     assert [m["text"] for m in berlin if m.get("thread_ts")] == ["*Bea*: Hallo"]
+
+
+async def test_a_file_an_edit_of_a_refused_reply_and_a_backlog_are_each_answered(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Here is my question")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+
+    with_file = dataclasses.replace(reply(thread, "See attached", "1800000000.000800"), has_files=True)
+    refused = await desk.answer(with_file)
+    assert refused.kind == "refused" and refused.say is not None and "nothing was sent" in refused.say
+
+    # The agent fixes a refused reply by editing it: told that edits are not sent, rather than nothing.
+    await desk.answer(reply(thread, "Costs {price}", "1800000000.000900"))
+    edited = await desk.changed(LIVE_CHAT, "1800000000.000900", LENA, TEAM, "Costs 40 EUR", thread.thread_ts)
+    assert edited.kind == "refused" and edited.say is not None and "new message" in edited.say
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+
+    # Slack was away for hours: once the conversation has a thread, the backlog still reaches it.
+    await customer_writes(desk, "Hello again?", n=2)
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(ChatMessage)
+            .where(ChatMessage.body == "Hello again?")
+            .values(created_at=desk.clock() - timedelta(hours=3))
+        )
+        await session.commit()
+    assert (await desk.mirror()).posted == 1
+    assert (await messages(sandbox))[-1]["text"] == "*Ada Lovelace*: Hello again?"
+
+
+async def test_the_first_agent_to_answer_an_unassigned_conversation_takes_it(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    async with desk.database.sessions() as session:
+        lena = await session.get(StaffUser, 1)
+        assert lena is not None
+        lena.availability = "away"
+        await session.commit()
+    chat_id = await customer_writes(desk, "Anyone?")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    assert (await desk.answer(reply(thread, "I am here.", "1800000000.001000"))).kind == "sent"
+    async with desk.database.read_sessions() as session:
+        chat = await session.get(ChatSession, chat_id)
+        notes = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))
+    assert chat is not None and chat.assigned_staff_id == 1
+    assert "Lena Hoffmann took the conversation by answering it." in notes

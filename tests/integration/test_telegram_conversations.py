@@ -145,7 +145,8 @@ async def test_a_customer_message_reaches_the_agent_holding_it_once_and_their_re
         await desk.answer(agent, 99999, 703, "sales this week", agent) is None
     )  # not a conversation message
 
-    # What the agent wrote in Telegram is not forwarded back to them; the note is, to no one else.
+    # What the agent wrote in Telegram is not forwarded back to them (the conversation is theirs: nobody
+    # else hears of it either).
     await desk.forward()
     assert len(sent_to(sandbox, agent)) == 1
     async with desk.database.read_sessions() as session:
@@ -203,6 +204,12 @@ async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply
     assert reply.body == "Yes! How can I help?"
     answers = [m["text"] for m in sent_to(sandbox, JONAS)]
     assert "✓ Sent to the customer." in answers
+    # Jonas took it by answering; Lena hears of his reply and of it being his, so she does not answer too.
+    await desk.forward()
+    told_lena = [m["text"] for m in sent_to(sandbox, LENA)]
+    assert any("Jonas replied: Yes! How can I help?" in text for text in told_lena)
+    assert any("Jonas took the conversation by answering it." in text for text in told_lena)
+    assert not any("replied: Yes! How can I help?" in m["text"] for m in sent_to(sandbox, JONAS))
     async with database.read_sessions() as session:
         holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
         turns = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))

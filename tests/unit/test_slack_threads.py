@@ -95,6 +95,10 @@ def test_only_a_persons_reply_in_a_channel_thread_is_a_thread_message() -> None:
     assert thread_message_of({**reply, "thread_ts": reply["ts"]}, "UBOT") is None  # the root itself
     assert thread_message_of({**reply, "bot_id": "B1"}, "UBOT") is None
     assert thread_message_of({**reply, "subtype": "channel_join"}, "UBOT") is None
+    # "Also send to #channel" is still a reply; a reply with a file is one the desk must refuse in words.
+    assert thread_message_of({**reply, "subtype": "thread_broadcast"}, "UBOT") is not None
+    with_file = thread_message_of({**reply, "subtype": "file_share", "files": [{"id": "F1"}]}, "UBOT")
+    assert with_file is not None and with_file.has_files
     assert thread_message_of({**reply, "channel_type": "im"}, "UBOT") is None
     assert thread_message_of({k: v for k, v in reply.items() if k != "thread_ts"}, "UBOT") is None
 
