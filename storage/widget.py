@@ -12,8 +12,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.vocabulary import Channel, Direction
-from domain.widget.model import Visitor
-from storage.models import ChatWidgetKey, ChatWidgetVisitor, Customer, CustomerCommunication
+from domain.widget.model import UNNAMED_VISITOR, Visitor
+from storage.models import ChatWidgetKey, ChatWidgetVisitor, Customer, CustomerCommunication, Location
 
 
 def visitor_address(visitor_id: int) -> str:
@@ -37,7 +37,11 @@ async def widget_addresses(session: AsyncSession, customer_ids: Sequence[int]) -
             .group_by(ChatWidgetVisitor.customer_id)
         )
     ).all()
-    return {int(customer_id): visitor_address(int(visitor_id)) for customer_id, visitor_id in rows}
+    return {
+        int(customer_id): visitor_address(int(visitor_id))
+        for customer_id, visitor_id in rows
+        if customer_id is not None
+    }
 
 
 class SqlVisitors:
@@ -52,11 +56,11 @@ class SqlVisitors:
                 select(
                     ChatWidgetVisitor.id, ChatWidgetVisitor.key_id, Customer.id, Customer.name, Customer.email
                 )
-                .join(Customer, Customer.id == ChatWidgetVisitor.customer_id)
+                .outerjoin(Customer, Customer.id == ChatWidgetVisitor.customer_id)
                 .where(ChatWidgetVisitor.token_hash == token_hash)
             )
         ).first()
-        return None if row is None else Visitor(row[0], row[1], row[2], row[3], row[4])
+        return None if row is None else Visitor(row[0], row[1], row[2], row[3] or UNNAMED_VISITOR, row[4])
 
     async def visitor_customer(self, visitor_id: int) -> int | None:
         found: int | None = await self.session.scalar(
@@ -64,21 +68,33 @@ class SqlVisitors:
         )
         return found
 
-    async def add_customer(self, name: str, email: str | None, at: datetime) -> int:
-        customer = Customer(name=name, email=email, created_at=at, updated_at=at)
+    async def add_customer(
+        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+    ) -> int:
+        customer = Customer(
+            name=name, email=email, home_location_id=home_location_id, created_at=at, updated_at=at
+        )
         self.session.add(customer)
         await self.session.flush()
         return customer.id
 
-    async def add_visitor(self, key_id: int, customer_id: int, token_hash: str, at: datetime) -> Visitor:
+    async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:
         visitor = ChatWidgetVisitor(
-            token_hash=token_hash, key_id=key_id, customer_id=customer_id, created_at=at, last_seen_at=at
+            token_hash=token_hash, key_id=key_id, customer_id=None, created_at=at, last_seen_at=at
         )
         self.session.add(visitor)
         await self.session.flush()
-        customer = await self.session.get(Customer, customer_id)
-        assert customer is not None
-        return Visitor(visitor.id, key_id, customer_id, customer.name, customer.email)
+        return Visitor(visitor.id, key_id, None, UNNAMED_VISITOR, None)
+
+    async def customer_of(self, visitor_id: int) -> int | None:
+        return await self.visitor_customer(visitor_id)
+
+    async def link_customer(self, visitor_id: int, customer_id: int) -> None:
+        await self.session.execute(
+            update(ChatWidgetVisitor)
+            .where(ChatWidgetVisitor.id == visitor_id)
+            .values(customer_id=customer_id)
+        )
 
     async def set_contact(self, customer_id: int, name: str | None, email: str | None) -> None:
         values: dict[str, str] = {}
@@ -115,10 +131,23 @@ class SqlWidgetKeys:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, key: str, name: str, origins: Sequence[str], at: datetime) -> int | None:
+    async def add(
+        self, key: str, name: str, origins: Sequence[str], location_id: int | None, at: datetime
+    ) -> int | None:
         if await self.session.scalar(select(ChatWidgetKey.id).where(ChatWidgetKey.key == key)) is not None:
             return None
-        row = ChatWidgetKey(key=key, name=name, allowed_origins=list(origins), enabled=True, created_at=at)
+        row = ChatWidgetKey(
+            key=key,
+            name=name,
+            allowed_origins=list(origins),
+            location_id=location_id,
+            enabled=True,
+            created_at=at,
+        )
         self.session.add(row)
         await self.session.flush()
         return row.id
+
+    async def location_id(self, code: str) -> int | None:
+        found: int | None = await self.session.scalar(select(Location.id).where(Location.code == code))
+        return found

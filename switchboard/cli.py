@@ -634,8 +634,11 @@ def widget_key() -> None:
 @widget_key.command("create")
 @click.option("--name", required=True, help="The website the key is for.")
 @click.option("--origin", "origins", multiple=True, required=True, help="e.g. https://www.clinic.example")
+@click.option(
+    "--location", default=None, help="The clinic's code: its visitors belong to that clinic's team."
+)
 @one_line_errors
-def widget_key_create(name: str, origins: tuple[str, ...]) -> None:
+def widget_key_create(name: str, origins: tuple[str, ...], location: str | None) -> None:
     """Create a key; embed it as <script src="PUBLIC_URL/widget.js" data-key="KEY"></script>."""
     from domain.widget.model import WidgetRefused
     from domain.widget.use_cases import create_widget_key
@@ -647,7 +650,9 @@ def widget_key_create(name: str, origins: tuple[str, ...]) -> None:
     async def create(database: Any) -> Any:
         await require_migrated(database)
         uow = widget_unit(UnitsOfWork(database, settings.business_timezone))
-        return await create_widget_key(uow, name=name, origins=origins, actor="cli", via="cli", now=utc_now())
+        return await create_widget_key(
+            uow, name=name, origins=origins, actor="cli", via="cli", now=utc_now(), location=location
+        )
 
     try:
         key = run_async(_with_database(settings, create))

@@ -35,6 +35,7 @@ from domain.widget.model import (
 )
 from domain.widget.use_cases import confirm_replies, send_visitor_message, start_visit
 from storage.queries.widget import (
+    TurnPage,
     agents_online,
     recent_turns,
     visitor_by_token,
@@ -58,6 +59,8 @@ KEEP_ALIVE_SECONDS = 15.0
 STREAM_TURNS = 1000
 #: Messages one visitor may send per minute (counted per web process).
 MESSAGES_PER_MINUTE = 30
+#: New visitors one client address may start per minute (counted per web process).
+NEW_VISITS_PER_MINUTE = 20
 
 
 class SessionBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -88,24 +91,27 @@ Body = TypeVar("Body", SessionBody, MessageBody, ReceiptBody)
 
 @dataclass
 class SendingPace:
-    """A visitor may send MESSAGES_PER_MINUTE messages a minute; more are refused with 429."""
+    """At most `per_minute` of something per sender (a visitor, a client address); more are refused with 429."""
 
-    sent: dict[int, deque[float]]
+    sent: dict[int | str, deque[float]]
+    per_minute: int = MESSAGES_PER_MINUTE
 
-    def allow(self, visitor_id: int) -> bool:
+    def allow(self, sender: int | str) -> bool:
         now = time.monotonic()
-        recent = self.sent.setdefault(visitor_id, deque())
+        recent = self.sent.setdefault(sender, deque())
         while recent and now - recent[0] > 60:
             recent.popleft()
-        if len(recent) >= MESSAGES_PER_MINUTE:
+        if len(recent) >= self.per_minute:
             return False
         recent.append(now)
-        if len(self.sent) > 50_000:  # forget idle visitors rather than grow without end
+        if len(self.sent) > 50_000:  # forget idle senders rather than grow without end
             self.sent = {k: v for k, v in self.sent.items() if v and now - v[-1] <= 60}
         return True
 
 
 PACE = SendingPace({})
+#: New visits per client address: opening the chat stores a visitor row, so a script cannot make endless ones.
+VISIT_PACE = SendingPace({}, NEW_VISITS_PER_MINUTE)
 
 
 def _container(request: Request[Any, Any, Any]) -> Container:
@@ -170,6 +176,13 @@ async def _body(request: Request[Any, Any, Any], kind: type[Body]) -> Body:
         raise WidgetRefused("The request is not JSON.", 400) from None
 
 
+async def _recent(container: Container, visitor: Visitor) -> TurnPage:
+    """A returning visitor's recent turns; one who has not written yet has none."""
+    if visitor.customer_id is None:
+        return TurnPage([], 0)
+    return await recent_turns(container.database, visitor.customer_id)
+
+
 def _turn(turn: WidgetTurn) -> dict[str, Any]:
     return {
         "id": turn.id,
@@ -178,6 +191,18 @@ def _turn(turn: WidgetTurn) -> dict[str, Any]:
         "at": turn.at.isoformat(),
         "client_id": turn.client_id,
     }
+
+
+async def _new_visit_allowed(request: Request[Any, Any, Any], key: WidgetKey, token: str | None) -> None:
+    """A request that will start a new visitor counts against its client address's pace."""
+    known = await visitor_by_token(_container(request).database, token)
+    if known is not None and known.key_id == key.id:
+        return
+    address = request.client.host if request.client else "unknown"
+    if not VISIT_PACE.allow(address):
+        raise WidgetRefused(
+            "Too many chats were started from your network just now; please wait a minute.", 429
+        )
 
 
 def _policy(request: Request[Any, Any, Any]) -> InboundPolicy:
@@ -191,13 +216,14 @@ async def open_session(request: Request[Any, Any, Any]) -> Response[dict[str, An
     try:
         body = await _body(request, SessionBody)
         key = await _allowed_key(request, body.key)
+        await _new_visit_allowed(request, key, body.token)
         container = _container(request)
         session = await start_visit(
             widget_unit(container.units), key, body.token, now=utc_now(), name=body.name, email=body.email
         )
     except WidgetRefused as error:
         return _refusal(request, key, error)
-    recent = await recent_turns(container.database, session.visitor.customer_id)
+    recent = await _recent(container, session.visitor)
     return _answer(
         request,
         key,
@@ -221,6 +247,7 @@ async def _receive(request: Request[Any, Any, Any], *, offline: bool) -> Respons
         container = _container(request)
         token = body.token
         if offline and (token is None or await visitor_by_token(container.database, token) is None):
+            await _new_visit_allowed(request, key, None)
             token = (await start_visit(widget_unit(container.units), key, None, now=utc_now())).token
         visitor = await _visitor(request, key, token)
         if offline and not (body.name and body.email):
@@ -308,8 +335,15 @@ async def widget_events(
         sent: set[int] = set()
         quiet_since = time.monotonic()
         ends = time.monotonic() + min(max(hold, 0), HOLD_SECONDS)
+        customer_id = visitor.customer_id
         while True:
-            page = await visitor_turns(database, visitor.customer_id, after=start, limit=STREAM_TURNS)
+            if customer_id is None:  # a visitor who has not written yet: their turns begin when they do
+                customer_id = (await visitor_by_token(database, token) or visitor).customer_id
+            page = (
+                await visitor_turns(database, customer_id, after=start, limit=STREAM_TURNS)
+                if customer_id is not None
+                else TurnPage([], start)
+            )
             for turn in page.turns:
                 if turn.id not in sent:
                     sent.add(turn.id)

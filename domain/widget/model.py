@@ -16,6 +16,8 @@ MAX_MESSAGE_CHARS = 4000
 CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 #: Where widget messages come from, as the inbound path names providers.
 WIDGET_PROVIDER = "internal"
+#: The name a visitor (and their customer row) has until they tell us theirs.
+UNNAMED_VISITOR = "Website visitor"
 
 
 class WidgetRefused(Exception):
@@ -41,11 +43,12 @@ class WidgetKey:
 
 @dataclass(frozen=True)
 class Visitor:
-    """A browser that has talked to us through a key: the customer it is, and what it told us."""
+    """A browser that has opened the chat through a key: the customer it is once it has written to us (None
+    until then), and what it told us."""
 
     id: int
     key_id: int
-    customer_id: int
+    customer_id: int | None
     name: str
     email: str | None
 

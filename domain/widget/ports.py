@@ -13,10 +13,18 @@ from domain.widget.model import Visitor
 class VisitorStore(Protocol):
     async def visitor(self, token_hash: str) -> Visitor | None: ...
 
-    async def add_customer(self, name: str, email: str | None, at: datetime) -> int:
-        """A customer row for a new visitor; only the name is required."""
+    async def add_customer(
+        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+    ) -> int:
+        """A customer row for a visitor who writes; only the name is required."""
 
-    async def add_visitor(self, key_id: int, customer_id: int, token_hash: str, at: datetime) -> Visitor: ...
+    async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:
+        """A visitor who has opened the chat: no customer yet."""
+
+    async def customer_of(self, visitor_id: int) -> int | None:
+        """The visitor's customer as stored now (call after `seen`, which holds the visitor's row)."""
+
+    async def link_customer(self, visitor_id: int, customer_id: int) -> None: ...
 
     async def set_contact(self, customer_id: int, name: str | None, email: str | None) -> None:
         """Fill what the visitor told us (a None leaves the value as it is)."""
@@ -28,8 +36,13 @@ class VisitorStore(Protocol):
 
 
 class WidgetKeyStore(Protocol):
-    async def add(self, key: str, name: str, origins: Sequence[str], at: datetime) -> int | None:
-        """A new key; None when the key text is taken."""
+    async def add(
+        self, key: str, name: str, origins: Sequence[str], location_id: int | None, at: datetime
+    ) -> int | None:
+        """A new key (its visitors' home clinic is `location_id`); None when the key text is taken."""
+
+    async def location_id(self, code: str) -> int | None:
+        """The clinic with this code, if there is one."""
 
 
 class WidgetUnitOfWork(InboundUnitOfWork, Protocol):

@@ -11,6 +11,7 @@ from domain.conversations.use_cases import InboundPolicy, handle_customer_messag
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.vocabulary import Channel, MessageStatus
 from domain.widget.model import (
+    UNNAMED_VISITOR,
     WIDGET_PROVIDER,
     Visitor,
     VisitorSession,
@@ -28,8 +29,6 @@ from domain.widget.model import (
 )
 from domain.widget.ports import WidgetUnitOfWork
 
-#: The name a visitor's customer row has until they tell us theirs.
-UNNAMED_VISITOR = "Website visitor"
 #: The most receipts one request may carry.
 MAX_RECEIPTS = 200
 
@@ -43,25 +42,56 @@ async def start_visit(
     name: str | None = None,
     email: str | None = None,
 ) -> VisitorSession:
-    """The visitor behind `token` on this key's site, or a new visitor (and customer) with a new token."""
+    """The visitor behind `token` on this key's site, or a new visitor with a new token.
+
+    Opening the chat makes no customer: a visitor becomes one when they first write (a message, the offline
+    form, or their name or email here), so curious visitors never count as new customers."""
     clean_name, clean_email = check_contact(name, email)
     async with uow:
-        visitor = await uow.visitors.visitor(token_hash(token)) if token else None
-        if visitor is not None and visitor.key_id == key.id and token is not None:
+        known = await uow.visitors.visitor(token_hash(token)) if token else None
+        created = token is None or known is None or known.key_id != key.id
+        if token is None or known is None or created:
+            token = new_token()
+            visitor = await uow.visitors.add_visitor(key.id, token_hash(token), now)
+            uow.audit.record(
+                AuditEntry(
+                    "visitor", "widget", "widget.visitor", f"widget_visitor:{visitor.id}", {"key": key.name}
+                )
+            )
+        else:
+            visitor = known
+        if clean_name or clean_email:
+            await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now)
+            visitor = await uow.visitors.visitor(token_hash(token)) or visitor
+        elif not created:
             await uow.visitors.seen(visitor.id, now)
-            if clean_name or clean_email:
-                await uow.visitors.set_contact(visitor.customer_id, clean_name, clean_email)
-                visitor = await uow.visitors.visitor(token_hash(token)) or visitor
-            await uow.commit()
-            return VisitorSession(token, visitor, created=False)
-        token = new_token()
-        customer_id = await uow.visitors.add_customer(clean_name or UNNAMED_VISITOR, clean_email, now)
-        visitor = await uow.visitors.add_visitor(key.id, customer_id, token_hash(token), now)
-        uow.audit.record(
-            AuditEntry("visitor", "widget", "widget.visitor", f"customer:{customer_id}", {"key": key.name})
-        )
         await uow.commit()
-    return VisitorSession(token, visitor, created=True)
+    return VisitorSession(token, visitor, created=created)
+
+
+async def _writing_customer(
+    uow: WidgetUnitOfWork, key: WidgetKey, visitor_id: int, name: str | None, email: str | None, now: datetime
+) -> int:
+    """The customer of a visitor who writes to us: created the first time, at home in the key's clinic (so
+    the clinic's team, Slack channel and SLA policy apply); afterwards only what they told us is filled in."""
+    await uow.visitors.seen(visitor_id, now)  # holds the visitor's row: two first messages make one customer
+    customer_id = await uow.visitors.customer_of(visitor_id)
+    if customer_id is not None:
+        if name or email:
+            await uow.visitors.set_contact(customer_id, name, email)
+        return customer_id
+    customer_id = await uow.visitors.add_customer(name or UNNAMED_VISITOR, email, key.location_id, now)
+    await uow.visitors.link_customer(visitor_id, customer_id)
+    uow.audit.record(
+        AuditEntry(
+            "visitor",
+            "widget",
+            "widget.customer",
+            f"customer:{customer_id}",
+            {"key": key.name, "visitor": visitor_id, "home_location_id": key.location_id},
+        )
+    )
+    return customer_id
 
 
 async def send_visitor_message(
@@ -93,10 +123,8 @@ async def send_visitor_message(
         sender_name=clean_name or visitor.name,
     )
     async with uow:
-        if clean_name or clean_email:
-            await uow.visitors.set_contact(visitor.customer_id, clean_name, clean_email)
+        await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now)
         result = await handle_customer_message(uow, CustomerMessage(message), policy, now)
-        await uow.visitors.seen(visitor.id, now)
         await uow.commit()
     return result
 
@@ -112,6 +140,8 @@ async def confirm_replies(
     """The widget received (`delivered`) or showed (`read`) these replies; only the visitor's own replies
     move, each at most once per status. Returns how many receipts changed something."""
     wanted = [*dict.fromkeys([*delivered, *read])][:MAX_RECEIPTS]
+    if visitor.customer_id is None:
+        return 0  # a visitor who has not written has no replies
     async with uow:
         own = set(await uow.visitors.own_replies(visitor.customer_id, wanted))
         receipts = [
@@ -128,9 +158,17 @@ async def confirm_replies(
 
 
 async def create_widget_key(
-    uow: WidgetUnitOfWork, *, name: str, origins: Sequence[str], actor: str, via: str, now: datetime
+    uow: WidgetUnitOfWork,
+    *,
+    name: str,
+    origins: Sequence[str],
+    actor: str,
+    via: str,
+    now: datetime,
+    location: str | None = None,
 ) -> WidgetKey:
-    """A key for one website, usable only from `origins` (scheme://host[:port]); audited."""
+    """A key for one website, usable only from `origins` (scheme://host[:port]); audited. With `location`
+    (a clinic's code) its visitors belong to that clinic: its team, Slack channel and SLA policy apply."""
     clean_name = " ".join(name.split())[:120]
     if not clean_name:
         raise WidgetRefused("Give the key a name (the website it is for).", 422)
@@ -139,7 +177,10 @@ async def create_widget_key(
         raise WidgetRefused("Give each origin as scheme://host[:port], e.g. https://www.clinic.example.", 422)
     key = new_key()
     async with uow:
-        key_id = await uow.keys.add(key, clean_name, allowed, now)
+        location_id = await uow.keys.location_id(location.strip()) if location else None
+        if location and location_id is None:
+            raise WidgetRefused(f"There is no clinic with the code '{location.strip()}'.", 422)
+        key_id = await uow.keys.add(key, clean_name, allowed, location_id, now)
         if key_id is None:
             raise WidgetRefused("That key is taken; try again.", 409)
         uow.audit.record(
@@ -148,8 +189,8 @@ async def create_widget_key(
                 via,
                 "widget.key.create",
                 f"widget_key:{key_id}",
-                {"name": clean_name, "origins": list(allowed)},
+                {"name": clean_name, "origins": list(allowed), "location_id": location_id},
             )
         )
         await uow.commit()
-    return WidgetKey(key_id, key, clean_name, allowed, None, True)
+    return WidgetKey(key_id, key, clean_name, allowed, location_id, True)

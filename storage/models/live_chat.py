@@ -125,13 +125,17 @@ class ChatWidgetKey(Base):
 
 
 class ChatWidgetVisitor(Base):
-    """A browser talking to us through the widget: its secret token (hashed) and the customer it is."""
+    """A browser talking to us through the widget: its secret token (hashed) and the customer it is.
+
+    The customer is created when the visitor first writes (a message, the offline form, or their name or
+    email); until then a visitor who only opened the chat is no customer and counts in no customer KPI.
+    """
 
     __tablename__ = "chat_widget_visitors"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_id: Mapped[int] = mapped_column(ForeignKey("chat_widget_keys.id", ondelete="CASCADE"))
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

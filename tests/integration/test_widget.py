@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,11 +13,15 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
+from api.widget.routes import NEW_VISITS_PER_MINUTE, VISIT_PACE
 from domain.conversations.use_cases import reply_in_chat
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.pacing import TokenBucket
 from domain.vocabulary import Channel
+from domain.widget.use_cases import create_widget_key
 from providers.widget.driver import WidgetDriver
+from reports.periods import TimeRange
+from reports.query import MetricQuery, run_query
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -27,8 +31,10 @@ from storage.models import (
     ChatWidgetVisitor,
     Customer,
     CustomerCommunication,
+    Location,
     StaffUser,
 )
+from storage.widget_visits import widget_unit
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
 
@@ -49,14 +55,13 @@ async def client(settings: Settings, database: Database) -> AsyncIterator[AsyncT
     async with database.sessions() as session:
         session.add_all(
             [
-                ChatWidgetKey(id=1, key=KEY, name="Clinic website", allowed_origins=[SITE], enabled=True),
-                ChatWidgetKey(
-                    id=2, key="switched-off", name="Old site", allowed_origins=[SITE], enabled=False
-                ),
+                ChatWidgetKey(key=KEY, name="Clinic website", allowed_origins=[SITE], enabled=True),
+                ChatWidgetKey(key="switched-off", name="Old site", allowed_origins=[SITE], enabled=False),
                 StaffUser(id=1, email="lena@x.example", name="Lena", role="agent", availability="online"),
             ]
         )
         await session.commit()
+    VISIT_PACE.sent.clear()  # the pace is per process: each test starts with a fresh one
     async with AsyncTestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -321,3 +326,131 @@ async def test_the_script_and_the_demo_page_are_served(client: AsyncTestClient[A
     assert demo.status_code == 200
     assert f'data-key="{KEY}"' in demo.text
     assert "script-src 'self'" in demo.headers["content-security-policy"]
+
+
+async def new_customers_kpi(database: Database) -> float:
+    """The new_customers KPI over the hour around now, as the dashboard reads it."""
+    now = datetime.now(UTC)
+    period = TimeRange(now - timedelta(minutes=30), now + timedelta(minutes=30), "around now", "UTC")
+    result = await run_query(database, MetricQuery(("new_customers",), period), now=now, business_tz="UTC")
+    (series,) = result.series
+    return float(series.total or 0)
+
+
+async def customer_rows(database: Database) -> int:
+    async with database.read_sessions() as db:
+        return int(await db.scalar(select(func.count(Customer.id))) or 0)
+
+
+async def test_opening_the_widget_makes_no_customer_and_writing_makes_one_once(
+    client: AsyncTestClient[Any], database: Database
+) -> None:
+    assert await customer_rows(database) == 0 and await new_customers_kpi(database) == 0
+    curious = [(await visit(client))["token"] for _ in range(3)]
+    reopened = await visit(client, token=curious[0])
+    assert reopened["token"] == curious[0] and reopened["turns"] == []
+    assert await customer_rows(database) == 0
+    assert await new_customers_kpi(database) == 0  # sessions alone are no new customers
+    assert await stream(client, curious[1]) == []  # a visitor who has not written streams nothing
+    assert (
+        await post(client, "/widget/receipts", {"key": KEY, "token": curious[1], "read": [1]})
+    ).json() == {"applied": 0}
+    async with database.read_sessions() as db:
+        visitors = list(await db.scalars(select(ChatWidgetVisitor)))
+    assert len(visitors) == 3 and all(v.customer_id is None for v in visitors)
+
+    token = curious[0]
+    for number in range(1, 3):
+        sent = await post(
+            client,
+            "/widget/messages",
+            {"key": KEY, "token": token, "id": f"first-000{number}", "text": f"Hello {number}"},
+        )
+        assert sent.status_code == 201, sent.text
+    async with database.read_sessions() as db:
+        customers = list(await db.scalars(select(Customer)))
+        visitor = (
+            await db.scalars(select(ChatWidgetVisitor).where(ChatWidgetVisitor.customer_id.is_not(None)))
+        ).one()
+        made = await db.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == "widget.customer"))
+    assert len(customers) == 1 and visitor.customer_id == customers[0].id
+    assert customers[0].name == "Website visitor" and customers[0].home_location_id is None
+    assert made == 1
+    assert await new_customers_kpi(database) == 1
+    # The returning visitor now sees their history.
+    assert [t["body"] for t in (await visit(client, token=token))["turns"]] == ["Hello 1", "Hello 2"]
+    assert await customer_rows(database) == 1
+
+
+async def test_new_visits_are_paced_per_client_address_and_returning_visitors_are_not(
+    client: AsyncTestClient[Any], database: Database
+) -> None:
+    try:
+        tokens = [(await visit(client))["token"] for _ in range(NEW_VISITS_PER_MINUTE)]
+        refused = await post(client, "/widget/session", {"key": KEY})
+        assert refused.status_code == 429
+        assert "please wait a minute" in refused.json()["error"]
+        assert refused.headers["access-control-allow-origin"] == SITE  # the widget can read why
+        offline = await post(
+            client,
+            "/widget/offline",
+            {"key": KEY, "id": "offline-0009", "text": "Hi", "name": "Cy", "email": "cy@example.com"},
+        )
+        assert offline.status_code == 429
+        # A visitor who already has a token is no new visit: they resume as always.
+        assert (await visit(client, token=tokens[0]))["token"] == tokens[0]
+        async with database.read_sessions() as db:
+            assert (
+                int(await db.scalar(select(func.count(ChatWidgetVisitor.id))) or 0) == NEW_VISITS_PER_MINUTE
+            )
+        assert await customer_rows(database) == 0
+    finally:
+        VISIT_PACE.sent.clear()
+
+
+async def test_a_visitor_through_a_clinics_key_belongs_to_that_clinic_and_its_free_agent_gets_the_chat(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                Location(id=1, code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin"),
+                Location(id=2, code="LON", name="London Camden", country="GB", timezone="Europe/London"),
+            ]
+        )
+        await session.flush()
+        lena = await session.get(StaffUser, 1)
+        assert lena is not None
+        lena.location_id = 1
+        session.add(
+            StaffUser(
+                id=2, email="max@x.example", name="Max", role="agent", availability="online", location_id=2
+            )
+        )
+        await session.commit()
+    container = build_container(settings)
+    try:  # as `switchboard widget-key create --location LON` does
+        london = await create_widget_key(
+            widget_unit(container.units),
+            name="London site",
+            origins=[SITE],
+            actor="cli",
+            via="cli",
+            now=datetime.now(UTC),
+            location="LON",
+        )
+    finally:
+        await container.close()
+    assert london.location_id == 2
+    token = (await post(client, "/widget/session", {"key": london.key})).json()["token"]
+    assert await customer_rows(database) == 0
+    sent = await post(
+        client, "/widget/messages", {"key": london.key, "token": token, "id": "london-0001", "text": "Hi"}
+    )
+    assert sent.status_code == 201, sent.text
+    async with database.read_sessions() as db:
+        customer = (await db.scalars(select(Customer))).one()
+        chat = (await db.scalars(select(ChatSession).where(ChatSession.customer_id == customer.id))).one()
+    assert customer.home_location_id == 2
+    # Lena (Berlin) and Max (London) are both free; the customer's home clinic puts the chat with Max.
+    assert chat.assigned_staff_id == 2

@@ -83,6 +83,7 @@ class FakeWidgetUow:
     def __init__(self) -> None:
         self.visitors_by_hash: dict[str, Visitor] = {}
         self.customers: dict[int, tuple[str, str | None]] = {}
+        self.homes: dict[int, int | None] = {}  # customer id -> home location id
         self.replies: dict[int, int] = {}  # reply id -> customer id
         self.receipts: list[DeliveryReceipt] = []
         self.entries: list[AuditEntry] = []
@@ -105,17 +106,31 @@ class FakeWidgetUow:
         self.entries.append(entry)
 
     async def visitor(self, token_hash: str) -> Visitor | None:
-        return self.visitors_by_hash.get(token_hash)
+        found = self.visitors_by_hash.get(token_hash)
+        if found is None or found.customer_id is None:
+            return found
+        name, email = self.customers[found.customer_id]
+        return Visitor(found.id, found.key_id, found.customer_id, name, email)
 
-    async def add_customer(self, name: str, email: str | None, at: datetime) -> int:
+    async def add_customer(
+        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+    ) -> int:
         self.customers[len(self.customers) + 1] = (name, email)
+        self.homes[len(self.customers)] = home_location_id
         return len(self.customers)
 
-    async def add_visitor(self, key_id: int, customer_id: int, token_hash: str, at: datetime) -> Visitor:
-        name, email = self.customers[customer_id]
-        visitor = Visitor(len(self.visitors_by_hash) + 1, key_id, customer_id, name, email)
+    async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:
+        visitor = Visitor(len(self.visitors_by_hash) + 1, key_id, None, "Website visitor", None)
         self.visitors_by_hash[token_hash] = visitor
         return visitor
+
+    async def customer_of(self, visitor_id: int) -> int | None:
+        return next(v.customer_id for v in self.visitors_by_hash.values() if v.id == visitor_id)
+
+    async def link_customer(self, visitor_id: int, customer_id: int) -> None:
+        for hashed, v in self.visitors_by_hash.items():
+            if v.id == visitor_id:
+                self.visitors_by_hash[hashed] = Visitor(v.id, v.key_id, customer_id, v.name, v.email)
 
     async def set_contact(self, customer_id: int, name: str | None, email: str | None) -> None:
         old_name, old_email = self.customers[customer_id]
@@ -131,23 +146,41 @@ class FakeWidgetUow:
         self.receipts.extend(receipts)
         return [ReceiptResult(True, r.our_message_id, r.status.value, "applied") for r in receipts]
 
-    async def add(self, key: str, name: str, origins: Sequence[str], at: datetime) -> int | None:
+    async def add(
+        self, key: str, name: str, origins: Sequence[str], location_id: int | None, at: datetime
+    ) -> int | None:
         self.keys_added.append((key, name, tuple(origins)))
         return len(self.keys_added)
 
+    async def location_id(self, code: str) -> int | None:
+        return {"BER": 7}.get(code)
 
-async def test_a_new_visitor_becomes_a_customer_and_a_returning_one_keeps_their_token() -> None:
+
+async def test_opening_the_chat_makes_no_customer_until_the_visitor_writes() -> None:
     uow: Any = FakeWidgetUow()
     first = await start_visit(uow, KEY, None, now=NOW)
-    assert first.created and uow.customers == {1: ("Website visitor", None)}
+    assert first.created and first.visitor.customer_id is None and uow.customers == {}
     assert token_hash(first.token) in uow.visitors_by_hash and first.token not in uow.visitors_by_hash
     assert [e.action for e in uow.entries] == ["widget.visitor"]
+    returning = await start_visit(uow, KEY, first.token, now=NOW)
+    assert not returning.created and returning.token == first.token and uow.customers == {}
+    # Telling us who they are is writing to us: now they are a customer, once.
     again = await start_visit(uow, KEY, first.token, now=NOW, name="Ada", email="ada@example.com")
-    assert not again.created and again.token == first.token
-    assert uow.customers == {1: ("Ada", "ada@example.com")}
-    # The same token on another key's site is a new visitor there.
+    assert not again.created and again.token == first.token and again.visitor.customer_id == 1
+    await start_visit(uow, KEY, first.token, now=NOW, name="Ada L.")
+    assert uow.customers == {1: ("Ada L.", "ada@example.com")}
+    assert [e.action for e in uow.entries] == ["widget.visitor", "widget.customer"]
+    # The same token on another key's site is a new visitor there (and no customer yet).
     elsewhere = await start_visit(uow, WidgetKey(9, "k9", "Other", (), None, True), first.token, now=NOW)
-    assert elsewhere.created and elsewhere.visitor.customer_id == 2
+    assert elsewhere.created and elsewhere.visitor.customer_id is None and len(uow.customers) == 1
+
+
+async def test_a_visitor_through_a_clinics_key_becomes_a_customer_of_that_clinic() -> None:
+    uow: Any = FakeWidgetUow()
+    berlin = WidgetKey(2, "k2", "Berlin website", (), 7, True)
+    visit = await start_visit(uow, berlin, None, now=NOW, email="bo@example.com")
+    assert visit.visitor.customer_id == 1 and uow.homes == {1: 7}
+    assert uow.customers == {1: ("Website visitor", "bo@example.com")}
 
 
 async def test_receipts_move_only_the_visitors_own_replies() -> None:
@@ -161,6 +194,8 @@ async def test_receipts_move_only_the_visitors_own_replies() -> None:
         (10, MessageStatus.READ),
     ]
     assert await confirm_replies(uow, visitor, delivered=[11], read=[], now=NOW) == 0
+    stranger = Visitor(2, 1, None, "Website visitor", None)  # has not written: has no replies
+    assert await confirm_replies(uow, stranger, delivered=[10, 11], read=[], now=NOW) == 0
 
 
 async def test_a_key_needs_a_name_and_real_origins() -> None:
@@ -181,3 +216,16 @@ async def test_a_key_needs_a_name_and_real_origins() -> None:
         )
     with pytest.raises(WidgetRefused):
         await create_widget_key(uow, name=" ", origins=["https://a.example"], actor="a", via="cli", now=NOW)
+
+
+async def test_a_key_for_a_clinic_names_it_by_code_and_an_unknown_code_is_refused() -> None:
+    uow: Any = FakeWidgetUow()
+    key = await create_widget_key(
+        uow, name="Berlin", origins=["https://b.example"], actor="a", via="cli", now=NOW, location="BER"
+    )
+    assert key.location_id == 7 and uow.entries[-1].detail["location_id"] == 7
+    with pytest.raises(WidgetRefused, match="no clinic with the code 'XYZ'"):
+        await create_widget_key(
+            uow, name="X", origins=["https://x.example"], actor="a", via="cli", now=NOW, location="XYZ"
+        )
+    assert len(uow.keys_added) == 1
