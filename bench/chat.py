@@ -266,8 +266,8 @@ async def sustained(
         stored = set(
             await read.scalars(select(ChatMessage.body).where(ChatMessage.body.like("bench-load-%")))
         )
-    async with session.get(f"{sandbox}/_sandbox/webhooks") as answer:
-        outcomes = Counter(str(w.get("outcome")) + f" {w.get('status')}" for w in await answer.json())
+    async with session.get(f"{sandbox}/_sandbox/stats") as answer:
+        outcomes = (await answer.json()).get("by_provider", {}).get("whatsapp_cloud", {})
     print(
         f"not stored: {sum(1 for b in expected if b not in stored)}, "
         f"stored not posted: {sum(1 for b in expected if b in stored and b not in posted)}, "

@@ -97,7 +97,9 @@ class SandboxConfig:
     rate_limit_burst: int = 10
     send_status_webhooks: bool = True
     webhook_queue_size: int = 1000
-    webhook_workers: int = 4
+    #: Webhooks in flight at once. Meta and Twilio deliver many concurrently; four made a burst of 50 customer
+    #: messages a second queue up in the sandbox and overflow, which no real provider does.
+    webhook_workers: int = 16
     webhook_max_attempts: int = 4
     webhook_timeout_seconds: float = 5.0
     #: Seed for the sandbox's randomness, so a failing run can be repeated exactly.
