@@ -359,7 +359,8 @@ _METRICS: tuple[Metric, ...] = (
         "sla_breaches",
         "SLA breaches",
         "Live-chat SLA targets (first response, next response, resolution) missed, counted when the miss "
-        "was recorded; each target of each conversation counts once.",
+        "was recorded; a first response and a resolution count once per conversation (a resolution once "
+        "more each time it is reopened), a next response once per time the customer waited.",
         "count",
         "count",
         "sla_breaches",
@@ -370,7 +371,8 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "sla_met_rate",
         "SLA met rate",
-        "Chats started in the period with no SLA target breached, divided by chats started in the period.",
+        "Chats started in the period with no SLA target breached, divided by chats started in the period; "
+        "chats no SLA policy covers count as met.",
         "percent",
         "ratio",
         "chats",

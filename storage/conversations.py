@@ -168,6 +168,7 @@ class SqlConversations:
             if chat is not None:
                 chat.closed_at = None
                 chat.resolved_by_staff_id = None
+                chat.reopened_at = at  # the SLA clocks start again from here
                 self.session.add(
                     ChatMessage(
                         session_id=chat.id,

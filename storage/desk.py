@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.csat import CsatPolicy
@@ -135,6 +135,10 @@ class SqlChatDesk:
                 snoozed_until=snoozed_until,
                 closed_at=at if resolved else None,
                 resolved_by_staff_id=resolved_by if resolved else None,
+                # Reopening a resolved conversation starts its SLA clocks again from now.
+                reopened_at=ChatSession.reopened_at
+                if resolved
+                else case((ChatSession.status == ChatStatus.CLOSED.value, at), else_=ChatSession.reopened_at),
             )
         )
 

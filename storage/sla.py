@@ -22,6 +22,8 @@ from storage.unit_of_work import SqlUnitOfWork
 ON_THE_CLOCK = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
 #: Findings per INSERT (six values each, well under SQLite's bound-parameter limit).
 INSERT_BATCH = 500
+#: Targets missed at most once per clock (a next response can be missed once per waiting period).
+ONCE_PER_CLOCK = (SlaMetric.FIRST_RESPONSE, SlaMetric.RESOLUTION)
 
 
 def policy_of(row: SlaPolicyRow) -> SlaPolicy:
@@ -76,8 +78,14 @@ class SqlSlaStore:
     async def policies(self) -> list[SlaPolicy]:
         return await all_policies(self._session)
 
-    async def chats_on_the_clock(self, limit: int) -> list[SlaChat]:
-        live = select(ChatSession.id).where(ChatSession.status.in_(ON_THE_CLOCK))
+    async def chats_on_the_clock(self, limit: int, after: int = 0) -> list[SlaChat]:
+        # One page of live conversations in id order: the pass pages through all of them.
+        live = (
+            select(ChatSession.id)
+            .where(ChatSession.status.in_(ON_THE_CLOCK), ChatSession.id > after)
+            .order_by(ChatSession.id)
+            .limit(limit)
+        )
         last_answer = (
             select(ChatMessage.session_id, func.max(ChatMessage.created_at).label("at"))
             .where(
@@ -88,25 +96,28 @@ class SqlSlaStore:
             .group_by(ChatMessage.session_id)
             .subquery()
         )
+        # What the customer wrote before a resolve (a "thanks", a CSAT answer) waits for nobody: only turns
+        # since the conversation was last reopened count.
         waiting = (
             select(ChatMessage.session_id, func.min(ChatMessage.created_at).label("since"))
+            .join(ChatSession, ChatSession.id == ChatMessage.session_id)
             .outerjoin(last_answer, last_answer.c.session_id == ChatMessage.session_id)
             .where(
                 ChatMessage.session_id.in_(live),
                 ChatMessage.author == "customer",
                 or_(last_answer.c.at.is_(None), ChatMessage.created_at > last_answer.c.at),
+                or_(ChatSession.reopened_at.is_(None), ChatMessage.created_at >= ChatSession.reopened_at),
             )
             .group_by(ChatMessage.session_id)
             .subquery()
         )
         rows = await self._session.execute(
             chats_with_their_clinic()
-            .add_columns(waiting.c.since, last_answer.c.at)
+            .add_columns(ChatSession.reopened_at, waiting.c.since, last_answer.c.at)
             .outerjoin(waiting, waiting.c.session_id == ChatSession.id)
             .outerjoin(last_answer, last_answer.c.session_id == ChatSession.id)
-            .where(ChatSession.status.in_(ON_THE_CLOCK))
+            .where(ChatSession.id.in_(live))
             .order_by(ChatSession.id)
-            .limit(limit)
         )
         return [
             SlaChat(
@@ -119,6 +130,7 @@ class SqlSlaStore:
                 location_id=location_id,
                 timezone=timezone or self._business_tz,
                 assigned_staff_id=staff_id,
+                reopened_at=reopened_at,
             )
             for (
                 chat_id,
@@ -128,12 +140,14 @@ class SqlSlaStore:
                 staff_id,
                 location_id,
                 timezone,
+                reopened_at,
                 since,
                 answered_at,
             ) in rows
         ]
 
     async def record(self, findings: Sequence[SlaFinding], at: datetime) -> int:
+        findings = await self._not_yet_breached(findings)
         table = table_of(ChatSlaEvent)
         new = 0
         for first in range(0, len(findings), INSERT_BATCH):
@@ -161,11 +175,45 @@ class SqlSlaStore:
             new += len((await self._session.execute(statement)).all())
         return new
 
+    async def _not_yet_breached(self, findings: Sequence[SlaFinding]) -> Sequence[SlaFinding]:
+        """The findings less first-response and resolution breaches whose clock already has a breach stored
+        (due at or after the clock started): a policy edit moves the due time, not the miss. A next response
+        can breach once per waiting period, and a reopened conversation's resolution clock once more."""
+        once = [f for f in findings if f.kind is SlaKind.BREACH and f.metric in ONCE_PER_CLOCK]
+        if not once:
+            return findings
+        latest: dict[tuple[int, str], datetime] = {}
+        chat_ids = sorted({f.chat_id for f in once})
+        for first in range(0, len(chat_ids), INSERT_BATCH):
+            rows = await self._session.execute(
+                select(ChatSlaEvent.session_id, ChatSlaEvent.metric, func.max(ChatSlaEvent.due_at))
+                .where(
+                    ChatSlaEvent.session_id.in_(chat_ids[first : first + INSERT_BATCH]),
+                    ChatSlaEvent.kind == SlaKind.BREACH.value,
+                    ChatSlaEvent.metric.in_([m.value for m in ONCE_PER_CLOCK]),
+                )
+                .group_by(ChatSlaEvent.session_id, ChatSlaEvent.metric)
+            )
+            latest.update({(chat_id, metric): due for chat_id, metric, due in rows})
+
+        def redundant(f: SlaFinding) -> bool:
+            stored = latest.get((f.chat_id, f.metric.value))
+            return (
+                f.kind is SlaKind.BREACH
+                and f.metric in ONCE_PER_CLOCK
+                and stored is not None
+                and f.due_at != stored
+                and (f.started_at is None or stored >= f.started_at)
+            )
+
+        return [f for f in findings if not redundant(f)]
+
     async def alerts_to_send(self, now: datetime, breaches_since: datetime, limit: int) -> list[SlaAlert]:
         rows = await self._session.execute(
             select(
                 ChatSlaEvent,
                 ChatSession.channel,
+                Customer.id,
                 Customer.name,
                 StaffUser.name,
                 Location.timezone,
@@ -194,13 +242,14 @@ class SqlSlaStore:
                 kind=SlaKind(event.kind),
                 due_at=event.due_at,
                 customer_name=customer,
+                customer_id=customer_id,
                 channel_words=CHAT_CHANNEL_WORDS.get(channel, channel),
                 assigned_name=agent,
                 policy_id=event.policy_id,
                 timezone=timezone or self._business_tz,
                 team=team,
             )
-            for event, channel, customer, agent, timezone, team in rows
+            for event, channel, customer_id, customer, agent, timezone, team in rows
         ]
 
     async def claim_alert(self, event_id: int, at: datetime) -> bool:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.slack.threads import shown_fields
 from domain.clock import utc_now
 from domain.conversations.sla_watch import SlaAlertPoster, SlaPassResult, watch_slas
 from providers.slack.client import slack_client
@@ -82,4 +83,10 @@ class SlaWatch:
         return SqlSlaUnitOfWork(self._database, business_tz=self._settings.business_timezone)
 
     async def run(self, now: datetime | None = None) -> SlaPassResult:
-        return await watch_slas(self._unit, self._poster, now or utc_now(), self._settings.public_url)
+        return await watch_slas(
+            self._unit,
+            self._poster,
+            now or utc_now(),
+            self._settings.public_url,
+            show_customer_name="name" in shown_fields(self._settings.slack_customer_fields),
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
@@ -195,8 +195,10 @@ def policy_for(policies: Sequence[SlaPolicy], location_id: int | None) -> SlaPol
 class SlaChat:
     """A conversation as the SLA clock sees it.
 
-    `waiting_since`: the customer's first turn after staff last answered (None: nothing is waiting);
-    `answered_before`: whether staff had answered at all before that turn (so it times a next response).
+    `waiting_since`: the customer's first turn after staff last answered and after the conversation was
+    last reopened (None: nothing is waiting); `answered_before`: whether staff had answered at all before
+    that turn (so it times a next response); `reopened_at`: when a resolved conversation was last reopened
+    (its resolution clock starts again then).
     """
 
     chat_id: int
@@ -208,6 +210,7 @@ class SlaChat:
     location_id: int | None
     timezone: str
     assigned_staff_id: int | None
+    reopened_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def _whole_seconds(moment: datetime) -> datetime:
 def running_clocks(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours) -> list[SlaClock]:
     """The targets still open in this conversation: first response (from the customer's first message,
     until staff answer), next response (from the customer's first message after staff last answered) and
-    resolution (from the start, until resolved)."""
+    resolution (from the start, or from the last reopening, until resolved)."""
     starts: list[tuple[SlaMetric, datetime]] = []
     if chat.first_response_at is None:
         # From the customer's first message: a conversation staff opened times nothing until they write.
@@ -237,7 +240,7 @@ def running_clocks(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours) -> li
     elif chat.waiting_since is not None and chat.answered_before:
         starts.append((SlaMetric.NEXT_RESPONSE, chat.waiting_since))
     if chat.closed_at is None:
-        starts.append((SlaMetric.RESOLUTION, chat.started_at))
+        starts.append((SlaMetric.RESOLUTION, chat.reopened_at or chat.started_at))
     clocks = []
     for metric, started in starts:
         target = policy.target(metric)
@@ -253,7 +256,11 @@ def running_clocks(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours) -> li
 
 @dataclass(frozen=True)
 class SlaFinding:
-    """A warning or breach to store (once: the store keys it by chat, metric, due time and kind)."""
+    """A warning or breach to store (once: the store keys it by chat, metric, due time and kind).
+
+    `started_at`: when its clock started; a first-response or resolution breach already stored for the same
+    clock (due at or after that start, under an earlier version of the policy) makes a new one redundant.
+    """
 
     chat_id: int
     metric: SlaMetric
@@ -261,6 +268,7 @@ class SlaFinding:
     due_at: datetime
     staff_id: int | None
     policy_id: int
+    started_at: datetime | None = field(default=None, compare=False)
 
 
 def findings_at(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours, now: datetime) -> list[SlaFinding]:
@@ -275,7 +283,13 @@ def findings_at(chat: SlaChat, policy: SlaPolicy, hours: BusinessHours, now: dat
             continue
         found.append(
             SlaFinding(
-                chat.chat_id, clock.metric, kind, clock.due_at, chat.assigned_staff_id, policy.policy_id
+                chat.chat_id,
+                clock.metric,
+                kind,
+                clock.due_at,
+                chat.assigned_staff_id,
+                policy.policy_id,
+                clock.started_at,
             )
         )
     return found
@@ -298,6 +312,7 @@ class SlaAlert:
     timezone: str
     #: The team the conversation belongs to: the customer's home clinic's code (None without one).
     team: str | None = None
+    customer_id: int | None = None
 
 
 def alert_text(alert: SlaAlert, hours: BusinessHours, now: datetime, dashboard_url: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -37,11 +37,13 @@ ALERT_BREACHES_FOR = timedelta(hours=24)
 class SlaStore(Protocol):
     async def policies(self) -> list[SlaPolicy]: ...
 
-    async def chats_on_the_clock(self, limit: int) -> list[SlaChat]:
-        """Open and pending conversations with what their clocks need (snoozed ones are set aside)."""
+    async def chats_on_the_clock(self, limit: int, after: int = 0) -> list[SlaChat]:
+        """Up to `limit` open and pending conversations with an id above `after`, in id order, with what
+        their clocks need (snoozed ones are set aside)."""
 
     async def record(self, findings: Sequence[SlaFinding], at: datetime) -> int:
-        """Store each finding unless already stored; how many were new."""
+        """Store each finding unless already stored (a first-response or resolution breach also unless one
+        is stored for the same clock with another due time, after a policy edit); how many were new."""
 
     async def alerts_to_send(self, now: datetime, breaches_since: datetime, limit: int) -> list[SlaAlert]:
         """Events not yet posted: warnings still ahead of their due time, breaches due since `breaches_since`."""
@@ -114,23 +116,34 @@ async def watch_slas(
     dashboard_url: str,
     *,
     limit: int = 5000,
+    show_customer_name: bool = True,
 ) -> SlaPassResult:
-    """One pass: store new warnings and breaches, then post the alerts not yet posted (when a channel is
-    configured: `poster` None stores events only)."""
+    """One pass: store new warnings and breaches of every live conversation (`limit` at a time, one
+    transaction each), then post the alerts not yet posted (when a channel is configured: `poster` None
+    stores events only). `show_customer_name` False names the customer "Customer 42" in alerts."""
     async with open_uow() as uow:
         policies = await uow.sla.policies()
-        if not any(p.enabled for p in policies):
-            return SlaPassResult(0, 0, 0)
-        hours = PolicyHours(policies)
-        chats = await uow.sla.chats_on_the_clock(limit)
-        recorded = await uow.sla.record(findings_for(chats, policies, now, hours), now)
-        await uow.commit()
+    if not any(p.enabled for p in policies):
+        return SlaPassResult(0, 0, 0)
+    hours = PolicyHours(policies)
+    recorded, after = 0, 0
+    while True:
+        async with open_uow() as uow:
+            chats = await uow.sla.chats_on_the_clock(limit, after)
+            recorded += await uow.sla.record(findings_for(chats, policies, now, hours), now)
+            await uow.commit()
+        if len(chats) < limit:
+            break
+        after = chats[-1].chat_id
     if poster is None:
         return SlaPassResult(recorded, 0, 0)
     alerted = failed = 0
     async with open_uow() as uow:
         alerts = await uow.sla.alerts_to_send(now, now - ALERT_BREACHES_FOR, limit=200)
     for alert in alerts:
+        if not show_customer_name:
+            # SWITCHBOARD_SLACK_CUSTOMER_FIELDS leaves the name out of Slack: the alert says who by number.
+            alert = replace(alert, customer_name=f"Customer {alert.customer_id}")
         # A policy changed or removed since the event was stored: count plain minutes in its timezone.
         business = hours.hours(alert.policy_id, alert.timezone) or BusinessHours(alert.timezone, {})
         text = alert_text(alert, business, now, dashboard_url)

@@ -224,6 +224,8 @@ class ChatSession(Base):
     csat_requested_at: Mapped[datetime | None] = mapped_column(default=None)
     csat_answered_at: Mapped[datetime | None] = mapped_column(default=None)
     csat_comment: Mapped[str | None] = mapped_column(Text, default=None)
+    #: When a resolved conversation was last reopened: its SLA clocks start again from then.
+    reopened_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ChatMessage(Base):

@@ -130,7 +130,7 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
          "resolved_by_staff_id": staff_id if closed else None,
          "csat_requested_at": closed_at if csat is not None else None,
          "csat_answered_at": closed_at + timedelta(minutes=5) if csat is not None else None,
-         "csat_comment": None},
+         "csat_comment": None, "reopened_at": None},
     )  # fmt: skip
     for turn, at in enumerate(stamps):
         by_customer = turn % 2 == 0

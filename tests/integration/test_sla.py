@@ -441,3 +441,167 @@ async def test_the_worker_runs_the_sla_pass_from_its_job_table(database_url: str
         assert isinstance(result, SlaPassResult) and result.alerted == 0  # no channel set, and they are old
     finally:
         await container.close()
+
+
+# --- reopening, paging, policy edits, masked names ------------------------------------------------------
+
+MONDAY = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+WEDNESDAY = MONDAY + timedelta(days=2)
+
+
+async def around_the_clock(database: Database) -> None:
+    async with database.sessions() as session:
+        session.add(StaffUser(id=1, email="lena@x.example", name="Lena", role="agent", availability="online"))
+        session.add(Customer(id=1, name="Ana Ruiz", whatsapp_id="4915100000001"))
+        session.add(
+            SlaPolicy(
+                id=1, name="Around the clock", location_id=None, first_response_minutes=15,
+                next_response_minutes=30, resolution_minutes=480, warn_before_minutes=5,
+                business_hours={}, holidays=[], enabled=True,
+            )
+        )  # fmt: skip
+        await session.commit()
+
+
+async def staff_answers(database: Database, chat_id: int, at: datetime) -> None:
+    async with database.sessions() as session:
+        chat = await session.get(ChatSession, chat_id)
+        assert chat is not None
+        chat.first_response_at = chat.first_response_at or at
+        session.add(ChatMessage(session_id=chat_id, author="staff", staff_id=1, body="Sure", created_at=at))
+        await session.commit()
+
+
+async def test_a_reopened_conversation_is_timed_from_the_reopening_not_from_before_the_resolve(
+    database: Database,
+) -> None:
+    from domain.conversations.use_cases import DeskActor, reopen_chat, resolve_chat, snooze_chat
+    from storage.units import UnitsOfWork
+    from tests.integration.test_desk import chat_row, customer_writes
+
+    await around_the_clock(database)
+    units, lena = UnitsOfWork(database, "UTC"), DeskActor(1, "lena@x.example", "web")
+    # Monday: the customer writes 10:00, Lena answers 10:05, the customer says thanks 10:10, Lena resolves;
+    # the customer's CSAT score comes in at 10:20 while it is resolved (as the survey stores it).
+    chat = await customer_writes(database, "4915100000001", "Can I move my appointment?", MONDAY)
+    await staff_answers(database, chat, MONDAY + timedelta(minutes=5))
+    await customer_writes(database, "4915100000001", "thanks", MONDAY + timedelta(minutes=10))
+    await resolve_chat(units.desk(), chat, lena, now=MONDAY + timedelta(minutes=15))
+    async with database.sessions() as session:
+        session.add(
+            ChatMessage(
+                session_id=chat, author="customer", body="5", created_at=MONDAY + timedelta(minutes=20)
+            )
+        )
+        await session.commit()
+    watch = SlaWatch(database, settings_for(database, business_timezone="UTC"), None)
+    assert (await watch.run(MONDAY + timedelta(hours=1))).recorded == 0
+
+    # Wednesday: the customer writes again and the conversation reopens.
+    assert await customer_writes(database, "4915100000001", "One more question", WEDNESDAY) == chat
+    assert (await chat_row(database, chat)).reopened_at == WEDNESDAY
+    assert (await watch.run(WEDNESDAY + timedelta(seconds=30))).recorded == 0
+    assert await events(database) == []
+    # Its reply is due 30 minutes after Wednesday's message, its resolution 8 hours after the reopening.
+    await watch.run(WEDNESDAY + timedelta(minutes=31))
+    assert await events(database) == [
+        (chat, "next_response", "breach", WEDNESDAY + timedelta(minutes=30), False)
+    ]
+    await staff_answers(database, chat, WEDNESDAY + timedelta(minutes=40))
+    await watch.run(WEDNESDAY + timedelta(hours=8, minutes=1))
+    assert [(e[1], e[3]) for e in await events(database)] == [
+        ("next_response", WEDNESDAY + timedelta(minutes=30)),
+        ("resolution", WEDNESDAY + timedelta(hours=8)),
+    ]
+
+    # The desk's reopen starts the clocks again too; a snooze afterwards does not move that moment.
+    later = WEDNESDAY + timedelta(hours=9)
+    await resolve_chat(units.desk(), chat, lena, now=later)
+    await reopen_chat(units.desk(), chat, lena, now=later + timedelta(minutes=1))
+    await snooze_chat(
+        units.desk(), chat, lena, until=later + timedelta(hours=2), now=later + timedelta(minutes=2)
+    )
+    assert (await chat_row(database, chat)).reopened_at == later + timedelta(minutes=1)
+
+    # The breaches the KPI counts, recounted from the raw rows: only the two after the reopening.
+    async with database.read_sessions() as session:
+        breaches = list(
+            await session.scalars(select(ChatSlaEvent.due_at).where(ChatSlaEvent.kind == "breach"))
+        )
+    assert breaches and all(due >= WEDNESDAY for due in breaches)
+
+
+async def test_every_live_conversation_is_timed_when_there_are_more_than_a_page(database: Database) -> None:
+    from domain.conversations.sla_watch import watch_slas
+    from storage.sla import SqlSlaUnitOfWork
+
+    await around_the_clock(database)
+    async with database.sessions() as session:
+        chats = [
+            ChatSession(customer_id=1, channel=channel, status="open", started_at=MONDAY)
+            for channel in ("whatsapp", "sms", "telegram", "email", "chat")
+        ]
+        session.add_all(chats)
+        await session.flush()
+        session.add_all(
+            ChatMessage(session_id=c.id, author="customer", body="Hello?", created_at=MONDAY) for c in chats
+        )
+        await session.commit()
+    result = await watch_slas(
+        lambda: SqlSlaUnitOfWork(database, business_tz="UTC"),
+        None,
+        MONDAY + timedelta(minutes=20),
+        "x",
+        limit=2,
+    )
+    stored = await events(database)
+    assert result.recorded == 5 == len(stored)
+    assert sorted(e[0] for e in stored if e[1] == "first_response") == sorted(c.id for c in chats)
+
+
+async def test_a_policy_edit_does_not_store_a_second_breach_of_the_same_target(database: Database) -> None:
+    ids = await given_conversations(database)
+    watch = SlaWatch(database, settings_for(database), None)
+    await watch.run(berlin(2026, 3, 2, 14, 17))  # Ana's first response: due 10:10, breached
+    async with database.sessions() as session:
+        mitte = await session.get(SlaPolicy, 2)
+        assert mitte is not None
+        mitte.first_response_minutes = 20  # now due 10:20
+        await session.commit()
+    await watch.run(berlin(2026, 3, 2, 14, 18))
+    await watch.run(berlin(2026, 3, 4, 17, 0))  # resolution overdue too
+    stored = await events(database)
+    ana = [(e[1], e[3]) for e in stored if e[0] == ids["ana"] and e[2] == "breach"]
+    assert sorted(ana) == [
+        ("first_response", berlin(2026, 3, 2, 10, 10)),
+        ("resolution", berlin(2026, 3, 3, 10, 0)),
+    ]
+    async with database.sessions() as session:
+        mitte = await session.get(SlaPolicy, 2)
+        assert mitte is not None
+        mitte.resolution_minutes = 960
+        await session.commit()
+    await watch.run(berlin(2026, 3, 5, 17, 0))
+    again = [(e[1], e[3]) for e in await events(database) if e[0] == ids["ana"] and e[2] == "breach"]
+    assert sorted(again) == sorted(ana)
+    # The KPI counts each of these once, recounted from the raw rows.
+    result = await run_query(
+        database,
+        MetricQuery(("sla_breaches",), PeriodSpec.between(date(2026, 3, 1), date(2026, 3, 31))),
+        now=berlin(2026, 3, 6, 9, 0),
+        business_tz="Europe/Berlin",
+    )
+    assert result.series[0].total == len([e for e in await events(database) if e[2] == "breach"])
+
+
+async def test_an_alert_names_the_customer_by_number_when_slack_does_not_show_names(
+    database: Database,
+) -> None:
+    ids = await given_conversations(database)
+    channel = Recorded()
+    masked = settings_for(database, slack_customer_fields="phone")
+    await SlaWatch(database, masked, channel).run(berlin(2026, 3, 2, 14, 17))
+    assert len(channel.posted) == 2
+    assert any(f"Conversation {ids['ana']} with Customer 1 (WhatsApp)" in text for text in channel.posted)
+    assert any(f"Conversation {ids['bo']} with Customer 2 (Telegram)" in text for text in channel.posted)
+    assert not any("Ana Ruiz" in text or "Bo Berg" in text for text in channel.posted)

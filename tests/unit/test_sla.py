@@ -194,6 +194,20 @@ def test_a_conversation_staff_opened_times_a_first_response_only_once_the_custom
     assert (first.metric, first.due_at) == (SlaMetric.FIRST_RESPONSE, berlin(2026, 3, 2, 10, 45))
 
 
+def test_a_reopened_conversation_times_its_resolution_from_the_reopening() -> None:
+    # Resolved on Monday, reopened on Wednesday at 10:00: 8 business hours from then, not from Monday.
+    reopened = chat(
+        first_response_at=berlin(2026, 3, 2, 10, 5),
+        waiting_since=berlin(2026, 3, 4, 10, 0),
+        answered_before=True,
+        reopened_at=berlin(2026, 3, 4, 10, 0),
+    )
+    clocks = {c.metric: c for c in running_clocks(reopened, DEFAULT, HOURS)}
+    assert clocks[SlaMetric.RESOLUTION].started_at == berlin(2026, 3, 4, 10, 0)
+    assert clocks[SlaMetric.RESOLUTION].due_at == berlin(2026, 3, 5, 10, 0)
+    assert findings_at(reopened, DEFAULT, HOURS, berlin(2026, 3, 4, 10, 1)) == []
+
+
 def test_a_warning_comes_before_the_due_time_and_a_breach_at_it() -> None:
     fresh = chat()
     assert findings_at(fresh, DEFAULT, HOURS, berlin(2026, 3, 2, 10, 9)) == []
@@ -261,8 +275,8 @@ class FakeSlaStore:
     async def policies(self) -> list[SlaPolicy]:
         return self.policies_
 
-    async def chats_on_the_clock(self, limit: int) -> list[SlaChat]:
-        return self.chats[:limit]
+    async def chats_on_the_clock(self, limit: int, after: int = 0) -> list[SlaChat]:
+        return sorted((c for c in self.chats if c.chat_id > after), key=lambda c: c.chat_id)[:limit]
 
     async def record(self, findings: Sequence[SlaFinding], at: datetime) -> int:
         new = 0
@@ -276,8 +290,15 @@ class FakeSlaStore:
 
     async def alerts_to_send(self, now: datetime, breaches_since: datetime, limit: int) -> list[SlaAlert]:
         return [
-            replace(ALERT, event_id=event_id, metric=SlaMetric(metric), kind=SlaKind(kind), due_at=due)
-            for (_chat, metric, due, kind), event_id in self.events.items()
+            replace(
+                ALERT,
+                event_id=event_id,
+                metric=SlaMetric(metric),
+                kind=SlaKind(kind),
+                due_at=due,
+                customer_id=chat_id,
+            )
+            for (chat_id, metric, due, kind), event_id in self.events.items()
             if self.alerted[event_id] is None
         ]
 
@@ -342,6 +363,28 @@ async def test_a_failed_post_is_released_and_sent_on_the_next_pass() -> None:
         0, 1, 0
     )
     assert len(up.posted) == 1
+
+
+async def test_the_pass_times_every_live_conversation_page_by_page() -> None:
+    many = [chat(chat_id=n) for n in (9, 3, 7, 1, 5)]
+    unit = FakeUnit(FakeSlaStore([DEFAULT], many))
+    result = await watch_slas(lambda: unit, None, berlin(2026, 3, 2, 10, 20), "x", limit=2)
+    breached = sorted(key[0] for key in unit.sla.events if key[1] == "first_response")
+    assert result.recorded == 5 and breached == [1, 3, 5, 7, 9]
+
+
+async def test_an_alert_names_the_customer_by_number_when_names_are_not_shown_in_slack() -> None:
+    at = berlin(2026, 3, 2, 10, 20)
+    masked, shown = FakeChannel(), FakeChannel()
+    hidden_unit, shown_unit = (
+        FakeUnit(FakeSlaStore([DEFAULT], [chat()])),
+        FakeUnit(FakeSlaStore([DEFAULT], [chat()])),
+    )
+    await watch_slas(lambda: hidden_unit, masked, at, "x", show_customer_name=False)
+    await watch_slas(lambda: shown_unit, shown, at, "x")
+    assert len(masked.posted) == 1 and "Conversation 42 with Customer 42 (" in masked.posted[0]
+    assert "Ana Ruiz" not in masked.posted[0]
+    assert len(shown.posted) == 1 and "Conversation 42 with Ana Ruiz (" in shown.posted[0]
 
 
 async def test_no_enabled_policy_or_no_channel_means_nothing_posted() -> None:

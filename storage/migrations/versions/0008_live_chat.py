@@ -201,11 +201,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("csat_requested_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("csat_answered_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("csat_comment", sa.Text(), nullable=True))
+        # SLA: when a resolved conversation was last reopened (its clocks start again from then).
+        batch_op.add_column(sa.Column("reopened_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     op.drop_table("chat_telegram_posts")
     with op.batch_alter_table("chat_sessions", schema=None) as batch_op:
+        batch_op.drop_column("reopened_at")
         batch_op.drop_column("csat_comment")
         batch_op.drop_column("csat_answered_at")
         batch_op.drop_column("csat_requested_at")
