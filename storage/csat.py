@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import select, update
+from sqlalchemy import false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.csat import CsatPolicy, Survey, SurveyTarget
@@ -19,7 +19,7 @@ from storage.models import ChatMessage, ChatSession
 from storage.unit_of_work import SqlUnitOfWork
 
 
-def _survey(chat: ChatSession) -> Survey | None:
+def _survey(chat: ChatSession, *, staff_wrote_since: bool = False) -> Survey | None:
     if chat.csat_requested_at is None:
         return None
     return Survey(
@@ -29,6 +29,7 @@ def _survey(chat: ChatSession) -> Survey | None:
         chat.csat_score,
         chat.csat_answered_at,
         chat.csat_comment,
+        staff_wrote_since,
     )
 
 
@@ -62,7 +63,20 @@ class SqlSurveyAnswers:
             .order_by(ChatSession.csat_requested_at.desc(), ChatSession.id.desc())
             .limit(1)
         )
-        return _survey(chat) if chat is not None else None
+        if chat is None or chat.csat_requested_at is None:
+            return None
+        # Staff writing to the customer after the survey (a note does not reach them) asked something else.
+        staff_since = await self.session.scalar(
+            select(ChatMessage.id)
+            .where(
+                ChatMessage.session_id == chat.id,
+                ChatMessage.author == "staff",
+                ChatMessage.is_note.is_(false()),
+                ChatMessage.created_at > chat.csat_requested_at,
+            )
+            .limit(1)
+        )
+        return _survey(chat, staff_wrote_since=staff_since is not None)
 
     async def survey(self, chat_id: int) -> Survey | None:
         chat = await self.session.get(ChatSession, chat_id, populate_existing=True)
@@ -107,7 +121,14 @@ class SqlSurveyDesk:
         chat = await self.session.get(ChatSession, chat_id, populate_existing=True)
         if chat is None:
             return None
-        return SurveyTarget(chat.id, chat.customer_id, chat.channel, chat.csat_requested_at)
+        customer_turn = await self.session.scalar(
+            select(ChatMessage.id)
+            .where(ChatMessage.session_id == chat_id, ChatMessage.author == "customer")
+            .limit(1)
+        )
+        return SurveyTarget(
+            chat.id, chat.customer_id, chat.channel, chat.csat_requested_at, customer_turn is not None
+        )
 
     async def mark_requested(self, chat_id: int, message_id: int, body: str, at: datetime) -> None:
         await self.session.execute(

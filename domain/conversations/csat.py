@@ -12,10 +12,15 @@ The category is conversational: the survey is the last turn of a conversation th
 opt-out stops it but marketing opt-in and caps do not apply, it may go by free-form WhatsApp inside the
 window, and it is the one category the website chat carries. At most one survey per conversation.
 
+A conversation staff opened that the customer never wrote in gets no survey.
+
 A customer's next message on that channel that is a bare score (1-5, "5/5", "four", "⭐⭐⭐⭐") within
 ANSWER_WITHIN of the survey, while the conversation is still resolved, is the answer: it is stored with the
 conversation (which keeps who resolved it) and neither reopens it nor gives an agent work. A free-text message
-within COMMENT_WITHIN after the score is its comment; anything else is an ordinary message.
+within COMMENT_WITHIN after the score is kept as its comment and is also an ordinary message (it reopens the
+conversation and reaches an agent: "5" then "Can I also move my appointment?" is work). Once staff have
+written in the conversation after the survey (not a note), the customer is answering them, not the survey:
+"2" to "1) Monday or 2) Tuesday?" is an ordinary message. Anything else is an ordinary message.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Protocol
 
 from domain.audit import AuditEntry, AuditTrail
@@ -146,6 +152,8 @@ class SurveyTarget:
     customer_id: int
     channel: str
     requested_at: datetime | None
+    #: Whether the customer wrote in the conversation at all (one staff opened and nobody answered: no).
+    customer_wrote: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class Survey:
     score: int | None
     answered_at: datetime | None
     comment: str | None
+    #: Whether staff wrote to the customer in the conversation after the survey (notes do not count).
+    staff_wrote_since: bool = False
 
 
 class SurveyAnswers(Protocol):
@@ -165,7 +175,7 @@ class SurveyAnswers(Protocol):
 
     async def open_survey(self, customer_id: int, channel: Channel, since: datetime) -> Survey | None:
         """The customer's latest survey on `channel` sent at or after `since` whose conversation is still
-        resolved; None when there is none."""
+        resolved (with whether staff wrote since it went); None when there is none."""
 
     async def survey(self, chat_id: int) -> Survey | None:
         """The conversation's survey; None when none was sent."""
@@ -225,6 +235,8 @@ async def request_survey(surveys: SurveyDesk | None, chat_id: int, now: datetime
     target = await surveys.survey_target(chat_id)
     if target is None or target.requested_at is not None:
         return False  # one survey per conversation, however often it is resolved
+    if not target.customer_wrote:
+        return False  # staff opened it and the customer never answered: there is nothing to rate
     try:
         request = await _survey_request(surveys, target, now)
         result = await queue_message(
@@ -294,28 +306,42 @@ def email_survey(links: CsatLinks, chat_id: int) -> str:
 # --- answers by message ---------------------------------------------------------------------------------
 
 
+class SurveyReply(StrEnum):
+    """What a customer's message was to their open survey."""
+
+    #: The score: stored, and the message is no agent's work (nothing reopens).
+    SCORE = "score"
+    #: The score's comment: stored, and the message still goes the ordinary way (reopens, reaches an agent).
+    COMMENT = "comment"
+
+
 async def capture_survey_answer(
     uow: AnsweringUnitOfWork, customer_id: int, message: InboundMessage, communication_id: int, now: datetime
-) -> bool:
-    """Records the message as the answer to the customer's open survey on its channel (a score, or the
-    score's comment); True when it was one, and the caller then neither reopens nor assigns anything."""
+) -> SurveyReply | None:
+    """Records the message as the answer to the customer's open survey on its channel. SCORE: the caller
+    neither reopens nor assigns anything (the customer's turn is added here). COMMENT: only a system note is
+    added here; the caller adds the customer's turn the ordinary way, which reopens and assigns. None: not
+    an answer (no open survey, staff have written since it went, or not a score nor a comment)."""
     survey = await uow.csat.open_survey(customer_id, message.channel, now - ANSWER_WITHIN)
-    if survey is None:
-        return False
+    if survey is None or survey.staff_wrote_since:
+        return None
     score = read_score(message.body)
     recent = survey.answered_at is not None and now - survey.answered_at <= COMMENT_WITHIN
     if score is not None and (survey.score is None or recent):
         # A first score, or the customer correcting it straight away.
         await uow.csat.record_score(survey.chat_id, score, now)
         note = f"The customer rated this conversation {score} of 5."
+        await uow.csat.add_answer_turn(survey.chat_id, communication_id, message.body, note, now)
+        reply = SurveyReply.SCORE
     elif score is None and recent and survey.comment is None and message.body.strip():
         await uow.csat.record_comment(survey.chat_id, message.body.strip()[:MAX_COMMENT], now)
         note = "The customer added a comment to their rating."
+        await uow.csat.add_answer_turn(survey.chat_id, None, message.body, note, now)
+        reply = SurveyReply.COMMENT
     else:
-        return False
-    await uow.csat.add_answer_turn(survey.chat_id, communication_id, message.body, note, now)
+        return None
     _audit(uow, survey, message.channel.value, score=score)
-    return True
+    return reply
 
 
 # --- answers by the email links -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
-from domain.conversations.csat import capture_survey_answer, request_survey
+from domain.conversations.csat import SurveyReply, capture_survey_answer, request_survey
 from domain.conversations.desk import (
     DeskChat,
     check_assignee,
@@ -185,13 +185,13 @@ async def handle_customer_message(
     if communication_id is None:
         return InboundResult(None, customer_id)  # already recorded: a provider retry in a new envelope
     # CSAT (domain/conversations/csat.py): a score answering a resolved conversation's survey is stored
-    # there, and reopens nothing and gives no agent work.
+    # there, and reopens nothing and gives no agent work; a comment is stored and still reaches an agent.
     answered_survey = (
         customer_id is not None
         and action is None
         and await capture_survey_answer(uow, customer_id, message, communication_id, now)
     )
-    if customer_id is not None and action is None and not answered_survey:
+    if customer_id is not None and action is None and answered_survey is not SurveyReply.SCORE:
         chat_id = await store.append_to_chat(
             customer_id, message.channel, communication_id, message.body, now
         )

@@ -201,9 +201,11 @@ async def test_a_whatsapp_survey_in_the_window_is_answered_by_webhook_and_counte
     chat = await the_chat(database)
     assert (chat.csat_score, chat.status, chat.resolved_by_staff_id) == (5, "closed", 1)
     assert chat.csat_answered_at is not None and chat.assigned_staff_id == 1
+    # The comment is kept, and its message still reaches an agent: the conversation reopens, assigned.
     await customer_writes(client, settings, sandbox, "wamid.in3", "Quick and kind, thank you", utc_now())
     chat = await the_chat(database)
-    assert (chat.csat_comment, chat.status) == ("Quick and kind, thank you", "closed")
+    assert (chat.csat_comment, chat.csat_score, chat.status) == ("Quick and kind, thank you", 5, "open")
+    assert chat.assigned_staff_id == 1 and chat.reopened_at is not None
     async with database.read_sessions() as session:
         turns = list(
             await session.execute(
@@ -215,15 +217,16 @@ async def test_a_whatsapp_survey_in_the_window_is_answered_by_webhook_and_counte
         audited = list(
             await session.scalars(select(AuditLog.action).where(AuditLog.target == f"chat:{chat.id}"))
         )
-    assert [tuple(t) for t in turns][-6:] == [
+    assert [tuple(t) for t in turns][-7:] == [
         ("system", "Resolved."),
         ("bot", SURVEY_TEXT),
         ("customer", "5"),
         ("system", "The customer rated this conversation 5 of 5."),
-        ("customer", "Quick and kind, thank you"),
         ("system", "The customer added a comment to their rating."),
+        ("system", "Reopened: the customer wrote again."),
+        ("customer", "Quick and kind, thank you"),
     ]
-    assert audited.count("chat.csat") == 2 and "chat.reopen" not in audited
+    assert audited.count("chat.csat") == 2
     shown = await chat_conversation(database, chat.id, None)  # the read model the conversation page uses
     assert shown is not None and (shown.chat.csat_score, shown.chat.csat_comment) == (
         5,
@@ -292,6 +295,8 @@ async def test_the_email_survey_links_record_the_score_over_http(
     async with database.sessions() as session:
         chat = ChatSession(customer_id=people, channel="email", status="open", started_at=utc_now())
         session.add(chat)
+        await session.flush()
+        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hello", created_at=utc_now()))
         await session.commit()
     await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
     async with database.read_sessions() as session:
@@ -399,6 +404,8 @@ async def test_a_website_chat_gets_the_text_survey_on_the_chat_channel(
         session.add(ChatWidgetVisitor(token_hash="h" * 64, key_id=key.id, customer_id=people))
         chat = ChatSession(customer_id=people, channel="chat", status="open", started_at=utc_now())
         session.add(chat)
+        await session.flush()
+        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hello", created_at=utc_now()))
         await session.commit()
     await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
     async with database.read_sessions() as session:
@@ -406,3 +413,109 @@ async def test_a_website_chat_gets_the_text_survey_on_the_chat_channel(
     assert (survey.channel, survey.body, survey.status) == ("chat", SURVEY_TEXT, "planned")
     assert survey.category == "conversational"
     assert (await the_chat(database)).csat_requested_at is not None
+
+
+async def answered_and_resolved(
+    client: AsyncTestClient[Any], settings: Settings, database: Database, sandbox: RunningSandbox
+) -> ChatSession:
+    await customer_writes(client, settings, sandbox, "wamid.q1", "Can I move my appointment?", utc_now())
+    chat = await the_chat(database)
+    await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
+    chat = await the_chat(database)
+    assert chat.status == "closed" and chat.csat_requested_at is not None
+    return chat
+
+
+async def turns_of(database: Database, chat_id: int) -> list[tuple[str, str]]:
+    async with database.read_sessions() as session:
+        rows = await session.execute(
+            select(ChatMessage.author, ChatMessage.body)
+            .where(ChatMessage.session_id == chat_id)
+            .order_by(ChatMessage.id)
+        )
+        return [(author, body) for author, body in rows]
+
+
+async def test_a_question_after_the_score_is_kept_as_the_comment_and_reaches_an_agent(
+    client: AsyncTestClient[Any], settings: Settings, database: Database, sandbox: RunningSandbox, people: int
+) -> None:
+    chat = await answered_and_resolved(client, settings, database, sandbox)
+    await customer_writes(client, settings, sandbox, "wamid.q2", "5", utc_now())
+    assert (await the_chat(database)).status == "closed"
+    question = "Can I also move my appointment to Friday?"
+    await customer_writes(client, settings, sandbox, "wamid.q3", question, utc_now())
+    chat = await the_chat(database)
+    assert (chat.csat_score, chat.csat_comment) == (5, question)
+    assert (chat.status, chat.assigned_staff_id) == ("open", 1)  # work again, with the agent
+    turns = await turns_of(database, chat.id)
+    assert turns.count(("customer", question)) == 1  # the customer's turn once, not twice
+    assert turns[-3:] == [
+        ("system", "The customer added a comment to their rating."),
+        ("system", "Reopened: the customer wrote again."),
+        ("customer", question),
+    ]
+
+
+async def test_a_number_answering_the_agent_after_the_survey_is_not_a_score(
+    client: AsyncTestClient[Any], settings: Settings, database: Database, sandbox: RunningSandbox, people: int
+) -> None:
+    from storage.csat import SqlSurveyAnswers
+
+    chat = await answered_and_resolved(client, settings, database, sandbox)
+    asked = utc_now()
+    async with database.sessions() as session:
+        # A note after the survey reaches nobody: the survey still takes a score.
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                author="staff",
+                staff_id=1,
+                body="call back?",
+                is_note=True,
+                created_at=asked,
+            )
+        )
+        await session.flush()
+        survey = await SqlSurveyAnswers(session).open_survey(
+            people, Channel.WHATSAPP, asked - timedelta(days=1)
+        )
+        assert survey is not None and not survey.staff_wrote_since
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                author="staff",
+                staff_id=1,
+                body="1) Monday or 2) Tuesday?",
+                created_at=asked,
+            )
+        )
+        await session.commit()
+    await customer_writes(client, settings, sandbox, "wamid.b2", "2", utc_now())
+    chat = await the_chat(database)
+    assert (chat.csat_score, chat.csat_answered_at) == (None, None)
+    assert (chat.status, chat.assigned_staff_id) == ("open", 1)
+    assert (await turns_of(database, chat.id))[-1] == ("customer", "2")
+
+
+async def test_a_conversation_staff_opened_that_the_customer_never_answered_gets_no_survey(
+    client: AsyncTestClient[Any], database: Database, people: int
+) -> None:
+    async with database.sessions() as session:
+        chat = ChatSession(customer_id=people, channel="whatsapp", status="open", started_at=utc_now())
+        session.add(chat)
+        await session.flush()
+        session.add(
+            ChatMessage(
+                session_id=chat.id,
+                author="staff",
+                staff_id=1,
+                body="Your order is ready",
+                created_at=utc_now(),
+            )
+        )
+        await session.commit()
+    await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
+    chat = await the_chat(database)
+    assert chat.status == "closed" and chat.csat_requested_at is None
+    async with database.read_sessions() as session:
+        assert list(await session.scalars(select(CustomerCommunication))) == []

@@ -21,6 +21,7 @@ from domain.conversations.csat import (
     CsatLinks,
     CsatPolicy,
     Survey,
+    SurveyReply,
     SurveyTarget,
     answer_by_link,
     capture_survey_answer,
@@ -72,6 +73,8 @@ class Stored:
     score: int | None = None
     answered_at: datetime | None = None
     comment: str | None = None
+    customer_wrote: bool = True
+    staff_wrote_since: bool = False
     last_inbound_whatsapp_at: datetime | None = NOW - timedelta(hours=1)
     consents: dict[Channel, ChannelConsent] = field(default_factory=dict)
     queued: list[OutboxEntry] = field(default_factory=list)
@@ -152,7 +155,8 @@ class FakeUow:
 
     # the survey desk
     async def survey_target(self, chat_id: int) -> SurveyTarget | None:
-        return SurveyTarget(5, 42, self.draft.channel, self.draft.requested_at) if chat_id == 5 else None
+        d = self.draft
+        return SurveyTarget(5, 42, d.channel, d.requested_at, d.customer_wrote) if chat_id == 5 else None
 
     async def mark_requested(self, chat_id: int, message_id: int, body: str, at: datetime) -> None:
         self.draft.requested_at = at
@@ -166,7 +170,7 @@ class FakeUow:
         d = self.draft
         if d.requested_at is None:
             return None
-        return Survey(5, 42, d.requested_at, d.score, d.answered_at, d.comment)
+        return Survey(5, 42, d.requested_at, d.score, d.answered_at, d.comment, d.staff_wrote_since)
 
     async def open_survey(self, customer_id: int, channel: Channel, since: datetime) -> Survey | None:
         d = self.draft
@@ -299,7 +303,9 @@ def test_a_bare_score_is_read_and_anything_else_is_not(text: str, score: int | N
     assert read_score(text) == score
 
 
-async def answer(stored: Stored, body: str, at: datetime, channel: Channel = Channel.WHATSAPP) -> bool:
+async def answer(
+    stored: Stored, body: str, at: datetime, channel: Channel = Channel.WHATSAPP
+) -> SurveyReply | None:
     uow = FakeUow(stored)
     async with uow:
         captured = await capture_survey_answer(
@@ -328,13 +334,35 @@ async def test_a_score_reply_is_captured_and_does_not_reopen_then_a_comment_foll
         {"score": 5},
     )
 
-    assert await answer(stored, "Lena was lovely, thanks!", NOW + timedelta(hours=2, minutes=3))
-    assert stored.comment == "Lena was lovely, thanks!" and stored.status is ChatStatus.CLOSED
+    # The comment is kept, and the message still goes the ordinary way (the caller reopens and assigns, and
+    # adds the customer's turn): only the note is added here.
+    comment = await answer(stored, "Lena was lovely, thanks!", NOW + timedelta(hours=2, minutes=3))
+    assert comment is SurveyReply.COMMENT and stored.comment == "Lena was lovely, thanks!"
+    assert stored.turns[-2:] == [
+        ("system", "The customer rated this conversation 5 of 5."),
+        ("system", "The customer added a comment to their rating."),
+    ]
 
     # Later words are an ordinary message (the caller reopens the conversation), not a second comment.
     assert not await answer(stored, "One more question", NOW + timedelta(hours=2, minutes=5))
     assert not await answer(stored, "And another", NOW + timedelta(hours=5))
     assert stored.comment == "Lena was lovely, thanks!"
+
+
+async def test_a_number_answering_staff_after_the_survey_is_not_a_score() -> None:
+    # After resolving, the agent asked "1) Monday or 2) Tuesday?": the customer's "2" answers that.
+    stored = Stored()
+    await resolve(stored)
+    stored.staff_wrote_since = True
+    assert await answer(stored, "2", NOW + timedelta(hours=1)) is None
+    assert stored.score is None and stored.audit[-1].action != "chat.csat"
+
+
+async def test_a_conversation_the_customer_never_wrote_in_gets_no_survey() -> None:
+    stored = Stored(customer_wrote=False)
+    await resolve(stored)
+    assert stored.status is ChatStatus.CLOSED
+    assert stored.queued == [] and stored.requested_at is None
 
 
 async def test_what_is_not_an_answer_is_left_to_the_ordinary_path() -> None:
