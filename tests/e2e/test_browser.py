@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,8 +85,8 @@ async def _prepare_database(url: str) -> None:
         await database.dispose()
 
 
-def _wait_until_healthy(base_url: str, process: subprocess.Popen[Any]) -> None:
-    deadline = time.monotonic() + 30
+def _wait_until_healthy(base_url: str, process: subprocess.Popen[Any], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"switchboard serve exited with {process.returncode}")
@@ -95,7 +96,41 @@ def _wait_until_healthy(base_url: str, process: subprocess.Popen[Any]) -> None:
                     return
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("switchboard serve did not become healthy within 30 s")
+    raise RuntimeError(f"switchboard serve did not become healthy within {seconds:g} s")
+
+
+@contextmanager
+def serving(
+    folder: Path, database_url: str, extra_env: dict[str, str] | None = None, *, healthy_within: float = 30
+) -> Iterator[RunningApp]:
+    """`switchboard serve` on a free port over `database_url` (no worker, no sandbox unless `extra_env` turns
+    them on), until the block ends. Its output is discarded: an unread pipe would stall a chatty server."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_WORKER_IN_PROCESS": "0",
+        "SWITCHBOARD_SANDBOX": "0",
+        "SWITCHBOARD_PUBLIC_URL": base_url,
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_until_healthy(base_url, process, healthy_within)
+        yield RunningApp(base_url, env)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture
@@ -103,31 +138,8 @@ def running_app(tmp_path: Path) -> Iterator[RunningApp]:
     _require_chromium()
     url = f"sqlite+aiosqlite:///{tmp_path / 'browser.db'}"
     asyncio.run(_prepare_database(url))
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": url,
-        "SWITCHBOARD_WORKER_IN_PROCESS": "0",
-        "SWITCHBOARD_SANDBOX": "0",
-        "SWITCHBOARD_PUBLIC_URL": base_url,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_until_healthy(base_url, process)
-        yield RunningApp(base_url, env)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serving(tmp_path, url) as app:
+        yield app
 
 
 def _login_link(app: RunningApp) -> str:

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -26,9 +25,8 @@ from tests.e2e.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     RunningApp,
-    _free_port,
     _require_chromium,
-    _wait_until_healthy,
+    serving,
 )
 from tests.integration.test_chat_live import busiest_customer
 from tests.integration.test_webhooks import WA_ID
@@ -62,32 +60,8 @@ def app(tmp_path: Path) -> Iterator[tuple[RunningApp, str]]:
     _require_chromium()
     url = f"sqlite+aiosqlite:///{tmp_path / 'live.db'}"
     name = asyncio.run(_prepare(url))
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": url,
-        "SWITCHBOARD_WORKER_IN_PROCESS": "0",
-        "SWITCHBOARD_SANDBOX": "0",
-        "SWITCHBOARD_PUBLIC_URL": base_url,
-        "SWITCHBOARD_WHATSAPP_APP_SECRET": APP_SECRET,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_until_healthy(base_url, process)
-        yield RunningApp(base_url, env), name
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serving(tmp_path, url, {"SWITCHBOARD_WHATSAPP_APP_SECRET": APP_SECRET}) as running:
+        yield running, name
 
 
 def _login_link(app: RunningApp) -> str:

@@ -4,7 +4,6 @@ the agent knows, insert), a send, and a manager adding a canned reply the picker
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ from tests.e2e.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     RunningApp,
-    _free_port,
     _require_chromium,
-    _wait_until_healthy,
+    serving,
 )
 
 MANAGER = "markus.brandt@northwind.example"
@@ -68,31 +66,8 @@ def app_with_chat(tmp_path: Path) -> Iterator[tuple[RunningApp, int]]:
     _require_chromium()
     url = f"sqlite+aiosqlite:///{tmp_path / 'reply-box.db'}"
     chat_id = asyncio.run(_prepare(url))
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": url,
-        "SWITCHBOARD_WORKER_IN_PROCESS": "0",
-        "SWITCHBOARD_SANDBOX": "0",
-        "SWITCHBOARD_PUBLIC_URL": base_url,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_until_healthy(base_url, process)
-        yield RunningApp(base_url, env), chat_id
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with serving(tmp_path, url) as running:
+        yield running, chat_id
 
 
 def _login_link(app: RunningApp) -> str:

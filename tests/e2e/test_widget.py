@@ -4,7 +4,6 @@ web inbox, and the answer appears in the widget without a reload (and comes back
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from tests.e2e.test_browser import (
     _free_port,
     _prepare_database,
     _require_chromium,
-    _wait_until_healthy,
+    serving,
 )
 
 AGENT = "lena.hoffmann@northwind.example"
@@ -38,44 +37,15 @@ def app_with_worker(tmp_path: Path) -> Iterator[tuple[RunningApp, Path]]:
     db_file = tmp_path / "widget.db"
     url = f"sqlite+aiosqlite:///{db_file}"
     asyncio.run(_prepare_database(url))
-    port, sandbox_port, smtp_port = _free_port(), _free_port(), _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "SWITCHBOARD_DATABASE_URL": url,
+    with_worker = {
         "SWITCHBOARD_WORKER_IN_PROCESS": "1",
         "SWITCHBOARD_SANDBOX": "1",
-        "SWITCHBOARD_SANDBOX_PORT": str(sandbox_port),
-        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp_port),
-        "SWITCHBOARD_PUBLIC_URL": base_url,
+        "SWITCHBOARD_SANDBOX_PORT": str(_free_port()),
+        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(_free_port()),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_healthy(base_url, process)
-        yield RunningApp(base_url, env), db_file
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen[Any]) -> None:
-    """Up to 90 s: with its worker, serve builds the rollups first, which takes a while on a busy machine."""
-    for attempt in range(3):
-        try:
-            _wait_until_healthy(base_url, process)
-            return
-        except RuntimeError:
-            if process.poll() is not None or attempt == 2:
-                raise
+    # Up to 90 s: with its worker, serve builds the rollups first, which takes a while on a busy machine.
+    with serving(tmp_path, url, with_worker, healthy_within=90) as running:
+        yield running, db_file
 
 
 def rows(db_file: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
