@@ -509,6 +509,23 @@ async def snooze_chat(
     return snoozed
 
 
+async def take_if_unassigned(uow: DeskUnitOfWork, chat_id: int, actor: DeskActor, *, now: datetime) -> bool:
+    """The agent who answered a conversation nobody held now holds it (noted and audited); False when it was
+    held already, or is resolved."""
+    async with uow:
+        chat = await _desk_chat(uow, chat_id)
+        if chat.assigned_staff_id is not None or chat.status is ChatStatus.CLOSED:
+            return False
+        agent = find_agent(await uow.desk.agent_loads(), None, actor.staff_id)
+        if agent is None:
+            return False
+        await uow.desk.assign(chat_id, actor.staff_id)
+        await uow.desk.add_system_turn(chat_id, f"{agent.name} took the conversation by answering it.", now)
+        _audit(uow, actor, "chat.assign", chat_id, staff_id=actor.staff_id, by_answering=True)
+        await uow.commit()
+    return True
+
+
 async def add_note(
     uow: DeskUnitOfWork,
     chat_id: int,
