@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
@@ -31,10 +31,11 @@ from domain.conversations.use_cases import (
     reply_in_chat,
     reply_route,
     resolve_chat,
+    set_availability,
     snooze_chat,
 )
 from domain.messages.sending import MessageRequestError
-from domain.vocabulary import ChatStatus, Role
+from domain.vocabulary import Availability, ChatStatus, Role, role_allows
 from storage.database import Database
 from storage.queries.canned_replies import canned_reply_named
 from storage.queries.chats import (
@@ -52,6 +53,7 @@ from storage.queries.chats import (
     recently_closed_chats,
 )
 from storage.queries.customer_card import customer_card
+from storage.queries.staff import staff_availability
 from switchboard.wiring import Container
 
 
@@ -295,9 +297,16 @@ class ChatPages(StaffPages):
         view = request.query_params.get("view")
         view = view if view in DESK_VIEWS else None
         tabs = await desk_tabs(container.database, staff.id, view)
+        availability = await staff_availability(container.database, staff.id)
+        mine = {
+            "at_work": availability is Availability.ONLINE,
+            "can_take": role_allows(staff.role, Role.AGENT),
+        }
         if view is None:  # the overview: every open conversation and the recently resolved
             data = await chat_sessions(container.database, formats)
-            return _live(page(request, "communication/chat.html", "communication", "chat", tabs=tabs, **data))
+            return _live(
+                page(request, "communication/chat.html", "communication", "chat", tabs=tabs, me=mine, **data)
+            )
         rows = await desk_queue(container.database, view, staff.id, limit=200)
         return _live(
             page(
@@ -306,6 +315,7 @@ class ChatPages(StaffPages):
                 "communication",
                 "chat",
                 tabs=tabs,
+                me=mine,
                 view=view,
                 view_label=dict(QUEUE_TABS)[view],
                 queue=[_queue_row(row, formats) for row in rows],
@@ -470,6 +480,26 @@ class ChatPages(StaffPages):
         except MessageRequestError as error:
             return await self._refused(request, session_id, str(error), body)
         return Redirect(f"/communication/chat/{session_id}?done=note", status_code=303)
+
+    @post(
+        "/communication/chat/availability",
+        name="chat_availability",
+        guards=[requires_role(Role.AGENT)],
+        status_code=303,
+    )
+    async def availability(self, request: Request[Any, Any, Any]) -> Redirect:
+        """At work or away, as `back` and `away` say in Slack and Telegram (audited)."""
+        form = await request.form()
+        wanted = str(form.get("availability", ""))
+        if wanted not in (Availability.ONLINE.value, Availability.AWAY.value):
+            raise ValidationException("Say online (at work) or away.")
+        container, staff = container_of(request), staff_of(request)
+        await set_availability(
+            container.units.desk(), DeskActor(staff.id, staff.email, "web"), Availability(wanted)
+        )
+        back = request.query_params.get("view")
+        target = f"/communication/chat?view={back}" if back in DESK_VIEWS else "/communication/chat"
+        return Redirect(target, status_code=303)
 
     @post(
         "/communication/chat/{session_id:int}/desk/{action:str}",

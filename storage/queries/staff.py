@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from domain.staff import StaffIdentity
-from domain.vocabulary import Role
+from domain.vocabulary import Availability, Role
 from storage.database import Database
 from storage.models import StaffUser
 
@@ -61,3 +61,10 @@ async def active_staff_members(database: Database, *, via: str = "web") -> list[
     async with database.read_sessions() as session:
         rows = list(await session.scalars(select(StaffUser).where(StaffUser.active.is_(True))))
     return [identity for row in rows if (identity := _identity(row, via)) is not None]
+
+
+async def staff_availability(database: Database, staff_id: int) -> Availability | None:
+    """Whether the staff member is at work (given new conversations) or away; None for no such staff member."""
+    async with database.read_sessions() as session:
+        value = await session.scalar(select(StaffUser.availability).where(StaffUser.id == staff_id))
+    return None if value is None else Availability(value)

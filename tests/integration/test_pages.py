@@ -1127,3 +1127,32 @@ async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded:
         )
     await database.dispose()
     assert actions == ["chat.assign", "chat.snooze", "chat.resolve", "chat.reopen"]
+
+
+async def test_an_agent_says_they_are_away_or_back_from_the_inbox(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    assert "I am away" not in (await client.get("/communication/chat")).text  # viewers take no conversations
+    await sign_in(client, seeded, AGENT)
+    inbox = "/communication/chat?view=mine"
+    before = (await client.get(inbox)).text
+    at_work = "I am away" in before
+    wanted = "away" if at_work else "online"
+    moved = await post_form(
+        client, inbox, "/communication/chat/availability?view=mine", {"availability": wanted}
+    )
+    assert moved.status_code == 303 and moved.headers["location"] == inbox
+    after = (await client.get(inbox)).text
+    assert ("You are <strong>away</strong>" in after) is at_work and ("I am back" in after) is at_work
+    refused = await post_form(client, inbox, "/communication/chat/availability", {"availability": "asleep"})
+    assert refused.status_code == 422 and "Say online (at work) or away." in refused.text
+
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        stored = await session.scalar(select(StaffUser.availability).where(StaffUser.email == AGENT))
+        audited = await session.scalar(
+            select(AuditLog.detail)
+            .where(AuditLog.action == "staff.availability")
+            .order_by(AuditLog.id.desc())
+        )
+    await database.dispose()
+    assert stored == wanted and audited == {"availability": wanted}
