@@ -198,7 +198,7 @@ async def test_an_internal_note_never_leaves_and_is_shown_as_one(client: Client,
     shown = await client.get(added.headers["location"])
     assert "has your internal note; the customer does not see it" in shown.text
     assert re.search(
-        r'<li class="note">\s*<span class="who-said"><strong>Internal note</strong> · Lena Hoffmann',
+        r'<li class="note"[^>]*>\s*<span class="who-said"><strong>Internal note</strong> · Lena Hoffmann',
         shown.text,
     )
     assert await rows(seeded, select(func.count()).select_from(CustomerCommunication)) == before
