@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -19,6 +17,7 @@ from domain.staff import StaffIdentity
 from domain.vocabulary import Channel, Role
 from reports.periods import PeriodSpec
 from reports.query import Filter
+from switchboard.settings import Settings
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -26,7 +25,8 @@ VIEWER = StaffIdentity(1, "Board", "board@example.com", Role.VIEWER, "cli")
 
 
 def context() -> CommandContext:
-    settings: Any = SimpleNamespace(business_timezone="Europe/Berlin")
+    # Real settings: the context builds the business's policies (consent, CSAT links) from them.
+    settings = Settings(business_timezone="Europe/Berlin")
     return CommandContext(settings, database=None, clock=lambda: NOW)  # type: ignore[arg-type]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,13 +19,15 @@ from bot.commands.registry import BY_NAME
 from domain.notifications.model import NotificationRule
 from domain.notifications.rules import MAX_OFFSET_MINUTES, describe_channel_order, describe_offset
 from domain.vocabulary import Channel, Role
+from switchboard.settings import Settings
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 _PHRASE = re.compile(r"(?:(\d+) days? ?)?(?:(\d+) h ?)?(?:(\d+) min ?)?(before|after)")
 
 
 def context() -> CommandContext:
-    settings: Any = SimpleNamespace(business_timezone="Europe/Berlin")
+    # Real settings: the context builds the business's policies (consent, CSAT links) from them.
+    settings = Settings(business_timezone="Europe/Berlin")
     return CommandContext(settings, database=None, clock=lambda: NOW)  # type: ignore[arg-type]
 
 
