@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from domain.conversations.slack_threads import (
     ABANDONED_CLAIM,
@@ -36,6 +37,43 @@ from storage.unit_of_work import SqlUnitOfWork
 log = logging.getLogger(__name__)
 
 
+async def pending_turn_ids(
+    session: AsyncSession, posted_at: InstrumentedAttribute[Any], limit: int
+) -> list[int]:
+    """Turns not yet posted to a staff chat (`posted_at`: Slack's or Telegram's column), oldest first."""
+    rows = await session.scalars(
+        select(ChatMessage.id).where(posted_at.is_(None)).order_by(ChatMessage.id).limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_turn_ids(
+    session: AsyncSession, posted_at: InstrumentedAttribute[Any], turn_ids: list[int], now: datetime
+) -> list[int]:
+    """Mark these turns posted; the ids nobody else took first (the claim that makes posting at most once)."""
+    claimed = await session.scalars(
+        update(ChatMessage)
+        .where(ChatMessage.id.in_(turn_ids), posted_at.is_(None))
+        .values({posted_at: now})
+        .returning(ChatMessage.id)
+    )
+    return list(claimed)
+
+
+def thread_turn(turn: ChatMessage, staff_name: str | None) -> ThreadTurn:
+    return ThreadTurn(
+        turn_id=turn.id,
+        chat_id=turn.session_id,
+        author=turn.author,
+        staff_name=staff_name,
+        body=turn.body,
+        is_note=turn.is_note,
+        created_at=turn.created_at,
+        written_in=written_in(turn.external_ref),
+        staff_id=turn.staff_id,
+    )
+
+
 class SqlSlackThreads:
     """domain.conversations.slack_threads.SlackThreadStore."""
 
@@ -43,22 +81,10 @@ class SqlSlackThreads:
         self._session = session
 
     async def pending_turn_ids(self, limit: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(ChatMessage.id)
-            .where(ChatMessage.mirrored_at.is_(None))
-            .order_by(ChatMessage.id)
-            .limit(limit)
-        )
-        return list(rows)
+        return await pending_turn_ids(self._session, ChatMessage.mirrored_at, limit)
 
     async def claim_turns(self, turn_ids: list[int], now: datetime) -> list[ThreadTurn]:
-        claimed = await self._session.scalars(
-            update(ChatMessage)
-            .where(ChatMessage.id.in_(turn_ids), ChatMessage.mirrored_at.is_(None))
-            .values(mirrored_at=now)
-            .returning(ChatMessage.id)
-        )
-        ids = list(claimed)
+        ids = await claim_turn_ids(self._session, ChatMessage.mirrored_at, turn_ids, now)
         if not ids:
             return []
         rows = await self._session.execute(
@@ -75,19 +101,7 @@ class SqlSlackThreads:
             if thread_ts is None and turn.created_at < now - NEWS_WINDOW:
                 old += 1
                 continue
-            turns.append(
-                ThreadTurn(
-                    turn_id=turn.id,
-                    chat_id=turn.session_id,
-                    author=turn.author,
-                    staff_name=staff_name,
-                    body=turn.body,
-                    is_note=turn.is_note,
-                    created_at=turn.created_at,
-                    written_in=written_in(turn.external_ref),
-                    staff_id=turn.staff_id,
-                )
-            )
+            turns.append(thread_turn(turn, staff_name))
         if old:
             log.info("%s turns from before their conversation came to Slack are not posted", old)
         return turns

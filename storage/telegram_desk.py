@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn, written_in
+from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn
 from domain.conversations.telegram_desk import TelegramAgent
 from domain.vocabulary import Availability
 from storage.desk import DESK_ROLES
 from storage.models import ChatMessage, ChatSession, ChatTelegramPost, StaffUser
-from storage.slack_threads import SqlSlackThreads
+from storage.slack_threads import SqlSlackThreads, claim_turn_ids, pending_turn_ids, thread_turn
 from storage.unit_of_work import SqlUnitOfWork
 
 
@@ -24,22 +24,10 @@ class SqlTelegramPosts:
         self._session = session
 
     async def pending_turn_ids(self, limit: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(ChatMessage.id)
-            .where(ChatMessage.telegram_posted_at.is_(None))
-            .order_by(ChatMessage.id)
-            .limit(limit)
-        )
-        return list(rows)
+        return await pending_turn_ids(self._session, ChatMessage.telegram_posted_at, limit)
 
     async def claim_turns(self, turn_ids: list[int], now: datetime) -> list[ThreadTurn]:
-        claimed = await self._session.scalars(
-            update(ChatMessage)
-            .where(ChatMessage.id.in_(turn_ids), ChatMessage.telegram_posted_at.is_(None))
-            .values(telegram_posted_at=now)
-            .returning(ChatMessage.id)
-        )
-        ids = list(claimed)
+        ids = await claim_turn_ids(self._session, ChatMessage.telegram_posted_at, turn_ids, now)
         if not ids:
             return []
         forwarded_before = (
@@ -55,20 +43,7 @@ class SqlTelegramPosts:
             )
             .order_by(ChatMessage.id)
         )
-        return [
-            ThreadTurn(
-                turn.id,
-                turn.session_id,
-                turn.author,
-                name,
-                turn.body,
-                turn.is_note,
-                turn.created_at,
-                written_in=written_in(turn.external_ref),
-                staff_id=turn.staff_id,
-            )
-            for turn, name in rows
-        ]
+        return [thread_turn(turn, name) for turn, name in rows]
 
     async def card(self, chat_id: int) -> ThreadCard | None:
         return await SqlSlackThreads(self._session).card(chat_id)

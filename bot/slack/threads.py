@@ -23,17 +23,11 @@ from domain.conversations.slack_threads import (
     ThreadMessage,
     ThreadTurn,
 )
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus, MessageStatus
 
 log = logging.getLogger(__name__)
 
-CHANNEL_WORDS = {
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "email": "email",
-    "telegram": "Telegram",
-    "chat": "website chat",
-}
 #: Provider refusals agents meet, in words (the rest show the provider's own reason).
 FAILURE_WORDS = {
     "131047": "outside WhatsApp's 24-hour window: the customer has not written in the last 24 hours, "
@@ -90,7 +84,7 @@ def customer_line(card: ThreadCard, shown: Collection[str]) -> str:
 def root_blocks(
     card: ThreadCard, public_url: str, shown: Collection[str]
 ) -> tuple[str, list[dict[str, Any]]]:
-    channel = CHANNEL_WORDS.get(card.channel, card.channel)
+    channel = CHAT_CHANNEL_WORDS.get(card.channel, card.channel)
     status = STATUS_WORDS.get(card.status.value, card.status.value)
     holder = f"assigned to {escape_mrkdwn(card.assignee)}" if card.assignee else "*unassigned*"
     subject = f"\n_{escape_mrkdwn(clip(card.subject, 200))}_" if card.subject else ""
@@ -145,7 +139,7 @@ def turn_text(turn: ThreadTurn, card: ThreadCard, shown: Collection[str]) -> str
 
 
 def echo_text(echo: DeliveryEcho) -> str:
-    channel = CHANNEL_WORDS.get(echo.channel, echo.channel)
+    channel = CHAT_CHANNEL_WORDS.get(echo.channel, echo.channel)
     if echo.status is MessageStatus.DELIVERED:
         return f":white_check_mark: Delivered by {channel}."
     if echo.status is MessageStatus.READ:

@@ -21,15 +21,9 @@ from bot.commands.masking import mask_phone
 from bot.telegram_staff.render import MESSAGE_LIMIT, clip
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import ThreadAnswer, ThreadCard, ThreadTurn
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus
 
-CHANNEL_WORDS = {
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "email": "email",
-    "telegram": "Telegram",
-    "chat": "website chat",
-}
 #: "lc:<move>:<conversation id>" -> the command it runs.
 LIVE_CHAT_CALLBACK = re.compile(r"^lc:(assign|resolve|reopen|snooze):(\d{1,12})$")
 MOVES = {
@@ -68,7 +62,7 @@ def keyboard(card: ThreadCard) -> InlineKeyboardMarkup:
 
 
 def turn_html(turn: ThreadTurn, card: ThreadCard, public_url: str, shown: Collection[str]) -> str:
-    channel = CHANNEL_WORDS.get(card.channel, card.channel)
+    channel = CHAT_CHANNEL_WORDS.get(card.channel, card.channel)
     name = (card.customer_name or "A customer") if "name" in shown else f"Customer {card.customer_id}"
     who = escape(name)
     if card.customer_phone:
