@@ -30,6 +30,7 @@ from storage.models.communication import (
 )
 from storage.models.live_chat import (
     CannedReply,
+    ChatAttachment,
     ChatSlackThread,
     ChatSlaEvent,
     ChatTelegramPost,
@@ -39,6 +40,7 @@ from storage.models.live_chat import (
 )
 from storage.models.operations import AuditLog, BusinessEvent, JobHeartbeat, WebhookInbox, WorkerHeartbeat
 from storage.models.people import Customer, CustomerTag, Location, StaffUser
+from storage.models.video import ClinicianHours, ClinicianTimeClaim, VideoJoin, VideoRebookOffer
 
 #: The 18 tables the product spec names; the rest support them.
 PRODUCT_TABLES: tuple[str, ...] = (
@@ -73,6 +75,7 @@ __all__ = [
     "BusinessEvent",
     "BusinessIntelligence",
     "CannedReply",
+    "ChatAttachment",
     "ChatMessage",
     "ChatSession",
     "ChatSlaEvent",
@@ -80,6 +83,8 @@ __all__ = [
     "ChatTelegramPost",
     "ChatWidgetKey",
     "ChatWidgetVisitor",
+    "ClinicianHours",
+    "ClinicianTimeClaim",
     "CommunicationAnalytics",
     "CommunicationChannel",
     "CommunicationPreference",
@@ -106,6 +111,8 @@ __all__ = [
     "StaffUser",
     "TrendAnalysis",
     "VideoConsultation",
+    "VideoJoin",
+    "VideoRebookOffer",
     "WebhookInbox",
     "WorkerHeartbeat",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,6 +25,8 @@ class Service(Base):
     duration_minutes: Mapped[int] = mapped_column(Integer)
     price_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    #: Minutes before a booking its reminders go out (e.g. [1440, 120]); None: the business's default.
+    reminder_minutes: Mapped[list[Any] | None] = mapped_column(default=None)
 
 
 class Order(Base):

@@ -258,13 +258,25 @@ class ChatMessage(Base):
 
 
 class VideoConsultation(Base):
+    """A consultation held in a video room: its window, the room, the links patient and clinician use.
+
+    `link_token` and `clinician_token` are the unguessable parts of `/v/TOKEN`; Switchboard redirects into
+    the room only inside the window and records each join. `version` grows with every reschedule, so the
+    reminders planned for an earlier time are recognised and cancelled.
+    """
+
     __tablename__ = "video_consultations"
     __table_args__ = (
         CheckConstraint(
-            one_of("status", ["scheduled", "in_progress", "completed", "no_show", "cancelled"]),
+            one_of(
+                "status",
+                ["scheduled", "confirmed", "waiting", "in_progress", "completed", "no_show", "cancelled"],
+            ),
             name="status_known",
         ),
         Index("ix_video_consultations_scheduled_at", "scheduled_at"),
+        Index("ix_video_consultations_staff", "staff_id", "scheduled_at"),
+        Index("ix_video_consultations_customer", "customer_id", "scheduled_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -277,6 +289,24 @@ class VideoConsultation(Base):
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: How long the consultation is booked for; the window the link opens in is derived from it.
+    duration_minutes: Mapped[int] = mapped_column(Integer, default=30, server_default=text("30"))
+    #: The room's name at the video provider (one room per consultation).
+    room_name: Mapped[str | None] = mapped_column(String(96), default=None)
+    #: The patient's link token (`/v/TOKEN`), unguessable and unique.
+    link_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    #: The clinician's own link token: joins as moderator.
+    clinician_token: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    #: Grows with each reschedule; reminders are keyed by it.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    patient_joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    clinician_joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When the consultation was marked no-show, and by whom ("system" for the watcher, or a staff email).
+    no_show_at: Mapped[datetime | None] = mapped_column(default=None)
+    no_show_by: Mapped[str | None] = mapped_column(String(254), default=None)
+    #: When the patient was offered a new time after a no-show or a "2" reply (None: not yet).
+    rebook_offered_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class CommunicationPreference(Base):
