@@ -1,0 +1,1 @@
+"""Video consultations: booking against clinicians' hours, rooms and links, reminders, joins, no-shows."""
