@@ -109,8 +109,8 @@ M = MessageCategory.MARKETING.value
 TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
     TemplateText(
         "appointment_reminder", T, MESSAGING_CHANNELS,
-        ("Your appointment tomorrow", "Hi {{ first_name }}, a reminder of your {{ service }} at {{ clinic }} on {{ appointment_time }}. Reply C to confirm or R to reschedule."),
-        ("Ihr Termin morgen", "Hallo {{ first_name }}, wir erinnern an Ihren Termin ({{ service }}) in {{ clinic }} am {{ appointment_time }}. Antworten Sie C zum Bestätigen oder R zum Verschieben."),
+        ("Your appointment tomorrow", "Hi {{ first_name }}, a reminder of your {{ service }} at {{ clinic }} on {{ appointment_time }}. Reply here if you need to change it."),
+        ("Ihr Termin morgen", "Hallo {{ first_name }}, wir erinnern an Ihren Termin ({{ service }}) in {{ clinic }} am {{ appointment_time }}. Antworten Sie hier, wenn Sie ihn ändern möchten."),
     ),
     TemplateText(
         "appointment_booked", T, MESSAGING_CHANNELS,

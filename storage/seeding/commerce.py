@@ -240,7 +240,8 @@ def _appointment(world: World, rng: random.Random, customer: Customer, index: in
         "price_minor": service.price_minor, "currency": "EUR", "created_at": created_at,
     }  # fmt: skip
     world.sink.add("appointments", row)
-    clinic = "video" if video else customer.clinic.name
+    # A video consultation is held by a clinician of the customer's clinic, online.
+    clinic = f"{customer.clinic.name} (online)" if video else customer.clinic.name
     local = scheduled_at.astimezone(ZoneInfo(customer.timezone))
     when = local.strftime("%d.%m. %H:%M" if customer.locale == "de" else "%b %d, %H:%M")
     variables: dict[str, object] = {"service": service.name, "clinic": clinic, "appointment_time": when}
