@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -21,6 +21,7 @@ SANDBOX_SECRETS = {
     "slack_signing_secret": "sandbox-slack-signing-secret",
     "slack_bot_token": "xoxb-sandbox-slack-bot-token",
     "session_secret": "sandbox-session-secret-change-me-0123456789",
+    "jitsi_app_secret": "sandbox-jitsi-app-secret-change-me-0123456789",
 }
 
 #: Where the sandbox listens; it never leaves this machine.
@@ -34,6 +35,8 @@ PROVIDER_BASE_URLS = {
 }
 #: Where a provider's stand-in answers under the sandbox's base URL (the root unless listed).
 SANDBOX_PATHS = {"slack_base_url": "/slack/api/"}
+#: The sandbox's video room stand-in (it checks room tokens as Jitsi does).
+SANDBOX_VIDEO_PATH = "/video"
 #: Mail submission (RFC 6409), for an SMTP port left unset while the sandbox is off.
 SMTP_SUBMISSION_PORT = 587
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -110,6 +113,21 @@ class Settings(BaseSettings):
     #: (while nobody does, to every online agent with Telegram linked); replying to one answers the customer.
     telegram_staff_chats: bool = False
 
+    #: Video consultations: "jitsi" (a self-hosted Jitsi checking a JWT per join) or "link" (the clinic's
+    #: own meeting link, no token).
+    video_provider: Literal["jitsi", "link"] = "jitsi"
+    #: The self-hosted Jitsi's address (https://meet.example.org); unset: the sandbox's room stand-in
+    #: (http://127.0.0.1:SANDBOX_PORT/video) while the sandbox is on.
+    jitsi_url: str = ""
+    #: The token's `aud` and `iss`: prosody's app_id.
+    jitsi_app_id: str = "switchboard"
+    #: prosody's app_secret: every room token is signed with it (HS256).
+    jitsi_app_secret: SecretStr = SecretStr(SANDBOX_SECRETS["jitsi_app_secret"])
+    #: The token's `sub`: the Jitsi domain (or tenant) the rooms live on.
+    jitsi_domain: str = "meet.jitsi"
+    #: With SWITCHBOARD_VIDEO_PROVIDER=link: the clinic's meeting URL, or a template with {room}.
+    video_link_url: str = ""
+
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True
 
@@ -155,6 +173,8 @@ class Settings(BaseSettings):
                 setattr(self, name, sandbox_url if self.sandbox else provider_url)
         if not self.smtp_port:
             self.smtp_port = self.sandbox_smtp_port if self.sandbox else SMTP_SUBMISSION_PORT
+        if not self.jitsi_url.strip() and self.sandbox:
+            self.jitsi_url = self.sandbox_base_url + SANDBOX_VIDEO_PATH
         return self
 
     @model_validator(mode="after")
@@ -205,6 +225,8 @@ class Settings(BaseSettings):
         in_use = []
         for name, default in SANDBOX_SECRETS.items():
             value = getattr(self, name)
+            if name == "jitsi_app_secret" and self.video_provider != "jitsi":
+                continue  # a clinic on its own meeting link signs no room tokens
             if isinstance(value, SecretStr) and value.get_secret_value() == default:
                 in_use.append(f"SWITCHBOARD_{name.upper()}")
         return in_use
@@ -217,6 +239,8 @@ class Settings(BaseSettings):
                 in_use.append(f"SWITCHBOARD_{name.upper()}")
         if self.smtp_host in _LOOPBACK and self.smtp_port == self.sandbox_smtp_port:
             in_use.append("SWITCHBOARD_SMTP_PORT")
+        if _host_and_port(self.jitsi_url) in {(host, self.sandbox_port) for host in _LOOPBACK}:
+            in_use.append("SWITCHBOARD_JITSI_URL")
         return in_use
 
     def check_production_ready(self) -> None:

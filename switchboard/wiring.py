@@ -24,7 +24,9 @@ from domain.conversations.csat import CsatPolicy
 from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy
 from domain.delivery.dispatch import Dispatcher
+from domain.video.ports import VideoRooms
 from providers.registry import ProviderWebhookReader
+from providers.video.rooms import video_rooms_from
 from reports.charts.cache import ChartCache
 from reports.performance import OperationalMetrics
 from storage.campaigns import SqlCampaignUnitOfWork
@@ -101,6 +103,11 @@ class Container:
         return ProviderWebhookReader(self.settings.session_secret)
 
     # --- parts built once ---------------------------------------------------------------------------
+
+    @cached_property
+    def video_rooms(self) -> VideoRooms:
+        """The clinic's video rooms (SWITCHBOARD_VIDEO_PROVIDER); a ConfigurationError names what is missing."""
+        return video_rooms_from(self.settings)
 
     @cached_property
     def receipt_batcher(self) -> ReceiptBatcher:
