@@ -27,6 +27,7 @@ from storage.slack_threads import SqlSlackThreadUnitOfWork
 from storage.telegram_desk import SqlTelegramDeskUnitOfWork
 from storage.templates import SqlTemplateUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
+from storage.video_booking import SqlVideoBookingUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,6 @@ class UnitsOfWork:
 
     def csat(self) -> SqlCsatUnitOfWork:
         return SqlCsatUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def video_booking(self, *, read_only: bool = False) -> SqlVideoBookingUnitOfWork:
+        return SqlVideoBookingUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
