@@ -28,6 +28,7 @@ from storage.telegram_desk import SqlTelegramDeskUnitOfWork
 from storage.templates import SqlTemplateUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from storage.video_booking import SqlVideoBookingUnitOfWork
+from storage.video_links import SqlVideoLinkUnitOfWork, SqlWaitingRoomUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,9 @@ class UnitsOfWork:
 
     def video_booking(self, *, read_only: bool = False) -> SqlVideoBookingUnitOfWork:
         return SqlVideoBookingUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
+
+    def video_links(self) -> SqlVideoLinkUnitOfWork:
+        return SqlVideoLinkUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def waiting_room(self) -> SqlWaitingRoomUnitOfWork:
+        return SqlWaitingRoomUnitOfWork(self.database, business_tz=self.business_tz)
