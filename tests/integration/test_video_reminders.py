@@ -1,0 +1,249 @@
+"""Consultation reminders on SQLite and PostgreSQL: each recorded once, sent through the rule, logged, and the
+patient's "1"/"2"/"A" replies answered."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from domain.notifications.model import NotificationRuleDraft
+from domain.notifications.use_cases import create_notification_rule, process_pending_events
+from domain.video.reminders import REMINDER_EVENT, RULE_OFFSET_MINUTES, SKIPPED_EVENT, send_due_reminders
+from domain.vocabulary import MessageCategory
+from storage.database import Database
+from storage.models import (
+    Appointment,
+    BusinessEvent,
+    CustomerCommunication,
+    Location,
+    MessageTemplate,
+    Service,
+    StaffUser,
+    VideoConsultation,
+)
+from storage.models.video import ClinicianHours
+from storage.notifications import SqlNotificationUnitOfWork
+from storage.queries.video_reminders import reminder_log
+from storage.video_reminders import SqlReminderUnitOfWork
+from tests.integration.test_campaigns import add_customer
+
+#: A Tuesday, 09:00 in Berlin.
+NOW = datetime(2026, 12, 8, 8, 0, tzinfo=UTC)
+PUBLIC = "https://switchboard.example"
+
+REMINDER_TEXT = (
+    "Hi {{ first_name }}, your {{ service }} with {{ clinician }} is on {{ appointment_time }}. "
+    "Join: {{ link }} Reply 1 to confirm or 2 to choose another time."
+)
+
+
+async def add_video_templates(database: Database) -> None:
+    """The reminder and rebooking templates, and the rule on video.reminder, as the seeder sets them up."""
+    async with database.sessions() as session:
+        for channel in ("sms", "whatsapp", "telegram"):
+            session.add(
+                MessageTemplate(
+                    name="video_reminder",
+                    channel=channel,
+                    locale="en",
+                    category="transactional",
+                    body=REMINDER_TEXT,
+                    variables=["first_name", "service", "clinician", "appointment_time", "link"],
+                )
+            )
+        await session.commit()
+    await create_notification_rule(
+        SqlNotificationUnitOfWork(database),
+        NotificationRuleDraft(
+            "video_consultation_reminder",
+            REMINDER_EVENT,
+            "video_reminder",
+            offset_minutes=RULE_OFFSET_MINUTES,
+            category=MessageCategory.TRANSACTIONAL,
+        ),
+    )
+
+
+async def add_clinician(database: Database, name: str = "Dr Mara Weiss") -> int:
+    async with database.sessions() as session:
+        staff = StaffUser(email=f"{name.split()[-1].lower()}@northwind.example", name=name, role="agent",
+                          timezone="Europe/Berlin")  # fmt: skip
+        session.add(staff)
+        await session.flush()
+        # Monday to Friday, 08:00 to 17:00 Berlin time.
+        session.add_all(
+            [ClinicianHours(staff_id=staff.id, weekday=d, starts=datetime.min.time().replace(hour=8),
+                            ends=datetime.min.time().replace(hour=17)) for d in range(5)]
+        )  # fmt: skip
+        await session.commit()
+        return staff.id
+
+
+async def add_service(
+    database: Database, reminder_minutes: list[int] | None = None, *, kind: str = "video"
+) -> int:
+    async with database.sessions() as session:
+        code = f"S{kind[:2]}{reminder_minutes!r}"[:32]
+        service = Service(code=code, name="Video skin consultation" if kind == "video" else "Skin check",
+                           kind=kind, duration_minutes=30, price_minor=6900, currency="EUR",
+                           reminder_minutes=reminder_minutes)  # fmt: skip
+        session.add(service)
+        await session.commit()
+        return service.id
+
+
+async def add_consultation(
+    database: Database,
+    customer_id: int,
+    staff_id: int,
+    service_id: int,
+    starts_at: datetime,
+    *,
+    booked_at: datetime,
+    status: str = "scheduled",
+) -> tuple[int, int]:
+    """(appointment id, consultation id) of a booked video consultation."""
+    async with database.sessions() as session:
+        appointment = Appointment(customer_id=customer_id, service_id=service_id, staff_id=staff_id,
+                                  kind="video", status="booked", scheduled_at=starts_at, duration_minutes=30,
+                                  price_minor=6900, currency="EUR", created_at=booked_at)  # fmt: skip
+        session.add(appointment)
+        await session.flush()
+        consultation = VideoConsultation(
+            appointment_id=appointment.id, customer_id=customer_id, staff_id=staff_id, status=status,
+            room_url=f"https://meet.example/r{appointment.id}", scheduled_at=starts_at, created_at=booked_at,
+            duration_minutes=30, room_name=f"r{appointment.id}", link_token=f"tok{appointment.id}x",
+            clinician_token=f"clin{appointment.id}x",
+        )  # fmt: skip
+        session.add(consultation)
+        await session.commit()
+        return appointment.id, consultation.id
+
+
+async def run_pass(database: Database, now: datetime) -> tuple[int, int]:
+    done = await send_due_reminders(
+        lambda: SqlReminderUnitOfWork(database),
+        now,
+        public_url=PUBLIC,
+        process_events=lambda: process_pending_events(lambda: SqlNotificationUnitOfWork(database), now),
+        read_uow=lambda: SqlReminderUnitOfWork(database, read_only=True),
+    )
+    return done.sent, done.skipped
+
+
+async def reminder_events(database: Database) -> list[BusinessEvent]:
+    async with database.sessions() as session:
+        return list(await session.scalars(select(BusinessEvent).order_by(BusinessEvent.idempotency_key)))
+
+
+async def outbox(database: Database) -> list[CustomerCommunication]:
+    async with database.sessions() as session:
+        return list(await session.scalars(select(CustomerCommunication).order_by(CustomerCommunication.id)))
+
+
+async def world(database: Database) -> dict[str, int]:
+    await add_video_templates(database)
+    async with database.sessions() as session:
+        session.add(Location(code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin"))
+        await session.commit()
+    return {
+        "customer": await add_customer(database, "Alice Smith", phone="+4915100000001"),
+        "staff": await add_clinician(database),
+        "service": await add_service(database),
+    }
+
+
+async def test_each_reminder_is_recorded_once_and_sent_through_the_rule_with_the_link(
+    database: Database,
+) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(days=2)
+    _, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+
+    assert await run_pass(database, NOW) == (0, 0)  # nothing due yet
+    day_before = starts - timedelta(days=1) + timedelta(seconds=1)
+    assert await run_pass(database, day_before) == (1, 0)
+    assert await run_pass(database, day_before + timedelta(seconds=1)) == (0, 0)  # once
+    [message] = await outbox(database)
+    assert (message.channel, message.status, message.source) == ("sms", "planned", "notification")
+    assert message.next_attempt_at == day_before
+    assert f"{PUBLIC}/v/tok" in message.body and "Thu 10 Dec, 09:00 (Europe/Berlin)" in message.body
+    assert "Dr Mara Weiss" in message.body and "Reply 1 to confirm" in message.body
+
+    two_hours = starts - timedelta(hours=2)
+    assert await run_pass(database, two_hours) == (1, 0)
+    keys = [e.idempotency_key for e in await reminder_events(database)]
+    assert keys == [f"video-reminder:{consultation}:1:120", f"video-reminder:{consultation}:1:1440"]
+    log = await reminder_log(database, consultation)
+    assert [(line.minutes_before, line.channel, line.status) for line in log] == [
+        (1440, "sms", "planned"),
+        (120, "sms", "planned"),
+    ]
+
+
+async def test_a_late_booking_skips_reminders_whose_time_had_passed(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=1)
+    _, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW
+    )
+
+    assert await run_pass(database, NOW) == (0, 2)
+    assert await outbox(database) == []
+    events = await reminder_events(database)
+    assert {e.event_type for e in events} == {SKIPPED_EVENT}
+    log = await reminder_log(database, consultation)
+    assert [(line.minutes_before, line.status) for line in log] == [(1440, "skipped"), (120, "skipped")]
+    assert all("booked" in (line.reason or "") for line in log)
+
+
+async def test_a_reschedule_gets_fresh_reminders_and_the_old_time_none(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=20)
+    _, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+    assert await run_pass(database, NOW) == (1, 0)  # the day-before one
+    async with database.sessions() as session:
+        await session.execute(
+            update(VideoConsultation)
+            .where(VideoConsultation.id == consultation)
+            .values(version=2, scheduled_at=NOW + timedelta(days=3))
+        )
+        await session.commit()
+    assert await run_pass(database, NOW + timedelta(hours=18)) == (0, 0)  # the old 2-hour time: nothing
+    assert await run_pass(database, NOW + timedelta(days=2)) == (1, 0)
+    keys = sorted(e.idempotency_key for e in await reminder_events(database))
+    assert keys == [f"video-reminder:{consultation}:1:1440", f"video-reminder:{consultation}:2:1440"]
+
+
+async def test_service_reminder_minutes_and_cancelled_consultations(database: Database) -> None:
+    w = await world(database)
+    hourly = await add_service(database, [60])
+    silent = await add_service(database, [])
+    starts = NOW + timedelta(hours=3)
+    booked = NOW - timedelta(days=2)
+    _, own = await add_consultation(database, w["customer"], w["staff"], hourly, starts, booked_at=booked)
+    await add_consultation(database, w["customer"], w["staff"], silent, starts, booked_at=booked)
+    await add_consultation(database, w["customer"], w["staff"], w["service"], starts, booked_at=booked,
+                           status="cancelled")  # fmt: skip
+
+    assert await run_pass(database, starts - timedelta(hours=2)) == (0, 0)
+    assert await run_pass(database, starts - timedelta(minutes=60)) == (1, 0)
+    [event] = await reminder_events(database)
+    assert event.idempotency_key == f"video-reminder:{own}:1:60"
+
+
+async def test_two_workers_at_once_record_each_reminder_once(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=2)
+    for offset in range(5):
+        await add_consultation(database, w["customer"], w["staff"], w["service"], starts + timedelta(minutes=offset),
+                               booked_at=NOW - timedelta(days=2))  # fmt: skip
+    results = await asyncio.gather(*(run_pass(database, NOW + timedelta(minutes=5)) for _ in range(3)))
+    assert sum(sent for sent, _ in results) == 5
+    assert len(await reminder_events(database)) == 5 + 5  # each: the 2-hour one sent, the day-before skipped
