@@ -130,6 +130,10 @@ class Settings(BaseSettings):
 
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True
+    #: Live chat: the largest file (an image or a PDF) a conversation keeps, in bytes; larger ones are refused.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    #: How long fetching one file a customer sent (WhatsApp, Telegram, MMS) may take before it is given up.
+    attachment_fetch_timeout_seconds: float = Field(default=8.0, gt=0)
 
     #: How long a provider call may take before it counts as in doubt (SMTP conversations take longer).
     provider_timeout_seconds: float = Field(default=15.0, gt=0)
