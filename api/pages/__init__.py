@@ -16,6 +16,7 @@ from api.pages.common import SECTIONS, StaffPages, page
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.reports import ReportPages
+from api.pages.video import VideoPages
 
 
 class SectionPages(StaffPages):
@@ -42,6 +43,7 @@ PAGE_CONTROLLERS = [
     CannedReplyPages,
     AnalyticsPages,
     ReportPages,
+    VideoPages,
 ]
 
 __all__ = ["PAGE_CONTROLLERS", "SECTIONS"]

@@ -49,6 +49,11 @@ COMMUNICATION_PAGES = (
     SubPage("telegram", "Telegram", "Telegram Bot API messages: delivery, failures and cost."),
     SubPage("chat", "Live chat", "Open conversations and response times."),
     SubPage(
+        "video",
+        "Video consultations",
+        "Today's and this week's video consultations per clinician: status, reminders, joins and no-shows.",
+    ),
+    SubPage(
         "analytics",
         "Communication analytics",
         "Sent, delivered, read, failed, replied and opted out per day.",

@@ -1,0 +1,246 @@
+"""Video consultation pages: today's and this week's consultations per clinician, one consultation's story."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_skeleton, format_time
+from litestar import Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Template
+
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.video.model import ACTIVE_STATUSES, STATUS_WORDS, ConsultationStatus
+from domain.vocabulary import Role
+from storage.queries.video import (
+    ConsultationLine,
+    ReminderLine,
+    clinicians_with_consultations,
+    consultation_detail,
+    consultations_between,
+    reminder_log,
+)
+
+#: The spans the list offers, in the order its tabs show them.
+SPANS = {"today": "Today", "week": "This week"}
+CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "email": "email"}
+#: A reminder's message status, in words.
+REMINDER_WORDS = {
+    "planned": "due",
+    "sending": "being sent",
+    "queued": "handed to the provider",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "read",
+    "failed": "failed",
+    "undelivered": "not delivered",
+    "dead": "failed",
+    "suppressed": "not sent",
+    "cancelled": "cancelled",
+}
+WHO_WORDS = {"patient": "Patient", "clinician": "Clinician"}
+
+
+def status_word(status: str) -> str:
+    try:
+        return STATUS_WORDS[ConsultationStatus(status)]
+    except ValueError:
+        return status.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class BusinessClock:
+    """Moments as the business reads them (its timezone named on the page)."""
+
+    formats: Formats
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.formats.timezone)
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(self.zone).date()
+
+    def day_start(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self.zone)
+
+    def span(self, name: str, now: datetime) -> tuple[datetime, datetime]:
+        """[start, end) of today or of this week (Monday to Sunday) in the business timezone."""
+        today = self.today(now)
+        if name == "week":
+            monday = today - timedelta(days=today.weekday())
+            return self.day_start(monday), self.day_start(monday + timedelta(days=7))
+        return self.day_start(today), self.day_start(today + timedelta(days=1))
+
+    def clock(self, value: datetime | None) -> str:
+        if value is None:
+            return "—"
+        return str(format_time(value.astimezone(self.zone), "short", locale=self.formats.locale))
+
+    def day(self, value: datetime) -> str:
+        return str(format_skeleton("MMMEd", value.astimezone(self.zone), locale=self.formats.locale))
+
+
+def reminder_view(reminder: ReminderLine, clock: BusinessClock) -> dict[str, Any]:
+    word = REMINDER_WORDS.get(reminder.status, reminder.status)
+    when = reminder.sent_at or reminder.due_at or reminder.planned_at
+    reason = (
+        reminder.status_reason if reminder.status in ("suppressed", "failed", "dead", "cancelled") else ""
+    )
+    return {
+        "rule": reminder.rule,
+        "channel": CHANNEL_WORDS.get(reminder.channel, reminder.channel),
+        "status": reminder.status,
+        "word": word,
+        "when": f"{clock.day(when)} {clock.clock(when)}",
+        "why": reason or "",
+        "message_id": reminder.message_id,
+    }
+
+
+def line_view(
+    line: ConsultationLine, reminders: Sequence[ReminderLine], clock: BusinessClock, now: datetime
+) -> dict[str, Any]:
+    joins = []
+    if line.patient_joined_at:
+        joins.append(f"patient {clock.clock(line.patient_joined_at)}")
+    if line.clinician_joined_at:
+        joins.append(f"clinician {clock.clock(line.clinician_joined_at)}")
+    ends_at = line.scheduled_at + timedelta(minutes=line.duration_minutes)
+    return {
+        "id": line.id,
+        "day": clock.day(line.scheduled_at),
+        "time": f"{clock.clock(line.scheduled_at)}–{clock.clock(ends_at)}",
+        "patient": line.customer,
+        "service": line.service or "video consultation",
+        "status": line.status,
+        "status_word": status_word(line.status),
+        "reminders": [reminder_view(r, clock) for r in reminders],
+        "joins": ", ".join(joins) or ("nobody yet" if line.status in ACTIVE_STATUSES else "—"),
+        "past": ends_at < now,
+    }
+
+
+def by_clinician(rows: Sequence[tuple[ConsultationLine, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Rows grouped per clinician (the list is already ordered by clinician name, then time)."""
+    groups: list[dict[str, Any]] = []
+    for line, view in rows:
+        name = line.staff or "No clinician"
+        if not groups or groups[-1]["name"] != name:
+            groups.append({"name": name, "rows": [], "counts": {}})
+        groups[-1]["rows"].append(view)
+        counts = groups[-1]["counts"]
+        counts[view["status_word"]] = counts.get(view["status_word"], 0) + 1
+    for group in groups:
+        group["summary"] = ", ".join(f"{n} {word}" for word, n in group["counts"].items())
+    return groups
+
+
+def _number(value: str | None) -> int | None:
+    text = (value or "").strip()
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+class VideoPages(StaffPages):
+    @get("/communication/video", name="video")
+    async def consultations(self, request: Request[Any, Any, Any]) -> Template:
+        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
+        span = request.query_params.get("span")
+        span = span if span in SPANS else "today"
+        staff_id = _number(request.query_params.get("staff"))
+        start, end = clock.span(span, now)
+        lines = await consultations_between(container.database, start, end, staff_id=staff_id)
+        reminders = await reminder_log(container.database, [line.id for line in lines])
+        rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
+        clinicians = await clinicians_with_consultations(container.database, start, end)
+        return page(
+            request,
+            "communication/video.html",
+            "communication",
+            "video",
+            span=span,
+            spans=SPANS,
+            span_label=f"{SPANS[span]}, {clock.day(start)}"
+            + ("" if span == "today" else f" to {clock.day(end - timedelta(seconds=1))}"),
+            timezone=clock.formats.timezone,
+            groups=by_clinician(rows),
+            total=len(rows),
+            clinicians=clinicians,
+            staff_id=staff_id,
+            may_act=staff_of(request).may(Role.AGENT),
+        )
+
+    @get("/communication/video/{consultation_id:int}", name="video_consultation")
+    async def consultation(self, request: Request[Any, Any, Any], consultation_id: FromPath[int]) -> Template:
+        return await self._detail(request, consultation_id)
+
+    async def _detail(self, request: Request[Any, Any, Any], consultation_id: int, **extra: Any) -> Template:
+        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
+        found = await consultation_detail(container.database, consultation_id)
+        if found is None:
+            raise NotFoundException(f"There is no video consultation {consultation_id}.")
+        line = found.line
+        patient_zone = ZoneInfo(line.customer_timezone)
+        patient_time = line.scheduled_at.astimezone(patient_zone)
+        return page(
+            request,
+            "communication/video_consultation.html",
+            "communication",
+            "video",
+            c=line_view(line, found.reminders, clock, now),
+            line=line,
+            when=f"{clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)}",
+            patient_when=f"{format_skeleton('MMMEd', patient_time, locale=clock.formats.locale)} "
+            f"{format_time(patient_time, 'short', locale=clock.formats.locale)} ({line.customer_timezone})",
+            timezone=clock.formats.timezone,
+            clinician=line.staff or "No clinician",
+            location=line.location or "online",
+            joins=[
+                {
+                    "who": WHO_WORDS.get(j.who, j.who),
+                    "when": f"{clock.day(j.joined_at)} {clock.clock(j.joined_at)}",
+                    "alerted": clock.clock(j.alerted_at) if j.alerted_at else "",
+                }
+                for j in found.joins
+            ],
+            offers=[
+                {
+                    "when": f"{clock.day(o.offered_at)} {clock.clock(o.offered_at)}",
+                    "channel": CHANNEL_WORDS.get(o.channel, o.channel),
+                    "slots": ", ".join(_slot_words(s, clock) for s in o.slots),
+                    "answer": "not answered yet"
+                    if o.answered_at is None
+                    else (f"rebooked as #{o.rebooked_id}" if o.rebooked_id else "answered"),
+                    "rebooked_id": o.rebooked_id,
+                }
+                for o in found.offers
+            ],
+            audit=[
+                {
+                    "when": f"{clock.day(a.occurred_at)} {clock.clock(a.occurred_at)}",
+                    "actor": a.actor,
+                    "via": a.via,
+                    "action": a.action.replace("_", " ").replace(".", " "),
+                }
+                for a in found.audit
+            ],
+            no_show_by=line.no_show_by,
+            may_act=staff_of(request).may(Role.AGENT),
+            active=line.status in ACTIVE_STATUSES,
+            **extra,
+        )
+
+
+def _slot_words(value: str, clock: BusinessClock) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return f"{clock.day(moment)} {clock.clock(moment)}"

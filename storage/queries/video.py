@@ -1,0 +1,307 @@
+"""Video consultations as the dashboard shows them: a clinician's day and week, one consultation's full story."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, and_, cast, select
+from sqlalchemy.orm import aliased
+
+from storage.database import Database
+from storage.models import (
+    Appointment,
+    AuditLog,
+    AutomatedNotification,
+    BusinessEvent,
+    Customer,
+    CustomerCommunication,
+    Location,
+    Service,
+    StaffUser,
+    VideoConsultation,
+)
+from storage.models.video import VideoJoin, VideoRebookOffer
+
+#: Business events that plan a consultation's reminders are keyed "video-reminder:{consultation id}:...".
+REMINDER_KEY_PREFIX = "video-reminder:"
+#: How many consultations one page lists at most (a week of a busy clinic).
+PAGE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class ConsultationLine:
+    """One consultation in a clinician's list."""
+
+    id: int
+    appointment_id: int | None
+    scheduled_at: datetime
+    duration_minutes: int
+    status: str
+    version: int
+    customer_id: int
+    customer: str
+    customer_timezone: str
+    staff_id: int | None
+    staff: str | None
+    service: str | None
+    service_id: int | None
+    location: str | None
+    confirmed_at: datetime | None
+    patient_joined_at: datetime | None
+    clinician_joined_at: datetime | None
+    no_show_at: datetime | None
+    no_show_by: str | None
+    rebook_offered_at: datetime | None
+    room_url: str
+
+
+@dataclass(frozen=True)
+class ReminderLine:
+    """One reminder message planned for a consultation: when, on which channel, and what became of it."""
+
+    consultation_id: int
+    message_id: int
+    rule: str
+    channel: str
+    status: str
+    status_reason: str | None
+    planned_at: datetime
+    due_at: datetime | None
+    sent_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JoinLine:
+    who: str
+    joined_at: datetime
+    alerted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RebookOfferLine:
+    offered_at: datetime
+    channel: str
+    slots: tuple[str, ...]
+    answered_at: datetime | None
+    rebooked_id: int | None
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    occurred_at: datetime
+    actor: str
+    via: str
+    action: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsultationDetail:
+    line: ConsultationLine
+    reminders: tuple[ReminderLine, ...]
+    joins: tuple[JoinLine, ...]
+    offers: tuple[RebookOfferLine, ...]
+    audit: tuple[AuditLine, ...]
+
+
+def _lines_query() -> Any:
+    return (
+        select(
+            VideoConsultation,
+            Customer.name,
+            Customer.timezone,
+            StaffUser.name,
+            Service.name,
+            Service.id,
+            Location.name,
+        )
+        .join(Customer, Customer.id == VideoConsultation.customer_id)
+        .outerjoin(StaffUser, StaffUser.id == VideoConsultation.staff_id)
+        .outerjoin(Appointment, Appointment.id == VideoConsultation.appointment_id)
+        .outerjoin(Service, Service.id == Appointment.service_id)
+        .outerjoin(Location, Location.id == Appointment.location_id)
+    )
+
+
+def _line(row: Any) -> ConsultationLine:
+    vc: VideoConsultation = row[0]
+    return ConsultationLine(
+        id=vc.id,
+        appointment_id=vc.appointment_id,
+        scheduled_at=vc.scheduled_at,
+        duration_minutes=vc.duration_minutes,
+        status=vc.status,
+        version=vc.version,
+        customer_id=vc.customer_id,
+        customer=row[1],
+        customer_timezone=row[2],
+        staff_id=vc.staff_id,
+        staff=row[3],
+        service=row[4],
+        service_id=row[5],
+        location=row[6],
+        confirmed_at=vc.confirmed_at,
+        patient_joined_at=vc.patient_joined_at,
+        clinician_joined_at=vc.clinician_joined_at,
+        no_show_at=vc.no_show_at,
+        no_show_by=vc.no_show_by,
+        rebook_offered_at=vc.rebook_offered_at,
+        room_url=vc.room_url,
+    )
+
+
+async def consultations_between(
+    database: Database, start: datetime, end: datetime, *, staff_id: int | None = None
+) -> list[ConsultationLine]:
+    """Consultations starting in [start, end), by clinician name then time (at most PAGE_LIMIT)."""
+    query = _lines_query().where(
+        VideoConsultation.scheduled_at >= start, VideoConsultation.scheduled_at < end
+    )
+    if staff_id is not None:
+        query = query.where(VideoConsultation.staff_id == staff_id)
+    query = query.order_by(StaffUser.name, VideoConsultation.scheduled_at, VideoConsultation.id).limit(
+        PAGE_LIMIT
+    )
+    async with database.read_sessions() as session:
+        rows = (await session.execute(query)).all()
+    return [_line(row) for row in rows]
+
+
+async def consultation_line(database: Database, consultation_id: int) -> ConsultationLine | None:
+    async with database.read_sessions() as session:
+        row = (await session.execute(_lines_query().where(VideoConsultation.id == consultation_id))).first()
+    return None if row is None else _line(row)
+
+
+async def clinicians_with_consultations(
+    database: Database, start: datetime, end: datetime
+) -> list[tuple[int, str]]:
+    """(id, name) of staff holding consultations in [start, end), for the clinician filter."""
+    query = (
+        select(StaffUser.id, StaffUser.name)
+        .join(VideoConsultation, VideoConsultation.staff_id == StaffUser.id)
+        .where(VideoConsultation.scheduled_at >= start, VideoConsultation.scheduled_at < end)
+        .distinct()
+        .order_by(StaffUser.name)
+    )
+    async with database.read_sessions() as session:
+        return [(row[0], row[1]) for row in (await session.execute(query)).all()]
+
+
+def _consultation_of(key: str) -> int | None:
+    """The consultation id in a reminder event's key ("video-reminder:{id}:..."), None when it has none."""
+    head = key.removeprefix(REMINDER_KEY_PREFIX).split(":", 1)[0]
+    return int(head) if head.isdigit() and len(head) < 19 else None
+
+
+async def reminder_log(database: Database, consultation_ids: Iterable[int]) -> dict[int, list[ReminderLine]]:
+    """Every reminder message planned for these consultations, oldest first, per consultation.
+
+    A reminder is a business event keyed "video-reminder:{id}:..." that a notification rule turned into
+    messages (customer_communications with source "notification" and source_ref "{rule id}:{event id}").
+    """
+    wanted = set(consultation_ids)
+    if not wanted:
+        return {}
+    rule = aliased(AutomatedNotification)
+    query = (
+        select(
+            BusinessEvent.idempotency_key,
+            CustomerCommunication.id,
+            rule.name,
+            CustomerCommunication.channel,
+            CustomerCommunication.status,
+            CustomerCommunication.status_reason,
+            CustomerCommunication.created_at,
+            CustomerCommunication.next_attempt_at,
+            CustomerCommunication.sent_at,
+        )
+        .join(rule, rule.event_type == BusinessEvent.event_type)
+        .join(
+            CustomerCommunication,
+            and_(
+                CustomerCommunication.source == "notification",
+                CustomerCommunication.source_ref
+                == cast(rule.id, String) + ":" + cast(BusinessEvent.id, String),
+            ),
+        )
+        .where(
+            BusinessEvent.idempotency_key.like(REMINDER_KEY_PREFIX + "%"),
+            BusinessEvent.customer_id.in_(await _customers_of(database, wanted)),
+        )
+        .order_by(CustomerCommunication.created_at, CustomerCommunication.id)
+    )
+    found: dict[int, list[ReminderLine]] = {}
+    async with database.read_sessions() as session:
+        rows = (await session.execute(query)).all()
+    for key, message_id, name, channel, status, reason, planned, due, sent in rows:
+        consultation = _consultation_of(key)
+        if consultation in wanted:
+            found.setdefault(consultation, []).append(
+                ReminderLine(consultation, message_id, name, channel, status, reason, planned, due, sent)
+            )
+    return found
+
+
+async def _customers_of(database: Database, consultation_ids: set[int]) -> list[int]:
+    async with database.read_sessions() as session:
+        found = await session.scalars(
+            select(VideoConsultation.customer_id)
+            .where(VideoConsultation.id.in_(sorted(consultation_ids)))
+            .distinct()
+        )
+        return list(found)
+
+
+async def consultation_detail(database: Database, consultation_id: int) -> ConsultationDetail | None:
+    """One consultation with its reminder log, joins, rebooking offers and audited changes."""
+    line = await consultation_line(database, consultation_id)
+    if line is None:
+        return None
+    reminders = (await reminder_log(database, [consultation_id])).get(consultation_id, [])
+    async with database.read_sessions() as session:
+        joins = (
+            await session.execute(
+                select(VideoJoin.who, VideoJoin.joined_at, VideoJoin.alerted_at)
+                .where(VideoJoin.consultation_id == consultation_id)
+                .order_by(VideoJoin.joined_at, VideoJoin.id)
+            )
+        ).all()
+        offers = list(
+            await session.scalars(
+                select(VideoRebookOffer)
+                .where(VideoRebookOffer.consultation_id == consultation_id)
+                .order_by(VideoRebookOffer.offered_at, VideoRebookOffer.id)
+            )
+        )
+        audit = list(
+            await session.scalars(
+                select(AuditLog)
+                .where(AuditLog.target.in_(_audit_targets(line)))
+                .order_by(AuditLog.occurred_at, AuditLog.id)
+                .limit(100)
+            )
+        )
+    return ConsultationDetail(
+        line,
+        tuple(reminders),
+        tuple(JoinLine(who, joined, alerted) for who, joined, alerted in joins),
+        tuple(
+            RebookOfferLine(
+                o.offered_at, o.channel, tuple(str(s) for s in o.slots), o.answered_at, o.rebooked_id
+            )
+            for o in offers
+        ),
+        tuple(AuditLine(a.occurred_at, a.actor, a.via, a.action, dict(a.detail or {})) for a in audit),
+    )
+
+
+def _audit_targets(line: ConsultationLine) -> Sequence[str]:
+    """The names audit rows give a consultation (and its appointment, for no-show marking)."""
+    targets = [f"video_consultation:{line.id}", f"consultation:{line.id}", f"video:{line.id}"]
+    if line.appointment_id is not None:
+        targets.append(f"appointment:{line.appointment_id}")
+    return targets

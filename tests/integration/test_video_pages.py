@@ -1,0 +1,143 @@
+"""The video consultation pages over HTTP on both engines: the lists, one consultation, roles and CSRF."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from api.auth import login_link
+from storage.database import Database
+from storage.models import VideoConsultation
+from switchboard.settings import Settings
+from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VIEWER, VideoWorld, build_video_world
+
+Client = AsyncTestClient[Any]
+
+
+@pytest.fixture
+async def world(database: Database) -> VideoWorld:
+    return await build_video_world(database)
+
+
+@pytest.fixture
+async def client(database_url: str, world: VideoWorld) -> AsyncIterator[Client]:
+    settings = Settings(database_url=database_url, sandbox=True, worker_in_process=False)  # type: ignore[arg-type]
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        test_client.app.state.test_settings = settings
+        yield test_client
+
+
+async def sign_in(client: Client, world: VideoWorld, email: str) -> None:
+    settings: Settings = client.app.state.settings
+    link = login_link("", settings.session_secret, world.staff[email], 15, datetime.now(UTC))
+    response = await client.get(link, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert found, "the page has a form with a CSRF token"
+    return found.group(1)
+
+
+async def status_of(database: Database, consultation_id: int) -> str:
+    async with database.read_sessions() as session:
+        return str(
+            await session.scalar(
+                select(VideoConsultation.status).where(VideoConsultation.id == consultation_id)
+            )
+        )
+
+
+async def test_pages_need_a_session(client: Client, world: VideoWorld) -> None:
+    for path in ("/communication/video", f"/communication/video/{world.today_confirmed}"):
+        response = await client.get(path, follow_redirects=False)
+        assert response.status_code == 303, path
+        assert response.headers["location"].startswith("/login?next=%2Fcommunication%2Fvideo"), path
+
+
+async def test_today_lists_each_clinicians_consultations_with_status_reminders_and_joins(
+    client: Client, world: VideoWorld
+) -> None:
+    await sign_in(client, world, VIEWER)
+    response = await client.get("/communication/video")
+    assert response.status_code == 200
+    html = response.text
+    assert "times in Europe/Berlin" in html and "Time (Europe/Berlin)" in html
+    anna, ben = html.index('clinician-1">Dr. Anna Vogel'), html.index('clinician-2">Dr. Ben Roth')
+    assert anna < ben, "clinicians in name order, each with their own table"
+    assert "Clara Klein" in html[anna:ben] and "&lt;script&gt;" in html[ben:]
+    assert HOSTILE not in html, "a patient's name is escaped"
+    assert ">confirmed<" in html and ">no-show<" in html
+    assert "10:00" in html and "11:00" in html
+    # Reminders: the 24-hour one went out by WhatsApp; the 2-hour one was held back by quiet hours.
+    assert 'WhatsApp: <span class="status status-delivered">delivered</span>' in html
+    assert 'SMS: <span class="status status-suppressed">not sent</span>' in html
+    assert "patient 09:55" in html
+    assert "Dan Doe" not in html, "another day of the week is not today"
+    assert f'href="/communication/video/{world.next_week}"' not in html
+    assert 'href="/communication/video"' in html, "the page is in the communication navigation"
+
+
+async def test_this_week_and_the_clinician_filter(client: Client, world: VideoWorld) -> None:
+    await sign_in(client, world, VIEWER)
+    week = (await client.get("/communication/video?span=week")).text
+    for consultation in (world.today_confirmed, world.today_no_show, world.later_this_week):
+        assert f'href="/communication/video/{consultation}"' in week
+    assert f'href="/communication/video/{world.next_week}"' not in week
+    assert "Dan Doe" in week and "This week" in week
+    only_ben = (await client.get(f"/communication/video?span=week&staff={world.ben}")).text
+    assert "&lt;script&gt;" in only_ben and "Clara Klein" not in only_ben
+    nonsense = await client.get("/communication/video?span=decade&staff=abc")
+    assert nonsense.status_code == 200 and "Clara Klein" in nonsense.text, "bad filters fall back to today"
+
+
+async def test_one_consultation_shows_its_reminder_log_joins_and_the_patients_time(
+    client: Client, world: VideoWorld
+) -> None:
+    await sign_in(client, world, VIEWER)
+    html = (await client.get(f"/communication/video/{world.today_confirmed}")).text
+    assert "Video skin consultation with Clara Klein" in html
+    assert "video_reminder_24h" in html and "video_reminder_2h" in html
+    assert "Quiet hours until 08:00 Europe/Berlin." in html
+    assert "Patient joined" in html
+    assert "Agents and managers can" in html and 'action="/communication/video/' not in html
+    dan = (await client.get(f"/communication/video/{world.later_this_week}")).text
+    assert "(America/New_York)" in dan, "the patient's own time is shown with their zone"
+    assert "No reminders were planned" in dan
+    other = (await client.get(f"/communication/video/{world.today_no_show}")).text
+    assert "video_reminder_2h" not in other, "each consultation shows only its own reminders"
+    assert "marked by system" in other
+    missing = await client.get("/communication/video/999999")
+    assert missing.status_code == 404 and "There is no video consultation 999999." in missing.text
+
+
+async def test_a_viewer_cannot_act_and_a_form_without_csrf_is_refused(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, VIEWER)
+    page = (await client.get("/communication/video")).text
+    token = csrf_token(page)  # the sign-out form carries one
+    refused = await client.post(
+        f"/communication/video/{world.today_confirmed}/no-show",
+        data={"_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert refused.status_code == 403
+    client.cookies.clear()
+    await sign_in(client, world, MANAGER)
+    no_token = await client.post(
+        f"/communication/video/{world.today_confirmed}/no-show", follow_redirects=False
+    )
+    assert no_token.status_code == 403
+    assert await status_of(database, world.today_confirmed) == "confirmed"
+    detail = (await client.get(f"/communication/video/{world.today_confirmed}")).text
+    assert f'action="/communication/video/{world.today_confirmed}/no-show"' in detail
+    assert AGENT  # agents act too (see the action tests)
