@@ -16,15 +16,16 @@ from litestar.response import Template
 
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.video.model import ACTIVE_STATUSES, STATUS_WORDS, ConsultationStatus
+from domain.video.reminders import lead_time_words
 from domain.vocabulary import Role
 from storage.queries.video import (
     ConsultationLine,
-    ReminderLine,
     clinicians_with_consultations,
     consultation_detail,
     consultations_between,
-    reminder_log,
+    reminder_logs,
 )
+from storage.queries.video_reminders import ReminderLogLine
 
 #: The spans the list offers, in the order its tabs show them.
 SPANS = {"today": "Today", "week": "This week"}
@@ -42,6 +43,8 @@ REMINDER_WORDS = {
     "dead": "failed",
     "suppressed": "not sent",
     "cancelled": "cancelled",
+    "skipped": "skipped",
+    "not sent": "not sent",
 }
 WHO_WORDS = {"patient": "Patient", "clinician": "Clinician"}
 
@@ -86,25 +89,22 @@ class BusinessClock:
         return str(format_skeleton("MMMEd", value.astimezone(self.zone), locale=self.formats.locale))
 
 
-def reminder_view(reminder: ReminderLine, clock: BusinessClock) -> dict[str, Any]:
-    word = REMINDER_WORDS.get(reminder.status, reminder.status)
-    when = reminder.sent_at or reminder.due_at or reminder.planned_at
-    reason = (
-        reminder.status_reason if reminder.status in ("suppressed", "failed", "dead", "cancelled") else ""
-    )
+def reminder_view(reminder: ReminderLogLine, clock: BusinessClock) -> dict[str, Any]:
+    when = reminder.sent_at or reminder.planned_at
     return {
-        "rule": reminder.rule,
-        "channel": CHANNEL_WORDS.get(reminder.channel, reminder.channel),
-        "status": reminder.status,
-        "word": word,
+        "rule": f"{lead_time_words(reminder.minutes_before)} before",
+        "channel": CHANNEL_WORDS.get(reminder.channel or "", reminder.channel or "no channel"),
+        "status": reminder.status.replace(" ", "-"),
+        "word": REMINDER_WORDS.get(reminder.status, reminder.status),
         "when": f"{clock.day(when)} {clock.clock(when)}",
-        "why": reason or "",
+        "why": reminder.reason if reminder.status not in ("sent", "delivered", "read", "queued") else "",
         "message_id": reminder.message_id,
+        "version": reminder.version,
     }
 
 
 def line_view(
-    line: ConsultationLine, reminders: Sequence[ReminderLine], clock: BusinessClock, now: datetime
+    line: ConsultationLine, reminders: Sequence[ReminderLogLine], clock: BusinessClock, now: datetime
 ) -> dict[str, Any]:
     joins = []
     if line.patient_joined_at:
@@ -155,7 +155,7 @@ class VideoPages(StaffPages):
         staff_id = _number(request.query_params.get("staff"))
         start, end = clock.span(span, now)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
-        reminders = await reminder_log(container.database, [line.id for line in lines])
+        reminders = await reminder_logs(container.database, [line.id for line in lines])
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
         clinicians = await clinicians_with_consultations(container.database, start, end)
         return page(

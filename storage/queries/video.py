@@ -7,26 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
 
 from storage.database import Database
 from storage.models import (
     Appointment,
     AuditLog,
-    AutomatedNotification,
-    BusinessEvent,
     Customer,
-    CustomerCommunication,
     Location,
     Service,
     StaffUser,
     VideoConsultation,
 )
 from storage.models.video import VideoJoin, VideoRebookOffer
+from storage.queries.video_reminders import ReminderLogLine, reminder_log
 
-#: Business events that plan a consultation's reminders are keyed "video-reminder:{consultation id}:...".
-REMINDER_KEY_PREFIX = "video-reminder:"
 #: How many consultations one page lists at most (a week of a busy clinic).
 PAGE_LIMIT = 2000
 
@@ -59,21 +54,6 @@ class ConsultationLine:
 
 
 @dataclass(frozen=True)
-class ReminderLine:
-    """One reminder message planned for a consultation: when, on which channel, and what became of it."""
-
-    consultation_id: int
-    message_id: int
-    rule: str
-    channel: str
-    status: str
-    status_reason: str | None
-    planned_at: datetime
-    due_at: datetime | None
-    sent_at: datetime | None
-
-
-@dataclass(frozen=True)
 class JoinLine:
     who: str
     joined_at: datetime
@@ -101,7 +81,7 @@ class AuditLine:
 @dataclass(frozen=True)
 class ConsultationDetail:
     line: ConsultationLine
-    reminders: tuple[ReminderLine, ...]
+    reminders: tuple[ReminderLogLine, ...]
     joins: tuple[JoinLine, ...]
     offers: tuple[RebookOfferLine, ...]
     audit: tuple[AuditLine, ...]
@@ -191,69 +171,15 @@ async def clinicians_with_consultations(
         return [(row[0], row[1]) for row in (await session.execute(query)).all()]
 
 
-def _consultation_of(key: str) -> int | None:
-    """The consultation id in a reminder event's key ("video-reminder:{id}:..."), None when it has none."""
-    head = key.removeprefix(REMINDER_KEY_PREFIX).split(":", 1)[0]
-    return int(head) if head.isdigit() and len(head) < 19 else None
-
-
-async def reminder_log(database: Database, consultation_ids: Iterable[int]) -> dict[int, list[ReminderLine]]:
-    """Every reminder message planned for these consultations, oldest first, per consultation.
-
-    A reminder is a business event keyed "video-reminder:{id}:..." that a notification rule turned into
-    messages (customer_communications with source "notification" and source_ref "{rule id}:{event id}").
-    """
-    wanted = set(consultation_ids)
-    if not wanted:
-        return {}
-    rule = aliased(AutomatedNotification)
-    query = (
-        select(
-            BusinessEvent.idempotency_key,
-            CustomerCommunication.id,
-            rule.name,
-            CustomerCommunication.channel,
-            CustomerCommunication.status,
-            CustomerCommunication.status_reason,
-            CustomerCommunication.created_at,
-            CustomerCommunication.next_attempt_at,
-            CustomerCommunication.sent_at,
-        )
-        .join(rule, rule.event_type == BusinessEvent.event_type)
-        .join(
-            CustomerCommunication,
-            and_(
-                CustomerCommunication.source == "notification",
-                CustomerCommunication.source_ref
-                == cast(rule.id, String) + ":" + cast(BusinessEvent.id, String),
-            ),
-        )
-        .where(
-            BusinessEvent.idempotency_key.like(REMINDER_KEY_PREFIX + "%"),
-            BusinessEvent.customer_id.in_(await _customers_of(database, wanted)),
-        )
-        .order_by(CustomerCommunication.created_at, CustomerCommunication.id)
-    )
-    found: dict[int, list[ReminderLine]] = {}
+async def reminder_logs(
+    database: Database, consultation_ids: Iterable[int]
+) -> dict[int, list[ReminderLogLine]]:
+    """Each consultation's reminder send log (storage.queries.video_reminders), read in one session."""
+    logs: dict[int, list[ReminderLogLine]] = {}
     async with database.read_sessions() as session:
-        rows = (await session.execute(query)).all()
-    for key, message_id, name, channel, status, reason, planned, due, sent in rows:
-        consultation = _consultation_of(key)
-        if consultation in wanted:
-            found.setdefault(consultation, []).append(
-                ReminderLine(consultation, message_id, name, channel, status, reason, planned, due, sent)
-            )
-    return found
-
-
-async def _customers_of(database: Database, consultation_ids: set[int]) -> list[int]:
-    async with database.read_sessions() as session:
-        found = await session.scalars(
-            select(VideoConsultation.customer_id)
-            .where(VideoConsultation.id.in_(sorted(consultation_ids)))
-            .distinct()
-        )
-        return list(found)
+        for consultation_id in consultation_ids:
+            logs[consultation_id] = await reminder_log(session, consultation_id)
+    return logs
 
 
 async def consultation_detail(database: Database, consultation_id: int) -> ConsultationDetail | None:
@@ -261,7 +187,7 @@ async def consultation_detail(database: Database, consultation_id: int) -> Consu
     line = await consultation_line(database, consultation_id)
     if line is None:
         return None
-    reminders = (await reminder_log(database, [consultation_id])).get(consultation_id, [])
+    reminders = await reminder_log(database, consultation_id)
     async with database.read_sessions() as session:
         joins = (
             await session.execute(

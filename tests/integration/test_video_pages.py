@@ -105,7 +105,7 @@ async def test_one_consultation_shows_its_reminder_log_joins_and_the_patients_ti
     await sign_in(client, world, VIEWER)
     html = (await client.get(f"/communication/video/{world.today_confirmed}")).text
     assert "Video skin consultation with Clara Klein" in html
-    assert "video_reminder_24h" in html and "video_reminder_2h" in html
+    assert "1 day before" in html and "2 hours before" in html
     assert "Quiet hours until 08:00 Europe/Berlin." in html
     assert "Patient joined" in html
     assert "Agents and managers can" in html and 'action="/communication/video/' not in html
@@ -113,7 +113,7 @@ async def test_one_consultation_shows_its_reminder_log_joins_and_the_patients_ti
     assert "(America/New_York)" in dan, "the patient's own time is shown with their zone"
     assert "No reminders were planned" in dan
     other = (await client.get(f"/communication/video/{world.today_no_show}")).text
-    assert "video_reminder_2h" not in other, "each consultation shows only its own reminders"
+    assert "2 hours before" not in other, "each consultation shows only its own reminders"
     assert "marked by system" in other
     missing = await client.get("/communication/video/999999")
     assert missing.status_code == 404 and "There is no video consultation 999999." in missing.text
