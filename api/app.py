@@ -27,6 +27,7 @@ from api.rest.common import BEARER, ExactJsonRenderPlugin, validation_failed
 from api.security_headers import add_security_headers
 from api.slack_events import slack_events
 from api.unsubscribe import unsubscribe_handlers
+from api.video_links import video_link_handlers
 from api.webhooks import webhook_handlers
 from api.widget import widget_handlers
 from switchboard.background import BackgroundServices
@@ -102,6 +103,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             *csat_handlers,
             slack_events,
             *widget_handlers,
+            *video_link_handlers,
             favicon,
             create_static_files_router(path="/static", directories=[HERE / "static"], name="static"),
         ],

@@ -23,6 +23,7 @@ from domain.conversations.use_cases import wake_snoozed_chats
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.notifications.use_cases import process_pending_events
+from domain.video.waiting_room import AlertPass
 from domain.vocabulary import Channel
 from providers.registry import build_drivers, build_pacing
 from providers.smtp.driver import relay_from
@@ -97,6 +98,7 @@ class BackgroundServices:
         if self.container.telegram_conversations is not None:
             threads += (Job("telegram staff chats", 0.5, self.forward_to_telegram),)
         return *threads, *(
+            Job("waiting room", 1.0, self.tell_waiting_patients, wake=self.container.patient_waiting),
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
             Job("snoozed conversations", 30.0, self.wake_snoozed_chats),
@@ -215,6 +217,10 @@ class BackgroundServices:
         desk = self.container.telegram_conversations
         if desk is not None:
             await desk.forward()
+
+    async def tell_waiting_patients(self) -> AlertPass:
+        """"Your patient is in the waiting room", to the clinician's Slack or Telegram, once per join."""
+        return await self.container.waiting_room.run()
 
     async def heartbeat(self) -> None:
         await record_heartbeat(

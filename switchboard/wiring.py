@@ -39,6 +39,7 @@ from storage.units import UnitsOfWork
 from switchboard.chat_threads import SlackThreadDesk, TelegramConversationDesk
 from switchboard.policies import business_consent_policy, business_csat_policy, business_unsubscribe_links
 from switchboard.settings import Settings
+from switchboard.waiting_room import WaitingRoomWatch, waiting_room_watch
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Container:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: Set when a conversation has something new (a customer wrote): the Slack thread pass runs at once.
     chat_news: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set when a patient enters a consultation's waiting room: the clinician is told at once.
+    patient_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
     # --- units of work: one per kind of transaction, all in the business's timezone ----------------
 
@@ -108,6 +111,11 @@ class Container:
     def video_rooms(self) -> VideoRooms:
         """The clinic's video rooms (SWITCHBOARD_VIDEO_PROVIDER); a ConfigurationError names what is missing."""
         return video_rooms_from(self.settings)
+
+    @cached_property
+    def waiting_room(self) -> WaitingRoomWatch:
+        """Tells clinicians, in Slack or Telegram, that their patient is in the waiting room."""
+        return waiting_room_watch(self.settings, self.units, self.clock, self.closers)
 
     @cached_property
     def receipt_batcher(self) -> ReceiptBatcher:

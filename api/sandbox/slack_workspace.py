@@ -336,11 +336,27 @@ class SlackWorkspace:
         ]
 
     def channel_by_name_or_id(self, value: str) -> SlackChannel | None:
+        if value in self.people:
+            return self.direct_messages(value)
         name = value.lstrip("#")
         for channel in self.channels.values():
             if channel.id == value or channel.name == name:
                 return channel
         return None
+
+    def direct_messages(self, user: str) -> SlackChannel:
+        """The app's direct messages with a person (chat.postMessage to a user id posts there, as in Slack)."""
+        channel_id = f"D{user.removeprefix('U')}"
+        if channel_id not in self.channels:
+            person = self.people[user]
+            self.channels[channel_id] = SlackChannel(
+                channel_id,
+                f"dm-{person.name.split()[0].lower()}",
+                f"Direct messages with {person.name}",
+                {user, BOT_USER_ID},
+            )
+            self.version += 1
+        return self.channels[channel_id]
 
     # --- slash commands -------------------------------------------------------------------
     def open_response_url(

@@ -36,8 +36,11 @@ class VideoLinkStore(Protocol):
 
 
 class VideoLinkUnitOfWork(Transaction, Protocol):
-    links: VideoLinkStore
-    audit: AuditTrail
+    @property
+    def links(self) -> VideoLinkStore: ...
+
+    @property
+    def audit(self) -> AuditTrail: ...
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.transaction import Transaction
+from domain.video.links import clock_time
 from domain.video.model import ConsultationStatus, Window
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class WaitingRoomStore(Protocol):
 
 
 class WaitingRoomUnitOfWork(Transaction, Protocol):
-    waiting_room: WaitingRoomStore
+    @property
+    def waiting_room(self) -> WaitingRoomStore: ...
 
 
 class ClinicianAlerts(Protocol):
@@ -72,6 +74,13 @@ class AlertPass:
     skipped: int = 0
     unreachable: int = 0
     failed: int = 0
+
+
+def waiting_words(patient: WaitingPatient) -> str:
+    """ "Anna Meyer is in the waiting room for your 10:30 (Europe/Berlin time) consultation (Skin check)."."""
+    what = f" ({patient.service_name})" if patient.service_name else ""
+    starts = clock_time(patient.window.starts_at, patient.clinician_timezone)
+    return f"{patient.patient_name} is in the waiting room for your {starts} consultation{what}."
 
 
 def worth_telling(patient: WaitingPatient, now: datetime, recently_told: set[int]) -> bool:

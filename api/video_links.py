@@ -1,0 +1,53 @@
+"""`/v/TOKEN`: a consultation's link. Public (no login): inside the window it records the join and redirects
+into the room; before or after it, or for a link we do not know, it says why in a page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import MediaType, Request, Response, get
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_200_OK, HTTP_302_FOUND, HTTP_404_NOT_FOUND, HTTP_410_GONE
+
+from domain.video.joins import record_join
+from domain.video.links import LinkOutcome
+from switchboard.wiring import Container
+
+#: A link's answer changes with the clock and records a join: nothing may keep a copy.
+NOT_STORED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+STATUS_OF = {
+    LinkOutcome.NOT_YET: HTTP_200_OK,
+    LinkOutcome.ENDED: HTTP_410_GONE,
+    LinkOutcome.CANCELLED: HTTP_410_GONE,
+    LinkOutcome.UNKNOWN: HTTP_404_NOT_FOUND,
+}
+
+
+@get(
+    "/v/{token:str}",
+    exclude_from_auth=True,
+    name="video_link",
+    media_type=MediaType.HTML,
+    include_in_schema=False,
+    cache=False,
+)
+async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
+    """A patient's or clinician's consultation link."""
+    container: Container = request.app.state.container
+    outcome = await record_join(
+        container.units.video_links(), token, container.clock(), container.video_rooms
+    )
+    if outcome.room_url is not None:
+        if outcome.patient_waiting:
+            container.patient_waiting.set()
+        return Redirect(outcome.room_url, status_code=HTTP_302_FOUND, headers=NOT_STORED)
+    return Template(
+        "video/link.html",
+        context={"decision": outcome.decision, "business_name": container.settings.business_name},
+        status_code=STATUS_OF.get(outcome.decision.outcome, HTTP_200_OK),
+        headers=NOT_STORED,
+    )
+
+
+video_link_handlers = [video_link]
