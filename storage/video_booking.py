@@ -96,10 +96,14 @@ class SqlVideoBookingRepository:
     async def busy(
         self, staff_id: int, start: datetime, end: datetime, *, except_appointment: int | None = None
     ) -> list[Busy]:
-        claims = select(ClinicianTimeClaim.starts_at, ClinicianTimeClaim.appointment_id).where(
+        touching = select(ClinicianTimeClaim.appointment_id).where(
             ClinicianTimeClaim.staff_id == staff_id,
             ClinicianTimeClaim.starts_at > start - SLOT_STEP,
             ClinicianTimeClaim.starts_at < end,
+        )
+        # Every step of each booking that touches the window, so a clash is named whole.
+        claims = select(ClinicianTimeClaim.starts_at, ClinicianTimeClaim.appointment_id).where(
+            ClinicianTimeClaim.staff_id == staff_id, ClinicianTimeClaim.appointment_id.in_(touching)
         )
         appointments = select(Appointment.id, Appointment.scheduled_at, Appointment.duration_minutes).where(
             Appointment.staff_id == staff_id,
@@ -110,7 +114,13 @@ class SqlVideoBookingRepository:
         if except_appointment is not None:
             claims = claims.where(ClinicianTimeClaim.appointment_id != except_appointment)
             appointments = appointments.where(Appointment.id != except_appointment)
-        found = _merged((await self._session.execute(claims.order_by(ClinicianTimeClaim.starts_at))).all())
+        found = _merged(
+            (
+                await self._session.execute(
+                    claims.order_by(ClinicianTimeClaim.appointment_id, ClinicianTimeClaim.starts_at)
+                )
+            ).all()
+        )
         for _id, at, minutes in (await self._session.execute(appointments)).all():
             finish = at + timedelta(minutes=minutes)
             if finish > start:

@@ -340,7 +340,7 @@ def _bookable_start(starts_at: datetime, now: datetime) -> datetime:
     _require_aware(starts_at, "start")
     if isinstance(starts_at.tzinfo, ZoneInfo) and not exists(starts_at):
         raise VideoError(
-            f"{starts_at:%H:%M} on {starts_at:%a %d %b} does not exist in {starts_at.tzinfo.key}: the clocks "
+            f"{starts_at:%H:%M} on {starts_at:%a} {starts_at.day} {starts_at:%b} does not exist in {starts_at.tzinfo.key}: the clocks "
             "go forward that night. Pick a time after the change."
         )
     utc = starts_at.astimezone(UTC)
@@ -354,7 +354,7 @@ def _bookable_start(starts_at: datetime, now: datetime) -> datetime:
 
 
 def _plain_time(moment: datetime) -> str:
-    return f"{moment:%a %d %b %H:%M} {zone_name(moment)}"
+    return f"{moment:%a} {moment.day} {moment:%b %H:%M} {zone_name(moment)}"
 
 
 def _require_changeable(current: StoredConsultation, now: datetime, verb: str) -> None:
@@ -405,7 +405,7 @@ def _minutes(busy: Busy) -> int:
 def _span(starts_at: datetime, duration_minutes: int, tz: str) -> str:
     local = starts_at.astimezone(zone_of(tz))
     end = local + timedelta(minutes=duration_minutes)
-    return f"{local:%a %d %b %H:%M}–{end.astimezone(zone_of(tz)):%H:%M} {zone_name(local)}"
+    return f"{local:%a} {local.day} {local:%b %H:%M}–{end.astimezone(zone_of(tz)):%H:%M} {zone_name(local)}"
 
 
 async def _claim(

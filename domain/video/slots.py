@@ -9,9 +9,6 @@ from zoneinfo import ZoneInfo
 
 from domain.video.model import SLOT_STEP, VideoError
 
-#: How a wall-clock time is shown in messages about the clinician's day.
-_DAY = "%a %d %b"
-
 
 @dataclass(frozen=True)
 class WorkingSpan:
@@ -45,7 +42,7 @@ def wall_clock_instant(day: date, at: time, tz: str | ZoneInfo) -> datetime:
     local = datetime.combine(day, at.replace(tzinfo=None), tzinfo=zone).replace(fold=0)
     if not exists(local):
         raise VideoError(
-            f"{at:%H:%M} on {day:{_DAY}} does not exist in {zone.key}: the clocks go forward that night. "
+            f"{at:%H:%M} on {day:%a} {day.day} {day:%b} does not exist in {zone.key}: the clocks go forward that night. "
             "Pick a time after the change."
         )
     return local.astimezone(UTC)

@@ -171,6 +171,23 @@ TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
         ("We have answered you", "Hi {{ first_name }}, we have answered your message. Reply here to read our answer and carry on."),
         ("Wir haben geantwortet", "Hallo {{ first_name }}, wir haben auf Ihre Nachricht geantwortet. Antworten Sie hier, um unsere Antwort zu lesen."),
     ),
+    # Video consultations (domain/video/booking.py): the patient is told of a booking, a new time and a
+    # cancellation with the time in their own timezone and their link, on their preferred channel.
+    TemplateText(
+        "video_booked", T, MESSAGING_CHANNELS,
+        ("Your video consultation is booked", "Hi {{ first_name }}, your {{ service }} with {{ clinician }} is booked for {{ appointment_time }}. Join here: {{ link }}"),
+        ("Ihre Videosprechstunde ist gebucht", "Hallo {{ first_name }}, Ihr Termin ({{ service }}) mit {{ clinician }} ist für {{ appointment_time }} gebucht. Hier teilnehmen: {{ link }}"),
+    ),
+    TemplateText(
+        "video_rescheduled", T, MESSAGING_CHANNELS,
+        ("Your video consultation has moved", "Hi {{ first_name }}, your {{ service }} with {{ clinician }} has moved to {{ appointment_time }}. Your link stays the same: {{ link }}"),
+        ("Ihre Videosprechstunde wurde verlegt", "Hallo {{ first_name }}, Ihr Termin ({{ service }}) mit {{ clinician }} ist jetzt am {{ appointment_time }}. Ihr Link bleibt gleich: {{ link }}"),
+    ),
+    TemplateText(
+        "video_cancelled", T, MESSAGING_CHANNELS,
+        ("Your video consultation is cancelled", "Hi {{ first_name }}, your {{ service }} with {{ clinician }} on {{ appointment_time }} is cancelled. Reply here to book a new time."),
+        ("Ihre Videosprechstunde ist abgesagt", "Hallo {{ first_name }}, Ihr Termin ({{ service }}) mit {{ clinician }} am {{ appointment_time }} ist abgesagt. Antworten Sie hier für einen neuen Termin."),
+    ),
 )  # fmt: skip
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -268,6 +285,10 @@ NOTIFICATION_RULES: tuple[tuple[str, str, str, tuple[str, ...], int], ...] = (
     ("payment_failed", "payment.failed", "payment_failed", ("email", "sms"), 0),
     ("welcome", "customer.created", "welcome", ("email", "whatsapp", "telegram", "sms"), 1),
     ("csat_after_visit", "appointment.completed", "csat_survey", ("sms", "whatsapp", "email"), 120),
+    # No channel order: the patient's preferred channel first, then the default order.
+    ("video_booked", "video.booked", "video_booked", (), 0),
+    ("video_rescheduled", "video.rescheduled", "video_rescheduled", (), 0),
+    ("video_cancelled", "video.cancelled", "video_cancelled", (), 0),
 )  # fmt: skip
 RULE_CHANNELS = {name: order for name, _event, _template, order, _offset in NOTIFICATION_RULES}
 
