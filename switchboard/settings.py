@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     jitsi_domain: str = "meet.jitsi"
     #: With SWITCHBOARD_VIDEO_PROVIDER=link: the clinic's meeting URL, or a template with {room}.
     video_link_url: str = ""
+    #: A booked consultation whose patient has not joined this many minutes after its start is a no-show
+    #: (marked by the worker, and the patient offered new times).
+    video_no_show_minutes: int = Field(default=10, ge=1, le=240)
 
     #: CSAT: resolving a live-chat conversation sends the customer a satisfaction survey (on|off).
     csat_surveys: bool = True
