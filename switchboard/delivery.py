@@ -74,5 +74,8 @@ def sandbox_config(settings: Settings, **overrides: object) -> SandboxConfig:
         slack_bot_token=settings.slack_bot_token.get_secret_value(),
         slack_signing_secret=settings.slack_signing_secret.get_secret_value(),
         slack_command=settings.slack_command,
+        jitsi_app_id=settings.jitsi_app_id,
+        jitsi_app_secret=settings.jitsi_app_secret.get_secret_value(),
+        jitsi_domain=settings.jitsi_domain,
     )
     return replace(config, **overrides)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from api.sandbox import console, slack_api, slack_page, telegram_api, twilio_api
 from api.sandbox.config import SandboxConfig
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxState
+from api.sandbox.video_rooms import install_video_rooms
 from api.sandbox.webhooks import WebhookDispatcher
 
 
@@ -23,6 +24,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app.add_routes(slack_api.routes())
     app.add_routes(slack_page.routes())
     app.add_routes(console.routes())
+    install_video_rooms(app, config)
     app.router.add_get("/", _to_console)
     app.router.add_get("/favicon.ico", _icon)
     app.on_startup.append(_start)

@@ -79,6 +79,11 @@ class SandboxConfig:
     #: Slack gives up on a slash command that is not acknowledged within 3 seconds.
     slack_ack_timeout_seconds: float = 3.0
 
+    #: The video room stand-in checks room tokens with these, as a Jitsi with token authentication does.
+    jitsi_app_id: str = "switchboard"
+    jitsi_app_secret: str = "sandbox-jitsi-app-secret-change-me-0123456789"  # noqa: S105
+    jitsi_domain: str = "meet.jitsi"
+
     email_domain: str = "sandbox.switchboard.test"
     #: The bearer token our inbound-email endpoint expects (SWITCHBOARD_API_TOKEN); mail relays post
     #: inbound mail and bounces with a shared secret like this one.
