@@ -71,7 +71,8 @@ MESSAGE_DIMENSIONS = (
     "segment",
     "country",
 )
-APPOINTMENT_DIMENSIONS = ("service", "staff", "location", "kind")
+#: "reminder_channel": the channel the appointment's last reminder went out on ("none" without one).
+APPOINTMENT_DIMENSIONS = ("service", "staff", "location", "kind", "reminder_channel")
 CHAT_DIMENSIONS = ("channel", "staff")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from sqlalchemy import Float, String, and_, cast, exists, func, literal, select
+from sqlalchemy import BigInteger, Float, String, and_, cast, exists, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -23,6 +23,7 @@ from domain.vocabulary import Direction, MessageStatus, OrderStatus
 from storage.models import (
     Appointment,
     BulkMessaging,
+    BusinessEvent,
     ChatSession,
     ChatSlaEvent,
     ConsentRecord,
@@ -86,6 +87,29 @@ def _seconds_between_sqlite(element: SecondsBetween, compiler: SQLCompiler, **kw
 def _seconds_between_postgres(element: SecondsBetween, compiler: SQLCompiler, **kw: Any) -> str:
     earlier, later = list(element.clauses)
     return f"EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}))"
+
+
+class EventIdOf(FunctionElement[int]):
+    """The business event id in a notification message's source_ref ("{rule id}:{event id}"); NULL (or 0 on
+    SQLite) when the reference has another shape."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "event_id_of"
+
+
+@compiles(EventIdOf, "sqlite")
+def _event_id_of_sqlite(element: EventIdOf, compiler: SQLCompiler, **kw: Any) -> str:
+    (reference,) = list(element.clauses)
+    text = compiler.process(reference, **kw)
+    return f"CAST(substr({text}, instr({text}, ':') + 1) AS INTEGER)"
+
+
+@compiles(EventIdOf, "postgresql")
+def _event_id_of_postgres(element: EventIdOf, compiler: SQLCompiler, **kw: Any) -> str:
+    (reference,) = list(element.clauses)
+    text = compiler.process(reference, **kw)
+    return f"CASE WHEN {text} ~ '^[0-9]+:[0-9]{{1,18}}$' THEN CAST(split_part({text}, ':', 2) AS BIGINT) END"
 
 
 @dataclass(frozen=True)
@@ -189,6 +213,47 @@ CUSTOMERS = FactSource(
     ),
 )
 
+#: What the "reminder channel" of an appointment says when no reminder went out for it.
+NO_REMINDER = "none"
+_reminder = _alias(CustomerCommunication, "reminder")
+_reminder_event = _alias(BusinessEvent, "reminder_event")
+_reminded_video = _alias(VideoConsultation, "reminded_video")
+#: A video consultation's reminder: a "video.reminder" business event keyed "video-reminder:{id}:..." that a
+#: notification rule turned into the message (domain.video.reminders).
+_VIDEO_REMINDER = exists(
+    select(literal(1))
+    .select_from(_reminder_event.join(_reminded_video, _reminded_video.c.appointment_id == Appointment.id))
+    .where(
+        _reminder_event.c.id == EventIdOf(_reminder.c.source_ref),
+        _reminder_event.c.event_type == "video.reminder",
+        _reminder_event.c.idempotency_key.like(
+            literal("video-reminder:") + cast(_reminded_video.c.id, String) + literal(":%")
+        ),
+    )
+)
+#: The channel the appointment's last reminder went out on (handed to a provider, whatever came after):
+#: a video reminder, or an appointment reminder keyed "appointment.reminder:appointment:{id}" (the event
+#: feed's and the demo's). Read per appointment through the customer's message timeline index.
+LAST_REMINDER_CHANNEL = func.coalesce(
+    select(_reminder.c.channel)
+    .where(
+        _reminder.c.customer_id == Appointment.customer_id,
+        _reminder.c.direction == Direction.OUTBOUND.value,
+        _reminder.c.source == "notification",
+        _reminder.c.status.in_(SENT_STATUSES),
+        or_(
+            _reminder.c.idempotency_key
+            == literal("appointment.reminder:appointment:") + cast(Appointment.id, String),
+            _VIDEO_REMINDER,
+        ),
+    )
+    .order_by(_reminder.c.created_at.desc(), _reminder.c.id.desc())
+    .limit(1)
+    .correlate(Appointment.__table__)
+    .scalar_subquery(),
+    NO_REMINDER,
+)
+
 APPOINTMENTS = FactSource(
     name="appointments",
     table=Appointment.__table__,
@@ -201,6 +266,7 @@ APPOINTMENTS = FactSource(
             "staff": (_appointment_staff.c.name, ("staff",)),
             "location": (_appointment_location.c.code, ("location",)),
             "kind": (Appointment.kind, ()),
+            "reminder_channel": (LAST_REMINDER_CHANNEL, ()),
         }
     ),
     joins=MappingProxyType(
