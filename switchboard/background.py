@@ -44,6 +44,7 @@ from storage.schedules import DueSchedule
 from switchboard.delivery import build_dispatcher
 from switchboard.errors import StartupError
 from switchboard.sla_watch import SlaWatch
+from switchboard.video_watch import NO_SHOW_TICK_SECONDS, REMINDER_TICK_SECONDS, VideoWatch
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class BackgroundServices:
         #: Each job's last success and failure, written out by the heartbeat (never once per pass).
         self.health = JobHealth(utc_now)
         self._sla_watch: SlaWatch | None = None
+        self._video_watch = VideoWatch(container.database, settings)
 
     def jobs(self) -> tuple[Job, ...]:
         """The job table: every periodic pass a worker runs besides delivery and the report scheduler."""
@@ -101,6 +103,8 @@ class BackgroundServices:
             Job("waiting room", 1.0, self.tell_waiting_patients, wake=self.container.patient_waiting),
             Job("campaign planning", 2.0, self.plan_campaigns),
             Job("notifications", 2.0, self.process_events),
+            Job("video reminders", REMINDER_TICK_SECONDS, self.send_video_reminders),
+            Job("video no-shows", NO_SHOW_TICK_SECONDS, self.mark_video_no_shows),
             Job("snoozed conversations", 30.0, self.wake_snoozed_chats),
             Job("live-chat SLAs", 30.0, self.watch_slas),
             Job("heartbeat", HEARTBEAT_SECONDS, self.heartbeat, tracked=False),
@@ -200,6 +204,12 @@ class BackgroundServices:
 
     async def wake_snoozed_chats(self) -> int:
         return await wake_snoozed_chats(self.container.units.desk(), utc_now())
+
+    async def send_video_reminders(self) -> None:
+        await self._video_watch.reminders()
+
+    async def mark_video_no_shows(self) -> None:
+        await self._video_watch.no_shows()
 
     async def watch_slas(self) -> SlaPassResult:
         if self._sla_watch is None:

@@ -39,6 +39,7 @@ from storage.units import UnitsOfWork
 from switchboard.chat_threads import SlackThreadDesk, TelegramConversationDesk
 from switchboard.policies import business_consent_policy, business_csat_policy, business_unsubscribe_links
 from switchboard.settings import Settings
+from switchboard.video_watch import video_replies
 from switchboard.waiting_room import WaitingRoomWatch, waiting_room_watch
 
 
@@ -98,7 +99,9 @@ class Container:
         return business_csat_policy(self.settings)
 
     def inbound_policy(self) -> InboundPolicy:
-        return InboundPolicy(self.settings.business_name)
+        return InboundPolicy(
+            self.settings.business_name, video=video_replies(self.settings, lambda: self.video_rooms)
+        )
 
     @cached_property
     def webhook_reader(self) -> ProviderWebhookReader:

@@ -49,6 +49,7 @@ from domain.messages.sending import (
     preview_message,
     queue_message,
 )
+from domain.video.replies import ReplyHandled, VideoReplies, answer_video_reply
 from domain.vocabulary import (
     OUTBOUND_CHANNELS,
     REPLY_ONLY_CHANNELS,
@@ -74,6 +75,8 @@ class InboundPolicy:
     """What inbound handling needs to know about the business."""
 
     business_name: str
+    #: Video consultations: how a patient's "1", "2" or offered letter is answered; None: it is not.
+    video: VideoReplies | None = None
 
 
 async def receive_webhook(
@@ -191,7 +194,19 @@ async def handle_customer_message(
         and action is None
         and await capture_survey_answer(uow, customer_id, message, communication_id, now)
     )
-    if customer_id is not None and action is None and answered_survey is not SurveyReply.SCORE:
+    # Video consultations (domain/video/replies.py): "1" or "2" to a reminder, or a letter picking an offered
+    # time, is answered automatically and, like a score, gives no agent work.
+    video_reply = (
+        None
+        if customer_id is None or action is not None or answered_survey or policy.video is None
+        else await answer_video_reply(policy.video, uow, store, customer_id, message, communication_id, now)
+    )
+    if (
+        customer_id is not None
+        and action is None
+        and answered_survey is not SurveyReply.SCORE
+        and video_reply is not ReplyHandled.ANSWERED
+    ):
         chat_id = await store.append_to_chat(
             customer_id, message.channel, communication_id, message.body, now
         )

@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.notifications.rules import APPOINTMENT_AT, MAX_OFFSET_MINUTES
 from domain.transaction import Transaction
+from domain.video.booking import patient_link, time_in
 from domain.video.model import DEFAULT_REMINDER_MINUTES
 
 REMINDER_EVENT = "video.reminder"
@@ -111,25 +111,6 @@ def reminder_steps(candidate: ReminderCandidate, now: datetime) -> list[Reminder
     return steps
 
 
-def zone_named(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-_WEEKDAYS_DE = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")
-
-
-def local_time_text(moment: datetime, timezone: str | None, locale: str = "en") -> str:
-    """A moment as its reader sees it, with the zone named: "Tue 8 Dec, 10:30 (Europe/Berlin)"."""
-    zone = zone_named(timezone)
-    local = moment.astimezone(zone)
-    if locale.lower().startswith("de"):
-        return f"{_WEEKDAYS_DE[local.weekday()]} {local:%d.%m.}, {local:%H:%M} ({zone.key})"
-    return f"{local:%a} {local.day} {local:%b}, {local:%H:%M} ({zone.key})"
-
-
 def lead_time_words(minutes: int) -> str:
     """How far ahead a reminder goes, in words: "1 day", "2 hours", "90 minutes"."""
     if minutes % (24 * 60) == 0:
@@ -141,11 +122,6 @@ def lead_time_words(minutes: int) -> str:
     return f"{minutes} minutes"
 
 
-def patient_link(public_url: str, link_token: str | None) -> str:
-    """The patient's `/v/TOKEN` link; empty when the consultation has no link yet."""
-    return f"{public_url.rstrip('/')}/v/{link_token}" if link_token else ""
-
-
 def reminder_payload(candidate: ReminderCandidate, step: ReminderStep, public_url: str) -> dict[str, Any]:
     """What the reminder template sees (plain JSON values); `appointment_at` anchors the rule's offset."""
     payload: dict[str, Any] = {
@@ -154,7 +130,7 @@ def reminder_payload(candidate: ReminderCandidate, step: ReminderStep, public_ur
         "version": candidate.version,
         "minutes_before": step.minutes,
         "lead_time": lead_time_words(step.minutes),
-        "appointment_time": local_time_text(
+        "appointment_time": time_in(
             candidate.scheduled_at, candidate.customer_timezone, candidate.customer_locale
         ),
         "service": candidate.service or "video consultation",

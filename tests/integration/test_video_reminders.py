@@ -8,14 +8,21 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from domain.conversations.model import CustomerMessage
+from domain.conversations.use_cases import InboundPolicy, handle_customer_message
+from domain.delivery.ports import InboundMessage
 from domain.notifications.model import NotificationRuleDraft
 from domain.notifications.use_cases import create_notification_rule, process_pending_events
+from domain.video.rebooking import RebookingPolicy
 from domain.video.reminders import REMINDER_EVENT, RULE_OFFSET_MINUTES, SKIPPED_EVENT, send_due_reminders
-from domain.vocabulary import MessageCategory
+from domain.video.replies import VideoReplies
+from domain.vocabulary import Channel, MessageCategory
+from providers.video.link import PlainLinkRooms
 from storage.database import Database
 from storage.models import (
     Appointment,
     BusinessEvent,
+    ChatSession,
     CustomerCommunication,
     Location,
     MessageTemplate,
@@ -23,9 +30,11 @@ from storage.models import (
     StaffUser,
     VideoConsultation,
 )
-from storage.models.video import ClinicianHours
+from storage.models.video import ClinicianHours, VideoRebookOffer
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.queries.video_reminders import reminder_log
+from storage.units import UnitsOfWork
+from storage.video_no_shows import inbound_rebooking_desk
 from storage.video_reminders import SqlReminderUnitOfWork
 from tests.integration.test_campaigns import add_customer
 
@@ -171,7 +180,7 @@ async def test_each_reminder_is_recorded_once_and_sent_through_the_rule_with_the
     [message] = await outbox(database)
     assert (message.channel, message.status, message.source) == ("sms", "planned", "notification")
     assert message.next_attempt_at == day_before
-    assert f"{PUBLIC}/v/tok" in message.body and "Thu 10 Dec, 09:00 (Europe/Berlin)" in message.body
+    assert f"{PUBLIC}/v/tok" in message.body and "Thu 10 Dec 09:00 CET" in message.body
     assert "Dr Mara Weiss" in message.body and "Reply 1 to confirm" in message.body
 
     two_hours = starts - timedelta(hours=2)
@@ -247,3 +256,159 @@ async def test_two_workers_at_once_record_each_reminder_once(database: Database)
     results = await asyncio.gather(*(run_pass(database, NOW + timedelta(minutes=5)) for _ in range(3)))
     assert sum(sent for sent, _ in results) == 5
     assert len(await reminder_events(database)) == 5 + 5  # each: the 2-hour one sent, the day-before skipped
+
+
+# --- the patient's answers ------------------------------------------------------------------------------------
+
+ROOMS = PlainLinkRooms("https://meet.example/{room}")
+PHONE = "+4915100000001"
+
+
+def inbound_policy() -> InboundPolicy:
+    return InboundPolicy(
+        "Northwind", video=VideoReplies(RebookingPolicy(ROOMS, PUBLIC), inbound_rebooking_desk)
+    )
+
+
+async def patient_writes(database: Database, body: str, at: datetime, *, ref: str) -> None:
+    message = InboundMessage("twilio", Channel.SMS, ref, PHONE, "+15005550006", body, at)
+    async with UnitsOfWork(database, "UTC").conversations() as uow:
+        await handle_customer_message(uow, CustomerMessage(message), inbound_policy(), at)
+        await uow.commit()
+
+
+async def replies(database: Database) -> list[str]:
+    return [m.body for m in await outbox(database) if m.source == "system"]
+
+
+async def consultation_row(database: Database, consultation_id: int) -> VideoConsultation:
+    async with database.sessions() as session:
+        row = await session.get(VideoConsultation, consultation_id)
+        assert row is not None
+        return row
+
+
+async def open_chats(database: Database) -> int:
+    async with database.sessions() as session:
+        return len(list(await session.scalars(select(ChatSession))))
+
+
+async def test_a_1_confirms_the_reminded_consultation_and_opens_no_agent_work(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=20)
+    appointment, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+    assert await run_pass(database, NOW) == (1, 0)
+
+    await patient_writes(database, " 1 ", NOW + timedelta(minutes=3), ref="SM1")
+
+    row = await consultation_row(database, consultation)
+    assert (row.status, row.confirmed_at) == ("confirmed", NOW + timedelta(minutes=3))
+    async with database.sessions() as session:
+        booked = await session.get(Appointment, appointment)
+        assert booked is not None and booked.status == "confirmed"
+    [answer] = await replies(database)
+    assert answer.startswith(
+        "Thanks, you're confirmed for your Video skin consultation with Dr Mara Weiss on "
+    )
+    assert "CET" in answer and f"{PUBLIC}/v/tok{appointment}x" in answer
+    assert await open_chats(database) == 0
+
+
+async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=20)
+    _, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+    await run_pass(database, NOW)
+
+    await patient_writes(database, "2", NOW + timedelta(minutes=1), ref="SM2")
+    [offer_text] = await replies(database)
+    # 09:01 in Berlin: times from an hour on, an hour apart, within the clinician's hours.
+    assert offer_text == (
+        "No problem. New times with Dr Mara Weiss: A) Tue 8 Dec 10:05 CET, B) Tue 8 Dec 11:05 CET, "
+        "C) Tue 8 Dec 12:05 CET; reply A, B or C to book it. Your current time stays booked until you choose."
+    )
+    async with database.sessions() as session:
+        [offer] = list(await session.scalars(select(VideoRebookOffer)))
+    assert (offer.channel, len(offer.slots), offer.answered_at) == ("sms", 3, None)
+
+    await patient_writes(database, "b", NOW + timedelta(minutes=2), ref="SM3")
+    row = await consultation_row(database, consultation)
+    assert row.scheduled_at == datetime(2026, 12, 8, 10, 5, tzinfo=UTC) and row.version == 2
+    assert row.status == "scheduled"
+    assert (await replies(database))[-1] == (
+        "Done: your Video skin consultation with Dr Mara Weiss is now on Tue 8 Dec 11:05 CET."
+    )
+    async with database.sessions() as session:
+        answered = await session.get(VideoRebookOffer, offer.id)
+        assert (
+            answered is not None and answered.rebooked_id == consultation and answered.answered_at is not None
+        )
+    assert await open_chats(database) == 0
+
+    # The same letter again: no offer is open any more, so it is an ordinary message for an agent.
+    await patient_writes(database, "b", NOW + timedelta(minutes=4), ref="SM4")
+    assert len(await replies(database)) == 2 and await open_chats(database) == 1
+
+
+async def test_a_time_taken_meanwhile_gets_fresh_times(database: Database) -> None:
+    w = await world(database)
+    other = await add_customer(database, "Bob Jones", phone="+4915100000002")
+    starts = NOW + timedelta(hours=20)
+    await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+    await run_pass(database, NOW)
+    await patient_writes(database, "2", NOW + timedelta(minutes=1), ref="SM5")
+    # Someone else books 10:05 before the patient answers.
+    await add_consultation(database, other, w["staff"], w["service"], datetime(2026, 12, 8, 9, 5, tzinfo=UTC),
+                           booked_at=NOW)  # fmt: skip
+    async with database.sessions() as session:
+        from storage.models.video import ClinicianTimeClaim
+
+        taken = await session.scalar(select(Appointment.id).where(Appointment.customer_id == other))
+        session.add_all(
+            [ClinicianTimeClaim(staff_id=w["staff"], starts_at=datetime(2026, 12, 8, 9, m, tzinfo=UTC),
+                                appointment_id=taken) for m in range(5, 35, 5)]
+        )  # fmt: skip
+        await session.commit()
+
+    await patient_writes(database, "A", NOW + timedelta(minutes=2), ref="SM6")
+    answer = (await replies(database))[-1]
+    assert answer.startswith("Sorry, that time has just been taken. A) Tue 8 Dec 10:35 CET")
+    async with database.sessions() as session:
+        offers = list(await session.scalars(select(VideoRebookOffer).order_by(VideoRebookOffer.id)))
+    assert [o.answered_at is not None for o in offers] == [True, False]
+
+
+async def test_a_2_after_the_consultation_passed_is_offered_new_times(database: Database) -> None:
+    w = await world(database)
+    starts = NOW + timedelta(hours=2)
+    _, consultation = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
+    )
+    await run_pass(database, NOW)
+    later = starts + timedelta(hours=1)
+    async with database.sessions() as session:
+        await session.execute(update(VideoConsultation).values(status="no_show"))
+        await session.commit()
+
+    await patient_writes(database, "2", later, ref="SM7")
+    answer = (await replies(database))[-1]
+    assert answer.startswith(
+        "That consultation has already passed. New times with Dr Mara Weiss: A) Tue 8 Dec 13:00 CET"
+    )
+    await patient_writes(database, "1", later + timedelta(minutes=1), ref="SM8")
+    assert (await replies(database))[-1].startswith(
+        "That consultation has already passed; reply to this message"
+    )
+    assert (await consultation_row(database, consultation)).status == "no_show"
+
+
+async def test_a_1_without_a_recent_reminder_is_an_ordinary_message(database: Database) -> None:
+    await world(database)
+    await patient_writes(database, "1", NOW, ref="SM9")
+    assert await replies(database) == [] and await open_chats(database) == 1

@@ -1,0 +1,173 @@
+"""No-shows: the watcher marking consultations nobody joined, and staff marking (or correcting) any appointment.
+
+The watcher (`mark_missed_consultations`, every half minute) claims each booked or confirmed consultation
+whose start plus the no-show delay has passed without a patient join, with a conditional update, so several
+workers mark it once. The consultation and its appointment become no-shows (audited as the system), and the
+patient is offered new times on their channel (domain/video/rebooking.py).
+
+Staff mark an appointment a no-show, or correct one back to attended, from the bot or the dashboard, for
+video and in-person appointments alike; both refuse an appointment that has not begun, and both are audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from domain.audit import AuditEntry
+from domain.video.booking import time_in
+from domain.video.model import VideoError
+from domain.video.rebooking import RebookingUnitOfWork, send_offer
+from domain.vocabulary import AppointmentStatus
+
+SYSTEM = "system"
+PASS_LIMIT = 200
+
+
+class AppointmentNotFound(VideoError):
+    pass
+
+
+@dataclass(frozen=True)
+class AppointmentFacts:
+    """An appointment as marking it needs: when, its status, and its video consultation if it has one."""
+
+    appointment_id: int
+    customer_id: int
+    customer: str
+    kind: str
+    status: AppointmentStatus
+    scheduled_at: datetime
+    duration_minutes: int
+    consultation_id: int | None
+    rebook_offered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Marked:
+    """What marking did, for the reply: the appointment as it now is, and the times offered (if any)."""
+
+    appointment: AppointmentFacts
+    previous: AppointmentStatus
+    offered: tuple[datetime, ...] = ()
+    offer_sent: bool = False
+
+
+class NoShowBook(Protocol):
+    """Appointments and consultations as no-show marking needs them (nothing here commits)."""
+
+    async def claim_missed(self, started_before: datetime, at: datetime, limit: int) -> list[int]:
+        """Mark booked or confirmed consultations that began before `started_before` with no patient join
+        as no-shows (consultation and appointment), by the system, in one conditional update each; the ids
+        this call marked (another worker's are not returned)."""
+
+    async def appointment(
+        self, appointment_id: int, *, for_update: bool = False
+    ) -> AppointmentFacts | None: ...
+
+    async def set_outcome(
+        self, appointment: AppointmentFacts, status: AppointmentStatus, *, by: str, at: datetime
+    ) -> None:
+        """The appointment's status, and its consultation's to match (no-show: when and by whom; attended:
+        completed, the no-show mark cleared)."""
+
+
+class NoShowUnitOfWork(RebookingUnitOfWork, Protocol):
+    @property
+    def no_shows(self) -> NoShowBook: ...
+
+
+async def mark_missed_consultations(
+    open_uow: Callable[[], NoShowUnitOfWork],
+    now: datetime,
+    *,
+    after: timedelta,
+    process_events: Callable[[], Awaitable[object]] | None = None,
+    limit: int = PASS_LIMIT,
+) -> list[int]:
+    """The watcher's pass: consultations nobody joined within `after` of their start become no-shows, each
+    once, and their patients are offered new times; the ids marked."""
+    async with open_uow() as uow:
+        marked = await uow.no_shows.claim_missed(now - after, now, limit)
+        for consultation_id in marked:
+            uow.audit.record(
+                AuditEntry(SYSTEM, SYSTEM, "video.no_show", f"video_consultation:{consultation_id}",
+                           {"after_minutes": int(after.total_seconds() // 60)})
+            )  # fmt: skip
+            facts = await uow.rebooking.consultation(consultation_id)
+            if facts is not None:
+                await send_offer(uow.rebooking, facts, now, key=f"video.no_show:{consultation_id}")
+        await uow.commit()
+    if marked and process_events is not None:
+        await process_events()
+    return marked
+
+
+async def mark_no_show(
+    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime
+) -> Marked:
+    """Staff mark an appointment that has begun as a no-show (video or in person); a video patient is
+    offered new times. Audited."""
+    async with uow:
+        appointment = await _appointment(uow, appointment_id)
+        _require_begun(appointment, now, "a no-show")
+        if appointment.status is AppointmentStatus.CANCELLED:
+            raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be a no-show.")
+        if appointment.status is AppointmentStatus.NO_SHOW:
+            raise VideoError(f"Appointment {appointment_id} is already marked as a no-show.")
+        await uow.no_shows.set_outcome(appointment, AppointmentStatus.NO_SHOW, by=actor, at=now)
+        _audit(uow, actor, via, "appointment.no_show", appointment)
+        offered: list[datetime] = []
+        sent = False
+        if appointment.consultation_id is not None and appointment.rebook_offered_at is None:
+            facts = await uow.rebooking.consultation(appointment.consultation_id)
+            if facts is not None:
+                key = f"video.no_show:{appointment.consultation_id}"
+                offered = await send_offer(uow.rebooking, facts, now, key=key)
+                sent = True
+        marked = await _appointment(uow, appointment_id)
+        await uow.commit()
+    return Marked(marked, appointment.status, tuple(offered), sent)
+
+
+async def mark_attended(
+    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime
+) -> Marked:
+    """Staff record that the patient came (correcting a wrong no-show, or closing a visit); audited."""
+    async with uow:
+        appointment = await _appointment(uow, appointment_id)
+        _require_begun(appointment, now, "attended")
+        if appointment.status is AppointmentStatus.CANCELLED:
+            raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be marked attended.")
+        if appointment.status is AppointmentStatus.COMPLETED:
+            raise VideoError(f"Appointment {appointment_id} is already marked attended.")
+        await uow.no_shows.set_outcome(appointment, AppointmentStatus.COMPLETED, by=actor, at=now)
+        _audit(uow, actor, via, "appointment.attended", appointment)
+        marked = await _appointment(uow, appointment_id)
+        await uow.commit()
+    return Marked(marked, appointment.status)
+
+
+async def _appointment(uow: NoShowUnitOfWork, appointment_id: int) -> AppointmentFacts:
+    found = await uow.no_shows.appointment(appointment_id, for_update=True)
+    if found is None:
+        raise AppointmentNotFound(f"There is no appointment {appointment_id}.")
+    return found
+
+
+def _require_begun(appointment: AppointmentFacts, now: datetime, what: str) -> None:
+    if appointment.scheduled_at > now:
+        when = time_in(appointment.scheduled_at, "UTC")
+        raise VideoError(
+            f"Appointment {appointment.appointment_id} has not begun yet (it starts {when}); "
+            f"it can only be marked {what} once it has."
+        )
+
+
+def _audit(uow: NoShowUnitOfWork, actor: str, via: str, action: str, appointment: AppointmentFacts) -> None:
+    detail: dict[str, object] = {"from": appointment.status.value, "kind": appointment.kind}
+    if appointment.consultation_id is not None:
+        detail["consultation_id"] = appointment.consultation_id
+    uow.audit.record(AuditEntry(actor, via, action, f"appointment:{appointment.appointment_id}", detail))

@@ -1,0 +1,77 @@
+"""The worker's video jobs, wired: reminders as they come due, and no-shows with their rebooking offers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from domain.clock import utc_now
+from domain.notifications.use_cases import process_pending_events
+from domain.video.no_shows import mark_missed_consultations
+from domain.video.ports import VideoRooms
+from domain.video.rebooking import RebookingPolicy
+from domain.video.reminders import ReminderPass, send_due_reminders
+from domain.video.replies import VideoReplies
+from storage.database import Database
+from storage.notifications import SqlNotificationUnitOfWork
+from storage.video_no_shows import SqlNoShowUnitOfWork, inbound_rebooking_desk
+from storage.video_reminders import SqlReminderUnitOfWork
+from switchboard.policies import business_consent_policy
+from switchboard.settings import ConfigurationError, Settings
+
+log = logging.getLogger(__name__)
+
+#: Reminders are looked for every second: the bench's target is a reminder with the provider within a second
+#: of its time (a pass with nothing due is one indexed read).
+REMINDER_TICK_SECONDS = 1.0
+NO_SHOW_TICK_SECONDS = 30.0
+
+
+class VideoWatch:
+    """`VideoWatch(database, settings)`: `reminders()` and `no_shows()` are one pass of each job."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self._database = database
+        self._settings = settings
+
+    def _tz(self) -> str:
+        return self._settings.business_timezone
+
+    async def _process_events(self, now: datetime) -> None:
+        """Turn the events just recorded into outbox rows now rather than on the notifications job's tick."""
+        await process_pending_events(
+            lambda: SqlNotificationUnitOfWork(self._database, business_tz=self._tz()),
+            now,
+            policy=business_consent_policy(self._settings),
+        )
+
+    async def reminders(self, now: datetime | None = None) -> ReminderPass:
+        moment = now or utc_now()
+        return await send_due_reminders(
+            lambda: SqlReminderUnitOfWork(self._database, business_tz=self._tz()),
+            moment,
+            public_url=self._settings.public_url,
+            process_events=lambda: self._process_events(moment),
+            read_uow=lambda: SqlReminderUnitOfWork(self._database, read_only=True, business_tz=self._tz()),
+        )
+
+    async def no_shows(self, now: datetime | None = None) -> list[int]:
+        moment = now or utc_now()
+        return await mark_missed_consultations(
+            lambda: SqlNoShowUnitOfWork(self._database, business_tz=self._tz()),
+            moment,
+            after=timedelta(minutes=self._settings.video_no_show_minutes),
+            process_events=lambda: self._process_events(moment),
+        )
+
+
+def video_replies(settings: Settings, rooms: Callable[[], VideoRooms]) -> VideoReplies | None:
+    """How the inbound handler answers "1", "2" and offered letters: booking with the clinic's rooms, on the
+    inbound transaction's session; None while the rooms are not set up (those are then ordinary messages)."""
+    try:
+        built = rooms()
+    except ConfigurationError as error:
+        log.warning("video replies are not answered: %s", error)
+        return None
+    return VideoReplies(RebookingPolicy(built, settings.public_url), inbound_rebooking_desk)
