@@ -178,7 +178,7 @@ class SqlWaitingRoom:
                 telegram_user_id=staff.telegram_user_id if staff and staff.active else None,
                 service_name=service_name,
             )
-            for join, consultation, patient_name, staff, service_name in rows.tuples()
+            for join, consultation, patient_name, staff, service_name in rows
         ]
 
     async def alerted_since(
