@@ -335,6 +335,7 @@ def service_rows() -> list[Row]:
             "duration_minutes": s.duration_minutes,
             "price_minor": s.price_minor,
             "currency": "EUR",
+            "reminder_minutes": None,  # the business's default reminder times
         }
         for s in SERVICES
     ]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from zoneinfo import ZoneInfo
 
+from domain.video.model import DEFAULT_NO_SHOW_AFTER
 from storage.seeding.catalogue import (
     CLINICS,
     IN_PERSON_SERVICES,
@@ -18,6 +19,7 @@ from storage.seeding.catalogue import (
 )
 from storage.seeding.people import APPOINTMENT_RATE, ORDER_RATE, Customer
 from storage.seeding.plan import weighted
+from storage.seeding.video import consultation_links
 from storage.seeding.world import World, poisson
 
 #: Where orders come from when no campaign prompted them.
@@ -294,11 +296,16 @@ def _video_room(world: World, rng: random.Random, appointment: Row) -> None:
     if status == "completed":
         started_at = scheduled_at + timedelta(seconds=rng.randint(-120, _VIDEO_LATE_MINUTES * 60))
         ended_at = started_at + timedelta(minutes=duration + rng.randint(-5, _VIDEO_OVERRUN_MINUTES))
+    consultation_id = world.ids.next("video_consultations")
+    links = consultation_links(world.seed, consultation_id, f"{rng.getrandbits(64):016x}")
+    joined = started_at if status == "completed" else None
     world.sink.add(
         "video_consultations",
-        {"id": world.ids.next("video_consultations"), "appointment_id": appointment["id"],
+        {"id": consultation_id, "appointment_id": appointment["id"],
          "customer_id": appointment["customer_id"], "staff_id": appointment["staff_id"], "status": status,
-         "room_url": f"https://video.northwind.example/room/{rng.getrandbits(64):016x}",
          "scheduled_at": scheduled_at, "started_at": started_at, "ended_at": ended_at,
-         "created_at": appointment["created_at"]},
+         "created_at": appointment["created_at"], "duration_minutes": duration, **links, "version": 1,
+         "confirmed_at": None, "patient_joined_at": joined, "clinician_joined_at": joined,
+         "no_show_at": scheduled_at + DEFAULT_NO_SHOW_AFTER if status == "no_show" else None,
+         "no_show_by": "system" if status == "no_show" else None, "rebook_offered_at": None},
     )  # fmt: skip

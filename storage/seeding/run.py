@@ -27,6 +27,7 @@ from storage.seeding.people import PhoneBook
 from storage.seeding.plan import Calendar, DatabaseNotEmpty, SeedPlan, SeedSummary, derive_rng
 from storage.seeding.sla import seed_sla_history, sla_policy_rows
 from storage.seeding.story import customer_story
+from storage.seeding.video import clinician_hours_rows, seed_time_claims
 from storage.seeding.widget import widget_key_rows
 from storage.seeding.world import World
 from storage.seeding.writer import IdSequence, RowSink
@@ -45,7 +46,7 @@ SEEDED_TABLES: tuple[str, ...] = (
     "consent_records", "customer_consents", "orders", "payments", "refunds", "appointments",
     "video_consultations", "customer_communications", "chat_sessions", "chat_messages",
     "communication_analytics", "canned_replies", "chat_widget_keys", "chat_widget_visitors",
-    "sla_policies", "chat_sla_events",
+    "sla_policies", "chat_sla_events", "clinician_hours", "clinician_time_claims",
 )  # fmt: skip
 
 
@@ -85,6 +86,7 @@ async def seed_database(
         "sla_policies": sla_policy_rows(set_up_at),
         "canned_replies": canned_reply_rows(set_up_at, created_by=1),
         "chat_widget_keys": widget_key_rows(set_up_at),
+        "clinician_hours": clinician_hours_rows(members),
     }
     async with database.engine.connect() as connection, _bulk_load(connection):
         async with connection.begin():
@@ -116,6 +118,7 @@ async def seed_database(
             await sink.flush(connection)
             await seed_sla_history(connection, sink, ids, setup["sla_policies"], calendar.end_at)
             await sink.flush(connection)
+            await seed_time_claims(connection, sink)
             if database.dialect == "postgresql":
                 await _advance_sequences(connection)
     return SeedSummary(dict(sink.counts))
