@@ -14,10 +14,11 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import PERIODS, Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.video.model import ACTIVE_STATUSES, STATUS_WORDS, ConsultationStatus
 from domain.video.reminders import lead_time_words
 from domain.vocabulary import Role
+from reports.query import MetricQuery, run_query
 from storage.queries.video import (
     ConsultationLine,
     clinicians_with_consultations,
@@ -26,6 +27,7 @@ from storage.queries.video import (
     reminder_logs,
 )
 from storage.queries.video_reminders import ReminderLogLine
+from switchboard.wiring import Container
 
 #: The spans the list offers, in the order its tabs show them.
 SPANS = {"today": "Today", "week": "This week"}
@@ -47,6 +49,14 @@ REMINDER_WORDS = {
     "not sent": "not sent",
 }
 WHO_WORDS = {"patient": "Patient", "clinician": "Clinician"}
+#: The no-show rate's breakouts on the page: (dimension, heading), over the last 30 days.
+NO_SHOW_BREAKOUTS = (
+    ("staff", "By clinician"),
+    ("service", "By service"),
+    ("location", "By clinic"),
+    ("reminder_channel", "By reminder channel"),
+)
+NO_SHOW_PERIOD = "last_30_days"
 
 
 def status_word(status: str) -> str:
@@ -141,6 +151,32 @@ def by_clinician(rows: Sequence[tuple[ConsultationLine, dict[str, Any]]]) -> lis
     return groups
 
 
+def _breakout_value(dimension: str, value: str | None) -> str:
+    if dimension == "reminder_channel":
+        return "no reminder" if value == "none" else CHANNEL_WORDS.get(value or "", value or "—")
+    return "not set" if value in (None, "(none)") else value
+
+
+async def no_show_breakouts(container: Container, formats: Formats, now: datetime) -> list[dict[str, Any]]:
+    """The no-show rate over the last 30 days split each way (the analytics rollups answer these)."""
+    label, period = PERIODS[NO_SHOW_PERIOD]
+    tables = []
+    for dimension, heading in NO_SHOW_BREAKOUTS:
+        result = await run_query(
+            container.database,
+            MetricQuery(("no_show_rate",), period, dimensions=(dimension,)),
+            now=now,
+            business_tz=formats.timezone,
+        )
+        rows = [
+            {"value": _breakout_value(dimension, s.dimension_value), "rate": formats.percent(s.total)}
+            for s in result.series
+            if s.total is not None
+        ]
+        tables.append({"dimension": dimension, "heading": heading, "rows": rows, "period": label})
+    return tables
+
+
 def _number(value: str | None) -> int | None:
     text = (value or "").strip()
     return int(text) if text.isdigit() and len(text) < 19 else None
@@ -158,6 +194,7 @@ class VideoPages(StaffPages):
         reminders = await reminder_logs(container.database, [line.id for line in lines])
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
         clinicians = await clinicians_with_consultations(container.database, start, end)
+        no_shows = await no_show_breakouts(container, clock.formats, now)
         return page(
             request,
             "communication/video.html",
@@ -173,6 +210,7 @@ class VideoPages(StaffPages):
             clinicians=clinicians,
             staff_id=staff_id,
             may_act=staff_of(request).may(Role.AGENT),
+            no_shows=no_shows,
         )
 
     @get("/communication/video/{consultation_id:int}", name="video_consultation")

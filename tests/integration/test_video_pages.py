@@ -86,6 +86,22 @@ async def test_today_lists_each_clinicians_consultations_with_status_reminders_a
     assert 'href="/communication/video"' in html, "the page is in the communication navigation"
 
 
+async def test_the_no_show_rate_by_clinician_service_clinic_and_reminder_channel(
+    client: Client, world: VideoWorld
+) -> None:
+    await sign_in(client, world, VIEWER)
+    html = (await client.get("/communication/video")).text
+    section = html[html.index('id="no-shows-title"') :]
+    by_clinician = section[section.index('id="no-shows-staff"') : section.index('id="no-shows-service"')]
+    assert '<td>Dr. Ben Roth</td><td class="num">100.0%</td>' in by_clinician
+    assert '<td>Dr. Anna Vogel</td><td class="num">0.0%</td>' in by_clinician
+    by_channel = section[section.index('id="no-shows-reminder_channel"') :]
+    assert '<td>Telegram</td><td class="num">100.0%</td>' in by_channel
+    assert '<td>WhatsApp</td><td class="num">0.0%</td>' in by_channel
+    assert '<td>SKIN-VIDEO</td><td class="num">50.0%</td>' in section
+    assert '<td>BER</td><td class="num">50.0%</td>' in section
+
+
 async def test_this_week_and_the_clinician_filter(client: Client, world: VideoWorld) -> None:
     await sign_in(client, world, VIEWER)
     week = (await client.get("/communication/video?span=week")).text

@@ -124,6 +124,9 @@ async def build_video_world(database: Database, now: datetime | None = None) -> 
         later = await consultation(dan, anna, local(other_day_this_week(today), 9, 30), "scheduled")
         next_week = await consultation(clara, anna, local(today + timedelta(days=7), 10), "scheduled")
         future = await consultation(clara, anna, local(today + timedelta(days=2), 15), "scheduled")
+        # Ten days ago (in no list of this week): Anna's patient came, Ben's did not.
+        past_done = await consultation(clara, anna, local(today - timedelta(days=10), 10), "completed")
+        past_missed = await consultation(dan, ben, local(today - timedelta(days=10), 11), "no_show")
         session.add(VideoJoin(consultation_id=confirmed, who="patient", joined_at=local(today, 9, 55)))
         joined = await session.get(VideoConsultation, confirmed)
         assert joined is not None
@@ -174,6 +177,8 @@ async def build_video_world(database: Database, now: datetime | None = None) -> 
         await reminder(confirmed, clara, 1440, "whatsapp", "delivered")
         await reminder(confirmed, clara, 120, "sms", "suppressed", "Quiet hours until 08:00 Europe/Berlin.")
         await reminder(no_show, hostile, 1440, "sms", "delivered")
+        await reminder(past_done, clara, 1440, "whatsapp", "read")
+        await reminder(past_missed, dan, 1440, "telegram", "delivered")
         await session.commit()
         staff = {email: row.id for email, row in people.items()}
         customers = {"clara": clara.id, "hostile": hostile.id, "dan": dan.id}
