@@ -29,6 +29,7 @@ from storage.templates import SqlTemplateUnitOfWork
 from storage.unit_of_work import SqlUnitOfWork
 from storage.video_booking import SqlVideoBookingUnitOfWork
 from storage.video_links import SqlVideoLinkUnitOfWork, SqlWaitingRoomUnitOfWork
+from storage.video_no_shows import SqlNoShowUnitOfWork
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,7 @@ class UnitsOfWork:
 
     def waiting_room(self) -> SqlWaitingRoomUnitOfWork:
         return SqlWaitingRoomUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def video_no_shows(self) -> SqlNoShowUnitOfWork:
+        """Marking no-shows and attended visits, and offering new times."""
+        return SqlNoShowUnitOfWork(self.database, business_tz=self.business_tz)
