@@ -19,6 +19,7 @@ from bot.commands import (
     rules,
     status,
     templates,
+    video,
 )
 from bot.commands import sla as sla_commands
 from bot.commands.context import CommandContext
@@ -360,6 +361,57 @@ _ROWS = (
         ("canned", "canned resch", "canned hours for 12"),
     ),
     CommandSpec(
+        "video book",
+        video.parse_book,
+        video.run_book,
+        A,
+        "Book a video consultation; the time is the clinician's, the reply gives the patient's too.",
+        video.BOOK_USAGE,
+        (
+            "video book Anna Berg skin video with Dr Lee at tomorrow 10:30",
+            "video book #12 NUTRI-VIDEO with me at mon 9:00",
+        ),
+        changes=True,
+    ),
+    CommandSpec(
+        "video slots",
+        video.parse_slots,
+        video.run_slots,
+        V,
+        "A clinician's free video consultation times (next two weeks, or one day).",
+        video.SLOTS_USAGE,
+        ("video slots Dr Lee", "video slots mine nutrition on friday"),
+    ),
+    CommandSpec(
+        "video reschedule",
+        video.parse_reschedule,
+        video.run_reschedule,
+        A,
+        "Move a video consultation to another time (same link; the patient is told).",
+        video.RESCHEDULE_USAGE,
+        ("video reschedule 12 to thu 14:30",),
+        changes=True,
+    ),
+    CommandSpec(
+        "video cancel",
+        video.parse_cancel,
+        video.run_cancel,
+        A,
+        "Cancel a video consultation; its time is free again and the patient is told.",
+        video.CANCEL_USAGE,
+        ("video cancel 12",),
+        changes=True,
+    ),
+    CommandSpec(
+        "video list",
+        video.parse_list,
+        video.run_list,
+        V,
+        "Today's or this week's video consultations per clinician, with their status.",
+        video.LIST_USAGE,
+        ("video list", "video list week mine", "video list today Dr Lee"),
+    ),
+    CommandSpec(
         "status",
         status.parse_status,
         status.run_status,
@@ -379,6 +431,7 @@ DEFAULT_VERB = {
     "report": "list",
     "rule": "list",
     "customer": "find",
+    "video": "list",
 }
 NOUNS = sorted({spec.name.split()[0] for spec in COMMANDS})
 

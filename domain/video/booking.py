@@ -159,6 +159,15 @@ async def find_free_slots(
     return slots if limit is None else slots[:limit]
 
 
+async def consultation_clinician(uow: VideoBookingUnitOfWork, consultation_id: int) -> Clinician | None:
+    """Who holds a consultation (times for it are typed in their zone); refuses one that does not exist."""
+    async with uow:
+        found = await uow.video.consultation(consultation_id)
+        if found is None:
+            raise ConsultationNotFound(f"There is no video consultation {consultation_id}.")
+        return None if found.staff_id is None else await uow.video.clinician(found.staff_id)
+
+
 async def list_consultations(
     uow: VideoBookingUnitOfWork, start: datetime, end: datetime, *, staff_id: int | None = None
 ) -> list[ConsultationListing]:

@@ -1,0 +1,657 @@
+"""`video book|slots|reschedule|cancel|list`: video consultations from Slack, Telegram or the console.
+
+Times staff type are the clinician's own wall-clock time (their clinic's timezone); replies name that zone
+and, for bookings, the patient's own time and zone too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
+
+from bot.commands.context import CommandContext
+from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
+from bot.commands.parsing import ParseError, recipient_ref
+from bot.replies import Button, Field, Reply, Table
+from domain.conversations.opening import channel_words
+from domain.staff import StaffIdentity
+from domain.video.booking import (
+    BookedConsultation,
+    BookingChoices,
+    BookingRequest,
+    book_consultation,
+    booking_choices,
+    cancel_consultation,
+    consultation_clinician,
+    find_free_slots,
+    list_consultations,
+    reschedule_consultation,
+    time_in,
+    zone_name,
+)
+from domain.video.booking_ports import BookableService, Clinician
+from domain.video.model import SLOT_STEP, STATUS_WORDS, VideoError
+from domain.video.ports import VideoRooms
+from domain.video.slots import zone_of
+from domain.vocabulary import Channel
+from providers.video.rooms import video_rooms_from
+from storage.queries.customers import customers_by_reference
+from switchboard.settings import ConfigurationError
+
+BOOK_USAGE = "video book CUSTOMER SERVICE with STAFF at TIME  (TIME in the clinician's timezone)"
+SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
+RESCHEDULE_USAGE = "video reschedule ID to TIME"
+CANCEL_USAGE = "video cancel ID"
+LIST_USAGE = "video list [today|week] [STAFF|mine]"
+TIME_EXAMPLES = "“tomorrow 10:30”, “mon 9:00”, “2026-12-07 14:00” or “7 dec 14:00”"
+#: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
+SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
+LIST_LIMIT = 40
+_ID = re.compile(r"#?(\d{1,18})")
+_CLOCK = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|h|uhr)?")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_DOTTED_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})?")
+_WEEKDAYS = {
+    name: index
+    for index, names in enumerate(
+        (
+            ("mon", "monday", "mo"),
+            ("tue", "tues", "tuesday", "di"),
+            ("wed", "wednesday", "mi"),
+            ("thu", "thur", "thurs", "thursday", "do"),
+            ("fri", "friday", "fr"),
+            ("sat", "saturday", "sa"),
+            ("sun", "sunday", "so"),
+        )
+    )
+    for name in names
+}
+_MONTHS = {
+    name: index + 1
+    for index, names in enumerate(
+        (
+            ("jan", "january", "januar"),
+            ("feb", "february", "februar"),
+            ("mar", "march", "märz", "maerz"),
+            ("apr", "april"),
+            ("may", "mai"),
+            ("jun", "june", "juni"),
+            ("jul", "july", "juli"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october", "okt", "oktober"),
+            ("nov", "november"),
+            ("dec", "december", "dez", "dezember"),
+        )
+    )
+    for name in names
+}
+
+
+# --- what staff type ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaySpec:
+    """A day as typed: a date, a weekday (the next one), or days from today; resolved in the clinician's zone."""
+
+    on: date | None = None
+    weekday: int | None = None
+    days_ahead: int | None = None
+
+    def resolve(self, today: date) -> date:
+        if self.on is not None:
+            return self.on
+        if self.weekday is not None:
+            return today + timedelta(days=(self.weekday - today.weekday()) % 7)
+        return today + timedelta(days=self.days_ahead or 0)
+
+    @property
+    def is_weekday(self) -> bool:
+        return self.weekday is not None
+
+
+@dataclass(frozen=True)
+class WhenSpec:
+    day: DaySpec
+    at: time
+
+
+@dataclass(frozen=True)
+class BookVideo:
+    customer_and_service: tuple[str, ...]
+    staff: str
+    when: WhenSpec
+
+
+@dataclass(frozen=True)
+class VideoSlots:
+    staff_and_service: tuple[str, ...]
+    day: DaySpec | None = None
+
+
+@dataclass(frozen=True)
+class RescheduleVideo:
+    consultation_id: int
+    when: WhenSpec
+
+
+@dataclass(frozen=True)
+class CancelVideo:
+    consultation_id: int
+
+
+@dataclass(frozen=True)
+class ListVideo:
+    period: str = "today"  # today or week
+    staff: str | None = None  # None: everyone; "mine": the asker
+
+
+def parse_day(words: Sequence[str], today: date, usage: str) -> DaySpec:
+    text = " ".join(w.lower().strip(",") for w in words)
+    if text in ("today", "heute"):
+        return DaySpec(days_ahead=0)
+    if text in ("tomorrow", "tmrw", "morgen"):
+        return DaySpec(days_ahead=1)
+    if text.removeprefix("next ") in _WEEKDAYS:
+        return DaySpec(weekday=_WEEKDAYS[text.removeprefix("next ")])
+    found = _ISO_DAY.fullmatch(text)
+    if found:
+        return DaySpec(on=_date(int(found[1]), int(found[2]), int(found[3]), usage))
+    found = _DOTTED_DAY.fullmatch(text)
+    if found:
+        return DaySpec(on=_coming(int(found[2]), int(found[1]), found[3], today, usage))
+    parts = text.replace(".", "").split()
+    if len(parts) == 2:
+        day_first = parts[0].isdigit() and parts[1] in _MONTHS
+        month_first = parts[1].isdigit() and parts[0] in _MONTHS
+        if day_first or month_first:
+            day, month = (parts[0], parts[1]) if day_first else (parts[1], parts[0])
+            return DaySpec(on=_coming(_MONTHS[month], int(day), None, today, usage))
+    raise ParseError(f"“{' '.join(words)}” is not a day I can read; try {TIME_EXAMPLES}.", usage)
+
+
+def _date(year: int, month: int, day: int, usage: str) -> date:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise ParseError(f"{year}-{month:02d}-{day:02d} is not a date.", usage) from None
+
+
+def _coming(month: int, day: int, year: str | None, today: date, usage: str) -> date:
+    """A day and month without a year: this year's, or next year's once this year's has passed."""
+    if year:
+        return _date(int(year), month, day, usage)
+    found = _date(today.year, month, day, usage)
+    return found if found >= today else _date(today.year + 1, month, day, usage)
+
+
+def parse_clock(text: str, usage: str) -> time:
+    found = _CLOCK.fullmatch(text.lower().replace(" ", ""))
+    if found is None:
+        raise ParseError(f"“{text}” is not a time of day; write it like 10:30 or 2pm.", usage)
+    hour, minute, suffix = int(found[1]), int(found[2] or 0), found[3]
+    if suffix in ("am", "pm"):
+        if not 1 <= hour <= 12:
+            raise ParseError(f"“{text}” is not a time of day.", usage)
+        hour = hour % 12 + (12 if suffix == "pm" else 0)
+    if not (0 <= hour <= 23 and 0 <= minute <= 59):
+        raise ParseError(f"“{text}” is not a time of day.", usage)
+    return time(hour, minute)
+
+
+def parse_when(words: Sequence[str], today: date, usage: str) -> WhenSpec:
+    """A day (optional: today) and a time of day: "tomorrow 10:30", "mon 9am", "2026-12-07 14:00"."""
+    if not words:
+        raise ParseError(f"Say when: {TIME_EXAMPLES}.", usage)
+    tail = words[-1]
+    clock_words = 1
+    if tail.lower() in ("am", "pm", "uhr") and len(words) >= 2:
+        tail, clock_words = words[-2] + tail, 2
+    at = parse_clock(tail, usage)
+    day_words = [w for w in words[:-clock_words] if w.lower() not in ("on", "at", "um", "am")]
+    return WhenSpec(parse_day(day_words, today, usage) if day_words else DaySpec(days_ahead=0), at)
+
+
+def _consultation_id(word: str, usage: str) -> int:
+    found = _ID.fullmatch(word)
+    if found is None:
+        raise ParseError("Name the consultation by its number (`video list` shows them).", usage)
+    return int(found[1])
+
+
+def _split_at(words: Sequence[str], marker: str) -> tuple[list[str], list[str]] | None:
+    lowered = [w.lower() for w in words]
+    if marker not in lowered:
+        return None
+    index = len(lowered) - 1 - lowered[::-1].index(marker)
+    return list(words[:index]), list(words[index + 1 :])
+
+
+def parse_book(words: list[str], rest: str, today: date) -> BookVideo:
+    with_split = _split_at(words, "with")
+    if with_split is None or not with_split[0]:
+        raise ParseError("Say who, which service, with whom and when.", BOOK_USAGE)
+    head, tail = with_split
+    at_split = _split_at(tail, "at")
+    if at_split is None or not at_split[0]:
+        raise ParseError("Say with whom and when, e.g. “with Dr Lee at tomorrow 10:30”.", BOOK_USAGE)
+    if len(head) < 2:
+        raise ParseError("Say the customer and the video service.", BOOK_USAGE)
+    staff, when = at_split
+    return BookVideo(tuple(head), " ".join(staff), parse_when(when, today, BOOK_USAGE))
+
+
+def parse_slots(words: list[str], rest: str, today: date) -> VideoSlots:
+    day = None
+    on_split = _split_at(words, "on")
+    if on_split is not None and on_split[1]:
+        words, day = on_split[0], parse_day(on_split[1], today, SLOTS_USAGE)
+    elif words and words[-1].lower() in ("today", "tomorrow"):
+        words, day = words[:-1], parse_day(words[-1:], today, SLOTS_USAGE)
+    if not words:
+        raise ParseError("Say whose free times: a clinician's name, or “mine”.", SLOTS_USAGE)
+    return VideoSlots(tuple(words), day)
+
+
+def parse_reschedule(words: list[str], rest: str, today: date) -> RescheduleVideo:
+    if len(words) < 3 or words[1].lower() != "to":
+        raise ParseError("Say which consultation and the new time.", RESCHEDULE_USAGE)
+    return RescheduleVideo(
+        _consultation_id(words[0], RESCHEDULE_USAGE), parse_when(words[2:], today, RESCHEDULE_USAGE)
+    )
+
+
+def parse_cancel(words: list[str], rest: str, today: date) -> CancelVideo:
+    if len(words) != 1:
+        raise ParseError("Name one consultation.", CANCEL_USAGE)
+    return CancelVideo(_consultation_id(words[0], CANCEL_USAGE))
+
+
+def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
+    words = list(words)
+    period = "today"
+    if words and words[0].lower() in ("today", "week", "this"):
+        period = "week" if words[0].lower() in ("week", "this") else "today"
+        words = words[1:]
+        if period == "week" and words and words[0].lower() == "week":
+            words = words[1:]
+    staff = " ".join(words) or None
+    return ListVideo(period, "mine" if staff and staff.lower() in ("mine", "me", "my") else staff)
+
+
+# --- matching names --------------------------------------------------------------------------------------------
+
+
+def _without_title(text: str) -> str:
+    words = plain(text).split()
+    while words and words[0] in STAFF_TITLES:
+        words = words[1:]
+    return " ".join(words)
+
+
+def matching_clinicians(text: str, clinicians: Sequence[Clinician]) -> list[Clinician]:
+    """The clinicians `text` names: by email, whole name, a word of the name only they have, or part of it."""
+    wanted = plain(text)
+    by_id = {str(c.staff_id): c for c in clinicians}
+    exact = [c for c in clinicians if wanted in (c.email.lower(), plain(c.name))]
+    if exact:
+        return exact
+    names = everyday_names("staff", [(str(c.staff_id), c.name) for c in clinicians])
+    for phrase in (wanted, _without_title(text)):
+        if phrase in names and names[phrase] in by_id:
+            return [by_id[names[phrase]]]
+    bare = _without_title(text)
+    return [c for c in clinicians if bare and bare in _without_title(c.name)]
+
+
+def matching_services(text: str, services: Sequence[BookableService]) -> list[BookableService]:
+    wanted = plain(text)
+    by_code = {s.code: s for s in services}
+    exact = [s for s in services if wanted in (s.code.lower(), plain(s.name))]
+    if exact:
+        return exact
+    names = everyday_names("service", [(s.code, s.name) for s in services])
+    if wanted in names and names[wanted] in by_code:
+        return [by_code[names[wanted]]]
+    return [s for s in services if wanted and wanted in plain(s.name)]
+
+
+def _clinician_for(text: str, who: StaffIdentity, choices: BookingChoices) -> Clinician | Reply:
+    if text.lower() in ("me", "mine", "myself", "my"):
+        mine = [c for c in choices.clinicians if c.staff_id == who.staff_id]
+        return (
+            mine[0]
+            if mine
+            else Reply("You have no working hours set, so you take no video consultations.", kind="error")
+        )
+    found = matching_clinicians(text, choices.clinicians)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        known = ", ".join(c.name for c in choices.clinicians) or "none yet"
+        return Reply(f"No clinician with working hours matches “{text}”. Clinicians: {known}.", kind="error")
+    names = ", ".join(c.name for c in found[:6])
+    return Reply(f"“{text}” could be {names}; say which.", kind="error")
+
+
+def _service_list(services: Sequence[BookableService]) -> str:
+    return ", ".join(f"{s.name} ({s.code})" for s in services) or "none"
+
+
+# --- running them ----------------------------------------------------------------------------------------------
+
+C = TypeVar("C")
+VideoHandler = Callable[[C, StaffIdentity, CommandContext], Awaitable[Reply]]
+
+
+def _refusals_in_words(run: VideoHandler[C]) -> VideoHandler[C]:
+    """A booking that cannot be made, or a consultation that does not exist, is answered in words."""
+
+    async def handle(command: C, who: StaffIdentity, ctx: CommandContext) -> Reply:
+        try:
+            return await run(command, who, ctx)
+        except VideoError as error:
+            return Reply(str(error), kind="error")
+        except ConfigurationError as error:
+            return Reply(f"Video rooms are not set up: {error}.", kind="error")
+
+    return handle
+
+
+def _rooms(ctx: CommandContext) -> VideoRooms:
+    return video_rooms_from(ctx.settings)
+
+
+def _starts_at(when: WhenSpec, clinician: Clinician, ctx: CommandContext) -> datetime:
+    """The clinician's wall-clock time as an aware time in their zone (a time the clocks skip stays one, so
+    booking refuses it in words); a bare weekday already past today means next week's."""
+    zone = zone_of(clinician.timezone)
+    today = ctx.now().astimezone(zone).date()
+    day = when.day.resolve(today)
+    starts_at = datetime.combine(day, when.at, tzinfo=zone)
+    if when.day.is_weekday and starts_at <= ctx.now():
+        starts_at = datetime.combine(day + timedelta(days=7), when.at, tzinfo=zone)
+    return starts_at
+
+
+def _patient_words(booked: BookedConsultation) -> str:
+    first = booked.customer_name.split()[0] if booked.customer_name.split() else booked.customer_name
+    return f"{time_in(booked.starts_at, booked.customer_timezone)} for {first}"
+
+
+def _told(booked: BookedConsultation) -> str:
+    if booked.customer_channel:
+        try:
+            words = channel_words(Channel(booked.customer_channel))
+        except ValueError:
+            words = booked.customer_channel
+        return f"{booked.customer_name} is sent the link on {words}, their preferred channel."
+    return f"{booked.customer_name} is sent the link on their usual channel."
+
+
+def _fields(booked: BookedConsultation) -> tuple[Field, ...]:
+    return (
+        Field("Consultation", str(booked.consultation_id)),
+        Field("Clinician's time", time_in(booked.starts_at, booked.staff_timezone)),
+        Field(
+            f"{booked.customer_name}'s time",
+            f"{time_in(booked.starts_at, booked.customer_timezone)} ({booked.customer_timezone})",
+        ),
+        Field("Length", f"{booked.duration_minutes} min"),
+        Field("Status", STATUS_WORDS[booked.status]),
+    )
+
+
+def _buttons(booked: BookedConsultation) -> tuple[Button, ...]:
+    return (
+        Button("Free times", f"video slots {booked.staff_name}"),
+        Button("Today's list", "video list today"),
+        Button("Cancel it", f"video cancel {booked.consultation_id}", "danger"),
+    )
+
+
+async def _choices(ctx: CommandContext) -> BookingChoices:
+    return await booking_choices(ctx.uow.video_booking(read_only=True))
+
+
+@_refusals_in_words
+async def run_book(command: BookVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    choices = await _choices(ctx)
+    clinician = _clinician_for(command.staff, who, choices)
+    if isinstance(clinician, Reply):
+        return clinician
+    words = list(command.customer_and_service)
+    split = None
+    ambiguous: list[BookableService] = []
+    for cut in range(1, len(words)):
+        found = matching_services(" ".join(words[cut:]), choices.services)
+        if len(found) == 1:
+            split = (" ".join(words[:cut]), found[0])
+            break
+        ambiguous = ambiguous or found
+    if split is None:
+        said = "could be " + _service_list(ambiguous) if ambiguous else "names no video service"
+        return Reply(
+            f"The end of “{' '.join(words)}” {said}. Video services: {_service_list(choices.services)}.",
+            kind="error",
+        )
+    customer_text, service = split
+    reference = recipient_ref(customer_text)
+    customers = await customers_by_reference(ctx.database, reference.kind, reference.value)
+    if not customers:
+        return Reply(f"No customer matches {reference.text}.", kind="error")
+    if len(customers) > 1:
+        when = " ".join(w for w in _when_words(command.when))
+        return Reply(
+            f"{len(customers)} customers match “{reference.value}”; pick one.",
+            buttons=tuple(
+                Button(
+                    f"#{c.id} {c.name}", f"video book #{c.id} {service.code} with {clinician.name} at {when}"
+                )
+                for c in customers[:5]
+            ),
+            private=True,
+        )
+    request = BookingRequest(
+        customers[0].id, service.service_id, clinician.staff_id, _starts_at(command.when, clinician, ctx)
+    )
+    booked = await book_consultation(
+        ctx.uow.video_booking(),
+        _rooms(ctx),
+        request,
+        actor=who.email,
+        via=who.via,
+        now=ctx.now(),
+        public_url=ctx.settings.public_url,
+    )
+    return Reply(
+        f"Booked {booked.customer_name} for {booked.service_name} with {booked.staff_name} on "
+        f"{time_in(booked.starts_at, booked.staff_timezone)} ({_patient_words(booked)}). {_told(booked)}",
+        title="Video consultation booked",
+        fields=_fields(booked),
+        buttons=_buttons(booked),
+    )
+
+
+def _when_words(when: WhenSpec) -> list[str]:
+    day = when.day
+    if day.on is not None:
+        said = day.on.isoformat()
+    elif day.weekday is not None:
+        said = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday]
+    else:
+        said = "tomorrow" if day.days_ahead == 1 else "today"
+    return [said, f"{when.at:%H:%M}"]
+
+
+@_refusals_in_words
+async def run_reschedule(command: RescheduleVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    clinician = await consultation_clinician(ctx.uow.video_booking(read_only=True), command.consultation_id)
+    if clinician is None:
+        return Reply(
+            f"Consultation {command.consultation_id} has no clinician; book a new one.", kind="error"
+        )
+    booked = await reschedule_consultation(
+        ctx.uow.video_booking(),
+        _rooms(ctx),
+        command.consultation_id,
+        _starts_at(command.when, clinician, ctx),
+        actor=who.email,
+        via=who.via,
+        now=ctx.now(),
+        public_url=ctx.settings.public_url,
+    )
+    return Reply(
+        f"Moved consultation {booked.consultation_id} ({booked.customer_name}, {booked.service_name} with "
+        f"{booked.staff_name}) to {time_in(booked.starts_at, booked.staff_timezone)} ({_patient_words(booked)}). "
+        f"The link stays the same. {_told(booked).replace('the link', 'the new time')}",
+        title="Video consultation moved",
+        fields=_fields(booked),
+        buttons=_buttons(booked),
+    )
+
+
+@_refusals_in_words
+async def run_cancel(command: CancelVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    booked = await cancel_consultation(
+        ctx.uow.video_booking(),
+        command.consultation_id,
+        actor=who.email,
+        via=who.via,
+        now=ctx.now(),
+        public_url=ctx.settings.public_url,
+    )
+    return Reply(
+        f"Cancelled consultation {booked.consultation_id}: {booked.customer_name}, {booked.service_name} with "
+        f"{booked.staff_name} on {time_in(booked.starts_at, booked.staff_timezone)}. The time is free again. "
+        f"{_told(booked).replace('the link', 'the cancellation')}",
+        title="Video consultation cancelled",
+        buttons=(Button("Free times", f"video slots {booked.staff_name}"),),
+    )
+
+
+def _ranges(slots: Sequence[datetime], tz: str) -> str:
+    """Start times as runs: "09:00–11:30, 13:30–16:30" (every five minutes inside a run)."""
+    runs: list[tuple[datetime, datetime]] = []
+    for slot in slots:
+        if runs and slot - runs[-1][1] == SLOT_STEP:
+            runs[-1] = (runs[-1][0], slot)
+        else:
+            runs.append((slot, slot))
+    zone = zone_of(tz)
+    return ", ".join(
+        f"{a.astimezone(zone):%H:%M}" if a == b else f"{a.astimezone(zone):%H:%M}–{b.astimezone(zone):%H:%M}"
+        for a, b in runs
+    )
+
+
+@_refusals_in_words
+async def run_slots(command: VideoSlots, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    choices = await _choices(ctx)
+    if not choices.services:
+        return Reply("There are no video services to book.", kind="error")
+    words = list(command.staff_and_service)
+    clinician: Clinician | Reply | None = None
+    service = None
+    for cut in range(len(words), 0, -1):
+        candidate = _clinician_for(" ".join(words[:cut]), who, choices)
+        if isinstance(candidate, Clinician):
+            clinician, rest = candidate, " ".join(words[cut:])
+            if rest:
+                found = matching_services(rest, choices.services)
+                if len(found) != 1:
+                    return Reply(
+                        f"“{rest}” names no one video service. Video services: {_service_list(choices.services)}.",
+                        kind="error",
+                    )
+                service = found[0]
+            break
+        clinician = clinician or candidate
+    if not isinstance(clinician, Clinician):
+        return clinician or Reply("Say whose free times.", kind="error")
+    service = service or choices.services[0]
+    zone = zone_of(clinician.timezone)
+    now = ctx.now()
+    if command.day is not None:
+        day = command.day.resolve(now.astimezone(zone).date())
+        start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    else:
+        start, end = now, now + timedelta(days=SLOT_DAYS)
+    slots = await find_free_slots(
+        ctx.uow.video_booking(read_only=True), clinician.staff_id, service.service_id, start, end, now=now
+    )
+    what = f"{service.name} ({service.duration_minutes} min)"
+    title = f"Free times: {clinician.name}"
+    if not slots:
+        when = "that day" if command.day is not None else f"in the next {SLOT_DAYS} days"
+        return Reply(f"{clinician.name} has no free time for {what} {when}.", title=title)
+    by_day: dict[date, list[datetime]] = {}
+    for slot in slots:
+        by_day.setdefault(slot.astimezone(zone).date(), []).append(slot)
+    shown = list(by_day.items())[:SLOT_DAYS_SHOWN]
+    zone_said = zone_name(slots[0].astimezone(zone))
+    fields = tuple(
+        Field(f"{day:%a} {day.day} {day:%b}", _ranges(day_slots, clinician.timezone))
+        for day, day_slots in shown
+    )
+    first = slots[0]
+    return Reply(
+        f"{clinician.name}'s free start times for {what}, {clinician.timezone} time ({zone_said}); "
+        f"every five minutes inside a range. The first is {time_in(first, clinician.timezone)}.",
+        title=title,
+        fields=fields,
+    )
+
+
+@_refusals_in_words
+async def run_list(command: ListVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    zone = zone_of(ctx.business_tz)
+    today = ctx.now().astimezone(zone).date()
+    first = today if command.period == "today" else today - timedelta(days=today.weekday())
+    last = first + timedelta(days=1 if command.period == "today" else 7)
+    staff_id = None
+    whose = "everyone"
+    if command.staff is not None:
+        clinician = _clinician_for(command.staff, who, await _choices(ctx))
+        if isinstance(clinician, Reply):
+            return clinician
+        staff_id, whose = clinician.staff_id, clinician.name
+    listed = await list_consultations(
+        ctx.uow.video_booking(read_only=True),
+        datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC),
+        datetime.combine(last, time(0), tzinfo=zone).astimezone(UTC),
+        staff_id=staff_id,
+    )
+    period = "today" if command.period == "today" else "this week"
+    title = f"Video consultations {period}: {whose}"
+    if not listed:
+        for_whom = "" if staff_id is None else f" for {whose}"
+        return Reply(f"No video consultations {period}{for_whom}.", title=title)
+    listed = sorted(listed, key=lambda c: (c.staff_name, c.starts_at))
+    shown = listed[:LIST_LIMIT]
+    table = Table(
+        ("#", "Clinician", "When", "Patient", "Service", "Status"),
+        tuple(
+            (
+                str(c.consultation_id),
+                c.staff_name,
+                time_in(c.starts_at, c.staff_timezone),
+                c.customer_name,
+                c.service_name,
+                STATUS_WORDS[c.status],
+            )
+            for c in shown
+        ),
+    )
+    more = f" Showing the first {LIST_LIMIT}." if len(listed) > LIST_LIMIT else ""
+    people = len({c.staff_id for c in listed})
+    return Reply(
+        f"{len(listed)} video consultations {period} with {people} clinician(s), each in the clinician's own time.{more}",
+        title=title,
+        table=table,
+    )
