@@ -106,13 +106,13 @@ async def mark_missed_consultations(
 
 
 async def mark_no_show(
-    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime
+    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime, timezone: str = "UTC"
 ) -> Marked:
     """Staff mark an appointment that has begun as a no-show (video or in person); a video patient is
     offered new times. Audited."""
     async with uow:
         appointment = await _appointment(uow, appointment_id)
-        _require_begun(appointment, now, "a no-show")
+        _require_begun(appointment, now, "a no-show", timezone)
         if appointment.status is AppointmentStatus.CANCELLED:
             raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be a no-show.")
         if appointment.status is AppointmentStatus.NO_SHOW:
@@ -133,12 +133,12 @@ async def mark_no_show(
 
 
 async def mark_attended(
-    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime
+    uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime, timezone: str = "UTC"
 ) -> Marked:
     """Staff record that the patient came (correcting a wrong no-show, or closing a visit); audited."""
     async with uow:
         appointment = await _appointment(uow, appointment_id)
-        _require_begun(appointment, now, "attended")
+        _require_begun(appointment, now, "attended", timezone)
         if appointment.status is AppointmentStatus.CANCELLED:
             raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be marked attended.")
         if appointment.status is AppointmentStatus.COMPLETED:
@@ -157,9 +157,10 @@ async def _appointment(uow: NoShowUnitOfWork, appointment_id: int) -> Appointmen
     return found
 
 
-def _require_begun(appointment: AppointmentFacts, now: datetime, what: str) -> None:
+def _require_begun(appointment: AppointmentFacts, now: datetime, what: str, timezone: str) -> None:
+    """`timezone`: the reader's, for the time in the refusal."""
     if appointment.scheduled_at > now:
-        when = time_in(appointment.scheduled_at, "UTC")
+        when = time_in(appointment.scheduled_at, timezone)
         raise VideoError(
             f"Appointment {appointment.appointment_id} has not begun yet (it starts {when}); "
             f"it can only be marked {what} once it has."

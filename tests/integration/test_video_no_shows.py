@@ -1,0 +1,205 @@
+"""No-shows on SQLite and PostgreSQL: the watcher marks each once and offers new times; staff mark and correct
+any appointment, video or in person, audited; the patient's letter after a no-show books a new consultation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from domain.notifications.use_cases import process_pending_events
+from domain.video.model import VideoError
+from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_missed_consultations, mark_no_show
+from domain.video.rebooking import REBOOK_EVENT, offer_rebooking
+from storage.database import Database
+from storage.models import Appointment, AuditLog, BusinessEvent, VideoConsultation
+from storage.models.video import VideoRebookOffer
+from storage.notifications import SqlNotificationUnitOfWork
+from storage.video_no_shows import SqlNoShowUnitOfWork
+from tests.integration.test_video_reminders import (
+    NOW,
+    add_consultation,
+    add_service,
+    consultation_row,
+    outbox,
+    patient_writes,
+    replies,
+    world,
+)
+
+AFTER = timedelta(minutes=10)
+
+
+async def watcher_pass(database: Database, now: datetime) -> list[int]:
+    return await mark_missed_consultations(
+        lambda: SqlNoShowUnitOfWork(database),
+        now,
+        after=AFTER,
+        process_events=lambda: process_pending_events(lambda: SqlNotificationUnitOfWork(database), now),
+    )
+
+
+async def audit_rows(database: Database) -> list[AuditLog]:
+    async with database.sessions() as session:
+        rows = await session.scalars(select(AuditLog).order_by(AuditLog.id))
+        return [row for row in rows if not row.action.startswith("notification_rule.")]
+
+
+async def appointment_status(database: Database, appointment_id: int) -> str:
+    async with database.sessions() as session:
+        row = await session.get(Appointment, appointment_id)
+        assert row is not None
+        return row.status
+
+
+async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times(database: Database) -> None:
+    w = await world(database)
+    starts = NOW - timedelta(minutes=15)
+    booked = NOW - timedelta(days=2)
+    appointment, missed = await add_consultation(database, w["customer"], w["staff"], w["service"], starts,
+                                                 booked_at=booked)  # fmt: skip
+    _, joined = await add_consultation(
+        database, w["customer"], w["staff"], w["service"], starts, booked_at=booked
+    )
+    _, recent = await add_consultation(database, w["customer"], w["staff"], w["service"], NOW - timedelta(minutes=5),
+                                       booked_at=booked)  # fmt: skip
+    async with database.sessions() as session:
+        await session.execute(update(VideoConsultation).where(VideoConsultation.id == joined).values(
+            patient_joined_at=starts + timedelta(minutes=2), status="waiting"))  # fmt: skip
+        await session.commit()
+
+    results = await asyncio.gather(*(watcher_pass(database, NOW) for _ in range(3)))
+    assert sorted(i for marked in results for i in marked) == [missed]
+    assert await watcher_pass(database, NOW + timedelta(seconds=30)) == []
+
+    row = await consultation_row(database, missed)
+    assert (row.status, row.no_show_at, row.no_show_by, row.rebook_offered_at) == (
+        "no_show",
+        NOW,
+        "system",
+        NOW,
+    )
+    assert await appointment_status(database, appointment) == "no_show"
+    assert (await consultation_row(database, joined)).status == "waiting"
+    assert (await consultation_row(database, recent)).status == "scheduled"
+    audit = [(a.actor, a.action, a.target) for a in await audit_rows(database)]
+    assert audit == [("system", "video.no_show", f"video_consultation:{missed}")]
+    async with database.sessions() as session:
+        [offer] = list(await session.scalars(select(VideoRebookOffer)))
+        events = list(
+            await session.scalars(select(BusinessEvent).where(BusinessEvent.event_type == REBOOK_EVENT))
+        )
+    assert offer.consultation_id == missed and len(offer.slots) == 3
+    [event] = events
+    assert event.payload["options"].startswith("A) Tue 8 Dec 10:00 CET, B) Tue 8 Dec 11:00 CET")
+
+    # The patient picks B: a new consultation is booked with the same clinician and service.
+    await patient_writes(database, "B", NOW + timedelta(minutes=3), ref="SMb")
+    async with database.sessions() as session:
+        answered = await session.get(VideoRebookOffer, offer.id)
+        assert answered is not None and answered.rebooked_id not in (None, missed)
+        new = await session.get(VideoConsultation, answered.rebooked_id)
+        assert new is not None and new.scheduled_at == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
+        assert (new.staff_id, new.customer_id, new.status) == (w["staff"], w["customer"], "scheduled")
+    assert (await replies(database))[-1].endswith("is now on Tue 8 Dec 11:00 CET.")
+
+
+async def test_staff_mark_an_in_person_no_show_and_correct_it_audited(database: Database) -> None:
+    w = await world(database)
+    in_person = await add_service(database, kind="in_person")
+    async with database.sessions() as session:
+        visit = Appointment(customer_id=w["customer"], service_id=in_person, staff_id=w["staff"], kind="in_person",
+                            status="booked", scheduled_at=NOW - timedelta(hours=1), duration_minutes=30,
+                            price_minor=5000, currency="EUR")  # fmt: skip
+        session.add(visit)
+        await session.commit()
+        visit_id = visit.id
+
+    marked = await mark_no_show(SqlNoShowUnitOfWork(database), visit_id, actor="ana@northwind.example", via="slack",
+                                now=NOW)  # fmt: skip
+    assert (marked.previous.value, marked.appointment.status.value, marked.offer_sent) == (
+        "booked",
+        "no_show",
+        False,
+    )
+    with pytest.raises(VideoError, match="already marked as a no-show"):
+        await mark_no_show(
+            SqlNoShowUnitOfWork(database), visit_id, actor="ana@northwind.example", via="slack", now=NOW
+        )
+    corrected = await mark_attended(SqlNoShowUnitOfWork(database), visit_id, actor="ben@northwind.example",
+                                    via="telegram", now=NOW)  # fmt: skip
+    assert corrected.appointment.status.value == "completed"
+    assert await appointment_status(database, visit_id) == "completed"
+    audit = [(a.actor, a.via, a.action, a.target, a.detail["from"]) for a in await audit_rows(database)]
+    assert audit == [
+        ("ana@northwind.example", "slack", "appointment.no_show", f"appointment:{visit_id}", "booked"),
+        ("ben@northwind.example", "telegram", "appointment.attended", f"appointment:{visit_id}", "no_show"),
+    ]
+
+
+async def test_marking_refuses_future_unknown_and_cancelled_appointments(database: Database) -> None:
+    w = await world(database)
+    future, _ = await add_consultation(database, w["customer"], w["staff"], w["service"], NOW + timedelta(hours=3),
+                                       booked_at=NOW)  # fmt: skip
+    with pytest.raises(VideoError, match=r"has not begun yet \(it starts Tue 8 Dec 12:00 CET\)"):
+        await mark_no_show(SqlNoShowUnitOfWork(database), future, actor="a@x", via="slack", now=NOW,
+                           timezone="Europe/Berlin")  # fmt: skip
+    with pytest.raises(AppointmentNotFound, match="There is no appointment 99999"):
+        await mark_attended(SqlNoShowUnitOfWork(database), 99999, actor="a@x", via="slack", now=NOW)
+    async with database.sessions() as session:
+        await session.execute(update(Appointment).values(status="cancelled"))
+        await session.commit()
+    with pytest.raises(VideoError, match="was cancelled"):
+        await mark_no_show(SqlNoShowUnitOfWork(database), future, actor="a@x", via="slack",
+                           now=NOW + timedelta(hours=4))  # fmt: skip
+    assert await audit_rows(database) == []
+
+
+async def test_a_manual_video_no_show_offers_times_and_a_correction_clears_the_mark(
+    database: Database,
+) -> None:
+    w = await world(database)
+    appointment, consultation = await add_consultation(
+        database,
+        w["customer"],
+        w["staff"],
+        w["service"],
+        NOW - timedelta(minutes=40),
+        booked_at=NOW - timedelta(days=1),
+    )
+    marked = await mark_no_show(SqlNoShowUnitOfWork(database), appointment, actor="ana@northwind.example",
+                                via="web", now=NOW)  # fmt: skip
+    assert marked.offer_sent and len(marked.offered) == 3
+    row = await consultation_row(database, consultation)
+    assert (row.status, row.no_show_by) == ("no_show", "ana@northwind.example")
+    # The watcher does not mark it again, nor offer twice.
+    assert await watcher_pass(database, NOW + timedelta(minutes=1)) == []
+
+    await mark_attended(
+        SqlNoShowUnitOfWork(database), appointment, actor="ana@northwind.example", via="web", now=NOW
+    )
+    row = await consultation_row(database, consultation)
+    assert (row.status, row.no_show_at, row.no_show_by) == ("completed", None, None)
+
+
+async def test_staff_offer_rebooking_and_the_rule_less_event_sends_nothing_twice(database: Database) -> None:
+    w = await world(database)
+    _, consultation = await add_consultation(
+        database,
+        w["customer"],
+        w["staff"],
+        w["service"],
+        NOW - timedelta(hours=2),
+        booked_at=NOW - timedelta(days=1),
+    )
+    slots = await offer_rebooking(
+        SqlNoShowUnitOfWork(database), consultation, actor="ana@x", via="slack", now=NOW
+    )
+    assert len(slots) == 3
+    [audit] = await audit_rows(database)
+    assert (audit.action, audit.target) == ("video.rebook_offer", f"video_consultation:{consultation}")
+    with pytest.raises(VideoError, match="no video consultation 424242"):
+        await offer_rebooking(SqlNoShowUnitOfWork(database), 424242, actor="ana@x", via="slack", now=NOW)
+    assert await outbox(database) == []  # no rule for the offer event in this set-up: nothing is sent
