@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Self
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.attachments import FileOutcome, KeptFile
 from domain.conversations.desk import LIVE_STATUSES, REOPEN_WITHIN, AgentLoad
 from domain.conversations.model import ChatReplyTarget
 from domain.delivery.outbox import OutboxEntry
@@ -26,7 +28,14 @@ from domain.vocabulary import (
 from storage import desk
 from storage.message_feed import bump_feed, count_once
 from storage.messages import SqlMessagingUnitOfWork
-from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
+from storage.models import (
+    ChatAttachment,
+    ChatMessage,
+    ChatSession,
+    Customer,
+    CustomerCommunication,
+    StaffUser,
+)
 from storage.sql import insert_for, table_of
 
 CC = table_of(CustomerCommunication)
@@ -199,6 +208,34 @@ class SqlConversations:
         )
         await self.session.flush()
         return chat.id
+
+    async def attach_files(
+        self, chat_id: int, communication_id: int, files: Sequence[FileOutcome], at: datetime
+    ) -> None:
+        turn_id = await self.session.scalar(
+            select(ChatMessage.id)
+            .where(ChatMessage.session_id == chat_id, ChatMessage.communication_id == communication_id)
+            .order_by(ChatMessage.id.desc())
+            .limit(1)
+        )
+        for file in files:
+            if isinstance(file, KeptFile) and turn_id is not None:
+                self.session.add(
+                    ChatAttachment(
+                        message_id=turn_id,
+                        filename=file.filename,
+                        content_type=file.content_type,
+                        size_bytes=file.size_bytes,
+                        sha256=file.sha256,
+                        content=file.content,
+                        created_at=at,
+                    )
+                )
+            elif not isinstance(file, KeptFile):
+                self.session.add(
+                    ChatMessage(session_id=chat_id, author="system", body=file.reason, created_at=at)
+                )
+        await self.session.flush()
 
     async def chat_assignee(self, chat_id: int) -> int | None:
         assignee: int | None = await self.session.scalar(

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from domain.conversations.attachments import TurnFile
 from domain.conversations.slack_threads import (
     ABANDONED_CLAIM,
     ECHOED_STATUSES,
@@ -31,6 +32,7 @@ from storage.models import (
     Location,
     StaffUser,
 )
+from storage.queries.chat_attachments import turn_files
 from storage.sql import insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -60,7 +62,7 @@ async def claim_turn_ids(
     return list(claimed)
 
 
-def thread_turn(turn: ChatMessage, staff_name: str | None) -> ThreadTurn:
+def thread_turn(turn: ChatMessage, staff_name: str | None, files: tuple[TurnFile, ...] = ()) -> ThreadTurn:
     return ThreadTurn(
         turn_id=turn.id,
         chat_id=turn.session_id,
@@ -71,6 +73,7 @@ def thread_turn(turn: ChatMessage, staff_name: str | None) -> ThreadTurn:
         created_at=turn.created_at,
         written_in=written_in(turn.external_ref),
         staff_id=turn.staff_id,
+        files=files,
     )
 
 
@@ -87,7 +90,7 @@ class SqlSlackThreads:
         ids = await claim_turn_ids(self._session, ChatMessage.mirrored_at, turn_ids, now)
         if not ids:
             return []
-        rows = await self._session.execute(
+        found = await self._session.execute(
             select(ChatMessage, StaffUser.name, ChatSlackThread.thread_ts)
             .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
             .outerjoin(ChatSlackThread, ChatSlackThread.session_id == ChatMessage.session_id)
@@ -95,13 +98,15 @@ class SqlSlackThreads:
             .order_by(ChatMessage.id)
         )
         turns, old = [], 0
+        rows = list(found)
+        files = await turn_files(self._session, [row[0].id for row in rows])
         for turn, staff_name, thread_ts in rows:
             # History is not posted when a conversation first comes to Slack; once it has a thread, every
             # turn is (a backlog after Slack was away still reaches the thread).
             if thread_ts is None and turn.created_at < now - NEWS_WINDOW:
                 old += 1
                 continue
-            turns.append(thread_turn(turn, staff_name))
+            turns.append(thread_turn(turn, staff_name, files.get(turn.id, ())))
         if old:
             log.info("%s turns from before their conversation came to Slack are not posted", old)
         return turns

@@ -13,6 +13,7 @@ from domain.conversations.telegram_desk import TelegramAgent
 from domain.vocabulary import Availability
 from storage.desk import DESK_ROLES
 from storage.models import ChatMessage, ChatSession, ChatTelegramPost, StaffUser
+from storage.queries.chat_attachments import turn_files
 from storage.slack_threads import SqlSlackThreads, claim_turn_ids, pending_turn_ids, thread_turn
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -43,7 +44,9 @@ class SqlTelegramPosts:
             )
             .order_by(ChatMessage.id)
         )
-        return [thread_turn(turn, name) for turn, name in rows]
+        found = list(rows)
+        files = await turn_files(self._session, [turn.id for turn, _ in found])
+        return [thread_turn(turn, name, files.get(turn.id, ())) for turn, name in found]
 
     async def card(self, chat_id: int) -> ThreadCard | None:
         return await SqlSlackThreads(self._session).card(chat_id)

@@ -20,11 +20,13 @@ from bot.telegram_staff.staff_bot import TelegramStaffBot, build_staff_bot, buil
 from domain.clock import Clock, utc_now
 from domain.consent.model import ConsentPolicy
 from domain.consent.unsubscribe import UnsubscribeLinks
+from domain.conversations.attachments import AttachmentRules
 from domain.conversations.csat import CsatPolicy
 from domain.conversations.receipt_batches import ReceiptBatcher
 from domain.conversations.use_cases import InboundPolicy
 from domain.delivery.dispatch import Dispatcher
 from domain.video.ports import VideoRooms
+from providers.media import ProviderMedia, media_source_from
 from providers.registry import ProviderWebhookReader
 from providers.video.rooms import video_rooms_from
 from reports.charts.cache import ChartCache
@@ -100,7 +102,10 @@ class Container:
 
     def inbound_policy(self) -> InboundPolicy:
         return InboundPolicy(
-            self.settings.business_name, video=video_replies(self.settings, lambda: self.video_rooms)
+            self.settings.business_name,
+            AttachmentRules(self.settings.attachment_max_bytes),
+            self.settings.attachment_fetch_timeout_seconds,
+            video=video_replies(self.settings, lambda: self.video_rooms),
         )
 
     @cached_property
@@ -109,6 +114,13 @@ class Container:
         return ProviderWebhookReader(self.settings.session_secret)
 
     # --- parts built once ---------------------------------------------------------------------------
+
+    @cached_property
+    def media_source(self) -> ProviderMedia:
+        """Downloads the files customers send (WhatsApp, Telegram, MMS) while their webhook is handled."""
+        media = media_source_from(self.settings)
+        self.closers.append(media.close)
+        return media
 
     @cached_property
     def video_rooms(self) -> VideoRooms:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery
-from litestar.response import Redirect, Stream, Template
+from litestar.response import Redirect, Response, Stream, Template
 
 from api.auth import requires_role
 from api.pages.canned_replies import filled_for_chat, picker
@@ -20,6 +21,7 @@ from api.security_headers import LIVE_PAGE_POLICY
 from api.widget.routes import HOLD_SECONDS
 from domain.canned_replies.model import CannedReplyError
 from domain.canned_replies.rules import SHORTCUT, missing_sentence, require_filled
+from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import (
@@ -38,6 +40,7 @@ from domain.messages.sending import MessageRequestError
 from domain.vocabulary import Availability, ChatStatus, Role, role_allows
 from storage.database import Database
 from storage.queries.canned_replies import canned_reply_named
+from storage.queries.chat_attachments import stored_file
 from storage.queries.chats import (
     DESK_VIEWS,
     OPEN_STATUSES,
@@ -134,6 +137,10 @@ def turn_view(turn: ChatTurn, customer_name: str, formats: Formats) -> dict[str,
         "body": turn.body,
         "is_note": turn.is_note,
         **_delivery(turn.delivery_status, turn.delivery_reason),
+        "files": [
+            {"url": attachment_path(f.id), "name": f.filename, "label": f.label, "is_image": f.is_image}
+            for f in turn.files
+        ],
     }
 
 
@@ -284,6 +291,10 @@ async def queue_snapshot(
     return basis, {"counts": counts, "rows": [{"id": i, "cells": r} for i, r in zip(ids, rows, strict=True)]}
 
 
+#: A kept file opened on its own: no script, no style, nothing loaded, in a sandbox with no origin.
+ATTACHMENT_POLICY = "default-src 'none'; img-src 'self'; script-src 'none'; sandbox; frame-ancestors 'none'"
+
+
 def _live(template: Template) -> Template:
     """A live inbox page: it may load our own chat_live.js (see api/security_headers.py)."""
     template.headers["Content-Security-Policy"] = LIVE_PAGE_POLICY
@@ -360,6 +371,27 @@ class ChatPages(StaffPages):
             lambda desk: desk_view(desk, formats),
         )
         return event_stream(poll, hold)
+
+    @get("/communication/chat/attachments/{attachment_id:int}", name="chat_attachment")
+    async def attachment(
+        self, request: Request[Any, Any, Any], attachment_id: FromPath[int]
+    ) -> Response[bytes]:
+        """A file a customer sent, to signed-in staff only: images shown inline, PDFs downloaded, and neither
+        able to run a script (the type is the one its first bytes showed, and nosniff holds the browser to it)."""
+        found = await stored_file(container_of(request).database, attachment_id)
+        if found is None:
+            raise NotFoundException(f"There is no file {attachment_id}.")
+        disposition = "inline" if found.content_type.startswith("image/") else "attachment"
+        return Response(
+            found.content,
+            media_type=found.content_type,
+            headers={
+                "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(found.filename)}",
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": ATTACHMENT_POLICY,
+                "Cache-Control": "private, no-store",
+            },
+        )
 
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:

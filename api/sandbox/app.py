@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from api.sandbox import console, slack_api, slack_page, telegram_api, twilio_api, whatsapp_api
+from api.sandbox import console, media, slack_api, slack_page, telegram_api, twilio_api, whatsapp_api
 from api.sandbox.config import SandboxConfig
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxState
@@ -20,6 +20,7 @@ def create_sandbox_app(config: SandboxConfig) -> web.Application:
     app[WEBHOOKS] = WebhookDispatcher(state)
     app.add_routes(twilio_api.routes())
     app.add_routes(whatsapp_api.routes())
+    app.add_routes(media.routes())
     app.add_routes(telegram_api.routes())
     app.add_routes(slack_api.routes())
     app.add_routes(slack_page.routes())

@@ -13,7 +13,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from api.sandbox import telegram_api, twilio_api, whatsapp_api
+from api.sandbox import media, telegram_api, twilio_api, whatsapp_api
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import FAULTS, SandboxMessage
 from api.sandbox.webhooks import WebhookDelivery
@@ -32,7 +32,7 @@ async def _body(request: web.Request) -> tuple[dict[str, Any], bool]:
         data = await request.json()
         return (data if isinstance(data, dict) else {}), False
     form = await request.post()
-    return {key: str(value) for key, value in form.items()}, True
+    return {key: str(value) for key, value in form.items() if not isinstance(value, web.FileField)}, True
 
 
 def _done(from_page: bool, payload: dict[str, Any]) -> web.Response:
@@ -50,20 +50,39 @@ def _required(data: dict[str, Any], *names: str) -> list[str]:
     return [str(data[name]).strip() for name in names]
 
 
+def _words_or_file(
+    data: dict[str, Any], sender_field: str, words_field: str, upload: object
+) -> tuple[str, str]:
+    """The sender and the words; with a file attached, the words may be left out."""
+    if upload is None:
+        sender, words = _required(data, sender_field, words_field)
+        return sender, words
+    (sender,) = _required(data, sender_field)
+    return sender, str(data.get(words_field) or "").strip()
+
+
 async def customer_sms(request: web.Request) -> web.Response:
     data, from_page = await _body(request)
-    sender, body = _required(data, "from", "body")
+    upload = await media.upload_of(request, data)
+    sender, body = _words_or_file(data, "from", "body", upload)
     sid = twilio_api.customer_texts(
-        request.app[STATE], request.app[WEBHOOKS], sender, body, data.get("to") or None
+        request.app[STATE],
+        request.app[WEBHOOKS],
+        sender,
+        body,
+        data.get("to") or None,
+        upload,
+        media_base=str(request.url.origin()),
     )
     return _done(from_page, {"message_sid": sid})
 
 
 async def customer_whatsapp(request: web.Request) -> web.Response:
     data, from_page = await _body(request)
-    sender, body = _required(data, "from", "body")
+    upload = await media.upload_of(request, data)
+    sender, body = _words_or_file(data, "from", "body", upload)
     wamid = whatsapp_api.customer_writes(
-        request.app[STATE], request.app[WEBHOOKS], sender, body, data.get("name")
+        request.app[STATE], request.app[WEBHOOKS], sender, body, data.get("name"), upload
     )
     return _done(from_page, {"id": wamid})
 
@@ -88,6 +107,7 @@ async def customer_telegram(request: web.Request) -> web.Response:
         str(data.get("first_name") or "Sandbox"),
         callback_data=data.get("callback_data") or None,
         message_id=int(message_id) if message_id else None,
+        upload=await media.upload_of(request, data),
     )
     return _done(from_page, {"update": update})
 

@@ -157,6 +157,8 @@ class SandboxState:
             #: Callback query ids a pretend customer's button press made, not yet answered.
             self.telegram_open_callbacks: set[str] = set()
             self.telegram_calls: list[dict[str, Any]] = []
+            #: Files pretend customers sent (api/sandbox/media.py), by media id, file_id or media sid.
+            self.media: dict[str, Any] = {}
             self.emails: list[StoredEmail] = []
             self.email_copies: Counter[str] = Counter()
             self.webhook_log: deque[dict[str, Any]] = deque(maxlen=500)

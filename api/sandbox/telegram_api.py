@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.sandbox import media
 from api.sandbox.keys import STATE
 from api.sandbox.state import SandboxMessage, SandboxState, TelegramWebhook
 from api.sandbox.telegram_html import EntityParseError, formatted
@@ -432,12 +433,23 @@ async def edit_message_reply_markup(state: SandboxState, params: Params, files: 
     return _edited(state, original, {"reply_markup": _markup(params)}, ("reply_markup",))
 
 
+async def get_file(state: SandboxState, params: Params, files: Files) -> web.Response:
+    """getFile: where to download a file a customer sent (GET /file/bot<token>/<file_path>)."""
+    found = media.telegram_file(state, str(params.get("file_id", "")))
+    if found is None:
+        return refused(400, "Bad Request: invalid file_id")
+    if found["file_size"] > 20 * 1024 * 1024:
+        return refused(400, "Bad Request: file is too big")
+    return ok(found)
+
+
 METHODS: dict[str, Method] = {
     "getme": get_me,
     "sendmessage": send_message,
     "sendphoto": send_photo,
     "senddocument": send_document,
     "setwebhook": set_webhook,
+    "getfile": get_file,
     "deletewebhook": delete_webhook,
     "getwebhookinfo": get_webhook_info,
     "getupdates": get_updates,
@@ -513,6 +525,7 @@ def customer_writes(
     first_name: str,
     callback_data: str | None = None,
     message_id: int | None = None,
+    upload: media.Upload | None = None,
 ) -> dict[str, Any]:
     """A pretend customer writes to the bot (or taps a button): webhook if one is set, else getUpdates.
 
@@ -548,7 +561,7 @@ def customer_writes(
                 "from": person,
                 "chat": chat,
                 "date": int(time.time()),
-                "text": text,
+                **({"text": text} if upload is None else _customer_file(state, upload, text)),
             }
         }
         # With a message id, the text is a reply to that message of the bot's (Telegram's "Reply").
@@ -582,6 +595,40 @@ def customer_writes(
         headers["X-Telegram-Bot-Api-Secret-Token"] = secret
     webhooks.submit(WebhookDelivery(PROVIDER, url, json.dumps(update).encode(), headers, "telegram update"))
     return update
+
+
+def _customer_file(state: SandboxState, upload: media.Upload, caption: str) -> dict[str, Any]:
+    """A photo (images) or a document (anything else) a customer sends, with its caption; getFile finds it."""
+    photo = upload.content_type in ("image/jpeg", "image/png")
+    file_id, unique_id = _file_ids(state, upload.content, "AgAC" if photo else "BQAC")
+    media.keep(state, file_id, upload)
+    size = len(upload.content)
+    content: dict[str, Any]
+    if photo:
+        content = {
+            "photo": [
+                {
+                    "file_id": file_id,
+                    "file_unique_id": unique_id,
+                    "width": 1280,
+                    "height": 960,
+                    "file_size": size,
+                }
+            ]
+        }
+    else:
+        content = {
+            "document": {
+                "file_name": upload.filename,
+                "mime_type": upload.content_type,
+                "file_id": file_id,
+                "file_unique_id": unique_id,
+                "file_size": size,
+            }
+        }
+    if caption:
+        content["caption"] = caption
+    return content
 
 
 def _pressed_message(

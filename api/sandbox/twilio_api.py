@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
+from api.sandbox import media
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxMessage, SandboxState, address_key, now_utc
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
@@ -283,9 +284,16 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 def customer_texts(
-    state: SandboxState, webhooks: WebhookDispatcher, sender: str, body: str, to: str | None
+    state: SandboxState,
+    webhooks: WebhookDispatcher,
+    sender: str,
+    body: str,
+    to: str | None,
+    upload: media.Upload | None = None,
+    media_base: str = "",
 ) -> str:
-    """A pretend customer sends an SMS: Twilio's opt-out handling, then a signed inbound webhook."""
+    """A pretend customer sends an SMS: Twilio's opt-out handling, then a signed inbound webhook. With an
+    `upload` it is an MMS: MediaUrl0 (at `media_base`, the sandbox's address) and MediaContentType0."""
     to = to or state.config.twilio_phone_number
     word = body.strip().upper()
     if word in OPT_OUT_WORDS:
@@ -311,6 +319,12 @@ def customer_texts(
         "ToCountry": "US",
         "FromCountry": "US" if address_key(sender).startswith("1") else "",
     }
+    if upload is not None:
+        media_sid = new_sid("ME")
+        media.keep(state, media_sid, upload)
+        params["NumMedia"] = "1"
+        params["MediaUrl0"] = media.twilio_media_url(state, media_base, sid, media_sid)
+        params["MediaContentType0"] = upload.content_type
     url = state.config.webhook_url(state.config.twilio_inbound_path)
     delivery = signed_delivery(state, url, params, "inbound sms")
     webhooks.submit(

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from api.sandbox import media
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxMessage, SandboxState, address_key
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
@@ -287,9 +288,16 @@ def _pricing(message: SandboxMessage) -> dict[str, Any]:
 
 
 def customer_writes(
-    state: SandboxState, webhooks: WebhookDispatcher, sender: str, body: str, name: str | None
+    state: SandboxState,
+    webhooks: WebhookDispatcher,
+    sender: str,
+    body: str,
+    name: str | None,
+    upload: media.Upload | None = None,
 ) -> str:
-    """A pretend customer writes on WhatsApp: this opens the 24 h window and sends a signed webhook."""
+    """A pretend customer writes on WhatsApp: this opens the 24 h window and sends a signed webhook.
+    With an `upload`, the message is an image, video, audio or document with `body` as its caption,
+    fetched as on Meta: GET /{version}/{media-id}, then its URL, both with the bearer token."""
     wa_id = address_key(sender)
     state.note_whatsapp_inbound(wa_id)
     wamid = new_wamid()
@@ -304,20 +312,34 @@ def customer_writes(
             direction="inbound",
         )
     )
+    message: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time()))}
+    if upload is None:
+        message.update({"type": "text", "text": {"body": body}})
+    else:
+        message.update(_media_message(state, upload, body))
     value = {
         "contacts": [{"profile": {"name": name or "Sandbox Customer"}, "wa_id": wa_id}],
-        "messages": [
-            {
-                "from": wa_id,
-                "id": wamid,
-                "timestamp": str(int(time.time())),
-                "type": "text",
-                "text": {"body": body},
-            }
-        ],
+        "messages": [message],
     }
     webhooks.submit(signed_delivery(state, envelope(state, value), "inbound whatsapp"))
     return wamid
+
+
+def _media_message(state: SandboxState, upload: media.Upload, caption: str) -> dict[str, Any]:
+    """The `type` and its object for a file, as Meta's webhook shows one (it names the file by media id)."""
+    major = upload.content_type.split("/", 1)[0]
+    kind = {"image": "image", "video": "video", "audio": "audio"}.get(major, "document")
+    stored = media.keep(state, str(10**15 + secrets.randbelow(9 * 10**15)), upload)
+    content: dict[str, Any] = {
+        "mime_type": upload.content_type,
+        "sha256": stored.sha256,
+        "id": stored.media_id,
+    }
+    if kind == "document":
+        content["filename"] = upload.filename
+    if caption and kind in ("image", "video", "document"):
+        content["caption"] = caption
+    return {"type": kind, kind: content}
 
 
 # --- message templates (WhatsApp Business Management API) ----------------------------------------

@@ -37,6 +37,33 @@
   function followConversation(timeline) {
     var source = new EventSource(timeline.getAttribute("data-live-events"));
 
+    // The files a customer sent: a thumbnail for an image, a download link for a PDF (our own URLs only).
+    function files(list) {
+      var box = element("ul", "attachments");
+      list.forEach(function (file) {
+        var url = String(file.url);
+        if (!/^\/communication\/chat\/attachments\/\d+$/.test(url)) return;
+        var entry = element("li");
+        if (file.is_image) {
+          var image = element("img", "thumbnail");
+          image.src = url;
+          image.alt = String(file.name);
+          var opener = element("a");
+          opener.href = url;
+          opener.appendChild(image);
+          entry.appendChild(opener);
+          entry.appendChild(element("br"));
+        }
+        var link = element("a", "", String(file.label));
+        link.href = url;
+        if (!file.is_image) link.setAttribute("download", "");
+        entry.appendChild(document.createTextNode("📎 "));
+        entry.appendChild(link);
+        box.appendChild(entry);
+      });
+      return box;
+    }
+
     function delivery(turn) {
       var line = element("span", "delivery");
       line.appendChild(statusPill(turn.delivery_status, turn.delivery));
@@ -60,6 +87,7 @@
       }
       item.appendChild(who);
       item.appendChild(element("div", "bubble", turn.body));
+      if (turn.files && turn.files.length) item.appendChild(files(turn.files));
       if (turn.delivery && !turn.is_note) item.appendChild(delivery(turn));
       timeline.appendChild(item);
       if (turn.from_customer) showMarker("New message from " + turn.author + ".");

@@ -68,7 +68,11 @@ async def _body(request: AnyRequest) -> bytes:
 
 async def _receive(container: Container, delivery: WebhookDelivery) -> WebhookOutcome:
     outcome = await receive_webhook(
-        container.conversation_uow, delivery, container.webhook_reader, container.inbound_policy()
+        container.conversation_uow,
+        delivery,
+        container.webhook_reader,
+        container.inbound_policy(),
+        media=container.media_source,
     )
     if outcome.inbound:
         container.chat_news.set()  # a customer wrote: post it to its Slack thread now, not at the next look
@@ -83,7 +87,11 @@ async def _receive_receipts(container: Container, delivery: WebhookDelivery) -> 
 async def replay_webhooks(container: Container, limit: int = 100) -> tuple[int, int]:
     """`switchboard webhooks replay`: applies failed inbox rows again; (replayed, still failing)."""
     return await replay_failed_webhooks(
-        container.conversation_uow, container.webhook_reader, container.inbound_policy(), limit
+        container.conversation_uow,
+        container.webhook_reader,
+        container.inbound_policy(),
+        limit,
+        media=container.media_source,
     )
 
 

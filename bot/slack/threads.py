@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.masking import mask_email, mask_phone
 from bot.slack.render import ACTION_PREFIX, ACTIONS_BLOCK_ID, SECTION_TEXT_LIMIT, clip, escape_mrkdwn
+from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import (
     DeliveryEcho,
@@ -121,8 +122,8 @@ def root_blocks(
     return fallback, blocks
 
 
-def turn_text(turn: ThreadTurn, card: ThreadCard, shown: Collection[str]) -> str:
-    body = escape_mrkdwn(turn.body)
+def turn_text(turn: ThreadTurn, card: ThreadCard, shown: Collection[str], public_url: str = "") -> str:
+    body = escape_mrkdwn(turn.body) + files_text(turn, public_url)
     if turn.author == "customer":
         name = (card.customer_name or "Customer") if "name" in shown else f"Customer {card.customer_id}"
         return f"*{escape_mrkdwn(name)}*: {body}"
@@ -136,6 +137,15 @@ def turn_text(turn: ThreadTurn, card: ThreadCard, shown: Collection[str]) -> str
     if turn.author == "bot":
         return f"*Bot*: {body}"
     return f"_{body}_"
+
+
+def files_text(turn: ThreadTurn, public_url: str) -> str:
+    """ "📎 scan.pdf (2.5 MB)" per kept file, each a link to the dashboard (staff sign in to open it)."""
+    lines = []
+    for file in turn.files:
+        url = f"{public_url.rstrip('/')}{attachment_path(file.id)}"
+        lines.append(f"\n📎 <{url}|{escape_mrkdwn(file.label).replace('|', '¦')}>")
+    return "".join(lines)
 
 
 def echo_text(echo: DeliveryEcho) -> str:
@@ -199,7 +209,9 @@ class SlackThreadPoster:
 
     async def post_turn(self, channel_id: str, thread_ts: str, turn: ThreadTurn, card: ThreadCard) -> None:
         await self.client.chat_postMessage(
-            channel=channel_id, thread_ts=thread_ts, text=clip(turn_text(turn, card, self.shown), 39_000)
+            channel=channel_id,
+            thread_ts=thread_ts,
+            text=clip(turn_text(turn, card, self.shown, self.public_url), 39_000),
         )
 
     async def post_echo(self, channel_id: str, thread_ts: str, echo: DeliveryEcho, card: ThreadCard) -> None:

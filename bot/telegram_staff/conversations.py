@@ -19,6 +19,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.commands.masking import mask_phone
 from bot.telegram_staff.render import MESSAGE_LIMIT, clip
+from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import ThreadAnswer, ThreadCard, ThreadTurn
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
@@ -70,7 +71,10 @@ def turn_html(turn: ThreadTurn, card: ThreadCard, public_url: str, shown: Collec
     status = STATUS_WORDS.get(card.status.value, card.status.value)
     holder = f"with {escape(card.assignee)}" if card.assignee else "unassigned"
     head = f"💬 <b>Conversation {card.chat_id}</b> · {channel} · {who} ({status}, {holder})"
-    body = escape(turn.body)
+    body = escape(turn.body) + "".join(
+        f'\n📎 <a href="{escape(public_url.rstrip("/") + attachment_path(file.id))}">{escape(file.label)}</a>'
+        for file in turn.files
+    )
     if turn.author == "customer":
         said = f"<b>{escape(name)}</b>: {body}"
     elif turn.author == "staff" and turn.is_note:

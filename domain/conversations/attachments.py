@@ -268,3 +268,27 @@ def check_file(
 
 def is_image(content_type: str) -> bool:
     return content_type.startswith("image/") and content_type in ALLOWED_TYPES
+
+
+@dataclass(frozen=True)
+class TurnFile:
+    """A kept file as a conversation shows it (without its bytes): staff open it by its id."""
+
+    id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+
+    @property
+    def is_image(self) -> bool:
+        return is_image(self.content_type)
+
+    @property
+    def label(self) -> str:
+        """ "scan.pdf (2.5 MB)" """
+        return f"{self.filename} ({size_words(self.size_bytes)})"
+
+
+def attachment_path(attachment_id: int) -> str:
+    """Where signed-in staff open a kept file on the dashboard."""
+    return f"/communication/chat/attachments/{attachment_id}"

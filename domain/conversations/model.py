@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.consent.keywords import KeywordAction
+from domain.conversations.attachments import MediaReference
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.vocabulary import Channel
 
@@ -60,10 +61,13 @@ class CustomerMessage:
     """An inbound message plus what the provider told us about who sent it.
 
     `link_customer_id` is set when a verified deep link (Telegram `/start <payload>`) names the customer.
+    `media` names the files that came with it.
     """
 
     message: InboundMessage
     link_customer_id: int | None = None
+    #: Files the customer sent with it (photos, documents), fetched and checked before it is applied.
+    media: tuple[MediaReference, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.consent.ledger import ConsentLedger
+from domain.conversations.attachments import FileOutcome
 from domain.conversations.csat import SurveyAnswers, SurveyDesk
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
@@ -57,6 +58,12 @@ class ConversationStore(Protocol):
     ) -> int:
         """Add the customer's turn to their live conversation on `channel` (a snoozed or pending one
         wakes up as open), else reopen one resolved within REOPEN_WITHIN, else open a new one; its id."""
+
+    async def attach_files(
+        self, chat_id: int, communication_id: int, files: Sequence[FileOutcome], at: datetime
+    ) -> None:
+        """Store the kept files on the customer's turn for `communication_id`, and add a system turn in
+        words for each file that was not kept."""
 
     async def chat_assignee(self, chat_id: int) -> int | None: ...
 

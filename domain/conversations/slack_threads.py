@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.audit import AuditTrail
+from domain.conversations.attachments import TurnFile
 from domain.transaction import Transaction
 from domain.vocabulary import ChatStatus, MessageStatus
 
@@ -71,6 +72,8 @@ class ThreadTurn:
     #: Where a staff turn was written: "slack", "telegram", or None (the web, the console).
     written_in: str | None = None
     staff_id: int | None = None
+    #: The images and PDFs kept with the turn, each shown by name and size with a dashboard link.
+    files: tuple[TurnFile, ...] = ()
 
 
 def written_in(external_ref: str | None) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
+from domain.conversations.attachments import AttachmentRules, FileOutcome, MediaSource
 from domain.conversations.csat import SurveyReply, capture_survey_answer, request_survey
 from domain.conversations.desk import (
     DeskChat,
@@ -24,6 +25,7 @@ from domain.conversations.desk import (
     choose_agent,
     find_agent,
 )
+from domain.conversations.incoming_files import FilesByMessage, fetch_customer_files
 from domain.conversations.model import (
     KEYWORD_SOURCE,
     OUTBOX_REPLY_CHANNELS,
@@ -75,6 +77,9 @@ class InboundPolicy:
     """What inbound handling needs to know about the business."""
 
     business_name: str
+    #: The files customers send: how large they may be, and how long fetching one may take.
+    attachments: AttachmentRules = field(default_factory=AttachmentRules)
+    fetch_timeout_seconds: float = 8.0
     #: Video consultations: how a patient's "1", "2" or offered letter is answered; None: it is not.
     video: VideoReplies | None = None
 
@@ -85,19 +90,23 @@ async def receive_webhook(
     reader: WebhookReader,
     policy: InboundPolicy,
     clock: Callable[[], datetime] = utc_now,
+    media: MediaSource | None = None,
 ) -> WebhookOutcome:
     """Stores a verified webhook and applies it in one transaction, once per (provider, dedupe key).
 
     When applying fails, the transaction rolls back and the webhook is kept as failed in a fresh one,
     so the provider gets its 2xx (and stops retrying) and `replay_failed_webhooks` can try again.
+    Files the customers sent are fetched from `media` first, outside the transaction, each within the
+    policy's time limit.
     """
     now = clock()
+    files = await _files_of(delivery, reader, policy, media)
     try:
         async with open_uow() as uow:
             inbox_id = await uow.inbox.add(delivery, now)
             if inbox_id is None:
                 return WebhookOutcome(duplicate=True)
-            outcome = await apply_webhook(uow, delivery, reader, policy, now)
+            outcome = await apply_webhook(uow, delivery, reader, policy, now, files)
             await uow.inbox.mark_applied(inbox_id, now)
             await uow.commit()
             return outcome
@@ -118,6 +127,7 @@ async def replay_failed_webhooks(
     policy: InboundPolicy,
     limit: int = 100,
     clock: Callable[[], datetime] = utc_now,
+    media: MediaSource | None = None,
 ) -> tuple[int, int]:
     """Applies failed inbox rows again; returns (replayed, still failing)."""
     async with open_uow() as uow:
@@ -126,10 +136,11 @@ async def replay_failed_webhooks(
     for stored in pending:
         now = clock()
         try:
+            files = await _files_of(stored.delivery, reader, policy, media)
             async with open_uow() as uow:
                 if not await uow.inbox.claim_for_replay(stored.id):
                     continue
-                await apply_webhook(uow, stored.delivery, reader, policy, now)
+                await apply_webhook(uow, stored.delivery, reader, policy, now, files)
                 await uow.inbox.mark_applied(stored.id, now)
                 await uow.commit()
             replayed += 1
@@ -148,8 +159,10 @@ async def apply_webhook(
     reader: WebhookReader,
     policy: InboundPolicy,
     now: datetime,
+    files: FilesByMessage | None = None,
 ) -> WebhookOutcome:
-    """Applies what one webhook says inside the caller's transaction (no commit here)."""
+    """Applies what one webhook says inside the caller's transaction (no commit here); `files` are the
+    fetched (or refused) files of its messages, by provider message id."""
     contents = reader.read(delivery)
     outcome = WebhookOutcome()
     if contents.sender_user_id is not None and await uow.conversations.is_staff_telegram_user(
@@ -165,12 +178,31 @@ async def apply_webhook(
             )
         outcome.receipts_applied += int(result.applied)
     for message in contents.messages:
-        outcome.inbound.append(await handle_customer_message(uow, message, policy, now))
+        found = (files or {}).get(message.message.provider_message_id, ())
+        outcome.inbound.append(await handle_customer_message(uow, message, policy, now, found))
     return outcome
 
 
+async def _files_of(
+    delivery: WebhookDelivery, reader: WebhookReader, policy: InboundPolicy, media: MediaSource | None
+) -> dict[str, tuple[FileOutcome, ...]]:
+    """The files a webhook's messages carry, fetched before the transaction opens (a download never holds
+    database locks); a body that cannot be read fetches nothing (applying it fails and keeps it)."""
+    try:
+        contents = reader.read(delivery)
+    except Exception:  # the same error surfaces when the webhook is applied, and is recorded there
+        return {}
+    return await fetch_customer_files(
+        contents.messages, media, policy.attachments, policy.fetch_timeout_seconds
+    )
+
+
 async def handle_customer_message(
-    uow: InboundUnitOfWork, incoming: CustomerMessage, policy: InboundPolicy, now: datetime
+    uow: InboundUnitOfWork,
+    incoming: CustomerMessage,
+    policy: InboundPolicy,
+    now: datetime,
+    files: tuple[FileOutcome, ...] = (),
 ) -> InboundResult:
     """Records what a customer wrote, acts on consent keywords, and notes it as a reply to us."""
     message = incoming.message
@@ -210,6 +242,9 @@ async def handle_customer_message(
         chat_id = await store.append_to_chat(
             customer_id, message.channel, communication_id, message.body, now
         )
+        if files:
+            # Kept files hang off the customer's turn; a refused one is said in a system turn after it.
+            await store.attach_files(chat_id, communication_id, files, now)
         await _assign_if_unassigned(uow, chat_id)
     elif customer_id is not None and action is not None:
         # A keyword is answered automatically and is no agent's work; an agent already talking with the

@@ -11,6 +11,7 @@ from email.parser import BytesHeaderParser, HeaderParser
 from email.utils import parseaddr, parsedate_to_datetime
 
 from domain.clock import utc_now
+from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -75,6 +76,35 @@ def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
         received_at=received_at,
         sender_name=sender_name or None,
     )
+
+
+#: More parts than this in one email are not looked at (a mail bomb of tiny parts costs nothing then).
+MAX_EMAIL_ATTACHMENTS = 10
+
+
+def email_media(raw_bytes: bytes) -> tuple[MediaReference, ...]:
+    """The files attached to a customer's email, carried inside it (checked like any other file)."""
+    found: list[MediaReference] = []
+    for part in _parse(raw_bytes).iter_attachments():
+        if len(found) >= MAX_EMAIL_ATTACHMENTS:
+            break
+        if not isinstance(part, EmailMessage) or part.is_multipart():
+            continue
+        content = part.get_payload(decode=True)
+        if not isinstance(content, bytes):
+            continue
+        found.append(
+            MediaReference(
+                provider=Provider.SMTP.value,
+                locator="",
+                kind="file",
+                declared_type=part.get_content_type(),
+                filename=part.get_filename() or None,
+                declared_size=len(content),
+                content=content,
+            )
+        )
+    return tuple(found)
 
 
 def parse_bounce(raw_bytes: bytes) -> DeliveryReceipt | None:
@@ -190,7 +220,7 @@ def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCon
     message = parse_inbound_email(raw)
     if not message.from_address:
         raise MalformedWebhook("inbound email has no From address")
-    return WebhookContents(messages=(CustomerMessage(message),))
+    return WebhookContents(messages=(CustomerMessage(message, media=email_media(raw)),))
 
 
 # --- the webhook URL a mail relay posts inbound mail to -----------------------------------------------------

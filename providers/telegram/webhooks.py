@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     InboundMessage,
@@ -45,6 +46,29 @@ def _media_placeholder(message: Mapping[str, Any]) -> str | None:
             name = content.get("file_name") if isinstance(content, Mapping) else None
             return f"[{kind.replace('_', ' ')}: {name}]" if name else f"[{kind.replace('_', ' ')}]"
     return None
+
+
+def message_media(message: Mapping[str, Any]) -> tuple[MediaReference, ...]:
+    """The file a Telegram message carries, by its file_id (a photo: its largest size)."""
+    for kind in _MEDIA:
+        content = message.get(kind)
+        if kind == "photo" and isinstance(content, list) and content:
+            sizes = [size for size in content if isinstance(size, Mapping) and size.get("file_id")]
+            content = max(sizes, key=lambda size: int(size.get("file_size") or 0), default=None)
+        if not isinstance(content, Mapping) or not isinstance(content.get("file_id"), str):
+            continue
+        size = content.get("file_size")
+        return (
+            MediaReference(
+                provider=Provider.TELEGRAM.value,
+                locator=str(content["file_id"]),
+                kind=kind,
+                declared_type=str(content.get("mime_type") or "") or None,
+                filename=str(content.get("file_name") or "") or None,
+                declared_size=int(size) if isinstance(size, int) else None,
+            ),
+        )
+    return ()
 
 
 def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot") -> InboundMessage | None:
@@ -93,13 +117,15 @@ def read_update(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCo
         raise MalformedWebhook("telegram update has no update_id")
     sender = telegram_sender(update)
     message = parse_telegram_update(update, bot_address=context.telegram_bot_address)
+    raw_message = update.get("message")
+    media = message_media(raw_message) if isinstance(raw_message, Mapping) else ()
     if message is None:
         return WebhookContents(sender_user_id=sender)
     words = message.body.split()
     link = None
     if len(words) == 2 and words[0].split("@", 1)[0].casefold() == "/start":
         link = read_telegram_start_payload(context.link_secret, words[1])
-    return WebhookContents(messages=(CustomerMessage(message, link),), sender_user_id=sender)
+    return WebhookContents(messages=(CustomerMessage(message, link, media),), sender_user_id=sender)
 
 
 # --- the webhook URL: one bot, customers and staff alike -------------------------------------------------

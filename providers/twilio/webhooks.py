@@ -15,6 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from domain.clock import utc_now
 from domain.consent.keywords import interpret_keyword, keyword_reply
+from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -80,9 +81,29 @@ def parse_twilio_inbound(params: Mapping[str, str], *, received_at: datetime | N
         provider_message_id=_required(params, "MessageSid", "SmsMessageSid", "SmsSid"),
         from_address=_required(params, "From"),
         to_address=_required(params, "To"),
-        body=params.get("Body", ""),
+        body=params.get("Body", "") or ("[attachment]" if _media_count(params) else ""),
         received_at=received_at or utc_now(),
     )
+
+
+#: Twilio sends at most ten media per MMS.
+MAX_MEDIA = 10
+
+
+def _media_count(params: Mapping[str, str]) -> int:
+    count = params.get("NumMedia", "0")
+    return min(int(count), MAX_MEDIA) if count.isdigit() else 0
+
+
+def message_media(params: Mapping[str, str]) -> tuple[MediaReference, ...]:
+    """The files an MMS carries: MediaUrl0..N with MediaContentType0..N, fetched with the account's key."""
+    found = []
+    for index in range(_media_count(params)):
+        url = params.get(f"MediaUrl{index}", "")
+        if url:
+            declared = params.get(f"MediaContentType{index}") or None
+            found.append(MediaReference(Provider.TWILIO.value, url, "file", declared_type=declared))
+    return tuple(found)
 
 
 def parse_twilio_status(
@@ -133,7 +154,10 @@ def read_status(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCo
 
 
 def read_inbound(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
-    return WebhookContents(messages=(CustomerMessage(parse_twilio_inbound(form_params(delivery.body))),))
+    params = form_params(delivery.body)
+    return WebhookContents(
+        messages=(CustomerMessage(parse_twilio_inbound(params), media=message_media(params)),)
+    )
 
 
 # --- the two webhook URLs --------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
     DeliveryReceipt,
@@ -157,6 +158,29 @@ def _message_text(item: Mapping[str, Any]) -> str:
     return str(content.get("caption") or f"[{kind}]")
 
 
+#: Message types that carry a file, fetched by its media id (GET /{media-id}, then its URL).
+MEDIA_TYPES = ("image", "document", "sticker", "video", "audio")
+
+
+def message_media(item: Mapping[str, Any]) -> tuple[MediaReference, ...]:
+    """The file a WhatsApp message carries (a photo, a PDF, a voice note), by its media id."""
+    kind = str(item.get("type", "text"))
+    content = _object(item.get(kind))
+    media_id = content.get("id")
+    if kind not in MEDIA_TYPES or not isinstance(media_id, str) or not media_id:
+        return ()
+    kind = "voice" if kind == "audio" and content.get("voice") else kind
+    return (
+        MediaReference(
+            provider=Provider.WHATSAPP_CLOUD.value,
+            locator=media_id,
+            kind=kind,
+            declared_type=str(content.get("mime_type") or "") or None,
+            filename=str(content.get("filename") or "") or None,
+        ),
+    )
+
+
 def _receipts(value: Mapping[str, Any]) -> list[DeliveryReceipt]:
     found = []
     for item in _optional_list(value, "statuses"):
@@ -190,8 +214,24 @@ WEBHOOK_KIND = "webhook"
 
 
 def read_webhook(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
-    inbound, receipts = parse_whatsapp_webhook(json_object(delivery.body, "whatsapp webhook"))
-    return WebhookContents(tuple(receipts), tuple(CustomerMessage(m) for m in inbound))
+    payload = json_object(delivery.body, "whatsapp webhook")
+    inbound, receipts = parse_whatsapp_webhook(payload)
+    media = _media_by_message(payload)
+    return WebhookContents(
+        tuple(receipts),
+        tuple(CustomerMessage(m, media=media.get(m.provider_message_id, ())) for m in inbound),
+    )
+
+
+def _media_by_message(payload: Mapping[str, Any]) -> dict[str, tuple[MediaReference, ...]]:
+    found: dict[str, tuple[MediaReference, ...]] = {}
+    for entry in _list_of_objects(payload, "entry", "webhook"):
+        for change in _list_of_objects(entry, "changes", "entry"):
+            for item in _optional_list(_object(change.get("value")), "messages"):
+                media = message_media(item)
+                if media:
+                    found[str(item.get("id"))] = media
+    return found
 
 
 # --- the webhook URL: Meta's subscription handshake (GET) and its signed notifications (POST) ------------

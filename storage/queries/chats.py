@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select
 
+from domain.conversations.attachments import TurnFile
 from domain.conversations.desk import DeskChat
 from domain.conversations.model import ChatReplyTarget
 from domain.vocabulary import ChatStatus
 from storage.database import Database
 from storage.desk import SqlChatDesk
 from storage.models import ChatMessage, ChatSession, Customer, CustomerCommunication, StaffUser
+from storage.queries.chat_attachments import turn_files
 
 OPEN_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
 
@@ -51,6 +53,8 @@ class ChatTurn:
     delivery_reason: str | None = None
     #: The turn's chat_messages id (the live page names the last one it shows and streams the rest).
     id: int = 0
+    #: The images and PDFs the customer sent with it (kept within the size and type rules).
+    files: tuple[TurnFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,15 @@ async def chat_conversation(database: Database, chat_id: int, sent_id: int | Non
             )
         ).all()
         sent = await session.get(CustomerCommunication, sent_id) if sent_id else None
+        files = await turn_files(session, [row[0].id for row in rows])
     if sent is not None and sent.customer_id != chat.customer_id:
         sent = None
     return ChatConversation(
         _summary(chat, customer.name if customer else "—"),
-        [_turn(m, staff_name, status, reason, payload) for m, staff_name, status, reason, payload in rows],
+        [
+            _turn(m, staff_name, status, reason, payload, files.get(m.id, ()))
+            for m, staff_name, status, reason, payload in rows
+        ],
         None if sent is None else ReplySent(sent.id, sent.channel, sent.status, dict(sent.payload or {})),
     )
 
@@ -166,7 +174,11 @@ async def chat_turns_after(database: Database, chat_id: int, after: int, limit: 
     )
     async with database.read_sessions() as session:
         rows = (await session.execute(query)).all()
-    return [_turn(m, staff_name, status, reason, payload) for m, staff_name, status, reason, payload in rows]
+        files = await turn_files(session, [row[0].id for row in rows])
+    return [
+        _turn(m, staff_name, status, reason, payload, files.get(m.id, ()))
+        for m, staff_name, status, reason, payload in rows
+    ]
 
 
 def _turn(
@@ -175,6 +187,7 @@ def _turn(
     status: str | None,
     reason: str | None,
     payload: dict[str, Any] | None,
+    files: tuple[TurnFile, ...] = (),
 ) -> ChatTurn:
     """A turn; a staff reply carries its message's delivery status (a note or a customer turn none)."""
     reply = message.author == "staff" and not message.is_note and status is not None
@@ -188,6 +201,7 @@ def _turn(
         delivery_status=status if reply else None,
         delivery_reason=str(why) if why else None,
         id=message.id,
+        files=files,
     )
 
 
