@@ -53,6 +53,11 @@ class Clinic:
 
 @pytest.fixture
 async def clinic(database: Database) -> Clinic:
+    return await open_clinic(database)
+
+
+async def open_clinic(database: Database) -> Clinic:
+    """A clinic, its patient Anna and her clinician Clara (Slack and Telegram linked), a video service."""
     async with database.sessions() as session:
         location = Location(code="BER", name="Berlin Mitte", country="DE", timezone="Europe/Berlin")
         session.add(location)
