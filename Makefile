@@ -35,6 +35,7 @@ demo: install
 	$(BIN)/switchboard rollups rebuild
 	@echo "Sign in at http://127.0.0.1:$(or $(PORT),8000)/login (demo staff buttons), or: $(strip $(DEMO_ENV) $(BIN)/switchboard login-link admin@northwind.example)"
 	@echo "Try the staff bot in the sandbox's Slack: http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/slack (type /sb help)"
+	@echo "Video consultations: a patient's /v/ link leads into the sandbox's Jitsi stand-in (SWITCHBOARD_JITSI_URL follows the sandbox); rooms and who entered: http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/video"
 	@echo "Live chat: a customer writes at http://127.0.0.1:$(or $(SANDBOX_PORT),8025)/_sandbox/ or on the clinic's page http://127.0.0.1:$(or $(PORT),8000)/widget/demo; agents answer in #live-chat's threads"
 	$(DEMO_ENV) $(DEMO_CHAT_ENV) $(BIN)/switchboard serve --host 127.0.0.1 --port $(or $(PORT),8000)
 
