@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.video.reminders import RULE_OFFSET_MINUTES
 from domain.vocabulary import Channel, MessageCategory, Provider, Role
 
 Row = dict[str, Any]
@@ -188,6 +189,25 @@ TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
         ("Your video consultation is cancelled", "Hi {{ first_name }}, your {{ service }} with {{ clinician }} on {{ appointment_time }} is cancelled. Reply here to book a new time."),
         ("Ihre Videosprechstunde ist abgesagt", "Hallo {{ first_name }}, Ihr Termin ({{ service }}) mit {{ clinician }} am {{ appointment_time }} ist abgesagt. Antworten Sie hier für einen neuen Termin."),
     ),
+    # Video reminders (domain/video/reminders.py), a day and two hours before by default: the link, and on the
+    # channels that carry replies the "1"/"2" answers (domain/video/replies.py); email gets the link only.
+    TemplateText(
+        "video_reminder", T, ("sms", "whatsapp", "telegram"),
+        ("Your video consultation", "Hi {{ first_name }}, a reminder of your {{ service }} with {{ clinician }} on {{ appointment_time }}. Join here: {{ link }} Reply 1 to confirm or 2 to choose another time."),
+        ("Ihre Videosprechstunde", "Hallo {{ first_name }}, wir erinnern an Ihren Termin ({{ service }}) mit {{ clinician }} am {{ appointment_time }}. Hier teilnehmen: {{ link }} Antworten Sie 1 zum Bestätigen oder 2 für einen anderen Termin."),
+    ),
+    TemplateText(
+        "video_reminder", T, ("email",),
+        ("Your video consultation on {{ appointment_time }}", "Hi {{ first_name }}, a reminder of your {{ service }} with {{ clinician }} on {{ appointment_time }}. Join here: {{ link }} (the link opens 10 minutes before the start). Reply to this email if you need another time."),
+        ("Ihre Videosprechstunde am {{ appointment_time }}", "Hallo {{ first_name }}, wir erinnern an Ihren Termin ({{ service }}) mit {{ clinician }} am {{ appointment_time }}. Hier teilnehmen: {{ link }} (der Link öffnet 10 Minuten vor Beginn). Antworten Sie auf diese E-Mail, wenn Sie einen anderen Termin brauchen."),
+    ),
+    # After a no-show or when staff offer new times (domain/video/rebooking.py): `options` lists them as
+    # "A) ..., B) ...; reply A, B or C to book it", or asks the patient to reply when there are none.
+    TemplateText(
+        "video_rebook_offer", T, MESSAGING_CHANNELS,
+        ("New times for your video consultation", "Hi {{ first_name }}, we missed you at your {{ service }} on {{ appointment_time }}. New times with {{ clinician }}: {{ options }}"),
+        ("Neue Termine für Ihre Videosprechstunde", "Hallo {{ first_name }}, wir haben Sie bei Ihrem Termin ({{ service }}) am {{ appointment_time }} vermisst. Neue Termine mit {{ clinician }}: {{ options }}"),
+    ),
 )  # fmt: skip
 
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
@@ -289,6 +309,10 @@ NOTIFICATION_RULES: tuple[tuple[str, str, str, tuple[str, ...], int], ...] = (
     ("video_booked", "video.booked", "video_booked", (), 0),
     ("video_rescheduled", "video.rescheduled", "video_rescheduled", (), 0),
     ("video_cancelled", "video.cancelled", "video_cancelled", (), 0),
+    # Recorded the moment each reminder is due; the offset only has to be as early as any reminder so that
+    # each goes out at once (and none once the consultation has begun).
+    ("video_consultation_reminder", "video.reminder", "video_reminder", (), RULE_OFFSET_MINUTES),
+    ("video_rebook_offer", "video.rebook_offer", "video_rebook_offer", (), 0),
 )  # fmt: skip
 RULE_CHANNELS = {name: order for name, _event, _template, order, _offset in NOTIFICATION_RULES}
 
