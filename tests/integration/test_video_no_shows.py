@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
+from bot.commands.context import CommandContext
+from bot.console import ask, render_reply
 from domain.notifications.use_cases import process_pending_events
 from domain.video.model import VideoError
 from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_missed_consultations, mark_no_show
@@ -18,6 +20,7 @@ from storage.models import Appointment, AuditLog, BusinessEvent, VideoConsultati
 from storage.models.video import VideoRebookOffer
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.video_no_shows import SqlNoShowUnitOfWork
+from switchboard.settings import Settings
 from tests.integration.test_video_reminders import (
     NOW,
     add_consultation,
@@ -203,3 +206,43 @@ async def test_staff_offer_rebooking_and_the_rule_less_event_sends_nothing_twice
     with pytest.raises(VideoError, match="no video consultation 424242"):
         await offer_rebooking(SqlNoShowUnitOfWork(database), 424242, actor="ana@x", via="slack", now=NOW)
     assert await outbox(database) == []  # no rule for the offer event in this set-up: nothing is sent
+
+
+async def test_staff_commands_mark_correct_offer_and_show_the_reminder_log(
+    database: Database, database_url: str
+) -> None:
+    w = await world(database)
+    appointment, consultation = await add_consultation(
+        database,
+        w["customer"],
+        w["staff"],
+        w["service"],
+        NOW - timedelta(minutes=40),
+        booked_at=NOW - timedelta(days=2),
+    )
+    ctx = CommandContext(Settings(database_url=database_url, business_timezone="Europe/Berlin"), database,
+                         clock=lambda: NOW)  # fmt: skip
+
+    async def say(text: str) -> tuple[str, str]:
+        reply = await ask(ctx, text, as_email="weiss@northwind.example")
+        shown = render_reply(reply)
+        assert "Traceback" not in shown
+        return reply.kind, shown
+
+    kind, shown = await say(f"noshow {appointment}")
+    assert kind == "answer"
+    assert (
+        f"Appointment {appointment} (Alice Smith, Tue 8 Dec 08:20 CET) is now a no-show (it was booked)."
+        in shown
+    )
+    assert "offered new times on their channel: A) Tue 8 Dec 10:00 CET" in shown
+    kind, shown = await say(f"noshow {appointment}")
+    assert kind == "error" and "already marked as a no-show" in shown
+    kind, shown = await say(f"attended #{appointment}")
+    assert "is now marked attended (it was a no-show)" in shown
+    kind, shown = await say("noshow soon")
+    assert kind == "error" and "not an appointment number" in shown
+    kind, shown = await say(f"video rebook {consultation}")
+    assert "offered new times" in shown and "Their answer books it." in shown
+    kind, shown = await say(f"video reminders {consultation}")
+    assert "has no reminders yet" in shown
