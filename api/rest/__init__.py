@@ -1,4 +1,5 @@
-"""The JSON API under /api: messages, templates, customer preferences, campaigns, business events and notification rules."""
+"""The JSON API under /api: messages, templates, customer preferences, campaigns, business events, notification rules
+and video consultations."""
 
 from api.rest.campaigns import CampaignsController
 from api.rest.customers import CustomersController
@@ -6,6 +7,7 @@ from api.rest.events import EventsController
 from api.rest.messages import MessagesController
 from api.rest.notification_rules import NotificationRulesController
 from api.rest.templates import TemplatesController
+from api.rest.video import VideoController
 
 API_CONTROLLERS = [
     MessagesController,
@@ -14,6 +16,7 @@ API_CONTROLLERS = [
     CampaignsController,
     EventsController,
     NotificationRulesController,
+    VideoController,
 ]
 
 __all__ = ["API_CONTROLLERS"]
