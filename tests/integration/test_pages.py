@@ -212,7 +212,8 @@ DASHBOARD_PAGES = [
 
 
 async def test_pages_without_a_session_redirect_to_sign_in(client: Client) -> None:
-    for path in [*DASHBOARD_PAGES, "/communication/messages/1", "/communication/chat/1"]:
+    chat_pages = ["/communication/chat/1", "/communication/chat/attachments/1"]
+    for path in [*DASHBOARD_PAGES, "/communication/messages/1", *chat_pages]:
         response = await client.get(path, follow_redirects=False)
         assert response.status_code == 303, path
         assert response.headers["location"].startswith("/login?next=%2F"), path
