@@ -9,13 +9,23 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton, format_time
-from litestar import Request, get
+from litestar import Request, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from litestar.response import Template
+from litestar.response import Redirect, Template
 
+from api.auth import requires_role
 from api.pages.common import PERIODS, Formats, StaffPages, container_of, page, staff_of, utc_now
-from domain.video.model import ACTIVE_STATUSES, STATUS_WORDS, ConsultationStatus
+from domain.video.booking import cancel_consultation, reschedule_consultation
+from domain.video.model import (
+    ACTIVE_STATUSES,
+    STATUS_WORDS,
+    ConsultationNotFound,
+    ConsultationStatus,
+    VideoError,
+)
+from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_no_show
+from domain.video.rebooking import offer_rebooking
 from domain.video.reminders import lead_time_words
 from domain.vocabulary import Role
 from reports.query import MetricQuery, run_query
@@ -23,10 +33,12 @@ from storage.queries.video import (
     ConsultationLine,
     clinicians_with_consultations,
     consultation_detail,
+    consultation_line,
     consultations_between,
     reminder_logs,
 )
 from storage.queries.video_reminders import ReminderLogLine
+from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
 #: The spans the list offers, in the order its tabs show them.
@@ -57,6 +69,16 @@ NO_SHOW_BREAKOUTS = (
     ("reminder_channel", "By reminder channel"),
 )
 NO_SHOW_PERIOD = "last_30_days"
+#: What an action did, for the notice on the consultation's page after it.
+DONE = {
+    "rescheduled": "The consultation was moved; the patient is told the new time on their channel.",
+    "cancelled": "The consultation was cancelled; its time is free again and the patient is told.",
+    "no-show": "Marked as a no-show.",
+    "no-show-offered": "Marked as a no-show; the patient is offered new times on their channel.",
+    "attended": "Marked as attended: the patient came.",
+    "offered": "New times were offered to the patient on their channel.",
+    "offered-none": "The patient was asked to reply for a new time: the clinician has no free times soon.",
+}
 
 
 def status_word(status: str) -> str:
@@ -182,6 +204,16 @@ def _number(value: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 19 else None
 
 
+def _slot_words(value: str, clock: BusinessClock) -> str:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return f"{clock.day(moment)} {clock.clock(moment)}"
+
+
 class VideoPages(StaffPages):
     @get("/communication/video", name="video")
     async def consultations(self, request: Request[Any, Any, Any]) -> Template:
@@ -218,6 +250,9 @@ class VideoPages(StaffPages):
         return await self._detail(request, consultation_id)
 
     async def _detail(self, request: Request[Any, Any, Any], consultation_id: int, **extra: Any) -> Template:
+        done = request.query_params.get("done", "")
+        if done in DONE and "error" not in extra:
+            extra["done"] = DONE[done]
         container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
         found = await consultation_detail(container.database, consultation_id)
         if found is None:
@@ -273,12 +308,102 @@ class VideoPages(StaffPages):
             **extra,
         )
 
+    async def _act(
+        self, request: Request[Any, Any, Any], consultation_id: int, action: str
+    ) -> Redirect | Template:
+        """Run one of the page's actions through its use-case; a refusal comes back on the page, in words."""
+        container, staff, now = container_of(request), staff_of(request), utc_now()
+        tz = container.settings.business_timezone
+        form = await request.form()
+        try:
+            done = await _run_action(container, consultation_id, action, form, staff.email, now, tz)
+        except (ConsultationNotFound, AppointmentNotFound) as error:
+            raise NotFoundException(str(error)) from None
+        except (VideoError, ConfigurationError) as error:
+            template = await self._detail(request, consultation_id, error=str(error))
+            template.status_code = 409
+            return template
+        return Redirect(f"/communication/video/{consultation_id}?done={done}", status_code=303)
 
-def _slot_words(value: str, clock: BusinessClock) -> str:
+    @post(
+        "/communication/video/{consultation_id:int}/{action:str}",
+        name="video_action",
+        guards=[requires_role(Role.AGENT)],
+        status_code=303,
+    )
+    async def action(
+        self, request: Request[Any, Any, Any], consultation_id: FromPath[int], action: FromPath[str]
+    ) -> Redirect | Template:
+        """Reschedule, cancel, mark no-show or attended, offer new times (agents and up; audited)."""
+        if action not in ACTIONS:
+            raise NotFoundException(f"Consultations cannot {action!r}; use {', '.join(ACTIONS)}.")
+        return await self._act(request, consultation_id, action)
+
+
+#: The page's actions, as their paths name them.
+ACTIONS = ("reschedule", "cancel", "no-show", "attended", "offer")
+
+
+def _new_start(form: Any, tz: str) -> datetime:
+    """The form's "YYYY-MM-DDTHH:MM" in the business timezone (a time the clocks skip is refused by booking)."""
+    text = str(form.get("starts_at", "")).strip()
     try:
-        moment = datetime.fromisoformat(value)
+        wall = datetime.fromisoformat(text)
     except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return value
-    return f"{clock.day(moment)} {clock.clock(moment)}"
+        raise VideoError("Give the new time as a date and a time, such as 2026-12-07 10:30.") from None
+    if wall.tzinfo is not None:
+        return wall
+    return wall.replace(tzinfo=ZoneInfo(tz))
+
+
+async def _run_action(
+    container: Container, consultation_id: int, action: str, form: Any, actor: str, now: datetime, tz: str
+) -> str:
+    """The action's use-case; the key of what it did (DONE)."""
+    public_url = container.settings.public_url
+    if action == "reschedule":
+        await reschedule_consultation(
+            container.units.video_booking(),
+            container.video_rooms,
+            consultation_id,
+            _new_start(form, tz),
+            actor=actor,
+            via="web",
+            now=now,
+            public_url=public_url,
+        )
+        return "rescheduled"
+    if action == "cancel":
+        await cancel_consultation(
+            container.units.video_booking(),
+            consultation_id,
+            actor=actor,
+            via="web",
+            now=now,
+            public_url=public_url,
+        )
+        return "cancelled"
+    if action == "offer":
+        slots = await offer_rebooking(
+            container.units.video_no_shows(), consultation_id, actor=actor, via="web", now=now
+        )
+        return "offered" if slots else "offered-none"
+    line = await consultation_line(container.database, consultation_id)
+    if line is None:
+        raise ConsultationNotFound(f"There is no video consultation {consultation_id}.")
+    if line.appointment_id is None:
+        raise VideoError(f"Consultation {consultation_id} has no appointment to mark.")
+    if action == "no-show":
+        marked = await mark_no_show(
+            container.units.video_no_shows(),
+            line.appointment_id,
+            actor=actor,
+            via="web",
+            now=now,
+            timezone=tz,
+        )
+        return "no-show-offered" if marked.offer_sent else "no-show"
+    await mark_attended(
+        container.units.video_no_shows(), line.appointment_id, actor=actor, via="web", now=now, timezone=tz
+    )
+    return "attended"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -156,4 +157,75 @@ async def test_a_viewer_cannot_act_and_a_form_without_csrf_is_refused(
     assert await status_of(database, world.today_confirmed) == "confirmed"
     detail = (await client.get(f"/communication/video/{world.today_confirmed}")).text
     assert f'action="/communication/video/{world.today_confirmed}/no-show"' in detail
-    assert AGENT  # agents act too (see the action tests)
+
+
+async def act(client: Client, consultation_id: int, action: str, **data: str) -> Any:
+    """Posts like a browser: the form's CSRF token from the consultation's page."""
+    token = csrf_token((await client.get(f"/communication/video/{consultation_id}")).text)
+    return await client.post(
+        f"/communication/video/{consultation_id}/{action}",
+        data={**data, "_csrf_token": token},
+        follow_redirects=False,
+    )
+
+
+async def test_staff_mark_no_shows_and_attended_and_offer_new_times(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, AGENT)
+    missed = await act(client, world.past_done, "no-show")
+    assert missed.status_code == 303, missed.text
+    assert missed.headers["location"] == f"/communication/video/{world.past_done}?done=no-show-offered"
+    assert await status_of(database, world.past_done) == "no_show"
+    page = (await client.get(missed.headers["location"])).text
+    assert "Marked as a no-show; the patient is offered new times" in page
+    assert "by agent@clinic.example" in page, "the change is audited and shown"
+    again = await act(client, world.past_done, "no-show")
+    assert again.status_code == 409 and "already marked as a no-show" in again.text
+    came = await act(client, world.past_missed, "attended")
+    assert came.status_code == 303 and await status_of(database, world.past_missed) == "completed"
+    early = await act(client, world.future_booked, "no-show")
+    assert early.status_code == 409 and "has not begun yet" in early.text
+    assert await status_of(database, world.future_booked) == "scheduled"
+    offered = await act(client, world.today_no_show, "offer")
+    assert offered.status_code == 303
+    assert offered.headers["location"].endswith("?done=offered")
+    assert "New times offered" in (await client.get(f"/communication/video/{world.today_no_show}")).text
+    unknown = await act(client, world.past_done, "delete")
+    assert unknown.status_code == 404
+
+
+async def test_managers_reschedule_and_cancel_and_bad_times_are_refused_in_words(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, MANAGER)
+    for typed, words in (
+        ("next tuesday", "Give the new time as a date and a time"),
+        ("2020-01-06T10:00", "has already passed"),
+        ("2031-03-30T02:30", "does not exist in Europe/Berlin"),
+    ):
+        refused = await act(client, world.future_booked, "reschedule", starts_at=typed)
+        assert refused.status_code == 409, typed
+        assert words in refused.text, typed
+    async with database.read_sessions() as session:
+        before = await session.scalar(
+            select(VideoConsultation.scheduled_at).where(VideoConsultation.id == world.future_booked)
+        )
+    assert before is not None
+    target = (before + timedelta(days=1)).astimezone(ZoneInfo("Europe/Berlin")).replace(hour=12, minute=0)
+    moved = await act(client, world.future_booked, "reschedule", starts_at=target.strftime("%Y-%m-%dT%H:%M"))
+    assert moved.status_code == 303, moved.text
+    async with database.read_sessions() as session:
+        row = await session.get(VideoConsultation, world.future_booked)
+    assert row is not None and row.scheduled_at == target.astimezone(UTC) and row.version == 2
+    cancelled = await act(client, world.future_booked, "cancel")
+    assert cancelled.status_code == 303
+    assert await status_of(database, world.future_booked) == "cancelled"
+    page = (await client.get(cancelled.headers["location"])).text
+    assert "The consultation was cancelled" in page
+    assert (
+        "video reschedule by manager@clinic.example" in page
+        and "video cancel by manager@clinic.example" in page
+    )
+    twice = await act(client, world.future_booked, "cancel")
+    assert twice.status_code == 409 and "was cancelled" in twice.text

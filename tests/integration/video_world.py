@@ -36,7 +36,9 @@ class VideoWorld:
     today_no_show: int  # Ben, the hostile name, 11:00 today
     later_this_week: int  # Anna, Dan (New York), another day of this week
     next_week: int  # Anna, Clara, a week from today: in no list
-    future_booked: int  # Anna, Clara, tomorrow or later: a booking the actions can change
+    future_booked: int  # Anna, Clara, two days ahead at 15:00: a booking the actions can change
+    past_done: int  # Anna, Clara, ten days ago: the patient came
+    past_missed: int  # Ben, Dan, ten days ago: a no-show
     service_id: int
     customers: dict[str, int]
 
@@ -182,4 +184,17 @@ async def build_video_world(database: Database, now: datetime | None = None) -> 
         await session.commit()
         staff = {email: row.id for email, row in people.items()}
         customers = {"clara": clara.id, "hostile": hostile.id, "dan": dan.id}
-    return VideoWorld(staff, anna, ben, confirmed, no_show, later, next_week, future, service.id, customers)
+    return VideoWorld(
+        staff,
+        anna,
+        ben,
+        confirmed,
+        no_show,
+        later,
+        next_week,
+        future,
+        past_done,
+        past_missed,
+        service.id,
+        customers,
+    )
