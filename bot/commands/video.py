@@ -15,6 +15,7 @@ from typing import TypeVar
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
 from bot.commands.parsing import ParseError, recipient_ref
+from bot.commands.video_times import DaySpec, WhenSpec, parse_day, parse_when, when_words
 from bot.replies import Button, Field, Reply, Table
 from domain.conversations.opening import channel_words
 from domain.staff import StaffIdentity
@@ -46,78 +47,13 @@ SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
 RESCHEDULE_USAGE = "video reschedule ID to TIME"
 CANCEL_USAGE = "video cancel ID"
 LIST_USAGE = "video list [today|week] [STAFF|mine]"
-TIME_EXAMPLES = "“tomorrow 10:30”, “mon 9:00”, “2026-12-07 14:00” or “7 dec 14:00”"
 #: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
 SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
 LIST_LIMIT = 40
 _ID = re.compile(r"#?(\d{1,18})")
-_CLOCK = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|h|uhr)?")
-_ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-_DOTTED_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})?")
-_WEEKDAYS = {
-    name: index
-    for index, names in enumerate(
-        (
-            ("mon", "monday", "mo"),
-            ("tue", "tues", "tuesday", "di"),
-            ("wed", "wednesday", "mi"),
-            ("thu", "thur", "thurs", "thursday", "do"),
-            ("fri", "friday", "fr"),
-            ("sat", "saturday", "sa"),
-            ("sun", "sunday", "so"),
-        )
-    )
-    for name in names
-}
-_MONTHS = {
-    name: index + 1
-    for index, names in enumerate(
-        (
-            ("jan", "january", "januar"),
-            ("feb", "february", "februar"),
-            ("mar", "march", "märz", "maerz"),
-            ("apr", "april"),
-            ("may", "mai"),
-            ("jun", "june", "juni"),
-            ("jul", "july", "juli"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october", "okt", "oktober"),
-            ("nov", "november"),
-            ("dec", "december", "dez", "dezember"),
-        )
-    )
-    for name in names
-}
 
 
 # --- what staff type ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DaySpec:
-    """A day as typed: a date, a weekday (the next one), or days from today; resolved in the clinician's zone."""
-
-    on: date | None = None
-    weekday: int | None = None
-    days_ahead: int | None = None
-
-    def resolve(self, today: date) -> date:
-        if self.on is not None:
-            return self.on
-        if self.weekday is not None:
-            return today + timedelta(days=(self.weekday - today.weekday()) % 7)
-        return today + timedelta(days=self.days_ahead or 0)
-
-    @property
-    def is_weekday(self) -> bool:
-        return self.weekday is not None
-
-
-@dataclass(frozen=True)
-class WhenSpec:
-    day: DaySpec
-    at: time
 
 
 @dataclass(frozen=True)
@@ -148,72 +84,6 @@ class CancelVideo:
 class ListVideo:
     period: str = "today"  # today or week
     staff: str | None = None  # None: everyone; "mine": the asker
-
-
-def parse_day(words: Sequence[str], today: date, usage: str) -> DaySpec:
-    text = " ".join(w.lower().strip(",") for w in words)
-    if text in ("today", "heute"):
-        return DaySpec(days_ahead=0)
-    if text in ("tomorrow", "tmrw", "morgen"):
-        return DaySpec(days_ahead=1)
-    if text.removeprefix("next ") in _WEEKDAYS:
-        return DaySpec(weekday=_WEEKDAYS[text.removeprefix("next ")])
-    found = _ISO_DAY.fullmatch(text)
-    if found:
-        return DaySpec(on=_date(int(found[1]), int(found[2]), int(found[3]), usage))
-    found = _DOTTED_DAY.fullmatch(text)
-    if found:
-        return DaySpec(on=_coming(int(found[2]), int(found[1]), found[3], today, usage))
-    parts = text.replace(".", "").split()
-    if len(parts) == 2:
-        day_first = parts[0].isdigit() and parts[1] in _MONTHS
-        month_first = parts[1].isdigit() and parts[0] in _MONTHS
-        if day_first or month_first:
-            day, month = (parts[0], parts[1]) if day_first else (parts[1], parts[0])
-            return DaySpec(on=_coming(_MONTHS[month], int(day), None, today, usage))
-    raise ParseError(f"“{' '.join(words)}” is not a day I can read; try {TIME_EXAMPLES}.", usage)
-
-
-def _date(year: int, month: int, day: int, usage: str) -> date:
-    try:
-        return date(year, month, day)
-    except ValueError:
-        raise ParseError(f"{year}-{month:02d}-{day:02d} is not a date.", usage) from None
-
-
-def _coming(month: int, day: int, year: str | None, today: date, usage: str) -> date:
-    """A day and month without a year: this year's, or next year's once this year's has passed."""
-    if year:
-        return _date(int(year), month, day, usage)
-    found = _date(today.year, month, day, usage)
-    return found if found >= today else _date(today.year + 1, month, day, usage)
-
-
-def parse_clock(text: str, usage: str) -> time:
-    found = _CLOCK.fullmatch(text.lower().replace(" ", ""))
-    if found is None:
-        raise ParseError(f"“{text}” is not a time of day; write it like 10:30 or 2pm.", usage)
-    hour, minute, suffix = int(found[1]), int(found[2] or 0), found[3]
-    if suffix in ("am", "pm"):
-        if not 1 <= hour <= 12:
-            raise ParseError(f"“{text}” is not a time of day.", usage)
-        hour = hour % 12 + (12 if suffix == "pm" else 0)
-    if not (0 <= hour <= 23 and 0 <= minute <= 59):
-        raise ParseError(f"“{text}” is not a time of day.", usage)
-    return time(hour, minute)
-
-
-def parse_when(words: Sequence[str], today: date, usage: str) -> WhenSpec:
-    """A day (optional: today) and a time of day: "tomorrow 10:30", "mon 9am", "2026-12-07 14:00"."""
-    if not words:
-        raise ParseError(f"Say when: {TIME_EXAMPLES}.", usage)
-    tail = words[-1]
-    clock_words = 1
-    if tail.lower() in ("am", "pm", "uhr") and len(words) >= 2:
-        tail, clock_words = words[-2] + tail, 2
-    at = parse_clock(tail, usage)
-    day_words = [w for w in words[:-clock_words] if w.lower() not in ("on", "at", "um", "am")]
-    return WhenSpec(parse_day(day_words, today, usage) if day_words else DaySpec(days_ahead=0), at)
 
 
 def _consultation_id(word: str, usage: str) -> int:
@@ -383,14 +253,15 @@ def _patient_words(booked: BookedConsultation) -> str:
     return f"{time_in(booked.starts_at, booked.customer_timezone)} for {first}"
 
 
-def _told(booked: BookedConsultation) -> str:
+def _told(booked: BookedConsultation, what: str = "the link") -> str:
+    """Where the patient hears of it: their preferred channel when they have one."""
     if booked.customer_channel:
         try:
             words = channel_words(Channel(booked.customer_channel))
         except ValueError:
             words = booked.customer_channel
-        return f"{booked.customer_name} is sent the link on {words}, their preferred channel."
-    return f"{booked.customer_name} is sent the link on their usual channel."
+        return f"{booked.customer_name} is sent {what} on {words}, their preferred channel."
+    return f"{booked.customer_name} is sent {what} on their usual channel."
 
 
 def _fields(booked: BookedConsultation) -> tuple[Field, ...]:
@@ -445,7 +316,7 @@ async def run_book(command: BookVideo, who: StaffIdentity, ctx: CommandContext) 
     if not customers:
         return Reply(f"No customer matches {reference.text}.", kind="error")
     if len(customers) > 1:
-        when = " ".join(w for w in _when_words(command.when))
+        when = " ".join(w for w in when_words(command.when))
         return Reply(
             f"{len(customers)} customers match “{reference.value}”; pick one.",
             buttons=tuple(
@@ -477,17 +348,6 @@ async def run_book(command: BookVideo, who: StaffIdentity, ctx: CommandContext) 
     )
 
 
-def _when_words(when: WhenSpec) -> list[str]:
-    day = when.day
-    if day.on is not None:
-        said = day.on.isoformat()
-    elif day.weekday is not None:
-        said = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday]
-    else:
-        said = "tomorrow" if day.days_ahead == 1 else "today"
-    return [said, f"{when.at:%H:%M}"]
-
-
 @_refusals_in_words
 async def run_reschedule(command: RescheduleVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
     clinician = await consultation_clinician(ctx.uow.video_booking(read_only=True), command.consultation_id)
@@ -508,7 +368,7 @@ async def run_reschedule(command: RescheduleVideo, who: StaffIdentity, ctx: Comm
     return Reply(
         f"Moved consultation {booked.consultation_id} ({booked.customer_name}, {booked.service_name} with "
         f"{booked.staff_name}) to {time_in(booked.starts_at, booked.staff_timezone)} ({_patient_words(booked)}). "
-        f"The link stays the same. {_told(booked).replace('the link', 'the new time')}",
+        f"The link stays the same. {_told(booked, 'the new time')}",
         title="Video consultation moved",
         fields=_fields(booked),
         buttons=_buttons(booked),
@@ -528,7 +388,7 @@ async def run_cancel(command: CancelVideo, who: StaffIdentity, ctx: CommandConte
     return Reply(
         f"Cancelled consultation {booked.consultation_id}: {booked.customer_name}, {booked.service_name} with "
         f"{booked.staff_name} on {time_in(booked.starts_at, booked.staff_timezone)}. The time is free again. "
-        f"{_told(booked).replace('the link', 'the cancellation')}",
+        f"{_told(booked, 'the cancellation')}",
         title="Video consultation cancelled",
         buttons=(Button("Free times", f"video slots {booked.staff_name}"),),
     )

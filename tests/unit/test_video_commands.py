@@ -1,0 +1,98 @@
+"""Reading `video` commands without a database: days and times as typed, and how the words split."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+
+from bot.commands import video
+from bot.commands.parsing import ParseError
+from bot.commands.registry import BY_NAME
+from bot.commands.video_times import DaySpec, parse_clock, parse_day, parse_when
+from domain.video.booking_ports import BookableService, Clinician
+from domain.vocabulary import Role
+
+TUESDAY = date(2026, 11, 24)
+
+
+@pytest.mark.parametrize(
+    ("typed", "day"),
+    [
+        ("today", TUESDAY),
+        ("tomorrow", date(2026, 11, 25)),
+        ("mon", date(2026, 11, 30)),
+        ("next friday", date(2026, 11, 27)),
+        ("tue", TUESDAY),  # today's weekday: today (a time already past moves a week on when booking)
+        ("2026-12-07", date(2026, 12, 7)),
+        ("7 dec", date(2026, 12, 7)),
+        ("dec 7", date(2026, 12, 7)),
+        ("7.12.", date(2026, 12, 7)),
+        ("3 jan", date(2027, 1, 3)),  # passed this year: next year's
+    ],
+)
+def test_days(typed: str, day: date) -> None:
+    assert parse_day(typed.split(), TUESDAY, "usage").resolve(TUESDAY) == day
+
+
+@pytest.mark.parametrize(
+    ("typed", "at"),
+    [("10:30", time(10, 30)), ("9", time(9)), ("2pm", time(14)), ("12am", time(0)), ("14.15", time(14, 15))],
+)
+def test_clock(typed: str, at: time) -> None:
+    assert parse_clock(typed, "usage") == at
+
+
+@pytest.mark.parametrize("typed", ["25:00", "10:61", "13pm", "noonish", ""])
+def test_bad_clock(typed: str) -> None:
+    with pytest.raises(ParseError, match="not a time of day"):
+        parse_clock(typed, "usage")
+
+
+def test_when_and_bad_days() -> None:
+    when = parse_when(["on", "mon", "at", "9", "am"], TUESDAY, "usage")
+    assert when.at == time(9) and when.day == DaySpec(weekday=0)
+    assert parse_when(["10:30"], TUESDAY, "usage").day.resolve(TUESDAY) == TUESDAY
+    for words in (["2026-02-30"], ["someday"], ["31", "feb"]):
+        with pytest.raises(ParseError):
+            parse_day(words, TUESDAY, "usage")
+
+
+def test_book_splits_who_with_whom_and_when() -> None:
+    command = video.parse_book("Anna Berg skin video with Dr Lee at tomorrow 10:30".split(), "", TUESDAY)
+    assert command.customer_and_service == ("Anna", "Berg", "skin", "video")
+    assert command.staff == "Dr Lee" and command.when.at == time(10, 30)
+    for typed in ("Anna skin video at 10:30", "Anna skin with Dr Lee", "Anna with Dr Lee at 10:30"):
+        with pytest.raises(ParseError):
+            video.parse_book(typed.split(), "", TUESDAY)
+    assert video.parse_list(["week", "mine"], "", TUESDAY) == video.ListVideo("week", "mine")
+    assert video.parse_list([], "", TUESDAY) == video.ListVideo("today", None)
+    slots = video.parse_slots("Dr Lee nutrition on friday".split(), "", TUESDAY)
+    assert slots.staff_and_service == ("Dr", "Lee", "nutrition") and slots.day == DaySpec(weekday=4)
+    with pytest.raises(ParseError, match="by its number"):
+        video.parse_reschedule(["abc", "to", "10:00"], "", TUESDAY)
+
+
+def test_names_match_clinicians_and_services() -> None:
+    people = [
+        Clinician(1, "Lena Hoffmann", "lena@x.example", "Europe/Berlin"),
+        Clinician(2, "Jonas Becker", "jonas@x.example", "Europe/Berlin"),
+        Clinician(3, "Lena Meier", "meier@x.example", "Europe/Zurich"),
+    ]
+    assert [c.staff_id for c in video.matching_clinicians("Dr Hoffmann", people)] == [1]
+    assert [c.staff_id for c in video.matching_clinicians("jonas@x.example", people)] == [2]
+    assert [c.staff_id for c in video.matching_clinicians("Lena", people)] == [1, 3]  # ambiguous: asked
+    assert video.matching_clinicians("Nobody", people) == []
+    services = [
+        BookableService(5, "SKIN-VIDEO", "Video skin consultation", "video", 30, 1, "EUR"),
+        BookableService(6, "NUTRI-VIDEO", "Video nutrition check-in", "video", 20, 1, "EUR"),
+    ]
+    assert [s.service_id for s in video.matching_services("skin video", services)] == [5]
+    assert [s.service_id for s in video.matching_services("nutri-video", services)] == [6]
+    assert [s.service_id for s in video.matching_services("video", services)] == [5, 6]
+
+
+def test_the_table_rows_and_roles() -> None:
+    assert BY_NAME["video book"].role is Role.AGENT and BY_NAME["video book"].changes
+    assert BY_NAME["video cancel"].role is Role.AGENT and BY_NAME["video reschedule"].changes
+    assert BY_NAME["video list"].role is Role.VIEWER and not BY_NAME["video slots"].changes
