@@ -36,6 +36,10 @@ from storage.queries.video_reminders import reminder_log
 from storage.units import UnitsOfWork
 from storage.video_no_shows import inbound_rebooking_desk
 from storage.video_reminders import SqlReminderUnitOfWork
+from switchboard.background import BackgroundServices
+from switchboard.settings import Settings
+from switchboard.video_watch import VideoWatch
+from switchboard.wiring import Container
 from tests.integration.test_campaigns import add_customer
 
 #: A Tuesday, 09:00 in Berlin.
@@ -412,3 +416,47 @@ async def test_a_1_without_a_recent_reminder_is_an_ordinary_message(database: Da
     await world(database)
     await patient_writes(database, "1", NOW, ref="SM9")
     assert await replies(database) == [] and await open_chats(database) == 1
+
+
+async def test_consent_is_kept_and_the_log_says_why_a_reminder_did_not_go(database: Database) -> None:
+    await add_video_templates(database)
+    opted_out = await add_customer(
+        database, "Carl Opt", phone="+4915100000009", opted_out=("whatsapp", "sms")
+    )
+    staff = await add_clinician(database)
+    service = await add_service(database)
+    starts = NOW + timedelta(hours=2)
+    _, consultation = await add_consultation(database, opted_out, staff, service, starts,
+                                             booked_at=NOW - timedelta(days=2))  # fmt: skip
+
+    assert await run_pass(database, NOW) == (1, 1)
+    [message] = await outbox(database)
+    assert (message.status, message.status_reason) == ("suppressed", "opted_out")
+    log = await reminder_log(database, consultation)
+    assert [(line.minutes_before, line.status) for line in log] == [(1440, "skipped"), (120, "suppressed")]
+    assert log[1].reason is not None and "opted out of WhatsApp" in log[1].reason
+
+
+async def test_a_reminder_at_night_still_goes_as_it_is_not_marketing(database: Database) -> None:
+    w = await world(database)
+    night = datetime(2026, 12, 8, 22, 30, tzinfo=UTC)  # 23:30 in Berlin, inside the default quiet hours
+    await add_consultation(database, w["customer"], w["staff"], w["service"], night + timedelta(hours=2),
+                           booked_at=NOW - timedelta(days=2))  # fmt: skip
+    assert await run_pass(database, night) == (1, 1)
+    [message] = await outbox(database)
+    assert (message.status, message.next_attempt_at) == ("planned", night)
+
+
+async def test_the_worker_runs_reminders_and_no_shows_from_its_job_table(
+    database: Database, database_url: str
+) -> None:
+    w = await world(database)
+    await add_consultation(database, w["customer"], w["staff"], w["service"], NOW + timedelta(hours=2),
+                           booked_at=NOW - timedelta(days=2))  # fmt: skip
+    settings = Settings(database_url=database_url, public_url=PUBLIC)
+    watch = VideoWatch(database, settings)
+    assert (await watch.reminders(NOW)).sent == 1
+    assert len(await outbox(database)) == 1  # the events were processed in the same pass
+    assert await watch.no_shows(NOW + timedelta(hours=2, minutes=settings.video_no_show_minutes + 1)) != []
+    names = {job.name for job in BackgroundServices(Container(settings, database)).jobs()}
+    assert {"video reminders", "video no-shows"} <= names
