@@ -318,3 +318,30 @@ async def test_reschedule_moves_the_claims_and_cancel_frees_them(database: Datab
         (again.consultation_id, ConsultationStatus.SCHEDULED),
     ]
     assert listed[0].customer_name == "Anna Berg" and listed[0].service_name == "Video skin consultation"
+
+
+class BlindToBookings(SqlVideoBookingUnitOfWork):
+    """Reads no booked time at all, as if every other booking had been made after it looked."""
+
+    async def __aenter__(self) -> BlindToBookings:
+        await super().__aenter__()
+
+        class Blind(SqlVideoBookingRepository):
+            async def busy(self, *args: Any, **kwargs: Any) -> list[Busy]:
+                return []
+
+        self.video = Blind(self.session)
+        return self
+
+
+async def test_the_database_itself_refuses_an_overlapping_claim(database: Database) -> None:
+    ids = await clinic(database)
+    first = await book(database, ids, TEN_THIRTY)
+    request = BookingRequest(ids["anna"], ids["video"], ids["lee"], TEN_THIRTY + timedelta(minutes=25))
+    with pytest.raises(SlotTaken, match="Someone else has just booked Dr Lee at Mon 7 Dec 10:55–11:25 CET"):
+        await book_consultation(
+            BlindToBookings(database, business_tz="UTC"), Rooms(), request, actor="a", via="api", now=NOW
+        )
+    assert {appointment for _, appointment in await claims(database)} == {first.appointment_id}
+    async with database.read_sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Appointment)) == 1
