@@ -19,6 +19,7 @@ from litestar.template.config import TemplateConfig
 from api.bad_input import BadInputGuard, strict_body_types
 from api.csat import csat_handlers
 from api.health import healthz, readyz
+from api.media_links import media_link_handlers
 from api.metrics import metrics
 from api.pages import PAGE_CONTROLLERS
 from api.problems import client_problem, server_error, stamp_request_id
@@ -101,6 +102,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             *webhook_handlers,
             *unsubscribe_handlers,
             *csat_handlers,
+            *media_link_handlers,
             slack_events,
             *widget_handlers,
             *video_link_handlers,

@@ -383,6 +383,30 @@ class SqlChatReplies:
         chat.last_message_at = at
         return True
 
+    async def keep_staff_file(
+        self, chat_id: int, communication_id: int, file: KeptFile, at: datetime
+    ) -> None:
+        await self.session.flush()
+        turn_id = await self.session.scalar(
+            select(ChatMessage.id)
+            .where(ChatMessage.session_id == chat_id, ChatMessage.communication_id == communication_id)
+            .order_by(ChatMessage.id.desc())
+            .limit(1)
+        )
+        if turn_id is None:
+            return
+        self.session.add(
+            ChatAttachment(
+                message_id=turn_id,
+                filename=file.filename,
+                content_type=file.content_type,
+                size_bytes=file.size_bytes,
+                sha256=file.sha256,
+                content=file.content,
+                created_at=at,
+            )
+        )
+
 
 class SqlChatReplyUnitOfWork(SqlMessagingUnitOfWork):
     """Satisfies domain.conversations.ports.ChatReplyUnitOfWork: sending plus the conversation, one transaction."""

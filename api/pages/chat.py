@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 from litestar import Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Stream, Template
 
 from api.auth import requires_role
+from api.media_links import file_response, media_links_of
 from api.pages.canned_replies import filled_for_chat, picker
 from api.pages.chat_live import conversation_poll, event_stream, last_event_id, snapshot_poll
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
@@ -21,7 +22,13 @@ from api.security_headers import LIVE_PAGE_POLICY
 from api.widget.routes import HOLD_SECONDS
 from domain.canned_replies.model import CannedReplyError
 from domain.canned_replies.rules import SHORTCUT, missing_sentence, require_filled
-from domain.conversations.attachments import attachment_path
+from domain.conversations.attachments import (
+    AttachmentRules,
+    KeptFile,
+    RefusedFile,
+    attachment_path,
+    check_file,
+)
 from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import (
@@ -291,8 +298,14 @@ async def queue_snapshot(
     return basis, {"counts": counts, "rows": [{"id": i, "cells": r} for i, r in zip(ids, rows, strict=True)]}
 
 
-#: A kept file opened on its own: no script, no style, nothing loaded, in a sandbox with no origin.
-ATTACHMENT_POLICY = "default-src 'none'; img-src 'self'; script-src 'none'; sandbox; frame-ancestors 'none'"
+async def _attached_file(upload: object, max_bytes: int) -> KeptFile | RefusedFile | None:
+    """The image or PDF an agent attached to a reply, checked by the same rules as customers' files."""
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    content = await upload.read(max_bytes + 1)
+    if not content:
+        return None
+    return check_file(content, upload.filename, upload.content_type, AttachmentRules(max_bytes))
 
 
 def _live(template: Template) -> Template:
@@ -381,17 +394,7 @@ class ChatPages(StaffPages):
         found = await stored_file(container_of(request).database, attachment_id)
         if found is None:
             raise NotFoundException(f"There is no file {attachment_id}.")
-        disposition = "inline" if found.content_type.startswith("image/") else "attachment"
-        return Response(
-            found.content,
-            media_type=found.content_type,
-            headers={
-                "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(found.filename)}",
-                "X-Content-Type-Options": "nosniff",
-                "Content-Security-Policy": ATTACHMENT_POLICY,
-                "Cache-Control": "private, no-store",
-            },
-        )
+        return file_response(found)
 
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
@@ -455,6 +458,9 @@ class ChatPages(StaffPages):
             require_filled(body)
         except CannedReplyError as error:
             return await self._refused(request, session_id, str(error), body)
+        attached = await _attached_file(form.get("file"), container.settings.attachment_max_bytes)
+        if isinstance(attached, RefusedFile):
+            return await self._refused(request, session_id, attached.reason, body)
         try:
             result = await reply_in_chat(
                 container.units.chat_replies(),
@@ -467,6 +473,8 @@ class ChatPages(StaffPages):
                 route_uow=container.units.chat_replies(read_only=True),
                 now=utc_now(),
                 policy=container.consent_policy(),
+                file=attached,
+                media_links=media_links_of(container.settings),
             )
         except ChatNotFound as error:
             raise NotFoundException(str(error)) from None

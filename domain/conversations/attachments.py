@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 #: Ten megabytes: SWITCHBOARD_ATTACHMENT_MAX_BYTES when unset.
@@ -292,3 +294,39 @@ class TurnFile:
 def attachment_path(attachment_id: int) -> str:
     """Where signed-in staff open a kept file on the dashboard."""
     return f"/communication/chat/attachments/{attachment_id}"
+
+
+# --- files staff send: a signed, expiring public link the customer's provider (or the customer) opens ------
+
+#: How long a link to a file sent to a customer keeps working.
+MEDIA_LINK_VALID = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class MediaLinks:
+    """Signs and checks /media/{chat}/{sha256}?expires=…&sig=… links to files staff send to customers."""
+
+    public_url: str
+    secret: str
+    valid_for: timedelta = MEDIA_LINK_VALID
+
+    def _signature(self, chat_id: int, sha256: str, expires: int) -> str:
+        message = f"media:{chat_id}:{sha256}:{expires}".encode()
+        return hmac.new(self.secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+    def link(self, chat_id: int, sha256: str, now: datetime) -> str:
+        expires = int((now + self.valid_for).timestamp())
+        signature = self._signature(chat_id, sha256, expires)
+        return f"{self.public_url.rstrip('/')}/media/{chat_id}/{sha256}?expires={expires}&sig={signature}"
+
+    def check(self, chat_id: int, sha256: str, expires: str, signature: str, now: datetime) -> bool:
+        """True when the link is one we signed and has not expired."""
+        if not expires.isdigit() or not signature.isascii() or len(sha256) != 64:
+            return False
+        expected = self._signature(chat_id, sha256, int(expires))
+        return hmac.compare_digest(expected, signature) and int(expires) >= now.timestamp()
+
+
+def with_file_link(body: str, file: KeptFile, link: str) -> str:
+    """The reply as the customer gets it: the words, then the file by name, size and link."""
+    return f"{body.rstrip()}\n\n📎 {file.filename} ({size_words(file.size_bytes)}): {link}"

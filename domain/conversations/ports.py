@@ -8,7 +8,7 @@ from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.consent.ledger import ConsentLedger
-from domain.conversations.attachments import FileOutcome
+from domain.conversations.attachments import FileOutcome, KeptFile
 from domain.conversations.csat import SurveyAnswers, SurveyDesk
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
@@ -137,6 +137,11 @@ class ChatReplies(Protocol):
     ) -> bool:
         """Add the reply to the conversation and note the first response; False when there is no such chat.
         `mirrored`: the turn was written in its Slack thread, so it is not posted there again."""
+
+    async def keep_staff_file(
+        self, chat_id: int, communication_id: int, file: KeptFile, at: datetime
+    ) -> None:
+        """Keep a file staff sent on the reply's turn (the customer opens it by its signed link)."""
 
 
 class ChatReplyUnitOfWork(SendingUnitOfWork, Protocol):

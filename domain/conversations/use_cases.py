@@ -14,7 +14,14 @@ from domain.clock import utc_now
 from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
-from domain.conversations.attachments import AttachmentRules, FileOutcome, MediaSource
+from domain.conversations.attachments import (
+    AttachmentRules,
+    FileOutcome,
+    KeptFile,
+    MediaLinks,
+    MediaSource,
+    with_file_link,
+)
 from domain.conversations.csat import SurveyReply, capture_survey_answer, request_survey
 from domain.conversations.desk import (
     DeskChat,
@@ -372,12 +379,17 @@ async def reply_in_chat(
     route_uow: ChatReplyUnitOfWork | None = None,
     via: str = "web",
     external_ref: str | None = None,
+    file: KeptFile | None = None,
+    media_links: MediaLinks | None = None,
 ) -> SendResult:
     """Sends a staff reply by the conversation's reply route and adds it to the conversation, in one
     transaction with its audit row; re-sending the same form (`request_key`) sends and adds nothing new.
 
     `via` says where the agent wrote it (web, slack, telegram); `external_ref` names the message there
     ("slack:C1:1700000000.000100"), so a retried event is recognised and an edit or delete can be traced.
+
+    A `file` (checked by the attachment rules) is kept on the staff turn and reaches the customer as a
+    signed, expiring link from `media_links` after the words, on every channel.
 
     The route is decided first on `route_uow` (a read-only one in production): its preview may wait for
     a render thread, and must not hold the write transaction (on SQLite, every writer's turn) meanwhile.
@@ -394,6 +406,10 @@ async def reply_in_chat(
             route = _route(chat, chat.customer_name or "the customer", preview)
     if not route.can_send or route.channel is None:
         raise MessageRequestError(route.note)
+    if file is not None:
+        if media_links is None:
+            raise MessageRequestError("Files cannot be sent from here.")
+        body = with_file_link(body, file, media_links.link(chat_id, file.sha256, now))
     async with uow:
         chat = await _reply_target(uow, chat_id)
         request = reply_request(
@@ -411,6 +427,8 @@ async def reply_in_chat(
                 external_ref=external_ref,
                 mirrored=via == "slack",
             )
+            if file is not None:
+                await uow.chats.keep_staff_file(chat_id, result.message_id, file, now)
         await uow.commit()
     return result
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.attachments import TurnFile
 from storage.database import Database
-from storage.models import ChatAttachment
+from storage.models import ChatAttachment, ChatMessage
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,21 @@ async def stored_file(database: Database, attachment_id: int) -> StoredFile | No
                 select(ChatAttachment.filename, ChatAttachment.content_type, ChatAttachment.content).where(
                     ChatAttachment.id == attachment_id
                 )
+            )
+        ).one_or_none()
+    return None if row is None else StoredFile(row.filename, row.content_type, bytes(row.content))
+
+
+async def sent_file(database: Database, chat_id: int, sha256: str) -> StoredFile | None:
+    """A file kept in conversation `chat_id` with these bytes (the one a signed media link names)."""
+    async with database.read_sessions() as session:
+        row = (
+            await session.execute(
+                select(ChatAttachment.filename, ChatAttachment.content_type, ChatAttachment.content)
+                .join(ChatMessage, ChatMessage.id == ChatAttachment.message_id)
+                .where(ChatMessage.session_id == chat_id, ChatAttachment.sha256 == sha256)
+                .order_by(ChatAttachment.id)
+                .limit(1)
             )
         ).one_or_none()
     return None if row is None else StoredFile(row.filename, row.content_type, bytes(row.content))

@@ -1,0 +1,115 @@
+"""An agent attaches an image or PDF to a reply, on SQLite and PostgreSQL: checked by the same rules, kept on the
+staff turn, and sent to the customer as a signed, expiring link Switchboard serves without a session."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from storage.database import Database
+from storage.models import ChatAttachment, ChatMessage, CustomerCommunication
+from switchboard.settings import Settings
+from tests.integration.test_chat_live import (
+    AGENT,
+    busiest_customer,
+    client,
+    settings,
+    sign_in,
+)
+from tests.integration.test_webhooks import WA_ID, post_whatsapp, whatsapp_body
+
+__all__ = ["client", "settings"]  # the fixtures this module borrows
+
+Client = AsyncTestClient[Any]
+PDF = b"%PDF-1.7\n" + b"\x03" * 3000
+EXE = b"MZ\x90\x00" + b"\x00" * 500
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+async def customer_writes_now(client: Client, settings: Settings, database: Database, text: str) -> int:
+    """A WhatsApp message sent just now (WhatsApp's 24-hour window is open); its conversation."""
+    message = {"from": WA_ID, "id": "wamid.files1", "timestamp": str(int(time.time())), "type": "text"}
+    raw = whatsapp_body(messages=[{**message, "text": {"body": text}}])
+    assert (await post_whatsapp(client, settings, raw)).status_code == 200
+    async with database.read_sessions() as session:
+        return int(
+            (await session.scalars(select(ChatMessage.session_id).where(ChatMessage.body == text))).one()
+        )
+
+
+async def reply_with_file(
+    client: Client, chat_id: int, body: str, name: str, content: bytes, kind: str
+) -> Any:
+    page = f"/communication/chat/{chat_id}"
+    token = csrf_token((await client.get(page)).text)
+    return await client.post(
+        f"{page}/reply",
+        data={
+            "body": body,
+            "request_key": hashlib.sha256(body.encode()).hexdigest()[:20],
+            "_csrf_token": token,
+        },
+        files={"file": (name, content, kind)},
+        follow_redirects=False,
+    )
+
+
+async def test_a_pdf_reply_is_kept_and_reaches_the_customer_as_a_signed_link(
+    client: Client, database: Database, settings: Settings
+) -> None:
+    await busiest_customer(database)
+    chat_id = await customer_writes_now(client, settings, database, "Can you send my invoice?")
+    await sign_in(client, database, settings, AGENT)
+
+    refused = await reply_with_file(client, chat_id, "Here it is", "invoice.png", EXE, "image/png")
+    assert refused.status_code == 422
+    assert "A program (invoice.png) was not kept: files up to 10 MB, images and PDFs only." in refused.text
+    assert "Here it is" in refused.text  # the agent's words stay in the box
+
+    sent = await reply_with_file(client, chat_id, "Here it is", "invoice.pdf", PDF, "application/pdf")
+    assert sent.status_code == 303, sent.text
+    async with database.read_sessions() as session:
+        message = (
+            await session.scalars(
+                select(CustomerCommunication)
+                .where(CustomerCommunication.direction == "outbound")
+                .order_by(CustomerCommunication.id.desc())
+                .limit(1)
+            )
+        ).one()
+        (file,) = (await session.scalars(select(ChatAttachment))).all()
+        turn = await session.get(ChatMessage, file.message_id)
+    assert turn is not None and turn.author == "staff" and turn.session_id == chat_id
+    assert (file.filename, file.content_type, bytes(file.content)) == ("invoice.pdf", "application/pdf", PDF)
+    assert message.body.startswith("Here it is\n\n📎 invoice.pdf (3 KB): http")
+    link = message.body.rsplit(" ", 1)[-1]
+    path = urlsplit(link).path + "?" + urlsplit(link).query
+    assert path.startswith(f"/media/{chat_id}/{file.sha256}?expires=")
+
+    async with AsyncTestClient(create_app(settings)) as stranger:  # no session: the link alone opens it
+        opened = await stranger.get(path)
+        assert opened.status_code == 200 and opened.content == PDF
+        assert opened.headers["content-disposition"] == "attachment; filename*=UTF-8''invoice.pdf"
+        assert opened.headers["x-content-type-options"] == "nosniff"
+        assert "script-src 'none'" in opened.headers["content-security-policy"]
+        forged = await stranger.get(path[:-4] + ("0000" if not path.endswith("0000") else "1111"))
+        assert forged.status_code == 404 and PDF not in forged.content
+        expired = re.sub(r"expires=\d+", "expires=1000", path)
+        assert (await stranger.get(expired)).status_code == 404
+        other_chat = path.replace(f"/media/{chat_id}/", f"/media/{chat_id + 1}/")
+        assert (await stranger.get(other_chat)).status_code == 404
+
+    page = (await client.get(f"/communication/chat/{chat_id}")).text
+    assert f"/communication/chat/attachments/{file.id}" in page and "invoice.pdf (3 KB)" in page
