@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import case, select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -17,6 +17,35 @@ from domain.video.waiting_room import WaitingPatient
 from domain.vocabulary import AppointmentStatus
 from storage.models import Appointment, Customer, Service, StaffUser, VideoConsultation, VideoJoin
 from storage.unit_of_work import SqlUnitOfWork
+
+_clinician = aliased(StaffUser)
+#: Built once: the /v/ lookup is the hot path (one indexed lookup by either token, the row held until commit).
+_AT_LINK = (
+    select(
+        VideoConsultation.id,
+        VideoConsultation.link_token,
+        VideoConsultation.status,
+        VideoConsultation.scheduled_at,
+        VideoConsultation.duration_minutes,
+        VideoConsultation.room_name,
+        VideoConsultation.patient_joined_at,
+        VideoConsultation.clinician_joined_at,
+        VideoConsultation.started_at,
+        VideoConsultation.no_show_at,
+        VideoConsultation.no_show_by,
+        Customer.name,
+        Customer.timezone,
+        _clinician.name,
+        _clinician.timezone,
+    )
+    .join(Customer, Customer.id == VideoConsultation.customer_id)
+    .outerjoin(_clinician, _clinician.id == VideoConsultation.staff_id)
+    .where(
+        (VideoConsultation.link_token == bindparam("token"))
+        | (VideoConsultation.clinician_token == bindparam("token"))
+    )
+    .with_for_update(of=VideoConsultation)
+)
 
 
 class SqlVideoLinks:
@@ -28,65 +57,65 @@ class SqlVideoLinks:
     async def at_link(self, token: str) -> ConsultationAtLink | None:
         """One indexed lookup (each token column is unique); the row is held until commit on PostgreSQL, so two
         joins at once (patient and clinician) each see the other's."""
-        clinician = aliased(StaffUser)
-        row = (
-            await self._session.execute(
-                select(
-                    VideoConsultation,
-                    Customer.name,
-                    Customer.timezone,
-                    clinician.name,
-                    clinician.timezone,
-                )
-                .join(Customer, Customer.id == VideoConsultation.customer_id)
-                .outerjoin(clinician, clinician.id == VideoConsultation.staff_id)
-                .where((VideoConsultation.link_token == token) | (VideoConsultation.clinician_token == token))
-                .with_for_update(of=VideoConsultation)
-            )
-        ).one_or_none()
+        row = (await self._session.execute(_AT_LINK, {"token": token})).one_or_none()
         if row is None:
             return None
-        consultation, patient_name, patient_tz, clinician_name, clinician_tz = row
+        (
+            consultation_id,
+            link_token,
+            status,
+            starts_at,
+            duration,
+            room_name,
+            patient_joined_at,
+            clinician_joined_at,
+            started_at,
+            no_show_at,
+            no_show_by,
+            patient_name,
+            patient_tz,
+            clinician_name,
+            clinician_tz,
+        ) = row
         # Which of the two tokens it was, compared in constant time (the row itself came by an index lookup).
-        patient = hmac.compare_digest((consultation.link_token or "").encode(), token.encode())
+        patient = hmac.compare_digest((link_token or "").encode(), token.encode())
         who = Participant.PATIENT if patient else Participant.CLINICIAN
         return ConsultationAtLink(
-            consultation_id=consultation.id,
+            consultation_id=consultation_id,
             who=who,
-            window=Window.of(consultation.scheduled_at, consultation.duration_minutes),
-            room_name=consultation.room_name or f"consultation-{consultation.id}",
-            display_name=patient_name if who is Participant.PATIENT else (clinician_name or "Clinician"),
-            timezone=patient_tz if who is Participant.PATIENT else (clinician_tz or patient_tz),
+            window=Window.of(starts_at, duration),
+            room_name=room_name or f"consultation-{consultation_id}",
+            display_name=patient_name if patient else (clinician_name or "Clinician"),
+            timezone=patient_tz if patient else (clinician_tz or patient_tz),
             attendance=Attendance(
-                status=ConsultationStatus(consultation.status),
-                patient_joined_at=consultation.patient_joined_at,
-                clinician_joined_at=consultation.clinician_joined_at,
-                started_at=consultation.started_at,
-                no_show_at=consultation.no_show_at,
-                no_show_by=consultation.no_show_by,
+                status=ConsultationStatus(status),
+                patient_joined_at=patient_joined_at,
+                clinician_joined_at=clinician_joined_at,
+                started_at=started_at,
+                no_show_at=no_show_at,
+                no_show_by=no_show_by,
             ),
         )
 
     async def record_join(self, consultation_id: int, who: Participant, now: datetime) -> None:
-        self._session.add(VideoJoin(consultation_id=consultation_id, who=who.value, joined_at=now))
-
-    async def save_attendance(self, consultation_id: int, attendance: Attendance) -> None:
-        was_no_show = await self._session.scalar(
-            select(VideoConsultation.no_show_at.is_not(None)).where(VideoConsultation.id == consultation_id)
+        await self._session.execute(
+            insert(VideoJoin).values(consultation_id=consultation_id, who=who.value, joined_at=now)
         )
+
+    async def save_attendance(self, consultation_id: int, before: Attendance, after: Attendance) -> None:
         await self._session.execute(
             update(VideoConsultation)
             .where(VideoConsultation.id == consultation_id)
             .values(
-                status=attendance.status.value,
-                patient_joined_at=attendance.patient_joined_at,
-                clinician_joined_at=attendance.clinician_joined_at,
-                started_at=attendance.started_at,
-                no_show_at=attendance.no_show_at,
-                no_show_by=attendance.no_show_by,
+                status=after.status.value,
+                patient_joined_at=after.patient_joined_at,
+                clinician_joined_at=after.clinician_joined_at,
+                started_at=after.started_at,
+                no_show_at=after.no_show_at,
+                no_show_by=after.no_show_by,
             )
         )
-        if was_no_show and attendance.no_show_at is None:
+        if before.status is ConsultationStatus.NO_SHOW and after.status is not ConsultationStatus.NO_SHOW:
             await self._appointment_not_missed(consultation_id)
 
     async def _appointment_not_missed(self, consultation_id: int) -> None:

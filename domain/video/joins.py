@@ -32,7 +32,8 @@ class VideoLinkStore(Protocol):
     async def record_join(self, consultation_id: int, who: Participant, now: datetime) -> None:
         """One more join in the consultation's join log."""
 
-    async def save_attendance(self, consultation_id: int, attendance: Attendance) -> None: ...
+    async def save_attendance(self, consultation_id: int, before: Attendance, after: Attendance) -> None:
+        """Who has come now (`after`); a no-show taken back also books the appointment again."""
 
 
 class VideoLinkUnitOfWork(Transaction, Protocol):
@@ -94,7 +95,7 @@ async def record_join(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms
         after = attendance_after_join(before, consultation.who, now)
         await uow.links.record_join(consultation.consultation_id, consultation.who, now)
         if after != before:
-            await uow.links.save_attendance(consultation.consultation_id, after)
+            await uow.links.save_attendance(consultation.consultation_id, before, after)
         corrected = (
             before.status is ConsultationStatus.NO_SHOW and after.status is not ConsultationStatus.NO_SHOW
         )
