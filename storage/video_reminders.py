@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, false, literal, or_, select
+from sqlalchemy import ColumnElement, Select, String, cast, exists, false, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.video.model import ConsultationStatus
@@ -48,30 +48,37 @@ class SqlReminderBook:
             groups.setdefault(reminder_times(configured), []).append(service_id)
         return groups
 
-    async def due_candidates(self, now: datetime, limit: int) -> list[ReminderCandidate]:
-        vc = VideoConsultation
-        groups = await self._groups()
-        groups.setdefault(reminder_times(None), [])
-        pending: list[ColumnElement[bool]] = []
-        for minutes_list, service_ids in groups.items():
-            if not minutes_list:
-                continue  # a service that sends no reminders
-            in_group: ColumnElement[bool] = (
-                Appointment.service_id.in_(service_ids) if service_ids else false()
+    async def due_candidates(
+        self, now: datetime, limit: int, *, since: datetime | None = None
+    ) -> list[ReminderCandidate]:
+        # One query per reminder time, each a range of the scheduled_at index: an OR of them all would have
+        # the engines read every consultation of the coming day, every second.
+        by_minutes: dict[int, list[int]] = {}
+        takes_none: set[int] = set()
+        for minutes_list, service_ids in (await self._groups()).items():
+            for minutes in minutes_list:
+                by_minutes.setdefault(minutes, []).extend(service_ids)
+        for minutes in reminder_times(None):
+            by_minutes.setdefault(minutes, [])
+            takes_none.add(minutes)  # consultations without a service get the default reminders
+        found: dict[int, ReminderCandidate] = {}
+        for minutes, service_ids in sorted(by_minutes.items()):
+            lead = timedelta(minutes=minutes)
+            after = now if since is None else max(now, since + lead)
+            query = self._pending(minutes, service_ids, minutes in takes_none).where(
+                VideoConsultation.scheduled_at > after, VideoConsultation.scheduled_at <= now + lead
             )
-            if minutes_list == reminder_times(None):
-                in_group = or_(in_group, Appointment.service_id.is_(None))
-            due = [
-                and_(
-                    vc.scheduled_at <= now + timedelta(minutes=m),
-                    ~exists().where(BusinessEvent.idempotency_key == reminder_key_of(m)),
-                )
-                for m in minutes_list
-            ]
-            pending.append(and_(in_group, or_(*due)))
-        if not pending:
-            return []
-        query = (
+            for row in (await self.session.execute(query.limit(limit))).all():
+                found.setdefault(row[0], _candidate(row))
+        return sorted(found.values(), key=lambda c: (c.scheduled_at, c.consultation_id))[:limit]
+
+    def _pending(self, minutes: int, service_ids: list[int], takes_none: bool) -> Select[Any]:
+        """Booked or confirmed consultations of these services whose reminder `minutes` is not recorded."""
+        vc = VideoConsultation
+        in_group: ColumnElement[bool] = Appointment.service_id.in_(service_ids) if service_ids else false()
+        if takes_none:
+            in_group = or_(in_group, Appointment.service_id.is_(None))
+        return (
             select(
                 vc.id,
                 vc.version,
@@ -89,11 +96,13 @@ class SqlReminderBook:
             .outerjoin(Appointment, Appointment.id == vc.appointment_id)
             .outerjoin(Service, Service.id == Appointment.service_id)
             .outerjoin(StaffUser, StaffUser.id == vc.staff_id)
-            .where(vc.status.in_(REMINDED_STATUSES), vc.scheduled_at > now, or_(*pending))
+            .where(
+                vc.status.in_(REMINDED_STATUSES),
+                in_group,
+                ~exists().where(BusinessEvent.idempotency_key == reminder_key_of(minutes)),
+            )
             .order_by(vc.scheduled_at, vc.id)
-            .limit(limit)
         )
-        return [_candidate(row) for row in (await self.session.execute(query)).all()]
 
     async def record(self, events: Sequence[ReminderEvent], at: datetime) -> set[str]:
         if not events:

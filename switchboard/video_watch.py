@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 #: of its time (a pass with nothing due is one indexed read).
 REMINDER_TICK_SECONDS = 1.0
 NO_SHOW_TICK_SECONDS = 30.0
+#: The every-second pass looks only at reminders whose time came this recently ...
+NARROW_LOOKBACK = timedelta(minutes=2)
+#: ... and a full pass this often finds the rest (a reschedule whose reminder is already due, a late booking).
+FULL_SCAN_EVERY = timedelta(seconds=30)
 
 
 class VideoWatch:
@@ -34,6 +38,7 @@ class VideoWatch:
     def __init__(self, database: Database, settings: Settings) -> None:
         self._database = database
         self._settings = settings
+        self._full_scan_at: datetime | None = None
 
     def _tz(self) -> str:
         return self._settings.business_timezone
@@ -47,14 +52,22 @@ class VideoWatch:
         )
 
     async def reminders(self, now: datetime | None = None) -> ReminderPass:
+        """Each second only reminders whose time came in the last NARROW_LOOKBACK (cheap: a few rows of the
+        scheduled_at index); every FULL_SCAN_EVERY all of them, which also finds consultations rescheduled
+        or booked since (a reminder already due for them goes then)."""
         moment = now or utc_now()
-        return await send_due_reminders(
+        full = self._full_scan_at is None or moment - self._full_scan_at >= FULL_SCAN_EVERY
+        done = await send_due_reminders(
             lambda: SqlReminderUnitOfWork(self._database, business_tz=self._tz()),
             moment,
             public_url=self._settings.public_url,
             process_events=lambda: self._process_events(moment),
             read_uow=lambda: SqlReminderUnitOfWork(self._database, read_only=True, business_tz=self._tz()),
+            since=None if full else moment - NARROW_LOOKBACK,
         )
+        if full:
+            self._full_scan_at = moment
+        return done
 
     async def no_shows(self, now: datetime | None = None) -> list[int]:
         moment = now or utc_now()

@@ -154,9 +154,12 @@ class ReminderEvent:
 
 
 class ReminderBook(Protocol):
-    async def due_candidates(self, now: datetime, limit: int) -> list[ReminderCandidate]:
+    async def due_candidates(
+        self, now: datetime, limit: int, *, since: datetime | None = None
+    ) -> list[ReminderCandidate]:
         """Active (booked or confirmed) consultations not yet begun with at least one reminder whose time has
-        come and that is not yet recorded for their current version, soonest first."""
+        come (after `since`, when given) and that is not yet recorded for their current version, soonest
+        first."""
 
     async def record(self, events: Sequence[ReminderEvent], at: datetime) -> set[str]:
         """Store each event unless its key exists (another worker's); the keys this call stored."""
@@ -183,12 +186,15 @@ async def send_due_reminders(
     process_events: Callable[[], Awaitable[object]] | None = None,
     read_uow: Callable[[], ReminderUnitOfWork] | None = None,
     limit: int = PASS_LIMIT,
+    since: datetime | None = None,
 ) -> ReminderPass:
     """Records each reminder that has come due once, then has the notification rules turn them into messages
     at once (`process_events`). The look for due reminders runs on `read_uow` (no write turn when there is
-    nothing to do, which is nearly every second)."""
+    nothing to do, which is nearly every second). `since`: look only at reminders whose time came after it
+    (the frequent narrow pass); None looks at all (the occasional full pass, which also finds reschedules
+    and late bookings)."""
     async with (read_uow or open_uow)() as uow:
-        candidates = await uow.reminders.due_candidates(now, limit)
+        candidates = await uow.reminders.due_candidates(now, limit, since=since)
     events: list[ReminderEvent] = []
     for candidate in candidates:
         for step in reminder_steps(candidate, now):

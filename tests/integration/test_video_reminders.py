@@ -460,3 +460,30 @@ async def test_the_worker_runs_reminders_and_no_shows_from_its_job_table(
     assert await watch.no_shows(NOW + timedelta(hours=2, minutes=settings.video_no_show_minutes + 1)) != []
     names = {job.name for job in BackgroundServices(Container(settings, database)).jobs()}
     assert {"video reminders", "video no-shows"} <= names
+
+
+async def test_the_narrow_pass_sees_only_reminders_just_due_and_the_full_pass_the_rest(
+    database: Database,
+) -> None:
+    w = await world(database)
+    booked = NOW - timedelta(days=2)
+    _, just_due = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                         NOW + timedelta(hours=2) - timedelta(seconds=30), booked_at=booked)  # fmt: skip
+    _, missed_by_narrow = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                                 NOW + timedelta(hours=1, minutes=50), booked_at=booked)  # fmt: skip
+
+    async def narrow() -> tuple[int, int]:
+        done = await send_due_reminders(
+            lambda: SqlReminderUnitOfWork(database), NOW, public_url=PUBLIC, since=NOW - timedelta(minutes=2)
+        )
+        return done.sent, done.skipped
+
+    assert await narrow() == (1, 1)  # its 2-hour reminder, and its day-before one skipped as superseded
+    assert {e.idempotency_key for e in await reminder_events(database)} == {
+        f"video-reminder:{just_due}:1:120",
+        f"video-reminder:{just_due}:1:1440",
+    }
+    assert await run_pass(database, NOW) == (1, 1)  # the full pass finds the other
+    assert f"video-reminder:{missed_by_narrow}:1:120" in {
+        e.idempotency_key for e in await reminder_events(database)
+    }

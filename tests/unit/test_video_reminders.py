@@ -149,7 +149,9 @@ class FakeBook:
         self.candidates = candidates
         self.stored: dict[str, ReminderEvent] = {}
 
-    async def due_candidates(self, now: datetime, limit: int) -> list[ReminderCandidate]:
+    async def due_candidates(
+        self, now: datetime, limit: int, *, since: datetime | None = None
+    ) -> list[ReminderCandidate]:
         return self.candidates[:limit]
 
     async def record(self, events: Sequence[ReminderEvent], at: datetime) -> set[str]:
