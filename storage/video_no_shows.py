@@ -234,13 +234,18 @@ class SqlNoShowBook:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def claim_missed(self, started_before: datetime, at: datetime, limit: int) -> list[int]:
+    async def claim_missed(
+        self, started_after: datetime, started_before: datetime, at: datetime, limit: int
+    ) -> list[int]:
         vc = VideoConsultation
         due = list(
             await self.session.scalars(
                 select(vc.id)
                 .where(
-                    vc.status.in_(MISSABLE), vc.scheduled_at <= started_before, vc.patient_joined_at.is_(None)
+                    vc.status.in_(MISSABLE),
+                    vc.scheduled_at > started_after,
+                    vc.scheduled_at <= started_before,
+                    vc.patient_joined_at.is_(None),
                 )
                 .order_by(vc.scheduled_at, vc.id)
                 .limit(limit)

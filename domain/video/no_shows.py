@@ -24,6 +24,9 @@ from domain.vocabulary import AppointmentStatus
 
 SYSTEM = "system"
 PASS_LIMIT = 200
+#: The watcher marks consultations that began within this long; older ones left booked (a worker down for
+#: days, or data from before) are for staff to mark, rather than a burst of offers for last month.
+MARK_WITHIN = timedelta(days=1)
 
 
 class AppointmentNotFound(VideoError):
@@ -58,10 +61,12 @@ class Marked:
 class NoShowBook(Protocol):
     """Appointments and consultations as no-show marking needs them (nothing here commits)."""
 
-    async def claim_missed(self, started_before: datetime, at: datetime, limit: int) -> list[int]:
-        """Mark booked or confirmed consultations that began before `started_before` with no patient join
-        as no-shows (consultation and appointment), by the system, in one conditional update each; the ids
-        this call marked (another worker's are not returned)."""
+    async def claim_missed(
+        self, started_after: datetime, started_before: datetime, at: datetime, limit: int
+    ) -> list[int]:
+        """Mark booked or confirmed consultations that began between `started_after` and `started_before`
+        with no patient join as no-shows (consultation and appointment), by the system, in one conditional
+        update each; the ids this call marked (another worker's are not returned)."""
 
     async def appointment(
         self, appointment_id: int, *, for_update: bool = False
@@ -90,7 +95,7 @@ async def mark_missed_consultations(
     """The watcher's pass: consultations nobody joined within `after` of their start become no-shows, each
     once, and their patients are offered new times; the ids marked."""
     async with open_uow() as uow:
-        marked = await uow.no_shows.claim_missed(now - after, now, limit)
+        marked = await uow.no_shows.claim_missed(now - MARK_WITHIN, now - after, now, limit)
         for consultation_id in marked:
             uow.audit.record(
                 AuditEntry(SYSTEM, SYSTEM, "video.no_show", f"video_consultation:{consultation_id}",

@@ -66,6 +66,14 @@ async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times
     _, joined = await add_consultation(
         database, w["customer"], w["staff"], w["service"], starts, booked_at=booked
     )
+    _, last_week = await add_consultation(
+        database,
+        w["customer"],
+        w["staff"],
+        w["service"],
+        NOW - timedelta(days=7),
+        booked_at=booked - timedelta(days=7),
+    )
     _, recent = await add_consultation(database, w["customer"], w["staff"], w["service"], NOW - timedelta(minutes=5),
                                        booked_at=booked)  # fmt: skip
     async with database.sessions() as session:
@@ -87,6 +95,7 @@ async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times
     assert await appointment_status(database, appointment) == "no_show"
     assert (await consultation_row(database, joined)).status == "waiting"
     assert (await consultation_row(database, recent)).status == "scheduled"
+    assert (await consultation_row(database, last_week)).status == "scheduled"  # too old for the watcher
     audit = [(a.actor, a.action, a.target) for a in await audit_rows(database)]
     assert audit == [("system", "video.no_show", f"video_consultation:{missed}")]
     async with database.sessions() as session:
