@@ -229,7 +229,7 @@ class BackgroundServices:
             await desk.forward()
 
     async def tell_waiting_patients(self) -> AlertPass:
-        """"Your patient is in the waiting room", to the clinician's Slack or Telegram, once per join."""
+        """Tells clinicians "your patient is in the waiting room" in Slack or Telegram, once per join."""
         return await self.container.waiting_room.run()
 
     async def heartbeat(self) -> None:
