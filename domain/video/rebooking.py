@@ -39,6 +39,7 @@ OFFER_GAP = timedelta(hours=1)
 #: A patient's letter answers an offer made this recently.
 OFFER_VALID = timedelta(days=7)
 NO_TIMES = "Reply to this message and we will find a new time with you."
+NO_TIMES_DE = "Antworten Sie auf diese Nachricht, dann finden wir einen neuen Termin mit Ihnen."
 
 
 @dataclass(frozen=True)
@@ -127,14 +128,19 @@ class RebookingUnitOfWork(Transaction, Protocol):
 
 
 def offer_lines(slots: Sequence[datetime], timezone: str, locale: str = "en") -> str:
-    """ "A) Tue 8 Dec 10:30 CET, B) ...; reply A, B or C", or the sentence for no times."""
+    """ "A) Tue 8 Dec 10:30 CET, B) ...; reply A, B or C to book it" (in German for "de"), or the sentence
+    for no times."""
+    german = locale.lower().startswith("de")
     if not slots:
-        return NO_TIMES
+        return NO_TIMES_DE if german else NO_TIMES
     letters = OFFER_LETTERS[: len(slots)]
     listed = ", ".join(
         f"{letter}) {time_in(slot, timezone, locale)}" for letter, slot in zip(letters, slots, strict=False)
     )
-    choice = letters[0] if len(letters) == 1 else ", ".join(letters[:-1]) + f" or {letters[-1]}"
+    either = " oder " if german else " or "
+    choice = letters[0] if len(letters) == 1 else ", ".join(letters[:-1]) + either + letters[-1]
+    if german:
+        return f"{listed}; antworten Sie {choice}, um den Termin zu buchen."
     return f"{listed}; reply {choice} to book it."
 
 

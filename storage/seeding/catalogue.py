@@ -202,11 +202,12 @@ TEMPLATE_TEXTS: tuple[TemplateText, ...] = (
         ("Ihre Videosprechstunde am {{ appointment_time }}", "Hallo {{ first_name }}, wir erinnern an Ihren Termin ({{ service }}) mit {{ clinician }} am {{ appointment_time }}. Hier teilnehmen: {{ link }} (der Link öffnet 10 Minuten vor Beginn). Antworten Sie auf diese E-Mail, wenn Sie einen anderen Termin brauchen."),
     ),
     # After a no-show or when staff offer new times (domain/video/rebooking.py): `options` lists them as
-    # "A) ..., B) ...; reply A, B or C to book it", or asks the patient to reply when there are none.
+    # "A) ..., B) ...; reply A, B or C to book it" in the patient's language, or asks them to reply when there
+    # are none.
     TemplateText(
         "video_rebook_offer", T, MESSAGING_CHANNELS,
-        ("New times for your video consultation", "Hi {{ first_name }}, we missed you at your {{ service }} on {{ appointment_time }}. New times with {{ clinician }}: {{ options }}"),
-        ("Neue Termine für Ihre Videosprechstunde", "Hallo {{ first_name }}, wir haben Sie bei Ihrem Termin ({{ service }}) am {{ appointment_time }} vermisst. Neue Termine mit {{ clinician }}: {{ options }}"),
+        ("New times for your video consultation", "Hi {{ first_name }}, here are new times for your {{ service }} (booked for {{ appointment_time }}) with {{ clinician }}: {{ options }}"),
+        ("Neue Termine für Ihre Videosprechstunde", "Hallo {{ first_name }}, hier sind neue Termine für Ihren Termin ({{ service }}, gebucht für {{ appointment_time }}) mit {{ clinician }}: {{ options }}"),
     ),
 )  # fmt: skip
 

@@ -78,6 +78,10 @@ def test_offer_lines_in_the_patients_time() -> None:
     assert offer_lines(slots[:1], "America/New_York") == "A) Tue 8 Dec 05:00 EST; reply A to book it."
     assert offer_lines(slots[:2], "UTC").endswith("reply A or B to book it.")
     assert offer_lines([], "UTC") == NO_TIMES
+    assert offer_lines(slots[:2], "Europe/Berlin", "de").endswith(
+        "; antworten Sie A oder B, um den Termin zu buchen."
+    )
+    assert offer_lines(slots[:2], "Europe/Berlin", "de").startswith("A) Di. 8 Dez. 11:00 CET")
 
 
 def test_offered_times_lie_an_hour_apart() -> None:
