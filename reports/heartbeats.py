@@ -26,6 +26,7 @@ BACKGROUND_JOBS: tuple[str, ...] = (
     "delivery",
     "campaign planning",
     "notifications",
+    "waiting room",
     "snoozed conversations",
     "live-chat SLAs",
     "report scheduler",
