@@ -212,26 +212,12 @@ class SqlConversations:
     async def attach_files(
         self, chat_id: int, communication_id: int, files: Sequence[FileOutcome], at: datetime
     ) -> None:
-        turn_id = await self.session.scalar(
-            select(ChatMessage.id)
-            .where(ChatMessage.session_id == chat_id, ChatMessage.communication_id == communication_id)
-            .order_by(ChatMessage.id.desc())
-            .limit(1)
-        )
+        turn_id = await turn_of(self.session, chat_id, communication_id)
         for file in files:
-            if isinstance(file, KeptFile) and turn_id is not None:
-                self.session.add(
-                    ChatAttachment(
-                        message_id=turn_id,
-                        filename=file.filename,
-                        content_type=file.content_type,
-                        size_bytes=file.size_bytes,
-                        sha256=file.sha256,
-                        content=file.content,
-                        created_at=at,
-                    )
-                )
-            elif not isinstance(file, KeptFile):
+            if isinstance(file, KeptFile):
+                if turn_id is not None:
+                    self.session.add(kept_file_row(turn_id, file, at))
+            else:
                 self.session.add(
                     ChatMessage(session_id=chat_id, author="system", body=file.reason, created_at=at)
                 )
@@ -387,25 +373,32 @@ class SqlChatReplies:
         self, chat_id: int, communication_id: int, file: KeptFile, at: datetime
     ) -> None:
         await self.session.flush()
-        turn_id = await self.session.scalar(
-            select(ChatMessage.id)
-            .where(ChatMessage.session_id == chat_id, ChatMessage.communication_id == communication_id)
-            .order_by(ChatMessage.id.desc())
-            .limit(1)
-        )
-        if turn_id is None:
-            return
-        self.session.add(
-            ChatAttachment(
-                message_id=turn_id,
-                filename=file.filename,
-                content_type=file.content_type,
-                size_bytes=file.size_bytes,
-                sha256=file.sha256,
-                content=file.content,
-                created_at=at,
-            )
-        )
+        turn_id = await turn_of(self.session, chat_id, communication_id)
+        if turn_id is not None:
+            self.session.add(kept_file_row(turn_id, file, at))
+
+
+async def turn_of(session: AsyncSession, chat_id: int, communication_id: int) -> int | None:
+    """The conversation's turn for a stored message (the customer's, or a staff reply)."""
+    found: int | None = await session.scalar(
+        select(ChatMessage.id)
+        .where(ChatMessage.session_id == chat_id, ChatMessage.communication_id == communication_id)
+        .order_by(ChatMessage.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+def kept_file_row(turn_id: int, file: KeptFile, at: datetime) -> ChatAttachment:
+    return ChatAttachment(
+        message_id=turn_id,
+        filename=file.filename,
+        content_type=file.content_type,
+        size_bytes=file.size_bytes,
+        sha256=file.sha256,
+        content=file.content,
+        created_at=at,
+    )
 
 
 class SqlChatReplyUnitOfWork(SqlMessagingUnitOfWork):

@@ -39,6 +39,14 @@ class SandboxMedia:
         return hashlib.sha256(self.upload.content).hexdigest()
 
 
+def shown(words: str, upload: Upload | None) -> str:
+    """What the console lists for a customer's message: the words, and the file by name and size."""
+    if upload is None:
+        return words
+    attached = f"[{upload.filename}, {len(upload.content):,} bytes]"
+    return f"{words} {attached}" if words else attached
+
+
 def keep(state: SandboxState, media_id: str, upload: Upload) -> SandboxMedia:
     media = SandboxMedia(media_id, upload)
     with state.lock:

@@ -568,7 +568,7 @@ def customer_writes(
         replied = state.telegram_sent.get((chat_id, message_id)) if message_id is not None else None
         if replied is not None:
             body["message"]["reply_to_message"] = replied
-        record_id, shown = f"{chat_id}:{new_id}", text
+        record_id, shown = f"{chat_id}:{new_id}", media.shown(text, upload)
     state.accept(
         SandboxMessage(
             PROVIDER,

@@ -302,7 +302,15 @@ def customer_texts(
         state.opt_in(sender)
     sid = new_sid("SM")
     state.accept(
-        SandboxMessage(PROVIDER, sid, to=to, sender=sender, body=body, status="received", direction="inbound")
+        SandboxMessage(
+            PROVIDER,
+            sid,
+            to=to,
+            sender=sender,
+            body=media.shown(body, upload),
+            status="received",
+            direction="inbound",
+        )
     )
     params = {
         "AccountSid": state.config.twilio_account_sid,

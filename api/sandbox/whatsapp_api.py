@@ -307,7 +307,7 @@ def customer_writes(
             wamid,
             to=state.config.whatsapp_display_phone_number,
             sender=wa_id,
-            body=body,
+            body=media.shown(body, upload),
             status="received",
             direction="inbound",
         )
