@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -75,46 +76,51 @@ def _offer_words(marked: Marked, tz: str) -> str:
     return f" The patient was offered new times on their channel: {offer_lines(marked.offered, tz)}"
 
 
-async def run_noshow(command: MarkAppointment, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    tz = ctx.business_tz
+MarkUseCase = Callable[..., Awaitable[Marked]]
+
+
+async def _mark(
+    mark: MarkUseCase, command: MarkAppointment, who: StaffIdentity, ctx: CommandContext
+) -> Marked | Reply:
     try:
-        marked = await mark_no_show(
+        marked: Marked = await mark(
             ctx.uow.video_no_shows(),
             command.appointment_id,
             actor=who.email,
             via=who.via,
             now=ctx.now(),
-            timezone=tz,
+            timezone=ctx.business_tz,
         )
     except VideoError as error:
         return Reply(str(error), kind="error")
+    return marked
+
+
+def _visit(marked: Marked, tz: str) -> str:
     visit = marked.appointment
+    return f"Appointment {visit.appointment_id} ({visit.customer}, {time_in(visit.scheduled_at, tz)})"
+
+
+async def run_noshow(command: MarkAppointment, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    marked = await _mark(mark_no_show, command, who, ctx)
+    if isinstance(marked, Reply):
+        return marked
+    tz = ctx.business_tz
+    was = STATUS_WORDS.get(marked.previous.value, marked.previous.value)
     return Reply(
-        f"Appointment {visit.appointment_id} ({visit.customer}, {time_in(visit.scheduled_at, tz)}) is now a no-show "
-        f"(it was {STATUS_WORDS.get(marked.previous.value, marked.previous.value)}).{_offer_words(marked, tz)}",
+        f"{_visit(marked, tz)} is now a no-show (it was {was}).{_offer_words(marked, tz)}",
         title="Marked as a no-show",
-        buttons=(Button("Undo: attended", f"attended {visit.appointment_id}"),),
+        buttons=(Button("Undo: attended", f"attended {command.appointment_id}"),),
     )
 
 
 async def run_attended(command: MarkAppointment, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    tz = ctx.business_tz
-    try:
-        marked = await mark_attended(
-            ctx.uow.video_no_shows(),
-            command.appointment_id,
-            actor=who.email,
-            via=who.via,
-            now=ctx.now(),
-            timezone=tz,
-        )
-    except VideoError as error:
-        return Reply(str(error), kind="error")
-    visit = marked.appointment
+    marked = await _mark(mark_attended, command, who, ctx)
+    if isinstance(marked, Reply):
+        return marked
     was = STATUS_WORDS.get(marked.previous.value, marked.previous.value)
     return Reply(
-        f"Appointment {visit.appointment_id} ({visit.customer}, {time_in(visit.scheduled_at, tz)}) is now marked "
-        f"attended (it was {was}).",
+        f"{_visit(marked, ctx.business_tz)} is now marked attended (it was {was}).",
         title="Marked as attended",
     )
 

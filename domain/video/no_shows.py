@@ -114,16 +114,11 @@ async def mark_no_show(
     uow: NoShowUnitOfWork, appointment_id: int, *, actor: str, via: str, now: datetime, timezone: str = "UTC"
 ) -> Marked:
     """Staff mark an appointment that has begun as a no-show (video or in person); a video patient is
-    offered new times. Audited."""
+    offered new times (once). Audited."""
     async with uow:
-        appointment = await _appointment(uow, appointment_id)
-        _require_begun(appointment, now, "a no-show", timezone)
-        if appointment.status is AppointmentStatus.CANCELLED:
-            raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be a no-show.")
-        if appointment.status is AppointmentStatus.NO_SHOW:
-            raise VideoError(f"Appointment {appointment_id} is already marked as a no-show.")
-        await uow.no_shows.set_outcome(appointment, AppointmentStatus.NO_SHOW, by=actor, at=now)
-        _audit(uow, actor, via, "appointment.no_show", appointment)
+        appointment = await _set_outcome(
+            uow, appointment_id, AppointmentStatus.NO_SHOW, actor, via, now, timezone
+        )
         offered: list[datetime] = []
         sent = False
         if appointment.consultation_id is not None and appointment.rebook_offered_at is None:
@@ -142,17 +137,42 @@ async def mark_attended(
 ) -> Marked:
     """Staff record that the patient came (correcting a wrong no-show, or closing a visit); audited."""
     async with uow:
-        appointment = await _appointment(uow, appointment_id)
-        _require_begun(appointment, now, "attended", timezone)
-        if appointment.status is AppointmentStatus.CANCELLED:
-            raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be marked attended.")
-        if appointment.status is AppointmentStatus.COMPLETED:
-            raise VideoError(f"Appointment {appointment_id} is already marked attended.")
-        await uow.no_shows.set_outcome(appointment, AppointmentStatus.COMPLETED, by=actor, at=now)
-        _audit(uow, actor, via, "appointment.attended", appointment)
+        appointment = await _set_outcome(
+            uow, appointment_id, AppointmentStatus.COMPLETED, actor, via, now, timezone
+        )
         marked = await _appointment(uow, appointment_id)
         await uow.commit()
     return Marked(marked, appointment.status)
+
+
+#: What staff marking calls each outcome, and the audit action it records.
+OUTCOME_WORDS = {AppointmentStatus.NO_SHOW: "a no-show", AppointmentStatus.COMPLETED: "attended"}
+OUTCOME_ACTIONS = {
+    AppointmentStatus.NO_SHOW: "appointment.no_show",
+    AppointmentStatus.COMPLETED: "appointment.attended",
+}
+
+
+async def _set_outcome(
+    uow: NoShowUnitOfWork,
+    appointment_id: int,
+    outcome: AppointmentStatus,
+    actor: str,
+    via: str,
+    now: datetime,
+    timezone: str,
+) -> AppointmentFacts:
+    """The appointment as it was, once it is marked `outcome` (refused in words when it cannot be) and audited."""
+    appointment = await _appointment(uow, appointment_id)
+    words = OUTCOME_WORDS[outcome]
+    _require_begun(appointment, now, words, timezone)
+    if appointment.status is AppointmentStatus.CANCELLED:
+        raise VideoError(f"Appointment {appointment_id} was cancelled; it cannot be marked {words}.")
+    if appointment.status is outcome:
+        raise VideoError(f"Appointment {appointment_id} is already marked {words}.")
+    await uow.no_shows.set_outcome(appointment, outcome, by=actor, at=now)
+    _audit(uow, actor, via, OUTCOME_ACTIONS[outcome], appointment)
+    return appointment
 
 
 async def _appointment(uow: NoShowUnitOfWork, appointment_id: int) -> AppointmentFacts:

@@ -136,7 +136,7 @@ async def test_staff_mark_an_in_person_no_show_and_correct_it_audited(database: 
         "no_show",
         False,
     )
-    with pytest.raises(VideoError, match="already marked as a no-show"):
+    with pytest.raises(VideoError, match="already marked a no-show"):
         await mark_no_show(
             SqlNoShowUnitOfWork(database), visit_id, actor="ana@northwind.example", via="slack", now=NOW
         )
@@ -246,7 +246,7 @@ async def test_staff_commands_mark_correct_offer_and_show_the_reminder_log(
     )
     assert "offered new times on their channel: A) Tue 8 Dec 10:00 CET" in shown
     kind, shown = await say(f"noshow {appointment}")
-    assert kind == "error" and "already marked as a no-show" in shown
+    assert kind == "error" and "already marked a no-show" in shown
     kind, shown = await say(f"attended #{appointment}")
     assert "is now marked attended (it was a no-show)" in shown
     kind, shown = await say("noshow soon")
