@@ -3,19 +3,35 @@ into the room; before or after it, or for a link we do not know, it says why in 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
-from litestar.status_codes import HTTP_200_OK, HTTP_302_FOUND, HTTP_404_NOT_FOUND, HTTP_410_GONE
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_302_FOUND,
+    HTTP_404_NOT_FOUND,
+    HTTP_410_GONE,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
 
 from domain.video.joins import record_join
-from domain.video.links import LinkOutcome
+from domain.video.links import LinkDecision, LinkOutcome
+from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
+
+log = logging.getLogger(__name__)
 
 #: A link's answer changes with the clock and records a join: nothing may keep a copy.
 NOT_STORED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: The clinic's video provider is not set up (SWITCHBOARD_JITSI_URL, say): nobody can be let in, nothing recorded.
+ROOMS_UNAVAILABLE = LinkDecision(
+    LinkOutcome.UNKNOWN,
+    "The video room cannot be opened just now",
+    "We have been told. Please reply to the message this link came in, and we will help you join.",
+)
 STATUS_OF = {
     LinkOutcome.NOT_YET: HTTP_200_OK,
     LinkOutcome.ENDED: HTTP_410_GONE,
@@ -35,9 +51,17 @@ STATUS_OF = {
 async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
     """A patient's or clinician's consultation link."""
     container: Container = request.app.state.container
-    outcome = await record_join(
-        container.units.video_links(), token, container.clock(), container.video_rooms
-    )
+    try:
+        rooms = container.video_rooms
+    except ConfigurationError:
+        log.exception("video links cannot open rooms")
+        return Template(
+            "video/link.html",
+            context={"decision": ROOMS_UNAVAILABLE, "business_name": container.settings.business_name},
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            headers=NOT_STORED,
+        )
+    outcome = await record_join(container.units.video_links(), token, container.clock(), rooms)
     if outcome.room_url is not None:
         if outcome.patient_waiting:
             container.patient_waiting.set()

@@ -423,3 +423,16 @@ async def test_unknown_and_forged_links_get_the_same_404(
         assert "This link is not one we know" in answer.text
         assert answer.text == unknown.text
     assert await joins(database, booked.consultation_id) == []
+
+
+async def test_without_a_jitsi_address_the_link_says_so_and_records_nothing(
+    database_url: str, database: Database, clinic: Clinic
+) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, database_url=database_url, sandbox=False, worker_in_process=False, jitsi_url=""
+    )
+    booked = await book(database, clinic, datetime.now(UTC))
+    async with AsyncTestClient(create_app(settings)) as unset:
+        answer = await unset.get(f"/v/{booked.patient_token}", follow_redirects=False)
+    assert answer.status_code == 503 and "The video room cannot be opened just now" in answer.text
+    assert await joins(database, booked.consultation_id) == []
