@@ -90,11 +90,11 @@ class ProviderMedia:
         target = URL(url)
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             raise MediaUnavailable("the MMS named a file somewhere other than Twilio")
-        auth = aiohttp.BasicAuth(
+        authorization = aiohttp.encode_basic_auth(
             self._settings.twilio_account_sid, self._settings.twilio_auth_token.get_secret_value()
         )
         session = self._pool.get()
-        async with session.get(url, auth=auth) as answer:
+        async with session.get(url, headers={"Authorization": authorization}) as answer:
             return await _read_limited(answer, max_bytes, "Twilio")
 
 
