@@ -4,6 +4,9 @@ into the room; before or after it, or for a link we do not know, it says why in 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
@@ -14,6 +17,7 @@ from litestar.status_codes import (
     HTTP_302_FOUND,
     HTTP_404_NOT_FOUND,
     HTTP_410_GONE,
+    HTTP_429_TOO_MANY_REQUESTS,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
@@ -32,6 +36,40 @@ ROOMS_UNAVAILABLE = LinkDecision(
     "The video room cannot be opened just now",
     "We have been told. Please reply to the message this link came in, and we will help you join.",
 )
+TOO_MANY_MISSES = LinkDecision(
+    LinkOutcome.UNKNOWN,
+    "Too many unknown links were opened from your network just now",
+    "Please wait a minute, then open the link from your message again.",
+)
+#: Unknown links one client address may open a minute: guessing tokens (hopeless anyway at 192 bits) is
+#: made slow, while people who follow their real link are never counted.
+MISSES_PER_MINUTE = 30
+
+
+@dataclass
+class MissPace:
+    """Unknown-link answers per client address over the last minute (in this process)."""
+
+    misses: dict[str, deque[float]] = field(default_factory=dict)
+    per_minute: int = MISSES_PER_MINUTE
+
+    def exhausted(self, address: str) -> bool:
+        recent = self.misses.get(address)
+        if not recent:
+            return False
+        now = time.monotonic()
+        while recent and now - recent[0] > 60:
+            recent.popleft()
+        return len(recent) >= self.per_minute
+
+    def missed(self, address: str) -> None:
+        now = time.monotonic()
+        self.misses.setdefault(address, deque()).append(now)
+        if len(self.misses) > 50_000:  # forget idle addresses rather than grow without end
+            self.misses = {k: v for k, v in self.misses.items() if v and now - v[-1] <= 60}
+
+
+MISSES = MissPace()
 STATUS_OF = {
     LinkOutcome.NOT_YET: HTTP_200_OK,
     LinkOutcome.ENDED: HTTP_410_GONE,
@@ -51,25 +89,29 @@ STATUS_OF = {
 async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> Response[Any]:
     """A patient's or clinician's consultation link."""
     container: Container = request.app.state.container
+    address = request.client.host if request.client else "unknown"
+    if MISSES.exhausted(address):
+        return _page(container, TOO_MANY_MISSES, HTTP_429_TOO_MANY_REQUESTS)
     try:
         rooms = container.video_rooms
     except ConfigurationError:
         log.exception("video links cannot open rooms")
-        return Template(
-            "video/link.html",
-            context={"decision": ROOMS_UNAVAILABLE, "business_name": container.settings.business_name},
-            status_code=HTTP_503_SERVICE_UNAVAILABLE,
-            headers=NOT_STORED,
-        )
+        return _page(container, ROOMS_UNAVAILABLE, HTTP_503_SERVICE_UNAVAILABLE)
     outcome = await record_join(container.units.video_links(), token, container.clock(), rooms)
     if outcome.room_url is not None:
         if outcome.patient_waiting:
             container.patient_waiting.set()
         return Redirect(outcome.room_url, status_code=HTTP_302_FOUND, headers=NOT_STORED)
+    if outcome.decision.outcome is LinkOutcome.UNKNOWN:
+        MISSES.missed(address)
+    return _page(container, outcome.decision, STATUS_OF.get(outcome.decision.outcome, HTTP_200_OK))
+
+
+def _page(container: Container, decision: LinkDecision, status_code: int) -> Template:
     return Template(
         "video/link.html",
-        context={"decision": outcome.decision, "business_name": container.settings.business_name},
-        status_code=STATUS_OF.get(outcome.decision.outcome, HTTP_200_OK),
+        context={"decision": decision, "business_name": container.settings.business_name},
+        status_code=status_code,
         headers=NOT_STORED,
     )
 

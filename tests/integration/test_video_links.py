@@ -436,3 +436,18 @@ async def test_without_a_jitsi_address_the_link_says_so_and_records_nothing(
         answer = await unset.get(f"/v/{booked.patient_token}", follow_redirects=False)
     assert answer.status_code == 503 and "The video room cannot be opened just now" in answer.text
     assert await joins(database, booked.consultation_id) == []
+
+
+async def test_an_address_opening_many_unknown_links_is_slowed_down(
+    client: Client, database: Database, clinic: Clinic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api import video_links
+
+    monkeypatch.setattr(video_links, "MISSES", video_links.MissPace(per_minute=3))
+    booked = await book(database, clinic, datetime.now(UTC))
+    assert (await client.get(f"/v/{booked.patient_token}", follow_redirects=False)).status_code == 302
+    for _ in range(3):
+        assert (await client.get(f"/v/{secrets.token_urlsafe(24)}")).status_code == 404
+    slowed = await client.get(f"/v/{secrets.token_urlsafe(24)}")
+    assert slowed.status_code == 429 and "Please wait a minute" in slowed.text
+    assert (await client.get(f"/v/{booked.patient_token}", follow_redirects=False)).status_code == 429
