@@ -41,6 +41,40 @@ OFFER_VALID = timedelta(days=7)
 NO_TIMES = "Reply to this message and we will find a new time with you."
 NO_TIMES_DE = "Antworten Sie auf diese Nachricht, dann finden wir einen neuen Termin mit Ihnen."
 
+#: What the patient is told, in English and German (their locale); filled with str.format.
+PATIENT_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "confirmed": "Thanks, you're confirmed for your {service} with {clinician} on {when}.",
+        "link": " Your link: {link}",
+        "passed": "That consultation has already passed; reply to this message and we will find a new time.",
+        "other_times": "No problem. New times with {clinician}: {lines} Your current time stays booked until you choose.",
+        "passed_times": "That consultation has already passed. New times with {clinician}: {lines}",
+        "no_times": "We have no free time with {clinician} in the next two weeks. {lines}",
+        "gone": "That consultation is no longer on record; reply to this message and we will help.",
+        "letters": "Please answer with one of the letters offered: {letters}.",
+        "taken": "Sorry, that time has just been taken. {lines}",
+        "done": "Done: your {service} with {clinician} is now on {when}.",
+    },
+    "de": {
+        "confirmed": "Danke, Ihr Termin ({service}) mit {clinician} am {when} ist bestätigt.",
+        "link": " Ihr Link: {link}",
+        "passed": "Dieser Termin ist bereits vorbei; antworten Sie auf diese Nachricht, dann finden wir einen neuen.",
+        "other_times": "Kein Problem. Neue Termine mit {clinician}: {lines} Ihr bisheriger Termin bleibt gebucht, bis Sie wählen.",
+        "passed_times": "Dieser Termin ist bereits vorbei. Neue Termine mit {clinician}: {lines}",
+        "no_times": "Bei {clinician} ist in den nächsten zwei Wochen kein Termin frei. {lines}",
+        "gone": "Dieser Termin ist nicht mehr vorhanden; antworten Sie auf diese Nachricht, wir helfen Ihnen.",
+        "letters": "Bitte antworten Sie mit einem der angebotenen Buchstaben: {letters}.",
+        "taken": "Leider ist dieser Termin gerade vergeben worden. {lines}",
+        "done": "Erledigt: Ihr Termin ({service}) mit {clinician} ist jetzt am {when}.",
+    },
+}  # fmt: skip
+
+
+def patient_says(locale: str, what: str, **values: object) -> str:
+    """One of PATIENT_WORDS in the patient's language (German for "de...", else English)."""
+    words = PATIENT_WORDS["de" if locale.lower().startswith("de") else "en"]
+    return words[what].format(**values)
+
 
 @dataclass(frozen=True)
 class RebookingPolicy:
@@ -245,6 +279,8 @@ class PickOutcome:
     text: str
     booked_id: int | None = None
     slots: tuple[datetime, ...] = ()
+    #: What happened, for staff (a note in an open conversation).
+    note: str = ""
 
 
 async def take_pick(
@@ -260,11 +296,14 @@ async def take_pick(
     facts = await desk.consultation(offer.consultation_id, for_update=True)
     if facts is None:
         return PickOutcome(
-            "That consultation is no longer on record; reply to this message and we will help."
+            patient_says("en", "gone"), note="The patient picked a time for a consultation that is gone."
         )
     if index >= len(offer.slots):
+        letters = OFFER_LETTERS[: len(offer.slots)]
         return PickOutcome(
-            f"Please answer with one of the letters offered: {OFFER_LETTERS[: len(offer.slots)]}."
+            patient_says(facts.customer_locale, "letters", letters=letters),
+            slots=offer.slots,
+            note="The patient answered with a letter that was not offered; asked again.",
         )
     slot = offer.slots[index]
     try:
@@ -275,10 +314,19 @@ async def take_pick(
         await desk.close_offer(offer.offer_id, now, None)
         _, slots = await make_offer(desk, facts, channel, now)
         lines = offer_lines(slots, facts.customer_timezone, facts.customer_locale)
-        return PickOutcome(f"Sorry, that time has just been taken. {lines}", slots=tuple(slots))
+        return PickOutcome(
+            patient_says(facts.customer_locale, "taken", lines=lines),
+            slots=tuple(slots),
+            note="The patient picked an offered time that was no longer free; new times were offered.",
+        )
     await desk.close_offer(offer.offer_id, now, booked_id)
     when = time_in(slot, facts.customer_timezone, facts.customer_locale)
-    return PickOutcome(f"Done: your {facts.service} with {facts.clinician} is now on {when}.", booked_id)
+    done = patient_says(
+        facts.customer_locale, "done", service=facts.service, clinician=facts.clinician, when=when
+    )
+    return PickOutcome(
+        done, booked_id, note=f"The patient picked a new time by replying; consultation {booked_id}."
+    )
 
 
 async def _book(

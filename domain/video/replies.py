@@ -28,6 +28,7 @@ from domain.video.rebooking import (
     RebookingPolicy,
     make_offer,
     offer_lines,
+    patient_says,
     read_pick,
     take_pick,
 )
@@ -151,18 +152,19 @@ async def _answer_reminder(
         return None  # nothing to answer: an ordinary message
     ahead = facts.status in ACTIVE_STATUSES and facts.scheduled_at > now
     when = time_in(facts.scheduled_at, facts.customer_timezone, facts.customer_locale)
+    locale = facts.customer_locale
     if answer is VideoAnswer.CONFIRM:
         if not ahead:
             return _Answer(
-                "That consultation has already passed; reply to this message and we will find a new time.",
+                patient_says(locale, "passed"),
                 f"The patient answered {answer.value} to the consultation of {when}, which has passed.",
                 ReplyHandled.TO_AGENT,
             )
         await desk.confirm(facts.consultation_id, now)
         link = patient_link(policy.public_url, facts.link_token)
+        text = patient_says(locale, "confirmed", service=facts.service, clinician=facts.clinician, when=when)
         return _Answer(
-            f"Thanks, you're confirmed for your {facts.service} with {facts.clinician} on {when}."
-            + (f" Your link: {link}" if link else ""),
+            text + (patient_says(locale, "link", link=link) if link else ""),
             f"The patient confirmed consultation {facts.consultation_id} ({when}) by replying 1.",
         )
     return await _offer_other_times(desk, facts, channel, ahead, when, now)
@@ -172,21 +174,18 @@ async def _offer_other_times(
     desk: RebookingDesk, facts: ConsultationFacts, channel: Channel, ahead: bool, when: str, now: datetime
 ) -> _Answer:
     offer_id, slots = await make_offer(desk, facts, channel.value, now)
-    lines = offer_lines(slots, facts.customer_timezone, facts.customer_locale)
-    opening = (
-        "No problem. New times with " + facts.clinician + ": "
-        if ahead
-        else "That consultation has already passed. New times with " + facts.clinician + ": "
-    )
-    keep = " Your current time stays booked until you choose." if ahead else ""
+    locale = facts.customer_locale
+    lines = offer_lines(slots, facts.customer_timezone, locale)
     if offer_id is None:
         return _Answer(
-            f"We have no free time with {facts.clinician} in the next two weeks. {lines}",
+            patient_says(locale, "no_times", clinician=facts.clinician, lines=lines),
             f"The patient asked for another time than {when} (replied 2); no free time could be offered.",
             ReplyHandled.TO_AGENT,
         )
     return _Answer(
-        f"{opening}{lines}{keep}",
+        patient_says(
+            locale, "other_times" if ahead else "passed_times", clinician=facts.clinician, lines=lines
+        ),
         f"The patient asked for another time than {when} (replied 2) and was offered {len(slots)} new times.",
     )
 
@@ -203,9 +202,7 @@ async def _answer_pick(
     if offer is None:
         return None  # a bare letter with no offer open: an ordinary message
     outcome = await take_pick(desk, offer, index, channel.value, policy, now)
-    if outcome.booked_id is None:
-        note = "The patient picked an offered time that was no longer free; new times were offered."
-        return _Answer(outcome.text, note, ReplyHandled.ANSWERED if outcome.slots else ReplyHandled.TO_AGENT)
-    return _Answer(
-        outcome.text, f"The patient picked a new time by replying; consultation {outcome.booked_id}."
+    handled = (
+        ReplyHandled.ANSWERED if outcome.booked_id is not None or outcome.slots else ReplyHandled.TO_AGENT
     )
+    return _Answer(outcome.text, outcome.note, handled)

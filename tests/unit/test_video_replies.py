@@ -209,3 +209,17 @@ async def test_a_1_to_a_consultation_that_passed_says_so() -> None:
 async def test_anything_else_is_an_ordinary_message(desk: FakeDesk, body: str, channel: Channel) -> None:
     handled, store = await answer(desk, body, channel)
     assert handled is None and store.sent == [] and desk.confirmed == []
+
+
+async def test_a_german_patient_is_answered_in_german() -> None:
+    desk = FakeDesk(replace(FACTS, customer_locale="de"))
+    handled, store = await answer(desk, "1")
+    assert handled is ReplyHandled.ANSWERED
+    assert store.sent[0].body == (
+        "Danke, Ihr Termin (Video skin consultation) mit Dr Mara Weiss am Mi. 9 Dez. 05:00 CET ist bestätigt. "
+        "Ihr Link: https://sb.example/v/tok"
+    )
+    _, store = await answer(FakeDesk(replace(FACTS, customer_locale="de")), "2")
+    assert store.sent[0].body.startswith(
+        "Bei Dr Mara Weiss ist in den nächsten zwei Wochen kein Termin frei."
+    )
