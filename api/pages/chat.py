@@ -298,11 +298,15 @@ async def queue_snapshot(
     return basis, {"counts": counts, "rows": [{"id": i, "cells": r} for i, r in zip(ids, rows, strict=True)]}
 
 
+#: The largest reply form taken at all (Litestar's default, 10 MB, is below a 10 MiB file with its form).
+REPLY_MAX_BODY = 32 * 1024 * 1024
+
+
 async def _attached_file(upload: object, max_bytes: int) -> KeptFile | RefusedFile | None:
     """The image or PDF an agent attached to a reply, checked by the same rules as customers' files."""
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    content = await upload.read(max_bytes + 1)
+    content = await upload.read()  # bounded by REPLY_MAX_BODY; its real size goes into the words
     if not content:
         return None
     return check_file(content, upload.filename, upload.content_type, AttachmentRules(max_bytes))
@@ -446,6 +450,8 @@ class ChatPages(StaffPages):
         name="chat_reply",
         guards=[requires_role(Role.AGENT)],
         status_code=303,
+        # A reply may carry a file up to SWITCHBOARD_ATTACHMENT_MAX_BYTES; the rules, not this cap, refuse it.
+        request_max_body_size=REPLY_MAX_BODY,
     )
     async def reply(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Redirect | Template:
         form = await request.form()

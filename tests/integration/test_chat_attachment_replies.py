@@ -77,6 +77,10 @@ async def test_a_pdf_reply_is_kept_and_reaches_the_customer_as_a_signed_link(
     assert refused.status_code == 422
     assert "A program (invoice.png) was not kept: files up to 10 MB, images and PDFs only." in refused.text
     assert "Here it is" in refused.text  # the agent's words stay in the box
+    eleven_mb = PDF + b"\x00" * (11 * 1024 * 1024 - len(PDF))
+    too_large = await reply_with_file(client, chat_id, "Here it is", "big.pdf", eleven_mb, "application/pdf")
+    assert too_large.status_code == 422  # said in words, not refused by the web server's body cap
+    assert "An 11 MB PDF (big.pdf) was not kept: files up to 10 MB, images and PDFs only." in too_large.text
 
     sent = await reply_with_file(client, chat_id, "Here it is", "invoice.pdf", PDF, "application/pdf")
     assert sent.status_code == 303, sent.text
