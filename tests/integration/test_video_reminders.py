@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
+from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
+from twilio.request_validator import RequestValidator
 
+from api.app import create_app
+from domain.clock import utc_now
 from domain.conversations.model import CustomerMessage
 from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.ports import InboundMessage
@@ -487,3 +492,31 @@ async def test_the_narrow_pass_sees_only_reminders_just_due_and_the_full_pass_th
     assert f"video-reminder:{missed_by_narrow}:1:120" in {
         e.idempotency_key for e in await reminder_events(database)
     }
+
+
+async def test_a_1_by_a_signed_twilio_webhook_confirms_through_the_running_app(
+    database: Database, database_url: str
+) -> None:
+    """The app's own wiring answers: the inbound policy carries the video replies (rooms from settings)."""
+    w = await world(database)
+    now = utc_now()
+    _, consultation = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                             now + timedelta(hours=20), booked_at=now - timedelta(days=3))  # fmt: skip
+    assert await run_pass(database, now) == (1, 0)
+    settings = Settings(database_url=database_url, public_url="http://testserver.local", environment="test")
+    params = {"MessageSid": "SMvideo1", "From": PHONE, "To": "+15005550006", "Body": "1", "NumMedia": "0"}
+    signature = RequestValidator(settings.twilio_auth_token.get_secret_value()).compute_signature(
+        "http://testserver.local/webhooks/twilio/inbound", params
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.post(
+            "/webhooks/twilio/inbound",
+            content=urlencode(params),
+            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert response.status_code == 200
+    assert (await consultation_row(database, consultation)).status == "confirmed"
+    [answer] = await replies(database)
+    assert answer.startswith(
+        "Thanks, you're confirmed for your Video skin consultation with Dr Mara Weiss on "
+    )
