@@ -37,6 +37,8 @@ MISSABLE = (ConsultationStatus.SCHEDULED.value, ConsultationStatus.CONFIRMED.val
 #: The events that tell a patient about a consultation, which a "1" or "2" answers.
 PROMPTS = (REMINDER_EVENT, VIDEO_BOOKED, VIDEO_RESCHEDULED)
 REACHING_CHANNELS = ("sms", "whatsapp", "telegram", "email")
+#: Messages staff write (chat replies and one-off sends), as opposed to notifications and automatic answers.
+STAFF_SOURCES = ("manual", "chat", "reply")
 
 
 class SavepointBookingUnitOfWork:
@@ -142,7 +144,7 @@ class SqlRebookingDesk:
         if dialect_of(self.session) == "postgresql":
             query = query.with_for_update()
         row = await self.session.scalar(query)
-        if row is None:
+        if row is None or await self._staff_wrote_since(customer_id, row.offered_at):
             return None
         slots = tuple(datetime.fromisoformat(str(s)) for s in row.slots or ())
         return StoredOffer(row.id, row.consultation_id, row.customer_id, slots, row.offered_at)
@@ -164,9 +166,24 @@ class SqlRebookingDesk:
             execution_options={"synchronize_session": False},
         )
 
+    async def _staff_wrote_since(self, customer_id: int, since: datetime) -> bool:
+        """Whether staff sent the customer a message (a chat reply, a one-off send) after `since`: a bare
+        "1" or "A" then answers them, not us."""
+        found = await self.session.scalar(
+            select(CustomerCommunication.id)
+            .where(
+                CustomerCommunication.customer_id == customer_id,
+                CustomerCommunication.direction == "outbound",
+                CustomerCommunication.source.in_(STAFF_SOURCES),
+                CustomerCommunication.created_at > since,
+            )
+            .limit(1)
+        )
+        return found is not None
+
     async def latest_prompted(self, customer_id: int, since: datetime) -> int | None:
-        rows = await self.session.scalars(
-            select(BusinessEvent.payload)
+        rows = await self.session.execute(
+            select(BusinessEvent.payload, BusinessEvent.occurred_at)
             .where(
                 BusinessEvent.customer_id == customer_id,
                 BusinessEvent.event_type.in_(PROMPTS),
@@ -175,10 +192,10 @@ class SqlRebookingDesk:
             .order_by(BusinessEvent.occurred_at.desc(), BusinessEvent.id.desc())
             .limit(5)
         )
-        for payload in rows:
+        for payload, occurred_at in rows.all():
             found = (payload or {}).get("consultation_id")
             if isinstance(found, int) and not isinstance(found, bool):
-                return found
+                return None if await self._staff_wrote_since(customer_id, occurred_at) else found
         return None
 
     async def confirm(self, consultation_id: int, at: datetime) -> bool:

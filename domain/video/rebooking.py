@@ -128,7 +128,8 @@ class RebookingDesk(Protocol):
     ) -> int: ...
 
     async def open_offer(self, customer_id: int, since: datetime) -> StoredOffer | None:
-        """The customer's latest unanswered offer made at or after `since`."""
+        """The customer's latest unanswered offer made at or after `since`; None also when staff have written
+        to the customer since it was made (a letter then answers them)."""
 
     async def close_offer(self, offer_id: int, at: datetime, rebooked_id: int | None) -> bool:
         """Mark the offer answered (once); False when it already was."""
@@ -137,7 +138,8 @@ class RebookingDesk(Protocol):
 
     async def latest_prompted(self, customer_id: int, since: datetime) -> int | None:
         """The consultation the customer was last reminded of, or told was booked or moved, at or after
-        `since`; None when there is none."""
+        `since`; None when there is none, or when staff have written to the customer since (a "1" or "2"
+        then answers them)."""
 
     async def confirm(self, consultation_id: int, at: datetime) -> bool:
         """The consultation (and its appointment) is confirmed; False when it already was or is not booked."""

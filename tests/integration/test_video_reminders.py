@@ -520,3 +520,20 @@ async def test_a_1_by_a_signed_twilio_webhook_confirms_through_the_running_app(
     assert answer.startswith(
         "Thanks, you're confirmed for your Video skin consultation with Dr Mara Weiss on "
     )
+
+
+async def test_once_staff_have_written_a_1_answers_them_not_the_reminder(database: Database) -> None:
+    w = await world(database)
+    _, consultation = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                             NOW + timedelta(hours=20), booked_at=NOW - timedelta(days=3))  # fmt: skip
+    await run_pass(database, NOW)
+    async with database.sessions() as session:
+        session.add(
+            CustomerCommunication(customer_id=w["customer"], channel="sms", provider="twilio", direction="outbound",
+                                  source="manual", to_address=PHONE, body="Shall we call you? 1) yes 2) no",
+                                  status="sent", created_at=NOW + timedelta(minutes=1))
+        )  # fmt: skip
+        await session.commit()
+    await patient_writes(database, "1", NOW + timedelta(minutes=2), ref="SMstaff")
+    assert (await consultation_row(database, consultation)).status == "scheduled"
+    assert await replies(database) == [] and await open_chats(database) == 1
