@@ -221,7 +221,13 @@ async def send_message(request: web.Request) -> web.Response:
 
 
 def _text_of(message: dict[str, Any]) -> str:
-    return str((message.get("text") or {}).get("body", f"[{message.get('type')}]"))
+    kind = str(message.get("type", "text"))
+    if kind in ("image", "document") and isinstance(message.get(kind), dict):
+        media = message[kind]  # media by link: the phone shows the file, then its caption
+        return (
+            f"[{kind}: {media.get('filename') or media.get('link', '')}] {media.get('caption', '')}".strip()
+        )
+    return str((message.get("text") or {}).get("body", f"[{kind}]"))
 
 
 def _template_details(state: SandboxState, template: dict[str, Any]) -> dict[str, str]:

@@ -48,6 +48,7 @@ from domain.conversations.model import (
 )
 from domain.conversations.ports import ChatReplyUnitOfWork, DeskUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
+from domain.delivery.ports import OutboundFile
 from domain.messages.sending import (
     MessagePreview,
     MessageRequest,
@@ -334,7 +335,12 @@ CHAT_CHANNEL_WORDS = {
 
 
 def reply_request(
-    chat: ChatReplyTarget, channel: Channel | None, body: str, request_id: str, business_name: str
+    chat: ChatReplyTarget,
+    channel: Channel | None,
+    body: str,
+    request_id: str,
+    business_name: str,
+    attachment: OutboundFile | None = None,
 ) -> MessageRequest:
     subject = f"Re: {chat.subject}" if chat.subject else f"Your message to {business_name}"
     return MessageRequest(
@@ -344,6 +350,7 @@ def reply_request(
         subject=subject,
         category=MessageCategory.CONVERSATIONAL,
         request_id=request_id,
+        attachment=attachment,
     )
 
 
@@ -406,14 +413,23 @@ async def reply_in_chat(
             route = _route(chat, chat.customer_name or "the customer", preview)
     if not route.can_send or route.channel is None:
         raise MessageRequestError(route.note)
+    outbound_file = None
     if file is not None:
         if media_links is None:
             raise MessageRequestError("Files cannot be sent from here.")
-        body = with_file_link(body, file, media_links.link(chat_id, file.sha256, now))
+        link = media_links.link(chat_id, file.sha256, now)
+        # Every channel gets the link in the words; WhatsApp also sends the file itself by that link.
+        body = with_file_link(body, file, link)
+        outbound_file = OutboundFile(link, file.filename, file.content_type)
     async with uow:
         chat = await _reply_target(uow, chat_id)
         request = reply_request(
-            chat, route.channel, body, f"{via}-chat-{chat_id}-{request_key}", business_name
+            chat,
+            route.channel,
+            body,
+            f"{via}-chat-{chat_id}-{request_key}",
+            business_name,
+            outbound_file,
         )
         result = await queue_message(uow, request, actor=staff_email, via=via, now=now, policy=policy)
         # The queued reply joins the conversation once, however often the form is re-sent.

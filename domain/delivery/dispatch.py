@@ -16,6 +16,7 @@ from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import (
     DeliveryUnitOfWork,
     MessageDriver,
+    OutboundFile,
     OutboundMessage,
     ProviderError,
     WhatsAppTemplateCall,
@@ -605,4 +606,5 @@ class Dispatcher:
             html_body=html if isinstance(html, str) else None,
             whatsapp_template=whatsapp_template,
             unsubscribe_url=self.unsubscribe_url(message),
+            attachment=OutboundFile.from_payload(payload.get("attachment")),
         )

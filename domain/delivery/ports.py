@@ -24,6 +24,24 @@ class WhatsAppTemplateCall:
 
 
 @dataclass(frozen=True)
+class OutboundFile:
+    """A file a message carries: a signed public link to it, its name and its checked type."""
+
+    url: str
+    filename: str
+    content_type: str
+
+    def as_payload(self) -> dict[str, str]:
+        return {"url": self.url, "filename": self.filename, "content_type": self.content_type}
+
+    @staticmethod
+    def from_payload(value: object) -> OutboundFile | None:
+        if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("url", "filename")):
+            return None
+        return OutboundFile(str(value["url"]), str(value["filename"]), str(value.get("content_type") or ""))
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One message ready to leave through a provider.
 
@@ -43,6 +61,8 @@ class OutboundMessage:
     unsubscribe_url: str | None = None
     reply_to: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: A file sent with the words, by a public link the provider fetches (WhatsApp media by link).
+    attachment: OutboundFile | None = None
 
 
 @dataclass(frozen=True)

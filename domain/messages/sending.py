@@ -16,6 +16,7 @@ from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
 from domain.consent.rules import decide
 from domain.delivery.outbox import OutboxEntry
+from domain.delivery.ports import OutboundFile
 from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
@@ -55,6 +56,8 @@ class MessageRequest:
     #: None: the template's own category, or conversational for typed text.
     category: MessageCategory | None = None
     request_id: str = ""
+    #: A file sent with typed words (a live-chat reply's image or PDF), by its signed public link.
+    attachment: OutboundFile | None = None
 
     def check(self) -> None:
         if (self.template is None) == (self.body is None):
@@ -419,7 +422,11 @@ def _compose_free_text(
         encoding=shape.encoding if shape else None,
         cost_micros=estimate_cost(channel, body, price_book, category=category, is_template=False),
         currency=price_book.currency,
-        payload={"explanation": decision.explanation} if suppressed else {},
+        payload=(
+            {"explanation": decision.explanation}
+            if suppressed
+            else ({"attachment": request.attachment.as_payload()} if request.attachment else {})
+        ),
     )
     return entry, decision
 

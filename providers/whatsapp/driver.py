@@ -93,6 +93,14 @@ class WhatsAppCloudDriver:
                 "language": {"code": template.language},
                 "components": [dict(component) for component in template.components],
             }
+        elif message.attachment is not None:
+            # Media by link: Meta fetches the file from our signed URL; the words ride as its caption.
+            kind = "image" if message.attachment.content_type.startswith("image/") else "document"
+            media: dict[str, Any] = {"link": message.attachment.url, "caption": message.body}
+            if kind == "document":
+                media["filename"] = message.attachment.filename
+            body["type"] = kind
+            body[kind] = media
         else:
             body["type"] = "text"
             body["text"] = {"body": message.body, "preview_url": False}

@@ -99,6 +99,12 @@ async def test_a_pdf_reply_is_kept_and_reaches_the_customer_as_a_signed_link(
     assert (file.filename, file.content_type, bytes(file.content)) == ("invoice.pdf", "application/pdf", PDF)
     assert message.body.startswith("Here it is\n\n📎 invoice.pdf (3 KB): http")
     link = message.body.rsplit(" ", 1)[-1]
+    # WhatsApp also gets the file itself, fetched by Meta from the same link (media by link).
+    assert (message.payload or {})["attachment"] == {
+        "url": link,
+        "filename": "invoice.pdf",
+        "content_type": "application/pdf",
+    }
     path = urlsplit(link).path + "?" + urlsplit(link).query
     assert path.startswith(f"/media/{chat_id}/{file.sha256}?expires=")
 

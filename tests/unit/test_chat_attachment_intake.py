@@ -23,13 +23,14 @@ from domain.conversations.attachments import (
 from domain.conversations.incoming_files import fetch_customer_files
 from domain.conversations.model import CustomerMessage, WebhookDelivery
 from domain.conversations.slack_threads import ThreadCard, ThreadTurn
-from domain.delivery.ports import InboundMessage
+from domain.delivery.ports import InboundMessage, OutboundFile, OutboundMessage
 from domain.vocabulary import Channel, ChatStatus
 from providers.smtp.webhooks import email_media
 from providers.telegram.webhooks import message_media as telegram_media
 from providers.twilio.webhooks import message_media as twilio_media
 from providers.twilio.webhooks import parse_twilio_inbound
 from providers.webhook_bodies import ReadingContext
+from providers.whatsapp.driver import WhatsAppCloudDriver
 from providers.whatsapp.webhooks import read_webhook
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x01" * 100
@@ -209,3 +210,19 @@ def test_staff_chats_show_each_file_with_its_size_and_a_dashboard_link(name: str
     telegram = turn_html(turn, CARD, "https://sb.example", {"name"})
     assert '📎 <a href="https://sb.example/communication/chat/attachments/9">' in telegram
     assert "(2 KB)</a>" in telegram and "<b>c" not in telegram
+
+
+def test_whatsapp_sends_a_reply_file_by_link_with_the_words_as_its_caption() -> None:
+    pdf = OutboundFile("https://sb.example/media/1/ab?expires=1&sig=x", "invoice.pdf", "application/pdf")
+    message = OutboundMessage(5, "k", Channel.WHATSAPP, "+4915", "Here it is", attachment=pdf)
+    body = WhatsAppCloudDriver.request_body(message)
+    assert body["type"] == "document"
+    assert body["document"] == {"link": pdf.url, "caption": "Here it is", "filename": "invoice.pdf"}
+    image = OutboundFile("https://sb.example/media/1/cd?expires=1&sig=y", "x.png", "image/png")
+    body = WhatsAppCloudDriver.request_body(
+        OutboundMessage(6, "k2", Channel.WHATSAPP, "+4915", "Look", attachment=image)
+    )
+    assert body["type"] == "image" and body["image"] == {"link": image.url, "caption": "Look"}
+    assert (
+        OutboundFile.from_payload(pdf.as_payload()) == pdf and OutboundFile.from_payload({"url": 1}) is None
+    )
