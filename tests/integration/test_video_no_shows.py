@@ -4,10 +4,10 @@ any appointment, video or in person, audited; the patient's letter after a no-sh
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
@@ -16,19 +16,32 @@ from domain.video.model import VideoError
 from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_missed_consultations, mark_no_show
 from domain.video.rebooking import REBOOK_EVENT, offer_rebooking
 from storage.database import Database
-from storage.models import Appointment, AuditLog, BusinessEvent, VideoConsultation
-from storage.models.video import VideoRebookOffer
+from storage.models import (
+    Appointment,
+    AuditLog,
+    AutomatedNotification,
+    BusinessEvent,
+    Customer,
+    MessageTemplate,
+    Service,
+    StaffUser,
+    VideoConsultation,
+)
+from storage.models.video import ClinicianHours, VideoRebookOffer
 from storage.notifications import SqlNotificationUnitOfWork
+from storage.seeding.catalogue import notification_rows, template_rows
 from storage.video_no_shows import SqlNoShowUnitOfWork
 from switchboard.settings import Settings
 from tests.integration.test_video_reminders import (
     NOW,
+    PUBLIC,
     add_consultation,
     add_service,
     consultation_row,
     outbox,
     patient_writes,
     replies,
+    run_pass,
     world,
 )
 
@@ -255,3 +268,52 @@ async def test_staff_commands_mark_correct_offer_and_show_the_reminder_log(
     assert "offered new times" in shown and "Their answer books it." in shown
     kind, shown = await say(f"video reminders {consultation}")
     assert "has no reminders yet" in shown
+
+
+async def test_the_default_catalogue_renders_the_reminder_and_the_offer(database: Database) -> None:
+    """The seeded templates and rules (storage/seeding/catalogue.py), not the tests' own: both messages go out
+    with the link, the times and the answer in words."""
+    async with database.sessions() as session:
+        staff = StaffUser(
+            email="lee@northwind.example", name="Dr Lee", role="agent", timezone="Europe/Berlin"
+        )
+        customer = Customer(
+            name="Anna Berg", phone_e164="+4915100000077", timezone="Europe/Berlin", locale="de"
+        )
+        service = Service(code="SKIN-V", name="Video skin consultation", kind="video", duration_minutes=30,
+                          price_minor=6900, currency="EUR")  # fmt: skip
+        session.add_all([staff, customer, service])
+        await session.flush()
+        session.add_all(
+            [ClinicianHours(staff_id=staff.id, weekday=d, starts=time(8), ends=time(17)) for d in range(5)]
+        )
+        rows, _ = template_rows(NOW)
+        for row in rows:
+            if row["name"] in ("video_reminder", "video_rebook_offer"):
+                await session.execute(
+                    insert(MessageTemplate).values({k: v for k, v in row.items() if k != "id"})
+                )
+        for row in notification_rows(NOW, created_by=staff.id):
+            if row["event_type"] in ("video.reminder", "video.rebook_offer"):
+                await session.execute(
+                    insert(AutomatedNotification).values({k: v for k, v in row.items() if k != "id"})
+                )
+        await session.commit()
+        ids = (staff.id, customer.id, service.id)
+    await add_consultation(
+        database, ids[1], ids[0], ids[2], NOW + timedelta(hours=2), booked_at=NOW - timedelta(days=2)
+    )
+    await run_pass(database, NOW)
+    await watcher_pass(database, NOW + timedelta(hours=2, minutes=11))
+
+    reminder, offer = [m for m in await outbox(database) if m.status == "planned"]
+    assert reminder.body.startswith(
+        "Hallo Anna, wir erinnern an Ihren Termin (Video skin consultation) mit Dr Lee am Di. 8 Dez. 11:00 CET. "
+        f"Hier teilnehmen: {PUBLIC}/v/tok"
+    )
+    assert "Antworten Sie 1 zum Bestätigen" in reminder.body and f"{PUBLIC}/v/tok" in reminder.body
+    assert offer.body.startswith(
+        "Hallo Anna, hier sind neue Termine für Ihren Termin (Video skin consultation, gebucht für Di. 8 Dez. 11:00 CET) "
+        "mit Dr Lee: A) Di. 8 Dez. 12:15 CET"
+    )
+    assert offer.body.endswith("um den Termin zu buchen.")
