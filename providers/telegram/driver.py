@@ -12,6 +12,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
+from aiogram.types import Message
 
 from domain.delivery.ports import (
     OutboundMessage,
@@ -25,6 +26,10 @@ from switchboard.settings import Settings
 #: Header Telegram sends with every webhook when setWebhook was given a secret_token.
 
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
+
+
+#: The longest caption Telegram takes on a photo or document.
+CAPTION_LIMIT = 1024
 
 
 class TelegramDriver:
@@ -51,7 +56,7 @@ class TelegramDriver:
                 f"telegram: {message.to!r} is not a chat id", code="bad_chat_id", permanent=True
             ) from exc
         try:
-            sent = await self.bot.send_message(chat_id=chat_id, text=message.body)
+            sent = await self._send(chat_id, message)
         except TelegramRetryAfter as exc:
             raise ProviderError(
                 str(exc), code="429", retry_after=float(exc.retry_after), channel_wide=True
@@ -74,6 +79,16 @@ class TelegramDriver:
         return ProviderAcceptance(
             provider_message_id=f"{sent.chat.id}:{sent.message_id}", status=MessageStatus.SENT
         )
+
+    async def _send(self, chat_id: int, message: OutboundMessage) -> Message:
+        """The words, or a file by its signed link with the words as caption (Telegram fetches photos and PDFs
+        by URL); a caption too long for Telegram goes as text, with the link in its words."""
+        file = message.attachment
+        if file is None or len(message.body) > CAPTION_LIMIT:
+            return await self.bot.send_message(chat_id=chat_id, text=message.body)
+        if file.content_type in ("image/jpeg", "image/png", "image/webp"):
+            return await self.bot.send_photo(chat_id=chat_id, photo=file.url, caption=message.body)
+        return await self.bot.send_document(chat_id=chat_id, document=file.url, caption=message.body)
 
     async def close(self) -> None:
         await self.bot.session.close()

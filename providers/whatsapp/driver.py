@@ -50,6 +50,10 @@ _CREDENTIAL_CODES = frozenset({190, 200, 10})
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
 
 
+#: The longest caption Meta takes on an image or document.
+CAPTION_LIMIT = 1024
+
+
 class WhatsAppCloudDriver:
     """Sends WhatsApp text or template messages through `POST /{version}/{phone_number_id}/messages`."""
 
@@ -93,8 +97,9 @@ class WhatsAppCloudDriver:
                 "language": {"code": template.language},
                 "components": [dict(component) for component in template.components],
             }
-        elif message.attachment is not None:
-            # Media by link: Meta fetches the file from our signed URL; the words ride as its caption.
+        elif message.attachment is not None and len(message.body) <= CAPTION_LIMIT:
+            # Media by link: Meta fetches the file from our signed URL; the words ride as its caption (a
+            # longer reply goes as text, with the link in its words).
             kind = "image" if message.attachment.content_type.startswith("image/") else "document"
             media: dict[str, Any] = {"link": message.attachment.url, "caption": message.body}
             if kind == "document":
