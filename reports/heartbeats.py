@@ -27,6 +27,8 @@ BACKGROUND_JOBS: tuple[str, ...] = (
     "campaign planning",
     "notifications",
     "waiting room",
+    "video reminders",
+    "video no-shows",
     "snoozed conversations",
     "live-chat SLAs",
     "report scheduler",

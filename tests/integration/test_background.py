@@ -234,8 +234,8 @@ async def test_job_states_read_in_words_across_processes(database: Database) -> 
         "b:2:worker",
     ]  # not the 2 h old one
     assert health.headline() == (
-        "1 worker process running; needs a look: campaign planning, notifications, snoozed conversations, "
-        "live-chat SLAs, rollups, daily insight, performance snapshot."
+        "1 worker process running; needs a look: campaign planning, notifications, waiting room, video reminders, "
+        "video no-shows, snoozed conversations, live-chat SLAs, rollups, daily insight, performance snapshot."
     )
 
     # A day later the silent processes are forgotten by the next heartbeat.
