@@ -47,6 +47,7 @@ from storage.models.base import sqlite_timestamp
 from storage.models.video import ClinicianTimeClaim
 from storage.seeding.catalogue import notification_rows, template_rows
 from storage.video_booking import SqlVideoBookingUnitOfWork
+from switchboard.settings import Settings
 
 PER_DAY = 10_000
 CLINICIANS = 250
@@ -400,6 +401,8 @@ async def main(quick: bool) -> dict[str, object]:
         "reminder_burst_p50_ms": round(percentile(burst_ms, 0.5), 1) if burst_ms else None,
         "reminder_burst_p99_ms": round(percentile(burst_ms, 0.99), 1) if burst_ms else None,
         "reminder_burst_size": BURST,
+        # A burst on one channel cannot leave faster than the provider pacing lets it (SWITCHBOARD_SMS_RATE_PER_SECOND).
+        "sms_pacing_per_second": Settings().sms_rate_per_second,
         "slot_search_ms": round(slot_ms, 2),
         "redirect_p99_ms": None if redirect_p99 is None else round(redirect_p99, 2),
         "redirect_p50_ms": round(percentile(redirect_ms, 0.5), 2),
