@@ -87,7 +87,18 @@ def parse(
             if question is not None and not question.metric_guessed:
                 return Parsed(BY_NAME["kpi"], question)
         rest = " ".join(rest_words)
-        return Parsed(spec, spec.parse(rest_words, rest, today))
+        try:
+            return Parsed(spec, spec.parse(rest_words, rest, today))
+        except ParseError as refused:
+            # "no-show rate for video last month": a command's word ("noshow") leading a KPI question whose
+            # metric is named; the question wins over the command's usage line.
+            try:
+                question = parse_question(text, today, known=values, require_metric=False)
+            except ParseError:
+                raise refused from None
+            if question is not None and not question.metric_guessed:
+                return Parsed(BY_NAME["kpi"], question)
+            raise
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 

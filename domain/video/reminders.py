@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from domain.notifications.rules import APPOINTMENT_AT, MAX_OFFSET_MINUTES
+from domain.notifications.rules import MAX_OFFSET_MINUTES
 from domain.transaction import Transaction
 from domain.video.booking import patient_link, time_in
 from domain.video.model import DEFAULT_REMINDER_MINUTES
@@ -30,9 +30,10 @@ REMINDER_EVENT = "video.reminder"
 SKIPPED_EVENT = "video.reminder_skipped"
 #: Every reminder event's key starts so: "video-reminder:{consultation}:{version}:{minutes}".
 REMINDER_KEY_PREFIX = "video-reminder:"
-#: The seeded rule's offset: at least as early as any reminder, so each goes out the moment it is recorded
-#: (notification rules count offsets from `appointment_at`; an appointment already begun gets none).
-RULE_OFFSET_MINUTES = -MAX_OFFSET_MINUTES
+#: The seeded rule's offset: none. A reminder event is recorded when the reminder is due, and its payload
+#: has no `appointment_at` (rules would count the offset from it), so the rule sends it the moment it is
+#: recorded; the rules page then says "at once" rather than an offset nobody chose.
+RULE_OFFSET_MINUTES = 0
 #: How many consultations one pass looks at; the next pass (a second later) takes the rest.
 PASS_LIMIT = 500
 
@@ -123,9 +124,10 @@ def lead_time_words(minutes: int) -> str:
 
 
 def reminder_payload(candidate: ReminderCandidate, step: ReminderStep, public_url: str) -> dict[str, Any]:
-    """What the reminder template sees (plain JSON values); `appointment_at` anchors the rule's offset."""
+    """What the reminder template sees (plain JSON values); `starts_at`, not `appointment_at`, so the rule
+    sends it now rather than counting from the start."""
     payload: dict[str, Any] = {
-        APPOINTMENT_AT: candidate.scheduled_at.isoformat(),
+        "starts_at": candidate.scheduled_at.isoformat(),
         "consultation_id": candidate.consultation_id,
         "version": candidate.version,
         "minutes_before": step.minutes,

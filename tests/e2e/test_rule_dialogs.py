@@ -12,9 +12,11 @@ from bot.console import ask
 from storage.database import Database
 from storage.models import AuditLog, AutomatedNotification, MessageTemplate
 from storage.seeding import SeedPlan, seed_database
+from storage.seeding.catalogue import NOTIFICATION_RULES
 from tests.e2e.test_dialogs import AGENT, MANAGER, VIEWER, _context, run_dialog
 
-#: The seeder's catalogue has seven rules, all on; a few customers are enough for these commands.
+#: The seeder's catalogue's rules, all on; a few customers are enough for these commands.
+RULES = len(NOTIFICATION_RULES)
 PLAN = SeedPlan(customers=12, days=3, seed=5, end_date=date(2026, 11, 20))
 
 
@@ -40,7 +42,7 @@ async def audit_rows(ctx: CommandContext) -> list[tuple[str, str, str | None, st
 
 async def test_viewer_lists_the_rules_but_may_not_switch_them(seeded: CommandContext) -> None:
     table = [
-        (VIEWER, "rule list", "answer", "7 notification rules, 7 on"),
+        (VIEWER, "rule list", "answer", f"{RULES} notification rules, {RULES} on"),
         (VIEWER, "rules", "answer", "appointment_reminder_24h"),
         (VIEWER, "rule list", "answer", "1 day before"),
         (VIEWER, "rule list", "answer", "2 h after"),
@@ -58,7 +60,7 @@ async def test_manager_disables_and_enables_a_rule_with_an_audit_trail(seeded: C
     table = [
         (MANAGER, "rule disable csat_after_visit", "answer", "Rule csat_after_visit is off"),
         (MANAGER, "rule disable csat_after_visit", "answer", "already off; nothing changed"),
-        (VIEWER, "rule list", "answer", "7 notification rules, 6 on"),
+        (VIEWER, "rule list", "answer", f"{RULES} notification rules, {RULES - 1} on"),
         (MANAGER, "rule enable CSAT after visit", "answer", "is on: from now on, appointment.completed"),
     ]
     await run_dialog(seeded, table)

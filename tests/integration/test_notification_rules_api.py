@@ -16,6 +16,7 @@ from storage.database import Database
 from storage.models import AuditLog, CustomerCommunication
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.seeding import SeedPlan, seed_database
+from storage.seeding.catalogue import NOTIFICATION_RULES
 from switchboard.settings import Settings
 from tests.integration.test_json_api import opted_in_customer
 
@@ -27,7 +28,7 @@ SHIPPED = {"name": "parcel sent", "event_type": "parcel.sent", "template": "orde
 
 @pytest.fixture
 async def client(database_url: str) -> AsyncIterator[AsyncTestClient[Any]]:
-    """The app over a small seeded world: seven notification rules, the templates they name, a few customers."""
+    """The app over a small seeded world: the catalogue's notification rules, the templates they name, a few customers."""
     database = Database.connect(database_url)
     await seed_database(database, SeedPlan(customers=12, days=3, seed=5, end_date=date(2026, 11, 20)))
     await database.dispose()
@@ -49,7 +50,9 @@ async def test_every_rule_route_needs_the_bearer_token(client: AsyncTestClient[A
         for headers in ({}, {"Authorization": "Bearer wrong"}):
             response = await client.request(method, path, headers=headers, json=SHIPPED)
             assert response.status_code == 401, (method, path, headers)
-    assert len((await client.get(RULES, headers=AUTH)).json()["rules"]) == 7  # nothing was created or deleted
+    assert len((await client.get(RULES, headers=AUTH)).json()["rules"]) == len(
+        NOTIFICATION_RULES
+    )  # nothing was created or deleted
     assert {RULES, f"{RULES}/{{rule_id}}"} <= set(
         (await client.get("/api/schema/openapi.json")).json()["paths"]
     )
@@ -116,7 +119,7 @@ async def test_bad_rules_answer_422_naming_the_problem(client: AsyncTestClient[A
         assert fragment in response.text.lower(), (changes, response.text)
     missing = await client.post(RULES, headers=AUTH, json={"name": "half a rule"})
     assert missing.status_code == 422 and "event_type" in missing.text
-    assert len((await client.get(RULES, headers=AUTH)).json()["rules"]) == 7
+    assert len((await client.get(RULES, headers=AUTH)).json()["rules"]) == len(NOTIFICATION_RULES)
 
 
 async def test_bad_changes_answer_422_and_unknown_rules_404(client: AsyncTestClient[Any]) -> None:

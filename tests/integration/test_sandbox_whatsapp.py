@@ -81,7 +81,8 @@ async def test_every_seeded_template_shows_the_text_switchboard_meant(
     sandbox: RunningSandbox, driver: WhatsAppCloudDriver
 ) -> None:
     templates = seeded_whatsapp_templates()
-    assert len(templates) == 24  # 20, the CSAT survey (chat_csat_survey) and chat_follow_up, in en and de
+    # 20, the CSAT survey (chat_csat_survey), chat_follow_up and five for video consultations, in en and de
+    assert len(templates) == 34
     expected = {}
     for number, template in enumerate(templates, start=1):
         values = {name: f"{name.replace('_', ' ')} {number}" for name in template.variables}

@@ -265,3 +265,11 @@ def test_recipients_and_masks() -> None:
     assert mask_phone("+4915112345678") == "+49 151 ••• 5678"
     assert mask_email("jane@example.com") == "j•••@example.com"
     assert tokenise('send "unclosed quote') == ["send", "unclosed quote"]
+
+
+def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
+    """`noshow` takes an appointment number; "no-show rate …" names a metric, so it is asked, not refused."""
+    parsed = parse("no-show rate for video consultations this quarter", context())
+    assert parsed is not None and parsed.spec.name == "kpi"
+    with pytest.raises(ParseError, match="appointment number"):
+        parse("attended yesterday", context())
