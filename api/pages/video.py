@@ -223,7 +223,7 @@ class VideoPages(StaffPages):
         staff_id = _number(request.query_params.get("staff"))
         start, end = clock.span(span, now)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
-        reminders = await reminder_logs(container.database, [line.id for line in lines])
+        reminders = await reminder_logs(container.database, lines)
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
         clinicians = await clinicians_with_consultations(container.database, start, end)
         no_shows = await no_show_breakouts(container, clock.formats, now)

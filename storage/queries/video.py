@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
+from domain.video.reminders import REMINDER_KEY_PREFIX, read_reminder_key
 from storage.database import Database
 from storage.models import (
     Appointment,
     AuditLog,
+    BusinessEvent,
     Customer,
+    CustomerCommunication,
     Location,
     Service,
     StaffUser,
@@ -21,9 +24,12 @@ from storage.models import (
 )
 from storage.models.video import VideoJoin, VideoRebookOffer
 from storage.queries.video_reminders import ReminderLogLine, reminder_log
+from storage.queries.video_reminders import _lines as reminder_lines  # one way to read a reminder's messages
 
 #: How many consultations one page lists at most (a week of a busy clinic).
 PAGE_LIMIT = 2000
+#: Patients per IN list when reading many consultations' reminders.
+CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -172,13 +178,50 @@ async def clinicians_with_consultations(
 
 
 async def reminder_logs(
-    database: Database, consultation_ids: Iterable[int]
+    database: Database, lines: Sequence[ConsultationLine]
 ) -> dict[int, list[ReminderLogLine]]:
-    """Each consultation's reminder send log (storage.queries.video_reminders), read in one session."""
-    logs: dict[int, list[ReminderLogLine]] = {}
+    """The reminder send logs of many consultations at once, for a list (the detail page reads one by one).
+
+    Two reads in all: the reminder events of the listed patients, and their notification messages; each
+    log reads as storage.queries.video_reminders writes it (skipped, not sent, or what became of each message).
+    """
+    wanted = {line.id: line.customer_id for line in lines}
+    customers = sorted(set(wanted.values()))
+    events: list[BusinessEvent] = []
+    messages: list[CustomerCommunication] = []
     async with database.read_sessions() as session:
-        for consultation_id in consultation_ids:
-            logs[consultation_id] = await reminder_log(session, consultation_id)
+        for start in range(0, len(customers), CHUNK):
+            chunk = customers[start : start + CHUNK]
+            events += await session.scalars(
+                select(BusinessEvent)
+                .where(
+                    BusinessEvent.idempotency_key.like(f"{REMINDER_KEY_PREFIX}%"),
+                    BusinessEvent.customer_id.in_(chunk),
+                )
+                .order_by(BusinessEvent.occurred_at, BusinessEvent.id)
+            )
+            messages += await session.scalars(
+                select(CustomerCommunication)
+                .where(
+                    CustomerCommunication.customer_id.in_(chunk),
+                    CustomerCommunication.source == "notification",
+                )
+                .order_by(CustomerCommunication.id)
+            )
+    by_event: dict[int, list[CustomerCommunication]] = {}
+    for message in messages:
+        event_id = (message.source_ref or "").rpartition(":")[2]
+        if event_id.isdigit() and len(event_id) < 19:
+            by_event.setdefault(int(event_id), []).append(message)
+    logs: dict[int, list[ReminderLogLine]] = {consultation_id: [] for consultation_id in wanted}
+    for event in events:
+        key = read_reminder_key(event.idempotency_key)
+        if key is None or key[0] not in wanted:
+            continue
+        consultation_id, version, minutes = key
+        logs[consultation_id].extend(reminder_lines(event, version, minutes, by_event.get(event.id, [])))
+    for log in logs.values():  # as reminder_log orders them
+        log.sort(key=lambda line: (line.planned_at, line.version, -line.minutes_before))
     return logs
 
 
