@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
-from domain.video.model import ConsultationStatus
+from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
 from domain.video.rebooking import ConsultationFacts, StoredOffer
 from domain.video.reminders import REMINDER_EVENT
@@ -33,6 +33,8 @@ from storage.unit_of_work import SqlAuditTrail, SqlUnitOfWork
 from storage.video_booking import SqlVideoBookingRepository
 
 MAX_ID = 2**63 - 1
+#: Consultations still in progress this long after their start are past finishing automatically.
+FINISH_WITHIN = timedelta(days=1)
 MISSABLE = (ConsultationStatus.SCHEDULED.value, ConsultationStatus.CONFIRMED.value)
 #: The events that tell a patient about a consultation, which a "1" or "2" answers.
 PROMPTS = (REMINDER_EVENT, VIDEO_BOOKED, VIDEO_RESCHEDULED)
@@ -290,6 +292,45 @@ class SqlNoShowBook:
                     execution_options={"synchronize_session": False},
                 )
         return marked
+
+    async def finish_ended(self, at: datetime, limit: int) -> list[int]:
+        """Consultations in progress whose window has closed become completed (ended_at: the window's close),
+        their appointments too; one conditional update each, so of two workers only one finishes each."""
+        vc = VideoConsultation
+        rows = (
+            await self.session.execute(
+                select(vc.id, vc.scheduled_at, vc.duration_minutes, vc.appointment_id)
+                .where(
+                    vc.status == ConsultationStatus.IN_PROGRESS.value,
+                    vc.scheduled_at > at - FINISH_WITHIN,
+                    vc.scheduled_at <= at,
+                )
+                .order_by(vc.scheduled_at, vc.id)
+                .limit(limit)
+            )
+        ).all()
+        finished: list[int] = []
+        for row in rows:
+            closes = Window.of(row.scheduled_at, row.duration_minutes).closes_at
+            if closes > at:
+                continue
+            result = await self.session.execute(
+                update(vc)
+                .where(vc.id == row.id, vc.status == ConsultationStatus.IN_PROGRESS.value)
+                .values(status=ConsultationStatus.COMPLETED.value, ended_at=closes),
+                execution_options={"synchronize_session": False},
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                continue
+            finished.append(row.id)
+            if row.appointment_id is not None:
+                await self.session.execute(
+                    update(Appointment)
+                    .where(Appointment.id == row.appointment_id)
+                    .values(status=AppointmentStatus.COMPLETED.value),
+                    execution_options={"synchronize_session": False},
+                )
+        return finished
 
     async def appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentFacts | None:
         if not 0 < appointment_id <= MAX_ID:

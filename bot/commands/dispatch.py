@@ -91,12 +91,13 @@ def parse(
             return Parsed(spec, spec.parse(rest_words, rest, today))
         except ParseError as refused:
             # "no-show rate for video last month": a command's word ("noshow") leading a KPI question whose
-            # metric is named; the question wins over the command's usage line.
+            # metric and period are named; the question wins over the command's usage line ("noshow soon"
+            # names no period, so it stays the command with its usage).
             try:
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:
                 raise refused from None
-            if question is not None and not question.metric_guessed:
+            if question is not None and not question.metric_guessed and not question.period_assumed:
                 return Parsed(BY_NAME["kpi"], question)
             raise
     question = parse_question(text, today, known=values, require_metric=False)

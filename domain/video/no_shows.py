@@ -68,6 +68,10 @@ class NoShowBook(Protocol):
         with no patient join as no-shows (consultation and appointment), by the system, in one conditional
         update each; the ids this call marked (another worker's are not returned)."""
 
+    async def finish_ended(self, at: datetime, limit: int) -> list[int]:
+        """Consultations in progress whose window has closed become completed (and their appointments);
+        the ids this call finished."""
+
     async def appointment(
         self, appointment_id: int, *, for_update: bool = False
     ) -> AppointmentFacts | None: ...
@@ -96,6 +100,11 @@ async def mark_missed_consultations(
     once, and their patients are offered new times; the ids marked."""
     async with open_uow() as uow:
         marked = await uow.no_shows.claim_missed(now - MARK_WITHIN, now - after, now, limit)
+        # The same pass closes consultations whose window has ended: nothing else says a call is over.
+        for consultation_id in await uow.no_shows.finish_ended(now, limit):
+            uow.audit.record(
+                AuditEntry(SYSTEM, SYSTEM, "video.completed", f"video_consultation:{consultation_id}", {})
+            )
         for consultation_id in marked:
             uow.audit.record(
                 AuditEntry(SYSTEM, SYSTEM, "video.no_show", f"video_consultation:{consultation_id}",

@@ -39,6 +39,7 @@ from storage.models import (
     WebhookInbox,
 )
 from storage.seeding import SeedPlan, seed_database
+from storage.seeding.catalogue import NOTIFICATION_RULES
 from switchboard.cli import main as cli
 from switchboard.settings import Settings
 
@@ -201,6 +202,7 @@ DASHBOARD_PAGES = [
     "/communication/whatsapp",
     "/communication/telegram",
     "/communication/chat",
+    "/communication/video",
     "/communication/analytics",
     "/analytics/executive",
     "/analytics/financial",
@@ -453,7 +455,7 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
         "1 h 30 min before",
         "on",
     ]
-    assert SCRIPT_NAME not in html and len(rows) == 8
+    assert SCRIPT_NAME not in html and len(rows) == len(NOTIFICATION_RULES) + 1
 
 
 async def test_viewer_cannot_change_campaigns_or_reply(client: Client, seeded: Seeded) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select, update
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
 from domain.notifications.use_cases import process_pending_events
-from domain.video.model import VideoError
+from domain.video.model import VideoError, Window
 from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_missed_consultations, mark_no_show
 from domain.video.rebooking import REBOOK_EVENT, offer_rebooking
 from storage.database import Database
@@ -317,3 +317,29 @@ async def test_the_default_catalogue_renders_the_reminder_and_the_offer(database
         "mit Dr Lee: A) Di. 8 Dez. 12:15 CET"
     )
     assert offer.body.endswith("um den Termin zu buchen.")
+
+
+async def test_a_consultation_in_progress_is_completed_when_its_window_closes(database: Database) -> None:
+    w = await world(database)
+    starts = NOW - timedelta(hours=1)
+    appointment, ended = await add_consultation(database, w["customer"], w["staff"], w["service"], starts,
+                                                booked_at=NOW - timedelta(days=2))  # fmt: skip
+    _, still_on = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                         NOW - timedelta(minutes=20), booked_at=NOW - timedelta(days=2))  # fmt: skip
+    async with database.sessions() as session:
+        for consultation_id, began in ((ended, starts), (still_on, NOW - timedelta(minutes=20))):
+            await session.execute(update(VideoConsultation).where(VideoConsultation.id == consultation_id).values(
+                status="in_progress", patient_joined_at=began, clinician_joined_at=began, started_at=began))  # fmt: skip
+        await session.commit()
+
+    await asyncio.gather(*(watcher_pass(database, NOW) for _ in range(2)))
+
+    async with database.read_sessions() as session:
+        rows = {c.id: c for c in await session.scalars(select(VideoConsultation))}
+    finished = rows[ended]
+    assert finished.status == "completed"
+    assert finished.ended_at == Window.of(starts, finished.duration_minutes).closes_at
+    assert rows[still_on].status == "in_progress" and rows[still_on].ended_at is None
+    assert await appointment_status(database, appointment) == "completed"
+    completed = [a for a in await audit_rows(database) if a.action == "video.completed"]
+    assert [a.target for a in completed] == [f"video_consultation:{ended}"]  # once, with two workers

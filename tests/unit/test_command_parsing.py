@@ -271,5 +271,6 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
     """`noshow` takes an appointment number; "no-show rate …" names a metric, so it is asked, not refused."""
     parsed = parse("no-show rate for video consultations this quarter", context())
     assert parsed is not None and parsed.spec.name == "kpi"
-    with pytest.raises(ParseError, match="appointment number"):
-        parse("attended yesterday", context())
+    for command in ("attended yesterday", "noshow soon"):
+        with pytest.raises(ParseError, match="appointment number"):
+            parse(command, context())
