@@ -36,7 +36,7 @@ DEFAULT_PERIOD = PeriodSpec.last_n_days(30)
 
 #: Words people use for a dimension, in order of preference; the first the metric has is taken.
 DIMENSION_WORDS: Mapping[str, tuple[str, ...]] = {
-    "channel": ("channel", "source_channel"),
+    "channel": ("channel", "source_channel", "reminder_channel"),
     "sales channel": ("source_channel",),
     "source": ("source_channel", "message_source"),
     "location": ("location",),

@@ -247,5 +247,10 @@ def test_the_bot_reads_no_show_rate_by_clinician_and_by_reminder_channel() -> No
     assert by_clinician.dimension == "staff"
     by_channel = parse_question("no-show rate by reminder channel this quarter", today)
     assert by_channel is not None and by_channel.dimension == "reminder_channel"
+    # "channel" is the channel the reminder went on, the only channel a no-show rate has.
+    by_plain_channel = parse_question("no-show rate by channel this quarter", today)
+    assert by_plain_channel is not None and by_plain_channel.dimension == "reminder_channel"
+    messages = parse_question("messages sent by channel this quarter", today)
+    assert messages is not None and messages.dimension == "channel"
     by_location = parse_question("no show rate per clinic last 90 days", today)
     assert by_location is not None and by_location.dimension == "location"
