@@ -20,7 +20,7 @@ from domain.video.booking_ports import (
     StoredConsultation,
     TimeClaimed,
 )
-from domain.video.model import SLOT_STEP, ConsultationStatus
+from domain.video.model import ConsultationStatus
 from domain.video.slots import Busy, WorkingSpan
 from domain.vocabulary import AppointmentKind, AppointmentStatus
 from storage.models import (
@@ -96,15 +96,10 @@ class SqlVideoBookingRepository:
     async def busy(
         self, staff_id: int, start: datetime, end: datetime, *, except_appointment: int | None = None
     ) -> list[Busy]:
-        touching = select(ClinicianTimeClaim.appointment_id).where(
-            ClinicianTimeClaim.staff_id == staff_id,
-            ClinicianTimeClaim.starts_at > start - SLOT_STEP,
-            ClinicianTimeClaim.starts_at < end,
-        )
-        # Every step of each booking that touches the window, so a clash is named whole.
-        claims = select(ClinicianTimeClaim.starts_at, ClinicianTimeClaim.appointment_id).where(
-            ClinicianTimeClaim.staff_id == staff_id, ClinicianTimeClaim.appointment_id.in_(touching)
-        )
+        # The clinician's live appointments, each whole (one row per booking rather than one per claimed
+        # five minutes, a sixth of the rows for a fortnight). Claims belong to live appointments only (a
+        # cancel frees them, a reschedule moves them), so they add nothing here; they are what makes two
+        # bookings of one time collide when written.
         appointments = select(Appointment.id, Appointment.scheduled_at, Appointment.duration_minutes).where(
             Appointment.staff_id == staff_id,
             Appointment.status.in_(LIVE_APPOINTMENTS),
@@ -112,15 +107,8 @@ class SqlVideoBookingRepository:
             Appointment.scheduled_at < end,
         )
         if except_appointment is not None:
-            claims = claims.where(ClinicianTimeClaim.appointment_id != except_appointment)
             appointments = appointments.where(Appointment.id != except_appointment)
-        found = _merged(
-            (
-                await self._session.execute(
-                    claims.order_by(ClinicianTimeClaim.appointment_id, ClinicianTimeClaim.starts_at)
-                )
-            ).all()
-        )
+        found: list[Busy] = []
         for _id, at, minutes in (await self._session.execute(appointments)).all():
             finish = at + timedelta(minutes=minutes)
             if finish > start:
@@ -296,22 +284,6 @@ class SqlVideoBookingRepository:
                 await self._session.execute(query)
             ).all()
         ]
-
-
-def _merged(claims: Sequence[tuple[datetime, int]]) -> list[Busy]:
-    """Claimed steps as intervals: one per run of adjacent steps of the same appointment."""
-    found: list[Busy] = []
-    run: tuple[datetime, datetime, int] | None = None
-    for at, appointment_id in claims:
-        if run is not None and run[2] == appointment_id and run[1] == at:
-            run = (run[0], at + SLOT_STEP, appointment_id)
-            continue
-        if run is not None:
-            found.append(Busy(run[0], run[1]))
-        run = (at, at + SLOT_STEP, appointment_id)
-    if run is not None:
-        found.append(Busy(run[0], run[1]))
-    return found
 
 
 def _clinician(row: StaffUser) -> Clinician:
