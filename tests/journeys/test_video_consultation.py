@@ -144,7 +144,12 @@ def phone(demo: Demo, wa_id: str) -> list[str]:
 
 def new_on_phone(demo: Demo, wa_id: str, before: int, what: str, limit: float = 60) -> str:
     """The first message the patient's phone received after the `before` it had; fails naming `what`."""
-    return wait_for(lambda: (phone(demo, wa_id)[before:] or [None])[0], limit, what)
+
+    def received() -> str | None:
+        arrived = phone(demo, wa_id)[before:]
+        return arrived[0] if arrived else None
+
+    return wait_for(received, limit, what)
 
 
 def patients(demo: Demo) -> list[tuple[int, str, str, str]]:
