@@ -90,9 +90,12 @@ def parse(
         try:
             return Parsed(spec, spec.parse(rest_words, rest, today))
         except ParseError as refused:
-            # "no-show rate for video last month": a command's word ("noshow") leading a KPI question whose
+            # "no-show rate for video last month": a one-word command ("noshow") leading a KPI question whose
             # metric and period are named; the question wins over the command's usage line ("noshow soon"
-            # names no period, so it stays the command with its usage).
+            # names no period, so it stays the command with its usage). A command typed with its verb
+            # ("video book … at 25:30") is a command whatever else it names.
+            if " " in spec.name:
+                raise
             try:
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:
