@@ -511,7 +511,12 @@ async def run_list(command: ListVideo, who: StaffIdentity, ctx: CommandContext) 
     more = f" Showing the first {LIST_LIMIT}." if len(listed) > LIST_LIMIT else ""
     people = len({c.staff_id for c in listed})
     return Reply(
-        f"{len(listed)} video consultations {period} with {people} clinician(s), each in the clinician's own time.{more}",
+        f"{_counted(len(listed), 'video consultation')} {period} with {_counted(people, 'clinician')}, "
+        f"each in the clinician's own time.{more}",
         title=title,
         table=table,
     )
+
+
+def _counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
