@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
-from typing import Self
 
 import pytest
 from hypothesis import given
@@ -29,6 +27,7 @@ from domain.conversations.desk import DeskChat, DeskError
 from domain.conversations.opening import Reachability, choose_channel, open_conversation
 from domain.conversations.use_cases import DeskActor
 from domain.vocabulary import Channel, ChatStatus, ConsentStatus
+from tests.fakes.transaction import FakeTransaction
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ME = CannedActor(3, "markus@x.example", "web")
@@ -157,22 +156,10 @@ class FakeAudit:
         self.entries.append(entry)
 
 
-class FakeCannedUnitOfWork:
+class FakeCannedUnitOfWork(FakeTransaction):
     def __init__(self) -> None:
+        super().__init__()
         self.canned_replies = FakeCannedReplies()
-        self.audit = FakeAudit()
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.commits += 1
 
 
 async def test_create_update_delete_are_audited_and_shortcuts_stay_unique() -> None:

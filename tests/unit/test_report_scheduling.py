@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import pytest
 
 from domain.audit import AuditEntry
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
+from tests.fakes.transaction import FakeTransaction
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berlin
 
@@ -23,30 +23,10 @@ class FakeSchedules:
         return 40 + len(self.added)
 
 
-class FakeAudit:
+class FakeUnitOfWork(FakeTransaction):
     def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> None:
-        self.entries.append(entry)
-
-
-class FakeUnitOfWork:
-    def __init__(self) -> None:
+        super().__init__()
         self.schedules = FakeSchedules()
-        self.audit = FakeAudit()
-        self.commits = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.commits += 1
 
 
 async def test_a_schedule_is_stored_with_its_first_due_time_and_audited_in_one_commit() -> None:

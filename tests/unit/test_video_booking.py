@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.audit import AuditEntry
 from domain.notifications.model import BusinessEvent, RecordedEvent
 from domain.video.booking import (
     BookingRequest,
@@ -39,6 +37,7 @@ from domain.video.model import (
     Window,
 )
 from domain.video.slots import Busy, WorkingSpan
+from tests.fakes.transaction import FakeTransaction
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -163,31 +162,11 @@ class FakeEvents:
         return RecordedEvent(event, True)
 
 
-class FakeAudit:
+class FakeUnitOfWork(FakeTransaction):
     def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> None:
-        self.entries.append(entry)
-
-
-class FakeUnitOfWork:
-    def __init__(self) -> None:
+        super().__init__()
         self.video = FakeRepository()
         self.notifications = FakeEvents()
-        self.audit = FakeAudit()
-        self.committed = 0
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.committed += 1
 
 
 @pytest.fixture
@@ -212,7 +191,7 @@ async def test_booking_claims_the_time_and_tells_the_patient_in_their_own_time(u
     assert booked.link_token and booked.clinician_token and booked.link_token != booked.clinician_token
     assert len(booked.link_token) >= 32
     assert booked.link == f"https://sb.test/v/{booked.link_token}"
-    assert uow.committed == 1
+    assert uow.commits == 1
     assert sorted(step for (_, step) in uow.video.claims) == [
         booked.starts_at + timedelta(minutes=5 * i) for i in range(6)
     ]
@@ -245,7 +224,7 @@ async def test_refusals_say_why_and_book_nothing(
 ) -> None:
     with pytest.raises(VideoError, match=words.replace("(", r"\(")):
         await book(uow, starts_at, **changes)
-    assert uow.committed == 0 and uow.video.claims == {} and uow.notifications.events == []
+    assert uow.commits == 0 and uow.video.claims == {} and uow.notifications.events == []
 
 
 async def test_a_time_the_clocks_skip_is_refused(uow: FakeUnitOfWork) -> None:
@@ -255,14 +234,14 @@ async def test_a_time_the_clocks_skip_is_refused(uow: FakeUnitOfWork) -> None:
             uow, FakeRooms(), BookingRequest(ANNA, SKIN, LEE, datetime(2027, 3, 28, 2, 30, tzinfo=BERLIN)),
             actor="a", via="cli", now=NOW,
         )  # fmt: skip
-    assert uow.committed == 0
+    assert uow.commits == 0
 
 
 async def test_an_overlapping_booking_is_refused_naming_the_clash(uow: FakeUnitOfWork) -> None:
     await book(uow, at(MONDAY, 10, 0))
     with pytest.raises(SlotTaken, match="Dr Lee is already booked Mon 7 Dec 10:00–10:30 CET"):
         await book(uow, at(MONDAY, 10, 15))
-    assert uow.committed == 1
+    assert uow.commits == 1
     assert await book(uow, at(MONDAY, 10, 30))  # right after is fine
 
 
@@ -274,7 +253,7 @@ async def test_a_claim_lost_to_someone_else_is_slot_taken(uow: FakeUnitOfWork) -
     uow.video.busy = nobody_busy  # type: ignore[method-assign]  # as if both read before either wrote
     with pytest.raises(SlotTaken, match="Someone else has just booked Dr Lee"):
         await book(uow, at(MONDAY, 10, 0))
-    assert uow.committed == 1
+    assert uow.commits == 1
 
 
 async def test_free_slots_leave_out_what_is_booked(uow: FakeUnitOfWork) -> None:
