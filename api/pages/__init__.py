@@ -17,6 +17,7 @@ from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.reports import ReportPages
 from api.pages.video import VideoPages
+from api.pages.video_booking import VideoBookingPages
 
 
 class SectionPages(StaffPages):
@@ -44,6 +45,7 @@ PAGE_CONTROLLERS = [
     AnalyticsPages,
     ReportPages,
     VideoPages,
+    VideoBookingPages,
 ]
 
 __all__ = ["PAGE_CONTROLLERS", "SECTIONS"]

@@ -214,6 +214,17 @@ def _slot_words(value: str, clock: BusinessClock) -> str:
     return f"{clock.day(moment)} {clock.clock(moment)}"
 
 
+def booked_words(line: ConsultationLine, channel: str | None, clock: BusinessClock) -> str:
+    """The notice after booking on the dashboard: who, what, when, and where the patient's link goes."""
+    told = CHANNEL_WORDS.get(channel or "")
+    where = f"on {told}, their preferred channel" if told else "on their usual channel"
+    return (
+        f"Booked {line.customer} for {line.service or 'a video consultation'} with {line.staff or 'no clinician'} "
+        f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone}); "
+        f"the patient is sent the link {where}."
+    )
+
+
 class VideoPages(StaffPages):
     @get("/communication/video", name="video")
     async def consultations(self, request: Request[Any, Any, Any]) -> Template:
@@ -258,6 +269,8 @@ class VideoPages(StaffPages):
         if found is None:
             raise NotFoundException(f"There is no video consultation {consultation_id}.")
         line = found.line
+        if done == "booked" and "error" not in extra:
+            extra["done"] = booked_words(line, request.query_params.get("told"), clock)
         patient_zone = ZoneInfo(line.customer_timezone)
         patient_time = line.scheduled_at.astimezone(patient_zone)
         return page(

@@ -15,7 +15,8 @@ from sqlalchemy import select
 from api.app import create_app
 from api.auth import login_link
 from storage.database import Database
-from storage.models import VideoConsultation
+from storage.models import Appointment, BusinessEvent, VideoConsultation
+from storage.models.video import ClinicianTimeClaim
 from switchboard.settings import Settings
 from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VIEWER, VideoWorld, build_video_world
 
@@ -229,3 +230,155 @@ async def test_managers_reschedule_and_cancel_and_bad_times_are_refused_in_words
     )
     twice = await act(client, world.future_booked, "cancel")
     assert twice.status_code == 409 and "was cancelled" in twice.text
+
+
+def booking_query(world: VideoWorld, patient: str, days_ahead: int = 3) -> str:
+    day = (datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")) + timedelta(days=days_ahead)).date()
+    return (
+        f"/communication/video/new?patient={patient}&service_id={world.service_id}"
+        f"&staff_id={world.anna}&day={day.isoformat()}"
+    )
+
+
+def slot_at(html: str, clock: str) -> str:
+    found = re.search(rf'name="starts_at" value="([^"]+)" required> {clock}</label>', html)
+    assert found, f"the free times offer {clock}"
+    return found.group(1)
+
+
+async def count_consultations(database: Database) -> int:
+    async with database.read_sessions() as session:
+        return len(list(await session.scalars(select(VideoConsultation.id))))
+
+
+async def book(client: Client, slots_page: str, **data: str) -> Any:
+    """Posts the free-times form like a browser: its hidden fields, its CSRF token and the chosen time."""
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', slots_page))
+    return await client.post(
+        "/communication/video/new",
+        data={**fields, **data, "_csrf_token": csrf_token(slots_page)},
+        follow_redirects=False,
+    )
+
+
+async def test_an_agent_books_a_consultation_through_the_form(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, AGENT)
+    listing = (await client.get("/communication/video")).text
+    assert 'href="/communication/video/new"' in listing and "Book a consultation" in listing
+    empty = (await client.get("/communication/video/new")).text
+    for label in (
+        'for="booking-patient"',
+        'for="booking-service"',
+        'for="booking-staff"',
+        'for="booking-day"',
+    ):
+        assert label in empty, label
+    assert "Video skin consultation (30 min)" in empty and "Dr. Anna Vogel" in empty
+    assert 'name="starts_at"' not in empty, "no times before a patient is found"
+    slots = (await client.get(booking_query(world, "Clara"))).text
+    assert "Patient: <strong>Clara Klein (#" in slots
+    assert "Free start times on" in slots and "Dr. Anna Vogel&#39;s time (" in slots
+    chosen = slot_at(slots, "12:00")
+    assert slot_at(slots, "08:00") and "> 17:35</label>" not in slots, "a 30-minute service ends by 18:00"
+    before = await count_consultations(database)
+    booked = await book(client, slots, starts_at=chosen)
+    assert booked.status_code == 303, booked.text
+    location = booked.headers["location"]
+    assert re.fullmatch(r"/communication/video/\d+\?done=booked", location), location
+    consultation_id = int(location.split("/")[-1].split("?")[0])
+    assert await count_consultations(database) == before + 1
+    async with database.read_sessions() as session:
+        row = await session.get(VideoConsultation, consultation_id)
+        assert row is not None and row.customer_id == world.customers["clara"] and row.staff_id == world.anna
+        assert row.scheduled_at == datetime.fromisoformat(chosen) and row.status == "scheduled"
+        appointment = await session.get(Appointment, row.appointment_id)
+        assert (
+            appointment is not None
+            and appointment.kind == "video"
+            and appointment.service_id == world.service_id
+        )
+        claims = list(
+            await session.scalars(
+                select(ClinicianTimeClaim.starts_at).where(
+                    ClinicianTimeClaim.appointment_id == row.appointment_id
+                )
+            )
+        )
+        assert len(claims) == 6, "thirty minutes claimed in five-minute steps"
+        events = list(
+            await session.scalars(
+                select(BusinessEvent).where(
+                    BusinessEvent.event_type == "video.booked",
+                    BusinessEvent.customer_id == world.customers["clara"],
+                )
+            )
+        )
+        assert len(events) == 1 and events[0].payload["consultation_id"] == consultation_id
+    shown = (await client.get(location)).text
+    assert "Booked Clara Klein for Video skin consultation with Dr. Anna Vogel on" in shown
+    assert "the patient is sent the link on their usual channel." in shown
+    assert "video book by agent@clinic.example" in shown
+    again = (await client.get(booking_query(world, "Clara"))).text
+    assert f'value="{chosen}"' not in again, "the booked time is no longer offered"
+
+
+async def test_booking_refusals_are_shown_in_words_and_nothing_is_saved(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, MANAGER)
+    several = (await client.get(booking_query(world, "a"))).text
+    assert "3 customers match; pick one" in several and 'name="starts_at"' not in several
+    assert HOSTILE not in several, "a patient's name is escaped in the choice"
+    nobody = (await client.get(booking_query(world, "Nobody%20Here"))).text
+    assert "No customer matches “Nobody Here”" in nobody and 'role="alert"' in nobody
+    slots = (await client.get(booking_query(world, "Clara", days_ahead=2))).text
+    before = await count_consultations(database)
+    async with database.read_sessions() as session:
+        taken_at = await session.scalar(
+            select(VideoConsultation.scheduled_at).where(VideoConsultation.id == world.future_booked)
+        )
+    assert taken_at is not None
+    assert f'value="{taken_at.isoformat()}"' not in slots
+    taken = await book(client, slots, starts_at=taken_at.isoformat())
+    assert taken.status_code == 409 and "Dr. Anna Vogel is already booked" in taken.text
+    assert 'id="booking-error"' in taken.text and 'name="starts_at"' in taken.text, "the form stays"
+    past = await book(client, slots, starts_at="2020-01-06T10:00:00+00:00")
+    assert past.status_code == 409 and "has already passed" in past.text
+    night = taken_at.replace(hour=2, minute=0)
+    outside = await book(client, slots, starts_at=night.isoformat())
+    assert outside.status_code == 409 and "outside Dr. Anna Vogel&#39;s working hours" in outside.text
+    unknown = await book(client, slots, starts_at=taken_at.isoformat(), customer_id="999999", patient="")
+    assert unknown.status_code == 409 and "There is no customer #999999." in unknown.text
+    garbled = await book(client, slots, starts_at="soon")
+    assert garbled.status_code == 409 and "Pick one of the free start times." in garbled.text
+    assert await count_consultations(database) == before
+
+
+async def test_a_viewer_cannot_book_and_a_booking_without_csrf_is_refused(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, VIEWER)
+    listing = (await client.get("/communication/video")).text
+    assert 'href="/communication/video/new"' not in listing
+    form = (await client.get(booking_query(world, "Clara"))).text
+    assert "Agents and managers can book" in form and 'name="starts_at"' not in form
+    assert 'id="booking-search"' not in form
+    later = (datetime.now(UTC) + timedelta(days=3)).replace(hour=11, minute=0, second=0, microsecond=0)
+    fields = {
+        "customer_id": str(world.customers["clara"]),
+        "service_id": str(world.service_id),
+        "staff_id": str(world.anna),
+        "starts_at": later.isoformat(),
+    }
+    before = await count_consultations(database)
+    refused = await client.post(
+        "/communication/video/new", data={**fields, "_csrf_token": csrf_token(form)}, follow_redirects=False
+    )
+    assert refused.status_code == 403
+    client.cookies.clear()
+    await sign_in(client, world, AGENT)
+    no_token = await client.post("/communication/video/new", data=fields, follow_redirects=False)
+    assert no_token.status_code == 403
+    assert await count_consultations(database) == before
