@@ -111,9 +111,10 @@ async def find_times(container: Container, form: BookingForm, choices: BookingCh
         {"value": slot.isoformat(), "time": str(format_time(slot.astimezone(zone), "HH:mm", locale=locale))}
         for slot in found
     ]
+    short = zone_name(start + timedelta(hours=12))
+    named = clinician.timezone if short == clinician.timezone else f"{clinician.timezone}, {short}"
     form.slots_label = (
-        f"{format_skeleton('MMMMEEEEd', start, locale=locale)}, {clinician.name}'s time "
-        f"({clinician.timezone}, {zone_name(start + timedelta(hours=12))})"
+        f"{format_skeleton('MMMMEEEEd', start, locale=locale)}, {clinician.name}'s time ({named})"
     )
 
 

@@ -8,7 +8,9 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -36,7 +38,12 @@ def app_with_clinic(tmp_path: Path) -> Iterator[tuple[RunningApp, VideoWorld]]:
     _require_chromium()
     url = f"sqlite+aiosqlite:///{tmp_path / 'video.db'}"
     world = asyncio.run(_prepare(url))
-    extra = {"SWITCHBOARD_BUSINESS_TIMEZONE": "Europe/Berlin"}
+    extra = {
+        "SWITCHBOARD_BUSINESS_TIMEZONE": "Europe/Berlin",
+        # Booking makes a room: plain links to a stand-in meeting address.
+        "SWITCHBOARD_VIDEO_PROVIDER": "link",
+        "SWITCHBOARD_VIDEO_LINK_URL": "https://meet.example/",
+    }
     with serving(tmp_path, url, extra, healthy_within=120) as running:
         yield running, world
 
@@ -107,3 +114,46 @@ def test_a_manager_reads_the_day_opens_a_consultation_and_marks_a_no_show(
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def test_a_manager_books_a_consultation_through_the_form_with_the_keyboard(
+    app_with_clinic: tuple[RunningApp, VideoWorld],
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    app, world = app_with_clinic
+    day = (datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin")) + timedelta(days=3)).date()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            errors: list[str] = []
+            page.on(
+                "console", lambda message: errors.append(message.text) if message.type == "error" else None
+            )
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(_login_link(app))
+            page.goto(f"{app.base_url}/communication/video")
+            page.get_by_role("link", name="Book a consultation").click()
+            expect(page.locator("h1")).to_have_text("Book a video consultation")
+            page.get_by_label("Patient (number, name, phone or email)").fill("Clara")
+            page.get_by_label("Video service").select_option(label="Video skin consultation (30 min)")
+            page.get_by_label("Clinician").select_option(value=str(world.anna))
+            page.get_by_label("Day").fill(day.isoformat())
+            page.get_by_label("Day").press("Enter")
+            expect(page.locator("#booking-patient-found")).to_contain_text("Clara Klein")
+            expect(page.locator("fieldset.slots legend")).to_contain_text("Dr. Anna Vogel's time")
+            slot = page.get_by_label("12:00", exact=True)
+            slot.focus()
+            page.keyboard.press("Space")
+            expect(slot).to_be_checked()
+            page.get_by_role("button", name="Book the consultation").focus()
+            page.keyboard.press("Enter")
+            expect(page.locator(".notice.ok")).to_contain_text(
+                "Booked Clara Klein for Video skin consultation"
+            )
+            expect(page.locator(".notice.ok")).to_contain_text("the patient is sent the link on")
+            expect(page.locator("#consultation-status")).to_have_text("booked")
+            assert errors == [], errors
+        finally:
+            browser.close()

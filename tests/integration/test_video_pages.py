@@ -320,6 +320,10 @@ async def test_an_agent_books_a_consultation_through_the_form(
     assert "Booked Clara Klein for Video skin consultation with Dr. Anna Vogel on" in shown
     assert "the patient is sent the link on their usual channel." in shown
     assert "video book by agent@clinic.example" in shown
+    told = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=whatsapp")).text
+    assert "the patient is sent the link on WhatsApp, their preferred channel." in told
+    forged = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=%3Cb%3E")).text
+    assert "on their usual channel." in forged and "<b>" not in forged
     again = (await client.get(booking_query(world, "Clara"))).text
     assert f'value="{chosen}"' not in again, "the booked time is no longer offered"
 
