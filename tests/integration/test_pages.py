@@ -203,6 +203,7 @@ DASHBOARD_PAGES = [
     "/communication/telegram",
     "/communication/chat",
     "/communication/video",
+    "/communication/video/new",
     "/communication/analytics",
     "/analytics/executive",
     "/analytics/financial",
