@@ -120,6 +120,24 @@ KNOWN_VALUES: Mapping[str, Mapping[str, str]] = {
             "shop": "web",
         },
     ),
+    # The channel an appointment's last reminder went out on: only named with "reminder", so "whatsapp" alone
+    # keeps meaning the messages' channel.
+    "reminder_channel": {
+        **{
+            phrase.format(name=name): value
+            for value, names in {
+                "sms": ("sms", "text"),
+                "whatsapp": ("whatsapp",),
+                "email": ("email", "e mail"),
+                "telegram": ("telegram",),
+            }.items()
+            for name in names
+            for phrase in ("{name} reminders", "{name} reminder", "reminded on {name}", "reminded by {name}")
+        },
+        "no reminder": "none",
+        "without a reminder": "none",
+        "not reminded": "none",
+    },
     "category": _values([c.value for c in MessageCategory]),
     "message_source": _values([s.value for s in MessageSource]),
     "provider": _values([p.value for p in Provider]),

@@ -250,6 +250,14 @@ def test_the_bot_reads_no_show_rate_by_clinician_and_by_reminder_channel() -> No
     # "channel" is the channel the reminder went on, the only channel a no-show rate has.
     by_plain_channel = parse_question("no-show rate by channel this quarter", today)
     assert by_plain_channel is not None and by_plain_channel.dimension == "reminder_channel"
+    reminded = parse_question("no-show rate for patients reminded on whatsapp last quarter", today)
+    assert reminded is not None and [(f.dimension, f.value) for f in reminded.filters] == [
+        ("reminder_channel", "whatsapp")
+    ]
+    unreminded = parse_question("appointments without a reminder last month", today)
+    assert unreminded is not None and [(f.dimension, f.value) for f in unreminded.filters] == [
+        ("reminder_channel", "none")
+    ]
     messages = parse_question("messages sent by channel this quarter", today)
     assert messages is not None and messages.dimension == "channel"
     by_location = parse_question("no show rate per clinic last 90 days", today)
