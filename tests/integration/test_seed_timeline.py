@@ -45,6 +45,7 @@ MOMENTS = (
 SCHEDULED_FOR: dict[tuple[str, str], str] = {
     ("appointments", "scheduled_at"): "customers book visits days ahead",
     ("video_consultations", "scheduled_at"): "a video room is booked with its appointment",
+    ("clinician_time_claims", "starts_at"): "a booked consultation holds its clinician's time ahead",
     ("bulk_messaging", "scheduled_at"): "a campaign can be scheduled to launch later",
     ("customer_communications", "next_attempt_at"): "when a planned or retried message is due to go out",
     ("customer_communications", "claimed_until"): "a worker's claim on a message lasts until then",
