@@ -7,9 +7,11 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from litestar import MediaType, Request, Response, get
+from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from litestar.status_codes import (
@@ -21,8 +23,9 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from domain.video.joins import record_join
+from domain.video.joins import follow_link, record_join
 from domain.video.links import LinkDecision, LinkOutcome
+from domain.video.ports import VideoRooms
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
@@ -97,14 +100,32 @@ async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> R
     except ConfigurationError:
         log.exception("video links cannot open rooms")
         return _page(container, ROOMS_UNAVAILABLE, HTTP_503_SERVICE_UNAVAILABLE)
-    outcome = await record_join(container.units.video_links(), token, container.clock(), rooms)
+    clicked = container.clock()
+    outcome = await follow_link(container.units.video_links(read_only=True), token, clicked, rooms)
     if outcome.room_url is not None:
-        if outcome.patient_waiting:
-            container.patient_waiting.set()
-        return Redirect(outcome.room_url, status_code=HTTP_302_FOUND, headers=NOT_STORED)
+        # The join is written once the answer has gone: on SQLite a write can wait tens of milliseconds
+        # behind a worker's, and nobody should wait at the door for bookkeeping. The join keeps the click's time.
+        return Redirect(
+            outcome.room_url,
+            status_code=HTTP_302_FOUND,
+            headers=NOT_STORED,
+            background=BackgroundTask(_record_join, container, token, clicked, rooms),
+        )
     if outcome.decision.outcome is LinkOutcome.UNKNOWN:
         MISSES.missed(address)
     return _page(container, outcome.decision, STATUS_OF.get(outcome.decision.outcome, HTTP_200_OK))
+
+
+async def _record_join(container: Container, token: str, clicked: datetime, rooms: VideoRooms) -> None:
+    """Record a join the link let in (the patient waiting, or both in), and wake the waiting-room alert."""
+    try:
+        recorded = await record_join(container.units.video_links(), token, clicked, rooms)
+    except Exception:
+        # Logged for the operator; the person is in the room, and their next click records a join again.
+        log.exception("a join through a video link at %s could not be recorded", clicked.isoformat())
+        return
+    if recorded.patient_waiting:
+        container.patient_waiting.set()
 
 
 def _page(container: Container, decision: LinkDecision, status_code: int) -> Template:

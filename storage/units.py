@@ -93,8 +93,9 @@ class UnitsOfWork:
     def video_booking(self, *, read_only: bool = False) -> SqlVideoBookingUnitOfWork:
         return SqlVideoBookingUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
-    def video_links(self) -> SqlVideoLinkUnitOfWork:
-        return SqlVideoLinkUnitOfWork(self.database, business_tz=self.business_tz)
+    def video_links(self, *, read_only: bool = False) -> SqlVideoLinkUnitOfWork:
+        """Following `/v/` links (read only: where a link leads) and recording joins."""
+        return SqlVideoLinkUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     def waiting_room(self) -> SqlWaitingRoomUnitOfWork:
         return SqlWaitingRoomUnitOfWork(self.database, business_tz=self.business_tz)

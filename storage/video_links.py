@@ -44,20 +44,22 @@ _AT_LINK = (
         (VideoConsultation.link_token == bindparam("token"))
         | (VideoConsultation.clinician_token == bindparam("token"))
     )
-    .with_for_update(of=VideoConsultation)
 )
+_AT_LINK_HELD = _AT_LINK.with_for_update(of=VideoConsultation)
 
 
 class SqlVideoLinks:
     """domain.video.joins.VideoLinkStore."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, *, hold: bool = True) -> None:
         self._session = session
+        self._hold = hold
 
     async def at_link(self, token: str) -> ConsultationAtLink | None:
-        """One indexed lookup (each token column is unique); the row is held until commit on PostgreSQL, so two
-        joins at once (patient and clinician) each see the other's."""
-        row = (await self._session.execute(_AT_LINK, {"token": token})).one_or_none()
+        """One indexed lookup (each token column is unique). Unless read only, the row is held until commit on
+        PostgreSQL, so two joins at once (patient and clinician) each see the other's."""
+        statement = _AT_LINK_HELD if self._hold else _AT_LINK
+        row = (await self._session.execute(statement, {"token": token})).one_or_none()
         if row is None:
             return None
         (
@@ -146,7 +148,7 @@ class SqlVideoLinkUnitOfWork(SqlUnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.links = SqlVideoLinks(self.session)
+        self.links = SqlVideoLinks(self.session, hold=not self._read_only)
         return self
 
 

@@ -81,6 +81,27 @@ def attendance_after_join(before: Attendance, who: Participant, now: datetime) -
     return replace(after, status=before.status)
 
 
+async def follow_link(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms: VideoRooms) -> JoinOutcome:
+    """Where `/v/TOKEN` leads at `now`, read only: into the room (with its token) inside the window, else the
+    decision's page. The web answers with this at once and records the join just after (`record_join`), so
+    a patient is never kept from the room while the join waits for the database."""
+    if not looks_like_token(token):
+        return JoinOutcome(UNKNOWN_LINK)
+    async with uow:
+        consultation = await uow.links.at_link(token)
+    decision = decide_link(consultation, now)
+    if consultation is None or not decision.enters:
+        return JoinOutcome(decision)
+    return JoinOutcome(
+        decision,
+        room_url=rooms.join_url(
+            consultation.room_name, consultation.who, consultation.display_name, consultation.window
+        ),
+        who=consultation.who,
+        consultation_id=consultation.consultation_id,
+    )
+
+
 async def record_join(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms: VideoRooms) -> JoinOutcome:
     """Someone followed `/v/TOKEN` at `now`: inside the window they are let into the room and the join is
     recorded; otherwise they get the decision's page and nothing is written."""

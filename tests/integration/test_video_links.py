@@ -18,7 +18,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from domain.video.joins import PATIENT_JOINED, record_join
+from domain.video.joins import PATIENT_JOINED, follow_link, record_join
 from domain.video.links import LinkOutcome
 from domain.video.model import ConsultationStatus, Participant
 from domain.video.waiting_room import ALERT_REPEAT, WaitingPatient, alert_waiting_patients
@@ -192,6 +192,27 @@ async def test_the_patient_waits_then_both_are_in_and_each_join_is_logged(
         "clinician",
         "patient",
     ]
+
+
+async def test_following_a_link_reads_only_and_the_join_is_recorded_apart(
+    database: Database, clinic: Clinic
+) -> None:
+    """The web answers with `follow_link` and records with `record_join` once the answer has gone."""
+    booked = await book(database, clinic)
+    arrived = START - timedelta(minutes=4)
+    followed = await follow_link(
+        units(database).video_links(read_only=True), booked.patient_token, arrived, ROOMS
+    )
+    assert (followed.decision.outcome, followed.who) == (LinkOutcome.ENTER, Participant.PATIENT)
+    assert followed.room_url is not None and followed.room_url.startswith("https://meet.example.org/")
+    assert await joins(database, booked.consultation_id) == []
+    assert (await consultation(database, booked.consultation_id)).status == "scheduled"
+    recorded = await record_join(units(database).video_links(), booked.patient_token, arrived, ROOMS)
+    assert recorded.room_url == followed.room_url and recorded.patient_waiting
+    for token, moment in ((booked.patient_token, START + timedelta(hours=2)), ("../../etc/passwd", START)):
+        refused = await follow_link(units(database).video_links(read_only=True), token, moment, ROOMS)
+        assert refused.room_url is None and refused.decision.outcome is not LinkOutcome.ENTER
+    assert len(await joins(database, booked.consultation_id)) == 1
 
 
 async def test_outside_the_window_nothing_is_written(database: Database, clinic: Clinic) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -130,3 +131,65 @@ def test_steps_and_overlaps() -> None:
     assert overlaps([taken], start + timedelta(minutes=29), start + timedelta(hours=1)) == taken
     assert overlaps([taken], start + timedelta(minutes=30), start + timedelta(hours=1)) is None
     assert not on_step(start + timedelta(minutes=2)) and on_step(start)
+
+
+def _slots_one_by_one(
+    hours: list[WorkingSpan],
+    busy: list[Busy],
+    minutes: int,
+    zone: ZoneInfo,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> list[datetime]:
+    """The plain reading of the rule, a candidate start at a time: what the fast search must agree with."""
+    length = timedelta(minutes=minutes)
+    taken = [
+        Busy(step, step + timedelta(minutes=5)) for b in busy for step in steps_of(b.starts_at, b.ends_at)
+    ]
+    found: set[datetime] = set()
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    while day <= end.astimezone(zone).date() + timedelta(days=1):
+        for span in (s for s in hours if s.weekday == day.weekday()):
+            wall = datetime.combine(day, span.starts)
+            while wall + timedelta(minutes=5) <= datetime.combine(day, span.ends):
+                local = wall.replace(tzinfo=zone, fold=0)
+                slot = local.astimezone(UTC)
+                if (
+                    slot.astimezone(zone).replace(tzinfo=None) == wall  # the wall-clock time exists
+                    and max(start, now) <= slot < end
+                    and within_hours([span], zone, slot, minutes)
+                    and overlaps((t for t in taken if t.starts_at < slot + length), slot, slot + length)
+                    is None
+                ):
+                    found.add(slot)
+                wall += timedelta(minutes=5)
+        day += timedelta(days=1)
+    return sorted(found)
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "America/New_York", "Asia/Kathmandu", "UTC"])
+def test_the_fast_search_agrees_with_trying_each_start_in_turn(zone_name: str) -> None:
+    zone = ZoneInfo(zone_name)
+    rng = random.Random(zone_name)
+    hours = [WorkingSpan(0, time(8, 0), time(12, 30)), WorkingSpan(0, time(13, 5), time(17, 0))] + [
+        WorkingSpan(
+            w,
+            time(rng.randrange(0, 4), 5 * rng.randrange(12)),
+            time(rng.randrange(12, 23), 5 * rng.randrange(12)),
+        )
+        for w in range(1, 7)
+    ]
+    # Across the March and October/November clock changes in both hemispheres' zones.
+    for first in (date(2027, 3, 8), date(2027, 3, 25), date(2027, 10, 27), date(2027, 11, 3)):
+        start = datetime.combine(first, time(0, 0), zone).astimezone(UTC)
+        end = start + timedelta(days=6)
+        busy = []
+        for _ in range(30):
+            at = start + timedelta(minutes=rng.randrange(0, 6 * 24 * 60))  # off the grid too
+            busy.append(Busy(at, at + timedelta(minutes=rng.choice((7, 15, 30, 45)))))
+        now = start + timedelta(hours=rng.randrange(0, 30), minutes=rng.randrange(60))
+        for minutes in (5, 15, 40):
+            assert free_slots(hours, busy, minutes, zone, start, end, now) == _slots_one_by_one(
+                hours, busy, minutes, zone, start, end, now
+            )
