@@ -125,7 +125,8 @@ def reminder_view(reminder: ReminderLogLine, clock: BusinessClock) -> dict[str, 
     when = reminder.sent_at or reminder.planned_at
     return {
         "rule": f"{lead_time_words(reminder.minutes_before)} before",
-        "channel": CHANNEL_WORDS.get(reminder.channel or "", reminder.channel or "no channel"),
+        # A skipped reminder never had a channel; its reason (in "why") says what happened.
+        "channel": CHANNEL_WORDS.get(reminder.channel, reminder.channel) if reminder.channel else "—",
         "status": reminder.status.replace(" ", "-"),
         "word": REMINDER_WORDS.get(reminder.status, reminder.status),
         "when": f"{clock.day(when)} {clock.clock(when)}",
