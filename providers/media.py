@@ -1,4 +1,5 @@
-"""Fetching the files customers send from the providers that hold them (WhatsApp, Telegram, Twilio MMS)."""
+"""Fetching the files customers send from the providers that hold them (WhatsApp, Telegram, Twilio MMS), and
+the files agents share in Slack threads."""
 
 from __future__ import annotations
 
@@ -96,6 +97,30 @@ class ProviderMedia:
         session = self._pool.get()
         async with session.get(url, headers={"Authorization": authorization}) as answer:
             return await _read_limited(answer, max_bytes, "Twilio")
+
+    # --- Slack: a shared file's url_private, with the bot token, and only at Slack's own addresses --------
+
+    async def slack_file(self, url: str, max_bytes: int) -> bytes:
+        """domain.conversations.slack_threads.SlackFiles: a file a person shared in a thread. Slack answers a
+        request it will not serve (no files:read scope, a token of another workspace) with its sign-in page
+        and 200, so an HTML answer is refused as not the file."""
+        target = URL(url)
+        api = URL(self._settings.slack_base_url or "https://slack.com/api/")
+        own = target.scheme == "https" and (target.host or "").endswith(".slack.com")
+        sandbox = (target.scheme, target.host, target.port) == (api.scheme, api.host, api.port)
+        if not (own or sandbox):
+            raise MediaUnavailable("the message named a file somewhere other than Slack")
+        token = self._settings.slack_bot_token.get_secret_value()
+        try:
+            session = self._pool.get()
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"}) as answer:
+                if answer.content_type == "text/html":
+                    raise MediaUnavailable(
+                        "Slack showed its sign-in page instead (the app needs the files:read scope)"
+                    )
+                return await _read_limited(answer, max_bytes, "Slack")
+        except (TimeoutError, aiohttp.ClientError) as error:
+            raise MediaUnavailable(_transport_words(error)) from error
 
 
 async def _json(answer: aiohttp.ClientResponse, provider: str) -> dict[str, Any]:

@@ -6,20 +6,34 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiogram import Bot
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.threads import SlackThreadPoster, shown_fields
-from bot.telegram_staff.conversations import TelegramTurnSender
+from bot.telegram_staff.conversations import StaffFile, TelegramTurnSender
 from domain.canned_replies.model import CannedReplyError
 from domain.canned_replies.rules import require_filled
 from domain.clock import Clock
+from domain.conversations.attachments import (
+    AttachmentRules,
+    KeptFile,
+    MediaLinks,
+    MediaReference,
+    MediaSource,
+    MediaTooLarge,
+    MediaUnavailable,
+    RefusedFile,
+    check_file,
+    kind_words,
+    too_large_words,
+)
 from domain.conversations.model import ChatNotFound
 from domain.conversations.slack_threads import (
     MirrorPass,
+    SlackFiles,
     ThreadAnswer,
     ThreadMessage,
     mirror_to_slack,
@@ -32,7 +46,7 @@ from domain.conversations.telegram_desk import ForwardPass, forward_to_telegram
 from domain.conversations.use_cases import DeskActor, add_note, reply_in_chat, take_if_unassigned
 from domain.messages.sending import MessageRequestError
 from domain.staff import StaffIdentity
-from domain.vocabulary import MessageStatus, Role, role_allows
+from domain.vocabulary import MessageStatus, Provider, Role, role_allows
 from storage.database import Database
 from storage.queries.staff import staff_by_slack, staff_by_telegram
 from storage.slack_threads import SqlSlackThreadUnitOfWork
@@ -93,9 +107,11 @@ async def agent_answers(
     via: str,
     ref: str,
     request_key: str,
+    file: KeptFile | None = None,
 ) -> ThreadAnswer:
     """An agent wrote `text` about conversation `chat_id` in a staff chat: a note (with the note prefix) or a
-    reply sent to the customer, once per `ref`; refusals say why, and that nothing was sent."""
+    reply sent to the customer, once per `ref`, with the `file` they shared (checked by the attachment
+    rules); refusals say why, and that nothing was sent."""
     if staff is None:
         return ThreadAnswer("refused", NOT_STAFF, chat_id)
     if not role_allows(staff.role, Role.AGENT):
@@ -103,13 +119,19 @@ async def agent_answers(
     now = parts.clock()
     note = note_text(text, parts.settings.slack_note_prefix)
     if note is not None:
+        if file is not None:
+            return ThreadAnswer(
+                "refused",
+                "A note cannot keep a file yet, so nothing was saved. Write the note on its own.",
+                chat_id,
+            )
         actor = DeskActor(staff.staff_id, staff.email, via)
         try:
             added = await add_note(parts.units.desk(), chat_id, actor, note, now=now, external_ref=ref)
         except (MessageRequestError, ChatNotFound) as refusal:
             return ThreadAnswer("refused", f"Not saved: {refusal}", chat_id)
         return ThreadAnswer("note" if added else "duplicate", None, chat_id)
-    if not text.strip():
+    if not text.strip() and file is None:
         return ThreadAnswer("refused", "That reply has no words to send; nothing was sent.", chat_id)
     try:
         require_filled(text)  # a canned reply pasted with a {variable} still in it
@@ -129,6 +151,10 @@ async def agent_answers(
             route_uow=parts.units.chat_replies(read_only=True),
             via=via,
             external_ref=ref,
+            file=file,
+            media_links=MediaLinks(
+                parts.settings.public_url, parts.settings.session_secret.get_secret_value()
+            ),
         )
     except (MessageRequestError, ChatNotFound) as refusal:
         return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)
@@ -144,6 +170,32 @@ async def agent_answers(
     return ThreadAnswer("sent", None, chat_id)
 
 
+async def checked_staff_file(
+    download: Callable[[int], Awaitable[bytes]],
+    name: str,
+    declared_type: str | None,
+    size: int | None,
+    max_bytes: int,
+    where: str,
+) -> KeptFile | str:
+    """A file an agent sent from a staff chat (`where`: Slack, Telegram), downloaded within the limit and
+    checked by the attachment rules like a customer's; or why it cannot go, in words."""
+    rules = AttachmentRules(max_bytes)
+    kind = kind_words(None, declared_type)
+    if size is not None and size > rules.max_bytes:
+        return f"Not sent: {too_large_words(kind, size, name, rules)}"
+    try:
+        content = await download(rules.max_bytes)
+    except MediaTooLarge as too_large:
+        return f"Not sent: {too_large_words(kind, too_large.size, name, rules)}"
+    except MediaUnavailable as unavailable:
+        return f"Not sent: the file could not be fetched from {where} ({unavailable})."
+    checked = check_file(content, name, declared_type, rules)
+    if isinstance(checked, RefusedFile):
+        return f"Not sent: {checked.reason}"
+    return checked
+
+
 @dataclass
 class SlackThreadDesk:
     """Live chat's Slack threads for one process: `mirror()` posts, `answer()`/`changed()` take replies."""
@@ -155,6 +207,8 @@ class SlackThreadDesk:
     clock: Clock
     #: Called when a reply is queued, so a worker in this process sends it without waiting for its next look.
     on_reply: Callable[[], None] = lambda: None
+    #: Downloads files agents share in threads (None: such replies are refused in words).
+    files: SlackFiles | None = None
 
     @property
     def channel(self) -> str:
@@ -198,13 +252,12 @@ class SlackThreadDesk:
                 ThreadAnswer("refused", UNKNOWN_THREAD) if message.root_is_ours else ThreadAnswer("ignored")
             )
         staff = await staff_by_slack(self.database, message.team_id, message.slack_user_id)
+        shared: KeptFile | None = None
         if message.has_files and staff is not None:
-            return ThreadAnswer(
-                "refused",
-                "Files cannot be sent to customers from Slack yet, so nothing was sent. Send the words on "
-                "their own, or a link to the file.",
-                chat_id,
-            )
+            outcome = await self._shared_file(message)
+            if isinstance(outcome, str):
+                return ThreadAnswer("refused", outcome, chat_id)
+            shared = outcome
         return await agent_answers(
             self.agents(),
             chat_id,
@@ -213,6 +266,28 @@ class SlackThreadDesk:
             via="slack",
             ref=slack_ref(message.channel_id, message.ts),
             request_key=message.ts,
+            file=shared,
+        )
+
+    async def _shared_file(self, message: ThreadMessage) -> KeptFile | str:
+        """The one file an agent shared with a reply, downloaded and checked like a customer's; or why not, in
+        words (nothing is sent then)."""
+        files = self.files
+        if files is None or not message.files:
+            return (
+                "Files cannot be sent to customers from Slack here, so nothing was sent. Send the words on "
+                "their own, or attach the file in the Switchboard inbox."
+            )
+        if len(message.files) > 1:
+            return "Share one file per reply, so nothing was sent. Send each file in a reply of its own."
+        shared = message.files[0]
+        return await checked_staff_file(
+            lambda limit: files.slack_file(shared.url, limit),
+            shared.name,
+            shared.declared_type,
+            shared.size,
+            self.settings.attachment_max_bytes,
+            "Slack",
         )
 
     def agents(self) -> AgentReplies:
@@ -249,6 +324,8 @@ class TelegramConversationDesk:
     bot: Bot
     clock: Clock
     on_reply: Callable[[], None] = lambda: None
+    #: Downloads the photos and documents agents reply with (None: such replies are refused in words).
+    files: MediaSource | None = None
 
     async def forward(self) -> ForwardPass:
         sender = TelegramTurnSender(
@@ -259,14 +336,27 @@ class TelegramConversationDesk:
         )
 
     async def answer(
-        self, telegram_chat_id: int, replied_to: int, message_id: int, text: str, telegram_user_id: int
+        self,
+        telegram_chat_id: int,
+        replied_to: int,
+        message_id: int,
+        text: str,
+        telegram_user_id: int,
+        file: StaffFile | None = None,
     ) -> ThreadAnswer | None:
-        """None when the replied-to message is not about a conversation (the text is then a command)."""
+        """None when the replied-to message is not about a conversation (the text is then a command). A
+        `file` (a photo or document) goes with the words, downloaded and checked like a customer's."""
         async with self.units.telegram_desk(read_only=True) as uow:
             chat_id = await uow.telegram.chat_for_message(telegram_chat_id, replied_to)
         if chat_id is None:
             return None
         staff = await staff_by_telegram(self.database, telegram_user_id)
+        kept: KeptFile | None = None
+        if file is not None and staff is not None:
+            outcome = await self._sent_file(file)
+            if isinstance(outcome, str):
+                return ThreadAnswer("refused", outcome, chat_id)
+            kept = outcome
         return await agent_answers(
             AgentReplies(self.settings, self.units, self.clock, self.on_reply),
             chat_id,
@@ -275,4 +365,26 @@ class TelegramConversationDesk:
             via="telegram",
             ref=f"telegram:{telegram_chat_id}:{message_id}",
             request_key=f"{telegram_chat_id}-{message_id}",
+            file=kept,
+        )
+
+    async def _sent_file(self, file: StaffFile) -> KeptFile | str:
+        files = self.files
+        if files is None:
+            return "Files cannot be sent to customers from Telegram here, so nothing was sent."
+        reference = MediaReference(
+            provider=Provider.TELEGRAM.value,
+            locator=file.file_id,
+            kind="file",
+            declared_type=file.declared_type,
+            filename=file.name,
+            declared_size=file.size,
+        )
+        return await checked_staff_file(
+            lambda limit: files.fetch(reference, limit),
+            file.name,
+            file.declared_type,
+            file.size,
+            self.settings.attachment_max_bytes,
+            "Telegram",
         )

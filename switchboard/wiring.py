@@ -150,6 +150,7 @@ class Container:
             build_slack_client(self.settings),
             self.clock,
             on_reply=self._reply_queued,
+            files=self.media_source,
         )
 
     @cached_property
@@ -160,7 +161,13 @@ class Container:
         bot = build_staff_bot(self.settings)
         self.closers.append(bot.session.close)
         return TelegramConversationDesk(
-            self.settings, self.database, self.units, bot, self.clock, on_reply=self._reply_queued
+            self.settings,
+            self.database,
+            self.units,
+            bot,
+            self.clock,
+            on_reply=self._reply_queued,
+            files=self.media_source,
         )
 
     def _reply_queued(self) -> None:

@@ -388,7 +388,26 @@ async def upload(request: web.Request) -> web.Response:
     return web.Response(text=f"OK - {len(found.content)}")
 
 
+#: What Slack answers a url_private request without the right token: its sign-in page, with 200.
+SIGN_IN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body><h1>Sign in to your workspace</h1></body></html>"
+
+
 async def download(request: web.Request) -> web.Response:
+    """url_private: a person's file needs the bot token as Bearer (without it Slack shows its sign-in page);
+    the bot's own uploads are also served without one, for the workspace page."""
+    state = request.app[STATE]
+    found = state.slack.files.get(request.match_info["file_id"])
+    if found is None or found.content is None:
+        raise web.HTTPNotFound()
+    if found.user != BOT_USER_ID:
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not secrets.compare_digest(token, state.config.slack_bot_token):
+            return web.Response(text=SIGN_IN_PAGE, content_type="text/html")
+    return web.Response(body=found.content, content_type=found.mimetype)
+
+
+async def preview(request: web.Request) -> web.Response:
+    """The workspace page shows every file (it stands in for Slack's own app, signed in)."""
     found = request.app[STATE].slack.files.get(request.match_info["file_id"])
     if found is None or found.content is None:
         raise web.HTTPNotFound()
@@ -444,5 +463,6 @@ def routes() -> list[web.RouteDef]:
         web.route("*", "/slack/api/{method}", web_api),
         web.post("/slack/files/upload/v1/{file_id}", upload),
         web.get("/slack/files/{file_id}/{name}", download),
+        web.get("/_sandbox/slack/files/{file_id}/{name}", preview),
         web.post("/slack/commands/{team}/{command_id}/{secret}", response_url),
     ]

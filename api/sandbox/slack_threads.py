@@ -7,9 +7,11 @@ JSON answers are 202 with what Switchboard was sent and how it answered; a refus
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
@@ -32,7 +34,7 @@ from api.sandbox.slack_events import (
     reply_event,
 )
 from api.sandbox.slack_people import SlackPerson
-from api.sandbox.slack_workspace import Delivery, SlackChannel, SlackMessage, SlackWorkspace
+from api.sandbox.slack_workspace import Delivery, SlackChannel, SlackFile, SlackMessage, SlackWorkspace
 
 #: What the page calls a person's message typed into a thread.
 TYPED_IN_THREAD = "thread_reply"
@@ -109,6 +111,33 @@ def _text(data: dict[str, Any]) -> str:
     return text
 
 
+#: The largest file a person may attach in the sandbox (Slack's own limit is 1 GB).
+MAX_SHARED_BYTES = 50 * 1024 * 1024
+
+
+def _shared_file(data: dict[str, Any], user: str, channel: str) -> SlackFile | None:
+    """A file attached to a thread reply: the page's file field, or JSON {"file": {"name", "content_base64"}}."""
+    given = data.get("file")
+    if isinstance(given, web.FileField):
+        name, content = given.filename, given.file.read(MAX_SHARED_BYTES + 1)
+    elif isinstance(given, dict):
+        name = str(given.get("name") or "")
+        try:
+            content = base64.b64decode(str(given.get("content_base64") or ""), validate=True)
+        except ValueError:
+            refuse("invalid_arguments", "file.content_base64 is not base64.")
+    else:
+        return None
+    if not name or not content:
+        return None  # the page's form sends an empty file field when nothing was chosen
+    if len(content) > MAX_SHARED_BYTES:
+        refuse("file_too_large", "The sandbox takes files up to 50 MB.")
+    return SlackFile(
+        id="", name=name, length=len(content), alt_txt=None, created=int(time.time()), content=content,
+        channels=[channel], user=user,
+    )  # fmt: skip
+
+
 def _count(data: dict[str, Any], name: str, default: int) -> int:
     try:
         value = int(data.get(name, default) or 0)
@@ -167,11 +196,15 @@ async def thread_reply(request: web.Request) -> web.Response:
     workspace, config = state.slack, state.config
     data, from_page = await _read(request)
     person, channel = _person(workspace, data), _channel(workspace, data)
-    text, retries = _text(data), _count(data, "retries", 0)
-    reason = _reason(data)
+    shared = _shared_file(data, person.id, channel.id)
+    text = str(data.get("text", "")).strip() if shared is not None else _text(data)
+    retries, reason = _count(data, "retries", 0), _reason(data)
     root = workspace.find(channel.id, str(data.get("thread_ts", "")))
     if root is None or root.visible_to is not None or root.lost_thread:
         refuse("thread_not_found", "That thread is not in this channel.", 404)
+    if shared is not None:
+        shared.id = workspace.next_id("F")
+        workspace.files[shared.id] = shared
     message = workspace.post(
         SlackMessage(
             channel=channel.id,
@@ -182,6 +215,7 @@ async def thread_reply(request: web.Request) -> web.Response:
             thread_ts=root.ts,
             via=TYPED_IN_THREAD,
             client_msg_id=str(uuid.uuid4()),
+            files=[shared.id] if shared is not None else [],
         )
     )
     event = reply_event(workspace, message, str(request.url.origin()))

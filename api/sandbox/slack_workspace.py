@@ -46,6 +46,8 @@ class SlackFile:
     content: bytes | None = None
     title: str | None = None
     channels: list[str] = field(default_factory=list)
+    #: Who shared it: the bot (an upload through the API) or a person (a file attached to a thread reply).
+    user: str = BOT_USER_ID
 
     @property
     def mimetype(self) -> str:
@@ -69,7 +71,7 @@ class SlackFile:
             "title": self.title or self.name,
             "mimetype": self.mimetype,
             "filetype": self.name.rsplit(".", 1)[-1].lower() if "." in self.name else "binary",
-            "user": BOT_USER_ID,
+            "user": self.user,
             "mode": "hosted",
             "is_external": False,
             "is_public": True,
@@ -131,7 +133,10 @@ class SlackMessage:
             data["thread_ts"] = self.thread_ts
         if self.files:
             data["files"] = [files[f].as_json(base_url) for f in self.files if f in files]
-            data["upload"] = True
+            data["upload"] = self.is_bot
+            if not self.is_bot:
+                data["subtype"] = "file_share"  # what Slack sends for a person's message with a file
+                data["display_as_bot"] = False
         if self.edited_ts:
             data["edited"] = {"user": self.user, "ts": self.edited_ts}
         if self.reactions:

@@ -21,6 +21,7 @@ from domain.conversations.slack_threads import (
     DeliveryEcho,
     ThreadAnswer,
     ThreadCard,
+    ThreadFile,
     ThreadMessage,
     ThreadTurn,
 )
@@ -249,7 +250,29 @@ def thread_message_of(
         root_is_ours=bool(bot_user_id) and event.get("parent_user_id") == bot_user_id,
         team_id=team_id,
         has_files=bool(event.get("files")) or event.get("subtype") == "file_share",
+        files=tuple(_shared_files(event.get("files"))),
     )
+
+
+def _shared_files(listed: object) -> list[ThreadFile]:
+    """The files a message event lists, each with the address the bot token downloads it from."""
+    found = []
+    for item in listed if isinstance(listed, list) else []:
+        if not isinstance(item, dict):
+            continue
+        url = item.get("url_private_download") or item.get("url_private")
+        if not isinstance(url, str) or not url:
+            continue  # a file from another workspace, or one deleted since: nothing to download
+        size = item.get("size")
+        found.append(
+            ThreadFile(
+                name=str(item.get("name") or item.get("title") or "file"),
+                declared_type=str(item["mimetype"]) if item.get("mimetype") else None,
+                url=url,
+                size=size if isinstance(size, int) else None,
+            )
+        )
+    return found
 
 
 async def tell_privately(

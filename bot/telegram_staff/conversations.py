@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from dataclasses import dataclass
 from html import escape
 from typing import Protocol
 
@@ -35,11 +36,27 @@ MOVES = {
 }
 
 
+@dataclass(frozen=True)
+class StaffFile:
+    """A photo or document an agent sent with a reply, as Telegram names it (fetched with getFile)."""
+
+    file_id: str
+    name: str
+    declared_type: str | None
+    size: int | None
+
+
 class ConversationDesk(Protocol):
     """What the staff bot asks of live chat when an agent replies to a forwarded message."""
 
     async def answer(
-        self, telegram_chat_id: int, replied_to: int, message_id: int, text: str, telegram_user_id: int
+        self,
+        telegram_chat_id: int,
+        replied_to: int,
+        message_id: int,
+        text: str,
+        telegram_user_id: int,
+        file: StaffFile | None = None,
     ) -> ThreadAnswer | None: ...
 
 

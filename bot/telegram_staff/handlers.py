@@ -19,7 +19,12 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot.command_runner import CommandRunner
 from bot.replies import Reply
-from bot.telegram_staff.conversations import ConversationDesk, answer_words, command_of_callback
+from bot.telegram_staff.conversations import (
+    ConversationDesk,
+    StaffFile,
+    answer_words,
+    command_of_callback,
+)
 from bot.telegram_staff.render import (
     CAPTION_LIMIT,
     ButtonCommands,
@@ -60,6 +65,26 @@ def refusal_text(business_name: str) -> str:
     )
 
 
+#: What a photo or document sent to the bot on its own gets.
+FILES_GO_AS_REPLIES = (
+    "Files are not read as commands. To send one to a customer, reply with it (Telegram's Reply) to a message "
+    "about their conversation; the caption goes with it."
+)
+
+
+def staff_file_of(message: Message) -> StaffFile | None:
+    """The photo (its largest size) or document a message carries."""
+    if message.document is not None:
+        document = message.document
+        return StaffFile(
+            document.file_id, document.file_name or "file", document.mime_type, document.file_size
+        )
+    if message.photo:
+        largest = max(message.photo, key=lambda size: size.width * size.height)
+        return StaffFile(largest.file_id, "photo.jpg", "image/jpeg", largest.file_size)
+    return None
+
+
 class TelegramStaffFrontEnd:
     """Runs staff commands from Telegram and sends the neutral replies back as Telegram messages."""
 
@@ -80,6 +105,7 @@ class TelegramStaffFrontEnd:
     def router(self) -> Router:
         router = Router(name="telegram_staff")
         router.message.register(self.on_message, F.text)
+        router.message.register(self.on_file, F.photo | F.document)
         router.callback_query.register(self.on_live_chat_button, F.data.startswith("lc:"))
         router.callback_query.register(self.on_button)
         return router
@@ -98,6 +124,29 @@ class TelegramStaffFrontEnd:
         if words:
             await self.say(bot, message.chat.id, words)
         return True
+
+    async def on_file(self, message: Message, bot: Bot) -> None:
+        """A photo or document: as a reply to a forwarded conversation message it goes to the customer with its
+        caption; anything else is told how files are sent (never silently dropped)."""
+        if message.from_user is None:
+            return
+        replied = message.reply_to_message
+        shared = staff_file_of(message)
+        if self.conversations is not None and replied is not None and shared is not None:
+            outcome = await self.conversations.answer(
+                message.chat.id,
+                replied.message_id,
+                message.message_id,
+                message.caption or "",
+                message.from_user.id,
+                file=shared,
+            )
+            if outcome is not None:
+                words = answer_words(outcome)
+                if words:
+                    await self.say(bot, message.chat.id, words)
+                return
+        await self.say(bot, message.chat.id, FILES_GO_AS_REPLIES)
 
     async def on_live_chat_button(self, callback: CallbackQuery, bot: Bot) -> None:
         command = command_of_callback(callback.data)

@@ -349,6 +349,23 @@ async def _post_echo(
 
 
 @dataclass(frozen=True)
+class ThreadFile:
+    """A file a person shared with their thread message, as Slack names it (downloaded with the bot token)."""
+
+    name: str
+    declared_type: str | None
+    url: str
+    size: int | None = None
+
+
+class SlackFiles(Protocol):
+    """Downloads a file people shared in Slack (providers/media.py)."""
+
+    async def slack_file(self, url: str, max_bytes: int) -> bytes:
+        """The file's bytes; MediaTooLarge past `max_bytes`, MediaUnavailable (in words) otherwise."""
+
+
+@dataclass(frozen=True)
 class ThreadMessage:
     """A person's message in a Slack thread, as the event told it."""
 
@@ -360,8 +377,9 @@ class ThreadMessage:
     #: The thread's root was posted by our bot (Slack says so in `parent_user_id`).
     root_is_ours: bool
     team_id: str | None = None
-    #: The message carries files (Slack's file_share): they cannot be sent to customers yet.
+    #: The message carries files (Slack's file_share), named in `files` when the event lists them.
     has_files: bool = False
+    files: tuple[ThreadFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import pytest
 
 from bot.command_runner import Via
 from bot.replies import Button, Image, Reply, Table
-from bot.telegram_staff.handlers import command_text
+from bot.telegram_staff.handlers import FILES_GO_AS_REPLIES, command_text
 from bot.telegram_staff.render import CALLBACK_DATA_LIMIT
 from bot.telegram_staff.staff_bot import TelegramStaffBot, TelegramStaffHandler, build_telegram_staff
 from switchboard.settings import Settings
@@ -117,6 +117,26 @@ async def test_a_staff_message_is_answered_with_a_message(
     assert sent.params["parse_mode"] == "HTML"
     assert sent.params["text"].startswith("<b>Switchboard &lt;staff&gt;</b>")
     assert runner.asked == [("help", STAFF_ID)]
+
+
+async def test_a_photo_or_document_on_its_own_is_told_how_files_reach_customers(
+    handle: TelegramStaffHandler, fake_telegram: FakeTelegramApi, runner: FakeRunner
+) -> None:
+    photo = message_update("")
+    del photo["message"]["text"]
+    photo["message"]["photo"] = [
+        {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 90},
+        {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 960},
+    ]
+    document = message_update("")
+    del document["message"]["text"]
+    document["message"]["document"] = {"file_id": "doc", "file_unique_id": "d", "file_name": "scan.pdf"}
+    document["message"]["caption"] = "sales this week"
+    await handle(photo)
+    await handle(document)
+    said = [m.params["text"] for m in fake_telegram.of("sendMessage")]
+    assert said == [FILES_GO_AS_REPLIES, FILES_GO_AS_REPLIES]
+    assert runner.asked == []  # a caption is never run as a command
 
 
 async def test_a_table_is_sent_as_preformatted_text(

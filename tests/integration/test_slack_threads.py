@@ -8,25 +8,29 @@ get their answers; delivery outcomes are echoed in the thread.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
+from pydantic import SecretStr
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import func, select, update
 
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from api.sandbox.slack_people import SlackChannelSpec, northwind_slack_staff
+from api.sandbox.slack_workspace import SlackFile
 from domain.conversations.model import CustomerMessage
-from domain.conversations.slack_threads import ThreadMessage
+from domain.conversations.slack_threads import ThreadFile, ThreadMessage
 from domain.conversations.use_cases import DeskActor, InboundPolicy, assign_chat, handle_customer_message
 from domain.delivery.ports import InboundMessage
 from domain.vocabulary import Channel
+from providers.media import ProviderMedia
 from storage.database import Database
 from storage.inbox import ConversationUnitOfWork
 from storage.models import (
+    ChatAttachment,
     ChatMessage,
     ChatSession,
     ChatSlackThread,
@@ -417,3 +421,114 @@ async def test_the_first_agent_to_answer_an_unassigned_conversation_takes_it(
         notes = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))
     assert chat is not None and chat.assigned_staff_id == 1
     assert "Lena Hoffmann took the conversation by answering it." in notes
+
+
+@pytest.fixture
+async def closers() -> AsyncIterator[list[Callable[[], Awaitable[None]]]]:
+    """Things a test opened (HTTP sessions), closed after it."""
+    opened: list[Callable[[], Awaitable[None]]] = []
+    yield opened
+    for close in opened:
+        await close()
+
+
+#: The smallest PDF the attachment rules recognise by its first bytes.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+def shared(sandbox: RunningSandbox, name: str, content: bytes, user: str = LENA) -> ThreadFile:
+    """A file a person attached in the sandbox's Slack, as the message event names it."""
+    workspace = sandbox.state.slack
+    file_id = workspace.next_id("F")
+    workspace.files[file_id] = SlackFile(
+        id=file_id, name=name, length=len(content), alt_txt=None, created=0, content=content, user=user
+    )
+    listed = workspace.files[file_id].as_json(sandbox.base_url)
+    return ThreadFile(name, listed["mimetype"], listed["url_private_download"], listed["size"])
+
+
+def with_files(message: ThreadMessage, *files: ThreadFile) -> ThreadMessage:
+    return dataclasses.replace(message, has_files=True, files=files)
+
+
+async def test_a_file_shared_in_the_thread_reaches_the_customer_as_a_link_and_is_kept(
+    desk: SlackThreadDesk, sandbox: RunningSandbox, closers: list[Callable[[], Awaitable[None]]]
+) -> None:
+    media = ProviderMedia(desk.settings)
+    closers.append(media.close)
+    desk = dataclasses.replace(desk, files=media)
+    chat_id = await customer_writes(desk, "Can you send me the invoice?")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    answered = await desk.answer(
+        with_files(reply(thread, "Here it is", "1800000000.002000"), shared(sandbox, "invoice.pdf", PDF))
+    )
+    assert (answered.kind, answered.say) == ("sent", None)
+    async with desk.database.read_sessions() as session:
+        [body] = await session.scalars(
+            select(CustomerCommunication.body).where(CustomerCommunication.direction == "outbound")
+        )
+        kept = (await session.execute(select(ChatAttachment.filename, ChatAttachment.content))).all()
+    assert body.startswith("Here it is") and "https://switchboard.example/media/" in body, body
+    assert [(name, content) for name, content in kept] == [("invoice.pdf", PDF)]
+
+    # Slack retries the event: the reply and its file are not sent or kept twice.
+    again = await desk.answer(
+        with_files(reply(thread, "Here it is", "1800000000.002000"), shared(sandbox, "invoice.pdf", PDF))
+    )
+    assert again.kind == "duplicate"
+    assert await count(desk.database, ChatAttachment) == 1
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 1
+    )
+
+
+async def test_files_that_cannot_go_are_refused_in_words_and_nothing_is_sent(
+    desk: SlackThreadDesk, sandbox: RunningSandbox, closers: list[Callable[[], Awaitable[None]]]
+) -> None:
+    media = ProviderMedia(desk.settings)
+    closers.append(media.close)
+    chat_id = await customer_writes(desk, "Hello")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    program = b"MZ\x90\x00" + b"\x00" * 200
+    big = b"%PDF-1.4\n" + b"0" * 2048
+    elsewhere = ThreadFile("x.pdf", "application/pdf", "https://files.example.org/x.pdf", 100)
+    small = dataclasses.replace(
+        desk, files=media, settings=desk.settings.model_copy(update={"attachment_max_bytes": 1024})
+    )
+    other_workspace = ProviderMedia(
+        desk.settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-another-workspace")})
+    )
+    closers.append(other_workspace.close)
+    wrong_token = dataclasses.replace(desk, files=other_workspace)
+    cases = [
+        (
+            dataclasses.replace(desk, files=media),
+            (shared(sandbox, "a.pdf", PDF), shared(sandbox, "b.pdf", PDF)),
+            "one file per reply",
+        ),
+        (dataclasses.replace(desk, files=media), (shared(sandbox, "photo.png", program),), "was not kept"),
+        (dataclasses.replace(desk, files=media), (elsewhere,), "somewhere other than Slack"),
+        (small, (shared(sandbox, "scan.pdf", big),), "A 2 KB file (scan.pdf) was not kept: files up to 1 KB"),
+        (wrong_token, (shared(sandbox, "invoice.pdf", PDF),), "sign-in page"),
+        (desk, (shared(sandbox, "invoice.pdf", PDF),), "attach the file in the Switchboard inbox"),
+    ]
+    for n, (which, files, words) in enumerate(cases):
+        answered = await which.answer(
+            with_files(reply(thread, "See attached", f"1800000000.00300{n}"), *files)
+        )
+        assert answered.kind == "refused" and answered.say is not None, answered
+        assert words in answered.say, (words, answered.say)
+        assert answered.say.startswith("Not sent:") or "nothing was sent" in answered.say, answered.say
+    note = await dataclasses.replace(desk, files=media).answer(
+        with_files(
+            reply(thread, "note: the scan for the file", "1800000000.003100"),
+            shared(sandbox, "invoice.pdf", PDF),
+        )
+    )
+    assert note.kind == "refused" and note.say is not None and "nothing was saved" in note.say
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+    assert await count(desk.database, ChatAttachment) == 0

@@ -7,24 +7,30 @@ desk's moves; a stranger is refused; a reply to any other message is an ordinary
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import pytest
+from aiogram.types import Message
 from sqlalchemy import func, select
 
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from bot.command_runner import StaffCommandRunner
+from bot.telegram_staff.handlers import staff_file_of
 from bot.telegram_staff.staff_bot import build_staff_bot, build_telegram_staff
 from domain.conversations.model import CustomerMessage
 from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.ports import InboundMessage
 from domain.vocabulary import Channel
+from providers.media import ProviderMedia
 from storage.database import Database
 from storage.inbox import ConversationUnitOfWork
 from storage.models import (
+    ChatAttachment,
     ChatMessage,
     ChatSession,
     ChatTelegramPost,
@@ -214,3 +220,74 @@ async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply
         holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
         turns = list(await session.scalars(select(ChatMessage.body).where(ChatMessage.author == "system")))
     assert holder == 2 and "Assigned to Jonas." in turns
+
+
+#: A one-page PDF, as the attachment rules recognise one by its first bytes.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def agent_sends_file(
+    sandbox: RunningSandbox, agent: int, replied_to: int, name: str, content: bytes, kind: str
+) -> Message:
+    """The agent replies to the forwarded message with a document in the sandbox's Telegram."""
+    body = {
+        "chat_id": agent,
+        "message_id": replied_to,
+        "text": "Our price list",
+        "file_base64": base64.b64encode(content).decode(),
+        "file_name": name,
+        "file_type": kind,
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sandbox.base_url}/_sandbox/customer/telegram", json=body) as answer,
+    ):
+        assert answer.status == 202, await answer.text()
+        update = (await answer.json())["update"]
+    return Message.model_validate(update["message"])
+
+
+async def test_an_agent_replies_with_a_document_and_the_customer_gets_it_once(
+    desk: TelegramConversationDesk, sandbox: RunningSandbox
+) -> None:
+    media = ProviderMedia(desk.settings)
+    desk = dataclasses.replace(desk, files=media)
+    try:
+        chat_id = await customer_writes(desk, "Can I have the prices?")
+        await desk.forward()
+        async with desk.database.read_sessions() as session:
+            holder = await session.scalar(
+                select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id)
+            )
+        agent = LENA if holder == 1 else JONAS
+        [forwarded] = sent_to(sandbox, agent)
+        sent = await agent_sends_file(
+            sandbox, agent, forwarded["message_id"], "prices.pdf", PDF, "application/pdf"
+        )
+        shared = staff_file_of(sent)
+        assert shared is not None and shared.name == "prices.pdf"
+        for _ in range(2):  # Telegram redelivers the update: sent and kept once
+            said = await desk.answer(
+                agent, forwarded["message_id"], sent.message_id, sent.caption or "", agent, shared
+            )
+            assert said is not None and said.kind in ("sent", "duplicate")
+        [reply] = await outbound(desk.database)
+        assert reply.body.startswith("Our price list") and "https://switchboard.example/media/" in reply.body
+        async with desk.database.read_sessions() as session:
+            kept = (await session.execute(select(ChatAttachment.filename, ChatAttachment.content))).all()
+        assert [(name, content) for name, content in kept] == [("prices.pdf", PDF)]
+
+        program = await agent_sends_file(
+            sandbox, agent, forwarded["message_id"], "prices.png", b"MZ\x90\x00" + bytes(200), "image/png"
+        )
+        refused = await desk.answer(
+            agent, forwarded["message_id"], program.message_id, "", agent, staff_file_of(program)
+        )
+        assert refused is not None and refused.kind == "refused" and refused.say is not None
+        assert refused.say.startswith("Not sent:") and "was not kept" in refused.say
+        without = dataclasses.replace(desk, files=None)
+        unsent = await without.answer(agent, forwarded["message_id"], 9001, "", agent, shared)
+        assert unsent is not None and unsent.say is not None and "nothing was sent" in unsent.say
+        assert len(await outbound(desk.database)) == 1
+    finally:
+        await media.close()

@@ -7,6 +7,7 @@ shows).
   the thread says it was delivered.
 - `note:` stays between colleagues; someone without a staff account is told privately that nothing was sent;
   a forged event is refused.
+- A PDF Lena shares in the thread reaches the customer's WhatsApp as a document, and the conversation keeps it.
 - The Resolve button on the conversation's first message resolves it, and the message says so.
 - In Telegram, the admin is given an SMS conversation, the staff bot forwards it to her private chat, and her
   reply to that message reaches the customer's phone as an SMS.
@@ -14,8 +15,11 @@ shows).
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +27,13 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
-from storage.models import ChatMessage, ChatSession, Customer
+from storage.models import ChatAttachment, ChatMessage, ChatSession, Customer
 from tests.journeys.conftest import Demo, no_tracebacks, start_demo, stop_demo, wait_for
 
 LIVE_CHAT = "C0LIVECHAT"
 LENA = "U0AGENT01"
+#: A one-page PDF, as the attachment rules recognise one by its first bytes.
+PRICE_LIST = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +170,37 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     assert status == 401
     time.sleep(1.0)
     assert phone(demo, wa_id)[before:] == ["Yes, 4 pm works."]
+
+    # Lena shares the price list (a PDF) in the thread: the customer gets the file itself on WhatsApp, by a
+    # signed link to Switchboard that serves the very bytes she shared, and the conversation keeps it.
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {
+            "user": LENA,
+            "channel": LIVE_CHAT,
+            "thread_ts": root["ts"],
+            "text": "Our prices",
+            "file": {"name": "prices.pdf", "content_base64": base64.b64encode(PRICE_LIST).decode()},
+        },
+    )
+    document = wait_for(
+        lambda: next(
+            (b for b in phone(demo, wa_id)[before:] if b.startswith("[document: prices.pdf]")), None
+        ),
+        30,
+        "the PDF on the customer's phone",
+    )
+    assert "Our prices" in document, document
+    link = re.search(r"https?://\S+/media/\S+", document)
+    assert link is not None, document
+    with urllib.request.urlopen(link[0], timeout=10) as served:
+        assert served.read() == PRICE_LIST
+    assert demo.rows(
+        select(ChatAttachment.filename)
+        .join(ChatMessage, ChatMessage.id == ChatAttachment.message_id)
+        .where(ChatMessage.session_id == chat_id, ChatMessage.author == "staff")
+    ) == [("prices.pdf",)]
 
     # The button an agent gets when a reply misses WhatsApp's window previews the approved follow-up template.
     preview = demo.ask(

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bot.slack.threads import echo_blocks, echo_text, root_blocks, shown_fields, thread_message_of, turn_text
-from domain.conversations.slack_threads import DeliveryEcho, ThreadCard, ThreadTurn, note_text, team_channels
+from domain.conversations.slack_threads import (
+    DeliveryEcho,
+    ThreadCard,
+    ThreadFile,
+    ThreadTurn,
+    note_text,
+    team_channels,
+)
 from domain.vocabulary import ChatStatus, MessageStatus
 from switchboard.chat_threads import plain_text
 
@@ -98,7 +105,21 @@ def test_only_a_persons_reply_in_a_channel_thread_is_a_thread_message() -> None:
     # "Also send to #channel" is still a reply; a reply with a file is one the desk must refuse in words.
     assert thread_message_of({**reply, "subtype": "thread_broadcast"}, "UBOT") is not None
     with_file = thread_message_of({**reply, "subtype": "file_share", "files": [{"id": "F1"}]}, "UBOT")
-    assert with_file is not None and with_file.has_files
+    assert with_file is not None and with_file.has_files and with_file.files == ()  # nothing to download
+    listed = {
+        "id": "F2",
+        "name": "scan.pdf",
+        "mimetype": "application/pdf",
+        "size": 2048,
+        "url_private": "https://files.slack.com/files-pri/T1-F2/scan.pdf",
+        "url_private_download": "https://files.slack.com/files-pri/T1-F2/download/scan.pdf",
+    }
+    shared = thread_message_of({**reply, "subtype": "file_share", "files": [listed, "junk"]}, "UBOT")
+    assert shared is not None and shared.files == (
+        ThreadFile(
+            "scan.pdf", "application/pdf", "https://files.slack.com/files-pri/T1-F2/download/scan.pdf", 2048
+        ),
+    )
     assert thread_message_of({**reply, "channel_type": "im"}, "UBOT") is None
     assert thread_message_of({k: v for k, v in reply.items() if k != "thread_ts"}, "UBOT") is None
 
