@@ -332,6 +332,47 @@ class SqlNoShowBook:
                 )
         return finished
 
+    async def close_unattended(self, at: datetime, limit: int) -> list[int]:
+        """Patients left waiting by an absent clinician, once the window has closed: the consultation becomes
+        CLINICIAN_ABSENT (ended_at: the window's close) and its appointment cancelled; one conditional update
+        each, so of two workers only one closes (and offers new times for) each."""
+        vc = VideoConsultation
+        rows = (
+            await self.session.execute(
+                select(vc.id, vc.scheduled_at, vc.duration_minutes, vc.appointment_id)
+                .where(
+                    vc.status == ConsultationStatus.WAITING.value,
+                    vc.clinician_joined_at.is_(None),
+                    vc.scheduled_at > at - FINISH_WITHIN,
+                    vc.scheduled_at <= at,
+                )
+                .order_by(vc.scheduled_at, vc.id)
+                .limit(limit)
+            )
+        ).all()
+        closed: list[int] = []
+        for row in rows:
+            closes = Window.of(row.scheduled_at, row.duration_minutes).closes_at
+            if closes > at:
+                continue
+            result = await self.session.execute(
+                update(vc)
+                .where(vc.id == row.id, vc.status == ConsultationStatus.WAITING.value)
+                .values(status=ConsultationStatus.CLINICIAN_ABSENT.value, ended_at=closes),
+                execution_options={"synchronize_session": False},
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                continue
+            closed.append(row.id)
+            if row.appointment_id is not None:
+                await self.session.execute(
+                    update(Appointment)
+                    .where(Appointment.id == row.appointment_id)
+                    .values(status=AppointmentStatus.CANCELLED.value),
+                    execution_options={"synchronize_session": False},
+                )
+        return closed
+
     async def appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentFacts | None:
         if not 0 < appointment_id <= MAX_ID:
             return None

@@ -22,7 +22,7 @@ from domain.video.ports import VideoRooms
 #: Who corrects a no-show when the patient turns up after all (the audit trail's actor).
 PATIENT_JOINED = "system: patient joined"
 #: Statuses joining never changes: the consultation is over, one way or the other.
-SETTLED = (ConsultationStatus.CANCELLED, ConsultationStatus.COMPLETED)
+SETTLED = (ConsultationStatus.CANCELLED, ConsultationStatus.COMPLETED, ConsultationStatus.CLINICIAN_ABSENT)
 
 
 class VideoLinkStore(Protocol):

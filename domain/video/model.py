@@ -30,6 +30,8 @@ class ConsultationStatus(StrEnum):
     COMPLETED = "completed"
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
+    #: The patient came and waited; the clinician never joined before the link closed.
+    CLINICIAN_ABSENT = "clinician_absent"
 
 
 #: Statuses of a consultation still to happen (or happening): it holds its time and gets reminders.
@@ -48,6 +50,7 @@ STATUS_WORDS: dict[ConsultationStatus, str] = {
     ConsultationStatus.COMPLETED: "done",
     ConsultationStatus.NO_SHOW: "no-show",
     ConsultationStatus.CANCELLED: "cancelled",
+    ConsultationStatus.CLINICIAN_ABSENT: "clinician did not join",
 }
 
 

@@ -72,6 +72,10 @@ class NoShowBook(Protocol):
         """Consultations in progress whose window has closed become completed (and their appointments);
         the ids this call finished."""
 
+    async def close_unattended(self, at: datetime, limit: int) -> list[int]:
+        """Consultations whose patient waited and whose clinician never joined, once their window has closed,
+        become CLINICIAN_ABSENT (their appointments cancelled); the ids this call closed (each once)."""
+
     async def appointment(
         self, appointment_id: int, *, for_update: bool = False
     ) -> AppointmentFacts | None: ...
@@ -97,7 +101,8 @@ async def mark_missed_consultations(
     limit: int = PASS_LIMIT,
 ) -> list[int]:
     """The watcher's pass: consultations nobody joined within `after` of their start become no-shows, each
-    once, and their patients are offered new times; the ids marked."""
+    once, and their patients are offered new times; at the window's close, calls under way are done and a
+    patient left waiting by an absent clinician is offered new times too. The ids marked no-show."""
     async with open_uow() as uow:
         marked = await uow.no_shows.claim_missed(now - MARK_WITHIN, now - after, now, limit)
         # The same pass closes consultations whose window has ended: nothing else says a call is over.
@@ -105,6 +110,18 @@ async def mark_missed_consultations(
             uow.audit.record(
                 AuditEntry(SYSTEM, SYSTEM, "video.completed", f"video_consultation:{consultation_id}", {})
             )
+        # A patient who waited for a clinician who never came did not miss anything: the clinic did. They
+        # are offered new times all the same, and the audit trail says whose the miss was.
+        absent = await uow.no_shows.close_unattended(now, limit)
+        for consultation_id in absent:
+            uow.audit.record(
+                AuditEntry(
+                    SYSTEM, SYSTEM, "video.clinician_absent", f"video_consultation:{consultation_id}", {}
+                )
+            )
+            facts = await uow.rebooking.consultation(consultation_id)
+            if facts is not None:
+                await send_offer(uow.rebooking, facts, now, key=f"video.clinician_absent:{consultation_id}")
         for consultation_id in marked:
             uow.audit.record(
                 AuditEntry(SYSTEM, SYSTEM, "video.no_show", f"video_consultation:{consultation_id}",
@@ -114,7 +131,7 @@ async def mark_missed_consultations(
             if facts is not None:
                 await send_offer(uow.rebooking, facts, now, key=f"video.no_show:{consultation_id}")
         await uow.commit()
-    if marked and process_events is not None:
+    if (marked or absent) and process_events is not None:
         await process_events()
     return marked
 

@@ -270,7 +270,16 @@ class VideoConsultation(Base):
         CheckConstraint(
             one_of(
                 "status",
-                ["scheduled", "confirmed", "waiting", "in_progress", "completed", "no_show", "cancelled"],
+                [
+                    "scheduled",
+                    "confirmed",
+                    "waiting",
+                    "in_progress",
+                    "completed",
+                    "no_show",
+                    "cancelled",
+                    "clinician_absent",
+                ],
             ),
             name="status_known",
         ),

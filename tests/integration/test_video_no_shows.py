@@ -12,7 +12,9 @@ from sqlalchemy import insert, select, update
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
 from domain.notifications.use_cases import process_pending_events
-from domain.video.model import VideoError, Window
+from domain.video.joins import attendance_after_join
+from domain.video.links import Attendance
+from domain.video.model import STATUS_WORDS, ConsultationStatus, Participant, VideoError, Window
 from domain.video.no_shows import AppointmentNotFound, mark_attended, mark_missed_consultations, mark_no_show
 from domain.video.rebooking import REBOOK_EVENT, offer_rebooking
 from storage.database import Database
@@ -343,3 +345,43 @@ async def test_a_consultation_in_progress_is_completed_when_its_window_closes(da
     assert await appointment_status(database, appointment) == "completed"
     completed = [a for a in await audit_rows(database) if a.action == "video.completed"]
     assert [a.target for a in completed] == [f"video_consultation:{ended}"]  # once, with two workers
+
+
+async def test_a_patient_left_waiting_by_an_absent_clinician_is_offered_new_times_once(
+    database: Database,
+) -> None:
+    w = await world(database)
+    starts = NOW - timedelta(hours=1)
+    appointment, waited = await add_consultation(database, w["customer"], w["staff"], w["service"], starts,
+                                                 booked_at=NOW - timedelta(days=2))  # fmt: skip
+    _, still_open = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                           NOW - timedelta(minutes=20), booked_at=NOW - timedelta(days=2))  # fmt: skip
+    async with database.sessions() as session:
+        for consultation_id, came in (
+            (waited, starts - timedelta(minutes=3)),
+            (still_open, NOW - timedelta(minutes=19)),
+        ):
+            await session.execute(update(VideoConsultation).where(VideoConsultation.id == consultation_id).values(
+                status="waiting", patient_joined_at=came))  # fmt: skip
+        await session.commit()
+
+    results = await asyncio.gather(*(watcher_pass(database, NOW) for _ in range(2)))
+    assert [i for marked in results for i in marked] == []  # not the patient's no-show
+    async with database.read_sessions() as session:
+        rows = {c.id: c for c in await session.scalars(select(VideoConsultation))}
+        offers = list(await session.scalars(select(VideoRebookOffer)))
+        events = list(
+            await session.scalars(select(BusinessEvent).where(BusinessEvent.event_type == REBOOK_EVENT))
+        )
+    closed = rows[waited]
+    assert (closed.status, closed.no_show_at) == ("clinician_absent", None)
+    assert closed.ended_at == Window.of(starts, closed.duration_minutes).closes_at
+    assert rows[still_open].status == "waiting"  # its link is still open: the clinician may yet come
+    assert await appointment_status(database, appointment) == "cancelled"
+    absent = [a for a in await audit_rows(database) if a.action == "video.clinician_absent"]
+    assert [a.target for a in absent] == [f"video_consultation:{waited}"]  # once, with two workers
+    assert [o.consultation_id for o in offers] == [waited] and len(events) == 1
+    # A late click on the link changes nothing now, and staff see it in words.
+    before = Attendance(status=ConsultationStatus.CLINICIAN_ABSENT, patient_joined_at=starts)
+    assert attendance_after_join(before, Participant.CLINICIAN, NOW) == before
+    assert STATUS_WORDS[ConsultationStatus.CLINICIAN_ABSENT] == "clinician did not join"

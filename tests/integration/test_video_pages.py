@@ -386,3 +386,19 @@ async def test_a_viewer_cannot_book_and_a_booking_without_csrf_is_refused(
     no_token = await client.post("/communication/video/new", data=fields, follow_redirects=False)
     assert no_token.status_code == 403
     assert await count_consultations(database) == before
+
+
+async def test_a_consultation_the_clinician_never_joined_says_so_and_offers_only_new_times(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    async with database.sessions() as session:
+        consultation = await session.get(VideoConsultation, world.past_done)
+        assert consultation is not None
+        consultation.status = "clinician_absent"
+        await session.commit()
+    await sign_in(client, world, AGENT)
+    html = (await client.get(f"/communication/video/{world.past_done}")).text
+    assert "clinician did not join" in html
+    assert "Offer new times" in html and "Mark no-show" not in html
+    listed = await client.get("/communication/video")
+    assert listed.status_code == 200
