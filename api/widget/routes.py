@@ -23,6 +23,7 @@ from litestar.params import FromQuery
 from litestar.response import Stream
 
 from domain.clock import utc_now
+from domain.conversations.attachments import AttachmentRules, RefusedFile, check_file
 from domain.conversations.use_cases import InboundPolicy
 from domain.widget.model import (
     Visitor,
@@ -282,6 +283,58 @@ async def visitor_writes(request: Request[Any, Any, Any]) -> Response[dict[str, 
     return await _receive(request, offline=False)
 
 
+#: The largest upload read at all; the attachment rules (SWITCHBOARD_ATTACHMENT_MAX_BYTES) refuse a file in words.
+MAX_FILE_BODY_BYTES = 32 * 1024 * 1024
+
+
+@post(
+    "/widget/files",
+    opt=PUBLIC,
+    include_in_schema=False,
+    request_max_body_size=MAX_FILE_BODY_BYTES,
+)
+async def visitor_sends_a_file(
+    request: Request[Any, Any, Any],
+    key: FromQuery[str],
+    id: FromQuery[str],
+    name: FromQuery[str],
+    token: FromQuery[str | None] = None,
+    text: FromQuery[str] = "",
+) -> Response[dict[str, Any]]:
+    """A visitor's image or PDF (the raw bytes as the body, sent as text/plain so the clinic's page needs no
+    CORS preflight), with optional words: checked by the attachment rules from its first bytes and kept on
+    their turn (201), or refused in words; a retry with the same id is stored once (200)."""
+    found: WidgetKey | None = None
+    try:
+        found = await _allowed_key(request, key)
+        container = _container(request)
+        visitor = await _visitor(request, found, token)
+        if not PACE.allow(visitor.id):
+            raise WidgetRefused("You are sending messages very fast; please wait a minute.", 429)
+        content = await request.body()
+        if not content:
+            raise WidgetRefused("The file is empty.", 422)
+        checked = check_file(content, name, None, AttachmentRules(container.settings.attachment_max_bytes))
+        if isinstance(checked, RefusedFile):
+            raise WidgetRefused(checked.reason, 422)
+        result = await send_visitor_message(
+            widget_unit(container.units),
+            found,
+            visitor,
+            client_id=id,
+            text=text,
+            policy=_policy(request),
+            now=utc_now(),
+            file=checked,
+        )
+    except WidgetRefused as error:
+        return _refusal(request, found, error)
+    duplicate = result.communication_id is None
+    return _answer(
+        request, found, {"id": result.communication_id, "duplicate": duplicate}, 200 if duplicate else 201
+    )
+
+
 @post("/widget/offline", opt=PUBLIC, include_in_schema=False)
 async def visitor_leaves_a_message(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """The offline form: name, email and message, kept in a conversation for the first agent back."""
@@ -427,6 +480,7 @@ widget_handlers = [
     widget_script,
     open_session,
     visitor_writes,
+    visitor_sends_a_file,
     visitor_leaves_a_message,
     widget_receipts,
     widget_events,

@@ -61,7 +61,8 @@
     ".sbw-waiting{opacity:.6}.sbw-form{display:flex;flex-direction:column;gap:6px;padding:10px;border-top:1px solid #e3e6ea}" +
     ".sbw-form textarea,.sbw-form input{font:inherit;padding:6px 8px;border:1px solid #c4cad1;border-radius:6px}" +
     ".sbw-form button{font:inherit;padding:7px;border:0;border-radius:6px;background:#0f4c5c;color:#fff;cursor:pointer}" +
-    ".sbw-note{font-size:12px;color:#5b6673;margin:0}.sbw-error{color:#a4262c}";
+    ".sbw-note{font-size:12px;color:#5b6673;margin:0}.sbw-error{color:#a4262c}" +
+    ".sbw-attach{font-size:12px;color:#0f4c5c;cursor:pointer}.sbw-attach input{display:block;font-size:12px;margin-top:2px}";
   document.head.appendChild(style);
 
   var bubble = el("button", { type: "button", class: "sbw-bubble", "aria-label": "Chat with us", "aria-expanded": "false" });
@@ -77,7 +78,11 @@
   var text = el("textarea", { rows: "2", maxlength: "4000", "aria-label": "Your message", placeholder: "Write a message…" });
   var send = el("button", { type: "submit" }, "Send");
   var problem = el("p", { class: "sbw-note sbw-error", role: "alert" });
-  compose.append(text, send, problem);
+  // An image or PDF: the raw bytes as a text/plain body (a "simple" request again), checked by the server.
+  var attach = el("label", { class: "sbw-attach" }, "Attach an image or PDF");
+  var picker = el("input", { type: "file", accept: "image/*,application/pdf", "aria-label": "Attach an image or PDF" });
+  attach.appendChild(picker);
+  compose.append(text, attach, send, problem);
   var offline = el("form", { class: "sbw-form", "aria-label": "Leave us a message" });
   var offlineNote = el("p", { class: "sbw-note" }, "Nobody is online right now. Leave a message and we will answer you here and by email.");
   var offName = el("input", { "aria-label": "Your name", placeholder: "Your name", maxlength: "200", required: "" });
@@ -181,6 +186,46 @@
       text.value = body;
       problem.textContent = error.message;
     });
+  });
+  function upload(file, words, id, tries) {
+    var url = base + "/widget/files?key=" + encodeURIComponent(key) + "&token=" + encodeURIComponent(state.token || "") +
+      "&id=" + id + "&name=" + encodeURIComponent(file.name) + "&text=" + encodeURIComponent(words);
+    return fetch(url, { method: "POST", headers: { "Content-Type": "text/plain" }, body: file }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (data) {
+        if (!response.ok) {
+          var error = new Error(data.error || "The file could not be sent (" + response.status + ").");
+          error.status = response.status;
+          throw error;
+        }
+        return data;
+      });
+    }).catch(function (error) {
+      if (!error.status && tries > 1) {
+        return new Promise(function (resolve) { setTimeout(resolve, 1500); }).then(function () { return upload(file, words, id, tries - 1); });
+      }
+      throw error;
+    });
+  }
+  picker.addEventListener("change", function () {
+    var file = picker.files && picker.files[0];
+    if (!file) return;
+    var words = text.value.trim();
+    var id = newId();
+    // What the conversation keeps: the words, or "[file: name]" for a file on its own.
+    var shown = el("li", { class: "sbw-turn sbw-mine sbw-waiting" }, words || "[file: " + file.name + "]");
+    state.pending[id] = shown;
+    log.appendChild(shown);
+    log.scrollTop = log.scrollHeight;
+    text.value = "";
+    problem.textContent = "";
+    upload(file, words, id, 3).then(function (data) {
+      if (data.id && !state.shown[data.id]) { state.shown[data.id] = true; shown.classList.remove("sbw-waiting"); delete state.pending[id]; }
+    }).catch(function (error) {
+      shown.remove();
+      delete state.pending[id];
+      text.value = words;
+      problem.textContent = error.message;
+    }).then(function () { picker.value = ""; });
   });
   compose.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); compose.requestSubmit(); }

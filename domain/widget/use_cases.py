@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from domain.audit import AuditEntry
+from domain.conversations.attachments import KeptFile
 from domain.conversations.model import CustomerMessage, InboundResult
 from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
@@ -105,11 +106,14 @@ async def send_visitor_message(
     now: datetime,
     name: str | None = None,
     email: str | None = None,
+    file: KeptFile | None = None,
 ) -> InboundResult:
     """What a visitor wrote, through the same inbound path as every channel: it opens or joins their
     conversation on the website chat and is assigned like any other. A retried POST (the same
-    `client_id`) is stored once; its result then has no communication id."""
-    body = check_message(text)
+    `client_id`) is stored once; its result then has no communication id. A `file` (an image or PDF that
+    passed the attachment rules) is kept on the turn; its words may then be empty (the turn then reads
+    "[file: name]", as a WhatsApp image without a caption reads "[image]")."""
+    body = check_message(text) if text.strip() or file is None else f"[file: {file.filename}]"
     check_client_id(client_id)
     clean_name, clean_email = check_contact(name, email)
     message = InboundMessage(
@@ -124,7 +128,8 @@ async def send_visitor_message(
     )
     async with uow:
         await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now)
-        result = await handle_customer_message(uow, CustomerMessage(message), policy, now)
+        files = (file,) if file is not None else ()
+        result = await handle_customer_message(uow, CustomerMessage(message), policy, now, files)
         await uow.commit()
     return result
 

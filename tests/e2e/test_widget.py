@@ -1,5 +1,6 @@
 """The website chat widget in a real browser: a customer writes on the clinic's page, an agent answers from the
-web inbox, and the answer appears in the widget without a reload (and comes back confirmed as read)."""
+web inbox, and the answer appears in the widget without a reload (and comes back confirmed as read); the
+customer then sends a PDF, which the agent sees in the conversation."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from tests.e2e.test_browser import (
 )
 
 AGENT = "lena.hoffmann@northwind.example"
+#: A one-page PDF, as the attachment rules recognise one by its first bytes.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 T = TypeVar("T")
 
 pytestmark = pytest.mark.browser
@@ -140,11 +143,31 @@ def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
                 "AND channel != 'chat'",
             ), "the reply went out on another channel too"
 
+            # The customer sends their referral letter (a PDF); the agent's conversation page shows it.
+            panel.get_by_label("Attach an image or PDF").set_input_files(
+                files=[{"name": "referral.pdf", "mimeType": "application/pdf", "buffer": PDF}]
+            )
+            expect(panel.locator(".sbw-mine").last).to_have_text("[file: referral.pdf]")
+            expect(panel.locator(".sbw-waiting")).to_have_count(0)
+            customer.screenshot(path="/tmp/switchboard-widget-file.png")
+            [(kept,)] = wait_for(
+                lambda: rows(db_file, "SELECT content FROM chat_attachments WHERE filename = 'referral.pdf'"),
+                15,
+                "the referral kept with the conversation",
+            )
+            assert kept == PDF
+            agent.reload()
+            expect(agent.locator(".conversation")).to_contain_text("referral.pdf")
+
             # A reload shows the history (the token kept in localStorage resumes the same visitor).
             customer.reload()
             customer.get_by_role("button", name="Chat with us").click()
             expect(panel.locator(".sbw-turn")).to_have_text(
-                ["Hello from the website, do you open on Saturdays?", "Yes, from 9 to 14 on Saturdays."]
+                [
+                    "Hello from the website, do you open on Saturdays?",
+                    "Yes, from 9 to 14 on Saturdays.",
+                    "[file: referral.pdf]",
+                ]
             )
         finally:
             browser.close()

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.widget.routes import NEW_VISITS_PER_MINUTE, VISIT_PACE
+from api.widget.routes import NEW_VISITS_PER_MINUTE, PACE, VISIT_PACE
 from domain.conversations.use_cases import reply_in_chat
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.pacing import TokenBucket
@@ -25,6 +25,7 @@ from reports.query import MetricQuery, run_query
 from storage.database import Database
 from storage.models import (
     AuditLog,
+    ChatAttachment,
     ChatMessage,
     ChatSession,
     ChatWidgetKey,
@@ -61,7 +62,8 @@ async def client(settings: Settings, database: Database) -> AsyncIterator[AsyncT
             ]
         )
         await session.commit()
-    VISIT_PACE.sent.clear()  # the pace is per process: each test starts with a fresh one
+    VISIT_PACE.sent.clear()  # the paces are per process: each test starts with fresh ones
+    PACE.sent.clear()
     async with AsyncTestClient(create_app(settings)) as test_client:
         yield test_client
 
@@ -454,3 +456,57 @@ async def test_a_visitor_through_a_clinics_key_belongs_to_that_clinic_and_its_fr
     assert customer.home_location_id == 2
     # Lena (Berlin) and Max (London) are both free; the customer's home clinic puts the chat with Max.
     assert chat.assigned_staff_id == 2
+
+
+#: A one-page PDF, as the attachment rules recognise one by its first bytes.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def send_file(
+    client: AsyncTestClient[Any], token: str | None, client_id: str, name: str, content: bytes, **extra: str
+) -> Any:
+    params = {"key": KEY, "id": client_id, "name": name, **({"token": token} if token else {}), **extra}
+    return await client.post(
+        "/widget/files",
+        params=params,
+        content=content,
+        headers={"Origin": SITE, "Content-Type": "text/plain"},
+    )
+
+
+async def test_a_visitor_sends_an_image_or_pdf_kept_once_and_bad_files_are_refused_in_words(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    token = (await visit(client))["token"]
+    first = await send_file(client, token, "file-0001-abcd", "referral.pdf", PDF, text="My referral")
+    assert first.status_code == 201, first.text
+    assert first.headers["access-control-allow-origin"] == SITE
+    again = await send_file(client, token, "file-0001-abcd", "referral.pdf", PDF, text="My referral")
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    only_file = await send_file(client, token, "file-0002-abcd", "scan.pdf", PDF)
+    assert only_file.status_code == 201, only_file.text
+    async with database.read_sessions() as db:
+        turns = list(await db.scalars(select(ChatMessage.body).where(ChatMessage.author == "customer")))
+        kept = (await db.execute(select(ChatAttachment.filename, ChatAttachment.content))).all()
+    assert turns == ["My referral", "[file: scan.pdf]"]
+    assert sorted((name, content) for name, content in kept) == [("referral.pdf", PDF), ("scan.pdf", PDF)]
+
+    program = await send_file(client, token, "file-0003-abcd", "photo.png", b"MZ\x90\x00" + bytes(300))
+    assert program.status_code == 422 and "was not kept" in program.json()["error"]
+    empty = await send_file(client, token, "file-0004-abcd", "empty.pdf", b"")
+    assert empty.status_code == 422 and empty.json()["error"] == "The file is empty."
+    stranger = await send_file(client, "not-a-token", "file-0005-abcd", "scan.pdf", PDF)
+    assert stranger.status_code == 401
+    foreign = await client.post(
+        "/widget/files",
+        params={"key": KEY, "id": "file-0006-abcd", "name": "scan.pdf", "token": token},
+        content=PDF,
+        headers={"Origin": "https://elsewhere.example", "Content-Type": "text/plain"},
+    )
+    assert foreign.status_code == 403
+    small = settings.model_copy(update={"attachment_max_bytes": 20})
+    async with AsyncTestClient(create_app(small)) as limited:
+        too_large = await send_file(limited, token, "file-0007-abcd", "scan.pdf", PDF)
+    assert too_large.status_code == 422 and "files up to 20 bytes" in too_large.json()["error"]
+    async with database.read_sessions() as db:
+        assert int(await db.scalar(select(func.count(ChatAttachment.id))) or 0) == 2
