@@ -296,82 +296,67 @@ class SqlNoShowBook:
     async def finish_ended(self, at: datetime, limit: int) -> list[int]:
         """Consultations in progress whose window has closed become completed (ended_at: the window's close),
         their appointments too; one conditional update each, so of two workers only one finishes each."""
-        vc = VideoConsultation
-        rows = (
-            await self.session.execute(
-                select(vc.id, vc.scheduled_at, vc.duration_minutes, vc.appointment_id)
-                .where(
-                    vc.status == ConsultationStatus.IN_PROGRESS.value,
-                    vc.scheduled_at > at - FINISH_WITHIN,
-                    vc.scheduled_at <= at,
-                )
-                .order_by(vc.scheduled_at, vc.id)
-                .limit(limit)
-            )
-        ).all()
-        finished: list[int] = []
-        for row in rows:
-            closes = Window.of(row.scheduled_at, row.duration_minutes).closes_at
-            if closes > at:
-                continue
-            result = await self.session.execute(
-                update(vc)
-                .where(vc.id == row.id, vc.status == ConsultationStatus.IN_PROGRESS.value)
-                .values(status=ConsultationStatus.COMPLETED.value, ended_at=closes),
-                execution_options={"synchronize_session": False},
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                continue
-            finished.append(row.id)
-            if row.appointment_id is not None:
-                await self.session.execute(
-                    update(Appointment)
-                    .where(Appointment.id == row.appointment_id)
-                    .values(status=AppointmentStatus.COMPLETED.value),
-                    execution_options={"synchronize_session": False},
-                )
-        return finished
+        return await self._close_ended(
+            at,
+            limit,
+            ConsultationStatus.IN_PROGRESS,
+            ConsultationStatus.COMPLETED,
+            AppointmentStatus.COMPLETED,
+        )
 
     async def close_unattended(self, at: datetime, limit: int) -> list[int]:
-        """Patients left waiting by an absent clinician, once the window has closed: the consultation becomes
-        CLINICIAN_ABSENT (ended_at: the window's close) and its appointment cancelled; one conditional update
-        each, so of two workers only one closes (and offers new times for) each."""
+        """Patients left waiting by an absent clinician (WAITING: the patient is in, the clinician never came),
+        once the window has closed: CLINICIAN_ABSENT, the appointment cancelled; each closed once."""
+        return await self._close_ended(
+            at,
+            limit,
+            ConsultationStatus.WAITING,
+            ConsultationStatus.CLINICIAN_ABSENT,
+            AppointmentStatus.CANCELLED,
+        )
+
+    async def _close_ended(
+        self,
+        at: datetime,
+        limit: int,
+        was: ConsultationStatus,
+        becomes: ConsultationStatus,
+        appointment_becomes: AppointmentStatus,
+    ) -> list[int]:
+        """Consultations in `was` whose window has closed by `at` move to `becomes` (ended_at: the window's
+        close) and their appointments to `appointment_becomes`; one conditional update each, so of two workers
+        only one moves each. The ids this call moved."""
         vc = VideoConsultation
         rows = (
             await self.session.execute(
                 select(vc.id, vc.scheduled_at, vc.duration_minutes, vc.appointment_id)
-                .where(
-                    vc.status == ConsultationStatus.WAITING.value,
-                    vc.clinician_joined_at.is_(None),
-                    vc.scheduled_at > at - FINISH_WITHIN,
-                    vc.scheduled_at <= at,
-                )
+                .where(vc.status == was.value, vc.scheduled_at > at - FINISH_WITHIN, vc.scheduled_at <= at)
                 .order_by(vc.scheduled_at, vc.id)
                 .limit(limit)
             )
         ).all()
-        closed: list[int] = []
+        moved: list[int] = []
         for row in rows:
             closes = Window.of(row.scheduled_at, row.duration_minutes).closes_at
             if closes > at:
                 continue
             result = await self.session.execute(
                 update(vc)
-                .where(vc.id == row.id, vc.status == ConsultationStatus.WAITING.value)
-                .values(status=ConsultationStatus.CLINICIAN_ABSENT.value, ended_at=closes),
+                .where(vc.id == row.id, vc.status == was.value)
+                .values(status=becomes.value, ended_at=closes),
                 execution_options={"synchronize_session": False},
             )
             if not result.rowcount:  # type: ignore[attr-defined]
                 continue
-            closed.append(row.id)
+            moved.append(row.id)
             if row.appointment_id is not None:
                 await self.session.execute(
                     update(Appointment)
                     .where(Appointment.id == row.appointment_id)
-                    .values(status=AppointmentStatus.CANCELLED.value),
+                    .values(status=appointment_becomes.value),
                     execution_options={"synchronize_session": False},
                 )
-        return closed
+        return moved
 
     async def appointment(self, appointment_id: int, *, for_update: bool = False) -> AppointmentFacts | None:
         if not 0 < appointment_id <= MAX_ID:

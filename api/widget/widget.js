@@ -29,21 +29,23 @@
     crypto.getRandomValues(bytes);
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
+  // The answer's JSON, or an Error with the server's words and the status.
+  function answered(response) {
+    return response.json().catch(function () { return {}; }).then(function (data) {
+      if (!response.ok) {
+        var error = new Error(data.error || "Something went wrong (" + response.status + ").");
+        error.status = response.status;
+        throw error;
+      }
+      return data;
+    });
+  }
   // text/plain keeps the request "simple": no CORS preflight from the clinic's pages.
   function call(path, body) {
     return fetch(base + path, {
       method: "POST", headers: { "Content-Type": "text/plain;charset=UTF-8" },
       body: JSON.stringify(Object.assign({ key: key, token: state.token }, body)),
-    }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error(data.error || "Something went wrong (" + response.status + ").");
-          error.status = response.status;
-          throw error;
-        }
-        return data;
-      });
-    });
+    }).then(answered);
   }
 
   var style = el("style");
@@ -190,16 +192,7 @@
   function upload(file, words, id, tries) {
     var url = base + "/widget/files?key=" + encodeURIComponent(key) + "&token=" + encodeURIComponent(state.token || "") +
       "&id=" + id + "&name=" + encodeURIComponent(file.name) + "&text=" + encodeURIComponent(words);
-    return fetch(url, { method: "POST", headers: { "Content-Type": "text/plain" }, body: file }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error(data.error || "The file could not be sent (" + response.status + ").");
-          error.status = response.status;
-          throw error;
-        }
-        return data;
-      });
-    }).catch(function (error) {
+    return fetch(url, { method: "POST", headers: { "Content-Type": "text/plain" }, body: file }).then(answered).catch(function (error) {
       if (!error.status && tries > 1) {
         return new Promise(function (resolve) { setTimeout(resolve, 1500); }).then(function () { return upload(file, words, id, tries - 1); });
       }

@@ -92,6 +92,18 @@ async def follow_link(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms
     decision = decide_link(consultation, now)
     if consultation is None or not decision.enters:
         return JoinOutcome(decision)
+    return _let_in(decision, consultation, rooms)
+
+
+def _let_in(
+    decision: LinkDecision,
+    consultation: ConsultationAtLink,
+    rooms: VideoRooms,
+    *,
+    patient_waiting: bool = False,
+    no_show_corrected: bool = False,
+) -> JoinOutcome:
+    """Into the room: its address with this person's token."""
     return JoinOutcome(
         decision,
         room_url=rooms.join_url(
@@ -99,6 +111,8 @@ async def follow_link(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms
         ),
         who=consultation.who,
         consultation_id=consultation.consultation_id,
+        patient_waiting=patient_waiting,
+        no_show_corrected=no_show_corrected,
     )
 
 
@@ -135,13 +149,10 @@ async def record_join(uow: VideoLinkUnitOfWork, token: str, now: datetime, rooms
                 )
             )
         await uow.commit()
-    return JoinOutcome(
+    return _let_in(
         decision,
-        room_url=rooms.join_url(
-            consultation.room_name, consultation.who, consultation.display_name, consultation.window
-        ),
-        who=consultation.who,
-        consultation_id=consultation.consultation_id,
+        consultation,
+        rooms,
         patient_waiting=after.status is ConsultationStatus.WAITING
         and consultation.who is Participant.PATIENT,
         no_show_corrected=corrected,
