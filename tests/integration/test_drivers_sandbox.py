@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from email import message_from_bytes, policy
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from api.sandbox import ChaosConfig, RunningSandbox, SandboxConfig, run_sandbox
 from api.sandbox.smtp_server import bounce_report
-from domain.delivery.ports import OutboundMessage, ProviderError, WhatsAppTemplateCall
+from domain.delivery.ports import OutboundFile, OutboundMessage, ProviderError, WhatsAppTemplateCall
 from domain.vocabulary import Channel, MessageStatus
 from providers.smtp.driver import SmtpEmailDriver
 from providers.smtp.webhooks import parse_bounce, parse_inbound_email
@@ -505,6 +506,69 @@ async def test_email_carries_one_click_unsubscribe_and_duplicate_message_id_is_c
     assert stored.html is not None and "Spring offers" in stored.text
     assert sandbox.state.email_copies[first.provider_message_id] == 2
     assert sandbox.state.totals()["duplicates_suppressed"] == 1
+
+
+#: A one-page PDF, as the attachment rules recognise one by its first bytes.
+PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+@pytest.fixture
+async def media_links() -> AsyncIterator[str]:
+    """Stands in for Switchboard's own /media/ links (served at the public URL)."""
+
+    async def serve(request: web.Request) -> web.Response:
+        if request.match_info["name"] == "gone":
+            raise web.HTTPNotFound()
+        return web.Response(body=PDF, content_type="application/pdf")
+
+    app = web.Application()
+    app.router.add_get("/media/{chat}/{name}", serve)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_staff_file_goes_as_a_mime_attachment_and_only_from_our_own_links(
+    sandbox: RunningSandbox, media_links: str
+) -> None:
+    driver = email_driver(sandbox)
+    driver.files_from = media_links
+    reply = dataclasses.replace(
+        newsletter("reply-1"),
+        html_body=None,
+        unsubscribe_url=None,
+        body="Here is your invoice.\n\n📎 invoice.pdf (48 B): " + f"{media_links}/media/7/abc?sig=x",
+        attachment=OutboundFile(f"{media_links}/media/7/abc?sig=x", "invoice.pdf", "application/pdf"),
+    )
+    await driver.send(reply)
+    gone = dataclasses.replace(
+        reply,
+        idempotency_key="reply-2",
+        attachment=OutboundFile(f"{media_links}/media/7/gone", "x.pdf", "application/pdf"),
+    )
+    await driver.send(gone)
+    elsewhere = dataclasses.replace(
+        reply,
+        idempotency_key="reply-3",
+        attachment=OutboundFile("https://files.example.org/media/7/abc", "y.pdf", "application/pdf"),
+    )
+    await driver.send(elsewhere)
+    sent = [message_from_bytes(e.raw, policy=policy.default) for e in sandbox.state.emails]
+    attached = [
+        [
+            (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
+            for part in m.iter_attachments()
+        ]  # type: ignore[attr-defined]
+        for m in sent
+    ]
+    assert attached == [[("invoice.pdf", "application/pdf", PDF)], [], []]
+    assert all("📎" in (m.get_body(("plain",)).get_content()) for m in sent)  # type: ignore[union-attr]
 
 
 async def test_email_to_unknown_mailbox_is_permanent(sandbox: RunningSandbox) -> None:
