@@ -28,6 +28,8 @@ COUNTERS = (
     "injected_429s",
     "webhooks_sent",
     "webhook_failures",
+    #: Webhooks thrown away because the queue was full (also counted in webhook_failures).
+    "webhooks_dropped",
 )
 
 

@@ -31,8 +31,9 @@ class WebhookDelivery:
 class WebhookDispatcher:
     """A bounded queue drained by a few workers, so a slow receiver never blocks a send.
 
-    When the queue is full a delivery is dropped and counted as a webhook failure, the way a
-    real provider gives up on an endpoint that cannot keep up.
+    The queue is large (SandboxConfig.webhook_queue_size), as a real provider's is: a receiver that falls
+    behind gets its webhooks late, not never. Only past that is a delivery dropped: counted (webhook_failures,
+    webhooks_dropped) and logged as a warning, never silently.
     """
 
     def __init__(self, state: SandboxState) -> None:
@@ -74,7 +75,9 @@ class WebhookDispatcher:
             self.queue.put_nowait(delivery)
         except asyncio.QueueFull:
             self.state.count("webhook_failures", delivery.provider)
+            self.state.count("webhooks_dropped", delivery.provider)
             self._log(delivery, status=None, attempts=0, outcome="dropped: queue full")
+            log.warning("sandbox webhook dropped, the queue is full: %s", delivery.description or delivery.url)
             return False
         self._pending += 1
         return True

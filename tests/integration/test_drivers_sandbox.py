@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -609,6 +610,49 @@ async def test_sandbox_bounce_is_read_back_as_undelivered(sandbox: RunningSandbo
     assert receipt is not None
     assert receipt.provider_message_id == message_id and receipt.our_message_id == 12
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.error_code == "5.1.1"
+
+
+async def test_a_burst_of_customer_messages_waits_in_the_queue_and_is_delivered_not_dropped(
+    receiver: tuple[WebhookReceiver, str],
+) -> None:
+    """A receiver that falls behind gets every webhook late, as from Meta, never fewer; only past the (large)
+    queue is one dropped, and then it is counted."""
+    hooks, url = receiver
+    config = sandbox_config(url, webhook_workers=1)
+    async with run_sandbox(config) as running:
+        for n in range(60):
+            payload = {"from": f"4915100000{n:03d}", "body": f"message {n}"}
+            assert await post_json(f"{running.base_url}/_sandbox/customer/whatsapp", payload) == 202
+        await running.settle(30)
+        assert len(hooks.on("/webhooks/whatsapp")) == 60
+        assert running.state.totals()["webhooks_dropped"] == 0
+
+    # A receiver that never answers in time, and a queue of two: the rest are dropped, each counted.
+    async def stalls(_request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.Response()
+
+    stalled = web.Application()
+    stalled.router.add_post("/webhooks/whatsapp", stalls)
+    runner = web.AppRunner(stalled)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        slow = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        tiny = sandbox_config(
+            slow, webhook_workers=1, webhook_queue_size=2, webhook_timeout_seconds=0.3, webhook_max_attempts=1
+        )
+        async with run_sandbox(tiny) as running:
+            for n in range(20):
+                payload = {"from": f"4915100001{n:03d}", "body": f"burst {n}"}
+                assert await post_json(f"{running.base_url}/_sandbox/customer/whatsapp", payload) == 202
+            totals = running.state.totals()
+            assert (
+                totals["webhooks_dropped"] >= 15 and totals["webhook_failures"] >= totals["webhooks_dropped"]
+            )
+    finally:
+        await runner.cleanup()
 
 
 async def test_customer_email_reaches_inbound_endpoint(sandbox: RunningSandbox, receiver: Any) -> None:
