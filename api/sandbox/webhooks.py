@@ -77,7 +77,9 @@ class WebhookDispatcher:
             self.state.count("webhook_failures", delivery.provider)
             self.state.count("webhooks_dropped", delivery.provider)
             self._log(delivery, status=None, attempts=0, outcome="dropped: queue full")
-            log.warning("sandbox webhook dropped, the queue is full: %s", delivery.description or delivery.url)
+            log.warning(
+                "sandbox webhook dropped, the queue is full: %s", delivery.description or delivery.url
+            )
             return False
         self._pending += 1
         return True
