@@ -101,10 +101,11 @@ class SandboxConfig:
     rate_limit_per_second: float | None = None
     rate_limit_burst: int = 10
     send_status_webhooks: bool = True
-    #: Webhooks waiting to be delivered. Meta and Twilio queue and retry for hours to days rather than lose a
-    #: customer's message, so the sandbox holds many (a bench's minute of 50 messages a second, with their
-    #: statuses, is about 10,000); only past this are deliveries dropped, counted and logged as a warning.
-    webhook_queue_size: int = 100_000
+    #: Webhooks waiting to be delivered; past this a delivery is dropped, counted (`webhooks_dropped`) and logged
+    #: as a warning. Meta and Twilio queue and retry for hours to days instead. Raising this to 100,000 (so a
+    #: bench's minute of 50 customer messages a second is never dropped) slowed the fault suite's chaos run past
+    #: its bound on 2026-12-02 (every status webhook then arrives), so it stays at 1,000 until that is looked at.
+    webhook_queue_size: int = 1000
     #: Webhooks in flight at once. Meta and Twilio deliver many concurrently; four made a burst of 50 customer
     #: messages a second queue up in the sandbox and overflow, which no real provider does.
     webhook_workers: int = 16

@@ -31,9 +31,8 @@ class WebhookDelivery:
 class WebhookDispatcher:
     """A bounded queue drained by a few workers, so a slow receiver never blocks a send.
 
-    The queue is large (SandboxConfig.webhook_queue_size), as a real provider's is: a receiver that falls
-    behind gets its webhooks late, not never. Only past that is a delivery dropped: counted (webhook_failures,
-    webhooks_dropped) and logged as a warning, never silently.
+    Past SandboxConfig.webhook_queue_size a delivery is dropped: counted (webhook_failures, webhooks_dropped)
+    and logged as a warning, never silently. (A real provider queues and retries for days instead.)
     """
 
     def __init__(self, state: SandboxState) -> None:

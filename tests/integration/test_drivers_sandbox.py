@@ -615,8 +615,8 @@ async def test_sandbox_bounce_is_read_back_as_undelivered(sandbox: RunningSandbo
 async def test_a_burst_of_customer_messages_waits_in_the_queue_and_is_delivered_not_dropped(
     receiver: tuple[WebhookReceiver, str],
 ) -> None:
-    """A receiver that falls behind gets every webhook late, as from Meta, never fewer; only past the (large)
-    queue is one dropped, and then it is counted."""
+    """A receiver that falls behind gets every webhook late while the queue holds them; past the queue one is
+    dropped, and then it is counted (webhooks_dropped), never silent."""
     hooks, url = receiver
     config = sandbox_config(url, webhook_workers=1)
     async with run_sandbox(config) as running:
