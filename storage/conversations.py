@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.conversations.attachments import FileOutcome, KeptFile
 from domain.conversations.desk import LIVE_STATUSES, REOPEN_WITHIN, AgentLoad
 from domain.conversations.model import ChatReplyTarget
+from domain.conversations.newcomers import Newcomer
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import InboundMessage
 from domain.vocabulary import (
@@ -34,9 +35,10 @@ from storage.models import (
     ChatSession,
     Customer,
     CustomerCommunication,
+    CustomerTag,
     StaffUser,
 )
-from storage.sql import insert_for, table_of
+from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
 
@@ -75,6 +77,34 @@ class SqlConversations:
             return None
         found: int | None = await self.session.scalar(query)
         return found
+
+    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
+        address = (
+            newcomer.whatsapp_id or newcomer.phone_e164 or newcomer.email or str(newcomer.telegram_chat_id)
+        )
+        if dialect_of(self.session) == "postgresql":
+            # Two first messages from one address applied at once by two processes make one customer: the
+            # second waits here, then finds the first's (SQLite's write transactions are serial already).
+            await self.session.execute(
+                select(func.pg_advisory_xact_lock(func.hashtextextended(f"newcomer:{address}", 0)))
+            )
+        existing = await self.find_customer(newcomer.channel, address)
+        if existing is not None:
+            return existing
+        customer = Customer(
+            name=newcomer.name,
+            phone_e164=newcomer.phone_e164,
+            whatsapp_id=newcomer.whatsapp_id,
+            telegram_chat_id=newcomer.telegram_chat_id,
+            email=newcomer.email,
+            created_at=at,
+            updated_at=at,
+        )
+        self.session.add(customer)
+        await self.session.flush()
+        self.session.add(CustomerTag(customer_id=customer.id, tag=newcomer.tag))
+        await self.session.flush()
+        return customer.id
 
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         chat = _as_int(chat_id)

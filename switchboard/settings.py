@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     #: Live chat in Telegram: the staff bot forwards each conversation's turns to the agent holding it
     #: (while nobody does, to every online agent with Telegram linked); replying to one answers the customer.
     telegram_staff_chats: bool = False
+    #: A first message from an address no customer has (a new patient's WhatsApp, SMS, Telegram or email)
+    #: makes a customer tagged first-contact:CHANNEL and opens their conversation; off: it is kept unowned.
+    chat_welcome_newcomers: bool = True
 
     #: Video consultations: "jitsi" (a self-hosted Jitsi checking a JWT per join) or "link" (the clinic's
     #: own meeting link, no token).

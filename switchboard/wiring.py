@@ -106,6 +106,7 @@ class Container:
             AttachmentRules(self.settings.attachment_max_bytes),
             self.settings.attachment_fetch_timeout_seconds,
             video=video_replies(self.settings, lambda: self.video_rooms),
+            welcome_newcomers=self.settings.chat_welcome_newcomers,
         )
 
     @cached_property

@@ -40,7 +40,11 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
     if preferences.quiet_hours_start and preferences.quiet_hours_end:
         quiet = f"{_clock(preferences.quiet_hours_start)}–{_clock(preferences.quiet_hours_end)}"
     cap = preferences.marketing_max_per_week
+    first_contact = next((t.partition(":")[2] for t in card.tags if t.startswith("first-contact:")), None)
     return {
+        # A record made by the customer's first message holds only what it showed: say so, so staff complete it.
+        "first_contact": _channel(first_contact) if first_contact else None,
+        "tags": list(card.tags),
         "consents": [
             {
                 "channel": _channel(c.channel),

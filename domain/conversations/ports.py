@@ -12,6 +12,7 @@ from domain.conversations.attachments import FileOutcome, KeptFile
 from domain.conversations.csat import SurveyAnswers, SurveyDesk
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
+from domain.conversations.newcomers import Newcomer
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.messages.sending import SendingUnitOfWork
@@ -22,6 +23,9 @@ from domain.vocabulary import Availability, Channel, ChatStatus
 class WebhookInbox(Protocol):
     async def add(self, delivery: WebhookDelivery, at: datetime) -> int | None:
         """Store a received webhook; None when (provider, dedupe_key) is already there."""
+
+    async def seen(self, delivery: WebhookDelivery) -> bool:
+        """Whether a webhook with this (provider, dedupe_key) is stored already, in any state."""
 
     async def mark_applied(self, inbox_id: int, at: datetime) -> None: ...
 
@@ -40,6 +44,10 @@ class WebhookInbox(Protocol):
 
 class ConversationStore(Protocol):
     async def find_customer(self, channel: Channel, address: str) -> int | None: ...
+
+    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
+        """Make the customer a first message from an unknown sender asks for (tagged), unless a concurrent
+        first message from the same address made them already; their id either way."""
 
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         """Point the customer at this chat (unlinking anyone else); None when no such customer."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -46,6 +46,7 @@ from domain.conversations.model import (
     WebhookDelivery,
     WebhookOutcome,
 )
+from domain.conversations.newcomers import newcomer
 from domain.conversations.ports import ChatReplyUnitOfWork, DeskUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import OutboundFile
@@ -90,6 +91,9 @@ class InboundPolicy:
     fetch_timeout_seconds: float = 8.0
     #: Video consultations: how a patient's "1", "2" or offered letter is answered; None: it is not.
     video: VideoReplies | None = None
+    #: A first message from an unknown address makes a customer and opens a conversation
+    #: (SWITCHBOARD_CHAT_WELCOME_NEWCOMERS); off: it is stored unowned, as before, and reaches no agent.
+    welcome_newcomers: bool = True
 
 
 async def receive_webhook(
@@ -108,7 +112,12 @@ async def receive_webhook(
     policy's time limit.
     """
     now = clock()
-    files = await _files_of(delivery, reader, policy, media)
+
+    async def stored_already() -> bool:
+        async with open_uow() as uow:
+            return await uow.inbox.seen(delivery)
+
+    files = await _files_of(delivery, reader, policy, media, stored_already)
     try:
         async with open_uow() as uow:
             inbox_id = await uow.inbox.add(delivery, now)
@@ -192,13 +201,23 @@ async def apply_webhook(
 
 
 async def _files_of(
-    delivery: WebhookDelivery, reader: WebhookReader, policy: InboundPolicy, media: MediaSource | None
+    delivery: WebhookDelivery,
+    reader: WebhookReader,
+    policy: InboundPolicy,
+    media: MediaSource | None,
+    stored_already: Callable[[], Awaitable[bool]] | None = None,
 ) -> dict[str, tuple[FileOutcome, ...]]:
     """The files a webhook's messages carry, fetched before the transaction opens (a download never holds
-    database locks); a body that cannot be read fetches nothing (applying it fails and keeps it)."""
+    database locks); a body that cannot be read fetches nothing (applying it fails and keeps it). A
+    provider's retry of a webhook we already hold fetches nothing either: its files were kept the first
+    time (or, if it failed, its replay fetches them), and it is recognised as a duplicate when applied."""
     try:
         contents = reader.read(delivery)
     except Exception:  # the same error surfaces when the webhook is applied, and is recorded there
+        return {}
+    if not any(message.media for message in contents.messages):
+        return {}
+    if stored_already is not None and await stored_already():
         return {}
     return await fetch_customer_files(
         contents.messages, media, policy.attachments, policy.fetch_timeout_seconds
@@ -221,6 +240,12 @@ async def handle_customer_message(
     if customer_id is None:
         customer_id = await store.find_customer(message.channel, message.from_address)
     action = interpret_keyword(message.body)
+    if customer_id is None and action is None and policy.welcome_newcomers:
+        # A first message from someone we do not know makes them a customer, so an agent sees it; a
+        # keyword alone (STOP from a stranger) does not (domain/conversations/newcomers.py).
+        found = newcomer(message.channel, message.from_address, message.sender_name)
+        if found is not None:
+            customer_id = await store.add_newcomer(found, now)
     replied_to = None
     if customer_id is not None and action is None:
         replied_to = await store.latest_outbound(customer_id, message.channel, now - REPLY_WINDOW)
@@ -420,7 +445,7 @@ async def reply_in_chat(
         link = media_links.link(chat_id, file.sha256, now)
         # Every channel gets the link in the words; WhatsApp also sends the file itself by that link.
         body = with_file_link(body, file, link)
-        outbound_file = OutboundFile(link, file.filename, file.content_type)
+        outbound_file = OutboundFile(link, file.filename, file.content_type, chat_id, file.sha256)
     async with uow:
         chat = await _reply_target(uow, chat_id)
         request = reply_request(

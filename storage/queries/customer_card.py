@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from domain.vocabulary import ChatStatus
 from storage.database import Database
-from storage.models import Appointment, ChatSession, Order, Service
+from storage.models import Appointment, ChatSession, CustomerTag, Order, Service
 from storage.queries.customers import CustomerPreferences, customer_preferences
 
 #: How many orders and appointments the card lists (the latest first).
@@ -55,6 +55,7 @@ class CustomerCard:
     orders: tuple[RecentOrder, ...]  # the latest RECENT, newest first
     appointments: tuple[RecentAppointment, ...]  # the latest RECENT by appointment time, latest first
     other_conversations: tuple[OtherConversation, ...]  # unfinished, not this one, latest activity first
+    tags: tuple[str, ...] = ()  # e.g. "first-contact:whatsapp" on a record a first message made
 
 
 async def customer_card(database: Database, customer_id: int, chat_id: int) -> CustomerCard | None:
@@ -89,6 +90,13 @@ async def customer_card(database: Database, customer_id: int, chat_id: int) -> C
         order_rows = list(await session.scalars(orders))
         appointment_rows = (await session.execute(appointments)).all()
         other_rows = (await session.execute(others)).all()
+        tags = tuple(
+            await session.scalars(
+                select(CustomerTag.tag)
+                .where(CustomerTag.customer_id == customer_id)
+                .order_by(CustomerTag.tag)
+            )
+        )
     return CustomerCard(
         customer_id,
         preferences,
@@ -101,4 +109,5 @@ async def customer_card(database: Database, customer_id: int, chat_id: int) -> C
             for a, name in appointment_rows
         ),
         tuple(OtherConversation(*row) for row in other_rows),
+        tags,
     )

@@ -9,6 +9,8 @@ shows).
   a forged event is refused.
 - A PDF Lena shares in the thread reaches the customer's WhatsApp as a document, and the conversation keeps it.
 - The Resolve button on the conversation's first message resolves it, and the message says so.
+- A new patient (a number no customer has) writes on WhatsApp: they become a customer, their conversation
+  appears in #live-chat, and Lena's thread reply reaches their phone.
 - In Telegram, the admin is given an SMS conversation, the staff bot forwards it to her private chat, and her
   reply to that message reaches the customer's phone as an SMS.
 """
@@ -28,7 +30,7 @@ from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import select
 
 from storage.models import ChatAttachment, ChatMessage, ChatSession, Customer
-from tests.journeys.conftest import Demo, no_tracebacks, start_demo, stop_demo, wait_for
+from tests.journeys.conftest import Demo, no_tracebacks, screenshot, sign_in, start_demo, stop_demo, wait_for
 
 LIVE_CHAT = "C0LIVECHAT"
 LENA = "U0AGENT01"
@@ -230,6 +232,46 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     wait_for(
         lambda: "(resolved)" in (the_root() or {}).get("text", "") or None, 30, "the root to say resolved"
     )
+
+
+def test_a_new_patient_s_first_whatsapp_reaches_an_agent_and_her_answer_reaches_them(
+    demo: Demo, browser_page: Any
+) -> None:
+    new_number = "4915199887766"  # no customer in the demo has it
+    assert not demo.rows(select(Customer.id).where(Customer.whatsapp_id == new_number))
+    demo.sandbox(
+        "POST",
+        "/_sandbox/customer/whatsapp",
+        {"from": new_number, "name": "Mira Okafor", "body": "Hi, do you take new patients?"},
+    )
+    root = wait_for(
+        lambda: next(
+            (m for m in live_chat(demo) if "Mira Okafor" in m["text"] and not m.get("thread_ts")), None
+        ),
+        30,
+        "the new patient's conversation in #live-chat",
+    )
+    [(customer_id, name)] = demo.rows(
+        select(Customer.id, Customer.name).where(Customer.whatsapp_id == new_number)
+    )
+    assert name == "Mira Okafor"
+    [(chat_id,)] = demo.rows(select(ChatSession.id).where(ChatSession.customer_id == customer_id))
+    assert f"Conversation {chat_id}" in root["text"]
+    assert new_number not in root["text"]  # contact details masked in Slack by default
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {"user": LENA, "channel": LIVE_CHAT, "thread_ts": root["ts"], "text": "Yes! When suits you?"},
+    )
+    wait_for(lambda: phone(demo, new_number) or None, 30, "the answer on the new patient's phone")
+    assert phone(demo, new_number) == ["Yes! When suits you?"]
+    # The conversation's customer card says the record is new and what it holds, so staff complete it.
+    sign_in(browser_page, demo, "lena.hoffmann@northwind.example")
+    browser_page.goto(f"{demo.app_url}/communication/chat/{chat_id}")
+    card = browser_page.locator(".customer-card").inner_text()
+    screenshot(browser_page, "chat-new-patient")
+    assert "Mira Okafor" in card and "New contact" in card and "first message on WhatsApp" in card
+    assert "Tags: first-contact:whatsapp" in card
 
 
 def test_the_admin_answers_an_sms_customer_by_replying_in_telegram(demo: Demo) -> None:

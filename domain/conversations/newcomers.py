@@ -1,0 +1,86 @@
+"""Someone no customer record knows writes in: they become a customer, so their conversation opens.
+
+A new patient's first WhatsApp, SMS, Telegram message or email is exactly what live chat is for; before,
+it was stored with no customer and reached no agent. The new record holds only what the message proves
+(the address it came from, and the name the provider gave, if any); it is tagged `first-contact:CHANNEL`
+so staff can find and complete such records. Consent is not assumed: the customer has no consent row
+until they give or withdraw it (answering them in the conversation they opened is a reply, not marketing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from domain.vocabulary import Channel
+
+#: The tag a customer made from a first message carries, e.g. "first-contact:whatsapp".
+FIRST_CONTACT_TAG = "first-contact:{channel}"
+
+_CHANNEL_WORDS = {
+    Channel.SMS: "SMS",
+    Channel.WHATSAPP: "WhatsApp",
+    Channel.TELEGRAM: "Telegram",
+    Channel.EMAIL: "Email",
+}
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_WHATSAPP_ID = re.compile(r"[1-9][0-9]{6,14}")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}")
+MAX_NAME = 200
+#: Mail from these mailboxes is a machine's (bounces, auto-replies): it makes no customer.
+MACHINE_MAILBOXES = frozenset(
+    {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply", "bounces"}
+)
+
+
+@dataclass(frozen=True)
+class Newcomer:
+    """The customer record a first message makes: one contact field set, and a name."""
+
+    channel: Channel
+    name: str
+    phone_e164: str | None = None
+    whatsapp_id: str | None = None
+    telegram_chat_id: int | None = None
+    email: str | None = None
+
+    @property
+    def tag(self) -> str:
+        return FIRST_CONTACT_TAG.format(channel=self.channel.value)
+
+
+def newcomer(channel: Channel, address: str, sender_name: str | None) -> Newcomer | None:
+    """The record to make for an unknown sender on `channel`, or None when the address is not one we can
+    answer on (a short code, a group chat, a malformed address): such messages stay stored, unowned."""
+    address = address.strip()
+    name = _name(channel, address, sender_name)
+    if channel is Channel.WHATSAPP:
+        digits = address.lstrip("+")
+        if not _WHATSAPP_ID.fullmatch(digits):
+            return None
+        return Newcomer(channel, name, phone_e164=f"+{digits}", whatsapp_id=digits)
+    if channel is Channel.SMS:
+        return Newcomer(channel, name, phone_e164=address) if _E164.fullmatch(address) else None
+    if channel is Channel.TELEGRAM:
+        # A private chat's id is the person's (positive) user id; groups and channels are negative.
+        chat = int(address) if address.isdigit() and len(address) <= 18 else 0
+        return Newcomer(channel, name, telegram_chat_id=chat) if chat > 0 else None
+    if channel is Channel.EMAIL:
+        mailbox = address.partition("@")[0].lower()
+        if not _EMAIL.fullmatch(address) or mailbox in MACHINE_MAILBOXES:
+            return None
+        return Newcomer(channel, name, email=address.lower())
+    return None
+
+
+def _name(channel: Channel, address: str, sender_name: str | None) -> str:
+    """The provider's display name when there is one; otherwise words that do not repeat the contact
+    details in full (a name is shown in the Slack thread, where contact details are masked by default)."""
+    given = " ".join((sender_name or "").split())[:MAX_NAME]
+    if given:
+        return given
+    words = _CHANNEL_WORDS.get(channel, channel.value)
+    digits = "".join(c for c in address if c.isdigit())
+    if channel in (Channel.SMS, Channel.WHATSAPP) and len(digits) >= 4:
+        return f"{words} contact …{digits[-4:]}"
+    return f"New {words} contact"
