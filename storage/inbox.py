@@ -38,6 +38,14 @@ class SqlWebhookInbox:
         inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
         return inserted
 
+    async def seen(self, delivery: WebhookDelivery) -> bool:
+        found = await self.session.scalar(
+            select(INBOX.c.id).where(
+                INBOX.c.provider == delivery.provider, INBOX.c.dedupe_key == delivery.dedupe_key[:200]
+            )
+        )
+        return found is not None
+
     async def add_applied_many(self, deliveries: Sequence[WebhookDelivery], at: datetime) -> list[int | None]:
         """Stores a batch as applied, in one statement; for each delivery its new row id, or None when its
         key was already stored (before, or earlier in this same batch). The caller's transaction only

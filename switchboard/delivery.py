@@ -13,6 +13,7 @@ from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
 from domain.vocabulary import Channel
 from storage.database import is_transient
+from storage.queries.chat_attachments import sent_file
 from switchboard.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ def build_dispatcher(
             return None
         return links.url(message.customer_id, Channel.EMAIL)
 
+    async def kept_file(chat_id: int, sha256: str) -> bytes | None:
+        found = await sent_file(container.database, chat_id, sha256)
+        return None if found is None else found.content
+
     return Dispatcher(
         open_uow=container.unit_of_work,
         drivers=drivers,
@@ -47,6 +52,7 @@ def build_dispatcher(
             in_doubt_grace=timedelta(seconds=settings.worker_in_doubt_grace_seconds),
         ),
         unsubscribe_url=unsubscribe_link,
+        kept_file=kept_file,
         transient=is_transient,
         observe=container.metrics.observe_send,
     )

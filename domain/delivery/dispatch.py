@@ -6,14 +6,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from domain.clock import utc_now
 from domain.delivery.outbox import Accepted, ClaimedMessage, Dead, Held, Outcome, Rescheduled, RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import (
+    Choices,
     DeliveryUnitOfWork,
     MessageDriver,
     OutboundFile,
@@ -98,6 +99,10 @@ class Dispatcher:
     report_pass: Callable[[BaseException | None], None] = lambda _failure: None
     #: Whether a database error is worth retrying as it is (a deadlock, a busy database).
     transient: Callable[[BaseException], bool] = lambda _error: False
+    #: A kept conversation file's bytes by (chat id, sha256), for channels that carry the file itself.
+    kept_file: Callable[[int, str], Awaitable[bytes | None]] | None = None
+    #: The channels whose message carries a staff file itself (email's MIME part), not only its link.
+    file_content_channels: frozenset[Channel] = frozenset({Channel.EMAIL})
     #: How often the sends in flight look whether one of their campaigns was paused or cancelled.
     hold_check_seconds: float = 1.0
     #: How long outcomes gather before they are recorded together.
@@ -524,6 +529,7 @@ class Dispatcher:
             except Exception as error:  # a payload we wrote wrongly: nothing was sent, nothing will be
                 log.exception("message %s could not be prepared for sending", message.id)
                 return Dead(message.id, self.clock(), f"could not be prepared for sending: {error!r}"[:255])
+            outbound = await self._with_file_content(outbound)
             if not driver.receipts_name_our_id and not await self._note_hand_over(message.id):
                 return Held(message.id, self.clock(), HAND_OVER_NOT_NOTED)
             started = time.perf_counter()
@@ -585,6 +591,30 @@ class Dispatcher:
         at = self.policy.next_attempt(now, message.attempts, error.retry_after, self.rng)
         return Rescheduled(message.id, at, reason, error.code or None)
 
+    async def _with_file_content(self, outbound: OutboundMessage) -> OutboundMessage:
+        """The message with its kept file's bytes where the channel carries the file itself; when they
+        cannot be read it goes with the link in its words alone (said in the log), never not at all."""
+        file = outbound.attachment
+        if (
+            file is None
+            or file.chat_id is None
+            or not file.sha256
+            or self.kept_file is None
+            or outbound.channel not in self.file_content_channels
+        ):
+            return outbound
+        try:
+            content = await self.kept_file(file.chat_id, file.sha256)
+        except Exception as error:  # a read that fails must not hold the message back
+            log.warning("message %s goes with the file's link only: %r", outbound.message_id, error)
+            return outbound
+        if content is None:
+            log.warning(
+                "message %s goes with the file's link only: the file is no longer kept", outbound.message_id
+            )
+            return outbound
+        return replace(outbound, attachment=replace(file, content=content))
+
     def _outbound(self, message: ClaimedMessage) -> OutboundMessage:
         payload = message.payload or {}
         template = payload.get("whatsapp_template")
@@ -607,4 +637,5 @@ class Dispatcher:
             whatsapp_template=whatsapp_template,
             unsubscribe_url=self.unsubscribe_url(message),
             attachment=OutboundFile.from_payload(payload.get("attachment")),
+            choices=Choices.from_payload(payload.get("choices")),
         )

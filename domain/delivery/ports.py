@@ -25,20 +25,75 @@ class WhatsAppTemplateCall:
 
 @dataclass(frozen=True)
 class OutboundFile:
-    """A file a message carries: a signed public link to it, its name and its checked type."""
+    """A file a message carries: a signed public link to it, its name and its checked type.
+
+    `chat_id` and `sha256` name the kept file (chat_attachments) so a channel that carries the file itself
+    (email's MIME part) is handed its bytes as `content` by the dispatcher; the link stays in the words."""
 
     url: str
     filename: str
     content_type: str
+    chat_id: int | None = None
+    sha256: str = ""
+    content: bytes | None = field(default=None, repr=False, compare=False)
 
-    def as_payload(self) -> dict[str, str]:
-        return {"url": self.url, "filename": self.filename, "content_type": self.content_type}
+    def as_payload(self) -> dict[str, str | int]:
+        payload: dict[str, str | int] = {
+            "url": self.url,
+            "filename": self.filename,
+            "content_type": self.content_type,
+        }
+        if self.chat_id is not None and self.sha256:
+            payload.update(chat_id=self.chat_id, sha256=self.sha256)
+        return payload
 
     @staticmethod
     def from_payload(value: object) -> OutboundFile | None:
         if not isinstance(value, dict) or not all(isinstance(value.get(k), str) for k in ("url", "filename")):
             return None
-        return OutboundFile(str(value["url"]), str(value["filename"]), str(value.get("content_type") or ""))
+        chat_id, sha256 = value.get("chat_id"), value.get("sha256")
+        return OutboundFile(
+            str(value["url"]),
+            str(value["filename"]),
+            str(value.get("content_type") or ""),
+            chat_id if isinstance(chat_id, int) else None,
+            sha256 if isinstance(sha256, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One answer a pick-one question offers: what comes back (`id`), what the person sees."""
+
+    id: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A pick-one question a channel that can shows as a list to tap (WhatsApp's interactive list); the
+    message's words still ask it, so channels that cannot (and people who type) answer in words."""
+
+    button: str
+    options: tuple[Choice, ...]
+
+    def as_payload(self) -> dict[str, object]:
+        return {
+            "button": self.button,
+            "options": [{"id": o.id, "title": o.title, "description": o.description} for o in self.options],
+        }
+
+    @staticmethod
+    def from_payload(value: object) -> Choices | None:
+        if not isinstance(value, dict) or not isinstance(value.get("options"), list):
+            return None
+        options = tuple(
+            Choice(str(o["id"]), str(o["title"]), str(o.get("description") or ""))
+            for o in value["options"]
+            if isinstance(o, dict) and "id" in o and "title" in o
+        )
+        return Choices(str(value.get("button") or ""), options) if options else None
 
 
 @dataclass(frozen=True)
@@ -63,6 +118,8 @@ class OutboundMessage:
     headers: dict[str, str] = field(default_factory=dict)
     #: A file sent with the words, by a public link the provider fetches (WhatsApp media by link).
     attachment: OutboundFile | None = None
+    #: A pick-one question to show as a list where the channel can (WhatsApp); the words ask it anyway.
+    choices: Choices | None = None
 
 
 @dataclass(frozen=True)

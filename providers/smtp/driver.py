@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
-import aiohttp
 import aiosmtplib
 
 from domain.clock import utc_now
@@ -19,8 +17,6 @@ from domain.delivery.ports import (
 from domain.vocabulary import Channel, MessageStatus, Provider
 from providers.smtp.client import SmtpRelay
 from switchboard.settings import Settings
-
-log = logging.getLogger(__name__)
 
 #: Header carrying our message id, so bounces and replies can be matched to our row.
 SWITCHBOARD_ID_HEADER = "X-Switchboard-Message-Id"
@@ -53,14 +49,7 @@ class SmtpEmailDriver:
         start_tls: bool | None = None,
         timeout_seconds: float = 30.0,
         validate_certs: bool = True,
-        files_from: str | None = None,
-        max_file_bytes: int = 10 * 1024 * 1024,
-        file_timeout_seconds: float = 8.0,
     ) -> None:
-        #: Staff files are attached when their signed link is under this public URL (None: links only).
-        self.files_from = files_from
-        self.max_file_bytes = max_file_bytes
-        self.file_timeout_seconds = file_timeout_seconds
         self.host = host
         self.port = port
         self.from_address = from_address
@@ -70,7 +59,7 @@ class SmtpEmailDriver:
         )
         self.from_domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
 
-    def build_email(self, message: OutboundMessage, file: bytes | None = None) -> EmailMessage:
+    def build_email(self, message: OutboundMessage) -> EmailMessage:
         email = EmailMessage()
         email["From"] = self.from_address
         email["To"] = message.to
@@ -90,22 +79,18 @@ class SmtpEmailDriver:
         email.set_content(message.body)
         if message.html_body:
             email.add_alternative(message.html_body, subtype="html")
-        if file is not None and message.attachment is not None:
-            # The file staff sent, as a MIME attachment; the words keep its link too.
-            maintype, _, subtype = (message.attachment.content_type or "application/octet-stream").partition(
-                "/"
-            )
+        file = message.attachment
+        if file is not None and file.content is not None:
+            # The file staff sent (its kept bytes, handed over by the dispatcher), as a MIME attachment; the
+            # words keep its link too. Without the bytes the email goes with the link alone.
+            maintype, _, subtype = (file.content_type or "application/octet-stream").partition("/")
             email.add_attachment(
-                file,
-                maintype=maintype,
-                subtype=subtype or "octet-stream",
-                filename=message.attachment.filename,
+                file.content, maintype=maintype, subtype=subtype or "octet-stream", filename=file.filename
             )
         return email
 
     async def send(self, message: OutboundMessage) -> ProviderAcceptance:
-        file = await self._attached(message)
-        email = self.build_email(message, file)
+        email = self.build_email(message)
         try:
             await self.relay.send(email)
         except aiosmtplib.SMTPException as exc:
@@ -115,31 +100,6 @@ class SmtpEmailDriver:
                 f"smtp: could not reach {self.host}:{self.port}: {exc}", code="connect_failed"
             ) from exc
         return ProviderAcceptance(provider_message_id=str(email["Message-ID"]), status=MessageStatus.SENT)
-
-    async def _attached(self, message: OutboundMessage) -> bytes | None:
-        """The file a staff reply carries, fetched from its signed link under our own public URL (nowhere
-        else), within the size limit and the time limit; None when there is none or it cannot be had, and the
-        email then goes with the link in its words alone."""
-        attachment = message.attachment
-        if attachment is None or self.files_from is None:
-            return None
-        if not attachment.url.startswith(self.files_from.rstrip("/") + "/media/"):
-            return None
-        try:
-            timeout = aiohttp.ClientTimeout(total=self.file_timeout_seconds)
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.get(attachment.url) as answer,
-            ):
-                if answer.status != 200:
-                    raise ValueError(f"the link answered {answer.status}")
-                content = await answer.content.read(self.max_file_bytes + 1)
-            if len(content) > self.max_file_bytes:
-                raise ValueError("the file is over the attachment limit")
-            return content
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            log.warning("email %s goes with the file's link only: %s", message.message_id, error)
-            return None
 
     async def close(self) -> None:
         """Nothing to release: each send opens and closes its own SMTP conversation."""
@@ -180,9 +140,6 @@ def driver_from(settings: Settings) -> SmtpEmailDriver:
         settings.smtp_password.get_secret_value() or None,
         settings.email_from,
         timeout_seconds=settings.smtp_timeout_seconds,
-        files_from=settings.public_url or None,
-        max_file_bytes=settings.attachment_max_bytes,
-        file_timeout_seconds=settings.attachment_fetch_timeout_seconds,
     )
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,9 +15,14 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from api.sandbox import run_sandbox
+from domain.vocabulary import Channel
+from providers.smtp.driver import SmtpEmailDriver
 from storage.database import Database
-from storage.models import ChatAttachment, ChatMessage, CustomerCommunication
+from storage.models import ChatAttachment, ChatMessage, ChatSession, Customer, CustomerCommunication
+from switchboard.delivery import build_dispatcher
 from switchboard.settings import Settings
+from switchboard.wiring import build_container
 from tests.integration.test_chat_live import (
     AGENT,
     busiest_customer,
@@ -23,7 +30,8 @@ from tests.integration.test_chat_live import (
     settings,
     sign_in,
 )
-from tests.integration.test_webhooks import WA_ID, post_whatsapp, whatsapp_body
+from tests.integration.test_drivers_sandbox import sandbox_config
+from tests.integration.test_webhooks import WA_ID, post_email, post_whatsapp, whatsapp_body
 
 __all__ = ["client", "settings"]  # the fixtures this module borrows
 
@@ -104,6 +112,8 @@ async def test_a_pdf_reply_is_kept_and_reaches_the_customer_as_a_signed_link(
         "url": link,
         "filename": "invoice.pdf",
         "content_type": "application/pdf",
+        "chat_id": chat_id,  # which kept file: email carries its bytes as a MIME part
+        "sha256": file.sha256,
     }
     path = urlsplit(link).path + "?" + urlsplit(link).query
     assert path.startswith(f"/media/{chat_id}/{file.sha256}?expires=")
@@ -123,3 +133,51 @@ async def test_a_pdf_reply_is_kept_and_reaches_the_customer_as_a_signed_link(
 
     page = (await client.get(f"/communication/chat/{chat_id}")).text
     assert f"/communication/chat/attachments/{file.id}" in page and "invoice.pdf (3 KB)" in page
+
+
+async def test_a_pdf_reply_on_email_reaches_the_mailbox_as_a_mime_attachment(
+    client: Client, database: Database, settings: Settings
+) -> None:
+    """Through the worker as it is wired: the dispatcher hands the SMTP driver the kept file's bytes (no
+    download of our own link), and the mailbox gets the PDF attached as well as its link in the words."""
+    customer_id = await busiest_customer(database)
+    async with database.read_sessions() as session:
+        address = (await session.scalars(select(Customer.email).where(Customer.id == customer_id))).one()
+    assert address
+    question = EmailMessage()
+    question["From"] = address
+    question["To"] = "hello@northwind.example"
+    question["Subject"] = "Invoice"
+    question["Message-ID"] = "<invoice-q@customer.example>"
+    question.set_content("Could you email me the invoice?")
+    assert (await post_email(client, settings, question.as_bytes())).status_code in (200, 202)
+    async with database.read_sessions() as session:
+        chat_id = (
+            await session.scalars(
+                select(ChatSession.id).where(
+                    ChatSession.customer_id == customer_id, ChatSession.channel == "email"
+                )
+            )
+        ).one()
+    await sign_in(client, database, settings, AGENT)
+    sent = await reply_with_file(client, chat_id, "Your invoice", "invoice.pdf", PDF, "application/pdf")
+    assert sent.status_code == 303, sent.text
+
+    async with run_sandbox(sandbox_config("http://127.0.0.1:9")) as sandbox:
+        container = build_container(settings)
+        try:
+            driver = SmtpEmailDriver(
+                sandbox.host, sandbox.smtp_port, None, None, "Clinic <hello@clinic.example>", start_tls=False
+            )
+            assert await build_dispatcher(container, {Channel.EMAIL: driver}, {}).deliver_batch() >= 1
+        finally:
+            await container.close()
+        [mail] = [m for m in sandbox.state.emails if address in m.rcpt_tos]
+    received = message_from_bytes(mail.raw, policy=policy.default)
+    parts = [
+        (p.get_filename(), p.get_content_type(), p.get_payload(decode=True))
+        for p in received.iter_attachments()
+    ]  # type: ignore[attr-defined]
+    assert parts == [("invoice.pdf", "application/pdf", PDF)]
+    text = received.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("Your invoice") and "📎 invoice.pdf (3 KB): http" in text

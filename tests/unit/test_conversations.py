@@ -12,12 +12,14 @@ import pytest
 from domain.consent.keywords import KeywordAction
 from domain.consent.ledger import ConsentChange, ConsentRecorded, record_consent
 from domain.consent.model import ChannelConsent
+from domain.conversations.attachments import MediaReference
 from domain.conversations.model import (
     CustomerMessage,
     StoredWebhook,
     WebhookContents,
     WebhookDelivery,
 )
+from domain.conversations.newcomers import Newcomer, newcomer
 from domain.conversations.use_cases import (
     InboundPolicy,
     keyword_word,
@@ -47,6 +49,7 @@ class World:
     ledger: list[ConsentChange] = field(default_factory=list)
     receipts: list[DeliveryReceipt] = field(default_factory=list)
     known_messages: set[str] = field(default_factory=lambda: {"SM1"})
+    newcomers: list[Newcomer] = field(default_factory=list)
     commits: int = 0
 
 
@@ -97,6 +100,9 @@ class FakeUow:
         self.draft.inbox[key] = {"id": len(self.draft.inbox) + 1, "status": "received", "delivery": delivery}
         return int(self.draft.inbox[key]["id"])
 
+    async def seen(self, delivery: WebhookDelivery) -> bool:
+        return (delivery.provider, delivery.dedupe_key) in self.draft.inbox
+
     def _row(self, inbox_id: int) -> dict[str, Any]:
         return next(r for r in self.draft.inbox.values() if r["id"] == inbox_id)
 
@@ -126,6 +132,13 @@ class FakeUow:
     async def find_customer(self, channel: Channel, address: str) -> int | None:
         return self.draft.customers.get(address)
 
+    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
+        self.draft.newcomers.append(newcomer)
+        customer_id = 100 + len(self.draft.newcomers)
+        address = newcomer.phone_e164 or newcomer.email or str(newcomer.telegram_chat_id)
+        self.draft.customers[address] = customer_id
+        return customer_id
+
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         self.draft.customers[chat_id] = customer_id
         return customer_id
@@ -149,6 +162,9 @@ class FakeUow:
     ) -> int:
         self.draft.chats.append((customer_id, channel.value, body))
         return 1
+
+    async def attach_files(self, chat_id: int, communication_id: int, files: Any, at: datetime) -> None:
+        pass  # kept files are tested in test_chat_attachment_intake.py and the integration tests
 
     async def chat_assignee(self, chat_id: int) -> int | None:
         return 99  # the fake's conversation is already someone's: assignment is tested in test_desk.py
@@ -255,6 +271,87 @@ async def test_an_unknown_sender_is_recorded_but_gets_no_consent_row() -> None:
     world = World()
     await receive(world, FakeReader({"s": inbound("STOP", sender="+1999")}), "s")
     assert world.messages == {"IN1": 1} and world.ledger == [] and world.chats == []
+
+
+async def test_a_first_message_from_an_unknown_number_makes_a_customer_and_opens_a_chat() -> None:
+    world = World()
+    reader = FakeReader({"hi": inbound("Do you take new patients?", sender="+4915112345678")})
+    outcome = await receive(world, reader, "hi")
+    [made] = world.newcomers
+    assert (made.phone_e164, made.name, made.tag) == (
+        "+4915112345678",
+        "SMS contact …5678",
+        "first-contact:sms",
+    )
+    assert outcome.inbound[0].customer_id == 101
+    assert world.chats == [(101, "sms", "Do you take new patients?")] and world.ledger == []
+    # Their next message finds them: one customer, one conversation.
+    await receive(
+        world, FakeReader({"again": inbound("Hello?", sender="+4915112345678", pid="IN2")}), "again", "k2"
+    )
+    assert len(world.newcomers) == 1 and [c[0] for c in world.chats] == [101, 101]
+
+
+async def test_a_newcomer_is_not_made_when_turned_off_or_for_a_keyword_or_short_code() -> None:
+    off = World()
+    reader = FakeReader({"hi": inbound("hello", sender="+4915112345678")})
+    await receive_webhook(
+        lambda: FakeUow(off),
+        delivery("hi"),
+        reader,
+        InboundPolicy("Northwind", welcome_newcomers=False),
+        lambda: NOW,
+    )
+    assert off.newcomers == [] and off.chats == [] and off.messages == {"IN1": 1}
+    for body, sender in (("STOP", "+4915112345678"), ("hello", "72345")):
+        world = World()
+        await receive(world, FakeReader({"m": inbound(body, sender=sender)}), "m")
+        assert world.newcomers == [] and world.chats == [] and world.messages == {"IN1": 1}
+
+
+def test_the_newcomer_record_per_channel() -> None:
+    whatsapp = newcomer(Channel.WHATSAPP, "4915112345678", "  Ana   Lima ")
+    assert whatsapp is not None
+    assert (whatsapp.whatsapp_id, whatsapp.phone_e164, whatsapp.name) == (
+        "4915112345678",
+        "+4915112345678",
+        "Ana Lima",
+    )
+    telegram = newcomer(Channel.TELEGRAM, "555123", None)
+    assert telegram is not None and (telegram.telegram_chat_id, telegram.name) == (
+        555123,
+        "New Telegram contact",
+    )
+    email = newcomer(Channel.EMAIL, "Ana@Example.org", "Ana")
+    assert email is not None and email.email == "ana@example.org"
+    # Nothing to answer on, or a machine: no customer.
+    assert newcomer(Channel.TELEGRAM, "-100200300", "A group") is None
+    assert newcomer(Channel.EMAIL, "MAILER-DAEMON@mx.example.org", None) is None
+    assert newcomer(Channel.EMAIL, "not an address", None) is None
+    assert newcomer(Channel.SMS, "NORTHWIND", None) is None
+    assert newcomer(Channel.WHATSAPP, "12", None) is None
+    # The fallback name never spells out the whole number (names are shown in Slack by default).
+    sms = newcomer(Channel.SMS, "+4915112345678", None)
+    assert sms is not None and "4915112345678" not in sms.name
+
+
+async def test_a_provider_retry_of_a_webhook_with_a_file_does_not_download_the_file_again() -> None:
+    fetched: list[str] = []
+
+    class Counting:
+        async def fetch(self, reference: MediaReference, max_bytes: int) -> bytes:
+            fetched.append(reference.locator)
+            return b"%PDF-1.4 a letter"
+
+    message = inbound("my letter").messages[0]
+    with_file = WebhookContents(
+        messages=(CustomerMessage(message.message, media=(MediaReference("twilio", "ME1", "document"),)),)
+    )
+    world = World()
+    reader = FakeReader({"f": with_file})
+    for _ in range(3):  # the first delivery and two retries of it
+        await receive_webhook(lambda: FakeUow(world), delivery("f"), reader, POLICY, lambda: NOW, Counting())
+    assert fetched == ["ME1"] and world.chats == [(7, "sms", "my letter")]
 
 
 async def test_a_duplicate_delivery_applies_nothing_again() -> None:
