@@ -80,10 +80,19 @@ async def customer_sms(request: web.Request) -> web.Response:
 async def customer_whatsapp(request: web.Request) -> web.Response:
     data, from_page = await _body(request)
     upload = await media.upload_of(request, data)
-    sender, body = _words_or_file(data, "from", "body", upload)
-    wamid = whatsapp_api.customer_writes(
-        request.app[STATE], request.app[WEBHOOKS], sender, body, data.get("name"), upload
-    )
+    choice = str(data.get("choice") or "").strip() or None
+    if choice is not None:  # a tap on a row of a list message sent to them: no words needed
+        (sender,), body = _required(data, "from"), ""
+    else:
+        sender, body = _words_or_file(data, "from", "body", upload)
+    try:
+        wamid = whatsapp_api.customer_writes(
+            request.app[STATE], request.app[WEBHOOKS], sender, body, data.get("name"), upload, choice
+        )
+    except ValueError as error:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": str(error)}), content_type="application/json"
+        ) from None
     return _done(from_page, {"id": wamid})
 
 

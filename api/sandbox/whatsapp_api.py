@@ -111,6 +111,10 @@ def _invalid(message: dict[str, Any]) -> web.Response | None:
     kind = message.get("type", "text")
     if kind == "text" and not str((message.get("text") or {}).get("body", "")).strip():
         return graph_error(400, 100, "(#100) The parameter text['body'] is required.")
+    if kind == "interactive":
+        refusal = _invalid_interactive(message.get("interactive"))
+        if refusal is not None:
+            return graph_error(400, 131009, "(#131009) Parameter value is not valid", refusal)
     if kind == "template":
         template = message.get("template") or {}
         if not template.get("name") or not (template.get("language") or {}).get("code"):
@@ -118,6 +122,44 @@ def _invalid(message: dict[str, Any]) -> web.Response | None:
                 400, 100, "(#100) Param template['name'] and template['language'] are required."
             )
     return None
+
+
+def _invalid_interactive(interactive: object) -> str | None:
+    """What Meta would refuse in an interactive list message (its documented limits), else None."""
+    if not isinstance(interactive, dict) or interactive.get("type") != "list":
+        return "interactive['type'] must be list (the sandbox speaks list messages)"
+    text = str((interactive.get("body") or {}).get("text", ""))
+    if not text.strip() or len(text) > 1024:
+        return "interactive['body']['text'] must be 1 to 1024 characters"
+    action = interactive.get("action") or {}
+    button = str(action.get("button", ""))
+    if not button.strip() or len(button) > 20:
+        return "action['button'] must be 1 to 20 characters"
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not sections:
+        return "action['sections'] is required"
+    rows = [row for section in sections if isinstance(section, dict) for row in section.get("rows") or []]
+    if not 1 <= len(rows) <= 10:
+        return "a list message has 1 to 10 rows"
+    ids = [str(row.get("id", "")) for row in rows if isinstance(row, dict)]
+    if len(ids) != len(rows) or len(set(ids)) != len(ids) or not all(0 < len(i) <= 200 for i in ids):
+        return "each row needs a unique id of 1 to 200 characters"
+    for row in rows:
+        if not 0 < len(str(row.get("title", ""))) <= 24 or len(str(row.get("description", ""))) > 72:
+            return "a row's title is 1 to 24 characters and its description at most 72"
+    return None
+
+
+def _choices(message: dict[str, Any]) -> list[dict[str, str]]:
+    """The rows of an interactive list, as the phone offers them to tap."""
+    if message.get("type") != "interactive":
+        return []
+    sections = ((message.get("interactive") or {}).get("action") or {}).get("sections") or []
+    return [
+        {"id": str(r["id"]), "title": str(r["title"]), "description": str(r.get("description", ""))}
+        for section in sections
+        for r in section.get("rows") or []
+    ]
 
 
 def _undeliverable_reason(state: SandboxState, to: str, kind: str) -> tuple[int, str, str] | None:
@@ -208,6 +250,7 @@ async def send_message(request: web.Request) -> web.Response:
                 "input": str(message["to"]),
                 "biz_opaque_callback_data": opaque or None,
                 "type": kind,
+                **({"choices": _choices(message)} if kind == "interactive" else {}),
                 **_template_details(state, template),
             },
         )
@@ -227,6 +270,10 @@ def _text_of(message: dict[str, Any]) -> str:
         return (
             f"[{kind}: {media.get('filename') or media.get('link', '')}] {media.get('caption', '')}".strip()
         )
+    if kind == "interactive":
+        interactive = message.get("interactive") or {}
+        button = str((interactive.get("action") or {}).get("button", ""))
+        return f"{(interactive.get('body') or {}).get('text', '')} [list: {button}]"
     return str((message.get("text") or {}).get("body", f"[{kind}]"))
 
 
@@ -300,11 +347,17 @@ def customer_writes(
     body: str,
     name: str | None,
     upload: media.Upload | None = None,
+    choice: str | None = None,
 ) -> str:
     """A pretend customer writes on WhatsApp: this opens the 24 h window and sends a signed webhook.
     With an `upload`, the message is an image, video, audio or document with `body` as its caption,
-    fetched as on Meta: GET /{version}/{media-id}, then its URL, both with the bearer token."""
+    fetched as on Meta: GET /{version}/{media-id}, then its URL, both with the bearer token.
+    With a `choice` (a row's id or title), the customer taps that row of the latest list sent to them;
+    ValueError when no list sent to them has it."""
     wa_id = address_key(sender)
+    picked = _picked(state, wa_id, choice) if choice else None
+    if choice and picked is None:
+        raise ValueError(f"no list message sent to {wa_id} offers {choice!r}")
     state.note_whatsapp_inbound(wa_id)
     wamid = new_wamid()
     state.accept(
@@ -313,13 +366,23 @@ def customer_writes(
             wamid,
             to=state.config.whatsapp_display_phone_number,
             sender=wa_id,
-            body=media.shown(body, upload),
+            body=picked[1]["title"] if picked else media.shown(body, upload),
             status="received",
             direction="inbound",
         )
     )
     message: dict[str, Any] = {"from": wa_id, "id": wamid, "timestamp": str(int(time.time()))}
-    if upload is None:
+    if picked is not None:
+        listed, row = picked
+        # As Meta: the tapped row's id and title, with the list message it answers as context.
+        message.update(
+            {
+                "type": "interactive",
+                "interactive": {"type": "list_reply", "list_reply": row},
+                "context": {"from": state.config.whatsapp_display_phone_number, "id": listed},
+            }
+        )
+    elif upload is None:
         message.update({"type": "text", "text": {"body": body}})
     else:
         message.update(_media_message(state, upload, body))
@@ -329,6 +392,17 @@ def customer_writes(
     }
     webhooks.submit(signed_delivery(state, envelope(state, value), "inbound whatsapp"))
     return wamid
+
+
+def _picked(state: SandboxState, wa_id: str, choice: str) -> tuple[str, dict[str, str]] | None:
+    """The latest list sent to this customer with a row whose id or title is `choice`: (its wamid, the row)."""
+    with state.lock:
+        sent = [m for m in reversed(state.messages) if m.provider == PROVIDER and m.to == wa_id]
+    for message in sent:
+        for row in message.details.get("choices") or []:
+            if choice in (row["id"], row["title"]):
+                return message.provider_message_id, row
+    return None
 
 
 def _media_message(state: SandboxState, upload: media.Upload, caption: str) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 On resolve the survey goes out on the conversation's own channel, in the resolving transaction, through the
 normal send path (`queue_message`: consent, quiet hours and dedupe apply):
-- WhatsApp inside the 24-hour window and SMS, Telegram and the website chat: the text "How did we do? Reply 1
-  (poor) to 5 (great)." (the WhatsApp driver sends no interactive buttons yet, so WhatsApp gets the numbered
-  text too); WhatsApp outside the window: the approved template `chat_csat_survey`;
+- SMS, Telegram and the website chat: the text "How did we do? Reply 1 (poor) to 5 (great)."; WhatsApp inside
+  the 24-hour window: the same words as an interactive list message whose "Rate us" list offers 5 (Great) to
+  1 (Poor) to tap (a tapped row comes back as its number; typing one works too); WhatsApp outside the window:
+  the approved template `chat_csat_survey`;
 - email: five one-click links to `/csat/{token}/{score}` (the token, signed with the app secret, names the
   conversation; the latest click counts while the survey is open).
 
@@ -38,7 +39,7 @@ from typing import Protocol
 
 from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ConsentPolicy
-from domain.delivery.ports import InboundMessage
+from domain.delivery.ports import Choice, Choices, InboundMessage
 from domain.messages.sending import (
     MessageRequest,
     MessageRequestError,
@@ -56,6 +57,15 @@ COMMENT_WITHIN = timedelta(minutes=10)
 WINDOW_MARGIN = timedelta(minutes=5)
 SURVEY_TEXT = "How did we do? Reply 1 (poor) to 5 (great)."
 SURVEY_SUBJECT = "How did we do?"
+#: Inside WhatsApp's window the survey is also a list to tap (an interactive list message); a tapped row comes
+#: back as its title, a bare number that `read_score` reads like a typed one.
+SURVEY_CHOICES = Choices(
+    "Rate us",
+    tuple(
+        Choice(f"csat:{score}", str(score), words)
+        for score, words in ((5, "Great"), (4, "Good"), (3, "Okay"), (2, "Not good"), (1, "Poor"))
+    ),
+)
 #: The approved WhatsApp template sent when the customer's 24-hour window has closed.
 SURVEY_TEMPLATE = "chat_csat_survey"
 #: The public path of the email links: /csat/{token}/{score}.
@@ -280,6 +290,7 @@ async def _survey_request(surveys: SurveyDesk, target: SurveyTarget, now: dateti
         subject=subject,
         category=MessageCategory.CONVERSATIONAL,
         request_id=request_id,
+        choices=SURVEY_CHOICES if channel is Channel.WHATSAPP else None,
     )
 
 

@@ -16,7 +16,7 @@ from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ConsentPolicy, SendDecision, SendRequest
 from domain.consent.rules import decide
 from domain.delivery.outbox import OutboxEntry
-from domain.delivery.ports import OutboundFile
+from domain.delivery.ports import Choices, OutboundFile
 from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
@@ -58,6 +58,8 @@ class MessageRequest:
     request_id: str = ""
     #: A file sent with typed words (a live-chat reply's image or PDF), by its signed public link.
     attachment: OutboundFile | None = None
+    #: A pick-one question the channel may show as a list to tap (a CSAT score on WhatsApp).
+    choices: Choices | None = None
 
     def check(self) -> None:
         if (self.template is None) == (self.body is None):
@@ -422,13 +424,19 @@ def _compose_free_text(
         encoding=shape.encoding if shape else None,
         cost_micros=estimate_cost(channel, body, price_book, category=category, is_template=False),
         currency=price_book.currency,
-        payload=(
-            {"explanation": decision.explanation}
-            if suppressed
-            else ({"attachment": request.attachment.as_payload()} if request.attachment else {})
-        ),
+        payload=({"explanation": decision.explanation} if suppressed else _extras(request)),
     )
     return entry, decision
+
+
+def _extras(request: MessageRequest) -> dict[str, object]:
+    """What a typed message carries beside its words: a file, a pick-one list."""
+    extras: dict[str, object] = {}
+    if request.attachment is not None:
+        extras["attachment"] = request.attachment.as_payload()
+    if request.choices is not None:
+        extras["choices"] = request.choices.as_payload()
+    return extras
 
 
 def _preview(

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from domain.delivery.ports import (
+    Choices,
     OutboundMessage,
     ProviderAcceptance,
     ProviderError,
@@ -97,6 +98,9 @@ class WhatsAppCloudDriver:
                 "language": {"code": template.language},
                 "components": [dict(component) for component in template.components],
             }
+        elif message.choices is not None and message.attachment is None:
+            body["type"] = "interactive"
+            body["interactive"] = list_message(message.body, message.choices)
         elif message.attachment is not None and len(message.body) <= CAPTION_LIMIT:
             # Media by link: Meta fetches the file from our signed URL; the words ride as its caption (a
             # longer reply goes as text, with the link in its words).
@@ -136,6 +140,47 @@ class WhatsAppCloudDriver:
 
     async def close(self) -> None:
         await self._http.close()
+
+
+#: Meta's limits on an interactive list message (characters; rows in all sections).
+LIST_BODY_LIMIT = 1024
+LIST_BUTTON_LIMIT = 20
+ROW_TITLE_LIMIT = 24
+ROW_DESCRIPTION_LIMIT = 72
+ROWS_LIMIT = 10
+
+
+def list_message(words: str, choices: Choices) -> dict[str, Any]:
+    """An interactive list: the words as its body, one section of rows; each row's id comes back in the
+    customer's `list_reply`, with its title (cut to Meta's limits here rather than refused there)."""
+    return {
+        "type": "list",
+        "body": {"text": words[:LIST_BODY_LIMIT]},
+        "action": {
+            "button": _cut(choices.button, LIST_BUTTON_LIMIT),
+            "sections": [
+                {
+                    "title": _cut(choices.button, ROW_TITLE_LIMIT),
+                    "rows": [
+                        {
+                            "id": option.id[:200],
+                            "title": _cut(option.title, ROW_TITLE_LIMIT),
+                            **(
+                                {"description": _cut(option.description, ROW_DESCRIPTION_LIMIT)}
+                                if option.description
+                                else {}
+                            ),
+                        }
+                        for option in choices.options[:ROWS_LIMIT]
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def _cut(text: str, limit: int) -> str:
+    return text[:limit].rstrip()
 
 
 def _acceptance_from(payload: Mapping[str, Any]) -> ProviderAcceptance:

@@ -193,11 +193,31 @@ async def test_a_whatsapp_survey_in_the_window_is_answered_by_webhook_and_counte
     [sent] = [
         m for m in sandbox.state.messages_json("whatsapp_cloud")["messages"] if m["direction"] == "outbound"
     ]
-    assert sent["body"] == SURVEY_TEXT and sent["template"] is None
+    # Inside the window: an interactive list message Meta's limits accept, its words the survey's text.
+    assert sent["body"] == f"{SURVEY_TEXT} [list: Rate us]" and sent["template"] is None
+    assert sent["details"]["type"] == "interactive"
+    rows = sent["details"]["choices"]
+    assert [(r["title"], r["description"]) for r in rows] == [
+        ("5", "Great"),
+        ("4", "Good"),
+        ("3", "Okay"),
+        ("2", "Not good"),
+        ("1", "Poor"),
+    ]
     chat = await the_chat(database)
     assert chat.status == "closed" and chat.resolved_by_staff_id == 1 and chat.csat_requested_at is not None
 
-    await customer_writes(client, settings, sandbox, "wamid.in2", "5", utc_now())
+    # The customer taps "5 Great": Meta's webhook carries the row as an interactive list_reply.
+    tapped = {
+        "from": WA_ID,
+        "id": "wamid.in2",
+        "timestamp": str(int(utc_now().timestamp())),
+        "type": "interactive",
+        "interactive": {"type": "list_reply", "list_reply": rows[0]},
+        "context": {"from": "15550783881", "id": sent["provider_message_id"]},
+    }
+    sandbox.state.note_whatsapp_inbound(WA_ID)
+    assert (await post_whatsapp(client, settings, whatsapp_body(messages=[tapped]))).status_code == 200
     chat = await the_chat(database)
     assert (chat.csat_score, chat.status, chat.resolved_by_staff_id) == (5, "closed", 1)
     assert chat.csat_answered_at is not None and chat.assigned_staff_id == 1

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from domain.delivery.ports import OutboundMessage, WhatsAppTemplateCall
+from domain.delivery.ports import Choice, Choices, OutboundMessage, WhatsAppTemplateCall
 from domain.vocabulary import Channel, MessageStatus
 from providers.smtp.driver import SmtpEmailDriver, message_id_for
 from providers.smtp.webhooks import parse_bounce, parse_inbound_email
@@ -363,6 +363,31 @@ def test_whatsapp_request_body_carries_our_id_and_template() -> None:
     assert body["to"] == "15551230001" and body["biz_opaque_callback_data"] == "55"
     assert body["template"]["name"] == "order_update" and body["template"]["language"] == {"code": "en_US"}
     assert json.dumps(body)  # serialisable as sent
+
+
+def test_a_pick_one_question_goes_to_whatsapp_as_a_list_and_survives_the_outbox_payload() -> None:
+    choices = Choices("Rate us", (Choice("csat:5", "5", "Great"), Choice("csat:1", "1")))
+    assert Choices.from_payload(json.loads(json.dumps(choices.as_payload()))) == choices
+    assert Choices.from_payload({"options": []}) is None and Choices.from_payload("junk") is None
+    message = OutboundMessage(55, "k", Channel.WHATSAPP, "+15551230001", "How did we do?", choices=choices)
+    body = WhatsAppCloudDriver.request_body(message)
+    assert body["type"] == "interactive"
+    assert body["interactive"] == {
+        "type": "list",
+        "body": {"text": "How did we do?"},
+        "action": {
+            "button": "Rate us",
+            "sections": [
+                {
+                    "title": "Rate us",
+                    "rows": [
+                        {"id": "csat:5", "title": "5", "description": "Great"},
+                        {"id": "csat:1", "title": "1"},
+                    ],
+                }
+            ],
+        },
+    }
 
 
 # --- Telegram ---------------------------------------------------------------------------------
