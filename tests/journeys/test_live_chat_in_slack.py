@@ -244,19 +244,27 @@ def test_a_new_patient_s_first_whatsapp_reaches_an_agent_and_her_answer_reaches_
         "/_sandbox/customer/whatsapp",
         {"from": new_number, "name": "Mira Okafor", "body": "Hi, do you take new patients?"},
     )
+    [(customer_id, name)] = wait_for(
+        lambda: demo.rows(select(Customer.id, Customer.name).where(Customer.whatsapp_id == new_number)),
+        30,
+        "the new patient's customer record",
+    )
+    assert name == "Mira Okafor"  # WhatsApp's profile name
+    [(chat_id,)] = wait_for(
+        lambda: demo.rows(select(ChatSession.id).where(ChatSession.customer_id == customer_id)),
+        30,
+        "the new patient's conversation",
+    )
     root = wait_for(
         lambda: next(
-            (m for m in live_chat(demo) if "Mira Okafor" in m["text"] and not m.get("thread_ts")), None
+            (m for m in live_chat(demo) if f"Conversation {chat_id}" in m["text"] and not m.get("thread_ts")),
+            None,
         ),
         30,
         "the new patient's conversation in #live-chat",
     )
-    [(customer_id, name)] = demo.rows(
-        select(Customer.id, Customer.name).where(Customer.whatsapp_id == new_number)
-    )
-    assert name == "Mira Okafor"
-    [(chat_id,)] = demo.rows(select(ChatSession.id).where(ChatSession.customer_id == customer_id))
-    assert f"Conversation {chat_id}" in root["text"]
+    shown = wait_for(lambda: thread(demo, root["ts"]) or None, 30, "her first message in the thread")
+    assert shown[0]["text"] == "*Mira Okafor*: Hi, do you take new patients?"
     assert new_number not in root["text"]  # contact details masked in Slack by default
     demo.sandbox(
         "POST",
