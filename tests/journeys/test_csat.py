@@ -1,9 +1,11 @@
 """A customer rates the conversation an agent resolved, on the demo as `make demo` runs it.
 
 - A customer writes on WhatsApp (in the sandbox); the agent resolves the conversation with `chat resolve`.
-- The satisfaction survey reaches the customer's phone (the sandbox) on WhatsApp, as text: they wrote minutes ago.
-- The customer answers "5": the conversation stays resolved with the score beside who resolved it, no agent gets
-  work, and the csat KPI counts the answer (recounted from the raw rows).
+- The satisfaction survey reaches the customer's phone (the sandbox) on WhatsApp as a list to tap (they wrote
+  minutes ago, so the window is open).
+- The customer taps "5 Great" on the sandbox's page, in the browser: the conversation stays resolved with the
+  score beside who resolved it, no agent gets work, and the csat KPI counts the answer (recounted from the raw
+  rows).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from reports.periods import PeriodSpec
 from reports.query import MetricQuery
 from storage.database import Database
 from storage.models import ChatSession, Customer, StaffUser
-from tests.journeys.conftest import AGENT, Demo, run_async, wait_for
+from tests.journeys.conftest import AGENT, Demo, run_async, screenshot, wait_for
 
 TZ = "Europe/Berlin"  # the demo business's timezone
 
@@ -43,7 +45,7 @@ def csat_today(demo: Demo) -> float | None:
     return run_async(run())
 
 
-def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo) -> None:
+def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo, browser_page: Any) -> None:
     # A customer who has never written on WhatsApp, so this is a new conversation of its own.
     customer_id, wa_id = demo.rows(
         select(Customer.id, Customer.whatsapp_id)
@@ -74,13 +76,23 @@ def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo) -
             for m in demo.sandbox_messages("whatsapp_cloud")
             if m["direction"] == "outbound"
             and m["to"].lstrip("+") == wa_id.lstrip("+")
-            and m["body"] == SURVEY_TEXT
+            and m["body"].startswith(SURVEY_TEXT)
         ]
 
     [survey] = wait_for(survey_on_phone, 30, "the survey on the customer's WhatsApp")
-    assert survey["template"] is None  # inside the 24-hour window: plain text
+    # Inside the 24-hour window: free-form, as an interactive list of the five scores.
+    assert survey["template"] is None and survey["details"]["type"] == "interactive"
+    assert [row["title"] for row in survey["details"]["choices"]] == ["5", "4", "3", "2", "1"]
 
-    demo.sandbox("POST", "/_sandbox/customer/whatsapp", {"from": wa_id, "body": "5"})
+    # The customer taps "5 Great" under the survey on the sandbox's page.
+    browser_page.goto(f"{demo.sandbox_url}/_sandbox/")
+    tap = browser_page.locator(
+        f'form.buttons:has(input[name="from"][value="{survey["to"]}"]) button[value="csat:5"]'
+    )
+    assert tap.first.inner_text().strip() == "5 Great"
+    screenshot(browser_page, "sandbox-whatsapp-csat-list")
+    tap.first.click()
+    browser_page.wait_for_load_state()
     rated = wait_for(
         lambda: (c := the_chat()) is not None and c.csat_score is not None and c, 30, "the score"
     )
