@@ -83,5 +83,6 @@ def sandbox_config(settings: Settings, **overrides: object) -> SandboxConfig:
         jitsi_app_id=settings.jitsi_app_id,
         jitsi_app_secret=settings.jitsi_app_secret.get_secret_value(),
         jitsi_domain=settings.jitsi_domain,
+        webhook_queue_size=settings.sandbox_webhook_queue,
     )
     return replace(config, **overrides)  # type: ignore[arg-type]
