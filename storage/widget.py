@@ -151,3 +151,14 @@ class SqlWidgetKeys:
     async def location_id(self, code: str) -> int | None:
         found: int | None = await self.session.scalar(select(Location.id).where(Location.code == code))
         return found
+
+    async def set_enabled(self, key_id: int, enabled: bool) -> bool | None:
+        current = await self.session.scalar(select(ChatWidgetKey.enabled).where(ChatWidgetKey.id == key_id))
+        if current is None:
+            return None
+        if bool(current) == enabled:
+            return False
+        await self.session.execute(
+            update(ChatWidgetKey).where(ChatWidgetKey.id == key_id).values(enabled=enabled)
+        )
+        return True

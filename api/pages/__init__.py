@@ -18,6 +18,7 @@ from api.pages.messages import MessagePages
 from api.pages.reports import ReportPages
 from api.pages.video import VideoPages
 from api.pages.video_booking import VideoBookingPages
+from api.pages.widget_keys import WidgetKeyPages
 
 
 class SectionPages(StaffPages):
@@ -42,6 +43,7 @@ PAGE_CONTROLLERS = [
     ChannelPages,
     ChatPages,
     CannedReplyPages,
+    WidgetKeyPages,
     AnalyticsPages,
     ReportPages,
     VideoPages,

@@ -44,6 +44,9 @@ class WidgetKeyStore(Protocol):
     async def location_id(self, code: str) -> int | None:
         """The clinic with this code, if there is one."""
 
+    async def set_enabled(self, key_id: int, enabled: bool) -> bool | None:
+        """Turn the key on or off; whether that changed it, None when there is no such key."""
+
 
 class WidgetUnitOfWork(InboundUnitOfWork, Protocol):
     @property

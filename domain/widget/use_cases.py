@@ -199,3 +199,18 @@ async def create_widget_key(
         )
         await uow.commit()
     return WidgetKey(key_id, key, clean_name, allowed, location_id, True)
+
+
+async def set_widget_key_enabled(
+    uow: WidgetUnitOfWork, key_id: int, enabled: bool, *, actor: str, via: str, now: datetime
+) -> None:
+    """Turn a key off (its website's widget stops opening chats and sending; conversations already open
+    stay with agents) or on again; audited. Turning a key off is how a leaked key is stopped."""
+    async with uow:
+        changed = await uow.keys.set_enabled(key_id, enabled)
+        if changed is None:
+            raise WidgetRefused(f"There is no widget key {key_id}.", 404)
+        if changed:
+            action = "widget.key.enable" if enabled else "widget.key.disable"
+            uow.audit.record(AuditEntry(actor, via, action, f"widget_key:{key_id}", {"at": now.isoformat()}))
+        await uow.commit()
