@@ -23,6 +23,7 @@ from storage.notifications import SqlNotificationUnitOfWork
 from storage.preferences import SqlPreferencesUnitOfWork
 from storage.schedules import ReportSchedulingUnitOfWork
 from storage.sign_in import SqlSignInUnitOfWork
+from storage.sla_policies import SqlSlaPolicyUnitOfWork
 from storage.slack_threads import SqlSlackThreadUnitOfWork
 from storage.telegram_desk import SqlTelegramDeskUnitOfWork
 from storage.templates import SqlTemplateUnitOfWork
@@ -74,6 +75,9 @@ class UnitsOfWork:
 
     def report_schedules(self) -> ReportSchedulingUnitOfWork:
         return ReportSchedulingUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def sla_policies(self) -> SqlSlaPolicyUnitOfWork:
+        return SqlSlaPolicyUnitOfWork(self.database, business_tz=self.business_tz)
 
     def canned_replies(self) -> SqlCannedReplyUnitOfWork:
         return SqlCannedReplyUnitOfWork(self.database, business_tz=self.business_tz)

@@ -16,6 +16,7 @@ from api.pages.common import SECTIONS, StaffPages, page
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.reports import ReportPages
+from api.pages.sla_policies import SlaPolicyPages
 from api.pages.video import VideoPages
 from api.pages.video_booking import VideoBookingPages
 from api.pages.widget_keys import WidgetKeyPages
@@ -44,6 +45,7 @@ PAGE_CONTROLLERS = [
     ChatPages,
     CannedReplyPages,
     WidgetKeyPages,
+    SlaPolicyPages,
     AnalyticsPages,
     ReportPages,
     VideoPages,

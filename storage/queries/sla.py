@@ -11,6 +11,7 @@ from sqlalchemy import select
 from domain.conversations.sla import SlaKind, SlaMetric, SlaPolicy
 from storage.database import Database
 from storage.models import ChatSession, ChatSlaEvent, Customer, Location, StaffUser
+from storage.models import SlaPolicy as SlaPolicyRow
 from storage.sla import all_policies
 
 
@@ -70,3 +71,29 @@ async def sla_events(
         )
         for event, customer, channel, staff in rows
     ]
+
+
+async def sla_policy_values(database: Database, policy_id: int) -> tuple[dict[str, Any], str | None] | None:
+    """One policy's stored values and its clinic's code (None: the default), to edit; None: no such policy."""
+    async with database.read_sessions() as session:
+        row = (
+            await session.execute(
+                select(SlaPolicyRow, Location.code)
+                .outerjoin(Location, Location.id == SlaPolicyRow.location_id)
+                .where(SlaPolicyRow.id == policy_id)
+            )
+        ).first()
+    if row is None:
+        return None
+    policy, code = row
+    values = {
+        "name": policy.name,
+        "first_response_minutes": policy.first_response_minutes,
+        "next_response_minutes": policy.next_response_minutes,
+        "resolution_minutes": policy.resolution_minutes,
+        "warn_before_minutes": policy.warn_before_minutes,
+        "business_hours": dict(policy.business_hours or {}),
+        "holidays": list(policy.holidays or []),
+        "enabled": policy.enabled,
+    }
+    return values, code
