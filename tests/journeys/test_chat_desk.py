@@ -5,6 +5,8 @@ reopens it for the same agent; an agent who is away is given nothing new.
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from typing import Any
 
 from sqlalchemy import select
@@ -78,3 +80,53 @@ def test_a_conversation_is_assigned_worked_resolved_and_reopened(demo: Demo, bro
     other = wait_for(lambda: whatsapp_chat(demo, other_id), 30, "the other customer's conversation")
     assert other[2] != agent_id  # someone else at work takes it, or it waits unassigned
     assert "Welcome back" in demo.ask("back", as_email=agent_email).text
+
+
+def test_an_admin_sets_up_live_chat_in_the_browser(demo: Demo, browser_page: Any) -> None:
+    """The admin finds the set-up pages from the live-chat page, changes the default SLA policy and makes a
+    website chat key that the widget can use at once; a typing slip is refused in words with the form kept."""
+    from playwright.sync_api import expect
+
+    from storage.models import ChatWidgetKey, SlaPolicy
+    from tests.journeys.conftest import ADMIN
+
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/chat")
+    page.get_by_role("link", name="SLA policies").click()
+    expect(page.locator("h1")).to_have_text("SLA policies")
+    page.get_by_role("link", name="Standard").click()
+    page.get_by_label("First response").fill("20")
+    page.get_by_label("Friday").fill("08:00-12:30, 13:30-16")  # a slip
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.locator(".notice.error")).to_contain_text(
+        "Friday: “13:30-16” is not a span like 08:00-12:30."
+    )
+    expect(page.get_by_label("First response")).to_have_value("20")  # nothing typed is lost
+    page.get_by_label("Friday").fill("08:00-12:30, 13:30-16:00")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.locator(".notice.ok")).to_contain_text("Your changes are saved.")
+    screenshot(page, "sla-policies")
+    [(first, friday)] = demo.rows(
+        select(SlaPolicy.first_response_minutes, SlaPolicy.business_hours).where(SlaPolicy.name == "Standard")
+    )
+    assert first == 20 and friday["fri"] == [["08:00", "12:30"], ["13:30", "16:00"]]
+
+    page.goto(f"{demo.app_url}/communication/chat")
+    page.get_by_role("link", name="Website chat keys").click()
+    page.get_by_label("Website (a name for staff)").fill("Booking site")
+    page.get_by_label("Allowed addresses, one per line").fill("https://booking.northwind.example")
+    page.get_by_role("button", name="Make key").click()
+    expect(page.locator(".notice.ok")).to_contain_text("The key is made")
+    screenshot(page, "widget-keys")
+    [(key,)] = demo.rows(select(ChatWidgetKey.key).where(ChatWidgetKey.name == "Booking site"))
+    expect(page.locator("table")).to_contain_text(f'data-key="{key}"')
+    # The website's widget opens a chat with it straight away (as the browser on that site would ask).
+    opened = urllib.request.Request(
+        f"{demo.app_url}/widget/session",
+        data=json.dumps({"key": key}).encode(),
+        headers={"Origin": "https://booking.northwind.example", "Content-Type": "text/plain;charset=UTF-8"},
+        method="POST",
+    )
+    with urllib.request.urlopen(opened, timeout=10) as answer:
+        assert answer.status == 200 and "token" in json.loads(answer.read())
