@@ -383,6 +383,33 @@ _METRICS: tuple[Metric, ...] = (
         synonyms=("sla", "sla compliance", "sla met", "sla rate", "sla attainment", "met sla rate"),
     ),
     _metric(
+        "first_response_within_sla",
+        "First response within SLA",
+        "Chats started in the period whose first response met its SLA target (no first-response breach "
+        "recorded), divided by chats started in the period; chats no policy times count as met.",
+        "percent",
+        "ratio",
+        "chats",
+        CHAT_DIMENSIONS,
+        "up_is_good",
+        target=0.9,
+        synonyms=("first response sla", "first response within sla", "frt sla", "first responses on time"),
+    ),
+    _metric(
+        "resolution_within_sla",
+        "Resolution within SLA",
+        "Chats started in the period whose resolution met its SLA target (no resolution breach recorded, "
+        "including after a reopening), divided by chats started in the period; chats no policy times count "
+        "as met.",
+        "percent",
+        "ratio",
+        "chats",
+        CHAT_DIMENSIONS,
+        "up_is_good",
+        target=0.9,
+        synonyms=("resolution sla", "resolution within sla", "resolved within sla", "resolutions on time"),
+    ),
+    _metric(
         "campaign_conversion",
         "Campaign conversion",
         "Paid orders attributed to a campaign divided by that campaign's messages sent, in the period.",

@@ -449,6 +449,17 @@ _CHATS_CLOSED = Measure("chats_closed", "chats", "count", condition=ChatSession.
 _CSAT_ANSWERED = and_(ChatSession.csat_score.is_not(None), ChatSession.csat_answered_at.is_not(None))
 #: A conversation with no SLA target breached (so far, for one still open).
 _NO_SLA_BREACH = ~exists().where(ChatSlaEvent.session_id == ChatSession.id, ChatSlaEvent.kind == "breach")
+
+
+def _no_breach_of(metric: str) -> Any:
+    """A conversation with no breach of this one target (first_response, resolution) recorded."""
+    return ~exists().where(
+        ChatSlaEvent.session_id == ChatSession.id,
+        ChatSlaEvent.kind == "breach",
+        ChatSlaEvent.metric == metric,
+    )
+
+
 _APPOINTMENTS_DUE = Measure(
     "appointments_due", "appointments", "count", condition=Appointment.status.in_(("completed", "no_show"))
 )
@@ -555,6 +566,14 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
         "sla_breaches": MetricMeasures(Measure("sla_breaches", "sla_breaches", "count")),
         "sla_met_rate": MetricMeasures(
             Measure("chats_within_sla", "chats", "count", condition=_NO_SLA_BREACH),
+            Measure("chats", "chats", "count"),
+        ),
+        "first_response_within_sla": MetricMeasures(
+            Measure("chats_first_response_met", "chats", "count", condition=_no_breach_of("first_response")),
+            Measure("chats", "chats", "count"),
+        ),
+        "resolution_within_sla": MetricMeasures(
+            Measure("chats_resolution_met", "chats", "count", condition=_no_breach_of("resolution")),
             Measure("chats", "chats", "count"),
         ),
         "campaign_conversion": MetricMeasures(_CAMPAIGN_ORDERS, _CAMPAIGN_MESSAGES),

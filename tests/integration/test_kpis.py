@@ -122,6 +122,10 @@ def reference_kpis(
     campaign_sent = [m for m in sent if m.campaign_id is not None]
     sent_cost = sum((m.cost_micros or 0) for m in sent) / 1e6
     breached = {e.session_id for e in facts.sla_breaches}
+    breached_on = {
+        target: {e.session_id for e in facts.sla_breaches if e.metric == target}
+        for target in ("first_response", "resolution")
+    }
     return {
         "revenue": revenue,
         "orders": float(len(orders)),
@@ -156,6 +160,10 @@ def reference_kpis(
         "csat": ratio(sum(c.csat_score or 0 for c in rated), len(rated)),
         "sla_breaches": float(sum(within(e.occurred_at, start, end) for e in facts.sla_breaches)),
         "sla_met_rate": ratio(sum(c.id not in breached for c in chats), len(chats)),
+        "first_response_within_sla": ratio(
+            sum(c.id not in breached_on["first_response"] for c in chats), len(chats)
+        ),
+        "resolution_within_sla": ratio(sum(c.id not in breached_on["resolution"] for c in chats), len(chats)),
         "campaign_conversion": ratio(len(campaign_orders), len(campaign_sent)),
         "campaign_revenue": sum(
             (o.amount_minor - facts.refunded.get(o.id, 0)) / 100 for o in campaign_orders

@@ -358,13 +358,21 @@ async def test_the_seeded_history_breaches_recount_and_the_sla_kpis_read_them(da
     breaches = [e for e in stored if window.start <= e.occurred_at < window.end]
     started = [c for c in chats if window.start <= c.started_at < window.end]
     breached = {e.session_id for e in stored}
-    result = await run_query(
-        database, MetricQuery(("sla_breaches", "sla_met_rate"), period), now=now, business_tz="Europe/Berlin"
-    )
+    names = ("sla_breaches", "sla_met_rate", "first_response_within_sla", "resolution_within_sla")
+    result = await run_query(database, MetricQuery(names, period), now=now, business_tz="Europe/Berlin")
     totals = {s.metric: s.total for s in result.series}
     assert breaches and totals["sla_breaches"] == len(breaches)
     met = sum(c.id not in breached for c in started) / len(started)
     assert 0 < met < 1 and abs((totals["sla_met_rate"] or 0) - met) < 1e-9
+    # Per target, from the same raw rows.
+    for target, name in (
+        ("first_response", "first_response_within_sla"),
+        ("resolution", "resolution_within_sla"),
+    ):
+        missed = {e.session_id for e in stored if e.metric == target}
+        on_time = sum(c.id not in missed for c in started) / len(started)
+        assert abs((totals[name] or 0) - on_time) < 1e-9, name
+        assert target == "resolution" or missed  # the seeded history misses first responses
 
 
 async def test_a_breach_of_an_older_conversation_reaches_the_rolled_up_kpi(database: Database) -> None:
