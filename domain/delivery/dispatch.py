@@ -101,8 +101,9 @@ class Dispatcher:
     transient: Callable[[BaseException], bool] = lambda _error: False
     #: A kept conversation file's bytes by (chat id, sha256), for channels that carry the file itself.
     kept_file: Callable[[int, str], Awaitable[bytes | None]] | None = None
-    #: The channels whose message carries a staff file itself (email's MIME part), not only its link.
-    file_content_channels: frozenset[Channel] = frozenset({Channel.EMAIL})
+    #: The channels whose message carries a staff file itself (email's MIME part, Telegram's upload), not
+    #: only its link.
+    file_content_channels: frozenset[Channel] = frozenset({Channel.EMAIL, Channel.TELEGRAM})
     #: How often the sends in flight look whether one of their campaigns was paused or cancelled.
     hold_check_seconds: float = 1.0
     #: How long outcomes gather before they are recorded together.

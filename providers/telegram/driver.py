@@ -12,7 +12,7 @@ from aiogram.exceptions import (
     TelegramServerError,
     TelegramUnauthorizedError,
 )
-from aiogram.types import Message
+from aiogram.types import BufferedInputFile, Message
 
 from domain.delivery.ports import (
     OutboundMessage,
@@ -81,14 +81,18 @@ class TelegramDriver:
         )
 
     async def _send(self, chat_id: int, message: OutboundMessage) -> Message:
-        """The words, or a file by its signed link with the words as caption (Telegram fetches photos and PDFs
-        by URL); a caption too long for Telegram goes as text, with the link in its words."""
+        """The words, or a file with the words as caption: uploaded (multipart) when the dispatcher handed
+        over its kept bytes, else by its signed link (Telegram then fetches it, so the public URL must be
+        reachable from Telegram); a caption too long for Telegram goes as text, with the link in its words."""
         file = message.attachment
         if file is None or len(message.body) > CAPTION_LIMIT:
             return await self.bot.send_message(chat_id=chat_id, text=message.body)
+        sent: str | BufferedInputFile = file.url
+        if file.content is not None:
+            sent = BufferedInputFile(file.content, filename=file.filename)
         if file.content_type in ("image/jpeg", "image/png", "image/webp"):
-            return await self.bot.send_photo(chat_id=chat_id, photo=file.url, caption=message.body)
-        return await self.bot.send_document(chat_id=chat_id, document=file.url, caption=message.body)
+            return await self.bot.send_photo(chat_id=chat_id, photo=sent, caption=message.body)
+        return await self.bot.send_document(chat_id=chat_id, document=sent, caption=message.body)
 
     async def close(self) -> None:
         await self.bot.session.close()

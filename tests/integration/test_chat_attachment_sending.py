@@ -60,3 +60,29 @@ async def test_telegram_sends_a_photo_or_document_by_url_with_the_caption(sandbo
     assert calls[0][1]["document"] == PDF.url and calls[0][1]["caption"] == "Your invoice"
     assert calls[1][1]["photo"] == PNG.url and calls[1][1]["caption"] == "Your x-ray"
     assert calls[2][1]["text"] == "y" * 1500
+
+
+async def test_telegram_uploads_the_file_itself_when_the_dispatcher_hands_over_its_bytes(
+    sandbox: RunningSandbox,
+) -> None:
+    """Then Telegram never has to reach our public URL: the bytes go up as multipart, as Bot API uploads do."""
+    pdf_bytes = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    png_bytes = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    driver = TelegramDriver(sandbox.state.config.telegram_bot_token, base_url=sandbox.base_url)
+    try:
+        pdf = dataclasses.replace(PDF, content=pdf_bytes)
+        png = dataclasses.replace(PNG, content=png_bytes)
+        await driver.send(OutboundMessage(1, "u1", Channel.TELEGRAM, "4242", "Your invoice", attachment=pdf))
+        await driver.send(OutboundMessage(2, "u2", Channel.TELEGRAM, "4242", "Your x-ray", attachment=png))
+    finally:
+        await driver.close()
+    calls = sandbox.state.telegram_calls
+    # aiogram names each part at random and points the field at it (attach://NAME), as the Bot API allows.
+    assert [(c["method"], list(c["files"].values())) for c in calls] == [
+        ("sendDocument", [{"filename": "invoice.pdf", "size": len(pdf_bytes)}]),
+        ("sendPhoto", [{"filename": "x-ray.png", "size": len(png_bytes)}]),
+    ]
+    assert calls[0]["params"]["document"].startswith("attach://")
+    assert calls[1]["params"]["photo"].startswith("attach://")
+    assert all(PDF.url not in str(c["params"]) and PNG.url not in str(c["params"]) for c in calls)
+    assert [c["params"]["caption"] for c in calls] == ["Your invoice", "Your x-ray"]
