@@ -8,13 +8,14 @@ from typing import Self
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.attachments import KeptFile
 from domain.conversations.csat import CsatPolicy
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.vocabulary import ROLE_RANK, Availability, ChatStatus, Role
 from storage.csat import SqlSurveyDesk
 from storage.database import Database
 from storage.messages import SqlMessagingUnitOfWork
-from storage.models import ChatMessage, ChatSession, Customer, Location, StaffUser
+from storage.models import ChatAttachment, ChatMessage, ChatSession, Customer, Location, StaffUser
 
 #: The statuses that count toward an agent's capacity (snoozed and resolved ones do not).
 WORKING_STATUSES = (ChatStatus.OPEN.value, ChatStatus.PENDING.value)
@@ -155,24 +156,37 @@ class SqlChatDesk:
         *,
         external_ref: str | None = None,
         mirrored: bool = False,
+        file: KeptFile | None = None,
     ) -> bool:
         if external_ref is not None and await self._session.scalar(
             select(ChatMessage.id).where(ChatMessage.external_ref == external_ref)
         ):
             return False
-        self._session.add(
-            ChatMessage(
-                session_id=chat_id,
-                author="staff",
-                staff_id=staff_id,
-                body=body,
-                created_at=at,
-                is_note=True,
-                external_ref=external_ref,
-                mirrored_at=at if mirrored else None,
-            )
+        turn = ChatMessage(
+            session_id=chat_id,
+            author="staff",
+            staff_id=staff_id,
+            body=body,
+            created_at=at,
+            is_note=True,
+            external_ref=external_ref,
+            mirrored_at=at if mirrored else None,
         )
+        self._session.add(turn)
         await self._session.flush()
+        if file is not None:
+            self._session.add(
+                ChatAttachment(
+                    message_id=turn.id,
+                    filename=file.filename,
+                    content_type=file.content_type,
+                    size_bytes=file.size_bytes,
+                    sha256=file.sha256,
+                    content=file.content,
+                    created_at=at,
+                )
+            )
+            await self._session.flush()
         return True
 
     async def set_availability(self, staff_id: int, availability: Availability) -> None:

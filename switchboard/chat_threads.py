@@ -119,15 +119,11 @@ async def agent_answers(
     now = parts.clock()
     note = note_text(text, parts.settings.slack_note_prefix)
     if note is not None:
-        if file is not None:
-            return ThreadAnswer(
-                "refused",
-                "A note cannot keep a file yet, so nothing was saved. Write the note on its own.",
-                chat_id,
-            )
         actor = DeskActor(staff.staff_id, staff.email, via)
         try:
-            added = await add_note(parts.units.desk(), chat_id, actor, note, now=now, external_ref=ref)
+            added = await add_note(
+                parts.units.desk(), chat_id, actor, note, now=now, external_ref=ref, file=file
+            )
         except (MessageRequestError, ChatNotFound) as refusal:
             return ThreadAnswer("refused", f"Not saved: {refusal}", chat_id)
         return ThreadAnswer("note" if added else "duplicate", None, chat_id)

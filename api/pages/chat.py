@@ -507,12 +507,17 @@ class ChatPages(StaffPages):
         name="chat_note",
         guards=[requires_role(Role.AGENT)],
         status_code=303,
+        request_max_body_size=REPLY_MAX_BODY,  # a note may keep a file, like a reply
     )
     async def note(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Redirect | Template:
-        """An internal note: staff see it in the inbox and the Slack thread; the customer never does."""
+        """An internal note, with the file chosen in the reply box if any (same rules): staff see it in the
+        inbox and the Slack thread; the customer never does."""
         form = await request.form()
         body = str(form.get("body", "")).strip()
         container, staff = container_of(request), staff_of(request)
+        attached = await _attached_file(form.get("file"), container.settings.attachment_max_bytes)
+        if isinstance(attached, RefusedFile):
+            return await self._refused(request, session_id, attached.reason, body)
         try:
             await add_note(
                 container.units.desk(),
@@ -520,6 +525,7 @@ class ChatPages(StaffPages):
                 DeskActor(staff.id, staff.email, "web"),
                 body,
                 now=utc_now(),
+                file=attached,
             )
         except ChatNotFound as error:
             raise NotFoundException(str(error)) from None

@@ -190,8 +190,9 @@ class ChatDesk(Protocol):
         *,
         external_ref: str | None = None,
         mirrored: bool = False,
+        file: KeptFile | None = None,
     ) -> bool:
-        """An internal note by `staff_id`; False when `external_ref` is already stored."""
+        """An internal note by `staff_id`, keeping `file` on it; False when `external_ref` is already stored."""
 
     async def set_availability(self, staff_id: int, availability: Availability) -> None: ...
 

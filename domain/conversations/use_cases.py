@@ -643,20 +643,30 @@ async def add_note(
     *,
     now: datetime,
     external_ref: str | None = None,
+    file: KeptFile | None = None,
 ) -> bool:
-    """An internal note in the conversation: staff see it in the inbox and the Slack thread, the customer
-    never does. False when `external_ref` is already stored (a retried Slack event): nothing is added."""
+    """An internal note in the conversation, with a `file` kept on it if given (checked by the attachment
+    rules before): staff see it in the inbox and the Slack thread, the customer never does. False when
+    `external_ref` is already stored (a retried Slack event): nothing is added."""
     text = body.strip()
-    if not text:
-        raise MessageRequestError("A note needs some text.")
+    if not text and file is None:
+        raise MessageRequestError("A note needs some text or a file.")
+    # A file alone reads as its name, as a customer's file alone does.
+    shown = text or (f"[file: {file.filename}]" if file is not None else "")
     async with uow:
         await _desk_chat(uow, chat_id)
         added = await uow.desk.add_note(
-            chat_id, actor.staff_id, text, now, external_ref=external_ref, mirrored=actor.via == "slack"
+            chat_id,
+            actor.staff_id,
+            shown,
+            now,
+            external_ref=external_ref,
+            mirrored=actor.via == "slack",
+            file=file,
         )
         if not added:
             return False
-        _audit(uow, actor, "chat.note", chat_id)
+        _audit(uow, actor, "chat.note", chat_id, **({"file": file.filename} if file else {}))
         await uow.commit()
     return True
 

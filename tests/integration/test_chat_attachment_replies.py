@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.app import create_app
 from api.sandbox import run_sandbox
@@ -181,3 +181,52 @@ async def test_a_pdf_reply_on_email_reaches_the_mailbox_as_a_mime_attachment(
     assert parts == [("invoice.pdf", "application/pdf", PDF)]
     text = received.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.startswith("Your invoice") and "📎 invoice.pdf (3 KB): http" in text
+
+
+async def test_a_note_keeps_the_file_chosen_in_the_reply_box_among_staff(
+    client: Client, database: Database, settings: Settings
+) -> None:
+    await busiest_customer(database)
+    chat_id = await customer_writes_now(client, settings, database, "Here is my referral letter")
+    await sign_in(client, database, settings, AGENT)
+    page = f"/communication/chat/{chat_id}"
+    outbound = (
+        select(func.count())
+        .select_from(CustomerCommunication)
+        .where(CustomerCommunication.direction == "outbound")
+    )
+    async with database.read_sessions() as session:
+        outbound_before = await session.scalar(outbound)
+
+    async def note_with(name: str, content: bytes, body: str = "Referral for the dermatologist") -> Any:
+        token = csrf_token((await client.get(page)).text)
+        return await client.post(
+            f"{page}/note",
+            data={"body": body, "_csrf_token": token},
+            files={"file": (name, content, "application/pdf")},
+            follow_redirects=False,
+        )
+
+    refused = await note_with("letter.pdf", EXE)
+    assert refused.status_code == 422 and "was not kept" in refused.text
+    assert "Referral for the dermatologist" in refused.text  # the words stay in the box
+    saved = await note_with("letter.pdf", PDF)
+    assert saved.status_code == 303 and saved.headers["location"].endswith("?done=note")
+    only_file = await note_with("second.pdf", PDF, body="")
+    assert only_file.status_code == 303
+    async with database.read_sessions() as session:
+        kept = (
+            await session.execute(
+                select(ChatMessage.body, ChatMessage.is_note, ChatAttachment.filename)
+                .join(ChatAttachment, ChatAttachment.message_id == ChatMessage.id)
+                .order_by(ChatAttachment.id)
+            )
+        ).all()
+        outbound_after = await session.scalar(outbound)
+    assert [tuple(k) for k in kept] == [
+        ("Referral for the dermatologist", True, "letter.pdf"),
+        ("[file: second.pdf]", True, "second.pdf"),
+    ]
+    assert outbound_after == outbound_before  # a note never leaves
+    shown = (await client.get(page)).text
+    assert "letter.pdf (3 KB)" in shown and "second.pdf (3 KB)" in shown

@@ -521,14 +521,41 @@ async def test_files_that_cannot_go_are_refused_in_words_and_nothing_is_sent(
         assert answered.kind == "refused" and answered.say is not None, answered
         assert words in answered.say, (words, answered.say)
         assert answered.say.startswith("Not sent:") or "nothing was sent" in answered.say, answered.say
-    note = await dataclasses.replace(desk, files=media).answer(
-        with_files(
-            reply(thread, "note: the scan for the file", "1800000000.003100"),
-            shared(sandbox, "invoice.pdf", PDF),
-        )
-    )
-    assert note.kind == "refused" and note.say is not None and "nothing was saved" in note.say
     assert (
         await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
     )
     assert await count(desk.database, ChatAttachment) == 0
+
+
+async def test_a_note_with_a_file_keeps_the_file_among_staff_and_sends_nothing(
+    desk: SlackThreadDesk, sandbox: RunningSandbox, closers: list[Callable[[], Awaitable[None]]]
+) -> None:
+    media = ProviderMedia(desk.settings)
+    closers.append(media.close)
+    chat_id = await customer_writes(desk, "Hello")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    with_media = dataclasses.replace(desk, files=media)
+    event = with_files(
+        reply(thread, "note: the scan for the file", "1800000000.003100"), shared(sandbox, "scan.pdf", PDF)
+    )
+    assert (await with_media.answer(event)).kind == "note"
+    assert (await with_media.answer(event)).kind == "duplicate"  # Slack's retry keeps nothing twice
+    async with desk.database.read_sessions() as session:
+        kept = (
+            await session.execute(
+                select(
+                    ChatMessage.body, ChatMessage.is_note, ChatAttachment.filename, ChatAttachment.content
+                ).join(ChatAttachment, ChatAttachment.message_id == ChatMessage.id)
+            )
+        ).all()
+    assert [tuple(k) for k in kept] == [("the scan for the file", True, "scan.pdf", PDF)]
+    assert (
+        await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
+    )
+    # A file that breaks the rules is refused for a note too, and nothing is saved.
+    program = b"MZ\x90\x00" + b"\x00" * 200
+    refused = await with_media.answer(
+        with_files(reply(thread, "note: this one", "1800000000.003200"), shared(sandbox, "x.png", program))
+    )
+    assert refused.kind == "refused" and await count(desk.database, ChatAttachment) == 1
