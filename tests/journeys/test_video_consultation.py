@@ -13,6 +13,7 @@ Two things are test setup, written straight into the demo's database:
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import urllib.error
@@ -39,6 +40,7 @@ from storage.models import (
     VideoJoin,
     VideoRebookOffer,
 )
+from tests.conftest import FreshDatabases
 from tests.journeys.conftest import (
     MANAGER,
     Demo,
@@ -55,10 +57,16 @@ from tests.journeys.conftest import (
 CLINICIAN = "lena.hoffmann@northwind.example"  # an agent of clinic 1: a clinician with a Slack id
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    folder = tmp_path_factory.mktemp("demo-video")
-    running = start_demo(folder, f"sqlite+aiosqlite:///{folder / 'switchboard.db'}", rebuild_rollups=False)
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fresh_databases: FreshDatabases
+) -> Iterator[Demo]:
+    """The whole video journey on SQLite and on PostgreSQL (the scale-out engine)."""
+    engines = os.environ.get("SWITCHBOARD_TEST_ENGINES", "sqlite,postgresql").split(",")
+    if request.param not in engines:
+        pytest.skip(f"{request.param} is not among SWITCHBOARD_TEST_ENGINES")
+    folder = tmp_path_factory.mktemp(f"demo-video-{request.param}")
+    running = start_demo(folder, fresh_databases.url(request.param), rebuild_rollups=False)
     try:
         yield running
         no_tracebacks(running)
