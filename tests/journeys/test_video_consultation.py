@@ -381,6 +381,48 @@ def test_a_missed_consultation_is_marked_and_rebooked_by_the_patient(demo: Demo)
     assert datetime.fromisoformat(shown["starts_at"]) == datetime.fromisoformat(slots[0])
 
 
+def test_a_patient_left_waiting_by_an_absent_clinician_is_offered_new_times(demo: Demo) -> None:
+    customer_id, _name, wa_id, _tz = patients(demo)[0]
+    at = (datetime.now(ZoneInfo(CLINIC.clinician_tz)) + timedelta(days=5)).replace(
+        hour=16, minute=0, second=0, microsecond=0
+    )
+    reply = demo.ask(
+        f"video book #{customer_id} SKIN-VIDEO with {CLINIC.clinician_name} at {at:%Y-%m-%d %H:%M}",
+        as_email=MANAGER,
+    )
+    absent = int({f.label: f.value for f in reply.fields}["Consultation"])
+    token = consultation(demo, absent).link_token
+    wait_for(lambda: any(token in text for text in phone(demo, wa_id)), 60, "the third booking's message")
+    # The patient joins when the room opens; the clinician never comes.
+    move_start(demo, absent, datetime.now(UTC) + timedelta(minutes=5))
+    link = f"{demo.app_url}/v/{consultation(demo, absent).link_token}"
+    assert no_redirect_get(link)[0] == 302
+    wait_for(lambda: consultation(demo, absent).status == "waiting", 10, "the patient's join recorded")
+    before = len(phone(demo, wa_id))
+    # Time passes: the link has closed (30 minutes after the booked end) with nobody from the clinic in.
+    move_start(demo, absent, datetime.now(UTC) - timedelta(hours=3))
+
+    def offers() -> list[str]:
+        return [t for t in phone(demo, wa_id)[before:] if all(f"{letter}) " in t for letter in "ABC")]
+
+    # (A reminder made due by moving the start may arrive too: the offer is the message with A), B), C).)
+    wait_for(offers, 120, "the rebooking offer after the clinician's absence")
+    stored = consultation(demo, absent)
+    assert stored.status == "clinician_absent" and stored.no_show_by is None
+    assert STATUS_WORDS[ConsultationStatus.CLINICIAN_ABSENT] == "clinician did not join"
+    [(appointment_status,)] = demo.rows(
+        select(Appointment.status)
+        .join(VideoConsultation, VideoConsultation.appointment_id == Appointment.id)
+        .where(VideoConsultation.id == absent)
+    )
+    assert appointment_status == "cancelled"  # not the patient's no-show: it counts in no no-show rate
+    # A late click changes nothing, and the offer went once.
+    no_redirect_get(link)
+    time.sleep(3)
+    assert consultation(demo, absent).status == "clinician_absent"
+    assert len(offers()) == 1, offers()
+
+
 def test_the_dashboard_shows_the_statuses(demo: Demo, browser_page: Any) -> None:
     sign_in(browser_page, demo, MANAGER)
     browser_page.goto(f"{demo.app_url}/communication/video")
