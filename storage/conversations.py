@@ -78,17 +78,18 @@ class SqlConversations:
         found: int | None = await self.session.scalar(query)
         return found
 
-    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
-        address = (
-            newcomer.whatsapp_id or newcomer.phone_e164 or newcomer.email or str(newcomer.telegram_chat_id)
-        )
+    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int | None:
+        if await self._is_staff(newcomer):
+            return None
+        # One key for a number on SMS and on WhatsApp: first messages on both at once make one customer.
+        address = newcomer.phone_e164 or newcomer.email or str(newcomer.telegram_chat_id)
         if dialect_of(self.session) == "postgresql":
             # Two first messages from one address applied at once by two processes make one customer: the
             # second waits here, then finds the first's (SQLite's write transactions are serial already).
             await self.session.execute(
                 select(func.pg_advisory_xact_lock(func.hashtextextended(f"newcomer:{address}", 0)))
             )
-        existing = await self.find_customer(newcomer.channel, address)
+        existing = await self.find_customer(newcomer.channel, newcomer.whatsapp_id or address)
         if existing is not None:
             return existing
         customer = Customer(
@@ -105,6 +106,16 @@ class SqlConversations:
         self.session.add(CustomerTag(customer_id=customer.id, tag=newcomer.tag))
         await self.session.flush()
         return customer.id
+
+    async def _is_staff(self, newcomer: Newcomer) -> bool:
+        """Staff are not customers: a staff member's Telegram (linked, or deactivated) or email address."""
+        if newcomer.telegram_chat_id is not None:
+            where = StaffUser.telegram_user_id == newcomer.telegram_chat_id
+        elif newcomer.email is not None:
+            where = func.lower(StaffUser.email) == newcomer.email
+        else:
+            return False
+        return await self.session.scalar(select(StaffUser.id).where(where).limit(1)) is not None
 
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         chat = _as_int(chat_id)

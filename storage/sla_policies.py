@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.conversations.sla import PolicyError
 from storage.models import Location
 from storage.models import SlaPolicy as SlaPolicyRow
 from storage.unit_of_work import SqlUnitOfWork
@@ -33,17 +35,48 @@ class SqlSlaPolicies:
             )
         return named, holding
 
+    async def exists(self, policy_id: int) -> bool:
+        return (
+            await self._session.scalar(select(SlaPolicyRow.id).where(SlaPolicyRow.id == policy_id))
+            is not None
+        )
+
+    async def enabled_default(self) -> tuple[int, str] | None:
+        row = (
+            await self._session.execute(
+                select(SlaPolicyRow.id, SlaPolicyRow.name)
+                .where(SlaPolicyRow.location_id.is_(None), SlaPolicyRow.enabled.is_(True))
+                .order_by(SlaPolicyRow.name)
+                .limit(1)
+            )
+        ).first()
+        return None if row is None else (row.id, row.name)
+
     async def add(self, values: Mapping[str, Any], location_id: int | None, at: datetime) -> int:
         row = SlaPolicyRow(**values, location_id=location_id, created_at=at)
-        self._session.add(row)
-        await self._session.flush()
+        try:
+            async with self._session.begin_nested():
+                self._session.add(row)
+                await self._session.flush()
+        except IntegrityError:
+            raise PolicyError(TAKEN) from None
         return row.id
 
     async def update(self, policy_id: int, values: Mapping[str, Any], location_id: int | None) -> bool:
-        changed = await self._session.execute(
-            update(SlaPolicyRow).where(SlaPolicyRow.id == policy_id).values(**values, location_id=location_id)
-        )
+        try:
+            async with self._session.begin_nested():
+                changed = await self._session.execute(
+                    update(SlaPolicyRow)
+                    .where(SlaPolicyRow.id == policy_id)
+                    .values(**values, location_id=location_id)
+                )
+        except IntegrityError:
+            raise PolicyError(TAKEN) from None
         return bool(getattr(changed, "rowcount", 0))
+
+
+#: Two admins saving at once past the checks: the database's unique name and clinic keep them apart.
+TAKEN = "Someone saved a policy with that name or for that clinic just now: look at the list again."
 
 
 class SqlSlaPolicyUnitOfWork(SqlUnitOfWork):

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     sandbox_smtp_port: int = 0
     #: How many signed webhooks the sandbox holds for a receiver that falls behind; past that it drops them
     #: (counted as webhooks_dropped). Providers queue for days; load benchmarks raise it.
-    sandbox_webhook_queue: int = 1000
+    sandbox_webhook_queue: int = Field(default=1000, ge=1)
 
     twilio_account_sid: str = "ACsandbox00000000000000000000000000"
     twilio_auth_token: SecretStr = SecretStr(SANDBOX_SECRETS["twilio_auth_token"])

@@ -17,6 +17,7 @@ from domain.canned_replies.model import (
     CustomerFacts,
     FilledReply,
 )
+from domain.conversations.newcomers import is_placeholder_name
 
 #: A variable in a canned reply: `{first_name}`.
 VARIABLE = re.compile(r"\{([a-z][a-z0-9_]{0,39})\}")
@@ -82,9 +83,10 @@ def known_values(customer: CustomerFacts | None, *, agent_name: str, business_na
     values = {"business_name": business_name, "agent_name": agent_name}
     values["agent_first_name"] = agent_name.split()[0] if agent_name.split() else ""
     if customer is not None:
-        parts = customer.name.split()
+        # A name made up for a first contact ("WhatsApp contact …4321") is no name: the agent fills it.
+        parts = [] if is_placeholder_name(customer.name) else customer.name.split()
         values |= {
-            "name": customer.name.strip(),
+            "name": " ".join(parts),
             "first_name": parts[0] if parts else "",
             "last_name": " ".join(parts[1:]),
             "email": customer.email or "",

@@ -51,8 +51,12 @@ def interpret_keyword(text: str) -> KeywordAction | None:
     return KEYWORDS.get(_without_trailing_punctuation(words[0]).upper())
 
 
-def keyword_reply(action: KeywordAction, business_name: str, channel: Channel = Channel.SMS) -> str:
-    """The confirmation sent back for ``action``, named for the business, in the channel's own words."""
+def keyword_reply(
+    action: KeywordAction, business_name: str, channel: Channel = Channel.SMS, *, first_contact: bool = False
+) -> str:
+    """The confirmation sent back for ``action``, named for the business, in the channel's own words;
+    `first_contact`: the sender was not known before (Telegram's Start button, a first START), so an opt-in
+    is a welcome, not a re-subscription."""
     telegram = channel is Channel.TELEGRAM
     start, stop, help_word = ("/start", "/stop", "/help") if telegram else ("START", "STOP", "HELP")
     verb = "Send" if telegram else "Reply"
@@ -61,6 +65,11 @@ def keyword_reply(action: KeywordAction, business_name: str, channel: Channel = 
         text = (
             "You have successfully been unsubscribed. You will not receive any more messages from "
             f"{sender}. {verb} {start} to resubscribe."
+        )
+    elif action is KeywordAction.OPT_IN and first_contact:
+        text = (
+            f"Welcome! Write here any time and our team will answer. {verb} {help_word} for help. "
+            f"{verb} {stop} to unsubscribe."
         )
     elif action is KeywordAction.OPT_IN:
         text = (

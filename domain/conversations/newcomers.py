@@ -27,10 +27,9 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _WHATSAPP_ID = re.compile(r"[1-9][0-9]{6,14}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{1,63}")
 MAX_NAME = 200
-#: Mail from these mailboxes is a machine's (bounces, auto-replies): it makes no customer.
-MACHINE_MAILBOXES = frozenset(
-    {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply", "do-not-reply", "bounces"}
-)
+#: Mail from mailboxes starting so is a machine's (bounces, notifications): it makes no customer. Compared
+#: without dots, dashes and underscores, so "no_reply", "noreply-billing" and "bounces+123" match too.
+MACHINE_MAILBOXES = ("mailerdaemon", "postmaster", "noreply", "donotreply", "bounce", "notification")
 
 
 @dataclass(frozen=True)
@@ -66,8 +65,8 @@ def newcomer(channel: Channel, address: str, sender_name: str | None) -> Newcome
         chat = int(address) if address.isdigit() and len(address) <= 18 else 0
         return Newcomer(channel, name, telegram_chat_id=chat) if chat > 0 else None
     if channel is Channel.EMAIL:
-        mailbox = address.partition("@")[0].lower()
-        if not _EMAIL.fullmatch(address) or mailbox in MACHINE_MAILBOXES:
+        mailbox = re.sub(r"[._\-]", "", address.partition("@")[0].lower())
+        if not _EMAIL.fullmatch(address) or mailbox.startswith(MACHINE_MAILBOXES):
             return None
         return Newcomer(channel, name, email=address.lower())
     return None
@@ -77,10 +76,20 @@ def _name(channel: Channel, address: str, sender_name: str | None) -> str:
     """The provider's display name when there is one; otherwise words that do not repeat the contact
     details in full (a name is shown in the Slack thread, where contact details are masked by default)."""
     given = " ".join((sender_name or "").split())[:MAX_NAME]
-    if given:
+    # A display name that is the address itself ("ana@x.org" <ana@x.org>, a phone number as a profile name)
+    # would show contact details wherever names are shown in full: it is not taken as the name.
+    if given and "@" not in given and sum(c.isdigit() for c in given) < 7:
         return given
     words = _CHANNEL_WORDS.get(channel, channel.value)
     digits = "".join(c for c in address if c.isdigit())
     if channel in (Channel.SMS, Channel.WHATSAPP) and len(digits) >= 4:
         return f"{words} contact …{digits[-4:]}"
     return f"New {words} contact"
+
+
+def is_placeholder_name(name: str) -> bool:
+    """Whether `name` is one `_name` made up (no first name to greet them by)."""
+    return bool(_PLACEHOLDER.fullmatch(name))
+
+
+_PLACEHOLDER = re.compile(r"(?:SMS|WhatsApp) contact …\d{4}|New (?:SMS|WhatsApp|Telegram|Email) contact")

@@ -45,9 +45,10 @@ class WebhookInbox(Protocol):
 class ConversationStore(Protocol):
     async def find_customer(self, channel: Channel, address: str) -> int | None: ...
 
-    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
+    async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int | None:
         """Make the customer a first message from an unknown sender asks for (tagged), unless a concurrent
-        first message from the same address made them already; their id either way."""
+        first message from the same address made them already (their id either way); None when the address
+        is a staff member's (staff are not customers, linked or not, active or not)."""
 
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         """Point the customer at this chat (unlinking anyone else); None when no such customer."""

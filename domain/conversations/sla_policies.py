@@ -76,7 +76,7 @@ def _minutes(text: str, what: str, *, most: int, allow_empty: bool = True) -> in
         if allow_empty:
             return None
         raise PolicyError(f"Give {what} in minutes.")
-    if not cleaned.isdigit() or not 0 <= int(cleaned) <= most:
+    if not (cleaned.isascii() and cleaned.isdigit()) or not 0 <= int(cleaned) <= most:
         raise PolicyError(
             f"{what.capitalize()} is a whole number of minutes from 0 to {most:,}; “{text.strip()}” is not."
         )
@@ -93,8 +93,24 @@ def read_day(day: str, text: str) -> list[list[str]]:
         if found is None:
             raise PolicyError(f"{DAY_NAMES[day]}: “{part.strip()}” is not a span like 08:00-12:30.")
         spans.append([found.group(1).zfill(5), found.group(2).zfill(5)])
-    read_week({day: spans})  # the clock's own reading: times that exist, no span starting at 24:00
+    try:
+        read_week({day: spans})  # the clock's own reading: times that exist, no span starting at 24:00
+    except PolicyError as error:
+        raise PolicyError(str(error).replace(f"{day}:", f"{DAY_NAMES[day]}:", 1)) from None
     return spans
+
+
+def read_days(text: str) -> list[str]:
+    """Holidays typed one per line (or with commas): ISO dates, sorted, each once."""
+    days = [d for d in re.split(r"[\s,;]+", text) if d]
+    if len(days) > MAX_HOLIDAYS:
+        raise PolicyError(f"At most {MAX_HOLIDAYS} holidays.")
+    for day in days:
+        try:
+            read_holidays([day])
+        except PolicyError:
+            raise PolicyError(f"Holidays: “{day[:20]}” is not a date like 2026-12-25.") from None
+    return sorted(d.isoformat() for d in read_holidays(days))
 
 
 def check_policy(draft: SlaPolicyDraft) -> CheckedPolicy:
@@ -110,10 +126,7 @@ def check_policy(draft: SlaPolicyDraft) -> CheckedPolicy:
     week = {day: read_day(day, draft.hours.get(day, "")) for day in WEEKDAYS}
     # No hours on any day means around the clock (stored as no week at all, as the clock reads it).
     hours = {day: spans for day, spans in week.items() if spans} if any(week.values()) else {}
-    days = [d for d in re.split(r"[\s,;]+", draft.holidays) if d]
-    if len(days) > MAX_HOLIDAYS:
-        raise PolicyError(f"At most {MAX_HOLIDAYS} holidays.")
-    holidays = sorted(d.isoformat() for d in read_holidays(days))
+    holidays = read_days(draft.holidays)
     location = draft.location.strip()[:32] or None
     return CheckedPolicy(name, location, first, following, resolution, warn, hours, holidays, draft.enabled)
 
@@ -124,7 +137,8 @@ def draft_of(values: Mapping[str, Any], location: str | None) -> SlaPolicyDraft:
     def text(minutes: Any) -> str:
         return "" if minutes is None else str(minutes)
 
-    stored = values.get("business_hours") or {}
+    # Stored keys may be spelled "Monday" or "MON" (the clock reads the first three letters): so does this.
+    stored = {str(k).strip().lower()[:3]: v for k, v in (values.get("business_hours") or {}).items()}
     return SlaPolicyDraft(
         name=str(values.get("name", "")),
         location=location or "",
@@ -148,7 +162,13 @@ class SlaPolicyStore(Protocol):
         """The ids of the policies already named `name` and already holding `location_id` (None: no one;
         the default policy "holds" no location, so any number of policies may be defaults)."""
 
-    async def add(self, values: Mapping[str, Any], location_id: int | None, at: datetime) -> int: ...
+    async def exists(self, policy_id: int) -> bool: ...
+
+    async def enabled_default(self) -> tuple[int, str] | None:
+        """The switched-on policy with no clinic (id, name), if there is one."""
+
+    async def add(self, values: Mapping[str, Any], location_id: int | None, at: datetime) -> int:
+        """The new policy's id; PolicyError when someone saved one by that name or for that clinic just now."""
 
     async def update(self, policy_id: int, values: Mapping[str, Any], location_id: int | None) -> bool:
         """False when there is no such policy."""
@@ -176,6 +196,8 @@ async def save_sla_policy(
     checked = check_policy(draft)
     async with uow:
         store = uow.sla_policies
+        if policy_id is not None and not await store.exists(policy_id):
+            raise LookupError(f"There is no SLA policy {policy_id}.")
         location_id = None
         if checked.location is not None:
             location_id = await store.location_id(checked.location)
@@ -186,6 +208,13 @@ async def save_sla_policy(
             raise PolicyError(f"Another policy is already called “{checked.name}”.")
         if holding is not None and holding != policy_id:
             raise PolicyError("That clinic already has its own policy: change that one instead.")
+        if location_id is None and checked.enabled:
+            default = await store.enabled_default()
+            if default is not None and default[0] != policy_id:
+                raise PolicyError(
+                    f"“{default[1]}” is already the default policy: give this one a clinic, switch it off, "
+                    f"or change “{default[1]}” instead."
+                )
         values = checked.as_values()
         if policy_id is None:
             policy_id = await store.add(values, location_id, now)

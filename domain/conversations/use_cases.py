@@ -240,12 +240,20 @@ async def handle_customer_message(
     if customer_id is None:
         customer_id = await store.find_customer(message.channel, message.from_address)
     action = interpret_keyword(message.body)
-    if customer_id is None and action is None and policy.welcome_newcomers:
-        # A first message from someone we do not know makes them a customer, so an agent sees it; a
-        # keyword alone (STOP from a stranger) does not (domain/conversations/newcomers.py).
+    first_contact = False
+    if (
+        customer_id is None
+        and action is not KeywordAction.OPT_OUT
+        and policy.welcome_newcomers
+        and not message.automated
+    ):
+        # A first message from someone we do not know makes them a customer, so an agent sees it (or, for
+        # Telegram's Start button or a first START, so their opt-in is recorded and they are welcomed); a
+        # STOP from a stranger does not, nor does a machine's mail (domain/conversations/newcomers.py).
         found = newcomer(message.channel, message.from_address, message.sender_name)
         if found is not None:
             customer_id = await store.add_newcomer(found, now)
+            first_contact = customer_id is not None
     replied_to = None
     if customer_id is not None and action is None:
         replied_to = await store.latest_outbound(customer_id, message.channel, now - REPLY_WINDOW)
@@ -300,7 +308,7 @@ async def handle_customer_message(
                 at=now,
             )
         )
-    reply = keyword_reply(action, policy.business_name, message.channel)
+    reply = keyword_reply(action, policy.business_name, message.channel, first_contact=first_contact)
     if message.channel in OUTBOX_REPLY_CHANNELS:
         await store.enqueue(
             OutboxEntry(

@@ -207,6 +207,8 @@ class InboundMessage:
     body: str
     received_at: datetime
     sender_name: str | None = None
+    #: Sent by a machine, not a person (an auto-reply, a bounce, a mailing list): it makes no new customer.
+    automated: bool = False
 
 
 class OutboxPort(Protocol):

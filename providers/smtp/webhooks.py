@@ -50,6 +50,22 @@ def _plain_text(email: EmailMessage) -> str:
     return content.strip() if isinstance(content, str) else ""
 
 
+def is_automated(email: EmailMessage) -> bool:
+    """Sent by a machine (RFC 3834 auto-replies, bulk and list mail, bounces with an empty return path)."""
+    submitted = str(email.get("Auto-Submitted", "")).strip().lower()
+    precedence = str(email.get("Precedence", "")).strip().lower()
+    return (
+        (bool(submitted) and submitted != "no")
+        or precedence in {"bulk", "junk", "list", "auto_reply"}
+        or email.get("List-Id") is not None
+        or any(
+            email.get(name) is not None
+            for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+        )
+        or str(email.get("Return-Path", "")).strip() == "<>"
+    )
+
+
 def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
     """Read a customer's email (RFC 5322 bytes) into an InboundMessage; the body is the plain text."""
     email = _parse(raw_bytes)
@@ -75,6 +91,7 @@ def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
         body=text,
         received_at=received_at,
         sender_name=sender_name or None,
+        automated=is_automated(email),
     )
 
 

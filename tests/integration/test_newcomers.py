@@ -21,6 +21,7 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
     CustomerTag,
+    StaffUser,
 )
 from switchboard.settings import Settings
 from tests.integration.test_webhooks import (
@@ -123,16 +124,64 @@ async def test_a_stranger_on_sms_telegram_and_email_each_becomes_a_customer(
     assert sorted(c.channel for c in chats) == ["email", "sms", "telegram"]
 
 
-async def test_a_stranger_s_keyword_or_a_machine_s_mail_makes_no_customer(client, settings, database) -> None:
+def mail(sender: str, message_id: str, **headers: str) -> bytes:
+    email = EmailMessage()
+    email["From"] = sender
+    email["To"] = "hello@northwind.example"
+    email["Message-ID"] = message_id
+    for name, value in headers.items():
+        email[name.replace("_", "-")] = value
+    email.set_content("Thanks for your message")
+    return email.as_bytes()
+
+
+async def test_a_stranger_s_stop_a_machine_s_mail_or_a_staff_member_makes_no_customer(
+    client, settings, database
+) -> None:
+    async with database.sessions() as session:
+        session.add(
+            StaffUser(email="lena@northwind.example", name="Lena", role="agent", telegram_user_id=5151)
+        )
+        await session.commit()
     await post_twilio(client, settings, INBOUND, inbound_params("STOP", sid="SMstop", sender="+15550009999"))
-    bounce = EmailMessage()
-    bounce["From"] = "Mail Delivery System <MAILER-DAEMON@mx.example.org>"
-    bounce["To"] = "hello@northwind.example"
-    bounce["Message-ID"] = "<b1@mx.example.org>"
-    bounce.set_content("Undeliverable")
-    await post_email(client, settings, bounce.as_bytes())
+    machines = [
+        mail("Mail Delivery System <MAILER-DAEMON@mx.example.org>", "<b1@mx.example.org>"),
+        mail("Billing <no_reply@shop.example>", "<b2@shop.example>"),
+        mail("Bounces <bounces+123@lists.example>", "<b3@lists.example>"),
+        mail("Bea <bea@example.org>", "<b4@example.org>", Auto_Submitted="auto-replied"),
+        mail("News <news@example.org>", "<b5@example.org>", List_Id="<news.example.org>"),
+        mail("Lena <Lena@Northwind.example>", "<b6@northwind.example>"),  # staff are not customers
+    ]
+    for raw in machines:
+        assert (await post_email(client, settings, raw)).status_code in (200, 202)
+    # A staff member who writes to the customer bot before being linked (or after leaving) is no customer.
+    await post_telegram(client, settings, telegram_update(77, "hello?", user_id=5151, chat_id=5151))
     assert await count(database, Customer) == 0 and await count(database, ChatSession) == 0
-    assert await count(database, CustomerCommunication) == 2  # both kept, unowned
+    assert await count(database, CustomerCommunication) == 1 + len(machines)  # all kept, unowned
+
+
+async def test_telegram_s_start_button_from_a_stranger_welcomes_them_and_records_the_opt_in(
+    client, settings, database
+) -> None:
+    assert (
+        await post_telegram(client, settings, telegram_update(90, "/start", user_id=888003, chat_id=888003))
+    ).status_code == 200
+    [customer] = await rows(database, Customer)
+    assert (customer.telegram_chat_id, customer.name) == (888003, "Ada")
+    [consent] = await rows(database, CustomerConsent)
+    assert (consent.channel, consent.status) == ("telegram", "opted_in")
+    [welcome] = await rows(database, CustomerCommunication, CustomerCommunication.direction == "outbound")
+    assert welcome.body.startswith(f"{settings.business_name}: Welcome! Write here any time")
+    assert "re-subscribed" not in welcome.body
+    assert await count(database, ChatSession) == 0  # a keyword is no agent's work
+    # What they write next opens their conversation.
+    await post_telegram(
+        client,
+        settings,
+        telegram_update(91, "Do you have appointments today?", user_id=888003, chat_id=888003),
+    )
+    [chat] = await rows(database, ChatSession)
+    assert chat.customer_id == customer.id and await count(database, Customer) == 1
 
 
 async def test_two_first_messages_at_once_make_one_customer(client, settings, database) -> None:

@@ -81,6 +81,12 @@ async def test_an_admin_writes_a_clinic_policy_the_sla_watcher_reads(
     assert (
         same_name.status_code == 422 and "Another policy is already called “Berlin Mitte”." in same_name.text
     )
+    # One switched-on default: a second is refused, saying which is the default.
+    assert (await client.post(PAGE, data=form(token, name="Standard", location=""))).status_code == 200
+    second = await client.post(PAGE, data=form(token, name="Evening", location=""))
+    assert second.status_code == 422 and "“Standard” is already the default policy" in second.text
+    off = {k: v for k, v in form(token, name="Evening", location="").items() if k != "enabled"}
+    assert (await client.post(PAGE, data=off)).status_code == 200  # a switched-off one may wait beside it
 
     # Changing it: off, and a target dropped.
     edit = await client.get(f"{PAGE}/{policy.policy_id}")
@@ -92,12 +98,12 @@ async def test_an_admin_writes_a_clinic_policy_the_sla_watcher_reads(
     )
     assert changed.status_code == 303
     async with database.read_sessions() as session:
-        [policy] = await all_policies(session)
+        policy = next(p for p in await all_policies(session) if p.name == "Berlin Mitte")
         audited = list(
             await session.scalars(select(AuditLog.action).where(AuditLog.action.like("sla.policy.%")))
         )
     assert (policy.enabled, policy.next_response_minutes) == (False, None)
-    assert audited == ["sla.policy.create", "sla.policy.update"]
+    assert audited == ["sla.policy.create"] * 3 + ["sla.policy.update"]
     assert (
         await client.post(f"{PAGE}/999999", data=form(token, name="Other", location=""))
     ).status_code == 404

@@ -548,11 +548,13 @@ async def test_telegram_start_with_a_forged_link_ties_nothing(
         client, settings, telegram_update(10, f"/start c{customer_id}_AAAAAAAAAAAAAAAAAAAAAA")
     )
     assert response.status_code == 200
-    [customer] = await rows(database, Customer)
-    assert customer.telegram_chat_id is None
+    # Nothing of the named customer is touched: the person who pressed Start is a new customer of their own
+    # (as anyone pressing Start is: tests/integration/test_newcomers.py), with their own opt-in.
+    ada = (await rows(database, Customer, Customer.id == customer_id))[0]
+    assert ada.telegram_chat_id is None
     [inbound] = await rows(database, CustomerCommunication, CustomerCommunication.direction == "inbound")
-    assert inbound.customer_id is None
-    assert await count(database, CustomerConsent) == 0
+    assert inbound.customer_id != customer_id
+    assert await count(database, CustomerConsent, CustomerConsent.customer_id == customer_id) == 0
 
 
 async def test_telegram_update_delivered_twice_applies_once(client, settings, database, customer_id) -> None:

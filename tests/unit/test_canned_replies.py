@@ -308,3 +308,12 @@ def test_the_canned_command_reads_a_search_or_a_conversation(text: str, read: Ca
 def test_a_conversation_without_a_reply_is_a_usage_error() -> None:
     with pytest.raises(ParseError, match="which reply"):
         parse_canned(["for", "12"], "for 12", NOW.date())
+
+
+def test_a_first_contact_s_made_up_name_is_no_first_name_to_greet_them_by() -> None:
+    for made_up in ("WhatsApp contact …4321", "New Email contact"):
+        known = known_values(CustomerFacts(made_up), agent_name="Lena", business_name="Northwind")
+        assert "first_name" not in known and "name" not in known
+    assert (
+        known_values(CustomerFacts("Mira Okafor"), agent_name="L", business_name="N")["first_name"] == "Mira"
+    )

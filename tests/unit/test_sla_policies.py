@@ -53,9 +53,11 @@ def test_no_hours_on_any_day_is_around_the_clock() -> None:
         ({"first_response": "99999999"}, "from 0 to 86,400"),
         ({"warn_before": ""}, "Give the warning in minutes."),
         ({"hours": {"mon": "8-12"}}, "Monday: “8-12” is not a span like 08:00-12:30."),
-        ({"hours": {"tue": "25:00-26:00"}}, "tue: “25:00” is not a time like 09:00."),
+        ({"hours": {"tue": "25:00-26:00"}}, "Tuesday: “25:00” is not a time like 09:00."),
         ({"hours": {"wed": "24:00-08:00"}}, "a span cannot start at 24:00"),
-        ({"holidays": "Christmas"}, "Holidays are ISO dates such as 2026-12-25"),
+        ({"holidays": "2026-12-25\nChristmas"}, "Holidays: “Christmas” is not a date like 2026-12-25."),
+        ({"holidays": "2026-13-01"}, "Holidays: “2026-13-01” is not a date like 2026-12-25."),
+        ({"first_response": "²"}, "is a whole number of minutes"),
     ],
 )
 def test_what_cannot_be_read_is_refused_naming_the_field(change: dict[str, object], words: str) -> None:
@@ -63,3 +65,10 @@ def test_what_cannot_be_read_is_refused_naming_the_field(change: dict[str, objec
     with pytest.raises(PolicyError) as refused:
         check_policy(SlaPolicyDraft(**{**base, **change}))  # type: ignore[arg-type]
     assert words in str(refused.value)
+
+
+def test_stored_hours_spelled_another_way_show_in_the_form_and_survive_a_save() -> None:
+    stored = {"name": "Old", "first_response_minutes": 15, "business_hours": {"Monday": [["09:00", "17:00"]]}}
+    draft = draft_of(stored, None)
+    assert draft.hours["mon"] == "09:00-17:00"
+    assert check_policy(draft).business_hours == {"mon": [["09:00", "17:00"]]}
