@@ -265,16 +265,27 @@ async def handle_customer_message(
     answered_survey = (
         customer_id is not None
         and action is None
+        and not message.automated  # an out-of-office is no score and no comment
         and await capture_survey_answer(uow, customer_id, message, communication_id, now)
     )
     # Video consultations (domain/video/replies.py): "1" or "2" to a reminder, or a letter picking an offered
     # time, is answered automatically and, like a score, gives no agent work.
     video_reply = (
         None
-        if customer_id is None or action is not None or answered_survey or policy.video is None
+        if customer_id is None
+        or action is not None
+        or answered_survey
+        or policy.video is None
+        or message.automated
         else await answer_video_reply(policy.video, uow, store, customer_id, message, communication_id, now)
     )
-    if (
+    if customer_id is not None and action is None and message.automated:
+        # An out-of-office reply (or a list's, or a bounce) from a known customer opens no agent work: a
+        # campaign's thousands of auto-replies must not fill the queue. An open conversation shows it.
+        await store.note_in_open_chat(
+            customer_id, message.channel, communication_id, message.body, AUTOMATED_NOTE, now
+        )
+    elif (
         customer_id is not None
         and action is None
         and answered_survey is not SurveyReply.SCORE
@@ -327,6 +338,10 @@ async def handle_customer_message(
     return InboundResult(communication_id, customer_id, action, reply)
 
 
+#: An automatic reply from a known customer's mailbox, as a note in their open conversation.
+AUTOMATED_NOTE = (
+    "That was an automatic reply (out of office, a mailing list or a bounce), so it opened no agent work."
+)
 #: What a keyword did, as a note in the customer's open conversation.
 KEYWORD_NOTES: dict[KeywordAction, str] = {
     KeywordAction.OPT_OUT: "The customer opted out of {channel} with a keyword; nothing more goes to them on "

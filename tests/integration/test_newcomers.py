@@ -203,3 +203,24 @@ async def test_turned_off_a_stranger_s_message_is_kept_unowned(database, databas
     assert await count(database, Customer) == 0 and await count(database, ChatSession) == 0
     [inbound] = await rows(database, CustomerCommunication)
     assert inbound.customer_id is None
+
+
+async def test_a_known_customer_s_out_of_office_reply_opens_no_agent_work(client, settings, database) -> None:
+    async with database.sessions() as session:
+        customer = Customer(name="Bea Novak", email="bea@example.org")
+        session.add(customer)
+        await session.commit()
+        customer_id = customer.id
+    away = mail("Bea <bea@example.org>", "<ooo1@example.org>", Auto_Submitted="auto-replied")
+    assert (await post_email(client, settings, away)).status_code in (200, 202)
+    assert await count(database, ChatSession) == 0
+    [kept] = await rows(database, CustomerCommunication)
+    assert kept.customer_id == customer_id  # kept, on the customer's record
+    # In a conversation already open it shows, with a note, and still gives no one new work.
+    real = mail("Bea <bea@example.org>", "<q1@example.org>")
+    await post_email(client, settings, real)
+    [chat] = await rows(database, ChatSession)
+    again = mail("Bea <bea@example.org>", "<ooo2@example.org>", Auto_Submitted="auto-replied")
+    await post_email(client, settings, again)
+    notes = [m.body for m in await rows(database, ChatMessage, ChatMessage.session_id == chat.id)]
+    assert any("automatic reply" in body for body in notes), notes
