@@ -12,7 +12,8 @@ shows).
 - A new patient (a number no customer has) writes on WhatsApp: they become a customer, their conversation
   appears in #live-chat, and Lena's thread reply reaches their phone.
 - In Telegram, the admin is given an SMS conversation, the staff bot forwards it to her private chat, and her
-  reply to that message reaches the customer's phone as an SMS.
+  reply to that message reaches the customer's phone as an SMS; so does a PDF she sends as a reply, by its
+  signed link.
 """
 
 from __future__ import annotations
@@ -328,6 +329,34 @@ def test_the_admin_answers_an_sms_customer_by_replying_in_telegram(demo: Demo) -
     )
     wait_for(lambda: len(texts()) > before or None, 30, "the SMS reply on the customer's phone")
     assert texts()[before:] == ["No, Monday to Saturday."]
+
+    # She replies with the opening-hours PDF as a Telegram document: the customer's SMS carries its signed link,
+    # which serves the very bytes, and the conversation keeps the file.
+    before = len(texts())
+    demo.sandbox(
+        "POST",
+        "/_sandbox/customer/telegram",
+        {
+            "chat_id": str(admin_telegram),
+            "text": "Our opening hours",
+            "message_id": str(message_id),
+            "file_base64": base64.b64encode(PRICE_LIST).decode(),
+            "file_name": "hours.pdf",
+            "file_type": "application/pdf",
+        },
+    )
+    wait_for(lambda: len(texts()) > before or None, 30, "the file's SMS on the customer's phone")
+    [sms] = texts()[before:]
+    assert sms.startswith("Our opening hours") and "hours.pdf" in sms, sms
+    link = re.search(r"https?://\S+/media/\S+", sms)
+    assert link is not None, sms
+    with urllib.request.urlopen(link[0], timeout=10) as served:
+        assert served.read() == PRICE_LIST
+    assert demo.rows(
+        select(ChatAttachment.filename)
+        .join(ChatMessage, ChatMessage.id == ChatAttachment.message_id)
+        .where(ChatMessage.session_id == chat_id, ChatMessage.author == "staff")
+    ) == [("hours.pdf",)]
 
 
 def http_json_signed(demo: Demo, body: str, stamp: str, signature: str) -> tuple[int, Any]:
