@@ -27,10 +27,10 @@ from domain.vocabulary import (
     MessageStatus,
 )
 from storage import desk
+from storage.desk import kept_file_row
 from storage.message_feed import bump_feed, count_once
 from storage.messages import SqlMessagingUnitOfWork
 from storage.models import (
-    ChatAttachment,
     ChatMessage,
     ChatSession,
     Customer,
@@ -428,18 +428,6 @@ async def turn_of(session: AsyncSession, chat_id: int, communication_id: int) ->
         .limit(1)
     )
     return found
-
-
-def kept_file_row(turn_id: int, file: KeptFile, at: datetime) -> ChatAttachment:
-    return ChatAttachment(
-        message_id=turn_id,
-        filename=file.filename,
-        content_type=file.content_type,
-        size_bytes=file.size_bytes,
-        sha256=file.sha256,
-        content=file.content,
-        created_at=at,
-    )
 
 
 class SqlChatReplyUnitOfWork(SqlMessagingUnitOfWork):

@@ -175,17 +175,7 @@ class SqlChatDesk:
         self._session.add(turn)
         await self._session.flush()
         if file is not None:
-            self._session.add(
-                ChatAttachment(
-                    message_id=turn.id,
-                    filename=file.filename,
-                    content_type=file.content_type,
-                    size_bytes=file.size_bytes,
-                    sha256=file.sha256,
-                    content=file.content,
-                    created_at=at,
-                )
-            )
+            self._session.add(kept_file_row(turn.id, file, at))
             await self._session.flush()
         return True
 
@@ -228,3 +218,16 @@ class SqlDeskUnitOfWork(SqlMessagingUnitOfWork):
         csat = self._csat
         self.surveys = SqlSurveyDesk(self.session, csat, self) if csat is not None and csat.enabled else None
         return self
+
+
+def kept_file_row(turn_id: int, file: KeptFile, at: datetime) -> ChatAttachment:
+    """A checked file kept on a conversation turn (a customer's, a staff reply's or a note's)."""
+    return ChatAttachment(
+        message_id=turn_id,
+        filename=file.filename,
+        content_type=file.content_type,
+        size_bytes=file.size_bytes,
+        sha256=file.sha256,
+        content=file.content,
+        created_at=at,
+    )

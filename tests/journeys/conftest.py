@@ -282,12 +282,22 @@ def demo_on_each_engine(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fresh_databases: FreshDatabases
 ) -> Iterator[Demo]:
     """The same demo on SQLite and on PostgreSQL, for journeys that must hold on both."""
+    yield from demo_on_engine(request, tmp_path_factory, fresh_databases, "demo")
+
+
+def demo_on_engine(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    fresh_databases: FreshDatabases,
+    name: str,
+    **options: Any,
+) -> Iterator[Demo]:
+    """A demo on the engine `request.param` names (skipped when SWITCHBOARD_TEST_ENGINES leaves it out)."""
     engines = os.environ.get("SWITCHBOARD_TEST_ENGINES", "sqlite,postgresql").split(",")
     if request.param not in engines:
         pytest.skip(f"{request.param} is not among SWITCHBOARD_TEST_ENGINES")
-    folder = tmp_path_factory.mktemp(f"demo-{request.param}")
-    url = fresh_databases.url(request.param)
-    running = start_demo(folder, url)
+    folder = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    running = start_demo(folder, fresh_databases.url(request.param), **options)
     try:
         yield running
         no_tracebacks(running)

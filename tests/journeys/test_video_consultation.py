@@ -13,7 +13,6 @@ Two things are test setup, written straight into the demo's database:
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import urllib.error
@@ -44,13 +43,11 @@ from tests.conftest import FreshDatabases
 from tests.journeys.conftest import (
     MANAGER,
     Demo,
+    demo_on_engine,
     http_json,
-    no_tracebacks,
     run_async,
     screenshot,
     sign_in,
-    start_demo,
-    stop_demo,
     wait_for,
 )
 
@@ -62,16 +59,7 @@ def demo(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, fresh_databases: FreshDatabases
 ) -> Iterator[Demo]:
     """The whole video journey on SQLite and on PostgreSQL (the scale-out engine)."""
-    engines = os.environ.get("SWITCHBOARD_TEST_ENGINES", "sqlite,postgresql").split(",")
-    if request.param not in engines:
-        pytest.skip(f"{request.param} is not among SWITCHBOARD_TEST_ENGINES")
-    folder = tmp_path_factory.mktemp(f"demo-video-{request.param}")
-    running = start_demo(folder, fresh_databases.url(request.param), rebuild_rollups=False)
-    try:
-        yield running
-        no_tracebacks(running)
-    finally:
-        stop_demo(running)
+    yield from demo_on_engine(request, tmp_path_factory, fresh_databases, "demo-video", rebuild_rollups=False)
 
 
 def write(demo: Demo, *statements: Any) -> None:
