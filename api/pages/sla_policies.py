@@ -15,8 +15,8 @@ from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
 from domain.conversations.sla import WEEKDAYS, PolicyError, hours_in_words, minutes_in_words
 from domain.conversations.sla_policies import DAY_NAMES, SlaPolicyDraft, draft_of, save_sla_policy
 from domain.vocabulary import Role
+from storage.queries.clinics import clinics
 from storage.queries.sla import sla_policies, sla_policy_values
-from storage.queries.widget import clinics
 
 PATH = "/communication/chat/sla-policies"
 DONE = {"created": "The policy is saved.", "saved": "Your changes are saved."}

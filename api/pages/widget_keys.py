@@ -15,7 +15,8 @@ from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
 from domain.vocabulary import Role
 from domain.widget.model import WidgetRefused
 from domain.widget.use_cases import create_widget_key, set_widget_key_enabled
-from storage.queries.widget import clinics, widget_keys
+from storage.queries.clinics import clinics
+from storage.queries.widget import widget_keys
 from storage.widget_visits import widget_unit
 
 PATH = "/communication/chat/widget-keys"

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from domain.vocabulary import ROLE_RANK, Availability, Channel, Direction, MessageStatus, Role
 from domain.widget.model import Visitor, WidgetKey, WidgetTurn, client_id_of, token_hash
 from storage.database import Database
-from storage.models import ChatWidgetKey, CustomerCommunication, Location, StaffUser
+from storage.models import ChatWidgetKey, CustomerCommunication, StaffUser
 from storage.widget import SqlVisitors
 
 CC = CustomerCommunication
@@ -118,12 +118,3 @@ async def recent_turns(database: Database, customer_id: int, *, limit: int = 50)
         )
     start = min(ids) - 1 if ids else 0
     return await visitor_turns(database, customer_id, after=start, limit=limit)
-
-
-async def clinics(database: Database) -> list[tuple[int, str, str]]:
-    """Every clinic as (id, code, name), by name: what a key (or a policy) may belong to."""
-    async with database.read_sessions() as session:
-        rows = await session.execute(
-            select(Location.id, Location.code, Location.name).order_by(Location.name)
-        )
-        return [(row.id, row.code, row.name) for row in rows]
