@@ -76,7 +76,7 @@ async def answer(
         summary = _summary(result, series, locale, currency)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
-    chart = _chart(result, series, summary, locale, currency)
+    chart = chart_for(result, series, summary, locale, currency)
     return Answer(result, chart, summary, currency if money is not None else None)
 
 
@@ -150,9 +150,10 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
     )
 
 
-def _chart(
+def chart_for(
     result: QueryResult, series: tuple[SeriesResult, ...], summary: str, locale: str, currency: str
 ) -> ChartSpec:
+    """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile."""
     metric = result.metrics[0]
     shown = series[:MAX_SERIES]
     kind: ChartKind

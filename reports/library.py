@@ -9,13 +9,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from domain.audit import AuditEntry
 from reports.query import MetricQuery
-from reports.saved import ReportDefinitionError, definition_from_query, query_from_definition
+from reports.saved import (
+    ReportDefinitionError,
+    definition_from_query,
+    presentation_from_definition,
+    query_from_definition,
+)
 from storage.database import Database
-from storage.models import CustomReport, ReportSchedule, StaffUser
+from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
 from storage.unit_of_work import SqlUnitOfWork
 
 MAX_NAME = 200
@@ -75,10 +80,8 @@ async def last_question(database: Database, staff_id: int) -> dict[str, Any] | N
     return found
 
 
-async def save_report(
-    database: Database, saver: Saver, name: str, definition: dict[str, Any], *, shared: bool
-) -> SavedReport:
-    """Check the definition against the registry, give it a free slug, store it and audit it, in one commit."""
+def checked(name: str, definition: dict[str, Any]) -> tuple[str, str]:
+    """The name tidied and its slug, once the name and the definition (query and chart) pass every check."""
     name = " ".join(name.split())
     if not name:
         raise ReportLibraryError("Give the report a name.")
@@ -88,9 +91,17 @@ async def save_report(
     if not slug:
         raise ReportLibraryError("Give the report a name with at least one letter or digit.")
     try:
-        query_from_definition(definition)
+        presentation_from_definition(definition, query_from_definition(definition))
     except ReportDefinitionError as error:
         raise ReportLibraryError(f"This report cannot be saved: {error}.") from None
+    return name, slug
+
+
+async def save_report(
+    database: Database, saver: Saver, name: str, definition: dict[str, Any], *, shared: bool
+) -> SavedReport:
+    """Check the definition against the registry, give it a free slug, store it and audit it, in one commit."""
+    name, slug = checked(name, definition)
     async with SqlUnitOfWork(database) as uow:
         clash = await uow.session.scalar(
             select(CustomReport.name).where(
@@ -115,6 +126,87 @@ async def save_report(
         )
         await uow.commit()
         return _saved(report)
+
+
+async def update_report(
+    database: Database,
+    editor: Saver,
+    report: SavedReport,
+    name: str,
+    definition: dict[str, Any],
+    *,
+    shared: bool,
+) -> SavedReport:
+    """Change a saved report's name, question, chart or sharing; its slug (and so its links, schedules and
+    chat commands) stays. Checked like a new report, audited with what it was before, in one commit."""
+    name, _ = checked(name, definition)
+    async with SqlUnitOfWork(database) as uow:
+        clash = await uow.session.scalar(
+            select(CustomReport.name).where(
+                func.lower(CustomReport.name) == name.lower(), CustomReport.id != report.id
+            )
+        )
+        if clash is not None:
+            raise ReportLibraryError(f"There is already a report named “{clash}”; pick another name.")
+        stored = await uow.session.get(CustomReport, report.id)
+        if stored is None:
+            raise ReportLibraryError("This report was deleted meanwhile.")
+        stored.name, stored.definition, stored.shared = name, definition, shared
+        uow.audit.record(
+            AuditEntry(
+                actor=editor.email,
+                via=editor.via,
+                action="report.edit",
+                target=f"report:{report.slug}",
+                detail={
+                    "before": {"name": report.name, "shared": report.shared, "definition": report.definition},
+                    "after": {"name": name, "shared": shared, "definition": definition},
+                },
+            )
+        )
+        await uow.commit()
+        return _saved(stored)
+
+
+async def free_copy_name(database: Database, name: str) -> str:
+    """ "Copy of NAME", or "Copy of NAME (2)", … : the first name no report has."""
+    async with database.read_sessions() as session:
+        taken = {n.lower() for n in await session.scalars(select(CustomReport.name))}
+    base = f"Copy of {name}"[: MAX_NAME - 5]
+    candidate, number = base, 2
+    while candidate.lower() in taken or slug_for(candidate) in {slug_for(t) for t in taken}:
+        candidate, number = f"{base} ({number})", number + 1
+    return candidate
+
+
+async def delete_report(database: Database, actor: Saver, report: SavedReport) -> int:
+    """Delete a report with its schedules and their delivery log; returns how many schedules went with it."""
+    async with SqlUnitOfWork(database) as uow:
+        schedule_ids = list(
+            await uow.session.scalars(select(ReportSchedule.id).where(ReportSchedule.report_id == report.id))
+        )
+        if schedule_ids:
+            await uow.session.execute(
+                delete(ReportDelivery).where(ReportDelivery.schedule_id.in_(schedule_ids))
+            )
+            await uow.session.execute(delete(ReportSchedule).where(ReportSchedule.id.in_(schedule_ids)))
+        await uow.session.execute(delete(CustomReport).where(CustomReport.id == report.id))
+        uow.audit.record(
+            AuditEntry(
+                actor=actor.email,
+                via=actor.via,
+                action="report.delete",
+                target=f"report:{report.slug}",
+                detail={"name": report.name, "definition": report.definition, "schedules": len(schedule_ids)},
+            )
+        )
+        await uow.commit()
+    return len(schedule_ids)
+
+
+def may_change(report: SavedReport, staff_id: int, *, manages: bool) -> bool:
+    """The owner changes their report; a manager also changes shared and business reports."""
+    return report.owner_id == staff_id or (manages and (report.shared or report.owner_id is None))
 
 
 async def visible_reports(database: Database, staff_id: int, *, limit: int = 200) -> list[SavedReport]:

@@ -17,8 +17,11 @@ from typing import Any, cast, get_args
 
 from reports.answer import Answer, answer
 from reports.charts.cache import ChartCache, draw
-from reports.metrics import REGISTRY, UnknownName
+from reports.charts.spec import ChartSpec
+from reports.exports import as_csv
+from reports.metrics import REGISTRY, UnknownName, get_metric
 from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
+from reports.presentation import Presentation, PresentationError, check_fits, present, presentation_of
 from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
 from storage.database import Database
 
@@ -36,6 +39,8 @@ class ReportDefinitionError(ValueError):
 class SavedReportOutput:
     title: str
     answer: Answer
+    #: The chart as its builder chose it (the same spec the web page draws as SVG).
+    chart: ChartSpec
     png: bytes
     csv: bytes
 
@@ -75,6 +80,16 @@ def query_from_definition(definition: Any) -> MetricQuery:
     except ValueError as error:
         raise ReportDefinitionError(str(error).rstrip(".")) from None
     return query
+
+
+def presentation_from_definition(definition: Any, query: MetricQuery) -> Presentation:
+    """The report's chart choice, checked against the question it draws; ReportDefinitionError if it cannot."""
+    try:
+        presentation = presentation_of(definition)
+        check_fits(query, presentation, get_metric(query.metrics[0]))
+    except PresentationError as error:
+        raise ReportDefinitionError(str(error)) from None
+    return presentation
 
 
 def in_words(error: UnknownName) -> str:
@@ -243,6 +258,8 @@ async def run_saved_report(
     cache: ChartCache | None = None,
 ) -> SavedReportOutput:
     query = query_from_definition(definition)
+    presentation = presentation_from_definition(definition, query)
     result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
-    png = await draw(result.chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
-    return SavedReportOutput(title=name, answer=result, png=png, csv=result_csv(result))
+    chart = present(result, presentation)
+    png = await draw(chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
+    return SavedReportOutput(title=name, answer=result, chart=chart, png=png, csv=as_csv(chart))

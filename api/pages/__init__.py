@@ -15,6 +15,7 @@ from api.pages.chat import ChatPages
 from api.pages.common import SECTIONS, StaffPages, page
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
+from api.pages.report_builder import ReportBuilderPages
 from api.pages.reports import ReportPages
 from api.pages.sla_policies import SlaPolicyPages
 from api.pages.video import VideoPages
@@ -47,6 +48,7 @@ PAGE_CONTROLLERS = [
     WidgetKeyPages,
     SlaPolicyPages,
     AnalyticsPages,
+    ReportBuilderPages,
     ReportPages,
     VideoPages,
     VideoBookingPages,

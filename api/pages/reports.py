@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -14,12 +15,23 @@ from markupsafe import Markup, escape
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
 from domain.vocabulary import Role
-from reports.answer import answer
+from reports.answer import Answer, answer
+from reports.charts.cache import draw
+from reports.charts.spec import ChartSpec
+from reports.deliveries import Actor, DeliveryActionError, remove_schedule, retry_delivery
+from reports.exports import as_csv, as_xlsx
 from reports.heartbeats import ago, in_words, read_background_health
-from reports.library import ReportLibraryError, SavedReport, Saver, find_report, save_report, visible_reports
-from reports.metrics import REGISTRY
+from reports.library import SavedReport, find_report, may_change, visible_reports
 from reports.performance import OperationsView, read_operations
-from reports.saved import ReportDefinitionError, describe_query, query_from_definition, result_csv
+from reports.presentation import present
+from reports.saved import (
+    ReportDefinitionError,
+    describe_query,
+    presentation_from_definition,
+    query_from_definition,
+)
+from reports.schedule_words import DAYS, cron_from_words, cron_in_words, destination_of
+from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 from storage.database import Database
 from storage.queries.report_schedules import latest_deliveries, schedules_of_reports
 from switchboard.wiring import Container
@@ -63,9 +75,13 @@ async def saved_report(database: Database, staff_id: int, slug: str) -> SavedRep
     return found
 
 
-async def run_report(container: Container, report: SavedReport, formats: Formats) -> Any:
+async def report_chart(
+    container: Container, report: SavedReport, formats: Formats
+) -> tuple[ChartSpec, Answer]:
+    """The report answered now and drawn as its builder chose (the spec chat and deliveries send as PNG)."""
     query = query_from_definition(report.definition)
-    return await answer(
+    presentation = presentation_from_definition(report.definition, query)
+    found = await answer(
         container.database,
         query,
         now=utc_now(),
@@ -73,6 +89,67 @@ async def run_report(container: Container, report: SavedReport, formats: Formats
         locale=formats.locale,
         currency=formats.currency,
     )
+    return present(found, presentation), found
+
+
+async def _png(container: Container, chart: ChartSpec) -> bytes:
+    return await draw(chart, "png", chart.data_as_of.isoformat(), container.chart_cache)
+
+
+async def _svg(container: Container, chart: ChartSpec) -> bytes:
+    return (await draw(chart, "svg", chart.data_as_of.isoformat(), container.chart_cache)).encode()
+
+
+async def _csv(container: Container, chart: ChartSpec) -> bytes:
+    return as_csv(chart)
+
+
+async def _xlsx(container: Container, chart: ChartSpec) -> bytes:
+    return as_xlsx(chart)
+
+
+#: Every way a report downloads: the figures as shown (CSV, XLSX) and the chart itself (PNG, SVG).
+EXPORTS: dict[str, tuple[str, Callable[[Container, ChartSpec], Awaitable[bytes]]]] = {
+    "csv": ("text/csv; charset=utf-8", _csv),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx),
+    "png": ("image/png", _png),
+    "svg": ("image/svg+xml", _svg),
+}
+FLASHES = {
+    "changed": "Saved your changes.",
+    "scheduled": "Scheduled. Each delivery and its outcome shows below.",
+    "unscheduled": "The schedule is gone; nothing more will be delivered by it.",
+    "retrying": "It will be sent again within a minute; its outcome shows below.",
+}
+EMPTY_SCHEDULE = {
+    "frequency": "weekly",
+    "weekday": "monday",
+    "day": "1",
+    "time": "08:00",
+    "timezone": "",
+    "to": "",
+}
+FREQUENCIES = (
+    ("daily", "Every day"),
+    ("weekdays", "Every weekday"),
+    ("weekly", "Every week on"),
+    ("monthly", "Every month on day"),
+)
+WEEKDAYS = tuple((day, day.capitalize()) for day in DAYS)
+
+
+def schedule_words(form: dict[str, str]) -> str:
+    """The schedule form said as words, so the browser and chat go through one parser (cron_from_words)."""
+    frequency, time = form["frequency"], form["time"]
+    if frequency == "daily":
+        return f"every day {time}"
+    if frequency == "weekdays":
+        return f"every weekday {time}"
+    if frequency == "monthly":
+        return f"every month on {form['day']} {time}"
+    if frequency == "weekly":
+        return f"every {form['weekday']} {time}"
+    raise ScheduleError("pick how often from the list")
 
 
 #: How each job state reads as a status pill (the stylesheet's existing colours).
@@ -203,75 +280,12 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
     }
 
 
-#: The periods the form offers, as saved (relative, so a report always shows its latest period).
-FORM_PERIODS: tuple[tuple[str, str], ...] = (
-    ("last_7_days", "Last 7 days"),
-    ("last_30_days", "Last 30 days"),
-    ("last_90_days", "Last 90 days"),
-    ("this_week", "This week so far"),
-    ("last_week", "Last week"),
-    ("this_month", "This month so far"),
-    ("last_month", "Last month"),
-    ("this_quarter", "This quarter so far"),
-    ("last_quarter", "Last quarter"),
-    ("year_to_date", "This year so far"),
-)
-FORM_GRAINS = (("", "One figure"), ("day", "Daily"), ("week", "Weekly"), ("month", "Monthly"))
-FORM_COMPARISONS = (
-    ("", "No comparison"),
-    ("previous_period", "Against the period before"),
-    ("same_period_last_year", "Against the same period last year"),
-)
-EMPTY_FORM = {
-    "name": "",
-    "metric": "revenue",
-    "period": "last_30_days",
-    "dimension": "",
-    "grain": "",
-    "comparison": "",
-}
-
-
-def form_choices() -> dict[str, Any]:
-    metrics = sorted(REGISTRY.values(), key=lambda m: m.label)
-    dimensions = sorted({d for m in metrics for d in m.dimensions})
-    return {
-        "metrics": [(m.name, m.label, m.description) for m in metrics],
-        "dimensions": [(d, d.replace("_", " ")) for d in dimensions],
-        "periods": FORM_PERIODS,
-        "grains": FORM_GRAINS,
-        "comparisons": FORM_COMPARISONS,
-    }
-
-
-def definition_from_form(form: dict[str, str]) -> dict[str, Any]:
-    """The saved-report definition a form describes; names are checked against the registry on save."""
-    period_key = form.get("period", "")
-    if period_key.startswith("last_") and period_key.endswith("_days"):
-        days = period_key.removeprefix("last_").removesuffix("_days")
-        period: dict[str, Any] = {"kind": "last_n_days", "n": int(days) if days.isdigit() else 0}
-    else:
-        period = {"kind": period_key}
-    return {
-        "query": {
-            "metrics": [form.get("metric", "")],
-            "period": period,
-            "grain": form.get("grain") or None,
-            "dimensions": [form["dimension"]] if form.get("dimension") else [],
-            "filters": [],
-            "comparison": form.get("comparison") or None,
-        }
-    }
-
-
 class ReportPages(StaffPages):
     @get("/analytics/reports", name="reports")
     async def reports(self, request: Request[Any, Any, Any]) -> Template:
-        return await self._reports_page(request, EMPTY_FORM)
+        return await self._reports_page(request)
 
-    async def _reports_page(
-        self, request: Request[Any, Any, Any], form: dict[str, str], **extra: Any
-    ) -> Template:
+    async def _reports_page(self, request: Request[Any, Any, Any], **extra: Any) -> Template:
         data = await reports_overview(
             container_of(request).database, staff_of(request).id, Formats.of(request)
         )
@@ -281,64 +295,167 @@ class ReportPages(StaffPages):
             "analytics",
             "reports",
             may_save=staff_of(request).may(Role.AGENT),
-            form=form,
-            choices=form_choices(),
+            deleted=request.query_params.get("deleted", "")[:64],
             **data,
             **extra,
         )
-
-    @post("/analytics/reports", name="save_report", guards=[requires_role(Role.AGENT)], status_code=303)
-    async def save(self, request: Request[Any, Any, Any]) -> Redirect | Template:
-        """Save a report from the form: checked against the registry, audited, never half-saved."""
-        raw = await request.form()
-        form = {key: str(raw.get(key, "")).strip()[:200] for key in (*EMPTY_FORM, "shared")}
-        staff = staff_of(request)
-        try:
-            saved = await save_report(
-                container_of(request).database,
-                Saver(staff.id, staff.email, "web"),
-                form["name"],
-                definition_from_form(form),
-                shared=form["shared"] == "on",
-            )
-        except ReportLibraryError as error:
-            template = await self._reports_page(request, form, error=str(error))
-            template.status_code = 422
-            return template
-        return Redirect(f"/analytics/reports/{saved.slug}?saved=1", status_code=303)
 
     @get("/analytics/reports/{slug:str}", name="report")
     async def report(
         self, request: Request[Any, Any, Any], slug: FromPath[str]
     ) -> Template | Response[bytes]:
-        container, formats = container_of(request), Formats.of(request)
-        as_csv = slug.endswith(".csv")
-        report = await saved_report(container.database, staff_of(request).id, slug.removesuffix(".csv"))
+        """The report drawn as its builder chose, or (slug.csv, .xlsx, .png, .svg) downloaded as shown."""
+        return await self._report_page(request, slug)
+
+    async def _report_page(
+        self, request: Request[Any, Any, Any], slug: str, **extra: Any
+    ) -> Template | Response[bytes]:
+        container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
+        stem, dot, extension = slug.rpartition(".")
+        if not dot or extension not in EXPORTS:
+            stem, extension = slug, ""
+        report = await saved_report(container.database, staff.id, stem)
         try:
-            found = await run_report(container, report, formats)
+            chart, found = await report_chart(container, report, formats)
         except ReportDefinitionError as error:
-            if as_csv:
+            if extension:
                 raise NotFoundException(f"Report {report.slug!r} cannot run: {error}") from None
             return page(
                 request, "analytics/report.html", "analytics", "reports", report=report, error=str(error)
             )
-        if as_csv:
+        if extension:
+            media_type, content = EXPORTS[extension]
             return Response(
-                result_csv(found),
-                media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{report.slug}.csv"'},
+                await content(container, chart),
+                media_type=media_type,
+                headers={"Content-Disposition": f'attachment; filename="{report.slug}.{extension}"'},
             )
+        schedules = await schedules_of_reports(container.database, [report.id])
+        deliveries = await latest_deliveries(container.database, [report.id], limit=20)
+        flash = next((FLASHES[key] for key in FLASHES if request.query_params.get(key) == "1"), None)
         return page(
             request,
             "analytics/report.html",
             "analytics",
             "reports",
             report=report,
-            chart=await chart_svg(container, found.chart),
+            chart=await chart_svg(container, chart),
             summary=found.summary,
             description=describe_query(query_from_definition(report.definition)),
             just_saved=request.query_params.get("saved") == "1",
+            flash=flash,
+            exports=tuple(EXPORTS),
+            may_change=may_change(report, staff.id, manages=staff.may(Role.MANAGER)),
+            may_build=staff.may(Role.AGENT),
+            may_schedule=staff.may(Role.MANAGER),
+            schedule_form=extra.pop("schedule_form", None)
+            or dict(EMPTY_SCHEDULE, timezone=formats.timezone, to=staff.email),
+            frequencies=FREQUENCIES,
+            weekdays=WEEKDAYS,
+            schedules=[
+                {
+                    "id": s.id,
+                    "when": f"{cron_in_words(s.cron)} ({s.timezone})",
+                    "to": f"{s.destination_kind} {s.destination}",
+                    "enabled": s.enabled,
+                }
+                for s in schedules
+            ],
+            deliveries=[
+                {
+                    "id": d.id,
+                    "due": formats.moment(d.due_at),
+                    "late": d.late,
+                    "destination": d.destination,
+                    "status": d.status,
+                    "delivered": formats.moment(d.delivered_at),
+                    "error": d.error or "",
+                    "attempts": d.attempts,
+                }
+                for d in deliveries
+            ],
+            **extra,
         )
+
+    @post(
+        "/analytics/reports/{slug:str}/schedules",
+        name="schedule_report",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def schedule(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Redirect | Template:
+        """Deliver the report on a schedule said in words, in a timezone, to Slack, Telegram or email."""
+        container, staff = container_of(request), staff_of(request)
+        report = await saved_report(container.database, staff.id, slug)
+        raw = await request.form()
+        form = {key: str(raw.get(key, "") or "").strip()[:254] for key in EMPTY_SCHEDULE}
+        errors: dict[str, str] = {}
+        try:
+            cron = cron_from_words(schedule_words(form))
+        except ScheduleError as error:
+            errors["time"] = f"{str(error)[:1].upper()}{str(error)[1:]}."
+        try:
+            kind, destination = destination_of(form["to"] or staff.email)
+        except ScheduleError as error:
+            errors["to"] = f"{str(error)[:1].upper()}{str(error)[1:]}."
+        if not errors:
+            try:
+                await schedule_report(
+                    container.units.report_schedules(),
+                    report_id=report.id,
+                    report_slug=report.slug,
+                    owner_id=staff.id,
+                    request=ScheduleRequest(cron, form["timezone"], kind, destination),
+                    actor=staff.email,
+                    via="web",
+                    now=utc_now(),
+                )
+            except ScheduleError as error:
+                field = "timezone" if "timezone" in str(error) else "time"
+                errors[field] = f"{str(error)[:1].upper()}{str(error)[1:]}."
+        if errors:
+            shown = await self._report_page(request, report.slug, schedule_form=form, schedule_errors=errors)
+            if isinstance(shown, Template):
+                shown.status_code = 422
+                return shown
+            raise NotFoundException("The report cannot be shown.")
+        return Redirect(f"/analytics/reports/{report.slug}?scheduled=1", status_code=303)
+
+    @post(
+        "/analytics/reports/{slug:str}/schedules/{schedule_id:int}/delete",
+        name="unschedule_report",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def unschedule(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], schedule_id: FromPath[int]
+    ) -> Redirect:
+        container, staff = container_of(request), staff_of(request)
+        report = await saved_report(container.database, staff.id, slug)
+        try:
+            await remove_schedule(container.database, Actor(staff.email, "web"), report.id, schedule_id)
+        except DeliveryActionError as error:
+            raise NotFoundException(str(error)) from None
+        return Redirect(f"/analytics/reports/{report.slug}?unscheduled=1", status_code=303)
+
+    @post(
+        "/analytics/reports/{slug:str}/deliveries/{delivery_id:int}/retry",
+        name="retry_report_delivery",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def retry(
+        self, request: Request[Any, Any, Any], slug: FromPath[str], delivery_id: FromPath[int]
+    ) -> Redirect:
+        container, staff = container_of(request), staff_of(request)
+        report = await saved_report(container.database, staff.id, slug)
+        try:
+            await retry_delivery(
+                container.database, Actor(staff.email, "web"), report.id, delivery_id, utc_now()
+            )
+        except DeliveryActionError as error:
+            raise NotFoundException(str(error)) from None
+        return Redirect(f"/analytics/reports/{report.slug}?retrying=1", status_code=303)
 
     @get("/analytics/performance", name="performance")
     async def performance(self, request: Request[Any, Any, Any]) -> Template:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,6 +19,7 @@ from reports.library import (
 )
 from reports.periods import zone
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition, run_saved_report
+from reports.schedule_words import destination_of as words_destination
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 
 SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
@@ -78,13 +78,10 @@ def parse_save(words: list[str], rest: str, today: date) -> SaveReport:
 
 def destination_of(text: str) -> tuple[str, str]:
     """Where a schedule delivers: '#ops' is Slack, 'telegram:123' Telegram, an address email."""
-    if text.startswith("#") or text.startswith("slack:"):
-        return "slack", text.removeprefix("slack:")
-    if text.startswith("telegram:"):
-        return "telegram", text.removeprefix("telegram:")
-    if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", text):
-        return "email", text.lower()
-    raise ParseError(f"I cannot deliver to {text!r}.", SCHEDULE_USAGE)
+    try:
+        return words_destination(text)
+    except ScheduleError as error:
+        raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
 
 
 def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:

@@ -14,6 +14,7 @@ from storage.models import ReportDelivery, ReportSchedule
 
 @dataclass(frozen=True)
 class ScheduleListing:
+    id: int
     report_id: int
     cron: str
     timezone: str
@@ -24,6 +25,7 @@ class ScheduleListing:
 
 @dataclass(frozen=True)
 class DeliveryListing:
+    id: int
     report_id: int
     due_at: datetime
     destination: str
@@ -31,6 +33,7 @@ class DeliveryListing:
     late: bool
     delivered_at: datetime | None
     error: str | None
+    attempts: int = 0
 
 
 async def schedules_of_reports(database: Database, report_ids: Sequence[int]) -> list[ScheduleListing]:
@@ -42,7 +45,9 @@ async def schedules_of_reports(database: Database, report_ids: Sequence[int]) ->
             .order_by(ReportSchedule.id)
         )
         return [
-            ScheduleListing(s.report_id, s.cron, s.timezone, s.destination_kind, s.destination, s.enabled)
+            ScheduleListing(
+                s.id, s.report_id, s.cron, s.timezone, s.destination_kind, s.destination, s.enabled
+            )
             for s in rows
         ]
 
@@ -62,6 +67,8 @@ async def latest_deliveries(
             )
         ).all()
     return [
-        DeliveryListing(report_id, d.due_at, d.destination, d.status, d.late, d.delivered_at, d.error)
+        DeliveryListing(
+            d.id, report_id, d.due_at, d.destination, d.status, d.late, d.delivered_at, d.error, d.attempts
+        )
         for d, report_id in rows
     ]

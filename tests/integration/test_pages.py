@@ -372,7 +372,7 @@ async def test_every_page_renders_its_key_content_for_a_manager(client: Client, 
     assert (await client.get(older.group(1).replace("&amp;", "&"))).status_code == 200
     csv = await client.get(f"/analytics/reports/{REPORT_SLUG}.csv")
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    assert csv.text.startswith("metric,source_channel,")
+    assert csv.text.lstrip("\ufeff").startswith("Source channel,Revenue (EUR)\r\n")
     assert (await client.get("/communication/messages/99999999")).status_code == 404
 
 
@@ -955,7 +955,7 @@ async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(
     assert shown.status_code == 200 and "Saved." in shown.text and "<svg" in shown.text
     assert "Revenue, last 30 days, by location, weekly" in shown.text
     csv = await client.get("/analytics/reports/revenue-by-clinic.csv")
-    assert csv.status_code == 200 and csv.text.startswith("metric,location,bucket_start_utc,value")
+    assert csv.status_code == 200 and csv.text.lstrip("\ufeff").startswith("Date,")
 
     again = await post_form(client, "/analytics/reports", "/analytics/reports", form)
     assert again.status_code == 422 and "already a report named" in again.text

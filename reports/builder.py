@@ -1,0 +1,270 @@
+"""The report builder's form: what a manager picked, as a report definition, with each mistake named next to
+the field it belongs to. Every name is checked against the metric registry; nothing typed becomes SQL.
+
+The definition is checked one part at a time (metric, period, grain, split, filters, comparison, chart),
+so the message lands beside the field that caused it rather than at the top of the form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from reports.metrics import REGISTRY, Metric
+from reports.periods import MAX_PERIOD_DAYS, PeriodSpec, resolve_period
+from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
+from reports.query import MAX_BUCKETS, MAX_FILTER_VALUES, bucket_axis
+from reports.saved import ReportDefinitionError, presentation_from_definition, query_from_definition
+
+#: The relative periods the builder offers (saved relative, so a report always shows its latest period).
+RELATIVE_PERIODS: tuple[tuple[str, str], ...] = (
+    ("last_7_days", "Last 7 days"),
+    ("last_30_days", "Last 30 days"),
+    ("last_90_days", "Last 90 days"),
+    ("last_365_days", "Last 365 days"),
+    ("yesterday", "Yesterday"),
+    ("this_week", "This week so far"),
+    ("last_week", "Last week"),
+    ("this_month", "This month so far"),
+    ("last_month", "Last month"),
+    ("this_quarter", "This quarter so far"),
+    ("last_quarter", "Last quarter"),
+    ("year_to_date", "This year so far"),
+    ("between", "Fixed dates…"),
+)
+GRAIN_CHOICES = (
+    ("", "One figure"),
+    ("hour", "Hourly"),
+    ("day", "Daily"),
+    ("week", "Weekly"),
+    ("month", "Monthly"),
+    ("quarter", "Quarterly"),
+)
+COMPARISON_CHOICES = (
+    ("", "No comparison"),
+    ("previous_period", "Against the period before"),
+    ("same_period_last_year", "Against the same period last year"),
+)
+OPERATOR_CHOICES = (("in", "is one of"), ("not_in", "is none of"))
+#: How many filter rows the form shows.
+FILTER_ROWS = 3
+FIELDS = (
+    "name",
+    "metric",
+    "period",
+    "start_date",
+    "end_date",
+    "grain",
+    "dimension",
+    "comparison",
+    "kind",
+    "sort",
+    "top",
+    "shared",
+    *(f"filter_{i}_{part}" for i in range(FILTER_ROWS) for part in ("dimension", "operator", "values")),
+)
+EMPTY_FORM: dict[str, str] = {
+    **dict.fromkeys(FIELDS, ""),
+    "metric": "revenue",
+    "period": "last_30_days",
+    "kind": "auto",
+    "sort": "largest",
+}
+
+
+@dataclass
+class BuiltReport:
+    """A form read: the definition when every part passed, else the message per field."""
+
+    definition: dict[str, Any] | None
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def form_of(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The builder's fields from a posted form, trimmed and bounded; unknown fields are ignored, and a form
+    without the chart fields (an older page, a script) gets the best-fit chart."""
+    form = {key: str(raw.get(key, "") or "").strip()[:400] for key in FIELDS}
+    form["kind"] = form["kind"] or "auto"
+    form["sort"] = form["sort"] or "largest"
+    return form
+
+
+def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bool) -> dict[str, str]:
+    """The form that edits a saved report (the inverse of `build`)."""
+    form = dict(EMPTY_FORM, name=name, shared="on" if shared else "")
+    query = definition.get("query", {})
+    form["metric"] = (query.get("metrics") or ["revenue"])[0]
+    period = query.get("period") or {}
+    if isinstance(period, str):
+        period = {"kind": period}
+    kind = period.get("kind", "last_n_days")
+    if kind == "last_n_days":
+        form["period"] = f"last_{period.get('n', 30)}_days"
+    else:
+        form["period"] = kind
+    form["start_date"] = period.get("start_date", "") or ""
+    form["end_date"] = period.get("end_date", "") or ""
+    form["grain"] = query.get("grain") or ""
+    form["dimension"] = (query.get("dimensions") or [""])[0]
+    form["comparison"] = query.get("comparison") or ""
+    for index, item in enumerate((query.get("filters") or [])[:FILTER_ROWS]):
+        value = item.get("value")
+        values = [value] if isinstance(value, str) else list(value or [])
+        operator = {"eq": "in", "ne": "not_in"}.get(item.get("operator"), item.get("operator", "in"))
+        form[f"filter_{index}_dimension"] = item.get("dimension", "")
+        form[f"filter_{index}_operator"] = operator
+        form[f"filter_{index}_values"] = ", ".join(values)
+    chart = definition.get("chart") or {}
+    form["kind"] = chart.get("kind", "auto")
+    form["sort"] = chart.get("sort", "largest")
+    form["top"] = "" if chart.get("top") is None else str(chart["top"])
+    return form
+
+
+def _period(form: Mapping[str, str], errors: dict[str, str]) -> dict[str, Any] | None:
+    key = form["period"]
+    if key == "between":
+        try:
+            start, end = date.fromisoformat(form["start_date"]), date.fromisoformat(form["end_date"])
+        except ValueError:
+            errors["start_date"] = "Give both dates of the fixed period (from and to)."
+            return None
+        if end < start:
+            errors["end_date"] = "The period ends before it starts."
+            return None
+        if (end - start).days >= MAX_PERIOD_DAYS:
+            errors["end_date"] = f"A period is at most {MAX_PERIOD_DAYS:,} days (about ten years)."
+            return None
+        return {"kind": "between", "start_date": start.isoformat(), "end_date": end.isoformat()}
+    if key.startswith("last_") and key.endswith("_days"):
+        days = key.removeprefix("last_").removesuffix("_days")
+        if not days.isdigit() or not 1 <= int(days) <= MAX_PERIOD_DAYS:
+            errors["period"] = "Pick a period from the list."
+            return None
+        return {"kind": "last_n_days", "n": int(days)}
+    if key not in {value for value, _ in RELATIVE_PERIODS}:
+        errors["period"] = "Pick a period from the list."
+        return None
+    return {"kind": key}
+
+
+def _filters(
+    form: Mapping[str, str], names: Mapping[str, list[tuple[str, str]]], errors: dict[str, str]
+) -> list[dict[str, Any]]:
+    filters = []
+    for index in range(FILTER_ROWS):
+        dimension = form[f"filter_{index}_dimension"]
+        typed = [v.strip() for v in form[f"filter_{index}_values"].split(",") if v.strip()]
+        if not dimension and not typed:
+            continue
+        where = f"filter_{index}_values"
+        if not dimension:
+            errors[f"filter_{index}_dimension"] = "Pick what to filter on, or clear the values."
+            continue
+        if not typed:
+            errors[where] = "Give at least one value, separated by commas."
+            continue
+        if len(typed) > MAX_FILTER_VALUES:
+            errors[where] = f"At most {MAX_FILTER_VALUES} values per filter."
+            continue
+        operator = form[f"filter_{index}_operator"] or "in"
+        if operator not in ("in", "not_in"):
+            errors[f"filter_{index}_operator"] = "Pick “is one of” or “is none of”."
+            continue
+        known = names.get(dimension)
+        values = []
+        for text in typed:
+            value = _known_value(text, known) if known else text
+            if value is None:
+                listed = ", ".join(name for _, name in (known or [])[:8])
+                errors[where] = f"“{text}” is not a {dimension.replace('_', ' ')} we have; known: {listed}."
+                break
+            values.append(value)
+        else:
+            filters.append({"dimension": dimension, "operator": operator, "value": values})
+    return filters
+
+
+def _known_value(text: str, known: list[tuple[str, str]]) -> str | None:
+    """A typed value as stored: a code, or a name matched without regard to case."""
+    lowered = text.lower()
+    for value, name in known:
+        if lowered in (value.lower(), name.lower()):
+            return value
+    return None
+
+
+def build(
+    form: Mapping[str, str],
+    *,
+    names: Mapping[str, list[tuple[str, str]]],
+    now: datetime,
+    business_tz: str,
+) -> BuiltReport:
+    """The definition the form describes, or every field's mistake."""
+    errors: dict[str, str] = {}
+    metric: Metric | None = REGISTRY.get(form["metric"])
+    if metric is None:
+        errors["metric"] = "Pick a metric from the list."
+        return BuiltReport(None, errors)
+    period = _period(form, errors)
+    filters = _filters(form, names, errors)
+    top_text = form["top"]
+    top: int | None = None
+    if top_text:
+        if not top_text.isdigit() or not 1 <= int(top_text) <= MAX_TOP:
+            errors["top"] = f"Top is a whole number from 1 to {MAX_TOP}, or empty for every value."
+        else:
+            top = int(top_text)
+    if form["kind"] not in PRESENTATION_KINDS:
+        errors["kind"] = "Pick a chart from the list."
+    if form["sort"] not in SORT_ORDERS:
+        errors["sort"] = "Pick an order from the list."
+    if errors or period is None:
+        return BuiltReport(None, errors)
+    query: dict[str, Any] = {
+        "metrics": [metric.name],
+        "period": period,
+        "grain": None,
+        "dimensions": [],
+        "filters": [],
+        "comparison": None,
+    }
+    # One part at a time, so each refusal is shown beside its own field.
+    steps: tuple[tuple[str, str, Any], ...] = (
+        ("grain", "grain", form["grain"] or None),
+        ("dimension", "dimensions", [form["dimension"]] if form["dimension"] else []),
+        ("filter_0_dimension", "filters", filters),
+        ("comparison", "comparison", form["comparison"] or None),
+    )
+    for where, key, value in steps:
+        query[key] = value
+        try:
+            checked = query_from_definition({"query": query})
+        except ReportDefinitionError as error:
+            errors[where] = f"{_sentence(str(error))}"
+            return BuiltReport(None, errors)
+    definition = {"query": query, "chart": {"kind": form["kind"], "sort": form["sort"], "top": top}}
+    try:
+        presentation_from_definition(definition, checked)
+    except ReportDefinitionError as error:
+        errors["kind"] = _sentence(str(error))
+        return BuiltReport(None, errors)
+    if checked.grain is not None and isinstance(checked.period, PeriodSpec):
+        buckets = len(
+            bucket_axis(resolve_period(checked.period, now, business_tz), checked.grain, business_tz).starts
+        )
+        if buckets > MAX_BUCKETS:
+            errors["grain"] = (
+                f"That is {buckets:,} {checked.grain}s; a report shows at most {MAX_BUCKETS:,} points. "
+                "Pick a coarser grain or a shorter period."
+            )
+            return BuiltReport(None, errors)
+    return BuiltReport(definition, errors)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return f"{text[:1].upper()}{text[1:]}."

@@ -1,0 +1,84 @@
+"""Acting on a report's schedules and delivery log from the dashboard or chat: sending a failed delivery
+again, and taking a schedule away. Each change is audited in the same commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from domain.audit import AuditEntry
+from storage.database import Database
+from storage.models import ReportDelivery, ReportSchedule
+from storage.unit_of_work import SqlUnitOfWork
+
+
+class DeliveryActionError(ValueError):
+    """Why the asked change cannot happen, in words."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    email: str
+    via: str
+
+
+async def retry_delivery(
+    database: Database, actor: Actor, report_id: int, delivery_id: int, now: datetime
+) -> str:
+    """Send a failed delivery again: it reopens as due now with its attempts counted afresh, and the
+    scheduler's next tick takes it (once, whichever process gets it). Returns where it goes."""
+    async with SqlUnitOfWork(database) as uow:
+        row = (
+            await uow.session.execute(
+                select(ReportDelivery.status, ReportDelivery.destination)
+                .join(ReportSchedule, ReportSchedule.id == ReportDelivery.schedule_id)
+                .where(ReportDelivery.id == delivery_id, ReportSchedule.report_id == report_id)
+            )
+        ).first()
+        if row is None:
+            raise DeliveryActionError("There is no such delivery of this report.")
+        if row.status != "failed":
+            raise DeliveryActionError(f"Only a failed delivery can be sent again; this one is {row.status}.")
+        changed = await uow.session.execute(
+            update(ReportDelivery)
+            .where(ReportDelivery.id == delivery_id, ReportDelivery.status == "failed")
+            .values(status="retrying", attempts=0, claimed_until=now, takeover_note=None)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(changed, "rowcount", 0):
+            raise DeliveryActionError("Someone else is sending it again already.")
+        uow.audit.record(
+            AuditEntry(
+                actor=actor.email,
+                via=actor.via,
+                action="report.delivery_retry",
+                target=f"report_delivery:{delivery_id}",
+                detail={"destination": row.destination},
+            )
+        )
+        await uow.commit()
+    return str(row.destination)
+
+
+async def remove_schedule(database: Database, actor: Actor, report_id: int, schedule_id: int) -> str:
+    """Take a schedule away (its delivery log goes with it); returns where it used to deliver."""
+    async with SqlUnitOfWork(database) as uow:
+        schedule = await uow.session.get(ReportSchedule, schedule_id)
+        if schedule is None or schedule.report_id != report_id:
+            raise DeliveryActionError("There is no such schedule on this report.")
+        destination, cron = schedule.destination, schedule.cron
+        await uow.session.execute(delete(ReportDelivery).where(ReportDelivery.schedule_id == schedule_id))
+        await uow.session.execute(delete(ReportSchedule).where(ReportSchedule.id == schedule_id))
+        uow.audit.record(
+            AuditEntry(
+                actor=actor.email,
+                via=actor.via,
+                action="report.unschedule",
+                target=f"report_schedule:{schedule_id}",
+                detail={"report_id": report_id, "cron": cron, "destination": destination},
+            )
+        )
+        await uow.commit()
+    return destination

@@ -1,0 +1,146 @@
+"""Any chart or table as the rows a spreadsheet holds: the figures as shown, in the business's timezone,
+with the unit (and currency) stated in each column's heading. CSV and XLSX come from the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from reports.charts.spec import ChartSpec, Unit
+from reports.periods import zone
+
+Cell = str | float | None
+
+
+@dataclass(frozen=True)
+class SheetRows:
+    title: str
+    heading: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    #: Under the table: period, timezone and freshness, so a file read alone still says what it is.
+    footnote: str
+
+
+def _unit_words(unit: Unit | None, currency: str | None) -> str:
+    if unit == "currency":
+        return f" ({currency})"
+    if unit == "percent":
+        return " (%)"
+    if unit == "duration":
+        return " (seconds)"
+    return ""
+
+
+def _figure(value: float | None, unit: Unit | None) -> float | None:
+    if value is None:
+        return None
+    if unit == "percent":
+        return round(value * 100, 2)  # stored as a fraction, shown as a percentage
+    return round(value, 2) if unit == "currency" else round(value, 4)
+
+
+def _day(moment: object, tz: str) -> str:
+    if isinstance(moment, datetime):
+        local = moment.astimezone(zone(tz))
+        return (
+            local.strftime("%Y-%m-%d %H:%M") if (local.hour, local.minute) != (0, 0) else f"{local:%Y-%m-%d}"
+        )
+    return str(moment)
+
+
+def sheet_rows(spec: ChartSpec) -> SheetRows:
+    """The chart's figures, one row per date, category or cohort; a single number is one row."""
+    footnote = (
+        f"{spec.period_label}, {spec.timezone}; figures as of "
+        f"{spec.data_as_of.astimezone(zone(spec.timezone)):%Y-%m-%d %H:%M}"
+    )
+    if spec.kind == "kpi_tile" and spec.kpi is not None:
+        suffix = _unit_words(spec.unit, spec.currency)
+        return SheetRows(
+            spec.title,
+            (f"{spec.title}{suffix}", f"Before{suffix}", "Change (%)"),
+            (
+                (
+                    _figure(spec.kpi.value, spec.unit),
+                    _figure(spec.kpi.previous_value, spec.unit),
+                    None if spec.kpi.change_pct is None else round(spec.kpi.change_pct * 100, 2),
+                ),
+            ),
+            footnote,
+        )
+    if spec.kind == "cohort_heatmap" and spec.heatmap is not None:
+        suffix = _unit_words(spec.unit, spec.currency)
+        return SheetRows(
+            spec.title,
+            ("Cohort", *(f"{c}{suffix}" for c in spec.heatmap_columns)),
+            tuple(
+                (cohort, *(_figure(v, spec.unit) for v in row))
+                for cohort, row in zip(spec.categories, spec.heatmap, strict=True)
+            ),
+            footnote,
+        )
+    columns = tuple(f"{s.name}{_unit_words(s.unit or spec.unit, spec.currency)}" for s in spec.series)
+    if spec.x_dates:
+        first = "Date"
+        labels: tuple[str, ...] = tuple(_day(x, spec.timezone) for x in spec.x_dates)
+    else:
+        first = spec.subtitle.removeprefix("by ").split(",")[0].capitalize() if spec.subtitle else "Item"
+        labels = spec.categories
+    rows = tuple(
+        (row_label, *(_figure(s.values[i], s.unit or spec.unit) for s in spec.series))
+        for i, row_label in enumerate(labels)
+    )
+    return SheetRows(spec.title, (first, *columns), rows, footnote)
+
+
+def as_csv(spec: ChartSpec) -> bytes:
+    sheet = sheet_rows(spec)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(sheet.heading)
+    for row in sheet.rows:
+        writer.writerow(["" if cell is None else _csv_cell(cell) for cell in row])
+    writer.writerow([])
+    writer.writerow([sheet.footnote])
+    # A byte-order mark so spreadsheet programs read accented clinic names and € as UTF-8.
+    return ("\ufeff" + buffer.getvalue()).encode()
+
+
+def _csv_cell(cell: str | float) -> str:
+    if isinstance(cell, float):
+        return f"{cell:g}" if abs(cell) < 1e15 else repr(cell)
+    # A label starting with = + - @ would run as a formula in a spreadsheet: keep it text.
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@") else cell
+
+
+def as_xlsx(spec: ChartSpec) -> bytes:
+    sheet = sheet_rows(spec)
+    book = Workbook()
+    page = book.active
+    assert page is not None  # a new workbook always has its first sheet
+    page.title = _sheet_title(sheet.title)
+    page.append(list(sheet.heading))
+    for cell in page[1]:
+        cell.font = Font(bold=True)
+    for row in sheet.rows:
+        # openpyxl writes strings as inline text, never as formulas, unless they start with "=".
+        page.append([f"'{c}" if isinstance(c, str) and c.startswith("=") else c for c in row])
+    page.append([])
+    page.append([sheet.footnote])
+    page.column_dimensions["A"].width = max(
+        12, min(40, max((len(str(r[0])) for r in sheet.rows), default=10) + 2)
+    )
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def _sheet_title(title: str) -> str:
+    cleaned = "".join(" " if c in "[]:*?/\\" else c for c in title).strip()
+    return (cleaned or "Report")[:31]

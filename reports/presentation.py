@@ -1,0 +1,219 @@
+"""How a saved report is drawn: the chart kind its builder picked, the order of its breakout values, and top N.
+
+A report definition may carry, beside its "query", a "chart" object:
+    {"kind": "auto" | "line" | "bar" | "stacked_bar" | "table" | "number",
+     "sort": "largest" | "smallest" | "name", "top": 1..50 or null}
+The same ChartSpec comes out for the web page (SVG) and for chat and scheduled deliveries (PNG), so what a
+manager previews in the builder is what lands in Slack, Telegram and email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, cast, get_args
+
+from reports.answer import Answer, chart_for, label
+from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
+from reports.metrics import Metric
+from reports.periods import Grain, zone
+from reports.query import MetricQuery, SeriesResult
+
+PresentationKind = Literal["auto", "line", "bar", "stacked_bar", "table", "number"]
+PRESENTATION_KINDS: tuple[PresentationKind, ...] = get_args(PresentationKind)
+SortOrder = Literal["largest", "smallest", "name"]
+SORT_ORDERS: tuple[SortOrder, ...] = get_args(SortOrder)
+MAX_TOP = 50
+
+#: How each choice reads in the builder.
+KIND_WORDS: dict[PresentationKind, str] = {
+    "auto": "Best fit",
+    "line": "Line",
+    "bar": "Bars",
+    "stacked_bar": "Stacked bars",
+    "table": "Table",
+    "number": "Single number",
+}
+SORT_WORDS: dict[SortOrder, str] = {
+    "largest": "Largest first",
+    "smallest": "Smallest first",
+    "name": "By name",
+}
+
+
+class PresentationError(ValueError):
+    """A chart choice that does not fit the question; the message says what would."""
+
+
+@dataclass(frozen=True)
+class Presentation:
+    kind: PresentationKind = "auto"
+    sort: SortOrder = "largest"
+    top: int | None = None
+
+    def as_definition(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sort": self.sort, "top": self.top}
+
+
+def presentation_of(definition: Any) -> Presentation:
+    """The "chart" part of a report definition (absent: best fit, largest first, everything)."""
+    raw = definition.get("chart") if isinstance(definition, dict) else None
+    if raw is None:
+        return Presentation()
+    if not isinstance(raw, dict) or set(raw) - {"kind", "sort", "top"}:
+        raise PresentationError('"chart" is an object with kind, sort and top')
+    kind = raw.get("kind", "auto")
+    if kind not in PRESENTATION_KINDS:
+        raise PresentationError(f"chart kind must be one of {', '.join(PRESENTATION_KINDS)}, got {kind!r}")
+    sort = raw.get("sort", "largest")
+    if sort not in SORT_ORDERS:
+        raise PresentationError(f"sort must be one of {', '.join(SORT_ORDERS)}, got {sort!r}")
+    top = raw.get("top")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP):
+        raise PresentationError(f"top is a whole number from 1 to {MAX_TOP}, or empty for every value")
+    return Presentation(cast(PresentationKind, kind), cast(SortOrder, sort), top)
+
+
+def check_fits(query: MetricQuery, presentation: Presentation, metric: Metric) -> None:
+    """Refuse a chart that cannot show this question, before anything is saved or run."""
+    split = bool(query.dimensions)
+    over_time = query.grain is not None
+    if presentation.kind == "line" and not over_time:
+        raise PresentationError("a line needs the figures over time: pick daily, weekly or monthly")
+    if presentation.kind == "bar" and not (split or over_time):
+        raise PresentationError("bars need a split or the figures over time; a single figure is a number")
+    if presentation.kind == "stacked_bar":
+        if not (split and over_time):
+            raise PresentationError("stacked bars need both a split and the figures over time")
+        if metric.aggregation not in ("sum", "count"):
+            raise PresentationError(
+                f"{metric.label} is a rate or a distinct count, so its parts do not stack; use bars or a line"
+            )
+    if presentation.kind == "number" and split:
+        raise PresentationError("a single number cannot be split; choose “Nothing” under Split by")
+    if presentation.top is not None and not split:
+        raise PresentationError("top N keeps the largest values of a split; choose a split or leave it empty")
+
+
+def ordered(series: Sequence[SeriesResult], presentation: Presentation) -> tuple[SeriesResult, ...]:
+    """The breakout values in the chosen order, cut to top N (figures without a value last)."""
+    if presentation.sort == "name":
+        listed = sorted(series, key=lambda s: (s.dimension_value or "").lower())
+    else:
+        sign = -1.0 if presentation.sort == "largest" else 1.0
+        listed = sorted(series, key=lambda s: (s.total is None, sign * (s.total or 0.0)))
+    return tuple(listed[: presentation.top] if presentation.top else listed)
+
+
+def present(found: Answer, presentation: Presentation) -> ChartSpec:
+    """The chart a report shows: the answer's own best fit, or the kind its builder picked."""
+    result = found.result
+    metric = result.metrics[0]
+    series = (
+        ordered(result.series_for(metric.name), presentation)
+        if result.dimension
+        else (result.series_for(metric.name))
+    )
+    header = found.chart
+    if presentation.top is not None and result.dimension:
+        total = len(result.series_for(metric.name))
+        if len(series) < total:
+            header = replace(header, subtitle=f"by {label(result.dimension)}, top {len(series)} of {total}")
+    kind = presentation.kind
+    if kind in ("auto", "line"):
+        spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
+        return replace(spec, subtitle=header.subtitle)
+    targets = tuple(a for a in found.chart.annotations if a.kind == "target")
+    if kind == "number":
+        only = series[0] if series else None
+        direction: Any = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
+        tile = KpiTile.compare(
+            only.total if only else None, only.comparison_total if only else None, direction
+        )
+        return _reshaped(header, "kpi_tile", kpi=tile)
+    if kind == "table":
+        return _table(
+            header, result.grain, result.range.timezone, series, result.comparison_range is not None
+        )
+    chosen: ChartKind = "stacked_bar" if kind == "stacked_bar" else "bar"
+    if result.grain is None:
+        return _reshaped(
+            header,
+            chosen,
+            categories=tuple(_value_label(s) for s in series),
+            series=(Series(metric.label, tuple(s.total for s in series)),),
+            annotations=targets if chosen in TARGET_KINDS else (),
+        )
+    shown = series[:MAX_SERIES]
+    buckets = tuple(start for start, _ in shown[0].points) if shown else ()
+    return _reshaped(
+        header,
+        chosen,
+        categories=tuple(bucket_label(b, result.grain, result.range.timezone) for b in buckets),
+        series=tuple(
+            Series(
+                _value_label(s) if s.dimension_value is not None else metric.label,
+                tuple(v for _, v in s.points),
+            )
+            for s in shown
+        ),
+        annotations=targets,
+    )
+
+
+def _table(
+    header: ChartSpec, grain: Grain | None, tz: str, series: Sequence[SeriesResult], compared: bool
+) -> ChartSpec:
+    metric_label = header.title
+    if grain is None:
+        rows = tuple(_value_label(s) if s.dimension_value is not None else "All" for s in series)
+        columns = [Series(metric_label, tuple(s.total for s in series))]
+        if compared:
+            columns.append(Series("Before", tuple(s.comparison_total for s in series)))
+        return _reshaped(header, "table", categories=rows, series=tuple(columns))
+    shown = series[:MAX_SERIES]
+    buckets = tuple(start for start, _ in shown[0].points) if shown else ()
+    return _reshaped(
+        header,
+        "table",
+        categories=tuple(bucket_label(b, grain, tz) for b in buckets),
+        series=tuple(
+            Series(
+                _value_label(s) if s.dimension_value is not None else metric_label,
+                tuple(v for _, v in s.points),
+            )
+            for s in shown
+        ),
+    )
+
+
+def _reshaped(header: ChartSpec, kind: ChartKind, **shape: Any) -> ChartSpec:
+    blank: dict[str, Any] = {
+        "series": (),
+        "categories": (),
+        "x_dates": (),
+        "annotations": (),
+        "kpi": None,
+        "heatmap": None,
+        "heatmap_columns": (),
+    }
+    return replace(header, kind=kind, **{**blank, **shape})
+
+
+def _value_label(series: SeriesResult) -> str:
+    return label(series.dimension_value) if series.dimension_value else "(none)"
+
+
+def bucket_label(start: datetime, grain: Grain, tz: str) -> str:
+    """A bucket as a row or bar reads it, in the business's timezone: "03 Nov", "w/c 03 Nov", "Nov 2026"."""
+    local = start.astimezone(zone(tz))
+    if grain == "hour":
+        return f"{local:%d %b %H:00}"
+    if grain == "week":
+        return f"w/c {local:%d %b %Y}"
+    if grain == "month":
+        return f"{local:%b %Y}"
+    if grain == "quarter":
+        return f"Q{(local.month - 1) // 3 + 1} {local:%Y}"
+    return f"{local:%d %b %Y}"

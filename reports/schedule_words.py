@@ -1,0 +1,96 @@
+"""Schedules as people say them: "every monday 8:00", "every weekday at 7:30", "every day 18:00",
+"every month on the 1st at 9:00", turned into a cron expression, and any cron expression read back in words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from reports.schedules import ScheduleError
+
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+#: cron counts Sunday as 0.
+_CRON_DAY = {day: (index + 1) % 7 for index, day in enumerate(DAYS)}
+_SHORT = {day[:3]: day for day in DAYS}
+
+EXAMPLES = "every monday 8:00, every weekday at 7:30, every day 18:00, every month on the 1st at 9:00"
+
+
+def _time(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?\s*(am|pm)?", text.strip())
+    if match is None:
+        raise ScheduleError(f"{text.strip()!r} is not a time of day (e.g. 8:00 or 18:30)")
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if match.group(3):
+        if not 1 <= hour <= 12:
+            raise ScheduleError(f"{text.strip()!r} is not a time of day")
+        hour = hour % 12 + (12 if match.group(3) == "pm" else 0)
+    if hour > 23 or minute > 59:
+        raise ScheduleError(f"{text.strip()!r} is not a time of day (hours 0–23, minutes 0–59)")
+    return hour, minute
+
+
+def cron_from_words(text: str) -> str:
+    """The cron expression for a schedule said in words; ScheduleError with examples when it is not one."""
+    said = " ".join(text.lower().replace(",", " ").split())
+    match = re.fullmatch(r"every (.+?)(?: at)? (\d{1,2}(?::\d{2})?\s*(?:am|pm)?)", said)
+    if match is None:
+        raise ScheduleError(f"say when, e.g. {EXAMPLES}")
+    when, (hour, minute) = match.group(1).strip(), _time(match.group(2))
+    if when == "day":
+        return f"{minute} {hour} * * *"
+    if when in ("weekday", "working day", "workday"):
+        return f"{minute} {hour} * * 1-5"
+    day = _SHORT.get(when[:3]) if when.rstrip("s") in DAYS or when in _SHORT else None
+    if day is not None:
+        return f"{minute} {hour} * * {_CRON_DAY[day]}"
+    monthly = re.fullmatch(r"month(?: on)?(?: the)? (\d{1,2})(?:st|nd|rd|th)?", when)
+    if monthly:
+        day_of_month = int(monthly.group(1))
+        if not 1 <= day_of_month <= 28:
+            raise ScheduleError(
+                f"day {day_of_month} is not in every month; pick a day from 1 to 28 so no month is skipped"
+            )
+        return f"{minute} {hour} {day_of_month} * *"
+    raise ScheduleError(f"{when!r} is not a day I know; say e.g. {EXAMPLES}")
+
+
+def cron_in_words(cron: str) -> str:
+    """ "0 8 * * 1" → "every Monday at 08:00"; an expression it cannot read simply is shown as cron."""
+    fields = cron.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
+        return f"cron “{cron}”"
+    at = f"at {int(fields[1]):02d}:{int(fields[0]):02d}"
+    day, month, weekday = fields[2], fields[3], fields[4]
+    if month != "*":
+        return f"cron “{cron}”"
+    if day == "*" and weekday == "*":
+        return f"every day {at}"
+    if day == "*" and weekday == "1-5":
+        return f"every weekday {at}"
+    if day == "*" and weekday.isdigit() and int(weekday) <= 7:
+        name = DAYS[(int(weekday) - 1) % 7].capitalize()
+        return f"every {name} {at}"
+    if weekday == "*" and day.isdigit():
+        return f"every month on day {int(day)} {at}"
+    return f"cron “{cron}”"
+
+
+DESTINATIONS = "#slack-channel, telegram:CHAT_ID or an email address"
+
+
+def destination_of(text: str) -> tuple[str, str]:
+    """Where a schedule delivers: '#ops' is Slack, 'telegram:123' Telegram, an address email."""
+    text = text.strip()
+    if text.startswith("slack:"):
+        text = text.removeprefix("slack:")
+        if re.fullmatch(r"[CGD][A-Z0-9]{5,20}", text):  # a channel id
+            return "slack", text
+        text = text if text.startswith("#") else f"#{text}"
+    if re.fullmatch(r"#[a-z0-9][a-z0-9._-]{0,79}", text.lower()):
+        return "slack", text.lower()
+    if re.fullmatch(r"telegram:-?\d{1,20}", text):
+        return "telegram", text.removeprefix("telegram:")
+    if re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", text) and len(text) <= 254:
+        return "email", text.lower()
+    raise ScheduleError(f"I cannot deliver to {text!r}; give {DESTINATIONS}")

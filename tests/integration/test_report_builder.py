@@ -1,0 +1,325 @@
+"""The report builder, exports, schedules and the delivery log's "send again", over HTTP on each engine.
+
+Every figure in an export is recounted from the raw orders; every refusal is checked to have saved nothing.
+"""
+
+# ruff: noqa: F811  (the pages' `client` and `seeded` fixtures are imported, then named as test arguments)
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import openpyxl
+from sqlalchemy import func, select
+
+from storage.analytics.facts import COUNTED_ORDER_STATUSES, NET_ORDER_AMOUNT
+from storage.database import Database
+from storage.models import AuditLog, CustomReport, Location, Order, ReportDelivery, ReportSchedule
+from storage.unit_of_work import SqlUnitOfWork
+from tests.integration.test_pages import (  # noqa: F401  (fixtures)
+    AGENT,
+    MANAGER,
+    VIEWER,
+    Client,
+    Seeded,
+    client,
+    csrf_token,
+    post_form,
+    seeded,
+    sign_in,
+)
+
+BUILDER = "/analytics/reports/new"
+CLINIC_REVENUE = {
+    "name": "Revenue by clinic, top 2",
+    "metric": "revenue",
+    "period": "last_30_days",
+    "dimension": "location",
+    "kind": "table",
+    "sort": "largest",
+    "top": "2",
+    "shared": "on",
+}
+
+
+async def _database(seeded: Seeded) -> Database:
+    return Database.connect(seeded.settings.database_url)
+
+
+async def _reports(seeded: Seeded) -> list[str]:
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        names = list(await session.scalars(select(CustomReport.name).order_by(CustomReport.name)))
+    await database.dispose()
+    return names
+
+
+async def _revenue_by_clinic(seeded: Seeded, tz: str) -> dict[str, float]:
+    """The last 30 whole local days' counted order revenue per clinic name, straight from the orders."""
+    zone = ZoneInfo(tz)
+    today = datetime.now(zone).date()
+    start = datetime.combine(today - timedelta(days=30), datetime.min.time(), zone).astimezone(UTC)
+    end = datetime.combine(today, datetime.min.time(), zone).astimezone(UTC)
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(Location.code, func.sum(NET_ORDER_AMOUNT))
+                .join(Location, Location.id == Order.location_id)
+                .where(
+                    Order.created_at >= start,
+                    Order.created_at < end,
+                    Order.status.in_(COUNTED_ORDER_STATUSES),
+                    Order.currency == seeded.settings.business_currency,
+                )
+                .group_by(Location.code)
+            )
+        ).all()
+    await database.dispose()
+    return {code: round(float(total), 2) for code, total in rows}
+
+
+async def test_a_report_is_built_previewed_saved_and_exported_with_recounted_figures(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    builder = await client.get(BUILDER)
+    assert builder.status_code == 200
+    assert "script-src 'self'" in builder.headers["content-security-policy"]
+    for label in ("Find a metric", "Metric", "Period", "Over time", "Split by", "Chart", "Show only the top"):
+        assert f">{label}</label>" in builder.text
+
+    token = csrf_token(builder.text)
+    preview = await client.post("/analytics/reports/preview", data={**CLINIC_REVENUE, "_csrf_token": token})
+    assert preview.status_code == 200 and "<svg" in preview.text and "Revenue" in preview.text
+    assert await _reports(seeded) == sorted(await _reports(seeded))  # nothing saved by a preview
+    before = await _reports(seeded)
+
+    saved = await client.post(
+        BUILDER.replace("/new", ""), data={**CLINIC_REVENUE, "_csrf_token": token}, follow_redirects=False
+    )
+    assert saved.status_code == 303, saved.text
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    assert slug == "revenue-by-clinic-top-2" and len(await _reports(seeded)) == len(before) + 1
+
+    shown = await client.get(f"/analytics/reports/{slug}")
+    assert shown.status_code == 200 and "<svg" in shown.text
+    for extension in ("CSV", "XLSX", "PNG", "SVG"):
+        assert f'.{extension.lower()}" download>{extension}</a>' in shown.text
+
+    expected = await _revenue_by_clinic(seeded, seeded.settings.business_timezone)
+    top_two = sorted(expected.values(), reverse=True)[:2]
+    exported = await client.get(f"/analytics/reports/{slug}.csv")
+    rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    assert rows[0] == ["Location", f"Revenue ({seeded.settings.business_currency})"]
+    figures = [(row[0], float(row[1])) for row in rows[1:3]]
+    assert [value for _, value in figures] == top_two
+    assert {code for code, _ in figures} <= set(expected)
+    assert rows[3] == [] and seeded.settings.business_timezone in rows[4][0]
+
+    book = openpyxl.load_workbook(io.BytesIO((await client.get(f"/analytics/reports/{slug}.xlsx")).content))
+    sheet = book.active
+    assert sheet is not None
+    cells = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert cells[0] == rows[0] and [c[1] for c in cells[1:3]] == top_two
+
+    png = await client.get(f"/analytics/reports/{slug}.png")
+    svg = await client.get(f"/analytics/reports/{slug}.svg")
+    assert png.content.startswith(b"\x89PNG") and png.headers["content-type"] == "image/png"
+    assert b"<svg" in svg.content and svg.headers["content-disposition"].endswith(f'{slug}.svg"')
+
+
+async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    before = await _reports(seeded)
+    cases = [
+        ({"metric": "revenue; DROP TABLE orders"}, "metric", "Pick a metric from the list."),
+        ({"dimension": "staff"}, "dimension", "cannot be split by staff"),
+        (
+            {"period": "between", "start_date": "1926-01-01", "end_date": "2026-01-01"},
+            "end_date",
+            "at most 3,660",
+        ),
+        (
+            {"period": "last_365_days", "grain": "hour", "dimension": "", "top": "", "kind": "auto"},
+            "grain",
+            "at most 5,000 points",
+        ),
+        (
+            {"filter_0_dimension": "location", "filter_0_values": "Atlantis"},
+            "filter_0_values",
+            "“Atlantis” is not",
+        ),
+        ({"dimension": "", "top": "", "kind": "stacked_bar"}, "kind", "stacked bars need both"),
+        ({"kind": "number"}, "kind", "a single number cannot be split"),
+        ({"top": "500"}, "top", "from 1 to 50"),
+        ({"name": ""}, "name", "Give the report a name"),
+    ]
+    for change, field, words in cases:
+        answer = await post_form(client, BUILDER, "/analytics/reports", {**CLINIC_REVENUE, **change})
+        assert answer.status_code == 422, (change, answer.status_code)
+        assert f'id="{field}-error"' in answer.text, (change, field)
+        assert words.lower() in answer.text.lower().replace("&#34;", '"'), (change, words)
+    assert await _reports(seeded) == before
+
+    no_token = await client.post("/analytics/reports", data=CLINIC_REVENUE, follow_redirects=False)
+    assert no_token.status_code == 403 and await _reports(seeded) == before
+
+    await sign_in(client, seeded, VIEWER)
+    assert (await client.get(BUILDER)).status_code == 403
+    refused = await client.post("/analytics/reports/preview", data=CLINIC_REVENUE)
+    assert refused.status_code == 403 and await _reports(seeded) == before
+
+
+async def test_edit_duplicate_and_delete_keep_the_slug_own_the_copy_and_take_schedules_along(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, AGENT)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    edit_page = await client.get(f"/analytics/reports/{slug}/edit")
+    assert 'value="Revenue by clinic, top 2"' in edit_page.text and 'value="2"' in edit_page.text
+    changed = await post_form(
+        client,
+        f"/analytics/reports/{slug}/edit",
+        f"/analytics/reports/{slug}/edit",
+        {**CLINIC_REVENUE, "name": "Clinic revenue", "kind": "bar", "top": ""},
+    )
+    assert (
+        changed.status_code == 303 and changed.headers["location"] == f"/analytics/reports/{slug}?changed=1"
+    )
+
+    # Someone else's private report cannot be edited or deleted, only duplicated into one's own.
+    await sign_in(client, seeded, MANAGER)
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        report = await session.scalar(select(CustomReport).where(CustomReport.slug == slug))
+    assert (
+        report is not None and report.name == "Clinic revenue" and report.definition["chart"]["kind"] == "bar"
+    )
+    copy = await post_form(client, f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/duplicate", {})
+    assert (
+        copy.status_code == 303
+        and copy.headers["location"] == "/analytics/reports/copy-of-clinic-revenue/edit"
+    )
+    async with database.read_sessions() as session:
+        duplicate = await session.scalar(
+            select(CustomReport).where(CustomReport.slug == "copy-of-clinic-revenue")
+        )
+    assert duplicate is not None and duplicate.owner_id == seeded.staff[MANAGER] and not duplicate.shared
+
+    # The manager schedules the shared report, then the owner deletes it: its schedule goes with it.
+    scheduled = await post_form(
+        client,
+        f"/analytics/reports/{slug}",
+        f"/analytics/reports/{slug}/schedules",
+        {
+            "frequency": "weekly",
+            "weekday": "monday",
+            "day": "1",
+            "time": "08:00",
+            "timezone": "Europe/Berlin",
+            "to": "#management",
+        },
+    )
+    assert scheduled.status_code == 303
+    await sign_in(client, seeded, AGENT)
+    deleted = await post_form(client, f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/delete", {})
+    assert deleted.status_code == 303
+    async with database.read_sessions() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(ReportSchedule).where(ReportSchedule.report_id == report.id)
+        )
+        actions = list(
+            await session.scalars(
+                select(AuditLog.action).where(AuditLog.target == f"report:{slug}").order_by(AuditLog.id)
+            )
+        )
+    await database.dispose()
+    assert left == 0 and actions == ["report.save", "report.edit", "report.schedule", "report.delete"]
+
+
+async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_delivery_goes_again(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    page = f"/analytics/reports/{slug}"
+    good = {
+        "frequency": "weekly",
+        "weekday": "monday",
+        "day": "1",
+        "time": "08:00",
+        "timezone": "Europe/Berlin",
+        "to": "board@northwind.example",
+    }
+    for change, field, words in [
+        ({"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown timezone"),
+        ({"frequency": "monthly", "day": "30"}, "time", "day 30 is not in every month"),
+        ({"time": "25:00"}, "time", "not a time of day"),
+        ({"to": "somewhere"}, "to", "cannot deliver to"),
+    ]:
+        refused = await post_form(client, page, f"{page}/schedules", {**good, **change})
+        assert refused.status_code == 422 and f'id="schedule-{field}-error"' in refused.text, change
+        assert words in refused.text.replace("&#39;", "'").lower(), (change, words)
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        assert (
+            await session.scalar(
+                select(func.count())
+                .select_from(ReportSchedule)
+                .join(CustomReport, CustomReport.id == ReportSchedule.report_id)
+                .where(CustomReport.slug == slug)
+            )
+            == 0
+        )
+
+    assert (await post_form(client, page, f"{page}/schedules", good)).status_code == 303
+    shown = (await client.get(page)).text
+    assert "every Monday at 08:00 (Europe/Berlin)" in shown and "email board@northwind.example" in shown
+
+    async with database.read_sessions() as session:
+        schedule_id = await session.scalar(
+            select(ReportSchedule.id)
+            .join(CustomReport, CustomReport.id == ReportSchedule.report_id)
+            .where(CustomReport.slug == slug)
+        )
+    async with SqlUnitOfWork(database) as uow:
+        uow.session.add(
+            ReportDelivery(
+                schedule_id=schedule_id,
+                due_at=datetime.now(UTC) - timedelta(hours=1),
+                destination="board@northwind.example",
+                status="failed",
+                claimed_by="w1",
+                attempts=4,
+                error="SMTP 550 mailbox unavailable",
+            )
+        )
+        await uow.commit()
+    listed = (await client.get(page)).text
+    assert "SMTP 550 mailbox unavailable" in listed and "Send again" in listed
+    async with database.read_sessions() as session:
+        delivery_id = await session.scalar(
+            select(ReportDelivery.id).where(ReportDelivery.schedule_id == schedule_id)
+        )
+    again = await post_form(client, page, f"{page}/deliveries/{delivery_id}/retry", {})
+    assert again.status_code == 303
+    twice = await post_form(client, page, f"{page}/deliveries/{delivery_id}/retry", {})
+    assert twice.status_code == 404  # only a failed delivery goes again, and only once
+    async with database.read_sessions() as session:
+        status, attempts = (
+            await session.execute(
+                select(ReportDelivery.status, ReportDelivery.attempts).where(ReportDelivery.id == delivery_id)
+            )
+        ).one()
+    assert (status, attempts) == ("retrying", 0)
+
+    await sign_in(client, seeded, AGENT)  # agents build reports; managers schedule them
+    assert (await post_form(client, page, f"{page}/schedules", good)).status_code == 403
+    await database.dispose()
