@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 from aiogram.types import BufferedInputFile
@@ -14,6 +14,7 @@ from aiogram.types import BufferedInputFile
 from providers.slack.client import slack_client
 from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
 from providers.telegram.client import telegram_bot
+from reports.exports import chunks
 
 
 @dataclass(frozen=True)
@@ -22,18 +23,35 @@ class RenderedReport:
 
     title: str
     summary: str
-    png: bytes
+    #: None when the chart could not be drawn: the figures go as text instead.
+    png: bytes | None
     csv: bytes | None
     due_at: datetime
     late: bool
     filename_stem: str
     #: The same for every attempt at one run; email sends it as the Message-ID so a second copy can be dropped.
     delivery_key: str | None = None
+    #: The key figures as text lines (reports.exports.figures_text), sent with the chart.
+    figures: str = ""
 
     @property
     def caption(self) -> str:
         lateness = f" (late delivery of the run due {self.due_at:%d %b %Y %H:%M} UTC)" if self.late else ""
-        return f"{self.title}{lateness}\n{self.summary}"
+        missing = "\nThe chart could not be drawn this time; the figures follow." if self.png is None else ""
+        return f"{self.title}{lateness}\n{self.summary}{missing}"
+
+    @property
+    def text(self) -> str:
+        """Caption and figures: what a reader gets in words."""
+        return f"{self.caption}\n\n{self.figures}" if self.figures else self.caption
+
+
+#: Slack cuts a section's text at 3,000 characters (and a message at 50 blocks): a report's words go in pieces
+#: no longer than this, the first with the chart, the rest as messages after it.
+SLACK_TEXT_LIMIT = 3000
+#: Telegram allows 1,024 characters under a photo and 4,096 in a message.
+TELEGRAM_CAPTION_LIMIT = 1024
+TELEGRAM_TEXT_LIMIT = 4096
 
 
 class DeliveryFailed(Exception):
@@ -70,15 +88,24 @@ class SlackDestination:
         )
 
     async def deliver(self, destination: str, report: RenderedReport) -> None:
-        files = [{"file": report.png, "filename": f"{report.filename_stem}.png", "title": report.title}]
+        files: list[dict[str, Any]] = []
+        if report.png is not None:
+            files.append(
+                {"file": report.png, "filename": f"{report.filename_stem}.png", "title": report.title}
+            )
         if report.csv is not None:
             files.append(
                 {"file": report.csv, "filename": f"{report.filename_stem}.csv", "title": "Data (CSV)"}
             )
+        pieces = chunks(report.text, SLACK_TEXT_LIMIT)
         try:
-            await self.client.files_upload_v2(
-                file_uploads=files, channel=destination, initial_comment=report.caption
-            )
+            if files:
+                await self.client.files_upload_v2(
+                    file_uploads=files, channel=destination, initial_comment=pieces[0]
+                )
+                pieces = pieces[1:]
+            for piece in pieces:
+                await self.client.chat_postMessage(channel=destination, text=piece)
         except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
             raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
 
@@ -102,8 +129,23 @@ class TelegramDestination:
         except ValueError:
             raise DeliveryFailed(f"Telegram destination must be a chat id, got {destination!r}") from None
         try:
-            photo = BufferedInputFile(report.png, filename=f"{report.filename_stem}.png")
-            await self.bot.send_photo(chat_id, photo, caption=report.caption[:1024])
+            pieces = chunks(report.figures, TELEGRAM_TEXT_LIMIT) if report.figures else []
+            if report.png is not None:
+                photo = BufferedInputFile(report.png, filename=f"{report.filename_stem}.png")
+                caption = report.caption
+                if len(caption) > TELEGRAM_CAPTION_LIMIT:
+                    caption, pieces = (
+                        report.title[:TELEGRAM_CAPTION_LIMIT],
+                        [
+                            *chunks(report.caption, TELEGRAM_TEXT_LIMIT),
+                            *pieces,
+                        ],
+                    )
+                await self.bot.send_photo(chat_id, photo, caption=caption)
+            else:
+                pieces = chunks(report.text, TELEGRAM_TEXT_LIMIT)
+            for piece in pieces:
+                await self.bot.send_message(chat_id, piece)
             if report.csv is not None:
                 document = BufferedInputFile(report.csv, filename=f"{report.filename_stem}.csv")
                 await self.bot.send_document(chat_id, document)
@@ -141,10 +183,11 @@ class EmailDestination:
             # One Message-ID per run: a copy sent again after a worker died mid-send is the same message.
             domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
             message["Message-ID"] = f"<{report.delivery_key}@{domain}>"
-        message.set_content(report.caption)
-        message.add_attachment(
-            report.png, maintype="image", subtype="png", filename=f"{report.filename_stem}.png"
-        )
+        message.set_content(report.text)
+        if report.png is not None:
+            message.add_attachment(
+                report.png, maintype="image", subtype="png", filename=f"{report.filename_stem}.png"
+            )
         if report.csv is not None:
             message.add_attachment(
                 report.csv, maintype="text", subtype="csv", filename=f"{report.filename_stem}.csv"

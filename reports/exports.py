@@ -12,6 +12,7 @@ from datetime import datetime
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from reports.charts.formatting import format_value
 from reports.charts.spec import ChartSpec, Unit
 from reports.periods import zone
 
@@ -144,3 +145,57 @@ def as_xlsx(spec: ChartSpec) -> bytes:
 def _sheet_title(title: str) -> str:
     cleaned = "".join(" " if c in "[]:*?/\\" else c for c in title).strip()
     return (cleaned or "Report")[:31]
+
+
+#: Rows of figures a chat or email delivery carries as text under its chart (the file has them all).
+TEXT_ROWS = 25
+
+
+def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
+    """The key figures as plain lines ("Berlin Mitte: €545.70"), formatted as the chart labels them, so a
+    reader without the image (or a screen reader) has them; "… and N more" when cut."""
+    if spec.kind == "kpi_tile" and spec.kpi is not None:
+        line = f"{spec.title}: {_shown(spec.kpi.value, spec)}"
+        if spec.kpi.previous_value is not None:
+            line += f" (before: {_shown(spec.kpi.previous_value, spec)})"
+        return line
+    sheet = sheet_rows(spec)
+    names = [s.name for s in spec.series]
+    lines = []
+    for index, row in enumerate(sheet.rows[:rows]):
+        label, *_ = row
+        values = [spec.series[i].values[index] for i in range(len(spec.series))] if not spec.heatmap else []
+        shown = ", ".join(
+            f"{name}: {_shown(v, spec)}" if len(names) > 1 else _shown(v, spec)
+            for name, v in zip(names, values, strict=True)
+        )
+        lines.append(f"{label}: {shown}" if shown else str(label))
+    if len(sheet.rows) > rows:
+        lines.append(f"… and {len(sheet.rows) - rows} more (in the attached file and on the dashboard)")
+    return "\n".join(lines)
+
+
+def _shown(value: float | None, spec: ChartSpec) -> str:
+    return format_value(value, spec.unit, locale=spec.locale, currency=spec.currency)
+
+
+def chunks(text: str, limit: int) -> list[str]:
+    """`text` cut into pieces of at most `limit` characters, at line ends where it can be."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            pieces.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        pieces.append(current)
+    return pieces

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast, get_args
@@ -18,12 +19,14 @@ from typing import Any, cast, get_args
 from reports.answer import Answer, answer
 from reports.charts.cache import ChartCache, draw
 from reports.charts.spec import ChartSpec
-from reports.exports import as_csv
+from reports.exports import as_csv, figures_text
 from reports.metrics import REGISTRY, UnknownName, get_metric
 from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
 from reports.presentation import Presentation, PresentationError, check_fits, present, presentation_of
 from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
 from storage.database import Database
+
+log = logging.getLogger(__name__)
 
 GRAINS = get_args(Grain)
 COMPARISONS = get_args(Comparison)
@@ -41,8 +44,13 @@ class SavedReportOutput:
     answer: Answer
     #: The chart as its builder chose it (the same spec the web page draws as SVG).
     chart: ChartSpec
-    png: bytes
+    #: None when the chart could not be drawn: the figures then go as text (never a silent failure).
+    png: bytes | None
     csv: bytes
+
+    @property
+    def figures(self) -> str:
+        return figures_text(self.chart)
 
     @property
     def summary(self) -> str:
@@ -113,13 +121,7 @@ def _listed(words: list[str]) -> str:
 def definition_from_query(query: MetricQuery) -> dict[str, Any]:
     if not isinstance(query.period, PeriodSpec):
         raise ReportDefinitionError("saved reports use named periods (e.g. last 30 days), not fixed ranges")
-    period: dict[str, Any] = {"kind": query.period.kind}
-    if query.period.n is not None:
-        period["n"] = query.period.n
-    if query.period.start_date and query.period.end_date:
-        period.update(
-            start_date=query.period.start_date.isoformat(), end_date=query.period.end_date.isoformat()
-        )
+    period = period_definition(query.period)
     return {
         "query": {
             "metrics": list(query.metrics),
@@ -137,6 +139,16 @@ def definition_from_query(query: MetricQuery) -> dict[str, Any]:
             "comparison": query.comparison,
         }
     }
+
+
+def period_definition(spec: PeriodSpec) -> dict[str, Any]:
+    """A named period as a definition stores it: {"kind": "last_n_days", "n": 30}, {"kind": "last_month"}, …"""
+    period: dict[str, Any] = {"kind": spec.kind}
+    if spec.n is not None:
+        period["n"] = spec.n
+    if spec.start_date and spec.end_date:
+        period.update(start_date=spec.start_date.isoformat(), end_date=spec.end_date.isoformat())
+    return period
 
 
 def describe_query(query: MetricQuery) -> str:
@@ -261,5 +273,11 @@ async def run_saved_report(
     presentation = presentation_from_definition(definition, query)
     result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
     chart = present(result, presentation)
-    png = await draw(chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache())
+    try:
+        png: bytes | None = await draw(
+            chart, "png", result.result.data_as_of.isoformat(), cache or ChartCache()
+        )
+    except Exception:  # matplotlib can fail on a shape nobody foresaw; the figures still go, as text
+        log.exception("report %r: the chart could not be drawn; sending the figures as text", name)
+        png = None
     return SavedReportOutput(title=name, answer=result, chart=chart, png=png, csv=as_csv(chart))

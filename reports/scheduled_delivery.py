@@ -31,6 +31,7 @@ async def render_scheduled_report(
         summary=output.summary,
         png=output.png,
         csv=output.csv if schedule.attach_csv else None,
+        figures=output.figures,
         due_at=due_at,
         late=late,
         filename_stem=schedule.report_slug,

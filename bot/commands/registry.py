@@ -103,16 +103,35 @@ _ROWS = (
         changes=True,
     ),
     CommandSpec(
-        "report run", reports.parse_run, reports.run_report, V, "Run a saved report now.", "report run NAME"
+        "report run",
+        reports.parse_run,
+        reports.run_report,
+        V,
+        "Run a saved report now, optionally for another period or split.",
+        reports.RUN_USAGE,
+        ("report run weekly-revenue", "report run weekly-revenue for last month by clinic"),
     ),
     CommandSpec(
         "report schedule",
         reports.parse_schedule,
         reports.run_schedule,
         M,
-        "Deliver a saved report on a cron schedule to Slack, Telegram or email.",
+        "Deliver a saved report on a schedule to Slack, Telegram or email.",
         reports.SCHEDULE_USAGE,
-        ('report schedule weekly-revenue "0 8 * * 1" to #management',),
+        (
+            "report schedule weekly-revenue every monday 8:00 to #management",
+            "report schedule weekly-revenue every weekday 7:30 to me",
+        ),
+        changes=True,
+    ),
+    CommandSpec(
+        "report unschedule",
+        reports.parse_unschedule,
+        reports.run_unschedule,
+        M,
+        "Stop a saved report's scheduled deliveries (all, or those to one destination).",
+        reports.UNSCHEDULE_USAGE,
+        ("report unschedule weekly-revenue", "report unschedule weekly-revenue to #management"),
         changes=True,
     ),
     CommandSpec(

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise
+from bot.commands.periods import find_period
+from bot.commands.questions import DIMENSION_WORDS
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
 from domain.staff import StaffIdentity
+from reports.deliveries import Actor, remove_schedule
 from reports.library import (
     ReportLibraryError,
+    SavedReport,
     Saver,
     find_report,
     last_question,
     save_report,
     visible_reports,
 )
-from reports.periods import zone
-from reports.saved import ReportDefinitionError, describe_query, query_from_definition, run_saved_report
+from reports.metrics import get_metric
+from reports.periods import PeriodSpec, zone
+from reports.saved import (
+    ReportDefinitionError,
+    describe_query,
+    period_definition,
+    query_from_definition,
+    run_saved_report,
+)
+from reports.schedule_words import cron_from_words, cron_in_words
 from reports.schedule_words import destination_of as words_destination
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
+from storage.queries.report_schedules import schedules_of_reports
 
-SCHEDULE_USAGE = 'report schedule NAME "CRON" to DESTINATION  (#slack-channel, email or telegram:CHAT_ID)'
+SCHEDULE_USAGE = (
+    "report schedule NAME every monday 8:00 to DESTINATION  (#slack-channel, telegram:CHAT_ID, an email "
+    'address or me; or a cron expression in quotes, e.g. "0 8 * * 1")'
+)
+RUN_USAGE = (
+    "report run NAME [for PERIOD] [by DIMENSION]   e.g. report run weekly-revenue for last month by clinic"
+)
+UNSCHEDULE_USAGE = "report unschedule NAME [to DESTINATION]"
 
 
 @dataclass(frozen=True)
@@ -32,7 +54,14 @@ class ListReports:
 
 @dataclass(frozen=True)
 class RunReport:
+    #: The report's name or slug, possibly followed by "for PERIOD" and "by DIMENSION" for this run only.
+    text: str
+
+
+@dataclass(frozen=True)
+class UnscheduleReport:
     name: str
+    destination: str | None
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,7 @@ SAVE_USAGE = "report save NAME [for everyone]   (after a question: keeps that qu
 class ScheduleReport:
     name: str
     cron: str
-    destination_kind: str  # slack, telegram or email
+    destination_kind: str  # slack, telegram, email, or "me" (the person's own address)
     destination: str
 
 
@@ -57,10 +86,23 @@ def parse_list(words: list[str], rest: str, today: date) -> ListReports:
 
 
 def parse_run(words: list[str], rest: str, today: date) -> RunReport:
-    name = rest.strip().strip("\"“”'")
-    if not name:
-        raise ParseError("Name one saved report.", "report run NAME")
-    return RunReport(name)
+    text = " ".join(rest.split()).strip("\"“”'")
+    if not text:
+        raise ParseError("Name one saved report.", RUN_USAGE)
+    return RunReport(text)
+
+
+def parse_unschedule(words: list[str], rest: str, today: date) -> UnscheduleReport:
+    lowered = [normalise(w) for w in words]
+    if not words:
+        raise ParseError("Name the report whose schedule should stop.", UNSCHEDULE_USAGE)
+    if "to" in lowered:
+        to = len(lowered) - 1 - lowered[::-1].index("to")
+        name, target = " ".join(words[:to]), " ".join(words[to + 1 :])
+        if not name or not target:
+            raise ParseError("Give the report and where its deliveries go.", UNSCHEDULE_USAGE)
+        return UnscheduleReport(name.strip("\"“”'"), target)
+    return UnscheduleReport(" ".join(words).strip("\"“”'"), None)
 
 
 def parse_save(words: list[str], rest: str, today: date) -> SaveReport:
@@ -87,16 +129,31 @@ def destination_of(text: str) -> tuple[str, str]:
 def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
     lowered = [normalise(w) for w in words]
     if "to" not in lowered or len(words) < 4:
-        raise ParseError("Give the report, a cron expression and a destination.", SCHEDULE_USAGE)
+        raise ParseError("Give the report, when, and where it goes.", SCHEDULE_USAGE)
     to = len(lowered) - 1 - lowered[::-1].index("to")
-    name, cron_words, target = words[0], words[1:to], words[to + 1 :]
-    cron = " ".join(cron_words)
-    if len(cron.split()) != 5 or len(target) != 1:
-        raise ParseError(
-            'The cron expression has five fields, e.g. "0 8 * * 1" for Mondays at 08:00.', SCHEDULE_USAGE
-        )
+    target = words[to + 1 :]
+    if len(target) != 1:
+        raise ParseError("Give one destination after “to”.", SCHEDULE_USAGE)
+    if "every" in lowered[:to]:
+        every = lowered.index("every")
+        name, when = " ".join(words[:every]), " ".join(words[every:to])
+        try:
+            cron = cron_from_words(when)
+        except ScheduleError as error:
+            raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", SCHEDULE_USAGE) from None
+    else:
+        name, cron = words[0], " ".join(words[1:to])
+        if len(cron.split()) != 5:
+            raise ParseError(
+                "Say when, e.g. “every monday 8:00”, or give a five-field cron expression in quotes.",
+                SCHEDULE_USAGE,
+            )
+    if not name.strip("\"“”'"):
+        raise ParseError("Name the report to schedule.", SCHEDULE_USAGE)
+    if normalise(target[0]) == "me":
+        return ScheduleReport(name.strip("\"“”'"), cron, "me", "me")
     kind, destination = destination_of(target[0])
-    return ScheduleReport(name, cron, kind, destination)
+    return ScheduleReport(name.strip("\"“”'"), cron, kind, destination)
 
 
 async def run_list(command: ListReports, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -141,20 +198,80 @@ async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext)
         fields=(Field("Report", saved.slug), Field("Seen by", who_sees)),
         buttons=(
             Button("Run it", f"report run {saved.slug}"),
-            Button("Every Monday 08:00 to me", f'report schedule {saved.slug} "0 8 * * 1" to {who.email}'),
+            Button("Every Monday 08:00 to me", f"report schedule {saved.slug} every monday 8:00 to me"),
         ),
     )
 
 
+async def _report_and_overrides(
+    text: str, who: StaffIdentity, ctx: CommandContext
+) -> tuple[SavedReport | None, str]:
+    """The report a run names and what follows its name ("for last month by clinic"): the longest name that
+    is a report wins, so a report called "Revenue by clinic" is found before "by clinic" is read."""
+    words = text.split()
+    for end in range(len(words), 0, -1):
+        if end < len(words) and normalise(words[end]) not in ("for", "by"):
+            continue
+        report = await find_report(ctx.database, who.staff_id, " ".join(words[:end]))
+        if report is not None:
+            return report, " ".join(words[end:])
+    return None, ""
+
+
+def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple[dict[str, Any], list[str]]:
+    """The definition with this run's period and split; ParseError names what cannot be read."""
+    match = re.fullmatch(r"(?:for\s+(?P<period>.+?))?\s*(?:by\s+(?P<dimension>.+))?", overrides.strip(), re.I)
+    if match is None or not overrides.strip():
+        return definition, []
+    query = dict(definition["query"])
+    said: list[str] = []
+    if match.group("period"):
+        phrase = match.group("period").lower()
+        try:
+            found = find_period(phrase, today)
+        except ValueError as error:
+            raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", RUN_USAGE) from None
+        if found is None or phrase[: found.start].strip() or phrase[found.end :].strip():
+            raise ParseError(f"I cannot read “{match.group('period')}” as a period.", RUN_USAGE)
+        if not isinstance(found.value, PeriodSpec):
+            raise ParseError(f"I cannot read “{match.group('period')}” as a period.", RUN_USAGE)
+        query["period"] = period_definition(found.value)
+        said.append(f"for {match.group('period')}")
+    if match.group("dimension"):
+        word = match.group("dimension").strip().lower()
+        metric = get_metric(query["metrics"][0])
+        choices = DIMENSION_WORDS.get(word, (word.replace(" ", "_"),))
+        dimension = next((d for d in choices if d in metric.dimensions), None)
+        if dimension is None:
+            allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions)
+            raise ParseError(
+                f"{metric.label} cannot be split by {word}; it can be split by {allowed}.", RUN_USAGE
+            )
+        query["dimensions"] = [dimension]
+        said.append(f"by {dimension.replace('_', ' ')}")
+    changed = {**definition, "query": query}
+    if changed.get("chart"):
+        # A split the builder did not plan for is drawn as it best fits.
+        changed["chart"] = (
+            {**changed["chart"], "kind": "auto", "top": None}
+            if match.group("dimension")
+            else (changed["chart"])
+        )
+    return changed, said
+
+
 async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    report = await find_report(ctx.database, who.staff_id, command.name)
+    report, overrides = await _report_and_overrides(command.text, who, ctx)
     if report is None:
-        return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
+        return Reply(f"There is no saved report “{command.text}”. `report list` shows them.", kind="error")
+    definition, said = overridden(
+        report.definition, overrides, ctx.now().astimezone(zone(ctx.business_tz)).date()
+    )
     try:
         output = await run_saved_report(
             ctx.database,
             report.name,
-            report.definition,
+            definition,
             now=ctx.now(),
             business_tz=ctx.business_tz,
             locale=ctx.settings.business_locale,
@@ -162,12 +279,27 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
             cache=ctx.chart_cache,
         )
     except ReportDefinitionError as error:
-        return Reply(f"Report “{report.name}” cannot run: {error}", kind="error")
+        return Reply(f"Report “{report.name}” cannot run that way: {error}.", kind="error")
+    title = f"{report.name} ({', '.join(said)})" if said else report.name
+    query = definition["query"]
+    splits = [d for d in get_metric(query["metrics"][0]).dimensions if d not in query.get("dimensions", [])]
+    buttons = tuple(
+        Button(f"By {d.replace('_', ' ')}", f"report run {report.slug} by {d.replace('_', ' ')}")
+        for d in splits[:3]
+    )
+    if output.png is None:
+        return Reply(
+            f"{output.summary}\nThe chart could not be drawn this time; the figures:\n{output.figures}",
+            title=title,
+            attachments=(Attachment(f"{report.slug}.csv", output.csv),),
+            buttons=buttons,
+        )
     return Reply(
         output.summary,
-        title=report.name,
+        title=title,
         images=(Image(f"{report.slug}.png", output.png, alt_text=output.summary),),
         attachments=(Attachment(f"{report.slug}.csv", output.csv),),
+        buttons=buttons,
     )
 
 
@@ -175,7 +307,12 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
     report = await find_report(ctx.database, who.staff_id, command.name)
     if report is None:
         return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
-    request = ScheduleRequest(command.cron, ctx.business_tz, command.destination_kind, command.destination)
+    kind, destination = (
+        ("email", who.email)
+        if command.destination_kind == "me"
+        else (command.destination_kind, command.destination)
+    )
+    request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination)
     try:
         schedule = await schedule_report(
             ctx.uow.report_schedules(),
@@ -191,8 +328,30 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
     first = schedule.first_due
     return Reply(
-        f"Report {report.name} will be delivered to {command.destination} ({command.destination_kind}) "
-        f"on “{command.cron}” ({ctx.business_tz}); first run {first.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M}.",
+        f"Report {report.name} will be delivered to {destination} ({kind}) "
+        f"{cron_in_words(command.cron)} ({ctx.business_tz}); first run "
+        f"{first.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M}. Each delivery and its outcome shows on "
+        f"/analytics/reports/{report.slug}; `report unschedule {report.slug}` stops it.",
         title="Report scheduled",
         fields=(Field("Schedule", f"#{schedule.id}"),),
     )
+
+
+async def run_unschedule(command: UnscheduleReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    report = await find_report(ctx.database, who.staff_id, command.name)
+    if report is None:
+        return Reply(f"There is no saved report “{command.name}”. `report list` shows them.", kind="error")
+    schedules = await schedules_of_reports(ctx.database, [report.id])
+    if command.destination is not None:
+        wanted = (
+            who.email if normalise(command.destination) == "me" else destination_of(command.destination)[1]
+        )
+        schedules = [s for s in schedules if s.destination == wanted]
+    if not schedules:
+        where = f" to {command.destination}" if command.destination else ""
+        return Reply(f"Report {report.name} has no schedule{where}; nothing changed.", kind="error")
+    for schedule in schedules:
+        await remove_schedule(ctx.database, Actor(who.email, who.via), report.id, schedule.id)
+    stopped = "; ".join(f"{cron_in_words(s.cron)} to {s.destination}" for s in schedules)
+    count = f"{len(schedules)} schedule" + ("" if len(schedules) == 1 else "s")
+    return Reply(f"Stopped {count} of {report.name}: {stopped}.", title="Report unscheduled")

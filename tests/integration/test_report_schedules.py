@@ -275,3 +275,73 @@ async def test_a_run_stuck_in_claimed_before_the_upgrade_is_delivered_after_it(
     finally:
         await migrate.upgrade(database_url)
         await database.dispose()
+
+
+def _long_report(png: bytes | None) -> RenderedReport:
+    """A report whose figures run far past Slack's 3,000 and Telegram's 1,024/4,096 character limits."""
+    figures = "\n".join(f"Clinic number {i:03d} of the Northwind group: €{i * 1000:,}.00" for i in range(200))
+    return RenderedReport(
+        "Revenue by clinic",
+        "Revenue was €19,900,000.00.",
+        png,
+        None,
+        DUE,
+        False,
+        "revenue-by-clinic",
+        figures=figures,
+    )
+
+
+async def test_long_figures_are_split_under_each_channels_limits_and_nothing_is_lost(
+    sandbox: RunningSandbox,
+) -> None:
+    from reports.charts.render import render_png
+    from reports.charts.spec import ChartSpec, KpiTile
+    from reports.destinations import SLACK_TEXT_LIMIT, SlackDestination
+
+    png = render_png(
+        ChartSpec(
+            kind="kpi_tile",
+            title="Revenue",
+            period_label="week",
+            data_as_of=DUE,
+            unit="count",
+            kpi=KpiTile(value=1.0),
+        )
+    )
+    report = _long_report(png)
+    slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
+    await slack.deliver("C0SWITCHBOARD", report)
+    posts = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]
+    assert len(posts) >= 3 and posts[0].files and all(len(m.text) <= SLACK_TEXT_LIMIT for m in posts)
+    said = "\n".join(m.text for m in posts)
+    assert all(f"Clinic number {i:03d}" in said for i in range(200))
+
+    telegram = TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url)
+    await telegram.deliver("5550001", report)
+    await telegram.close()
+    calls = [
+        c for c in sandbox.state.telegram_calls if str(c["method"]).lower() in ("sendphoto", "sendmessage")
+    ]
+    texts = [str(c["params"].get("caption") or c["params"].get("text") or "") for c in calls]
+    assert str(calls[0]["method"]).lower() == "sendphoto" and len(texts[0]) <= 1024
+    assert all(len(t) <= 4096 for t in texts) and all(
+        f"Clinic number {i:03d}" in "\n".join(texts) for i in range(200)
+    )
+
+
+async def test_a_chart_that_cannot_be_drawn_still_delivers_the_figures_as_text(
+    sandbox: RunningSandbox,
+) -> None:
+    report = _long_report(None)
+    email = EmailDestination("127.0.0.1", sandbox.smtp_port, None, None, "reports@northwind.example")
+    await email.deliver("board@northwind.example", report)
+    (stored,) = sandbox.state.emails
+    assert "could not be drawn" in stored.text and "Clinic number 199" in stored.text
+    assert b"image/png" not in stored.raw
+
+    telegram = TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url)
+    await telegram.deliver("5550001", report)
+    await telegram.close()
+    methods = {str(c["method"]).lower() for c in sandbox.state.telegram_calls}
+    assert "sendphoto" not in methods and "sendmessage" in methods

@@ -1,0 +1,190 @@
+"""The pure parts of building a report: schedules said in words, destinations, chart choices, the builder
+form, and exports of the figures as shown."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from reports.builder import EMPTY_FORM, build, form_from_definition, form_of
+from reports.charts.spec import ChartSpec, KpiTile, Series
+from reports.exports import as_csv, sheet_rows
+from reports.metrics import get_metric
+from reports.periods import PeriodSpec
+from reports.presentation import Presentation, PresentationError, check_fits, ordered, presentation_of
+from reports.query import MetricQuery, SeriesResult
+from reports.schedule_words import cron_from_words, cron_in_words, destination_of
+from reports.schedules import ScheduleError, next_due
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+NAMES = {"location": [("BER", "Berlin Mitte"), ("HAM", "Hamburg")]}
+
+
+@pytest.mark.parametrize(
+    ("said", "cron", "words"),
+    [
+        ("every monday 8:00", "0 8 * * 1", "every Monday at 08:00"),
+        ("every Mondays at 8", "0 8 * * 1", "every Monday at 08:00"),
+        ("every sunday 18:30", "30 18 * * 0", "every Sunday at 18:30"),
+        ("every weekday at 7:30", "30 7 * * 1-5", "every weekday at 07:30"),
+        ("every day 6pm", "0 18 * * *", "every day at 18:00"),
+        ("every month on the 1st at 9:00", "0 9 1 * *", "every month on day 1 at 09:00"),
+    ],
+)
+def test_a_schedule_said_in_words_becomes_cron_and_reads_back(said: str, cron: str, words: str) -> None:
+    assert cron_from_words(said) == cron
+    assert cron_in_words(cron) == words
+    next_due(cron, "Europe/Berlin", NOW)  # APScheduler accepts it
+
+
+@pytest.mark.parametrize(
+    ("said", "why"),
+    [
+        ("every month on the 30th at 8:00", "day 30 is not in every month"),
+        ("every monday 25:00", "not a time of day"),
+        ("every blursday 8:00", "not a day I know"),
+        ("sometimes", "say when"),
+    ],
+)
+def test_impossible_schedules_are_refused_in_words(said: str, why: str) -> None:
+    with pytest.raises(ScheduleError, match=why):
+        cron_from_words(said)
+
+
+def test_thirtieth_of_february_never_fires_and_is_refused() -> None:
+    with pytest.raises(ScheduleError, match="never fires"):
+        next_due("0 8 30 2 *", "Europe/Berlin", NOW)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("#Management", ("slack", "#management")),
+        ("slack:C0123ABCD", ("slack", "C0123ABCD")),
+        ("telegram:-100123", ("telegram", "-100123")),
+        ("Board@Clinic.example", ("email", "board@clinic.example")),
+    ],
+)
+def test_destinations(text: str, expected: tuple[str, str]) -> None:
+    assert destination_of(text) == expected
+
+
+@pytest.mark.parametrize("text", ["somewhere", "#", "telegram:abc", "a@b", "#drop table;"])
+def test_unknown_destinations_are_refused(text: str) -> None:
+    with pytest.raises(ScheduleError, match="cannot deliver"):
+        destination_of(text)
+
+
+def _query(**changes: object) -> MetricQuery:
+    base: dict[str, object] = {"metrics": ("revenue",), "period": PeriodSpec.last_n_days(30)}
+    return MetricQuery(**{**base, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "why"),
+    [
+        ("line", _query(), "needs the figures over time"),
+        ("bar", _query(), "need a split or the figures over time"),
+        ("stacked_bar", _query(grain="day"), "both a split and the figures over time"),
+        ("number", _query(dimensions=("location",)), "cannot be split"),
+    ],
+)
+def test_a_chart_that_cannot_show_the_question_is_refused(kind: str, query: MetricQuery, why: str) -> None:
+    with pytest.raises(PresentationError, match=why):
+        check_fits(query, Presentation(kind), get_metric("revenue"))  # type: ignore[arg-type]
+
+
+def test_rates_do_not_stack() -> None:
+    query = _query(metrics=("no_show_rate",), grain="week", dimensions=("location",))
+    with pytest.raises(PresentationError, match="do not stack"):
+        check_fits(query, Presentation("stacked_bar"), get_metric("no_show_rate"))
+
+
+def test_breakout_values_are_ordered_and_cut_to_top_n() -> None:
+    series = [
+        SeriesResult("revenue", value, value, (), total)
+        for value, total in (("b", 5.0), ("a", None), ("c", 9.0), ("d", 1.0))
+    ]
+    assert [s.dimension_value for s in ordered(series, Presentation(top=2))] == ["c", "b"]
+    assert [s.dimension_value for s in ordered(series, Presentation(sort="smallest"))] == ["d", "b", "c", "a"]
+    assert [s.dimension_value for s in ordered(series, Presentation(sort="name"))] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize(
+    "chart",
+    [{"kind": "pie"}, {"sort": "random"}, {"top": 0}, {"top": True}, {"top": "5"}, {"colour": "red"}, "bar"],
+)
+def test_a_stored_chart_choice_is_checked(chart: object) -> None:
+    with pytest.raises(PresentationError):
+        presentation_of({"query": {}, "chart": chart})
+
+
+def test_the_builder_form_round_trips_a_definition() -> None:
+    form = form_of(
+        {
+            **EMPTY_FORM,
+            "name": "Clinics",
+            "metric": "revenue",
+            "period": "between",
+            "start_date": "2026-11-01",
+            "end_date": "2026-11-30",
+            "grain": "week",
+            "dimension": "location",
+            "filter_0_dimension": "location",
+            "filter_0_operator": "not_in",
+            "filter_0_values": "hamburg",
+            "kind": "stacked_bar",
+            "top": "3",
+        }
+    )
+    built = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin")
+    assert built.errors == {} and built.definition is not None
+    assert built.definition["query"]["filters"] == [
+        {"dimension": "location", "operator": "not_in", "value": ["HAM"]}
+    ]
+    again = form_from_definition("Clinics", built.definition, shared=False)
+    assert {k: again[k] for k in form if form[k]} == {k: form[k] for k in form if form[k]} | {
+        "filter_0_values": "HAM"
+    }
+
+
+def _spec(**shape: object) -> ChartSpec:
+    header: dict[str, object] = {
+        "title": "Revenue",
+        "period_label": "1–30 Nov 2026",
+        "data_as_of": NOW,
+        "unit": "currency",
+        "currency": "EUR",
+        "timezone": "Europe/Berlin",
+    }
+    return ChartSpec(**{**header, **shape})  # type: ignore[arg-type]
+
+
+def test_exports_carry_the_figures_as_shown_in_the_business_timezone() -> None:
+    days = (datetime(2026, 11, 1, 23, 0, tzinfo=UTC), datetime(2026, 11, 2, 23, 0, tzinfo=UTC))
+    sheet = sheet_rows(_spec(kind="line", series=(Series("Revenue", (10.0, None)),), x_dates=days))
+    assert sheet.heading == ("Date", "Revenue (EUR)")
+    assert sheet.rows == (("2026-11-02", 10.0), ("2026-11-03", None))  # local midnight, Berlin
+
+    rate = sheet_rows(
+        _spec(kind="kpi_tile", unit="percent", currency=None, kpi=KpiTile.compare(0.125, 0.1, "down_is_good"))
+    )
+    assert rate.heading == ("Revenue (%)", "Before (%)", "Change (%)") and rate.rows == ((12.5, 10.0, 25.0),)
+
+
+def test_a_label_that_looks_like_a_formula_stays_text_in_csv() -> None:
+    spec = _spec(
+        kind="bar",
+        categories=("=HYPERLINK(1)", "Hamburg"),
+        series=(Series("Revenue", (1.0, 2.0)),),
+        subtitle="by location",
+    )
+    rows = list(csv.reader(io.StringIO(as_csv(spec).decode().lstrip("\ufeff"))))
+    assert (
+        rows[0] == ["Location", "Revenue (EUR)"]
+        and rows[1][0] == "'=HYPERLINK(1)"
+        and rows[2] == ["Hamburg", "2"]
+    )
