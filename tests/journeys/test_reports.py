@@ -27,9 +27,9 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
 
     ran = demo.ask("report run Revenue by clinic", as_email=MANAGER)
     assert ran.images and ran.attachments
-    rows = list(csv.reader(io.StringIO(ran.attachments[0].content.decode())))
-    assert rows[0] == ["metric", "location", "bucket_start_utc", "value"]
-    totals = {row[1]: float(row[3]) for row in rows[1:] if row[2] == "total"}
+    rows = list(csv.reader(io.StringIO(ran.attachments[0].content.decode().lstrip("\ufeff"))))
+    assert rows[0] == ["Location", "Revenue (EUR)"]
+    totals = {row[0]: float(row[1]) for row in rows[1 : rows.index([])]}
     assert totals and all(value >= 0 for value in totals.values())
 
     # The command line runs the same report, as a person at a terminal would.
@@ -37,8 +37,8 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
     done = demo.cli("report", "run", "revenue-by-clinic", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert (out / "revenue-by-clinic.png").stat().st_size > 1000
-    exported = list(csv.reader(io.StringIO((out / "revenue-by-clinic.csv").read_text())))
-    assert {row[1]: float(row[3]) for row in exported[1:] if row[2] == "total"} == totals
+    exported = list(csv.reader(io.StringIO((out / "revenue-by-clinic.csv").read_text().lstrip("\ufeff"))))
+    assert {row[0]: float(row[1]) for row in exported[1 : exported.index([])]} == totals
 
     # Due in the next minute in the business's timezone, then once a day: exactly one delivery to wait for.
     local = (datetime.now(UTC) + timedelta(minutes=1)).astimezone(ZoneInfo("Europe/Berlin"))
@@ -66,36 +66,92 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
     assert len(delivered()) == 1
 
 
-def test_a_report_saved_from_the_dashboard_runs_and_exports(demo: Demo, browser_page: Any) -> None:
+def test_a_report_is_built_in_the_browser_previewed_live_saved_exported_and_scheduled(
+    demo: Demo, browser_page: Any
+) -> None:
     from playwright.sync_api import expect
 
     page = browser_page
     sign_in(page, demo, MANAGER)
     page.goto(f"{demo.app_url}/analytics/reports")
+    page.get_by_role("link", name="Build a report").click()
+    expect(page.locator("h1")).to_have_text("Build a report")
+
+    # Every field of the form has a label, and the keyboard reaches each one in order.
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('#report-builder input:not([type=hidden]), #report-builder select')]
+              .filter(e => !e.labels || e.labels.length === 0).map(e => e.name || e.id)"""
+    )
+    assert unlabelled == []
+    page.get_by_label("Name").focus()
+    reached = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id"))
+    assert reached[:3] == ["metric-search", "report-metric", "report-period"], reached
+
+    # Typing finds a metric and shows its definition; the preview redraws as the form changes.
     page.get_by_label("Name").fill("Appointments per service")
-    page.get_by_label("Metric").select_option(label="Appointments")
+    page.get_by_label("Find a metric").fill("appointm")
+    expect(page.get_by_label("Metric", exact=True)).to_have_value("appointments")
+    expect(page.locator("#metric-definition")).not_to_be_empty()
     page.get_by_label("Period").select_option(label="Last month")
     page.get_by_label("Split by").select_option("service")
+    page.get_by_label("Chart").select_option(label="Bars")
+    page.get_by_label("Show only the top").fill("3")
+    page.get_by_label("Show only the top").press("Tab")
+    expect(page.locator("#preview svg.chart")).to_be_visible(timeout=10_000)
+    expect(page.locator("#preview .lead")).to_contain_text("Appointments, last month, by service")
+    screenshot(page, "report-builder-preview")
+
+    # A mistake is named beside its field; what was typed stays.
+    page.get_by_label("Chart").select_option(label="Single number")
+    page.get_by_role("button", name="Save report").click()
+    expect(page.locator("#kind-error")).to_contain_text("cannot be split")
+    expect(page.get_by_label("Name")).to_have_value("Appointments per service")
+    screenshot(page, "report-builder-error")
+    page.get_by_label("Chart").select_option(label="Bars")
     page.get_by_label("Everyone can see it").check()
     page.get_by_role("button", name="Save report").click()
     expect(page.locator("h1")).to_have_text("Appointments per service")
     expect(page.locator(".notice")).to_contain_text("Saved.")
     expect(page.locator("svg.chart")).to_be_visible()
-    screenshot(page, "report-saved-from-form")
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="Download CSV").click()
-    text = open(download_info.value.path(), encoding="utf-8").read()
-    assert text.startswith("metric,service,bucket_start_utc,value")
 
-    # A mistake is explained next to the form, and what was typed stays.
-    page.goto(f"{demo.app_url}/analytics/reports")
-    page.get_by_label("Name").fill("Revenue per doctor")
-    page.get_by_label("Metric").select_option(label="Revenue")
-    page.get_by_label("Split by").select_option("staff")
-    page.get_by_role("button", name="Save report").click()
-    expect(page.locator("#save-error")).to_contain_text("cannot be split by staff")
-    expect(page.get_by_label("Name")).to_have_value("Revenue per doctor")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="XLSX").click()
+    import openpyxl
+
+    assert download_info.value.suggested_filename == "appointments-per-service.xlsx"
+    sheet = openpyxl.load_workbook(io.BytesIO(download_info.value.path().read_bytes())).active
+    assert sheet is not None
+    header, *rest = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert header == ["Service", "Appointments"]
+    shown = [row for row in rest if row and row[1] is not None]
+    assert 1 <= len(shown) <= 3 and [r[1] for r in shown] == sorted((r[1] for r in shown), reverse=True)
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV").click()
+    text = open(download_info.value.path(), encoding="utf-8-sig").read()
+    assert text.startswith("Service,Appointments")
+
+    # Scheduled from the page, in words, to the manager's own address; the page lists it.
+    page.get_by_label("How often").select_option(label="Every week on")
+    page.get_by_label("Day of the week (weekly)").select_option(label="Friday")
+    page.get_by_label("Time", exact=True).fill("07:30")
+    page.get_by_role("button", name="Schedule").click()
+    expect(page.locator(".notice")).to_contain_text("Scheduled.")
+    expect(page.locator("table").first).to_contain_text("every Friday at 07:30 (Europe/Berlin)")
+    screenshot(page, "report-scheduled")
+
+    # The same report from chat: another period and split for one run, then its schedule stopped.
+    ran = demo.ask("report run appointments-per-service for last 90 days by clinic", as_email=MANAGER)
+    assert ran.kind == "answer" and ran.images and "by location" in (ran.title or ""), ran.text
+    assert any(b.label.startswith("By ") for b in ran.buttons)
+    stopped = demo.ask("report unschedule appointments-per-service", as_email=MANAGER)
+    assert "Stopped 1 schedule" in stopped.text, stopped.text
     listed = demo.ask("report list", as_email=MANAGER)
-    assert listed.table is not None
-    assert "appointments-per-service" in [row[0] for row in listed.table.rows]
-    assert "Revenue per doctor" not in [row[1] for row in listed.table.rows]
+    assert listed.table is not None and (
+        "appointments-per-service",
+        "Appointments per service",
+        "yes",
+        "0",
+    ) in (listed.table.rows)
