@@ -368,41 +368,133 @@ async def store_insight(session: AsyncSession, insight: Insight[Any]) -> Busines
 
 
 def cohort_heatmap_chart(insight: Insight[CohortRetentionResult], locale: str = "en_GB") -> ChartSpec:
-    result = insight.result
-    rows = result.rows or (CohortRow(insight.range.first_day, 0, (None,) * result.months),)
+    return cohort_heatmap(
+        insight.result,
+        period_label=insight.range.label,
+        timezone=insight.range.timezone,
+        computed_at=insight.computed_at,
+        summary=insight.summary,
+        locale=locale,
+        empty_cohort=insight.range.first_day,
+    )
+
+
+def cohort_heatmap(
+    result: CohortRetentionResult,
+    *,
+    period_label: str,
+    timezone: str,
+    computed_at: datetime,
+    summary: str,
+    locale: str,
+    empty_cohort: date,
+) -> ChartSpec:
+    rows = result.rows or (CohortRow(empty_cohort, 0, (None,) * result.months),)
     return ChartSpec(
         kind="cohort_heatmap",
         title="Cohort retention",
-        period_label=insight.range.label,
-        data_as_of=insight.computed_at,
+        period_label=period_label,
+        data_as_of=computed_at,
         unit="percent",
         locale=locale,
-        timezone=insight.range.timezone,
+        timezone=timezone,
         categories=tuple(f"{r.cohort:%Y-%m} ({r.customers})" for r in rows),
         heatmap=tuple(r.retention for r in rows),
         heatmap_columns=tuple(f"+{k}" for k in range(1, result.months + 1)),
         subtitle="share of each first-order cohort ordering again, by months after",
-        summary=insight.summary,
+        summary=summary,
     )
 
 
 def cost_revenue_chart(insight: Insight[CostRevenueResult], locale: str = "en_GB") -> ChartSpec:
+    return cost_revenue_bars(
+        insight.result,
+        period_label=insight.range.label,
+        timezone=insight.range.timezone,
+        computed_at=insight.computed_at,
+        summary=insight.summary,
+        locale=locale,
+    )
+
+
+def cost_revenue_bars(
+    result: CostRevenueResult,
+    *,
+    period_label: str,
+    timezone: str,
+    computed_at: datetime,
+    summary: str,
+    locale: str,
+) -> ChartSpec:
     """Bars per channel; unit 'number' because the two series are in different currencies, named in the legend."""
-    result = insight.result
     rows = result.by_channel or (ChannelCostRevenue("(no messages)", 0.0, 0.0),)
     return ChartSpec(
         kind="bar",
         title="Message cost vs attributed revenue",
-        period_label=insight.range.label,
-        data_as_of=insight.computed_at,
+        period_label=period_label,
+        data_as_of=computed_at,
         unit="number",
         locale=locale,
-        timezone=insight.range.timezone,
+        timezone=timezone,
         categories=tuple(r.channel for r in rows),
         series=(
             Series(f"Cost ({result.cost_currency})", tuple(r.cost for r in rows)),
             Series(f"Revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)),
         ),
         subtitle=f"revenue attributed within {result.window_days} days; currencies not converted",
-        summary=insight.summary,
+        summary=summary,
+    )
+
+
+# --- reading kept insights back ------------------------------------------------------------------
+
+
+def cohort_result(data: dict[str, Any]) -> CohortRetentionResult:
+    """A kept cohort retention (business_intelligence.result) as the result it was."""
+    return CohortRetentionResult(
+        int(data.get("months", 0)),
+        tuple(
+            CohortRow(
+                date.fromisoformat(str(r["cohort"])), int(r["customers"]), tuple(r.get("retention", ()))
+            )
+            for r in data.get("rows", ())
+        ),
+    )
+
+
+def cost_revenue_result(data: dict[str, Any]) -> CostRevenueResult:
+    return CostRevenueResult(
+        int(data["window_days"]),
+        str(data["cost_currency"]),
+        str(data["revenue_currency"]),
+        float(data["total_cost"]),
+        float(data["total_attributed_revenue"]),
+        tuple(
+            ChannelCostRevenue(str(r["channel"]), float(r["cost"]), float(r["attributed_revenue"]))
+            for r in data.get("by_channel", ())
+        ),
+    )
+
+
+def attribution_result(data: dict[str, Any]) -> AttributionResult:
+    def rows(key: str) -> tuple[AttributionRow, ...]:
+        return tuple(
+            AttributionRow(
+                str(r["key"]),
+                int(r["attributed_orders"]),
+                float(r["attributed_revenue"]),
+                int(r["customers_messaged"]),
+                None if r.get("conversion_rate") is None else float(r["conversion_rate"]),
+            )
+            for r in data.get(key, ())
+        )
+
+    return AttributionResult(
+        int(data["window_days"]),
+        str(data["currency"]),
+        int(data["orders"]),
+        int(data["attributed_orders"]),
+        float(data["attributed_revenue"]),
+        rows("by_channel"),
+        rows("by_campaign"),
     )

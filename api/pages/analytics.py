@@ -35,6 +35,13 @@ from api.pages.common import (
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from reports.answer import Answer, answer
 from reports.charts.formatting import format_change
+from reports.insight import (
+    attribution_result,
+    cohort_heatmap,
+    cohort_result,
+    cost_revenue_bars,
+    cost_revenue_result,
+)
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
@@ -318,6 +325,69 @@ async def latest_cohorts(container: Container, formats: Formats) -> CohortView |
     )
 
 
+async def cohort_chart(container: Container, formats: Formats) -> Markup | None:
+    """The kept cohort retention as a heatmap (the same spec `retention by cohort` sends in chat)."""
+    found = await latest_insight(container.database, "cohort_retention")
+    if found is None:
+        return None
+    spec = cohort_heatmap(
+        cohort_result(found.result),
+        period_label=str(found.parameters.get("period_label", "")),
+        timezone=str(found.parameters.get("timezone", formats.timezone)),
+        computed_at=found.computed_at,
+        summary=found.summary,
+        locale=formats.locale,
+        empty_cohort=found.computed_at.date(),
+    )
+    return await chart_svg(container, spec)
+
+
+async def attribution_view(container: Container, formats: Formats) -> dict[str, Any] | None:
+    """Message cost against the revenue attributed to each channel, and each campaign's attributed orders,
+    as the daily insight kept them last (the same analyses `attribution` answers in chat)."""
+    attribution = await latest_insight(container.database, "attribution")
+    costs = await latest_insight(container.database, "cost_vs_revenue")
+    if attribution is None or costs is None:
+        return None
+    cost = cost_revenue_result(costs.result)
+    attributed = attribution_result(attribution.result)
+    chart = cost_revenue_bars(
+        cost,
+        period_label=str(costs.parameters.get("period_label", "")),
+        timezone=str(costs.parameters.get("timezone", formats.timezone)),
+        computed_at=costs.computed_at,
+        summary=costs.summary,
+        locale=formats.locale,
+    )
+    return {
+        "chart": await chart_svg(container, chart),
+        "summary": costs.summary,
+        "attribution_summary": attribution.summary,
+        "period": str(costs.parameters.get("period_label", "")),
+        "computed": formats.moment(costs.computed_at),
+        "cost_heading": cost_label(cost.cost_currency),
+        "revenue_heading": f"Attributed revenue ({cost.revenue_currency})",
+        "channels": [
+            (
+                r.channel,
+                formats.value(r.cost, "currency", cost.cost_currency),
+                formats.value(r.attributed_revenue, "currency", cost.revenue_currency),
+            )
+            for r in cost.by_channel
+        ],
+        "campaigns": [
+            (
+                r.key,
+                formats.count(r.attributed_orders),
+                formats.value(r.attributed_revenue, "currency", attributed.currency),
+                formats.count(r.customers_messaged),
+                formats.percent(r.conversion_rate),
+            )
+            for r in attributed.by_campaign
+        ],
+    }
+
+
 async def saved_layout(container: Container, staff_id: int) -> SavedLayout | None:
     return await stored_layout(container.database, staff_id, LAYOUT_NAME)
 
@@ -372,7 +442,16 @@ class AnalyticsPages(StaffPages):
         self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None
     ) -> Template:
         data = await dashboard_data(request, DASHBOARDS["financial"], period_key(period))
-        return page(request, "analytics/dashboard.html", "analytics", "financial", **data)
+        attribution = await attribution_view(container_of(request), Formats.of(request))
+        return page(
+            request,
+            "analytics/dashboard.html",
+            "analytics",
+            "financial",
+            attribution=attribution,
+            show_attribution=True,
+            **data,
+        )
 
     @get("/analytics/operational", name="operational")
     async def operational(
@@ -393,6 +472,7 @@ class AnalyticsPages(StaffPages):
             "analytics",
             "customer",
             cohorts=cohorts,
+            cohort_chart=await cohort_chart(container_of(request), Formats.of(request)),
             show_cohorts=True,
             **data,
         )

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, Generic, TypeVar
 
 from bot.commands import (
+    analyses,
     campaigns,
     canned,
     chats,
@@ -90,6 +91,24 @@ _ROWS = (
         "Live-chat SLA policies, and today's (or the week's) warnings and breaches by conversation.",
         sla_commands.USAGE,
         ("sla", "sla week"),
+    ),
+    CommandSpec(
+        "retention",
+        analyses.parse_retention,
+        analyses.run_retention,
+        V,
+        "Retention by first-order cohort: the share of each month's new customers ordering again.",
+        analyses.RETENTION_USAGE,
+        ("retention by cohort", "retention by cohort this year"),
+    ),
+    CommandSpec(
+        "attribution",
+        analyses.parse_attribution,
+        analyses.run_attribution,
+        V,
+        "Orders and revenue credited to the messages before them, per channel and campaign, against cost.",
+        analyses.ATTRIBUTION_USAGE,
+        ("attribution last quarter", "attribution last 30 days"),
     ),
     CommandSpec("report list", reports.parse_list, reports.run_list, V, "The saved reports.", "report list"),
     CommandSpec(

@@ -395,3 +395,53 @@ async def test_a_named_metric_wins_over_a_command_noun_without_its_verb(seeded: 
             (MANAGER, "campaign fooo", "error", "takes one of"),
         ],
     )
+
+
+async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_and_unscheduled(
+    seeded: CommandContext,
+) -> None:
+    table = [
+        (VIEWER, "report run weekly-revenue for last month by clinic", "answer", "Revenue"),
+        (VIEWER, "report run weekly-revenue by doctor", "error", "cannot be split by doctor"),
+        (VIEWER, "report run weekly-revenue for the year of the dragon", "error", "as a period"),
+        (
+            MANAGER,
+            "report schedule weekly-revenue every monday 8:00 to #management",
+            "answer",
+            "every Monday at 08:00",
+        ),
+        (MANAGER, "report schedule weekly-revenue every weekday 7:30 to me", "answer", MANAGER),
+        (
+            MANAGER,
+            "report schedule weekly-revenue every month on the 31st at 8:00 to me",
+            "error",
+            "not in every month",
+        ),
+        (MANAGER, "report unschedule weekly-revenue to #management", "answer", "Stopped 1 schedule"),
+        (MANAGER, "report unschedule weekly-revenue to #management", "error", "no schedule to #management"),
+        (AGENT, "report unschedule weekly-revenue", "denied", "manager"),
+        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 1 schedule"),
+    ]
+    await run_dialog(seeded, table)
+    ran = await ask(seeded, "report run weekly-revenue for last month by clinic", as_email=VIEWER)
+    assert ran.title == "Weekly revenue (for last month, by location)" and ran.images[0].content.startswith(
+        PNG
+    )
+    assert [b.command for b in ran.buttons][:1] == ["report run weekly-revenue by source channel"]
+    async with seeded.database.read_sessions() as session:
+        actions = list(await session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+    assert actions == ["report.schedule", "report.schedule", "report.unschedule", "report.unschedule"]
+
+
+async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded: CommandContext) -> None:
+    retention = await ask(seeded, "retention by cohort this year", as_email=VIEWER)
+    assert retention.kind == "answer" and retention.images[0].content.startswith(PNG), retention.text
+    assert retention.table is not None and retention.table.columns[:2] == ("First order in", "Customers")
+    assert sum(int(row[1]) for row in retention.table.rows) == int(
+        retention.text.split()[1]
+    )  # "Of N customers"
+    attribution = await ask(seeded, "attribution last quarter", as_email=VIEWER)
+    assert attribution.kind == "answer" and attribution.images[0].content.startswith(PNG), attribution.text
+    assert "net of refunds" in attribution.text
+    wrong = await ask(seeded, "attribution since the dawn of time", as_email=VIEWER)
+    assert wrong.kind == "error" and "as a period" in wrong.text

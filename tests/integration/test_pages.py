@@ -838,6 +838,39 @@ async def test_the_customer_page_shows_the_stored_cohort_retention(client: Clien
         )
         assert f'<td class="num">{row.customers}</td>{cells}</tr>' in html, row
     assert insight.summary in html
+    assert html.count('<svg role="img"') >= 1 and 'aria-label="' + insight.summary[:40] in html  # the heatmap
+
+
+async def test_the_financial_page_shows_cost_against_attributed_revenue_per_channel_and_campaign(
+    client: Client, seeded: Seeded
+) -> None:
+    from reports.insight import campaign_attribution, cost_vs_revenue, store_insight
+    from reports.periods import PeriodSpec
+
+    await sign_in(client, seeded, VIEWER)
+    before = (await client.get("/analytics/financial")).text
+    assert "Message cost against attributed revenue" in before and "has not run yet" in before
+    database = Database.connect(seeded.settings.database_url)
+    period, now = PeriodSpec.last_n_days(30), datetime.now(UTC)
+    attribution = await campaign_attribution(database, period, now=now, business_tz="Europe/Berlin")
+    costs = await cost_vs_revenue(database, period, now=now, business_tz="Europe/Berlin")
+    async with database.sessions() as session:
+        await store_insight(session, attribution)
+        await store_insight(session, costs)
+        await session.commit()
+    await database.dispose()
+    html = (await client.get("/analytics/financial")).text
+    assert costs.summary in html and attribution.summary in html
+    assert "Cost (provider, USD)" in html and "Attributed revenue (EUR)" in html
+    assert costs.result.by_channel, "the seed sends messages in the last 30 days"
+    for row in costs.result.by_channel:
+        assert f"<td>{row.channel}</td>" in html
+    # Each campaign row is the stored figure, and the rows add up to the attributed total.
+    campaign_orders = sum(r.attributed_orders for r in attribution.result.by_campaign)
+    channel_orders = sum(r.attributed_orders for r in attribution.result.by_channel)
+    assert campaign_orders <= channel_orders == attribution.result.attributed_orders
+    for row in attribution.result.by_campaign:
+        assert f'<td>{row.key}</td><td class="num">{row.attributed_orders}</td>' in html
 
 
 async def test_channel_pages_show_segments_templates_and_the_whatsapp_window(

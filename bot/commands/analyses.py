@@ -1,0 +1,114 @@
+"""`retention by cohort [PERIOD]` and `attribution [PERIOD]`: the cross-system analyses the dashboard shows,
+answered for any period with the chart the customer and financial pages draw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from bot.commands.context import CommandContext
+from bot.commands.parsing import ParseError
+from bot.commands.periods import find_period
+from bot.replies import Image, Reply, Table
+from domain.staff import StaffIdentity
+from reports.charts.cache import draw
+from reports.charts.formatting import format_value
+from reports.insight import (
+    campaign_attribution,
+    cohort_heatmap_chart,
+    cohort_retention,
+    cost_revenue_chart,
+    cost_vs_revenue,
+)
+from reports.periods import PeriodSpec
+
+RETENTION_USAGE = "retention by cohort [PERIOD]   e.g. retention by cohort this year"
+ATTRIBUTION_USAGE = "attribution [PERIOD]   e.g. attribution last quarter"
+#: Campaign rows a chat answer lists (the financial page lists them all).
+CAMPAIGN_ROWS = 10
+
+
+@dataclass(frozen=True)
+class ShowAnalysis:
+    period: PeriodSpec
+
+
+def _period(text: str, today: date, default: PeriodSpec, usage: str) -> PeriodSpec:
+    phrase = " ".join(text.lower().split())
+    if not phrase:
+        return default
+    try:
+        found = find_period(phrase, today)
+    except ValueError as error:
+        raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", usage) from None
+    if (
+        found is None
+        or phrase[: found.start].strip()
+        or phrase[found.end :].strip()
+        or not isinstance(found.value, PeriodSpec)
+    ):
+        raise ParseError(f"I cannot read “{text.strip()}” as a period.", usage)
+    return found.value
+
+
+def parse_retention(words: list[str], rest: str, today: date) -> ShowAnalysis:
+    text = rest.strip()
+    for lead in ("by cohorts", "by cohort", "cohorts", "cohort"):
+        if text.lower().startswith(lead):
+            text = text[len(lead) :]
+            break
+    return ShowAnalysis(_period(text, today, PeriodSpec("last_quarter"), RETENTION_USAGE))
+
+
+def parse_attribution(words: list[str], rest: str, today: date) -> ShowAnalysis:
+    return ShowAnalysis(_period(rest, today, PeriodSpec.last_n_days(30), ATTRIBUTION_USAGE))
+
+
+async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    insight = await cohort_retention(ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz)
+    spec = cohort_heatmap_chart(insight, ctx.settings.business_locale)
+    png = await draw(spec, "png", insight.computed_at.isoformat(), ctx.chart_cache)
+    months = insight.result.months
+    rows = tuple(
+        (
+            f"{r.cohort:%Y-%m}",
+            str(r.customers),
+            *("—" if share is None else f"{share:.0%}" for share in r.retention),
+        )
+        for r in insight.result.rows
+    )
+    return Reply(
+        insight.summary,
+        title="Retention by cohort",
+        images=(Image("cohort-retention.png", png, alt_text=insight.summary),),
+        table=Table(("First order in", "Customers", *(f"+{k}" for k in range(1, months + 1))), rows)
+        if rows
+        else None,
+    )
+
+
+async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    currency, locale = ctx.settings.business_currency, ctx.settings.business_locale
+    costs = await cost_vs_revenue(
+        ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz, currency=currency
+    )
+    attribution = await campaign_attribution(
+        ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz, currency=currency
+    )
+    spec = cost_revenue_chart(costs, locale)
+    png = await draw(spec, "png", costs.computed_at.isoformat(), ctx.chart_cache)
+    campaigns = tuple(
+        (
+            r.key,
+            str(r.attributed_orders),
+            format_value(r.attributed_revenue, "currency", locale=locale, currency=currency),
+            "—" if r.conversion_rate is None else f"{r.conversion_rate:.1%}",
+        )
+        for r in attribution.result.by_campaign[:CAMPAIGN_ROWS]
+    )
+    return Reply(
+        f"{attribution.summary} {costs.summary}",
+        title="Attribution",
+        images=(Image("attribution.png", png, alt_text=costs.summary),),
+        table=Table(("Campaign", "Orders", "Revenue", "Conversion"), campaigns) if campaigns else None,
+    )
