@@ -8,6 +8,7 @@ from litestar import Request, get
 from litestar.response import Template
 
 from api.pages.analytics import AnalyticsPages
+from api.pages.campaign_wizard import CampaignWizardPages
 from api.pages.campaigns import CampaignPages
 from api.pages.canned_replies import CannedReplyPages
 from api.pages.channels import ChannelPages
@@ -41,6 +42,7 @@ PAGE_CONTROLLERS = [
     LoginPages,
     SectionPages,
     MessagePages,
+    CampaignWizardPages,
     CampaignPages,
     ChannelPages,
     ChatPages,

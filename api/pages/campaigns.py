@@ -22,6 +22,7 @@ from switchboard.wiring import Container
 
 #: Which buttons a campaign in each status offers.
 DONE = {
+    "created": "Saved as a draft. Check the preview below, then launch it (managers) when it is right.",
     "launch": "Launched: its messages are planned in batches by the worker.",
     "pause": "Paused: nothing more goes out until it is resumed.",
     "resume": "Resumed.",
@@ -124,7 +125,14 @@ class CampaignPages(StaffPages):
     @get("/communication/campaigns", name="campaigns")
     async def campaigns(self, request: Request[Any, Any, Any]) -> Template:
         rows = await campaign_rows(container_of(request).database, Formats.of(request))
-        return page(request, "communication/campaigns.html", "communication", "campaigns", rows=rows)
+        return page(
+            request,
+            "communication/campaigns.html",
+            "communication",
+            "campaigns",
+            rows=rows,
+            may_create=staff_of(request).may(Role.MANAGER),
+        )
 
     @get("/communication/campaigns/{slug:str}", name="campaign")
     async def campaign(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:

@@ -51,6 +51,18 @@ async def create_campaign(
     via: str = "system",
 ) -> Campaign:
     """Store a draft campaign after checking its audience, channels, fallback and variables."""
+    audience = checked_draft(draft)
+    async with uow:
+        if not await uow.templates.variants(draft.template_name):
+            raise CampaignError(f"There is no active template named '{draft.template_name}'.")
+        campaign = await uow.campaigns.add(draft, audience, now or utc_now())
+        _audit(uow, actor, via, "create", campaign)
+        await uow.commit()
+    return campaign
+
+
+def checked_draft(draft: CampaignDraft) -> Audience:
+    """Every check a draft passes before it is stored or previewed (the API, the wizard and chat share it)."""
     audience = Audience.from_json(draft.audience)
     order = validate_channel_order(draft.channel_order)
     validate_fallback(draft.fallback_after_minutes, order)
@@ -60,13 +72,45 @@ async def create_campaign(
         raise CampaignError(str(error)) from None
     if not draft.slug.strip() or not draft.name.strip():
         raise CampaignError("A campaign needs a slug and a name.")
+    return audience
+
+
+async def preview_draft(
+    uow: CampaignUnitOfWork,
+    draft: CampaignDraft,
+    *,
+    now: datetime | None = None,
+    policy: ConsentPolicy | None = None,
+    price_book: PriceBook = DEFAULT_PRICE_BOOK,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CampaignPreview:
+    """What a campaign not yet saved would do (the wizard's live count); checked as `create_campaign`
+    checks it, and writes nothing."""
+    audience = checked_draft(draft)
+    unsaved = Campaign(
+        id=0,
+        slug=draft.slug,
+        name=draft.name,
+        status=CampaignStatus.DRAFT,
+        category=draft.category,
+        template_name=draft.template_name,
+        channel_order=tuple(draft.channel_order),
+        audience=audience,
+        variables=dict(draft.variables),
+        fallback_after_minutes=draft.fallback_after_minutes,
+        respect_quiet_hours=draft.respect_quiet_hours,
+        scheduled_at=draft.scheduled_at,
+        planning_cursor=0,
+        planning_done=False,
+        planned_count=0,
+        excluded_count=0,
+    )
     async with uow:
         if not await uow.templates.variants(draft.template_name):
             raise CampaignError(f"There is no active template named '{draft.template_name}'.")
-        campaign = await uow.campaigns.add(draft, audience, now or utc_now())
-        _audit(uow, actor, via, "create", campaign)
-        await uow.commit()
-    return campaign
+    return await _preview(
+        uow, unsaved, now=now or utc_now(), policy=policy, price_book=price_book, batch_size=batch_size
+    )
 
 
 async def preview_campaign(
@@ -83,13 +127,27 @@ async def preview_campaign(
     It reads the whole audience, so give it a read-only unit of work (on SQLite a write one would hold the
     write lock for the whole preview).
     """
-    now = now or utc_now()
+    async with uow:
+        campaign = await _campaign(uow, campaign_id)
+    return await _preview(
+        uow, campaign, now=now or utc_now(), policy=policy, price_book=price_book, batch_size=batch_size
+    )
+
+
+async def _preview(
+    uow: CampaignUnitOfWork,
+    campaign: Campaign,
+    *,
+    now: datetime,
+    policy: ConsentPolicy | None,
+    price_book: PriceBook,
+    batch_size: int,
+) -> CampaignPreview:
     exclusions: Counter[str] = Counter()
     per_channel: Counter[str] = Counter()
     recipients = planned = deferred = cost = 0
     sample: RenderedSample | None = None
     async with uow:
-        campaign = await _campaign(uow, campaign_id)
         planner = await _planner(uow, campaign, policy or ConsentPolicy(), price_book)
         at = _send_moment(campaign, now)
         cursor = 0

@@ -1,0 +1,346 @@
+"""The campaign wizard (`/communication/campaigns/new`): audience, channel with fallback, template and its
+variables, schedule in the business's timezone; a live count with every exclusion explained, the cost and a
+rendered sample; saved as a draft through the same checks as the API (domain.campaigns.use_cases), then
+launched from the campaign's page after its preview."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from litestar import Request, get, post
+from litestar.response import Redirect, Template
+
+from api.auth import requires_role
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.campaigns import use_cases
+from domain.campaigns.model import AudienceError, CampaignDraft, CampaignError, CampaignPreview
+from domain.messages.segments import sms_shape
+from domain.messages.send_decision import RECIPIENT_FIELDS
+from domain.templates.model import SYSTEM_VARIABLES, TemplateRecord
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
+from reports.library import slug_for
+from storage.queries.campaigns import campaign_id_by_slug
+from storage.queries.reports import dimension_names
+from storage.queries.templates import active_template_variants
+from switchboard.wiring import Container
+
+FIELDS = (
+    "name",
+    "template",
+    "channel",
+    "fallback",
+    "fallback_after",
+    "segments",
+    "countries",
+    "tags_any",
+    "exclude_tags",
+    "customers_since",
+    "send_date",
+    "send_time",
+    "quiet_hours",
+    "variables",
+)
+EMPTY_FORM: dict[str, Any] = {
+    **dict.fromkeys(FIELDS, ""),
+    "channel": "sms",
+    "fallback_after": "60",
+    "segments": [],
+    "countries": [],
+    "quiet_hours": "on",
+}
+#: Why a recipient is left out, as the wizard says it.
+EXCLUSION_WORDS = {
+    "no_address": "have no address on any of the chosen channels",
+    "opted_out": "opted out of these messages",
+    "no_consent": "never gave marketing consent on the chosen channels",
+    "whatsapp_window_closed_needs_template": "are outside WhatsApp's 24-hour window and the template is not "
+    "an approved WhatsApp template",
+    "frequency_cap_channel": "already had as many messages on that channel as the frequency cap allows",
+    "frequency_cap_campaign_type": "already had as many campaigns of this kind as the cap allows",
+    "no_template": "have a language or channel the template has no variant for",
+    "template_error": "could not have the template filled in for them",
+    "already_in_campaign": "are already in this campaign",
+}
+CHANNEL_WORDS = {
+    Channel.SMS: "SMS",
+    Channel.EMAIL: "Email",
+    Channel.WHATSAPP: "WhatsApp",
+    Channel.TELEGRAM: "Telegram",
+}
+MAX_VARIABLES = 20
+
+
+def form_of(raw: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {key: str(raw.get(key, "") or "").strip()[:2000] for key in FIELDS}
+    form["segments"] = [str(v)[:64] for v in raw.getall("segments", [])][:50]
+    form["countries"] = [str(v)[:8] for v in raw.getall("countries", [])][:50]
+    return form
+
+
+def _words(text: str) -> list[str]:
+    return [w.strip() for w in text.split(",") if w.strip()][:50]
+
+
+def template_needs(variants: list[TemplateRecord], name: str) -> set[str]:
+    """What a template reads that no customer record and no system value fills in: the campaign supplies it."""
+    return (
+        {v for variant in variants if variant.name == name for v in variant.variables}
+        - RECIPIENT_FIELDS
+        - SYSTEM_VARIABLES
+    )
+
+
+def read_draft(
+    form: Mapping[str, Any], variants: list[TemplateRecord], *, business_tz: str, now: datetime
+) -> tuple[CampaignDraft | None, dict[str, str]]:
+    """The draft the form describes, or each field's mistake."""
+    errors: dict[str, str] = {}
+    name = " ".join(str(form["name"]).split())
+    if not name:
+        errors["name"] = "Give the campaign a name."
+    elif len(name) > 200:
+        errors["name"] = "A campaign name is at most 200 characters."
+    templates = {v.name for v in variants}
+    if form["template"] not in templates:
+        errors["template"] = "Pick a template from the list."
+    order: list[Channel] = []
+    if form["channel"] not in {c.value for c in OUTBOUND_CHANNELS}:
+        errors["channel"] = "Pick a channel from the list."
+    else:
+        order.append(Channel(form["channel"]))
+    fallback_after: int | None = None
+    if form["fallback"]:
+        if form["fallback"] == form["channel"] or form["fallback"] not in {
+            c.value for c in OUTBOUND_CHANNELS
+        }:
+            errors["fallback"] = "Pick a different channel to fall back to, or none."
+        else:
+            order.append(Channel(form["fallback"]))
+            text = str(form["fallback_after"])
+            if not text.isdigit() or not 1 <= int(text) <= 10_080:
+                errors["fallback_after"] = "Wait 1 to 10,080 minutes (a week) before falling back."
+            else:
+                fallback_after = int(text)
+    variables: dict[str, str] = {}
+    for number, line in enumerate(str(form["variables"]).splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key.strip()):
+            errors["variables"] = f"Line {number}: write each value as name = value (names in small letters)."
+            break
+        variables[key.strip()] = value.strip()[:500]
+    if len(variables) > MAX_VARIABLES:
+        errors["variables"] = f"At most {MAX_VARIABLES} values."
+    if "template" not in errors and "variables" not in errors:
+        missing = sorted(template_needs(variants, form["template"]) - set(variables))
+        if missing:
+            errors["variables"] = (
+                f"The template “{form['template']}” needs a value for {', '.join(missing)}; write "
+                f"{missing[0]} = … on its own line (first name, name and language fill themselves)."
+            )
+    scheduled_at = _send_moment(form, business_tz, now, errors)
+    audience: dict[str, Any] = {
+        "segments": list(form["segments"]),
+        "countries": list(form["countries"]),
+        "tags_any": _words(str(form["tags_any"])),
+        "exclude_tags": _words(str(form["exclude_tags"])),
+        "has_channel": [c.value for c in order],
+    }
+    if form["customers_since"]:
+        try:
+            since = date.fromisoformat(str(form["customers_since"]))
+        except ValueError:
+            errors["customers_since"] = "Give a date, or leave it empty."
+        else:
+            audience["created_after"] = datetime.combine(since, time(), ZoneInfo(business_tz)).isoformat()
+    if errors or not order:
+        return None, errors
+    slug = slug_for(name) or "campaign"
+    return (
+        CampaignDraft(
+            slug=slug,
+            name=name,
+            template_name=str(form["template"]),
+            channel_order=tuple(order),
+            audience=audience,
+            variables=variables,
+            fallback_after_minutes=fallback_after,
+            respect_quiet_hours=form["quiet_hours"] == "on",
+            scheduled_at=scheduled_at,
+        ),
+        errors,
+    )
+
+
+def _send_moment(
+    form: Mapping[str, Any], business_tz: str, now: datetime, errors: dict[str, str]
+) -> datetime | None:
+    """The send time typed in the business's timezone, as UTC; refused if past or absent on that day (DST)."""
+    if not form["send_date"] and not form["send_time"]:
+        return None
+    try:
+        day = date.fromisoformat(str(form["send_date"]))
+        clock = time.fromisoformat(str(form["send_time"]) or "09:00")
+    except ValueError:
+        errors["send_date"] = "Give the day and the time it should go, or leave both empty to send on launch."
+        return None
+    zone = ZoneInfo(business_tz)
+    local = datetime.combine(day, clock, zone)
+    round_trip = local.astimezone(ZoneInfo("UTC")).astimezone(zone)
+    if (round_trip.date(), round_trip.time()) != (day, clock):
+        errors["send_time"] = (
+            f"{clock:%H:%M} does not exist on {day:%d %b %Y} in {business_tz} (the clocks go forward)."
+        )
+        return None
+    moment = local.astimezone(ZoneInfo("UTC"))
+    if moment <= now:
+        errors["send_date"] = f"{day:%d %b %Y} {clock:%H:%M} ({business_tz}) has passed; pick a later time."
+        return None
+    return moment
+
+
+def field_of(error: CampaignError) -> str:
+    """Which field a domain refusal belongs beside."""
+    text = str(error).lower()
+    if isinstance(error, AudienceError):
+        return "segments"
+    if "fallback" in text:
+        return "fallback"
+    if "channel" in text:
+        return "channel"
+    if "variable" in text or "filled in by switchboard" in text:
+        return "variables"
+    if "template" in text:
+        return "template"
+    return "name"
+
+
+def preview_view(preview: CampaignPreview, formats: Formats) -> dict[str, Any]:
+    sample = preview.sample
+    shape = sms_shape(sample.body) if sample is not None and sample.channel == Channel.SMS else None
+    return {
+        "recipients": formats.count(preview.recipients),
+        "planned": formats.count(preview.planned),
+        "deferred": formats.count(preview.deferred) if preview.deferred else None,
+        "cost": formats.money_micros(preview.estimated_cost_micros, preview.currency),
+        "exclusions": [
+            (formats.count(n), EXCLUSION_WORDS.get(reason, reason.replace("_", " ")))
+            for reason, n in sorted(preview.exclusions.items(), key=lambda item: -item[1])
+        ],
+        "per_channel": [
+            (CHANNEL_WORDS.get(c, str(c)), formats.count(n)) for c, n in preview.per_channel.items()
+        ],
+        "sample": sample,
+        "segments": None
+        if shape is None
+        else f"{shape.segments} SMS segment{'s' if shape.segments != 1 else ''} "
+        f"({shape.encoding}, {shape.characters} characters)",
+    }
+
+
+class CampaignWizardPages(StaffPages):
+    """Managers create campaigns (as they launch them); the wizard saves drafts, never sends."""
+
+    async def _wizard(
+        self,
+        request: Request[Any, Any, Any],
+        form: dict[str, Any],
+        *,
+        errors: dict[str, str] | None = None,
+        preview: dict[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        container = container_of(request)
+        variants = await active_template_variants(container.database)
+        names = await dimension_names(container.database)
+        templates: dict[str, list[str]] = {}
+        for v in variants:
+            templates.setdefault(v.name, []).append(
+                f"{CHANNEL_WORDS.get(Channel(v.channel), v.channel)} {v.locale}"
+            )
+        template = page(
+            request,
+            "communication/campaign_new.html",
+            "communication",
+            "campaigns",
+            form=form,
+            errors=errors or {},
+            preview=preview,
+            templates=sorted(templates.items()),
+            needs={name: sorted(template_needs(variants, name)) for name in templates},
+            channels=[(c.value, CHANNEL_WORDS[c]) for c in OUTBOUND_CHANNELS],
+            segments=[name for _, name in names.get("segment", [])],
+            countries=[value for value, _ in names.get("country", [])],
+            business_tz=Formats.of(request).timezone,
+        )
+        template.status_code = status_code
+        return template
+
+    @get("/communication/campaigns/new", name="new_campaign", guards=[requires_role(Role.MANAGER)])
+    async def new_campaign(self, request: Request[Any, Any, Any]) -> Template:
+        return await self._wizard(request, dict(EMPTY_FORM))
+
+    @post(
+        "/communication/campaigns/new",
+        name="create_campaign",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def create(self, request: Request[Any, Any, Any]) -> Redirect | Template:
+        """Preview (the live count) or save the draft; nothing is stored unless every check passes and the
+        audience reaches someone."""
+        raw = await request.form()
+        form = form_of(raw)
+        container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
+        variants = await active_template_variants(container.database)
+        draft, errors = read_draft(form, variants, business_tz=formats.timezone, now=utc_now())
+        if draft is None:
+            return await self._wizard(request, form, errors=errors, status_code=422)
+        try:
+            preview = await _preview(container, draft)
+        except CampaignError as error:
+            return await self._wizard(request, form, errors={field_of(error): str(error)}, status_code=422)
+        shown = preview_view(preview, formats)
+        if preview.recipients == 0:
+            errors["segments"] = "No customer matches these filters (with an address on the chosen channels)."
+        elif preview.planned == 0:
+            errors["segments"] = (
+                f"All {formats.count(preview.recipients)} matching customers would be left out; see why below."
+            )
+        if raw.get("action") != "save" or errors:
+            return await self._wizard(
+                request, form, errors=errors, preview=shown, status_code=422 if errors else 200
+            )
+        slug = await _free_slug(container, draft.slug)
+        try:
+            campaign = await use_cases.create_campaign(
+                container.campaign_uow(),
+                CampaignDraft(**{**draft.__dict__, "slug": slug, "created_by": staff.id}),
+                utc_now(),
+                actor=staff.email,
+                via="web",
+            )
+        except CampaignError as error:
+            return await self._wizard(
+                request, form, errors={field_of(error): str(error)}, preview=shown, status_code=422
+            )
+        return Redirect(f"/communication/campaigns/{campaign.slug}?done=created", status_code=303)
+
+
+async def _preview(container: Container, draft: CampaignDraft) -> CampaignPreview:
+    return await use_cases.preview_draft(
+        container.campaign_uow(read_only=True), draft, now=utc_now(), policy=container.consent_policy()
+    )
+
+
+async def _free_slug(container: Container, slug: str) -> str:
+    """The name's slug, or the first of slug-2, slug-3, … no campaign has."""
+    candidate, number = slug[:60], 2
+    while await campaign_id_by_slug(container.database, candidate) is not None:
+        candidate, number = f"{slug[:56]}-{number}", number + 1
+    return candidate
