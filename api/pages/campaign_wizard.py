@@ -18,9 +18,9 @@ from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.campaigns import use_cases
 from domain.campaigns.model import AudienceError, CampaignDraft, CampaignError, CampaignPreview
+from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
-from domain.messages.send_decision import RECIPIENT_FIELDS
-from domain.templates.model import SYSTEM_VARIABLES, TemplateRecord
+from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
 from reports.library import slug_for
 from storage.queries.campaigns import campaign_id_by_slug
@@ -87,10 +87,8 @@ def _words(text: str) -> list[str]:
 
 def template_needs(variants: list[TemplateRecord], name: str) -> set[str]:
     """What a template reads that no customer record and no system value fills in: the campaign supplies it."""
-    return (
-        {v for variant in variants if variant.name == name for v in variant.variables}
-        - RECIPIENT_FIELDS
-        - SYSTEM_VARIABLES
+    return set(
+        missing_values((v for variant in variants if variant.name == name for v in variant.variables), {})
     )
 
 
@@ -189,19 +187,11 @@ def _send_moment(
     except ValueError:
         errors["send_date"] = "Give the day and the time it should go, or leave both empty to send on launch."
         return None
-    zone = ZoneInfo(business_tz)
-    local = datetime.combine(day, clock, zone)
-    round_trip = local.astimezone(ZoneInfo("UTC")).astimezone(zone)
-    if (round_trip.date(), round_trip.time()) != (day, clock):
-        errors["send_time"] = (
-            f"{clock:%H:%M} does not exist on {day:%d %b %Y} in {business_tz} (the clocks go forward)."
-        )
+    try:
+        return local_send_moment(day, clock, business_tz, now)
+    except SendTimeError as error:
+        errors["send_time" if error.field == "time" else "send_date"] = str(error)
         return None
-    moment = local.astimezone(ZoneInfo("UTC"))
-    if moment <= now:
-        errors["send_date"] = f"{day:%d %b %Y} {clock:%H:%M} ({business_tz}) has passed; pick a later time."
-        return None
-    return moment
 
 
 def field_of(error: CampaignError) -> str:

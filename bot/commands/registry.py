@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from bot.commands import (
     analyses,
+    campaign_new,
     campaigns,
     canned,
     chats,
@@ -199,6 +200,19 @@ _ROWS = (
         "Render a template for a channel and locale, with SMS segments and cost.",
         templates.PREVIEW_USAGE,
         ("template preview welcome sms de first_name=Jana",),
+    ),
+    CommandSpec(
+        "campaign new",
+        campaign_new.parse_new,
+        campaign_new.run_new,
+        M,
+        "Create a campaign in one line: shows who it reaches and the cost, saves a draft on confirm.",
+        campaign_new.USAGE,
+        (
+            "campaign new December check-up template welcome with clinic=Mitte to segment:vip on sms then email",
+            "campaign new Flu jabs template welcome with clinic=Mitte to country:DE on email at 2026-12-10 09:00",
+        ),
+        changes=True,
     ),
     CommandSpec(
         "campaign list",

@@ -445,3 +445,63 @@ async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded
     assert "net of refunds" in attribution.text
     wrong = await ask(seeded, "attribution since the dawn of time", as_email=VIEWER)
     assert wrong.kind == "error" and "as a period" in wrong.text
+
+
+async def test_a_campaign_is_created_in_one_line_counted_first_and_saved_on_confirm(
+    seeded: CommandContext,
+) -> None:
+    line = "campaign new Winter check-up template welcome with clinic=Mitte to everyone on sms then email after 30 min"
+    table = [
+        (MANAGER, line, "answer", "Save it as a draft?"),
+        (
+            MANAGER,
+            "campaign new Winter template welcome to everyone on sms",
+            "error",
+            "needs a value for clinic",
+        ),
+        (MANAGER, "campaign new Winter template nope to everyone on sms", "error", "no active template"),
+        (
+            MANAGER,
+            "campaign new Winter template welcome with clinic=M to planet:mars on sms",
+            "error",
+            "not an audience",
+        ),
+        (
+            MANAGER,
+            "campaign new Winter template welcome with clinic=M to country:AQ on sms",
+            "error",
+            "No customer matches",
+        ),
+        (
+            MANAGER,
+            "campaign new Winter template welcome with clinic=M to everyone on pigeon",
+            "error",
+            "not a channel",
+        ),
+        (
+            MANAGER,
+            "campaign new Winter template welcome with clinic=M to everyone on sms at 2020-01-01 09:00",
+            "error",
+            "has passed",
+        ),
+        (AGENT, f"{line} confirm", "denied", "manager"),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        assert (
+            await session.scalar(
+                select(func.count()).select_from(BulkMessaging).where(BulkMessaging.slug.like("winter%"))
+            )
+            == 0
+        )
+    asked = await ask(seeded, line, as_email=MANAGER)
+    planned = next(f.value for f in asked.fields if f.label == "Will be sent")
+    saved = await ask(seeded, asked.buttons[0].command, as_email=MANAGER)
+    assert saved.kind == "answer" and "winter-check-up" in saved.text, saved.text
+    assert next(f.value for f in saved.fields if f.label == "Will be sent") == planned
+    async with seeded.database.read_sessions() as session:
+        stored = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == "winter-check-up"))
+        actions = list(await session.scalars(select(AuditLog.action)))
+    assert stored is not None and stored.status == "draft" and stored.channel_order == ["sms", "email"]
+    assert stored.fallback_after_minutes == 30 and stored.variables == {"clinic": "Mitte"}
+    assert actions == ["campaign.create"]

@@ -1,0 +1,197 @@
+"""`campaign new NAME template T [with k=v …] to AUDIENCE on CHANNEL [then FALLBACK [after N min]]
+[at YYYY-MM-DD HH:MM] [confirm]`: the campaign wizard in one line. Without `confirm` it answers with the
+count, every exclusion and the cost (writing nothing); with it, the draft is saved through the same checks
+as the API and the wizard, ready for `campaign launch`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from bot.commands.campaigns import preview_fields
+from bot.commands.context import CommandContext
+from bot.commands.parsing import ParseError
+from bot.replies import Button, Field, Reply
+from domain.campaigns import use_cases
+from domain.campaigns.model import CampaignDraft, CampaignError
+from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
+from domain.staff import StaffIdentity
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel
+from reports.library import slug_for
+from reports.periods import zone
+from storage.queries.campaigns import campaign_id_by_slug
+from storage.queries.templates import active_template_variants
+
+USAGE = (
+    "campaign new NAME template TEMPLATE [with key=value …] to AUDIENCE on CHANNEL [then FALLBACK "
+    "[after N min]] [at YYYY-MM-DD HH:MM] [confirm]   AUDIENCE: everyone, or segment:X, country:DE, tag:X, "
+    "not-tag:X joined by commas"
+)
+_GRAMMAR = re.compile(
+    r"(?P<name>.+?)\s+template\s+(?P<template>\S+)"
+    r"(?:\s+with\s+(?P<values>.+?))?"
+    r"\s+to\s+(?P<audience>.+?)"
+    r"\s+on\s+(?P<channel>\S+)"
+    r"(?:\s+then\s+(?P<fallback>\S+)(?:\s+after\s+(?P<after>\d+)\s*(?:min|minutes)?)?)?"
+    r"(?:\s+at\s+(?P<day>\d{4}-\d{2}-\d{2})\s+(?P<clock>\d{1,2}:\d{2}))?"
+    r"(?:\s+(?P<confirm>confirm))?",
+    re.IGNORECASE,
+)
+_AUDIENCE_KEYS = {"segment": "segments", "country": "countries", "tag": "tags_any", "not-tag": "exclude_tags"}
+
+
+@dataclass(frozen=True)
+class NewCampaign:
+    name: str
+    template: str
+    channels: tuple[Channel, ...]
+    audience: dict[str, list[str]]
+    variables: dict[str, str] = field(default_factory=dict)
+    fallback_after: int | None = None
+    day: date | None = None
+    clock: time | None = None
+    confirm: bool = False
+    #: The command as typed without `confirm`, for the confirmation button.
+    text: str = ""
+
+
+def _channel(word: str) -> Channel:
+    if word.lower() not in {c.value for c in OUTBOUND_CHANNELS}:
+        raise ParseError(f"“{word}” is not a channel; use sms, email, whatsapp or telegram.", USAGE)
+    return Channel(word.lower())
+
+
+def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
+    text = " ".join(rest.split())
+    match = _GRAMMAR.fullmatch(text)
+    if match is None:
+        raise ParseError("Give the name, template, audience and channel.", USAGE)
+    channels = [_channel(match["channel"])]
+    if match["fallback"]:
+        channels.append(_channel(match["fallback"]))
+    audience: dict[str, list[str]] = {}
+    if match["audience"].strip().lower() not in ("everyone", "all", "all customers"):
+        for term in match["audience"].split(","):
+            key, colon, value = term.strip().partition(":")
+            if not colon or key.lower() not in _AUDIENCE_KEYS or not value.strip():
+                raise ParseError(
+                    f"“{term.strip()}” is not an audience; say segment:X, country:DE, tag:X or not-tag:X.",
+                    USAGE,
+                )
+            values = audience.setdefault(_AUDIENCE_KEYS[key.lower()], [])
+            values.append(value.strip().upper() if key.lower() == "country" else value.strip())
+    variables: dict[str, str] = {}
+    for pair in (match["values"] or "").split():
+        key, equals, value = pair.partition("=")
+        if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):
+            raise ParseError(f"“{pair}” is not a value; write key=value (no spaces around =).", USAGE)
+        variables[key] = value
+    day = clock = None
+    if match["day"]:
+        try:
+            day, clock = date.fromisoformat(match["day"]), time.fromisoformat(match["clock"].zfill(5))
+        except ValueError:
+            raise ParseError(f"“{match['day']} {match['clock']}” is not a date and time.", USAGE) from None
+    confirm = bool(match["confirm"])
+    typed = text[: match.start("confirm")].rstrip() if confirm else text
+    return NewCampaign(
+        name=match["name"].strip("\"“”'"),
+        template=match["template"],
+        channels=tuple(channels),
+        audience=audience,
+        variables=variables,
+        fallback_after=int(match["after"]) if match["after"] else (60 if match["fallback"] else None),
+        day=day,
+        clock=clock,
+        confirm=confirm,
+        text=f"campaign new {typed}",
+    )
+
+
+async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    variants = await active_template_variants(ctx.database)
+    if command.template not in {v.name for v in variants}:
+        names = ", ".join(sorted({v.name for v in variants})[:12])
+        return Reply(f"There is no active template “{command.template}”; there are: {names}.", kind="error")
+    missing = missing_values(
+        (n for v in variants if v.name == command.template for n in v.variables), command.variables
+    )
+    if missing:
+        example = " ".join(f"{n}=…" for n in missing)
+        return Reply(
+            f"The template “{command.template}” needs a value for {', '.join(missing)}: add `with {example}` "
+            "after the template.",
+            kind="error",
+        )
+    scheduled_at: datetime | None = None
+    if command.day is not None and command.clock is not None:
+        try:
+            scheduled_at = local_send_moment(command.day, command.clock, ctx.business_tz, ctx.now())
+        except SendTimeError as error:
+            return Reply(str(error), kind="error")
+    draft = CampaignDraft(
+        slug=slug_for(command.name) or "campaign",
+        name=command.name,
+        template_name=command.template,
+        channel_order=command.channels,
+        audience={**command.audience, "has_channel": [c.value for c in command.channels]},
+        variables=command.variables,
+        fallback_after_minutes=command.fallback_after,
+        scheduled_at=scheduled_at,
+        created_by=who.staff_id,
+    )
+    try:
+        preview = await use_cases.preview_draft(
+            ctx.uow.campaigns(read_only=True), draft, now=ctx.now(), policy=ctx.consent_policy()
+        )
+    except CampaignError as error:
+        return Reply(f"{error}", kind="error")
+    when = (
+        f" from {scheduled_at.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M} ({ctx.business_tz})"
+        if scheduled_at
+        else " when it is launched"
+    )
+    if preview.recipients == 0:
+        return Reply(
+            "No customer matches that audience with an address on those channels; nothing saved.",
+            kind="error",
+        )
+    if preview.planned == 0:
+        return Reply(
+            f"All {preview.recipients:,} matching customers would be left out; nothing saved.",
+            kind="error",
+            fields=preview_fields(preview),
+        )
+    if not command.confirm:
+        return Reply(
+            f"“{command.name}” would send {preview.planned:,} of {preview.recipients:,} messages{when}, for "
+            f"about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}. Save it as a draft?",
+            title=f"New campaign: {command.name}",
+            fields=preview_fields(preview),
+            confirm=True,
+            private=True,
+            buttons=(Button("Save draft", f"{command.text} confirm", "primary"), Button("No", "cancel")),
+        )
+    slug, number = draft.slug[:60], 2
+    while await campaign_id_by_slug(ctx.database, slug) is not None:
+        slug, number = f"{draft.slug[:56]}-{number}", number + 1
+    try:
+        campaign = await use_cases.create_campaign(
+            ctx.uow.campaigns(),
+            CampaignDraft(**{**draft.__dict__, "slug": slug}),
+            ctx.now(),
+            actor=who.email,
+            via=who.via,
+        )
+    except CampaignError as error:
+        return Reply(f"{error}", kind="error")
+    return Reply(
+        f"Saved “{campaign.name}” as a draft ({campaign.slug}); nothing is sent until it is launched{when}.",
+        title="Campaign saved",
+        fields=(Field("Campaign", campaign.slug), Field("Will be sent", f"{preview.planned:,}")),
+        buttons=(
+            Button("Launch…", f"campaign launch {campaign.slug}", "primary"),
+            Button("Preview", f"campaign preview {campaign.slug}"),
+        ),
+    )
