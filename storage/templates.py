@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.templates.model import TemplateRecord
-from storage.models import MessageTemplate
+from storage.models import MessageTemplate, MessageTemplateVersion
 from storage.unit_of_work import SqlUnitOfWork
 
 
@@ -38,7 +38,7 @@ class SqlTemplateVariants:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def save(self, variant: TemplateVariant, at: datetime) -> TemplateRecord:
+    async def save(self, variant: TemplateVariant, at: datetime, *, by: str | None = None) -> TemplateRecord:
         name, channel, locale = variant.name, variant.channel.value, variant.locale
         row = (
             await self._session.scalars(
@@ -58,6 +58,24 @@ class SqlTemplateVariants:
         row.whatsapp_name, row.whatsapp_language = variant.whatsapp_name, variant.whatsapp_language
         row.version = (row.version or 0) + 1
         row.updated_at = at
+        await self._session.flush()
+        # What it says now is kept as this version, so it can be compared with and restored later.
+        self._session.add(
+            MessageTemplateVersion(
+                template_id=row.id,
+                version=row.version,
+                category=row.category,
+                subject=row.subject,
+                body=row.body,
+                html_body=row.html_body,
+                variables=list(row.variables),
+                whatsapp_name=row.whatsapp_name,
+                whatsapp_language=row.whatsapp_language,
+                whatsapp_params=list(row.whatsapp_params),
+                saved_by=by,
+                saved_at=at,
+            )
+        )
         await self._session.flush()
         return template_record(row)
 

@@ -19,6 +19,7 @@ from api.pages.messages import MessagePages
 from api.pages.report_builder import ReportBuilderPages
 from api.pages.reports import ReportPages
 from api.pages.sla_policies import SlaPolicyPages
+from api.pages.template_editor import TemplateEditorPages
 from api.pages.video import VideoPages
 from api.pages.video_booking import VideoBookingPages
 from api.pages.widget_keys import WidgetKeyPages
@@ -41,6 +42,7 @@ class SectionPages(StaffPages):
 PAGE_CONTROLLERS = [
     LoginPages,
     SectionPages,
+    TemplateEditorPages,
     MessagePages,
     CampaignWizardPages,
     CampaignPages,

@@ -13,12 +13,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from api.pages.common import Formats, StaffPages, container_of, page, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
 from domain.templates.model import TemplateRecord
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
 from storage.database import Database
 from storage.queries.messages import (
     MessageLogFilters,
@@ -343,4 +343,5 @@ class MessagePages(StaffPages):
             else None,
             error=error,
             rules=await notification_rule_rows(request),
+            may_edit=staff_of(request).may(Role.MANAGER),
         )

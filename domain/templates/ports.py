@@ -11,8 +11,9 @@ from domain.transaction import Transaction
 
 
 class TemplateVariants(Protocol):
-    async def save(self, variant: MessageTemplate, at: datetime) -> TemplateRecord:
-        """Create or replace the variant for its (name, channel, locale), active, one version later."""
+    async def save(self, variant: MessageTemplate, at: datetime, *, by: str | None = None) -> TemplateRecord:
+        """Create or replace the variant for its (name, channel, locale), active, one version later; what it
+        says is kept as that version (with who saved it) for comparing and restoring."""
 
 
 class TemplateUnitOfWork(Transaction, Protocol):

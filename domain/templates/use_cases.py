@@ -33,7 +33,7 @@ async def save_template_variant(
     # Validation and a trial render with sample values, off the event loop and within a time limit.
     await run_trial(lambda: check_template(variant))
     async with uow:
-        saved = await uow.templates.save(variant, now)
+        saved = await uow.templates.save(variant, now, by=actor)
         uow.audit.record(
             AuditEntry(
                 actor=actor,

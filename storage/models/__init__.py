@@ -26,6 +26,7 @@ from storage.models.communication import (
     CustomerConsent,
     MessageStatusEvent,
     MessageTemplate,
+    MessageTemplateVersion,
     VideoConsultation,
 )
 from storage.models.live_chat import (
@@ -100,6 +101,7 @@ __all__ = [
     "Location",
     "MessageStatusEvent",
     "MessageTemplate",
+    "MessageTemplateVersion",
     "Order",
     "Payment",
     "PerformanceMetric",

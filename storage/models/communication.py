@@ -88,6 +88,27 @@ class MessageTemplate(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class MessageTemplateVersion(Base):
+    """What a template variant said at each version, kept on every save so an edit can be compared and undone."""
+
+    __tablename__ = "message_template_versions"
+    __table_args__ = (UniqueConstraint("template_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("message_templates.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[list[Any]] = mapped_column(Json, default=list)
+    whatsapp_name: Mapped[str | None] = mapped_column(String(128))
+    whatsapp_language: Mapped[str | None] = mapped_column(String(16))
+    whatsapp_params: Mapped[list[Any]] = mapped_column(Json, default=list)
+    saved_by: Mapped[str | None] = mapped_column(String(254))
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CustomerCommunication(Base):
     """Every message in or out: the durable outbox for outbound ones and the history of all.
 

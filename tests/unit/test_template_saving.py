@@ -57,7 +57,7 @@ class FakeTemplateUow:
         self.saved.update({(r.name, r.channel, r.locale): r for r in self._pending})
         self.audited += self._entries
 
-    async def save(self, variant: MessageTemplate, at: datetime) -> TemplateRecord:
+    async def save(self, variant: MessageTemplate, at: datetime, *, by: str | None = None) -> TemplateRecord:
         key = (variant.name, variant.channel.value, variant.locale)
         before = self.saved.get(key)
         record = TemplateRecord(

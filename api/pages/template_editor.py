@@ -1,0 +1,313 @@
+"""The template editor (`/communication/templates/{name}/{channel}/{locale}`): edit a variant with a preview
+rendered from sample values, the variable check, SMS encoding and segments, the email's HTML part (in a
+sandboxed frame), the WhatsApp approved-template mapping; every save goes through the API's validation
+(domain.templates.use_cases.save_template_variant); kept versions are compared and restored."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+from markupsafe import Markup
+
+from api.auth import requires_role
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from domain.messages.segments import sms_shape
+from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
+from domain.templates.rendering import render_template
+from domain.templates.trial import run_trial
+from domain.templates.use_cases import check_template_name, save_template_variant
+from domain.templates.validation import validate_template
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
+from storage.queries.templates import KeptVersion, template_variant, template_versions
+
+FIELDS = (
+    "category",
+    "subject",
+    "body",
+    "html_body",
+    "variables",
+    "whatsapp_name",
+    "whatsapp_language",
+    "whatsapp_params",
+    "samples",
+)
+LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
+
+
+@dataclass(frozen=True)
+class Shown:
+    subject: str | None
+    body: str
+    html: str | None
+    sms: str | None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(w.strip() for w in text.replace("\n", ",").split(",") if w.strip()))
+
+
+def variant_of(name: str, channel: Channel, locale: str, form: dict[str, str]) -> MessageTemplate:
+    try:
+        category = MessageCategory(form["category"])
+    except ValueError:
+        raise TemplateError("Pick a category from the list.") from None
+    email = channel is Channel.EMAIL
+    whatsapp = channel is Channel.WHATSAPP
+    return MessageTemplate(
+        name=name,
+        channel=channel,
+        locale=locale,
+        body=form["body"],
+        category=category,
+        variables=_names(form["variables"]),
+        subject=form["subject"] or None if email else None,
+        html_body=form["html_body"] or None if email else None,
+        whatsapp_name=form["whatsapp_name"] or None if whatsapp else None,
+        whatsapp_language=form["whatsapp_language"] or None if whatsapp else None,
+        whatsapp_params=_names(form["whatsapp_params"]) if whatsapp else (),
+    )
+
+
+def form_of_variant(variant: MessageTemplate | None) -> dict[str, str]:
+    if variant is None:
+        return {**dict.fromkeys(FIELDS, ""), "category": MessageCategory.MARKETING.value}
+    return {
+        "category": variant.category.value,
+        "subject": variant.subject or "",
+        "body": variant.body,
+        "html_body": variant.html_body or "",
+        "variables": ", ".join(variant.variables),
+        "whatsapp_name": variant.whatsapp_name or "",
+        "whatsapp_language": variant.whatsapp_language or "",
+        "whatsapp_params": ", ".join(variant.whatsapp_params),
+        "samples": "\n".join(f"{v} = " for v in variant.variables),
+    }
+
+
+def samples_of(text: str, variant: MessageTemplate) -> dict[str, object]:
+    given: dict[str, object] = {}
+    for line in text.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and key.strip():
+            given[key.strip()] = value.strip()
+    filled = {v: given.get(v) or f"[{v}]" for v in variant.variables}
+    return {**filled, **dict.fromkeys(SYSTEM_VARIABLES, "https://example.invalid/unsubscribe"), **given}
+
+
+def _shown(variant: MessageTemplate, samples: dict[str, object]) -> Shown:
+    validate_template(variant)
+    rendered = render_template(variant, samples)
+    sms = None
+    if variant.channel is Channel.SMS:
+        shape = sms_shape(rendered.body)
+        sms = (
+            f"{shape.characters} characters, {shape.encoding}, {shape.segments} segment"
+            f"{'s' if shape.segments != 1 else ''}"
+            + (" — over the 1,600-character limit" if shape.is_too_long else "")
+        )
+    return Shown(rendered.subject, rendered.body, rendered.html_body, sms)
+
+
+def diff_lines(before: MessageTemplate, after: MessageTemplate) -> list[tuple[str, str]]:
+    """Every field that differs, line by line: ("add"|"remove"|"same"|"part", text)."""
+
+    def parts(t: MessageTemplate) -> list[str]:
+        lines = [f"category: {t.category.value}", f"variables: {', '.join(t.variables)}"]
+        if t.subject is not None:
+            lines.append(f"subject: {t.subject}")
+        lines += ["body:", *t.body.splitlines()]
+        if t.html_body:
+            lines += ["html:", *t.html_body.splitlines()]
+        if t.whatsapp_name:
+            lines.append(
+                f"whatsapp: {t.whatsapp_name} ({t.whatsapp_language}) {', '.join(t.whatsapp_params)}"
+            )
+        return lines
+
+    shown: list[tuple[str, str]] = []
+    for line in difflib.unified_diff(parts(before), parts(after), lineterm="", n=2):
+        if line.startswith(("---", "+++")):
+            continue
+        kind = {"+": "add", "-": "remove", "@": "part"}.get(line[:1], "same")
+        shown.append((kind, line[1:] if kind != "part" else "…"))
+    return shown
+
+
+class TemplateEditorPages(StaffPages):
+    """Managers edit templates; each save is validated, trial-rendered within a time limit, kept and audited."""
+
+    async def _editor(
+        self,
+        request: Request[Any, Any, Any],
+        name: str,
+        channel: Channel,
+        locale: str,
+        form: dict[str, str],
+        *,
+        errors: dict[str, str] | None = None,
+        status_code: int = 200,
+        preview: bool = False,
+    ) -> Template:
+        container = container_of(request)
+        record = await template_variant(container.database, name, channel.value, locale)
+        versions = await template_versions(container.database, name, channel.value, locale)
+        errors = dict(errors or {})
+        shown: Shown | None = None
+        changes: list[tuple[str, str]] = []
+        if preview and "body" not in errors:
+            try:
+                variant = variant_of(name, channel, locale, form)
+                shown = await run_trial(lambda: _shown(variant, samples_of(form["samples"], variant)))
+                if versions:
+                    changes = diff_lines(versions[0].template, variant)
+            except TemplateError as error:
+                errors["body"] = str(error)
+        compare = request.query_params.get("compare", "")
+        compared: tuple[KeptVersion, list[tuple[str, str]]] | None = None
+        if compare.isdigit() and versions:
+            kept = next((v for v in versions if v.version == int(compare)), None)
+            if kept is not None:
+                compared = (kept, diff_lines(kept.template, versions[0].template))
+        formats = Formats.of(request)
+        template = page(
+            request,
+            "communication/template_editor.html",
+            "communication",
+            "templates",
+            name=name,
+            channel=channel.value,
+            locale=locale,
+            exists=record is not None,
+            version=record.version if record else None,
+            form=form,
+            errors=errors,
+            shown=shown,
+            html_frame=Markup.escape(shown.html) if shown and shown.html else None,
+            changes=changes,
+            categories=[c.value for c in MessageCategory],
+            versions=[(v.version, v.saved_by or "—", formats.moment(v.saved_at)) for v in versions],
+            compared=compared,
+            saved=request.query_params.get("saved", "")[:8],
+        )
+        template.status_code = status_code
+        return template
+
+    @get("/communication/templates/new", name="new_template", guards=[requires_role(Role.MANAGER)])
+    async def new(self, request: Request[Any, Any, Any]) -> Redirect:
+        """The "new template or variant" form's answer: the editor for that name, channel and language."""
+        params = request.query_params
+        name = (params.get("name") or "").strip().lower()
+        chosen, locale = _variant_key(name, params.get("channel") or "", (params.get("locale") or "").strip())
+        return Redirect(f"/communication/templates/{name}/{chosen.value}/{locale}", status_code=303)
+
+    @get(
+        "/communication/templates/{name:str}/{channel:str}/{locale:str}",
+        name="edit_template",
+        guards=[requires_role(Role.MANAGER)],
+    )
+    async def edit(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        channel: FromPath[str],
+        locale: FromPath[str],
+    ) -> Template:
+        chosen, locale = _variant_key(name, channel, locale)
+        record = await template_variant(container_of(request).database, name, chosen.value, locale)
+        versions = await template_versions(
+            container_of(request).database, name, chosen.value, locale, limit=1
+        )
+        form = form_of_variant(versions[0].template if versions else None)
+        if record is not None and not versions:  # kept before versions were
+            form = {**form, "body": record.body, "subject": record.subject or "", "category": record.category}
+        return await self._editor(request, name, chosen, locale, form, preview=record is not None)
+
+    @post(
+        "/communication/templates/{name:str}/{channel:str}/{locale:str}",
+        name="save_template",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def save(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        channel: FromPath[str],
+        locale: FromPath[str],
+    ) -> Redirect | Template:
+        chosen, locale = _variant_key(name, channel, locale)
+        raw = await request.form()
+        form = {key: str(raw.get(key, "") or "")[:20_000] for key in FIELDS}
+        if raw.get("action") != "save":
+            return await self._editor(request, name, chosen, locale, form, preview=True)
+        staff = staff_of(request)
+        try:
+            variant = variant_of(name, chosen, locale, form)
+            saved = await save_template_variant(
+                container_of(request).units.templates(), variant, actor=staff.email, via="web", now=utc_now()
+            )
+        except TemplateError as error:
+            return await self._editor(
+                request,
+                name,
+                chosen,
+                locale,
+                form,
+                errors={"body": str(error)},
+                status_code=422,
+                preview=True,
+            )
+        return Redirect(
+            f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
+        )
+
+    @post(
+        "/communication/templates/{name:str}/{channel:str}/{locale:str}/restore/{version:int}",
+        name="restore_template",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def restore(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        channel: FromPath[str],
+        locale: FromPath[str],
+        version: FromPath[int],
+    ) -> Redirect:
+        """An earlier version saved again as the newest (so the restore itself is a version, and audited)."""
+        chosen, locale = _variant_key(name, channel, locale)
+        versions = await template_versions(container_of(request).database, name, chosen.value, locale)
+        kept = next((v for v in versions if v.version == version), None)
+        if kept is None:
+            raise NotFoundException(f"Template {name} ({chosen.value}, {locale}) has no version {version}.")
+        staff = staff_of(request)
+        saved = await save_template_variant(
+            container_of(request).units.templates(),
+            kept.template,
+            actor=staff.email,
+            via="web",
+            now=utc_now(),
+        )
+        return Redirect(
+            f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
+        )
+
+
+def _variant_key(name: str, channel: str, locale: str) -> tuple[Channel, str]:
+    try:
+        check_template_name(name)
+    except TemplateError as error:
+        raise NotFoundException(f"There is no template {name!r}: {error}.") from None
+    if channel not in {c.value for c in OUTBOUND_CHANNELS}:
+        raise NotFoundException("Templates are for sms, email, whatsapp or telegram.")
+    if not LOCALE.match(locale):
+        raise NotFoundException(f"{locale!r} is not a language code (such as en or de).")
+    return Channel(channel), locale

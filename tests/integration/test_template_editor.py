@@ -1,0 +1,124 @@
+"""The template editor over HTTP on each engine: preview with sample values and SMS segments, the variable
+check beside the text, saves through the API's validation kept as versions, compared and restored; template
+code from a person never runs as code and never stalls the process."""
+
+# ruff: noqa: F811  (the pages' `client` and `seeded` fixtures are imported, then named as test arguments)
+from __future__ import annotations
+
+import html
+import time
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import AuditLog, MessageTemplate, MessageTemplateVersion
+from tests.integration.test_pages import (  # noqa: F401  (fixtures)
+    AGENT,
+    MANAGER,
+    Client,
+    Seeded,
+    client,
+    post_form,
+    seeded,
+    sign_in,
+)
+
+EDITOR = "/communication/templates/winter-offer/sms/en"
+
+
+async def _rows(seeded: Seeded) -> tuple[MessageTemplate | None, list[int]]:
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        row = await session.scalar(select(MessageTemplate).where(MessageTemplate.name == "winter-offer"))
+        versions = (
+            []
+            if row is None
+            else list(
+                await session.scalars(
+                    select(MessageTemplateVersion.version)
+                    .where(MessageTemplateVersion.template_id == row.id)
+                    .order_by(MessageTemplateVersion.version)
+                )
+            )
+        )
+    await database.dispose()
+    return row, versions
+
+
+async def test_a_manager_writes_previews_saves_compares_and_restores_a_template(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    new = await client.get(
+        "/communication/templates/new?name=winter-offer&channel=sms&locale=en", follow_redirects=False
+    )
+    assert new.status_code == 303 and new.headers["location"] == EDITOR
+    first = {
+        "category": "marketing",
+        "body": "Hi {{ first_name }}, {{ offer }} at {{ clinic }} until Friday.",
+        "variables": "first_name, offer, clinic",
+        "samples": "first_name = Jana\noffer = 10 % off\nclinic = Mitte",
+        "action": "preview",
+    }
+    shown = await post_form(client, EDITOR, EDITOR, first)
+    assert shown.status_code == 200
+    body = "Hi Jana, 10 % off at Mitte until Friday."
+    assert (
+        html.escape(body, quote=False) in shown.text
+        and f"{len(body)} characters, GSM-7, 1 segment" in shown.text
+    )
+    assert (await _rows(seeded))[0] is None  # a preview saves nothing
+
+    saved = await post_form(client, EDITOR, EDITOR, {**first, "action": "save"})
+    assert saved.status_code == 303 and saved.headers["location"] == f"{EDITOR}?saved=1"
+    unicode = {**first, "body": "Hallo {{ first_name }} 👋 {{ offer }} in {{ clinic }}.", "action": "save"}
+    assert (await post_form(client, EDITOR, EDITOR, unicode)).headers["location"] == f"{EDITOR}?saved=2"
+    page = (await client.get(f"{EDITOR}?compare=1")).text
+    assert "Version 1 against the current" in page and "👋" in page and 'class="diff-remove"' in page
+    preview = await post_form(client, EDITOR, EDITOR, {**unicode, "action": "preview"})
+    assert "UCS-2" in preview.text
+
+    restored = await post_form(client, EDITOR, f"{EDITOR}/restore/1", {})
+    assert restored.headers["location"] == f"{EDITOR}?saved=3"
+    row, versions = await _rows(seeded)
+    assert row is not None and row.body == first["body"] and row.version == 3 and versions == [1, 2, 3]
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        audited = list(
+            await session.scalars(
+                select(AuditLog.action).where(AuditLog.target.like("template:winter-offer%"))
+            )
+        )
+    await database.dispose()
+    assert audited == ["template.save"] * 3
+
+
+async def test_mistakes_and_template_code_are_refused_beside_the_text_and_nothing_is_saved(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    base = {"category": "marketing", "variables": "first_name", "samples": "", "action": "save"}
+    cases = [
+        ("Hi {{ first_name }}, see you at {{ clinic }}.", "clinic"),  # used but not declared
+        ("{{ ''.__class__.__mro__ }}", ""),  # sandbox: no attribute walking
+        (
+            "{% for i in range(10**9) %}{% for j in range(10**9) %}x{% endfor %}{% endfor %}",
+            "",
+        ),  # no stalling
+        ("Hi {{ first_name ", ""),  # does not parse
+    ]
+    for text, words in cases:
+        started = time.monotonic()
+        answer = await post_form(client, EDITOR, EDITOR, {**base, "body": text})
+        assert time.monotonic() - started < 10, text  # the trial's time limit, not a stalled process
+        assert answer.status_code == 422 and 'id="body-error"' in answer.text, (text, answer.status_code)
+        assert words in answer.text
+    assert (await _rows(seeded))[0] is None
+    no_token = await client.post(EDITOR, data={**base, "body": "Hi"}, follow_redirects=False)
+    assert no_token.status_code == 403 and (await _rows(seeded))[0] is None
+
+    await sign_in(client, seeded, AGENT)
+    assert (await client.get(EDITOR)).status_code == 403
+    assert (
+        "Edit" not in (await client.get("/communication/templates")).text.split("Automated notifications")[0]
+    )
