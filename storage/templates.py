@@ -52,6 +52,13 @@ class SqlTemplateVariants:
         if row is None:
             row = MessageTemplate(name=name, channel=channel, locale=locale, version=0)
             self._session.add(row)
+        elif not await self._session.scalar(
+            select(MessageTemplateVersion.id).where(
+                MessageTemplateVersion.template_id == row.id, MessageTemplateVersion.version == row.version
+            )
+        ):
+            # Written before versions were kept (or seeded): keep what it says now, so it can be restored.
+            self._session.add(_kept(row, row.updated_at, by=None))
         row.category, row.status = variant.category.value, "active"
         row.body, row.subject, row.html_body = variant.body, variant.subject, variant.html_body
         row.variables, row.whatsapp_params = list(variant.variables), list(variant.whatsapp_params)
@@ -60,24 +67,26 @@ class SqlTemplateVariants:
         row.updated_at = at
         await self._session.flush()
         # What it says now is kept as this version, so it can be compared with and restored later.
-        self._session.add(
-            MessageTemplateVersion(
-                template_id=row.id,
-                version=row.version,
-                category=row.category,
-                subject=row.subject,
-                body=row.body,
-                html_body=row.html_body,
-                variables=list(row.variables),
-                whatsapp_name=row.whatsapp_name,
-                whatsapp_language=row.whatsapp_language,
-                whatsapp_params=list(row.whatsapp_params),
-                saved_by=by,
-                saved_at=at,
-            )
-        )
+        self._session.add(_kept(row, at, by=by))
         await self._session.flush()
         return template_record(row)
+
+
+def _kept(row: MessageTemplate, at: datetime, *, by: str | None) -> MessageTemplateVersion:
+    return MessageTemplateVersion(
+        template_id=row.id,
+        version=row.version,
+        category=row.category,
+        subject=row.subject,
+        body=row.body,
+        html_body=row.html_body,
+        variables=list(row.variables),
+        whatsapp_name=row.whatsapp_name,
+        whatsapp_language=row.whatsapp_language,
+        whatsapp_params=list(row.whatsapp_params),
+        saved_by=by,
+        saved_at=at,
+    )
 
 
 class SqlTemplateUnitOfWork(SqlUnitOfWork):

@@ -248,11 +248,16 @@ class CampaignWizardPages(StaffPages):
         container = container_of(request)
         variants = await active_template_variants(container.database)
         names = await dimension_names(container.database)
-        templates: dict[str, list[str]] = {}
+        templates: dict[str, set[str]] = {}
         for v in variants:
-            templates.setdefault(v.name, []).append(
-                f"{CHANNEL_WORDS.get(Channel(v.channel), v.channel)} {v.locale}"
+            templates.setdefault(v.name, set()).add(CHANNEL_WORDS.get(Channel(v.channel), v.channel))
+        choices = []
+        for name, channels in sorted(templates.items()):
+            needs = sorted(template_needs(variants, name))
+            label = f"{name} — {', '.join(sorted(channels))}" + (
+                f" · needs {', '.join(needs)}" if needs else ""
             )
+            choices.append((name, label))
         template = page(
             request,
             "communication/campaign_new.html",
@@ -261,8 +266,7 @@ class CampaignWizardPages(StaffPages):
             form=form,
             errors=errors or {},
             preview=preview,
-            templates=sorted(templates.items()),
-            needs={name: sorted(template_needs(variants, name)) for name in templates},
+            templates=choices,
             channels=[(c.value, CHANNEL_WORDS[c]) for c in OUTBOUND_CHANNELS],
             segments=[name for _, name in names.get("segment", [])],
             countries=[value for value, _ in names.get("country", [])],

@@ -19,7 +19,7 @@ from markupsafe import Markup
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.messages.segments import sms_shape
-from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
+from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError, TemplateRecord
 from domain.templates.rendering import render_template
 from domain.templates.trial import run_trial
 from domain.templates.use_cases import check_template_name, save_template_variant
@@ -72,6 +72,23 @@ def variant_of(name: str, channel: Channel, locale: str, form: dict[str, str]) -
         whatsapp_name=form["whatsapp_name"] or None if whatsapp else None,
         whatsapp_language=form["whatsapp_language"] or None if whatsapp else None,
         whatsapp_params=_names(form["whatsapp_params"]) if whatsapp else (),
+    )
+
+
+def variant_of_record(record: TemplateRecord) -> MessageTemplate:
+    """A stored variant saved before versions were kept (or seeded), as the editor's starting point."""
+    return MessageTemplate(
+        name=record.name,
+        channel=Channel(record.channel),
+        locale=record.locale,
+        body=record.body,
+        category=MessageCategory(record.category),
+        variables=tuple(record.variables),
+        subject=record.subject,
+        html_body=record.html_body,
+        whatsapp_name=record.whatsapp_name,
+        whatsapp_language=record.whatsapp_language,
+        whatsapp_params=tuple(record.whatsapp_params),
     )
 
 
@@ -158,6 +175,7 @@ class TemplateEditorPages(StaffPages):
         container = container_of(request)
         record = await template_variant(container.database, name, channel.value, locale)
         versions = await template_versions(container.database, name, channel.value, locale)
+        current = versions[0].template if versions else (variant_of_record(record) if record else None)
         errors = dict(errors or {})
         shown: Shown | None = None
         changes: list[tuple[str, str]] = []
@@ -165,8 +183,8 @@ class TemplateEditorPages(StaffPages):
             try:
                 variant = variant_of(name, channel, locale, form)
                 shown = await run_trial(lambda: _shown(variant, samples_of(form["samples"], variant)))
-                if versions:
-                    changes = diff_lines(versions[0].template, variant)
+                if current is not None:
+                    changes = diff_lines(current, variant)
             except TemplateError as error:
                 errors["body"] = str(error)
         compare = request.query_params.get("compare", "")
@@ -192,7 +210,12 @@ class TemplateEditorPages(StaffPages):
             html_frame=Markup.escape(shown.html) if shown and shown.html else None,
             changes=changes,
             categories=[c.value for c in MessageCategory],
-            versions=[(v.version, v.saved_by or "—", formats.moment(v.saved_at)) for v in versions],
+            versions=[(v.version, v.saved_by or "—", formats.moment(v.saved_at)) for v in versions]
+            or (
+                [(record.version, "— (before versions were kept)", formats.moment(record.updated_at))]
+                if record
+                else []
+            ),
             compared=compared,
             saved=request.query_params.get("saved", "")[:8],
         )
@@ -224,9 +247,8 @@ class TemplateEditorPages(StaffPages):
         versions = await template_versions(
             container_of(request).database, name, chosen.value, locale, limit=1
         )
-        form = form_of_variant(versions[0].template if versions else None)
-        if record is not None and not versions:  # kept before versions were
-            form = {**form, "body": record.body, "subject": record.subject or "", "category": record.category}
+        current = versions[0].template if versions else (variant_of_record(record) if record else None)
+        form = form_of_variant(current)
         return await self._editor(request, name, chosen, locale, form, preview=record is not None)
 
     @post(

@@ -38,10 +38,10 @@ async def _campaigns(seeded: Seeded) -> int:
 async def _a_template(client: Client) -> tuple[str, str]:
     """A seeded template, and the values it needs from the campaign (one `name = value` per line)."""
     page = (await client.get(WIZARD)).text
-    names = re.findall(r'<option value="([a-z0-9_-]+)" >\1 \(', page)
+    names = re.findall(r'<option value="([a-z0-9_-]+)" >\1 — ', page)
     assert names, "the seed has active templates"
     name = "welcome" if "welcome" in names else names[0]
-    needs = re.search(rf"\b{re.escape(name)} needs ([a-z0-9_, ]+)\.", page)
+    needs = re.search(rf">{re.escape(name)} — [^<·]*· needs ([a-z0-9_, ]+)<", page)
     wanted = [n.strip() for n in needs.group(1).split(",")] if needs else []
     return name, "\n".join(f"{n} = Mitte" for n in wanted)
 
