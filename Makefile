@@ -63,6 +63,7 @@ bench: install
 	$(BIN)/python bench/dispatch.py --quick
 	$(BIN)/python bench/webhooks.py --quick
 	$(BIN)/python bench/kpi_query.py --quick
+	$(BIN)/python bench/pages.py --quick
 	$(BIN)/python bench/chart.py --quick
 	$(BIN)/python bench/bot.py --quick
 	$(BIN)/python bench/questions.py --quick
