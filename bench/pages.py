@@ -28,19 +28,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select
 
-from api.auth import SESSION_COOKIE, session_token  # noqa: E402
-from api.pages.common import SECTIONS  # noqa: E402
-from bench._common import child, free_port, wait_http  # noqa: E402
-from bench.kpi_query import PLANS, TZ, seeded_copy  # noqa: E402
-from reports.business_format import BusinessFormat  # noqa: E402
-from reports.daily_insight import record_daily_insights  # noqa: E402
-from reports.rollups import rebuild_rollups  # noqa: E402
-from storage.database import Database  # noqa: E402
-from storage.models import Customer, CustomerCommunication, CustomReport, Order, StaffUser  # noqa: E402
-from storage.unit_of_work import SqlUnitOfWork  # noqa: E402
-from switchboard.settings import Settings  # noqa: E402
+from api.auth import SESSION_COOKIE, session_token
+from api.pages.common import SECTIONS
+from bench._common import child, free_port, wait_http
+from bench.kpi_query import PLANS, TZ, seeded_copy
+from reports.business_format import BusinessFormat
+from reports.daily_insight import record_daily_insights
+from reports.rollups import rebuild_rollups
+from storage.database import Database
+from storage.models import Customer, CustomerCommunication, CustomReport, Order, StaffUser
+from storage.unit_of_work import SqlUnitOfWork
+from switchboard.settings import Settings
 
 ROUNDS = {"quick": 5, "default": 20, "full": 20}
 TARGET_P95_MS = 300.0

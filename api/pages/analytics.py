@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from babel.dates import format_skeleton
-from litestar import Request, get, post
-from litestar.params import FromQuery
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
@@ -34,7 +36,10 @@ from api.pages.common import (
 )
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from reports.answer import Answer, answer
+from reports.charts.cache import draw
 from reports.charts.formatting import format_change
+from reports.charts.spec import ChartSpec
+from reports.exports import as_csv, as_xlsx
 from reports.insight import (
     attribution_result,
     cohort_heatmap,
@@ -209,23 +214,39 @@ async def kpi_tile(
     return Tile(label, value, change, tone, found.summary, target, target_tone), total
 
 
-async def kpi_chart(
+async def kpi_chart_spec(
     container: Container,
     chart: ChartQuery,
     period: PeriodSpec,
     formats: Formats,
     provider_currency: str | None,
-) -> tuple[Markup, str] | None:
+) -> Answer | None:
     if is_message_cost(chart.metric) and provider_currency is None:
         return None  # no sum across currencies; the tile says why
     query = MetricQuery(
         (chart.metric,), period, grain=chart.grain, dimensions=(chart.dimension,) if chart.dimension else ()
     )
     try:
-        found = await _answer(container, query, metric_formats(chart.metric, formats, provider_currency))
+        return await _answer(container, query, metric_formats(chart.metric, formats, provider_currency))
     except ValueError:
         return None  # e.g. a grain the metric does not have; the tile still shows the figure
-    return await chart_svg(container, found.chart), found.summary
+
+
+async def kpi_chart(
+    container: Container,
+    chart: ChartQuery,
+    period: PeriodSpec,
+    formats: Formats,
+    provider_currency: str | None,
+    period_key: str = DEFAULT_PERIOD,
+) -> tuple[Markup, str, str] | None:
+    """The chart as SVG, its sentence, and where its exports are (CSV, XLSX, PNG, SVG of the same spec)."""
+    found = await kpi_chart_spec(container, chart, period, formats, provider_currency)
+    if found is None:
+        return None
+    query = {"period": period_key, "grain": chart.grain or "", "dimension": chart.dimension or ""}
+    exports = f"/analytics/charts/{chart.metric}.{{ext}}?{urlencode(query)}"
+    return await chart_svg(container, found.chart), found.summary, exports
 
 
 def currency_note(metrics: tuple[str, ...], formats: Formats, provider_currency: str | None) -> str:
@@ -259,7 +280,9 @@ async def dashboard_data(
     tiles = [(await kpi_tile(container, m, spec, formats, provider_currency))[0] for m in dashboard.tiles]
     charts = [
         c
-        for c in [await kpi_chart(container, q, spec, formats, provider_currency) for q in dashboard.charts]
+        for c in [
+            await kpi_chart(container, q, spec, formats, provider_currency, period) for q in dashboard.charts
+        ]
         if c
     ]
     return {
@@ -404,7 +427,87 @@ async def save_layout(container: Container, staff_id: int, metrics: list[str], p
     await save_dashboard_layout(uow, staff_id, metrics, period, EXECUTIVE_CHOICES)
 
 
+async def insight_chart(container: Container, kind: str, formats: Formats) -> ChartSpec | None:
+    """The kept cohort heatmap or cost-against-revenue chart, as the customer and financial pages draw it."""
+    found = await latest_insight(container.database, kind)
+    if found is None:
+        return None
+    header: dict[str, Any] = {
+        "period_label": str(found.parameters.get("period_label", "")),
+        "timezone": str(found.parameters.get("timezone", formats.timezone)),
+        "computed_at": found.computed_at,
+        "summary": found.summary,
+        "locale": formats.locale,
+    }
+    if kind == "cohort_retention":
+        return cohort_heatmap(cohort_result(found.result), empty_cohort=found.computed_at.date(), **header)
+    return cost_revenue_bars(cost_revenue_result(found.result), **header)
+
+
+async def export(container: Container, spec: ChartSpec, ext: str, stem: str) -> Response[bytes]:
+    """A chart's figures as shown (CSV, XLSX) or the chart itself (PNG, SVG), as a download."""
+    if ext == "csv":
+        body, media = as_csv(spec), "text/csv; charset=utf-8"
+    elif ext == "xlsx":
+        body, media = as_xlsx(spec), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    elif ext == "png":
+        body, media = await draw(spec, "png", spec.data_as_of.isoformat(), container.chart_cache), "image/png"
+    else:
+        svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
+        body, media = svg.encode(), "image/svg+xml"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'}
+    )
+
+
+EXPORT_KINDS = ("csv", "xlsx", "png", "svg")
+
+
 class AnalyticsPages(StaffPages):
+    @get("/analytics/charts/{file:str}", name="chart_export")
+    async def chart_export(
+        self,
+        request: Request[Any, Any, Any],
+        file: FromPath[str],
+        period: FromQuery[str | None] = None,
+        grain: FromQuery[str | None] = None,
+        dimension: FromQuery[str | None] = None,
+    ) -> Response[bytes]:
+        """Any dashboard chart downloaded: /analytics/charts/METRIC.EXT?period=…&grain=…&dimension=…;
+        every name is checked against the registry and the page periods."""
+        metric, _, ext = file.rpartition(".")
+        definition = REGISTRY.get(metric)
+        if definition is None or ext not in EXPORT_KINDS:
+            raise NotFoundException(f"There is no chart {file!r} to download.")
+        if grain and grain not in definition.grains:
+            raise NotFoundException(f"{definition.label} is not kept by {grain}.")
+        if dimension and dimension not in definition.dimensions:
+            raise NotFoundException(f"{definition.label} cannot be split by {dimension}.")
+        container, formats = container_of(request), Formats.of(request)
+        key = period_key(period)
+        found = await kpi_chart_spec(
+            container,
+            ChartQuery(metric, grain or None, dimension or None),
+            PERIODS[key][1],
+            formats,
+            await cost_currency(container),
+        )
+        if found is None:
+            raise NotFoundException(f"{definition.label} has no chart for {PERIODS[key][0].lower()}.")
+        return await export(container, found.chart, ext, f"{metric}-{key}")
+
+    @get("/analytics/insights/{file:str}", name="insight_export")
+    async def insight_export(self, request: Request[Any, Any, Any], file: FromPath[str]) -> Response[bytes]:
+        """The cohort heatmap (cohort_retention.EXT) or cost against revenue (cost_vs_revenue.EXT)."""
+        kind, _, ext = file.rpartition(".")
+        if kind not in ("cohort_retention", "cost_vs_revenue") or ext not in EXPORT_KINDS:
+            raise NotFoundException(f"There is no analysis {file!r} to download.")
+        container = container_of(request)
+        spec = await insight_chart(container, kind, Formats.of(request))
+        if spec is None:
+            raise NotFoundException("The daily insight has not run yet.")
+        return await export(container, spec, ext, kind.replace("_", "-"))
+
     @get("/analytics/executive", name="executive")
     async def executive(
         self, request: Request[Any, Any, Any], period: FromQuery[str | None] = None

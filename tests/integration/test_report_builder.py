@@ -323,3 +323,42 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     await sign_in(client, seeded, AGENT)  # agents build reports; managers schedule them
     assert (await post_form(client, page, f"{page}/schedules", good)).status_code == 403
     await database.dispose()
+
+
+async def test_every_dashboard_chart_downloads_as_shown_and_bad_names_are_refused(
+    client: Client, seeded: Seeded
+) -> None:
+    import re
+
+    await sign_in(client, seeded, VIEWER)
+    for page in (
+        "/analytics/executive",
+        "/analytics/financial",
+        "/analytics/operational",
+        "/analytics/customer",
+    ):
+        html = (await client.get(page)).text
+        links = re.findall(r'href="(/analytics/charts/[^"]+)" download>(CSV|XLSX|PNG|SVG)<', html)
+        assert {kind for _, kind in links} == {"CSV", "XLSX", "PNG", "SVG"}, page
+        for link, kind in links:
+            answer = await client.get(link.replace("&amp;", "&"))
+            assert answer.status_code == 200, (page, link)
+            if kind == "CSV":
+                heading = answer.text.lstrip("\ufeff").splitlines()[0]
+                assert heading.startswith(("Date,", "Source channel,")), (link, heading)
+            if kind == "PNG":
+                assert answer.content.startswith(b"\x89PNG")
+    revenue = await client.get("/analytics/charts/revenue.csv?period=last_30_days&grain=day")
+    rows = list(csv.reader(io.StringIO(revenue.text.lstrip("\ufeff"))))
+    assert (
+        rows[0] == ["Date", f"Revenue ({seeded.settings.business_currency})"]
+        and len(rows[1 : rows.index([])]) == 30
+    )
+    for bad in (
+        "/analytics/charts/profit;drop.csv",
+        "/analytics/charts/revenue.exe",
+        "/analytics/charts/revenue.csv?dimension=staff",
+        "/analytics/charts/revenue.csv?grain=minute",
+        "/analytics/insights/secrets.csv",
+    ):
+        assert (await client.get(bad)).status_code == 404, bad
