@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from reports.saved import ReportDefinitionError, query_from_definition
 from reports.schedules import ScheduleError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -94,3 +96,39 @@ def destination_of(text: str) -> tuple[str, str]:
     if re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", text) and len(text) <= 254:
         return "email", text.lower()
     raise ScheduleError(f"I cannot deliver to {text!r}; give {DESTINATIONS}")
+
+
+def recipient_filters(
+    definition: dict[str, Any], dimension: str, values_text: str, names: dict[str, list[tuple[str, str]]]
+) -> tuple[dict[str, Any], ...]:
+    """The filter one recipient's deliveries add to the report ("only for location BER"), checked as the report
+    builder checks its filters: a dimension the report's metric can be split by, values that exist."""
+    dimension = dimension.strip().lower().replace(" ", "_")
+    typed = [v.strip() for v in values_text.split(",") if v.strip()]
+    if not dimension and not typed:
+        return ()
+    if not dimension or not typed:
+        raise ScheduleError("say which values of what, e.g. only for location Berlin Mitte")
+    known = names.get(dimension)
+    values = []
+    for text in typed[:50]:
+        if known:
+            match = next(
+                (value for value, name in known if text.lower() in (value.lower(), name.lower())), None
+            )
+            if match is None:
+                listed = ", ".join(name for _, name in known[:8])
+                raise ScheduleError(
+                    f"“{text}” is not a {dimension.replace('_', ' ')} we have; known: {listed}"
+                )
+            values.append(match)
+        else:
+            values.append(text)
+    item = {"dimension": dimension, "operator": "in", "value": values}
+    query = dict(definition.get("query", {}))
+    query["filters"] = [*query.get("filters", []), item]
+    try:
+        query_from_definition({**definition, "query": query})
+    except ReportDefinitionError as error:
+        raise ScheduleError(str(error)) from None
+    return (item,)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -153,8 +153,9 @@ class ReportScheduleBook(Protocol):
         destination_kind: str,
         destination: str,
         next_due_at: datetime,
+        filters: list[dict[str, Any]] | None = None,
     ) -> int:
-        """Store a new schedule and return its id."""
+        """Store a new schedule (with this recipient's own filter values, if any) and return its id."""
 
 
 class SchedulingUnitOfWork(Transaction, Protocol):
@@ -175,6 +176,8 @@ class ScheduleRequest:
     timezone: str
     destination_kind: str
     destination: str
+    #: Filters added to the report's for this recipient only ({"dimension", "operator", "value"} each).
+    filters: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,7 @@ async def schedule_report(
             destination_kind=request.destination_kind,
             destination=request.destination,
             next_due_at=first,
+            filters=list(request.filters),
         )
         uow.audit.record(
             AuditEntry(
@@ -215,7 +219,12 @@ async def schedule_report(
                 via=via,
                 action="report.schedule",
                 target=f"report:{report_slug}",
-                detail={"schedule_id": schedule_id, "cron": request.cron, "destination": request.destination},
+                detail={
+                    "schedule_id": schedule_id,
+                    "cron": request.cron,
+                    "destination": request.destination,
+                    "filters": list(request.filters),
+                },
             )
         )
         await uow.commit()

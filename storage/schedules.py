@@ -275,12 +275,19 @@ def _held(run: ClaimedRun) -> tuple[ColumnElement[bool], ...]:
 
 def _due(schedule: ReportSchedule, report: CustomReport, owner_email: str | None) -> DueSchedule:
     assert schedule.next_due_at is not None
+    definition, name = dict(report.definition), report.name
+    if schedule.filters:
+        # This recipient's own filter values narrow the report (each clinic manager gets their clinic).
+        query = dict(definition.get("query", {}))
+        query["filters"] = [*query.get("filters", []), *schedule.filters]
+        definition["query"] = query
+        name = f"{report.name} ({filters_in_words(schedule.filters)})"
     return DueSchedule(
         id=schedule.id,
         report_id=report.id,
         report_slug=report.slug,
-        report_name=report.name,
-        definition=dict(report.definition),
+        report_name=name,
+        definition=definition,
         cron=schedule.cron,
         timezone=schedule.timezone,
         destination_kind=schedule.destination_kind,
@@ -290,6 +297,17 @@ def _due(schedule: ReportSchedule, report: CustomReport, owner_email: str | None
         next_due_at=schedule.next_due_at,
         owner_email=owner_email,
     )
+
+
+def filters_in_words(filters: list[Any]) -> str:
+    """ "location BER", "location BER or HAM": how a schedule's own filters read beside the report's name."""
+    parts = []
+    for item in filters:
+        values = item.get("value")
+        listed = " or ".join(values) if isinstance(values, list) else str(values)
+        negation = "not " if item.get("operator") in ("ne", "not_in") else ""
+        parts.append(f"{str(item.get('dimension', '')).replace('_', ' ')} {negation}{listed}")
+    return ", ".join(parts)
 
 
 class SqlReportSchedules:
@@ -308,8 +326,10 @@ class SqlReportSchedules:
         destination_kind: str,
         destination: str,
         next_due_at: datetime,
+        filters: list[dict[str, Any]] | None = None,
     ) -> int:
         schedule = ReportSchedule(
+            filters=filters or None,
             report_id=report_id,
             owner_id=owner_id,
             cron=cron,

@@ -22,6 +22,7 @@ from reports.deliveries import Actor, DeliveryActionError, remove_schedule, retr
 from reports.exports import as_csv, as_xlsx
 from reports.heartbeats import ago, in_words, read_background_health
 from reports.library import SavedReport, find_report, may_change, visible_reports
+from reports.metrics import REGISTRY
 from reports.performance import OperationsView, read_operations
 from reports.presentation import present
 from reports.saved import (
@@ -30,10 +31,11 @@ from reports.saved import (
     presentation_from_definition,
     query_from_definition,
 )
-from reports.schedule_words import DAYS, cron_from_words, cron_in_words, destination_of
+from reports.schedule_words import DAYS, cron_from_words, cron_in_words, destination_of, recipient_filters
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 from storage.database import Database
 from storage.queries.report_schedules import latest_deliveries, schedules_of_reports
+from storage.queries.reports import dimension_names
 from switchboard.wiring import Container
 
 
@@ -128,6 +130,8 @@ EMPTY_SCHEDULE = {
     "time": "08:00",
     "timezone": "",
     "to": "",
+    "only_dimension": "",
+    "only_values": "",
 }
 FREQUENCIES = (
     ("daily", "Every day"),
@@ -136,6 +140,13 @@ FREQUENCIES = (
     ("monthly", "Every month on day"),
 )
 WEEKDAYS = tuple((day, day.capitalize()) for day in DAYS)
+
+
+def split_dimensions(definition: dict[str, Any]) -> tuple[str, ...]:
+    """What a report's metric can be filtered by, for "only for" on a schedule."""
+    metrics = definition.get("query", {}).get("metrics") or []
+    metric = REGISTRY.get(metrics[0]) if metrics else None
+    return metric.dimensions if metric else ()
 
 
 def schedule_words(form: dict[str, str]) -> str:
@@ -351,12 +362,14 @@ class ReportPages(StaffPages):
             schedule_form=extra.pop("schedule_form", None)
             or dict(EMPTY_SCHEDULE, timezone=formats.timezone, to=staff.email),
             frequencies=FREQUENCIES,
+            split_choices=[(d, d.replace("_", " ")) for d in split_dimensions(report.definition)],
             weekdays=WEEKDAYS,
             schedules=[
                 {
                     "id": s.id,
                     "when": f"{cron_in_words(s.cron)} ({s.timezone})",
-                    "to": f"{s.destination_kind} {s.destination}",
+                    "to": f"{s.destination_kind} {s.destination}"
+                    + (f", only {s.only_for}" if s.only_for else ""),
                     "enabled": s.enabled,
                 }
                 for s in schedules
@@ -398,6 +411,15 @@ class ReportPages(StaffPages):
             kind, destination = destination_of(form["to"] or staff.email)
         except ScheduleError as error:
             errors["to"] = f"{str(error)[:1].upper()}{str(error)[1:]}."
+        try:
+            only = recipient_filters(
+                report.definition,
+                form["only_dimension"],
+                form["only_values"],
+                await dimension_names(container.database),
+            )
+        except ScheduleError as error:
+            errors["only"] = f"{str(error)[:1].upper()}{str(error)[1:]}."
         if not errors:
             try:
                 await schedule_report(
@@ -405,7 +427,7 @@ class ReportPages(StaffPages):
                     report_id=report.id,
                     report_slug=report.slug,
                     owner_id=staff.id,
-                    request=ScheduleRequest(cron, form["timezone"], kind, destination),
+                    request=ScheduleRequest(cron, form["timezone"], kind, destination, only),
                     actor=staff.email,
                     via="web",
                     now=utc_now(),

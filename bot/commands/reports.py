@@ -32,14 +32,17 @@ from reports.saved import (
     query_from_definition,
     run_saved_report,
 )
-from reports.schedule_words import cron_from_words, cron_in_words
+from reports.schedule_words import cron_from_words, cron_in_words, recipient_filters
 from reports.schedule_words import destination_of as words_destination
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 from storage.queries.report_schedules import schedules_of_reports
+from storage.queries.reports import dimension_names
+from storage.schedules import filters_in_words
 
 SCHEDULE_USAGE = (
-    "report schedule NAME every monday 8:00 to DESTINATION  (#slack-channel, telegram:CHAT_ID, an email "
-    'address or me; or a cron expression in quotes, e.g. "0 8 * * 1")'
+    "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (#slack-channel, "
+    'telegram:CHAT_ID, an email address or me; or a cron expression in quotes, e.g. "0 8 * * 1"; '
+    "for clinic Berlin Mitte: that recipient's figures only)"
 )
 RUN_USAGE = (
     "report run NAME [for PERIOD] [by DIMENSION]   e.g. report run weekly-revenue for last month by clinic"
@@ -79,6 +82,8 @@ class ScheduleReport:
     cron: str
     destination_kind: str  # slack, telegram, email, or "me" (the person's own address)
     destination: str
+    #: "for clinic Berlin Mitte": the dimension word and the values, this recipient's figures only.
+    only: tuple[str, str] | None = None
 
 
 def parse_list(words: list[str], rest: str, today: date) -> ListReports:
@@ -132,8 +137,14 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
         raise ParseError("Give the report, when, and where it goes.", SCHEDULE_USAGE)
     to = len(lowered) - 1 - lowered[::-1].index("to")
     target = words[to + 1 :]
+    only: tuple[str, str] | None = None
+    if len(target) >= 4 and normalise(target[1]) == "for":
+        only = (target[2], " ".join(target[3:]))
+        target = target[:1]
     if len(target) != 1:
-        raise ParseError("Give one destination after “to”.", SCHEDULE_USAGE)
+        raise ParseError(
+            "Give one destination after “to” (and “for clinic NAME” to narrow it).", SCHEDULE_USAGE
+        )
     if "every" in lowered[:to]:
         every = lowered.index("every")
         name, when = " ".join(words[:every]), " ".join(words[every:to])
@@ -151,9 +162,9 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
     if not name.strip("\"“”'"):
         raise ParseError("Name the report to schedule.", SCHEDULE_USAGE)
     if normalise(target[0]) == "me":
-        return ScheduleReport(name.strip("\"“”'"), cron, "me", "me")
+        return ScheduleReport(name.strip("\"“”'"), cron, "me", "me", only)
     kind, destination = destination_of(target[0])
-    return ScheduleReport(name.strip("\"“”'"), cron, kind, destination)
+    return ScheduleReport(name.strip("\"“”'"), cron, kind, destination, only)
 
 
 async def run_list(command: ListReports, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -312,7 +323,19 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         if command.destination_kind == "me"
         else (command.destination_kind, command.destination)
     )
-    request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination)
+    only: tuple[dict[str, Any], ...] = ()
+    if command.only is not None:
+        word, values = command.only
+        metric = get_metric(report.definition["query"]["metrics"][0])
+        choices = DIMENSION_WORDS.get(word.lower(), (word.lower(),))
+        dimension = next((d for d in choices if d in metric.dimensions), word.lower())
+        try:
+            only = recipient_filters(
+                report.definition, dimension, values, await dimension_names(ctx.database)
+            )
+        except ScheduleError as error:
+            raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", SCHEDULE_USAGE) from None
+    request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination, only)
     try:
         schedule = await schedule_report(
             ctx.uow.report_schedules(),
@@ -328,7 +351,8 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
     first = schedule.first_due
     return Reply(
-        f"Report {report.name} will be delivered to {destination} ({kind}) "
+        f"Report {report.name}{' (only ' + filters_in_words(list(only)) + ')' if only else ''} will be "
+        f"delivered to {destination} ({kind}) "
         f"{cron_in_words(command.cron)} ({ctx.business_tz}); first run "
         f"{first.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M}. Each delivery and its outcome shows on "
         f"/analytics/reports/{report.slug}; `report unschedule {report.slug}` stops it.",

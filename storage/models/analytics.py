@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models.base import Base, BigId, one_of, utcnow
+from storage.models.base import Base, BigId, Json, one_of, utcnow
 
 GRAINS = ["hour", "day", "week", "month", "quarter"]
 DELIVERY_STATUSES = ["claimed", "sending", "delivered", "retrying", "failed", "skipped"]
@@ -172,6 +172,9 @@ class ReportSchedule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     next_due_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: This recipient's own filter values, added to the report's ({"dimension", "operator", "value"} each):
+    #: each clinic manager gets their clinic. None or empty: the report as saved.
+    filters: Mapped[list[Any] | None] = mapped_column(Json)
 
 
 class ReportDelivery(Base):

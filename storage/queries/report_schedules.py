@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from storage.database import Database
 from storage.models import ReportDelivery, ReportSchedule
+from storage.schedules import filters_in_words
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class ScheduleListing:
     destination_kind: str
     destination: str
     enabled: bool
+    #: The recipient's own filters in words ("location BER"), or "".
+    only_for: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,14 @@ async def schedules_of_reports(database: Database, report_ids: Sequence[int]) ->
         )
         return [
             ScheduleListing(
-                s.id, s.report_id, s.cron, s.timezone, s.destination_kind, s.destination, s.enabled
+                s.id,
+                s.report_id,
+                s.cron,
+                s.timezone,
+                s.destination_kind,
+                s.destination,
+                s.enabled,
+                filters_in_words(s.filters) if s.filters else "",
             )
             for s in rows
         ]

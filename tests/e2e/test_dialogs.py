@@ -505,3 +505,46 @@ async def test_a_campaign_is_created_in_one_line_counted_first_and_saved_on_conf
     assert stored is not None and stored.status == "draft" and stored.channel_order == ["sms", "email"]
     assert stored.fallback_after_minutes == 30 and stored.variables == {"clinic": "Mitte"}
     assert actions == ["campaign.create"]
+
+
+async def test_each_clinic_manager_gets_their_clinic_from_one_scheduled_report(
+    seeded: CommandContext,
+) -> None:
+    from storage.models import Location, ReportSchedule
+    from storage.schedules import SqlScheduleStore
+
+    async with seeded.database.read_sessions() as session:
+        code, name = (
+            await session.execute(select(Location.code, Location.name).order_by(Location.id).limit(1))
+        ).one()
+    table = [
+        (
+            MANAGER,
+            f"report schedule weekly-revenue every monday 8:00 to mitte@northwind.example for clinic {name}",
+            "answer",
+            f"only location {code}",
+        ),
+        (
+            MANAGER,
+            "report schedule weekly-revenue every monday 8:00 to x@northwind.example for clinic Atlantis",
+            "error",
+            "not a location we have",
+        ),
+        (
+            MANAGER,
+            "report schedule weekly-revenue every monday 8:00 to x@northwind.example for doctor Who",
+            "error",
+            "cannot be split by",
+        ),
+    ]
+    await run_dialog(seeded, table)
+    async with seeded.database.read_sessions() as session:
+        schedule = await session.scalar(select(ReportSchedule))
+        assert schedule is not None and schedule.filters == [
+            {"dimension": "location", "operator": "in", "value": [code]}
+        ]
+        due = await SqlScheduleStore(session).get(schedule.id)
+    assert due is not None and due.report_name == f"Weekly revenue (location {code})"
+    assert due.definition["query"]["filters"] == [
+        {"dimension": "location", "operator": "in", "value": [code]}
+    ]

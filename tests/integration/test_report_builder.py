@@ -263,6 +263,8 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
         ({"frequency": "monthly", "day": "30"}, "time", "day 30 is not in every month"),
         ({"time": "25:00"}, "time", "not a time of day"),
         ({"to": "somewhere"}, "to", "cannot deliver to"),
+        ({"only_dimension": "location", "only_values": "Atlantis"}, "only", "is not a location we have"),
+        ({"only_dimension": "staff", "only_values": "Dr Who"}, "only", "is not a staff we have"),
     ]:
         refused = await post_form(client, page, f"{page}/schedules", {**good, **change})
         assert refused.status_code == 422 and f'id="schedule-{field}-error"' in refused.text, change
@@ -282,10 +284,23 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     assert (await post_form(client, page, f"{page}/schedules", good)).status_code == 303
     shown = (await client.get(page)).text
     assert "every Monday at 08:00 (Europe/Berlin)" in shown and "email board@northwind.example" in shown
+    async with database.read_sessions() as session:
+        clinic_code, clinic_name = (
+            await session.execute(select(Location.code, Location.name).limit(1))
+        ).one()
+    only = {**good, "to": "mitte@northwind.example", "only_dimension": "location", "only_values": clinic_name}
+    assert (await post_form(client, page, f"{page}/schedules", only)).status_code == 303
+    assert f"email mitte@northwind.example, only location {clinic_code}" in (await client.get(page)).text
+    async with database.read_sessions() as session:
+        narrowed = await session.scalar(
+            select(ReportSchedule.filters).where(ReportSchedule.destination == "mitte@northwind.example")
+        )
+    assert narrowed == [{"dimension": "location", "operator": "in", "value": [clinic_code]}]
 
     async with database.read_sessions() as session:
         schedule_id = await session.scalar(
             select(ReportSchedule.id)
+            .where(ReportSchedule.destination == "board@northwind.example")
             .join(CustomReport, CustomReport.id == ReportSchedule.report_id)
             .where(CustomReport.slug == slug)
         )
