@@ -37,6 +37,7 @@ from bench.kpi_query import PLANS, TZ, seeded_copy
 from reports.business_format import BusinessFormat
 from reports.daily_insight import record_daily_insights
 from reports.rollups import rebuild_rollups
+from storage import migrate
 from storage.database import Database
 from storage.models import Customer, CustomerCommunication, CustomReport, Order, StaffUser
 from storage.unit_of_work import SqlUnitOfWork
@@ -76,6 +77,7 @@ async def prepare(path: Path) -> tuple[dict[str, int], int]:
     """Rollups and daily insights as the worker keeps them, one saved report; returns row counts and the
     administrator's staff id."""
     url = f"sqlite+aiosqlite:///{path}"
+    await migrate.upgrade(url)  # the cached seed may be from an older schema
     database = Database.connect(url)
     try:
         await rebuild_rollups(database, business_tz=TZ)
@@ -144,8 +146,9 @@ def main(mode: str) -> dict[str, object]:
         if "SWITCHBOARD_SESSION_SECRET" in os.environ:
             env["SWITCHBOARD_SESSION_SECRET"] = os.environ["SWITCHBOARD_SESSION_SECRET"]
         cookie = f"{SESSION_COOKIE}={session_token(secret, admin, datetime.now(UTC))}"
-        with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env, Path(workdir) / "serve.log"):
-            wait_http(f"{base}/healthz", 120)
+        log = Path(tempfile.gettempdir()) / f"switchboard-bench-pages-{mode}-serve.log"
+        with child(["-m", "switchboard.cli", "serve", "--port", str(port)], env, log):
+            wait_http(f"{base}/healthz", 900)  # a large database takes serve a while to check on start
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             baseline = figures(timed(connection, "/healthz", cookie, ROUNDS[mode]))
             pages = {p: figures(timed(connection, p, cookie, ROUNDS[mode])) for p in page_paths()}

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from reports.metrics import REGISTRY, Metric
-from reports.periods import MAX_PERIOD_DAYS, PeriodSpec, resolve_period
+from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
 from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
 from reports.query import MAX_BUCKETS, MAX_FILTER_VALUES, bucket_axis
 from reports.saved import ReportDefinitionError, presentation_from_definition, query_from_definition
@@ -123,6 +123,27 @@ def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bo
     return form
 
 
+def unshown(definition: Mapping[str, Any]) -> str | None:
+    """Why the form cannot edit a definition without losing part of it (one saved from chat or the API with
+    more than the form holds), or None."""
+    query = definition.get("query", {})
+    if len(query.get("metrics") or []) > 1:
+        return "This report shows several metrics, which the form cannot edit; duplicate it, or change it from chat."
+    if len(query.get("filters") or []) > FILTER_ROWS:
+        return (
+            f"This report has more than {FILTER_ROWS} filters, which the form cannot show; duplicate it, or "
+            "change it from chat."
+        )
+    return None
+
+
+def period_label(key: str) -> str:
+    """A period kind as the form names it, for one saved outside the form's list (e.g. last 14 days)."""
+    if key.startswith("last_") and key.endswith("_days"):
+        return f"Last {key.removeprefix('last_').removesuffix('_days')} days"
+    return dict(RELATIVE_PERIODS).get(key, key.replace("_", " ").capitalize())
+
+
 def _period(form: Mapping[str, str], errors: dict[str, str]) -> dict[str, Any] | None:
     key = form["period"]
     if key == "between":
@@ -144,7 +165,7 @@ def _period(form: Mapping[str, str], errors: dict[str, str]) -> dict[str, Any] |
             errors["period"] = "Pick a period from the list."
             return None
         return {"kind": "last_n_days", "n": int(days)}
-    if key not in {value for value, _ in RELATIVE_PERIODS}:
+    if key not in PERIOD_KINDS or key in ("between", "last_n_days"):
         errors["period"] = "Pick a period from the list."
         return None
     return {"kind": key}

@@ -90,6 +90,9 @@ def sheet_rows(spec: ChartSpec) -> SheetRows:
     if spec.x_dates:
         first = "Date"
         labels: tuple[str, ...] = tuple(_day(x, spec.timezone) for x in spec.x_dates)
+    elif spec.subtitle and spec.subtitle.startswith("each "):  # time buckets as categories (bars, tables)
+        first = spec.subtitle.removeprefix("each ").split(",")[0].split()[0].capitalize()
+        labels = spec.categories
     else:
         first = spec.subtitle.removeprefix("by ").split(",")[0].capitalize() if spec.subtitle else "Item"
         labels = spec.categories
@@ -104,7 +107,7 @@ def as_csv(spec: ChartSpec) -> bytes:
     sheet = sheet_rows(spec)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(sheet.heading)
+    writer.writerow([_csv_cell(h) for h in sheet.heading])
     for row in sheet.rows:
         writer.writerow(["" if cell is None else _csv_cell(cell) for cell in row])
     writer.writerow([])
@@ -115,9 +118,9 @@ def as_csv(spec: ChartSpec) -> bytes:
 
 def _csv_cell(cell: str | float) -> str:
     if isinstance(cell, float):
-        return f"{cell:g}" if abs(cell) < 1e15 else repr(cell)
+        return str(int(cell)) if cell.is_integer() and abs(cell) < 1e15 else repr(cell)
     # A label starting with = + - @ would run as a formula in a spreadsheet: keep it text.
-    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@") else cell
+    return f"'{cell}" if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
 def as_xlsx(spec: ChartSpec) -> bytes:
@@ -127,11 +130,15 @@ def as_xlsx(spec: ChartSpec) -> bytes:
     assert page is not None  # a new workbook always has its first sheet
     page.title = _sheet_title(sheet.title)
     page.append(list(sheet.heading))
+    for row in sheet.rows:
+        page.append(list(row))
+    # openpyxl takes a string starting with "=" for a formula: every text cell is text, nothing else.
+    for line in page.iter_rows():
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"
     for cell in page[1]:
         cell.font = Font(bold=True)
-    for row in sheet.rows:
-        # openpyxl writes strings as inline text, never as formulas, unless they start with "=".
-        page.append([f"'{c}" if isinstance(c, str) and c.startswith("=") else c for c in row])
     page.append([])
     page.append([sheet.footnote])
     page.column_dimensions["A"].width = max(

@@ -51,10 +51,15 @@ class Saver:
     via: str
 
 
+#: Slugs the dashboard's own pages use (/analytics/reports/new, …/preview): a report may not take them.
+RESERVED_SLUGS = frozenset({"new", "preview"})
+
+
 def slug_for(name: str) -> str:
     """A URL-safe slug: "Revenue by clinic (weekly)" -> "revenue-by-clinic-weekly"; "Umsatz München" -> "umsatz-munchen"."""
     plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:MAX_SLUG].strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:MAX_SLUG].strip("-")
+    return f"{slug}-report" if slug in RESERVED_SLUGS else slug
 
 
 async def remember_question(database: Database, staff_id: int, query: MetricQuery, at: datetime) -> None:
@@ -139,11 +144,12 @@ async def update_report(
 ) -> SavedReport:
     """Change a saved report's name, question, chart or sharing; its slug (and so its links, schedules and
     chat commands) stays. Checked like a new report, audited with what it was before, in one commit."""
-    name, _ = checked(name, definition)
+    name, slug = checked(name, definition)
     async with SqlUnitOfWork(database) as uow:
         clash = await uow.session.scalar(
             select(CustomReport.name).where(
-                func.lower(CustomReport.name) == name.lower(), CustomReport.id != report.id
+                or_(func.lower(CustomReport.name) == name.lower(), CustomReport.slug == slug),
+                CustomReport.id != report.id,
             )
         )
         if clash is not None:
@@ -169,14 +175,22 @@ async def update_report(
 
 
 async def free_copy_name(database: Database, name: str) -> str:
-    """ "Copy of NAME", or "Copy of NAME (2)", … : the first name no report has."""
+    """ "Copy of NAME", or "Copy of NAME (2)", … : the first name whose name and slug no report has. The base
+    is cut so the number always reaches the slug (slugs stop at 64 characters)."""
     async with database.read_sessions() as session:
-        taken = {n.lower() for n in await session.scalars(select(CustomReport.name))}
-    base = f"Copy of {name}"[: MAX_NAME - 5]
-    candidate, number = base, 2
-    while candidate.lower() in taken or slug_for(candidate) in {slug_for(t) for t in taken}:
-        candidate, number = f"{base} ({number})", number + 1
-    return candidate
+        rows = (await session.execute(select(CustomReport.name, CustomReport.slug))).all()
+    names, slugs = {n.lower() for n, _ in rows}, {s for _, s in rows}
+    base = f"Copy of {name}"[: MAX_NAME - 8]
+    for number in range(1, 1000):
+        suffix = "" if number == 1 else f" ({number})"
+        room = MAX_SLUG - (len(slug_for(suffix)) + 1 if suffix else 0)
+        cut = base
+        while len(slug_for(cut)) > room:  # the slug keeps 64 characters: leave room for the number
+            cut = cut[:-1]
+        candidate = f"{cut.rstrip()}{suffix}"
+        if candidate.lower() not in names and slug_for(candidate) not in slugs:
+            return candidate
+    raise ReportLibraryError(f"There are too many copies of “{name}”; rename one first.")
 
 
 async def delete_report(database: Database, actor: Saver, report: SavedReport) -> int:
@@ -238,6 +252,15 @@ async def find_report(database: Database, staff_id: int, name: str) -> SavedRepo
                 or_(CustomReport.slug == name.strip().lower(), func.lower(CustomReport.name) == name.lower()),
                 _visible_to(staff_id),
             )
+        )
+    return None if report is None else _saved(report)
+
+
+async def visible_report_by_slug(database: Database, staff_id: int, slug: str) -> SavedReport | None:
+    """A report the person may see, by its slug only (the dashboard's links and actions)."""
+    async with database.read_sessions() as session:
+        report = await session.scalar(
+            select(CustomReport).where(CustomReport.slug == slug, _visible_to(staff_id))
         )
     return None if report is None else _saved(report)
 

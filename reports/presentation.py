@@ -148,7 +148,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     shown = series[:MAX_SERIES]
     buckets = tuple(start for start, _ in shown[0].points) if shown else ()
     return _reshaped(
-        header,
+        _over_time(header, result.grain, result.dimension),
         chosen,
         categories=tuple(bucket_label(b, result.grain, result.range.timezone) for b in buckets),
         series=tuple(
@@ -175,7 +175,7 @@ def _table(
     shown = series[:MAX_SERIES]
     buckets = tuple(start for start, _ in shown[0].points) if shown else ()
     return _reshaped(
-        header,
+        _over_time(header, grain, None if not shown or shown[0].dimension_value is None else "split"),
         "table",
         categories=tuple(bucket_label(b, grain, tz) for b in buckets),
         series=tuple(
@@ -186,6 +186,12 @@ def _table(
             for s in shown
         ),
     )
+
+
+def _over_time(header: ChartSpec, grain: Grain, dimension: str | None) -> ChartSpec:
+    """Time buckets drawn as categories say so: "each week, by location" (the export's first column is Week)."""
+    split = header.subtitle if dimension and header.subtitle else None
+    return replace(header, subtitle=f"each {grain}" + (f", {split}" if split else ""))
 
 
 def _reshaped(header: ChartSpec, kind: ChartKind, **shape: Any) -> ChartSpec:

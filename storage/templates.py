@@ -42,11 +42,15 @@ class SqlTemplateVariants:
         name, channel, locale = variant.name, variant.channel.value, variant.locale
         row = (
             await self._session.scalars(
-                select(MessageTemplate).where(
+                select(MessageTemplate)
+                .where(
                     MessageTemplate.name == name,
                     MessageTemplate.channel == channel,
                     MessageTemplate.locale == locale,
                 )
+                # Two saves at once take turns, so each gets its own version number (PostgreSQL; SQLite
+                # serialises writers anyway).
+                .with_for_update()
             )
         ).one_or_none()
         if row is None:

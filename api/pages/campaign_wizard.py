@@ -159,6 +159,8 @@ def read_draft(
     if errors or not order:
         return None, errors
     slug = slug_for(name) or "campaign"
+    if slug in ("new", "new-report"):  # /communication/campaigns/new is the wizard itself
+        slug = "new-campaign"
     return (
         CampaignDraft(
             slug=slug,

@@ -28,6 +28,8 @@ from reports.builder import (
     build,
     form_from_definition,
     form_of,
+    period_label,
+    unshown,
 )
 from reports.library import (
     ReportLibraryError,
@@ -42,6 +44,7 @@ from reports.library import (
 from reports.metrics import REGISTRY
 from reports.presentation import KIND_WORDS, SORT_WORDS, present, presentation_of
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition
+from storage.queries.report_schedules import schedules_of_reports
 from storage.queries.reports import dimension_names
 from switchboard.wiring import Container
 
@@ -62,6 +65,7 @@ def builder_choices(names: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
         ],
         "dimensions": [(d, d.replace("_", " ")) for d in dimensions],
         "periods": RELATIVE_PERIODS,
+        "period_label": period_label,
         "grains": GRAIN_CHOICES,
         "comparisons": COMPARISON_CHOICES,
         "operators": OPERATOR_CHOICES,
@@ -201,7 +205,7 @@ class ReportBuilderPages(StaffPages):
     async def edit(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
         report = await self._changeable(request, slug)
         form = form_from_definition(report.name, report.definition, shared=report.shared)
-        return await self._builder(request, form, report=report)
+        return await self._builder(request, form, report=report, error=unshown(report.definition))
 
     @post(
         "/analytics/reports/{slug:str}/edit",
@@ -213,6 +217,9 @@ class ReportBuilderPages(StaffPages):
         report = await self._changeable(request, slug)
         raw = await request.form()
         form = form_of(raw)
+        lossy = unshown(report.definition)
+        if lossy is not None:
+            return await self._builder(request, form, report=report, error=lossy, status_code=422)
         container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
         built = build(
             form, names=await dimension_names(container.database), now=utc_now(), business_tz=formats.timezone
@@ -265,5 +272,10 @@ class ReportBuilderPages(StaffPages):
     async def delete(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Redirect:
         report = await self._changeable(request, slug)
         staff = staff_of(request)
+        database = container_of(request).database
+        if not staff.may(Role.MANAGER) and await schedules_of_reports(database, [report.id]):
+            raise PermissionDeniedException(
+                "This report is delivered on a schedule; only a manager can delete it (and its schedules)."
+            )
         await delete_report(container_of(request).database, Saver(staff.id, staff.email, "web"), report)
         return Redirect(f"/analytics/reports?deleted={report.slug}", status_code=303)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,12 +22,11 @@ from reports.charts.spec import ChartSpec
 from reports.deliveries import Actor, DeliveryActionError, remove_schedule, retry_delivery
 from reports.exports import as_csv, as_xlsx
 from reports.heartbeats import ago, in_words, read_background_health
-from reports.library import SavedReport, find_report, may_change, visible_reports
+from reports.library import SavedReport, may_change, visible_report_by_slug, visible_reports
 from reports.metrics import REGISTRY
 from reports.performance import OperationsView, read_operations
 from reports.presentation import present
 from reports.saved import (
-    ReportDefinitionError,
     describe_query,
     presentation_from_definition,
     query_from_definition,
@@ -71,7 +71,7 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
 
 
 async def saved_report(database: Database, staff_id: int, slug: str) -> SavedReport:
-    found = await find_report(database, staff_id, slug)
+    found = await visible_report_by_slug(database, staff_id, slug)
     if found is None:
         raise NotFoundException(f"There is no saved report {slug!r}.")
     return found
@@ -306,7 +306,9 @@ class ReportPages(StaffPages):
             "analytics",
             "reports",
             may_save=staff_of(request).may(Role.AGENT),
-            deleted=request.query_params.get("deleted", "")[:64],
+            deleted=deleted
+            if re.fullmatch(r"[a-z0-9-]{1,64}", deleted := request.query_params.get("deleted", ""))
+            else "",
             **data,
             **extra,
         )
@@ -328,7 +330,7 @@ class ReportPages(StaffPages):
         report = await saved_report(container.database, staff.id, stem)
         try:
             chart, found = await report_chart(container, report, formats)
-        except ReportDefinitionError as error:
+        except ValueError as error:  # ReportDefinitionError, or a relative period grown past 5,000 points
             if extension:
                 raise NotFoundException(f"Report {report.slug!r} cannot run: {error}") from None
             return page(

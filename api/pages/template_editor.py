@@ -38,7 +38,7 @@ FIELDS = (
     "whatsapp_params",
     "samples",
 )
-LOCALE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?$")
+LOCALE = re.compile(r"[a-z]{2,3}(?:[-_][A-Za-z]{2,4})?")
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,8 @@ class TemplateEditorPages(StaffPages):
     ) -> Redirect | Template:
         chosen, locale = _variant_key(name, channel, locale)
         raw = await request.form()
-        form = {key: str(raw.get(key, "") or "")[:20_000] for key in FIELDS}
+        # Not cut: validation refuses what is too long, in words, rather than a silently shortened save.
+        form = {key: str(raw.get(key, "") or "") for key in FIELDS}
         if raw.get("action") != "save":
             return await self._editor(request, name, chosen, locale, form, preview=True)
         staff = staff_of(request)
@@ -303,7 +304,7 @@ class TemplateEditorPages(StaffPages):
         channel: FromPath[str],
         locale: FromPath[str],
         version: FromPath[int],
-    ) -> Redirect:
+    ) -> Redirect | Template:
         """An earlier version saved again as the newest (so the restore itself is a version, and audited)."""
         chosen, locale = _variant_key(name, channel, locale)
         versions = await template_versions(container_of(request).database, name, chosen.value, locale)
@@ -311,13 +312,25 @@ class TemplateEditorPages(StaffPages):
         if kept is None:
             raise NotFoundException(f"Template {name} ({chosen.value}, {locale}) has no version {version}.")
         staff = staff_of(request)
-        saved = await save_template_variant(
-            container_of(request).units.templates(),
-            kept.template,
-            actor=staff.email,
-            via="web",
-            now=utc_now(),
-        )
+        try:
+            saved = await save_template_variant(
+                container_of(request).units.templates(),
+                kept.template,
+                actor=staff.email,
+                via="web",
+                now=utc_now(),
+            )
+        except TemplateError as error:  # kept before today's rules: it would not pass them now
+            return await self._editor(
+                request,
+                name,
+                chosen,
+                locale,
+                form_of_variant(kept.template),
+                status_code=422,
+                preview=True,
+                errors={"body": f"Version {version} cannot be restored as it is: {error}"},
+            )
         return Redirect(
             f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
         )
@@ -330,6 +343,6 @@ def _variant_key(name: str, channel: str, locale: str) -> tuple[Channel, str]:
         raise NotFoundException(f"There is no template {name!r}: {error}.") from None
     if channel not in {c.value for c in OUTBOUND_CHANNELS}:
         raise NotFoundException("Templates are for sms, email, whatsapp or telegram.")
-    if not LOCALE.match(locale):
+    if not LOCALE.fullmatch(locale):
         raise NotFoundException(f"{locale!r} is not a language code (such as en or de).")
     return Channel(channel), locale

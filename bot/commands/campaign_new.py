@@ -41,6 +41,12 @@ _GRAMMAR = re.compile(
 _AUDIENCE_KEYS = {"segment": "segments", "country": "countries", "tag": "tags_any", "not-tag": "exclude_tags"}
 
 
+def campaign_slug(name: str) -> str:
+    """The name's slug; "new" is the wizard's own address, so a campaign named New is new-campaign."""
+    slug = slug_for(name) or "campaign"
+    return "new-campaign" if slug in ("new", "new-report") else slug
+
+
 @dataclass(frozen=True)
 class NewCampaign:
     name: str
@@ -131,7 +137,7 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         except SendTimeError as error:
             return Reply(str(error), kind="error")
     draft = CampaignDraft(
-        slug=slug_for(command.name) or "campaign",
+        slug=campaign_slug(command.name),
         name=command.name,
         template_name=command.template,
         channel_order=command.channels,

@@ -26,7 +26,6 @@ from reports.library import (
 from reports.metrics import get_metric
 from reports.periods import PeriodSpec, zone
 from reports.saved import (
-    ReportDefinitionError,
     describe_query,
     period_definition,
     query_from_definition,
@@ -289,8 +288,8 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
             currency=ctx.settings.business_currency,
             cache=ctx.chart_cache,
         )
-    except ReportDefinitionError as error:
-        return Reply(f"Report “{report.name}” cannot run that way: {error}.", kind="error")
+    except ValueError as error:  # ReportDefinitionError, or a relative period grown past 5,000 points
+        return Reply(f"Report “{report.name}” cannot run that way: {str(error).rstrip('.')}.", kind="error")
     title = f"{report.name} ({', '.join(said)})" if said else report.name
     query = definition["query"]
     splits = [d for d in get_metric(query["metrics"][0]).dimensions if d not in query.get("dimensions", [])]

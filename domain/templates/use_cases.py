@@ -17,7 +17,7 @@ NAME_PATTERN = "^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 def check_template_name(name: str) -> None:
-    if not re.match(NAME_PATTERN, name):
+    if not re.fullmatch(NAME_PATTERN, name):
         raise TemplateError("template names are lower-case letters, digits, '_' and '-' (at most 64)")
 
 

@@ -227,9 +227,15 @@ async def test_edit_duplicate_and_delete_keep_the_slug_own_the_copy_and_take_sch
         },
     )
     assert scheduled.status_code == 303
+    # The agent owns the report, but a manager's schedule delivers it: only a manager deletes it now.
     await sign_in(client, seeded, AGENT)
+    refused = await post_form(client, f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/delete", {})
+    assert refused.status_code == 403 and "only a manager can delete it" in refused.text
+    await sign_in(client, seeded, MANAGER)
     deleted = await post_form(client, f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/delete", {})
-    assert deleted.status_code == 303
+    assert deleted.status_code == 303 and deleted.headers["location"] == f"/analytics/reports?deleted={slug}"
+    assert "Deleted the report" in (await client.get(deleted.headers["location"])).text
+    assert "Deleted the report" not in (await client.get("/analytics/reports?deleted=<b>you%20won</b>")).text
     async with database.read_sessions() as session:
         left = await session.scalar(
             select(func.count()).select_from(ReportSchedule).where(ReportSchedule.report_id == report.id)
@@ -377,3 +383,27 @@ async def test_every_dashboard_chart_downloads_as_shown_and_bad_names_are_refuse
         "/analytics/insights/secrets.csv",
     ):
         assert (await client.get(bad)).status_code == 404, bad
+
+
+async def test_names_that_would_clash_with_pages_or_each_other_get_their_own_slugs(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    named_new = await post_form(client, BUILDER, "/analytics/reports", {**CLINIC_REVENUE, "name": "New"})
+    assert named_new.headers["location"] == "/analytics/reports/new-report?saved=1"
+    long_name = "Revenue per clinic and per channel over the quarter compared with the one before it"
+    saved = await post_form(client, BUILDER, "/analytics/reports", {**CLINIC_REVENUE, "name": long_name})
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    copies = []
+    for _ in range(3):  # each copy of a name longer than a slug still gets a slug of its own, at once
+        copy = await post_form(
+            client, f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/duplicate", {}
+        )
+        assert copy.status_code == 303, copy.text[-500:]
+        copies.append(copy.headers["location"])
+    assert len(set(copies)) == 3 and all(len(c.split("/")[3]) <= 64 for c in copies)
+    book = openpyxl.load_workbook(io.BytesIO((await client.get(f"/analytics/reports/{slug}.xlsx")).content))
+    sheet = book.active
+    assert sheet is not None and all(c.data_type != "f" for row in sheet.iter_rows() for c in row)
+    bad = await client.get("/communication/templates/welcome%0A/sms/en")
+    assert bad.status_code == 404
