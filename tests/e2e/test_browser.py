@@ -216,12 +216,14 @@ def test_a_manager_signs_in_clicks_through_previews_and_launches(running_app: Ru
             page.goto(f"{base}/analytics/reports")
             page.get_by_role("link", name="Revenue by channel").click()
             expect(page.locator("svg.chart")).to_be_visible()
-            expect(page.get_by_role("link", name="Download CSV")).to_be_visible()
+            expect(page.get_by_role("link", name="CSV", exact=True)).to_be_visible()
+            expect(page.get_by_role("link", name="XLSX", exact=True)).to_be_visible()
 
             page.goto(f"{base}/communication/templates")
-            page.locator("select[name=template]").select_option("appointment_reminder")
-            page.locator("select[name=channel]").select_option("sms")
-            page.locator("textarea[name=variables]").fill(
+            preview_form = page.locator("form[action='/communication/templates']")
+            preview_form.locator("select[name=template]").select_option("appointment_reminder")
+            preview_form.locator("select[name=channel]").select_option("sms")
+            preview_form.locator("textarea[name=variables]").fill(
                 "first_name=Ada\nservice=Eye test\nclinic=Berlin Mitte\nappointment_time=Tue 10:00"
             )
             page.get_by_role("button", name="Preview").click()

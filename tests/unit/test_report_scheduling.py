@@ -46,6 +46,7 @@ async def test_a_schedule_is_stored_with_its_first_due_time_and_audited_in_one_c
             "destination_kind": "email",
             "destination": "boss@example.com",
             "next_due_at": scheduled.first_due,
+            "filters": [],
         }
     ]
     assert uow.audit.entries == [
@@ -54,7 +55,7 @@ async def test_a_schedule_is_stored_with_its_first_due_time_and_audited_in_one_c
             via="slack",
             action="report.schedule",
             target="report:weekly",
-            detail={"schedule_id": 41, "cron": "0 8 * * 1", "destination": "boss@example.com"},
+            detail={"schedule_id": 41, "cron": "0 8 * * 1", "destination": "boss@example.com", "filters": []},
         )
     ]
     assert uow.commits == 1
