@@ -318,24 +318,28 @@ async def read_operations(database: Database, metrics: OperationalMetrics, now: 
             select(func.min(cc.next_attempt_at)).where(cc.status == "planned", cc.next_attempt_at <= now)
         )
         outcome_at = func.coalesce(cc.sent_at, cc.failed_at)
+        # Grouped by an expression, not the column: SQLite would otherwise read the whole provider-ordered
+        # index to group by provider (1.6 s at 2.5M messages) instead of the last two days by creation time.
+        by_provider = func.coalesce(cc.provider, "")
         outcomes = (
             await session.execute(
-                select(cc.provider, func.count(), func.count(case((cc.status.in_(FAILED_STATUSES), 1))))
+                select(by_provider, func.count(), func.count(case((cc.status.in_(FAILED_STATUSES), 1))))
                 .where(recent, cc.direction == "outbound", outcome_at >= now - ERROR_WINDOW)
-                .group_by(cc.provider)
+                .group_by(by_provider)
             )
         ).all()
         codes = (
             await session.execute(
-                select(cc.provider, cc.error_code, func.count())
+                select(by_provider, cc.error_code, func.count())
                 .where(
                     recent,
                     cc.direction == "outbound",
                     outcome_at >= now - ERROR_WINDOW,
-                    cc.status.in_(FAILED_STATUSES),
+                    # Not the status index (every failure ever): the last two days by creation time.
+                    func.coalesce(cc.status, "").in_(FAILED_STATUSES),
                     cc.error_code.is_not(None),
                 )
-                .group_by(cc.provider, cc.error_code)
+                .group_by(by_provider, cc.error_code)
             )
         ).all()
         lags = (
