@@ -79,7 +79,7 @@ def sheet_rows(spec: ChartSpec) -> SheetRows:
         suffix = _unit_words(spec.unit, spec.currency)
         return SheetRows(
             spec.title,
-            ("Cohort", *(f"{c}{suffix}" for c in spec.heatmap_columns)),
+            ("Cohort", *(f"Month {c}{suffix}" for c in spec.heatmap_columns)),
             tuple(
                 (cohort, *(_figure(v, spec.unit) for v in row))
                 for cohort, row in zip(spec.categories, spec.heatmap, strict=True)

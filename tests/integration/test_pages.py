@@ -842,7 +842,7 @@ async def test_the_customer_page_shows_the_stored_cohort_retention(client: Clien
     exported = (
         (await client.get("/analytics/insights/cohort_retention.csv")).text.lstrip("\ufeff").splitlines()
     )
-    assert exported[0] == "Cohort," + ",".join(f"+{k} (%)" for k in range(1, insight.result.months + 1))
+    assert exported[0] == "Cohort," + ",".join(f"Month +{k} (%)" for k in range(1, insight.result.months + 1))
     for line, row in zip(exported[1:], insight.result.rows, strict=False):
         cells = ["" if share is None else f"{round(share * 100, 2):g}" for share in row.retention]
         assert line == ",".join([f"{row.cohort:%Y-%m} ({row.customers})", *cells]), line
