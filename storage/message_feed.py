@@ -37,8 +37,13 @@ FIGURE_MOMENTS = {
     "failed": CC.c.failed_at,
     "replied": CC.c.replied_at,
 }
+#: What a sent SMS adds besides "sent" and its cost, under its encoding: itself, its billed segments, and
+#: whether it took more than one segment ("long").
+SEGMENT_FIGURES = ("gsm7_sent", "gsm7_segments", "gsm7_long", "ucs2_sent", "ucs2_segments", "ucs2_long")
+#: The carriers' encodings as `customer_communications.encoding` names them, and their figures' prefix.
+ENCODING_PREFIX = {"GSM-7": "gsm7", "UCS-2": "ucs2"}
 #: The figures a message contributes to (opt-outs are counted per customer, not per message).
-MESSAGE_FIGURES = ("sent", "delivered", "read", "failed", "replied", "cost_micros")
+MESSAGE_FIGURES = ("sent", "delivered", "read", "failed", "replied", "cost_micros", *SEGMENT_FIGURES)
 #: A feed row's key: (channel, provider, campaign id or 0, template id or 0).
 FeedKey = tuple[str, str, int, int]
 
@@ -49,6 +54,17 @@ def send_day(
     """The business day a message's figures belong to: when it was sent, else when it failed, else written."""
     moment = sent_at or failed_at or created_at
     return moment.astimezone(zone).date()
+
+
+def segment_figures(segments: int | None, encoding: str | None) -> dict[str, int]:
+    """The segment figures a sent message adds: none unless it is an SMS whose segments were counted."""
+    prefix = ENCODING_PREFIX.get(encoding or "")
+    if not segments or prefix is None:
+        return {}
+    figures = {f"{prefix}_sent": 1, f"{prefix}_segments": segments}
+    if segments > 1:
+        figures[f"{prefix}_long"] = 1
+    return figures
 
 
 def counted_bits(
@@ -90,6 +106,8 @@ async def count_once(session: AsyncSession, zone: ZoneInfo, figure: str, message
                 CC.c.campaign_id,
                 CC.c.template_id,
                 CC.c.cost_micros,
+                CC.c.segments,
+                CC.c.encoding,
                 CC.c.sent_at,
                 CC.c.failed_at,
                 CC.c.created_at,
@@ -103,8 +121,11 @@ async def count_once(session: AsyncSession, zone: ZoneInfo, figure: str, message
         key = (row.channel, row.provider, row.campaign_id or 0, row.template_id or 0)
         day_totals = totals.setdefault(day, Counter())
         day_totals[(*key, figure)] += 1
-        if figure == "sent" and row.cost_micros:
-            day_totals[(*key, "cost_micros")] += row.cost_micros
+        if figure == "sent":
+            if row.cost_micros:
+                day_totals[(*key, "cost_micros")] += row.cost_micros
+            for name, amount in segment_figures(row.segments, row.encoding).items():
+                day_totals[(*key, name)] += amount
     for day in sorted(totals):
         await bump_feed(session, day, totals[day])
     return len(rows)
@@ -162,6 +183,8 @@ async def recount(session: AsyncSession, zone: ZoneInfo) -> dict[tuple[date, Fee
             CC.c.campaign_id,
             CC.c.template_id,
             CC.c.cost_micros,
+            CC.c.segments,
+            CC.c.encoding,
             CC.c.created_at,
             CC.c.sent_at,
             CC.c.delivered_at,
@@ -179,6 +202,7 @@ async def recount(session: AsyncSession, zone: ZoneInfo) -> dict[tuple[date, Fee
         if row.sent_at is not None:
             counts["sent"] += 1
             counts["cost_micros"] += row.cost_micros or 0
+            counts.update(segment_figures(row.segments, row.encoding))
         for name, moment in (
             ("delivered", row.delivered_at),
             ("read", row.read_at),
@@ -263,6 +287,7 @@ __all__ = [
     "recorded_feed",
     "recount",
     "repair_feed",
+    "segment_figures",
     "send_day",
 ]
 

@@ -28,7 +28,6 @@ from api.pages.common import (
 )
 from reports.charts.spec import ChartSpec, Series
 from reports.heartbeats import in_words
-from reports.periods import local_midnight
 from storage.database import Database
 from storage.queries.channels import (
     FIGURES,
@@ -199,8 +198,10 @@ class ChannelPages(StaffPages):
     async def sms(self, request: Request[Any, Any, Any]) -> Template:
         formats = Formats.of(request)
         data = await channel_page_data(request, "sms")
-        since = local_midnight(last_days(utc_now(), formats.timezone)[0], formats.timezone)
-        data["segments"] = segment_data(await sms_segments(container_of(request).database, since), formats)
+        first_day = last_days(utc_now(), formats.timezone)[0]
+        data["segments"] = segment_data(
+            await sms_segments(container_of(request).database, first_day), formats
+        )
         return page(request, "communication/channel.html", "communication", "sms", **data)
 
     @get("/communication/email", name="email")
@@ -212,9 +213,9 @@ class ChannelPages(StaffPages):
     async def whatsapp(self, request: Request[Any, Any, Any]) -> Template:
         formats, now = Formats.of(request), utc_now()
         data = await channel_page_data(request, "whatsapp")
-        since = local_midnight(last_days(now, formats.timezone)[0], formats.timezone)
+        first_day = last_days(now, formats.timezone)[0]
         data["templates"] = [
-            asdict(t) for t in await whatsapp_templates(container_of(request).database, since)
+            asdict(t) for t in await whatsapp_templates(container_of(request).database, first_day)
         ]
         data["window"] = await whatsapp_window_data(request, now)
         return page(request, "communication/channel.html", "communication", "whatsapp", **data)

@@ -109,6 +109,10 @@ class MessageTemplateVersion(Base):
     saved_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+#: Messages that did not reach the customer (the channel pages list the latest; storage.queries.channels).
+FAILED_MESSAGES = "status IN ('failed', 'undelivered', 'dead')"
+
+
 class CustomerCommunication(Base):
     """Every message in or out: the durable outbox for outbound ones and the history of all.
 
@@ -131,6 +135,14 @@ class CustomerCommunication(Base):
         Index("ix_customer_communications_created_at", "created_at"),
         # Retries (an in-doubt send waiting for its receipt, a backed-off error) are claimed before the
         # backlog; this small index finds them without walking a million planned campaign rows.
+        # The channel pages' latest failures: the failed messages alone, by channel and when they failed.
+        Index(
+            "ix_customer_communications_failures",
+            "channel",
+            text("coalesce(failed_at, created_at)"),
+            sqlite_where=text(FAILED_MESSAGES),
+            postgresql_where=text(FAILED_MESSAGES),
+        ),
         Index(
             "ix_customer_communications_retry_due",
             "next_attempt_at",
@@ -445,4 +457,12 @@ class CommunicationAnalytics(Base):
     replied: Mapped[int] = mapped_column(Integer, default=0)
     opted_out: Mapped[int] = mapped_column(Integer, default=0)
     cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Sent SMS by encoding: how many, their billed segments, and how many took more than one segment (the
+    # SMS page reads these instead of counting a month of raw messages).
+    gsm7_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gsm7_segments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    gsm7_long: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ucs2_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ucs2_segments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    ucs2_long: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select, text
 
 from storage.database import Database
 from storage.models import (
@@ -15,10 +15,12 @@ from storage.models import (
     CustomerCommunication,
     MessageTemplate,
 )
+from storage.models.communication import FAILED_MESSAGES
 
 #: The daily figures communication_analytics keeps per channel.
 FIGURES = ("sent", "delivered", "read", "failed", "replied", "opted_out")
-FAILED_STATUSES = ("failed", "undelivered", "dead")
+#: SMS encodings and the prefix of their figures in communication_analytics (storage.message_feed).
+ENCODINGS = {"GSM-7": "gsm7", "UCS-2": "ucs2"}
 CA = CommunicationAnalytics
 
 
@@ -78,8 +80,14 @@ async def latest_failures(database: Database, channel: str, limit: int = 20) -> 
             await session.execute(
                 select(cc, Customer.name)
                 .outerjoin(Customer, Customer.id == cc.customer_id)
-                .where(cc.channel == channel, cc.status.in_(FAILED_STATUSES))
-                .order_by(func.coalesce(cc.failed_at, cc.created_at).desc(), cc.id.desc())
+                # Worded as ix_customer_communications_failures is, so both engines read the index.
+                .where(cc.channel == channel, text(FAILED_MESSAGES))
+                .order_by(
+                    text(
+                        "coalesce(customer_communications.failed_at, customer_communications.created_at) DESC"
+                    ),
+                    cc.id.desc(),
+                )
                 .limit(limit)
             )
         ).all()
@@ -115,32 +123,26 @@ class EncodingFigures:
     longer_than_one: int
 
 
-async def sms_segments(database: Database, since: datetime) -> list[EncodingFigures]:
-    """Outbound SMS handed to Twilio since `since`, by encoding: messages, billed segments, multi-part ones."""
-    cc = CustomerCommunication
+async def sms_segments(database: Database, first_day: date) -> list[EncodingFigures]:
+    """SMS sent since the business day `first_day`, by encoding: messages, billed segments, multi-part ones.
+
+    Read from the daily figures (counted once as each SMS is handed to Twilio), not from the messages."""
+    names = [f"{prefix}_{figure}" for prefix in ENCODINGS.values() for figure in ("sent", "segments", "long")]
     async with database.read_sessions() as session:
-        rows = (
+        row = (
             await session.execute(
-                select(
-                    cc.encoding,
-                    func.count(),
-                    func.coalesce(func.sum(cc.segments), 0),
-                    func.count(case((cc.segments > 1, 1))),
+                select(*(func.coalesce(func.sum(getattr(CA, name)), 0) for name in names)).where(
+                    CA.channel == "sms", CA.day >= first_day
                 )
-                .where(
-                    cc.channel == "sms",
-                    cc.direction == "outbound",
-                    cc.created_at >= since,
-                    cc.sent_at.is_not(None),
-                    cc.segments.is_not(None),
-                )
-                .group_by(cc.encoding)
-                .order_by(cc.encoding)
             )
-        ).all()
+        ).one()
+    figures = dict(zip(names, (int(value) for value in row), strict=True))
     return [
-        EncodingFigures(encoding or "unknown", int(n), int(segments or 0), int(long))
-        for encoding, n, segments, long in rows
+        EncodingFigures(
+            encoding, figures[f"{prefix}_sent"], figures[f"{prefix}_segments"], figures[f"{prefix}_long"]
+        )
+        for encoding, prefix in ENCODINGS.items()
+        if figures[f"{prefix}_sent"]
     ]
 
 
@@ -154,9 +156,9 @@ class WhatsAppTemplateUse:
     sent: int
 
 
-async def whatsapp_templates(database: Database, since: datetime) -> list[WhatsAppTemplateUse]:
-    """Templates registered with Meta under a name (the only kind WhatsApp takes outside the 24-hour window)."""
-    cc = CustomerCommunication
+async def whatsapp_templates(database: Database, first_day: date) -> list[WhatsAppTemplateUse]:
+    """Templates registered with Meta under a name (the only kind WhatsApp takes outside the 24-hour window),
+    with how many were sent since the business day `first_day` (from the daily figures)."""
     async with database.read_sessions() as session:
         templates = list(
             await session.scalars(
@@ -168,15 +170,13 @@ async def whatsapp_templates(database: Database, since: datetime) -> list[WhatsA
         used = dict(
             (
                 await session.execute(
-                    select(cc.template_id, func.count())
+                    select(CA.template_id, func.sum(CA.sent))
                     .where(
-                        cc.channel == "whatsapp",
-                        cc.direction == "outbound",
-                        cc.created_at >= since,
-                        cc.sent_at.is_not(None),
-                        cc.template_id.in_([t.id for t in templates]),
+                        CA.channel == "whatsapp",
+                        CA.day >= first_day,
+                        CA.template_id.in_([t.id for t in templates]),
                     )
-                    .group_by(cc.template_id)
+                    .group_by(CA.template_id)
                 )
             ).all()
         )

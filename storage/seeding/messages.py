@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from storage.message_feed import counted_bits, send_day
+from storage.message_feed import SEGMENT_FIGURES, counted_bits, segment_figures, send_day
 from storage.seeding.catalogue import BUSINESS_ADDRESS, PROVIDER_OF, Row, TemplateVariant
 from storage.seeding.people import Customer
 from storage.seeding.plan import Calendar, weighted
@@ -56,6 +56,9 @@ _DEAD_AFTER = timedelta(minutes=31)
 
 AnalyticsKey = tuple[date, str, str, int, int]
 SENT, DELIVERED, READ, FAILED_AT, REPLIED, OPTED_OUT, COST = range(7)
+#: Where each segment figure (storage.message_feed.SEGMENT_FIGURES) sits in a day's figures, after COST.
+SEGMENT_AT = {name: COST + 1 + index for index, name in enumerate(SEGMENT_FIGURES)}
+FIGURE_SLOTS = COST + 1 + len(SEGMENT_FIGURES)
 
 
 def sms_segments(body: str) -> tuple[int, str]:
@@ -177,10 +180,12 @@ class Messenger:
         key = (day, row["channel"], row["provider"], row["campaign_id"] or 0, row["template_id"] or 0)
         figures = self.analytics.get(key)
         if figures is None:
-            figures = self.analytics[key] = [0, 0, 0, 0, 0, 0, 0]
+            figures = self.analytics[key] = [0] * FIGURE_SLOTS
         if row["sent_at"] is not None:
             figures[SENT] += 1
             figures[COST] += row["cost_micros"] or 0
+            for name, amount in segment_figures(row["segments"], row["encoding"]).items():
+                figures[SEGMENT_AT[name]] += amount
         if row["delivered_at"] is not None:
             figures[DELIVERED] += 1
         if row["read_at"] is not None:
@@ -195,7 +200,7 @@ class Messenger:
 
     def record_opt_out(self, at: datetime, channel: str, campaign_id: int = 0, template_id: int = 0) -> None:
         key = (at.astimezone(self._zone).date(), channel, PROVIDER_OF[channel], campaign_id, template_id)
-        figures = self.analytics.setdefault(key, [0, 0, 0, 0, 0, 0, 0])
+        figures = self.analytics.setdefault(key, [0] * FIGURE_SLOTS)
         figures[OPTED_OUT] += 1
 
     def analytics_rows(self) -> list[Row]:
@@ -219,6 +224,7 @@ class Messenger:
                     "replied": figures[REPLIED],
                     "opted_out": figures[OPTED_OUT],
                     "cost_micros": figures[COST],
+                    **{name: figures[at] for name, at in SEGMENT_AT.items()},
                     "updated_at": updated_at,
                 }
             )

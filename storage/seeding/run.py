@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy import Index, Table, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.schema import CreateIndex, DropIndex
 
 from storage.database import Database
 from storage.models import Base, BulkMessaging
@@ -146,13 +147,15 @@ async def _bulk_load(connection: AsyncConnection) -> AsyncIterator[None]:
     sqlite = connection.dialect.name == "sqlite"
     indexes = _secondary_indexes()
 
+    # IF [NOT] EXISTS rather than checkfirst: reflection cannot see an expression index, so checkfirst
+    # would create ix_customer_communications_failures twice.
     def drop(sync: Connection) -> None:
         for index in indexes:
-            index.drop(sync, checkfirst=True)
+            sync.execute(DropIndex(index, if_exists=True))
 
     def create(sync: Connection) -> None:
         for index in indexes:
-            index.create(sync, checkfirst=True)
+            sync.execute(CreateIndex(index, if_not_exists=True))
 
     if sqlite:
         await _pragmas(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Boolean, bindparam, func, inspect, select, text
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from storage import migrate
 from storage.database import Database
+from storage.message_feed import verify_feed
 from storage.models import (
     PRODUCT_TABLES,
     Appointment,
@@ -17,6 +19,7 @@ from storage.models import (
     BulkMessaging,
     ChatMessage,
     ChatSession,
+    CommunicationAnalytics,
     CommunicationPreference,
     ConsentRecord,
     Customer,
@@ -28,6 +31,7 @@ from storage.models import (
     StaffUser,
 )
 from storage.models.base import UtcDateTime
+from storage.seeding import SeedPlan, seed_database
 
 
 async def table_names(database: Database) -> set[str]:
@@ -232,5 +236,47 @@ async def test_upgrading_a_database_with_conversations_keeps_every_row(database_
             chat = await session.get(ChatSession, 1)
         assert staff is not None and (staff.availability, staff.chat_capacity) == ("away", 8)
         assert chat is not None and chat.assigned_staff_id == 1 and chat.snoozed_until is None
+    finally:
+        await database.dispose()
+
+
+async def test_upgrading_fills_the_sms_segment_figures_from_the_messages_already_sent(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0013 adds sent SMS by encoding to the daily figures; a database that already has messages gets them
+    filled in on the day each was sent, so `analytics verify` finds no drift after the upgrade."""
+    monkeypatch.setenv("SWITCHBOARD_BUSINESS_TIMEZONE", "Europe/Berlin")
+    database = Database.connect(database_url)
+    try:
+        await seed_database(database, SeedPlan(customers=40, days=20, seed=5, end_date=date(2026, 11, 20)))
+        async with database.read_sessions() as session:
+            seeded = (
+                await session.execute(
+                    select(
+                        func.sum(CommunicationAnalytics.gsm7_segments),
+                        func.sum(CommunicationAnalytics.ucs2_sent),
+                    )
+                )
+            ).one()
+            raw = await session.scalar(
+                select(func.sum(CustomerCommunication.segments)).where(
+                    CustomerCommunication.channel == "sms", CustomerCommunication.sent_at.is_not(None)
+                )
+            )
+        assert raw and seeded[0]
+        await migrate.downgrade(database_url, "0012")
+        await migrate.upgrade(database_url)
+        async with database.read_sessions() as session:
+            after = (
+                await session.execute(
+                    select(
+                        func.sum(CommunicationAnalytics.gsm7_segments + CommunicationAnalytics.ucs2_segments),
+                        func.sum(CommunicationAnalytics.ucs2_sent),
+                    )
+                )
+            ).one()
+            assert after[0] == raw
+            assert after[1] == seeded[1]
+            assert (await verify_feed(session, ZoneInfo("Europe/Berlin"))).drift == []
     finally:
         await database.dispose()
