@@ -16,12 +16,23 @@ from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.vocabulary import (
+    AppointmentStatus,
     CampaignStatus,
     Channel,
+    ConsentStatus,
     MessageCategory,
     MessageStatus,
 )
-from storage.models import BulkMessaging, Customer, CustomerCommunication, CustomerTag, MessageTemplate
+from storage.models import (
+    Appointment,
+    BulkMessaging,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    CustomerTag,
+    Location,
+    MessageTemplate,
+)
 from storage.models.base import utcnow
 from storage.outbox_insert import insert_outbox_entries
 from storage.recipients import ADDRESS_COLUMNS, SqlRecipientDirectory
@@ -64,7 +75,32 @@ def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
         conditions.append(Customer.created_at >= audience.created_after)
     if audience.has_channel:
         conditions.append(or_(*(ADDRESS_COLUMNS[channel].is_not(None) for channel in audience.has_channel)))
+    if audience.opted_in_on:
+        conditions.append(
+            exists().where(
+                CustomerConsent.customer_id == Customer.id,
+                CustomerConsent.channel.in_([c.value for c in audience.opted_in_on]),
+                CustomerConsent.status == ConsentStatus.OPTED_IN.value,
+            )
+        )
+    if audience.locations:
+        conditions.append(
+            Customer.home_location_id.in_(select(Location.id).where(Location.code.in_(audience.locations)))
+        )
+    if audience.visited_since is not None:
+        conditions.append(_visited_since(audience.visited_since))
+    if audience.not_visited_since is not None:
+        conditions.append(~_visited_since(audience.not_visited_since))
     return conditions
+
+
+def _visited_since(moment: datetime) -> ColumnElement[bool]:
+    """The customer had a completed appointment at or after `moment`."""
+    return exists().where(
+        Appointment.customer_id == Customer.id,
+        Appointment.status == AppointmentStatus.COMPLETED.value,
+        Appointment.scheduled_at >= moment,
+    )
 
 
 def _has_tag(tag_test: ColumnElement[bool]) -> ColumnElement[bool]:

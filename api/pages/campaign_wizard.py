@@ -36,9 +36,13 @@ FIELDS = (
     "fallback_after",
     "segments",
     "countries",
+    "locations",
     "tags_any",
     "exclude_tags",
     "customers_since",
+    "visited_since",
+    "not_visited_since",
+    "opted_in_on",
     "send_date",
     "send_time",
     "quiet_hours",
@@ -50,6 +54,8 @@ EMPTY_FORM: dict[str, Any] = {
     "fallback_after": "60",
     "segments": [],
     "countries": [],
+    "locations": [],
+    "opted_in_on": [],
     "quiet_hours": "on",
 }
 #: Why a recipient is left out, as the wizard says it.
@@ -78,6 +84,8 @@ def form_of(raw: Any) -> dict[str, Any]:
     form: dict[str, Any] = {key: str(raw.get(key, "") or "").strip()[:2000] for key in FIELDS}
     form["segments"] = [str(v)[:64] for v in raw.getall("segments", [])][:50]
     form["countries"] = [str(v)[:8] for v in raw.getall("countries", [])][:50]
+    form["locations"] = [str(v)[:32] for v in raw.getall("locations", [])][:50]
+    form["opted_in_on"] = [str(v)[:16] for v in raw.getall("opted_in_on", [])][:8]
     return form
 
 
@@ -145,17 +153,40 @@ def read_draft(
     audience: dict[str, Any] = {
         "segments": list(form["segments"]),
         "countries": list(form["countries"]),
+        "locations": list(form["locations"]),
         "tags_any": _words(str(form["tags_any"])),
         "exclude_tags": _words(str(form["exclude_tags"])),
         "has_channel": [c.value for c in order],
     }
-    if form["customers_since"]:
-        try:
-            since = date.fromisoformat(str(form["customers_since"]))
-        except ValueError:
-            errors["customers_since"] = "Give a date, or leave it empty."
+    if form["opted_in_on"]:
+        if set(form["opted_in_on"]) - {c.value for c in OUTBOUND_CHANNELS}:
+            errors["opted_in_on"] = "Tick channels from the list."
         else:
-            audience["created_after"] = datetime.combine(since, time(), ZoneInfo(business_tz)).isoformat()
+            audience["opted_in_on"] = list(form["opted_in_on"])
+    for field, key in (
+        ("customers_since", "created_after"),
+        ("visited_since", "visited_since"),
+        ("not_visited_since", "not_visited_since"),
+    ):
+        if not form[field]:
+            continue
+        try:
+            since = date.fromisoformat(str(form[field]))
+        except ValueError:
+            errors[field] = "Give a date, or leave it empty."
+            continue
+        if since > now.astimezone(ZoneInfo(business_tz)).date() and field != "customers_since":
+            errors[field] = "Give a day that has passed: visits are counted up to today."
+            continue
+        audience[key] = datetime.combine(since, time(), ZoneInfo(business_tz)).isoformat()
+    if (
+        "visited_since" in audience
+        and "not_visited_since" in audience
+        and audience["visited_since"] >= audience["not_visited_since"]
+    ):
+        errors["not_visited_since"] = (
+            "Nobody can have visited since the first day and not since a day before it; move one of the days."
+        )
     if errors or not order:
         return None, errors
     slug = slug_for(name) or "campaign"
@@ -272,6 +303,7 @@ class CampaignWizardPages(StaffPages):
             channels=[(c.value, CHANNEL_WORDS[c]) for c in OUTBOUND_CHANNELS],
             segments=[name for _, name in names.get("segment", [])],
             countries=[value for value, _ in names.get("country", [])],
+            locations=sorted(names.get("location", []), key=lambda pair: pair[1]),
             business_tz=Formats.of(request).timezone,
         )
         template.status_code = status_code

@@ -26,7 +26,8 @@ from storage.queries.templates import active_template_variants
 USAGE = (
     "campaign new NAME template TEMPLATE [with key=value …] to AUDIENCE on CHANNEL [then FALLBACK "
     "[after N min]] [at YYYY-MM-DD HH:MM] [confirm]   AUDIENCE: everyone, or segment:X, country:DE, tag:X, "
-    "not-tag:X joined by commas"
+    "not-tag:X, clinic:CODE, opted-in:CHANNEL, visited-since:YYYY-MM-DD, not-visited-since:YYYY-MM-DD "
+    "joined by commas"
 )
 _GRAMMAR = re.compile(
     r"(?P<name>.+?)\s+template\s+(?P<template>\S+)"
@@ -38,7 +39,16 @@ _GRAMMAR = re.compile(
     r"(?:\s+(?P<confirm>confirm))?",
     re.IGNORECASE,
 )
-_AUDIENCE_KEYS = {"segment": "segments", "country": "countries", "tag": "tags_any", "not-tag": "exclude_tags"}
+_AUDIENCE_KEYS = {
+    "segment": "segments",
+    "country": "countries",
+    "tag": "tags_any",
+    "not-tag": "exclude_tags",
+    "clinic": "locations",
+    "opted-in": "opted_in_on",
+}
+#: Audience terms that name a day (in the business's timezone), not a value.
+_AUDIENCE_DAYS = {"visited-since": "visited_since", "not-visited-since": "not_visited_since"}
 
 
 def campaign_slug(name: str) -> str:
@@ -54,6 +64,8 @@ class NewCampaign:
     channels: tuple[Channel, ...]
     audience: dict[str, list[str]]
     variables: dict[str, str] = field(default_factory=dict)
+    #: visited_since / not_visited_since: the day, the business's midnight of which the audience uses.
+    visit_days: dict[str, date] = field(default_factory=dict)
     fallback_after: int | None = None
     day: date | None = None
     clock: time | None = None
@@ -77,16 +89,27 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
     if match["fallback"]:
         channels.append(_channel(match["fallback"]))
     audience: dict[str, list[str]] = {}
+    visit_days: dict[str, date] = {}
     if match["audience"].strip().lower() not in ("everyone", "all", "all customers"):
         for term in match["audience"].split(","):
             key, colon, value = term.strip().partition(":")
-            if not colon or key.lower() not in _AUDIENCE_KEYS or not value.strip():
+            key, value = key.lower(), value.strip()
+            if colon and key in _AUDIENCE_DAYS and value:
+                try:
+                    visit_days[_AUDIENCE_DAYS[key]] = date.fromisoformat(value)
+                except ValueError:
+                    raise ParseError(f"“{value}” is not a day; write it as 2026-06-01.", USAGE) from None
+                continue
+            if not colon or key not in _AUDIENCE_KEYS or not value:
                 raise ParseError(
-                    f"“{term.strip()}” is not an audience; say segment:X, country:DE, tag:X or not-tag:X.",
+                    f"“{term.strip()}” is not an audience; say segment:X, country:DE, tag:X, not-tag:X, "
+                    "clinic:CODE, opted-in:CHANNEL, visited-since:DAY or not-visited-since:DAY.",
                     USAGE,
                 )
-            values = audience.setdefault(_AUDIENCE_KEYS[key.lower()], [])
-            values.append(value.strip().upper() if key.lower() == "country" else value.strip())
+            if key == "opted-in":
+                value = _channel(value).value
+            values = audience.setdefault(_AUDIENCE_KEYS[key], [])
+            values.append(value.upper() if key in ("country", "clinic") else value)
     variables: dict[str, str] = {}
     for pair in (match["values"] or "").split():
         key, equals, value = pair.partition("=")
@@ -107,6 +130,7 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
         channels=tuple(channels),
         audience=audience,
         variables=variables,
+        visit_days=visit_days,
         fallback_after=int(match["after"]) if match["after"] else (60 if match["fallback"] else None),
         day=day,
         clock=clock,
@@ -141,7 +165,14 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         name=command.name,
         template_name=command.template,
         channel_order=command.channels,
-        audience={**command.audience, "has_channel": [c.value for c in command.channels]},
+        audience={
+            **command.audience,
+            **{
+                key: datetime.combine(day, time(), zone(ctx.business_tz)).isoformat()
+                for key, day in command.visit_days.items()
+            },
+            "has_channel": [c.value for c in command.channels],
+        },
         variables=command.variables,
         fallback_after_minutes=command.fallback_after,
         scheduled_at=scheduled_at,

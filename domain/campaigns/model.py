@@ -14,9 +14,10 @@ MAX_AUDIENCE_VALUES = 1_000
 MAX_TAGS_ALL = 20
 MAX_VALUE_LENGTH = 64
 
-_LIST_FIELDS = ("segments", "tags_any", "tags_all", "exclude_tags", "countries", "locales")
-_TIME_FIELDS = ("created_before", "created_after")
-_KNOWN_FIELDS = frozenset((*_LIST_FIELDS, *_TIME_FIELDS, "has_channel", "campaign_type"))
+_LIST_FIELDS = ("segments", "tags_any", "tags_all", "exclude_tags", "countries", "locales", "locations")
+_TIME_FIELDS = ("created_before", "created_after", "visited_since", "not_visited_since")
+_CHANNEL_FIELDS = ("has_channel", "opted_in_on")
+_KNOWN_FIELDS = frozenset((*_LIST_FIELDS, *_TIME_FIELDS, *_CHANNEL_FIELDS, "campaign_type"))
 
 
 class CampaignError(ValueError):
@@ -31,7 +32,11 @@ class AudienceError(CampaignError):
 class Audience:
     """Which customers a campaign targets. Empty lists mean "no restriction"; all given filters must hold.
 
-    ``has_channel`` keeps customers with an address on at least one of the listed channels.
+    ``has_channel`` keeps customers with an address on at least one of the listed channels;
+    ``opted_in_on`` those who have opted in (their current consent) on at least one of the listed channels.
+    ``locations`` are location codes: customers whose home clinic is one of them.
+    ``visited_since`` keeps customers with a completed appointment at or after that moment;
+    ``not_visited_since`` those with none since then (including those never seen).
     ``campaign_type`` is not a filter: it names the kind of campaign for the per-type frequency cap.
     """
 
@@ -41,9 +46,13 @@ class Audience:
     exclude_tags: tuple[str, ...] = ()
     countries: tuple[str, ...] = ()
     locales: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
     created_before: datetime | None = None
     created_after: datetime | None = None
+    visited_since: datetime | None = None
+    not_visited_since: datetime | None = None
     has_channel: tuple[Channel, ...] = ()
+    opted_in_on: tuple[Channel, ...] = ()
     campaign_type: str | None = None
 
     @classmethod
@@ -61,8 +70,9 @@ class Audience:
         for name in _TIME_FIELDS:
             if data.get(name) is not None:
                 values[name] = _moment(name, data[name], problems)
-        if "has_channel" in data:
-            values["has_channel"] = _channels(data["has_channel"], problems)
+        for name in _CHANNEL_FIELDS:
+            if name in data:
+                values[name] = _channels(name, data[name], problems)
         campaign_type = data.get("campaign_type")
         if campaign_type is not None:
             if not isinstance(campaign_type, str) or not 0 < len(campaign_type) <= MAX_VALUE_LENGTH:
@@ -81,8 +91,10 @@ class Audience:
             moment: datetime | None = getattr(self, name)
             if moment is not None:
                 data[name] = moment.isoformat()
-        if self.has_channel:
-            data["has_channel"] = [c.value for c in self.has_channel]
+        for name in _CHANNEL_FIELDS:
+            channels: tuple[Channel, ...] = getattr(self, name)
+            if channels:
+                data[name] = [c.value for c in channels]
         if self.campaign_type is not None:
             data["campaign_type"] = self.campaign_type
         return data
@@ -113,15 +125,15 @@ def _moment(name: str, value: object, problems: list[str]) -> datetime | None:
     return moment
 
 
-def _channels(value: object, problems: list[str]) -> tuple[Channel, ...]:
-    names = _text_list("has_channel", value, problems)
+def _channels(field_name: str, value: object, problems: list[str]) -> tuple[Channel, ...]:
+    names = _text_list(field_name, value, problems)
     try:
         channels = tuple(Channel(name) for name in names)
     except ValueError:
-        problems.append(f"'has_channel' may only name {_outbound_names()}.")
+        problems.append(f"'{field_name}' may only name {_outbound_names()}.")
         return ()
     if any(channel not in OUTBOUND_CHANNELS for channel in channels):
-        problems.append(f"'has_channel' may only name {_outbound_names()}.")
+        problems.append(f"'{field_name}' may only name {_outbound_names()}.")
     return channels
 
 

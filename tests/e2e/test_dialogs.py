@@ -548,3 +548,43 @@ async def test_each_clinic_manager_gets_their_clinic_from_one_scheduled_report(
     assert due.definition["query"]["filters"] == [
         {"dimension": "location", "operator": "in", "value": [code]}
     ]
+
+
+async def test_a_one_line_campaign_can_aim_at_a_clinic_and_at_patients_not_seen_since_a_day(
+    seeded: CommandContext,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    from storage.models import Appointment, Customer, Location
+
+    async with seeded.database.read_sessions() as session:
+        code, location_id = (
+            await session.execute(select(Location.code, Location.id).order_by(Location.id).limit(1))
+        ).one()
+        seen = select(Appointment.customer_id).where(
+            Appointment.status == "completed",
+            Appointment.scheduled_at >= datetime(2026, 9, 1, tzinfo=ZoneInfo(seeded.business_tz)),
+        )
+        expected = await session.scalar(
+            select(func.count())
+            .select_from(Customer)
+            .where(
+                Customer.home_location_id == location_id,
+                Customer.phone_e164.is_not(None),
+                Customer.id.not_in(seen),
+            )
+        )
+    line = (
+        f"campaign new Recall template welcome with clinic=Mitte to clinic:{code.lower()}, "
+        "not-visited-since:2026-09-01 on sms"
+    )
+    asked = await ask(seeded, line, as_email=MANAGER)
+    if expected:
+        assert asked.kind == "answer" and f"of {expected:,} messages" in asked.text, asked.text
+    else:
+        assert "No customer matches" in asked.text
+    table = [
+        (MANAGER, line.replace("2026-09-01", "1st of September"), "error", "is not a day"),
+        (MANAGER, line.replace(f"clinic:{code.lower()}", "opted-in:pigeon"), "error", "not a channel"),
+    ]
+    await run_dialog(seeded, table)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.models import AuditLog, BulkMessaging, Customer
+from storage.models import Appointment, AuditLog, BulkMessaging, Customer, CustomerConsent, Location
 from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     AGENT,
     MANAGER,
@@ -147,3 +147,83 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
     await sign_in(client, seeded, AGENT)
     assert (await client.get(WIZARD)).status_code == 403
     assert 'href="/communication/campaigns/new"' not in (await client.get("/communication/campaigns")).text
+
+
+async def test_clinic_visits_and_consent_narrow_the_count_as_the_rows_say(
+    client: Client, seeded: Seeded
+) -> None:
+    """Home clinic, visited since, not visited since and opted in on: each count recounted from the rows."""
+    await sign_in(client, seeded, MANAGER)
+    template, values = await _a_template(client)
+    zone = ZoneInfo(seeded.settings.business_timezone)
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        clinic_id, clinic = (
+            await session.execute(
+                select(Location.id, Location.code)
+                .join(Customer, Customer.home_location_id == Location.id)
+                .group_by(Location.id, Location.code)
+                .order_by(func.count().desc())
+                .limit(1)
+            )
+        ).one()
+        last_visit = await session.scalar(
+            select(func.max(Appointment.scheduled_at)).where(Appointment.status == "completed")
+        )
+        assert last_visit is not None
+        day = (last_visit - timedelta(days=60)).astimezone(zone).date()
+        since = datetime(day.year, day.month, day.day, tzinfo=zone)
+        completed = select(Appointment.customer_id).where(
+            Appointment.status == "completed", Appointment.scheduled_at >= since
+        )
+        opted_in = select(CustomerConsent.customer_id).where(
+            CustomerConsent.channel == "sms", CustomerConsent.status == "opted_in"
+        )
+        base = select(func.count()).select_from(Customer).where(Customer.phone_e164.is_not(None))
+        expected = {
+            "clinic": await session.scalar(base.where(Customer.home_location_id == clinic_id)),
+            "visited": await session.scalar(base.where(Customer.id.in_(completed))),
+            "not_visited": await session.scalar(base.where(Customer.id.not_in(completed))),
+            "opted_in": await session.scalar(base.where(Customer.id.in_(opted_in))),
+        }
+    await database.dispose()
+    form = {
+        "name": "Recall",
+        "template": template,
+        "channel": "sms",
+        "fallback_after": "60",
+        "quiet_hours": "on",
+        "variables": values,
+        "action": "count",
+    }
+    cases = {
+        "clinic": {"locations": clinic},
+        "visited": {"visited_since": day.isoformat()},
+        "not_visited": {"not_visited_since": day.isoformat()},
+        "opted_in": {"opted_in_on": "sms"},
+    }
+    for name, extra in cases.items():
+        counted = await post_form(client, WIZARD, WIZARD, {**form, **extra})
+        shown = re.search(r"([\d,]+) matching", counted.text)
+        if expected[name] == 0:
+            assert "No customer matches" in counted.text, name
+            continue
+        assert counted.status_code == 200 and shown is not None, (name, counted.text[-1500:])
+        assert int(shown.group(1).replace(",", "")) == expected[name], name
+    assert expected["visited"] and expected["not_visited"] and expected["clinic"]
+
+    both = await post_form(
+        client,
+        WIZARD,
+        WIZARD,
+        {
+            **form,
+            "visited_since": day.isoformat(),
+            "not_visited_since": (day - timedelta(days=1)).isoformat(),
+        },
+    )
+    assert both.status_code == 422 and "move one of the days" in both.text
+    future = await post_form(client, WIZARD, WIZARD, {**form, "visited_since": "2999-01-01"})
+    assert future.status_code == 422 and "a day that has passed" in future.text
+    forged = await post_form(client, WIZARD, WIZARD, {**form, "opted_in_on": "pigeon"})
+    assert forged.status_code == 422 and "Tick channels from the list." in forged.text

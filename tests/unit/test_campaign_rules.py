@@ -70,11 +70,17 @@ class TestAudience:
                 "locales": ["de", "de"],
                 "created_after": "2026-01-01T00:00:00+00:00",
                 "has_channel": ["sms", "email"],
+                "opted_in_on": ["whatsapp"],
+                "locations": ["BER"],
+                "visited_since": "2026-01-01T00:00:00+01:00",
+                "not_visited_since": "2026-06-01T00:00:00+02:00",
                 "campaign_type": "promotion",
             }
         )
         assert audience.countries == ("DE",) and audience.locales == ("de",)
         assert audience.has_channel == (Channel.SMS, Channel.EMAIL)
+        assert audience.opted_in_on == (Channel.WHATSAPP,) and audience.locations == ("BER",)
+        assert audience.not_visited_since == datetime(2026, 5, 31, 22, tzinfo=UTC)
         assert Audience.from_json(audience.to_json()) == audience
 
     @pytest.mark.parametrize(
@@ -87,6 +93,9 @@ class TestAudience:
             ({"created_before": "2026-01-01T00:00:00"}, "time zone"),
             ({"has_channel": ["fax"]}, "'has_channel' may only name"),
             ({"has_channel": ["chat"]}, "'has_channel' may only name"),
+            ({"opted_in_on": ["fax"]}, "'opted_in_on' may only name"),
+            ({"visited_since": "last year"}, "'visited_since' must be an ISO date-time"),
+            ({"locations": [""]}, "1 to 64 characters"),
             ({"countries": ["x" * 65]}, "1 to 64 characters"),
             ({"campaign_type": 5}, "'campaign_type'"),
         ],
