@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -9,12 +10,13 @@ from email.utils import parseaddr
 from typing import Any, Protocol
 
 import aiosmtplib
-from aiogram.types import BufferedInputFile
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from providers.slack.client import slack_client
 from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
 from providers.telegram.client import telegram_bot
 from reports.exports import chunks
+from reports.redraw import SLACK_ACTION_PREFIX, Redraw
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class RenderedReport:
     delivery_key: str | None = None
     #: The key figures as text lines (reports.exports.figures_text), sent with the chart.
     figures: str = ""
+    #: "By …" buttons drawn under it in Slack and Telegram (reports.redraw).
+    redraws: tuple[Redraw, ...] = ()
 
     @property
     def caption(self) -> str:
@@ -99,15 +103,60 @@ class SlackDestination:
             )
         pieces = chunks(report.text, SLACK_TEXT_LIMIT)
         try:
-            if files:
+            channel = destination
+            if files and not SLACK_CHANNEL_ID.fullmatch(destination):
+                # Uploads need the channel's id (files.completeUploadExternal refuses "#name"); the bot has
+                # no scope to list channels, but chat.postMessage takes a name and answers with the id.
+                posted = await self.client.chat_postMessage(channel=destination, text=pieces[0])
+                channel, pieces = str(posted["channel"]), pieces[1:]
+                await self.client.files_upload_v2(file_uploads=files, channel=channel)
+            elif files:
                 await self.client.files_upload_v2(
-                    file_uploads=files, channel=destination, initial_comment=pieces[0]
+                    file_uploads=files, channel=channel, initial_comment=pieces[0]
                 )
                 pieces = pieces[1:]
             for piece in pieces:
-                await self.client.chat_postMessage(channel=destination, text=piece)
+                await self.client.chat_postMessage(channel=channel, text=piece)
+            if report.redraws:
+                await self.client.chat_postMessage(
+                    channel=channel, text=REDRAW_PROMPT, blocks=slack_redraw_blocks(report.redraws)
+                )
         except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
             raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
+
+
+REDRAW_PROMPT = "Draw it again by another split:"
+#: A Slack conversation id (public or private channel, direct message), as opposed to a "#name".
+SLACK_CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{5,20}")
+
+
+def slack_redraw_blocks(choices: tuple[Redraw, ...]) -> list[dict[str, Any]]:
+    """A line and the "By …" buttons, as the Slack bot draws its own (it answers them as typed commands)."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": REDRAW_PROMPT}},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": f"{SLACK_ACTION_PREFIX}{index}",
+                    "text": {"type": "plain_text", "text": choice.label},
+                    "value": choice.command,
+                }
+                for index, choice in enumerate(choices)
+            ],
+        },
+    ]
+
+
+def telegram_redraw_keyboard(choices: tuple[Redraw, ...]) -> InlineKeyboardMarkup | None:
+    """The "By …" buttons in one row; a split whose data would pass Telegram's 64 bytes is left out."""
+    drawn = [
+        InlineKeyboardButton(text=choice.label, callback_data=data)
+        for choice in choices
+        if (data := choice.telegram_data) is not None
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[drawn]) if drawn else None
 
 
 class TelegramDestination:
@@ -128,6 +177,7 @@ class TelegramDestination:
             chat_id = int(destination)
         except ValueError:
             raise DeliveryFailed(f"Telegram destination must be a chat id, got {destination!r}") from None
+        keyboard = telegram_redraw_keyboard(report.redraws)
         try:
             pieces = chunks(report.figures, TELEGRAM_TEXT_LIMIT) if report.figures else []
             if report.png is not None:
@@ -141,11 +191,16 @@ class TelegramDestination:
                             *pieces,
                         ],
                     )
-                await self.bot.send_photo(chat_id, photo, caption=caption)
+                await self.bot.send_photo(
+                    chat_id, photo, caption=caption, reply_markup=None if pieces else keyboard
+                )
             else:
                 pieces = chunks(report.text, TELEGRAM_TEXT_LIMIT)
-            for piece in pieces:
-                await self.bot.send_message(chat_id, piece)
+            for number, piece in enumerate(pieces, start=1):
+                # The buttons go under the last piece of the report's words, where the reader ends up.
+                await self.bot.send_message(
+                    chat_id, piece, reply_markup=keyboard if number == len(pieces) else None
+                )
             if report.csv is not None:
                 document = BufferedInputFile(report.csv, filename=f"{report.filename_stem}.csv")
                 await self.bot.send_document(chat_id, document)

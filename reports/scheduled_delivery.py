@@ -8,6 +8,7 @@ from email.message import EmailMessage
 from providers.smtp.client import MAIL_KIND_HEADER
 from reports.business_format import BusinessFormat
 from reports.destinations import RenderedReport
+from reports.redraw import redraws
 from reports.saved import run_saved_report
 from storage.database import Database
 from storage.schedules import DueSchedule
@@ -32,6 +33,7 @@ async def render_scheduled_report(
         png=output.png,
         csv=output.csv if schedule.attach_csv else None,
         figures=output.figures,
+        redraws=redraws(schedule.report_slug, schedule.definition),
         due_at=due_at,
         late=late,
         filename_stem=schedule.report_slug,

@@ -25,6 +25,7 @@ from reports.library import (
 )
 from reports.metrics import get_metric
 from reports.periods import PeriodSpec, zone
+from reports.redraw import redraws
 from reports.saved import (
     describe_query,
     period_definition,
@@ -291,12 +292,7 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
     except ValueError as error:  # ReportDefinitionError, or a relative period grown past 5,000 points
         return Reply(f"Report “{report.name}” cannot run that way: {str(error).rstrip('.')}.", kind="error")
     title = f"{report.name} ({', '.join(said)})" if said else report.name
-    query = definition["query"]
-    splits = [d for d in get_metric(query["metrics"][0]).dimensions if d not in query.get("dimensions", [])]
-    buttons = tuple(
-        Button(f"By {d.replace('_', ' ')}", f"report run {report.slug} by {d.replace('_', ' ')}")
-        for d in splits[:3]
-    )
+    buttons = tuple(Button(r.label, r.command) for r in redraws(report.slug, definition))
     if output.png is None:
         return Reply(
             f"{output.summary}\nThe chart could not be drawn this time; the figures:\n{output.figures}",

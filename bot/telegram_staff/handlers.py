@@ -28,11 +28,13 @@ from bot.telegram_staff.conversations import (
 from bot.telegram_staff.render import (
     CAPTION_LIMIT,
     ButtonCommands,
+    PressedButton,
     clip,
     render_html,
     render_keyboard,
     render_plain,
 )
+from reports.redraw import parse_redraw
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +187,9 @@ class TelegramStaffFrontEnd:
 
     async def on_button(self, callback: CallbackQuery, bot: Bot) -> None:
         pressed = self.buttons.recall(callback.data)
+        redraw = parse_redraw(callback.data)
+        if pressed is None and redraw is not None:  # under a scheduled report, drawn by the worker
+            pressed = PressedButton(command=redraw, label=redraw, confirm=False)
         if pressed is None:
             await self.answer_press(
                 callback, "This button has expired. Please send the command again.", show_alert=True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -345,3 +346,54 @@ async def test_a_chart_that_cannot_be_drawn_still_delivers_the_figures_as_text(
     await telegram.close()
     methods = {str(c["method"]).lower() for c in sandbox.state.telegram_calls}
     assert "sendphoto" not in methods and "sendmessage" in methods
+
+
+async def test_slack_and_telegram_deliveries_end_with_buttons_to_redraw_by_another_split(
+    sandbox: RunningSandbox,
+) -> None:
+    from dataclasses import replace
+
+    from reports.destinations import REDRAW_PROMPT, SlackDestination
+    from reports.redraw import parse_redraw, redraws
+
+    offered = redraws("revenue-by-clinic", {"query": {"metrics": ["revenue"], "dimensions": ["location"]}})
+    report = replace(_long_report(None), redraws=offered)
+    slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
+    await slack.deliver("C0SWITCHBOARD", report)
+    last = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"][-1]
+    assert last.text == REDRAW_PROMPT
+    actions = next(b for b in last.blocks if b["type"] == "actions")
+    assert [e["value"] for e in actions["elements"]] == [r.command for r in offered]
+
+    telegram = TelegramDestination(CREDENTIALS.telegram_bot_token, sandbox.base_url)
+    await telegram.deliver("5550001", report)
+    await telegram.close()
+    sent = [c for c in sandbox.state.telegram_calls if str(c["method"]).lower() == "sendmessage"]
+    markups = [c["params"].get("reply_markup") for c in sent]
+    assert all(m is None for m in markups[:-1]) and markups[-1] is not None  # under the last piece only
+    keyboard = markups[-1] if isinstance(markups[-1], dict) else json.loads(str(markups[-1]))
+    pressed = [parse_redraw(b["callback_data"]) for b in keyboard["inline_keyboard"][0]]
+    assert pressed == [r.command for r in offered]
+
+
+async def test_a_chart_goes_to_a_slack_channel_named_by_its_name(sandbox: RunningSandbox) -> None:
+    """`to #switchboard`: uploads need the channel's id, which the first message's answer gives."""
+    from reports.charts.render import render_png
+    from reports.charts.spec import ChartSpec, KpiTile
+    from reports.destinations import SlackDestination
+
+    png = render_png(
+        ChartSpec(
+            kind="kpi_tile",
+            title="Revenue",
+            period_label="week",
+            data_as_of=DUE,
+            unit="count",
+            kpi=KpiTile(1.0),
+        )
+    )
+    slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
+    await slack.deliver("#switchboard", _long_report(png))
+    posts = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]
+    assert posts[0].text.startswith("Revenue by clinic") and any(m.files for m in posts)
+    assert "Clinic number 199" in "\n".join(m.text for m in posts)

@@ -7,6 +7,8 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import select
 from zoneinfo import ZoneInfo
 
 from tests.journeys.conftest import MANAGER, Demo, screenshot, sign_in, wait_for
@@ -47,6 +49,8 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
         f'report schedule revenue-by-clinic "{cron}" to reports@northwind.example', as_email=MANAGER
     )
     assert scheduled.kind == "answer", scheduled.text
+    to_slack = demo.ask(f'report schedule revenue-by-clinic "{cron}" to #switchboard', as_email=MANAGER)
+    assert to_slack.kind == "answer", to_slack.text
 
     def delivered() -> list[dict[str, Any]]:
         return [
@@ -64,6 +68,60 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
         "two more scheduler ticks",
     )
     assert len(delivered()) == 1
+
+    # In Slack the delivery ends with "By …" buttons; pressing one redraws the report by that split.
+    def slack_posts() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = demo.sandbox("GET", "/_sandbox/slack/channels/C0SWITCHBOARD/messages")[
+            "messages"
+        ]
+        return found
+
+    def redraw_buttons() -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        for post in slack_posts():
+            for block in post.get("blocks") or []:
+                if block.get("type") == "actions" and any(
+                    e.get("value", "").startswith("report run revenue-by-clinic by ")
+                    for e in block["elements"]
+                ):
+                    return post, block["elements"]
+        return None
+
+    from storage.models import ReportDelivery
+
+    try:
+        post, buttons = wait_for(redraw_buttons, 60, "the redraw buttons under the Slack delivery")
+    except AssertionError:
+        print("DELIVERIES", demo.rows(select(ReportDelivery.__table__)))
+        print("POSTS", slack_posts()[-5:])
+        raise
+    assert [b["text"]["text"] for b in buttons][:1] and all(
+        b["text"]["text"].startswith("By ") for b in buttons
+    )
+    before = len(slack_posts())
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/click",
+        {
+            "user": "U0MANAGER1",
+            "channel": "C0SWITCHBOARD",
+            "ts": post["ts"],
+            "action_id": buttons[0]["action_id"],
+        },
+    )
+    split = buttons[0]["value"].rpartition(" by ")[2]
+    answer = wait_for(
+        lambda: next(
+            (
+                m
+                for m in slack_posts()[before:]
+                if f"by {split}" in str(m.get("text", "")) + str(m.get("blocks", "")).lower()
+            ),
+            None,
+        ),
+        60,
+        f"the report redrawn by {split}",
+    )
+    assert "Traceback" not in str(answer)
 
 
 def test_a_report_is_built_in_the_browser_previewed_live_saved_exported_and_scheduled(

@@ -1,0 +1,69 @@
+"""Redrawing a report by another split, from buttons under it in Slack or Telegram.
+
+`report run` in chat and every scheduled delivery to Slack or Telegram offer up to three "By …" buttons;
+pressing one runs `report run SLUG by SPLIT` as the person who pressed it (with their role's rights), in
+the conversation the report is in. Slack carries the command in the button's value (the bot's own action
+id pattern); Telegram allows only 64 bytes of callback data and the worker that delivers does not share
+the bot's memory of drawn buttons, so the button names the report and split in a small format the bot
+reads back (`parse_redraw`), and the command is rebuilt from checked words only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from reports.metrics import get_metric
+
+#: How many "By …" buttons go under a report.
+MAX_REDRAWS = 3
+#: The Slack bot answers buttons whose action id is this prefix and a number (bot.slack.render.ACTION_PREFIX).
+SLACK_ACTION_PREFIX = "sb_cmd_"
+#: Telegram callback data of a redraw button: "sbr:SLUG:SPLIT" (at most 64 bytes, or no button is drawn).
+TELEGRAM_PREFIX = "sbr:"
+TELEGRAM_DATA_LIMIT = 64
+_WORD = re.compile(r"[a-z0-9][a-z0-9_-]{0,79}")
+
+
+@dataclass(frozen=True)
+class Redraw:
+    label: str
+    command: str
+    slug: str
+    split: str
+
+    @property
+    def telegram_data(self) -> str | None:
+        """The button's callback data, or None when the report's address is too long for Telegram's 64 bytes."""
+        data = f"{TELEGRAM_PREFIX}{self.slug}:{self.split}"
+        return data if len(data.encode()) <= TELEGRAM_DATA_LIMIT else None
+
+
+def redraws(slug: str, definition: Mapping[str, Any]) -> tuple[Redraw, ...]:
+    """The splits the report's metric allows that it is not already split by (at most three)."""
+    query = definition.get("query") or {}
+    metrics = query.get("metrics") or []
+    if not metrics:
+        return ()
+    try:
+        metric = get_metric(str(metrics[0]))
+    except (KeyError, ValueError):
+        return ()
+    shown = set(query.get("dimensions") or [])
+    splits = [d for d in metric.dimensions if d not in shown][:MAX_REDRAWS]
+    return tuple(
+        Redraw(f"By {d.replace('_', ' ')}", f"report run {slug} by {d.replace('_', ' ')}", slug, d)
+        for d in splits
+    )
+
+
+def parse_redraw(data: str | None) -> str | None:
+    """The command a Telegram redraw button stands for, or None if the data is not one (or not well formed)."""
+    if not data or not data.startswith(TELEGRAM_PREFIX):
+        return None
+    slug, colon, split = data[len(TELEGRAM_PREFIX) :].partition(":")
+    if not colon or not _WORD.fullmatch(slug) or not _WORD.fullmatch(split):
+        return None
+    return f"report run {slug} by {split.replace('_', ' ')}"
