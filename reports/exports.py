@@ -104,7 +104,11 @@ def sheet_rows(spec: ChartSpec) -> SheetRows:
 
 
 def as_csv(spec: ChartSpec) -> bytes:
-    sheet = sheet_rows(spec)
+    return sheet_csv(sheet_rows(spec))
+
+
+def sheet_csv(sheet: SheetRows) -> bytes:
+    """Rows as CSV: heading, rows, a blank line and the footnote; a cell that looks like a formula stays text."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([_csv_cell(h) for h in sheet.heading])
@@ -117,6 +121,8 @@ def as_csv(spec: ChartSpec) -> bytes:
 
 
 def _csv_cell(cell: str | float) -> str:
+    if isinstance(cell, int):
+        return str(cell)
     if isinstance(cell, float):
         return str(int(cell)) if cell.is_integer() and abs(cell) < 1e15 else repr(cell)
     # A label starting with = + - @ would run as a formula in a spreadsheet: keep it text.
@@ -124,7 +130,11 @@ def _csv_cell(cell: str | float) -> str:
 
 
 def as_xlsx(spec: ChartSpec) -> bytes:
-    sheet = sheet_rows(spec)
+    return sheet_xlsx(sheet_rows(spec))
+
+
+def sheet_xlsx(sheet: SheetRows) -> bytes:
+    """Rows as one XLSX sheet, bold heading and the footnote under it; every text cell stays text."""
     book = Workbook()
     page = book.active
     assert page is not None  # a new workbook always has its first sheet

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.response import Template
 
 from api.pages.common import (
@@ -24,9 +24,11 @@ from api.pages.common import (
     cost_label,
     page,
     provider_currencies,
+    table_download,
     utc_now,
 )
 from reports.charts.spec import ChartSpec, Series
+from reports.exports import SheetRows
 from reports.heartbeats import in_words
 from storage.database import Database
 from storage.queries.channels import (
@@ -193,6 +195,39 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
     }
 
 
+async def communication_analytics_sheet(request: Request[Any, Any, Any]) -> SheetRows:
+    """The daily figures per channel as the page's table shows them, as numbers, cost in each provider's
+    currency (named on every row, since providers may charge in different ones)."""
+    container, formats = container_of(request), Formats.of(request)
+    days = last_days(utc_now(), formats.timezone)
+    currencies = await provider_currencies(container.database)
+    rows = tuple(
+        (
+            r.day.isoformat(),
+            r.channel,
+            *(r.figures[name] for name in FIGURES),
+            round(r.delivery_rate * 100, 2) if r.delivery_rate is not None else None,
+            r.cost_micros / 1_000_000,
+            currencies.get(r.channel) or DEFAULT_PROVIDER_CURRENCY,
+        )
+        for r in await daily_figures(container.database, days[0])
+    )
+    return SheetRows(
+        "Communication analytics",
+        (
+            f"Day ({formats.timezone})",
+            "Channel",
+            *(name.replace("_", " ").capitalize() for name in FIGURES),
+            "Delivery rate (%)",
+            "Cost",
+            "Currency",
+        ),
+        rows,
+        f"Last {len(days)} days by the day each message was sent, {formats.timezone}; as of "
+        f"{utc_now().astimezone(ZoneInfo(formats.timezone)):%Y-%m-%d %H:%M}.",
+    )
+
+
 class ChannelPages(StaffPages):
     @get("/communication/sms", name="sms")
     async def sms(self, request: Request[Any, Any, Any]) -> Template:
@@ -224,6 +259,14 @@ class ChannelPages(StaffPages):
     async def telegram(self, request: Request[Any, Any, Any]) -> Template:
         data = await channel_page_data(request, "telegram")
         return page(request, "communication/channel.html", "communication", "telegram", **data)
+
+    @get(
+        ["/communication/analytics.csv", "/communication/analytics.xlsx"],
+        name="communication_analytics_export",
+    )
+    async def analytics_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        sheet = await communication_analytics_sheet(request)
+        return table_download(sheet, request.url.path.rpartition(".")[2], "communication-analytics")
 
     @get("/communication/analytics", name="communication_analytics")
     async def analytics(self, request: Request[Any, Any, Any]) -> Template:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_skeleton, format_time
-from litestar import Controller, Request
+from litestar import Controller, Request, Response
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.response import Template
 from markupsafe import Markup
@@ -19,6 +19,7 @@ from domain.clock import utc_now as utc_now  # the pages' one clock
 from reports.charts.cache import draw
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
+from reports.exports import SheetRows, sheet_csv, sheet_xlsx
 from reports.periods import PeriodSpec
 from storage.database import Database
 from storage.queries.channels import provider_currencies as stored_provider_currencies
@@ -213,3 +214,20 @@ async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     body = svg[svg.index("<svg") :]
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704
+
+
+#: Table downloads: file extension, and the media type it is sent as.
+TABLE_FILES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def table_download(sheet: SheetRows, ext: str, stem: str) -> Response[bytes]:
+    """A page's table as a CSV or XLSX download (reports.exports writes both from the same rows)."""
+    body = sheet_csv(sheet) if ext == "csv" else sheet_xlsx(sheet)
+    return Response(
+        body,
+        media_type=TABLE_FILES[ext],
+        headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'},
+    )

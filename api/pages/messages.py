@@ -7,18 +7,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
 from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
+from reports.exports import SheetRows
 from storage.database import Database
 from storage.queries.messages import (
     MessageLogFilters,
@@ -30,6 +32,8 @@ from storage.queries.messages import message_detail as stored_message_detail
 from storage.queries.templates import all_template_variants
 
 PAGE_SIZE = 50
+#: The most messages one download holds (the newest that match the filters); narrower filters reach older ones.
+EXPORT_ROWS = 10_000
 
 
 #: At most this many customers are listed (and their messages shown) when a customer search matches several.
@@ -66,7 +70,7 @@ class MessageFilters:
             number("before"),
         )
 
-    def query_for(self, before: int) -> str:
+    def kept(self) -> dict[str, str | int]:
         kept = {
             "channel": self.channel,
             "status": self.status,
@@ -74,7 +78,10 @@ class MessageFilters:
             "customer_id": self.customer_id,
             "customer": self.customer or None,
         }
-        return urlencode({**{k: v for k, v in kept.items() if v is not None}, "before": before})
+        return {k: v for k, v in kept.items() if v is not None}
+
+    def query_for(self, before: int) -> str:
+        return urlencode({**self.kept(), "before": before})
 
 
 @dataclass(frozen=True)
@@ -300,10 +307,86 @@ class MessagePages(StaffPages):
             search=search,
             rows=rows,
             next_query=filters.query_for(next_before) if next_before else None,
+            export_query=urlencode(filters.kept()),
+            export_rows=f"{EXPORT_ROWS:,}",
             channels=[c.value for c in Channel],
             statuses=[s.value for s in MessageStatus],
             directions=[d.value for d in Direction],
         )
+
+    @get(["/communication/messages.csv", "/communication/messages.xlsx"], name="messages_export")
+    async def messages_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The message log as filtered on the page, as CSV or XLSX: the newest EXPORT_ROWS messages, each
+        with its whole text, times in the business's timezone."""
+        filters = MessageFilters.parse(dict(request.query_params))
+        database, formats = container_of(request).database, Formats.of(request)
+        search = await find_customers(database, filters.customer) if filters.customer else None
+        rows = (
+            await message_log(
+                database,
+                MessageLogFilters(
+                    filters.channel,
+                    filters.status,
+                    filters.direction,
+                    filters.customer_id,
+                    search.ids if search else None,
+                    filters.before,
+                ),
+                EXPORT_ROWS + 1,
+            )
+            if search is None or search.matches
+            else []
+        )
+        shown = [
+            (
+                f"{m.created_at.astimezone(ZoneInfo(formats.timezone)):%Y-%m-%d %H:%M:%S}",
+                m.id,
+                name or "",
+                m.channel,
+                m.direction,
+                m.status,
+                (m.status_reason or m.error_code or "").replace("_", " "),
+                m.subject or "",
+                m.body or "",
+            )
+            for m, name in rows[:EXPORT_ROWS]
+        ]
+        said = [
+            f"{k} {v}"
+            for k, v in (
+                ("channel", filters.channel),
+                ("status", filters.status),
+                ("direction", filters.direction),
+            )
+            if v
+        ]
+        if filters.customer:
+            said.append(f"customer “{filters.customer}”")
+        if filters.customer_id:
+            said.append(f"customer #{filters.customer_id}")
+        how_many = f"The newest {EXPORT_ROWS:,}" if len(rows) > EXPORT_ROWS else f"All {len(shown):,}"
+        local_now = utc_now().astimezone(ZoneInfo(formats.timezone))
+        footnote = (
+            f"{how_many} messages{' with ' + ', '.join(said) if said else ''}, newest first; times in "
+            f"{formats.timezone}; as of {local_now:%Y-%m-%d %H:%M}."
+        )
+        sheet = SheetRows(
+            "Messages",
+            (
+                f"Written ({formats.timezone})",
+                "Message",
+                "Customer",
+                "Channel",
+                "Direction",
+                "Status",
+                "Why",
+                "Subject",
+                "Text",
+            ),
+            tuple(shown),
+            footnote,
+        )
+        return table_download(sheet, request.url.path.rpartition(".")[2], "messages")
 
     @get("/communication/messages/{message_id:int}", name="message")
     async def message(self, request: Request[Any, Any, Any], message_id: FromPath[int]) -> Template:
