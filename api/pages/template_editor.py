@@ -157,6 +157,11 @@ def diff_lines(before: MessageTemplate, after: MessageTemplate) -> list[tuple[st
     return shown
 
 
+def opened_at(version: int | None) -> str:
+    """What the form remembers of the variant it was opened on: its version, or "new" if there was none."""
+    return "new" if version is None else str(version)
+
+
 class TemplateEditorPages(StaffPages):
     """Managers edit templates; each save is validated, trial-rendered within a time limit, kept and audited."""
 
@@ -171,9 +176,13 @@ class TemplateEditorPages(StaffPages):
         errors: dict[str, str] | None = None,
         status_code: int = 200,
         preview: bool = False,
+        opened: str | None = None,
+        conflict: str | None = None,
     ) -> Template:
         container = container_of(request)
         record = await template_variant(container.database, name, channel.value, locale)
+        if opened is None:
+            opened = opened_at(record.version if record else None)
         versions = await template_versions(container.database, name, channel.value, locale)
         current = versions[0].template if versions else (variant_of_record(record) if record else None)
         errors = dict(errors or {})
@@ -218,6 +227,8 @@ class TemplateEditorPages(StaffPages):
             ),
             compared=compared,
             saved=request.query_params.get("saved", "")[:8],
+            opened=opened,
+            conflict=conflict,
         )
         template.status_code = status_code
         return template
@@ -269,8 +280,29 @@ class TemplateEditorPages(StaffPages):
         # Not cut: validation refuses what is too long, in words, rather than a silently shortened save.
         form = {key: str(raw.get(key, "") or "") for key in FIELDS}
         if raw.get("action") != "save":
-            return await self._editor(request, name, chosen, locale, form, preview=True)
+            opened_then = str(raw.get("opened_version", "") or "")[:12] or None
+            return await self._editor(request, name, chosen, locale, form, preview=True, opened=opened_then)
         staff = staff_of(request)
+        opened = str(raw.get("opened_version", "") or "")[:12]
+        record = await template_variant(container_of(request).database, name, chosen.value, locale)
+        now_at = opened_at(record.version if record else None)
+        if opened and opened != now_at:
+            # Someone saved this variant since the form was opened: saving now would quietly undo their
+            # change. The text typed is kept, the difference from their version shown; saving again replaces it.
+            who = await template_versions(container_of(request).database, name, chosen.value, locale, limit=1)
+            by = f" by {who[0].saved_by}" if who and who[0].saved_by else ""
+            return await self._editor(
+                request,
+                name,
+                chosen,
+                locale,
+                form,
+                conflict=f"Version {now_at}{by} was saved while you were editing, so nothing was saved. "
+                "Your text is below, with what differs from it under the preview; save again to replace it.",
+                status_code=409,
+                preview=True,
+                opened=now_at,
+            )
         try:
             variant = variant_of(name, chosen, locale, form)
             saved = await save_template_variant(
@@ -286,6 +318,7 @@ class TemplateEditorPages(StaffPages):
                 errors={"body": str(error)},
                 status_code=422,
                 preview=True,
+                opened=opened or None,
             )
         return Redirect(
             f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303

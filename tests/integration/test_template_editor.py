@@ -122,3 +122,37 @@ async def test_mistakes_and_template_code_are_refused_beside_the_text_and_nothin
     assert (
         "Edit" not in (await client.get("/communication/templates")).text.split("Automated notifications")[0]
     )
+
+
+async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_difference(
+    client: Client, seeded: Seeded
+) -> None:
+    """Two managers open version 1; the first saves version 2; the second's save would undo it unseen, so it
+    is refused (409) with their text kept and the difference shown; saving again then replaces it."""
+    await sign_in(client, seeded, MANAGER)
+    base = {
+        "category": "marketing",
+        "body": "Hi {{ first_name }}, see you soon.",
+        "variables": "first_name",
+        "samples": "first_name = Jana",
+        "action": "save",
+    }
+    assert (await post_form(client, EDITOR, EDITOR, {**base, "opened_version": "new"})).status_code == 303
+    page = (await client.get(EDITOR)).text
+    assert 'name="opened_version" value="1"' in page
+    theirs = {**base, "body": "Hi {{ first_name }}, see you on Monday.", "opened_version": "1"}
+    assert (await post_form(client, EDITOR, EDITOR, theirs)).headers["location"] == f"{EDITOR}?saved=2"
+
+    mine = {**base, "body": "Hi {{ first_name }}, see you in December.", "opened_version": "1"}
+    stopped = await post_form(client, EDITOR, EDITOR, mine)
+    assert stopped.status_code == 409
+    assert "Version 2 by" in stopped.text and "nothing was saved" in stopped.text
+    assert "see you in December." in stopped.text and "see you on Monday." in stopped.text  # kept, and the diff
+    assert 'name="opened_version" value="2"' in stopped.text
+    row, versions = await _rows(seeded)
+    assert row is not None and row.version == 2 and versions == [1, 2]
+
+    again = await post_form(client, EDITOR, EDITOR, {**mine, "opened_version": "2"})
+    assert again.headers["location"] == f"{EDITOR}?saved=3"
+    second_new = await post_form(client, EDITOR, EDITOR, {**base, "opened_version": "new"})
+    assert second_new.status_code == 409  # "new" was opened, but the variant exists by now

@@ -7,9 +7,9 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from zoneinfo import ZoneInfo
 
 from tests.journeys.conftest import MANAGER, Demo, screenshot, sign_in, wait_for
 
