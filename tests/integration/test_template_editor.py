@@ -147,7 +147,9 @@ async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_
     stopped = await post_form(client, EDITOR, EDITOR, mine)
     assert stopped.status_code == 409
     assert "Version 2 by" in stopped.text and "nothing was saved" in stopped.text
-    assert "see you in December." in stopped.text and "see you on Monday." in stopped.text  # kept, and the diff
+    assert (
+        "see you in December." in stopped.text and "see you on Monday." in stopped.text
+    )  # kept, and the diff
     assert 'name="opened_version" value="2"' in stopped.text
     row, versions = await _rows(seeded)
     assert row is not None and row.version == 2 and versions == [1, 2]
