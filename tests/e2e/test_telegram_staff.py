@@ -223,6 +223,32 @@ async def test_an_expired_button_is_explained(
     assert fake_telegram.methods() == ["answerCallbackQuery"]
 
 
+async def test_a_redraw_button_under_a_scheduled_report_runs_the_report_by_that_split(
+    handle: TelegramStaffHandler, fake_telegram: FakeTelegramApi, runner: FakeRunner
+) -> None:
+    """The worker draws "By …" buttons it cannot register with this bot: their data names report and split."""
+    for data, expected in (
+        ("sbr:revenue-by-clinic:source_channel", "report run revenue-by-clinic by source channel"),
+        ("sbr:revenue-by-clinic:location; campaign cancel x", None),
+    ):
+        await handle(
+            {
+                "update_id": next(update_ids),
+                "callback_query": {
+                    "id": "cb3",
+                    "from": {"id": STAFF_ID, "is_bot": False, "first_name": "Ada"},
+                    "chat_instance": "ci1",
+                    "data": data,
+                },
+            }
+        )
+        if expected is None:
+            assert "expired" in fake_telegram.of("answerCallbackQuery")[-1].params["text"]
+        else:
+            assert runner.asked[-1] == (expected, STAFF_ID)
+    assert [text for text, _ in runner.asked] == ["report run revenue-by-clinic by source channel"]
+
+
 @pytest.mark.parametrize(
     ("typed", "command"),
     [
