@@ -80,6 +80,12 @@ class MessageFilters:
         }
         return {k: v for k, v in kept.items() if v is not None}
 
+    def for_log(self, customers: list[int] | None) -> MessageLogFilters:
+        """The log query's filters; `customers` narrows to those a customer search found."""
+        return MessageLogFilters(
+            self.channel, self.status, self.direction, self.customer_id, customers, self.before
+        )
+
     def query_for(self, before: int) -> str:
         return urlencode({**self.kept(), "before": before})
 
@@ -135,18 +141,7 @@ async def latest_messages(
     `customers` narrows to those customers (from a search). The next page starts after the last
     message shown, at its time and id, so paging stays exact however many messages share a moment.
     """
-    rows = await message_log(
-        database,
-        MessageLogFilters(
-            filters.channel,
-            filters.status,
-            filters.direction,
-            filters.customer_id,
-            customers,
-            filters.before,
-        ),
-        PAGE_SIZE + 1,
-    )
+    rows = await message_log(database, filters.for_log(customers), PAGE_SIZE + 1)
     shown = [
         MessageRow(
             m.id,
@@ -322,18 +317,7 @@ class MessagePages(StaffPages):
         database, formats = container_of(request).database, Formats.of(request)
         search = await find_customers(database, filters.customer) if filters.customer else None
         rows = (
-            await message_log(
-                database,
-                MessageLogFilters(
-                    filters.channel,
-                    filters.status,
-                    filters.direction,
-                    filters.customer_id,
-                    search.ids if search else None,
-                    filters.before,
-                ),
-                EXPORT_ROWS + 1,
-            )
+            await message_log(database, filters.for_log(search.ids if search else None), EXPORT_ROWS + 1)
             if search is None or search.matches
             else []
         )

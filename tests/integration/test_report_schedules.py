@@ -293,23 +293,28 @@ def _long_report(png: bytes | None) -> RenderedReport:
     )
 
 
-async def test_long_figures_are_split_under_each_channels_limits_and_nothing_is_lost(
-    sandbox: RunningSandbox,
-) -> None:
+def _tile_png() -> bytes:
     from reports.charts.render import render_png
     from reports.charts.spec import ChartSpec, KpiTile
-    from reports.destinations import SLACK_TEXT_LIMIT, SlackDestination
 
-    png = render_png(
+    return render_png(
         ChartSpec(
             kind="kpi_tile",
             title="Revenue",
             period_label="week",
             data_as_of=DUE,
             unit="count",
-            kpi=KpiTile(value=1.0),
+            kpi=KpiTile(1.0),
         )
     )
+
+
+async def test_long_figures_are_split_under_each_channels_limits_and_nothing_is_lost(
+    sandbox: RunningSandbox,
+) -> None:
+    from reports.destinations import SLACK_TEXT_LIMIT, SlackDestination
+
+    png = _tile_png()
     report = _long_report(png)
     slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
     await slack.deliver("C0SWITCHBOARD", report)
@@ -378,20 +383,9 @@ async def test_slack_and_telegram_deliveries_end_with_buttons_to_redraw_by_anoth
 
 async def test_a_chart_goes_to_a_slack_channel_named_by_its_name(sandbox: RunningSandbox) -> None:
     """`to #switchboard`: uploads need the channel's id, which the first message's answer gives."""
-    from reports.charts.render import render_png
-    from reports.charts.spec import ChartSpec, KpiTile
     from reports.destinations import SlackDestination
 
-    png = render_png(
-        ChartSpec(
-            kind="kpi_tile",
-            title="Revenue",
-            period_label="week",
-            data_as_of=DUE,
-            unit="count",
-            kpi=KpiTile(1.0),
-        )
-    )
+    png = _tile_png()
     slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
     await slack.deliver("#switchboard", _long_report(png))
     posts = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]
