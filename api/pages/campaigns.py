@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from litestar import Request, get, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.vocabulary import CampaignStatus, Role
+from reports.exports import SheetRows
 from storage.database import Database
 from storage.queries.campaigns import CampaignOverview, campaign_overview, campaigns_with_progress
 from switchboard.wiring import Container
@@ -121,7 +123,48 @@ async def act_on_campaign(container: Container, campaign: CampaignOverview, acti
         raise NotFoundException(f"Campaigns cannot {action!r}; use launch, pause, resume or cancel.")
 
 
+async def campaigns_sheet(request: Request[Any, Any, Any]) -> SheetRows:
+    """Every campaign as the list shows it, with its counts as numbers."""
+    formats = Formats.of(request)
+    zone = ZoneInfo(formats.timezone)
+    campaigns = await campaigns_with_progress(container_of(request).database, HANDED_OVER)
+    return SheetRows(
+        "Campaigns",
+        (
+            "Campaign",
+            "Address",
+            "Status",
+            "Template",
+            "Channels",
+            "Planned",
+            "Excluded",
+            "Handed to providers",
+            f"Created ({formats.timezone})",
+        ),
+        tuple(
+            (
+                c.name,
+                c.slug,
+                c.status,
+                c.template_name,
+                ", ".join(c.channel_order),
+                c.planned_count,
+                c.excluded_count,
+                handed,
+                f"{c.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            )
+            for c, handed in campaigns
+        ),
+        f"Every campaign; as of {utc_now().astimezone(zone):%Y-%m-%d %H:%M} ({formats.timezone}).",
+    )
+
+
 class CampaignPages(StaffPages):
+    @get(["/communication/campaigns.csv", "/communication/campaigns.xlsx"], name="campaigns_export")
+    async def campaigns_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        sheet = await campaigns_sheet(request)
+        return table_download(sheet, request.url.path.rpartition(".")[2], "campaigns")
+
     @get("/communication/campaigns", name="campaigns")
     async def campaigns(self, request: Request[Any, Any, Any]) -> Template:
         rows = await campaign_rows(container_of(request).database, Formats.of(request))

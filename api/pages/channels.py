@@ -228,6 +228,35 @@ async def communication_analytics_sheet(request: Request[Any, Any, Any]) -> Shee
     )
 
 
+#: The most failures one download holds (the latest); the message log narrows further.
+FAILURES_EXPORTED = 10_000
+
+
+async def failures_sheet(request: Request[Any, Any, Any], channel: str) -> SheetRows:
+    """The channel's failed, undelivered and given-up messages, latest first, as the page's table lists them."""
+    container, formats = container_of(request), Formats.of(request)
+    zone = ZoneInfo(formats.timezone)
+    failed = await stored_failures(container.database, channel, FAILURES_EXPORTED)
+    return SheetRows(
+        f"{CHANNEL_PAGES[channel]} failures",
+        (f"When ({formats.timezone})", "Message", "Customer", "Status", "Error code", "Reason"),
+        tuple(
+            (
+                f"{m.at.astimezone(zone):%Y-%m-%d %H:%M:%S}",
+                m.id,
+                m.customer or "",
+                m.status,
+                m.error_code or "",
+                (m.status_reason or "").replace("_", " "),
+            )
+            for m in failed
+        ),
+        f"The latest {len(failed):,} {CHANNEL_PAGES[channel]} messages that failed, went undelivered or were "
+        f"given up (at most {FAILURES_EXPORTED:,}); times in {formats.timezone}; as of "
+        f"{utc_now().astimezone(zone):%Y-%m-%d %H:%M}.",
+    )
+
+
 class ChannelPages(StaffPages):
     @get("/communication/sms", name="sms")
     async def sms(self, request: Request[Any, Any, Any]) -> Template:
@@ -259,6 +288,15 @@ class ChannelPages(StaffPages):
     async def telegram(self, request: Request[Any, Any, Any]) -> Template:
         data = await channel_page_data(request, "telegram")
         return page(request, "communication/channel.html", "communication", "telegram", **data)
+
+    @get(
+        [f"/communication/{channel}/failures.{ext}" for channel in CHANNEL_PAGES for ext in ("csv", "xlsx")],
+        name="channel_failures_export",
+    )
+    async def failures_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        _, channel, file = request.url.path.rsplit("/", 2)
+        sheet = await failures_sheet(request, channel)
+        return table_download(sheet, file.rpartition(".")[2], f"{channel}-failures")
 
     @get(
         ["/communication/analytics.csv", "/communication/analytics.xlsx"],

@@ -13,7 +13,7 @@ import openpyxl
 from sqlalchemy import select
 
 from storage.database import Database
-from storage.models import CustomerCommunication
+from storage.models import BulkMessaging, CustomerCommunication
 from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     VIEWER,
     Client,
@@ -95,3 +95,42 @@ async def test_the_communication_analytics_table_is_recounted_from_the_messages(
     assert shown and {k: v for k, v in shown.items() if v} == dict(recounted)
     book = openpyxl.load_workbook(io.BytesIO((await client.get("/communication/analytics.xlsx")).content))
     assert book.active is not None and book.active.cell(1, 2).value == "Channel"
+
+
+async def test_channel_failures_and_the_campaign_list_download_as_the_rows_say(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, VIEWER)
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        failed = set(
+            await session.scalars(
+                select(CustomerCommunication.id).where(
+                    CustomerCommunication.channel == "sms",
+                    CustomerCommunication.status.in_(("failed", "undelivered", "dead")),
+                )
+            )
+        )
+        campaigns = {
+            slug: (planned, excluded)
+            for slug, planned, excluded in (
+                await session.execute(
+                    select(BulkMessaging.slug, BulkMessaging.planned_count, BulkMessaging.excluded_count)
+                )
+            ).all()
+        }
+    await database.dispose()
+    assert "/communication/sms/failures.csv" in (await client.get("/communication/sms")).text
+    rows = _csv((await client.get("/communication/sms/failures.csv")).content)
+    body = rows[1 : rows.index([])]
+    assert rows[0][1] == "Message" and {int(r[1]) for r in body} == failed
+    assert f"The latest {len(failed):,} SMS messages" in rows[-1][0]
+    xlsx = await client.get("/communication/whatsapp/failures.xlsx")
+    assert (
+        xlsx.status_code == 200 and 'filename="whatsapp-failures.xlsx"' in xlsx.headers["content-disposition"]
+    )
+
+    listed = _csv((await client.get("/communication/campaigns.csv")).content)
+    shown = {r[1]: (int(r[5]), int(r[6])) for r in listed[1 : listed.index([])]}
+    assert campaigns and shown == campaigns
+    assert (await client.get("/communication/fax/failures.csv")).status_code == 404
