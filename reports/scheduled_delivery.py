@@ -33,7 +33,7 @@ async def render_scheduled_report(
         png=output.png,
         csv=output.csv if schedule.attach_csv else None,
         figures=output.figures,
-        redraws=redraws(schedule.report_slug, schedule.definition),
+        redraws=redraws(schedule.report_slug, schedule.definition, schedule.recipient_filters),
         due_at=due_at,
         late=late,
         filename_stem=schedule.report_slug,

@@ -31,6 +31,8 @@ class DueSchedule:
     missed_run_policy: str
     next_due_at: datetime
     owner_email: str | None
+    #: The recipient's own filters (already in `definition`), e.g. location = BER.
+    recipient_filters: tuple[dict[str, Any], ...] = ()
 
 
 #: A holder is working on the run: rendering it (claimed) or handing it to the destination (sending).
@@ -296,6 +298,7 @@ def _due(schedule: ReportSchedule, report: CustomReport, owner_email: str | None
         missed_run_policy=schedule.missed_run_policy,
         next_due_at=schedule.next_due_at,
         owner_email=owner_email,
+        recipient_filters=tuple(schedule.filters or ()),
     )
 
 

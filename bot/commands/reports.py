@@ -45,7 +45,8 @@ SCHEDULE_USAGE = (
     "for clinic Berlin Mitte: that recipient's figures only)"
 )
 RUN_USAGE = (
-    "report run NAME [for PERIOD] [by DIMENSION]   e.g. report run weekly-revenue for last month by clinic"
+    "report run NAME [for PERIOD] [by DIMENSION] [only DIMENSION VALUES]   e.g. report run weekly-revenue for "
+    "last month by clinic, or … by country only clinic BER"
 )
 UNSCHEDULE_USAGE = "report unschedule NAME [to DESTINATION]"
 
@@ -221,7 +222,7 @@ async def _report_and_overrides(
     is a report wins, so a report called "Revenue by clinic" is found before "by clinic" is read."""
     words = text.split()
     for end in range(len(words), 0, -1):
-        if end < len(words) and normalise(words[end]) not in ("for", "by"):
+        if end < len(words) and normalise(words[end]) not in ("for", "by", "only"):
             continue
         report = await find_report(ctx.database, who.staff_id, " ".join(words[:end]))
         if report is not None:
@@ -271,13 +272,37 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
     return changed, said
 
 
+async def only_filters(
+    definition: dict[str, Any], word: str, values: str, ctx: CommandContext, usage: str
+) -> tuple[dict[str, Any], ...]:
+    """ "only clinic BER": a filter on one of the metric's dimensions, values checked against those there are."""
+    metric = get_metric(definition["query"]["metrics"][0])
+    choices = DIMENSION_WORDS.get(word.lower(), (word.lower(),))
+    dimension = next((d for d in choices if d in metric.dimensions), word.lower())
+    try:
+        return recipient_filters(definition, dimension, values, await dimension_names(ctx.database))
+    except ScheduleError as error:
+        raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", usage) from None
+
+
 async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext) -> Reply:
     report, overrides = await _report_and_overrides(command.text, who, ctx)
     if report is None:
         return Reply(f"There is no saved report “{command.text}”. `report list` shows them.", kind="error")
+    only_at = re.search(r"\bonly\b", overrides, re.I)
+    only_text = overrides[only_at.end() :] if only_at else ""
+    overrides = overrides[: only_at.start()] if only_at else overrides
     definition, said = overridden(
         report.definition, overrides, ctx.now().astimezone(zone(ctx.business_tz)).date()
     )
+    only: tuple[dict[str, Any], ...] = ()
+    if only_text.strip():
+        word, _, values = only_text.strip().partition(" ")
+        only = await only_filters(definition, word, values, ctx, RUN_USAGE)
+        query = dict(definition["query"])
+        query["filters"] = [*query.get("filters", []), *only]
+        definition = {**definition, "query": query}
+        said.append(f"only {filters_in_words(list(only))}")
     try:
         output = await run_saved_report(
             ctx.database,
@@ -292,7 +317,7 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
     except ValueError as error:  # ReportDefinitionError, or a relative period grown past 5,000 points
         return Reply(f"Report “{report.name}” cannot run that way: {str(error).rstrip('.')}.", kind="error")
     title = f"{report.name} ({', '.join(said)})" if said else report.name
-    buttons = tuple(Button(r.label, r.command) for r in redraws(report.slug, definition))
+    buttons = tuple(Button(r.label, r.command) for r in redraws(report.slug, definition, only))
     if output.png is None:
         return Reply(
             f"{output.summary}\nThe chart could not be drawn this time; the figures:\n{output.figures}",
@@ -320,16 +345,7 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
     )
     only: tuple[dict[str, Any], ...] = ()
     if command.only is not None:
-        word, values = command.only
-        metric = get_metric(report.definition["query"]["metrics"][0])
-        choices = DIMENSION_WORDS.get(word.lower(), (word.lower(),))
-        dimension = next((d for d in choices if d in metric.dimensions), word.lower())
-        try:
-            only = recipient_filters(
-                report.definition, dimension, values, await dimension_names(ctx.database)
-            )
-        except ScheduleError as error:
-            raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", SCHEDULE_USAGE) from None
+        only = await only_filters(report.definition, *command.only, ctx, SCHEDULE_USAGE)
     request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination, only)
     try:
         schedule = await schedule_report(

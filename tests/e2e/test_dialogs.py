@@ -548,6 +548,18 @@ async def test_each_clinic_manager_gets_their_clinic_from_one_scheduled_report(
     assert due.definition["query"]["filters"] == [
         {"dimension": "location", "operator": "in", "value": [code]}
     ]
+    assert due.recipient_filters == ({"dimension": "location", "operator": "in", "value": [code]},)
+
+    # The redraw buttons a delivery carries keep the clinic; pressing one runs them for that clinic only.
+    from reports.redraw import redraws
+
+    button = redraws(due.report_slug, due.definition, due.recipient_filters)[0]
+    assert button.command.endswith(f" only location {code}")
+    redrawn = await ask(seeded, button.command, as_email=MANAGER)
+    assert redrawn.kind == "answer" and f"only location {code}" in (redrawn.title or ""), redrawn.text
+    assert all(b.command.endswith(f" only location {code}") for b in redrawn.buttons)
+    refused = await ask(seeded, "report run weekly-revenue by country only clinic Atlantis", as_email=MANAGER)
+    assert refused.kind == "error" and "not a location we have" in refused.text
 
 
 async def test_a_one_line_campaign_can_aim_at_a_clinic_and_at_patients_not_seen_since_a_day(

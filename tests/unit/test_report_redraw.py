@@ -64,3 +64,12 @@ def test_slack_buttons_use_the_action_ids_the_bot_answers() -> None:
 
     blocks = slack_redraw_blocks(redraws("weekly", _definition("revenue", [])))
     assert all(BUTTON_ACTION.match(e["action_id"]) for e in blocks[1]["elements"])
+
+
+def test_a_recipients_own_filter_is_kept_by_the_redraw_in_slack_and_telegram() -> None:
+    only = [{"dimension": "location", "operator": "in", "value": ["BER"]}]
+    offered = redraws("weekly", _definition("revenue", ["location"]), only)
+    assert offered and all(r.command.endswith(" only location BER") for r in offered)
+    assert [parse_redraw(r.telegram_data) for r in offered] == [r.command for r in offered]
+    assert parse_redraw("sbr:weekly:service:location=BER;x") is None
+    assert parse_redraw("sbr:weekly:service:location") is None
