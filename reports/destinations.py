@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,8 @@ from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
 from providers.telegram.client import telegram_bot
 from reports.exports import chunks
 from reports.redraw import SLACK_ACTION_PREFIX, Redraw
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,18 @@ class SlackDestination:
                 pieces = pieces[1:]
             for piece in pieces:
                 await self.client.chat_postMessage(channel=channel, text=piece)
-            if report.redraws:
+        except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
+            raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
+        if report.redraws:
+            # The report is delivered; the buttons are a convenience, and a retry would post it all again.
+            try:
                 await self.client.chat_postMessage(
                     channel=channel, text=REDRAW_PROMPT, blocks=slack_redraw_blocks(report.redraws)
                 )
-        except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
-            raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
+            except Exception:
+                log.warning(
+                    "Redraw buttons under the report in %s could not be posted", destination, exc_info=True
+                )
 
 
 REDRAW_PROMPT = "Draw it again by another split:"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from reports.charts.formatting import format_value
@@ -141,7 +142,7 @@ def sheet_xlsx(sheet: SheetRows) -> bytes:
     page.title = _sheet_title(sheet.title)
     page.append(list(sheet.heading))
     for row in sheet.rows:
-        page.append(list(row))
+        page.append([_xlsx_text(cell) for cell in row])
     # openpyxl takes a string starting with "=" for a formula: every text cell is text, nothing else.
     for line in page.iter_rows():
         for cell in line:
@@ -157,6 +158,20 @@ def sheet_xlsx(sheet: SheetRows) -> bytes:
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
+
+
+#: The most characters an XLSX cell holds (longer text is cut there, and says so).
+XLSX_CELL_LIMIT = 32_767
+
+
+def _xlsx_text(cell: Cell) -> Cell:
+    """Text as an XLSX cell may hold it: without the control characters the format forbids (a message can
+    carry a form feed or an escape), and cut, saying so, past the cell limit."""
+    if not isinstance(cell, str):
+        return cell
+    text = ILLEGAL_CHARACTERS_RE.sub("", cell)
+    marker = " … (cut: the cell limit is 32,767 characters)"
+    return text if len(text) <= XLSX_CELL_LIMIT else text[: XLSX_CELL_LIMIT - len(marker)] + marker
 
 
 def _sheet_title(title: str) -> str:

@@ -72,7 +72,8 @@ def redraws(
             str(item.get("dimension", "")),
             tuple(str(v) for v in (values if isinstance(values, list) else [values])),
         )
-        said = f" only {kept[0].replace('_', ' ')} {','.join(kept[1])}"
+        # The dimension keeps its underscore: "only source channel phone" would read as dimension "source".
+        said = f" only {kept[0]} {','.join(kept[1])}"
     shown = set(query.get("dimensions") or [])
     splits = [d for d in metric.dimensions if d not in shown][:MAX_REDRAWS]
     return tuple(
@@ -97,4 +98,4 @@ def parse_redraw(data: str | None) -> str | None:
     dimension, equals, values = only.partition("=")
     if not equals or not _WORD.fullmatch(dimension) or not _VALUES.fullmatch(values):
         return None
-    return f"{command} only {dimension.replace('_', ' ')} {values}"
+    return f"{command} only {dimension} {values}"

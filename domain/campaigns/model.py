@@ -79,6 +79,12 @@ class Audience:
                 problems.append("'campaign_type' must be a short piece of text.")
             else:
                 values["campaign_type"] = campaign_type
+        visited, unseen = values.get("visited_since"), values.get("not_visited_since")
+        if visited is not None and unseen is not None and visited >= unseen:
+            problems.append(
+                "'not_visited_since' must be after 'visited_since': nobody visited since a day and not since "
+                "an earlier one."
+            )
         if problems:
             raise AudienceError(" ".join(problems))
         return cls(**values)

@@ -598,5 +598,11 @@ async def test_a_one_line_campaign_can_aim_at_a_clinic_and_at_patients_not_seen_
     table = [
         (MANAGER, line.replace("2026-09-01", "1st of September"), "error", "is not a day"),
         (MANAGER, line.replace(f"clinic:{code.lower()}", "opted-in:pigeon"), "error", "not a channel"),
+        (
+            MANAGER,
+            line.replace(f"clinic:{code.lower()}", "visited-since:2026-10-01"),
+            "error",
+            "must be after 'visited_since'",
+        ),
     ]
     await run_dialog(seeded, table)

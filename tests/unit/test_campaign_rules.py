@@ -96,6 +96,13 @@ class TestAudience:
             ({"opted_in_on": ["fax"]}, "'opted_in_on' may only name"),
             ({"visited_since": "last year"}, "'visited_since' must be an ISO date-time"),
             ({"locations": [""]}, "1 to 64 characters"),
+            (
+                {
+                    "visited_since": "2026-06-01T00:00:00+00:00",
+                    "not_visited_since": "2026-05-01T00:00:00+00:00",
+                },
+                "must be after 'visited_since'",
+            ),
             ({"countries": ["x" * 65]}, "1 to 64 characters"),
             ({"campaign_type": 5}, "'campaign_type'"),
         ],

@@ -73,3 +73,30 @@ def test_a_recipients_own_filter_is_kept_by_the_redraw_in_slack_and_telegram() -
     assert [parse_redraw(r.telegram_data) for r in offered] == [r.command for r in offered]
     assert parse_redraw("sbr:weekly:service:location=BER;x") is None
     assert parse_redraw("sbr:weekly:service:location") is None
+
+
+def test_a_two_word_dimension_in_the_recipients_filter_survives_the_round_trip() -> None:
+    only = [{"dimension": "source_channel", "operator": "in", "value": ["phone"]}]
+    offered = redraws("weekly-orders", _definition("revenue", []), only)
+    assert offered and all(r.command.endswith(" only source_channel phone") for r in offered)
+    assert all(parse_redraw(r.telegram_data) == r.command for r in offered if r.telegram_data)
+
+
+def test_xlsx_cells_drop_forbidden_control_characters_and_say_when_cut() -> None:
+    import io
+
+    import openpyxl
+
+    from reports.exports import XLSX_CELL_LIMIT, SheetRows, sheet_xlsx
+
+    long_text = "x" * (XLSX_CELL_LIMIT + 10)
+    book = openpyxl.load_workbook(
+        io.BytesIO(
+            sheet_xlsx(SheetRows("Messages", ("Text",), (("Page\x0cbreak \x1b[0m",), (long_text,)), ""))
+        )
+    )
+    sheet = book.active
+    assert sheet is not None
+    assert sheet.cell(2, 1).value == "Pagebreak [0m"
+    cut = str(sheet.cell(3, 1).value)
+    assert len(cut) == XLSX_CELL_LIMIT and cut.endswith("(cut: the cell limit is 32,767 characters)")
