@@ -131,7 +131,8 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
     if metric.aggregation in ("sum", "count"):
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
-        sentence = say(total, previous, f" (all {plural(label(result.dimension))})")
+        every = " and ".join(plural(label(d)) for d in result.dimensions)
+        sentence = say(total, previous, f" (all {every})")
         if comparison:
             current = {s.dimension_value or "": s.total or 0.0 for s in series}
             before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
@@ -168,6 +169,9 @@ def chart_for(
         "summary": summary,
         "subtitle": f"by {label(result.dimension)}" if result.dimension else None,
     }
+    if result.dimension and len(series) > len(shown):
+        # A chart holds MAX_SERIES lines or bars; say which are drawn, so none is dropped silently.
+        header["subtitle"] = f"by {label(result.dimension)}, largest {len(shown)} of {len(series)}"
     targets = [Annotation("target", "target", value=metric.target)] if metric.target is not None else []
     if result.grain is not None and shown and shown[0].points:
         kind = "line"

@@ -58,6 +58,7 @@ FIELDS = (
     "end_date",
     "grain",
     "dimension",
+    "dimension_2",
     "comparison",
     "kind",
     "sort",
@@ -107,7 +108,8 @@ def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bo
     form["start_date"] = period.get("start_date", "") or ""
     form["end_date"] = period.get("end_date", "") or ""
     form["grain"] = query.get("grain") or ""
-    form["dimension"] = (query.get("dimensions") or [""])[0]
+    split = [*(query.get("dimensions") or []), "", ""]
+    form["dimension"], form["dimension_2"] = split[0], split[1]
     form["comparison"] = query.get("comparison") or ""
     for index, item in enumerate((query.get("filters") or [])[:FILTER_ROWS]):
         value = item.get("value")
@@ -243,6 +245,10 @@ def build(
         errors["kind"] = "Pick a chart from the list."
     if form["sort"] not in SORT_ORDERS:
         errors["sort"] = "Pick an order from the list."
+    if form["dimension_2"] and not form["dimension"]:
+        errors["dimension_2"] = "Pick the first split (“Split by”) before a second one."
+    elif form["dimension_2"] and form["dimension_2"] == form["dimension"]:
+        errors["dimension_2"] = "The second split is the same as the first; pick another or “Nothing”."
     if errors or period is None:
         return BuiltReport(None, errors)
     query: dict[str, Any] = {
@@ -257,6 +263,7 @@ def build(
     steps: tuple[tuple[str, str, Any], ...] = (
         ("grain", "grain", form["grain"] or None),
         ("dimension", "dimensions", [form["dimension"]] if form["dimension"] else []),
+        ("dimension_2", "dimensions", [d for d in (form["dimension"], form["dimension_2"]) if d]),
         ("filter_0_dimension", "filters", filters),
         ("comparison", "comparison", form["comparison"] or None),
     )

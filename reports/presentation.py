@@ -84,8 +84,10 @@ def check_fits(query: MetricQuery, presentation: Presentation, metric: Metric) -
     if presentation.kind == "bar" and not (split or over_time):
         raise PresentationError("bars need a split or the figures over time; a single figure is a number")
     if presentation.kind == "stacked_bar":
-        if not (split and over_time):
-            raise PresentationError("stacked bars need both a split and the figures over time")
+        if not (split and over_time) and len(query.dimensions) < 2:
+            raise PresentationError(
+                "stacked bars need a split and the figures over time, or a split by two dimensions"
+            )
         if metric.aggregation not in ("sum", "count"):
             raise PresentationError(
                 f"{metric.label} is a rate or a distinct count, so its parts do not stack; use bars or a line"
@@ -137,6 +139,10 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
             header, result.grain, result.range.timezone, series, result.comparison_range is not None
         )
     chosen: ChartKind = "stacked_bar" if kind == "stacked_bar" else "bar"
+    if result.grain is None and chosen == "stacked_bar" and len(result.dimensions) == 2:
+        first, second = result.dimensions
+        header = replace(header, subtitle=f"by {label(first)}, stacked by {label(second)}")
+        return _stacked_two_ways(header, series, targets)
     if result.grain is None:
         return _reshaped(
             header,
@@ -158,6 +164,41 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
             )
             for s in shown
         ),
+        annotations=targets,
+    )
+
+
+def _stacked_two_ways(
+    header: ChartSpec, series: Sequence[SeriesResult], targets: tuple[Any, ...]
+) -> ChartSpec:
+    """A bar per value of the first dimension, stacked by the second: "by location, stacked by channel".
+
+    Only sums and counts stack (check_fits), so values past the chart's series limit add up into "Other".
+    """
+    firsts: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    cells: dict[tuple[str, str], float] = {}
+    for s in series:
+        first, second = s.dimension_values
+        firsts[first] = firsts.get(first, 0.0) + (s.total or 0.0)
+        seconds[second] = seconds.get(second, 0.0) + (s.total or 0.0)
+        cells[(first, second)] = s.total or 0.0
+    bars = list(firsts)  # in the chosen order (series arrive sorted and cut to top N)
+    ranked = sorted(seconds, key=lambda v: (-seconds[v], v))
+    kept = ranked if len(ranked) <= MAX_SERIES else ranked[: MAX_SERIES - 1]
+    stacks = [
+        Series(label(second) or "(none)", tuple(cells.get((first, second), 0.0) for first in bars))
+        for second in kept
+    ]
+    if len(kept) < len(ranked):
+        rest = ranked[len(kept) :]
+        other = "Other" if "Other" not in {s.name for s in stacks} else "All other values"
+        stacks.append(Series(other, tuple(sum(cells.get((f, r), 0.0) for r in rest) for f in bars)))
+    return _reshaped(
+        header,
+        "stacked_bar",
+        categories=tuple(label(first) or "(none)" for first in bars),
+        series=tuple(stacks),
         annotations=targets,
     )
 

@@ -32,7 +32,7 @@ from reports.periods import (
 )
 from reports.periods import Comparison as Comparison
 from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
-from storage.analytics.queries import FactFilter, churn_counts, measure_values
+from storage.analytics.queries import VALUE_JOINER, FactFilter, churn_counts, measure_values
 from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
 from storage.database import Database
 
@@ -44,6 +44,10 @@ MAX_FILTERS = 8
 MAX_FILTER_VALUES = 50
 MAX_VALUE_LENGTH = 128
 MAX_BUCKETS = 5000
+#: A report splits by at most two dimensions ("by location and source channel").
+MAX_DIMENSIONS = 2
+#: How the values of a two-way split read together: "BER · whatsapp".
+SHOWN_JOINER = " · "
 
 #: Ratios come back as (numerator, denominator); a bucket with no facts has both at zero.
 Fraction = tuple[float, float]
@@ -91,7 +95,11 @@ class MetricQuery:
 
 @dataclass(frozen=True)
 class SeriesResult:
-    """One metric for one dimension value (None: not split); points are (bucket start in UTC, value)."""
+    """One metric for one dimension value (None: not split); points are (bucket start in UTC, value).
+
+    Split two ways, `dimension_value` is both values as read ("BER · whatsapp") and `dimension_values`
+    holds each, in the order of the query's dimensions.
+    """
 
     metric: str
     dimension_value: str | None
@@ -99,6 +107,7 @@ class SeriesResult:
     points: tuple[tuple[datetime, float | None], ...]
     total: float | None
     comparison_total: float | None = None
+    dimension_values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,12 +116,17 @@ class QueryResult:
     range: TimeRange
     comparison_range: TimeRange | None
     grain: Grain | None
-    dimension: str | None
+    dimensions: tuple[str, ...]
     series: tuple[SeriesResult, ...]
     data_as_of: datetime
     source: Literal["rollup", "raw"]
     #: What the comparison range is, in words after "vs": "the same days last month", "the 7 days before".
     comparison_basis: str | None = None
+
+    @property
+    def dimension(self) -> str | None:
+        """The split as one name: `location`, `location_and_source_channel` (None: not split)."""
+        return "_and_".join(self.dimensions) or None
 
     @property
     def comparison_totals(self) -> dict[str, float | None]:
@@ -148,10 +162,14 @@ def validate_query(query: MetricQuery) -> tuple[Metric, ...]:
             if grain not in metric.grains:
                 raise UnknownName(f"grain for {metric.name}", grain, metric.grains)
 
-    if len(query.dimensions) > 1:
-        raise ValueError("split by one dimension at a time")
+    if len(query.dimensions) > MAX_DIMENSIONS:
+        raise ValueError(f"split by at most {MAX_DIMENSIONS} dimensions, got {len(query.dimensions)}")
     for name in query.dimensions:
         _check_dimension(_require_text("dimension", name), metrics)
+    if len(set(query.dimensions)) != len(query.dimensions):
+        raise ValueError("a dimension is named twice in the split")
+    if len(query.dimensions) > 1 and "currency" in query.dimensions:
+        raise ValueError("split by currency on its own: amounts in different currencies are never added up")
 
     if len(query.filters) > MAX_FILTERS:
         raise ValueError(f"at most {MAX_FILTERS} filters, got {len(query.filters)}")
@@ -217,14 +235,16 @@ class _Answerer:
         dialect: str,
         watermark: RollupWatermark | None,
         tz: str,
-        dimension: str | None,
+        dimensions: tuple[str, ...],
         filters: tuple[FactFilter, ...],
     ) -> None:
         self.session = session
         self.dialect = dialect
         self.watermark = watermark
         self.tz = tz
-        self.dimension = dimension
+        self.dimensions = dimensions
+        #: The one dimension a rollup row is split by ('' for the total); a two-way split has none.
+        self.dimension = dimensions[0] if len(dimensions) == 1 else ""
         self.filters = filters
         self.used_raw = False
 
@@ -238,7 +258,7 @@ class _Answerer:
 
     def _rollup_grain(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> Grain | None:
         """A rolled-up grain whose buckets tile `time_range` exactly (the query's own grain if given)."""
-        if self.watermark is None or metric.name not in METRIC_MEASURES:
+        if self.watermark is None or metric.name not in METRIC_MEASURES or len(self.dimensions) > 1:
             return None
         servable, _ = self._rollup_filter()
         if not servable:
@@ -282,7 +302,7 @@ class _Answerer:
             self.session,
             metric=metric.name,
             grain=grain,
-            dimension=self.dimension or "",
+            dimension=self.dimension,
             start=time_range.start,
             end=time_range.end,
             value_filter=value_filter,
@@ -300,7 +320,7 @@ class _Answerer:
                 end=time_range.end,
                 grain=grain,
                 tz=self.tz,
-                dimension=self.dimension,
+                dimensions=self.dimensions,
                 filters=self.filters,
             )
             for key, measured in found.items():
@@ -366,17 +386,17 @@ async def run_query(
         raise ValueError(
             f"{len(axis.starts)} {grain} buckets is too many; pick a coarser grain or a shorter period"
         )
-    dimension = query.dimensions[0] if query.dimensions else None
+    dimensions = tuple(query.dimensions)
     filters = tuple(FactFilter(f.dimension, f.operator, f.values) for f in query.filters)
 
     series: list[SeriesResult] = []
     async with database.read_sessions() as session:
         watermark = await read_watermark(session) if prefer_rollups else None
-        answerer = _Answerer(session, database.dialect, watermark, tz, dimension, filters)
+        answerer = _Answerer(session, database.dialect, watermark, tz, dimensions, filters)
         for metric in metrics:
             current = await answerer.values(metric, time_range, grain)
             previous = await answerer.values(metric, compared, None) if compared else None
-            series += _series_of(metric, current, previous, axis, dimension)
+            series += _series_of(metric, current, previous, axis, bool(dimensions))
 
     from_rollup = not answerer.used_raw and watermark is not None
     return QueryResult(
@@ -384,7 +404,7 @@ async def run_query(
         range=time_range,
         comparison_range=compared,
         grain=grain,
-        dimension=dimension,
+        dimensions=dimensions,
         series=tuple(series),
         data_as_of=watermark.as_of if from_rollup and watermark else datetime.now(UTC),
         source="rollup" if from_rollup else "raw",
@@ -393,13 +413,13 @@ async def run_query(
 
 
 def _series_of(
-    metric: Metric, current: _Values, previous: _Values | None, axis: BucketAxis, dimension: str | None
+    metric: Metric, current: _Values, previous: _Values | None, axis: BucketAxis, split: bool
 ) -> list[SeriesResult]:
     values = set(current.totals) | {v for _, v in current.buckets}
     if previous is not None:
         # A value seen only in the compared range (a channel that stopped selling) is a change too.
         values |= set(previous.totals)
-    if dimension is None:
+    if not split:
         values = {""}
     empty: Fraction = (0.0, 0.0)
 
@@ -417,8 +437,12 @@ def _series_of(
         figures = figures_by_value.get(value, {})
         points = tuple(zip(axis.starts, [figures.get(s, no_cell) for s in axis.seconds], strict=True))
         comparison = metric_value(metric, *previous.totals.get(value, empty)) if previous else None
-        name = metric.label if dimension is None else f"{metric.label} · {value}"
+        parts = tuple(value.split(VALUE_JOINER)) if split else ()
+        shown = SHOWN_JOINER.join(parts)
+        name = f"{metric.label} · {shown}" if split else metric.label
         result.append(
-            SeriesResult(metric.name, value if dimension else None, name, points, total_of(value), comparison)
+            SeriesResult(
+                metric.name, shown if split else None, name, points, total_of(value), comparison, parts
+            )
         )
     return result

@@ -157,7 +157,8 @@ def describe_query(query: MetricQuery) -> str:
     parts.append(
         describe_period(query.period) if isinstance(query.period, PeriodSpec) else query.period.label
     )
-    parts += [f"by {d.replace('_', ' ')}" for d in query.dimensions]
+    if query.dimensions:
+        parts.append("by " + " and ".join(d.replace("_", " ") for d in query.dimensions))
     parts += [
         f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(f.values)}"
         for f in query.filters
@@ -236,24 +237,16 @@ def result_csv(output: Answer) -> bytes:
     result = output.result
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["metric", result.dimension or "dimension", "bucket_start_utc", "value"])
+    # One column per dimension of the split (a column named "dimension" when the figures are not split).
+    writer.writerow(["metric", *(result.dimensions or ("dimension",)), "bucket_start_utc", "value"])
     for series in result.series:
+        values = list(series.dimension_values) or [""]
         for bucket, value in series.points:
             writer.writerow(
-                [
-                    series.metric,
-                    series.dimension_value or "",
-                    bucket.isoformat(),
-                    "" if value is None else repr(round(value, 6)),
-                ]
+                [series.metric, *values, bucket.isoformat(), "" if value is None else repr(round(value, 6))]
             )
         writer.writerow(
-            [
-                series.metric,
-                series.dimension_value or "",
-                "total",
-                "" if series.total is None else repr(round(series.total, 6)),
-            ]
+            [series.metric, *values, "total", "" if series.total is None else repr(round(series.total, 6))]
         )
     return buffer.getvalue().encode()
 

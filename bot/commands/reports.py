@@ -25,6 +25,7 @@ from reports.library import (
 )
 from reports.metrics import get_metric
 from reports.periods import PeriodSpec, zone
+from reports.query import MAX_DIMENSIONS
 from reports.redraw import redraws
 from reports.saved import (
     describe_query,
@@ -45,8 +46,8 @@ SCHEDULE_USAGE = (
     "for clinic Berlin Mitte: that recipient's figures only)"
 )
 RUN_USAGE = (
-    "report run NAME [for PERIOD] [by DIMENSION] [only DIMENSION VALUES]   e.g. report run weekly-revenue for "
-    "last month by clinic, or … by country only clinic BER"
+    "report run NAME [for PERIOD] [by DIMENSION [and DIMENSION]] [only DIMENSION VALUES]   e.g. report run "
+    "weekly-revenue for last month by clinic, … by clinic and channel, or … by country only clinic BER"
 )
 UNSCHEDULE_USAGE = "report unschedule NAME [to DESTINATION]"
 
@@ -250,17 +251,24 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
         query["period"] = period_definition(found.value)
         said.append(f"for {match.group('period')}")
     if match.group("dimension"):
-        word = match.group("dimension").strip().lower()
         metric = get_metric(query["metrics"][0])
-        choices = DIMENSION_WORDS.get(word, (word.replace(" ", "_"),))
-        dimension = next((d for d in choices if d in metric.dimensions), None)
-        if dimension is None:
-            allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions)
-            raise ParseError(
-                f"{metric.label} cannot be split by {word}; it can be split by {allowed}.", RUN_USAGE
-            )
-        query["dimensions"] = [dimension]
-        said.append(f"by {dimension.replace('_', ' ')}")
+        words = re.split(r"\s+and\s+|\s*,\s*", match.group("dimension").strip().lower())
+        if len(words) > MAX_DIMENSIONS:
+            raise ParseError(f"A report splits by at most {MAX_DIMENSIONS} things at once.", RUN_USAGE)
+        dimensions = []
+        for word in words:
+            choices = DIMENSION_WORDS.get(word, (word.replace(" ", "_"),))
+            dimension = next((d for d in choices if d in metric.dimensions), None)
+            if dimension is None:
+                allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions)
+                raise ParseError(
+                    f"{metric.label} cannot be split by {word}; it can be split by {allowed}.", RUN_USAGE
+                )
+            if dimension in dimensions:
+                raise ParseError(f"{word.capitalize()} is named twice after “by”.", RUN_USAGE)
+            dimensions.append(dimension)
+        query["dimensions"] = dimensions
+        said.append("by " + " and ".join(d.replace("_", " ") for d in dimensions))
     changed = {**definition, "query": query}
     if changed.get("chart"):
         # A split the builder did not plan for is drawn as it best fits.

@@ -23,6 +23,8 @@ from storage.models.base import UtcDateTime
 
 Operator = Literal["eq", "ne", "in", "not_in"]
 BucketKey = tuple[datetime | None, str]
+#: Between the values of a two-way split in a BucketKey (a character no stored name contains).
+VALUE_JOINER = "\x1f"
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,12 @@ async def measure_values(
     end: datetime,
     grain: BucketGrain | None,
     tz: str,
-    dimension: str | None = None,
+    dimensions: Sequence[str] = (),
     filters: Sequence[FactFilter] = (),
 ) -> dict[BucketKey, dict[str, float]]:
     """{(bucket start in UTC or None for the whole range, dimension value or ''): {measure key: value}}.
 
+    Split by two dimensions, the value is both values joined by VALUE_JOINER (first dimension first).
     All measures must come from one source; facts are those with start <= time < end.
     """
     unique = list({m.key: m for m in measures}.values())
@@ -104,9 +107,7 @@ async def measure_values(
     source = SOURCES[sources.pop()]
     key = local_key_builder(dialect, grain, tz, start, end) if grain is not None else None
 
-    dimension_names = tuple(
-        dict.fromkeys([*([dimension] if dimension else []), *(f.dimension for f in filters)])
-    )
+    dimension_names = tuple(dict.fromkeys([*dimensions, *(f.dimension for f in filters)]))
     joined: Any = source.table
     for join in source.joins_for(dimension_names):
         joined = joined.outerjoin(join.target, join.on)
@@ -114,8 +115,9 @@ async def measure_values(
     time_column = source.time_column
     inner_columns: list[ColumnElement[Any]] = [
         (key(time_column) if key is not None else literal(None)).label("bucket"),
-        (source.dimension(dimension) if dimension else literal("")).label("dimension_value"),
     ]
+    inner_columns += [source.dimension(d).label(f"v{i}") for i, d in enumerate(dimensions)]
+    value_columns = [f"v{i}" for i in range(len(dimensions))]
     inner_columns += [_measure_input(m, key, start).label(f"m{i}") for i, m in enumerate(unique)]
     conditions = [time_column >= literal(start, UtcDateTime), time_column < literal(end, UtcDateTime)]
     if source.condition is not None:
@@ -123,16 +125,19 @@ async def measure_values(
     conditions += [f.expression(source) for f in filters]
     facts = select(*inner_columns).select_from(joined).where(and_(true(), *conditions)).subquery("facts")
 
+    split = [facts.c[name] for name in value_columns]
     outer = select(
         facts.c.bucket,
-        facts.c.dimension_value,
+        *split,
         *[_aggregate(m, facts.c[f"m{i}"]) for i, m in enumerate(unique)],
-    ).group_by(facts.c.bucket, facts.c.dimension_value)
+    ).group_by(facts.c.bucket, *split)
 
+    width = 1 + len(split)
     values: dict[BucketKey, dict[str, float]] = {}
     for row in await session.execute(outer):
         bucket = key_to_utc(row[0], grain, tz) if grain is not None and row[0] is not None else None
-        values[(bucket, str(row[1]))] = {m.key: float(row[i + 2] or 0) for i, m in enumerate(unique)}
+        value = VALUE_JOINER.join(str(part) for part in row[1:width])
+        values[(bucket, value)] = {m.key: float(row[width + i] or 0) for i, m in enumerate(unique)}
     return values
 
 

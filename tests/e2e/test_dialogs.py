@@ -433,6 +433,24 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
     assert actions == ["report.schedule", "report.schedule", "report.unschedule", "report.unschedule"]
 
 
+async def test_a_report_runs_split_two_ways_from_chat(seeded: CommandContext) -> None:
+    await run_dialog(
+        seeded,
+        [
+            (VIEWER, "report run weekly-revenue by clinic and clinic", "error", "named twice"),
+            (VIEWER, "report run weekly-revenue by clinic, country and channel", "error", "at most 2"),
+            (VIEWER, "report run weekly-revenue by clinic and doctor", "error", "cannot be split by doctor"),
+        ],
+    )
+    ran = await ask(seeded, "report run weekly-revenue for last month by clinic and channel", as_email=VIEWER)
+    assert ran.kind == "answer", ran.text
+    assert ran.title == "Weekly revenue (for last month, by location and source channel)"
+    assert ran.images[0].content.startswith(PNG)
+    figures = ran.attachments[0].content.decode()
+    pairs = figures.splitlines()[0].split(",")[1:]
+    assert pairs and all(" · " in pair for pair in pairs), pairs  # a line per clinic and channel pair
+
+
 async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded: CommandContext) -> None:
     retention = await ask(seeded, "retention by cohort this year", as_email=VIEWER)
     assert retention.kind == "answer" and retention.images[0].content.startswith(PNG), retention.text

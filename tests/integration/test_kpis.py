@@ -279,3 +279,50 @@ async def test_messages_by_channel_per_week_match(database: Database) -> None:
         delivered = sum(m.status in ("delivered", "read") for m in sent)
         expected = float(len(sent)) if series.metric == "messages_sent" else ratio(delivered, len(sent))
         assert close(series.total, expected), series.name
+
+
+async def test_revenue_and_buyers_split_two_ways_match(database: Database) -> None:
+    """A two-way split (location and source channel) per week: each pair's figures recounted from the orders,
+    with rollups built, which hold one dimension per row, so the answer must come from the raw facts."""
+    from reports.rollups import rebuild_rollups
+
+    facts = await seeded(database)
+    await rebuild_rollups(database, business_tz=TZ)
+    period = PeriodSpec.between(date(2026, 10, 19), date(2026, 11, 15))
+    zone = ZoneInfo(TZ)
+    revenue: dict[tuple[str, str, datetime], float] = defaultdict(float)
+    buyers: dict[tuple[str, str], set[int]] = defaultdict(set)
+    result = await run_query(
+        database,
+        MetricQuery(
+            ("revenue", "active_customers"), period, grain="week", dimensions=("location", "source_channel")
+        ),
+        now=NOW,
+        business_tz=TZ,
+    )
+    assert result.source == "raw"
+    assert result.dimensions == ("location", "source_channel")
+    for order in facts.orders:
+        if order.status in COUNTED and within(order.created_at, result.range.start, result.range.end):
+            local_day = order.created_at.astimezone(zone).date()
+            monday = local_day - timedelta(days=local_day.weekday())
+            bucket = datetime.combine(monday, datetime.min.time(), zone).astimezone(UTC)
+            pair = (DIMENSION_OF["location"](facts, order), order.source_channel)
+            revenue[(*pair, bucket)] += (order.amount_minor - facts.refunded.get(order.id, 0)) / 100
+            buyers[pair].add(order.customer_id)
+    pairs = {(location, channel) for location, channel, _ in revenue}
+    assert len(pairs) > 4, "the seed must give several pairs"
+    for metric in ("revenue", "active_customers"):
+        found = result.series_for(metric)
+        assert {s.dimension_values for s in found} == pairs
+        for series in found:
+            location, channel = series.dimension_values
+            assert series.dimension_value == f"{location} · {channel}"
+            if metric == "revenue":
+                for bucket, value in series.points:
+                    assert close(value, revenue.get((location, channel, bucket), 0.0)), (series.name, bucket)
+                weekly = sum(v for (lo, ch, _), v in revenue.items() if (lo, ch) == (location, channel))
+                assert close(series.total, weekly)
+            else:
+                # A distinct count over the whole period, not a sum of the weeks.
+                assert series.total == len(buyers[(location, channel)]), series.name

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from reports.answer import Answer
 from reports.builder import EMPTY_FORM, build, form_from_definition, form_of
 from reports.charts.spec import ChartSpec, KpiTile, Series
 from reports.exports import as_csv, sheet_rows
 from reports.metrics import get_metric
-from reports.periods import PeriodSpec
-from reports.presentation import Presentation, PresentationError, check_fits, ordered, presentation_of
-from reports.query import MetricQuery, SeriesResult
+from reports.periods import PeriodSpec, TimeRange
+from reports.presentation import (
+    Presentation,
+    PresentationError,
+    check_fits,
+    ordered,
+    present,
+    presentation_of,
+)
+from reports.query import MetricQuery, QueryResult, SeriesResult, validate_query
+from reports.saved import describe_query
 from reports.schedule_words import cron_from_words, cron_in_words, destination_of
 from reports.schedules import ScheduleError, next_due
 
@@ -88,7 +97,7 @@ def _query(**changes: object) -> MetricQuery:
     [
         ("line", _query(), "needs the figures over time"),
         ("bar", _query(), "need a split or the figures over time"),
-        ("stacked_bar", _query(grain="day"), "both a split and the figures over time"),
+        ("stacked_bar", _query(grain="day"), "a split and the figures over time, or a split by two"),
         ("number", _query(dimensions=("location",)), "cannot be split"),
     ],
 )
@@ -149,6 +158,67 @@ def test_the_builder_form_round_trips_a_definition() -> None:
     assert {k: again[k] for k in form if form[k]} == {k: form[k] for k in form if form[k]} | {
         "filter_0_values": "HAM"
     }
+
+
+@pytest.mark.parametrize(
+    ("dimensions", "why"),
+    [
+        (("location", "source_channel", "campaign"), "at most 2 dimensions"),
+        (("location", "location"), "named twice"),
+        (("currency", "location"), "currency on its own"),
+    ],
+)
+def test_a_split_is_at_most_two_different_dimensions(dimensions: tuple[str, ...], why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        validate_query(_query(dimensions=dimensions))
+
+
+def test_two_splits_stack_without_time_and_read_in_words() -> None:
+    query = _query(dimensions=("location", "source_channel"))
+    check_fits(query, Presentation("stacked_bar"), get_metric("revenue"))
+    assert describe_query(query) == "Revenue, last 30 days, by location and source channel"
+
+
+def test_the_builder_takes_a_second_split_and_names_a_wrong_one() -> None:
+    form = form_of({**EMPTY_FORM, "dimension": "location", "dimension_2": "source_channel"})
+    built = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin")
+    assert built.errors == {} and built.definition is not None
+    assert built.definition["query"]["dimensions"] == ["location", "source_channel"]
+    again = form_from_definition("Two ways", built.definition, shared=False)
+    assert (again["dimension"], again["dimension_2"]) == ("location", "source_channel")
+
+    for changes, why in (
+        ({"dimension_2": "location"}, "Pick the first split"),
+        ({"dimension": "location", "dimension_2": "location"}, "same as the first"),
+        ({"dimension": "location", "dimension_2": "channel"}, "cannot be split by channel"),
+    ):
+        refused = build(form_of({**EMPTY_FORM, **changes}), names=NAMES, now=NOW, business_tz="Europe/Berlin")
+        assert refused.definition is None
+        assert why in refused.errors["dimension_2"], refused.errors
+
+
+def test_stacked_two_ways_puts_the_second_split_inside_the_first() -> None:
+    pairs = [("BER", "web", 5.0), ("BER", "whatsapp", 3.0), ("HAM", "web", 4.0)]
+    series = tuple(
+        SeriesResult("revenue", f"{a} · {b}", f"Revenue · {a} · {b}", (), total, None, (a, b))
+        for a, b, total in pairs
+    )
+    result = QueryResult(
+        metrics=(get_metric("revenue"),),
+        range=TimeRange(NOW - timedelta(days=30), NOW, "last 30 days", "Europe/Berlin"),
+        comparison_range=None,
+        grain=None,
+        dimensions=("location", "source_channel"),
+        series=series,
+        data_as_of=NOW,
+        source="raw",
+    )
+    chart = _spec(kind="bar", categories=("x",), series=(Series("Revenue", (1.0,)),))
+    found = Answer(result, chart, "")
+    spec = present(found, Presentation("stacked_bar"))
+    assert spec.kind == "stacked_bar"
+    assert spec.categories == ("BER", "HAM")
+    assert {s.name: s.values for s in spec.series} == {"web": (5.0, 4.0), "whatsapp": (3.0, 0.0)}
 
 
 def _spec(**shape: object) -> ChartSpec:
