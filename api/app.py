@@ -27,6 +27,7 @@ from api.rest import API_CONTROLLERS
 from api.rest.common import BEARER, ExactJsonRenderPlugin, validation_failed
 from api.security_headers import add_security_headers
 from api.slack_events import slack_events
+from api.table_exports import TableExports
 from api.unsubscribe import unsubscribe_handlers
 from api.video_links import video_link_handlers
 from api.webhooks import webhook_handlers
@@ -126,7 +127,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             exclude=CSRF_EXEMPT,
             cookie_secure=settings.public_url.startswith("https://"),
         ),
-        middleware=[BadInputGuard()],
+        middleware=[BadInputGuard(), TableExports()],
         before_request=strict_body_types,
         before_send=[stamp_request_id, add_security_headers],
         exception_handlers={

@@ -154,7 +154,11 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
             "filter_0_values",
             "“Atlantis” is not",
         ),
-        ({"dimension": "", "top": "", "kind": "stacked_bar"}, "kind", "stacked bars need both"),
+        (
+            {"dimension": "", "top": "", "kind": "stacked_bar"},
+            "kind",
+            "stacked bars need a split and the figures over time",
+        ),
         ({"kind": "number"}, "kind", "a single number cannot be split"),
         ({"top": "500"}, "top", "from 1 to 50"),
         ({"name": ""}, "name", "Give the report a name"),
