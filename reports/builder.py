@@ -63,6 +63,8 @@ FIELDS = (
     "kind",
     "sort",
     "top",
+    "value_from",
+    "value_to",
     "shared",
     *(f"filter_{i}_{part}" for i in range(FILTER_ROWS) for part in ("dimension", "operator", "values")),
 )
@@ -122,7 +124,41 @@ def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bo
     form["kind"] = chart.get("kind", "auto")
     form["sort"] = chart.get("sort", "largest")
     form["top"] = "" if chart.get("top") is None else str(chart["top"])
+    metric = REGISTRY.get(form["metric"])
+    for key, bound in (("value_from", chart.get("at_least")), ("value_to", chart.get("at_most"))):
+        form[key] = "" if bound is None or metric is None else _typed_bound(bound, metric)
     return form
+
+
+#: How a range bound is typed, per unit: rates in percent, times in minutes, the rest as shown.
+TYPED_SCALE = {"percent": 100.0, "duration": 1 / 60}
+RANGE_UNIT_WORDS = {
+    "percent": "in %",
+    "duration": "in minutes",
+    "currency": "amount",
+    "count": "",
+    "number": "",
+}
+
+
+def _typed_bound(bound: float, metric: Metric) -> str:
+    typed = round(bound * TYPED_SCALE.get(metric.unit, 1.0), 6)
+    return str(int(typed)) if typed.is_integer() else str(typed)
+
+
+def _bound(text: str, metric: Metric, where: str, errors: dict[str, str]) -> float | None:
+    """A range bound as typed ("1,000", "12.5", "25 %") in the metric's stored unit, or None when empty."""
+    cleaned = text.replace(",", "").replace("%", "").replace(" ", "").replace("\u202f", "")
+    if not cleaned:
+        return None
+    try:
+        typed = float(cleaned)
+    except ValueError:
+        typed = float("nan")
+    if typed != typed or abs(typed) > 1e15:  # NaN (not a number) or absurd
+        errors[where] = "Give a number, such as 1000 or 12.5, or leave it empty."
+        return None
+    return typed / TYPED_SCALE.get(metric.unit, 1.0)
 
 
 def unshown(definition: Mapping[str, Any]) -> str | None:
@@ -241,6 +277,8 @@ def build(
             errors["top"] = f"Top is a whole number from 1 to {MAX_TOP}, or empty for every value."
         else:
             top = int(top_text)
+    at_least = _bound(form["value_from"], metric, "value_from", errors)
+    at_most = _bound(form["value_to"], metric, "value_to", errors)
     if form["kind"] not in PRESENTATION_KINDS:
         errors["kind"] = "Pick a chart from the list."
     if form["sort"] not in SORT_ORDERS:
@@ -274,11 +312,15 @@ def build(
         except ReportDefinitionError as error:
             errors[where] = f"{_sentence(str(error))}"
             return BuiltReport(None, errors)
-    definition = {"query": query, "chart": {"kind": form["kind"], "sort": form["sort"], "top": top}}
+    chart: dict[str, Any] = {"kind": form["kind"], "sort": form["sort"], "top": top}
+    if at_least is not None or at_most is not None:
+        chart.update(at_least=at_least, at_most=at_most)
+    definition = {"query": query, "chart": chart}
     try:
         presentation_from_definition(definition, checked)
     except ReportDefinitionError as error:
-        errors["kind"] = _sentence(str(error))
+        ranged = "range" in str(error)
+        errors["value_from" if ranged else "kind"] = _sentence(str(error))
         return BuiltReport(None, errors)
     if checked.grain is not None and isinstance(checked.period, PeriodSpec):
         buckets = len(

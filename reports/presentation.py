@@ -2,19 +2,24 @@
 
 A report definition may carry, beside its "query", a "chart" object:
     {"kind": "auto" | "line" | "bar" | "stacked_bar" | "table" | "number",
-     "sort": "largest" | "smallest" | "name", "top": 1..50 or null}
+     "sort": "largest" | "smallest" | "name", "top": 1..50 or null,
+     "at_least": number or null, "at_most": number or null}
+`at_least`/`at_most` keep the split's values whose figure for the period lies in that range (inclusive), in the
+metric's own unit as stored: a fraction for rates (0.25 is 25 %), seconds for times, the amount for money.
 The same ChartSpec comes out for the web page (SVG) and for chat and scheduled deliveries (PNG), so what a
 manager previews in the builder is what lands in Slack, Telegram and email.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 from reports.answer import Answer, chart_for, label
+from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
 from reports.periods import Grain, zone
@@ -51,9 +56,28 @@ class Presentation:
     kind: PresentationKind = "auto"
     sort: SortOrder = "largest"
     top: int | None = None
+    #: Keep only the split's values whose figure lies in [at_least, at_most] (None: no bound).
+    at_least: float | None = None
+    at_most: float | None = None
 
     def as_definition(self) -> dict[str, Any]:
-        return {"kind": self.kind, "sort": self.sort, "top": self.top}
+        shape: dict[str, Any] = {"kind": self.kind, "sort": self.sort, "top": self.top}
+        if self.ranged:
+            shape.update(at_least=self.at_least, at_most=self.at_most)
+        return shape
+
+    @property
+    def ranged(self) -> bool:
+        return self.at_least is not None or self.at_most is not None
+
+    def keeps(self, figure: float | None) -> bool:
+        if not self.ranged:
+            return True
+        if figure is None:
+            return False
+        return (self.at_least is None or figure >= self.at_least) and (
+            self.at_most is None or figure <= self.at_most
+        )
 
 
 def presentation_of(definition: Any) -> Presentation:
@@ -61,8 +85,8 @@ def presentation_of(definition: Any) -> Presentation:
     raw = definition.get("chart") if isinstance(definition, dict) else None
     if raw is None:
         return Presentation()
-    if not isinstance(raw, dict) or set(raw) - {"kind", "sort", "top"}:
-        raise PresentationError('"chart" is an object with kind, sort and top')
+    if not isinstance(raw, dict) or set(raw) - {"kind", "sort", "top", "at_least", "at_most"}:
+        raise PresentationError('"chart" is an object with kind, sort, top, at_least and at_most')
     kind = raw.get("kind", "auto")
     if kind not in PRESENTATION_KINDS:
         raise PresentationError(f"chart kind must be one of {', '.join(PRESENTATION_KINDS)}, got {kind!r}")
@@ -72,7 +96,15 @@ def presentation_of(definition: Any) -> Presentation:
     top = raw.get("top")
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP):
         raise PresentationError(f"top is a whole number from 1 to {MAX_TOP}, or empty for every value")
-    return Presentation(cast(PresentationKind, kind), cast(SortOrder, sort), top)
+    bounds = []
+    for key in ("at_least", "at_most"):
+        bound = raw.get(key)
+        if bound is not None and (
+            isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound)
+        ):
+            raise PresentationError(f"{key} is a number, or empty for no bound")
+        bounds.append(None if bound is None else float(bound))
+    return Presentation(cast(PresentationKind, kind), cast(SortOrder, sort), top, bounds[0], bounds[1])
 
 
 def check_fits(query: MetricQuery, presentation: Presentation, metric: Metric) -> None:
@@ -96,10 +128,16 @@ def check_fits(query: MetricQuery, presentation: Presentation, metric: Metric) -
         raise PresentationError("a single number cannot be split; choose “Nothing” under Split by")
     if presentation.top is not None and not split:
         raise PresentationError("top N keeps the largest values of a split; choose a split or leave it empty")
+    if presentation.ranged and not split:
+        raise PresentationError("a range keeps the values of a split whose figure lies in it; choose a split")
+    low, high = presentation.at_least, presentation.at_most
+    if low is not None and high is not None and low > high:
+        raise PresentationError("the range starts above where it ends")
 
 
 def ordered(series: Sequence[SeriesResult], presentation: Presentation) -> tuple[SeriesResult, ...]:
-    """The breakout values in the chosen order, cut to top N (figures without a value last)."""
+    """The breakout values in the range, in the chosen order, cut to top N (figures without a value last)."""
+    series = [s for s in series if presentation.keeps(s.total)]
     if presentation.sort == "name":
         listed = sorted(series, key=lambda s: (s.dimension_value or "").lower())
     else:
@@ -122,6 +160,8 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         total = len(result.series_for(metric.name))
         if len(series) < total:
             header = replace(header, subtitle=f"by {label(result.dimension)}, top {len(series)} of {total}")
+    if presentation.ranged and result.dimension:
+        header = replace(header, subtitle=f"{header.subtitle}, {_range_words(presentation, header)}")
     kind = presentation.kind
     if kind in ("auto", "line"):
         spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
@@ -246,6 +286,21 @@ def _reshaped(header: ChartSpec, kind: ChartKind, **shape: Any) -> ChartSpec:
         "heatmap_columns": (),
     }
     return replace(header, kind=kind, **{**blank, **shape})
+
+
+def _range_words(presentation: Presentation, header: ChartSpec) -> str:
+    """ "only those from €1,000.00 to €5,000.00", in the chart's own unit and locale."""
+
+    def shown(value: float) -> str:
+        return format_value(value, header.unit or "number", locale=header.locale, currency=header.currency)
+
+    low, high = presentation.at_least, presentation.at_most
+    if low is not None and high is not None:
+        return f"only those from {shown(low)} to {shown(high)}"
+    if low is not None:
+        return f"only those of {shown(low)} or more"
+    assert high is not None
+    return f"only those up to {shown(high)}"
 
 
 def _value_label(series: SeriesResult) -> str:

@@ -476,3 +476,35 @@ async def test_a_report_split_two_ways_stacks_and_exports_each_pair_recounted(
             if float(value or 0):
                 cells[(row[0], channel)] = float(value)
     assert cells == expected
+
+
+async def test_a_range_keeps_the_clinics_whose_revenue_lies_in_it(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, MANAGER)
+    token = csrf_token((await client.get(BUILDER)).text)
+    expected = await _revenue_by_clinic(seeded, seeded.settings.business_timezone)
+    figures = sorted(expected.values())
+    assert len(figures) >= 3, "the seed must give several clinics revenue"
+    low, high = figures[1], figures[-1]  # the lowest clinic is left out; both bounds are kept
+    form = {
+        **CLINIC_REVENUE,
+        "name": "Clinics in a range",
+        "top": "",
+        # A thousandth of a cent outside each figure, so rounding cannot decide what is kept.
+        "value_from": f"{low - 0.00001:.5f}",
+        "value_to": f"{high + 0.00001:.5f}",
+        "_csrf_token": token,
+    }
+    preview = await client.post("/analytics/reports/preview", data=form)
+    assert preview.status_code == 200 and "only those from" in preview.text
+    refused = await client.post("/analytics/reports/preview", data={**form, "value_from": "plenty"})
+    assert "Give a number" in refused.text
+    saved = await client.post(BUILDER.replace("/new", ""), data=form, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    rows = list(
+        csv.reader(io.StringIO((await client.get(f"/analytics/reports/{slug}.csv")).text.lstrip("\ufeff")))
+    )
+    shown = {row[0]: float(row[1]) for row in rows[1 : rows.index([])]}
+    assert shown == {code: value for code, value in expected.items() if low <= value <= high}
+    edit = (await client.get(f"/analytics/reports/{slug}/edit")).text
+    assert f'name="value_from" value="{round(low - 0.00001, 5)}"' in edit

@@ -221,6 +221,58 @@ def test_stacked_two_ways_puts_the_second_split_inside_the_first() -> None:
     assert {s.name: s.values for s in spec.series} == {"web": (5.0, 4.0), "whatsapp": (3.0, 0.0)}
 
 
+def test_a_range_keeps_the_split_values_whose_figure_lies_in_it() -> None:
+    series = [
+        SeriesResult("revenue", value, value, (), total)
+        for value, total in (("a", 500.0), ("b", 1000.0), ("c", 5000.0), ("d", 5000.5), ("e", None))
+    ]
+    kept = ordered(series, Presentation(at_least=1000.0, at_most=5000.0))
+    assert [s.dimension_value for s in kept] == ["c", "b"]  # both bounds included; no figure, not kept
+    assert [s.dimension_value for s in ordered(series, Presentation(at_most=999.0))] == ["a"]
+    with pytest.raises(PresentationError, match="choose a split"):
+        check_fits(_query(), Presentation(at_least=1.0), get_metric("revenue"))
+    with pytest.raises(PresentationError, match="starts above"):
+        check_fits(
+            _query(dimensions=("location",)), Presentation(at_least=2.0, at_most=1.0), get_metric("revenue")
+        )
+    for bad in ({"at_least": "10"}, {"at_most": True}, {"at_least": float("inf")}):
+        with pytest.raises(PresentationError, match="is a number"):
+            presentation_of({"chart": bad})
+
+
+def test_the_builder_reads_a_range_in_the_metric_unit_and_back() -> None:
+    form = form_of(
+        {
+            **EMPTY_FORM,
+            "metric": "no_show_rate",
+            "dimension": "location",
+            "value_from": "12.5 %",
+            "value_to": "40",
+        }
+    )
+    built = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin")
+    assert built.errors == {} and built.definition is not None
+    assert built.definition["chart"]["at_least"] == pytest.approx(0.125)
+    assert built.definition["chart"]["at_most"] == pytest.approx(0.4)
+    again = form_from_definition("Rates", built.definition, shared=False)
+    assert (again["value_from"], again["value_to"]) == ("12.5", "40")
+
+    money = build(
+        form_of({**EMPTY_FORM, "dimension": "location", "value_from": "1,000"}),
+        names=NAMES,
+        now=NOW,
+        business_tz="Europe/Berlin",
+    )
+    assert money.definition is not None and money.definition["chart"]["at_least"] == 1000.0
+    for changes, where, why in (
+        ({"dimension": "location", "value_from": "lots"}, "value_from", "Give a number"),
+        ({"value_from": "10"}, "value_from", "choose a split"),
+        ({"dimension": "location", "value_from": "10", "value_to": "5"}, "value_from", "starts above"),
+    ):
+        refused = build(form_of({**EMPTY_FORM, **changes}), names=NAMES, now=NOW, business_tz="Europe/Berlin")
+        assert refused.definition is None and why in refused.errors[where], refused.errors
+
+
 def _spec(**shape: object) -> ChartSpec:
     header: dict[str, object] = {
         "title": "Revenue",
