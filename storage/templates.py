@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.templates.model import MessageTemplate as TemplateVariant
-from domain.templates.model import TemplateRecord
+from domain.templates.model import TemplateChanged, TemplateRecord
 from storage.models import MessageTemplate, MessageTemplateVersion
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -38,7 +38,9 @@ class SqlTemplateVariants:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def save(self, variant: TemplateVariant, at: datetime, *, by: str | None = None) -> TemplateRecord:
+    async def save(
+        self, variant: TemplateVariant, at: datetime, *, by: str | None = None, over: int | None = None
+    ) -> TemplateRecord:
         name, channel, locale = variant.name, variant.channel.value, variant.locale
         row = (
             await self._session.scalars(
@@ -53,6 +55,9 @@ class SqlTemplateVariants:
                 .with_for_update()
             )
         ).one_or_none()
+        if over is not None and ((row.version or 0) if row is not None else 0) != over:
+            # Checked under the lock: a save that read an older version cannot write over a newer one.
+            raise TemplateChanged(row.version if row is not None else None)
         if row is None:
             row = MessageTemplate(name=name, channel=channel, locale=locale, version=0)
             self._session.add(row)

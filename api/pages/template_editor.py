@@ -19,7 +19,13 @@ from markupsafe import Markup
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.messages.segments import sms_shape
-from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError, TemplateRecord
+from domain.templates.model import (
+    SYSTEM_VARIABLES,
+    MessageTemplate,
+    TemplateChanged,
+    TemplateError,
+    TemplateRecord,
+)
 from domain.templates.rendering import render_template
 from domain.templates.trial import run_trial
 from domain.templates.use_cases import check_template_name, save_template_variant
@@ -165,6 +171,29 @@ def opened_at(version: int | None) -> str:
 class TemplateEditorPages(StaffPages):
     """Managers edit templates; each save is validated, trial-rendered within a time limit, kept and audited."""
 
+    async def _conflict(
+        self, request: Request[Any, Any, Any], name: str, chosen: Channel, locale: str, form: dict[str, str]
+    ) -> Template:
+        """Someone saved this variant since the form was opened: saving now would quietly undo their change.
+        The text typed is kept, the difference from their version shown; saving again replaces it."""
+        database = container_of(request).database
+        record = await template_variant(database, name, chosen.value, locale)
+        now_at = opened_at(record.version if record else None)
+        who = await template_versions(database, name, chosen.value, locale, limit=1)
+        by = f" by {who[0].saved_by}" if who and who[0].saved_by else ""
+        return await self._editor(
+            request,
+            name,
+            chosen,
+            locale,
+            form,
+            conflict=f"Version {now_at}{by} was saved while you were editing, so nothing was saved. "
+            "Your text is below, with what differs from it under the preview; save again to replace it.",
+            status_code=409,
+            preview=True,
+            opened=now_at,
+        )
+
     async def _editor(
         self,
         request: Request[Any, Any, Any],
@@ -285,29 +314,22 @@ class TemplateEditorPages(StaffPages):
         staff = staff_of(request)
         opened = str(raw.get("opened_version", "") or "")[:12]
         record = await template_variant(container_of(request).database, name, chosen.value, locale)
-        now_at = opened_at(record.version if record else None)
-        if opened and opened != now_at:
-            # Someone saved this variant since the form was opened: saving now would quietly undo their
-            # change. The text typed is kept, the difference from their version shown; saving again replaces it.
-            who = await template_versions(container_of(request).database, name, chosen.value, locale, limit=1)
-            by = f" by {who[0].saved_by}" if who and who[0].saved_by else ""
-            return await self._editor(
-                request,
-                name,
-                chosen,
-                locale,
-                form,
-                conflict=f"Version {now_at}{by} was saved while you were editing, so nothing was saved. "
-                "Your text is below, with what differs from it under the preview; save again to replace it.",
-                status_code=409,
-                preview=True,
-                opened=now_at,
-            )
+        if opened and opened != opened_at(record.version if record else None):
+            return await self._conflict(request, name, chosen, locale, form)
+        # The version opened is checked again under the write lock, for a save landing in between.
+        over = 0 if opened == "new" else int(opened) if opened.isdigit() else None
         try:
             variant = variant_of(name, chosen, locale, form)
             saved = await save_template_variant(
-                container_of(request).units.templates(), variant, actor=staff.email, via="web", now=utc_now()
+                container_of(request).units.templates(),
+                variant,
+                actor=staff.email,
+                via="web",
+                now=utc_now(),
+                over=over,
             )
+        except TemplateChanged:
+            return await self._conflict(request, name, chosen, locale, form)
         except TemplateError as error:
             return await self._editor(
                 request,

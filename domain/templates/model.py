@@ -18,6 +18,16 @@ class TemplateError(ValueError):
     """A template cannot be saved or rendered; the message is meant for the staff member who wrote it."""
 
 
+class TemplateChanged(TemplateError):
+    """The variant was saved by someone else after the editor opened it; nothing was saved."""
+
+    def __init__(self, current: int | None) -> None:
+        super().__init__(
+            f"version {current} was saved in the meantime" if current else "it was created meanwhile"
+        )
+        self.current = current
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
     """One variant of a named message, for one channel and one locale."""

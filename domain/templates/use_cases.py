@@ -22,7 +22,13 @@ def check_template_name(name: str) -> None:
 
 
 async def save_template_variant(
-    uow: TemplateUnitOfWork, variant: MessageTemplate, *, actor: str, via: str, now: datetime
+    uow: TemplateUnitOfWork,
+    variant: MessageTemplate,
+    *,
+    actor: str,
+    via: str,
+    now: datetime,
+    over: int | None = None,
 ) -> TemplateRecord:
     """Creates or replaces one variant after validating it (declared vs used variables, sizes, WhatsApp)."""
     check_template_name(variant.name)
@@ -33,7 +39,7 @@ async def save_template_variant(
     # Validation and a trial render with sample values, off the event loop and within a time limit.
     await run_trial(lambda: check_template(variant))
     async with uow:
-        saved = await uow.templates.save(variant, now, by=actor)
+        saved = await uow.templates.save(variant, now, by=actor, over=over)
         uow.audit.record(
             AuditEntry(
                 actor=actor,

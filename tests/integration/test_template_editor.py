@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import html
 import time
+from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
+from domain.templates.model import MessageTemplate as Variant
+from domain.templates.model import TemplateChanged
+from domain.templates.use_cases import save_template_variant
+from domain.vocabulary import Channel, MessageCategory
 from storage.database import Database
 from storage.models import AuditLog, MessageTemplate, MessageTemplateVersion
+from storage.templates import SqlTemplateUnitOfWork
 from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     AGENT,
     MANAGER,
@@ -158,3 +165,25 @@ async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_
     assert again.headers["location"] == f"{EDITOR}?saved=3"
     second_new = await post_form(client, EDITOR, EDITOR, {**base, "opened_version": "new"})
     assert second_new.status_code == 409  # "new" was opened, but the variant exists by now
+    # The same check holds under the write lock, for a save that read the version just before another landed.
+    database = Database.connect(seeded.settings.database_url)
+    stale = Variant(
+        "winter-offer",
+        Channel.SMS,
+        "en",
+        "Hi {{ first_name }}, late.",
+        MessageCategory.MARKETING,
+        ("first_name",),
+    )
+    with pytest.raises(TemplateChanged):
+        await save_template_variant(
+            SqlTemplateUnitOfWork(database, business_tz=seeded.settings.business_timezone),
+            stale,
+            actor="late@northwind.example",
+            via="web",
+            now=datetime.now(UTC),
+            over=2,
+        )
+    await database.dispose()
+    row, versions = await _rows(seeded)
+    assert row is not None and row.version == 3 and versions == [1, 2, 3] and "late" not in row.body

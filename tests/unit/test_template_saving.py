@@ -10,7 +10,7 @@ from typing import Self
 import pytest
 
 from domain.audit import AuditEntry
-from domain.templates.model import MessageTemplate, TemplateError, TemplateRecord
+from domain.templates.model import MessageTemplate, TemplateChanged, TemplateError, TemplateRecord
 from domain.templates.use_cases import save_template_variant
 from domain.vocabulary import Channel, MessageCategory
 
@@ -57,9 +57,13 @@ class FakeTemplateUow:
         self.saved.update({(r.name, r.channel, r.locale): r for r in self._pending})
         self.audited += self._entries
 
-    async def save(self, variant: MessageTemplate, at: datetime, *, by: str | None = None) -> TemplateRecord:
+    async def save(
+        self, variant: MessageTemplate, at: datetime, *, by: str | None = None, over: int | None = None
+    ) -> TemplateRecord:
         key = (variant.name, variant.channel.value, variant.locale)
         before = self.saved.get(key)
+        if over is not None and (before.version if before else 0) != over:
+            raise TemplateChanged(before.version if before else None)
         record = TemplateRecord(
             id=before.id if before else len(self.saved) + 1,
             name=variant.name,
