@@ -23,9 +23,11 @@ from markupsafe import Markup
 
 from api.pages.common import (
     DEFAULT_PERIOD,
+    EXPORT_KINDS,
     PERIODS,
     Formats,
     StaffPages,
+    chart_download,
     chart_svg,
     container_of,
     cost_label,
@@ -37,10 +39,8 @@ from api.pages.common import (
 )
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from reports.answer import Answer, answer
-from reports.charts.cache import draw
 from reports.charts.formatting import format_change
 from reports.charts.spec import ChartSpec
-from reports.exports import as_csv, as_xlsx
 from reports.insight import (
     attribution_result,
     cohort_heatmap,
@@ -447,25 +447,6 @@ async def insight_chart(container: Container, kind: str, formats: Formats) -> Ch
     return cost_revenue_bars(cost_revenue_result(found.result), **header)
 
 
-async def export(container: Container, spec: ChartSpec, ext: str, stem: str) -> Response[bytes]:
-    """A chart's figures as shown (CSV, XLSX) or the chart itself (PNG, SVG), as a download."""
-    if ext == "csv":
-        body, media = as_csv(spec), "text/csv; charset=utf-8"
-    elif ext == "xlsx":
-        body, media = as_xlsx(spec), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    elif ext == "png":
-        body, media = await draw(spec, "png", spec.data_as_of.isoformat(), container.chart_cache), "image/png"
-    else:
-        svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
-        body, media = svg.encode(), "image/svg+xml"
-    return Response(
-        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'}
-    )
-
-
-EXPORT_KINDS = ("csv", "xlsx", "png", "svg")
-
-
 class AnalyticsPages(StaffPages):
     @get("/analytics/charts/{file:str}", name="chart_export")
     async def chart_export(
@@ -497,7 +478,7 @@ class AnalyticsPages(StaffPages):
         )
         if found is None:
             raise NotFoundException(f"{definition.label} has no chart for {PERIODS[key][0].lower()}.")
-        return await export(container, found.chart, ext, f"{metric}-{key}")
+        return await chart_download(container, found.chart, ext, f"{metric}-{key}")
 
     @get("/analytics/insights/{file:str}", name="insight_export")
     async def insight_export(self, request: Request[Any, Any, Any], file: FromPath[str]) -> Response[bytes]:
@@ -509,7 +490,7 @@ class AnalyticsPages(StaffPages):
         spec = await insight_chart(container, kind, Formats.of(request))
         if spec is None:
             raise NotFoundException("The daily insight has not run yet.")
-        return await export(container, spec, ext, kind.replace("_", "-"))
+        return await chart_download(container, spec, ext, kind.replace("_", "-"))
 
     @get("/analytics/executive", name="executive")
     async def executive(

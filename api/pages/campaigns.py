@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,6 +46,8 @@ class CampaignRow:
     excluded: int
     handed_over: int
     created: str
+    #: The moment itself, for downloads (written as a sortable date and time in the business's timezone).
+    created_at: datetime
 
 
 async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRow]:
@@ -60,6 +63,7 @@ async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRo
             c.excluded_count,
             handed,
             formats.moment(c.created_at),
+            c.created_at,
         )
         for c, handed in campaigns
     ]
@@ -127,7 +131,7 @@ async def campaigns_sheet(request: Request[Any, Any, Any]) -> SheetRows:
     """Every campaign as the list shows it, with its counts as numbers."""
     formats = Formats.of(request)
     zone = ZoneInfo(formats.timezone)
-    campaigns = await campaigns_with_progress(container_of(request).database, HANDED_OVER)
+    rows = await campaign_rows(container_of(request).database, formats)
     return SheetRows(
         "Campaigns",
         (
@@ -143,19 +147,19 @@ async def campaigns_sheet(request: Request[Any, Any, Any]) -> SheetRows:
         ),
         tuple(
             (
-                c.name,
-                c.slug,
-                c.status,
-                c.template_name,
-                ", ".join(c.channel_order),
-                c.planned_count,
-                c.excluded_count,
-                handed,
-                f"{c.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
+                r.name,
+                r.slug,
+                r.status,
+                r.template,
+                r.channels,
+                r.planned,
+                r.excluded,
+                r.handed_over,
+                f"{r.created_at.astimezone(zone):%Y-%m-%d %H:%M}",
             )
-            for c, handed in campaigns
+            for r in rows
         ),
-        f"Every campaign; as of {utc_now().astimezone(zone):%Y-%m-%d %H:%M} ({formats.timezone}).",
+        f"Every campaign; {formats.as_of()}.",
     )
 
 

@@ -13,12 +13,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from litestar import Request, Response, get
+from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
 from api.pages.common import (
     DEFAULT_PROVIDER_CURRENCY,
+    EXPORT_KINDS,
     Formats,
     StaffPages,
+    chart_download,
     chart_svg,
     container_of,
     cost_label,
@@ -92,6 +95,16 @@ async def channel_currency(database: Database, channel: str) -> str:
     return await stored_channel_currency(database, channel) or DEFAULT_PROVIDER_CURRENCY
 
 
+def channel_chart(channel: str, days: list[date], rows: dict[date, Any], formats: Formats) -> ChartSpec:
+    """Sent, delivered and failed per day: the channel page's chart (and its download)."""
+    # Counts: the daily figures are written with every send, so a day without a row sent nothing (a real 0).
+    series: dict[str, list[float | None]] = {
+        name.capitalize(): [float(rows[d].figures[name]) if d in rows else 0.0 for d in days]
+        for name in ("sent", "delivered", "failed")
+    }
+    return _line_chart(f"{CHANNEL_PAGES[channel]} messages per day", days, series, "count", formats)
+
+
 async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> dict[str, Any]:
     container, formats = container_of(request), Formats.of(request)
     days = last_days(utc_now(), formats.timezone)
@@ -101,12 +114,7 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
     cost = sum(r.cost_micros for r in rows.values())
     tiles = [(name.replace("_", " ").capitalize(), formats.count(totals[name])) for name in FIGURES]
     tiles.append((cost_label(currency), formats.money_micros(cost, currency)))
-    # Counts: the daily figures are written with every send, so a day without a row sent nothing (a real 0).
-    series: dict[str, list[float | None]] = {
-        name.capitalize(): [float(rows[d].figures[name]) if d in rows else 0.0 for d in days]
-        for name in ("sent", "delivered", "failed")
-    }
-    chart = _line_chart(f"{CHANNEL_PAGES[channel]} messages per day", days, series, "count", formats)
+    chart = channel_chart(channel, days, rows, formats)
     return {
         "tiles": tiles,
         "chart": await chart_svg(container, chart),
@@ -164,15 +172,20 @@ async def whatsapp_window_data(request: Request[Any, Any, Any], now: datetime) -
     }
 
 
+def delivery_rate_chart(days: list[date], rows: list[Any], formats: Formats) -> ChartSpec | None:
+    """Each channel's delivery rate per day (None: nothing was sent in these days)."""
+    rates: dict[str, dict[date, float | None]] = defaultdict(dict)
+    for row in rows:
+        rates[row.channel][row.day] = row.delivery_rate
+    series = {channel: [by_day.get(d) for d in days] for channel, by_day in sorted(rates.items())}
+    return _line_chart("Delivery rate by channel", days, series, "percent", formats) if series else None
+
+
 async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[str, Any]:
     container, formats = container_of(request), Formats.of(request)
     days = last_days(utc_now(), formats.timezone)
     rows = await daily_figures(container.database, days[0])
     currencies = await provider_currencies(container.database)
-    rates: dict[str, dict[date, float | None]] = defaultdict(dict)
-    for row in rows:
-        rates[row.channel][row.day] = row.delivery_rate
-    series = {channel: [by_day.get(d) for d in days] for channel, by_day in sorted(rates.items())}
     table = [
         {
             "day": formats.day(r.day),
@@ -183,10 +196,8 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
         }
         for r in rows
     ]
-    chart = None
-    if series:
-        spec = _line_chart("Delivery rate by channel", days, series, "percent", formats)
-        chart = await chart_svg(container, spec)
+    spec = delivery_rate_chart(days, rows, formats)
+    chart = await chart_svg(container, spec) if spec is not None else None
     shown = sorted({currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY) for r in rows})
     return {
         "table": table,
@@ -223,8 +234,7 @@ async def communication_analytics_sheet(request: Request[Any, Any, Any]) -> Shee
             "Currency",
         ),
         rows,
-        f"Last {len(days)} days by the day each message was sent, {formats.timezone}; as of "
-        f"{utc_now().astimezone(ZoneInfo(formats.timezone)):%Y-%m-%d %H:%M}.",
+        f"Last {len(days)} days by the day each message was sent; {formats.as_of()}.",
     )
 
 
@@ -252,8 +262,7 @@ async def failures_sheet(request: Request[Any, Any, Any], channel: str) -> Sheet
             for m in failed
         ),
         f"The latest {len(failed):,} {CHANNEL_PAGES[channel]} messages that failed, went undelivered or were "
-        f"given up (at most {FAILURES_EXPORTED:,}); times in {formats.timezone}; as of "
-        f"{utc_now().astimezone(zone):%Y-%m-%d %H:%M}.",
+        f"given up (at most {FAILURES_EXPORTED:,}); times in {formats.timezone}; {formats.as_of()}.",
     )
 
 
@@ -297,6 +306,31 @@ class ChannelPages(StaffPages):
         _, channel, file = request.url.path.rsplit("/", 2)
         sheet = await failures_sheet(request, channel)
         return table_download(sheet, file.rpartition(".")[2], f"{channel}-failures")
+
+    @get(
+        [f"/communication/{channel}/chart.{ext}" for channel in CHANNEL_PAGES for ext in EXPORT_KINDS],
+        name="channel_chart_export",
+    )
+    async def chart_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """A channel page's chart: its figures as shown (CSV, XLSX) or the picture (PNG, SVG)."""
+        _, channel, file = request.url.path.rsplit("/", 2)
+        container, formats = container_of(request), Formats.of(request)
+        days = last_days(utc_now(), formats.timezone)
+        rows = {r.day: r for r in await daily_figures(container.database, days[0], channel)}
+        spec = channel_chart(channel, days, rows, formats)
+        return await chart_download(container, spec, file.rpartition(".")[2], f"{channel}-messages-per-day")
+
+    @get(
+        [f"/communication/analytics/chart.{ext}" for ext in EXPORT_KINDS],
+        name="delivery_rate_chart_export",
+    )
+    async def delivery_rate_export(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        container, formats = container_of(request), Formats.of(request)
+        days = last_days(utc_now(), formats.timezone)
+        spec = delivery_rate_chart(days, await daily_figures(container.database, days[0]), formats)
+        if spec is None:
+            raise NotFoundException("Nothing was sent in these days, so there is no chart to download.")
+        return await chart_download(container, spec, request.url.path.rpartition(".")[2], "delivery-rate")
 
     @get(
         ["/communication/analytics.csv", "/communication/analytics.xlsx"],

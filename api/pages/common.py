@@ -19,7 +19,7 @@ from domain.clock import utc_now as utc_now  # the pages' one clock
 from reports.charts.cache import draw
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
-from reports.exports import SheetRows, sheet_csv, sheet_xlsx
+from reports.exports import SheetRows, as_csv, as_xlsx, sheet_csv, sheet_xlsx
 from reports.periods import PeriodSpec
 from storage.database import Database
 from storage.queries.channels import provider_currencies as stored_provider_currencies
@@ -171,6 +171,10 @@ class Formats:
         clock = format_time(local, "short", locale=self.locale)
         return str(Locale.parse(self.locale).datetime_formats["medium"]).format(clock, day)
 
+    def as_of(self) -> str:
+        """The footnote's freshness for a download: "as of 2026-12-03 10:15 (Europe/Berlin)"."""
+        return f"as of {utc_now().astimezone(ZoneInfo(self.timezone)):%Y-%m-%d %H:%M} ({self.timezone})"
+
     def day(self, value: date) -> str:
         return str(format_skeleton("yMMMd", value, locale=self.locale))
 
@@ -214,6 +218,26 @@ async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     body = svg[svg.index("<svg") :]
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704
+
+
+async def chart_download(container: Container, spec: ChartSpec, ext: str, stem: str) -> Response[bytes]:
+    """A chart's figures as shown (CSV, XLSX) or the chart itself (PNG, SVG), as a download."""
+    if ext == "csv":
+        body, media = as_csv(spec), "text/csv; charset=utf-8"
+    elif ext == "xlsx":
+        body, media = as_xlsx(spec), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    elif ext == "png":
+        body, media = await draw(spec, "png", spec.data_as_of.isoformat(), container.chart_cache), "image/png"
+    else:
+        svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
+        body, media = svg.encode(), "image/svg+xml"
+    return Response(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{stem}.{ext}"'}
+    )
+
+
+#: What a chart downloads as: its figures as shown, or the picture.
+EXPORT_KINDS = ("csv", "xlsx", "png", "svg")
 
 
 #: Table downloads: file extension, and the media type it is sent as.

@@ -349,10 +349,9 @@ class MessagePages(StaffPages):
         if filters.customer_id:
             said.append(f"customer #{filters.customer_id}")
         how_many = f"The newest {EXPORT_ROWS:,}" if len(rows) > EXPORT_ROWS else f"All {len(shown):,}"
-        local_now = utc_now().astimezone(ZoneInfo(formats.timezone))
         footnote = (
             f"{how_many} messages{' with ' + ', '.join(said) if said else ''}, newest first; times in "
-            f"{formats.timezone}; as of {local_now:%Y-%m-%d %H:%M}."
+            f"{formats.timezone}; {formats.as_of()}."
         )
         sheet = SheetRows(
             "Messages",

@@ -35,7 +35,7 @@ TABLES = {
     "/analytics/reports": ["saved-reports"],
     "/analytics/executive": ["targets"],
     "/communication/templates": ["template-1", "notification-rules"],
-    "/communication/sms": ["segments"],
+    "/communication/sms": ["sms-segments"],
     "/communication/whatsapp": ["whatsapp-templates"],
     "/communication/chat?view=resolved": ["queue"],
 }
@@ -64,7 +64,10 @@ async def test_provider_errors_download_as_shown_and_recounted(client: Client, s
     await database.dispose()
 
     page = (await client.get("/analytics/performance")).text
-    assert 'href="?table=provider-errors&amp;format=csv" download>CSV</a>' in page
+    assert (
+        'href="?table=provider-errors&amp;format=csv" download aria-label="Download the provider errors table as CSV">CSV</a>'
+        in page
+    )
     answer = await client.get("/analytics/performance?table=provider-errors&format=csv")
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/csv")
@@ -157,3 +160,33 @@ async def test_a_download_is_the_page_or_nothing(client: Client, seeded: Seeded)
         "/communication/chat/sla-policies?table=sla-policies&format=csv", follow_redirects=False
     )
     assert "content-disposition" not in refused.headers
+
+
+async def test_no_page_gives_two_elements_one_id(client: Client, seeded: Seeded) -> None:
+    """A table is found by its id, so an id must be the page's only one."""
+    await sign_in(client, seeded, MANAGER)
+    for path in TABLES:
+        ids = re.findall(r'\sid="([^"]+)"', (await client.get(path)).text)
+        assert len(ids) == len(set(ids)), (path, sorted({i for i in ids if ids.count(i) > 1}))
+
+
+async def test_channel_and_delivery_rate_charts_download_with_the_daily_figures(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, VIEWER)
+    page = (await client.get("/communication/sms")).text
+    assert 'href="/communication/sms/chart.png" download>PNG</a>' in page
+    chart = _csv((await client.get("/communication/sms/chart.csv")).text)
+    assert chart[0] == ["Date", "Sent", "Delivered", "Failed"]
+    days = chart[1 : chart.index([])]
+    assert len(days) == 30
+    daily = _csv((await client.get("/communication/analytics.csv")).text)
+    sent_column = daily[0].index("Sent")
+    expected = {row[0]: int(row[sent_column]) for row in daily[1 : daily.index([])] if row[1] == "sms"}
+    shown = {row[0]: int(row[1]) for row in days if int(row[1])}
+    assert shown == {day: sent for day, sent in expected.items() if sent} and shown
+    for ext, kind in (("png", "image/png"), ("svg", "image/svg+xml"), ("xlsx", "spreadsheetml")):
+        answer = await client.get(f"/communication/sms/chart.{ext}")
+        assert answer.status_code == 200 and kind in answer.headers["content-type"], ext
+    rates = _csv((await client.get("/communication/analytics/chart.csv")).text)
+    assert rates[0][0] == "Date" and "sms (%)" in rates[0]

@@ -213,3 +213,75 @@ def test_a_report_is_built_in_the_browser_previewed_live_saved_exported_and_sche
         "yes",
         "0",
     ) in (listed.table.rows)
+
+
+def test_a_manager_splits_a_report_two_ways_keeps_a_range_and_downloads_a_page_table(
+    demo: Demo, browser_page: Any
+) -> None:
+    """Revenue by clinic, stacked by source channel, only clinics with some revenue, built and saved in the
+    browser; its CSV recounted from the orders; then a table of the performance page downloaded as shown."""
+    from playwright.sync_api import expect
+
+    from storage.analytics.facts import COUNTED_ORDER_STATUSES, NET_ORDER_AMOUNT
+    from storage.models import Location, Order
+
+    page = browser_page
+    sign_in(page, demo, MANAGER)
+    page.goto(f"{demo.app_url}/analytics/reports/new")
+    page.get_by_label("Name").fill("Clinics by channel")
+    page.get_by_label("Period").select_option(label="Last month")
+    page.get_by_label("Split by").select_option("location")
+    page.get_by_label("Then by").select_option("source_channel")
+    page.get_by_label("Chart").select_option(label="Stacked bars")
+    page.get_by_label("Only values from").fill("0.01")
+    page.get_by_label("Only values from").press("Tab")
+    expect(page.locator("#preview svg.chart")).to_be_visible(timeout=10_000)
+    expect(page.locator("#preview .lead")).to_contain_text("by location and source channel")
+    screenshot(page, "report-builder-two-splits")
+    page.get_by_role("button", name="Save report").click()
+    expect(page.locator("h1")).to_have_text("Clinics by channel")
+
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="CSV", exact=True).click()
+    rows = list(csv.reader(io.StringIO(open(download_info.value.path(), encoding="utf-8-sig").read())))
+    header, body = rows[0], rows[1 : rows.index([])]
+    assert header[0] == "Location" and len(header) > 2, header
+    settings = demo.settings()
+    currency = settings.business_currency
+    channels = [name.removesuffix(f" ({currency})") for name in header[1:]]
+    shown = {
+        (row[0], channel): float(value)
+        for row in body
+        for channel, value in zip(channels, row[1:], strict=True)
+        if float(value or 0)
+    }
+    zone = ZoneInfo(settings.business_timezone)
+    first_of_this_month = datetime.now(zone).date().replace(day=1)
+    first_of_last_month = (first_of_this_month - timedelta(days=1)).replace(day=1)
+    start, end = (
+        datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+        for day in (first_of_last_month, first_of_this_month)
+    )
+    found = demo.rows(
+        select(Location.code, Order.source_channel, NET_ORDER_AMOUNT)
+        .join(Location, Location.id == Order.location_id)
+        .where(
+            Order.created_at >= start,
+            Order.created_at < end,
+            Order.status.in_(COUNTED_ORDER_STATUSES),
+            Order.currency == currency,
+        )
+    )
+    expected: dict[tuple[str, str], float] = {}
+    for code, channel, amount in found:
+        key = (code, channel.replace("_", " "))
+        expected[key] = expected.get(key, 0.0) + float(amount)
+    assert shown == {k: round(v, 2) for k, v in expected.items() if round(v, 2)}
+
+    page.goto(f"{demo.app_url}/analytics/performance")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name="Download the jobs table as CSV").click()
+    assert download_info.value.suggested_filename == "analytics-performance-jobs.csv"
+    jobs = list(csv.reader(io.StringIO(open(download_info.value.path(), encoding="utf-8-sig").read())))
+    assert jobs[0] == ["Job", "State", "Details"] and len(jobs) > 3
+    screenshot(page, "performance-with-downloads")
