@@ -161,7 +161,8 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         if len(series) < total:
             header = replace(header, subtitle=f"by {label(result.dimension)}, top {len(series)} of {total}")
     if presentation.ranged and result.dimension:
-        header = replace(header, subtitle=f"{header.subtitle}, {_range_words(presentation, header)}")
+        split = header.subtitle or f"by {label(result.dimension)}"
+        header = replace(header, subtitle=f"{split}, {_range_words(presentation, header)}")
     kind = presentation.kind
     if kind in ("auto", "line"):
         spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
@@ -181,7 +182,10 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     chosen: ChartKind = "stacked_bar" if kind == "stacked_bar" else "bar"
     if result.grain is None and chosen == "stacked_bar" and len(result.dimensions) == 2:
         first, second = result.dimensions
-        header = replace(header, subtitle=f"by {label(first)}, stacked by {label(second)}")
+        # "by location and source channel[, top 5 of 9][, only those …]" reads "by location, stacked by …".
+        both = f"by {label(result.dimension)}"
+        rest = (header.subtitle or both).removeprefix(both)
+        header = replace(header, subtitle=f"by {label(first)}, stacked by {label(second)}{rest}")
         return _stacked_two_ways(header, series, targets)
     if result.grain is None:
         return _reshaped(

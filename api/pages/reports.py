@@ -212,7 +212,12 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
             "all_ok": health.all_ok,
             "headline": with_code(health.headline()),
             "jobs": [
-                {"job": j.job.capitalize(), "state": j.state, "pill": JOB_STATE_PILL[j.state], "text": j.text}
+                {
+                    "job": j.job[:1].upper() + j.job[1:],
+                    "state": j.state,
+                    "pill": JOB_STATE_PILL[j.state],
+                    "text": j.text,
+                }
                 for j in health.jobs
             ],
             "processes": [

@@ -60,6 +60,9 @@ def _compact_text(value: float, unit: Unit, locale: str, currency: str | None) -
         return str(_percent_pattern(locale, min_fraction=0, max_fraction=1).apply(value, locale))
     if unit == "duration":
         return format_duration(value)
+    # Babel's compact forms keep every digit below a thousand ("€556.4999999999" for a sum of parts): keep
+    # one decimal, or two significant digits for a figure under 1.
+    value = round(value, 1) if abs(value) >= 1 else float(f"{value:.2g}")
     if not _locale_abbreviates(locale, value):
         # German has no short form for thousands; CLDR's fallback then drops grouping ("10000 €"),
         # which reads worse than the ordinary grouped number ("10.000 €").

@@ -219,6 +219,12 @@ def test_stacked_two_ways_puts_the_second_split_inside_the_first() -> None:
     assert spec.kind == "stacked_bar"
     assert spec.categories == ("BER", "HAM")
     assert {s.name: s.values for s in spec.series} == {"web": (5.0, 4.0), "whatsapp": (3.0, 0.0)}
+    assert spec.subtitle == "by location, stacked by source channel"
+
+    ranged = present(found, Presentation("stacked_bar", at_least=4.0))
+    assert ranged.categories == ("BER", "HAM")  # the pairs BER · web (5) and HAM · web (4) are kept
+    assert {s.name: s.values for s in ranged.series} == {"web": (5.0, 4.0)}
+    assert ranged.subtitle == "by location, stacked by source channel, only those of €4.00 or more"
 
 
 def test_a_range_keeps_the_split_values_whose_figure_lies_in_it() -> None:
