@@ -50,6 +50,8 @@ class _Tables(HTMLParser):
         self.heading: list[str] = []
         self.rows: list[list[str]] = []
         self.header_rows = 0
+        #: Columns whose heading says `data-no-export` (buttons such as "Remove"): left out of the file.
+        self.skipped: set[int] = set()
         self._in: str | None = None  # "caption", "h1" or "cell"
         self._in_head = False
         self._cell: list[str] = []
@@ -76,6 +78,8 @@ class _Tables(HTMLParser):
                 self.header_rows += 1
         elif tag in ("td", "th") and self.rows:
             self._in, self._cell = "cell", []
+            if self._in_head and "data-no-export" in dict(attrs):
+                self.skipped.add(len(self.rows[-1]))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "table" and self.depth:
@@ -91,7 +95,7 @@ class _Tables(HTMLParser):
             self._in = None
 
     def handle_data(self, data: str) -> None:
-        if self._in == "cell":
+        if self._in == "cell" and self.depth == 1:  # text of a table inside the cell is not the cell's
             self._cell.append(data)
         elif self._in == "caption":
             self.caption.append(data)
@@ -106,7 +110,7 @@ def table_sheet(html: str, table_id: str, *, page: str, timezone: str) -> SheetR
     parser.close()
     if not parser.found:
         return None
-    rows = parser.rows
+    rows = [[cell for i, cell in enumerate(row) if i not in parser.skipped] for row in parser.rows]
     # The header row, when the table has one (<thead>); the rest are its rows, empty ones left out.
     heading = tuple(rows[0]) if parser.header_rows else ()
     body = [row for row in rows[parser.header_rows :] if row]
