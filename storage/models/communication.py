@@ -237,6 +237,8 @@ class ChatSession(Base):
         Index("ix_chat_sessions_started_at", "started_at"),
         Index("ix_chat_sessions_customer", "customer_id", "started_at"),
         Index("ix_chat_sessions_status", "status", "last_message_at"),
+        # The overview's latest resolved conversations (migration 0014).
+        Index("ix_chat_sessions_status_started", "status", "started_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
