@@ -31,8 +31,10 @@ FORMATS = {
     "csv": b"text/csv; charset=utf-8",
     "xlsx": b"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-#: A table id as the templates write them: letters, digits and dashes.
-TABLE_ID = re.compile(r"[a-z][a-z0-9-]{0,63}")
+#: A table id as the templates write them: letters, digits, dashes and underscores.
+TABLE_ID = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+#: Routes under the page prefixes that are not pages: live event streams and files, never buffered here.
+NOT_PAGES = re.compile(r"/events$|/attachments/|/media/|\.[a-z0-9]{2,4}$")
 #: A figure written without grouping or units ("12", "-3", "4.5") is stored as a number, so a spreadsheet can
 #: add it up; anything else ("€1,234.50", "12 %", "3 min") stays text, exactly as shown.
 PLAIN_NUMBER = re.compile(r"-?(0|[1-9]\d{0,14})(\.\d{1,6})?")
@@ -111,9 +113,10 @@ def table_sheet(html: str, table_id: str, *, page: str, timezone: str) -> SheetR
     if not parser.found:
         return None
     rows = [[cell for i, cell in enumerate(row) if i not in parser.skipped] for row in parser.rows]
-    # The header row, when the table has one (<thead>); the rest are its rows, empty ones left out.
+    # The header row, when the table has one (<thead>); the rest are its rows, empty ones left out, and so is
+    # a placeholder row of one cell across a wider table ("No messages in that period.").
     heading = tuple(rows[0]) if parser.header_rows else ()
-    body = [row for row in rows[parser.header_rows :] if row]
+    body = [row for row in rows[parser.header_rows :] if row and not (len(row) == 1 and len(heading) > 1)]
     width = max([len(heading), *(len(r) for r in body)], default=0)
     title = " ".join("".join(parser.caption).split()) or " ".join("".join(parser.heading).split())
     now = datetime.now(UTC).astimezone(ZoneInfo(timezone))
@@ -187,7 +190,8 @@ class TableExports(ASGIMiddleware):
 
 def _asked(scope: Scope) -> tuple[str, str] | None:
     """(table id, format) when a dashboard page is asked for one of its tables, else None."""
-    if scope.get("method") != "GET" or not scope["path"].startswith(PAGE_PREFIXES):
+    path = scope["path"]
+    if scope.get("method") != "GET" or not path.startswith(PAGE_PREFIXES) or NOT_PAGES.search(path):
         return None
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     table_id, ext = query.get("table"), query.get("format")

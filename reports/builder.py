@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from babel.numbers import NumberFormatError, parse_decimal
+
 from reports.metrics import REGISTRY, Metric
 from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
 from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
@@ -146,14 +148,15 @@ def _typed_bound(bound: float, metric: Metric) -> str:
     return str(int(typed)) if typed.is_integer() else str(typed)
 
 
-def _bound(text: str, metric: Metric, where: str, errors: dict[str, str]) -> float | None:
-    """A range bound as typed ("1,000", "12.5", "25 %") in the metric's stored unit, or None when empty."""
-    cleaned = text.replace(",", "").replace("%", "").replace(" ", "").replace("\u202f", "")
+def _bound(text: str, metric: Metric, where: str, errors: dict[str, str], locale: str) -> float | None:
+    """A range bound as typed in the business's locale ("1,000" or "12.5" in en_GB, "12,5" in de_DE; a "%"
+    is allowed) in the metric's stored unit, or None when empty."""
+    cleaned = text.replace("%", "").strip()
     if not cleaned:
         return None
     try:
-        typed = float(cleaned)
-    except ValueError:
+        typed = float(parse_decimal(cleaned, locale=locale))
+    except (NumberFormatError, ValueError):
         typed = float("nan")
     if typed != typed or abs(typed) > 1e15:  # NaN (not a number) or absurd
         errors[where] = "Give a number, such as 1000 or 12.5, or leave it empty."
@@ -261,8 +264,9 @@ def build(
     names: Mapping[str, list[tuple[str, str]]],
     now: datetime,
     business_tz: str,
+    locale: str = "en_GB",
 ) -> BuiltReport:
-    """The definition the form describes, or every field's mistake."""
+    """The definition the form describes, or every field's mistake (numbers read in `locale`)."""
     errors: dict[str, str] = {}
     metric: Metric | None = REGISTRY.get(form["metric"])
     if metric is None:
@@ -277,8 +281,8 @@ def build(
             errors["top"] = f"Top is a whole number from 1 to {MAX_TOP}, or empty for every value."
         else:
             top = int(top_text)
-    at_least = _bound(form["value_from"], metric, "value_from", errors)
-    at_most = _bound(form["value_to"], metric, "value_to", errors)
+    at_least = _bound(form["value_from"], metric, "value_from", errors, locale)
+    at_most = _bound(form["value_to"], metric, "value_to", errors, locale)
     if form["kind"] not in PRESENTATION_KINDS:
         errors["kind"] = "Pick a chart from the list."
     if form["sort"] not in SORT_ORDERS:

@@ -116,7 +116,7 @@ def sheet_csv(sheet: SheetRows) -> bytes:
     for row in sheet.rows:
         writer.writerow(["" if cell is None else _csv_cell(cell) for cell in row])
     writer.writerow([])
-    writer.writerow([sheet.footnote])
+    writer.writerow([_csv_cell(sheet.footnote)])
     # A byte-order mark so spreadsheet programs read accented clinic names and € as UTF-8.
     return ("\ufeff" + buffer.getvalue()).encode()
 
@@ -140,7 +140,7 @@ def sheet_xlsx(sheet: SheetRows) -> bytes:
     page = book.active
     assert page is not None  # a new workbook always has its first sheet
     page.title = _sheet_title(sheet.title)
-    page.append(list(sheet.heading))
+    page.append([_xlsx_text(h) for h in sheet.heading])
     for row in sheet.rows:
         page.append([_xlsx_text(cell) for cell in row])
     # openpyxl takes a string starting with "=" for a formula: every text cell is text, nothing else.
@@ -151,7 +151,8 @@ def sheet_xlsx(sheet: SheetRows) -> bytes:
     for cell in page[1]:
         cell.font = Font(bold=True)
     page.append([])
-    page.append([sheet.footnote])
+    page.append([_xlsx_text(sheet.footnote)])
+    page.cell(row=page.max_row, column=1).data_type = "s"  # a report's name may start with "="
     page.column_dimensions["A"].width = max(
         12, min(40, max((len(str(r[0])) for r in sheet.rows), default=10) + 2)
     )

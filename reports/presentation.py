@@ -150,24 +150,31 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     """The chart a report shows: the answer's own best fit, or the kind its builder picked."""
     result = found.result
     metric = result.metrics[0]
-    series = (
-        ordered(result.series_for(metric.name), presentation)
-        if result.dimension
-        else (result.series_for(metric.name))
-    )
+    everything = result.series_for(metric.name)
     header = found.chart
-    if presentation.top is not None and result.dimension:
-        total = len(result.series_for(metric.name))
-        if len(series) < total:
-            header = replace(header, subtitle=f"by {label(result.dimension)}, top {len(series)} of {total}")
-    if presentation.ranged and result.dimension:
-        split = header.subtitle or f"by {label(result.dimension)}"
-        header = replace(header, subtitle=f"{split}, {_range_words(presentation, header)}")
+    targets = tuple(a for a in found.chart.annotations if a.kind == "target")
+    if result.grain is None and presentation.kind == "stacked_bar" and len(result.dimensions) == 2:
+        return _stacked_two_ways(header, everything, presentation, result.dimensions, targets)
+    series = ordered(everything, presentation) if result.dimension else everything
+    if result.dimension:
+        # Said from scratch for what this chart draws: the range, top N, and how many of those fit it.
+        in_range = sum(1 for s in everything if presentation.keeps(s.total))
+        every_value = presentation.kind in ("bar", "table") and result.grain is None
+        drawn = len(series) if every_value else min(len(series), MAX_SERIES)
+        words = split_words(
+            f"by {label(result.dimension)}",
+            presentation,
+            header,
+            len(everything),
+            in_range,
+            len(series),
+            drawn,
+        )
+        header = replace(header, subtitle=words)
     kind = presentation.kind
     if kind in ("auto", "line"):
         spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
         return replace(spec, subtitle=header.subtitle)
-    targets = tuple(a for a in found.chart.annotations if a.kind == "target")
     if kind == "number":
         only = series[0] if series else None
         direction: Any = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
@@ -180,13 +187,6 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
             header, result.grain, result.range.timezone, series, result.comparison_range is not None
         )
     chosen: ChartKind = "stacked_bar" if kind == "stacked_bar" else "bar"
-    if result.grain is None and chosen == "stacked_bar" and len(result.dimensions) == 2:
-        first, second = result.dimensions
-        # "by location and source channel[, top 5 of 9][, only those …]" reads "by location, stacked by …".
-        both = f"by {label(result.dimension)}"
-        rest = (header.subtitle or both).removeprefix(both)
-        header = replace(header, subtitle=f"by {label(first)}, stacked by {label(second)}{rest}")
-        return _stacked_two_ways(header, series, targets)
     if result.grain is None:
         return _reshaped(
             header,
@@ -212,36 +212,76 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     )
 
 
+#: How a cut to top N reads, by the order chosen.
+_CUT_WORDS: dict[SortOrder, str] = {"largest": "top", "smallest": "bottom", "name": "first"}
+
+
+def split_words(
+    split: str,
+    presentation: Presentation,
+    header: ChartSpec,
+    total: int,
+    in_range: int,
+    kept: int,
+    drawn: int,
+) -> str:
+    """ "by location, only those of €1,000.00 or more (5 of 9), top 3 of 5, 8 of them drawn"."""
+    words = [split]
+    if presentation.ranged:
+        counted = f" ({in_range} of {total})" if in_range < total else ""
+        words.append(f"{_range_words(presentation, header)}{counted}")
+    if kept < in_range:
+        words.append(f"{_CUT_WORDS[presentation.sort]} {kept} of {in_range}")
+    if drawn < kept:
+        words.append(f"{drawn} of them drawn")
+    return ", ".join(words)
+
+
 def _stacked_two_ways(
-    header: ChartSpec, series: Sequence[SeriesResult], targets: tuple[Any, ...]
+    header: ChartSpec,
+    pairs: Sequence[SeriesResult],
+    presentation: Presentation,
+    dimensions: tuple[str, ...],
+    targets: tuple[Any, ...],
 ) -> ChartSpec:
     """A bar per value of the first dimension, stacked by the second: "by location, stacked by channel".
 
-    Only sums and counts stack (check_fits), so values past the chart's series limit add up into "Other".
+    The order, top N and range apply to the bars' totals (a clinic is kept or not, never half of it). Only
+    sums and counts stack (check_fits), so stacks past the chart's series limit add up into "Other".
     """
     firsts: dict[str, float] = {}
     seconds: dict[str, float] = {}
     cells: dict[tuple[str, str], float] = {}
-    for s in series:
+    for s in pairs:
         first, second = s.dimension_values
         firsts[first] = firsts.get(first, 0.0) + (s.total or 0.0)
         seconds[second] = seconds.get(second, 0.0) + (s.total or 0.0)
         cells[(first, second)] = s.total or 0.0
-    bars = list(firsts)  # in the chosen order (series arrive sorted and cut to top N)
+    totals = [
+        SeriesResult(pairs[0].metric if pairs else "", first, first, (), total)
+        for first, total in firsts.items()
+    ]
+    bars = [t.dimension_value or "" for t in ordered(totals, presentation)]
+    in_range = sum(1 for t in totals if presentation.keeps(t.total))
+    first, second = dimensions
+    split = f"by {label(first)}, stacked by {label(second)}"
+    header = replace(
+        header, subtitle=split_words(split, presentation, header, len(totals), in_range, len(bars), len(bars))
+    )
     ranked = sorted(seconds, key=lambda v: (-seconds[v], v))
     kept = ranked if len(ranked) <= MAX_SERIES else ranked[: MAX_SERIES - 1]
     stacks = [
-        Series(label(second) or "(none)", tuple(cells.get((first, second), 0.0) for first in bars))
-        for second in kept
+        Series(label(value) or "(none)", tuple(cells.get((bar, value), 0.0) for bar in bars))
+        for value in kept
     ]
     if len(kept) < len(ranked):
         rest = ranked[len(kept) :]
         other = "Other" if "Other" not in {s.name for s in stacks} else "All other values"
-        stacks.append(Series(other, tuple(sum(cells.get((f, r), 0.0) for r in rest) for f in bars)))
+        stacks.append(Series(other, tuple(sum(cells.get((bar, r), 0.0) for r in rest) for bar in bars)))
     return _reshaped(
         header,
         "stacked_bar",
-        categories=tuple(label(first) or "(none)" for first in bars),
+        categories=tuple(label(bar) or "(none)" for bar in bars),
         series=tuple(stacks),
         annotations=targets,
     )

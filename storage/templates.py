@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Self
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.templates.model import MessageTemplate as TemplateVariant
@@ -74,7 +75,11 @@ class SqlTemplateVariants:
         row.whatsapp_name, row.whatsapp_language = variant.whatsapp_name, variant.whatsapp_language
         row.version = (row.version or 0) + 1
         row.updated_at = at
-        await self._session.flush()
+        try:
+            await self._session.flush()
+        except IntegrityError:
+            # A new variant, created by someone else in the same moment (there was no row to lock).
+            raise TemplateChanged(None) from None
         # What it says now is kept as this version, so it can be compared with and restored later.
         self._session.add(_kept(row, at, by=by))
         await self._session.flush()

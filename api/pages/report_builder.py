@@ -116,7 +116,9 @@ class ReportBuilderPages(StaffPages):
         container, formats = container_of(request), Formats.of(request)
         names = await dimension_names(container.database)
         if built is None:
-            built = build(form, names=names, now=utc_now(), business_tz=formats.timezone)
+            built = build(
+                form, names=names, now=utc_now(), business_tz=formats.timezone, locale=formats.locale
+            )
         preview = await preview_of(container, built, formats)
         template = page(
             request,
@@ -146,7 +148,7 @@ class ReportBuilderPages(StaffPages):
         form = form_of(raw)
         container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
         names = await dimension_names(container.database)
-        built = build(form, names=names, now=utc_now(), business_tz=formats.timezone)
+        built = build(form, names=names, now=utc_now(), business_tz=formats.timezone, locale=formats.locale)
         if raw.get("action") == "preview" or built.definition is None:
             return await self._builder(
                 request, form, built=built, status_code=200 if built.definition else 422
@@ -175,7 +177,11 @@ class ReportBuilderPages(StaffPages):
         container, formats = container_of(request), Formats.of(request)
         form = form_of(await request.form())
         built = build(
-            form, names=await dimension_names(container.database), now=utc_now(), business_tz=formats.timezone
+            form,
+            names=await dimension_names(container.database),
+            now=utc_now(),
+            business_tz=formats.timezone,
+            locale=formats.locale,
         )
         shown = await preview_of(container, built, formats)
         if built.errors:
@@ -222,7 +228,11 @@ class ReportBuilderPages(StaffPages):
             return await self._builder(request, form, report=report, error=lossy, status_code=422)
         container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
         built = build(
-            form, names=await dimension_names(container.database), now=utc_now(), business_tz=formats.timezone
+            form,
+            names=await dimension_names(container.database),
+            now=utc_now(),
+            business_tz=formats.timezone,
+            locale=formats.locale,
         )
         if raw.get("action") == "preview" or built.definition is None:
             return await self._builder(

@@ -252,7 +252,10 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
         said.append(f"for {match.group('period')}")
     if match.group("dimension"):
         metric = get_metric(query["metrics"][0])
-        words = re.split(r"\s+and\s+|\s*,\s*", match.group("dimension").strip().lower())
+        split = re.split(r"\s+and\s+|\s*,\s*", match.group("dimension").strip().lower())
+        words = [word for word in split if word]
+        if not words:
+            raise ParseError("Name what to split by after “by”.", RUN_USAGE)
         if len(words) > MAX_DIMENSIONS:
             raise ParseError(f"A report splits by at most {MAX_DIMENSIONS} things at once.", RUN_USAGE)
         dimensions = []

@@ -221,10 +221,15 @@ def test_stacked_two_ways_puts_the_second_split_inside_the_first() -> None:
     assert {s.name: s.values for s in spec.series} == {"web": (5.0, 4.0), "whatsapp": (3.0, 0.0)}
     assert spec.subtitle == "by location, stacked by source channel"
 
-    ranged = present(found, Presentation("stacked_bar", at_least=4.0))
-    assert ranged.categories == ("BER", "HAM")  # the pairs BER · web (5) and HAM · web (4) are kept
-    assert {s.name: s.values for s in ranged.series} == {"web": (5.0, 4.0)}
-    assert ranged.subtitle == "by location, stacked by source channel, only those of €4.00 or more"
+    # The range and top N keep whole bars: BER (8 in all) stays with both its parts, HAM (4) goes.
+    ranged = present(found, Presentation("stacked_bar", at_least=5.0))
+    assert ranged.categories == ("BER",)
+    assert {s.name: s.values for s in ranged.series} == {"web": (5.0,), "whatsapp": (3.0,)}
+    assert ranged.subtitle == "by location, stacked by source channel, only those of €5.00 or more (1 of 2)"
+    smallest = present(found, Presentation("stacked_bar", sort="smallest", top=1))
+    assert smallest.categories == ("HAM",) and smallest.subtitle.endswith(
+        "stacked by source channel, bottom 1 of 2"
+    )
 
 
 def test_a_range_keeps_the_split_values_whose_figure_lies_in_it() -> None:
@@ -316,3 +321,24 @@ def test_a_label_that_looks_like_a_formula_stays_text_in_csv() -> None:
         and rows[1][0] == "'=HYPERLINK(1)"
         and rows[2] == ["Hamburg", "2"]
     )
+
+
+def test_a_split_says_what_its_chart_draws() -> None:
+    from reports.presentation import split_words
+
+    header = _spec(kind="bar", categories=("x",), series=(Series("Revenue", (1.0,)),))
+    assert split_words("by location", Presentation(top=10), header, 23, 23, 10, 8) == (
+        "by location, top 10 of 23, 8 of them drawn"
+    )
+    assert split_words("by location", Presentation(), header, 5, 5, 5, 5) == "by location"
+    assert split_words("by location", Presentation(at_most=10.0, top=2), header, 9, 4, 2, 2) == (
+        "by location, only those up to €10.00 (4 of 9), top 2 of 4"
+    )
+
+
+def test_a_range_is_read_in_the_business_locale() -> None:
+    form = form_of({**EMPTY_FORM, "metric": "no_show_rate", "dimension": "location", "value_from": "12,5 %"})
+    german = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin", locale="de_DE")
+    assert german.definition is not None and german.definition["chart"]["at_least"] == pytest.approx(0.125)
+    english = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin", locale="en_GB")
+    assert english.definition is not None and english.definition["chart"]["at_least"] == pytest.approx(1.25)

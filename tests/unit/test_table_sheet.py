@@ -14,6 +14,7 @@ PAGE = """<html><body><h1>Performance</h1>
     <tr><td>  Rollups
         (daily) </td><td>0012</td><td>-3</td><td><button>Remove</button></td></tr>
     <tr><td>Nested</td><td><table><tr><td>inner</td></tr></table>7</td><td>=SUM(A1)</td><td></td></tr>
+    <tr><td colspan="4" class="empty">No more jobs.</td></tr>
   </tbody>
 </table></body></html>"""
 
@@ -27,7 +28,7 @@ def test_the_named_table_is_read_as_shown() -> None:
         ("Delivery & retries", 12.0, "€1,234.50"),  # a plain figure is a number; money stays as shown
         ("Rollups (daily)", "0012", -3.0),  # whitespace folded; a code with a leading zero stays text
         ("Nested", 7.0, "=SUM(A1)"),  # an inner table is not part of the cell
-    )
+    )  # and the placeholder row across the table is not a row of figures
     assert sheet.footnote.startswith("Each background job, as shown on /analytics/performance at ")
     assert sheet.footnote.endswith("(Europe/Berlin).")
 
