@@ -31,8 +31,6 @@ DONE = {
     "resume": "Resumed.",
     "cancel": "Cancelled: every message still planned was dropped; sent ones stay sent.",
 }
-#: Statuses a message reaches only after the provider took it.
-HANDED_OVER = ("queued", "sent", "delivered", "read", "failed", "undelivered")
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class CampaignRow:
 
 
 async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRow]:
-    campaigns = await campaigns_with_progress(database, HANDED_OVER)
+    campaigns = await campaigns_with_progress(database)
     return [
         CampaignRow(
             c.slug,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.models import BulkMessaging, CustomerCommunication
+from storage.models import BulkMessaging, CommunicationAnalytics
 
 
 @dataclass(frozen=True)
@@ -87,10 +86,12 @@ async def campaign_overview(database: Database, slug: str) -> CampaignOverview |
     return None if found is None else _overview(found)
 
 
-async def campaigns_with_progress(
-    database: Database, handed_over: Sequence[str], limit: int = 100
-) -> list[tuple[CampaignOverview, int]]:
-    """The newest campaigns, newest first, each with how many of its messages reached `handed_over` statuses."""
+async def campaigns_with_progress(database: Database, limit: int = 100) -> list[tuple[CampaignOverview, int]]:
+    """The newest campaigns, newest first, each with how many of its messages a provider took.
+
+    Read from the kept daily figures (`communication_analytics.sent`, where a message is counted once when a
+    provider accepts it, and which `switchboard analytics verify` recounts), not by counting the messages.
+    """
     async with database.read_sessions() as session:
         campaigns = list(
             await session.scalars(
@@ -100,14 +101,11 @@ async def campaigns_with_progress(
         handed = Counter[int]()
         if campaigns:
             counts = await session.execute(
-                select(CustomerCommunication.campaign_id, func.count())
-                .where(
-                    CustomerCommunication.campaign_id.in_([c.id for c in campaigns]),
-                    CustomerCommunication.status.in_(list(handed_over)),
-                )
-                .group_by(CustomerCommunication.campaign_id)
+                select(CommunicationAnalytics.campaign_id, func.sum(CommunicationAnalytics.sent))
+                .where(CommunicationAnalytics.campaign_id.in_([c.id for c in campaigns]))
+                .group_by(CommunicationAnalytics.campaign_id)
             )
-            handed.update({campaign_id: n for campaign_id, n in counts.all() if campaign_id is not None})
+            handed.update({campaign_id: int(n or 0) for campaign_id, n in counts.all()})
     return [(_overview(c), handed[c.id]) for c in campaigns]
 
 
