@@ -87,8 +87,8 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
         f"{time_range.label} so far" if time_range.ends_mid_day else time_range.label,
         time_range.timezone,
     ]
-    if question.dimension:
-        parts.append(f"by {question.dimension.replace('_', ' ')}")
+    if question.dimensions:
+        parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
     parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
     if question.comparison is not None:
         # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".
@@ -105,7 +105,7 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
         if p != question.period
     ][:2]
     filtered = {f.dimension for f in question.filters}
-    for dimension in [d for d in metric.dimensions if d != question.dimension and d not in filtered][:2]:
+    for dimension in [d for d in metric.dimensions if d not in question.dimensions and d not in filtered][:2]:
         buttons.append(
             Button(f"by {dimension.replace('_', ' ')}", question.command_text(dimension=dimension))
         )
@@ -137,7 +137,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         metrics=(metric.name,),
         period=question.period,
         grain=default_grain(question, time_range),  # type: ignore[arg-type]
-        dimensions=(question.dimension,) if question.dimension else (),
+        dimensions=question.dimensions,
         filters=question.filters,
         comparison=question.comparison,
     )

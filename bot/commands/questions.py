@@ -29,9 +29,9 @@ from bot.commands.wording import plain_words
 from domain.vocabulary import AppointmentKind, Channel, MessageCategory, MessageSource, Provider, SalesChannel
 from reports.metrics import REGISTRY, Metric
 from reports.periods import Grain, PeriodSpec, add_months, month_start, quarter_start, week_start
-from reports.query import Filter
+from reports.query import MAX_DIMENSIONS, Filter
 
-KPI_USAGE = "kpi METRIC [period] [by DIMENSION] [for VALUE] [daily|weekly|monthly] [vs previous|last year]"
+KPI_USAGE = "kpi METRIC [period] [by DIMENSION [and DIMENSION]] [for VALUE] [daily|weekly|monthly] [vs previous|last year]"
 DEFAULT_PERIOD = PeriodSpec.last_n_days(30)
 
 #: Words people use for a dimension, in order of preference; the first the metric has is taken.
@@ -182,6 +182,8 @@ class KpiQuestion:
     metric: str
     period: PeriodSpec = DEFAULT_PERIOD
     dimension: str | None = None
+    #: A second split under the first ("by clinic and channel").
+    then_by: str | None = None
     filters: tuple[Filter, ...] = ()
     comparison: Comparison | None = None
     grain: Grain | None = None
@@ -191,16 +193,23 @@ class KpiQuestion:
     ignored: tuple[str, ...] = field(default=())
     text: str = field(default="", compare=False)  # as typed, to re-read with the database's values
 
+    @property
+    def dimensions(self) -> tuple[str, ...]:
+        """The splits asked for, first first: none, one or two."""
+        return tuple(d for d in (self.dimension, self.then_by) if d)
+
     def command_text(self, **changes: object) -> str:
         """The `kpi` command that asks this question again, with `changes` (period, dimension, comparison)."""
         period = changes.get("period", self.period)
         dimension = changes.get("dimension", self.dimension)
+        # A button that picks another split asks for that one alone.
+        then_by = self.then_by if "dimension" not in changes else None
         comparison = changes.get("comparison", self.comparison)
         metric = changes.get("metric", self.metric)
         assert isinstance(period, PeriodSpec)
         parts = ["kpi", str(metric), period_phrase(period)]
         if dimension:
-            parts.append(f"by {dimension}")
+            parts.append(f"by {dimension} and {then_by}" if then_by else f"by {dimension}")
         parts += [_typed_filter(f) for f in self.filters]
         if self.grain:
             parts.append(
@@ -306,6 +315,8 @@ NOT_METRIC_WORDS = frozenset({"spent", "sender", "senders", "sends", "reader", "
 
 
 def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> Found | None:
+    """The split asked for ("by clinic"), or two ("by clinic and channel"): a Found whose value is a tuple of
+    one or two dimension names."""
     match = re.search(
         r"\b(?:split\s+|broken\s+down\s+)?(?:by|per|each)\s+(?:the\s+|each\s+)?([a-z_]+)(?:\s+([a-z]+))?\b",
         text,
@@ -313,20 +324,53 @@ def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, 
     if match is None:
         return None
     word, second = match.group(1), match.group(2)
-    end = match.end(1)
-    if second and (f"{word}_{second}" in metric.dimensions or f"{word} {second}" in DIMENSION_WORDS):
-        word = f"{word}_{second}" if f"{word}_{second}" in metric.dimensions else f"{word} {second}"
-        end = match.end(2)
     if (
         word not in DIMENSION_WORDS
         and word not in metric.dimensions
         and any(word in known.get(d, {}) for d in metric.dimensions)
     ):
         return None  # "orders by phone": a value to filter on, not a breakdown
+    first, end = _split_named(word, second, match.end(1), match.end(2), metric)
+    dimensions = [first]
+    while then := THEN_BY.match(text, end):
+        word, second = then.group(1), then.group(2)
+        if word not in DIMENSION_WORDS and word not in _every_dimension():
+            break  # "by clinic and BER": what follows "and" is not a split
+        if len(dimensions) == MAX_DIMENSIONS:
+            raise ParseError(f"A question splits by at most {MAX_DIMENSIONS} things at once.", KPI_USAGE)
+        dimension, end = _split_named(word, second, then.end(1), then.end(2), metric)
+        if dimension in dimensions:
+            raise ParseError(f"{word.replace('_', ' ').capitalize()} is named twice after “by”.", KPI_USAGE)
+        dimensions.append(dimension)
+    if len(dimensions) > 1 and "currency" in dimensions:
+        raise Declined(
+            f"{metric.label} is split by currency on its own: amounts in different currencies are never added up."
+        )
+    return Found(tuple(dimensions), match.start(), end)
+
+
+@lru_cache(maxsize=1)
+def _every_dimension() -> frozenset[str]:
+    """Every dimension some metric is kept by: after "and", one of them is a split asked for."""
+    return frozenset(d for metric in REGISTRY.values() for d in metric.dimensions)
+
+
+#: A second split after the first: "by clinic and channel", "by clinic, channel", "by clinic then by channel".
+THEN_BY = re.compile(
+    r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s+then\s+)(?:by\s+|per\s+|each\s+)?(?:the\s+)?([a-z_]+)(?:\s+([a-z]+))?\b"
+)
+
+
+def _split_named(word: str, second: str | None, end: int, second_end: int, metric: Metric) -> tuple[str, int]:
+    """The dimension `word` (with the word after it, for two-word names) names, and where its name ends;
+    Declined when the metric is not kept by it."""
+    if second and (f"{word}_{second}" in metric.dimensions or f"{word} {second}" in DIMENSION_WORDS):
+        word = f"{word}_{second}" if f"{word}_{second}" in metric.dimensions else f"{word} {second}"
+        end = second_end
     candidates = DIMENSION_WORDS.get(word, (word,)) if word not in metric.dimensions else (word,)
     for candidate in candidates:
         if candidate in metric.dimensions:
-            return Found(candidate, match.start(), end)
+            return candidate, end
     allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions) or "nothing (it is one figure)"
     raise Declined(
         f"{metric.label} cannot be split by {word.replace('_', ' ')}; it can be split by {allowed}."
@@ -370,7 +414,7 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
             continue
         second = _mention(text[first.end + after.end() :], values)
         if second is not None and second.start == 0 and second.value != first.value:
-            return Found(dimension, first.start, first.end + after.end() + second.end)
+            return Found((dimension,), first.start, first.end + after.end() + second.end)
     return None
 
 
@@ -539,6 +583,7 @@ def parse_question(
         comparison, rest = _compared_period(rest, period, today)
     dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
     rest = cut(rest, dimension)
+    split: tuple[str, ...] = dimension.value if dimension else ()  # type: ignore[assignment]
     for typed_filter in typed:
         if typed_filter.dimension not in metric.dimensions:
             allowed = ", ".join(metric.dimensions) or "nothing (it is one figure)"
@@ -557,7 +602,7 @@ def parse_question(
         metric.name == "revenue"
         and any(f.dimension == "campaign" for f in filters)
         and all(f.dimension in credited.dimensions for f in filters)
-        and (dimension is None or dimension.value in credited.dimensions)
+        and (dimension is None or all(d in credited.dimensions for d in split))
         and re.search(
             r"\b(?:bring|brings|brought|generate[ds]?|drove|driven|gebracht|erzielt|generiert)\b",
             text.lower(),
@@ -573,7 +618,8 @@ def parse_question(
     question = KpiQuestion(
         metric=metric.name,
         period=period.value if period and isinstance(period.value, PeriodSpec) else implied or DEFAULT_PERIOD,
-        dimension=str(dimension.value) if dimension else None,
+        dimension=split[0] if split else None,
+        then_by=split[1] if len(split) > 1 else None,
         filters=tuple(filters),
         comparison=comparison.value if comparison else None,  # type: ignore[arg-type]
         grain=grain_value,
@@ -651,6 +697,7 @@ def _decline_what_we_cannot_answer(question: KpiQuestion, metric: Metric, rest: 
         metric=question.metric,
         period=question.period if not _in_future(question.period, today) else DEFAULT_PERIOD,
         dimension=question.dimension,
+        then_by=question.then_by,
         filters=question.filters,
         comparison=question.comparison,
         grain=question.grain,

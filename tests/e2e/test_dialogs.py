@@ -451,6 +451,39 @@ async def test_a_report_runs_split_two_ways_from_chat(seeded: CommandContext) ->
     assert pairs and all(" · " in pair for pair in pairs), pairs  # a line per clinic and channel pair
 
 
+async def test_a_question_splits_two_ways_and_its_buttons_keep_or_replace_the_split(
+    seeded: CommandContext,
+) -> None:
+    await run_dialog(
+        seeded,
+        [
+            (VIEWER, "appointments last 30 days by clinic and clinic", "error", "named twice"),
+            (VIEWER, "orders last month by country, segment and channel", "error", "at most 2"),
+            (VIEWER, "revenue last month by currency and clinic", "suggestion", "currency on its own"),
+            (
+                VIEWER,
+                "appointments last 30 days by clinic and campaign",
+                "suggestion",
+                "cannot be split by campaign",
+            ),
+        ],
+    )
+    whole = await ask(seeded, "appointments last 30 days", as_email=VIEWER)
+    split = await ask(seeded, "appointments last 30 days by kind and clinic", as_email=VIEWER)
+    assert split.kind == "answer" and split.images[0].content.startswith(PNG), split.text
+    assert {f.label: f.value for f in split.fields}["Read as"].endswith("by kind and location")
+    # The same appointments, however they are split: the headline total is the one-figure answer's.
+    assert split.text.split(":")[-1].split()[0] == whole.text.split(":")[-1].split()[0], (
+        split.text,
+        whole.text,
+    )
+    commands = {b.label: b.command for b in split.buttons}
+    assert commands["last 7 days"] == "kpi appointments last 7 days by kind and location"
+    assert commands["by service"] == "kpi appointments last 30 days by service"  # another split alone
+    again = await ask(seeded, commands["vs previous"], as_email=VIEWER)
+    assert again.kind == "answer" and "by kind and location" in again.text + str(again.fields), again.text
+
+
 async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded: CommandContext) -> None:
     retention = await ask(seeded, "retention by cohort this year", as_email=VIEWER)
     assert retention.kind == "answer" and retention.images[0].content.startswith(PNG), retention.text
