@@ -62,6 +62,9 @@ def sheet_rows(spec: ChartSpec) -> SheetRows:
         f"{spec.period_label}, {spec.timezone}; figures as of "
         f"{spec.data_as_of.astimezone(zone(spec.timezone)):%Y-%m-%d %H:%M}"
     )
+    if spec.subtitle and "," in spec.subtitle:
+        # The rows are the chart's: when it draws only some values ("largest 8 of 33", a range), say so.
+        footnote = f"{spec.subtitle}; {footnote}"
     if spec.kind == "kpi_tile" and spec.kpi is not None:
         suffix = _unit_words(spec.unit, spec.currency)
         return SheetRows(

@@ -225,7 +225,8 @@ def split_words(
     kept: int,
     drawn: int,
 ) -> str:
-    """ "by location, only those of €1,000.00 or more (5 of 9), top 3 of 5, 8 of them drawn"."""
+    """ "by location, only those of €1,000.00 or more (5 of 9), top 3 of 5", "by location, top 10 of 23, 8 of
+    those drawn", or "by location and channel, top 8 of 33" when the chart alone had to leave some out."""
     words = [split]
     if presentation.ranged:
         counted = f" ({in_range} of {total})" if in_range < total else ""
@@ -233,7 +234,10 @@ def split_words(
     if kept < in_range:
         words.append(f"{_CUT_WORDS[presentation.sort]} {kept} of {in_range}")
     if drawn < kept:
-        words.append(f"{drawn} of them drawn")
+        cut = kept < in_range or in_range < total
+        words.append(
+            f"{drawn} of those drawn" if cut else f"{_CUT_WORDS[presentation.sort]} {drawn} of {kept}"
+        )
     return ", ".join(words)
 
 

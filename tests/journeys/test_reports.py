@@ -285,3 +285,46 @@ def test_a_manager_splits_a_report_two_ways_keeps_a_range_and_downloads_a_page_t
     jobs = list(csv.reader(io.StringIO(open(download_info.value.path(), encoding="utf-8-sig").read())))
     assert jobs[0] == ["Job", "State", "Details"] and len(jobs) > 3
     screenshot(page, "performance-with-downloads")
+
+
+def test_a_question_split_two_ways_is_saved_run_and_recounted_from_the_orders(demo: Demo) -> None:
+    from collections import Counter
+
+    from reports.periods import PeriodSpec, resolve_period
+    from storage.analytics.facts import COUNTED_ORDER_STATUSES
+    from storage.models import Location, Order
+
+    answered = demo.ask("orders last 30 days by clinic and channel", as_email=MANAGER)
+    assert answered.kind == "answer" and answered.images, answered.text
+    assert {f.label: f.value for f in answered.fields}["Read as"].endswith("by location and source channel")
+    saved = demo.ask("report save Orders by clinic and channel", as_email=MANAGER)
+    assert "by location and source channel" in saved.text, saved.text
+    ran = demo.ask("report run orders-by-clinic-and-channel", as_email=MANAGER)
+    assert ran.images and ran.attachments, ran.text
+    rows = list(csv.reader(io.StringIO(ran.attachments[0].content.decode().lstrip("\ufeff"))))
+    assert rows[0] == ["Location and source channel", "Orders"]
+    shown = {tuple(row[0].split(" · ")): int(row[1]) for row in rows[1 : rows.index([])]}
+
+    # Recount from the orders themselves: the same 30 complete days in the business's timezone.
+    period = resolve_period(PeriodSpec.last_n_days(30), datetime.now(UTC), "Europe/Berlin")
+    counted = Counter(
+        (code, channel.replace("_", " "))  # "in_clinic" reads "in clinic" on the chart and in its figures
+        for code, channel in demo.rows(
+            select(Location.code, Order.source_channel)
+            .join(Location, Location.id == Order.location_id)
+            .where(
+                Order.created_at >= period.start,
+                Order.created_at < period.end,
+                Order.status.in_(COUNTED_ORDER_STATUSES),
+            )
+        )
+    )
+    assert shown and all(shown[pair] == counted[pair] for pair in shown), sorted(
+        (pair, shown[pair], counted[pair]) for pair in shown if shown[pair] != counted[pair]
+    )
+    footnote = rows[-1][0]
+    if len(counted) > len(shown):  # the chart holds 8 bars; the figures say which they are, of how many
+        assert f"top {len(shown)} of {len(counted)}" in footnote, footnote
+        assert sorted(shown.values(), reverse=True) == sorted(counted.values(), reverse=True)[: len(shown)]
+    else:
+        assert shown == dict(counted)

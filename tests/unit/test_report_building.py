@@ -328,7 +328,11 @@ def test_a_split_says_what_its_chart_draws() -> None:
 
     header = _spec(kind="bar", categories=("x",), series=(Series("Revenue", (1.0,)),))
     assert split_words("by location", Presentation(top=10), header, 23, 23, 10, 8) == (
-        "by location, top 10 of 23, 8 of them drawn"
+        "by location, top 10 of 23, 8 of those drawn"
+    )
+    # No top N asked for, but more values than the chart holds: it says which it kept, and of how many.
+    assert split_words("by location and channel", Presentation(), header, 33, 33, 33, 8) == (
+        "by location and channel, top 8 of 33"
     )
     assert split_words("by location", Presentation(), header, 5, 5, 5, 5) == "by location"
     assert split_words("by location", Presentation(at_most=10.0, top=2), header, 9, 4, 2, 2) == (
