@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from babel.numbers import NumberFormatError, parse_decimal
+from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 
 from reports.metrics import REGISTRY, Metric
 from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
@@ -96,7 +96,9 @@ def form_of(raw: Mapping[str, Any]) -> dict[str, str]:
     return form
 
 
-def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bool) -> dict[str, str]:
+def form_from_definition(
+    name: str, definition: Mapping[str, Any], *, shared: bool, locale: str = "en_GB"
+) -> dict[str, str]:
     """The form that edits a saved report (the inverse of `build`)."""
     form = dict(EMPTY_FORM, name=name, shared="on" if shared else "")
     query = definition.get("query", {})
@@ -128,7 +130,7 @@ def form_from_definition(name: str, definition: Mapping[str, Any], *, shared: bo
     form["top"] = "" if chart.get("top") is None else str(chart["top"])
     metric = REGISTRY.get(form["metric"])
     for key, bound in (("value_from", chart.get("at_least")), ("value_to", chart.get("at_most"))):
-        form[key] = "" if bound is None or metric is None else _typed_bound(bound, metric)
+        form[key] = "" if bound is None or metric is None else _typed_bound(bound, metric, locale)
     return form
 
 
@@ -143,9 +145,11 @@ RANGE_UNIT_WORDS = {
 }
 
 
-def _typed_bound(bound: float, metric: Metric) -> str:
+def _typed_bound(bound: float, metric: Metric, locale: str) -> str:
+    """A kept bound as a person types it back in the business's locale ("12,5" in de_DE), unscaled from the
+    stored unit, without grouping so that it reads back the same."""
     typed = round(bound * TYPED_SCALE.get(metric.unit, 1.0), 6)
-    return str(int(typed)) if typed.is_integer() else str(typed)
+    return str(format_decimal(typed, format="0.######", locale=locale))
 
 
 def _bound(text: str, metric: Metric, where: str, errors: dict[str, str], locale: str) -> float | None:

@@ -210,7 +210,9 @@ class ReportBuilderPages(StaffPages):
     @get("/analytics/reports/{slug:str}/edit", name="edit_report", guards=[requires_role(Role.AGENT)])
     async def edit(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
         report = await self._changeable(request, slug)
-        form = form_from_definition(report.name, report.definition, shared=report.shared)
+        form = form_from_definition(
+            report.name, report.definition, shared=report.shared, locale=Formats.of(request).locale
+        )
         return await self._builder(request, form, report=report, error=unshown(report.definition))
 
     @post(

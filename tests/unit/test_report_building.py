@@ -267,6 +267,11 @@ def test_the_builder_reads_a_range_in_the_metric_unit_and_back() -> None:
     assert built.definition["chart"]["at_most"] == pytest.approx(0.4)
     again = form_from_definition("Rates", built.definition, shared=False)
     assert (again["value_from"], again["value_to"]) == ("12.5", "40")
+    # Edited in German, the bound reads back as typed there, and builds the same range again.
+    german = form_from_definition("Rates", built.definition, shared=False, locale="de_DE")
+    assert german["value_from"] == "12,5"
+    rebuilt = build(form_of(german), names=NAMES, now=NOW, business_tz="Europe/Berlin", locale="de_DE")
+    assert rebuilt.definition is not None and rebuilt.definition["chart"]["at_least"] == pytest.approx(0.125)
 
     money = build(
         form_of({**EMPTY_FORM, "dimension": "location", "value_from": "1,000"}),
