@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -209,13 +211,25 @@ async def provider_currencies(database: Database) -> dict[str, str]:
     return {channel: currency or DEFAULT_PROVIDER_CURRENCY for channel, currency in stored.items()}
 
 
+def own_ids(svg: str) -> str:
+    """The SVG with its ids (matplotlib's `figure_1`, `axes_1`, clip paths) and the references to them
+    prefixed by a digest of the chart, so several charts inline on one page never share an id."""
+    prefix = f"c{hashlib.blake2s(svg.encode(), digest_size=4).hexdigest()}-"
+    svg = _SVG_ID.sub(lambda m: f'{m.group(1)}="{prefix}{m.group(2)}"', svg)
+    return _SVG_REFERENCE.sub(lambda m: f"{m.group(1)}{prefix}{m.group(2)}", svg)
+
+
+_SVG_ID = re.compile(r'(?<=\s)(id)="([^"]+)"')
+_SVG_REFERENCE = re.compile(r'(url\(#|href="#)([^)"]+)')
+
+
 async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     """The chart as inline SVG (drawn off the event loop, cached per spec and data time).
 
     It is the same spec the bots render to PNG, so a dashboard chart and a bot image always agree.
     """
     svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
-    body = svg[svg.index("<svg") :]
+    body = own_ids(svg[svg.index("<svg") :])
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704
 
