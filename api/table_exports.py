@@ -82,6 +82,8 @@ class _Tables(HTMLParser):
             self._in, self._cell = "cell", []
             if self._in_head and "data-no-export" in dict(attrs):
                 self.skipped.add(len(self.rows[-1]))
+        elif tag in ("br", "li") and self._in == "cell" and self._cell:
+            self._cell.append(LINE_BREAK)  # two addresses on two lines stay two lines in the file
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "table" and self.depth:
@@ -93,7 +95,8 @@ class _Tables(HTMLParser):
         elif tag == "thead":
             self._in_head = False
         elif tag in ("td", "th") and self._in == "cell" and self.depth == 1:
-            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            lines = "".join(self._cell).split(LINE_BREAK)
+            self.rows[-1].append("\n".join(folded for line in lines if (folded := " ".join(line.split()))))
             self._in = None
 
     def handle_data(self, data: str) -> None:
@@ -103,6 +106,10 @@ class _Tables(HTMLParser):
             self.caption.append(data)
         elif self._in == "h1":
             self.heading.append(data)
+
+
+#: Where a cell's text had a line break (`<br>`, a list item); its other whitespace is the markup's.
+LINE_BREAK = "\x00"
 
 
 def table_sheet(html: str, table_id: str, *, page: str, timezone: str) -> SheetRows | None:

@@ -4,6 +4,8 @@ reach the page."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -99,6 +101,15 @@ async def test_an_admin_makes_a_key_that_works_at_once_and_switching_it_off_stop
     assert "The key is made" in shown and "Berlin Mitte" in shown
     # The snippet to paste, shown as text (escaped), never run on our page.
     assert f"&lt;script src=&#34;{PUBLIC_URL}/widget.js&#34; data-key=&#34;{row.key}&#34; async&gt;" in shown
+
+    # The keys download as shown (the snippet as text, the switch buttons left out).
+    assert "table=widget-keys&amp;format=csv" in shown
+    sheet = await client.get(f"{PAGE}?table=widget-keys&format=csv")
+    assert sheet.status_code == 200 and "widget-keys.csv" in sheet.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    assert rows[0] == ["Website", "Allowed addresses", "Clinic", "Status", "Embed on the website"]
+    assert rows[1][:4] == ["Mitte website", f"{SITE}\nhttps://mitte.example", "Berlin Mitte", "on"], rows[1]
+    assert row.key in rows[1][4]
 
     # The website's widget works with it straight away.
     assert (await post(client, "/widget/session", {"key": row.key}, origin=SITE)).status_code == 200

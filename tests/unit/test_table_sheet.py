@@ -35,3 +35,15 @@ def test_the_named_table_is_read_as_shown() -> None:
 
 def test_a_missing_table_is_none() -> None:
     assert table_sheet(PAGE, "nothing", page="/x", timezone="UTC") is None
+
+
+def test_a_cell_keeps_its_line_breaks_and_folds_the_rest() -> None:
+    page = """<table id="keys"><thead><tr><th>Addresses</th></tr></thead><tbody>
+      <tr><td>
+        <code>https://a.example</code><br><code>https://b.example</code>
+      </td></tr>
+      <tr><td><br>only <b>one</b>   line</td></tr>
+    </tbody></table>"""
+    sheet = table_sheet(page, "keys", page="/x", timezone="UTC")
+    assert sheet is not None
+    assert sheet.rows == (("https://a.example\nhttps://b.example",), ("only one line",))
