@@ -171,7 +171,7 @@ def chart_for(
     }
     if result.dimension and len(series) > len(shown):
         # A chart holds MAX_SERIES lines or bars; say which are drawn, so none is dropped silently.
-        header["subtitle"] = f"by {label(result.dimension)}, largest {len(shown)} of {len(series)}"
+        header["subtitle"] = f"by {label(result.dimension)}, top {len(shown)} of {len(series)}"
     targets = [Annotation("target", "target", value=metric.target)] if metric.target is not None else []
     if result.grain is not None and shown and shown[0].points:
         kind = "line"

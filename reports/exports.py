@@ -11,7 +11,7 @@ from datetime import datetime
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font
 
 from reports.charts.formatting import format_value
 from reports.charts.spec import ChartSpec, Unit
@@ -151,6 +151,8 @@ def sheet_xlsx(sheet: SheetRows) -> bytes:
         for cell in line:
             if isinstance(cell.value, str):
                 cell.data_type = "s"
+                if "\n" in cell.value:  # two addresses on two lines show as two lines
+                    cell.alignment = Alignment(wrap_text=True, vertical="top")
     for cell in page[1]:
         cell.font = Font(bold=True)
     page.append([])

@@ -215,10 +215,15 @@ def own_ids(svg: str) -> str:
     """The SVG with its ids (matplotlib's `figure_1`, `axes_1`, clip paths) and the references to them
     prefixed by a digest of the chart, so several charts inline on one page never share an id."""
     prefix = f"c{hashlib.blake2s(svg.encode(), digest_size=4).hexdigest()}-"
-    svg = _SVG_ID.sub(lambda m: f'{m.group(1)}="{prefix}{m.group(2)}"', svg)
-    return _SVG_REFERENCE.sub(lambda m: f"{m.group(1)}{prefix}{m.group(2)}", svg)
+
+    def in_tag(tag: re.Match[str]) -> str:  # only markup: a label's text that reads `id="x"` stays as typed
+        named = _SVG_ID.sub(lambda m: f'{m.group(1)}="{prefix}{m.group(2)}"', tag.group(0))
+        return _SVG_REFERENCE.sub(lambda m: f"{m.group(1)}{prefix}{m.group(2)}", named)
+
+    return _SVG_TAG.sub(in_tag, svg)
 
 
+_SVG_TAG = re.compile(r"<[^>]+>")
 _SVG_ID = re.compile(r'(?<=\s)(id)="([^"]+)"')
 _SVG_REFERENCE = re.compile(r'(url\(#|href="#)([^)"]+)')
 

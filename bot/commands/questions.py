@@ -334,8 +334,13 @@ def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, 
     dimensions = [first]
     while then := THEN_BY.match(text, end):
         word, second = then.group(1), then.group(2)
-        if word not in DIMENSION_WORDS and word not in _every_dimension():
-            break  # "by clinic and BER": what follows "and" is not a split
+        named = word in DIMENSION_WORDS or word in _every_dimension()
+        if second and not named:  # "sales channel", "reminder channel", "team member"
+            named = f"{word} {second}" in DIMENSION_WORDS or f"{word}_{second}" in _every_dimension()
+        if not named or _names_a_value(text[then.start(1) :], metric, known):
+            break  # "by clinic and BER", "by clinic and Dr Smith": what follows "and" is not a split
+        if second and _names_a_value(text[then.start(2) :], metric, known):
+            break  # "by clinic and source web": a filter named with its dimension, not a second split
         if len(dimensions) == MAX_DIMENSIONS:
             raise ParseError(f"A question splits by at most {MAX_DIMENSIONS} things at once.", KPI_USAGE)
         dimension, end = _split_named(word, second, then.end(1), then.end(2), metric)
@@ -347,6 +352,15 @@ def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, 
             f"{metric.label} is split by currency on its own: amounts in different currencies are never added up."
         )
     return Found(tuple(dimensions), match.start(), end)
+
+
+def _names_a_value(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> bool:
+    """Whether `text` starts with a value of one of the metric's dimensions ("dr smith", "clinic mitte")."""
+    for dimension in metric.dimensions:
+        found = _mention(text, known.get(dimension, {}))
+        if found is not None and found.start == 0:
+            return True
+    return False
 
 
 @lru_cache(maxsize=1)

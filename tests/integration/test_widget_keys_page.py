@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import openpyxl
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
@@ -110,6 +111,11 @@ async def test_an_admin_makes_a_key_that_works_at_once_and_switching_it_off_stop
     assert rows[0] == ["Website", "Allowed addresses", "Clinic", "Status", "Embed on the website"]
     assert rows[1][:4] == ["Mitte website", f"{SITE}\nhttps://mitte.example", "Berlin Mitte", "on"], rows[1]
     assert row.key in rows[1][4]
+    book = openpyxl.load_workbook(
+        io.BytesIO((await client.get(f"{PAGE}?table=widget-keys&format=xlsx")).content)
+    )
+    addresses = book.active["B2"]  # type: ignore[index]
+    assert addresses.value == f"{SITE}\nhttps://mitte.example" and addresses.alignment.wrap_text
 
     # The website's widget works with it straight away.
     assert (await post(client, "/widget/session", {"key": row.key}, origin=SITE)).status_code == 200
