@@ -132,7 +132,7 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
             )
             or None
         ),
-        30,
+        60,  # the receipt, then the echo: two hops through a loaded CI machine (once over 30 s)
         "the delivery echo in the thread",
     )
 
