@@ -580,11 +580,11 @@ async def test_a_trial_runs_off_the_event_loop_and_the_loop_keeps_answering() ->
     await run_trial(trial)
     ticking.cancel()
     assert threads and threads[0] != threading.get_ident()
-    # On the event loop the trial would have stopped every tick for half a second; off it, the loop ticks on,
-    # late only by the moments the machine gives the other thread (a busy, shared machine: a percentile).
-    assert len(lags) > 20, "the event loop hardly ran while the trial did"
-    late = sorted(lags)[int(len(lags) * 0.95)]
-    assert late < 0.05, f"one tick in twenty was {late * 1000:.0f} ms late or more"
+    # On the event loop the trial would have stopped every tick for the whole half second (one tick at most);
+    # off it, the loop keeps ticking. How often depends on how much the machine gives the other thread (a
+    # loaded CI machine once managed 14 ticks, one of them 1.2 s late), so only that it ran is asserted here:
+    # speed belongs in benchmarks.
+    assert len(lags) >= 3, "the event loop hardly ran while the trial did"
 
 
 async def test_a_trial_that_runs_out_of_time_is_refused_in_words() -> None:
