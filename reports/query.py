@@ -31,6 +31,7 @@ from reports.periods import (
     resolve_period,
 )
 from reports.periods import Comparison as Comparison
+from storage.analytics.customer_days import churn_from_days, customer_counts
 from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
 from storage.analytics.queries import VALUE_JOINER, FactFilter, churn_counts, measure_values
 from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
@@ -286,13 +287,36 @@ class _Answerer:
             if metric.is_additive or single_bucket:
                 return _Values(buckets if grain else {}, _sum_by_value(buckets), True)
             if grain is not None:
-                totals = (await self._raw(parts, time_range, None)).totals
+                totals = await self._from_customer_days(metric, time_range)
+                if totals is None:
+                    totals = (await self._raw(parts, time_range, None)).totals
                 return _Values(buckets, totals, True)
+        if grain is None and (totals := await self._from_customer_days(metric, time_range)) is not None:
+            return _Values({}, totals, True)
         raw_totals = await self._raw(parts, time_range, None)
         if grain is None:
             return raw_totals
         raw_buckets = await self._raw(parts, time_range, grain)
         return _Values(raw_buckets.buckets, raw_totals.totals, False)
+
+    def _customer_days_cover(self, *moments: datetime) -> bool:
+        """Whether the kept customer days answer for ranges bounded by these moments (local midnights)."""
+        watermark = self.watermark
+        if watermark is None or not watermark.customer_days or watermark.timezone != self.tz:
+            return False
+        if self.dimensions or self.filters:
+            return False
+        return all(bucket_floor(moment, "day", self.tz) == moment for moment in moments)
+
+    async def _from_customer_days(self, metric: Metric, time_range: TimeRange) -> dict[str, Fraction] | None:
+        """Active or returning customers over the whole range from the kept days; None where they cannot."""
+        if metric.name not in ("active_customers", "returning_customers"):
+            return None
+        if not self._customer_days_cover(time_range.start, time_range.end):
+            return None
+        counts = await customer_counts(self.session, time_range.start, time_range.end)
+        value = counts.active if metric.name == "active_customers" else counts.returning
+        return {"": (float(value), 0.0)}
 
     async def _from_rollup(
         self, metric: Metric, time_range: TimeRange, grain: Grain
@@ -330,20 +354,24 @@ class _Answerer:
         return _Values(buckets, totals if grain is None else _sum_by_value(buckets), False)
 
     async def _churn(self, time_range: TimeRange, grain: Grain | None) -> _Values:
-        self.used_raw = True
         previous = previous_period(time_range)
-        total = await churn_counts(
-            self.session, start=time_range.start, end=time_range.end, previous_start=previous.start
-        )
+        total = await self._churn_counts(time_range.start, time_range.end, previous.start)
         buckets: dict[CellKey, Fraction] = {}
         if grain is not None:
             for start in bucket_axis(time_range, grain, self.tz).starts:
                 end = min(next_bucket(start, grain, self.tz), time_range.end)
                 before = bucket_floor(start - (end - start) / 2, grain, self.tz)
-                buckets[(int(start.timestamp()), "")] = await churn_counts(
-                    self.session, start=max(start, time_range.start), end=end, previous_start=before
+                buckets[(int(start.timestamp()), "")] = await self._churn_counts(
+                    max(start, time_range.start), end, before
                 )
         return _Values(buckets, {"": total}, False)
+
+    async def _churn_counts(self, start: datetime, end: datetime, previous_start: datetime) -> Fraction:
+        """(churned, base) from the kept customer days when they cover the bounds, else from the orders."""
+        if self._customer_days_cover(start, end, previous_start):
+            return await churn_from_days(self.session, start=start, end=end, previous_start=previous_start)
+        self.used_raw = True
+        return await churn_counts(self.session, start=start, end=end, previous_start=previous_start)
 
 
 def _sum_by_value(buckets: dict[CellKey, Fraction]) -> dict[str, Fraction]:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY
 from reports.periods import Grain, bucket_floor, next_bucket, zone
+from storage.analytics.customer_days import clear_customer_days, recount_customer_days
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
 from storage.analytics.queries import source_time_span
 from storage.analytics.rollup_store import (
@@ -224,6 +225,7 @@ def _fits(watermark: RollupWatermark | None, business_tz: str) -> bool:
     return (
         watermark is not None
         and watermark.timezone == business_tz
+        and watermark.customer_days
         and set(rolled_up_metrics()) <= set(watermark.metrics)
         and watermark.dimensions is not None
         and all(
@@ -248,6 +250,7 @@ async def _rebuild(
             return None
         spans = [span for source in SOURCES if (span := await source_time_span(session, source))]
         await delete_rollup_rows(session, grains=list(grains))
+        await clear_customer_days(session)
         if spans:
             first = min(s[0] for s in spans)
             last = max(s[1] for s in spans)
@@ -258,8 +261,12 @@ async def _rebuild(
                 session, database.dialect, metrics, grains=grains, tz=business_tz, ranges=[(start, end)]
             )
             await write_rollup_rows(session, database.dialect, rows)
+            await recount_customer_days(session, database.dialect, business_tz, [(start, end)])
         await write_watermark(
-            session, RollupWatermark(as_of, business_tz, tuple(grains), tuple(metrics), dict(metrics))
+            session,
+            RollupWatermark(
+                as_of, business_tz, tuple(grains), tuple(metrics), dict(metrics), customer_days=True
+            ),
         )
         await session.commit()
     return RollupReport(tuple(grains), _bucket_count(rows), len(rows), as_of)
@@ -365,8 +372,20 @@ async def update_rollups_for(
                 await delete_rollup_rows(session, grains=[grain], metrics=list(metrics), ranges=ranges)
                 await write_rollup_rows(session, database.dialect, rows)
                 rows_written += rows
+        if watermark.customer_days and "orders" in touched_sources:
+            await recount_customer_days(
+                session, database.dialect, tz, _runs_of(touched, ["orders"], "day", tz)
+            )
         await write_watermark(
-            session, RollupWatermark(stamp, tz, watermark.grains, watermark.metrics, watermark.dimensions)
+            session,
+            RollupWatermark(
+                stamp,
+                tz,
+                watermark.grains,
+                watermark.metrics,
+                watermark.dimensions,
+                customer_days=watermark.customer_days,
+            ),
         )
         await session.commit()
     return RollupReport(watermark.grains, _bucket_count(rows_written), len(rows_written), stamp)

@@ -535,18 +535,26 @@ def analytics() -> None:
 @click.option("--repair", is_flag=True, help="Rewrite the figures from the recount when they differ.")
 @one_line_errors
 def analytics_verify(repair: bool) -> None:
-    """Recount every message's daily figures (sent, delivered, read, failed, replied, cost) and report any drift."""
+    """Recount every message's daily figures (sent, delivered, read, failed, replied, cost) and each day's
+    active customers from the orders, and report any drift."""
     from zoneinfo import ZoneInfo
 
-    from storage.message_feed import check_message_feed
+    from storage.analytics.customer_days import CustomerDaysCheck, check_customer_days
+    from storage.analytics.rollup_store import read_watermark
+    from storage.message_feed import FeedCheck, check_message_feed
 
     settings = load_settings()
 
-    async def verify(database: Any) -> Any:
+    async def verify(database: Any) -> tuple[FeedCheck, CustomerDaysCheck | None]:
         await require_migrated(database)
-        return await check_message_feed(database, ZoneInfo(settings.business_timezone), repair=repair)
+        feed = await check_message_feed(database, ZoneInfo(settings.business_timezone), repair=repair)
+        async with database.read_sessions() as session:
+            watermark = await read_watermark(session)
+        if watermark is None or not watermark.customer_days:
+            return feed, None
+        return feed, await check_customer_days(database, watermark.timezone, repair=repair)
 
-    check = run_async(_with_database(settings, verify))
+    check, days = run_async(_with_database(settings, verify))
     for drift in check.drift[:20]:
         channel, provider, campaign, template = drift.key
         where = f"{drift.day} {channel}/{provider}" + (f" campaign {campaign}" if campaign else "")
@@ -555,11 +563,21 @@ def analytics_verify(repair: bool) -> None:
     if len(check.drift) > 20:
         click.echo(f"  … and {len(check.drift) - 20:,} more")
     summary = f"analytics: {check.rows:,} daily rows checked against a recount of the messages; drift: {len(check.drift):,}"
-    if check.repaired:
-        click.echo(f"{summary}; repaired: the figures now equal the recount")
-        return
-    click.echo(summary)
-    if check.drift:
+    click.echo(f"{summary}; repaired: the figures now equal the recount" if check.repaired else summary)
+    if days is None:
+        click.echo("active customers: not kept yet (the rollup job builds them on its next pass)")
+    else:
+        tz = ZoneInfo(settings.business_timezone)
+        for day, kept, recounted in days.drift[:20]:
+            click.echo(
+                f"  {day.astimezone(tz):%Y-%m-%d}: active customers kept {kept:,}, recounted {recounted:,}"
+            )
+        if len(days.drift) > 20:
+            click.echo(f"  … and {len(days.drift) - 20:,} more")
+        summary = f"active customers: {days.days:,} days checked against a recount of the orders; drift: {len(days.drift):,}"
+        click.echo(f"{summary}; repaired: the days now equal the recount" if days.repaired else summary)
+    drifted = (check.drift and not check.repaired) or (days is not None and days.drift and not days.repaired)
+    if drifted:
         sys.exit(1)
 
 

@@ -51,6 +51,8 @@ class RollupWatermark:
     metrics: tuple[str, ...]
     #: The dimensions rolled up per metric; None for rollups built before dimensions were recorded.
     dimensions: Mapping[str, tuple[str, ...]] | None = None
+    #: Whether customer_activity_days holds every day of the facts (cut in `timezone`).
+    customer_days: bool = False
 
     def covers(self, metric: str, grain: str, tz: str, dimension: str = "") -> bool:
         if tz != self.timezone or grain not in self.grains or metric not in self.metrics:
@@ -315,6 +317,7 @@ async def read_watermark(session: AsyncSession) -> RollupWatermark | None:
         grains=tuple(g for g in GRAINS if g in labels.get("grains", ())),
         metrics=tuple(labels.get("metrics", ())),
         dimensions=_dimensions(labels.get("dimensions")),
+        customer_days=labels.get("customer_days") is True,
     )
 
 
@@ -341,6 +344,7 @@ async def write_watermark(session: AsyncSession, watermark: RollupWatermark) -> 
                     if watermark.dimensions is not None
                     else {}
                 ),
+                "customer_days": watermark.customer_days,
             },
             value=watermark.as_of.timestamp(),
             recorded_at=watermark.as_of,

@@ -3,6 +3,7 @@
 from storage.models.analytics import (
     AnalyticsData,
     BusinessIntelligence,
+    CustomerActivityDay,
     CustomReport,
     DashboardConfig,
     KpiMetric,
@@ -92,6 +93,7 @@ __all__ = [
     "ConsentRecord",
     "CustomReport",
     "Customer",
+    "CustomerActivityDay",
     "CustomerCommunication",
     "CustomerConsent",
     "CustomerTag",

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -71,6 +72,24 @@ class AnalyticsData(Base):
     dimension_value: Mapped[str] = mapped_column(String(128), default="")
     numerator: Mapped[float] = mapped_column(Float, default=0.0)
     denominator: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CustomerActivityDay(Base):
+    """Which customers placed a counted order on one local business day, as a bitset of customer ids.
+
+    Bit i of `customers` (little-endian bytes) is customer id i. Distinct customers over any run of whole
+    days are the union of the days' sets, so active, returning and churned customers are read from these
+    rows instead of the period's orders. Kept with the rollups (same timezone, same refresh) and recounted
+    by `switchboard analytics verify`.
+    """
+
+    __tablename__ = "customer_activity_days"
+
+    #: The UTC instant the local day starts (like analytics_data.bucket_start at day grain).
+    day_start: Mapped[datetime] = mapped_column(primary_key=True)
+    customers: Mapped[bytes] = mapped_column(LargeBinary)
+    customer_count: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
