@@ -230,3 +230,55 @@ async def test_a_page_drawn_again_after_a_refused_form_offers_no_links_to_the_fo
     )
     assert refused.status_code in (400, 422), refused.status_code
     assert "table=" not in refused.text
+
+
+async def test_a_conversations_customer_card_downloads_the_latest_orders_and_appointments(
+    client: Client, seeded: Seeded
+) -> None:
+    from sqlalchemy import insert
+
+    from storage.models import Appointment, ChatSession, Order
+    from storage.queries.customer_card import RECENT
+
+    await sign_in(client, seeded, MANAGER)
+    database = Database.connect(seeded.settings.database_url)
+    async with database.sessions() as session:
+        chat_id, customer_id = (
+            await session.execute(
+                select(ChatSession.id, ChatSession.customer_id)
+                .where(ChatSession.customer_id.in_(select(Order.customer_id)))
+                .order_by(ChatSession.id)
+                .limit(1)
+            )
+        ).one()
+        # The seed may give this customer no appointment: book them two, like someone else's.
+        table = Appointment.__table__
+        booked = (await session.execute(select(table).order_by(table.c.id).limit(2))).mappings().all()
+        for row in booked:
+            values = {k: v for k, v in row.items() if k != "id"} | {"customer_id": customer_id}
+            await session.execute(insert(table).values(values))
+        await session.commit()
+        latest = list(
+            await session.scalars(
+                select(Order.order_number)
+                .where(Order.customer_id == customer_id)
+                .order_by(Order.created_at.desc(), Order.id.desc())
+                .limit(RECENT)
+            )
+        )
+        appointments = await session.scalar(
+            select(func.count()).select_from(Appointment).where(Appointment.customer_id == customer_id)
+        )
+    await database.dispose()
+    path = f"/communication/chat/{chat_id}"
+    page = (await client.get(path)).text
+    assert (
+        "table=customer-orders&amp;format=xlsx" in page
+        and "table=customer-appointments&amp;format=csv" in page
+    )
+    rows = _csv((await client.get(f"{path}?table=customer-orders&format=csv")).text)
+    assert rows[0] == ["Order", "Date", "Status", "Amount"]
+    assert [row[0] for row in rows[1 : rows.index([])]] == latest
+    visits = _csv((await client.get(f"{path}?table=customer-appointments&format=csv")).text)
+    assert visits[0] == ["Service", "When", "Status", "Price"]
+    assert len(visits[1 : visits.index([])]) == min(RECENT, appointments or 0) >= 2
