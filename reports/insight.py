@@ -339,10 +339,17 @@ async def cohort_retention(
     base = sum(n for n, _ in measured)
     next_month = sum(n * (share or 0.0) for n, share in measured) / base if base else None
     summary = (
-        f"Of {customers} customers whose first counted order fell {time_range.label} ({time_range.timezone}), "
-        f"grouped into {len(rows)} monthly cohorts, {_percent(next_month)} ordered again in the calendar month "
-        f"after their first; each cell is the share of a cohort ordering in the k-th month after, for up to "
-        f"{months} complete months."
+        f"No customer placed a first counted order in {time_range.label} ({time_range.timezone}), so there are "
+        "no cohorts to follow yet."
+        if not rows
+        else f"Of {customers} customers whose first counted order fell {time_range.label} ({time_range.timezone}), "
+        f"grouped into {len(rows)} monthly cohorts, "
+        + (
+            "none had a complete month after their first by the period's end, so no share is measured yet."
+            if next_month is None
+            else f"{_percent(next_month)} ordered again in the calendar month after their first; each cell is "
+            f"the share of a cohort ordering in the k-th month after, for up to {months} complete months."
+        )
     )
     parameters = {"months": months, "timezone": time_range.timezone}
     return Insight("cohort_retention", time_range, parameters, result, summary, datetime.now(UTC))

@@ -354,8 +354,8 @@ async def latest_cohorts(container: Container, formats: Formats) -> CohortView |
 async def cohort_chart(container: Container, formats: Formats) -> Markup | None:
     """The kept cohort retention as a heatmap (the same spec `retention by cohort` sends in chat)."""
     found = await latest_insight(container.database, "cohort_retention")
-    if found is None:
-        return None
+    if found is None or not cohort_result(found.result).rows:
+        return None  # the table says that no customer placed a first order in the period
     spec = cohort_heatmap(
         cohort_result(found.result),
         period_label=str(found.parameters.get("period_label", "")),

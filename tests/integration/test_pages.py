@@ -848,6 +848,35 @@ async def test_the_customer_page_shows_the_stored_cohort_retention(client: Clien
         assert line == ",".join([f"{row.cohort:%Y-%m} ({row.customers})", *cells]), line
 
 
+async def test_a_cohort_period_without_first_orders_says_so_without_an_empty_heatmap(
+    client: Client, seeded: Seeded
+) -> None:
+    from datetime import date
+
+    from reports.insight import cohort_retention, store_insight
+    from reports.periods import PeriodSpec
+
+    await sign_in(client, seeded, VIEWER)
+    database = Database.connect(seeded.settings.database_url)
+    insight = await cohort_retention(
+        database,
+        PeriodSpec.between(date(2020, 1, 1), date(2020, 3, 31)),
+        now=datetime.now(UTC),
+        business_tz="Europe/Berlin",
+    )
+    async with database.sessions() as session:
+        await store_insight(session, insight)
+        await session.commit()
+    await database.dispose()
+    assert insight.result.rows == ()
+    html = (await client.get("/analytics/customer")).text
+    cohorts = html[html.index('id="cohorts"') : html.index("</table>", html.index('id="cohort-table"'))]
+    assert "<svg" not in cohorts  # no heatmap of a made-up empty cohort
+    assert "No customer placed a first order in that period." in cohorts
+    assert "so there are no cohorts to follow yet." in html and "n/a" not in html
+    assert "A dash: that month had not ended" not in html
+
+
 async def test_the_financial_page_shows_cost_against_attributed_revenue_per_channel_and_campaign(
     client: Client, seeded: Seeded
 ) -> None:

@@ -328,3 +328,40 @@ def test_a_question_split_two_ways_is_saved_run_and_recounted_from_the_orders(de
         assert sorted(shown.values(), reverse=True) == sorted(counted.values(), reverse=True)[: len(shown)]
     else:
         assert shown == dict(counted)
+
+
+def test_the_customer_page_counts_customers_as_the_orders_do(demo: Demo, browser_page: Any) -> None:
+    """Active, returning and churned customers come from the kept customer days; recounted from the orders."""
+    import re
+
+    from reports.periods import PeriodSpec, previous_period, resolve_period
+    from storage.analytics.facts import COUNTED_ORDER_STATUSES
+    from storage.models import Order
+
+    sign_in(browser_page, demo, MANAGER)
+    browser_page.goto(f"{demo.app_url}/analytics/customer")
+    tiles = {
+        tile.locator(".tile-label").inner_text(): tile.locator(".tile-value").inner_text()
+        for tile in browser_page.locator(".tile").all()
+    }
+    screenshot(browser_page, "customer-page-counted")
+
+    period = resolve_period(PeriodSpec.last_n_days(30), datetime.now(UTC), "Europe/Berlin")
+    before = previous_period(period)
+    orders = demo.rows(
+        select(Order.customer_id, Order.created_at).where(Order.status.in_(COUNTED_ORDER_STATUSES))
+    )
+    active = {c for c, at in orders if period.start <= at < period.end}
+    earlier = {c for c, at in orders if at < period.start}
+    base = {c for c, at in orders if before.start <= at < period.start}
+    assert active and base
+    assert int(re.sub(r"\D", "", tiles["Active customers"])) == len(active), tiles
+    assert int(re.sub(r"\D", "", tiles["Returning customers"])) == len(active & earlier), tiles
+    churn = float(re.sub(r"[^\d.]", "", tiles["Churn rate"].replace(",", ".")))
+    assert abs(churn - 100 * len(base - active) / len(base)) <= 0.051, (tiles, len(base - active), len(base))
+
+    verified = demo.cli("analytics", "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert re.search(
+        r"active customers: \d+ days checked against a recount of the orders; drift: 0", verified.stdout
+    )
