@@ -17,9 +17,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, func, insert, literal, select, true
+from sqlalchemy import delete, func, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.analytics.bucketing import key_to_utc, local_key_builder
@@ -81,30 +83,44 @@ async def recount_customer_days(
 ) -> int:
     """Rewrite the kept days of these [start, end) ranges (whole local days) from the orders.
 
-    Days without counted orders keep no row. Returns the number of day rows written.
+    Days without counted orders keep no row. Rows are upserted, so two workers recounting the same day
+    at once both succeed (the later one wins, with the same figures). Returns the day rows written.
     """
     written = 0
     for start, end in ranges:
         days = await _customers_by_day(session, dialect, tz, start, end)
-        await session.execute(
-            delete(CustomerActivityDay).where(
-                CustomerActivityDay.day_start >= literal(start, UtcDateTime),
-                CustomerActivityDay.day_start < literal(end, UtcDateTime),
-            )
+        emptied = delete(CustomerActivityDay).where(
+            CustomerActivityDay.day_start >= literal(start, UtcDateTime),
+            CustomerActivityDay.day_start < literal(end, UtcDateTime),
         )
+        if days:
+            emptied = emptied.where(CustomerActivityDay.day_start.not_in(list(days)))
+        await session.execute(emptied)
+        now = datetime.now(UTC)
         rows = [
-            {
-                "day_start": day,
-                "customers": bitset(ids),
-                "customer_count": len(ids),
-                "updated_at": datetime.now(UTC),
-            }
+            {"day_start": day, "customers": bitset(ids), "customer_count": len(ids), "updated_at": now}
             for day, ids in sorted(days.items())
         ]
         for offset in range(0, len(rows), _WRITE_BATCH):
-            await session.execute(insert(CustomerActivityDay), rows[offset : offset + _WRITE_BATCH])
+            await session.execute(_upsert(dialect), rows[offset : offset + _WRITE_BATCH])
         written += len(rows)
     return written
+
+
+def _upsert(dialect: str) -> Any:
+    statement = (
+        postgresql.insert(CustomerActivityDay)
+        if dialect == "postgresql"
+        else sqlite.insert(CustomerActivityDay)
+    )
+    return statement.on_conflict_do_update(
+        index_elements=["day_start"],
+        set_={
+            "customers": statement.excluded.customers,
+            "customer_count": statement.excluded.customer_count,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
 
 
 async def clear_customer_days(session: AsyncSession) -> None:
