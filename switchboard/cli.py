@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from functools import wraps
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
@@ -579,6 +580,63 @@ def analytics_verify(repair: bool) -> None:
     drifted = (check.drift and not check.repaired) or (days is not None and days.drift and not days.repaired)
     if drifted:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@one_line_errors
+def backup(path: Path) -> None:
+    """Back up the whole database to PATH, a new file (SQLite: online backup; PostgreSQL: pg_dump custom format).
+
+    Safe while Switchboard runs: the copy is one consistent moment.
+    """
+    from storage.backups import BackupError
+    from storage.backups import backup as make_backup
+
+    settings = load_settings()
+
+    async def run(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            return await make_backup(database, settings.database_url, path)
+        except BackupError as error:
+            raise StartupError(str(error)) from None
+
+    report = run_async(_with_database(settings, run))
+    click.echo(
+        f"backed up {report.rows:,} rows in {report.tables} tables (schema {report.revision}) to {report.path} "
+        f"({report.size_bytes / 1_000_000:,.1f} MB, {'SQLite' if report.engine == 'sqlite' else 'pg_dump custom format'})"
+    )
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@one_line_errors
+def restore(path: Path) -> None:
+    """Restore the backup at PATH into the empty database SWITCHBOARD_DATABASE_URL names.
+
+    Refuses a database that holds any row; stop the web and worker processes first.
+    """
+    from storage.backups import BackupError
+    from storage.backups import restore as restore_backup
+
+    settings = load_settings()
+
+    async def run(database: Any) -> Any:
+        try:
+            return await restore_backup(database, settings.database_url, path)
+        except BackupError as error:
+            raise StartupError(str(error)) from None
+
+    report = run_async(_with_database(settings, run))
+    click.echo(
+        f"restored {report.rows:,} rows in {report.tables} tables from {path} into {redact_url(settings.database_url)}"
+    )
+    if report.needs_migrate:
+        click.echo(
+            f"the backup's schema is at {report.revision or 'no revision'}, this version's is at {report.head}: "
+            "run `switchboard migrate` before starting"
+        )
 
 
 @main.command("slack-socket")

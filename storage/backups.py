@@ -1,0 +1,333 @@
+"""Backing up the whole database, and restoring a backup into an empty one.
+
+- SQLite: the online backup API (`sqlite3.Connection.backup`) copies a consistent snapshot while the app
+  keeps running; the copy is checked with `PRAGMA quick_check`.
+- PostgreSQL: `pg_dump` in its custom format (compressed, restorable table by table), restored with
+  `pg_restore` in one transaction. The client tools must be the server's major version or newer.
+
+A backup is written beside its final name and renamed once complete, so a failed or interrupted run never
+leaves a file that looks like a backup, and an existing file is never overwritten. A restore refuses a
+database that holds any row: it is for a new (or freshly migrated, still empty) database, never a merge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import warnings
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SAWarning
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage import migrate
+from storage.database import Database
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+PG_DUMP_HEADER = b"PGDMP"
+#: Tables `switchboard migrate` fills (the schema revision, the KPI definitions mirrored from code): a
+#: freshly migrated database has rows there and still holds nothing of the business.
+SCHEMA_TABLES = frozenset({"alembic_version", "kpi_metrics"})
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot go ahead, in words an operator can act on."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    engine: str
+    size_bytes: int
+    revision: str | None
+    rows: int
+    tables: int
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    engine: str
+    revision: str | None
+    head: str
+    rows: int
+    tables: int
+
+    @property
+    def needs_migrate(self) -> bool:
+        return self.revision != self.head
+
+
+def engine_of(database_url: str) -> str:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return "sqlite"
+    if url.get_backend_name() == "postgresql":
+        return "postgresql"
+    raise BackupError(f"backups support SQLite and PostgreSQL databases, not {url.get_backend_name()!r}")
+
+
+def sqlite_file(database_url: str) -> Path:
+    name = make_url(database_url).database
+    if not name or name == ":memory:":
+        raise BackupError("an in-memory SQLite database has nothing to back up or restore into")
+    return Path(name)
+
+
+def _libpq(database_url: str) -> tuple[str, dict[str, str]]:
+    """The URL as pg_dump/pg_restore take it (no driver, no password) and the environment with the password."""
+    url: URL = make_url(database_url).set(drivername="postgresql")
+    env = dict(os.environ)
+    if url.password is not None:
+        env["PGPASSWORD"] = str(url.password)
+        url = url.set(password=None)
+    return url.render_as_string(hide_password=False), env
+
+
+def _writable_target(path: Path) -> Path:
+    """Where the backup is written until complete; refuses a taken name or a folder it cannot write."""
+    if path.exists():
+        raise BackupError(f"{path} already exists: choose a new name (a backup never overwrites a file)")
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        raise BackupError(f"cannot write {path}: {folder} is a file, not a folder")
+    if not folder.is_dir():
+        raise BackupError(f"cannot write {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise BackupError(f"cannot write {path}: no permission to write in {folder}")
+    return path.with_name(f".{path.name}.partial")
+
+
+def _reflect(sync_connection: Any) -> MetaData:
+    """Every table the database has (whatever revision it is at), as it is."""
+    metadata = MetaData()
+    with warnings.catch_warnings():
+        # Expression indexes (ix_customer_communications_failures) cannot be reflected; only tables matter here.
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
+        metadata.reflect(sync_connection)
+    return metadata
+
+
+async def _table_rows(connection: AsyncConnection) -> dict[str, int]:
+    """Rows per table of the database (every table, schema tables included)."""
+    metadata = await connection.run_sync(_reflect)
+    counts: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        counts[table.name] = int(await connection.scalar(select(func.count()).select_from(table)) or 0)
+    return counts
+
+
+async def held_rows(database: Database) -> dict[str, int]:
+    """Tables holding business rows, with their counts (empty for a new or freshly migrated database)."""
+    async with database.engine.connect() as connection:
+        counts = await _table_rows(connection)
+    return {name: rows for name, rows in counts.items() if rows and name not in SCHEMA_TABLES}
+
+
+async def backup(database: Database, database_url: str, path: Path) -> BackupReport:
+    """Write a backup of the whole database to `path` (a new file)."""
+    engine = engine_of(database_url)
+    partial = _writable_target(path)
+    revision = await migrate.current_revision(database.engine)
+    async with database.engine.connect() as connection:
+        counts = await _table_rows(connection)
+    try:
+        if engine == "sqlite":
+            await asyncio.to_thread(_sqlite_copy, sqlite_file(database_url), partial, check=True)
+        else:
+            await _run_tool(
+                "pg_dump",
+                ["--format=custom", "--no-owner", "--no-privileges", f"--file={partial}"],
+                database_url,
+            )
+        partial.rename(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    size = await asyncio.to_thread(lambda: path.stat().st_size)
+    rows = sum(n for name, n in counts.items() if name not in SCHEMA_TABLES)
+    return BackupReport(path, engine, size, revision, rows, len(counts))
+
+
+def _sqlite_copy(source: Path, target: Path, *, check: bool) -> None:
+    """Copy one SQLite database into another with the online backup API (a consistent snapshot)."""
+    if not source.exists():
+        raise BackupError(f"{source} does not exist")
+    reader = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        writer = sqlite3.connect(target)
+        try:
+            reader.backup(writer, pages=4096)
+            if check:
+                verdict = writer.execute("PRAGMA quick_check").fetchone()
+                if not verdict or verdict[0] != "ok":
+                    raise BackupError(f"the copy of {source} failed SQLite's check: {verdict}")
+        finally:
+            writer.close()
+    except sqlite3.Error as error:
+        raise BackupError(f"SQLite could not copy {source}: {error}") from None
+    finally:
+        reader.close()
+
+
+async def _run_tool(tool: str, arguments: list[str], database_url: str) -> None:
+    found = shutil.which(tool)
+    if found is None:
+        raise BackupError(
+            f"{tool} was not found: install the PostgreSQL client tools (the server's major version or newer)"
+        )
+    dsn, env = _libpq(database_url)
+    process = await asyncio.create_subprocess_exec(
+        found,
+        *arguments,
+        f"--dbname={dsn}",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, errors = await process.communicate()
+    if process.returncode != 0:
+        lines = [line for line in errors.decode(errors="replace").splitlines() if line.strip()]
+        said = "; ".join(lines[-3:]) or f"exit status {process.returncode}"
+        raise BackupError(f"{tool} failed: {said}")
+
+
+def backup_kind(path: Path) -> str:
+    """'sqlite' or 'postgresql' by the file's first bytes; refuses anything else."""
+    if not path.is_file():
+        raise BackupError(f"{path} does not exist or is not a file")
+    with path.open("rb") as file:
+        head = file.read(len(SQLITE_HEADER))
+    if head.startswith(SQLITE_HEADER):
+        return "sqlite"
+    if head.startswith(PG_DUMP_HEADER):
+        return "postgresql"
+    raise BackupError(
+        f"{path} is not a Switchboard backup (neither a SQLite database nor a pg_dump custom-format file)"
+    )
+
+
+async def restore(database: Database, database_url: str, path: Path) -> RestoreReport:
+    """Restore the backup at `path` into the (empty) database; refuses one that holds any row."""
+    kind = backup_kind(path)
+    engine = engine_of(database_url)
+    if kind != engine:
+        raise BackupError(
+            f"{path} is a {_engine_name(kind)} backup and SWITCHBOARD_DATABASE_URL names a {_engine_name(engine)} "
+            f"database: restore it into a {_engine_name(kind)} database"
+        )
+    if engine == "sqlite":
+        await asyncio.to_thread(_check_sqlite_backup, path)
+    held = await _held_rows_if_any(database, database_url)
+    if held:
+        shown = ", ".join(f"{name} {rows:,}" for name, rows in sorted(held.items(), key=lambda i: -i[1])[:4])
+        raise BackupError(
+            f"the database already holds data ({shown}{', …' if len(held) > 4 else ''}): restore only into "
+            "an empty database (create a new one, or point SWITCHBOARD_DATABASE_URL at one)"
+        )
+    if engine == "sqlite":
+        target = sqlite_file(database_url)
+        await database.engine.dispose()  # no pooled connection keeps the old file open
+        await database.read_engine.dispose()
+        staging = target.with_name(f".{target.name}.restoring")
+        staging.unlink(missing_ok=True)
+        try:
+            await asyncio.to_thread(_sqlite_copy, path, staging, check=False)
+            for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
+                leftover.unlink(missing_ok=True)
+            staging.replace(target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+    else:
+        await _drop_empty_tables(database)
+        await _run_tool(
+            "pg_restore",
+            ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", str(path)],
+            database_url,
+        )
+    async with database.engine.connect() as connection:
+        counts = await _table_rows(connection)
+    return RestoreReport(
+        engine,
+        await migrate.current_revision(database.engine),
+        migrate.head_revision(),
+        sum(n for name, n in counts.items() if name not in SCHEMA_TABLES),
+        len(counts),
+    )
+
+
+def _engine_name(engine: str) -> str:
+    return "SQLite" if engine == "sqlite" else "PostgreSQL"
+
+
+def _check_sqlite_backup(path: Path) -> None:
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        verdict = connection.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.Error as error:
+        raise BackupError(f"{path} cannot be read as a SQLite backup: {error}") from None
+    finally:
+        connection.close()
+    if "alembic_version" not in tables:
+        raise BackupError(
+            f"{path} is a SQLite database but not a Switchboard backup (it has no schema revision)"
+        )
+    if not verdict or verdict[0] != "ok":
+        raise BackupError(f"{path} is damaged (SQLite's check says: {verdict[0] if verdict else 'nothing'})")
+
+
+async def _held_rows_if_any(database: Database, database_url: str) -> dict[str, int]:
+    if engine_of(database_url) == "sqlite" and not sqlite_file(database_url).exists():
+        return {}
+    return await held_rows(database)
+
+
+async def _drop_empty_tables(database: Database) -> None:
+    """A freshly migrated PostgreSQL database has the tables pg_restore is about to create: drop them (they
+    hold no row; `held_rows` checked) in one transaction, so the restored schema is exactly the backup's."""
+    async with database.engine.begin() as connection:
+        metadata = await connection.run_sync(_reflect)
+        if metadata.tables:
+            await connection.run_sync(metadata.drop_all)
+
+
+async def data_checksums(database: Database) -> dict[str, tuple[int, str]]:
+    """Per table: (rows, SHA-256 of every row in primary-key order), to prove two databases hold the same data."""
+    async with database.engine.connect() as connection:
+        metadata = await connection.run_sync(_reflect)
+        sums: dict[str, tuple[int, str]] = {}
+        for table in sorted(metadata.sorted_tables, key=lambda t: t.name):
+            digest = hashlib.sha256()
+            rows = 0
+            for row in await connection.execute(select(table).order_by(*_order_of(table))):
+                digest.update(json.dumps([_plain(v) for v in row], default=str).encode())
+                rows += 1
+            sums[table.name] = (rows, digest.hexdigest())
+    return sums
+
+
+def _order_of(table: Table) -> list[Any]:
+    return list(table.primary_key.columns) or list(table.columns)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return value

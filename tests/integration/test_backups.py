@@ -1,0 +1,154 @@
+"""The restore drill: back up, destroy, restore into an empty database, and every table's checksum matches;
+and every refusal (a taken name, a missing folder, a database that holds data, a file that is no backup,
+the other engine's backup) is one clear line that changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from storage.backups import SCHEMA_TABLES, BackupError, backup, data_checksums, held_rows, restore
+from storage.database import Database
+from storage.seeding import SeedPlan, seed_database
+from switchboard.cli import main as cli
+from tests.conftest import POSTGRES_ADMIN_URL, FreshDatabases, _admin_execute, engine_params
+
+PLAN = SeedPlan(customers=60, days=20, seed=4, end_date=date(2026, 11, 30))
+
+
+@pytest.fixture(params=engine_params())
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def destroy(url: str) -> None:
+    """What a lost disk or a dropped database leaves: nothing."""
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1])
+        for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            leftover.unlink(missing_ok=True)
+        return
+    asyncio.run(_admin_execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+
+
+def empty_database(engine: str, folder: Path, name: str) -> str:
+    """A database with no table at all (a new file; CREATE DATABASE without the migrated template)."""
+    if engine == "sqlite":
+        return f"sqlite+aiosqlite:///{folder / f'{name}.db'}"
+    database = f"sb_restore_{os.getpid()}_{name}"
+    asyncio.run(_admin_execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+    asyncio.run(_admin_execute(f'CREATE DATABASE "{database}"'))
+    return f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{database}"
+
+
+async def seeded_checksums(url: str) -> dict[str, tuple[int, str]]:
+    database = Database.connect(url)
+    try:
+        await seed_database(database, PLAN)
+        return await data_checksums(database)
+    finally:
+        await database.dispose()
+
+
+async def run(url: str, action: str, path: Path) -> Any:
+    database = Database.connect(url)
+    try:
+        if action == "backup":
+            return await backup(database, url, path)
+        if action == "restore":
+            return await restore(database, url, path)
+        return await data_checksums(database)
+    finally:
+        await database.dispose()
+
+
+def test_backup_destroy_restore_and_every_table_matches(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    source = fresh_databases.url(engine)
+    before = asyncio.run(seeded_checksums(source))
+    assert before["customers"][0] == PLAN.customers and before["customer_communications"][0] > 100
+
+    path = tmp_path / "switchboard.backup"
+    report = asyncio.run(run(source, "backup", path))
+    assert path.is_file() and not list(tmp_path.glob(".*.partial"))  # no half-written file left behind
+    assert report.rows == sum(rows for name, (rows, _) in before.items() if name not in SCHEMA_TABLES)
+    destroy(source)
+
+    # Into a freshly migrated (still empty) database, and into one without a single table.
+    for target in (fresh_databases.url(engine), empty_database(engine, tmp_path, "bare")):
+        restored = asyncio.run(run(target, "restore", path))
+        assert not restored.needs_migrate
+        assert asyncio.run(run(target, "checksums", path)) == before
+
+
+def test_refusals_are_one_clear_line_and_change_nothing(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    url = fresh_databases.url(engine)
+    before = asyncio.run(seeded_checksums(url))
+    path = tmp_path / "first.backup"
+    asyncio.run(run(url, "backup", path))
+    size = path.stat().st_size
+
+    with pytest.raises(BackupError, match="already exists: choose a new name"):
+        asyncio.run(run(url, "backup", path))
+    assert path.stat().st_size == size
+    with pytest.raises(BackupError, match=r"the folder .* does not exist"):
+        asyncio.run(run(url, "backup", tmp_path / "no-such-folder" / "b.backup"))
+    with pytest.raises(BackupError, match="is a file, not a folder"):
+        asyncio.run(run(url, "backup", path / "inside"))
+
+    # A restore over data: refused, the data untouched.
+    with pytest.raises(BackupError, match=r"already holds data \(customer_communications [\d,]+"):
+        asyncio.run(run(url, "restore", path))
+    assert asyncio.run(run(url, "checksums", path)) == before
+
+    not_a_backup = tmp_path / "notes.txt"
+    not_a_backup.write_text("customer list, do not lose\n")
+    empty = fresh_databases.url(engine)
+    with pytest.raises(BackupError, match="is not a Switchboard backup"):
+        asyncio.run(run(empty, "restore", not_a_backup))
+    with pytest.raises(BackupError, match="does not exist or is not a file"):
+        asyncio.run(run(empty, "restore", tmp_path / "missing.backup"))
+    other = fresh_databases.url("postgresql" if engine == "sqlite" else "sqlite")
+    with pytest.raises(BackupError, match="backup and SWITCHBOARD_DATABASE_URL names a"):
+        asyncio.run(run(other, "restore", path))
+
+    async def still_empty() -> dict[str, int]:
+        database = Database.connect(empty)
+        try:
+            return await held_rows(database)
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(still_empty()) == {}
+
+
+def test_the_commands_say_what_they_did_and_refuse_in_one_line(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = fresh_databases.url("sqlite")
+    asyncio.run(seeded_checksums(source))
+    path = tmp_path / "nightly.sqlite"
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", source)
+    made = CliRunner().invoke(cli, ["backup", str(path)])
+    assert made.exit_code == 0, made.output
+    assert made.output.startswith("backed up ") and f"to {path} (" in made.output and "SQLite" in made.output
+
+    again = CliRunner().invoke(cli, ["backup", str(path)])
+    assert again.exit_code == 2 and "already exists" in again.output and "Traceback" not in again.output
+
+    refused = CliRunner().invoke(cli, ["restore", str(path)])
+    assert refused.exit_code == 2 and "already holds data" in refused.output
+
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    restored = CliRunner().invoke(cli, ["restore", str(path)])
+    assert restored.exit_code == 0, restored.output
+    assert restored.output.startswith("restored ") and "migrate" not in restored.output
