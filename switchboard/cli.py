@@ -596,7 +596,7 @@ def backup(path: Path) -> None:
     settings = load_settings()
 
     async def run(database: Any) -> Any:
-        await require_migrated(database)
+        # No migration check: a backup taken before `switchboard migrate` upgrades is the one to keep.
         try:
             return await make_backup(database, settings.database_url, path)
         except BackupError as error:
