@@ -154,7 +154,7 @@ async def _attribute(
     """(orders, {channel: [orders, revenue]}, {campaign: [orders, revenue]}, messaged by channel, by campaign)."""
     window = timedelta(days=window_days)
     start, end = time_range.start, time_range.end
-    async with database.read_sessions() as session:
+    async with database.analytics_sessions() as session:
         orders = await counted_orders(session, start, end)
         messages = await attributable_messages(
             session, start - window, end, ordered_from=start, ordered_until=end
@@ -258,7 +258,7 @@ async def cost_vs_revenue(
         database, period, now=now, business_tz=business_tz, window_days=window_days, currency=currency
     )
     time_range = attribution.range
-    async with database.read_sessions() as session:
+    async with database.analytics_sessions() as session:
         costs = await message_costs(session, time_range.start, time_range.end)
     revenue = {row.key: row.attributed_revenue for row in attribution.result.by_channel}
     rows = tuple(
@@ -305,7 +305,7 @@ async def cohort_retention(
         raise ValueError(f"cohort retention covers 1 to 36 months, got {months}")
     time_range = resolve_range(period, now, business_tz)
     local = zone(time_range.timezone)
-    async with database.read_sessions() as session:
+    async with database.analytics_sessions() as session:
         history = await order_history(session, time_range.end)
 
     first_month: dict[int, date] = {}

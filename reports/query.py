@@ -418,7 +418,7 @@ async def run_query(
     filters = tuple(FactFilter(f.dimension, f.operator, f.values) for f in query.filters)
 
     series: list[SeriesResult] = []
-    async with database.read_sessions() as session:
+    async with database.analytics_sessions() as session:
         watermark = await read_watermark(session) if prefer_rollups else None
         answerer = _Answerer(session, database.dialect, watermark, tz, dimensions, filters)
         for metric in metrics:

@@ -23,19 +23,39 @@ class Database:
     read_engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    replica_engine: AsyncEngine | None = field(default=None, repr=False)
+    _replica_sessions: async_sessionmaker[AsyncSession] | None = field(default=None, repr=False)
     _write_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False
     )
 
     @classmethod
-    def connect(cls, url: str, **options: Any) -> Database:
+    def connect(cls, url: str, *, read_url: str | None = None, **options: Any) -> Database:
+        """`read_url`: a PostgreSQL read replica for `analytics_sessions` (SWITCHBOARD_DATABASE_READ_URL)."""
         engine = create_engine(url, **options)
         read_engine = (
             create_engine(url, read_only=True, **options) if engine.dialect.name == "sqlite" else engine
         )
+        replica = create_engine(read_url, **options) if read_url else None
         return cls(
-            url, engine, read_engine, create_session_factory(engine), create_session_factory(read_engine)
+            url,
+            engine,
+            read_engine,
+            create_session_factory(engine),
+            create_session_factory(read_engine),
+            replica,
+            create_session_factory(replica) if replica is not None else None,
         )
+
+    @property
+    def analytics_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Reads that may lag behind the writes by a replica's delay: KPI answers and the dashboards' figures
+        (rollups, kept customer days, insights). The read replica when there is one, else `read_sessions`.
+
+        Everything that must see what was just written (the outbox, webhooks, the rollup job's bookkeeping,
+        a page drawn after a form) keeps to `sessions` and `read_sessions`.
+        """
+        return self._replica_sessions or self.read_sessions
 
     def write_turn(self) -> AbstractAsyncContextManager[None]:
         """On SQLite, one write transaction at a time in this process, queued fairly in asyncio.
@@ -64,6 +84,8 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self.replica_engine is not None:
+            await self.replica_engine.dispose()
 
 
 #: PostgreSQL states where the same transaction, run again, may well succeed.

@@ -55,7 +55,7 @@ async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]
 
     _check_sqlite_folder(settings.database_url)
     try:
-        database = Database.connect(settings.database_url)
+        database = Database.connect(settings.database_url, read_url=settings.database_read_url or None)
     except Exception as error:  # a URL SQLAlchemy cannot even parse
         raise explain_database_error(error, settings.database_url) from None
     try:

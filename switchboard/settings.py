@@ -49,6 +49,8 @@ class Settings(BaseSettings):
 
     environment: str = Field(default="development", description="development, test or production")
     database_url: str = "sqlite+aiosqlite:///switchboard.db"
+    #: A PostgreSQL read replica for KPI answers and the dashboards' figures ("" = read the primary).
+    database_read_url: str = ""
     public_url: str = "http://127.0.0.1:8000"
     business_name: str = "Northwind Clinics"
     business_timezone: str = "Europe/Berlin"
@@ -168,6 +170,20 @@ class Settings(BaseSettings):
                 f"(got {value.split('://', 1)[0]}://...)"
             )
         return value
+
+    @model_validator(mode="after")
+    def _replica_beside_postgresql(self) -> Self:
+        read_url = self.database_read_url.strip()
+        if read_url and not (
+            read_url.startswith("postgresql+asyncpg://")
+            and self.database_url.startswith("postgresql+asyncpg://")
+        ):
+            raise ValueError(
+                "SWITCHBOARD_DATABASE_READ_URL is a PostgreSQL read replica (postgresql+asyncpg://...) beside a "
+                "PostgreSQL SWITCHBOARD_DATABASE_URL; SQLite has no replicas: leave it empty"
+            )
+        self.database_read_url = read_url
+        return self
 
     @field_validator("sandbox_smtp_port", "smtp_port", mode="before")
     @classmethod

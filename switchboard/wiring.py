@@ -198,4 +198,7 @@ class Container:
 def build_container(settings: Settings) -> Container:
     """Builds (without connecting) the container for `settings`."""
     settings.check_production_ready()
-    return Container(settings=settings, database=Database.connect(settings.database_url))
+    return Container(
+        settings=settings,
+        database=Database.connect(settings.database_url, read_url=settings.database_read_url or None),
+    )

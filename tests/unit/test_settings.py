@@ -38,6 +38,17 @@ def test_unknown_database_schemes_are_refused() -> None:
         Settings(database_url="mysql://x")
 
 
+def test_a_read_replica_is_postgresql_beside_postgresql() -> None:
+    primary = "postgresql+asyncpg://switchboard@db-primary/switchboard"
+    replica = "postgresql+asyncpg://switchboard@db-replica/switchboard"
+    assert Settings(database_url=primary, database_read_url=f" {replica} ").database_read_url == replica
+    assert Settings(database_url=primary).database_read_url == ""
+    with pytest.raises(ValueError, match="SQLite has no replicas"):
+        Settings(database_url="sqlite+aiosqlite:///switchboard.db", database_read_url=replica)
+    with pytest.raises(ValueError, match="SWITCHBOARD_DATABASE_READ_URL is a PostgreSQL read replica"):
+        Settings(database_url=primary, database_read_url="mysql://db-replica/switchboard")
+
+
 PROVIDER_ENDPOINTS = ("twilio_base_url", "whatsapp_base_url", "telegram_base_url")
 PRODUCTION_SECRETS = {name: f"real-{name}" for name in SANDBOX_SECRETS}
 
