@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -200,10 +200,19 @@ async def reminder_logs(
                 )
                 .order_by(BusinessEvent.occurred_at, BusinessEvent.id)
             )
+        # A reminder's messages are written when its event is processed, so after the event was recorded:
+        # only patients with reminder events, and only their messages since (read by customer and time, not
+        # every notification a patient was ever sent; an hour's margin for clocks between workers).
+        reminded = sorted({e.customer_id for e in events if e.customer_id is not None})
+        for start in range(0, len(reminded), CHUNK):
+            chunk = reminded[start : start + CHUNK]
+            members = set(chunk)
+            since = min(e.occurred_at for e in events if e.customer_id in members) - timedelta(hours=1)
             messages += await session.scalars(
                 select(CustomerCommunication)
                 .where(
                     CustomerCommunication.customer_id.in_(chunk),
+                    CustomerCommunication.created_at >= since,
                     CustomerCommunication.source == "notification",
                 )
                 .order_by(CustomerCommunication.id)

@@ -402,3 +402,18 @@ async def test_a_consultation_the_clinician_never_joined_says_so_and_offers_only
     assert "Offer new times" in html and "Mark no-show" not in html
     listed = await client.get("/communication/video")
     assert listed.status_code == 200
+
+
+async def test_the_list_reads_each_reminder_log_as_the_detail_page_does(
+    database: Database, world: VideoWorld
+) -> None:
+    """The list reads every listed patient's logs at once (only messages sent since their reminders were
+    recorded); the detail page reads one consultation's log: both give the same lines."""
+    from storage.queries.video import consultations_between, reminder_log, reminder_logs
+
+    now = datetime.now(UTC)
+    lines = await consultations_between(database, now - timedelta(days=14), now + timedelta(days=14))
+    together = await reminder_logs(database, lines)
+    assert sum(len(log) for log in together.values()) >= 2, "the world has reminders with messages"
+    for line in lines:
+        assert together[line.id] == await reminder_log(database, line.id), line.id
