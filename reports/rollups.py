@@ -17,7 +17,7 @@ from sqlalchemy import and_, exists, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reports.metrics import REGISTRY
-from reports.periods import Grain, bucket_floor, next_bucket, zone
+from reports.periods import GRAINS, Grain, bucket_floor, next_bucket, zone
 from storage.analytics.customer_days import clear_customer_days, recount_customer_days
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
 from storage.analytics.queries import source_time_span
@@ -218,7 +218,10 @@ async def build_missing_rollups(database: Database, *, business_tz: str) -> Roll
         watermark = await read_watermark(session)
     if _fits(watermark, business_tz):
         return None
-    return await _rebuild(database, grains=STANDARD_GRAINS, business_tz=business_tz, only_if_missing=True)
+    # Grains an operator added (`rollups rebuild --grain quarter`) are kept along with the standard ones.
+    kept = set(STANDARD_GRAINS) | set(watermark.grains if watermark is not None else ())
+    grains = tuple(g for g in GRAINS if g in kept)
+    return await _rebuild(database, grains=grains, business_tz=business_tz, only_if_missing=True)
 
 
 def _fits(watermark: RollupWatermark | None, business_tz: str) -> bool:
@@ -342,6 +345,10 @@ async def update_rollups_for(
     stamp = as_of or datetime.now(UTC)
     rows_written: list[RollupRow] = []
     async with database.sessions() as session:
+        if database.dialect == "postgresql":
+            # Workers update one at a time: each reads the facts after the one before committed, so a
+            # recount that read older orders can never overwrite a newer one (kept days are whole sets).
+            await session.execute(select(func.pg_advisory_xact_lock(REBUILD_LOCK_KEY)))
         watermark = await read_watermark(session)
         if watermark is None:
             raise RuntimeError("no rollups yet: run rebuild_rollups before incremental updates")

@@ -86,11 +86,15 @@ def sqlite_file(database_url: str) -> Path:
 def _libpq(database_url: str) -> tuple[str, dict[str, str]]:
     """The URL as pg_dump/pg_restore take it (no driver, no password) and the environment with the password."""
     url: URL = make_url(database_url).set(drivername="postgresql")
+    # asyncpg's query options are not libpq's: `ssl=require` is `sslmode=require`; the rest are dropped.
+    ssl = url.query.get("ssl") or url.query.get("sslmode")
+    url = url.set(query={"sslmode": str(ssl)} if isinstance(ssl, str) else {})
     env = dict(os.environ)
     if url.password is not None:
         env["PGPASSWORD"] = str(url.password)
-        url = url.set(password=None)
-    return url.render_as_string(hide_password=False), env
+    # URL.set(password=None) keeps the password; build the URL again without it.
+    bare = URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False), env
 
 
 def _writable_target(path: Path) -> Path:
@@ -140,6 +144,10 @@ async def backup(database: Database, database_url: str, path: Path) -> BackupRep
     revision = await migrate.current_revision(database.engine)
     async with database.engine.connect() as connection:
         counts = await _table_rows(connection)
+    if revision is None or not counts:
+        raise BackupError(
+            "the database holds no Switchboard schema: nothing to back up (is SWITCHBOARD_DATABASE_URL right?)"
+        )
     try:
         if engine == "sqlite":
             await asyncio.to_thread(_sqlite_copy, sqlite_file(database_url), partial, check=True)
@@ -149,7 +157,13 @@ async def backup(database: Database, database_url: str, path: Path) -> BackupRep
                 ["--format=custom", "--no-owner", "--no-privileges", f"--file={partial}"],
                 database_url,
             )
-        partial.rename(path)
+        os.link(partial, path)  # fails if the name was taken meanwhile: a backup never replaces a file
+        partial.unlink()
+    except FileExistsError:
+        partial.unlink(missing_ok=True)
+        raise BackupError(
+            f"{path} already exists: choose a new name (a backup never overwrites a file)"
+        ) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -166,7 +180,9 @@ def _sqlite_copy(source: Path, target: Path, *, check: bool) -> None:
     try:
         writer = sqlite3.connect(target)
         try:
-            reader.backup(writer, pages=4096)
+            # One step, one read snapshot: a stepwise copy starts over whenever the app writes between
+            # steps, and could never finish on a busy database. In WAL mode writers carry on meanwhile.
+            reader.backup(writer)
             if check:
                 verdict = writer.execute("PRAGMA quick_check").fetchone()
                 if not verdict or verdict[0] != "ok":
@@ -249,10 +265,19 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
             staging.unlink(missing_ok=True)
             raise
     else:
-        await _drop_empty_tables(database)
+        # --clean drops the (empty) tables a migrated database already has inside the restore's own
+        # transaction: a restore that fails leaves the database as it was.
         await _run_tool(
             "pg_restore",
-            ["--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction", str(path)],
+            [
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                str(path),
+            ],
             database_url,
         )
     async with database.engine.connect() as connection:
@@ -291,15 +316,6 @@ async def _held_rows_if_any(database: Database, database_url: str) -> dict[str, 
     if engine_of(database_url) == "sqlite" and not sqlite_file(database_url).exists():
         return {}
     return await held_rows(database)
-
-
-async def _drop_empty_tables(database: Database) -> None:
-    """A freshly migrated PostgreSQL database has the tables pg_restore is about to create: drop them (they
-    hold no row; `held_rows` checked) in one transaction, so the restored schema is exactly the backup's."""
-    async with database.engine.begin() as connection:
-        metadata = await connection.run_sync(_reflect)
-        if metadata.tables:
-            await connection.run_sync(metadata.drop_all)
 
 
 async def data_checksums(database: Database) -> dict[str, tuple[int, str]]:

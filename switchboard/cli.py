@@ -590,10 +590,15 @@ def backup(path: Path) -> None:
 
     Safe while Switchboard runs: the copy is one consistent moment.
     """
-    from storage.backups import BackupError
+    from storage.backups import BackupError, engine_of, sqlite_file
     from storage.backups import backup as make_backup
 
     settings = load_settings()
+    if engine_of(settings.database_url) == "sqlite" and not sqlite_file(settings.database_url).exists():
+        raise StartupError(
+            f"there is no database at {sqlite_file(settings.database_url)}: nothing to back up "
+            "(is SWITCHBOARD_DATABASE_URL right?)"
+        )
 
     async def run(database: Any) -> Any:
         # No migration check: a backup taken before `switchboard migrate` upgrades is the one to keep.
@@ -632,7 +637,12 @@ def restore(path: Path) -> None:
     click.echo(
         f"restored {report.rows:,} rows in {report.tables} tables from {path} into {redact_url(settings.database_url)}"
     )
-    if report.needs_migrate:
+    if report.needs_migrate and report.revision is not None and report.revision > report.head:
+        click.echo(
+            f"the backup's schema ({report.revision}) is newer than this version's ({report.head}): run the "
+            "Switchboard version that made the backup, or a later one"
+        )
+    elif report.needs_migrate:
         click.echo(
             f"the backup's schema is at {report.revision or 'no revision'}, this version's is at {report.head}: "
             "run `switchboard migrate` before starting"

@@ -84,7 +84,8 @@ async def recount_customer_days(
     """Rewrite the kept days of these [start, end) ranges (whole local days) from the orders.
 
     Days without counted orders keep no row. Rows are upserted, so two workers recounting the same day
-    at once both succeed (the later one wins, with the same figures). Returns the day rows written.
+    at once both succeed; on PostgreSQL `update_rollups_for` lets one worker at a time recount. Returns the
+    day rows written.
     """
     written = 0
     for start, end in ranges:

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from sqlalchemy import Index, Table, func, select, text, update
+from sqlalchemy import Index, Table, delete, func, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.schema import CreateIndex, DropIndex
 
+from storage.analytics.rollup_store import ROLLUP_WATERMARK
 from storage.database import Database
-from storage.models import Base, BulkMessaging
+from storage.models import Base, BulkMessaging, CustomerActivityDay, PerformanceMetric
 from storage.seeding.campaigns import draft_campaign_row, plan_campaigns
 from storage.seeding.canned_replies import canned_reply_rows
 from storage.seeding.catalogue import (
@@ -219,6 +220,10 @@ async def _make_room(database: Database, force: bool) -> None:
         else:
             for table in tables:
                 await connection.execute(table.delete())
+        # The kept customer days and the rollups' watermark described the replaced orders: without them the
+        # answers read the new facts until the rollup job (or `rollups rebuild`) builds them again.
+        await connection.execute(delete(CustomerActivityDay))
+        await connection.execute(delete(PerformanceMetric).where(PerformanceMetric.name == ROLLUP_WATERMARK))
 
 
 async def _advance_sequences(connection: AsyncConnection) -> None:

@@ -152,3 +152,23 @@ def test_the_commands_say_what_they_did_and_refuse_in_one_line(
     restored = CliRunner().invoke(cli, ["restore", str(path)])
     assert restored.exit_code == 0, restored.output
     assert restored.output.startswith("restored ") and "migrate" not in restored.output
+
+
+def test_a_backup_of_a_database_that_is_not_there_is_refused_and_creates_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo.db"
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", f"sqlite+aiosqlite:///{missing}")
+    refused = CliRunner().invoke(cli, ["backup", str(tmp_path / "nightly.sqlite")])
+    assert refused.exit_code == 2 and "there is no database at" in refused.output, refused.output
+    assert not missing.exists() and not (tmp_path / "nightly.sqlite").exists()
+
+
+def test_pg_dump_gets_libpq_options_and_no_password_on_its_command_line() -> None:
+    from storage.backups import _libpq
+
+    dsn, env = _libpq(
+        "postgresql+asyncpg://app:s3cret@db.example:6432/switchboard?ssl=require&command_timeout=5"
+    )
+    assert dsn == "postgresql://app@db.example:6432/switchboard?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cret" and "s3cret" not in dsn

@@ -185,3 +185,19 @@ def test_a_bitset_holds_exactly_its_customers() -> None:
     assert (
         int.from_bytes(bitset([1, 2, 3]), "little") & ~int.from_bytes(bitset([2]), "little")
     ).bit_count() == 2
+
+
+async def test_seeding_again_with_force_forgets_the_kept_days_of_the_replaced_orders(
+    database: Database,
+) -> None:
+    await seed_database(database, PLAN)
+    await rebuild_rollups(database, grains=("day",), business_tz=TZ)
+    await seed_database(
+        database, SeedPlan(customers=40, days=30, seed=99, end_date=PLAN.end_date), force=True
+    )
+    async with database.read_sessions() as session:
+        assert await read_watermark(session) is None
+        assert (await session.execute(select(CustomerActivityDay.day_start).limit(1))).first() is None
+    query = MetricQuery(("active_customers",), PeriodSpec.last_n_days(30))
+    raw = await run_query(database, query, now=NOW, business_tz=TZ, prefer_rollups=False)
+    assert (await run_query(database, query, now=NOW, business_tz=TZ)).series[0].total == raw.series[0].total
