@@ -31,7 +31,7 @@ from reports.periods import (
     resolve_period,
 )
 from reports.periods import Comparison as Comparison
-from storage.analytics.customer_days import churn_from_days, customer_counts
+from storage.analytics.customer_days import active_customers, churn_from_days, returning_customers
 from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
 from storage.analytics.queries import VALUE_JOINER, FactFilter, churn_counts, measure_values
 from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
@@ -314,9 +314,9 @@ class _Answerer:
             return None
         if not self._customer_days_cover(time_range.start, time_range.end):
             return None
-        counts = await customer_counts(self.session, time_range.start, time_range.end)
-        value = counts.active if metric.name == "active_customers" else counts.returning
-        return {"": (float(value), 0.0)}
+        # Active customers need only the period's days; returning ones also every day before it.
+        count = active_customers if metric.name == "active_customers" else returning_customers
+        return {"": (float(await count(self.session, time_range.start, time_range.end)), 0.0)}
 
     async def _from_rollup(
         self, metric: Metric, time_range: TimeRange, grain: Grain

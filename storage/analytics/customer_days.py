@@ -47,11 +47,9 @@ def bitset(customer_ids: Sequence[int]) -> bytes:
 def members(customers: int) -> list[int]:
     """The customer ids in a bitset (for checks and tests; counting needs only `int.bit_count`)."""
     found = []
-    position = 0
     while customers:
         low = customers & -customers
-        position = low.bit_length() - 1
-        found.append(position)
+        found.append(low.bit_length() - 1)
         customers ^= low
     return found
 
@@ -141,19 +139,16 @@ async def customers_between(session: AsyncSession, start: datetime | None, end: 
     return union
 
 
-@dataclass(frozen=True)
-class CustomerCounts:
-    """Distinct customers over a period, read from the kept days."""
-
-    active: int
-    returning: int
+async def active_customers(session: AsyncSession, start: datetime, end: datetime) -> int:
+    """Customers with a counted order in [start, end)."""
+    return (await customers_between(session, start, end)).bit_count()
 
 
-async def customer_counts(session: AsyncSession, start: datetime, end: datetime) -> CustomerCounts:
-    """Customers with a counted order in [start, end), and those of them who had one before start."""
+async def returning_customers(session: AsyncSession, start: datetime, end: datetime) -> int:
+    """Customers with a counted order in [start, end) who had one before start."""
     during = await customers_between(session, start, end)
     before = await customers_between(session, None, start)
-    return CustomerCounts(during.bit_count(), (during & before).bit_count())
+    return (during & before).bit_count()
 
 
 async def churn_from_days(
