@@ -33,6 +33,7 @@ from api.video_links import video_link_handlers
 from api.webhooks import webhook_handlers
 from api.widget import widget_handlers
 from switchboard.background import BackgroundServices
+from switchboard.logs import formatter_config
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
@@ -54,6 +55,7 @@ def logging_config(settings: Settings) -> LoggingConfig:
     """Our own logs at SWITCHBOARD_LOG_LEVEL; chatty libraries (scheduler ticks, HTTP clients) only when they warn."""
     quiet = {"level": "WARNING", "handlers": ["queue_listener"], "propagate": False}
     return LoggingConfig(
+        formatters={"standard": formatter_config(settings.log_format)},
         root={"handlers": ["queue_listener"], "level": settings.log_level.upper()},
         loggers={
             "litestar": {

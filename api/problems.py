@@ -86,6 +86,7 @@ async def stamp_request_id(message: Message, scope: Scope) -> None:
             scope.get("path", "-"),
             message["status"],
             request_id,
+            extra={"request_id": request_id},
         )
 
 
@@ -136,6 +137,7 @@ def server_error(request: Request[Any, Any, Any], error: Exception) -> Response[
         request_id,
         error.__class__.__name__,
         exc_info=error,
+        extra={"request_id": request_id},
     )
     status_code = (
         error.status_code

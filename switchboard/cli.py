@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from domain.clock import utc_now
 from switchboard.errors import StartupError, explain_database_error, redact_url
+from switchboard.logs import TEXT_FORMAT, use_log_format
 from switchboard.settings import ConfigurationError, Settings
 
 P = ParamSpec("P")
@@ -24,12 +25,14 @@ T = TypeVar("T")
 
 def load_settings() -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         first = error.errors()[0]
         name = "SWITCHBOARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise StartupError(message if name == "settings" else f"{name}: {message}") from None
+    use_log_format(settings.log_format)
+    return settings
 
 
 def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
@@ -99,7 +102,7 @@ async def require_migrated(database: Any) -> None:
 def main(verbose: bool) -> None:
     """Switchboard: talk with your customers on every channel and see how the business is doing."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if verbose else logging.WARNING, format=TEXT_FORMAT
     )
 
 

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     business_currency: str = "EUR"
     business_locale: str = "en_GB"
     log_level: str = "INFO"
+    #: "text" for a terminal, "json" for one JSON object per line with the request id (switchboard/logs.py).
+    log_format: Literal["text", "json"] = "text"
 
     api_token: SecretStr = SecretStr(SANDBOX_SECRETS["api_token"])
     session_secret: SecretStr = SecretStr(SANDBOX_SECRETS["session_secret"])

@@ -1,0 +1,56 @@
+"""How every process writes its log: text lines for a person at a terminal, or JSON lines for a log shipper.
+
+`SWITCHBOARD_LOG_FORMAT=json` gives one JSON object per line with `time` (UTC, ISO 8601), `level`, `logger`,
+`message`, and, where the line is about a web request, `request_id` (the id on the answer's `X-Request-Id`
+and in the problem a caller sees), so a 5xx a user reports is one search away. A traceback goes in
+`exception`, still on the same line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+LogFormat = Literal["text", "json"]
+
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per record, never more than one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id:
+            line["request_id"] = request_id
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def formatter_config(log_format: LogFormat) -> dict[str, Any]:
+    """The web app's formatter, as `logging.config.dictConfig` takes it (Litestar's LoggingConfig)."""
+    if log_format == "json":
+        return {"()": JsonLines}
+    return {"format": "%(asctime)s " + TEXT_FORMAT}
+
+
+def formatter_for(log_format: LogFormat) -> logging.Formatter:
+    return JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def use_log_format(log_format: LogFormat) -> None:
+    """Give every handler of the root logger this format (the CLI's processes, once settings are read)."""
+    formatter = formatter_for(log_format)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
