@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import select
+from sqlalchemy import func as sql
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The PostgreSQL advisory lock every `switchboard migrate` holds while it upgrades (see `migration_lock`).
+MIGRATION_LOCK_KEY = 0x5B_0002
 
 
 def alembic_config(database_url: str) -> Config:
@@ -42,3 +49,26 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
     async with engine.connect() as connection:
         return await connection.run_sync(read)
+
+
+@asynccontextmanager
+async def migration_lock(database_url: str) -> AsyncIterator[None]:
+    """One upgrade at a time. Every web and worker unit runs `switchboard migrate` before it starts
+    (deploy/systemd), so several start together on one PostgreSQL database: the first upgrades, the others
+    wait here on a session advisory lock and then find the schema at head. SQLite needs none (one process
+    upgrades it, and its own write lock orders the rest)."""
+    if not database_url.startswith("postgresql"):
+        yield
+        return
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(select(sql.pg_advisory_lock(MIGRATION_LOCK_KEY)))
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(select(sql.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+                await connection.commit()
+    finally:
+        await engine.dispose()

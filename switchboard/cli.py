@@ -117,9 +117,10 @@ def migrate(revision: str) -> None:
     settings = load_settings()
 
     async def upgrade(database: Any) -> None:
-        await migrations.upgrade(settings.database_url, revision)
-        if revision == "head":
-            await mirror_definitions(database)
+        async with migrations.migration_lock(settings.database_url):
+            await migrations.upgrade(settings.database_url, revision)
+            if revision == "head":
+                await mirror_definitions(database)
 
     run_async(_with_database(settings, upgrade))
     click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")
@@ -225,7 +226,7 @@ def serve(host: str, port: int, processes: int) -> None:
             f"Provider sandbox at http://127.0.0.1:{settings.sandbox_port}/_sandbox/  (reply as a customer there)"
         )
     try:
-        _run_uvicorn(host, port, processes)
+        _run_uvicorn(host, port, processes, settings.forwarded_allow_ips)
     finally:
         if sandbox_process is not None:
             sandbox_process.terminate()
@@ -241,7 +242,12 @@ def _start_sandbox_process() -> Any:
     return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "sandbox"], env=env)
 
 
-def _run_uvicorn(host: str, port: int, processes: int) -> None:
+#: On SIGTERM, how long requests already read may take to finish; then open event streams (the inbox's and
+#: the widget's, which reconnect) are closed and the app shuts down (the in-process worker drains its sends).
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
+def _run_uvicorn(host: str, port: int, processes: int, forwarded_allow_ips: str) -> None:
     import uvicorn
 
     uvicorn.run(
@@ -252,6 +258,11 @@ def _run_uvicorn(host: str, port: int, processes: int) -> None:
         workers=processes,
         log_level="warning",
         access_log=False,
+        # Behind a reverse proxy, the client's address (the widget's and video links' pace per address)
+        # comes from X-Forwarded-For, believed only from these proxies.
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

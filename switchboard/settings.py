@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     #: A PostgreSQL read replica for KPI answers and the dashboards' figures ("" = read the primary).
     database_read_url: str = ""
     public_url: str = "http://127.0.0.1:8000"
+    #: Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto `serve` believes: addresses or networks,
+    #: comma-separated, or "*" when only the proxy can reach the web processes.
+    forwarded_allow_ips: str = "127.0.0.1"
     business_name: str = "Northwind Clinics"
     business_timezone: str = "Europe/Berlin"
     business_currency: str = "EUR"

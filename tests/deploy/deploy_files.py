@@ -1,0 +1,91 @@
+"""Reading deploy/ as Docker Compose, nginx and systemd would: shared by the deployment tests."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+COMPOSE = DEPLOY / "compose.yaml"
+NGINX = DEPLOY / "nginx" / "switchboard.conf"
+SYSTEMD = DEPLOY / "systemd"
+DOCKERFILE = DEPLOY / "Dockerfile"
+
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z_][A-Z0-9_]*)(?:(?P<op>:\?|:-)(?P<arg>[^}]*))?\}")
+
+
+class MissingVariable(KeyError):
+    pass
+
+
+def interpolate(text: str, variables: dict[str, str]) -> str:
+    """Compose's `${NAME}`, `${NAME:-default}` and `${NAME:?message}`, as `docker compose config` fills them."""
+
+    def fill(match: re.Match[str]) -> str:
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg")
+        value = variables.get(name, "")
+        if value:
+            return value
+        if op == ":-":
+            return arg
+        raise MissingVariable(f"{name}: {arg or 'not set'}")
+
+    return _VARIABLE.sub(fill, text)
+
+
+def compose(variables: dict[str, str]) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(interpolate(COMPOSE.read_text(), variables))
+    return loaded
+
+
+def compose_variables(text: str) -> set[str]:
+    return {match.group("name") for match in _VARIABLE.finditer(text)}
+
+
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    environment = service.get("environment", {})
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {str(name): str(value) for name, value in environment.items()}
+
+
+def unit_for_this_machine(text: str, switchboard: str) -> str:
+    """A unit file as it would be installed, pointing at this checkout's `switchboard`."""
+    return text.replace("/opt/switchboard/bin/switchboard", switchboard)
+
+
+def nginx_for_this_machine(
+    folder: Path, *, web_ports: list[int], http_port: int, https_port: int, certificate: Path, key: Path
+) -> Path:
+    """deploy/nginx/switchboard.conf with the changes docs/operations.md tells a host's operator to make
+    (hostname filled in, the web units' ports as the upstream), on free ports and in a folder of its own; returns
+    the main configuration file that includes it."""
+    conf = NGINX.read_text().replace("${SWITCHBOARD_HOSTNAME}", "localhost")
+    upstream = "".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s; " for port in web_ports)
+    conf, replaced = re.subn(r"^(\s*)server web:8000 [^;]*;", r"\g<1>" + upstream.strip(), conf, flags=re.M)
+    assert replaced == 1, "the upstream's `server web:8000` line moved: update docs/operations.md and this"
+    conf = re.sub(r"^\s*listen \[::\].*$", "", conf, flags=re.M)  # the test machine may have no IPv6
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+    conf = conf.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
+    conf = conf.replace("/etc/nginx/tls/fullchain.pem", str(certificate))
+    conf = conf.replace("/etc/nginx/tls/privkey.pem", str(key))
+    conf = conf.replace("/var/www/acme", str(folder / "acme"))
+    (folder / "acme").mkdir(exist_ok=True)
+    (folder / "switchboard.conf").write_text(conf)
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {folder / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    main = folder / "nginx.conf"
+    main.write_text(
+        ("user root;\n" if os.geteuid() == 0 else "")
+        + f"pid {folder / 'nginx.pid'};\nerror_log {folder / 'error.log'} warn;\nworker_processes 1;\n"
+        + "events { worker_connections 256; }\n"
+        + f"http {{\n    access_log {folder / 'access.log'};\n{temp_paths}\n"
+        + f"    include {folder / 'switchboard.conf'};\n}}\n"
+    )
+    return main

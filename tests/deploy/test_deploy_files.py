@@ -1,0 +1,228 @@
+"""deploy/ checked with what this machine has: the compose file as Compose reads it, the Dockerfile's
+promises (non-root, no build tools, a health check, every package copied), the wheel the image installs
+(templates and static files inside), the systemd units by `systemd-analyze verify`, and the nginx
+configuration by `nginx -t`. The processes themselves run in tests/deploy/test_topology.py."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from switchboard.settings import Settings
+from tests.deploy.deploy_files import (
+    COMPOSE,
+    DOCKERFILE,
+    NGINX,
+    SYSTEMD,
+    MissingVariable,
+    compose,
+    compose_variables,
+    environment_of,
+    nginx_for_this_machine,
+    unit_for_this_machine,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+VARIABLES = {"POSTGRES_PASSWORD": "s3cret", "SWITCHBOARD_HOSTNAME": "switchboard.example.org"}
+SWITCHBOARD_SERVICES = ("migrate", "web", "worker")
+KNOWN_SETTINGS = {f"SWITCHBOARD_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_compose_runs_a_one_shot_migrate_then_two_web_and_two_workers_behind_the_proxy() -> None:
+    services = compose(VARIABLES)["services"]
+    assert set(services) == {"postgres", "migrate", "web", "worker", "proxy"}
+    assert services["postgres"]["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert services["migrate"]["command"] == ["switchboard", "migrate"]
+    assert services["migrate"]["restart"] == "no"
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    for name in ("web", "worker"):
+        assert services[name]["deploy"]["replicas"] == 2
+        assert services[name]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert services[name]["restart"] == "unless-stopped"
+    assert services["web"]["command"][:2] == ["switchboard", "serve"]
+    assert services["worker"]["command"] == ["switchboard", "worker"]
+    assert "ports" not in services["web"], "only the proxy is published"
+    assert services["proxy"]["depends_on"] == {"web": {"condition": "service_healthy"}}
+    assert sorted(services["proxy"]["ports"]) == ["443:443", "80:80"]
+    assert services["worker"]["healthcheck"] == {"disable": True}, (
+        "a worker has no port for the image's check"
+    )
+
+
+def test_every_switchboard_process_is_production_on_postgresql_with_known_settings_only() -> None:
+    services = compose(VARIABLES)["services"]
+    for name in SWITCHBOARD_SERVICES:
+        service = services[name]
+        environment = environment_of(service)
+        assert environment["SWITCHBOARD_ENVIRONMENT"] == "production"
+        assert environment["SWITCHBOARD_SANDBOX"] == "0"
+        assert environment["SWITCHBOARD_WORKER_IN_PROCESS"] == "0"
+        assert environment["SWITCHBOARD_DATABASE_URL"] == (
+            "postgresql+asyncpg://switchboard:s3cret@postgres:5432/switchboard"
+        )
+        assert environment["SWITCHBOARD_PUBLIC_URL"] == "https://switchboard.example.org"
+        unknown = set(environment) - KNOWN_SETTINGS
+        assert not unknown, f"{name} sets settings Switchboard does not have: {sorted(unknown)}"
+        assert service["env_file"] == [{"path": "switchboard.env", "required": True}]
+        assert service["stop_grace_period"] == "60s"
+        Settings.model_validate(
+            {key.removeprefix("SWITCHBOARD_").lower(): value for key, value in environment.items()}
+        )
+
+
+def test_compose_refuses_to_start_without_its_secrets() -> None:
+    for missing in VARIABLES:
+        with pytest.raises(MissingVariable, match=missing):
+            compose({name: value for name, value in VARIABLES.items() if name != missing})
+    assert compose_variables(COMPOSE.read_text()) <= {*VARIABLES, "SWITCHBOARD_TLS_DIR"}
+
+
+def test_the_image_is_small_non_root_checked_and_carries_every_package() -> None:
+    text = DOCKERFILE.read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2, "a build stage and a final stage"
+    final = stages[-1]
+    assert not re.search(r"\b(gcc|g\+\+|build-essential|make|git)\b", final), "no build tools in the image"
+    assert "COPY --from=build /opt/switchboard /opt/switchboard" in final
+    assert re.search(r"^USER switchboard$", final, flags=re.M)
+    assert "useradd --system --uid 10001" in final
+    assert re.search(r"^HEALTHCHECK .*", final, flags=re.M) and "/healthz" in final
+    assert 'CMD ["switchboard", "serve", "--host", "0.0.0.0", "--port", "8000"]' in final
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", stages[0], flags=re.M))
+    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists() and p.name != "tests"}
+    assert copied == packages, "the image must copy every package pyproject.toml installs"
+
+
+@pytest.mark.slow
+def test_the_wheel_the_image_installs_holds_every_template_and_static_file(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            ".",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("switchboard-*.whl")
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    needed = {
+        str(path.relative_to(ROOT))
+        for package in ("api", "bot", "domain", "providers", "reports", "storage", "switchboard")
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+    missing = sorted(needed - inside)
+    assert not missing, f"pip install . leaves out {missing[:10]}"
+
+
+def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    switchboard = str(Path(sys.executable).with_name("switchboard"))
+    units = sorted(SYSTEMD.iterdir())
+    assert {unit.name for unit in units} == {
+        "switchboard-web@.service",
+        "switchboard-worker@.service",
+        "switchboard.target",
+    }
+    for unit in units:
+        text = unit.read_text()
+        if unit.suffix == ".service":
+            for hardening in (
+                "DynamicUser=yes",
+                "ProtectSystem=strict",
+                "NoNewPrivileges=yes",
+                "ExecStartPre=/opt/switchboard/bin/switchboard migrate",
+                "KillSignal=SIGTERM",
+            ):
+                assert hardening in text, f"{unit.name} lacks {hardening}"
+        (tmp_path / unit.name).write_text(unit_for_this_machine(text, switchboard))
+    # Instances as the target starts them.
+    for template, instance in (("switchboard-web@.service", "8001"), ("switchboard-worker@.service", "1")):
+        name = template.replace("@.", f"@{instance}.")
+        (tmp_path / name).write_text((tmp_path / template).read_text())
+    checked = [
+        str(tmp_path / name)
+        for name in ("switchboard-web@8001.service", "switchboard-worker@1.service", "switchboard.target")
+    ]
+    verified = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *checked], capture_output=True, text=True, timeout=60
+    )
+    # Unknown keys are only warnings (exit 0), so any word on stderr fails the check too.
+    assert verified.returncode == 0 and not verified.stderr.strip(), verified.stderr
+
+
+def test_the_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("nginx is not installed (CI installs nginx-light)")
+    certificate, key = self_signed_certificate(tmp_path)
+    main = nginx_for_this_machine(
+        tmp_path,
+        web_ports=[18001, 18002],
+        http_port=18080,
+        https_port=18443,
+        certificate=certificate,
+        key=key,
+    )
+    tested = subprocess.run(
+        [nginx_binary(), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert tested.returncode == 0, tested.stderr
+    text = NGINX.read_text()
+    for path in (
+        "location /webhooks/",
+        "location /slack/",
+        "location = /widget/files",
+        "location = /metrics",
+    ):
+        assert path in text
+
+
+def nginx_binary() -> str:
+    return shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    certificate, key = folder / "fullchain.pem", folder / "privkey.pem"
+    made = subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    return certificate, key

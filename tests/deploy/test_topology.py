@@ -1,0 +1,332 @@
+"""The compose topology, run as processes on this machine against PostgreSQL: deploy/compose.yaml's own
+commands and environment for a one-shot `migrate` (three at once, as systemd's units start them), two web
+processes and two workers, behind nginx with deploy/nginx/switchboard.conf over TLS. The providers are the
+sandbox, so the environment is `test` rather than `production` (production refuses the sandbox's secrets).
+
+Through the proxy: readiness with the caller's request id kept, HTTP sent on to HTTPS, a body over the
+widget's limit stopped by nginx, a campaign delivered once to every recipient by the two workers, a Twilio
+webhook signed over the public HTTPS URL accepted and applied once when retried; then SIGTERM, and every
+process leaves cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import os
+import shlex
+import signal
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
+
+from storage import migrate
+from storage.database import Database
+from storage.models import CustomerCommunication, WorkerHeartbeat
+from switchboard.settings import SANDBOX_SECRETS
+from tests.conftest import FreshDatabases
+from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine
+from tests.deploy.test_deploy_files import nginx_binary, self_signed_certificate
+from tests.journeys.conftest import free_port, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+TOKEN = "deploy-api-token"
+TLS = ssl.create_default_context()
+TLS.check_hostname = False
+TLS.verify_mode = ssl.CERT_NONE
+
+
+@dataclass
+class Topology:
+    public_url: str
+    http_port: int
+    sandbox_url: str
+    database_url: str
+    folder: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        log = (self.folder / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            command, env=env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        if body is not None:
+            data = json.dumps(body).encode()
+        request = urllib.request.Request(self.public_url + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {TOKEN}")
+        request.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30, context=TLS) as answer:
+                return answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read()
+        except urllib.error.HTTPError as error:
+            return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        status, _headers, raw = self.call(method, path, body)
+        assert status < 400, f"{method} {path}: {status} {raw[:300]!r}"
+        return json.loads(raw) if raw else None
+
+
+def _compose_command(command: list[str], port: int | None = None) -> list[str]:
+    """A compose service's command, run with this checkout's interpreter (and a free port for `serve`)."""
+    assert command[0] == "switchboard"
+    args = list(command[1:])
+    if port is not None:
+        args[args.index("--host") + 1] = "127.0.0.1"
+        args[args.index("--port") + 1] = str(port)
+    return [sys.executable, "-m", "switchboard.cli", *args]
+
+
+@pytest.fixture
+def topology(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[Topology]:
+    engines = os.environ.get("SWITCHBOARD_TEST_ENGINES", "sqlite,postgresql").split(",")
+    if "postgresql" not in engines:
+        pytest.skip("the compose topology runs on PostgreSQL")
+    if not Path(nginx_binary()).exists():
+        pytest.skip("nginx is not installed (CI installs nginx-light)")
+    database_url = fresh_databases.url("postgresql")
+    http_port, https_port, sandbox, smtp = free_port(), free_port(), free_port(), free_port()
+    web_ports = [free_port(), free_port()]
+    hostname = f"localhost:{https_port}"
+    services = compose({"POSTGRES_PASSWORD": "unused", "SWITCHBOARD_HOSTNAME": hostname})["services"]
+    sandbox_url = f"http://127.0.0.1:{sandbox}"
+    # What deploy/switchboard.env holds on a real host: here the sandbox's endpoints and secrets.
+    env_file = {
+        "SWITCHBOARD_API_TOKEN": TOKEN,
+        "SWITCHBOARD_SESSION_SECRET": "deploy-session-secret-0123456789abcdef",
+        "SWITCHBOARD_SANDBOX_PORT": str(sandbox),
+        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp),
+        "SWITCHBOARD_TWILIO_BASE_URL": sandbox_url,
+        "SWITCHBOARD_WHATSAPP_BASE_URL": sandbox_url,
+        "SWITCHBOARD_TELEGRAM_BASE_URL": sandbox_url,
+        "SWITCHBOARD_SLACK_BASE_URL": sandbox_url + "/slack/api",
+        "SWITCHBOARD_SMTP_HOST": "127.0.0.1",
+        "SWITCHBOARD_SMTP_PORT": str(smtp),
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+    }
+
+    def env_of(service: str) -> dict[str, str]:
+        environment = environment_of(services[service])
+        assert environment["SWITCHBOARD_PUBLIC_URL"] == f"https://{hostname}"
+        # The compose file names its own PostgreSQL service; this run has a fresh database of its own.
+        environment["SWITCHBOARD_DATABASE_URL"] = database_url
+        environment["SWITCHBOARD_ENVIRONMENT"] = "test"
+        return {**os.environ, **env_file, **environment}
+
+    running = Topology(f"https://{hostname}", http_port, sandbox_url, database_url, tmp_path)
+    # The one-shot migrate, three at once: each web and worker unit runs it before it starts.
+    migrations = [
+        subprocess.Popen(
+            _compose_command(services["migrate"]["command"]),
+            env=env_of("migrate"),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
+    for migration in migrations:
+        output = migration.communicate(timeout=300)[0].decode(errors="replace")
+        assert migration.returncode == 0, output
+    assert asyncio.run(_revision(database_url)) == migrate.head_revision()
+    seeded = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "seed", "--customers", "40", "--days", "3"],
+        env=env_of("migrate"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    running.start(
+        "sandbox",
+        [sys.executable, "-m", "switchboard.cli", "sandbox", "--failure-rate", "0"],
+        {**env_of("web"), "SWITCHBOARD_PUBLIC_URL": f"https://{hostname}"},
+    )
+    web = services["web"]
+    for index in range(web["deploy"]["replicas"]):
+        running.start(f"web{index}", _compose_command(web["command"], web_ports[index]), env_of("web"))
+    for index in range(services["worker"]["deploy"]["replicas"]):
+        running.start(f"worker{index}", _compose_command(services["worker"]["command"]), env_of("worker"))
+    certificate, key = self_signed_certificate(tmp_path)
+    nginx_conf = nginx_for_this_machine(
+        tmp_path,
+        web_ports=web_ports,
+        http_port=http_port,
+        https_port=https_port,
+        certificate=certificate,
+        key=key,
+    )
+    running.start(
+        "nginx",
+        [nginx_binary(), "-p", str(tmp_path), "-c", str(nginx_conf), "-g", "daemon off;"],
+        dict(os.environ),
+    )
+    try:
+        for index, port in enumerate(web_ports):
+            wait_for(lambda port=port: _ok(f"http://127.0.0.1:{port}/healthz"), 60, f"web{index} on {port}")
+        wait_for(lambda: _ok(f"{sandbox_url}/_sandbox/stats"), 60, "the sandbox")
+        wait_for(lambda: running.call("GET", "/healthz")[0] == 200, 30, "nginx in front of the web processes")
+        yield running
+    finally:
+        for process in running.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return bool(answer.status == 200)
+
+
+def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: Topology) -> None:
+    # Readiness through the proxy, with the caller's request id kept end to end.
+    status, headers, raw = topology.call("GET", "/readyz", headers={"X-Request-Id": "deploy-check-1"})
+    assert status == 200, raw
+    assert json.loads(raw)["ready"] is True
+    assert headers["x-request-id"] == "deploy-check-1"
+    assert "max-age" in headers["strict-transport-security"]
+
+    # Plain HTTP goes on to HTTPS; the certificate path (HTTP-01) does not.
+    plain = http.client.HTTPConnection("127.0.0.1", topology.http_port, timeout=10)
+    plain.request("GET", "/analytics/overview?period=7d", headers={"Host": "localhost"})
+    moved = plain.getresponse()
+    assert moved.status == 308
+    assert moved.getheader("Location") == "https://localhost/analytics/overview?period=7d"
+
+    # nginx stops a body over the widget's limit before it reaches a web process.
+    status, _headers, _raw = topology.call("POST", "/widget/messages", data=b"x" * 100_000)
+    assert status == 413
+
+    # A campaign: the two workers deliver it, once to each recipient.
+    topology.api(
+        "POST",
+        "/api/campaigns",
+        {
+            "slug": "deploy-check",
+            "name": "Deploy check",
+            "template": "order_shipped",
+            "channels": ["sms"],
+            "category": "transactional",
+            "variables": {"order_number": "DEPLOYCHECK", "tracking_url": "https://t.example/d"},
+            "respect_quiet_hours": False,
+        },
+    )
+    planned = topology.api("GET", "/api/campaigns/deploy-check/preview")["planned"]
+    assert planned > 0
+    topology.api("POST", "/api/campaigns/deploy-check/launch")
+
+    def delivered() -> Counter[str] | None:
+        messages = _sandbox(topology, "/_sandbox/messages?provider=twilio")["messages"]
+        got = Counter(m["to"] for m in messages if "DEPLOYCHECK" in (m.get("body") or ""))
+        return got if sum(got.values()) >= planned else None
+
+    got = wait_for(delivered, 90, f"{planned} campaign SMS at the sandbox")
+    assert len(got) == planned and set(got.values()) == {1}, f"someone got it twice: {got.most_common(3)}"
+    pids = {topology.processes[name].pid for name in ("worker0", "worker1")}
+    wait_for(
+        lambda: pids <= asyncio.run(_heartbeat_pids(topology.database_url)), 60, "both workers' heartbeats"
+    )
+
+    # A provider webhook signed over the public HTTPS URL passes the proxy; its retry is applied once.
+    params = {
+        "MessageSid": "SMdeploycheck0001",
+        "AccountSid": "ACsandbox00000000000000000000000000",
+        "From": "+15551239876",
+        "To": "+15005550006",
+        "Body": "Is the clinic open on Saturday?",
+    }
+    signature = RequestValidator(SANDBOX_SECRETS["twilio_auth_token"]).compute_signature(
+        topology.public_url + "/webhooks/twilio/inbound", params
+    )
+    for _attempt in range(2):
+        status, _headers, raw = topology.call(
+            "POST",
+            "/webhooks/twilio/inbound",
+            data=urllib.parse.urlencode(params).encode(),
+            headers={"X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert status < 300, raw
+    assert asyncio.run(_inbound_with(topology.database_url, "SMdeploycheck0001")) == 1
+
+    # SIGTERM: every process drains and leaves with exit code 0.
+    for name in ("web0", "web1", "worker0", "worker1"):
+        topology.processes[name].send_signal(signal.SIGTERM)
+    for name in ("web0", "web1", "worker0", "worker1"):
+        code = topology.processes[name].wait(timeout=60)
+        # uvicorn shuts down (requests finish, the app's shutdown runs), then raises the signal again as
+        # the default does; systemd and Docker take an exit by SIGTERM as a clean stop.
+        clean = (0, -signal.SIGTERM) if name.startswith("web") else (0,)
+        assert code in clean, f"{name} left with {code}: {topology.log(name)[-2000:]}"
+    for name in ("web0", "web1", "worker0", "worker1"):
+        lines = [line for line in topology.log(name).splitlines() if line.startswith("{")]
+        for line in lines:
+            json.loads(line)  # SWITCHBOARD_LOG_FORMAT=json: every log line is one JSON object
+        assert "Traceback" not in topology.log(name), shlex.quote(topology.log(name)[-2000:])
+
+
+def _sandbox(topology: Topology, path: str) -> Any:
+    with urllib.request.urlopen(topology.sandbox_url + path, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+async def _revision(url: str) -> str | None:
+    database = Database.connect(url)
+    try:
+        return await migrate.current_revision(database.engine)
+    finally:
+        await database.dispose()
+
+
+async def _heartbeat_pids(url: str) -> set[int]:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            details = (await session.scalars(select(WorkerHeartbeat.detail))).all()
+    finally:
+        await database.dispose()
+    return {int(detail["pid"]) for detail in details if detail and "pid" in detail}
+
+
+async def _inbound_with(url: str, sid: str) -> int:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            count = await session.scalar(
+                select(func.count())
+                .select_from(CustomerCommunication)
+                .where(CustomerCommunication.provider_message_id == sid)
+            )
+    finally:
+        await database.dispose()
+    return int(count or 0)
