@@ -101,9 +101,7 @@ async def require_migrated(database: Any) -> None:
 @click.option("--verbose", "-v", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """Switchboard: talk with your customers on every channel and see how the business is doing."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING, format=TEXT_FORMAT
-    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=TEXT_FORMAT)
 
 
 @main.command()
