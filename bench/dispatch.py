@@ -154,7 +154,7 @@ async def baseline(base_url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def main(quick: bool) -> dict[str, object]:
+async def main(quick: bool, database_url: str | None = None) -> dict[str, object]:
     count, paced_count, paced_rate = (4000, 4000, 500.0) if quick else (20000, 7500, 500.0)
     port, smtp = free_port(), free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -178,7 +178,9 @@ async def main(quick: bool) -> dict[str, object]:
         ) as sandbox_process,
     ):
         wait_http(f"{base_url}/_sandbox/stats")
-        url = f"sqlite+aiosqlite:///{Path(folder) / 'dispatch.db'}"
+        url = database_url or f"sqlite+aiosqlite:///{Path(folder) / 'dispatch.db'}"
+        if database_url:
+            await migrate.downgrade(url, "base")  # a clean slate in the given (scratch) database
         await migrate.upgrade(url)
         database = Database.connect(url)
         # The unpaced run goes to a second sandbox without a rate limit, the paced one to the limited one.
@@ -213,10 +215,15 @@ async def main(quick: bool) -> dict[str, object]:
         "ratio_to_baseline": round((stored / elapsed) / base_rate, 3),
         "messages": count,
         "paced_messages": paced_count,
+        "database": url.split("+", 1)[0],
     }
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller run, under 60 s")
-    print(json.dumps(asyncio.run(main(parser.parse_args().quick))))
+    parser.add_argument(
+        "--database", help="a scratch postgresql+asyncpg:// URL (its tables are dropped first)"
+    )
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main(args.quick, args.database))))

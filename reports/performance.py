@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import Row, case, func, select
 
+from domain.vocabulary import MessageStatus
 from reports.heartbeats import read_background_health
 from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
@@ -36,6 +37,10 @@ class OperationalMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        #: Only what this process observes as it happens (its provider calls): what a worker, which serves
+        #: no pages, exports on SWITCHBOARD_WORKER_METRICS_PORT. The database-backed figures come from any
+        #: web process's /metrics, so they are not counted once per worker.
+        self.process_registry = CollectorRegistry()
         self.sends = Counter(
             "switchboard_provider_calls",
             "Provider send calls by outcome",
@@ -49,6 +54,8 @@ class OperationalMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.process_registry.register(self.sends)
+        self.process_registry.register(self.latency)
         self.outbox_depth = Gauge(
             "switchboard_outbox_depth",
             "Outbox messages waiting, by status and channel",
@@ -68,6 +75,11 @@ class OperationalMetrics:
         )
         self.webhook_failed = Gauge(
             "switchboard_webhook_failed", "Webhooks kept for replay after failing", registry=self.registry
+        )
+        self.dead = Gauge(
+            "switchboard_outbox_dead",
+            "Messages given up on (dead letters), all time: alert on its increase",
+            registry=self.registry,
         )
         self.report_run = Gauge(
             "switchboard_report_delivery_seconds_p50",
@@ -126,6 +138,12 @@ class OperationalMetrics:
             )
             self.webhook_failed.set(failed or 0)
             figures.append(Figure("webhook_failed", {}, float(failed or 0)))
+            # Counted on the (status, next_attempt_at) index alone.
+            dead = await session.scalar(
+                select(func.count()).select_from(cc).where(cc.status == MessageStatus.DEAD.value)
+            )
+            self.dead.set(dead or 0)
+            figures.append(Figure("outbox_dead", {}, float(dead or 0)))
             runs = (
                 await session.execute(
                     select(ReportDelivery.claimed_at, ReportDelivery.delivered_at).where(

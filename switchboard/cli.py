@@ -298,12 +298,26 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    metrics_server = _serve_worker_metrics(settings, container)
     await services.start()
     try:
         await stop.wait()
     finally:
         await services.stop()
         await container.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+
+
+def _serve_worker_metrics(settings: Settings, container: Any) -> Any:
+    """This worker's own provider-call counters and latencies for Prometheus, when an address is set."""
+    if not settings.worker_metrics_address:
+        return None
+    from prometheus_client import start_http_server
+
+    host, _, port = settings.worker_metrics_address.rpartition(":")
+    server, _thread = start_http_server(int(port), addr=host, registry=container.metrics.process_registry)
+    return server
 
 
 @main.command()
@@ -722,6 +736,64 @@ def login_link(email: str, minutes: int) -> None:
     if staff is None:
         raise StartupError(f"there is no active staff member with email {email!r}")
     click.echo(signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, utc_now()))
+
+
+@main.group()
+def staff() -> None:
+    """Staff accounts: who may sign in to the dashboard and use the bots."""
+
+
+@staff.command("add")
+@click.argument("email")
+@click.option("--name", required=True, help="The name colleagues and customers see.")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "manager", "agent", "viewer"]),
+    default="agent",
+    show_default=True,
+    help="admin: everything; manager: campaigns, reports and settings; agent: chats; viewer: read only.",
+)
+@one_line_errors
+def staff_add(email: str, name: str, role: str) -> None:
+    """Add a staff member (the first admin of a new installation, say), or change one's name and role."""
+    from domain.vocabulary import Role
+    from storage.staff_accounts import StaffAccountRefused, operator, save_staff
+
+    settings = load_settings()
+
+    async def save(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            return await save_staff(database, email, name, Role(role), actor=operator())
+        except StaffAccountRefused as refused:
+            raise StartupError(str(refused)) from None
+
+    saved = run_async(_with_database(settings, save))
+    click.echo(
+        f"{'added' if saved.created else 'updated'} {saved.name} <{saved.email}> as {saved.role.value}; "
+        f"a sign-in link: switchboard login-link {saved.email}"
+    )
+
+
+@staff.command("list")
+@one_line_errors
+def staff_list() -> None:
+    """Every staff account, with its role, and whether it may sign in."""
+    from storage.staff_accounts import list_staff
+
+    settings = load_settings()
+
+    async def read(database: Any) -> Any:
+        await require_migrated(database)
+        return await list_staff(database)
+
+    rows = run_async(_with_database(settings, read))
+    if not rows:
+        click.echo(
+            "no staff yet: add the first admin with  switchboard staff add EMAIL --name NAME --role admin"
+        )
+    for email, name, role, active in rows:
+        click.echo(f"{email}  {name}  {role}{'' if active else '  (deactivated)'}")
 
 
 @main.group("widget-key")

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
 
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=32, ge=1)
+    #: "host:port" where `switchboard worker` serves its own provider-call metrics to Prometheus ("" = none).
+    worker_metrics_address: str = ""
     worker_lease_seconds: float = 60.0
     worker_in_doubt_grace_seconds: float = 120.0
     worker_max_attempts: int = 8
@@ -189,6 +191,15 @@ class Settings(BaseSettings):
             )
         self.database_read_url = read_url
         return self
+
+    @field_validator("worker_metrics_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        value = value.strip()
+        host, colon, port = value.rpartition(":")
+        if value and not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"give host:port, such as 127.0.0.1:9461 or 0.0.0.0:9464 (got {value!r})")
+        return value
 
     @field_validator("sandbox_smtp_port", "smtp_port", mode="before")
     @classmethod

@@ -58,6 +58,11 @@ class Topology:
     database_url: str
     folder: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    web_ports: list[int] = field(default_factory=list)
+    metrics_ports: dict[int, int] = field(default_factory=dict)
+
+    def worker_metrics_port(self, index: int) -> int:
+        return self.metrics_ports.setdefault(index, free_port())
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = (self.folder / f"{name}.log").open("ab")
@@ -142,7 +147,9 @@ def topology(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[Topolo
         environment["SWITCHBOARD_ENVIRONMENT"] = "test"
         return {**os.environ, **env_file, **environment}
 
-    running = Topology(f"https://{hostname}", http_port, sandbox_url, database_url, tmp_path)
+    running = Topology(
+        f"https://{hostname}", http_port, sandbox_url, database_url, tmp_path, web_ports=web_ports
+    )
     # The one-shot migrate, three at once: each web and worker unit runs it before it starts.
     migrations = [
         subprocess.Popen(
@@ -176,7 +183,11 @@ def topology(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[Topolo
     for index in range(web["deploy"]["replicas"]):
         running.start(f"web{index}", _compose_command(web["command"], web_ports[index]), env_of("web"))
     for index in range(services["worker"]["deploy"]["replicas"]):
-        running.start(f"worker{index}", _compose_command(services["worker"]["command"]), env_of("worker"))
+        # Compose gives each worker its own address; here they share one host, so each gets a port.
+        metrics = {"SWITCHBOARD_WORKER_METRICS_ADDRESS": f"127.0.0.1:{running.worker_metrics_port(index)}"}
+        running.start(
+            f"worker{index}", _compose_command(services["worker"]["command"]), {**env_of("worker"), **metrics}
+        )
     certificate, key = self_signed_certificate(tmp_path)
     nginx_conf = nginx_for_this_machine(
         tmp_path,
@@ -257,6 +268,28 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
     wait_for(
         lambda: pids <= asyncio.run(_heartbeat_pids(topology.database_url)), 60, "both workers' heartbeats"
     )
+
+    # Each worker's own metrics count its provider calls: together, one accepted call per message.
+    accepted = 0
+    for index in (0, 1):
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{topology.metrics_ports[index]}/metrics", timeout=10
+        ) as answer:
+            text = answer.read().decode()
+        assert "switchboard_outbox_depth" not in text, "database figures come from the web processes only"
+        accepted += sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith("switchboard_provider_calls_total{") and 'outcome="accepted"' in line
+        )
+    assert accepted == planned
+    # The web processes' /metrics has the database's view; nginx does not show it to the internet.
+    assert topology.call("GET", "/metrics")[0] == 404
+    with urllib.request.urlopen(f"http://127.0.0.1:{topology.web_ports[0]}/metrics", timeout=10) as answer:
+        assert "switchboard_outbox_dead 0.0" in answer.read().decode()
+    for name, process in topology.processes.items():
+        rss = Path(f"/proc/{process.pid}/status").read_text().split("VmRSS:")[1].split()[0]
+        print(f"{name} RSS {int(rss) // 1024} MB")
 
     # A provider webhook signed over the public HTTPS URL passes the proxy; its retry is applied once.
     params = {

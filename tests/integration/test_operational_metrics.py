@@ -31,7 +31,7 @@ async def add_outbox(database: Database, now: datetime) -> None:
             "created_at": now,
         }
         for i, (channel, status) in enumerate(
-            [("sms", "planned")] * 3 + [("email", "sending")] + [("sms", "queued")]
+            [("sms", "planned")] * 3 + [("email", "sending")] + [("sms", "queued")] + [("sms", "dead")] * 2
         )
     ]
     async with database.engine.begin() as connection:
@@ -70,6 +70,7 @@ async def test_metrics_endpoint_exposes_queue_depth_latency_and_webhook_figures(
     assert 'switchboard_provider_calls_total{channel="sms",outcome="accepted",provider="twilio"} 1.0' in text
     assert 'switchboard_provider_latency_seconds_bucket{le="0.05",provider="twilio"} 1.0' in text
     assert "switchboard_webhook_failed 1.0" in text
+    assert "switchboard_outbox_dead 2.0" in text
     oldest = next(
         line for line in text.splitlines() if line.startswith("switchboard_outbox_oldest_due_seconds ")
     )

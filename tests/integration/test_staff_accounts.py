@@ -1,0 +1,70 @@
+"""A new installation's first admin, and staff after it, from the command line on both engines."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import AuditLog, StaffUser
+from switchboard.cli import main as cli
+from tests.conftest import FreshDatabases
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audited(
+    engine: str, fresh_databases: FreshDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    runner = CliRunner()
+
+    empty = runner.invoke(cli, ["staff", "list"])
+    assert empty.exit_code == 0 and "no staff yet" in empty.output
+    missing = runner.invoke(cli, ["login-link", "dana@clinic.example"])
+    assert missing.exit_code == 2 and "no active staff member" in missing.output
+
+    added = runner.invoke(
+        cli, ["staff", "add", " Dana@Clinic.example ", "--name", "Dana  Weber", "--role", "admin"]
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith("added Dana Weber <dana@clinic.example> as admin")
+    link = runner.invoke(cli, ["login-link", "dana@clinic.example"])
+    assert link.exit_code == 0 and "/login/" in link.output, link.output
+
+    again = runner.invoke(
+        cli, ["staff", "add", "dana@clinic.example", "--name", "Dana Weber", "--role", "manager"]
+    )
+    assert again.exit_code == 0 and again.output.startswith(
+        "updated Dana Weber <dana@clinic.example> as manager"
+    )
+    listed = runner.invoke(cli, ["staff", "list"])
+    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager"
+
+    for bad, why in (
+        (["not-an-email", "--name", "X"], "is not an email address"),
+        (["a@b.example", "--name", " "], "--name"),
+    ):
+        refused = runner.invoke(cli, ["staff", "add", *bad])
+        assert refused.exit_code == 2 and why in refused.output and "Traceback" not in refused.output
+    wrong_role = runner.invoke(cli, ["staff", "add", "a@b.example", "--name", "A", "--role", "owner"])
+    assert wrong_role.exit_code == 2 and "'owner' is not one of" in wrong_role.output
+
+    async def stored() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                staff = (await session.execute(select(StaffUser.email, StaffUser.role))).all()
+                audit = (
+                    await session.execute(select(AuditLog.action, AuditLog.via).order_by(AuditLog.id))
+                ).all()
+        finally:
+            await database.dispose()
+        return [tuple(r) for r in staff], [tuple(r) for r in audit]
+
+    staff, audit = asyncio.run(stored())
+    assert staff == [("dana@clinic.example", "manager")]
+    assert audit == [("staff.add", "cli"), ("staff.update", "cli")]
