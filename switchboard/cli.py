@@ -738,6 +738,34 @@ def login_link(email: str, minutes: int) -> None:
     click.echo(signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, utc_now()))
 
 
+@main.command()
+@one_line_errors
+def doctor() -> None:
+    """Check the database, the schema, every provider's credentials and webhooks, the public URL and the
+    clock; one line each, with a fix for each failure. Exit code 1 when any check fails."""
+    from switchboard.doctor import Doctor, report
+
+    settings = load_settings()
+
+    async def examine() -> Any:
+        # Not _with_database: an unreachable database is one finding among the others, not the end.
+        from storage.database import Database
+
+        try:
+            database = Database.connect(settings.database_url, read_url=settings.database_read_url or None)
+        except Exception as error:  # a URL SQLAlchemy cannot even parse
+            raise explain_database_error(error, settings.database_url) from None
+        try:
+            return await Doctor(settings, database).examine()
+        finally:
+            await database.dispose()
+
+    findings = run_async(examine())
+    click.echo(report(findings))
+    if any(finding.outcome == "FAIL" for finding in findings):
+        sys.exit(1)
+
+
 @main.group()
 def staff() -> None:
     """Staff accounts: who may sign in to the dashboard and use the bots."""

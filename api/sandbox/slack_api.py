@@ -24,6 +24,7 @@ from api.sandbox.slack_workspace import (
     SlackFile,
     SlackWorkspace,
 )
+from providers.slack.client import BOT_SCOPES
 
 #: Slack's limits on a message (see PROVIDERS.md).
 MAX_BLOCKS = 50
@@ -375,7 +376,8 @@ async def web_api(request: web.Request) -> web.Response:
         answer = method(workspace, params, _base_url(request))
     except SlackError as refusal:
         return web.json_response({"ok": False, "error": refusal.code})
-    return web.json_response(answer)
+    # As Slack does, every answer to a bot token names the token's scopes (the app's manifest's).
+    return web.json_response(answer, headers={"X-OAuth-Scopes": ",".join(BOT_SCOPES)})
 
 
 async def upload(request: web.Request) -> web.Response:

@@ -317,11 +317,16 @@ async def delete_webhook(state: SandboxState, params: Params, files: Files) -> w
 
 async def get_webhook_info(state: SandboxState, params: Params, files: Files) -> web.Response:
     hook = state.telegram_webhook
+    url = hook.url if hook else ""
+    if hook is None and state.config.telegram_webhook_secret is not None:
+        url = state.config.webhook_url(state.config.telegram_webhook_path)  # registered from the start
     return ok(
         {
-            "url": hook.url if hook else "",
+            "url": url,
             "has_custom_certificate": False,
-            "pending_update_count": 0 if hook else len(state.telegram_updates),
+            "pending_update_count": 0 if url else len(state.telegram_updates),
+            "max_connections": 40,
+            "ip_address": "127.0.0.1",
         }
     )
 

@@ -256,6 +256,62 @@ async def fetch_message(request: web.Request) -> web.Response:
     return web.json_response(resource(state, message))
 
 
+async def fetch_account(request: web.Request) -> web.Response:
+    """GET /2010-04-01/Accounts/{AccountSid}.json: the account behind the credentials (what `doctor` asks)."""
+    state = request.app[STATE]
+    if not _authorized(request, state):
+        return _unauthorized()
+    sid = state.config.twilio_account_sid
+    return web.json_response(
+        {
+            "sid": sid,
+            "owner_account_sid": sid,
+            "friendly_name": "Switchboard sandbox",
+            "status": "active",
+            "type": "Full",
+            "date_created": "Mon, 01 Jun 2026 00:00:00 +0000",
+            "uri": f"/2010-04-01/Accounts/{sid}.json",
+        }
+    )
+
+
+async def list_incoming_numbers(request: web.Request) -> web.Response:
+    """GET .../IncomingPhoneNumbers.json[?PhoneNumber=]: the account's one number and where its SMS go."""
+    state = request.app[STATE]
+    if not _authorized(request, state):
+        return _unauthorized()
+    config = state.config
+    wanted = request.query.get("PhoneNumber")
+    numbers = [
+        {
+            "sid": "PN" + "0" * 32,
+            "account_sid": config.twilio_account_sid,
+            "phone_number": config.twilio_phone_number,
+            "friendly_name": config.twilio_phone_number,
+            "sms_url": config.webhook_url(config.twilio_inbound_path),
+            "sms_method": "POST",
+            "status_callback": "",
+            "capabilities": {"sms": True, "mms": True, "voice": False, "fax": False},
+            "status": "in-use",
+        }
+    ]
+    chosen = [n for n in numbers if wanted is None or n["phone_number"] == wanted]
+    uri = f"/2010-04-01/Accounts/{config.twilio_account_sid}/IncomingPhoneNumbers.json"
+    return web.json_response(
+        {
+            "incoming_phone_numbers": chosen,
+            "end": max(0, len(chosen) - 1),
+            "first_page_uri": uri + "?PageSize=50&Page=0",
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": 50,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
+        }
+    )
+
+
 async def list_messages(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if not _authorized(request, state):
@@ -363,6 +419,8 @@ def _twiml_replies(state: SandboxState, customer: str, our_number: str, answer: 
 
 def routes() -> list[web.RouteDef]:
     return [
+        web.get("/2010-04-01/Accounts/{account_sid}.json", fetch_account),
+        web.get(f"{API}/IncomingPhoneNumbers.json", list_incoming_numbers),
         web.post(f"{API}/Messages.json", create_message),
         web.get(f"{API}/Messages.json", list_messages),
         web.get(API + "/Messages/{sid}.json", fetch_message),

@@ -195,6 +195,27 @@ def _no_such_object(object_id: str) -> web.Response:
     )
 
 
+async def phone_number(request: web.Request) -> web.Response:
+    """GET /{version}/{phone-number-id}: the business number behind the id (what `doctor` asks)."""
+    config = request.app[STATE].config
+    unauthorised = _unauthorised(request)
+    if unauthorised is not None:
+        return unauthorised
+    if request.match_info["phone_number_id"] != config.whatsapp_phone_number_id:
+        return _no_such_object(request.match_info["phone_number_id"])
+    return web.json_response(
+        {
+            "id": config.whatsapp_phone_number_id,
+            "display_phone_number": config.whatsapp_display_phone_number,
+            "verified_name": "Switchboard sandbox",
+            "quality_rating": "GREEN",
+            "code_verification_status": "VERIFIED",
+            "platform_type": "CLOUD_API",
+            "throughput": {"level": "STANDARD"},
+        }
+    )
+
+
 async def send_message(request: web.Request) -> web.Response:
     state = request.app[STATE]
     config = state.config
@@ -498,6 +519,7 @@ def _unknown_account(request: web.Request) -> web.Response | None:
 def routes() -> list[web.RouteDef]:
     version = r"{version:v\d+\.\d+}"
     return [
+        web.get(f"/{version}/{{phone_number_id}}", phone_number),
         web.post(f"/{version}/{{phone_number_id}}/messages", send_message),
         web.get(f"/{version}/{{waba_id}}/message_templates", list_templates),
         web.post(f"/{version}/{{waba_id}}/message_templates", create_template),

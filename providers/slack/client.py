@@ -6,6 +6,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 SLACK_API = "https://slack.com/api/"
 
+#: The bot token's scopes Switchboard needs: slack-app-manifest.yaml asks for exactly these (a test holds the
+#: two together), and `switchboard doctor` names any a workspace's token lacks.
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "files:write",
+    "channels:history",
+    "groups:history",
+    "files:read",
+    "app_mentions:read",
+    "im:history",
+    "im:read",
+    "users:read",
+)
+
 
 def slack_client(
     token: str, base_url: str = SLACK_API, *, timeout_seconds: int | None = None
