@@ -180,15 +180,17 @@ def seed(
 class _progress_bar:
     """A tqdm bar on a terminal, nothing when output is redirected."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, *, unit: str = "customers", desc: str = "seeding") -> None:
         self.total = total
+        self.unit = unit
+        self.desc = desc
         self.bar: Any = None
 
     def __enter__(self) -> Callable[[int, int], None]:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.total, unit="customers", desc="seeding")
+            self.bar = tqdm(total=self.total, unit=self.unit, desc=self.desc, unit_scale=self.unit == "B")
 
         def update(done: int, total: int) -> None:
             if self.bar is not None:
@@ -764,6 +766,98 @@ def doctor() -> None:
     click.echo(report(findings))
     if any(finding.outcome == "FAIL" for finding in findings):
         sys.exit(1)
+
+
+@main.group("import")
+def import_group() -> None:
+    """Bring a business's existing data in."""
+
+
+@import_group.command("customers")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and say what would change; write nothing.")
+@click.option(
+    "--map",
+    "mappings",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="Read a column as a field, e.g. --map 'Mobil=phone' (fields: name, first_name, last_name, phone, "
+    "email, external_ref, country, locale, timezone, segment, tags, preferred_channel, consent_sms, "
+    "consent_whatsapp, consent_email, consent_telegram, consent_source, consent_at).",
+)
+@click.option(
+    "--region", help="Country of numbers written without +code (default SWITCHBOARD_BUSINESS_COUNTRY)."
+)
+@click.option(
+    "--encoding",
+    default="utf-8-sig",
+    show_default=True,
+    help="The file's encoding (cp1252: Excel on Windows).",
+)
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where rejected rows go (default FILE.errors.csv).",
+)
+@click.option(
+    "--source", default="import", show_default=True, help="Consent source recorded when a row names none."
+)
+@one_line_errors
+def import_customers(
+    file: Path,
+    dry_run: bool,
+    mappings: tuple[str, ...],
+    region: str | None,
+    encoding: str,
+    errors_path: Path | None,
+    source: str,
+) -> None:
+    """Import customers from a CSV file: phone numbers to E.164, emails checked, duplicates merged by
+    reference, phone or email, consent and preferences with their source and time, tags and segments.
+    Rejected rows go to an error file with their reasons; importing the same file again changes nothing."""
+    from domain.customers.importing import region_of
+    from storage.staff_accounts import operator
+    from switchboard.customer_import import ImportOptions, ImportRefused
+    from switchboard.customer_import import import_customers as run_import
+
+    settings = load_settings()
+    columns = {}
+    for mapping in mappings:
+        column, equals, field_name = mapping.partition("=")
+        if not equals or not column.strip() or not field_name.strip():
+            raise StartupError(f"--map {mapping!r}: write COLUMN=FIELD, e.g. --map 'Mobil=phone'")
+        columns[column.strip()] = field_name.strip()
+    country = (region or settings.business_country or region_of(settings.business_locale)).upper()
+    if len(country) != 2 or not country.isalpha():
+        raise StartupError(
+            "which country's numbers lack a +code? give --region DE (or set SWITCHBOARD_BUSINESS_COUNTRY)"
+        )
+    options = ImportOptions(
+        path=file,
+        default_region=country,
+        timezone=settings.business_timezone,
+        locale=settings.business_locale.split("_")[0],
+        encoding=encoding,
+        columns=columns,
+        dry_run=dry_run,
+        errors_path=errors_path,
+        source=source,
+        actor=operator(),
+    )
+
+    size = file.stat().st_size if file.is_file() else 0
+
+    async def run(database: Any) -> Any:
+        await require_migrated(database)
+        with _progress_bar(size, unit="B", desc="importing") as update:
+            try:
+                return await run_import(database, options, update)
+            except ImportRefused as refused:
+                raise StartupError(str(refused)) from None
+
+    result = run_async(_with_database(settings, run))
+    click.echo(result.summary())
 
 
 @main.group()

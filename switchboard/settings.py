@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     business_timezone: str = "Europe/Berlin"
     business_currency: str = "EUR"
     business_locale: str = "en_GB"
+    #: Two-letter country whose numbers a customer list may write without +country code (import); empty:
+    #: the territory of business_locale.
+    business_country: str = ""
     log_level: str = "INFO"
     #: "text" for a terminal, "json" for one JSON object per line with the request id (switchboard/logs.py).
     log_format: Literal["text", "json"] = "text"

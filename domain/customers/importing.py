@@ -1,0 +1,294 @@
+"""Reading a business's customer list: which column is which, and each row checked and normalised.
+
+A row becomes an `ImportRow` (phone in E.164 with the business's default region, email lower-cased, tags,
+consent per channel with its source and time) or a `Rejected` naming its line and the reason in words.
+Nothing here touches the database: storage/customer_import.py merges the rows into it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+import phonenumbers
+
+from domain.vocabulary import Channel, ConsentStatus
+
+#: The channels a customer list can give consent and a preference for.
+CHANNELS = (Channel.SMS.value, Channel.WHATSAPP.value, Channel.EMAIL.value, Channel.TELEGRAM.value)
+#: The fields a row may fill, and the column names (lower-case, spaces and dashes as underscores) that
+#: mean each when no --map says otherwise.
+FIELD_NAMES: dict[str, tuple[str, ...]] = {
+    "external_ref": (
+        "external_ref",
+        "id",
+        "customer_id",
+        "patient_id",
+        "patient_number",
+        "patient_no",
+        "patient_nr",
+        "customer_no",
+        "customer_number",
+        "kundennummer",
+        "reference",
+        "ref",
+    ),
+    "name": ("name", "full_name", "customer", "patient", "patient_name", "customer_name"),
+    "first_name": ("first_name", "firstname", "given_name", "vorname"),
+    "last_name": ("last_name", "lastname", "surname", "family_name", "nachname"),
+    "phone": (
+        "phone",
+        "phone_number",
+        "phone_no",
+        "mobile",
+        "mobile_phone",
+        "mobile_number",
+        "mobil",
+        "cell",
+        "telephone",
+        "telefon",
+        "tel",
+        "handy",
+    ),
+    "email": ("email", "e_mail", "email_address", "mail"),
+    "country": ("country", "country_code"),
+    "locale": ("locale", "language", "lang"),
+    "timezone": ("timezone", "time_zone", "tz"),
+    "segment": ("segment",),
+    "tags": ("tags", "tag", "labels"),
+    "preferred_channel": ("preferred_channel", "channel"),
+    "consent_source": ("consent_source", "source"),
+    "consent_at": ("consent_at", "consent_date", "consented_at", "opt_in_date"),
+    **{
+        f"consent_{channel}": (f"consent_{channel}", f"{channel}_consent", f"{channel}_opt_in")
+        for channel in CHANNELS
+    },
+}
+CONSENT_FIELDS = {f"consent_{channel}": channel for channel in CHANNELS}
+YES = {"yes", "y", "true", "1", "opted_in", "opt_in", "in", "ja", "x"}
+NO = {"no", "n", "false", "0", "opted_out", "opt_out", "out", "nein"}
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]{2,}")
+_TAG_SPLIT = re.compile(r"[;|,]")
+_SEGMENT = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MAX_NAME = 200
+
+
+class ColumnsRefused(ValueError):
+    """The header cannot make customers (no name column, say); the message says what to do."""
+
+
+def _key(column: str) -> str:
+    return re.sub(r"[\s\-./]+", "_", column.strip().lower().lstrip("\ufeff"))
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which column of the file fills which field."""
+
+    fields: dict[str, int]
+    ignored: tuple[str, ...]
+
+    @classmethod
+    def from_header(cls, header: list[str], overrides: Mapping[str, str] | None = None) -> ColumnMap:
+        """Columns by their names; `overrides` maps a file's column to a field ("Mobil" -> "phone")."""
+        by_key = {_key(name): index for index, name in enumerate(header)}
+        fields: dict[str, int] = {}
+        for column, field_name in (overrides or {}).items():
+            if field_name not in FIELD_NAMES:
+                raise ColumnsRefused(
+                    f"--map {column}={field_name}: no such field (one of {', '.join(FIELD_NAMES)})"
+                )
+            if _key(column) not in by_key:
+                raise ColumnsRefused(f"--map {column}={field_name}: the file has no column {column!r}")
+            fields[field_name] = by_key[_key(column)]
+        for field_name, names in FIELD_NAMES.items():
+            if field_name in fields:
+                continue
+            found = next(
+                (by_key[name] for name in names if name in by_key and by_key[name] not in fields.values()),
+                None,
+            )
+            if found is not None:
+                fields[field_name] = found
+        if "name" not in fields and not {"first_name", "last_name"} & set(fields):
+            raise ColumnsRefused(
+                "no name column: call one 'name' (or 'first_name' and 'last_name'), or map yours with "
+                f"--map 'YOUR COLUMN=name' (columns found: {', '.join(header)})"
+            )
+        if not {"phone", "email"} & set(fields):
+            raise ColumnsRefused(
+                "no phone or email column: a customer needs one to be reached; map yours with "
+                f"--map 'YOUR COLUMN=phone' (columns found: {', '.join(header)})"
+            )
+        used = set(fields.values())
+        ignored = tuple(name for index, name in enumerate(header) if index not in used)
+        return cls(fields, ignored)
+
+
+@dataclass(frozen=True)
+class ConsentGiven:
+    channel: str
+    status: ConsentStatus
+    source: str
+    at: datetime
+    line: int
+
+
+@dataclass
+class ImportRow:
+    line: int
+    name: str
+    phone: str | None
+    email: str | None
+    external_ref: str | None = None
+    country: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    segment: str | None = None
+    tags: set[str] = field(default_factory=set)
+    preferred_channel: str | None = None
+    consents: list[ConsentGiven] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class RowRules:
+    """What a row is checked against: the business's region for numbers without a country code, and the
+    time and source consent gets when the file does not say."""
+
+    default_region: str
+    imported_at: datetime
+    default_source: str = "import"
+    known_timezones: frozenset[str] = frozenset()
+
+
+def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) -> ImportRow | Rejected:
+    def get(field_name: str) -> str:
+        index = columns.fields.get(field_name)
+        if index is None or index >= len(values):
+            return ""
+        return values[index].strip()
+
+    name = get("name") or " ".join(part for part in (get("first_name"), get("last_name")) if part)
+    name = " ".join(name.split())
+    if not name:
+        return Rejected(line, "no name")
+    if len(name) > MAX_NAME:
+        return Rejected(line, f"the name is longer than {MAX_NAME} characters")
+    raw_phone, raw_email = get("phone"), get("email")
+    if not raw_phone and not raw_email:
+        return Rejected(line, "neither a phone number nor an email address")
+    phone: str | None = None
+    phone_region: str | None = None
+    if raw_phone:
+        normalised = normalise_phone(raw_phone, rules.default_region)
+        if isinstance(normalised, str):
+            return Rejected(line, normalised)
+        phone, phone_region = normalised
+    email: str | None = None
+    if raw_email:
+        email = raw_email.lower()
+        if not _EMAIL.fullmatch(email) or len(email) > 254:
+            return Rejected(line, f"{raw_email!r} is not an email address")
+    row = ImportRow(line, name, phone, email)
+    row.external_ref = get("external_ref")[:64] or None
+    country = get("country").upper()
+    if country:
+        if len(country) != 2 or not country.isalpha():
+            return Rejected(line, f"country {country!r} is not a two-letter code such as DE or GB")
+        row.country = country
+    else:
+        row.country = phone_region
+    row.locale = get("locale")[:16] or None
+    timezone = get("timezone")
+    if timezone:
+        if rules.known_timezones and timezone not in rules.known_timezones:
+            return Rejected(line, f"unknown timezone {timezone!r} (use a name such as Europe/Berlin)")
+        row.timezone = timezone
+    segment = get("segment").lower()
+    if segment:
+        if not _SEGMENT.fullmatch(segment):
+            return Rejected(line, f"segment {segment!r}: use up to 32 letters, digits, - or _")
+        row.segment = segment
+    for tag in _TAG_SPLIT.split(get("tags")):
+        tag = " ".join(tag.split()).lower()
+        if tag:
+            row.tags.add(tag[:64])
+    preferred = get("preferred_channel").lower()
+    if preferred:
+        if preferred not in CHANNELS:
+            return Rejected(line, f"preferred channel {preferred!r} is not one of {', '.join(CHANNELS)}")
+        row.preferred_channel = preferred
+    source = (get("consent_source") or rules.default_source)[:32]
+    at = rules.imported_at
+    raw_at = get("consent_at")
+    if raw_at:
+        parsed = parse_moment(raw_at)
+        if parsed is None:
+            return Rejected(
+                line, f"consent date {raw_at!r} is not a date (use 2026-03-01 or 2026-03-01T09:30)"
+            )
+        if parsed > rules.imported_at:
+            return Rejected(line, f"consent date {raw_at} is in the future")
+        at = parsed
+    for field_name, channel in CONSENT_FIELDS.items():
+        answer = get(field_name).lower()
+        if not answer:
+            continue
+        if answer in YES:
+            status = ConsentStatus.OPTED_IN
+        elif answer in NO:
+            status = ConsentStatus.OPTED_OUT
+        else:
+            return Rejected(line, f"{field_name} {answer!r}: say yes or no (or leave it empty)")
+        row.consents.append(ConsentGiven(channel, status, source, at, line))
+    return row
+
+
+def normalise_phone(raw: str, default_region: str) -> tuple[str, str | None] | str:
+    """(E.164 such as "+4915112345678", its country's region), or the reason in words why `raw` is no
+    phone number. A number without a country code is read as one of `default_region`'s."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException:
+        return f"{raw!r} is not a phone number"
+    if not phonenumbers.is_valid_number(number):
+        if not raw.lstrip().startswith(("+", "00")):
+            return f"{raw!r} is not a valid {default_region} number, and has no country code (+..)"
+        return f"{raw!r} is not a valid phone number"
+    code = number.country_code or 0
+    region = phonenumbers.region_code_for_country_code(code)
+    return f"+{code}{number.national_number}", (None if region == "ZZ" else region)
+
+
+def parse_moment(raw: str) -> datetime | None:
+    """A date or a date and time in ISO 8601 (UTC unless it says otherwise)."""
+    try:
+        if len(raw) == 10:
+            return datetime.combine(date.fromisoformat(raw), time(), UTC)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def region_of(locale: str) -> str:
+    """The territory of a locale ("en_GB" -> "GB"); "" when it names none."""
+    parts = re.split(r"[_-]", locale)
+    return parts[1].upper() if len(parts) > 1 and len(parts[1]) == 2 else ""
+
+
+def header_and_rows(lines: Iterable[list[str]]) -> tuple[list[str], Iterator[list[str]]]:
+    iterator = iter(lines)
+    try:
+        header = next(iterator)
+    except StopIteration:
+        raise ColumnsRefused("the file is empty: its first line must name the columns") from None
+    return header, iterator

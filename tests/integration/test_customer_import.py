@@ -1,0 +1,261 @@
+"""`switchboard import customers` on both engines: what it counts is what the tables hold, importing again
+changes nothing, a dry run writes nothing, existing customers are merged, bad files change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from storage.database import Database
+from storage.models import AuditLog, ConsentRecord, Customer, CustomerConsent, CustomerTag
+from switchboard.cli import main as cli
+from tests.conftest import FreshDatabases
+
+ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+HEADER = [
+    "Patient No",
+    "First name",
+    "Last name",
+    "Mobile",
+    "Email",
+    "SMS consent",
+    "Email consent",
+    "Consent date",
+    "Tags",
+]
+
+
+def write(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Path:
+    with path.open("w", encoding=encoding, newline="") as handle:
+        csv.writer(handle).writerows([HEADER, *rows])
+    return path
+
+
+def clinic_list(count: int) -> list[list[str]]:
+    """`count` patients; every tenth row is malformed, every 25th repeats an earlier patient."""
+    rows = []
+    for n in range(count):
+        if n % 10 == 9:
+            rows.append([f"P{n}", f"Bad{n}", "Row", "123", "nope", "yes", "", "", ""])
+        elif n % 25 == 24:
+            rows.append(
+                [
+                    f"P{n - 20}",
+                    "Again",
+                    "Same",
+                    f"0151 {20_000_000 + n - 20}",
+                    "",
+                    "no",
+                    "",
+                    "2026-06-01",
+                    "vip",
+                ]
+            )
+        else:
+            rows.append(
+                [
+                    f"P{n}",
+                    f"Name{n}",
+                    "Test",
+                    f"0151 {20_000_000 + n}",
+                    f"p{n}@example.de",
+                    "yes",
+                    "yes" if n % 2 else "",
+                    "2026-01-15",
+                    "recall" if n % 3 == 0 else "",
+                ]
+            )
+    return rows
+
+
+async def tables(url: str) -> dict[str, Any]:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            return {
+                "customers": await session.scalar(select(func.count()).select_from(Customer)),
+                "phones": set((await session.scalars(select(Customer.phone_e164))).all()),
+                "records": (
+                    await session.execute(
+                        select(
+                            ConsentRecord.customer_id,
+                            ConsentRecord.channel,
+                            ConsentRecord.status,
+                            ConsentRecord.recorded_at,
+                        ).order_by(ConsentRecord.id)
+                    )
+                ).all(),
+                "current": (
+                    await session.execute(
+                        select(CustomerConsent.customer_id, CustomerConsent.channel, CustomerConsent.status)
+                    )
+                ).all(),
+                "tags": (await session.execute(select(CustomerTag.customer_id, CustomerTag.tag))).all(),
+                "audit": (
+                    await session.execute(
+                        select(AuditLog.action, AuditLog.detail).where(AuditLog.action == "customers.import")
+                    )
+                ).all(),
+            }
+    finally:
+        await database.dispose()
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["import", "customers", *args])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_import_holds_what_it_counts_and_importing_again_changes_nothing(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    rows = clinic_list(100)
+    path = write(tmp_path / "patients.csv", rows)
+
+    good = [r for r in rows if r[3] != "123"]
+    distinct = {r[0] for r in good}
+    repeats = len(good) - len(distinct)
+    assert (len(rows) - len(good), repeats) == (10, 2)  # the recount below must see both kinds
+
+    dry = run(str(path), "--region", "DE", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith(
+        f"dry run, nothing written: 100 rows read; would create {len(distinct)} customers"
+    )
+    assert asyncio.run(tables(url))["customers"] == 0
+
+    done = run(str(path), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    held = asyncio.run(tables(url))
+    # Recounted from the file's rows.
+    assert held["customers"] == len(distinct)
+    assert held["phones"] == {"+49151" + r[3].split()[1] for r in good}
+    expected_changes = sum(1 for r in good if r[1] != "Again") + sum(1 for r in good if r[6] == "yes")
+    expected_changes += sum(1 for r in good if r[1] == "Again")  # each repeat opts SMS out again
+    assert len(held["records"]) == expected_changes
+    sms_now = {customer: status for customer, channel, status in held["current"] if channel == "sms"}
+    assert sorted(sms_now.values()).count("opted_out") == repeats
+    assert len(held["tags"]) == len({(r[0], t) for r in good for t in [r[8]] if t})
+    assert f"created {len(distinct)} customers" in done.output and "10 rows rejected" in done.output
+    assert (
+        f"{repeats} rows merged into an earlier row of the file; {expected_changes} consent changes recorded"
+        in done.output
+    )
+
+    errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8")))
+    assert errors[0] == ["line", "reason", *HEADER]
+    assert [int(e[0]) for e in errors[1:]] == [n + 2 for n in range(100) if n % 10 == 9]
+    assert all("'123' is not a valid DE number" in e[1] for e in errors[1:])
+
+    again = run(str(path), "--region", "DE")
+    assert again.exit_code == 0
+    assert (
+        f"created 0 customers; updated 0; unchanged {len(distinct)}" in again.output
+        and "0 consent changes" in again.output
+    )
+    after = asyncio.run(tables(url))
+    assert (after["customers"], len(after["records"]), len(after["tags"])) == (
+        len(distinct),
+        expected_changes,
+        len(held["tags"]),
+    )
+    assert [detail["created"] for _, detail in after["audit"]] == [len(distinct), 0]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_existing_customers_are_found_by_phone_or_email_and_filled_in(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    first = write(
+        tmp_path / "first.csv",
+        [
+            ["", "Ana", "Lima", "0151 30000001", "", "yes", "", "2026-01-01", ""],
+            ["", "Bo", "Berg", "", "bo@example.de", "", "yes", "2026-01-01", ""],
+        ],
+    )
+    assert run(str(first), "--region", "DE").exit_code == 0
+    second = write(
+        tmp_path / "second.csv",
+        [
+            ["A-1", "Ana Lima", "", "+49 151 30000001", "ana@example.de", "no", "", "2026-02-01", "vip"],
+            ["B-1", "Bo Berg", "", "0151 30000002", "BO@example.de", "", "", "", ""],
+        ],
+    )
+    done = run(str(second), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    assert "created 0 customers; updated 2; unchanged 0" in done.output
+
+    async def customers() -> list[tuple[str | None, str, str | None, str | None]]:
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                rows = await session.execute(
+                    select(
+                        Customer.external_ref, Customer.name, Customer.phone_e164, Customer.email
+                    ).order_by(Customer.id)
+                )
+                return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(customers()) == [
+        ("A-1", "Ana Lima", "+4915130000001", "ana@example.de"),
+        ("B-1", "Bo Berg", "+4915130000002", "bo@example.de"),
+    ]
+    records = asyncio.run(tables(url))["records"]
+    assert [(channel, status) for _, channel, status, _ in records] == [
+        ("sms", "opted_in"),
+        ("email", "opted_in"),
+        ("sms", "opted_out"),
+    ]
+
+
+def test_bad_files_are_refused_in_one_line_and_change_nothing(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    latin = write(
+        tmp_path / "excel.csv",
+        [["P1", "Jürgen", "Müller", "0151 30000009", "", "yes", "", "", ""]],
+        encoding="cp1252",
+    )
+    refused = run(str(latin), "--region", "DE")
+    assert refused.exit_code == 2
+    assert "line 2 of excel.csv is not utf-8-sig" in refused.output and "--encoding" in refused.output
+    assert asyncio.run(tables(url))["customers"] == 0
+    accepted = run(str(latin), "--region", "DE", "--encoding", "cp1252")
+    assert accepted.exit_code == 0, accepted.output
+
+    no_name = tmp_path / "no-name.csv"
+    no_name.write_text("Mobile,Email\n0151 30000010,x@example.de\n")
+    answer = run(str(no_name), "--region", "DE")
+    assert answer.exit_code == 2 and "no name column" in answer.output and "--map" in answer.output
+
+    semicolons = tmp_path / "semicolons.csv"
+    semicolons.write_text("Kunde;Telefon;Notiz\nEva Ost;0151 30000011;hi\n", encoding="utf-8")
+    mapped = run(str(semicolons), "--region", "DE", "--map", "Kunde=name")
+    assert mapped.exit_code == 0, mapped.output
+    assert "created 1 customers" in mapped.output and "columns not imported: Notiz" in mapped.output
+
+    for args, says in (
+        ([str(tmp_path / "missing.csv")], "there is no file"),
+        ([str(semicolons), "--map", "Kunde"], "write COLUMN=FIELD"),
+        ([str(semicolons), "--encoding", "klingon"], "unknown encoding"),
+    ):
+        answer = run(*args, "--region", "DE")
+        assert answer.exit_code == 2 and says in answer.output and "Traceback" not in answer.output, (
+            answer.output
+        )
+    assert "Traceback" not in refused.output
+    assert asyncio.run(tables(url))["customers"] == 2

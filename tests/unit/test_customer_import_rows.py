@@ -1,0 +1,137 @@
+"""Reading a customer list's rows: columns found by name, phones to E.164, everything else checked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.customers.importing import (
+    ColumnMap,
+    ColumnsRefused,
+    ImportRow,
+    Rejected,
+    RowRules,
+    normalise_phone,
+    read_row,
+    region_of,
+)
+from domain.vocabulary import ConsentStatus
+
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
+RULES = RowRules("DE", NOW, "import", frozenset({"Europe/Berlin", "Europe/London"}))
+HEADER = [
+    "Patient No",
+    "Vorname",
+    "Nachname",
+    "Mobil",
+    "E-Mail",
+    "SMS opt-in",
+    "Email consent",
+    "Tags",
+    "Consent date",
+]
+
+
+def row(*values: str, header: list[str] = HEADER) -> ImportRow | Rejected:
+    return read_row(2, list(values), ColumnMap.from_header(header), RULES)
+
+
+def test_columns_are_found_by_their_usual_names_in_english_and_german() -> None:
+    columns = ColumnMap.from_header([*HEADER, "Notes"])
+    assert columns.fields == {
+        "external_ref": 0,
+        "first_name": 1,
+        "last_name": 2,
+        "phone": 3,
+        "email": 4,
+        "consent_sms": 5,
+        "consent_email": 6,
+        "tags": 7,
+        "consent_at": 8,
+    }
+    assert columns.ignored == ("Notes",)
+
+
+def test_a_map_names_a_column_the_names_do_not_find() -> None:
+    columns = ColumnMap.from_header(["Wer", "Nummer"], {"Wer": "name", "Nummer": "phone"})
+    assert columns.fields == {"name": 0, "phone": 1}
+
+
+@pytest.mark.parametrize(
+    ("header", "overrides", "says"),
+    [
+        (["Mobile", "Email"], None, "no name column"),
+        (["Name", "Notes"], None, "no phone or email column"),
+        (["Name", "Tel"], {"Fax": "phone"}, "the file has no column 'Fax'"),
+        (["Name", "Tel"], {"Tel": "fax"}, "no such field"),
+    ],
+)
+def test_a_header_that_cannot_make_customers_is_refused_in_words(
+    header: list[str], overrides: dict[str, str] | None, says: str
+) -> None:
+    with pytest.raises(ColumnsRefused, match=says):
+        ColumnMap.from_header(header, overrides)
+
+
+def test_a_good_row_is_normalised() -> None:
+    read = row(
+        "P-1",
+        " Anna ",
+        "Schmidt",
+        "0151 2345 6789",
+        "Anna@Example.DE",
+        "ja",
+        "no",
+        "VIP; recall|vip",
+        "2025-11-02",
+    )
+    assert isinstance(read, ImportRow)
+    assert (read.external_ref, read.name, read.phone, read.email) == (
+        "P-1",
+        "Anna Schmidt",
+        "+4915123456789",
+        "anna@example.de",
+    )
+    assert read.country == "DE"
+    assert read.tags == {"vip", "recall"}
+    assert [(c.channel, c.status, c.at, c.source) for c in read.consents] == [
+        ("sms", ConsentStatus.OPTED_IN, datetime(2025, 11, 2, tzinfo=UTC), "import"),
+        ("email", ConsentStatus.OPTED_OUT, datetime(2025, 11, 2, tzinfo=UTC), "import"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        (("P-2", "", "", "0151 23456789", "", "", "", "", ""), "no name"),
+        (("P-3", "Ben", "", "", "", "", "", "", ""), "neither a phone number nor an email address"),
+        (
+            ("P-4", "Cara", "", "12345", "", "", "", "", ""),
+            "'12345' is not a valid DE number, and has no country code",
+        ),
+        (("P-5", "Dan", "", "+44 7700 900123", "", "", "", "", ""), "is not a valid phone number"),
+        (("P-6", "Eve", "", "call me", "", "", "", "", ""), "'call me' is not a phone number"),
+        (("P-7", "Finn", "", "", "finn@", "", "", "", ""), "'finn@' is not an email address"),
+        (("P-8", "Greta", "", "", "g@x.de", "maybe", "", "", ""), "consent_sms 'maybe': say yes or no"),
+        (("P-9", "Hans", "", "", "h@x.de", "yes", "", "", "2027-01-01"), "is in the future"),
+        (("P-10", "Ida", "", "", "i@x.de", "yes", "", "", "yesterday"), "is not a date"),
+    ],
+)
+def test_a_bad_row_is_rejected_with_its_reason(values: tuple[str, ...], reason: str) -> None:
+    read = row(*values)
+    assert isinstance(read, Rejected) and read.line == 2
+    assert reason in read.reason
+
+
+def test_numbers_with_a_country_code_keep_theirs_whatever_the_default() -> None:
+    assert normalise_phone("+44 7911 123456", "DE") == ("+447911123456", "GB")
+    assert normalise_phone("0044 7911 123456", "DE") == ("+447911123456", "GB")
+    assert normalise_phone("07911 123456", "GB") == ("+447911123456", "GB")
+    assert normalise_phone("030 1234567", "DE") == ("+49301234567", "DE")
+
+
+def test_the_default_region_comes_from_the_locale() -> None:
+    assert region_of("en_GB") == "GB"
+    assert region_of("de-DE") == "DE"
+    assert region_of("en") == ""
