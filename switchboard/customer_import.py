@@ -78,7 +78,8 @@ class ImportResult:
             parts.append(f"{c.preferences_set:,} preferred channels set")
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)
         if self.rejected:
-            text += f"\n{self.rejected:,} rows rejected, each with its reason in {self.errors_path}"
+            rows = "row" if self.rejected == 1 else "rows"
+            text += f"\n{self.rejected:,} {rows} rejected, each with its reason in {self.errors_path}"
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text

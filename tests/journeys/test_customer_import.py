@@ -1,0 +1,82 @@
+"""A clinic brings its patient list in: a dry run, the import, the error file, and then an imported patient
+is messaged and the message log in the browser names them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import urllib.request
+
+from sqlalchemy import select
+
+from storage.models import ConsentRecord, Customer
+from tests.journeys.conftest import ADMIN, Demo, browser_page, screenshot, sign_in, wait_for
+
+__all__ = ["browser_page"]
+
+PATIENTS = [
+    ["Patient No", "Vorname", "Nachname", "Mobil", "E-Mail", "SMS opt-in", "Consent date"],
+    ["IMP-1", "Jana", "Importa", "0151 55501234", "jana.importa@example.de", "ja", "2026-10-01"],
+    ["IMP-2", "Kai", "Importa", "0151 5550 1235", "", "nein", "2026-10-01"],
+    ["IMP-3", "Lia", "Importa", "555", "lia@", "ja", ""],
+]
+
+
+def test_a_patient_list_is_imported_and_its_patients_can_be_reached(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
+    path = demo.folder / "patients.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows(PATIENTS)
+
+    dry = demo.cli("import", "customers", str(path), "--region", "DE", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("dry run, nothing written: 3 rows read; would create 2 customers")
+    assert not demo.rows(select(Customer.id).where(Customer.external_ref.like("IMP-%")))
+
+    done = demo.cli("import", "customers", str(path), "--region", "DE")
+    assert done.returncode == 0, done.stderr
+    assert "created 2 customers" in done.stdout and "1 row rejected, each with its reason in" in done.stdout
+    errors = list(csv.reader((demo.folder / "patients.errors.csv").open(encoding="utf-8")))
+    assert errors[1][:2] == ["4", "'555' is not a valid DE number, and has no country code (+..)"]
+
+    imported = demo.rows(
+        select(Customer.id, Customer.external_ref, Customer.phone_e164)
+        .where(Customer.external_ref.like("IMP-%"))
+        .order_by(Customer.external_ref)
+    )
+    assert [(ref, phone) for _, ref, phone in imported] == [
+        ("IMP-1", "+4915155501234"),
+        ("IMP-2", "+4915155501235"),
+    ]
+    ledger = demo.rows(
+        select(ConsentRecord.customer_id, ConsentRecord.status, ConsentRecord.source)
+        .where(ConsentRecord.customer_id.in_([row[0] for row in imported]))
+        .order_by(ConsentRecord.customer_id)
+    )
+    assert [(status, source) for _, status, source in ledger] == [
+        ("opted_in", "import"),
+        ("opted_out", "import"),
+    ]
+
+    jana = imported[0][0]
+    demo.api(
+        "POST", "/api/messages", {"customer_id": jana, "channel": "sms", "body": "Welcome to Northwind, Jana"}
+    )
+
+    def arrived() -> bool:
+        with urllib.request.urlopen(
+            f"{demo.sandbox_url}/_sandbox/messages?provider=twilio", timeout=10
+        ) as answer:
+            messages = json.loads(answer.read())["messages"]
+        return any(
+            m["to"] == "+4915155501234" and "Welcome to Northwind" in (m.get("body") or "") for m in messages
+        )
+
+    wait_for(arrived, 30, "the welcome SMS at the imported number")
+
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/messages?customer_id={jana}")
+    page.wait_for_load_state()
+    screenshot(page, "customer-import-message-log")
+    text = page.inner_text("main")
+    assert "Jana Importa" in text and "Welcome to Northwind" in text
