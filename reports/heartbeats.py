@@ -35,6 +35,7 @@ BACKGROUND_JOBS: tuple[str, ...] = (
     "rollups",
     "daily insight",
     "performance snapshot",
+    "retention",
 )
 #: How often the heartbeat writes; a process silent for STALE_AFTER is taken as not running.
 HEARTBEAT_SECONDS = 15.0

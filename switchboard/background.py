@@ -111,7 +111,21 @@ class BackgroundServices:
             Job("performance snapshot", 60.0, self.snapshot_metrics),
             Job("rollups", 60.0, self.refresh_rollups),
             Job("daily insight", 3600.0, self.record_insights),
+            Job("retention", 3600.0, self.forget_old_webhooks),
         )
+
+    async def forget_old_webhooks(self) -> None:
+        """Applied webhooks past SWITCHBOARD_WEBHOOK_RETENTION_DAYS (storage/retention.py)."""
+        from storage.retention import forget_applied_webhooks
+
+        settings = self.container.settings
+        done = await forget_applied_webhooks(
+            self.container.database, settings.webhook_retention_days, utc_now()
+        )
+        if done.webhooks_deleted:
+            log.info(
+                "retention: forgot %d applied webhooks received before %s", done.webhooks_deleted, done.cutoff
+            )
 
     async def start(self) -> None:
         settings = self.container.settings

@@ -160,6 +160,8 @@ class Settings(BaseSettings):
 
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=32, ge=1)
+    #: Applied webhooks older than this many days are deleted (0 keeps them; at least 8: Meta retries for 7).
+    webhook_retention_days: int = Field(default=30, ge=0)
     #: "host:port" where `switchboard worker` serves its own provider-call metrics to Prometheus ("" = none).
     worker_metrics_address: str = ""
     worker_lease_seconds: float = 60.0
@@ -194,6 +196,16 @@ class Settings(BaseSettings):
             )
         self.database_read_url = read_url
         return self
+
+    @field_validator("webhook_retention_days")
+    @classmethod
+    def _outlast_provider_retries(cls, value: int) -> int:
+        if 0 < value < 8:
+            raise ValueError(
+                "keep applied webhooks at least 8 days (providers retry for up to 7, and a retry of a forgotten "
+                "webhook would be applied again), or 0 to keep them all"
+            )
+        return value
 
     @field_validator("worker_metrics_address")
     @classmethod

@@ -235,7 +235,8 @@ async def test_job_states_read_in_words_across_processes(database: Database) -> 
     ]  # not the 2 h old one
     assert health.headline() == (
         "1 worker process running; needs a look: campaign planning, notifications, waiting room, video reminders, "
-        "video no-shows, snoozed conversations, live-chat SLAs, rollups, daily insight, performance snapshot."
+        "video no-shows, snoozed conversations, live-chat SLAs, rollups, daily insight, performance snapshot, "
+        "retention."
     )
 
     # A day later the silent processes are forgotten by the next heartbeat.
