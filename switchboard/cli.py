@@ -861,6 +861,59 @@ def import_customers(
 
 
 @main.group()
+def customer() -> None:
+    """One customer's data: what a patient may ask to see."""
+
+
+@customer.command("export")
+@click.argument("customer_id", required=False, type=int)
+@click.option("--email", help="Find the customer by email instead of id.")
+@click.option("--phone", help="Find the customer by phone number (E.164, +49...) instead of id.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The ZIP to write (default customer-ID.zip); never overwritten.",
+)
+@one_line_errors
+def customer_export(
+    customer_id: int | None, email: str | None, phone: str | None, out_path: Path | None
+) -> None:
+    """Everything held about one customer (profile, consents, messages, conversations, appointments, orders) as
+    a ZIP of JSON and CSV files, for a patient's request to see their data. Audited."""
+    from storage.customer_export import (
+        NoSuchCustomer,
+        customer_bundle,
+        find_customer,
+        record_export,
+        write_bundle,
+    )
+    from storage.staff_accounts import operator
+
+    settings = load_settings()
+
+    async def export(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            found = await find_customer(database, customer_id=customer_id, email=email, phone=phone)
+            bundle = await customer_bundle(database, found)
+        except NoSuchCustomer as missing:
+            raise StartupError(str(missing)) from None
+        path = out_path or Path(f"customer-{found}.zip")
+        if path.exists():
+            raise StartupError(f"{path} already exists; name another file with --out")
+        if not path.parent.is_dir():
+            raise StartupError(f"there is no folder {path.parent} to write {path.name} in")
+        write_bundle(bundle, path)
+        await record_export(database, found, operator(), bundle.counts())
+        return path, bundle
+
+    path, bundle = run_async(_with_database(settings, export))
+    held = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in bundle.counts().items() if count)
+    click.echo(f"wrote everything held about customer {bundle.customer_id} to {path}: {held}")
+
+
+@main.group()
 def staff() -> None:
     """Staff accounts: who may sign in to the dashboard and use the bots."""
 
