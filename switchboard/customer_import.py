@@ -64,25 +64,28 @@ class ImportResult:
 
     def summary(self) -> str:
         c = self.counts
-        verb = "would create" if self.dry_run else "created"
+        would = "would be " if self.dry_run else ""
         parts = [
-            f"{self.rows:,} rows read",
-            f"{verb} {c.created:,} customers",
-            f"updated {c.updated:,}",
+            f"{_many(self.rows, 'row')} read",
+            f"{'would create' if self.dry_run else 'created'} {_many(c.created, 'customer')}",
+            f"{'would update' if self.dry_run else 'updated'} {c.updated:,}",
             f"unchanged {c.unchanged:,}",
-            f"{c.merged_in_file:,} {'row' if c.merged_in_file == 1 else 'rows'} merged into an earlier row of the file",
-            f"{c.consents_recorded:,} consent changes recorded",
-            f"{c.tags_added:,} tags added",
+            f"{_many(c.merged_in_file, 'row')} merged into an earlier row of the file",
+            f"{_many(c.consents_recorded, 'consent change')} {would}recorded",
+            f"{_many(c.tags_added, 'tag')} {would}added",
         ]
         if c.preferences_set:
-            parts.append(f"{c.preferences_set:,} preferred channels set")
+            parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)
         if self.rejected:
-            rows = "row" if self.rejected == 1 else "rows"
-            text += f"\n{self.rejected:,} {rows} rejected, each with its reason in {self.errors_path}"
+            text += f"\n{_many(self.rejected, 'row')} rejected, each with its reason in {self.errors_path}"
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def check_encoding(path: Path, encoding: str) -> None:

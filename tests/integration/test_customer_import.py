@@ -246,7 +246,7 @@ def test_bad_files_are_refused_in_one_line_and_change_nothing(
     semicolons.write_text("Kunde;Telefon;Notiz\nEva Ost;0151 30000011;hi\n", encoding="utf-8")
     mapped = run(str(semicolons), "--region", "DE", "--map", "Kunde=name")
     assert mapped.exit_code == 0, mapped.output
-    assert "created 1 customers" in mapped.output and "columns not imported: Notiz" in mapped.output
+    assert "created 1 customer;" in mapped.output and "columns not imported: Notiz" in mapped.output
 
     for args, says in (
         ([str(tmp_path / "missing.csv")], "there is no file"),
