@@ -10,9 +10,10 @@ million rows a matter of seconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
@@ -71,15 +72,21 @@ class KnownCustomers:
     by_ref: dict[str, int] = field(default_factory=dict)
     by_phone: dict[str, int] = field(default_factory=dict)
     by_email: dict[str, int] = field(default_factory=dict)
+    #: Each customer's reference (also for the placeholders of customers about to be created).
+    ref_of: dict[int, str] = field(default_factory=dict)
 
     def find(self, row: ImportRow) -> int | None:
-        for key, index in (
-            (row.external_ref, self.by_ref),
-            (row.phone, self.by_phone),
-            (row.email, self.by_email),
-        ):
+        """The customer this row is about: the same reference, else the same phone, else the same email. A
+        customer with another reference is someone else, even with the same number (a family's mobile)."""
+        if row.external_ref and row.external_ref in self.by_ref:
+            return self.by_ref[row.external_ref]
+        for key, index in ((row.phone, self.by_phone), (row.email, self.by_email)):
             if key and key in index:
-                return index[key]
+                candidate = index[key]
+                theirs = self.ref_of.get(candidate)
+                if row.external_ref and theirs and theirs != row.external_ref:
+                    continue
+                return candidate
         return None
 
     def learn(
@@ -90,7 +97,13 @@ class KnownCustomers:
         for key, index in ((ref, self.by_ref), (phone, self.by_phone), (email, self.by_email)):
             if key and index.setdefault(key, customer_id) == customer_id:
                 learned.append((index, key))
+        if ref and self.by_ref.get(ref) == customer_id:
+            self.ref_of.setdefault(customer_id, ref)
         return learned
+
+    def may_have(self, customer_id: int, kind: str, value: str | None) -> bool:
+        """Whether `value` is free for this customer (nobody else's)."""
+        return self.owner(kind, value) in (None, customer_id)
 
     def owner(self, kind: str, value: str | None) -> int | None:
         index = {"ref": self.by_ref, "phone": self.by_phone, "email": self.by_email}[kind]
@@ -185,14 +198,22 @@ class CustomerImport:
                 pending.append(item)
             elif found < 0:
                 item = pending[-found - 1]
-                _merge(item.row, row)
-                item.keys += self.known.learn(found, row.external_ref, row.phone, row.email)
-                counts.merged_in_file += 1
-            elif found in matched:
-                _merge(matched[found], row)
+                _merge(item.row, row, partial(self.known.may_have, found))
+                item.keys += self.known.learn(found, item.row.external_ref, item.row.phone, item.row.email)
                 counts.merged_in_file += 1
             else:
-                matched[found] = row
+                if found in matched:
+                    _merge(matched[found], row, partial(self.known.may_have, found))
+                    counts.merged_in_file += 1
+                else:
+                    matched[found] = row
+                # Later rows of the file with this customer's other details find them too.
+                self.known.learn(
+                    found,
+                    row.external_ref if self.known.may_have(found, "ref", row.external_ref) else None,
+                    row.phone if self.known.may_have(found, "phone", row.phone) else None,
+                    row.email if self.known.may_have(found, "email", row.email) else None,
+                )
         created = await self._create(connection, pending, counts)
         await self._update(connection, matched, counts)
         everyone = {**created, **matched}
@@ -225,6 +246,9 @@ class CustomerImport:
         for item, customer_id in zip(pending, ids, strict=True):
             for index, key in item.keys:
                 index[key] = customer_id
+            ref = self.known.ref_of.pop(item.slot, None)
+            if ref:
+                self.known.ref_of[customer_id] = ref
             created[customer_id] = item.row
         counts.created += len(created)
         return created
@@ -265,7 +289,7 @@ class CustomerImport:
                     if self.known.owner("ref", row.external_ref) in (None, customer_id)
                     else None
                 ),
-                "country": row.country or now.country,
+                "country": (row.country if row.country_given else now.country or row.country),
                 "locale": row.locale or now.locale,
                 "timezone": row.timezone or now.timezone,
                 "segment": row.segment or now.segment,
@@ -347,17 +371,22 @@ class CustomerImport:
                 since[(customer_id, channel)] = _aware(changed_at)
         records: list[dict[str, Any]] = []
         for customer_id, row in given.items():
-            # Every change the file tells of, oldest first (a customer named twice may opt in, then out).
+            # The file's last word per channel (its latest date; the later line when two share one).
+            final: dict[str, Any] = {}
             for consent in sorted(row.consents, key=lambda c: (c.at, c.line)):
-                key = (customer_id, consent.channel)
-                if current.get(key) == consent.status.value or (key in since and consent.at <= since[key]):
-                    continue
-                current[key] = consent.status.value
-                since[key] = consent.at
+                final[consent.channel] = consent
+            for channel, consent in final.items():
+                key = (customer_id, channel)
+                if key in current:
+                    if current[key] == consent.status.value:
+                        continue
+                    # Old news, or undated: a consent on record is only changed by a later, dated one.
+                    if not consent.dated or consent.at <= since[key]:
+                        continue
                 records.append(
                     {
                         "customer_id": customer_id,
-                        "channel": consent.channel,
+                        "channel": channel,
                         "status": consent.status.value,
                         "source": consent.source,
                         "detail": f"imported from {self.defaults.file_name[:180]}, line {consent.line}",
@@ -405,22 +434,20 @@ class CustomerImport:
         counts.preferences_set += len(preferred)
 
 
-def _merge(into: ImportRow, row: ImportRow) -> None:
-    """A later row of the file about the same customer: its details win where it has them."""
+def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bool]) -> None:
+    """A later row of the file about the same customer: its details win where it has them, except contact
+    details and references that belong to someone else (`free` says which are this customer's to take)."""
     into.name = row.name or into.name
-    for name in (
-        "phone",
-        "email",
-        "external_ref",
-        "country",
-        "locale",
-        "timezone",
-        "segment",
-        "preferred_channel",
-    ):
+    for name, kind in (("phone", "phone"), ("email", "email"), ("external_ref", "ref")):
+        value = getattr(row, name)
+        if value and free(kind, value):
+            setattr(into, name, value)
+    for name in ("locale", "timezone", "segment", "preferred_channel"):
         value = getattr(row, name)
         if value:
             setattr(into, name, value)
+    if row.country and (row.country_given or not into.country_given):
+        into.country, into.country_given = row.country, row.country_given
     into.tags |= row.tags
     into.consents.extend(row.consents)
     into.line = row.line

@@ -154,7 +154,10 @@ async def import_customers(
                     if isinstance(outcome, Rejected):
                         rejected += 1
                         if errors_writer is None:
-                            errors_file = errors_path.open("w", encoding="utf-8", newline="")
+                            # In the file's own encoding, so that the fixed rows import with the same --encoding.
+                            errors_file = errors_path.open(
+                                "w", encoding=options.encoding, errors="replace", newline=""
+                            )
                             errors_writer = csv.writer(errors_file)
                             errors_writer.writerow(["line", "reason", *header])
                         errors_writer.writerow(

@@ -134,6 +134,9 @@ class ConsentGiven:
     source: str
     at: datetime
     line: int
+    #: Whether the file dated it (consent_at); an undated consent carries the import's time and never
+    #: overrides a consent already on record.
+    dated: bool = True
 
 
 @dataclass
@@ -144,6 +147,8 @@ class ImportRow:
     email: str | None
     external_ref: str | None = None
     country: str | None = None
+    #: Whether the file named the country (else it is the phone number's, and a stored one is kept).
+    country_given: bool = False
     locale: str | None = None
     timezone: str | None = None
     segment: str | None = None
@@ -204,6 +209,7 @@ def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) 
         if len(country) != 2 or not country.isalpha():
             return Rejected(line, f"country {country!r} is not a two-letter code such as DE or GB")
         row.country = country
+        row.country_given = True
     else:
         row.country = phone_region
     row.locale = get("locale")[:16] or None
@@ -248,7 +254,7 @@ def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) 
             status = ConsentStatus.OPTED_OUT
         else:
             return Rejected(line, f"{field_name} {answer!r}: say yes or no (or leave it empty)")
-        row.consents.append(ConsentGiven(channel, status, source, at, line))
+        row.consents.append(ConsentGiven(channel, status, source, at, line, dated=bool(raw_at)))
     return row
 
 

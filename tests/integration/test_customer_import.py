@@ -138,8 +138,14 @@ def test_an_import_holds_what_it_counts_and_importing_again_changes_nothing(
     # Recounted from the file's rows.
     assert held["customers"] == len(distinct)
     assert held["phones"] == {"+49151" + r[3].split()[1] for r in good}
-    expected_changes = sum(1 for r in good if r[1] != "Again") + sum(1 for r in good if r[6] == "yes")
-    expected_changes += sum(1 for r in good if r[1] == "Again")  # each repeat opts SMS out again
+    # The ledger takes each patient's last word per channel in the file (latest date, then later line).
+    last_word: dict[tuple[str, str], tuple[str, int, str]] = {}
+    for line, r in enumerate(good):
+        for channel, answer in (("sms", r[5]), ("email", r[6])):
+            key = (r[0], channel)
+            if answer and (key not in last_word or (r[7], line) >= last_word[key][:2]):
+                last_word[key] = (r[7], line, answer)
+    expected_changes = len(last_word)
     assert len(held["records"]) == expected_changes
     sms_now = {customer: status for customer, channel, status in held["current"] if channel == "sms"}
     assert sorted(sms_now.values()).count("opted_out") == repeats
@@ -259,3 +265,38 @@ def test_bad_files_are_refused_in_one_line_and_change_nothing(
         )
     assert "Traceback" not in refused.output
     assert asyncio.run(tables(url))["customers"] == 2
+
+
+def test_a_family_sharing_a_mobile_stays_two_patients_and_consent_keeps_its_last_word(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    family = write(
+        tmp_path / "family.csv",
+        [
+            ["F-1", "Mia", "Vogel", "0151 40000001", "", "yes", "", "", ""],
+            ["F-2", "Leo", "Vogel", "0151 40000001", "", "yes", "", "", ""],
+            # Undated, so both lines carry the import's time: the later line is the last word.
+            ["F-1", "Mia", "Vogel", "0151 40000001", "", "no", "", "", ""],
+        ],
+    )
+    done = run(str(family), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    assert "created 2 customers" in done.output and "1 row merged" in done.output
+    held = asyncio.run(tables(url))
+    assert held["customers"] == 2
+    assert sorted(status for _, channel, status in held["current"]) == ["opted_in", "opted_out"]
+
+    # An older dated list, and an undated one, cannot undo the opt-out on record.
+    older = write(
+        tmp_path / "older.csv", [["F-1", "Mia", "Vogel", "0151 40000001", "", "yes", "", "2026-11-01", ""]]
+    )
+    undated = write(
+        tmp_path / "undated.csv", [["F-1", "Mia", "Vogel", "0151 40000001", "", "yes", "", "", ""]]
+    )
+    for path in (older, undated, family):
+        again = run(str(path), "--region", "DE")
+        assert again.exit_code == 0 and "0 consent changes recorded" in again.output, again.output
+    current = {customer: status for customer, _, status in asyncio.run(tables(url))["current"]}
+    assert sorted(current.values()) == ["opted_in", "opted_out"]
