@@ -156,7 +156,7 @@ def test_an_import_holds_what_it_counts_and_importing_again_changes_nothing(
         in done.output
     )
 
-    errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8")))
+    errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8-sig")))
     assert errors[0] == ["line", "reason", *HEADER]
     assert [int(e[0]) for e in errors[1:]] == [n + 2 for n in range(100) if n % 10 == 9]
     assert all("'123' is not a valid DE number" in e[1] for e in errors[1:])
