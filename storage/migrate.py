@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from alembic import command
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The PostgreSQL advisory lock every `switchboard migrate` holds while it upgrades (see `migration_lock`).
@@ -52,7 +55,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 @asynccontextmanager
-async def migration_lock(database_url: str) -> AsyncIterator[None]:
+async def migration_lock(database_url: str, wait_seconds: float = 600.0) -> AsyncIterator[None]:
     """One upgrade at a time. Every web and worker unit runs `switchboard migrate` before it starts
     (deploy/systemd), so several start together on one PostgreSQL database: the first upgrades, the others
     wait here on a session advisory lock and then find the schema at head. SQLite needs none (one process
@@ -63,12 +66,32 @@ async def migration_lock(database_url: str) -> AsyncIterator[None]:
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.execute(select(sql.pg_advisory_lock(MIGRATION_LOCK_KEY)))
+            waited = 0.0
+            while not (
+                await connection.execute(select(sql.pg_try_advisory_lock(MIGRATION_LOCK_KEY)))
+            ).scalar():
+                await connection.commit()
+                if waited >= wait_seconds:
+                    raise MigrationLockBusy(
+                        f"another `switchboard migrate` has held the migration lock for over {wait_seconds:g} s; "
+                        "if none is running, a stuck session holds it: see pg_locks where locktype = 'advisory'"
+                    )
+                if waited in (0.0, 30.0):
+                    log.warning("waiting for another `switchboard migrate` to finish")
+                await asyncio.sleep(1.0)
+                waited += 1.0
             await connection.commit()
             try:
                 yield
             finally:
-                await connection.execute(select(sql.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
-                await connection.commit()
+                # Closing the connection (below) would release the lock anyway; an error here must not
+                # hide the migration's own.
+                with suppress(Exception):
+                    await connection.execute(select(sql.pg_advisory_unlock(MIGRATION_LOCK_KEY)))
+                    await connection.commit()
     finally:
         await engine.dispose()
+
+
+class MigrationLockBusy(RuntimeError):
+    """Another migration holds the lock for too long; the message says what to look at."""

@@ -111,7 +111,7 @@ class BackgroundServices:
             Job("performance snapshot", 60.0, self.snapshot_metrics),
             Job("rollups", 60.0, self.refresh_rollups),
             Job("daily insight", 3600.0, self.record_insights),
-            Job("retention", 3600.0, self.forget_old_webhooks),
+            Job("retention", 600.0, self.forget_old_webhooks),
         )
 
     async def forget_old_webhooks(self) -> None:

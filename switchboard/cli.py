@@ -115,10 +115,13 @@ def migrate(revision: str) -> None:
     settings = load_settings()
 
     async def upgrade(database: Any) -> None:
-        async with migrations.migration_lock(settings.database_url):
-            await migrations.upgrade(settings.database_url, revision)
-            if revision == "head":
-                await mirror_definitions(database)
+        try:
+            async with migrations.migration_lock(settings.database_url):
+                await migrations.upgrade(settings.database_url, revision)
+                if revision == "head":
+                    await mirror_definitions(database)
+        except migrations.MigrationLockBusy as busy:
+            raise StartupError(str(busy)) from None
 
     run_async(_with_database(settings, upgrade))
     click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")

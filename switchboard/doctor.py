@@ -134,7 +134,8 @@ class Doctor:
         took = (time.perf_counter() - started) * 1000
         engine = "PostgreSQL" if self.database.dialect == "postgresql" else "SQLite"
         findings = [ok("database", f"{engine} reachable in {took:.0f} ms")]
-        current = await migrate.current_revision(self.database.engine)
+        # The read engine: on SQLite the write engine would queue behind a running import or send.
+        current = await migrate.current_revision(self.database.read_engine)
         head = migrate.head_revision()
         if current == head:
             findings.append(ok("schema", f"at head ({head})"))

@@ -312,6 +312,11 @@ class Settings(BaseSettings):
             problems.append("SWITCHBOARD_SANDBOX must be 0 in production")
         problems += [f"{name} still has its sandbox default" for name in self.sandbox_secrets_in_use()]
         problems += [
+            f"SWITCHBOARD_{name.upper()} is empty: give it a long random value (openssl rand -hex 32)"
+            for name in ("api_token", "session_secret")
+            if not getattr(self, name).get_secret_value().strip()
+        ]
+        problems += [
             f"{name} points at the local provider sandbox; leave it unset to reach the real provider"
             for name in self.sandbox_endpoints_in_use()
         ]

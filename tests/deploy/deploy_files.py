@@ -69,6 +69,7 @@ def nginx_for_this_machine(
     conf, replaced = re.subn(r"^(\s*)server web:8000 [^;]*;", r"\g<1>" + upstream.strip(), conf, flags=re.M)
     assert replaced == 1, "the upstream's `server web:8000` line moved: update docs/operations.md and this"
     conf = re.sub(r"^\s*listen \[::\].*$", "", conf, flags=re.M)  # the test machine may have no IPv6
+    conf = re.sub(r"^resolver .*$", "", conf, flags=re.M)  # Docker's DNS is not here (nor needed: addresses)
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
     conf = conf.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
     conf = conf.replace("/etc/nginx/tls/fullchain.pem", str(certificate))

@@ -17,6 +17,7 @@ import pytest
 from switchboard.settings import Settings
 from tests.deploy.deploy_files import (
     COMPOSE,
+    DEPLOY,
     DOCKERFILE,
     NGINX,
     SYSTEMD,
@@ -182,6 +183,9 @@ def test_the_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:
         certificate=certificate,
         key=key,
     )
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in NGINX.read_text(), (
+        "never the client's own claim"
+    )
     tested = subprocess.run(
         [nginx_binary(), "-t", "-q", "-p", str(tmp_path), "-c", str(main)],
         capture_output=True,
@@ -194,7 +198,7 @@ def test_the_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:
         "location /webhooks/",
         "location /slack/",
         "location = /widget/files",
-        "location = /metrics",
+        "location ^~ /metrics",
     ):
         assert path in text
 
@@ -228,3 +232,26 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     )
     assert made.returncode == 0, made.stderr
     return certificate, key
+
+
+def test_the_production_settings_template_names_real_settings_and_leaves_the_forced_ones_alone() -> None:
+    template = (DEPLOY / "switchboard.env.example").read_text()
+    names = {line.split("=", 1)[0] for line in template.splitlines() if line and not line.startswith("#")}
+    assert names <= KNOWN_SETTINGS, sorted(names - KNOWN_SETTINGS)
+    # The units and compose.yaml set these; a settings file that names them would undo that.
+    forced = {"SWITCHBOARD_ENVIRONMENT", "SWITCHBOARD_SANDBOX", "SWITCHBOARD_WORKER_IN_PROCESS"}
+    assert not names & {*forced, "SWITCHBOARD_LOG_FORMAT", "SWITCHBOARD_WORKER_METRICS_ADDRESS"}
+    for unit in ("switchboard-web@.service", "switchboard-worker@.service"):
+        start = next(
+            line for line in (SYSTEMD / unit).read_text().splitlines() if line.startswith("ExecStart=")
+        )
+        assert start.startswith(
+            "ExecStart=/usr/bin/env SWITCHBOARD_ENVIRONMENT=production SWITCHBOARD_SANDBOX=0"
+        )
+
+
+def test_production_refuses_empty_tokens() -> None:
+    settings = Settings(environment="production", sandbox=False, api_token="", session_secret="")
+    with pytest.raises(Exception, match="SWITCHBOARD_API_TOKEN is empty") as refused:
+        settings.check_production_ready()
+    assert "SWITCHBOARD_SESSION_SECRET is empty" in str(refused.value)
