@@ -35,11 +35,12 @@ from twilio.request_validator import RequestValidator
 
 from storage import migrate
 from storage.database import Database
-from storage.models import CustomerCommunication, WorkerHeartbeat
+from storage.models import CustomerCommunication
 from switchboard.settings import SANDBOX_SECRETS
 from tests.conftest import FreshDatabases
 from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine
 from tests.deploy.test_deploy_files import nginx_binary, self_signed_certificate
+from tests.faults.test_campaign_faults import _heartbeat_pids
 from tests.journeys.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -339,16 +340,6 @@ async def _revision(url: str) -> str | None:
         return await migrate.current_revision(database.engine)
     finally:
         await database.dispose()
-
-
-async def _heartbeat_pids(url: str) -> set[int]:
-    database = Database.connect(url)
-    try:
-        async with database.read_sessions() as session:
-            details = (await session.scalars(select(WorkerHeartbeat.detail))).all()
-    finally:
-        await database.dispose()
-    return {int(detail["pid"]) for detail in details if detail and "pid" in detail}
 
 
 async def _inbound_with(url: str, sid: str) -> int:
