@@ -204,7 +204,7 @@ async def twilio_download(request: web.Request) -> web.StreamResponse:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.get(r"/{version:v\d+\.\d+}/{media_id:\d+}", whatsapp_media_info),
+        # GET /{version}/{media_id} is routed by whatsapp_api.graph_object (ids name phone numbers too).
         web.get("/whatsapp_business/attachments/", whatsapp_media_download),
         web.get("/file/bot{token}/{path:.+}", telegram_download),
         web.get(

@@ -195,14 +195,15 @@ def _no_such_object(object_id: str) -> web.Response:
     )
 
 
-async def phone_number(request: web.Request) -> web.Response:
-    """GET /{version}/{phone-number-id}: the business number behind the id (what `doctor` asks)."""
+async def graph_object(request: web.Request) -> web.Response:
+    """GET /{version}/{id}: Meta answers any object by its id. The business phone number (what `doctor`
+    asks) is answered here; every other id is a media id (api/sandbox/media.py)."""
     config = request.app[STATE].config
+    if request.match_info["media_id"] != config.whatsapp_phone_number_id:
+        return await media.whatsapp_media_info(request)
     unauthorised = _unauthorised(request)
     if unauthorised is not None:
         return unauthorised
-    if request.match_info["phone_number_id"] != config.whatsapp_phone_number_id:
-        return _no_such_object(request.match_info["phone_number_id"])
     return web.json_response(
         {
             "id": config.whatsapp_phone_number_id,
@@ -519,7 +520,7 @@ def _unknown_account(request: web.Request) -> web.Response | None:
 def routes() -> list[web.RouteDef]:
     version = r"{version:v\d+\.\d+}"
     return [
-        web.get(f"/{version}/{{phone_number_id}}", phone_number),
+        web.get(rf"/{version}/{{media_id:\d+}}", graph_object),
         web.post(f"/{version}/{{phone_number_id}}/messages", send_message),
         web.get(f"/{version}/{{waba_id}}/message_templates", list_templates),
         web.post(f"/{version}/{{waba_id}}/message_templates", create_template),
