@@ -612,6 +612,29 @@ async def _insert_operations(database: Database, now: datetime) -> None:
                 created_at=now - timedelta(minutes=8),
             )
         )
+        # Messages sent within the last 24 hours on two more providers, whatever the hour: the seed's last day
+        # ends at the wall clock's hour, and late in the UTC evening it can leave one provider only.
+        for provider, channel, status, code in (
+            ("whatsapp_cloud", "whatsapp", "delivered", None),
+            ("whatsapp_cloud", "whatsapp", "failed", "131047"),
+            ("smtp", "email", "delivered", None),
+        ):
+            session.add(
+                CustomerCommunication(
+                    customer_id=customer,
+                    channel=channel,
+                    provider=provider,
+                    direction="outbound",
+                    source="manual",
+                    to_address="+4915100000002" if channel == "whatsapp" else "late@example.de",
+                    body="sent late in the evening",
+                    status=status,
+                    error_code=code,
+                    created_at=now - timedelta(hours=2),
+                    sent_at=now - timedelta(hours=2) if status == "delivered" else None,
+                    failed_at=now - timedelta(hours=2) if status == "failed" else None,
+                )
+            )
         session.add(
             WebhookInbox(
                 provider="twilio",
