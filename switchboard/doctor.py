@@ -63,15 +63,19 @@ def skip(check: str, detail: str) -> Finding:
 class Doctor:
     """The checks, each an async method returning its findings; `examine` runs them all."""
 
-    def __init__(self, settings: Settings, database: Database) -> None:
+    def __init__(
+        self, settings: Settings, database: Database, *, wait_seconds: float = CHECK_SECONDS
+    ) -> None:
         self.settings = settings
         self.database = database
+        #: How long one request to a provider may take before its check fails.
+        self.wait_seconds = wait_seconds
         #: Clock readings from provider answers' Date headers: (who, their time, our time).
         self.clocks: list[tuple[str, datetime, datetime]] = []
         self._http: aiohttp.ClientSession | None = None
 
     async def examine(self) -> list[Finding]:
-        timeout = aiohttp.ClientTimeout(total=CHECK_SECONDS, connect=5)
+        timeout = aiohttp.ClientTimeout(total=self.wait_seconds, connect=min(5.0, self.wait_seconds))
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
             checks: list[tuple[str, Callable[[], Awaitable[list[Finding]]]]] = [
@@ -91,9 +95,10 @@ class Doctor:
 
     async def _bounded(self, name: str, check: Callable[[], Awaitable[list[Finding]]]) -> list[Finding]:
         try:
-            return await asyncio.wait_for(check(), timeout=CHECK_SECONDS + 2)
+            # A provider's check makes up to three requests, each bounded by wait_seconds.
+            return await asyncio.wait_for(check(), timeout=3 * self.wait_seconds + 2)
         except TimeoutError:
-            return [fail(name, f"no answer within {CHECK_SECONDS:g} s", self._unreachable_fix(name))]
+            return [fail(name, f"no answer within {self.wait_seconds:g} s", self._unreachable_fix(name))]
         except Exception as error:  # unreachable, refused, an answer no client could read: one line, no trace
             return [fail(name, f"unreachable: {_first_line(error)}", self._unreachable_fix(name))]
 
@@ -299,7 +304,9 @@ class Doctor:
 
         settings = self.settings
         bot = telegram_bot(
-            settings.telegram_bot_token.get_secret_value(), settings.telegram_base_url, timeout_seconds=8
+            settings.telegram_bot_token.get_secret_value(),
+            settings.telegram_base_url,
+            timeout_seconds=max(1, int(self.wait_seconds - 2)),
         )
         try:
             try:
@@ -351,7 +358,7 @@ class Doctor:
             username=username,
             password=settings.smtp_password.get_secret_value() or None,
             start_tls=None,
-            timeout=CHECK_SECONDS - 2,
+            timeout=max(1.0, self.wait_seconds - 2),
         )
         where = f"{settings.smtp_host}:{settings.smtp_port}"
         try:
@@ -391,7 +398,9 @@ class Doctor:
         token = settings.slack_bot_token.get_secret_value()
         if not token:
             return [skip("slack", "no SWITCHBOARD_SLACK_BOT_TOKEN: the Slack bot is off")]
-        client = slack_client(token, settings.slack_base_url, timeout_seconds=int(CHECK_SECONDS - 2))
+        client = slack_client(
+            token, settings.slack_base_url, timeout_seconds=max(1, int(self.wait_seconds - 2))
+        )
         try:
             answer = await client.auth_test()
         except SlackApiError as error:

@@ -11,8 +11,10 @@ from tests.journeys.conftest import SWITCHBOARD, Demo, free_port
 
 
 def doctor(demo: Demo, **env: str) -> subprocess.CompletedProcess[str]:
+    # A loaded CI machine has taken more than the default 10 s to answer (the demo's sandbox shares two cores
+    # with the tests): give each request longer, as an operator on a slow link would.
     return subprocess.run(
-        [*SWITCHBOARD, "doctor"],
+        [*SWITCHBOARD, "doctor", "--wait", "30"],
         env={**demo.env, **env},
         cwd=demo.folder,
         capture_output=True,
