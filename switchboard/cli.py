@@ -744,8 +744,17 @@ def login_link(email: str, minutes: int) -> None:
 
 
 @main.command()
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=1.0, max=300.0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long each request to a provider may take before its check fails.",
+)
 @one_line_errors
-def doctor() -> None:
+def doctor(wait_seconds: float) -> None:
     """Check the database, the schema, every provider's credentials and webhooks, the public URL and the
     clock; one line each, with a fix for each failure. Exit code 1 when any check fails."""
     from switchboard.doctor import Doctor, report
@@ -761,7 +770,7 @@ def doctor() -> None:
         except Exception as error:  # a URL SQLAlchemy cannot even parse
             raise explain_database_error(error, settings.database_url) from None
         try:
-            return await Doctor(settings, database).examine()
+            return await Doctor(settings, database, wait_seconds=wait_seconds).examine()
         finally:
             await database.dispose()
 
@@ -914,6 +923,43 @@ def customer_export(
     path, bundle = run_async(_with_database(settings, export))
     held = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in bundle.counts().items() if count)
     click.echo(f"wrote everything held about customer {bundle.customer_id} to {path}: {held}")
+
+
+@customer.command("erase")
+@click.argument("customer_id", required=False, type=int)
+@click.option("--email", help="Find the customer by email instead of id.")
+@click.option("--phone", help="Find the customer by phone number (E.164, +49...) instead of id.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@one_line_errors
+def customer_erase(customer_id: int | None, email: str | None, phone: str | None, yes: bool) -> None:
+    """Erase one customer's personal data at their request: names, addresses, message and conversation text,
+    files, tags and preferences. Orders, appointments, message counts and the consent ledger stay, so every
+    figure stays the same. Planned messages are cancelled. Audited; cannot be undone (export first)."""
+    from storage.customer_erasure import ErasureRefused, erase_customer
+    from storage.customer_export import NoSuchCustomer, find_customer
+    from storage.models import Customer
+    from storage.staff_accounts import operator
+
+    settings = load_settings()
+
+    async def erase(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            found = await find_customer(database, customer_id=customer_id, email=email, phone=phone)
+            if not yes:
+                async with database.read_sessions() as session:
+                    who = await session.get(Customer, found)
+                name = who.name if who is not None else f"customer {found}"
+                if not click.confirm(
+                    f"Erase the personal data of {name} (customer {found})? This cannot be undone",
+                    default=False,
+                ):
+                    raise StartupError("nothing was erased")
+            return await erase_customer(database, found, actor=operator(), now=utc_now())
+        except (NoSuchCustomer, ErasureRefused) as refused:
+            raise StartupError(str(refused)) from None
+
+    click.echo(run_async(_with_database(settings, erase)).summary())
 
 
 @main.group()

@@ -58,6 +58,8 @@ class Customer(Base):
     home_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    #: When the customer's personal data was erased at their request (storage/customer_erasure.py).
+    erased_at: Mapped[datetime | None]
 
 
 class CustomerTag(Base):

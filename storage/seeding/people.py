@@ -137,6 +137,7 @@ class Customer:
             "home_location_id": self.clinic.id,
             "created_at": self.created_at,
             "updated_at": self.created_at,
+            "erased_at": None,
         }
 
     def preference_row(self) -> Row:

@@ -1,0 +1,98 @@
+"""A patient who has texted the clinic asks first for a copy of their data, then to be forgotten: the export
+holds what they wrote, the erasure removes it from the message log and the conversation in the browser, and
+the clinic's figures stay the same."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+from sqlalchemy import func, select
+
+from storage.models import ChatSession, Customer, CustomerCommunication, Order
+from tests.journeys.conftest import ADMIN, Demo, browser_page, screenshot, sign_in, wait_for
+
+__all__ = ["browser_page"]
+
+QUESTION = "Do I need to fast before my blood test on Friday?"
+
+
+def test_a_patient_sees_their_data_and_is_then_forgotten(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
+    customer_id, name, phone = demo.rows(
+        select(Customer.id, Customer.name, Customer.phone_e164)
+        .where(Customer.phone_e164.is_not(None))
+        .order_by(Customer.id.desc())
+        .limit(1),
+    )[0]
+    demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone, "body": QUESTION})
+
+    def their_chat() -> list[int]:
+        return [
+            chat_id
+            for (chat_id,) in demo.rows(
+                select(ChatSession.id)
+                .join(CustomerCommunication, CustomerCommunication.customer_id == ChatSession.customer_id)
+                .where(ChatSession.customer_id == customer_id, CustomerCommunication.body == QUESTION)
+                .order_by(ChatSession.id.desc())
+                .limit(1)
+            )
+        ]
+
+    [chat_id] = wait_for(their_chat, 30, "the patient's question in a conversation")
+
+    # 1. The copy of their data.
+    bundle = demo.folder / "patient.zip"
+    exported = demo.cli("customer", "export", "--phone", phone, "--out", str(bundle))
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.startswith(f"wrote everything held about customer {customer_id} to {bundle}: ")
+    with zipfile.ZipFile(bundle) as archive:
+        held = json.loads(archive.read("customer.json"))
+    assert held["customer"][0]["name"] == name
+    assert QUESTION in [m["body"] for m in held["messages"]]
+
+    def figures() -> tuple[int, int, int]:
+        cc = CustomerCommunication
+        return demo.rows(
+            select(
+                select(func.count()).select_from(cc).where(cc.status != "planned").scalar_subquery(),
+                select(func.count()).select_from(Customer).scalar_subquery(),
+                select(func.coalesce(func.sum(Order.amount_minor), 0)).scalar_subquery(),
+            )
+        )[0]
+
+    before = figures()
+
+    # 2. Forgotten.
+    erased = demo.cli("customer", "erase", "--phone", phone, "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert erased.stdout.startswith(f"erased customer {customer_id}: ")
+    assert "Traceback" not in erased.stdout + erased.stderr
+    assert demo.rows(select(Customer.name, Customer.phone_e164).where(Customer.id == customer_id)) == [
+        (f"Erased customer {customer_id}", None)
+    ]
+    assert figures() == before
+    again = demo.cli("customer", "erase", str(customer_id), "--yes")
+    assert again.returncode == 0 and "was already erased on" in again.stdout
+
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/messages?customer_id={customer_id}")
+    page.wait_for_load_state()
+    screenshot(page, "erased-patient-message-log")
+    log = page.inner_text("main")
+    assert f"Erased customer {customer_id}" in log and "(erased)" in log
+    assert QUESTION not in log and name not in log and phone not in log
+
+    page.goto(f"{demo.app_url}/communication/chat/{chat_id}")
+    page.wait_for_load_state()
+    screenshot(page, "erased-patient-conversation")
+    conversation = page.inner_text("main")
+    assert f"Erased customer {customer_id}" in conversation and "(erased)" in conversation
+    assert demo.rows(select(ChatSession.status).where(ChatSession.id == chat_id)) == [("closed",)]
+    assert QUESTION not in conversation and name not in conversation and phone not in conversation
+
+    # 3. Staff who try to message them are told why nothing goes.
+    answer = demo.api(
+        "POST", "/api/messages", {"customer_id": customer_id, "channel": "sms", "body": "Are you still there?"}
+    )
+    assert "no sms address" in json.dumps(answer).lower(), answer
