@@ -111,20 +111,36 @@ class BackgroundServices:
             Job("performance snapshot", 60.0, self.snapshot_metrics),
             Job("rollups", 60.0, self.refresh_rollups),
             Job("daily insight", 3600.0, self.record_insights),
-            Job("retention", 600.0, self.forget_old_webhooks),
+            Job("retention", 600.0, self.apply_retention),
         )
 
-    async def forget_old_webhooks(self) -> None:
-        """Applied webhooks past SWITCHBOARD_WEBHOOK_RETENTION_DAYS (storage/retention.py)."""
-        from storage.retention import forget_applied_webhooks
+    async def apply_retention(self) -> None:
+        """Applied webhooks, message bodies and conversation texts past their retention periods
+        (SWITCHBOARD_*_RETENTION_DAYS, storage/retention.py)."""
+        from storage.retention import (
+            expire_conversation_texts,
+            expire_message_bodies,
+            forget_applied_webhooks,
+        )
 
         settings = self.container.settings
-        done = await forget_applied_webhooks(
-            self.container.database, settings.webhook_retention_days, utc_now()
-        )
+        database = self.container.database
+        now = utc_now()
+        done = await forget_applied_webhooks(database, settings.webhook_retention_days, now)
         if done.webhooks_deleted:
             log.info(
                 "retention: forgot %d applied webhooks received before %s", done.webhooks_deleted, done.cutoff
+            )
+        bodies = await expire_message_bodies(database, settings.message_body_retention_days, now)
+        if bodies.blanked:
+            log.info("retention: blanked %d message bodies created before %s", bodies.blanked, bodies.cutoff)
+        turns = await expire_conversation_texts(database, settings.conversation_retention_days, now)
+        if turns.blanked or turns.files_deleted:
+            log.info(
+                "retention: blanked %d conversation turns and deleted %d files written before %s",
+                turns.blanked,
+                turns.files_deleted,
+                turns.cutoff,
             )
 
     async def start(self) -> None:

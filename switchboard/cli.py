@@ -527,6 +527,45 @@ def webhooks_replay(limit: int) -> None:
     click.echo(f"replayed {replayed} webhooks; {failing} still failing")
 
 
+@main.command()
+@one_line_errors
+def retention() -> None:
+    """Apply the retention periods now (the workers do it every 10 minutes): forget applied webhooks past
+    SWITCHBOARD_WEBHOOK_RETENTION_DAYS, blank message bodies past SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS and
+    conversation texts past SWITCHBOARD_CONVERSATION_RETENTION_DAYS. Audited."""
+    from storage.retention import expire_conversation_texts, expire_message_bodies, forget_applied_webhooks
+
+    settings = load_settings()
+
+    async def apply(database: Any) -> list[str]:
+        await require_migrated(database)
+        now = utc_now()
+        lines = []
+        webhooks = await forget_applied_webhooks(database, settings.webhook_retention_days, now)
+        lines.append(
+            f"webhooks: deleted {webhooks.webhooks_deleted} applied before {webhooks.cutoff:%Y-%m-%d}"
+            if webhooks.cutoff
+            else "webhooks: kept (SWITCHBOARD_WEBHOOK_RETENTION_DAYS=0)"
+        )
+        bodies = await expire_message_bodies(database, settings.message_body_retention_days, now)
+        lines.append(
+            f"message bodies: blanked {bodies.blanked} created before {bodies.cutoff:%Y-%m-%d}"
+            if bodies.cutoff
+            else "message bodies: kept (SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS=0)"
+        )
+        turns = await expire_conversation_texts(database, settings.conversation_retention_days, now)
+        lines.append(
+            f"conversation texts: blanked {turns.blanked} turns and deleted {turns.files_deleted} files "
+            f"written before {turns.cutoff:%Y-%m-%d}"
+            if turns.cutoff
+            else "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)"
+        )
+        return lines
+
+    for line in run_async(_with_database(settings, apply)):
+        click.echo(line)
+
+
 @main.group()
 def rollups() -> None:
     """Analytics rollups."""

@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=32, ge=1)
     #: Applied webhooks older than this many days are deleted (0 keeps them; at least 8: Meta retries for 7).
     webhook_retention_days: int = Field(default=30, ge=0)
+    #: Message bodies, subjects and payloads older than this many days read "(expired)" (0 keeps them).
+    message_body_retention_days: int = Field(default=0, ge=0)
+    #: Conversation turns older than this many days read "(expired)" and their files go (0 keeps them).
+    conversation_retention_days: int = Field(default=0, ge=0)
     #: "host:port" where `switchboard worker` serves its own provider-call metrics to Prometheus ("" = none).
     worker_metrics_address: str = ""
     worker_lease_seconds: float = 60.0

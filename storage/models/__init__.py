@@ -40,7 +40,14 @@ from storage.models.live_chat import (
     ChatWidgetVisitor,
     SlaPolicy,
 )
-from storage.models.operations import AuditLog, BusinessEvent, JobHeartbeat, WebhookInbox, WorkerHeartbeat
+from storage.models.operations import (
+    AuditLog,
+    BusinessEvent,
+    JobHeartbeat,
+    RetentionMark,
+    WebhookInbox,
+    WorkerHeartbeat,
+)
 from storage.models.people import Customer, CustomerTag, Location, StaffUser
 from storage.models.video import ClinicianHours, ClinicianTimeClaim, VideoJoin, VideoRebookOffer
 
@@ -110,6 +117,7 @@ __all__ = [
     "Refund",
     "ReportDelivery",
     "ReportSchedule",
+    "RetentionMark",
     "Service",
     "SlaPolicy",
     "StaffUser",

@@ -270,6 +270,8 @@ class ChatMessage(Base):
         Index("ix_chat_messages_session", "session_id", "created_at"),
         Index("ix_chat_messages_mirrored_at", "mirrored_at"),
         Index("ix_chat_messages_telegram_posted_at", "telegram_posted_at"),
+        # The conversation retention pass walks turns by age (storage/retention.py).
+        Index("ix_chat_messages_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,11 +1,12 @@
-"""Operational tables: the audit log, the webhook inbox, the business event log and the heartbeats."""
+"""Operational tables: the audit log, the webhook inbox, the business event log, the heartbeats and the
+retention marks."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, BigId, one_of, utcnow
@@ -101,3 +102,19 @@ class JobHeartbeat(Base):
     #: The first failure since the last success; empty while the job succeeds.
     failing_since: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class RetentionMark(Base):
+    """How far a retention pass has come through one table, so the next pass starts there (storage/retention.py).
+
+    Each pass walks the table in (created_at, id) order and blanks what is older than the retention period;
+    the mark is the last row it looked at. Its row is also the pass's lock: a worker that cannot take it
+    leaves the pass to the worker that has it.
+    """
+
+    __tablename__ = "retention_marks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    through_at: Mapped[datetime]
+    through_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

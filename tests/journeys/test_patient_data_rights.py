@@ -1,16 +1,18 @@
 """A patient who has texted the clinic asks first for a copy of their data, then to be forgotten: the export
 holds what they wrote, the erasure removes it from the message log and the conversation in the browser, and
-the clinic's figures stay the same."""
+the clinic's figures stay the same. Then the clinic keeps message texts for 30 days only."""
 
 from __future__ import annotations
 
 import json
+import subprocess
 import zipfile
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
 from storage.models import ChatSession, Customer, CustomerCommunication, Order
-from tests.journeys.conftest import ADMIN, Demo, browser_page, screenshot, sign_in, wait_for
+from tests.journeys.conftest import ADMIN, SWITCHBOARD, Demo, browser_page, screenshot, sign_in, wait_for
 
 __all__ = ["browser_page"]
 
@@ -93,6 +95,52 @@ def test_a_patient_sees_their_data_and_is_then_forgotten(demo: Demo, browser_pag
 
     # 3. Staff who try to message them are told why nothing goes.
     answer = demo.api(
-        "POST", "/api/messages", {"customer_id": customer_id, "channel": "sms", "body": "Are you still there?"}
+        "POST",
+        "/api/messages",
+        {"customer_id": customer_id, "channel": "sms", "body": "Are you still there?"},
     )
     assert "no sms address" in json.dumps(answer).lower(), answer
+
+
+def test_the_clinic_keeps_message_texts_for_30_days(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
+    cc = CustomerCommunication
+    cutoff = datetime.now(UTC) - timedelta(days=30)
+    ripe = demo.rows(
+        select(func.count()).where(
+            cc.created_at < cutoff, cc.status.not_in(["planned", "sending"]), cc.body.not_in(["(erased)"])
+        )
+    )[0][0]
+    customer_id = demo.rows(
+        select(cc.customer_id)
+        .where(
+            cc.created_at < cutoff, cc.customer_id.in_(select(cc.customer_id).where(cc.created_at > cutoff))
+        )
+        .limit(1)
+    )[0][0]
+    statuses_before = demo.rows(select(cc.status, func.count()).group_by(cc.status).order_by(cc.status))
+    assert ripe > 0
+
+    done = subprocess.run(
+        [*SWITCHBOARD, "retention"],
+        env={**demo.env, "SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS": "30"},
+        cwd=demo.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"message bodies: blanked {ripe} created before {cutoff:%Y-%m-%d}" in done.stdout
+    assert "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)" in done.stdout
+    assert demo.rows(select(func.count()).where(cc.created_at < cutoff, cc.body == "(expired)"))[0][0] == ripe
+    assert (
+        demo.rows(select(cc.status, func.count()).group_by(cc.status).order_by(cc.status)) == statuses_before
+    )
+
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/messages?customer_id={customer_id}")
+    page.wait_for_load_state()
+    screenshot(page, "message-log-after-retention")
+    rows = page.locator("table tbody tr").all_inner_texts()
+    assert any("(expired)" in row for row in rows), rows
+    assert any("(expired)" not in row and "(erased)" not in row for row in rows), rows
