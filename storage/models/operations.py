@@ -60,6 +60,8 @@ class BusinessEvent(Base):
     __table_args__ = (
         UniqueConstraint("idempotency_key"),
         Index("ix_business_events_pending", "processed_at", "id"),
+        # One customer's events: their export and erasure, and the video no-show prompts.
+        Index("ix_business_events_customer", "customer_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
