@@ -17,9 +17,9 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from domain.clock import utc_now
 from domain.customers.importing import ImportRow
 from storage.database import Database
 from storage.models import (
@@ -30,7 +30,7 @@ from storage.models import (
     CustomerConsent,
     CustomerTag,
 )
-from storage.sql import table_of
+from storage.sql import insert_for, table_of
 
 CUSTOMERS = table_of(Customer)
 #: Rows per transaction: a crash loses at most this many, and importing again finishes the rest.
@@ -215,11 +215,15 @@ class CustomerImport:
                     row.email if self.known.may_have(found, "email", row.email) else None,
                 )
         created = await self._create(connection, pending, counts)
-        await self._update(connection, matched, counts)
+        same_profile = await self._update(connection, matched)
         everyone = {**created, **matched}
-        await self._tags(connection, everyone, set(created), counts)
-        await self._consents(connection, everyone, set(created), counts)
-        await self._preferences(connection, everyone, counts)
+        # Existing customers who get a tag, a consent change or a preferred channel are updated too.
+        touched: set[int] = set()
+        await self._tags(connection, everyone, set(created), counts, touched)
+        await self._consents(connection, everyone, set(created), counts, touched)
+        await self._preferences(connection, everyone, set(created), counts, touched)
+        counts.unchanged += len(same_profile - touched)
+        counts.updated += len(matched) - len(same_profile - touched)
         return counts
 
     async def _create(
@@ -253,11 +257,11 @@ class CustomerImport:
         counts.created += len(created)
         return created
 
-    async def _update(
-        self, connection: AsyncConnection, matched: dict[int, ImportRow], counts: ImportCounts
-    ) -> None:
+    async def _update(self, connection: AsyncConnection, matched: dict[int, ImportRow]) -> set[int]:
+        """Updates the stored customers' details from their rows; returns those whose details were the same."""
+        same: set[int] = set()
         if not matched:
-            return
+            return same
         columns = (
             Customer.id,
             Customer.name,
@@ -295,9 +299,8 @@ class CustomerImport:
                 "segment": row.segment or now.segment,
             }
             if all(getattr(now, name) == value for name, value in wanted.items()):
-                counts.unchanged += 1
+                same.add(customer_id)
                 continue
-            counts.updated += 1
             changes.append({"b_id": customer_id, **{f"b_{name}": value for name, value in wanted.items()}})
             self.known.learn(customer_id, wanted["external_ref"], wanted["phone_e164"], wanted["email"])
         if changes:
@@ -310,8 +313,9 @@ class CustomerImport:
                     | {"updated_at": bindparam("b_updated_at")}
                 )
             )
-            stamp = imported_at_default()
+            stamp = utc_now()
             await connection.execute(statement, [change | {"b_updated_at": stamp} for change in changes])
+        return same
 
     async def _tags(
         self,
@@ -319,6 +323,7 @@ class CustomerImport:
         everyone: dict[int, ImportRow],
         created: set[int],
         counts: ImportCounts,
+        touched: set[int],
     ) -> None:
         tagged = {customer_id: row.tags for customer_id, row in everyone.items() if row.tags}
         if not tagged:
@@ -335,7 +340,7 @@ class CustomerImport:
                     )
                 ).all()
             )
-        new = [
+        new: list[dict[str, Any]] = [
             {"customer_id": customer_id, "tag": tag}
             for customer_id, tags in tagged.items()
             for tag in sorted(tags)
@@ -344,6 +349,7 @@ class CustomerImport:
         if new:
             await connection.execute(table_of(CustomerTag).insert(), new)
         counts.tags_added += len(new)
+        touched.update(tag["customer_id"] for tag in new)
 
     async def _consents(
         self,
@@ -351,6 +357,7 @@ class CustomerImport:
         everyone: dict[int, ImportRow],
         created: set[int],
         counts: ImportCounts,
+        touched: set[int],
     ) -> None:
         given = {customer_id: row for customer_id, row in everyone.items() if row.consents}
         if not given:
@@ -408,30 +415,50 @@ class CustomerImport:
                 "changed_at": record["recorded_at"],
             }
         consents = list(last.values())
-        statement = _upsert(connection, table_of(CustomerConsent))
+        statement = insert_for(connection, table_of(CustomerConsent))
         statement = statement.on_conflict_do_update(
             index_elements=["customer_id", "channel"],
             set_={name: statement.excluded[name] for name in ("status", "source", "record_id", "changed_at")},
         )
         await connection.execute(statement, consents)
         counts.consents_recorded += len(records)
+        touched.update(record["customer_id"] for record in records)
 
     async def _preferences(
-        self, connection: AsyncConnection, everyone: dict[int, ImportRow], counts: ImportCounts
+        self,
+        connection: AsyncConnection,
+        everyone: dict[int, ImportRow],
+        created: set[int],
+        counts: ImportCounts,
+        touched: set[int],
     ) -> None:
-        preferred = [
-            {"customer_id": customer_id, "preferred_channel": row.preferred_channel}
+        wanted = {
+            customer_id: row.preferred_channel
             for customer_id, row in everyone.items()
             if row.preferred_channel
+        }
+        held: dict[int, str | None] = {}
+        for chunk in _chunks(sorted(set(wanted) - created), READ_CHUNK):
+            query = select(
+                CommunicationPreference.customer_id, CommunicationPreference.preferred_channel
+            ).where(CommunicationPreference.customer_id.in_(chunk))
+            held.update(
+                {customer_id: channel for customer_id, channel in (await connection.execute(query)).all()}
+            )
+        preferred: list[dict[str, Any]] = [
+            {"customer_id": customer_id, "preferred_channel": channel}
+            for customer_id, channel in wanted.items()
+            if held.get(customer_id) != channel
         ]
         if not preferred:
             return
-        statement = _upsert(connection, table_of(CommunicationPreference))
+        statement = insert_for(connection, table_of(CommunicationPreference))
         statement = statement.on_conflict_do_update(
             index_elements=["customer_id"], set_={"preferred_channel": statement.excluded.preferred_channel}
         )
         await connection.execute(statement, preferred)
         counts.preferences_set += len(preferred)
+        touched.update(row["customer_id"] for row in preferred)
 
 
 def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bool]) -> None:
@@ -486,13 +513,3 @@ async def _insert_returning_ids(
     if len(ids) != len(values):
         raise RuntimeError(f"inserted {len(values)} rows into {table.name} but found {len(ids)} new ids")
     return ids
-
-
-def _upsert(connection: AsyncConnection, table: Any) -> Any:
-    return postgresql.insert(table) if connection.dialect.name == "postgresql" else sqlite.insert(table)
-
-
-def imported_at_default() -> datetime:
-    from domain.clock import utc_now
-
-    return utc_now()

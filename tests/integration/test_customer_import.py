@@ -300,3 +300,26 @@ def test_a_family_sharing_a_mobile_stays_two_patients_and_consent_keeps_its_last
         assert again.exit_code == 0 and "0 consent changes recorded" in again.output, again.output
     current = {customer: status for customer, _, status in asyncio.run(tables(url))["current"]}
     assert sorted(current.values()) == ["opted_in", "opted_out"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_customer_whose_only_change_is_a_tag_or_consent_counts_as_updated(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    rows = [
+        ["C-1", "Cem", "Kaya", "0151 40000001", "", "yes", "", "2026-01-01", ""],
+        ["C-2", "Dana", "Ott", "0151 40000002", "", "yes", "", "2026-01-01", ""],
+        ["C-3", "Eli", "Roth", "0151 40000003", "", "yes", "", "2026-01-01", ""],
+    ]
+    assert run(str(write(tmp_path / "first.csv", rows)), "--region", "DE").exit_code == 0
+    # The same people: one gets a tag, one withdraws consent later, one is just as before.
+    rows[0][8] = "diabetes"
+    rows[1][5], rows[1][7] = "no", "2026-03-01"
+    done = run(str(write(tmp_path / "second.csv", rows)), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    assert "created 0 customers; updated 2; unchanged 1" in done.output
+    assert "1 consent change recorded; 1 tag added" in done.output
+    again = run(str(write(tmp_path / "third.csv", rows)), "--region", "DE", "--map", "Mobile=phone")
+    assert "created 0 customers; updated 0; unchanged 3" in again.output, again.output
