@@ -234,22 +234,28 @@ async def _erase_messages(session: AsyncSession, erasure: Erasure, addresses: li
         .execution_options(synchronize_session=False)
     )
     erasure.counts["messages"] = done.rowcount  # type: ignore[attr-defined]
-    if addresses:
-        events = await session.execute(
-            select(MessageStatusEvent.id, MessageStatusEvent.detail).where(
-                MessageStatusEvent.communication_id.in_(select(cc.id).where(mine)),
-                MessageStatusEvent.detail.is_not(None),
+    await _scrub_details(
+        session,
+        MessageStatusEvent,
+        MessageStatusEvent.communication_id.in_(select(cc.id).where(mine)),
+        addresses,
+    )
+
+
+async def _scrub_details(session: AsyncSession, model: Any, whose: Any, addresses: list[str]) -> None:
+    """Replaces their addresses wherever the free-text `detail` of `model`'s rows (`whose`) mentions them."""
+    if not addresses:
+        return
+    notes = await session.execute(select(model.id, model.detail).where(whose, model.detail.is_not(None)))
+    for row_id, detail in notes.all():
+        scrubbed = _scrub(detail, addresses)
+        if scrubbed != detail:
+            await session.execute(
+                update(model)
+                .where(model.id == row_id)
+                .values(detail=scrubbed)
+                .execution_options(synchronize_session=False)
             )
-        )
-        for event_id, detail in events.all():
-            scrubbed = _scrub(detail, addresses)
-            if scrubbed != detail:
-                await session.execute(
-                    update(MessageStatusEvent)
-                    .where(MessageStatusEvent.id == event_id)
-                    .values(detail=scrubbed)
-                    .execution_options(synchronize_session=False)
-                )
 
 
 async def _erase_conversations(session: AsyncSession, erasure: Erasure) -> None:
@@ -319,20 +325,7 @@ async def _erase_profile_extras(session: AsyncSession, erasure: Erasure, address
 async def _close_consent(session: AsyncSession, erasure: Erasure, addresses: list[str]) -> None:
     """The ledger keeps its history; each channel they had opted in to gets a withdrawal by the erasure."""
     customer_id = erasure.customer_id
-    notes = await session.execute(
-        select(ConsentRecord.id, ConsentRecord.detail).where(
-            ConsentRecord.customer_id == customer_id, ConsentRecord.detail.is_not(None)
-        )
-    )
-    for record_id, detail in notes.all():
-        scrubbed = _scrub(detail, addresses)
-        if scrubbed != detail:
-            await session.execute(
-                update(ConsentRecord)
-                .where(ConsentRecord.id == record_id)
-                .values(detail=scrubbed)
-                .execution_options(synchronize_session=False)
-            )
+    await _scrub_details(session, ConsentRecord, ConsentRecord.customer_id == customer_id, addresses)
     opted_in = list(
         await session.scalars(
             select(CustomerConsent.channel).where(
