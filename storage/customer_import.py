@@ -164,7 +164,7 @@ class CustomerImport:
         self.counts.add(counts)
         return counts
 
-    async def record_run(self, actor: str, rejected: int) -> None:
+    async def record_run(self, actor: str, rejected: int, via: str = "cli") -> None:
         """The run's audit entry (a dry run leaves none)."""
         if self.dry_run:
             return
@@ -176,7 +176,7 @@ class CustomerImport:
                 [
                     {
                         "actor": actor,
-                        "via": "cli",
+                        "via": via,
                         "action": "customers.import",
                         "target": None,
                         "detail": detail,

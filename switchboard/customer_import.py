@@ -51,6 +51,7 @@ class ImportOptions:
     errors_path: Path | None = None
     source: str = "import"
     actor: str = "cli"
+    via: str = "cli"
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,13 @@ def check_encoding(path: Path, encoding: str) -> None:
 
 
 async def import_customers(
-    database: Database, options: ImportOptions, progress: Callable[[int, int], None] | None = None
+    database: Database,
+    options: ImportOptions,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    detect_columns: bool = True,
 ) -> ImportResult:
+    """`detect_columns=False`: only `options.columns` say which column fills which field."""
     path = options.path
     if not path.is_file():
         raise ImportRefused(f"there is no file {path}")
@@ -132,7 +138,7 @@ async def import_customers(
         reader = csv.reader(handle, _dialect(handle))
         try:
             header, lines = header_and_rows(reader)
-            columns = ColumnMap.from_header(header, options.columns)
+            columns = ColumnMap.from_header(header, options.columns, detect=detect_columns)
         except (ColumnsRefused, csv.Error) as error:
             raise ImportRefused(str(error)) from None
         known = await known_customers(database)
@@ -172,7 +178,7 @@ async def import_customers(
                             progress(os.lseek(handle.fileno(), 0, os.SEEK_CUR), size)  # read ahead a little
                 if batch:
                     await run.apply(batch)
-                await run.record_run(options.actor, rejected)
+                await run.record_run(options.actor, rejected, options.via)
                 counts = run.counts
         finally:
             if errors_file is not None:

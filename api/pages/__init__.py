@@ -14,6 +14,7 @@ from api.pages.canned_replies import CannedReplyPages
 from api.pages.channels import ChannelPages
 from api.pages.chat import ChatPages
 from api.pages.common import SECTIONS, StaffPages, page
+from api.pages.customer_import import CustomerImportPages
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.report_builder import ReportBuilderPages
@@ -46,6 +47,7 @@ PAGE_CONTROLLERS = [
     MessagePages,
     CampaignWizardPages,
     CampaignPages,
+    CustomerImportPages,
     ChannelPages,
     ChatPages,
     CannedReplyPages,

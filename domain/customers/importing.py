@@ -90,9 +90,11 @@ class ColumnMap:
     fields: dict[str, int]
     ignored: tuple[str, ...]
 
-    @classmethod
-    def from_header(cls, header: list[str], overrides: Mapping[str, str] | None = None) -> ColumnMap:
-        """Columns by their names; `overrides` maps a file's column to a field ("Mobil" -> "phone")."""
+    @staticmethod
+    def matched(
+        header: list[str], overrides: Mapping[str, str] | None = None, *, detect: bool = True
+    ) -> dict[str, int]:
+        """field -> column index as `from_header` finds them, before asking for a name and a contact."""
         by_key = {_key(name): index for index, name in enumerate(header)}
         fields: dict[str, int] = {}
         for column, field_name in (overrides or {}).items():
@@ -104,7 +106,7 @@ class ColumnMap:
                 raise ColumnsRefused(f"--map {column}={field_name}: the file has no column {column!r}")
             fields[field_name] = by_key[_key(column)]
         for field_name, names in FIELD_NAMES.items():
-            if field_name in fields:
+            if field_name in fields or not detect:
                 continue
             found = next(
                 (by_key[name] for name in names if name in by_key and by_key[name] not in fields.values()),
@@ -112,6 +114,15 @@ class ColumnMap:
             )
             if found is not None:
                 fields[field_name] = found
+        return fields
+
+    @classmethod
+    def from_header(
+        cls, header: list[str], overrides: Mapping[str, str] | None = None, *, detect: bool = True
+    ) -> ColumnMap:
+        """Columns by their names; `overrides` maps a file's column to a field ("Mobil" -> "phone").
+        `detect=False`: only `overrides` count (the upload page, where every column's field was chosen)."""
+        fields = cls.matched(header, overrides, detect=detect)
         if "name" not in fields and not {"first_name", "last_name"} & set(fields):
             raise ColumnsRefused(
                 "no name column: call one 'name' (or 'first_name' and 'last_name'), or map yours with "

@@ -43,6 +43,7 @@ from storage.models.live_chat import (
 from storage.models.operations import (
     AuditLog,
     BusinessEvent,
+    CustomerImportUpload,
     JobHeartbeat,
     RetentionMark,
     WebhookInbox,
@@ -103,6 +104,7 @@ __all__ = [
     "CustomerActivityDay",
     "CustomerCommunication",
     "CustomerConsent",
+    "CustomerImportUpload",
     "CustomerTag",
     "DashboardConfig",
     "JobHeartbeat",

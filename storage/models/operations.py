@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, BigId, one_of, utcnow
@@ -119,4 +129,34 @@ class RetentionMark(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     through_at: Mapped[datetime]
     through_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerImportUpload(Base):
+    """A customer list uploaded on the dashboard, with its column mapping, and the check or import run on it.
+
+    Kept in the database, not on one web process's disk: the page that shows the progress may be served by
+    another process than the one running the import. Its status moves uploaded -> checking/importing ->
+    checked/imported (or failed); `progress_bytes` of `size_bytes` is how far the run has read.
+    """
+
+    __tablename__ = "customer_import_uploads"
+    __table_args__ = (Index("ix_customer_import_uploads_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    encoding: Mapped[str] = mapped_column(String(32))
+    region: Mapped[str] = mapped_column(String(2))
+    #: The file's column -> field, as chosen on the page (empty: the columns' own names decide).
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="uploaded")
+    progress_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    summary: Mapped[str | None] = mapped_column(Text)
+    error_csv: Mapped[bytes | None] = mapped_column(LargeBinary)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -197,6 +197,7 @@ DASHBOARD_PAGES = [
     "/communication/messages",
     "/communication/templates",
     "/communication/campaigns",
+    "/communication/customers/import",
     "/communication/sms",
     "/communication/email",
     "/communication/whatsapp",

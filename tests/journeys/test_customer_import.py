@@ -80,3 +80,55 @@ def test_a_patient_list_is_imported_and_its_patients_can_be_reached(demo: Demo, 
     screenshot(page, "customer-import-message-log")
     text = page.inner_text("main")
     assert "Jana Importa" in text and "Welcome to Northwind" in text
+
+
+def test_a_manager_imports_a_patient_list_in_the_browser(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
+    path = demo.folder / "praxis-export.csv"
+    with path.open("w", encoding="cp1252", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows(
+            [
+                ["Nr", "Patient", "Handynummer", "SMS", "Bemerkung"],
+                ["WEB-1", "Jörg Webber", "0151 55507001", "ja", "Allergie"],
+                ["WEB-2", "Mira Webber", "0151 55507002", "nein", ""],
+                ["WEB-3", "Ohne Nummer", "", "ja", ""],
+            ]
+        )
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/campaigns")
+    page.get_by_role("link", name="Import customers").click()
+    page.set_input_files("input[name=file]", str(path))
+    page.select_option("select[name=encoding]", "cp1252")
+    page.fill("input[name=region]", "DE")
+    page.get_by_role("button", name="Upload").click()
+    page.wait_for_url("**/communication/customers/import/*")
+    screenshot(page, "customer-import-columns")
+    # "Patient" is found as the name; the rest are chosen by hand, as a clinic would.
+    assert page.get_by_label("Field for Patient").input_value() == "name"
+    page.get_by_label("Field for Nr").select_option("external_ref")
+    page.get_by_label("Field for Handynummer").select_option("phone")
+    page.get_by_label("Field for SMS").select_option("consent_sms")
+    assert page.get_by_label("Field for Bemerkung").input_value() == ""  # notes stay out
+
+    page.get_by_role("button", name="Check (writes nothing)").click()
+    page.wait_for_selector("#import-result", timeout=30_000)
+    result = page.inner_text("#import-result")
+    assert "dry run, nothing written: 3 rows read; would create 2 customers" in result
+    assert "1 row rejected" in result and "4\tneither a phone number nor an email address" in result, result
+    assert not demo.rows(select(Customer.id).where(Customer.external_ref.like("WEB-%")))
+
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.wait_for_selector("#import-result >> text=Imported", timeout=30_000)
+    screenshot(page, "customer-import-done")
+    assert "created 2 customers" in page.inner_text("#import-result")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download every rejected row with its reason").click()
+    rejected = download.value.path().read_text(encoding="cp1252")
+    assert "Ohne Nummer" in rejected
+
+    imported = demo.rows(
+        select(Customer.name, Customer.phone_e164)
+        .where(Customer.external_ref.like("WEB-%"))
+        .order_by(Customer.name)
+    )
+    assert imported == [("Jörg Webber", "+4915155507001"), ("Mira Webber", "+4915155507002")]
