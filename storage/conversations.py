@@ -119,7 +119,9 @@ class SqlConversations:
 
     async def link_telegram_chat(self, customer_id: int, chat_id: str) -> int | None:
         chat = _as_int(chat_id)
-        if chat is None or await self.session.get(Customer, customer_id) is None:
+        customer = await self.session.get(Customer, customer_id)
+        # An erased customer is never linked again: a new chat from them is a new contact.
+        if chat is None or customer is None or customer.erased_at is not None:
             return None
         # One chat belongs to one customer (unique column): unlink whoever had it before.
         await self.session.execute(

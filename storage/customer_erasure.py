@@ -4,24 +4,30 @@ The customer row stays, renamed "Erased customer ID" and without phone, email, c
 reference, because orders, appointments, messages and the consent ledger point at it: revenue, delivery
 rates, campaign results and active-customer counts do not move. What goes:
 
-- the text of every message to and from them (body, subject, payload; their address on each message) and of
-  every turn of their conversations (staff replies too: they are about the patient), conversation subjects
-  and survey comments, and the files they sent; their open conversations are closed;
+- the text of every message to and from them (body, subject, payload, provider error text, and their
+  address on each), including messages from their addresses that were never tied to a customer, and every
+  turn of their conversations (staff replies too: they are about the patient), conversation subjects and
+  survey comments, and the files they sent;
 - tags, preferences, the website chat's visitor tokens, and the patient's video link;
 - the values in business events about them, except our own record ids;
-- the raw webhooks already applied that carry their phone number, email or chat id.
+- the raw body of applied webhooks that carry any address they used (the rows stay, so that a provider's
+  retry is still recognised and applied once).
 
-The consent ledger stays, as the legal record of what they agreed to and when. Any mention of their
-addresses in its notes is replaced, and one more entry per channel they had consented on says that the
-erasure withdrew it. Planned messages are cancelled; a message a worker is handing to a provider at this
-moment makes the erasure wait (nothing is changed, the operator runs it again a minute later).
+The consent ledger stays, as the legal record of what they agreed to and when. Their addresses and name in
+its notes are replaced, and every channel gets one more entry, opted out by the erasure, so that nothing is
+sent to the row again (the worker's last check before a send reads it). Those entries are not counted as
+opt-outs. Planned messages are suppressed; a message a worker is handing to a provider at this moment makes
+the erasure wait (nothing is changed, the operator runs it again a minute later). Erasing again erases what
+reached the row since, such as a message that arrived while the first erasure ran.
 
 Copies outside the database are not reached: Slack threads and Telegram posts of their conversations,
-provider logs, backups. docs/operations.md says so.
+provider logs, backups, and customer lists uploaded on the dashboard (deleted after a day). docs/operations.md
+says so.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,7 +37,7 @@ from urllib.parse import quote_plus
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.vocabulary import Channel, ChatStatus, ConsentStatus, Direction, MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, ConsentStatus, Direction, MessageStatus
 from storage.customer_export import NoSuchCustomer
 from storage.database import Database
 from storage.models import (
@@ -57,8 +63,14 @@ from storage.sql import insert_for, table_of
 ERASED = "(erased)"
 #: Why a planned message did not go.
 ERASED_REASON = "customer_erased"
-#: The consent ledger's source for the withdrawal an erasure records.
+#: The consent ledger's source for the withdrawal an erasure records (not counted as an opt-out).
 ERASURE_SOURCE = "erasure"
+#: The keys of business event values that are our own record ids, kept so the event still joins.
+OUR_RECORD_IDS = frozenset(
+    {"appointment_id", "order_id", "payment_id", "refund_id", "consultation_id", "campaign_id", "session_id"}
+)
+#: Webhooks blanked per transaction (outside the erasure's own, so it holds no lock over a scan of them).
+WEBHOOK_BATCH = 500
 
 
 class ErasureRefused(RuntimeError):
@@ -69,41 +81,48 @@ class ErasureRefused(RuntimeError):
 class Erasure:
     customer_id: int
     erased_at: datetime
-    already: bool = False
+    #: Erased before: this run erased what reached the row since.
+    again: bool = False
     counts: Counter[str] = field(default_factory=Counter)
-    #: Failed webhooks that mention the customer, kept for replay (an operator decides).
-    failed_webhooks_kept: int = 0
+    #: Webhooks not applied (failed or waiting) that mention their addresses: kept, they may be someone
+    #: else's.
+    unapplied_webhooks_kept: int = 0
 
     def summary(self) -> str:
-        if self.already:
-            return f"customer {self.customer_id} was already erased on {self.erased_at:%Y-%m-%d %H:%M} UTC"
-        done = ", ".join(_counted(count, name) for name, count in self.counts.items() if count) or "nothing"
-        lines = [f"erased customer {self.customer_id}: {done}"]
-        if self.failed_webhooks_kept:
+        done = ", ".join(_counted(count, name) for name, count in self.counts.items() if count)
+        when = f"{self.erased_at:%Y-%m-%d %H:%M} UTC"
+        if self.again:
+            lines = [
+                f"customer {self.customer_id} was already erased on {when}; "
+                + (f"erased what reached them since: {done}" if done else "nothing new to erase")
+            ]
+        else:
+            lines = [f"erased customer {self.customer_id}: {done or 'nothing but the profile'}"]
+        if self.unapplied_webhooks_kept:
             lines.append(
-                f"{self.failed_webhooks_kept} failed webhook(s) waiting for replay mention them and were kept: "
-                "`switchboard webhooks replay` applies them once their fault is fixed (they arrive as a new "
-                "contact)"
+                f"{self.unapplied_webhooks_kept} webhook(s) not applied yet (failed or waiting) mention their "
+                "phone, email or chat id and were kept: they may be someone else's; replayed, theirs would "
+                "come back as a new contact"
             )
-        lines.append(
-            "not reached: copies in Slack threads and Telegram posts, provider logs, and existing backups"
-        )
+        if not self.again:
+            lines.append(
+                "not reached: copies in Slack threads and Telegram posts, provider logs, and existing backups"
+            )
         return "\n".join(lines)
 
 
 #: How each count reads in the summary, one and many.
 _WORDS = {
-    "planned_messages_cancelled": ("planned message cancelled", "planned messages cancelled"),
+    "planned_messages_withdrawn": ("planned message withdrawn", "planned messages withdrawn"),
     "messages": ("message", "messages"),
     "files": ("file", "files"),
     "conversation_turns": ("conversation turn", "conversation turns"),
-    "conversations_closed": ("open conversation closed", "open conversations closed"),
     "tags": ("tag", "tags"),
     "preferences": ("preference", "preferences"),
     "chat_widget_visitors": ("chat widget visitor", "chat widget visitors"),
     "business_events": ("business event", "business events"),
-    "consents_withdrawn": ("consent withdrawn", "consents withdrawn"),
-    "webhooks": ("applied webhook deleted", "applied webhooks deleted"),
+    "channels_closed": ("channel closed in the consent ledger", "channels closed in the consent ledger"),
+    "webhooks": ("applied webhook blanked", "applied webhooks blanked"),
 }
 
 
@@ -112,17 +131,29 @@ def _counted(count: int, name: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
-def _addresses(customer: Customer) -> list[str]:
-    """Every way their phone, email and chat ids can appear in text we keep (webhooks are raw bodies)."""
-    found: set[str] = set()
-    if customer.phone_e164:
-        found |= {customer.phone_e164, customer.phone_e164.lstrip("+"), quote_plus(customer.phone_e164)}
-    if customer.email:
-        found |= {customer.email, quote_plus(customer.email)}
-    if customer.whatsapp_id:
-        found.add(customer.whatsapp_id)
+async def _addresses(session: AsyncSession, customer: Customer) -> list[str]:
+    """Every address they used (the profile's, and those on their messages: a number they changed since)
+    in every form it takes in text we keep (webhooks are raw bodies, form-encoded or JSON)."""
+    cc = CustomerCommunication
+    used = set(
+        await session.scalars(
+            select(case((cc.direction == Direction.INBOUND.value, cc.from_address), else_=cc.to_address))
+            .where(cc.customer_id == customer.id)
+            .distinct()
+        )
+    )
+    used |= {customer.phone_e164, customer.email, customer.whatsapp_id}
     if customer.telegram_chat_id is not None:
-        found.add(str(customer.telegram_chat_id))
+        used.add(str(customer.telegram_chat_id))
+    found: set[str] = set()
+    for address in used:
+        if not address or address == ERASED:
+            continue
+        found.add(address)
+        if address.startswith("+"):
+            found |= {address.lstrip("+"), quote_plus(address)}
+        if "@" in address:
+            found |= {address.lower(), quote_plus(address.lower())}
     # Longest first, so that "+4915..." is replaced before "4915...".
     return sorted((a for a in found if len(a) >= 5), key=len, reverse=True)
 
@@ -131,7 +162,7 @@ def _scrub(text: str | None, addresses: list[str]) -> str | None:
     if not text:
         return text
     for address in addresses:
-        text = text.replace(address, ERASED)
+        text = re.sub(re.escape(address), ERASED, text, flags=re.IGNORECASE)
     return text
 
 
@@ -140,55 +171,70 @@ def _kept_event_values(payload: dict[str, Any] | None) -> dict[str, Any]:
     return {
         key: value
         for key, value in (payload or {}).items()
-        if key.endswith("_id") and isinstance(value, int) and not isinstance(value, bool)
+        if key in OUR_RECORD_IDS and isinstance(value, int) and not isinstance(value, bool)
     }
 
 
 async def erase_customer(database: Database, customer_id: int, *, actor: str, now: datetime) -> Erasure:
-    """Erases the customer in one transaction, audited; raises NoSuchCustomer or ErasureRefused."""
+    """Erases the customer in one transaction, audited, then blanks the applied webhooks that name them.
+    Raises NoSuchCustomer or ErasureRefused (then nothing changed)."""
     async with database.sessions() as session:
         customer = await session.get(Customer, customer_id, with_for_update=True)
         if customer is None:
             raise NoSuchCustomer(f"no customer has id {customer_id}")
-        if customer.erased_at is not None:
-            return Erasure(customer_id, customer.erased_at, already=True)
-        erasure = Erasure(customer_id, now)
-        addresses = _addresses(customer)
-        await _stop_messages(session, erasure)
-        await _erase_messages(session, erasure, addresses)
+        again = customer.erased_at is not None
+        erasure = Erasure(customer_id, customer.erased_at or now, again=again)
+        addresses = await _addresses(session, customer)
+        words = [*addresses, *([customer.name] if not again and len(customer.name) >= 3 else [])]
+        await _stop_messages(session, erasure, now)
+        await _erase_messages(session, erasure, addresses, words)
         await _erase_conversations(session, erasure)
-        await _erase_profile_extras(session, erasure, addresses)
-        await _close_consent(session, erasure, addresses)
-        await _forget_webhooks(session, erasure, addresses)
-        customer.name = f"Erased customer {customer_id}"
-        customer.phone_e164 = None
-        customer.email = None
-        customer.whatsapp_id = None
-        customer.telegram_chat_id = None
-        customer.external_ref = None
-        customer.erased_at = now
+        await _erase_profile_extras(session, erasure)
+        await _close_consent(session, erasure, words, now)
+        if not again:
+            customer.name = f"Erased customer {customer_id}"
+            customer.phone_e164 = None
+            customer.email = None
+            customer.whatsapp_id = None
+            customer.telegram_chat_id = None
+            customer.external_ref = None
+            customer.erased_at = now
         session.add(
             AuditLog(
                 actor=actor,
                 via="cli",
                 action="customer.erase",
                 target=f"customer:{customer_id}",
-                detail={**erasure.counts, "failed_webhooks_kept": erasure.failed_webhooks_kept},
+                detail={**erasure.counts, "again": again},
             )
         )
         await session.commit()
+    await _blank_webhooks(database, erasure, addresses)
+    if erasure.counts["webhooks"]:
+        async with database.sessions() as session:
+            session.add(
+                AuditLog(
+                    actor=actor,
+                    via="cli",
+                    action="customer.erase.webhooks",
+                    target=f"customer:{customer_id}",
+                    detail={"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept},
+                )
+            )
+            await session.commit()
     return erasure
 
 
-async def _stop_messages(session: AsyncSession, erasure: Erasure) -> None:
+async def _stop_messages(session: AsyncSession, erasure: Erasure, now: datetime) -> None:
     cc = CustomerCommunication
-    # Cancel first, then look for sends under way: on PostgreSQL a worker's claim and this update wait on
-    # the same row lock, so a message is either cancelled here or counted as being sent below.
-    cancelled = list(
+    # Withdraw first, then look for sends under way: on PostgreSQL a worker's claim and this update wait on
+    # the same row lock, so a message is either withdrawn here or counted as being sent below. Suppressed,
+    # as an opt-out withdraws them: a late receipt of an earlier attempt is still applied.
+    withdrawn = list(
         await session.scalars(
             update(cc)
             .where(cc.customer_id == erasure.customer_id, cc.status == MessageStatus.PLANNED.value)
-            .values(status=MessageStatus.CANCELLED.value, status_reason=ERASED_REASON, next_attempt_at=None)
+            .values(status=MessageStatus.SUPPRESSED.value, status_reason=ERASED_REASON, next_attempt_at=None)
             .returning(cc.id)
         )
     )
@@ -203,42 +249,69 @@ async def _stop_messages(session: AsyncSession, erasure: Erasure) -> None:
             f"customer {erasure.customer_id} has {sending} message(s) being handed to a provider right now; "
             "nothing was erased: run the erase again in a minute"
         )
-    for message_id in cancelled:
+    for message_id in withdrawn:
         session.add(
             MessageStatusEvent(
                 communication_id=message_id,
-                status=MessageStatus.CANCELLED.value,
+                status=MessageStatus.SUPPRESSED.value,
                 source="erasure",
-                occurred_at=erasure.erased_at,
-                detail="Cancelled: the customer's data was erased before it was sent.",
+                occurred_at=now,
+                detail="Withdrawn: the customer's data was erased before it was sent.",
             )
         )
-    erasure.counts["planned_messages_cancelled"] = len(cancelled)
+    erasure.counts["planned_messages_withdrawn"] = len(withdrawn)
 
 
-async def _erase_messages(session: AsyncSession, erasure: Erasure, addresses: list[str]) -> None:
+async def _erase_messages(
+    session: AsyncSession, erasure: Erasure, addresses: list[str], words: list[str]
+) -> None:
     cc = CustomerCommunication
-    mine = cc.customer_id == erasure.customer_id
     inbound = cc.direction == Direction.INBOUND.value
-    done = await session.execute(
-        update(cc)
-        .where(mine)
-        .values(
-            body=ERASED,
-            subject=None,
-            payload=None,
-            # Their address is the sender of what they wrote and the recipient of what we sent.
-            to_address=case((inbound, cc.to_address), else_=ERASED),
-            from_address=case((inbound, ERASED), else_=cc.from_address),
+    exact = [a for a in addresses if a.startswith("+") or "@" in a]
+    at_their_address = cc.from_address.in_(exact) | cc.to_address.in_(exact)
+    # Theirs, and messages from or to their addresses that were never tied to a customer (a STOP from a
+    # number we did not know yet, mail before they were a customer).
+    whose = cc.customer_id == erasure.customer_id
+    not_yet = cc.body != ERASED
+    if exact:
+        whose = whose | (cc.customer_id.is_(None) & at_their_address)
+        not_yet = not_yet | at_their_address
+    ids = list(await session.scalars(select(cc.id).where(whose, not_yet)))
+    for start in range(0, len(ids), WEBHOOK_BATCH):
+        await session.execute(
+            update(cc)
+            .where(cc.id.in_(ids[start : start + WEBHOOK_BATCH]))
+            .values(
+                body=ERASED,
+                subject=None,
+                payload=None,
+                # Their address is the sender of what they wrote and the recipient of what we sent.
+                to_address=case((inbound, cc.to_address), else_=ERASED),
+                from_address=case((inbound, ERASED), else_=cc.from_address),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
+    erasure.counts["messages"] = len(ids)
+    # Provider error texts name the number or address they could not reach.
+    reasons = await session.execute(
+        select(cc.id, cc.status_reason).where(
+            cc.customer_id == erasure.customer_id, cc.status_reason.is_not(None)
+        )
     )
-    erasure.counts["messages"] = done.rowcount  # type: ignore[attr-defined]
+    for message_id, reason in reasons.all():
+        scrubbed = _scrub(reason, words)
+        if scrubbed != reason:
+            await session.execute(
+                update(cc)
+                .where(cc.id == message_id)
+                .values(status_reason=scrubbed)
+                .execution_options(synchronize_session=False)
+            )
     await _scrub_details(
         session,
         MessageStatusEvent,
-        MessageStatusEvent.communication_id.in_(select(cc.id).where(mine)),
-        addresses,
+        MessageStatusEvent.communication_id.in_(select(cc.id).where(cc.customer_id == erasure.customer_id)),
+        words,
     )
 
 
@@ -259,6 +332,8 @@ async def _scrub_details(session: AsyncSession, model: Any, whose: Any, addresse
 
 
 async def _erase_conversations(session: AsyncSession, erasure: Erasure) -> None:
+    """Every turn and file of their conversations. The conversations keep their status and times: closing
+    them here would count as resolutions in the live-chat figures; agents resolve them as usual."""
     theirs = select(ChatSession.id).where(ChatSession.customer_id == erasure.customer_id)
     turns = select(ChatMessage.id).where(ChatMessage.session_id.in_(theirs))
     files = await session.execute(
@@ -269,7 +344,7 @@ async def _erase_conversations(session: AsyncSession, erasure: Erasure) -> None:
     erasure.counts["files"] = files.rowcount  # type: ignore[attr-defined]
     written = await session.execute(
         update(ChatMessage)
-        .where(ChatMessage.session_id.in_(theirs))
+        .where(ChatMessage.session_id.in_(theirs), ChatMessage.body != ERASED)
         .values(body=ERASED)
         .execution_options(synchronize_session=False)
     )
@@ -280,17 +355,9 @@ async def _erase_conversations(session: AsyncSession, erasure: Erasure) -> None:
         .values(subject=None, csat_comment=None)
         .execution_options(synchronize_session=False)
     )
-    # Nobody can be answered any more: their open conversations leave the agents' queues.
-    closed = await session.execute(
-        update(ChatSession)
-        .where(ChatSession.customer_id == erasure.customer_id, ChatSession.status != ChatStatus.CLOSED.value)
-        .values(status=ChatStatus.CLOSED.value, closed_at=erasure.erased_at, snoozed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    erasure.counts["conversations_closed"] = closed.rowcount  # type: ignore[attr-defined]
 
 
-async def _erase_profile_extras(session: AsyncSession, erasure: Erasure, addresses: list[str]) -> None:
+async def _erase_profile_extras(session: AsyncSession, erasure: Erasure) -> None:
     customer_id = erasure.customer_id
     for name, model in (
         ("tags", CustomerTag),
@@ -322,26 +389,28 @@ async def _erase_profile_extras(session: AsyncSession, erasure: Erasure, address
             erasure.counts["business_events"] += 1
 
 
-async def _close_consent(session: AsyncSession, erasure: Erasure, addresses: list[str]) -> None:
-    """The ledger keeps its history; each channel they had opted in to gets a withdrawal by the erasure."""
+async def _close_consent(session: AsyncSession, erasure: Erasure, words: list[str], now: datetime) -> None:
+    """The ledger keeps its history; every channel not yet closed by an erasure gets a withdrawal by it."""
     customer_id = erasure.customer_id
-    await _scrub_details(session, ConsentRecord, ConsentRecord.customer_id == customer_id, addresses)
-    opted_in = list(
+    await _scrub_details(session, ConsentRecord, ConsentRecord.customer_id == customer_id, words)
+    closed = set(
         await session.scalars(
             select(CustomerConsent.channel).where(
                 CustomerConsent.customer_id == customer_id,
-                CustomerConsent.status == ConsentStatus.OPTED_IN.value,
+                CustomerConsent.status == ConsentStatus.OPTED_OUT.value,
+                CustomerConsent.source == ERASURE_SOURCE,
             )
         )
     )
-    for channel in sorted(opted_in):
+    channels = [channel.value for channel in OUTBOUND_CHANNELS if channel.value not in closed]
+    for channel in channels:
         record = ConsentRecord(
             customer_id=customer_id,
-            channel=Channel(channel).value,
+            channel=channel,
             status=ConsentStatus.OPTED_OUT.value,
             source=ERASURE_SOURCE,
             detail="Withdrawn: the customer's data was erased at their request.",
-            recorded_at=erasure.erased_at,
+            recorded_at=now,
         )
         session.add(record)
         await session.flush()
@@ -351,7 +420,7 @@ async def _close_consent(session: AsyncSession, erasure: Erasure, addresses: lis
             status=ConsentStatus.OPTED_OUT.value,
             source=ERASURE_SOURCE,
             record_id=record.id,
-            changed_at=erasure.erased_at,
+            changed_at=now,
         )
         await session.execute(
             upsert.on_conflict_do_update(
@@ -361,25 +430,32 @@ async def _close_consent(session: AsyncSession, erasure: Erasure, addresses: lis
                 },
             )
         )
-    erasure.counts["consents_withdrawn"] = len(opted_in)
+    erasure.counts["channels_closed"] = len(channels)
 
 
-async def _forget_webhooks(session: AsyncSession, erasure: Erasure, addresses: list[str]) -> None:
-    """Applied webhooks naming them go (they were only kept against provider retries); failed ones stay."""
+async def _blank_webhooks(database: Database, erasure: Erasure, addresses: list[str]) -> None:
+    """Applied webhooks naming them keep their row (a provider's retry is still applied once) but lose their
+    body. Found by a read that takes no lock, then blanked a batch at a time. Unapplied ones are counted and
+    kept: a bare number in a raw body may be part of someone else's message."""
     if not addresses:
         return
-    mentions = or_(*(WebhookInbox.body.contains(address, autoescape=True) for address in addresses))
-    gone = await session.execute(
-        delete(WebhookInbox)
-        .where(WebhookInbox.status.in_(("applied", "ignored")), mentions)
-        .execution_options(synchronize_session=False)
-    )
-    erasure.counts["webhooks"] = gone.rowcount  # type: ignore[attr-defined]
-    erasure.failed_webhooks_kept = (
-        await session.scalar(
-            select(func.count())
-            .select_from(WebhookInbox)
-            .where(WebhookInbox.status.not_in(("applied", "ignored")), mentions)
-        )
-        or 0
-    )
+    body = func.lower(WebhookInbox.body)
+    mentions = or_(*(body.contains(address.lower(), autoescape=True) for address in addresses))
+    async with database.read_sessions() as session:
+        found = (
+            await session.execute(
+                select(WebhookInbox.id, WebhookInbox.status).where(mentions, WebhookInbox.body != ERASED)
+            )
+        ).all()
+    applied = [row.id for row in found if row.status in ("applied", "ignored")]
+    erasure.unapplied_webhooks_kept = len(found) - len(applied)
+    for start in range(0, len(applied), WEBHOOK_BATCH):
+        async with database.sessions() as session:
+            await session.execute(
+                update(WebhookInbox)
+                .where(WebhookInbox.id.in_(applied[start : start + WEBHOOK_BATCH]))
+                .values(body=ERASED)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+    erasure.counts["webhooks"] = len(applied)

@@ -321,7 +321,8 @@ OPT_OUTS = FactSource(
     table=ConsentRecord.__table__,
     time_column=ConsentRecord.recorded_at,
     id_column=ConsentRecord.id,
-    condition=ConsentRecord.status == "opted_out",
+    # An erasure closes every channel in the ledger (storage/customer_erasure.py); that is no opt-out.
+    condition=(ConsentRecord.status == "opted_out") & (ConsentRecord.source != "erasure"),
     dimensions=MappingProxyType(
         {
             "channel": (ConsentRecord.channel, ()),
