@@ -310,20 +310,7 @@ async def _erase_messages(
         )
     erasure.counts["messages"] = len(ids)
     # Provider error texts name the number or address they could not reach.
-    reasons = await session.execute(
-        select(cc.id, cc.status_reason).where(
-            cc.customer_id == erasure.customer_id, cc.status_reason.is_not(None)
-        )
-    )
-    for message_id, reason in reasons.all():
-        scrubbed = _scrub(reason, words)
-        if scrubbed != reason:
-            await session.execute(
-                update(cc)
-                .where(cc.id == message_id)
-                .values(status_reason=scrubbed)
-                .execution_options(synchronize_session=False)
-            )
+    await _scrub_details(session, cc, cc.customer_id == erasure.customer_id, words, column="status_reason")
     await _scrub_details(
         session,
         MessageStatusEvent,
@@ -332,18 +319,21 @@ async def _erase_messages(
     )
 
 
-async def _scrub_details(session: AsyncSession, model: Any, whose: Any, addresses: list[str]) -> None:
-    """Replaces their addresses wherever the free-text `detail` of `model`'s rows (`whose`) mentions them."""
-    if not addresses:
+async def _scrub_details(
+    session: AsyncSession, model: Any, whose: Any, words: list[str], *, column: str = "detail"
+) -> None:
+    """Replaces their addresses and name wherever a free-text `column` of `model`'s rows (`whose`) has them."""
+    if not words:
         return
-    notes = await session.execute(select(model.id, model.detail).where(whose, model.detail.is_not(None)))
-    for row_id, detail in notes.all():
-        scrubbed = _scrub(detail, addresses)
-        if scrubbed != detail:
+    text = getattr(model, column)
+    notes = await session.execute(select(model.id, text).where(whose, text.is_not(None)))
+    for row_id, note in notes.all():
+        scrubbed = _scrub(note, words)
+        if scrubbed != note:
             await session.execute(
                 update(model)
                 .where(model.id == row_id)
-                .values(detail=scrubbed)
+                .values({column: scrubbed})
                 .execution_options(synchronize_session=False)
             )
 
