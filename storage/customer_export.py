@@ -99,9 +99,12 @@ async def customer_bundle(database: Database, customer_id: int) -> CustomerBundl
     s = bundle.sections
     async with database.read_sessions() as session:
 
+        async def theirs(model: Any, order: Any = None) -> list[Any]:
+            """The rows of `model` that belong to the customer, in `order` (default: by id)."""
+            query = select(model).where(model.customer_id == customer_id)
+            return list(await session.scalars(query.order_by(order if order is not None else model.id)))
+
         async def by(model: type[Any], column: Any, ids: list[int]) -> list[Any]:
-            if not ids:
-                return []
             found: list[Any] = []
             for start in range(0, len(ids), 500):
                 chunk = ids[start : start + 500]
@@ -114,53 +117,20 @@ async def customer_bundle(database: Database, customer_id: int) -> CustomerBundl
         if customer is None:
             raise NoSuchCustomer(f"no customer has id {customer_id}")
         s["customer"] = _rows([customer], Customer)
-        s["tags"] = [
-            {"tag": tag}
-            for tag in await session.scalars(
-                select(CustomerTag.tag)
-                .where(CustomerTag.customer_id == customer_id)
-                .order_by(CustomerTag.tag)
-            )
-        ]
+        s["tags"] = [{"tag": tag.tag} for tag in await theirs(CustomerTag, CustomerTag.tag)]
         s["preferences"] = _rows(
-            await session.scalars(
-                select(CommunicationPreference).where(CommunicationPreference.customer_id == customer_id)
-            ),
+            await theirs(CommunicationPreference, CommunicationPreference.customer_id),
             CommunicationPreference,
         )
-        s["consent_ledger"] = _rows(
-            await session.scalars(
-                select(ConsentRecord)
-                .where(ConsentRecord.customer_id == customer_id)
-                .order_by(ConsentRecord.id)
-            ),
-            ConsentRecord,
-        )
-        s["current_consent"] = _rows(
-            await session.scalars(
-                select(CustomerConsent)
-                .where(CustomerConsent.customer_id == customer_id)
-                .order_by(CustomerConsent.channel)
-            ),
-            CustomerConsent,
-        )
-        messages = list(
-            await session.scalars(
-                select(CustomerCommunication)
-                .where(CustomerCommunication.customer_id == customer_id)
-                .order_by(CustomerCommunication.id)
-            )
-        )
+        s["consent_ledger"] = _rows(await theirs(ConsentRecord), ConsentRecord)
+        s["current_consent"] = _rows(await theirs(CustomerConsent, CustomerConsent.channel), CustomerConsent)
+        messages = await theirs(CustomerCommunication)
         s["messages"] = _rows(messages, CustomerCommunication)
         s["message_status_history"] = _rows(
             await by(MessageStatusEvent, MessageStatusEvent.communication_id, [m.id for m in messages]),
             MessageStatusEvent,
         )
-        conversations = list(
-            await session.scalars(
-                select(ChatSession).where(ChatSession.customer_id == customer_id).order_by(ChatSession.id)
-            )
-        )
+        conversations = await theirs(ChatSession)
         s["conversations"] = _rows(conversations, ChatSession)
         turns = await by(ChatMessage, ChatMessage.session_id, [c.id for c in conversations])
         s["conversation_messages"] = _rows(turns, ChatMessage)
@@ -169,55 +139,20 @@ async def customer_bundle(database: Database, customer_id: int) -> CustomerBundl
         for attachment in files:
             name = _SAFE_NAME.sub("_", attachment.filename)[:100] or "file"
             bundle.attachments.append((f"attachments/{attachment.id}-{name}", bytes(attachment.content)))
-        s["appointments"] = _rows(
-            await session.scalars(
-                select(Appointment).where(Appointment.customer_id == customer_id).order_by(Appointment.id)
-            ),
-            Appointment,
-        )
-        consultations = list(
-            await session.scalars(
-                select(VideoConsultation)
-                .where(VideoConsultation.customer_id == customer_id)
-                .order_by(VideoConsultation.id)
-            )
-        )
+        s["appointments"] = _rows(await theirs(Appointment), Appointment)
+        consultations = await theirs(VideoConsultation)
         s["video_consultations"] = _rows(consultations, VideoConsultation)
         s["video_joins"] = _rows(
             await by(VideoJoin, VideoJoin.consultation_id, [c.id for c in consultations]), VideoJoin
         )
-        s["video_rebook_offers"] = _rows(
-            await session.scalars(
-                select(VideoRebookOffer)
-                .where(VideoRebookOffer.customer_id == customer_id)
-                .order_by(VideoRebookOffer.id)
-            ),
-            VideoRebookOffer,
-        )
-        orders = list(
-            await session.scalars(select(Order).where(Order.customer_id == customer_id).order_by(Order.id))
-        )
+        s["video_rebook_offers"] = _rows(await theirs(VideoRebookOffer), VideoRebookOffer)
+        orders = await theirs(Order)
         s["orders"] = _rows(orders, Order)
         order_ids = [o.id for o in orders]
         s["payments"] = _rows(await by(Payment, Payment.order_id, order_ids), Payment)
         s["refunds"] = _rows(await by(Refund, Refund.order_id, order_ids), Refund)
-        s["website_chat_visits"] = _rows(
-            await session.scalars(
-                select(ChatWidgetVisitor)
-                .where(ChatWidgetVisitor.customer_id == customer_id)
-                .order_by(ChatWidgetVisitor.id)
-            ),
-            ChatWidgetVisitor,
-        )
-        # Not indexed by customer: a full read of the events, acceptable for a request made by hand.
-        s["business_events"] = _rows(
-            await session.scalars(
-                select(BusinessEvent)
-                .where(BusinessEvent.customer_id == customer_id)
-                .order_by(BusinessEvent.id)
-            ),
-            BusinessEvent,
-        )
+        s["website_chat_visits"] = _rows(await theirs(ChatWidgetVisitor), ChatWidgetVisitor)
+        s["business_events"] = _rows(await theirs(BusinessEvent), BusinessEvent)
     return bundle
 
 

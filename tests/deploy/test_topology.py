@@ -40,7 +40,7 @@ from switchboard.settings import SANDBOX_SECRETS
 from tests.conftest import FreshDatabases
 from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine
 from tests.deploy.test_deploy_files import nginx_binary, self_signed_certificate
-from tests.faults.test_campaign_faults import _heartbeat_pids
+from tests.heartbeats import heartbeat_pids
 from tests.journeys.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -267,7 +267,7 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
     assert len(got) == planned and set(got.values()) == {1}, f"someone got it twice: {got.most_common(3)}"
     pids = {topology.processes[name].pid for name in ("worker0", "worker1")}
     wait_for(
-        lambda: pids <= asyncio.run(_heartbeat_pids(topology.database_url)), 60, "both workers' heartbeats"
+        lambda: pids <= asyncio.run(heartbeat_pids(topology.database_url)), 60, "both workers' heartbeats"
     )
 
     # Each worker's own metrics count its provider calls: together, one accepted call per message.

@@ -29,9 +29,10 @@ from sqlalchemy import func, inspect, select
 
 from storage.database import Database
 from storage.message_feed import verify_feed
-from storage.models import BulkMessaging, CustomerCommunication, WorkerHeartbeat
+from storage.models import BulkMessaging, CustomerCommunication
 from tests.conftest import FreshDatabases
 from tests.faults.conftest import record_fault_figures
+from tests.heartbeats import heartbeat_pids
 from tests.journeys.conftest import free_port, http_json, wait_for
 
 SWITCHBOARD = [sys.executable, "-m", "switchboard.cli"]
@@ -62,7 +63,7 @@ class Cluster:
         does not include a cold start (imports, connections) that another timing did not have."""
         pids = {self.processes[name].pid for name in names}
         wait_for(
-            lambda: pids <= asyncio.run(_heartbeat_pids(self.env["SWITCHBOARD_DATABASE_URL"])),
+            lambda: pids <= asyncio.run(heartbeat_pids(self.env["SWITCHBOARD_DATABASE_URL"])),
             60,
             f"a heartbeat from {', '.join(names)}",
         )
@@ -439,17 +440,6 @@ async def _tried(url: str, tag: str) -> int:
             )
     finally:
         await database.dispose()
-
-
-async def _heartbeat_pids(url: str) -> set[int]:
-    """The processes whose worker loops have written a heartbeat."""
-    database = Database.connect(url)
-    try:
-        async with database.read_sessions() as session:
-            details = (await session.scalars(select(WorkerHeartbeat.detail))).all()
-    finally:
-        await database.dispose()
-    return {int(detail["pid"]) for detail in details if detail and "pid" in detail}
 
 
 async def _dead_without_reason(url: str) -> int:
