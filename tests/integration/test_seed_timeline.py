@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Date, DateTime, Select, String, cast, exists, func, literal, or_, select
@@ -78,7 +79,9 @@ def _at(moment: datetime) -> ColumnElement[datetime]:
 
 
 async def _later_than(database: Database, now: datetime) -> dict[str, str]:
-    """Every happened-at column of every table holding a value after `now`: how many rows, and the latest."""
+    """Every happened-at column of every table holding a value after `now`: how many rows, and the latest.
+    Date columns are the business's days (SeedPlan.business_tz): in the UTC evening its day is already the
+    next one."""
     later: dict[str, str] = {}
     async with database.read_sessions() as session:
         for table in Base.metadata.sorted_tables:
@@ -88,7 +91,7 @@ async def _later_than(database: Database, now: datetime) -> dict[str, str]:
                         continue
                     bound: Any = _at(now)
                 elif isinstance(column.type, Date):
-                    bound = literal(now.date(), Date())
+                    bound = literal(now.astimezone(ZoneInfo(SeedPlan.business_tz)).date(), Date())
                 else:
                     continue
                 count = await session.scalar(select(func.count()).select_from(table).where(column > bound))
