@@ -135,7 +135,7 @@ async def import_customers(
     )
     csv.field_size_limit(MAX_FIELD_BYTES)
     with path.open(encoding=options.encoding, newline="") as handle:
-        reader = csv.reader(handle, _dialect(handle))
+        reader = csv.reader(handle, dialect_of(handle))
         try:
             header, lines = header_and_rows(reader)
             columns = ColumnMap.from_header(header, options.columns, detect=detect_columns)
@@ -207,7 +207,7 @@ def _numbered(lines: Iterator[list[str]], reader: Any) -> Iterator[tuple[int, li
         yield reader.line_num, values
 
 
-def _dialect(handle: TextIO) -> type[csv.Dialect]:
+def dialect_of(handle: TextIO) -> type[csv.Dialect]:
     """Commas, or the semicolons a German Excel writes, told from the first line."""
     first = handle.readline()
     handle.seek(0)

@@ -17,7 +17,7 @@ from domain.clock import utc_now
 from domain.customers.importing import FIELD_NAMES, ColumnMap, ColumnsRefused, header_and_rows
 from storage.database import Database
 from storage.import_uploads import change_upload, find_upload
-from switchboard.customer_import import ImportOptions, ImportRefused, import_customers
+from switchboard.customer_import import ImportOptions, ImportRefused, dialect_of, import_customers
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ def for_the_page(message: str) -> str:
 def file_columns(content: bytes, encoding: str, mapping: dict[str, str] | None) -> FileColumns:
     """The header, the first rows, and which field each column fills (`mapping`: the page's choices)."""
     text = content[:HEAD_BYTES].decode(encoding, errors="replace").lstrip("\ufeff")
-    first = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text), delimiter=";" if first.count(";") > first.count(",") else ",")
+    head = io.StringIO(text)
+    reader = csv.reader(head, dialect_of(head))  # the import's own comma-or-semicolon rule
     try:
         header, rows = header_and_rows(reader)
         preview: list[list[str]] = []
