@@ -30,7 +30,7 @@ from storage.models import (
     CustomerConsent,
     CustomerTag,
 )
-from storage.sql import insert_for, table_of
+from storage.sql import insert_rows, table_of
 
 CUSTOMERS = table_of(Customer)
 #: Rows per transaction: a crash loses at most this many, and importing again finishes the rest.
@@ -346,8 +346,7 @@ class CustomerImport:
             for tag in sorted(tags)
             if (customer_id, tag) not in held
         ]
-        if new:
-            await connection.execute(table_of(CustomerTag).insert(), new)
+        await insert_rows(connection, table_of(CustomerTag), new)
         counts.tags_added += len(new)
         touched.update(tag["customer_id"] for tag in new)
 
@@ -414,13 +413,12 @@ class CustomerImport:
                 "record_id": record_id,
                 "changed_at": record["recorded_at"],
             }
-        consents = list(last.values())
-        statement = insert_for(connection, table_of(CustomerConsent))
-        statement = statement.on_conflict_do_update(
-            index_elements=["customer_id", "channel"],
-            set_={name: statement.excluded[name] for name in ("status", "source", "record_id", "changed_at")},
+        await insert_rows(
+            connection,
+            table_of(CustomerConsent),
+            list(last.values()),
+            update_on_conflict=(("customer_id", "channel"), ("status", "source", "record_id", "changed_at")),
         )
-        await connection.execute(statement, consents)
         counts.consents_recorded += len(records)
         touched.update(record["customer_id"] for record in records)
 
@@ -452,11 +450,12 @@ class CustomerImport:
         ]
         if not preferred:
             return
-        statement = insert_for(connection, table_of(CommunicationPreference))
-        statement = statement.on_conflict_do_update(
-            index_elements=["customer_id"], set_={"preferred_channel": statement.excluded.preferred_channel}
+        await insert_rows(
+            connection,
+            table_of(CommunicationPreference),
+            preferred,
+            update_on_conflict=(("customer_id",), ("preferred_channel",)),
         )
-        await connection.execute(statement, preferred)
         counts.preferences_set += len(preferred)
         touched.update(row["customer_id"] for row in preferred)
 
@@ -495,21 +494,17 @@ async def _insert_returning_ids(
     """Insert `values` and return their new ids in the same order.
 
     PostgreSQL: one executemany with RETURNING, ordered by SQLAlchemy. SQLite: RETURNING there would make
-    SQLAlchemy send the rows one at a time (40x slower), so a plain executemany, then the ids above the
-    highest one before it. Nobody else can insert in between: a SQLite write transaction holds the
-    database's write lock from its first statement (storage/engine.py begins them IMMEDIATE)."""
+    SQLAlchemy send the rows one at a time (40x slower), so the rows get the ids above the highest one, given
+    explicitly. Nobody else can insert in between: a SQLite write transaction holds the database's write
+    lock from its first statement (storage/engine.py begins them IMMEDIATE)."""
     if connection.dialect.name == "postgresql":
         result = await connection.execute(
             table.insert().returning(table.c.id, sort_by_parameter_order=True), values
         )
         return [row[0] for row in result.all()]
     before = (await connection.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
-    await connection.execute(table.insert(), values)
-    ids = list(
-        (
-            await connection.execute(select(table.c.id).where(table.c.id > before).order_by(table.c.id))
-        ).scalars()
+    ids = list(range(before + 1, before + 1 + len(values)))
+    await insert_rows(
+        connection, table, [{"id": new_id, **row} for new_id, row in zip(ids, values, strict=True)]
     )
-    if len(ids) != len(values):
-        raise RuntimeError(f"inserted {len(values)} rows into {table.name} but found {len(ids)} new ids")
     return ids

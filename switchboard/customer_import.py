@@ -3,7 +3,9 @@ into the database a batch at a time, with an error file listing each rejected ro
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import csv
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +33,8 @@ from storage.customer_import import (
 )
 from storage.database import Database
 
+#: Rows read between two turns of the event loop, in which the batch being written takes its next step.
+YIELD_EVERY_ROWS = 64
 #: Longer lines than this are no customer row (a binary file, a missing quote swallowing the file).
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -148,7 +152,10 @@ async def import_customers(
         errors_file = None
         errors_writer = None
         try:
-            async with CustomerImport(database, known, defaults, dry_run=options.dry_run) as run:
+            async with (
+                CustomerImport(database, known, defaults, dry_run=options.dry_run) as run,
+                _BatchWriter(run) as writer,
+            ):
                 batch: list[ImportRow] = []
                 for line_number, values in _numbered(lines, reader):
                     rows += 1
@@ -172,12 +179,14 @@ async def import_customers(
                         continue
                     batch.append(outcome)
                     if len(batch) >= BATCH_ROWS:
-                        await run.apply(batch)
+                        await writer.apply(batch)
                         batch = []
                         if progress is not None:
                             progress(os.lseek(handle.fileno(), 0, os.SEEK_CUR), size)  # read ahead a little
-                if batch:
-                    await run.apply(batch)
+                    elif rows % YIELD_EVERY_ROWS == 0:
+                        await asyncio.sleep(0)  # the batch being written goes on to its next statement
+                await writer.apply(batch)
+                await writer.finish()
                 await run.record_run(options.actor, rejected, options.via)
                 counts = run.counts
         finally:
@@ -190,6 +199,38 @@ async def import_customers(
     return ImportResult(
         counts, rows, rejected, errors_path if rejected else None, columns.ignored, options.dry_run
     )
+
+
+class _BatchWriter:
+    """Writes one batch while the next is read: the database's own work (SQLite's runs in aiosqlite's
+    thread, PostgreSQL's in its server) overlaps checking the next rows, which is mostly `phonenumbers`.
+    Batches are still written one after another, in the file's order, so a row always finds every
+    customer an earlier row created."""
+
+    def __init__(self, run: CustomerImport) -> None:
+        self.run = run
+        self._writing: asyncio.Task[ImportCounts] | None = None
+
+    async def __aenter__(self) -> _BatchWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writing is not None and not self._writing.done():
+            # Reading failed or was cancelled: the batch in hand is abandoned with its transaction.
+            self._writing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._writing
+
+    async def apply(self, batch: list[ImportRow]) -> None:
+        await self.finish()
+        if batch:
+            self._writing = asyncio.create_task(self.run.apply(batch))
+
+    async def finish(self) -> None:
+        """Waits for the batch being written; its error, if any, is raised here."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            await writing
 
 
 def _numbered(lines: Iterator[list[str]], reader: Any) -> Iterator[tuple[int, list[str] | str]]:

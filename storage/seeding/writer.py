@@ -8,7 +8,6 @@ COPY, which is several times faster than any INSERT.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
@@ -18,8 +17,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.models import Base
-from storage.models.base import UtcDateTime, postgres_timestamp, sqlite_timestamp
 from storage.seeding.catalogue import Row
+from storage.sql import driver_converter
 
 #: Rows per executemany or COPY: large enough to amortise the call, small enough to keep memory flat.
 BATCH_ROWS = 20_000
@@ -40,10 +39,6 @@ class IdSequence:
 
     def reserve(self, table: str, upto: int) -> None:
         self._last[table] = max(self._last.get(table, 0), upto)
-
-
-def _json_text(value: Any) -> str:
-    return "null" if value is None else json.dumps(value)
 
 
 class TableWriter:
@@ -68,14 +63,7 @@ class TableWriter:
         self.insert_sql = f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({marks})"
 
     def _converter(self, column_type: Any, dialect: Dialect) -> Convert | None:
-        if isinstance(column_type, UtcDateTime):
-            return postgres_timestamp if self.postgres else sqlite_timestamp
-        impl = column_type.dialect_impl(dialect)
-        if isinstance(impl, JSON):
-            # JSON as text, the way SQLAlchemy binds it (its asyncpg codec takes text too).
-            return _json_text
-        processor: Convert | None = impl.bind_processor(dialect)
-        return processor
+        return driver_converter(column_type, dialect)
 
     def tuples(self, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         get, converters = self._get, self.converters

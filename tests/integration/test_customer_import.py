@@ -12,9 +12,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from storage.customer_import import CustomerImport
 from storage.database import Database
 from storage.models import AuditLog, ConsentRecord, Customer, CustomerConsent, CustomerTag
+from switchboard import customer_import as importing
 from switchboard.cli import main as cli
+from switchboard.customer_import import ImportOptions
 from tests.conftest import FreshDatabases
 
 ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -323,3 +326,71 @@ def test_a_customer_whose_only_change_is_a_tag_or_consent_counts_as_updated(
     assert "1 consent change recorded; 1 tag added" in done.output
     again = run(str(write(tmp_path / "third.csv", rows)), "--region", "DE", "--map", "Mobile=phone")
     assert "created 0 customers; updated 0; unchanged 3" in again.output, again.output
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_batches_written_while_the_next_is_read_end_as_one_batch_would(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 7 rows, the event loop turning after every row: a later batch's repeat of a patient
+    finds the customer an earlier batch created, and the tables end as one batch leaves them."""
+    path = write(tmp_path / "patients.csv", clinic_list(100))
+    whole_url, batched_url = fresh_databases.url(engine), fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", whole_url)
+    whole = run(str(path), "--region", "DE")
+    monkeypatch.setattr(importing, "BATCH_ROWS", 7)
+    monkeypatch.setattr(importing, "YIELD_EVERY_ROWS", 1)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", batched_url)
+    batched = run(str(path), "--region", "DE")
+    assert batched.exit_code == 0, batched.output
+    # The two repeats now find their patient stored by an earlier batch (updated) instead of earlier in
+    # the same batch (merged); the ledger then keeps both answers, where one batch keeps the last word.
+    assert "created 88 customers; updated 0; unchanged 0; 2 rows merged" in whole.output, whole.output
+    assert "created 88 customers; updated 2; unchanged 0; 0 rows merged" in batched.output, batched.output
+    expected, held = asyncio.run(tables(whole_url)), asyncio.run(tables(batched_url))
+    assert (held["customers"], held["phones"]) == (expected["customers"], expected["phones"])
+    assert sorted(held["current"]) == sorted(expected["current"])
+    assert sorted(held["tags"]) == sorted(expected["tags"])
+    assert len(held["records"]) == len(expected["records"]) + 2
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_batch_that_fails_to_write_stops_the_import_and_keeps_the_batches_before_it(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = fresh_databases.url(engine)
+    path = write(tmp_path / "patients.csv", [r for r in clinic_list(40) if r[3] != "123"][:30])
+    monkeypatch.setattr(importing, "BATCH_ROWS", 10)
+    monkeypatch.setattr(importing, "YIELD_EVERY_ROWS", 1)
+    calls = 0
+    original = CustomerImport._apply
+
+    async def third_fails(self: CustomerImport, connection: Any, rows: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            await original(self, connection, rows)
+            raise ConnectionError("the database went away")
+        return await original(self, connection, rows)
+
+    monkeypatch.setattr(CustomerImport, "_apply", third_fails)
+
+    async def attempt() -> None:
+        database = Database.connect(url)
+        try:
+            options = ImportOptions(path=path, default_region="DE", timezone="Europe/Berlin", locale="de")
+            with pytest.raises(ConnectionError, match="went away"):
+                await importing.import_customers(database, options)
+        finally:
+            await database.dispose()
+
+    asyncio.run(attempt())
+    held = asyncio.run(tables(url))
+    # The first two batches stay (20 patients; the repeat of P4 is row 23); the third rolled back with its
+    # transaction; the run left no audit entry.
+    assert (calls, held["customers"], held["audit"]) == (3, 20, [])
+    monkeypatch.setattr(CustomerImport, "_apply", original)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    again = run(str(path), "--region", "DE")
+    assert again.exit_code == 0, again.output
+    assert asyncio.run(tables(url))["customers"] == 30 - 1

@@ -186,8 +186,7 @@ def test_bulk_writer_binds_timestamps_exactly_as_sqlalchemy_does() -> None:
 
     from sqlalchemy.dialects import sqlite
 
-    from storage.models.base import UtcDateTime
-    from storage.seeding.writer import sqlite_timestamp
+    from storage.models.base import UtcDateTime, sqlite_timestamp
 
     dialect = sqlite.dialect()
     process = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
