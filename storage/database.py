@@ -30,8 +30,14 @@ class Database:
     )
 
     @classmethod
-    def connect(cls, url: str, *, read_url: str | None = None, **options: Any) -> Database:
-        """`read_url`: a PostgreSQL read replica for `analytics_sessions` (SWITCHBOARD_DATABASE_READ_URL)."""
+    def connect(
+        cls, url: str, *, read_url: str | None = None, transaction_pooling: bool = False, **options: Any
+    ) -> Database:
+        """`read_url`: a PostgreSQL read replica for `analytics_sessions` (SWITCHBOARD_DATABASE_READ_URL).
+        `transaction_pooling`: both are reached through PgBouncer in transaction mode
+        (SWITCHBOARD_DATABASE_TRANSACTION_POOLING)."""
+        if transaction_pooling and not url.startswith("sqlite"):
+            options["transaction_pooling"] = True
         engine = create_engine(url, **options)
         read_engine = (
             create_engine(url, read_only=True, **options) if engine.dialect.name == "sqlite" else engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import event
@@ -10,13 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 
-def create_engine(database_url: str, *, read_only: bool = False, **options: Any) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, read_only: bool = False, transaction_pooling: bool = False, **options: Any
+) -> AsyncEngine:
     """An engine for `database_url`; SQLite gets WAL, foreign keys and a busy timeout on every connection.
 
     On SQLite, write transactions start with BEGIN IMMEDIATE so that a read-then-write transaction
     takes the write lock up front and waits for it, instead of failing with "database is locked"
     when it tries to upgrade; `read_only=True` builds the engine for queries (deferred BEGIN, so
     dashboards and KPI answers never queue behind writers in WAL mode).
+
+    `transaction_pooling`: PostgreSQL is reached through a pooler in transaction mode (PgBouncer), which
+    may run each transaction on another server connection. asyncpg then keeps no statement cache, and
+    names each statement it prepares uniquely, so a name never meets one left on a server connection
+    by another client (SQLAlchemy's recipe; PgBouncer before 1.21 knows nothing of prepared statements).
     """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -30,7 +38,18 @@ def create_engine(database_url: str, *, read_only: bool = False, **options: Any)
     options.setdefault("pool_size", 10)
     options.setdefault("max_overflow", 10)
     options.setdefault("pool_pre_ping", True)
+    if transaction_pooling:
+        options["connect_args"] = {
+            **options.get("connect_args", {}),
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
     return create_async_engine(url, **options)
+
+
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4()}__"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

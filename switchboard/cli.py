@@ -53,12 +53,27 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coroutine)
 
 
+def _needs_postgresql_itself(settings: Settings, command: str) -> None:
+    """`migrate`, `backup` and `restore` hold a session (an advisory lock, pg_dump's snapshot and settings),
+    which PgBouncer in transaction mode cannot keep."""
+    if settings.database_transaction_pooling:
+        raise StartupError(
+            f"`switchboard {command}` needs PostgreSQL itself, not PgBouncer in transaction mode: run it with "
+            "SWITCHBOARD_DATABASE_URL naming PostgreSQL's own host and port, and "
+            "SWITCHBOARD_DATABASE_TRANSACTION_POOLING=false"
+        )
+
+
 async def _with_database(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
     from storage.database import Database
 
     _check_sqlite_folder(settings.database_url)
     try:
-        database = Database.connect(settings.database_url, read_url=settings.database_read_url or None)
+        database = Database.connect(
+            settings.database_url,
+            read_url=settings.database_read_url or None,
+            transaction_pooling=settings.database_transaction_pooling,
+        )
     except Exception as error:  # a URL SQLAlchemy cannot even parse
         raise explain_database_error(error, settings.database_url) from None
     try:
@@ -113,6 +128,7 @@ def migrate(revision: str) -> None:
     from storage import migrate as migrations
 
     settings = load_settings()
+    _needs_postgresql_itself(settings, "migrate")
 
     async def upgrade(database: Any) -> None:
         try:
@@ -666,6 +682,7 @@ def backup(path: Path) -> None:
     from storage.backups import backup as make_backup
 
     settings = load_settings()
+    _needs_postgresql_itself(settings, "backup")
     if engine_of(settings.database_url) == "sqlite" and not sqlite_file(settings.database_url).exists():
         raise StartupError(
             f"there is no database at {sqlite_file(settings.database_url)}: nothing to back up "
@@ -698,6 +715,7 @@ def restore(path: Path) -> None:
     from storage.backups import restore as restore_backup
 
     settings = load_settings()
+    _needs_postgresql_itself(settings, "restore")
 
     async def run(database: Any) -> Any:
         try:
@@ -807,7 +825,11 @@ def doctor(wait_seconds: float) -> None:
         from storage.database import Database
 
         try:
-            database = Database.connect(settings.database_url, read_url=settings.database_read_url or None)
+            database = Database.connect(
+                settings.database_url,
+                read_url=settings.database_read_url or None,
+                transaction_pooling=settings.database_transaction_pooling,
+            )
         except Exception as error:  # a URL SQLAlchemy cannot even parse
             raise explain_database_error(error, settings.database_url) from None
         try:

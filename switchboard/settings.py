@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///switchboard.db"
     #: A PostgreSQL read replica for KPI answers and the dashboards' figures ("" = read the primary).
     database_read_url: str = ""
+    #: The database URLs point at a pooler in transaction mode (PgBouncer): no prepared statement may outlive
+    #: its transaction, because the next one may run on another server connection.
+    database_transaction_pooling: bool = False
     public_url: str = "http://127.0.0.1:8000"
     #: Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto `serve` believes: addresses or networks,
     #: comma-separated, or "*" when only the proxy can reach the web processes.
@@ -199,6 +202,11 @@ class Settings(BaseSettings):
                 "PostgreSQL SWITCHBOARD_DATABASE_URL; SQLite has no replicas: leave it empty"
             )
         self.database_read_url = read_url
+        if self.database_transaction_pooling and not self.database_url.startswith("postgresql+asyncpg://"):
+            raise ValueError(
+                "SWITCHBOARD_DATABASE_TRANSACTION_POOLING is for PostgreSQL behind PgBouncer in transaction mode; "
+                "the database is SQLite: leave it unset"
+            )
         return self
 
     @field_validator("webhook_retention_days")

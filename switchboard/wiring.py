@@ -200,5 +200,9 @@ def build_container(settings: Settings) -> Container:
     settings.check_production_ready()
     return Container(
         settings=settings,
-        database=Database.connect(settings.database_url, read_url=settings.database_read_url or None),
+        database=Database.connect(
+            settings.database_url,
+            read_url=settings.database_read_url or None,
+            transaction_pooling=settings.database_transaction_pooling,
+        ),
     )

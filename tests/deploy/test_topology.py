@@ -25,6 +25,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from storage.models import CustomerCommunication
 from switchboard.settings import SANDBOX_SECRETS
 from tests.conftest import FreshDatabases
 from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine
+from tests.deploy.pgbouncer import pgbouncer
 from tests.deploy.test_deploy_files import nginx_binary, self_signed_certificate
 from tests.heartbeats import heartbeat_pids
 from tests.journeys.conftest import free_port, wait_for
@@ -112,14 +114,28 @@ def _compose_command(command: list[str], port: int | None = None) -> list[str]:
     return [sys.executable, "-m", "switchboard.cli", *args]
 
 
-@pytest.fixture
-def topology(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[Topology]:
+@pytest.fixture(params=["postgresql", "pgbouncer"])
+def topology(
+    request: pytest.FixtureRequest, tmp_path: Path, fresh_databases: FreshDatabases
+) -> Iterator[Topology]:
+    """`pgbouncer`: the web processes and workers reach PostgreSQL through PgBouncer in transaction mode,
+    with SWITCHBOARD_DATABASE_TRANSACTION_POOLING; `migrate` and `seed` reach it directly, as
+    docs/operations.md says."""
     engines = os.environ.get("SWITCHBOARD_TEST_ENGINES", "sqlite,postgresql").split(",")
     if "postgresql" not in engines:
         pytest.skip("the compose topology runs on PostgreSQL")
     if not Path(nginx_binary()).exists():
         pytest.skip("nginx is not installed (CI installs nginx-light)")
     database_url = fresh_databases.url("postgresql")
+    with ExitStack() as stack:
+        served_url = database_url
+        if request.param == "pgbouncer":
+            # Fewer server connections than the four processes' pools: transactions share them.
+            served_url = stack.enter_context(pgbouncer(tmp_path, database_url, pool_size=6))
+        yield from _run_topology(tmp_path, database_url, served_url)
+
+
+def _run_topology(tmp_path: Path, database_url: str, served_url: str) -> Iterator[Topology]:
     http_port, https_port, sandbox, smtp = free_port(), free_port(), free_port(), free_port()
     web_ports = [free_port(), free_port()]
     hostname = f"localhost:{https_port}"
@@ -145,6 +161,9 @@ def topology(tmp_path: Path, fresh_databases: FreshDatabases) -> Iterator[Topolo
         assert environment["SWITCHBOARD_PUBLIC_URL"] == f"https://{hostname}"
         # The compose file names its own PostgreSQL service; this run has a fresh database of its own.
         environment["SWITCHBOARD_DATABASE_URL"] = database_url
+        if service != "migrate" and served_url != database_url:
+            environment["SWITCHBOARD_DATABASE_URL"] = served_url
+            environment["SWITCHBOARD_DATABASE_TRANSACTION_POOLING"] = "true"
         environment["SWITCHBOARD_ENVIRONMENT"] = "test"
         return {**os.environ, **env_file, **environment}
 
@@ -327,6 +346,10 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
         for line in lines:
             json.loads(line)  # SWITCHBOARD_LOG_FORMAT=json: every log line is one JSON object
         assert "Traceback" not in topology.log(name), shlex.quote(topology.log(name)[-2000:])
+    bouncer_log = topology.folder / "pgbouncer.log"
+    if bouncer_log.exists():
+        # Every web process and worker logged in through PgBouncer (one line per client connection).
+        assert bouncer_log.read_text().count("login attempt: db=") >= 4
 
 
 def _sandbox(topology: Topology, path: str) -> Any:

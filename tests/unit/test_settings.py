@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,25 @@ def test_a_read_replica_is_postgresql_beside_postgresql() -> None:
         Settings(database_url="sqlite+aiosqlite:///switchboard.db", database_read_url=replica)
     with pytest.raises(ValueError, match="SWITCHBOARD_DATABASE_READ_URL is a PostgreSQL read replica"):
         Settings(database_url=primary, database_read_url="mysql://db-replica/switchboard")
+
+
+def test_transaction_pooling_is_for_postgresql_and_turns_off_asyncpg_statement_reuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from storage import engine
+
+    given: dict[str, Any] = {}
+    monkeypatch.setattr(engine, "create_async_engine", lambda url, **options: given.update(options))
+    bouncer = "postgresql+asyncpg://switchboard@pgbouncer:6432/switchboard"
+    assert Settings(database_url=bouncer, database_transaction_pooling=True).database_transaction_pooling
+    with pytest.raises(ValueError, match="the database is SQLite: leave it unset"):
+        Settings(database_url="sqlite+aiosqlite:///switchboard.db", database_transaction_pooling=True)
+    # What asyncpg is given for each connection.
+    engine.create_engine(bouncer, transaction_pooling=True)
+    options = given["connect_args"]
+    assert (options["statement_cache_size"], options["prepared_statement_cache_size"]) == (0, 0)
+    names = {options["prepared_statement_name_func"]() for _ in range(3)}
+    assert len(names) == 3 and all(name.startswith("__asyncpg_") for name in names)
 
 
 PROVIDER_ENDPOINTS = ("twilio_base_url", "whatsapp_base_url", "telegram_base_url")
