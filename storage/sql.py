@@ -56,8 +56,8 @@ async def insert_rows(
     *,
     update_on_conflict: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> None:
-    """Insert `rows` (dicts with the same keys) in one executemany; columns they leave out get their Python
-    default, computed once for all of them. `update_on_conflict=(key columns, columns to update)` upserts.
+    """Insert `rows` (dicts with the same keys, the columns' keys) in one executemany; columns they leave out
+    get their Python default, computed once for all of them (SQL defaults are refused: give those values). `update_on_conflict=(key columns, columns to update)` upserts.
 
     On SQLite the rows go to the driver as tuples, skipping SQLAlchemy's per-value processing, which costs
     several times SQLite's own work for a bulk load (an import of a million customers); PostgreSQL keeps
@@ -77,32 +77,35 @@ async def insert_rows(
     given = list(rows[0])
     defaults: dict[str, Any] = {}
     for column in table.columns:
-        if column.name in rows[0] or column.default is None:
+        if column.key in rows[0] or column.default is None:
             continue
         default: Any = column.default
         if default.is_scalar:
-            defaults[column.name] = default.arg
+            defaults[column.key] = default.arg
         elif default.is_callable:
-            defaults[column.name] = default.arg(None)
-    names = given + list(defaults)
+            defaults[column.key] = default.arg(None)  # a default that needs the execution context fails here
+        else:
+            raise ValueError(f"{table.name}.{column.name}: its default is SQL; give the value in every row")
+    keys = given + list(defaults)
+    names = [table.c[key].name for key in keys]
     converters = [
         (position, converter)
-        for position, name in enumerate(names)
-        if (converter := driver_converter(table.c[name].type, dialect)) is not None
+        for position, key in enumerate(keys)
+        if (converter := driver_converter(table.c[key].type, dialect)) is not None
     ]
     width = len(given)
-    fixed = [defaults[name] for name in names[width:]]
+    fixed = [defaults[key] for key in keys[width:]]
     for position, convert in converters:
         if position >= width and fixed[position - width] is not None:
             fixed[position - width] = convert(fixed[position - width])
     # Timestamps repeat (a file's consent dates): each distinct one is converted once. JSON turns None
     # into 'null', as SQLAlchemy binds it.
     row_converters: list[tuple[int, Callable[[Any], Any], dict[Any, Any] | None]] = [
-        (position, convert, {} if isinstance(table.c[names[position]].type, UtcDateTime) else None)
+        (position, convert, {} if isinstance(table.c[keys[position]].type, UtcDateTime) else None)
         for position, convert in converters
         if position < width
     ]
-    json_columns = {position for position, name in enumerate(given) if isinstance(table.c[name].type, JSON)}
+    json_columns = {position for position, key in enumerate(given) if isinstance(table.c[key].type, JSON)}
     records: list[tuple[Any, ...]] = []
     for row in rows:
         values = [row[name] for name in given]
@@ -124,8 +127,12 @@ async def insert_rows(
         f"VALUES ({', '.join('?' for _ in names)})"
     )
     if update_on_conflict is not None:
-        keys, changed = update_on_conflict
-        sql += f" ON CONFLICT ({', '.join(preparer.quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(
-            f"{preparer.quote(n)} = excluded.{preparer.quote(n)}" for n in changed
+        conflict, changed = update_on_conflict
+        sql += (
+            f" ON CONFLICT ({', '.join(preparer.quote(table.c[k].name) for k in conflict)}) DO UPDATE SET "
+            + ", ".join(
+                f"{preparer.quote(table.c[k].name)} = excluded.{preparer.quote(table.c[k].name)}"
+                for k in changed
+            )
         )
     await connection.exec_driver_sql(sql, records)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import csv
+import logging
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +32,8 @@ from storage.customer_import import (
     known_customers,
 )
 from storage.database import Database
+
+log = logging.getLogger(__name__)
 
 #: Rows read between two turns of the event loop, in which the batch being written takes its next step.
 YIELD_EVERY_ROWS = 64
@@ -159,6 +161,8 @@ async def import_customers(
                 batch: list[ImportRow] = []
                 for line_number, values in _numbered(lines, reader):
                     rows += 1
+                    if rows % YIELD_EVERY_ROWS == 0:
+                        await asyncio.sleep(0)  # the batch being written goes on to its next statement
                     outcome = (
                         read_row(line_number, values, columns, rules)
                         if not isinstance(values, str)
@@ -183,8 +187,6 @@ async def import_customers(
                         batch = []
                         if progress is not None:
                             progress(os.lseek(handle.fileno(), 0, os.SEEK_CUR), size)  # read ahead a little
-                    elif rows % YIELD_EVERY_ROWS == 0:
-                        await asyncio.sleep(0)  # the batch being written goes on to its next statement
                 await writer.apply(batch)
                 await writer.finish()
                 await run.record_run(options.actor, rejected, options.via)
@@ -215,11 +217,20 @@ class _BatchWriter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._writing is not None and not self._writing.done():
-            # Reading failed or was cancelled: the batch in hand is abandoned with its transaction.
-            self._writing.cancel()
-            with contextlib.suppress(BaseException):
-                await self._writing
+        writing, self._writing = self._writing, None
+        if writing is None:
+            return
+        # Reading failed or was cancelled: the batch in hand is abandoned with its transaction.
+        if not writing.done():
+            writing.cancel()
+        try:
+            await writing
+        except asyncio.CancelledError:
+            if not writing.cancelled():
+                raise  # this task itself was cancelled meanwhile
+        except Exception:
+            # Reading's own error is the one raised; this one is logged rather than lost.
+            log.warning("the batch being written when the import stopped failed too", exc_info=True)
 
     async def apply(self, batch: list[ImportRow]) -> None:
         await self.finish()

@@ -1,7 +1,7 @@
 """Switchboard through PgBouncer in transaction mode (docs/operations.md): without
 SWITCHBOARD_DATABASE_TRANSACTION_POOLING, asyncpg's prepared statements meet other clients' server
 connections and fail; with it, concurrent transactions of many clients over a few server connections all
-land. The commands that hold a session refuse to run through it. The whole compose topology through
+land, and no prepared statement is left behind on a server connection. The commands that hold a session refuse to run through it. The whole compose topology through
 PgBouncer is in test_topology.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from storage.database import Database
 from storage.models import Customer
@@ -51,12 +51,46 @@ def test_transaction_pooling_is_what_makes_pgbouncer_work(
     fresh_databases: FreshDatabases, tmp_path: Path
 ) -> None:
     direct = fresh_databases.url("postgresql")
-    with pgbouncer(tmp_path, direct, pool_size=3) as bounced:
+    before = asyncio.run(_many_clients(direct, "direct", transaction_pooling=False))
+    (tmp_path / "without").mkdir()
+    with pgbouncer(tmp_path / "without", direct, pool_size=3) as bounced:
         with pytest.raises(Exception, match="prepared statement"):
             asyncio.run(_many_clients(bounced, "bounced", transaction_pooling=False))
-        before = asyncio.run(_many_clients(direct, "direct", transaction_pooling=False))
-        assert asyncio.run(_many_clients(bounced, "pooled", transaction_pooling=True)) == before + 20 * 30
-    assert "login attempt: db=" in (tmp_path / "pgbouncer.log").read_text()
+    # A PgBouncer of its own: the run above left asyncpg's named statements on its server connections.
+    (tmp_path / "with").mkdir()
+    with pgbouncer(tmp_path / "with", direct, pool_size=3) as bounced:
+        landed = asyncio.run(_many_clients(bounced, "pooled", transaction_pooling=True))
+        # Nothing piles up on the server connections (uniquely named statements left about 200 on each).
+        left = asyncio.run(_prepared_statements_left(bounced))
+    assert asyncio.run(_count(direct, "pooled")) == 20 * 30 and landed >= before + 20 * 30
+    assert left == [0, 0, 0, 0, 0, 0]
+    assert "login attempt: db=" in (tmp_path / "with" / "pgbouncer.log").read_text()
+
+
+async def _count(url: str, run: str) -> int:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            mine = select(func.count()).select_from(Customer).where(Customer.name.like(f"{run} client %"))
+            return int(await session.scalar(mine) or 0)
+    finally:
+        await database.dispose()
+
+
+async def _prepared_statements_left(url: str) -> list[int]:
+    """pg_prepared_statements as seen by six transactions at once, so each server connection is asked."""
+    database = Database.connect(url, transaction_pooling=True)
+    try:
+
+        async def ask() -> int:
+            async with database.read_sessions() as session:
+                count = await session.scalar(text("SELECT count(*) FROM pg_prepared_statements"))
+                await asyncio.sleep(0.2)  # hold the server connection while the others ask
+                return int(count or 0)
+
+        return list(await asyncio.gather(*(ask() for _ in range(6))))
+    finally:
+        await database.dispose()
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["backup", "copy.dump"], ["restore", "copy.dump"]])

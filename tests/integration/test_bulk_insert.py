@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select, text
 
 from storage.database import Database
@@ -46,6 +47,10 @@ async def test_json_and_the_upsert(database: Database) -> None:
             table_of(AuditLog),
             [{"actor": "cli", "via": "cli", "action": "t", "target": None, "detail": {"ä": [1, None]}}],
         )
+        # A JSON None is JSON null, as SQLAlchemy binds it, whichever way it goes in.
+        blank = {"actor": "cli", "via": "cli", "target": None, "detail": None}
+        await connection.execute(table_of(AuditLog).insert(), [{**blank, "action": "by sqlalchemy"}])
+        await insert_rows(connection, table_of(AuditLog), [{**blank, "action": "by driver"}])
         records = [
             {"id": n, "customer_id": 7, "channel": "sms", "status": status, "source": "import"}
             for n, status in ((1, "opted_in"), (2, "opted_out"))
@@ -68,7 +73,27 @@ async def test_json_and_the_upsert(database: Database) -> None:
             )
     async with database.read_sessions() as session:
         assert await session.scalar(select(AuditLog.detail).where(AuditLog.action == "t")) == {"ä": [1, None]}
+        nulls = await session.execute(
+            select(AuditLog.action, AuditLog.detail.is_(None)).where(AuditLog.action.like("by %"))
+        )
+        assert sorted(nulls.all()) == [("by driver", False), ("by sqlalchemy", False)]
         consent = (await session.execute(select(CustomerConsent))).scalar_one()
         # The named columns changed; the source kept the first row's word.
         assert (consent.status, consent.record_id, consent.source) == ("opted_out", 2, "file 1")
         assert len((await session.scalars(select(ConsentRecord))).all()) == 2
+
+
+async def test_a_column_whose_default_is_sql_must_be_given(database: Database) -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table, func
+
+    table = Table(
+        "stamped",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("made", Integer, default=func.abs(-1)),
+    )
+    async with database.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            return  # SQLAlchemy's own executemany there evaluates the SQL default
+        with pytest.raises(ValueError, match=r"stamped\.made: its default is SQL"):
+            await insert_rows(connection, table, [{"id": 1}])

@@ -368,7 +368,7 @@ def test_a_batch_that_fails_to_write_stops_the_import_and_keeps_the_batches_befo
     async def third_fails(self: CustomerImport, connection: Any, rows: Any) -> Any:
         nonlocal calls
         calls += 1
-        if calls == 3:
+        if calls == 2:
             await original(self, connection, rows)
             raise ConnectionError("the database went away")
         return await original(self, connection, rows)
@@ -386,11 +386,51 @@ def test_a_batch_that_fails_to_write_stops_the_import_and_keeps_the_batches_befo
 
     asyncio.run(attempt())
     held = asyncio.run(tables(url))
-    # The first two batches stay (20 patients; the repeat of P4 is row 23); the third rolled back with its
-    # transaction; the run left no audit entry.
-    assert (calls, held["customers"], held["audit"]) == (3, 20, [])
+    # The second batch failed while the third was read: the error surfaced when the third was handed over,
+    # which was never written. The first batch stays; the second rolled back; no audit entry.
+    assert (calls, held["customers"], held["audit"]) == (2, 10, [])
     monkeypatch.setattr(CustomerImport, "_apply", original)
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
     again = run(str(path), "--region", "DE")
     assert again.exit_code == 0, again.output
+    assert asyncio.run(tables(url))["customers"] == 30 - 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_file_that_fails_to_read_while_a_batch_is_written_stops_cleanly(
+    engine: str,
+    fresh_databases: FreshDatabases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = fresh_databases.url(engine)
+    path = write(tmp_path / "patients.csv", [r for r in clinic_list(40) if r[3] != "123"][:30])
+    monkeypatch.setattr(importing, "BATCH_ROWS", 10)
+    monkeypatch.setattr(importing, "YIELD_EVERY_ROWS", 1)
+    real_read_row = importing.read_row
+
+    def breaks_at_line_14(line: int, *args: Any) -> Any:
+        if line == 14:  # the first batch (lines 2-11) is being written meanwhile
+            raise RuntimeError("the disk went away")
+        return real_read_row(line, *args)
+
+    monkeypatch.setattr(importing, "read_row", breaks_at_line_14)
+
+    async def attempt() -> None:
+        database = Database.connect(url)
+        try:
+            options = ImportOptions(path=path, default_region="DE", timezone="Europe/Berlin", locale="de")
+            with pytest.raises(RuntimeError, match="the disk went away"):
+                await importing.import_customers(database, options)
+        finally:
+            await database.dispose()
+
+    asyncio.run(attempt())
+    assert "never retrieved" not in caplog.text
+    # The batch in hand was written whole or not at all.
+    assert asyncio.run(tables(url))["customers"] in (0, 10)
+    monkeypatch.setattr(importing, "read_row", real_read_row)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    assert run(str(path), "--region", "DE").exit_code == 0
     assert asyncio.run(tables(url))["customers"] == 30 - 1
