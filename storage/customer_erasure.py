@@ -20,9 +20,9 @@ opt-outs. Planned messages are suppressed; a message a worker is handing to a pr
 the erasure wait (nothing is changed, the operator runs it again a minute later). Erasing again erases what
 reached the row since, such as a message that arrived while the first erasure ran.
 
-Copies outside the database are not reached: Slack threads and Telegram posts of their conversations,
-provider logs, backups, and customer lists uploaded on the dashboard (deleted after a day). docs/operations.md
-says so.
+Copies in the staff chats (Slack threads, the staff bot's Telegram posts) are overwritten afterwards by
+switchboard/erasure_copies.py, from `staff_copies`. Copies elsewhere are not reached: provider logs,
+backups, and customer lists uploaded on the dashboard (deleted after a day). docs/operations.md says so.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ from storage.models import (
     ChatAttachment,
     ChatMessage,
     ChatSession,
+    ChatSlackThread,
+    ChatTelegramPost,
     ChatWidgetVisitor,
     CommunicationPreference,
     ConsentRecord,
@@ -105,9 +107,7 @@ class Erasure:
                 "come back as a new contact"
             )
         if not self.again:
-            lines.append(
-                "not reached: copies in Slack threads and Telegram posts, provider logs, and existing backups"
-            )
+            lines.append("not reached: provider logs and existing backups")
         return "\n".join(lines)
 
 
@@ -230,6 +230,51 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
             )
             await session.commit()
     return erasure
+
+
+@dataclass(frozen=True)
+class StaffCopies:
+    """Where the staff chats hold copies of a customer's conversations."""
+
+    #: (channel id, root ts) of each conversation's Slack thread.
+    slack_threads: list[tuple[str, str]]
+    #: (chat id, message id) of each post the staff bot sent agents in Telegram.
+    telegram_posts: list[tuple[int, int]]
+
+
+async def staff_copies(database: Database, customer_id: int) -> StaffCopies:
+    async with database.read_sessions() as session:
+        chats = select(ChatSession.id).where(ChatSession.customer_id == customer_id)
+        threads = await session.execute(
+            select(ChatSlackThread.channel_id, ChatSlackThread.thread_ts)
+            .where(ChatSlackThread.session_id.in_(chats), ChatSlackThread.thread_ts.is_not(None))
+            .order_by(ChatSlackThread.session_id)
+        )
+        posts = await session.execute(
+            select(ChatTelegramPost.telegram_chat_id, ChatTelegramPost.message_id)
+            .where(ChatTelegramPost.session_id.in_(chats))
+            .order_by(ChatTelegramPost.id)
+        )
+        return StaffCopies(
+            [(channel, str(ts)) for channel, ts in threads.all()],
+            [(int(chat), int(message)) for chat, message in posts.all()],
+        )
+
+
+async def record_copies_erased(
+    database: Database, customer_id: int, actor: str, counts: dict[str, int]
+) -> None:
+    async with database.sessions() as session:
+        session.add(
+            AuditLog(
+                actor=actor,
+                via="cli",
+                action="customer.erase.copies",
+                target=f"customer:{customer_id}",
+                detail=counts,
+            )
+        )
+        await session.commit()
 
 
 async def _stop_messages(session: AsyncSession, erasure: Erasure, now: datetime) -> None:

@@ -996,12 +996,14 @@ def customer_export(
 @one_line_errors
 def customer_erase(customer_id: int | None, email: str | None, phone: str | None, yes: bool) -> None:
     """Erase one customer's personal data at their request: names, addresses, message and conversation text,
-    files, tags and preferences. Orders, appointments, message counts and the consent ledger stay, so every
-    figure stays the same. Planned messages are cancelled. Audited; cannot be undone (export first)."""
+    files, tags and preferences, and the copies of their conversations the bot posted in Slack threads and
+    Telegram. Orders, appointments, message counts and the consent ledger stay, so every figure stays the
+    same. Planned messages are cancelled. Audited; cannot be undone (export first)."""
     from storage.customer_erasure import ErasureRefused, erase_customer
     from storage.customer_export import NoSuchCustomer, find_customer
     from storage.models import Customer
     from storage.staff_accounts import operator
+    from switchboard.erasure_copies import erase_staff_copies
 
     settings = load_settings()
 
@@ -1018,11 +1020,14 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
                     default=False,
                 ):
                     raise StartupError("nothing was erased")
-            return await erase_customer(database, found, actor=operator(), now=utc_now())
+            erasure = await erase_customer(database, found, actor=operator(), now=utc_now())
         except (NoSuchCustomer, ErasureRefused) as refused:
             raise StartupError(str(refused)) from None
+        # The database is erased; now the copies in the staff chats (best effort, each failure named).
+        copies = await erase_staff_copies(settings, database, found, actor=operator())
+        return "\n".join([erasure.summary(), *copies.lines(found)])
 
-    click.echo(run_async(_with_database(settings, erase)).summary())
+    click.echo(run_async(_with_database(settings, erase)))
 
 
 @main.group()

@@ -34,10 +34,12 @@ from storage.models import (
     ChatAttachment,
     ChatMessage,
     ChatSession,
+    ChatTelegramPost,
     Customer,
     CustomerCommunication,
     MessageStatusEvent,
 )
+from switchboard.erasure_copies import ERASED_COPY
 from tests.journeys.conftest import Demo, no_tracebacks, screenshot, sign_in, start_demo, stop_demo, wait_for
 
 LIVE_CHAT = "C0LIVECHAT"
@@ -406,3 +408,86 @@ def http_json_signed(demo: Demo, body: str, stamp: str, signature: str) -> tuple
             return answer.status, answer.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+def test_erasing_a_patient_overwrites_their_conversation_in_slack_and_telegram(demo: Demo) -> None:
+    """The clinic erases a patient who wrote by SMS: the bot's copies of the conversation in the Slack thread
+    and in the admin's Telegram chat read "(erased at the customer's request)"; what the agent typed in
+    Slack stays, and the command says so."""
+    customer_id, name, phone_number = demo.rows(
+        select(Customer.id, Customer.name, Customer.phone_e164)
+        .where(Customer.phone_e164.is_not(None), Customer.whatsapp_id.is_(None))
+        .order_by(Customer.id.desc())
+        .limit(1)
+    )[0]
+    words = "I have a rash on my left arm, can Dr Weber see me?"
+    demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone_number, "body": words})
+    chat_id = wait_for(
+        lambda: (
+            demo.rows(
+                select(ChatSession.id).where(
+                    ChatSession.customer_id == customer_id, ChatSession.channel == "sms"
+                )
+            )
+            or [[None]]
+        )[0][0],
+        30,
+        "the SMS conversation",
+    )
+    root = wait_for(
+        lambda: next((m for m in live_chat(demo) if f"Conversation {chat_id} " in m["text"]), None),
+        30,
+        "the conversation in #live-chat",
+    )
+    wait_for(
+        lambda: any(words in m["text"] for m in thread(demo, root["ts"])) or None, 30, "the patient's turn"
+    )
+    demo.ask(f"chat assign {chat_id} to admin@northwind.example")
+
+    def posts() -> list[tuple[int, int]]:
+        return [
+            (int(chat), int(message))
+            for chat, message in demo.rows(
+                select(ChatTelegramPost.telegram_chat_id, ChatTelegramPost.message_id).where(
+                    ChatTelegramPost.session_id == chat_id
+                )
+            )
+        ]
+
+    wait_for(posts, 30, "the conversation in the admin's Telegram chat")
+    demo.sandbox(
+        "POST",
+        "/_sandbox/slack/thread-reply",
+        {"user": LENA, "channel": LIVE_CHAT, "thread_ts": root["ts"], "text": "Yes, tomorrow at 10."},
+    )
+    # The delivery echo is the bot's last post in the thread: wait for it, so none comes after the erasure.
+    wait_for(
+        lambda: any(m.get("bot_id") and "by SMS" in m["text"] for m in thread(demo, root["ts"])) or None,
+        60,
+        "the delivery echo",
+    )
+
+    erased = demo.cli("customer", "erase", str(customer_id), "--yes")
+    assert erased.returncode == 0, erased.stderr
+    out = erased.stdout
+    assert "Traceback" not in out + erased.stderr
+    shown = [root, *thread(demo, root["ts"])]
+    ours = [m for m in live_chat(demo) if m.get("bot_id") and m["ts"] in {s["ts"] for s in shown}]
+    theirs = [m for m in thread(demo, root["ts"]) if not m.get("bot_id")]
+    assert len(ours) >= 4  # the root, the patient's turn, Lena's reply as sent, the echo
+    assert {m["text"] for m in ours} == {ERASED_COPY}
+    assert [m["text"] for m in theirs] == ["Yes, tomorrow at 10."]
+    telegram = {m["provider_message_id"]: m["body"] for m in demo.sandbox_messages("telegram")}
+    assert {telegram[f"{chat}:{message}"] for chat, message in posts()} == {ERASED_COPY}
+    assert (
+        f'staff chats: {len(ours)} Slack message(s) and {len(posts())} Telegram post(s) now read "{ERASED_COPY}"'
+        in out
+    )
+    assert "1 message(s) that staff typed in their Slack threads remain" in out
+    assert "not changed" not in out
+    everything = json.dumps([ours, [telegram[f"{chat}:{message}"] for chat, message in posts()]])
+    assert words not in everything and phone_number not in everything and name not in everything
+
+    # Erasing again finds nothing left to change.
+    again = demo.cli("customer", "erase", str(customer_id), "--yes")
+    assert again.returncode == 0 and "staff chats:" not in again.stdout, again.stdout

@@ -1,0 +1,191 @@
+"""After an erasure: the copies of the customer's conversations in the staff chats, overwritten.
+
+Live chat mirrors each conversation into a Slack thread and into the staff bot's Telegram posts to agents.
+Those are ours to change: every message the bot posted in a thread (the root card, the customer's turns,
+staff replies, delivery echoes) and every Telegram post it sent is edited to read `ERASED_COPY`. Messages
+people typed in a Slack thread are theirs, and a bot token cannot change them: they are counted, so the
+operator can have a workspace admin delete them. Agents' own replies in their Telegram chat with the bot
+stay in that chat likewise.
+
+Best effort, after the database is erased (which is never undone for a copy that could not be changed):
+each failure is named, and running the erasure again tries every copy again. Copies already edited are
+left alone, so a second run changes nothing that is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from providers.slack.client import slack_client
+from providers.telegram.client import telegram_bot
+from storage.customer_erasure import StaffCopies, record_copies_erased, staff_copies
+from storage.database import Database
+from switchboard.settings import Settings
+
+#: What every copy reads as afterwards.
+ERASED_COPY = "(erased at the customer's request)"
+#: Telegram's answer to an edit that changes nothing: the post was erased before.
+_NOT_MODIFIED = "message is not modified"
+#: Telegram's answer to editing the text of a photo or document: its caption is edited instead.
+_NO_TEXT = "there is no text in the message to edit"
+#: How long each Slack or Telegram call may take.
+CALL_SECONDS = 15
+
+
+@dataclass
+class CopiesErased:
+    slack_messages: int = 0
+    #: Messages people typed in the threads: a bot cannot change them.
+    slack_left: int = 0
+    telegram_posts: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "slack_messages": self.slack_messages,
+            "slack_messages_left": self.slack_left,
+            "telegram_posts": self.telegram_posts,
+            "failures": len(self.failures),
+        }
+
+    def lines(self, customer_id: int) -> list[str]:
+        lines = []
+        if self.slack_messages or self.telegram_posts:
+            lines.append(
+                f"staff chats: {self.slack_messages} Slack message(s) and {self.telegram_posts} Telegram "
+                f'post(s) now read "{ERASED_COPY}"'
+            )
+        if self.slack_left:
+            lines.append(
+                f"{self.slack_left} message(s) that staff typed in their Slack threads remain: a bot cannot "
+                "change them; a workspace admin can delete them"
+            )
+        for failure in self.failures[:10]:
+            lines.append(f"not changed: {failure}")
+        if len(self.failures) > 10:
+            lines.append(f"and {len(self.failures) - 10} more not changed")
+        if self.failures:
+            lines.append(f"run `switchboard customer erase {customer_id} --yes` again to try those again")
+        return lines
+
+
+async def erase_staff_copies(
+    settings: Settings, database: Database, customer_id: int, *, actor: str
+) -> CopiesErased:
+    """Overwrites the customer's conversations in Slack threads and Telegram posts; audited when any were
+    found."""
+    copies = await staff_copies(database, customer_id)
+    done = CopiesErased()
+    if copies.slack_threads:
+        await _erase_slack(settings, copies, done)
+    if copies.telegram_posts:
+        await _erase_telegram(settings, copies, done)
+    if copies.slack_threads or copies.telegram_posts:
+        await record_copies_erased(database, customer_id, actor, done.counts())
+    return done
+
+
+async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesErased) -> None:
+    token = settings.slack_bot_token.get_secret_value().strip()
+    if not token:
+        done.failures.append(
+            f"{len(copies.slack_threads)} Slack thread(s): SWITCHBOARD_SLACK_BOT_TOKEN is not set here"
+        )
+        return
+    client = slack_client(token, settings.slack_base_url, timeout_seconds=CALL_SECONDS)
+    # chat.update allows about 50 calls a minute: a long history waits for Slack's Retry-After.
+    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
+    try:
+        me = await client.auth_test()
+    except (SlackApiError, OSError, TimeoutError) as error:
+        done.failures.append(f"{len(copies.slack_threads)} Slack thread(s): Slack {_slack_error(error)}")
+        return
+    for channel, thread_ts in copies.slack_threads:
+        try:
+            await _erase_thread(client, channel, thread_ts, me, done)
+        except (SlackApiError, OSError, TimeoutError) as error:
+            done.failures.append(f"Slack thread {thread_ts} in {channel}: {_slack_error(error)}")
+
+
+async def _erase_thread(
+    client: AsyncWebClient, channel: str, thread_ts: str, me: Any, done: CopiesErased
+) -> None:
+    cursor: str | None = None
+    while True:
+        answer = await client.conversations_replies(channel=channel, ts=thread_ts, limit=200, cursor=cursor)
+        messages: list[dict[str, Any]] = answer.get("messages") or []
+        for message in messages:
+            ours = message.get("bot_id") == me.get("bot_id") or message.get("user") == me.get("user_id")
+            if not ours:
+                done.slack_left += 1
+            elif message.get("text") != ERASED_COPY or message.get("blocks"):
+                await client.chat_update(channel=channel, ts=message["ts"], text=ERASED_COPY, blocks=[])
+                done.slack_messages += 1
+        cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+        if not (answer.get("has_more") and cursor):
+            return
+
+
+def _slack_error(error: Exception) -> str:
+    if isinstance(error, SlackApiError):
+        return f"answered {error.response.get('error') or error.response.status_code}"
+    return f"could not be reached ({type(error).__name__})"
+
+
+async def _erase_telegram(settings: Settings, copies: StaffCopies, done: CopiesErased) -> None:
+    token = settings.telegram_bot_token.get_secret_value().strip()
+    if not token:
+        done.failures.append(
+            f"{len(copies.telegram_posts)} Telegram post(s): SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here"
+        )
+        return
+    bot = telegram_bot(token, settings.telegram_base_url, timeout_seconds=CALL_SECONDS)
+    try:
+        for chat_id, message_id in copies.telegram_posts:
+            try:
+                await _erase_post(bot, chat_id, message_id, done)
+            except (TelegramAPIError, OSError, TimeoutError) as error:
+                done.failures.append(
+                    f"Telegram post {message_id} in chat {chat_id}: {_telegram_error(error)}"
+                )
+    finally:
+        await bot.session.close()
+
+
+async def _erase_post(bot: Any, chat_id: int, message_id: int, done: CopiesErased) -> None:
+    try:
+        await _edit_post(bot, chat_id, message_id, done)
+    except TelegramRetryAfter as flood:
+        # Telegram's flood control: wait as long as it says (within reason), then try once more.
+        await asyncio.sleep(min(flood.retry_after, 30))
+        await _edit_post(bot, chat_id, message_id, done)
+
+
+async def _edit_post(bot: Any, chat_id: int, message_id: int, done: CopiesErased) -> None:
+    try:
+        await bot.edit_message_text(text=ERASED_COPY, chat_id=chat_id, message_id=message_id)
+    except TelegramBadRequest as refused:
+        if _NOT_MODIFIED in refused.message:
+            return  # erased before
+        if _NO_TEXT not in refused.message:
+            raise
+        try:
+            await bot.edit_message_caption(caption=ERASED_COPY, chat_id=chat_id, message_id=message_id)
+        except TelegramBadRequest as again:
+            if _NOT_MODIFIED in again.message:
+                return
+            raise
+    done.telegram_posts += 1
+
+
+def _telegram_error(error: Exception) -> str:
+    if isinstance(error, TelegramAPIError):
+        return f"Telegram answered {error.message}"
+    return f"Telegram could not be reached ({type(error).__name__})"

@@ -1,0 +1,184 @@
+"""switchboard/erasure_copies.py with fake Slack and Telegram clients: what it edits, what it leaves, and how
+each failure is named without stopping the rest. The real APIs are walked in
+tests/journeys/test_live_chat_in_slack.py against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.methods import EditMessageText
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.slack_response import SlackResponse
+
+from storage.customer_erasure import StaffCopies
+from switchboard import erasure_copies
+from switchboard.erasure_copies import ERASED_COPY, erase_staff_copies
+from switchboard.settings import Settings
+
+BOT = {"user_id": "UBOT", "bot_id": "BBOT"}
+
+
+def slack_error(error: str) -> SlackApiError:
+    response = SlackResponse(
+        client=None,
+        http_verb="POST",
+        api_url="",
+        req_args={},
+        data={"ok": False, "error": error},
+        headers={},
+        status_code=200,
+    )
+    return SlackApiError(error, response)
+
+
+class FakeSlack:
+    def __init__(self, threads: dict[str, list[list[dict[str, Any]]]]) -> None:
+        self.threads = threads  # root ts -> pages of messages
+        self.updated: list[tuple[str, str, str, Any]] = []
+        self.retry_handlers: list[Any] = []
+
+    async def auth_test(self) -> dict[str, str]:
+        return BOT
+
+    async def conversations_replies(
+        self, *, channel: str, ts: str, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
+        if ts not in self.threads:
+            raise slack_error("thread_not_found")
+        pages = self.threads[ts]
+        page = int(cursor or 0)
+        more = page + 1 < len(pages)
+        return {
+            "messages": pages[page],
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(page + 1) if more else ""},
+        }
+
+    async def chat_update(self, *, channel: str, ts: str, text: str, blocks: Any) -> None:
+        self.updated.append((channel, ts, text, blocks))
+
+
+class FakeBot:
+    def __init__(self, refusals: dict[int, list[str]]) -> None:
+        self.refusals = refusals  # message id -> what Telegram answers, in turn
+        self.edits: list[tuple[str, int]] = []
+        self.session = self
+
+    async def close(self) -> None:
+        return None
+
+    def _maybe_refuse(self, message_id: int) -> None:
+        answers = self.refusals.get(message_id)
+        if answers:
+            answer = answers.pop(0)
+            if answer == "flood":
+                raise TelegramRetryAfter(EditMessageText(text=""), "Too Many Requests: retry after 0", 0)
+            raise TelegramBadRequest(EditMessageText(text=""), answer)
+
+    async def edit_message_text(self, *, text: str, chat_id: int, message_id: int) -> None:
+        self._maybe_refuse(message_id)
+        self.edits.append(("text", message_id))
+
+    async def edit_message_caption(self, *, caption: str, chat_id: int, message_id: int) -> None:
+        self._maybe_refuse(message_id)
+        self.edits.append(("caption", message_id))
+
+
+def run(
+    monkeypatch: pytest.MonkeyPatch, copies: StaffCopies, slack: FakeSlack, bot: FakeBot, **settings: Any
+) -> tuple[erasure_copies.CopiesErased, list[dict[str, int]]]:
+    audited: list[dict[str, int]] = []
+
+    async def found(database: Any, customer_id: int) -> StaffCopies:
+        return copies
+
+    async def record(database: Any, customer_id: int, actor: str, counts: dict[str, int]) -> None:
+        audited.append(counts)
+
+    monkeypatch.setattr(erasure_copies, "staff_copies", found)
+    monkeypatch.setattr(erasure_copies, "record_copies_erased", record)
+    monkeypatch.setattr(erasure_copies, "slack_client", lambda *args, **kwargs: slack)
+    monkeypatch.setattr(erasure_copies, "telegram_bot", lambda *args, **kwargs: bot)
+    configured = Settings(
+        slack_bot_token="xoxb-test",
+        telegram_bot_token="123:test",
+        **settings,  # type: ignore[arg-type]
+    )
+    done = asyncio.run(erase_staff_copies(configured, None, 7, actor="test"))  # type: ignore[arg-type]
+    return done, audited
+
+
+def test_the_bot_s_own_messages_are_overwritten_across_pages_and_people_s_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slack = FakeSlack(
+        {
+            "1.0": [
+                [
+                    {
+                        "ts": "1.0",
+                        "bot_id": "BBOT",
+                        "text": "Conversation 7",
+                        "blocks": [{"type": "section"}],
+                    },
+                    {"ts": "1.1", "bot_id": "BBOT", "text": "*Anna*: my rash"},
+                    {"ts": "1.2", "user": "U0AGENT01", "text": "Come at 10"},
+                ],
+                [{"ts": "1.3", "user": "UBOT", "text": ERASED_COPY}],  # erased by an earlier run
+            ],
+            "2.0": [[{"ts": "2.0", "bot_id": "BOTHER", "user": "UOTHER", "text": "another app"}]],
+        }
+    )
+    bot = FakeBot({11: [erasure_copies._NO_TEXT], 12: [erasure_copies._NOT_MODIFIED]})
+    copies = StaffCopies([("C1", "1.0"), ("C1", "2.0"), ("C1", "9.9")], [(1001, 10), (1001, 11), (1001, 12)])
+    done, audited = run(monkeypatch, copies, slack, bot)
+    assert [(ts, text, blocks) for _, ts, text, blocks in slack.updated] == [
+        ("1.0", ERASED_COPY, []),
+        ("1.1", ERASED_COPY, []),
+    ]
+    assert (done.slack_messages, done.slack_left) == (2, 2)
+    # A photo's caption is edited instead; a post erased before is not counted again.
+    assert bot.edits == [("text", 10), ("caption", 11)]
+    assert done.telegram_posts == 2
+    assert done.failures == ["Slack thread 9.9 in C1: answered thread_not_found"]
+    assert audited == [{"slack_messages": 2, "slack_messages_left": 2, "telegram_posts": 2, "failures": 1}]
+    lines = done.lines(7)
+    assert lines[0] == f'staff chats: 2 Slack message(s) and 2 Telegram post(s) now read "{ERASED_COPY}"'
+    assert "2 message(s) that staff typed in their Slack threads remain" in lines[1]
+    assert lines[-1] == "run `switchboard customer erase 7 --yes` again to try those again"
+
+
+def test_a_refusal_is_named_and_the_other_copies_are_still_erased(monkeypatch: pytest.MonkeyPatch) -> None:
+    bot = FakeBot({21: ["Bad Request: message to edit not found"], 22: ["flood"]})
+    copies = StaffCopies([], [(1001, 20), (1001, 21), (1002, 22)])
+    done, audited = run(monkeypatch, copies, FakeSlack({}), bot)
+    # Post 22 met Telegram's flood control first: it waited and tried again.
+    assert bot.edits == [("text", 20), ("text", 22)]
+    assert done.failures == [
+        "Telegram post 21 in chat 1001: Telegram answered Bad Request: message to edit not found"
+    ]
+    assert audited[0]["telegram_posts"] == 2
+
+
+def test_without_a_token_here_the_copies_are_named_not_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    copies = StaffCopies([("C1", "1.0")], [(1001, 10)])
+    monkeypatch.setattr(erasure_copies, "staff_copies", lambda *a: _value(copies))
+    monkeypatch.setattr(erasure_copies, "record_copies_erased", lambda *a: _value(None))
+    unset = Settings(slack_bot_token="", telegram_bot_token="")  # type: ignore[arg-type]
+    done = asyncio.run(erase_staff_copies(unset, None, 7, actor="t"))  # type: ignore[arg-type]
+    assert done.failures == [
+        "1 Slack thread(s): SWITCHBOARD_SLACK_BOT_TOKEN is not set here",
+        "1 Telegram post(s): SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here",
+    ]
+
+
+def test_no_copies_nothing_called_nothing_audited(monkeypatch: pytest.MonkeyPatch) -> None:
+    done, audited = run(monkeypatch, StaffCopies([], []), FakeSlack({}), FakeBot({}))
+    assert (done.lines(7), audited) == ([], [])
+
+
+async def _value(value: Any) -> Any:
+    return value
