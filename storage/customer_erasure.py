@@ -218,17 +218,8 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
         await session.commit()
     await _blank_webhooks(database, erasure, addresses)
     if erasure.counts["webhooks"]:
-        async with database.sessions() as session:
-            session.add(
-                AuditLog(
-                    actor=actor,
-                    via="cli",
-                    action="customer.erase.webhooks",
-                    target=f"customer:{customer_id}",
-                    detail={"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept},
-                )
-            )
-            await session.commit()
+        detail = {"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept}
+        await _audit(database, customer_id, actor, "customer.erase.webhooks", detail)
     return erasure
 
 
@@ -264,15 +255,16 @@ async def staff_copies(database: Database, customer_id: int) -> StaffCopies:
 async def record_copies_erased(
     database: Database, customer_id: int, actor: str, counts: dict[str, int]
 ) -> None:
+    await _audit(database, customer_id, actor, "customer.erase.copies", counts)
+
+
+async def _audit(
+    database: Database, customer_id: int, actor: str, action: str, detail: dict[str, Any]
+) -> None:
+    """An audit entry of its own, for a step after the erasure's transaction."""
     async with database.sessions() as session:
         session.add(
-            AuditLog(
-                actor=actor,
-                via="cli",
-                action="customer.erase.copies",
-                target=f"customer:{customer_id}",
-                detail=counts,
-            )
+            AuditLog(actor=actor, via="cli", action=action, target=f"customer:{customer_id}", detail=detail)
         )
         await session.commit()
 

@@ -110,6 +110,17 @@ async def tables(url: str) -> dict[str, Any]:
         await database.dispose()
 
 
+async def import_fails(url: str, path: Path, error: type[Exception], words: str) -> None:
+    """Imports `path` through the code the command runs, which must stop with `error`."""
+    database = Database.connect(url)
+    try:
+        options = ImportOptions(path=path, default_region="DE", timezone="Europe/Berlin", locale="de")
+        with pytest.raises(error, match=words):
+            await importing.import_customers(database, options)
+    finally:
+        await database.dispose()
+
+
 def run(*args: str) -> Any:
     return CliRunner().invoke(cli, ["import", "customers", *args])
 
@@ -365,7 +376,7 @@ def test_a_batch_that_fails_to_write_stops_the_import_and_keeps_the_batches_befo
     calls = 0
     original = CustomerImport._apply
 
-    async def third_fails(self: CustomerImport, connection: Any, rows: Any) -> Any:
+    async def second_fails(self: CustomerImport, connection: Any, rows: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
@@ -373,18 +384,9 @@ def test_a_batch_that_fails_to_write_stops_the_import_and_keeps_the_batches_befo
             raise ConnectionError("the database went away")
         return await original(self, connection, rows)
 
-    monkeypatch.setattr(CustomerImport, "_apply", third_fails)
+    monkeypatch.setattr(CustomerImport, "_apply", second_fails)
 
-    async def attempt() -> None:
-        database = Database.connect(url)
-        try:
-            options = ImportOptions(path=path, default_region="DE", timezone="Europe/Berlin", locale="de")
-            with pytest.raises(ConnectionError, match="went away"):
-                await importing.import_customers(database, options)
-        finally:
-            await database.dispose()
-
-    asyncio.run(attempt())
+    asyncio.run(import_fails(url, path, ConnectionError, "went away"))
     held = asyncio.run(tables(url))
     # The second batch failed while the third was read: the error surfaced when the third was handed over,
     # which was never written. The first batch stays; the second rolled back; no audit entry.
@@ -417,16 +419,7 @@ def test_a_file_that_fails_to_read_while_a_batch_is_written_stops_cleanly(
 
     monkeypatch.setattr(importing, "read_row", breaks_at_line_14)
 
-    async def attempt() -> None:
-        database = Database.connect(url)
-        try:
-            options = ImportOptions(path=path, default_region="DE", timezone="Europe/Berlin", locale="de")
-            with pytest.raises(RuntimeError, match="the disk went away"):
-                await importing.import_customers(database, options)
-        finally:
-            await database.dispose()
-
-    asyncio.run(attempt())
+    asyncio.run(import_fails(url, path, RuntimeError, "the disk went away"))
     assert "never retrieved" not in caplog.text
     # The batch in hand was written whole or not at all.
     assert asyncio.run(tables(url))["customers"] in (0, 10)

@@ -92,6 +92,23 @@ def echo_trail(demo: Demo, chat_id: int) -> str:
     return f"reply (message, echoed, status): {reply}; history: {history}; sandbox webhooks: {hooks[-6:]}"
 
 
+def sms_conversation(demo: Demo, customer_id: int) -> int:
+    """The customer's SMS conversation, once their text has opened it."""
+    found: int = wait_for(
+        lambda: (
+            demo.rows(
+                select(ChatSession.id).where(
+                    ChatSession.customer_id == customer_id, ChatSession.channel == "sms"
+                )
+            )
+            or [[None]]
+        )[0][0],
+        30,
+        "the SMS conversation",
+    )
+    return found
+
+
 def phone(demo: Demo, wa_id: str) -> list[str]:
     return [
         m["body"]
@@ -322,18 +339,7 @@ def test_the_admin_answers_an_sms_customer_by_replying_in_telegram(demo: Demo) -
         .limit(1)
     )[0]
     demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone_number, "body": "Do you open on Sunday?"})
-    chat_id = wait_for(
-        lambda: (
-            demo.rows(
-                select(ChatSession.id).where(
-                    ChatSession.customer_id == customer_id, ChatSession.channel == "sms"
-                )
-            )
-            or [[None]]
-        )[0][0],
-        30,
-        "the SMS conversation",
-    )
+    chat_id = sms_conversation(demo, customer_id)
     demo.ask(f"chat assign {chat_id} to admin@northwind.example")
 
     def forwarded() -> str | None:
@@ -422,18 +428,7 @@ def test_erasing_a_patient_overwrites_their_conversation_in_slack_and_telegram(d
     )[0]
     words = "I have a rash on my left arm, can Dr Weber see me?"
     demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone_number, "body": words})
-    chat_id = wait_for(
-        lambda: (
-            demo.rows(
-                select(ChatSession.id).where(
-                    ChatSession.customer_id == customer_id, ChatSession.channel == "sms"
-                )
-            )
-            or [[None]]
-        )[0][0],
-        30,
-        "the SMS conversation",
-    )
+    chat_id = sms_conversation(demo, customer_id)
     root = wait_for(
         lambda: next((m for m in live_chat(demo) if f"Conversation {chat_id} " in m["text"]), None),
         30,
