@@ -469,7 +469,7 @@ def test_erasing_a_patient_overwrites_their_conversation_in_slack_and_telegram(d
     shown = [root, *thread(demo, root["ts"])]
     ours = [m for m in live_chat(demo) if m.get("bot_id") and m["ts"] in {s["ts"] for s in shown}]
     theirs = [m for m in thread(demo, root["ts"]) if not m.get("bot_id")]
-    assert len(ours) >= 4  # the root, the patient's turn, Lena's reply as sent, the echo
+    assert len(ours) >= 4  # the root, the patient's turn, "Assigned to Amelia Novak.", the echo
     assert {m["text"] for m in ours} == {ERASED_COPY}
     assert [m["text"] for m in theirs] == ["Yes, tomorrow at 10."]
     telegram = {m["provider_message_id"]: m["body"] for m in demo.sandbox_messages("telegram")}
