@@ -18,6 +18,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
@@ -104,13 +105,13 @@ async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesEras
     client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=5))
     try:
         me = await client.auth_test()
-    except (SlackApiError, OSError, TimeoutError) as error:
+    except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
         done.failures.append(f"{len(copies.slack_threads)} Slack thread(s): Slack {_slack_error(error)}")
         return
     for channel, thread_ts in copies.slack_threads:
         try:
             await _erase_thread(client, channel, thread_ts, me, done)
-        except (SlackApiError, OSError, TimeoutError) as error:
+        except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
             done.failures.append(f"Slack thread {thread_ts} in {channel}: {_slack_error(error)}")
 
 

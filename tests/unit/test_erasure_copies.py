@@ -182,3 +182,14 @@ def test_no_copies_nothing_called_nothing_audited(monkeypatch: pytest.MonkeyPatc
 
 async def _value(value: Any) -> Any:
     return value
+
+
+def test_a_slack_connection_dropped_mid_thread_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiohttp
+
+    class Dropping(FakeSlack):
+        async def conversations_replies(self, **kwargs: Any) -> dict[str, Any]:
+            raise aiohttp.ServerDisconnectedError()
+
+    done, _ = run(monkeypatch, StaffCopies([("C1", "1.0")], []), Dropping({}), FakeBot({}))
+    assert done.failures == ["Slack thread 1.0 in C1: could not be reached (ServerDisconnectedError)"]
