@@ -18,7 +18,10 @@ import json
 import os
 import shutil
 import sqlite3
+import tempfile
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -193,6 +196,30 @@ def _sqlite_copy(source: Path, target: Path, *, check: bool) -> None:
         raise BackupError(f"SQLite could not copy {source}: {error}") from None
     finally:
         reader.close()
+
+
+@asynccontextmanager
+async def scratch_copy(database_url: str) -> AsyncIterator[str]:
+    """A throwaway copy of a SQLite database, as a URL, deleted on exit: somewhere to try changes (a dry
+    run) without holding the real database's write lock while they run. It sits beside the database (the
+    folder the app may write, and the same disk), named after it and hidden."""
+    source = sqlite_file(database_url)
+    try:
+        handle, name = tempfile.mkstemp(prefix=f".{source.name}.scratch-", dir=source.parent)
+    except OSError as error:
+        raise BackupError(f"cannot write a scratch copy beside {source}: {error.strerror}") from None
+    os.close(handle)
+    target = Path(name)
+    try:
+        await asyncio.to_thread(_sqlite_copy, source, target, check=False)
+        yield make_url(database_url).set(database=str(target)).render_as_string(hide_password=False)
+    finally:
+        for leftover in (
+            target,
+            target.with_name(target.name + "-wal"),
+            target.with_name(target.name + "-shm"),
+        ):
+            leftover.unlink(missing_ok=True)
 
 
 async def _run_tool(tool: str, arguments: list[str], database_url: str) -> None:

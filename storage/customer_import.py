@@ -10,18 +10,24 @@ million rows a matter of seconds.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import NullPool
 
 from domain.clock import utc_now
 from domain.customers.importing import ImportRow
+from storage.backups import BackupError, scratch_copy
 from storage.database import Database
+from storage.engine import create_engine
 from storage.models import (
     AuditLog,
     CommunicationPreference,
@@ -32,6 +38,7 @@ from storage.models import (
 )
 from storage.sql import insert_rows, table_of
 
+log = logging.getLogger(__name__)
 CUSTOMERS = table_of(Customer)
 #: Rows per transaction: a crash loses at most this many, and importing again finishes the rest.
 BATCH_ROWS = 5_000
@@ -123,6 +130,10 @@ async def known_customers(database: Database) -> KnownCustomers:
     return known
 
 
+def _in_memory(database_url: str) -> bool:
+    return make_url(database_url).database in (None, "", ":memory:")
+
+
 @dataclass(frozen=True)
 class ImportDefaults:
     timezone: str
@@ -142,18 +153,33 @@ class CustomerImport:
         self.dry_run = dry_run
         self.counts = ImportCounts()
         self._connection: AsyncConnection | None = None
+        self._scratch = AsyncExitStack()
 
     async def __aenter__(self) -> CustomerImport:
         if self.dry_run:
             # One transaction for the whole run, rolled back at the end: the counts are exact, nothing stays.
-            self._connection = await self.database.engine.connect()
-            await self._connection.begin()
+            # On SQLite that transaction would hold the write lock from the first row to the last, and every
+            # other write (a webhook, a Slack command, a send) would wait for it; so the run goes to a
+            # scratch copy of the database instead, taken with the online backup API and deleted after.
+            engine = self.database.engine
+            async with AsyncExitStack() as stack:
+                if engine.dialect.name == "sqlite" and not _in_memory(self.database.url):
+                    try:
+                        scratch = await stack.enter_async_context(scratch_copy(self.database.url))
+                    except (BackupError, OSError) as error:
+                        # A full disk, say: the check still runs, on the database itself.
+                        log.warning("dry run on the database itself, holding its write lock: %s", error)
+                    else:
+                        engine = create_engine(scratch, poolclass=NullPool)
+                        stack.push_async_callback(engine.dispose)
+                self._connection = await stack.enter_async_context(engine.connect())
+                await self._connection.begin()
+                stack.push_async_callback(self._connection.rollback)
+                self._scratch = stack.pop_all()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._connection is not None:
-            await self._connection.rollback()
-            await self._connection.close()
+        await self._scratch.aclose()
 
     async def apply(self, rows: Sequence[ImportRow]) -> ImportCounts:
         if self._connection is not None:

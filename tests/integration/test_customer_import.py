@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
+from storage import customer_import as storage_importing
+from storage.backups import BackupError
 from storage.customer_import import CustomerImport
 from storage.database import Database
 from storage.models import AuditLog, ConsentRecord, Customer, CustomerConsent, CustomerTag
@@ -427,3 +431,68 @@ def test_a_file_that_fails_to_read_while_a_batch_is_written_stops_cleanly(
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
     assert run(str(path), "--region", "DE").exit_code == 0
     assert asyncio.run(tables(url))["customers"] == 30 - 1
+
+
+def test_a_dry_run_on_sqlite_leaves_the_database_free_for_other_writers(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check on the upload page runs while agents work: on SQLite it runs on a scratch copy, so a
+    webhook or a Slack command writing meanwhile gets the write lock at once instead of waiting it out."""
+    url = fresh_databases.url("sqlite")
+    database_file = Path(make_url(url).database or "")
+    rows = clinic_list(60)
+    distinct = {r[0] for r in rows if r[3] != "123"}
+    path = write(tmp_path / "patients.csv", rows)
+    monkeypatch.setattr(importing, "BATCH_ROWS", 10)
+    monkeypatch.setattr(importing, "YIELD_EVERY_ROWS", 1)
+    before = sorted(p.name for p in database_file.parent.iterdir())
+    writes: list[str] = []
+
+    def another_writer(done: int, size: int) -> None:
+        other = sqlite3.connect(database_file, timeout=0.2, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            writes.append("ok")
+        except sqlite3.OperationalError as error:
+            writes.append(str(error))
+        finally:
+            other.close()
+
+    async def dry_run() -> importing.ImportResult:
+        database = Database.connect(url)
+        try:
+            options = ImportOptions(path, "DE", "Europe/Berlin", "de", dry_run=True)
+            return await importing.import_customers(database, options, another_writer)
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(dry_run())
+    assert len(writes) >= 5 and set(writes) == {"ok"}, writes
+    assert result.summary().startswith(
+        f"dry run, nothing written: 60 rows read; would create {len(distinct)} customers"
+    )
+    assert asyncio.run(tables(url))["customers"] == 0
+    # The scratch copy is gone, with its WAL.
+    assert sorted(p.name for p in database_file.parent.iterdir()) == before
+
+
+def test_a_dry_run_that_cannot_make_its_scratch_copy_checks_the_database_itself(
+    fresh_databases: FreshDatabases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    path = write(tmp_path / "patients.csv", clinic_list(30))
+
+    def disk_full(database_url: str) -> Any:
+        raise BackupError("cannot write a scratch copy beside the database: No space left on device")
+
+    monkeypatch.setattr(storage_importing, "scratch_copy", disk_full)
+    dry = run(str(path), "--region", "DE", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith("dry run, nothing written: 30 rows read; would create 26 customers")
+    assert "holding its write lock: cannot write a scratch copy" in caplog.text
+    assert asyncio.run(tables(url))["customers"] == 0
