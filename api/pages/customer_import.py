@@ -23,8 +23,8 @@ from storage.import_uploads import RUNNING, STALE_AFTER, find_upload, save_uploa
 from switchboard.import_uploads import field_choices, file_columns, start_upload_run
 
 PATH = "/communication/customers/import"
-#: The largest file the page takes (about 120,000 rows, a check of 20 s); larger ones go through the command
-#: line. On SQLite a check holds the write lock while it runs (docs/operations.md), so keep it short.
+#: The largest file the page takes (about 120,000 rows, a check of about 12 s); larger ones go through the
+#: command line, which shows its progress in the terminal.
 MAX_FILE_BYTES = 10 * 1024 * 1024
 ENCODINGS = {"utf-8-sig": "UTF-8", "cp1252": "Windows (Excel, cp1252)", "latin-1": "Latin-1 (ISO 8859-1)"}
 #: Rejected rows shown on the page; the download has them all.
