@@ -38,6 +38,7 @@ from storage.models import (
     CustomerTag,
     StaffUser,
 )
+from storage.partitions import insert_message_once
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
@@ -186,10 +187,10 @@ class SqlConversations:
                 attempts=0,
                 created_at=message.received_at,
             )
-            .on_conflict_do_nothing(index_elements=["provider", "provider_message_id"])
             .returning(CC.c.id)
         )
-        inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        result = await insert_message_once(self.session, statement, ["provider", "provider_message_id"])
+        inserted: int | None = result.scalar_one_or_none()
         return inserted
 
     async def append_to_chat(
@@ -362,10 +363,10 @@ class SqlConversations:
                 attempts=0,
                 created_at=at,
             )
-            .on_conflict_do_nothing(index_elements=["idempotency_key"])
             .returning(CC.c.id)
         )
-        inserted: int | None = (await self.session.execute(statement)).scalar_one_or_none()
+        result = await insert_message_once(self.session, statement, ["idempotency_key"])
+        inserted: int | None = result.scalar_one_or_none()
         return inserted
 
 

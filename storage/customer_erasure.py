@@ -59,6 +59,7 @@ from storage.models import (
     VideoConsultation,
     WebhookInbox,
 )
+from storage.partitions import message_creation_times
 from storage.sql import insert_for, table_of
 
 #: What erased text reads as, wherever it was.
@@ -293,10 +294,12 @@ async def _stop_messages(session: AsyncSession, erasure: Erasure, now: datetime)
             f"customer {erasure.customer_id} has {sending} message(s) being handed to a provider right now; "
             "nothing was erased: run the erase again in a minute"
         )
+    created = await message_creation_times(session, withdrawn)
     for message_id in withdrawn:
         session.add(
             MessageStatusEvent(
                 communication_id=message_id,
+                message_created_at=created[message_id],
                 status=MessageStatus.SUPPRESSED.value,
                 source="erasure",
                 occurred_at=now,

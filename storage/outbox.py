@@ -28,6 +28,7 @@ from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, Mes
 from storage.message_feed import add_cost, count_once, send_day
 from storage.models import BulkMessaging, CustomerCommunication, CustomerConsent, MessageStatusEvent
 from storage.models.base import UtcDateTime
+from storage.partitions import message_creation_times
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
@@ -632,9 +633,11 @@ class SqlOutbox:
         """Adds status-history rows; returns the (message, status, source) keys that were new."""
         if not events:
             return set()
+        created = await message_creation_times(self.session, [e[0] for e in events])
         rows = [
             {
                 "communication_id": e[0],
+                "message_created_at": created[e[0]],
                 "status": e[1],
                 "source": e[2],
                 "occurred_at": e[3],
@@ -645,7 +648,9 @@ class SqlOutbox:
         ]
         statement = (
             insert_for(self.session, EVENTS)
-            .on_conflict_do_nothing(index_elements=["communication_id", "status", "source"])
+            .on_conflict_do_nothing(
+                index_elements=["communication_id", "message_created_at", "status", "source"]
+            )
             .returning(EVENTS.c.communication_id, EVENTS.c.status, EVENTS.c.source)
         )
         result = await self.session.execute(statement, rows)

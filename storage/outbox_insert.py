@@ -5,7 +5,8 @@ the counts returned are those of rows actually inserted. On SQLite the rows are 
 SQLAlchemy's per-row parameter handling: tuples already in the driver's form (timestamps as SQLite
 text, payloads as JSON text, each distinct value converted once) go to one ``executemany`` per status,
 whose rowcount leaves out skipped rows. On PostgreSQL each column goes as one array to a single
-``INSERT ... SELECT FROM unnest(...) ... RETURNING status``: one set-based statement per batch.
+``INSERT ... SELECT FROM unnest(...) ... RETURNING status``: one set-based statement per batch; the
+table is partitioned there, and its key trigger skips a taken key (storage/partitions.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from domain.vocabulary import (
 )
 from storage.models import CustomerCommunication
 from storage.models.base import postgres_timestamp, sqlite_timestamp, utcnow
+from storage.partitions import skipping_duplicate_messages
 from storage.sql import dialect_of, table_of
 
 OUTBOX = table_of(CustomerCommunication)
@@ -90,8 +92,8 @@ POSTGRES_INSERT = (
     f"INSERT INTO {OUTBOX.name} ({', '.join(COLUMNS)}) "
     f"SELECT {', '.join('payload::jsonb' if c == 'payload' else c for c in COLUMNS)} FROM unnest("
     + ", ".join(f"${n}::{_POSTGRES_TYPES.get(c, 'text')}[]" for n, c in enumerate(COLUMNS, start=1))
-    + f") AS given({', '.join(COLUMNS)}) ON CONFLICT (idempotency_key) DO NOTHING RETURNING status"
-)
+    + f") AS given({', '.join(COLUMNS)}) RETURNING status"
+)  # run inside storage.partitions.skipping_duplicate_messages: the key trigger skips a taken key
 
 #: Enum member -> stored text, looked up per row instead of the slower ``.value`` descriptor.
 _TEXT: dict[object, str] = {
@@ -166,10 +168,11 @@ async def insert_outbox_entries(
     if dialect_of(session) == "postgresql":
         # One set-based statement per batch: every column travels as one array (asyncpg's binary codec),
         # 23 parameters in all, so going through SQLAlchemy (which begins the transaction) costs nothing.
-        for records in driver_records(entries, now, postgres_timestamp).values():
-            columns = tuple(list(values) for values in zip(*records, strict=True))
-            result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
-            inserted.update(row[0] for row in result.all())
+        async with skipping_duplicate_messages(connection):
+            for records in driver_records(entries, now, postgres_timestamp).values():
+                columns = tuple(list(values) for values in zip(*records, strict=True))
+                result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
+                inserted.update(row[0] for row in result.all())
         return inserted
     # Straight to aiosqlite, inside the transaction the session has begun (SQLite writers BEGIN IMMEDIATE
     # on connect): SQLAlchemy's per-row parameter handling would cost more than SQLite's own work.

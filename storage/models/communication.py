@@ -117,7 +117,9 @@ class CustomerCommunication(Base):
     """Every message in or out: the durable outbox for outbound ones and the history of all.
 
     Sized for tens of millions of rows: narrow columns, and indexes only for the claim query,
-    the per-customer timeline, per-campaign progress and the provider-receipt lookup.
+    the per-customer timeline, per-campaign progress and the provider-receipt lookup. On PostgreSQL it is
+    partitioned by month of `created_at` (migration 0020, storage/partitions.py), and its two unique keys
+    are kept in key tables by a trigger, since a partitioned table's unique keys must hold `created_at`.
     """
 
     __tablename__ = "customer_communications"
@@ -193,18 +195,28 @@ class CustomerCommunication(Base):
 
 
 class MessageStatusEvent(Base):
-    """The status history of one message, one row per change (a provider receipt or our own step)."""
+    """The status history of one message, one row per change (a provider receipt or our own step).
+
+    On PostgreSQL it is partitioned by month of its message's creation time, like the messages (migration
+    0020), and refers to its message without a foreign key (one would have to name (id, created_at)).
+    """
 
     __tablename__ = "message_status_events"
     __table_args__ = (
         Index("ix_message_status_events_message", "communication_id", "occurred_at"),
-        UniqueConstraint("communication_id", "status", "source"),
+        # One row per (message, status, source): a retried receipt is applied once. The message's creation
+        # time adds nothing to the key but is the column PostgreSQL partitions by.
+        UniqueConstraint(
+            "communication_id", "message_created_at", "status", "source", name="uq_message_status_events_once"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     communication_id: Mapped[int] = mapped_column(
         ForeignKey("customer_communications.id", ondelete="CASCADE")
     )
+    #: The message's `created_at` (storage.outbox fills it from the message).
+    message_created_at: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(32), default="outbox")
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)

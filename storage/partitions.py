@@ -1,0 +1,306 @@
+"""The messages and their status history by month: PostgreSQL's month partitions (migration 0020), and
+dropping old months of messages on either engine.
+
+On PostgreSQL `customer_communications` is partitioned by month of `created_at` and `message_status_events`
+by month of `message_created_at`, with one default partition each for rows no month holds yet (history
+imported from years back, say). `keep_month_partitions` runs in every worker's retention pass: it makes the
+months ahead and moves rows out of a default partition into their months. `drop_old_messages` removes
+whole months of messages older than SWITCHBOARD_MESSAGE_RETENTION_MONTHS: on PostgreSQL by dropping their
+partitions (instant, and no dead rows left behind), on SQLite by deleting them in batches. Both remove the
+same messages, with their status history and their send-once keys; chat turns that pointed at one keep
+their text and lose the pointer. The daily figures (storage/message_feed.py) are separate tables: the
+dashboard's counts for those months stay.
+
+A partitioned table's unique keys must hold its partition column, so on PostgreSQL a trigger keeps the
+messages' two unique keys in key tables (`communication_idempotency_keys`, `communication_provider_ids`)
+and refuses a duplicate as a unique constraint would. Where the SQLite statement says ON CONFLICT DO
+NOTHING, the PostgreSQL one runs inside `skipping_duplicate_messages`, and the trigger skips the row instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import BindParameter, bindparam, delete, select, text, update
+from sqlalchemy.engine import Result
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from storage.database import Database
+from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent
+from storage.sql import dialect_of
+
+log = logging.getLogger(__name__)
+
+#: (table, the column its months are of)
+PARTITIONED = (("customer_communications", "created_at"), ("message_status_events", "message_created_at"))
+KEY_TABLES = ("communication_idempotency_keys", "communication_provider_ids")
+#: Month partitions kept ready ahead of this month.
+MONTHS_AHEAD = 3
+#: One process at a time changes the partitions (a transaction-scoped lock: fine behind PgBouncer).
+PARTITIONS_LOCK_KEY = 0x5B_0020
+#: DDL on a partitioned table waits for every transaction using it; past this it gives up until next pass.
+LOCK_TIMEOUT = "5s"
+#: Messages deleted per transaction on SQLite.
+DELETE_BATCH = 2_000
+
+
+def month_of(moment: datetime, ahead: int = 0) -> datetime:
+    """The first instant (UTC) of the month `ahead` months after the one holding `moment`."""
+    moment = moment.astimezone(UTC)
+    index = moment.year * 12 + moment.month - 1 + ahead
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def retention_boundary(now: datetime, months: int) -> datetime | None:
+    """Messages created before this go (whole months: the first day of the month `months` months back);
+    None when `months` is 0 (keep them)."""
+    return month_of(now, -months) if months > 0 else None
+
+
+@asynccontextmanager
+async def skipping_duplicate_messages(session: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
+    """Inserts of messages in this block skip a row whose idempotency key or provider id is taken, as
+    ON CONFLICT DO NOTHING does on SQLite (PostgreSQL only; elsewhere it changes nothing)."""
+    if dialect_of(session) != "postgresql":
+        yield
+        return
+    await session.execute(text("SELECT set_config('switchboard.message_keys', 'skip', true)"))
+    yield
+    await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+
+
+async def insert_message_once(session: AsyncSession, statement: Any, keys: Sequence[str]) -> Result[Any]:
+    """Run an INSERT into customer_communications that skips a row whose `keys` (the idempotency key, or
+    provider and provider id) another message has: ON CONFLICT DO NOTHING on SQLite, the key trigger's
+    skip on PostgreSQL."""
+    result: Result[Any]
+    if dialect_of(session) == "postgresql":
+        async with skipping_duplicate_messages(session):
+            result = await session.execute(statement)
+    else:
+        result = await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
+    return result
+
+
+async def message_creation_times(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, datetime]:
+    """Each message's `created_at`, which its status-history rows carry (the column they are partitioned by)."""
+    wanted = sorted(set(message_ids))
+    rows = await session.execute(
+        select(CustomerCommunication.id, CustomerCommunication.created_at).where(
+            CustomerCommunication.id.in_(wanted)
+        )
+    )
+    return {row.id: row.created_at for row in rows}
+
+
+@dataclass
+class PartitionPass:
+    created: list[str] = field(default_factory=list)
+    moved: int = 0
+    skipped: str | None = None  # why nothing was done (another process holds the lock, a lock timed out)
+
+
+async def keep_month_partitions(database: Database, now: datetime) -> PartitionPass:
+    """Make the month partitions from this month to MONTHS_AHEAD ahead, and one for every month a default
+    partition holds rows of, moving those rows in. PostgreSQL only; one process at a time."""
+    done = PartitionPass()
+    if database.engine.dialect.name != "postgresql":
+        return done
+    try:
+        await _keep_months(database, now, done)
+    except DBAPIError as error:
+        if not _lock_timed_out(error):
+            raise
+        done.created, done.moved = [], 0  # rolled back
+        done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+    return done
+
+
+async def _keep_months(database: Database, now: datetime, done: PartitionPass) -> None:
+    async with database.engine.begin() as connection:
+        if not await _lock(connection, done):
+            return
+        for table, column in PARTITIONED:
+            held = await _months_held(connection, table)
+            stray = (
+                await connection.execute(
+                    text(
+                        f"SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') "
+                        f"FROM {table}_default"
+                    )
+                )
+            ).scalars()
+            wanted = {month_of(now, ahead) for ahead in range(MONTHS_AHEAD + 1)}
+            strays = {month.replace(tzinfo=UTC) for month in stray}
+            for month in sorted((wanted | strays) - held):
+                name = f"{table}_{month:%Y_%m}"
+                bounds = f"FROM ('{month.isoformat()}') TO ('{month_of(month, 1).isoformat()}')"
+                if month in strays:
+                    # A partition cannot be made over rows the default one holds: make it apart, move the
+                    # rows in (the trigger leaves their keys alone), then attach it.
+                    await connection.execute(
+                        text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+                    )
+                    await connection.execute(
+                        text("SELECT set_config('switchboard.message_keys', 'off', true)")
+                    )
+                    moved = await connection.execute(
+                        text(
+                            f"WITH moved AS (DELETE FROM {table}_default WHERE {column} >= :start "
+                            f"AND {column} < :end RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+                        ),
+                        {"start": month, "end": month_of(month, 1)},
+                    )
+                    await connection.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+                    done.moved += moved.rowcount or 0
+                    await connection.execute(
+                        text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}")
+                    )
+                else:
+                    await connection.execute(
+                        text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}")
+                    )
+                done.created.append(name)
+
+
+@dataclass
+class MessagesDropped:
+    boundary: datetime | None
+    messages: int = 0
+    months: list[str] = field(default_factory=list)
+    finished: bool = True
+    skipped: str | None = None
+
+
+async def drop_old_messages(database: Database, months: int, now: datetime) -> MessagesDropped:
+    """Remove the messages created before `retention_boundary(now, months)`, with their status history
+    and keys; chat turns keep their text. PostgreSQL drops whole month partitions; SQLite deletes rows,
+    DELETE_BATCH per transaction, up to 50 batches a pass (`finished` False: more on the next pass)."""
+    boundary = retention_boundary(now, months)
+    done = MessagesDropped(boundary)
+    if boundary is None:
+        return done
+    if database.engine.dialect.name == "postgresql":
+        try:
+            await _drop_months(database, boundary, now, done)
+        except DBAPIError as error:
+            if not _lock_timed_out(error):
+                raise
+            done.messages, done.months = 0, []  # rolled back
+            done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+    else:
+        await _delete_rows(database, boundary, done)
+    if done.messages:
+        async with database.sessions() as session:
+            session.add(
+                AuditLog(
+                    actor="retention",
+                    via="worker",
+                    action="messages.drop",
+                    target=None,
+                    detail={
+                        "messages": done.messages,
+                        "created_before": boundary.isoformat(),
+                        "months": months,
+                        "partitions": done.months,
+                    },
+                )
+            )
+            await session.commit()
+    return done
+
+
+async def _drop_months(database: Database, boundary: datetime, now: datetime, done: MessagesDropped) -> None:
+    # Rows in the default partitions go to their months first, so whole months hold everything.
+    kept = await keep_month_partitions(database, now)
+    if kept.skipped:
+        done.skipped = kept.skipped
+        return
+    async with database.engine.begin() as connection:
+        if not await _lock(connection, done):
+            return
+        messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
+        old = sorted(m for m in await _months_held(connection, messages) if month_of(m, 1) <= boundary)
+        for month in old:
+            suffix = f"{month:%Y_%m}"
+            window = {"start": month, "end": month_of(month, 1)}
+            await connection.execute(
+                text(
+                    "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
+                    f"(SELECT id FROM {messages}_{suffix})"
+                )
+            )
+            for keys in KEY_TABLES:
+                await connection.execute(
+                    text(f"DELETE FROM {keys} WHERE created_at >= :start AND created_at < :end"), window
+                )
+            count = (await connection.execute(text(f"SELECT count(*) FROM {messages}_{suffix}"))).scalar_one()
+            await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{suffix}"))
+            await connection.execute(text(f"DROP TABLE {messages}_{suffix}"))
+            done.messages += int(count)
+            done.months.append(f"{month:%Y-%m}")
+
+
+async def _delete_rows(database: Database, boundary: datetime, done: MessagesDropped) -> None:
+    cc, events, turns = CustomerCommunication, MessageStatusEvent, ChatMessage
+    for _ in range(50):
+        async with database.engine.begin() as connection:
+            ids = list(
+                (
+                    await connection.execute(
+                        select(cc.id).where(cc.created_at < boundary).order_by(cc.id).limit(DELETE_BATCH)
+                    )
+                ).scalars()
+            )
+            if not ids:
+                return
+            chosen: BindParameter[int] = bindparam("ids", expanding=True)
+            await connection.execute(
+                update(turns).where(turns.communication_id.in_(chosen)).values(communication_id=None),
+                {"ids": ids},
+            )
+            await connection.execute(delete(events).where(events.communication_id.in_(chosen)), {"ids": ids})
+            await connection.execute(delete(cc).where(cc.id.in_(chosen)), {"ids": ids})
+            done.messages += len(ids)
+    done.finished = False
+
+
+def _lock_timed_out(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error)
+
+
+async def _lock(connection: AsyncConnection, done: PartitionPass | MessagesDropped) -> bool:
+    taken = (
+        await connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
+    ).scalar_one()
+    if not taken:
+        done.skipped = "another process is changing the partitions"
+        return False
+    await connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    return True
+
+
+async def _months_held(connection: AsyncConnection, table: str) -> set[datetime]:
+    """The months `table` has a partition for (named `{table}_YYYY_MM`, as migration 0020 names them)."""
+    names = (
+        await connection.execute(
+            text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:table AS regclass)"
+            ),
+            {"table": table},
+        )
+    ).scalars()
+    months = set()
+    for name in names:
+        suffix = name.removeprefix(f"{table}_")
+        if suffix != "default":
+            year, month = suffix.split("_")
+            months.add(datetime(int(year), int(month), 1, tzinfo=UTC))
+    return months

@@ -1,0 +1,397 @@
+"""Messages by month (migration 0020, storage/partitions.py), on both engines: the send-once keys hold
+across months, and old months go with their history and keys while chat turns and daily figures stay.
+On PostgreSQL: each month's rows sit in its own partition, rows outside the made months wait in the
+default partition until the worker's pass moves them, and a query bounded in time reads only its months."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.delivery.outbox import OutboxEntry
+from domain.delivery.ports import InboundMessage
+from domain.vocabulary import Channel, MessageCategory, MessageSource
+from storage import migrate
+from storage.conversations import SqlConversations
+from storage.database import Database
+from storage.models import (
+    ChatMessage,
+    ChatSession,
+    CommunicationAnalytics,
+    Customer,
+    CustomerCommunication,
+    MessageStatusEvent,
+)
+from storage.outbox_insert import insert_outbox_entries
+from storage.partitions import (
+    PARTITIONS_LOCK_KEY,
+    drop_old_messages,
+    keep_month_partitions,
+    month_of,
+    retention_boundary,
+)
+from tests.conftest import FreshDatabases
+
+NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+OLD = datetime(2025, 6, 10, 8, 0, tzinfo=UTC)  # more than 12 months before NOW
+RECENT = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def entry(n: int) -> OutboxEntry:
+    return OutboxEntry(
+        customer_id=None,
+        channel=Channel.SMS,
+        source=MessageSource.CAMPAIGN,
+        source_ref="months",
+        category=MessageCategory.MARKETING,
+        to_address=f"+49151000000{n:02d}",
+        body=f"Hello {n}",
+    )
+
+
+async def plan(database: Database, entries: list[OutboxEntry], at: datetime) -> int:
+    async with database.sessions() as session:
+        inserted = await insert_outbox_entries(session, entries, at)
+        await session.commit()
+    return sum(inserted.values())
+
+
+async def messages(database: Database) -> list[tuple[int, str | None, datetime]]:
+    cc = CustomerCommunication
+    async with database.sessions() as session:
+        rows = await session.execute(select(cc.id, cc.idempotency_key, cc.created_at).order_by(cc.id))
+        return [(row.id, row.idempotency_key, row.created_at) for row in rows]
+
+
+async def test_a_campaign_message_is_planned_once_whichever_month_plans_it_again(database: Database) -> None:
+    assert await plan(database, [entry(1), entry(2)], NOW) == 2
+    # Next month (its own partition), a month long past (the default partition on PostgreSQL), and now.
+    assert await plan(database, [entry(1)], NOW + timedelta(days=40)) == 0
+    assert await plan(database, [entry(2), entry(3)], OLD) == 1
+    assert await plan(database, [entry(1), entry(2), entry(3)], NOW) == 0
+    held = await messages(database)
+    assert sorted(key for _, key, _ in held if key) == sorted({entry(n).idempotency_key for n in (1, 2, 3)})
+    assert [created for _, key, created in held if key == entry(3).idempotency_key] == [OLD]
+
+
+async def test_an_inbound_message_delivered_again_a_month_later_is_recorded_once(database: Database) -> None:
+    def whatsapp(at: datetime) -> InboundMessage:
+        return InboundMessage(
+            provider="whatsapp_cloud",
+            channel=Channel.WHATSAPP,
+            provider_message_id="wamid.months-1",
+            from_address="+4915100000001",
+            to_address="+4930123456",
+            body="Is the clinic open on Saturday?",
+            received_at=at,
+        )
+
+    async with database.sessions() as session:
+        first = await SqlConversations(session).record_inbound(whatsapp(RECENT), None, None)
+        await session.commit()
+    async with database.sessions() as session:
+        again = await SqlConversations(session).record_inbound(whatsapp(NOW + timedelta(days=35)), None, None)
+        await session.commit()
+    assert first is not None and again is None
+    assert len(await messages(database)) == 1
+
+
+async def add_history(database: Database, message_id: int, created_at: datetime) -> None:
+    async with database.sessions() as session:
+        session.add(
+            MessageStatusEvent(
+                communication_id=message_id,
+                message_created_at=created_at,
+                status="sent",
+                source="outbox",
+                occurred_at=created_at,
+            )
+        )
+        await session.commit()
+
+
+async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing_else(
+    database: Database,
+) -> None:
+    assert await plan(database, [entry(1), entry(2), entry(3)], OLD) == 3
+    assert await plan(database, [entry(4), entry(5)], RECENT) == 2
+    held = await messages(database)
+    for message_id, _, created_at in held:
+        await add_history(database, message_id, created_at)
+    old_ids = [m for m, _, created in held if created == OLD]
+    async with database.sessions() as session:
+        customer = Customer(name="Ana Lima")
+        session.add(customer)
+        await session.flush()
+        chat = ChatSession(customer_id=customer.id, channel="sms")
+        session.add(chat)
+        await session.flush()
+        session.add_all(
+            [
+                ChatMessage(
+                    session_id=chat.id, author="customer", body="old turn", communication_id=old_ids[0]
+                ),
+                ChatMessage(
+                    session_id=chat.id, author="customer", body="new turn", communication_id=held[-1][0]
+                ),
+            ]
+        )
+        session.add(
+            CommunicationAnalytics(
+                day=date(2025, 6, 10), channel="sms", provider="twilio", campaign_id=0, template_id=0, sent=3
+            )
+        )
+        await session.commit()
+
+    kept_forever = await drop_old_messages(database, 0, NOW)
+    assert (kept_forever.boundary, kept_forever.messages) == (None, 0)
+    assert retention_boundary(NOW, 12) == datetime(2025, 12, 1, tzinfo=UTC)
+    dropped = await drop_old_messages(database, 12, NOW)
+
+    # Recounted from the rows: the three old messages went, the two recent ones stay.
+    assert dropped.messages == len(old_ids) == 3
+    if database.engine.dialect.name == "postgresql":
+        assert dropped.months == ["2025-06"]
+    kept = await messages(database)
+    assert [created for _, _, created in kept] == [RECENT, RECENT]
+    async with database.sessions() as session:
+        history = (await session.execute(select(MessageStatusEvent.communication_id))).scalars().all()
+        turns = dict((await session.execute(select(ChatMessage.body, ChatMessage.communication_id))).all())
+        figures = (await session.execute(select(func.sum(CommunicationAnalytics.sent)))).scalar()
+    assert sorted(history) == sorted(m for m, _, _ in kept)
+    assert turns == {"old turn": None, "new turn": held[-1][0]}
+    assert figures == 3
+    # The old messages' keys went with them; the recent ones' stay.
+    assert await plan(database, [entry(1), entry(4)], NOW) == 1
+    again = await drop_old_messages(database, 12, NOW)
+    assert (again.messages, again.finished) == (0, True)
+
+
+@pytest.fixture
+def postgresql(database: Database) -> Database:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("month partitions are PostgreSQL's")
+    return database
+
+
+async def where_rows_are(database: Database, table: str) -> dict[str, int]:
+    async with database.engine.connect() as connection:
+        rows = await connection.execute(
+            text(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")
+        )
+        return {name: count for name, count in rows.all()}
+
+
+async def test_each_month_sits_in_its_partition_and_the_default_one_empties_into_new_months(
+    postgresql: Database,
+) -> None:
+    database = postgresql
+    assert await plan(database, [entry(1), entry(2)], NOW) == 2
+    assert await plan(database, [entry(3)], OLD) == 1
+    for message_id, _, created_at in await messages(database):
+        await add_history(database, message_id, created_at)
+    assert await where_rows_are(database, "customer_communications") == {
+        "customer_communications_2026_12": 2,
+        "customer_communications_default": 1,
+    }
+
+    done = await keep_month_partitions(database, NOW)
+    assert done.moved == 2  # the old message and its history
+    assert (
+        "customer_communications_2025_06" in done.created and "message_status_events_2025_06" in done.created
+    )
+    assert f"customer_communications_{month_of(NOW, 3):%Y_%m}" not in done.created  # made by the migration
+    assert await where_rows_are(database, "customer_communications") == {
+        "customer_communications_2026_12": 2,
+        "customer_communications_2025_06": 1,
+    }
+    assert await where_rows_are(database, "message_status_events") == {
+        "message_status_events_2026_12": 2,
+        "message_status_events_2025_06": 1,
+    }
+    # The moved message kept its key.
+    assert await plan(database, [entry(3)], NOW) == 0
+    # A later pass has nothing to do; one that comes a month later makes the next month ahead.
+    assert (await keep_month_partitions(database, NOW)).created == []
+    later = await keep_month_partitions(database, NOW + timedelta(days=31))
+    assert later.created == [
+        f"customer_communications_{month_of(NOW, 4):%Y_%m}",
+        f"message_status_events_{month_of(NOW, 4):%Y_%m}",
+    ]
+
+
+async def test_a_query_bounded_in_time_reads_only_its_months(postgresql: Database) -> None:
+    await plan(postgresql, [entry(1)], NOW)
+    async with postgresql.engine.connect() as connection:
+        plan_text = "\n".join(
+            (
+                await connection.execute(
+                    text(
+                        "EXPLAIN SELECT count(*) FROM customer_communications "
+                        "WHERE created_at >= :start AND created_at < :end"
+                    ),
+                    {"start": NOW - timedelta(days=2), "end": NOW},
+                )
+            ).scalars()
+        )
+    assert "customer_communications_2026_12" in plan_text
+    assert "customer_communications_2027_01" not in plan_text and "_default" not in plan_text
+
+
+async def test_a_second_process_changing_partitions_waits_its_turn(postgresql: Database) -> None:
+    await plan(postgresql, [entry(1)], OLD)
+    async with postgresql.engine.connect() as holder:
+        await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
+        busy = await keep_month_partitions(postgresql, NOW)
+        dropped = await drop_old_messages(postgresql, 12, NOW)
+        await holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PARTITIONS_LOCK_KEY})
+    assert (busy.created, busy.skipped) == ([], "another process is changing the partitions")
+    assert (dropped.messages, dropped.skipped) == (0, "another process is changing the partitions")
+    assert (await drop_old_messages(postgresql, 12, NOW)).messages == 1
+
+
+async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_goes(
+    postgresql: Database,
+) -> None:
+    database = postgresql
+    await plan(database, [entry(1), entry(2)], NOW)
+    first, second = [message_id for message_id, _, _ in await messages(database)]
+    cc = CustomerCommunication
+
+    async def set_provider_id(message_id: int, provider_id: str) -> None:
+        async with database.sessions() as session:
+            await session.execute(
+                update(cc).where(cc.id == message_id).values(provider_message_id=provider_id)
+            )
+            await session.commit()
+
+    await set_provider_id(first, "SM-1")
+    with pytest.raises(IntegrityError, match="uq_customer_communications_provider_provider_message_id"):
+        await set_provider_id(second, "SM-1")
+    await set_provider_id(first, "SM-2")  # the old id is let go
+    await set_provider_id(second, "SM-1")
+    async with database.sessions() as session:
+        await session.execute(delete(cc).where(cc.id == first))
+        await session.commit()
+    assert await plan(database, [entry(1)], NOW) == 1  # its key went with it
+    async with database.engine.begin() as connection:
+        keys = (
+            await connection.execute(text("SELECT count(*) FROM communication_idempotency_keys"))
+        ).scalar()
+        ids = (
+            await connection.execute(text("SELECT provider_message_id FROM communication_provider_ids"))
+        ).scalars()
+        assert (keys, list(ids)) == (2, ["SM-1"])
+        await connection.execute(text("TRUNCATE customer_communications CASCADE"))
+        emptied = await connection.execute(
+            text(
+                "SELECT (SELECT count(*) FROM communication_idempotency_keys) "
+                "+ (SELECT count(*) FROM communication_provider_ids)"
+            )
+        )
+        assert emptied.scalar() == 0
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_upgrading_to_0020_keeps_every_message_and_its_history_and_going_back_restores_the_keys(
+    engine: str, fresh_databases: FreshDatabases
+) -> None:
+    url = fresh_databases.url(engine)
+    asyncio.run(migrate.downgrade(url, "0019"))
+    months = [OLD, RECENT, NOW]
+
+    async def fill() -> None:
+        database = Database.connect(url)
+        try:
+            async with database.engine.begin() as connection:
+                for n, created in enumerate(months, start=1):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO customer_communications (channel, provider, direction, source, "
+                            "category, idempotency_key, to_address, body, status, provider_message_id, attempts, "
+                            "counted, created_at) VALUES ('sms', 'twilio', 'outbound', 'campaign', "
+                            "'marketing', :key, '+4915100000001', 'Hello', 'delivered', :pid, 1, 0, :created)"
+                        ),
+                        {"key": f"k{n}", "pid": f"SM{n}", "created": created},
+                    )
+                    for status in ("sent", "delivered"):
+                        await connection.execute(
+                            text(
+                                "INSERT INTO message_status_events (communication_id, status, source, occurred_at) "
+                                "SELECT id, :status, 'twilio', :at FROM customer_communications "
+                                "WHERE idempotency_key = :key"
+                            ),
+                            {"key": f"k{n}", "status": status, "at": created + timedelta(minutes=1)},
+                        )
+        finally:
+            await database.dispose()
+
+    async def read() -> tuple[list[Any], list[Any]]:
+        database = Database.connect(url)
+        try:
+            async with database.sessions() as session:
+                cc, events = CustomerCommunication, MessageStatusEvent
+                held = (
+                    await session.execute(
+                        select(cc.id, cc.idempotency_key, cc.provider_message_id, cc.created_at)
+                    )
+                ).all()
+                history = (
+                    await session.execute(
+                        select(events.communication_id, events.status, events.message_created_at).order_by(
+                            events.communication_id, events.status
+                        )
+                    )
+                ).all()
+                return sorted(held), list(history)
+        finally:
+            await database.dispose()
+
+    asyncio.run(fill())
+    asyncio.run(migrate.upgrade(url))
+    held, history = asyncio.run(read())
+    assert held == [(n, f"k{n}", f"SM{n}", created) for n, created in enumerate(months, start=1)]
+    assert history == [
+        (n, status, created) for n, created in enumerate(months, start=1) for status in ("delivered", "sent")
+    ]
+
+    async def keys_hold() -> None:
+        database = Database.connect(url)
+        try:
+            # The key planned before the upgrade is still taken, wherever its month's rows went.
+            assert await plan(database, [entry(1)], NOW) == 1
+            async with database.sessions() as session:
+                session.add(
+                    CustomerCommunication(
+                        channel="sms",
+                        provider="twilio",
+                        direction="outbound",
+                        source="campaign",
+                        status="planned",
+                        idempotency_key="k1",
+                        to_address="+4915100000001",
+                        body="x",
+                    )
+                )
+                with pytest.raises(IntegrityError):
+                    await session.commit()
+            if engine == "postgresql":
+                # The migration made a month for each month its rows were of: none waits in the default one.
+                assert await where_rows_are(database, "customer_communications") == {
+                    "customer_communications_2025_06": 1,
+                    "customer_communications_2026_11": 1,
+                    "customer_communications_2026_12": 2,
+                }
+                assert (await keep_month_partitions(database, NOW)).moved == 0
+        finally:
+            await database.dispose()
+
+    asyncio.run(keys_hold())
+    asyncio.run(migrate.downgrade(url, "0019"))
+    asyncio.run(migrate.upgrade(url))
+    assert asyncio.run(read())[0][:3] == held
