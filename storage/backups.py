@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, func, select
+from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SAWarning
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -117,10 +117,21 @@ def _writable_target(path: Path) -> Path:
 def _reflect(sync_connection: Any) -> MetaData:
     """Every table the database has (whatever revision it is at), as it is."""
     metadata = MetaData()
+    partitions: set[str] = set()
+    if sync_connection.dialect.name == "postgresql":
+        # A month partition's rows are its partitioned table's rows: counted (and checksummed) there once.
+        partitions = set(
+            sync_connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relispartition AND n.nspname = current_schema()"
+                )
+            ).scalars()
+        )
     with warnings.catch_warnings():
         # Expression indexes (ix_customer_communications_failures) cannot be reflected; only tables matter here.
         warnings.filterwarnings("ignore", "Skipped unsupported reflection", SAWarning)
-        metadata.reflect(sync_connection)
+        metadata.reflect(sync_connection, only=lambda name, _: name not in partitions)
     return metadata
 
 
@@ -292,21 +303,7 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
             staging.unlink(missing_ok=True)
             raise
     else:
-        # --clean drops the (empty) tables a migrated database already has inside the restore's own
-        # transaction: a restore that fails leaves the database as it was.
-        await _run_tool(
-            "pg_restore",
-            [
-                "--clean",
-                "--if-exists",
-                "--no-owner",
-                "--no-privileges",
-                "--exit-on-error",
-                "--single-transaction",
-                str(path),
-            ],
-            database_url,
-        )
+        await _pg_restore(database, database_url, path)
     async with database.engine.connect() as connection:
         counts = await _table_rows(connection)
     return RestoreReport(
@@ -316,6 +313,95 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
         sum(n for name, n in counts.items() if name not in SCHEMA_TABLES),
         len(counts),
     )
+
+
+async def _pg_restore(database: Database, database_url: str, path: Path) -> None:
+    """pg_restore's SQL, after dropping the (empty) tables a migrated database already has, run by psql in
+    one transaction: a restore that fails leaves the database as it was. (pg_restore --clean cannot drop
+    the month partitions' keys, which belong to their partitioned tables.)"""
+    tools = {tool: shutil.which(tool) for tool in ("pg_restore", "psql")}
+    missing = [tool for tool, found in tools.items() if found is None]
+    if missing:
+        raise BackupError(
+            f"{' and '.join(missing)} not found: install the PostgreSQL client tools (the server's major "
+            "version or newer)"
+        )
+    async with database.engine.connect() as connection:
+        tables = list(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT quote_ident(c.relname) FROM pg_class c "
+                        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                        "AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+                    )
+                )
+            ).scalars()
+        )
+        functions = list(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT p.oid::regprocedure::text FROM pg_proc p "
+                        "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = current_schema() "
+                        "AND p.proname LIKE :ours"
+                    ),
+                    {"ours": "switchboard\\_%"},
+                )
+            ).scalars()
+        )
+    drops = [f"DROP TABLE IF EXISTS {', '.join(tables)} CASCADE;"] if tables else []
+    drops += [f"DROP FUNCTION IF EXISTS {function} CASCADE;" for function in functions]
+    dsn, env = _libpq(database_url)
+    psql = await asyncio.create_subprocess_exec(
+        str(tools["psql"]),
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        f"--dbname={dsn}",
+        env={**env, "PGOPTIONS": "-c client_min_messages=warning"},
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    script = await asyncio.create_subprocess_exec(
+        str(tools["pg_restore"]),
+        "--no-owner",
+        "--no-privileges",
+        "--file=-",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert psql.stdin is not None and psql.stderr is not None
+    assert script.stdout is not None and script.stderr is not None
+    said = {
+        "psql": asyncio.ensure_future(psql.stderr.read()),
+        "pg_restore": asyncio.ensure_future(script.stderr.read()),
+    }
+    try:
+        psql.stdin.write("\n".join(drops).encode() + b"\n")
+        while chunk := await script.stdout.read(1 << 16):
+            psql.stdin.write(chunk)
+            await psql.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        script.kill()  # psql stopped at an error (its message says which): the rest of the script is moot
+    finally:
+        await script.wait()
+        stopped = script.returncode != 0 and psql.returncode is None
+        if stopped:
+            psql.kill()  # pg_restore failed: half a script must not commit
+        psql.stdin.close()
+        await psql.wait()
+    order = [("pg_restore", script.returncode)] if stopped else []
+    for tool, code in [*order, ("psql", psql.returncode), ("pg_restore", script.returncode)]:
+        if code != 0:
+            lines = [
+                line for line in (await said[tool]).decode(errors="replace").splitlines() if line.strip()
+            ]
+            shown = "; ".join(lines[-3:]) or f"exit status {code}"
+            raise BackupError(f"the restore failed, and nothing was changed: {tool}: {shown}")
 
 
 def _engine_name(engine: str) -> str:
