@@ -116,7 +116,9 @@ class BackgroundServices:
 
     async def apply_retention(self) -> None:
         """Applied webhooks, message bodies and conversation texts past their retention periods
-        (SWITCHBOARD_*_RETENTION_DAYS, storage/retention.py)."""
+        (SWITCHBOARD_*_RETENTION_DAYS, storage/retention.py); on PostgreSQL the month partitions ahead, and
+        whole months of messages past SWITCHBOARD_MESSAGE_RETENTION_MONTHS (storage/partitions.py)."""
+        from storage.partitions import drop_old_messages, keep_month_partitions
         from storage.retention import (
             expire_conversation_texts,
             expire_message_bodies,
@@ -142,6 +144,18 @@ class BackgroundServices:
                 turns.files_deleted,
                 turns.cutoff,
             )
+        months = await keep_month_partitions(database, now)
+        if months.created or months.moved:
+            log.info(
+                "partitions: made %s; moved %d rows out of the default partitions",
+                ", ".join(months.created) or "none",
+                months.moved,
+            )
+        dropped = await drop_old_messages(database, settings.message_retention_months, now)
+        if dropped.messages:
+            log.info("retention: dropped %d messages created before %s", dropped.messages, dropped.boundary)
+        for skipped in {months.skipped, dropped.skipped} - {None}:
+            log.info("partitions: nothing changed this pass: %s", skipped)
 
     async def start(self) -> None:
         settings = self.container.settings

@@ -548,7 +548,9 @@ def webhooks_replay(limit: int) -> None:
 def retention() -> None:
     """Apply the retention periods now (the workers do it every 10 minutes): forget applied webhooks past
     SWITCHBOARD_WEBHOOK_RETENTION_DAYS, blank message bodies past SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS and
-    conversation texts past SWITCHBOARD_CONVERSATION_RETENTION_DAYS. Audited."""
+    conversation texts past SWITCHBOARD_CONVERSATION_RETENTION_DAYS, drop whole months of messages past
+    SWITCHBOARD_MESSAGE_RETENTION_MONTHS. Audited."""
+    from storage.partitions import drop_old_messages
     from storage.retention import expire_conversation_texts, expire_message_bodies, forget_applied_webhooks
 
     settings = load_settings()
@@ -578,6 +580,18 @@ def retention() -> None:
             if turns.cutoff
             else "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)"
         )
+        dropped = await drop_old_messages(database, settings.message_retention_months, now)
+        if dropped.skipped:
+            lines.append(f"messages: kept this time: {dropped.skipped}")
+        elif dropped.boundary is None:
+            lines.append("messages: kept (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)")
+        else:
+            more = "" if dropped.finished else " (more on the next pass)"
+            months = f" (months {', '.join(dropped.months)})" if dropped.months else ""
+            lines.append(
+                f"messages: dropped {dropped.messages} created before {dropped.boundary:%Y-%m-%d}"
+                f" with their status history{months}{more}"
+            )
         return lines
 
     for line in run_async(_with_database(settings, apply)):

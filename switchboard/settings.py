@@ -169,6 +169,9 @@ class Settings(BaseSettings):
     message_body_retention_days: int = Field(default=0, ge=0)
     #: Conversation turns older than this many days read "(expired)" and their files go (0 keeps them).
     conversation_retention_days: int = Field(default=0, ge=0)
+    #: Whole months of messages, with their status history, go once older than this many months (0 keeps
+    #: them); on PostgreSQL their month partitions are dropped (storage/partitions.py).
+    message_retention_months: int = Field(default=0, ge=0)
     #: "host:port" where `switchboard worker` serves its own provider-call metrics to Prometheus ("" = none).
     worker_metrics_address: str = ""
     worker_lease_seconds: float = 60.0

@@ -1,6 +1,7 @@
 """A patient who has texted the clinic asks first for a copy of their data, then to be forgotten: the export
 holds what they wrote, the erasure removes it from the message log and the conversation in the browser, and
-the clinic's figures stay the same. Then the clinic keeps message texts for 30 days only."""
+the clinic's figures stay the same. Then the clinic keeps message texts for 30 days only, and then its
+messages for a month only."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from storage.models import ChatSession, Customer, CustomerCommunication, Order
+from bot.console import render_reply
+from storage.models import (
+    ChatSession,
+    CommunicationAnalytics,
+    Customer,
+    CustomerCommunication,
+    MessageStatusEvent,
+    Order,
+)
+from storage.partitions import month_of
 from tests.journeys.conftest import ADMIN, SWITCHBOARD, Demo, browser_page, screenshot, sign_in, wait_for
 
 __all__ = ["browser_page"]
@@ -146,3 +156,67 @@ def test_the_clinic_keeps_message_texts_for_30_days(demo: Demo, browser_page) ->
     rows = page.locator("table tbody tr").all_inner_texts()
     assert any("(expired)" in row for row in rows), rows
     assert any("(expired)" not in row and "(erased)" not in row for row in rows), rows
+
+
+def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
+    """SWITCHBOARD_MESSAGE_RETENTION_MONTHS=1 on the demo's 60 days of history: the messages of every month
+    that ended more than a month ago go, with their status history; the daily figures, the SMS page's
+    totals and the KPI answers built on them stay. (Runs last here: it removes part of the demo's history.)"""
+    cc = CustomerCommunication
+    now = datetime.now(UTC)
+    boundary = month_of(now, -1)
+    ripe = demo.rows(select(func.count()).where(cc.created_at < boundary))[0][0]
+    kept = demo.rows(select(func.count()).where(cc.created_at >= boundary))[0][0]
+    history_kept = demo.rows(
+        select(func.count())
+        .select_from(MessageStatusEvent)
+        .where(MessageStatusEvent.message_created_at >= boundary)
+    )[0][0]
+    figures = demo.rows(
+        select(func.sum(CommunicationAnalytics.sent), func.sum(CommunicationAnalytics.delivered))
+    )
+    answer = render_reply(demo.ask("messages sent last 90 days"))
+    assert ripe > 0 and kept > 0
+
+    page = browser_page
+    sign_in(page, demo, ADMIN)
+    page.goto(f"{demo.app_url}/communication/sms")
+    page.wait_for_load_state()
+    sms_page = page.locator("main").inner_text()
+
+    done = subprocess.run(
+        [*SWITCHBOARD, "retention"],
+        env={**demo.env, "SWITCHBOARD_MESSAGE_RETENTION_MONTHS": "1"},
+        cwd=demo.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"messages: dropped {ripe} created before {boundary:%Y-%m-%d} with their status history"
+        in done.stdout
+    )
+    # Recounted from the rows: everything before the boundary went, with its history; the rest stayed.
+    assert demo.rows(select(func.count()).where(cc.created_at < boundary))[0][0] == 0
+    assert demo.rows(select(func.count()).select_from(cc))[0][0] == kept
+    assert demo.rows(select(func.count()).select_from(MessageStatusEvent))[0][0] == history_kept
+    assert (
+        demo.rows(select(func.sum(CommunicationAnalytics.sent), func.sum(CommunicationAnalytics.delivered)))
+        == figures
+    )
+    assert render_reply(demo.ask("messages sent last 90 days")) == answer
+
+    page.goto(f"{demo.app_url}/communication/sms")
+    page.wait_for_load_state()
+    screenshot(page, "sms-page-after-dropping-old-months")
+    assert page.locator("main").inner_text() == sms_page
+    again = subprocess.run(
+        [*SWITCHBOARD, "retention"],
+        env={**demo.env, "SWITCHBOARD_MESSAGE_RETENTION_MONTHS": "1"},
+        cwd=demo.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"messages: dropped 0 created before {boundary:%Y-%m-%d}" in again.stdout
