@@ -34,7 +34,7 @@ from storage.models import ConsentRecord, Customer, CustomerConsent, CustomerTag
 from storage.outbox_insert import (
     COLUMNS,
     OUTBOX,
-    POSTGRES_INSERT,
+    postgres_insert_records,
     sqlite_insert_records,
     sqlite_timestamp,
 )
@@ -287,8 +287,7 @@ async def baseline_insert(url: str, count: int, batch_size: int) -> tuple[float,
         started, cpu_started = time.perf_counter(), time.process_time()
         async with database.engine.begin() as connection:
             if database.engine.dialect.name == "postgresql":
-                columns = tuple(list(values) for values in zip(*records, strict=True))
-                await connection.exec_driver_sql(POSTGRES_INSERT, columns)
+                await postgres_insert_records(connection, records)
             else:
                 raw = await connection.get_raw_connection()
                 await sqlite_insert_records(raw.driver_connection, records)

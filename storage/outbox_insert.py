@@ -5,8 +5,9 @@ the counts returned are those of rows actually inserted. On SQLite the rows are 
 SQLAlchemy's per-row parameter handling: tuples already in the driver's form (timestamps as SQLite
 text, payloads as JSON text, each distinct value converted once) go to one ``executemany`` per status,
 whose rowcount leaves out skipped rows. On PostgreSQL each column goes as one array to a single
-``INSERT ... SELECT FROM unnest(...) ... RETURNING status``: one set-based statement per batch; the
-table is partitioned there, and its key trigger skips a taken key (storage/partitions.py).
+``INSERT ... SELECT FROM unnest(...) ... RETURNING status``: one set-based statement per batch. The
+table is partitioned there, so the statement writes the batch's keys to the key table itself, set-based,
+instead of leaving it to the key trigger row by row (storage/partitions.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from domain.delivery.outbox import OutboxEntry
 from domain.vocabulary import (
@@ -30,7 +31,7 @@ from domain.vocabulary import (
 )
 from storage.models import CustomerCommunication
 from storage.models.base import postgres_timestamp, sqlite_timestamp, utcnow
-from storage.partitions import skipping_duplicate_messages
+from storage.partitions import keys_written_here
 from storage.sql import dialect_of, table_of
 
 OUTBOX = table_of(CustomerCommunication)
@@ -88,12 +89,22 @@ _POSTGRES_TYPES = {
     "next_attempt_at": "timestamptz",
     "created_at": "timestamptz",
 }
+_GIVEN = ", ".join(COLUMNS)
 POSTGRES_INSERT = (
-    f"INSERT INTO {OUTBOX.name} ({', '.join(COLUMNS)}) "
-    f"SELECT {', '.join('payload::jsonb' if c == 'payload' else c for c in COLUMNS)} FROM unnest("
+    # The batch's keys go into the key table in one set-based statement, and only the rows whose key was
+    # new go in (the first of any key given twice), in the batch's order. The statement runs with the key
+    # trigger off (storage.partitions.keys_written_here): it writes the keys itself.
+    "WITH given AS (SELECT * FROM unnest("
     + ", ".join(f"${n}::{_POSTGRES_TYPES.get(c, 'text')}[]" for n, c in enumerate(COLUMNS, start=1))
-    + f") AS given({', '.join(COLUMNS)}) RETURNING status"
-)  # run inside storage.partitions.skipping_duplicate_messages: the key trigger skips a taken key
+    + f") WITH ORDINALITY AS given({_GIVEN}, n)), "
+    "fresh AS (INSERT INTO communication_idempotency_keys (idempotency_key, created_at) "
+    "SELECT idempotency_key, created_at FROM given ON CONFLICT DO NOTHING RETURNING idempotency_key), "
+    "picked AS (SELECT given.*, row_number() OVER (PARTITION BY idempotency_key ORDER BY n) AS nth "
+    "FROM given JOIN fresh USING (idempotency_key)) "
+    f"INSERT INTO {OUTBOX.name} ({_GIVEN}) "
+    f"SELECT {', '.join('payload::jsonb' if c == 'payload' else c for c in COLUMNS)} FROM picked "
+    "WHERE nth = 1 ORDER BY n RETURNING status"
+)
 
 #: Enum member -> stored text, looked up per row instead of the slower ``.value`` descriptor.
 _TEXT: dict[object, str] = {
@@ -168,11 +179,8 @@ async def insert_outbox_entries(
     if dialect_of(session) == "postgresql":
         # One set-based statement per batch: every column travels as one array (asyncpg's binary codec),
         # 23 parameters in all, so going through SQLAlchemy (which begins the transaction) costs nothing.
-        async with skipping_duplicate_messages(connection):
-            for records in driver_records(entries, now, postgres_timestamp).values():
-                columns = tuple(list(values) for values in zip(*records, strict=True))
-                result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
-                inserted.update(row[0] for row in result.all())
+        for records in driver_records(entries, now, postgres_timestamp).values():
+            inserted.update(await postgres_insert_records(connection, records))
         return inserted
     # Straight to aiosqlite, inside the transaction the session has begun (SQLite writers BEGIN IMMEDIATE
     # on connect): SQLAlchemy's per-row parameter handling would cost more than SQLite's own work.
@@ -181,6 +189,16 @@ async def insert_outbox_entries(
     for status, records in driver_records(entries, now, sqlite_timestamp).items():
         inserted[status] = await sqlite_insert_records(driver, records)
     return inserted
+
+
+async def postgres_insert_records(
+    connection: AsyncConnection, records: Sequence[tuple[Any, ...]]
+) -> list[str]:
+    """Inserts ``records`` (COLUMNS order) in one set-based statement; the statuses of the new rows."""
+    columns = tuple(list(values) for values in zip(*records, strict=True))
+    async with keys_written_here(connection):
+        result = await connection.exec_driver_sql(POSTGRES_INSERT, columns)
+        return [row[0] for row in result.all()]
 
 
 async def sqlite_insert_records(driver: Any, records: Sequence[tuple[Any, ...]]) -> int:

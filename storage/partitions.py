@@ -64,6 +64,18 @@ def retention_boundary(now: datetime, months: int) -> datetime | None:
 
 
 @asynccontextmanager
+async def keys_written_here(session: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
+    """Inserts of messages in this block write their idempotency keys themselves (storage.outbox_insert's
+    set-based batch insert), so the key trigger leaves the rows alone (PostgreSQL only)."""
+    if dialect_of(session) != "postgresql":
+        yield
+        return
+    await session.execute(text("SELECT set_config('switchboard.message_keys', 'off', true)"))
+    yield
+    await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+
+
+@asynccontextmanager
 async def skipping_duplicate_messages(session: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
     """Inserts of messages in this block skip a row whose idempotency key or provider id is taken, as
     ON CONFLICT DO NOTHING does on SQLite (PostgreSQL only; elsewhere it changes nothing)."""
