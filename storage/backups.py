@@ -41,6 +41,8 @@ PG_DUMP_HEADER = b"PGDMP"
 #: Tables `switchboard migrate` fills (the schema revision, the KPI definitions mirrored from code): a
 #: freshly migrated database has rows there and still holds nothing of the business.
 SCHEMA_TABLES = frozenset({"alembic_version", "kpi_metrics"})
+#: Free disk a scratch copy leaves, beyond the database's size again (so the app can still write).
+SCRATCH_MARGIN_BYTES = 256 * 1024 * 1024
 
 
 class BackupError(Exception):
@@ -215,6 +217,14 @@ async def scratch_copy(database_url: str) -> AsyncIterator[str]:
     run) without holding the real database's write lock while they run. It sits beside the database (the
     folder the app may write, and the same disk), named after it and hidden."""
     source = sqlite_file(database_url)
+    size = sum(f.stat().st_size for f in (source, Path(f"{source}-wal")) if f.exists())
+    free = shutil.disk_usage(source.parent).free
+    if free < size * 2 + SCRATCH_MARGIN_BYTES:
+        # Filling the disk would make the app's own writes fail until the copy is gone.
+        raise BackupError(
+            f"not enough free disk beside {source} for a scratch copy ({free / 1e6:,.0f} MB free, "
+            f"{size / 1e6:,.0f} MB needed twice over)"
+        )
     try:
         handle, name = tempfile.mkstemp(prefix=f".{source.name}.scratch-", dir=source.parent)
     except OSError as error:
@@ -317,8 +327,8 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
 
 async def _pg_restore(database: Database, database_url: str, path: Path) -> None:
     """pg_restore's SQL, after dropping the (empty) tables a migrated database already has, run by psql in
-    one transaction: a restore that fails leaves the database as it was. (pg_restore --clean cannot drop
-    the month partitions' keys, which belong to their partitioned tables.)"""
+    one transaction of our own: a restore that fails leaves the database as it was. (pg_restore --clean
+    cannot drop the month partitions' keys, which belong to their partitioned tables.)"""
     tools = {tool: shutil.which(tool) for tool in ("pg_restore", "psql")}
     missing = [tool for tool, found in tools.items() if found is None]
     if missing:
@@ -357,7 +367,6 @@ async def _pg_restore(database: Database, database_url: str, path: Path) -> None
         str(tools["psql"]),
         "--no-psqlrc",
         "--quiet",
-        "--single-transaction",
         "--set=ON_ERROR_STOP=1",
         f"--dbname={dsn}",
         env={**env, "PGOPTIONS": "-c client_min_messages=warning"},
@@ -380,22 +389,30 @@ async def _pg_restore(database: Database, database_url: str, path: Path) -> None
         "psql": asyncio.ensure_future(psql.stderr.read()),
         "pg_restore": asyncio.ensure_future(script.stderr.read()),
     }
+    # psql runs piped input statement by statement (its --single-transaction applies only to -f/-c): the
+    # transaction is our own, and COMMIT goes only after pg_restore has written its whole script. Input that
+    # ends without it (pg_restore failed) rolls everything back when psql disconnects.
+    psql_stopped = False
     try:
-        psql.stdin.write("\n".join(drops).encode() + b"\n")
+        psql.stdin.write(("BEGIN;\n" + "\n".join(drops) + "\n").encode())
         while chunk := await script.stdout.read(1 << 16):
             psql.stdin.write(chunk)
             await psql.stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        script.kill()  # psql stopped at an error (its message says which): the rest of the script is moot
-    finally:
         await script.wait()
-        stopped = script.returncode != 0 and psql.returncode is None
-        if stopped:
-            psql.kill()  # pg_restore failed: half a script must not commit
+        if script.returncode == 0:
+            psql.stdin.write(b"COMMIT;\n")
+            await psql.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        psql_stopped = True  # psql stopped at an error (its message says which): the rest is moot
+        if script.returncode is None:
+            script.kill()
+    finally:
         psql.stdin.close()
+        await script.wait()
         await psql.wait()
-    order = [("pg_restore", script.returncode)] if stopped else []
-    for tool, code in [*order, ("psql", psql.returncode), ("pg_restore", script.returncode)]:
+    culprits = [("psql", psql.returncode)] if psql_stopped or psql.returncode else []
+    culprits += [("pg_restore", script.returncode)]
+    for tool, code in culprits:
         if code != 0:
             lines = [
                 line for line in (await said[tool]).decode(errors="replace").splitlines() if line.strip()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, delete, select, text, update
+from sqlalchemy import BindParameter, bindparam, delete, func, select, text, update
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -46,6 +46,8 @@ MONTHS_AHEAD = 3
 PARTITIONS_LOCK_KEY = 0x5B_0020
 #: DDL on a partitioned table waits for every transaction using it; past this it gives up until next pass.
 LOCK_TIMEOUT = "5s"
+#: Messages still to be sent: their month (and every later one) is kept until they are.
+UNFINISHED = ("planned", "sending")
 #: Messages deleted per transaction on SQLite.
 DELETE_BATCH = 2_000
 
@@ -120,7 +122,8 @@ class PartitionPass:
 
 async def keep_month_partitions(database: Database, now: datetime) -> PartitionPass:
     """Make the month partitions from this month to MONTHS_AHEAD ahead, and one for every month a default
-    partition holds rows of, moving those rows in. PostgreSQL only; one process at a time."""
+    partition holds rows of, moving those rows in. PostgreSQL only; one process at a time, one month per
+    transaction (a move holds the default partition's lock until it commits)."""
     done = PartitionPass()
     if database.engine.dialect.name != "postgresql":
         return done
@@ -129,56 +132,57 @@ async def keep_month_partitions(database: Database, now: datetime) -> PartitionP
     except DBAPIError as error:
         if not _lock_timed_out(error):
             raise
-        done.created, done.moved = [], 0  # rolled back
         done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
     return done
 
 
 async def _keep_months(database: Database, now: datetime, done: PartitionPass) -> None:
-    async with database.engine.begin() as connection:
-        if not await _lock(connection, done):
-            return
+    wanted = {month_of(now, ahead) for ahead in range(MONTHS_AHEAD + 1)}
+    async with database.engine.connect() as connection:
+        missing: list[tuple[str, str, datetime, bool]] = []
         for table, column in PARTITIONED:
             held = await _months_held(connection, table)
-            stray = (
+            strays = {month.replace(tzinfo=UTC) for month in await _default_months(connection, table, column)}
+            missing += [(table, column, m, m in strays) for m in sorted((wanted | strays) - held)]
+    for table, column, month, stray in missing:
+        async with database.engine.begin() as connection:
+            if not await _lock(connection, done):
+                return
+            if month in await _months_held(connection, table):
+                continue  # another process made it meanwhile
+            name = f"{table}_{month:%Y_%m}"
+            bounds = f"FROM ('{month.isoformat()}') TO ('{month_of(month, 1).isoformat()}')"
+            if stray:
+                # A partition cannot be made over rows the default one holds: make it apart, move the rows
+                # in (the trigger leaves their keys alone), then attach it.
                 await connection.execute(
-                    text(
-                        f"SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') "
-                        f"FROM {table}_default"
-                    )
+                    text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
                 )
-            ).scalars()
-            wanted = {month_of(now, ahead) for ahead in range(MONTHS_AHEAD + 1)}
-            strays = {month.replace(tzinfo=UTC) for month in stray}
-            for month in sorted((wanted | strays) - held):
-                name = f"{table}_{month:%Y_%m}"
-                bounds = f"FROM ('{month.isoformat()}') TO ('{month_of(month, 1).isoformat()}')"
-                if month in strays:
-                    # A partition cannot be made over rows the default one holds: make it apart, move the
-                    # rows in (the trigger leaves their keys alone), then attach it.
-                    await connection.execute(
-                        text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-                    )
-                    await connection.execute(
-                        text("SELECT set_config('switchboard.message_keys', 'off', true)")
-                    )
-                    moved = await connection.execute(
-                        text(
-                            f"WITH moved AS (DELETE FROM {table}_default WHERE {column} >= :start "
-                            f"AND {column} < :end RETURNING *) INSERT INTO {name} SELECT * FROM moved"
-                        ),
-                        {"start": month, "end": month_of(month, 1)},
-                    )
-                    await connection.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
-                    done.moved += moved.rowcount or 0
-                    await connection.execute(
-                        text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}")
-                    )
-                else:
-                    await connection.execute(
-                        text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}")
-                    )
-                done.created.append(name)
+                await connection.execute(text("SELECT set_config('switchboard.message_keys', 'off', true)"))
+                moved = await connection.execute(
+                    text(
+                        f"WITH moved AS (DELETE FROM {table}_default WHERE {column} >= :start "
+                        f"AND {column} < :end RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+                    ),
+                    {"start": month, "end": month_of(month, 1)},
+                )
+                await connection.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+                await connection.execute(
+                    text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds}")
+                )
+                done.moved += moved.rowcount or 0
+            else:
+                await connection.execute(
+                    text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds}")
+                )
+        done.created.append(name)
+
+
+async def _default_months(connection: AsyncConnection, table: str, column: str) -> list[datetime]:
+    found = await connection.execute(
+        text(f"SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') FROM {table}_default")
+    )
+    return list(found.scalars())
 
 
 @dataclass
@@ -188,23 +192,36 @@ class MessagesDropped:
     months: list[str] = field(default_factory=list)
     finished: bool = True
     skipped: str | None = None
+    #: The month of the oldest message still to be sent, when it held the boundary back.
+    held_back_from: datetime | None = None
 
 
 async def drop_old_messages(database: Database, months: int, now: datetime) -> MessagesDropped:
     """Remove the messages created before `retention_boundary(now, months)`, with their status history
-    and keys; chat turns keep their text. PostgreSQL drops whole month partitions; SQLite deletes rows,
-    DELETE_BATCH per transaction, up to 50 batches a pass (`finished` False: more on the next pass)."""
+    and keys; chat turns keep their text. A message still to be sent (planned, or being sent) holds back
+    its month and every later one. PostgreSQL drops whole month partitions, a month per transaction;
+    SQLite deletes rows, DELETE_BATCH per transaction, up to 50 batches a pass (`finished` False: more on
+    the next pass). Both remove the same messages."""
     boundary = retention_boundary(now, months)
     done = MessagesDropped(boundary)
     if boundary is None:
         return done
+    async with database.engine.connect() as connection:
+        unfinished = (
+            await connection.execute(
+                select(func.min(CustomerCommunication.created_at)).where(
+                    CustomerCommunication.status.in_(UNFINISHED), CustomerCommunication.created_at < boundary
+                )
+            )
+        ).scalar()
+    if unfinished is not None:
+        done.held_back_from = boundary = month_of(unfinished)
     if database.engine.dialect.name == "postgresql":
         try:
             await _drop_months(database, boundary, now, done)
         except DBAPIError as error:
             if not _lock_timed_out(error):
                 raise
-            done.messages, done.months = 0, []  # rolled back
             done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
     else:
         await _delete_rows(database, boundary, done)
@@ -234,29 +251,43 @@ async def _drop_months(database: Database, boundary: datetime, now: datetime, do
     if kept.skipped:
         done.skipped = kept.skipped
         return
-    async with database.engine.begin() as connection:
-        if not await _lock(connection, done):
-            return
-        messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
-        old = sorted(m for m in await _months_held(connection, messages) if month_of(m, 1) <= boundary)
-        for month in old:
-            suffix = f"{month:%Y_%m}"
-            window = {"start": month, "end": month_of(month, 1)}
-            await connection.execute(
-                text(
-                    "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
-                    f"(SELECT id FROM {messages}_{suffix})"
-                )
-            )
-            for keys in KEY_TABLES:
+    messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
+    async with database.engine.connect() as connection:
+        held = await _months_held(connection, messages)
+        old = sorted(m for m in held | await _months_held(connection, events) if month_of(m, 1) <= boundary)
+    for month in old:
+        suffix = f"{month:%Y_%m}"
+        async with database.engine.begin() as connection:
+            if not await _lock(connection, done):
+                return
+            count = 0
+            if month in held:
+                partition = f"{messages}_{suffix}"
                 await connection.execute(
-                    text(f"DELETE FROM {keys} WHERE created_at >= :start AND created_at < :end"), window
+                    text(
+                        "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
+                        f"(SELECT id FROM {partition})"
+                    )
                 )
-            count = (await connection.execute(text(f"SELECT count(*) FROM {messages}_{suffix}"))).scalar_one()
+                # The keys of exactly these messages (a message dated in this month that arrived later sits in
+                # the default partition, and keeps its keys).
+                await connection.execute(
+                    text(
+                        f"DELETE FROM communication_idempotency_keys k USING {partition} m "
+                        "WHERE k.idempotency_key = m.idempotency_key"
+                    )
+                )
+                await connection.execute(
+                    text(
+                        f"DELETE FROM communication_provider_ids k USING {partition} m "
+                        "WHERE k.provider = m.provider AND k.provider_message_id = m.provider_message_id"
+                    )
+                )
+                count = (await connection.execute(text(f"SELECT count(*) FROM {partition}"))).scalar_one()
+                await connection.execute(text(f"DROP TABLE {partition}"))
             await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{suffix}"))
-            await connection.execute(text(f"DROP TABLE {messages}_{suffix}"))
-            done.messages += int(count)
-            done.months.append(f"{month:%Y-%m}")
+        done.messages += int(count)
+        done.months.append(f"{month:%Y-%m}")
 
 
 async def _delete_rows(database: Database, boundary: datetime, done: MessagesDropped) -> None:

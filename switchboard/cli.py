@@ -588,9 +588,14 @@ def retention() -> None:
         else:
             more = "" if dropped.finished else " (more on the next pass)"
             months = f" (months {', '.join(dropped.months)})" if dropped.months else ""
+            held = (
+                f"; kept from {dropped.held_back_from:%Y-%m} on: a message created then is still to be sent"
+                if dropped.held_back_from
+                else ""
+            )
             lines.append(
-                f"messages: dropped {dropped.messages} created before {dropped.boundary:%Y-%m-%d}"
-                f" with their status history{months}{more}"
+                f"messages: dropped {dropped.messages} created before "
+                f"{dropped.held_back_from or dropped.boundary:%Y-%m-%d} with their status history{months}{more}{held}"
             )
         return lines
 

@@ -120,6 +120,9 @@ async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing
 ) -> None:
     assert await plan(database, [entry(1), entry(2), entry(3)], OLD) == 3
     assert await plan(database, [entry(4), entry(5)], RECENT) == 2
+    async with database.sessions() as session:  # sent: a message still to be sent holds its month back
+        await session.execute(update(CustomerCommunication).values(status="delivered"))
+        await session.commit()
     held = await messages(database)
     for message_id, _, created_at in held:
         await add_history(database, message_id, created_at)
@@ -173,9 +176,28 @@ async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing
 
 
 @pytest.fixture
-def postgresql(database: Database) -> Database:
+async def postgresql(database: Database) -> Database:
+    """The shared PostgreSQL test database with only the month partitions a new installation has (tests
+    before this one may have made others, for old months; emptying the tables does not drop them)."""
     if database.engine.dialect.name != "postgresql":
         pytest.skip("month partitions are PostgreSQL's")
+    current = {month_of(datetime.now(UTC), ahead) for ahead in range(4)}
+    async with database.engine.begin() as connection:
+        for table in ("customer_communications", "message_status_events"):
+            names = await connection.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = CAST(:table AS regclass)"
+                ),
+                {"table": table},
+            )
+            for name in names.scalars().all():
+                suffix = name.removeprefix(f"{table}_")
+                if (
+                    suffix != "default"
+                    and datetime(*map(int, suffix.split("_")), 1, tzinfo=UTC) not in current
+                ):
+                    await connection.execute(text(f"DROP TABLE {name}"))
     return database
 
 
@@ -245,6 +267,9 @@ async def test_a_query_bounded_in_time_reads_only_its_months(postgresql: Databas
 
 async def test_a_second_process_changing_partitions_waits_its_turn(postgresql: Database) -> None:
     await plan(postgresql, [entry(1)], OLD)
+    async with postgresql.sessions() as session:
+        await session.execute(update(CustomerCommunication).values(status="sent"))
+        await session.commit()
     async with postgresql.engine.connect() as holder:
         await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
         busy = await keep_month_partitions(postgresql, NOW)
@@ -395,3 +420,31 @@ def test_upgrading_to_0020_keeps_every_message_and_its_history_and_going_back_re
     asyncio.run(migrate.downgrade(url, "0019"))
     asyncio.run(migrate.upgrade(url))
     assert asyncio.run(read())[0][:3] == held
+
+
+async def test_a_message_still_to_be_sent_holds_back_its_month_and_every_later_one(
+    database: Database,
+) -> None:
+    """A reminder planned in an old month for an appointment far ahead is not dropped before it is sent:
+    its month and the later ones stay, the months before it go, the same on both engines."""
+    older = datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
+    assert await plan(database, [entry(1)], older) == 1
+    assert await plan(database, [entry(2)], OLD) == 1
+    assert await plan(database, [entry(3)], RECENT) == 1
+    async with database.sessions() as session:
+        # entry(1) and entry(3) were sent; entry(2), from June 2025, is still planned.
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.created_at != OLD)
+            .values(status="delivered")
+        )
+        await session.commit()
+    if database.engine.dialect.name == "postgresql":
+        await keep_month_partitions(database, NOW)
+
+    dropped = await drop_old_messages(database, 12, NOW)
+    assert dropped.held_back_from == datetime(2025, 6, 1, tzinfo=UTC)
+    assert dropped.messages == 1
+    assert [created for _, _, created in await messages(database)] == [OLD, RECENT]
+    if database.engine.dialect.name == "postgresql":
+        assert dropped.months == ["2025-03"]

@@ -182,6 +182,9 @@ def upgrade() -> None:
         "CREATE TRIGGER message_keys BEFORE INSERT OR UPDATE OF idempotency_key, provider, provider_message_id "
         f"OR DELETE ON {MESSAGES} FOR EACH ROW EXECUTE FUNCTION switchboard_message_keys()"
     )
+    # Autovacuum never analyzes a partitioned table itself: its planner statistics come from here.
+    op.execute(f"ANALYZE {MESSAGES}")
+    op.execute(f"ANALYZE {EVENTS}")
     # TRUNCATE fires no row trigger: emptying the messages (a reseed) empties their keys too.
     op.execute(
         "CREATE FUNCTION switchboard_message_keys_truncated() RETURNS trigger LANGUAGE plpgsql AS $$ "
@@ -249,16 +252,14 @@ def _quiet_reflection() -> Iterator[None]:
 
 
 def _months_to_hold() -> list[datetime]:
-    """The first day of every month from the oldest message's to MONTHS_AHEAD past this one."""
-    oldest = op.get_bind().execute(sa.text(f"SELECT min(created_at) FROM {MESSAGES}")).scalar()
+    """The first day of every month a message was created in, and of this month to MONTHS_AHEAD ahead
+    (only months that hold rows: one message dated 1970 makes one partition, not 680)."""
+    found = op.get_bind().execute(
+        sa.text(f"SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM {MESSAGES}")
+    )
     now = datetime.now(UTC)
-    month = _month_of(min(oldest, now) if oldest is not None else now)
-    last = _month_of(now, MONTHS_AHEAD)
-    months = []
-    while month <= last:
-        months.append(month)
-        month = _month_of(month, 1)
-    return months
+    months = {month.replace(tzinfo=UTC) for month in found.scalars()}
+    return sorted(months | {_month_of(now, ahead) for ahead in range(MONTHS_AHEAD + 1)})
 
 
 def _month_of(moment: datetime, ahead: int = 0) -> datetime:
