@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -65,26 +65,25 @@ def retention_boundary(now: datetime, months: int) -> datetime | None:
     return month_of(now, -months) if months > 0 else None
 
 
-@asynccontextmanager
-async def keys_written_here(session: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
+def keys_written_here(session: AsyncSession | AsyncConnection) -> AbstractAsyncContextManager[None]:
     """Inserts of messages in this block write their idempotency keys themselves (storage.outbox_insert's
     set-based batch insert), so the key trigger leaves the rows alone (PostgreSQL only)."""
-    if dialect_of(session) != "postgresql":
-        yield
-        return
-    await session.execute(text("SELECT set_config('switchboard.message_keys', 'off', true)"))
-    yield
-    await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+    return _message_keys(session, "off")
+
+
+def skipping_duplicate_messages(session: AsyncSession | AsyncConnection) -> AbstractAsyncContextManager[None]:
+    """Inserts of messages in this block skip a row whose idempotency key or provider id is taken, as
+    ON CONFLICT DO NOTHING does on SQLite (PostgreSQL only; elsewhere it changes nothing)."""
+    return _message_keys(session, "skip")
 
 
 @asynccontextmanager
-async def skipping_duplicate_messages(session: AsyncSession | AsyncConnection) -> AsyncIterator[None]:
-    """Inserts of messages in this block skip a row whose idempotency key or provider id is taken, as
-    ON CONFLICT DO NOTHING does on SQLite (PostgreSQL only; elsewhere it changes nothing)."""
+async def _message_keys(session: AsyncSession | AsyncConnection, mode: str) -> AsyncIterator[None]:
+    """The key trigger's mode for this block (a setting local to the transaction, so fine behind PgBouncer)."""
     if dialect_of(session) != "postgresql":
         yield
         return
-    await session.execute(text("SELECT set_config('switchboard.message_keys', 'skip', true)"))
+    await session.execute(text("SELECT set_config('switchboard.message_keys', :mode, true)"), {"mode": mode})
     yield
     await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
 

@@ -114,6 +114,18 @@ def test_a_patient_sees_their_data_and_is_then_forgotten(demo: Demo, browser_pag
     assert "no sms address" in json.dumps(answer).lower(), answer
 
 
+def retention(demo: Demo, **settings: str) -> subprocess.CompletedProcess[str]:
+    """`switchboard retention` with these settings, as an operator runs it on the demo."""
+    return subprocess.run(
+        [*SWITCHBOARD, "retention"],
+        env={**demo.env, **settings},
+        cwd=demo.folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_the_clinic_keeps_message_texts_for_30_days(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
     cc = CustomerCommunication
     cutoff = datetime.now(UTC) - timedelta(days=30)
@@ -132,14 +144,7 @@ def test_the_clinic_keeps_message_texts_for_30_days(demo: Demo, browser_page) ->
     statuses_before = demo.rows(select(cc.status, func.count()).group_by(cc.status).order_by(cc.status))
     assert ripe > 0
 
-    done = subprocess.run(
-        [*SWITCHBOARD, "retention"],
-        env={**demo.env, "SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS": "30"},
-        cwd=demo.folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = retention(demo, SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS="30")
     assert done.returncode == 0, done.stderr
     assert f"message bodies: blanked {ripe} created before {cutoff:%Y-%m-%d}" in done.stdout
     assert "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)" in done.stdout
@@ -186,14 +191,7 @@ def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo
     page.wait_for_load_state()
     sms_page = page.locator("main").inner_text()
 
-    done = subprocess.run(
-        [*SWITCHBOARD, "retention"],
-        env={**demo.env, "SWITCHBOARD_MESSAGE_RETENTION_MONTHS": "1"},
-        cwd=demo.folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = retention(demo, SWITCHBOARD_MESSAGE_RETENTION_MONTHS="1")
     assert done.returncode == 0, done.stderr
     assert (
         f"messages: dropped {ripe} created before {boundary:%Y-%m-%d} with their status history"
@@ -213,12 +211,5 @@ def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo
     page.wait_for_load_state()
     screenshot(page, "sms-page-after-dropping-old-months")
     assert page.locator("main").inner_text() == sms_page
-    again = subprocess.run(
-        [*SWITCHBOARD, "retention"],
-        env={**demo.env, "SWITCHBOARD_MESSAGE_RETENTION_MONTHS": "1"},
-        cwd=demo.folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = retention(demo, SWITCHBOARD_MESSAGE_RETENTION_MONTHS="1")
     assert f"messages: dropped 0 created before {boundary:%Y-%m-%d}" in again.stdout
