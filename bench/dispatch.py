@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,6 +31,7 @@ from providers.twilio.driver import TwilioSmsDriver
 from storage import migrate
 from storage.database import Database
 from storage.models import CustomerCommunication
+from storage.partitions import keep_month_partitions, month_of
 from storage.unit_of_work import SqlUnitOfWork
 
 SID, TOKEN, FROM = "AC00000000000000000000000000000000", "sandbox-twilio-auth-token", "+15005550006"
@@ -61,6 +62,33 @@ async def plan(database: Database, count: int, tag: str) -> None:
             await connection.execute(insert(CustomerCommunication), rows[start : start + 5000])
 
 
+async def history(database: Database, months: int) -> None:
+    """A database that has kept `months` months of messages: one delivered message in each month before
+    this one, moved into its own month partition on PostgreSQL (as the workers' retention pass does)."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "channel": "sms",
+            "provider": "twilio",
+            "direction": "outbound",
+            "source": "campaign",
+            "source_ref": "history",
+            "category": "marketing",
+            "idempotency_key": f"campaign:history:{back}:sms",
+            "to_address": f"+4917{back:09d}",
+            "body": "An old message.",
+            "status": "delivered",
+            "attempts": 1,
+            "created_at": month_of(now, -back) + timedelta(days=2),
+        }
+        for back in range(1, months + 1)
+    ]
+    if rows:
+        async with database.engine.begin() as connection:
+            await connection.execute(insert(CustomerCommunication), rows)
+    await keep_month_partitions(database, now)
+
+
 async def drain(database: Database, base_url: str, rate: float, concurrency: int) -> float:
     driver = TwilioSmsDriver(SID, TOKEN, FROM, base_url=base_url)
     dispatcher = Dispatcher(
@@ -85,6 +113,17 @@ async def drain(database: Database, base_url: str, rate: float, concurrency: int
         await running
         await driver.close()
     return elapsed
+
+
+async def count_partitions(database: Database) -> int:
+    """The partitions `customer_communications` has (0 on SQLite, whose table is one)."""
+    if database.engine.dialect.name != "postgresql":
+        return 0
+    async with database.sessions() as session:
+        found = await session.scalar(
+            text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'customer_communications'::regclass")
+        )
+    return int(found or 0)
 
 
 async def waiting(database: Database) -> int:
@@ -154,7 +193,7 @@ async def baseline(base_url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def main(quick: bool, database_url: str | None = None) -> dict[str, object]:
+async def main(quick: bool, database_url: str | None = None, months: int = 0) -> dict[str, object]:
     count, paced_count, paced_rate = (4000, 4000, 500.0) if quick else (20000, 7500, 500.0)
     port, smtp = free_port(), free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -183,6 +222,8 @@ async def main(quick: bool, database_url: str | None = None) -> dict[str, object
             await migrate.downgrade(url, "base")  # a clean slate in the given (scratch) database
         await migrate.upgrade(url)
         database = Database.connect(url)
+        await history(database, months)
+        partitions = await count_partitions(database)
         # The unpaced run goes to a second sandbox without a rate limit, the paced one to the limited one.
         port2, smtp2 = free_port(), free_port()
         with child(
@@ -216,6 +257,8 @@ async def main(quick: bool, database_url: str | None = None) -> dict[str, object
         "messages": count,
         "paced_messages": paced_count,
         "database": url.split("+", 1)[0],
+        "months_of_history": months,
+        "message_partitions": partitions,
     }
 
 
@@ -225,5 +268,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--database", help="a scratch postgresql+asyncpg:// URL (its tables are dropped first)"
     )
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=0,
+        help="months of history the database holds first (one month partition each on PostgreSQL)",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.quick, args.database))))
+    print(json.dumps(asyncio.run(main(args.quick, args.database, args.months))))

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Database
 from storage.models import CommunicationAnalytics, CustomerCommunication
-from storage.sql import insert_for, table_of
+from storage.partitions import within_their_months
+from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
 FEED = table_of(CommunicationAnalytics)
@@ -85,8 +86,15 @@ def counted_bits(
     return sum(FIGURE_BITS[name] for name, moment in moments.items() if moment is not None)
 
 
-async def count_once(session: AsyncSession, zone: ZoneInfo, figure: str, message_ids: Iterable[int]) -> int:
-    """Add 1 to `figure` for each message not yet counted in it (and its cost, for "sent"); how many were."""
+async def count_once(
+    session: AsyncSession,
+    zone: ZoneInfo,
+    figure: str,
+    message_ids: Iterable[int],
+    created: Mapping[int, datetime] | None = None,
+) -> int:
+    """Add 1 to `figure` for each message not yet counted in it (and its cost, for "sent"); how many were.
+    `created`, the messages' creation times where the caller has them, lets PostgreSQL read only their months."""
     ids = sorted(set(message_ids))  # one lock order for every writer: no deadlocks between them
     if not ids:
         return 0
@@ -96,6 +104,9 @@ async def count_once(session: AsyncSession, zone: ZoneInfo, figure: str, message
             update(CC)
             .where(
                 CC.c.id.in_(ids),
+                within_their_months(
+                    CC.c.created_at, ids, created if dialect_of(session) == "postgresql" else None
+                ),
                 CC.c.counted.op("&", return_type=Integer)(bit) == 0,
                 FIGURE_MOMENTS[figure].is_not(None),
             )

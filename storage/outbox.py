@@ -6,12 +6,26 @@ Nothing here commits; the delivery use-cases do. Claims are single UPDATE ... RE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, any_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    any_,
+    bindparam,
+    column,
+    exists,
+    func,
+    or_,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.delivery.outbox import (
@@ -28,7 +42,7 @@ from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, Mes
 from storage.message_feed import add_cost, count_once, send_day
 from storage.models import BulkMessaging, CustomerCommunication, CustomerConsent, MessageStatusEvent
 from storage.models.base import UtcDateTime
-from storage.partitions import message_creation_times
+from storage.partitions import known_creation_times, message_creation_times, within_their_months
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
@@ -37,6 +51,13 @@ RETRY_DUE = "customer_communications.status = 'planned' AND customer_communicati
 #: The reason a planned message of a cancelled campaign carries (the same as the campaign use-case writes).
 CAMPAIGN_CANCELLED = "campaign_cancelled"
 EVENTS = table_of(MessageStatusEvent)
+#: Who holds each provider id, and when that message was created (PostgreSQL only; see storage.partitions).
+PROVIDER_IDS = table(
+    "communication_provider_ids",
+    column("provider", String),
+    column("provider_message_id", String),
+    column("created_at", UtcDateTime),
+)
 CONSENTS = table_of(CustomerConsent)
 #: Same reason the consent rules give when they suppress at planning time.
 OPTED_OUT_REASON = "opted_out"
@@ -58,6 +79,32 @@ class SqlOutbox:
     @property
     def _dialect(self) -> str:
         return dialect_of(self.session)
+
+    def _these(
+        self, message_ids: Sequence[int], created: Mapping[int, datetime] | None
+    ) -> ColumnElement[bool]:
+        """`id IN message_ids`; on PostgreSQL also within their creation times when `created` knows them all,
+        so the statement reads only their months' partitions (an id alone does not say its month)."""
+        return and_(
+            CC.c.id.in_(message_ids), within_their_months(CC.c.created_at, message_ids, self._hint(created))
+        )
+
+    def _hint(self, created: Mapping[int, datetime] | None) -> Mapping[int, datetime] | None:
+        """Creation times are worth saying only where the messages are kept by month (PostgreSQL)."""
+        return created if self._dialect == "postgresql" else None
+
+    def _by_id(
+        self, message_ids: Sequence[int], created: Mapping[int, datetime] | None
+    ) -> tuple[ColumnElement[bool], Callable[[int], dict[str, datetime]]]:
+        """For a statement run once per message (executemany): the condition naming one row by `b_id`, and
+        by `b_created` too when every creation time is known; and the parameters that adds to each row."""
+        known = known_creation_times(message_ids, self._hint(created))
+        if known is None:
+            return CC.c.id == bindparam("b_id"), lambda _message_id: {}
+        return (
+            and_(CC.c.id == bindparam("b_id"), CC.c.created_at == bindparam("b_created")),
+            lambda message_id: {"b_created": known[message_id]},
+        )
 
     async def claim_due(
         self,
@@ -129,6 +176,7 @@ class SqlOutbox:
                 CC.c.attempts,
                 CC.c.campaign_id,
                 CC.c.template_id,
+                CC.c.created_at,
             )
         )
         # RETURNING order is unspecified: send oldest first (ids grow with time).
@@ -156,6 +204,7 @@ class SqlOutbox:
         with_customer = [m.id for m in claimed if m.customer_id is not None]
         if not with_customer:
             return set()
+        created = {m.id: m.created_at for m in claimed if m.created_at is not None}
         opted_out = select(CONSENTS.c.customer_id).where(
             CONSENTS.c.customer_id == CC.c.customer_id,
             CONSENTS.c.channel == CC.c.channel,
@@ -165,7 +214,7 @@ class SqlOutbox:
             await self.session.scalars(
                 update(CC)
                 .where(
-                    CC.c.id.in_(with_customer),
+                    self._these(with_customer, created),
                     CC.c.source != MessageSource.SYSTEM.value,
                     exists(opted_out),
                 )
@@ -183,7 +232,8 @@ class SqlOutbox:
             [
                 (message_id, MessageStatus.SUPPRESSED.value, "consent", now, None, STOPPED_AT_SEND)
                 for message_id in sorted(stopped)
-            ]
+            ],
+            created,
         )
         return stopped
 
@@ -288,29 +338,41 @@ class SqlOutbox:
         )
         return len(ids)
 
-    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> list[int]:
+    async def extend_claims(
+        self,
+        worker_id: str,
+        message_ids: Sequence[int],
+        until: datetime,
+        created: Mapping[int, datetime] | None = None,
+    ) -> list[int]:
         """Renews `worker_id`'s claims on these messages; returns the ids it still held."""
-        return await self._renew_claims(worker_id, message_ids, until)
+        return await self._renew_claims(worker_id, message_ids, until, created)
 
     async def note_hand_over(
-        self, worker_id: str, message_ids: Sequence[int], now: datetime, until: datetime
+        self,
+        worker_id: str,
+        message_ids: Sequence[int],
+        now: datetime,
+        until: datetime,
+        created: Mapping[int, datetime] | None = None,
     ) -> list[int]:
         """Notes that these messages' provider calls start now (and renews their claims); returns the ids
         still claimed by `worker_id` with time left, the only ones that may be sent."""
-        return await self._renew_claims(worker_id, message_ids, until, handed_over_at=now)
+        return await self._renew_claims(worker_id, message_ids, until, created, handed_over_at=now)
 
     async def _renew_claims(
         self,
         worker_id: str,
         message_ids: Sequence[int],
         until: datetime,
+        created: Mapping[int, datetime] | None,
         *,
         handed_over_at: datetime | None = None,
     ) -> list[int]:
         """One UPDATE ... RETURNING over the claims `worker_id` still holds (and, noting a hand-over, whose
         lease has not run out): the ids it renewed."""
         conditions = [
-            CC.c.id.in_(sorted(message_ids)),
+            self._these(sorted(message_ids), created),
             CC.c.claimed_by == worker_id,
             CC.c.status == MessageStatus.SENDING.value,
         ]
@@ -341,33 +403,39 @@ class SqlOutbox:
             )
         )
 
-    async def record_outcomes(self, outcomes: Iterable[Outcome], worker_id: str | None = None) -> None:
+    async def record_outcomes(
+        self,
+        outcomes: Iterable[Outcome],
+        worker_id: str | None = None,
+        created: Mapping[int, datetime] | None = None,
+    ) -> None:
         self._worker_id = worker_id
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         rescheduled = [o for o in outcomes if isinstance(o, Rescheduled)]
         dead = [o for o in outcomes if isinstance(o, Dead)]
         held = [o for o in outcomes if isinstance(o, Held)]
         if accepted:
-            await self._record_accepted(accepted)
+            await self._record_accepted(accepted, created)
         if held:
-            await self._unclaim_held(held)
+            await self._unclaim_held(held, created)
         if rescheduled:
-            await self._release(rescheduled, MessageStatus.PLANNED, "next_attempt_at")
+            await self._release(rescheduled, MessageStatus.PLANNED, "next_attempt_at", created)
         if held or rescheduled:
             # Back in the outbox for a campaign cancelled meanwhile: cancelled with it, not left planned forever.
             await self._cancel_with_campaign(
-                [o.message_id for o in held] + [o.message_id for o in rescheduled]
+                [o.message_id for o in held] + [o.message_id for o in rescheduled], created
             )
         if dead:
-            gone = await self._release(dead, MessageStatus.DEAD, "failed_at")
+            gone = await self._release(dead, MessageStatus.DEAD, "failed_at", created)
             await self._insert_events_returning(
                 [
                     (o.message_id, MessageStatus.DEAD.value, "outbox", o.at, o.error_code, o.reason)
                     for o in dead
                     if o.message_id in gone
-                ]
+                ],
+                created,
             )
-            await count_once(self.session, self._zone, "failed", gone)
+            await count_once(self.session, self._zone, "failed", gone, self._hint(created))
 
     def _still_ours(self) -> ColumnElement[bool]:
         """A claim being sent, held by the worker recording it (when it says who it is)."""
@@ -375,11 +443,12 @@ class SqlOutbox:
         worker_id = getattr(self, "_worker_id", None)
         return sending if worker_id is None else and_(sending, CC.c.claimed_by == worker_id)
 
-    async def _unclaim_held(self, held: list[Held]) -> None:
+    async def _unclaim_held(self, held: list[Held], created: Mapping[int, datetime] | None) -> None:
         """Held messages were never tried: back to planned as they were, the claim's attempt given back."""
+        this_one, its_month = self._by_id([o.message_id for o in held], created)
         await self.session.execute(
             update(CC)
-            .where(CC.c.id == bindparam("b_id"), self._still_ours())
+            .where(this_one, self._still_ours())
             .values(
                 status=MessageStatus.PLANNED.value,
                 next_attempt_at=bindparam("b_at"),
@@ -388,15 +457,17 @@ class SqlOutbox:
                 claimed_until=None,
             )
             .execution_options(synchronize_session=False),
-            [{"b_id": o.message_id, "b_at": o.at} for o in held],
+            [{"b_id": o.message_id, "b_at": o.at, **its_month(o.message_id)} for o in held],
         )
 
-    async def _cancel_with_campaign(self, message_ids: list[int]) -> None:
+    async def _cancel_with_campaign(
+        self, message_ids: list[int], created: Mapping[int, datetime] | None = None
+    ) -> None:
         cancelled = select(BulkMessaging.id).where(BulkMessaging.status == "cancelled")
         await self.session.execute(
             update(CC)
             .where(
-                CC.c.id.in_(message_ids),
+                self._these(message_ids, created),
                 CC.c.status == MessageStatus.PLANNED.value,
                 CC.c.campaign_id.in_(cancelled),
             )
@@ -405,7 +476,11 @@ class SqlOutbox:
         )
 
     async def _release(
-        self, outcomes: list[Rescheduled] | list[Dead], status: MessageStatus, at_column: str
+        self,
+        outcomes: list[Rescheduled] | list[Dead],
+        status: MessageStatus,
+        at_column: str,
+        created: Mapping[int, datetime] | None,
     ) -> set[int]:
         """Ends the claim on messages that were not accepted: back to the outbox for later, or dead.
 
@@ -416,7 +491,7 @@ class SqlOutbox:
         for outcome in ordered:
             found = await self.session.scalar(
                 update(CC)
-                .where(CC.c.id == outcome.message_id, self._still_ours())
+                .where(self._these([outcome.message_id], created), self._still_ours())
                 .values(
                     {
                         "status": status.value,
@@ -434,14 +509,17 @@ class SqlOutbox:
                 moved.add(int(found))
         return moved
 
-    async def _record_accepted(self, accepted: list[Accepted]) -> None:
+    async def _record_accepted(
+        self, accepted: list[Accepted], created: Mapping[int, datetime] | None
+    ) -> None:
         # A receipt may have recorded the acceptance already (in-doubt sends): only fill what is missing.
         accepted = sorted(accepted, key=lambda a: a.message_id)  # one lock order for every writer
-        reused = await self._reused_provider_ids(accepted)
+        reused = await self._reused_provider_ids(accepted, created)
+        this_one, its_month = self._by_id([a.message_id for a in accepted], created)
         await self.session.execute(
             update(CC)
             .where(
-                CC.c.id == bindparam("b_id"),
+                this_one,
                 or_(CC.c.status == MessageStatus.SENDING.value, CC.c.status == MessageStatus.PLANNED.value),
             )
             .values(
@@ -461,27 +539,59 @@ class SqlOutbox:
                     "b_pid": None if a.message_id in reused else a.provider_message_id,
                     "b_at": a.at,
                     "b_reason": reused.get(a.message_id),
+                    **its_month(a.message_id),
                 }
                 for a in accepted
             ],
         )
         await self._insert_events_returning(
-            [(a.message_id, a.status.value, "outbox", a.at, None, reused.get(a.message_id)) for a in accepted]
+            [
+                (a.message_id, a.status.value, "outbox", a.at, None, reused.get(a.message_id))
+                for a in accepted
+            ],
+            created,
         )
-        await count_once(self.session, self._zone, "sent", [a.message_id for a in accepted])
+        await count_once(
+            self.session, self._zone, "sent", [a.message_id for a in accepted], self._hint(created)
+        )
 
-    async def _reused_provider_ids(self, accepted: list[Accepted]) -> dict[int, str]:
+    async def _reused_provider_ids(
+        self, accepted: list[Accepted], created: Mapping[int, datetime] | None
+    ) -> dict[int, str]:
         """Acceptances whose provider id another message already has (a provider's mistake, or a retry the
         provider took as new): kept as data — the message is accepted, the id noted — never a failed batch."""
         ids = [a.message_id for a in accepted]
         pids = sorted({a.provider_message_id for a in accepted})
-        rows = (
-            await self.session.execute(
-                select(CC.c.id, CC.c.provider, CC.c.provider_message_id).where(
-                    or_(CC.c.id.in_(ids), CC.c.provider_message_id.in_(pids))
-                )
+        columns = (CC.c.id, CC.c.provider, CC.c.provider_message_id)
+        if known_creation_times(ids, self._hint(created)) is None:
+            rows = list(
+                (
+                    await self.session.execute(
+                        select(*columns).where(or_(CC.c.id.in_(ids), CC.c.provider_message_id.in_(pids)))
+                    )
+                ).all()
             )
-        ).all()
+        else:
+            # By month: the messages themselves, then whoever holds these provider ids, found through the
+            # key table (which says when each holder was created; usually nobody does).
+            rows = list((await self.session.execute(select(*columns).where(self._these(ids, created)))).all())
+            holders = (
+                await self.session.execute(
+                    select(PROVIDER_IDS.c.provider_message_id, PROVIDER_IDS.c.created_at).where(
+                        PROVIDER_IDS.c.provider.in_(sorted({row.provider for row in rows})),
+                        PROVIDER_IDS.c.provider_message_id.in_(pids),
+                    )
+                )
+            ).all()
+            if holders:
+                rows += (
+                    await self.session.execute(
+                        select(*columns).where(
+                            CC.c.provider_message_id.in_(sorted({h.provider_message_id for h in holders})),
+                            CC.c.created_at.in_(sorted({h.created_at for h in holders})),
+                        )
+                    )
+                ).all()
         provider_of = {row.id: row.provider for row in rows if row.id in ids}
         owner = {(row.provider, row.provider_message_id): row.id for row in rows if row.provider_message_id}
         reused: dict[int, str] = {}
@@ -509,6 +619,7 @@ class SqlOutbox:
         """
         targets = await self._receipt_targets(receipts)
         state = {t.id: (MessageStatus(t.status), t.provider_message_id) for t in targets.values()}
+        created = {t.id: t.created_at for t in targets.values()}
         planned: list[tuple[int, DeliveryReceipt, MessageStatus, bool]] = []
         results: list[ReceiptResult | None] = []
         for receipt in receipts:
@@ -536,7 +647,8 @@ class SqlOutbox:
             [
                 (mid, r.status.value, r.provider, r.occurred_at, r.error_code, r.error_detail)
                 for mid, r, _, _ in planned
-            ]
+            ],
+            created,
         )
         changes: dict[int, dict[str, Any]] = {}
         figures: list[tuple[str, int]] = []
@@ -556,7 +668,7 @@ class SqlOutbox:
             if receipt.cost_micros is not None and receipt.cost_micros != (target.cost_micros or 0):
                 cost_changes.append((target, receipt.cost_micros))
             results[index] = ReceiptResult(True, message_id, receipt.status.value, "applied")
-        await self._update_messages(changes)
+        await self._update_messages(changes, created)
         # A cost the provider states afterwards moves the day's cost, if the message is counted as sent
         # already (a message counted as sent below is counted with its new cost).
         for target, cost in cost_changes:
@@ -568,21 +680,24 @@ class SqlOutbox:
         for figure, message_id in figures:
             by_figure.setdefault(figure, []).append(message_id)
         for figure in ("sent", "delivered", "read", "failed"):
-            await count_once(self.session, self._zone, figure, by_figure.get(figure, ()))
+            await count_once(self.session, self._zone, figure, by_figure.get(figure, ()), self._hint(created))
         return [r for r in results if r is not None]
 
-    async def _update_messages(self, changes: dict[int, dict[str, Any]]) -> None:
+    async def _update_messages(
+        self, changes: dict[int, dict[str, Any]], created: Mapping[int, datetime]
+    ) -> None:
         """One executemany per set of changed columns (usually one set per batch), not one UPDATE per message."""
+        this_one, its_month = self._by_id(list(changes), created)
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for message_id, values in sorted(changes.items()):  # one lock order for every writer
             columns = tuple(sorted(values))
             groups.setdefault(columns, []).append(
-                {"b_id": message_id, **{f"b_{c}": values[c] for c in columns}}
+                {"b_id": message_id, **its_month(message_id), **{f"b_{c}": values[c] for c in columns}}
             )
         for columns, rows in groups.items():
             await self.session.execute(
                 update(CC)
-                .where(CC.c.id == bindparam("b_id"))
+                .where(this_one)
                 .values({column: bindparam(f"b_{column}") for column in columns})
                 .execution_options(synchronize_session=False),
                 rows,
@@ -628,12 +743,15 @@ class SqlOutbox:
         return targets
 
     async def _insert_events_returning(
-        self, events: list[tuple[int, str, str, datetime, str | None, str | None]]
+        self,
+        events: list[tuple[int, str, str, datetime, str | None, str | None]],
+        known: Mapping[int, datetime] | None = None,
     ) -> set[tuple[int, str, str]]:
-        """Adds status-history rows; returns the (message, status, source) keys that were new."""
+        """Adds status-history rows; returns the (message, status, source) keys that were new. `known`: the
+        messages' creation times where the caller has them (the rows carry it), saving a query."""
         if not events:
             return set()
-        created = await message_creation_times(self.session, [e[0] for e in events])
+        created = await message_creation_times(self.session, [e[0] for e in events], known)
         rows = [
             {
                 "communication_id": e[0],

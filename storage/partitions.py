@@ -20,13 +20,13 @@ NOTHING, the PostgreSQL one runs inside `skipping_duplicate_messages`, and the t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, delete, func, select, text, update
+from sqlalchemy import BindParameter, ColumnElement, bindparam, delete, func, select, text, true, update
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -101,15 +101,46 @@ async def insert_message_once(session: AsyncSession, statement: Any, keys: Seque
     return result
 
 
-async def message_creation_times(session: AsyncSession, message_ids: Sequence[int]) -> dict[int, datetime]:
-    """Each message's `created_at`, which its status-history rows carry (the column they are partitioned by)."""
-    wanted = sorted(set(message_ids))
-    rows = await session.execute(
-        select(CustomerCommunication.id, CustomerCommunication.created_at).where(
-            CustomerCommunication.id.in_(wanted)
+def known_creation_times(
+    message_ids: Iterable[int], created: Mapping[int, datetime] | None
+) -> dict[int, datetime] | None:
+    """These messages' creation times if `created` knows every one (as a worker knows those it claimed), else
+    None: a statement can name the rows by (id, created_at) only when it has both for all of them."""
+    if not created:
+        return None
+    known = {i: created[i] for i in message_ids if i in created}
+    return known if len(known) == len(set(message_ids)) else None
+
+
+def within_their_months(
+    created_column: ColumnElement[datetime],
+    message_ids: Iterable[int],
+    created: Mapping[int, datetime] | None,
+) -> ColumnElement[bool]:
+    """A condition every one of these messages meets, given their creation times: `created_column` between
+    the earliest and the latest, so PostgreSQL reads only the month partitions in between rather than every
+    month's index. No condition (TRUE) when one of them is not known."""
+    known = known_creation_times(message_ids, created)
+    if not known:
+        return true()
+    return created_column.between(min(known.values()), max(known.values()))
+
+
+async def message_creation_times(
+    session: AsyncSession, message_ids: Sequence[int], known: Mapping[int, datetime] | None = None
+) -> dict[int, datetime]:
+    """Each message's `created_at`, which its status-history rows carry (the column they are partitioned by):
+    those `known` says, and the rest read from the messages."""
+    found = {i: known[i] for i in message_ids if i in known} if known else {}
+    wanted = sorted(set(message_ids) - set(found))
+    if wanted:
+        rows = await session.execute(
+            select(CustomerCommunication.id, CustomerCommunication.created_at).where(
+                CustomerCommunication.id.in_(wanted)
+            )
         )
-    )
-    return {row.id: row.created_at for row in rows}
+        found.update({row.id: row.created_at for row in rows})
+    return found
 
 
 @dataclass

@@ -112,6 +112,9 @@ class Dispatcher:
     _in_flight: dict[int, ClaimedMessage] = field(default_factory=dict, init=False, repr=False)
     #: Until when each message claimed by this worker is surely still ours (its lease, as last renewed).
     _ours_until: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
+    #: When each message claimed by this worker and not yet recorded was created: passed with its id, so the
+    #: outbox reads only its month (forgotten once its outcome is recorded or given up on).
+    _created: dict[int, datetime] = field(default_factory=dict, init=False, repr=False)
     _outcomes: list[Outcome] = field(default_factory=list, init=False, repr=False)
     _unrecorded: list[Outcome] = field(default_factory=list, init=False, repr=False)
     _gates: dict[Channel, asyncio.Semaphore] = field(default_factory=dict, init=False, repr=False)
@@ -222,13 +225,17 @@ class Dispatcher:
         self._in_flight[message.id] = message
 
         async def send() -> None:
+            to_record = False
             try:
                 outcome = await self._send_one(message, self._gate_for(Channel(message.channel)))
                 # Appended only now: the recorder swaps the list while sends are under way.
                 self._outcomes.append(outcome)
+                to_record = True
             finally:
                 self._in_flight.pop(message.id, None)
                 self._ours_until.pop(message.id, None)
+                if not to_record:
+                    self._created.pop(message.id, None)
 
         def ended(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
@@ -267,6 +274,8 @@ class Dispatcher:
         until = now + self.policy.lease  # exactly what the claim wrote
         for message in claimed:
             self._ours_until[message.id] = until
+            if message.created_at is not None:
+                self._created[message.id] = message.created_at
         return claimed
 
     async def release_expired_leases(self) -> int:
@@ -292,6 +301,7 @@ class Dispatcher:
         for message in claimed:
             self._in_flight[message.id] = message
         watcher = asyncio.create_task(self._watch_holds(asyncio.Event()))
+        outcomes: list[Outcome] = []
         try:
             outcomes = await asyncio.gather(
                 *(self._send_one(message, gates[Channel(message.channel)]) for message in claimed)
@@ -302,6 +312,8 @@ class Dispatcher:
             for message in claimed:
                 self._in_flight.pop(message.id, None)
                 self._ours_until.pop(message.id, None)
+                if not outcomes:
+                    self._created.pop(message.id, None)
         self._outcomes.extend(outcomes)
         await self.finish()
         return len(claimed)
@@ -362,6 +374,7 @@ class Dispatcher:
             self._unrecorded = [o for o in self._unrecorded if o not in stale]
             for outcome in stale:
                 self._unrecorded_since.pop(outcome.message_id, None)
+                self._created.pop(outcome.message_id, None)
 
     async def _record_together(self, outcomes: list[Outcome]) -> bool:
         """One transaction for the group; a deadlock or busy database is tried again as a whole."""
@@ -397,7 +410,10 @@ class Dispatcher:
         try:
             async with self.open_uow() as uow:
                 await uow.outbox.extend_claims(
-                    self.worker_id, [o.message_id for o in outcomes], self.clock() + self.policy.lease
+                    self.worker_id,
+                    [o.message_id for o in outcomes],
+                    self.clock() + self.policy.lease,
+                    self._created,
                 )
                 await uow.commit()
         except Exception as error:  # the record below is tried anyway
@@ -405,9 +421,10 @@ class Dispatcher:
 
     async def _write(self, outcomes: list[Outcome]) -> None:
         async with self.open_uow() as uow:
-            await uow.outbox.record_outcomes(outcomes, self.worker_id)
+            await uow.outbox.record_outcomes(outcomes, self.worker_id, self._created)
             await uow.commit()
         for outcome in outcomes:
+            self._created.pop(outcome.message_id, None)
             if isinstance(outcome, Accepted):
                 self.stats.accepted += 1
             elif isinstance(outcome, Rescheduled):
@@ -438,7 +455,9 @@ class Dispatcher:
                         renewed_until = self.clock() + self.policy.lease
                         # Only the claims still ours are renewed; one another worker took over keeps the
                         # old end, so its send is held back rather than made twice.
-                        kept = await uow.outbox.extend_claims(self.worker_id, sorted(waiting), renewed_until)
+                        kept = await uow.outbox.extend_claims(
+                            self.worker_id, sorted(waiting), renewed_until, self._created
+                        )
                         await uow.commit()
                         for message_id in kept:
                             if message_id in self._ours_until:
@@ -483,7 +502,9 @@ class Dispatcher:
             try:
                 async with self.open_uow() as uow:
                     kept = set(
-                        await uow.outbox.note_hand_over(self.worker_id, [i for i, _ in group], now, until)
+                        await uow.outbox.note_hand_over(
+                            self.worker_id, [i for i, _ in group], now, until, self._created
+                        )
                     )
                     await uow.commit()
             except Exception as error:

@@ -92,6 +92,9 @@ class ClaimedMessage:
     attempts: int
     campaign_id: int | None
     template_id: int | None
+    #: When the message was planned: with its id, it names the row (PostgreSQL keeps the messages by month
+    #: of this, and a statement that says it reads only that month).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

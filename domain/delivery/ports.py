@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -230,11 +230,25 @@ class OutboxPort(Protocol):
         confirm the send first); on the others back to planned at once if their send never started (no hand-
         over noted), else ended with `not_repeated`, never sent again."""
 
-    async def extend_claims(self, worker_id: str, message_ids: Sequence[int], until: datetime) -> list[int]:
-        """Keep `worker_id`'s claim on these messages until `until`; returns the ids it still held."""
+    async def extend_claims(
+        self,
+        worker_id: str,
+        message_ids: Sequence[int],
+        until: datetime,
+        created: Mapping[int, datetime] | None = None,
+    ) -> list[int]:
+        """Keep `worker_id`'s claim on these messages until `until`; returns the ids it still held.
+
+        `created` (here and below) gives the claimed messages' creation times, as the claim returned them:
+        the outbox then reads only their months (PostgreSQL partitions by it); without it, every month."""
 
     async def note_hand_over(
-        self, worker_id: str, message_ids: Sequence[int], now: datetime, until: datetime
+        self,
+        worker_id: str,
+        message_ids: Sequence[int],
+        now: datetime,
+        until: datetime,
+        created: Mapping[int, datetime] | None = None,
     ) -> list[int]:
         """Notes that the provider calls for these messages start now, renewing their claims until `until`;
         returns the ids still claimed by `worker_id` (only those may be sent)."""
@@ -242,7 +256,12 @@ class OutboxPort(Protocol):
     async def campaigns_on_hold(self, campaign_ids: Iterable[int]) -> set[int]:
         """Which of these campaigns are paused or cancelled now (their claimed messages wait)."""
 
-    async def record_outcomes(self, outcomes: Iterable[Outcome], worker_id: str | None = None) -> None:
+    async def record_outcomes(
+        self,
+        outcomes: Iterable[Outcome],
+        worker_id: str | None = None,
+        created: Mapping[int, datetime] | None = None,
+    ) -> None:
         """Record what became of claimed messages; with `worker_id`, only claims still held by that worker
         are ended (a claim another worker took over after it ran out is theirs). Acceptances always count."""
 

@@ -124,12 +124,12 @@ class _FailingUnitOfWork(SqlUnitOfWork):
         record = self.outbox.record_outcomes
         plan = self.plan
 
-        async def failing(outcomes: Any, worker_id: str | None = None) -> None:
+        async def failing(outcomes: Any, worker_id: str | None = None, created: Any = None) -> None:
             outcomes = list(outcomes)
             if plan.failures < plan.times and any(o.message_id in plan.poisoned for o in outcomes):
                 plan.failures += 1
                 raise plan.error
-            await record(outcomes, worker_id)
+            await record(outcomes, worker_id, created)
 
         self.outbox.record_outcomes = failing  # type: ignore[method-assign]
         return self

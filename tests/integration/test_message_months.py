@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import OutboxEntry
-from domain.delivery.ports import InboundMessage
+from domain.delivery.pacing import TokenBucket
+from domain.delivery.ports import InboundMessage, OutboundMessage, ProviderAcceptance
 from domain.vocabulary import Channel, MessageCategory, MessageSource
 from storage import migrate
 from storage.conversations import SqlConversations
@@ -35,6 +37,7 @@ from storage.partitions import (
     month_of,
     retention_boundary,
 )
+from storage.unit_of_work import SqlUnitOfWork
 from tests.conftest import FreshDatabases
 
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
@@ -448,3 +451,93 @@ async def test_a_message_still_to_be_sent_holds_back_its_month_and_every_later_o
     assert [created for _, _, created in await messages(database)] == [OLD, RECENT]
     if database.engine.dialect.name == "postgresql":
         assert dropped.months == ["2025-03"]
+
+
+class AcceptingDriver:
+    """A provider that accepts every message at once, naming it by our id."""
+
+    channel = Channel.SMS
+    provider = "twilio"
+    receipts_name_our_id = True
+    timeout_seconds = 5.0
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        return ProviderAcceptance(f"SM{message.message_id}")
+
+    async def close(self) -> None:
+        return None
+
+
+async def send_what_is_due(url: str) -> int:
+    """One worker's batch over its own connections, closed afterwards (a backend reports what it read when
+    it ends); how many messages it claimed."""
+    database = Database.connect(url)
+    try:
+        dispatcher = Dispatcher(
+            open_uow=lambda: SqlUnitOfWork(database),
+            drivers={Channel.SMS: AcceptingDriver()},
+            pacing={Channel.SMS: TokenBucket(5000.0)},
+            worker_id="months",
+            concurrency=16,
+            batch_size=200,
+        )
+        return await dispatcher.deliver_batch()
+    finally:
+        await database.dispose()
+
+
+async def reads_of(database: Database, partition: str) -> int:
+    """How often a partition has been read, by its indexes or whole (a small one is read whole)."""
+    async with database.engine.connect() as connection:
+        await connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+        found = await connection.scalar(
+            text(
+                "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relname = :partition"
+            ),
+            {"partition": partition},
+        )
+    return int(found or 0)
+
+
+async def test_a_worker_sending_this_months_messages_reads_no_other_month_by_id(postgresql: Database) -> None:
+    """The worker names each claimed message by id and creation time, so recording its send reads only that
+    month's partition: with a year of months kept, each would otherwise be searched for every message."""
+    database, now = postgresql, datetime.now(UTC)
+    url = database.engine.url.render_as_string(hide_password=False)
+    assert await plan(database, [entry(99)], OLD) == 1
+    await keep_month_partitions(database, now)  # the old message moves into its own month
+    old_month = f"customer_communications_{OLD:%Y_%m}"
+    assert await where_rows_are(database, "customer_communications") == {old_month: 1}
+    assert await plan(database, [entry(n) for n in range(60)], now) == 60
+
+    assert await send_what_is_due(url) == 60 + 1  # the old message was due as well: it goes in this batch
+    # ... so this one batch spans both months, and each of its messages is found in its own.
+    sent = await messages_sent(database)
+    assert sent == 61
+    assert await daily_sent(database) == 61
+
+    assert await plan(database, [entry(n) for n in range(100, 160)], now) == 60
+    await database.engine.dispose()  # so this test's own reads are reported before counting starts
+    before = await reads_of(database, old_month)
+    assert await send_what_is_due(url) == 60
+    assert await messages_sent(database) == 121 and await daily_sent(database) == 121
+    # The claim's two statements (retries first, then the rest) read every month, since due messages may be
+    # in any: 4 reads here. Recording the 60 sends reads none of the old month: before it did, 67 times (each
+    # acceptance, and each group's count, history and provider-id check).
+    assert await reads_of(database, old_month) - before <= 6
+
+
+async def messages_sent(database: Database) -> int:
+    async with database.sessions() as session:
+        found = await session.scalar(
+            select(func.count())
+            .select_from(CustomerCommunication)
+            .where(CustomerCommunication.sent_at.is_not(None), CustomerCommunication.counted.op("&")(1) == 1)
+        )
+    return int(found or 0)
+
+
+async def daily_sent(database: Database) -> int:
+    async with database.sessions() as session:
+        found = await session.scalar(select(func.sum(CommunicationAnalytics.sent)))
+    return int(found or 0)
