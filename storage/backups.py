@@ -81,11 +81,15 @@ def engine_of(database_url: str) -> str:
     raise BackupError(f"backups support SQLite and PostgreSQL databases, not {url.get_backend_name()!r}")
 
 
+def in_memory(database_url: str) -> bool:
+    """Whether a SQLite URL names no file (an in-memory database)."""
+    return make_url(database_url).database in (None, "", ":memory:")
+
+
 def sqlite_file(database_url: str) -> Path:
-    name = make_url(database_url).database
-    if not name or name == ":memory:":
+    if in_memory(database_url):
         raise BackupError("an in-memory SQLite database has nothing to back up or restore into")
-    return Path(name)
+    return Path(str(make_url(database_url).database))
 
 
 def _libpq(database_url: str) -> tuple[str, dict[str, str]]:

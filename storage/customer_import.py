@@ -19,13 +19,12 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
 from domain.clock import utc_now
 from domain.customers.importing import ImportRow
-from storage.backups import BackupError, scratch_copy
+from storage.backups import BackupError, in_memory, scratch_copy
 from storage.database import Database
 from storage.engine import create_engine
 from storage.models import (
@@ -130,10 +129,6 @@ async def known_customers(database: Database) -> KnownCustomers:
     return known
 
 
-def _in_memory(database_url: str) -> bool:
-    return make_url(database_url).database in (None, "", ":memory:")
-
-
 @dataclass(frozen=True)
 class ImportDefaults:
     timezone: str
@@ -163,7 +158,7 @@ class CustomerImport:
             # scratch copy of the database instead, taken with the online backup API and deleted after.
             engine = self.database.engine
             async with AsyncExitStack() as stack:
-                if engine.dialect.name == "sqlite" and not _in_memory(self.database.url):
+                if engine.dialect.name == "sqlite" and not in_memory(self.database.url):
                     try:
                         scratch = await stack.enter_async_context(scratch_copy(self.database.url))
                     except (BackupError, OSError) as error:

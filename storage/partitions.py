@@ -224,6 +224,13 @@ class MessagesDropped:
     skipped: str | None = None
     #: The month of the oldest message still to be sent, when it held the boundary back.
     held_back_from: datetime | None = None
+    #: The partition pass made first on PostgreSQL (months made ahead, rows moved out of the default).
+    kept: PartitionPass | None = None
+
+    @property
+    def applied_boundary(self) -> datetime | None:
+        """The boundary the drop used: the setting's, or an earlier one a message still to be sent held back."""
+        return self.held_back_from or self.boundary
 
 
 async def drop_old_messages(database: Database, months: int, now: datetime) -> MessagesDropped:
@@ -277,7 +284,7 @@ async def drop_old_messages(database: Database, months: int, now: datetime) -> M
 
 async def _drop_months(database: Database, boundary: datetime, now: datetime, done: MessagesDropped) -> None:
     # Rows in the default partitions go to their months first, so whole months hold everything.
-    kept = await keep_month_partitions(database, now)
+    kept = done.kept = await keep_month_partitions(database, now)
     if kept.skipped:
         done.skipped = kept.skipped
         return

@@ -144,16 +144,26 @@ class BackgroundServices:
                 turns.files_deleted,
                 turns.cutoff,
             )
-        months = await keep_month_partitions(database, now)
+        # Dropping old months makes the partition pass first itself; without a retention it runs alone.
+        dropped = await drop_old_messages(database, settings.message_retention_months, now)
+        months = dropped.kept or await keep_month_partitions(database, now)
         if months.created or months.moved:
             log.info(
                 "partitions: made %s; moved %d rows out of the default partitions",
                 ", ".join(months.created) or "none",
                 months.moved,
             )
-        dropped = await drop_old_messages(database, settings.message_retention_months, now)
         if dropped.messages:
-            log.info("retention: dropped %d messages created before %s", dropped.messages, dropped.boundary)
+            log.info(
+                "retention: dropped %d messages created before %s",
+                dropped.messages,
+                dropped.applied_boundary,
+            )
+        if dropped.held_back_from:
+            log.info(
+                "retention: messages from %s on are kept: one created then is still to be sent",
+                f"{dropped.held_back_from:%Y-%m}",
+            )
         for skipped in {months.skipped, dropped.skipped} - {None}:
             log.info("partitions: nothing changed this pass: %s", skipped)
 

@@ -595,7 +595,7 @@ def retention() -> None:
             )
             lines.append(
                 f"messages: dropped {dropped.messages} created before "
-                f"{dropped.held_back_from or dropped.boundary:%Y-%m-%d} with their status history{months}{more}{held}"
+                f"{dropped.applied_boundary:%Y-%m-%d} with their status history{months}{more}{held}"
             )
         return lines
 

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 
 from reports.heartbeats import BACKGROUND_JOBS, JobHealth, JobRecord, read_background_health, write_heartbeat
 from reports.periods import PeriodSpec
@@ -361,3 +361,62 @@ def test_a_job_on_its_first_pass_is_not_reported_as_trouble() -> None:
     )
     late = BackgroundHealth(now, (process,), (*jobs, JobStatus("rollups", "late", "late: ...", 1)))
     assert not late.all_ok and late.headline() == "1 worker process running; needs a look: rollups."
+
+
+async def test_the_retention_pass_keeps_the_partitions_once_and_logs_the_boundary_it_applied(
+    database_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SWITCHBOARD_MESSAGE_RETENTION_MONTHS=1 and a reminder planned two months ago still to be sent,
+    the pass drops the older month only, and its log names that earlier boundary, not the setting's."""
+    from storage import partitions
+
+    container = build_container(
+        Settings(database_url=database_url, business_timezone=TZ, message_retention_months=1)
+    )
+    database = container.database
+    now = datetime.now(UTC)
+    three_back, two_back = partitions.month_of(now, -3), partitions.month_of(now, -2)
+
+    def message(n: int, created_at: datetime, status: str) -> dict[str, object]:
+        return {
+            "channel": "sms",
+            "provider": "twilio",
+            "direction": "outbound",
+            "source": "notification",
+            "source_ref": f"retention-{n}",
+            "category": "transactional",
+            "idempotency_key": f"notification:retention-{n}:sms",
+            "to_address": f"+4915100000{n:03d}",
+            "body": "Your appointment",
+            "status": status,
+            "attempts": 0,
+            "created_at": created_at + timedelta(days=3),
+            "next_attempt_at": now + timedelta(days=30),
+        }
+
+    async with database.sessions() as session:
+        await session.execute(
+            insert(CustomerCommunication),
+            [message(1, three_back, "delivered"), message(2, two_back, "planned"), message(3, now, "sent")],
+        )
+        await session.commit()
+    passes = 0
+    keep = partitions.keep_month_partitions
+
+    async def counted(*args: object) -> partitions.PartitionPass:
+        nonlocal passes
+        passes += 1
+        return await keep(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(partitions, "keep_month_partitions", counted)
+    with caplog.at_level(logging.INFO, logger="switchboard.background"):
+        await BackgroundServices(container).apply_retention()
+    async with database.sessions() as session:
+        left = sorted(await session.scalars(select(CustomerCommunication.source_ref)))
+    await container.close()
+
+    assert left == ["retention-2", "retention-3"]
+    assert passes == 1
+    said = caplog.text
+    assert f"dropped 1 messages created before {two_back}" in said
+    assert f"messages from {two_back:%Y-%m} on are kept: one created then is still to be sent" in said

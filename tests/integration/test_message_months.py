@@ -391,8 +391,9 @@ def test_upgrading_to_0020_keeps_every_message_and_its_history_and_going_back_re
     async def keys_hold() -> None:
         database = Database.connect(url)
         try:
-            # The key planned before the upgrade is still taken, wherever its month's rows went.
+            # A new campaign message is planned after the upgrade (its key is new)...
             assert await plan(database, [entry(1)], NOW) == 1
+            # ... and the key planned before the upgrade is still taken, wherever its month's rows went.
             async with database.sessions() as session:
                 session.add(
                     CustomerCommunication(

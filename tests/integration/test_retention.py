@@ -230,8 +230,8 @@ async def test_a_pass_leaves_the_table_to_another_workers_pass(database: Databas
     assert (await expire_message_bodies(database, 90, NOW)).blanked == 4
 
 
-def test_text_retention_periods_are_whole_days_or_zero() -> None:
-    for name in ("message_body_retention_days", "conversation_retention_days"):
+def test_retention_periods_are_whole_days_or_months_or_zero() -> None:
+    for name in ("message_body_retention_days", "conversation_retention_days", "message_retention_months"):
         with pytest.raises(ValidationError):
             Settings(**{name: -1})
         assert getattr(Settings(**{name: 0}), name) == 0
