@@ -275,11 +275,33 @@ class _Answerer:
                 return typed
         return None
 
+    def _days_fold_into(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> bool:
+        """Whether the day rollups answer a coarser `grain` that does not tile the range: a sum over whole days."""
+        return (
+            grain is not None
+            and GRAINS.index(grain) > GRAINS.index("day")
+            and metric.is_additive
+            and self._rollup_grain(metric, time_range, "day") == "day"
+        )
+
     async def values(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> _Values:
         if metric.name == "churn_rate":
             return await self._churn(time_range, grain)
         parts = METRIC_MEASURES[metric.name]
         rollup_grain = self._rollup_grain(metric, time_range, grain)
+        if rollup_grain is None and self._days_fold_into(metric, time_range, grain):
+            # "Last 90 days by week": whole days, but not whole weeks. A sum folds from the day rollups (the
+            # same buckets a raw count gives), which also hold what retention has since removed.
+            assert grain is not None
+            folded: dict[CellKey, list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for (stamp, value), (numerator, denominator) in (
+                await self._from_rollup(metric, time_range, "day")
+            ).items():
+                start = bucket_floor(datetime.fromtimestamp(stamp, UTC), grain, self.tz)
+                folded[(int(start.timestamp()), value)][0] += numerator
+                folded[(int(start.timestamp()), value)][1] += denominator
+            buckets = {key: (f[0], f[1]) for key, f in folded.items()}
+            return _Values(buckets, _sum_by_value(buckets), True)
         if rollup_grain is not None:
             buckets = await self._from_rollup(metric, time_range, rollup_grain)
             # A distinct count over exactly one bucket is that bucket's row; over several it is not a sum.

@@ -32,6 +32,7 @@ from storage.analytics.rollup_store import (
 )
 from storage.database import Database
 from storage.models import (
+    AnalyticsData,
     Appointment,
     ChatSession,
     ChatSlaEvent,
@@ -44,6 +45,7 @@ from storage.models import (
     VideoConsultation,
 )
 from storage.models.base import UtcDateTime
+from storage.partitions import messages_gone_before
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,28 @@ REBUILD_LOCK_KEY = 0x5B_0001
 def rolled_up_metrics() -> dict[str, tuple[str, ...]]:
     """Every metric with measures (all but churn) and the dimensions it is rolled up by."""
     return {name: REGISTRY[name].dimensions for name in METRIC_MEASURES}
+
+
+def counted_from_messages(metrics: Iterable[str]) -> list[str]:
+    """Those of `metrics` counted from the messages themselves, which the retention setting removes once
+    old (SWITCHBOARD_MESSAGE_RETENTION_MONTHS): their buckets from before that are kept as they were counted,
+    never counted again from what is left."""
+    return sorted(
+        name for name in metrics if any(m.source == "messages" for m in METRIC_MEASURES[name].measures)
+    )
+
+
+def _from_first_bucket_after(
+    runs: Sequence[tuple[datetime, datetime]], before: datetime, grain: Grain, tz: str
+) -> list[tuple[datetime, datetime]]:
+    """`runs` (whole buckets) without the buckets that start before `before`."""
+    trimmed = []
+    for start, end in runs:
+        while start < before and start < end:
+            start = next_bucket(start, grain, tz)
+        if start < end:
+            trimmed.append((start, end))
+    return trimmed
 
 
 @dataclass(frozen=True)
@@ -252,7 +276,35 @@ async def _rebuild(
         if only_if_missing and _fits(await read_watermark(session), business_tz):
             return None
         spans = [span for source in SOURCES if (span := await source_time_span(session, source))]
-        await delete_rollup_rows(session, grains=list(grains))
+        # Buckets whose messages retention removed keep what was counted before; they are not counted again
+        # (unless the business's timezone changed: its days are other buckets, and only what is left counts).
+        gone_before = await messages_gone_before(session)
+        before = await read_watermark(session)
+        if gone_before is not None and before is not None and before.timezone != business_tz:
+            log.warning(
+                "rollups rebuilt in %s: the message figures before %s are counted from the messages left, "
+                "since retention removed the others and their buckets were counted in %s",
+                business_tz,
+                gone_before,
+                before.timezone,
+            )
+            gone_before = None
+        frozen = counted_from_messages(metrics) if gone_before is not None else []
+        kept: set[tuple[str, str, datetime]] = set()
+        if gone_before is not None and frozen:
+            found = await session.execute(
+                select(AnalyticsData.metric, AnalyticsData.grain, AnalyticsData.bucket_start)
+                .where(
+                    AnalyticsData.metric.in_(frozen),
+                    AnalyticsData.grain.in_(list(grains)),
+                    AnalyticsData.bucket_start < gone_before,
+                )
+                .distinct()
+            )
+            kept = {(row.metric, row.grain, row.bucket_start.astimezone(UTC)) for row in found}
+        await delete_rollup_rows(
+            session, grains=list(grains), keeping=(frozen, gone_before) if gone_before is not None else None
+        )
         await clear_customer_days(session)
         if spans:
             first = min(s[0] for s in spans)
@@ -263,6 +315,7 @@ async def _rebuild(
             rows = await compute_rollup_rows(
                 session, database.dialect, metrics, grains=grains, tz=business_tz, ranges=[(start, end)]
             )
+            rows = [r for r in rows if (r.metric, r.grain, r.bucket_start.astimezone(UTC)) not in kept]
             await write_rollup_rows(session, database.dialect, rows)
             await recount_customer_days(session, database.dialect, business_tz, [(start, end)])
         await write_watermark(
@@ -364,9 +417,19 @@ async def update_rollups_for(
             if name in watermark.metrics
             and {m.source for m in METRIC_MEASURES[name].measures} & touched_sources
         }
+        gone_before = await messages_gone_before(session)
+        frozen = set(counted_from_messages(affected)) if gone_before is not None else set()
         for grain in watermark.grains:
             runs = _runs_of(touched, touched_sources, grain, tz)
-            passes = [(affected, runs)]
+            passes = [({n: d for n, d in affected.items() if n not in frozen}, runs)]
+            if gone_before is not None and frozen:
+                # Buckets from before the messages retention removed keep what they counted then.
+                passes.append(
+                    (
+                        {n: d for n, d in affected.items() if n in frozen},
+                        _from_first_bucket_after(runs, gone_before, grain, tz),
+                    )
+                )
             if "returning_customers" in affected and touched.later_order_times:
                 later = _subtract_runs(touched_bucket_runs(touched.later_order_times, grain, tz), runs)
                 passes.append(({"returning_customers": affected["returning_customers"]}, later))

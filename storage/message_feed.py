@@ -17,16 +17,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, delete, func, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.database import Database
-from storage.models import CommunicationAnalytics, CustomerCommunication
-from storage.partitions import within_their_months
+from storage.message_months import within_their_months
+from storage.models import CommunicationAnalytics, CustomerCommunication, DroppedMessageFigures
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
 FEED = table_of(CommunicationAnalytics)
+DROPPED = table_of(DroppedMessageFigures)
 
 #: The bit each message figure keeps in `customer_communications.counted`.
 FIGURE_BITS: Mapping[str, int] = {"sent": 1, "delivered": 2, "read": 4, "failed": 8, "replied": 16}
@@ -184,8 +185,11 @@ class Drift:
     recounted: int
 
 
-async def recount(session: AsyncSession, zone: ZoneInfo) -> dict[tuple[date, FeedKey], Counter[str]]:
-    """Every outbound message's figures from its own timestamps, by send day and key (streamed)."""
+async def recount(
+    session: AsyncSession | AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool] | None = None
+) -> dict[tuple[date, FeedKey], Counter[str]]:
+    """Every outbound message's figures (or those `where` picks out) from its own timestamps, by send day and
+    key (streamed)."""
     figures: dict[tuple[date, FeedKey], Counter[str]] = {}
     statement = (
         select(
@@ -203,7 +207,7 @@ async def recount(session: AsyncSession, zone: ZoneInfo) -> dict[tuple[date, Fee
             CC.c.failed_at,
             CC.c.replied_at,
         )
-        .where(CC.c.direction == "outbound")
+        .where(CC.c.direction == "outbound", where if where is not None else true())
         .execution_options(yield_per=5000)
     )
     async for row in await session.stream(statement):
@@ -294,12 +298,14 @@ __all__ = [
     "count_once",
     "counted_bits",
     "drift_between",
+    "dropped_figures",
     "figure_ids",
     "recorded_feed",
     "recount",
     "repair_feed",
     "segment_figures",
     "send_day",
+    "set_aside_figures",
 ]
 
 
@@ -310,6 +316,8 @@ class FeedCheck:
     rows: int
     drift: list[Drift]
     repaired: bool = False
+    #: Daily rows of figures set aside for messages retention removed, added to the recount.
+    set_aside_rows: int = 0
 
 
 async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:
@@ -321,11 +329,15 @@ async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = F
     if fresh and session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     recounted = await recount(session, zone)
+    # Messages retention removed are no longer there to recount; their figures were set aside as they went.
+    set_aside = await dropped_figures(session)
+    for day_key, counts in set_aside.items():
+        recounted.setdefault(day_key, Counter()).update(counts)
     recorded = await recorded_feed(session)
     drift = drift_between(recorded, recounted)
     if repair and drift:
         await repair_feed(session, recounted)
-    return FeedCheck(len(recorded), drift, repaired=repair and bool(drift))
+    return FeedCheck(len(recorded), drift, repaired=repair and bool(drift), set_aside_rows=len(set_aside))
 
 
 async def check_message_feed(database: Database, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:
@@ -338,3 +350,82 @@ async def check_message_feed(database: Database, zone: ZoneInfo, *, repair: bool
         check = await verify_feed(session, zone, repair=True)
         await session.commit()
     return check
+
+
+async def set_aside_figures(connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool]) -> int:
+    """Before the messages `where` picks out are removed (retention), add their daily figures to
+    `dropped_message_figures`, in the same transaction; the day-key rows it added to. PostgreSQL sums them in
+    one statement (a month of messages may be millions); SQLite, whose batches are small, recounts them."""
+    if connection.dialect.name == "postgresql":
+        figures = await _sum_in_database(connection, zone, where)
+    else:
+        figures = await recount(connection, zone, where)
+    written = 0
+    for (day, (channel, provider, campaign_id, template_id)), counts in sorted(figures.items()):
+        amounts = {name: int(counts[name]) for name in MESSAGE_FIGURES if counts[name]}
+        if not amounts:
+            continue
+        statement = insert_for(connection, DROPPED).values(
+            day=day,
+            channel=channel,
+            provider=provider,
+            campaign_id=campaign_id,
+            template_id=template_id,
+            updated_at=datetime.now(ZoneInfo("UTC")),
+            **{name: amounts.get(name, 0) for name in MESSAGE_FIGURES},
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
+            set_={name: DROPPED.c[name] + statement.excluded[name] for name in MESSAGE_FIGURES}
+            | {"updated_at": statement.excluded.updated_at},
+        )
+        await connection.execute(statement)
+        written += 1
+    return written
+
+
+async def _sum_in_database(
+    connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool]
+) -> dict[tuple[date, FeedKey], Counter[str]]:
+    """`recount`'s figures for the messages `where` picks out, summed by PostgreSQL (the same rules: the day
+    of sent_at, else failed_at, else created_at, in the business's timezone)."""
+    sent = CC.c.sent_at.is_not(None)
+    day = cast(func.timezone(zone.key, func.coalesce(CC.c.sent_at, CC.c.failed_at, CC.c.created_at)), Date)
+    sums = [
+        func.count(CC.c.sent_at).label("sent"),
+        func.coalesce(func.sum(case((sent, CC.c.cost_micros), else_=0)), 0).label("cost_micros"),
+        func.count(CC.c.delivered_at).label("delivered"),
+        func.count(CC.c.read_at).label("read"),
+        func.count(CC.c.failed_at).label("failed"),
+        func.count(CC.c.replied_at).label("replied"),
+    ]
+    for encoding, prefix in ENCODING_PREFIX.items():
+        counted = and_(sent, CC.c.encoding == encoding, CC.c.segments.is_not(None), CC.c.segments != 0)
+        sums += [
+            func.count().filter(counted).label(f"{prefix}_sent"),
+            func.coalesce(func.sum(CC.c.segments).filter(counted), 0).label(f"{prefix}_segments"),
+            func.count().filter(and_(counted, CC.c.segments > 1)).label(f"{prefix}_long"),
+        ]
+    campaign, template = func.coalesce(CC.c.campaign_id, 0), func.coalesce(CC.c.template_id, 0)
+    rows = await connection.execute(
+        select(day.label("day"), CC.c.channel, CC.c.provider, campaign, template, *sums)
+        .where(CC.c.direction == "outbound", where)
+        .group_by(day, CC.c.channel, CC.c.provider, campaign, template)
+    )
+    return {
+        (row.day, (row.channel, row.provider, int(row[3]), int(row[4]))): Counter(
+            {name: int(row._mapping[name] or 0) for name in MESSAGE_FIGURES}
+        )
+        for row in rows
+    }
+
+
+async def dropped_figures(session: AsyncSession) -> dict[tuple[date, FeedKey], Counter[str]]:
+    """The figures set aside for messages retention removed, by day and key."""
+    rows = (await session.execute(select(DROPPED))).all()
+    return {
+        (row.day, (row.channel, row.provider, row.campaign_id, row.template_id)): Counter(
+            {name: int(getattr(row, name) or 0) for name in MESSAGE_FIGURES}
+        )
+        for row in rows
+    }

@@ -40,9 +40,10 @@ from domain.delivery.outbox import (
 from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, MessageStatus
 from storage.message_feed import add_cost, count_once, send_day
+from storage.message_months import known_creation_times, within_their_months
 from storage.models import BulkMessaging, CustomerCommunication, CustomerConsent, MessageStatusEvent
 from storage.models.base import UtcDateTime
-from storage.partitions import known_creation_times, message_creation_times, within_their_months
+from storage.partitions import message_creation_times
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)

@@ -9,7 +9,8 @@ whole months of messages older than SWITCHBOARD_MESSAGE_RETENTION_MONTHS: on Pos
 partitions (instant, and no dead rows left behind), on SQLite by deleting them in batches. Both remove the
 same messages, with their status history and their send-once keys; chat turns that pointed at one keep
 their text and lose the pointer. The daily figures (storage/message_feed.py) are separate tables: the
-dashboard's counts for those months stay.
+dashboard's counts for those months stay, and the removed messages' own figures are set aside as they go
+(`dropped_message_figures`), so `switchboard analytics verify` still adds up.
 
 A partitioned table's unique keys must hold its partition column, so on PostgreSQL a trigger keeps the
 messages' two unique keys in key tables (`communication_idempotency_keys`, `communication_provider_ids`)
@@ -20,20 +21,22 @@ NOTHING, the PostgreSQL one runs inside `skipping_duplicate_messages`, and the t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, ColumnElement, bindparam, delete, func, select, text, true, update
+from sqlalchemy import BindParameter, and_, bindparam, case, delete, func, select, text, update
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.database import Database
-from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent
-from storage.sql import dialect_of
+from storage.message_feed import set_aside_figures
+from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
+from storage.sql import dialect_of, insert_for, table_of
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ LOCK_TIMEOUT = "5s"
 UNFINISHED = ("planned", "sending")
 #: Messages deleted per transaction on SQLite.
 DELETE_BATCH = 2_000
+#: The retention mark saying before when messages may be gone (through_at), written with each removal.
+MESSAGES_GONE_MARK = "messages_removed"
 
 
 def month_of(moment: datetime, ahead: int = 0) -> datetime:
@@ -63,6 +68,32 @@ def retention_boundary(now: datetime, months: int) -> datetime | None:
     """Messages created before this go (whole months: the first day of the month `months` months back);
     None when `months` is 0 (keep them)."""
     return month_of(now, -months) if months > 0 else None
+
+
+async def messages_gone_before(session: AsyncSession | AsyncConnection) -> datetime | None:
+    """Before when messages may have been removed by the retention setting (None: none ever were). What was
+    counted from them before (the KPI rollups, the daily figures) cannot be counted again from what is left."""
+    found = await session.execute(
+        select(RetentionMark.through_at).where(RetentionMark.name == MESSAGES_GONE_MARK)
+    )
+    return found.scalar()
+
+
+async def _mark_messages_gone(connection: AsyncConnection, before: datetime) -> None:
+    """Note, in the removal's own transaction, that messages created before `before` may be gone."""
+    marks = table_of(RetentionMark)
+    statement = insert_for(connection, marks).values(
+        name=MESSAGES_GONE_MARK, through_at=before, through_id=0, updated_at=datetime.now(UTC)
+    )
+    later = case(
+        (marks.c.through_at < statement.excluded.through_at, statement.excluded.through_at),
+        else_=marks.c.through_at,
+    )
+    await connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"], set_={"through_at": later, "updated_at": statement.excluded.updated_at}
+        )
+    )
 
 
 def keys_written_here(session: AsyncSession | AsyncConnection) -> AbstractAsyncContextManager[None]:
@@ -99,31 +130,6 @@ async def insert_message_once(session: AsyncSession, statement: Any, keys: Seque
     else:
         result = await session.execute(statement.on_conflict_do_nothing(index_elements=list(keys)))
     return result
-
-
-def known_creation_times(
-    message_ids: Iterable[int], created: Mapping[int, datetime] | None
-) -> dict[int, datetime] | None:
-    """These messages' creation times if `created` knows every one (as a worker knows those it claimed), else
-    None: a statement can name the rows by (id, created_at) only when it has both for all of them."""
-    if not created:
-        return None
-    known = {i: created[i] for i in message_ids if i in created}
-    return known if len(known) == len(set(message_ids)) else None
-
-
-def within_their_months(
-    created_column: ColumnElement[datetime],
-    message_ids: Iterable[int],
-    created: Mapping[int, datetime] | None,
-) -> ColumnElement[bool]:
-    """A condition every one of these messages meets, given their creation times: `created_column` between
-    the earliest and the latest, so PostgreSQL reads only the month partitions in between rather than every
-    month's index. No condition (TRUE) when one of them is not known."""
-    known = known_creation_times(message_ids, created)
-    if not known:
-        return true()
-    return created_column.between(min(known.values()), max(known.values()))
 
 
 async def message_creation_times(
@@ -233,12 +239,16 @@ class MessagesDropped:
         return self.held_back_from or self.boundary
 
 
-async def drop_old_messages(database: Database, months: int, now: datetime) -> MessagesDropped:
+async def drop_old_messages(
+    database: Database, months: int, now: datetime, *, business_tz: str
+) -> MessagesDropped:
     """Remove the messages created before `retention_boundary(now, months)`, with their status history
     and keys; chat turns keep their text. A message still to be sent (planned, or being sent) holds back
     its month and every later one. PostgreSQL drops whole month partitions, a month per transaction;
     SQLite deletes rows, DELETE_BATCH per transaction, up to 50 batches a pass (`finished` False: more on
-    the next pass). Both remove the same messages."""
+    the next pass). Both remove the same messages. Their daily figures stay, and are set aside in the same
+    transaction (by the business's days) for `switchboard analytics verify` to add to its recount."""
+    zone = ZoneInfo(business_tz)
     boundary = retention_boundary(now, months)
     done = MessagesDropped(boundary)
     if boundary is None:
@@ -255,13 +265,13 @@ async def drop_old_messages(database: Database, months: int, now: datetime) -> M
         done.held_back_from = boundary = month_of(unfinished)
     if database.engine.dialect.name == "postgresql":
         try:
-            await _drop_months(database, boundary, now, done)
+            await _drop_months(database, boundary, now, zone, done)
         except DBAPIError as error:
             if not _lock_timed_out(error):
                 raise
             done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
     else:
-        await _delete_rows(database, boundary, done)
+        await _delete_rows(database, boundary, zone, done)
     if done.messages:
         async with database.sessions() as session:
             session.add(
@@ -282,7 +292,9 @@ async def drop_old_messages(database: Database, months: int, now: datetime) -> M
     return done
 
 
-async def _drop_months(database: Database, boundary: datetime, now: datetime, done: MessagesDropped) -> None:
+async def _drop_months(
+    database: Database, boundary: datetime, now: datetime, zone: ZoneInfo, done: MessagesDropped
+) -> None:
     # Rows in the default partitions go to their months first, so whole months hold everything.
     kept = done.kept = await keep_month_partitions(database, now)
     if kept.skipped:
@@ -321,13 +333,18 @@ async def _drop_months(database: Database, boundary: datetime, now: datetime, do
                     )
                 )
                 count = (await connection.execute(text(f"SELECT count(*) FROM {partition}"))).scalar_one()
+                cc = CustomerCommunication
+                await set_aside_figures(
+                    connection, zone, and_(cc.created_at >= month, cc.created_at < month_of(month, 1))
+                )
+                await _mark_messages_gone(connection, month_of(month, 1))
                 await connection.execute(text(f"DROP TABLE {partition}"))
             await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{suffix}"))
         done.messages += int(count)
         done.months.append(f"{month:%Y-%m}")
 
 
-async def _delete_rows(database: Database, boundary: datetime, done: MessagesDropped) -> None:
+async def _delete_rows(database: Database, boundary: datetime, zone: ZoneInfo, done: MessagesDropped) -> None:
     cc, events, turns = CustomerCommunication, MessageStatusEvent, ChatMessage
     for _ in range(50):
         async with database.engine.begin() as connection:
@@ -340,6 +357,8 @@ async def _delete_rows(database: Database, boundary: datetime, done: MessagesDro
             )
             if not ids:
                 return
+            await set_aside_figures(connection, zone, cc.id.in_(ids))
+            await _mark_messages_gone(connection, boundary)
             chosen: BindParameter[int] = bindparam("ids", expanding=True)
             await connection.execute(
                 update(turns).where(turns.communication_id.in_(chosen)).values(communication_id=None),

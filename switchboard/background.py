@@ -145,7 +145,9 @@ class BackgroundServices:
                 turns.cutoff,
             )
         # Dropping old months makes the partition pass first itself; without a retention it runs alone.
-        dropped = await drop_old_messages(database, settings.message_retention_months, now)
+        dropped = await drop_old_messages(
+            database, settings.message_retention_months, now, business_tz=settings.business_timezone
+        )
         months = dropped.kept or await keep_month_partitions(database, now)
         if months.created or months.moved:
             log.info(

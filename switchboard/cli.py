@@ -580,7 +580,9 @@ def retention() -> None:
             if turns.cutoff
             else "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)"
         )
-        dropped = await drop_old_messages(database, settings.message_retention_months, now)
+        dropped = await drop_old_messages(
+            database, settings.message_retention_months, now, business_tz=settings.business_timezone
+        )
         if dropped.skipped:
             lines.append(f"messages: kept this time: {dropped.skipped}")
         elif dropped.boundary is None:
@@ -670,7 +672,15 @@ def analytics_verify(repair: bool) -> None:
         click.echo(f"  {where}: {drift.figure} recorded {drift.recorded:,}, recounted {drift.recounted:,}")
     if len(check.drift) > 20:
         click.echo(f"  … and {len(check.drift) - 20:,} more")
-    summary = f"analytics: {check.rows:,} daily rows checked against a recount of the messages; drift: {len(check.drift):,}"
+    gone = (
+        f" and the figures set aside for messages retention removed ({check.set_aside_rows:,} daily rows)"
+        if check.set_aside_rows
+        else ""
+    )
+    summary = (
+        f"analytics: {check.rows:,} daily rows checked against a recount of the messages{gone}; "
+        f"drift: {len(check.drift):,}"
+    )
     click.echo(f"{summary}; repaired: the figures now equal the recount" if check.repaired else summary)
     if days is None:
         click.echo("active customers: not kept yet (the rollup job builds them on its next pass)")

@@ -231,9 +231,19 @@ async def delete_rollup_rows(
     grains: Sequence[str],
     metrics: Sequence[str] | None = None,
     ranges: Sequence[tuple[datetime, datetime]] = (),
+    keeping: tuple[Sequence[str], datetime] | None = None,
 ) -> None:
-    """Remove the rows of these grains (and metrics, and buckets starting in any of `ranges`)."""
+    """Remove the rows of these grains (and metrics, and buckets starting in any of `ranges`); `keeping`
+    (metrics, before) leaves those metrics' buckets that start before `before`."""
     statement = delete(AnalyticsData).where(AnalyticsData.grain.in_(grains))
+    if keeping is not None and keeping[0]:
+        kept_metrics, before = keeping
+        statement = statement.where(
+            ~and_(
+                AnalyticsData.metric.in_(list(kept_metrics)),
+                AnalyticsData.bucket_start < literal(before, UtcDateTime),
+            )
+        )
     if metrics is not None:
         statement = statement.where(AnalyticsData.metric.in_(metrics))
     if ranges:

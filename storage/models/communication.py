@@ -486,3 +486,35 @@ class CommunicationAnalytics(Base):
     ucs2_segments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     ucs2_long: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DroppedMessageFigures(Base):
+    """The daily figures of messages that retention removed (SWITCHBOARD_MESSAGE_RETENTION_MONTHS), by the
+    same day and key as `communication_analytics`, written in the transaction that removes them.
+
+    The daily figures stay when their messages go; `switchboard analytics verify` recounts the messages
+    still held and adds these, so a day whose messages are gone is not taken for drift, and a repair keeps it.
+    """
+
+    __tablename__ = "dropped_message_figures"
+    __table_args__ = (UniqueConstraint("day", "channel", "provider", "campaign_id", "template_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    channel: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    campaign_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    template_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+    read: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    replied: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_micros: Mapped[int] = mapped_column(BigInteger, default=0)
+    gsm7_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    gsm7_segments: Mapped[int] = mapped_column(BigInteger, default=0)
+    gsm7_long: Mapped[int] = mapped_column(BigInteger, default=0)
+    ucs2_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    ucs2_segments: Mapped[int] = mapped_column(BigInteger, default=0)
+    ucs2_long: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
@@ -18,9 +19,13 @@ from domain.delivery.outbox import OutboxEntry
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import InboundMessage, OutboundMessage, ProviderAcceptance
 from domain.vocabulary import Channel, MessageCategory, MessageSource
+from reports.periods import PeriodSpec
+from reports.query import MetricQuery, run_query
+from reports.rollups import TouchedFacts, rebuild_rollups, update_rollups_for
 from storage import migrate
 from storage.conversations import SqlConversations
 from storage.database import Database
+from storage.message_feed import check_message_feed, dropped_figures, recorded_feed, recount
 from storage.models import (
     ChatMessage,
     ChatSession,
@@ -37,6 +42,7 @@ from storage.partitions import (
     month_of,
     retention_boundary,
 )
+from storage.seeding import SeedPlan, seed_database
 from storage.unit_of_work import SqlUnitOfWork
 from tests.conftest import FreshDatabases
 
@@ -154,10 +160,10 @@ async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing
         )
         await session.commit()
 
-    kept_forever = await drop_old_messages(database, 0, NOW)
+    kept_forever = await drop_old_messages(database, 0, NOW, business_tz="Europe/Berlin")
     assert (kept_forever.boundary, kept_forever.messages) == (None, 0)
     assert retention_boundary(NOW, 12) == datetime(2025, 12, 1, tzinfo=UTC)
-    dropped = await drop_old_messages(database, 12, NOW)
+    dropped = await drop_old_messages(database, 12, NOW, business_tz="Europe/Berlin")
 
     # Recounted from the rows: the three old messages went, the two recent ones stay.
     assert dropped.messages == len(old_ids) == 3
@@ -174,7 +180,7 @@ async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing
     assert figures == 3
     # The old messages' keys went with them; the recent ones' stay.
     assert await plan(database, [entry(1), entry(4)], NOW) == 1
-    again = await drop_old_messages(database, 12, NOW)
+    again = await drop_old_messages(database, 12, NOW, business_tz="Europe/Berlin")
     assert (again.messages, again.finished) == (0, True)
 
 
@@ -276,11 +282,11 @@ async def test_a_second_process_changing_partitions_waits_its_turn(postgresql: D
     async with postgresql.engine.connect() as holder:
         await holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
         busy = await keep_month_partitions(postgresql, NOW)
-        dropped = await drop_old_messages(postgresql, 12, NOW)
+        dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
         await holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": PARTITIONS_LOCK_KEY})
     assert (busy.created, busy.skipped) == ([], "another process is changing the partitions")
     assert (dropped.messages, dropped.skipped) == (0, "another process is changing the partitions")
-    assert (await drop_old_messages(postgresql, 12, NOW)).messages == 1
+    assert (await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")).messages == 1
 
 
 async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_goes(
@@ -446,7 +452,7 @@ async def test_a_message_still_to_be_sent_holds_back_its_month_and_every_later_o
     if database.engine.dialect.name == "postgresql":
         await keep_month_partitions(database, NOW)
 
-    dropped = await drop_old_messages(database, 12, NOW)
+    dropped = await drop_old_messages(database, 12, NOW, business_tz="Europe/Berlin")
     assert dropped.held_back_from == datetime(2025, 6, 1, tzinfo=UTC)
     assert dropped.messages == 1
     assert [created for _, _, created in await messages(database)] == [OLD, RECENT]
@@ -542,3 +548,140 @@ async def daily_sent(database: Database) -> int:
     async with database.sessions() as session:
         found = await session.scalar(select(func.sum(CommunicationAnalytics.sent)))
     return int(found or 0)
+
+
+def sent_message(n: int, created_at: datetime, **moments: Any) -> CustomerCommunication:
+    return CustomerCommunication(
+        channel="sms",
+        provider="twilio",
+        direction="outbound",
+        source="campaign",
+        source_ref="figures",
+        category="marketing",
+        idempotency_key=f"campaign:figures:{n}:sms",
+        to_address=f"+4915100001{n:03d}",
+        body="Spring offer",
+        status="delivered"
+        if moments.get("delivered_at")
+        else "failed"
+        if moments.get("failed_at")
+        else "sent",
+        created_at=created_at,
+        **moments,
+    )
+
+
+async def test_the_figures_of_dropped_months_are_set_aside_so_the_check_still_adds_up(
+    database: Database,
+) -> None:
+    """`switchboard analytics verify` recounts the messages and compares with the daily figures: after a
+    month of messages is dropped, their figures (set aside as they went) make up for the missing rows, so no
+    day reads as drift and a repair changes nothing."""
+    zone = ZoneInfo("Europe/Berlin")
+    june = datetime(2025, 6, 10, 8, 0, tzinfo=UTC)
+    late_november = datetime(2025, 11, 30, 22, 30, tzinfo=UTC)  # already 1 December in Berlin
+    kept_at = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    async with database.sessions() as session:
+        session.add_all(
+            [
+                # Sent late in the evening (UTC): the next day in Berlin. SMS segments and a cost.
+                sent_message(
+                    1,
+                    june,
+                    sent_at=june.replace(hour=22, minute=30),
+                    delivered_at=june.replace(hour=22, minute=31),
+                    read_at=june.replace(hour=23),
+                    cost_micros=7_500,
+                    segments=2,
+                    encoding="GSM-7",
+                ),
+                sent_message(2, june, sent_at=june, segments=1, encoding="UCS-2", cost_micros=9_000),
+                sent_message(3, june, failed_at=june + timedelta(minutes=1), error_code="30003"),
+                sent_message(4, june, sent_at=june, replied_at=june + timedelta(hours=2), campaign_id=None),
+                # Created before the boundary, sent after it: dropped with its month, counted on its send day.
+                sent_message(5, late_november, sent_at=datetime(2025, 12, 2, 9, 0, tzinfo=UTC)),
+                sent_message(6, kept_at, sent_at=kept_at, delivered_at=kept_at, cost_micros=7_500),
+            ]
+        )
+        session.add(
+            CustomerCommunication(
+                channel="sms",
+                provider="twilio",
+                direction="inbound",
+                source="reply",
+                source_ref="figures",
+                category="transactional",
+                to_address="+4930123456",
+                body="Thanks!",
+                status="received",
+                provider_message_id="SM-inbound-figures",
+                created_at=june,
+            )
+        )
+        await session.commit()
+    # The daily figures as the product keeps them, for these messages (a repair writes exactly the recount).
+    assert (await check_message_feed(database, zone, repair=True)).repaired
+    async with database.sessions() as session:
+        before = await recorded_feed(session)
+        to_go = await recount(
+            session, zone, CustomerCommunication.created_at < datetime(2025, 12, 1, tzinfo=UTC)
+        )
+
+    dropped = await drop_old_messages(database, 12, NOW, business_tz="Europe/Berlin")
+    assert dropped.messages == 6  # five outbound, one inbound
+
+    check = await check_message_feed(database, zone)
+    assert check.drift == []
+    async with database.sessions() as session:
+        set_aside = await dropped_figures(session)
+    # What was set aside is what the dropped messages counted, day by day (PostgreSQL sums it in SQL).
+    assert set_aside == {key: counts for key, counts in to_go.items() if +counts}
+    assert set_aside[(date(2025, 6, 11), ("sms", "twilio", 0, 0))]["gsm7_segments"] == 2
+    assert date(2025, 12, 2) in {day for day, _ in set_aside}
+    # A repair finds nothing to change: the daily figures of the dropped months stay as they were.
+    assert not (await check_message_feed(database, zone, repair=True)).repaired
+    async with database.sessions() as session:
+        assert await recorded_feed(session) == before
+
+
+async def messages_sent_in(database: Database, period: PeriodSpec, grain: str, *, raw: bool = False) -> float:
+    query = MetricQuery(("messages_sent",), period, grain=grain)  # type: ignore[arg-type]
+    result = await run_query(
+        database, query, now=datetime.now(UTC), business_tz="Europe/Berlin", prefer_rollups=not raw
+    )
+    return float(result.series[0].total or 0)
+
+
+async def test_kpi_rollups_keep_what_they_counted_of_months_whose_messages_went(database: Database) -> None:
+    """KPI answers come from the rollups. Once retention removed old months of messages, neither a rebuild
+    (after an upgrade adds a metric, say) nor a later update counts those buckets again from what is left:
+    they keep what they counted. Buckets after the boundary go on counting new messages."""
+    tz, today = "Europe/Berlin", datetime.now(UTC).date()
+    await seed_database(
+        database, SeedPlan(customers=40, days=90, seed=11, end_date=today - timedelta(days=1))
+    )
+    await rebuild_rollups(database, grains=("day", "week", "month"), business_tz=tz)
+    ninety = PeriodSpec("last_n_days", n=90)
+    asked = {grain: await messages_sent_in(database, ninety, grain) for grain in ("day", "week", "month")}
+    assert asked["day"] == await messages_sent_in(database, ninety, "day", raw=True) > 0
+
+    dropped = await drop_old_messages(database, 1, datetime.now(UTC), business_tz=tz)
+    assert dropped.messages > 0
+    left = await messages_sent_in(database, ninety, "day", raw=True)
+    assert left < asked["day"]  # the messages themselves are gone
+
+    await rebuild_rollups(database, grains=("day", "week", "month"), business_tz=tz)
+    everything = {source: [(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC))] for source in ("messages",)}
+    await update_rollups_for(database, await TouchedFacts.from_ranges(database, everything))
+    for grain, answer in asked.items():
+        assert await messages_sent_in(database, ninety, grain) == answer, grain
+
+    # A message sent now counts, in the buckets after the boundary.
+    async with database.sessions() as session:
+        session.add(sent_message(900, datetime.now(UTC) - timedelta(minutes=1), sent_at=datetime.now(UTC)))
+        await session.commit()
+    await update_rollups_for(database, await TouchedFacts.from_ranges(database, everything))
+    this_month = PeriodSpec("this_month")
+    assert await messages_sent_in(database, this_month, "day") == await messages_sent_in(
+        database, this_month, "day", raw=True
+    )

@@ -76,6 +76,11 @@ QUERIES = [
     MetricQuery(("active_customers", "returning_customers", "revenue"), PeriodSpec("last_month"), grain="month"),
     MetricQuery(("active_customers",), PeriodSpec("yesterday"), dimensions=("segment",)),
     MetricQuery(("revenue", "no_show_rate", "csat"), PeriodSpec.between(date(2026, 9, 1), date(2026, 10, 31))),
+    # Whole days, but not whole weeks or months: the sums fold from the day rollups.
+    *(MetricQuery(tuple(ROLLED_UP[i : i + 8]), PeriodSpec.last_n_days(45), grain="week") for i in range(0, len(ROLLED_UP), 8)),
+    MetricQuery(("messages_sent", "delivery_rate", "communication_cost"), PeriodSpec.last_n_days(60),
+                grain="month", dimensions=("channel",), filters=(Filter("channel", "in", ("sms", "email")),),
+                comparison="previous_period"),
 ]  # fmt: skip
 
 

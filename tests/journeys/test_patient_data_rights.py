@@ -167,8 +167,9 @@ def test_the_clinic_keeps_message_texts_for_30_days(demo: Demo, browser_page) ->
 def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo, browser_page) -> None:  # type: ignore[no-untyped-def]
     """SWITCHBOARD_MESSAGE_RETENTION_MONTHS=1 on the demo's 60 days of history: the messages of every month
     that ended more than a month ago go, with their status history; the daily figures and the SMS page's
-    totals built on them stay, and so do KPI answers about the months kept. (Runs last here: it removes
-    part of the demo's history.)"""
+    totals built on them stay, and so do KPI answers, also about the months that went and after the rollups
+    are rebuilt, and the check of the daily figures still adds up. (Runs last here: it removes part of the
+    demo's history.)"""
     cc = CustomerCommunication
     now = datetime.now(UTC)
     boundary = month_of(now, -1)
@@ -182,8 +183,12 @@ def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo
     figures = demo.rows(
         select(func.sum(CommunicationAnalytics.sent), func.sum(CommunicationAnalytics.delivered))
     )
-    # KPI answers count the messages themselves: a period after the boundary keeps its answer.
+    # KPI answers: a period after the boundary keeps its answer.
     answer = render_reply(demo.ask("messages sent this month"))
+    sixty_days = render_reply(demo.ask("messages sent last 60 days"))
+    sixty_days_by_week = render_reply(demo.ask("messages sent last 60 days by week"))
+    checked = demo.cli("analytics", "verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     if ripe == 0:  # on the 30th or 31st, last month's first day can lie before the demo's 60 days
         pytest.skip(f"the demo holds no message from before {boundary:%Y-%m-%d}")
     assert kept > 0
@@ -209,6 +214,19 @@ def test_the_clinic_keeps_messages_for_one_month_and_its_figures_stay(demo: Demo
         == figures
     )
     assert render_reply(demo.ask("messages sent this month")) == answer
+    # A period reaching before the boundary keeps its answer too: the rollups keep what they counted of the
+    # months that went, also when rebuilt (as an upgrade that adds a metric does), and by week as by day.
+    assert render_reply(demo.ask("messages sent last 60 days")) == sixty_days
+    rebuilt = demo.cli("rollups", "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert render_reply(demo.ask("messages sent last 60 days")) == sixty_days
+    assert render_reply(demo.ask("messages sent last 60 days by week")) == sixty_days_by_week
+    # The check of the daily figures against the messages still adds up: the dropped messages' figures were
+    # set aside as they went.
+    checked = demo.cli("analytics", "verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "drift: 0" in checked.stdout
+    assert "and the figures set aside for messages retention removed" in checked.stdout
 
     page.goto(f"{demo.app_url}/communication/sms")
     page.wait_for_load_state()
