@@ -22,6 +22,7 @@ from storage.analytics.customer_days import clear_customer_days, recount_custome
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
 from storage.analytics.queries import source_time_span
 from storage.analytics.rollup_store import (
+    ROLLUPS_LOCK_KEY,
     RollupRow,
     RollupWatermark,
     compute_rollup_rows,
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_GRAINS: tuple[Grain, ...] = ("day",)
 #: The grains `switchboard rollups rebuild` and the background job keep: what dashboards and bots ask for.
 STANDARD_GRAINS: tuple[Grain, ...] = ("day", "week", "month")
-#: PostgreSQL advisory lock held while rollups are rebuilt (any constant both sides agree on).
-REBUILD_LOCK_KEY = 0x5B_0001
 
 
 def rolled_up_metrics() -> dict[str, tuple[str, ...]]:
@@ -272,7 +271,7 @@ async def _rebuild(
     async with database.sessions() as session:
         if database.dialect == "postgresql":
             # Several processes may find the rollups missing at once; one builds, the others then see it.
-            await session.execute(select(func.pg_advisory_xact_lock(REBUILD_LOCK_KEY)))
+            await session.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
         if only_if_missing and _fits(await read_watermark(session), business_tz):
             return None
         spans = [span for source in SOURCES if (span := await source_time_span(session, source))]
@@ -401,7 +400,7 @@ async def update_rollups_for(
         if database.dialect == "postgresql":
             # Workers update one at a time: each reads the facts after the one before committed, so a
             # recount that read older orders can never overwrite a newer one (kept days are whole sets).
-            await session.execute(select(func.pg_advisory_xact_lock(REBUILD_LOCK_KEY)))
+            await session.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
         watermark = await read_watermark(session)
         if watermark is None:
             raise RuntimeError("no rollups yet: run rebuild_rollups before incremental updates")

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
 from storage.message_feed import set_aside_figures
 from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
@@ -312,6 +313,13 @@ async def _drop_months(
             count = 0
             if month in held:
                 partition = f"{messages}_{suffix}"
+                # Nothing may change the month from here on: a receipt recorded between the figures set aside
+                # and the drop would be in the daily figures and not among those set aside. And no rollup
+                # update counts it meanwhile (it would count the month as empty, then keep that). Both
+                # waits are bounded by the lock timeout; sends wait for this transaction (the claim reads
+                # every month), which takes about as long as summing the month's messages once.
+                await connection.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
+                await connection.execute(text(f"LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
                 await connection.execute(
                     text(
                         "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "

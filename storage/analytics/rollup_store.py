@@ -29,6 +29,10 @@ GRAINS: tuple[BucketGrain, ...] = get_args(BucketGrain)
 #: Rows per executemany call, so a rebuild never holds one giant parameter list.
 INSERT_BATCH = 5000
 
+#: PostgreSQL advisory lock held by whatever rewrites rollups (a rebuild, an update) and by the removal of a
+#: month of messages, so that none counts a month half gone (any constant all sides agree on).
+ROLLUPS_LOCK_KEY = 0x5B_0001
+
 
 @dataclass(frozen=True)
 class RollupRow:

@@ -22,7 +22,8 @@ from domain.vocabulary import Channel, MessageCategory, MessageSource
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery, run_query
 from reports.rollups import TouchedFacts, rebuild_rollups, update_rollups_for
-from storage import migrate
+from storage import migrate, partitions
+from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.conversations import SqlConversations
 from storage.database import Database
 from storage.message_feed import check_message_feed, dropped_figures, recorded_feed, recount
@@ -32,6 +33,7 @@ from storage.models import (
     CommunicationAnalytics,
     Customer,
     CustomerCommunication,
+    DroppedMessageFigures,
     MessageStatusEvent,
 )
 from storage.outbox_insert import insert_outbox_entries
@@ -287,6 +289,38 @@ async def test_a_second_process_changing_partitions_waits_its_turn(postgresql: D
     assert (busy.created, busy.skipped) == ([], "another process is changing the partitions")
     assert (dropped.messages, dropped.skipped) == (0, "another process is changing the partitions")
     assert (await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")).messages == 1
+
+
+async def test_removing_a_month_waits_for_a_rollup_pass_and_for_a_write_to_the_month(
+    postgresql: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither a rollup pass nor a receipt may fall between the figures set aside and the month's drop: the
+    removal waits for both (up to the lock timeout, then tries again on the next pass), changing nothing."""
+    monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    await plan(postgresql, [entry(1)], OLD)
+    async with postgresql.sessions() as session:
+        await session.execute(update(CustomerCommunication).values(status="sent", sent_at=OLD))
+        await session.commit()
+    await keep_month_partitions(postgresql, NOW)
+    busy = "a table stayed busy for 200ms; the next pass tries again"
+    async with postgresql.engine.connect() as rollups:  # a rollup update under way
+        await rollups.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
+        waited = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+        await rollups.rollback()
+    assert (waited.messages, waited.skipped) == (0, busy)
+    async with postgresql.engine.connect() as receipt:  # a receipt for the month's message, not committed yet
+        await receipt.execute(update(CustomerCommunication).values(status="delivered", delivered_at=OLD))
+        waited = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+        await receipt.rollback()
+    assert (waited.messages, waited.skipped) == (0, busy)
+    async with postgresql.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(DroppedMessageFigures)) == 0
+    assert len(await messages(postgresql)) == 1
+
+    dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    assert (dropped.messages, dropped.skipped) == (1, None)
+    async with postgresql.sessions() as session:
+        assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 1
 
 
 async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_goes(
