@@ -249,24 +249,32 @@ class _Answerer:
         self.filters = filters
         self.used_raw = False
 
-    def _rollup_filter(self) -> tuple[bool, FactFilter | None]:
-        """Rollups hold one dimension per row, so only filters on the split dimension can be served."""
+    def _rollup_slice(self, metric: Metric) -> tuple[str, FactFilter | None, bool] | None:
+        """Which rollup rows answer for `metric`: (the dimension read, the filter on its values, whether the
+        values read add up to one total), or None when no rows can. Rollups hold one dimension per row, so a
+        filter is served on the split dimension, or, with no split, as the dimension read: "messages sent by
+        sms" is the sms rows. Several values add up only for a sum (a customer may be in more than one)."""
         if not self.filters:
-            return True, None
-        if len(self.filters) == 1 and self.filters[0].dimension == self.dimension:
-            return True, self.filters[0]
-        return False, None
+            return self.dimension, None, False
+        if len(self.filters) != 1:
+            return None
+        only = self.filters[0]
+        if only.dimension == self.dimension:
+            return self.dimension, only, False
+        if not self.dimensions and (only.operator == "eq" or (only.operator == "in" and metric.is_additive)):
+            return only.dimension, only, True
+        return None
 
     def _rollup_grain(self, metric: Metric, time_range: TimeRange, grain: Grain | None) -> Grain | None:
         """A rolled-up grain whose buckets tile `time_range` exactly (the query's own grain if given)."""
         if self.watermark is None or metric.name not in METRIC_MEASURES or len(self.dimensions) > 1:
             return None
-        servable, _ = self._rollup_filter()
-        if not servable:
+        rows = self._rollup_slice(metric)
+        if rows is None:
             return None
         candidates: list[str] = [grain] if grain is not None else list(reversed(GRAINS))
         for candidate in candidates:
-            if not self.watermark.covers(metric.name, candidate, self.tz, self.dimension or ""):
+            if not self.watermark.covers(metric.name, candidate, self.tz, rows[0]):
                 continue
             typed: Grain = candidate  # type: ignore[assignment]
             start_aligned = bucket_floor(time_range.start, typed, self.tz) == time_range.start
@@ -343,16 +351,25 @@ class _Answerer:
     async def _from_rollup(
         self, metric: Metric, time_range: TimeRange, grain: Grain
     ) -> dict[CellKey, Fraction]:
-        _, value_filter = self._rollup_filter()
-        return await read_rollup(
+        rows = self._rollup_slice(metric)
+        assert rows is not None  # only asked where `_rollup_grain` found rows
+        dimension, value_filter, added_up = rows
+        cells = await read_rollup(
             self.session,
             metric=metric.name,
             grain=grain,
-            dimension=self.dimension,
+            dimension=dimension,
             start=time_range.start,
             end=time_range.end,
             value_filter=value_filter,
         )
+        if not added_up:
+            return cells
+        total: dict[CellKey, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for (stamp, _value), (numerator, denominator) in cells.items():
+            total[(stamp, "")][0] += numerator
+            total[(stamp, "")][1] += denominator
+        return {key: (f[0], f[1]) for key, f in total.items()}
 
     async def _raw(self, parts: MetricMeasures, time_range: TimeRange, grain: Grain | None) -> _Values:
         self.used_raw = True

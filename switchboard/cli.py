@@ -561,21 +561,21 @@ def retention() -> None:
         lines = []
         webhooks = await forget_applied_webhooks(database, settings.webhook_retention_days, now)
         lines.append(
-            f"webhooks: deleted {webhooks.webhooks_deleted} applied before {webhooks.cutoff:%Y-%m-%d}"
+            f"webhooks: deleted {webhooks.webhooks_deleted:,} applied before {webhooks.cutoff:%Y-%m-%d}"
             if webhooks.cutoff
             else "webhooks: kept (SWITCHBOARD_WEBHOOK_RETENTION_DAYS=0)"
         )
         bodies = await expire_message_bodies(database, settings.message_body_retention_days, now)
         more = "" if bodies.finished else " (more on the next pass)"
         lines.append(
-            f"message bodies: blanked {bodies.blanked} created before {bodies.cutoff:%Y-%m-%d}{more}"
+            f"message bodies: blanked {bodies.blanked:,} created before {bodies.cutoff:%Y-%m-%d}{more}"
             if bodies.cutoff
             else "message bodies: kept (SWITCHBOARD_MESSAGE_BODY_RETENTION_DAYS=0)"
         )
         turns = await expire_conversation_texts(database, settings.conversation_retention_days, now)
         more = "" if turns.finished else " (more on the next pass)"
         lines.append(
-            f"conversation texts: blanked {turns.blanked} turns and deleted {turns.files_deleted} files "
+            f"conversation texts: blanked {turns.blanked:,} turns and deleted {turns.files_deleted:,} files "
             f"written before {turns.cutoff:%Y-%m-%d}{more}"
             if turns.cutoff
             else "conversation texts: kept (SWITCHBOARD_CONVERSATION_RETENTION_DAYS=0)"
@@ -596,7 +596,7 @@ def retention() -> None:
                 else ""
             )
             lines.append(
-                f"messages: dropped {dropped.messages} created before "
+                f"messages: dropped {dropped.messages:,} created before "
                 f"{dropped.applied_boundary:%Y-%m-%d} with their status history{months}{more}{held}"
             )
         return lines

@@ -76,6 +76,12 @@ QUERIES = [
     MetricQuery(("active_customers", "returning_customers", "revenue"), PeriodSpec("last_month"), grain="month"),
     MetricQuery(("active_customers",), PeriodSpec("yesterday"), dimensions=("segment",)),
     MetricQuery(("revenue", "no_show_rate", "csat"), PeriodSpec.between(date(2026, 9, 1), date(2026, 10, 31))),
+    # A filter without a split reads the filtered dimension's rows: one value for any metric, several for sums.
+    MetricQuery(("messages_sent", "delivery_rate", "communication_cost"), PeriodSpec.last_n_days(30), grain="day",
+                filters=(Filter("channel", "eq", "sms"),)),
+    MetricQuery(("messages_sent", "communication_cost"), PeriodSpec("last_month"),
+                filters=(Filter("channel", "in", ("sms", "whatsapp")),)),
+    MetricQuery(("active_customers", "revenue"), PeriodSpec("last_month"), filters=(Filter("segment", "eq", "vip"),)),
     # Whole days, but not whole weeks or months: the sums fold from the day rollups.
     *(MetricQuery(tuple(ROLLED_UP[i : i + 8]), PeriodSpec.last_n_days(45), grain="week") for i in range(0, len(ROLLED_UP), 8)),
     MetricQuery(("messages_sent", "delivery_rate", "communication_cost"), PeriodSpec.last_n_days(60),
@@ -108,8 +114,12 @@ async def test_queries_rollups_cannot_serve_fall_back_to_raw(database: Database)
     hourly = MetricQuery(("orders",), PeriodSpec("yesterday"), grain="hour")
     other_zone = MetricQuery(("orders",), PeriodSpec.last_n_days(7))
     churn = MetricQuery(("churn_rate",), PeriodSpec("last_month"))
+    # Customers in either of two segments: the two segments' counts do not add up (one may be in both).
+    several_values = MetricQuery(("active_customers",), PeriodSpec.last_n_days(30),
+                                 filters=(Filter("segment", "in", ("vip", "regular")),))  # fmt: skip
     for query, tz in (
         (other_dimension_filter, TZ),
+        (several_values, TZ),
         (hourly, TZ),
         (other_zone, "America/New_York"),
         (churn, "America/New_York"),  # the kept customer days are cut in the rollups' zone
