@@ -17,7 +17,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Date, Integer, and_, case, cast, delete, func, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Integer,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.database import Database
@@ -156,22 +169,31 @@ async def bump_feed(
     by_key: dict[tuple[str, str, int, int], dict[str, int]] = {}
     for (channel, provider, campaign_id, template_id, name), amount in totals.items():
         by_key.setdefault((channel, provider, campaign_id, template_id), {})[name] = amount
-    for (channel, provider, campaign_id, template_id), amounts in sorted(by_key.items()):
-        statement = insert_for(session, FEED).values(
-            day=day,
-            channel=channel,
-            provider=provider,
-            campaign_id=campaign_id,
-            template_id=template_id,
-            updated_at=datetime.now(ZoneInfo("UTC")),
-            **amounts,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
-            set_={name: FEED.c[name] + statement.excluded[name] for name in amounts}
-            | {"updated_at": statement.excluded.updated_at},
-        )
-        await session.execute(statement)
+    for key, amounts in sorted(by_key.items()):
+        await _add_figures(session, FEED, day, key, amounts)
+
+
+async def _add_figures(
+    session: AsyncSession | AsyncConnection, table: Table, day: date, key: FeedKey, amounts: Mapping[str, int]
+) -> None:
+    """Add `amounts` to the row of `day` and `key` in `table` (the daily figures, or those set aside when
+    retention removed their messages), creating it."""
+    channel, provider, campaign_id, template_id = key
+    statement = insert_for(session, table).values(
+        day=day,
+        channel=channel,
+        provider=provider,
+        campaign_id=campaign_id,
+        template_id=template_id,
+        updated_at=datetime.now(ZoneInfo("UTC")),
+        **amounts,
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
+        set_={name: table.c[name] + statement.excluded[name] for name in amounts}
+        | {"updated_at": statement.excluded.updated_at},
+    )
+    await session.execute(statement)
 
 
 @dataclass(frozen=True)
@@ -230,7 +252,11 @@ async def recount(
 
 
 async def recorded_feed(session: AsyncSession) -> dict[tuple[date, FeedKey], Counter[str]]:
-    rows = (await session.execute(select(FEED))).all()
+    return await _read_figures(session, FEED)
+
+
+async def _read_figures(session: AsyncSession, table: Table) -> dict[tuple[date, FeedKey], Counter[str]]:
+    rows = (await session.execute(select(table))).all()
     return {
         (row.day, (row.channel, row.provider, row.campaign_id, row.template_id)): Counter(
             {name: int(getattr(row, name) or 0) for name in MESSAGE_FIGURES}
@@ -361,26 +387,11 @@ async def set_aside_figures(connection: AsyncConnection, zone: ZoneInfo, where: 
     else:
         figures = await recount(connection, zone, where)
     written = 0
-    for (day, (channel, provider, campaign_id, template_id)), counts in sorted(figures.items()):
+    for (day, key), counts in sorted(figures.items()):
         amounts = {name: int(counts[name]) for name in MESSAGE_FIGURES if counts[name]}
-        if not amounts:
-            continue
-        statement = insert_for(connection, DROPPED).values(
-            day=day,
-            channel=channel,
-            provider=provider,
-            campaign_id=campaign_id,
-            template_id=template_id,
-            updated_at=datetime.now(ZoneInfo("UTC")),
-            **{name: amounts.get(name, 0) for name in MESSAGE_FIGURES},
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["day", "channel", "provider", "campaign_id", "template_id"],
-            set_={name: DROPPED.c[name] + statement.excluded[name] for name in MESSAGE_FIGURES}
-            | {"updated_at": statement.excluded.updated_at},
-        )
-        await connection.execute(statement)
-        written += 1
+        if amounts:
+            await _add_figures(connection, DROPPED, day, key, amounts)
+            written += 1
     return written
 
 
@@ -422,10 +433,4 @@ async def _sum_in_database(
 
 async def dropped_figures(session: AsyncSession) -> dict[tuple[date, FeedKey], Counter[str]]:
     """The figures set aside for messages retention removed, by day and key."""
-    rows = (await session.execute(select(DROPPED))).all()
-    return {
-        (row.day, (row.channel, row.provider, row.campaign_id, row.template_id)): Counter(
-            {name: int(getattr(row, name) or 0) for name in MESSAGE_FIGURES}
-        )
-        for row in rows
-    }
+    return await _read_figures(session, DROPPED)
