@@ -86,9 +86,7 @@ class SqlOutbox:
     ) -> ColumnElement[bool]:
         """`id IN message_ids`; on PostgreSQL also within their creation times when `created` knows them all,
         so the statement reads only their months' partitions (an id alone does not say its month)."""
-        return and_(
-            CC.c.id.in_(message_ids), within_their_months(CC.c.created_at, message_ids, self._hint(created))
-        )
+        return and_(CC.c.id.in_(message_ids), within_their_months(CC.c.created_at, message_ids, created))
 
     def _hint(self, created: Mapping[int, datetime] | None) -> Mapping[int, datetime] | None:
         """Creation times are worth saying only where the messages are kept by month (PostgreSQL)."""
@@ -99,7 +97,7 @@ class SqlOutbox:
     ) -> tuple[ColumnElement[bool], Callable[[int], dict[str, datetime]]]:
         """For a statement run once per message (executemany): the condition naming one row by `b_id`, and
         by `b_created` too when every creation time is known; and the parameters that adds to each row."""
-        known = known_creation_times(message_ids, self._hint(created))
+        known = known_creation_times(message_ids, created)
         if known is None:
             return CC.c.id == bindparam("b_id"), lambda _message_id: {}
         return (
@@ -436,7 +434,7 @@ class SqlOutbox:
                 ],
                 created,
             )
-            await count_once(self.session, self._zone, "failed", gone, self._hint(created))
+            await count_once(self.session, self._zone, "failed", gone, created)
 
     def _still_ours(self) -> ColumnElement[bool]:
         """A claim being sent, held by the worker recording it (when it says who it is)."""
@@ -552,9 +550,7 @@ class SqlOutbox:
             ],
             created,
         )
-        await count_once(
-            self.session, self._zone, "sent", [a.message_id for a in accepted], self._hint(created)
-        )
+        await count_once(self.session, self._zone, "sent", [a.message_id for a in accepted], created)
 
     async def _reused_provider_ids(
         self, accepted: list[Accepted], created: Mapping[int, datetime] | None
@@ -681,7 +677,7 @@ class SqlOutbox:
         for figure, message_id in figures:
             by_figure.setdefault(figure, []).append(message_id)
         for figure in ("sent", "delivered", "read", "failed"):
-            await count_once(self.session, self._zone, figure, by_figure.get(figure, ()), self._hint(created))
+            await count_once(self.session, self._zone, figure, by_figure.get(figure, ()), created)
         return [r for r in results if r is not None]
 
     async def _update_messages(
