@@ -25,7 +25,7 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,9 @@ class Topology:
 
     def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         log = (self.folder / f"{name}.log").open("ab")
+        # Each in a session of its own, so that stopping it stops what it started too (nginx's workers).
         self.processes[name] = subprocess.Popen(
-            command, env=env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT
+            command, env=env, cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def log(self, name: str) -> str:
@@ -230,9 +231,10 @@ def _run_topology(tmp_path: Path, database_url: str, served_url: str) -> Iterato
         yield running
     finally:
         for process in running.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
+            # The whole group: killing nginx's master alone would leave its workers running, orphaned.
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
 
 def _ok(url: str) -> bool:
