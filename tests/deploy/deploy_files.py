@@ -58,6 +58,23 @@ def unit_for_this_machine(text: str, switchboard: str) -> str:
     return text.replace("/opt/switchboard/bin/switchboard", switchboard)
 
 
+GUIDE = DEPLOY.parent / "docs" / "operations.md"
+
+
+def host_upstream(conf: str, web_ports: list[int]) -> str:
+    """The upstream as docs/operations.md's `sed` rewrites it for the systemd units (ports 8001 and 8002), run
+    here on these ports instead."""
+    found = re.search(r"\| sed 's\|(?P<pattern>[^|]+)\|(?P<replacement>[^|]+)\|'", GUIDE.read_text())
+    assert found, "docs/operations.md no longer shows the sed that points nginx at the web units"
+    replacement = found["replacement"]
+    for default_port, port in zip(("8001", "8002"), web_ports, strict=True):
+        assert f"127.0.0.1:{default_port}" in replacement, replacement
+        replacement = replacement.replace(f"127.0.0.1:{default_port}", f"127.0.0.1:{port}")
+    conf = re.sub(found["pattern"], replacement, conf)  # as sed does, line by line (comments too)
+    assert not re.search(r"^\s*server web:8000", conf, flags=re.M), "the guide's sed misses the upstream"
+    return conf
+
+
 def nginx_for_this_machine(
     folder: Path, *, web_ports: list[int], http_port: int, https_port: int, certificate: Path, key: Path
 ) -> Path:
@@ -65,9 +82,7 @@ def nginx_for_this_machine(
     (hostname filled in, the web units' ports as the upstream), on free ports and in a folder of its own; returns
     the main configuration file that includes it."""
     conf = NGINX.read_text().replace("${SWITCHBOARD_HOSTNAME}", "localhost")
-    upstream = "".join(f"server 127.0.0.1:{port} max_fails=3 fail_timeout=10s; " for port in web_ports)
-    conf, replaced = re.subn(r"^(\s*)server web:8000 [^;]*;", r"\g<1>" + upstream.strip(), conf, flags=re.M)
-    assert replaced == 1, "the upstream's `server web:8000` line moved: update docs/operations.md and this"
+    conf = host_upstream(conf, web_ports)
     conf = re.sub(r"^\s*listen \[::\].*$", "", conf, flags=re.M)  # the test machine may have no IPv6
     conf = re.sub(r"^resolver .*$", "", conf, flags=re.M)  # Docker's DNS is not here (nor needed: addresses)
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
