@@ -182,6 +182,12 @@ class BackgroundServices:
         for job in self.jobs():
             self._every(job)
         self._scheduler.start()
+        log.info(
+            "%s started: sending on %s, up to %d provider calls in flight per channel",
+            self.worker_id,
+            ", ".join(sorted(channel.value for channel in self._drivers)) or "no channel",
+            settings.worker_concurrency,
+        )
 
     def _report_scheduler(self) -> ReportScheduler:
         self._destinations = report_destinations(self.container)

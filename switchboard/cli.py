@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from domain.clock import utc_now
 from switchboard.errors import StartupError, explain_database_error, redact_url
-from switchboard.logs import TEXT_FORMAT, use_log_format
+from switchboard.logs import TEXT_FORMAT, use_log_format, use_log_level
 from switchboard.settings import ConfigurationError, Settings
 
 P = ParamSpec("P")
@@ -114,9 +115,29 @@ async def require_migrated(database: Any) -> None:
 
 @click.group()
 @click.option("--verbose", "-v", is_flag=True, help="Log debug detail.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
+    help="Read settings from this file as the systemd units and compose do (e.g. "
+    "/etc/switchboard/switchboard.env); variables already set in the shell win.",
+)
+@click.pass_context
+def main(context: click.Context, verbose: bool, env_file: Path | None) -> None:
     """Switchboard: talk with your customers on every channel and see how the business is doing."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=TEXT_FORMAT)
+    context.obj = {"verbose": verbose}
+    if env_file is not None:
+        read_env_file(env_file)
+
+
+def read_env_file(path: Path) -> None:
+    """KEY=VALUE lines (comments, quotes, values with spaces) into this process's environment, without `$`
+    expansion, as systemd's EnvironmentFile= and compose's env_file read them; the shell's own values win."""
+    from dotenv import dotenv_values
+
+    for name, value in dotenv_values(path, interpolate=False).items():
+        if value is not None:
+            os.environ.setdefault(name, value)
 
 
 @main.command()
@@ -298,6 +319,8 @@ def worker(concurrency: int | None) -> None:
     if concurrency:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     settings.check_production_ready()
+    if not click.get_current_context().find_root().params["verbose"]:
+        use_log_level(settings.log_level)
 
     async def work(_database: Any) -> None:
         await require_migrated(_database)

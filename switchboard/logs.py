@@ -49,6 +49,18 @@ def formatter_for(log_format: LogFormat) -> logging.Formatter:
     return JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
+#: Libraries that log every tick or request at INFO: they speak only when they warn (as in the web app).
+QUIET_LIBRARIES = ("apscheduler", "httpx", "aiosqlite")
+
+
+def use_log_level(level: str) -> None:
+    """SWITCHBOARD_LOG_LEVEL for a long-running CLI process (the worker): our own lines at that level, the
+    chatty libraries at WARNING. Other commands stay at WARNING so their answers are not buried in logs."""
+    logging.getLogger().setLevel(level.upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
 def use_log_format(log_format: LogFormat) -> None:
     """Give every handler of the root logger this format (the CLI's processes, once settings are read)."""
     formatter = formatter_for(log_format)

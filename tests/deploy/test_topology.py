@@ -397,8 +397,10 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
         assert code in clean, f"{name} left with {code}: {topology.log(name)[-2000:]}"
     for name in ("web0", "web1", "worker0", "worker1"):
         lines = [line for line in topology.log(name).splitlines() if line.startswith("{")]
-        for line in lines:
-            json.loads(line)  # SWITCHBOARD_LOG_FORMAT=json: every log line is one JSON object
+        records = [json.loads(line) for line in lines]  # SWITCHBOARD_LOG_FORMAT=json: one object a line
+        if name.startswith("worker"):
+            # SWITCHBOARD_LOG_LEVEL=INFO reaches the workers too, not only the web processes.
+            assert any(r["level"] == "INFO" and "started: sending on" in r["message"] for r in records), lines
         assert "Traceback" not in topology.log(name), shlex.quote(topology.log(name)[-2000:])
     bouncer_log = topology.folder / "pgbouncer.log"
     if bouncer_log.exists():
