@@ -38,7 +38,7 @@ class OperationalMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         #: Only what this process observes as it happens (its provider calls): what a worker, which serves
-        #: no pages, exports on SWITCHBOARD_WORKER_METRICS_PORT. The database-backed figures come from any
+        #: no pages, exports on SWITCHBOARD_WORKER_METRICS_ADDRESS. The database-backed figures come from any
         #: web process's /metrics, so they are not counted once per worker.
         self.process_registry = CollectorRegistry()
         self.sends = Counter(

@@ -579,6 +579,7 @@ class Dispatcher:
                 return outcome
             except Exception as error:  # a driver bug: do not lose the message, do not risk a blind re-send
                 log.exception("driver %s crashed on message %s", driver.provider, message.id)
+                self.observe(message.channel, driver.provider, "driver_error", time.perf_counter() - started)
                 return self._after_error(
                     message, ProviderError(f"driver error: {error!r}", maybe_accepted=True), bucket, driver
                 )

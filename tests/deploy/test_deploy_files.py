@@ -5,7 +5,9 @@ configuration by `nginx -t`. The processes themselves run in tests/deploy/test_t
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -143,10 +145,15 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "switchboard-web@.service",
         "switchboard-worker@.service",
         "switchboard.target",
+        "switchboard-backup.service",
+        "switchboard-backup.timer",
     }
     for unit in units:
         text = unit.read_text()
         if unit.suffix == ".service":
+            for hardening in ("DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "UMask=0077"):
+                assert hardening in text, f"{unit.name} lacks {hardening}"
+        if unit.name in ("switchboard-web@.service", "switchboard-worker@.service"):
             for hardening in (
                 "DynamicUser=yes",
                 "ProtectSystem=strict",
@@ -164,13 +171,57 @@ def test_the_systemd_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         (tmp_path / name).write_text((tmp_path / template).read_text())
     checked = [
         str(tmp_path / name)
-        for name in ("switchboard-web@8001.service", "switchboard-worker@1.service", "switchboard.target")
+        for name in (
+            "switchboard-web@8001.service",
+            "switchboard-worker@1.service",
+            "switchboard.target",
+            "switchboard-backup.service",
+            "switchboard-backup.timer",
+        )
     ]
     verified = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *checked], capture_output=True, text=True, timeout=60
     )
     # Unknown keys are only warnings (exit 0), so any word on stderr fails the check too.
     assert verified.returncode == 0 and not verified.stderr.strip(), verified.stderr
+
+
+def test_the_nightly_backup_units_command_line_makes_a_dated_backup(tmp_path: Path) -> None:
+    """The backup unit's ExecStart= as systemd would run it ($$ and %% unescaped, the settings file's
+    environment), with this checkout's switchboard, a SQLite database, and a folder here for the backups."""
+    unit = (SYSTEMD / "switchboard-backup.service").read_text()
+    assert "StateDirectory=switchboard switchboard-backups" in unit
+    timer = (SYSTEMD / "switchboard-backup.timer").read_text()
+    assert "OnCalendar=" in timer and "Persistent=true" in timer
+    start = next(line for line in unit.splitlines() if line.startswith("ExecStart=")).removeprefix(
+        "ExecStart="
+    )
+    command = unit_for_this_machine(start, str(Path(sys.executable).with_name("switchboard")))
+    command = command.replace("/var/lib/switchboard-backups", str(tmp_path / "backups"))
+    command = command.replace("$$", "$").replace("%%", "%")
+    (tmp_path / "backups").mkdir()
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")},
+        "SWITCHBOARD_DATABASE_URL": database_url,
+        "SWITCHBOARD_API_TOKEN": "backup-test-token-0123456789",
+        "SWITCHBOARD_SESSION_SECRET": "backup-test-secret-0123456789abcdef",
+    }
+    migrated = subprocess.run(
+        [sys.executable, "-m", "switchboard.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    made = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr + made.stdout
+    today = subprocess.run(["date", "+%F"], capture_output=True, text=True, check=True).stdout.strip()
+    assert [path.name for path in (tmp_path / "backups").iterdir()] == [f"{today}.dump"]
+    # A second run the same day refuses to overwrite it, and says so (systemd marks the night failed).
+    again = subprocess.run(shlex.split(command), env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "exists" in (again.stderr + again.stdout), again.stderr
 
 
 def test_the_nginx_configuration_passes_nginx_t(tmp_path: Path) -> None:

@@ -358,3 +358,34 @@ async def test_a_channel_told_to_wait_holds_no_other_channels_place(database: Da
     # The waiting channel's messages were left unclaimed, ready for whichever worker gets there first.
     assert Counter(row.status for row in rows) == {"queued": 40, "planned": 40}
     assert all(row.attempts == 0 for row in rows if row.status == "planned")
+
+
+class CrashingDriver(RecordingDriver):
+    """A driver with a bug: its first call for one recipient raises something no provider error is."""
+
+    def __init__(self, crash_for: str) -> None:
+        super().__init__()
+        self.crash_for = crash_for
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        if message.to == self.crash_for and not self.sends[message.to]:
+            self.sends[message.to] += 1
+            raise KeyError("a bug in the driver")
+        return await super().send(message)
+
+
+async def test_a_driver_crash_is_counted_with_the_provider_calls_and_the_message_still_goes(
+    database: Database,
+) -> None:
+    await plan_messages(database, 10)
+    async with database.read_sessions() as session:
+        first = await session.scalar(select(CustomerCommunication.to_address).limit(1))
+    assert first is not None
+    driver = CrashingDriver(first)
+    calls: Counter[str] = Counter()
+    dispatcher = worker(database, driver, observe=lambda _c, _p, outcome, _s: calls.update([outcome]))
+    await run_until_drained(database, dispatcher)
+    # switchboard_provider_calls_total counts every call: the crash too, so the error-rate alert sees it.
+    assert calls == {"accepted": 10, "driver_error": 1}
+    # In doubt (the driver may have handed it over), it waited and went once more: receipts name our id.
+    assert driver.sends[first] == 2 and await statuses(database) == {"queued": 10}

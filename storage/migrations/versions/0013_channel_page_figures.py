@@ -53,8 +53,17 @@ def upgrade() -> None:
     )
 
 
+def _business_timezone() -> str:
+    """SWITCHBOARD_BUSINESS_TIMEZONE as the settings read it: the environment (with `switchboard --env-file`
+    the settings file too), then `.env` in the working folder, then the settings' default."""
+    from dotenv import dotenv_values
+
+    name = "SWITCHBOARD_BUSINESS_TIMEZONE"
+    return os.environ.get(name) or dotenv_values(".env").get(name) or "Europe/Berlin"
+
+
 def _backfill() -> None:
-    zone = ZoneInfo(os.environ.get("SWITCHBOARD_BUSINESS_TIMEZONE") or "Europe/Berlin")
+    zone = ZoneInfo(_business_timezone())
     connection = op.get_bind()
     messages = sa.table(
         "customer_communications",
