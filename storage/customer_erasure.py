@@ -37,7 +37,7 @@ from urllib.parse import quote_plus
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.vocabulary import OUTBOUND_CHANNELS, ConsentStatus, Direction, MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, ConsentStatus, Direction, MessageStatus, Provider
 from storage.customer_export import NoSuchCustomer
 from storage.database import Database
 from storage.models import (
@@ -108,7 +108,9 @@ class Erasure:
                 "come back as a new contact"
             )
         if not self.again:
-            lines.append("not reached: provider logs and existing backups")
+            lines.append(
+                "not reached: WhatsApp's copies at Meta, your mail relay's logs, and existing backups"
+            )
         return "\n".join(lines)
 
 
@@ -251,6 +253,26 @@ async def staff_copies(database: Database, customer_id: int) -> StaffCopies:
             [(channel, str(ts)) for channel, ts in threads.all()],
             [(int(chat), int(message)) for chat, message in posts.all()],
         )
+
+
+async def provider_records(database: Database, customer_id: int) -> list[str]:
+    """Twilio's ids (SM...) of every SMS to or from the customer, which Twilio keeps in the account's logs
+    with its text and numbers until deleted: those tied to them, and, while their numbers are still known
+    (before the erasure), those that never were (a STOP from a number we did not know yet)."""
+    cc = CustomerCommunication
+    async with database.read_sessions() as session:
+        customer = await session.get(Customer, customer_id)
+        untied = await _untied_messages(session, await _addresses(session, customer)) if customer else []
+        sids = await session.scalars(
+            select(cc.provider_message_id)
+            .where(
+                cc.provider == Provider.TWILIO.value,
+                cc.provider_message_id.is_not(None),
+                or_(cc.customer_id == customer_id, cc.id.in_(untied)),
+            )
+            .order_by(cc.id)
+        )
+        return [sid for sid in dict.fromkeys(sids) if sid]
 
 
 async def record_copies_erased(

@@ -1048,10 +1048,10 @@ def customer_export(
 @one_line_errors
 def customer_erase(customer_id: int | None, email: str | None, phone: str | None, yes: bool) -> None:
     """Erase one customer's personal data at their request: names, addresses, message and conversation text,
-    files, tags and preferences, and the copies of their conversations the bot posted in Slack threads and
-    Telegram. Orders, appointments, message counts and the consent ledger stay, so every figure stays the
+    files, tags and preferences, the copies of their conversations the bot posted in Slack threads and
+    Telegram, and Twilio's records of their SMS. Orders, appointments, message counts and the consent ledger stay, so every figure stays the
     same. Planned messages are cancelled. Audited; cannot be undone (export first)."""
-    from storage.customer_erasure import ErasureRefused, erase_customer
+    from storage.customer_erasure import ErasureRefused, erase_customer, provider_records
     from storage.customer_export import NoSuchCustomer, find_customer
     from storage.models import Customer
     from storage.staff_accounts import operator
@@ -1072,11 +1072,16 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
                     default=False,
                 ):
                     raise StartupError("nothing was erased")
+            # Read first: an SMS from a number never tied to them is found by the number, which goes.
+            twilio_records = await provider_records(database, found)
             erasure = await erase_customer(database, found, actor=operator(), now=utc_now())
         except (NoSuchCustomer, ErasureRefused) as refused:
             raise StartupError(str(refused)) from None
-        # The database is erased; now the copies in the staff chats (best effort, each failure named).
-        copies = await erase_staff_copies(settings, database, found, actor=operator())
+        # The database is erased; now the copies in the staff chats and Twilio's logs (best effort, each
+        # failure named).
+        copies = await erase_staff_copies(
+            settings, database, found, actor=operator(), twilio_records=twilio_records
+        )
         return "\n".join([erasure.summary(), *copies.lines(found)])
 
     click.echo(run_async(_with_database(settings, erase)))

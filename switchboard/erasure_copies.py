@@ -1,4 +1,5 @@
-"""After an erasure: the copies of the customer's conversations in the staff chats, overwritten.
+"""After an erasure: the copies of the customer's conversations in the staff chats, overwritten, and Twilio's
+records of their SMS, deleted.
 
 Live chat mirrors each conversation into a Slack thread and into the staff bot's Telegram posts to agents.
 Those are ours to change: every message the bot posted in a thread (the root card, the customer's turns,
@@ -7,14 +8,21 @@ people typed in a Slack thread are theirs, and a bot token cannot change them: t
 operator can have a workspace admin delete them. Agents' own replies in their Telegram chat with the bot
 stay in that chat likewise.
 
+Twilio keeps every SMS (text and both numbers) in the account's logs until it is deleted through its API,
+which it allows once the message is finished: each of the customer's SMS, both ways, is deleted there.
+WhatsApp Cloud and mail relays offer no such call, so their copies stay with Meta and the relay (said in
+docs/operations.md).
+
 Best effort, after the database is erased (which is never undone for a copy that could not be changed):
 each failure is named, and running the erasure again tries every copy again. Copies already edited are
-left alone, so a second run changes nothing that is done.
+left alone, and Twilio answers 404 for a record deleted before, so a second run changes nothing that is
+done.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +44,9 @@ ERASED_COPY = "(erased at the customer's request)"
 _NOT_MODIFIED = "message is not modified"
 #: Telegram's answer to editing the text of a photo or document: its caption is edited instead.
 _NO_TEXT = "there is no text in the message to edit"
-#: How long each Slack or Telegram call may take.
+#: Twilio's error code for a message it cannot delete yet (still being sent or received).
+TWILIO_NOT_FINISHED = 20009
+#: How long each Slack, Telegram or Twilio call may take.
 CALL_SECONDS = 15
 
 
@@ -46,6 +56,9 @@ class CopiesErased:
     #: Messages people typed in the threads: a bot cannot change them.
     slack_left: int = 0
     telegram_posts: int = 0
+    #: Twilio's records of their SMS deleted now, and those Twilio no longer had (deleted before).
+    twilio_records: int = 0
+    twilio_gone: int = 0
     failures: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -53,6 +66,8 @@ class CopiesErased:
             "slack_messages": self.slack_messages,
             "slack_messages_left": self.slack_left,
             "telegram_posts": self.telegram_posts,
+            "twilio_records": self.twilio_records,
+            "twilio_records_gone": self.twilio_gone,
             "failures": len(self.failures),
         }
 
@@ -63,6 +78,9 @@ class CopiesErased:
                 f"staff chats: {self.slack_messages} Slack message(s) and {self.telegram_posts} Telegram "
                 f'post(s) now read "{ERASED_COPY}"'
             )
+        if self.twilio_records or self.twilio_gone:
+            gone = f" ({self.twilio_gone} it no longer had)" if self.twilio_gone else ""
+            lines.append(f"Twilio: {self.twilio_records} SMS record(s) deleted from the account's logs{gone}")
         if self.slack_left:
             lines.append(
                 f"{self.slack_left} message(s) that staff typed in their Slack threads remain: a bot cannot "
@@ -78,19 +96,80 @@ class CopiesErased:
 
 
 async def erase_staff_copies(
-    settings: Settings, database: Database, customer_id: int, *, actor: str
+    settings: Settings,
+    database: Database,
+    customer_id: int,
+    *,
+    actor: str,
+    twilio_records: Sequence[str] = (),
 ) -> CopiesErased:
-    """Overwrites the customer's conversations in Slack threads and Telegram posts; audited when any were
-    found."""
+    """Overwrites the customer's conversations in Slack threads and Telegram posts, and deletes Twilio's
+    records of their SMS (`twilio_records`: storage.customer_erasure.provider_records, read before the
+    erasure); audited when any were found."""
     copies = await staff_copies(database, customer_id)
     done = CopiesErased()
     if copies.slack_threads:
         await _erase_slack(settings, copies, done)
     if copies.telegram_posts:
         await _erase_telegram(settings, copies, done)
-    if copies.slack_threads or copies.telegram_posts:
+    if twilio_records:
+        await _erase_twilio(settings, twilio_records, done)
+    if copies.slack_threads or copies.telegram_posts or twilio_records:
         await record_copies_erased(database, customer_id, actor, done.counts())
     return done
+
+
+async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesErased) -> None:
+    account = settings.twilio_account_sid.strip()
+    token = settings.twilio_auth_token.get_secret_value().strip()
+    if not account or not token:
+        done.failures.append(
+            f"{len(sids)} Twilio SMS record(s): SWITCHBOARD_TWILIO_ACCOUNT_SID and "
+            "SWITCHBOARD_TWILIO_AUTH_TOKEN are not set here"
+        )
+        return
+    messages = f"{settings.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{account}/Messages"
+    async with aiohttp.ClientSession(
+        headers={"Authorization": aiohttp.encode_basic_auth(account, token)},
+        timeout=aiohttp.ClientTimeout(total=CALL_SECONDS),
+    ) as http:
+        for index, sid in enumerate(sids):
+            try:
+                await _delete_record(http, f"{messages}/{sid}.json", sid, done)
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                done.failures.append(
+                    f"{len(sids) - index} Twilio SMS record(s): Twilio could not be reached "
+                    f"({type(error).__name__})"
+                )
+                return
+
+
+async def _delete_record(http: aiohttp.ClientSession, url: str, sid: str, done: CopiesErased) -> None:
+    for _attempt in range(3):
+        async with http.delete(url) as answer:
+            if answer.status == 204:
+                done.twilio_records += 1
+                return
+            if answer.status == 404:
+                done.twilio_gone += 1
+                return
+            try:
+                problem = await answer.json(content_type=None)
+            except ValueError:
+                problem = {}
+            if answer.status == 429:  # Twilio's concurrency limit: wait as it says, then try again
+                await asyncio.sleep(min(float(answer.headers.get("Retry-After") or 1), 30))
+                continue
+            if isinstance(problem, dict) and problem.get("code") == TWILIO_NOT_FINISHED:
+                done.failures.append(
+                    f"Twilio SMS {sid}: still on its way at Twilio, which deletes a message only once it "
+                    "is finished; run the erasure again in a few minutes"
+                )
+                return
+            said = problem.get("message") if isinstance(problem, dict) else None
+            done.failures.append(f"Twilio SMS {sid}: Twilio answered {answer.status} {said or ''}".rstrip())
+            return
+    done.failures.append(f"Twilio SMS {sid}: Twilio kept answering 429 (too many requests)")
 
 
 async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesErased) -> None:

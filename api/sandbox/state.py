@@ -30,6 +30,8 @@ COUNTERS = (
     "webhook_failures",
     #: Webhooks thrown away because the queue was full (also counted in webhook_failures).
     "webhooks_dropped",
+    #: Message records deleted at Switchboard's request (a customer's erasure).
+    "deleted",
 )
 
 
@@ -283,6 +285,12 @@ class SandboxState:
                 if message.provider == provider and message.provider_message_id == provider_message_id:
                     return message
         return None
+
+    def forget(self, message: SandboxMessage) -> None:
+        """The provider deleted its record of `message` at our request (Twilio's DELETE on a Message)."""
+        with self.lock:
+            self.messages = [m for m in self.messages if m is not message]
+        self.count("deleted", message.provider)
 
     def messages_json(self, provider: str | None = None) -> dict[str, Any]:
         with self.lock:

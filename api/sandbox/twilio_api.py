@@ -256,6 +256,25 @@ async def fetch_message(request: web.Request) -> web.Response:
     return web.json_response(resource(state, message))
 
 
+#: Statuses after which Twilio lets a message's record be deleted; before them it answers 20009.
+DELETABLE = frozenset({"sent", "delivered", "read", "undelivered", "failed", "received", "canceled"})
+
+
+async def delete_message(request: web.Request) -> web.Response:
+    """DELETE .../Messages/{sid}.json: the record (body, numbers) leaves the account's logs; 204. Twilio
+    refuses a message still on its way with 20009, and a record it no longer has with 20404."""
+    state = request.app[STATE]
+    if not _authorized(request, state):
+        return _unauthorized()
+    message = state.find(PROVIDER, request.match_info["sid"])
+    if message is None:
+        return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+    if message.status not in DELETABLE:
+        return twilio_error(409, 20009, "Cannot delete this resource before it is complete")
+    state.forget(message)
+    return web.Response(status=204)
+
+
 async def fetch_account(request: web.Request) -> web.Response:
     """GET /2010-04-01/Accounts/{AccountSid}.json: the account behind the credentials (what `doctor` asks)."""
     state = request.app[STATE]
@@ -424,4 +443,5 @@ def routes() -> list[web.RouteDef]:
         web.post(f"{API}/Messages.json", create_message),
         web.get(f"{API}/Messages.json", list_messages),
         web.get(API + "/Messages/{sid}.json", fetch_message),
+        web.delete(API + "/Messages/{sid}.json", delete_message),
     ]

@@ -152,6 +152,40 @@ async def post_json(url: str, payload: dict[str, Any]) -> int:
 # --- Twilio -----------------------------------------------------------------------------------
 
 
+async def test_twilios_own_client_deletes_a_finished_message_and_is_refused_one_on_its_way(
+    sandbox: RunningSandbox, receiver: Any
+) -> None:
+    """twilio-python's `client.messages(sid).delete()`, as an operator's own script would call it: 204 for a
+    finished message, then 20404; 20009 while the message is still on its way."""
+    from twilio.base.exceptions import TwilioRestException
+    from twilio.rest import Client
+
+    driver = twilio_driver(sandbox, receiver[1])
+    try:
+        finished = (await driver.send(sms(message_id=51, key="delete-1"))).provider_message_id
+        on_its_way = (await driver.send(sms(message_id=52, key="delete-2"))).provider_message_id
+    finally:
+        await driver.close()
+    await sandbox.settle()
+    pending = sandbox.state.find("twilio", on_its_way)
+    assert pending is not None
+    pending.status = "sending"
+    config = sandbox.state.config
+    client = Client(config.twilio_account_sid, config.twilio_auth_token)
+    client.api.base_url = sandbox.base_url
+
+    assert await asyncio.to_thread(lambda: client.messages(finished).delete()) is True
+    for sid, status, code in ((finished, 404, 20404), (on_its_way, 409, 20009)):
+        with pytest.raises(TwilioRestException) as refused:
+            await asyncio.to_thread(lambda sid=sid: client.messages(sid).delete())
+        assert (refused.value.status, refused.value.code) == (status, code)
+    with pytest.raises(TwilioRestException) as gone:
+        await asyncio.to_thread(lambda: client.messages(finished).fetch())
+    assert gone.value.status == 404
+    assert sandbox.state.find("twilio", on_its_way) is pending
+    assert sandbox.state.totals()["deleted"] == 1
+
+
 async def test_twilio_send_is_accepted_and_signed_receipts_arrive(
     sandbox: RunningSandbox, receiver: Any
 ) -> None:

@@ -10,6 +10,7 @@ import re
 import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -80,11 +81,23 @@ def test_a_patient_sees_their_data_and_is_then_forgotten(demo: Demo, browser_pag
 
     before = figures()
 
+    # Twilio holds their question in the account's logs (the sandbox is Twilio here).
+    def at_twilio() -> list[dict[str, Any]]:
+        return [m for m in demo.sandbox_messages("twilio") if m["body"] == QUESTION and m["sender"] == phone]
+
+    assert len(at_twilio()) == 1
+
     # 2. Forgotten.
     erased = demo.cli("customer", "erase", "--phone", phone, "--yes")
     assert erased.returncode == 0, erased.stderr
     assert erased.stdout.startswith(f"erased customer {customer_id}: ")
     assert "Traceback" not in erased.stdout + erased.stderr
+    # ...and so is Twilio's record of it (their seeded history was never sent through the sandbox: the
+    # sandbox answers 404 for those, counted as records it no longer had).
+    assert at_twilio() == []
+    twilio_line = next(line for line in erased.stdout.splitlines() if line.startswith("Twilio: "))
+    assert " SMS record(s) deleted from the account's logs" in twilio_line
+    assert int(twilio_line.split()[1]) >= 1
     assert demo.rows(select(Customer.name, Customer.phone_e164).where(Customer.id == customer_id)) == [
         (f"Erased customer {customer_id}", None)
     ]

@@ -1,0 +1,131 @@
+"""Erasing a customer deletes Twilio's records of their SMS, against the sandbox over HTTP: Twilio keeps each
+message's text and numbers in the account's logs until its API is asked to delete it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from api.sandbox import RunningSandbox
+from domain.delivery.ports import OutboundMessage
+from domain.vocabulary import Channel
+from storage.customer_erasure import erase_customer, provider_records
+from storage.database import Database
+from storage.models import AuditLog, Customer, CustomerCommunication
+from switchboard.erasure_copies import erase_staff_copies
+from switchboard.settings import Settings
+from tests.integration.test_drivers_sandbox import receiver, sandbox, twilio_driver
+
+__all__ = ["receiver", "sandbox"]
+
+PHONE = "+4915112340001"
+
+
+async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was_still_on_its_way(
+    database: Database, sandbox: RunningSandbox, receiver: Any
+) -> None:
+    driver = twilio_driver(sandbox, receiver[1])
+    try:
+        sids = [
+            (
+                await driver.send(
+                    OutboundMessage(
+                        message_id=n,
+                        idempotency_key=f"erase-{n}",
+                        channel=Channel.SMS,
+                        to=PHONE,
+                        body=f"#{n}",
+                    )
+                )
+            ).provider_message_id
+            for n in range(4)
+        ]
+    finally:
+        await driver.close()
+    await sandbox.settle()
+    # The last one is still on its way at Twilio, which then refuses to delete it (20009).
+    in_flight = sandbox.state.find("twilio", sids[3])
+    assert in_flight is not None
+    in_flight.status = "sending"
+
+    now = datetime.now(UTC)
+    async with database.sessions() as session:
+        customer = Customer(name="Jana Vogel", phone_e164=PHONE, timezone="Europe/Berlin", locale="de")
+        session.add(customer)
+        await session.flush()
+        customer_id = customer.id
+
+        def sms(sid: str, *, tied: bool = True, inbound: bool = False) -> CustomerCommunication:
+            return CustomerCommunication(
+                customer_id=customer_id if tied else None,
+                channel="sms",
+                provider="twilio",
+                direction="inbound" if inbound else "outbound",
+                source="reply" if inbound else "manual",
+                from_address=PHONE if inbound else "+4930000000",
+                to_address="+4930000000" if inbound else PHONE,
+                body="about my results",
+                status="received" if inbound else "delivered",
+                provider_message_id=sid,
+                created_at=now,
+            )
+
+        session.add_all(
+            [
+                sms(sids[0]),
+                sms(sids[1]),
+                sms(sids[3]),
+                # A STOP from their number before they were a customer: found by the number, before it goes.
+                sms(sids[2], tied=False, inbound=True),
+                # One Twilio no longer has (deleted by hand in the console, say).
+                sms("SM" + "0" * 32),
+            ]
+        )
+        await session.commit()
+    settings = Settings(
+        sandbox=True,
+        twilio_base_url=sandbox.base_url,
+        twilio_account_sid=sandbox.state.config.twilio_account_sid,
+        twilio_auth_token=sandbox.state.config.twilio_auth_token,
+    )
+
+    records = await provider_records(database, customer_id)
+    assert sorted(records) == sorted([sids[0], sids[1], sids[3], sids[2], "SM" + "0" * 32])
+    await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
+    done = await erase_staff_copies(
+        settings, database, customer_id, actor="privacy@clinic", twilio_records=records
+    )
+    assert (done.twilio_records, done.twilio_gone) == (3, 1)
+    assert len(done.failures) == 1 and sids[3] in done.failures[0]
+    assert "run the erasure again in a few minutes" in done.failures[0]
+    held = {m.provider_message_id for m in sandbox.state.messages if m.provider == "twilio"}
+    assert held & set(sids) == {sids[3]}, "Twilio still holds what was deleted"
+    assert any("3 SMS record(s) deleted" in line and "1 it no longer had" in line for line in done.lines(1))
+
+    # Once Twilio has finished with it, running the erasure again deletes it; the rest are gone already.
+    in_flight.status = "delivered"
+    again = await erase_staff_copies(
+        settings,
+        database,
+        customer_id,
+        actor="privacy@clinic",
+        twilio_records=await provider_records(database, customer_id),
+    )
+    assert (again.twilio_records, again.twilio_gone, again.failures) == (1, 3, [])
+    assert not {m.provider_message_id for m in sandbox.state.messages} & set(sids)
+    assert sandbox.state.totals()["deleted"] == 4
+
+    async with database.read_sessions() as session:
+        audits = (
+            await session.scalars(
+                select(AuditLog.detail)
+                .where(AuditLog.action == "customer.erase.copies")
+                .order_by(AuditLog.id)
+            )
+        ).all()
+    assert [(a["twilio_records"], a["twilio_records_gone"], a["failures"]) for a in audits] == [
+        (3, 1, 1),
+        (1, 3, 0),
+    ]
