@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import BindParameter, and_, bindparam, case, delete, func, select, text, update
 from sqlalchemy.engine import Result
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
@@ -116,7 +116,15 @@ async def _message_keys(session: AsyncSession | AsyncConnection, mode: str) -> A
         yield
         return
     await session.execute(text("SELECT set_config('switchboard.message_keys', :mode, true)"), {"mode": mode})
-    yield
+    try:
+        yield
+    except Exception:
+        # A Python error leaves the transaction usable, so the mode must not outlive the block in it. A
+        # database error has aborted the transaction, and with it the (transaction-local) setting: the reset
+        # then fails too, and the first error is the one to raise.
+        with suppress(DBAPIError, InvalidRequestError):
+            await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
+        raise
     await session.execute(text("SELECT set_config('switchboard.message_keys', '', true)"))
 
 

@@ -365,6 +365,26 @@ async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_
         assert emptied.scalar() == 0
 
 
+async def test_the_skip_mode_ends_with_its_block_even_when_the_block_fails_in_python(
+    postgresql: Database,
+) -> None:
+    """An error that is not the database's leaves the transaction usable: a later duplicate in it is refused
+    as a unique key refuses it, not skipped."""
+    database = postgresql
+    await plan(database, [entry(1), entry(2)], NOW)
+    first, second = [message_id for message_id, _, _ in await messages(database)]
+    cc = CustomerCommunication
+    async with database.sessions() as session:
+        await session.execute(update(cc).where(cc.id == first).values(provider_message_id="SM-1"))
+        with pytest.raises(ValueError, match="a bug"):
+            async with partitions.skipping_duplicate_messages(session):
+                raise ValueError("a bug between two statements")
+        mode = await session.scalar(text("SELECT current_setting('switchboard.message_keys', true)"))
+        assert mode == ""
+        with pytest.raises(IntegrityError, match="uq_customer_communications_provider_provider_message_id"):
+            await session.execute(update(cc).where(cc.id == second).values(provider_message_id="SM-1"))
+
+
 @pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_upgrading_to_0020_keeps_every_message_and_its_history_and_going_back_restores_the_keys(
     engine: str, fresh_databases: FreshDatabases
