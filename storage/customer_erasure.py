@@ -74,6 +74,8 @@ OUR_RECORD_IDS = frozenset(
 )
 #: Webhooks blanked per transaction (outside the erasure's own, so it holds no lock over a scan of them).
 WEBHOOK_BATCH = 500
+#: The audit entry of what an erasure did outside the database (staff chats, Twilio), one per run.
+COPIES_ACTION = "customer.erase.copies"
 
 
 class ErasureRefused(RuntimeError):
@@ -90,6 +92,9 @@ class Erasure:
     #: Webhooks not applied (failed or waiting) that mention their addresses: kept, they may be someone
     #: else's.
     unapplied_webhooks_kept: int = 0
+    #: Twilio's ids (SM...) of every SMS to or from them, tied to them or found by their numbers: Twilio
+    #: keeps each in the account's logs until it is deleted (switchboard/erasure_copies.py).
+    twilio_records: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         done = ", ".join(_counted(count, name) for name, count in self.counts.items() if count)
@@ -197,6 +202,7 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
         addresses = sorted({*addresses, *await _addresses(session, customer)}, key=len, reverse=True)
         words = [*addresses, *([customer.name] if not again and len(customer.name) >= 3 else [])]
         await _stop_messages(session, erasure, now)
+        erasure.twilio_records = await _twilio_records(session, customer_id, untied)
         await _erase_messages(session, erasure, untied, words)
         await _erase_conversations(session, erasure)
         await _erase_profile_extras(session, erasure)
@@ -255,30 +261,38 @@ async def staff_copies(database: Database, customer_id: int) -> StaffCopies:
         )
 
 
-async def provider_records(database: Database, customer_id: int) -> list[str]:
-    """Twilio's ids (SM...) of every SMS to or from the customer, which Twilio keeps in the account's logs
-    with its text and numbers until deleted: those tied to them, and, while their numbers are still known
-    (before the erasure), those that never were (a STOP from a number we did not know yet)."""
+async def _twilio_records(session: AsyncSession, customer_id: int, untied: list[int]) -> list[str]:
     cc = CustomerCommunication
-    async with database.read_sessions() as session:
-        customer = await session.get(Customer, customer_id)
-        untied = await _untied_messages(session, await _addresses(session, customer)) if customer else []
-        sids = await session.scalars(
-            select(cc.provider_message_id)
-            .where(
-                cc.provider == Provider.TWILIO.value,
-                cc.provider_message_id.is_not(None),
-                or_(cc.customer_id == customer_id, cc.id.in_(untied)),
-            )
-            .order_by(cc.id)
+    sids = await session.scalars(
+        select(cc.provider_message_id)
+        .where(
+            cc.provider == Provider.TWILIO.value,
+            cc.provider_message_id.is_not(None),
+            or_(cc.customer_id == customer_id, cc.id.in_(untied)),
         )
-        return [sid for sid in dict.fromkeys(sids) if sid]
+        .order_by(cc.id)
+    )
+    return [sid for sid in dict.fromkeys(sids) if sid]
+
+
+async def twilio_records_pending(database: Database, customer_id: int) -> list[str]:
+    """The Twilio records an earlier erasure of this customer could not delete (its audit entry keeps them):
+    an SMS from their number that was never tied to them cannot be found again once the number is gone."""
+    async with database.read_sessions() as session:
+        detail = await session.scalar(
+            select(AuditLog.detail)
+            .where(AuditLog.action == COPIES_ACTION, AuditLog.target == f"customer:{customer_id}")
+            .order_by(AuditLog.id.desc())
+            .limit(1)
+        )
+    pending = (detail or {}).get("twilio_pending") or []
+    return [str(sid) for sid in pending]
 
 
 async def record_copies_erased(
-    database: Database, customer_id: int, actor: str, counts: dict[str, int]
+    database: Database, customer_id: int, actor: str, counts: dict[str, Any]
 ) -> None:
-    await _audit(database, customer_id, actor, "customer.erase.copies", counts)
+    await _audit(database, customer_id, actor, COPIES_ACTION, counts)
 
 
 async def _audit(

@@ -24,9 +24,14 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+#: `--env-file` was given: the settings come from it and the environment only, not also from a `.env` in
+#: whatever folder the command happens to run in (the units run in /var/lib/switchboard).
+_SETTINGS_FILE_GIVEN = False
+
+
 def load_settings() -> Settings:
     try:
-        settings = Settings()
+        settings = Settings(_env_file=None) if _SETTINGS_FILE_GIVEN else Settings()  # type: ignore[call-arg]
     except ValidationError as error:
         first = error.errors()[0]
         name = "SWITCHBOARD_" + str(first["loc"][0]).upper() if first["loc"] else "settings"
@@ -135,9 +140,11 @@ def read_env_file(path: Path) -> None:
     expansion, as systemd's EnvironmentFile= and compose's env_file read them; the shell's own values win."""
     from dotenv import dotenv_values
 
+    global _SETTINGS_FILE_GIVEN
     for name, value in dotenv_values(path, interpolate=False).items():
         if value is not None:
             os.environ.setdefault(name, value)
+    _SETTINGS_FILE_GIVEN = True
 
 
 @main.command()
@@ -319,7 +326,7 @@ def worker(concurrency: int | None) -> None:
     if concurrency:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     settings.check_production_ready()
-    if not click.get_current_context().find_root().params["verbose"]:
+    if not click.get_current_context().find_root().params.get("verbose"):
         use_log_level(settings.log_level)
 
     async def work(_database: Any) -> None:
@@ -1051,11 +1058,11 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
     files, tags and preferences, the copies of their conversations the bot posted in Slack threads and
     Telegram, and Twilio's records of their SMS. Orders, appointments, message counts and the consent ledger stay, so every figure stays the
     same. Planned messages are cancelled. Audited; cannot be undone (export first)."""
-    from storage.customer_erasure import ErasureRefused, erase_customer, provider_records
+    from storage.customer_erasure import ErasureRefused, erase_customer
     from storage.customer_export import NoSuchCustomer, find_customer
     from storage.models import Customer
     from storage.staff_accounts import operator
-    from switchboard.erasure_copies import erase_staff_copies
+    from switchboard.erasure_copies import erase_copies
 
     settings = load_settings()
 
@@ -1072,16 +1079,12 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
                     default=False,
                 ):
                     raise StartupError("nothing was erased")
-            # Read first: an SMS from a number never tied to them is found by the number, which goes.
-            twilio_records = await provider_records(database, found)
             erasure = await erase_customer(database, found, actor=operator(), now=utc_now())
         except (NoSuchCustomer, ErasureRefused) as refused:
             raise StartupError(str(refused)) from None
         # The database is erased; now the copies in the staff chats and Twilio's logs (best effort, each
-        # failure named).
-        copies = await erase_staff_copies(
-            settings, database, found, actor=operator(), twilio_records=twilio_records
-        )
+        # failure named and, for Twilio, kept for the next run).
+        copies = await erase_copies(settings, database, erasure, actor=operator())
         return "\n".join([erasure.summary(), *copies.lines(found)])
 
     click.echo(run_async(_with_database(settings, erase)))

@@ -14,9 +14,9 @@ WhatsApp Cloud and mail relays offer no such call, so their copies stay with Met
 docs/operations.md).
 
 Best effort, after the database is erased (which is never undone for a copy that could not be changed):
-each failure is named, and running the erasure again tries every copy again. Copies already edited are
-left alone, and Twilio answers 404 for a record deleted before, so a second run changes nothing that is
-done.
+each failure is named, and running the erasure again tries every copy again (the Twilio records not
+deleted are kept in the run's audit entry for that). Copies already edited are left alone, and Twilio
+answers 404 for a record deleted before, so a second run changes nothing that is done.
 """
 
 from __future__ import annotations
@@ -32,9 +32,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from providers.http import retry_after_seconds
 from providers.slack.client import slack_client
 from providers.telegram.client import telegram_bot
-from storage.customer_erasure import StaffCopies, record_copies_erased, staff_copies
+from storage.customer_erasure import (
+    Erasure,
+    StaffCopies,
+    record_copies_erased,
+    staff_copies,
+    twilio_records_pending,
+)
 from storage.database import Database
 from switchboard.settings import Settings
 
@@ -59,15 +66,19 @@ class CopiesErased:
     #: Twilio's records of their SMS deleted now, and those Twilio no longer had (deleted before).
     twilio_records: int = 0
     twilio_gone: int = 0
+    #: Twilio records not deleted this time: kept in the audit entry, so the next run tries them again
+    #: even where nothing else could find them again (an SMS from their number never tied to them).
+    twilio_pending: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         return {
             "slack_messages": self.slack_messages,
             "slack_messages_left": self.slack_left,
             "telegram_posts": self.telegram_posts,
             "twilio_records": self.twilio_records,
             "twilio_records_gone": self.twilio_gone,
+            "twilio_pending": self.twilio_pending,
             "failures": len(self.failures),
         }
 
@@ -95,6 +106,18 @@ class CopiesErased:
         return lines
 
 
+async def erase_copies(
+    settings: Settings, database: Database, erasure: Erasure, *, actor: str
+) -> CopiesErased:
+    """After `erasure` (storage.customer_erasure.erase_customer): its customer's copies in the staff chats
+    and at Twilio, with the Twilio records an earlier run left pending."""
+    pending = await twilio_records_pending(database, erasure.customer_id)
+    records = list(dict.fromkeys([*erasure.twilio_records, *pending]))
+    return await erase_staff_copies(
+        settings, database, erasure.customer_id, actor=actor, twilio_records=records
+    )
+
+
 async def erase_staff_copies(
     settings: Settings,
     database: Database,
@@ -104,8 +127,8 @@ async def erase_staff_copies(
     twilio_records: Sequence[str] = (),
 ) -> CopiesErased:
     """Overwrites the customer's conversations in Slack threads and Telegram posts, and deletes Twilio's
-    records of their SMS (`twilio_records`: storage.customer_erasure.provider_records, read before the
-    erasure); audited when any were found."""
+    records of their SMS (`twilio_records`: the erasure's, with those an earlier run left pending); audited
+    when any were found."""
     copies = await staff_copies(database, customer_id)
     done = CopiesErased()
     if copies.slack_threads:
@@ -127,6 +150,7 @@ async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesEra
             f"{len(sids)} Twilio SMS record(s): SWITCHBOARD_TWILIO_ACCOUNT_SID and "
             "SWITCHBOARD_TWILIO_AUTH_TOKEN are not set here"
         )
+        done.twilio_pending += sids
         return
     messages = f"{settings.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{account}/Messages"
     async with aiohttp.ClientSession(
@@ -135,41 +159,51 @@ async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesEra
     ) as http:
         for index, sid in enumerate(sids):
             try:
-                await _delete_record(http, f"{messages}/{sid}.json", sid, done)
+                refused_all = await _delete_record(http, f"{messages}/{sid}.json", sid, done)
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                done.failures.append(
-                    f"{len(sids) - index} Twilio SMS record(s): Twilio could not be reached "
-                    f"({type(error).__name__})"
-                )
+                refused_all = f"Twilio could not be reached ({type(error).__name__})"
+            if refused_all:
+                # The account or Twilio itself, not this record: the rest would fail alike.
+                done.failures.append(f"{len(sids) - index} Twilio SMS record(s): {refused_all}")
+                done.twilio_pending += sids[index:]
                 return
 
 
-async def _delete_record(http: aiohttp.ClientSession, url: str, sid: str, done: CopiesErased) -> None:
+async def _delete_record(http: aiohttp.ClientSession, url: str, sid: str, done: CopiesErased) -> str | None:
+    """Deletes one record; returns why no record can be deleted now (the credentials, say), else None."""
     for _attempt in range(3):
         async with http.delete(url) as answer:
             if answer.status == 204:
                 done.twilio_records += 1
-                return
+                return None
             if answer.status == 404:
                 done.twilio_gone += 1
-                return
+                return None
             try:
                 problem = await answer.json(content_type=None)
             except ValueError:
-                problem = {}
+                problem = None
+            problem = problem if isinstance(problem, dict) else {}
+            said = str(problem.get("message") or "").strip()
+            if answer.status in (401, 403):
+                return f"Twilio refused the credentials ({answer.status} {said})".replace(" )", ")")
             if answer.status == 429:  # Twilio's concurrency limit: wait as it says, then try again
-                await asyncio.sleep(min(float(answer.headers.get("Retry-After") or 1), 30))
+                await asyncio.sleep(
+                    min(retry_after_seconds(answer.headers.get("Retry-After"), 1.0) or 1.0, 30)
+                )
                 continue
-            if isinstance(problem, dict) and problem.get("code") == TWILIO_NOT_FINISHED:
+            done.twilio_pending.append(sid)
+            if problem.get("code") == TWILIO_NOT_FINISHED:
                 done.failures.append(
                     f"Twilio SMS {sid}: still on its way at Twilio, which deletes a message only once it "
                     "is finished; run the erasure again in a few minutes"
                 )
-                return
-            said = problem.get("message") if isinstance(problem, dict) else None
-            done.failures.append(f"Twilio SMS {sid}: Twilio answered {answer.status} {said or ''}".rstrip())
-            return
+            else:
+                done.failures.append(f"Twilio SMS {sid}: Twilio answered {answer.status} {said}".rstrip())
+            return None
+    done.twilio_pending.append(sid)
     done.failures.append(f"Twilio SMS {sid}: Twilio kept answering 429 (too many requests)")
+    return None
 
 
 async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesErased) -> None:

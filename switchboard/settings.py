@@ -40,6 +40,7 @@ SANDBOX_VIDEO_PATH = "/video"
 #: Mail submission (RFC 6409), for an SMTP port left unset while the sandbox is off.
 SMTP_SUBMISSION_PORT = 587
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Settings(BaseSettings):
@@ -211,6 +212,14 @@ class Settings(BaseSettings):
                 "the database is SQLite: leave it unset"
             )
         return self
+
+    @field_validator("log_level")
+    @classmethod
+    def _a_logging_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{value!r} is not a log level: say {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("webhook_retention_days")
     @classmethod

@@ -69,6 +69,8 @@ class SandboxMessage:
     created_at: datetime = field(default_factory=now_utc)
     history: list[dict[str, str | None]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    #: Its record was deleted at our request: nothing more happens to it.
+    deleted: bool = False
 
     def move_to(self, status: str, error_code: str | None = None) -> None:
         self.status = status
@@ -78,6 +80,7 @@ class SandboxMessage:
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["created_at"] = self.created_at.isoformat()
+        del data["deleted"]  # never listed once deleted
         return data
 
 
@@ -289,7 +292,12 @@ class SandboxState:
     def forget(self, message: SandboxMessage) -> None:
         """The provider deleted its record of `message` at our request (Twilio's DELETE on a Message)."""
         with self.lock:
+            message.deleted = True
             self.messages = [m for m in self.messages if m is not message]
+            if message.idempotency_key:
+                key = (message.provider, message.idempotency_key)
+                if self.by_idempotency_key.get(key) is message:
+                    del self.by_idempotency_key[key]
         self.count("deleted", message.provider)
 
     def messages_json(self, provider: str | None = None) -> dict[str, Any]:

@@ -357,6 +357,7 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
     # it, neither a page nor a webhook. The webhook here is one nginx hands to the app (its forged signature
     # is then refused with 403); a 502 would be nginx finding no web process.
     answers: Counter[str] = Counter()
+    counting = threading.Lock()
     stop = threading.Event()
     forged = {"X-Twilio-Signature": "forged", "Content-Type": "application/x-www-form-urlencoded"}
 
@@ -367,9 +368,11 @@ def test_the_compose_topology_serves_delivers_once_and_stops_cleanly(topology: T
                 ("POST", "/webhooks/twilio/inbound", b"MessageSid=SMforged&Body=hi"),
             ):
                 try:
-                    answers[f"{method} {topology.call(method, path, data=data, headers=forged)[0]}"] += 1
+                    answer = f"{method} {topology.call(method, path, data=data, headers=forged)[0]}"
                 except OSError as error:  # the proxy itself unreachable: counted, so the test says so
-                    answers[f"{method} {type(error).__name__}"] += 1
+                    answer = f"{method} {type(error).__name__}"
+                with counting:
+                    answers[answer] += 1
 
     callers = [threading.Thread(target=keep_calling) for _ in range(2)]
     for caller in callers:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from api.sandbox import RunningSandbox
 from domain.delivery.ports import OutboundMessage
 from domain.vocabulary import Channel
-from storage.customer_erasure import erase_customer, provider_records
+from storage.customer_erasure import erase_customer
 from storage.database import Database
 from storage.models import AuditLog, Customer, CustomerCommunication
-from switchboard.erasure_copies import erase_staff_copies
+from switchboard.erasure_copies import erase_copies
 from switchboard.settings import Settings
 from tests.integration.test_drivers_sandbox import receiver, sandbox, twilio_driver
 
@@ -91,31 +92,38 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
         twilio_auth_token=sandbox.state.config.twilio_auth_token,
     )
 
-    records = await provider_records(database, customer_id)
-    assert sorted(records) == sorted([sids[0], sids[1], sids[3], sids[2], "SM" + "0" * 32])
-    await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
-    done = await erase_staff_copies(
-        settings, database, customer_id, actor="privacy@clinic", twilio_records=records
+    erasure = await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
+    assert sorted(erasure.twilio_records) == sorted([sids[0], sids[1], sids[3], sids[2], "SM" + "0" * 32])
+    # The first run: the untied one (sids[2]) is the one Twilio cannot delete yet, and then also what is
+    # still on its way.
+    untied = sandbox.state.find("twilio", sids[2])
+    assert untied is not None
+    untied.status = "sending"
+    done = await erase_copies(settings, database, erasure, actor="privacy@clinic")
+    assert (done.twilio_records, done.twilio_gone) == (2, 1)
+    assert sorted(done.twilio_pending) == sorted([sids[2], sids[3]])
+    assert len(done.failures) == 2 and all(
+        "run the erasure again in a few minutes" in f for f in done.failures
     )
-    assert (done.twilio_records, done.twilio_gone) == (3, 1)
-    assert len(done.failures) == 1 and sids[3] in done.failures[0]
-    assert "run the erasure again in a few minutes" in done.failures[0]
     held = {m.provider_message_id for m in sandbox.state.messages if m.provider == "twilio"}
-    assert held & set(sids) == {sids[3]}, "Twilio still holds what was deleted"
-    assert any("3 SMS record(s) deleted" in line and "1 it no longer had" in line for line in done.lines(1))
+    assert held & set(sids) == {sids[2], sids[3]}, "Twilio still holds what was deleted"
+    assert any("2 SMS record(s) deleted" in line and "1 it no longer had" in line for line in done.lines(1))
 
-    # Once Twilio has finished with it, running the erasure again deletes it; the rest are gone already.
-    in_flight.status = "delivered"
-    again = await erase_staff_copies(
-        settings,
-        database,
-        customer_id,
-        actor="privacy@clinic",
-        twilio_records=await provider_records(database, customer_id),
-    )
-    assert (again.twilio_records, again.twilio_gone, again.failures) == (1, 3, [])
+    # Once Twilio has finished with them, running the erasure again deletes both, the untied one too,
+    # though its number is gone from the database: the first run's audit entry kept it.
+    in_flight.status = untied.status = "delivered"
+    again = await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
+    assert sids[2] not in again.twilio_records
+    done = await erase_copies(settings, database, again, actor="privacy@clinic")
+    assert (done.twilio_records, done.twilio_gone, done.twilio_pending, done.failures) == (2, 3, [], [])
     assert not {m.provider_message_id for m in sandbox.state.messages} & set(sids)
     assert sandbox.state.totals()["deleted"] == 4
+
+    # Twilio refusing the credentials stops at once, naming every record, and keeps them for later.
+    wrong = settings.model_copy(update={"twilio_auth_token": SecretStr("not-the-token")})
+    refused = await erase_copies(wrong, database, again, actor="privacy@clinic")
+    assert refused.failures == ["4 Twilio SMS record(s): Twilio refused the credentials (401 Authenticate)"]
+    assert len(refused.twilio_pending) == 4
 
     async with database.read_sessions() as session:
         audits = (
@@ -126,6 +134,7 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
             )
         ).all()
     assert [(a["twilio_records"], a["twilio_records_gone"], a["failures"]) for a in audits] == [
-        (3, 1, 1),
-        (1, 3, 0),
+        (2, 1, 2),
+        (2, 3, 0),
+        (0, 0, 1),
     ]

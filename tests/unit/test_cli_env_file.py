@@ -51,6 +51,13 @@ def test_commands_read_the_settings_file_as_systemd_does_and_the_shell_wins(tmp_
     )
     assert probe.stdout.splitlines() == ["Northwind Clinics <hello@example.org>", "Northwind $HOME Clinics"]
 
+    # A `.env` in the folder the command runs in is not read as well: the file given is the settings.
+    (tmp_path / ".env").write_text(f"SWITCHBOARD_DATABASE_URL=sqlite+aiosqlite:///{tmp_path / 'stray.db'}\n")
+    done = run(tmp_path, "--env-file", str(settings), "migrate")
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "stray.db").exists()
+    (tmp_path / ".env").unlink()
+
     # A variable set in the shell wins over the file (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=3 switchboard ...).
     done = run(
         tmp_path,

@@ -144,7 +144,17 @@ def test_the_bot_s_own_messages_are_overwritten_across_pages_and_people_s_are_co
     assert bot.edits == [("text", 10), ("caption", 11)]
     assert done.telegram_posts == 2
     assert done.failures == ["Slack thread 9.9 in C1: answered thread_not_found"]
-    assert audited == [{"slack_messages": 2, "slack_messages_left": 2, "telegram_posts": 2, "failures": 1}]
+    assert audited == [
+        {
+            "slack_messages": 2,
+            "slack_messages_left": 2,
+            "telegram_posts": 2,
+            "twilio_records": 0,
+            "twilio_records_gone": 0,
+            "twilio_pending": [],
+            "failures": 1,
+        }
+    ]
     lines = done.lines(7)
     assert lines[0] == f'staff chats: 2 Slack message(s) and 2 Telegram post(s) now read "{ERASED_COPY}"'
     assert "2 message(s) that staff typed in their Slack threads remain" in lines[1]

@@ -165,3 +165,9 @@ def test_a_lease_shorter_than_a_send_is_refused_in_words() -> None:
         **{f"{channel}_rate_per_second": 400 for channel in ("sms", "whatsapp", "email", "telegram")},
     )
     assert quick.worker_lease_seconds >= quick.longest_send_seconds()
+
+
+def test_the_log_level_is_one_logging_knows() -> None:
+    assert Settings(log_level="info").log_level == "INFO"
+    with pytest.raises(ValueError, match="'verbose' is not a log level: say DEBUG, INFO, WARNING"):
+        Settings(log_level="verbose")
