@@ -248,14 +248,22 @@ async def _sleep(state: SandboxState) -> None:
     await state.hang(state.latency())
 
 
-async def fetch_message(request: web.Request) -> web.Response:
+def _the_message(request: web.Request) -> SandboxMessage | web.Response:
+    """The message a `.../Messages/{sid}.json` request names, or Twilio's answer when there is none to give."""
     state = request.app[STATE]
     if not _authorized(request, state):
         return _unauthorized()
     message = state.find(PROVIDER, request.match_info["sid"])
     if message is None:
         return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
-    return web.json_response(resource(state, message))
+    return message
+
+
+async def fetch_message(request: web.Request) -> web.Response:
+    message = _the_message(request)
+    if isinstance(message, web.Response):
+        return message
+    return web.json_response(resource(request.app[STATE], message))
 
 
 #: Statuses after which Twilio lets a message's record be deleted; before them (and at "sent", while a
@@ -266,15 +274,12 @@ DELETABLE = frozenset({"delivered", "read", "undelivered", "failed", "received",
 async def delete_message(request: web.Request) -> web.Response:
     """DELETE .../Messages/{sid}.json: the record (body, numbers) leaves the account's logs; 204. Twilio
     refuses a message still on its way with 20009, and a record it no longer has with 20404."""
-    state = request.app[STATE]
-    if not _authorized(request, state):
-        return _unauthorized()
-    message = state.find(PROVIDER, request.match_info["sid"])
-    if message is None:
-        return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+    message = _the_message(request)
+    if isinstance(message, web.Response):
+        return message
     if message.status not in DELETABLE:
         return twilio_error(409, 20009, "Cannot delete this resource before it is complete")
-    state.forget(message)
+    request.app[STATE].forget(message)
     return web.Response(status=204)
 
 
