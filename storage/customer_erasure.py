@@ -74,8 +74,12 @@ OUR_RECORD_IDS = frozenset(
 )
 #: Webhooks blanked per transaction (outside the erasure's own, so it holds no lock over a scan of them).
 WEBHOOK_BATCH = 500
-#: The audit entry of what an erasure did outside the database (staff chats, Twilio), one per run.
+#: The audit entries of an erasure (one per run) and of what it did outside the database (staff chats,
+#: Twilio).
+ERASE_ACTION = "customer.erase"
 COPIES_ACTION = "customer.erase.copies"
+#: A Twilio Message SID (SMS or MMS): the only ids sent to Twilio's API in a URL.
+TWILIO_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 
 
 class ErasureRefused(RuntimeError):
@@ -92,8 +96,9 @@ class Erasure:
     #: Webhooks not applied (failed or waiting) that mention their addresses: kept, they may be someone
     #: else's.
     unapplied_webhooks_kept: int = 0
-    #: Twilio's ids (SM...) of every SMS to or from them, tied to them or found by their numbers: Twilio
-    #: keeps each in the account's logs until it is deleted (switchboard/erasure_copies.py).
+    #: Twilio's ids (SM...) of every SMS to or from them, tied to them or found by their numbers, with those
+    #: an earlier run could not delete: Twilio keeps each in the account's logs until it is deleted
+    #: (switchboard/erasure_copies.py).
     twilio_records: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -202,7 +207,16 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
         addresses = sorted({*addresses, *await _addresses(session, customer)}, key=len, reverse=True)
         words = [*addresses, *([customer.name] if not again and len(customer.name) >= 3 else [])]
         await _stop_messages(session, erasure, now)
-        erasure.twilio_records = await _twilio_records(session, customer_id, untied)
+        # Found now, while their numbers are known, and kept in this transaction's audit entry with what an
+        # earlier run left: an SMS from their number never tied to them cannot be found again afterwards.
+        erasure.twilio_records = list(
+            dict.fromkeys(
+                [
+                    *await _twilio_records(session, customer_id, untied),
+                    *await _twilio_pending(session, customer_id),
+                ]
+            )
+        )
         await _erase_messages(session, erasure, untied, words)
         await _erase_conversations(session, erasure)
         await _erase_profile_extras(session, erasure)
@@ -219,9 +233,9 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
             AuditLog(
                 actor=actor,
                 via="cli",
-                action="customer.erase",
+                action=ERASE_ACTION,
                 target=f"customer:{customer_id}",
-                detail={**erasure.counts, "again": again},
+                detail={**erasure.counts, "again": again, "twilio_records": erasure.twilio_records},
             )
         )
         await session.commit()
@@ -272,21 +286,28 @@ async def _twilio_records(session: AsyncSession, customer_id: int, untied: list[
         )
         .order_by(cc.id)
     )
-    return [sid for sid in dict.fromkeys(sids) if sid]
+    return [sid for sid in dict.fromkeys(sids) if sid and TWILIO_MESSAGE_SID.fullmatch(sid)]
 
 
-async def twilio_records_pending(database: Database, customer_id: int) -> list[str]:
-    """The Twilio records an earlier erasure of this customer could not delete (its audit entry keeps them):
-    an SMS from their number that was never tied to them cannot be found again once the number is gone."""
-    async with database.read_sessions() as session:
-        detail = await session.scalar(
-            select(AuditLog.detail)
-            .where(AuditLog.action == COPIES_ACTION, AuditLog.target == f"customer:{customer_id}")
+async def _twilio_pending(session: AsyncSession, customer_id: int) -> list[str]:
+    """The Twilio records still to delete as the latest run left them: all it found, if it stopped before
+    its Twilio pass wrote what it did (`customer.erase`), else those the pass could not delete
+    (`customer.erase.copies`)."""
+    latest = (
+        await session.execute(
+            select(AuditLog.action, AuditLog.detail)
+            .where(
+                AuditLog.action.in_([ERASE_ACTION, COPIES_ACTION]),
+                AuditLog.target == f"customer:{customer_id}",
+            )
             .order_by(AuditLog.id.desc())
             .limit(1)
         )
-    pending = (detail or {}).get("twilio_pending") or []
-    return [str(sid) for sid in pending]
+    ).first()
+    if latest is None:
+        return []
+    found = (latest.detail or {}).get("twilio_records" if latest.action == ERASE_ACTION else "twilio_pending")
+    return [str(sid) for sid in found or [] if TWILIO_MESSAGE_SID.fullmatch(str(sid))]
 
 
 async def record_copies_erased(

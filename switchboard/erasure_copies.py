@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.exceptions import AiogramError, TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
@@ -40,7 +40,6 @@ from storage.customer_erasure import (
     StaffCopies,
     record_copies_erased,
     staff_copies,
-    twilio_records_pending,
 )
 from storage.database import Database
 from switchboard.settings import Settings
@@ -51,8 +50,12 @@ ERASED_COPY = "(erased at the customer's request)"
 _NOT_MODIFIED = "message is not modified"
 #: Telegram's answer to editing the text of a photo or document: its caption is edited instead.
 _NO_TEXT = "there is no text in the message to edit"
-#: Twilio's error code for a message it cannot delete yet (still being sent or received).
+#: Twilio's error codes for a message it cannot delete yet (still being sent or received), and for one it
+#: does not have (deleted before).
 TWILIO_NOT_FINISHED = 20009
+TWILIO_NOT_FOUND = 20404
+#: Tries of one record while Twilio answers 429, each after the wait it asks for (30 s at most).
+RETRIES_ON_429 = 3
 #: How long each Slack, Telegram or Twilio call may take.
 CALL_SECONDS = 15
 
@@ -78,7 +81,7 @@ class CopiesErased:
             "telegram_posts": self.telegram_posts,
             "twilio_records": self.twilio_records,
             "twilio_records_gone": self.twilio_gone,
-            "twilio_pending": self.twilio_pending,
+            "twilio_pending": list(dict.fromkeys(self.twilio_pending)),
             "failures": len(self.failures),
         }
 
@@ -110,11 +113,9 @@ async def erase_copies(
     settings: Settings, database: Database, erasure: Erasure, *, actor: str
 ) -> CopiesErased:
     """After `erasure` (storage.customer_erasure.erase_customer): its customer's copies in the staff chats
-    and at Twilio, with the Twilio records an earlier run left pending."""
-    pending = await twilio_records_pending(database, erasure.customer_id)
-    records = list(dict.fromkeys([*erasure.twilio_records, *pending]))
+    and Twilio's records of their SMS (with those an earlier run left)."""
     return await erase_staff_copies(
-        settings, database, erasure.customer_id, actor=actor, twilio_records=records
+        settings, database, erasure.customer_id, actor=actor, twilio_records=erasure.twilio_records
     )
 
 
@@ -170,39 +171,41 @@ async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesEra
 
 
 async def _delete_record(http: aiohttp.ClientSession, url: str, sid: str, done: CopiesErased) -> str | None:
-    """Deletes one record; returns why no record can be deleted now (the credentials, say), else None."""
-    for _attempt in range(3):
+    """Deletes one record; returns why no record can be deleted now (the credentials, Twilio's throttling),
+    else None."""
+    for attempt in range(1, RETRIES_ON_429 + 1):
         async with http.delete(url) as answer:
             if answer.status == 204:
                 done.twilio_records += 1
-                return None
-            if answer.status == 404:
-                done.twilio_gone += 1
                 return None
             try:
                 problem = await answer.json(content_type=None)
             except ValueError:
                 problem = None
             problem = problem if isinstance(problem, dict) else {}
-            said = str(problem.get("message") or "").strip()
-            if answer.status in (401, 403):
-                return f"Twilio refused the credentials ({answer.status} {said})".replace(" )", ")")
+            code, said = problem.get("code"), str(problem.get("message") or "").strip()
+            if answer.status == 404 and code == TWILIO_NOT_FOUND:
+                done.twilio_gone += 1
+                return None
+            if answer.status == 401:
+                return f"Twilio refused the credentials (401 {said})".replace(" )", ")")
             if answer.status == 429:  # Twilio's concurrency limit: wait as it says, then try again
+                if attempt == RETRIES_ON_429:
+                    return "Twilio kept answering 429 (too many requests); run the erasure again later"
                 await asyncio.sleep(
                     min(retry_after_seconds(answer.headers.get("Retry-After"), 1.0) or 1.0, 30)
                 )
                 continue
             done.twilio_pending.append(sid)
-            if problem.get("code") == TWILIO_NOT_FINISHED:
+            if code == TWILIO_NOT_FINISHED:
                 done.failures.append(
                     f"Twilio SMS {sid}: still on its way at Twilio, which deletes a message only once it "
                     "is finished; run the erasure again in a few minutes"
                 )
             else:
+                # A 404 without Twilio's code is not Twilio's answer (SWITCHBOARD_TWILIO_BASE_URL?): kept.
                 done.failures.append(f"Twilio SMS {sid}: Twilio answered {answer.status} {said}".rstrip())
             return None
-    done.twilio_pending.append(sid)
-    done.failures.append(f"Twilio SMS {sid}: Twilio kept answering 429 (too many requests)")
     return None
 
 
@@ -265,7 +268,7 @@ async def _erase_telegram(settings: Settings, copies: StaffCopies, done: CopiesE
         for chat_id, message_id in copies.telegram_posts:
             try:
                 await _erase_post(bot, chat_id, message_id, done)
-            except (TelegramAPIError, OSError, TimeoutError) as error:
+            except (AiogramError, OSError, TimeoutError) as error:
                 done.failures.append(
                     f"Telegram post {message_id} in chat {chat_id}: {_telegram_error(error)}"
                 )
@@ -302,4 +305,6 @@ async def _edit_post(bot: Any, chat_id: int, message_id: int, done: CopiesErased
 def _telegram_error(error: Exception) -> str:
     if isinstance(error, TelegramAPIError):
         return f"Telegram answered {error.message}"
+    if isinstance(error, AiogramError):
+        return f"Telegram's answer could not be read ({type(error).__name__})"
     return f"Telegram could not be reached ({type(error).__name__})"

@@ -113,7 +113,7 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
     # though its number is gone from the database: the first run's audit entry kept it.
     in_flight.status = untied.status = "delivered"
     again = await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
-    assert sids[2] not in again.twilio_records
+    assert sids[2] in again.twilio_records, "the first run's audit entry kept it"
     done = await erase_copies(settings, database, again, actor="privacy@clinic")
     assert (done.twilio_records, done.twilio_gone, done.twilio_pending, done.failures) == (2, 3, [], [])
     assert not {m.provider_message_id for m in sandbox.state.messages} & set(sids)
@@ -122,8 +122,16 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
     # Twilio refusing the credentials stops at once, naming every record, and keeps them for later.
     wrong = settings.model_copy(update={"twilio_auth_token": SecretStr("not-the-token")})
     refused = await erase_copies(wrong, database, again, actor="privacy@clinic")
-    assert refused.failures == ["4 Twilio SMS record(s): Twilio refused the credentials (401 Authenticate)"]
-    assert len(refused.twilio_pending) == 4
+    assert refused.failures == ["5 Twilio SMS record(s): Twilio refused the credentials (401 Authenticate)"]
+    assert len(refused.twilio_pending) == 5
+
+    # A run stopped after the database was erased but before its Twilio pass (Ctrl-C, say) loses nothing:
+    # its own audit entry holds every record it found, the untied one too.
+    interrupted = await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
+    resumed = await erase_customer(database, customer_id, actor="privacy@clinic", now=now)
+    assert sids[2] in interrupted.twilio_records and set(resumed.twilio_records) == set(
+        interrupted.twilio_records
+    )
 
     async with database.read_sessions() as session:
         audits = (

@@ -203,3 +203,58 @@ def test_a_slack_connection_dropped_mid_thread_is_named(monkeypatch: pytest.Monk
 
     done, _ = run(monkeypatch, StaffCopies([("C1", "1.0")], []), Dropping({}), FakeBot({}))
     assert done.failures == ["Slack thread 1.0 in C1: could not be reached (ServerDisconnectedError)"]
+
+
+# --- Twilio's records: its answers other than 204, from a local stand-in --------------------------------
+
+
+async def _twilio_answering(answers: dict[str, Any], sids: list[str]) -> erasure_copies.CopiesErased:
+    """Runs the Twilio pass against a local server answering each SID as `answers` says."""
+    from aiohttp import web
+
+    calls: list[str] = []
+
+    async def delete(request: web.Request) -> web.StreamResponse:
+        sid = request.match_info["sid"]
+        calls.append(sid)
+        answer: web.StreamResponse = answers[sid]()
+        return answer
+
+    app = web.Application()
+    app.router.add_delete("/2010-04-01/Accounts/{account}/Messages/{sid}.json", delete)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    settings = Settings(twilio_base_url=f"http://127.0.0.1:{runner.addresses[0][1]}")
+    done = erasure_copies.CopiesErased()
+    try:
+        await erasure_copies._erase_twilio(settings, sids, done)
+    finally:
+        await runner.cleanup()
+    done.failures.append(f"calls: {calls}")
+    return done
+
+
+def test_a_404_that_is_not_twilios_keeps_the_record_and_throttling_stops_the_pass() -> None:
+    from aiohttp import web
+
+    proxy, gone, throttled, later = ("SM" + c * 32 for c in "abcd")
+    answers = {
+        # A 404 page from something in front of Twilio (a wrong SWITCHBOARD_TWILIO_BASE_URL): not "gone".
+        proxy: lambda: web.Response(status=404, text="<html>Not Found</html>"),
+        gone: lambda: web.json_response({"code": 20404, "message": "not found"}, status=404),
+        throttled: lambda: web.json_response({"code": 20429}, status=429, headers={"Retry-After": "0"}),
+        later: lambda: web.Response(status=204),
+    }
+    done = asyncio.run(_twilio_answering(answers, [proxy, gone, throttled, later]))
+    assert (done.twilio_records, done.twilio_gone) == (0, 1)
+    # The proxy's 404 is a failure kept for the next run; throttling three times stops the pass and keeps
+    # the rest, untried.
+    assert done.twilio_pending == [proxy, throttled, later]
+    assert done.failures == [
+        f"Twilio SMS {proxy}: Twilio answered 404",
+        "2 Twilio SMS record(s): Twilio kept answering 429 (too many requests); run the erasure again later",
+        f"calls: {[proxy, gone, throttled, throttled, throttled]}",
+    ]
+    assert done.counts()["twilio_pending"] == [proxy, throttled, later]
