@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python bench/questions.py --quick
 	$(BIN)/python bench/seed.py --quick
 	$(BIN)/python bench/import.py --quick
+	$(BIN)/python bench/month_removal.py --quick
 
 clean:
 	rm -rf $(VENV) switchboard.db switchboard.db-wal switchboard.db-shm .mypy_cache .ruff_cache .pytest_cache

@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import TableClause
 
 from storage.database import Database
 from storage.message_months import within_their_months
@@ -378,12 +379,15 @@ async def check_message_feed(database: Database, zone: ZoneInfo, *, repair: bool
     return check
 
 
-async def set_aside_figures(connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool]) -> int:
+async def set_aside_figures(
+    connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool], *, source: TableClause = CC
+) -> int:
     """Before the messages `where` picks out are removed (retention), add their daily figures to
     `dropped_message_figures`, in the same transaction; the day-key rows it added to. PostgreSQL sums them in
-    one statement (a month of messages may be millions); SQLite, whose batches are small, recounts them."""
+    one statement (a month of messages may be millions); SQLite, whose batches are small, recounts them.
+    `source`: where the messages are, if not in the messages' table (a month detached from it, on PostgreSQL)."""
     if connection.dialect.name == "postgresql":
-        figures = await _sum_in_database(connection, zone, where)
+        figures = await _sum_in_database(connection, zone, where, source)
     else:
         figures = await recount(connection, zone, where)
     written = 0
@@ -396,32 +400,37 @@ async def set_aside_figures(connection: AsyncConnection, zone: ZoneInfo, where: 
 
 
 async def _sum_in_database(
-    connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool]
+    connection: AsyncConnection, zone: ZoneInfo, where: ColumnElement[bool], source: TableClause
 ) -> dict[tuple[date, FeedKey], Counter[str]]:
     """`recount`'s figures for the messages `where` picks out, summed by PostgreSQL (the same rules: the day
     of sent_at, else failed_at, else created_at, in the business's timezone)."""
-    sent = CC.c.sent_at.is_not(None)
-    day = cast(func.timezone(zone.key, func.coalesce(CC.c.sent_at, CC.c.failed_at, CC.c.created_at)), Date)
+    sent = source.c.sent_at.is_not(None)
+    day = cast(
+        func.timezone(zone.key, func.coalesce(source.c.sent_at, source.c.failed_at, source.c.created_at)),
+        Date,
+    )
     sums = [
-        func.count(CC.c.sent_at).label("sent"),
-        func.coalesce(func.sum(case((sent, CC.c.cost_micros), else_=0)), 0).label("cost_micros"),
-        func.count(CC.c.delivered_at).label("delivered"),
-        func.count(CC.c.read_at).label("read"),
-        func.count(CC.c.failed_at).label("failed"),
-        func.count(CC.c.replied_at).label("replied"),
+        func.count(source.c.sent_at).label("sent"),
+        func.coalesce(func.sum(case((sent, source.c.cost_micros), else_=0)), 0).label("cost_micros"),
+        func.count(source.c.delivered_at).label("delivered"),
+        func.count(source.c.read_at).label("read"),
+        func.count(source.c.failed_at).label("failed"),
+        func.count(source.c.replied_at).label("replied"),
     ]
     for encoding, prefix in ENCODING_PREFIX.items():
-        counted = and_(sent, CC.c.encoding == encoding, CC.c.segments.is_not(None), CC.c.segments != 0)
+        counted = and_(
+            sent, source.c.encoding == encoding, source.c.segments.is_not(None), source.c.segments != 0
+        )
         sums += [
             func.count().filter(counted).label(f"{prefix}_sent"),
-            func.coalesce(func.sum(CC.c.segments).filter(counted), 0).label(f"{prefix}_segments"),
-            func.count().filter(and_(counted, CC.c.segments > 1)).label(f"{prefix}_long"),
+            func.coalesce(func.sum(source.c.segments).filter(counted), 0).label(f"{prefix}_segments"),
+            func.count().filter(and_(counted, source.c.segments > 1)).label(f"{prefix}_long"),
         ]
-    campaign, template = func.coalesce(CC.c.campaign_id, 0), func.coalesce(CC.c.template_id, 0)
+    campaign, template = func.coalesce(source.c.campaign_id, 0), func.coalesce(source.c.template_id, 0)
     rows = await connection.execute(
-        select(day.label("day"), CC.c.channel, CC.c.provider, campaign, template, *sums)
-        .where(CC.c.direction == "outbound", where)
-        .group_by(day, CC.c.channel, CC.c.provider, campaign, template)
+        select(day.label("day"), source.c.channel, source.c.provider, campaign, template, *sums)
+        .where(source.c.direction == "outbound", where)
+        .group_by(day, source.c.channel, source.c.provider, campaign, template)
     )
     return {
         (row.day, (row.channel, row.provider, int(row[3]), int(row[4]))): Counter(

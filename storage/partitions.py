@@ -28,10 +28,23 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BindParameter, and_, bindparam, case, delete, func, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    bindparam,
+    case,
+    column,
+    delete,
+    func,
+    select,
+    table,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.engine import Result
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import TableClause
 
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
@@ -54,6 +67,8 @@ LOCK_TIMEOUT = "5s"
 UNFINISHED = ("planned", "sending")
 #: Messages deleted per transaction on SQLite.
 DELETE_BATCH = 2_000
+#: Messages (by their ids) whose send-once keys are deleted per transaction, when a month goes on PostgreSQL.
+KEYS_BATCH = 100_000
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"
 
@@ -175,9 +190,9 @@ async def keep_month_partitions(database: Database, now: datetime) -> PartitionP
     try:
         await _keep_months(database, now, done)
     except DBAPIError as error:
-        if not _lock_timed_out(error):
+        if (busy := _why_busy(error)) is None:
             raise
-        done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+        done.skipped = busy
     return done
 
 
@@ -276,9 +291,9 @@ async def drop_old_messages(
         try:
             await _drop_months(database, boundary, now, zone, done)
         except DBAPIError as error:
-            if not _lock_timed_out(error):
+            if (busy := _why_busy(error)) is None:
                 raise
-            done.skipped = f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+            done.skipped = busy
     else:
         await _delete_rows(database, boundary, zone, done)
     if done.messages:
@@ -304,6 +319,13 @@ async def drop_old_messages(
 async def _drop_months(
     database: Database, boundary: datetime, now: datetime, zone: ZoneInfo, done: MessagesDropped
 ) -> None:
+    """Each old month goes in two steps. First its partitions are detached, in a short transaction that locks
+    both tables the order every statement takes them (the messages, then their history), so it waits for the
+    statements under way and holds the next ones back only for a catalog change. From then on nothing can
+    change the month. Then, with nothing waiting for it, its figures are set aside, its keys deleted, chat
+    turns unhooked, and the detached tables dropped, in one transaction. A month left detached by a pass
+    that stopped between the two is finished by the next pass, first."""
+    await _finish_detached(database, zone, done)
     # Rows in the default partitions go to their months first, so whole months hold everything.
     kept = done.kept = await keep_month_partitions(database, now)
     if kept.skipped:
@@ -311,53 +333,94 @@ async def _drop_months(
         return
     messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
     async with database.engine.connect() as connection:
-        held = await _months_held(connection, messages)
-        old = sorted(m for m in held | await _months_held(connection, events) if month_of(m, 1) <= boundary)
+        held = {
+            messages: await _months_held(connection, messages),
+            events: await _months_held(connection, events),
+        }
+    old = sorted(m for m in held[messages] | held[events] if month_of(m, 1) <= boundary)
     for month in old:
-        suffix = f"{month:%Y_%m}"
+        async with database.engine.begin() as connection:
+            if not await _lock(connection, done):
+                return
+            # No rollup update may count the month as empty: the one under way ends first, and later ones
+            # see the mark, written here, and keep what they counted before it.
+            await connection.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
+            await connection.execute(text(f"LOCK TABLE {messages}, {events} IN ACCESS EXCLUSIVE MODE"))
+            for table in (messages, events):
+                if month in held[table]:
+                    await connection.execute(
+                        text(f"ALTER TABLE {table} DETACH PARTITION {table}_{month:%Y_%m}")
+                    )
+            if month in held[messages]:
+                await _mark_messages_gone(connection, month_of(month, 1))
+        await _finish_detached(database, zone, done)
+
+
+async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDropped) -> None:
+    """Remove the months `_drop_months` detached: delete their keys, KEYS_BATCH messages' worth per
+    transaction (a month may be hundreds of millions: no transaction long enough to hold back VACUUM), then
+    in one transaction set their figures aside, unhook chat turns from them and drop the tables."""
+    messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
+    async with database.engine.connect() as connection:
+        detached = {table: await _months_detached(connection, table) for table in (messages, events)}
+    for month in sorted(detached[messages] | detached[events]):
+        partition = f"{messages}_{month:%Y_%m}"
+        if month in detached[messages] and not await _delete_keys(database, partition, done):
+            return
         async with database.engine.begin() as connection:
             if not await _lock(connection, done):
                 return
             count = 0
-            if month in held:
-                partition = f"{messages}_{suffix}"
-                # Nothing may change the month from here on: a receipt recorded between the figures set aside
-                # and the drop would be in the daily figures and not among those set aside. And no rollup
-                # update counts it meanwhile (it would count the month as empty, then keep that). Both
-                # waits are bounded by the lock timeout; sends wait for this transaction (the claim reads
-                # every month), which takes about as long as summing the month's messages once.
-                await connection.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
-                await connection.execute(text(f"LOCK TABLE {partition} IN ACCESS EXCLUSIVE MODE"))
+            if month in detached[messages]:
                 await connection.execute(
                     text(
                         "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
                         f"(SELECT id FROM {partition})"
                     )
                 )
-                # The keys of exactly these messages (a message dated in this month that arrived later sits in
-                # the default partition, and keeps its keys).
-                await connection.execute(
-                    text(
-                        f"DELETE FROM communication_idempotency_keys k USING {partition} m "
-                        "WHERE k.idempotency_key = m.idempotency_key"
-                    )
-                )
-                await connection.execute(
-                    text(
-                        f"DELETE FROM communication_provider_ids k USING {partition} m "
-                        "WHERE k.provider = m.provider AND k.provider_message_id = m.provider_message_id"
-                    )
-                )
                 count = (await connection.execute(text(f"SELECT count(*) FROM {partition}"))).scalar_one()
-                cc = CustomerCommunication
-                await set_aside_figures(
-                    connection, zone, and_(cc.created_at >= month, cc.created_at < month_of(month, 1))
-                )
+                await set_aside_figures(connection, zone, true(), source=_like_messages(partition))
                 await _mark_messages_gone(connection, month_of(month, 1))
                 await connection.execute(text(f"DROP TABLE {partition}"))
-            await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{suffix}"))
+            await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{month:%Y_%m}"))
         done.messages += int(count)
         done.months.append(f"{month:%Y-%m}")
+
+
+async def _delete_keys(database: Database, partition: str, done: MessagesDropped) -> bool:
+    """Delete the key-table rows of exactly the messages of a detached month, by ranges of their ids (a
+    message dated in the month that arrived later sits in the default partition, and keeps its keys).
+    Nothing can reach the month's messages any more, so a range deleted early changes nothing another
+    process could see. False: another process holds the partitions' lock."""
+    async with database.engine.connect() as connection:
+        low, high = (await connection.execute(text(f"SELECT min(id), max(id) FROM {partition}"))).one()
+    if low is None:
+        return True
+    for start in range(int(low), int(high) + 1, KEYS_BATCH):
+        async with database.engine.begin() as connection:
+            if not await _lock(connection, done):
+                return False
+            ids = {"low": start, "high": start + KEYS_BATCH}
+            await connection.execute(
+                text(
+                    f"DELETE FROM communication_idempotency_keys k USING {partition} m "
+                    "WHERE m.id >= :low AND m.id < :high AND k.idempotency_key = m.idempotency_key"
+                ),
+                ids,
+            )
+            await connection.execute(
+                text(
+                    f"DELETE FROM communication_provider_ids k USING {partition} m WHERE m.id >= :low "
+                    "AND m.id < :high AND k.provider = m.provider AND k.provider_message_id = m.provider_message_id"
+                ),
+                ids,
+            )
+    return True
+
+
+def _like_messages(name: str) -> TableClause:
+    """A table with the messages' columns under another name (a detached month)."""
+    return table(name, *(column(c.name, c.type) for c in table_of(CustomerCommunication).c))
 
 
 async def _delete_rows(database: Database, boundary: datetime, zone: ZoneInfo, done: MessagesDropped) -> None:
@@ -386,8 +449,14 @@ async def _delete_rows(database: Database, boundary: datetime, zone: ZoneInfo, d
     done.finished = False
 
 
-def _lock_timed_out(error: DBAPIError) -> bool:
-    return getattr(error.orig, "sqlstate", None) == "55P03" or "lock timeout" in str(error)
+def _why_busy(error: DBAPIError) -> str | None:
+    """Why a pass gave way to the transactions using the tables (the next pass tries again), if it did."""
+    code = getattr(error.orig, "sqlstate", None)
+    if code == "55P03" or "lock timeout" in str(error):
+        return f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+    if code == "40P01" or "deadlock detected" in str(error):
+        return "another transaction was waiting for a table this pass held; the next pass tries again"
+    return None
 
 
 async def _lock(connection: AsyncConnection, done: PartitionPass | MessagesDropped) -> bool:
@@ -401,6 +470,27 @@ async def _lock(connection: AsyncConnection, done: PartitionPass | MessagesDropp
     return True
 
 
+async def _months_detached(connection: AsyncConnection, table: str) -> set[datetime]:
+    """The months of `table` that `_drop_months` detached and has not dropped yet: tables named as its
+    month partitions are that are no partition of it."""
+    names = (
+        await connection.execute(
+            text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+                "AND c.relname ~ :pattern"
+            ),
+            {"pattern": f"^{table}_[0-9]{{4}}_[0-9]{{2}}$"},
+        )
+    ).scalars()
+    return {_month_named(table, name) for name in names}
+
+
+def _month_named(table: str, name: str) -> datetime:
+    year, month = name.removeprefix(f"{table}_").split("_")
+    return datetime(int(year), int(month), 1, tzinfo=UTC)
+
+
 async def _months_held(connection: AsyncConnection, table: str) -> set[datetime]:
     """The months `table` has a partition for (named `{table}_YYYY_MM`, as migration 0020 names them)."""
     names = (
@@ -412,10 +502,4 @@ async def _months_held(connection: AsyncConnection, table: str) -> set[datetime]
             {"table": table},
         )
     ).scalars()
-    months = set()
-    for name in names:
-        suffix = name.removeprefix(f"{table}_")
-        if suffix != "default":
-            year, month = suffix.split("_")
-            months.add(datetime(int(year), int(month), 1, tzinfo=UTC))
-    return months
+    return {_month_named(table, name) for name in names if name != f"{table}_default"}

@@ -36,6 +36,7 @@ from storage.models import (
     DroppedMessageFigures,
     MessageStatusEvent,
 )
+from storage.outbox import SqlOutbox
 from storage.outbox_insert import insert_outbox_entries
 from storage.partitions import (
     PARTITIONS_LOCK_KEY,
@@ -209,6 +210,9 @@ async def postgresql(database: Database) -> Database:
                     and datetime(*map(int, suffix.split("_")), 1, tzinfo=UTC) not in current
                 ):
                     await connection.execute(text(f"DROP TABLE {name}"))
+            # And a month a removal detached and did not finish (a test that stopped one on purpose).
+            for month in await partitions._months_detached(connection, table):
+                await connection.execute(text(f"DROP TABLE {table}_{month:%Y_%m}"))
     return database
 
 
@@ -321,6 +325,143 @@ async def test_removing_a_month_waits_for_a_rollup_pass_and_for_a_write_to_the_m
     assert (dropped.messages, dropped.skipped) == (1, None)
     async with postgresql.sessions() as session:
         assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 1
+
+
+async def old_and_recent(database: Database) -> None:
+    """Two SMS sent in an old month (with their keys and provider ids) and one planned this month."""
+    async with database.sessions() as session:
+        sent = [
+            sent_message(1, OLD, sent_at=OLD, provider_message_id="SM-old-1"),
+            sent_message(2, OLD, sent_at=OLD, provider_message_id="SM-old-2"),
+        ]
+        session.add_all(sent)
+        await session.flush()
+        session.add_all(
+            MessageStatusEvent(communication_id=m.id, message_created_at=OLD, status="sent", occurred_at=OLD)
+            for m in sent
+        )
+        await session.commit()
+    await plan(database, [entry(3)], RECENT)
+    await keep_month_partitions(database, NOW)
+
+
+async def test_a_worker_claims_and_a_page_reads_while_a_month_is_being_removed(
+    postgresql: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The month is detached first, in a moment; its figures are summed and it is dropped after, with nothing
+    waiting for it. A worker's claim (which reads every month) and a lookup by id go on meanwhile. Before,
+    the month stayed locked while it was summed: claims waited for it, and a claim that came in then
+    deadlocked with the drop (bench/month_removal.py found it, in every run)."""
+    await old_and_recent(postgresql)
+    summing, resume = asyncio.Event(), asyncio.Event()
+    set_aside = partitions.set_aside_figures
+
+    async def slow_sum(*args: Any, **kwargs: Any) -> int:
+        summing.set()
+        await resume.wait()
+        return await set_aside(*args, **kwargs)
+
+    monkeypatch.setattr(partitions, "set_aside_figures", slow_sum)
+    monkeypatch.setattr(partitions, "KEYS_BATCH", 1)  # the keys go a message's worth per transaction
+    removal = asyncio.create_task(drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin"))
+    try:
+        await asyncio.wait_for(summing.wait(), 10)
+        async with postgresql.sessions() as session:
+            await session.execute(text("SET LOCAL lock_timeout = '1s'"))
+            claimed = await SqlOutbox(session).claim_due("worker-1", NOW, 10, timedelta(minutes=2))
+            recent = await session.scalar(
+                select(func.count()).where(CustomerCommunication.id == claimed[0].id)
+            )
+            await session.commit()
+    finally:
+        resume.set()
+        dropped = await removal
+    assert [message.to_address for message in claimed] == [entry(3).to_address]
+    assert recent == 1
+    assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
+    async with postgresql.sessions() as session:
+        assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 2
+        keys = await session.execute(text("SELECT idempotency_key FROM communication_idempotency_keys"))
+        assert keys.scalars().all() == [claimed[0].idempotency_key]
+        assert await session.scalar(text("SELECT count(*) FROM communication_provider_ids")) == 0
+
+
+async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_next_pass(
+    postgresql: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A removal that stopped after detaching the month (the process killed, the database gone) leaves it
+    apart from the messages (its keys freed, in batches before) with its figures not yet set aside. The
+    next pass finishes it first: the figures are set aside once, the tables gone."""
+    await old_and_recent(postgresql)
+    # The daily figures as the product keeps them (a repair writes exactly the recount).
+    assert (await check_message_feed(postgresql, ZoneInfo("Europe/Berlin"), repair=True)).repaired
+
+    async def stopped(*args: Any, **kwargs: Any) -> int:
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(partitions, "set_aside_figures", stopped)
+    with pytest.raises(ConnectionResetError):
+        await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    monkeypatch.undo()
+
+    async def state() -> tuple[int, int, Any, Any, int]:
+        async with postgresql.sessions() as session:
+            return (
+                len(await messages(postgresql)),
+                int(await session.scalar(text("SELECT count(*) FROM communication_provider_ids")) or 0),
+                await session.scalar(text("SELECT to_regclass('customer_communications_2025_06')")),
+                await session.scalar(text("SELECT to_regclass('message_status_events_2025_06')")),
+                len(await dropped_figures(session)),
+            )
+
+    # Apart: no worker sees it, its keys are free, nothing is set aside yet.
+    assert await state() == (1, 0, "customer_communications_2025_06", "message_status_events_2025_06", 0)
+    async with postgresql.sessions() as session:
+        gone_before = await partitions.messages_gone_before(session)
+    assert gone_before == datetime(2025, 7, 1, tzinfo=UTC)  # rollups keep what they counted of it
+
+    dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
+    assert await state() == (1, 0, None, None, 1)
+    async with postgresql.sessions() as session:
+        assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 2
+    again = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    assert (again.messages, again.months) == (0, [])
+    assert (await check_message_feed(postgresql, ZoneInfo("Europe/Berlin"))).drift == []
+
+
+async def test_a_removal_caught_in_a_deadlock_gives_way_and_the_next_pass_removes_the_month(
+    postgresql: Database,
+) -> None:
+    """A reader that holds the status history and then asks for the messages, while the removal holds the
+    messages and waits for the history: PostgreSQL ends one of the two. The removal gives way (it has changed
+    nothing yet) and says so; the next pass removes the month."""
+    await old_and_recent(postgresql)
+    async with postgresql.engine.connect() as reader:
+        await reader.execute(text("SET deadlock_timeout = '10s'"))  # the removal's side finds the deadlock
+        await reader.execute(select(func.count()).select_from(MessageStatusEvent))
+        removal = asyncio.create_task(drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin"))
+        for _ in range(200):  # until the removal holds the messages and waits for their history
+            waiting = await reader.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
+                    "AND relation = 'message_status_events'::regclass"
+                )
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.05)
+        assert waiting == 1
+        await reader.execute(select(func.count()).select_from(CustomerCommunication))
+        await reader.rollback()
+    gave_way = await removal
+    assert (gave_way.messages, gave_way.skipped) == (
+        0,
+        "another transaction was waiting for a table this pass held; the next pass tries again",
+    )
+    assert len(await messages(postgresql)) == 3
+    dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    assert (dropped.messages, dropped.skipped) == (2, None)
 
 
 async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_goes(
