@@ -3,13 +3,14 @@
 Fills one month 13 months back with N delivered SMS (each with its status history, send-once key and
 provider id, as the workers leave them) in a fresh PostgreSQL database, then runs the retention removal
 (`storage.partitions.drop_old_messages`, as a worker's pass does) while one task claims due messages every
-20 ms (the worker's claim reads every month) and another looks a message up by id (as the dashboard does).
+20 ms (the worker's claim reads every month), another looks a message up by id and a third reads a
+customer (as dashboard pages do; the messages refer to the customers).
 
 Prints one JSON line:
 - `removal_s`: the removal, from start to commit;
-- `sends_held_s` and `reads_held_s`: the longest claim and the longest lookup while it ran (what a worker
-  and a dashboard page waited);
-- `claim_ms` and `read_ms`: their medians before it (the same run's baseline);
+- `sends_held_s`, `reads_held_s` and `customer_reads_held_s`: the longest claim, lookup of a message and
+  read of a customer while it ran (what a worker and dashboard pages waited);
+- `claim_ms`, `read_ms` and `customer_read_ms`: their medians before it (the same run's baseline);
 - `sum_once_s`: PostgreSQL summing the month's daily figures once, which any removal must do (baseline).
 
     python bench/month_removal.py [--quick] [--messages N] [--admin-url postgresql+asyncpg://…/postgres]
@@ -28,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select, text
+from sqlalchemy import and_, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from storage import migrate
 from storage.database import Database
 from storage.message_feed import set_aside_figures
-from storage.models import CustomerCommunication
+from storage.models import Customer, CustomerCommunication
 from storage.outbox import SqlOutbox
 from storage.partitions import drop_old_messages, keep_month_partitions, month_of
 
@@ -57,6 +58,8 @@ async def admin(url: str, statement: str) -> None:
 async def fill(database: Database, month: datetime, count: int) -> None:
     """`count` delivered SMS spread over `month`, with their history and keys, in the month's partition."""
     one = {"at": month + timedelta(days=1)}
+    async with database.engine.begin() as connection:
+        await connection.execute(insert(Customer).values(id=1, name="Ada Neu", phone_e164="+4915199990000"))
     async with database.engine.begin() as connection:  # makes the month's partition (and moves this row in)
         await connection.execute(
             text(
@@ -147,13 +150,25 @@ async def reads(database: Database, stop: asyncio.Event, seen: list[float], mess
         await asyncio.sleep(0.02)
 
 
+async def customers(database: Database, stop: asyncio.Event, seen: list[float]) -> None:
+    """A page's read of a customer every 20 ms (the messages refer to the customers: detaching and dropping a
+    month with foreign keys locks them)."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        async with database.sessions() as session:
+            await session.execute(select(Customer.name).where(Customer.id == 1))
+        seen.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+
+
 async def watch(
     database: Database, seconds: float | None, work: object = None
-) -> tuple[list[float], list[float]]:
-    """Claims and lookups alongside `work` (a coroutine), or for `seconds`."""
+) -> tuple[list[float], list[float], list[float]]:
+    """Claims, lookups and customer reads alongside `work` (a coroutine), or for `seconds`."""
     stop = asyncio.Event()
     claimed: list[float] = []
     read: list[float] = []
+    people: list[float] = []
     async with database.sessions() as session:
         recent = await session.scalar(
             select(CustomerCommunication.id).order_by(CustomerCommunication.id.desc())
@@ -161,6 +176,7 @@ async def watch(
     tasks = [
         asyncio.create_task(claims(database, stop, claimed)),
         asyncio.create_task(reads(database, stop, read, int(recent or 1))),
+        asyncio.create_task(customers(database, stop, people)),
     ]
     try:
         await asyncio.sleep(0.2)
@@ -171,7 +187,7 @@ async def watch(
     finally:
         stop.set()
         await asyncio.gather(*tasks)
-    return claimed, read
+    return claimed, read, people
 
 
 async def main(count: int, admin_url: str) -> dict[str, object]:
@@ -200,7 +216,7 @@ async def main(count: int, admin_url: str) -> dict[str, object]:
                     )
                 )
             sums = [await sum_once(database, old) for _ in range(3)]
-            claimed, read = await watch(database, 2.0)
+            claimed, read, people = await watch(database, 2.0)
             timing: dict[str, float] = {}
 
             async def remove() -> None:
@@ -211,7 +227,7 @@ async def main(count: int, admin_url: str) -> dict[str, object]:
                 timing["removal_s"] = time.perf_counter() - begun
                 timing["removed"] = dropped.messages
 
-            held_claims, held_reads = await watch(database, None, remove())
+            held_claims, held_reads, held_people = await watch(database, None, remove())
         finally:
             await database.dispose()
     finally:
@@ -223,8 +239,10 @@ async def main(count: int, admin_url: str) -> dict[str, object]:
         "removal_s": round(timing["removal_s"], 3),
         "sends_held_s": round(max(held_claims), 3),
         "reads_held_s": round(max(held_reads), 3),
+        "customer_reads_held_s": round(max(held_people), 3),
         "claim_ms": round(statistics.median(claimed) * 1000, 2),
         "read_ms": round(statistics.median(read) * 1000, 2),
+        "customer_read_ms": round(statistics.median(people) * 1000, 2),
         "sum_once_s": round(statistics.median(sums), 3),
         "fill_s": round(filled_s, 1),
     }

@@ -20,6 +20,7 @@ NOTHING, the PostgreSQL one runs inside `skipping_duplicate_messages`, and the t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
@@ -69,6 +70,13 @@ UNFINISHED = ("planned", "sending")
 DELETE_BATCH = 2_000
 #: Messages (by their ids) whose send-once keys are deleted per transaction, when a month goes on PostgreSQL.
 KEYS_BATCH = 100_000
+#: Detaching a month holds every send back while it waits for a table: past this, the next pass tries again.
+DETACH_LOCK_TIMEOUT = "1s"
+#: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
+DROP_LOCK_TIMEOUT = "200ms"
+#: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
+DETACHED_MARK = "switchboard: a month of messages being removed"
+REMOVED = "_removed"
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"
 
@@ -202,6 +210,8 @@ async def _keep_months(database: Database, now: datetime, done: PartitionPass) -
         missing: list[tuple[str, str, datetime, bool]] = []
         for table, column in PARTITIONED:
             held = await _months_held(connection, table)
+            # A month being removed keeps its name until it is set aside: its strays wait in the default.
+            held |= await _months_detached(connection, table)
             strays = {month.replace(tzinfo=UTC) for month in await _default_months(connection, table, column)}
             missing += [(table, column, m, m in strays) for m in sorted((wanted | strays) - held)]
     for table, column, month, stray in missing:
@@ -275,26 +285,27 @@ async def drop_old_messages(
     zone = ZoneInfo(business_tz)
     boundary = retention_boundary(now, months)
     done = MessagesDropped(boundary)
-    if boundary is None:
-        return done
-    async with database.engine.connect() as connection:
-        unfinished = (
-            await connection.execute(
-                select(func.min(CustomerCommunication.created_at)).where(
-                    CustomerCommunication.status.in_(UNFINISHED), CustomerCommunication.created_at < boundary
+    if boundary is not None:
+        async with database.engine.connect() as connection:
+            unfinished = (
+                await connection.execute(
+                    select(func.min(CustomerCommunication.created_at)).where(
+                        CustomerCommunication.status.in_(UNFINISHED),
+                        CustomerCommunication.created_at < boundary,
+                    )
                 )
-            )
-        ).scalar()
-    if unfinished is not None:
-        done.held_back_from = boundary = month_of(unfinished)
+            ).scalar()
+        if unfinished is not None:
+            done.held_back_from = boundary = month_of(unfinished)
     if database.engine.dialect.name == "postgresql":
+        # Without a boundary (retention turned off) it still finishes a month an earlier pass began removing.
         try:
             await _drop_months(database, boundary, now, zone, done)
         except DBAPIError as error:
             if (busy := _why_busy(error)) is None:
                 raise
             done.skipped = busy
-    else:
+    elif boundary is not None:
         await _delete_rows(database, boundary, zone, done)
     if done.messages:
         async with database.sessions() as session:
@@ -306,7 +317,7 @@ async def drop_old_messages(
                     target=None,
                     detail={
                         "messages": done.messages,
-                        "created_before": boundary.isoformat(),
+                        "created_before": boundary.isoformat() if boundary else None,
                         "months": months,
                         "partitions": done.months,
                     },
@@ -317,15 +328,21 @@ async def drop_old_messages(
 
 
 async def _drop_months(
-    database: Database, boundary: datetime, now: datetime, zone: ZoneInfo, done: MessagesDropped
+    database: Database, boundary: datetime | None, now: datetime, zone: ZoneInfo, done: MessagesDropped
 ) -> None:
-    """Each old month goes in two steps. First its partitions are detached, in a short transaction that locks
-    both tables the order every statement takes them (the messages, then their history), so it waits for the
-    statements under way and holds the next ones back only for a catalog change. From then on nothing can
-    change the month. Then, with nothing waiting for it, its figures are set aside, its keys deleted, chat
-    turns unhooked, and the detached tables dropped, in one transaction. A month left detached by a pass
-    that stopped between the two is finished by the next pass, first."""
-    await _finish_detached(database, zone, done)
+    """Each old month goes in steps, none of which holds sends back for longer than a catalog change.
+
+    1. Its two partitions are detached, in a short transaction. It takes its locks in one order: the rollups'
+       (a rollup update under way ends first; later ones see the mark written here and keep what they
+       counted of the month), the tables the messages refer to (DETACH gives the month its own foreign keys,
+       which lock them against writes), then both message tables. Nothing can change the month after it.
+    2. Its keys are deleted and chat turns unhooked from it, KEYS_BATCH messages per transaction.
+    3. Its figures are set aside and it is renamed `…_removed`, in one transaction, with nothing waiting.
+    4. The removed tables are dropped, each waiting at most DROP_LOCK_TIMEOUT for the tables the messages
+       refer to (dropping a table with foreign keys locks them against readers too).
+    A month a stopped pass left at any step is finished first by the next pass, also with retention off."""
+    if not await _finish_detached(database, zone, done) or boundary is None:
+        return
     # Rows in the default partitions go to their months first, so whole months hold everything.
     kept = done.kept = await keep_month_partitions(database, now)
     if kept.skipped:
@@ -333,89 +350,168 @@ async def _drop_months(
         return
     messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
     async with database.engine.connect() as connection:
-        held = {
-            messages: await _months_held(connection, messages),
-            events: await _months_held(connection, events),
-        }
-    old = sorted(m for m in held[messages] | held[events] if month_of(m, 1) <= boundary)
-    for month in old:
+        held = await _months_held(connection, messages) | await _months_held(connection, events)
+    for month in sorted(m for m in held if month_of(m, 1) <= boundary):
         async with database.engine.begin() as connection:
-            if not await _lock(connection, done):
+            if not await _lock(connection, done, DETACH_LOCK_TIMEOUT):
                 return
-            # No rollup update may count the month as empty: the one under way ends first, and later ones
-            # see the mark, written here, and keep what they counted before it.
+            attached = [t for t in (messages, events) if month in await _months_held(connection, t)]
+            if not attached:
+                continue  # another process detached it meanwhile
             await connection.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
+            if referred := await _referred_tables(connection, messages):
+                await connection.execute(
+                    text(f"LOCK TABLE {', '.join(referred)} IN SHARE ROW EXCLUSIVE MODE")
+                )
             await connection.execute(text(f"LOCK TABLE {messages}, {events} IN ACCESS EXCLUSIVE MODE"))
-            for table in (messages, events):
-                if month in held[table]:
-                    await connection.execute(
-                        text(f"ALTER TABLE {table} DETACH PARTITION {table}_{month:%Y_%m}")
-                    )
-            if month in held[messages]:
+            for table in attached:
+                await connection.execute(text(f"ALTER TABLE {table} DETACH PARTITION {table}_{month:%Y_%m}"))
+                await connection.execute(text(f"COMMENT ON TABLE {table}_{month:%Y_%m} IS '{DETACHED_MARK}'"))
+            if messages in attached:
                 await _mark_messages_gone(connection, month_of(month, 1))
-        await _finish_detached(database, zone, done)
+        if not await _finish_detached(database, zone, done):
+            return
 
 
-async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDropped) -> None:
-    """Remove the months `_drop_months` detached: delete their keys, KEYS_BATCH messages' worth per
-    transaction (a month may be hundreds of millions: no transaction long enough to hold back VACUUM), then
-    in one transaction set their figures aside, unhook chat turns from them and drop the tables."""
+async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDropped) -> bool:
+    """Steps 2 to 4 of `_drop_months` for every month it detached. False: the pass stopped short (another
+    process holds the partitions' lock, or a table stayed busy), and the next one goes on."""
     messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
     async with database.engine.connect() as connection:
         detached = {table: await _months_detached(connection, table) for table in (messages, events)}
     for month in sorted(detached[messages] | detached[events]):
-        partition = f"{messages}_{month:%Y_%m}"
-        if month in detached[messages] and not await _delete_keys(database, partition, done):
-            return
-        async with database.engine.begin() as connection:
-            if not await _lock(connection, done):
-                return
-            count = 0
-            if month in detached[messages]:
-                await connection.execute(
-                    text(
-                        "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
-                        f"(SELECT id FROM {partition})"
-                    )
-                )
-                count = (await connection.execute(text(f"SELECT count(*) FROM {partition}"))).scalar_one()
-                await set_aside_figures(connection, zone, true(), source=_like_messages(partition))
-                await _mark_messages_gone(connection, month_of(month, 1))
-                await connection.execute(text(f"DROP TABLE {partition}"))
-            await connection.execute(text(f"DROP TABLE IF EXISTS {events}_{month:%Y_%m}"))
-        done.messages += int(count)
-        done.months.append(f"{month:%Y-%m}")
-
-
-async def _delete_keys(database: Database, partition: str, done: MessagesDropped) -> bool:
-    """Delete the key-table rows of exactly the messages of a detached month, by ranges of their ids (a
-    message dated in the month that arrived later sits in the default partition, and keeps its keys).
-    Nothing can reach the month's messages any more, so a range deleted early changes nothing another
-    process could see. False: another process holds the partitions' lock."""
-    async with database.engine.connect() as connection:
-        low, high = (await connection.execute(text(f"SELECT min(id), max(id) FROM {partition}"))).one()
-    if low is None:
-        return True
-    for start in range(int(low), int(high) + 1, KEYS_BATCH):
+        name, history = f"{messages}_{month:%Y_%m}", f"{events}_{month:%Y_%m}"
+        if month in detached[messages] and not await _release_month(database, name, done):
+            return False
         async with database.engine.begin() as connection:
             if not await _lock(connection, done):
                 return False
-            ids = {"low": start, "high": start + KEYS_BATCH}
+            count = 0
+            if await _is_detached(connection, name):
+                count = (await connection.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
+                await set_aside_figures(connection, zone, true(), source=_like_messages(name))
+                await _mark_messages_gone(connection, month_of(month, 1))
+                # Renamed, not dropped: dropping it locks the tables its messages refer to (step 4).
+                await connection.execute(text(f"ALTER TABLE {name} RENAME TO {name}{REMOVED}"))
+            if await _is_detached(connection, history):
+                await connection.execute(text(f"DROP TABLE {history}"))  # no foreign keys: locks only itself
+        done.messages += int(count)
+        done.months.append(f"{month:%Y-%m}")
+    return await _drop_removed(database, done)
+
+
+async def _release_month(database: Database, name: str, done: MessagesDropped) -> bool:
+    """Delete the key-table rows of exactly the messages of a detached month (a message dated in the month
+    that arrived later sits in the default partition and keeps its keys; a key a newer message holds since is
+    not theirs), and unhook chat turns from them, KEYS_BATCH messages per transaction. Nothing can reach the
+    month's messages any more, so doing this ahead of the figures changes nothing another process can see,
+    and doing it again is harmless. False: another process holds the partitions' lock."""
+    after = -1
+    while True:
+        async with database.engine.begin() as connection:
+            if not await _lock(connection, done):
+                return False
+            if not await _is_detached(connection, name):
+                return True  # another process finished it meanwhile
+            last = (
+                await connection.execute(
+                    text(
+                        f"SELECT max(id) FROM (SELECT id FROM {name} WHERE id > :after ORDER BY id LIMIT :n) s"
+                    ),
+                    {"after": after, "n": KEYS_BATCH},
+                )
+            ).scalar()
+            if last is None:
+                return True
+            ids = {"low": after, "high": last}
             await connection.execute(
                 text(
-                    f"DELETE FROM communication_idempotency_keys k USING {partition} m "
-                    "WHERE m.id >= :low AND m.id < :high AND k.idempotency_key = m.idempotency_key"
+                    f"DELETE FROM communication_idempotency_keys k USING {name} m WHERE m.id > :low "
+                    "AND m.id <= :high AND k.idempotency_key = m.idempotency_key AND k.created_at = m.created_at"
                 ),
                 ids,
             )
             await connection.execute(
                 text(
-                    f"DELETE FROM communication_provider_ids k USING {partition} m WHERE m.id >= :low "
-                    "AND m.id < :high AND k.provider = m.provider AND k.provider_message_id = m.provider_message_id"
+                    f"DELETE FROM communication_provider_ids k USING {name} m WHERE m.id > :low AND m.id <= :high "
+                    "AND k.provider = m.provider AND k.provider_message_id = m.provider_message_id "
+                    "AND k.created_at = m.created_at"
                 ),
                 ids,
             )
+            await connection.execute(
+                text(
+                    "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
+                    f"(SELECT id FROM {name} WHERE id > :low AND id <= :high)"
+                ),
+                ids,
+            )
+            after = int(last)
+
+
+async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
+    """Step 4: drop the months set aside and renamed. Each drop waits at most DROP_LOCK_TIMEOUT for the tables
+    the messages refer to (their readers wait behind it meanwhile), three times, then leaves it to the next
+    pass: the month is gone already, only its disk space waits."""
+    async with database.engine.connect() as connection:
+        names = list(
+            (
+                await connection.execute(
+                    text(
+                        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname ~ :pattern "
+                        "AND obj_description(c.oid, 'pg_class') = :mark ORDER BY c.relname"
+                    ),
+                    {
+                        "pattern": f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}$",
+                        "mark": DETACHED_MARK,
+                    },
+                )
+            ).scalars()
+        )
+    for name in names:
+        for attempt in range(3):
+            try:
+                async with database.engine.begin() as connection:
+                    if not await _lock(connection, done, DROP_LOCK_TIMEOUT):
+                        return False
+                    await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+                break
+            except DBAPIError as error:
+                if _why_busy(error) is None:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        else:
+            done.skipped = (
+                f"{name} (messages already removed and counted) waits to be dropped: the tables its messages "
+                "refer to stayed busy; the next pass drops it"
+            )
+            return False
     return True
+
+
+async def _referred_tables(connection: AsyncConnection, table: str) -> list[str]:
+    """The tables `table`'s foreign keys refer to (customers, templates, campaigns), in name order."""
+    found = await connection.execute(
+        text(
+            "SELECT DISTINCT confrelid::regclass::text AS name FROM pg_constraint "
+            "WHERE conrelid = CAST(:table AS regclass) AND contype = 'f' ORDER BY 1"
+        ),
+        {"table": table},
+    )
+    return list(found.scalars())
+
+
+async def _is_detached(connection: AsyncConnection, name: str) -> bool:
+    """Whether `name` is a month `_drop_months` detached (marked, and no partition) and still there."""
+    found = await connection.execute(
+        text(
+            "SELECT 1 FROM pg_class WHERE oid = to_regclass(:name) AND NOT relispartition "
+            "AND obj_description(oid, 'pg_class') = :mark"
+        ),
+        {"name": name, "mark": DETACHED_MARK},
+    )
+    return found.scalar() is not None
 
 
 def _like_messages(name: str) -> TableClause:
@@ -453,34 +549,36 @@ def _why_busy(error: DBAPIError) -> str | None:
     """Why a pass gave way to the transactions using the tables (the next pass tries again), if it did."""
     code = getattr(error.orig, "sqlstate", None)
     if code == "55P03" or "lock timeout" in str(error):
-        return f"a table stayed busy for {LOCK_TIMEOUT}; the next pass tries again"
+        return "another transaction kept a table busy; the next pass tries again"
     if code == "40P01" or "deadlock detected" in str(error):
         return "another transaction was waiting for a table this pass held; the next pass tries again"
     return None
 
 
-async def _lock(connection: AsyncConnection, done: PartitionPass | MessagesDropped) -> bool:
+async def _lock(
+    connection: AsyncConnection, done: PartitionPass | MessagesDropped, wait: str | None = None
+) -> bool:
     taken = (
         await connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": PARTITIONS_LOCK_KEY})
     ).scalar_one()
     if not taken:
         done.skipped = "another process is changing the partitions"
         return False
-    await connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+    await connection.execute(text(f"SET LOCAL lock_timeout = '{wait or LOCK_TIMEOUT}'"))
     return True
 
 
 async def _months_detached(connection: AsyncConnection, table: str) -> set[datetime]:
-    """The months of `table` that `_drop_months` detached and has not dropped yet: tables named as its
-    month partitions are that are no partition of it."""
+    """The months of `table` that `_drop_months` detached and has not finished: tables named as its month
+    partitions, marked by it, that are no partition."""
     names = (
         await connection.execute(
             text(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-                "AND c.relname ~ :pattern"
+                "AND c.relname ~ :pattern AND obj_description(c.oid, 'pg_class') = :mark"
             ),
-            {"pattern": f"^{table}_[0-9]{{4}}_[0-9]{{2}}$"},
+            {"pattern": f"^{table}_[0-9]{{4}}_(0[1-9]|1[0-2])$", "mark": DETACHED_MARK},
         )
     ).scalars()
     return {_month_named(table, name) for name in names}

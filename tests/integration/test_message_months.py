@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.delivery.dispatch import Dispatcher
@@ -301,12 +301,13 @@ async def test_removing_a_month_waits_for_a_rollup_pass_and_for_a_write_to_the_m
     """Neither a rollup pass nor a receipt may fall between the figures set aside and the month's drop: the
     removal waits for both (up to the lock timeout, then tries again on the next pass), changing nothing."""
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "200ms")
     await plan(postgresql, [entry(1)], OLD)
     async with postgresql.sessions() as session:
         await session.execute(update(CustomerCommunication).values(status="sent", sent_at=OLD))
         await session.commit()
     await keep_month_partitions(postgresql, NOW)
-    busy = "a table stayed busy for 200ms; the next pass tries again"
+    busy = "another transaction kept a table busy; the next pass tries again"
     async with postgresql.engine.connect() as rollups:  # a rollup update under way
         await rollups.execute(select(func.pg_advisory_xact_lock(ROLLUPS_LOCK_KEY)))
         waited = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
@@ -420,7 +421,8 @@ async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_nex
         gone_before = await partitions.messages_gone_before(session)
     assert gone_before == datetime(2025, 7, 1, tzinfo=UTC)  # rollups keep what they counted of it
 
-    dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    # The next pass finishes it, even with retention turned off meanwhile.
+    dropped = await drop_old_messages(postgresql, 0, NOW, business_tz="Europe/Berlin")
     assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
     assert await state() == (1, 0, None, None, 1)
     async with postgresql.sessions() as session:
@@ -431,12 +433,13 @@ async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_nex
 
 
 async def test_a_removal_caught_in_a_deadlock_gives_way_and_the_next_pass_removes_the_month(
-    postgresql: Database,
+    postgresql: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A reader that holds the status history and then asks for the messages, while the removal holds the
     messages and waits for the history: PostgreSQL ends one of the two. The removal gives way (it has changed
     nothing yet) and says so; the next pass removes the month."""
     await old_and_recent(postgresql)
+    monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "5s")  # PostgreSQL finds the deadlock first (1 s)
     async with postgresql.engine.connect() as reader:
         await reader.execute(text("SET deadlock_timeout = '10s'"))  # the removal's side finds the deadlock
         await reader.execute(select(func.count()).select_from(MessageStatusEvent))
@@ -462,6 +465,69 @@ async def test_a_removal_caught_in_a_deadlock_gives_way_and_the_next_pass_remove
     assert len(await messages(postgresql)) == 3
     dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
     assert (dropped.messages, dropped.skipped) == (2, None)
+
+
+async def waiting_for(connection: Any, mode: str, table: str) -> int:
+    """How many lock requests of `mode` on `table` wait, once one does (or after 10 s)."""
+    for _ in range(200):
+        found = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND mode = :mode AND relation = to_regclass(:table)"
+            ),
+            {"mode": mode, "table": table},
+        )
+        if found:
+            return int(found)
+        await asyncio.sleep(0.05)
+    return 0
+
+
+async def test_a_transaction_that_wrote_a_customer_and_then_reads_messages_goes_on_during_a_removal(
+    postgresql: Database,
+) -> None:
+    """Detaching a month gives it foreign keys of its own, which lock the customers against writes. So the
+    removal takes that lock before the messages': a new customer's first message (the customer written,
+    then the messages read) finishes first, and neither waits for the other to time out."""
+    await old_and_recent(postgresql)
+    async with postgresql.engine.connect() as newcomer:
+        await newcomer.execute(text("SET lock_timeout = '1s'"))
+        await newcomer.execute(insert(Customer).values(name="Ada Neu", phone_e164="+4915199990000"))
+        removal = asyncio.create_task(drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin"))
+        assert await waiting_for(newcomer, "ShareRowExclusiveLock", "customers") == 1
+        latest = await newcomer.scalar(select(func.count()).select_from(CustomerCommunication))
+        await newcomer.commit()
+    dropped = await removal
+    assert latest == 3
+    assert (dropped.messages, dropped.skipped) == (2, None)
+
+
+async def test_a_removed_month_waits_for_a_long_reader_of_the_customers_only_to_be_dropped(
+    postgresql: Database,
+) -> None:
+    """Dropping a table with foreign keys locks the tables they refer to against readers too. The month is
+    set aside and out of sight before that; the drop itself waits only briefly, three times, and is left to
+    the next pass while a long transaction (a report, a backup) reads the customers."""
+    await old_and_recent(postgresql)
+    async with postgresql.engine.connect() as report:
+        await report.execute(select(func.count()).select_from(Customer))
+        dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+        await report.rollback()
+    assert (dropped.messages, dropped.months) == (2, ["2025-06"])
+    assert dropped.skipped == (
+        "customer_communications_2025_06_removed (messages already removed and counted) waits to be dropped: "
+        "the tables its messages refer to stayed busy; the next pass drops it"
+    )
+    async with postgresql.sessions() as session:
+        assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 2
+        assert len(await messages(postgresql)) == 1
+    later = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
+    assert (later.messages, later.skipped) == (0, None)
+    async with postgresql.sessions() as session:
+        assert (
+            await session.scalar(text("SELECT to_regclass('customer_communications_2025_06_removed')"))
+            is None
+        )
+        assert len(await dropped_figures(session)) == 1
 
 
 async def test_the_key_trigger_refuses_what_a_unique_key_refused_and_frees_what_goes(
