@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
 from reports.metrics import Metric, get_metric
@@ -133,6 +134,8 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(label(d)) for d in result.dimensions)
         sentence = say(total, previous, f" (all {every})")
+        if len(series) > 1 and (parts := _parts(series, metric, locale, currency)):
+            sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
             current = {s.dimension_value or "": s.total or 0.0 for s in series}
             before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
@@ -149,6 +152,23 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
         f" by {label(result.dimension)}, highest {label(leader.dimension_value)}",
         compare=False,
     )
+
+
+def _parts(
+    series: tuple[SeriesResult, ...], metric: Metric, locale: str, currency: str, shown: int = 5
+) -> str:
+    """The split in words, largest first: "email 488, sms 361, whatsapp 335 and telegram 42" (the first
+    `shown`, then how many more)."""
+    money = currency if metric.unit == "currency" else None
+    parts = [
+        f"{label(s.dimension_value) or '(none)'} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
+        for s in sorted(series, key=lambda s: -(s.total or 0.0))
+    ]
+    if len(parts) > shown:
+        parts = [*parts[:shown], f"{len(parts) - shown} more"]
+    if len(parts) < 2:
+        return "".join(parts)  # nothing to split (no data), or the one part the total already says
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
 def chart_for(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -472,11 +473,17 @@ async def test_a_question_splits_two_ways_and_its_buttons_keep_or_replace_the_sp
     split = await ask(seeded, "appointments last 30 days by kind and clinic", as_email=VIEWER)
     assert split.kind == "answer" and split.images[0].content.startswith(PNG), split.text
     assert {f.label: f.value for f in split.fields}["Read as"].endswith("by kind and location")
-    # The same appointments, however they are split: the headline total is the one-figure answer's.
-    assert split.text.split(":")[-1].split()[0] == whole.text.split(":")[-1].split()[0], (
-        split.text,
-        whole.text,
-    )
+    # The same appointments, however they are split: the headline total is the one-figure answer's, and
+    # the parts named after it add up to it.
+    headline = re.compile(r"\(Europe/Berlin\): (\d+)")
+    total = int(headline.findall(whole.text)[0])
+    assert int(headline.findall(split.text)[0]) == total, (split.text, whole.text)
+    named = re.split(r", | and ", split.text.split("(Europe/Berlin): ")[1].split(": ", 1)[1].rstrip("."))
+    assert len(named) > 1, split.text
+    if named[-1].endswith(" more"):  # the first five are named, then how many more
+        assert len(named) == 6 and sum(int(p.rsplit(" ", 1)[1]) for p in named[:-1]) < total, split.text
+    else:
+        assert sum(int(p.rsplit(" ", 1)[1]) for p in named) == total, split.text
     commands = {b.label: b.command for b in split.buttons}
     assert commands["last 7 days"] == "kpi appointments last 7 days by kind and location"
     assert commands["by service"] == "kpi appointments last 30 days by service"  # another split alone

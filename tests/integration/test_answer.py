@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import matplotlib.dates as mdates
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
@@ -22,7 +22,7 @@ from reports.periods import Comparison, PeriodKind, PeriodSpec
 from reports.query import MetricQuery
 from reports.saved import run_saved_report
 from storage.database import Database
-from storage.models import Customer, Order, Refund
+from storage.models import Customer, CustomerCommunication, Order, Refund
 from storage.seeding import SeedPlan, seed_database
 from switchboard.settings import Settings
 
@@ -62,6 +62,28 @@ async def test_answer_picks_the_chart_for_the_shape_and_renders(
         assert set(reply.chart.categories) <= {"sms", "email", "whatsapp", "telegram"}
     png = render_png(reply.chart)
     assert png.startswith(PNG_MAGIC) and len(png) > 1000
+
+
+async def test_a_split_answer_names_each_part_in_words_and_they_are_the_raw_counts(seeded: Database) -> None:
+    """ "messages sent last month by channel" says the split, not only its total: each channel's figure,
+    recounted here from the messages themselves, largest first."""
+    query = MetricQuery(("messages_sent",), PeriodSpec("last_month"), dimensions=("channel",))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    start, end = reply.result.range.start, reply.result.range.end
+    cc = CustomerCommunication
+    async with seeded.sessions() as session:
+        rows = await session.execute(
+            select(cc.channel, func.count())
+            .where(cc.direction == "outbound", cc.sent_at >= start, cc.sent_at < end)
+            .group_by(cc.channel)
+        )
+        raw = dict(rows.all())
+    assert len(raw) > 1
+    ordered = sorted(raw.items(), key=lambda item: -item[1])
+    parts = [f"{channel} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered]
+    total = format_value(sum(raw.values()), "count", locale="en_GB")
+    words = f"{', '.join(parts[:-1])} and {parts[-1]}"
+    assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
 
 
 async def test_unknown_metric_lists_the_allowed_names(seeded: Database) -> None:
