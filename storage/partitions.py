@@ -49,7 +49,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
-from storage.message_feed import set_aside_figures
+from storage.message_feed import MONTH_BEING_REMOVED, set_aside_figures
 from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
 from storage.sql import dialect_of, insert_for, table_of
 
@@ -75,7 +75,7 @@ DETACH_LOCK_TIMEOUT = "1s"
 #: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
 DROP_LOCK_TIMEOUT = "200ms"
 #: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
-DETACHED_MARK = "switchboard: a month of messages being removed"
+DETACHED_MARK = MONTH_BEING_REMOVED
 REMOVED = "_removed"
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"

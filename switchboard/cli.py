@@ -712,6 +712,12 @@ def analytics_verify(repair: bool) -> None:
         f"drift: {len(check.drift):,}"
     )
     click.echo(f"{summary}; repaired: the figures now equal the recount" if check.repaired else summary)
+    if check.being_removed:
+        click.echo(
+            f"  retention is removing the messages of {', '.join(check.being_removed)}: their days read short "
+            "until its next pass sets their figures aside"
+            + ("; nothing was repaired, run it again after that pass" if repair else "")
+        )
     if days is None:
         click.echo("active customers: not kept yet (the rollup job builds them on its next pass)")
     else:

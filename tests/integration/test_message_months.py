@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
@@ -47,6 +48,7 @@ from storage.partitions import (
 )
 from storage.seeding import SeedPlan, seed_database
 from storage.unit_of_work import SqlUnitOfWork
+from switchboard.cli import main as cli
 from tests.conftest import FreshDatabases
 
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
@@ -421,6 +423,16 @@ async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_nex
         gone_before = await partitions.messages_gone_before(session)
     assert gone_before == datetime(2025, 7, 1, tzinfo=UTC)  # rollups keep what they counted of it
 
+    # Its days read short until it is set aside: the check says why, and a repair is refused meanwhile.
+    check = await check_message_feed(postgresql, ZoneInfo("Europe/Berlin"), repair=True)
+    assert (check.repaired, check.being_removed, bool(check.drift)) == (False, ("2025-06",), True)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", postgresql.url)
+    said = await asyncio.to_thread(CliRunner().invoke, cli, ["analytics", "verify", "--repair"])
+    assert said.exit_code == 1, said.output
+    assert (
+        "retention is removing the messages of 2025-06: their days read short until its next pass sets their "
+        "figures aside; nothing was repaired, run it again after that pass"
+    ) in said.output
     # The next pass finishes it, even with retention turned off meanwhile.
     dropped = await drop_old_messages(postgresql, 0, NOW, business_tz="Europe/Berlin")
     assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
