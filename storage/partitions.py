@@ -71,7 +71,8 @@ DELETE_BATCH = 2_000
 #: Messages (by their ids) whose send-once keys are deleted per transaction, when a month goes on PostgreSQL.
 KEYS_BATCH = 100_000
 #: Detaching a month holds every send back while it waits for a table: past this, the next pass tries again.
-DETACH_LOCK_TIMEOUT = "1s"
+#: Below PostgreSQL's deadlock_timeout (1 s), so in a deadlock with it the removal gives way, not the other.
+DETACH_LOCK_TIMEOUT = "300ms"
 #: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
 DROP_LOCK_TIMEOUT = "200ms"
 #: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
@@ -266,6 +267,41 @@ class MessagesDropped:
     held_back_from: datetime | None = None
     #: The partition pass made first on PostgreSQL (months made ahead, rows moved out of the default).
     kept: PartitionPass | None = None
+    #: Removed months' emptied tables whose drop waited too long for the tables their messages refer to
+    #: (PostgreSQL): the next pass drops them.
+    left_to_drop: list[str] = field(default_factory=list)
+
+    def in_words(self) -> str:
+        """What `drop_old_messages` did, in one line: what went, what stopped it, what waits for the next pass."""
+        months = f" (months {', '.join(self.months)})" if self.months else ""
+        if self.boundary is None and not self.messages:
+            line = "kept (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)"
+        elif self.boundary is None:
+            line = (
+                f"dropped {self.messages:,} that an earlier pass began removing{months}; "
+                "nothing more is dropped (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)"
+            )
+        elif self.skipped and not self.messages:
+            line = f"kept this time: {self.skipped}"
+        else:
+            more = "" if self.finished else " (more on the next pass)"
+            held = (
+                f"; kept from {self.held_back_from:%Y-%m} on: a message created then is still to be sent"
+                if self.held_back_from
+                else ""
+            )
+            line = (
+                f"dropped {self.messages:,} created before "
+                f"{self.applied_boundary:%Y-%m-%d} with their status history{months}{more}{held}"
+            )
+            if self.skipped:
+                line += f"; then stopped: {self.skipped}"
+        if self.left_to_drop:
+            line += (
+                f"; their emptied tables ({', '.join(self.left_to_drop)}) wait to be dropped: the customers, "
+                "templates or campaigns were busy; the next pass drops them"
+            )
+        return line
 
     @property
     def applied_boundary(self) -> datetime | None:
@@ -336,9 +372,10 @@ async def _drop_months(
        (a rollup update under way ends first; later ones see the mark written here and keep what they
        counted of the month), the tables the messages refer to (DETACH gives the month its own foreign keys,
        which lock them against writes), then both message tables. Nothing can change the month after it.
-    2. Its keys are deleted and chat turns unhooked from it, KEYS_BATCH messages per transaction.
-    3. Its figures are set aside and it is renamed `…_removed`, in one transaction, with nothing waiting.
-    4. The removed tables are dropped, each waiting at most DROP_LOCK_TIMEOUT for the tables the messages
+    2. Its keys are deleted, KEYS_BATCH messages per transaction.
+    3. Chat turns are unhooked from it, its figures set aside, and it is emptied and renamed
+       `…_removed_<time>`, in one transaction, with nothing else waiting.
+    4. The emptied tables are dropped, each waiting at most DROP_LOCK_TIMEOUT for the tables the messages
        refer to (dropping a table with foreign keys locks them against readers too).
     A month a stopped pass left at any step is finished first by the next pass, also with retention off."""
     if not await _finish_detached(database, zone, done) or boundary is None:
@@ -375,7 +412,8 @@ async def _drop_months(
 
 async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDropped) -> bool:
     """Steps 2 to 4 of `_drop_months` for every month it detached. False: the pass stopped short (another
-    process holds the partitions' lock, or a table stayed busy), and the next one goes on."""
+    process holds the partitions' lock, or a table stayed busy), and the next one goes on. A removed month's
+    empty table that could not be dropped yet (step 4) does not stop it."""
     messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
     async with database.engine.connect() as connection:
         detached = {table: await _months_detached(connection, table) for table in (messages, events)}
@@ -386,26 +424,42 @@ async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDro
         async with database.engine.begin() as connection:
             if not await _lock(connection, done):
                 return False
+            here = [table for table in (name, history) if await _is_detached(connection, table)]
+            if not here:
+                continue  # another process finished it meanwhile
+            # Locked before the long part: a long reader of the month (a backup) makes this pass give way
+            # at once, not after summing it.
+            await connection.execute(text(f"LOCK TABLE {', '.join(here)} IN ACCESS EXCLUSIVE MODE"))
             count = 0
-            if await _is_detached(connection, name):
+            if name in here:
+                await connection.execute(
+                    text(
+                        f"UPDATE chat_messages c SET communication_id = NULL FROM {name} m "
+                        "WHERE c.communication_id = m.id"
+                    )
+                )
                 count = (await connection.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
                 await set_aside_figures(connection, zone, true(), source=_like_messages(name))
                 await _mark_messages_gone(connection, month_of(month, 1))
-                # Renamed, not dropped: dropping it locks the tables its messages refer to (step 4).
-                await connection.execute(text(f"ALTER TABLE {name} RENAME TO {name}{REMOVED}"))
-            if await _is_detached(connection, history):
+                # Emptied and renamed, not dropped: dropping a table with foreign keys locks the tables they
+                # refer to (step 4). TRUNCATE locks only itself; the messages' text is gone with this commit.
+                gone = f"{name}{REMOVED}_{int(datetime.now(UTC).timestamp())}"
+                await connection.execute(text(f"TRUNCATE {name}"))
+                await connection.execute(text(f"ALTER TABLE {name} RENAME TO {gone}"))
+            if history in here:
                 await connection.execute(text(f"DROP TABLE {history}"))  # no foreign keys: locks only itself
         done.messages += int(count)
         done.months.append(f"{month:%Y-%m}")
-    return await _drop_removed(database, done)
+    await _drop_removed(database, done)
+    return True
 
 
 async def _release_month(database: Database, name: str, done: MessagesDropped) -> bool:
     """Delete the key-table rows of exactly the messages of a detached month (a message dated in the month
     that arrived later sits in the default partition and keeps its keys; a key a newer message holds since is
-    not theirs), and unhook chat turns from them, KEYS_BATCH messages per transaction. Nothing can reach the
-    month's messages any more, so doing this ahead of the figures changes nothing another process can see,
-    and doing it again is harmless. False: another process holds the partitions' lock."""
+    not theirs), KEYS_BATCH messages per transaction. Nothing can reach the month's messages any more, so
+    doing this ahead of the figures changes nothing another process can see, and doing it again is harmless.
+    False: another process holds the partitions' lock."""
     after = -1
     while True:
         async with database.engine.begin() as connection:
@@ -439,20 +493,14 @@ async def _release_month(database: Database, name: str, done: MessagesDropped) -
                 ),
                 ids,
             )
-            await connection.execute(
-                text(
-                    "UPDATE chat_messages SET communication_id = NULL WHERE communication_id IN "
-                    f"(SELECT id FROM {name} WHERE id > :low AND id <= :high)"
-                ),
-                ids,
-            )
             after = int(last)
 
 
 async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
-    """Step 4: drop the months set aside and renamed. Each drop waits at most DROP_LOCK_TIMEOUT for the tables
-    the messages refer to (their readers wait behind it meanwhile), three times, then leaves it to the next
-    pass: the month is gone already, only its disk space waits."""
+    """Step 4: drop the months' tables set aside, emptied and renamed. Each drop waits at most
+    DROP_LOCK_TIMEOUT for the tables the messages refer to (their readers wait behind it meanwhile), three
+    times, then is left to the next pass (`left_to_drop`): the month is gone already, only an empty table
+    waits. False: another process holds the partitions' lock."""
     async with database.engine.connect() as connection:
         names = list(
             (
@@ -463,7 +511,7 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
                         "AND obj_description(c.oid, 'pg_class') = :mark ORDER BY c.relname"
                     ),
                     {
-                        "pattern": f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}$",
+                        "pattern": f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}_[0-9]+$",
                         "mark": DETACHED_MARK,
                     },
                 )
@@ -482,11 +530,7 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
         else:
-            done.skipped = (
-                f"{name} (messages already removed and counted) waits to be dropped: the tables its messages "
-                "refer to stayed busy; the next pass drops it"
-            )
-            return False
+            done.left_to_drop.append(name)
     return True
 
 

@@ -156,17 +156,15 @@ class BackgroundServices:
                 months.moved,
             )
         if dropped.messages:
-            log.info(
-                "retention: dropped %d messages created before %s",
-                dropped.messages,
-                dropped.applied_boundary,
-            )
+            log.info("retention: %s", dropped.in_words())
+        elif dropped.left_to_drop:
+            log.info("retention: emptied tables wait to be dropped: %s", ", ".join(dropped.left_to_drop))
         if dropped.held_back_from:
             log.info(
                 "retention: messages from %s on are kept: one created then is still to be sent",
                 f"{dropped.held_back_from:%Y-%m}",
             )
-        for skipped in {months.skipped, dropped.skipped} - {None}:
+        for skipped in {months.skipped, None if dropped.messages else dropped.skipped} - {None}:
             log.info("partitions: nothing changed this pass: %s", skipped)
 
     async def start(self) -> None:

@@ -613,22 +613,7 @@ def retention() -> None:
         dropped = await drop_old_messages(
             database, settings.message_retention_months, now, business_tz=settings.business_timezone
         )
-        if dropped.skipped:
-            lines.append(f"messages: kept this time: {dropped.skipped}")
-        elif dropped.boundary is None:
-            lines.append("messages: kept (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)")
-        else:
-            more = "" if dropped.finished else " (more on the next pass)"
-            months = f" (months {', '.join(dropped.months)})" if dropped.months else ""
-            held = (
-                f"; kept from {dropped.held_back_from:%Y-%m} on: a message created then is still to be sent"
-                if dropped.held_back_from
-                else ""
-            )
-            lines.append(
-                f"messages: dropped {dropped.messages:,} created before "
-                f"{dropped.applied_boundary:%Y-%m-%d} with their status history{months}{more}{held}"
-            )
+        lines.append(f"messages: {dropped.in_words()}")
         return lines
 
     for line in run_async(_with_database(settings, apply)):

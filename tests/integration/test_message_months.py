@@ -212,9 +212,17 @@ async def postgresql(database: Database) -> Database:
                     and datetime(*map(int, suffix.split("_")), 1, tzinfo=UTC) not in current
                 ):
                     await connection.execute(text(f"DROP TABLE {name}"))
-            # And a month a removal detached and did not finish (a test that stopped one on purpose).
+            # And a month a removal detached and did not finish, or whose emptied table it left (tests that
+            # stop one on purpose).
             for month in await partitions._months_detached(connection, table):
                 await connection.execute(text(f"DROP TABLE {table}_{month:%Y_%m}"))
+        left = await connection.execute(
+            text(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'customer\\_communications\\_%\\_removed\\_%'"
+            )
+        )
+        for name in left.scalars().all():
+            await connection.execute(text(f"DROP TABLE {name}"))
     return database
 
 
@@ -300,8 +308,9 @@ async def test_a_second_process_changing_partitions_waits_its_turn(postgresql: D
 async def test_removing_a_month_waits_for_a_rollup_pass_and_for_a_write_to_the_month(
     postgresql: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Neither a rollup pass nor a receipt may fall between the figures set aside and the month's drop: the
-    removal waits for both (up to the lock timeout, then tries again on the next pass), changing nothing."""
+    """Neither a rollup pass nor a receipt may fall between the month's detaching and a rollup pass or a
+    receipt under way: the removal waits for both (up to its lock timeout, then tries again on the next
+    pass), changing nothing."""
     monkeypatch.setattr(partitions, "LOCK_TIMEOUT", "200ms")
     monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "200ms")
     await plan(postgresql, [entry(1)], OLD)
@@ -328,6 +337,17 @@ async def test_removing_a_month_waits_for_a_rollup_pass_and_for_a_write_to_the_m
     assert (dropped.messages, dropped.skipped) == (1, None)
     async with postgresql.sessions() as session:
         assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 1
+
+
+async def tables_of_june(database: Database) -> list[str]:
+    """Every table named for June 2025 (its partitions, a detached month, a removed month's emptied table)."""
+    async with database.sessions() as session:
+        names = await session.execute(
+            text(
+                "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE '%\\_2025\\_06%' ORDER BY 1"
+            )
+        )
+        return list(names.scalars())
 
 
 async def old_and_recent(database: Database) -> None:
@@ -407,18 +427,17 @@ async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_nex
         await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
     monkeypatch.undo()
 
-    async def state() -> tuple[int, int, Any, Any, int]:
+    async def state() -> tuple[int, int, list[str], int]:
         async with postgresql.sessions() as session:
             return (
                 len(await messages(postgresql)),
                 int(await session.scalar(text("SELECT count(*) FROM communication_provider_ids")) or 0),
-                await session.scalar(text("SELECT to_regclass('customer_communications_2025_06')")),
-                await session.scalar(text("SELECT to_regclass('message_status_events_2025_06')")),
+                await tables_of_june(postgresql),
                 len(await dropped_figures(session)),
             )
 
     # Apart: no worker sees it, its keys are free, nothing is set aside yet.
-    assert await state() == (1, 0, "customer_communications_2025_06", "message_status_events_2025_06", 0)
+    assert await state() == (1, 0, ["customer_communications_2025_06", "message_status_events_2025_06"], 0)
     async with postgresql.sessions() as session:
         gone_before = await partitions.messages_gone_before(session)
     assert gone_before == datetime(2025, 7, 1, tzinfo=UTC)  # rollups keep what they counted of it
@@ -436,7 +455,7 @@ async def test_a_month_left_detached_by_a_stopped_removal_is_finished_by_the_nex
     # The next pass finishes it, even with retention turned off meanwhile.
     dropped = await drop_old_messages(postgresql, 0, NOW, business_tz="Europe/Berlin")
     assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
-    assert await state() == (1, 0, None, None, 1)
+    assert await state() == (1, 0, [], 1)
     async with postgresql.sessions() as session:
         assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 2
     again = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
@@ -513,32 +532,62 @@ async def test_a_transaction_that_wrote_a_customer_and_then_reads_messages_goes_
     assert (dropped.messages, dropped.skipped) == (2, None)
 
 
+async def test_in_a_deadlock_with_a_transaction_of_the_app_the_removal_is_the_one_that_gives_way(
+    postgresql: Database,
+) -> None:
+    """An erasure or a campaign batch reads or writes the messages, then writes a customer or a campaign. If
+    the removal took the customers meanwhile (it waited for another writer) and now waits for the messages,
+    the two wait for each other. The removal waits less than PostgreSQL takes to find a deadlock (1 s), so it
+    is the one that gives way, and the app's transaction goes on."""
+    await old_and_recent(postgresql)
+    async with postgresql.engine.connect() as writer, postgresql.engine.connect() as app:
+        await writer.execute(insert(Customer).values(name="Writer", phone_e164="+4915199990001"))
+        removal = asyncio.create_task(drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin"))
+        assert await waiting_for(writer, "ShareRowExclusiveLock", "customers") == 1
+        await app.execute(select(func.count()).select_from(CustomerCommunication))  # holds the messages
+        inserting = asyncio.create_task(
+            app.execute(insert(Customer).values(name="App", phone_e164="+4915199990002"))
+        )
+        assert await waiting_for(writer, "RowExclusiveLock", "customers") == 1  # queued behind the removal
+        await writer.commit()
+        await inserting  # not the one PostgreSQL ends
+        await app.commit()
+    gave_way = await removal
+    assert (gave_way.messages, gave_way.skipped) == (
+        0,
+        "another transaction kept a table busy; the next pass tries again",
+    )
+    assert (await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")).messages == 2
+
+
 async def test_a_removed_month_waits_for_a_long_reader_of_the_customers_only_to_be_dropped(
     postgresql: Database,
 ) -> None:
     """Dropping a table with foreign keys locks the tables they refer to against readers too. The month is
-    set aside and out of sight before that; the drop itself waits only briefly, three times, and is left to
-    the next pass while a long transaction (a report, a backup) reads the customers."""
+    set aside, emptied and out of sight before that; the drop of its empty table waits only briefly, three
+    times, and is left to the next pass while a long transaction (a report, a backup) reads the customers."""
     await old_and_recent(postgresql)
     async with postgresql.engine.connect() as report:
         await report.execute(select(func.count()).select_from(Customer))
         dropped = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
         await report.rollback()
-    assert (dropped.messages, dropped.months) == (2, ["2025-06"])
-    assert dropped.skipped == (
-        "customer_communications_2025_06_removed (messages already removed and counted) waits to be dropped: "
-        "the tables its messages refer to stayed busy; the next pass drops it"
+    (waiting,) = dropped.left_to_drop
+    assert waiting.startswith("customer_communications_2025_06_removed_")
+    assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
+    assert dropped.in_words() == (
+        "dropped 2 created before 2025-12-01 with their status history (months 2025-06); their emptied tables "
+        f"({waiting}) wait to be dropped: the customers, templates or campaigns were busy; the next pass drops them"
     )
+    assert await tables_of_june(postgresql) == [waiting]
     async with postgresql.sessions() as session:
+        assert await session.scalar(text(f"SELECT count(*) FROM {waiting}")) == 0  # its rows gone already
         assert (await dropped_figures(session))[(OLD.date(), ("sms", "twilio", 0, 0))]["sent"] == 2
-        assert len(await messages(postgresql)) == 1
+    assert len(await messages(postgresql)) == 1
+
     later = await drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin")
-    assert (later.messages, later.skipped) == (0, None)
+    assert (later.messages, later.skipped, later.left_to_drop) == (0, None, [])
+    assert await tables_of_june(postgresql) == []
     async with postgresql.sessions() as session:
-        assert (
-            await session.scalar(text("SELECT to_regclass('customer_communications_2025_06_removed')"))
-            is None
-        )
         assert len(await dropped_figures(session)) == 1
 
 
