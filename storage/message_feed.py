@@ -361,6 +361,10 @@ async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = F
     fresh = not session.in_transaction()
     if fresh and session.bind is not None and session.bind.dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        if repair:
+            # No month is detached while this repair runs (a detach waits for it): otherwise the snapshot,
+            # taken before a detach committed, would count without the month yet not see it being removed.
+            await session.execute(text("LOCK TABLE customer_communications IN ACCESS SHARE MODE"))
     recounted = await recount(session, zone)
     # Messages retention removed are no longer there to recount; their figures were set aside as they went.
     set_aside = await dropped_figures(session)

@@ -71,8 +71,9 @@ DELETE_BATCH = 2_000
 #: Messages (by their ids) whose send-once keys are deleted per transaction, when a month goes on PostgreSQL.
 KEYS_BATCH = 100_000
 #: Detaching a month holds every send back while it waits for a table: past this, the next pass tries again.
-#: Below PostgreSQL's deadlock_timeout (1 s), so in a deadlock with it the removal gives way, not the other.
-DETACH_LOCK_TIMEOUT = "300ms"
+#: Its four waits stay below PostgreSQL's deadlock_timeout (1 s) together, so in a deadlock with another
+#: transaction the removal gives way, not the other.
+DETACH_LOCK_TIMEOUT = "200ms"
 #: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
 DROP_LOCK_TIMEOUT = "200ms"
 #: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
@@ -276,11 +277,15 @@ class MessagesDropped:
         months = f" (months {', '.join(self.months)})" if self.months else ""
         if self.boundary is None and not self.messages:
             line = "kept (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)"
+            if self.skipped:
+                line += f"; a removal an earlier pass began waits: {self.skipped}"
         elif self.boundary is None:
             line = (
                 f"dropped {self.messages:,} that an earlier pass began removing{months}; "
                 "nothing more is dropped (SWITCHBOARD_MESSAGE_RETENTION_MONTHS=0)"
             )
+            if self.skipped:
+                line += f"; then stopped: {self.skipped}"
         elif self.skipped and not self.messages:
             line = f"kept this time: {self.skipped}"
         else:
@@ -298,8 +303,8 @@ class MessagesDropped:
                 line += f"; then stopped: {self.skipped}"
         if self.left_to_drop:
             line += (
-                f"; their emptied tables ({', '.join(self.left_to_drop)}) wait to be dropped: the customers, "
-                "templates or campaigns were busy; the next pass drops them"
+                f"; removed months' emptied tables ({', '.join(self.left_to_drop)}) wait to be dropped: the "
+                "customers, templates or campaigns were busy; the next pass drops them"
             )
         return line
 
@@ -337,6 +342,7 @@ async def drop_old_messages(
         # Without a boundary (retention turned off) it still finishes a month an earlier pass began removing.
         try:
             await _drop_months(database, boundary, now, zone, done)
+            await _drop_removed(database, done)
         except DBAPIError as error:
             if (busy := _why_busy(error)) is None:
                 raise
@@ -432,25 +438,25 @@ async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDro
             await connection.execute(text(f"LOCK TABLE {', '.join(here)} IN ACCESS EXCLUSIVE MODE"))
             count = 0
             if name in here:
-                await connection.execute(
-                    text(
-                        f"UPDATE chat_messages c SET communication_id = NULL FROM {name} m "
-                        "WHERE c.communication_id = m.id"
-                    )
-                )
                 count = (await connection.execute(text(f"SELECT count(*) FROM {name}"))).scalar_one()
                 await set_aside_figures(connection, zone, true(), source=_like_messages(name))
                 await _mark_messages_gone(connection, month_of(month, 1))
                 # Emptied and renamed, not dropped: dropping a table with foreign keys locks the tables they
                 # refer to (step 4). TRUNCATE locks only itself; the messages' text is gone with this commit.
                 gone = f"{name}{REMOVED}_{int(datetime.now(UTC).timestamp())}"
+                # Chat turns keep their text and lose the pointer (their row locks last only to the commit).
+                await connection.execute(
+                    text(
+                        f"UPDATE chat_messages c SET communication_id = NULL FROM {name} m "
+                        "WHERE c.communication_id = m.id"
+                    )
+                )
                 await connection.execute(text(f"TRUNCATE {name}"))
                 await connection.execute(text(f"ALTER TABLE {name} RENAME TO {gone}"))
             if history in here:
                 await connection.execute(text(f"DROP TABLE {history}"))  # no foreign keys: locks only itself
         done.messages += int(count)
         done.months.append(f"{month:%Y-%m}")
-    await _drop_removed(database, done)
     return True
 
 
@@ -517,6 +523,7 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
                 )
             ).scalars()
         )
+    done.left_to_drop = []
     for name in names:
         for attempt in range(3):
             try:

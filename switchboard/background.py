@@ -159,7 +159,7 @@ class BackgroundServices:
             log.info("retention: %s", dropped.in_words())
         elif dropped.left_to_drop:
             log.info("retention: emptied tables wait to be dropped: %s", ", ".join(dropped.left_to_drop))
-        if dropped.held_back_from:
+        if dropped.held_back_from and not dropped.messages:  # else the line above says so
             log.info(
                 "retention: messages from %s on are kept: one created then is still to be sent",
                 f"{dropped.held_back_from:%Y-%m}",

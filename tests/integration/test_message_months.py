@@ -533,24 +533,39 @@ async def test_a_transaction_that_wrote_a_customer_and_then_reads_messages_goes_
 
 
 async def test_in_a_deadlock_with_a_transaction_of_the_app_the_removal_is_the_one_that_gives_way(
-    postgresql: Database,
+    postgresql: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An erasure or a campaign batch reads or writes the messages, then writes a customer or a campaign. If
     the removal took the customers meanwhile (it waited for another writer) and now waits for the messages,
-    the two wait for each other. The removal waits less than PostgreSQL takes to find a deadlock (1 s), so it
-    is the one that gives way, and the app's transaction goes on."""
+    the two wait for each other. The removal's waits end before PostgreSQL looks for a deadlock, so it is the
+    one that gives way, and the app's transaction goes on. (Here every wait is stretched, in the same
+    proportion, so that the cycle surely forms on a busy machine.)"""
+    assert 4 * int(partitions.DETACH_LOCK_TIMEOUT.removesuffix("ms")) < 1000  # PostgreSQL's deadlock_timeout
+    monkeypatch.setattr(partitions, "DETACH_LOCK_TIMEOUT", "3s")
+    lock = partitions._lock
+
+    async def patient(connection: Any, *args: Any) -> bool:
+        await connection.execute(text("SET LOCAL deadlock_timeout = '20s'"))
+        return await lock(connection, *args)
+
+    monkeypatch.setattr(partitions, "_lock", patient)
     await old_and_recent(postgresql)
-    async with postgresql.engine.connect() as writer, postgresql.engine.connect() as app:
+    engine = postgresql.engine
+    async with engine.connect() as writer, engine.connect() as app, engine.connect() as monitor:
+        for connection in (writer, app):
+            await connection.execute(text("SET deadlock_timeout = '20s'"))
         await writer.execute(insert(Customer).values(name="Writer", phone_e164="+4915199990001"))
         removal = asyncio.create_task(drop_old_messages(postgresql, 12, NOW, business_tz="Europe/Berlin"))
-        assert await waiting_for(writer, "ShareRowExclusiveLock", "customers") == 1
+        assert await waiting_for(monitor, "ShareRowExclusiveLock", "customers") == 1
         await app.execute(select(func.count()).select_from(CustomerCommunication))  # holds the messages
         inserting = asyncio.create_task(
             app.execute(insert(Customer).values(name="App", phone_e164="+4915199990002"))
         )
-        assert await waiting_for(writer, "RowExclusiveLock", "customers") == 1  # queued behind the removal
+        assert await waiting_for(monitor, "RowExclusiveLock", "customers") == 1  # queued behind the removal
         await writer.commit()
-        await inserting  # not the one PostgreSQL ends
+        # The cycle: the removal holds the customers and waits for the messages the app holds.
+        assert await waiting_for(monitor, "AccessExclusiveLock", "customer_communications") == 1
+        await inserting  # not the one that gives way
         await app.commit()
     gave_way = await removal
     assert (gave_way.messages, gave_way.skipped) == (
@@ -575,7 +590,8 @@ async def test_a_removed_month_waits_for_a_long_reader_of_the_customers_only_to_
     assert waiting.startswith("customer_communications_2025_06_removed_")
     assert (dropped.messages, dropped.months, dropped.skipped) == (2, ["2025-06"], None)
     assert dropped.in_words() == (
-        "dropped 2 created before 2025-12-01 with their status history (months 2025-06); their emptied tables "
+        "dropped 2 created before 2025-12-01 with their status history (months 2025-06); removed months' emptied "
+        "tables "
         f"({waiting}) wait to be dropped: the customers, templates or campaigns were busy; the next pass drops them"
     )
     assert await tables_of_june(postgresql) == [waiting]
