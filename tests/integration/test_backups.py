@@ -85,11 +85,16 @@ def test_backup_destroy_restore_and_every_table_matches(
     assert report.rows == sum(rows for name, (rows, _) in before.items() if name not in SCHEMA_TABLES)
     destroy(source)
 
-    # Into a freshly migrated (still empty) database, and into one without a single table.
-    for target in (fresh_databases.url(engine), empty_database(engine, tmp_path, "bare")):
-        restored = asyncio.run(run(target, "restore", path))
-        assert not restored.needs_migrate
-        assert asyncio.run(run(target, "checksums", path)) == before
+    # Into a freshly migrated (still empty) database, and into one without a single table (made here, so
+    # dropped here: fresh_databases drops only its own).
+    bare = empty_database(engine, tmp_path, "bare")
+    try:
+        for target in (fresh_databases.url(engine), bare):
+            restored = asyncio.run(run(target, "restore", path))
+            assert not restored.needs_migrate
+            assert asyncio.run(run(target, "checksums", path)) == before
+    finally:
+        destroy(bare)
 
 
 def test_refusals_are_one_clear_line_and_change_nothing(
