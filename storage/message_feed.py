@@ -41,8 +41,6 @@ from storage.models import CommunicationAnalytics, CustomerCommunication, Droppe
 from storage.sql import dialect_of, insert_for, table_of
 
 CC = table_of(CustomerCommunication)
-#: The comment storage.partitions puts on a month's table it detached, until the month is set aside.
-MONTH_BEING_REMOVED = "switchboard: a month of messages being removed"
 FEED = table_of(CommunicationAnalytics)
 DROPPED = table_of(DroppedMessageFigures)
 
@@ -372,27 +370,13 @@ async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = F
         recounted.setdefault(day_key, Counter()).update(counts)
     recorded = await recorded_feed(session)
     drift = drift_between(recorded, recounted)
+    from storage.partitions import months_being_removed  # partitions sets figures aside through this module
+
     pending = await months_being_removed(session)
     repaired = repair and bool(drift) and not pending
     if repaired:
         await repair_feed(session, recounted)
     return FeedCheck(len(recorded), drift, repaired, len(set_aside), pending)
-
-
-async def months_being_removed(session: AsyncSession) -> tuple[str, ...]:
-    """The months of messages retention has taken out of sight and not yet set aside (storage.partitions marks
-    each such table with MONTH_BEING_REMOVED until then): "2025-06"."""
-    if dialect_of(session) != "postgresql":
-        return ()
-    names = await session.execute(
-        text(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-            "AND obj_description(c.oid, 'pg_class') = :mark AND c.relname ~ :pattern ORDER BY 1"
-        ),
-        {"mark": MONTH_BEING_REMOVED, "pattern": "^customer_communications_[0-9]{4}_[0-9]{2}$"},
-    )
-    return tuple(name.removeprefix("customer_communications_").replace("_", "-") for name in names.scalars())
 
 
 async def check_message_feed(database: Database, zone: ZoneInfo, *, repair: bool = False) -> FeedCheck:

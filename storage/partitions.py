@@ -49,7 +49,7 @@ from sqlalchemy.sql.expression import TableClause
 
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
-from storage.message_feed import MONTH_BEING_REMOVED, set_aside_figures
+from storage.message_feed import set_aside_figures
 from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
 from storage.sql import dialect_of, insert_for, table_of
 
@@ -77,7 +77,7 @@ DETACH_LOCK_TIMEOUT = "200ms"
 #: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
 DROP_LOCK_TIMEOUT = "200ms"
 #: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
-DETACHED_MARK = MONTH_BEING_REMOVED
+DETACHED_MARK = "switchboard: a month of messages being removed"
 REMOVED = "_removed"
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"
@@ -502,26 +502,14 @@ async def _release_month(database: Database, name: str, done: MessagesDropped) -
             after = int(last)
 
 
-async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
+async def _drop_removed(database: Database, done: MessagesDropped) -> None:
     """Step 4: drop the months' tables set aside, emptied and renamed. Each drop waits at most
     DROP_LOCK_TIMEOUT for the tables the messages refer to (their readers wait behind it meanwhile), three
     times, then is left to the next pass (`left_to_drop`): the month is gone already, only an empty table
-    waits. False: another process holds the partitions' lock."""
+    waits."""
     async with database.engine.connect() as connection:
-        names = list(
-            (
-                await connection.execute(
-                    text(
-                        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND c.relname ~ :pattern "
-                        "AND obj_description(c.oid, 'pg_class') = :mark ORDER BY c.relname"
-                    ),
-                    {
-                        "pattern": f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}_[0-9]+$",
-                        "mark": DETACHED_MARK,
-                    },
-                )
-            ).scalars()
+        names = await _marked_tables(
+            connection, f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}_[0-9]+$"
         )
     done.left_to_drop = []
     for name in names:
@@ -529,7 +517,7 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
             try:
                 async with database.engine.begin() as connection:
                     if not await _lock(connection, done, DROP_LOCK_TIMEOUT):
-                        return False
+                        return  # another process holds the partitions' lock
                     await connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
                 break
             except DBAPIError as error:
@@ -538,7 +526,6 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> bool:
                 await asyncio.sleep(0.5 * (attempt + 1))
         else:
             done.left_to_drop.append(name)
-    return True
 
 
 async def _referred_tables(connection: AsyncConnection, table: str) -> list[str]:
@@ -619,20 +606,30 @@ async def _lock(
     return True
 
 
-async def _months_detached(connection: AsyncConnection, table: str) -> set[datetime]:
-    """The months of `table` that `_drop_months` detached and has not finished: tables named as its month
-    partitions, marked by it, that are no partition."""
-    names = (
-        await connection.execute(
-            text(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-                "AND c.relname ~ :pattern AND obj_description(c.oid, 'pg_class') = :mark"
-            ),
-            {"pattern": f"^{table}_[0-9]{{4}}_(0[1-9]|1[0-2])$", "mark": DETACHED_MARK},
-        )
-    ).scalars()
+async def _marked_tables(session: AsyncSession | AsyncConnection, pattern: str) -> list[str]:
+    """The plain tables (no partitions) of this schema named to `pattern` that `_drop_months` marked."""
+    names = await session.execute(
+        text(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+            "AND c.relname ~ :pattern AND obj_description(c.oid, 'pg_class') = :mark ORDER BY 1"
+        ),
+        {"pattern": pattern, "mark": DETACHED_MARK},
+    )
+    return list(names.scalars())
+
+
+async def _months_detached(session: AsyncSession | AsyncConnection, table: str) -> set[datetime]:
+    """The months of `table` that `_drop_months` detached and has not set aside yet."""
+    names = await _marked_tables(session, f"^{table}_[0-9]{{4}}_(0[1-9]|1[0-2])$")
     return {_month_named(table, name) for name in names}
+
+
+async def months_being_removed(session: AsyncSession) -> tuple[str, ...]:
+    """The months of messages retention has taken out of sight and not yet set aside: ("2025-06",)."""
+    if dialect_of(session) != "postgresql":
+        return ()
+    return tuple(f"{month:%Y-%m}" for month in sorted(await _months_detached(session, PARTITIONED[0][0])))
 
 
 def _month_named(table: str, name: str) -> datetime:
