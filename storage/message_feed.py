@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import TableClause
 
 from storage.database import Database
-from storage.message_months import within_their_months
+from storage.message_months import months_being_removed, within_their_months
 from storage.models import CommunicationAnalytics, CustomerCommunication, DroppedMessageFigures
 from storage.sql import dialect_of, insert_for, table_of
 
@@ -370,8 +370,6 @@ async def verify_feed(session: AsyncSession, zone: ZoneInfo, *, repair: bool = F
         recounted.setdefault(day_key, Counter()).update(counts)
     recorded = await recorded_feed(session)
     drift = drift_between(recorded, recounted)
-    from storage.partitions import months_being_removed  # partitions sets figures aside through this module
-
     pending = await months_being_removed(session)
     repaired = repair and bool(drift) and not pending
     if repaired:

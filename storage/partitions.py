@@ -50,6 +50,7 @@ from sqlalchemy.sql.expression import TableClause
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
 from storage.message_feed import set_aside_figures
+from storage.message_months import DETACHED_MARK, marked_tables, month_named, months_detached
 from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
 from storage.sql import dialect_of, insert_for, table_of
 
@@ -76,8 +77,7 @@ KEYS_BATCH = 100_000
 DETACH_LOCK_TIMEOUT = "200ms"
 #: Dropping a removed month's table holds the readers of the tables its messages refer to back meanwhile.
 DROP_LOCK_TIMEOUT = "200ms"
-#: The comment on a month's table `_drop_months` detached, until it is gone; and its name once set aside.
-DETACHED_MARK = "switchboard: a month of messages being removed"
+#: The suffix of a detached month's table once set aside (it keeps DETACHED_MARK until dropped).
 REMOVED = "_removed"
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"
@@ -213,7 +213,7 @@ async def _keep_months(database: Database, now: datetime, done: PartitionPass) -
         for table, column in PARTITIONED:
             held = await _months_held(connection, table)
             # A month being removed keeps its name until it is set aside: its strays wait in the default.
-            held |= await _months_detached(connection, table)
+            held |= await months_detached(connection, table)
             strays = {month.replace(tzinfo=UTC) for month in await _default_months(connection, table, column)}
             missing += [(table, column, m, m in strays) for m in sorted((wanted | strays) - held)]
     for table, column, month, stray in missing:
@@ -422,7 +422,7 @@ async def _finish_detached(database: Database, zone: ZoneInfo, done: MessagesDro
     empty table that could not be dropped yet (step 4) does not stop it."""
     messages, events = PARTITIONED[0][0], PARTITIONED[1][0]
     async with database.engine.connect() as connection:
-        detached = {table: await _months_detached(connection, table) for table in (messages, events)}
+        detached = {table: await months_detached(connection, table) for table in (messages, events)}
     for month in sorted(detached[messages] | detached[events]):
         name, history = f"{messages}_{month:%Y_%m}", f"{events}_{month:%Y_%m}"
         if month in detached[messages] and not await _release_month(database, name, done):
@@ -508,7 +508,7 @@ async def _drop_removed(database: Database, done: MessagesDropped) -> None:
     times, then is left to the next pass (`left_to_drop`): the month is gone already, only an empty table
     waits."""
     async with database.engine.connect() as connection:
-        names = await _marked_tables(
+        names = await marked_tables(
             connection, f"^{PARTITIONED[0][0]}_[0-9]{{4}}_[0-9]{{2}}{REMOVED}_[0-9]+$"
         )
     done.left_to_drop = []
@@ -606,37 +606,6 @@ async def _lock(
     return True
 
 
-async def _marked_tables(session: AsyncSession | AsyncConnection, pattern: str) -> list[str]:
-    """The plain tables (no partitions) of this schema named to `pattern` that `_drop_months` marked."""
-    names = await session.execute(
-        text(
-            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
-            "AND c.relname ~ :pattern AND obj_description(c.oid, 'pg_class') = :mark ORDER BY 1"
-        ),
-        {"pattern": pattern, "mark": DETACHED_MARK},
-    )
-    return list(names.scalars())
-
-
-async def _months_detached(session: AsyncSession | AsyncConnection, table: str) -> set[datetime]:
-    """The months of `table` that `_drop_months` detached and has not set aside yet."""
-    names = await _marked_tables(session, f"^{table}_[0-9]{{4}}_(0[1-9]|1[0-2])$")
-    return {_month_named(table, name) for name in names}
-
-
-async def months_being_removed(session: AsyncSession) -> tuple[str, ...]:
-    """The months of messages retention has taken out of sight and not yet set aside: ("2025-06",)."""
-    if dialect_of(session) != "postgresql":
-        return ()
-    return tuple(f"{month:%Y-%m}" for month in sorted(await _months_detached(session, PARTITIONED[0][0])))
-
-
-def _month_named(table: str, name: str) -> datetime:
-    year, month = name.removeprefix(f"{table}_").split("_")
-    return datetime(int(year), int(month), 1, tzinfo=UTC)
-
-
 async def _months_held(connection: AsyncConnection, table: str) -> set[datetime]:
     """The months `table` has a partition for (named `{table}_YYYY_MM`, as migration 0020 names them)."""
     names = (
@@ -648,4 +617,4 @@ async def _months_held(connection: AsyncConnection, table: str) -> set[datetime]
             {"table": table},
         )
     ).scalars()
-    return {_month_named(table, name) for name in names if name != f"{table}_default"}
+    return {month_named(table, name) for name in names if name != f"{table}_default"}

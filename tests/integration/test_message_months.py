@@ -28,6 +28,7 @@ from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.conversations import SqlConversations
 from storage.database import Database
 from storage.message_feed import check_message_feed, dropped_figures, recorded_feed, recount
+from storage.message_months import months_detached
 from storage.models import (
     ChatMessage,
     ChatSession,
@@ -214,7 +215,7 @@ async def postgresql(database: Database) -> Database:
                     await connection.execute(text(f"DROP TABLE {name}"))
             # And a month a removal detached and did not finish, or whose emptied table it left (tests that
             # stop one on purpose).
-            for month in await partitions._months_detached(connection, table):
+            for month in await months_detached(connection, table):
                 await connection.execute(text(f"DROP TABLE {table}_{month:%Y_%m}"))
         left = await connection.execute(
             text(
