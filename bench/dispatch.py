@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import child, free_port, wait_http
+from bench._history import history
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import RetryPolicy
 from domain.delivery.pacing import TokenBucket
@@ -31,7 +32,6 @@ from providers.twilio.driver import TwilioSmsDriver
 from storage import migrate
 from storage.database import Database
 from storage.models import CustomerCommunication
-from storage.partitions import keep_month_partitions, month_of
 from storage.unit_of_work import SqlUnitOfWork
 
 SID, TOKEN, FROM = "AC00000000000000000000000000000000", "sandbox-twilio-auth-token", "+15005550006"
@@ -60,33 +60,6 @@ async def plan(database: Database, count: int, tag: str) -> None:
     async with database.engine.begin() as connection:
         for start in range(0, count, 5000):
             await connection.execute(insert(CustomerCommunication), rows[start : start + 5000])
-
-
-async def history(database: Database, months: int) -> None:
-    """A database that has kept `months` months of messages: one delivered message in each month before
-    this one, moved into its own month partition on PostgreSQL (as the workers' retention pass does)."""
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "channel": "sms",
-            "provider": "twilio",
-            "direction": "outbound",
-            "source": "campaign",
-            "source_ref": "history",
-            "category": "marketing",
-            "idempotency_key": f"campaign:history:{back}:sms",
-            "to_address": f"+4917{back:09d}",
-            "body": "An old message.",
-            "status": "delivered",
-            "attempts": 1,
-            "created_at": month_of(now, -back) + timedelta(days=2),
-        }
-        for back in range(1, months + 1)
-    ]
-    if rows:
-        async with database.engine.begin() as connection:
-            await connection.execute(insert(CustomerCommunication), rows)
-    await keep_month_partitions(database, now)
 
 
 async def drain(database: Database, base_url: str, rate: float, concurrency: int) -> float:

@@ -26,6 +26,7 @@ from twilio.request_validator import RequestValidator
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import child, free_port, percentile, wait_http
+from bench._history import history
 from storage import migrate
 from storage.database import Database
 from storage.models import CommunicationAnalytics, CustomerCommunication, MessageStatusEvent
@@ -34,7 +35,8 @@ TWILIO_TOKEN, APP_SECRET, SID = "bench-twilio-token", "bench-app-secret", "AC000
 CONCURRENCY = 64
 
 
-async def plan(database: Database, count: int) -> None:
+async def plan(database: Database, count: int) -> dict[str, int]:
+    """`count` sent SMS and WhatsApp messages awaiting their receipts; each one's id by the provider's id."""
     now = datetime.now(UTC)
     rows = []
     for i in range(count):
@@ -63,10 +65,18 @@ async def plan(database: Database, count: int) -> None:
     async with database.engine.begin() as connection:
         for start in range(0, len(rows), 5000):
             await connection.execute(insert(CustomerCommunication), rows[start : start + 5000])
+        ids = await connection.execute(
+            select(CustomerCommunication.provider_message_id, CustomerCommunication.id).where(
+                CustomerCommunication.source_ref == "bench"
+            )
+        )
+        return {pid: message_id for pid, message_id in ids if pid is not None}
 
 
-def twilio_request(base: str, i: int, validator: RequestValidator) -> tuple[str, bytes, dict[str, str]]:
-    url = f"{base}/webhooks/twilio/status"
+def twilio_request(
+    base: str, i: int, validator: RequestValidator, ours: int
+) -> tuple[str, bytes, dict[str, str]]:
+    url = f"{base}/webhooks/twilio/status?mid={ours}"  # the StatusCallback URL the driver gives Twilio
     params = {
         "MessageSid": f"SM{i:032x}",
         "MessageStatus": "delivered",
@@ -83,9 +93,10 @@ def twilio_request(base: str, i: int, validator: RequestValidator) -> tuple[str,
     return url, body, headers
 
 
-def whatsapp_request(base: str, i: int) -> tuple[str, bytes, dict[str, str]]:
+def whatsapp_request(base: str, i: int, ours: int) -> tuple[str, bytes, dict[str, str]]:
     status = {
         "id": f"wamid.bench{i}",
+        "biz_opaque_callback_data": str(ours),  # as the driver sends it
         "status": "delivered",
         "timestamp": str(int(time.time())),
         "recipient_id": f"4915{i:09d}",
@@ -155,7 +166,9 @@ async def baseline(base: str, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-async def main(quick: bool, database_url: str | None, web_processes: int) -> dict[str, object]:
+async def main(
+    quick: bool, database_url: str | None, web_processes: int, months: int = 0
+) -> dict[str, object]:
     count = 2000 if quick else 20000
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -165,7 +178,8 @@ async def main(quick: bool, database_url: str | None, web_processes: int) -> dic
             await migrate.downgrade(url, "base")  # a clean slate in the given (scratch) database
         await migrate.upgrade(url)
         database = Database.connect(url)
-        await plan(database, count)
+        await history(database, months)
+        ids = await plan(database, count)
         env = {
             "SWITCHBOARD_DATABASE_URL": url,
             "SWITCHBOARD_PUBLIC_URL": base,
@@ -181,8 +195,8 @@ async def main(quick: bool, database_url: str | None, web_processes: int) -> dic
             await baseline(base, 500)  # warm up
             base_rate = await baseline(base, min(count, 5000))
             validator = RequestValidator(TWILIO_TOKEN)
-            requests = [twilio_request(base, i, validator) for i in range(count)]
-            requests += [whatsapp_request(base, i) for i in range(count)]
+            requests = [twilio_request(base, i, validator, ids[f"SM{i:032x}"]) for i in range(count)]
+            requests += [whatsapp_request(base, i, ids[f"wamid.bench{i}"]) for i in range(count)]
             rng = random.Random(7)
             requests += rng.sample(requests, len(requests) // 20)  # provider retries
             rng.shuffle(requests)
@@ -191,7 +205,9 @@ async def main(quick: bool, database_url: str | None, web_processes: int) -> dic
             delivered = await session.scalar(
                 select(func.count())
                 .select_from(CustomerCommunication)
-                .where(CustomerCommunication.status == "delivered")
+                .where(
+                    CustomerCommunication.status == "delivered", CustomerCommunication.source_ref == "bench"
+                )
             )
             events = await session.scalar(
                 select(func.count())
@@ -213,6 +229,7 @@ async def main(quick: bool, database_url: str | None, web_processes: int) -> dic
         "failures": failures,
         "database": url.split(":", 1)[0],
         "web_processes": web_processes,
+        "months_of_history": months,
     }
 
 
@@ -223,5 +240,11 @@ if __name__ == "__main__":
         "--database", help="a scratch postgresql+asyncpg:// URL (its tables are dropped first)"
     )
     parser.add_argument("--web-processes", type=int, default=1)
+    parser.add_argument(
+        "--months",
+        type=int,
+        default=0,
+        help="months of history the database holds first (one month partition each on PostgreSQL)",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.quick, args.database, args.web_processes))))
+    print(json.dumps(asyncio.run(main(args.quick, args.database, args.web_processes, args.months))))

@@ -17,6 +17,22 @@ from storage.sql import dialect_of
 #: removal (partitions) and the figures' check (message_feed, which partitions sets figures aside through)
 #: both read it here.
 DETACHED_MARK = "switchboard: a month of messages being removed"
+#: Receipts and lookups by id look among the messages created since the start of this many months back
+#: first (a handful of partitions), and among all months only for those not found there.
+RECENT_MONTHS = 1
+
+
+def month_of(moment: datetime, ahead: int = 0) -> datetime:
+    """The first instant (UTC) of the month `ahead` months after the one holding `moment`."""
+    moment = moment.astimezone(UTC)
+    index = moment.year * 12 + moment.month - 1 + ahead
+    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+
+
+def recent_since(now: datetime) -> datetime:
+    """Where "recent" messages begin: a receipt is nearly always for a message created since then, so a
+    statement saying `created_at >= recent_since(now)` reads only the last months' partitions."""
+    return month_of(now, -RECENT_MONTHS)
 
 
 def known_creation_times(

@@ -50,7 +50,7 @@ from sqlalchemy.sql.expression import TableClause
 from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.database import Database
 from storage.message_feed import set_aside_figures
-from storage.message_months import DETACHED_MARK, marked_tables, month_named, months_detached
+from storage.message_months import DETACHED_MARK, marked_tables, month_named, month_of, months_detached
 from storage.models import AuditLog, ChatMessage, CustomerCommunication, MessageStatusEvent, RetentionMark
 from storage.sql import dialect_of, insert_for, table_of
 
@@ -81,13 +81,6 @@ DROP_LOCK_TIMEOUT = "200ms"
 REMOVED = "_removed"
 #: The retention mark saying before when messages may be gone (through_at), written with each removal.
 MESSAGES_GONE_MARK = "messages_removed"
-
-
-def month_of(moment: datetime, ahead: int = 0) -> datetime:
-    """The first instant (UTC) of the month `ahead` months after the one holding `moment`."""
-    moment = moment.astimezone(UTC)
-    index = moment.year * 12 + moment.month - 1 + ahead
-    return datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
 
 
 def retention_boundary(now: datetime, months: int) -> datetime | None:

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.pacing import TokenBucket
-from domain.delivery.ports import InboundMessage, OutboundMessage, ProviderAcceptance
-from domain.vocabulary import Channel, MessageCategory, MessageSource
+from domain.delivery.ports import DeliveryReceipt, InboundMessage, OutboundMessage, ProviderAcceptance
+from domain.vocabulary import Channel, MessageCategory, MessageSource, MessageStatus
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery, run_query
 from reports.rollups import TouchedFacts, rebuild_rollups, update_rollups_for
@@ -871,6 +871,62 @@ async def test_a_worker_sending_this_months_messages_reads_no_other_month_by_id(
     # in any: 4 reads here. Recording the 60 sends reads none of the old month: before it did, 67 times (each
     # acceptance, and each group's count, history and provider-id check).
     assert await reads_of(database, old_month) - before <= 6
+
+
+async def apply_delivered(url: str, receipts: list[tuple[int | None, str]]) -> list[bool]:
+    """Receipts saying "delivered", by our id or (None) only by the provider's, applied as the webhook
+    worker applies a batch, over connections of their own (closed after, so their reads are reported)."""
+    database = Database.connect(url)
+    try:
+        async with SqlUnitOfWork(database) as uow:
+            results = await uow.outbox.apply_receipts(
+                [
+                    DeliveryReceipt(
+                        "twilio", pid, MessageStatus.DELIVERED, datetime.now(UTC), our_message_id=ours
+                    )
+                    for ours, pid in receipts
+                ]
+            )
+            await uow.commit()
+        return [result.applied for result in results]
+    finally:
+        await database.dispose()
+
+
+async def test_receipts_for_recent_messages_read_no_old_month_and_an_old_messages_receipt_still_lands(
+    postgresql: Database,
+) -> None:
+    """A receipt names its message by id (ours or the provider's), not by month: the recent months are read
+    first, and every month only for a receipt not found there, so with a year of months kept a batch of
+    receipts for this week's sends does not search each month's index."""
+    database, now = postgresql, datetime.now(UTC)
+    url = database.engine.url.render_as_string(hide_password=False)
+    assert await plan(database, [entry(99)], OLD) == 1
+    await keep_month_partitions(database, now)
+    old_month = f"customer_communications_{OLD:%Y_%m}"
+    assert await plan(database, [entry(n) for n in range(20)], now) == 20
+    assert await send_what_is_due(url) == 21
+    [old_id] = [i for i, _, created in await messages(database) if created == OLD]
+    recent = [i for i, _, created in await messages(database) if created != OLD]
+    await database.engine.dispose()
+
+    before = await reads_of(database, old_month)
+    by_ours = [(i, f"SM{i}") for i in recent[:10]]  # the provider ids AcceptingDriver gave
+    by_theirs = [(None, f"SM{i}") for i in recent[10:]]
+    assert await apply_delivered(url, by_ours + by_theirs) == [True] * 20
+    assert await reads_of(database, old_month) == before  # it read this month's partitions only
+
+    # A receipt for the message of an old month is found by the second look, among every month.
+    assert await apply_delivered(url, [(old_id, f"SM{old_id}")]) == [True]
+    assert await reads_of(database, old_month) > before
+    async with database.sessions() as session:
+        delivered = await session.scalar(
+            select(func.count())
+            .select_from(CustomerCommunication)
+            .where(CustomerCommunication.status == "delivered")
+        )
+        counted = await session.scalar(select(func.sum(CommunicationAnalytics.delivered)))
+    assert delivered == counted == 21
 
 
 async def messages_sent(database: Database) -> int:
