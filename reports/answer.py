@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +16,7 @@ from reports.charts.spec import Direction as TileDirection
 from reports.metrics import Metric, get_metric
 from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
 from reports.periods import format_day_range, zone
-from reports.query import MetricQuery, QueryResult, SeriesResult, run_query
+from reports.query import Filter, MetricQuery, QueryResult, SeriesResult, run_query
 from reports.trends import (
     anomalies,
     describe_contributors,
@@ -54,6 +55,7 @@ async def answer(
     `currency` is the business's; a money figure is in the currency its rows are in (see reports.money).
     """
     money = None
+    limited_to = _filters_in_words(query.filters)  # as asked: the currency planning adds is said apart
     first = get_metric(query.metrics[0]) if query.metrics else None
     if first is not None and is_money(first):
         money = await plan_money(
@@ -70,11 +72,11 @@ async def answer(
         compared = result.comparison_range.label
         result = dataclasses.replace(result, comparison_range=None, comparison_basis=None)
         summary = (
-            f"{_summary(result, series, locale, currency)[:-1]}; there are no figures for {compared} to "
+            f"{_summary(result, series, locale, currency, limited_to)[:-1]}; there are no figures for {compared} to "
             f"compare with (the records start on {format_day_range(since, since)})."
         )
     else:
-        summary = _summary(result, series, locale, currency)
+        summary = _summary(result, series, locale, currency, limited_to)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
     chart = chart_for(result, series, summary, locale, currency)
@@ -91,7 +93,21 @@ async def history_start(database: Database, metric: Metric) -> datetime | None:
     return first if isinstance(first, datetime) else None
 
 
-def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str) -> str:
+def _filters_in_words(filters: Sequence[Filter]) -> str:
+    """What the figure is limited to, after the metric's name: " for whatsapp", " for BER or MUC", " for all
+    but sms" (empty when it is not). The answer's sentence travels alone (a notification, a chart's alt text),
+    so it must not read as the whole business's figure."""
+    kept = [" or ".join(map(label, f.values)) for f in filters if f.operator in ("eq", "in") and f.values]
+    dropped = [
+        " and ".join(map(label, f.values)) for f in filters if f.operator in ("ne", "not_in") and f.values
+    ]
+    words = [*kept, *(f"all but {d}" for d in dropped)]
+    return f" for {', '.join(words)}" if words else ""
+
+
+def _summary(
+    result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str, limited_to: str = ""
+) -> str:
     metric = result.metrics[0]
     comparison = result.comparison_range
     # Both ranges are named in full, so a partial month is never read as a whole one.
@@ -109,7 +125,7 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
             timezone=result.range.timezone,
             previous=previous,
             previous_label=previous_label if compare else None,
-            dimension_note=note,
+            dimension_note=limited_to + note,
             locale=locale,
             currency=currency,
         )
@@ -125,7 +141,7 @@ def _summary(result: QueryResult, series: tuple[SeriesResult, ...], locale: str,
             if s.total and s.dimension_value and s.dimension_value != NO_VALUE
         ]
         return (
-            f"{metric.label} by currency, {period_label} ({result.range.timezone}): "
+            f"{metric.label}{limited_to} by currency, {period_label} ({result.range.timezone}): "
             f"{' and '.join(figures) or 'none'}; amounts in different currencies are never added."
         )
     # Split answers summarise the whole: additive parts add up, ratios and distinct counts do not.

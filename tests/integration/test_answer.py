@@ -19,7 +19,7 @@ from reports.charts.formatting import format_value
 from reports.charts.render import draw_chart, render_png, render_svg
 from reports.metrics import UnknownName
 from reports.periods import Comparison, PeriodKind, PeriodSpec
-from reports.query import MetricQuery
+from reports.query import Filter, MetricQuery
 from reports.saved import run_saved_report
 from storage.database import Database
 from storage.models import Customer, CustomerCommunication, Order, Refund
@@ -84,6 +84,44 @@ async def test_a_split_answer_names_each_part_in_words_and_they_are_the_raw_coun
     total = format_value(sum(raw.values()), "count", locale="en_GB")
     words = f"{', '.join(parts[:-1])} and {parts[-1]}"
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "kept", "words"),
+    [
+        ("eq", "whatsapp", {"whatsapp"}, "for whatsapp"),
+        ("in", ("sms", "email"), {"sms", "email"}, "for sms or email"),
+        ("ne", "email", {"sms", "whatsapp", "telegram"}, "for all but email"),
+    ],
+    ids=["one", "either", "all-but"],
+)
+async def test_a_filtered_answer_says_what_it_is_limited_to_and_counts_only_that(
+    seeded: Database, operator: str, value: str | tuple[str, ...], kept: set[str], words: str
+) -> None:
+    """ "messages sent last month on whatsapp": the sentence travels alone (a Telegram notification, a chart's
+    alt text), so it names the limit, and its figure is the raw count of only those messages."""
+    query = MetricQuery(
+        ("messages_sent",),
+        PeriodSpec("last_month"),
+        filters=(Filter("channel", operator, value),),  # type: ignore[arg-type]
+    )
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    start, end = reply.result.range.start, reply.result.range.end
+    cc = CustomerCommunication
+    async with seeded.sessions() as session:
+        raw = await session.scalar(
+            select(func.count()).where(
+                cc.direction == "outbound",
+                cc.sent_at >= start,
+                cc.sent_at < end,
+                cc.channel.in_(sorted(kept)),
+            )
+        )
+    assert raw
+    total = format_value(raw, "count", locale="en_GB")
+    assert reply.summary == f"Messages sent {words}, {reply.result.range.label} (Europe/Berlin): {total}.", (
+        reply.summary
+    )
 
 
 async def test_unknown_metric_lists_the_allowed_names(seeded: Database) -> None:
