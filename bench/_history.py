@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert
 
 from storage.database import Database
+from storage.message_months import month_of
 from storage.models import CustomerCommunication
-from storage.partitions import keep_month_partitions, month_of
+from storage.partitions import keep_month_partitions
 
 
 async def history(database: Database, months: int) -> None:

@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from storage import migrate
 from storage.database import Database
 from storage.message_feed import set_aside_figures
+from storage.message_months import month_of
 from storage.models import Customer, CustomerCommunication
 from storage.outbox import SqlOutbox
-from storage.partitions import drop_old_messages, keep_month_partitions, month_of
+from storage.partitions import drop_old_messages, keep_month_partitions
 
 ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 RETENTION_MONTHS = 12

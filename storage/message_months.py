@@ -17,8 +17,8 @@ from storage.sql import dialect_of
 #: removal (partitions) and the figures' check (message_feed, which partitions sets figures aside through)
 #: both read it here.
 DETACHED_MARK = "switchboard: a month of messages being removed"
-#: Receipts and lookups by id look among the messages created since the start of this many months back
-#: first (a handful of partitions), and among all months only for those not found there.
+#: Receipts look among the messages created since the start of this many months back first (a handful of
+#: partitions), and among all months only for those not found there (storage/outbox.py).
 RECENT_MONTHS = 1
 
 

@@ -129,11 +129,20 @@ async def message_with_history(
             return None
         events = await session.scalars(
             select(MessageStatusEvent)
-            .where(MessageStatusEvent.communication_id == message_id)
+            .where(_history_of(row))
             .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
         )
         history = [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events]
         return _record(row), history
+
+
+def _history_of(message: CustomerCommunication) -> ColumnElement[bool]:
+    """The message's status history, named by its creation time too: on PostgreSQL the history is kept by
+    the month of its message, so this reads one month's partition, not every month's."""
+    return and_(
+        MessageStatusEvent.communication_id == message.id,
+        MessageStatusEvent.message_created_at == message.created_at,
+    )
 
 
 def _customer_condition(text: str) -> ColumnElement[bool]:
@@ -242,7 +251,7 @@ async def message_detail(database: Database, message_id: int) -> MessageDetail |
         events = list(
             await session.scalars(
                 select(MessageStatusEvent)
-                .where(MessageStatusEvent.communication_id == message_id)
+                .where(_history_of(message))
                 .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
             )
         )

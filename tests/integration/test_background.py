@@ -16,6 +16,7 @@ from reports.query import MetricQuery, run_query
 from reports.rollups import rebuild_rollups
 from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
+from storage.message_months import month_of
 from storage.models import BulkMessaging, CustomerCommunication, JobHeartbeat, Order, WorkerHeartbeat
 from storage.seeding import SeedPlan, seed_database
 from switchboard.background import BackgroundServices
@@ -375,7 +376,7 @@ async def test_the_retention_pass_keeps_the_partitions_once_and_logs_the_boundar
     )
     database = container.database
     now = datetime.now(UTC)
-    three_back, two_back = partitions.month_of(now, -3), partitions.month_of(now, -2)
+    three_back, two_back = month_of(now, -3), month_of(now, -2)
 
     def message(n: int, created_at: datetime, status: str) -> dict[str, object]:
         return {

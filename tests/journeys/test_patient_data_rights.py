@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bot.console import render_reply
 from bot.replies import Reply
+from storage.message_months import month_of
 from storage.models import (
     ChatSession,
     CommunicationAnalytics,
@@ -25,7 +26,6 @@ from storage.models import (
     MessageStatusEvent,
     Order,
 )
-from storage.partitions import month_of
 from tests.journeys.conftest import ADMIN, SWITCHBOARD, Demo, browser_page, screenshot, sign_in, wait_for
 
 __all__ = ["browser_page"]
