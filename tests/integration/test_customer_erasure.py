@@ -51,8 +51,9 @@ async def _with(url: str, work: Any) -> Any:
 
 
 async def _prepare(session: Any, customer_id: int, other_id: int) -> dict[str, Any]:
-    """Give the customer what the seed lacks: a phone and email, a tag, a file, a planned message, webhooks
-    that name them (one applied, one failed), an event with their name, and a note with their number."""
+    """Give the customer what the seed lacks: a phone and email, a tag, a file, a planned message, an SMS in
+    Twilio's logs, webhooks that name them (one applied, one failed), an event with their name, and a note
+    with their number."""
     customer = await session.get(Customer, customer_id)
     customer.phone_e164 = "+4915112345678"
     customer.email = "erase.me@example.org"
@@ -98,6 +99,23 @@ async def _prepare(session: Any, customer_id: int, other_id: int) -> dict[str, A
             body="Reminder",
             status="failed",
             status_reason="The 'To' number +4915112345678 is not a valid phone number.",
+        )
+    )
+    # An SMS Twilio accepted, so its record (text and both numbers) is in Twilio's logs: the seed gives a
+    # customer SMS on some days only, and the erasure's Twilio pass must have one to name.
+    session.add(
+        CustomerCommunication(
+            customer_id=customer_id,
+            channel="sms",
+            provider="twilio",
+            direction="outbound",
+            source="manual",
+            to_address="+4915112345678",
+            body="Your appointment is confirmed",
+            status="delivered",
+            provider_message_id="SM" + "5" * 32,
+            created_at=NOW - timedelta(days=3),
+            sent_at=NOW - timedelta(days=3),
         )
     )
     # Written from their number before it was on their profile: tied to no customer.
@@ -238,7 +256,7 @@ def test_erasing_removes_the_person_and_keeps_every_figure(
     assert "Traceback" not in done.output
     summary = done.output.splitlines()[0]
     assert summary.startswith(f"erased customer {customer_id}: 1 planned message withdrawn, ")
-    assert f"{held['messages'] + 3} messages" in summary
+    assert f"{held['messages'] + 4} messages" in summary
     assert f"{held['conversation_messages']} conversation turn" in summary
     assert "1 file, " in summary and f"{tags} tags" in summary
     assert "4 channels closed in the consent ledger" in summary and "1 applied webhook blanked" in summary
@@ -350,7 +368,7 @@ def test_erasing_removes_the_person_and_keeps_every_figure(
     assert elsewhere["twilio_records"] == 0 and elsewhere["failures"] == 1
     assert len(their_sms) > 0 and sorted(elsewhere["twilio_pending"]) == sorted(their_sms)
     assert actor.startswith("cli") and target == f"customer:{customer_id}"
-    assert detail["messages"] == held["messages"] + 3 and detail["again"] is False
+    assert detail["messages"] == held["messages"] + 4 and detail["again"] is False
     assert blanked == {"blanked": 1, "kept": 1}
 
     # Every figure is the same: the KPIs, the rollups, the tables' counts. The one planned message is now
