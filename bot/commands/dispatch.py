@@ -19,6 +19,7 @@ from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, Comman
 from bot.replies import Button, Reply
 from domain.staff import StaffIdentity
 from domain.vocabulary import role_allows
+from reports.metrics import REGISTRY
 from reports.periods import zone
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,30 @@ def parse(
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
 
+#: How a question begins: such text that names no figure is answered with the figures there are, not with
+#: commands that happen to look like its first word ("what's" is not "chat").
+QUESTION_WORDS = frozenset(
+    {"what", "what's", "whats", "how", "which", "who", "when", "where", "why", "is", "are", "was", "were"}
+    | {"did", "do", "does", "can", "could", "will", "has", "have"}
+)
+#: The figures a not-understood question is pointed to, with a question that reads each.
+EXAMPLE_QUESTIONS = (
+    ("revenue", "revenue last 30 days"),
+    ("appointments", "appointments this week by location"),
+    ("no_show_rate", "no-show rate this month"),
+    ("messages_sent", "messages sent last week by channel"),
+    ("delivery_rate", "delivery rate of whatsapp last 7 days"),
+)
+
+
+def reads_as_question(text: str) -> bool:
+    words = tokenise(text)
+    return text.rstrip().endswith("?") or (bool(words) and normalise(words[0]) in QUESTION_WORDS)
+
+
 def not_understood(text: str, who: StaffIdentity) -> Reply:
+    if reads_as_question(text):
+        return figure_not_found(text)
     names = [s.name for s in COMMANDS if role_allows(who.role, s.role)]
     close = suggestions(text, names)
     listed = ", ".join(names)
@@ -116,6 +140,19 @@ def not_understood(text: str, who: StaffIdentity) -> Reply:
         f"I did not understand “{text[:80]}”.{hint} Commands: {listed}. Or ask, e.g. “revenue last 30 days”.",
         kind="suggestion",
         buttons=tuple(Button(name, f"help {name}") for name in close) or (Button("help", "help"),),
+    )
+
+
+def figure_not_found(text: str) -> Reply:
+    """A question naming none of the figures kept: which ones there are, and questions that read them."""
+    figures = [REGISTRY[name].label.lower() for name, _ in EXAMPLE_QUESTIONS if name in REGISTRY]
+    asked = [question for name, question in EXAMPLE_QUESTIONS if name in REGISTRY]
+    return Reply(
+        f"I could not tell which figure “{text[:80]}” asks about. I answer questions about the business's "
+        f"figures, such as {', '.join(figures[:-1])} and {figures[-1]}: try “{asked[0]}”. "
+        "`help kpi` shows how to ask; `help` lists the commands.",
+        kind="suggestion",
+        buttons=(*(Button(question, question) for question in asked[:3]), Button("help kpi", "help kpi")),
     )
 
 

@@ -109,3 +109,24 @@ def test_the_command_line_says_how_it_read_a_german_question(demo: Demo, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "Revenue" in done.stdout and "by source channel" in done.stdout, done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_question_about_no_figure_points_to_the_figures_and_the_tapped_example_answers(demo: Demo) -> None:
+    """A manager's first try is often off the map ("what's the weather"): the reply names the figures
+    there are rather than commands that look like "what's", and each offered question answers with a chart."""
+    reply = demo.ask("what's the weather in Berlin?", as_email=MANAGER)
+    assert reply.kind == "suggestion" and "which figure" in reply.text and "chat" not in reply.text, (
+        reply.text
+    )
+    offered = [button for button in reply.buttons if button.command != "help kpi"]
+    assert len(offered) == 3
+    for button in offered:
+        answered = demo.ask(button.command, as_email=MANAGER)
+        assert answered.kind == "answer" and answered.images, (button.command, answered.text)
+
+
+def test_a_question_about_one_channel_says_so_in_the_sentence_that_travels_alone(demo: Demo) -> None:
+    """The sentence goes out alone (a Telegram notification, the chart's alt text): it names the channel."""
+    reply = demo.ask("delivery rate of whatsapp last 7 days", as_email=MANAGER)
+    assert reply.kind == "answer" and reply.text.startswith("Delivery rate for whatsapp, "), reply.text
+    assert all(image.alt_text.startswith("Delivery rate for whatsapp, ") for image in reply.images)

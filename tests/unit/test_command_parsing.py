@@ -248,6 +248,21 @@ def test_garbage_is_not_a_command_and_gets_suggestions(text: str) -> None:
     assert reply.kind == "suggestion" and "help" in reply.text
 
 
+@pytest.mark.parametrize("text", ["what's the weather", "how are the unicorns doing", "Is it raining?"])
+def test_a_question_naming_no_figure_is_pointed_to_the_figures_and_each_example_reads(text: str) -> None:
+    """Not "did you mean chat open" for "what's the weather": the figures there are, and questions to tap,
+    each of which really reads as a KPI question."""
+    assert parse(text, context()) is None
+    reply = not_understood(text, VIEWER)
+    assert reply.kind == "suggestion" and "which figure" in reply.text and "chat" not in reply.text
+    assert "revenue" in reply.text and "no-show rate" in reply.text
+    asked = [button.command for button in reply.buttons if button.command != "help kpi"]
+    assert asked and all(button.label == button.command for button in reply.buttons)
+    for question in asked:
+        parsed = parse(question, context())
+        assert parsed is not None and parsed.spec.name == "kpi", question
+
+
 def test_a_near_miss_is_suggested() -> None:
     reply = not_understood("statuz please", VIEWER)
     assert "status" in reply.text
