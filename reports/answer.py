@@ -79,7 +79,7 @@ async def answer(
         summary = _summary(result, series, locale, currency, limited_to)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
-    chart = chart_for(result, series, summary, locale, currency)
+    chart = chart_for(result, series, summary, locale, currency, limited_to)
     return Answer(result, chart, summary, currency if money is not None else None)
 
 
@@ -93,16 +93,36 @@ async def history_start(database: Database, metric: Metric) -> datetime | None:
     return first if isinstance(first, datetime) else None
 
 
+#: Dimensions whose values say what they are ("whatsapp", "ZRH"); any other is named ("for campaign …").
+SELF_EXPLAINED = frozenset({"channel", "location", "provider"})
+#: Beyond this many values a filter is counted ("for 5 locations") rather than listed.
+LISTED_VALUES = 3
+
+
 def _filters_in_words(filters: Sequence[Filter]) -> str:
-    """What the figure is limited to, after the metric's name: " for whatsapp", " for BER or MUC", " for all
-    but sms" (empty when it is not). The answer's sentence travels alone (a notification, a chart's alt text),
-    so it must not read as the whole business's figure."""
-    kept = [" or ".join(map(label, f.values)) for f in filters if f.operator in ("eq", "in") and f.values]
-    dropped = [
-        " and ".join(map(label, f.values)) for f in filters if f.operator in ("ne", "not_in") and f.values
-    ]
-    words = [*kept, *(f"all but {d}" for d in dropped)]
-    return f" for {', '.join(words)}" if words else ""
+    """What the figure is limited to, after the metric's name: " for whatsapp", " for BER or MUC", " for
+    campaign spring-2026", " for all services but SKIN-VIDEO", " for 5 locations" (empty when it is not). The
+    answer's sentence travels alone (a notification, a chart's alt text), so it must not read as the whole
+    business's figure. A currency filter is left out: the amount says its currency."""
+    words = []
+    for f in filters:
+        values = [label(str(v)) for v in f.values if str(v).strip()]
+        if f.dimension == CURRENCY or not values:
+            continue
+        left_out = f.operator in ("ne", "not_in")
+        named = "" if f.dimension in SELF_EXPLAINED else f"{label(f.dimension)} "
+        if len(values) > LISTED_VALUES:
+            listed = f"{len(values)} {plural(label(f.dimension))}"
+        elif len(values) == 1:
+            listed = values[0]
+        else:
+            listed = f"{', '.join(values[:-1])} {'and' if left_out else 'or'} {values[-1]}"
+        if left_out:
+            every = "" if f.dimension in SELF_EXPLAINED else f"{plural(label(f.dimension))} "
+            words.append(f"all {every}but {listed}")
+        else:
+            words.append(listed if len(values) > LISTED_VALUES else f"{named}{listed}")
+    return f" for {' and '.join(words)}" if words else ""
 
 
 def _summary(
@@ -125,7 +145,8 @@ def _summary(
             timezone=result.range.timezone,
             previous=previous,
             previous_label=previous_label if compare else None,
-            dimension_note=limited_to + note,
+            dimension_note=note,
+            limited_to=limited_to,
             locale=locale,
             currency=currency,
         )
@@ -188,14 +209,20 @@ def _parts(
 
 
 def chart_for(
-    result: QueryResult, series: tuple[SeriesResult, ...], summary: str, locale: str, currency: str
+    result: QueryResult,
+    series: tuple[SeriesResult, ...],
+    summary: str,
+    locale: str,
+    currency: str,
+    limited_to: str = "",
 ) -> ChartSpec:
-    """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile."""
+    """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile.
+    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone)."""
     metric = result.metrics[0]
     shown = series[:MAX_SERIES]
     kind: ChartKind
     header = {
-        "title": metric.label,
+        "title": f"{metric.label}{limited_to}",
         "period_label": result.range.label,
         "data_as_of": result.data_as_of,
         "unit": metric.unit,

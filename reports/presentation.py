@@ -174,7 +174,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     kind = presentation.kind
     if kind in ("auto", "line"):
         spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
-        return replace(spec, subtitle=header.subtitle)
+        return replace(spec, title=header.title, subtitle=header.subtitle)
     if kind == "number":
         only = series[0] if series else None
         direction: Any = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"

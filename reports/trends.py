@@ -188,8 +188,10 @@ def summarise(
     dimension_note: str = "",
     locale: str = "en_GB",
     currency: str | None = None,
+    limited_to: str = "",
 ) -> str:
-    """One sentence stating what was measured, for when, where, and how it moved.
+    """One sentence stating what was measured, for when, where, and how it moved. `limited_to`: what the
+    figure is limited to, right after its name (" for whatsapp").
 
     e.g. "Revenue, net of refunds, 1–30 Nov 2026 (Europe/Berlin): €48,210.00, down 12.0% from 2–31 Oct 2026."
     """
@@ -197,7 +199,7 @@ def summarise(
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
-    sentence = f"{metric.label}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}"
+    sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}"
     change = change_pct(value, previous)
     if previous_label is not None and previous is not None:
         if change is None or abs(change) < 0.0005:

@@ -24,7 +24,17 @@ from reports.periods import zone
 
 log = logging.getLogger(__name__)
 MAX_INPUT = 2000
-ALIASES = {"?": "help", "commands": "help", "menu": "help", "health": "status", "find": "customer find"}
+ALIASES = {
+    "?": "help",
+    "commands": "help",
+    "menu": "help",
+    "hello": "help",  # a greeting, the first thing many type to a bot
+    "hi": "help",
+    "hey": "help",
+    "hallo": "help",
+    "health": "status",
+    "find": "customer find",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
     """The table row the first words name (forgiving typos and plurals) and the words after it."""
     if not words:
         return None
-    first = normalise(words[0])
+    first = normalise(words[0]) or words[0].strip()  # "?" alone is the alias of help, not an empty word
     if first in ALIASES:
         alias = ALIASES[first].split()
         words = [*alias, *words[1:]]
@@ -129,8 +139,15 @@ def reads_as_question(text: str) -> bool:
     return text.rstrip().endswith("?") or (bool(words) and normalise(words[0]) in QUESTION_WORDS)
 
 
+def names_a_command(text: str) -> bool:
+    """ "what templates are there", "is campaign spring running?": a question about something a command
+    shows, which the command suggestions answer better than the figures."""
+    words = {normalise(w) for w in tokenise(text)}
+    return any(word in NOUNS or word.removesuffix("s") in NOUNS for word in words)
+
+
 def not_understood(text: str, who: StaffIdentity) -> Reply:
-    if reads_as_question(text):
+    if reads_as_question(text) and not names_a_command(text):
         return figure_not_found(text)
     names = [s.name for s in COMMANDS if role_allows(who.role, s.role)]
     close = suggestions(text, names)

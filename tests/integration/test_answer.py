@@ -122,6 +122,7 @@ async def test_a_filtered_answer_says_what_it_is_limited_to_and_counts_only_that
     assert reply.summary == f"Messages sent {words}, {reply.result.range.label} (Europe/Berlin): {total}.", (
         reply.summary
     )
+    assert reply.chart.title == f"Messages sent {words}"  # the image is forwarded alone too
 
 
 async def test_unknown_metric_lists_the_allowed_names(seeded: Database) -> None:

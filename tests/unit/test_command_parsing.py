@@ -263,6 +263,24 @@ def test_a_question_naming_no_figure_is_pointed_to_the_figures_and_each_example_
         assert parsed is not None and parsed.spec.name == "kpi", question
 
 
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [("what templates are there", "template"), ("is campaign spring running?", "campaign")],
+)
+def test_a_question_about_what_a_command_shows_keeps_the_command_suggestions(
+    text: str, suggested: str
+) -> None:
+    assert parse(text, context()) is None
+    reply = not_understood(text, VIEWER)
+    assert "which figure" not in reply.text and f"Did you mean {suggested} " in reply.text
+
+
+@pytest.mark.parametrize("text", ["?", "hello", "Hi!", "hallo"])
+def test_a_question_mark_or_a_greeting_alone_is_help(text: str) -> None:
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "help"
+
+
 def test_a_near_miss_is_suggested() -> None:
     reply = not_understood("statuz please", VIEWER)
     assert "status" in reply.text
