@@ -75,44 +75,34 @@ async def _prepare(session: Any, customer_id: int, other_id: int) -> dict[str, A
             content=b"%PDF",
         )
     )
-    session.add(
-        CustomerCommunication(
+
+    def sms_to_them(body: str, status: str, **more: Any) -> CustomerCommunication:
+        return CustomerCommunication(
             customer_id=customer_id,
             channel="sms",
             provider="twilio",
             direction="outbound",
             source="manual",
             to_address="+4915112345678",
-            body="Your results are ready",
-            status="planned",
-            next_attempt_at=NOW + timedelta(hours=2),
+            body=body,
+            status=status,
+            **more,
         )
-    )
+
+    session.add(sms_to_them("Your results are ready", "planned", next_attempt_at=NOW + timedelta(hours=2)))
     session.add(
-        CustomerCommunication(
-            customer_id=customer_id,
-            channel="sms",
-            provider="twilio",
-            direction="outbound",
-            source="manual",
-            to_address="+4915112345678",
-            body="Reminder",
-            status="failed",
+        sms_to_them(
+            "Reminder",
+            "failed",
             status_reason="The 'To' number +4915112345678 is not a valid phone number.",
         )
     )
     # An SMS Twilio accepted, so its record (text and both numbers) is in Twilio's logs: the seed gives a
     # customer SMS on some days only, and the erasure's Twilio pass must have one to name.
     session.add(
-        CustomerCommunication(
-            customer_id=customer_id,
-            channel="sms",
-            provider="twilio",
-            direction="outbound",
-            source="manual",
-            to_address="+4915112345678",
-            body="Your appointment is confirmed",
-            status="delivered",
+        sms_to_them(
+            "Your appointment is confirmed",
+            "delivered",
             provider_message_id="SM" + "5" * 32,
             created_at=NOW - timedelta(days=3),
             sent_at=NOW - timedelta(days=3),
