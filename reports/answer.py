@@ -110,18 +110,17 @@ def _filters_in_words(filters: Sequence[Filter]) -> str:
         if f.dimension == CURRENCY or not values:
             continue
         left_out = f.operator in ("ne", "not_in")
-        named = "" if f.dimension in SELF_EXPLAINED else f"{label(f.dimension)} "
+        named = f.dimension not in SELF_EXPLAINED
         if len(values) > LISTED_VALUES:
-            listed = f"{len(values)} {plural(label(f.dimension))}"
+            listed, named = f"{len(values)} {plural(label(f.dimension))}", False  # the count names it
         elif len(values) == 1:
             listed = values[0]
         else:
             listed = f"{', '.join(values[:-1])} {'and' if left_out else 'or'} {values[-1]}"
         if left_out:
-            every = "" if f.dimension in SELF_EXPLAINED else f"{plural(label(f.dimension))} "
-            words.append(f"all {every}but {listed}")
+            words.append(f"all {plural(label(f.dimension)) + ' ' if named else ''}but {listed}")
         else:
-            words.append(listed if len(values) > LISTED_VALUES else f"{named}{listed}")
+            words.append(f"{label(f.dimension) + ' ' if named else ''}{listed}")
     return f" for {' and '.join(words)}" if words else ""
 
 
