@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Self
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.attachments import FileOutcome, KeptFile
@@ -29,6 +29,7 @@ from domain.vocabulary import (
 from storage import desk
 from storage.desk import kept_file_row
 from storage.message_feed import bump_feed, count_once
+from storage.message_months import within_their_months
 from storage.messages import SqlMessagingUnitOfWork
 from storage.models import (
     ChatMessage,
@@ -55,6 +56,14 @@ class SqlConversations:
     def __init__(self, session: AsyncSession, *, business_tz: str = "UTC") -> None:
         self.session = session
         self._zone = ZoneInfo(business_tz)
+        #: When the messages `latest_outbound` found were created: the statements that then read or mark
+        #: the one replied to name its month too, so PostgreSQL reads that month's partition only.
+        self._created: dict[int, datetime] = {}
+
+    def _in_its_month(self, communication_id: int) -> ColumnElement[bool]:
+        """A condition naming the message's month when this store found it (else none: every month)."""
+        created = self._created if dialect_of(self.session) == "postgresql" else None
+        return within_their_months(CC.c.created_at, [communication_id], created)
 
     async def find_customer(self, channel: Channel, address: str) -> int | None:
         address = address.strip()
@@ -142,19 +151,26 @@ class SqlConversations:
         return found is not None
 
     async def latest_outbound(self, customer_id: int, channel: Channel, since: datetime) -> int | None:
-        found: int | None = await self.session.scalar(
-            select(CC.c.id)
-            .where(
-                CC.c.customer_id == customer_id,
-                CC.c.channel == channel.value,
-                CC.c.direction == Direction.OUTBOUND.value,
-                CC.c.status.in_(SENT_STATUSES),
-                CC.c.sent_at >= since,
+        """Our latest message to the customer on the channel sent since `since`, which they may be answering.
+        It reads every month: a message sent this week may have been planned long before (a reminder)."""
+        found = (
+            await self.session.execute(
+                select(CC.c.id, CC.c.created_at)
+                .where(
+                    CC.c.customer_id == customer_id,
+                    CC.c.channel == channel.value,
+                    CC.c.direction == Direction.OUTBOUND.value,
+                    CC.c.status.in_(SENT_STATUSES),
+                    CC.c.sent_at >= since,
+                )
+                .order_by(CC.c.sent_at.desc(), CC.c.id.desc())
+                .limit(1)
             )
-            .order_by(CC.c.sent_at.desc(), CC.c.id.desc())
-            .limit(1)
-        )
-        return found
+        ).first()
+        if found is None:
+            return None
+        self._created[found.id] = found.created_at
+        return int(found.id)
 
     async def record_inbound(
         self, message: InboundMessage, customer_id: int | None, replied_to: int | None
@@ -163,7 +179,9 @@ class SqlConversations:
         if replied_to is not None:
             row = (
                 await self.session.execute(
-                    select(CC.c.campaign_id, CC.c.source_ref).where(CC.c.id == replied_to)
+                    select(CC.c.campaign_id, CC.c.source_ref).where(
+                        CC.c.id == replied_to, self._in_its_month(replied_to)
+                    )
                 )
             ).one()
             campaign_id, source_ref = row.campaign_id, row.source_ref
@@ -315,11 +333,17 @@ class SqlConversations:
 
     async def mark_replied(self, communication_id: int, at: datetime) -> bool:
         result = await self.session.execute(
-            update(CC).where(CC.c.id == communication_id, CC.c.replied_at.is_(None)).values(replied_at=at)
+            update(CC)
+            .where(
+                CC.c.id == communication_id,
+                self._in_its_month(communication_id),
+                CC.c.replied_at.is_(None),
+            )
+            .values(replied_at=at)
         )
         if not getattr(result, "rowcount", 0):
             return False
-        await count_once(self.session, self._zone, "replied", [communication_id])
+        await count_once(self.session, self._zone, "replied", [communication_id], self._created)
         return True
 
     async def count_in_feed(self, communication_id: int, figure: str, at: datetime) -> None:
@@ -327,7 +351,7 @@ class SqlConversations:
         row = (
             await self.session.execute(
                 select(CC.c.channel, CC.c.provider, CC.c.campaign_id, CC.c.template_id).where(
-                    CC.c.id == communication_id
+                    CC.c.id == communication_id, self._in_its_month(communication_id)
                 )
             )
         ).one()

@@ -6,6 +6,7 @@ default partition until the worker's pass moves them, and a query bounded in tim
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from domain.conversations.model import CustomerMessage
+from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.pacing import TokenBucket
@@ -49,6 +52,7 @@ from storage.partitions import (
 from storage.queries.messages import message_detail, message_with_history
 from storage.seeding import SeedPlan, seed_database
 from storage.unit_of_work import SqlUnitOfWork
+from storage.units import UnitsOfWork
 from switchboard.cli import main as cli
 from tests.conftest import FreshDatabases
 
@@ -1115,3 +1119,57 @@ async def test_kpi_rollups_keep_what_they_counted_of_months_whose_messages_went(
     assert await messages_sent_in(database, this_month, "day") == await messages_sent_in(
         database, this_month, "day", raw=True
     )
+
+
+async def test_a_reply_to_this_months_message_marks_it_replied_reading_only_one_look_of_old_months(
+    postgresql: Database,
+) -> None:
+    """Linking a customer's reply to our message looks for it in every month (a reminder sent this week may
+    have been planned months ago), then names its month: recording the reply, marking the message replied
+    and counting it read only that month's partition, not every month's index three more times."""
+    database, now = postgresql, datetime.now(UTC)
+    url = database.engine.url.render_as_string(hide_password=False)
+    async with database.sessions() as session:
+        customer = Customer(name="Ada Reply", phone_e164="+4915100000077")
+        session.add(customer)
+        await session.commit()
+        customer_id = customer.id
+    assert await plan(database, [entry(99)], OLD) == 1
+    await keep_month_partitions(database, now)
+    old_month = f"customer_communications_{OLD:%Y_%m}"
+    ours = replace(entry(77), customer_id=customer_id, to_address="+4915100000077")
+    assert await plan(database, [ours], now) == 1
+    assert await send_what_is_due(url) == 2
+    [our_id] = [i for i, key, _ in await messages(database) if key == ours.idempotency_key]
+    await database.engine.dispose()
+
+    before = await settled_reads_of(database, old_month)
+    reply = InboundMessage(
+        "twilio", Channel.SMS, "SMreply-77", "+4915100000077", "+4930123456", "See you Tuesday", now
+    )
+    replying = Database.connect(url)
+    try:
+        async with UnitsOfWork(replying, "UTC").conversations() as uow:
+            await handle_customer_message(uow, CustomerMessage(reply), InboundPolicy("Northwind"), now)
+            await uow.commit()
+    finally:
+        await replying.dispose()
+    # latest_outbound's one look at each month; before, record_inbound, mark_replied and the count read
+    # each month's index as well (4 reads).
+    assert await settled_reads_of(database, old_month) - before <= 1
+
+    async with database.sessions() as session:
+        replied = await session.scalar(
+            select(CustomerCommunication.replied_at).where(CustomerCommunication.id == our_id)
+        )
+        inbound = (
+            await session.execute(
+                select(CustomerCommunication.source_ref, CustomerCommunication.customer_id).where(
+                    CustomerCommunication.direction == "inbound"
+                )
+            )
+        ).one()
+        counted = await session.scalar(select(func.sum(CommunicationAnalytics.replied)))
+    assert replied is not None
+    assert tuple(inbound) == (ours.source_ref, customer_id)
+    assert counted == 1
