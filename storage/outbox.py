@@ -251,7 +251,16 @@ class SqlOutbox:
         Elsewhere (email, Telegram) nothing will ever tell us, so it is not sent again: it ends dead
         with the reason, and the daily figures count it failed, for staff to follow up.
         """
-        expired = and_(CC.c.status == MessageStatus.SENDING.value, CC.c.claimed_until < now)
+        lapsed = and_(CC.c.status == MessageStatus.SENDING.value, CC.c.claimed_until < now)
+        # One look at every month (a claim may be for a message of any month), nearly always finding none;
+        # the changes below then name the messages found and their months (PostgreSQL reads only those).
+        found = {
+            row.id: row.created_at
+            for row in await self.session.execute(select(CC.c.id, CC.c.created_at).where(lapsed))
+        }
+        if not found:
+            return 0
+        expired = and_(lapsed, self._these(sorted(found), self._hint(found)))
         # Never handed to the provider (the worker died while they waited their turn): nothing was tried.
         unsent = list(
             await self.session.scalars(
@@ -300,9 +309,9 @@ class SqlOutbox:
             await self._insert_events_returning(
                 [(i, MessageStatus.DEAD.value, "outbox", now, None, not_repeated) for i in sorted(ended)]
             )
-            await count_once(self.session, self._zone, "failed", ended)
+            await count_once(self.session, self._zone, "failed", ended, found)
         if unsent:
-            await self._cancel_with_campaign(unsent)
+            await self._cancel_with_campaign(unsent, self._hint(found))
         return int(getattr(retried, "rowcount", 0) or 0) + len(ended) + len(unsent)
 
     async def withdraw_planned(

@@ -1173,3 +1173,64 @@ async def test_a_reply_to_this_months_message_marks_it_replied_reading_only_one_
     assert replied is not None
     assert tuple(inbound) == (ours.source_ref, customer_id)
     assert counted == 1
+
+
+async def release_lapsed_claims(url: str) -> int:
+    """The worker's pass over claims whose worker stopped, over connections of its own."""
+    database = Database.connect(url)
+    try:
+        async with SqlUnitOfWork(database) as uow:
+            released = await uow.outbox.release_expired_leases(datetime.now(UTC), timedelta(minutes=5))
+            await uow.commit()
+        return released
+    finally:
+        await database.dispose()
+
+
+async def test_the_pass_over_stopped_workers_claims_looks_at_old_months_once_and_releases_any_months(
+    postgresql: Database,
+) -> None:
+    """Every worker looks for claims whose worker stopped every few seconds. It looks once at every month
+    (a claim may be for a message of any month), nearly always finding none; what it finds it then releases
+    by id and month, reading no other month, and a lapsed claim on an old month's message is released too."""
+    database, now = postgresql, datetime.now(UTC)
+    url = database.engine.url.render_as_string(hide_password=False)
+    assert await plan(database, [entry(99)], OLD) == 1
+    await keep_month_partitions(database, now)
+    old_month = f"customer_communications_{OLD:%Y_%m}"
+    assert await plan(database, [entry(n) for n in range(5)], now) == 5
+    await database.engine.dispose()
+
+    before = await settled_reads_of(database, old_month)
+    assert await release_lapsed_claims(url) == 0
+    assert await settled_reads_of(database, old_month) - before <= 1  # before: three statements, 3 reads
+
+    async def lapse(created: datetime) -> list[int]:
+        async with database.sessions() as session:
+            ids = list(
+                await session.scalars(
+                    update(CustomerCommunication)
+                    .where(CustomerCommunication.created_at == created)
+                    .values(status="sending", claimed_by="gone", claimed_until=now - timedelta(minutes=1))
+                    .returning(CustomerCommunication.id)
+                )
+            )
+            await session.commit()
+        await database.engine.dispose()
+        return ids
+
+    this_month = [i for i, _, created in await messages(database) if created != OLD]
+    assert sorted(await lapse(now)) == sorted(this_month)
+    before = await settled_reads_of(database, old_month)
+    assert await release_lapsed_claims(url) == 5
+    assert await settled_reads_of(database, old_month) - before <= 1
+
+    assert len(await lapse(OLD)) == 1
+    assert await release_lapsed_claims(url) == 1
+    async with database.sessions() as session:
+        statuses = (
+            await session.execute(
+                select(CustomerCommunication.status, CustomerCommunication.claimed_by).distinct()
+            )
+        ).all()
+    assert [tuple(row) for row in statuses] == [("planned", None)]
