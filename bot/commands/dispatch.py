@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.commands.context import CommandContext
+from bot.commands.help import ShowHelp, show_help
+from bot.commands.how_to import asks_how_to, how_to_topic
 from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
 from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
@@ -76,6 +78,9 @@ def parse(
     """The typed command `text` means, or None when it is neither a command nor a KPI question."""
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     values = {**KNOWN_VALUES, **(known or {})}
+    topic = how_to_topic(text)
+    if topic is not None:  # "how do I book a video consultation?": the help of `video book`
+        return Parsed(BY_NAME["help"], ShowHelp(topic))
     words = tokenise(text)
     try:
         matched = match_command(words)
@@ -101,9 +106,10 @@ def parse(
         try:
             return Parsed(spec, spec.parse(rest_words, rest, today))
         except ParseError as refused:
-            # "no-show rate for video last month": a one-word command ("noshow") leading a KPI question whose
-            # metric and period are named; the question wins over the command's usage line ("noshow soon"
-            # names no period, so it stays the command with its usage). A command typed with its verb
+            # "no-show rate for video last month", "no-show rate": a one-word command ("noshow") leading a KPI
+            # question whose metric is named and whose other words were all read (or that names a period);
+            # the question wins over the command's usage line ("noshow soon" names no period and leaves
+            # "soon" unread, so it stays the command with its usage, as does "noshow" alone). A command typed with its verb
             # ("video book … at 25:30") is a command whatever else it names.
             if " " in spec.name:
                 raise
@@ -111,7 +117,11 @@ def parse(
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:
                 raise refused from None
-            if question is not None and not question.metric_guessed and not question.period_assumed:
+            if (
+                question is not None
+                and not question.metric_guessed
+                and not (question.period_assumed and (question.ignored or not rest_words))
+            ):
                 return Parsed(BY_NAME["kpi"], question)
             raise
     question = parse_question(text, today, known=values, require_metric=False)
@@ -147,6 +157,8 @@ def names_a_command(text: str) -> bool:
 
 
 def not_understood(text: str, who: StaffIdentity) -> Reply:
+    if asks_how_to(text):  # "how do I get started?": no command or figure named, so the commands there are
+        return show_help(ShowHelp(), who, COMMANDS)
     if reads_as_question(text) and not names_a_command(text):
         return figure_not_found(text)
     names = [s.name for s in COMMANDS if role_allows(who.role, s.role)]

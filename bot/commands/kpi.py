@@ -154,7 +154,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     version = result.result.data_as_of.isoformat()
     png = await draw(result.chart, "png", version, ctx.chart_cache)
     reading = read_as(question, metric, time_range)
-    notes = [reading] if (question.period_assumed or question.metric_guessed or question.alternatives) else []
+    notes = []  # how it was read is the "Read as" field, shown on every front end under the sentence
     if question.period_assumed:
         notes.append("No period was given, so this is the last 30 complete days.")
     if question.ignored:

@@ -130,3 +130,45 @@ def test_a_question_about_one_channel_says_so_in_the_sentence_that_travels_alone
     reply = demo.ask("delivery rate of whatsapp last 7 days", as_email=MANAGER)
     assert reply.kind == "answer" and reply.text.startswith("Delivery rate for whatsapp, "), reply.text
     assert all(image.alt_text.startswith("Delivery rate for whatsapp, ") for image in reply.images)
+
+
+def no_show_share(demo: Demo, start: datetime, end: datetime) -> float:
+    """No-shows over the appointments due (completed or no-show) scheduled in [start, end), from the rows."""
+
+    async def count() -> float:
+        database = Database.connect(demo.database_url)
+        try:
+            async with database.read_sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(Appointment.status, func.count())
+                        .where(Appointment.scheduled_at >= start, Appointment.scheduled_at < end)
+                        .group_by(Appointment.status)
+                    )
+                ).all()
+        finally:
+            await database.dispose()
+        by_status = {status: int(n) for status, n in rows}
+        due = by_status.get("completed", 0) + by_status.get("no_show", 0)
+        return by_status.get("no_show", 0) / due
+
+    return run_async(count())
+
+
+def test_a_how_to_question_gets_the_commands_help_and_the_no_show_rate_is_asked(demo: Demo) -> None:
+    """A new manager's first questions: "how do I book a video consultation?" is the help of `video book`,
+    not the number of video consultations with "book" ignored; "no-show rate" is the figure, not the
+    `noshow` command refusing "rate" as an appointment number."""
+    reply = demo.ask("how do I book a video consultation?", as_email=MANAGER)
+    assert reply.kind == "help" and reply.title == "Help: video book" and not reply.images, reply.text
+    assert {"Usage", "Example"} <= {field.label for field in reply.fields}, reply.fields
+    nothing_named = demo.ask("how do I get started?", as_email=MANAGER)
+    assert nothing_named.kind == "help" and nothing_named.table is not None, nothing_named.text
+
+    rate = demo.ask("no-show rate", as_email=MANAGER)
+    assert rate.kind == "answer" and rate.title == "No-show rate" and rate.images, rate.text
+    today = datetime.now(BERLIN).date()
+    start = datetime.combine(today - timedelta(days=30), time(), BERLIN)
+    end = datetime.combine(today, time(), BERLIN)
+    assert format_day_range(start.date(), today - timedelta(days=1)) in rate.text, rate.text
+    assert f"{no_show_share(demo, start, end) * 100:.1f}%" in rate.text, rate.text

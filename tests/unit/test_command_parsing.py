@@ -307,3 +307,57 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
     for command in ("attended yesterday", "noshow soon"):
         with pytest.raises(ParseError, match="appointment number"):
             parse(command, context())
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("how do I book a video consultation?", "video book"),
+        ("How can I send a campaign?", "campaign launch"),
+        ("how do I send a message to a patient", "send"),
+        ("how to cancel a campaign", "campaign cancel"),
+        ("how do I cancel a message?", "cancel"),
+        ("how do I schedule a video consultation", "video book"),
+        ("how can we schedule a report", "report schedule"),
+        ("how do I create a campaign", "campaign new"),
+        ("how do I assign a conversation to Anna", "chat assign"),
+        ("how do I close a chat?", "chat resolve"),
+        ("how do I change a patient's preferences", "customer prefs"),
+        ("how do I mark a no-show?", "noshow"),
+        ("is there a way to reschedule a consultation?", "video reschedule"),
+        ("how to turn on an automation", "rule enable"),
+        ("how do I make a template?", "template"),  # no template verb makes one: all template commands
+    ],
+)
+def test_a_how_to_question_gets_the_help_of_the_command_that_does_it(text: str, topic: str) -> None:
+    """Not a figure ("video consultations", with "book" ignored) nor look-alike commands ("video cancel or
+    noshow" for "how can I send a campaign?"): the help of the command that does what was asked."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "help" and parsed.command.topic == topic
+
+
+def test_a_how_to_question_naming_a_figure_is_answered_and_one_naming_nothing_gets_the_commands() -> None:
+    parsed = parse("how do I see revenue by channel?", context())
+    assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.metric == "revenue"
+    assert parse("how do I get started?", context()) is None
+    reply = not_understood("how do I get started?", VIEWER)
+    assert reply.kind == "help" and reply.table is not None and "which figure" not in reply.text
+    counted = parse("how many appointments this week", context())  # "how many" asks for a figure
+    assert counted is not None and counted.spec.name == "kpi"
+
+
+@pytest.mark.parametrize("text", ["no-show rate", "noshow rate?", "no show rate"])
+def test_the_no_show_rate_without_a_period_is_asked_not_an_appointment_number(text: str) -> None:
+    """ "no-show rate" once met "“rate” is not an appointment number": every word after the command word is
+    read as the question's, so it is the question, over the last 30 days."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi"
+    assert parsed.command.metric == "no_show_rate" and parsed.command.period_assumed
+
+
+@pytest.mark.parametrize(
+    ("text", "said"), [("noshow", "Give an appointment number"), ("noshow soon", "“soon”")]
+)
+def test_the_noshow_command_alone_or_with_a_word_it_cannot_read_keeps_its_usage(text: str, said: str) -> None:
+    with pytest.raises(ParseError, match=said):
+        parse(text, context())

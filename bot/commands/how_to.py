@@ -1,0 +1,112 @@
+"""How-to questions: "how do I book a video consultation?" is answered with the help of the command that
+does it (`video book`), not read as a question about a figure ("video consultations", with "book" ignored)
+nor met with commands whose names look like its words.
+
+The command is found from the words people use: a command's noun or an everyday word for it
+("consultation" is `video`, "patient" is `customer`), and a verb, its own or an everyday one ("create" is
+`new`, "send" a campaign is `launch`). A one-word command (`send`, `cancel`, `noshow`) is named by its
+word. A question that names a noun and no verb of it gets the help of all that noun's commands.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from bot.commands.parsing import normalise, tokenise
+from bot.commands.registry import BY_NAME, NOUNS, verbs_of
+
+#: How a how-to question begins ("how do I", "how can we", "how to", "is there a way to", "where do I").
+HOW_TO = re.compile(
+    r"^\s*(?:how\s+(?:do|can|could|should|would|shall|may)\s+(?:i|we|one)|how\s+to|how\s+does\s+one"
+    r"|is\s+there\s+a\s+way\s+to|where\s+(?:do|can)\s+(?:i|we))\b",
+    re.IGNORECASE,
+)
+#: Everyday words for a command's noun, or for a whole command.
+NOUN_WORDS: Mapping[str, str] = {
+    "consultation": "video",
+    "teleconsultation": "video",
+    "conversation": "chat",
+    "patient": "customer",
+    "client": "customer",
+    "contact": "customer",
+    "automation": "rule",
+    "notification": "rule",
+    "figure": "kpi",
+    "chart": "kpi",
+    "slot": "video slots",
+    "reminder": "video reminders",
+    "preference": "customer prefs",
+    "prefs": "customer prefs",
+    "no-show": "noshow",
+    "no-shows": "noshow",
+}
+#: Everyday verbs, and the command verbs each may mean, in order of preference.
+VERB_WORDS: Mapping[str, tuple[str, ...]] = {
+    **dict.fromkeys(("create", "make", "write", "draft", "add", "set", "prepare"), ("new",)),
+    **dict.fromkeys(("send", "launch", "start", "run", "go"), ("launch", "run")),
+    **dict.fromkeys(("book", "arrange"), ("book",)),
+    "schedule": ("schedule", "book"),
+    "plan": ("new", "book"),
+    **dict.fromkeys(("move", "change", "postpone", "reschedule"), ("reschedule",)),
+    **dict.fromkeys(("cancel", "delete", "remove", "stop"), ("cancel", "unschedule", "disable", "pause")),
+    **dict.fromkeys(("pause", "hold"), ("pause",)),
+    **dict.fromkeys(("resume", "continue", "restart", "unpause"), ("resume",)),
+    **dict.fromkeys(
+        ("see", "show", "view", "list", "find", "look", "get", "search"), ("list", "show", "find")
+    ),
+    **dict.fromkeys(("check", "track", "monitor", "follow"), ("status", "show", "list")),
+    **dict.fromkeys(("preview", "test", "try"), ("preview",)),
+    **dict.fromkeys(("assign", "give", "hand", "transfer", "reassign"), ("assign",)),
+    **dict.fromkeys(("close", "resolve", "finish", "end"), ("resolve",)),
+    **dict.fromkeys(("open", "answer", "reply", "join", "take", "pick"), ("open",)),
+    **dict.fromkeys(("snooze", "defer"), ("snooze",)),
+    **dict.fromkeys(("enable", "activate", "turn", "switch"), ("enable",)),
+    **dict.fromkeys(("disable", "deactivate"), ("disable",)),
+    **dict.fromkeys(("save", "keep", "store"), ("save",)),
+    "unschedule": ("unschedule",),
+    "reopen": ("reopen",),
+    "rebook": ("rebook",),
+    "remind": ("reminders",),
+}
+
+
+def asks_how_to(text: str) -> bool:
+    """Whether `text` asks how to do something ("how do I …", "how to …")."""
+    return HOW_TO.match(text) is not None
+
+
+def how_to_topic(text: str) -> str | None:
+    """The command (or command noun) a how-to question asks about, for `help`; None when `text` is no how-to
+    question or names no command."""
+    found = HOW_TO.match(text)
+    if found is None:
+        return None
+    words = [word for word in (normalise(token) for token in tokenise(text[found.end() :])) if word]
+    named: list[str] = []
+    for word in words:
+        noun = _named_by(word)
+        if noun is not None and noun not in named:
+            named.append(noun)
+    nouns = [noun for noun in named if noun in NOUNS and noun not in BY_NAME]
+    for noun in nouns:
+        own = verbs_of(noun)
+        for word in words:
+            for verb in ((word,) if word in own else ()) + VERB_WORDS.get(word, ()):
+                if verb in own:
+                    return f"{noun} {verb}"
+    whole = [name for name in named if name in BY_NAME]
+    if whole:
+        return whole[0]
+    return nouns[0] if nouns else None
+
+
+def _named_by(word: str) -> str | None:
+    """The command noun (or whole command) `word` names: its own name, singular or plural, or an
+    everyday word for it."""
+    for form in (word, word.removesuffix("s"), word.removesuffix("es")):
+        if form in NOUN_WORDS:
+            return NOUN_WORDS[form]
+        if form in NOUNS:
+            return form
+    return None
