@@ -13,6 +13,14 @@ from bot.replies import Button, Field, Reply, Table
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
 
+#: Who may run a command of each role, in words (each role can do what the ones below it can).
+WHO_CAN = {
+    Role.VIEWER: "everyone",
+    Role.AGENT: "agents, managers and admins",
+    Role.MANAGER: "managers and admins",
+    Role.ADMIN: "admins",
+}
+
 
 @dataclass(frozen=True)
 class ShowHelp:
@@ -58,15 +66,23 @@ def show_help(command: ShowHelp, who: StaffIdentity, commands: Sequence[HelpEntr
         matching = [s for s in commands if s.name == name or s.name.startswith(command.topic + " ")]
         if not matching:
             return Reply(f"There is no command “{command.topic}”. `help` lists them.", kind="help")
-        fields = tuple(
-            field
-            for spec in matching
-            for field in (
-                Field(spec.name, f"{spec.help} Needs: {spec.role.value}."),
+        if len(matching) == 1:  # one command: its sentence once, then how to type it
+            (spec,) = matching
+            fields = (
                 Field("Usage", spec.usage),
                 *(Field("Example", e) for e in spec.examples),
+                Field("Who can", WHO_CAN[spec.role]),
             )
-        )
+        else:
+            fields = tuple(
+                field
+                for spec in matching
+                for field in (
+                    Field(spec.name, f"{spec.help} Needs: {spec.role.value}."),
+                    Field("Usage", spec.usage),
+                    *(Field("Example", e) for e in spec.examples),
+                )
+            )
         return Reply(
             f"{matching[0].name}: {matching[0].help}",
             title=f"Help: {command.topic}",

@@ -94,7 +94,7 @@ async def test_read_commands_for_every_role(seeded: CommandContext) -> None:
     draft = await _draft_campaign(seeded)
     table = [
         (VIEWER, "help", "help", "commands you can use as viewer"),
-        (VIEWER, "help send", "help", "needs: agent"),
+        (VIEWER, "help send", "help", "agents, managers and admins"),
         (ADMIN, "help", "help", "campaign launch"),
         (VIEWER, "status", "answer", "Outbox"),
         (VIEWER, "customer find Florian", "answer", "•••"),
