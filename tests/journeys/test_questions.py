@@ -162,7 +162,9 @@ def test_a_how_to_question_gets_the_commands_help_and_the_no_show_rate_is_asked(
     reply = demo.ask("how do I book a video consultation?", as_email=MANAGER)
     assert reply.kind == "help" and reply.title == "Help: video book" and not reply.images, reply.text
     fields = {field.label: field.value for field in reply.fields}
-    assert fields["Usage"].startswith("video book CUSTOMER") and fields["Who can"].startswith("agents"), fields
+    assert fields["Usage"].startswith("video book CUSTOMER") and fields["Who can"].startswith("agents"), (
+        fields
+    )
     assert reply.text.count("Book a video consultation") == 1, reply.text  # said once, not again in a field
     nothing_named = demo.ask("how do I get started?", as_email=MANAGER)
     assert nothing_named.kind == "help" and nothing_named.table is not None, nothing_named.text
