@@ -133,6 +133,7 @@ def parse(
 QUESTION_WORDS = frozenset(
     {"what", "what's", "whats", "how", "which", "who", "when", "where", "why", "is", "are", "was", "were"}
     | {"did", "do", "does", "can", "could", "will", "has", "have"}
+    | {"wie", "wer", "welche", "welcher", "welches", "wann", "wo", "warum", "wieso", "gibt", "ist", "sind"}
 )
 #: The figures a not-understood question is pointed to, with a question that reads each.
 EXAMPLE_QUESTIONS = (

@@ -17,9 +17,12 @@ from bot.commands.parsing import normalise, tokenise
 from bot.commands.registry import BY_NAME, NOUNS, verbs_of
 
 #: How a how-to question begins ("how do I", "how can we", "how to", "is there a way to", "where do I").
+#: In German: "wie kann ich", "wie buche ich" (a verb in the first person; "wie viele", "wie ist" ask for a
+#: figure and are not matched).
 HOW_TO = re.compile(
     r"^\s*(?:how\s+(?:do|can|could|should|would|shall|may)\s+(?:i|we|one)|how\s+to|how\s+does\s+one"
-    r"|is\s+there\s+a\s+way\s+to|where\s+(?:do|can)\s+(?:i|we))\b",
+    r"|is\s+there\s+a\s+way\s+to|where\s+(?:do|can)\s+(?:i|we)"
+    r"|wie\s+(?:kann|können|könnte|soll|sollte|muss)\s+(?:ich|man|wir)|wie(?=\s+\w+e\s+ich\b))\b",
     re.IGNORECASE,
 )
 #: Everyday words for a command's noun, or for a whole command.
@@ -40,6 +43,20 @@ NOUN_WORDS: Mapping[str, str] = {
     "prefs": "customer prefs",
     "no-show": "noshow",
     "no-shows": "noshow",
+    # German
+    "videosprechstunde": "video",
+    "videotermin": "video",
+    "sprechstunde": "video",
+    "kampagne": "campaign",
+    "vorlage": "template",
+    "bericht": "report",
+    "regel": "rule",
+    "gespräch": "chat",
+    "unterhaltung": "chat",
+    "patientin": "customer",
+    "kunde": "customer",
+    "kundin": "customer",
+    "nachricht": "send",
 }
 #: Everyday verbs, and the command verbs each may mean, in order of preference.
 VERB_WORDS: Mapping[str, tuple[str, ...]] = {
@@ -68,6 +85,19 @@ VERB_WORDS: Mapping[str, tuple[str, ...]] = {
     "reopen": ("reopen",),
     "rebook": ("rebook",),
     "remind": ("reminders",),
+    # German, as typed after "wie kann ich …" (the infinitive) or "wie … ich" (the first person)
+    **dict.fromkeys(("buchen", "buche", "vereinbaren", "vereinbare"), ("book",)),
+    **dict.fromkeys(("senden", "sende", "versenden", "versende", "schicken", "schicke"), ("launch", "run")),
+    **dict.fromkeys(("starten", "starte"), ("launch", "new")),
+    **dict.fromkeys(("erstellen", "erstelle", "anlegen", "lege"), ("new",)),
+    **dict.fromkeys(("absagen", "sage", "stornieren", "storniere", "abbrechen", "breche"), ("cancel",)),
+    **dict.fromkeys(("verschieben", "verschiebe"), ("reschedule",)),
+    **dict.fromkeys(("pausieren", "pausiere", "anhalten", "halte"), ("pause",)),
+    **dict.fromkeys(("zuweisen", "weise"), ("assign",)),
+    **dict.fromkeys(("schließen", "schließe"), ("resolve",)),
+    **dict.fromkeys(("speichern", "speichere"), ("save",)),
+    **dict.fromkeys(("sehen", "sehe", "anzeigen", "zeige"), ("list", "show")),
+    **dict.fromkeys(("finden", "finde", "suchen", "suche"), ("find", "list", "show")),
 }
 
 
@@ -104,7 +134,13 @@ def how_to_topic(text: str) -> str | None:
 def _named_by(word: str) -> str | None:
     """The command noun (or whole command) `word` names: its own name, singular or plural, or an
     everyday word for it."""
-    for form in (word, word.removesuffix("s"), word.removesuffix("es")):
+    for form in (
+        word,
+        word.removesuffix("s"),
+        word.removesuffix("es"),
+        word.removesuffix("n"),
+        word.removesuffix("en"),
+    ):
         if form in NOUN_WORDS:
             return NOUN_WORDS[form]
         if form in NOUNS:

@@ -248,7 +248,9 @@ def test_garbage_is_not_a_command_and_gets_suggestions(text: str) -> None:
     assert reply.kind == "suggestion" and "help" in reply.text
 
 
-@pytest.mark.parametrize("text", ["what's the weather", "how are the unicorns doing", "Is it raining?"])
+@pytest.mark.parametrize(
+    "text", ["what's the weather", "how are the unicorns doing", "Is it raining?", "wie ist das Wetter"]
+)
 def test_a_question_naming_no_figure_is_pointed_to_the_figures_and_each_example_reads(text: str) -> None:
     """Not "did you mean chat open" for "what's the weather": the figures there are, and questions to tap,
     each of which really reads as a KPI question."""
@@ -327,6 +329,11 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
         ("is there a way to reschedule a consultation?", "video reschedule"),
         ("how to turn on an automation", "rule enable"),
         ("how do I make a template?", "template"),  # no template verb makes one: all template commands
+        ("wie buche ich eine Videosprechstunde?", "video book"),
+        ("Wie kann ich eine Kampagne senden?", "campaign launch"),
+        ("wie lege ich eine Kampagne an", "campaign new"),
+        ("wie sage ich einen Videotermin ab?", "video cancel"),
+        ("wie finde ich einen Patienten", "customer find"),
     ],
 )
 def test_a_how_to_question_gets_the_help_of_the_command_that_does_it(text: str, topic: str) -> None:
@@ -342,8 +349,13 @@ def test_a_how_to_question_naming_a_figure_is_answered_and_one_naming_nothing_ge
     assert parse("how do I get started?", context()) is None
     reply = not_understood("how do I get started?", VIEWER)
     assert reply.kind == "help" and reply.table is not None and "which figure" not in reply.text
-    counted = parse("how many appointments this week", context())  # "how many" asks for a figure
-    assert counted is not None and counted.spec.name == "kpi"
+    for figure in (
+        "how many appointments this week",
+        "wie viele Termine diese Woche",
+        "wie ist die no-show rate",
+    ):
+        counted = parse(figure, context())  # "how many", "wie viele", "wie ist" ask for a figure
+        assert counted is not None and counted.spec.name == "kpi", figure
 
 
 @pytest.mark.parametrize("text", ["no-show rate", "noshow rate?", "no show rate"])
