@@ -6,6 +6,7 @@ default partition until the worker's pass moves them, and a query bounded in tim
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,7 +32,7 @@ from storage.analytics.rollup_store import ROLLUPS_LOCK_KEY
 from storage.conversations import SqlConversations
 from storage.database import Database
 from storage.message_feed import check_message_feed, dropped_figures, recorded_feed, recount
-from storage.message_months import month_of, months_detached
+from storage.message_months import DETACHED_MARK, month_of, months_detached
 from storage.models import (
     ChatMessage,
     ChatSession,
@@ -773,6 +774,72 @@ def test_upgrading_to_0020_keeps_every_message_and_its_history_and_going_back_re
     asyncio.run(migrate.downgrade(url, "0019"))
     asyncio.run(migrate.upgrade(url))
     assert asyncio.run(read())[0][:3] == held
+
+
+@pytest.mark.postgres
+def test_going_back_to_0019_waits_for_a_month_being_removed_and_drops_the_emptied_tables(
+    fresh_databases: FreshDatabases,
+) -> None:
+    """A month retention detached and has not emptied yet would be neither kept nor removed by going back:
+    the downgrade refuses, changing nothing, and says to let `switchboard retention` finish it. A month's
+    emptied table left for dropping goes with the partitioned tables."""
+    url = fresh_databases.url("postgresql")
+
+    async def run(step: Callable[[Database], Awaitable[Any]]) -> Any:
+        database = Database.connect(url)
+        try:
+            return await step(database)
+        finally:
+            await database.dispose()
+
+    async def stopped_after_detaching_june(database: Database) -> None:
+        assert await plan(database, [entry(99)], OLD) == 1
+        await keep_month_partitions(database, NOW)
+        # Step 1 of a removal, as storage/partitions.py does it, and the pass stopped there.
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("ALTER TABLE customer_communications DETACH PARTITION customer_communications_2025_06")
+            )
+            await connection.execute(
+                text(f"COMMENT ON TABLE customer_communications_2025_06 IS '{DETACHED_MARK}'")
+            )
+
+    async def may_emptied_and_not_dropped(database: Database) -> None:
+        async with database.engine.begin() as connection:  # step 4 of a removal still to come
+            await connection.execute(
+                text("CREATE TABLE customer_communications_2025_05_removed_1 (LIKE customer_communications)")
+            )
+            await connection.execute(
+                text(f"COMMENT ON TABLE customer_communications_2025_05_removed_1 IS '{DETACHED_MARK}'")
+            )
+
+    async def revision_and_tables(database: Database) -> tuple[str | None, list[str]]:
+        async with database.engine.connect() as connection:
+            names = await connection.execute(
+                text(
+                    "SELECT relname FROM pg_class WHERE relkind IN ('r', 'p') AND relname LIKE '%2025\\_0%' ORDER BY 1"
+                )
+            )
+            tables = list(names.scalars())
+        return await migrate.current_revision(database.engine), tables
+
+    asyncio.run(run(stopped_after_detaching_june))
+    head, before = asyncio.run(run(revision_and_tables))
+    assert before == ["customer_communications_2025_06"]
+    with pytest.raises(
+        RuntimeError, match=r"still removing months of messages \(customer_communications_2025_06\)"
+    ):
+        asyncio.run(migrate.downgrade(url, "0019"))
+    assert asyncio.run(run(revision_and_tables)) == (head, before)  # nothing changed
+
+    async def retention_off(database: Database) -> list[str]:
+        return (await drop_old_messages(database, 0, NOW, business_tz="UTC")).months
+
+    assert asyncio.run(run(retention_off)) == ["2025-06"]  # the next pass finishes it
+    asyncio.run(run(may_emptied_and_not_dropped))
+    assert asyncio.run(run(revision_and_tables)) == (head, ["customer_communications_2025_05_removed_1"])
+    asyncio.run(migrate.downgrade(url, "0019"))
+    assert asyncio.run(run(revision_and_tables)) == ("0019", [])
 
 
 async def test_a_message_still_to_be_sent_holds_back_its_month_and_every_later_one(

@@ -196,8 +196,14 @@ def upgrade() -> None:
     )
 
 
+#: The comment storage/partitions.py puts on a month's table it detached to remove (storage.message_months.
+#: DETACHED_MARK, written out here: a migration does not change with the code after it).
+BEING_REMOVED = "switchboard: a month of messages being removed"
+
+
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        _forget_removed_months()
         op.execute(f"DROP TRIGGER message_keys ON {MESSAGES}")
         op.execute("DROP FUNCTION switchboard_message_keys()")
         op.execute(f"DROP TRIGGER message_keys_truncated ON {MESSAGES}")
@@ -240,6 +246,33 @@ def downgrade() -> None:
             ["communication_id", "status", "source"],
         )
         batch.drop_column("message_created_at")
+
+
+def _forget_removed_months() -> None:
+    """Months retention took out of the tables: their emptied tables (`…_removed_…`) are dropped with the
+    partitioned tables; a month detached and not yet emptied stops the downgrade, since its messages would be
+    neither kept nor removed (`switchboard retention` finishes it)."""
+    marked = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition "
+                "AND obj_description(c.oid, 'pg_class') = :mark ORDER BY 1"
+            ),
+            {"mark": BEING_REMOVED},
+        )
+        .scalars()
+        .all()
+    )
+    unfinished = [name for name in marked if "_removed_" not in name]
+    if unfinished:
+        raise RuntimeError(
+            f"retention is still removing months of messages ({', '.join(unfinished)}): run "
+            "`switchboard retention` until it has removed them, then downgrade again; nothing was changed"
+        )
+    for name in marked:
+        op.execute(f'DROP TABLE "{name}"')
 
 
 @contextmanager
