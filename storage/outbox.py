@@ -52,6 +52,8 @@ CC = table_of(CustomerCommunication)
 RETRY_DUE = "customer_communications.status = 'planned' AND customer_communications.attempts > 0"
 #: The reason a planned message of a cancelled campaign carries (the same as the campaign use-case writes).
 CAMPAIGN_CANCELLED = "campaign_cancelled"
+#: Claims whose worker stopped released per pass (one statement names them all); the rest go in the next.
+LAPSED_PER_PASS = 5000
 EVENTS = table_of(MessageStatusEvent)
 #: Who holds each provider id, and when that message was created (PostgreSQL only; see storage.partitions).
 PROVIDER_IDS = table(
@@ -256,7 +258,9 @@ class SqlOutbox:
         # the changes below then name the messages found and their months (PostgreSQL reads only those).
         found = {
             row.id: row.created_at
-            for row in await self.session.execute(select(CC.c.id, CC.c.created_at).where(lapsed))
+            for row in await self.session.execute(
+                select(CC.c.id, CC.c.created_at).where(lapsed).limit(LAPSED_PER_PASS)
+            )
         }
         if not found:
             return 0
@@ -307,7 +311,8 @@ class SqlOutbox:
         )
         if ended:
             await self._insert_events_returning(
-                [(i, MessageStatus.DEAD.value, "outbox", now, None, not_repeated) for i in sorted(ended)]
+                [(i, MessageStatus.DEAD.value, "outbox", now, None, not_repeated) for i in sorted(ended)],
+                found,
             )
             await count_once(self.session, self._zone, "failed", ended, found)
         if unsent:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.help import ShowHelp, show_help
-from bot.commands.how_to import asks_how_to, how_to_topic
+from bot.commands.how_to import asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
 from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
@@ -58,7 +58,8 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         first = alias[0]
     if first in BY_NAME:
         return BY_NAME[first], words[1:]
-    noun = closest(first, NOUNS, cutoff=0.8)
+    # A typo keeps the first letter: "show me whatsapp delivery" is not `noshow`, nor "hat" `chat`.
+    noun = closest(first, [noun for noun in NOUNS if noun[:1] == first[:1]], cutoff=0.8)
     if noun is None:
         return None
     if noun in BY_NAME:
@@ -78,9 +79,20 @@ def parse(
     """The typed command `text` means, or None when it is neither a command nor a KPI question."""
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     values = {**KNOWN_VALUES, **(known or {})}
-    topic = how_to_topic(text)
-    if topic is not None:  # "how do I book a video consultation?": the help of `video book`
-        return Parsed(BY_NAME["help"], ShowHelp(topic))
+    if asks_how_to(text):
+        # "how do I book a video consultation?": the help of `video book`; "how do I see the no-show rate this
+        # month?" asks for the figure; "how do I book an appointment?" (no command books one) for neither.
+        topic = how_to_topic(text)
+        try:
+            question = parse_question(text, today, known=values, require_metric=False)
+        except (ParseError, Declined):
+            question = None
+        if question is not None and not question.metric_guessed and not names_an_action(question.ignored):
+            return Parsed(BY_NAME["kpi"], question)
+        if topic is not None:
+            return Parsed(BY_NAME["help"], ShowHelp(topic))
+        if question is not None:
+            return None  # the commands there are (not_understood)
     words = tokenise(text)
     try:
         matched = match_command(words)
@@ -94,8 +106,9 @@ def parse(
     if matched is not None:
         spec, rest_words = matched
         typed = [normalise(w) for w in words[:2]]
-        if " " in spec.name and spec.name.split()[-1] not in typed:
+        if " " in spec.name and spec.name.split()[-1] not in typed and len(words) > 1:
             # "customer churn last quarter": a noun whose verb was not typed, and a metric named; the metric wins.
+            # A noun alone ("chats", "campaigns") is its command.
             try:
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:
@@ -133,7 +146,10 @@ def parse(
 QUESTION_WORDS = frozenset(
     {"what", "what's", "whats", "how", "which", "who", "when", "where", "why", "is", "are", "was", "were"}
     | {"did", "do", "does", "can", "could", "will", "has", "have"}
-    | {"wie", "wer", "welche", "welcher", "welches", "wann", "wo", "warum", "wieso", "gibt", "ist", "sind"}
+)
+#: German ones, taken as a question's start only in a sentence ("sind 1234" is a typo of `send`).
+GERMAN_QUESTION_WORDS = frozenset(
+    {"wie", "wer", "welche", "welcher", "welches", "wann", "wo", "warum", "wieso", "gibt", "ist", "sind"}
 )
 #: The figures a not-understood question is pointed to, with a question that reads each.
 EXAMPLE_QUESTIONS = (
@@ -147,7 +163,12 @@ EXAMPLE_QUESTIONS = (
 
 def reads_as_question(text: str) -> bool:
     words = tokenise(text)
-    return text.rstrip().endswith("?") or (bool(words) and normalise(words[0]) in QUESTION_WORDS)
+    first = normalise(words[0]) if words else ""
+    return (
+        text.rstrip().endswith("?")
+        or first in QUESTION_WORDS
+        or (first in GERMAN_QUESTION_WORDS and len(words) >= 3)
+    )
 
 
 def names_a_command(text: str) -> bool:

@@ -44,6 +44,8 @@ class HelpEntry(Protocol):
     def role(self) -> Role: ...
     @property
     def examples(self) -> tuple[str, ...]: ...
+    @property
+    def changes(self) -> bool: ...
 
 
 def help_handler(
@@ -83,12 +85,19 @@ def show_help(command: ShowHelp, who: StaffIdentity, commands: Sequence[HelpEntr
                     *(Field("Example", e) for e in spec.examples),
                 )
             )
+        said = (
+            f"{matching[0].name}: {matching[0].help}"
+            if len(matching) == 1
+            else f"The {len(matching)} “{command.topic}” commands:"
+        )
         return Reply(
-            f"{matching[0].name}: {matching[0].help}",
+            said,
             title=f"Help: {command.topic}",
             fields=fields,
             kind="help",
-            buttons=tuple(Button(e, e) for s in matching for e in s.examples[:2]),
+            # Tapping an example runs it: only those that change nothing are buttons (an example's names
+            # need not be this business's, and `video book` would book).
+            buttons=tuple(Button(e, e) for s in matching if not s.changes for e in s.examples[:2]),
         )
     allowed = [s for s in commands if role_allows(who.role, s.role)]
     table = Table(

@@ -11,7 +11,7 @@ word. A question that names a noun and no verb of it gets the help of all that n
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bot.commands.parsing import normalise, tokenise
 from bot.commands.registry import BY_NAME, NOUNS, verbs_of
@@ -78,7 +78,7 @@ VERB_WORDS: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("close", "resolve", "finish", "end"), ("resolve",)),
     **dict.fromkeys(("open", "answer", "reply", "join", "take", "pick"), ("open",)),
     **dict.fromkeys(("snooze", "defer"), ("snooze",)),
-    **dict.fromkeys(("enable", "activate", "turn", "switch"), ("enable",)),
+    **dict.fromkeys(("enable", "activate", "turn", "switch"), ("enable",)),  # "turn off": see _verbs_of
     **dict.fromkeys(("disable", "deactivate"), ("disable",)),
     **dict.fromkeys(("save", "keep", "store"), ("save",)),
     "unschedule": ("unschedule",),
@@ -94,11 +94,28 @@ VERB_WORDS: Mapping[str, tuple[str, ...]] = {
     **dict.fromkeys(("verschieben", "verschiebe"), ("reschedule",)),
     **dict.fromkeys(("pausieren", "pausiere", "anhalten", "halte"), ("pause",)),
     **dict.fromkeys(("zuweisen", "weise"), ("assign",)),
-    **dict.fromkeys(("schließen", "schließe"), ("resolve",)),
+    **dict.fromkeys(("schließen", "schließe", "beenden", "beende"), ("resolve",)),
+    **dict.fromkeys(("einschalten", "aktivieren", "aktiviere", "schalte"), ("enable",)),
+    **dict.fromkeys(("ausschalten", "abschalten", "deaktivieren", "deaktiviere"), ("disable",)),
     **dict.fromkeys(("speichern", "speichere"), ("save",)),
     **dict.fromkeys(("sehen", "sehe", "anzeigen", "zeige"), ("list", "show")),
     **dict.fromkeys(("finden", "finde", "suchen", "suche"), ("find", "list", "show")),
 }
+
+
+#: Verbs that only look (a how-to question with one of them and a figure asks for the figure: "how do I see
+#: the no-show rate this month?"); every other verb asks to do something.
+LOOKING = frozenset(
+    {"see", "show", "view", "list", "find", "look", "get", "search", "check", "track", "monitor", "follow"}
+    | {"sehen", "sehe", "anzeigen", "zeige", "finden", "finde", "suchen", "suche"}
+)
+#: "turn off an automation", "schalte … aus": the word that makes "turn" and "schalte" mean disable.
+OFF = frozenset({"off", "aus"})
+
+
+def names_an_action(words: Iterable[str]) -> bool:
+    """Whether any of `words` asks to do something (book, send, cancel, …) rather than to look."""
+    return any(word in VERB_WORDS and word not in LOOKING for word in words)
 
 
 def asks_how_to(text: str) -> bool:
@@ -121,14 +138,22 @@ def how_to_topic(text: str) -> str | None:
     nouns = [noun for noun in named if noun in NOUNS and noun not in BY_NAME]
     for noun in nouns:
         own = verbs_of(noun)
-        for word in words:
-            for verb in ((word,) if word in own else ()) + VERB_WORDS.get(word, ()):
-                if verb in own:
-                    return f"{noun} {verb}"
+        # Its own verbs first, wherever they are ("see the delivery status of campaign spring" is `status`),
+        # then the everyday ones, in the order typed.
+        for verb in [word for word in words if word in own] + [v for w in words for v in _verbs_of(w, words)]:
+            if verb in own:
+                return f"{noun} {verb}"
     whole = [name for name in named if name in BY_NAME]
     if whole:
         return whole[0]
     return nouns[0] if nouns else None
+
+
+def _verbs_of(word: str, words: list[str]) -> tuple[str, ...]:
+    """The command verbs an everyday verb may mean, in the question's words ("turn … off" disables)."""
+    if word in ("turn", "switch", "schalte") and OFF & set(words):
+        return ("disable",)
+    return VERB_WORDS.get(word, ())
 
 
 def _named_by(word: str) -> str | None:

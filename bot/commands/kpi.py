@@ -154,7 +154,9 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     version = result.result.data_as_of.isoformat()
     png = await draw(result.chart, "png", version, ctx.chart_cache)
     reading = read_as(question, metric, time_range)
-    notes = []  # how it was read is the "Read as" field, shown on every front end under the sentence
+    # How it was read is the "Read as" field under the sentence; when the figure was guessed or others
+    # were close, the sentence says it too, for where only the text goes (a notification, a fallback).
+    notes = [reading] if (question.metric_guessed or question.alternatives) else []
     if question.period_assumed:
         notes.append("No period was given, so this is the last 30 complete days.")
     if question.ignored:

@@ -41,7 +41,8 @@ class ConsultationNumber:
 
 def _number(words: list[str], what: str, usage: str) -> int:
     if len(words) != 1:
-        raise ParseError(f"Give {what} number, e.g. 1234.", usage)
+        one = "one" if words else what.split()[0]  # "Give one appointment number", "Give an appointment …"
+        raise ParseError(f"Give {one} {what.split(maxsplit=1)[-1]} number, e.g. 1234.", usage)
     text = words[0].lstrip("#")
     if not text.isdigit() or len(text) > 18 or int(text) == 0:
         raise ParseError(f"“{words[0]}” is not {what} number; give the number, e.g. 1234.", usage)

@@ -432,6 +432,28 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
     return None
 
 
+#: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
+RANKING = re.compile(
+    r"\b(?:top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
+    r"(?:\d+\s+|three\s+|five\s+|ten\s+)?([a-z_]+)\b"
+)
+
+
+def _ranked(text: str, metric: Metric) -> Found | None:
+    """ "top 3 clinics by revenue", "worst clinic for no-shows": a ranking of clinics, campaigns or channels
+    asks for the split by that dimension, whose parts the answer lists largest first. A ranking of single
+    customers is declined elsewhere (no metric is kept by customer)."""
+    match = RANKING.search(text)
+    if match is None:
+        return None
+    word = match.group(1)
+    for form in (word, word.removesuffix("s"), word.removesuffix("es")):
+        if form in DIMENSION_WORDS or form in metric.dimensions:
+            dimension, _ = _split_named(form, None, match.end(1), match.end(1), metric)
+            return Found((dimension,), match.start(), match.end(1))
+    return None
+
+
 def _foreign_values(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> str | None:
     """A value of a dimension this metric is not kept by ("churn for vip customers"), if one is named."""
     for dimension, values in known.items():
@@ -595,7 +617,9 @@ def parse_question(
     rest = cut(rest, period)
     if period is not None and comparison is None:
         comparison, rest = _compared_period(rest, period, today)
-    dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
+    dimension = (
+        _find_dimension(rest, metric, values) or _contrasted(rest, metric, values) or _ranked(rest, metric)
+    )
     rest = cut(rest, dimension)
     split: tuple[str, ...] = dimension.value if dimension else ()  # type: ignore[assignment]
     for typed_filter in typed:

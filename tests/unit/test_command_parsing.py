@@ -9,10 +9,12 @@ import pytest
 from bot.commands import campaigns, customers, messages, templates
 from bot.commands.context import CommandContext
 from bot.commands.dispatch import not_understood, parse
+from bot.commands.help import ShowHelp, show_help
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokenise
 from bot.commands.periods import find_period
-from bot.commands.questions import KpiQuestion, parse_question
+from bot.commands.questions import Declined, KpiQuestion, parse_question
+from bot.commands.registry import COMMANDS
 from domain.staff import StaffIdentity
 from domain.vocabulary import Channel, Role
 from reports.periods import PeriodSpec
@@ -22,6 +24,7 @@ from switchboard.settings import Settings
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 VIEWER = StaffIdentity(1, "Board", "board@example.com", Role.VIEWER, "cli")
+AGENT = StaffIdentity(2, "Desk", "desk@example.com", Role.AGENT, "cli")
 
 
 def context() -> CommandContext:
@@ -334,6 +337,10 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
         ("wie lege ich eine Kampagne an", "campaign new"),
         ("wie sage ich einen Videotermin ab?", "video cancel"),
         ("wie finde ich einen Patienten", "customer find"),
+        ("how do I turn off an automation", "rule disable"),
+        ("wie schalte ich eine Regel aus", "rule disable"),
+        ("wie beende ich ein Gespräch", "chat resolve"),
+        ("how do I see the delivery status of campaign spring", "campaign status"),  # its own verb first
     ],
 )
 def test_a_how_to_question_gets_the_help_of_the_command_that_does_it(text: str, topic: str) -> None:
@@ -373,3 +380,88 @@ def test_the_no_show_rate_without_a_period_is_asked_not_an_appointment_number(te
 def test_the_noshow_command_alone_or_with_a_word_it_cannot_read_keeps_its_usage(text: str, said: str) -> None:
     with pytest.raises(ParseError, match=said):
         parse(text, context())
+
+
+@pytest.mark.parametrize(
+    ("text", "metric"),
+    [
+        ("how do I see the no-show rate this month?", "no_show_rate"),
+        ("wie sehe ich die no-show rate", "no_show_rate"),
+        ("how do I see campaign revenue last month?", "campaign_revenue"),
+        ("how do I see revenue by campaign last month", "revenue"),
+        ("how do I see how many video consultations we had last month", "video_consultations"),
+        ("how do I see customer churn last quarter", "churn_rate"),
+        ("how do I see the sla breaches last week", "sla_breaches"),
+        ("how can I see the reply rate of campaign spring", "reply_rate"),
+        ("how can I see no-show rate for video last month", "no_show_rate"),
+    ],
+)
+def test_a_how_to_question_that_only_looks_at_a_figure_is_the_figure(text: str, metric: str) -> None:
+    """A command's noun in passing ("campaign", "video", "customer") does not make it help: looking at a
+    figure is asking for it."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.metric == metric
+
+
+@pytest.mark.parametrize("text", ["how do I book an appointment", "wie verschiebe ich einen Termin"])
+def test_a_how_to_question_asking_to_do_what_no_command_does_gets_the_commands_not_a_figure(
+    text: str,
+) -> None:
+    """Not "appointments, 30 days" with "book" ignored: the commands there are."""
+    assert parse(text, context()) is None
+    assert not_understood(text, VIEWER).kind == "help"
+
+
+def test_a_short_german_word_is_still_a_typo_of_a_command() -> None:
+    """ "sind 1234" is no question (German question words count in a sentence only): the suggestions stay."""
+    reply = not_understood("sind 1234", AGENT)
+    assert "which figure" not in reply.text and "Did you mean send" in reply.text
+    assert not_understood("wie ist das Wetter heute", VIEWER).text.startswith("I could not tell which figure")
+
+
+@pytest.mark.parametrize(("text", "command"), [("chats", "chat list"), ("campaigns", "campaign list")])
+def test_a_commands_noun_alone_is_its_command_not_a_figure(text: str, command: str) -> None:
+    """ "chats" once answered "Messages sent for chat: 0"; alone, a noun is its command ("chats last week"
+    still asks for the chat messages sent)."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == command
+    asked = parse("chats last week", context())
+    assert asked is not None and asked.spec.name == "kpi"
+
+
+def test_a_word_that_only_ends_like_a_command_is_not_that_command() -> None:
+    """ "show me …" once met `noshow`'s "Give an appointment number": a typo keeps its first letter."""
+    assert parse("show me whatsapp delivery", context()) is None
+    typo = parse("noshw 12", context())
+    assert typo is not None and typo.spec.name == "noshow"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "split"),
+    [
+        ("top 3 clinics by revenue", "revenue", "location"),
+        ("best clinic by revenue last month", "revenue", "location"),
+        ("top campaigns by revenue", "revenue", "campaign"),
+        ("worst clinic for no-shows last month", "no_show_rate", "location"),
+    ],
+)
+def test_a_ranking_of_clinics_or_campaigns_is_the_split_by_them(text: str, metric: str, split: str) -> None:
+    """Not the total with "top 3" ignored: the split, whose parts the answer lists largest first."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi"
+    assert (parsed.command.metric, parsed.command.dimension) == (metric, split)
+    with pytest.raises(Declined, match="single customers"):
+        parse("top 5 customers by revenue", context())
+
+
+def test_help_offers_as_buttons_only_the_examples_that_change_nothing() -> None:
+    """An example's names need not be this business's, and tapping `video book …` would book."""
+    booking = show_help(ShowHelp("video book"), VIEWER, COMMANDS)
+    assert not booking.buttons and any(field.label == "Example" for field in booking.fields)
+    asking = show_help(ShowHelp("kpi"), VIEWER, COMMANDS)
+    assert asking.buttons and all(parse(button.command, context()) is not None for button in asking.buttons)
+    several = show_help(ShowHelp("campaign"), VIEWER, COMMANDS)
+    count = sum(spec.name.startswith("campaign ") for spec in COMMANDS)
+    assert (
+        several.text == f"The {count} “campaign” commands:"
+    )  # not the first one's sentence, said again below
