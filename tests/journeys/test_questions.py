@@ -176,3 +176,16 @@ def test_a_how_to_question_gets_the_commands_help_and_the_no_show_rate_is_asked(
     end = datetime.combine(today, time(), BERLIN)
     assert format_day_range(start.date(), today - timedelta(days=1)) in rate.text, rate.text
     assert f"{no_show_share(demo, start, end) * 100:.1f}%" in rate.text, rate.text
+
+
+def test_a_ranking_of_clinics_is_answered_with_each_clinic_largest_first(demo: Demo) -> None:
+    """ "top 3 clinics by revenue last month" once gave the total with "top 3" ignored: now each clinic's
+    revenue, the same figures as "by clinic", listed largest first; "chats" alone lists the conversations."""
+    ranked = demo.ask("top 3 clinics by revenue last month", as_email=MANAGER)
+    split = demo.ask("revenue last month by clinic", as_email=MANAGER)
+    assert ranked.kind == "answer" and "by location" in read_as(ranked), ranked.text
+    assert ranked.text == split.text and read_as(ranked) == read_as(split)
+    amounts = [float(n.replace(",", "")) for n in re.findall(r"\b[A-Z]{3} €([\d,]+\.\d\d)", ranked.text)]
+    assert len(amounts) >= 3 and amounts == sorted(amounts, reverse=True), ranked.text
+    chats = demo.ask("chats", as_email=MANAGER)
+    assert chats.title.startswith("Conversations") and not chats.images, chats.text
