@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.help import ShowHelp, show_help
-from bot.commands.how_to import asks_how_to, how_to_topic, names_an_action
+from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
 from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
@@ -87,7 +87,11 @@ def parse(
             question = parse_question(text, today, known=values, require_metric=False)
         except (ParseError, Declined):
             question = None
-        if question is not None and not question.metric_guessed and not names_an_action(question.ignored):
+        if (
+            question is not None
+            and not question.metric_guessed
+            and (not names_an_action(question.ignored) or COUNTING.search(text))
+        ):
             return Parsed(BY_NAME["kpi"], question)
         if topic is not None:
             return Parsed(BY_NAME["help"], ShowHelp(topic))

@@ -113,6 +113,11 @@ LOOKING = frozenset(
 OFF = frozenset({"off", "aus"})
 
 
+#: "how many", "wie viele": a count asked for inside a how-to question ("how do I see how many messages
+#: we send per day?"), whatever verbs follow.
+COUNTING = re.compile(r"\b(?:how\s+many|how\s+much|wie\s+viele?)\b", re.IGNORECASE)
+
+
 def names_an_action(words: Iterable[str]) -> bool:
     """Whether any of `words` asks to do something (book, send, cancel, …) rather than to look."""
     return any(word in VERB_WORDS and word not in LOOKING for word in words)

@@ -75,8 +75,11 @@ def suggestions(text: str, choices: Sequence[str], n: int = 3) -> list[str]:
     """Up to `n` choices that look like `text` (whole input or its first words), best first."""
     key = " ".join(normalise(w) for w in text.split()[:2])
     first = normalise(text.split()[0]) if text.split() else ""
-    found = difflib.get_close_matches(key, choices, n=n, cutoff=0.5)
-    for choice in difflib.get_close_matches(first, [c.split()[0] for c in choices], n=n, cutoff=0.6):
+    # A typo keeps its first letter: "show me …" does not suggest `noshow`, "what templates …" does `template`.
+    initials = {word[:1] for word in key.split()}
+    found = difflib.get_close_matches(key, [c for c in choices if c[:1] in initials], n=n, cutoff=0.5)
+    typed = [c.split()[0] for c in choices if c[:1] == first[:1]]
+    for choice in difflib.get_close_matches(first, typed, n=n, cutoff=0.6):
         found += [c for c in choices if c.split()[0] == choice and c not in found]
     return found[:n]
 
