@@ -87,10 +87,9 @@ def parse(
             question = parse_question(text, today, known=values, require_metric=False)
         except (ParseError, Declined):
             question = None
-        if (
-            question is not None
-            and not question.metric_guessed
-            and (not names_an_action(question.ignored) or COUNTING.search(text))
+        if question is not None and (
+            COUNTING.search(text)  # "how do I see how many messages we send?": a count, the guess said
+            or (not question.metric_guessed and not names_an_action(question.ignored))
         ):
             return Parsed(BY_NAME["kpi"], question)
         if topic is not None:
