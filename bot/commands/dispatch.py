@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.commands.context import CommandContext
@@ -182,8 +182,13 @@ def names_a_command(text: str) -> bool:
 
 
 def not_understood(text: str, who: StaffIdentity) -> Reply:
-    if asks_how_to(text):  # "how do I get started?": no command or figure named, so the commands there are
-        return show_help(ShowHelp(), who, COMMANDS)
+    if asks_how_to(text):  # "how do I book an appointment?": no command does it, so the commands there are
+        commands = show_help(ShowHelp(), who, COMMANDS)
+        return replace(
+            commands,
+            text=f"I could not tell which command does what “{text[:80]}” asks. {commands.text} "
+            "`help COMMAND` explains one.",
+        )
     if reads_as_question(text) and not names_a_command(text):
         return figure_not_found(text)
     names = [s.name for s in COMMANDS if role_allows(who.role, s.role)]

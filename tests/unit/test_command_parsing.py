@@ -410,7 +410,8 @@ def test_a_how_to_question_asking_to_do_what_no_command_does_gets_the_commands_n
 ) -> None:
     """Not "appointments, 30 days" with "book" ignored: the commands there are."""
     assert parse(text, context()) is None
-    assert not_understood(text, VIEWER).kind == "help"
+    reply = not_understood(text, VIEWER)
+    assert reply.kind == "help" and reply.text.startswith("I could not tell which command") and reply.table
 
 
 def test_a_short_german_word_is_still_a_typo_of_a_command() -> None:
