@@ -266,7 +266,7 @@ _METRICS: tuple[Metric, ...] = (
         MESSAGE_DIMENSIONS,
         "up_is_good",
         target=0.95,
-        synonyms=("deliverability", "delivery"),
+        synonyms=("deliverability",),
     ),
     _metric(
         "reply_rate",

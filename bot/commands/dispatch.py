@@ -9,14 +9,15 @@ import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
 from bot.commands.context import CommandContext
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
-from bot.commands.parsing import ParseError, closest, normalise, suggestions, tokenise
-from bot.commands.questions import KNOWN_VALUES, Declined, parse_question
+from bot.commands.parsing import ParseError, closest, normalise, same_start, suggestions, tokenise
+from bot.commands.questions import KNOWN_VALUES, Declined, names_a_metric, parse_question
 from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, CommandSpec, verbs_of
 from bot.replies import Button, Reply
 from domain.staff import StaffIdentity
@@ -58,8 +59,8 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         first = alias[0]
     if first in BY_NAME:
         return BY_NAME[first], words[1:]
-    # A typo keeps the first letter: "show me whatsapp delivery" is not `noshow`, nor "hat" `chat`.
-    noun = closest(first, [noun for noun in NOUNS if noun[:1] == first[:1]], cutoff=0.8)
+    # A typo keeps the first letter, or swaps the first two: "show me …" is not `noshow`, "hcat" is `chat`.
+    noun = closest(first, [noun for noun in NOUNS if same_start(noun, first)], cutoff=0.8)
     if noun is None:
         return None
     if noun in BY_NAME:
@@ -87,11 +88,19 @@ def parse(
             question = parse_question(text, today, known=values, require_metric=False)
         except (ParseError, Declined):
             question = None
-        if question is not None and (
-            COUNTING.search(text)  # "how do I see how many messages we send?": a count, the guess said
-            or (not question.metric_guessed and not names_an_action(question.ignored))
-        ):
-            return Parsed(BY_NAME["kpi"], question)
+        if question is not None and names_a_metric(text):  # not a figure inferred from "chats", "sms"
+            counting = COUNTING.search(text)
+            if counting is not None and not names_an_action(
+                text[: counting.start()].lower().split()
+            ):  # "how do I see how many messages we send?": a count, as the reading says
+                return Parsed(BY_NAME["kpi"], question)
+            about = topic.split()[0] if topic else None
+            if (
+                not question.metric_guessed
+                and not names_an_action(question.ignored)
+                and not any(word.removesuffix("s") == about for word in question.ignored)
+            ):  # "how do I see the no-show rate this month?", not "… the revenue report" (`report list`)
+                return Parsed(BY_NAME["kpi"], question)
         if topic is not None:
             return Parsed(BY_NAME["help"], ShowHelp(topic))
         if question is not None:
@@ -102,22 +111,30 @@ def parse(
     except ParseError:
         # "campaign revenue last month": a command's noun with no verb of its own, but a metric named in
         # the words; a named metric wins, so it is a KPI question rather than a wrong command.
+        # "chats mine": no metric named, and the noun's usual command reads the words; it is that command.
         question = parse_question(text, today, known=values, require_metric=False)
         if question is not None and not question.metric_guessed:
-            return Parsed(BY_NAME["kpi"], question)
+            usual = None if names_a_metric(text) else _usual_command(words, today)
+            return usual or Parsed(BY_NAME["kpi"], question)
         raise
     if matched is not None:
         spec, rest_words = matched
         typed = [normalise(w) for w in words[:2]]
         if " " in spec.name and spec.name.split()[-1] not in typed and len(words) > 1:
             # "customer churn last quarter": a noun whose verb was not typed, and a metric named; the metric wins.
-            # A noun alone ("chats", "campaigns") is its command.
+            # A noun alone ("chats", "campaigns") is its command; with words its command reads ("chats
+            # unassigned"), too; a figure inferred from it ("chats last week": chat messages) otherwise.
             try:
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:
                 question = None
             if question is not None and not question.metric_guessed:
-                return Parsed(BY_NAME["kpi"], question)
+                if names_a_metric(text):
+                    return Parsed(BY_NAME["kpi"], question)
+                try:
+                    return Parsed(spec, spec.parse(rest_words, " ".join(rest_words), today))
+                except ParseError:  # "chats unassigned" is no `chat assign`: `chat list unassigned`
+                    return _usual_command(words, today) or Parsed(BY_NAME["kpi"], question)
         rest = " ".join(rest_words)
         try:
             return Parsed(spec, spec.parse(rest_words, rest, today))
@@ -144,16 +161,32 @@ def parse(
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
 
+def _usual_command(words: list[str], today: date) -> Parsed | None:
+    """The noun's usual command (`chat list` for "chats") reading the words after it, if it can."""
+    noun = closest(
+        normalise(words[0]), [noun for noun in NOUNS if same_start(noun, normalise(words[0]))], 0.8
+    )
+    if noun is None or noun not in DEFAULT_VERB:
+        return None
+    spec = BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"]
+    try:
+        return Parsed(spec, spec.parse(words[1:], " ".join(words[1:]), today))
+    except ParseError:
+        return None
+
+
 #: How a question begins: such text that names no figure is answered with the figures there are, not with
 #: commands that happen to look like its first word ("what's" is not "chat").
 QUESTION_WORDS = frozenset(
     {"what", "what's", "whats", "how", "which", "who", "when", "where", "why", "is", "are", "was", "were"}
     | {"did", "do", "does", "can", "could", "will", "has", "have"}
 )
-#: German ones, taken as a question's start only in a sentence ("sind 1234" is a typo of `send`).
+#: German ones ("wie viele", "welche Kampagnen")...
 GERMAN_QUESTION_WORDS = frozenset(
     {"wie", "wer", "welche", "welcher", "welches", "wann", "wo", "warum", "wieso", "gibt", "ist", "sind"}
 )
+#: ... of which these look like a command's typo ("sind 1234" is `send`): a question's start only in a sentence.
+LIKE_A_COMMAND = frozenset({"ist", "sind", "wer"})
 #: The figures a not-understood question is pointed to, with a question that reads each.
 EXAMPLE_QUESTIONS = (
     ("revenue", "revenue last 30 days"),
@@ -170,7 +203,7 @@ def reads_as_question(text: str) -> bool:
     return (
         text.rstrip().endswith("?")
         or first in QUESTION_WORDS
-        or (first in GERMAN_QUESTION_WORDS and len(words) >= 3)
+        or (first in GERMAN_QUESTION_WORDS and (first not in LIKE_A_COMMAND or len(words) >= 3))
     )
 
 

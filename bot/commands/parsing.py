@@ -71,14 +71,25 @@ def closest(word: str, choices: Iterable[str], cutoff: float = 0.75) -> str | No
     return found[0] if found else None
 
 
+def same_start(name: str, typed: str) -> bool:
+    """Whether `typed` could be a typo of `name` at its start: the same first letter, the first two swapped
+    ("hcat"), one letter too many before it ("tchat") or its first letter missing ("ancel")."""
+    if name[:1] == typed[:1]:
+        return True
+    return (len(typed) > 1 and name[:2] in (typed[1::-1], typed[1:3])) or name[1:3] == typed[:2]
+
+
 def suggestions(text: str, choices: Sequence[str], n: int = 3) -> list[str]:
     """Up to `n` choices that look like `text` (whole input or its first words), best first."""
     key = " ".join(normalise(w) for w in text.split()[:2])
     first = normalise(text.split()[0]) if text.split() else ""
-    # A typo keeps its first letter: "show me …" does not suggest `noshow`, "what templates …" does `template`.
-    initials = {word[:1] for word in key.split()}
-    found = difflib.get_close_matches(key, [c for c in choices if c[:1] in initials], n=n, cutoff=0.5)
-    typed = [c.split()[0] for c in choices if c[:1] == first[:1]]
+    # A typo keeps its first letter or swaps the first two: "show me …" does not suggest `noshow`, "what
+    # templates …" does `template`.
+    words = key.split()
+    found = difflib.get_close_matches(
+        key, [c for c in choices if any(same_start(c, word) for word in words)], n=n, cutoff=0.5
+    )
+    typed = [c.split()[0] for c in choices if same_start(c, first)]
     for choice in difflib.get_close_matches(first, typed, n=n, cutoff=0.6):
         found += [c for c in choices if c.split()[0] == choice and c not in found]
     return found[:n]

@@ -283,6 +283,13 @@ FUZZY_SCORE = 85
 FUZZY_MIN_LENGTH = 5
 
 
+def names_a_metric(text: str) -> bool:
+    """Whether `text` names a metric in words, exactly or nearly ("revenue", "no-show rate", "mesages"),
+    rather than leaving it to be inferred from a channel or a service ("chats", "laser treatments")."""
+    found, _, _ = find_metric(plain_words(text))
+    return found is not None
+
+
 def _fuzzy_metric(text: str, phrases: Mapping[str, str]) -> tuple[Found | None, bool, tuple[str, ...]]:
     words = [(m.group(0), m.start(), m.end()) for m in re.finditer(r"[a-z_]{3,}", text)]
     scored: list[tuple[float, str, int, int]] = []
@@ -434,8 +441,16 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
 
 #: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
 RANKING = re.compile(
-    r"\b(?:top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
+    r"\b(top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
     r"(?:\d+\s+|three\s+|five\s+|ten\s+)?([a-z_]+)\b"
+)
+#: Ranking words that ask for the largest figures first, and those that ask for the smallest.
+LARGEST = frozenset({"top", "biggest", "largest", "highest", "strongest", "leading"})
+SMALLEST = frozenset({"lowest", "weakest"})
+#: The things a ranking ranks (not "best practice", "top type").
+RANKED = frozenset(
+    {"clinic", "location", "branch", "campaign", "channel", "service", "treatment", "doctor", "staff"}
+    | {"agent", "clinician", "country", "countrie", "template", "provider", "segment", "store", "city"}
 )
 
 
@@ -446,11 +461,17 @@ def _ranked(text: str, metric: Metric) -> Found | None:
     match = RANKING.search(text)
     if match is None:
         return None
-    word = match.group(1)
+    ranking, word = match.group(1), match.group(2)
+    good_first = metric.direction == "up_is_good"
+    largest_first = (
+        ranking in LARGEST or (ranking == "best" and good_first) or (ranking == "worst" and not good_first)
+    )
+    if ranking in SMALLEST or not largest_first:
+        return None  # the answer lists the largest first: "worst campaign by delivery rate" stays unread
     for form in (word, word.removesuffix("s"), word.removesuffix("es")):
-        if form in DIMENSION_WORDS or form in metric.dimensions:
-            dimension, _ = _split_named(form, None, match.end(1), match.end(1), metric)
-            return Found((dimension,), match.start(), match.end(1))
+        if form in RANKED and (form in DIMENSION_WORDS or form in metric.dimensions):
+            dimension, _ = _split_named(form, None, match.end(2), match.end(2), metric)
+            return Found((dimension,), match.start(), match.end(2))
     return None
 
 

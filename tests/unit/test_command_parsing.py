@@ -392,7 +392,7 @@ def test_the_noshow_command_alone_or_with_a_word_it_cannot_read_keeps_its_usage(
         ("how do I see how many video consultations we had last month", "video_consultations"),
         ("how do I see customer churn last quarter", "churn_rate"),
         ("how do I see the sla breaches last week", "sla_breaches"),
-        ("how can I see the reply rate of campaign spring", "reply_rate"),
+        ("how can I see the reply rate by campaign last month", "reply_rate"),
         ("how can I see no-show rate for video last month", "no_show_rate"),
         ("how do I see how many messages we send per day", "messages_sent"),  # "send" is no command here
     ],
@@ -421,7 +421,15 @@ def test_a_short_german_word_is_still_a_typo_of_a_command() -> None:
     assert not_understood("wie ist das Wetter heute", VIEWER).text.startswith("I could not tell which figure")
 
 
-@pytest.mark.parametrize(("text", "command"), [("chats", "chat list"), ("campaigns", "campaign list")])
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("chats", "chat list"),
+        ("campaigns", "campaign list"),
+        ("chats unassigned", "chat list"),
+        ("chats mine", "chat list"),
+    ],
+)
 def test_a_commands_noun_alone_is_its_command_not_a_figure(text: str, command: str) -> None:
     """ "chats" once answered "Messages sent for chat: 0"; alone, a noun is its command ("chats last week"
     still asks for the chat messages sent)."""
@@ -433,9 +441,15 @@ def test_a_commands_noun_alone_is_its_command_not_a_figure(text: str, command: s
 
 def test_a_word_that_only_ends_like_a_command_is_not_that_command() -> None:
     """ "show me …" once met `noshow`'s "Give an appointment number": a typo keeps its first letter."""
-    asked = parse("show me whatsapp delivery", context())
-    assert asked is not None and asked.spec.name == "kpi" and asked.command.metric == "delivery_rate"
-    assert "noshow" not in not_understood("show me the weather", VIEWER).text
+    assert parse("show me whatsapp delivery", context()) is None
+    assert "noshow" not in not_understood("show me whatsapp delivery", VIEWER).text
+    for typo, command in (
+        ("tsatus", "status"),
+        ("acmpaign list", "campaign list"),
+        ("tchat list", "chat list"),
+    ):
+        found = parse(typo, context())  # the first two swapped, or one letter too many before
+        assert found is not None and found.spec.name == command, typo
     typo = parse("noshw 12", context())
     assert typo is not None and typo.spec.name == "noshow"
 
@@ -469,3 +483,32 @@ def test_help_offers_as_buttons_only_the_examples_that_change_nothing() -> None:
     assert (
         several.text == f"The {count} “campaign” commands:"
     )  # not the first one's sentence, said again below
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("how do I see chats", "chat list"),
+        ("how do I see unassigned chats", "chat list"),
+        ("how do I see sms templates", "template list"),
+        ("how do I see the revenue report", "report list"),
+    ],
+)
+def test_a_how_to_question_about_what_a_command_shows_is_not_a_figure_inferred_from_a_word(
+    text: str, topic: str
+) -> None:
+    """ "chats" and "sms" are chat and SMS messages only when a figure is asked for; here the command."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "help" and parsed.command.topic == topic
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["worst campaign for delivery rate", "best clinic for no-show rate", "best practice for no-show rate"],
+)
+def test_a_ranking_the_answer_would_list_the_wrong_way_round_is_not_read_as_a_split(text: str) -> None:
+    """The split is listed largest first: "worst … delivery rate" and "best … no-show rate" would read
+    backwards, and "best practice" ranks nothing; the ranking words are left unread (and said so)."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.dimension is None
+    assert parsed.command.ignored
