@@ -928,14 +928,19 @@ async def settled_reads_of(database: Database, partition: str) -> int:
     return last
 
 
+async def an_old_month(database: Database, now: datetime) -> str:
+    """One message planned in OLD's month, moved into that month's own partition: its name."""
+    assert await plan(database, [entry(99)], OLD) == 1
+    await keep_month_partitions(database, now)
+    return f"customer_communications_{OLD:%Y_%m}"
+
+
 async def test_a_worker_sending_this_months_messages_reads_no_other_month_by_id(postgresql: Database) -> None:
     """The worker names each claimed message by id and creation time, so recording its send reads only that
     month's partition: with a year of months kept, each would otherwise be searched for every message."""
     database, now = postgresql, datetime.now(UTC)
     url = database.engine.url.render_as_string(hide_password=False)
-    assert await plan(database, [entry(99)], OLD) == 1
-    await keep_month_partitions(database, now)  # the old message moves into its own month
-    old_month = f"customer_communications_{OLD:%Y_%m}"
+    old_month = await an_old_month(database, now)
     assert await where_rows_are(database, "customer_communications") == {old_month: 1}
     assert await plan(database, [entry(n) for n in range(60)], now) == 60
 
@@ -984,9 +989,7 @@ async def test_receipts_for_recent_messages_read_no_old_month_and_an_old_message
     receipts for this week's sends does not search each month's index."""
     database, now = postgresql, datetime.now(UTC)
     url = database.engine.url.render_as_string(hide_password=False)
-    assert await plan(database, [entry(99)], OLD) == 1
-    await keep_month_partitions(database, now)
-    old_month = f"customer_communications_{OLD:%Y_%m}"
+    old_month = await an_old_month(database, now)
     assert await plan(database, [entry(n) for n in range(20)], now) == 20
     assert await send_what_is_due(url) == 21
     [old_id] = [i for i, _, created in await messages(database) if created == OLD]
@@ -1201,9 +1204,7 @@ async def test_a_reply_to_this_months_message_marks_it_replied_reading_only_one_
         session.add(customer)
         await session.commit()
         customer_id = customer.id
-    assert await plan(database, [entry(99)], OLD) == 1
-    await keep_month_partitions(database, now)
-    old_month = f"customer_communications_{OLD:%Y_%m}"
+    old_month = await an_old_month(database, now)
     ours = replace(entry(77), customer_id=customer_id, to_address="+4915100000077")
     assert await plan(database, [ours], now) == 1
     assert await send_what_is_due(url) == 2
@@ -1262,9 +1263,7 @@ async def test_the_pass_over_stopped_workers_claims_looks_at_old_months_once_and
     by id and month, reading no other month, and a lapsed claim on an old month's message is released too."""
     database, now = postgresql, datetime.now(UTC)
     url = database.engine.url.render_as_string(hide_password=False)
-    assert await plan(database, [entry(99)], OLD) == 1
-    await keep_month_partitions(database, now)
-    old_month = f"customer_communications_{OLD:%Y_%m}"
+    old_month = await an_old_month(database, now)
     assert await plan(database, [entry(n) for n in range(5)], now) == 5
     await database.engine.dispose()
 
