@@ -59,8 +59,7 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         first = alias[0]
     if first in BY_NAME:
         return BY_NAME[first], words[1:]
-    # A typo keeps the first letter, or swaps the first two: "show me …" is not `noshow`, "hcat" is `chat`.
-    noun = closest(first, [noun for noun in NOUNS if same_start(noun, first)], cutoff=0.8)
+    noun = _noun_typed(first)
     if noun is None:
         return None
     if noun in BY_NAME:
@@ -161,11 +160,15 @@ def parse(
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
 
+def _noun_typed(word: str) -> str | None:
+    """The command noun `word` is, allowing a typo that keeps its start: "show" is not `noshow`, "tchat"
+    is `chat`."""
+    return closest(word, [noun for noun in NOUNS if same_start(noun, word)], cutoff=0.8)
+
+
 def _usual_command(words: list[str], today: date) -> Parsed | None:
     """The noun's usual command (`chat list` for "chats") reading the words after it, if it can."""
-    noun = closest(
-        normalise(words[0]), [noun for noun in NOUNS if same_start(noun, normalise(words[0]))], 0.8
-    )
+    noun = _noun_typed(normalise(words[0]))
     if noun is None or noun not in DEFAULT_VERB:
         return None
     spec = BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"]
