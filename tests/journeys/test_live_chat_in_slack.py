@@ -75,9 +75,10 @@ def thread(demo: Demo, root_ts: str) -> list[dict[str, Any]]:
     return [m for m in live_chat(demo) if m.get("thread_ts") == root_ts]
 
 
-def echo_trail(demo: Demo, chat_id: int) -> str:
+def echo_trail(demo: Demo, chat_id: int, provider: str = "whatsapp") -> str:
     """Where a staff reply's delivery echo stands: the message's status, its status history, what the
-    thread last echoed, and the sandbox's last WhatsApp webhooks with their outcome."""
+    thread last echoed, the sandbox's last webhooks of `provider` with their outcome, and the server's last
+    warnings."""
     reply = demo.rows(
         select(ChatMessage.communication_id, ChatMessage.echoed_status, CustomerCommunication.status)
         .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
@@ -88,8 +89,12 @@ def echo_trail(demo: Demo, chat_id: int) -> str:
             MessageStatusEvent.communication_id.in_([row[0] for row in reply])
         )
     )
-    hooks = [h for h in demo.sandbox("GET", "/_sandbox/webhooks") if "whatsapp" in str(h.get("provider"))]
-    return f"reply (message, echoed, status): {reply}; history: {history}; sandbox webhooks: {hooks[-6:]}"
+    hooks = [h for h in demo.sandbox("GET", "/_sandbox/webhooks") if provider in str(h.get("provider"))]
+    warnings = [line for line in demo.server_log().splitlines() if "WARNING" in line or "ERROR" in line]
+    return (
+        f"reply (message, echoed, status): {reply}; history: {history}; sandbox webhooks: {hooks[-6:]}; "
+        f"server warnings: {warnings[-10:]}"
+    )
 
 
 def sms_conversation(demo: Demo, customer_id: int) -> int:
@@ -456,11 +461,14 @@ def test_erasing_a_patient_overwrites_their_conversation_in_slack_and_telegram(d
         {"user": LENA, "channel": LIVE_CHAT, "thread_ts": root["ts"], "text": "Yes, tomorrow at 10."},
     )
     # The delivery echo is the bot's last post in the thread: wait for it, so none comes after the erasure.
-    wait_for(
-        lambda: any(m.get("bot_id") and "by SMS" in m["text"] for m in thread(demo, root["ts"])) or None,
-        60,
-        "the delivery echo",
-    )
+    try:
+        wait_for(
+            lambda: any(m.get("bot_id") and "by SMS" in m["text"] for m in thread(demo, root["ts"])) or None,
+            60,
+            "the delivery echo",
+        )
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; {echo_trail(demo, chat_id, 'twilio')}") from None
 
     erased = demo.cli("customer", "erase", str(customer_id), "--yes")
     assert erased.returncode == 0, erased.stderr
