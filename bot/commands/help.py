@@ -1,4 +1,4 @@
-"""`help`: the command table as people read it, filtered to what the asker may do."""
+"""`help`: the commands as people read them, filtered to what the asker may do."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Protocol
 
 from bot.commands.context import CommandContext
 from bot.commands.parsing import closest
-from bot.replies import Button, Field, Reply, Table
+from bot.replies import Button, Field, Reply
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
 
@@ -100,16 +100,31 @@ def show_help(command: ShowHelp, who: StaffIdentity, commands: Sequence[HelpEntr
             buttons=tuple(Button(e, e) for s in matching if not s.changes for e in s.examples[:2]),
         )
     allowed = [s for s in commands if role_allows(who.role, s.role)]
-    table = Table(
-        ("Command", "What it does", "Role"), tuple((s.usage, s.help, s.role.value) for s in allowed)
-    )
     hidden = len(commands) - len(allowed)
     more = f" {hidden} more need a higher role than {who.role.value}." if hidden else ""
-    text = f"Commands you can use as {who.role.value}.{more} You can also just ask, e.g. “revenue last 30 days by channel”."
+    text = (
+        f"Commands you can use as {who.role.value}.{more} `help COMMAND` says how to type one, e.g. "
+        "`help campaign`. You can also just ask, e.g. “revenue last 30 days by channel”."
+    )
     return Reply(
         text,
         title="Switchboard commands",
-        table=table,
+        fields=overview(allowed),
         kind="help",
         buttons=(Button("revenue last 30 days", "kpi revenue last 30 days"), Button("status", "status")),
+    )
+
+
+def overview(commands: Sequence[HelpEntry]) -> tuple[Field, ...]:
+    """One line per command word, in the table's order: a command of its own says what it does; a family
+    ("campaign new", "campaign launch", …) lists its verbs. Short enough for every chat: 48 commands in a
+    table of usages and sentences showed four rows in Slack before its size limit."""
+    families: dict[str, list[HelpEntry]] = {}
+    for spec in commands:
+        families.setdefault(spec.name.split(" ", 1)[0], []).append(spec)
+    return tuple(
+        Field(word, family[0].help)
+        if len(family) == 1 and family[0].name == word
+        else Field(word, " · ".join(spec.name.partition(" ")[2] or word for spec in family))
+        for word, family in families.items()
     )

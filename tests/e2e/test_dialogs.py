@@ -95,7 +95,7 @@ async def test_read_commands_for_every_role(seeded: CommandContext) -> None:
     table = [
         (VIEWER, "help", "help", "commands you can use as viewer"),
         (VIEWER, "help send", "help", "agents, managers and admins"),
-        (ADMIN, "help", "help", "campaign launch"),
+        (ADMIN, "help", "help", "campaign     new · list · preview · status · launch"),
         (VIEWER, "status", "answer", "Outbox"),
         (VIEWER, "customer find Florian", "answer", "•••"),
         (VIEWER, "customer show 1", "answer", "masked"),

@@ -167,7 +167,7 @@ def test_a_how_to_question_gets_the_commands_help_and_the_no_show_rate_is_asked(
     )
     assert reply.text.count("Book a video consultation") == 1, reply.text  # said once, not again in a field
     nothing_named = demo.ask("how do I get started?", as_email=MANAGER)
-    assert nothing_named.kind == "help" and nothing_named.table is not None, nothing_named.text
+    assert nothing_named.kind == "help" and nothing_named.fields, nothing_named.text
 
     rate = demo.ask("no-show rate", as_email=MANAGER)
     assert rate.kind == "answer" and rate.title == "No-show rate" and rate.images, rate.text

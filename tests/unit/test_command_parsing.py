@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
@@ -15,8 +16,9 @@ from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokeni
 from bot.commands.periods import find_period
 from bot.commands.questions import Declined, KpiQuestion, parse_question
 from bot.commands.registry import COMMANDS
+from bot.slack.render import render_blocks
 from domain.staff import StaffIdentity
-from domain.vocabulary import Channel, Role
+from domain.vocabulary import Channel, Role, role_allows
 from reports.periods import PeriodSpec
 from reports.query import Filter
 from switchboard.settings import Settings
@@ -314,6 +316,29 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
             parse(command, context())
 
 
+def test_help_lists_every_command_the_asker_may_use_in_one_line_per_command_word() -> None:
+    """48 commands as a table of usages and sentences showed four rows in Slack and "… 44 more rows"."""
+    admin = StaffIdentity(3, "Owner", "owner@example.com", Role.ADMIN, "cli")
+    for who in (VIEWER, AGENT, admin):
+        reply = show_help(ShowHelp(), who, COMMANDS)
+        allowed = [spec.name for spec in COMMANDS if role_allows(who.role, spec.role)]
+        listed = {
+            name
+            for field in reply.fields
+            for name in (
+                [field.label]
+                if field.label in allowed
+                else [f"{field.label} {v}" for v in field.value.split(" · ")]
+            )
+        }
+        assert listed == set(allowed), who.role
+        blocks = render_blocks(reply)
+        assert all(len(block.get("fields", ())) <= 10 for block in blocks)
+        assert len(json.dumps(blocks)) < 12_000 and "more row" not in json.dumps(blocks)
+    viewing = {field.label: field.value for field in show_help(ShowHelp(), VIEWER, COMMANDS).fields}
+    assert viewing["campaign"] == "list · preview · status" and "send" not in viewing
+
+
 @pytest.mark.parametrize(
     ("text", "topic"),
     [
@@ -355,7 +380,7 @@ def test_a_how_to_question_naming_a_figure_is_answered_and_one_naming_nothing_ge
     assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.metric == "revenue"
     assert parse("how do I get started?", context()) is None
     reply = not_understood("how do I get started?", VIEWER)
-    assert reply.kind == "help" and reply.table is not None and "which figure" not in reply.text
+    assert reply.kind == "help" and reply.fields and "which figure" not in reply.text
     for figure in (
         "how many appointments this week",
         "wie viele Termine diese Woche",
@@ -411,7 +436,7 @@ def test_a_how_to_question_asking_to_do_what_no_command_does_gets_the_commands_n
     """Not "appointments, 30 days" with "book" ignored: the commands there are."""
     assert parse(text, context()) is None
     reply = not_understood(text, VIEWER)
-    assert reply.kind == "help" and reply.text.startswith("I could not tell which command") and reply.table
+    assert reply.kind == "help" and reply.text.startswith("I could not tell which command") and reply.fields
 
 
 def test_a_short_german_word_is_still_a_typo_of_a_command() -> None:
