@@ -91,9 +91,14 @@ def echo_trail(demo: Demo, chat_id: int, provider: str = "whatsapp") -> str:
     )
     hooks = [h for h in demo.sandbox("GET", "/_sandbox/webhooks") if provider in str(h.get("provider"))]
     warnings = [line for line in demo.server_log().splitlines() if "WARNING" in line or "ERROR" in line]
+    events = [
+        (event["kind"], event["ts"], [(a["status"], a["outcome"]) for a in event["attempts"]])
+        for event in demo.sandbox("GET", "/_sandbox/slack/events")["events"][-3:]
+    ]
+    private = [m["text"] for m in live_chat(demo) if m.get("visible_to")][-3:]
     return (
         f"reply (message, echoed, status): {reply}; history: {history}; sandbox webhooks: {hooks[-6:]}; "
-        f"server warnings: {warnings[-10:]}"
+        f"Slack events: {events}; private answers: {private}; server warnings: {warnings[-10:]}"
     )
 
 
