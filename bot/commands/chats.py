@@ -26,7 +26,7 @@ from domain.conversations.use_cases import (
 )
 from domain.staff import StaffIdentity
 from domain.vocabulary import Availability, Channel, ChatStatus
-from storage.queries.chats import DESK_VIEWS, desk_queue
+from storage.queries.chats import DESK_VIEWS, desk_counts, desk_queue
 from storage.queries.customers import customers_by_reference
 
 LIST_USAGE = "chat list [mine|unassigned|open|snoozed|resolved]"
@@ -175,8 +175,13 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
             for row in shown
         ),
     )
-    more = f" Showing the first {LIST_LIMIT}." if len(rows) > LIST_LIMIT else ""
-    return Reply(f"{len(shown)} conversations in “{command.view}”.{more}", title=title, table=table)
+    if len(rows) > LIST_LIMIT:  # "how many chats are open" wants the number, not the page's
+        total = (await desk_counts(ctx.database, who.staff_id))[command.view]
+        first = "latest" if command.view == "resolved" else "longest waiting"
+        said = f"{total} conversations in “{command.view}”; the {LIST_LIMIT} {first} are shown."
+    else:
+        said = f"{len(shown)} conversation{'s' if len(shown) != 1 else ''} in “{command.view}”."
+    return Reply(said, title=title, table=table)
 
 
 C = TypeVar("C")

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from bot.commands.context import CommandContext
+from bot.commands.conversation_looks import STATES, conversations_in_a_state, without_conversations
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
@@ -100,6 +101,10 @@ def parse(
                 and not any(word.removesuffix("s") == about for word in question.ignored)
             ):  # "how do I see the no-show rate this month?", not "… the revenue report" (`report list`)
                 return Parsed(BY_NAME["kpi"], question)
+        if conversations_in_a_state(text) and not names_an_action(
+            word for word in text.lower().split() if word not in STATES
+        ):
+            topic = "chat list"  # "how do I see open chats": "open" says which, it is no verb here
         if topic is not None:
             return Parsed(BY_NAME["help"], ShowHelp(topic))
         if question is not None:
@@ -115,6 +120,10 @@ def parse(
         if question is not None and not question.metric_guessed:
             usual = None if names_a_metric(text) else _usual_command(words, today)
             return usual or Parsed(BY_NAME["kpi"], question)
+        # "videos today": no figure either, and `video list` reads "today".
+        usual = _usual_command(words, today)
+        if usual is not None:
+            return usual
         raise
     if matched is not None:
         spec, rest_words = matched
@@ -156,6 +165,10 @@ def parse(
             ):
                 return Parsed(BY_NAME["kpi"], question)
             raise
+    queue = conversations_in_a_state(text)
+    if queue is not None and not names_a_metric(without_conversations(text)):
+        # "how many chats are open", "show me unassigned conversations": that queue, not chat messages sent.
+        return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
@@ -172,6 +185,8 @@ def _usual_command(words: list[str], today: date) -> Parsed | None:
     if noun is None or noun not in DEFAULT_VERB:
         return None
     spec = BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"]
+    if len(words) > 1 and spec.usage.strip() == spec.name:
+        return None  # `campaign list` takes no words: "campaign spring" would show the list, "spring" unread
     try:
         return Parsed(spec, spec.parse(words[1:], " ".join(words[1:]), today))
     except ParseError:

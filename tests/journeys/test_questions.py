@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from reports.periods import format_day_range
 from storage.database import Database
-from storage.models import Appointment, Location
-from tests.journeys.conftest import MANAGER, Demo, run_async
+from storage.models import Appointment, ChatSession, Customer, Location
+from tests.journeys.conftest import MANAGER, Demo, run_async, wait_for
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -180,7 +180,8 @@ def test_a_how_to_question_gets_the_commands_help_and_the_no_show_rate_is_asked(
 
 def test_a_ranking_of_clinics_is_answered_with_each_clinic_largest_first(demo: Demo) -> None:
     """ "top 3 clinics by revenue last month" once gave the total with "top 3" ignored: now each clinic's
-    revenue, the same figures as "by clinic", listed largest first; "chats" alone lists the conversations."""
+    revenue, the same figures as "by clinic", listed largest first; "chats" alone lists the conversations, and
+    "how many chats are open" the open ones with their number."""
     ranked = demo.ask("top 3 clinics by revenue last month", as_email=MANAGER)
     split = demo.ask("revenue last month by clinic", as_email=MANAGER)
     assert ranked.kind == "answer" and "by location" in read_as(ranked), ranked.text
@@ -189,3 +190,18 @@ def test_a_ranking_of_clinics_is_answered_with_each_clinic_largest_first(demo: D
     assert len(amounts) >= 3 and amounts == sorted(amounts, reverse=True), ranked.text
     chats = demo.ask("chats", as_email=MANAGER)
     assert chats.title.startswith("Conversations") and not chats.images, chats.text
+    # "how many chats are open": the open queue and its number, recounted, not chat messages sent. A patient
+    # texts first, so there is one.
+    [[phone]] = demo.rows(select(Customer.phone_e164).where(Customer.phone_e164.is_not(None)).limit(1))
+    demo.sandbox("POST", "/_sandbox/customer/sms", {"from": phone, "body": "Is the clinic open on Saturday?"})
+
+    def live() -> int:
+        [[count]] = demo.rows(
+            select(func.count()).select_from(ChatSession).where(ChatSession.status.in_(("open", "pending")))
+        )
+        return int(count)
+
+    count = wait_for(live, 30, "the patient's conversation")
+    opened = demo.ask("how many chats are open", as_email=MANAGER)
+    assert opened.title == "Conversations: open" and not opened.images, opened.text
+    assert opened.text.startswith(f"{count} conversation"), (count, opened.text)

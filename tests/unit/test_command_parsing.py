@@ -9,6 +9,7 @@ import pytest
 
 from bot.commands import campaigns, customers, messages, templates
 from bot.commands.context import CommandContext
+from bot.commands.conversation_looks import conversations_in_a_state
 from bot.commands.dispatch import not_understood, parse
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.masking import mask_email, mask_phone
@@ -314,6 +315,52 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
     for command in ("attended yesterday", "noshow soon"):
         with pytest.raises(ParseError, match="appointment number"):
             parse(command, context())
+
+
+@pytest.mark.parametrize(
+    ("text", "queue"),
+    [
+        ("how many chats are open", "open"),
+        ("show me open chats", "open"),
+        ("open chats", "open"),
+        ("which chats are unassigned?", "unassigned"),
+        ("unassigned conversations", "unassigned"),
+        ("open conversations", "open"),
+        ("my chats", "mine"),
+        ("resolved chats", "resolved"),
+        ("wie viele Chats sind offen", "open"),
+    ],
+)
+def test_a_look_at_conversations_in_a_state_is_that_queue_of_chat_list(text: str, queue: str) -> None:
+    """Not "Messages sent for chat" (a figure inferred from "chats") nor `chat open`'s usage."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "chat list" and parsed.command.view == queue
+
+
+@pytest.mark.parametrize(
+    ("text", "topic"),
+    [
+        ("how do I see how many chats are open", "chat list"),
+        ("how do I see open chats", "chat list"),
+        ("how do I close open chats", "chat resolve"),
+        ("how do I open a chat", "chat open"),
+    ],
+)
+def test_open_before_conversations_says_which_and_is_no_verb(text: str, topic: str) -> None:
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "help" and parsed.command.topic == topic
+
+
+def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command() -> None:
+    """ "videos today" is `video list today`; "campaign spring" keeps the verbs, since `campaign list` would
+    leave "spring" unread; a figure named still wins ("first response time of open chats")."""
+    parsed = parse("videos today", context())
+    assert parsed is not None and parsed.spec.name == "video list" and parsed.command.period == "today"
+    with pytest.raises(ParseError, match="takes one of"):
+        parse("campaign spring", context())
+    figure = parse("first response time of open chats", context())
+    assert figure is not None and figure.spec.name == "kpi" and figure.command.metric == "first_response_time"
+    assert conversations_in_a_state("open a chat with anna") is None  # one chat, to open: no queue
 
 
 def test_help_lists_every_command_the_asker_may_use_in_one_line_per_command_word() -> None:
