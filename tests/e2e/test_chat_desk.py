@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from bot.commands.chats import LIST_LIMIT
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
 from domain.conversations.model import CustomerMessage
@@ -132,3 +133,27 @@ async def test_the_desk_from_chat(ctx: CommandContext) -> None:
 async def test_a_kpi_question_about_chats_is_still_a_question(ctx: CommandContext) -> None:
     kind, shown = await say(ctx, AGENT, "chat satisfaction last 30 days")
     assert kind == "answer" and "Conversations" not in shown
+
+
+async def test_how_many_chats_are_open_is_answered_with_the_queues_number_beyond_one_page(
+    ctx: CommandContext,
+) -> None:
+    """More open conversations than a list shows: the reply says how many there are, recounted, and which are
+    shown; not the page's length, nor a figure of chat messages."""
+    async with ctx.database.sessions() as session:
+        customers = list(await session.scalars(select(Customer.id).limit(30)))
+        session.add_all(
+            ChatSession(customer_id=customer_id, channel="sms", status="open", last_message_at=NOW)
+            for customer_id in customers
+        )
+        await session.commit()
+    async with ctx.database.read_sessions() as session:
+        live = await session.scalar(
+            select(func.count()).select_from(ChatSession).where(ChatSession.status.in_(("open", "pending")))
+        )
+    assert live is not None and live > LIST_LIMIT
+    kind, shown = await say(ctx, AGENT, "how many chats are open")
+    assert kind == "answer" and "Conversations: open" in shown, shown
+    assert f"{live} conversations in “open”; the {LIST_LIMIT} longest waiting are shown." in shown, shown
+    listed = await ask(ctx, "chat list open", as_email=AGENT)
+    assert listed.table is not None and len(listed.table.rows) == LIST_LIMIT
