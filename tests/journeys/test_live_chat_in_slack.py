@@ -24,6 +24,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,6 +38,7 @@ from storage.models import (
     ChatTelegramPost,
     Customer,
     CustomerCommunication,
+    JobHeartbeat,
     MessageStatusEvent,
 )
 from switchboard.erasure_copies import ERASED_COPY
@@ -96,9 +98,12 @@ def echo_trail(demo: Demo, chat_id: int, provider: str = "whatsapp") -> str:
         for event in demo.sandbox("GET", "/_sandbox/slack/events")["events"][-3:]
     ]
     private = [m["text"] for m in live_chat(demo) if m.get("visible_to")][-3:]
+    # A background job stuck in a pass shows as an old last success (the heartbeat is written every few seconds).
+    jobs = demo.rows(select(JobHeartbeat.job, JobHeartbeat.last_success_at, JobHeartbeat.last_error))
     return (
         f"reply (message, echoed, status): {reply}; history: {history}; sandbox webhooks: {hooks[-6:]}; "
-        f"Slack events: {events}; private answers: {private}; server warnings: {warnings[-10:]}"
+        f"Slack events: {events}; private answers: {private}; server warnings: {warnings[-10:]}; "
+        f"jobs (last success, last error) at {datetime.now(UTC):%H:%M:%S}: {jobs}"
     )
 
 
