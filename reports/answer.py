@@ -49,10 +49,13 @@ async def answer(
     business_tz: str,
     locale: str = "en_GB",
     currency: str = "EUR",
+    top: int | None = None,
 ) -> Answer:
     """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile.
 
     `currency` is the business's; a money figure is in the currency its rows are in (see reports.money).
+    `top`: a ranking's N ("top 3 clinics"): a split names and draws that many parts, largest first, and says
+    how many more there are; the total stays the whole.
     """
     money = None
     limited_to = _filters_in_words(query.filters)  # as asked: the currency planning adds is said apart
@@ -72,14 +75,14 @@ async def answer(
         compared = result.comparison_range.label
         result = dataclasses.replace(result, comparison_range=None, comparison_basis=None)
         summary = (
-            f"{_summary(result, series, locale, currency, limited_to)[:-1]}; there are no figures for {compared} to "
+            f"{_summary(result, series, locale, currency, limited_to, top)[:-1]}; there are no figures for {compared} to "
             f"compare with (the records start on {format_day_range(since, since)})."
         )
     else:
-        summary = _summary(result, series, locale, currency, limited_to)
+        summary = _summary(result, series, locale, currency, limited_to, top)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
-    chart = chart_for(result, series, summary, locale, currency, limited_to)
+    chart = chart_for(result, series, summary, locale, currency, limited_to, top)
     return Answer(result, chart, summary, currency if money is not None else None)
 
 
@@ -125,7 +128,12 @@ def _filters_in_words(filters: Sequence[Filter]) -> str:
 
 
 def _summary(
-    result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str, limited_to: str = ""
+    result: QueryResult,
+    series: tuple[SeriesResult, ...],
+    locale: str,
+    currency: str,
+    limited_to: str = "",
+    top: int | None = None,
 ) -> str:
     metric = result.metrics[0]
     comparison = result.comparison_range
@@ -170,7 +178,7 @@ def _summary(
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(label(d)) for d in result.dimensions)
         sentence = say(total, previous, f" (all {every})")
-        if len(series) > 1 and (parts := _parts(series, metric, locale, currency)):
+        if len(series) > 1 and (parts := _parts(series, metric, locale, currency, top or PARTS_SAID)):
             sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
             current = {s.dimension_value or "": s.total or 0.0 for s in series}
@@ -190,8 +198,12 @@ def _summary(
     )
 
 
+#: How many parts of a split the sentence names before "and N more".
+PARTS_SAID = 5
+
+
 def _parts(
-    series: tuple[SeriesResult, ...], metric: Metric, locale: str, currency: str, shown: int = 5
+    series: tuple[SeriesResult, ...], metric: Metric, locale: str, currency: str, shown: int = PARTS_SAID
 ) -> str:
     """The split in words, largest first: "email 488, sms 361, whatsapp 335 and telegram 42" (the first
     `shown`, then how many more)."""
@@ -214,11 +226,15 @@ def chart_for(
     locale: str,
     currency: str,
     limited_to: str = "",
+    top: int | None = None,
 ) -> ChartSpec:
     """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile.
-    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone)."""
+    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone). `top`: a
+    ranking's N, the largest parts drawn."""
     metric = result.metrics[0]
-    shown = series[:MAX_SERIES]
+    if top is not None and result.dimension:
+        series = tuple(sorted(series, key=lambda s: -(s.total or 0.0)))
+    shown = series[: min(MAX_SERIES, top or MAX_SERIES)]
     kind: ChartKind
     header = {
         "title": f"{metric.label}{limited_to}",

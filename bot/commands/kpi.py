@@ -89,6 +89,8 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
     ]
     if question.dimensions:
         parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
+        if question.top is not None:
+            parts[-1] += f", the {question.top} largest"
     parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
     if question.comparison is not None:
         # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".
@@ -149,6 +151,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         business_tz=ctx.business_tz,
         locale=settings.business_locale,
         currency=settings.business_currency,
+        top=question.top,
     )
     await _remember(ctx, who, query, now)
     version = result.result.data_as_of.isoformat()

@@ -192,6 +192,8 @@ class KpiQuestion:
     alternatives: tuple[str, ...] = ()
     ignored: tuple[str, ...] = field(default=())
     text: str = field(default="", compare=False)  # as typed, to re-read with the database's values
+    #: A ranking's N ("top 3 clinics"): the answer lists that many parts, largest first.
+    top: int | None = None
 
     @property
     def dimensions(self) -> tuple[str, ...]:
@@ -442,8 +444,10 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
 #: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
 RANKING = re.compile(
     r"\b(top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
-    r"(?:\d+\s+|three\s+|five\s+|ten\s+)?([a-z_]+)\b"
+    r"(?:(\d{1,2}|three|five|ten)\s+)?([a-z_]+)\b"
 )
+#: How many a ranking asks for, in words.
+RANKING_SIZES = {"three": 3, "five": 5, "ten": 10}
 #: Ranking words that ask for the largest figures first, and those that ask for the smallest.
 LARGEST = frozenset({"top", "biggest", "largest", "highest", "strongest", "leading"})
 SMALLEST = frozenset({"lowest", "weakest"})
@@ -454,6 +458,15 @@ RANKED = frozenset(
 )
 
 
+def ranking_size(text: str) -> int | None:
+    """The N of "top 3 clinics", "best five campaigns" (None when the ranking names none)."""
+    match = RANKING.search(text.lower())
+    if match is None or match.group(2) is None:
+        return None
+    size = RANKING_SIZES.get(match.group(2)) or int(match.group(2))
+    return size if size > 0 else None
+
+
 def _ranked(text: str, metric: Metric) -> Found | None:
     """ "top 3 clinics by revenue", "worst clinic for no-shows": a ranking of clinics, campaigns or channels
     asks for the split by that dimension, whose parts the answer lists largest first. A ranking of single
@@ -461,7 +474,7 @@ def _ranked(text: str, metric: Metric) -> Found | None:
     match = RANKING.search(text)
     if match is None:
         return None
-    ranking, word = match.group(1), match.group(2)
+    ranking, word = match.group(1), match.group(3)
     good_first = metric.direction == "up_is_good"
     largest_first = (
         ranking in LARGEST or (ranking == "best" and good_first) or (ranking == "worst" and not good_first)
@@ -470,8 +483,8 @@ def _ranked(text: str, metric: Metric) -> Found | None:
         return None  # the answer lists the largest first: "worst campaign by delivery rate" stays unread
     for form in (word, word.removesuffix("s"), word.removesuffix("es")):
         if form in RANKED and (form in DIMENSION_WORDS or form in metric.dimensions):
-            dimension, _ = _split_named(form, None, match.end(2), match.end(2), metric)
-            return Found((dimension,), match.start(), match.end(2))
+            dimension, _ = _split_named(form, None, match.end(3), match.end(3), metric)
+            return Found((dimension,), match.start(), match.end(3))
     return None
 
 
@@ -638,9 +651,10 @@ def parse_question(
     rest = cut(rest, period)
     if period is not None and comparison is None:
         comparison, rest = _compared_period(rest, period, today)
-    dimension = (
-        _find_dimension(rest, metric, values) or _contrasted(rest, metric, values) or _ranked(rest, metric)
-    )
+    dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
+    ranked = _ranked(rest, metric) if dimension is None else None
+    top = ranking_size(rest) if ranked is not None else None
+    dimension = dimension or ranked
     rest = cut(rest, dimension)
     split: tuple[str, ...] = dimension.value if dimension else ()  # type: ignore[assignment]
     for typed_filter in typed:
@@ -687,6 +701,7 @@ def parse_question(
         alternatives=alternatives,
         ignored=_leftovers(rest),
         text=text,
+        top=top,
     )
     _decline_what_we_cannot_answer(question, metric, rest, today)
     foreign = _foreign_values(rest, metric, values)

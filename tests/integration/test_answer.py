@@ -86,6 +86,35 @@ async def test_a_split_answer_names_each_part_in_words_and_they_are_the_raw_coun
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
 
 
+async def test_a_ranking_names_and_draws_its_n_largest_parts_and_keeps_the_whole_total(
+    seeded: Database,
+) -> None:
+    """ "top 2 channels by messages sent": the two largest channels, recounted from the messages, then how
+    many more; the total is still every channel's, and the chart draws the two."""
+    query = MetricQuery(("messages_sent",), PeriodSpec("last_month"), dimensions=("channel",))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR", top=2)
+    start, end = reply.result.range.start, reply.result.range.end
+    cc = CustomerCommunication
+    async with seeded.sessions() as session:
+        raw = dict(
+            (
+                await session.execute(
+                    select(cc.channel, func.count())
+                    .where(cc.direction == "outbound", cc.sent_at >= start, cc.sent_at < end)
+                    .group_by(cc.channel)
+                )
+            ).all()
+        )
+    assert len(raw) > 2
+    ordered = sorted(raw.items(), key=lambda item: -item[1])
+    parts = [f"{channel} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered[:2]]
+    total = format_value(sum(raw.values()), "count", locale="en_GB")
+    words = f"{parts[0]}, {parts[1]} and {len(raw) - 2} more"
+    assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
+    assert reply.chart.categories == tuple(channel for channel, _ in ordered[:2])
+    assert reply.chart.subtitle == f"by channel, top 2 of {len(raw)}"
+
+
 @pytest.mark.parametrize(
     ("operator", "value", "kept", "words"),
     [

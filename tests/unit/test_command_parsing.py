@@ -527,19 +527,23 @@ def test_a_word_that_only_ends_like_a_command_is_not_that_command() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "metric", "split"),
+    ("text", "metric", "split", "top"),
     [
-        ("top 3 clinics by revenue", "revenue", "location"),
-        ("best clinic by revenue last month", "revenue", "location"),
-        ("top campaigns by revenue", "revenue", "campaign"),
-        ("worst clinic for no-shows last month", "no_show_rate", "location"),
+        ("top 3 clinics by revenue", "revenue", "location", 3),
+        ("best clinic by revenue last month", "revenue", "location", None),
+        ("top campaigns by revenue", "revenue", "campaign", None),
+        ("best five campaigns by revenue", "revenue", "campaign", 5),
+        ("worst clinic for no-shows last month", "no_show_rate", "location", None),
     ],
 )
-def test_a_ranking_of_clinics_or_campaigns_is_the_split_by_them(text: str, metric: str, split: str) -> None:
-    """Not the total with "top 3" ignored: the split, whose parts the answer lists largest first."""
+def test_a_ranking_of_clinics_or_campaigns_is_the_split_by_them(
+    text: str, metric: str, split: str, top: int | None
+) -> None:
+    """Not the total with "top 3" ignored: the split, whose parts the answer lists largest first, as many as
+    the ranking names."""
     parsed = parse(text, context())
     assert parsed is not None and parsed.spec.name == "kpi"
-    assert (parsed.command.metric, parsed.command.dimension) == (metric, split)
+    assert (parsed.command.metric, parsed.command.dimension, parsed.command.top) == (metric, split, top)
     with pytest.raises(Declined, match="single customers"):
         parse("top 5 customers by revenue", context())
 
