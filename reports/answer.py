@@ -54,8 +54,8 @@ async def answer(
     """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile.
 
     `currency` is the business's; a money figure is in the currency its rows are in (see reports.money).
-    `top`: a ranking's N ("top 3 clinics"): a split names and draws that many parts, largest first, and says
-    how many more there are; the total stays the whole.
+    `top`: a ranking's N ("top 3 clinics"): the sentence names that many parts, largest first, and how many
+    more there are; a sum's total stays the whole. (The chart of N parts is `presentation.present`'s.)
     """
     money = None
     limited_to = _filters_in_words(query.filters)  # as asked: the currency planning adds is said apart
@@ -82,7 +82,7 @@ async def answer(
         summary = _summary(result, series, locale, currency, limited_to, top)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
-    chart = chart_for(result, series, summary, locale, currency, limited_to, top)
+    chart = chart_for(result, series, summary, locale, currency, limited_to)
     return Answer(result, chart, summary, currency if money is not None else None)
 
 
@@ -189,6 +189,11 @@ def _summary(
         return sentence
     if not series:
         return say(None, None, f" by {label(result.dimension)}", compare=False)
+    if top is not None and len(series) > 1:
+        # "top 3 clinics by no-show rate": the three, not only the highest; rates of parts never add up.
+        every = " and ".join(label(d) for d in result.dimensions)
+        parts = _parts(series, metric, locale, currency, top)
+        return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
     return say(
         leader.total,
@@ -226,15 +231,11 @@ def chart_for(
     locale: str,
     currency: str,
     limited_to: str = "",
-    top: int | None = None,
 ) -> ChartSpec:
     """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile.
-    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone). `top`: a
-    ranking's N, the largest parts drawn."""
+    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone)."""
     metric = result.metrics[0]
-    if top is not None and result.dimension:
-        series = tuple(sorted(series, key=lambda s: -(s.total or 0.0)))
-    shown = series[: min(MAX_SERIES, top or MAX_SERIES)]
+    shown = series[:MAX_SERIES]
     kind: ChartKind
     header = {
         "title": f"{metric.label}{limited_to}",

@@ -10,6 +10,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
+from bot.commands.conversation_looks import STATES
 from bot.commands.parsing import ParseError, RecipientRef, recipient_ref
 from bot.replies import Button, Field, Reply, Table
 from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
@@ -26,7 +27,7 @@ from domain.conversations.use_cases import (
 )
 from domain.staff import StaffIdentity
 from domain.vocabulary import Availability, Channel, ChatStatus
-from storage.queries.chats import DESK_VIEWS, desk_counts, desk_queue
+from storage.queries.chats import DESK_VIEWS, desk_count, desk_queue
 from storage.queries.customers import customers_by_reference
 
 LIST_USAGE = "chat list [mine|unassigned|open|snoozed|resolved]"
@@ -78,7 +79,7 @@ def _chat_id(words: list[str], usage: str) -> int:
 
 def parse_list(words: list[str], rest: str, today: date) -> ListChats:
     view = words[0].lower() if words else "mine"
-    view = "resolved" if view in ("closed", "done") else view
+    view = STATES.get(view, view)  # "closed", "waiting", "offen": the queue people mean
     if len(words) > 1 or view not in DESK_VIEWS:
         raise ParseError(f"Which queue? One of: {', '.join(DESK_VIEWS)}.", LIST_USAGE)
     return ListChats(view)
@@ -176,8 +177,9 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
         ),
     )
     if len(rows) > LIST_LIMIT:  # "how many chats are open" wants the number, not the page's
-        total = (await desk_counts(ctx.database, who.staff_id))[command.view]
-        first = "latest" if command.view == "resolved" else "longest waiting"
+        # Counted after the page was read: never fewer than it showed, whatever arrived in between.
+        total = max(await desk_count(ctx.database, command.view, who.staff_id), len(rows))
+        first = "resolved last" if command.view == "resolved" else "with the oldest last message"
         said = f"{total} conversations in “{command.view}”; the {LIST_LIMIT} {first} are shown."
     else:
         said = f"{len(shown)} conversation{'s' if len(shown) != 1 else ''} in “{command.view}”."

@@ -9,6 +9,8 @@ from bot.commands.parsing import normalise, tokenise
 
 #: The conversations, always plural ("open a chat with Anna" is `chat open`, a thing to do).
 CONVERSATIONS = frozenset({"chats", "conversations", "gespräche", "unterhaltungen"})
+#: Of those, the words that never mean chat messages ("chats last week" is the chat messages sent).
+ONLY_CONVERSATIONS = CONVERSATIONS - {"chats"}
 #: A state people name, and the `chat list` queue that shows it.
 STATES: Mapping[str, str] = {
     **dict.fromkeys(("open", "offen", "offene", "offenen"), "open"),
@@ -17,16 +19,75 @@ STATES: Mapping[str, str] = {
     **dict.fromkeys(("resolved", "closed", "done", "erledigt", "erledigte", "geschlossen"), "resolved"),
     **dict.fromkeys(("my", "mine", "meine"), "mine"),
 }
+#: After these a state word is a verb: "how do I open chats", "how to close conversations".
+SUBJECTS = frozenset({"i", "we", "you", "to", "ich", "wir"})
+#: Words that only ask: a look made of these, a state and conversations names nothing else (no period, no
+#: channel, no split), so the queue answers all of it.
+ASKING = frozenset(
+    {"how", "many", "are", "is", "there", "do", "does", "we", "i", "have", "has", "show", "me", "list", "see"}
+    | {"view", "get", "all", "the", "which", "what", "our", "currently", "now", "right", "still", "any"}
+    | {"that", "at", "moment", "please", "wie", "viele", "sind", "gibt", "es", "zeige", "zeig", "mir", "die"}
+    | {"alle", "welche", "haben", "wir", "noch", "gerade", "im", "aktuell", "habe", "ich", "bitte"}
+)
 
 
-def conversations_in_a_state(text: str) -> str | None:
-    """The `chat list` queue a look at conversations names ("which chats are unassigned?" → unassigned), or
-    None when `text` names no conversations in the plural or no state."""
-    words = [normalise(token) for token in tokenise(text)]
+def _words(text: str) -> list[str]:
+    return [word for word in (normalise(token) for token in tokenise(text)) if word]
+
+
+def adjective_states(words: list[str]) -> list[int]:
+    """Where in `words` a state word says which conversations ("open chats", "chats that are open") rather
+    than what to do ("how do I open chats")."""
+    return [
+        index
+        for index, word in enumerate(words)
+        if word in STATES
+        and CONVERSATIONS & set(words)
+        and not (index > 0 and words[index - 1] in SUBJECTS and word not in ("my", "mine", "meine"))
+    ]
+
+
+def _queue(words: list[str], places: list[int]) -> str | None:
+    """The queue the states name; "mine" only when nothing else is named ("my snoozed chats" is snoozed)."""
+    named = [STATES[words[index]] for index in places]
+    return next((queue for queue in named if queue != "mine"), named[0] if named else None)
+
+
+def names_conversations_in_a_state(text: str) -> str | None:
+    """The queue a sentence names conversations in, whatever else it says ("how do I see open chats")."""
+    words = _words(text)
+    return _queue(words, adjective_states(words))
+
+
+def conversation_look(text: str) -> str | None:
+    """The `chat list` queue `text` asks to see when that is all it asks ("which chats are unassigned?",
+    "meine offenen Chats"; "conversations" alone is the default, mine), else None: a period, a channel or a
+    split left over ("closed chats last week") is not a look at a queue."""
+    words = _words(text)
     if not CONVERSATIONS & set(words):
         return None
-    named = [STATES[word] for word in words if word in STATES]
-    return named[0] if named else None
+    places = adjective_states(words)
+    if any(
+        word not in ASKING and word not in CONVERSATIONS and i not in places for i, word in enumerate(words)
+    ):
+        return None
+    return _queue(words, places) or "mine"
+
+
+def what_conversations_are_not_kept_by(text: str) -> str | None:
+    """Why a question about conversations that is no look at a queue ("closed chats last week", "conversations
+    by channel", "open chats on whatsapp") cannot be answered as asked, naming what can; None when it names
+    no conversations in a state nor "conversations" (so "chats last week" stays the chat messages sent)."""
+    words = _words(text)
+    queue = _queue(words, adjective_states(words))
+    if queue is None and not ONLY_CONVERSATIONS & set(words):
+        return None
+    shown = f"`chat list {queue}`" if queue else "`chat list` (mine, unassigned, open, snoozed or resolved)"
+    return (
+        f"Conversations are listed by queue, {shown}, not by period, channel or customer; their figures are "
+        "first response time, resolution time, satisfaction and the SLA met rate, e.g. "
+        "“first response time last week by channel”."
+    )
 
 
 def without_conversations(text: str) -> str:

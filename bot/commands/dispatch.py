@@ -6,14 +6,22 @@ parse -> permission check -> handler (which writes its audit entry in its own tr
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from bot.commands.chats import LIST_USAGE
 from bot.commands.context import CommandContext
-from bot.commands.conversation_looks import STATES, conversations_in_a_state, without_conversations
+from bot.commands.conversation_looks import (
+    STATES,
+    conversation_look,
+    names_conversations_in_a_state,
+    what_conversations_are_not_kept_by,
+    without_conversations,
+)
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
@@ -65,6 +73,8 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         return None
     if noun in BY_NAME:
         return BY_NAME[noun], words[1:]
+    if noun == "chat" and first != noun and len(words) == 2 and normalise(words[1]) in STATES:
+        return BY_NAME["chat list"], words[1:]  # "chats open" are the open ones; "chat open" opens one
     verbs = verbs_of(noun)
     verb = closest(words[1], verbs, cutoff=0.75) if len(words) > 1 else None
     if verb is not None:
@@ -101,9 +111,7 @@ def parse(
                 and not any(word.removesuffix("s") == about for word in question.ignored)
             ):  # "how do I see the no-show rate this month?", not "… the revenue report" (`report list`)
                 return Parsed(BY_NAME["kpi"], question)
-        if conversations_in_a_state(text) and not names_an_action(
-            word for word in text.lower().split() if word not in STATES
-        ):
+        if topic in (None, "chat") and names_conversations_in_a_state(text):
             topic = "chat list"  # "how do I see open chats": "open" says which, it is no verb here
         if topic is not None:
             return Parsed(BY_NAME["help"], ShowHelp(topic))
@@ -120,8 +128,9 @@ def parse(
         if question is not None and not question.metric_guessed:
             usual = None if names_a_metric(text) else _usual_command(words, today)
             return usual or Parsed(BY_NAME["kpi"], question)
-        # "videos today": no figure either, and `video list` reads "today".
-        usual = _usual_command(words, today)
+        # "videos today": no figure either, and every word is one `video list` takes ("videos tomorrow" is not:
+        # its clinician name would be "tomorrow").
+        usual = _usual_command(words, today, only_its_words=True)
         if usual is not None:
             return usual
         raise
@@ -165,10 +174,15 @@ def parse(
             ):
                 return Parsed(BY_NAME["kpi"], question)
             raise
-    queue = conversations_in_a_state(text)
-    if queue is not None and not names_a_metric(without_conversations(text)):
-        # "how many chats are open", "show me unassigned conversations": that queue, not chat messages sent.
+    queue = conversation_look(text)
+    if queue is not None:
+        # "how many chats are open", "show me unassigned conversations": that queue, not chat messages sent
+        # nor "conversions"; with a period or a channel it is not a queue ("closed chats last week").
         return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
+    if not names_a_metric(without_conversations(text)):
+        unkept = what_conversations_are_not_kept_by(text)
+        if unkept is not None:  # not "conversions" for "conversations", nor chat messages for "closed chats"
+            raise ParseError(unkept, LIST_USAGE)
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
@@ -179,18 +193,27 @@ def _noun_typed(word: str) -> str | None:
     return closest(word, [noun for noun in NOUNS if same_start(noun, word)], cutoff=0.8)
 
 
-def _usual_command(words: list[str], today: date) -> Parsed | None:
-    """The noun's usual command (`chat list` for "chats") reading the words after it, if it can."""
+def _usual_command(words: list[str], today: date, *, only_its_words: bool = False) -> Parsed | None:
+    """The noun's usual command (`chat list` for "chats") reading the words after it, if it can;
+    `only_its_words`: only when each of them is a word its usage names ("today", "week", "mine")."""
     noun = _noun_typed(normalise(words[0]))
     if noun is None or noun not in DEFAULT_VERB:
         return None
     spec = BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"]
     if len(words) > 1 and spec.usage.strip() == spec.name:
         return None  # `campaign list` takes no words: "campaign spring" would show the list, "spring" unread
+    if only_its_words and not {normalise(word) for word in words[1:]} <= _option_words(spec):
+        return None
     try:
         return Parsed(spec, spec.parse(words[1:], " ".join(words[1:]), today))
     except ParseError:
         return None
+
+
+def _option_words(spec: CommandSpec[Any]) -> frozenset[str]:
+    """The literal words a command's usage offers: "today", "week" and "mine" of `video list [today|week]
+    [STAFF|mine]` (placeholders are upper case)."""
+    return frozenset(re.findall(r"\b[a-z]+\b", spec.usage)) - set(spec.name.split())
 
 
 #: How a question begins: such text that names no figure is answered with the figures there are, not with

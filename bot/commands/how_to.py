@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from bot.commands.conversation_looks import CONVERSATIONS, STATES
+from bot.commands.conversation_looks import adjective_states
 from bot.commands.parsing import normalise, tokenise
 from bot.commands.registry import BY_NAME, NOUNS, verbs_of
 
@@ -142,12 +142,9 @@ def how_to_topic(text: str) -> str | None:
         if noun is not None and noun not in named:
             named.append(noun)
     nouns = [noun for noun in named if noun in NOUNS and noun not in BY_NAME]
-    # "close open chats": "open" says which conversations, it is no verb there.
-    words = [
-        word
-        for word, after in zip(words, [*words[1:], ""], strict=True)
-        if not (word in STATES and after in CONVERSATIONS)
-    ]
+    # "close open chats": "open" says which conversations, it is no verb there ("how do I open chats": it is).
+    which = {index - 1 for index in adjective_states(["i", *words])}  # what follows "how do I" is the verb
+    words = [word for index, word in enumerate(words) if index not in which]
     for noun in nouns:
         own = verbs_of(noun)
         # Its own verbs first, wherever they are ("see the delivery status of campaign spring" is `status`),

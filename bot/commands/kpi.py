@@ -90,7 +90,7 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
     if question.dimensions:
         parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
         if question.top is not None:
-            parts[-1] += f", the {question.top} largest"
+            parts[-1] += ", the largest" if question.top == 1 else f", the {question.top} largest"
     parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
     if question.comparison is not None:
         # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".
@@ -130,6 +130,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     except ImportError:
         return Reply(NOT_AVAILABLE, title="KPI", kind="error")
     from reports.charts.cache import draw
+    from reports.presentation import Presentation, present
 
     question = await _with_database_values(question, ctx)
     metric = REGISTRY[question.metric]
@@ -155,7 +156,9 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     )
     await _remember(ctx, who, query, now)
     version = result.result.data_as_of.isoformat()
-    png = await draw(result.chart, "png", version, ctx.chart_cache)
+    # A ranking draws its N largest parts and says which ("by location, top 3 of 5"), as a report's chart does.
+    chart = present(result, Presentation(top=question.top)) if question.top else result.chart
+    png = await draw(chart, "png", version, ctx.chart_cache)
     reading = read_as(question, metric, time_range)
     # How it was read is the "Read as" field under the sentence; when the figure was guessed or others
     # were close, the sentence says it too, for where only the text goes (a notification, a fallback).

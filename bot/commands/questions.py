@@ -223,6 +223,8 @@ class KpiQuestion:
             parts.append("vs previous")
         elif comparison == "same_period_last_year":
             parts.append("vs last year")
+        if self.top is not None and dimension == self.dimension:  # another split is all of that one
+            parts.append(f"top {self.top}")
         return " ".join(parts)
 
 
@@ -442,12 +444,23 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
 
 
 #: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
+#: How many a ranking asks for, in words.
+RANKING_SIZES = {
+    word: n
+    for n, word in enumerate(
+        ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"), 1
+    )
+}
+_SIZE = rf"\d+|{'|'.join(RANKING_SIZES)}"
 RANKING = re.compile(
     r"\b(top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
-    r"(?:(\d{1,2}|three|five|ten)\s+)?([a-z_]+)\b"
+    rf"(?:({_SIZE})\s+)?([a-z_]+)\b"
 )
-#: How many a ranking asks for, in words.
-RANKING_SIZES = {"three": 3, "five": 5, "ten": 10}
+#: "… by clinic top 3", as the answer's buttons write a ranking's N after its split.
+TOP_AFTER_SPLIT = re.compile(rf"\btop\s+({_SIZE})\b")
+#: A ranking's N is at most a report's top N (reports.presentation.MAX_TOP; that module draws charts, so it is
+#: not imported by the reading of questions).
+LARGEST_RANKING = 50
 #: Ranking words that ask for the largest figures first, and those that ask for the smallest.
 LARGEST = frozenset({"top", "biggest", "largest", "highest", "strongest", "leading"})
 SMALLEST = frozenset({"lowest", "weakest"})
@@ -458,19 +471,26 @@ RANKED = frozenset(
 )
 
 
-def ranking_size(text: str) -> int | None:
-    """The N of "top 3 clinics", "best five campaigns" (None when the ranking names none)."""
-    match = RANKING.search(text.lower())
-    if match is None or match.group(2) is None:
+def _size(word: str | None) -> int | None:
+    """A ranking's N from its word ("3", "three"); None when none is named, or it is 0."""
+    if word is None:
         return None
-    size = RANKING_SIZES.get(match.group(2)) or int(match.group(2))
-    return size if size > 0 else None
+    size = RANKING_SIZES.get(word) or int(word)
+    return min(size, LARGEST_RANKING) if size > 0 else None
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """A ranking read from a question: the split it asks for and, if named, how many parts."""
+
+    dimensions: tuple[str, ...]
+    top: int | None
 
 
 def _ranked(text: str, metric: Metric) -> Found | None:
     """ "top 3 clinics by revenue", "worst clinic for no-shows": a ranking of clinics, campaigns or channels
-    asks for the split by that dimension, whose parts the answer lists largest first. A ranking of single
-    customers is declined elsewhere (no metric is kept by customer)."""
+    asks for the split by that dimension (a Ranking), whose parts the answer lists largest first, as many as
+    it names. A ranking of single customers is declined elsewhere (no metric is kept by customer)."""
     match = RANKING.search(text)
     if match is None:
         return None
@@ -484,8 +504,15 @@ def _ranked(text: str, metric: Metric) -> Found | None:
     for form in (word, word.removesuffix("s"), word.removesuffix("es")):
         if form in RANKED and (form in DIMENSION_WORDS or form in metric.dimensions):
             dimension, _ = _split_named(form, None, match.end(3), match.end(3), metric)
-            return Found((dimension,), match.start(), match.end(3))
+            return Found(Ranking((dimension,), _size(match.group(2))), match.start(), match.end(3))
     return None
+
+
+def _top_after_split(text: str) -> Found | None:
+    """ "revenue last month by location top 3": the N of a split already read (None when not named)."""
+    match = TOP_AFTER_SPLIT.search(text)
+    size = _size(match.group(1)) if match else None
+    return Found(size, match.start(), match.end()) if match and size else None
 
 
 def _foreign_values(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> str | None:
@@ -652,10 +679,17 @@ def parse_question(
     if period is not None and comparison is None:
         comparison, rest = _compared_period(rest, period, today)
     dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
-    ranked = _ranked(rest, metric) if dimension is None else None
-    top = ranking_size(rest) if ranked is not None else None
-    dimension = dimension or ranked
+    top: int | None = None
+    if dimension is None:
+        dimension = _ranked(rest, metric)
+        if dimension is not None:
+            ranking: Ranking = dimension.value  # type: ignore[assignment]
+            dimension, top = Found(ranking.dimensions, dimension.start, dimension.end), ranking.top
     rest = cut(rest, dimension)
+    if dimension is not None and top is None:
+        sized = _top_after_split(rest)
+        top = sized.value if sized else None  # type: ignore[assignment]
+        rest = cut(rest, sized)
     split: tuple[str, ...] = dimension.value if dimension else ()  # type: ignore[assignment]
     for typed_filter in typed:
         if typed_filter.dimension not in metric.dimensions:

@@ -261,6 +261,15 @@ async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 
     return [QueuedChat(*row) for row in rows]
 
 
+async def desk_count(database: Database, view: str, staff_id: int) -> int:
+    """How many conversations one queue holds."""
+    async with database.read_sessions() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(ChatSession).where(*_in_view(view, staff_id))
+        )
+    return int(found or 0)
+
+
 async def desk_counts(database: Database, staff_id: int) -> dict[str, int]:
     """How many conversations each queue holds (for the tabs), read in one snapshot."""
     async with database.read_sessions() as session:

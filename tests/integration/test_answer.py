@@ -19,6 +19,7 @@ from reports.charts.formatting import format_value
 from reports.charts.render import draw_chart, render_png, render_svg
 from reports.metrics import UnknownName
 from reports.periods import Comparison, PeriodKind, PeriodSpec
+from reports.presentation import Presentation, present
 from reports.query import Filter, MetricQuery
 from reports.saved import run_saved_report
 from storage.database import Database
@@ -111,8 +112,24 @@ async def test_a_ranking_names_and_draws_its_n_largest_parts_and_keeps_the_whole
     total = format_value(sum(raw.values()), "count", locale="en_GB")
     words = f"{parts[0]}, {parts[1]} and {len(raw) - 2} more"
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
-    assert reply.chart.categories == tuple(channel for channel, _ in ordered[:2])
-    assert reply.chart.subtitle == f"by channel, top 2 of {len(raw)}"
+    chart = present(reply, Presentation(top=2))  # what the bot draws for a ranking
+    assert chart.categories == tuple(channel for channel, _ in ordered[:2])
+    assert chart.subtitle == f"by channel, top 2 of {len(raw)}"
+
+
+async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(seeded: Database) -> None:
+    """ "top 2 channels by delivery rate": each of the two highest rates with its figure, then how many more;
+    rates of parts never add up, so no total is said."""
+    query = MetricQuery(("delivery_rate",), PeriodSpec("last_month"), dimensions=("channel",))
+    whole = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    ranked = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR", top=2)
+    rates = sorted(
+        ((s.total or 0.0, s.dimension_value) for s in whole.result.series_for("delivery_rate")), reverse=True
+    )
+    assert len(rates) > 2
+    named = [f"{channel} {format_value(rate, 'percent', locale='en_GB')}" for rate, channel in rates[:2]]
+    assert ranked.summary.endswith(f": {named[0]}, {named[1]} and {len(rates) - 2} more."), ranked.summary
+    assert ranked.summary.startswith("Delivery rate by channel, "), ranked.summary
 
 
 @pytest.mark.parametrize(

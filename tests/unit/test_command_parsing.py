@@ -9,18 +9,19 @@ import pytest
 
 from bot.commands import campaigns, customers, messages, templates
 from bot.commands.context import CommandContext
-from bot.commands.conversation_looks import conversations_in_a_state
+from bot.commands.conversation_looks import conversation_look
 from bot.commands.dispatch import not_understood, parse
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokenise
 from bot.commands.periods import find_period
-from bot.commands.questions import Declined, KpiQuestion, parse_question
+from bot.commands.questions import LARGEST_RANKING, Declined, KpiQuestion, parse_question
 from bot.commands.registry import COMMANDS
 from bot.slack.render import render_blocks
 from domain.staff import StaffIdentity
 from domain.vocabulary import Channel, Role, role_allows
 from reports.periods import PeriodSpec
+from reports.presentation import MAX_TOP
 from reports.query import Filter
 from switchboard.settings import Settings
 
@@ -329,6 +330,12 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
         ("my chats", "mine"),
         ("resolved chats", "resolved"),
         ("wie viele Chats sind offen", "open"),
+        ("meine offenen Chats", "open"),
+        ("my snoozed chats", "snoozed"),
+        ("chats open", "open"),
+        ("chats waiting", "unassigned"),
+        ("chat list closed", "resolved"),
+        ("conversations", "mine"),
     ],
 )
 def test_a_look_at_conversations_in_a_state_is_that_queue_of_chat_list(text: str, queue: str) -> None:
@@ -344,6 +351,8 @@ def test_a_look_at_conversations_in_a_state_is_that_queue_of_chat_list(text: str
         ("how do I see open chats", "chat list"),
         ("how do I close open chats", "chat resolve"),
         ("how do I open a chat", "chat open"),
+        ("how do I open chats", "chat open"),
+        ("how do I see templates for open chats", "template list"),
     ],
 )
 def test_open_before_conversations_says_which_and_is_no_verb(text: str, topic: str) -> None:
@@ -360,7 +369,29 @@ def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command(
         parse("campaign spring", context())
     figure = parse("first response time of open chats", context())
     assert figure is not None and figure.spec.name == "kpi" and figure.command.metric == "first_response_time"
-    assert conversations_in_a_state("open a chat with anna") is None  # one chat, to open: no queue
+    assert conversation_look("open a chat with anna") is None  # one chat, to open: no queue
+    for unread in ("videos tomorrow", "videos by clinic"):  # not a clinician named "tomorrow"
+        with pytest.raises(ParseError, match="takes one of"):
+            parse(unread, context())
+
+
+@pytest.mark.parametrize(
+    ("text", "queue"),
+    [
+        ("closed chats last week", "`chat list resolved`"),
+        ("open chats on whatsapp", "`chat list open`"),
+        ("how many conversations are open by channel", "`chat list open`"),
+        ("conversations last month", "`chat list` (mine"),
+    ],
+)
+def test_conversations_narrowed_beyond_a_queue_say_what_can_be_answered(text: str, queue: str) -> None:
+    """Not the all-time queue with "last week" dropped, nor "conversions" for "conversations", nor chat
+    messages sent: the queue to list and the figures there are."""
+    with pytest.raises(ParseError, match="Conversations are listed by queue") as refused:
+        parse(text, context())
+    assert queue in str(refused.value) and "first response time" in str(refused.value)
+    chats = parse("chats last week", context())  # a channel's plural is still its messages sent
+    assert chats is not None and chats.command.metric == "messages_sent"
 
 
 def test_help_lists_every_command_the_asker_may_use_in_one_line_per_command_word() -> None:
@@ -533,6 +564,10 @@ def test_a_word_that_only_ends_like_a_command_is_not_that_command() -> None:
         ("best clinic by revenue last month", "revenue", "location", None),
         ("top campaigns by revenue", "revenue", "campaign", None),
         ("best five campaigns by revenue", "revenue", "campaign", 5),
+        ("top two clinics by revenue", "revenue", "location", 2),
+        ("revenue last month by clinic top 3", "revenue", "location", 3),
+        ("top 100 campaigns by revenue", "revenue", "campaign", 50),
+        ("top 3 clinics by no-show rate", "no_show_rate", "location", 3),
         ("worst clinic for no-shows last month", "no_show_rate", "location", None),
     ],
 )
@@ -544,6 +579,16 @@ def test_a_ranking_of_clinics_or_campaigns_is_the_split_by_them(
     parsed = parse(text, context())
     assert parsed is not None and parsed.spec.name == "kpi"
     assert (parsed.command.metric, parsed.command.dimension, parsed.command.top) == (metric, split, top)
+    assert not parsed.command.ignored
+    # The answer's buttons ask again with the same N; another split is all of that one.
+    again = parse(parsed.command.command_text(period=PeriodSpec("last_week")), context())
+    assert again is not None and again.command.top == top and again.command.period == PeriodSpec("last_week")
+    other = parse(parsed.command.command_text(dimension="channel"), context())
+    assert other is not None and other.command.top is None
+
+
+def test_a_rankings_largest_n_is_a_reports_largest_top_n() -> None:
+    assert LARGEST_RANKING == MAX_TOP
     with pytest.raises(Declined, match="single customers"):
         parse("top 5 customers by revenue", context())
 
