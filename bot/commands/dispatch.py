@@ -76,7 +76,13 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
     if noun == "chat" and first != noun and len(words) == 2 and normalise(words[1]) in STATES:
         return BY_NAME["chat list"], words[1:]  # "chats open" are the open ones; "chat open" opens one
     verbs = verbs_of(noun)
-    verb = closest(words[1], verbs, cutoff=0.75) if len(words) > 1 else None
+    second = normalise(words[1]) if len(words) > 1 else ""
+    # "campaigns last month": "last" starts a period, it is no typo of `list`.
+    verb = (
+        closest(second, verbs, cutoff=0.75)
+        if second and (second in verbs or second not in PERIOD_STARTS)
+        else None
+    )
     if verb is not None:
         return BY_NAME[f"{noun} {verb}"], words[2:]
     if noun in DEFAULT_VERB and (len(words) == 1 or noun == "customer"):
@@ -208,6 +214,12 @@ def _usual_command(words: list[str], today: date, *, only_its_words: bool = Fals
         return Parsed(spec, spec.parse(words[1:], " ".join(words[1:]), today))
     except ParseError:
         return None
+
+
+#: Words that start a period, never typos of a command's verb.
+PERIOD_STARTS = frozenset(
+    {"last", "this", "next", "past", "previous", "letzte", "letzten", "diese", "diesen"}
+)
 
 
 def _option_words(spec: CommandSpec[Any]) -> frozenset[str]:

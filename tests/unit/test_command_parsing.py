@@ -370,7 +370,8 @@ def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command(
     figure = parse("first response time of open chats", context())
     assert figure is not None and figure.spec.name == "kpi" and figure.command.metric == "first_response_time"
     assert conversation_look("open a chat with anna") is None  # one chat, to open: no queue
-    for unread in ("videos tomorrow", "videos by clinic"):  # not a clinician named "tomorrow"
+    for unread in ("videos tomorrow", "videos by clinic", "videos last month", "campaigns last month"):
+        # not a clinician named "tomorrow", and "last" is no typo of `list`
         with pytest.raises(ParseError, match="takes one of"):
             parse(unread, context())
 
