@@ -90,7 +90,7 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
     if question.dimensions:
         parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
         if question.top is not None:
-            parts[-1] += ", the largest" if question.top == 1 else f", the {question.top} largest"
+            parts[-1] += ", the highest" if question.top == 1 else f", the {question.top} highest"
     parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
     if question.comparison is not None:
         # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".

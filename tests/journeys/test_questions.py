@@ -184,7 +184,7 @@ def test_a_ranking_of_clinics_is_answered_with_each_clinic_largest_first(demo: D
     "chats" alone lists the conversations, and "how many chats are open" the open ones with their number."""
     ranked = demo.ask("top 3 clinics by revenue last month", as_email=MANAGER)
     split = demo.ask("revenue last month by clinic", as_email=MANAGER)
-    assert ranked.kind == "answer" and "by location, the 3 largest" in read_as(ranked), ranked.text
+    assert ranked.kind == "answer" and "by location, the 3 highest" in read_as(ranked), ranked.text
 
     def amounts(text: str) -> list[float]:
         return [float(n.replace(",", "")) for n in re.findall(r"\b[A-Z]{3} €([\d,]+\.\d\d)", text)]
