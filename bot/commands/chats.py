@@ -179,8 +179,12 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
     if len(rows) > LIST_LIMIT:  # "how many chats are open" wants the number, not the page's
         # Counted after the page was read: never fewer than it showed, whatever arrived in between.
         total = max(await desk_count(ctx.database, command.view, who.staff_id), len(rows))
-        first = "resolved last" if command.view == "resolved" else "with the oldest last message"
-        said = f"{total} conversations in “{command.view}”; the {LIST_LIMIT} {first} are shown."
+        which = (
+            f"the {LIST_LIMIT} most recently resolved"
+            if command.view == "resolved"
+            else f"the {LIST_LIMIT} with the oldest last message"
+        )
+        said = f"{total} conversations in “{command.view}”; {which} are shown."
     else:
         said = f"{len(shown)} conversation{'s' if len(shown) != 1 else ''} in “{command.view}”."
     return Reply(said, title=title, table=table)

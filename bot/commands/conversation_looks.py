@@ -11,24 +11,30 @@ from bot.commands.parsing import normalise, tokenise
 CONVERSATIONS = frozenset({"chats", "conversations", "gespräche", "unterhaltungen"})
 #: Of those, the words that never mean chat messages ("chats last week" is the chat messages sent).
 ONLY_CONVERSATIONS = CONVERSATIONS - {"chats"}
-#: A state people name, and the `chat list` queue that shows it.
+#: A state people name, and the `chat list` queue that shows it. "Waiting" and "unanswered" are every live
+#: conversation (open, or pending the customer's answer), not only those nobody holds.
 STATES: Mapping[str, str] = {
-    **dict.fromkeys(("open", "offen", "offene", "offenen"), "open"),
-    **dict.fromkeys(("unassigned", "unanswered", "waiting", "unzugewiesen", "unzugewiesene"), "unassigned"),
-    **dict.fromkeys(("snoozed", "zurückgestellt", "zurückgestellte"), "snoozed"),
-    **dict.fromkeys(("resolved", "closed", "done", "erledigt", "erledigte", "geschlossen"), "resolved"),
-    **dict.fromkeys(("my", "mine", "meine"), "mine"),
+    **dict.fromkeys(("open", "offen", "offene", "offenen", "waiting", "unanswered", "wartende"), "open"),
+    **dict.fromkeys(("wartenden", "unbeantwortet", "unbeantwortete", "unbeantworteten"), "open"),
+    **dict.fromkeys(("unassigned", "unzugewiesen", "unzugewiesene", "unzugewiesenen"), "unassigned"),
+    **dict.fromkeys(("snoozed", "zurückgestellt", "zurückgestellte", "zurückgestellten"), "snoozed"),
+    **dict.fromkeys(("resolved", "closed", "done", "erledigt", "erledigte", "erledigten"), "resolved"),
+    **dict.fromkeys(("geschlossen", "geschlossene", "geschlossenen"), "resolved"),
+    **dict.fromkeys(("my", "mine", "meine", "meinen"), "mine"),
 }
-#: After these a state word is a verb: "how do I open chats", "how to close conversations".
-SUBJECTS = frozenset({"i", "we", "you", "to", "ich", "wir"})
+#: After these a state word is a verb: "how do I open chats", "how to close conversations", "mark … as done".
+SUBJECTS = frozenset({"i", "we", "you", "to", "as", "ich", "wir"})
 #: Words that only ask: a look made of these, a state and conversations names nothing else (no period, no
 #: channel, no split), so the queue answers all of it.
 ASKING = frozenset(
     {"how", "many", "are", "is", "there", "do", "does", "we", "i", "have", "has", "show", "me", "list", "see"}
     | {"view", "get", "all", "the", "which", "what", "our", "currently", "now", "right", "still", "any"}
-    | {"that", "at", "moment", "please", "wie", "viele", "sind", "gibt", "es", "zeige", "zeig", "mir", "die"}
-    | {"alle", "welche", "haben", "wir", "noch", "gerade", "im", "aktuell", "habe", "ich", "bitte"}
+    | {"that", "at", "moment", "please", "can", "could", "you", "were", "was", "been", "wie", "viele", "sind"}
+    | {"gibt", "es", "zeige", "zeig", "mir", "die", "alle", "welche", "haben", "wir", "noch", "gerade", "im"}
+    | {"aktuell", "habe", "ich", "bitte", "unsere", "unser", "unseren"}
 )
+#: Words for the whole team: "how many conversations do we have" is every live one, not the asker's.
+TEAM = frozenset({"we", "our", "all", "there", "any", "wir", "unsere", "unser", "unseren", "alle"})
 
 
 def _words(text: str) -> list[str]:
@@ -38,19 +44,22 @@ def _words(text: str) -> list[str]:
 def adjective_states(words: list[str]) -> list[int]:
     """Where in `words` a state word says which conversations ("open chats", "chats that are open") rather
     than what to do ("how do I open chats")."""
+    if not CONVERSATIONS & set(words):
+        return []
     return [
         index
         for index, word in enumerate(words)
-        if word in STATES
-        and CONVERSATIONS & set(words)
-        and not (index > 0 and words[index - 1] in SUBJECTS and word not in ("my", "mine", "meine"))
+        if word in STATES and not (index > 0 and words[index - 1] in SUBJECTS and STATES[word] != "mine")
     ]
 
 
 def _queue(words: list[str], places: list[int]) -> str | None:
-    """The queue the states name; "mine" only when nothing else is named ("my snoozed chats" is snoozed)."""
-    named = [STATES[words[index]] for index in places]
-    return next((queue for queue in named if queue != "mine"), named[0] if named else None)
+    """The queue the states name. "My open chats" are mine (my live ones); "my snoozed chats" are the
+    snoozed ones, a queue that is not kept per person."""
+    named = {STATES[words[index]] for index in places}
+    if named <= {"mine", "open"}:
+        return "mine" if "mine" in named else ("open" if named else None)
+    return next(queue for queue in ("unassigned", "snoozed", "resolved") if queue in named)
 
 
 def names_conversations_in_a_state(text: str) -> str | None:
@@ -61,8 +70,9 @@ def names_conversations_in_a_state(text: str) -> str | None:
 
 def conversation_look(text: str) -> str | None:
     """The `chat list` queue `text` asks to see when that is all it asks ("which chats are unassigned?",
-    "meine offenen Chats"; "conversations" alone is the default, mine), else None: a period, a channel or a
-    split left over ("closed chats last week") is not a look at a queue."""
+    "meine offenen Chats": mine; "conversations" alone: mine; "all conversations": open), else None: a
+    period, a channel or a split left over ("closed chats last week") is not a look at a queue, and "how
+    many chats" names no state (it stays the chat messages sent)."""
     words = _words(text)
     if not CONVERSATIONS & set(words):
         return None
@@ -71,7 +81,10 @@ def conversation_look(text: str) -> str | None:
         word not in ASKING and word not in CONVERSATIONS and i not in places for i, word in enumerate(words)
     ):
         return None
-    return _queue(words, places) or "mine"
+    queue = _queue(words, places)
+    if queue is None and ONLY_CONVERSATIONS & set(words):
+        return "open" if TEAM & set(words) else "mine"
+    return queue
 
 
 def what_conversations_are_not_kept_by(text: str) -> str | None:
@@ -84,9 +97,8 @@ def what_conversations_are_not_kept_by(text: str) -> str | None:
         return None
     shown = f"`chat list {queue}`" if queue else "`chat list` (mine, unassigned, open, snoozed or resolved)"
     return (
-        f"Conversations are listed by queue, {shown}, not by period, channel or customer; their figures are "
-        "first response time, resolution time, satisfaction and the SLA met rate, e.g. "
-        "“first response time last week by channel”."
+        f"Conversations are listed by queue only: {shown}. Their figures are first response time, resolution "
+        "time, satisfaction and the SLA met rate, e.g. “first response time last week by channel”."
     )
 
 

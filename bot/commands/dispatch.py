@@ -16,6 +16,7 @@ from typing import Any
 from bot.commands.chats import LIST_USAGE
 from bot.commands.context import CommandContext
 from bot.commands.conversation_looks import (
+    ASKING,
     STATES,
     conversation_look,
     names_conversations_in_a_state,
@@ -73,8 +74,14 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         return None
     if noun in BY_NAME:
         return BY_NAME[noun], words[1:]
-    if noun == "chat" and first != noun and len(words) == 2 and normalise(words[1]) in STATES:
-        return BY_NAME["chat list"], words[1:]  # "chats open" are the open ones; "chat open" opens one
+    if (
+        noun == "chat"
+        and first != noun
+        and len(words) >= 2
+        and normalise(words[1]) in STATES
+        and all(normalise(word) in ASKING for word in words[2:])
+    ):
+        return BY_NAME["chat list"], words[1:2]  # "chats open (now)" are the open ones; "chat open" opens one
     verbs = verbs_of(noun)
     second = normalise(words[1]) if len(words) > 1 else ""
     # "campaigns last month": "last" starts a period, it is no typo of `list`.
@@ -127,6 +134,9 @@ def parse(
     try:
         matched = match_command(words)
     except ParseError:
+        # "chats closed last week": conversations in a state, said the way the end of parse says it.
+        if names_conversations_in_a_state(text) and not names_a_metric(without_conversations(text)):
+            return _conversations(text, today)
         # "campaign revenue last month": a command's noun with no verb of its own, but a metric named in
         # the words; a named metric wins, so it is a KPI question rather than a wrong command.
         # "chats mine": no metric named, and the noun's usual command reads the words; it is that command.
@@ -180,17 +190,21 @@ def parse(
             ):
                 return Parsed(BY_NAME["kpi"], question)
             raise
-    queue = conversation_look(text)
-    if queue is not None:
-        # "how many chats are open", "show me unassigned conversations": that queue, not chat messages sent
-        # nor "conversions"; with a period or a channel it is not a queue ("closed chats last week").
-        return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
-    if not names_a_metric(without_conversations(text)):
-        unkept = what_conversations_are_not_kept_by(text)
-        if unkept is not None:  # not "conversions" for "conversations", nor chat messages for "closed chats"
-            raise ParseError(unkept, LIST_USAGE)
+    if not names_a_metric(without_conversations(text)) and (
+        conversation_look(text) or what_conversations_are_not_kept_by(text)
+    ):
+        return _conversations(text, today)
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
+
+
+def _conversations(text: str, today: date) -> Parsed:
+    """ "how many chats are open", "show me unassigned conversations": that queue of `chat list`, not chat
+    messages sent nor "conversions"; narrowed further ("closed chats last week"), what can be answered."""
+    queue = conversation_look(text)
+    if queue is None:
+        raise ParseError(what_conversations_are_not_kept_by(text) or "", LIST_USAGE)
+    return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
 
 
 def _noun_typed(word: str) -> str | None:

@@ -31,7 +31,10 @@ from reports.metrics import REGISTRY, Metric
 from reports.periods import Grain, PeriodSpec, add_months, month_start, quarter_start, week_start
 from reports.query import MAX_DIMENSIONS, Filter
 
-KPI_USAGE = "kpi METRIC [period] [by DIMENSION [and DIMENSION]] [for VALUE] [daily|weekly|monthly] [vs previous|last year]"
+KPI_USAGE = (
+    "kpi METRIC [period] [by DIMENSION [and DIMENSION]] [for VALUE] [daily|weekly|monthly] "
+    "[vs previous|last year] [top N]"
+)
 DEFAULT_PERIOD = PeriodSpec.last_n_days(30)
 
 #: Words people use for a dimension, in order of preference; the first the metric has is taken.
@@ -443,7 +446,6 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
     return None
 
 
-#: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
 #: How many a ranking asks for, in words.
 RANKING_SIZES = {
     word: n
@@ -452,12 +454,14 @@ RANKING_SIZES = {
     )
 }
 _SIZE = rf"\d+|{'|'.join(RANKING_SIZES)}"
+#: "top 3 clinics", "best campaign", "worst branch": a ranking, answered with the split (largest first).
 RANKING = re.compile(
     r"\b(top|best|worst|biggest|largest|highest|lowest|strongest|weakest|leading)\s+"
     rf"(?:({_SIZE})\s+)?([a-z_]+)\b"
 )
-#: "… by clinic top 3", as the answer's buttons write a ranking's N after its split.
-TOP_AFTER_SPLIT = re.compile(rf"\btop\s+({_SIZE})\b")
+#: "… by clinic top 3", as the answer's buttons write a ranking's N after its split (nothing ranked after it:
+#: "top 3 clinics … by channel" is no N of channels).
+TOP_AFTER_SPLIT = re.compile(rf"\btop\s+({_SIZE})\b(?!\s*[a-z])")
 #: A ranking's N is at most a report's top N (reports.presentation.MAX_TOP; that module draws charts, so it is
 #: not imported by the reading of questions).
 LARGEST_RANKING = 50
@@ -479,18 +483,11 @@ def _size(word: str | None) -> int | None:
     return min(size, LARGEST_RANKING) if size > 0 else None
 
 
-@dataclass(frozen=True)
-class Ranking:
-    """A ranking read from a question: the split it asks for and, if named, how many parts."""
-
-    dimensions: tuple[str, ...]
-    top: int | None
-
-
-def _ranked(text: str, metric: Metric) -> Found | None:
+def _ranked(text: str, metric: Metric) -> tuple[Found, int | None] | None:
     """ "top 3 clinics by revenue", "worst clinic for no-shows": a ranking of clinics, campaigns or channels
-    asks for the split by that dimension (a Ranking), whose parts the answer lists largest first, as many as
-    it names. A ranking of single customers is declined elsewhere (no metric is kept by customer)."""
+    asks for the split by that dimension (found as a dimension is), whose parts the answer lists largest
+    first, as many as it names (the N, or None). A ranking of single customers is declined elsewhere (no
+    metric is kept by customer)."""
     match = RANKING.search(text)
     if match is None:
         return None
@@ -504,15 +501,15 @@ def _ranked(text: str, metric: Metric) -> Found | None:
     for form in (word, word.removesuffix("s"), word.removesuffix("es")):
         if form in RANKED and (form in DIMENSION_WORDS or form in metric.dimensions):
             dimension, _ = _split_named(form, None, match.end(3), match.end(3), metric)
-            return Found(Ranking((dimension,), _size(match.group(2))), match.start(), match.end(3))
+            return Found((dimension,), match.start(), match.end(3)), _size(match.group(2))
     return None
 
 
-def _top_after_split(text: str) -> Found | None:
-    """ "revenue last month by location top 3": the N of a split already read (None when not named)."""
-    match = TOP_AFTER_SPLIT.search(text)
+def _top_after_split(text: str, split_ends: int) -> tuple[Found, int] | None:
+    """ "revenue last month by location top 3": the N named after a split already read, and where."""
+    match = TOP_AFTER_SPLIT.search(text, split_ends)
     size = _size(match.group(1)) if match else None
-    return Found(size, match.start(), match.end()) if match and size else None
+    return (Found(size, match.start(), match.end()), size) if match and size else None
 
 
 def _foreign_values(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> str | None:
@@ -680,16 +677,11 @@ def parse_question(
         comparison, rest = _compared_period(rest, period, today)
     dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
     top: int | None = None
-    if dimension is None:
-        dimension = _ranked(rest, metric)
-        if dimension is not None:
-            ranking: Ranking = dimension.value  # type: ignore[assignment]
-            dimension, top = Found(ranking.dimensions, dimension.start, dimension.end), ranking.top
+    if dimension is None and (ranked := _ranked(rest, metric)) is not None:
+        dimension, top = ranked
     rest = cut(rest, dimension)
-    if dimension is not None and top is None:
-        sized = _top_after_split(rest)
-        top = sized.value if sized else None  # type: ignore[assignment]
-        rest = cut(rest, sized)
+    if dimension is not None and top is None and (sized := _top_after_split(rest, dimension.end)) is not None:
+        rest, top = cut(rest, sized[0]), sized[1]
     split: tuple[str, ...] = dimension.value if dimension else ()  # type: ignore[assignment]
     for typed_filter in typed:
         if typed_filter.dimension not in metric.dimensions:

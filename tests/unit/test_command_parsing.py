@@ -330,10 +330,15 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
         ("my chats", "mine"),
         ("resolved chats", "resolved"),
         ("wie viele Chats sind offen", "open"),
-        ("meine offenen Chats", "open"),
+        ("meine offenen Chats", "mine"),
+        ("my open chats", "mine"),
+        ("how many conversations do we have", "open"),
+        ("zeig mir die erledigten Chats", "resolved"),
+        ("are there any unanswered chats", "open"),
+        ("chats open now", "open"),
         ("my snoozed chats", "snoozed"),
         ("chats open", "open"),
-        ("chats waiting", "unassigned"),
+        ("chats waiting", "open"),
         ("chat list closed", "resolved"),
         ("conversations", "mine"),
     ],
@@ -383,16 +388,24 @@ def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command(
         ("open chats on whatsapp", "`chat list open`"),
         ("how many conversations are open by channel", "`chat list open`"),
         ("conversations last month", "`chat list` (mine"),
+        ("chats closed last week", "`chat list resolved`"),
     ],
 )
 def test_conversations_narrowed_beyond_a_queue_say_what_can_be_answered(text: str, queue: str) -> None:
     """Not the all-time queue with "last week" dropped, nor "conversions" for "conversations", nor chat
     messages sent: the queue to list and the figures there are."""
-    with pytest.raises(ParseError, match="Conversations are listed by queue") as refused:
+    with pytest.raises(ParseError, match="Conversations are listed by queue only") as refused:
         parse(text, context())
     assert queue in str(refused.value) and "first response time" in str(refused.value)
-    chats = parse("chats last week", context())  # a channel's plural is still its messages sent
-    assert chats is not None and chats.command.metric == "messages_sent"
+    for sent in ("chats last week", "how many chats"):  # a channel's plural is still its messages sent
+        chats = parse(sent, context())
+        assert chats is not None and chats.command.metric == "messages_sent"
+
+
+def test_a_rankings_n_after_another_split_is_not_taken_for_that_split() -> None:
+    """ "top 3 clinics … by channel": three clinics are not three channels; the words are left unread."""
+    parsed = parse("top 3 clinics by revenue this month by channel", context())
+    assert parsed is not None and parsed.command.top is None and "top" in parsed.command.ignored
 
 
 def test_help_lists_every_command_the_asker_may_use_in_one_line_per_command_word() -> None:
