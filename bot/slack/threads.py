@@ -37,6 +37,9 @@ FAILURE_WORDS = {
     "re_engagement_required": "outside WhatsApp's 24-hour window: only an approved template can reach them now",
     "21610": "the customer has replied STOP to our SMS number",
     "21211": "the phone number is not valid",
+    "30003": "the phone is unreachable (switched off or out of coverage)",
+    "30005": "the number is unknown to its carrier",
+    "30006": "the number cannot receive text messages (a landline, or blocked by its carrier)",
     "opted_out": "the customer has opted out of this channel",
 }
 CUSTOMER_FIELDS = ("name", "phone", "email")

@@ -31,7 +31,15 @@ NEWS_WINDOW = timedelta(hours=1)
 #: A root post claimed this long ago and never finished was abandoned by a process that died.
 ABANDONED_CLAIM = timedelta(minutes=2)
 #: Delivery outcomes worth saying in the thread, and how long after the reply they are still news.
-ECHOED_STATUSES = (MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED)
+#: The outcomes a staff reply's thread is told: delivered, read, and every way it did not arrive (a carrier's
+#: "undelivered", a provider's "failed", and our giving up on it).
+ECHOED_STATUSES = (
+    MessageStatus.DELIVERED,
+    MessageStatus.READ,
+    MessageStatus.FAILED,
+    MessageStatus.UNDELIVERED,
+    MessageStatus.DEAD,
+)
 ECHO_WINDOW = timedelta(days=2)
 
 

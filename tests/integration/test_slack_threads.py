@@ -238,6 +238,22 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     assert "outside WhatsApp's 24-hour window" in failed["text"]
     assert failed["blocks"][1]["elements"][0]["value"] == "send whatsapp to #1 template chat_follow_up"
 
+    # A carrier's "undelivered" is said too (it was never echoed, so the agent believed it arrived).
+    assert (
+        await desk.answer(reply(thread, "Did you get my last message?", "1800000000.000170"))
+    ).kind == "sent"
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.body == "Did you get my last message?")
+            .values(status="undelivered", error_code="30003", status_reason="Unreachable destination handset")
+        )
+        await session.commit()
+    assert (await desk.mirror()).echoes == 1
+    assert (await messages(sandbox))[-1]["text"] == (
+        ":warning: Not delivered by WhatsApp: the phone is unreachable (switched off or out of coverage)."
+    )
+
 
 async def test_a_note_stays_internal_and_its_edit_follows_while_a_sent_reply_cannot_change(
     desk: SlackThreadDesk, sandbox: RunningSandbox

@@ -184,10 +184,12 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     try:
         wait_for(
             # The sandbox's phone may read it before the worker's next look: then "read" is what is said.
+            # The sandbox started by `serve` fails 3 % of sends, as carriers do: then the echo says so.
             lambda: (
                 any(
-                    "Delivered by WhatsApp" in m["text"] or "Read by the customer" in m["text"]
+                    "by WhatsApp" in m["text"] or "Read by the customer" in m["text"]
                     for m in thread(demo, root["ts"])
+                    if m.get("bot_id") and not m.get("visible_to")
                 )
                 or None
             ),
@@ -465,15 +467,23 @@ def test_erasing_a_patient_overwrites_their_conversation_in_slack_and_telegram(d
         ]
 
     wait_for(posts, 30, "the conversation in the admin's Telegram chat")
-    demo.sandbox(
+    sent = demo.sandbox(
         "POST",
         "/_sandbox/slack/thread-reply",
         {"user": LENA, "channel": LIVE_CHAT, "thread_ts": root["ts"], "text": "Yes, tomorrow at 10."},
     )
+    assert sent["status"] == 200, sent
     # The delivery echo is the bot's last post in the thread: wait for it, so none comes after the erasure.
     try:
         wait_for(
-            lambda: any(m.get("bot_id") and "by SMS" in m["text"] for m in thread(demo, root["ts"])) or None,
+            # "Delivered by SMS", or "Not delivered by SMS: …" for the 3 % of sends the sandbox fails.
+            lambda: (
+                any(
+                    m.get("bot_id") and not m.get("visible_to") and "by SMS" in m["text"]
+                    for m in thread(demo, root["ts"])
+                )
+                or None
+            ),
             60,
             "the delivery echo",
         )
