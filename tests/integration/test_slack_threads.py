@@ -224,33 +224,32 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     assert (await desk.mirror()).echoes == 0
     assert (await messages(sandbox))[-1]["text"] == ":white_check_mark: Delivered by WhatsApp."
 
+    async def not_delivered(body: str, ts: str, status: str, code: str, reason: str) -> dict[str, Any]:
+        """An agent's reply the provider then reports as `status`: the one echo the next pass posts."""
+        assert (await desk.answer(reply(thread, body, ts))).kind == "sent"
+        async with desk.database.sessions() as session:
+            await session.execute(
+                update(CustomerCommunication)
+                .where(CustomerCommunication.body == body)
+                .values(status=status, error_code=code, status_reason=reason)
+            )
+            await session.commit()
+        assert (await desk.mirror()).echoes == 1
+        last: dict[str, Any] = (await messages(sandbox))[-1]
+        return last
+
     # A later reply misses WhatsApp's 24-hour window: said in words, with the template that reopens it.
-    assert (await desk.answer(reply(thread, "Are you still there?", "1800000000.000150"))).kind == "sent"
-    async with desk.database.sessions() as session:
-        await session.execute(
-            update(CustomerCommunication)
-            .where(CustomerCommunication.body == "Are you still there?")
-            .values(status="failed", error_code="131047", status_reason="Re-engagement message")
-        )
-        await session.commit()
-    assert (await desk.mirror()).echoes == 1
-    failed = (await messages(sandbox))[-1]
+    failed = await not_delivered(
+        "Are you still there?", "1800000000.000150", "failed", "131047", "Re-engagement message"
+    )
     assert "outside WhatsApp's 24-hour window" in failed["text"]
     assert failed["blocks"][1]["elements"][0]["value"] == "send whatsapp to #1 template chat_follow_up"
 
     # A carrier's "undelivered" is said too (it was never echoed, so the agent believed it arrived).
-    assert (
-        await desk.answer(reply(thread, "Did you get my last message?", "1800000000.000170"))
-    ).kind == "sent"
-    async with desk.database.sessions() as session:
-        await session.execute(
-            update(CustomerCommunication)
-            .where(CustomerCommunication.body == "Did you get my last message?")
-            .values(status="undelivered", error_code="30003", status_reason="Unreachable destination handset")
-        )
-        await session.commit()
-    assert (await desk.mirror()).echoes == 1
-    assert (await messages(sandbox))[-1]["text"] == (
+    undelivered = await not_delivered(
+        "Did you get my last message?", "1800000000.000170", "undelivered", "30003", "Unreachable destination"
+    )
+    assert undelivered["text"] == (
         ":warning: Not delivered by WhatsApp: the phone is unreachable (switched off or out of coverage)."
     )
 
