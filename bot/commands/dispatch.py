@@ -135,8 +135,9 @@ def parse(
         matched = match_command(words)
     except ParseError:
         # "chats closed last week": conversations in a state, said the way the end of parse says it.
-        if names_conversations_in_a_state(text) and not names_a_metric(without_conversations(text)):
-            return _conversations(text, today)
+        about_conversations = _conversations(text, today)
+        if about_conversations is not None:
+            return about_conversations
         # "campaign revenue last month": a command's noun with no verb of its own, but a metric named in
         # the words; a named metric wins, so it is a KPI question rather than a wrong command.
         # "chats mine": no metric named, and the noun's usual command reads the words; it is that command.
@@ -190,21 +191,26 @@ def parse(
             ):
                 return Parsed(BY_NAME["kpi"], question)
             raise
-    if not names_a_metric(without_conversations(text)) and (
-        conversation_look(text) or what_conversations_are_not_kept_by(text)
-    ):
-        return _conversations(text, today)
+    about_conversations = _conversations(text, today)
+    if about_conversations is not None:
+        return about_conversations
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
 
 
-def _conversations(text: str, today: date) -> Parsed:
+def _conversations(text: str, today: date) -> Parsed | None:
     """ "how many chats are open", "show me unassigned conversations": that queue of `chat list`, not chat
-    messages sent nor "conversions"; narrowed further ("closed chats last week"), what can be answered."""
+    messages sent nor "conversions"; narrowed further ("closed chats last week"), a ParseError saying what
+    can be answered; None when `text` is no look at conversations or names a figure of them."""
+    if names_a_metric(without_conversations(text)):
+        return None  # "first response time of open chats"
     queue = conversation_look(text)
-    if queue is None:
-        raise ParseError(what_conversations_are_not_kept_by(text) or "", LIST_USAGE)
-    return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
+    if queue is not None:
+        return Parsed(BY_NAME["chat list"], BY_NAME["chat list"].parse([queue], queue, today))
+    unkept = what_conversations_are_not_kept_by(text)
+    if unkept is not None:
+        raise ParseError(unkept, LIST_USAGE)
+    return None
 
 
 def _noun_typed(word: str) -> str | None:

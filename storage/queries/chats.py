@@ -261,27 +261,20 @@ async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 
     return [QueuedChat(*row) for row in rows]
 
 
+def _queue_size(view: str, staff_id: int) -> Select[int]:
+    return select(func.count()).select_from(ChatSession).where(*_in_view(view, staff_id))
+
+
 async def desk_count(database: Database, view: str, staff_id: int) -> int:
     """How many conversations one queue holds."""
     async with database.read_sessions() as session:
-        found = await session.scalar(
-            select(func.count()).select_from(ChatSession).where(*_in_view(view, staff_id))
-        )
-    return int(found or 0)
+        return int(await session.scalar(_queue_size(view, staff_id)) or 0)
 
 
 async def desk_counts(database: Database, staff_id: int) -> dict[str, int]:
     """How many conversations each queue holds (for the tabs), read in one snapshot."""
     async with database.read_sessions() as session:
-        return {
-            view: int(
-                await session.scalar(
-                    select(func.count()).select_from(ChatSession).where(*_in_view(view, staff_id))
-                )
-                or 0
-            )
-            for view in DESK_VIEWS
-        }
+        return {view: int(await session.scalar(_queue_size(view, staff_id)) or 0) for view in DESK_VIEWS}
 
 
 async def desk_chat(database: Database, chat_id: int) -> DeskChat | None:
