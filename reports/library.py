@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from domain.audit import AuditEntry
+from reports.presentation import Presentation
 from reports.query import MetricQuery
 from reports.saved import (
     ReportDefinitionError,
@@ -62,12 +63,17 @@ def slug_for(name: str) -> str:
     return f"{slug}-report" if slug in RESERVED_SLUGS else slug
 
 
-async def remember_question(database: Database, staff_id: int, query: MetricQuery, at: datetime) -> None:
-    """Keep the question just answered for `staff_id`; a question with a fixed range is kept as asked."""
+async def remember_question(
+    database: Database, staff_id: int, query: MetricQuery, at: datetime, *, top: int | None = None
+) -> None:
+    """Keep the question just answered for `staff_id`; a question with a fixed range is kept as asked.
+    `top`: a ranking's N ("top 3 clinics by revenue"), kept as the report's chart cut to its N largest."""
     try:
         definition = definition_from_query(query)
     except ReportDefinitionError:
         return  # a fixed range cannot be saved as a report, so there is nothing to keep
+    if top is not None and query.dimensions:
+        definition["chart"] = Presentation(top=top).as_definition()
     async with SqlUnitOfWork(database) as uow:
         await uow.session.execute(
             update(StaffUser)

@@ -67,6 +67,12 @@ class Presentation:
         return shape
 
     @property
+    def ranking(self) -> int | None:
+        """The N a cut to the N largest keeps, which the answer's sentence names too ("BER €10,829.90, LON
+        €9,280.12, VIE €7,172.00 and 3 more"); None for any other order or a range."""
+        return self.top if self.sort == "largest" and not self.ranged else None
+
+    @property
     def ranged(self) -> bool:
         return self.at_least is not None or self.at_most is not None
 

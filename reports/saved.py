@@ -264,7 +264,15 @@ async def run_saved_report(
 ) -> SavedReportOutput:
     query = query_from_definition(definition)
     presentation = presentation_from_definition(definition, query)
-    result = await answer(database, query, now=now, business_tz=business_tz, locale=locale, currency=currency)
+    result = await answer(
+        database,
+        query,
+        now=now,
+        business_tz=business_tz,
+        locale=locale,
+        currency=currency,
+        top=presentation.ranking,
+    )
     chart = present(result, presentation)
     try:
         png: bytes | None = await draw(

@@ -81,6 +81,7 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
     if built.definition is None:
         return {}
     query = query_from_definition(built.definition)
+    presentation = presentation_of(built.definition)
     try:
         found = await answer(
             container.database,
@@ -89,10 +90,11 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
             business_tz=formats.timezone,
             locale=formats.locale,
             currency=formats.currency,
+            top=presentation.ranking,
         )
     except ValueError as error:  # e.g. too many buckets for data the checks could not foresee
         return {"preview_error": str(error)}
-    chart = present(found, presentation_of(built.definition))
+    chart = present(found, presentation)
     return {
         "chart": await chart_svg(container, chart),
         "summary": found.summary,

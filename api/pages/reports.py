@@ -90,6 +90,7 @@ async def report_chart(
         business_tz=formats.timezone,
         locale=formats.locale,
         currency=formats.currency,
+        top=presentation.ranking,
     )
     return present(found, presentation), found
 

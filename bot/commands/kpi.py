@@ -62,10 +62,12 @@ async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> K
     return again if again is not None else question
 
 
-async def _remember(ctx: CommandContext, who: StaffIdentity, query: MetricQuery, now: datetime) -> None:
+async def _remember(
+    ctx: CommandContext, who: StaffIdentity, query: MetricQuery, now: datetime, top: int | None
+) -> None:
     """Keep the question for `report save NAME`; the answer does not depend on it, so a failure only logs."""
     try:
-        await remember_question(ctx.database, who.staff_id, query, now)
+        await remember_question(ctx.database, who.staff_id, query, now, top=top)
     except Exception as error:  # the database may be busy or read-only; the person still gets the answer
         log.warning("could not remember the last question of staff %s: %s", who.staff_id, error)
 
@@ -154,7 +156,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         currency=settings.business_currency,
         top=question.top,
     )
-    await _remember(ctx, who, query, now)
+    await _remember(ctx, who, query, now, question.top)
     version = result.result.data_as_of.isoformat()
     # A ranking draws its N largest parts and says which ("by location, top 3 of 5"), as a report's chart does.
     chart = present(result, Presentation(top=question.top)) if question.top else result.chart

@@ -25,6 +25,7 @@ from reports.library import (
 )
 from reports.metrics import get_metric
 from reports.periods import PeriodSpec, zone
+from reports.presentation import presentation_of
 from reports.query import MAX_DIMENSIONS
 from reports.redraw import redraws
 from reports.saved import (
@@ -204,9 +205,11 @@ async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext)
     except ReportLibraryError as error:
         return Reply(str(error), kind="error")
     query = query_from_definition(saved.definition)
+    top = presentation_of(saved.definition).top
+    described = describe_query(query) + (f", top {top}" if top else "")
     who_sees = "everyone" if saved.shared else "you"
     return Reply(
-        f"Saved “{saved.name}” ({describe_query(query)}); {who_sees} can run it with `report run {saved.slug}`.",
+        f"Saved “{saved.name}” ({described}); {who_sees} can run it with `report run {saved.slug}`.",
         title="Report saved",
         fields=(Field("Report", saved.slug), Field("Seen by", who_sees)),
         buttons=(

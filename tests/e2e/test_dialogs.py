@@ -247,6 +247,24 @@ async def test_report_save_keeps_the_question_just_answered(seeded: CommandConte
     )
 
 
+async def test_a_saved_ranking_keeps_its_n_and_a_question_without_one_keeps_none(
+    seeded: CommandContext,
+) -> None:
+    await run_dialog(
+        seeded,
+        [
+            (AGENT, "top 2 clinics by revenue last 30 days", "answer", "Revenue"),
+            (AGENT, "report save Best two", "answer", "by location, top 2"),
+            (AGENT, "revenue last 30 days by clinic", "answer", "Revenue"),
+            (AGENT, "report save Every clinic", "answer", "by location)"),
+        ],
+    )
+    async with seeded.database.read_sessions() as session:
+        charts = {r.slug: r.definition.get("chart") for r in await session.scalars(select(CustomReport))}
+    assert charts["best-two"] == {"kind": "auto", "sort": "largest", "top": 2}
+    assert charts["every-clinic"] is None
+
+
 async def test_kpi_answers_carry_a_png_and_a_summary(seeded: CommandContext) -> None:
     for text in (
         "revenue last 30 days by channel",

@@ -365,3 +365,31 @@ def test_the_customer_page_counts_customers_as_the_orders_do(demo: Demo, browser
     assert re.search(
         r"active customers: \d+ days checked against a recount of the orders; drift: 0", verified.stdout
     )
+
+
+def test_a_ranking_is_saved_with_its_n_and_runs_as_the_n_largest_of_the_whole_split(demo: Demo) -> None:
+    """ "top 3 clinics by revenue", saved and run, keeps three clinics: the three largest of the same split
+    unranked, with the same amounts, and its sentence names them and how many more there are."""
+
+    def figures(slug: str) -> dict[str, float]:
+        ran = demo.ask(f"report run {slug}", as_email=MANAGER)
+        assert ran.attachments, ran.text
+        rows = list(csv.reader(io.StringIO(ran.attachments[0].content.decode().lstrip("\ufeff"))))
+        return {row[0]: float(row[1]) for row in rows[1 : rows.index([])]}
+
+    demo.ask("revenue last 30 days by clinic", as_email=MANAGER)
+    demo.ask("report save Revenue of every clinic", as_email=MANAGER)
+    every = figures("revenue-of-every-clinic")
+    assert len(every) > 3, every
+
+    answered = demo.ask("top 3 clinics by revenue last 30 days", as_email=MANAGER)
+    assert answered.kind == "answer" and answered.images, answered.text
+    saved = demo.ask("report save Top clinics", as_email=MANAGER)
+    assert saved.kind == "answer" and "by location, top 3" in saved.text, saved.text
+    ran = demo.ask("report run top-clinics", as_email=MANAGER)
+    assert f"and {len(every) - 3} more" in ran.text, ran.text
+    ranked = figures("top-clinics")
+    largest = sorted(every.items(), key=lambda item: -item[1])[:3]
+    assert ranked == dict(largest), (ranked, every)
+    for code, amount in largest:
+        assert code in ran.text and f"{amount:,.2f}" in ran.text, (code, amount, ran.text)
