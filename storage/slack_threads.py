@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -214,12 +214,13 @@ class SqlSlackThreads:
         )
         echoes: list[DeliveryEcho] = []
         for turn, message in rows:
+            before = turn.echoed_status  # read first: the update below refreshes `turn` in the session
             # Claimed only if nobody echoed this outcome meanwhile (the old value is part of the condition).
             claimed = await self._session.execute(
                 update(ChatMessage)
                 .where(
                     ChatMessage.id == turn.id,
-                    and_(ChatMessage.echoed_status.is_not_distinct_from(turn.echoed_status)),
+                    ChatMessage.echoed_status.is_not_distinct_from(before),
                 )
                 .values(echoed_status=message.status)
                 .returning(ChatMessage.id)
@@ -235,9 +236,17 @@ class SqlSlackThreads:
                     message.channel,
                     message.customer_id,
                     message.error_code,
+                    before,
                 )
             )
         return echoes
+
+    async def release_echo(self, echo: DeliveryEcho) -> None:
+        await self._session.execute(
+            update(ChatMessage)
+            .where(ChatMessage.id == echo.turn_id, ChatMessage.echoed_status == echo.status.value)
+            .values(echoed_status=echo.echoed_before)
+        )
 
     async def chat_for_thread(self, channel_id: str, thread_ts: str) -> int | None:
         return await self._session.scalar(

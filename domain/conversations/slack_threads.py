@@ -102,6 +102,9 @@ class DeliveryEcho:
     customer_id: int | None = None
     #: The provider's error code (131047), when it gave one; `reason` is its words.
     code: str | None = None
+    #: The outcome echoed before this one (None: none yet); a post that fails puts it back, so the next pass
+    #: echoes this outcome again.
+    echoed_before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,9 @@ class SlackThreadStore(Protocol):
     async def claim_echoes(self, turn_ids: list[int]) -> list[DeliveryEcho]:
         """Note each reply's current outcome as echoed (those nobody else took) and return them."""
 
+    async def release_echo(self, echo: DeliveryEcho) -> None:
+        """The echo could not be posted: its reply is due again (unless another outcome came meanwhile)."""
+
     async def chat_for_thread(self, channel_id: str, thread_ts: str) -> int | None: ...
 
     async def turn_by_ref(self, external_ref: str) -> ThreadedTurn | None: ...
@@ -193,6 +199,7 @@ class MirrorPass:
     posted: int = 0
     roots: int = 0
     echoes: int = 0
+    #: Turns and echoes that could not be posted, due again in the next pass.
     given_back: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -256,7 +263,7 @@ async def mirror_to_slack(
             echoes = await uow.threads.claim_echoes(echo_ids)
             await uow.commit()
         for echo in echoes:
-            await _post_echo(open_read, poster, echo, done)
+            await _post_echo(open_read, open_uow, poster, echo, done)
     return done
 
 
@@ -338,7 +345,11 @@ async def _give_back(
 
 
 async def _post_echo(
-    open_read: Callable[[], SlackThreadUnitOfWork], poster: ThreadPoster, echo: DeliveryEcho, done: MirrorPass
+    open_read: Callable[[], SlackThreadUnitOfWork],
+    open_uow: Callable[[], SlackThreadUnitOfWork],
+    poster: ThreadPoster,
+    echo: DeliveryEcho,
+    done: MirrorPass,
 ) -> None:
     async with open_read() as uow:
         thread = await uow.threads.thread(echo.chat_id)
@@ -348,9 +359,13 @@ async def _post_echo(
     try:
         await poster.post_echo(thread.channel_id, thread.thread_ts, echo, card)
         done.echoes += 1
-    except Exception as error:  # an echo is a courtesy; losing one is said in the log, not retried
+    except Exception as error:  # Slack refused or was unreachable: the echo waits for the next pass
         log.warning("echoing delivery of turn %s in Slack failed: %s", echo.turn_id, error)
         done.errors.append(f"echo {echo.turn_id}: {error}")
+        async with open_uow() as uow:
+            await uow.threads.release_echo(echo)
+            await uow.commit()
+        done.given_back += 1
 
 
 # --- what agents write in a thread --------------------------------------------------------------------

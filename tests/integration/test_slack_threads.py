@@ -220,9 +220,15 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
             .values(status="delivered")
         )
         await session.commit()
+    # Slack refuses the first post (the channel archived meanwhile): the echo waits for the next pass.
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = True
+    refused = await desk.mirror()
+    assert refused.echoes == 0 and refused.given_back == 1 and "is_archived" in refused.errors[0]
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = False
     assert (await desk.mirror()).echoes == 1
     assert (await desk.mirror()).echoes == 0
-    assert (await messages(sandbox))[-1]["text"] == ":white_check_mark: Delivered by WhatsApp."
+    echoed = [m for m in await messages(sandbox) if m["text"].startswith(":white_check_mark:")]
+    assert [m["text"] for m in echoed] == [":white_check_mark: Delivered by WhatsApp."]
 
     async def not_delivered(body: str, ts: str, status: str, code: str, reason: str) -> dict[str, Any]:
         """An agent's reply the provider then reports as `status`: the one echo the next pass posts."""
