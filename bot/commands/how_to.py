@@ -112,6 +112,9 @@ LOOKING = frozenset(
 )
 #: "turn off an automation", "schalte … aus": the word that makes "turn" and "schalte" mean disable.
 OFF = frozenset({"off", "aus"})
+#: "mark a chat as done", "als erledigt markieren": the words that make "mark" mean resolve.
+MARK = frozenset({"mark", "markieren", "markiere"})
+DONE = frozenset({"done", "resolved", "closed", "finished", "complete", "completed", "erledigt"})
 
 
 #: "how many", "wie viele": a count asked for inside a how-to question ("how do I see how many messages
@@ -159,9 +162,12 @@ def how_to_topic(text: str) -> str | None:
 
 
 def _verbs_of(word: str, words: list[str]) -> tuple[str, ...]:
-    """The command verbs an everyday verb may mean, in the question's words ("turn … off" disables)."""
+    """The command verbs an everyday verb may mean, in the question's words ("turn … off" disables, "mark …
+    as done" resolves)."""
     if word in ("turn", "switch", "schalte") and OFF & set(words):
         return ("disable",)
+    if word in MARK and DONE & set(words):
+        return ("resolve",)
     return VERB_WORDS.get(word, ())
 
 

@@ -355,6 +355,8 @@ def test_a_look_at_conversations_in_a_state_is_that_queue_of_chat_list(text: str
         ("how do I see how many chats are open", "chat list"),
         ("how do I see open chats", "chat list"),
         ("how do I close open chats", "chat resolve"),
+        ("how do I mark chats as done", "chat resolve"),
+        ("wie kann ich einen Chat als erledigt markieren", "chat resolve"),
         ("how do I open a chat", "chat open"),
         ("how do I open chats", "chat open"),
         ("how do I see templates for open chats", "template list"),
