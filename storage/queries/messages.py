@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.clock import utc_now
 from domain.vocabulary import Channel, MessageStatus
 from storage.database import Database
+from storage.message_months import recent_since
 from storage.models import (
     BulkMessaging,
     Customer,
@@ -18,6 +20,7 @@ from storage.models import (
     MessageStatusEvent,
     MessageTemplate,
 )
+from storage.sql import dialect_of
 
 
 @dataclass(frozen=True)
@@ -109,13 +112,13 @@ async def message_page(
         query = query.where(CustomerCommunication.channel == channel.value)
     if campaign_id is not None:
         query = query.where(CustomerCommunication.campaign_id == campaign_id)
-    if before_id is not None:
-        # Keyset paging on (time, id): exact even when many messages share a timestamp.
-        cursor = select(written).where(CustomerCommunication.id == before_id).scalar_subquery()
-        query = query.where(
-            or_(written < cursor, and_(written == cursor, CustomerCommunication.id < before_id))
-        )
     async with database.read_sessions() as session:
+        if before_id is not None:
+            # Keyset paging on (time, id): exact even when many messages share a timestamp.
+            cursor = await _message_by_id(session, before_id)
+            if cursor is None:
+                return []
+            query = query.where(_older_than(cursor))
         return [_record(row) for row in await session.scalars(query)]
 
 
@@ -124,7 +127,7 @@ async def message_with_history(
 ) -> tuple[MessageRecord, list[StatusChange]] | None:
     """The message and every status it went through, oldest first; None when there is no such message."""
     async with database.read_sessions() as session:
-        row = await session.get(CustomerCommunication, message_id)
+        row = await _message_by_id(session, message_id)
         if row is None:
             return None
         events = await session.scalars(
@@ -134,6 +137,31 @@ async def message_with_history(
         )
         history = [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events]
         return _record(row), history
+
+
+async def _message_by_id(session: AsyncSession, message_id: int) -> CustomerCommunication | None:
+    """The message with this id. An id does not say its month: on PostgreSQL the recent months are read
+    first (a handful of partitions, where nearly every message looked up is), then every month."""
+    if dialect_of(session) == "postgresql":
+        recent = await session.scalar(
+            select(CustomerCommunication).where(
+                CustomerCommunication.id == message_id,
+                CustomerCommunication.created_at >= recent_since(utc_now()),
+            )
+        )
+        if recent is not None:
+            return recent
+    return await session.get(CustomerCommunication, message_id)
+
+
+def _older_than(cursor: CustomerCommunication) -> ColumnElement[bool]:
+    """The messages after `cursor` in newest-first order, by (time, id); its time given, not looked up by
+    id, so PostgreSQL leaves out the months after it."""
+    written = CustomerCommunication.created_at
+    return or_(
+        written < cursor.created_at,
+        and_(written == cursor.created_at, CustomerCommunication.id < cursor.id),
+    )
 
 
 def _history_of(message: CustomerCommunication) -> ColumnElement[bool]:
@@ -217,13 +245,12 @@ async def message_log(
             query = query.where(column == value)
     if filters.customers is not None:
         query = query.where(cc.customer_id.in_(filters.customers))
-    if filters.before is not None:
-        after = aliased(cc)
-        moment = select(after.created_at).where(after.id == filters.before).scalar_subquery()
-        query = query.where(
-            or_(cc.created_at < moment, and_(cc.created_at == moment, cc.id < filters.before))
-        )
     async with database.read_sessions() as session:
+        if filters.before is not None:
+            cursor = await _message_by_id(session, filters.before)
+            if cursor is None:
+                return []
+            query = query.where(_older_than(cursor))
         rows = (await session.execute(query)).all()
     return [(_record(m), name) for m, name in rows]
 
@@ -242,7 +269,7 @@ class MessageDetail:
 
 async def message_detail(database: Database, message_id: int) -> MessageDetail | None:
     async with database.read_sessions() as session:
-        message = await session.get(CustomerCommunication, message_id)
+        message = await _message_by_id(session, message_id)
         if message is None:
             return None
         customer = await session.get(Customer, message.customer_id) if message.customer_id else None

@@ -50,7 +50,13 @@ from storage.partitions import (
     keep_month_partitions,
     retention_boundary,
 )
-from storage.queries.messages import message_detail, message_with_history
+from storage.queries.messages import (
+    MessageLogFilters,
+    message_detail,
+    message_log,
+    message_page,
+    message_with_history,
+)
 from storage.seeding import SeedPlan, seed_database
 from storage.unit_of_work import SqlUnitOfWork
 from storage.units import UnitsOfWork
@@ -1036,6 +1042,37 @@ async def test_a_messages_page_shows_its_whole_history_read_from_its_month(datab
         assert record.id == message_id and record.status == "delivered"
         assert [change.status for change in history] == [change.status for change in detail.history]
         assert [change.status for change in history][-1] == "delivered" and len(history) >= 2
+
+
+async def test_a_recent_messages_page_reads_no_old_month_and_an_old_ones_page_and_the_pages_after_still_do(
+    postgresql: Database,
+) -> None:
+    """A message's page is asked for by id alone: the recent months are read first, so opening this week's
+    message reads none of the old months; a message of an old month is still found, and the message log's
+    next pages (which start after a message named by id) go on into the old months."""
+    database, now = postgresql, datetime.now(UTC)
+    old_month = await an_old_month(database, now)
+    assert await plan(database, [entry(n) for n in range(3)], now) == 3
+    held = await messages(database)
+    [old_id] = [i for i, _, created in held if created == OLD]
+    recent = [i for i, _, created in held if created != OLD]
+    await database.engine.dispose()
+
+    before = await settled_reads_of(database, old_month)
+    detail = await message_detail(database, recent[0])
+    found = await message_with_history(database, recent[1])
+    assert detail is not None and detail.message.id == recent[0]
+    assert found is not None and found[0].id == recent[1]
+    await database.engine.dispose()
+    assert await settled_reads_of(database, old_month) == before
+
+    old = await message_detail(database, old_id)
+    assert old is not None and old.message.id == old_id and old.message.created_at == OLD
+    # Newest first: the three of now share their moment, so by id; the old one last.
+    after_newest = [m.id for m, _ in await message_log(database, MessageLogFilters(before=recent[2]), 10)]
+    assert after_newest == [recent[1], recent[0], old_id]
+    assert [m.id for m in await message_page(database, before_id=recent[0])] == [old_id]
+    assert await message_log(database, MessageLogFilters(before=10**9), 10) == []
 
 
 async def messages_sent(database: Database) -> int:
