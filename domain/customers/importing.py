@@ -185,7 +185,20 @@ class RowRules:
     known_timezones: frozenset[str] = frozenset()
 
 
-def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) -> ImportRow | Rejected:
+#: What `normalise_phone` says of a number: (E.164, region) or the reason it is none.
+PhoneReading = tuple[str, str | None] | str
+
+
+def read_row(
+    line: int,
+    values: list[str],
+    columns: ColumnMap,
+    rules: RowRules,
+    phone_read: PhoneReading | None = None,
+) -> ImportRow | Rejected:
+    """`phone_read`: the row's phone number already read by `normalise_phone` (ahead, in another process), or
+    None to read it here."""
+
     def get(field_name: str) -> str:
         index = columns.fields.get(field_name)
         if index is None or index >= len(values):
@@ -204,7 +217,9 @@ def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) 
     phone: str | None = None
     phone_region: str | None = None
     if raw_phone:
-        normalised = normalise_phone(raw_phone, rules.default_region)
+        normalised = (
+            phone_read if phone_read is not None else normalise_phone(raw_phone, rules.default_region)
+        )
         if isinstance(normalised, str):
             return Rejected(line, normalised)
         phone, phone_region = normalised
@@ -269,7 +284,12 @@ def read_row(line: int, values: list[str], columns: ColumnMap, rules: RowRules) 
     return row
 
 
-def normalise_phone(raw: str, default_region: str) -> tuple[str, str | None] | str:
+def normalise_phones(raws: list[str], default_region: str) -> list[PhoneReading | None]:
+    """`normalise_phone` of each (None for an empty one): what a worker process reads ahead of the rows."""
+    return [normalise_phone(raw, default_region) if raw else None for raw in raws]
+
+
+def normalise_phone(raw: str, default_region: str) -> PhoneReading:
     """(E.164 such as "+4915112345678", its country's region), or the reason in words why `raw` is no
     phone number. A number without a country code is read as one of `default_region`'s."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -367,6 +368,59 @@ def test_batches_written_while_the_next_is_read_end_as_one_batch_would(
     assert sorted(held["current"]) == sorted(expected["current"])
     assert sorted(held["tags"]) == sorted(expected["tags"])
     assert len(held["records"]) == len(expected["records"]) + 2
+
+
+def phone_numbers_of_a_process_that_dies(raws: list[str], default_region: str) -> list[Any]:
+    """Stands for a worker process killed while reading numbers (out of memory, say)."""
+    os._exit(1)
+
+
+@pytest.mark.parametrize("worker", ["reads", "dies", "cannot start"])
+def test_phone_numbers_read_ahead_in_another_process_end_as_read_here(
+    worker: str,
+    fresh_databases: FreshDatabases,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A big file's numbers are read a batch ahead by a worker process (here every file, in batches of 7):
+    the counts, the error file and the tables end as when they are read in the importing process; and
+    if the worker dies or cannot start, the numbers are read here and nothing is lost."""
+    path = write(tmp_path / "patients.csv", clinic_list(100))
+    here_url, ahead_url = fresh_databases.url("sqlite"), fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", here_url)
+    here = run(str(path), "--region", "DE")
+    here_errors = (tmp_path / "patients.errors.csv").read_text(encoding="utf-8-sig")
+
+    pools: list[Any] = []
+
+    class CountedPool(importing.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(self)
+            if worker == "cannot start":
+                raise OSError("no /dev/shm for the pool's semaphores")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(importing, "ProcessPoolExecutor", CountedPool)
+    monkeypatch.setattr(importing, "AHEAD_FROM_BYTES", 0)
+    monkeypatch.setattr(importing, "_cores", lambda: 2)
+    monkeypatch.setattr(importing, "BATCH_ROWS", 7)
+    if worker == "dies":
+        monkeypatch.setattr(importing, "normalise_phones", phone_numbers_of_a_process_that_dies)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", ahead_url)
+    ahead = run(str(path), "--region", "DE")
+    assert ahead.exit_code == 0, ahead.output
+    assert len(pools) == 1
+    assert ("reading them here" in caplog.text) == (worker == "dies")
+    assert ("no worker process (no /dev/shm" in caplog.text) == (worker == "cannot start")
+    # Batches of 7 here as well: the two repeats are found stored by an earlier batch (updated).
+    assert "created 88 customers; updated 2; unchanged 0; 0 rows merged" in ahead.output, ahead.output
+    assert "created 88 customers; updated 0; unchanged 0; 2 rows merged" in here.output, here.output
+    assert (tmp_path / "patients.errors.csv").read_text(encoding="utf-8-sig") == here_errors
+    expected, held = asyncio.run(tables(here_url)), asyncio.run(tables(ahead_url))
+    assert (held["customers"], held["phones"]) == (expected["customers"], expected["phones"])
+    assert sorted(held["current"]) == sorted(expected["current"])
+    assert sorted(held["tags"]) == sorted(expected["tags"])
 
 
 @pytest.mark.parametrize("engine", ENGINES)
