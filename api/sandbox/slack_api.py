@@ -373,6 +373,11 @@ async def web_api(request: web.Request) -> web.Response:
         method = METHODS.get(name)
         if method is None:
             raise SlackError("unknown_method")
+        if workspace.rate_limited_calls > 0:
+            workspace.rate_limited_calls -= 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "1"}
+            )
         answer = method(workspace, params, _base_url(request))
     except SlackError as refusal:
         return web.json_response({"ok": False, "error": refusal.code})

@@ -263,6 +263,9 @@ class SlackWorkspace:
         self.deleted: list[SlackMessage] = []
         #: The latest Web API calls, for tests and for seeing what Switchboard asked.
         self.calls: deque[dict[str, Any]] = deque(maxlen=1000)
+        #: The next this many Web API calls are refused as Slack refuses a caller over its rate limit
+        #: (HTTP 429, Retry-After, "ratelimited"): set by tests and the sandbox's fault drills.
+        self.rate_limited_calls = 0
         #: Goes up with every change the page shows, so an open page knows when to reload.
         self.version = 0
         self._last_micros = 0

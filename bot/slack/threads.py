@@ -11,6 +11,7 @@ import logging
 from collections.abc import Collection
 from typing import Any, Protocol
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.masking import mask_email, mask_phone
@@ -19,6 +20,7 @@ from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import (
     DeliveryEcho,
+    PostRefused,
     ThreadAnswer,
     ThreadCard,
     ThreadFile,
@@ -220,9 +222,27 @@ class SlackThreadPoster:
 
     async def post_echo(self, channel_id: str, thread_ts: str, echo: DeliveryEcho, card: ThreadCard) -> None:
         text = echo_text(echo)
-        await self.client.chat_postMessage(
-            channel=channel_id, thread_ts=thread_ts, text=text, blocks=echo_blocks(echo, text)
-        )
+        try:
+            await self.client.chat_postMessage(
+                channel=channel_id, thread_ts=thread_ts, text=text, blocks=echo_blocks(echo, text)
+            )
+        except SlackApiError as error:
+            if not may_pass(error):
+                raise PostRefused(str(error.response.get("error") or error)) from error
+            raise
+
+
+#: Slack's refusals that may pass by themselves (its own trouble, or too many calls): anything else it
+#: answers with `ok: false` would be answered again (https://api.slack.com/methods/chat.postMessage#errors).
+PASSING_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+
+
+def may_pass(error: SlackApiError) -> bool:
+    """Whether Slack's refusal may pass, so the same call is worth making again later."""
+    status = int(getattr(error.response, "status_code", 0) or 0)
+    return status == 429 or status >= 500 or error.response.get("error") in PASSING_ERRORS
 
 
 def shown_fields(setting: str) -> frozenset[str]:

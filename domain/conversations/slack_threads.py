@@ -174,6 +174,12 @@ class SlackThreadUnitOfWork(Transaction, Protocol):
     def audit(self) -> AuditTrail: ...
 
 
+class PostRefused(Exception):
+    """Slack refused a post for good (an archived or unknown channel, the app not in it, blocks it does not
+    take): posting it again would be refused again. Any other failure (rate limited, Slack down, the
+    network) may pass, and what failed is tried again in the next pass."""
+
+
 class ThreadPoster(Protocol):
     """Slack itself (at the edge): posting the root, the turns and the echoes, and updating the root."""
 
@@ -262,8 +268,7 @@ async def mirror_to_slack(
         async with open_uow() as uow:
             echoes = await uow.threads.claim_echoes(echo_ids)
             await uow.commit()
-        for echo in echoes:
-            await _post_echo(open_read, open_uow, poster, echo, done)
+        await _post_echoes(open_read, open_uow, poster, echoes, done)
     return done
 
 
@@ -344,28 +349,49 @@ async def _give_back(
     done.given_back += len(turn_ids)
 
 
-async def _post_echo(
+async def _post_echoes(
     open_read: Callable[[], SlackThreadUnitOfWork],
     open_uow: Callable[[], SlackThreadUnitOfWork],
     poster: ThreadPoster,
-    echo: DeliveryEcho,
+    echoes: list[DeliveryEcho],
     done: MirrorPass,
 ) -> None:
-    async with open_read() as uow:
-        thread = await uow.threads.thread(echo.chat_id)
-        card = await uow.threads.card(echo.chat_id)
-    if thread is None or thread.thread_ts is None or card is None:
-        return  # the reply was never in a thread (written before Slack was set up)
+    """Post the claimed echoes in order. One Slack refuses for good is dropped (said in the log); when a
+    post fails otherwise (rate limited, Slack down), it and those after it are given back for the next
+    pass instead of each waiting out the same failure."""
+    for index, echo in enumerate(echoes):
+        async with open_read() as uow:
+            thread = await uow.threads.thread(echo.chat_id)
+            card = await uow.threads.card(echo.chat_id)
+        if thread is None or thread.thread_ts is None or card is None:
+            continue  # the reply was never in a thread (written before Slack was set up)
+        try:
+            await poster.post_echo(thread.channel_id, thread.thread_ts, echo, card)
+            done.echoes += 1
+        except PostRefused as error:
+            log.warning("Slack refused the delivery echo of turn %s for good: %s", echo.turn_id, error)
+            done.errors.append(f"echo {echo.turn_id}: {error}")
+        except Exception as error:
+            log.warning(
+                "echoing delivery of turn %s in Slack failed, tried again next pass: %s", echo.turn_id, error
+            )
+            done.errors.append(f"echo {echo.turn_id}: {error}")
+            await _give_back_echoes(open_uow, echoes[index:], done)
+            return
+
+
+async def _give_back_echoes(
+    open_uow: Callable[[], SlackThreadUnitOfWork], echoes: list[DeliveryEcho], done: MirrorPass
+) -> None:
     try:
-        await poster.post_echo(thread.channel_id, thread.thread_ts, echo, card)
-        done.echoes += 1
-    except Exception as error:  # Slack refused or was unreachable: the echo waits for the next pass
-        log.warning("echoing delivery of turn %s in Slack failed: %s", echo.turn_id, error)
-        done.errors.append(f"echo {echo.turn_id}: {error}")
         async with open_uow() as uow:
-            await uow.threads.release_echo(echo)
+            for echo in echoes:
+                await uow.threads.release_echo(echo)
             await uow.commit()
-        done.given_back += 1
+    except Exception:  # the database is busy: these echoes are lost, as they were before they were given back
+        log.warning("could not give back %d delivery echoes for the next pass", len(echoes), exc_info=True)
+        return
+    done.given_back += len(echoes)
 
 
 # --- what agents write in a thread --------------------------------------------------------------------

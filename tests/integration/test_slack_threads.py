@@ -220,11 +220,10 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
             .values(status="delivered")
         )
         await session.commit()
-    # Slack refuses the first post (the channel archived meanwhile): the echo waits for the next pass.
-    sandbox.state.slack.channels[LIVE_CHAT].is_archived = True
-    refused = await desk.mirror()
-    assert refused.echoes == 0 and refused.given_back == 1 and "is_archived" in refused.errors[0]
-    sandbox.state.slack.channels[LIVE_CHAT].is_archived = False
+    # Slack is over its rate limit for the first post (429, "ratelimited"): the echo waits for the next pass.
+    sandbox.state.slack.rate_limited_calls = 1
+    limited = await desk.mirror()
+    assert limited.echoes == 0 and limited.given_back == 1 and "ratelimited" in limited.errors[0]
     assert (await desk.mirror()).echoes == 1
     assert (await desk.mirror()).echoes == 0
     echoed = [m for m in await messages(sandbox) if m["text"].startswith(":white_check_mark:")]
@@ -258,6 +257,21 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     assert undelivered["text"] == (
         ":warning: Not delivered by WhatsApp: the phone is unreachable (switched off or out of coverage)."
     )
+
+    # An echo Slack refuses for good (the channel archived) is dropped, not tried again every pass.
+    assert (await desk.answer(reply(thread, "One more thing", "1800000000.000190"))).kind == "sent"
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.body == "One more thing")
+            .values(status="delivered")
+        )
+        await session.commit()
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = True
+    refused = await desk.mirror()
+    assert (refused.echoes, refused.given_back) == (0, 0) and "is_archived" in refused.errors[0]
+    sandbox.state.slack.channels[LIVE_CHAT].is_archived = False
+    assert (await desk.mirror()).echoes == 0
 
 
 async def test_a_note_stays_internal_and_its_edit_follows_while_a_sent_reply_cannot_change(
@@ -337,6 +351,32 @@ async def test_a_reply_to_a_customer_who_opted_out_since_is_refused_with_the_rea
     assert (
         await count(desk.database, CustomerCommunication, CustomerCommunication.direction == "outbound") == 0
     )
+
+
+async def test_when_slack_limits_the_rate_the_echoes_of_a_pass_wait_for_the_next_one_together(
+    desk: SlackThreadDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Can I move my appointment?")
+    await desk.mirror()
+    thread = await thread_of(desk, chat_id)
+    for n, body in enumerate(("Of course.", "Which day suits you?")):
+        assert (await desk.answer(reply(thread, body, f"1800000000.00030{n}"))).kind == "sent"
+    async with desk.database.sessions() as session:
+        await session.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.direction == "outbound")
+            .values(status="delivered")
+        )
+        await session.commit()
+    sandbox.state.slack.rate_limited_calls = 1
+    calls = len(sandbox.state.slack.calls)
+    limited = await desk.mirror()
+    # The first post was refused; the second was not tried in the same pass, and both wait.
+    assert (limited.echoes, limited.given_back) == (0, 2)
+    assert len(sandbox.state.slack.calls) - calls == 1
+    assert (await desk.mirror()).echoes == 2
+    echoed = [m["text"] for m in await messages(sandbox) if m["text"].startswith(":white_check_mark:")]
+    assert echoed == [":white_check_mark: Delivered by WhatsApp."] * 2
 
 
 async def test_history_from_before_slack_is_not_posted_and_a_refused_post_is_tried_again(
