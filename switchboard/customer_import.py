@@ -11,10 +11,12 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import available_timezones
@@ -39,6 +41,7 @@ from storage.customer_import import (
     known_customers,
 )
 from storage.database import Database
+from switchboard import helper_process
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,14 @@ async def import_customers(
     detect_columns: bool = True,
 ) -> ImportResult:
     """`detect_columns=False`: only `options.columns` say which column fills which field."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        # A program without `if __name__ == "__main__":` is run again by each process it starts (Python's
+        # spawn): here, by the phone-number reader. Stopping this second run makes that reader fail to
+        # start, and the first run reads the numbers itself: the file is imported once.
+        raise RuntimeError(
+            "import_customers was called while a helper process was starting: start the program from "
+            '`if __name__ == "__main__":`'
+        )
     path = options.path
     if not path.is_file():
         raise ImportRefused(f"there is no file {path}")
@@ -166,13 +177,15 @@ async def import_customers(
         errors_file = None
         errors_writer = None
         try:
+            where = partial(os.lseek, handle.fileno(), 0, os.SEEK_CUR)
             async with (
                 CustomerImport(database, known, defaults, dry_run=options.dry_run) as run,
                 _BatchWriter(run) as writer,
                 _PhonesAhead(options.default_region, columns, size) as phones,
+                aclosing(phones.read(_numbered(lines, reader), where)) as read,
             ):
                 batch: list[ImportRow] = []
-                async for line_number, values, phone in phones.read(_numbered(lines, reader)):
+                async for line_number, values, phone in read:
                     rows += 1
                     if rows % YIELD_EVERY_ROWS == 0:
                         await asyncio.sleep(0)  # the batch being written goes on to its next statement
@@ -199,7 +212,7 @@ async def import_customers(
                         await writer.apply(batch)
                         batch = []
                         if progress is not None:
-                            progress(os.lseek(handle.fileno(), 0, os.SEEK_CUR), size)  # read ahead a little
+                            progress(phones.position(), size)
                 await writer.apply(batch)
                 await writer.finish()
                 await run.record_run(options.actor, rejected, options.via)
@@ -268,17 +281,22 @@ class _PhonesAhead:
         self.column = columns.fields.get("phone")
         self.wanted = file_size >= AHEAD_FROM_BYTES and _cores() > 1 and self.column is not None
         self._pool: ProcessPoolExecutor | None = None
-        #: The batches read and their numbers being checked, oldest first.
+        #: The batches read, their numbers being checked, and how far the file was read then; oldest first.
         self._ahead: deque[
-            tuple[list[tuple[int, list[str] | str]], asyncio.Future[list[PhoneReading | None]]]
+            tuple[list[tuple[int, list[str] | str]], asyncio.Future[list[PhoneReading | None]], int]
         ] = deque()
+        self._where: Callable[[], int] = lambda: 0
+        #: How far the file was read when the batch whose rows are being handed out was (None: read here).
+        self._handed_to: int | None = None
 
     async def __aenter__(self) -> _PhonesAhead:
         if self.wanted:
             try:
                 # Spawned, not forked: this process runs an event loop and the database driver's threads.
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=helper_process.started,
                 )
             except (OSError, ImportError) as error:  # no semaphores (/dev/shm), say
                 log.warning("phone numbers are read in this process: no worker process (%s)", error)
@@ -290,10 +308,16 @@ class _PhonesAhead:
             # Waits for the batch being checked, if any (a tenth of a second), so no process is left.
             await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
+    def position(self) -> int:
+        """How far into the file the rows handed out so far go, in bytes (a little more: reading buffers)."""
+        return self._where() if self._handed_to is None else self._handed_to
+
     async def read(
-        self, numbered: Iterator[tuple[int, list[str] | str]]
-    ) -> AsyncIterator[tuple[int, list[str] | str, PhoneReading | None]]:
-        """(line number, values or why the line cannot be read, its phone number read ahead or None)."""
+        self, numbered: Iterator[tuple[int, list[str] | str]], where: Callable[[], int]
+    ) -> AsyncGenerator[tuple[int, list[str] | str, PhoneReading | None], None]:
+        """(line number, values or why the line cannot be read, its phone number read ahead or None).
+        `where` says how far the file has been read."""
+        self._where = where
         if self._pool is None:
             for line_number, values in numbered:
                 yield line_number, values, None
@@ -306,23 +330,24 @@ class _PhonesAhead:
                 raws = [self._raw(values) for _, values in chunk]
                 try:
                     reading = loop.run_in_executor(self._pool, normalise_phones, raws, self.default_region)
-                except (BrokenProcessPool, OSError, RuntimeError) as error:  # it broke since the last batch
+                except (BrokenProcessPool, OSError) as error:  # it broke since the last batch
                     reading = loop.create_future()
                     reading.set_exception(BrokenProcessPool(str(error)))
-                ahead.append((chunk, reading))
+                ahead.append((chunk, reading, where()))
             if not ahead or (chunk and len(ahead) < BATCHES_AHEAD):
                 if not chunk:
                     return
                 continue
-            lines, reading = ahead.popleft()
+            lines, reading, self._handed_to = ahead.popleft()
             try:
                 phones: list[PhoneReading | None] = await reading
             except (BrokenProcessPool, OSError) as error:
                 log.warning("checking phone numbers in another process failed, reading them here: %s", error)
                 pool, self._pool = self._pool, None
                 pool.shutdown(wait=False, cancel_futures=True)
-                later = [line for pending, _ in ahead for line in pending]
+                later = [line for pending, _, _ in ahead for line in pending]
                 self._drop_ahead()
+                self._handed_to = None
                 for line_number, values in [*lines, *later]:
                     yield line_number, values, None
                 for line_number, values in numbered:
@@ -334,7 +359,7 @@ class _PhonesAhead:
     def _drop_ahead(self) -> None:
         """Forget the batches read ahead: their readings are cancelled, or their outcome taken (so a worker
         that died is not reported again as an error nobody retrieved)."""
-        for _, reading in self._ahead:
+        for _, reading, _ in self._ahead:
             if reading.done() and not reading.cancelled():
                 reading.exception()
             else:

@@ -7,6 +7,8 @@ import asyncio
 import csv
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +423,49 @@ def test_phone_numbers_read_ahead_in_another_process_end_as_read_here(
     assert (held["customers"], held["phones"]) == (expected["customers"], expected["phones"])
     assert sorted(held["current"]) == sorted(expected["current"])
     assert sorted(held["tags"]) == sorted(expected["tags"])
+
+
+UNGUARDED_PROGRAM = """
+import asyncio, sys
+sys.path.insert(0, {repo!r})
+from storage.database import Database
+from switchboard import customer_import as importing
+
+importing.AHEAD_FROM_BYTES = 0
+importing._cores = lambda: 2
+
+
+async def main():
+    database = Database.connect({url!r})
+    options = importing.ImportOptions(
+        path=importing.Path({path!r}), default_region="DE", timezone="Europe/Berlin", locale="de"
+    )
+    print((await importing.import_customers(database, options)).summary())
+    await database.dispose()
+
+
+asyncio.run(main())  # no `if __name__ == "__main__":`: each process it starts runs this line again
+"""
+
+
+def test_a_program_without_a_main_guard_imports_its_file_once(
+    fresh_databases: FreshDatabases, tmp_path: Path
+) -> None:
+    """Python's spawn runs an unguarded program again in the phone-number reader; that second run is
+    stopped before it imports anything, and the program's own run reads the numbers itself."""
+    url = fresh_databases.url("sqlite")
+    path = write(tmp_path / "patients.csv", clinic_list(100))
+    program = tmp_path / "unguarded.py"
+    repo = str(Path(__file__).resolve().parents[2])
+    program.write_text(UNGUARDED_PROGRAM.format(repo=repo, url=url, path=str(path)))
+    done = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("created 88 customers") == 1, done.stdout
+    assert "reading them here" in done.stderr, done.stderr
+    held = asyncio.run(tables(url))
+    assert held["customers"] == 88 and len(held["audit"]) == 1
 
 
 @pytest.mark.parametrize("engine", ENGINES)
