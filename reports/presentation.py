@@ -69,8 +69,11 @@ class Presentation:
     @property
     def ranking(self) -> int | None:
         """The N a cut to the N largest keeps, which the answer's sentence names too ("BER €10,829.90, LON
-        €9,280.12, VIE €7,172.00 and 3 more"); None for any other order or a range."""
-        return self.top if self.sort == "largest" and not self.ranged else None
+        €9,280.12, VIE €7,172.00 and 3 more"); None for any other order, a range, or stacked bars (which
+        keep the N largest of the first split's values, where the sentence would name pairs)."""
+        if self.sort != "largest" or self.ranged or self.kind == "stacked_bar":
+            return None
+        return self.top
 
     @property
     def ranged(self) -> bool:

@@ -98,7 +98,7 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
     return {
         "chart": await chart_svg(container, chart),
         "summary": found.summary,
-        "description": describe_query(query),
+        "description": describe_query(query, presentation.top),
     }
 
 

@@ -25,7 +25,7 @@ from reports.heartbeats import ago, in_words, read_background_health
 from reports.library import SavedReport, may_change, visible_report_by_slug, visible_reports
 from reports.metrics import REGISTRY
 from reports.performance import OperationsView, read_operations
-from reports.presentation import present
+from reports.presentation import present, presentation_of
 from reports.saved import (
     describe_query,
     presentation_from_definition,
@@ -360,7 +360,9 @@ class ReportPages(StaffPages):
             report=report,
             chart=await chart_svg(container, chart),
             summary=found.summary,
-            description=describe_query(query_from_definition(report.definition)),
+            description=describe_query(
+                query_from_definition(report.definition), presentation_of(report.definition).top
+            ),
             just_saved=request.query_params.get("saved") == "1",
             flash=flash,
             exports=tuple(EXPORTS),

@@ -205,8 +205,7 @@ async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext)
     except ReportLibraryError as error:
         return Reply(str(error), kind="error")
     query = query_from_definition(saved.definition)
-    top = presentation_of(saved.definition).top
-    described = describe_query(query) + (f", top {top}" if top else "")
+    described = describe_query(query, presentation_of(saved.definition).top)
     who_sees = "everyone" if saved.shared else "you"
     return Reply(
         f"Saved “{saved.name}” ({described}); {who_sees} can run it with `report run {saved.slug}`.",
@@ -276,13 +275,9 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
         query["dimensions"] = dimensions
         said.append("by " + " and ".join(d.replace("_", " ") for d in dimensions))
     changed = {**definition, "query": query}
-    if changed.get("chart"):
-        # A split the builder did not plan for is drawn as it best fits.
-        changed["chart"] = (
-            {**changed["chart"], "kind": "auto", "top": None}
-            if match.group("dimension")
-            else (changed["chart"])
-        )
+    if changed.get("chart") and query.get("dimensions") != definition["query"].get("dimensions"):
+        # A split the builder did not plan for is drawn as it best fits (the report's own keeps its chart).
+        changed["chart"] = {**changed["chart"], "kind": "auto", "top": None}
     return changed, said
 
 

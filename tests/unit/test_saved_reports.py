@@ -77,3 +77,32 @@ def test_a_quoted_filter_value_stays_a_value() -> None:
         }
     )
     assert query.filters[0].value == "web' OR '1'='1"
+
+
+def test_a_ranking_is_said_with_its_split_and_named_in_the_sentence_only_as_the_chart_keeps_it() -> None:
+    from datetime import date
+
+    from bot.commands.reports import overridden
+    from reports.presentation import Presentation, presentation_of
+    from reports.saved import describe_query
+
+    query = MetricQuery(
+        metrics=("revenue",),
+        period=PeriodSpec.last_n_days(30),
+        dimensions=("location",),
+        filters=(Filter("source_channel", "in", ("web",)),),
+        comparison="previous_period",
+    )
+    assert describe_query(query, 3).startswith("Revenue, last 30 days, by location, top 3, source channel")
+    assert "top" not in describe_query(query)
+    # The sentence names the parts the chart keeps: the N largest, not the smallest, a range or stacked pairs.
+    assert Presentation(top=3).ranking == 3
+    assert Presentation(top=3, sort="smallest").ranking is None
+    assert Presentation(top=3, at_least=10.0).ranking is None
+    assert Presentation(kind="stacked_bar", top=3).ranking is None
+    # Run by its own split, a saved ranking keeps its N; by another, it draws every value as it best fits.
+    definition = {**definition_from_query(query), "chart": Presentation(top=3).as_definition()}
+    same, _ = overridden(definition, "for last month by clinic", date(2026, 12, 5))
+    other, _ = overridden(definition, "by channel", date(2026, 12, 5))
+    assert presentation_of(same).top == 3
+    assert presentation_of(other).top is None
