@@ -66,14 +66,19 @@ class Presentation:
             shape.update(at_least=self.at_least, at_most=self.at_most)
         return shape
 
-    @property
-    def ranking(self) -> int | None:
+    def ranking(self, query: MetricQuery) -> int | None:
         """The N a cut to the N largest keeps, which the answer's sentence names too ("BER €10,829.90, LON
-        €9,280.12, VIE €7,172.00 and 3 more"); None for any other order, a range, or stacked bars (which
-        keep the N largest of the first split's values, where the sentence would name pairs)."""
-        if self.sort != "largest" or self.ranged or self.kind == "stacked_bar":
+        €9,280.12, VIE €7,172.00 and 3 more"); None for any other order, a range, or stacked bars split two
+        ways (which keep the N largest of the first split's values, where the sentence would name pairs)."""
+        two_ways = self.kind == "stacked_bar" and query.grain is None and len(query.dimensions) == 2
+        if self.sort != "largest" or self.ranged or two_ways:
             return None
         return self.top
+
+    @property
+    def cut_words(self) -> str | None:
+        """How the cut reads beside its split: "top 3", "bottom 3", "first 3"; None for every value."""
+        return f"{_CUT_WORDS[self.sort]} {self.top}" if self.top else None
 
     @property
     def ranged(self) -> bool:

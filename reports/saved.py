@@ -151,17 +151,17 @@ def period_definition(spec: PeriodSpec) -> dict[str, Any]:
     return period
 
 
-def describe_query(query: MetricQuery, top: int | None = None) -> str:
+def describe_query(query: MetricQuery, cut: str | None = None) -> str:
     """The question in words: "Revenue, last 30 days, by source channel, daily, vs the previous period";
-    `top`: its split cut to the N largest ("…, by location, top 3")."""
+    `cut`: how its split is cut, said beside it ("…, by location, top 3"; Presentation.cut_words)."""
     parts = [" and ".join(REGISTRY[m].label if m in REGISTRY else m for m in query.metrics)]
     parts.append(
         describe_period(query.period) if isinstance(query.period, PeriodSpec) else query.period.label
     )
     if query.dimensions:
         parts.append("by " + " and ".join(d.replace("_", " ") for d in query.dimensions))
-        if top:
-            parts.append(f"top {top}")
+        if cut:
+            parts.append(cut)
     parts += [
         f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(f.values)}"
         for f in query.filters
@@ -274,7 +274,7 @@ async def run_saved_report(
         business_tz=business_tz,
         locale=locale,
         currency=currency,
-        top=presentation.ranking,
+        top=presentation.ranking(query),
     )
     chart = present(result, presentation)
     try:

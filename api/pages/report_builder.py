@@ -90,7 +90,7 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
             business_tz=formats.timezone,
             locale=formats.locale,
             currency=formats.currency,
-            top=presentation.ranking,
+            top=presentation.ranking(query),
         )
     except ValueError as error:  # e.g. too many buckets for data the checks could not foresee
         return {"preview_error": str(error)}
@@ -98,7 +98,7 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
     return {
         "chart": await chart_svg(container, chart),
         "summary": found.summary,
-        "description": describe_query(query, presentation.top),
+        "description": describe_query(query, presentation.cut_words),
     }
 
 

@@ -90,7 +90,7 @@ async def report_chart(
         business_tz=formats.timezone,
         locale=formats.locale,
         currency=formats.currency,
-        top=presentation.ranking,
+        top=presentation.ranking(query),
     )
     return present(found, presentation), found
 
@@ -361,7 +361,7 @@ class ReportPages(StaffPages):
             chart=await chart_svg(container, chart),
             summary=found.summary,
             description=describe_query(
-                query_from_definition(report.definition), presentation_of(report.definition).top
+                query_from_definition(report.definition), presentation_of(report.definition).cut_words
             ),
             just_saved=request.query_params.get("saved") == "1",
             flash=flash,

@@ -205,7 +205,7 @@ async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext)
     except ReportLibraryError as error:
         return Reply(str(error), kind="error")
     query = query_from_definition(saved.definition)
-    described = describe_query(query, presentation_of(saved.definition).top)
+    described = describe_query(query, presentation_of(saved.definition).cut_words)
     who_sees = "everyone" if saved.shared else "you"
     return Reply(
         f"Saved “{saved.name}” ({described}); {who_sees} can run it with `report run {saved.slug}`.",

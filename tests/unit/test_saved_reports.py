@@ -93,13 +93,20 @@ def test_a_ranking_is_said_with_its_split_and_named_in_the_sentence_only_as_the_
         filters=(Filter("source_channel", "in", ("web",)),),
         comparison="previous_period",
     )
-    assert describe_query(query, 3).startswith("Revenue, last 30 days, by location, top 3, source channel")
-    assert "top" not in describe_query(query)
+    said = describe_query(query, Presentation(top=3).cut_words)
+    assert said.startswith("Revenue, last 30 days, by location, top 3, source channel")
+    assert ", bottom 3," in describe_query(query, Presentation(top=3, sort="smallest").cut_words)
+    assert "top" not in describe_query(query, Presentation().cut_words)
     # The sentence names the parts the chart keeps: the N largest, not the smallest, a range or stacked pairs.
-    assert Presentation(top=3).ranking == 3
-    assert Presentation(top=3, sort="smallest").ranking is None
-    assert Presentation(top=3, at_least=10.0).ranking is None
-    assert Presentation(kind="stacked_bar", top=3).ranking is None
+    two_ways = MetricQuery(
+        ("revenue",), PeriodSpec.last_n_days(30), dimensions=("location", "source_channel")
+    )
+    over_time = MetricQuery(("revenue",), PeriodSpec.last_n_days(30), grain="week", dimensions=("location",))
+    assert Presentation(top=3).ranking(query) == 3
+    assert Presentation(top=3, sort="smallest").ranking(query) is None
+    assert Presentation(top=3, at_least=10.0).ranking(query) is None
+    assert Presentation(kind="stacked_bar", top=3).ranking(two_ways) is None
+    assert Presentation(kind="stacked_bar", top=3).ranking(over_time) == 3
     # Run by its own split, a saved ranking keeps its N; by another, it draws every value as it best fits.
     definition = {**definition_from_query(query), "chart": Presentation(top=3).as_definition()}
     same, _ = overridden(definition, "for last month by clinic", date(2026, 12, 5))
