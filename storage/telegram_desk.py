@@ -5,14 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.conversations.slack_threads import NEWS_WINDOW, ThreadCard, ThreadTurn
-from domain.conversations.telegram_desk import TelegramAgent
-from domain.vocabulary import Availability
+from domain.conversations.slack_threads import (
+    ECHOED_STATUSES,
+    NEWS_WINDOW,
+    DeliveryEcho,
+    ThreadCard,
+    ThreadTurn,
+)
+from domain.conversations.telegram_desk import TelegramAgent, TelegramEcho
+from domain.vocabulary import Availability, MessageStatus
 from storage.desk import DESK_ROLES
-from storage.models import ChatMessage, ChatSession, ChatTelegramPost, StaffUser
+from storage.models import ChatMessage, ChatSession, ChatTelegramPost, CustomerCommunication, StaffUser
 from storage.queries.chat_attachments import turn_files
 from storage.slack_threads import SqlSlackThreads, claim_turn_ids, pending_turn_ids, thread_turn
 from storage.unit_of_work import SqlUnitOfWork
@@ -87,6 +93,74 @@ class SqlTelegramPosts:
                 ChatTelegramPost.message_id == message_id,
             )
         )
+
+    def _echo_due(self) -> list[ColumnElement[bool]]:
+        return [
+            ChatMessage.author == "staff",
+            ChatMessage.is_note.is_(False),
+            ChatMessage.external_ref.like(f"{TELEGRAM_REF}%"),
+            CustomerCommunication.status.in_([status.value for status in ECHOED_STATUSES]),
+            ChatMessage.telegram_echoed_status.is_distinct_from(CustomerCommunication.status),
+        ]
+
+    async def pending_echo_ids(self, since: datetime, limit: int) -> list[int]:
+        rows = await self._session.scalars(
+            select(ChatMessage.id)
+            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+            .where(ChatMessage.created_at >= since, *self._echo_due())
+            .order_by(ChatMessage.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim_echoes(self, turn_ids: list[int]) -> list[TelegramEcho]:
+        rows = await self._session.execute(
+            select(ChatMessage, CustomerCommunication)
+            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+            .where(ChatMessage.id.in_(turn_ids), *self._echo_due())
+            .order_by(ChatMessage.id)
+        )
+        echoes: list[TelegramEcho] = []
+        for turn, message in rows:
+            before = turn.telegram_echoed_status  # read first: the update below refreshes `turn`
+            where = telegram_message_of(turn.external_ref or "")
+            # Claimed only if nobody told this outcome meanwhile (the old value is part of the condition).
+            claimed = await self._session.execute(
+                update(ChatMessage)
+                .where(
+                    ChatMessage.id == turn.id, ChatMessage.telegram_echoed_status.is_not_distinct_from(before)
+                )
+                .values(telegram_echoed_status=message.status)
+                .returning(ChatMessage.id)
+            )
+            if claimed.first() is None or where is None:
+                continue
+            echo = DeliveryEcho(
+                turn.id,
+                turn.session_id,
+                MessageStatus(message.status),
+                message.status_reason,
+                message.channel,
+                message.customer_id,
+                message.error_code,
+                before,
+            )
+            echoes.append(TelegramEcho(echo, *where))
+        return echoes
+
+
+#: How a staff turn written in Telegram is referred to (switchboard/chat_threads.py): "telegram:CHAT:MESSAGE".
+TELEGRAM_REF = "telegram:"
+
+
+def telegram_message_of(external_ref: str) -> tuple[int, int] | None:
+    """(chat id, message id) of "telegram:CHAT:MESSAGE"; None for anything else."""
+    kind, _, rest = external_ref.partition(":")
+    chat, _, message = rest.partition(":")
+    try:
+        return (int(chat), int(message)) if kind == TELEGRAM_REF.rstrip(":") else None
+    except ValueError:
+        return None
 
 
 class SqlTelegramDeskUnitOfWork(SqlUnitOfWork):

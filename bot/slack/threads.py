@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.masking import mask_email, mask_phone
+from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_closed
 from bot.slack.render import ACTION_PREFIX, ACTIONS_BLOCK_ID, SECTION_TEXT_LIMIT, clip, escape_mrkdwn
 from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
@@ -32,23 +33,8 @@ from domain.vocabulary import ChatStatus, MessageStatus
 
 log = logging.getLogger(__name__)
 
-#: Provider refusals agents meet, in words (the rest show the provider's own reason).
-FAILURE_WORDS = {
-    "131047": "outside WhatsApp's 24-hour window: the customer has not written in the last 24 hours, "
-    "so only an approved template can reach them",
-    "re_engagement_required": "outside WhatsApp's 24-hour window: only an approved template can reach them now",
-    "21610": "the customer has replied STOP to our SMS number",
-    "21211": "the phone number is not valid",
-    "30003": "the phone is unreachable (switched off or out of coverage)",
-    "30005": "the number is unknown to its carrier",
-    "30006": "the number cannot receive text messages (a landline, or blocked by its carrier)",
-    "opted_out": "the customer has opted out of this channel",
-}
 CUSTOMER_FIELDS = ("name", "phone", "email")
-#: Refusals that mean WhatsApp's 24-hour window has closed: only an approved template can go now.
-WINDOW_CLOSED = frozenset({"131047", "re_engagement_required", "470"})
 #: The approved template that asks the customer to write back (storage/seeding/catalogue.py).
-FOLLOW_UP_TEMPLATE = "chat_follow_up"
 
 
 class ThreadDesk(Protocol):
@@ -160,21 +146,14 @@ def echo_text(echo: DeliveryEcho) -> str:
         return f":white_check_mark: Delivered by {channel}."
     if echo.status is MessageStatus.READ:
         return ":eyes: Read by the customer."
-    reason = (
-        FAILURE_WORDS.get(echo.code or "")
-        or FAILURE_WORDS.get(echo.reason or "")
-        or echo.reason
-        or (f"error {echo.code}" if echo.code else "the provider gave no reason")
-    )
-    return f":warning: Not delivered by {channel}: {escape_mrkdwn(reason)}."
+    return f":warning: Not delivered by {channel}: {escape_mrkdwn(failure_reason(echo))}."
 
 
 def echo_blocks(echo: DeliveryEcho, text: str) -> list[dict[str, Any]]:
     """The echo as blocks; outside WhatsApp's window, with a button that sends the approved follow-up template
     (through `send`, so the agent sees the preview and confirms)."""
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-    window_closed = echo.code in WINDOW_CLOSED or echo.reason in WINDOW_CLOSED
-    if echo.status is MessageStatus.FAILED and window_closed and echo.customer_id is not None:
+    if window_closed(echo) and echo.customer_id is not None:
         blocks[0]["text"]["text"] += " Once they write back, send your reply again."
         blocks.append(
             {
@@ -228,21 +207,43 @@ class SlackThreadPoster:
             )
         except SlackApiError as error:
             if not may_pass(error):
-                raise PostRefused(str(error.response.get("error") or error)) from error
+                raise PostRefused(refusal_code(error) or str(error)) from error
             raise
 
 
-#: Slack's refusals that may pass by themselves (its own trouble, or too many calls): anything else it
-#: answers with `ok: false` would be answered again (https://api.slack.com/methods/chat.postMessage#errors).
-PASSING_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+#: Slack's refusals of this one post that posting it again would meet again: the channel (archived, gone,
+#: the app not in it, posting restricted) or the message itself. Anything else (rate limits, Slack's own
+#: trouble, a token being replaced, a workspace migrating) says nothing against the post, which waits for
+#: the next pass (https://api.slack.com/methods/chat.postMessage#errors).
+REFUSED_FOR_GOOD = frozenset(
+    {
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "msg_too_long",
+        "no_text",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "too_many_attachments",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "cannot_reply_to_message",
+    }
 )
 
 
+def refusal_code(error: SlackApiError) -> str | None:
+    """Slack's error code ("is_archived"), when its answer was the usual JSON (a proxy's page is not)."""
+    data = getattr(error.response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def may_pass(error: SlackApiError) -> bool:
-    """Whether Slack's refusal may pass, so the same call is worth making again later."""
-    status = int(getattr(error.response, "status_code", 0) or 0)
-    return status == 429 or status >= 500 or error.response.get("error") in PASSING_ERRORS
+    """Whether Slack's refusal is not about this post, so the same call is worth making again later."""
+    return refusal_code(error) not in REFUSED_FOR_GOOD
 
 
 def shown_fields(setting: str) -> frozenset[str]:

@@ -16,15 +16,17 @@ from typing import Protocol
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
 from bot.commands.masking import mask_phone
+from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_closed
 from bot.telegram_staff.render import MESSAGE_LIMIT, clip
 from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
-from domain.conversations.slack_threads import ThreadAnswer, ThreadCard, ThreadTurn
+from domain.conversations.slack_threads import DeliveryEcho, ThreadAnswer, ThreadCard, ThreadTurn
+from domain.conversations.telegram_desk import TelegramEcho
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
-from domain.vocabulary import ChatStatus
+from domain.vocabulary import ChatStatus, MessageStatus
 
 #: "lc:<move>:<conversation id>" -> the command it runs.
 LIVE_CHAT_CALLBACK = re.compile(r"^lc:(assign|resolve|reopen|snooze):(\d{1,12})$")
@@ -122,6 +124,31 @@ class TelegramTurnSender:
             disable_web_page_preview=True,
         )
         return sent.message_id
+
+    async def send_echo(self, echo: TelegramEcho) -> None:
+        await self.bot.send_message(
+            chat_id=echo.telegram_chat_id,
+            text=echo_html(echo.echo),
+            parse_mode=ParseMode.HTML,
+            # As a reply to what the agent wrote; should they have deleted it, the words still come.
+            reply_parameters=ReplyParameters(message_id=echo.message_id, allow_sending_without_reply=True),
+        )
+
+
+def echo_html(echo: DeliveryEcho) -> str:
+    """What happened to the agent's reply, as the Slack thread says it (bot/delivery_outcomes.py)."""
+    channel = CHAT_CHANNEL_WORDS.get(echo.channel, echo.channel)
+    if echo.status is MessageStatus.DELIVERED:
+        return f"✅ Delivered by {escape(channel)}."
+    if echo.status is MessageStatus.READ:
+        return "👀 Read by the customer."
+    said = f"⚠️ Not delivered by {escape(channel)}: {escape(failure_reason(echo))}."
+    if window_closed(echo) and echo.customer_id is not None:
+        said += (
+            " Once they write back, send your reply again; or send the approved follow-up template now: "
+            f"<code>send whatsapp to #{echo.customer_id} template {FOLLOW_UP_TEMPLATE}</code>"
+        )
+    return said
 
 
 def answer_words(outcome: ThreadAnswer) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from domain.conversations.slack_threads import ThreadCard, ThreadTurn
+from domain.conversations.slack_threads import ECHO_WINDOW, DeliveryEcho, ThreadCard, ThreadTurn
 from domain.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,12 @@ class TelegramPosts(Protocol):
 
     async def chat_for_message(self, telegram_chat_id: int, message_id: int) -> int | None: ...
 
+    async def pending_echo_ids(self, since: datetime, limit: int) -> list[int]:
+        """Replies agents wrote in Telegram since `since` whose delivery outcome they have not been told."""
+
+    async def claim_echoes(self, turn_ids: list[int]) -> list[TelegramEcho]:
+        """Note each reply's current outcome as told (those nobody else took) and return them."""
+
 
 class TelegramDeskUnitOfWork(Transaction, Protocol):
     @property
@@ -57,10 +63,24 @@ class TelegramSender(Protocol):
 
     async def send_turn(self, telegram_user_id: int, turn: ThreadTurn, card: ThreadCard) -> int: ...
 
+    async def send_echo(self, echo: TelegramEcho) -> None:
+        """Tell the agent what happened to their reply, as a reply to it."""
+
+
+@dataclass(frozen=True)
+class TelegramEcho:
+    """A reply's delivery outcome, to tell the agent in the Telegram chat they wrote it in, as a reply to it."""
+
+    echo: DeliveryEcho
+    telegram_chat_id: int
+    message_id: int
+
 
 @dataclass
 class ForwardPass:
     forwarded: int = 0
+    #: Delivery outcomes told to the agents who wrote the replies in Telegram.
+    echoes: int = 0
     given_back: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -76,6 +96,9 @@ async def forward_to_telegram(
     done = ForwardPass()
     async with open_read() as uow:
         pending = await uow.telegram.pending_turn_ids(limit)
+        echo_ids = await uow.telegram.pending_echo_ids(now - ECHO_WINDOW, limit)
+    if echo_ids:
+        await _tell_outcomes(open_uow, sender, echo_ids, done)
     if not pending:
         return done
     async with open_uow() as uow:
@@ -108,3 +131,24 @@ async def forward_to_telegram(
                 await uow.commit()
             done.forwarded += 1
     return done
+
+
+async def _tell_outcomes(
+    open_uow: Callable[[], TelegramDeskUnitOfWork],
+    sender: TelegramSender,
+    echo_ids: list[int],
+    done: ForwardPass,
+) -> None:
+    """What happened to replies written in Telegram, told to their agents once per outcome. A send Telegram
+    refuses (the agent blocked the bot) is logged and not tried again, as forwarded turns are."""
+    async with open_uow() as uow:
+        echoes = await uow.telegram.claim_echoes(echo_ids)
+        await uow.commit()
+    for echo in echoes:
+        try:
+            await sender.send_echo(echo)
+        except Exception as error:
+            log.warning("telling turn %s's delivery in Telegram failed: %s", echo.echo.turn_id, error)
+            done.errors.append(f"echo {echo.echo.turn_id}: {error}")
+            continue
+        done.echoes += 1

@@ -304,6 +304,8 @@ class ChatMessage(Base):
     echoed_status: Mapped[str | None] = mapped_column(String(16), default=None)
     #: When the turn was sent to the agents' Telegram chats with the staff bot (None: not yet).
     telegram_posted_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: The delivery status of a staff reply written in Telegram last told to its agent there (migration 0022).
+    telegram_echoed_status: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class VideoConsultation(Base):

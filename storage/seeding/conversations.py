@@ -141,5 +141,5 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
              "author": "customer" if by_customer else "staff", "staff_id": None if by_customer else staff_id,
              "communication_id": None, "body": rng.choice(texts[customer.locale]), "created_at": at,
              "is_note": False, "external_ref": None, "mirrored_at": at, "echoed_status": None,
-             "telegram_posted_at": at},
+             "telegram_posted_at": at, "telegram_echoed_status": None},
         )  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram.types import Message
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
 from bot.command_runner import StaffCommandRunner
@@ -158,6 +158,43 @@ async def test_a_customer_message_reaches_the_agent_holding_it_once_and_their_re
     async with desk.database.read_sessions() as session:
         posts = await session.scalar(select(func.count()).select_from(ChatTelegramPost))
     assert posts == 1
+
+
+async def test_what_happened_to_a_reply_written_in_telegram_is_told_there_once_per_outcome(
+    desk: TelegramConversationDesk, sandbox: RunningSandbox
+) -> None:
+    chat_id = await customer_writes(desk, "Do you take walk-ins?")
+    await desk.forward()
+    async with desk.database.read_sessions() as session:
+        holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
+    agent = LENA if holder == 1 else JONAS
+    [forwarded] = sent_to(sandbox, agent)
+    said = await desk.answer(agent, forwarded["message_id"], 800, "Yes, until 4 pm.", agent)
+    assert said is not None and said.kind == "sent"
+    note = await desk.answer(agent, forwarded["message_id"], 801, "note: regular patient", agent)
+    assert note is not None and note.kind == "note"
+    assert (await desk.forward()).echoes == 0  # nothing happened to it yet
+
+    async def provider_says(status: str, **details: str) -> list[str]:
+        async with desk.database.sessions() as session:
+            await session.execute(
+                update(CustomerCommunication)
+                .where(CustomerCommunication.direction == "outbound")
+                .values(status=status, **details)
+            )
+            await session.commit()
+        told = await desk.forward()
+        assert (await desk.forward()).echoes == 0  # once per outcome
+        return [m["text"] for m in sent_to(sandbox, agent)[-told.echoes :]] if told.echoes else []
+
+    assert await provider_says("delivered") == ["✅ Delivered by WhatsApp."]
+    assert await provider_says("read") == ["👀 Read by the customer."]
+    [failed] = await provider_says("failed", error_code="131047", status_reason="Re-engagement message")
+    assert failed.startswith("⚠️ Not delivered by WhatsApp: outside WhatsApp's 24-hour window")
+    assert "send whatsapp to #1 template chat_follow_up" in failed
+    # Each went to the agent's own chat with the bot, as a reply to what they wrote; the note has none.
+    echoes = [m for m in sent_to(sandbox, agent) if m["text"][0] in "✅👀⚠"]
+    assert len(echoes) == 3
 
 
 async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply_through_the_bot_answers(

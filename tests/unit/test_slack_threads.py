@@ -141,3 +141,21 @@ def test_a_teams_conversations_go_to_its_own_channel_and_the_rest_to_the_default
     assert channel_for(ThreadCard(**{**CARD.__dict__, "team": "LON"})) == "#london-chat"
     assert channel_for(ThreadCard(**{**CARD.__dict__, "team": "VIE"})) == "C0LIVECHAT"
     assert channel_for(CARD) == "C0LIVECHAT"  # a customer with no home clinic
+
+
+def test_only_a_refusal_of_the_post_itself_drops_an_echo() -> None:
+    from types import SimpleNamespace
+
+    from slack_sdk.errors import SlackApiError
+
+    from bot.slack.threads import may_pass
+
+    def refused(data: object) -> SlackApiError:
+        return SlackApiError("refused", SimpleNamespace(data=data, status_code=200))
+
+    for code in ("is_archived", "channel_not_found", "not_in_channel", "invalid_blocks", "msg_too_long"):
+        assert not may_pass(refused({"ok": False, "error": code}))
+    # Rate limits, Slack's own trouble, a token being replaced, a workspace migrating: tried again.
+    for code in ("ratelimited", "rate_limited", "internal_error", "invalid_auth", "team_added_to_org"):
+        assert may_pass(refused({"ok": False, "error": code}))
+    assert may_pass(refused("<html>502 Bad Gateway</html>"))  # a proxy's page, not Slack's JSON
