@@ -115,13 +115,14 @@ class SqlTelegramPosts:
 
     async def claim_echoes(self, turn_ids: list[int]) -> list[TelegramEcho]:
         rows = await self._session.execute(
-            select(ChatMessage, CustomerCommunication)
+            select(ChatMessage, CustomerCommunication, StaffUser.active, StaffUser.telegram_user_id)
             .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+            .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
             .where(ChatMessage.id.in_(turn_ids), *self._echo_due())
             .order_by(ChatMessage.id)
         )
         echoes: list[TelegramEcho] = []
-        for turn, message in rows:
+        for turn, message, active, telegram_user_id in rows:
             before = turn.telegram_echoed_status  # read first: the update below refreshes `turn`
             where = telegram_message_of(turn.external_ref or "")
             # Claimed only if nobody told this outcome meanwhile (the old value is part of the condition).
@@ -135,6 +136,8 @@ class SqlTelegramPosts:
             )
             if claimed.first() is None or where is None:
                 continue
+            if not active or where[0] != telegram_user_id:
+                continue  # the agent left, or unlinked that Telegram account: told nothing there
             echo = DeliveryEcho(
                 turn.id,
                 turn.session_id,
@@ -147,6 +150,16 @@ class SqlTelegramPosts:
             )
             echoes.append(TelegramEcho(echo, *where))
         return echoes
+
+    async def release_echo(self, echo: TelegramEcho) -> None:
+        await self._session.execute(
+            update(ChatMessage)
+            .where(
+                ChatMessage.id == echo.echo.turn_id,
+                ChatMessage.telegram_echoed_status == echo.echo.status.value,
+            )
+            .values(telegram_echoed_status=echo.echo.echoed_before)
+        )
 
 
 #: How a staff turn written in Telegram is referred to (switchboard/chat_threads.py): "telegram:CHAT:MESSAGE".

@@ -21,6 +21,7 @@ from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import (
     DeliveryEcho,
+    PostNotTaken,
     PostRefused,
     ThreadAnswer,
     ThreadCard,
@@ -34,7 +35,6 @@ from domain.vocabulary import ChatStatus, MessageStatus
 log = logging.getLogger(__name__)
 
 CUSTOMER_FIELDS = ("name", "phone", "email")
-#: The approved template that asks the customer to write back (storage/seeding/catalogue.py).
 
 
 class ThreadDesk(Protocol):
@@ -206,15 +206,17 @@ class SlackThreadPoster:
                 channel=channel_id, thread_ts=thread_ts, text=text, blocks=echo_blocks(echo, text)
             )
         except SlackApiError as error:
-            if not may_pass(error):
-                raise PostRefused(refusal_code(error) or str(error)) from error
+            code = refusal_code(error)
+            if code in REFUSED_FOR_GOOD:
+                raise PostRefused(code) from error
+            if code is not None and code not in HOLDS_EVERY_POST and not _busy(error):
+                raise PostNotTaken(code) from error
             raise
 
 
 #: Slack's refusals of this one post that posting it again would meet again: the channel (archived, gone,
-#: the app not in it, posting restricted) or the message itself. Anything else (rate limits, Slack's own
-#: trouble, a token being replaced, a workspace migrating) says nothing against the post, which waits for
-#: the next pass (https://api.slack.com/methods/chat.postMessage#errors).
+#: the app not in it, posting restricted) or the message itself
+#: (https://api.slack.com/methods/chat.postMessage#errors).
 REFUSED_FOR_GOOD = frozenset(
     {
         "channel_not_found",
@@ -232,6 +234,35 @@ REFUSED_FOR_GOOD = frozenset(
         "cannot_reply_to_message",
     }
 )
+#: Refusals that hold back every post alike for now (rate limits, Slack's own trouble, the app's token
+#: being replaced, the workspace migrating): the pass stops and what is left waits for the next one.
+#: Any other code is about this post alone, which is tried again while the others go on.
+HOLDS_EVERY_POST = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "internal_error",
+        "fatal_error",
+        "service_unavailable",
+        "request_timeout",
+        "team_added_to_org",
+        "not_authed",
+        "invalid_auth",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "no_permission",
+        "ekm_access_denied",
+        "accesslimited",
+    }
+)
+
+
+def _busy(error: SlackApiError) -> bool:
+    """An HTTP 429 or 5xx: Slack (or what stands before it) is busy, whatever the body says."""
+    status = getattr(error.response, "status_code", None) or getattr(error.response, "status", None) or 0
+    return isinstance(status, int) and (status == 429 or status >= 500)
 
 
 def refusal_code(error: SlackApiError) -> str | None:
@@ -239,11 +270,6 @@ def refusal_code(error: SlackApiError) -> str | None:
     data = getattr(error.response, "data", None)
     code = data.get("error") if isinstance(data, dict) else None
     return code if isinstance(code, str) else None
-
-
-def may_pass(error: SlackApiError) -> bool:
-    """Whether Slack's refusal is not about this post, so the same call is worth making again later."""
-    return refusal_code(error) not in REFUSED_FOR_GOOD
 
 
 def shown_fields(setting: str) -> frozenset[str]:

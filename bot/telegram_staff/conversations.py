@@ -16,6 +16,14 @@ from typing import Protocol
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters
 
 from bot.commands.masking import mask_phone
@@ -23,7 +31,14 @@ from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_clo
 from bot.telegram_staff.render import MESSAGE_LIMIT, clip
 from domain.conversations.attachments import attachment_path
 from domain.conversations.desk import STATUS_WORDS
-from domain.conversations.slack_threads import DeliveryEcho, ThreadAnswer, ThreadCard, ThreadTurn
+from domain.conversations.slack_threads import (
+    DeliveryEcho,
+    PostNotTaken,
+    PostRefused,
+    ThreadAnswer,
+    ThreadCard,
+    ThreadTurn,
+)
 from domain.conversations.telegram_desk import TelegramEcho
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus, MessageStatus
@@ -125,14 +140,25 @@ class TelegramTurnSender:
         )
         return sent.message_id
 
-    async def send_echo(self, echo: TelegramEcho) -> None:
-        await self.bot.send_message(
-            chat_id=echo.telegram_chat_id,
-            text=echo_html(echo.echo),
-            parse_mode=ParseMode.HTML,
-            # As a reply to what the agent wrote; should they have deleted it, the words still come.
-            reply_parameters=ReplyParameters(message_id=echo.message_id, allow_sending_without_reply=True),
-        )
+    async def send_echo(self, echo: TelegramEcho) -> int:
+        try:
+            sent = await self.bot.send_message(
+                chat_id=echo.telegram_chat_id,
+                text=echo_html(echo.echo),
+                parse_mode=ParseMode.HTML,
+                # As a reply to what the agent wrote; should they have deleted it, the words still come.
+                reply_parameters=ReplyParameters(
+                    message_id=echo.message_id, allow_sending_without_reply=True
+                ),
+                disable_web_page_preview=True,
+            )
+        except (TelegramForbiddenError, TelegramBadRequest) as error:  # blocked the bot; no such chat
+            raise PostRefused(str(error)) from error
+        except (TelegramRetryAfter, TelegramNetworkError, TelegramServerError):
+            raise  # flood control or Telegram away: the pass stops, the rest waits
+        except TelegramAPIError as error:
+            raise PostNotTaken(str(error)) from error
+        return sent.message_id
 
 
 def echo_html(echo: DeliveryEcho) -> str:

@@ -175,9 +175,15 @@ class SlackThreadUnitOfWork(Transaction, Protocol):
 
 
 class PostRefused(Exception):
-    """Slack refused a post for good (an archived or unknown channel, the app not in it, blocks it does not
-    take): posting it again would be refused again. Any other failure (rate limited, Slack down, the
-    network) may pass, and what failed is tried again in the next pass."""
+    """The chat refused a delivery echo for good (Slack: an archived or unknown channel, the app not in it,
+    blocks it does not take; Telegram: the agent blocked the bot): posting it again would be refused again,
+    so it is dropped and logged."""
+
+
+class PostNotTaken(Exception):
+    """The chat did not take this one echo, for a reason of its own it did not explain as final: the echo is
+    tried again in the next pass and the others go on. Any other failure (rate limited, the chat's service
+    down, the network, the app's token) holds back this echo and the rest of the pass for the next one."""
 
 
 class ThreadPoster(Protocol):
@@ -356,9 +362,9 @@ async def _post_echoes(
     echoes: list[DeliveryEcho],
     done: MirrorPass,
 ) -> None:
-    """Post the claimed echoes in order. One Slack refuses for good is dropped (said in the log); when a
-    post fails otherwise (rate limited, Slack down), it and those after it are given back for the next
-    pass instead of each waiting out the same failure."""
+    """Post the claimed echoes in order: one refused for good is dropped (said in the log), one not taken
+    is given back; on any other failure (rate limited, Slack down) it and those after it are given back for
+    the next pass instead of each waiting out the same failure."""
     for index, echo in enumerate(echoes):
         async with open_read() as uow:
             thread = await uow.threads.thread(echo.chat_id)
@@ -371,6 +377,12 @@ async def _post_echoes(
         except PostRefused as error:
             log.warning("Slack refused the delivery echo of turn %s for good: %s", echo.turn_id, error)
             done.errors.append(f"echo {echo.turn_id}: {error}")
+        except PostNotTaken as error:
+            log.warning(
+                "Slack did not take the delivery echo of turn %s, tried again: %s", echo.turn_id, error
+            )
+            done.errors.append(f"echo {echo.turn_id}: {error}")
+            await _give_back_echoes(open_uow, [echo], done)
         except Exception as error:
             log.warning(
                 "echoing delivery of turn %s in Slack failed, tried again next pass: %s", echo.turn_id, error

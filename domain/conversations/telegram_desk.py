@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from domain.conversations.slack_threads import ECHO_WINDOW, DeliveryEcho, ThreadCard, ThreadTurn
+from domain.conversations.slack_threads import (
+    ECHO_WINDOW,
+    DeliveryEcho,
+    PostNotTaken,
+    PostRefused,
+    ThreadCard,
+    ThreadTurn,
+)
 from domain.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -52,6 +59,9 @@ class TelegramPosts(Protocol):
     async def claim_echoes(self, turn_ids: list[int]) -> list[TelegramEcho]:
         """Note each reply's current outcome as told (those nobody else took) and return them."""
 
+    async def release_echo(self, echo: TelegramEcho) -> None:
+        """The outcome could not be told: its reply is due again (unless another outcome came meanwhile)."""
+
 
 class TelegramDeskUnitOfWork(Transaction, Protocol):
     @property
@@ -63,8 +73,9 @@ class TelegramSender(Protocol):
 
     async def send_turn(self, telegram_user_id: int, turn: ThreadTurn, card: ThreadCard) -> int: ...
 
-    async def send_echo(self, echo: TelegramEcho) -> None:
-        """Tell the agent what happened to their reply, as a reply to it."""
+    async def send_echo(self, echo: TelegramEcho) -> int:
+        """Tell the agent what happened to their reply, as a reply to it; the message id. PostRefused when
+        Telegram refuses for good (the agent blocked the bot), PostNotTaken for this message alone."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +107,24 @@ async def forward_to_telegram(
     done = ForwardPass()
     async with open_read() as uow:
         pending = await uow.telegram.pending_turn_ids(limit)
-        echo_ids = await uow.telegram.pending_echo_ids(now - ECHO_WINDOW, limit)
-    if echo_ids:
-        await _tell_outcomes(open_uow, sender, echo_ids, done)
-    if not pending:
-        return done
+    if pending:
+        await _forward_turns(open_uow, open_read, sender, pending, now, done)
+    try:
+        await _tell_outcomes(open_uow, open_read, sender, now, limit, done)
+    except Exception as error:  # the database was busy: the outcomes are told in a later pass
+        log.warning("telling delivery outcomes in Telegram failed: %s", error)
+        done.errors.append(f"echoes: {error}")
+    return done
+
+
+async def _forward_turns(
+    open_uow: Callable[[], TelegramDeskUnitOfWork],
+    open_read: Callable[[], TelegramDeskUnitOfWork],
+    sender: TelegramSender,
+    pending: list[int],
+    now: datetime,
+    done: ForwardPass,
+) -> None:
     async with open_uow() as uow:
         turns = await uow.telegram.claim_turns(pending, now)
         await uow.commit()
@@ -130,25 +154,58 @@ async def forward_to_telegram(
                 await uow.telegram.remember(turn.chat_id, agent.telegram_user_id, message_id, now)
                 await uow.commit()
             done.forwarded += 1
-    return done
 
 
 async def _tell_outcomes(
     open_uow: Callable[[], TelegramDeskUnitOfWork],
+    open_read: Callable[[], TelegramDeskUnitOfWork],
     sender: TelegramSender,
-    echo_ids: list[int],
+    now: datetime,
+    limit: int,
     done: ForwardPass,
 ) -> None:
-    """What happened to replies written in Telegram, told to their agents once per outcome. A send Telegram
-    refuses (the agent blocked the bot) is logged and not tried again, as forwarded turns are."""
+    """What happened to replies written in Telegram, told to their agents once per outcome, each remembered
+    as the conversation's post (so erasing the customer overwrites it, and replying to it answers them).
+    One Telegram refuses for good (the agent blocked the bot) is dropped; on a failure that may pass (flood
+    control, Telegram down) it and the rest wait for the next pass."""
+    async with open_read() as uow:
+        echo_ids = await uow.telegram.pending_echo_ids(now - ECHO_WINDOW, limit)
+    if not echo_ids:
+        return
     async with open_uow() as uow:
         echoes = await uow.telegram.claim_echoes(echo_ids)
         await uow.commit()
-    for echo in echoes:
+    for index, echo in enumerate(echoes):
+        turn = echo.echo.turn_id
         try:
-            await sender.send_echo(echo)
-        except Exception as error:
-            log.warning("telling turn %s's delivery in Telegram failed: %s", echo.echo.turn_id, error)
-            done.errors.append(f"echo {echo.echo.turn_id}: {error}")
+            message_id = await sender.send_echo(echo)
+        except PostRefused as error:
+            log.warning("Telegram refused the delivery outcome of turn %s for good: %s", turn, error)
+            done.errors.append(f"echo {turn}: {error}")
             continue
+        except PostNotTaken as error:
+            log.warning("Telegram did not take the delivery outcome of turn %s, tried again: %s", turn, error)
+            done.errors.append(f"echo {turn}: {error}")
+            await _give_back(open_uow, [echo])
+            continue
+        except Exception as error:
+            log.warning(
+                "telling turn %s's delivery in Telegram failed, tried again next pass: %s", turn, error
+            )
+            done.errors.append(f"echo {turn}: {error}")
+            await _give_back(open_uow, echoes[index:])
+            return
+        async with open_uow() as uow:
+            await uow.telegram.remember(echo.echo.chat_id, echo.telegram_chat_id, message_id, now)
+            await uow.commit()
         done.echoes += 1
+
+
+async def _give_back(open_uow: Callable[[], TelegramDeskUnitOfWork], echoes: list[TelegramEcho]) -> None:
+    try:
+        async with open_uow() as uow:
+            for echo in echoes:
+                await uow.telegram.release_echo(echo)
+            await uow.commit()
+    except Exception:  # the database is busy: these outcomes are not told, as before they were given back
+        log.warning("could not give back %d delivery outcomes for the next pass", len(echoes), exc_info=True)

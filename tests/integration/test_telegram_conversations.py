@@ -192,9 +192,33 @@ async def test_what_happened_to_a_reply_written_in_telegram_is_told_there_once_p
     [failed] = await provider_says("failed", error_code="131047", status_reason="Re-engagement message")
     assert failed.startswith("⚠️ Not delivered by WhatsApp: outside WhatsApp's 24-hour window")
     assert "send whatsapp to #1 template chat_follow_up" in failed
-    # Each went to the agent's own chat with the bot, as a reply to what they wrote; the note has none.
+    # Each went to the agent's own chat with the bot; the note has none. Each is the conversation's post, so
+    # replying to one answers the customer (and erasing the customer overwrites it).
     echoes = [m for m in sent_to(sandbox, agent) if m["text"][0] in "✅👀⚠"]
     assert len(echoes) == 3
+    again = await desk.answer(agent, echoes[-1]["message_id"], 802, "Please call us.", agent)
+    assert again is not None and again.kind == "sent" and again.chat_id == chat_id
+
+    # Telegram's flood control refuses the first: that outcome and the next wait for the next pass, together.
+    async with desk.database.sessions() as session:
+        await session.execute(update(CustomerCommunication).values(status="delivered"))
+        await session.commit()
+    sandbox.state.force_faults("telegram", "429")
+    held = await desk.forward()
+    assert held.echoes == 0 and "Flood control" in held.errors[0], held
+    told = await desk.forward()
+    assert told.echoes == 2, told
+    assert [m["text"] for m in sent_to(sandbox, agent)[-2:]] == ["✅ Delivered by WhatsApp."] * 2
+
+    # An agent who blocked the bot is not written to again for that outcome.
+    sandbox.state.opt_out(str(agent))
+    async with desk.database.sessions() as session:
+        await session.execute(update(CustomerCommunication).values(status="read"))
+        await session.commit()
+    blocked = await desk.forward()
+    assert blocked.echoes == 0 and "blocked" in blocked.errors[0]
+    sandbox.state.opt_in(str(agent))
+    assert (await desk.forward()).echoes == 0
 
 
 async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply_through_the_bot_answers(

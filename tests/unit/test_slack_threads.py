@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.slack.threads import echo_blocks, echo_text, root_blocks, shown_fields, thread_message_of, turn_text
 from domain.conversations.slack_threads import (
     DeliveryEcho,
@@ -143,19 +145,37 @@ def test_a_teams_conversations_go_to_its_own_channel_and_the_rest_to_the_default
     assert channel_for(CARD) == "C0LIVECHAT"  # a customer with no home clinic
 
 
-def test_only_a_refusal_of_the_post_itself_drops_an_echo() -> None:
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (200, {"ok": False, "error": "is_archived"}, "PostRefused"),
+        (200, {"ok": False, "error": "channel_not_found"}, "PostRefused"),
+        (200, {"ok": False, "error": "invalid_blocks"}, "PostRefused"),
+        # About this post alone, not said to be final: tried again, the others go on.
+        (200, {"ok": False, "error": "invalid_arguments"}, "PostNotTaken"),
+        # Holding every post alike: the pass stops.
+        (429, {"ok": False, "error": "ratelimited"}, "SlackApiError"),
+        (200, {"ok": False, "error": "rate_limited"}, "SlackApiError"),
+        (200, {"ok": False, "error": "invalid_auth"}, "SlackApiError"),
+        (200, {"ok": False, "error": "team_added_to_org"}, "SlackApiError"),
+        (502, "<html>502 Bad Gateway</html>", "SlackApiError"),  # a proxy's page, not Slack's JSON
+    ],
+)
+async def test_an_echo_slack_refuses_is_dropped_given_back_or_holds_the_pass_as_the_refusal_says(
+    status: int, body: object, raised: str
+) -> None:
     from types import SimpleNamespace
 
     from slack_sdk.errors import SlackApiError
 
-    from bot.slack.threads import may_pass
+    from bot.slack.threads import SlackThreadPoster
 
-    def refused(data: object) -> SlackApiError:
-        return SlackApiError("refused", SimpleNamespace(data=data, status_code=200))
+    class Refusing:
+        async def chat_postMessage(self, **_: object) -> None:
+            raise SlackApiError("refused", SimpleNamespace(data=body, status_code=status))
 
-    for code in ("is_archived", "channel_not_found", "not_in_channel", "invalid_blocks", "msg_too_long"):
-        assert not may_pass(refused({"ok": False, "error": code}))
-    # Rate limits, Slack's own trouble, a token being replaced, a workspace migrating: tried again.
-    for code in ("ratelimited", "rate_limited", "internal_error", "invalid_auth", "team_added_to_org"):
-        assert may_pass(refused({"ok": False, "error": code}))
-    assert may_pass(refused("<html>502 Bad Gateway</html>"))  # a proxy's page, not Slack's JSON
+    poster = SlackThreadPoster(Refusing(), "https://switchboard.example", ())  # type: ignore[arg-type]
+    echo = DeliveryEcho(1, 42, MessageStatus.DELIVERED, None, "sms")
+    with pytest.raises(Exception) as caught:
+        await poster.post_echo("C1", "1.2", echo, CARD)
+    assert type(caught.value).__name__ == raised
