@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -42,6 +42,7 @@ from storage.units import UnitsOfWork
 from switchboard.chat_threads import NOT_STAFF, TelegramConversationDesk
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
+from tests.conftest import FreshDatabases
 
 LENA = 5001
 JONAS = 5002
@@ -352,3 +353,80 @@ async def test_an_agent_replies_with_a_document_and_the_customer_gets_it_once(
         assert len(await outbound(desk.database)) == 1
     finally:
         await media.close()
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_replies_written_in_telegram_before_the_upgrade_count_as_told(
+    engine: str, fresh_databases: FreshDatabases
+) -> None:
+    """Migration 0022 marks the replies already written in Telegram as told, so the first pass after the
+    upgrade sends agents no old outcomes; going back and up again keeps every conversation turn."""
+    import asyncio
+
+    from storage import migrate
+    from storage.telegram_desk import SqlTelegramPosts
+
+    url = fresh_databases.url(engine)
+    now = datetime.now(UTC)
+
+    async def fill() -> None:
+        database = Database.connect(url)
+        try:
+            async with database.sessions() as session:
+                session.add(Customer(id=1, name="Ada", phone_e164="+4915100000001"))
+                await session.flush()
+                session.add(ChatSession(id=1, customer_id=1, channel="sms", started_at=now))
+                await session.flush()
+                for n, ref in enumerate(("telegram:5001:700", "slack:C1:1.2", None), start=1):
+                    session.add(
+                        CustomerCommunication(
+                            id=n,
+                            channel="sms",
+                            provider="twilio",
+                            direction="outbound",
+                            source="chat",
+                            category="conversational",
+                            idempotency_key=f"chat:{n}",
+                            to_address="+4915100000001",
+                            body=f"Reply {n}",
+                            status="delivered",
+                            created_at=now,
+                        )
+                    )
+                    await session.flush()
+                    session.add(
+                        ChatMessage(
+                            session_id=1,
+                            author="staff",
+                            body=f"Reply {n}",
+                            communication_id=n,
+                            external_ref=ref,
+                            created_at=now,
+                        )
+                    )
+                await session.commit()
+        finally:
+            await database.dispose()
+
+    async def told() -> tuple[list[Any], list[int]]:
+        database = Database.connect(url)
+        try:
+            async with database.sessions() as session:
+                marks = (
+                    await session.execute(
+                        select(ChatMessage.external_ref, ChatMessage.telegram_echoed_status).order_by(
+                            ChatMessage.id
+                        )
+                    )
+                ).all()
+                due = await SqlTelegramPosts(session).pending_echo_ids(now - timedelta(days=2), 10)
+            return list(marks), due
+        finally:
+            await database.dispose()
+
+    asyncio.run(fill())
+    asyncio.run(migrate.downgrade(url, "0021"))
+    asyncio.run(migrate.upgrade(url))
+    marks, due = asyncio.run(told())
+    assert marks == [("telegram:5001:700", "delivered"), ("slack:C1:1.2", None), (None, None)]
+    assert due == []
