@@ -62,6 +62,68 @@ async def claim_turn_ids(
     return list(claimed)
 
 
+# --- delivery echoes: what happened to a staff reply, told once per outcome in a staff chat --------------
+# `told` is the chat's column (Slack's `echoed_status`, Telegram's `telegram_echoed_status`).
+
+
+def echo_due(told: InstrumentedAttribute[Any]) -> list[ColumnElement[bool]]:
+    """A person's reply (not a note) whose message has an outcome to tell that `told` does not hold yet."""
+    return [
+        ChatMessage.author == "staff",
+        ChatMessage.is_note.is_(False),
+        CustomerCommunication.status.in_([status.value for status in ECHOED_STATUSES]),
+        told.is_distinct_from(CustomerCommunication.status),
+    ]
+
+
+async def pending_echo_ids(
+    session: AsyncSession, told: InstrumentedAttribute[Any], since: datetime, limit: int, *where: Any
+) -> list[int]:
+    """Replies written since `since` with an outcome to tell, oldest first."""
+    rows = await session.scalars(
+        select(ChatMessage.id)
+        .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
+        .where(ChatMessage.created_at >= since, *echo_due(told), *where)
+        .order_by(ChatMessage.id)
+        .limit(limit)
+    )
+    return list(rows)
+
+
+async def claim_echo(
+    session: AsyncSession, told: InstrumentedAttribute[Any], turn: ChatMessage, message: CustomerCommunication
+) -> DeliveryEcho | None:
+    """Note the message's outcome as told for `turn`, unless someone told it meanwhile (then None)."""
+    before = getattr(turn, told.key)  # read first: the update below refreshes `turn` in the session
+    claimed = await session.execute(
+        update(ChatMessage)
+        .where(ChatMessage.id == turn.id, told.is_not_distinct_from(before))
+        .values({told: message.status})
+        .returning(ChatMessage.id)
+    )
+    if claimed.first() is None:
+        return None
+    return DeliveryEcho(
+        turn.id,
+        turn.session_id,
+        MessageStatus(message.status),
+        message.status_reason,
+        message.channel,
+        message.customer_id,
+        message.error_code,
+        before,
+    )
+
+
+async def release_echo(session: AsyncSession, told: InstrumentedAttribute[Any], echo: DeliveryEcho) -> None:
+    """The outcome could not be told: due again, unless another outcome was claimed meanwhile."""
+    await session.execute(
+        update(ChatMessage)
+        .where(ChatMessage.id == echo.turn_id, told == echo.status.value)
+        .values({told: echo.echoed_before})
+    )
+
+
 def thread_turn(turn: ChatMessage, staff_name: str | None, files: tuple[TurnFile, ...] = ()) -> ThreadTurn:
     return ThreadTurn(
         turn_id=turn.id,
@@ -186,67 +248,29 @@ class SqlSlackThreads:
             update(ChatSlackThread).where(ChatSlackThread.session_id == chat_id).values(root_state=state)
         )
 
-    def _echo_due(self) -> list[ColumnElement[bool]]:
-        return [
-            ChatMessage.author == "staff",
-            ChatMessage.is_note.is_(False),
-            CustomerCommunication.status.in_([status.value for status in ECHOED_STATUSES]),
-            ChatMessage.echoed_status.is_distinct_from(CustomerCommunication.status),
-        ]
-
     async def pending_echo_ids(self, since: datetime, limit: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(ChatMessage.id)
-            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
-            .join(ChatSlackThread, ChatSlackThread.session_id == ChatMessage.session_id)
-            .where(ChatMessage.created_at >= since, *self._echo_due())
-            .order_by(ChatMessage.id)
-            .limit(limit)
+        in_a_thread = select(ChatSlackThread.session_id).where(
+            ChatSlackThread.session_id == ChatMessage.session_id
         )
-        return list(rows)
+        return await pending_echo_ids(
+            self._session, ChatMessage.echoed_status, since, limit, in_a_thread.exists()
+        )
 
     async def claim_echoes(self, turn_ids: list[int]) -> list[DeliveryEcho]:
         rows = await self._session.execute(
             select(ChatMessage, CustomerCommunication)
             .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
-            .where(ChatMessage.id.in_(turn_ids), *self._echo_due())
+            .where(ChatMessage.id.in_(turn_ids), *echo_due(ChatMessage.echoed_status))
             .order_by(ChatMessage.id)
         )
-        echoes: list[DeliveryEcho] = []
-        for turn, message in rows:
-            before = turn.echoed_status  # read first: the update below refreshes `turn` in the session
-            # Claimed only if nobody echoed this outcome meanwhile (the old value is part of the condition).
-            claimed = await self._session.execute(
-                update(ChatMessage)
-                .where(
-                    ChatMessage.id == turn.id,
-                    ChatMessage.echoed_status.is_not_distinct_from(before),
-                )
-                .values(echoed_status=message.status)
-                .returning(ChatMessage.id)
-            )
-            if claimed.first() is None:
-                continue
-            echoes.append(
-                DeliveryEcho(
-                    turn.id,
-                    turn.session_id,
-                    MessageStatus(message.status),
-                    message.status_reason,
-                    message.channel,
-                    message.customer_id,
-                    message.error_code,
-                    before,
-                )
-            )
-        return echoes
+        claimed = [
+            await claim_echo(self._session, ChatMessage.echoed_status, turn, message)
+            for turn, message in rows
+        ]
+        return [echo for echo in claimed if echo is not None]
 
     async def release_echo(self, echo: DeliveryEcho) -> None:
-        await self._session.execute(
-            update(ChatMessage)
-            .where(ChatMessage.id == echo.turn_id, ChatMessage.echoed_status == echo.status.value)
-            .values(echoed_status=echo.echoed_before)
-        )
+        await release_echo(self._session, ChatMessage.echoed_status, echo)
 
     async def chat_for_thread(self, channel_id: str, thread_ts: str) -> int | None:
         return await self._session.scalar(

@@ -5,22 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.slack_threads import (
-    ECHOED_STATUSES,
     NEWS_WINDOW,
-    DeliveryEcho,
     ThreadCard,
     ThreadTurn,
 )
 from domain.conversations.telegram_desk import TelegramAgent, TelegramEcho
-from domain.vocabulary import Availability, MessageStatus
+from domain.vocabulary import Availability
 from storage.desk import DESK_ROLES
 from storage.models import ChatMessage, ChatSession, ChatTelegramPost, CustomerCommunication, StaffUser
 from storage.queries.chat_attachments import turn_files
-from storage.slack_threads import SqlSlackThreads, claim_turn_ids, pending_turn_ids, thread_turn
+from storage.slack_threads import (
+    SqlSlackThreads,
+    claim_echo,
+    claim_turn_ids,
+    echo_due,
+    pending_echo_ids,
+    pending_turn_ids,
+    release_echo,
+    thread_turn,
+)
 from storage.unit_of_work import SqlUnitOfWork
 
 
@@ -94,74 +101,35 @@ class SqlTelegramPosts:
             )
         )
 
-    def _echo_due(self) -> list[ColumnElement[bool]]:
-        return [
-            ChatMessage.author == "staff",
-            ChatMessage.is_note.is_(False),
-            ChatMessage.external_ref.like(f"{TELEGRAM_REF}%"),
-            CustomerCommunication.status.in_([status.value for status in ECHOED_STATUSES]),
-            ChatMessage.telegram_echoed_status.is_distinct_from(CustomerCommunication.status),
-        ]
-
     async def pending_echo_ids(self, since: datetime, limit: int) -> list[int]:
-        rows = await self._session.scalars(
-            select(ChatMessage.id)
-            .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
-            .where(ChatMessage.created_at >= since, *self._echo_due())
-            .order_by(ChatMessage.id)
-            .limit(limit)
-        )
-        return list(rows)
+        written_here = ChatMessage.external_ref.like(f"{TELEGRAM_REF}%")
+        return await pending_echo_ids(self._session, TOLD, since, limit, written_here)
 
     async def claim_echoes(self, turn_ids: list[int]) -> list[TelegramEcho]:
         rows = await self._session.execute(
             select(ChatMessage, CustomerCommunication, StaffUser.active, StaffUser.telegram_user_id)
             .join(CustomerCommunication, CustomerCommunication.id == ChatMessage.communication_id)
             .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
-            .where(ChatMessage.id.in_(turn_ids), *self._echo_due())
+            .where(ChatMessage.id.in_(turn_ids), *echo_due(TOLD))
             .order_by(ChatMessage.id)
         )
         echoes: list[TelegramEcho] = []
         for turn, message, active, telegram_user_id in rows:
-            before = turn.telegram_echoed_status  # read first: the update below refreshes `turn`
+            echo = await claim_echo(self._session, TOLD, turn, message)
             where = telegram_message_of(turn.external_ref or "")
-            # Claimed only if nobody told this outcome meanwhile (the old value is part of the condition).
-            claimed = await self._session.execute(
-                update(ChatMessage)
-                .where(
-                    ChatMessage.id == turn.id, ChatMessage.telegram_echoed_status.is_not_distinct_from(before)
-                )
-                .values(telegram_echoed_status=message.status)
-                .returning(ChatMessage.id)
-            )
-            if claimed.first() is None or where is None:
+            if echo is None or where is None:
                 continue
             if not active or where[0] != telegram_user_id:
                 continue  # the agent left, or unlinked that Telegram account: told nothing there
-            echo = DeliveryEcho(
-                turn.id,
-                turn.session_id,
-                MessageStatus(message.status),
-                message.status_reason,
-                message.channel,
-                message.customer_id,
-                message.error_code,
-                before,
-            )
             echoes.append(TelegramEcho(echo, *where))
         return echoes
 
     async def release_echo(self, echo: TelegramEcho) -> None:
-        await self._session.execute(
-            update(ChatMessage)
-            .where(
-                ChatMessage.id == echo.echo.turn_id,
-                ChatMessage.telegram_echoed_status == echo.echo.status.value,
-            )
-            .values(telegram_echoed_status=echo.echo.echoed_before)
-        )
+        await release_echo(self._session, TOLD, echo.echo)
 
 
+#: Where the outcome last told in Telegram is kept.
+TOLD = ChatMessage.telegram_echoed_status
 #: How a staff turn written in Telegram is referred to (switchboard/chat_threads.py): "telegram:CHAT:MESSAGE".
 TELEGRAM_REF = "telegram:"
 
