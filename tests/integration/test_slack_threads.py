@@ -148,6 +148,13 @@ def reply(thread: ChatSlackThread, text: str, ts: str, user: str = LENA) -> Thre
     return ThreadMessage(thread.channel_id, thread.thread_ts, ts, text, user, root_is_ours=True, team_id=TEAM)
 
 
+async def provider_reports(database: Database, which: Any, **outcome: str) -> None:
+    """The provider's report on the messages `which` selects: their status (and its code and reason)."""
+    async with database.sessions() as session:
+        await session.execute(update(CustomerCommunication).where(which).values(**outcome))
+        await session.commit()
+
+
 async def count(database: Database, model: Any, *where: Any) -> int:
     async with database.read_sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
@@ -213,13 +220,7 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     assert (await desk.mirror()).posted == 0
 
     # The delivery outcome is said in the thread, once.
-    async with desk.database.sessions() as session:
-        await session.execute(
-            update(CustomerCommunication)
-            .where(CustomerCommunication.id == sent[0].id)
-            .values(status="delivered")
-        )
-        await session.commit()
+    await provider_reports(desk.database, CustomerCommunication.id == sent[0].id, status="delivered")
     # Slack is over its rate limit for the first post (429, "ratelimited"): the echo waits for the next pass.
     sandbox.state.slack.rate_limited_calls = 1
     limited = await desk.mirror()
@@ -232,13 +233,13 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
     async def not_delivered(body: str, ts: str, status: str, code: str, reason: str) -> dict[str, Any]:
         """An agent's reply the provider then reports as `status`: the one echo the next pass posts."""
         assert (await desk.answer(reply(thread, body, ts))).kind == "sent"
-        async with desk.database.sessions() as session:
-            await session.execute(
-                update(CustomerCommunication)
-                .where(CustomerCommunication.body == body)
-                .values(status=status, error_code=code, status_reason=reason)
-            )
-            await session.commit()
+        await provider_reports(
+            desk.database,
+            CustomerCommunication.body == body,
+            status=status,
+            error_code=code,
+            status_reason=reason,
+        )
         assert (await desk.mirror()).echoes == 1
         last: dict[str, Any] = (await messages(sandbox))[-1]
         return last
@@ -260,13 +261,7 @@ async def test_an_agents_thread_reply_reaches_the_customer_once_however_often_sl
 
     # An echo Slack refuses for good (the channel archived) is dropped, not tried again every pass.
     assert (await desk.answer(reply(thread, "One more thing", "1800000000.000190"))).kind == "sent"
-    async with desk.database.sessions() as session:
-        await session.execute(
-            update(CustomerCommunication)
-            .where(CustomerCommunication.body == "One more thing")
-            .values(status="delivered")
-        )
-        await session.commit()
+    await provider_reports(desk.database, CustomerCommunication.body == "One more thing", status="delivered")
     sandbox.state.slack.channels[LIVE_CHAT].is_archived = True
     refused = await desk.mirror()
     assert (refused.echoes, refused.given_back) == (0, 0) and "is_archived" in refused.errors[0]
@@ -361,13 +356,7 @@ async def test_when_slack_limits_the_rate_the_echoes_of_a_pass_wait_for_the_next
     thread = await thread_of(desk, chat_id)
     for n, body in enumerate(("Of course.", "Which day suits you?")):
         assert (await desk.answer(reply(thread, body, f"1800000000.00030{n}"))).kind == "sent"
-    async with desk.database.sessions() as session:
-        await session.execute(
-            update(CustomerCommunication)
-            .where(CustomerCommunication.direction == "outbound")
-            .values(status="delivered")
-        )
-        await session.commit()
+    await provider_reports(desk.database, CustomerCommunication.direction == "outbound", status="delivered")
     sandbox.state.slack.rate_limited_calls = 1
     calls = len(sandbox.state.slack.calls)
     limited = await desk.mirror()
