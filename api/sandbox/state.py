@@ -159,6 +159,8 @@ class SandboxState:
             self.telegram_next_update_id = 100_000_001
             self.telegram_next_message_id: Counter[int] = Counter()
             self.telegram_sent: dict[tuple[int, int], dict[str, Any]] = {}
+            #: What pretend people wrote to the bot, by (chat, message id): a bot message may reply to one.
+            self.telegram_received: dict[tuple[int, int], dict[str, Any]] = {}
             #: file_id -> (kind, what a message carries for it), so a file can be sent again by its id.
             self.telegram_files: dict[str, tuple[str, Any]] = {}
             #: Callback query ids a pretend customer's button press made, not yet answered.

@@ -195,7 +195,41 @@ async def send_message(state: SandboxState, params: Params, files: Files) -> web
     markup = _markup(params)
     if markup is not None:
         content["reply_markup"] = markup
+    replied = _replied_to(state, target, params)
+    if replied is not None:
+        content["reply_to_message"] = replied
     return ok(_new_message(state, target, content))
+
+
+def _replied_to(state: SandboxState, chat_id: int, params: Params) -> dict[str, Any] | None:
+    """The message a send replies to (`reply_parameters`, or the older `reply_to_message_id`), as Telegram
+    puts it in the sent message (without its own reply); None for no reply, or for one not found when
+    `allow_sending_without_reply` says to send anyway. Otherwise Telegram refuses the send."""
+    raw = params.get("reply_parameters")
+    try:
+        wanted = json.loads(raw) if isinstance(raw, str) and raw else raw
+    except ValueError:
+        raise BadRequest("Bad Request: can't parse reply parameters JSON object") from None
+    if not isinstance(wanted, dict):
+        wanted = {
+            "message_id": params.get("reply_to_message_id"),
+            "allow_sending_without_reply": params.get("allow_sending_without_reply"),
+        }
+    if wanted.get("message_id") in (None, ""):
+        return None
+    try:
+        message_id = int(wanted["message_id"])
+    except (TypeError, ValueError):
+        raise BadRequest("Bad Request: invalid reply message identifier") from None
+    with state.lock:
+        found = state.telegram_sent.get((chat_id, message_id)) or state.telegram_received.get(
+            (chat_id, message_id)
+        )
+    if found is not None:
+        return {key: value for key, value in found.items() if key != "reply_to_message"}
+    if wanted.get("allow_sending_without_reply") in (True, "true", "True", "1"):
+        return None
+    raise BadRequest("Bad Request: message to be replied not found")
 
 
 def _attached(params: Params, files: Files, field: str) -> tuple[str, bytes] | str | None:
@@ -286,6 +320,9 @@ async def _send_file(
     markup = _markup(params)
     if markup is not None:
         content["reply_markup"] = markup
+    replied = _replied_to(state, target, params)
+    if replied is not None:
+        content["reply_to_message"] = replied
     return ok(_new_message(state, target, content))
 
 
@@ -573,6 +610,8 @@ def customer_writes(
         replied = state.telegram_sent.get((chat_id, message_id)) if message_id is not None else None
         if replied is not None:
             body["message"]["reply_to_message"] = replied
+        with state.lock:
+            state.telegram_received[(chat_id, new_id)] = body["message"]
         record_id, shown = f"{chat_id}:{new_id}", media.shown(text, upload)
     state.accept(
         SandboxMessage(

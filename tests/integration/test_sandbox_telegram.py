@@ -116,6 +116,23 @@ async def test_html_becomes_text_and_entities_and_an_edit_without_markup_drops_t
         )
 
 
+async def test_a_reply_carries_the_message_it_answers_and_one_to_a_missing_message_is_refused(
+    bot: Bot,
+) -> None:
+    from aiogram.types import ReplyParameters
+
+    first = await bot.send_message(CHAT, "Is 10:00 fine?")
+    answer = await bot.send_message(
+        CHAT, "Booked.", reply_parameters=ReplyParameters(message_id=first.message_id)
+    )
+    assert answer.reply_to_message is not None and answer.reply_to_message.text == "Is 10:00 fine?"
+    assert (await bot.send_message(CHAT, "Booked.", reply_to_message_id=first.message_id)).reply_to_message
+    with pytest.raises(TelegramBadRequest, match="message to be replied not found"):
+        await bot.send_message(CHAT, "Booked.", reply_parameters=ReplyParameters(message_id=99_999))
+    anyway = ReplyParameters(message_id=99_999, allow_sending_without_reply=True)
+    assert (await bot.send_message(CHAT, "Booked.", reply_parameters=anyway)).reply_to_message is None
+
+
 async def test_html_telegram_cannot_read_is_refused_as_telegram_refuses_it(bot: Bot) -> None:
     with pytest.raises(TelegramBadRequest, match='can\'t parse entities: Unsupported start tag "blink"'):
         await bot.send_message(CHAT, "<blink>now</blink>", parse_mode=ParseMode.HTML)

@@ -385,15 +385,18 @@ def test_the_admin_answers_an_sms_customer_by_replying_in_telegram(demo: Demo) -
 
     # What happened to it comes back in her Telegram chat, as the carrier reports it (the sandbox, as carriers
     # do, fails a few sends).
-    def told() -> str | None:
+    def told() -> dict[str, Any] | None:
         for message in reversed(demo.sandbox_messages("telegram")):
             body = str(message["body"])
             if message["to"] == str(admin_telegram) and body.startswith(("✅ Delivered", "⚠️ Not delivered")):
-                return body
+                return message
         return None
 
     outcome = wait_for(told, 60, "what happened to the reply, in the admin's Telegram chat")
-    assert outcome == "✅ Delivered by SMS." or outcome.startswith("⚠️ Not delivered by SMS: "), outcome
+    said = outcome["body"]
+    assert said == "✅ Delivered by SMS." or said.startswith("⚠️ Not delivered by SMS: "), said
+    # As Telegram's reply to what she wrote.
+    assert outcome["details"]["reply_to_message"]["text"] == "No, Monday to Saturday.", outcome
 
     # She replies with the opening-hours PDF as a Telegram document: the customer's SMS carries its signed link,
     # which serves the very bytes, and the conversation keeps the file.
