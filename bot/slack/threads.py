@@ -18,11 +18,10 @@ from bot.commands.masking import mask_email, mask_phone
 from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_closed
 from bot.slack.render import ACTION_PREFIX, ACTIONS_BLOCK_ID, SECTION_TEXT_LIMIT, clip, escape_mrkdwn
 from domain.conversations.attachments import attachment_path
+from domain.conversations.delivery_echoes import PostNotTaken, PostRefused
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import (
     DeliveryEcho,
-    PostNotTaken,
-    PostRefused,
     ThreadAnswer,
     ThreadCard,
     ThreadFile,

@@ -30,11 +30,10 @@ from bot.commands.masking import mask_phone
 from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_closed
 from bot.telegram_staff.render import MESSAGE_LIMIT, clip
 from domain.conversations.attachments import attachment_path
+from domain.conversations.delivery_echoes import PostNotTaken, PostRefused
 from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.slack_threads import (
     DeliveryEcho,
-    PostNotTaken,
-    PostRefused,
     ThreadAnswer,
     ThreadCard,
     ThreadTurn,

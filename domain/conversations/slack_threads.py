@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from domain.audit import AuditTrail
 from domain.conversations.attachments import TurnFile
+from domain.conversations.delivery_echoes import tell_in_order
 from domain.transaction import Transaction
 from domain.vocabulary import ChatStatus, MessageStatus
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 NEWS_WINDOW = timedelta(hours=1)
 #: A root post claimed this long ago and never finished was abandoned by a process that died.
 ABANDONED_CLAIM = timedelta(minutes=2)
-#: Delivery outcomes worth saying in the thread, and how long after the reply they are still news.
 #: The outcomes a staff reply's thread is told: delivered, read, and every way it did not arrive (a carrier's
 #: "undelivered", a provider's "failed", and our giving up on it).
 ECHOED_STATUSES = (
@@ -40,6 +40,7 @@ ECHOED_STATUSES = (
     MessageStatus.UNDELIVERED,
     MessageStatus.DEAD,
 )
+#: How long after the reply its outcomes are still news.
 ECHO_WINDOW = timedelta(days=2)
 
 
@@ -172,18 +173,6 @@ class SlackThreadUnitOfWork(Transaction, Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
-
-
-class PostRefused(Exception):
-    """The chat refused a delivery echo for good (Slack: an archived or unknown channel, the app not in it,
-    blocks it does not take; Telegram: the agent blocked the bot): posting it again would be refused again,
-    so it is dropped and logged."""
-
-
-class PostNotTaken(Exception):
-    """The chat did not take this one echo, for a reason of its own it did not explain as final: the echo is
-    tried again in the next pass and the others go on. Any other failure (rate limited, the chat's service
-    down, the network, the app's token) holds back this echo and the rest of the pass for the next one."""
 
 
 class ThreadPoster(Protocol):
@@ -362,48 +351,28 @@ async def _post_echoes(
     echoes: list[DeliveryEcho],
     done: MirrorPass,
 ) -> None:
-    """Post the claimed echoes in order: one refused for good is dropped (said in the log), one not taken
-    is given back; on any other failure (rate limited, Slack down) it and those after it are given back for
-    the next pass instead of each waiting out the same failure."""
-    for index, echo in enumerate(echoes):
+    """Post the claimed echoes in their threads, in order (domain/conversations/delivery_echoes.py)."""
+
+    async def post(echo: DeliveryEcho) -> bool:
         async with open_read() as uow:
             thread = await uow.threads.thread(echo.chat_id)
             card = await uow.threads.card(echo.chat_id)
         if thread is None or thread.thread_ts is None or card is None:
-            continue  # the reply was never in a thread (written before Slack was set up)
-        try:
-            await poster.post_echo(thread.channel_id, thread.thread_ts, echo, card)
-            done.echoes += 1
-        except PostRefused as error:
-            log.warning("Slack refused the delivery echo of turn %s for good: %s", echo.turn_id, error)
-            done.errors.append(f"echo {echo.turn_id}: {error}")
-        except PostNotTaken as error:
-            log.warning(
-                "Slack did not take the delivery echo of turn %s, tried again: %s", echo.turn_id, error
-            )
-            done.errors.append(f"echo {echo.turn_id}: {error}")
-            await _give_back_echoes(open_uow, [echo], done)
-        except Exception as error:
-            log.warning(
-                "echoing delivery of turn %s in Slack failed, tried again next pass: %s", echo.turn_id, error
-            )
-            done.errors.append(f"echo {echo.turn_id}: {error}")
-            await _give_back_echoes(open_uow, echoes[index:], done)
-            return
+            return False  # the reply was never in a thread (written before Slack was set up)
+        await poster.post_echo(thread.channel_id, thread.thread_ts, echo, card)
+        return True
 
-
-async def _give_back_echoes(
-    open_uow: Callable[[], SlackThreadUnitOfWork], echoes: list[DeliveryEcho], done: MirrorPass
-) -> None:
-    try:
+    async def give_back(these: Sequence[DeliveryEcho]) -> None:
         async with open_uow() as uow:
-            for echo in echoes:
+            for echo in these:
                 await uow.threads.release_echo(echo)
             await uow.commit()
-    except Exception:  # the database is busy: these echoes are lost, as they were before they were given back
-        log.warning("could not give back %d delivery echoes for the next pass", len(echoes), exc_info=True)
-        return
-    done.given_back += len(echoes)
+
+    told = await tell_in_order(
+        echoes, post, give_back, chat="Slack", turn_of=lambda echo: echo.turn_id, errors=done.errors
+    )
+    done.echoes += told.told
+    done.given_back += told.given_back
 
 
 # --- what agents write in a thread --------------------------------------------------------------------

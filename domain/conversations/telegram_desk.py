@@ -10,19 +10,13 @@ a send Telegram refuses (the agent blocked the bot) is logged, not retried, sinc
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from domain.conversations.slack_threads import (
-    ECHO_WINDOW,
-    DeliveryEcho,
-    PostNotTaken,
-    PostRefused,
-    ThreadCard,
-    ThreadTurn,
-)
+from domain.conversations.delivery_echoes import tell_in_order
+from domain.conversations.slack_threads import ECHO_WINDOW, DeliveryEcho, ThreadCard, ThreadTurn
 from domain.transaction import Transaction
 
 log = logging.getLogger(__name__)
@@ -175,37 +169,27 @@ async def _tell_outcomes(
     async with open_uow() as uow:
         echoes = await uow.telegram.claim_echoes(echo_ids)
         await uow.commit()
-    for index, echo in enumerate(echoes):
-        turn = echo.echo.turn_id
+
+    async def send(echo: TelegramEcho) -> bool:
+        message_id = await sender.send_echo(echo)
         try:
-            message_id = await sender.send_echo(echo)
-        except PostRefused as error:
-            log.warning("Telegram refused the delivery outcome of turn %s for good: %s", turn, error)
-            done.errors.append(f"echo {turn}: {error}")
-            continue
-        except PostNotTaken as error:
-            log.warning("Telegram did not take the delivery outcome of turn %s, tried again: %s", turn, error)
-            done.errors.append(f"echo {turn}: {error}")
-            await _give_back(open_uow, [echo])
-            continue
-        except Exception as error:
+            async with open_uow() as uow:
+                await uow.telegram.remember(echo.echo.chat_id, echo.telegram_chat_id, message_id, now)
+                await uow.commit()
+        except Exception:  # told all the same: sending it again would tell it twice
             log.warning(
-                "telling turn %s's delivery in Telegram failed, tried again next pass: %s", turn, error
+                "could not remember the delivery outcome told for turn %s", echo.echo.turn_id, exc_info=True
             )
-            done.errors.append(f"echo {turn}: {error}")
-            await _give_back(open_uow, echoes[index:])
-            return
-        async with open_uow() as uow:
-            await uow.telegram.remember(echo.echo.chat_id, echo.telegram_chat_id, message_id, now)
-            await uow.commit()
-        done.echoes += 1
+        return True
 
-
-async def _give_back(open_uow: Callable[[], TelegramDeskUnitOfWork], echoes: list[TelegramEcho]) -> None:
-    try:
+    async def give_back(these: Sequence[TelegramEcho]) -> None:
         async with open_uow() as uow:
-            for echo in echoes:
+            for echo in these:
                 await uow.telegram.release_echo(echo)
             await uow.commit()
-    except Exception:  # the database is busy: these outcomes are not told, as before they were given back
-        log.warning("could not give back %d delivery outcomes for the next pass", len(echoes), exc_info=True)
+
+    told = await tell_in_order(
+        echoes, send, give_back, chat="Telegram", turn_of=lambda echo: echo.echo.turn_id, errors=done.errors
+    )
+    done.echoes += told.told
+    done.given_back += told.given_back
