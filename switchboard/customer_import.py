@@ -278,8 +278,8 @@ class _PhonesAhead:
 
     def __init__(self, default_region: str, columns: ColumnMap, file_size: int) -> None:
         self.default_region = default_region
-        self.column = columns.fields.get("phone")
-        self.wanted = file_size >= AHEAD_FROM_BYTES and _cores() > 1 and self.column is not None
+        self.columns = columns
+        self.wanted = file_size >= AHEAD_FROM_BYTES and _cores() > 1 and "phone" in columns.fields
         self._pool: ProcessPoolExecutor | None = None
         #: The batches read, their numbers being checked, and how far the file was read then; oldest first.
         self._ahead: deque[
@@ -327,17 +327,20 @@ class _PhonesAhead:
         while True:
             chunk = list(itertools.islice(numbered, BATCH_ROWS))
             if chunk:
-                raws = [self._raw(values) for _, values in chunk]
+                raws = [
+                    "" if isinstance(values, str) else self.columns.value(values, "phone")
+                    for _, values in chunk
+                ]
                 try:
                     reading = loop.run_in_executor(self._pool, normalise_phones, raws, self.default_region)
                 except (BrokenProcessPool, OSError) as error:  # it broke since the last batch
                     reading = loop.create_future()
                     reading.set_exception(BrokenProcessPool(str(error)))
                 ahead.append((chunk, reading, where()))
-            if not ahead or (chunk and len(ahead) < BATCHES_AHEAD):
-                if not chunk:
-                    return
-                continue
+            elif not ahead:
+                return  # the file is read and every batch handed out
+            if chunk and len(ahead) < BATCHES_AHEAD:
+                continue  # read further ahead first
             lines, reading, self._handed_to = ahead.popleft()
             try:
                 phones: list[PhoneReading | None] = await reading
@@ -365,12 +368,6 @@ class _PhonesAhead:
             else:
                 reading.cancel()
         self._ahead.clear()
-
-    def _raw(self, values: list[str] | str) -> str:
-        """The phone column's text as read_row reads it ("" when the line has none)."""
-        if isinstance(values, str) or self.column is None or self.column >= len(values):
-            return ""
-        return values[self.column].strip()
 
 
 def _cores() -> int:

@@ -90,6 +90,13 @@ class ColumnMap:
     fields: dict[str, int]
     ignored: tuple[str, ...]
 
+    def value(self, values: list[str], field_name: str) -> str:
+        """The field's text in this row, trimmed ("" when no column fills it, or the row is short)."""
+        index = self.fields.get(field_name)
+        if index is None or index >= len(values):
+            return ""
+        return values[index].strip()
+
     @staticmethod
     def matched(
         header: list[str], overrides: Mapping[str, str] | None = None, *, detect: bool = True
@@ -200,10 +207,7 @@ def read_row(
     None to read it here."""
 
     def get(field_name: str) -> str:
-        index = columns.fields.get(field_name)
-        if index is None or index >= len(values):
-            return ""
-        return values[index].strip()
+        return columns.value(values, field_name)
 
     name = get("name") or " ".join(part for part in (get("first_name"), get("last_name")) if part)
     name = " ".join(name.split())
