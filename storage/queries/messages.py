@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
@@ -21,6 +23,8 @@ from storage.models import (
     MessageTemplate,
 )
 from storage.sql import dialect_of
+
+Columns = TypeVarTuple("Columns")
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,14 @@ async def message_page(
     if campaign_id is not None:
         query = query.where(CustomerCommunication.campaign_id == campaign_id)
     async with database.read_sessions() as session:
+        cursor = None
         if before_id is not None:
             # Keyset paging on (time, id): exact even when many messages share a timestamp.
             cursor = await _message_by_id(session, before_id)
             if cursor is None:
                 return []
-            query = query.where(_older_than(cursor))
-        return [_record(row) for row in await session.scalars(query)]
+        rows = await _newest_first(session, query, cursor, limit)
+        return [_record(row[0]) for row in rows]
 
 
 async def message_with_history(
@@ -152,6 +157,28 @@ async def _message_by_id(session: AsyncSession, message_id: int) -> CustomerComm
         if recent is not None:
             return recent
     return await session.get(CustomerCommunication, message_id)
+
+
+async def _newest_first(
+    session: AsyncSession, query: Select[*Columns], cursor: CustomerCommunication | None, limit: int
+) -> Sequence[Row[*Columns]]:
+    """A page of `query` (newest first by time, then id, limited to `limit`) after `cursor`.
+
+    On PostgreSQL the recent months are read first: the month before the cursor's (or before now) and every
+    later one, a handful of partitions, where a page of the log nearly always is whole. Only a page they
+    leave short reads on into the older months, every one of them (merging each month's time index is what
+    lets a page go on across months). The two parts do not overlap in time, so together they are the page
+    in order. SQLite has one table: one statement."""
+    if cursor is not None:
+        query = query.where(_older_than(cursor))
+    if dialect_of(session) != "postgresql":
+        return (await session.execute(query)).all()
+    written = CustomerCommunication.created_at
+    since = recent_since(cursor.created_at if cursor is not None else utc_now())
+    rows = list((await session.execute(query.where(written >= since))).all())
+    if len(rows) < limit:
+        rows += (await session.execute(query.where(written < since).limit(limit - len(rows)))).all()
+    return rows
 
 
 def _older_than(cursor: CustomerCommunication) -> ColumnElement[bool]:
@@ -246,12 +273,12 @@ async def message_log(
     if filters.customers is not None:
         query = query.where(cc.customer_id.in_(filters.customers))
     async with database.read_sessions() as session:
+        cursor = None
         if filters.before is not None:
             cursor = await _message_by_id(session, filters.before)
             if cursor is None:
                 return []
-            query = query.where(_older_than(cursor))
-        rows = (await session.execute(query)).all()
+        rows = await _newest_first(session, query, cursor, limit)
     return [(_record(m), name) for m, name in rows]
 
 

@@ -1075,6 +1075,38 @@ async def test_a_recent_messages_page_reads_no_old_month_and_an_old_ones_page_an
     assert await message_log(database, MessageLogFilters(before=10**9), 10) == []
 
 
+async def test_a_full_page_of_the_log_reads_no_old_month_and_a_short_one_goes_on_into_them(
+    postgresql: Database,
+) -> None:
+    """The log and the API list newest first: a page the recent months fill (the usual first page, and
+    the pages after it) reads none of the old months; a page they leave short (a filter few recent messages
+    meet, or the last of the recent ones) goes on into the old months, in order."""
+    database, now = postgresql, datetime.now(UTC)
+    old_month = await an_old_month(database, now)
+    assert await plan(database, [entry(n) for n in range(5)], now) == 5
+    held = await messages(database)
+    [old_id] = [i for i, _, created in held if created == OLD]
+    recent = sorted((i for i, _, created in held if created != OLD), reverse=True)  # one moment: by id
+    await database.engine.dispose()
+
+    before = await settled_reads_of(database, old_month)
+    first = [m.id for m, _ in await message_log(database, MessageLogFilters(), 3)]
+    second = [m.id for m, _ in await message_log(database, MessageLogFilters(before=first[-1]), 2)]
+    api = [m.id for m in await message_page(database, channel=Channel.SMS, limit=4)]
+    await database.engine.dispose()
+    assert (first, second, api) == (recent[:3], recent[3:5], recent[:4])
+    assert await settled_reads_of(database, old_month) == before
+
+    # Short pages: the rest of the recent messages, then the old month's.
+    last = [m.id for m, _ in await message_log(database, MessageLogFilters(before=recent[2]), 10)]
+    whole = [m.id for m in await message_page(database, limit=50)]
+    assert last == [*recent[3:], old_id]
+    assert whole == [*recent, old_id]
+    assert [m.id for m in await message_page(database, before_id=recent[-1], limit=1)] == [old_id]
+    await database.engine.dispose()
+    assert await settled_reads_of(database, old_month) > before
+
+
 async def messages_sent(database: Database) -> int:
     async with database.sessions() as session:
         found = await session.scalar(
