@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,7 +40,7 @@ from reports.rollups import RollupRefresh
 from reports.scheduled_delivery import render_scheduled_report, report_failure_email
 from reports.scheduler import LeaseTooShort, ReportScheduler, ScheduleRunner
 from storage.schedules import DueSchedule
-from switchboard.delivery import build_dispatcher
+from switchboard.delivery import build_dispatcher, process_name
 from switchboard.errors import StartupError
 from switchboard.sla_watch import SlaWatch
 from switchboard.video_watch import NO_SHOW_TICK_SECONDS, REMINDER_TICK_SECONDS, VideoWatch
@@ -73,7 +72,7 @@ class BackgroundServices:
     def __init__(self, container: Container, *, role: str = "worker") -> None:
         self.container = container
         self.role = role
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{role}"
+        self.worker_id = process_name(role)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._drivers: dict[Channel, MessageDriver] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -19,6 +20,17 @@ from switchboard.settings import Settings
 if TYPE_CHECKING:
     from api.sandbox.config import SandboxConfig
     from switchboard.wiring import Container
+
+
+def process_name(role: str) -> str:
+    """This process's name in claims and heartbeats: its host, pid and role, and a token of its own.
+
+    The name must be this run's alone. Two processes that shared one could each pass the check that lets
+    only a claim's holder send (storage/outbox.py), so both would send. The host and the pid alone repeat:
+    every container's main process is pid 1, containers on the host's network take its hostname, and a
+    container started again keeps both. Hostnames are cut so the name fits the 64 characters it is kept in.
+    """
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{role}:{secrets.token_hex(3)}"
 
 
 def build_dispatcher(
@@ -44,7 +56,7 @@ def build_dispatcher(
         open_uow=container.unit_of_work,
         drivers=drivers,
         pacing=pacing,
-        worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        worker_id=worker_id or process_name("dispatcher"),
         concurrency=settings.worker_concurrency,
         policy=RetryPolicy(
             max_attempts=settings.worker_max_attempts,

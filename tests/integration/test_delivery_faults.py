@@ -5,6 +5,8 @@ reuses a message id is noted, not a failed batch."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from domain.delivery.dispatch import Dispatcher
@@ -23,6 +26,7 @@ from storage.database import Database, is_transient
 from storage.message_feed import verify_feed
 from storage.models import CustomerCommunication
 from storage.unit_of_work import SqlUnitOfWork
+from switchboard.delivery import process_name
 from tests.integration.test_delivery import plan_messages, statuses
 
 POLICY = RetryPolicy(
@@ -389,3 +393,35 @@ async def test_a_driver_crash_is_counted_with_the_provider_calls_and_the_message
     assert calls == {"accepted": 10, "driver_error": 1}
     # In doubt (the driver may have handed it over), it waited and went once more: receipts name our id.
     assert driver.sends[first] == 2 and await statuses(database) == {"queued": 10}
+
+
+async def test_two_workers_with_the_same_host_and_pid_cannot_both_send_a_message(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Containers on the host's network share its hostname, and each one's main process is pid 1: their
+    workers are still named apart, so one that stalled past its lease while the other took the message over
+    fails the holder's check before it sends, and the message goes once."""
+    with monkeypatch.context() as patch:
+        patch.setattr(socket, "gethostname", lambda: "clinic-host-" + "x" * 60)
+        patch.setattr(os, "getpid", lambda: 1)
+        stalled, other = process_name("worker"), process_name("worker")
+    assert stalled != other and max(len(stalled), len(other)) <= 64
+    await plan_messages(database, 1, channel="email")
+    now = datetime.now(UTC)
+    async with SqlUnitOfWork(database) as uow:
+        [message] = await uow.outbox.claim_due(stalled, now, 1, POLICY.lease, ["email"])
+        await uow.commit()
+    later = now + POLICY.lease + timedelta(seconds=1)
+    async with SqlUnitOfWork(database) as uow:
+        assert await uow.outbox.release_expired_leases(later, POLICY.in_doubt_grace) == 1
+        assert [m.id for m in await uow.outbox.claim_due(other, later, 1, POLICY.lease, ["email"])] == [
+            message.id
+        ]
+        await uow.commit()
+    async with SqlUnitOfWork(database) as uow:
+        # The stalled worker wakes and asks to hand the message to the provider: refused; the other may.
+        assert await uow.outbox.note_hand_over(stalled, [message.id], later, later + POLICY.lease) == []
+        assert await uow.outbox.note_hand_over(other, [message.id], later, later + POLICY.lease) == [
+            message.id
+        ]
+        await uow.commit()
