@@ -941,7 +941,6 @@ def import_customers(
     """Import customers from a CSV file: phone numbers to E.164, emails checked, duplicates merged by
     reference, phone or email, consent and preferences with their source and time, tags and segments.
     Rejected rows go to an error file with their reasons; importing the same file again changes nothing."""
-    from domain.customers.importing import region_of
     from storage.staff_accounts import operator
     from switchboard.customer_import import ImportOptions, ImportRefused
     from switchboard.customer_import import import_customers as run_import
@@ -953,7 +952,7 @@ def import_customers(
         if not equals or not column.strip() or not field_name.strip():
             raise StartupError(f"--map {mapping!r}: write COLUMN=FIELD, e.g. --map 'Mobil=phone'")
         columns[column.strip()] = field_name.strip()
-    country = (region or settings.business_country or region_of(settings.business_locale)).upper()
+    country = (region or settings.phone_region).upper()
     if len(country) != 2 or not country.isalpha():
         raise StartupError(
             "which country's numbers lack a +code? give --region DE (or set SWITCHBOARD_BUSINESS_COUNTRY)"

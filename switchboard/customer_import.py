@@ -32,6 +32,7 @@ from domain.customers.importing import (
     header_and_rows,
     normalise_phones,
     read_row,
+    region_for_phone,
 )
 from storage.customer_import import (
     BATCH_ROWS,
@@ -327,12 +328,17 @@ class _PhonesAhead:
         while True:
             chunk = list(itertools.islice(numbered, BATCH_ROWS))
             if chunk:
-                raws = [
-                    "" if isinstance(values, str) else self.columns.value(values, "phone")
+                numbers = [
+                    ("", "")
+                    if isinstance(values, str)
+                    else (
+                        self.columns.value(values, "phone"),
+                        region_for_phone(values, self.columns, self.default_region),
+                    )
                     for _, values in chunk
                 ]
                 try:
-                    reading = loop.run_in_executor(self._pool, normalise_phones, raws, self.default_region)
+                    reading = loop.run_in_executor(self._pool, normalise_phones, numbers)
                 except (BrokenProcessPool, OSError) as error:  # it broke since the last batch
                     reading = loop.create_future()
                     reading.set_exception(BrokenProcessPool(str(error)))

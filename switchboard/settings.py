@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from importlib import resources
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
     business_currency: str = "EUR"
     business_locale: str = "en_GB"
     #: Two-letter country whose numbers a customer list may write without +country code (import); empty:
-    #: the territory of business_locale.
+    #: the country of business_timezone, else the territory of business_locale (`phone_region`).
     business_country: str = ""
     log_level: str = "INFO"
     #: "text" for a terminal, "json" for one JSON object per line with the request id (switchboard/logs.py).
@@ -297,6 +299,16 @@ class Settings(BaseSettings):
         return max(call + waiting + 1.0, renewed)
 
     @property
+    def phone_region(self) -> str:
+        """The country of phone numbers written without +code: business_country, else the country of the
+        business's timezone (Europe/Berlin: DE), else the territory of its locale (en_GB: GB); "" if none."""
+        if self.business_country:
+            return self.business_country.upper()
+        from domain.customers.importing import region_of  # phonenumbers: loaded only when numbers are read
+
+        return country_of_timezone(self.business_timezone) or region_of(self.business_locale)
+
+    @property
     def sandbox_base_url(self) -> str:
         return f"http://{SANDBOX_HOST}:{self.sandbox_port}"
 
@@ -346,6 +358,26 @@ class Settings(BaseSettings):
         ]
         if problems:
             raise ConfigurationError("; ".join(problems))
+
+
+@functools.cache
+def _zone_countries() -> dict[str, str]:
+    """timezone -> country, from the IANA zone table tzdata carries (zone.tab: one country per zone)."""
+    try:
+        table = resources.files("tzdata").joinpath("zoneinfo", "zone.tab").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, OSError):
+        return {}
+    countries = {}
+    for line in table.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and not line.startswith("#"):
+            countries[fields[2]] = fields[0]
+    return countries
+
+
+def country_of_timezone(timezone: str) -> str:
+    """The country a timezone is kept for ("Europe/Zurich" -> "CH"); "" for one of no country (UTC)."""
+    return _zone_countries().get(timezone, "")
 
 
 def _host_and_port(url: str) -> tuple[str | None, int | None]:

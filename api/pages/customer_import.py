@@ -17,7 +17,6 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
-from domain.customers.importing import region_of
 from domain.vocabulary import Role
 from storage.import_uploads import RUNNING, STALE_AFTER, find_upload, save_upload, start_run
 from switchboard.import_uploads import field_choices, file_columns, start_upload_run
@@ -38,7 +37,7 @@ class CustomerImportPages(StaffPages):
 
     def _upload_form(self, request: Request[Any, Any, Any], error: str | None = None) -> Template:
         settings = container_of(request).settings
-        region = (settings.business_country or region_of(settings.business_locale)).upper()
+        region = settings.phone_region
         return page(
             request,
             "communication/customer_import.html",

@@ -222,7 +222,9 @@ def read_row(
     phone_region: str | None = None
     if raw_phone:
         normalised = (
-            phone_read if phone_read is not None else normalise_phone(raw_phone, rules.default_region)
+            phone_read
+            if phone_read is not None
+            else normalise_phone(raw_phone, region_for_phone(values, columns, rules.default_region))
         )
         if isinstance(normalised, str):
             return Rejected(line, normalised)
@@ -288,9 +290,17 @@ def read_row(
     return row
 
 
-def normalise_phones(raws: list[str], default_region: str) -> list[PhoneReading | None]:
-    """`normalise_phone` of each (None for an empty one): what a worker process reads ahead of the rows."""
-    return [normalise_phone(raw, default_region) if raw else None for raw in raws]
+def region_for_phone(values: list[str], columns: ColumnMap, default_region: str) -> str:
+    """The country a row's number without +code is read as: the row's own country when it gives one (a
+    clinic group's list may hold patients of several countries), else `default_region`."""
+    country = columns.value(values, "country").upper()
+    return country if len(country) == 2 and country.isalpha() else default_region
+
+
+def normalise_phones(numbers: list[tuple[str, str]]) -> list[PhoneReading | None]:
+    """`normalise_phone` of each (number, region) (None for an empty number): what a worker process reads
+    ahead of the rows."""
+    return [normalise_phone(raw, region) if raw else None for raw, region in numbers]
 
 
 def normalise_phone(raw: str, default_region: str) -> PhoneReading:

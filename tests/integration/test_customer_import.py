@@ -372,7 +372,7 @@ def test_batches_written_while_the_next_is_read_end_as_one_batch_would(
     assert len(held["records"]) == len(expected["records"]) + 2
 
 
-def phone_numbers_of_a_process_that_dies(raws: list[str], default_region: str) -> list[Any]:
+def phone_numbers_of_a_process_that_dies(numbers: list[tuple[str, str]]) -> list[Any]:
     """Stands for a worker process killed while reading numbers (out of memory, say)."""
     os._exit(1)
 
@@ -423,6 +423,41 @@ def test_phone_numbers_read_ahead_in_another_process_end_as_read_here(
     assert (held["customers"], held["phones"]) == (expected["customers"], expected["phones"])
     assert sorted(held["current"]) == sorted(expected["current"])
     assert sorted(held["tags"]) == sorted(expected["tags"])
+
+
+@pytest.mark.parametrize("ahead", [False, True], ids=["read here", "read ahead"])
+def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
+    ahead: bool, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinic group's list holds patients of several countries: a national number is read as one of the
+    row's own country when the row gives one, else of the business's (--region), read here or ahead."""
+    path = tmp_path / "group.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(
+            [
+                ["Name", "Mobile", "Country"],
+                ["Lena Berger", "0664 1234567", "AT"],
+                ["Noah Keller", "079 123 45 67", "ch"],
+                ["Amelia Clarke", "07911 123456", "GB"],
+                ["Jonas Weber", "0151 23456789", ""],
+                ["Sofia Rossi", "+39 312 345 6789", "DE"],
+            ]
+        )
+    if ahead:
+        monkeypatch.setattr(importing, "AHEAD_FROM_BYTES", 0)
+        monkeypatch.setattr(importing, "_cores", lambda: 2)
+    url = fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    result = run(str(path), "--region", "DE")
+    assert result.exit_code == 0, result.output
+    assert "created 5 customers" in result.output, result.output
+    assert asyncio.run(tables(url))["phones"] == {
+        "+436641234567",
+        "+41791234567",
+        "+447911123456",
+        "+4915123456789",
+        "+393123456789",
+    }
 
 
 UNGUARDED_PROGRAM = """

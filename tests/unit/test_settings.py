@@ -171,3 +171,13 @@ def test_the_log_level_is_one_logging_knows() -> None:
     assert Settings(log_level="info").log_level == "INFO"
     with pytest.raises(ValueError, match="'verbose' is not a log level: say DEBUG, INFO, WARNING"):
         Settings(log_level="verbose")
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_numbers_without_a_country_code_are_read_as_the_business_country_else_its_timezones() -> None:
+    """A Berlin clinic group whose staff read the dashboard in British English imports German numbers."""
+    assert settings(business_timezone="Europe/Berlin", business_locale="en_GB").phone_region == "DE"
+    assert settings(business_timezone="Europe/Zurich", business_locale="de_DE").phone_region == "CH"
+    assert settings(business_country="at", business_timezone="Europe/Berlin").phone_region == "AT"
+    # A timezone of no country: the locale's territory.
+    assert settings(business_timezone="UTC", business_locale="en_GB").phone_region == "GB"
