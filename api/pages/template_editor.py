@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from markupsafe import Markup
@@ -118,7 +118,8 @@ def samples_of(text: str, variant: MessageTemplate) -> dict[str, object]:
     given: dict[str, object] = {}
     for line in text.splitlines():
         key, equals, value = line.partition("=")
-        if equals and key.strip():
+        # A line left empty ("first_name = ", as the editor opens) shows the [first_name] placeholder.
+        if equals and key.strip() and value.strip():
             given[key.strip()] = value.strip()
     filled = {v: given.get(v) or f"[{v}]" for v in variant.variables}
     return {**filled, **dict.fromkeys(SYSTEM_VARIABLES, "https://example.invalid/unsubscribe"), **given}
@@ -266,7 +267,10 @@ class TemplateEditorPages(StaffPages):
     async def new(self, request: Request[Any, Any, Any]) -> Redirect:
         """The "new template or variant" form's answer: the editor for that name, channel and language."""
         params = request.query_params
-        name = (params.get("name") or "").strip().lower()
+        # "Flu Jab!" is meant as flu-jab: a name as people write it becomes the key templates are named by.
+        name = re.sub(r"[^a-z0-9_-]+", "-", (params.get("name") or "").lower()).strip("-_")[:64].strip("-_")
+        if not name:
+            raise ValidationException("Give the template a name of letters or digits, such as winter-offer.")
         chosen, locale = _variant_key(name, params.get("channel") or "", (params.get("locale") or "").strip())
         return Redirect(f"/communication/templates/{name}/{chosen.value}/{locale}", status_code=303)
 

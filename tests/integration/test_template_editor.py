@@ -78,6 +78,19 @@ async def test_a_manager_writes_previews_saves_compares_and_restores_a_template(
 
     saved = await post_form(client, EDITOR, EDITOR, {**first, "action": "save"})
     assert saved.status_code == 303 and saved.headers["location"] == f"{EDITOR}?saved=1"
+    # Opened again after the save, its samples are empty: the preview shows each variable's placeholder.
+    reopened = (await client.get(f"{EDITOR}?saved=1")).text
+    placeholders = "Hi [first_name], [offer] at [clinic] until Friday."
+    assert html.escape(placeholders, quote=False) in reopened, reopened
+    assert f"{len(placeholders)} characters" in reopened
+
+    # A name as people write it becomes a template's key; one of no letters is refused in words.
+    named = await client.get(
+        "/communication/templates/new?name=Flu+Jab!&channel=sms&locale=en", follow_redirects=False
+    )
+    assert named.status_code == 303 and named.headers["location"] == "/communication/templates/flu-jab/sms/en"
+    nameless = await client.get("/communication/templates/new?name=%21%21&channel=sms&locale=en")
+    assert nameless.status_code == 422 and "such as winter-offer" in nameless.text
     unicode = {**first, "body": "Hallo {{ first_name }} 👋 {{ offer }} in {{ clinic }}.", "action": "save"}
     assert (await post_form(client, EDITOR, EDITOR, unicode)).headers["location"] == f"{EDITOR}?saved=2"
     page = (await client.get(f"{EDITOR}?compare=1")).text
