@@ -47,6 +47,8 @@ AUDIENCE_COLUMNS: dict[str, Any] = {
 
 #: Messages that never left or never will, which therefore do not count towards caps or progress.
 NOT_SENT = (MessageStatus.SUPPRESSED.value, MessageStatus.CANCELLED.value)
+#: Messages that went wrong on the way: their progress says why.
+NOT_DELIVERED = (MessageStatus.FAILED.value, MessageStatus.UNDELIVERED.value, MessageStatus.DEAD.value)
 #: Statuses after which, past the fallback delay, the next channel is tried.
 FALLBACK_STATUSES = (
     MessageStatus.QUEUED.value,
@@ -238,11 +240,14 @@ class SqlCampaignRepository:
         )
         by_status: Counter[str] = Counter()
         suppressed: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
         opted_out = 0
         for message_status, reason, count in rows:
             by_status[message_status] += count
             if message_status == MessageStatus.SUPPRESSED.value:
                 suppressed[reason or "unknown"] += count
+            if message_status in NOT_DELIVERED:
+                failed[reason or "no reason given"] += count
             if reason == "opted_out":
                 opted_out += count
         return CampaignProgress(
@@ -251,6 +256,7 @@ class SqlCampaignRepository:
             dict(by_status),
             dict(suppressed),
             opted_out,
+            dict(failed),
         )
 
     async def fallback_candidates(

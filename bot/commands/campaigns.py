@@ -152,8 +152,9 @@ async def _status(
 ) -> Reply:
     slug = found.slug
     progress = await use_cases.campaign_progress(ctx.uow.campaigns(), found.id)
-    by_status = (
-        ", ".join(f"{s} {n:,}" for s, n in sorted(progress.by_status.items())) or "nothing planned yet"
+    by_status = ", ".join(f"{s} {n:,}" for s, n in progress.sent_by_stage()) or "nothing planned yet"
+    failed = ", ".join(
+        f"{r} {n:,}" for r, n in sorted(progress.failed_by_reason.items(), key=lambda item: -item[1])[:3]
     )
     reasons = ", ".join(
         f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
@@ -161,7 +162,9 @@ async def _status(
     fields = (
         Field("Status", progress.status.value),
         Field("Messages", by_status),
+        Field("Not delivered because", failed or "—"),
         Field("Not sent because", reasons or "—"),
+        Field("Replies", f"{progress.replies:,}"),
         Field("Opted out since", f"{progress.opted_out:,}"),
     )
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))

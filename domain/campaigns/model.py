@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.vocabulary import OUTBOUND_CHANNELS, CampaignStatus, Channel, MessageCategory
+from domain.vocabulary import OUTBOUND_CHANNELS, CampaignStatus, Channel, MessageCategory, MessageStatus
 
 #: Bounds on an audience definition, so a stored filter can never turn into an unbounded query.
 MAX_AUDIENCE_VALUES = 1_000
@@ -235,9 +235,42 @@ class CampaignProgress:
     by_status: Mapping[str, int]
     suppressed_by_reason: Mapping[str, int]
     opted_out: int
+    #: Why messages failed or were not delivered, in the provider's words (or ours after retries).
+    failed_by_reason: Mapping[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return self.by_status.get(status, 0)
+
+    @property
+    def replies(self) -> int:
+        """Messages recipients wrote back (attributed to the campaign; not among its messages)."""
+        return self.count(MessageStatus.RECEIVED.value)
+
+    def sent_by_stage(self) -> list[tuple[str, int]]:
+        """The campaign's own messages by where they are, in words, in the order a message goes."""
+        return [
+            (words, self.count(status)) for status, words in PROGRESS_WORDS.items() if self.count(status)
+        ] + [
+            (status, n)
+            for status, n in sorted(self.by_status.items())
+            if status not in PROGRESS_WORDS and status != MessageStatus.RECEIVED.value
+        ]
+
+
+#: A campaign message's status as its progress says it, in the order a message goes.
+PROGRESS_WORDS = {
+    MessageStatus.PLANNED.value: "waiting to be sent",
+    MessageStatus.SENDING.value: "being sent",
+    MessageStatus.QUEUED.value: "handed to the provider",
+    MessageStatus.SENT.value: "sent, no receipt yet",
+    MessageStatus.DELIVERED.value: "delivered",
+    MessageStatus.READ.value: "read",
+    MessageStatus.UNDELIVERED.value: "not delivered",
+    MessageStatus.FAILED.value: "failed",
+    MessageStatus.DEAD.value: "given up after retries",
+    MessageStatus.SUPPRESSED.value: "not sent (a rule held it back)",
+    MessageStatus.CANCELLED.value: "cancelled",
+}
 
 
 @dataclass(frozen=True)

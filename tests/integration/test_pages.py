@@ -513,6 +513,81 @@ async def test_manager_launches_pauses_and_cancels_with_an_audit_trail(
     )
 
 
+async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and_says_why_some_failed(
+    client: Client, seeded: Seeded
+) -> None:
+    """Replies attributed to the campaign are counted apart from its messages; failures give their reasons;
+    the page refreshes itself while the campaign runs. Every figure recounted from the rows."""
+    await sign_in(client, seeded, MANAGER)
+    page = f"/communication/campaigns/{seeded.campaign_slug}"
+    assert (await post_form(client, page, f"{page}/launch", {})).status_code == 303
+    database = Database.connect(seeded.settings.database_url)
+    cc = CustomerCommunication
+    async with database.sessions() as session:
+        campaign_id = await session.scalar(
+            select(BulkMessaging.id).where(BulkMessaging.slug == seeded.campaign_slug)
+        )
+        customer_id = await session.scalar(select(Customer.id).order_by(Customer.id).limit(1))
+        # As the worker leaves them once it planned and sent the campaign (no worker runs here).
+        for n, (status, reason) in enumerate(
+            [
+                ("planned", None),
+                ("delivered", None),
+                ("undelivered", "Unknown destination handset"),
+                ("undelivered", "Unknown destination handset"),
+                ("dead", "the provider refused the number"),
+            ]
+        ):
+            session.add(
+                cc(
+                    customer_id=customer_id,
+                    channel="sms",
+                    provider="twilio",
+                    direction="outbound",
+                    source="campaign",
+                    source_ref=seeded.campaign_slug,
+                    category="marketing",
+                    campaign_id=campaign_id,
+                    idempotency_key=f"campaign:progress-test:{n}",
+                    to_address=f"+4915100002{n:03d}",
+                    body="Spring offer",
+                    status=status,
+                    status_reason=reason,
+                )
+            )
+        session.add(
+            cc(
+                customer_id=customer_id,
+                channel="sms",
+                provider="twilio",
+                direction="inbound",
+                source="reply",
+                category="transactional",
+                campaign_id=campaign_id,
+                to_address="+4930123456",
+                body="Is this offer for Mitte too?",
+                status="received",
+            )
+        )
+        await session.commit()
+        outbound = await session.scalar(
+            select(func.count()).where(cc.campaign_id == campaign_id, cc.direction == "outbound")
+        )
+    await database.dispose()
+
+    shown = (await client.get(page)).text
+    assert '<meta http-equiv="refresh" content="10">' in shown
+    table = shown.split('id="by-status"')[1].split("</table>")[0]
+    stages = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">([\d,]+)</td></tr>", table))
+    assert stages["delivered"] == "1" and stages["not delivered"] == "2"
+    assert stages["given up after retries"] == "1"
+    assert "received" not in stages and "dead" not in stages
+    assert sum(int(n.replace(",", "")) for n in stages.values()) == outbound
+    reasons = shown.split('id="failed-reasons"')[1].split("</ul>")[0]
+    assert "Unknown destination handset: 2" in reasons and "the provider refused the number: 1" in reasons
+    assert "Replies from recipients: 1" in shown
+
+
 async def test_agent_reply_is_queued_and_joins_the_conversation(client: Client, seeded: Seeded) -> None:
     await sign_in(client, seeded, AGENT)
     page = f"/communication/chat/{seeded.chat_id}"
