@@ -14,7 +14,7 @@ from typing import Any
 
 from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 
-from reports.metrics import REGISTRY, Metric
+from reports.metrics import FIXED_VALUES, REGISTRY, Metric
 from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
 from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
 from reports.query import MAX_BUCKETS, MAX_FILTER_VALUES, bucket_axis
@@ -239,7 +239,7 @@ def _filters(
         if operator not in ("in", "not_in"):
             errors[f"filter_{index}_operator"] = "Pick “is one of” or “is none of”."
             continue
-        known = names.get(dimension)
+        known = names.get(dimension) or FIXED_VALUES.get(dimension)
         values = []
         for text in typed:
             value = _known_value(text, known) if known else text

@@ -15,6 +15,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, SalesChannel
 from reports.periods import GRAINS, Grain
 from storage.database import Database
 from storage.models import KpiMetric
@@ -74,6 +75,23 @@ MESSAGE_DIMENSIONS = (
 #: "reminder_channel": the channel the appointment's last reminder went out on ("none" without one).
 APPOINTMENT_DIMENSIONS = ("service", "staff", "location", "kind", "reminder_channel")
 CHAT_DIMENSIONS = ("channel", "staff")
+
+
+def _pairs(values: Iterable[str]) -> list[tuple[str, str]]:
+    return [(value, value.replace("_", " ")) for value in values]
+
+
+#: The values of the dimensions whose values are fixed words rather than rows of the database (those are
+#: storage.queries.reports.dimension_names): what a filter on them may name.
+FIXED_VALUES: Mapping[str, list[tuple[str, str]]] = MappingProxyType(
+    {
+        "channel": _pairs(c.value for c in Channel),
+        "reminder_channel": _pairs([*(c.value for c in OUTBOUND_CHANNELS), "none"]),
+        "source_channel": _pairs(s.value for s in SalesChannel),
+        "category": _pairs(c.value for c in MessageCategory),
+        "message_source": _pairs(s.value for s in MessageSource),
+    }
+)
 
 
 def _metric(

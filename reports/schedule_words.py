@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reports.metrics import FIXED_VALUES
 from reports.saved import ReportDefinitionError, query_from_definition
 from reports.schedules import ScheduleError
 
@@ -109,7 +110,7 @@ def recipient_filters(
         return ()
     if not dimension or not typed:
         raise ScheduleError("say which values of what, e.g. only for location Berlin Mitte")
-    known = names.get(dimension)
+    known = names.get(dimension) or FIXED_VALUES.get(dimension)
     values = []
     for text in typed[:50]:
         if known:

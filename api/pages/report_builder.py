@@ -41,7 +41,7 @@ from reports.library import (
     save_report,
     update_report,
 )
-from reports.metrics import REGISTRY
+from reports.metrics import FIXED_VALUES, REGISTRY
 from reports.presentation import KIND_WORDS, SORT_WORDS, present, presentation_of
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition
 from storage.queries.report_schedules import schedules_of_reports
@@ -72,7 +72,9 @@ def builder_choices(names: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
         "kinds": tuple(KIND_WORDS.items()),
         "sorts": tuple(SORT_WORDS.items()),
         "filter_rows": range(FILTER_ROWS),
-        "known_values": {d: [name for _, name in pairs[:30]] for d, pairs in names.items()},
+        "known_values": {
+            d: [name for _, name in pairs[:30]] for d, pairs in {**FIXED_VALUES, **names}.items()
+        },
     }
 
 

@@ -275,6 +275,12 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
         ({"to": "somewhere"}, "to", "cannot deliver to"),
         ({"only_dimension": "location", "only_values": "Atlantis"}, "only", "is not a location we have"),
         ({"only_dimension": "staff", "only_values": "Dr Who"}, "only", "is not a staff we have"),
+        # Fixed words, not rows of the database: checked too.
+        (
+            {"only_dimension": "source_channel", "only_values": "pigeon"},
+            "only",
+            "is not a source channel we have",
+        ),
     ]:
         refused = await post_form(client, page, f"{page}/schedules", {**good, **change})
         assert refused.status_code == 422 and f'id="schedule-{field}-error"' in refused.text, change

@@ -351,3 +351,27 @@ def test_a_range_is_read_in_the_business_locale() -> None:
     assert german.definition is not None and german.definition["chart"]["at_least"] == pytest.approx(0.125)
     english = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin", locale="en_GB")
     assert english.definition is not None and english.definition["chart"]["at_least"] == pytest.approx(1.25)
+
+
+def test_a_filter_on_a_dimension_of_fixed_words_names_one_of_them() -> None:
+    """Channels, categories and sources are words of the product, not rows: a filter on them is checked
+    against those words (as a clinic is against the clinics), and one written in capitals is found."""
+    base = {**EMPTY_FORM, "name": "Sent", "metric": "messages_sent", "period": "last_30_days"}
+    refused = build(
+        form_of({**base, "filter_0_dimension": "channel", "filter_0_values": "pigeon"}),
+        names=NAMES,
+        now=NOW,
+        business_tz="Europe/Berlin",
+    )
+    assert "is not a channel we have" in refused.errors["filter_0_values"]
+    assert "sms, email, whatsapp" in refused.errors["filter_0_values"]
+    taken = build(
+        form_of({**base, "filter_0_dimension": "channel", "filter_0_values": "SMS, WhatsApp"}),
+        names=NAMES,
+        now=NOW,
+        business_tz="Europe/Berlin",
+    )
+    assert taken.errors == {} and taken.definition is not None
+    assert taken.definition["query"]["filters"] == [
+        {"dimension": "channel", "operator": "in", "value": ["sms", "whatsapp"]}
+    ]
