@@ -8,12 +8,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from reports.business_format import BusinessFormat
-from reports.insight import Insight, campaign_attribution, cohort_retention, cost_vs_revenue, store_insight
-from reports.periods import PeriodSpec
+from reports.insight import (
+    DEFAULT_COHORT_MONTHS,
+    Insight,
+    campaign_attribution,
+    cohort_retention,
+    cost_vs_revenue,
+    store_insight,
+)
+from reports.periods import PeriodSpec, add_months, month_start
 from reports.readings import HEADLINE_TRENDS, read_trend
 from reports.trends import store_trend
 from storage.database import Database
@@ -22,6 +30,14 @@ from storage.unit_of_work import SqlUnitOfWork
 
 #: Readings younger than this mean today's pass already ran (in this or another process).
 FRESH_FOR = timedelta(hours=20)
+
+
+def cohort_months(now: datetime, business_tz: str) -> PeriodSpec:
+    """The customer page's cohorts: the last DEFAULT_COHORT_MONTHS whole months. The oldest is followed for
+    the months after it up to last month; a quarter ended months ago (as before) left every later month of
+    its cohorts unmeasured, and the months since without a cohort."""
+    this_month = month_start(now.astimezone(ZoneInfo(business_tz)).date())
+    return PeriodSpec.between(add_months(this_month, -DEFAULT_COHORT_MONTHS), this_month - timedelta(days=1))
 
 
 async def record_daily_insights(
@@ -43,7 +59,7 @@ async def record_daily_insights(
     insights: list[Insight[Any]] = [
         await campaign_attribution(database, month, now=now, business_tz=tz, currency=currency),
         await cost_vs_revenue(database, month, now=now, business_tz=tz, currency=currency),
-        await cohort_retention(database, PeriodSpec("last_quarter"), now=now, business_tz=tz),
+        await cohort_retention(database, cohort_months(now, tz), now=now, business_tz=tz),
     ]
     async with open_uow() as uow:
         for reading in readings:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from reports.charts.render import render_png
+from reports.daily_insight import cohort_months
 from reports.insight import (
     campaign_attribution,
     cohort_heatmap_chart,
@@ -238,3 +239,18 @@ async def test_a_hand_built_case_has_the_known_answer(database: Database) -> Non
     retention = await cohort_retention(database, period, now=NOW, business_tz=TZ, months=2)
     (row,) = retention.result.rows
     assert (row.cohort, row.customers, row.retention) == (date(2026, 11, 1), 2, (None, None))
+
+
+async def test_the_customer_pages_cohorts_are_the_last_six_months_each_followed_up_to_last_month(
+    database: Database,
+) -> None:
+    """On 1 December the page's cohorts are June to November: June's is followed in July to November (five
+    months measured, the sixth still to come), November's in none yet."""
+    await seed_database(database, PLAN)
+    window = cohort_months(NOW, TZ)
+    assert (window.start_date, window.end_date) == (date(2026, 6, 1), date(2026, 11, 30))
+    insight = await cohort_retention(database, window, now=NOW, business_tz=TZ)
+    measured = {r.cohort: sum(cell is not None for cell in r.retention) for r in insight.result.rows}
+    assert measured, "the seed has first orders in these months"
+    for cohort, months in measured.items():
+        assert months == 11 - cohort.month, (cohort, months)
