@@ -32,7 +32,7 @@ from domain.customers.importing import (
     header_and_rows,
     normalise_phones,
     read_row,
-    region_for_phone,
+    row_country,
 )
 from storage.customer_import import (
     BATCH_ROWS,
@@ -331,14 +331,11 @@ class _PhonesAhead:
                 numbers = [
                     ("", "")
                     if isinstance(values, str)
-                    else (
-                        self.columns.value(values, "phone"),
-                        region_for_phone(values, self.columns, self.default_region),
-                    )
+                    else (self.columns.value(values, "phone"), row_country(values, self.columns))
                     for _, values in chunk
                 ]
                 try:
-                    reading = loop.run_in_executor(self._pool, normalise_phones, numbers)
+                    reading = loop.run_in_executor(self._pool, normalise_phones, numbers, self.default_region)
                 except (BrokenProcessPool, OSError) as error:  # it broke since the last batch
                     reading = loop.create_future()
                     reading.set_exception(BrokenProcessPool(str(error)))

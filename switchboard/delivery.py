@@ -22,15 +22,20 @@ if TYPE_CHECKING:
     from switchboard.wiring import Container
 
 
+#: What claims (customer_communications.claimed_by) and heartbeats keep of a process's name.
+NAME_LENGTH = 64
+
+
 def process_name(role: str) -> str:
     """This process's name in claims and heartbeats: its host, pid and role, and a token of its own.
 
     The name must be this run's alone. Two processes that shared one could each pass the check that lets
     only a claim's holder send (storage/outbox.py), so both would send. The host and the pid alone repeat:
     every container's main process is pid 1, containers on the host's network take its hostname, and a
-    container started again keeps both. Hostnames are cut so the name fits the 64 characters it is kept in.
+    container started again keeps both. The hostname is cut so the name fits the 64 characters it is kept in.
     """
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{role}:{secrets.token_hex(3)}"
+    tail = f":{os.getpid()}:{role}:{secrets.token_hex(3)}"
+    return socket.gethostname()[: NAME_LENGTH - len(tail)] + tail
 
 
 def build_dispatcher(

@@ -224,7 +224,7 @@ def read_row(
         normalised = (
             phone_read
             if phone_read is not None
-            else normalise_phone(raw_phone, region_for_phone(values, columns, rules.default_region))
+            else read_phone(raw_phone, row_country(values, columns), rules.default_region)
         )
         if isinstance(normalised, str):
             return Rejected(line, normalised)
@@ -290,17 +290,30 @@ def read_row(
     return row
 
 
-def region_for_phone(values: list[str], columns: ColumnMap, default_region: str) -> str:
-    """The country a row's number without +code is read as: the row's own country when it gives one (a
-    clinic group's list may hold patients of several countries), else `default_region`."""
+def row_country(values: list[str], columns: ColumnMap) -> str:
+    """The row's own country when it names one phone numbers know ("AT"; "UK" is GB; "" for none)."""
     country = columns.value(values, "country").upper()
-    return country if len(country) == 2 and country.isalpha() else default_region
+    country = "GB" if country == "UK" else country
+    return country if country in phonenumbers.SUPPORTED_REGIONS else ""
 
 
-def normalise_phones(numbers: list[tuple[str, str]]) -> list[PhoneReading | None]:
-    """`normalise_phone` of each (number, region) (None for an empty number): what a worker process reads
+def read_phone(raw: str, country: str, default_region: str) -> PhoneReading:
+    """A row's number: one without +code is read as one of the row's own `country` (a clinic group's list
+    may hold patients of several countries), and if it is none of that country's (a Swiss resident's German
+    mobile), as one of `default_region`'s. The reason, when neither, names the row's country."""
+    if not country or country == default_region:
+        return normalise_phone(raw, default_region)
+    theirs = normalise_phone(raw, country)
+    if not isinstance(theirs, str):
+        return theirs
+    ours = normalise_phone(raw, default_region)
+    return theirs if isinstance(ours, str) else ours
+
+
+def normalise_phones(numbers: list[tuple[str, str]], default_region: str) -> list[PhoneReading | None]:
+    """`read_phone` of each (number, row's country) (None for an empty number): what a worker process reads
     ahead of the rows."""
-    return [normalise_phone(raw, region) if raw else None for raw, region in numbers]
+    return [read_phone(raw, country, default_region) if raw else None for raw, country in numbers]
 
 
 def normalise_phone(raw: str, default_region: str) -> PhoneReading:

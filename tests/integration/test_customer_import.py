@@ -372,7 +372,7 @@ def test_batches_written_while_the_next_is_read_end_as_one_batch_would(
     assert len(held["records"]) == len(expected["records"]) + 2
 
 
-def phone_numbers_of_a_process_that_dies(numbers: list[tuple[str, str]]) -> list[Any]:
+def phone_numbers_of_a_process_that_dies(numbers: list[tuple[str, str]], default_region: str) -> list[Any]:
     """Stands for a worker process killed while reading numbers (out of memory, say)."""
     os._exit(1)
 
@@ -441,6 +441,9 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
                 ["Amelia Clarke", "07911 123456", "GB"],
                 ["Jonas Weber", "0151 23456789", ""],
                 ["Sofia Rossi", "+39 312 345 6789", "DE"],
+                ["Mia Brunner", "0151 98765432", "CH"],  # a Swiss resident's German mobile
+                ["Oliver Hughes", "07400 123456", "UK"],  # GB, as people write it
+                ["Anna Huber", "0664 12", "AT"],  # neither Austrian nor German
             ]
         )
     if ahead:
@@ -450,14 +453,18 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
     result = run(str(path), "--region", "DE")
     assert result.exit_code == 0, result.output
-    assert "created 5 customers" in result.output, result.output
+    assert "created 7 customers" in result.output, result.output
     assert asyncio.run(tables(url))["phones"] == {
         "+436641234567",
         "+41791234567",
         "+447911123456",
         "+4915123456789",
         "+393123456789",
+        "+4915198765432",
+        "+447400123456",
     }
+    errors = (tmp_path / "group.errors.csv").read_text(encoding="utf-8-sig")
+    assert "'0664 12' is not a valid AT number" in errors, errors
 
 
 UNGUARDED_PROGRAM = """

@@ -405,7 +405,10 @@ async def test_two_workers_with_the_same_host_and_pid_cannot_both_send_a_message
         patch.setattr(socket, "gethostname", lambda: "clinic-host-" + "x" * 60)
         patch.setattr(os, "getpid", lambda: 1)
         stalled, other = process_name("worker"), process_name("worker")
-    assert stalled != other and max(len(stalled), len(other)) <= 64
+        patch.setattr(os, "getpid", lambda: 4_194_304)  # Linux's largest pid
+        longest = process_name("dispatcher")
+    assert stalled != other and max(len(stalled), len(other), len(longest)) <= 64
+    assert longest.endswith(":4194304:dispatcher:" + longest[-6:]) and longest.startswith("clinic-host-")
     await plan_messages(database, 1, channel="email")
     now = datetime.now(UTC)
     async with SqlUnitOfWork(database) as uow:
