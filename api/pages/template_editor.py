@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from markupsafe import Markup
@@ -267,10 +268,11 @@ class TemplateEditorPages(StaffPages):
     async def new(self, request: Request[Any, Any, Any]) -> Redirect:
         """The "new template or variant" form's answer: the editor for that name, channel and language."""
         params = request.query_params
-        # "Flu Jab!" is meant as flu-jab: a name as people write it becomes the key templates are named by.
-        name = re.sub(r"[^a-z0-9_-]+", "-", (params.get("name") or "").lower()).strip("-_")[:64].strip("-_")
+        name = template_key(params.get("name") or "")
         if not name:
-            raise ValidationException("Give the template a name of letters or digits, such as winter-offer.")
+            raise HTTPException(
+                status_code=422, detail="Give the template a name of letters or digits, such as winter-offer."
+            )
         chosen, locale = _variant_key(name, params.get("channel") or "", (params.get("locale") or "").strip())
         return Redirect(f"/communication/templates/{name}/{chosen.value}/{locale}", status_code=303)
 
@@ -393,6 +395,17 @@ class TemplateEditorPages(StaffPages):
         return Redirect(
             f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
         )
+
+
+def template_key(name: str) -> str:
+    """A name as people write it, as the key templates are named by: "Flu Jab!" is flu-jab, "Grippe für
+    Ältere" grippe-fuer-aeltere (German letters as German writes them without), other accents dropped."""
+    spelled = name.lower().translate(GERMAN_LETTERS)
+    plain = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9_-]+", "-", plain).strip("-_")[:64].strip("-_")
+
+
+GERMAN_LETTERS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 
 def _variant_key(name: str, channel: str, locale: str) -> tuple[Channel, str]:

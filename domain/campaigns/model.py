@@ -262,7 +262,7 @@ PROGRESS_WORDS = {
     MessageStatus.PLANNED.value: "waiting to be sent",
     MessageStatus.SENDING.value: "being sent",
     MessageStatus.QUEUED.value: "handed to the provider",
-    MessageStatus.SENT.value: "sent, no receipt yet",
+    MessageStatus.SENT.value: "sent (no receipt yet)",
     MessageStatus.DELIVERED.value: "delivered",
     MessageStatus.READ.value: "read",
     MessageStatus.UNDELIVERED.value: "not delivered",

@@ -576,7 +576,7 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
     await database.dispose()
 
     shown = (await client.get(page)).text
-    assert '<meta http-equiv="refresh" content="10">' in shown
+    assert f'<meta http-equiv="refresh" content="10; url={page}">' in shown
     table = shown.split('id="by-status"')[1].split("</table>")[0]
     stages = dict(re.findall(r"<tr><td>([^<]+)</td><td class=\"num\">([\d,]+)</td></tr>", table))
     assert stages["delivered"] == "1" and stages["not delivered"] == "2"

@@ -89,8 +89,14 @@ async def test_a_manager_writes_previews_saves_compares_and_restores_a_template(
         "/communication/templates/new?name=Flu+Jab!&channel=sms&locale=en", follow_redirects=False
     )
     assert named.status_code == 303 and named.headers["location"] == "/communication/templates/flu-jab/sms/en"
+    german = await client.get(
+        "/communication/templates/new?name=Grippe+f%C3%BCr+%C3%84ltere&channel=sms&locale=de",
+        follow_redirects=False,
+    )
+    assert german.headers["location"] == "/communication/templates/grippe-fuer-aeltere/sms/de"
     nameless = await client.get("/communication/templates/new?name=%21%21&channel=sms&locale=en")
     assert nameless.status_code == 422 and "such as winter-offer" in nameless.text
+    assert "not valid" not in nameless.text
     unicode = {**first, "body": "Hallo {{ first_name }} 👋 {{ offer }} in {{ clinic }}.", "action": "save"}
     assert (await post_form(client, EDITOR, EDITOR, unicode)).headers["location"] == f"{EDITOR}?saved=2"
     page = (await client.get(f"{EDITOR}?compare=1")).text
