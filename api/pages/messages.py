@@ -3,6 +3,7 @@ the automated notification rules that send them."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,7 @@ from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
 from reports.exports import SheetRows
 from storage.database import Database
+from storage.queries.campaigns import campaign_overview
 from storage.queries.messages import (
     MessageLogFilters,
     MessageRecord,
@@ -48,6 +50,8 @@ class MessageFilters:
     customer_id: int | None
     customer: str
     before: int | None
+    #: A campaign's address (slug): its messages, and the replies it drew.
+    campaign: str | None = None
 
     @classmethod
     def parse(cls, params: dict[str, str]) -> MessageFilters:
@@ -68,6 +72,9 @@ class MessageFilters:
             number("customer_id"),
             " ".join((params.get("customer") or "").split())[:100],
             number("before"),
+            campaign
+            if re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,99}", campaign := params.get("campaign") or "")
+            else None,
         )
 
     def kept(self) -> dict[str, str | int]:
@@ -77,13 +84,15 @@ class MessageFilters:
             "direction": self.direction,
             "customer_id": self.customer_id,
             "customer": self.customer or None,
+            "campaign": self.campaign,
         }
         return {k: v for k, v in kept.items() if v is not None}
 
-    def for_log(self, customers: list[int] | None) -> MessageLogFilters:
-        """The log query's filters; `customers` narrows to those a customer search found."""
+    def for_log(self, customers: list[int] | None, campaign_id: int | None = None) -> MessageLogFilters:
+        """The log query's filters; `customers` narrows to those a customer search found, `campaign_id` to
+        the campaign `campaign` names."""
         return MessageLogFilters(
-            self.channel, self.status, self.direction, self.customer_id, customers, self.before
+            self.channel, self.status, self.direction, self.customer_id, customers, self.before, campaign_id
         )
 
     def query_for(self, before: int) -> str:
@@ -134,14 +143,18 @@ def _snippet(text: str | None, length: int = 90) -> str:
 
 
 async def latest_messages(
-    database: Database, filters: MessageFilters, formats: Formats, customers: list[int] | None = None
+    database: Database,
+    filters: MessageFilters,
+    formats: Formats,
+    customers: list[int] | None = None,
+    campaign_id: int | None = None,
 ) -> tuple[list[MessageRow], int | None]:
     """Newest first by time (ties by id), one page; the second value is the `before` id of the next page.
 
     `customers` narrows to those customers (from a search). The next page starts after the last
     message shown, at its time and id, so paging stays exact however many messages share a moment.
     """
-    rows = await message_log(database, filters.for_log(customers), PAGE_SIZE + 1)
+    rows = await message_log(database, filters.for_log(customers, campaign_id), PAGE_SIZE + 1)
     shown = [
         MessageRow(
             m.id,
@@ -286,11 +299,16 @@ class MessagePages(StaffPages):
         filters = MessageFilters.parse(dict(request.query_params))
         database = container_of(request).database
         search = await find_customers(database, filters.customer) if filters.customer else None
+        campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
         rows, next_before = (
             await latest_messages(
-                database, filters, Formats.of(request), customers=search.ids if search else None
+                database,
+                filters,
+                Formats.of(request),
+                customers=search.ids if search else None,
+                campaign_id=campaign.id if campaign else None,
             )
-            if search is None or search.matches
+            if (search is None or search.matches) and (campaign is not None or not filters.campaign)
             else ([], None)
         )
         return page(
@@ -300,6 +318,7 @@ class MessagePages(StaffPages):
             "messages",
             filters=filters,
             search=search,
+            campaign=campaign,
             rows=rows,
             next_query=filters.query_for(next_before) if next_before else None,
             export_query=urlencode(filters.kept()),
@@ -316,9 +335,14 @@ class MessagePages(StaffPages):
         filters = MessageFilters.parse(dict(request.query_params))
         database, formats = container_of(request).database, Formats.of(request)
         search = await find_customers(database, filters.customer) if filters.customer else None
+        campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
         rows = (
-            await message_log(database, filters.for_log(search.ids if search else None), EXPORT_ROWS + 1)
-            if search is None or search.matches
+            await message_log(
+                database,
+                filters.for_log(search.ids if search else None, campaign.id if campaign else None),
+                EXPORT_ROWS + 1,
+            )
+            if (search is None or search.matches) and (campaign is not None or not filters.campaign)
             else []
         )
         shown = [
@@ -348,6 +372,8 @@ class MessagePages(StaffPages):
             said.append(f"customer “{filters.customer}”")
         if filters.customer_id:
             said.append(f"customer #{filters.customer_id}")
+        if filters.campaign:
+            said.append(f"campaign {filters.campaign}")
         how_many = f"The newest {EXPORT_ROWS:,}" if len(rows) > EXPORT_ROWS else f"All {len(shown):,}"
         footnote = (
             f"{how_many} messages{' with ' + ', '.join(said) if said else ''}, newest first; times in "

@@ -245,6 +245,7 @@ class MessageLogFilters:
     customer_id: int | None = None
     customers: list[int] | None = None  # from a customer search
     before: int | None = None
+    campaign_id: int | None = None
 
 
 async def message_log(
@@ -267,6 +268,7 @@ async def message_log(
         (cc.status, filters.status),
         (cc.direction, filters.direction),
         (cc.customer_id, filters.customer_id),
+        (cc.campaign_id, filters.campaign_id),
     ):
         if value is not None:
             query = query.where(column == value)

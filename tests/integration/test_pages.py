@@ -587,6 +587,21 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
     assert "Unknown destination handset: 2" in reasons and "the provider refused the number: 1" in reasons
     assert "Replies from recipients: 1" in shown
 
+    # Its messages in the log: the five it sent and the reply it drew, and nobody else's.
+    assert f'href="/communication/messages?campaign={seeded.campaign_slug}"' in shown
+    log = (await client.get(f"/communication/messages?campaign={seeded.campaign_slug}")).text
+    assert 'id="campaign-filter"' in log and "and the replies it drew" in log
+    listed = re.findall(r'href="/communication/messages/(\d+)"', log)
+    assert len(set(listed)) == outbound + 1, listed
+    undelivered = (
+        await client.get(f"/communication/messages?campaign={seeded.campaign_slug}&status=undelivered")
+    ).text
+    assert len(set(re.findall(r'href="/communication/messages/(\d+)"', undelivered))) == 2
+    unknown = (await client.get("/communication/messages?campaign=no-such-campaign")).text
+    assert "There is no campaign “no-such-campaign”" in unknown and "No messages match" in unknown
+    sheet = (await client.get(f"/communication/messages.csv?campaign={seeded.campaign_slug}")).text
+    assert f"campaign {seeded.campaign_slug}" in sheet and "Is this offer for Mitte too?" in sheet
+
 
 async def test_agent_reply_is_queued_and_joins_the_conversation(client: Client, seeded: Seeded) -> None:
     await sign_in(client, seeded, AGENT)
