@@ -319,6 +319,8 @@ class VideoPages(StaffPages):
             no_show_by=line.no_show_by,
             may_act=staff_of(request).may(Role.AGENT),
             active=line.status in ACTIVE_STATUSES,
+            # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).
+            begun=line.scheduled_at <= utc_now(),
             **extra,
         )
 

@@ -212,9 +212,14 @@ def _require_begun(appointment: AppointmentFacts, now: datetime, what: str, time
     """`timezone`: the reader's, for the time in the refusal."""
     if appointment.scheduled_at > now:
         when = time_in(appointment.scheduled_at, timezone)
+        # A video consultation is known to staff by its own number, not its appointment's.
+        named = (
+            f"Consultation {appointment.consultation_id}"
+            if appointment.consultation_id is not None
+            else f"Appointment {appointment.appointment_id}"
+        )
         raise VideoError(
-            f"Appointment {appointment.appointment_id} has not begun yet (it starts {when}); "
-            f"it can only be marked {what} once it has."
+            f"{named} has not begun yet (it starts {when}); it can only be marked {what} once it has."
         )
 
 

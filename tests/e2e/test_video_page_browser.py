@@ -101,8 +101,10 @@ def test_a_manager_reads_the_day_opens_a_consultation_and_marks_a_no_show(
             expect(page.locator("h1")).to_have_text("Video skin consultation with Dan Doe")
             expect(page.locator("dl.facts")).to_contain_text("America/New_York")
             page.goto(f"{base}/communication/video/{world.future_booked}")
-            page.get_by_role("button", name="Mark no-show").click()
-            expect(page.locator(".notice.error")).to_contain_text("has not begun yet")
+            # Not begun: no-show is not offered, and the reminders to come are said as such.
+            expect(page.get_by_role("button", name="Cancel consultation")).to_be_visible()
+            expect(page.get_by_role("button", name="Mark no-show")).to_have_count(0)
+            expect(page.locator("body")).to_contain_text("No reminder has gone out yet")
             expect(page.locator("#consultation-status")).to_have_text("booked")
 
             page.goto(f"{base}/communication/video/{world.past_done}")
