@@ -99,6 +99,9 @@ async def find_times(container: Container, form: BookingForm, choices: BookingCh
     zone = zone_of(clinician.timezone)
     start = datetime.combine(day, time(0), zone)
     end = datetime.combine(day + timedelta(days=1), time(0), zone)
+    if end <= utc_now():
+        said = format_skeleton("MMMMEEEEd", start, locale=locale)
+        raise VideoError(f"{said} has passed in {clinician.name}'s time; pick today or a later day.")
     found = await find_free_slots(
         container.units.video_booking(read_only=True),
         clinician.staff_id,
@@ -136,7 +139,8 @@ class VideoBookingPages(StaffPages):
         if not form.day:
             business_zone = zone_of(container_of(request).settings.business_timezone)
             form.day = utc_now().astimezone(business_zone).date().isoformat()
-        return await self._page(request, form, search=bool(request.query_params.get("patient")))
+        # The form sent (its patient field there, even empty): a patient left out is said, not ignored.
+        return await self._page(request, form, search="patient" in request.query_params)
 
     async def _page(self, request: Request[Any, Any, Any], form: BookingForm, *, search: bool) -> Template:
         container, formats = container_of(request), Formats.of(request)

@@ -279,6 +279,11 @@ async def test_an_agent_books_a_consultation_through_the_form(
         assert label in empty, label
     assert "Video skin consultation (30 min)" in empty and "Dr. Anna Vogel" in empty
     assert 'name="starts_at"' not in empty, "no times before a patient is found"
+    nobody = (await client.get(booking_query(world, ""))).text
+    assert "Say who the patient is" in nobody, "a form sent without its patient says so"
+    gone = (await client.get(booking_query(world, "Clara", days_ahead=-2))).text
+    assert "has passed in Dr. Anna Vogel&#39;s time; pick today or a later day" in gone
+    assert 'name="starts_at"' not in gone and "No free start times" not in gone
     slots = (await client.get(booking_query(world, "Clara"))).text
     assert "Patient: <strong>Clara Klein (#" in slots
     assert "Free start times on" in slots and "Dr. Anna Vogel&#39;s time (" in slots
