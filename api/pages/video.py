@@ -29,6 +29,7 @@ from domain.video.rebooking import offer_rebooking
 from domain.video.reminders import lead_time_words
 from domain.vocabulary import Role
 from reports.query import MetricQuery, run_query
+from storage.queries.reports import dimension_names
 from storage.queries.video import (
     ConsultationLine,
     clinicians_with_consultations,
@@ -176,13 +177,19 @@ def by_clinician(rows: Sequence[tuple[ConsultationLine, dict[str, Any]]]) -> lis
 
 def _breakout_value(dimension: str, value: str | None) -> str:
     if dimension == "reminder_channel":
-        return "no reminder" if value == "none" else CHANNEL_WORDS.get(value or "", value or "—")
+        # A table's cell: "Email" beside "SMS" and "WhatsApp" (sentences keep "by email").
+        word = CHANNEL_WORDS.get(value or "", value or "—")
+        return "no reminder" if value == "none" else word[:1].upper() + word[1:]
     return "not set" if value in (None, "(none)") else value
 
 
 async def no_show_breakouts(container: Container, formats: Formats, now: datetime) -> list[dict[str, Any]]:
     """The no-show rate over the last 30 days split each way (the analytics rollups answer these)."""
     label, period = PERIODS[NO_SHOW_PERIOD]
+    # Clinics and services by the names people know them by, as clinicians are (not LON, SKIN-CONSULT).
+    names = {
+        dimension: dict(pairs) for dimension, pairs in (await dimension_names(container.database)).items()
+    }
     tables = []
     for dimension, heading in NO_SHOW_BREAKOUTS:
         result = await run_query(
@@ -192,7 +199,12 @@ async def no_show_breakouts(container: Container, formats: Formats, now: datetim
             business_tz=formats.timezone,
         )
         rows = [
-            {"value": _breakout_value(dimension, s.dimension_value), "rate": formats.percent(s.total)}
+            {
+                "value": _breakout_value(
+                    dimension, names.get(dimension, {}).get(s.dimension_value or "", s.dimension_value)
+                ),
+                "rate": formats.percent(s.total),
+            }
             for s in result.series
             if s.total is not None
         ]

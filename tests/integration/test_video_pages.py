@@ -100,8 +100,9 @@ async def test_the_no_show_rate_by_clinician_service_clinic_and_reminder_channel
     by_channel = section[section.index('id="no-shows-reminder_channel"') :]
     assert '<td>Telegram</td><td class="num">100.0%</td>' in by_channel
     assert '<td>WhatsApp</td><td class="num">0.0%</td>' in by_channel
-    assert '<td>SKIN-VIDEO</td><td class="num">50.0%</td>' in section
-    assert '<td>BER</td><td class="num">50.0%</td>' in section
+    # Services and clinics by their names, as clinicians are (not SKIN-VIDEO, BER).
+    assert '<td>Video skin consultation</td><td class="num">50.0%</td>' in section
+    assert '<td>Berlin Mitte</td><td class="num">50.0%</td>' in section
 
 
 async def test_this_week_and_the_clinician_filter(client: Client, world: VideoWorld) -> None:
