@@ -18,14 +18,23 @@
   search.addEventListener("input", function () {
     var words = search.value.toLowerCase().trim();
     var first = null;
+    var named = null; // the first whose name has the words: "sent" is Messages sent, not a description's
+    var current = metric.options[metric.selectedIndex];
+    var currentNamed = false;
     Array.prototype.forEach.call(metric.options, function (option) {
-      var text = (option.textContent + " " + option.getAttribute("data-description")).toLowerCase();
+      var label = option.textContent.toLowerCase();
+      var text = label + " " + (option.getAttribute("data-description") || "").toLowerCase();
       var shown = !words || text.indexOf(words) !== -1;
       option.hidden = !shown;
       if (shown && first === null) first = option;
+      if (words && label.indexOf(words) !== -1) {
+        if (named === null) named = option;
+        if (option === current) currentNamed = true;
+      }
     });
-    if (first && metric.options[metric.selectedIndex].hidden) {
-      metric.value = first.value;
+    var best = named || first;
+    if (best && best !== current && (current.hidden || (named && !currentNamed))) {
+      metric.value = best.value;
       showDefinition();
       schedule();
     }

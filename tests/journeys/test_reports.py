@@ -228,6 +228,12 @@ def test_a_manager_splits_a_report_two_ways_keeps_a_range_and_downloads_a_page_t
     page = browser_page
     sign_in(page, demo, MANAGER)
     page.goto(f"{demo.app_url}/analytics/reports/new")
+    # Finding a metric by a word of its name picks that one, not the first whose description has the word.
+    page.locator("#metric-search").press_sequentially("sent")
+    expect(page.locator("#report-metric")).to_have_value("messages_sent")
+    page.locator("#metric-search").fill("")
+    page.locator("#metric-search").dispatch_event("input")
+    page.locator("#report-metric").select_option("revenue")
     page.get_by_label("Name").fill("Clinics by channel")
     page.get_by_label("Period").select_option(label="Last month")
     page.get_by_label("Split by").select_option("location")
