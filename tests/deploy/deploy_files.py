@@ -53,6 +53,25 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {str(name): str(value) for name, value in environment.items()}
 
 
+def sandbox_env_file(sandbox: int, smtp: int, *, api_token: str, session_secret: str) -> dict[str, str]:
+    """What deploy/switchboard.env holds on a real host, here pointing at the sandbox on these ports, with
+    its secrets (the environment is then `test`: production refuses them)."""
+    sandbox_url = f"http://127.0.0.1:{sandbox}"
+    return {
+        "SWITCHBOARD_API_TOKEN": api_token,
+        "SWITCHBOARD_SESSION_SECRET": session_secret,
+        "SWITCHBOARD_SANDBOX_PORT": str(sandbox),
+        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp),
+        "SWITCHBOARD_TWILIO_BASE_URL": sandbox_url,
+        "SWITCHBOARD_WHATSAPP_BASE_URL": sandbox_url,
+        "SWITCHBOARD_TELEGRAM_BASE_URL": sandbox_url,
+        "SWITCHBOARD_SLACK_BASE_URL": sandbox_url + "/slack/api",
+        "SWITCHBOARD_SMTP_HOST": "127.0.0.1",
+        "SWITCHBOARD_SMTP_PORT": str(smtp),
+        "SWITCHBOARD_LOG_LEVEL": "INFO",
+    }
+
+
 def unit_for_this_machine(text: str, switchboard: str) -> str:
     """A unit file as it would be installed, pointing at this checkout's `switchboard`."""
     return text.replace("/opt/switchboard/bin/switchboard", switchboard)

@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 
 from storage import migrate
 from switchboard.settings import SANDBOX_SECRETS
-from tests.deploy.deploy_files import compose, environment_of
+from tests.deploy.deploy_files import compose, environment_of, sandbox_env_file
 from tests.deploy.test_topology import _revision
 from tests.journeys.conftest import free_port, wait_for
 
@@ -126,17 +126,9 @@ def containers(tmp_path: Path) -> Iterator[tuple[Containers, str, str]]:
         "SWITCHBOARD_DATABASE_URL": database_url,
         "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{SERVED_PORT}",
         "SWITCHBOARD_FORWARDED_ALLOW_IPS": "127.0.0.1",
-        "SWITCHBOARD_API_TOKEN": TOKEN,
-        "SWITCHBOARD_SESSION_SECRET": "image-session-secret-0123456789abcdef",
-        "SWITCHBOARD_SANDBOX_PORT": str(sandbox),
-        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp),
-        "SWITCHBOARD_TWILIO_BASE_URL": sandbox_url,
-        "SWITCHBOARD_WHATSAPP_BASE_URL": sandbox_url,
-        "SWITCHBOARD_TELEGRAM_BASE_URL": sandbox_url,
-        "SWITCHBOARD_SLACK_BASE_URL": sandbox_url + "/slack/api",
-        "SWITCHBOARD_SMTP_HOST": "127.0.0.1",
-        "SWITCHBOARD_SMTP_PORT": str(smtp),
-        "SWITCHBOARD_LOG_LEVEL": "INFO",
+        **sandbox_env_file(
+            sandbox, smtp, api_token=TOKEN, session_secret="image-session-secret-0123456789abcdef"
+        ),
     }
     env_file = tmp_path / "switchboard.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in environment.items()))

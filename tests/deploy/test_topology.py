@@ -40,7 +40,7 @@ from storage.database import Database
 from storage.models import CustomerCommunication
 from switchboard.settings import SANDBOX_SECRETS
 from tests.conftest import FreshDatabases
-from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine
+from tests.deploy.deploy_files import compose, environment_of, nginx_for_this_machine, sandbox_env_file
 from tests.deploy.pgbouncer import pgbouncer
 from tests.deploy.test_deploy_files import nginx_binary, self_signed_certificate
 from tests.heartbeats import heartbeat_pids
@@ -153,20 +153,9 @@ def _run_topology(tmp_path: Path, database_url: str, served_url: str) -> Iterato
     hostname = f"localhost:{https_port}"
     services = compose({"POSTGRES_PASSWORD": "unused", "SWITCHBOARD_HOSTNAME": hostname})["services"]
     sandbox_url = f"http://127.0.0.1:{sandbox}"
-    # What deploy/switchboard.env holds on a real host: here the sandbox's endpoints and secrets.
-    env_file = {
-        "SWITCHBOARD_API_TOKEN": TOKEN,
-        "SWITCHBOARD_SESSION_SECRET": "deploy-session-secret-0123456789abcdef",
-        "SWITCHBOARD_SANDBOX_PORT": str(sandbox),
-        "SWITCHBOARD_SANDBOX_SMTP_PORT": str(smtp),
-        "SWITCHBOARD_TWILIO_BASE_URL": sandbox_url,
-        "SWITCHBOARD_WHATSAPP_BASE_URL": sandbox_url,
-        "SWITCHBOARD_TELEGRAM_BASE_URL": sandbox_url,
-        "SWITCHBOARD_SLACK_BASE_URL": sandbox_url + "/slack/api",
-        "SWITCHBOARD_SMTP_HOST": "127.0.0.1",
-        "SWITCHBOARD_SMTP_PORT": str(smtp),
-        "SWITCHBOARD_LOG_LEVEL": "INFO",
-    }
+    env_file = sandbox_env_file(
+        sandbox, smtp, api_token=TOKEN, session_secret="deploy-session-secret-0123456789abcdef"
+    )
 
     def env_of(service: str) -> dict[str, str]:
         environment = environment_of(services[service])
