@@ -123,7 +123,7 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
         "days": len(days),
         # Today so far is in: this page follows the day's sending. Analytics' "last 30 days" are whole
         # days, ending yesterday; the dates here say which window this is.
-        "window": f"{formats.day(days[0])} – {formats.day(days[-1])}, today so far included",
+        "days_window": f"{formats.day(days[0])} – {formats.day(days[-1])}, today so far included",
     }
 
 
