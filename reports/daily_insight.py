@@ -33,9 +33,8 @@ FRESH_FOR = timedelta(hours=20)
 
 
 def cohort_months(now: datetime, business_tz: str) -> PeriodSpec:
-    """The customer page's cohorts: the last DEFAULT_COHORT_MONTHS whole months. The oldest is followed for
-    the months after it up to last month; a quarter ended months ago (as before) left every later month of
-    its cohorts unmeasured, and the months since without a cohort."""
+    """The customer page's cohorts: the last DEFAULT_COHORT_MONTHS whole months, each followed in the
+    months after it up to last month (the newest, last month's, in none yet)."""
     this_month = month_start(now.astimezone(ZoneInfo(business_tz)).date())
     return PeriodSpec.between(add_months(this_month, -DEFAULT_COHORT_MONTHS), this_month - timedelta(days=1))
 

@@ -106,7 +106,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         "per_channel": [(str(c), n) for c, n in (preview.per_channel if preview else {}).items()],
         "progress": progress.sent_by_stage(),
         "replies": progress.replies,
-        "failed": sorted(progress.failed_by_reason.items(), key=lambda item: (-item[1], item[0]))[:8],
+        "failed": progress.failure_reasons(8),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
         "actions": allowed_actions(campaign.status),

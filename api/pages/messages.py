@@ -23,7 +23,7 @@ from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
 from reports.exports import SheetRows
 from storage.database import Database
-from storage.queries.campaigns import campaign_overview
+from storage.queries.campaigns import CampaignOverview, campaign_overview
 from storage.queries.messages import (
     MessageLogFilters,
     MessageRecord,
@@ -293,22 +293,46 @@ async def template_preview(request: Request[Any, Any, Any], form: PreviewForm) -
     return await preview_message(container.messaging_uow(), message, utc_now(), container.consent_policy())
 
 
+@dataclass(frozen=True)
+class LogScope:
+    """Whom and which campaign the filters name, as found in the database: the page and its downloads both."""
+
+    search: CustomerSearch | None
+    campaign: CampaignOverview | None
+    #: The customers and campaign named were found (none named counts as found): messages may match.
+    found: bool
+
+    @property
+    def customers(self) -> list[int] | None:
+        return self.search.ids if self.search else None
+
+    @property
+    def campaign_id(self) -> int | None:
+        return self.campaign.id if self.campaign else None
+
+
+async def log_scope(database: Database, filters: MessageFilters) -> LogScope:
+    search = await find_customers(database, filters.customer) if filters.customer else None
+    campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
+    found = (search is None or bool(search.matches)) and (campaign is not None or not filters.campaign)
+    return LogScope(search, campaign, found)
+
+
 class MessagePages(StaffPages):
     @get("/communication/messages", name="messages")
     async def messages(self, request: Request[Any, Any, Any]) -> Template:
         filters = MessageFilters.parse(dict(request.query_params))
         database = container_of(request).database
-        search = await find_customers(database, filters.customer) if filters.customer else None
-        campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
+        scope = await log_scope(database, filters)
         rows, next_before = (
             await latest_messages(
                 database,
                 filters,
                 Formats.of(request),
-                customers=search.ids if search else None,
-                campaign_id=campaign.id if campaign else None,
+                customers=scope.customers,
+                campaign_id=scope.campaign_id,
             )
-            if (search is None or search.matches) and (campaign is not None or not filters.campaign)
+            if scope.found
             else ([], None)
         )
         return page(
@@ -317,8 +341,8 @@ class MessagePages(StaffPages):
             "communication",
             "messages",
             filters=filters,
-            search=search,
-            campaign=campaign,
+            search=scope.search,
+            campaign=scope.campaign,
             rows=rows,
             next_query=filters.query_for(next_before) if next_before else None,
             export_query=urlencode(filters.kept()),
@@ -334,15 +358,10 @@ class MessagePages(StaffPages):
         with its whole text, times in the business's timezone."""
         filters = MessageFilters.parse(dict(request.query_params))
         database, formats = container_of(request).database, Formats.of(request)
-        search = await find_customers(database, filters.customer) if filters.customer else None
-        campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
+        scope = await log_scope(database, filters)
         rows = (
-            await message_log(
-                database,
-                filters.for_log(search.ids if search else None, campaign.id if campaign else None),
-                EXPORT_ROWS + 1,
-            )
-            if (search is None or search.matches) and (campaign is not None or not filters.campaign)
+            await message_log(database, filters.for_log(scope.customers, scope.campaign_id), EXPORT_ROWS + 1)
+            if scope.found
             else []
         )
         shown = [

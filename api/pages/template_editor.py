@@ -397,15 +397,16 @@ class TemplateEditorPages(StaffPages):
         )
 
 
+#: How German writes its letters without umlauts (ü: ue): a German name keeps its reading as a key.
+GERMAN_LETTERS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
 def template_key(name: str) -> str:
     """A name as people write it, as the key templates are named by: "Flu Jab!" is flu-jab, "Grippe für
     Ältere" grippe-fuer-aeltere (German letters as German writes them without), other accents dropped."""
     spelled = name.lower().translate(GERMAN_LETTERS)
     plain = unicodedata.normalize("NFKD", spelled).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9_-]+", "-", plain).strip("-_")[:64].strip("-_")
-
-
-GERMAN_LETTERS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 
 def _variant_key(name: str, channel: str, locale: str) -> tuple[Channel, str]:

@@ -153,10 +153,7 @@ async def _status(
     slug = found.slug
     progress = await use_cases.campaign_progress(ctx.uow.campaigns(), found.id)
     by_status = ", ".join(f"{s} {n:,}" for s, n in progress.sent_by_stage()) or "nothing planned yet"
-    failed = ", ".join(
-        f"{r} {n:,}"
-        for r, n in sorted(progress.failed_by_reason.items(), key=lambda item: (-item[1], item[0]))[:3]
-    )
+    failed = ", ".join(f"{r} {n:,}" for r, n in progress.failure_reasons(3))
     reasons = ", ".join(
         f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
     )

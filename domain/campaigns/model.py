@@ -247,14 +247,13 @@ class CampaignProgress:
         return self.count(MessageStatus.RECEIVED.value)
 
     def sent_by_stage(self) -> list[tuple[str, int]]:
-        """The campaign's own messages by where they are, in words, in the order a message goes."""
-        return [
-            (words, self.count(status)) for status, words in PROGRESS_WORDS.items() if self.count(status)
-        ] + [
-            (status, n)
-            for status, n in sorted(self.by_status.items())
-            if status not in PROGRESS_WORDS and status != MessageStatus.RECEIVED.value
-        ]
+        """The campaign's own messages by where they are, in words, in the order a message goes (every
+        status but a reply's has its words)."""
+        return [(words, self.count(status)) for status, words in PROGRESS_WORDS.items() if self.count(status)]
+
+    def failure_reasons(self, most: int) -> list[tuple[str, int]]:
+        """The `most` commonest reasons messages were not delivered, commonest first (ties by their words)."""
+        return sorted(self.failed_by_reason.items(), key=lambda item: (-item[1], item[0]))[:most]
 
 
 #: A campaign message's status as its progress says it, in the order a message goes.

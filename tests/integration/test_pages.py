@@ -599,6 +599,13 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
     assert len(set(re.findall(r'href="/communication/messages/(\d+)"', undelivered))) == 2
     unknown = (await client.get("/communication/messages?campaign=no-such-campaign")).text
     assert "There is no campaign “no-such-campaign”" in unknown and "No messages match" in unknown
+    # A campaign address no campaign could have is dropped as the other malformed filters are: every message.
+    forged = await client.get("/communication/messages?campaign=%3Cscript%3E%27%3B--")
+    assert (
+        forged.status_code == 200
+        and 'id="campaign-filter"' not in forged.text
+        and "<script>'" not in forged.text
+    )
     sheet = (await client.get(f"/communication/messages.csv?campaign={seeded.campaign_slug}")).text
     assert f"campaign {seeded.campaign_slug}" in sheet and "Is this offer for Mitte too?" in sheet
 
