@@ -188,7 +188,9 @@ def _kept_event_values(payload: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-async def erase_customer(database: Database, customer_id: int, *, actor: str, now: datetime) -> Erasure:
+async def erase_customer(
+    database: Database, customer_id: int, *, actor: str, now: datetime, via: str = "cli"
+) -> Erasure:
     """Erases the customer in one transaction, audited, then blanks the applied webhooks that name them.
     Raises NoSuchCustomer or ErasureRefused (then nothing changed)."""
     # The searches that read whole tables (messages by address) run first, in a read that takes no lock.
@@ -232,7 +234,7 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
         session.add(
             AuditLog(
                 actor=actor,
-                via="cli",
+                via=via,
                 action=ERASE_ACTION,
                 target=f"customer:{customer_id}",
                 detail={**erasure.counts, "again": again, "twilio_records": erasure.twilio_records},
@@ -242,7 +244,7 @@ async def erase_customer(database: Database, customer_id: int, *, actor: str, no
     await _blank_webhooks(database, erasure, addresses)
     if erasure.counts["webhooks"]:
         detail = {"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept}
-        await _audit(database, customer_id, actor, "customer.erase.webhooks", detail)
+        await _audit(database, customer_id, actor, "customer.erase.webhooks", detail, via)
     return erasure
 
 
@@ -311,18 +313,18 @@ async def _twilio_pending(session: AsyncSession, customer_id: int) -> list[str]:
 
 
 async def record_copies_erased(
-    database: Database, customer_id: int, actor: str, counts: dict[str, Any]
+    database: Database, customer_id: int, actor: str, counts: dict[str, Any], via: str = "cli"
 ) -> None:
-    await _audit(database, customer_id, actor, COPIES_ACTION, counts)
+    await _audit(database, customer_id, actor, COPIES_ACTION, counts, via)
 
 
 async def _audit(
-    database: Database, customer_id: int, actor: str, action: str, detail: dict[str, Any]
+    database: Database, customer_id: int, actor: str, action: str, detail: dict[str, Any], via: str
 ) -> None:
     """An audit entry of its own, for a step after the erasure's transaction."""
     async with database.sessions() as session:
         session.add(
-            AuditLog(actor=actor, via="cli", action=action, target=f"customer:{customer_id}", detail=detail)
+            AuditLog(actor=actor, via=via, action=action, target=f"customer:{customer_id}", detail=detail)
         )
         await session.commit()
 

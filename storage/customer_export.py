@@ -194,12 +194,14 @@ def write_bundle(bundle: CustomerBundle, path: Path) -> None:
     partial.replace(path)
 
 
-async def record_export(database: Database, customer_id: int, actor: str, counts: dict[str, int]) -> None:
+async def record_export(
+    database: Database, customer_id: int, actor: str, counts: dict[str, int], via: str = "cli"
+) -> None:
     async with database.sessions() as session:
         session.add(
             AuditLog(
                 actor=actor,
-                via="cli",
+                via=via,
                 action="customer.export",
                 target=f"customer:{customer_id}",
                 detail=counts,

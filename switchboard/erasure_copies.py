@@ -85,7 +85,8 @@ class CopiesErased:
             "failures": len(self.failures),
         }
 
-    def lines(self, customer_id: int) -> list[str]:
+    def lines(self, customer_id: int, retry: str | None = None) -> list[str]:
+        """What was done, in lines; `retry` says how to try the failures again (default: the command)."""
         lines = []
         if self.slack_messages or self.telegram_posts:
             lines.append(
@@ -105,17 +106,19 @@ class CopiesErased:
         if len(self.failures) > 10:
             lines.append(f"and {len(self.failures) - 10} more not changed")
         if self.failures:
-            lines.append(f"run `switchboard customer erase {customer_id} --yes` again to try those again")
+            lines.append(
+                retry or f"run `switchboard customer erase {customer_id} --yes` again to try those again"
+            )
         return lines
 
 
 async def erase_copies(
-    settings: Settings, database: Database, erasure: Erasure, *, actor: str
+    settings: Settings, database: Database, erasure: Erasure, *, actor: str, via: str = "cli"
 ) -> CopiesErased:
     """After `erasure` (storage.customer_erasure.erase_customer): its customer's copies in the staff chats
     and Twilio's records of their SMS (with those an earlier run left)."""
     return await erase_staff_copies(
-        settings, database, erasure.customer_id, actor=actor, twilio_records=erasure.twilio_records
+        settings, database, erasure.customer_id, actor=actor, twilio_records=erasure.twilio_records, via=via
     )
 
 
@@ -126,6 +129,7 @@ async def erase_staff_copies(
     *,
     actor: str,
     twilio_records: Sequence[str] = (),
+    via: str = "cli",
 ) -> CopiesErased:
     """Overwrites the customer's conversations in Slack threads and Telegram posts, and deletes Twilio's
     records of their SMS (`twilio_records`: the erasure's, with those an earlier run left pending); audited
@@ -139,7 +143,7 @@ async def erase_staff_copies(
     if twilio_records:
         await _erase_twilio(settings, twilio_records, done)
     if copies.slack_threads or copies.telegram_posts or twilio_records:
-        await record_copies_erased(database, customer_id, actor, done.counts())
+        await record_copies_erased(database, customer_id, actor, done.counts(), via)
     return done
 
 

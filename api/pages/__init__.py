@@ -15,6 +15,7 @@ from api.pages.channels import ChannelPages
 from api.pages.chat import ChatPages
 from api.pages.common import SECTIONS, StaffPages, page
 from api.pages.customer_import import CustomerImportPages
+from api.pages.customers import CustomerPages
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.report_builder import ReportBuilderPages
@@ -48,6 +49,7 @@ PAGE_CONTROLLERS = [
     CampaignWizardPages,
     CampaignPages,
     CustomerImportPages,
+    CustomerPages,
     ChannelPages,
     ChatPages,
     CannedReplyPages,

@@ -46,6 +46,11 @@ COMMUNICATION_PAGES = (
         "Message templates per channel and locale, with live preview, and the automated notifications.",
     ),
     SubPage("campaigns", "Campaigns", "Bulk campaigns: audience, preview, launch, pause and live progress."),
+    SubPage(
+        "customers",
+        "Customers",
+        "Find a customer: their consent and preferences, messages, conversations, appointments and orders.",
+    ),
     SubPage("sms", "SMS", "Twilio SMS traffic, segments, cost and carrier errors."),
     SubPage("email", "Email", "Email sends, bounces and one-click unsubscribes."),
     SubPage("whatsapp", "WhatsApp", "WhatsApp Cloud API messages, templates and the 24-hour window."),

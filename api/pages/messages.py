@@ -148,13 +148,14 @@ async def latest_messages(
     formats: Formats,
     customers: list[int] | None = None,
     campaign_id: int | None = None,
+    limit: int = PAGE_SIZE,
 ) -> tuple[list[MessageRow], int | None]:
     """Newest first by time (ties by id), one page; the second value is the `before` id of the next page.
 
     `customers` narrows to those customers (from a search). The next page starts after the last
     message shown, at its time and id, so paging stays exact however many messages share a moment.
     """
-    rows = await message_log(database, filters.for_log(customers, campaign_id), PAGE_SIZE + 1)
+    rows = await message_log(database, filters.for_log(customers, campaign_id), limit + 1)
     shown = [
         MessageRow(
             m.id,
@@ -167,9 +168,9 @@ async def latest_messages(
             (m.status_reason or m.error_code or "").replace("_", " "),
             _snippet(m.subject or m.body),
         )
-        for m, name in rows[:PAGE_SIZE]
+        for m, name in rows[:limit]
     ]
-    return shown, (shown[-1].id if len(rows) > PAGE_SIZE else None)
+    return shown, (shown[-1].id if len(rows) > limit else None)
 
 
 def why(message: MessageRecord) -> str:

@@ -58,8 +58,9 @@ class CustomerCard:
     tags: tuple[str, ...] = ()  # e.g. "first-contact:whatsapp" on a record a first message made
 
 
-async def customer_card(database: Database, customer_id: int, chat_id: int) -> CustomerCard | None:
-    """The card for the customer of conversation `chat_id` (None: no such customer)."""
+async def customer_card(database: Database, customer_id: int, chat_id: int | None) -> CustomerCard | None:
+    """The card for the customer of conversation `chat_id`, or for the customer page (`chat_id` None: every
+    unfinished conversation is an "other" one). None: no such customer."""
     preferences = await customer_preferences(database, customer_id)
     if preferences is None:
         return None
@@ -80,7 +81,7 @@ async def customer_card(database: Database, customer_id: int, chat_id: int) -> C
         select(ChatSession.id, ChatSession.channel, ChatSession.status, ChatSession.last_message_at)
         .where(
             ChatSession.customer_id == customer_id,
-            ChatSession.id != chat_id,
+            ChatSession.id != (chat_id or 0),
             ChatSession.status.in_(UNFINISHED),
         )
         .order_by(ChatSession.last_message_at.desc(), ChatSession.id.desc())

@@ -1,0 +1,438 @@
+"""Customers on the dashboard: the list (search by name, email, phone or #id, and by segment) and one
+customer's page: who they are, what they agreed to and when, their preferences, their latest messages,
+conversations, appointments and orders. Agents record what a customer said about hearing from us and change
+their preferences; managers download everything held about them; admins erase them at their request."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from api.auth import requires_role
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.customer_card import CONSENT_WORDS, card_view
+from api.pages.messages import MessageFilters, latest_messages
+from bot.commands.masking import mask_email, mask_phone
+from domain.consent.ledger import record_consent
+from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
+from domain.consent.use_cases import set_preferences
+from domain.conversations.desk import STATUS_WORDS
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.customers.importing import normalise_phone
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
+from storage.customer_erasure import ErasureRefused, erase_customer
+from storage.customer_export import NoSuchCustomer, customer_bundle, record_export, write_bundle
+from storage.queries.customer_directory import (
+    PAGE_SIZE,
+    CustomerRecord,
+    CustomerSearch,
+    customer_list,
+    customer_record,
+    customer_segments,
+)
+from switchboard.erasure_copies import erase_copies
+
+PATH = "/communication/customers"
+#: The latest messages the customer page shows; the message log has them all.
+MESSAGES_SHOWN = 10
+#: How a customer told staff what they want, as the consent ledger records it (its `source`).
+TOLD_US = {"front_desk": "in person", "phone_call": "on the phone", "in_writing": "in writing"}
+#: Every source of consent statements, as staff read them; others show with spaces for underscores.
+SOURCE_WORDS = {
+    **TOLD_US,
+    "web_form": "web form",
+    "checkout": "at checkout",
+    "in_clinic": "in the clinic",
+    "import": "customer list import",
+    "api": "through the API",
+    "sms_keyword": "replied STOP",
+    "keyword": "replied with a keyword",
+    "email_unsubscribe": "unsubscribe link",
+    "whatsapp_optin": "WhatsApp opt-in",
+    "whatsapp_block": "blocked us on WhatsApp",
+    "telegram_start": "started the Telegram bot",
+    "telegram_block": "blocked the Telegram bot",
+    "erasure": "erased at their request",
+}
+#: What the page says after an action (the `done` parameter of the redirect back to it).
+DONE_WORDS = {
+    "consent": "Recorded in the consent ledger.",
+    "preferences": "Preferences saved.",
+}
+
+
+def channel_words(channel: str) -> str:
+    return CHAT_CHANNEL_WORDS.get(channel, channel)
+
+
+def search_of(text: str, segment: str, region: str) -> CustomerSearch:
+    """What was typed, read as a name or email part, a phone number (in the business's country) or #id."""
+    text = " ".join(text.split())[:100]
+    compact = text.replace(" ", "").lstrip("#")
+    customer_id = int(compact) if compact.isdigit() and len(compact) < 19 else None
+    phone = None
+    if sum(c.isdigit() for c in text) >= 6:
+        reading = normalise_phone(text, region)
+        phone = reading[0] if isinstance(reading, tuple) else None
+    return CustomerSearch(text, phone, customer_id, segment or None)
+
+
+class CustomerPages(StaffPages):
+    @get(PATH, name="customer_list")
+    async def customers(self, request: Request[Any, Any, Any]) -> Template:
+        container, staff = container_of(request), staff_of(request)
+        params = request.query_params
+        segments = await customer_segments(container.database)
+        segment = params.get("segment") or ""
+        segment = segment if segment in segments else ""
+        search = search_of(params.get("q") or "", segment, container.settings.phone_region)
+        before_text = (params.get("before") or "").strip()
+        before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
+        found = await customer_list(container.database, search, before=before, limit=PAGE_SIZE)
+        formats = Formats.of(request)
+        full = staff.may(Role.AGENT)
+        rows = [
+            {
+                "id": c.id,
+                "name": c.name,
+                "phone": (c.phone_e164 if full else mask_phone(c.phone_e164)) or "—",
+                "email": (c.email if full else mask_email(c.email)) or "—",
+                "segment": c.segment,
+                "since": formats.day(c.created_at.astimezone(ZoneInfo(formats.timezone)).date()),
+                "erased": c.erased_at is not None,
+            }
+            for c in found.rows
+        ]
+        kept = {k: v for k, v in {"q": search.text, "segment": segment}.items() if v}
+        return page(
+            request,
+            "communication/customers.html",
+            "communication",
+            "customers",
+            rows=rows,
+            total=found.total,
+            q=search.text,
+            segment=segment,
+            segments=segments,
+            paged=before is not None,
+            first_query=urlencode(kept),
+            next_query=urlencode({**kept, "before": found.next_before}) if found.next_before else None,
+            masked=not full,
+            may_import=staff.may(Role.MANAGER),
+        )
+
+    @get(f"{PATH}/{{customer_id:int}}", name="customer_page")
+    async def customer(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
+        done = request.query_params.get("done") or ""
+        return await self._customer(request, customer_id, notice=DONE_WORDS.get(done))
+
+    async def _customer(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: int,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        erased_lines: list[str] | None = None,
+        open_form: str | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        container, staff = container_of(request), staff_of(request)
+        record = await customer_record(container.database, customer_id)
+        if record is None:
+            raise NotFoundException(f"There is no customer #{customer_id}.")
+        formats = Formats.of(request)
+        messages, more = await latest_messages(
+            container.database,
+            MessageFilters(None, None, None, customer_id, "", None),
+            formats,
+            limit=MESSAGES_SHOWN,
+        )
+        template = page(
+            request,
+            "communication/customer.html",
+            "communication",
+            "customers",
+            customer=_profile(record, formats, full=staff.may(Role.AGENT)),
+            card=card_view(record.card, formats),
+            consent_rows=_consent_rows(record, formats),
+            ledger=_ledger(record, formats),
+            conversations=[
+                {
+                    "id": c.id,
+                    "channel": channel_words(c.channel),
+                    "status": c.status,
+                    "status_label": STATUS_WORDS.get(c.status, c.status),
+                    "started": formats.moment(c.started_at),
+                    "last_message": formats.moment(c.last_message_at) if c.last_message_at else "—",
+                }
+                for c in record.conversations
+            ],
+            messages=[replace(m, channel=channel_words(m.channel)) for m in messages],
+            more_messages=more is not None,
+            channels=[(c.value, channel_words(c.value)) for c in OUTBOUND_CHANNELS],
+            told_us=TOLD_US,
+            preferences=_preferences_form(record),
+            max_per_week=MAX_MARKETING_PER_WEEK,
+            may_change=staff.may(Role.AGENT) and record.erased_at is None,
+            may_export=staff.may(Role.MANAGER),
+            may_erase=staff.may(Role.ADMIN),
+            notice=notice,
+            error=error,
+            erased_lines=erased_lines,
+            open_form=open_form,
+        )
+        template.status_code = status_code
+        return template
+
+    @post(f"{PATH}/{{customer_id:int}}/consent", name="customer_consent", guards=[requires_role(Role.AGENT)])
+    async def consent(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Response[Any]:
+        container, staff = container_of(request), staff_of(request)
+        form = await request.form()
+        channel, status = str(form.get("channel", "")), str(form.get("status", ""))
+        how, note = str(form.get("how", "")), " ".join(str(form.get("note", "")).split())
+        problem = None
+        if channel not in {c.value for c in OUTBOUND_CHANNELS}:
+            problem = "Choose the channel they spoke about."
+        elif status not in (ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value):
+            problem = "Choose whether they may be messaged or opted out."
+        elif how not in TOLD_US:
+            problem = "Choose how they told you: in person, on the phone or in writing."
+        elif len(note) > 200:
+            problem = "Keep the note to 200 characters."
+        record = await customer_record(container.database, customer_id)
+        if record is None:
+            raise NotFoundException(f"There is no customer #{customer_id}.")
+        if record.erased_at is not None:
+            problem = "This customer was erased at their request; nothing more is recorded about them."
+        if problem:
+            return await self._customer(
+                request, customer_id, error=problem, open_form="consent", status_code=400
+            )
+        detail = f"recorded by {staff.email}" + (f": {note}" if note else "")
+        await record_consent(
+            container.conversation_uow(),
+            customer_id,
+            Channel(channel),
+            ConsentStatus(status),
+            how,
+            detail[:255],
+            utc_now(),
+        )
+        return Redirect(f"{PATH}/{customer_id}?done=consent#consent", status_code=303)
+
+    @post(
+        f"{PATH}/{{customer_id:int}}/preferences",
+        name="customer_preferences",
+        guards=[requires_role(Role.AGENT)],
+    )
+    async def preferences(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Response[Any]:
+        container, staff = container_of(request), staff_of(request)
+        form = await request.form()
+        preferred = str(form.get("preferred_channel", "")) or None
+        start = str(form.get("quiet_start", "")).strip() or None
+        end = str(form.get("quiet_end", "")).strip() or None
+        cap_text = str(form.get("marketing_cap", "")).strip()
+        problem = None
+        cap: int | None = None
+        record = await customer_record(container.database, customer_id)
+        if record is None:
+            raise NotFoundException(f"There is no customer #{customer_id}.")
+        if record.erased_at is not None:
+            problem = "This customer was erased at their request; nothing more is recorded about them."
+        elif preferred is not None and preferred not in {c.value for c in OUTBOUND_CHANNELS}:
+            problem = "Choose a preferred channel from the list, or no preference."
+        elif (start is None) != (end is None):
+            problem = "Give quiet hours both a start and an end, or leave both empty."
+        elif cap_text and not (cap_text.isdigit() and int(cap_text) <= MAX_MARKETING_PER_WEEK):
+            problem = (
+                f"Marketing messages a week is a whole number from 0 to {MAX_MARKETING_PER_WEEK}, "
+                "or empty for no cap."
+            )
+        else:
+            cap = int(cap_text) if cap_text else None
+        if problem is None:
+            try:
+                await set_preferences(
+                    container.units.preferences(),
+                    customer_id,
+                    preferred_channel=preferred,
+                    quiet_hours_start=start,
+                    quiet_hours_end=end,
+                    marketing_max_per_week=cap,
+                    actor=staff.email,
+                    via="dashboard",
+                    now=utc_now(),
+                )
+            except PreferencesError:
+                problem = "Quiet hours are times of day, like 21:00 and 08:00."
+            except UnknownCustomer:
+                raise NotFoundException(f"There is no customer #{customer_id}.") from None
+        if problem:
+            return await self._customer(
+                request, customer_id, error=problem, open_form="preferences", status_code=400
+            )
+        return Redirect(f"{PATH}/{customer_id}?done=preferences#preferences", status_code=303)
+
+    @post(
+        f"{PATH}/{{customer_id:int}}/export",
+        name="customer_export",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=200,
+    )
+    async def export(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Response[bytes]:
+        """Everything held about the customer as a ZIP (the same as `switchboard customer export`), audited."""
+        container, staff = container_of(request), staff_of(request)
+        try:
+            bundle = await customer_bundle(container.database, customer_id)
+        except NoSuchCustomer:
+            raise NotFoundException(f"There is no customer #{customer_id}.") from None
+        with tempfile.TemporaryDirectory(prefix="switchboard-export-") as folder:
+            path = Path(folder) / f"customer-{customer_id}.zip"
+            write_bundle(bundle, path)
+            content = path.read_bytes()
+        await record_export(container.database, customer_id, staff.email, bundle.counts(), via="dashboard")
+        return Response(
+            content,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="customer-{customer_id}.zip"',
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @post(
+        f"{PATH}/{{customer_id:int}}/erase",
+        name="customer_erase",
+        guards=[requires_role(Role.ADMIN)],
+        status_code=200,
+    )
+    async def erase(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
+        """Erases the customer at their request once the admin has typed their number; says what was done."""
+        container, staff = container_of(request), staff_of(request)
+        form = await request.form()
+        if str(form.get("confirm", "")).strip().lstrip("#") != str(customer_id):
+            return await self._customer(
+                request,
+                customer_id,
+                error=f"Nothing was erased: type the customer's number, {customer_id}, to confirm.",
+                open_form="erase",
+                status_code=400,
+            )
+        try:
+            erasure = await erase_customer(
+                container.database, customer_id, actor=staff.email, now=utc_now(), via="dashboard"
+            )
+        except NoSuchCustomer:
+            raise NotFoundException(f"There is no customer #{customer_id}.") from None
+        except ErasureRefused:
+            return await self._customer(
+                request,
+                customer_id,
+                error="Nothing was erased: a message to this customer is being handed to a provider right now. "
+                "Try again in a minute.",
+                status_code=409,
+            )
+        copies = await erase_copies(
+            container.settings, container.database, erasure, actor=staff.email, via="dashboard"
+        )
+        lines = [
+            erasure.summary(),
+            *copies.lines(customer_id, retry="Erase again to try those again."),
+        ]
+        return await self._customer(request, customer_id, erased_lines=[_sentence(line) for line in lines])
+
+
+def _sentence(line: str) -> str:
+    line = line.strip()
+    return (line[:1].upper() + line[1:]).rstrip(".") + "." if line else line
+
+
+def _profile(record: CustomerRecord, formats: Formats, *, full: bool) -> dict[str, Any]:
+    zone = ZoneInfo(formats.timezone)
+    reachable = [
+        words
+        for words, present in (
+            ("SMS", record.phone_e164),
+            ("email", record.email),
+            ("WhatsApp", record.whatsapp),
+            ("Telegram", record.telegram),
+        )
+        if present
+    ]
+    return {
+        "id": record.id,
+        "name": record.name,
+        "phone": (record.phone_e164 if full else mask_phone(record.phone_e164)) or "—",
+        "email": (record.email if full else mask_email(record.email)) or "—",
+        "reference": record.external_ref or "—",
+        "reachable": ", ".join(reachable) or "no channel",
+        "locale": record.locale,
+        "timezone": record.timezone,
+        "country": record.country or "—",
+        "segment": record.segment,
+        "clinic": record.home_clinic or "—",
+        "since": formats.day(record.created_at.astimezone(zone).date()),
+        "erased": formats.day(record.erased_at.astimezone(zone).date()) if record.erased_at else None,
+        "masked": not full,
+    }
+
+
+def _consent_rows(record: CustomerRecord, formats: Formats) -> list[dict[str, str]]:
+    """Every channel we send on, with what the customer last said about it ("not asked" when nothing)."""
+    zone = ZoneInfo(formats.timezone)
+    current = {c.channel: c for c in record.card.preferences.consents}
+    rows = []
+    for channel in OUTBOUND_CHANNELS:
+        said = current.get(channel.value)
+        rows.append(
+            {
+                "channel": channel_words(channel.value),
+                "status": said.status if said else "unknown",
+                "words": CONSENT_WORDS.get(said.status, said.status) if said else CONSENT_WORDS["unknown"],
+                "since": formats.day(said.changed_at.astimezone(zone).date()) if said else "—",
+                "how": source_words(said.source) if said else "—",
+            }
+        )
+    return rows
+
+
+def source_words(source: str) -> str:
+    return SOURCE_WORDS.get(source, source.replace("_", " "))
+
+
+def _ledger(record: CustomerRecord, formats: Formats) -> list[dict[str, str]]:
+    """The consent ledger, newest first, as staff read it."""
+    return [
+        {
+            "when": formats.moment(r.recorded_at),
+            "channel": channel_words(r.channel),
+            "status": r.status,
+            "words": CONSENT_WORDS.get(r.status, r.status.replace("_", " ")),
+            "how": source_words(r.source),
+            "detail": r.detail or "",
+        }
+        for r in reversed(record.ledger)
+    ]
+
+
+def _preferences_form(record: CustomerRecord) -> dict[str, str]:
+    preferences = record.card.preferences
+    cap = preferences.marketing_max_per_week
+    return {
+        "preferred_channel": preferences.preferred_channel or "",
+        "quiet_start": preferences.quiet_hours_start.strftime("%H:%M")
+        if preferences.quiet_hours_start
+        else "",
+        "quiet_end": preferences.quiet_hours_end.strftime("%H:%M") if preferences.quiet_hours_end else "",
+        "marketing_cap": "" if cap is None else str(cap),
+    }

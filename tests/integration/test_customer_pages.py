@@ -1,0 +1,362 @@
+"""The customer list and customer page on both engines: every count recounted from the rows, searches by
+name, email, phone (as people type it) and #id, paging, roles, consent and preferences recorded with who did
+it, the data download and the erasure, and every bad input answered with a clear 4xx that changes nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from api.pages import customers as customer_pages
+from storage.database import Database
+from storage.models import (
+    AuditLog,
+    CommunicationPreference,
+    ConsentRecord,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+)
+from tests.integration.test_pages import (
+    AGENT,
+    MANAGER,
+    VIEWER,
+    Client,
+    Seeded,
+    client,
+    csrf_token,
+    seeded,
+    sign_in,
+)
+
+__all__ = ["client", "seeded"]
+
+ADMIN = "admin@northwind.example"
+LIST = "/communication/customers"
+
+
+async def rows(seeded: Seeded, query: Any) -> list[Any]:
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        async with database.read_sessions() as session:
+            return list((await session.execute(query)).all())
+    finally:
+        await database.dispose()
+
+
+def listed_ids(html: str) -> list[int]:
+    table = re.search(r'<table id="customers">.*?</table>', html, re.S)
+    return (
+        [int(i) for i in re.findall(r"<tr><td><a href=\"/communication/customers/(\d+)\">", table.group(0))]
+        if table
+        else []
+    )
+
+
+def count_said(html: str) -> int:
+    found = re.search(r'<p id="customer-count" role="status">([\d,]+) customer', html)
+    assert found, html[:2000]
+    return int(found.group(1).replace(",", ""))
+
+
+async def post(client: Client, where: str, form: dict[str, str]) -> Any:
+    token = csrf_token((await client.get(where.rsplit("/", 1)[0])).text)
+    return await client.post(where, data={**form, "_csrf_token": token}, follow_redirects=False)
+
+
+async def test_the_list_counts_finds_and_pages_like_the_rows(
+    client: Client, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sign_in(client, seeded, AGENT)
+    everyone = [row[0] for row in await rows(seeded, select(Customer.id).order_by(Customer.id.desc()))]
+    html = (await client.get(LIST)).text
+    assert count_said(html) == len(everyone) and listed_ids(html) == everyone
+    assert "Customers" in html and 'aria-current="page"' in html
+
+    # A part of a name, any case: recounted from the rows.
+    name = (await rows(seeded, select(Customer.name).order_by(Customer.id).limit(1)))[0][0]
+    part = name.split()[-1][:4].upper()
+    matching = [
+        cid
+        for cid, n, e in await rows(seeded, select(Customer.id, Customer.name, Customer.email))
+        if part.lower() in n.lower() or part.lower() in (e or "").lower()
+    ]
+    html = (await client.get(LIST, params={"q": part})).text
+    assert count_said(html) == len(matching) and sorted(listed_ids(html)) == sorted(matching)
+
+    # A phone number as people say it (national, with spaces) and #id find the one customer.
+    cid, phone = (
+        await rows(
+            seeded,
+            select(Customer.id, Customer.phone_e164)
+            .where(Customer.phone_e164.like("+49%"))
+            .order_by(Customer.id)
+            .limit(1),
+        )
+    )[0]
+    national = "0" + phone[3:6] + " " + phone[6:]
+    for typed in (national, phone, f"#{cid}"):
+        html = (await client.get(LIST, params={"q": typed})).text
+        assert cid in listed_ids(html), typed
+
+    # A segment; an unknown segment is ignored rather than failing the page.
+    segment, in_segment = (
+        await rows(seeded, select(Customer.segment, func.count()).group_by(Customer.segment).limit(1))
+    )[0]
+    html = (await client.get(LIST, params={"segment": segment})).text
+    assert count_said(html) == in_segment
+    assert count_said((await client.get(LIST, params={"segment": "<b>x</b>"})).text) == len(everyone)
+
+    # Wildcards are letters: "%" matches no one, and user text is escaped.
+    html = (await client.get(LIST, params={"q": "%"})).text
+    assert count_said(html) == 0 and "No customer matches" in html
+    html = (await client.get(LIST, params={"q": "<script>x</script>"})).text
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+
+    # Pages: newest first, no one twice or missed, the count the same on every page.
+    monkeypatch.setattr(customer_pages, "PAGE_SIZE", 15)
+    seen: list[int] = []
+    where: str | None = LIST
+    while where:
+        html = (await client.get(where)).text
+        assert count_said(html) == len(everyone)
+        seen += listed_ids(html)
+        found = re.search(r'href="(/communication/customers\?[^"]*before=\d+)" rel="next"', html)
+        where = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == everyone
+    assert (await client.get(LIST, params={"before": "x' or 1=1"})).status_code == 200
+
+
+async def test_a_viewer_sees_shortened_contacts_and_no_forms(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, VIEWER)
+    cid, phone, email = (
+        await rows(
+            seeded,
+            select(Customer.id, Customer.phone_e164, Customer.email)
+            .where(Customer.phone_e164.is_not(None), Customer.email.is_not(None))
+            .limit(1),
+        )
+    )[0]
+    for where in (LIST, f"{LIST}/{cid}"):
+        html = (await client.get(where)).text
+        assert phone not in html and email not in html and "shortened" in html
+    html = (await client.get(f"{LIST}/{cid}")).text
+    assert 'id="consent-form"' not in html and 'id="export-button"' not in html and 'id="erase"' not in html
+    response = await post(
+        client, f"{LIST}/{cid}/consent", {"channel": "sms", "status": "opted_out", "how": "front_desk"}
+    )
+    assert response.status_code == 403
+    assert (await post(client, f"{LIST}/{cid}/preferences", {"marketing_cap": "1"})).status_code == 403
+
+
+async def test_the_customer_page_shows_what_the_rows_hold(client: Client, seeded: Seeded) -> None:
+    await sign_in(client, seeded, AGENT)
+    cid = (
+        await rows(
+            seeded,
+            select(ConsentRecord.customer_id)
+            .group_by(ConsentRecord.customer_id)
+            .order_by(func.count().desc(), ConsentRecord.customer_id)
+            .limit(1),
+        )
+    )[0][0]
+    html = (await client.get(f"{LIST}/{cid}")).text
+    name, phone = (await rows(seeded, select(Customer.name, Customer.phone_e164).where(Customer.id == cid)))[
+        0
+    ]
+    assert f"<h1>{name}</h1>" in html and (phone is None or phone in html)
+    ledger = await rows(seeded, select(ConsentRecord.id).where(ConsentRecord.customer_id == cid))
+    table = re.search(r'<table id="consent-ledger".*?</table>', html, re.S)
+    assert table and table.group(0).count("<tr>") == len(ledger) + 1  # the head row
+    current = dict(
+        await rows(
+            seeded,
+            select(CustomerConsent.channel, CustomerConsent.status).where(CustomerConsent.customer_id == cid),
+        )
+    )
+    now = re.search(r'<table id="consent-now".*?</table>', html, re.S)
+    assert now
+    for channel, words in (
+        ("sms", "SMS"),
+        ("email", "email"),
+        ("whatsapp", "WhatsApp"),
+        ("telegram", "Telegram"),
+    ):
+        row = re.search(rf"<tr><td>{words}</td><td><span [^>]*>([^<]+)</span>", now.group(0))
+        assert row, channel
+        expected = {"opted_in": "may be messaged", "opted_out": "opted out"}.get(
+            current.get(channel, ""), "not asked"
+        )
+        assert row.group(1) == expected, channel
+    newest = [
+        m
+        for (m,) in await rows(
+            seeded,
+            select(CustomerCommunication.id)
+            .where(CustomerCommunication.customer_id == cid)
+            .order_by(CustomerCommunication.created_at.desc(), CustomerCommunication.id.desc())
+            .limit(customer_pages.MESSAGES_SHOWN),
+        )
+    ]
+    shown = re.search(r'<table id="customer-messages">.*?</table>', html, re.S)
+    shown_ids = (
+        [int(i) for i in re.findall(r'href="/communication/messages/(\d+)"', shown.group(0))] if shown else []
+    )
+    assert shown_ids == newest
+    assert "None" not in re.sub(r"<[^>]+>", " ", html).split()  # no raw Python value
+    missing = await client.get(f"{LIST}/99999999")
+    assert missing.status_code == 404 and "There is no customer #99999999." in missing.text
+
+
+async def test_an_agent_records_consent_and_preferences_with_their_name(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, AGENT)
+    cid = (await rows(seeded, select(Customer.id).order_by(Customer.id).limit(1)))[0][0]
+    before = len(await rows(seeded, select(ConsentRecord.id).where(ConsentRecord.customer_id == cid)))
+
+    # Bad input: each refused in words, with nothing recorded.
+    for form, said in (
+        ({"channel": "pigeon", "status": "opted_out", "how": "front_desk"}, "Choose the channel"),
+        ({"channel": "sms", "status": "maybe", "how": "front_desk"}, "may be messaged or opted out"),
+        ({"channel": "sms", "status": "opted_out", "how": "telepathy"}, "Choose how they told you"),
+        ({"channel": "sms", "status": "opted_out", "how": "phone_call", "note": "x" * 201}, "200 characters"),
+    ):
+        response = await post(client, f"{LIST}/{cid}/consent", form)
+        assert response.status_code == 400 and said in response.text, form
+    assert len(await rows(seeded, select(ConsentRecord.id).where(ConsentRecord.customer_id == cid))) == before
+
+    response = await post(
+        client,
+        f"{LIST}/{cid}/consent",
+        {"channel": "sms", "status": "opted_out", "how": "phone_call", "note": "asked  to stop texts"},
+    )
+    assert (
+        response.status_code == 303 and response.headers["location"] == f"{LIST}/{cid}?done=consent#consent"
+    )
+    (source, detail, status), *_ = await rows(
+        seeded,
+        select(ConsentRecord.source, ConsentRecord.detail, ConsentRecord.status)
+        .where(ConsentRecord.customer_id == cid)
+        .order_by(ConsentRecord.id.desc())
+        .limit(1),
+    )
+    assert (source, status) == (
+        "phone_call",
+        "opted_out",
+    ) and detail == f"recorded by {AGENT}: asked to stop texts"
+    assert (
+        await rows(
+            seeded,
+            select(CustomerConsent.status).where(
+                CustomerConsent.customer_id == cid, CustomerConsent.channel == "sms"
+            ),
+        )
+    )[0][0] == "opted_out"
+    html = (await client.get(f"{LIST}/{cid}?done=consent")).text
+    assert "Recorded in the consent ledger." in html and "on the phone" in html
+
+    for form, said in (
+        ({"quiet_start": "21:00"}, "both a start and an end"),
+        ({"marketing_cap": "99"}, "whole number from 0 to"),
+        ({"marketing_cap": "-1"}, "whole number from 0 to"),
+        ({"preferred_channel": "fax"}, "preferred channel from the list"),
+        ({"quiet_start": "25:00", "quiet_end": "08:00"}, "times of day"),
+    ):
+        response = await post(client, f"{LIST}/{cid}/preferences", form)
+        assert response.status_code == 400 and said in response.text, form
+    response = await post(
+        client,
+        f"{LIST}/{cid}/preferences",
+        {"preferred_channel": "whatsapp", "quiet_start": "21:00", "quiet_end": "08:00", "marketing_cap": "2"},
+    )
+    assert response.status_code == 303
+    stored = (
+        await rows(
+            seeded,
+            select(
+                CommunicationPreference.preferred_channel,
+                CommunicationPreference.quiet_hours_start,
+                CommunicationPreference.quiet_hours_end,
+                CommunicationPreference.marketing_max_per_week,
+            ).where(CommunicationPreference.customer_id == cid),
+        )
+    )[0]
+    assert (stored[0], stored[1].strftime("%H:%M"), stored[2].strftime("%H:%M"), stored[3]) == (
+        "whatsapp",
+        "21:00",
+        "08:00",
+        2,
+    )
+    audit = await rows(
+        seeded,
+        select(AuditLog.actor, AuditLog.via).where(
+            AuditLog.action == "customer.preferences", AuditLog.target == f"customer:{cid}"
+        ),
+    )
+    assert (AGENT, "dashboard") in [tuple(a) for a in audit]
+    html = (await client.get(f"{LIST}/{cid}")).text
+    assert "21:00–08:00" in html and "at most 2 a week" in html and 'value="2"' in html
+
+
+async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
+    client: Client, seeded: Seeded
+) -> None:
+    cid, name = (
+        await rows(
+            seeded,
+            select(Customer.id, Customer.name)
+            .join(CustomerCommunication, CustomerCommunication.customer_id == Customer.id)
+            .order_by(Customer.id)
+            .limit(1),
+        )
+    )[0]
+    await sign_in(client, seeded, AGENT)
+    assert (await post(client, f"{LIST}/{cid}/export", {})).status_code == 403
+
+    await sign_in(client, seeded, MANAGER)
+    response = await post(client, f"{LIST}/{cid}/export", {})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert f'filename="customer-{cid}.zip"' in response.headers["content-disposition"]
+    bundle = json.loads(zipfile.ZipFile(io.BytesIO(response.content)).read("customer.json"))
+    assert bundle["customer"][0]["id"] == cid and bundle["customer"][0]["name"] == name
+    held = len(
+        await rows(seeded, select(CustomerCommunication.id).where(CustomerCommunication.customer_id == cid))
+    )
+    assert len(bundle["messages"]) == held
+    assert (MANAGER, "dashboard") in [
+        tuple(a)
+        for a in await rows(
+            seeded,
+            select(AuditLog.actor, AuditLog.via).where(
+                AuditLog.action == "customer.export", AuditLog.target == f"customer:{cid}"
+            ),
+        )
+    ]
+    assert (await post(client, f"{LIST}/{cid}/erase", {"confirm": str(cid)})).status_code == 403
+
+    await sign_in(client, seeded, ADMIN)
+    response = await post(client, f"{LIST}/{cid}/erase", {"confirm": str(cid + 1)})
+    assert response.status_code == 400 and "Nothing was erased" in response.text
+    assert (await rows(seeded, select(Customer.erased_at).where(Customer.id == cid)))[0][0] is None
+
+    response = await post(client, f"{LIST}/{cid}/erase", {"confirm": f"#{cid}"})
+    assert response.status_code == 200, response.text
+    assert f"Erased customer {cid}" in response.text and "Erased at their request on" in response.text
+    erased_name, erased_at = (
+        await rows(seeded, select(Customer.name, Customer.erased_at).where(Customer.id == cid))
+    )[0]
+    assert erased_at is not None and erased_name != name and name not in response.text
+    assert 'id="consent-form"' not in response.text and 'id="erase"' not in response.text
+    refused = await post(
+        client, f"{LIST}/{cid}/consent", {"channel": "sms", "status": "opted_in", "how": "front_desk"}
+    )
+    assert refused.status_code == 400 and "erased at their request" in refused.text
+    html = (await client.get(LIST, params={"q": f"#{cid}"})).text
+    assert listed_ids(html) == [cid] and "erased</span>" in html
