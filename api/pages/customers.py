@@ -12,6 +12,9 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+import anyio
+import phonenumbers
+from babel import Locale, UnknownLocaleError
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
@@ -26,6 +29,7 @@ from domain.consent.ledger import record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
+from domain.conversations.model import KEYWORD_SOURCE
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.customers.importing import normalise_phone
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
@@ -34,7 +38,7 @@ from storage.customer_export import NoSuchCustomer, customer_bundle, record_expo
 from storage.queries.customer_directory import (
     PAGE_SIZE,
     CustomerRecord,
-    CustomerSearch,
+    DirectorySearch,
     customer_list,
     customer_record,
     customer_segments,
@@ -46,17 +50,18 @@ PATH = "/communication/customers"
 MESSAGES_SHOWN = 10
 #: How a customer told staff what they want, as the consent ledger records it (its `source`).
 TOLD_US = {"front_desk": "in person", "phone_call": "on the phone", "in_writing": "in writing"}
-#: Every source of consent statements, as staff read them; others show with spaces for underscores.
+#: Every source of consent statements, as staff read them; others show with spaces for underscores. A
+#: keyword's own word (STOP, START) is in the statement's note.
 SOURCE_WORDS = {
     **TOLD_US,
+    **{source: "replied with a keyword" for source in KEYWORD_SOURCE.values()},
+    "keyword": "replied with a keyword",
+    **{f"{channel.value}_unsubscribe": "unsubscribe link" for channel in OUTBOUND_CHANNELS},
     "web_form": "web form",
     "checkout": "at checkout",
     "in_clinic": "in the clinic",
     "import": "customer list import",
     "api": "through the API",
-    "sms_keyword": "replied STOP",
-    "keyword": "replied with a keyword",
-    "email_unsubscribe": "unsubscribe link",
     "whatsapp_optin": "WhatsApp opt-in",
     "whatsapp_block": "blocked us on WhatsApp",
     "telegram_start": "started the Telegram bot",
@@ -74,16 +79,42 @@ def channel_words(channel: str) -> str:
     return CHAT_CHANNEL_WORDS.get(channel, channel)
 
 
-def search_of(text: str, segment: str, region: str) -> CustomerSearch:
+def whole_number(text: str, largest: int = 2**63 - 1) -> int | None:
+    """`text` as a whole number written in 0-9 (not "²" or "٣", which Python also calls digits), or None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    return int(text) if int(text) <= largest else None
+
+
+def search_of(text: str, segment: str, region: str, *, whole_emails: bool) -> DirectorySearch:
     """What was typed, read as a name or email part, a phone number (in the business's country) or #id."""
     text = " ".join(text.split())[:100]
-    compact = text.replace(" ", "").lstrip("#")
-    customer_id = int(compact) if compact.isdigit() and len(compact) < 19 else None
+    customer_id = whole_number(text.replace(" ", "").lstrip("#"))
     phone = None
-    if sum(c.isdigit() for c in text) >= 6:
+    if sum(c.isascii() and c.isdigit() for c in text) >= 6:
         reading = normalise_phone(text, region)
         phone = reading[0] if isinstance(reading, tuple) else None
-    return CustomerSearch(text, phone, customer_id, segment or None)
+    return DirectorySearch(text, phone, customer_id, segment or None, whole_emails)
+
+
+def phone_examples(region: str) -> str:
+    """A mobile number of the business's country written both ways, for the search's hint."""
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        return "+49 151 23456789"
+    national = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL)
+    international = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return f"{national} or {international}"
+
+
+def language_words(locale: str, business_locale: str) -> str:
+    """A customer's locale as the business reads it ("German", "English (United Kingdom)")."""
+    try:
+        name = Locale.parse(locale.replace("-", "_")).get_display_name(Locale.parse(business_locale))
+    except (ValueError, TypeError, UnknownLocaleError):
+        return locale
+    return f"{name[:1].upper()}{name[1:]}" if name else locale
 
 
 class CustomerPages(StaffPages):
@@ -94,12 +125,12 @@ class CustomerPages(StaffPages):
         segments = await customer_segments(container.database)
         segment = params.get("segment") or ""
         segment = segment if segment in segments else ""
-        search = search_of(params.get("q") or "", segment, container.settings.phone_region)
-        before_text = (params.get("before") or "").strip()
-        before = int(before_text) if before_text.isdigit() and len(before_text) < 19 else None
+        full = staff.may(Role.AGENT)
+        region = container.settings.phone_region
+        search = search_of(params.get("q") or "", segment, region, whole_emails=full)
+        before = whole_number(params.get("before") or "")
         found = await customer_list(container.database, search, before=before, limit=PAGE_SIZE)
         formats = Formats.of(request)
-        full = staff.may(Role.AGENT)
         rows = [
             {
                 "id": c.id,
@@ -120,6 +151,8 @@ class CustomerPages(StaffPages):
             "customers",
             rows=rows,
             total=found.total,
+            more_than_counted=found.more_than_counted,
+            phone_examples=phone_examples(region),
             q=search.text,
             segment=segment,
             segments=segments,
@@ -143,6 +176,8 @@ class CustomerPages(StaffPages):
         notice: str | None = None,
         error: str | None = None,
         erased_lines: list[str] | None = None,
+        erasure_failed: bool = False,
+        submitted: dict[str, str] | None = None,
         open_form: str | None = None,
         status_code: int = 200,
     ) -> Template:
@@ -153,7 +188,9 @@ class CustomerPages(StaffPages):
         formats = Formats.of(request)
         messages, more = await latest_messages(
             container.database,
-            MessageFilters(None, None, None, customer_id, "", None),
+            MessageFilters(
+                channel=None, status=None, direction=None, customer_id=customer_id, customer="", before=None
+            ),
             formats,
             limit=MESSAGES_SHOWN,
         )
@@ -162,7 +199,9 @@ class CustomerPages(StaffPages):
             "communication/customer.html",
             "communication",
             "customers",
-            customer=_profile(record, formats, full=staff.may(Role.AGENT)),
+            customer=_profile(
+                record, formats, container.settings.business_locale, full=staff.may(Role.AGENT)
+            ),
             card=card_view(record.card, formats),
             consent_rows=_consent_rows(record, formats),
             ledger=_ledger(record, formats),
@@ -189,6 +228,8 @@ class CustomerPages(StaffPages):
             notice=notice,
             error=error,
             erased_lines=erased_lines,
+            erasure_failed=erasure_failed,
+            submitted=submitted or {},
             open_form=open_form,
         )
         template.status_code = status_code
@@ -215,8 +256,9 @@ class CustomerPages(StaffPages):
         if record.erased_at is not None:
             problem = "This customer was erased at their request; nothing more is recorded about them."
         if problem:
+            submitted = {"channel": channel, "status": status, "how": how, "note": note}
             return await self._customer(
-                request, customer_id, error=problem, open_form="consent", status_code=400
+                request, customer_id, error=problem, open_form="consent", submitted=submitted, status_code=400
             )
         detail = f"recorded by {staff.email}" + (f": {note}" if note else "")
         await record_consent(
@@ -253,7 +295,7 @@ class CustomerPages(StaffPages):
             problem = "Choose a preferred channel from the list, or no preference."
         elif (start is None) != (end is None):
             problem = "Give quiet hours both a start and an end, or leave both empty."
-        elif cap_text and not (cap_text.isdigit() and int(cap_text) <= MAX_MARKETING_PER_WEEK):
+        elif cap_text and whole_number(cap_text, MAX_MARKETING_PER_WEEK) is None:
             problem = (
                 f"Marketing messages a week is a whole number from 0 to {MAX_MARKETING_PER_WEEK}, "
                 "or empty for no cap."
@@ -298,8 +340,9 @@ class CustomerPages(StaffPages):
             raise NotFoundException(f"There is no customer #{customer_id}.") from None
         with tempfile.TemporaryDirectory(prefix="switchboard-export-") as folder:
             path = Path(folder) / f"customer-{customer_id}.zip"
-            write_bundle(bundle, path)
-            content = path.read_bytes()
+            # Compressing a patient's files takes a while: off the event loop, so other requests go on.
+            await anyio.to_thread.run_sync(write_bundle, bundle, path)
+            content = await anyio.Path(path).read_bytes()
         await record_export(container.database, customer_id, staff.email, bundle.counts(), via="dashboard")
         return Response(
             content,
@@ -346,10 +389,15 @@ class CustomerPages(StaffPages):
             container.settings, container.database, erasure, actor=staff.email, via="dashboard"
         )
         lines = [
-            erasure.summary(),
-            *copies.lines(customer_id, retry="Erase again to try those again."),
+            *erasure.summary().splitlines(),
+            *copies.lines(customer_id, retry="Erase again below to try those again."),
         ]
-        return await self._customer(request, customer_id, erased_lines=[_sentence(line) for line in lines])
+        return await self._customer(
+            request,
+            customer_id,
+            erased_lines=[_sentence(line) for line in lines],
+            erasure_failed=bool(copies.failures),
+        )
 
 
 def _sentence(line: str) -> str:
@@ -357,7 +405,7 @@ def _sentence(line: str) -> str:
     return (line[:1].upper() + line[1:]).rstrip(".") + "." if line else line
 
 
-def _profile(record: CustomerRecord, formats: Formats, *, full: bool) -> dict[str, Any]:
+def _profile(record: CustomerRecord, formats: Formats, business_locale: str, *, full: bool) -> dict[str, Any]:
     zone = ZoneInfo(formats.timezone)
     reachable = [
         words
@@ -375,8 +423,8 @@ def _profile(record: CustomerRecord, formats: Formats, *, full: bool) -> dict[st
         "phone": (record.phone_e164 if full else mask_phone(record.phone_e164)) or "—",
         "email": (record.email if full else mask_email(record.email)) or "—",
         "reference": record.external_ref or "—",
-        "reachable": ", ".join(reachable) or "no channel",
-        "locale": record.locale,
+        "on_file": ", ".join(reachable) or "none",
+        "language": language_words(record.locale, business_locale),
         "timezone": record.timezone,
         "country": record.country or "—",
         "segment": record.segment,

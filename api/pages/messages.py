@@ -63,7 +63,7 @@ class MessageFilters:
 
         def number(name: str) -> int | None:
             value = (params.get(name) or "").strip().lstrip("#")
-            return int(value) if value.isdigit() and len(value) < 19 else None
+            return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
         return cls(
             one_of("channel", [c.value for c in Channel]),

@@ -20,22 +20,27 @@ CONVERSATIONS_SHOWN = 10
 
 
 @dataclass(frozen=True)
-class CustomerSearch:
-    """What staff typed, as conditions: `text` in the name or email, `phone` (E.164, read in the business's
-    country) or `customer_id` exactly; and a segment."""
+class DirectorySearch:
+    """What staff typed, as conditions: `text` in the name, or in the email when they may see emails whole
+    (`whole_emails`; otherwise the email must be all of `text`, so that a shortened address cannot be guessed
+    a letter at a time), `phone` (E.164, read in the business's country) or `customer_id` exactly; and a
+    segment. Letters are compared without case by the database, so both sides are lowercased alike."""
 
     text: str = ""
     phone: str | None = None
     customer_id: int | None = None
     segment: str | None = None
+    whole_emails: bool = False
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
         if self.text:
-            anywhere = [
-                func.lower(Customer.name).contains(self.text.lower(), autoescape=True),
-                func.lower(Customer.email).contains(self.text.lower(), autoescape=True),
-            ]
+            email = (
+                Customer.email.icontains(self.text, autoescape=True)
+                if self.whole_emails
+                else func.lower(Customer.email) == func.lower(self.text)
+            )
+            anywhere = [Customer.name.icontains(self.text, autoescape=True), email]
             if self.phone:
                 anywhere.append(Customer.phone_e164 == self.phone)
             if self.customer_id is not None:
@@ -60,12 +65,21 @@ class CustomerListRow:
 @dataclass(frozen=True)
 class CustomerList:
     rows: tuple[CustomerListRow, ...]
-    total: int  # every customer the search matches, on every page
+    #: Every customer the search matches, on every page, counted up to COUNTED_UP_TO + 1 (then "more than").
+    total: int
     next_before: int | None  # the id the next (older) page starts before; None: this is the last page
+
+    @property
+    def more_than_counted(self) -> bool:
+        return self.total > COUNTED_UP_TO
+
+
+#: A count stops here: a search over millions of customers should not read them all to say how many.
+COUNTED_UP_TO = 100_000
 
 
 async def customer_list(
-    database: Database, search: CustomerSearch, *, before: int | None = None, limit: int = PAGE_SIZE
+    database: Database, search: DirectorySearch, *, before: int | None = None, limit: int = PAGE_SIZE
 ) -> CustomerList:
     """The customers `search` matches, newest first, `limit` at a time, starting below id `before`."""
     conditions = search.conditions()
@@ -73,9 +87,10 @@ async def customer_list(
     if before is not None:
         page = page.where(Customer.id < before)
     page = page.order_by(Customer.id.desc()).limit(limit + 1)
+    matching = select(Customer.id).where(*conditions).limit(COUNTED_UP_TO + 1).subquery()
     async with database.read_sessions() as session:
         found = list(await session.scalars(page))
-        total = int(await session.scalar(select(func.count()).select_from(Customer).where(*conditions)) or 0)
+        total = int(await session.scalar(select(func.count()).select_from(matching)) or 0)
     rows = tuple(
         CustomerListRow(c.id, c.name, c.phone_e164, c.email, c.segment, c.created_at, c.erased_at)
         for c in found[:limit]
