@@ -233,7 +233,8 @@ def test_a_manager_signs_in_clicks_through_previews_and_launches(running_app: Ru
             page.goto(f"{base}/communication/campaigns")
             page.locator("tr", has_text="draft").get_by_role("link").first.click()
             expect(page.locator("#campaign-status")).to_have_text("draft")
-            page.get_by_role("button", name="Launch").click()
+            page.get_by_text("Launch…").click()
+            page.get_by_role("button", name="Launch now").click()
             expect(page.locator("#campaign-status")).to_have_text("running")
             expect(page.get_by_role("button", name="Pause")).to_be_visible()
 

@@ -314,7 +314,7 @@ async def test_every_page_renders_its_key_content_for_a_manager(client: Client, 
         "/communication/messages?channel=sms&direction=inbound": [ESCAPED_NAME],
         "/communication/templates": ["appointment_reminder", "<textarea"],
         "/communication/campaigns": [seeded.campaign_slug, "draft"],
-        f"/communication/campaigns/{seeded.campaign_slug}": ["Preview", "Exclusions by reason", ">Launch<"],
+        f"/communication/campaigns/{seeded.campaign_slug}": ["Preview", "Exclusions by reason", ">Launch…<", ">Launch now<", ">Cancel the campaign<"],
         "/communication/sms": ["<h1>SMS</h1>", "<svg", "Latest failures", "today so far included"],
         "/communication/email": ["<h1>Email</h1>", "<svg"],
         "/communication/whatsapp": ["<h1>WhatsApp</h1>", "<svg"],
@@ -463,7 +463,7 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
 async def test_viewer_cannot_change_campaigns_or_reply(client: Client, seeded: Seeded) -> None:
     await sign_in(client, seeded, VIEWER)
     campaign_page = f"/communication/campaigns/{seeded.campaign_slug}"
-    assert ">Launch<" not in (await client.get(campaign_page)).text
+    assert ">Launch now<" not in (await client.get(campaign_page)).text
     launch = await post_form(client, campaign_page, f"{campaign_page}/launch", {})
     assert launch.status_code == 403
     chat_page = f"/communication/chat/{seeded.chat_id}"

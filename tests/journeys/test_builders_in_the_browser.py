@@ -86,7 +86,9 @@ def test_a_marketer_creates_and_launches_a_campaign_and_edits_a_template_in_the_
     page.get_by_role("button", name="Save draft").click()
     expect(page.locator(".notice")).to_contain_text("Saved as a draft")
     expect(page.locator("#campaign-status")).to_have_text("draft")
-    page.get_by_role("button", name="Launch").click()
+    page.get_by_text("Launch…").click()  # the first press says what launching will do
+    expect(page.locator("#confirm-launch")).to_contain_text(f"This sends to {count:,} customers")
+    page.get_by_role("button", name="Launch now").click()
     expect(page.locator("#campaign-status")).to_have_text(re.compile("running|completed"))
     screenshot(page, "campaign-launched-from-wizard")
     status = demo.ask("campaign status winter-check-up", as_email=MANAGER)
