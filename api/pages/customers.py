@@ -27,9 +27,9 @@ from api.pages.messages import MessageFilters, latest_messages
 from bot.commands.masking import mask_email, mask_phone
 from domain.consent.ledger import record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
+from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
-from domain.conversations.model import KEYWORD_SOURCE
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.customers.importing import normalise_phone
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
@@ -48,26 +48,6 @@ from switchboard.erasure_copies import erase_copies
 PATH = "/communication/customers"
 #: The latest messages the customer page shows; the message log has them all.
 MESSAGES_SHOWN = 10
-#: How a customer told staff what they want, as the consent ledger records it (its `source`).
-TOLD_US = {"front_desk": "in person", "phone_call": "on the phone", "in_writing": "in writing"}
-#: Every source of consent statements, as staff read them; others show with spaces for underscores. A
-#: keyword's own word (STOP, START) is in the statement's note.
-SOURCE_WORDS = {
-    **TOLD_US,
-    **{source: "replied with a keyword" for source in KEYWORD_SOURCE.values()},
-    "keyword": "replied with a keyword",
-    **{f"{channel.value}_unsubscribe": "unsubscribe link" for channel in OUTBOUND_CHANNELS},
-    "web_form": "web form",
-    "checkout": "at checkout",
-    "in_clinic": "in the clinic",
-    "import": "customer list import",
-    "api": "through the API",
-    "whatsapp_optin": "WhatsApp opt-in",
-    "whatsapp_block": "blocked us on WhatsApp",
-    "telegram_start": "started the Telegram bot",
-    "telegram_block": "blocked the Telegram bot",
-    "erasure": "erased at their request",
-}
 #: What the page says after an action (the `done` parameter of the redirect back to it).
 DONE_WORDS = {
     "consent": "Recorded in the consent ledger.",
@@ -452,10 +432,6 @@ def _consent_rows(record: CustomerRecord, formats: Formats) -> list[dict[str, st
             }
         )
     return rows
-
-
-def source_words(source: str) -> str:
-    return SOURCE_WORDS.get(source, source.replace("_", " "))
 
 
 def _ledger(record: CustomerRecord, formats: Formats) -> list[dict[str, str]]:

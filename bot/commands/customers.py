@@ -9,6 +9,7 @@ from bot.commands.context import CommandContext
 from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
+from domain.consent.sources import source_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
 from storage.queries.customers import (
@@ -71,6 +72,11 @@ def _contact(customer: CustomerProfile, who: StaffIdentity, full: bool) -> tuple
     return mask_phone(customer.phone_e164), mask_email(customer.email)
 
 
+def customer_page(ctx: CommandContext, customer_id: int) -> str:
+    """The customer's page on the dashboard, where consent and preferences are changed."""
+    return f"{ctx.settings.public_url.rstrip('/')}/communication/customers/{customer_id}"
+
+
 async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
     text = command.text.strip()
     rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1)
@@ -102,6 +108,7 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
         Field("Tags", ", ".join(sorted(customer.tags)) or "—"),
         Field("Preferred channel", customer.preferred_channel or "—"),
         Field("Customer since", f"{customer.created_at:%d %b %Y}"),
+        Field("On the dashboard", customer_page(ctx, customer.id)),
     )
     masked = "" if command.full else " Contact details are masked; `--full` shows them (agents and up)."
     return Reply(
@@ -121,7 +128,8 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     table = Table(
         ("Channel", "Consent", "Source", "Since"),
         tuple(
-            (c.channel, c.status.replace("_", " "), c.source, f"{c.changed_at:%d %b %Y}") for c in consents
+            (c.channel, c.status.replace("_", " "), source_words(c.source), f"{c.changed_at:%d %b %Y}")
+            for c in consents
         ),
     )
     quiet = "—"
@@ -141,6 +149,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
         why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
     fields.append(Field("Why not sent", why))
+    fields.append(Field("Change them", customer_page(ctx, customer.id)))
     opted_out = [c.channel for c in consents if c.status == "opted_out"]
     summary = f"Opted out of {', '.join(opted_out)}." if opted_out else "Not opted out of any channel."
     return Reply(

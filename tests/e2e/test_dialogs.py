@@ -103,6 +103,8 @@ async def test_read_commands_for_every_role(seeded: CommandContext) -> None:
         (AGENT, "customer show 1 --full", "answer", "(private)"),
         (VIEWER, "customer show 99999", "error", "no customer #99999"),
         (VIEWER, "customer prefs 1", "answer", "Why not sent"),
+        (VIEWER, "customer show 1", "answer", "/communication/customers/1"),
+        (AGENT, "customer prefs 1", "answer", "/communication/customers/1"),
         (VIEWER, "template list", "answer", "welcome"),
         (VIEWER, "template show welcome", "answer", "Variables"),
         (VIEWER, "template show welcom", "error", "did you mean welcome"),
