@@ -43,11 +43,14 @@ from storage.queries.customer_directory import (
     customer_record,
     customer_segments,
 )
+from storage.queries.customers import customer_erased
 from switchboard.erasure_copies import erase_copies
 
 PATH = "/communication/customers"
 #: The latest messages the customer page shows; the message log has them all.
 MESSAGES_SHOWN = 10
+#: Said when a change is asked for a customer erased at their request.
+ERASED = "This customer was erased at their request; nothing more is recorded about them."
 #: What the page says after an action (the `done` parameter of the redirect back to it).
 DONE_WORDS = {
     "consent": "Recorded in the consent ledger.",
@@ -230,11 +233,11 @@ class CustomerPages(StaffPages):
             problem = "Choose how they told you: in person, on the phone or in writing."
         elif len(note) > 200:
             problem = "Keep the note to 200 characters."
-        record = await customer_record(container.database, customer_id)
-        if record is None:
+        erased = await customer_erased(container.database, customer_id)
+        if erased is None:
             raise NotFoundException(f"There is no customer #{customer_id}.")
-        if record.erased_at is not None:
-            problem = "This customer was erased at their request; nothing more is recorded about them."
+        if erased:
+            problem = ERASED
         if problem:
             submitted = {"channel": channel, "status": status, "how": how, "note": note}
             return await self._customer(
@@ -266,11 +269,11 @@ class CustomerPages(StaffPages):
         cap_text = str(form.get("marketing_cap", "")).strip()
         problem = None
         cap: int | None = None
-        record = await customer_record(container.database, customer_id)
-        if record is None:
+        erased = await customer_erased(container.database, customer_id)
+        if erased is None:
             raise NotFoundException(f"There is no customer #{customer_id}.")
-        if record.erased_at is not None:
-            problem = "This customer was erased at their request; nothing more is recorded about them."
+        if erased:
+            problem = ERASED
         elif preferred is not None and preferred not in {c.value for c in OUTBOUND_CHANNELS}:
             problem = "Choose a preferred channel from the list, or no preference."
         elif (start is None) != (end is None):

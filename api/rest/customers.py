@@ -25,7 +25,10 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.use_cases import set_preferences as set_customer_preferences
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
 from storage.database import Database
-from storage.queries.customers import customer_exists, preferences_and_consent
+from storage.queries.customers import customer_erased, preferences_and_consent
+
+#: Said when a change is asked for a customer erased at their request.
+ERASED = "customer {} was erased at their request: nothing more is recorded about them"
 
 
 class PreferencesIn(msgspec.Struct):
@@ -91,6 +94,8 @@ class CustomersController(Controller):
         self, request: Request[Any, Any, Any], customer_id: FromPath[RowId], data: JSONBody[PreferencesIn]
     ) -> dict[str, Any]:
         container = container_of(request)
+        if await customer_erased(container.database, customer_id):
+            raise Unprocessable(ERASED.format(customer_id))
         try:
             await set_customer_preferences(
                 container.units.preferences(),
@@ -121,8 +126,11 @@ class CustomersController(Controller):
         if not data.source.strip() or len(data.source) > 32:
             raise Unprocessable("source is required (at most 32 characters), e.g. web_form or front_desk")
         container = container_of(request)
-        if not await customer_exists(container.database, customer_id):
+        erased = await customer_erased(container.database, customer_id)
+        if erased is None:
             raise NotFoundException(f"no customer {customer_id}")
+        if erased:
+            raise Unprocessable(ERASED.format(customer_id))
         recorded = await record_consent(
             container.conversation_uow(),
             customer_id,

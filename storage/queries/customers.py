@@ -204,6 +204,15 @@ async def customer_exists(database: Database, customer_id: int) -> bool:
         return await session.get(Customer, customer_id) is not None
 
 
+async def customer_erased(database: Database, customer_id: int) -> bool | None:
+    """Whether the customer was erased at their request (None: no such customer). Nothing more is recorded
+    about an erased customer: their consent stays as the erasure closed it."""
+    async with database.read_sessions() as session:
+        found = await session.execute(select(Customer.erased_at).where(Customer.id == customer_id))
+        row = found.first()
+    return None if row is None else row[0] is not None
+
+
 async def preferences_and_consent(database: Database, customer_id: int) -> PreferencesAndConsent | None:
     async with database.read_sessions() as session:
         customer = await session.get(Customer, customer_id)

@@ -384,6 +384,20 @@ async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
     assert [tuple(a) for a in erase_audit] == [(ADMIN, "dashboard")]
     refused_preferences = await post(client, f"{LIST}/{cid}/preferences", {"marketing_cap": "1"})
     assert refused_preferences.status_code == 400 and "erased at their request" in refused_preferences.text
+    # The JSON API refuses the same, in words, and the consent stays as the erasure closed it.
+    bearer = {"Authorization": f"Bearer {seeded.settings.api_token.get_secret_value()}"}
+    api_consent = await client.post(
+        f"/api/customers/{cid}/consent", json={"channel": "sms", "status": "opted_in"}, headers=bearer
+    )
+    api_preferences = await client.put(
+        f"/api/customers/{cid}/preferences", json={"marketing_max_per_week": 1}, headers=bearer
+    )
+    for answer in (api_consent, api_preferences):
+        assert answer.status_code == 422 and "was erased at their request" in answer.text, answer.text
+    missing = await client.post(
+        "/api/customers/99999999/consent", json={"channel": "sms", "status": "opted_in"}, headers=bearer
+    )
+    assert missing.status_code == 404
     refused = await post(
         client, f"{LIST}/{cid}/consent", {"channel": "sms", "status": "opted_in", "how": "front_desk"}
     )
