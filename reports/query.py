@@ -109,6 +109,9 @@ class SeriesResult:
     total: float | None
     comparison_total: float | None = None
     dimension_values: tuple[str, ...] = ()
+    #: What a ratio's or an average's total is out of (the appointments due behind a no-show rate); None for
+    #: counts and sums.
+    total_basis: float | None = None
 
 
 @dataclass(frozen=True)
@@ -507,9 +510,10 @@ def _series_of(
         parts = tuple(value.split(VALUE_JOINER)) if split else ()
         shown = SHOWN_JOINER.join(parts)
         name = f"{metric.label} · {shown}" if split else metric.label
+        basis = current.totals.get(value, empty)[1] if metric.aggregation in ("ratio", "average") else None
         result.append(
             SeriesResult(
-                metric.name, shown if split else None, name, points, total_of(value), comparison, parts
+                metric.name, shown if split else None, name, points, total_of(value), comparison, parts, basis
             )
         )
     return result

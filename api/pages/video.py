@@ -204,6 +204,7 @@ async def no_show_breakouts(container: Container, formats: Formats, now: datetim
                     dimension, names.get(dimension, {}).get(s.dimension_value or "", s.dimension_value)
                 ),
                 "rate": formats.percent(s.total),
+                "due": formats.count(s.total_basis),
             }
             for s in result.series
             if s.total is not None

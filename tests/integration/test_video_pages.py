@@ -95,14 +95,15 @@ async def test_the_no_show_rate_by_clinician_service_clinic_and_reminder_channel
     html = (await client.get("/communication/video")).text
     section = html[html.index('id="no-shows-title"') :]
     by_clinician = section[section.index('id="no-shows-staff"') : section.index('id="no-shows-service"')]
-    assert '<td>Dr. Ben Roth</td><td class="num">100.0%</td>' in by_clinician
-    assert '<td>Dr. Anna Vogel</td><td class="num">0.0%</td>' in by_clinician
+    # Each rate with the appointments it is out of (done or missed), so 100 % of one reads as one.
+    assert '<td>Dr. Ben Roth</td><td class="num">100.0%</td><td class="num">1</td>' in by_clinician
+    assert '<td>Dr. Anna Vogel</td><td class="num">0.0%</td><td class="num">1</td>' in by_clinician
     by_channel = section[section.index('id="no-shows-reminder_channel"') :]
     assert '<td>Telegram</td><td class="num">100.0%</td>' in by_channel
     assert '<td>WhatsApp</td><td class="num">0.0%</td>' in by_channel
     # Services and clinics by their names, as clinicians are (not SKIN-VIDEO, BER).
-    assert '<td>Video skin consultation</td><td class="num">50.0%</td>' in section
-    assert '<td>Berlin Mitte</td><td class="num">50.0%</td>' in section
+    assert '<td>Video skin consultation</td><td class="num">50.0%</td><td class="num">2</td>' in section
+    assert '<td>Berlin Mitte</td><td class="num">50.0%</td><td class="num">2</td>' in section
 
 
 async def test_this_week_and_the_clinician_filter(client: Client, world: VideoWorld) -> None:
