@@ -15,7 +15,7 @@ from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, Kp
 from reports.charts.spec import Direction as TileDirection
 from reports.metrics import Metric, get_metric
 from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
-from reports.periods import format_day_range, zone
+from reports.periods import format_day_range, partial_buckets, zone
 from reports.query import Filter, MetricQuery, QueryResult, SeriesResult, run_query
 from reports.trends import (
     anomalies,
@@ -237,9 +237,11 @@ def chart_for(
     metric = result.metrics[0]
     shown = series[:MAX_SERIES]
     kind: ChartKind
+    partial = partial_buckets(result.range, result.grain) if result.grain is not None else ""
     header = {
         "title": f"{metric.label}{limited_to}",
-        "period_label": result.range.label,
+        # Said where the period is, which every chart and download keeps, whatever its kind.
+        "period_label": f"{result.range.label} · {partial}" if partial else result.range.label,
         "data_as_of": result.data_as_of,
         "unit": metric.unit,
         "currency": currency if metric.unit == "currency" else None,

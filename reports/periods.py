@@ -383,6 +383,25 @@ def next_bucket(start: datetime, grain: Grain, tz: str) -> datetime:
     return local_midnight(following, tz)
 
 
+def partial_buckets(time_range: TimeRange, grain: Grain) -> str:
+    """Which of the range's `grain` buckets hold only part of theirs, in words ("first and last weeks
+    partial"), or "" when both ends fall on bucket boundaries. A week that starts before the range, or a
+    month still running, holds fewer days than the others: a chart that does not say so reads as a drop."""
+    tz = time_range.timezone
+    starts = bucket_starts(time_range, grain, tz)
+    if not starts or grain == "hour":
+        return ""
+    first = starts[0] < time_range.start
+    last = next_bucket(starts[-1], grain, tz) > time_range.end
+    if first and last:
+        return f"first and last {grain}s partial" if len(starts) > 1 else f"one partial {grain}"
+    if first:
+        return f"first {grain} partial"
+    if last:
+        return f"last {grain} partial"
+    return ""
+
+
 def bucket_starts(time_range: TimeRange, grain: Grain, tz: str) -> list[datetime]:
     """UTC starts of every `grain` bucket that overlaps the range, first one floored to its bucket."""
     if grain not in GRAINS:

@@ -95,7 +95,8 @@ def run(
     async def found(database: Any, customer_id: int) -> StaffCopies:
         return copies
 
-    async def record(database: Any, customer_id: int, actor: str, counts: dict[str, int]) -> None:
+    async def record(database: Any, customer_id: int, actor: str, counts: dict[str, int], via: str) -> None:
+        assert via == "cli"
         audited.append(counts)
 
     monkeypatch.setattr(erasure_copies, "staff_copies", found)

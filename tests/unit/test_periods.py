@@ -15,6 +15,7 @@ from reports.periods import (
     comparison_basis,
     comparison_range,
     local_midnight,
+    partial_buckets,
     previous_period,
     range_of_days,
     resolve_period,
@@ -311,3 +312,22 @@ def test_comparison_range_without_a_named_period_is_the_stretch_before() -> None
     time_range = resolve_period(PeriodSpec("this_month"), utc(2026, 12, 15, 9, 30), BERLIN)
     assert comparison_range(None, time_range, "previous_period") == previous_period(time_range)
     assert comparison_basis(None, time_range, "previous_period") == "the same length of time just before"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "grain", "said"),
+    [
+        # Tuesday 3 Nov to Thursday 3 Dec 2026: both ends inside their weeks.
+        (date(2026, 11, 3), date(2026, 12, 3), "week", "first and last weeks partial"),
+        # Monday 2 Nov to Sunday 29 Nov: whole weeks.
+        (date(2026, 11, 2), date(2026, 11, 29), "week", ""),
+        (date(2026, 11, 2), date(2026, 12, 2), "week", "last week partial"),
+        (date(2026, 10, 28), date(2026, 11, 29), "week", "first week partial"),
+        (date(2026, 9, 15), date(2026, 11, 30), "month", "first month partial"),
+        (date(2026, 11, 1), date(2026, 11, 30), "month", ""),
+        (date(2026, 11, 10), date(2026, 11, 20), "month", "one partial month"),
+        (date(2026, 11, 3), date(2026, 12, 3), "day", ""),
+    ],
+)
+def test_partial_buckets_are_named(first: date, last: date, grain: str, said: str) -> None:
+    assert partial_buckets(range_of_days(first, last, BERLIN), grain) == said  # type: ignore[arg-type]
