@@ -62,6 +62,7 @@ def customer_query() -> Select[Any]:
         preference.preferred_channel,
         preference.quiet_hours_start,
         preference.quiet_hours_end,
+        preference.marketing_max_per_week,
     ).outerjoin(preference, preference.customer_id == Customer.id)
     return query
 
@@ -150,6 +151,7 @@ class SqlRecipientDirectory:
             preferred,
             quiet_start,
             quiet_end,
+            marketing_cap,
         ) in rows:
             recipients.append(
                 Recipient(
@@ -167,6 +169,7 @@ class SqlRecipientDirectory:
                     marketing_7d=week.get(customer_id, _NONE),
                     campaign_type_7d=of_type.get(customer_id, 0),
                     last_inbound_whatsapp_at=inbound.get(customer_id),
+                    marketing_max_per_week=marketing_cap,
                 )
             )
         return recipients

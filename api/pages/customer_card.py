@@ -58,7 +58,7 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
         if preferences.preferred_channel
         else "none",
         "quiet_hours": quiet,
-        "marketing_cap": "no cap" if cap is None else f"at most {cap} a week",
+        "marketing_cap": "no cap" if cap is None else "no marketing" if cap == 0 else f"at most {cap} a week",
         "orders": [
             {
                 "number": o.order_number,

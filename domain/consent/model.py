@@ -65,6 +65,10 @@ class RecipientFacts:
     marketing_sent_on_channel_7d: int = 0
     marketing_sent_of_campaign_type_7d: int = 0
     last_inbound_whatsapp_at: datetime | None = None
+    #: Marketing they got in the last 7 days on every channel, and the most they want a week (None: no
+    #: limit of their own, set on the customer's page or through the API).
+    marketing_sent_7d: int = 0
+    marketing_max_per_week: int | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ NO_CONSENT = "no_consent"
 WHATSAPP_WINDOW_CLOSED = "whatsapp_window_closed_needs_template"
 FREQUENCY_CAP_CHANNEL = "frequency_cap_channel"
 FREQUENCY_CAP_CAMPAIGN_TYPE = "frequency_cap_campaign_type"
+CUSTOMER_MARKETING_LIMIT = "customer_marketing_limit"
 QUIET_HOURS = "quiet_hours"
 TRANSACTIONAL_BYPASS_QUIET_HOURS = "transactional_bypass_quiet_hours"
 
@@ -130,6 +131,15 @@ def _quiet_hours_decision(
 def _frequency_cap(
     request: SendRequest, facts: RecipientFacts, policy: ConsentPolicy, channel: str
 ) -> SendDecision | None:
+    own = facts.marketing_max_per_week
+    if own is not None and facts.marketing_sent_7d >= own:
+        return _suppress(
+            CUSTOMER_MARKETING_LIMIT,
+            "Not sent: the customer asked for no marketing."
+            if own == 0
+            else f"Not sent: the customer asked for at most {_messages(own)} of marketing a week, and got "
+            f"{facts.marketing_sent_7d} in the last 7 days.",
+        )
     cap = policy.cap_for_channel(request.channel)
     for sent, limit, period in (
         (facts.marketing_sent_on_channel_24h, cap.per_24h, "24 hours"),

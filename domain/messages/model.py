@@ -45,16 +45,20 @@ class Recipient:
     marketing_7d: Mapping[Channel, int] = field(default_factory=lambda: _NO_CHANNEL_COUNTS)
     campaign_type_7d: int = 0
     last_inbound_whatsapp_at: datetime | None = None
+    #: The customer's own limit on marketing a week, on every channel together (None: only the policy's).
+    marketing_max_per_week: int | None = None
 
     @property
     def is_plain(self) -> bool:
-        """No consent on record, no recent marketing and no WhatsApp chat: true of most customers."""
+        """No consent on record, no recent marketing, no limit of their own and no WhatsApp chat: true of
+        most customers."""
         return (
             not self.consents
             and not self.marketing_7d
             and not self.marketing_24h
             and not self.campaign_type_7d
             and self.last_inbound_whatsapp_at is None
+            and self.marketing_max_per_week is None
         )
 
     @property
@@ -73,6 +77,8 @@ class Recipient:
             marketing_sent_on_channel_7d=self.marketing_7d.get(channel, 0),
             marketing_sent_of_campaign_type_7d=self.campaign_type_7d,
             last_inbound_whatsapp_at=self.last_inbound_whatsapp_at,
+            marketing_sent_7d=sum(self.marketing_7d.values()),
+            marketing_max_per_week=self.marketing_max_per_week,
         )
 
     def template_variables(self) -> dict[str, object]:

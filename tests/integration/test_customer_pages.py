@@ -321,6 +321,39 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
     html = (await client.get(f"{LIST}/{cid}")).text
     assert "21:00–08:00" in html and "at most 2 a week" in html and 'value="2"' in html
 
+    # "No marketing at all": kept by the send decision, on every channel, and said as such.
+    response = await post(client, f"{LIST}/{cid}/preferences", {"marketing_cap": "0"})
+    assert response.status_code == 303
+    assert "no marketing" in (await client.get(f"{LIST}/{cid}")).text
+    bearer = {"Authorization": f"Bearer {seeded.settings.api_token.get_secret_value()}"}
+    channel = (
+        await rows(
+            seeded,
+            select(CustomerConsent.channel).where(
+                CustomerConsent.customer_id == cid, CustomerConsent.status == "opted_in"
+            ),
+        )
+    )[0][0]
+    for category, status in (("marketing", "suppressed"), ("transactional", "planned")):
+        sent = await client.post(
+            "/api/messages",
+            json={
+                "customer_id": cid,
+                "channel": channel,
+                "body": "Spring offer",
+                "subject": "Spring",
+                "category": category,
+            },
+            headers={**bearer, "Idempotency-Key": f"cap-{category}"},
+        )
+        assert sent.status_code in (200, 201, 202), sent.text
+        assert sent.json()["status"] == status, sent.json()
+        [(reason,)] = await rows(
+            seeded,
+            select(CustomerCommunication.status_reason).where(CustomerCommunication.id == sent.json()["id"]),
+        )
+        assert reason == ("customer_marketing_limit" if status == "suppressed" else None), reason
+
 
 async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
     client: Client, seeded: Seeded

@@ -21,6 +21,7 @@ from domain.consent.model import (
     SendRequest,
 )
 from domain.consent.rules import decide, next_allowed_time
+from domain.messages.model import Recipient
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, MessageCategory
 
 POLICY = ConsentPolicy()
@@ -442,3 +443,37 @@ def test_next_allowed_time_is_the_first_allowed_minute(
     while probe < allowed:
         assert locally_quiet(probe, zone, start, end)
         probe += timedelta(minutes=1)
+
+
+def test_the_customer_s_own_weekly_marketing_limit_counts_every_channel() -> None:
+    """Set on the customer's page or through the API: marketing on any channel counts towards it; other
+    messages never."""
+    none_wanted = replace(BERLIN_CUSTOMER, marketing_max_per_week=0)
+    assert verdict(MARKETING_SMS, none_wanted) == ("suppress", "customer_marketing_limit")
+    assert decide(MARKETING_SMS, none_wanted, POLICY, NOON_BERLIN).explanation == (
+        "Not sent: the customer asked for no marketing."
+    )
+    assert verdict(RECEIPT_SMS, none_wanted) == ("send", "ok")
+    two_a_week = replace(BERLIN_CUSTOMER, marketing_max_per_week=2)
+    assert verdict(MARKETING_SMS, replace(two_a_week, marketing_sent_7d=1)) == ("send", "ok")
+    full = replace(two_a_week, marketing_sent_7d=2)
+    assert verdict(MARKETING_SMS, full) == ("suppress", "customer_marketing_limit")
+    assert "at most 2 messages of marketing a week, and got 2" in str(
+        decide(MARKETING_SMS, full, POLICY, NOON_BERLIN).explanation
+    )
+
+
+def test_a_recipient_s_facts_add_up_marketing_on_every_channel() -> None:
+    recipient = Recipient(
+        customer_id=1,
+        name="Ada",
+        locale="de",
+        timezone=BERLIN,
+        addresses={Channel.SMS: "+4915100000001"},
+        marketing_7d={Channel.SMS: 1, Channel.EMAIL: 2},
+        marketing_max_per_week=3,
+    )
+    facts = recipient.facts(Channel.SMS)
+    assert (facts.marketing_sent_7d, facts.marketing_max_per_week) == (3, 3)
+    assert not recipient.is_plain  # a limit of their own: decided for them, never shared with others
+    assert verdict(MARKETING_SMS, facts) == ("suppress", "customer_marketing_limit")
