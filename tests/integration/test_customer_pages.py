@@ -17,6 +17,8 @@ from api.pages import customers as customer_pages
 from storage.database import Database
 from storage.models import (
     AuditLog,
+    ChatMessage,
+    ChatSession,
     CommunicationPreference,
     ConsentRecord,
     Customer,
@@ -457,3 +459,31 @@ async def test_a_name_with_a_capital_accented_letter_is_found_as_typed(
     html = (await client.get(f"{LIST}/{cid}")).text
     assert "<dt>Language</dt><dd>German (Germany)</dd>" in html
     assert "contact details on file: none" in html
+
+
+async def test_nothing_more_is_written_in_an_erased_customer_s_conversation(
+    client: Client, seeded: Seeded
+) -> None:
+    [(cid,)] = await rows(seeded, select(ChatSession.customer_id).where(ChatSession.id == seeded.chat_id))
+    await sign_in(client, seeded, ADMIN)
+    assert (await post(client, f"{LIST}/{cid}/erase", {"confirm": str(cid)})).status_code == 200
+    turns = len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
+    await sign_in(client, seeded, AGENT)
+    chat = f"/communication/chat/{seeded.chat_id}"
+    page = (await client.get(chat)).text
+    assert 'id="chat-erased"' in page and f'action="{chat}/reply"' not in page
+    for action, form in (
+        ("note", {"body": "Patient phoned, new number 0151 99999999"}),
+        ("reply", {"body": "Hi"}),
+    ):
+        token = csrf_token((await client.get(chat)).text)
+        answer = await client.post(
+            f"{chat}/{action}", data={**form, "_csrf_token": token}, follow_redirects=False
+        )
+        assert answer.status_code == 422 and "nothing more is written in their conversation" in answer.text, (
+            action
+        )
+    assert (
+        len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
+        == turns
+    )
