@@ -78,6 +78,7 @@ WEBHOOK_BATCH = 500
 #: Twilio).
 ERASE_ACTION = "customer.erase"
 COPIES_ACTION = "customer.erase.copies"
+WEBHOOKS_ACTION = "customer.erase.webhooks"
 #: A Twilio Message SID (SMS or MMS): the only ids sent to Twilio's API in a URL.
 TWILIO_MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}")
 
@@ -244,7 +245,7 @@ async def erase_customer(
     await _blank_webhooks(database, erasure, addresses)
     if erasure.counts["webhooks"]:
         detail = {"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept}
-        await _audit(database, customer_id, actor, "customer.erase.webhooks", detail, via)
+        await _audit(database, customer_id, actor, WEBHOOKS_ACTION, detail, via)
     return erasure
 
 
@@ -565,3 +566,30 @@ async def _blank_webhooks(database: Database, erasure: Erasure, addresses: list[
             )
             await session.commit()
     erasure.counts["webhooks"] = len(applied)
+
+
+async def last_erasure(database: Database, customer_id: int) -> dict[str, dict[str, Any]]:
+    """The audit details of the customer's latest erasure, by action (`customer.erase`, and the
+    `customer.erase.webhooks` and `customer.erase.copies` steps after it): what the page says it did."""
+    target = f"customer:{customer_id}"
+    async with database.read_sessions() as session:
+        started = await session.scalar(
+            select(func.max(AuditLog.id)).where(AuditLog.target == target, AuditLog.action == ERASE_ACTION)
+        )
+        if started is None:
+            return {}
+        rows = (
+            await session.execute(
+                select(AuditLog.action, AuditLog.detail, AuditLog.occurred_at)
+                .where(
+                    AuditLog.target == target,
+                    AuditLog.id >= started,
+                    AuditLog.action.in_((ERASE_ACTION, WEBHOOKS_ACTION, COPIES_ACTION)),
+                )
+                .order_by(AuditLog.id)
+            )
+        ).all()
+    found: dict[str, dict[str, Any]] = {}
+    for action, detail, occurred_at in rows:
+        found.setdefault(action, {**(detail or {}), "_at": occurred_at})
+    return found

@@ -83,7 +83,23 @@ class CopiesErased:
             "twilio_records_gone": self.twilio_gone,
             "twilio_pending": list(dict.fromkeys(self.twilio_pending)),
             "failures": len(self.failures),
+            # What could not be changed, in words, for whoever reads the outcome later (the dashboard).
+            "failure_reasons": self.failures[:10],
         }
+
+    @classmethod
+    def from_counts(cls, counts: dict[str, Any]) -> CopiesErased:
+        """What `counts()` kept in the audit entry, back as the outcome (failures past the tenth by number)."""
+        reasons = [str(r) for r in counts.get("failure_reasons", [])]
+        more = int(counts.get("failures", 0)) - len(reasons)
+        return cls(
+            slack_messages=int(counts.get("slack_messages", 0)),
+            slack_left=int(counts.get("slack_messages_left", 0)),
+            telegram_posts=int(counts.get("telegram_posts", 0)),
+            twilio_records=int(counts.get("twilio_records", 0)),
+            twilio_gone=int(counts.get("twilio_records_gone", 0)),
+            failures=reasons + [f"one more ({n + 1} of {more})" for n in range(max(more, 0))],
+        )
 
     def lines(self, customer_id: int, retry: str | None = None) -> list[str]:
         """What was done, in lines; `retry` says how to try the failures again (default: the command)."""

@@ -6,6 +6,7 @@ their preferences; managers download everything held about them; admins erase th
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,15 @@ from domain.conversations.desk import STATUS_WORDS
 from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.customers.importing import normalise_phone
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
-from storage.customer_erasure import ErasureRefused, erase_customer
+from storage.customer_erasure import (
+    COPIES_ACTION,
+    ERASE_ACTION,
+    WEBHOOKS_ACTION,
+    Erasure,
+    ErasureRefused,
+    erase_customer,
+    last_erasure,
+)
 from storage.customer_export import NoSuchCustomer, customer_bundle, record_export, write_bundle
 from storage.queries.customer_directory import (
     PAGE_SIZE,
@@ -44,7 +53,7 @@ from storage.queries.customer_directory import (
     customer_segments,
 )
 from storage.queries.customers import customer_erased
-from switchboard.erasure_copies import erase_copies
+from switchboard.erasure_copies import CopiesErased, erase_copies
 
 PATH = "/communication/customers"
 #: The latest messages the customer page shows; the message log has them all.
@@ -149,7 +158,43 @@ class CustomerPages(StaffPages):
     @get(f"{PATH}/{{customer_id:int}}", name="customer_page")
     async def customer(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
         done = request.query_params.get("done") or ""
+        if done == "erased":
+            lines, failed = await self._erasure_outcome(request, customer_id)
+            return await self._customer(request, customer_id, erased_lines=lines, erasure_failed=failed)
         return await self._customer(request, customer_id, notice=DONE_WORDS.get(done))
+
+    @get(
+        [f"{PATH}/{{customer_id:int}}/{action}" for action in ("consent", "preferences", "export", "erase")],
+        name="customer_action_address",
+        include_in_schema=False,
+    )
+    async def action_address(self, customer_id: FromPath[int]) -> Redirect:
+        """An action's address opened or reloaded (after a refused form): the customer's page, not a 405."""
+        return Redirect(f"{PATH}/{customer_id}", status_code=303)
+
+    async def _erasure_outcome(
+        self, request: Request[Any, Any, Any], customer_id: int
+    ) -> tuple[list[str], bool]:
+        """What the latest erasure did, from its audit entries, in sentences; and whether a step failed."""
+        container = container_of(request)
+        found = await last_erasure(container.database, customer_id)
+        erased = found.get(ERASE_ACTION)
+        if erased is None:
+            return [], False
+        first_erased = await customer_record(container.database, customer_id)
+        erasure = Erasure(
+            customer_id,
+            first_erased.erased_at if first_erased and first_erased.erased_at else erased["_at"],
+            again=bool(erased.get("again")),
+            counts=Counter({k: v for k, v in erased.items() if type(v) is int}),
+            unapplied_webhooks_kept=int(found.get(WEBHOOKS_ACTION, {}).get("kept", 0)),
+        )
+        copies = CopiesErased.from_counts(found.get(COPIES_ACTION, {}))
+        lines = [
+            *erasure.summary().splitlines(),
+            *copies.lines(customer_id, retry="Erase again below to try those again."),
+        ]
+        return [_sentence(line) for line in lines], bool(copies.failures)
 
     async def _customer(
         self,
@@ -161,6 +206,7 @@ class CustomerPages(StaffPages):
         erased_lines: list[str] | None = None,
         erasure_failed: bool = False,
         submitted: dict[str, str] | None = None,
+        typed_preferences: dict[str, str] | None = None,
         open_form: str | None = None,
         status_code: int = 200,
     ) -> Template:
@@ -203,7 +249,7 @@ class CustomerPages(StaffPages):
             more_messages=more is not None,
             channels=[(c.value, channel_words(c.value)) for c in OUTBOUND_CHANNELS],
             told_us=TOLD_US,
-            preferences=_preferences_form(record),
+            preferences=typed_preferences or _preferences_form(record),
             max_per_week=MAX_MARKETING_PER_WEEK,
             may_change=staff.may(Role.AGENT) and record.erased_at is None,
             may_export=staff.may(Role.MANAGER),
@@ -278,6 +324,8 @@ class CustomerPages(StaffPages):
             problem = "Choose a preferred channel from the list, or no preference."
         elif (start is None) != (end is None):
             problem = "Give quiet hours both a start and an end, or leave both empty."
+        elif start is not None and start == end:
+            problem = "Quiet hours from and until are the same time; leave both empty for no quiet hours."
         elif cap_text and whole_number(cap_text, MAX_MARKETING_PER_WEEK) is None:
             problem = (
                 f"Marketing messages a week is a whole number from 0 to {MAX_MARKETING_PER_WEEK}, "
@@ -303,8 +351,19 @@ class CustomerPages(StaffPages):
             except UnknownCustomer:
                 raise NotFoundException(f"There is no customer #{customer_id}.") from None
         if problem:
+            typed = {
+                "preferred_channel": preferred or "",
+                "quiet_start": start or "",
+                "quiet_end": end or "",
+                "marketing_cap": cap_text,
+            }
             return await self._customer(
-                request, customer_id, error=problem, open_form="preferences", status_code=400
+                request,
+                customer_id,
+                error=problem,
+                open_form="preferences",
+                typed_preferences=typed,
+                status_code=400,
             )
         return Redirect(f"{PATH}/{customer_id}?done=preferences#preferences", status_code=303)
 
@@ -340,9 +399,9 @@ class CustomerPages(StaffPages):
         f"{PATH}/{{customer_id:int}}/erase",
         name="customer_erase",
         guards=[requires_role(Role.ADMIN)],
-        status_code=200,
+        status_code=303,
     )
-    async def erase(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
+    async def erase(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Response[Any]:
         """Erases the customer at their request once the admin has typed their number; says what was done."""
         container, staff = container_of(request), staff_of(request)
         form = await request.form()
@@ -368,19 +427,11 @@ class CustomerPages(StaffPages):
                 "Try again in a minute.",
                 status_code=409,
             )
-        copies = await erase_copies(
+        await erase_copies(
             container.settings, container.database, erasure, actor=staff.email, via="dashboard"
         )
-        lines = [
-            *erasure.summary().splitlines(),
-            *copies.lines(customer_id, retry="Erase again below to try those again."),
-        ]
-        return await self._customer(
-            request,
-            customer_id,
-            erased_lines=[_sentence(line) for line in lines],
-            erasure_failed=bool(copies.failures),
-        )
+        # To the customer's page, which says what was done from the audit entries: a reload erases nothing.
+        return Redirect(f"{PATH}/{customer_id}?done=erased#erasure-result", status_code=303)
 
 
 def _sentence(line: str) -> str:

@@ -42,6 +42,10 @@ def communication_preferences(
     end = _clock(quiet_hours_end, "quiet_hours_end")
     if (start is None) != (end is None):
         raise PreferencesError("give both quiet_hours_start and quiet_hours_end, or neither")
+    if start is not None and start == end:
+        raise PreferencesError(
+            "quiet_hours_start and quiet_hours_end are the same time: give neither for none"
+        )
     if marketing_max_per_week is not None and not 0 <= marketing_max_per_week <= MAX_MARKETING_PER_WEEK:
         raise PreferencesError(f"marketing_max_per_week must be between 0 and {MAX_MARKETING_PER_WEEK}")
     return CommunicationPreferences(

@@ -287,9 +287,16 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
         ({"marketing_cap": "²"}, "whole number from 0 to"),
         ({"preferred_channel": "fax"}, "preferred channel from the list"),
         ({"quiet_start": "25:00", "quiet_end": "08:00"}, "times of day"),
+        ({"quiet_start": "09:00", "quiet_end": "09:00"}, "the same time"),
     ):
         response = await post(client, f"{LIST}/{cid}/preferences", form)
         assert response.status_code == 400 and said in response.text, form
+        for name, value in form.items():  # what was typed stays in the form, to be corrected
+            if name != "preferred_channel":
+                assert f'name="{name}" ' in response.text and f'value="{value}"' in response.text, (
+                    name,
+                    value,
+                )
     response = await post(
         client,
         f"{LIST}/{cid}/preferences",
@@ -398,7 +405,12 @@ async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
     assert response.status_code == 400 and "Nothing was erased" in response.text
     assert (await rows(seeded, select(Customer.erased_at).where(Customer.id == cid)))[0][0] is None
 
-    response = await post(client, f"{LIST}/{cid}/erase", {"confirm": f"#{cid}"})
+    erased = await post(client, f"{LIST}/{cid}/erase", {"confirm": f"#{cid}"})
+    # To the page, which says what was done: a reload there erases nothing.
+    assert (
+        erased.status_code == 303 and erased.headers["location"] == f"{LIST}/{cid}?done=erased#erasure-result"
+    )
+    response = await client.get(f"{LIST}/{cid}?done=erased")
     assert response.status_code == 200, response.text
     assert f"Erased customer {cid}" in response.text and "Erased at their request on" in response.text
     said = re.search(
@@ -417,6 +429,12 @@ async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
         ),
     )
     assert [tuple(a) for a in erase_audit] == [(ADMIN, "dashboard")]
+    reloaded = await client.get(f"{LIST}/{cid}?done=erased")
+    assert "Erased customer" in reloaded.text and len(
+        await rows(seeded, select(AuditLog.id).where(AuditLog.action == "customer.erase"))
+    ) == len(erase_audit)
+    opened = await client.get(f"{LIST}/{cid}/erase", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == f"{LIST}/{cid}"
     refused_preferences = await post(client, f"{LIST}/{cid}/preferences", {"marketing_cap": "1"})
     assert refused_preferences.status_code == 400 and "erased at their request" in refused_preferences.text
     # The JSON API refuses the same, in words, and the consent stays as the erasure closed it.
@@ -466,7 +484,7 @@ async def test_nothing_more_is_written_in_an_erased_customer_s_conversation(
 ) -> None:
     [(cid,)] = await rows(seeded, select(ChatSession.customer_id).where(ChatSession.id == seeded.chat_id))
     await sign_in(client, seeded, ADMIN)
-    assert (await post(client, f"{LIST}/{cid}/erase", {"confirm": str(cid)})).status_code == 200
+    assert (await post(client, f"{LIST}/{cid}/erase", {"confirm": str(cid)})).status_code == 303
     turns = len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
     await sign_in(client, seeded, AGENT)
     chat = f"/communication/chat/{seeded.chat_id}"

@@ -15,7 +15,7 @@ from slack_sdk.web.slack_response import SlackResponse
 
 from storage.customer_erasure import StaffCopies
 from switchboard import erasure_copies
-from switchboard.erasure_copies import ERASED_COPY, erase_staff_copies
+from switchboard.erasure_copies import ERASED_COPY, CopiesErased, erase_staff_copies
 from switchboard.settings import Settings
 
 BOT = {"user_id": "UBOT", "bot_id": "BBOT"}
@@ -154,8 +154,11 @@ def test_the_bot_s_own_messages_are_overwritten_across_pages_and_people_s_are_co
             "twilio_records_gone": 0,
             "twilio_pending": [],
             "failures": 1,
+            "failure_reasons": ["Slack thread 9.9 in C1: answered thread_not_found"],
         }
     ]
+    # The dashboard says the same later, from the audit entry.
+    assert CopiesErased.from_counts(audited[0]).lines(7) == done.lines(7)
     lines = done.lines(7)
     assert lines[0] == f'staff chats: 2 Slack message(s) and 2 Telegram post(s) now read "{ERASED_COPY}"'
     assert "2 message(s) that staff typed in their Slack threads remain" in lines[1]
