@@ -17,6 +17,7 @@ from api.pages.common import Formats, StaffPages, container_of, page, staff_of, 
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.vocabulary import CampaignStatus, Role
 from reports.exports import SheetRows
 from storage.database import Database
@@ -85,13 +86,14 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
             policy=container.consent_policy(),
         )
     progress = await use_cases.campaign_progress(container.campaign_uow(read_only=True), campaign.id)
+    channel_list = ", ".join(CHAT_CHANNEL_WORDS.get(c, c) for c in campaign.channel_order)
     return {
         "campaign": campaign,
-        "channels": ", ".join(campaign.channel_order),
+        "channels": channel_list,
         "facts": [
             ("Status", campaign.status),
             ("Template", campaign.template_name),
-            ("Channels", ", ".join(campaign.channel_order)),
+            ("Channels", channel_list),
             ("Category", campaign.category),
             ("Created", formats.moment(campaign.created_at)),
             ("Scheduled", formats.moment(campaign.scheduled_at)),

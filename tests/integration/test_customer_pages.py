@@ -459,9 +459,7 @@ async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
     assert listed_ids(html) == [cid] and "erased</span>" in html
 
 
-async def test_a_name_with_accented_letters_is_found_in_any_case(
-    client: Client, seeded: Seeded
-) -> None:
+async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client, seeded: Seeded) -> None:
     database = Database.connect(seeded.settings.database_url)
     try:
         async with database.sessions() as session:
