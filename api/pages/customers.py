@@ -100,6 +100,17 @@ def phone_examples(region: str) -> str:
     return f"{national} or {international}"
 
 
+def country_words(country: str | None, business_locale: str) -> str:
+    """A customer's country by its name in the business's language ("Switzerland"), or the code if unknown."""
+    if not country:
+        return "—"
+    try:
+        name = Locale.parse(business_locale).territories.get(country.upper())
+    except (ValueError, TypeError, UnknownLocaleError):
+        name = None
+    return str(name) if name else country
+
+
 def language_words(locale: str, business_locale: str) -> str:
     """A customer's locale as the business reads it ("German", "English (United Kingdom)")."""
     try:
@@ -460,7 +471,7 @@ def _profile(record: CustomerRecord, formats: Formats, business_locale: str, *, 
         "on_file": ", ".join(reachable) or "none",
         "language": language_words(record.locale, business_locale),
         "timezone": record.timezone,
-        "country": record.country or "—",
+        "country": country_words(record.country, business_locale),
         "segment": record.segment,
         "clinic": record.home_clinic or "—",
         "since": formats.day(record.created_at.astimezone(zone).date()),

@@ -35,7 +35,14 @@ async def set_preferences(
                 via=via,
                 action="customer.preferences",
                 target=f"customer:{customer_id}",
-                detail={"preferred": preferred_channel},
+                # Everything set, so the audit log answers "who turned their marketing off, and when".
+                detail={
+                    "preferred": preferred_channel,
+                    "quiet_hours": None
+                    if preferences.quiet_hours_start is None or preferences.quiet_hours_end is None
+                    else f"{preferences.quiet_hours_start:%H:%M}–{preferences.quiet_hours_end:%H:%M}",
+                    "marketing_max_per_week": marketing_max_per_week,
+                },
             )
         )
         await uow.commit()

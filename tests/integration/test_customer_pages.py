@@ -473,7 +473,9 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     for typed in ("Ömer", "ÄRZTIN", "mer Ärz", "ömer", "ärztin"):  # any case, on SQLite too
         assert listed_ids((await client.get(LIST, params={"q": typed})).text) == [cid], typed
     html = (await client.get(f"{LIST}/{cid}")).text
-    assert "<dt>Language</dt><dd>German (Germany)</dd>" in html
+    assert "<dt>Language</dt><dd>German (Germany)</dd>" in html and "<dt>Country</dt><dd>—</dd>" in html
+    cid_de = (await rows(seeded, select(Customer.id).where(Customer.country == "DE").limit(1)))[0][0]
+    assert "<dt>Country</dt><dd>Germany</dd>" in (await client.get(f"{LIST}/{cid_de}")).text
     assert "contact details on file: none" in html
 
 

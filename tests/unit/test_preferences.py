@@ -81,14 +81,23 @@ async def test_preferences_are_kept_with_their_audit_row_in_one_commit() -> None
     assert uow.kept == {1: (kept, NOW)}
     assert uow.commits == 1
     assert uow.audited == [
-        AuditEntry("front-desk", "api", "customer.preferences", "customer:1", {"preferred": "whatsapp"})
+        AuditEntry(
+            "front-desk",
+            "api",
+            "customer.preferences",
+            "customer:1",
+            {"preferred": "whatsapp", "quiet_hours": "21:00–08:00", "marketing_max_per_week": 2},
+        )
     ]
 
 
 async def test_no_preferences_at_all_is_a_choice_too() -> None:
     uow = FakePreferencesUow()
     assert await set_for(uow, 2) == CommunicationPreferences()
-    assert (uow.commits, uow.audited[0].detail) == (1, {"preferred": None})
+    assert (uow.commits, uow.audited[0].detail) == (
+        1,
+        {"preferred": None, "quiet_hours": None, "marketing_max_per_week": None},
+    )
 
 
 async def test_an_unknown_customer_is_refused_and_nothing_is_kept() -> None:
