@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
+from domain.customers.importing import normalise_phone
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
@@ -118,8 +119,19 @@ class CustomerSearch:
         return [m.id for m in self.matches]
 
 
-async def find_customers(database: Database, text: str) -> CustomerSearch:
-    rows = await message_log_customers(database, text, CUSTOMER_MATCHES + 1)
+async def find_customers(
+    database: Database, text: str, *, whole_contacts: bool, region: str
+) -> CustomerSearch:
+    """Who the customer filter finds; staff who see contact details shortened find by whole ones only (a
+    phone number read in the business's country, `region`)."""
+    reading = normalise_phone(text, region) if sum(c.isascii() and c.isdigit() for c in text) >= 6 else None
+    rows = await message_log_customers(
+        database,
+        text,
+        CUSTOMER_MATCHES + 1,
+        whole_contacts=whole_contacts,
+        phone=reading[0] if isinstance(reading, tuple) else None,
+    )
     matches = tuple(CustomerMatch(id, name) for id, name in rows[:CUSTOMER_MATCHES])
     return CustomerSearch(text, matches, len(rows) > CUSTOMER_MATCHES)
 
@@ -312,8 +324,14 @@ class LogScope:
         return self.campaign.id if self.campaign else None
 
 
-async def log_scope(database: Database, filters: MessageFilters) -> LogScope:
-    search = await find_customers(database, filters.customer) if filters.customer else None
+async def log_scope(
+    database: Database, filters: MessageFilters, *, whole_contacts: bool, region: str
+) -> LogScope:
+    search = (
+        await find_customers(database, filters.customer, whole_contacts=whole_contacts, region=region)
+        if filters.customer
+        else None
+    )
     campaign = await campaign_overview(database, filters.campaign) if filters.campaign else None
     found = (search is None or bool(search.matches)) and (campaign is not None or not filters.campaign)
     return LogScope(search, campaign, found)
@@ -324,7 +342,12 @@ class MessagePages(StaffPages):
     async def messages(self, request: Request[Any, Any, Any]) -> Template:
         filters = MessageFilters.parse(dict(request.query_params))
         database = container_of(request).database
-        scope = await log_scope(database, filters)
+        scope = await log_scope(
+            database,
+            filters,
+            whole_contacts=staff_of(request).may(Role.AGENT),
+            region=container_of(request).settings.phone_region,
+        )
         rows, next_before = (
             await latest_messages(
                 database,
@@ -359,7 +382,12 @@ class MessagePages(StaffPages):
         with its whole text, times in the business's timezone."""
         filters = MessageFilters.parse(dict(request.query_params))
         database, formats = container_of(request).database, Formats.of(request)
-        scope = await log_scope(database, filters)
+        scope = await log_scope(
+            database,
+            filters,
+            whole_contacts=staff_of(request).may(Role.AGENT),
+            region=container_of(request).settings.phone_region,
+        )
         rows = (
             await message_log(database, filters.for_log(scope.customers, scope.campaign_id), EXPORT_ROWS + 1)
             if scope.found

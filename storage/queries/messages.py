@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
@@ -200,8 +200,12 @@ def _history_of(message: CustomerCommunication) -> ColumnElement[bool]:
     )
 
 
-def _customer_condition(text: str) -> ColumnElement[bool]:
-    """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number.
+def _customer_condition(
+    text: str, *, whole_contacts: bool = True, phone: str | None = None
+) -> ColumnElement[bool]:
+    """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number. Without
+    `whole_contacts` (staff who see contact details shortened), an email must be all of `text` and a phone
+    number `phone` (the text read as one, E.164), so that neither can be found out a character at a time.
 
     The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
     """
@@ -210,7 +214,9 @@ def _customer_condition(text: str) -> ColumnElement[bool]:
         return Customer.id == int(compact[1:])
     conditions = [
         Customer.name.icontains(text, autoescape=True),
-        Customer.email.icontains(text, autoescape=True),
+        Customer.email.icontains(text, autoescape=True)
+        if whole_contacts
+        else func.lower(Customer.email) == func.lower(text.strip()),
     ]
     if compact.isdigit() and len(compact) < 19:
         conditions.append(Customer.id == int(compact))
@@ -218,18 +224,23 @@ def _customer_condition(text: str) -> ColumnElement[bool]:
     # Numbers are stored as E.164 (+4915...); a national 0151... is matched without its leading zeros.
     number = digits.lstrip("+").lstrip("0")
     if re.fullmatch(r"\+?\d+", digits) and len(number) >= 3:
-        conditions.append(Customer.phone_e164.contains(number, autoescape=True))
+        if whole_contacts:
+            conditions.append(Customer.phone_e164.contains(number, autoescape=True))
+    if phone is not None and not whole_contacts:
+        conditions.append(Customer.phone_e164 == phone)
     return or_(*conditions)
 
 
-async def message_log_customers(database: Database, text: str, limit: int) -> list[tuple[int, str]]:
+async def message_log_customers(
+    database: Database, text: str, limit: int, *, whole_contacts: bool = True, phone: str | None = None
+) -> list[tuple[int, str]]:
     """The message log's customer filter: (id, name) of customers whose name, email or phone contains
-    `text`, or whose number it is, by name."""
+    `text`, or whose number it is, by name (see `_customer_condition` for `whole_contacts`)."""
     async with database.read_sessions() as session:
         rows = (
             await session.execute(
                 select(Customer.id, Customer.name)
-                .where(_customer_condition(text))
+                .where(_customer_condition(text, whole_contacts=whole_contacts, phone=phone))
                 .order_by(Customer.name, Customer.id)
                 .limit(limit)
             )
