@@ -404,8 +404,15 @@ class SqlChatReplies:
         chat = await self.session.get(ChatSession, chat_id)
         if chat is None:
             return None
-        name = await self.session.scalar(select(Customer.name).where(Customer.id == chat.customer_id))
-        return ChatReplyTarget(chat.id, chat.customer_id, chat.channel, chat.subject, name)
+        found = (
+            await self.session.execute(
+                select(Customer.name, Customer.erased_at).where(Customer.id == chat.customer_id)
+            )
+        ).first()
+        name, erased_at = found if found is not None else (None, None)
+        return ChatReplyTarget(
+            chat.id, chat.customer_id, chat.channel, chat.subject, name, customer_erased=erased_at is not None
+        )
 
     async def add_staff_turn(
         self,

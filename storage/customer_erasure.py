@@ -243,7 +243,7 @@ async def erase_customer(
         )
         await session.commit()
     await _blank_webhooks(database, erasure, addresses)
-    if erasure.counts["webhooks"]:
+    if erasure.counts["webhooks"] or erasure.unapplied_webhooks_kept:
         detail = {"blanked": erasure.counts["webhooks"], "kept": erasure.unapplied_webhooks_kept}
         await _audit(database, customer_id, actor, WEBHOOKS_ACTION, detail, via)
     return erasure

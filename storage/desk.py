@@ -89,7 +89,7 @@ class SqlChatDesk:
 
     async def chat(self, chat_id: int, *, for_update: bool = False) -> DeskChat | None:
         query = (
-            select(ChatSession, Customer.name, StaffUser.name)
+            select(ChatSession, Customer.name, StaffUser.name, Customer.erased_at)
             .join(Customer, Customer.id == ChatSession.customer_id)
             .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
             .where(ChatSession.id == chat_id)
@@ -99,7 +99,7 @@ class SqlChatDesk:
         row = (await self._session.execute(query.execution_options(populate_existing=True))).first()
         if row is None:
             return None
-        chat, customer_name, assigned_name = row
+        chat, customer_name, assigned_name, erased_at = row
         return DeskChat(
             chat.id,
             chat.customer_id,
@@ -110,6 +110,7 @@ class SqlChatDesk:
             assigned_name,
             chat.snoozed_until,
             chat.last_message_at,
+            customer_erased=erased_at is not None,
         )
 
     async def agent_loads(self) -> list[AgentLoad]:

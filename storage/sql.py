@@ -6,10 +6,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, ColumnElement, String, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from storage.models.base import UtcDateTime, postgres_timestamp, sqlite_timestamp
 
@@ -136,3 +138,31 @@ async def insert_rows(
             )
         )
     await connection.exec_driver_sql(sql, records)
+
+
+class folded(FunctionElement[str]):
+    """A text in lower case for searching without case: PostgreSQL's lower() folds every letter; SQLite's
+    folds A-Z only, so there it is Python's str.lower (registered on each connection as `unicode_lower`),
+    and "MÜLLER" finds "Müller" on both. Only searches use it: it calls into Python for every row."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_elsewhere(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "sqlite")
+def _folded_on_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"unicode_lower({compiler.process(element.clauses, **kw)})"
+
+
+def contains_folded(column: Any, text: str) -> ColumnElement[bool]:
+    """`column` contains `text`, without case, its LIKE wildcards taken as letters."""
+    return folded(column).contains(text.lower(), autoescape=True)
+
+
+def equals_folded(column: Any, text: str) -> ColumnElement[bool]:
+    return folded(column) == text.lower()

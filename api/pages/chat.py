@@ -56,7 +56,6 @@ from storage.queries.chats import (
     QueuedChat,
     ReplySent,
     chat_conversation,
-    chat_customer,
     desk_chat,
     desk_counts,
     desk_queue,
@@ -89,10 +88,6 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "waiting": formats.duration(waiting) if waiting is not None else "—",
         "first_response": formats.duration(first_response) if first_response is not None else "not yet",
     }
-
-
-#: Said when a reply or a note is asked for in the conversation of a customer erased at their request.
-ERASED_CHAT = "This customer was erased at their request: nothing more is written in their conversation."
 
 
 async def chat_sessions(database: Database, formats: Formats) -> dict[str, list[dict[str, Any]]]:
@@ -445,11 +440,6 @@ class ChatPages(StaffPages):
             )
         )
 
-    async def _erased(self, container: Container, session_id: int) -> bool:
-        """Whether the conversation's customer was erased at their request (no such conversation: False)."""
-        customer_id = await chat_customer(container.database, session_id)
-        return customer_id is not None and bool(await customer_erased(container.database, customer_id))
-
     async def _refused(
         self, request: Request[Any, Any, Any], session_id: int, error: str, draft: str
     ) -> Template:
@@ -471,8 +461,6 @@ class ChatPages(StaffPages):
         body = str(form.get("body", "")).strip()
         key = "".join(ch for ch in str(form.get("request_key", "")) if ch.isalnum())[:40] or uuid.uuid4().hex
         container, staff = container_of(request), staff_of(request)
-        if await self._erased(container, session_id):
-            return await self._refused(request, session_id, ERASED_CHAT, body)
         if body.startswith("/") and SHORTCUT.fullmatch(body[1:].lower()):
             return await self._expand_shortcut(request, session_id, body)
         try:
@@ -530,8 +518,6 @@ class ChatPages(StaffPages):
         form = await request.form()
         body = str(form.get("body", "")).strip()
         container, staff = container_of(request), staff_of(request)
-        if await self._erased(container, session_id):
-            return await self._refused(request, session_id, ERASED_CHAT, body)
         attached = await _attached_file(form.get("file"), container.settings.attachment_max_bytes)
         if isinstance(attached, RefusedFile):
             return await self._refused(request, session_id, attached.reason, body)

@@ -193,12 +193,16 @@ class CustomerPages(StaffPages):
         if erased is None:
             return [], False
         first_erased = await customer_record(container.database, customer_id)
+        webhooks = found.get(WEBHOOKS_ACTION, {})
+        counts = Counter({k: v for k, v in erased.items() if type(v) is int})
+        # Webhooks are blanked after the erasure's own entry is written; their step has its own entry.
+        counts["webhooks"] = int(webhooks.get("blanked", 0))
         erasure = Erasure(
             customer_id,
             first_erased.erased_at if first_erased and first_erased.erased_at else erased["_at"],
             again=bool(erased.get("again")),
-            counts=Counter({k: v for k, v in erased.items() if type(v) is int}),
-            unapplied_webhooks_kept=int(found.get(WEBHOOKS_ACTION, {}).get("kept", 0)),
+            counts=counts,
+            unapplied_webhooks_kept=int(webhooks.get("kept", 0)),
         )
         copies = CopiesErased.from_counts(found.get(COPIES_ACTION, {}))
         lines = [

@@ -54,6 +54,8 @@ class DeskChat:
     assigned_name: str | None
     snoozed_until: datetime | None
     last_message_at: datetime | None
+    #: The customer was erased at their request: nothing more is written in the conversation.
+    customer_erased: bool = False
 
 
 def choose_agent(agents: Sequence[AgentLoad], team: str | None = None) -> AgentLoad | None:

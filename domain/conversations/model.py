@@ -114,6 +114,12 @@ class ChatReplyTarget:
     channel: str
     subject: str | None
     customer_name: str | None
+    #: The customer was erased at their request: nothing more is written in the conversation.
+    customer_erased: bool = False
+
+
+#: Said when a reply or a note is asked for in the conversation of a customer erased at their request.
+ERASED_CHAT = "This customer was erased at their request: nothing more is written in their conversation."
 
 
 @dataclass(frozen=True)

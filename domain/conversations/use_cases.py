@@ -34,6 +34,7 @@ from domain.conversations.desk import (
 )
 from domain.conversations.incoming_files import FilesByMessage, fetch_customer_files
 from domain.conversations.model import (
+    ERASED_CHAT,
     KEYWORD_SOURCE,
     OUTBOX_REPLY_CHANNELS,
     REPLY_WINDOW,
@@ -452,6 +453,8 @@ async def reply_in_chat(
     """
     async with route_uow or uow:
         chat = await _reply_target(route_uow or uow, chat_id)
+        if chat.customer_erased:
+            raise MessageRequestError(ERASED_CHAT)
         request = reply_request(chat, _own_channel(chat), "…", "preview", business_name)
         try:
             preview = await preview_in_transaction(route_uow or uow, request, now, policy)
@@ -677,7 +680,8 @@ async def add_note(
     # A file alone reads as its name, as a customer's file alone does.
     shown = text or (f"[file: {file.filename}]" if file is not None else "")
     async with uow:
-        await _desk_chat(uow, chat_id)
+        if (await _desk_chat(uow, chat_id)).customer_erased:
+            raise MessageRequestError(ERASED_CHAT)
         added = await uow.desk.add_note(
             chat_id,
             actor.staff_id,

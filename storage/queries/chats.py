@@ -281,12 +281,3 @@ async def desk_chat(database: Database, chat_id: int) -> DeskChat | None:
     """One conversation as the desk sees it: status, snooze and who holds it."""
     async with database.read_sessions() as session:
         return await SqlChatDesk(session).chat(chat_id)
-
-
-async def chat_customer(database: Database, chat_id: int) -> int | None:
-    """The customer of conversation `chat_id` (None: no such conversation)."""
-    async with database.read_sessions() as session:
-        customer_id: int | None = await session.scalar(
-            select(ChatSession.customer_id).where(ChatSession.id == chat_id)
-        )
-    return customer_id

@@ -12,6 +12,7 @@ from storage.database import Database
 from storage.models import ChatSession, Customer, Location
 from storage.queries.customer_card import CustomerCard, customer_card
 from storage.queries.customers import ConsentStatement, preferences_and_consent
+from storage.sql import contains_folded, equals_folded
 
 #: Customers per page of the list.
 PAGE_SIZE = 50
@@ -36,11 +37,11 @@ class DirectorySearch:
         found: list[ColumnElement[bool]] = []
         if self.text:
             email = (
-                Customer.email.icontains(self.text, autoescape=True)
+                contains_folded(Customer.email, self.text)
                 if self.whole_emails
-                else func.lower(Customer.email) == func.lower(self.text)
+                else equals_folded(Customer.email, self.text)
             )
-            anywhere = [Customer.name.icontains(self.text, autoescape=True), email]
+            anywhere = [contains_folded(Customer.name, self.text), email]
             if self.phone:
                 anywhere.append(Customer.phone_e164 == self.phone)
             if self.customer_id is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
@@ -22,7 +22,7 @@ from storage.models import (
     MessageStatusEvent,
     MessageTemplate,
 )
-from storage.sql import dialect_of
+from storage.sql import contains_folded, dialect_of, equals_folded
 
 Columns = TypeVarTuple("Columns")
 
@@ -213,10 +213,10 @@ def _customer_condition(
     if re.fullmatch(r"#\d{1,18}", compact):
         return Customer.id == int(compact[1:])
     conditions = [
-        Customer.name.icontains(text, autoescape=True),
-        Customer.email.icontains(text, autoescape=True)
+        contains_folded(Customer.name, text),
+        contains_folded(Customer.email, text)
         if whole_contacts
-        else func.lower(Customer.email) == func.lower(text.strip()),
+        else equals_folded(Customer.email, text.strip()),
     ]
     if compact.isdigit() and len(compact) < 19:
         conditions.append(Customer.id == int(compact))

@@ -8,12 +8,15 @@ import io
 import json
 import re
 import zipfile
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from api.pages import customers as customer_pages
+from domain.staff import StaffIdentity
+from domain.vocabulary import Role
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -25,6 +28,8 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
 )
+from storage.units import UnitsOfWork
+from switchboard.chat_threads import AgentReplies, agent_answers
 from tests.integration.test_pages import (
     AGENT,
     MANAGER,
@@ -501,6 +506,20 @@ async def test_nothing_more_is_written_in_an_erased_customer_s_conversation(
         assert answer.status_code == 422 and "nothing more is written in their conversation" in answer.text, (
             action
         )
+    # The same from a Slack thread or the staff bot's Telegram: refused in words, nothing kept.
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        parts = AgentReplies(
+            seeded.settings, UnitsOfWork(database, "Europe/Berlin"), lambda: datetime.now(UTC), lambda: None
+        )
+        agent = StaffIdentity(seeded.staff[AGENT], "Lena", AGENT, Role.AGENT, "slack")
+        for text in (f"{seeded.settings.slack_note_prefix} new number 0151 99999999", "Hello again"):
+            answer = await agent_answers(
+                parts, seeded.chat_id, agent, text, via="slack", ref=f"slack:C1:{len(text)}", request_key=text
+            )
+            assert answer.kind == "refused" and "nothing more is written" in str(answer.say), answer
+    finally:
+        await database.dispose()
     assert (
         len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
         == turns
