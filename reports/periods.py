@@ -384,8 +384,8 @@ def next_bucket(start: datetime, grain: Grain, tz: str) -> datetime:
 
 
 def partial_buckets(time_range: TimeRange, grain: Grain) -> str:
-    """Which of the range's `grain` buckets hold only part of theirs, in words ("first and last weeks
-    partial"), or "" when both ends fall on bucket boundaries. A week that starts before the range, or a
+    """Which of the range's `grain` buckets hold only part of theirs, in words ("partial first and final
+    weeks"), or "" when both ends fall on bucket boundaries. A week that starts before the range, or a
     month still running, holds fewer days than the others: a chart that does not say so reads as a drop."""
     tz = time_range.timezone
     starts = bucket_starts(time_range, grain, tz)
@@ -394,11 +394,11 @@ def partial_buckets(time_range: TimeRange, grain: Grain) -> str:
     first = starts[0] < time_range.start
     last = next_bucket(starts[-1], grain, tz) > time_range.end
     if first and last:
-        return f"first and last {grain}s partial" if len(starts) > 1 else f"one partial {grain}"
+        return f"partial first and final {grain}s" if len(starts) > 1 else f"one partial {grain}"
     if first:
-        return f"first {grain} partial"
+        return f"partial first {grain}"
     if last:
-        return f"last {grain} partial"
+        return f"partial final {grain}"
     return ""
 
 

@@ -67,7 +67,7 @@ EXCLUSION_WORDS = {
     "an approved WhatsApp template",
     "frequency_cap_channel": "already had as many messages on that channel as the frequency cap allows",
     "frequency_cap_campaign_type": "already had as many campaigns of this kind as the cap allows",
-    "customer_marketing_limit": "asked for less marketing than that, and had their share this week",
+    "customer_marketing_limit": "asked for no marketing, or for less than they already had this week",
     "no_template": "have a language or channel the template has no variant for",
     "template_error": "could not have the template filled in for them",
     "already_in_campaign": "are already in this campaign",

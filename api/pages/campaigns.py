@@ -13,6 +13,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages.campaign_wizard import EXCLUSION_WORDS
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignError, CampaignPreview
@@ -112,6 +113,8 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
         "actions": allowed_actions(campaign.status),
+        # Why recipients are left out or held back, as the wizard says it ("opted out of these messages").
+        "reason_words": EXCLUSION_WORDS,
     }
 
 

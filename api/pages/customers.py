@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from dataclasses import replace
+from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -339,7 +340,9 @@ class CustomerPages(StaffPages):
             problem = "Choose a preferred channel from the list, or no preference."
         elif (start is None) != (end is None):
             problem = "Give quiet hours both a start and an end, or leave both empty."
-        elif start is not None and start == end:
+        elif start is not None and end is not None and not (_clock(start) and _clock(end)):
+            problem = "Quiet hours are times of day, like 21:00 and 08:00."
+        elif start is not None and _clock(start) == _clock(end):
             problem = "Quiet hours from and until are the same time; leave both empty for no quiet hours."
         elif cap_text and whole_number(cap_text, MAX_MARKETING_PER_WEEK) is None:
             problem = (
@@ -447,6 +450,13 @@ class CustomerPages(StaffPages):
         )
         # To the customer's page, which says what was done from the audit entries: a reload erases nothing.
         return Redirect(f"{PATH}/{customer_id}?done=erased#erasure-result", status_code=303)
+
+
+def _clock(text: str | None) -> time | None:
+    try:
+        return time.fromisoformat(text) if text else None
+    except ValueError:
+        return None
 
 
 def _sentence(line: str) -> str:

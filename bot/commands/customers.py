@@ -140,7 +140,11 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         Field("Quiet hours", quiet),
         Field(
             "Marketing cap",
-            f"{customer.marketing_max_per_week}/week" if customer.marketing_max_per_week else "—",
+            "—"
+            if customer.marketing_max_per_week is None
+            else "no marketing"
+            if customer.marketing_max_per_week == 0
+            else f"{customer.marketing_max_per_week}/week",
         ),
     ]
     why = "No message to this customer has been held back."

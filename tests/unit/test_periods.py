@@ -318,12 +318,12 @@ def test_comparison_range_without_a_named_period_is_the_stretch_before() -> None
     ("first", "last", "grain", "said"),
     [
         # Tuesday 3 Nov to Thursday 3 Dec 2026: both ends inside their weeks.
-        (date(2026, 11, 3), date(2026, 12, 3), "week", "first and last weeks partial"),
+        (date(2026, 11, 3), date(2026, 12, 3), "week", "partial first and final weeks"),
         # Monday 2 Nov to Sunday 29 Nov: whole weeks.
         (date(2026, 11, 2), date(2026, 11, 29), "week", ""),
-        (date(2026, 11, 2), date(2026, 12, 2), "week", "last week partial"),
-        (date(2026, 10, 28), date(2026, 11, 29), "week", "first week partial"),
-        (date(2026, 9, 15), date(2026, 11, 30), "month", "first month partial"),
+        (date(2026, 11, 2), date(2026, 12, 2), "week", "partial final week"),
+        (date(2026, 10, 28), date(2026, 11, 29), "week", "partial first week"),
+        (date(2026, 9, 15), date(2026, 11, 30), "month", "partial first month"),
         (date(2026, 11, 1), date(2026, 11, 30), "month", ""),
         (date(2026, 11, 10), date(2026, 11, 20), "month", "one partial month"),
         (date(2026, 11, 3), date(2026, 12, 3), "day", ""),
