@@ -106,7 +106,13 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         if preview
         else None,
         "exclusions": sorted((preview.exclusions if preview else {}).items()),
-        "per_channel": [(str(c), n) for c, n in (preview.per_channel if preview else {}).items()],
+        "per_channel": [
+            (CHAT_CHANNEL_WORDS.get(c.value, c.value), n)
+            for c, n in (preview.per_channel if preview else {}).items()
+        ],
+        "sample_channel": CHAT_CHANNEL_WORDS.get(preview.sample.channel.value, preview.sample.channel.value)
+        if preview and preview.sample
+        else None,
         "progress": progress.sent_by_stage(),
         "replies": progress.replies,
         "failed": progress.failure_reasons(8),
