@@ -16,7 +16,7 @@ from api.auth import requires_role
 from api.media_links import file_response, media_links_of
 from api.pages.canned_replies import filled_for_chat, picker
 from api.pages.chat_live import conversation_poll, event_stream, last_event_id, snapshot_poll
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from api.pages.customer_card import card_view
 from api.security_headers import LIVE_PAGE_POLICY
 from api.widget.routes import HOLD_SECONDS
@@ -379,7 +379,8 @@ class ChatPages(StaffPages):
         if found is None:
             raise NotFoundException(f"There is no chat {session_id}.")
         resumed = last_event_id(request)
-        start = int(resumed) if resumed.isdigit() and len(resumed) < 19 else max(after, 0)
+        start = whole_number(resumed)
+        start = max(after, 0) if start is None else start
         name = found.customer_name
         poll = conversation_poll(
             container.database,

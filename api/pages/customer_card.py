@@ -27,7 +27,8 @@ def _clock(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-def _channel(channel: str) -> str:
+def channel_words(channel: str) -> str:
+    """A channel as staff read it ("WhatsApp", "website chat")."""
     return CHAT_CHANNEL_WORDS.get(channel, channel)
 
 
@@ -43,18 +44,18 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
     first_contact = next((t.partition(":")[2] for t in card.tags if t.startswith("first-contact:")), None)
     return {
         # A record made by the customer's first message holds only what it showed: say so, so staff complete it.
-        "first_contact": _channel(first_contact) if first_contact else None,
+        "first_contact": channel_words(first_contact) if first_contact else None,
         "tags": list(card.tags),
         "consents": [
             {
-                "channel": _channel(c.channel),
+                "channel": channel_words(c.channel),
                 "status": c.status,
                 "words": CONSENT_WORDS.get(c.status, c.status.replace("_", " ")),
                 "since": formats.day(c.changed_at.astimezone(zone).date()),
             }
             for c in preferences.consents
         ],
-        "preferred_channel": _channel(preferences.preferred_channel)
+        "preferred_channel": channel_words(preferences.preferred_channel)
         if preferences.preferred_channel
         else "none",
         "quiet_hours": quiet,
@@ -80,7 +81,7 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
         "other_conversations": [
             {
                 "id": other.id,
-                "channel": _channel(other.channel),
+                "channel": channel_words(other.channel),
                 "status": other.status,
                 "status_label": STATUS_WORDS.get(other.status, other.status),
                 "last_message": formats.moment(other.last_message_at) if other.last_message_at else "—",

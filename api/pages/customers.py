@@ -23,8 +23,17 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
-from api.pages.customer_card import CONSENT_WORDS, card_view
+from api.pages.common import (
+    Formats,
+    StaffPages,
+    container_of,
+    page,
+    phone_typed,
+    staff_of,
+    utc_now,
+    whole_number,
+)
+from api.pages.customer_card import CONSENT_WORDS, card_view, channel_words
 from api.pages.messages import MessageFilters, latest_messages
 from bot.commands.masking import mask_email, mask_phone
 from domain.consent.ledger import record_consent
@@ -32,8 +41,6 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
-from domain.customers.importing import normalise_phone
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
 from storage.customer_erasure import (
     COPIES_ACTION,
@@ -45,6 +52,7 @@ from storage.customer_erasure import (
     last_erasure,
 )
 from storage.customer_export import NoSuchCustomer, customer_bundle, record_export, write_bundle
+from storage.database import Database
 from storage.queries.customer_directory import (
     PAGE_SIZE,
     CustomerRecord,
@@ -68,27 +76,11 @@ DONE_WORDS = {
 }
 
 
-def channel_words(channel: str) -> str:
-    return CHAT_CHANNEL_WORDS.get(channel, channel)
-
-
-def whole_number(text: str, largest: int = 2**63 - 1) -> int | None:
-    """`text` as a whole number written in 0-9 (not "²" or "٣", which Python also calls digits), or None."""
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        return None
-    return int(text) if int(text) <= largest else None
-
-
 def search_of(text: str, segment: str, region: str, *, whole_emails: bool) -> DirectorySearch:
     """What was typed, read as a name or email part, a phone number (in the business's country) or #id."""
     text = " ".join(text.split())[:100]
     customer_id = whole_number(text.replace(" ", "").lstrip("#"))
-    phone = None
-    if sum(c.isascii() and c.isdigit() for c in text) >= 6:
-        reading = normalise_phone(text, region)
-        phone = reading[0] if isinstance(reading, tuple) else None
-    return DirectorySearch(text, phone, customer_id, segment or None, whole_emails)
+    return DirectorySearch(text, phone_typed(text, region), customer_id, segment or None, whole_emails)
 
 
 def phone_examples(region: str) -> str:
@@ -171,8 +163,7 @@ class CustomerPages(StaffPages):
     async def customer(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
         done = request.query_params.get("done") or ""
         if done == "erased":
-            lines, failed = await self._erasure_outcome(request, customer_id)
-            return await self._customer(request, customer_id, erased_lines=lines, erasure_failed=failed)
+            return await self._customer(request, customer_id, erasure_outcome=True)
         return await self._customer(request, customer_id, notice=DONE_WORDS.get(done))
 
     @get(
@@ -184,23 +175,20 @@ class CustomerPages(StaffPages):
         """An action's address opened or reloaded (after a refused form): the customer's page, not a 405."""
         return Redirect(f"{PATH}/{customer_id}", status_code=303)
 
-    async def _erasure_outcome(
-        self, request: Request[Any, Any, Any], customer_id: int
-    ) -> tuple[list[str], bool]:
+    async def _erasure_outcome(self, database: Database, record: CustomerRecord) -> tuple[list[str], bool]:
         """What the latest erasure did, from its audit entries, in sentences; and whether a step failed."""
-        container = container_of(request)
-        found = await last_erasure(container.database, customer_id)
+        customer_id = record.id
+        found = await last_erasure(database, customer_id)
         erased = found.get(ERASE_ACTION)
         if erased is None:
             return [], False
-        first_erased = await customer_record(container.database, customer_id)
         webhooks = found.get(WEBHOOKS_ACTION, {})
         counts = Counter({k: v for k, v in erased.items() if type(v) is int})
         # Webhooks are blanked after the erasure's own entry is written; their step has its own entry.
         counts["webhooks"] = int(webhooks.get("blanked", 0))
         erasure = Erasure(
             customer_id,
-            first_erased.erased_at if first_erased and first_erased.erased_at else erased["_at"],
+            record.erased_at or erased["_at"],
             again=bool(erased.get("again")),
             counts=counts,
             unapplied_webhooks_kept=int(webhooks.get("kept", 0)),
@@ -219,8 +207,7 @@ class CustomerPages(StaffPages):
         *,
         notice: str | None = None,
         error: str | None = None,
-        erased_lines: list[str] | None = None,
-        erasure_failed: bool = False,
+        erasure_outcome: bool = False,
         submitted: dict[str, str] | None = None,
         typed_preferences: dict[str, str] | None = None,
         open_form: str | None = None,
@@ -230,6 +217,9 @@ class CustomerPages(StaffPages):
         record = await customer_record(container.database, customer_id)
         if record is None:
             raise NotFoundException(f"There is no customer #{customer_id}.")
+        erased_lines, erasure_failed = (
+            await self._erasure_outcome(container.database, record) if erasure_outcome else ([], False)
+        )
         formats = Formats.of(request)
         messages, more = await latest_messages(
             container.database,

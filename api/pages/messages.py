@@ -15,8 +15,17 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
-from domain.customers.importing import normalise_phone
+from api.pages.common import (
+    Formats,
+    StaffPages,
+    container_of,
+    page,
+    phone_typed,
+    staff_of,
+    table_download,
+    utc_now,
+    whole_number,
+)
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
@@ -63,8 +72,7 @@ class MessageFilters:
             return value if value in allowed else None
 
         def number(name: str) -> int | None:
-            value = (params.get(name) or "").strip().lstrip("#")
-            return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+            return whole_number((params.get(name) or "").strip().lstrip("#"))
 
         return cls(
             one_of("channel", [c.value for c in Channel]),
@@ -124,13 +132,8 @@ async def find_customers(
 ) -> CustomerSearch:
     """Who the customer filter finds; staff who see contact details shortened find by whole ones only (a
     phone number read in the business's country, `region`)."""
-    reading = normalise_phone(text, region) if sum(c.isascii() and c.isdigit() for c in text) >= 6 else None
     rows = await message_log_customers(
-        database,
-        text,
-        CUSTOMER_MATCHES + 1,
-        whole_contacts=whole_contacts,
-        phone=reading[0] if isinstance(reading, tuple) else None,
+        database, text, CUSTOMER_MATCHES + 1, whole_contacts=whole_contacts, phone=phone_typed(text, region)
     )
     matches = tuple(CustomerMatch(id, name) for id, name in rows[:CUSTOMER_MATCHES])
     return CustomerSearch(text, matches, len(rows) > CUSTOMER_MATCHES)

@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import PERIODS, Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import PERIODS, Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.video.booking import cancel_consultation, reschedule_consultation
 from domain.video.model import (
     ACTIVE_STATUSES,
@@ -213,11 +213,6 @@ async def no_show_breakouts(container: Container, formats: Formats, now: datetim
     return tables
 
 
-def _number(value: str | None) -> int | None:
-    text = (value or "").strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
-
-
 def _slot_words(value: str, clock: BusinessClock) -> str:
     try:
         moment = datetime.fromisoformat(value)
@@ -245,7 +240,7 @@ class VideoPages(StaffPages):
         container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
         span = request.query_params.get("span")
         span = span if span in SPANS else "today"
-        staff_id = _number(request.query_params.get("staff"))
+        staff_id = whole_number(request.query_params.get("staff"))
         start, end = clock.span(span, now)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
         reminders = await reminder_logs(container.database, lines)

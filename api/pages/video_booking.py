@@ -12,7 +12,7 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.video.booking import (
     BookingChoices,
     BookingRequest,
@@ -51,8 +51,7 @@ class BookingForm:
 
 
 def _number(value: Any) -> int | None:
-    text = str(value or "").strip().lstrip("#")
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    return whole_number(str(value or "").strip().lstrip("#"))
 
 
 def _day(text: str) -> date:

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select
 
 from storage.database import Database
-from storage.models import ChatSession, Customer, Location
+from storage.models import ChatSession, ConsentRecord, Customer, Location
 from storage.queries.customer_card import CustomerCard, customer_card
-from storage.queries.customers import ConsentStatement, preferences_and_consent
+from storage.queries.customers import ConsentStatement
 from storage.sql import contains_folded, equals_folded
 
 #: Customers per page of the list.
@@ -137,14 +137,22 @@ class CustomerRecord:
 
 
 async def customer_record(database: Database, customer_id: int) -> CustomerRecord | None:
+    # The card reads the preferences and current consent; only the ledger is read here besides.
     card = await customer_card(database, customer_id, chat_id=None)
-    consent = await preferences_and_consent(database, customer_id)
-    if card is None or consent is None:
+    if card is None:
         return None
     async with database.read_sessions() as session:
         customer = await session.get(Customer, customer_id)
         if customer is None:
             return None
+        ledger = tuple(
+            ConsentStatement(r.channel, r.status, r.source, r.detail, r.recorded_at)
+            for r in await session.scalars(
+                select(ConsentRecord)
+                .where(ConsentRecord.customer_id == customer_id)
+                .order_by(ConsentRecord.recorded_at, ConsentRecord.id)
+            )
+        )
         clinic = (
             await session.scalar(select(Location.name).where(Location.id == customer.home_location_id))
             if customer.home_location_id is not None
@@ -180,6 +188,6 @@ async def customer_record(database: Database, customer_id: int) -> CustomerRecor
         created_at=customer.created_at,
         erased_at=customer.erased_at,
         card=card,
-        ledger=consent.ledger,
+        ledger=ledger,
         conversations=tuple(ConversationLine(*row) for row in conversations),
     )

@@ -144,6 +144,10 @@ async def test_the_list_counts_finds_and_pages_like_the_rows(
         assert (await client.get(LIST, params={"q": odd})).status_code == 200, odd
         assert (await client.get(LIST, params={"before": odd})).status_code == 200, odd
         assert (await client.get("/communication/messages", params={"customer_id": odd})).status_code == 200
+        assert (await client.get("/communication/video", params={"staff": odd})).status_code == 200
+        assert (
+            await client.get("/communication/video/new", params={"customer_id": odd, "staff_id": odd})
+        ).status_code < 500
     html = (await client.get(LIST, params={"before": "1"})).text
     assert listed_ids(html) == [] and "No older customers." in html
 
