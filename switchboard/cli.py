@@ -981,7 +981,7 @@ def import_customers(
                 raise StartupError(str(refused)) from None
 
     result = run_async(_with_database(settings, run))
-    click.echo(result.summary())
+    click.echo(result.summary(marketing_requires_opt_in=settings.marketing_requires_opt_in))
 
 
 @main.group()

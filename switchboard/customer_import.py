@@ -23,6 +23,7 @@ from zoneinfo import available_timezones
 
 from domain.clock import utc_now
 from domain.customers.importing import (
+    CONSENT_FIELDS,
     ColumnMap,
     ColumnsRefused,
     ImportRow,
@@ -84,8 +85,11 @@ class ImportResult:
     errors_path: Path | None
     ignored_columns: tuple[str, ...]
     dry_run: bool
+    #: Whether the file has a consent column for any channel.
+    gives_consent: bool = True
 
-    def summary(self) -> str:
+    def summary(self, *, marketing_requires_opt_in: bool = False) -> str:
+        """What happened, in words; its first line stands alone (the upload page shows only that)."""
         c = self.counts
         would = "would be " if self.dry_run else ""
         parts = [
@@ -99,6 +103,12 @@ class ImportResult:
         ]
         if c.preferences_set:
             parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
+        if marketing_requires_opt_in and not self.gives_consent and c.created:
+            parts.append(
+                "the file says nothing about consent, so campaigns will not reach "
+                f"{'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
+                "(reminders and other service messages still go)"
+            )
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)
         if self.rejected:
             text += f"\n{_many(self.rejected, 'row')} rejected, each with its reason in {self.errors_path}"
@@ -226,7 +236,13 @@ async def import_customers(
     if not rejected and errors_path.exists() and errors_file is None:
         os.unlink(errors_path)  # an error file from an earlier run of the same file would mislead
     return ImportResult(
-        counts, rows, rejected, errors_path if rejected else None, columns.ignored, options.dry_run
+        counts,
+        rows,
+        rejected,
+        errors_path if rejected else None,
+        columns.ignored,
+        options.dry_run,
+        gives_consent=bool(CONSENT_FIELDS.keys() & columns.fields.keys()),
     )
 
 

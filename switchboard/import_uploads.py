@@ -144,7 +144,9 @@ async def run_upload(
             token,
             status="checked" if dry_run else "imported",
             progress_bytes=upload.size_bytes,
-            summary=result.summary().splitlines()[0],
+            summary=result.summary(marketing_requires_opt_in=settings.marketing_requires_opt_in).splitlines()[
+                0
+            ],
             rejected=result.rejected,
             error_csv=errors.read_bytes() if result.rejected else None,
             updated_at=utc_now(),

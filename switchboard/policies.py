@@ -11,7 +11,9 @@ from switchboard.settings import Settings
 def business_consent_policy(settings: Settings) -> ConsentPolicy:
     """The business's consent rules; customers without a timezone are treated as in the business's."""
     return ConsentPolicy(
-        default_timezone=settings.business_timezone, unsubscribe_links=business_unsubscribe_links(settings)
+        marketing_requires_opt_in=settings.marketing_requires_opt_in,
+        default_timezone=settings.business_timezone,
+        unsubscribe_links=business_unsubscribe_links(settings),
     )
 
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     #: Two-letter country whose numbers a customer list may write without +country code (import); empty:
     #: the country of business_timezone, else the territory of business_locale (`phone_region`).
     business_country: str = ""
+    #: Marketing goes only to customers who opted in on that channel (EU clinics: ePrivacy, UWG §7); off:
+    #: marketing also reaches customers never asked, until they opt out (where the law allows it).
+    marketing_requires_opt_in: bool = True
     log_level: str = "INFO"
     #: "text" for a terminal, "json" for one JSON object per line with the request id (switchboard/logs.py).
     log_format: Literal["text", "json"] = "text"

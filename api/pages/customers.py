@@ -239,6 +239,7 @@ class CustomerPages(StaffPages):
             ),
             card=card_view(record.card, formats),
             consent_rows=_consent_rows(record, formats),
+            marketing_requires_opt_in=container.settings.marketing_requires_opt_in,
             ledger=_ledger(record, formats),
             conversations=[
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,9 +11,11 @@ from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.consent.sources import source_words
+from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role, role_allows
 from storage.queries.customers import (
+    ChannelConsent,
     CustomerProfile,
     customer_preferences,
     customer_profile,
@@ -152,6 +155,9 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     if suppressed is not None:
         explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
         why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
+    fields.append(
+        Field("Marketing", _marketing_reach(consents, ctx.consent_policy().marketing_requires_opt_in))
+    )
     fields.append(Field("Why not sent", why))
     fields.append(Field("Change them", customer_page(ctx, customer.id)))
     opted_out = [c.channel for c in consents if c.status == "opted_out"]
@@ -162,3 +168,14 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         fields=tuple(fields),
         table=table,
     )
+
+
+def _marketing_reach(consents: Sequence[ChannelConsent], requires_opt_in: bool) -> str:
+    """Where a campaign may reach the customer, under the business's rule for channels never asked."""
+    opted_in = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_in"]
+    if requires_opt_in:
+        if not opted_in:
+            return "none: they have not opted in on any channel (service messages still go)"
+        return f"only on {', '.join(opted_in)} (where they opted in)"
+    opted_out = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_out"]
+    return f"any channel but {', '.join(opted_out)}" if opted_out else "any channel they can be reached on"
