@@ -30,6 +30,7 @@ from api.pages.common import (
     table_download,
     utc_now,
 )
+from domain.messages.words import status_words
 from reports.charts.spec import ChartSpec, Series
 from reports.exports import SheetRows
 from reports.heartbeats import in_words
@@ -83,6 +84,7 @@ async def latest_failures(database: Database, channel: str, formats: Formats) ->
             "when": formats.moment(m.at),
             "customer": m.customer or "—",
             "status": m.status,
+            "status_label": status_words(m.status),
             "error_code": m.error_code or "—",
             "reason": (m.status_reason or "").replace("_", " "),
         }

@@ -27,6 +27,14 @@ from api.pages.common import (
     whole_number,
 )
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
+from domain.messages.words import (
+    category_words,
+    channel_words,
+    direction_words,
+    provider_words,
+    source_words,
+    status_words,
+)
 from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
 from domain.templates.model import TemplateRecord
@@ -148,6 +156,7 @@ class MessageRow:
     channel: str
     direction: str
     status: str
+    status_label: str
     reason: str
     text: str
 
@@ -177,9 +186,10 @@ async def latest_messages(
             formats.moment(m.created_at),
             m.customer_id,
             name or "—",
-            m.channel,
-            m.direction,
+            channel_words(m.channel),
+            direction_words(m.direction),
             m.status,
+            status_words(m.status),
             (m.status_reason or m.error_code or "").replace("_", " "),
             _snippet(m.subject or m.body),
         )
@@ -196,10 +206,10 @@ def why(message: MessageRecord) -> str:
     if message.status_reason:
         reason = message.status_reason.replace("_", " ")
         code = f" (error {message.error_code})" if message.error_code else ""
-        return f"Status {message.status}: {reason}{code}."
+        return f"{status_words(message.status).capitalize()}: {reason}{code}."
     if message.error_code:
         return f"The provider reported error {message.error_code}."
-    return f"The message is {message.status}; nothing unusual was recorded."
+    return f"The message is {status_words(message.status)}; nothing unusual was recorded."
 
 
 async def message_detail(database: Database, message_id: int, formats: Formats) -> dict[str, Any]:
@@ -209,12 +219,15 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
     message, customer, template = found.message, found.customer, found.template
     facts = [
         ("Customer", f"#{customer[0]} {customer[1]}" if customer else "—"),
-        ("Channel", f"{message.channel} via {message.provider}"),
-        ("Direction", message.direction),
-        ("Source", message.source + (f" ({found.campaign_slug})" if found.campaign_slug else "")),
-        ("Category", message.category),
+        ("Channel", f"{channel_words(message.channel)} through {provider_words(message.provider)}"),
+        ("Direction", direction_words(message.direction)),
+        (
+            "Source",
+            source_words(message.source) + (f" ({found.campaign_slug})" if found.campaign_slug else ""),
+        ),
+        ("Category", category_words(message.category)),
         ("Template", f"{template[0]} ({template[1]})" if template else "—"),
-        ("Status", message.status),
+        ("Status", status_words(message.status)),
         ("Created", formats.moment(message.created_at)),
         ("Sent", formats.moment(message.sent_at)),
         ("Delivered", formats.moment(message.delivered_at)),
@@ -229,7 +242,8 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
         {
             "when": formats.moment(e.occurred_at),
             "status": e.status,
-            "source": e.source,
+            "status_words": status_words(e.status),
+            "source": e.source.replace("_", " "),
             "error_code": e.error_code or "",
             "detail": e.detail or "",
         }
@@ -374,9 +388,9 @@ class MessagePages(StaffPages):
             next_query=filters.query_for(next_before) if next_before else None,
             export_query=urlencode(filters.kept()),
             export_rows=f"{EXPORT_ROWS:,}",
-            channels=[c.value for c in Channel],
-            statuses=[s.value for s in MessageStatus],
-            directions=[d.value for d in Direction],
+            channels=[(c.value, channel_words(c.value)) for c in Channel],
+            statuses=[(s.value, status_words(s.value)) for s in MessageStatus],
+            directions=[(d.value, direction_words(d.value)) for d in Direction],
         )
 
     @get(["/communication/messages.csv", "/communication/messages.xlsx"], name="messages_export")

@@ -603,6 +603,14 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
         await client.get(f"/communication/messages?campaign={seeded.campaign_slug}&status=undelivered")
     ).text
     assert len(set(re.findall(r'href="/communication/messages/(\d+)"', undelivered))) == 2
+    # Staff read words, not stored values: in the rows, the chosen filter, and the message's own page.
+    assert '<option value="undelivered" selected>not delivered</option>' in undelivered
+    assert undelivered.count('<span class="status status-undelivered">not delivered</span>') == 2
+    assert ">to the customer<" in undelivered and ">outbound<" not in undelivered
+    first = re.findall(r'href="/communication/messages/(\d+)"', undelivered)[0]
+    facts = (await client.get(f"/communication/messages/{first}")).text
+    assert "<dd>not delivered</dd>" in facts and "<dd>a campaign (" in facts and " via " not in facts
+    assert re.search(r"<dd>(SMS|WhatsApp|email|Telegram) through [A-Z]", facts), facts
     unknown = (await client.get("/communication/messages?campaign=no-such-campaign")).text
     assert "There is no campaign “no-such-campaign”" in unknown and "No messages match" in unknown
     # A campaign address no campaign could have is dropped as the other malformed filters are: every message.

@@ -114,7 +114,7 @@ def test_the_front_desk_records_what_a_patient_said_on_the_phone(demo: Demo, bro
     screenshot(page, "customer-message-held-back")
     row = page.locator("#customer-messages tbody tr").first
     assert row.locator("td").first.inner_text() == str(message_id)
-    assert "suppressed" in row.inner_text() and "opted out" in row.inner_text()
+    assert "held back" in row.inner_text() and "opted out" in row.inner_text()
     row.get_by_role("link").click()
     page.wait_for_load_state()
     assert "opted out" in page.inner_text(".why")

@@ -1,0 +1,40 @@
+"""Every stored value of a message a page shows has words staff read, so none reaches them raw."""
+
+from __future__ import annotations
+
+from domain.messages.words import (
+    CATEGORY_WORDS,
+    DIRECTION_WORDS,
+    PROVIDER_WORDS,
+    SOURCE_WORDS,
+    STATUS_WORDS,
+    channel_words,
+    status_words,
+)
+from domain.vocabulary import (
+    OUTBOUND_CHANNELS,
+    Direction,
+    MessageCategory,
+    MessageSource,
+    MessageStatus,
+    Provider,
+)
+
+
+def test_every_status_direction_provider_source_and_category_has_words() -> None:
+    for words, values in (
+        (STATUS_WORDS, MessageStatus),
+        (DIRECTION_WORDS, Direction),
+        (PROVIDER_WORDS, Provider),
+        (SOURCE_WORDS, MessageSource),
+        (CATEGORY_WORDS, MessageCategory),
+    ):
+        missing = {v.value for v in values} - set(words)
+        assert not missing, missing
+        assert all("_" not in said for said in words.values())
+
+
+def test_channels_are_named_and_unknown_values_lose_their_underscores() -> None:
+    assert [channel_words(c.value) for c in OUTBOUND_CHANNELS] == ["SMS", "email", "WhatsApp", "Telegram"]
+    assert status_words("suppressed") == "held back"
+    assert status_words("some_new_state") == "some new state"
