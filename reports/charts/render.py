@@ -313,12 +313,24 @@ def _time_axes(
     x = _date_positions(spec)
     pad = max((x[-1] - x[0]) * 0.01, 0.5 if len(x) == 1 else 0.0)
     ax.set_xlim(x[0] - pad, x[-1] + pad)
-    locator = mdates.AutoDateLocator(minticks=3, maxticks=7)  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_locator(locator)
+    weeks = _week_ticks(x)
+    if weeks is not None:
+        ax.xaxis.set_major_locator(FixedLocator(weeks))
+    else:
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))  # type: ignore[no-untyped-call]
     ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale))
     if not has_data:
         _say_no_data(ax)
     return ax, x
+
+
+def _week_ticks(x: np.ndarray, most: int = 7) -> list[float] | None:
+    """Weekly points get their ticks on the points themselves (every k-th week), so each label names the
+    week a point stands for; a calendar locator would put them on other weekdays, between the points."""
+    if len(x) < 2 or not np.allclose(np.diff(x), 7.0):
+        return None
+    step = -(-len(x) // most)
+    return [float(v) for v in x[::step]]
 
 
 def _say_no_data(ax: Axes) -> None:

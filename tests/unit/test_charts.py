@@ -662,3 +662,20 @@ def test_concurrent_misses_for_one_chart_render_it_once() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="png' or 'svg"):
         render_cached(revenue_bars(), "pdf", 1, ChartCache())  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(("weeks", "every"), [(5, 1), (13, 2), (52, 8)])
+def test_weekly_points_are_labelled_on_their_own_mondays(weeks: int, every: int) -> None:
+    mondays = tuple(date(2026, 1, 5) + timedelta(weeks=i) for i in range(weeks))
+    spec = ChartSpec(
+        kind="line", unit="count", series=(Series("Orders", (10.0,) * weeks),), x_dates=mondays, **HEADER
+    )
+    (ax,) = draw_chart(spec).axes
+    ticks = [mdates.num2date(t).date() for t in ax.get_xticks()]  # type: ignore[no-untyped-call]
+    assert ticks == list(mondays[::every])
+    assert len(ticks) <= 7 and all(t.weekday() == 0 for t in ticks)
+
+
+def test_daily_points_keep_the_calendar_ticks() -> None:
+    (ax,) = draw_chart(revenue_line()).axes
+    assert isinstance(ax.xaxis.get_major_locator(), mdates.AutoDateLocator)
