@@ -379,8 +379,24 @@ def _zone_countries() -> dict[str, str]:
 
 
 def country_of_timezone(timezone: str) -> str:
-    """The country a timezone is kept for ("Europe/Zurich" -> "CH"); "" for one of no country (UTC)."""
-    return _zone_countries().get(timezone, "")
+    """The country a timezone is kept for ("Europe/Zurich" -> "CH"); "" for one of no country (UTC).
+    An old name ("Europe/Kiev", "US/Eastern", "Asia/Calcutta") is read as the zone it now links to."""
+    countries = _zone_countries()
+    return countries.get(timezone) or countries.get(_zone_links().get(timezone, ""), "")
+
+
+@functools.cache
+def _zone_links() -> dict[str, str]:
+    """Old timezone name -> the zone it links to, from tzdata's compiled source (its `L TARGET NAME` lines)."""
+    try:
+        source = resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, OSError):
+        return {}
+    return {
+        fields[2]: fields[1]
+        for fields in (line.split() for line in source.splitlines() if line.startswith("L "))
+        if len(fields) == 3
+    }
 
 
 def _host_and_port(url: str) -> tuple[str | None, int | None]:

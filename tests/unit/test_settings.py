@@ -181,3 +181,7 @@ def test_numbers_without_a_country_code_are_read_as_the_business_country_else_it
     assert settings(business_country="at", business_timezone="Europe/Berlin").phone_region == "AT"
     # A timezone of no country: the locale's territory.
     assert settings(business_timezone="UTC", business_locale="en_GB").phone_region == "GB"
+    # An old name is read as the zone it now links to, not passed over for the locale.
+    assert settings(business_timezone="Europe/Kiev", business_locale="en_GB").phone_region == "UA"
+    assert settings(business_timezone="US/Eastern", business_locale="en_GB").phone_region == "US"
+    assert settings(business_timezone="Asia/Calcutta", business_locale="en_GB").phone_region == "IN"
