@@ -8,19 +8,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.consent.ledger import ConsentChange, ConsentRecorded
+from domain.consent.ledger import ConsentChange, ConsentRecorded, CustomerErased
 from domain.consent.model import ChannelConsent
 from domain.consent.rules import OPTED_OUT
 from domain.conversations.model import REPLY_WINDOW
 from domain.vocabulary import PROVIDER_FOR_CHANNEL, Channel, ConsentStatus
 from storage.conversations import SqlConversations
 from storage.message_feed import bump_feed
-from storage.models import ConsentRecord, CustomerConsent
+from storage.models import ConsentRecord, Customer, CustomerConsent
 from storage.outbox import SqlOutbox
 from storage.sql import insert_for, table_of
 
 RECORDS = table_of(ConsentRecord)
 CURRENT = table_of(CustomerConsent)
+CUSTOMERS = table_of(Customer)
 
 
 class SqlConsentLedger:
@@ -43,6 +44,16 @@ class SqlConsentLedger:
         return ChannelConsent(ConsentStatus(row.status), row.source, row.changed_at)
 
     async def record(self, change: ConsentChange) -> ConsentRecorded:
+        if change.status is ConsentStatus.OPTED_IN:
+            # Read under a share lock: an erasure holds the customer row for update until it commits, so an
+            # opt-in racing it waits and then sees it (an opt-out changes nothing the erasure left open).
+            erased_at = await self.session.scalar(
+                select(CUSTOMERS.c.erased_at)
+                .where(CUSTOMERS.c.id == change.customer_id)
+                .with_for_update(read=True)
+            )
+            if erased_at is not None:
+                raise CustomerErased(f"customer {change.customer_id} was erased at their request")
         previous = await self.session.scalar(
             select(CURRENT.c.status)
             .where(CURRENT.c.customer_id == change.customer_id, CURRENT.c.channel == change.channel.value)

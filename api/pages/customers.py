@@ -36,7 +36,7 @@ from api.pages.common import (
 from api.pages.customer_card import CONSENT_WORDS, card_view, channel_words
 from api.pages.messages import MessageFilters, latest_messages
 from bot.commands.masking import mask_email, mask_phone
-from domain.consent.ledger import record_consent
+from domain.consent.ledger import CustomerErased, record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
 from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
@@ -297,15 +297,20 @@ class CustomerPages(StaffPages):
                 request, customer_id, error=problem, open_form="consent", submitted=submitted, status_code=400
             )
         detail = f"recorded by {staff.email}" + (f": {note}" if note else "")
-        await record_consent(
-            container.conversation_uow(),
-            customer_id,
-            Channel(channel),
-            ConsentStatus(status),
-            how,
-            detail[:255],
-            utc_now(),
-        )
+        try:
+            await record_consent(
+                container.conversation_uow(),
+                customer_id,
+                Channel(channel),
+                ConsentStatus(status),
+                how,
+                detail[:255],
+                utc_now(),
+            )
+        except CustomerErased:  # erased between the check above and the write
+            return await self._customer(
+                request, customer_id, error=ERASED, open_form="consent", submitted={}, status_code=400
+            )
         return Redirect(f"{PATH}/{customer_id}?done=consent#consent", status_code=303)
 
     @post(

@@ -20,7 +20,7 @@ from api.rest.common import (
     require_api_token,
 )
 from domain.clock import utc_now
-from domain.consent.ledger import record_consent
+from domain.consent.ledger import CustomerErased, record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
 from domain.consent.use_cases import set_preferences as set_customer_preferences
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus
@@ -131,15 +131,18 @@ class CustomersController(Controller):
             raise NotFoundException(f"no customer {customer_id}")
         if erased:
             raise Unprocessable(ERASED.format(customer_id))
-        recorded = await record_consent(
-            container.conversation_uow(),
-            customer_id,
-            channel,
-            status,
-            data.source,
-            (data.detail or "")[:255] or None,
-            utc_now(),
-        )
+        try:
+            recorded = await record_consent(
+                container.conversation_uow(),
+                customer_id,
+                channel,
+                status,
+                data.source,
+                (data.detail or "")[:255] or None,
+                utc_now(),
+            )
+        except CustomerErased:  # erased between the check above and the write
+            raise Unprocessable(ERASED.format(customer_id)) from None
         assert recorded is not None  # recorded unconditionally: skip_if_unchanged is off
         return {
             "record_id": recorded.record_id,

@@ -23,6 +23,10 @@ class ConsentChange:
     at: datetime
 
 
+class CustomerErased(Exception):
+    """The customer was erased at their request: their consent stays as the erasure closed it."""
+
+
 @dataclass(frozen=True)
 class ConsentRecorded:
     record_id: int
@@ -36,7 +40,8 @@ class ConsentRecorded:
 
 class ConsentLedger(Protocol):
     async def record(self, change: ConsentChange) -> ConsentRecorded:
-        """Append `change` to the ledger and make it the current consent, in the caller's transaction."""
+        """Append `change` to the ledger and make it the current consent, in the caller's transaction.
+        Raises CustomerErased for an opt-in of an erased customer, checked under the erasure's own lock."""
 
     async def current(self, customer_id: int, channel: Channel) -> ChannelConsent: ...
 

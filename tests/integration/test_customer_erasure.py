@@ -490,3 +490,50 @@ async def test_the_telegram_bot_never_links_an_erased_customer_again(database: D
         await session.refresh(erased)
         await session.refresh(kept)
         assert (erased.telegram_chat_id, kept.telegram_chat_id) == (None, 4243)
+
+
+async def test_an_opt_in_never_reopens_a_channel_an_erasure_closed_even_racing_it(database: Database) -> None:
+    """The erasure holds the customer row for update until it commits; an opt-in written meanwhile waits for
+    it and is then refused, so the ledger's last word stays the erasure's (an opt-out still goes through)."""
+    from domain.consent.ledger import CustomerErased, record_consent
+    from domain.vocabulary import Channel, ConsentStatus
+    from storage.units import UnitsOfWork
+
+    async with database.sessions() as session:
+        racing, erased = Customer(name="Rita Racing"), Customer(name="Erased customer", erased_at=NOW)
+        session.add_all([racing, erased])
+        await session.commit()
+        ids = racing.id, erased.id
+    units = UnitsOfWork(database, "Europe/Berlin")
+
+    async def opt_in(customer_id: int) -> object:
+        return await record_consent(
+            units.conversations(), customer_id, Channel.SMS, ConsentStatus.OPTED_IN, "front_desk", None, NOW
+        )
+
+    with pytest.raises(CustomerErased):
+        await opt_in(ids[1])
+    assert await record_consent(
+        units.conversations(), ids[1], Channel.SMS, ConsentStatus.OPTED_OUT, "front_desk", None, NOW
+    )
+    if database.url.startswith("postgresql"):  # SQLite runs one writer at a time: there is no race to lose
+        async with database.sessions() as session:
+            customer = await session.get(Customer, ids[0], with_for_update=True)
+            assert customer is not None
+            customer.erased_at = NOW
+            await session.flush()
+            waiting = asyncio.ensure_future(opt_in(ids[0]))
+            await asyncio.sleep(0.5)
+            assert not waiting.done(), "the opt-in waits for the erasure's lock"
+            await session.commit()
+        with pytest.raises(CustomerErased):
+            await waiting
+    async with database.read_sessions() as session:
+        ledger = (
+            await session.execute(
+                select(ConsentRecord.customer_id, ConsentRecord.status).where(
+                    ConsentRecord.customer_id.in_(ids)
+                )
+            )
+        ).all()
+    assert [tuple(row) for row in ledger] == [(ids[1], "opted_out")]
