@@ -11,7 +11,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.sla import SlaAlert, SlaChat, SlaFinding, SlaKind, SlaMetric, SlaPolicy
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus
 from storage.models import ChatMessage, ChatSession, ChatSlaEvent, Customer, Location, StaffUser
 from storage.models import SlaPolicy as SlaPolicyRow

@@ -105,8 +105,8 @@ class ImportResult:
             parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
         if marketing_requires_opt_in and not self.gives_consent and c.created:
             parts.append(
-                "the file says nothing about consent, so campaigns will not reach "
-                f"{'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
+                f"the file says nothing about consent, so campaigns {'would' if self.dry_run else 'will'} not "
+                f"reach {'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
                 "(reminders and other service messages still go)"
             )
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)

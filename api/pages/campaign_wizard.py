@@ -17,7 +17,13 @@ from litestar.response import Redirect, Template
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.campaigns import use_cases
-from domain.campaigns.model import AudienceError, CampaignDraft, CampaignError, CampaignPreview
+from domain.campaigns.model import (
+    EXCLUSION_WORDS,
+    AudienceError,
+    CampaignDraft,
+    CampaignError,
+    CampaignPreview,
+)
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
@@ -59,19 +65,6 @@ EMPTY_FORM: dict[str, Any] = {
     "quiet_hours": "on",
 }
 #: Why a recipient is left out, as the wizard says it.
-EXCLUSION_WORDS = {
-    "no_address": "have no address on any of the chosen channels",
-    "opted_out": "opted out of these messages",
-    "no_consent": "never gave marketing consent on the chosen channels",
-    "whatsapp_window_closed_needs_template": "are outside WhatsApp's 24-hour window and the template is not "
-    "an approved WhatsApp template",
-    "frequency_cap_channel": "already had as many messages on that channel as the frequency cap allows",
-    "frequency_cap_campaign_type": "already had as many campaigns of this kind as the cap allows",
-    "customer_marketing_limit": "asked for no marketing, or for less than they already had this week",
-    "no_template": "have a language or channel the template has no variant for",
-    "template_error": "could not have the template filled in for them",
-    "already_in_campaign": "are already in this campaign",
-}
 CHANNEL_WORDS = {
     Channel.SMS: "SMS",
     Channel.EMAIL: "Email",

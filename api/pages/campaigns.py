@@ -13,12 +13,11 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.campaign_wizard import EXCLUSION_WORDS
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from domain.campaigns import use_cases
-from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import CampaignStatus, Role
 from reports.exports import SheetRows
 from storage.database import Database

@@ -32,7 +32,6 @@ from domain.conversations.attachments import (
 from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound, ReplyRoute
 from domain.conversations.use_cases import (
-    CHAT_CHANNEL_WORDS,
     DeskActor,
     add_note,
     assign_chat,
@@ -44,6 +43,7 @@ from domain.conversations.use_cases import (
     snooze_chat,
 )
 from domain.messages.sending import MessageRequestError
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import Availability, ChatStatus, Role, role_allows
 from storage.database import Database
 from storage.queries.canned_replies import canned_reply_named

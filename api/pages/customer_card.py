@@ -11,7 +11,7 @@ from babel.numbers import get_currency_precision
 
 from api.pages.common import Formats
 from domain.conversations.desk import STATUS_WORDS
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import channel_words
 from storage.queries.customer_card import CustomerCard
 
 #: Consent statuses as staff read them.
@@ -25,11 +25,6 @@ def money_minor(formats: Formats, amount_minor: int, currency: str) -> str:
 
 def _clock(value: time) -> str:
     return value.strftime("%H:%M")
-
-
-def channel_words(channel: str) -> str:
-    """A channel as staff read it ("WhatsApp", "website chat")."""
-    return CHAT_CHANNEL_WORDS.get(channel, channel)
 
 
 def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from dataclasses import replace
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from api.pages.common import (
     utc_now,
     whole_number,
 )
-from api.pages.customer_card import CONSENT_WORDS, card_view, channel_words
+from api.pages.customer_card import CONSENT_WORDS, card_view
 from api.pages.messages import MessageFilters, latest_messages
 from bot.commands.masking import mask_email, mask_phone
 from domain.consent.ledger import CustomerErased, record_consent
@@ -41,6 +40,7 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
+from domain.messages.words import channel_words
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
 from storage.customer_erasure import (
     COPIES_ACTION,
@@ -252,7 +252,7 @@ class CustomerPages(StaffPages):
                 }
                 for c in record.conversations
             ],
-            messages=[replace(m, channel=channel_words(m.channel)) for m in messages],
+            messages=messages,
             more_messages=more is not None,
             channels=[(c.value, channel_words(c.value)) for c in OUTBOUND_CHANNELS],
             told_us=TOLD_US,

@@ -209,7 +209,7 @@ def why(message: MessageRecord) -> str:
         return f"{status_words(message.status).capitalize()}: {reason}{code}."
     if message.error_code:
         return f"The provider reported error {message.error_code}."
-    return f"The message is {status_words(message.status)}; nothing unusual was recorded."
+    return f"Status: {status_words(message.status)}; nothing unusual was recorded."
 
 
 async def message_detail(database: Database, message_id: int, formats: Formats) -> dict[str, Any]:

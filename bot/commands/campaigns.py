@@ -12,7 +12,7 @@ from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
-from domain.campaigns.model import CampaignError, CampaignPreview
+from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
@@ -79,8 +79,9 @@ async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandConte
 
 
 def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
-    exclusions = ", ".join(
-        f"{reason.replace('_', ' ')} {n:,}" for reason, n in sorted(preview.exclusions.items())
+    exclusions = "; ".join(
+        f"{n:,} {EXCLUSION_WORDS.get(reason, reason.replace('_', ' '))}"
+        for reason, n in sorted(preview.exclusions.items(), key=lambda item: -item[1])
     )
     channels = ", ".join(f"{channel} {n:,}" for channel, n in preview.per_channel.items())
     fields = [

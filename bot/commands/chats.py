@@ -17,7 +17,6 @@ from domain.conversations.desk import STATUS_WORDS, DeskChat, DeskError
 from domain.conversations.model import ChatNotFound
 from domain.conversations.opening import OpenedChat, channel_words, open_conversation
 from domain.conversations.use_cases import (
-    CHAT_CHANNEL_WORDS,
     DeskActor,
     assign_chat,
     reopen_chat,
@@ -25,6 +24,7 @@ from domain.conversations.use_cases import (
     set_availability,
     snooze_chat,
 )
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
 from domain.vocabulary import Availability, Channel, ChatStatus
 from storage.queries.chats import DESK_VIEWS, desk_count, desk_queue

@@ -11,9 +11,9 @@ from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.consent.sources import source_words
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
-from domain.vocabulary import Role, role_allows
+from domain.vocabulary import OUTBOUND_CHANNELS, Role, role_allows
 from storage.queries.customers import (
     ChannelConsent,
     CustomerProfile,
@@ -156,7 +156,12 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
         why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
     fields.append(
-        Field("Marketing", _marketing_reach(consents, ctx.consent_policy().marketing_requires_opt_in))
+        Field(
+            "Marketing",
+            _marketing_reach(
+                consents, ctx.consent_policy().marketing_requires_opt_in, customer.marketing_max_per_week
+            ),
+        )
     )
     fields.append(Field("Why not sent", why))
     fields.append(Field("Change them", customer_page(ctx, customer.id)))
@@ -170,12 +175,20 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     )
 
 
-def _marketing_reach(consents: Sequence[ChannelConsent], requires_opt_in: bool) -> str:
+def _marketing_reach(
+    consents: Sequence[ChannelConsent], requires_opt_in: bool, weekly_cap: int | None
+) -> str:
     """Where a campaign may reach the customer, under the business's rule for channels never asked."""
+    if weekly_cap == 0:
+        return "none: they asked for no marketing"
     opted_in = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_in"]
     if requires_opt_in:
         if not opted_in:
             return "none: they have not opted in on any channel (service messages still go)"
         return f"only on {', '.join(opted_in)} (where they opted in)"
-    opted_out = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_out"]
-    return f"any channel but {', '.join(opted_out)}" if opted_out else "any channel they can be reached on"
+    closed = {c.channel for c in consents if c.status == "opted_out"}
+    if closed >= {c.value for c in OUTBOUND_CHANNELS}:
+        return "none: they opted out of every channel"
+    if closed:
+        return f"any channel but {', '.join(CHAT_CHANNEL_WORDS.get(c, c) for c in sorted(closed))}"
+    return "any channel they can be reached on"

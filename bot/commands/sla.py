@@ -10,7 +10,7 @@ from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Button, Reply, Table
 from domain.conversations.sla import METRIC_WORDS, SlaKind, hours_in_words, minutes_in_words
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
 from storage.queries.sla import PolicyView, SlaEventView, sla_events, sla_policies
 

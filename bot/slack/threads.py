@@ -28,7 +28,7 @@ from domain.conversations.slack_threads import (
     ThreadMessage,
     ThreadTurn,
 )
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus, MessageStatus
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from domain.conversations.slack_threads import (
     ThreadTurn,
 )
 from domain.conversations.telegram_desk import TelegramEcho
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import ChatStatus, MessageStatus
 
 #: "lc:<move>:<conversation id>" -> the command it runs.

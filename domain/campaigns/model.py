@@ -285,3 +285,19 @@ def channels_after(order: Sequence[Channel], channel: Channel) -> tuple[Channel,
     if channel not in order:
         return ()
     return tuple(order[order.index(channel) + 1 :])
+
+
+#: Why recipients were left out of a campaign, as staff read it: "12 customers never gave …".
+EXCLUSION_WORDS = {
+    "no_address": "have no address on any of the chosen channels",
+    "opted_out": "opted out of these messages",
+    "no_consent": "never gave marketing consent on the chosen channels",
+    "whatsapp_window_closed_needs_template": "are outside WhatsApp's 24-hour window and the template is not "
+    "an approved WhatsApp template",
+    "frequency_cap_channel": "already had as many messages on that channel as the frequency cap allows",
+    "frequency_cap_campaign_type": "already had as many campaigns of this kind as the cap allows",
+    "customer_marketing_limit": "asked for no marketing, or for less than they already had this week",
+    "no_template": "have a language or channel the template has no variant for",
+    "template_error": "could not have the template filled in for them",
+    "already_in_campaign": "are already in this campaign",
+}

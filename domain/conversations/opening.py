@@ -15,7 +15,8 @@ from typing import Protocol
 from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ChannelConsent
 from domain.conversations.desk import DeskChat, DeskError
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS, DeskActor
+from domain.conversations.use_cases import DeskActor
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.transaction import Transaction
 from domain.vocabulary import Channel, ChatStatus, ConsentStatus
 

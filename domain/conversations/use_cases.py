@@ -61,6 +61,7 @@ from domain.messages.sending import (
     preview_message,
     queue_message,
 )
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.video.replies import ReplyHandled, VideoReplies, answer_video_reply
 from domain.vocabulary import (
     OUTBOUND_CHANNELS,
@@ -374,13 +375,6 @@ def describe(error: BaseException) -> str:
 
 
 #: A conversation's channel as an agent reads it.
-CHAT_CHANNEL_WORDS = {
-    "sms": "SMS",
-    "whatsapp": "WhatsApp",
-    "email": "email",
-    "telegram": "Telegram",
-    "chat": "website chat",
-}
 
 
 def reply_request(

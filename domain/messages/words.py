@@ -3,9 +3,16 @@ and category. The stored values stay what the API, the exports and the filters' 
 
 from __future__ import annotations
 
-from domain.conversations.use_cases import CHAT_CHANNEL_WORDS
 from domain.vocabulary import Direction, MessageCategory, MessageSource, MessageStatus, Provider
 
+#: Channels as staff read them, wherever a page, a thread or a bot names one.
+CHAT_CHANNEL_WORDS = {
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "email": "email",
+    "telegram": "Telegram",
+    "chat": "website chat",
+}
 STATUS_WORDS: dict[str, str] = {
     MessageStatus.PLANNED: "planned",
     MessageStatus.SENDING: "being sent",

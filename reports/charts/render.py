@@ -253,8 +253,10 @@ def _present(values: Sequence[float | None]) -> list[float]:
 class _LocaleDateFormatter(Formatter):
     """Concise date ticks in the reader's language: the year or day appears only where it changes."""
 
-    def __init__(self, locale: str) -> None:
+    def __init__(self, locale: str, *, every_point_days: float | None = None) -> None:
         self._locale = locale
+        #: Ticks on the points themselves (weeks): each names its point's day, however far apart they are.
+        self._every_point_days = every_point_days
 
     def __call__(self, x: float, pos: int | None = None) -> str:
         return format_date_label(_axis_days_to_datetime(x), locale=self._locale)
@@ -262,6 +264,8 @@ class _LocaleDateFormatter(Formatter):
     def format_ticks(self, values: list[float]) -> list[str]:
         moments = [_axis_days_to_datetime(v) for v in values]
         spacing = (values[1] - values[0]) if len(values) > 1 else 1.0
+        if self._every_point_days is not None:
+            spacing = self._every_point_days
         labels: list[str] = []
         for i, moment in enumerate(moments):
             previous = moments[i - 1] if i else None
@@ -316,9 +320,10 @@ def _time_axes(
     weeks = _week_ticks(x)
     if weeks is not None:
         ax.xaxis.set_major_locator(FixedLocator(weeks))
+        ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale, every_point_days=7.0))
     else:
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7))  # type: ignore[no-untyped-call]
-    ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale))
+        ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale))
     if not has_data:
         _say_no_data(ax)
     return ax, x

@@ -247,6 +247,33 @@ def test_existing_customers_are_found_by_phone_or_email_and_filled_in(
     ]
 
 
+def test_a_list_without_consent_columns_says_campaigns_will_not_reach_its_new_customers(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", fresh_databases.url("sqlite"))
+    bare = tmp_path / "bare.csv"
+    bare.write_text("Name,Mobile\nAna Lima,0151 30000001\nBo Berg,0151 30000002\n", encoding="utf-8")
+    warning = (
+        "the file says nothing about consent, so campaigns {} not reach the new customers until they opt in"
+    )
+    checked = run(str(bare), "--dry-run")
+    assert checked.exit_code == 0 and warning.format("would") in checked.output, checked.output
+    done = run(str(bare))
+    assert (
+        done.exit_code == 0 and "created 2 customers" in done.output and warning.format("will") in done.output
+    )
+    # A list with consent says nothing of the sort, nor does a business that lets marketing reach the unasked.
+    given = write(
+        tmp_path / "given.csv", [["", "Cem", "Kaya", "0151 30000003", "", "yes", "", "2026-01-01", ""]]
+    )
+    assert "says nothing about consent" not in run(str(given)).output
+    monkeypatch.setenv("SWITCHBOARD_MARKETING_REQUIRES_OPT_IN", "off")
+    other = tmp_path / "other.csv"
+    other.write_text("Name,Mobile\nDora Diaz,0151 30000004\n", encoding="utf-8")
+    output = run(str(other)).output
+    assert "created 1 customer" in output and "says nothing about consent" not in output, output
+
+
 def test_bad_files_are_refused_in_one_line_and_change_nothing(
     fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

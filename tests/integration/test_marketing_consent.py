@@ -92,6 +92,6 @@ async def test_marketing_needs_an_opt_in_unless_the_business_says_otherwise(seed
             html = (await client.get(f"/communication/customers/{customer_id}")).text
             rule = html.split('id="consent-rule">', 1)[1].split("</p>", 1)[0]
             if requires_opt_in:
-                assert rule.startswith("Marketing goes only on channels where they may be messaged")
+                assert rule.startswith("Marketing goes only on channels where they opted in")
             else:
                 assert rule.startswith("Marketing also goes on channels not asked, until they opt out")

@@ -674,6 +674,9 @@ def test_weekly_points_are_labelled_on_their_own_mondays(weeks: int, every: int)
     ticks = [mdates.num2date(t).date() for t in ax.get_xticks()]  # type: ignore[no-untyped-call]
     assert ticks == list(mondays[::every])
     assert len(ticks) <= 7 and all(t.weekday() == 0 for t in ticks)
+    # Each label names its Monday, also when the ticks are four or more weeks apart.
+    labels = ax.xaxis.get_major_formatter().format_ticks(list(ax.get_xticks()))
+    assert labels == [f"{t:%b} {t.day}" for t in ticks], labels  # en_US
 
 
 def test_daily_points_keep_the_calendar_ticks() -> None:

@@ -43,13 +43,20 @@ def test_opt_in_is_required_by_default_and_the_setting_reaches_the_policy(
         ),
         ({}, False, "any channel they can be reached on"),
         ({"sms": "opted_out", "email": "opted_in"}, False, "any channel but SMS"),
+        (
+            dict.fromkeys(("sms", "email", "whatsapp", "telegram"), "opted_out"),
+            False,
+            "none: they opted out of every channel",
+        ),
     ],
 )
 def test_the_bot_says_where_marketing_reaches_a_customer(
     statuses: dict[str, str], requires_opt_in: bool, said: str
 ) -> None:
     consents = [ChannelConsent(channel, status, "import", AT) for channel, status in statuses.items()]
-    assert _marketing_reach(consents, requires_opt_in) == said
+    assert _marketing_reach(consents, requires_opt_in, None) == said
+    # A weekly limit of 0 is no marketing, whatever the channels say.
+    assert _marketing_reach(consents, requires_opt_in, 0) == "none: they asked for no marketing"
 
 
 def _result(*, created: int, gives_consent: bool) -> ImportResult:
