@@ -961,7 +961,7 @@ def import_customers(
         path=file,
         default_region=country,
         timezone=settings.business_timezone,
-        locale=settings.business_locale.split("_")[0],
+        locale=settings.customer_language,
         encoding=encoding,
         columns=columns,
         dry_run=dry_run,

@@ -103,13 +103,14 @@ class ImportResult:
         ]
         if c.preferences_set:
             parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
-        if marketing_requires_opt_in and not self.gives_consent and c.created:
-            parts.append(
-                f"the file says nothing about consent, so campaigns {'would' if self.dry_run else 'will'} not "
-                f"reach {'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
-                "(reminders and other service messages still go)"
-            )
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)
+        if marketing_requires_opt_in and not self.gives_consent and c.created:
+            # A sentence of its own on the first line: the upload page shows only that line.
+            text += (
+                f". The file says nothing about consent, so campaigns {'would' if self.dry_run else 'will'} not "
+                f"reach {'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
+                "(reminders and other service messages still go)."
+            )
         if self.rejected:
             text += f"\n{_many(self.rejected, 'row')} rejected, each with its reason in {self.errors_path}"
         if self.ignored_columns:

@@ -110,7 +110,7 @@ async def run_upload(
             path=path,
             default_region=upload.region,
             timezone=settings.business_timezone,
-            locale=settings.business_locale.split("_")[0],
+            locale=settings.customer_language,
             encoding=upload.encoding,
             columns=upload.mapping or None,
             dry_run=dry_run,

@@ -312,6 +312,16 @@ class Settings(BaseSettings):
         return country_of_timezone(self.business_timezone) or region_of(self.business_locale)
 
     @property
+    def customer_language(self) -> str:
+        """The language of an imported customer whose row names none: the first official language of the
+        business's country (DE: de), not the dashboard's locale (en_GB is how staff read numbers)."""
+        from babel.languages import get_official_languages
+
+        region = self.phone_region
+        languages = get_official_languages(region, de_facto=True) if region else ()
+        return languages[0] if languages else self.business_locale.split("_")[0]
+
+    @property
     def sandbox_base_url(self) -> str:
         return f"http://{SANDBOX_HOST}:{self.sandbox_port}"
 

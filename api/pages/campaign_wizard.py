@@ -15,7 +15,7 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.campaigns import use_cases
 from domain.campaigns.model import (
     EXCLUSION_WORDS,
@@ -27,7 +27,7 @@ from domain.campaigns.model import (
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
 from reports.library import slug_for
 from storage.queries.campaigns import campaign_id_by_slug
 from storage.queries.reports import dimension_names
@@ -121,10 +121,11 @@ def read_draft(
         else:
             order.append(Channel(form["fallback"]))
             text = str(form["fallback_after"])
-            if not text.isdigit() or not 1 <= int(text) <= 10_080:
+            minutes = whole_number(text)
+            if minutes is None or not 1 <= minutes <= 10_080:
                 errors["fallback_after"] = "Wait 1 to 10,080 minutes (a week) before falling back."
             else:
-                fallback_after = int(text)
+                fallback_after = minutes
     variables: dict[str, str] = {}
     for number, line in enumerate(str(form["variables"]).splitlines(), start=1):
         if not line.strip():
@@ -253,6 +254,9 @@ def preview_view(preview: CampaignPreview, formats: Formats) -> dict[str, Any]:
             (CHANNEL_WORDS.get(c, str(c)), formats.count(n)) for c, n in preview.per_channel.items()
         ],
         "sample": sample,
+        "sample_channel": CHANNEL_WORDS.get(sample.channel, str(sample.channel))
+        if sample is not None
+        else None,
         "segments": None
         if shape is None
         else f"{shape.segments} SMS segment{'s' if shape.segments != 1 else ''} "
@@ -276,13 +280,18 @@ class CampaignWizardPages(StaffPages):
         variants = await active_template_variants(container.database)
         names = await dimension_names(container.database)
         templates: dict[str, set[str]] = {}
+        service = {v.name for v in variants if v.category != MessageCategory.MARKETING.value}
         for v in variants:
             templates.setdefault(v.name, set()).add(CHANNEL_WORDS.get(Channel(v.channel), v.channel))
         choices = []
         for name, channels in sorted(templates.items()):
             needs = sorted(template_needs(variants, name))
-            label = f"{name} — {', '.join(sorted(channels))}" + (
-                f" · needs {', '.join(needs)}" if needs else ""
+            # A service template goes to everyone not opted out, without marketing consent: say so where
+            # it is chosen, so that an offer is not sent as one.
+            label = (
+                f"{name} — {', '.join(sorted(channels))}"
+                + (" · service message, no marketing consent needed" if name in service else "")
+                + (f" · needs {', '.join(needs)}" if needs else "")
             )
             choices.append((name, label))
         template = page(

@@ -57,7 +57,7 @@ async def campaign_rows(database: Database, formats: Formats) -> list[CampaignRo
             c.name,
             c.status,
             c.template_name,
-            ", ".join(c.channel_order),
+            ", ".join(CHAT_CHANNEL_WORDS.get(channel, channel) for channel in c.channel_order),
             c.planned_count,
             c.excluded_count,
             handed,

@@ -12,7 +12,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import SignedInStaff, requires_role
-from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.canned_replies.model import CannedActor, CannedReply, CannedReplyDraft, CannedReplyError
 from domain.canned_replies.rules import (
     KNOWN_VARIABLES,
@@ -145,9 +145,10 @@ class CannedReplyPages(StaffPages):
         options = []
         for reply in found:
             text, missing = reply.body, variables_in(reply.body)
-            if chat.isdigit():
+            chat_id = whole_number(chat)
+            if chat_id is not None:
                 text, missing = await filled_for_chat(
-                    container.database, reply, int(chat), staff_of(request), container.settings.business_name
+                    container.database, reply, chat_id, staff_of(request), container.settings.business_name
                 )
             options.append(
                 CannedOption(

@@ -405,7 +405,7 @@ class ChatPages(StaffPages):
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
         sent = request.query_params.get("sent", "")
-        return await self._conversation_page(request, session_id, int(sent) if sent.isdigit() else None)
+        return await self._conversation_page(request, session_id, whole_number(sent))
 
     async def _conversation_page(
         self, request: Request[Any, Any, Any], session_id: int, sent: int | None, **extra: Any

@@ -15,7 +15,7 @@ from domain.messages.words import channel_words
 from storage.queries.customer_card import CustomerCard
 
 #: Consent statuses as staff read them.
-CONSENT_WORDS = {"opted_in": "may be messaged", "opted_out": "opted out", "unknown": "not asked"}
+CONSENT_WORDS = {"opted_in": "opted in", "opted_out": "opted out", "unknown": "not asked"}
 
 
 def money_minor(formats: Formats, amount_minor: int, currency: str) -> str:
@@ -54,7 +54,11 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
         if preferences.preferred_channel
         else "none",
         "quiet_hours": quiet,
-        "marketing_cap": "no cap" if cap is None else "no marketing" if cap == 0 else f"at most {cap} a week",
+        "marketing_cap": "no limit"
+        if cap is None
+        else "no marketing"
+        if cap == 0
+        else f"at most {cap} a week",
         "orders": [
             {
                 "number": o.order_number,

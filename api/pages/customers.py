@@ -281,7 +281,7 @@ class CustomerPages(StaffPages):
         if channel not in {c.value for c in OUTBOUND_CHANNELS}:
             problem = "Choose the channel they spoke about."
         elif status not in (ConsentStatus.OPTED_IN.value, ConsentStatus.OPTED_OUT.value):
-            problem = "Choose whether they may be messaged or opted out."
+            problem = "Choose whether they opted in or out."
         elif how not in TOLD_US:
             problem = "Choose how they told you: in person, on the phone or in writing."
         elif len(note) > 200:

@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
+from domain.messages.words import channel_words, provider_words
 from domain.vocabulary import Role
 from reports.answer import Answer, answer
 from reports.charts.cache import draw
@@ -227,7 +228,7 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
             ],
         },
         "tiles": [
-            ("Waiting to be sent", f"{formats.count(view.waiting)} messages"),
+            ("Waiting to be sent", _plural(view.waiting, "message", "messages", formats)),
             (
                 "Oldest due message has waited",
                 in_words(oldest) if oldest is not None else "nothing is due",
@@ -235,12 +236,12 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
             ("Send rate, last 5 minutes", f"{formats.value(sent_5 / 5, 'number')} per minute"),
             (
                 "Handed to providers, last hour",
-                f"{formats.count(sum(c.sent_last_hour for c in view.channels))} messages",
+                _plural(sum(c.sent_last_hour for c in view.channels), "message", "messages", formats),
             ),
         ],
         "channels": [
             {
-                "channel": c.channel,
+                "channel": channel_words(c.channel),
                 "due_now": formats.count(c.due_now),
                 "later": formats.count(c.scheduled_later),
                 "sending": formats.count(c.sending),
@@ -251,7 +252,7 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
         ],
         "providers": [
             {
-                "provider": p.provider,
+                "provider": provider_words(p.provider),
                 "outcomes": formats.count(p.outcomes),
                 "failed": formats.count(p.failed),
                 "rate": formats.percent(p.error_rate),
@@ -263,7 +264,7 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
         ],
         "latency": [
             {
-                "provider": p.provider,
+                "provider": provider_words(p.provider),
                 "calls": formats.count(p.calls),
                 "mean": _latency(p.mean_seconds),
                 "p95": _latency(p.p95_under_seconds),
@@ -272,7 +273,7 @@ async def performance_data(container: Container, formats: Formats) -> dict[str, 
         ],
         "webhooks": [
             {
-                "provider": w.provider,
+                "provider": provider_words(w.provider),
                 "last": ago(w.last_received_at, now),
                 "when": formats.moment(w.last_received_at),
             }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
 from bot.commands.masking import mask_email, mask_phone
@@ -128,10 +129,16 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     if customer is None:
         return Reply(f"There is no customer #{command.customer_id}.", kind="error")
     consents = customer.consents
+    here = ZoneInfo(ctx.business_tz)  # the dates staff see on the dashboard, not UTC's
     table = Table(
         ("Channel", "Consent", "Source", "Since"),
         tuple(
-            (c.channel, c.status.replace("_", " "), source_words(c.source), f"{c.changed_at:%d %b %Y}")
+            (
+                CHAT_CHANNEL_WORDS.get(c.channel, c.channel),
+                c.status.replace("_", " "),
+                source_words(c.source),
+                f"{c.changed_at.astimezone(here):%-d %b %Y}",
+            )
             for c in consents
         ),
     )
@@ -154,7 +161,8 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     suppressed = customer.last_held_back
     if suppressed is not None:
         explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
-        why = f"Last message not sent ({suppressed.channel}, {suppressed.created_at:%d %b %Y}): {explanation}"
+        channel = CHAT_CHANNEL_WORDS.get(suppressed.channel, suppressed.channel)
+        why = f"Last message not sent ({channel}, {suppressed.created_at.astimezone(here):%-d %b %Y}): {explanation}"
     fields.append(
         Field(
             "Marketing",
@@ -165,7 +173,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     )
     fields.append(Field("Why not sent", why))
     fields.append(Field("Change them", customer_page(ctx, customer.id)))
-    opted_out = [c.channel for c in consents if c.status == "opted_out"]
+    opted_out = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_out"]
     summary = f"Opted out of {', '.join(opted_out)}." if opted_out else "Not opted out of any channel."
     return Reply(
         f"#{customer.id} {customer.name}: {summary}\n{why}",

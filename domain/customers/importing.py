@@ -325,7 +325,10 @@ def normalise_phone(raw: str, default_region: str) -> PhoneReading:
         return f"{raw!r} is not a phone number"
     if not phonenumbers.is_valid_number(number):
         if not raw.lstrip().startswith(("+", "00")):
-            return f"{raw!r} is not a valid {default_region} number, and has no country code (+..)"
+            return (
+                f"{raw!r} is not a valid {default_region} number: check its digits "
+                "(a number from another country needs its +code)"
+            )
         return f"{raw!r} is not a valid phone number"
     code = number.country_code or 0
     region = phonenumbers.region_code_for_country_code(code)

@@ -37,6 +37,9 @@ PROVIDER_WORDS: dict[str, str] = {
     Provider.WHATSAPP_CLOUD: "WhatsApp Cloud API",
     Provider.TELEGRAM: "Telegram Bot API",
     Provider.INTERNAL: "Switchboard itself",
+    # Webhooks are told apart by who sends them.
+    "whatsapp": "WhatsApp Cloud API",
+    "slack": "Slack",
 }
 SOURCE_WORDS: dict[str, str] = {
     MessageSource.MANUAL: "sent by staff",

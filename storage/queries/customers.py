@@ -100,8 +100,9 @@ async def customers_matching(database: Database, text: str, *, limit: int) -> li
         func.lower(Customer.email) == text.lower(),
     ]
     compact = text.replace(" ", "")
-    if compact.lstrip("#").isdigit():
-        conditions.append(Customer.id == int(compact.lstrip("#")))
+    number = compact.lstrip("#")
+    if number.isascii() and number.isdigit() and len(number) < 19:
+        conditions.append(Customer.id == int(number))
     if compact.startswith("+"):
         conditions.append(Customer.phone_e164 == compact)
     query = select(Customer).where(or_(*conditions)).order_by(Customer.id).limit(limit)

@@ -210,7 +210,7 @@ def _customer_condition(
     The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
     """
     compact = text.replace(" ", "")
-    if re.fullmatch(r"#\d{1,18}", compact):
+    if re.fullmatch(r"#[0-9]{1,18}", compact):
         return Customer.id == int(compact[1:])
     conditions = [
         contains_folded(Customer.name, text),
@@ -218,12 +218,12 @@ def _customer_condition(
         if whole_contacts
         else equals_folded(Customer.email, text.strip()),
     ]
-    if compact.isdigit() and len(compact) < 19:
+    if compact.isascii() and compact.isdigit() and len(compact) < 19:
         conditions.append(Customer.id == int(compact))
     digits = re.sub(r"[\s().\-/]", "", text)
     # Numbers are stored as E.164 (+4915...); a national 0151... is matched without its leading zeros.
     number = digits.lstrip("+").lstrip("0")
-    if re.fullmatch(r"\+?\d+", digits) and len(number) >= 3:
+    if re.fullmatch(r"\+?[0-9]+", digits) and len(number) >= 3:
         if whole_contacts:
             conditions.append(Customer.phone_e164.contains(number, autoescape=True))
     if phone is not None and not whole_contacts:

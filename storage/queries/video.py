@@ -220,7 +220,7 @@ async def reminder_logs(
     by_event: dict[int, list[CustomerCommunication]] = {}
     for message in messages:
         event_id = (message.source_ref or "").rpartition(":")[2]
-        if event_id.isdigit() and len(event_id) < 19:
+        if event_id.isascii() and event_id.isdigit() and len(event_id) < 19:
             by_event.setdefault(int(event_id), []).append(message)
     logs: dict[int, list[ReminderLogLine]] = {consultation_id: [] for consultation_id in wanted}
     for event in events:

@@ -63,7 +63,7 @@ async def _log(session: AsyncSession, consultation_id: int) -> list[ReminderLogL
     by_event: dict[int, list[CustomerCommunication]] = {}
     for message in messages:
         event_id = (message.source_ref or "").rpartition(":")[2]
-        if event_id.isdigit():
+        if event_id.isascii() and event_id.isdigit() and len(event_id) < 19:
             by_event.setdefault(int(event_id), []).append(message)
     lines: list[ReminderLogLine] = []
     for event in events:

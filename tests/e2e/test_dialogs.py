@@ -98,6 +98,7 @@ async def test_read_commands_for_every_role(seeded: CommandContext) -> None:
         (ADMIN, "help", "help", "campaign     new · list · preview · status · launch"),
         (VIEWER, "status", "answer", "Outbox"),
         (VIEWER, "customer find Florian", "answer", "•••"),
+        (VIEWER, "customer find #²", "answer", "No customer"),
         (VIEWER, "customer show 1", "answer", "masked"),
         (VIEWER, "customer show 1 --full", "denied", "needs the agent role"),
         (AGENT, "customer show 1 --full", "answer", "(private)"),

@@ -254,7 +254,7 @@ def test_a_list_without_consent_columns_says_campaigns_will_not_reach_its_new_cu
     bare = tmp_path / "bare.csv"
     bare.write_text("Name,Mobile\nAna Lima,0151 30000001\nBo Berg,0151 30000002\n", encoding="utf-8")
     warning = (
-        "the file says nothing about consent, so campaigns {} not reach the new customers until they opt in"
+        "The file says nothing about consent, so campaigns {} not reach the new customers until they opt in"
     )
     checked = run(str(bare), "--dry-run")
     assert checked.exit_code == 0 and warning.format("would") in checked.output, checked.output

@@ -144,6 +144,15 @@ async def test_the_list_counts_finds_and_pages_like_the_rows(
         assert (await client.get(LIST, params={"q": odd})).status_code == 200, odd
         assert (await client.get(LIST, params={"before": odd})).status_code == 200, odd
         assert (await client.get("/communication/messages", params={"customer_id": odd})).status_code == 200
+        for search in (odd, f"12{odd}"):
+            log = await client.get("/communication/messages", params={"customer": search})
+            assert log.status_code == 200 and 'id="customer-search"' in log.text, search
+        assert (
+            await client.get(f"/communication/chat/{seeded.chat_id}", params={"sent": odd})
+        ).status_code == 200
+        assert (
+            await client.get("/communication/chat/canned", params={"q": "", "chat": odd})
+        ).status_code == 200
         assert (await client.get("/communication/video", params={"staff": odd})).status_code == 200
         assert (
             await client.get("/communication/video/new", params={"customer_id": odd, "staff_id": odd})
@@ -217,7 +226,7 @@ async def test_the_customer_page_shows_what_the_rows_hold(client: Client, seeded
     ):
         row = re.search(rf"<tr><td>{words}</td><td><span [^>]*>([^<]+)</span>", now.group(0))
         assert row, channel
-        expected = {"opted_in": "may be messaged", "opted_out": "opted out"}.get(
+        expected = {"opted_in": "opted in", "opted_out": "opted out"}.get(
             current.get(channel, ""), "not asked"
         )
         assert row.group(1) == expected, channel
@@ -251,7 +260,7 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
     # Bad input: each refused in words, with nothing recorded.
     for form, said in (
         ({"channel": "pigeon", "status": "opted_out", "how": "front_desk"}, "Choose the channel"),
-        ({"channel": "sms", "status": "maybe", "how": "front_desk"}, "may be messaged or opted out"),
+        ({"channel": "sms", "status": "maybe", "how": "front_desk"}, "opted in or out"),
         ({"channel": "sms", "status": "opted_out", "how": "telepathy"}, "Choose how they told you"),
         ({"channel": "sms", "status": "opted_out", "how": "phone_call", "note": "x" * 201}, "200 characters"),
     ):

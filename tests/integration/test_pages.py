@@ -794,7 +794,7 @@ async def test_performance_page_speaks_in_words_and_units(client: Client, seeded
     assert "ok, last success 4 s ago" in html
     assert "failing since 10 min: OperationalError: database is locked; no success since the start" in html
     assert re.search(r"Oldest due message has waited</span><span class=\"tile-value\">7 min<", html)
-    assert re.search(r"<td>twilio</td><td>3 min ago", html)
+    assert re.search(r"<td>Twilio</td><td>3 min ago", html)
     assert "The analytics rollups reflect the facts up to" in html and "(2 min ago)" in html
     # Provider errors over the last 24 hours, checked against the raw rows.
     checked = 0

@@ -36,7 +36,10 @@ def test_a_patient_list_is_imported_and_its_patients_can_be_reached(demo: Demo, 
     assert done.returncode == 0, done.stderr
     assert "created 2 customers" in done.stdout and "1 row rejected, each with its reason in" in done.stdout
     errors = list(csv.reader((demo.folder / "patients.errors.csv").open(encoding="utf-8")))
-    assert errors[1][:2] == ["4", "'555' is not a valid DE number, and has no country code (+..)"]
+    assert errors[1][:2] == [
+        "4",
+        "'555' is not a valid DE number: check its digits (a number from another country needs its +code)",
+    ]
 
     imported = demo.rows(
         select(Customer.id, Customer.external_ref, Customer.phone_e164)

@@ -108,7 +108,7 @@ def test_a_good_row_is_normalised() -> None:
         (("P-3", "Ben", "", "", "", "", "", "", ""), "neither a phone number nor an email address"),
         (
             ("P-4", "Cara", "", "12345", "", "", "", "", ""),
-            "'12345' is not a valid DE number, and has no country code",
+            "'12345' is not a valid DE number: check its digits",
         ),
         (("P-5", "Dan", "", "+44 7700 900123", "", "", "", "", ""), "is not a valid phone number"),
         (("P-6", "Eve", "", "call me", "", "", "", "", ""), "'call me' is not a phone number"),

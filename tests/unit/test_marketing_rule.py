@@ -67,7 +67,7 @@ def _result(*, created: int, gives_consent: bool) -> ImportResult:
 
 def test_an_import_without_consent_says_campaigns_will_not_reach_the_new_customers() -> None:
     warning = (
-        "the file says nothing about consent, so campaigns will not reach the new customers until they opt in"
+        "The file says nothing about consent, so campaigns will not reach the new customers until they opt in"
     )
     first_line = (
         _result(created=3, gives_consent=False).summary(marketing_requires_opt_in=True).splitlines()[0]

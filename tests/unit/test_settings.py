@@ -185,3 +185,10 @@ def test_numbers_without_a_country_code_are_read_as_the_business_country_else_it
     assert settings(business_timezone="Europe/Kiev", business_locale="en_GB").phone_region == "UA"
     assert settings(business_timezone="US/Eastern", business_locale="en_GB").phone_region == "US"
     assert settings(business_timezone="Asia/Calcutta", business_locale="en_GB").phone_region == "IN"
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_imported_customers_speak_the_business_country_s_language_not_the_dashboard_s() -> None:
+    assert settings(business_timezone="Europe/Berlin", business_locale="en_GB").customer_language == "de"
+    assert settings(business_country="ES", business_locale="en_GB").customer_language == "es"
+    assert settings(business_timezone="UTC", business_locale="fr_FR").customer_language == "fr"
