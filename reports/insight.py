@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.messages.words import channel_words
 from reports.charts.spec import ChartSpec, Series
 from reports.periods import PeriodSpec, TimeRange, add_months, local_midnight, month_start, zone
 from reports.query import resolve_range
@@ -443,7 +444,7 @@ def cost_revenue_bars(
         unit="number",
         locale=locale,
         timezone=timezone,
-        categories=tuple(r.channel for r in rows),
+        categories=tuple(channel_words(r.channel) for r in rows),
         series=(
             Series(f"Cost ({result.cost_currency})", tuple(r.cost for r in rows)),
             Series(f"Revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)),

@@ -38,6 +38,7 @@ from api.pages.common import (
     utc_now,
 )
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
+from domain.messages.words import channel_words
 from reports.answer import Answer, answer
 from reports.charts.formatting import format_change
 from reports.charts.spec import ChartSpec
@@ -395,7 +396,7 @@ async def attribution_view(container: Container, formats: Formats) -> dict[str, 
         "revenue_heading": f"Attributed revenue ({cost.revenue_currency})",
         "channels": [
             (
-                r.channel,
+                channel_words(r.channel),
                 formats.value(r.cost, "currency", cost.cost_currency),
                 formats.value(r.attributed_revenue, "currency", cost.revenue_currency),
             )

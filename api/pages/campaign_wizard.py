@@ -27,7 +27,7 @@ from domain.campaigns.model import (
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
 from reports.library import slug_for
 from storage.queries.campaigns import campaign_id_by_slug
 from storage.queries.reports import dimension_names
@@ -280,18 +280,13 @@ class CampaignWizardPages(StaffPages):
         variants = await active_template_variants(container.database)
         names = await dimension_names(container.database)
         templates: dict[str, set[str]] = {}
-        service = {v.name for v in variants if v.category != MessageCategory.MARKETING.value}
         for v in variants:
             templates.setdefault(v.name, set()).add(CHANNEL_WORDS.get(Channel(v.channel), v.channel))
         choices = []
         for name, channels in sorted(templates.items()):
             needs = sorted(template_needs(variants, name))
-            # A service template goes to everyone not opted out, without marketing consent: say so where
-            # it is chosen, so that an offer is not sent as one.
-            label = (
-                f"{name} — {', '.join(sorted(channels))}"
-                + (" · service message, no marketing consent needed" if name in service else "")
-                + (f" · needs {', '.join(needs)}" if needs else "")
+            label = f"{name} — {', '.join(sorted(channels))}" + (
+                f" · needs {', '.join(needs)}" if needs else ""
             )
             choices.append((name, label))
         template = page(

@@ -18,7 +18,6 @@ from markupsafe import Markup
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
 from domain.clock import utc_now as utc_now  # the pages' one clock
-from domain.customers.importing import normalise_phone
 from reports.charts.cache import draw
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
 from reports.charts.spec import ChartSpec, Unit
@@ -37,15 +36,6 @@ def whole_number(text: str | None, largest: int = 2**63 - 1) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
         return None
     return int(text) if int(text) <= largest else None
-
-
-def phone_typed(text: str, region: str) -> str | None:
-    """What staff typed, read as a phone number of the business's country `region` (E.164), or None when it
-    is not one (fewer than six digits, or no valid number)."""
-    if sum(c.isascii() and c.isdigit() for c in text) < 6:
-        return None
-    reading = normalise_phone(text, region)
-    return reading[0] if isinstance(reading, tuple) else None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from api.pages.common import (
     StaffPages,
     container_of,
     page,
-    phone_typed,
     staff_of,
     utc_now,
     whole_number,
@@ -40,6 +39,7 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
+from domain.customers.importing import phone_typed
 from domain.messages.words import channel_words
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
 from storage.customer_erasure import (

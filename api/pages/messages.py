@@ -20,12 +20,12 @@ from api.pages.common import (
     StaffPages,
     container_of,
     page,
-    phone_typed,
     staff_of,
     table_download,
     utc_now,
     whole_number,
 )
+from domain.customers.importing import phone_typed
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
     category_words,

@@ -83,7 +83,10 @@ def customer_page(ctx: CommandContext, customer_id: int) -> str:
 
 async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
     text = command.text.strip()
-    rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1)
+    from domain.customers.importing import phone_typed  # phonenumbers: loaded when a search needs it
+
+    phone = phone_typed(text, ctx.settings.phone_region)
+    rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1, phone=phone)
     if not rows:
         return Reply(f"No customer matches “{text}”.", title="Customers")
     shown = rows[:FIND_LIMIT]

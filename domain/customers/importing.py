@@ -335,6 +335,15 @@ def normalise_phone(raw: str, default_region: str) -> PhoneReading:
     return f"+{code}{number.national_number}", (None if region == "ZZ" else region)
 
 
+def phone_typed(text: str, region: str) -> str | None:
+    """What staff typed in a search, read as a phone number of the business's country `region` (E.164), or
+    None when it is not one (fewer than six digits, or no valid number)."""
+    if sum(c.isascii() and c.isdigit() for c in text) < 6:
+        return None
+    reading = normalise_phone(text, region)
+    return reading[0] if isinstance(reading, tuple) else None
+
+
 def parse_moment(raw: str) -> datetime | None:
     """A date or a date and time in ISO 8601 (UTC unless it says otherwise)."""
     try:

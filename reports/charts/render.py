@@ -315,9 +315,11 @@ def _time_axes(
     ticks = _value_ticks(spec, values, include_zero=stacked_totals is not None)
     ax = _value_axes(figure, spec, ticks, bottom=theme.PLOT_BOTTOM)
     x = _date_positions(spec)
-    pad = max((x[-1] - x[0]) * 0.01, 0.5 if len(x) == 1 else 0.0)
-    ax.set_xlim(x[0] - pad, x[-1] + pad)
     weeks = _week_ticks(x)
+    pad = max((x[-1] - x[0]) * 0.01, 0.5 if len(x) == 1 else 0.0)
+    if weeks is not None:  # the first and last labels sit on the end points: room for half a label each
+        pad = max(3.5, (x[-1] - x[0]) * 0.03)
+    ax.set_xlim(x[0] - pad, x[-1] + pad)
     if weeks is not None:
         ax.xaxis.set_major_locator(FixedLocator(weeks))
         ax.xaxis.set_major_formatter(_LocaleDateFormatter(spec.locale, every_point_days=7.0))

@@ -16,6 +16,7 @@ from storage.models import (
     CustomerConsent,
     CustomerTag,
 )
+from storage.sql import contains_folded, equals_folded
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,14 @@ async def customers_by_reference(
         return [CustomerName(id, name) for id, name in (await session.execute(query)).all()]
 
 
-async def customers_matching(database: Database, text: str, *, limit: int) -> list[CustomerSummary]:
-    """Customers whose name contains `text`, whose email is `text`, or whose id or phone it is, by id."""
-    conditions = [
-        func.lower(Customer.name).contains(text.lower()),
-        func.lower(Customer.email) == text.lower(),
-    ]
+async def customers_matching(
+    database: Database, text: str, *, limit: int, phone: str | None = None
+) -> list[CustomerSummary]:
+    """Customers whose name contains `text` (in any case, `%` and `_` as letters), whose email is `text`,
+    whose id it is, or whose phone is `phone` (what was typed, read as a number) or `text` in E.164, by id."""
+    conditions = [contains_folded(Customer.name, text), equals_folded(Customer.email, text.strip())]
+    if phone is not None:
+        conditions.append(Customer.phone_e164 == phone)
     compact = text.replace(" ", "")
     number = compact.lstrip("#")
     if number.isascii() and number.isdigit() and len(number) < 19:

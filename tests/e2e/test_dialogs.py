@@ -687,3 +687,31 @@ async def test_a_one_line_campaign_can_aim_at_a_clinic_and_at_patients_not_seen_
         ),
     ]
     await run_dialog(seeded, table)
+
+
+async def test_customer_find_reads_a_number_as_said_a_name_in_any_case_and_wildcards_as_letters(
+    seeded: CommandContext,
+) -> None:
+    from storage.models import Customer
+
+    async with seeded.database.read_sessions() as session:
+        customer = (
+            await session.execute(
+                select(Customer.id, Customer.name, Customer.phone_e164)
+                .where(Customer.phone_e164.like("+49%"), Customer.name.like("% %"))
+                .order_by(Customer.id)
+                .limit(1)
+            )
+        ).one()
+        everyone = await session.scalar(select(func.count()).select_from(Customer))
+    national = "0" + customer.phone_e164.removeprefix("+49")
+    spoken = f"{national[:4]} {national[4:]}"  # "0151 2345678", as a patient reads it out
+    surname = customer.name.split()[-1]
+    table = [
+        (AGENT, f"customer find {spoken}", "answer", f"#{customer.id} "),
+        (AGENT, f"customer find {surname.upper()}", "answer", f"#{customer.id} "),
+    ]
+    await run_dialog(seeded, table)
+    # "%" is a letter, not "anything": it finds no one rather than everyone.
+    reply = render_reply(await ask(seeded, "customer find %", as_email=AGENT))
+    assert "No customer matches" in reply and everyone

@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 from api.app import create_app
 from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
 from api.unsubscribe import unsubscribe_token
+from domain.messages.words import channel_words
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -1046,7 +1047,7 @@ async def test_the_financial_page_shows_cost_against_attributed_revenue_per_chan
     assert "Cost (provider, USD)" in html and "Attributed revenue (EUR)" in html
     assert costs.result.by_channel, "the seed sends messages in the last 30 days"
     for row in costs.result.by_channel:
-        assert f"<td>{row.channel}</td>" in html
+        assert f"<td>{channel_words(row.channel)}</td>" in html
     # Each campaign row is the stored figure, and the rows add up to the attributed total.
     campaign_orders = sum(r.attributed_orders for r in attribution.result.by_campaign)
     channel_orders = sum(r.attributed_orders for r in attribution.result.by_channel)
