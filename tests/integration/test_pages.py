@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 from api.app import create_app
 from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
 from api.unsubscribe import unsubscribe_token
-from domain.messages.words import channel_words
+from domain.messages.words import channel_words, provider_words
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -809,7 +809,8 @@ async def test_performance_page_speaks_in_words_and_units(client: Client, seeded
             continue
         failures = sum(1 for status, _, _ in mine if status in FAILED_STATUSES)
         assert (
-            f'<td>{provider}</td><td class="num">{len(mine):,}</td><td class="num">{failures:,}</td>' in html
+            f'<td>{provider_words(provider)}</td><td class="num">{len(mine):,}</td><td class="num">{failures:,}</td>'
+            in html
         )
         checked += 1
     assert checked >= 2, "the seeded day has outbound messages on several providers"

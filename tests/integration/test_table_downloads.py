@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import openpyxl
 from sqlalchemy import func, select
 
+from domain.messages.words import provider_words
 from reports.performance import FAILED_STATUSES
 from storage.database import Database
 from storage.models import CustomerCommunication, MessageTemplate
@@ -98,7 +99,7 @@ async def test_provider_errors_download_as_shown_and_recounted(client: Client, s
             if p == provider and (sent or failed) and (sent or failed) >= now - timedelta(hours=24)
         ]
         if mine:
-            expected[provider] = (len(mine), sum(1 for s in mine if s in FAILED_STATUSES))
+            expected[provider_words(provider)] = (len(mine), sum(1 for s in mine if s in FAILED_STATUSES))
     assert len(expected) >= 2
     assert {row[0]: (int(row[1].replace(",", "")), int(row[2].replace(",", ""))) for row in body} == expected
     assert all(re.fullmatch(r"[\d.]+ ?%", row[3]) for row in body)  # the rate as the page writes it
