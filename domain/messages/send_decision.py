@@ -11,7 +11,7 @@ from typing import Any
 from jinja2 import meta
 
 from domain.consent.model import ConsentPolicy, RecipientFacts, SendDecision, SendRequest
-from domain.consent.rules import NO_ADDRESS, decide
+from domain.consent.rules import NO_ADDRESS, NO_CONSENT, OPTED_OUT, decide
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
@@ -53,23 +53,26 @@ def choose_channel(
 ) -> ChannelChoice:
     """The first channel in ``order`` on which the decision is not "suppress".
 
-    When none qualifies, the exclusion reports the first reason other than a missing address, because
-    "opted out of SMS" says more than "no WhatsApp number" about why the customer was not reached.
+    When none qualifies, the exclusion reports the most telling reason, the first of its kind: the
+    customer's own opt-out, then any other rule, then marketing never consented to, then a missing
+    address. "Opted out of email" says more than "never asked on WhatsApp", which says more than "no
+    Telegram chat", about why the customer was not reached.
     """
-    first: tuple[Channel, SendDecision] | None = None
-    telling: tuple[Channel, SendDecision] | None = None
+    chosen: tuple[Channel, SendDecision] | None = None
     for channel in order:
         decision = decide_on(recipient, channel)
         if decision.verdict != "suppress":
             return ChannelChoice(channel, decision, channel)
-        if first is None:
-            first = (channel, decision)
-        if telling is None and decision.reason != NO_ADDRESS:
-            telling = (channel, decision)
-    chosen = telling or first
+        if chosen is None or _telling(decision.reason) < _telling(chosen[1].reason):
+            chosen = (channel, decision)
     if chosen is None:
         return ChannelChoice(None, SendDecision("suppress", NO_CHANNEL, "Not sent: no channel is set."), None)
     return ChannelChoice(None, chosen[1], chosen[0])
+
+
+def _telling(reason: str) -> int:
+    """How much a suppression reason says about the customer (lower says more)."""
+    return {OPTED_OUT: 0, NO_CONSENT: 2, NO_ADDRESS: 3}.get(reason, 1)
 
 
 @dataclass(frozen=True, slots=True)

@@ -160,6 +160,32 @@ class TestChooseChannel:
             choice.channel is None and choice.tried is Channel.SMS and choice.decision.reason == "opted_out"
         )
 
+    @pytest.mark.parametrize(
+        ("reasons", "told"),
+        [
+            # Never asked on WhatsApp, opted out of email: the opt-out is what the customer did.
+            ({Channel.WHATSAPP: "no_consent", Channel.EMAIL: "opted_out"}, (Channel.EMAIL, "opted_out")),
+            # A cap says more than consent never given, which says more than a missing address.
+            (
+                {
+                    Channel.SMS: "no_address",
+                    Channel.WHATSAPP: "no_consent",
+                    Channel.EMAIL: "frequency_cap_channel",
+                },
+                (Channel.EMAIL, "frequency_cap_channel"),
+            ),
+            ({Channel.SMS: "no_address", Channel.WHATSAPP: "no_consent"}, (Channel.WHATSAPP, "no_consent")),
+            # Of equally telling reasons, the first channel's.
+            ({Channel.SMS: "no_consent", Channel.EMAIL: "no_consent"}, (Channel.SMS, "no_consent")),
+        ],
+    )
+    def test_an_opt_out_tells_more_than_consent_never_given(
+        self, reasons: dict[Channel, str], told: tuple[Channel, str]
+    ) -> None:
+        table = {channel: SendDecision("suppress", reason, reason) for channel, reason in reasons.items()}
+        choice = choose_channel(recipient(), list(table), self.verdicts(table))  # type: ignore[arg-type]
+        assert (choice.tried, choice.decision.reason) == told
+
 
 class TestOutboxPlanner:
     def test_plans_on_the_first_usable_channel_with_the_rendered_body_and_cost(self) -> None:
