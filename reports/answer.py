@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from domain.messages.words import CHAT_CHANNEL_WORDS
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
@@ -274,7 +275,9 @@ def chart_for(
     if result.dimension is not None and shown:
         return ChartSpec(
             kind="bar",
-            categories=tuple(label(s.dimension_value) if s.dimension_value else "(none)" for s in shown),
+            categories=tuple(
+                value_label(s.dimension_value) if s.dimension_value else "(none)" for s in shown
+            ),
             series=(Series(metric.label, tuple(s.total for s in shown)),),
             annotations=tuple(targets),
             **header,  # type: ignore[arg-type]
@@ -318,3 +321,8 @@ def plural(noun: str) -> str:
 def label(name: str | None) -> str:
     """A stored name as people read it: `source_channel` → "source channel", `in_clinic` → "in clinic"."""
     return (name or "").replace("_", " ")
+
+
+def value_label(value: str) -> str:
+    """A dimension's value as people read it: channels by their names ("sms" → "SMS"), else `label`."""
+    return CHAT_CHANNEL_WORDS.get(value) or label(value)

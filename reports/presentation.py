@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
-from reports.answer import Answer, chart_for, label
+from reports.answer import Answer, chart_for, label, value_label
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
@@ -289,7 +289,7 @@ def _stacked_two_ways(
     ranked = sorted(seconds, key=lambda v: (-seconds[v], v))
     kept = ranked if len(ranked) <= MAX_SERIES else ranked[: MAX_SERIES - 1]
     stacks = [
-        Series(label(value) or "(none)", tuple(cells.get((bar, value), 0.0) for bar in bars))
+        Series(value_label(value) if value else "(none)", tuple(cells.get((bar, value), 0.0) for bar in bars))
         for value in kept
     ]
     if len(kept) < len(ranked):
@@ -299,7 +299,7 @@ def _stacked_two_ways(
     return _reshaped(
         header,
         "stacked_bar",
-        categories=tuple(label(bar) or "(none)" for bar in bars),
+        categories=tuple(value_label(bar) if bar else "(none)" for bar in bars),
         series=tuple(stacks),
         annotations=targets,
     )
@@ -366,7 +366,7 @@ def _range_words(presentation: Presentation, header: ChartSpec) -> str:
 
 
 def _value_label(series: SeriesResult) -> str:
-    return label(series.dimension_value) if series.dimension_value else "(none)"
+    return value_label(series.dimension_value) if series.dimension_value else "(none)"
 
 
 def bucket_label(start: datetime, grain: Grain, tz: str) -> str:

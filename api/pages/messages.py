@@ -235,7 +235,9 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
         ("Attempts", str(message.attempts)),
     ]
     if message.segments:
-        facts.append(("SMS", f"{message.segments} segment(s), {message.encoding}"))
+        facts.append(
+            ("SMS", f"{message.segments} segment{'' if message.segments == 1 else 's'}, {message.encoding}")
+        )
     if message.cost_micros is not None:
         facts.append(("Cost", formats.money_micros(message.cost_micros, found.currency)))
     history = [

@@ -14,6 +14,7 @@ from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
+from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
 from storage.queries.campaigns import (
@@ -83,7 +84,7 @@ def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
         f"{n:,} {EXCLUSION_WORDS.get(reason, reason.replace('_', ' '))}"
         for reason, n in sorted(preview.exclusions.items(), key=lambda item: -item[1])
     )
-    channels = ", ".join(f"{channel} {n:,}" for channel, n in preview.per_channel.items())
+    channels = ", ".join(f"{channel_words(channel)} {n:,}" for channel, n in preview.per_channel.items())
     fields = [
         Field("Audience", f"{preview.recipients:,}"),
         Field("Will be sent", f"{preview.planned:,}"),
@@ -97,7 +98,8 @@ def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
         sample = preview.sample
         fields.append(
             Field(
-                "Sample", f"{sample.channel.value} to {mask_address(sample.to_address)}: {sample.body[:300]}"
+                "Sample",
+                f"{channel_words(sample.channel.value)} to {mask_address(sample.to_address)}: {sample.body[:300]}",
             )
         )
     return tuple(fields)

@@ -97,7 +97,10 @@ async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContex
     more = f" (first {FIND_LIMIT}; narrow the search to see others)" if len(rows) > FIND_LIMIT else ""
     buttons = tuple(Button(f"Show #{c.id}", f"customer show {c.id}") for c in shown[:3])
     return Reply(
-        f"{len(shown)} customer(s) match “{text}”{more}.", title="Customers", table=table, buttons=buttons
+        f"{len(shown)} {'customer matches' if len(shown) == 1 else 'customers match'} “{text}”{more}.",
+        title="Customers",
+        table=table,
+        buttons=buttons,
     )
 
 
@@ -113,7 +116,12 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
         Field("Time zone", customer.timezone),
         Field("Segment", customer.segment),
         Field("Tags", ", ".join(sorted(customer.tags)) or "—"),
-        Field("Preferred channel", customer.preferred_channel or "—"),
+        Field(
+            "Preferred channel",
+            CHAT_CHANNEL_WORDS.get(customer.preferred_channel, customer.preferred_channel)
+            if customer.preferred_channel
+            else "—",
+        ),
         Field("Customer since", f"{customer.created_at:%d %b %Y}"),
         Field("On the dashboard", customer_page(ctx, customer.id)),
     )
@@ -149,10 +157,15 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     if customer.quiet_hours_start and customer.quiet_hours_end:
         quiet = f"{customer.quiet_hours_start:%H:%M}–{customer.quiet_hours_end:%H:%M}"
     fields = [
-        Field("Preferred channel", customer.preferred_channel or "—"),
+        Field(
+            "Preferred channel",
+            CHAT_CHANNEL_WORDS.get(customer.preferred_channel, customer.preferred_channel)
+            if customer.preferred_channel
+            else "—",
+        ),
         Field("Quiet hours", quiet),
         Field(
-            "Marketing cap",
+            "Weekly marketing limit",
             "—"
             if customer.marketing_max_per_week is None
             else "no marketing"
@@ -179,7 +192,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     opted_out = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_out"]
     summary = f"Opted out of {', '.join(opted_out)}." if opted_out else "Not opted out of any channel."
     return Reply(
-        f"#{customer.id} {customer.name}: {summary}\n{why}",
+        f"#{customer.id} {customer.name}: {summary}" + (f"\n{why}" if suppressed is not None else ""),
         title="Preferences",
         fields=tuple(fields),
         table=table,
