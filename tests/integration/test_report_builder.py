@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 from sqlalchemy import func, select
 
+from reports.answer import value_label
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, NET_ORDER_AMOUNT
 from storage.database import Database
 from storage.models import AuditLog, CustomReport, Location, Order, ReportDelivery, ReportSchedule
@@ -467,7 +468,7 @@ async def test_a_report_split_two_ways_stacks_and_exports_each_pair_recounted(
             )
         ).all()
     await database.dispose()
-    expected = {(code, channel.replace("_", " ")): round(float(total), 2) for code, channel, total in found}
+    expected = {(code, value_label(channel)): round(float(total), 2) for code, channel, total in found}
 
     exported = await client.get(f"/analytics/reports/{slug}.csv")
     rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
