@@ -303,6 +303,7 @@ class CampaignWizardPages(StaffPages):
             countries=[value for value, _ in names.get("country", [])],
             locations=sorted(names.get("location", []), key=lambda pair: pair[1]),
             business_tz=Formats.of(request).timezone,
+            marketing_requires_opt_in=container.settings.marketing_requires_opt_in,
         )
         template.status_code = status_code
         return template

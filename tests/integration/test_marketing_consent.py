@@ -91,7 +91,10 @@ async def test_marketing_needs_an_opt_in_unless_the_business_says_otherwise(seed
             await sign_in(client, seeded, MANAGER)  # type: ignore[arg-type]
             html = (await client.get(f"/communication/customers/{customer_id}")).text
             rule = html.split('id="consent-rule">', 1)[1].split("</p>", 1)[0]
+            wizard = (await client.get("/communication/campaigns/new")).text
             if requires_opt_in:
                 assert rule.startswith("Marketing goes only on channels where they opted in")
+                assert "Marketing messages also need consent on the channel they go by" in wizard
             else:
                 assert rule.startswith("Marketing also goes on channels not asked, until they opt out")
+                assert "Marketing messages go on any channel the customer has not opted out of" in wizard
