@@ -12,7 +12,7 @@ from bot.commands.masking import mask_email, mask_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.consent.sources import source_words
-from domain.messages.words import CHAT_CHANNEL_WORDS
+from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import OUTBOUND_CHANNELS, Role, role_allows
 from storage.queries.customers import (
@@ -118,9 +118,7 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
         Field("Tags", ", ".join(sorted(customer.tags)) or "—"),
         Field(
             "Preferred channel",
-            CHAT_CHANNEL_WORDS.get(customer.preferred_channel, customer.preferred_channel)
-            if customer.preferred_channel
-            else "—",
+            channel_words(customer.preferred_channel) if customer.preferred_channel else "—",
         ),
         Field("Customer since", f"{customer.created_at:%d %b %Y}"),
         Field("On the dashboard", customer_page(ctx, customer.id)),
@@ -145,7 +143,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         ("Channel", "Consent", "Source", "Since"),
         tuple(
             (
-                CHAT_CHANNEL_WORDS.get(c.channel, c.channel),
+                channel_words(c.channel),
                 c.status.replace("_", " "),
                 source_words(c.source),
                 f"{c.changed_at.astimezone(here):%-d %b %Y}",
@@ -159,9 +157,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     fields = [
         Field(
             "Preferred channel",
-            CHAT_CHANNEL_WORDS.get(customer.preferred_channel, customer.preferred_channel)
-            if customer.preferred_channel
-            else "—",
+            channel_words(customer.preferred_channel) if customer.preferred_channel else "—",
         ),
         Field("Quiet hours", quiet),
         Field(
@@ -177,7 +173,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     suppressed = customer.last_held_back
     if suppressed is not None:
         explanation = suppressed.explanation or suppressed.status_reason or "no reason recorded"
-        channel = CHAT_CHANNEL_WORDS.get(suppressed.channel, suppressed.channel)
+        channel = channel_words(suppressed.channel)
         why = f"Last message not sent ({channel}, {suppressed.created_at.astimezone(here):%-d %b %Y}): {explanation}"
     fields.append(
         Field(
@@ -189,7 +185,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
     )
     fields.append(Field("Why not sent", why))
     fields.append(Field("Change them", customer_page(ctx, customer.id)))
-    opted_out = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_out"]
+    opted_out = [channel_words(c.channel) for c in consents if c.status == "opted_out"]
     summary = f"Opted out of {', '.join(opted_out)}." if opted_out else "Not opted out of any channel."
     return Reply(
         f"#{customer.id} {customer.name}: {summary}" + (f"\n{why}" if suppressed is not None else ""),
@@ -205,7 +201,7 @@ def _marketing_reach(
     """Where a campaign may reach the customer, under the business's rule for channels never asked."""
     if weekly_cap == 0:
         return "none: they asked for no marketing"
-    opted_in = [CHAT_CHANNEL_WORDS.get(c.channel, c.channel) for c in consents if c.status == "opted_in"]
+    opted_in = [channel_words(c.channel) for c in consents if c.status == "opted_in"]
     if requires_opt_in:
         if not opted_in:
             return "none: they have not opted in on any channel (service messages still go)"
@@ -214,5 +210,5 @@ def _marketing_reach(
     if closed >= {c.value for c in OUTBOUND_CHANNELS}:
         return "none: they opted out of every channel"
     if closed:
-        return f"any channel but {', '.join(CHAT_CHANNEL_WORDS.get(c, c) for c in sorted(closed))}"
+        return f"any channel but {', '.join(channel_words(c) for c in sorted(closed))}"
     return "any channel they can be reached on"

@@ -16,7 +16,7 @@ from domain.audit import AuditEntry, AuditTrail
 from domain.consent.model import ChannelConsent
 from domain.conversations.desk import DeskChat, DeskError
 from domain.conversations.use_cases import DeskActor
-from domain.messages.words import CHAT_CHANNEL_WORDS
+from domain.messages.words import channel_words as words_for_channel
 from domain.transaction import Transaction
 from domain.vocabulary import Channel, ChatStatus, ConsentStatus
 
@@ -91,7 +91,7 @@ class ChatOpeningUnitOfWork(Transaction, Protocol):
 
 
 def channel_words(channel: Channel) -> str:
-    return CHAT_CHANNEL_WORDS.get(channel.value, channel.value)
+    return words_for_channel(channel.value)
 
 
 def why_not(reach: Reachability, channel: Channel) -> str | None:
