@@ -136,6 +136,11 @@ def container_of(request: Request[Any, Any, Any]) -> Container:
     return container
 
 
+def now_of(request: Request[Any, Any, Any]) -> datetime:
+    """The page's "now": the container's clock (the real one, unless a test fixed it)."""
+    return container_of(request).clock()
+
+
 def staff_of(request: Request[Any, Any, Any]) -> SignedInStaff:
     staff: SignedInStaff = request.state.staff
     return staff

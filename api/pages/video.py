@@ -15,7 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import PERIODS, Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
+from api.pages.common import PERIODS, Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
 from domain.video.booking import cancel_consultation, reschedule_consultation
 from domain.video.model import (
     ACTIVE_STATUSES,
@@ -237,7 +237,7 @@ def booked_words(line: ConsultationLine, channel: str | None, clock: BusinessClo
 class VideoPages(StaffPages):
     @get("/communication/video", name="video")
     async def consultations(self, request: Request[Any, Any, Any]) -> Template:
-        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
+        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), now_of(request)
         span = request.query_params.get("span")
         span = span if span in SPANS else "today"
         staff_id = whole_number(request.query_params.get("staff"))
@@ -273,7 +273,7 @@ class VideoPages(StaffPages):
         done = request.query_params.get("done", "")
         if done in DONE and "error" not in extra:
             extra["done"] = DONE[done]
-        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), utc_now()
+        container, clock, now = container_of(request), BusinessClock(Formats.of(request)), now_of(request)
         found = await consultation_detail(container.database, consultation_id)
         if found is None:
             raise NotFoundException(f"There is no video consultation {consultation_id}.")
@@ -328,7 +328,7 @@ class VideoPages(StaffPages):
             may_act=staff_of(request).may(Role.AGENT),
             active=line.status in ACTIVE_STATUSES,
             # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).
-            begun=line.scheduled_at <= utc_now(),
+            begun=line.scheduled_at <= now_of(request),
             **extra,
         )
 
@@ -336,7 +336,7 @@ class VideoPages(StaffPages):
         self, request: Request[Any, Any, Any], consultation_id: int, action: str
     ) -> Redirect | Template:
         """Run one of the page's actions through its use-case; a refusal comes back on the page, in words."""
-        container, staff, now = container_of(request), staff_of(request), utc_now()
+        container, staff, now = container_of(request), staff_of(request), now_of(request)
         tz = container.settings.business_timezone
         form = await request.form()
         try:

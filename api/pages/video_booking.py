@@ -12,7 +12,7 @@ from litestar import Request, get, post
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
+from api.pages.common import Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
 from domain.video.booking import (
     BookingChoices,
     BookingRequest,
@@ -98,7 +98,8 @@ async def find_times(container: Container, form: BookingForm, choices: BookingCh
     zone = zone_of(clinician.timezone)
     start = datetime.combine(day, time(0), zone)
     end = datetime.combine(day + timedelta(days=1), time(0), zone)
-    if end <= utc_now():
+    now = container.clock()
+    if end <= now:
         said = format_skeleton("MMMMEEEEd", start, locale=locale)
         raise VideoError(f"{said} has passed in {clinician.name}'s time; pick today or a later day.")
     found = await find_free_slots(
@@ -107,7 +108,7 @@ async def find_times(container: Container, form: BookingForm, choices: BookingCh
         form.service_id,
         start,
         end,
-        now=utc_now(),
+        now=now,
     )
     form.slots = [
         {"value": slot.isoformat(), "time": str(format_time(slot.astimezone(zone), "HH:mm", locale=locale))}
@@ -137,7 +138,7 @@ class VideoBookingPages(StaffPages):
         form = read_form(request.query_params)
         if not form.day:
             business_zone = zone_of(container_of(request).settings.business_timezone)
-            form.day = utc_now().astimezone(business_zone).date().isoformat()
+            form.day = now_of(request).astimezone(business_zone).date().isoformat()
         # The form sent (its patient field there, even empty): a patient left out is said, not ignored.
         return await self._page(request, form, search="patient" in request.query_params)
 
@@ -190,7 +191,7 @@ class VideoBookingPages(StaffPages):
                 BookingRequest(form.customer_id, form.service_id, form.staff_id, starts_at),
                 actor=staff.email,
                 via="web",
-                now=utc_now(),
+                now=now_of(request),
                 public_url=container.settings.public_url,
             )
         except ConfigurationError as error:

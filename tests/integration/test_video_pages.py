@@ -18,22 +18,41 @@ from storage.database import Database
 from storage.models import Appointment, BusinessEvent, VideoConsultation
 from storage.models.video import ClinicianTimeClaim
 from switchboard.settings import Settings
-from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VIEWER, VideoWorld, build_video_world
+from switchboard.wiring import build_container
+from tests.integration.video_world import (
+    AGENT,
+    HOSTILE,
+    MANAGER,
+    VIEWER,
+    VideoWorld,
+    build_video_world,
+    page_moment,
+)
 
 Client = AsyncTestClient[Any]
 
 
 @pytest.fixture
-async def world(database: Database) -> VideoWorld:
-    return await build_video_world(database)
+def moment() -> datetime:
+    """The world's "now": the pages read a clock that started there and runs on in real time."""
+    return page_moment(datetime.now(UTC))
 
 
 @pytest.fixture
-async def client(database_url: str, world: VideoWorld) -> AsyncIterator[Client]:
+async def world(database: Database, moment: datetime) -> VideoWorld:
+    return await build_video_world(database, now=moment)
+
+
+@pytest.fixture
+async def client(database_url: str, world: VideoWorld, moment: datetime) -> AsyncIterator[Client]:
     settings = Settings(database_url=database_url, sandbox=True, worker_in_process=False)  # type: ignore[arg-type]
-    async with AsyncTestClient(create_app(settings)) as test_client:
+    container = build_container(settings)
+    shift = moment - datetime.now(UTC)
+    container.clock = lambda: datetime.now(UTC) + shift
+    async with AsyncTestClient(create_app(settings, container)) as test_client:
         test_client.app.state.test_settings = settings
         yield test_client
+    await container.close()
 
 
 async def sign_in(client: Client, world: VideoWorld, email: str) -> None:

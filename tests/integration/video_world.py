@@ -51,6 +51,18 @@ def other_day_this_week(today: date) -> date:
     return today + timedelta(days=1) if today.weekday() < 6 else today - timedelta(days=1)
 
 
+def page_moment(real_now: datetime) -> datetime:
+    """The world's "now" for page tests: 12:30 in Berlin today, or on Saturday when today is a Sunday.
+
+    Then today's 10:00 and 11:00 consultations have begun and another day of this week is still to
+    come, whenever the suite runs (a run at 00:20 on a Sunday once found both assumptions false).
+    """
+    today = real_now.astimezone(ZoneInfo(BUSINESS_TZ)).date()
+    if today.weekday() == 6:
+        today -= timedelta(days=1)
+    return local(today, 12, 30)
+
+
 async def build_video_world(database: Database, now: datetime | None = None) -> VideoWorld:
     now = now or datetime.now(UTC)
     today = now.astimezone(ZoneInfo(BUSINESS_TZ)).date()
