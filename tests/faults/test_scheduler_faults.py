@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from litestar.testing import AsyncTestClient
@@ -127,6 +128,9 @@ def destinations(
 async def add_schedules(database: Database, kinds: list[str], due: list[datetime]) -> list[Target]:
     """One saved report per schedule, each to a destination of its own, due at the given times."""
     targets: list[Target] = []
+    # Their next regular run half a day away (a fixed "Monday 08:00" would fall due during a run at that
+    # time and deliver twice): each schedule has exactly the one run it was given due.
+    later = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(hours=12)
     async with database.sessions() as session:
         owner = StaffUser(email=OWNER, name="Maria", role="manager")
         session.add(owner)
@@ -144,7 +148,7 @@ async def add_schedules(database: Database, kinds: list[str], due: list[datetime
             schedule = ReportSchedule(
                 report_id=report.id,
                 owner_id=owner.id,
-                cron="0 8 * * mon",
+                cron=f"0 {later.hour} * * *",
                 timezone="Europe/Berlin",
                 destination_kind=kind,
                 destination=destination,

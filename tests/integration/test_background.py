@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, insert, select, update
@@ -45,7 +46,11 @@ async def test_background_jobs_keep_rollups_current_and_finish_campaigns(databas
                 source_channel="web",
                 amount_minor=12_345,
                 currency="EUR",
-                created_at=datetime.now(UTC) - timedelta(minutes=1),
+                # A minute ago, or at midnight when the business's day is younger than that: "today".
+                created_at=max(
+                    datetime.now(UTC) - timedelta(minutes=1),
+                    datetime.combine(datetime.now(ZoneInfo(TZ)).date(), time(0), ZoneInfo(TZ)),
+                ),
             )
         )
         await session.commit()

@@ -6,7 +6,7 @@ default partition until the worker's pass moves them, and a query bounded in tim
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -202,12 +202,13 @@ async def test_old_months_of_messages_go_with_their_history_and_keys_and_nothing
 
 
 @pytest.fixture
-async def postgresql(database: Database) -> Database:
-    """The shared PostgreSQL test database with only the month partitions a new installation has (tests
-    before this one may have made others, for old months; emptying the tables does not drop them)."""
+async def postgresql(database: Database) -> AsyncIterator[Database]:
+    """The shared PostgreSQL test database with only the month partitions an installation made at `NOW`
+    has (tests before this one may have made others, for old months, and the migration made the real
+    clock's months; emptying the tables does not drop them). Afterwards the real clock's months are back."""
     if database.engine.dialect.name != "postgresql":
         pytest.skip("month partitions are PostgreSQL's")
-    current = {month_of(datetime.now(UTC), ahead) for ahead in range(4)}
+    current = {month_of(NOW, ahead) for ahead in range(4)}
     async with database.engine.begin() as connection:
         for table in ("customer_communications", "message_status_events"):
             names = await connection.execute(
@@ -235,7 +236,9 @@ async def postgresql(database: Database) -> Database:
         )
         for name in left.scalars().all():
             await connection.execute(text(f"DROP TABLE {name}"))
-    return database
+    await keep_month_partitions(database, NOW)  # the months from NOW on (the tables are empty)
+    yield database
+    await keep_month_partitions(database, datetime.now(UTC))
 
 
 async def where_rows_are(database: Database, table: str) -> dict[str, int]:

@@ -65,8 +65,11 @@ async def test_book_move_cancel_and_list_over_http(
     booked = await client.post("/api/video/consultations", headers=AUTH, json=booking)
     assert booked.status_code == 201, booked.text
     consultation = booked.json()
-    assert consultation["staff"]["local_time"].endswith("10:30 CET")
-    assert consultation["customer"]["local_time"].endswith("09:30 GMT")
+    # In the zones' own names for that day: CET and GMT in winter, CEST and BST in summer.
+    berlin_at = datetime.combine(monday, time(10, 30), BERLIN)
+    london_at = berlin_at.astimezone(ZoneInfo("Europe/London"))
+    assert consultation["staff"]["local_time"].endswith(f"10:30 {berlin_at.tzname()}")
+    assert consultation["customer"]["local_time"].endswith(f"{london_at:%H:%M} {london_at.tzname()}")
     assert (
         consultation["patient_link"].startswith("https://sb.example/v/")
         and consultation["status"] == "scheduled"
@@ -76,7 +79,7 @@ async def test_book_move_cancel_and_list_over_http(
     taken = await client.post(
         "/api/video/consultations",
         headers=AUTH,
-        json={**booking, "starts_at": f"{monday.isoformat()}T10:15:00+01:00"},
+        json={**booking, "starts_at": (berlin_at - timedelta(minutes=15)).isoformat()},
     )
     assert taken.status_code == 409 and "Dr Lee is already booked" in taken.json()["detail"]
 

@@ -413,18 +413,23 @@ def test_a_patient_left_waiting_by_an_absent_clinician_is_offered_new_times(demo
 
 def test_the_dashboard_shows_the_statuses(demo: Demo, browser_page: Any) -> None:
     sign_in(browser_page, demo, MANAGER)
-    browser_page.goto(f"{demo.app_url}/communication/video")
-    browser_page.wait_for_load_state()
     zone = ZoneInfo(demo.settings().business_timezone)
-    today = datetime.now(zone).date()
     shown = 0
-    for consultation_id in (CLINIC.first, CLINIC.second, CLINIC.rebooked):
-        stored = consultation(demo, consultation_id)
-        if utc(stored.scheduled_at).astimezone(zone).date() != today:
-            continue  # near midnight a consultation may fall on the next (or previous) day
-        row = browser_page.locator(f"tr:has(a[href$='/communication/video/{consultation_id}'])")
-        assert STATUS_WORDS[ConsultationStatus(stored.status)] in row.inner_text(), row.inner_text()
-        shown += 1
-    assert shown >= 2, "the journey's consultations are on today's page"
+    # Each consultation on the page of its span: today's, or this week's when near midnight it fell on
+    # another day (one near Sunday midnight may fall in next week: in neither).
+    for span in ("today", "week"):
+        browser_page.goto(f"{demo.app_url}/communication/video?span={span}")
+        browser_page.wait_for_load_state()
+        today = datetime.now(zone).date()
+        monday = today - timedelta(days=today.weekday())
+        for consultation_id in (CLINIC.first, CLINIC.second, CLINIC.rebooked):
+            stored = consultation(demo, consultation_id)
+            day = utc(stored.scheduled_at).astimezone(zone).date()
+            if (day != today) if span == "today" else not (monday <= day < monday + timedelta(days=7)):
+                continue
+            row = browser_page.locator(f"tr:has(a[href$='/communication/video/{consultation_id}'])")
+            assert STATUS_WORDS[ConsultationStatus(stored.status)] in row.inner_text(), row.inner_text()
+            shown += 1
+    assert shown >= 2, "the journey's consultations are on the today and week pages"
     path = screenshot(browser_page, "video-consultations")
     assert path.stat().st_size > 10_000
