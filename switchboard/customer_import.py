@@ -176,7 +176,8 @@ async def import_customers(
     )
     csv.field_size_limit(MAX_FIELD_BYTES)
     with path.open(encoding=options.encoding, newline="") as handle:
-        reader = csv.reader(handle, dialect_of(handle))
+        dialect = dialect_of(handle)
+        reader = csv.reader(handle, dialect)
         try:
             header, lines = header_and_rows(reader)
             columns = ColumnMap.from_header(header, options.columns, detect=detect_columns)
@@ -209,11 +210,12 @@ async def import_customers(
                     if isinstance(outcome, Rejected):
                         rejected += 1
                         if errors_writer is None:
-                            # In the file's own encoding, so that the fixed rows import with the same --encoding.
+                            # In the file's own encoding and separator (a German Excel's semicolons), so
+                            # that the fixed rows open in the same program and import with the same options.
                             errors_file = errors_path.open(
                                 "w", encoding=options.encoding, errors="replace", newline=""
                             )
-                            errors_writer = csv.writer(errors_file)
+                            errors_writer = csv.writer(errors_file, dialect)
                             errors_writer.writerow(["line", "reason", *header])
                         errors_writer.writerow(
                             [outcome.line, outcome.reason, *([] if isinstance(values, str) else values)]

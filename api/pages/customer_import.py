@@ -17,8 +17,10 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
+from domain.customers.importing import FIELD_WORDS
 from domain.vocabulary import Role
 from storage.import_uploads import RUNNING, STALE_AFTER, find_upload, save_upload, start_run
+from switchboard.customer_import import dialect_of
 from switchboard.import_uploads import field_choices, file_columns, start_upload_run
 
 PATH = "/communication/customers/import"
@@ -115,7 +117,8 @@ class CustomerImportPages(StaffPages):
         stopped = upload.status in RUNNING and not running
         rejected_rows: list[list[str]] = []
         if upload.error_csv:
-            reader = csv.reader(io.StringIO(upload.error_csv.decode(upload.encoding, errors="replace")))
+            errors = io.StringIO(upload.error_csv.decode(upload.encoding, errors="replace"))
+            reader = csv.reader(errors, dialect_of(errors))  # written with the file's own separator
             next(reader, None)
             for row in reader:
                 if len(rejected_rows) == SHOWN_REJECTED:
@@ -129,6 +132,7 @@ class CustomerImportPages(StaffPages):
             upload=upload,
             columns=columns,
             fields=field_choices(),
+            field_words=FIELD_WORDS,
             running=running,
             stopped=stopped,
             percent=int(100 * upload.progress_bytes / upload.size_bytes) if upload.size_bytes else 100,
@@ -194,6 +198,7 @@ class CustomerImportPages(StaffPages):
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
         return Response(
             upload.error_csv,
-            media_type=f"text/csv; charset={'utf-8' if upload.encoding == 'utf-8-sig' else upload.encoding}",
+            media_type="text/csv",
+            encoding="utf-8" if upload.encoding == "utf-8-sig" else upload.encoding,  # one charset, the file's
             headers={"Content-Disposition": f'attachment; filename="{safe}.rejected.csv"'},
         )

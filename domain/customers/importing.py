@@ -67,6 +67,27 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     },
 }
 CONSENT_FIELDS = {f"consent_{channel}": channel for channel in CHANNELS}
+#: Each field as the import page names it (the command line's --map takes the field's own name).
+FIELD_WORDS: dict[str, str] = {
+    "external_ref": "Patient or customer number",
+    "name": "Full name",
+    "first_name": "First name",
+    "last_name": "Last name",
+    "phone": "Phone number",
+    "email": "Email address",
+    "country": "Country",
+    "locale": "Language",
+    "timezone": "Time zone",
+    "segment": "Segment",
+    "tags": "Tags",
+    "preferred_channel": "Preferred channel",
+    "consent_source": "Where consent was given",
+    "consent_at": "Date consent was given",
+    "consent_sms": "SMS consent (yes/no)",
+    "consent_whatsapp": "WhatsApp consent (yes/no)",
+    "consent_email": "Email consent (yes/no)",
+    "consent_telegram": "Telegram consent (yes/no)",
+}
 YES = {"yes", "y", "true", "1", "opted_in", "opt_in", "in", "ja", "x"}
 NO = {"no", "n", "false", "0", "opted_out", "opt_out", "out", "nein"}
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]{2,}")

@@ -95,6 +95,12 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
         "column_6": "",
     }
     assert "0151 55509001" in html  # the first rows are shown beside their columns
+    # Row by row: Kai's blank email is marked, so Lia's "lia@" stays on her own line.
+    email_cell = html[html.index("<tr><td>E-Mail</td>") :].split("</td>")[1]
+    assert email_cell.count("<br>") == 2 and email_cell.index("blank in this row") < email_cell.index("lia@")
+    # Fields in words; the option values stay the field names --map takes.
+    assert '<option value="consent_sms" selected>SMS consent (yes/no)</option>' in html
+    assert '<option value="external_ref" selected>Patient or customer number</option>' in html
     found["column_4"] = ""  # the clinic leaves the emails out: a column set to "not imported" stays out
 
     checked = await run(client, where, "check", found)
@@ -115,7 +121,9 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     rejected = await client.get(f"{where}/rejected-rows.csv")
     assert rejected.status_code == 200 and "attachment" in rejected.headers["content-disposition"]
     lines = rejected.text.lstrip("\ufeff").splitlines()  # in the file's encoding: UTF-8 with a BOM for Excel
-    assert lines[0].startswith("line,reason,Patient No") and lines[1].startswith("4,")
+    # ... and its separator: the semicolons the clinic's Excel wrote (and opens in columns).
+    assert lines[0].startswith("line;reason;Patient No") and lines[1].startswith("4;")
+    assert rejected.headers["content-type"] == "text/csv; charset=utf-8"
 
     database = Database.connect(seeded.settings.database_url)
     try:
