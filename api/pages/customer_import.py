@@ -199,6 +199,8 @@ class CustomerImportPages(StaffPages):
         return Response(
             upload.error_csv,
             media_type="text/csv",
-            encoding="utf-8" if upload.encoding == "utf-8-sig" else upload.encoding,  # one charset, the file's
+            encoding="utf-8"
+            if upload.encoding == "utf-8-sig"
+            else upload.encoding,  # one charset, the file's
             headers={"Content-Disposition": f'attachment; filename="{safe}.rejected.csv"'},
         )
