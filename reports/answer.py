@@ -104,13 +104,13 @@ LISTED_VALUES = 3
 
 
 def _filters_in_words(filters: Sequence[Filter]) -> str:
-    """What the figure is limited to, after the metric's name: " for whatsapp", " for BER or MUC", " for
+    """What the figure is limited to, after the metric's name: " for WhatsApp", " for BER or MUC", " for
     campaign spring-2026", " for all services but SKIN-VIDEO", " for 5 locations" (empty when it is not). The
     answer's sentence travels alone (a notification, a chart's alt text), so it must not read as the whole
     business's figure. A currency filter is left out: the amount says its currency."""
     words = []
     for f in filters:
-        values = [label(str(v)) for v in f.values if str(v).strip()]
+        values = [value_label(str(v)) for v in f.values if str(v).strip()]
         if f.dimension == CURRENCY or not values:
             continue
         left_out = f.operator in ("ne", "not_in")
@@ -182,8 +182,8 @@ def _summary(
         if len(series) > 1 and (parts := _parts(series, metric, locale, currency, top or PARTS_SAID)):
             sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
-            current = {s.dimension_value or "": s.total or 0.0 for s in series}
-            before = {s.dimension_value or "": s.comparison_total or 0.0 for s in series}
+            current = {value_label(s.dimension_value or ""): s.total or 0.0 for s in series}
+            before = {value_label(s.dimension_value or ""): s.comparison_total or 0.0 for s in series}
             movers = describe_contributors(top_contributors(current, before, limit=3))
             if movers:
                 sentence = f"{sentence[:-1]}; biggest moves: {movers}."
@@ -199,7 +199,7 @@ def _summary(
     return say(
         leader.total,
         None,
-        f" by {label(result.dimension)}, highest {label(leader.dimension_value)}",
+        f" by {label(result.dimension)}, highest {value_label(leader.dimension_value or '')}",
         compare=False,
     )
 
@@ -211,11 +211,11 @@ PARTS_SAID = 5
 def _parts(
     series: tuple[SeriesResult, ...], metric: Metric, locale: str, currency: str, shown: int = PARTS_SAID
 ) -> str:
-    """The split in words, largest first: "email 488, sms 361, whatsapp 335 and telegram 42" (the first
+    """The split in words, largest first: "email 488, SMS 361, WhatsApp 335 and Telegram 42" (the first
     `shown`, then how many more)."""
     money = currency if metric.unit == "currency" else None
     parts = [
-        f"{label(s.dimension_value) or '(none)'} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
+        f"{value_label(s.dimension_value or '') or '(none)'} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
         for s in sorted(series, key=lambda s: -(s.total or 0.0))
     ]
     if len(parts) > shown:
@@ -258,7 +258,9 @@ def chart_for(
     if result.grain is not None and shown and shown[0].points:
         kind = "line"
         chart_series = tuple(
-            Series(label(s.dimension_value) if s.dimension_value else s.name, tuple(v for _, v in s.points))
+            Series(
+                value_label(s.dimension_value) if s.dimension_value else s.name, tuple(v for _, v in s.points)
+            )
             for s in shown
         )
         marks: list[Annotation] = []

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from babel.numbers import get_currency_precision
 
 from api.pages.common import Formats
+from domain.consent.model import ConsentPolicy
 from domain.conversations.desk import STATUS_WORDS
 from domain.messages.words import channel_words
 from storage.queries.customer_card import CustomerCard
@@ -27,14 +28,26 @@ def _clock(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | None:
+def business_cap_words(policy: ConsentPolicy) -> str:
+    """The business's own marketing limit per channel: "at most 1 a day and 3 a week on a channel"."""
+    cap = policy.channel_cap
+    parts = [f"{n} a {period}" for n, period in ((cap.per_24h, "day"), (cap.per_7d, "week")) if n is not None]
+    return f"at most {' and '.join(parts)} on a channel" if parts else "no limit"
+
+
+def card_view(card: CustomerCard | None, formats: Formats, policy: ConsentPolicy) -> dict[str, Any] | None:
+    """The card in words; where the customer set nothing of their own, what the business's rules apply
+    (the default quiet hours, the per-channel marketing cap), so the page never says "none" while a rule
+    holds marketing back."""
     if card is None:
         return None
     preferences = card.preferences
     zone = ZoneInfo(formats.timezone)
-    quiet = "none"
     if preferences.quiet_hours_start and preferences.quiet_hours_end:
         quiet = f"{_clock(preferences.quiet_hours_start)}–{_clock(preferences.quiet_hours_end)}"
+    else:
+        default = policy.default_quiet_hours
+        quiet = f"{_clock(default.start)}–{_clock(default.end)}, the business's default"
     cap = preferences.marketing_max_per_week
     first_contact = next((t.partition(":")[2] for t in card.tags if t.startswith("first-contact:")), None)
     return {
@@ -54,7 +67,7 @@ def card_view(card: CustomerCard | None, formats: Formats) -> dict[str, Any] | N
         if preferences.preferred_channel
         else "none",
         "quiet_hours": quiet,
-        "marketing_cap": "no limit"
+        "marketing_cap": f"none of their own; the business sends {business_cap_words(policy)}"
         if cap is None
         else "no marketing"
         if cap == 0

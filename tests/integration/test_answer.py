@@ -81,7 +81,7 @@ async def test_a_split_answer_names_each_part_in_words_and_they_are_the_raw_coun
         raw = dict(rows.all())
     assert len(raw) > 1
     ordered = sorted(raw.items(), key=lambda item: -item[1])
-    parts = [f"{channel} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered]
+    parts = [f"{value_label(channel)} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered]
     total = format_value(sum(raw.values()), "count", locale="en_GB")
     words = f"{', '.join(parts[:-1])} and {parts[-1]}"
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
@@ -108,7 +108,9 @@ async def test_a_ranking_names_and_draws_its_n_largest_parts_and_keeps_the_whole
         )
     assert len(raw) > 2
     ordered = sorted(raw.items(), key=lambda item: -item[1])
-    parts = [f"{channel} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered[:2]]
+    parts = [
+        f"{value_label(channel)} {format_value(n, 'count', locale='en_GB')}" for channel, n in ordered[:2]
+    ]
     total = format_value(sum(raw.values()), "count", locale="en_GB")
     words = f"{parts[0]}, {parts[1]} and {len(raw) - 2} more"
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
@@ -127,7 +129,10 @@ async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(
         ((s.total or 0.0, s.dimension_value) for s in whole.result.series_for("delivery_rate")), reverse=True
     )
     assert len(rates) > 2
-    named = [f"{channel} {format_value(rate, 'percent', locale='en_GB')}" for rate, channel in rates[:2]]
+    named = [
+        f"{value_label(channel or '')} {format_value(rate, 'percent', locale='en_GB')}"
+        for rate, channel in rates[:2]
+    ]
     assert ranked.summary.endswith(f": {named[0]}, {named[1]} and {len(rates) - 2} more."), ranked.summary
     assert ranked.summary.startswith("Delivery rate by channel, "), ranked.summary
 
@@ -135,8 +140,8 @@ async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(
 @pytest.mark.parametrize(
     ("operator", "value", "kept", "words"),
     [
-        ("eq", "whatsapp", {"whatsapp"}, "for whatsapp"),
-        ("in", ("sms", "email"), {"sms", "email"}, "for sms or email"),
+        ("eq", "whatsapp", {"whatsapp"}, "for WhatsApp"),
+        ("in", ("sms", "email"), {"sms", "email"}, "for SMS or email"),
         ("ne", "email", {"sms", "whatsapp", "telegram"}, "for all but email"),
     ],
     ids=["one", "either", "all-but"],

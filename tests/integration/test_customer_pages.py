@@ -297,6 +297,9 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
     )[0][0] == "opted_out"
     html = (await client.get(f"{LIST}/{cid}?done=consent")).text
     assert "Recorded in the consent ledger." in html and "on the phone" in html
+    # Nothing set of their own: the page names the business's rules that hold, not "none".
+    assert "21:00–08:00, the business&#39;s default" in html and "marketing waits, reminders do not" in html
+    assert "none of their own; the business sends at most 1 a day and 3 a week on a channel" in html
 
     for form, said in (
         ({"quiet_start": "21:00"}, "both a start and an end"),

@@ -128,8 +128,8 @@ def test_a_question_about_no_figure_points_to_the_figures_and_the_tapped_example
 def test_a_question_about_one_channel_says_so_in_the_sentence_that_travels_alone(demo: Demo) -> None:
     """The sentence goes out alone (a Telegram notification, the chart's alt text): it names the channel."""
     reply = demo.ask("delivery rate of whatsapp last 7 days", as_email=MANAGER)
-    assert reply.kind == "answer" and reply.text.startswith("Delivery rate for whatsapp, "), reply.text
-    assert all(image.alt_text.startswith("Delivery rate for whatsapp, ") for image in reply.images)
+    assert reply.kind == "answer" and reply.text.startswith("Delivery rate for WhatsApp, "), reply.text
+    assert all(image.alt_text.startswith("Delivery rate for WhatsApp, ") for image in reply.images)
 
 
 def no_show_share(demo: Demo, start: datetime, end: datetime) -> float:

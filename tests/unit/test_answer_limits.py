@@ -14,9 +14,9 @@ from reports.trends import summarise
 @pytest.mark.parametrize(
     ("filters", "words"),
     [
-        ([Filter("channel", "eq", "whatsapp")], " for whatsapp"),
+        ([Filter("channel", "eq", "whatsapp")], " for WhatsApp"),  # channels by their names
         ([Filter("location", "in", ("BER", "MUC"))], " for BER or MUC"),
-        ([Filter("channel", "in", ("sms", "email", "telegram"))], " for sms, email or telegram"),
+        ([Filter("channel", "in", ("sms", "email", "telegram"))], " for SMS, email or Telegram"),
         ([Filter("channel", "ne", "email")], " for all but email"),
         # A value that does not say what it is comes with its dimension's name.
         ([Filter("campaign", "eq", "2026-11-black-friday")], " for campaign 2026-11-black-friday"),
