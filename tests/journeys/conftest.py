@@ -346,6 +346,20 @@ def sign_in(page: Any, demo: Demo, email: str) -> None:
     assert "/login" not in page.url, f"sign-in as {email} failed: {page.url}"
 
 
+def record_at_desk(page: Any, channel: str, said: str, how: str, note: str = "") -> None:
+    """On a customer's page, records what they told the desk with the page's consent form, as staff do."""
+    page.get_by_text("Record what they told you").click()
+    form = page.locator("#consent-form")
+    form.get_by_label("Channel").select_option(channel)
+    form.get_by_label("They said").select_option(said)
+    form.get_by_label("How").select_option(how)
+    if note:
+        form.get_by_label("Note (optional)").fill(note)
+    form.get_by_role("button", name="Record").click()
+    page.wait_for_load_state()
+    assert "Recorded in the consent ledger." in page.content()
+
+
 def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)

@@ -16,7 +16,7 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
 )
-from tests.journeys.conftest import AGENT, Demo, browser_page, screenshot, sign_in, wait_for
+from tests.journeys.conftest import AGENT, Demo, browser_page, record_at_desk, screenshot, sign_in, wait_for
 
 __all__ = ["browser_page"]
 
@@ -50,15 +50,7 @@ def test_the_front_desk_records_what_a_patient_said_on_the_phone(demo: Demo, bro
     assert page.url.endswith(f"/communication/customers/{customer_id}")
     assert page.inner_text("h1") == name
 
-    page.get_by_text("Record what they told you").click()
-    form = page.locator("#consent-form")
-    form.get_by_label("Channel").select_option("sms")
-    form.get_by_label("They said").select_option("opted_out")
-    form.get_by_label("How").select_option("phone_call")
-    form.get_by_label("Note (optional)").fill("no more texts, WhatsApp is fine")
-    form.get_by_role("button", name="Record").click()
-    page.wait_for_load_state()
-    assert "Recorded in the consent ledger." in page.content()
+    record_at_desk(page, "sms", "opted_out", "phone_call", "no more texts, WhatsApp is fine")
     sms_row = page.locator("#consent-now tr", has_text="SMS")
     assert "opted out" in sms_row.inner_text() and "on the phone" in sms_row.inner_text()
 

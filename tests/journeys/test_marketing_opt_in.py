@@ -12,7 +12,16 @@ from sqlalchemy import select
 
 from bot.console import render_reply
 from storage.models import ConsentRecord, Customer, CustomerCommunication, CustomerConsent
-from tests.journeys.conftest import AGENT, MANAGER, Demo, browser_page, screenshot, sign_in, wait_for
+from tests.journeys.conftest import (
+    AGENT,
+    MANAGER,
+    Demo,
+    browser_page,
+    record_at_desk,
+    screenshot,
+    sign_in,
+    wait_for,
+)
 
 __all__ = ["browser_page"]
 
@@ -69,14 +78,7 @@ def test_imported_patients_get_marketing_only_once_they_opt_in(demo: Demo, brows
     page.goto(f"{demo.app_url}/communication/customers/{olga}")
     page.wait_for_load_state()
     assert "only on channels where they opted in" in page.inner_text("#consent-rule"), "the rule in words"
-    page.get_by_text("Record what they told you").click()
-    form = page.locator("#consent-form")
-    form.get_by_label("Channel").select_option("sms")
-    form.get_by_label("They said").select_option("opted_in")
-    form.get_by_label("How").select_option("phone_call")
-    form.get_by_role("button", name="Record").click()
-    page.wait_for_load_state()
-    assert "Recorded in the consent ledger." in page.content()
+    record_at_desk(page, "sms", "opted_in", "phone_call")
     screenshot(page, "customer-opted-in-at-the-desk")
     assert demo.rows(
         select(ConsentRecord.status, ConsentRecord.source).where(ConsentRecord.customer_id == olga)
