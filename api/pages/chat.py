@@ -65,7 +65,6 @@ from storage.queries.chats import (
 from storage.queries.customer_card import customer_card
 from storage.queries.customers import customer_erased
 from storage.queries.staff import staff_availability
-from switchboard.policies import business_consent_policy
 from switchboard.wiring import Container
 
 
@@ -433,7 +432,7 @@ class ChatPages(StaffPages):
                 erased=erased,
                 route=route,
                 desk=None if desk is None else desk_view(desk, formats),
-                card=card_view(card, formats, business_consent_policy(container.settings)),
+                card=card_view(card, formats, container.consent_policy()),
                 desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
                 request_key=uuid.uuid4().hex,
                 canned=canned,

@@ -196,11 +196,10 @@ class CustomerImportPages(StaffPages):
             raise NotFoundException("no rejected rows for this upload")
         stem = upload.file_name.rsplit(".", 1)[0][:80] or "customers"
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
+        charset = "utf-8" if upload.encoding == "utf-8-sig" else upload.encoding
         return Response(
             upload.error_csv,
             media_type="text/csv",
-            encoding="utf-8"
-            if upload.encoding == "utf-8-sig"
-            else upload.encoding,  # one charset, the file's
+            encoding=charset,  # Litestar adds the one charset itself: the file's
             headers={"Content-Disposition": f'attachment; filename="{safe}.rejected.csv"'},
         )

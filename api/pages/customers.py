@@ -63,7 +63,6 @@ from storage.queries.customer_directory import (
 )
 from storage.queries.customers import customer_erased
 from switchboard.erasure_copies import CopiesErased, erase_copies
-from switchboard.policies import business_consent_policy
 
 PATH = "/communication/customers"
 #: The latest messages the customer page shows; the message log has them all.
@@ -238,7 +237,7 @@ class CustomerPages(StaffPages):
             customer=_profile(
                 record, formats, container.settings.business_locale, full=staff.may(Role.AGENT)
             ),
-            card=card_view(record.card, formats, business_consent_policy(container.settings)),
+            card=card_view(record.card, formats, container.consent_policy()),
             consent_rows=_consent_rows(record, formats),
             marketing_requires_opt_in=container.settings.marketing_requires_opt_in,
             ledger=_ledger(record, formats),

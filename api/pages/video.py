@@ -328,7 +328,7 @@ class VideoPages(StaffPages):
             may_act=staff_of(request).may(Role.AGENT),
             active=line.status in ACTIVE_STATUSES,
             # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).
-            begun=line.scheduled_at <= now_of(request),
+            begun=line.scheduled_at <= now,
             **extra,
         )
 
