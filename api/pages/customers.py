@@ -467,7 +467,7 @@ def _profile(record: CustomerRecord, formats: Formats, business_locale: str, *, 
         for words, present in (
             ("SMS", record.phone_e164),
             ("email", record.email),
-            ("WhatsApp", record.whatsapp),
+            ("WhatsApp", record.whatsapp or record.phone_e164),  # WhatsApp reaches their phone number
             ("Telegram", record.telegram),
         )
         if present

@@ -42,7 +42,7 @@ from storage.queries.video_reminders import ReminderLogLine
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
-#: The spans the list offers, in the order its tabs show them.
+#: The spans the list offers; a week is any week, named by a day in it (``week=YYYY-MM-DD``).
 SPANS = {"today": "Today", "week": "This week"}
 CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "email": "email"}
 #: A reminder's message status, in words.
@@ -89,6 +89,46 @@ def status_word(status: str) -> str:
         return status.replace("_", " ")
 
 
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_asked(text: str | None) -> tuple[date | None, str | None]:
+    """The day whose week the list shows (``week=2026-12-07``), or a sentence saying why it is not one."""
+    if not text:
+        return None, None
+    try:
+        return date.fromisoformat(text.strip()), None
+    except ValueError:
+        return None, f"“{text[:40]}” is not a day written as YYYY-MM-DD, so this is this week."
+
+
+def week_links(monday: date, this_monday: date, clock: BusinessClock) -> dict[str, Any]:
+    """The list's way to the week before and after, and what to call the week shown."""
+    before, after = monday - timedelta(days=7), monday + timedelta(days=7)
+    week = timedelta(days=7)
+    names = {this_monday: "This week", this_monday + week: "Next week", this_monday - week: "Last week"}
+    return {
+        "previous": before.isoformat(),
+        "previous_label": names.get(before, f"Week of {clock.day(clock.day_start(before))}"),
+        "next": after.isoformat(),
+        "next_label": names.get(after, f"Week of {clock.day(clock.day_start(after))}"),
+        "name": names.get(monday, "Week"),
+        "shown": monday.isoformat(),
+        "this": this_monday.isoformat(),
+        "next_week": (this_monday + timedelta(days=7)).isoformat(),
+        "is_this": monday == this_monday,
+        "is_next": monday == this_monday + timedelta(days=7),
+    }
+
+
+def _empty_words(span: str, week_name: str, first_day: str) -> str:
+    """ "today", "next week", "in the week of Mon, 14 Dec": the end of "No video consultations …"."""
+    if span == "today":
+        return "today"
+    return f"in the week of {first_day}" if week_name == "Week" else week_name.lower()
+
+
 @dataclass(frozen=True)
 class BusinessClock:
     """Moments as the business reads them (its timezone named on the page)."""
@@ -105,11 +145,12 @@ class BusinessClock:
     def day_start(self, day: date) -> datetime:
         return datetime(day.year, day.month, day.day, tzinfo=self.zone)
 
-    def span(self, name: str, now: datetime) -> tuple[datetime, datetime]:
-        """[start, end) of today or of this week (Monday to Sunday) in the business timezone."""
+    def span(self, name: str, now: datetime, week_of: date | None = None) -> tuple[datetime, datetime]:
+        """[start, end) of today, or of the week (Monday to Sunday) holding ``week_of`` (default: this
+        week), in the business timezone."""
         today = self.today(now)
         if name == "week":
-            monday = today - timedelta(days=today.weekday())
+            monday = monday_of(week_of or today)
             return self.day_start(monday), self.day_start(monday + timedelta(days=7))
         return self.day_start(today), self.day_start(today + timedelta(days=1))
 
@@ -241,7 +282,11 @@ class VideoPages(StaffPages):
         span = request.query_params.get("span")
         span = span if span in SPANS else "today"
         staff_id = whole_number(request.query_params.get("staff"))
-        start, end = clock.span(span, now)
+        week_of, week_problem = (
+            week_asked(request.query_params.get("week")) if span == "week" else (None, None)
+        )
+        start, end = clock.span(span, now, week_of)
+        weeks = week_links(start.astimezone(clock.zone).date(), monday_of(clock.today(now)), clock)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
         reminders = await reminder_logs(container.database, lines)
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
@@ -254,8 +299,11 @@ class VideoPages(StaffPages):
             "video",
             span=span,
             spans=SPANS,
-            span_label=f"{SPANS[span]}, {clock.day(start)}"
+            span_label=f"{SPANS[span] if span == 'today' else weeks['name']}, {clock.day(start)}"
             + ("" if span == "today" else f" to {clock.day(end - timedelta(seconds=1))}"),
+            weeks=weeks,
+            week_problem=week_problem,
+            empty_words=_empty_words(span, weeks["name"], clock.day(start)),
             timezone=clock.formats.timezone,
             groups=by_clinician(rows),
             total=len(rows),

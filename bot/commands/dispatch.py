@@ -145,8 +145,7 @@ def parse(
         if question is not None and not question.metric_guessed:
             usual = None if names_a_metric(text) else _usual_command(words, today)
             return usual or Parsed(BY_NAME["kpi"], question)
-        # "videos today": no figure either, and every word is one `video list` takes ("videos tomorrow" is not:
-        # its clinician name would be "tomorrow").
+        # "videos today", "videos next week": no figure either, and every word is one `video list` takes.
         usual = _usual_command(words, today, only_its_words=True)
         if usual is not None:
             return usual

@@ -46,7 +46,7 @@ BOOK_USAGE = "video book CUSTOMER SERVICE with STAFF at TIME  (TIME in the clini
 SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
 RESCHEDULE_USAGE = "video reschedule ID to TIME"
 CANCEL_USAGE = "video cancel ID"
-LIST_USAGE = "video list [today|week] [STAFF|mine]"
+LIST_USAGE = "video list [today|tomorrow|week|next week] [STAFF|mine]"
 #: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
 SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
 LIST_LIMIT = 40
@@ -82,7 +82,7 @@ class CancelVideo:
 
 @dataclass(frozen=True)
 class ListVideo:
-    period: str = "today"  # today or week
+    period: str = "today"  # one of PERIODS
     staff: str | None = None  # None: everyone; "mine": the asker
 
 
@@ -141,14 +141,24 @@ def parse_cancel(words: list[str], rest: str, today: date) -> CancelVideo:
     return CancelVideo(_consultation_id(words[0], CANCEL_USAGE))
 
 
+#: The spans `video list` reads: the words that name each, and how the answer says it.
+PERIODS = {"today": "today", "tomorrow": "tomorrow", "week": "this week", "next_week": "next week"}
+_PERIOD_WORDS = {
+    ("today",): "today",
+    ("tomorrow",): "tomorrow",
+    ("week",): "week",
+    ("this", "week"): "week",
+    ("next", "week"): "next_week",
+}
+
+
 def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
     words = list(words)
     period = "today"
-    if words and words[0].lower() in ("today", "week", "this"):
-        period = "week" if words[0].lower() in ("week", "this") else "today"
-        words = words[1:]
-        if period == "week" and words and words[0].lower() == "week":
-            words = words[1:]
+    for said, name in sorted(_PERIOD_WORDS.items(), key=lambda item: -len(item[0])):
+        if tuple(w.lower() for w in words[: len(said)]) == said:
+            period, words = name, words[len(said) :]
+            break
     staff = " ".join(words) or None
     return ListVideo(period, "mine" if staff and staff.lower() in ("mine", "me", "my") else staff)
 
@@ -468,12 +478,19 @@ async def run_slots(command: VideoSlots, who: StaffIdentity, ctx: CommandContext
     )
 
 
+def list_days(period: str, today: date) -> tuple[date, date]:
+    """The first day `video list` shows and the day after its last."""
+    if period in ("today", "tomorrow"):
+        first = today + timedelta(days=0 if period == "today" else 1)
+        return first, first + timedelta(days=1)
+    monday = today - timedelta(days=today.weekday()) + timedelta(days=7 if period == "next_week" else 0)
+    return monday, monday + timedelta(days=7)
+
+
 @_refusals_in_words
 async def run_list(command: ListVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
     zone = zone_of(ctx.business_tz)
-    today = ctx.now().astimezone(zone).date()
-    first = today if command.period == "today" else today - timedelta(days=today.weekday())
-    last = first + timedelta(days=1 if command.period == "today" else 7)
+    first, last = list_days(command.period, ctx.now().astimezone(zone).date())
     staff_id = None
     whose = "everyone"
     if command.staff is not None:
@@ -487,7 +504,7 @@ async def run_list(command: ListVideo, who: StaffIdentity, ctx: CommandContext) 
         datetime.combine(last, time(0), tzinfo=zone).astimezone(UTC),
         staff_id=staff_id,
     )
-    period = "today" if command.period == "today" else "this week"
+    period = PERIODS[command.period]
     title = f"Video consultations {period}: {whose}"
     if not listed:
         for_whom = "" if staff_id is None else f" for {whose}"

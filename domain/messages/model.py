@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 from domain.consent.model import ChannelConsent, QuietHours, RecipientFacts
 from domain.templates.model import MessageTemplate
-from domain.vocabulary import Channel
+from domain.vocabulary import Channel, ConsentStatus
 
 _NO_CHANNEL_COUNTS: Mapping[Channel, int] = MappingProxyType({})
 _NO_CONSENTS: Mapping[Channel, ChannelConsent] = MappingProxyType({})
@@ -60,6 +60,15 @@ class Recipient:
             and self.last_inbound_whatsapp_at is None
             and self.marketing_max_per_week is None
         )
+
+    def reach_order(self, default: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        """The channels to try when nobody named one: their preferred channel, then those they opted in on,
+        then the rest of ``default``; so a patient who said yes to SMS hears on SMS before WhatsApp."""
+        preferred = (self.preferred_channel,) if self.preferred_channel in default else ()
+        opted_in = tuple(
+            c for c in default if self.consents.get(c, _UNKNOWN_CONSENT).status is ConsentStatus.OPTED_IN
+        )
+        return tuple(dict.fromkeys((*preferred, *opted_in, *default)))
 
     @property
     def first_name(self) -> str:

@@ -286,9 +286,7 @@ async def _variants(uow: SendingUnitOfWork, request: MessageRequest) -> list[Sto
 def _order(request: MessageRequest, recipient: Recipient | None) -> tuple[Channel, ...]:
     if request.channel is not None:
         return (request.channel,)
-    preferred = recipient.preferred_channel if recipient is not None else None
-    rest = tuple(c for c in FALLBACK_ORDER if c != preferred)
-    return ((preferred,) if preferred in OUTBOUND_CHANNELS else ()) + rest
+    return recipient.reach_order(FALLBACK_ORDER) if recipient is not None else FALLBACK_ORDER
 
 
 def _compose(

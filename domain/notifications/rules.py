@@ -11,6 +11,7 @@ from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
 from domain.clock import utc_now
 from domain.messages.model import Recipient
+from domain.messages.words import channel_words
 from domain.notifications.model import (
     BusinessEvent,
     NotificationError,
@@ -135,11 +136,10 @@ def due_at(rule: NotificationRule, event: BusinessEvent, now: datetime) -> datet
 
 
 def channel_order(rule: NotificationRule, recipient: Recipient) -> tuple[Channel, ...]:
-    """The rule's own order, or the customer's preferred channel followed by the default order."""
+    """The rule's own order, or the customer's: preferred channel, those they opted in on, the default order."""
     if rule.channel_order:
         return rule.channel_order
-    preferred: Sequence[Channel] = (recipient.preferred_channel,) if recipient.preferred_channel else ()
-    return tuple(dict.fromkeys((*preferred, *DEFAULT_CHANNEL_ORDER)))
+    return recipient.reach_order(DEFAULT_CHANNEL_ORDER)
 
 
 def describe_offset(minutes: int) -> str:
@@ -157,5 +157,5 @@ def describe_offset(minutes: int) -> str:
 
 
 def describe_channel_order(order: Sequence[Channel]) -> str:
-    """The channels a rule tries, in order; "preferred" when it follows the customer's preferred channel."""
-    return ", ".join(channel.value for channel in order) or "preferred"
+    """The channels a rule tries, in order, by name; when it names none, the customer's own order."""
+    return ", ".join(channel_words(channel) for channel in order) or "preferred, then opted in"

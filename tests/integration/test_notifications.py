@@ -10,7 +10,13 @@ from domain.notifications.model import NotificationRuleDraft
 from domain.notifications.use_cases import create_notification_rule, process_pending_events, record_event
 from domain.vocabulary import Channel, MessageCategory
 from storage.database import Database
-from storage.models import BusinessEvent, CustomerCommunication, MessageTemplate
+from storage.models import (
+    BusinessEvent,
+    ConsentRecord,
+    CustomerCommunication,
+    CustomerConsent,
+    MessageTemplate,
+)
 from storage.notifications import SqlNotificationUnitOfWork
 from tests.integration.test_campaigns import add_customer
 
@@ -128,3 +134,53 @@ async def test_transactional_messages_ignore_quiet_hours(database: Database) -> 
 
     [message] = await messages(database)
     assert (message.status, message.next_attempt_at) == ("planned", NOW)
+
+
+async def test_a_rule_without_channels_reaches_a_patient_on_the_channel_they_opted_in_on(
+    database: Database,
+) -> None:
+    """WhatsApp comes first in the default order and a phone number reaches it; a patient who said yes to
+    SMS only and named no preferred channel still hears on SMS. One who said nothing gets WhatsApp."""
+    async with database.sessions() as session:
+        for channel, extra in (("sms", {}), ("whatsapp", {"whatsapp_name": "video_booked_v1"})):
+            session.add(
+                MessageTemplate(
+                    name="video_booked",
+                    channel=channel,
+                    locale="en",
+                    category="transactional",
+                    body="Your consultation: {{ link }}",
+                    variables=["link"],
+                    **extra,
+                )
+            )
+        await session.commit()
+    uow = SqlNotificationUnitOfWork(database)
+    await create_notification_rule(uow, NotificationRuleDraft("booked", "video.booked", "video_booked", ()))
+    said_sms = await add_customer(database, "Sara Sms", phone="+4915100000011")
+    said_nothing = await add_customer(database, "Nora None", phone="+4915100000012")
+    async with database.sessions() as session:
+        record = ConsentRecord(
+            customer_id=said_sms, channel="sms", status="opted_in", source="front desk", recorded_at=NOW
+        )
+        session.add(record)
+        await session.flush()
+        session.add(
+            CustomerConsent(
+                customer_id=said_sms,
+                channel="sms",
+                status="opted_in",
+                source="front desk",
+                record_id=record.id,
+                changed_at=NOW,
+            )
+        )
+        await session.commit()
+    for customer in (said_sms, said_nothing):
+        await record_event(
+            uow, "video.booked", f"v-{customer}", customer, {"link": "https://x.example/v/1"}, NOW
+        )
+    await process_pending_events(lambda: SqlNotificationUnitOfWork(database), NOW)
+
+    channels = {m.customer_id: m.channel for m in await messages(database)}
+    assert channels == {said_sms: "sms", said_nothing: "whatsapp"}

@@ -452,7 +452,7 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
     assert rows["appointment_reminder_24h"] == [
         "appointment.reminder",
         "appointment_reminder",
-        "whatsapp, telegram, sms, email",
+        "WhatsApp, Telegram, SMS, email",
         "1 day before",
         "on",
     ]
@@ -460,7 +460,7 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
     assert rows[ESCAPED_NAME] == [
         "order.created",
         "order_confirmation",
-        "preferred",
+        "preferred, then opted in",
         "1 h 30 min before",
         "on",
     ]

@@ -138,6 +138,33 @@ async def test_this_week_and_the_clinician_filter(client: Client, world: VideoWo
     assert nonsense.status_code == 200 and "Clara Klein" in nonsense.text, "bad filters fall back to today"
 
 
+async def test_next_week_and_any_other_week_are_a_link_away(
+    client: Client, world: VideoWorld, moment: datetime
+) -> None:
+    """A consultation booked a week ahead is on "Next week"; the pager walks week by week, and a week that
+    is not a day is said so and this week shown."""
+    await sign_in(client, world, VIEWER)
+    week = (await client.get("/communication/video?span=week")).text
+    found = re.search(r'<a href="([^"]+)" id="next-week"', week)
+    assert found, "the tabs link to next week"
+    next_week = (await client.get(found.group(1).replace("&amp;", "&"))).text
+    assert f'href="/communication/video/{world.next_week}"' in next_week
+    assert f'href="/communication/video/{world.today_confirmed}"' not in next_week
+    assert "Next week, " in next_week and 'aria-current="page" id="next-week"' in next_week
+    back = re.search(r'href="([^"]+)" id="week-before"', next_week)
+    assert back and "This week" in next_week[back.end() : back.end() + 40]
+    again = (await client.get(back.group(1).replace("&amp;", "&"))).text
+    assert f'href="/communication/video/{world.later_this_week}"' in again and "This week, " in again
+    today = moment.astimezone(ZoneInfo("Europe/Berlin")).date()
+    far = today + timedelta(days=70)
+    later = (await client.get(f"/communication/video?span=week&week={far.isoformat()}")).text
+    assert "No video consultations in the week of " in later and "Week, " in later
+    bad = await client.get("/communication/video?span=week&week=%3Cscript%3E")
+    assert bad.status_code == 200 and "is not a day written as YYYY-MM-DD" in bad.text
+    assert "“&lt;script&gt;”" in bad.text
+    assert f'href="/communication/video/{world.later_this_week}"' in bad.text
+
+
 async def test_one_consultation_shows_its_reminder_log_joins_and_the_patients_time(
     client: Client, world: VideoWorld
 ) -> None:

@@ -245,6 +245,20 @@ class TestNotificationRules:
         assert order[0] is Channel.EMAIL and set(order) == set(DEFAULT_CHANNEL_ORDER)
         assert channel_order(self.rule, recipient()) == DEFAULT_CHANNEL_ORDER
 
+    def test_a_channel_they_opted_in_on_goes_before_the_default_order(self) -> None:
+        """A patient who said yes to SMS and named no channel hears on SMS, not on WhatsApp first because
+        the same number works there."""
+        said_yes = ChannelConsent(ConsentStatus.OPTED_IN, "front desk", NOW - timedelta(days=2))
+        sms_only = recipient(consents={Channel.SMS: said_yes, Channel.WHATSAPP: OPTED_OUT})
+        order = channel_order(self.rule, sms_only)
+        assert order[0] is Channel.SMS and set(order) == set(DEFAULT_CHANNEL_ORDER)
+        both = recipient(
+            consents={Channel.SMS: said_yes, Channel.EMAIL: said_yes}, preferred_channel=Channel.EMAIL
+        )
+        assert channel_order(self.rule, both)[:2] == (Channel.EMAIL, Channel.SMS)
+        ruled = replace(self.rule, channel_order=(Channel.WHATSAPP,))
+        assert channel_order(ruled, sms_only) == (Channel.WHATSAPP,)  # a rule's own order is kept
+
 
 class TestUnsubscribeLinks:
     """The planner supplies each recipient's one-click link; no caller ever does."""

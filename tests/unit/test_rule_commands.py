@@ -70,8 +70,8 @@ def test_every_allowed_offset_is_described_exactly(minutes: int) -> None:
 
 
 def test_channels_in_order_or_the_customers_preferred() -> None:
-    assert describe_channel_order((Channel.WHATSAPP, Channel.SMS)) == "whatsapp, sms"
-    assert describe_channel_order(()) == "preferred"
+    assert describe_channel_order((Channel.WHATSAPP, Channel.SMS)) == "WhatsApp, SMS"
+    assert describe_channel_order(()) == "preferred, then opted in"
 
 
 def test_a_rule_row_has_the_listed_columns() -> None:
@@ -80,7 +80,7 @@ def test_a_rule_row_has_the_listed_columns() -> None:
         "reminder",
         "order.created",
         "order_confirmation",
-        "preferred",
+        "preferred, then opted in",
         "2 h before",
         "off",
     )

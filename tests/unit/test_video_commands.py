@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, time, timedelta
 
 import pytest
 
@@ -67,6 +67,22 @@ def test_book_splits_who_with_whom_and_when() -> None:
             video.parse_book(typed.split(), "", TUESDAY)
     assert video.parse_list(["week", "mine"], "", TUESDAY) == video.ListVideo("week", "mine")
     assert video.parse_list([], "", TUESDAY) == video.ListVideo("today", None)
+    assert video.parse_list(["next", "week", "Dr", "Lee"], "", TUESDAY) == video.ListVideo(
+        "next_week", "Dr Lee"
+    )
+    assert video.parse_list(["this", "week"], "", TUESDAY) == video.ListVideo("week", None)
+    assert video.parse_list(["Tomorrow", "mine"], "", TUESDAY) == video.ListVideo("tomorrow", "mine")
+
+
+def test_the_days_each_list_covers() -> None:
+    """From Tuesday: today and tomorrow are one day; this week and next week run Monday to Sunday."""
+    one, monday = timedelta(days=1), TUESDAY - timedelta(days=1)
+    assert video.list_days("today", TUESDAY) == (TUESDAY, TUESDAY + one)
+    assert video.list_days("tomorrow", TUESDAY) == (TUESDAY + one, TUESDAY + 2 * one)
+    assert video.list_days("week", TUESDAY) == (monday, monday + 7 * one)
+    assert video.list_days("next_week", TUESDAY) == (monday + 7 * one, monday + 14 * one)
+    sunday = monday + 6 * one
+    assert video.list_days("next_week", sunday) == (monday + 7 * one, monday + 14 * one)
     slots = video.parse_slots("Dr Lee nutrition on friday".split(), "", TUESDAY)
     assert slots.staff_and_service == ("Dr", "Lee", "nutrition") and slots.day == DaySpec(weekday=4)
     with pytest.raises(ParseError, match="by its number"):
