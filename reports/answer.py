@@ -196,11 +196,12 @@ def _summary(
         parts = _parts(series, metric, locale, currency, top)
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
+    # A ratio's parts never add up: the highest part is compared with its own figure before.
     return say(
         leader.total,
-        None,
+        leader.comparison_total if comparison else None,
         f" by {label(result.dimension)}, highest {value_label(leader.dimension_value or '')}",
-        compare=False,
+        compare=comparison is not None,
     )
 
 
@@ -280,7 +281,7 @@ def chart_for(
             categories=tuple(
                 value_label(s.dimension_value) if s.dimension_value else "(none)" for s in shown
             ),
-            series=(Series(metric.label, tuple(s.total for s in shown)),),
+            series=split_bars(result, metric.label, shown),
             annotations=tuple(targets),
             **header,  # type: ignore[arg-type]
         )
@@ -289,6 +290,18 @@ def chart_for(
     direction: TileDirection = "down_is_good" if metric.direction == "down_is_good" else "up_is_good"
     tile = KpiTile.compare(only.total if only else None, only.comparison_total if only else None, direction)
     return ChartSpec(kind="kpi_tile", kpi=tile, **header)  # type: ignore[arg-type]
+
+
+def split_bars(result: QueryResult, name: str, shown: Sequence[SeriesResult]) -> tuple[Series, ...]:
+    """A split's bars: one per part, and beside each its figure in the compared period when the question
+    asked for a comparison ("vs previous" is drawn, never only promised in the title)."""
+    now = tuple(s.total for s in shown)
+    if result.comparison_range is None:
+        return (Series(name, now),)
+    return (
+        Series(result.range.label, now),
+        Series(result.comparison_range.label, tuple(s.comparison_total for s in shown)),
+    )
 
 
 def _anomaly_marks(values: list[float | None], season: int, series_name: str) -> list[Annotation]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
-from reports.answer import Answer, chart_for, label, value_label
+from reports.answer import Answer, chart_for, label, split_bars, value_label
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
@@ -206,7 +206,9 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
             header,
             chosen,
             categories=tuple(_value_label(s) for s in series),
-            series=(Series(metric.label, tuple(s.total for s in series)),),
+            series=split_bars(result, metric.label, series)
+            if result.dimension and chosen == "bar"
+            else (Series(metric.label, tuple(s.total for s in series)),),
             annotations=targets if chosen in TARGET_KINDS else (),
         )
     shown = series[:MAX_SERIES]

@@ -208,6 +208,12 @@ def summarise(
                 if change is not None
                 else f", against 0 in {previous_label}"
             )
+        elif metric.unit == "percent" and value is not None:
+            # A rate moves by points: "20.8%, up 16.0 points from 4.8% in …", never "up 337.5%".
+            points = (value - previous) * 100
+            before = format_value(previous, metric.unit, locale=locale)
+            direction = "up" if points > 0 else "down"
+            sentence += f", {direction} {abs(points):.1f} points from {before} in {previous_label}"
         else:
             direction = "up" if change > 0 else "down"
             sentence += f", {direction} {abs(change) * 100:.1f}% from {previous_label}"

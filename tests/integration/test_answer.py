@@ -137,6 +137,38 @@ async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(
     assert ranked.summary.startswith("Delivery rate by channel, "), ranked.summary
 
 
+async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_comparison(
+    seeded: Database,
+) -> None:
+    """ "delivery rate by channel last month vs previous": a bar for each channel's rate then and one for
+    before, and the highest channel's move in points from its earlier rate; "vs previous" is never only
+    promised in the title."""
+    compared = MetricQuery(
+        ("delivery_rate",), PeriodSpec("last_month"), dimensions=("channel",), comparison="previous_period"
+    )
+    reply = await answer(seeded, compared, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    october = MetricQuery(
+        ("delivery_rate",),
+        PeriodSpec("between", start_date=date(2026, 10, 1), end_date=date(2026, 10, 31)),
+        dimensions=("channel",),
+    )
+    before = await answer(seeded, october, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    rate_before = {s.dimension_value: s.total for s in before.result.series_for("delivery_rate")}
+    series = reply.result.series_for("delivery_rate")
+    assert {s.dimension_value: s.comparison_total for s in series} == pytest.approx(rate_before)
+    assert reply.chart.kind == "bar" and len(reply.chart.series) == 2
+    now_bars, before_bars = reply.chart.series
+    assert (now_bars.name, before_bars.name) == ("1–30 Nov 2026", "1–31 Oct 2026")
+    assert before_bars.values == pytest.approx(tuple(rate_before[s.dimension_value] for s in series))
+    leader = series[0]
+    assert leader.total is not None and leader.comparison_total is not None
+    points = (leader.total - leader.comparison_total) * 100
+    was = format_value(leader.comparison_total, "percent", locale="en_GB")
+    said = f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from {was} in 1–31 Oct 2026"
+    assert said in reply.summary, reply.summary
+    assert render_png(reply.chart).startswith(PNG_MAGIC)
+
+
 @pytest.mark.parametrize(
     ("operator", "value", "kept", "words"),
     [
