@@ -230,7 +230,7 @@ async def campaign_attribution(
         _rows(campaigns, by_campaign),
     )
     leader = result.by_channel[0] if result.by_channel and result.by_channel[0].attributed_orders else None
-    lead = f"; {leader.key} led with {leader.attributed_orders} orders" if leader else ""
+    lead = f"; {channel_words(leader.key)} led with {leader.attributed_orders} orders" if leader else ""
     summary = (
         f"Of {orders} counted orders placed {time_range.label} ({time_range.timezone}), {attributed} "
         f"({_percent(attributed / orders if orders else None)}) followed an outbound message sent, delivered "

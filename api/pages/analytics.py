@@ -52,8 +52,10 @@ from reports.insight import (
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
+from storage.analytics.facts import NO_VALUE
 from storage.queries.dashboards import SavedLayout, latest_insight
 from storage.queries.dashboards import saved_layout as stored_layout
+from storage.queries.reports import campaign_names
 from switchboard.wiring import Container
 
 
@@ -70,6 +72,8 @@ class Dashboard:
     charts: tuple[ChartQuery, ...]
 
 
+#: The attribution row of orders whose last message was not a campaign's.
+NO_CAMPAIGN = "No campaign (single messages and notifications)"
 DASHBOARDS = {
     "executive": Dashboard(
         ("revenue", "orders", "average_order_value", "active_customers"), (ChartQuery("revenue"),)
@@ -378,6 +382,7 @@ async def attribution_view(container: Container, formats: Formats) -> dict[str, 
         return None
     cost = cost_revenue_result(costs.result)
     attributed = attribution_result(attribution.result)
+    names = await campaign_names(container.database, (r.key for r in attributed.by_campaign))
     chart = cost_revenue_bars(
         cost,
         period_label=str(costs.parameters.get("period_label", "")),
@@ -404,7 +409,7 @@ async def attribution_view(container: Container, formats: Formats) -> dict[str, 
         ],
         "campaigns": [
             (
-                r.key,
+                NO_CAMPAIGN if r.key == NO_VALUE else names.get(r.key, r.key),
                 formats.count(r.attributed_orders),
                 formats.value(r.attributed_revenue, "currency", attributed.currency),
                 formats.count(r.customers_messaged),

@@ -30,7 +30,7 @@ from api.pages.common import (
     table_download,
     utc_now,
 )
-from domain.messages.words import status_words
+from domain.messages.words import channel_words, status_words
 from reports.charts.spec import ChartSpec, Series
 from reports.exports import SheetRows
 from reports.heartbeats import in_words
@@ -67,7 +67,7 @@ def _line_chart(
     return ChartSpec(
         kind="line",
         title=title,
-        period_label=f"Last {len(days)} days",
+        period_label=f"Last {len(days)} days, today so far included",
         data_as_of=utc_now(),
         unit=unit,
         locale=formats.locale,
@@ -182,7 +182,9 @@ def delivery_rate_chart(days: list[date], rows: list[Any], formats: Formats) -> 
     rates: dict[str, dict[date, float | None]] = defaultdict(dict)
     for row in rows:
         rates[row.channel][row.day] = row.delivery_rate
-    series = {channel: [by_day.get(d) for d in days] for channel, by_day in sorted(rates.items())}
+    series = {
+        channel_words(channel): [by_day.get(d) for d in days] for channel, by_day in sorted(rates.items())
+    }
     return _line_chart("Delivery rate by channel", days, series, "percent", formats) if series else None
 
 
@@ -191,10 +193,11 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
     days = last_days(utc_now(), formats.timezone)
     rows = await daily_figures(container.database, days[0])
     currencies = await provider_currencies(container.database)
+    today = days[-1]
     table = [
         {
-            "day": formats.day(r.day),
-            "channel": r.channel,
+            "day": formats.day(r.day) + (" (so far)" if r.day == today else ""),
+            "channel": channel_words(r.channel),
             **{name: formats.count(value) for name, value in r.figures.items()},
             "rate": formats.percent(r.delivery_rate),
             "cost": formats.money_micros(r.cost_micros, currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY)),
@@ -207,6 +210,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
     return {
         "table": table,
         "chart": chart,
+        "days_window": f"{formats.day(days[0])} – {formats.day(days[-1])}, today so far included",
         "cost_label": cost_label(", ".join(shown) or DEFAULT_PROVIDER_CURRENCY),
     }
 

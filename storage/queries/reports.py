@@ -3,6 +3,8 @@ segments and countries in the database, as (value, name) pairs per report dimens
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import select
 
 from storage.database import Database
@@ -33,3 +35,17 @@ async def dimension_names(database: Database, *, limit: int = 500) -> dict[str, 
             ).all()
             found[dimension] = [(str(v), str(n)) for v, n in rows if v]
     return found
+
+
+async def campaign_names(database: Database, slugs: Iterable[str]) -> dict[str, str]:
+    """The names of the campaigns with these slugs (a slug with no campaign left out)."""
+    wanted = sorted(set(slugs))
+    if not wanted:
+        return {}
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(BulkMessaging.slug, BulkMessaging.name).where(BulkMessaging.slug.in_(wanted))
+            )
+        ).all()
+    return {str(slug): str(name) for slug, name in rows}

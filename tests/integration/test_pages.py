@@ -9,6 +9,7 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,6 +40,7 @@ from storage.models import (
     StaffUser,
     WebhookInbox,
 )
+from storage.queries.channels import daily_figures
 from storage.seeding import SeedPlan, seed_database
 from storage.seeding.catalogue import NOTIFICATION_RULES
 from switchboard.cli import main as cli
@@ -1043,7 +1045,6 @@ async def test_the_financial_page_shows_cost_against_attributed_revenue_per_chan
         await store_insight(session, attribution)
         await store_insight(session, costs)
         await session.commit()
-    await database.dispose()
     html = (await client.get("/analytics/financial")).text
     assert costs.summary in html and attribution.summary in html
     assert "Cost (provider, USD)" in html and "Attributed revenue (EUR)" in html
@@ -1054,8 +1055,16 @@ async def test_the_financial_page_shows_cost_against_attributed_revenue_per_chan
     campaign_orders = sum(r.attributed_orders for r in attribution.result.by_campaign)
     channel_orders = sum(r.attributed_orders for r in attribution.result.by_channel)
     assert campaign_orders <= channel_orders == attribution.result.attributed_orders
+    async with database.read_sessions() as session:
+        names = dict((await session.execute(select(BulkMessaging.slug, BulkMessaging.name))).all())
+    await database.dispose()
     for row in attribution.result.by_campaign:
-        assert f'<td>{row.key}</td><td class="num">{row.attributed_orders}</td>' in html
+        # Campaigns by the name staff gave them, never the stored slug.
+        shown = "No campaign (single messages and notifications)" if row.key == "(none)" else names[row.key]
+        assert f'<td>{escape(shown)}</td><td class="num">{row.attributed_orders}</td>' in html, row.key
+    assert any(row.key != "(none)" for row in attribution.result.by_campaign), (
+        "the seed attributes a campaign"
+    )
 
 
 async def test_channel_pages_show_segments_templates_and_the_whatsapp_window(
@@ -1149,6 +1158,27 @@ async def test_costs_are_labelled_in_the_providers_currency_next_to_euro_figures
     )
     analytics = (await client.get("/communication/analytics")).text
     assert '<th scope="col" class="num">Cost (provider, USD)</th>' in analytics and "€" not in analytics
+
+
+async def test_communication_analytics_names_channels_and_says_today_is_partial(
+    client: Client, seeded: Seeded
+) -> None:
+    """Channels by name (never the stored "whatsapp"), today's rows marked "so far", and what Sent and
+    Failed count said under the table, so a day with every sent message delivered and one failed reads right."""
+    await sign_in(client, seeded, VIEWER)
+    analytics = (await client.get("/communication/analytics")).text
+    channels = set(re.findall(r'<td class="nowrap">[^<]+</td><td>([^<]+)</td>', analytics))
+    assert channels and channels <= {"SMS", "WhatsApp", "email", "Telegram"}, channels
+    assert "today so far included" in analytics and "Failed: failed after sending, or given up" in analytics
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        today = datetime.now(ZoneInfo("Europe/Berlin")).date()
+        rows = await daily_figures(database, today)
+    finally:
+        await database.dispose()
+    assert analytics.count(" (so far)</td>") == len(rows)
+    legend = analytics.split("<svg", 1)[1].split("</svg>", 1)[0]
+    assert ">whatsapp<" not in legend and ">WhatsApp<" in legend, "the chart's legend too"
 
 
 async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(
