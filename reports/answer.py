@@ -338,6 +338,11 @@ def label(name: str | None) -> str:
     return (name or "").replace("_", " ")
 
 
+#: Providers as a split names them ("by provider": "Twilio", not "twilio"); "telegram" is the channel's word.
+PROVIDER_NAMES = {"twilio": "Twilio", "smtp": "mail server (SMTP)", "whatsapp_cloud": "WhatsApp Cloud API"}
+
+
 def value_label(value: str) -> str:
-    """A dimension's value as people read it: channels by their names ("sms" → "SMS"), else `label`."""
-    return CHAT_CHANNEL_WORDS.get(value) or label(value)
+    """A dimension's value as people read it: channels and providers by their names ("sms" → "SMS",
+    "whatsapp_cloud" → "WhatsApp Cloud API"), else `label`."""
+    return CHAT_CHANNEL_WORDS.get(value) or PROVIDER_NAMES.get(value) or label(value)
