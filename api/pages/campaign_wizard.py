@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,6 +20,7 @@ from api.pages.common import Formats, StaffPages, container_of, page, staff_of, 
 from domain.campaigns import use_cases
 from domain.campaigns.model import (
     EXCLUSION_WORDS,
+    Audience,
     AudienceError,
     CampaignDraft,
     CampaignError,
@@ -29,7 +31,7 @@ from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
 from reports.library import slug_for
-from storage.queries.campaigns import campaign_id_by_slug
+from storage.queries.campaigns import audience_size, campaign_id_by_slug
 from storage.queries.reports import dimension_names
 from storage.queries.templates import active_template_variants
 from switchboard.wiring import Container
@@ -333,6 +335,19 @@ class CampaignWizardPages(StaffPages):
         except CampaignError as error:
             return await self._wizard(request, form, errors={field_of(error): str(error)}, status_code=422)
         shown = preview_view(preview, formats)
+        # Customers the filters match but who have no address on any chosen channel are not "matching":
+        # say how many, so a list imported without emails does not vanish from an email campaign unsaid.
+        everyone = await audience_size(
+            container.database, replace(Audience.from_json(draft.audience), has_channel=())
+        )
+        missing = everyone - preview.recipients
+        one = missing == 1
+        shown["no_address"] = (
+            None
+            if missing <= 0
+            else f"{formats.count(missing)} more customer{' matches' if one else 's match'} the filters but "
+            f"{'has' if one else 'have'} no address on the chosen channels, so they are not counted."
+        )
         if preview.recipients == 0:
             errors["segments"] = "No customer matches these filters (with an address on the chosen channels)."
         elif preview.planned == 0:

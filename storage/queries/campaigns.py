@@ -8,8 +8,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from domain.campaigns.model import Audience
+from storage.campaigns import audience_conditions
 from storage.database import Database
-from storage.models import BulkMessaging, CommunicationAnalytics
+from storage.models import BulkMessaging, CommunicationAnalytics, Customer
 
 
 @dataclass(frozen=True)
@@ -122,3 +124,10 @@ async def newest_campaign_overviews(database: Database, limit: int = 25) -> list
             select(BulkMessaging).order_by(BulkMessaging.created_at.desc()).limit(limit)
         )
         return [_overview(c) for c in campaigns]
+
+
+async def audience_size(database: Database, audience: Audience) -> int:
+    """How many customers ``audience`` matches (with its address condition, if it has one)."""
+    query = select(func.count()).select_from(Customer).where(*audience_conditions(audience))
+    async with database.read_sessions() as session:
+        return int(await session.scalar(query) or 0)

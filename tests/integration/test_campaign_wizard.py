@@ -60,10 +60,24 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
             .order_by(func.count().desc())
             .limit(1)
         )
+    async with database.sessions() as session:
+        # One in the segment with an email but no phone: matched by the filters, not by an SMS campaign.
+        session.add(
+            Customer(
+                name="Emma Mailonly", email="emma@example.com", segment=segment, timezone="Europe/Berlin"
+            )
+        )
+        await session.commit()
+    async with database.read_sessions() as session:
         with_sms = await session.scalar(
             select(func.count())
             .select_from(Customer)
             .where(Customer.segment == segment, Customer.phone_e164.is_not(None))
+        )
+        without_sms = await session.scalar(
+            select(func.count())
+            .select_from(Customer)
+            .where(Customer.segment == segment, Customer.phone_e164.is_(None))
         )
     form = {
         "name": "December check-up",
@@ -82,6 +96,10 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
     assert shown is not None
     planned, matching = (int(g.replace(",", "")) for g in shown.groups())
     assert matching == with_sms and planned <= matching  # recounted from the customer rows
+    said = (
+        "customer matches the filters but has" if without_sms == 1 else "customers match the filters but have"
+    )
+    assert f'<p id="no-address">{without_sms:,} more {said} no address on the chosen channels' in counted.text
     assert await _campaigns(seeded) == before  # a count saves nothing
 
     saved = await post_form(client, WIZARD, WIZARD, {**form, "action": "save"})
