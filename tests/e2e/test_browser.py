@@ -241,6 +241,21 @@ def test_a_manager_signs_in_clicks_through_previews_and_launches(running_app: Ru
             page.goto(f"{base}/analytics/executive")
             expect(page.locator("svg.chart").first).to_be_visible()
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            # On a phone the page is no wider than the screen, and a chart keeps a readable width (it
+            # scrolls inside its box) rather than shrinking its text to a third.
+            page.set_viewport_size({"width": 390, "height": 844})
+            for path in ("/analytics/executive", "/communication/analytics", "/communication/sms"):
+                page.goto(f"{base}{path}")
+                expect(page.locator("svg.chart").first).to_be_visible()
+                widths = page.evaluate(
+                    "() => [document.documentElement.scrollWidth,"
+                    " document.querySelector('svg.chart').getBoundingClientRect().width,"
+                    " document.querySelector('figure.chart-box').getBoundingClientRect().right]"
+                )
+                page_width, chart_width, box_right = widths
+                assert page_width <= 390 and box_right <= 390, (path, widths)
+                assert chart_width >= 600, (path, widths)
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
