@@ -364,7 +364,7 @@ _METRICS: tuple[Metric, ...] = (
     ),
     _metric(
         "csat",
-        "Customer satisfaction",
+        "Customer satisfaction (1–5)",
         "Average satisfaction score (1–5) of rated chats started in the period.",
         "number",
         "average",
@@ -372,7 +372,7 @@ _METRICS: tuple[Metric, ...] = (
         CHAT_DIMENSIONS,
         "up_is_good",
         target=4.5,
-        synonyms=("satisfaction", "csat score"),
+        synonyms=("customer satisfaction", "satisfaction", "csat score"),
     ),
     _metric(
         "sla_breaches",
