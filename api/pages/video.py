@@ -198,6 +198,10 @@ def line_view(
         "reminders": [reminder_view(r, clock) for r in reminders],
         "joins": ", ".join(joins) or ("nobody yet" if line.status in ACTIVE_STATUSES else "—"),
         "past": ends_at < now,
+        # Without reminders: one still to come may get some; one over or called off will not.
+        "no_reminders": "none yet"
+        if line.status in ACTIVE_STATUSES and line.scheduled_at > now
+        else "none sent",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, time, timedelta
 
 import pytest
@@ -112,3 +113,23 @@ def test_the_table_rows_and_roles() -> None:
     assert BY_NAME["video book"].role is Role.AGENT and BY_NAME["video book"].changes
     assert BY_NAME["video cancel"].role is Role.AGENT and BY_NAME["video reschedule"].changes
     assert BY_NAME["video list"].role is Role.VIEWER and not BY_NAME["video slots"].changes
+
+
+def test_a_consultation_without_reminders_says_none_yet_only_while_it_is_still_to_come() -> None:
+    from datetime import UTC, datetime
+
+    from api.pages.common import Formats
+    from api.pages.video import BusinessClock, line_view
+    from storage.queries.video import ConsultationLine
+
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    line = ConsultationLine(
+        1, None, now + timedelta(days=1), 30, "scheduled", 1, 7, "Anna Berg", "Europe/Berlin", 3, "Dr Lee",
+        "Skin video", 1, "BER", None, None, None, None, None, None, "https://room.example/1",
+    )  # fmt: skip
+    clock = BusinessClock(Formats("Europe/Berlin", "en_GB", "EUR"))
+    assert line_view(line, [], clock, now)["no_reminders"] == "none yet"
+    over = replace(line, scheduled_at=now - timedelta(hours=2), status="completed")
+    assert line_view(over, [], clock, now)["no_reminders"] == "none sent"
+    called_off = replace(line, status="cancelled")
+    assert line_view(called_off, [], clock, now)["no_reminders"] == "none sent"
