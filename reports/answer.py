@@ -25,7 +25,7 @@ from reports.trends import (
     summarise,
     top_contributors,
 )
-from storage.analytics.facts import NO_VALUE, SOURCES
+from storage.analytics.facts import NO_REMINDER, NO_VALUE, SOURCES
 from storage.database import Database
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
@@ -340,9 +340,13 @@ def label(name: str | None) -> str:
 
 #: Providers as a split names them ("by provider": "Twilio", not "twilio"); "telegram" is the channel's word.
 PROVIDER_NAMES = {"twilio": "Twilio", "smtp": "mail server (SMTP)", "whatsapp_cloud": "WhatsApp Cloud API"}
+#: Values that stand for "nothing" in one dimension, in words ("by reminder channel": "no reminder").
+NOTHING_WORDS = {NO_REMINDER: "no reminder"}
 
 
 def value_label(value: str) -> str:
     """A dimension's value as people read it: channels and providers by their names ("sms" → "SMS",
     "whatsapp_cloud" → "WhatsApp Cloud API"), else `label`."""
-    return CHAT_CHANNEL_WORDS.get(value) or PROVIDER_NAMES.get(value) or label(value)
+    return (
+        CHAT_CHANNEL_WORDS.get(value) or PROVIDER_NAMES.get(value) or NOTHING_WORDS.get(value) or label(value)
+    )
