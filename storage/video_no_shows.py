@@ -10,18 +10,20 @@ from typing import Any, Self
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from domain.notifications.rules import DEFAULT_CHANNEL_ORDER
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
 from domain.video.rebooking import ConsultationFacts, StoredOffer
 from domain.video.reminders import REMINDER_EVENT
-from domain.vocabulary import AppointmentStatus
+from domain.vocabulary import AppointmentStatus, ConsentStatus
 from storage.models import (
     Appointment,
     BusinessEvent,
     CommunicationPreference,
     Customer,
     CustomerCommunication,
+    CustomerConsent,
     Service,
     StaffUser,
     VideoConsultation,
@@ -232,6 +234,18 @@ class SqlRebookingDesk:
         )
         if preferred in REACHING_CHANNELS:
             return str(preferred)
+        # As the offer's message chooses (Recipient.reach_order): a channel they opted in on comes next.
+        opted_in = set(
+            await self.session.scalars(
+                select(CustomerConsent.channel).where(
+                    CustomerConsent.customer_id == customer_id,
+                    CustomerConsent.status == ConsentStatus.OPTED_IN.value,
+                )
+            )
+        )
+        for channel in DEFAULT_CHANNEL_ORDER:
+            if channel.value in opted_in:
+                return channel.value
         last = await self.session.scalar(
             select(CustomerCommunication.channel)
             .where(

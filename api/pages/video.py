@@ -93,14 +93,21 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def week_asked(text: str | None) -> tuple[date | None, str | None]:
+#: How far from today the week pager reaches, either way (consultations are booked months, not decades, ahead).
+WEEKS_REACH = timedelta(days=5 * 366)
+
+
+def week_asked(text: str | None, today: date) -> tuple[date | None, str | None]:
     """The day whose week the list shows (``week=2026-12-07``), or a sentence saying why it is not one."""
     if not text:
         return None, None
     try:
-        return date.fromisoformat(text.strip()), None
+        day = date.fromisoformat(text.strip())
     except ValueError:
         return None, f"“{text[:40]}” is not a day written as YYYY-MM-DD, so this is this week."
+    if abs(day - today) > WEEKS_REACH:
+        return None, f"{day.isoformat()} is more than five years from today, so this is this week."
+    return day, None
 
 
 def week_links(monday: date, this_monday: date, clock: BusinessClock) -> dict[str, Any]:
@@ -286,9 +293,8 @@ class VideoPages(StaffPages):
         span = request.query_params.get("span")
         span = span if span in SPANS else "today"
         staff_id = whole_number(request.query_params.get("staff"))
-        week_of, week_problem = (
-            week_asked(request.query_params.get("week")) if span == "week" else (None, None)
-        )
+        asked = request.query_params.get("week") if span == "week" else None
+        week_of, week_problem = week_asked(asked, clock.today(now))
         start, end = clock.span(span, now, week_of)
         weeks = week_links(start.astimezone(clock.zone).date(), monday_of(clock.today(now)), clock)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)

@@ -46,7 +46,7 @@ BOOK_USAGE = "video book CUSTOMER SERVICE with STAFF at TIME  (TIME in the clini
 SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
 RESCHEDULE_USAGE = "video reschedule ID to TIME"
 CANCEL_USAGE = "video cancel ID"
-LIST_USAGE = "video list [today|tomorrow|week|next week] [STAFF|mine]"
+LIST_USAGE = "video list [today|tomorrow|this week|next week] [STAFF|mine]"
 #: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
 SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
 LIST_LIMIT = 40
@@ -147,9 +147,12 @@ _PERIOD_WORDS = {
     ("today",): "today",
     ("tomorrow",): "tomorrow",
     ("week",): "week",
+    ("this",): "week",
     ("this", "week"): "week",
     ("next", "week"): "next_week",
 }
+#: Words that only ever name a span: left over after one, they are a mistake, not a clinician's name.
+_SPAN_WORDS = frozenset(word for said in _PERIOD_WORDS for word in said)
 
 
 def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
@@ -159,6 +162,9 @@ def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
         if tuple(w.lower() for w in words[: len(said)]) == said:
             period, words = name, words[len(said) :]
             break
+    if words and words[0].lower() in _SPAN_WORDS:
+        # "video list next", "video list week next": no span they name, and no clinician is called "next".
+        raise ParseError("Say which days: today, tomorrow, this week or next week.", LIST_USAGE)
     staff = " ".join(words) or None
     return ListVideo(period, "mine" if staff and staff.lower() in ("mine", "me", "my") else staff)
 

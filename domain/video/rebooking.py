@@ -145,7 +145,8 @@ class RebookingDesk(Protocol):
         """The consultation (and its appointment) is confirmed; False when it already was or is not booked."""
 
     async def patient_channel(self, customer_id: int) -> str:
-        """The channel the patient is reached on: their preferred one, else the one last used."""
+        """The channel the patient is reached on: their preferred one, else one they opted in on, else the
+        one last used."""
 
     async def add_event(
         self, event_type: str, key: str, customer_id: int, payload: Mapping[str, Any], at: datetime

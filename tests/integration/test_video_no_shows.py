@@ -385,3 +385,42 @@ async def test_a_patient_left_waiting_by_an_absent_clinician_is_offered_new_time
     before = Attendance(status=ConsultationStatus.CLINICIAN_ABSENT, patient_joined_at=starts)
     assert attendance_after_join(before, Participant.CLINICIAN, NOW) == before
     assert STATUS_WORDS[ConsultationStatus.CLINICIAN_ABSENT] == "clinician did not join"
+
+
+async def test_the_offer_names_the_channel_its_message_will_take(database: Database) -> None:
+    """The channel an offer is stored with (and the consultation page shows) is the one the message goes by:
+    their preferred channel, else one they opted in on, else the one last used."""
+    from storage.models import CommunicationPreference, ConsentRecord, CustomerCommunication, CustomerConsent
+    from storage.video_no_shows import SqlRebookingDesk
+
+    async with database.sessions() as session:
+        said_sms, wrote, chose = (
+            Customer(name=name, phone_e164=f"+49151000009{i}", timezone="Europe/Berlin")
+            for i, name in enumerate(("Sara Sms", "Walter Whatsapp", "Emil Email"))
+        )
+        session.add_all([said_sms, wrote, chose])
+        await session.flush()
+        record = ConsentRecord(
+            customer_id=said_sms.id, channel="sms", status="opted_in", source="front desk", recorded_at=NOW
+        )
+        session.add(record)
+        await session.flush()
+        session.add(
+            CustomerConsent(
+                customer_id=said_sms.id, channel="sms", status="opted_in", source="front desk",
+                record_id=record.id, changed_at=NOW,
+            )
+        )  # fmt: skip
+        for customer in (said_sms, wrote):
+            session.add(
+                CustomerCommunication(
+                    customer_id=customer.id, channel="whatsapp", provider="whatsapp_cloud", direction="inbound",
+                    source="chat", to_address="", body="hi", status="received",
+                )
+            )  # fmt: skip
+        session.add(CommunicationPreference(customer_id=chose.id, preferred_channel="email"))
+        await session.commit()
+        desk = SqlRebookingDesk(session)
+        assert await desk.patient_channel(said_sms.id) == "sms"  # opted in beats last used
+        assert await desk.patient_channel(wrote.id) == "whatsapp"  # nothing said: the one last used
+        assert await desk.patient_channel(chose.id) == "email"  # their own choice first

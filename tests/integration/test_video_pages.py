@@ -162,6 +162,9 @@ async def test_next_week_and_any_other_week_are_a_link_away(
     bad = await client.get("/communication/video?span=week&week=%3Cscript%3E")
     assert bad.status_code == 200 and "is not a day written as YYYY-MM-DD" in bad.text
     assert "“&lt;script&gt;”" in bad.text
+    for far_off in ("0001-01-01", "9999-12-31"):
+        odd = await client.get(f"/communication/video?span=week&week={far_off}")
+        assert odd.status_code == 200 and "more than five years from today" in odd.text, far_off
     assert f'href="/communication/video/{world.later_this_week}"' in bad.text
 
 

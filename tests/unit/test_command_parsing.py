@@ -377,10 +377,14 @@ def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command(
     figure = parse("first response time of open chats", context())
     assert figure is not None and figure.spec.name == "kpi" and figure.command.metric == "first_response_time"
     assert conversation_look("open a chat with anna") is None  # one chat, to open: no queue
-    for said, period in (("videos tomorrow", "tomorrow"), ("videos next week", "next_week")):
+    for said, period in (
+        ("videos tomorrow", "tomorrow"),
+        ("videos next week", "next_week"),
+        ("videos this week", "week"),
+    ):
         parsed = parse(said, context())
         assert parsed is not None and parsed.spec.name == "video list" and parsed.command.period == period
-    for unread in ("videos by clinic", "videos last month", "campaigns last month"):
+    for unread in ("videos by clinic", "videos last month", "campaigns last month", "videos next"):
         # "last" is no typo of `list`
         with pytest.raises(ParseError, match="takes one of"):
             parse(unread, context())

@@ -73,6 +73,10 @@ def test_book_splits_who_with_whom_and_when() -> None:
     )
     assert video.parse_list(["this", "week"], "", TUESDAY) == video.ListVideo("week", None)
     assert video.parse_list(["Tomorrow", "mine"], "", TUESDAY) == video.ListVideo("tomorrow", "mine")
+    assert video.parse_list(["this", "Dr", "Lee"], "", TUESDAY) == video.ListVideo("week", "Dr Lee")
+    for typed in (["next"], ["next", "mine"], ["week", "next"], ["today", "tomorrow"]):
+        with pytest.raises(ParseError, match="today, tomorrow, this week or next week"):
+            video.parse_list(typed, "", TUESDAY)
 
 
 def test_the_days_each_list_covers() -> None:
