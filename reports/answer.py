@@ -10,7 +10,8 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from domain.messages.words import CHAT_CHANNEL_WORDS
+from domain.messages.words import CHAT_CHANNEL_WORDS, PROVIDER_WORDS
+from domain.vocabulary import Provider
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
@@ -197,12 +198,15 @@ def _summary(
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
     # A ratio's parts never add up: the highest part is compared with its own figure before.
-    return say(
+    sentence = say(
         leader.total,
         leader.comparison_total if comparison else None,
         f" by {label(result.dimension)}, highest {value_label(leader.dimension_value or '')}",
         compare=comparison is not None,
     )
+    if comparison is not None and leader.comparison_total is None:
+        sentence = f"{sentence[:-1]}; it had no figure in {previous_label}."
+    return sentence
 
 
 #: How many parts of a split the sentence names before "and N more".
@@ -339,7 +343,7 @@ def label(name: str | None) -> str:
 
 
 #: Providers as a split names them ("by provider": "Twilio", not "twilio"); "telegram" is the channel's word.
-PROVIDER_NAMES = {"twilio": "Twilio", "smtp": "mail server (SMTP)", "whatsapp_cloud": "WhatsApp Cloud API"}
+PROVIDER_NAMES = {p.value: PROVIDER_WORDS[p] for p in Provider if p.value not in CHAT_CHANNEL_WORDS}
 #: Values that stand for "nothing" in one dimension, in words ("by reminder channel": "no reminder").
 NOTHING_WORDS = {NO_REMINDER: "no reminder"}
 

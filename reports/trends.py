@@ -200,24 +200,38 @@ def summarise(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
     sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}"
-    change = change_pct(value, previous)
     if previous_label is not None and previous is not None:
-        if change is None or abs(change) < 0.0005:
-            sentence += (
-                f", unchanged from {previous_label}"
-                if change is not None
-                else f", against 0 in {previous_label}"
-            )
-        elif metric.unit == "percent" and value is not None:
-            # A rate moves by points: "20.8%, up 16.0 points from 4.8% in …", never "up 337.5%".
-            points = (value - previous) * 100
-            before = format_value(previous, metric.unit, locale=locale)
-            direction = "up" if points > 0 else "down"
-            sentence += f", {direction} {abs(points):.1f} points from {before} in {previous_label}"
-        else:
-            direction = "up" if change > 0 else "down"
-            sentence += f", {direction} {abs(change) * 100:.1f}% from {previous_label}"
+        sentence += _against(metric, value, previous, previous_label, locale, currency)
     return sentence + "."
+
+
+def _against(
+    metric: Metric,
+    value: float | None,
+    previous: float,
+    previous_label: str,
+    locale: str,
+    currency: str | None,
+) -> str:
+    """The sentence's tail saying how the figure moved from the compared period's."""
+    money = currency if metric.unit == "currency" else None
+    if value is None:
+        return f" (it was {format_value(previous, metric.unit, locale=locale, currency=money)} in {previous_label})"
+    if metric.unit == "percent":
+        # A rate moves by points: "20.8%, up 16.0 points from 4.8% in …", never "up 337.5%".
+        before = format_value(previous, metric.unit, locale=locale)
+        points = round((value - previous) * 100, 1)
+        if points == 0:
+            return f", unchanged from {before} in {previous_label}"
+        return (
+            f", {'up' if points > 0 else 'down'} {abs(points):.1f} points from {before} in {previous_label}"
+        )
+    change = change_pct(value, previous)
+    if change is None:
+        return f", against 0 in {previous_label}"
+    if abs(change) < 0.0005:
+        return f", unchanged from {previous_label}"
+    return f", {'up' if change > 0 else 'down'} {abs(change) * 100:.1f}% from {previous_label}"
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from api.pages.common import (
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from domain.messages.words import channel_words
 from reports.answer import Answer, answer
-from reports.charts.formatting import format_change
+from reports.charts.formatting import format_change, format_points
 from reports.charts.spec import ChartSpec
 from reports.insight import (
     attribution_result,
@@ -52,7 +52,6 @@ from reports.insight import (
 from reports.metrics import REGISTRY
 from reports.periods import Grain, PeriodSpec
 from reports.query import MetricQuery
-from storage.analytics.facts import NO_VALUE
 from storage.queries.dashboards import SavedLayout, latest_insight
 from storage.queries.dashboards import saved_layout as stored_layout
 from storage.queries.reports import campaign_names
@@ -72,8 +71,6 @@ class Dashboard:
     charts: tuple[ChartQuery, ...]
 
 
-#: The attribution row of orders whose last message was not a campaign's.
-NO_CAMPAIGN = "No campaign (single messages and notifications)"
 DASHBOARDS = {
     "executive": Dashboard(
         ("revenue", "orders", "average_order_value", "active_customers"), (ChartQuery("revenue"),)
@@ -208,9 +205,14 @@ async def kpi_tile(
     series = found.result.series_for(definition.name)
     total = series[0].total if series else None
     change_ratio = found.chart.kpi.change_pct if found.chart.kpi else None
+    previous = found.chart.kpi.previous_value if found.chart.kpi else None
     change, tone = "", "neutral"
+    if definition.unit == "percent" and total is not None and previous is not None:
+        # A rate moves by points: "+3.8 pts", not "+40.0%" of a percentage.
+        change = format_points(total - previous, locale=formats.locale)
+        change_ratio = round(total - previous, 3)
     if change_ratio is not None and total is not None:
-        change = format_change(change_ratio, locale=formats.locale)
+        change = change or format_change(change_ratio, locale=formats.locale)
         rising_is_good = definition.direction != "down_is_good"
         tone = "good" if (change_ratio >= 0) == rising_is_good else "bad"
     target, target_tone = against_target(total, metric, formats)
@@ -409,7 +411,7 @@ async def attribution_view(container: Container, formats: Formats) -> dict[str, 
         ],
         "campaigns": [
             (
-                NO_CAMPAIGN if r.key == NO_VALUE else names.get(r.key, r.key),
+                names.get(r.key, r.key),
                 formats.count(r.attributed_orders),
                 formats.value(r.attributed_revenue, "currency", attributed.currency),
                 formats.count(r.customers_messaged),

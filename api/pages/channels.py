@@ -123,8 +123,8 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
         "failures": await latest_failures(container.database, channel, formats),
         "channel": channel,
         "days": len(days),
-        # Today so far is in: this page follows the day's sending. Analytics' "last 30 days" are whole
-        # days, ending yesterday; the dates here say which window this is.
+        # Today so far is in: this page follows the day's sending (as Communication analytics does; the
+        # analytics dashboards' "last 30 days" are whole days, ending yesterday).
         "days_window": f"{formats.day(days[0])} – {formats.day(days[-1])}, today so far included",
     }
 

@@ -68,7 +68,7 @@ COMMUNICATION_PAGES = (
     SubPage(
         "video",
         "Video consultations",
-        "Today's and this week's video consultations per clinician: status, reminders, joins and no-shows.",
+        "Each day's and week's video consultations per clinician: status, reminders, joins and no-shows.",
     ),
     SubPage(
         "analytics",

@@ -48,7 +48,8 @@ EventType = Annotated[
 ]
 Offset = Annotated[int, KwargDefinition(ge=-MAX_OFFSET_MINUTES, le=MAX_OFFSET_MINUTES)]
 CATEGORY_NAMES = [c.value for c in RULE_CATEGORIES]
-#: Empty: the customer's preferred channel first, then the default order; else outbound channels, each once.
+#: Empty: the customer's preferred channel, then those they opted in on, then the default order; else outbound
+#: channels, each once.
 CHANNEL_ORDER = {
     "items": {"type": "string", "enum": [c.value for c in OUTBOUND_CHANNELS]},
     "uniqueItems": True,
@@ -125,7 +126,8 @@ class NotificationRulesController(Controller):
 
     @post("/", status_code=201, responses=problems(body=True))
     async def create(self, request: Request[Any, Any, Any], data: JSONBody[RuleIn]) -> dict[str, Any]:
-        """An empty channel list means the customer's preferred channel first, then the default order."""
+        """An empty channel list means the customer's preferred channel, then those they opted in on, then the
+        default order."""
         try:
             rule = await create_notification_rule(
                 container_of(request).notification_uow(), draft_of(data), actor=api_actor(request), via="api"

@@ -21,6 +21,7 @@ from reports.insight import (
     cost_vs_revenue,
 )
 from reports.periods import PeriodSpec
+from storage.queries.reports import campaign_names
 
 RETENTION_USAGE = "retention by cohort [PERIOD]   e.g. retention by cohort this year"
 ATTRIBUTION_USAGE = "attribution [PERIOD]   e.g. attribution last quarter"
@@ -97,14 +98,16 @@ async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: Comman
     )
     spec = cost_revenue_chart(costs, locale)
     png = await draw(spec, "png", costs.computed_at.isoformat(), ctx.chart_cache)
+    shown = attribution.result.by_campaign[:CAMPAIGN_ROWS]
+    names = await campaign_names(ctx.database, (r.key for r in shown))
     campaigns = tuple(
         (
-            r.key,
+            names.get(r.key, r.key),
             str(r.attributed_orders),
             format_value(r.attributed_revenue, "currency", locale=locale, currency=currency),
             "—" if r.conversion_rate is None else f"{r.conversion_rate:.1%}",
         )
-        for r in attribution.result.by_campaign[:CAMPAIGN_ROWS]
+        for r in shown
     )
     return Reply(
         f"{attribution.summary} {costs.summary}",

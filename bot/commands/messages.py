@@ -37,7 +37,9 @@ _CHANNELS = {c.value for c in OUTBOUND_CHANNELS}
 @dataclass(frozen=True)
 class SendMessage:
     recipient: RecipientRef
-    channel: Channel | None = None  # None: the customer's preferred channel, then the others
+    channel: Channel | None = (
+        None  # None: their preferred channel, then those they opted in on, then the rest
+    )
     template: str | None = None
     text: str | None = None
     variables: dict[str, str] = field(default_factory=dict)

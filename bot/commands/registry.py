@@ -460,7 +460,8 @@ _ROWS = (
         video.parse_list,
         video.run_list,
         V,
-        "Today's or this week's video consultations per clinician, with their status.",
+        "The video consultations of a day or a week (today, tomorrow, this or next week) per clinician, with "
+        "their status.",
         video.LIST_USAGE,
         ("video list", "video list week mine", "video list today Dr Lee"),
     ),

@@ -35,7 +35,7 @@ from domain.vocabulary import (
     MessageStatus,
 )
 
-#: When no channel is named, try the customer's preferred channel first, then these.
+#: When no channel is named, try the customer's preferred channel, then those they opted in on, then these.
 FALLBACK_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
 MAX_FREE_TEXT = 4096
 

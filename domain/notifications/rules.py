@@ -21,7 +21,7 @@ from domain.notifications.model import (
 )
 from domain.vocabulary import Channel, MessageCategory
 
-#: Channels tried after the customer's preferred one, cheapest reliable first.
+#: Channels tried after the customer's preferred one and those they opted in on, cheapest reliable first.
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
 #: The payload field that anchors reminders; offsets count from it (e.g. -1440 = a day before).
 APPOINTMENT_AT = "appointment_at"
@@ -90,7 +90,7 @@ def validate_rule_event_type(event_type: str) -> None:
 
 
 def rule_channel_order(names: Sequence[str]) -> tuple[Channel, ...]:
-    """A rule's channel order; empty means the customer's preferred channel, then the default order."""
+    """A rule's channel order; empty means the customer's own (Recipient.reach_order)."""
     if not names:
         return ()
     try:

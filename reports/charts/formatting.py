@@ -85,6 +85,15 @@ def format_change(change_ratio: float, *, locale: str) -> str:
     return magnitude
 
 
+def format_points(difference: float, *, locale: str) -> str:
+    """A rate's change in percentage points, signed: 0.038 -> "+3.8 pts", -0.005 -> "−0.5 pts"; a rate
+    moves by points, so a tile never says "+337.5%" of a percentage."""
+    points = round(difference * 100, 1)
+    magnitude = format_decimal(abs(points), format="#,##0.0", locale=locale)
+    sign = "+" if points > 0 else "−" if points < 0 else ""
+    return f"{sign}{magnitude} pts"
+
+
 def format_duration(seconds: float) -> str:
     """Seconds as the two most significant parts: 45 -> "45s", 252 -> "4m 12s", 3900 -> "1h 05m"."""
     sign = "-" if seconds < 0 else ""

@@ -33,6 +33,7 @@ from reports.charts.formatting import (
     format_change,
     format_date_label,
     format_datetime_stamp,
+    format_points,
     format_value,
 )
 from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
@@ -820,7 +821,10 @@ def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
     # Arrow, colour and word together: the meaning never rests on colour alone.
     arrow = "▲" if rising else "▼"
     verdict = "better" if good else "worse"
-    if change is None:
+    if spec.unit == "percent" and previous is not None:
+        # A rate moves by points ("+3.8 pts"), never by a percentage of a percentage.
+        line = f"{arrow} {format_points(value - previous, locale=spec.locale)} vs previous period ({previous_text}) · {verdict}"
+    elif change is None:
         # A change from zero has a direction but no percentage.
         line = f"{arrow} {'up' if rising else 'down'} from {previous_text} in previous period · {verdict}"
     else:

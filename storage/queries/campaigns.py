@@ -127,7 +127,12 @@ async def newest_campaign_overviews(database: Database, limit: int = 25) -> list
 
 
 async def audience_size(database: Database, audience: Audience) -> int:
-    """How many customers ``audience`` matches (with its address condition, if it has one)."""
-    query = select(func.count()).select_from(Customer).where(*audience_conditions(audience))
+    """How many customers ``audience`` matches (with its address condition, if it has one); customers whose
+    data was erased are not counted: they have no address and must never be asked for one."""
+    query = (
+        select(func.count())
+        .select_from(Customer)
+        .where(Customer.erased_at.is_(None), *audience_conditions(audience))
+    )
     async with database.read_sessions() as session:
         return int(await session.scalar(query) or 0)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
+from storage.analytics.facts import NO_VALUE
 from storage.database import Database
 from storage.models import BulkMessaging, Customer, Location, MessageTemplate, Service, StaffUser
 
@@ -37,15 +38,21 @@ async def dimension_names(database: Database, *, limit: int = 500) -> dict[str, 
     return found
 
 
+#: The attribution row of orders whose last message was not a campaign's, in words.
+NO_CAMPAIGN = "No campaign (single messages and notifications)"
+
+
 async def campaign_names(database: Database, slugs: Iterable[str]) -> dict[str, str]:
-    """The names of the campaigns with these slugs (a slug with no campaign left out)."""
-    wanted = sorted(set(slugs))
+    """What to call each of these attribution keys: a campaign's name by its slug, the row of messages that
+    were no campaign's in words (a slug whose campaign is gone keeps the slug)."""
+    wanted = sorted(set(slugs) - {NO_VALUE})
+    named = {NO_VALUE: NO_CAMPAIGN}
     if not wanted:
-        return {}
+        return named
     async with database.read_sessions() as session:
         rows = (
             await session.execute(
                 select(BulkMessaging.slug, BulkMessaging.name).where(BulkMessaging.slug.in_(wanted))
             )
         ).all()
-    return {str(slug): str(name) for slug, name in rows}
+    return named | {str(slug): str(name) for slug, name in rows}

@@ -6,7 +6,7 @@ launches from its page as one made through the API would."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -67,6 +67,10 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
                 name="Emma Mailonly", email="emma@example.com", segment=segment, timezone="Europe/Berlin"
             )
         )
+        # One erased at their request: no address left, and never counted as a customer to find one for.
+        session.add(
+            Customer(name="(erased)", segment=segment, timezone="Europe/Berlin", erased_at=datetime.now(UTC))
+        )
         await session.commit()
     async with database.read_sessions() as session:
         with_sms = await session.scalar(
@@ -77,7 +81,7 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
         without_sms = await session.scalar(
             select(func.count())
             .select_from(Customer)
-            .where(Customer.segment == segment, Customer.phone_e164.is_(None))
+            .where(Customer.segment == segment, Customer.phone_e164.is_(None), Customer.erased_at.is_(None))
         )
     form = {
         "name": "December check-up",

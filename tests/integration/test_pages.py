@@ -954,12 +954,13 @@ async def test_the_executive_page_sets_each_kpi_with_a_target_against_it(
             format_percent(total, "#,##0.0%", locale="en_GB") if metric.unit == "percent" else f"{total:.3f}"
         )
         row = re.search(
-            rf"<tr><td>{metric.label}</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>", html
+            rf"<tr><td>{re.escape(metric.label)}</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>",
+            html,
         )
         assert row, metric.label
         assert row.group(1).rstrip("0").rstrip(".") == shown.rstrip("0").rstrip(".") or row.group(1) == shown
         verdict = re.search(
-            rf"<td>{metric.label}</td>.*?<span class=\"tile-change (good|bad)\">([^<]+)<", html
+            rf"<td>{re.escape(metric.label)}</td>.*?<span class=\"tile-change (good|bad)\">([^<]+)<", html
         )
         assert verdict and verdict.group(1) == ("good" if met else "bad"), metric.label
         assert verdict.group(2) == "on target" if met else verdict.group(2).startswith("off target by ")

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from reports.charts.formatting import format_points
 from reports.metrics import get_metric
 from reports.trends import (
     anomalies,
@@ -85,6 +86,37 @@ def test_summary_states_what_was_measured() -> None:
     )
     rate = summarise(get_metric("delivery_rate"), 0.953, period_label="5 Mar 2026", timezone="UTC")
     assert rate == "Delivery rate, 5 Mar 2026 (UTC): 95.3%."
+
+
+@pytest.mark.parametrize(
+    ("value", "previous", "tail"),
+    [
+        (0.208, 0.048, ", up 16.0 points from 4.8% in Oct."),
+        (0.125, 0.0, ", up 12.5 points from 0.0% in Oct."),  # from none: still a move in points
+        (0.5003, 0.5, ", unchanged from 50.0% in Oct."),  # a move too small to show is no move
+        (0.096, 0.134, ", down 3.8 points from 13.4% in Oct."),
+        (None, 0.9, " (it was 90.0% in Oct)."),  # no figure now: the earlier one, not "against 0"
+    ],
+)
+def test_a_rate_moves_in_points_from_its_earlier_figure(
+    value: float | None, previous: float, tail: str
+) -> None:
+    sentence = summarise(
+        get_metric("no_show_rate"),
+        value,
+        period_label="Nov",
+        timezone="UTC",
+        previous=previous,
+        previous_label="Oct",
+    )
+    assert sentence.endswith(tail), sentence
+
+
+def test_a_rates_change_on_a_tile_is_in_points() -> None:
+    assert format_points(0.038, locale="en_GB") == "+3.8 pts"
+    assert format_points(-0.0051, locale="en_GB") == "−0.5 pts"
+    assert format_points(0.0004, locale="en_GB") == "0.0 pts"
+    assert format_points(0.1234, locale="de_DE") == "+12,3 pts"
 
 
 def test_a_sparse_series_marks_only_its_outliers_not_every_day_something_happened() -> None:
