@@ -153,7 +153,8 @@ class Contribution:
 def top_contributors(
     current: Mapping[str, float], previous: Mapping[str, float], *, limit: int = 3
 ) -> list[Contribution]:
-    """The dimension values that explain most of an additive total's change, in the change's direction first."""
+    """The dimension values that moved most, by how much each moved (either way), largest first: a drop
+    of €728 is named before a rise of €200, whichever way the total went."""
     total_change = sum(current.values()) - sum(previous.values())
     contributions = []
     for value in current.keys() | previous.keys():
@@ -161,8 +162,7 @@ def top_contributors(
         change = now - before
         share = change / total_change if total_change else None
         contributions.append(Contribution(value, now, before, change, change_pct(now, before), share))
-    sign = -1 if total_change < 0 else 1
-    contributions.sort(key=lambda c: (-sign * c.change, c.value))
+    contributions.sort(key=lambda c: (-abs(c.change), c.value))
     return contributions[:limit]
 
 

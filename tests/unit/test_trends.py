@@ -75,6 +75,14 @@ def test_top_contributors_explain_a_drop() -> None:
     assert describe_contributors(top) == "whatsapp -30.0%, web -8.0%"
 
 
+def test_the_biggest_moves_are_the_largest_either_way() -> None:
+    """Revenue up overall, yet Berlin fell by the most: it is named first, before the smaller rises, and
+    never after a smaller fall."""
+    previous = {"BER": 1841.0, "MUC": 300.0, "VIE": 100.0, "NYC": 1000.0, "LON": 900.0}
+    current = {"BER": 1113.0, "MUC": 853.2, "VIE": 556.4, "NYC": 953.3, "LON": 739.0}
+    assert [c.value for c in top_contributors(current, previous, limit=3)] == ["BER", "MUC", "VIE"]
+
+
 def test_summary_states_what_was_measured() -> None:
     sentence = summarise(
         get_metric("revenue"), 48210.0, period_label="1–30 Nov 2026", timezone="Europe/Berlin",
