@@ -463,7 +463,7 @@ _ROWS = (
         "The video consultations of a day or a week (today, tomorrow, this or next week) per clinician, with "
         "their status.",
         video.LIST_USAGE,
-        ("video list", "video list week mine", "video list today Dr Lee"),
+        ("video list", "video list next week mine", "video list tomorrow Lena Hoffmann"),
     ),
     CommandSpec(
         "noshow",

@@ -46,7 +46,7 @@ BOOK_USAGE = "video book CUSTOMER SERVICE with STAFF at TIME  (TIME in the clini
 SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
 RESCHEDULE_USAGE = "video reschedule ID to TIME"
 CANCEL_USAGE = "video cancel ID"
-LIST_USAGE = "video list [today|tomorrow|this week|next week] [STAFF|mine]"
+LIST_USAGE = "video list [today|tomorrow|this week|next week|last week] [STAFF|mine]"
 #: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
 SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
 LIST_LIMIT = 40
@@ -142,7 +142,13 @@ def parse_cancel(words: list[str], rest: str, today: date) -> CancelVideo:
 
 
 #: The spans `video list` reads: the words that name each, and how the answer says it.
-PERIODS = {"today": "today", "tomorrow": "tomorrow", "week": "this week", "next_week": "next week"}
+PERIODS = {
+    "today": "today",
+    "tomorrow": "tomorrow",
+    "week": "this week",
+    "next_week": "next week",
+    "last_week": "last week",
+}
 _PERIOD_WORDS = {
     ("today",): "today",
     ("tomorrow",): "tomorrow",
@@ -150,6 +156,7 @@ _PERIOD_WORDS = {
     ("this",): "week",
     ("this", "week"): "week",
     ("next", "week"): "next_week",
+    ("last", "week"): "last_week",
 }
 #: Words that only ever name a span: left over after one, they are a mistake, not a clinician's name.
 _SPAN_WORDS = frozenset(word for said in _PERIOD_WORDS for word in said)
@@ -158,13 +165,18 @@ _SPAN_WORDS = frozenset(word for said in _PERIOD_WORDS for word in said)
 def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
     words = list(words)
     period = "today"
+    lowered = tuple(w.lower() for w in words)
     for said, name in sorted(_PERIOD_WORDS.items(), key=lambda item: -len(item[0])):
-        if tuple(w.lower() for w in words[: len(said)]) == said:
+        # The span first ("next week Lena") or last ("Lena next week").
+        if lowered[: len(said)] == said:
             period, words = name, words[len(said) :]
+            break
+        if len(lowered) > len(said) and lowered[-len(said) :] == said:
+            period, words = name, words[: -len(said)]
             break
     if words and words[0].lower() in _SPAN_WORDS:
         # "video list next", "video list week next": no span they name, and no clinician is called "next".
-        raise ParseError("Say which days: today, tomorrow, this week or next week.", LIST_USAGE)
+        raise ParseError("Say which days: today, tomorrow, this week, next week or last week.", LIST_USAGE)
     staff = " ".join(words) or None
     return ListVideo(period, "mine" if staff and staff.lower() in ("mine", "me", "my") else staff)
 
@@ -489,7 +501,8 @@ def list_days(period: str, today: date) -> tuple[date, date]:
     if period in ("today", "tomorrow"):
         first = today + timedelta(days=0 if period == "today" else 1)
         return first, first + timedelta(days=1)
-    monday = today - timedelta(days=today.weekday()) + timedelta(days=7 if period == "next_week" else 0)
+    weeks_on = {"next_week": 1, "last_week": -1}.get(period, 0)
+    monday = today - timedelta(days=today.weekday()) + timedelta(days=7 * weeks_on)
     return monday, monday + timedelta(days=7)
 
 

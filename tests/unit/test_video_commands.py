@@ -74,8 +74,10 @@ def test_book_splits_who_with_whom_and_when() -> None:
     assert video.parse_list(["this", "week"], "", TUESDAY) == video.ListVideo("week", None)
     assert video.parse_list(["Tomorrow", "mine"], "", TUESDAY) == video.ListVideo("tomorrow", "mine")
     assert video.parse_list(["this", "Dr", "Lee"], "", TUESDAY) == video.ListVideo("week", "Dr Lee")
+    assert video.parse_list(["Lena", "next", "week"], "", TUESDAY) == video.ListVideo("next_week", "Lena")
+    assert video.parse_list(["last", "week", "mine"], "", TUESDAY) == video.ListVideo("last_week", "mine")
     for typed in (["next"], ["next", "mine"], ["week", "next"], ["today", "tomorrow"]):
-        with pytest.raises(ParseError, match="today, tomorrow, this week or next week"):
+        with pytest.raises(ParseError, match="today, tomorrow, this week, next week or last week"):
             video.parse_list(typed, "", TUESDAY)
 
 
@@ -88,6 +90,7 @@ def test_the_days_each_list_covers() -> None:
     assert video.list_days("next_week", TUESDAY) == (monday + 7 * one, monday + 14 * one)
     sunday = monday + 6 * one
     assert video.list_days("next_week", sunday) == (monday + 7 * one, monday + 14 * one)
+    assert video.list_days("last_week", TUESDAY) == (monday - 7 * one, monday)
     slots = video.parse_slots("Dr Lee nutrition on friday".split(), "", TUESDAY)
     assert slots.staff_and_service == ("Dr", "Lee", "nutrition") and slots.day == DaySpec(weekday=4)
     with pytest.raises(ParseError, match="by its number"):
