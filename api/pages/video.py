@@ -1,4 +1,4 @@
-"""Video consultation pages: today's and this week's consultations per clinician, one consultation's story."""
+"""Video consultation pages: a day's or a week's consultations per clinician, one consultation's story."""
 
 from __future__ import annotations
 
@@ -104,7 +104,10 @@ def week_asked(text: str | None, today: date) -> tuple[date | None, str | None]:
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
-        return None, f"“{text[:40]}” is not a day written as YYYY-MM-DD, so this is this week."
+        return (
+            None,
+            f"“{text[:40]}” is not a day (write it as YYYY-MM-DD, e.g. 2026-12-14), so this is this week.",
+        )
     if abs(day - today) > WEEKS_REACH:
         return None, f"{day.isoformat()} is more than five years from today, so this is this week."
     return day, None
@@ -112,14 +115,22 @@ def week_asked(text: str | None, today: date) -> tuple[date | None, str | None]:
 
 def week_links(monday: date, this_monday: date, clock: BusinessClock) -> dict[str, Any]:
     """The list's way to the week before and after, and what to call the week shown."""
+
+    def other_year(first: date) -> bool:
+        return (first + timedelta(days=6)).year != this_monday.year or first.year != this_monday.year
+
     before, after = monday - timedelta(days=7), monday + timedelta(days=7)
     week = timedelta(days=7)
     names = {this_monday: "This week", this_monday + week: "Next week", this_monday - week: "Last week"}
     return {
         "previous": before.isoformat(),
-        "previous_label": names.get(before, f"Week of {clock.day(clock.day_start(before))}"),
+        "previous_label": names.get(
+            before, f"Week of {clock.day(clock.day_start(before), year=other_year(before))}"
+        ),
         "next": after.isoformat(),
-        "next_label": names.get(after, f"Week of {clock.day(clock.day_start(after))}"),
+        "next_label": names.get(
+            after, f"Week of {clock.day(clock.day_start(after), year=other_year(after))}"
+        ),
         "name": names.get(monday, "Week"),
         "shown": monday.isoformat(),
         "this": this_monday.isoformat(),
@@ -166,8 +177,10 @@ class BusinessClock:
             return "—"
         return str(format_time(value.astimezone(self.zone), "short", locale=self.formats.locale))
 
-    def day(self, value: datetime) -> str:
-        return str(format_skeleton("MMMEd", value.astimezone(self.zone), locale=self.formats.locale))
+    def day(self, value: datetime, *, year: bool = False) -> str:
+        """ "Mon 14 Dec"; with the year ("Mon 28 Dec 1998") where the day could be of another year."""
+        skeleton = "yMMMEd" if year else "MMMEd"
+        return str(format_skeleton(skeleton, value.astimezone(self.zone), locale=self.formats.locale))
 
 
 def reminder_view(reminder: ReminderLogLine, clock: BusinessClock) -> dict[str, Any]:
@@ -297,6 +310,11 @@ class VideoPages(StaffPages):
         week_of, week_problem = week_asked(asked, clock.today(now))
         start, end = clock.span(span, now, week_of)
         weeks = week_links(start.astimezone(clock.zone).date(), monday_of(clock.today(now)), clock)
+        # A week in another year says its year ("Mon 28 Dec 1998"), so it is never taken for this one.
+        far = {
+            start.astimezone(clock.zone).year,
+            (end - timedelta(seconds=1)).astimezone(clock.zone).year,
+        } != {clock.today(now).year}
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
         reminders = await reminder_logs(container.database, lines)
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]
@@ -309,11 +327,11 @@ class VideoPages(StaffPages):
             "video",
             span=span,
             spans=SPANS,
-            span_label=f"{SPANS[span] if span == 'today' else weeks['name']}, {clock.day(start)}"
-            + ("" if span == "today" else f" to {clock.day(end - timedelta(seconds=1))}"),
+            span_label=f"{SPANS[span] if span == 'today' else weeks['name']}, {clock.day(start, year=far)}"
+            + ("" if span == "today" else f" to {clock.day(end - timedelta(seconds=1), year=far)}"),
             weeks=weeks,
             week_problem=week_problem,
-            empty_words=_empty_words(span, weeks["name"], clock.day(start)),
+            empty_words=_empty_words(span, weeks["name"], clock.day(start, year=far)),
             timezone=clock.formats.timezone,
             groups=by_clinician(rows),
             total=len(rows),

@@ -159,8 +159,12 @@ async def test_next_week_and_any_other_week_are_a_link_away(
     far = today + timedelta(days=70)
     later = (await client.get(f"/communication/video?span=week&week={far.isoformat()}")).text
     assert "No video consultations in the week of " in later and "Week, " in later
+    next_year = today + timedelta(days=400)
+    distant = (await client.get(f"/communication/video?span=week&week={next_year.isoformat()}")).text
+    heading = distant.split('id="video-span">', 1)[1].split("</p>", 1)[0]
+    assert str(next_year.year) in heading, "a week of another year says its year"
     bad = await client.get("/communication/video?span=week&week=%3Cscript%3E")
-    assert bad.status_code == 200 and "is not a day written as YYYY-MM-DD" in bad.text
+    assert bad.status_code == 200 and "is not a day (write it as YYYY-MM-DD" in bad.text
     assert "“&lt;script&gt;”" in bad.text
     for far_off in ("0001-01-01", "9999-12-31"):
         odd = await client.get(f"/communication/video?span=week&week={far_off}")
