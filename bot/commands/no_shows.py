@@ -13,6 +13,7 @@ from datetime import date, datetime
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Button, Reply, Table
+from domain.messages.words import channel_words, status_words
 from domain.staff import StaffIdentity
 from domain.video.booking import time_in
 from domain.video.model import VideoError
@@ -163,8 +164,8 @@ async def run_reminders(command: ConsultationNumber, who: StaffIdentity, ctx: Co
             f"{lead_time_words(line.minutes_before)} before"
             + (f" (v{line.version})" if line.version > 1 else ""),
             _when(line.planned_at, tz),
-            line.channel or "—",
-            line.status,
+            channel_words(line.channel) if line.channel else "—",
+            status_words(line.status),
             line.reason or "",
         )
         for line in lines

@@ -23,7 +23,7 @@ from storage.models import (
     VideoConsultation,
 )
 from storage.models.video import VideoJoin, VideoRebookOffer
-from storage.queries.video_reminders import ReminderLogLine, reminder_log
+from storage.queries.video_reminders import ReminderLogLine, feed_reminders, reminder_log
 from storage.queries.video_reminders import _lines as reminder_lines  # one way to read a reminder's messages
 
 #: How many consultations one page lists at most (a week of a busy clinic).
@@ -229,6 +229,14 @@ async def reminder_logs(
             continue
         consultation_id, version, minutes = key
         logs[consultation_id].extend(reminder_lines(event, version, minutes, by_event.get(event.id, [])))
+    async with database.read_sessions() as session:
+        fed = await feed_reminders(
+            session,
+            {line.appointment_id: line.scheduled_at for line in lines if line.appointment_id is not None},
+        )
+    for line in lines:
+        if line.appointment_id in fed:
+            logs[line.id].extend(fed[line.appointment_id])
     for log in logs.values():  # as reminder_log orders them
         log.sort(key=lambda line: (line.planned_at, line.version, -line.minutes_before))
     return logs

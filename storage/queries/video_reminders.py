@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.video.reminders import REMINDER_KEY_PREFIX, SKIPPED_EVENT, read_reminder_key
 from storage.database import Database
-from storage.models import BusinessEvent, CustomerCommunication
+from storage.models import BusinessEvent, CustomerCommunication, VideoConsultation
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,65 @@ async def reminder_log(source: Database | AsyncSession, consultation_id: int) ->
     return await _log(source, consultation_id)
 
 
+#: How the event feed keys an appointment's own reminder message (the clinic system's "appointment.reminder"):
+#: one per appointment, whatever kind it is; a video consultation shows it beside its video reminders.
+FEED_REMINDER_KEY = "appointment.reminder:appointment:{}"
+FEED_CHUNK = 500
+
+
+async def feed_reminders(
+    session: AsyncSession, appointments: Mapping[int, datetime]
+) -> dict[int, list[ReminderLogLine]]:
+    """The event feed's reminder of each appointment (by appointment id, with its start), as log lines: the
+    same reminders the no-show rate's "by reminder channel" counts (storage.analytics.facts)."""
+    keys = {FEED_REMINDER_KEY.format(appointment_id): appointment_id for appointment_id in appointments}
+    found: dict[int, list[ReminderLogLine]] = {}
+    if not keys:
+        return found
+    wanted = sorted(keys)
+    messages: list[CustomerCommunication] = []
+    for start in range(0, len(wanted), FEED_CHUNK):  # bound the query's parameters, however long the list
+        chunk = wanted[start : start + FEED_CHUNK]
+        messages += await session.scalars(
+            select(CustomerCommunication).where(CustomerCommunication.idempotency_key.in_(chunk))
+        )
+    for message in messages:
+        appointment_id = keys[message.idempotency_key or ""]
+        before = appointments[appointment_id] - message.created_at
+        found.setdefault(appointment_id, []).append(
+            ReminderLogLine(
+                max(0, round(before.total_seconds() / 60)),
+                0,
+                message.created_at,
+                message.status,
+                channel=message.channel,
+                reason=_explanation(message),
+                message_id=message.id,
+                sent_at=message.sent_at,
+            )
+        )
+    return found
+
+
 async def _log(session: AsyncSession, consultation_id: int) -> list[ReminderLogLine]:
+    consultation = (
+        await session.execute(
+            select(VideoConsultation.appointment_id, VideoConsultation.scheduled_at).where(
+                VideoConsultation.id == consultation_id
+            )
+        )
+    ).first()
+    fed: list[ReminderLogLine] = []
+    if consultation is not None and consultation.appointment_id is not None:
+        found = await feed_reminders(session, {consultation.appointment_id: consultation.scheduled_at})
+        fed = found.get(consultation.appointment_id, [])
+    return sorted(
+        [*fed, *await _video_log(session, consultation_id)],
+        key=lambda line: (line.planned_at, line.version, -line.minutes_before),
+    )
+
+
+async def _video_log(session: AsyncSession, consultation_id: int) -> list[ReminderLogLine]:
     events = list(
         await session.scalars(
             select(BusinessEvent)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.auth import login_link
 from storage.database import Database
-from storage.models import Appointment, BusinessEvent, VideoConsultation
+from storage.models import Appointment, BusinessEvent, CustomerCommunication, VideoConsultation
 from storage.models.video import ClinicianTimeClaim
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
@@ -479,3 +479,39 @@ async def test_the_list_reads_each_reminder_log_as_the_detail_page_does(
     assert sum(len(log) for log in together.values()) >= 2, "the world has reminders with messages"
     for line in lines:
         assert together[line.id] == await reminder_log(database, line.id), line.id
+
+
+async def test_the_clinic_systems_own_reminder_shows_beside_the_video_reminders(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    """A reminder the event feed sent for the appointment ("appointment.reminder:appointment:{id}") is on the
+    list and the consultation's page, as the no-show rate's "by reminder channel" counts it; never "none"."""
+    async with database.sessions() as session:
+        consultation = await session.get(VideoConsultation, world.next_week)
+        assert consultation is not None and consultation.appointment_id is not None
+        message = CustomerCommunication(
+            customer_id=consultation.customer_id,
+            channel="email",
+            provider="smtp",
+            direction="outbound",
+            source="notification",
+            idempotency_key=f"appointment.reminder:appointment:{consultation.appointment_id}",
+            to_address="clara@example.com",
+            body="Reminder: your appointment",
+            status="delivered",
+            sent_at=consultation.scheduled_at - timedelta(days=1),
+            created_at=consultation.scheduled_at - timedelta(days=1),
+        )
+        session.add(message)
+        await session.commit()
+        message_id = message.id
+    await sign_in(client, world, VIEWER)
+    week = (
+        await client.get(
+            f"/communication/video?span=week&week={consultation.scheduled_at.date().isoformat()}"
+        )
+    ).text
+    row = week.split(f'data-consultation-id="{world.next_week}"', 1)[1].split("</tr>", 1)[0]
+    assert "email: " in row and "delivered" in row and "none yet" not in row
+    detail = (await client.get(f"/communication/video/{world.next_week}")).text
+    assert f'href="/communication/messages/{message_id}"' in detail and "1 day before" in detail
