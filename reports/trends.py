@@ -201,11 +201,11 @@ def summarise(
     )
     sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}"
     if previous_label is not None and previous is not None:
-        sentence += _against(metric, value, previous, previous_label, locale, currency)
+        sentence += against_words(metric, value, previous, previous_label, locale, currency)
     return sentence + "."
 
 
-def _against(
+def against_words(
     metric: Metric,
     value: float | None,
     previous: float,
@@ -213,7 +213,7 @@ def _against(
     locale: str,
     currency: str | None,
 ) -> str:
-    """The sentence's tail saying how the figure moved from the compared period's."""
+    """The tail saying how a figure moved from the compared period's: ", up 3.8 points from 4.8% in Oct"."""
     money = currency if metric.unit == "currency" else None
     if value is None:
         return f" (it was {format_value(previous, metric.unit, locale=locale, currency=money)} in {previous_label})"

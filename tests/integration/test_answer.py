@@ -133,7 +133,12 @@ async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(
         f"{value_label(channel or '')} {format_value(rate, 'percent', locale='en_GB')}"
         for rate, channel in rates[:2]
     ]
-    assert ranked.summary.endswith(f": {named[0]}, {named[1]} and {len(rates) - 2} more."), ranked.summary
+    unsplit = MetricQuery(("delivery_rate",), PeriodSpec("last_month"))
+    whole = (await answer(seeded, unsplit, now=NOW, business_tz=TZ, locale="en_GB")).result.series[0].total
+    overall = f"all channels together {format_value(whole, 'percent', locale='en_GB')}"
+    assert ranked.summary.endswith(f": {named[0]}, {named[1]} and {len(rates) - 2} more; {overall}."), (
+        ranked.summary
+    )
     assert ranked.summary.startswith("Delivery rate by channel, "), ranked.summary
 
 
@@ -167,6 +172,17 @@ async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_c
     said = f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from {was} in 1–31 Oct 2026"
     assert said in reply.summary, reply.summary
     assert render_png(reply.chart).startswith(PNG_MAGIC)
+    # The whole business's own rate is said too, so the highest part is not read as the whole moving.
+    unsplit = MetricQuery(("delivery_rate",), PeriodSpec("last_month"), comparison="previous_period")
+    whole = (await answer(seeded, unsplit, now=NOW, business_tz=TZ, locale="en_GB")).result.series[0]
+    assert whole.total is not None and whole.comparison_total is not None
+    points = (whole.total - whole.comparison_total) * 100
+    overall = (
+        f"; all channels together {format_value(whole.total, 'percent', locale='en_GB')}, "
+        f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from "
+        f"{format_value(whole.comparison_total, 'percent', locale='en_GB')} in the month before."
+    )
+    assert reply.summary.endswith(overall), reply.summary
 
 
 @pytest.mark.parametrize(
