@@ -332,9 +332,14 @@ def split_bars(result: QueryResult, name: str, shown: Sequence[SeriesResult]) ->
     now = tuple(s.total for s in shown)
     if result.comparison_range is None:
         return (Series(name, now),)
+    # A period still running is compared with the same stretch of the one before: both say so.
+    partial = result.range.ends_mid_day
     return (
-        Series(result.range.label, now),
-        Series(result.comparison_range.label, tuple(s.comparison_total for s in shown)),
+        Series(f"{result.range.label} so far" if partial else result.range.label, now),
+        Series(
+            f"{result.comparison_range.label} to the same time" if partial else result.comparison_range.label,
+            tuple(s.comparison_total for s in shown),
+        ),
     )
 
 

@@ -255,7 +255,9 @@ async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
     body = own_ids(svg[svg.index("<svg") :])
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-    return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="chart" ', 1))  # noqa: S704
+    # "chart-line": a chart over time, which a phone shows from its latest end (switchboard.css).
+    kind = f"chart chart-{spec.kind}"
+    return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="{kind}" ', 1))  # noqa: S704
 
 
 async def chart_download(container: Container, spec: ChartSpec, ext: str, stem: str) -> Response[bytes]:
