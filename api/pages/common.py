@@ -255,8 +255,7 @@ async def chart_svg(container: Container, spec: ChartSpec) -> Markup:
     svg = await draw(spec, "svg", spec.data_as_of.isoformat(), container.chart_cache)
     body = own_ids(svg[svg.index("<svg") :])
     label = (spec.summary or spec.title).replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
-    # "chart-line": a chart over time, which a phone shows from its latest end (switchboard.css).
-    kind = f"chart chart-{spec.kind}"
+    kind = f"chart chart-{spec.kind}"  # "chart-line", "chart-bar": for styles that differ by kind
     return Markup(body.replace("<svg ", f'<svg role="img" aria-label="{label}" class="{kind}" ', 1))  # noqa: S704
 
 
