@@ -131,7 +131,11 @@ async def _record_join(container: Container, token: str, clicked: datetime, room
 def _page(container: Container, decision: LinkDecision, status_code: int) -> Template:
     return Template(
         "video/link.html",
-        context={"decision": decision, "business_name": container.settings.business_name},
+        context={
+            "decision": decision,
+            "business_name": container.settings.business_name,
+            "page_language": decision.language,
+        },
         status_code=status_code,
         headers=NOT_STORED,
     )

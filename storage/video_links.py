@@ -35,6 +35,7 @@ _AT_LINK = (
         VideoConsultation.no_show_by,
         Customer.name,
         Customer.timezone,
+        Customer.locale,
         _clinician.name,
         _clinician.timezone,
     )
@@ -76,6 +77,7 @@ class SqlVideoLinks:
             no_show_by,
             patient_name,
             patient_tz,
+            patient_locale,
             clinician_name,
             clinician_tz,
         ) = row
@@ -89,6 +91,8 @@ class SqlVideoLinks:
             room_name=room_name or f"consultation-{consultation_id}",
             display_name=patient_name if patient else (clinician_name or "Clinician"),
             timezone=patient_tz if patient else (clinician_tz or patient_tz),
+            # The patient reads the page in their language (as their messages are); staff in English.
+            locale=(patient_locale or "en") if patient else "en",
             attendance=Attendance(
                 status=ConsultationStatus(status),
                 patient_joined_at=patient_joined_at,

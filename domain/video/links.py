@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.dates import format_skeleton
+
 from domain.video.model import ConsultationStatus, Participant, Window
 
 
@@ -48,6 +50,8 @@ class ConsultationAtLink:
     #: That person's timezone (the patient's, or the clinician's), for "opens at 10:25".
     timezone: str
     attendance: Attendance
+    #: The language the page speaks to them in ("de", "en_GB"); the patient's own, as their messages are.
+    locale: str = "en"
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,48 @@ class LinkDecision:
     outcome: LinkOutcome
     headline: str
     detail: str = ""
+    #: The page's language (its `lang`): "de" or "en".
+    language: str = "en"
 
     @property
     def enters(self) -> bool:
         return self.outcome is LinkOutcome.ENTER
+
+
+#: What the link page says, per language the patient templates are written in; "{opens}" and "{starts}"
+#: are filled with `when` and `clock_time` in that language.
+PAGE_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "cancelled": "This consultation was cancelled",
+        "cancelled_patient": "Reply to the message this link came in to book a new time.",
+        "cancelled_clinician": "Nobody will join this room: the consultation was cancelled.",
+        "ended": "This consultation has ended",
+        "ended_patient": "Reply to the message this link came in to rebook.",
+        "ended_clinician": "Its room is closed now.",
+        "not_yet": "Your consultation opens at {opens}",
+        "not_yet_detail": "It starts at {starts}. Open this link again then; the room lets you in from ten "
+        "minutes before.",
+        "enter": "Joining your consultation",
+    },
+    "de": {
+        "cancelled": "Diese Sprechstunde wurde abgesagt",
+        "cancelled_patient": "Antworten Sie auf die Nachricht mit diesem Link, um einen neuen Termin zu buchen.",
+        "cancelled_clinician": "Niemand wird diesen Raum betreten: die Sprechstunde wurde abgesagt.",
+        "ended": "Diese Sprechstunde ist vorbei",
+        "ended_patient": "Antworten Sie auf die Nachricht mit diesem Link, um einen neuen Termin zu buchen.",
+        "ended_clinician": "Der Raum ist jetzt geschlossen.",
+        "not_yet": "Ihre Sprechstunde öffnet um {opens}",
+        "not_yet_detail": "Sie beginnt um {starts}. Öffnen Sie diesen Link dann erneut; der Raum lässt Sie "
+        "zehn Minuten vorher ein.",
+        "enter": "Sie betreten Ihre Sprechstunde",
+    },
+}
+
+
+def page_language(locale: str) -> str:
+    """The language the link page speaks for a locale ("de_AT" → "de"); English for any other."""
+    language = (locale or "en").replace("-", "_").split("_")[0].lower()
+    return language if language in PAGE_WORDS else "en"
 
 
 UNKNOWN_LINK = LinkDecision(
@@ -82,28 +124,24 @@ def decide_link(consultation: ConsultationAtLink | None, now: datetime) -> LinkD
     window = consultation.window
     patient = consultation.who is Participant.PATIENT
     status = consultation.attendance.status
+    language = page_language(consultation.locale)
+    words = PAGE_WORDS[language]
     if status is ConsultationStatus.CANCELLED:
-        return LinkDecision(
-            LinkOutcome.CANCELLED,
-            "This consultation was cancelled",
-            "Reply to the message this link came in to book a new time."
-            if patient
-            else "Nobody will join this room: the consultation was cancelled.",
-        )
+        detail = words["cancelled_patient" if patient else "cancelled_clinician"]
+        return LinkDecision(LinkOutcome.CANCELLED, words["cancelled"], detail, language)
     if status is ConsultationStatus.COMPLETED or now >= window.closes_at:
-        return LinkDecision(
-            LinkOutcome.ENDED,
-            "This consultation has ended",
-            "Reply to the message this link came in to rebook." if patient else "Its room is closed now.",
-        )
+        detail = words["ended_patient" if patient else "ended_clinician"]
+        return LinkDecision(LinkOutcome.ENDED, words["ended"], detail, language)
     if now < window.opens_at:
         return LinkDecision(
             LinkOutcome.NOT_YET,
-            f"Your consultation opens at {when(window.opens_at, consultation.timezone)}",
-            f"It starts at {clock_time(window.starts_at, consultation.timezone)}. Open this link again "
-            "then; the room lets you in from ten minutes before.",
+            words["not_yet"].format(opens=when(window.opens_at, consultation.timezone, language)),
+            words["not_yet_detail"].format(
+                starts=clock_time(window.starts_at, consultation.timezone, language)
+            ),
+            language,
         )
-    return LinkDecision(LinkOutcome.ENTER, "Joining your consultation")
+    return LinkDecision(LinkOutcome.ENTER, words["enter"], language=language)
 
 
 def reader_zone(timezone: str) -> ZoneInfo:
@@ -113,14 +151,21 @@ def reader_zone(timezone: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def clock_time(moment: datetime, timezone: str) -> str:
-    """ "10:25 (Europe/Berlin time)": the wall clock in the reader's zone, the zone named."""
-    zone = reader_zone(timezone)
-    return f"{moment.astimezone(zone):%H:%M} ({zone.key} time)"
-
-
-def when(moment: datetime, timezone: str) -> str:
-    """ "10:25 on Tue 07 Jul (Europe/Berlin time)"."""
+def clock_time(moment: datetime, timezone: str, language: str = "en") -> str:
+    """ "10:25 (Europe/Berlin time)", "10:25 Uhr (Zeitzone Europe/Berlin)": the wall clock in the reader's
+    zone, the zone named."""
     zone = reader_zone(timezone)
     local = moment.astimezone(zone)
-    return f"{local:%H:%M} on {local:%a %d %b} ({zone.key} time)"
+    if language == "de":
+        return f"{local:%H:%M} Uhr (Zeitzone {zone.key})"
+    return f"{local:%H:%M} ({zone.key} time)"
+
+
+def when(moment: datetime, timezone: str, language: str = "en") -> str:
+    """ "10:25 on Tue 7 Jul (Europe/Berlin time)", "10:25 Uhr am Di., 7. Juli (Zeitzone Europe/Berlin)"."""
+    zone = reader_zone(timezone)
+    local = moment.astimezone(zone)
+    day = format_skeleton("MMMEd", local, locale="de_DE" if language == "de" else "en_GB")
+    if language == "de":
+        return f"{local:%H:%M} Uhr am {day} (Zeitzone {zone.key})"
+    return f"{local:%H:%M} on {day} ({zone.key} time)"

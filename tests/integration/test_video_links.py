@@ -429,6 +429,16 @@ async def test_the_link_outside_its_window_says_why_in_a_page(
     page = await client.get(f"/v/{cancelled.patient_token}", follow_redirects=False)
     assert page.status_code == 410 and "This consultation was cancelled" in page.text
     assert await joins(database, early.consultation_id) == await joins(database, ended.consultation_id) == []
+    async with database.sessions() as session:  # the same page for a German patient, in German
+        patient = await session.get(
+            Customer, (await consultation(database, early.consultation_id)).customer_id
+        )
+        assert patient is not None
+        patient.locale = "de_DE"
+        await session.commit()
+    german = await client.get(f"/v/{early.patient_token}", follow_redirects=False)
+    assert '<html lang="de">' in german.text and "Ihre Sprechstunde öffnet um" in german.text
+    assert "Your consultation" not in german.text
 
 
 async def test_unknown_and_forged_links_get_the_same_404(

@@ -3,6 +3,7 @@ decides before, inside and after the window, and what a join does to a consultat
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -143,10 +144,24 @@ def at_link(
 def test_before_the_window_the_page_says_when_it_opens_in_the_readers_zone() -> None:
     early = decide_link(at_link(), WINDOW.opens_at - timedelta(seconds=1))
     assert early.outcome is LinkOutcome.NOT_YET
-    assert early.headline == "Your consultation opens at 10:20 on Tue 08 Dec (Europe/Berlin time)"
+    assert early.headline == "Your consultation opens at 10:20 on Tue 8 Dec (Europe/Berlin time)"
     assert "10:30 (Europe/Berlin time)" in early.detail
     in_new_york = decide_link(at_link(timezone="America/New_York"), START - timedelta(hours=3))
-    assert "opens at 04:20 on Tue 08 Dec (America/New_York time)" in in_new_york.headline
+    assert "opens at 04:20 on Tue 8 Dec (America/New_York time)" in in_new_york.headline
+
+
+def test_a_german_patient_reads_the_page_in_german_and_staff_in_english() -> None:
+    """The patient's messages came in German, so the page their link opens speaks German too (its `lang`
+    says so); a language the page is not written in falls back to English."""
+    german = replace(at_link(), locale="de_DE")
+    early = decide_link(german, WINDOW.opens_at - timedelta(seconds=1))
+    assert early.language == "de"
+    assert early.headline == "Ihre Sprechstunde öffnet um 10:20 Uhr am Di., 8. Dez. (Zeitzone Europe/Berlin)"
+    assert "Sie beginnt um 10:30 Uhr" in early.detail
+    assert decide_link(
+        replace(german, attendance=Attendance(ConsultationStatus.CANCELLED)), START
+    ).headline == ("Diese Sprechstunde wurde abgesagt")
+    assert decide_link(replace(at_link(), locale="fr_FR"), START).language == "en"
 
 
 def test_inside_the_window_the_link_enters_from_its_opening_to_just_before_its_close() -> None:
