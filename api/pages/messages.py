@@ -28,6 +28,7 @@ from api.pages.common import (
 from domain.customers.importing import phone_typed
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
+    CHAT_CHANNEL_WORDS,
     category_words,
     channel_words,
     direction_words,
@@ -494,6 +495,7 @@ class MessagePages(StaffPages):
             "communication",
             "templates",
             variants=variants,
+            channel_names=CHAT_CHANNEL_WORDS,
             form=form,
             channels=[c.value for c in OUTBOUND_CHANNELS],
             preview=preview,
