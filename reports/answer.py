@@ -91,9 +91,11 @@ async def answer(
         # A rate's parts never add up, and the highest part alone can read as the whole business moving:
         # the whole's own figure, from one more query without the split, is said beside it.
         whole = await run_query(
-            database, dataclasses.replace(query, dimensions=()), now=now, business_tz=business_tz
+            database, dataclasses.replace(query, dimensions=(), grain=None), now=now, business_tz=business_tz
         )
-        summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency)}."
+        # Filtered to some of the split's values ("for SMS or email"), the whole is those, not all of them.
+        narrowed = any(f.dimension in query.dimensions for f in query.filters)
+        summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency, narrowed=narrowed)}."
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
     chart = chart_for(result, series, summary, locale, currency, limited_to)
@@ -110,7 +112,9 @@ async def history_start(database: Database, metric: Metric) -> datetime | None:
     return first if isinstance(first, datetime) else None
 
 
-def _whole_words(whole: QueryResult, split: QueryResult, locale: str, currency: str) -> str:
+def _whole_words(
+    whole: QueryResult, split: QueryResult, locale: str, currency: str, *, narrowed: bool
+) -> str:
     """ "all locations together 6.6%, down 3.9 points from 10.5% in …": a split rate's whole."""
     metric = whole.metrics[0]
     found = whole.series_for(metric.name)
@@ -119,12 +123,11 @@ def _whole_words(whole: QueryResult, split: QueryResult, locale: str, currency: 
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
-    words = f"all {' and '.join(plural(label(d)) for d in split.dimensions)} together {shown}"
+    every = " and ".join(plural(label(d)) for d in split.dimensions)
+    words = f"{'these' if narrowed else 'all'} {every} together {shown}"
     comparison = split.comparison_range
     if comparison is not None and total is not None and total.comparison_total is not None:
-        # Said in full once already for the highest part; here the shorter "the month before" does.
-        then = split.comparison_basis or comparison.label
-        words += against_words(metric, value, total.comparison_total, then, locale, currency)
+        words += against_words(metric, value, total.comparison_total, comparison.label, locale, currency)
     return words
 
 
@@ -378,7 +381,9 @@ def label(name: str | None) -> str:
 
 
 #: Providers as a split names them ("by provider": "Twilio", not "twilio"); "telegram" is the channel's word.
-PROVIDER_NAMES = {p.value: PROVIDER_WORDS[p] for p in Provider if p.value not in CHAT_CHANNEL_WORDS}
+PROVIDER_NAMES = {p.value: PROVIDER_WORDS[p] for p in Provider if p.value not in CHAT_CHANNEL_WORDS} | {
+    Provider.SMTP.value: "mail server (SMTP)"  # a bar's label, where "the mail server" reads oddly
+}
 #: Values that stand for "nothing" in one dimension, in words ("by reminder channel": "no reminder").
 NOTHING_WORDS = {NO_REMINDER: "no reminder"}
 

@@ -67,16 +67,17 @@ def sheet_rows(spec: ChartSpec) -> SheetRows:
         footnote = f"{spec.subtitle}; {footnote}"
     if spec.kind == "kpi_tile" and spec.kpi is not None:
         suffix = _unit_words(spec.unit, spec.currency)
+        value, previous = spec.kpi.value, spec.kpi.previous_value
+        if spec.unit == "percent":  # a rate moves by points, as its tile says
+            heading = "Change (points)"
+            change = None if value is None or previous is None else round((value - previous) * 100, 2)
+        else:
+            heading = "Change (%)"
+            change = None if spec.kpi.change_pct is None else round(spec.kpi.change_pct * 100, 2)
         return SheetRows(
             spec.title,
-            (f"{spec.title}{suffix}", f"Before{suffix}", "Change (%)"),
-            (
-                (
-                    _figure(spec.kpi.value, spec.unit),
-                    _figure(spec.kpi.previous_value, spec.unit),
-                    None if spec.kpi.change_pct is None else round(spec.kpi.change_pct * 100, 2),
-                ),
-            ),
+            (f"{spec.title}{suffix}", f"Before{suffix}", heading),
+            ((_figure(value, spec.unit), _figure(previous, spec.unit), change),),
             footnote,
         )
     if spec.kind == "cohort_heatmap" and spec.heatmap is not None:

@@ -211,6 +211,8 @@ async def kpi_tile(
         # A rate moves by points: "+3.8 pts", not "+40.0%" of a percentage.
         change = format_points(total - previous, locale=formats.locale)
         change_ratio = round(total - previous, 3)
+    if change_ratio == 0 and definition.unit == "percent":
+        change, change_ratio = "no change", None  # a move too small to show a point of is no move
     if change_ratio is not None and total is not None:
         change = change or format_change(change_ratio, locale=formats.locale)
         rising_is_good = definition.direction != "down_is_good"

@@ -38,7 +38,7 @@ from storage.queries.video import (
     consultations_between,
     reminder_logs,
 )
-from storage.queries.video_reminders import ReminderLogLine
+from storage.queries.video_reminders import FEED_VERSION, ReminderLogLine
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
@@ -113,11 +113,12 @@ def week_asked(text: str | None, today: date) -> tuple[date | None, str | None]:
     return day, None
 
 
-def week_links(monday: date, this_monday: date, clock: BusinessClock) -> dict[str, Any]:
+def week_links(monday: date, today: date, clock: BusinessClock) -> dict[str, Any]:
     """The list's way to the week before and after, and what to call the week shown."""
+    this_monday = monday_of(today)
 
     def other_year(first: date) -> bool:
-        return (first + timedelta(days=6)).year != this_monday.year or first.year != this_monday.year
+        return {first.year, (first + timedelta(days=6)).year} != {today.year}
 
     before, after = monday - timedelta(days=7), monday + timedelta(days=7)
     week = timedelta(days=7)
@@ -186,7 +187,10 @@ class BusinessClock:
 def reminder_view(reminder: ReminderLogLine, clock: BusinessClock) -> dict[str, Any]:
     when = reminder.sent_at or reminder.planned_at
     return {
-        "rule": f"{lead_time_words(reminder.minutes_before)} before",
+        # The clinic system's own reminder says whose it is; its lead time is the clinic's to set.
+        "rule": "the clinic system's reminder"
+        if reminder.version == FEED_VERSION
+        else f"{lead_time_words(reminder.minutes_before)} before",
         # A skipped reminder never had a channel; its reason (in "why") says what happened.
         "channel": CHANNEL_WORDS.get(reminder.channel, reminder.channel) if reminder.channel else "—",
         "status": reminder.status.replace(" ", "-"),
@@ -309,7 +313,7 @@ class VideoPages(StaffPages):
         asked = request.query_params.get("week") if span == "week" else None
         week_of, week_problem = week_asked(asked, clock.today(now))
         start, end = clock.span(span, now, week_of)
-        weeks = week_links(start.astimezone(clock.zone).date(), monday_of(clock.today(now)), clock)
+        weeks = week_links(start.astimezone(clock.zone).date(), clock.today(now), clock)
         # A week in another year says its year ("Mon 28 Dec 1998"), so it is never taken for this one.
         far = {
             start.astimezone(clock.zone).year,

@@ -20,7 +20,7 @@ from domain.video.model import VideoError
 from domain.video.no_shows import Marked, mark_attended, mark_no_show
 from domain.video.rebooking import offer_lines, offer_rebooking
 from domain.video.reminders import lead_time_words
-from storage.queries.video_reminders import reminder_log
+from storage.queries.video_reminders import FEED_VERSION, reminder_log
 
 NOSHOW_USAGE = "noshow APPOINTMENT"
 ATTENDED_USAGE = "attended APPOINTMENT"
@@ -161,7 +161,9 @@ async def run_reminders(command: ConsultationNumber, who: StaffIdentity, ctx: Co
         )
     rows = tuple(
         (
-            f"{lead_time_words(line.minutes_before)} before"
+            "the clinic system's reminder"
+            if line.version == FEED_VERSION
+            else f"{lead_time_words(line.minutes_before)} before"
             + (f" (v{line.version})" if line.version > 1 else ""),
             _when(line.planned_at, tz),
             channel_words(line.channel) if line.channel else "—",

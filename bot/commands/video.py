@@ -174,7 +174,7 @@ def parse_list(words: list[str], rest: str, today: date) -> ListVideo:
         if len(lowered) > len(said) and lowered[-len(said) :] == said:
             period, words = name, words[: -len(said)]
             break
-    if words and words[0].lower() in _SPAN_WORDS:
+    if words and (words[0].lower() in _SPAN_WORDS or words[-1].lower() in _SPAN_WORDS):
         # "video list next", "video list week next": no span they name, and no clinician is called "next".
         raise ParseError("Say which days: today, tomorrow, this week, next week or last week.", LIST_USAGE)
     staff = " ".join(words) or None

@@ -33,7 +33,7 @@ DIRECTION_WORDS: dict[str, str] = {
 }
 PROVIDER_WORDS: dict[str, str] = {
     Provider.TWILIO: "Twilio",
-    Provider.SMTP: "mail server (SMTP)",
+    Provider.SMTP: "the mail server",
     Provider.WHATSAPP_CLOUD: "WhatsApp Cloud API",
     Provider.TELEGRAM: "Telegram Bot API",
     Provider.INTERNAL: "Switchboard itself",

@@ -83,16 +83,16 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "enter": "Joining your consultation",
     },
     "de": {
-        "cancelled": "Diese Sprechstunde wurde abgesagt",
+        "cancelled": "Dieser Videotermin wurde abgesagt",
         "cancelled_patient": "Antworten Sie auf die Nachricht mit diesem Link, um einen neuen Termin zu buchen.",
-        "cancelled_clinician": "Niemand wird diesen Raum betreten: die Sprechstunde wurde abgesagt.",
-        "ended": "Diese Sprechstunde ist vorbei",
+        "cancelled_clinician": "Niemand wird diesen Raum betreten: der Videotermin wurde abgesagt.",
+        "ended": "Dieser Videotermin ist vorbei",
         "ended_patient": "Antworten Sie auf die Nachricht mit diesem Link, um einen neuen Termin zu buchen.",
         "ended_clinician": "Der Raum ist jetzt geschlossen.",
-        "not_yet": "Ihre Sprechstunde öffnet um {opens}",
+        "not_yet": "Der Raum für Ihren Videotermin öffnet um {opens}",
         "not_yet_detail": "Sie beginnt um {starts}. Öffnen Sie diesen Link dann erneut; der Raum lässt Sie "
         "zehn Minuten vorher ein.",
-        "enter": "Sie betreten Ihre Sprechstunde",
+        "enter": "Sie betreten Ihren Videotermin",
     },
 }
 

@@ -814,7 +814,11 @@ def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
         change = (value - previous) / abs(previous)
     if change is None and previous is None:
         return "", theme.MUTED_TEXT_COLOUR
-    if value == previous or change == 0:
+    if (
+        value == previous
+        or change == 0
+        or (spec.unit == "percent" and round((value - (previous or 0.0)) * 100, 1) == 0)
+    ):
         return f"■ no change vs previous period ({previous_text})", theme.NEUTRAL_COLOUR
     rising = change > 0 if change is not None else value > (previous or 0.0)
     good = rising == (kpi.direction == "up_is_good")

@@ -40,35 +40,57 @@ async def reminder_log(source: Database | AsyncSession, consultation_id: int) ->
     return await _log(source, consultation_id)
 
 
-#: How the event feed keys an appointment's own reminder message (the clinic system's "appointment.reminder"):
-#: one per appointment, whatever kind it is; a video consultation shows it beside its video reminders.
+#: How the clinic system keys an appointment's own reminder: its "appointment.reminder" event posted to
+#: /api/events (a notification rule turns it into the message), or a message sent under that key; one per
+#: appointment, whatever kind it is. A video consultation shows it beside its video reminders, marked by
+#: version 0 (FEED_VERSION).
 FEED_REMINDER_KEY = "appointment.reminder:appointment:{}"
+FEED_VERSION = 0
 FEED_CHUNK = 500
 
 
 async def feed_reminders(
     session: AsyncSession, appointments: Mapping[int, datetime]
 ) -> dict[int, list[ReminderLogLine]]:
-    """The event feed's reminder of each appointment (by appointment id, with its start), as log lines: the
-    same reminders the no-show rate's "by reminder channel" counts (storage.analytics.facts)."""
+    """The clinic system's reminder of each appointment (by appointment id, with its start), as log lines:
+    messages keyed FEED_REMINDER_KEY, and the messages rules made of events keyed so."""
     keys = {FEED_REMINDER_KEY.format(appointment_id): appointment_id for appointment_id in appointments}
     found: dict[int, list[ReminderLogLine]] = {}
     if not keys:
         return found
     wanted = sorted(keys)
-    messages: list[CustomerCommunication] = []
+    messages: dict[int, tuple[int, CustomerCommunication]] = {}  # by message id: one line per message
     for start in range(0, len(wanted), FEED_CHUNK):  # bound the query's parameters, however long the list
         chunk = wanted[start : start + FEED_CHUNK]
-        messages += await session.scalars(
+        for message in await session.scalars(
             select(CustomerCommunication).where(CustomerCommunication.idempotency_key.in_(chunk))
-        )
-    for message in messages:
-        appointment_id = keys[message.idempotency_key or ""]
+        ):
+            messages[message.id] = (keys[message.idempotency_key or ""], message)
+        events = {
+            event.id: keys[event.idempotency_key]
+            for event in await session.scalars(
+                select(BusinessEvent).where(
+                    BusinessEvent.event_type == "appointment.reminder",
+                    BusinessEvent.idempotency_key.in_(chunk),
+                )
+            )
+        }
+        if events:
+            for message in await session.scalars(
+                select(CustomerCommunication).where(
+                    CustomerCommunication.source == "notification",
+                    or_(*(CustomerCommunication.source_ref.like(f"%:{event_id}") for event_id in events)),
+                )
+            ):
+                tail = (message.source_ref or "").rpartition(":")[2]
+                if tail.isascii() and tail.isdigit() and int(tail) in events:
+                    messages[message.id] = (events[int(tail)], message)
+    for appointment_id, message in messages.values():
         before = appointments[appointment_id] - message.created_at
         found.setdefault(appointment_id, []).append(
             ReminderLogLine(
                 max(0, round(before.total_seconds() / 60)),
-                0,
+                FEED_VERSION,
                 message.created_at,
                 message.status,
                 channel=message.channel,

@@ -180,7 +180,7 @@ async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_c
     overall = (
         f"; all channels together {format_value(whole.total, 'percent', locale='en_GB')}, "
         f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from "
-        f"{format_value(whole.comparison_total, 'percent', locale='en_GB')} in the month before."
+        f"{format_value(whole.comparison_total, 'percent', locale='en_GB')} in 1–31 Oct 2026."
     )
     assert reply.summary.endswith(overall), reply.summary
 

@@ -437,7 +437,11 @@ async def test_the_link_outside_its_window_says_why_in_a_page(
         patient.locale = "de_DE"
         await session.commit()
     german = await client.get(f"/v/{early.patient_token}", follow_redirects=False)
-    assert '<html lang="de">' in german.text and "Ihre Sprechstunde öffnet um" in german.text
+    assert (
+        '<html lang="de">' in german.text
+        and "Der Raum für Ihren Videotermin öffnet um" in german.text
+        and "Zum Inhalt springen" in german.text
+    )
     assert "Your consultation" not in german.text
 
 

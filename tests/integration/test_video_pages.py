@@ -514,4 +514,32 @@ async def test_the_clinic_systems_own_reminder_shows_beside_the_video_reminders(
     row = week.split(f'data-consultation-id="{world.next_week}"', 1)[1].split("</tr>", 1)[0]
     assert "email: " in row and "delivered" in row and "none yet" not in row
     detail = (await client.get(f"/communication/video/{world.next_week}")).text
-    assert f'href="/communication/messages/{message_id}"' in detail and "1 day before" in detail
+    assert (
+        f'href="/communication/messages/{message_id}"' in detail
+        and "the clinic system&#39;s reminder" in detail
+    )
+
+    # The same reminder as the clinic system really sends it: an "appointment.reminder" event posted under
+    # the appointment's key, which a notification rule turned into a message ("{rule}:{event}").
+    async with database.sessions() as session:
+        later = await session.get(VideoConsultation, world.later_this_week)
+        assert later is not None and later.appointment_id is not None
+        event = BusinessEvent(
+            event_type="appointment.reminder",
+            idempotency_key=f"appointment.reminder:appointment:{later.appointment_id}",
+            customer_id=later.customer_id,
+            payload={},
+            occurred_at=later.scheduled_at - timedelta(days=1),
+        )
+        session.add(event)
+        await session.flush()
+        ruled = CustomerCommunication(
+            customer_id=later.customer_id, channel="sms", provider="twilio", direction="outbound",
+            source="notification", source_ref=f"77:{event.id}", to_address="+15550100", body="Reminder",
+            status="sent", sent_at=event.occurred_at, created_at=event.occurred_at,
+        )  # fmt: skip
+        session.add(ruled)
+        await session.commit()
+        ruled_id = ruled.id
+    shown = (await client.get(f"/communication/video/{world.later_this_week}")).text
+    assert f'href="/communication/messages/{ruled_id}"' in shown and shown.count("clinic system&#39;s") == 1

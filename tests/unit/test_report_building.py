@@ -313,7 +313,10 @@ def test_exports_carry_the_figures_as_shown_in_the_business_timezone() -> None:
     rate = sheet_rows(
         _spec(kind="kpi_tile", unit="percent", currency=None, kpi=KpiTile.compare(0.125, 0.1, "down_is_good"))
     )
-    assert rate.heading == ("Revenue (%)", "Before (%)", "Change (%)") and rate.rows == ((12.5, 10.0, 25.0),)
+    # A rate's change is in points, as its tile says ("+2.5 pts"), not 25 % of a percentage.
+    assert rate.heading == ("Revenue (%)", "Before (%)", "Change (points)") and rate.rows == (
+        (12.5, 10.0, 2.5),
+    )
 
 
 def test_a_label_that_looks_like_a_formula_stays_text_in_csv() -> None:

@@ -76,7 +76,7 @@ def test_book_splits_who_with_whom_and_when() -> None:
     assert video.parse_list(["this", "Dr", "Lee"], "", TUESDAY) == video.ListVideo("week", "Dr Lee")
     assert video.parse_list(["Lena", "next", "week"], "", TUESDAY) == video.ListVideo("next_week", "Lena")
     assert video.parse_list(["last", "week", "mine"], "", TUESDAY) == video.ListVideo("last_week", "mine")
-    for typed in (["next"], ["next", "mine"], ["week", "next"], ["today", "tomorrow"]):
+    for typed in (["next"], ["next", "mine"], ["week", "next"], ["today", "tomorrow"], ["Lena", "next"]):
         with pytest.raises(ParseError, match="today, tomorrow, this week, next week or last week"):
             video.parse_list(typed, "", TUESDAY)
 

@@ -156,11 +156,13 @@ def test_a_german_patient_reads_the_page_in_german_and_staff_in_english() -> Non
     german = replace(at_link(), locale="de_DE")
     early = decide_link(german, WINDOW.opens_at - timedelta(seconds=1))
     assert early.language == "de"
-    assert early.headline == "Ihre Sprechstunde öffnet um 10:20 Uhr am Di., 8. Dez. (Zeitzone Europe/Berlin)"
+    assert early.headline == (
+        "Der Raum für Ihren Videotermin öffnet um 10:20 Uhr am Di., 8. Dez. (Zeitzone Europe/Berlin)"
+    )
     assert "Sie beginnt um 10:30 Uhr" in early.detail
     assert decide_link(
         replace(german, attendance=Attendance(ConsultationStatus.CANCELLED)), START
-    ).headline == ("Diese Sprechstunde wurde abgesagt")
+    ).headline == ("Dieser Videotermin wurde abgesagt")
     assert decide_link(replace(at_link(), locale="fr_FR"), START).language == "en"
 
 
