@@ -86,19 +86,9 @@ async def feed_reminders(
                 if tail.isascii() and tail.isdigit() and int(tail) in events:
                     messages[message.id] = (events[int(tail)], message)
     for appointment_id, message in messages.values():
-        before = appointments[appointment_id] - message.created_at
-        found.setdefault(appointment_id, []).append(
-            ReminderLogLine(
-                max(0, round(before.total_seconds() / 60)),
-                FEED_VERSION,
-                message.created_at,
-                message.status,
-                channel=message.channel,
-                reason=_explanation(message),
-                message_id=message.id,
-                sent_at=message.sent_at,
-            )
-        )
+        before = round((appointments[appointment_id] - message.created_at).total_seconds() / 60)
+        line = _message_line(max(0, before), FEED_VERSION, message.created_at, message)
+        found.setdefault(appointment_id, []).append(line)
     return found
 
 
@@ -173,19 +163,23 @@ def _lines(
             else "Waiting for the notification rules."
         )
         return [ReminderLogLine(minutes, version, event.occurred_at, "not sent", reason=reason)]
-    return [
-        ReminderLogLine(
-            minutes,
-            version,
-            event.occurred_at,
-            m.status,
-            channel=m.channel,
-            reason=_explanation(m),
-            message_id=m.id,
-            sent_at=m.sent_at,
-        )
-        for m in messages
-    ]
+    return [_message_line(minutes, version, event.occurred_at, m) for m in messages]
+
+
+def _message_line(
+    minutes: int, version: int, planned_at: datetime, message: CustomerCommunication
+) -> ReminderLogLine:
+    """A reminder that became a message: what became of it, on which channel, and why if it did not go."""
+    return ReminderLogLine(
+        minutes,
+        version,
+        planned_at,
+        message.status,
+        channel=message.channel,
+        reason=_explanation(message),
+        message_id=message.id,
+        sent_at=message.sent_at,
+    )
 
 
 def _explanation(message: CustomerCommunication) -> str | None:

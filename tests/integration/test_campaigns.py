@@ -89,6 +89,7 @@ async def add_customer(
     timezone: str = "Europe/Berlin",
     tags: tuple[str, ...] = (),
     opted_out: tuple[str, ...] = (),
+    opted_in: tuple[str, ...] = (),
     segment: str = "standard",
 ) -> int:
     async with database.sessions() as session:
@@ -103,12 +104,13 @@ async def add_customer(
         session.add(customer)
         await session.flush()
         session.add_all([CustomerTag(customer_id=customer.id, tag=tag) for tag in tags])
-        for channel in opted_out:
+        said = [(c, "opted_out", "SMS keyword STOP") for c in opted_out]
+        for channel, status, source in said + [(c, "opted_in", "front desk") for c in opted_in]:
             record = ConsentRecord(
                 customer_id=customer.id,
                 channel=channel,
-                status="opted_out",
-                source="SMS keyword STOP",
+                status=status,
+                source=source,
                 recorded_at=NOW - timedelta(days=2),
             )
             session.add(record)
@@ -117,8 +119,8 @@ async def add_customer(
                 CustomerConsent(
                     customer_id=customer.id,
                     channel=channel,
-                    status="opted_out",
-                    source="SMS keyword STOP",
+                    status=status,
+                    source=source,
                     record_id=record.id,
                     changed_at=NOW - timedelta(days=2),
                 )

@@ -12,9 +12,7 @@ from domain.vocabulary import Channel, MessageCategory
 from storage.database import Database
 from storage.models import (
     BusinessEvent,
-    ConsentRecord,
     CustomerCommunication,
-    CustomerConsent,
     MessageTemplate,
 )
 from storage.notifications import SqlNotificationUnitOfWork
@@ -157,25 +155,8 @@ async def test_a_rule_without_channels_reaches_a_patient_on_the_channel_they_opt
         await session.commit()
     uow = SqlNotificationUnitOfWork(database)
     await create_notification_rule(uow, NotificationRuleDraft("booked", "video.booked", "video_booked", ()))
-    said_sms = await add_customer(database, "Sara Sms", phone="+4915100000011")
+    said_sms = await add_customer(database, "Sara Sms", phone="+4915100000011", opted_in=("sms",))
     said_nothing = await add_customer(database, "Nora None", phone="+4915100000012")
-    async with database.sessions() as session:
-        record = ConsentRecord(
-            customer_id=said_sms, channel="sms", status="opted_in", source="front desk", recorded_at=NOW
-        )
-        session.add(record)
-        await session.flush()
-        session.add(
-            CustomerConsent(
-                customer_id=said_sms,
-                channel="sms",
-                status="opted_in",
-                source="front desk",
-                record_id=record.id,
-                changed_at=NOW,
-            )
-        )
-        await session.commit()
     for customer in (said_sms, said_nothing):
         await record_event(
             uow, "video.booked", f"v-{customer}", customer, {"link": "https://x.example/v/1"}, NOW
