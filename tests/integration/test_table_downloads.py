@@ -202,7 +202,7 @@ async def test_channel_and_delivery_rate_charts_download_with_the_daily_figures(
         answer = await client.get(f"/communication/sms/chart.{ext}")
         assert answer.status_code == 200 and kind in answer.headers["content-type"], ext
     rates = _csv((await client.get("/communication/analytics/chart.csv")).text)
-    assert rates[0][0] == "Date" and "sms (%)" in rates[0]
+    assert rates[0][0] == "Date" and "SMS (%)" in rates[0]
 
 
 async def test_a_page_drawn_again_after_a_refused_form_offers_no_links_to_the_form(
