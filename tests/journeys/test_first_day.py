@@ -103,7 +103,10 @@ def test_the_seeded_history_ends_now(demo: Demo) -> None:
                 .limit(1)
             )
 
-    assert datetime.now(UTC) - read(demo, newest) < timedelta(hours=12)
+    # The clinics' traffic follows their hours: early on a Sunday the newest message is Saturday afternoon's
+    # (a run at 04:36 UTC on a Sunday saw 16 h). Three days still tells a history that ends now from one
+    # that stopped when the seed was written.
+    assert datetime.now(UTC) - read(demo, newest) < timedelta(days=3)
 
 
 def test_status_names_every_background_job_with_its_age(demo: Demo) -> None:
