@@ -230,10 +230,7 @@ async def reminder_logs(
         consultation_id, version, minutes = key
         logs[consultation_id].extend(reminder_lines(event, version, minutes, by_event.get(event.id, [])))
     async with database.read_sessions() as session:
-        fed = await feed_reminders(
-            session,
-            {line.appointment_id: line.scheduled_at for line in lines if line.appointment_id is not None},
-        )
+        fed = await feed_reminders(session, [line.appointment_id for line in lines if line.appointment_id])
     for line in lines:
         if line.appointment_id in fed:
             logs[line.id].extend(fed[line.appointment_id])

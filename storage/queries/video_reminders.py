@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,14 +50,12 @@ FEED_CHUNK = 500
 
 
 async def feed_reminders(
-    session: AsyncSession, appointments: Mapping[int, datetime]
+    session: AsyncSession, appointment_ids: Iterable[int]
 ) -> dict[int, list[ReminderLogLine]]:
-    """The clinic system's reminder of each appointment (by appointment id, with its start), as log lines:
-    messages keyed FEED_REMINDER_KEY, and the messages rules made of events keyed so."""
-    keys = {FEED_REMINDER_KEY.format(appointment_id): appointment_id for appointment_id in appointments}
-    found: dict[int, list[ReminderLogLine]] = {}
-    if not keys:
-        return found
+    """The clinic system's reminder of each appointment, as log lines by appointment id: messages keyed
+    FEED_REMINDER_KEY, and the messages rules made of events keyed so. Read by unique key, then by the
+    reminded customers' messages since (their timeline index), never by scanning every notification."""
+    keys = {FEED_REMINDER_KEY.format(appointment_id): appointment_id for appointment_id in appointment_ids}
     wanted = sorted(keys)
     messages: dict[int, tuple[int, CustomerCommunication]] = {}  # by message id: one line per message
     for start in range(0, len(wanted), FEED_CHUNK):  # bound the query's parameters, however long the list
@@ -66,44 +64,43 @@ async def feed_reminders(
             select(CustomerCommunication).where(CustomerCommunication.idempotency_key.in_(chunk))
         ):
             messages[message.id] = (keys[message.idempotency_key or ""], message)
-        events = {
-            event.id: keys[event.idempotency_key]
-            for event in await session.scalars(
+        events = list(
+            await session.scalars(
                 select(BusinessEvent).where(
                     BusinessEvent.event_type == "appointment.reminder",
                     BusinessEvent.idempotency_key.in_(chunk),
                 )
             )
-        }
-        if events:
-            for message in await session.scalars(
-                select(CustomerCommunication).where(
-                    CustomerCommunication.source == "notification",
-                    or_(*(CustomerCommunication.source_ref.like(f"%:{event_id}") for event_id in events)),
-                )
-            ):
-                tail = (message.source_ref or "").rpartition(":")[2]
-                if tail.isascii() and tail.isdigit() and int(tail) in events:
-                    messages[message.id] = (events[int(tail)], message)
+        )
+        reminded = {event.customer_id for event in events if event.customer_id is not None}
+        if not reminded:
+            continue
+        appointment_of = {event.id: keys[event.idempotency_key] for event in events}
+        for message in await session.scalars(
+            select(CustomerCommunication).where(
+                CustomerCommunication.customer_id.in_(sorted(reminded)),
+                CustomerCommunication.created_at >= min(e.occurred_at for e in events) - timedelta(hours=1),
+                CustomerCommunication.source == "notification",
+            )
+        ):
+            tail = (message.source_ref or "").rpartition(":")[2]  # a rule's message: "{rule}:{event}"
+            if tail.isascii() and tail.isdigit() and int(tail) in appointment_of:
+                messages[message.id] = (appointment_of[int(tail)], message)
+    found: dict[int, list[ReminderLogLine]] = {}
     for appointment_id, message in messages.values():
-        before = round((appointments[appointment_id] - message.created_at).total_seconds() / 60)
-        line = _message_line(max(0, before), FEED_VERSION, message.created_at, message)
+        # Its lead time is the clinic's to set; the line says whose reminder it is instead.
+        line = _message_line(0, FEED_VERSION, message.created_at, message)
         found.setdefault(appointment_id, []).append(line)
     return found
 
 
 async def _log(session: AsyncSession, consultation_id: int) -> list[ReminderLogLine]:
-    consultation = (
-        await session.execute(
-            select(VideoConsultation.appointment_id, VideoConsultation.scheduled_at).where(
-                VideoConsultation.id == consultation_id
-            )
-        )
-    ).first()
+    appointment_id = await session.scalar(
+        select(VideoConsultation.appointment_id).where(VideoConsultation.id == consultation_id)
+    )
     fed: list[ReminderLogLine] = []
-    if consultation is not None and consultation.appointment_id is not None:
-        found = await feed_reminders(session, {consultation.appointment_id: consultation.scheduled_at})
-        fed = found.get(consultation.appointment_id, [])
+    if appointment_id is not None:
+        fed = (await feed_reminders(session, [appointment_id])).get(appointment_id, [])
     return sorted(
         [*fed, *await _video_log(session, consultation_id)],
         key=lambda line: (line.planned_at, line.version, -line.minutes_before),
