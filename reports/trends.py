@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reports.charts.formatting import format_value
+from reports.charts.formatting import format_value, points_moved
 from reports.metrics import Metric
 from storage.models import TrendAnalysis
 
@@ -220,7 +220,7 @@ def against_words(
     if metric.unit == "percent":
         # A rate moves by points: "20.8%, up 16.0 points from 4.8% in …", never "up 337.5%".
         before = format_value(previous, metric.unit, locale=locale)
-        points = round((value - previous) * 100, 1)
+        points = points_moved(value, previous)
         if points == 0:
             return f", unchanged from {before} in {previous_label}"
         return (

@@ -40,7 +40,7 @@ from api.pages.common import (
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from domain.messages.words import channel_words
 from reports.answer import Answer, answer
-from reports.charts.formatting import format_change, format_points
+from reports.charts.formatting import format_change, format_points, points_moved
 from reports.charts.spec import ChartSpec
 from reports.insight import (
     attribution_result,
@@ -206,17 +206,16 @@ async def kpi_tile(
     total = series[0].total if series else None
     change_ratio = found.chart.kpi.change_pct if found.chart.kpi else None
     previous = found.chart.kpi.previous_value if found.chart.kpi else None
-    change, tone = "", "neutral"
+    change, tone, moved = "", "neutral", change_ratio
     if definition.unit == "percent" and total is not None and previous is not None:
-        # A rate moves by points: "+3.8 pts", not "+40.0%" of a percentage.
-        change = format_points(total - previous, locale=formats.locale)
-        change_ratio = round(total - previous, 3)
-    if change_ratio == 0 and definition.unit == "percent":
-        change, change_ratio = "no change", None  # a move too small to show a point of is no move
-    if change_ratio is not None and total is not None:
-        change = change or format_change(change_ratio, locale=formats.locale)
+        # A rate moves by points: "+3.8 pts", not "+40.0%" of a percentage; under a tenth of one, not at all.
+        moved = points_moved(total, previous) or None
+        change = format_points(total - previous, locale=formats.locale) if moved else "no change"
+    elif change_ratio is not None and total is not None:
+        change = format_change(change_ratio, locale=formats.locale)
+    if moved is not None and total is not None:
         rising_is_good = definition.direction != "down_is_good"
-        tone = "good" if (change_ratio >= 0) == rising_is_good else "bad"
+        tone = "good" if (moved >= 0) == rising_is_good else "bad"
     target, target_tone = against_target(total, metric, formats)
     if target:
         target = f"target {formats.value(definition.target, definition.unit)}: {target}"

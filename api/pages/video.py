@@ -113,31 +113,31 @@ def week_asked(text: str | None, today: date) -> tuple[date | None, str | None]:
     return day, None
 
 
+def in_another_year(monday: date, today: date) -> bool:
+    """Whether the week from `monday` has a day outside today's year, so its days must say their year."""
+    return {monday.year, (monday + timedelta(days=6)).year} != {today.year}
+
+
 def week_links(monday: date, today: date, clock: BusinessClock) -> dict[str, Any]:
     """The list's way to the week before and after, and what to call the week shown."""
-    this_monday = monday_of(today)
-
-    def other_year(first: date) -> bool:
-        return {first.year, (first + timedelta(days=6)).year} != {today.year}
-
-    before, after = monday - timedelta(days=7), monday + timedelta(days=7)
-    week = timedelta(days=7)
+    this_monday, week = monday_of(today), timedelta(days=7)
+    before, after = monday - week, monday + week
     names = {this_monday: "This week", this_monday + week: "Next week", this_monday - week: "Last week"}
     return {
         "previous": before.isoformat(),
         "previous_label": names.get(
-            before, f"Week of {clock.day(clock.day_start(before), year=other_year(before))}"
+            before, f"Week of {clock.day(clock.day_start(before), year=in_another_year(before, today))}"
         ),
         "next": after.isoformat(),
         "next_label": names.get(
-            after, f"Week of {clock.day(clock.day_start(after), year=other_year(after))}"
+            after, f"Week of {clock.day(clock.day_start(after), year=in_another_year(after, today))}"
         ),
         "name": names.get(monday, "Week"),
         "shown": monday.isoformat(),
         "this": this_monday.isoformat(),
-        "next_week": (this_monday + timedelta(days=7)).isoformat(),
+        "next_week": (this_monday + week).isoformat(),
         "is_this": monday == this_monday,
-        "is_next": monday == this_monday + timedelta(days=7),
+        "is_next": monday == this_monday + week,
     }
 
 
@@ -310,15 +310,14 @@ class VideoPages(StaffPages):
         span = request.query_params.get("span")
         span = span if span in SPANS else "today"
         staff_id = whole_number(request.query_params.get("staff"))
+        today = clock.today(now)
         asked = request.query_params.get("week") if span == "week" else None
-        week_of, week_problem = week_asked(asked, clock.today(now))
+        week_of, week_problem = week_asked(asked, today)
         start, end = clock.span(span, now, week_of)
-        weeks = week_links(start.astimezone(clock.zone).date(), clock.today(now), clock)
+        monday = monday_of(start.astimezone(clock.zone).date())
+        weeks = week_links(monday, today, clock)
         # A week in another year says its year ("Mon 28 Dec 1998"), so it is never taken for this one.
-        far = {
-            start.astimezone(clock.zone).year,
-            (end - timedelta(seconds=1)).astimezone(clock.zone).year,
-        } != {clock.today(now).year}
+        far = span == "week" and in_another_year(monday, today)
         lines = await consultations_between(container.database, start, end, staff_id=staff_id)
         reminders = await reminder_logs(container.database, lines)
         rows = [(line, line_view(line, reminders.get(line.id, []), clock, now)) for line in lines]

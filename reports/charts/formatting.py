@@ -85,10 +85,15 @@ def format_change(change_ratio: float, *, locale: str) -> str:
     return magnitude
 
 
+def points_moved(value: float, previous: float) -> float:
+    """How far a rate moved, in percentage points to one decimal (0.0: no move worth saying)."""
+    return round((value - previous) * 100, 1)
+
+
 def format_points(difference: float, *, locale: str) -> str:
     """A rate's change in percentage points, signed: 0.038 -> "+3.8 pts", -0.005 -> "−0.5 pts"; a rate
     moves by points, so a tile never says "+337.5%" of a percentage."""
-    points = round(difference * 100, 1)
+    points = points_moved(difference, 0.0)
     magnitude = format_decimal(abs(points), format="#,##0.0", locale=locale)
     sign = "+" if points > 0 else "−" if points < 0 else ""
     return f"{sign}{magnitude} pts"

@@ -35,6 +35,7 @@ from reports.charts.formatting import (
     format_datetime_stamp,
     format_points,
     format_value,
+    points_moved,
 )
 from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
 
@@ -817,7 +818,7 @@ def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
     if (
         value == previous
         or change == 0
-        or (spec.unit == "percent" and round((value - (previous or 0.0)) * 100, 1) == 0)
+        or (spec.unit == "percent" and not points_moved(value, previous or 0.0))
     ):
         return f"■ no change vs previous period ({previous_text})", theme.NEUTRAL_COLOUR
     rising = change > 0 if change is not None else value > (previous or 0.0)
