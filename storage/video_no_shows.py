@@ -10,26 +10,25 @@ from typing import Any, Self
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from domain.notifications.rules import DEFAULT_CHANNEL_ORDER
+from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
-from domain.video.rebooking import ConsultationFacts, StoredOffer
+from domain.video.rebooking import REBOOK_EVENT, ConsultationFacts, StoredOffer
 from domain.video.reminders import REMINDER_EVENT
 from domain.vocabulary import AppointmentStatus, ConsentStatus
 from storage.models import (
     Appointment,
     BusinessEvent,
-    CommunicationPreference,
     Customer,
     CustomerCommunication,
-    CustomerConsent,
     Service,
     StaffUser,
     VideoConsultation,
 )
 from storage.models.video import VideoRebookOffer
 from storage.notifications import SqlNotificationRepository
+from storage.recipients import SqlRecipientDirectory
 from storage.sql import dialect_of
 from storage.unit_of_work import SqlAuditTrail, SqlUnitOfWork
 from storage.video_booking import SqlVideoBookingRepository
@@ -40,7 +39,6 @@ FINISH_WITHIN = timedelta(days=1)
 MISSABLE = (ConsultationStatus.SCHEDULED.value, ConsultationStatus.CONFIRMED.value)
 #: The events that tell a patient about a consultation, which a "1" or "2" answers.
 PROMPTS = (REMINDER_EVENT, VIDEO_BOOKED, VIDEO_RESCHEDULED)
-REACHING_CHANNELS = ("sms", "whatsapp", "telegram", "email")
 #: Messages staff write (chat replies and one-off sends), as opposed to notifications and automatic answers.
 STAFF_SOURCES = ("manual", "chat", "reply")
 
@@ -227,35 +225,25 @@ class SqlRebookingDesk:
         return True
 
     async def patient_channel(self, customer_id: int) -> str:
-        preferred = await self.session.scalar(
-            select(CommunicationPreference.preferred_channel).where(
-                CommunicationPreference.customer_id == customer_id
-            )
+        """The channel the offer's message will take, chosen as the notification rule chooses it
+        (domain.notifications.rules.channel_order): the rule's own order, else the patient's preferred
+        channel, those they opted in on, then the default order; the first they have an address on and did
+        not opt out of. An offer so never names a channel the message cannot take."""
+        found = await SqlRecipientDirectory(self.session).by_ids(
+            [customer_id], channels=DEFAULT_CHANNEL_ORDER, now=datetime.now(UTC)
         )
-        if preferred in REACHING_CHANNELS:
-            return str(preferred)
-        # As the offer's message chooses (Recipient.reach_order): a channel they opted in on comes next.
-        opted_in = set(
-            await self.session.scalars(
-                select(CustomerConsent.channel).where(
-                    CustomerConsent.customer_id == customer_id,
-                    CustomerConsent.status == ConsentStatus.OPTED_IN.value,
-                )
-            )
-        )
-        for channel in DEFAULT_CHANNEL_ORDER:
-            if channel.value in opted_in:
+        if not found:
+            return DEFAULT_CHANNEL_ORDER[0].value
+        recipient = found[0]
+        rules = await SqlNotificationRepository(self.session).rules_for([REBOOK_EVENT])
+        order = channel_order(rules[0], recipient) if rules else recipient.reach_order(DEFAULT_CHANNEL_ORDER)
+        for channel in order:
+            consent = recipient.consents.get(channel)
+            if channel in recipient.addresses and (
+                consent is None or consent.status is not ConsentStatus.OPTED_OUT
+            ):
                 return channel.value
-        last = await self.session.scalar(
-            select(CustomerCommunication.channel)
-            .where(
-                CustomerCommunication.customer_id == customer_id,
-                CustomerCommunication.channel.in_(REACHING_CHANNELS),
-            )
-            .order_by(CustomerCommunication.id.desc())
-            .limit(1)
-        )
-        return str(last) if last else "sms"
+        return order[0].value if order else DEFAULT_CHANNEL_ORDER[0].value
 
     async def add_event(
         self, event_type: str, key: str, customer_id: int, payload: Mapping[str, Any], at: datetime

@@ -231,9 +231,23 @@ _VIDEO_REMINDER = exists(
         ),
     )
 )
+#: The clinic system's reminder that a rule made: an "appointment.reminder" business event posted under the
+#: key "appointment.reminder:appointment:{id}" and turned into the message by a notification rule.
+_FEED_EVENT_REMINDER = exists(
+    select(literal(1))
+    .select_from(_reminder_event)
+    .where(
+        _reminder_event.c.id == EventIdOf(_reminder.c.source_ref),
+        _reminder_event.c.event_type == "appointment.reminder",
+        _reminder_event.c.idempotency_key
+        == literal("appointment.reminder:appointment:") + cast(Appointment.id, String),
+    )
+    .correlate_except(_reminder_event)
+)
 #: The channel the appointment's last reminder went out on (handed to a provider, whatever came after):
-#: a video reminder, or an appointment reminder keyed "appointment.reminder:appointment:{id}" (the event
-#: feed's and the demo's). Read per appointment through the customer's message timeline index.
+#: a video reminder, or the clinic system's reminder: a message sent under the key
+#: "appointment.reminder:appointment:{id}" (the demo's), or one a rule made of an event posted under it.
+#: Read per appointment through the customer's message timeline index.
 LAST_REMINDER_CHANNEL = func.coalesce(
     select(_reminder.c.channel)
     .where(
@@ -245,6 +259,7 @@ LAST_REMINDER_CHANNEL = func.coalesce(
             _reminder.c.idempotency_key
             == literal("appointment.reminder:appointment:") + cast(Appointment.id, String),
             _VIDEO_REMINDER,
+            _FEED_EVENT_REMINDER,
         ),
     )
     .order_by(_reminder.c.created_at.desc(), _reminder.c.id.desc())

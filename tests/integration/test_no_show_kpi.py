@@ -45,7 +45,8 @@ async def _build_clinic(database: Database) -> None:
     some cancelled, reminders as the event feed keys them ("appointment.reminder:appointment:{id}") and
     video reminders as domain.video.reminders records them ("video-reminder:{consultation}:..." business
     events a rule turned into messages). Some reminders were suppressed (they went nowhere), some are
-    keyed for another consultation (they must not count), some appointments got two (the later counts)."""
+    keyed for another consultation (they must not count), some appointments got two (the later counts).
+    A third of the feed's reminders are posted as "appointment.reminder" events a rule turned into messages."""
     rng = random.Random(7)
     async with database.sessions() as session:
         clinics = [Location(code=c, name=c, country="DE", timezone=TZ) for c in ("BER", "HAM")]
@@ -61,7 +62,10 @@ async def _build_clinic(database: Database) -> None:
         ]
         customers = [Customer(name=f"Patient {i}", timezone=TZ) for i in range(40)]
         rule = AutomatedNotification(name="video_reminder", event_type="video.reminder", template_name="v")
-        session.add_all([*staff, *customers, rule])
+        clinic_rule = AutomatedNotification(
+            name="appointment_reminder", event_type="appointment.reminder", template_name="a"
+        )
+        session.add_all([*staff, *customers, rule, clinic_rule])
         await session.flush()
         for _ in range(240):
             service, clinician, customer = rng.choice(services), rng.choice(staff), rng.choice(customers)
@@ -84,10 +88,23 @@ async def _build_clinic(database: Database) -> None:
             if rng.random() < 0.6:  # a day-before reminder through the event feed
                 channel = rng.choice(["sms", "whatsapp", "email"])
                 sent = rng.choice(["delivered", "delivered", "sent", "failed", "suppressed"])
-                session.add(
-                    _message(customer.id, channel, sent, at - timedelta(days=1), None,
-                             f"appointment.reminder:appointment:{appointment.id}")
-                )  # fmt: skip
+                key = f"appointment.reminder:appointment:{appointment.id}"
+                if appointment.id % 3:  # sent under the key
+                    session.add(_message(customer.id, channel, sent, at - timedelta(days=1), None, key))
+                else:  # posted as an event under the key, which the clinic's rule turned into the message
+                    feed_event = BusinessEvent(
+                        event_type="appointment.reminder",
+                        idempotency_key=key,
+                        customer_id=customer.id,
+                        payload={},
+                        occurred_at=at - timedelta(days=1),
+                    )
+                    session.add(feed_event)
+                    await session.flush()
+                    session.add(
+                        _message(customer.id, channel, sent, at - timedelta(days=1),
+                                 f"{clinic_rule.id}:{feed_event.id}", f"rule:{clinic_rule.id}:{feed_event.id}")
+                    )  # fmt: skip
             if service.kind != "video":
                 continue
             video = VideoConsultation(
@@ -168,6 +185,13 @@ async def _recount(database: Database, dimension: str) -> dict[str, tuple[int, i
                 continue
             event_id = (message.source_ref or "").partition(":")[2]
             event = events.get(int(event_id)) if event_id.isdigit() else None
+            if (
+                event is not None
+                and event.event_type == "appointment.reminder"
+                and event.idempotency_key == f"appointment.reminder:appointment:{appointment.id}"
+            ):
+                reminders.append(message)
+                continue
             if (
                 video is not None
                 and event is not None

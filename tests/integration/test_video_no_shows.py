@@ -388,29 +388,38 @@ async def test_a_patient_left_waiting_by_an_absent_clinician_is_offered_new_time
 
 
 async def test_the_offer_names_the_channel_its_message_will_take(database: Database) -> None:
-    """The channel an offer is stored with (and the consultation page shows) is the one the message goes by:
-    their preferred channel, else one they opted in on, else the one last used."""
-    from storage.models import CommunicationPreference, ConsentRecord, CustomerCommunication, CustomerConsent
+    """The channel an offer is stored with (and the consultation page shows) is the one the message goes by,
+    chosen as the rule chooses: their preferred channel, then one they opted in on, then the default order,
+    each only if they have an address on it and did not opt out; a rule's own order comes first."""
+    from storage.models import (
+        AutomatedNotification,
+        CommunicationPreference,
+        ConsentRecord,
+        CustomerCommunication,
+        CustomerConsent,
+    )
     from storage.video_no_shows import SqlRebookingDesk
 
     async with database.sessions() as session:
-        said_sms, wrote, chose = (
+        said_sms, wrote, chose, no_address, said_no = (
             Customer(name=name, phone_e164=f"+49151000009{i}", timezone="Europe/Berlin")
-            for i, name in enumerate(("Sara Sms", "Walter Whatsapp", "Emil Email"))
+            for i, name in enumerate(("Sara Sms", "Walter Whatsapp", "Emil Email", "Petra Phone", "Nora No"))
         )
-        session.add_all([said_sms, wrote, chose])
+        chose.email = "emil@example.org"
+        session.add_all([said_sms, wrote, chose, no_address, said_no])
         await session.flush()
-        record = ConsentRecord(
-            customer_id=said_sms.id, channel="sms", status="opted_in", source="front desk", recorded_at=NOW
-        )
-        session.add(record)
-        await session.flush()
-        session.add(
-            CustomerConsent(
-                customer_id=said_sms.id, channel="sms", status="opted_in", source="front desk",
-                record_id=record.id, changed_at=NOW,
+        for customer, channel, status in ((said_sms, "sms", "opted_in"), (said_no, "whatsapp", "opted_out")):
+            record = ConsentRecord(
+                customer_id=customer.id, channel=channel, status=status, source="front desk", recorded_at=NOW
             )
-        )  # fmt: skip
+            session.add(record)
+            await session.flush()
+            session.add(
+                CustomerConsent(
+                    customer_id=customer.id, channel=channel, status=status, source="front desk",
+                    record_id=record.id, changed_at=NOW,
+                )
+            )  # fmt: skip
         for customer in (said_sms, wrote):
             session.add(
                 CustomerCommunication(
@@ -419,8 +428,24 @@ async def test_the_offer_names_the_channel_its_message_will_take(database: Datab
                 )
             )  # fmt: skip
         session.add(CommunicationPreference(customer_id=chose.id, preferred_channel="email"))
+        session.add(CommunicationPreference(customer_id=no_address.id, preferred_channel="email"))
         await session.commit()
         desk = SqlRebookingDesk(session)
-        assert await desk.patient_channel(said_sms.id) == "sms"  # opted in beats last used
-        assert await desk.patient_channel(wrote.id) == "whatsapp"  # nothing said: the one last used
+        assert await desk.patient_channel(said_sms.id) == "sms"  # opted in beats the default order
+        assert await desk.patient_channel(wrote.id) == "whatsapp"  # nothing said: the default order
         assert await desk.patient_channel(chose.id) == "email"  # their own choice first
+        # Preferred email with no address: the message goes on, and the offer says so.
+        assert await desk.patient_channel(no_address.id) == "whatsapp"
+        assert await desk.patient_channel(said_no.id) == "sms"  # never a channel they opted out of
+        # The business's rule with its own order decides before any of that.
+        session.add(
+            AutomatedNotification(
+                name="rebook_by_sms",
+                event_type=REBOOK_EVENT,
+                template_name="t",
+                channel_order=["sms", "email"],
+            )
+        )
+        await session.commit()
+        assert await desk.patient_channel(chose.id) == "sms"
+        assert await desk.patient_channel(wrote.id) == "sms"
