@@ -9,7 +9,9 @@ from typing import Any, Self
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.clock import utc_now
 from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
+from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, reaching_channel
 from domain.vocabulary import Channel, MessageCategory
 from storage.campaigns import SqlOutboxWriter, SqlTemplateCatalogue
 from storage.models import AutomatedNotification
@@ -79,6 +81,18 @@ class SqlNotificationRepository:
             .order_by(AutomatedNotification.id)
         )
         return [_rule(row) for row in rows]
+
+    async def reaching_channel(self, event_type: str, customer_id: int) -> tuple[str | None, str]:
+        """The channel the first enabled rule for ``event_type`` will reach the customer on, and why (a key of
+        domain.notifications.rules.REACH_REASONS); (None, "") when none will."""
+        found = await SqlRecipientDirectory(self._session).by_ids(
+            [customer_id], channels=DEFAULT_CHANNEL_ORDER, now=utc_now()
+        )
+        if not found:
+            return None, ""
+        rules = await self.rules_for([event_type])
+        channel, why = reaching_channel(rules[0] if rules else None, found[0])
+        return (channel.value if channel is not None else None), why
 
     async def all_rules(self) -> list[NotificationRule]:
         rows = await self._session.scalars(select(AutomatedNotification).order_by(AutomatedNotification.id))

@@ -10,13 +10,13 @@ from typing import Any, Self
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order
+from domain.notifications.rules import DEFAULT_CHANNEL_ORDER
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
 from domain.video.rebooking import REBOOK_EVENT, ConsultationFacts, StoredOffer
 from domain.video.reminders import REMINDER_EVENT
-from domain.vocabulary import AppointmentStatus, ConsentStatus
+from domain.vocabulary import AppointmentStatus
 from storage.models import (
     Appointment,
     BusinessEvent,
@@ -28,7 +28,6 @@ from storage.models import (
 )
 from storage.models.video import VideoRebookOffer
 from storage.notifications import SqlNotificationRepository
-from storage.recipients import SqlRecipientDirectory
 from storage.sql import dialect_of
 from storage.unit_of_work import SqlAuditTrail, SqlUnitOfWork
 from storage.video_booking import SqlVideoBookingRepository
@@ -225,25 +224,12 @@ class SqlRebookingDesk:
         return True
 
     async def patient_channel(self, customer_id: int) -> str:
-        """The channel the offer's message will take, chosen as the notification rule chooses it
-        (domain.notifications.rules.channel_order): the rule's own order, else the patient's preferred
-        channel, those they opted in on, then the default order; the first they have an address on and did
-        not opt out of. An offer so never names a channel the message cannot take."""
-        found = await SqlRecipientDirectory(self.session).by_ids(
-            [customer_id], channels=DEFAULT_CHANNEL_ORDER, now=datetime.now(UTC)
+        """The channel the offer's message will take, chosen as its rule chooses (reaching_channel), so an
+        offer never names a channel the message cannot take; the default order's first when none can."""
+        channel, _why = await SqlNotificationRepository(self.session).reaching_channel(
+            REBOOK_EVENT, customer_id
         )
-        if not found:
-            return DEFAULT_CHANNEL_ORDER[0].value
-        recipient = found[0]
-        rules = await SqlNotificationRepository(self.session).rules_for([REBOOK_EVENT])
-        order = channel_order(rules[0], recipient) if rules else recipient.reach_order(DEFAULT_CHANNEL_ORDER)
-        for channel in order:
-            consent = recipient.consents.get(channel)
-            if channel in recipient.addresses and (
-                consent is None or consent.status is not ConsentStatus.OPTED_OUT
-            ):
-                return channel.value
-        return order[0].value if order else DEFAULT_CHANNEL_ORDER[0].value
+        return channel or DEFAULT_CHANNEL_ORDER[0].value
 
     async def add_event(
         self, event_type: str, key: str, customer_id: int, payload: Mapping[str, Any], at: datetime

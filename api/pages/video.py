@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import PERIODS, Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
+from domain.notifications.rules import told_words
 from domain.video.booking import cancel_consultation, reschedule_consultation
 from domain.video.model import (
     ACTIVE_STATUSES,
@@ -45,6 +46,8 @@ from switchboard.wiring import Container
 #: The spans the list offers; a week is any week, named by a day in it (``week=YYYY-MM-DD``).
 SPANS = {"today": "Today", "week": "This week"}
 CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "telegram": "Telegram", "email": "email"}
+#: What the booking's redirect may say the patient is told on ("none": no channel reaches them).
+TOLD_ON = frozenset({*CHANNEL_WORDS, "none"})
 #: A reminder's message status, in words.
 REMINDER_WORDS = {
     "planned": "due",
@@ -292,14 +295,15 @@ def _slot_words(value: str, clock: BusinessClock) -> str:
     return f"{clock.day(moment)} {clock.clock(moment)}"
 
 
-def booked_words(line: ConsultationLine, channel: str | None, clock: BusinessClock) -> str:
+def booked_words(line: ConsultationLine, channel: str | None, why: str, clock: BusinessClock) -> str:
     """The notice after booking on the dashboard: who, what, when, and where the patient's link goes."""
-    told = CHANNEL_WORDS.get(channel or "")
-    where = f"on {told}, their preferred channel" if told else "on their usual channel"
+    # From the booking's redirect: a channel, or "none" when no channel reaches them; anything else is
+    # not ours to repeat.
+    where = f" {told_words(None if channel == 'none' else channel, why)}" if channel in TOLD_ON else ""
     return (
         f"Booked {line.customer} for {line.service or 'a video consultation'} with {line.staff or 'no clinician'} "
         f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone}); "
-        f"the patient is sent the link {where}."
+        f"the patient is sent the link{where}."
     )
 
 
@@ -358,7 +362,9 @@ class VideoPages(StaffPages):
             raise NotFoundException(f"There is no video consultation {consultation_id}.")
         line = found.line
         if done == "booked" and "error" not in extra:
-            extra["done"] = booked_words(line, request.query_params.get("told"), clock)
+            extra["done"] = booked_words(
+                line, request.query_params.get("told"), request.query_params.get("why", ""), clock
+            )
         patient_zone = ZoneInfo(line.customer_timezone)
         patient_time = line.scheduled_at.astimezone(patient_zone)
         return page(

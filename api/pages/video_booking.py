@@ -200,5 +200,6 @@ class VideoBookingPages(StaffPages):
         except VideoError as error:
             form.error = str(error)
             return await self._page(request, form, search=True)
-        query = {"done": "booked", **({"told": booked.customer_channel} if booked.customer_channel else {})}
+        told = {"told": booked.customer_channel or "none", "why": booked.customer_channel_why}
+        query = {"done": "booked", **told}
         return Redirect(f"/communication/video/{booked.consultation_id}?{urlencode(query)}", status_code=303)

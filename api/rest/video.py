@@ -95,6 +95,9 @@ def consultation_json(booked: BookedConsultation, public_url: str) -> dict[str, 
             "name": booked.customer_name,
             "timezone": booked.customer_timezone,
             "local_time": time_in(booked.starts_at, booked.customer_timezone),
+            # The channel the message about it takes (null: none reaches them), and why (REACH_REASONS).
+            "told_on": booked.customer_channel,
+            "told_because": booked.customer_channel_why or None,
         },
         "staff": {
             "id": booked.staff_id,
@@ -208,7 +211,8 @@ class VideoController(Controller):
 
     @post("/consultations", status_code=201, responses={**problems(body=True), **CONFLICT})
     async def book(self, request: Request[Any, Any, Any], data: JSONBody[BookingIn]) -> dict[str, Any]:
-        """Book a video consultation; the patient is told on their preferred channel, in their own time."""
+        """Book a video consultation; the patient is told in their own time, on the channel `customer.told_on`
+        names (why: `told_because`)."""
         container = container_of(request)
         zone = await _clinician_zone(container, data.staff_id)
         starts_at = _instant(data.starts_at, "starts_at", zone)

@@ -17,7 +17,7 @@ from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
 from bot.commands.parsing import ParseError, recipient_ref
 from bot.commands.video_times import DaySpec, WhenSpec, parse_day, parse_when, when_words
 from bot.replies import Button, Field, Reply, Table
-from domain.conversations.opening import channel_words
+from domain.notifications.rules import told_words
 from domain.staff import StaffIdentity
 from domain.video.booking import (
     BookedConsultation,
@@ -37,7 +37,6 @@ from domain.video.booking_ports import BookableService, Clinician
 from domain.video.model import SLOT_STEP, STATUS_WORDS, VideoError
 from domain.video.ports import VideoRooms
 from domain.video.slots import zone_of
-from domain.vocabulary import Channel
 from providers.video.rooms import video_rooms_from
 from storage.queries.customers import customers_by_reference
 from switchboard.settings import ConfigurationError
@@ -282,14 +281,8 @@ def _patient_words(booked: BookedConsultation) -> str:
 
 
 def _told(booked: BookedConsultation, what: str = "the link") -> str:
-    """Where the patient hears of it: their preferred channel when they have one."""
-    if booked.customer_channel:
-        try:
-            words = channel_words(Channel(booked.customer_channel))
-        except ValueError:
-            words = booked.customer_channel
-        return f"{booked.customer_name} is sent {what} on {words}, their preferred channel."
-    return f"{booked.customer_name} is sent {what} on their usual channel."
+    """Where the patient hears of it: the channel the message takes, and why that one."""
+    return f"{booked.customer_name} is sent {what} {told_words(booked.customer_channel, booked.customer_channel_why)}."
 
 
 def _fields(booked: BookedConsultation) -> tuple[Field, ...]:

@@ -19,7 +19,7 @@ from domain.notifications.model import (
     NotificationRuleChanges,
     NotificationRuleDraft,
 )
-from domain.vocabulary import Channel, MessageCategory
+from domain.vocabulary import Channel, ConsentStatus, MessageCategory
 
 #: Channels tried after the customer's preferred one and those they opted in on, cheapest reliable first.
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
@@ -140,6 +140,52 @@ def channel_order(rule: NotificationRule, recipient: Recipient) -> tuple[Channel
     if rule.channel_order:
         return rule.channel_order
     return recipient.reach_order(DEFAULT_CHANNEL_ORDER)
+
+
+#: Why a rule's message takes the channel reaching_channel names, in staff's words (see ``reaching_channel``).
+REACH_REASONS: dict[str, str] = {
+    "preferred": "their preferred channel",
+    "opted_in": "a channel they opted in on",
+    "rule": "the channel the rule names first",
+    "default": "the first channel they can be reached on",
+}
+
+
+def reaching_channel(rule: NotificationRule | None, recipient: Recipient) -> tuple[Channel | None, str]:
+    """The channel a rule's message to ``recipient`` will take, and why (a key of REACH_REASONS): the first
+    in its order (``channel_order``) that they have an address on and did not opt out of. (None, "") when
+    none qualifies. Quiet hours and caps do not change a service message's channel, so this is what staff
+    are told before it goes."""
+    order = (
+        channel_order(rule, recipient) if rule is not None else recipient.reach_order(DEFAULT_CHANNEL_ORDER)
+    )
+    for channel in order:
+        consent = recipient.consents.get(channel)
+        if channel not in recipient.addresses or (
+            consent is not None and consent.status is ConsentStatus.OPTED_OUT
+        ):
+            continue
+        if rule is not None and rule.channel_order:
+            return channel, "rule"
+        if channel == recipient.preferred_channel:
+            return channel, "preferred"
+        if consent is not None and consent.status is ConsentStatus.OPTED_IN:
+            return channel, "opted_in"
+        return channel, "default"
+    return None, ""
+
+
+def told_words(channel: str | None, why: str) -> str:
+    """Where a message goes, for a sentence "… is sent the link {told_words}": "on SMS, a channel they
+    opted in on"."""
+    if not channel:
+        return "on no channel: none reaches them (no address, or they opted out)"
+    try:
+        words = channel_words(Channel(channel))
+    except ValueError:
+        words = channel
+    reason = REACH_REASONS.get(why)
+    return f"on {words}, {reason}" if reason else f"on {words}"
 
 
 def describe_offset(minutes: int) -> str:

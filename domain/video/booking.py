@@ -78,8 +78,10 @@ class BookedConsultation:
     version: int
     status: ConsultationStatus
     staff_timezone: str = "UTC"
-    #: The channel the patient prefers to be told on, when they said (None: the rules' default order).
+    #: The channel the patient is told on (None: no channel reaches them), and why: a key of
+    #: domain.notifications.rules.REACH_REASONS.
     customer_channel: str | None = None
+    customer_channel_why: str = ""
     #: The patient's link (`PUBLIC_URL/v/TOKEN`).
     link: str = ""
 
@@ -231,7 +233,8 @@ async def book_consultation(
             version=1,
             status=ConsultationStatus.SCHEDULED,
             staff_timezone=clinician.timezone,
-            customer_channel=patient.preferred_channel,
+            customer_channel=patient.told_on,
+            customer_channel_why=patient.told_why,
             link=patient_link(public_url, booking.link_token),
         )
         await _tell_patient(uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now)
@@ -492,7 +495,8 @@ def _booked(
         version=stored.version,
         status=stored.status,
         staff_timezone=clinician.timezone,
-        customer_channel=patient.preferred_channel,
+        customer_channel=patient.told_on,
+        customer_channel_why=patient.told_why,
         link=patient_link(public_url, stored.link_token),
     )
 

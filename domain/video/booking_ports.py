@@ -43,6 +43,10 @@ class Patient:
     locale: str = "en"
     #: The channel they prefer to be told on, when they said.
     preferred_channel: str | None = None
+    #: The channel the booking's message will take (domain.notifications.rules.reaching_channel), and why
+    #: (a key of REACH_REASONS); None when no channel reaches them.
+    told_on: str | None = None
+    told_why: str = ""
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,9 @@ class RebookingDesk(Protocol):
         """The consultation (and its appointment) is confirmed; False when it already was or is not booked."""
 
     async def patient_channel(self, customer_id: int) -> str:
-        """The channel the patient is reached on: their preferred one, else one they opted in on, else the
-        one last used."""
+        """The channel the offer's message will take, as its rule chooses it (the rule's own order, else their
+        preferred channel, those they opted in on, the default order; one they have an address on and did
+        not opt out of)."""
 
     async def add_event(
         self, event_type: str, key: str, customer_id: int, payload: Mapping[str, Any], at: datetime

@@ -348,7 +348,9 @@ async def test_an_agent_books_a_consultation_through_the_form(
     booked = await book(client, slots, starts_at=chosen)
     assert booked.status_code == 303, booked.text
     location = booked.headers["location"]
-    assert re.fullmatch(r"/communication/video/\d+\?done=booked", location), location
+    assert re.fullmatch(r"/communication/video/\d+\?done=booked&told=whatsapp&why=default", location), (
+        location
+    )
     consultation_id = int(location.split("/")[-1].split("?")[0])
     assert await count_consultations(database) == before + 1
     async with database.read_sessions() as session:
@@ -380,12 +382,17 @@ async def test_an_agent_books_a_consultation_through_the_form(
         assert len(events) == 1 and events[0].payload["consultation_id"] == consultation_id
     shown = (await client.get(location)).text
     assert "Booked Clara Klein for Video skin consultation with Dr. Anna Vogel on" in shown
-    assert "the patient is sent the link on their usual channel." in shown
+    # Clara has a phone number and said nothing: the booking's rule reaches her on WhatsApp first.
+    assert "the patient is sent the link on WhatsApp, the first channel they can be reached on." in shown
     assert "video book by agent@clinic.example" in shown
-    told = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=whatsapp")).text
-    assert "the patient is sent the link on WhatsApp, their preferred channel." in told
-    forged = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=%3Cb%3E")).text
-    assert "on their usual channel." in forged and "<b>" not in forged
+    told = (
+        await client.get(f"/communication/video/{consultation_id}?done=booked&told=sms&why=opted_in")
+    ).text
+    assert "the patient is sent the link on SMS, a channel they opted in on." in told
+    nowhere = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=none")).text
+    assert "the patient is sent the link on no channel: none reaches them" in nowhere
+    forged = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=%3Cb%3E&why=x")).text
+    assert "the patient is sent the link." in forged and "<b>" not in forged
     again = (await client.get(booking_query(world, "Clara"))).text
     assert f'value="{chosen}"' not in again, "the booked time is no longer offered"
 

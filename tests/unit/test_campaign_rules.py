@@ -16,7 +16,13 @@ from domain.consent.unsubscribe import UnsubscribeLinks, read_unsubscribe_token
 from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.send_decision import OutboxPlanner, check_variables, choose_channel, template_reads
 from domain.notifications.model import BusinessEvent, NotificationRule
-from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, channel_order, due_at
+from domain.notifications.rules import (
+    DEFAULT_CHANNEL_ORDER,
+    channel_order,
+    due_at,
+    reaching_channel,
+    told_words,
+)
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.validation import validate_template
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource, MessageStatus
@@ -258,6 +264,30 @@ class TestNotificationRules:
         assert channel_order(self.rule, both)[:2] == (Channel.EMAIL, Channel.SMS)
         ruled = replace(self.rule, channel_order=(Channel.WHATSAPP,))
         assert channel_order(ruled, sms_only) == (Channel.WHATSAPP,)  # a rule's own order is kept
+
+    def test_staff_are_told_the_channel_the_message_will_take_and_why(self) -> None:
+        """reaching_channel skips a channel with no address or an opt-out, as the send decision will."""
+        said_yes = ChannelConsent(ConsentStatus.OPTED_IN, "front desk", NOW - timedelta(days=2))
+        phone_only = {Channel.WHATSAPP: "+49151", Channel.SMS: "+49151"}
+        assert reaching_channel(self.rule, recipient()) == (Channel.WHATSAPP, "default")
+        # Prefers email but has no address: the next in the order, and staff are not told "preferred".
+        no_mail = recipient(addresses=phone_only, preferred_channel=Channel.EMAIL)
+        assert reaching_channel(self.rule, no_mail) == (Channel.WHATSAPP, "default")
+        assert reaching_channel(self.rule, recipient(preferred_channel=Channel.EMAIL)) == (
+            Channel.EMAIL,
+            "preferred",
+        )
+        sms_only = recipient(
+            addresses=phone_only, consents={Channel.SMS: said_yes, Channel.WHATSAPP: OPTED_OUT}
+        )
+        assert reaching_channel(self.rule, sms_only) == (Channel.SMS, "opted_in")
+        assert reaching_channel(None, sms_only) == (Channel.SMS, "opted_in")  # no rule: the same order
+        ruled = replace(self.rule, channel_order=(Channel.WHATSAPP, Channel.EMAIL))
+        assert reaching_channel(ruled, sms_only) == (None, "")  # opted out of one, no address on the other
+        assert reaching_channel(ruled, recipient()) == (Channel.WHATSAPP, "rule")
+        assert told_words("sms", "opted_in") == "on SMS, a channel they opted in on"
+        assert told_words("whatsapp", "") == "on WhatsApp"
+        assert told_words(None, "").startswith("on no channel")
 
 
 class TestUnsubscribeLinks:
