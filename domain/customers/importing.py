@@ -54,7 +54,7 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     ),
     "email": ("email", "e_mail", "email_address", "mail"),
     "country": ("country", "country_code"),
-    "locale": ("locale", "language", "lang"),
+    "locale": ("locale", "language", "lang", "sprache"),
     "timezone": ("timezone", "time_zone", "tz"),
     "segment": ("segment",),
     "tags": ("tags", "tag", "labels"),

@@ -90,7 +90,7 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "ended_patient": "Antworten Sie auf die Nachricht mit diesem Link, um einen neuen Termin zu buchen.",
         "ended_clinician": "Der Raum ist jetzt geschlossen.",
         "not_yet": "Der Raum für Ihren Videotermin öffnet um {opens}",
-        "not_yet_detail": "Sie beginnt um {starts}. Öffnen Sie diesen Link dann erneut; der Raum lässt Sie "
+        "not_yet_detail": "Er beginnt um {starts}. Öffnen Sie diesen Link dann erneut; der Raum lässt Sie "
         "zehn Minuten vorher ein.",
         "enter": "Sie betreten Ihren Videotermin",
     },

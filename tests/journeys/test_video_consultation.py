@@ -1,7 +1,8 @@
 """A clinic runs a video consultation end to end on a freshly seeded demo (issue 14's "Done when").
 
 Everything goes through the product's public entry points: the bot's command language, the patient's phone
-in the sandbox (WhatsApp), the `/v/` link over HTTP, the sandbox's Jitsi room and Slack, and the browser.
+in the sandbox (WhatsApp, and SMS for a patient who said yes to SMS only), the clinic's patient list
+through `switchboard import customers`, the `/v/` link over HTTP, the sandbox's Jitsi room and Slack, and the browser.
 Two things are test setup, written straight into the demo's database:
 
 - the clinician works every day 00:00-23:55, so the booking and the rebooking offer find free times whatever
@@ -433,3 +434,91 @@ def test_the_dashboard_shows_the_statuses(demo: Demo, browser_page: Any) -> None
     assert shown >= 2, "the journey's consultations are on the today and week pages"
     path = screenshot(browser_page, "video-consultations")
     assert path.stat().st_size > 10_000
+
+
+def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
+    demo: Demo, browser_page: Any
+) -> None:
+    """A German-speaking patient who said yes to SMS only, imported from the clinic's list, is booked for
+    next week: staff are told the link goes by SMS and why, the patient's phone gets it by SMS (not on
+    WhatsApp, though the number reaches it) in German, the link's page speaks German, and next week's list
+    shows the consultation in chat and in the browser while this week's does not."""
+    path = demo.folder / "german-patient.csv"
+    path.write_text(
+        "Patient No;Name;Mobile;Language;Time zone;SMS consent;Consent source\n"
+        "VID-DE-1;Greta Gruber;0151 55509001;de;Europe/Berlin;ja;Anmeldebogen\n",
+        encoding="utf-8",
+    )
+    done = demo.cli("import", "customers", str(path), "--region", "DE")
+    assert done.returncode == 0, done.stderr
+    [(customer_id, phone_number, locale)] = demo.rows(
+        select(Customer.id, Customer.phone_e164, Customer.locale).where(Customer.external_ref == "VID-DE-1")
+    )
+    assert phone_number == "+4915155509001" and locale.startswith("de")
+    [(staff_id, staff_name, staff_tz)] = demo.rows(
+        select(StaffUser.id, StaffUser.name, StaffUser.timezone).where(StaffUser.email == CLINICIAN)
+    )
+    write(  # test setup, as in the first step: the clinician works all day, whatever hour CI runs at
+        demo,
+        delete(ClinicianHours).where(ClinicianHours.staff_id == staff_id),
+        *[
+            insert(ClinicianHours).values(
+                staff_id=staff_id, weekday=day, starts=clock_time(0, 0), ends=clock_time(23, 55)
+            )
+            for day in range(7)
+        ],
+    )
+    zone = ZoneInfo(staff_tz)
+    today = datetime.now(zone).date()
+    next_monday = today + timedelta(days=7 - today.weekday())
+    at = datetime.combine(next_monday + timedelta(days=1), clock_time(18, 20), tzinfo=zone)  # next Tuesday
+    sms_before = len(demo.sandbox_messages("twilio"))
+
+    reply = demo.ask(
+        f"video book #{customer_id} SKIN-VIDEO with {staff_name} at {at:%Y-%m-%d %H:%M}", as_email=MANAGER
+    )
+    assert reply.title == "Video consultation booked", reply
+    consultation_id = int({f.label: f.value for f in reply.fields}["Consultation"])
+    assert "Greta Gruber is sent the link on SMS, a channel they opted in on." in reply.text, reply.text
+
+    def texts() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in demo.sandbox_messages("twilio")[sms_before:]
+            if m["direction"] == "outbound" and m["to"] == phone_number
+        ]
+
+    [sms] = wait_for(texts, 60, "the booking's SMS on the patient's phone")
+    token = consultation(demo, consultation_id).link_token
+    link = f"{demo.app_url}/v/{token}"
+    local = at.astimezone(ZoneInfo("Europe/Berlin"))
+    assert sms["body"].startswith("Hallo Greta, Ihr Termin") and link in sms["body"], sms["body"]
+    assert f"{local:%H:%M}" in sms["body"] and "gebucht" in sms["body"], sms["body"]
+    on_whatsapp = [
+        m for m in demo.sandbox_messages("whatsapp_cloud") if m.get("to") == phone_number.lstrip("+")
+    ]
+    assert not on_whatsapp, "she said yes to SMS; her number reaching WhatsApp does not make it hers"
+
+    status, page = get(link)
+    assert status == 200 and '<html lang="de"' in page, page[:500]
+    assert f"Der Raum für Ihren Videotermin öffnet um {local - timedelta(minutes=10):%H:%M}" in page, page[
+        :3000
+    ]
+
+    listed = render_reply(demo.ask("video list next week", as_email=MANAGER))
+    assert re.search(rf"{consultation_id}\b.*Greta Gruber", listed), listed
+    this_week = render_reply(demo.ask("video list this week", as_email=MANAGER))
+    assert not re.search(rf"\b{consultation_id}\b.*Greta Gruber", this_week), this_week
+
+    sign_in(browser_page, demo, MANAGER)
+    browser_page.goto(f"{demo.app_url}/communication/video?span=week")
+    browser_page.wait_for_load_state()
+    row = f"tr:has(a[href$='/communication/video/{consultation_id}'])"
+    assert browser_page.locator(row).count() == 0, "this week's page does not list next week's consultation"
+    browser_page.click("#next-week")
+    browser_page.wait_for_load_state()
+    assert f"week={next_monday.isoformat()}" in browser_page.url, browser_page.url
+    assert browser_page.locator("#next-week").get_attribute("aria-current") == "page"
+    shown = browser_page.locator(row).inner_text()
+    assert "Greta Gruber" in shown and "booked" in shown, shown
+    screenshot(browser_page, "video-next-week")

@@ -159,7 +159,7 @@ def test_a_german_patient_reads_the_page_in_german_and_staff_in_english() -> Non
     assert early.headline == (
         "Der Raum für Ihren Videotermin öffnet um 10:20 Uhr am Di., 8. Dez. (Zeitzone Europe/Berlin)"
     )
-    assert "Sie beginnt um 10:30 Uhr" in early.detail
+    assert "Er beginnt um 10:30 Uhr" in early.detail
     assert decide_link(
         replace(german, attendance=Attendance(ConsultationStatus.CANCELLED)), START
     ).headline == ("Dieser Videotermin wurde abgesagt")
