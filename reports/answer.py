@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from reports.charts.spec import Direction as TileDirection
 from reports.metrics import Metric, get_metric
 from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
 from reports.periods import format_day_range, partial_buckets, zone
-from reports.query import Filter, MetricQuery, QueryResult, SeriesResult, run_query
+from reports.query import SHOWN_JOINER, Filter, MetricQuery, QueryResult, SeriesResult, run_query
 from reports.trends import (
     against_words,
     anomalies,
@@ -29,6 +29,7 @@ from reports.trends import (
 )
 from storage.analytics.facts import NO_REMINDER, NO_VALUE, SOURCES
 from storage.database import Database
+from storage.queries.reports import value_names
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
 SEASON_FOR_GRAIN = {"day": 7}
@@ -61,7 +62,7 @@ async def answer(
     more there are; a sum's total stays the whole. (The chart of N parts is `presentation.present`'s.)
     """
     money = None
-    limited_to = _filters_in_words(query.filters)  # as asked: the currency planning adds is said apart
+    asked = query.filters  # as asked: the currency filter planning adds is said apart
     first = get_metric(query.metrics[0]) if query.metrics else None
     if first is not None and is_money(first):
         money = await plan_money(
@@ -69,6 +70,8 @@ async def answer(
         )
         query, currency = money.query, money.currency
     result = await run_query(database, query, now=now, business_tz=business_tz)
+    result = dataclasses.replace(result, names=await value_names(database, _values_named(result, asked)))
+    limited_to = _filters_in_words(asked, result.names)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
     history = await history_start(database, metric) if result.comparison_range is not None else None
@@ -137,14 +140,26 @@ SELF_EXPLAINED = frozenset({"channel", "location", "provider"})
 LISTED_VALUES = 3
 
 
-def _filters_in_words(filters: Sequence[Filter]) -> str:
-    """What the figure is limited to, after the metric's name: " for WhatsApp", " for BER or MUC", " for
-    campaign spring-2026", " for all services but SKIN-VIDEO", " for 5 locations" (empty when it is not). The
+def _values_named(result: QueryResult, filters: Sequence[Filter]) -> dict[str, set[str]]:
+    """The stored values an answer says, per dimension: its filters' and its parts'."""
+    wanted: dict[str, set[str]] = {}
+    for f in filters:
+        wanted.setdefault(f.dimension, set()).update(str(v) for v in f.values)
+    for s in result.series:
+        for dimension, value in zip(result.dimensions, s.dimension_values, strict=False):
+            wanted.setdefault(dimension, set()).add(value)
+    return wanted
+
+
+def _filters_in_words(filters: Sequence[Filter], names: Mapping[str, Mapping[str, str]]) -> str:
+    """What the figure is limited to, after the metric's name: " for WhatsApp", " for Berlin Mitte or
+    München Schwabing" (clinics by their names, from `names`), " for campaign Spring offer", " for all services but SKIN-VIDEO", " for 5 locations" (empty when it is not). The
     answer's sentence travels alone (a notification, a chart's alt text), so it must not read as the whole
     business's figure. A currency filter is left out: the amount says its currency."""
     words = []
     for f in filters:
-        values = [value_label(str(v)) for v in f.values if str(v).strip()]
+        known = names.get(f.dimension, {})
+        values = [known.get(str(v)) or value_label(str(v)) for v in f.values if str(v).strip()]
         if f.dimension == CURRENCY or not values:
             continue
         left_out = f.operator in ("ne", "not_in")
@@ -213,11 +228,11 @@ def _summary(
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(label(d)) for d in result.dimensions)
         sentence = say(total, previous, f" (all {every})")
-        if len(series) > 1 and (parts := _parts(series, metric, locale, currency, top or PARTS_SAID)):
+        if len(series) > 1 and (parts := _parts(result, series, locale, currency, top or PARTS_SAID)):
             sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
-            current = {value_label(s.dimension_value or ""): s.total or 0.0 for s in series}
-            before = {value_label(s.dimension_value or ""): s.comparison_total or 0.0 for s in series}
+            current = {series_label(result, s): s.total or 0.0 for s in series}
+            before = {series_label(result, s): s.comparison_total or 0.0 for s in series}
             movers = describe_contributors(top_contributors(current, before, limit=3))
             if movers:
                 sentence = f"{sentence[:-1]}; biggest moves: {movers}."
@@ -227,14 +242,14 @@ def _summary(
     if top is not None and len(series) > 1:
         # "top 3 clinics by no-show rate": the three, not only the highest; rates of parts never add up.
         every = " and ".join(label(d) for d in result.dimensions)
-        parts = _parts(series, metric, locale, currency, top)
+        parts = _parts(result, series, locale, currency, top)
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
     # A ratio's parts never add up: the highest part is compared with its own figure before.
     sentence = say(
         leader.total,
         leader.comparison_total if comparison else None,
-        f" by {label(result.dimension)}, highest {value_label(leader.dimension_value or '')}",
+        f" by {label(result.dimension)}, highest {series_label(result, leader)}",
         compare=comparison is not None,
     )
     if comparison is not None and leader.comparison_total is None:
@@ -247,13 +262,14 @@ PARTS_SAID = 5
 
 
 def _parts(
-    series: tuple[SeriesResult, ...], metric: Metric, locale: str, currency: str, shown: int = PARTS_SAID
+    result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str, shown: int = PARTS_SAID
 ) -> str:
     """The split in words, largest first: "email 488, SMS 361, WhatsApp 335 and Telegram 42" (the first
     `shown`, then how many more)."""
+    metric = result.metrics[0]
     money = currency if metric.unit == "currency" else None
     parts = [
-        f"{value_label(s.dimension_value or '') or '(none)'} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
+        f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
         for s in sorted(series, key=lambda s: -(s.total or 0.0))
     ]
     if len(parts) > shown:
@@ -296,9 +312,7 @@ def chart_for(
     if result.grain is not None and shown and shown[0].points:
         kind = "line"
         chart_series = tuple(
-            Series(
-                value_label(s.dimension_value) if s.dimension_value else s.name, tuple(v for _, v in s.points)
-            )
+            Series(series_label(result, s) if s.dimension_value else s.name, tuple(v for _, v in s.points))
             for s in shown
         )
         marks: list[Annotation] = []
@@ -315,9 +329,7 @@ def chart_for(
     if result.dimension is not None and shown:
         return ChartSpec(
             kind="bar",
-            categories=tuple(
-                value_label(s.dimension_value) if s.dimension_value else "(none)" for s in shown
-            ),
+            categories=tuple(series_label(result, s) for s in shown),
             series=split_bars(result, metric.label, shown),
             annotations=tuple(targets),
             **header,  # type: ignore[arg-type]
@@ -386,6 +398,24 @@ PROVIDER_NAMES = {p.value: PROVIDER_WORDS[p] for p in Provider if p.value not in
 }
 #: Values that stand for "nothing" in one dimension, in words ("by reminder channel": "no reminder").
 NOTHING_WORDS = {NO_REMINDER: "no reminder"}
+
+
+def named_value(result: QueryResult, dimension: str | None, value: str) -> str:
+    """One dimension's value as people read it: the business's name for a code ("Berlin Mitte" for
+    "BER"), else `value_label`."""
+    return result.names.get(dimension or "", {}).get(value) or value_label(value)
+
+
+def series_label(result: QueryResult, series: SeriesResult) -> str:
+    """A split's part in words, both values of a two-way split ("Berlin Mitte · WhatsApp"); "(none)"."""
+    if not series.dimension_value:
+        return "(none)"
+    parts = series.dimension_values or (series.dimension_value,)
+    words = SHOWN_JOINER.join(
+        named_value(result, dimension, value)
+        for dimension, value in zip(result.dimensions, parts, strict=False)
+    )
+    return words or "(none)"
 
 
 def value_label(value: str) -> str:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
-from reports.answer import Answer, chart_for, label, split_bars, value_label
+from reports.answer import Answer, chart_for, label, named_value, series_label, split_bars
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
 from reports.periods import Grain, zone
-from reports.query import MetricQuery, SeriesResult
+from reports.query import MetricQuery, QueryResult, SeriesResult
 
 PresentationKind = Literal["auto", "line", "bar", "stacked_bar", "table", "number"]
 PRESENTATION_KINDS: tuple[PresentationKind, ...] = get_args(PresentationKind)
@@ -168,7 +168,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
     header = found.chart
     targets = tuple(a for a in found.chart.annotations if a.kind == "target")
     if result.grain is None and presentation.kind == "stacked_bar" and len(result.dimensions) == 2:
-        return _stacked_two_ways(header, everything, presentation, result.dimensions, targets)
+        return _stacked_two_ways(header, everything, presentation, result, targets)
     series = ordered(everything, presentation) if result.dimension else everything
     if result.dimension:
         # Said from scratch for what this chart draws: the range, top N, and how many of those fit it.
@@ -197,15 +197,13 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         )
         return _reshaped(header, "kpi_tile", kpi=tile)
     if kind == "table":
-        return _table(
-            header, result.grain, result.range.timezone, series, result.comparison_range is not None
-        )
+        return _table(header, result, series)
     chosen: ChartKind = "stacked_bar" if kind == "stacked_bar" else "bar"
     if result.grain is None:
         return _reshaped(
             header,
             chosen,
-            categories=tuple(_value_label(s) for s in series),
+            categories=tuple(series_label(result, s) for s in series),
             series=split_bars(result, metric.label, series)
             if result.dimension and chosen == "bar"
             else (Series(metric.label, tuple(s.total for s in series)),),
@@ -219,7 +217,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         categories=tuple(bucket_label(b, result.grain, result.range.timezone) for b in buckets),
         series=tuple(
             Series(
-                _value_label(s) if s.dimension_value is not None else metric.label,
+                series_label(result, s) if s.dimension_value is not None else metric.label,
                 tuple(v for _, v in s.points),
             )
             for s in shown
@@ -261,7 +259,7 @@ def _stacked_two_ways(
     header: ChartSpec,
     pairs: Sequence[SeriesResult],
     presentation: Presentation,
-    dimensions: tuple[str, ...],
+    result: QueryResult,
     targets: tuple[Any, ...],
 ) -> ChartSpec:
     """A bar per value of the first dimension, stacked by the second: "by location, stacked by channel".
@@ -283,7 +281,7 @@ def _stacked_two_ways(
     ]
     bars = [t.dimension_value or "" for t in ordered(totals, presentation)]
     in_range = sum(1 for t in totals if presentation.keeps(t.total))
-    first, second = dimensions
+    first, second = result.dimensions
     split = f"by {label(first)}, stacked by {label(second)}"
     header = replace(
         header, subtitle=split_words(split, presentation, header, len(totals), in_range, len(bars), len(bars))
@@ -291,7 +289,10 @@ def _stacked_two_ways(
     ranked = sorted(seconds, key=lambda v: (-seconds[v], v))
     kept = ranked if len(ranked) <= MAX_SERIES else ranked[: MAX_SERIES - 1]
     stacks = [
-        Series(value_label(value) if value else "(none)", tuple(cells.get((bar, value), 0.0) for bar in bars))
+        Series(
+            named_value(result, second, value) if value else "(none)",
+            tuple(cells.get((bar, value), 0.0) for bar in bars),
+        )
         for value in kept
     ]
     if len(kept) < len(ranked):
@@ -301,20 +302,19 @@ def _stacked_two_ways(
     return _reshaped(
         header,
         "stacked_bar",
-        categories=tuple(value_label(bar) if bar else "(none)" for bar in bars),
+        categories=tuple(named_value(result, first, bar) if bar else "(none)" for bar in bars),
         series=tuple(stacks),
         annotations=targets,
     )
 
 
-def _table(
-    header: ChartSpec, grain: Grain | None, tz: str, series: Sequence[SeriesResult], compared: bool
-) -> ChartSpec:
+def _table(header: ChartSpec, result: QueryResult, series: Sequence[SeriesResult]) -> ChartSpec:
     metric_label = header.title
+    grain, tz = result.grain, result.range.timezone
     if grain is None:
-        rows = tuple(_value_label(s) if s.dimension_value is not None else "All" for s in series)
+        rows = tuple(series_label(result, s) if s.dimension_value is not None else "All" for s in series)
         columns = [Series(metric_label, tuple(s.total for s in series))]
-        if compared:
+        if result.comparison_range is not None:
             columns.append(Series("Before", tuple(s.comparison_total for s in series)))
         return _reshaped(header, "table", categories=rows, series=tuple(columns))
     shown = series[:MAX_SERIES]
@@ -325,7 +325,7 @@ def _table(
         categories=tuple(bucket_label(b, grain, tz) for b in buckets),
         series=tuple(
             Series(
-                _value_label(s) if s.dimension_value is not None else metric_label,
+                series_label(result, s) if s.dimension_value is not None else metric_label,
                 tuple(v for _, v in s.points),
             )
             for s in shown
@@ -365,10 +365,6 @@ def _range_words(presentation: Presentation, header: ChartSpec) -> str:
         return f"only those of {shown(low)} or more"
     assert high is not None
     return f"only those up to {shown(high)}"
-
-
-def _value_label(series: SeriesResult) -> str:
-    return value_label(series.dimension_value) if series.dimension_value else "(none)"
 
 
 def bucket_label(start: datetime, grain: Grain, tz: str) -> str:

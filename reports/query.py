@@ -7,8 +7,8 @@ rejected with the allowed names listed; filter values only ever travel as bound 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Literal, get_args
@@ -126,6 +126,9 @@ class QueryResult:
     source: Literal["rollup", "raw"]
     #: What the comparison range is, in words after "vs": "the same days last month", "the 7 days before".
     comparison_basis: str | None = None
+    #: What people call the stored values, per dimension, where they differ ({"location": {"BER": "Berlin
+    #: Mitte"}}); the answer fills it in (reports.answer), the query leaves it empty.
+    names: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def dimension(self) -> str | None:

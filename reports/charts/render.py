@@ -54,6 +54,8 @@ _PNG_COMPRESSION_LEVEL = 1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _MAX_LABEL_CHARS = 22
+#: A bar's label under the axis: "London Marylebone" whole (labels turn when they crowd the axis).
+_BAR_LABEL_CHARS = 19
 _MAX_HEATMAP_ANNOTATED_CELLS = 240
 _BAR_VALUE_LABEL_LIMIT = 12
 # Average glyph advance of DejaVu Sans relative to the font size; used to size margins without
@@ -496,11 +498,13 @@ def _draw_target(ax: Axes, spec: ChartSpec, value: float, label: str) -> Text:
 
 def _category_axes(figure: Figure, spec: ChartSpec, values: Sequence[float], *, labelled: bool) -> Axes:
     values = [*values, *(a.value for a in spec.annotations if a.kind == "target" and a.value is not None)]
-    labels = [_shorten(c, 16) for c in spec.categories]
+    labels = [_shorten(c, _BAR_LABEL_CHARS) for c in spec.categories]
     axis_inches = theme.FIGURE_INCHES[0] * (theme.MARGIN_RIGHT - theme.MARGIN_LEFT)
     needed = sum(len(label) + 2 for label in labels) * theme.TICK_PT * _GLYPH_WIDTH_EM / 72
     crowded = needed > axis_inches
-    bottom = theme.PLOT_BOTTOM + (0.12 if crowded else 0.0)
+    # Turned labels need room below the axis, more for a long one ("London Marylebone").
+    longest = max((len(label) for label in labels), default=0)
+    bottom = theme.PLOT_BOTTOM + ((0.12 + 0.012 * max(0, longest - 16)) if crowded else 0.0)
     ticks = _value_ticks(spec, values, include_zero=True, headroom=0.09 if labelled else 0.0)
     ax = _value_axes(figure, spec, ticks, bottom=bottom)
     ax.set_xticks(
