@@ -528,3 +528,59 @@ async def test_a_comparison_before_the_records_begin_says_so_rather_than_against
     earlier = MetricQuery(("revenue",), PeriodSpec("last_month"), comparison="previous_period")
     within = await answer(seeded, earlier, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
     assert "no figures" not in within.summary and "Oct 2026" in within.summary
+
+
+async def test_an_answer_names_clinics_as_people_know_them_and_its_parts_are_the_raw_counts(
+    seeded: Database,
+) -> None:
+    """ "appointments by location last month": each clinic by its name without the business's shared
+    first word ("Berlin Mitte", not "BER" nor "Northwind Berlin Mitte"), in the sentence, the bars and
+    a filter; each figure the raw count of that clinic's appointments."""
+    from storage.models import Appointment, BulkMessaging, Location
+
+    query = MetricQuery(("appointments",), PeriodSpec("last_month"), dimensions=("location",))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    start, end = reply.result.range.start, reply.result.range.end
+    async with seeded.sessions() as session:
+        clinics = {code: name for code, name in (await session.execute(select(Location.code, Location.name)))}
+        counted = dict(
+            (
+                await session.execute(
+                    select(Location.code, func.count(Appointment.id))
+                    .join(Location, Location.id == Appointment.location_id)
+                    .where(
+                        Appointment.scheduled_at >= start,
+                        Appointment.scheduled_at < end,
+                        Appointment.status != "cancelled",
+                    )
+                    .group_by(Location.code)
+                )
+            ).all()
+        )
+    assert len(counted) >= 2 and all(name.startswith("Northwind ") for name in clinics.values())
+    shown = {code: name.removeprefix("Northwind ") for code, name in clinics.items()}
+    said = sorted(counted, key=lambda code: -counted[code])[:5]
+    for code in said:
+        assert f"{shown[code]} {format_value(counted[code], 'count', locale='en_GB')}" in reply.summary
+        assert f" {code} " not in reply.summary and "Northwind" not in reply.summary
+    bars = dict(zip(reply.chart.categories, reply.chart.series[0].values, strict=True))
+    assert bars == {shown[code]: counted[code] for code in counted}
+    one = next(iter(counted))
+    limited = MetricQuery(
+        ("appointments",), PeriodSpec("last_month"), filters=(Filter("location", "eq", one),)
+    )
+    alone = await answer(seeded, limited, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert alone.summary.startswith(f"Appointments for {shown[one]}, "), alone.summary
+
+    # Two campaigns with one name: each keeps its slug beside the name, so neither swallows the other.
+    async with seeded.sessions() as session:
+        slugs = list(await session.scalars(select(BulkMessaging.slug).order_by(BulkMessaging.id).limit(2)))
+        await session.execute(
+            BulkMessaging.__table__.update().where(BulkMessaging.slug.in_(slugs)).values(name="Same name")
+        )
+        await session.commit()
+    by_campaign = MetricQuery(("messages_sent",), PeriodSpec("last_n_days", n=90), dimensions=("campaign",))
+    sent = await answer(seeded, by_campaign, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert set(slugs) <= {s.dimension_value for s in sent.result.series}, "both campaigns sent messages"
+    for slug in slugs:
+        assert f"Same name ({slug})" in sent.chart.categories, sent.chart.categories
