@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from api.auth import requires_role
 from api.pages.common import PERIODS, Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
 from domain.notifications.rules import told_words
-from domain.video.booking import cancel_consultation, reschedule_consultation
+from domain.video.booking import cancel_consultation, patient_link, reschedule_consultation
 from domain.video.model import (
     ACTIVE_STATUSES,
     STATUS_WORDS,
@@ -39,7 +39,7 @@ from storage.queries.video import (
     consultations_between,
     reminder_logs,
 )
-from storage.queries.video_reminders import FEED_VERSION, ReminderLogLine
+from storage.queries.video_reminders import FEED_VERSION, ReminderLogLine, ToldLine
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
@@ -205,6 +205,22 @@ def reminder_view(reminder: ReminderLogLine, clock: BusinessClock) -> dict[str, 
     }
 
 
+def told_view(told: ToldLine, clock: BusinessClock) -> dict[str, Any]:
+    """One message that told the patient of their consultation, as the reminders are shown."""
+    if told.message is None:
+        why = "Waiting for the notification rules." if told.waiting else "No rule turned it into a message."
+        return {
+            "what": told.what,
+            "when": f"{clock.day(told.at)} {clock.clock(told.at)}",
+            "channel": "—",
+            "status": "not-sent",
+            "word": "not sent" if not told.waiting else "due",
+            "why": why,
+            "message_id": None,
+        }
+    return {"what": told.what, **reminder_view(told.message, clock)}
+
+
 def line_view(
     line: ConsultationLine, reminders: Sequence[ReminderLogLine], clock: BusinessClock, now: datetime
 ) -> dict[str, Any]:
@@ -361,10 +377,12 @@ class VideoPages(StaffPages):
         if found is None:
             raise NotFoundException(f"There is no video consultation {consultation_id}.")
         line = found.line
+        told_on = request.query_params.get("told")
         if done == "booked" and "error" not in extra:
-            extra["done"] = booked_words(
-                line, request.query_params.get("told"), request.query_params.get("why", ""), clock
-            )
+            extra["done"] = booked_words(line, told_on, request.query_params.get("why", ""), clock)
+            if told_on == "none":  # booked, but no message carries the link: a warning, not a success
+                extra["warn"] = f"{extra.pop('done')} Give them the link shown below yourself."
+        may_act = staff_of(request).may(Role.AGENT)
         patient_zone = ZoneInfo(line.customer_timezone)
         patient_time = line.scheduled_at.astimezone(patient_zone)
         return page(
@@ -400,6 +418,9 @@ class VideoPages(StaffPages):
                 }
                 for o in found.offers
             ],
+            told=[told_view(t, clock) for t in found.told],
+            # For staff to give a patient no message reaches; the patient's alone, so agents and up only.
+            patient_link=patient_link(container.settings.public_url, found.link_token) if may_act else "",
             audit=[
                 {
                     "when": f"{clock.day(a.occurred_at)} {clock.clock(a.occurred_at)}",
@@ -410,7 +431,7 @@ class VideoPages(StaffPages):
                 for a in found.audit
             ],
             no_show_by=line.no_show_by,
-            may_act=staff_of(request).may(Role.AGENT),
+            may_act=may_act,
             active=line.status in ACTIVE_STATUSES,
             # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).
             begun=line.scheduled_at <= now,

@@ -13,6 +13,8 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
+from domain.customers.importing import phone_typed
+from domain.notifications.rules import told_words
 from domain.video.booking import (
     BookingChoices,
     BookingRequest,
@@ -26,6 +28,7 @@ from domain.video.model import VideoError
 from domain.video.slots import zone_of
 from domain.vocabulary import Role
 from storage.queries.customers import CustomerSummary, customers_matching
+from storage.queries.video import booking_reaches
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
 
@@ -48,6 +51,12 @@ class BookingForm:
     slots_label: str = ""
     searched: bool = False
     error: str = ""
+    #: More customers match than the choice lists (type more of the name, a number or an email).
+    more: bool = False
+    #: Where the booking's message will go, in words ("on SMS, a channel they opted in on"), and whether
+    #: none reaches them (then staff are warned before they book, and pass the link on themselves).
+    told: str = ""
+    unreachable: bool = False
 
 
 def _number(value: Any) -> int | None:
@@ -71,7 +80,10 @@ async def find_patient(container: Container, form: BookingForm) -> None:
     text = form.patient.strip() or (f"#{form.customer_id}" if form.customer_id else "")
     if not text:
         raise VideoError("Say who the patient is: a customer number, a name, a phone number or an email.")
-    form.matches = await customers_matching(container.database, text, limit=MATCH_LIMIT)
+    # A number typed as people say it ("0171 2345678") is read in the business's country, as on Customers.
+    phone = phone_typed(text, container.settings.phone_region)
+    found = await customers_matching(container.database, text, limit=MATCH_LIMIT + 1, phone=phone)
+    form.matches, form.more = found[:MATCH_LIMIT], len(found) > MATCH_LIMIT
     chosen = [c for c in form.matches if c.id == form.customer_id]
     if chosen:
         form.chosen = chosen[0]
@@ -79,6 +91,12 @@ async def find_patient(container: Container, form: BookingForm) -> None:
         form.chosen = form.matches[0]
     elif not form.matches:
         raise VideoError(f"No customer matches “{text}”; try their number, phone number or email.")
+
+
+async def told_on(container: Container, form: BookingForm, customer_id: int) -> None:
+    """Where the booking's message would go, said before booking (the rule's choice, reaching_channel)."""
+    channel, why = await booking_reaches(container.database, customer_id)
+    form.told, form.unreachable = told_words(channel, why), channel is None
 
 
 def _clinician(choices: BookingChoices, staff_id: int | None) -> Clinician:
@@ -150,6 +168,7 @@ class VideoBookingPages(StaffPages):
             try:
                 await find_patient(container, form)
                 if form.chosen is not None:
+                    await told_on(container, form, form.chosen.id)
                     await find_times(container, form, choices, formats.locale)
                     form.searched = True
             except VideoError as error:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from domain.video.booking import VIDEO_BOOKED
 from domain.video.reminders import REMINDER_KEY_PREFIX, read_reminder_key
 from storage.database import Database
 from storage.models import (
@@ -23,7 +24,8 @@ from storage.models import (
     VideoConsultation,
 )
 from storage.models.video import VideoJoin, VideoRebookOffer
-from storage.queries.video_reminders import ReminderLogLine, feed_reminders, reminder_log
+from storage.notifications import SqlNotificationRepository
+from storage.queries.video_reminders import ReminderLogLine, ToldLine, feed_reminders, reminder_log, told_log
 from storage.queries.video_reminders import _lines as reminder_lines  # one way to read a reminder's messages
 
 #: How many consultations one page lists at most (a week of a busy clinic).
@@ -91,6 +93,10 @@ class ConsultationDetail:
     joins: tuple[JoinLine, ...]
     offers: tuple[RebookOfferLine, ...]
     audit: tuple[AuditLine, ...]
+    #: The messages that told the patient it was booked, moved or cancelled.
+    told: tuple[ToldLine, ...] = ()
+    #: The patient's link token (their /v/ link), for staff to pass on when no message reaches them.
+    link_token: str | None = None
 
 
 def _lines_query() -> Any:
@@ -239,6 +245,13 @@ async def reminder_logs(
     return logs
 
 
+async def booking_reaches(database: Database, customer_id: int) -> tuple[str | None, str]:
+    """The channel a booking's message would reach the customer on, and why (REACH_REASONS); (None, "")
+    when none would: said on the booking form before staff book."""
+    async with database.read_sessions() as session:
+        return await SqlNotificationRepository(session).reaching_channel(VIDEO_BOOKED, customer_id)
+
+
 async def consultation_detail(database: Database, consultation_id: int) -> ConsultationDetail | None:
     """One consultation with its reminder log, joins, rebooking offers and audited changes."""
     line = await consultation_line(database, consultation_id)
@@ -246,6 +259,10 @@ async def consultation_detail(database: Database, consultation_id: int) -> Consu
         return None
     reminders = await reminder_log(database, consultation_id)
     async with database.read_sessions() as session:
+        told = await told_log(session, consultation_id)
+        link_token = await session.scalar(
+            select(VideoConsultation.link_token).where(VideoConsultation.id == consultation_id)
+        )
         joins = (
             await session.execute(
                 select(VideoJoin.who, VideoJoin.joined_at, VideoJoin.alerted_at)
@@ -279,6 +296,8 @@ async def consultation_detail(database: Database, consultation_id: int) -> Consu
             for o in offers
         ),
         tuple(AuditLine(a.occurred_at, a.actor, a.via, a.action, dict(a.detail or {})) for a in audit),
+        tuple(told),
+        link_token,
     )
 
 

@@ -94,6 +94,65 @@ async def feed_reminders(
     return found
 
 
+#: What the patient is told of a consultation, by the event that tells them (domain.video.booking), in words.
+TOLD_EVENTS = {"video.booked": "booked", "video.rescheduled": "moved", "video.cancelled": "cancelled"}
+
+
+@dataclass(frozen=True)
+class ToldLine:
+    """A message telling the patient of their consultation (booked, moved, cancelled): what it said, and
+    the channel and status of the message a rule made of it (None while no rule has)."""
+
+    what: str
+    at: datetime
+    message: ReminderLogLine | None
+    waiting: bool
+
+
+async def told_log(session: AsyncSession, consultation_id: int) -> list[ToldLine]:
+    """The booking, move and cancellation messages of a consultation, oldest first: the lasting record of
+    where the link went (the booking page's notice is only a notice)."""
+    events = list(
+        await session.scalars(
+            select(BusinessEvent)
+            .where(
+                or_(
+                    BusinessEvent.idempotency_key.in_(
+                        [f"video.booked:{consultation_id}", f"video.cancelled:{consultation_id}"]
+                    ),
+                    BusinessEvent.idempotency_key.like(f"video.rescheduled:{consultation_id}:%"),
+                )
+            )
+            .order_by(BusinessEvent.occurred_at, BusinessEvent.id)
+        )
+    )
+    if not events:
+        return []
+    by_event: dict[int, list[CustomerCommunication]] = {}
+    for message in await session.scalars(
+        select(CustomerCommunication)
+        .where(
+            CustomerCommunication.customer_id.in_(sorted({e.customer_id for e in events if e.customer_id})),
+            CustomerCommunication.source == "notification",
+            CustomerCommunication.created_at >= min(e.occurred_at for e in events) - timedelta(hours=1),
+        )
+        .order_by(CustomerCommunication.id)
+    ):
+        tail = (message.source_ref or "").rpartition(":")[2]  # a rule's message: "{rule}:{event}"
+        if tail.isascii() and tail.isdigit() and len(tail) < 19:
+            by_event.setdefault(int(tail), []).append(message)
+    lines = []
+    for event in events:
+        what = TOLD_EVENTS.get(event.event_type, event.event_type)
+        made = by_event.get(event.id, [])
+        if not made:
+            lines.append(ToldLine(what, event.occurred_at, None, event.processed_at is None))
+        lines.extend(
+            ToldLine(what, event.occurred_at, _message_line(0, 0, event.occurred_at, m), False) for m in made
+        )
+    return lines
+
+
 async def _log(session: AsyncSession, consultation_id: int) -> list[ReminderLogLine]:
     appointment_id = await session.scalar(
         select(VideoConsultation.appointment_id).where(VideoConsultation.id == consultation_id)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.auth import login_link
 from storage.database import Database
-from storage.models import Appointment, BusinessEvent, CustomerCommunication, VideoConsultation
+from storage.models import Appointment, BusinessEvent, Customer, CustomerCommunication, VideoConsultation
 from storage.models.video import ClinicianTimeClaim
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
@@ -395,6 +395,53 @@ async def test_an_agent_books_a_consultation_through_the_form(
     assert "the patient is sent the link." in forged and "<b>" not in forged
     again = (await client.get(booking_query(world, "Clara"))).text
     assert f'value="{chosen}"' not in again, "the booked time is no longer offered"
+    # The lasting record of where the link went: the booking's message, once a rule has made it.
+    assert 'id="patient-messages"' in shown and "Waiting for the notification rules." in shown
+    assert 'id="patient-link"' in shown, "staff see the patient's link to pass on"
+
+
+async def test_a_patient_no_message_reaches_is_warned_of_before_and_after_booking(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    """A patient with no address (or opted out everywhere) can be booked, but staff are told before they
+    book, warned (not congratulated) after, and shown the link to give them themselves."""
+    async with database.sessions() as session:
+        una = Customer(name="Una Unreachable", timezone="Europe/Berlin")
+        session.add(una)
+        await session.commit()
+    await sign_in(client, world, AGENT)
+    slots = (await client.get(booking_query(world, "Una%20Unreachable"))).text
+    assert 'id="booking-unreachable"' in slots and "No channel reaches Una Unreachable" in slots
+    booked = await book(client, slots, starts_at=slot_at(slots, "09:00"))
+    assert booked.status_code == 303 and "told=none" in booked.headers["location"], booked.headers
+    shown = (await client.get(booked.headers["location"])).text
+    assert 'class="notice warn"' in shown and 'class="notice ok"' not in shown
+    assert "Give them the link shown below yourself." in shown
+    async with database.read_sessions() as session:
+        token = await session.scalar(
+            select(VideoConsultation.link_token).where(VideoConsultation.customer_id == una.id)
+        )
+    assert token and f"/v/{token}</code>" in shown
+    # Clara, who has a phone, is told beforehand where her link goes.
+    clara = (await client.get(booking_query(world, "Clara"))).text
+    assert "; the link goes on WhatsApp, the first channel they can be reached on" in clara
+    assert 'id="booking-unreachable"' not in clara
+
+
+async def test_the_booking_search_reads_a_local_phone_number_and_says_when_more_match(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, AGENT)
+    local = (await client.get(booking_query(world, "0151%2000000011"))).text
+    assert "Patient: <strong>Clara Klein (#" in local, (
+        "a number as people say it, read in the business's country"
+    )
+    async with database.sessions() as session:
+        session.add_all(Customer(name=f"Mia Many {i}", timezone="Europe/Berlin") for i in range(12))
+        await session.commit()
+    many = (await client.get(booking_query(world, "Mia%20Many"))).text
+    assert "More than 8 customers match; pick one, or type more of the name" in many
+    assert many.count("Mia Many ") == 8, "eight to choose from"
 
 
 async def test_booking_refusals_are_shown_in_words_and_nothing_is_saved(

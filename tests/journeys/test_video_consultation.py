@@ -522,3 +522,10 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
     shown = browser_page.locator(row).inner_text()
     assert "Greta Gruber" in shown and "booked" in shown, shown
     screenshot(browser_page, "video-next-week")
+    # The consultation's page keeps the record of where the link went.
+    browser_page.click(f"a[href$='/communication/video/{consultation_id}']")
+    browser_page.wait_for_load_state()
+    told = browser_page.locator("#patient-messages tbody tr").first.inner_text()
+    assert "booked" in told and "SMS" in told, told
+    assert browser_page.inner_text("#patient-link") == link
+    screenshot(browser_page, "video-consultation-told")
