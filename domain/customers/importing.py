@@ -53,16 +53,22 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "handy",
     ),
     "email": ("email", "e_mail", "email_address", "mail"),
-    "country": ("country", "country_code"),
+    "country": ("country", "country_code", "land"),
     "locale": ("locale", "language", "lang", "sprache"),
-    "timezone": ("timezone", "time_zone", "tz"),
+    "timezone": ("timezone", "time_zone", "tz", "zeitzone"),
     "segment": ("segment",),
     "tags": ("tags", "tag", "labels"),
-    "preferred_channel": ("preferred_channel", "channel"),
+    "preferred_channel": ("preferred_channel", "channel", "bevorzugter_kanal", "kanal"),
     "consent_source": ("consent_source", "source"),
-    "consent_at": ("consent_at", "consent_date", "consented_at", "opt_in_date"),
+    "consent_at": ("consent_at", "consent_date", "consented_at", "opt_in_date", "einwilligungsdatum"),
     **{
-        f"consent_{channel}": (f"consent_{channel}", f"{channel}_consent", f"{channel}_opt_in")
+        f"consent_{channel}": (
+            f"consent_{channel}",
+            f"{channel}_consent",
+            f"{channel}_opt_in",
+            f"{channel}_einwilligung",  # German lists: "SMS-Einwilligung", "Einwilligung SMS"
+            f"einwilligung_{channel}",
+        )
         for channel in CHANNELS
     },
 }

@@ -102,7 +102,10 @@ def test_a_manager_reads_the_day_opens_a_consultation_and_marks_a_no_show(
             expect(page.locator("dl.facts")).to_contain_text("America/New_York")
             page.goto(f"{base}/communication/video/{world.future_booked}")
             # Not begun: no-show is not offered, and the reminders to come are said as such.
-            expect(page.get_by_role("button", name="Cancel consultation")).to_be_visible()
+            # Cancelling is asked twice: the first press says what happens.
+            page.locator("#confirm-cancel summary").click()
+            expect(page.locator("#confirm-cancel")).to_contain_text("This cannot be undone")
+            expect(page.get_by_role("button", name="Cancel it and tell the patient")).to_be_visible()
             expect(page.get_by_role("button", name="Mark no-show")).to_have_count(0)
             expect(page.locator("body")).to_contain_text("No reminder has gone out yet")
             expect(page.locator("#consultation-status")).to_have_text("booked")

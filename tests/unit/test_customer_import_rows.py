@@ -51,6 +51,17 @@ def test_columns_are_found_by_their_usual_names_in_english_and_german() -> None:
         "consent_at": 8,
     }
     assert columns.ignored == ("Notes",)
+    german = ColumnMap.from_header(
+        ["Name", "Telefon", "SMS-Einwilligung", "Einwilligung WhatsApp", "Sprache", "Land"]
+    )
+    assert german.fields == {
+        "name": 0,
+        "phone": 1,
+        "consent_sms": 2,
+        "consent_whatsapp": 3,
+        "locale": 4,
+        "country": 5,
+    }
 
 
 def test_a_map_names_a_column_the_names_do_not_find() -> None:
