@@ -24,7 +24,7 @@ from litestar.status_codes import (
 )
 
 from domain.video.joins import follow_link, record_join
-from domain.video.links import LinkDecision, LinkOutcome
+from domain.video.links import LinkDecision, LinkOutcome, unknown_link
 from domain.video.ports import VideoRooms
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
@@ -111,9 +111,12 @@ async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> R
             headers=NOT_STORED,
             background=BackgroundTask(_record_join, container, token, clicked, rooms),
         )
-    if outcome.decision.outcome is LinkOutcome.UNKNOWN:
+    decision = outcome.decision
+    if decision.outcome is LinkOutcome.UNKNOWN:
         MISSES.missed(address)
-    return _page(container, outcome.decision, STATUS_OF.get(outcome.decision.outcome, HTTP_200_OK))
+        # No consultation says whose language to speak: the browser's first choice ("de-DE,de;q=0.9").
+        decision = unknown_link(request.headers.get("accept-language", "").split(",")[0].strip())
+    return _page(container, decision, STATUS_OF.get(decision.outcome, HTTP_200_OK))
 
 
 async def _record_join(container: Container, token: str, clicked: datetime, rooms: VideoRooms) -> None:

@@ -93,6 +93,7 @@ class SqlVideoLinks:
             timezone=patient_tz if patient else (clinician_tz or patient_tz),
             # The patient reads the page in their language (as their messages are); staff in English.
             locale=(patient_locale or "en") if patient else "en",
+            with_whom=(clinician_name or "") if patient else patient_name,
             attendance=Attendance(
                 status=ConsultationStatus(status),
                 patient_joined_at=patient_joined_at,

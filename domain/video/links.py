@@ -52,6 +52,8 @@ class ConsultationAtLink:
     attendance: Attendance
     #: The language the page speaks to them in ("de", "en_GB"); the patient's own, as their messages are.
     locale: str = "en"
+    #: Who the reader meets there: the clinician for the patient, the patient for the clinician.
+    with_whom: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ class LinkDecision:
     detail: str = ""
     #: The page's language (its `lang`): "de" or "en".
     language: str = "en"
+    #: Which consultation the page is about: "Your video consultation with Dr Lee".
+    about: str = ""
 
     @property
     def enters(self) -> bool:
@@ -81,6 +85,10 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "not_yet_detail": "It starts at {starts}. Open this link again then; the room lets you in from ten "
         "minutes before.",
         "enter": "Joining your consultation",
+        "about": "Your video consultation with {whom}",
+        "unknown": "This link is not one we know",
+        "unknown_detail": "Check that the whole link from your message was opened. If it still does not "
+        "work, reply to the message it came in and we will help.",
     },
     "de": {
         "cancelled": "Dieser Videotermin wurde abgesagt",
@@ -93,6 +101,10 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "not_yet_detail": "Er beginnt um {starts}. Öffnen Sie diesen Link dann erneut; der Raum lässt Sie "
         "zehn Minuten vorher ein.",
         "enter": "Sie betreten Ihren Videotermin",
+        "about": "Ihr Videotermin mit {whom}",
+        "unknown": "Diesen Link kennen wir nicht",
+        "unknown_detail": "Prüfen Sie, ob der ganze Link aus Ihrer Nachricht geöffnet wurde. Wenn er dann "
+        "noch nicht geht, antworten Sie auf die Nachricht, und wir helfen Ihnen.",
     },
 }
 
@@ -104,11 +116,16 @@ def page_language(locale: str) -> str:
 
 
 UNKNOWN_LINK = LinkDecision(
-    LinkOutcome.UNKNOWN,
-    "This link is not one we know",
-    "Check that the whole link from your message was opened. If it still does not work, reply to the "
-    "message it came in and we will help.",
+    LinkOutcome.UNKNOWN, PAGE_WORDS["en"]["unknown"], PAGE_WORDS["en"]["unknown_detail"]
 )
+
+
+def unknown_link(language: str) -> LinkDecision:
+    """The unknown link's page in `language` (the browser's, since no consultation says whose it is)."""
+    words = PAGE_WORDS[page_language(language)]
+    return LinkDecision(
+        LinkOutcome.UNKNOWN, words["unknown"], words["unknown_detail"], page_language(language)
+    )
 
 
 def looks_like_token(token: str) -> bool:
@@ -126,12 +143,13 @@ def decide_link(consultation: ConsultationAtLink | None, now: datetime) -> LinkD
     status = consultation.attendance.status
     language = page_language(consultation.locale)
     words = PAGE_WORDS[language]
+    about = words["about"].format(whom=consultation.with_whom) if consultation.with_whom else ""
     if status is ConsultationStatus.CANCELLED:
         detail = words["cancelled_patient" if patient else "cancelled_clinician"]
-        return LinkDecision(LinkOutcome.CANCELLED, words["cancelled"], detail, language)
+        return LinkDecision(LinkOutcome.CANCELLED, words["cancelled"], detail, language, about)
     if status is ConsultationStatus.COMPLETED or now >= window.closes_at:
         detail = words["ended_patient" if patient else "ended_clinician"]
-        return LinkDecision(LinkOutcome.ENDED, words["ended"], detail, language)
+        return LinkDecision(LinkOutcome.ENDED, words["ended"], detail, language, about)
     if now < window.opens_at:
         return LinkDecision(
             LinkOutcome.NOT_YET,
@@ -140,8 +158,9 @@ def decide_link(consultation: ConsultationAtLink | None, now: datetime) -> LinkD
                 starts=clock_time(window.starts_at, consultation.timezone, language)
             ),
             language,
+            about,
         )
-    return LinkDecision(LinkOutcome.ENTER, words["enter"], language=language)
+    return LinkDecision(LinkOutcome.ENTER, words["enter"], language=language, about=about)
 
 
 def reader_zone(timezone: str) -> ZoneInfo:

@@ -443,6 +443,9 @@ async def test_the_link_outside_its_window_says_why_in_a_page(
         and "Zum Inhalt springen" in german.text
     )
     assert "Your consultation" not in german.text
+    # The page is the clinic's, not ours, and says whose consultation it is.
+    assert '<span class="brand">' in german.text and "Switchboard" not in german.text
+    assert 'id="link-about">Ihr Videotermin mit ' in german.text
 
 
 async def test_unknown_and_forged_links_get_the_same_404(
@@ -457,6 +460,8 @@ async def test_unknown_and_forged_links_get_the_same_404(
         assert answer.status_code == 404
         assert "This link is not one we know" in answer.text
         assert answer.text == unknown.text
+    german = await client.get("/v/nothing-here", headers={"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"})
+    assert german.status_code == 404 and "Diesen Link kennen wir nicht" in german.text
     assert await joins(database, booked.consultation_id) == []
 
 

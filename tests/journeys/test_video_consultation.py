@@ -501,9 +501,9 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
 
     status, page = get(link)
     assert status == 200 and '<html lang="de"' in page, page[:500]
-    assert f"Der Raum für Ihren Videotermin öffnet um {local - timedelta(minutes=10):%H:%M}" in page, page[
-        :3000
-    ]
+    opens = f"{local - timedelta(minutes=10):%H:%M}"
+    assert f"Der Raum für Ihren Videotermin öffnet um {opens}" in page, page[:3000]
+    assert f"Ihr Videotermin mit {staff_name}" in page and "Switchboard" not in page, page[:3000]
 
     listed = render_reply(demo.ask("video list next week", as_email=MANAGER))
     assert re.search(rf"{consultation_id}\b.*Greta Gruber", listed), listed
@@ -529,3 +529,7 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
     assert "booked" in told and "SMS" in told, told
     assert browser_page.inner_text("#patient-link") == link
     screenshot(browser_page, "video-consultation-told")
+    browser_page.goto(link)  # what the patient sees, a week early
+    browser_page.wait_for_load_state()
+    assert browser_page.inner_text("h1").startswith("Der Raum für Ihren Videotermin öffnet um")
+    screenshot(browser_page, "video-link-german")

@@ -16,6 +16,7 @@ from domain.video.links import (
     LinkOutcome,
     decide_link,
     looks_like_token,
+    unknown_link,
 )
 from domain.video.model import (
     CLOSES_AFTER,
@@ -164,6 +165,13 @@ def test_a_german_patient_reads_the_page_in_german_and_staff_in_english() -> Non
         replace(german, attendance=Attendance(ConsultationStatus.CANCELLED)), START
     ).headline == ("Dieser Videotermin wurde abgesagt")
     assert decide_link(replace(at_link(), locale="fr_FR"), START).language == "en"
+    # The page says whose consultation it is; an unknown link speaks the browser's language.
+    assert decide_link(replace(german, with_whom="Dr. Lee"), START).about == "Ihr Videotermin mit Dr. Lee"
+    assert decide_link(replace(at_link(), with_whom="Dr. Lee"), START).about == (
+        "Your video consultation with Dr. Lee"
+    )
+    assert unknown_link("de-AT").headline == "Diesen Link kennen wir nicht"
+    assert unknown_link("").headline == unknown_link("fr").headline == "This link is not one we know"
 
 
 def test_inside_the_window_the_link_enters_from_its_opening_to_just_before_its_close() -> None:
