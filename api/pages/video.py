@@ -65,6 +65,30 @@ REMINDER_WORDS = {
     "not sent": "not sent",
 }
 WHO_WORDS = {"patient": "Patient", "clinician": "Clinician"}
+#: A consultation's audited changes, in words ("booked by …").
+CHANGE_WORDS = {
+    "video.book": "booked",
+    "video.reschedule": "moved",
+    "video.cancel": "cancelled",
+    "video.completed": "marked done",
+    "video.clinician_absent": "marked: the clinician did not join",
+    "video.no_show": "marked a no-show",
+    "video.no_show_corrected": "corrected: the patient attended",
+    "video.rebook_offer": "new times offered",
+    "appointment.no_show": "marked a no-show",
+    "appointment.attended": "marked attended",
+}
+
+
+def actor_words(actor: str, patient_id: int, patient: str) -> str:
+    """Who made a change: staff by their email, the patient by name (their reply did it), the system."""
+    if actor == f"customer:{patient_id}":
+        return f"{patient} (the patient, by their reply)"
+    if actor.startswith("customer:"):
+        return f"customer #{actor.removeprefix('customer:')}"
+    return "Switchboard (automatically)" if actor == "system" else actor
+
+
 #: The no-show rate's breakouts on the page: (dimension, heading), over the last 30 days.
 NO_SHOW_BREAKOUTS = (
     ("staff", "By clinician"),
@@ -424,9 +448,9 @@ class VideoPages(StaffPages):
             audit=[
                 {
                     "when": f"{clock.day(a.occurred_at)} {clock.clock(a.occurred_at)}",
-                    "actor": a.actor,
+                    "actor": actor_words(a.actor, line.customer_id, line.customer),
                     "via": a.via,
-                    "action": a.action.replace("_", " ").replace(".", " "),
+                    "action": CHANGE_WORDS.get(a.action, a.action.replace("_", " ").replace(".", " ")),
                 }
                 for a in found.audit
             ],

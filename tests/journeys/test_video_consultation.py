@@ -432,6 +432,15 @@ def test_the_dashboard_shows_the_statuses(demo: Demo, browser_page: Any) -> None
             assert STATUS_WORDS[ConsultationStatus(stored.status)] in row.inner_text(), row.inner_text()
             shown += 1
     assert shown >= 2, "the journey's consultations are on the today and week pages"
+    # The patient's own rebooking (their letter) is recorded as theirs, by name, in words.
+    browser_page.goto(f"{demo.app_url}/communication/video/{CLINIC.rebooked}")
+    browser_page.wait_for_load_state()
+    [(patient_name,)] = demo.rows(
+        select(Customer.name)
+        .join(VideoConsultation, VideoConsultation.customer_id == Customer.id)
+        .where(VideoConsultation.id == CLINIC.rebooked)
+    )
+    assert f"booked by {patient_name} (the patient, by their reply)" in browser_page.inner_text("main")
     path = screenshot(browser_page, "video-consultations")
     assert path.stat().st_size > 10_000
 
