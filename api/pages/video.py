@@ -443,6 +443,8 @@ class VideoPages(StaffPages):
                 for o in found.offers
             ],
             told=[told_view(t, clock) for t in found.told],
+            # Once the patient took an offered time, offering more would double-book them.
+            rebooked_as=next((o.rebooked_id for o in reversed(found.offers) if o.rebooked_id), None),
             # For staff to give a patient no message reaches; the patient's alone, so agents and up only.
             patient_link=patient_link(container.settings.public_url, found.link_token) if may_act else "",
             audit=[

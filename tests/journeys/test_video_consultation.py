@@ -441,6 +441,14 @@ def test_the_dashboard_shows_the_statuses(demo: Demo, browser_page: Any) -> None
         .where(VideoConsultation.id == CLINIC.rebooked)
     )
     assert f"booked by {patient_name} (the patient, by their reply)" in browser_page.inner_text("main")
+    # The missed one they rebooked from points there and offers no more times.
+    browser_page.goto(f"{demo.app_url}/communication/video/{CLINIC.second}")
+    browser_page.wait_for_load_state()
+    assert (
+        browser_page.locator("#rebooked-as a").get_attribute("href")
+        == f"/communication/video/{CLINIC.rebooked}"
+    )
+    assert browser_page.get_by_role("button", name="Offer new times").count() == 0
     path = screenshot(browser_page, "video-consultations")
     assert path.stat().st_size > 10_000
 
