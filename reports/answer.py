@@ -135,7 +135,12 @@ def _whole_words(
 
 
 #: Dimensions whose values say what they are ("whatsapp", "ZRH"); any other is named ("for campaign …").
-SELF_EXPLAINED = frozenset({"channel", "location", "provider"})
+SELF_EXPLAINED = frozenset({"channel", "location", "provider", "kind"})
+#: An appointment's kind as a filter says it: "No-show rate for video consultations".
+KIND_WORDS = {"video": "video consultations", "in_person": "in-person appointments"}
+#: A rate's part counted from fewer than this many is said to be ("highest Telegram, from only 4"): a
+#: small sample's 50% is not a finding.
+FEW = 20
 #: Beyond this many values a filter is counted ("for 5 locations") rather than listed.
 LISTED_VALUES = 3
 
@@ -158,7 +163,11 @@ def _filters_in_words(filters: Sequence[Filter], names: Mapping[str, Mapping[str
     business's figure. A currency filter is left out: the amount says its currency."""
     words = []
     for f in filters:
-        known = names.get(f.dimension, {})
+        known = (
+            {**KIND_WORDS, **names.get(f.dimension, {})}
+            if f.dimension == "kind"
+            else names.get(f.dimension, {})
+        )
         values = [known.get(str(v)) or value_label(str(v)) for v in f.values if str(v).strip()]
         if f.dimension == CURRENCY or not values:
             continue
@@ -249,7 +258,12 @@ def _summary(
     sentence = say(
         leader.total,
         leader.comparison_total if comparison else None,
-        f" by {label(result.dimension)}, highest {series_label(result, leader)}",
+        f" by {label(result.dimension)}, highest {series_label(result, leader)}"
+        + (
+            f" (from only {leader.total_basis:,.0f})"
+            if leader.total_basis is not None and 0 < leader.total_basis < FEW
+            else ""
+        ),
         compare=comparison is not None,
     )
     if comparison is not None and leader.comparison_total is None:

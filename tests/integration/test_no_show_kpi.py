@@ -286,3 +286,22 @@ def test_the_bot_reads_no_show_rate_by_clinician_and_by_reminder_channel() -> No
     assert messages is not None and messages.dimension == "channel"
     by_location = parse_question("no show rate per clinic last 90 days", today)
     assert by_location is not None and by_location.dimension == "location"
+
+
+async def test_the_highest_part_of_a_rate_says_when_it_was_counted_from_few(seeded: Database) -> None:
+    """ "highest Telegram (from only 4)": a rate of a handful of appointments is said to be one."""
+    from reports.answer import FEW, answer
+
+    for dimension in ("reminder_channel", "service"):
+        expected = await _recount(seeded, dimension)
+        reply = await answer(
+            seeded,
+            MetricQuery(("no_show_rate",), PERIOD, dimensions=(dimension,)),
+            now=NOW,
+            business_tz=TZ,
+        )
+        leader = reply.result.series[0]
+        _no_shows, due = expected[str(leader.dimension_value)]
+        assert leader.total_basis == due
+        said = f"(from only {due})"
+        assert (said in reply.summary) == (due < FEW), reply.summary

@@ -15,6 +15,7 @@ from reports.trends import summarise
     ("filters", "words"),
     [
         ([Filter("channel", "eq", "whatsapp")], " for WhatsApp"),  # channels by their names
+        ([Filter("kind", "eq", "video")], " for video consultations"),
         ([Filter("location", "in", ("BER", "MUC"))], " for BER or MUC"),
         ([Filter("channel", "in", ("sms", "email", "telegram"))], " for SMS, email or Telegram"),
         ([Filter("channel", "ne", "email")], " for all but email"),
