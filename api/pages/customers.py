@@ -164,7 +164,7 @@ class CustomerPages(StaffPages):
         done = request.query_params.get("done") or ""
         if done == "erased":
             return await self._customer(request, customer_id, erasure_outcome=True)
-        return await self._customer(request, customer_id, notice=DONE_WORDS.get(done))
+        return await self._customer(request, customer_id, notice=DONE_WORDS.get(done), notice_at=done)
 
     @get(
         [f"{PATH}/{{customer_id:int}}/{action}" for action in ("consent", "preferences", "export", "erase")],
@@ -206,6 +206,7 @@ class CustomerPages(StaffPages):
         customer_id: int,
         *,
         notice: str | None = None,
+        notice_at: str = "",
         error: str | None = None,
         erasure_outcome: bool = False,
         submitted: dict[str, str] | None = None,
@@ -262,6 +263,7 @@ class CustomerPages(StaffPages):
             may_export=staff.may(Role.MANAGER),
             may_erase=staff.may(Role.ADMIN),
             notice=notice,
+            notice_at=notice_at,
             error=error,
             erased_lines=erased_lines,
             erasure_failed=erasure_failed,

@@ -61,7 +61,10 @@ def test_the_front_desk_records_what_a_patient_said_on_the_phone(demo: Demo, bro
     form.get_by_label("until").fill("08:00")
     form.get_by_role("button", name="Save preferences").click()
     page.wait_for_load_state()
-    assert "Preferences saved." in page.content() and "20:00–08:00" in page.content()
+    assert "20:00–08:00" in page.content()
+    # Said where the page lands (#preferences), not at its top, off screen.
+    assert page.locator("#preferences .notice.ok").inner_text() == "Preferences saved."
+    assert page.locator("#preferences .notice.ok").is_visible()
     screenshot(page, "customer-after-front-desk")
 
     ledger = demo.rows(
