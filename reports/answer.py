@@ -54,12 +54,14 @@ async def answer(
     locale: str = "en_GB",
     currency: str = "EUR",
     top: int | None = None,
+    business_name: str = "",
 ) -> Answer:
     """Run `query` and describe its first metric: a line per series, bars per dimension value, or a tile.
 
     `currency` is the business's; a money figure is in the currency its rows are in (see reports.money).
     `top`: a ranking's N ("top 3 clinics"): the sentence names that many parts, largest first, and how many
     more there are; a sum's total stays the whole. (The chart of N parts is `presentation.present`'s.)
+    `business_name`: its first word is left out of clinic names that all start with it ("Berlin Mitte").
     """
     money = None
     asked = query.filters  # as asked: the currency filter planning adds is said apart
@@ -70,7 +72,10 @@ async def answer(
         )
         query, currency = money.query, money.currency
     result = await run_query(database, query, now=now, business_tz=business_tz)
-    result = dataclasses.replace(result, names=await value_names(database, _values_named(result, asked)))
+    named = await value_names(
+        database, _values_named(result, asked), business_name=business_name, shown=value_label
+    )
+    result = dataclasses.replace(result, names=named)
     limited_to = _filters_in_words(asked, result.names)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
@@ -79,13 +84,26 @@ async def answer(
         # Nothing was recorded then: "against 0" would be a figure we do not have.
         since = history.astimezone(zone(business_tz)).date()
         compared = result.comparison_range.label
-        result = dataclasses.replace(result, comparison_range=None, comparison_basis=None)
+        result = dataclasses.replace(
+            result,
+            comparison_range=None,
+            comparison_basis=None,
+            series=tuple(dataclasses.replace(s, comparison_points=()) for s in result.series),
+        )
         summary = (
             f"{_summary(result, series, locale, currency, limited_to, top)[:-1]}; there are no figures for {compared} to "
             f"compare with (the records start on {format_day_range(since, since)})."
         )
     else:
         summary = _summary(result, series, locale, currency, limited_to, top)
+        compared_range = result.comparison_range
+        began = history.astimezone(zone(business_tz)).date() if history is not None else None
+        if compared_range is not None and began is not None and compared_range.first_day < began:
+            # Part of the compared period is before anything was recorded: its figure is of the rest.
+            summary = (
+                f"{summary[:-1]}; the records start on {format_day_range(began, began)}, so "
+                f"{compared_range.label} counts only from then."
+            )
     if (
         len(series) > 1
         and result.dimension not in (None, CURRENCY)
@@ -99,6 +117,10 @@ async def answer(
         # Filtered to some of the split's values ("for SMS or email"), the whole is those, not all of them.
         narrowed = any(f.dimension in query.dimensions for f in query.filters)
         summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency, narrowed=narrowed)}."
+    if history is not None and result.comparison_range is not None:
+        # Buckets of the compared period that ended before the records begin have no figure, not 0.
+        result = dataclasses.replace(result, series=tuple(_before_records(s, history) for s in result.series))
+        series = result.series_for(metric.name)
     if money is not None and money.left_out:
         summary = f"{summary} {left_out_sentence(money, metric, locale)}"
     chart = chart_for(result, series, summary, locale, currency, limited_to)
@@ -143,6 +165,17 @@ KIND_WORDS = {"video": "video consultations", "in_person": "in-person appointmen
 FEW = 20
 #: Beyond this many values a filter is counted ("for 5 locations") rather than listed.
 LISTED_VALUES = 3
+
+
+def _before_records(series: SeriesResult, history: datetime) -> SeriesResult:
+    """The compared buckets wholly before `history` (the first record) as gaps."""
+    points = series.comparison_points
+    ends = [start for start, _ in points[1:]]
+    kept = tuple(
+        (start, None if i < len(ends) and ends[i] <= history else value)
+        for i, (start, value) in enumerate(points)
+    )
+    return dataclasses.replace(series, comparison_points=kept)
 
 
 def _values_named(result: QueryResult, filters: Sequence[Filter]) -> dict[str, set[str]]:
@@ -329,6 +362,17 @@ def chart_for(
             Series(series_label(result, s) if s.dimension_value else s.name, tuple(v for _, v in s.points))
             for s in shown
         )
+        if result.comparison_range is not None and len(shown) == 1 and shown[0].comparison_points:
+            # "vs the month before" over time: the earlier period's line beside this one, bucket i by bucket
+            # i (a shorter period leaves a gap at the end), each named by its dates.
+            drawn = shown[0]
+            width = len(drawn.points)
+            earlier = tuple(v for _, v in drawn.comparison_points[:width])
+            before = (*earlier, *((None,) * (width - len(earlier))))
+            chart_series = (
+                Series(result.range.label, chart_series[0].values),
+                Series(result.comparison_range.label, before),
+            )
         marks: list[Annotation] = []
         season = SEASON_FOR_GRAIN.get(result.grain)
         if season and len(shown[0].points) >= 3 * season:

@@ -10,3 +10,6 @@ class BusinessFormat:
     timezone: str
     locale: str
     currency: str
+    #: The business's name ("Northwind Clinics"): its first word, shared by its clinics' names, is left
+    #: out when answers name them.
+    name: str = ""

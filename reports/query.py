@@ -112,6 +112,9 @@ class SeriesResult:
     #: What a ratio's or an average's total is out of (the appointments due behind a no-show rate); None for
     #: counts and sums.
     total_basis: float | None = None
+    #: Over time and compared: the compared period's figure per bucket, the i-th bucket of each period side
+    #: by side (day 1 of this month beside day 1 of the last); empty otherwise.
+    comparison_points: tuple[tuple[datetime, float | None], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -469,7 +472,11 @@ async def run_query(
         for metric in metrics:
             current = await answerer.values(metric, time_range, grain)
             previous = await answerer.values(metric, compared, None) if compared else None
-            series += _series_of(metric, current, previous, axis, bool(dimensions))
+            earlier: tuple[_Values, BucketAxis] | None = None
+            if compared is not None and grain is not None:
+                # The compared period bucket by bucket, drawn beside this one ("vs the month before").
+                earlier = (await answerer.values(metric, compared, grain), bucket_axis(compared, grain, tz))
+            series += _series_of(metric, current, previous, axis, bool(dimensions), earlier)
 
     from_rollup = not answerer.used_raw and watermark is not None
     return QueryResult(
@@ -486,7 +493,12 @@ async def run_query(
 
 
 def _series_of(
-    metric: Metric, current: _Values, previous: _Values | None, axis: BucketAxis, split: bool
+    metric: Metric,
+    current: _Values,
+    previous: _Values | None,
+    axis: BucketAxis,
+    split: bool,
+    earlier: tuple[_Values, BucketAxis] | None = None,
 ) -> list[SeriesResult]:
     values = set(current.totals) | {v for _, v in current.buckets}
     if previous is not None:
@@ -505,6 +517,10 @@ def _series_of(
     for (second, value), (numerator, denominator) in current.buckets.items():
         figures_by_value[value][second] = metric_value(metric, numerator, denominator)
     no_cell = metric_value(metric, *empty)
+    earlier_by_value: dict[str, dict[int, float | None]] = defaultdict(dict)
+    if earlier is not None:
+        for (second, value), (numerator, denominator) in earlier[0].buckets.items():
+            earlier_by_value[value][second] = metric_value(metric, numerator, denominator)
     result = []
     for value in ordered:
         figures = figures_by_value.get(value, {})
@@ -514,9 +530,22 @@ def _series_of(
         shown = SHOWN_JOINER.join(parts)
         name = f"{metric.label} · {shown}" if split else metric.label
         basis = current.totals.get(value, empty)[1] if metric.aggregation in ("ratio", "average") else None
+        before = earlier_by_value.get(value, {})
         result.append(
             SeriesResult(
-                metric.name, shown if split else None, name, points, total_of(value), comparison, parts, basis
+                metric.name,
+                shown if split else None,
+                name,
+                points,
+                total_of(value),
+                comparison,
+                parts,
+                basis,
+                tuple(
+                    zip(earlier[1].starts, [before.get(s, no_cell) for s in earlier[1].seconds], strict=True)
+                )
+                if earlier is not None
+                else (),
             )
         )
     return result

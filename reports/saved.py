@@ -264,6 +264,7 @@ async def run_saved_report(
     locale: str,
     currency: str,
     cache: ChartCache | None = None,
+    business_name: str = "",
 ) -> SavedReportOutput:
     query = query_from_definition(definition)
     presentation = presentation_from_definition(definition, query)
@@ -275,6 +276,7 @@ async def run_saved_report(
         locale=locale,
         currency=currency,
         top=presentation.ranking(query),
+        business_name=business_name,
     )
     chart = present(result, presentation)
     try:

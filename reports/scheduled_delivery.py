@@ -26,6 +26,7 @@ async def render_scheduled_report(
         business_tz=business.timezone,
         locale=business.locale,
         currency=business.currency,
+        business_name=business.name,
     )
     return RenderedReport(
         title=schedule.report_name,

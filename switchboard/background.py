@@ -82,7 +82,10 @@ class BackgroundServices:
         settings = container.settings
         self._rollups = RollupRefresh(container.database, settings.business_timezone)
         self._business = BusinessFormat(
-            settings.business_timezone, settings.business_locale, settings.business_currency
+            settings.business_timezone,
+            settings.business_locale,
+            settings.business_currency,
+            settings.business_name,
         )
         #: Each job's last success and failure, written out by the heartbeat (never once per pass).
         self.health = JobHealth(utc_now)

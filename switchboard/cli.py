@@ -532,6 +532,7 @@ def report_run(name: str, out_dir: str) -> None:
                 business_tz=settings.business_timezone,
                 locale=settings.business_locale,
                 currency=settings.business_currency,
+                business_name=settings.business_name,
             )
         except ReportDefinitionError as error:
             raise StartupError(f"report {name!r} cannot run: {error}") from None

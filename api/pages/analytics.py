@@ -161,6 +161,7 @@ async def _answer(container: Container, query: MetricQuery, formats: Formats) ->
         business_tz=formats.timezone,
         locale=formats.locale,
         currency=formats.currency,
+        business_name=formats.business_name,
     )
 
 

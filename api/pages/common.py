@@ -178,11 +178,18 @@ class Formats:
     timezone: str
     locale: str
     currency: str
+    #: The business's name; answers leave its first word out of its clinics' names.
+    business_name: str = ""
 
     @classmethod
     def of(cls, request: Request[Any, Any, Any]) -> Formats:
         settings: Settings = request.app.state.settings
-        return cls(settings.business_timezone, settings.business_locale, settings.business_currency)
+        return cls(
+            settings.business_timezone,
+            settings.business_locale,
+            settings.business_currency,
+            settings.business_name,
+        )
 
     def moment(self, value: datetime | None) -> str:
         if value is None:

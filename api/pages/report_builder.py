@@ -93,6 +93,7 @@ async def preview_of(container: Container, built: BuiltReport, formats: Formats)
             locale=formats.locale,
             currency=formats.currency,
             top=presentation.ranking(query),
+            business_name=formats.business_name,
         )
     except ValueError as error:  # e.g. too many buckets for data the checks could not foresee
         return {"preview_error": str(error)}

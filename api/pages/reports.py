@@ -92,6 +92,7 @@ async def report_chart(
         locale=formats.locale,
         currency=formats.currency,
         top=presentation.ranking(query),
+        business_name=formats.business_name,
     )
     return present(found, presentation), found
 

@@ -155,6 +155,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         locale=settings.business_locale,
         currency=settings.business_currency,
         top=question.top,
+        business_name=settings.business_name,
     )
     await _remember(ctx, who, query, now, question.top)
     version = result.result.data_as_of.isoformat()

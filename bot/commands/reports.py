@@ -322,6 +322,7 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
             locale=ctx.settings.business_locale,
             currency=ctx.settings.business_currency,
             cache=ctx.chart_cache,
+            business_name=ctx.settings.business_name,
         )
     except ValueError as error:  # ReportDefinitionError, or a relative period grown past 5,000 points
         return Reply(f"Report “{report.name}” cannot run that way: {str(error).rstrip('.')}.", kind="error")

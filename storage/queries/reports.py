@@ -4,7 +4,7 @@ segments and countries in the database, as (value, name) pairs per report dimens
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import select
 
@@ -49,12 +49,19 @@ NAMED_BY_CODE = ("location", "service", "campaign")
 MAX_NAMED = 500
 
 
-async def value_names(database: Database, wanted: Mapping[str, Iterable[str]]) -> dict[str, dict[str, str]]:
+async def value_names(
+    database: Database,
+    wanted: Mapping[str, Iterable[str]],
+    *,
+    business_name: str = "",
+    shown: Callable[[str], str] = str,
+) -> dict[str, dict[str, str]]:
     """What people call these stored values, per dimension: {"location": {"BER": "Berlin Mitte"}}. Only
     dimensions stored as codes; a value whose name is itself, or that is not found, is left out, and a name
-    two values share says its code too ("Open clinic evening (open-evening-25)"). A word
-    every clinic's (or service's) name starts with, the business's own name, is left out when the rest
-    still tells them apart: "Berlin Mitte", not "Northwind Berlin Mitte"."""
+    two values share says its code too ("Open clinic evening (open-evening-25)"). The first word of
+    `business_name`, when every clinic's name starts with it, is left out where the rest still tells them
+    apart: "Berlin Mitte", not "Northwind Berlin Mitte" (never "am See" of "Klinik am See"). `shown`: how a
+    value without a name reads (a name that reads the same keeps its code too)."""
     found: dict[str, dict[str, str]] = {}
     async with database.read_sessions() as session:
         for dimension in NAMED_BY_CODE:
@@ -62,30 +69,30 @@ async def value_names(database: Database, wanted: Mapping[str, Iterable[str]]) -
             if not values or len(values) > MAX_NAMED:
                 continue
             value_column, name_column = _NAMED_BY[dimension]
-            query = select(value_column, name_column)
+            query = select(value_column, name_column).order_by(value_column)
             if dimension == "campaign":  # many: only those asked for; clinics and services are few
                 query = query.where(value_column.in_(values))
             every = {
                 str(v): str(n) for v, n in (await session.execute(query.limit(MAX_NAMED))).all() if v and n
             }
-            if dimension != "campaign":
-                every = _without_shared_first_word(every)
+            if dimension == "location" and business_name.split():
+                every = _without_business_word(every, business_name.split()[0])
             names = {v: every[v] for v in values if every.get(v) and every[v] != v}
-            # Two campaigns may share a name: each such part keeps its code beside it, so none is merged
-            # with another in a chart or a sentence.
-            taken = Counter([*names.values(), *(v for v in values if v not in names)])
+            # Two campaigns may share a name (or a name may read as another's code): each such part keeps
+            # its code beside it, so none is merged with another in a chart or a sentence.
+            taken = Counter([*names.values(), *(shown(v) for v in values if v not in names)])
             names = {v: (f"{name} ({v})" if taken[name] > 1 else name) for v, name in names.items()}
             if names:
                 found[dimension] = names
     return found
 
 
-def _without_shared_first_word(names: dict[str, str]) -> dict[str, str]:
-    firsts = {name.split(" ", 1)[0] for name in names.values()}
-    rests = [name.split(" ", 1)[1] if " " in name else "" for name in names.values()]
-    if len(names) < 2 or len(firsts) != 1 or not all(rests) or len(set(rests)) != len(rests):
+def _without_business_word(names: dict[str, str], word: str) -> dict[str, str]:
+    firsts = {name.split(" ", 1)[0].casefold() for name in names.values()}
+    rests = [name.split(" ", 1)[1].strip() if " " in name else "" for name in names.values()]
+    if len(names) < 2 or firsts != {word.casefold()} or not all(rests) or len(set(rests)) != len(rests):
         return names
-    return {value: name.split(" ", 1)[1] for value, name in names.items()}
+    return {value: name.split(" ", 1)[1].strip() for value, name in names.items()}
 
 
 async def campaign_names(database: Database, slugs: Iterable[str]) -> dict[str, str]:

@@ -539,7 +539,8 @@ async def test_an_answer_names_clinics_as_people_know_them_and_its_parts_are_the
     from storage.models import Appointment, BulkMessaging, Location
 
     query = MetricQuery(("appointments",), PeriodSpec("last_month"), dimensions=("location",))
-    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    business = "Northwind Clinics"
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", business_name=business)
     start, end = reply.result.range.start, reply.result.range.end
     async with seeded.sessions() as session:
         clinics = {code: name for code, name in (await session.execute(select(Location.code, Location.name)))}
@@ -569,8 +570,11 @@ async def test_an_answer_names_clinics_as_people_know_them_and_its_parts_are_the
     limited = MetricQuery(
         ("appointments",), PeriodSpec("last_month"), filters=(Filter("location", "eq", one),)
     )
-    alone = await answer(seeded, limited, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    alone = await answer(seeded, limited, now=NOW, business_tz=TZ, locale="en_GB", business_name=business)
     assert alone.summary.startswith(f"Appointments for {shown[one]}, "), alone.summary
+    # Without the business's name, nothing is taken off a clinic's name (it may be "Klinik am See").
+    whole_names = await answer(seeded, limited, now=NOW, business_tz=TZ, locale="en_GB")
+    assert whole_names.summary.startswith(f"Appointments for {clinics[one]}, "), whole_names.summary
 
     # Two campaigns with one name: each keeps its slug beside the name, so neither swallows the other.
     async with seeded.sessions() as session:
@@ -584,3 +588,29 @@ async def test_an_answer_names_clinics_as_people_know_them_and_its_parts_are_the
     assert set(slugs) <= {s.dimension_value for s in sent.result.series}, "both campaigns sent messages"
     for slug in slugs:
         assert f"Same name ({slug})" in sent.chart.categories, sent.chart.categories
+
+
+async def test_over_time_against_the_period_before_draws_the_earlier_line_day_by_day(
+    seeded: Database,
+) -> None:
+    """ "daily revenue last month vs the month before": the earlier month's line beside this one, its day i
+    beside day i (October's 31st has no November day to sit beside), each figure October's own."""
+    compared = MetricQuery(
+        ("messages_sent",), PeriodSpec("last_month"), grain="day", comparison="previous_period"
+    )
+    reply = await answer(seeded, compared, now=NOW, business_tz=TZ, locale="en_GB")
+    october = MetricQuery(
+        ("messages_sent",),
+        PeriodSpec("between", start_date=date(2026, 10, 1), end_date=date(2026, 10, 31)),
+        grain="day",
+    )
+    before = (await answer(seeded, october, now=NOW, business_tz=TZ, locale="en_GB")).result.series[0]
+    assert reply.chart.kind == "line" and [s.name for s in reply.chart.series] == [
+        "1–30 Nov 2026",
+        "1–31 Oct 2026",
+    ]
+    now_line, earlier_line = reply.chart.series
+    assert len(now_line.values) == len(earlier_line.values) == 30
+    assert earlier_line.values == pytest.approx(tuple(v for _, v in before.points[:30]))
+    assert sum(v or 0 for v in earlier_line.values) > 0, "the seeded October has messages"
+    assert render_png(reply.chart).startswith(PNG_MAGIC)
