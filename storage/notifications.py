@@ -10,9 +10,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
+from domain.consent.model import ConsentPolicy
 from domain.notifications.model import BusinessEvent, NotificationRule, NotificationRuleDraft, RecordedEvent
-from domain.notifications.rules import DEFAULT_CHANNEL_ORDER, reaching_channel
-from domain.vocabulary import Channel, MessageCategory
+from domain.notifications.rules import reaching_channel
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory
 from storage.campaigns import SqlOutboxWriter, SqlTemplateCatalogue
 from storage.models import AutomatedNotification
 from storage.models import BusinessEvent as EventRow
@@ -82,17 +83,32 @@ class SqlNotificationRepository:
         )
         return [_rule(row) for row in rows]
 
-    async def reaching_channel(self, event_type: str, customer_id: int) -> tuple[str | None, str]:
-        """The channel the first enabled rule for ``event_type`` will reach the customer on, and why (a key of
-        domain.notifications.rules.REACH_REASONS); (None, "") when none will."""
+    async def reaching_channel(
+        self,
+        event_type: str,
+        customer_id: int,
+        *,
+        at: datetime | None = None,
+        policy: ConsentPolicy | None = None,
+    ) -> tuple[str | None, str]:
+        """The channel the enabled rules for ``event_type`` would reach the customer on at ``at`` (the first
+        rule that reaches them), and why: a key of REACH_REASONS, or of NOT_REACHED with no channel. The
+        business's policy only moves when a service message goes, not where, so the default serves staff
+        asking before a booking."""
+        when = at or utc_now()
         found = await SqlRecipientDirectory(self._session).by_ids(
-            [customer_id], channels=DEFAULT_CHANNEL_ORDER, now=utc_now()
+            [customer_id], channels=OUTBOUND_CHANNELS, now=when
         )
-        if not found:
-            return None, ""
         rules = await self.rules_for([event_type])
-        channel, why = reaching_channel(rules[0] if rules else None, found[0])
-        return (channel.value if channel is not None else None), why
+        if not found or not rules:
+            return None, "unreachable" if rules else "no_rule"
+        catalogue = SqlTemplateCatalogue(self._session)
+        for rule in rules:
+            templates = await catalogue.variants(rule.template_name)
+            channel, why = reaching_channel(rule, found[0], templates, policy or ConsentPolicy(), when)
+            if channel is not None:
+                return channel.value, why
+        return None, "unreachable"
 
     async def all_rules(self) -> list[NotificationRule]:
         rows = await self._session.scalars(select(AutomatedNotification).order_by(AutomatedNotification.id))

@@ -11,7 +11,6 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.video.booking import VIDEO_BOOKED
 from domain.video.booking_ports import (
     BookableService,
     Clinician,
@@ -84,8 +83,7 @@ class SqlVideoBookingRepository:
             return None
         preference = await self._session.get(CommunicationPreference, customer_id)
         channel = preference.preferred_channel if preference is not None else None
-        told_on, why = await SqlNotificationRepository(self._session).reaching_channel(VIDEO_BOOKED, row.id)
-        return Patient(row.id, row.name, row.timezone or "UTC", row.locale or "en", channel, told_on, why)
+        return Patient(row.id, row.name, row.timezone or "UTC", row.locale or "en", channel)
 
     async def working_hours(self, staff_id: int) -> list[WorkingSpan]:
         rows = await self._session.scalars(

@@ -10,7 +10,6 @@ from typing import Any, Self
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
-from domain.notifications.rules import DEFAULT_CHANNEL_ORDER
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
@@ -38,6 +37,8 @@ FINISH_WITHIN = timedelta(days=1)
 MISSABLE = (ConsultationStatus.SCHEDULED.value, ConsultationStatus.CONFIRMED.value)
 #: The events that tell a patient about a consultation, which a "1" or "2" answers.
 PROMPTS = (REMINDER_EVENT, VIDEO_BOOKED, VIDEO_RESCHEDULED)
+#: An offer's channel when no message could carry it (the rule is off, or nothing reaches the patient).
+NO_CHANNEL = "none"
 #: Messages staff write (chat replies and one-off sends), as opposed to notifications and automatic answers.
 STAFF_SOURCES = ("manual", "chat", "reply")
 
@@ -225,11 +226,11 @@ class SqlRebookingDesk:
 
     async def patient_channel(self, customer_id: int) -> str:
         """The channel the offer's message will take, chosen as its rule chooses (reaching_channel), so an
-        offer never names a channel the message cannot take; the default order's first when none can."""
+        offer never names a channel the message cannot take; NO_CHANNEL when none will."""
         channel, _why = await SqlNotificationRepository(self.session).reaching_channel(
             REBOOK_EVENT, customer_id
         )
-        return channel or DEFAULT_CHANNEL_ORDER[0].value
+        return channel or NO_CHANNEL
 
     async def add_event(
         self, event_type: str, key: str, customer_id: int, payload: Mapping[str, Any], at: datetime

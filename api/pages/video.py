@@ -433,7 +433,9 @@ class VideoPages(StaffPages):
             offers=[
                 {
                     "when": f"{clock.day(o.offered_at)} {clock.clock(o.offered_at)}",
-                    "channel": CHANNEL_WORDS.get(o.channel, o.channel),
+                    "channel": "no message (nothing reaches them)"
+                    if o.channel == "none"
+                    else CHANNEL_WORDS.get(o.channel, o.channel),
                     "slots": ", ".join(_slot_words(s, clock) for s in o.slots),
                     "answer": "not answered yet"
                     if o.answered_at is None

@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
 from domain.customers.importing import phone_typed
-from domain.notifications.rules import told_words
+from domain.notifications.rules import NOT_REACHED, told_words
 from domain.video.booking import (
     BookingChoices,
     BookingRequest,
@@ -57,6 +57,7 @@ class BookingForm:
     #: none reaches them (then staff are warned before they book, and pass the link on themselves).
     told: str = ""
     unreachable: bool = False
+    why_not: str = ""
 
 
 def _number(value: Any) -> int | None:
@@ -97,6 +98,7 @@ async def told_on(container: Container, form: BookingForm, customer_id: int) -> 
     """Where the booking's message would go, said before booking (the rule's choice, reaching_channel)."""
     channel, why = await booking_reaches(container.database, customer_id)
     form.told, form.unreachable = told_words(channel, why), channel is None
+    form.why_not = NOT_REACHED.get(why, NOT_REACHED["unreachable"]) if channel is None else ""
 
 
 def _clinician(choices: BookingChoices, staff_id: int | None) -> Clinician:

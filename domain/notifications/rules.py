@@ -10,7 +10,9 @@ from typing import Any
 from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
 from domain.clock import utc_now
-from domain.messages.model import Recipient
+from domain.consent.model import ConsentPolicy
+from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.send_decision import OutboxPlanner, choose_channel
 from domain.messages.words import channel_words
 from domain.notifications.model import (
     BusinessEvent,
@@ -19,7 +21,7 @@ from domain.notifications.model import (
     NotificationRuleChanges,
     NotificationRuleDraft,
 )
-from domain.vocabulary import Channel, ConsentStatus, MessageCategory
+from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource
 
 #: Channels tried after the customer's preferred one and those they opted in on, cheapest reliable first.
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
@@ -147,39 +149,55 @@ REACH_REASONS: dict[str, str] = {
     "preferred": "their preferred channel",
     "opted_in": "a channel they opted in on",
     "rule": "the channel the rule names first",
+    "rule_next": "the first in the rule's order that reaches them",
     "default": "the first channel they can be reached on",
+}
+#: Why no channel will: a key of NOT_REACHED, said after "no message carries it: ".
+NOT_REACHED: dict[str, str] = {
+    "no_rule": "no notification rule sends it (is its rule switched on, under Templates?)",
+    "unreachable": "no channel reaches them (no address or template for it, or they opted out)",
 }
 
 
-def reaching_channel(rule: NotificationRule | None, recipient: Recipient) -> tuple[Channel | None, str]:
-    """The channel a rule's message to ``recipient`` will take, and why (a key of REACH_REASONS): the first
-    in its order (``channel_order``) that they have an address on and did not opt out of. (None, "") when
-    none qualifies. Quiet hours and caps do not change a service message's channel, so this is what staff
-    are told before it goes."""
-    order = (
-        channel_order(rule, recipient) if rule is not None else recipient.reach_order(DEFAULT_CHANNEL_ORDER)
+def reaching_channel(
+    rule: NotificationRule | None,
+    recipient: Recipient,
+    templates: Sequence[StoredTemplate],
+    policy: ConsentPolicy,
+    at: datetime,
+) -> tuple[Channel | None, str]:
+    """The channel ``rule``'s message to ``recipient`` would take at ``at``, and why (a key of REACH_REASONS;
+    of NOT_REACHED when none would): the choice the rule's planner makes (domain.notifications.use_cases),
+    so an address, an opt-out, a missing template variant or WhatsApp's 24-hour window count as they will."""
+    if rule is None:
+        return None, "no_rule"
+    planner = OutboxPlanner(
+        source=MessageSource.NOTIFICATION,
+        source_ref="",
+        category=rule.category,
+        templates=templates,
+        variables={},
+        policy=policy,
     )
-    for channel in order:
-        consent = recipient.consents.get(channel)
-        if channel not in recipient.addresses or (
-            consent is not None and consent.status is ConsentStatus.OPTED_OUT
-        ):
-            continue
-        if rule is not None and rule.channel_order:
-            return channel, "rule"
-        if channel == recipient.preferred_channel:
-            return channel, "preferred"
-        if consent is not None and consent.status is ConsentStatus.OPTED_IN:
-            return channel, "opted_in"
-        return channel, "default"
-    return None, ""
+    order = channel_order(rule, recipient)
+    chosen = choose_channel(recipient, order, lambda r, c: planner.decide(r, c, at)).channel
+    if chosen is None:
+        return None, "unreachable"
+    if rule.channel_order:
+        return chosen, "rule" if chosen == order[0] else "rule_next"
+    if chosen == recipient.preferred_channel:
+        return chosen, "preferred"
+    consent = recipient.consents.get(chosen)
+    if consent is not None and consent.status is ConsentStatus.OPTED_IN:
+        return chosen, "opted_in"
+    return chosen, "default"
 
 
 def told_words(channel: str | None, why: str) -> str:
     """Where a message goes, for a sentence "… is sent the link {told_words}": "on SMS, a channel they
-    opted in on"."""
+    opted in on"; with no channel, why not: "— but no message carries it: no channel reaches them …"."""
     if not channel:
-        return "on no channel: none reaches them (no address, or they opted out)"
+        return f"— but no message carries it: {NOT_REACHED.get(why, NOT_REACHED['unreachable'])}"
     try:
         words = channel_words(Channel(channel))
     except ValueError:

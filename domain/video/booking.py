@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -233,11 +233,11 @@ async def book_consultation(
             version=1,
             status=ConsultationStatus.SCHEDULED,
             staff_timezone=clinician.timezone,
-            customer_channel=patient.told_on,
-            customer_channel_why=patient.told_why,
             link=patient_link(public_url, booking.link_token),
         )
-        await _tell_patient(uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now)
+        booked = await _tell_patient(
+            uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now
+        )
         _audit(uow, actor, via, "video.book", booked, {"starts_at": starts_at.isoformat()})
         await uow.commit()
     return booked
@@ -285,7 +285,7 @@ async def reschedule_consultation(
         moved = await _consultation(uow, consultation_id)
         booked = _booked(moved, patient, clinician, service, public_url)
         previous = time_in(current.starts_at, patient.timezone, patient.locale)
-        await _tell_patient(
+        booked = await _tell_patient(
             uow,
             VIDEO_RESCHEDULED,
             f"{VIDEO_RESCHEDULED}:{consultation_id}:{booked.version}",
@@ -331,7 +331,7 @@ async def cancel_consultation(
         cancelled = await _consultation(uow, consultation_id)
         booked = _booked(cancelled, patient, clinician, service, public_url)
         extra = {"reason": reason} if reason else {}
-        await _tell_patient(
+        booked = await _tell_patient(
             uow, VIDEO_CANCELLED, f"{VIDEO_CANCELLED}:{consultation_id}", booked, patient, now, **extra
         )
         _audit(uow, actor, via, "video.cancel", booked, {"reason": reason} if reason else {})
@@ -495,8 +495,6 @@ def _booked(
         version=stored.version,
         status=stored.status,
         staff_timezone=clinician.timezone,
-        customer_channel=patient.told_on,
-        customer_channel_why=patient.told_why,
         link=patient_link(public_url, stored.link_token),
     )
 
@@ -509,9 +507,10 @@ async def _tell_patient(
     patient: Patient,
     now: datetime,
     **extra: str,
-) -> None:
+) -> BookedConsultation:
     """A business event the notification rules turn into a message on the patient's channel. The payload
-    has no `appointment_at`: that would make the rules send it at the consultation's time, not now."""
+    has no `appointment_at`: that would make the rules send it at the consultation's time, not now. The
+    consultation comes back with the channel that message will take, and why, for staff to be told."""
     payload: dict[str, Any] = {
         "consultation_id": booked.consultation_id,
         "version": booked.version,
@@ -525,6 +524,8 @@ async def _tell_patient(
         **extra,
     }
     await uow.notifications.add_event(event_type, key, patient.customer_id, payload, now)
+    channel, why = await uow.notifications.reaching_channel(event_type, patient.customer_id, at=now)
+    return replace(booked, customer_channel=channel, customer_channel_why=why)
 
 
 def _audit(

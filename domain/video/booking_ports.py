@@ -43,10 +43,6 @@ class Patient:
     locale: str = "en"
     #: The channel they prefer to be told on, when they said.
     preferred_channel: str | None = None
-    #: The channel the booking's message will take (domain.notifications.rules.reaching_channel), and why
-    #: (a key of REACH_REASONS); None when no channel reaches them.
-    told_on: str | None = None
-    told_why: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +163,12 @@ class BusinessEvents(Protocol):
         payload: Mapping[str, Any],
         occurred_at: datetime,
     ) -> RecordedEvent: ...
+
+    async def reaching_channel(
+        self, event_type: str, customer_id: int, *, at: datetime | None = None
+    ) -> tuple[str | None, str]:
+        """The channel the rules for `event_type` would reach the customer on, and why
+        (domain.notifications.rules.reaching_channel)."""
 
 
 class VideoBookingUnitOfWork(Transaction, Protocol):

@@ -318,7 +318,7 @@ NOTIFICATION_RULES: tuple[tuple[str, str, str, tuple[str, ...], int], ...] = (
 RULE_CHANNELS = {name: order for name, _event, _template, order, _offset in NOTIFICATION_RULES}
 
 
-def notification_rows(created_at: datetime, created_by: int) -> list[Row]:
+def notification_rows(created_at: datetime, created_by: int | None) -> list[Row]:
     return [
         {
             "id": index + 1,

@@ -46,6 +46,7 @@ from tests.integration.test_video_reminders import (
     run_pass,
     world,
 )
+from tests.integration.video_world import add_catalogue_rules
 
 AFTER = timedelta(minutes=10)
 
@@ -400,6 +401,7 @@ async def test_the_offer_names_the_channel_its_message_will_take(database: Datab
     )
     from storage.video_no_shows import SqlRebookingDesk
 
+    await add_catalogue_rules(database, REBOOK_EVENT)  # the offer's rule and template, as installed
     async with database.sessions() as session:
         said_sms, wrote, chose, no_address, said_no = (
             Customer(name=name, phone_e164=f"+49151000009{i}", timezone="Europe/Berlin")
@@ -438,14 +440,19 @@ async def test_the_offer_names_the_channel_its_message_will_take(database: Datab
         assert await desk.patient_channel(no_address.id) == "whatsapp"
         assert await desk.patient_channel(said_no.id) == "sms"  # never a channel they opted out of
         # The business's rule with its own order decides before any of that.
-        session.add(
-            AutomatedNotification(
-                name="rebook_by_sms",
-                event_type=REBOOK_EVENT,
-                template_name="t",
-                channel_order=["sms", "email"],
-            )
+        await session.execute(
+            update(AutomatedNotification)
+            .where(AutomatedNotification.event_type == REBOOK_EVENT)
+            .values(channel_order=["sms", "email"])
         )
         await session.commit()
         assert await desk.patient_channel(chose.id) == "sms"
         assert await desk.patient_channel(wrote.id) == "sms"
+        # With the rule switched off no message goes, and the offer says so rather than name a channel.
+        await session.execute(
+            update(AutomatedNotification)
+            .where(AutomatedNotification.event_type == REBOOK_EVENT)
+            .values(enabled=False)
+        )
+        await session.commit()
+        assert await desk.patient_channel(chose.id) == "none"

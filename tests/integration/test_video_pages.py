@@ -10,12 +10,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.app import create_app
 from api.auth import login_link
 from storage.database import Database
-from storage.models import Appointment, BusinessEvent, Customer, CustomerCommunication, VideoConsultation
+from storage.models import (
+    Appointment,
+    AutomatedNotification,
+    BusinessEvent,
+    Customer,
+    CustomerCommunication,
+    VideoConsultation,
+)
 from storage.models.video import ClinicianTimeClaim
 from switchboard.settings import Settings
 from switchboard.wiring import build_container
@@ -25,6 +32,7 @@ from tests.integration.video_world import (
     MANAGER,
     VIEWER,
     VideoWorld,
+    add_catalogue_rules,
     build_video_world,
     page_moment,
 )
@@ -318,6 +326,7 @@ async def book(client: Client, slots_page: str, **data: str) -> Any:
 async def test_an_agent_books_a_consultation_through_the_form(
     client: Client, world: VideoWorld, database: Database
 ) -> None:
+    await add_catalogue_rules(database, "video.booked")
     await sign_in(client, world, AGENT)
     listing = (await client.get("/communication/video")).text
     assert 'href="/communication/video/new"' in listing and "Book a consultation" in listing
@@ -387,7 +396,7 @@ async def test_an_agent_books_a_consultation_through_the_form(
     ).text
     assert "the patient is sent the link on SMS, a channel they opted in on." in told
     nowhere = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=none")).text
-    assert "the patient is sent the link on no channel: none reaches them" in nowhere
+    assert "the patient is sent the link — but no message carries it: no channel reaches them" in nowhere
     forged = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=%3Cb%3E&why=x")).text
     assert "the patient is sent the link." in forged and "<b>" not in forged
     again = (await client.get(booking_query(world, "Clara"))).text
@@ -402,13 +411,26 @@ async def test_a_patient_no_message_reaches_is_warned_of_before_and_after_bookin
 ) -> None:
     """A patient with no address (or opted out everywhere) can be booked, but staff are told before they
     book, warned (not congratulated) after, and shown the link to give them themselves."""
+    await sign_in(client, world, AGENT)
+    # With the business's rule for bookings switched off, nothing would carry any patient's link: said so.
+    async with database.sessions() as session:
+        await session.execute(
+            update(AutomatedNotification)
+            .where(AutomatedNotification.event_type == "video.booked")
+            .values(enabled=False)
+        )
+        await session.commit()
+    no_rule = (await client.get(booking_query(world, "Clara"))).text
+    assert "No message will carry Clara Klein's link: no notification rule sends it" in no_rule
+    await add_catalogue_rules(database, "video.booked")
     async with database.sessions() as session:
         una = Customer(name="Una Unreachable", timezone="Europe/Berlin")
         session.add(una)
         await session.commit()
     await sign_in(client, world, AGENT)
     slots = (await client.get(booking_query(world, "Una%20Unreachable"))).text
-    assert 'id="booking-unreachable"' in slots and "No channel reaches Una Unreachable" in slots
+    assert 'id="booking-unreachable"' in slots
+    assert "No message will carry Una Unreachable's link: no channel reaches them" in slots
     booked = await book(client, slots, starts_at=slot_at(slots, "09:00"))
     assert booked.status_code == 303 and "told=none" in booked.headers["location"], booked.headers
     shown = (await client.get(booked.headers["location"])).text

@@ -210,3 +210,39 @@ async def build_video_world(database: Database, now: datetime | None = None) -> 
         service.id,
         customers,
     )
+
+
+async def add_catalogue_rules(database: Database, *event_types: str) -> None:
+    """The demo catalogue's notification rules for `event_types`, with their templates, switched on: what a
+    fresh install has, so a booking or an offer is told the channel its message will really take."""
+    from sqlalchemy import insert, select, update
+
+    from storage.models import AutomatedNotification, MessageTemplate
+    from storage.seeding.catalogue import notification_rows, template_rows
+
+    now = datetime.now(UTC)
+    async with database.sessions() as session:
+        rules = [row for row in notification_rows(now, created_by=None) if row["event_type"] in event_types]
+        wanted = {row["template_name"] for row in rules}
+        have = set(
+            await session.scalars(select(MessageTemplate.name).where(MessageTemplate.name.in_(wanted)))
+        )
+        rows, _ = template_rows(now)
+        for row in rows:
+            if row["name"] in wanted - have:
+                await session.execute(
+                    insert(MessageTemplate).values({k: v for k, v in row.items() if k != "id"})
+                )
+        known = set(await session.scalars(select(AutomatedNotification.name)))
+        for row in rules:
+            if row["name"] in known:
+                await session.execute(
+                    update(AutomatedNotification)
+                    .where(AutomatedNotification.name == row["name"])
+                    .values(enabled=True)
+                )
+            else:
+                await session.execute(
+                    insert(AutomatedNotification).values({k: v for k, v in row.items() if k != "id"})
+                )
+        await session.commit()

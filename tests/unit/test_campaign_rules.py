@@ -266,28 +266,57 @@ class TestNotificationRules:
         assert channel_order(ruled, sms_only) == (Channel.WHATSAPP,)  # a rule's own order is kept
 
     def test_staff_are_told_the_channel_the_message_will_take_and_why(self) -> None:
-        """reaching_channel skips a channel with no address or an opt-out, as the send decision will."""
+        """reaching_channel is the rule planner's own choice: it skips a channel with no address, an opt-out,
+        no template variant, or WhatsApp without an approved template outside the 24-hour window."""
         said_yes = ChannelConsent(ConsentStatus.OPTED_IN, "front desk", NOW - timedelta(days=2))
         phone_only = {Channel.WHATSAPP: "+49151", Channel.SMS: "+49151"}
-        assert reaching_channel(self.rule, recipient()) == (Channel.WHATSAPP, "default")
+        every = [
+            StoredTemplate(
+                40 + i,
+                MessageTemplate(
+                    "reminder", channel, "en", "Hi", MessageCategory.TRANSACTIONAL,
+                    whatsapp_name="reminder" if channel is Channel.WHATSAPP else None,
+                ),
+            )
+            for i, channel in enumerate(DEFAULT_CHANNEL_ORDER)
+        ]  # fmt: skip
+        policy = ConsentPolicy()
+
+        def reaches(
+            rule: NotificationRule | None, who: Recipient, templates: list[StoredTemplate] = every
+        ) -> object:
+            return reaching_channel(rule, who, templates, policy, NOW)
+
+        assert reaches(self.rule, recipient()) == (Channel.WHATSAPP, "default")
         # Prefers email but has no address: the next in the order, and staff are not told "preferred".
         no_mail = recipient(addresses=phone_only, preferred_channel=Channel.EMAIL)
-        assert reaching_channel(self.rule, no_mail) == (Channel.WHATSAPP, "default")
-        assert reaching_channel(self.rule, recipient(preferred_channel=Channel.EMAIL)) == (
-            Channel.EMAIL,
-            "preferred",
-        )
+        assert reaches(self.rule, no_mail) == (Channel.WHATSAPP, "default")
+        assert reaches(self.rule, recipient(preferred_channel=Channel.EMAIL)) == (Channel.EMAIL, "preferred")
         sms_only = recipient(
             addresses=phone_only, consents={Channel.SMS: said_yes, Channel.WHATSAPP: OPTED_OUT}
         )
-        assert reaching_channel(self.rule, sms_only) == (Channel.SMS, "opted_in")
-        assert reaching_channel(None, sms_only) == (Channel.SMS, "opted_in")  # no rule: the same order
+        assert reaches(self.rule, sms_only) == (Channel.SMS, "opted_in")
+        # No template variant for WhatsApp, or one without an approved template: SMS, as the planner does.
+        no_whatsapp = [t for t in every if t.template.channel is not Channel.WHATSAPP]
+        assert reaches(self.rule, recipient(addresses=phone_only), no_whatsapp) == (Channel.SMS, "default")
+        unapproved = [replace(t, template=replace(t.template, whatsapp_name=None)) for t in every]
+        assert reaches(self.rule, recipient(addresses=phone_only), unapproved) == (Channel.SMS, "default")
+        assert reaches(None, sms_only) == (None, "no_rule")  # no rule: nothing is sent
         ruled = replace(self.rule, channel_order=(Channel.WHATSAPP, Channel.EMAIL))
-        assert reaching_channel(ruled, sms_only) == (None, "")  # opted out of one, no address on the other
-        assert reaching_channel(ruled, recipient()) == (Channel.WHATSAPP, "rule")
+        assert reaches(ruled, sms_only) == (None, "unreachable")  # opted out of one, no address on the other
+        assert reaches(ruled, recipient()) == (Channel.WHATSAPP, "rule")
+        assert reaches(ruled, recipient(addresses={Channel.EMAIL: "a@example.com"})) == (
+            Channel.EMAIL,
+            "rule_next",
+        )
         assert told_words("sms", "opted_in") == "on SMS, a channel they opted in on"
         assert told_words("whatsapp", "") == "on WhatsApp"
-        assert told_words(None, "").startswith("on no channel")
+        assert told_words(None, "no_rule") == (
+            "— but no message carries it: no notification rule sends it (is its rule switched on, under Templates?)"
+        )
+        assert told_words(None, "unreachable").startswith(
+            "— but no message carries it: no channel reaches them"
+        )
 
 
 class TestUnsubscribeLinks:

@@ -161,6 +161,12 @@ class FakeEvents:
         self.events.append(event)
         return RecordedEvent(event, True)
 
+    async def reaching_channel(
+        self, event_type: str, customer_id: int, *, at: datetime | None = None
+    ) -> tuple[str | None, str]:
+        """As the rules would choose for the fake's patients: WhatsApp, their preferred channel."""
+        return "whatsapp", "preferred"
+
 
 class FakeUnitOfWork(FakeTransaction):
     def __init__(self) -> None:
@@ -187,6 +193,8 @@ async def test_booking_claims_the_time_and_tells_the_patient_in_their_own_time(u
     booked = await book(uow, at(MONDAY, 10, 30))
     assert booked.starts_at == datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
     assert booked.customer_name == "Anna Berg" and booked.staff_name == "Dr Lee"
+    # Staff are told the channel the rules will take for this event, and why.
+    assert (booked.customer_channel, booked.customer_channel_why) == ("whatsapp", "preferred")
     assert booked.room_name is not None and booked.room_name.startswith("sb-")
     assert booked.link_token and booked.clinician_token and booked.link_token != booked.clinician_token
     assert len(booked.link_token) >= 32
