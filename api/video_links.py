@@ -115,7 +115,9 @@ async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> R
     if decision.outcome is LinkOutcome.UNKNOWN:
         MISSES.missed(address)
         # No consultation says whose language to speak: the browser's first choice ("de-DE,de;q=0.9").
-        decision = unknown_link(request.headers.get("accept-language", "").split(",")[0].strip())
+        decision = unknown_link(
+            request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
+        )
     return _page(container, decision, STATUS_OF.get(decision.outcome, HTTP_200_OK))
 
 

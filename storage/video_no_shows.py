@@ -151,6 +151,17 @@ class SqlRebookingDesk:
         slots = tuple(datetime.fromisoformat(str(s)) for s in row.slots or ())
         return StoredOffer(row.id, row.consultation_id, row.customer_id, slots, row.offered_at)
 
+    async def rebooked_as(self, consultation_id: int) -> int | None:
+        rebooked: int | None = await self.session.scalar(
+            select(VideoRebookOffer.rebooked_id)
+            .where(
+                VideoRebookOffer.consultation_id == consultation_id, VideoRebookOffer.rebooked_id.is_not(None)
+            )
+            .order_by(VideoRebookOffer.id.desc())
+            .limit(1)
+        )
+        return rebooked
+
     async def close_offer(self, offer_id: int, at: datetime, rebooked_id: int | None) -> bool:
         result = await self.session.execute(
             update(VideoRebookOffer)

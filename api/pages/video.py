@@ -71,7 +71,7 @@ CHANGE_WORDS = {
     "video.reschedule": "moved",
     "video.cancel": "cancelled",
     "video.completed": "marked done",
-    "video.clinician_absent": "marked: the clinician did not join",
+    "video.clinician_absent": "marked “clinician did not join”",
     "video.no_show": "marked a no-show",
     "video.no_show_corrected": "corrected: the patient attended",
     "video.rebook_offer": "new times offered",
@@ -86,7 +86,10 @@ def actor_words(actor: str, patient_id: int, patient: str) -> str:
         return f"{patient} (the patient, by their reply)"
     if actor.startswith("customer:"):
         return f"customer #{actor.removeprefix('customer:')}"
-    return "Switchboard (automatically)" if actor == "system" else actor
+    if actor == "system" or actor.startswith("system:"):
+        why = actor.removeprefix("system").lstrip(": ")
+        return f"Switchboard (automatically{': ' + why if why else ''})"
+    return actor
 
 
 #: The no-show rate's breakouts on the page: (dimension, heading), over the last 30 days.

@@ -136,6 +136,9 @@ class RebookingDesk(Protocol):
 
     async def mark_offered(self, consultation_id: int, at: datetime) -> None: ...
 
+    async def rebooked_as(self, consultation_id: int) -> int | None:
+        """The consultation the patient booked from one of this one's offers, if they did."""
+
     async def latest_prompted(self, customer_id: int, since: datetime) -> int | None:
         """The consultation the customer was last reminded of, or told was booked or moved, at or after
         `since`; None when there is none, or when staff have written to the customer since (a "1" or "2"
@@ -263,6 +266,12 @@ async def offer_rebooking(
         facts = await uow.rebooking.consultation(consultation_id, for_update=True)
         if facts is None:
             raise ConsultationNotFound(f"There is no video consultation {consultation_id}.")
+        if (rebooked := await uow.rebooking.rebooked_as(consultation_id)) is not None:
+            # A second offer could book the patient twice: the new consultation is where times change now.
+            raise VideoError(
+                f"The patient already rebooked consultation {consultation_id} as #{rebooked}; "
+                f"reschedule #{rebooked} instead."
+            )
         key = f"{REBOOK_EVENT}:{consultation_id}:{actor}:{now.astimezone(UTC):%Y%m%d%H%M%S}"
         slots = await send_offer(uow.rebooking, facts, now, key=key[:128])
         uow.audit.record(

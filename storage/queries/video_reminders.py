@@ -112,20 +112,23 @@ class ToldLine:
 async def told_log(session: AsyncSession, consultation_id: int) -> list[ToldLine]:
     """The booking, move and cancellation messages of a consultation, oldest first: the lasting record of
     where the link went (the booking page's notice is only a notice)."""
-    events = list(
-        await session.scalars(
+    customer_id = await session.scalar(
+        select(VideoConsultation.customer_id).where(VideoConsultation.id == consultation_id)
+    )
+    if customer_id is None:
+        return []
+    # Through the patient's events (their index), not a LIKE over every event's key.
+    moved = f"video.rescheduled:{consultation_id}:"
+    keys = {f"video.booked:{consultation_id}", f"video.cancelled:{consultation_id}"}
+    events = [
+        event
+        for event in await session.scalars(
             select(BusinessEvent)
-            .where(
-                or_(
-                    BusinessEvent.idempotency_key.in_(
-                        [f"video.booked:{consultation_id}", f"video.cancelled:{consultation_id}"]
-                    ),
-                    BusinessEvent.idempotency_key.like(f"video.rescheduled:{consultation_id}:%"),
-                )
-            )
+            .where(BusinessEvent.customer_id == customer_id, BusinessEvent.event_type.in_(TOLD_EVENTS))
             .order_by(BusinessEvent.occurred_at, BusinessEvent.id)
         )
-    )
+        if event.idempotency_key in keys or event.idempotency_key.startswith(moved)
+    ]
     if not events:
         return []
     by_event: dict[int, list[CustomerCommunication]] = {}

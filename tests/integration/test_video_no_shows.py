@@ -132,6 +132,13 @@ async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times
         assert new is not None and new.scheduled_at == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
         assert (new.staff_id, new.customer_id, new.status) == (w["staff"], w["customer"], "scheduled")
     assert (await replies(database))[-1].endswith("is now on Tue 8 Dec 11:00 CET.")
+    # Once they have rebooked, staff cannot offer the missed one's times again (a second booking).
+    with pytest.raises(
+        VideoError, match=rf"already rebooked consultation {missed} as #{answered.rebooked_id}"
+    ):
+        await offer_rebooking(
+            SqlNoShowUnitOfWork(database), missed, actor="ana@x", via="web", now=NOW + timedelta(minutes=5)
+        )
 
 
 async def test_staff_mark_an_in_person_no_show_and_correct_it_audited(database: Database) -> None:
