@@ -147,6 +147,7 @@ def test_a_manager_books_a_consultation_through_the_form_with_the_keyboard(
             page.get_by_label("Day").fill(day.isoformat())
             page.get_by_label("Day").press("Enter")
             expect(page.locator("#booking-patient-found")).to_contain_text("Clara Klein")
+            expect(page.locator("#booking-unreachable")).to_contain_text("no notification rule sends it")
             expect(page.locator("fieldset.slots legend")).to_contain_text("Dr. Anna Vogel's time")
             slot = page.get_by_label("12:00", exact=True)
             slot.focus()
@@ -154,10 +155,13 @@ def test_a_manager_books_a_consultation_through_the_form_with_the_keyboard(
             expect(slot).to_be_checked()
             page.get_by_role("button", name="Book the consultation").focus()
             page.keyboard.press("Enter")
-            expect(page.locator(".notice.ok")).to_contain_text(
+            # This clinic has no notification rules: nothing will carry the link, so the booking warns
+            # (not congratulates) and shows the patient's link for staff to pass on.
+            expect(page.locator(".notice.warn")).to_contain_text(
                 "Booked Clara Klein for Video skin consultation"
             )
-            expect(page.locator(".notice.ok")).to_contain_text("the patient is sent the link on")
+            expect(page.locator(".notice.warn")).to_contain_text("no notification rule sends it")
+            expect(page.locator("#patient-link")).to_contain_text("/v/")
             expect(page.locator("#consultation-status")).to_have_text("booked")
             assert errors == [], errors
         finally:
