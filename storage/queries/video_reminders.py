@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.video.reminders import REMINDER_KEY_PREFIX, SKIPPED_EVENT, read_reminder_key
@@ -72,26 +72,41 @@ async def feed_reminders(
                 )
             )
         )
-        reminded = {event.customer_id for event in events if event.customer_id is not None}
-        if not reminded:
-            continue
-        appointment_of = {event.id: keys[event.idempotency_key] for event in events}
-        for message in await session.scalars(
-            select(CustomerCommunication).where(
-                CustomerCommunication.customer_id.in_(sorted(reminded)),
-                CustomerCommunication.created_at >= min(e.occurred_at for e in events) - timedelta(hours=1),
-                CustomerCommunication.source == "notification",
-            )
-        ):
-            tail = (message.source_ref or "").rpartition(":")[2]  # a rule's message: "{rule}:{event}"
-            if tail.isascii() and tail.isdigit() and int(tail) in appointment_of:
-                messages[message.id] = (appointment_of[int(tail)], message)
+        made = await rule_messages(session, events)
+        for event in events:
+            for message in made.get(event.id, []):
+                messages[message.id] = (keys[event.idempotency_key], message)
     found: dict[int, list[ReminderLogLine]] = {}
     for appointment_id, message in messages.values():
         # Its lead time is the clinic's to set; the line says whose reminder it is instead.
         line = _message_line(0, FEED_VERSION, message.created_at, message)
         found.setdefault(appointment_id, []).append(line)
     return found
+
+
+async def rule_messages(
+    session: AsyncSession, events: list[BusinessEvent]
+) -> dict[int, list[CustomerCommunication]]:
+    """The messages notification rules made of `events`, by event id, oldest first: read through the
+    events' customers' message timeline since the first event, never by scanning every notification."""
+    customers = sorted({event.customer_id for event in events if event.customer_id is not None})
+    if not customers:
+        return {}
+    wanted = {event.id for event in events}
+    made: dict[int, list[CustomerCommunication]] = {}
+    for message in await session.scalars(
+        select(CustomerCommunication)
+        .where(
+            CustomerCommunication.customer_id.in_(customers),
+            CustomerCommunication.source == "notification",
+            CustomerCommunication.created_at >= min(e.occurred_at for e in events) - timedelta(hours=1),
+        )
+        .order_by(CustomerCommunication.id)
+    ):
+        tail = (message.source_ref or "").rpartition(":")[2]  # a rule's message: "{rule}:{event}"
+        if tail.isascii() and tail.isdigit() and len(tail) < 19 and int(tail) in wanted:
+            made.setdefault(int(tail), []).append(message)
+    return made
 
 
 #: What the patient is told of a consultation, by the event that tells them (domain.video.booking), in words.
@@ -131,19 +146,7 @@ async def told_log(session: AsyncSession, consultation_id: int) -> list[ToldLine
     ]
     if not events:
         return []
-    by_event: dict[int, list[CustomerCommunication]] = {}
-    for message in await session.scalars(
-        select(CustomerCommunication)
-        .where(
-            CustomerCommunication.customer_id.in_(sorted({e.customer_id for e in events if e.customer_id})),
-            CustomerCommunication.source == "notification",
-            CustomerCommunication.created_at >= min(e.occurred_at for e in events) - timedelta(hours=1),
-        )
-        .order_by(CustomerCommunication.id)
-    ):
-        tail = (message.source_ref or "").rpartition(":")[2]  # a rule's message: "{rule}:{event}"
-        if tail.isascii() and tail.isdigit() and len(tail) < 19:
-            by_event.setdefault(int(tail), []).append(message)
+    by_event = await rule_messages(session, events)
     lines = []
     for event in events:
         what = TOLD_EVENTS.get(event.event_type, event.event_type)
@@ -179,22 +182,7 @@ async def _video_log(session: AsyncSession, consultation_id: int) -> list[Remind
     )
     if not events:
         return []
-    messages = list(
-        await session.scalars(
-            select(CustomerCommunication)
-            .where(
-                CustomerCommunication.source == "notification",
-                CustomerCommunication.customer_id.in_({e.customer_id for e in events if e.customer_id}),
-                or_(*(CustomerCommunication.source_ref.like(f"%:{e.id}") for e in events)),
-            )
-            .order_by(CustomerCommunication.id)
-        )
-    )
-    by_event: dict[int, list[CustomerCommunication]] = {}
-    for message in messages:
-        event_id = (message.source_ref or "").rpartition(":")[2]
-        if event_id.isascii() and event_id.isdigit() and len(event_id) < 19:
-            by_event.setdefault(int(event_id), []).append(message)
+    by_event = await rule_messages(session, events)
     lines: list[ReminderLogLine] = []
     for event in events:
         key = read_reminder_key(event.idempotency_key)
