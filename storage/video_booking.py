@@ -27,7 +27,6 @@ from storage.models import (
     Appointment,
     ClinicianHours,
     ClinicianTimeClaim,
-    CommunicationPreference,
     Customer,
     Service,
     StaffUser,
@@ -81,9 +80,7 @@ class SqlVideoBookingRepository:
         row = await self._session.get(Customer, customer_id)
         if row is None:
             return None
-        preference = await self._session.get(CommunicationPreference, customer_id)
-        channel = preference.preferred_channel if preference is not None else None
-        return Patient(row.id, row.name, row.timezone or "UTC", row.locale or "en", channel)
+        return Patient(row.id, row.name, row.timezone or "UTC", row.locale or "en")
 
     async def working_hours(self, staff_id: int) -> list[WorkingSpan]:
         rows = await self._session.scalars(

@@ -41,8 +41,6 @@ class Patient:
     name: str
     timezone: str
     locale: str = "en"
-    #: The channel they prefer to be told on, when they said.
-    preferred_channel: str | None = None
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class FakeRepository:
             SKIN: BookableService(SKIN, "SKIN-VIDEO", "Video skin consultation", "video", 30, 6900, "EUR"),
             LASER: BookableService(LASER, "LASER", "Laser treatment", "in_person", 60, 16900, "EUR"),
         }
-        self.patients = {ANNA: Patient(ANNA, "Anna Berg", "Europe/London", "en", "whatsapp")}
+        self.patients = {ANNA: Patient(ANNA, "Anna Berg", "Europe/London", "en")}
         self.hours = {LEE: [WorkingSpan(d, time(9), time(12, 30)) for d in range(5)]}
         self.claims: dict[tuple[int, datetime], int] = {}
         self.stored: dict[int, StoredConsultation] = {}
