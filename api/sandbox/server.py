@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
 from api.sandbox.app import create_sandbox_app
 from api.sandbox.config import SandboxConfig
 from api.sandbox.keys import STATE, WEBHOOKS
-from api.sandbox.smtp_server import SandboxSmtpHandler
+from api.sandbox.smtp_server import DsnController, SandboxSmtpHandler
 from api.sandbox.state import SandboxState
 from api.sandbox.webhooks import WebhookDispatcher
 
@@ -62,7 +61,7 @@ async def run_sandbox(config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
     port = int(runner.addresses[0][1])
     smtp_port = config.smtp_port or free_port(config.host)
     # aiosmtpd checks it is up by connecting to the hostname, so it must be given explicitly.
-    controller = Controller(
+    controller = DsnController(
         SandboxSmtpHandler(app[STATE], app[WEBHOOKS]), hostname=config.host, port=smtp_port
     )
     await asyncio.to_thread(controller.start)

@@ -26,6 +26,7 @@ from domain.messages.sending import (
     preview_message,
     send_message,
 )
+from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageStatus
 from storage.queries.customers import CustomerName, customers_by_reference
@@ -153,7 +154,7 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
             "This message was already queued by an earlier confirmation; nothing new was sent.", private=True
         )
     return Reply(
-        f"Queued a {result.preview.channel.value} message to #{customer.id} {customer.name}.",
+        f"Queued {a_message_on(result.preview.channel)} to #{customer.id} {customer.name}.",
         title="Message queued",
         private=True,
     )
@@ -207,3 +208,12 @@ def parse_cancel(words: list[str], rest: str, today: date) -> CancelPending:
 
 async def run_cancel(command: CancelPending, who: StaffIdentity, ctx: CommandContext) -> Reply:
     return Reply("Cancelled; nothing was sent or changed.", private=True)
+
+
+def a_message_on(channel: Channel) -> str:
+    """A message on `channel` as a sentence names it: "an email", "an SMS", "a WhatsApp message"."""
+    if channel is Channel.EMAIL:
+        return "an email"
+    if channel is Channel.SMS:
+        return "an SMS"
+    return f"a {channel_words(channel.value)} message"

@@ -26,10 +26,20 @@ class SmtpRelay:
     timeout_seconds: float = 30.0
     validate_certs: bool = True
 
-    async def send(self, message: EmailMessage, *, timeout_seconds: float | None = None) -> None:
-        """Raises aiosmtplib.SMTPException or OSError when the relay refuses or cannot be reached."""
-        await aiosmtplib.send(
-            message,
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        timeout_seconds: float | None = None,
+        delivery_reports: bool = False,
+    ) -> None:
+        """Raises aiosmtplib.SMTPException or OSError when the relay refuses or cannot be reached.
+
+        With `delivery_reports`, a relay that offers DSN (RFC 3461) is asked to report delivery as
+        well as failure, with the original's headers (RET=HDRS), so the report names our message id.
+        A relay that does not offer it gets the plain commands: asking anyway would be refused (555).
+        """
+        client = aiosmtplib.SMTP(
             hostname=self.host,
             port=self.port,
             username=self.username or None,
@@ -39,3 +49,18 @@ class SmtpRelay:
             timeout=self.timeout_seconds if timeout_seconds is None else timeout_seconds,
             validate_certs=self.validate_certs,
         )
+        async with client:
+            mail_options: list[str] = []
+            rcpt_options: list[str] = []
+            if delivery_reports:
+                if client.is_ehlo_or_helo_needed:
+                    await client.ehlo()
+                if client.supports_extension("dsn"):
+                    mail_options, rcpt_options = list(DSN_MAIL_OPTIONS), list(DSN_RCPT_OPTIONS)
+            await client.send_message(message, mail_options=mail_options, rcpt_options=rcpt_options)
+
+
+#: RFC 3461 parameters asking a DSN-capable relay for a report on delivery and on failure (never on a
+#: mere delay), carrying the original's headers only.
+DSN_MAIL_OPTIONS = ("RET=HDRS",)
+DSN_RCPT_OPTIONS = ("NOTIFY=SUCCESS,FAILURE",)

@@ -92,7 +92,7 @@ class SmtpEmailDriver:
     async def send(self, message: OutboundMessage) -> ProviderAcceptance:
         email = self.build_email(message)
         try:
-            await self.relay.send(email)
+            await self.relay.send(email, delivery_reports=True)
         except aiosmtplib.SMTPException as exc:
             raise _error_from(exc) from exc
         except OSError as exc:

@@ -1,4 +1,4 @@
-"""Email webhooks (inbound mail and bounces): check that a callback is genuine and read it into port values."""
+"""Email webhooks (inbound mail, bounces, delivery reports): is a callback genuine; read it into ports."""
 
 from __future__ import annotations
 
@@ -124,31 +124,43 @@ def email_media(raw_bytes: bytes) -> tuple[MediaReference, ...]:
     return tuple(found)
 
 
-def parse_bounce(raw_bytes: bytes) -> DeliveryReceipt | None:
-    """Read an RFC 3464 delivery status notification; None when the mail is not a failure report.
+#: RFC 3464 actions that mean the recipient's mail server took the message: "delivered", or "expanded"
+#: (handed on to the members of a list). "relayed" (passed to a server that does not report) and
+#: "delayed" say nothing final.
+_DELIVERED_ACTIONS = frozenset({"delivered", "expanded"})
+
+
+def parse_delivery_report(raw_bytes: bytes) -> DeliveryReceipt | None:
+    """Read an RFC 3464 delivery status notification; None when the mail is no final report.
 
     A permanent failure (status 5.x.x, a hard bounce) becomes UNDELIVERED: the address cannot
-    receive mail. Any other failed action becomes FAILED. "delayed" and "delivered" reports are
-    not final, so they give None.
+    receive mail. Any other failed action becomes FAILED. A success report (asked for with
+    NOTIFY=SUCCESS, see `providers.smtp.client`) becomes DELIVERED. "delayed" and "relayed"
+    reports are not final, so they give None.
     """
     email = _parse(raw_bytes)
     if email.get_content_type() != "multipart/report":
         return None
     action, status_code, diagnostic = _delivery_status(email)
-    if action != "failed":
+    if action == "failed":
+        status = MessageStatus.UNDELIVERED if status_code.startswith("5") else MessageStatus.FAILED
+    elif action in _DELIVERED_ACTIONS:
+        status = MessageStatus.DELIVERED
+    else:
         return None
     original = _original_headers(email)
     original_id = str(original.get("Message-ID") or original.get("Original-Message-ID") or "").strip()
     if not original_id:
         return None
     ours = str(original.get(SWITCHBOARD_ID_HEADER) or "").strip()
+    failed = status is not MessageStatus.DELIVERED
     return DeliveryReceipt(
         provider=Provider.SMTP,
         provider_message_id=original_id,
-        status=MessageStatus.UNDELIVERED if status_code.startswith("5") else MessageStatus.FAILED,
+        status=status,
         occurred_at=utc_now(),
-        error_code=status_code or None,
-        error_detail=diagnostic or None,
+        error_code=(status_code or None) if failed else None,
+        error_detail=(diagnostic or None) if failed else None,
         our_message_id=int(ours) if ours.isdigit() else None,
     )
 
@@ -224,16 +236,19 @@ def email_bytes(delivery: WebhookDelivery) -> bytes:
 
 def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
     raw = email_bytes(delivery)
-    bounce = parse_bounce(raw)
-    if bounce is not None:
+    report = parse_delivery_report(raw)
+    if report is not None:
         kind = bounced_mail_kind(raw)
         if kind is not None:
             # A report or an alert to staff, not a customer message: nothing in the outbox to update.
-            log.warning("a %s email (%s) bounced: %s", kind, bounce.provider_message_id, bounce.error_detail)
+            if report.status is not MessageStatus.DELIVERED:
+                log.warning(
+                    "a %s email (%s) bounced: %s", kind, report.provider_message_id, report.error_detail
+                )
             return WebhookContents()
-        return WebhookContents(receipts=(bounce,))
+        return WebhookContents(receipts=(report,))
     if BytesHeaderParser().parsebytes(raw).get_content_type() == "multipart/report":
-        return WebhookContents()  # a delay or success report: nothing final to record
+        return WebhookContents()  # a delay or relay report: nothing final to record
     message = parse_inbound_email(raw)
     if not message.from_address:
         raise MalformedWebhook("inbound email has no From address")

@@ -10,15 +10,19 @@ from email import message_from_bytes, policy
 from typing import Any
 
 import aiohttp
+import aiosmtplib
 import pytest
 from aiogram.types import BufferedInputFile
 from aiohttp import web
+from aiosmtpd.controller import Controller
 
 from api.sandbox import ChaosConfig, RunningSandbox, SandboxConfig, run_sandbox
+from api.sandbox.server import free_port
 from api.sandbox.smtp_server import bounce_report
 from domain.delivery.ports import (
     Choice,
     Choices,
+    DeliveryReceipt,
     OutboundFile,
     OutboundMessage,
     ProviderError,
@@ -26,7 +30,7 @@ from domain.delivery.ports import (
 )
 from domain.vocabulary import Channel, MessageStatus
 from providers.smtp.driver import SmtpEmailDriver
-from providers.smtp.webhooks import parse_bounce, parse_inbound_email
+from providers.smtp.webhooks import parse_delivery_report, parse_inbound_email
 from providers.telegram.driver import TelegramDriver
 from providers.telegram.webhooks import parse_telegram_update, verify_telegram_secret
 from providers.twilio.driver import TwilioSmsDriver
@@ -92,7 +96,9 @@ class WebhookReceiver:
 
     async def email(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        self.received.append(Received(request.path, True, parse_bounce(raw) or parse_inbound_email(raw)))
+        self.received.append(
+            Received(request.path, True, parse_delivery_report(raw) or parse_inbound_email(raw))
+        )
         return web.Response(status=202)
 
 
@@ -670,10 +676,66 @@ async def test_email_whose_answer_never_comes_is_in_doubt_but_was_kept(sandbox: 
 
 async def test_sandbox_bounce_is_read_back_as_undelivered(sandbox: RunningSandbox) -> None:
     message_id = (await email_driver(sandbox).send(newsletter())).provider_message_id
-    receipt = parse_bounce(bounce_report(sandbox.state.emails[0], "sandbox.test"))
+    receipt = parse_delivery_report(bounce_report(sandbox.state.emails[0], "sandbox.test"))
     assert receipt is not None
     assert receipt.provider_message_id == message_id and receipt.our_message_id == 12
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.error_code == "5.1.1"
+
+
+async def test_a_customer_email_asks_for_a_delivery_report_and_it_comes_back_as_delivered(
+    sandbox: RunningSandbox, receiver: Any
+) -> None:
+    """The relay offers DSN, so the driver asks for a report on delivery; the sandbox posts it to the inbound
+    webhook as a real relay mails it to the envelope sender, and it reads back as DELIVERED for our row."""
+    hooks, _ = receiver
+    message_id = (await email_driver(sandbox).send(newsletter())).provider_message_id
+    await sandbox.settle()
+    (report,) = hooks.on("/webhooks/email/inbound")
+    assert isinstance(report.parsed, DeliveryReceipt)
+    assert report.parsed.status is MessageStatus.DELIVERED
+    assert report.parsed.provider_message_id == message_id and report.parsed.our_message_id == 12
+
+
+async def test_a_bounce_comes_back_over_the_wire_and_never_asked_means_no_report(receiver: Any) -> None:
+    hooks, url = receiver
+    async with run_sandbox(sandbox_config(url, failure_rate=1.0)) as running:
+        await email_driver(running).send(newsletter())
+        await running.settle()
+        (bounce,) = hooks.on("/webhooks/email/inbound")
+        assert isinstance(bounce.parsed, DeliveryReceipt)
+        assert bounce.parsed.status is MessageStatus.UNDELIVERED and bounce.parsed.our_message_id == 12
+    async with run_sandbox(sandbox_config(url)) as running:
+        # A sender that asks for no report at all (NOTIFY=NEVER) gets none.
+        message = email_driver(running).build_email(newsletter(key="mail-2"))
+        await aiosmtplib.send(
+            message, hostname=running.host, port=running.smtp_port, rcpt_options=["NOTIFY=NEVER"]
+        )
+        await running.settle()
+        assert len(running.state.emails) == 1 and len(hooks.on("/webhooks/email/inbound")) == 1
+
+
+async def test_a_relay_without_delivery_reports_is_not_asked_for_them() -> None:
+    """aiosmtpd's own server offers no DSN and refuses its parameters (555): the driver must not send them."""
+    received: list[Any] = []
+
+    class Keep:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope)
+            return "250 OK"
+
+    port = free_port("127.0.0.1")
+    controller = Controller(Keep(), hostname="127.0.0.1", port=port)
+    await asyncio.to_thread(controller.start)
+    try:
+        driver = SmtpEmailDriver(
+            "127.0.0.1", port, None, None, "Clinic <hello@clinic.example>", start_tls=False
+        )
+        accepted = await driver.send(newsletter())
+    finally:
+        await asyncio.to_thread(controller.stop)
+    assert accepted.status is MessageStatus.SENT
+    (envelope,) = received
+    assert envelope.rcpt_tos == ["ada@example.com"] and envelope.rcpt_options == []
 
 
 async def test_a_burst_of_customer_messages_waits_in_the_queue_and_is_delivered_not_dropped(

@@ -92,6 +92,15 @@ def test_an_email_campaign_reaches_every_consenting_recipient_with_a_working_uns
         )
         assert body_links == {header_link}, (body_links, header_link)
 
+    # The relay offers delivery reports (DSN), so each email comes back "delivered" through the inbound-mail
+    # webhook, as from a real mail server; a plain "sent" would leave email's delivery rate near zero.
+    def all_delivered() -> dict[str, int] | None:
+        by_status = demo.api("GET", "/api/campaigns/vip-newsletter/progress")["by_status"]
+        return by_status if by_status.get("delivered") == len(expected) else None
+
+    by_status = wait_for(all_delivered, 60, f"{len(expected)} delivery reports")
+    assert set(by_status) <= {"delivered", "suppressed"}, by_status
+
     # One recipient clicks the link in the body: a confirmation page, then the one-click POST opts them out.
     first = emails[0]
     link = re.findall(r"https?://\S+/unsubscribe/[\w.-]+", first["html"] or first["text"])[0]

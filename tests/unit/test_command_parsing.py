@@ -656,3 +656,15 @@ def test_a_ranking_the_answer_would_list_the_wrong_way_round_is_not_read_as_a_sp
     parsed = parse(text, context())
     assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.dimension is None
     assert parsed.command.ignored
+
+
+def test_a_queued_message_is_named_with_its_article() -> None:
+    from bot.commands.messages import a_message_on
+    from domain.vocabulary import Channel
+
+    assert [a_message_on(c) for c in (Channel.EMAIL, Channel.SMS, Channel.WHATSAPP, Channel.TELEGRAM)] == [
+        "an email",
+        "an SMS",
+        "a WhatsApp message",
+        "a Telegram message",
+    ]

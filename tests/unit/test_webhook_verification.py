@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 from domain.delivery.ports import Choice, Choices, OutboundMessage, WhatsAppTemplateCall
 from domain.vocabulary import Channel, MessageStatus
 from providers.smtp.driver import SmtpEmailDriver, message_id_for
-from providers.smtp.webhooks import parse_bounce, parse_inbound_email
+from providers.smtp.webhooks import parse_delivery_report, parse_inbound_email
 from providers.telegram.webhooks import parse_telegram_update, verify_telegram_secret
 from providers.twilio.webhooks import parse_twilio_inbound, parse_twilio_status, verify_twilio_signature
 from providers.webhook_bodies import MalformedWebhook
@@ -505,7 +505,7 @@ ORIGINAL = "Message-ID: <sb.1234@clinic.example>\nX-Switchboard-Message-Id: 31\n
 
 
 def test_bounce_hard_failure_is_undelivered_with_our_id() -> None:
-    receipt = parse_bounce(dsn("failed", "5.1.1", ORIGINAL))
+    receipt = parse_delivery_report(dsn("failed", "5.1.1", ORIGINAL))
     assert receipt is not None
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.our_message_id == 31
     assert receipt.provider_message_id == "<sb.1234@clinic.example>" and receipt.error_code == "5.1.1"
@@ -513,16 +513,27 @@ def test_bounce_hard_failure_is_undelivered_with_our_id() -> None:
 
 
 def test_bounce_soft_failure_is_failed_and_delay_is_not_a_receipt() -> None:
-    soft = parse_bounce(dsn("failed", "4.2.2", ORIGINAL))
+    soft = parse_delivery_report(dsn("failed", "4.2.2", ORIGINAL))
     assert soft is not None and soft.status is MessageStatus.FAILED
-    assert parse_bounce(dsn("delayed", "4.4.1", ORIGINAL)) is None
+    assert parse_delivery_report(dsn("delayed", "4.4.1", ORIGINAL)) is None
+
+
+def test_a_success_report_is_delivered_and_a_relayed_one_is_not_final() -> None:
+    delivered = parse_delivery_report(dsn("delivered", "2.0.0", ORIGINAL))
+    assert delivered is not None and delivered.status is MessageStatus.DELIVERED
+    assert delivered.our_message_id == 31 and delivered.provider_message_id == "<sb.1234@clinic.example>"
+    assert delivered.error_code is None and delivered.error_detail is None
+    expanded = parse_delivery_report(dsn("expanded", "2.0.0", ORIGINAL))
+    assert expanded is not None and expanded.status is MessageStatus.DELIVERED
+    # Handed on to a server that does not report: the message may still bounce.
+    assert parse_delivery_report(dsn("relayed", "2.0.0", ORIGINAL)) is None
 
 
 def test_ordinary_mail_is_not_a_bounce() -> None:
     email = EmailMessage()
     email["From"] = "ada@example.com"
     email.set_content("hello")
-    assert parse_bounce(email.as_bytes()) is None
+    assert parse_delivery_report(email.as_bytes()) is None
 
 
 def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> None:
