@@ -381,13 +381,22 @@ class Doctor:
             ]
         try:
             tls = "with TLS" if relay.get_transport_info("sslcontext") is not None else "without TLS"
+            if relay.is_ehlo_or_helo_needed:
+                await relay.ehlo()
+            reports = (
+                "delivery reports (DSN) offered"
+                if relay.supports_extension("dsn")
+                else "no delivery reports (DSN), so emails stay 'sent' until one bounces"
+            )
+        except aiosmtplib.SMTPException:
+            reports = "could not ask about delivery reports (DSN)"
         finally:
             try:
                 await relay.quit()
             except aiosmtplib.SMTPException:
                 relay.close()
         login = f"logged in as {username}" if username else "no login (SWITCHBOARD_SMTP_USERNAME is empty)"
-        return [ok("smtp relay", f"{where} {tls}, {login}")]
+        return [ok("smtp relay", f"{where} {tls}, {login}; {reports}")]
 
     async def slack(self) -> list[Finding]:
         from slack_sdk.errors import SlackApiError
