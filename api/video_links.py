@@ -24,7 +24,13 @@ from litestar.status_codes import (
 )
 
 from domain.video.joins import follow_link, record_join
-from domain.video.links import LinkDecision, LinkOutcome, unknown_link
+from domain.video.links import (
+    LinkDecision,
+    LinkOutcome,
+    rooms_unavailable,
+    too_many_unknown_links,
+    unknown_link,
+)
 from domain.video.ports import VideoRooms
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
@@ -33,17 +39,6 @@ log = logging.getLogger(__name__)
 
 #: A link's answer changes with the clock and records a join: nothing may keep a copy.
 NOT_STORED = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-#: The clinic's video provider is not set up (SWITCHBOARD_JITSI_URL, say): nobody can be let in, nothing recorded.
-ROOMS_UNAVAILABLE = LinkDecision(
-    LinkOutcome.UNKNOWN,
-    "The video room cannot be opened just now",
-    "We have been told. Please reply to the message this link came in, and we will help you join.",
-)
-TOO_MANY_MISSES = LinkDecision(
-    LinkOutcome.UNKNOWN,
-    "Too many unknown links were opened from your network just now",
-    "Please wait a minute, then open the link from your message again.",
-)
 #: Unknown links one client address may open a minute: guessing tokens (hopeless anyway at 192 bits) is
 #: made slow, while people who follow their real link are never counted.
 MISSES_PER_MINUTE = 30
@@ -93,13 +88,15 @@ async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> R
     """A patient's or clinician's consultation link."""
     container: Container = request.app.state.container
     address = request.client.host if request.client else "unknown"
+    # Before a consultation says whose language to speak: the browser's first choice ("de-DE,de;q=0.9").
+    language = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
     if MISSES.exhausted(address):
-        return _page(container, TOO_MANY_MISSES, HTTP_429_TOO_MANY_REQUESTS)
+        return _page(container, too_many_unknown_links(language), HTTP_429_TOO_MANY_REQUESTS)
     try:
         rooms = container.video_rooms
     except ConfigurationError:
         log.exception("video links cannot open rooms")
-        return _page(container, ROOMS_UNAVAILABLE, HTTP_503_SERVICE_UNAVAILABLE)
+        return _page(container, rooms_unavailable(language), HTTP_503_SERVICE_UNAVAILABLE)
     clicked = container.clock()
     outcome = await follow_link(container.units.video_links(read_only=True), token, clicked, rooms)
     if outcome.room_url is not None:
@@ -114,10 +111,7 @@ async def video_link(request: Request[Any, Any, Any], token: FromPath[str]) -> R
     decision = outcome.decision
     if decision.outcome is LinkOutcome.UNKNOWN:
         MISSES.missed(address)
-        # No consultation says whose language to speak: the browser's first choice ("de-DE,de;q=0.9").
-        decision = unknown_link(
-            request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
-        )
+        decision = unknown_link(language)
     return _page(container, decision, STATUS_OF.get(decision.outcome, HTTP_200_OK))
 
 

@@ -89,6 +89,11 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "unknown": "This link is not one we know",
         "unknown_detail": "Check that the whole link from your message was opened. If it still does not "
         "work, reply to the message it came in and we will help.",
+        "unavailable": "The video room cannot be opened just now",
+        "unavailable_detail": "We have been told. Please reply to the message this link came in, and we will "
+        "help you join.",
+        "too_many": "Too many unknown links were opened from your network just now",
+        "too_many_detail": "Please wait a minute, then open the link from your message again.",
     },
     "de": {
         "cancelled": "Dieser Videotermin wurde abgesagt",
@@ -105,6 +110,12 @@ PAGE_WORDS: dict[str, dict[str, str]] = {
         "unknown": "Diesen Link kennen wir nicht",
         "unknown_detail": "Prüfen Sie, ob der ganze Link aus Ihrer Nachricht geöffnet wurde. Wenn er dann "
         "noch nicht geht, antworten Sie auf die Nachricht, und wir helfen Ihnen.",
+        "unavailable": "Der Videoraum lässt sich gerade nicht öffnen",
+        "unavailable_detail": "Wir wissen Bescheid. Bitte antworten Sie auf die Nachricht mit diesem Link, "
+        "und wir helfen Ihnen beim Beitreten.",
+        "too_many": "Aus Ihrem Netz wurden eben zu viele unbekannte Links geöffnet",
+        "too_many_detail": "Bitte warten Sie eine Minute und öffnen Sie dann den Link aus Ihrer Nachricht "
+        "erneut.",
     },
 }
 
@@ -122,10 +133,23 @@ UNKNOWN_LINK = LinkDecision(
 
 def unknown_link(language: str) -> LinkDecision:
     """The unknown link's page in `language` (the browser's, since no consultation says whose it is)."""
-    words = PAGE_WORDS[page_language(language)]
-    return LinkDecision(
-        LinkOutcome.UNKNOWN, words["unknown"], words["unknown_detail"], page_language(language)
-    )
+    return _page_without_consultation("unknown", language)
+
+
+def rooms_unavailable(language: str) -> LinkDecision:
+    """The page when the clinic's video provider is not set up: nobody can be let in."""
+    return _page_without_consultation("unavailable", language)
+
+
+def too_many_unknown_links(language: str) -> LinkDecision:
+    """The page for a network that opened too many unknown links in a minute."""
+    return _page_without_consultation("too_many", language)
+
+
+def _page_without_consultation(kind: str, language: str) -> LinkDecision:
+    spoken = page_language(language)
+    words = PAGE_WORDS[spoken]
+    return LinkDecision(LinkOutcome.UNKNOWN, words[kind], words[f"{kind}_detail"], spoken)
 
 
 def looks_like_token(token: str) -> bool:

@@ -474,7 +474,12 @@ async def test_without_a_jitsi_address_the_link_says_so_and_records_nothing(
     booked = await book(database, clinic, datetime.now(UTC))
     async with AsyncTestClient(create_app(settings)) as unset:
         answer = await unset.get(f"/v/{booked.patient_token}", follow_redirects=False)
+        german = await unset.get(
+            f"/v/{booked.patient_token}", headers={"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"}
+        )
     assert answer.status_code == 503 and "The video room cannot be opened just now" in answer.text
+    assert german.status_code == 503 and 'lang="de"' in german.text
+    assert "Der Videoraum lässt sich gerade nicht öffnen" in german.text
     assert await joins(database, booked.consultation_id) == []
 
 
@@ -490,4 +495,6 @@ async def test_an_address_opening_many_unknown_links_is_slowed_down(
         assert (await client.get(f"/v/{secrets.token_urlsafe(24)}")).status_code == 404
     slowed = await client.get(f"/v/{secrets.token_urlsafe(24)}")
     assert slowed.status_code == 429 and "Please wait a minute" in slowed.text
+    german = await client.get(f"/v/{secrets.token_urlsafe(24)}", headers={"Accept-Language": "de"})
+    assert german.status_code == 429 and "Bitte warten Sie eine Minute" in german.text
     assert (await client.get(f"/v/{booked.patient_token}", follow_redirects=False)).status_code == 429
