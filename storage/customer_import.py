@@ -259,7 +259,7 @@ class CustomerImport:
                 "name": p.row.name,
                 "phone_e164": p.row.phone,
                 "email": p.row.email,
-                "timezone": p.row.timezone or defaults.timezone,
+                "timezone": p.row.timezone or p.row.zone_from_phone or defaults.timezone,
                 "locale": p.row.locale or defaults.locale,
                 "country": p.row.country,
                 "segment": p.row.segment or "standard",
@@ -489,7 +489,7 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
         value = getattr(row, name)
         if value and free(kind, value):
             setattr(into, name, value)
-    for name in ("locale", "timezone", "segment", "preferred_channel"):
+    for name in ("locale", "timezone", "zone_from_phone", "segment", "preferred_channel"):
         value = getattr(row, name)
         if value:
             setattr(into, name, value)

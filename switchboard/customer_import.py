@@ -87,6 +87,8 @@ class ImportResult:
     dry_run: bool
     #: Whether the file has a consent column for any channel.
     gives_consent: bool = True
+    #: Rows imported without a part of them (a phone number that is none), listed in the error file too.
+    left_out: int = 0
 
     def summary(self, *, marketing_requires_opt_in: bool = False) -> str:
         """What happened, in words; its first line stands alone (the upload page shows only that)."""
@@ -111,8 +113,15 @@ class ImportResult:
                 f"reach {'the new customers' if c.created != 1 else 'the new customer'} until they opt in "
                 "(reminders and other service messages still go)."
             )
+        listed = []
         if self.rejected:
-            text += f"\n{_many(self.rejected, 'row')} rejected, each with its reason in {self.errors_path}"
+            listed.append(f"{_many(self.rejected, 'row')} rejected")
+        if self.left_out:
+            imported = "would be imported" if self.dry_run else "imported"
+            its = "its" if self.left_out == 1 else "their"
+            listed.append(f"{_many(self.left_out, 'row')} {imported} without {its} phone number")
+        if listed:
+            text += f"\n{' and '.join(listed)}, each with its reason in {self.errors_path}"
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text
@@ -186,6 +195,7 @@ async def import_customers(
         known = await known_customers(database)
         defaults = ImportDefaults(options.timezone, options.locale, path.name)
         rejected = 0
+        left_out = 0
         rows = 0
         errors_file = None
         errors_writer = None
@@ -207,8 +217,12 @@ async def import_customers(
                         if not isinstance(values, str)
                         else Rejected(line_number, values)
                     )
-                    if isinstance(outcome, Rejected):
-                        rejected += 1
+                    listed = outcome.reason if isinstance(outcome, Rejected) else outcome.left_out
+                    if listed is not None:
+                        if isinstance(outcome, Rejected):
+                            rejected += 1
+                        else:
+                            left_out += 1
                         if errors_writer is None:
                             # In the file's own encoding and separator (a German Excel's semicolons), so
                             # that the fixed rows open in the same program and import with the same options.
@@ -218,8 +232,9 @@ async def import_customers(
                             errors_writer = csv.writer(errors_file, dialect)
                             errors_writer.writerow(["line", "reason", *header])
                         errors_writer.writerow(
-                            [outcome.line, outcome.reason, *([] if isinstance(values, str) else values)]
+                            [line_number, listed, *([] if isinstance(values, str) else values)]
                         )
+                    if isinstance(outcome, Rejected):
                         continue
                     batch.append(outcome)
                     if len(batch) >= BATCH_ROWS:
@@ -236,16 +251,17 @@ async def import_customers(
                 errors_file.close()
     if progress is not None:
         progress(size, size)
-    if not rejected and errors_path.exists() and errors_file is None:
+    if errors_file is None and errors_path.exists():
         os.unlink(errors_path)  # an error file from an earlier run of the same file would mislead
     return ImportResult(
         counts,
         rows,
         rejected,
-        errors_path if rejected else None,
+        errors_path if errors_file is not None else None,
         columns.ignored,
         options.dry_run,
         gives_consent=bool(CONSENT_FIELDS.keys() & columns.fields.keys()),
+        left_out=left_out,
     )
 
 

@@ -147,7 +147,8 @@ async def run_upload(
             summary=result.summary(marketing_requires_opt_in=settings.marketing_requires_opt_in).splitlines()[
                 0
             ],
-            rejected=result.rejected,
-            error_csv=errors.read_bytes() if result.rejected else None,
+            # The rows in the error file: rejected ones, and ones imported without a part of them.
+            rejected=result.rejected + result.left_out,
+            error_csv=errors.read_bytes() if result.errors_path is not None else None,
             updated_at=utc_now(),
         )

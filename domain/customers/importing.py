@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 import phonenumbers
+from phonenumbers import timezone as phone_time_zones
 
 from domain.vocabulary import Channel, ConsentStatus
 
@@ -196,10 +197,16 @@ class ImportRow:
     country_given: bool = False
     locale: str | None = None
     timezone: str | None = None
+    #: The time zone of a number from another country than the business's (a +43 mobile: Europe/Vienna), for
+    #: a new customer the file gives no time zone; never overwrites a stored one.
+    zone_from_phone: str | None = None
     segment: str | None = None
     tags: set[str] = field(default_factory=set)
     preferred_channel: str | None = None
     consents: list[ConsentGiven] = field(default_factory=list)
+    #: What of the row was left out, in words (a phone number that is none): the row is imported without it
+    #: and listed in the error file with this reason, to be fixed and imported again.
+    left_out: str | None = None
 
 
 @dataclass(frozen=True)
@@ -247,6 +254,7 @@ def read_row(
         return Rejected(line, "neither a phone number nor an email address")
     phone: str | None = None
     phone_region: str | None = None
+    phone_refused: str | None = None
     if raw_phone:
         normalised = (
             phone_read
@@ -254,14 +262,23 @@ def read_row(
             else read_phone(raw_phone, row_country(values, columns), rules.default_region)
         )
         if isinstance(normalised, str):
-            return Rejected(line, normalised)
-        phone, phone_region = normalised
+            phone_refused = normalised
+        else:
+            phone, phone_region = normalised
     email: str | None = None
     if raw_email:
         email = raw_email.lower()
         if not _EMAIL.fullmatch(email) or len(email) > 254:
-            return Rejected(line, f"{raw_email!r} is not an email address")
+            return Rejected(line, phone_refused or f"{raw_email!r} is not an email address")
+    if phone_refused is not None and email is None:
+        return Rejected(line, phone_refused)
     row = ImportRow(line, name, phone, email)
+    if phone_refused is not None:
+        row.left_out = f"imported without its phone number: {phone_refused}"
+    elif phone is not None and phone_region and phone_region != rules.default_region:
+        zone = zone_of_number(phone)
+        if zone is not None and (not rules.known_timezones or zone in rules.known_timezones):
+            row.zone_from_phone = zone
     row.external_ref = get("external_ref")[:64] or None
     country = get("country").upper()
     if country:
@@ -307,6 +324,10 @@ def read_row(
         answer = get(field_name).lower()
         if not answer:
             continue
+        if phone_refused is not None and channel in PHONE_CHANNELS:
+            # Consent is given for a number: without one read, it could land on a number already stored.
+            row.left_out = f"imported without its phone number or its phone consent: {phone_refused}"
+            continue
         if answer in YES:
             status = ConsentStatus.OPTED_IN
         elif answer in NO:
@@ -315,6 +336,21 @@ def read_row(
             return Rejected(line, f"{field_name} {answer!r}: say yes or no (or leave it empty)")
         row.consents.append(ConsentGiven(channel, status, source, at, line, dated=bool(raw_at)))
     return row
+
+
+#: Channels whose consent is given for a phone number.
+PHONE_CHANNELS = frozenset({Channel.SMS.value, Channel.WHATSAPP.value})
+
+
+def zone_of_number(e164: str) -> str | None:
+    """The one time zone a number's prefix has ("+43…": Europe/Vienna); None when it has several or none known
+    (a UK mobile)."""
+    zones = [
+        zone
+        for zone in phone_time_zones.time_zones_for_number(phonenumbers.parse(e164))
+        if zone != phone_time_zones.UNKNOWN_TIMEZONE
+    ]
+    return zones[0] if len(zones) == 1 else None
 
 
 def row_country(values: list[str], columns: ColumnMap) -> str:

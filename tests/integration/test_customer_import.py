@@ -664,3 +664,67 @@ def test_a_dry_run_that_cannot_make_its_scratch_copy_checks_the_database_itself(
     assert dry.output.startswith("dry run, nothing written: 30 rows read; would create 26 customers")
     assert "holding its write lock: cannot write a scratch copy" in caplog.text
     assert asyncio.run(tables(url))["customers"] == 0
+
+
+async def customers_by_ref(url: str) -> dict[str, tuple[str | None, str | None, str, set[str]]]:
+    """Each customer's number, email, time zone and the channels they have a consent on, by their ref."""
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            consents = (
+                await session.execute(select(CustomerConsent.customer_id, CustomerConsent.channel))
+            ).all()
+            rows = await session.execute(
+                select(
+                    Customer.id, Customer.external_ref, Customer.phone_e164, Customer.email, Customer.timezone
+                )
+            )
+            return {
+                r.external_ref: (r.phone_e164, r.email, r.timezone, {c for i, c in consents if i == r.id})
+                for r in rows
+            }
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_fix(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its SMS consent is left out with the number (it could otherwise land on a number already stored), and a
+    foreign mobile's customer gets that country's time zone, not the business's."""
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    rows = [
+        ["P1", "Greta", "Gruber", "0151 555", "greta@example.at", "yes", "yes", "", ""],
+        ["P2", "Hans", "Huber", "+43 664 1234567", "", "yes", "", "", ""],
+        ["P3", "Ida", "Ilse", "0151 23456789", "", "", "", "", ""],
+        ["P4", "Jan", "Jansen", "0151 555", "", "", "", "", ""],
+    ]
+    path = write(tmp_path / "patients.csv", rows)
+    monkeypatch.setenv("SWITCHBOARD_BUSINESS_TIMEZONE", "Europe/Berlin")
+    done = run(str(path), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    assert "created 3 customers" in done.output
+    assert (
+        "1 row rejected and 1 row imported without its phone number, each with its reason in" in done.output
+    )
+
+    held = asyncio.run(customers_by_ref(url))
+    assert held == {
+        "P1": (None, "greta@example.at", "Europe/Berlin", {"email"}),
+        "P2": ("+436641234567", None, "Europe/Vienna", {"sms"}),
+        "P3": ("+4915123456789", None, "Europe/Berlin", set()),
+    }
+    errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8-sig")))
+    assert [(e[0], e[1]) for e in errors[1:]] == [
+        (
+            "2",
+            "imported without its phone number or its phone consent: '0151 555' is not a valid DE number: check "
+            "its digits (a number from another country needs its +code)",
+        ),
+        (
+            "5",
+            "'0151 555' is not a valid DE number: check its digits (a number from another country needs its +code)",
+        ),
+    ]

@@ -109,7 +109,7 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     assert "Check: nothing written yet" in html
     assert "dry run, nothing written: 3 rows read; would create 2 customers" in html
     assert "2 consent changes would be recorded" in html
-    assert "1 row rejected" in html and "&#39;555&#39; is not a valid DE number" in html
+    assert "1 row to fix" in html and "&#39;555&#39; is not a valid DE number" in html
     assert await count_uploaded(seeded) == 0
     assert choices(html) == found  # the choices are kept for the import
 

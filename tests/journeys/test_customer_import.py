@@ -126,7 +126,7 @@ def test_a_manager_imports_a_patient_list_in_the_browser(demo: Demo, browser_pag
     screenshot(page, "customer-import-done")
     assert "created 2 customers" in page.inner_text("#import-result")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Download every rejected row with its reason").click()
+        page.get_by_role("link", name="Download every row to fix with its reason").click()
     rejected = download.value.path().read_text(encoding="cp1252")
     assert "Ohne Nummer" in rejected
 
