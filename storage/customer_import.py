@@ -55,6 +55,8 @@ class ImportCounts:
     tags_added: int = 0
     preferences_set: int = 0
     rejected: int = 0
+    #: Rows imported without a part of them (a phone number that is none).
+    left_out: int = 0
 
     def add(self, other: ImportCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -185,11 +187,12 @@ class CustomerImport:
         self.counts.add(counts)
         return counts
 
-    async def record_run(self, actor: str, rejected: int, via: str = "cli") -> None:
+    async def record_run(self, actor: str, rejected: int, via: str = "cli", *, left_out: int = 0) -> None:
         """The run's audit entry (a dry run leaves none)."""
         if self.dry_run:
             return
         self.counts.rejected = rejected
+        self.counts.left_out = left_out
         detail = {"file": self.defaults.file_name, **self.counts.__dict__}
         async with self.database.engine.begin() as connection:
             await connection.execute(
@@ -529,3 +532,44 @@ async def _insert_returning_ids(
         connection, table, [{"id": new_id, **row} for new_id, row in zip(ids, values, strict=True)]
     )
     return ids
+
+
+@dataclass(frozen=True)
+class PastImport:
+    """One finished import, from its audit entry."""
+
+    at: datetime
+    actor: str
+    via: str
+    file: str
+    created: int
+    updated: int
+    rejected: int
+    left_out: int
+
+
+async def past_imports(database: Database, limit: int = 10) -> list[PastImport]:
+    """The latest finished imports (command line and dashboard), newest first."""
+    async with database.read_sessions() as session:
+        entries = await session.scalars(
+            select(AuditLog)
+            .where(AuditLog.action == "customers.import")
+            .order_by(AuditLog.occurred_at.desc(), AuditLog.id.desc())
+            .limit(limit)
+        )
+        found = []
+        for entry in entries:
+            detail = dict(entry.detail or {})
+            found.append(
+                PastImport(
+                    _aware(entry.occurred_at),
+                    entry.actor,
+                    entry.via,
+                    str(detail.get("file") or ""),
+                    int(detail.get("created") or 0),
+                    int(detail.get("updated") or 0),
+                    int(detail.get("rejected") or 0),
+                    int(detail.get("left_out") or 0),
+                )
+            )
+        return found

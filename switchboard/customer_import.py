@@ -244,7 +244,7 @@ async def import_customers(
                             progress(phones.position(), size)
                 await writer.apply(batch)
                 await writer.finish()
-                await run.record_run(options.actor, rejected, options.via)
+                await run.record_run(options.actor, rejected, options.via, left_out=left_out)
                 counts = run.counts
         finally:
             if errors_file is not None:

@@ -16,9 +16,10 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
-from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
+from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
 from domain.customers.importing import FIELD_WORDS
 from domain.vocabulary import Role
+from storage.customer_import import past_imports
 from storage.import_uploads import RUNNING, STALE_AFTER, find_upload, save_upload, start_run
 from switchboard.customer_import import dialect_of
 from switchboard.import_uploads import field_choices, file_columns, start_upload_run
@@ -35,11 +36,14 @@ SHOWN_REJECTED = 50
 class CustomerImportPages(StaffPages):
     @get(PATH, name="customer_import", guards=[requires_role(Role.MANAGER)])
     async def upload_page(self, request: Request[Any, Any, Any]) -> Template:
-        return self._upload_form(request)
+        return await self._upload_form(request)
 
-    def _upload_form(self, request: Request[Any, Any, Any], error: str | None = None) -> Template:
-        settings = container_of(request).settings
+    async def _upload_form(self, request: Request[Any, Any, Any], error: str | None = None) -> Template:
+        container = container_of(request)
+        settings = container.settings
         region = settings.phone_region
+        formats = Formats.of(request)
+        earlier = [(formats.moment(past.at), past) for past in await past_imports(container.database)]
         return page(
             request,
             "communication/customer_import.html",
@@ -49,6 +53,8 @@ class CustomerImportPages(StaffPages):
             region=region,
             encodings=ENCODINGS,
             max_mb=MAX_FILE_BYTES // (1024 * 1024),
+            earlier=earlier,
+            business_tz=formats.timezone,
             error=error,
         )
 
@@ -66,16 +72,18 @@ class CustomerImportPages(StaffPages):
         region = str(form.get("region", "")).strip().upper()[:2]
         encoding = str(form.get("encoding", ""))
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return self._refused(request, "Choose the CSV file to import.")
+            return await self._refused(request, "Choose the CSV file to import.")
         if encoding not in ENCODINGS:
-            return self._refused(request, "Choose the file's encoding.")
+            return await self._refused(request, "Choose the file's encoding.")
         if len(region) != 2 or not region.isalpha():
-            return self._refused(request, "Give the country whose numbers lack a +code, as two letters (DE).")
+            return await self._refused(
+                request, "Give the country whose numbers lack a +code, as two letters (DE)."
+            )
         content = await upload.read()
         if not content:
-            return self._refused(request, f"{upload.filename} is empty.")
+            return await self._refused(request, f"{upload.filename} is empty.")
         if len(content) > MAX_FILE_BYTES:
-            return self._refused(
+            return await self._refused(
                 request,
                 f"{upload.filename} is over {MAX_FILE_BYTES // (1024 * 1024)} MB: import it on the server with "
                 "switchboard import customers (docs/operations.md, Bringing your customers in).",
@@ -91,8 +99,8 @@ class CustomerImportPages(StaffPages):
         )
         return Redirect(f"{PATH}/{token}", status_code=303)
 
-    def _refused(self, request: Request[Any, Any, Any], error: str) -> Template:
-        template = self._upload_form(request, error)
+    async def _refused(self, request: Request[Any, Any, Any], error: str) -> Template:
+        template = await self._upload_form(request, error)
         template.status_code = 400
         return template
 

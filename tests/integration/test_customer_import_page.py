@@ -78,6 +78,7 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     await sign_in(client, seeded, MANAGER)
     page = (await client.get(PAGE)).text
     assert 'type="file"' in page and 'name="region"' in page
+    assert "No customer list has been imported yet." in page
     sent = await upload(client, LIST.encode())
     assert sent.status_code == 303, (sent.status_code, sent.headers, sent.text[:500])
     where = sent.headers["location"]
@@ -124,6 +125,14 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     # ... and its separator: the semicolons the clinic's Excel wrote (and opens in columns).
     assert lines[0].startswith("line;reason;Patient No") and lines[1].startswith("4;")
     assert rejected.headers["content-type"] == "text/csv; charset=utf-8"
+    # The import is listed under "Earlier imports" (the check before it wrote nothing and is not).
+    earlier = (await client.get(PAGE)).text
+    earlier = earlier[earlier.index('id="earlier-imports"') :]
+    assert earlier.count("<tr><td>") == 1, earlier
+    assert (
+        f"{MANAGER}</td>" in earlier
+        and '<td class="num">2</td><td class="num">0</td><td class="num">1</td>' in earlier
+    )
 
     database = Database.connect(seeded.settings.database_url)
     try:

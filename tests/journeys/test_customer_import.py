@@ -118,7 +118,7 @@ def test_a_manager_imports_a_patient_list_in_the_browser(demo: Demo, browser_pag
     page.wait_for_selector("#import-result", timeout=30_000)
     result = page.inner_text("#import-result")
     assert "dry run, nothing written: 3 rows read; would create 2 customers" in result
-    assert "1 row rejected" in result and "4\tneither a phone number nor an email address" in result, result
+    assert "1 row to fix" in result and "4\tneither a phone number nor an email address" in result, result
     assert not demo.rows(select(Customer.id).where(Customer.external_ref.like("WEB-%")))
 
     page.get_by_role("button", name="Import", exact=True).click()
@@ -136,3 +136,8 @@ def test_a_manager_imports_a_patient_list_in_the_browser(demo: Demo, browser_pag
         .order_by(Customer.name)
     )
     assert imported == [("Jörg Webber", "+4915155507001"), ("Mira Webber", "+4915155507002")]
+    # The import page lists it under the earlier imports, by whom, with its counts.
+    page.goto(f"{demo.app_url}/communication/customers/import")
+    earlier = page.inner_text("#earlier-imports")
+    assert "praxis-export.csv" in earlier and ADMIN in earlier, earlier
+    assert "praxis-export.csv\t" + ADMIN + "\t2\t0\t1" in earlier, earlier
