@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_skeleton, get_timezone_name
 
 from domain.audit import AuditEntry
 from domain.video.booking_ports import (
@@ -108,10 +108,15 @@ def zone_name(moment: datetime) -> str:
 
 
 def time_in(moment: datetime, tz: str, locale: str = "en") -> str:
-    """A moment as a reader in `tz` says it: "Mon 7 Dec 10:30 CET" (German day and month for "de")."""
+    """A moment as a reader in `tz` says it: "Mon 7 Dec 10:30 CET"; for "de" as German writes it, the day as the
+    link page gives it: "Mo., 7. Dez., 10:30 Uhr MEZ"."""
     local = moment.astimezone(zone_of(tz))
-    language = "de" if locale.lower().startswith("de") else "en"
-    return f"{format_datetime(local, 'EEE d MMM HH:mm', locale=language)} {zone_name(local)}"
+    if locale.lower().startswith("de"):
+        day = format_skeleton("MMMEd", local, locale="de_DE")
+        german_zone = get_timezone_name(local, "short", locale="de_DE")
+        zone = german_zone if german_zone.isalpha() else zone_name(local)  # "+0100" is no name: "BST"
+        return f"{day}, {local:%H:%M} Uhr {zone}"
+    return f"{format_datetime(local, 'EEE d MMM HH:mm', locale='en')} {zone_name(local)}"
 
 
 def describe_hours(hours: list[WorkingSpan], tz: str) -> str:

@@ -318,13 +318,13 @@ async def test_the_default_catalogue_renders_the_reminder_and_the_offer(database
 
     reminder, offer = [m for m in await outbox(database) if m.status == "planned"]
     assert reminder.body.startswith(
-        "Hallo Anna, wir erinnern an Ihren Termin (Video skin consultation) mit Dr Lee am Di. 8 Dez. 11:00 CET. "
+        "Hallo Anna, wir erinnern an Ihren Termin (Video skin consultation) mit Dr Lee am Di., 8. Dez., 11:00 Uhr MEZ. "
         f"Hier teilnehmen: {PUBLIC}/v/tok"
     )
     assert "Antworten Sie 1 zum Bestätigen" in reminder.body and f"{PUBLIC}/v/tok" in reminder.body
     assert offer.body.startswith(
-        "Hallo Anna, hier sind neue Termine für Ihren Termin (Video skin consultation, gebucht für Di. 8 Dez. 11:00 CET) "
-        "mit Dr Lee: A) Di. 8 Dez. 12:15 CET"
+        "Hallo Anna, hier sind neue Termine für Ihren Termin (Video skin consultation, gebucht für Di., 8. Dez., 11:00 Uhr MEZ) "
+        "mit Dr Lee: A) Di., 8. Dez., 12:15 Uhr MEZ"
     )
     assert offer.body.endswith("um den Termin zu buchen.")
 

@@ -210,7 +210,7 @@ async def test_booking_claims_the_time_and_tells_the_patient_in_their_own_time(u
     assert "appointment_at" not in event.payload  # the rules would send it at the consultation's time
     assert uow.audit.entries[0].action == "video.book"
     assert time_in(booked.starts_at, booked.staff_timezone) == "Mon 7 Dec 10:30 CET"
-    assert time_in(booked.starts_at, "Europe/Berlin", "de").startswith("Mo. 7 Dez.")
+    assert time_in(booked.starts_at, "Europe/Berlin", "de").startswith("Mo., 7. Dez., ")
 
 
 @pytest.mark.parametrize(

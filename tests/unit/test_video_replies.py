@@ -81,7 +81,7 @@ def test_offer_lines_in_the_patients_time() -> None:
     assert offer_lines(slots[:2], "Europe/Berlin", "de").endswith(
         "; antworten Sie A oder B, um den Termin zu buchen."
     )
-    assert offer_lines(slots[:2], "Europe/Berlin", "de").startswith("A) Di. 8 Dez. 11:00 CET")
+    assert offer_lines(slots[:2], "Europe/Berlin", "de").startswith("A) Di., 8. Dez., 11:00 Uhr MEZ")
 
 
 def test_offered_times_lie_an_hour_apart() -> None:
@@ -216,7 +216,7 @@ async def test_a_german_patient_is_answered_in_german() -> None:
     handled, store = await answer(desk, "1")
     assert handled is ReplyHandled.ANSWERED
     assert store.sent[0].body == (
-        "Danke, Ihr Termin (Video skin consultation) mit Dr Mara Weiss am Mi. 9 Dez. 05:00 CET ist bestätigt. "
+        "Danke, Ihr Termin (Video skin consultation) mit Dr Mara Weiss am Mi., 9. Dez., 05:00 Uhr MEZ ist bestätigt. "
         "Ihr Link: https://sb.example/v/tok"
     )
     _, store = await answer(FakeDesk(replace(FACTS, customer_locale="de")), "2")
