@@ -550,3 +550,62 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
     browser_page.wait_for_load_state()
     assert browser_page.inner_text("h1").startswith("Der Raum für Ihren Videotermin öffnet um")
     screenshot(browser_page, "video-link-german")
+
+
+def test_a_patient_no_channel_reaches_is_booked_with_a_warning_and_staff_pass_the_link_on(
+    demo: Demo, browser_page: Any
+) -> None:
+    """A patient whose only address is an email she opted out of: the booking form warns before booking that
+    no message will carry her link, the booking still goes through, the sandbox's mail server gets nothing
+    for her, and the consultation's page shows her link (which works) for staff to pass on."""
+    path = demo.folder / "unreachable-patient.csv"
+    path.write_text(
+        "Patient No,Name,Email,Email consent\nVID-NO-1,Ulla Unerreichbar,ulla@example.de,no\n",
+        encoding="utf-8",
+    )
+    done = demo.cli("import", "customers", str(path), "--region", "DE")
+    assert done.returncode == 0, done.stderr
+    [(staff_id, staff_tz)] = demo.rows(
+        select(StaffUser.id, StaffUser.timezone).where(StaffUser.email == CLINICIAN)
+    )
+    write(  # test setup: the clinician works all day, whatever hour CI runs at
+        demo,
+        delete(ClinicianHours).where(ClinicianHours.staff_id == staff_id),
+        *[
+            insert(ClinicianHours).values(
+                staff_id=staff_id, weekday=day, starts=clock_time(0, 0), ends=clock_time(23, 55)
+            )
+            for day in range(7)
+        ],
+    )
+    day = datetime.now(ZoneInfo(staff_tz)).date() + timedelta(days=9)
+    emails_before = len(demo.sandbox_emails())
+
+    page = browser_page
+    sign_in(page, demo, MANAGER)
+    page.goto(f"{demo.app_url}/communication/video")
+    page.get_by_role("link", name="Book a consultation").click()
+    page.get_by_label("Patient (number, name, phone or email)").fill("Ulla Unerreichbar")
+    page.get_by_label("Video service").select_option(label="Video skin consultation (30 min)")
+    page.get_by_label("Clinician").select_option(value=str(staff_id))
+    page.get_by_label("Day").fill(day.isoformat())
+    page.get_by_label("Day").press("Enter")
+    page.wait_for_selector("#booking-patient-found")
+    warning = page.inner_text("#booking-unreachable")
+    assert "No message will carry Ulla Unerreichbar's link" in warning and "opted out" in warning, warning
+    screenshot(page, "video-booking-unreachable")
+    page.locator("fieldset.slots input[type=radio]").first.check()
+    page.get_by_role("button", name="Book the consultation").click()
+    page.wait_for_selector(".notice.warn")
+    notice = page.inner_text(".notice.warn")
+    assert "Booked Ulla Unerreichbar" in notice and "opted out" in notice, notice
+    link = page.inner_text("#patient-link")
+    assert f"{demo.app_url}/v/" in link, link
+    screenshot(page, "video-consultation-unreachable")
+
+    time.sleep(3)  # the worker's pass that would have mailed her
+    mailed = [e for e in demo.sandbox_emails()[emails_before:] if "ulla@example.de" in e["rcpt_tos"]]
+    assert mailed == [], "she opted out of email, the only channel she has"
+    status, shown = get(link.strip())
+    # Imported without a language, she reads the business country's: the page speaks German.
+    assert status == 200 and "Der Raum für Ihren Videotermin öffnet um" in shown, shown[:2000]
