@@ -244,13 +244,15 @@ async def desk_tabs(database: Database, staff_id: int, view: str | None) -> list
     ]
 
 
-def desk_view(desk: DeskChat | None, formats: Formats) -> dict[str, Any]:
-    """Who holds a conversation and where it stands, as the page's desk line (and its live stream) says it."""
+def desk_view(desk: DeskChat | None, formats: Formats, viewer_id: int | None = None) -> dict[str, Any]:
+    """Who holds a conversation and where it stands, as the page's desk line (and its live stream) says it;
+    `mine` when the staff member viewing it holds it (no "Assign to me" then)."""
     if desk is None:
         return {"gone": True}
     status = desk.status.value
     return {
         "agent": desk.assigned_name or "nobody yet",
+        "mine": viewer_id is not None and desk.assigned_staff_id == viewer_id,
         "resolved": desk.status is ChatStatus.CLOSED,
         "snoozed_until": formats.moment(desk.snoozed_until) if desk.snoozed_until else "",
         "status": status,
@@ -381,13 +383,13 @@ class ChatPages(StaffPages):
         resumed = last_event_id(request)
         start = whole_number(resumed)
         start = max(after, 0) if start is None else start
-        name = found.customer_name
+        name, viewer = found.customer_name, staff_of(request).id
         poll = conversation_poll(
             container.database,
             session_id,
             start,
             lambda turn: turn_view(turn, name, formats),
-            lambda desk: desk_view(desk, formats),
+            lambda desk: desk_view(desk, formats, viewer),
         )
         return event_stream(poll, hold)
 
@@ -431,7 +433,7 @@ class ChatPages(StaffPages):
                 may_manage=staff_of(request).may(Role.MANAGER),
                 erased=erased,
                 route=route,
-                desk=None if desk is None else desk_view(desk, formats),
+                desk=None if desk is None else desk_view(desk, formats, staff_of(request).id),
                 card=card_view(card, formats, container.consent_policy()),
                 desk_done=f"This conversation {DESK_DONE[done]}." if done in DESK_DONE else "",
                 request_key=uuid.uuid4().hex,

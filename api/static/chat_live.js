@@ -117,7 +117,8 @@
       var resolved = document.querySelector("[data-live-resolved]");
       if (resolved) resolved.textContent = state.resolved ? " · resolved" : "";
       document.querySelectorAll("[data-live-when]").forEach(function (form) {
-        form.hidden = (form.getAttribute("data-live-when") === "resolved") !== Boolean(state.resolved);
+        form.hidden = (form.getAttribute("data-live-when") === "resolved") !== Boolean(state.resolved) ||
+          (form.hasAttribute("data-live-hide-mine") && Boolean(state.mine));
       });
     });
   }

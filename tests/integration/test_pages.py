@@ -1350,6 +1350,8 @@ async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded:
     assert taken.status_code == 303 and taken.headers["location"] == f"{page}?done=assign"
     shown = (await client.get(taken.headers["location"])).text
     assert "This conversation is now yours." in shown and "Agent: <strong>Lena Hoffmann</strong>" in shown
+    # Already hers: no "Assign to me" offered (the form stays, hidden, for the live stream to show again).
+    assert re.search(rf'action="{page}/desk/assign"[^>]* hidden>', shown), shown
     mine = (await client.get("/communication/chat?view=mine")).text
     assert (
         f'href="/communication/chat/{seeded.chat_id}"' in mine
