@@ -72,7 +72,8 @@ def _table(columns: tuple[str, ...], rows: tuple[tuple[str, ...], ...]) -> str:
 
 
 def save_files(reply: Reply, out_dir: Path) -> list[Path]:
-    """Write the reply's images and attachments to `out_dir`; the paths written."""
+    """Write the reply's images and attachments to `out_dir`; the paths written. A name already there gets a
+    number ("revenue-2.png"), so the chart of an earlier question is kept, not overwritten."""
     if not reply.images and not reply.attachments:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -80,10 +81,22 @@ def save_files(reply: Reply, out_dir: Path) -> list[Path]:
     items: list[Image | Attachment] = [*reply.images, *reply.attachments]
     for item in items:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", item.filename) or "file"
-        path = out_dir / safe
+        path = _unused(out_dir / safe)
         path.write_bytes(item.content)
         written.append(path)
     return written
+
+
+def _unused(path: Path) -> Path:
+    number = 1
+    while True:
+        try:
+            path.open("xb").close()  # claimed, so two consoles writing at once never share a name
+            return path
+        except FileExistsError:
+            number += 1
+            stem = path.stem.rsplit("-", 1)[0] if number > 2 else path.stem
+            path = path.with_name(f"{stem}-{number}{path.suffix}")
 
 
 async def run_console(

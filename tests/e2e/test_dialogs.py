@@ -312,6 +312,11 @@ def test_save_files_writes_images(tmp_path: Path) -> None:
 
     written = save_files(Reply("x", images=(Image("../a b.png", PNG, "chart"),)), tmp_path)
     assert [p.name for p in written] == [".._a_b.png"] and written[0].read_bytes() == PNG
+    # The next question's chart of the same name is kept beside it, numbered, not written over it.
+    again = save_files(Reply("x", images=(Image("../a b.png", b"second", "chart"),)), tmp_path)
+    third = save_files(Reply("x", images=(Image("../a b.png", b"third", "chart"),)), tmp_path)
+    assert [p.name for p in again + third] == [".._a_b-2.png", ".._a_b-3.png"]
+    assert written[0].read_bytes() == PNG and again[0].read_bytes() == b"second"
 
 
 def test_cli_ask_smoke(tmp_path: Path) -> None:
