@@ -29,7 +29,7 @@ from domain.campaigns.model import (
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
-from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
 from reports.library import slug_for
 from storage.queries.campaigns import audience_size, campaign_id_by_slug
 from storage.queries.reports import dimension_names
@@ -87,6 +87,11 @@ def form_of(raw: Any) -> dict[str, Any]:
 
 def _words(text: str) -> list[str]:
     return [w.strip() for w in text.split(",") if w.strip()][:50]
+
+
+#: The template list's group of templates written for service messages (reminders, confirmations): a campaign
+#: may still use one, as its own category (marketing) rules, so they stay offered, apart and last.
+SERVICE_GROUP = "Service message templates (reminders, confirmations)"
 
 
 def template_needs(variants: list[TemplateRecord], name: str) -> set[str]:
@@ -282,15 +287,21 @@ class CampaignWizardPages(StaffPages):
         variants = await active_template_variants(container.database)
         names = await dimension_names(container.database)
         templates: dict[str, set[str]] = {}
+        marketing: set[str] = set()
         for v in variants:
             templates.setdefault(v.name, set()).add(CHANNEL_WORDS.get(Channel(v.channel), v.channel))
-        choices = []
+            if v.category == MessageCategory.MARKETING:
+                marketing.add(v.name)
+        # Marketing templates first; the ones written for reminders and other service messages after them, apart.
+        choices: dict[str, list[tuple[str, str]]] = {"Campaign (marketing) templates": [], SERVICE_GROUP: []}
         for name, channels in sorted(templates.items()):
             needs = sorted(template_needs(variants, name))
             label = f"{name} — {', '.join(sorted(channels))}" + (
                 f" · needs {', '.join(needs)}" if needs else ""
             )
-            choices.append((name, label))
+            choices["Campaign (marketing) templates" if name in marketing else SERVICE_GROUP].append(
+                (name, label)
+            )
         template = page(
             request,
             "communication/campaign_new.html",

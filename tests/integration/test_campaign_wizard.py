@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from storage.database import Database
-from storage.models import Appointment, AuditLog, BulkMessaging, Customer, CustomerConsent, Location
+from storage.models import (
+    Appointment,
+    AuditLog,
+    BulkMessaging,
+    Customer,
+    CustomerConsent,
+    Location,
+    MessageTemplate,
+)
 from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     AGENT,
     MANAGER,
@@ -249,3 +257,21 @@ async def test_clinic_visits_and_consent_narrow_the_count_as_the_rows_say(
     assert future.status_code == 422 and "a day that has passed" in future.text
     forged = await post_form(client, WIZARD, WIZARD, {**form, "opted_in_on": "pigeon"})
     assert forged.status_code == 422 and "Tick channels from the list." in forged.text
+
+
+async def test_the_template_list_offers_marketing_templates_first_and_service_ones_apart(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    page = (await client.get(WIZARD)).text
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        rows = (await session.execute(select(MessageTemplate.name, MessageTemplate.category))).all()
+    await database.dispose()
+    marketing = {name for name, category in rows if category == "marketing"}
+    groups = re.findall(r'<optgroup label="([^"]+)">(.*?)</optgroup>', page, flags=re.DOTALL)
+    offered = {label: set(re.findall(r'<option value="([a-z0-9_-]+)"', body)) for label, body in groups}
+    assert next(iter(offered)) == "Campaign (marketing) templates", list(offered)
+    assert marketing and offered["Campaign (marketing) templates"] <= marketing
+    service = offered.get("Service message templates (reminders, confirmations)", set())
+    assert service and not service & marketing, service
