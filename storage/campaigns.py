@@ -57,6 +57,9 @@ FALLBACK_STATUSES = (
     MessageStatus.UNDELIVERED.value,
     MessageStatus.DEAD.value,
 )
+#: Channels whose "sent" says nothing about delivery (email: a relay reports a bounce, and a delivery only when
+#: it offers DSN), so only a failure falls back on them: a fallback never double-sends what may have arrived.
+FALLBACK_ON_FAILURE_ONLY = (Channel.EMAIL.value,)
 
 
 def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
@@ -272,6 +275,7 @@ class SqlCampaignRepository:
             .where(
                 message.campaign_id == campaign.id,
                 message.status.in_(FALLBACK_STATUSES),
+                or_(message.channel.not_in(FALLBACK_ON_FAILURE_ONLY), message.status.in_(NOT_DELIVERED)),
                 message.channel.in_([c.value for c in campaign.channel_order[:-1]]),
                 message.customer_id.is_not(None),
                 last_seen <= undelivered_since,

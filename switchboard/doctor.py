@@ -383,11 +383,14 @@ class Doctor:
             tls = "with TLS" if relay.get_transport_info("sslcontext") is not None else "without TLS"
             if relay.is_ehlo_or_helo_needed:
                 await relay.ehlo()
-            reports = (
-                "delivery reports (DSN) offered"
-                if relay.supports_extension("dsn")
-                else "no delivery reports (DSN), so emails stay 'sent' until one bounces"
-            )
+            if not relay.supports_extension("dsn"):
+                reports = "no delivery reports (DSN), so emails stay 'sent' until one bounces"
+            elif settings.smtp_delivery_reports:
+                reports = "delivery reports (DSN) offered and asked for"
+            else:
+                reports = (
+                    "delivery reports (DSN) offered, not asked for (SWITCHBOARD_SMTP_DELIVERY_REPORTS=off)"
+                )
         except aiosmtplib.SMTPException:
             reports = "could not ask about delivery reports (DSN)"
         finally:

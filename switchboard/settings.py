@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
     email_from: str = "Northwind Clinics <hello@northwind.example>"
+    #: Ask a relay that offers DSN (RFC 3461) for a report when a customer email is delivered, as well as when
+    #: it fails. The reports go to the From address's mailbox, which must reach /webhooks/email/inbound (as
+    #: customers' replies do); off leaves emails "sent" until one bounces.
+    smtp_delivery_reports: bool = True
 
     slack_signing_secret: SecretStr = SecretStr(SANDBOX_SECRETS["slack_signing_secret"])
     slack_bot_token: SecretStr = SecretStr(SANDBOX_SECRETS["slack_bot_token"])

@@ -54,7 +54,10 @@ class SmtpRelay:
             rcpt_options: list[str] = []
             if delivery_reports:
                 if client.is_ehlo_or_helo_needed:
-                    await client.ehlo()
+                    try:
+                        await client.ehlo()
+                    except aiosmtplib.SMTPHeloError:
+                        await client.helo()  # a relay without ESMTP: no DSN either
                 if client.supports_extension("dsn"):
                     mail_options, rcpt_options = list(DSN_MAIL_OPTIONS), list(DSN_RCPT_OPTIONS)
             await client.send_message(message, mail_options=mail_options, rcpt_options=rcpt_options)

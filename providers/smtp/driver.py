@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -20,14 +21,23 @@ from switchboard.settings import Settings
 
 #: Header carrying our message id, so bounces and replies can be matched to our row.
 SWITCHBOARD_ID_HEADER = "X-Switchboard-Message-Id"
+#: Header vouching for our id and the Message-ID together (an HMAC with the signing secret): a delivery report
+#: is believed to name our row only when it carries this back, since anyone can mail the reports' mailbox.
+SWITCHBOARD_CHECK_HEADER = "X-Switchboard-Check"
+
+
+def id_check(secret: str, our_id: str, message_id: str) -> str:
+    return hmac.new(secret.encode(), f"{our_id}|{message_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
 
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
 
 
-def message_id_for(idempotency_key: str, domain: str) -> str:
-    """A Message-ID that is the same for every attempt at one message, so receivers can dedupe."""
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-    return f"<sb.{digest}@{domain}>"
+def message_id_for(idempotency_key: str, domain: str, secret: str = "") -> str:
+    """A Message-ID that is the same for every attempt at one message, so receivers can dedupe; with a secret
+    nobody outside can work it out from the message's key (and so forge a report about it)."""
+    digest = hashlib.sha256(f"{secret}\n{idempotency_key}".encode() if secret else idempotency_key.encode())
+    return f"<sb.{digest.hexdigest()[:32]}@{domain}>"
 
 
 class SmtpEmailDriver:
@@ -49,8 +59,12 @@ class SmtpEmailDriver:
         start_tls: bool | None = None,
         timeout_seconds: float = 30.0,
         validate_certs: bool = True,
+        signing_secret: str = "",
+        delivery_reports: bool = True,
     ) -> None:
         self.host = host
+        self.signing_secret = signing_secret
+        self.delivery_reports = delivery_reports
         self.port = port
         self.from_address = from_address
         self.timeout_seconds = timeout_seconds
@@ -65,8 +79,12 @@ class SmtpEmailDriver:
         email["To"] = message.to
         email["Subject"] = message.subject or ""
         email["Date"] = format_datetime(utc_now())
-        email["Message-ID"] = message_id_for(message.idempotency_key, self.from_domain)
+        email["Message-ID"] = message_id_for(message.idempotency_key, self.from_domain, self.signing_secret)
         email[SWITCHBOARD_ID_HEADER] = str(message.message_id)
+        if self.signing_secret:
+            email[SWITCHBOARD_CHECK_HEADER] = id_check(
+                self.signing_secret, str(message.message_id), str(email["Message-ID"])
+            )
         if message.reply_to:
             email["Reply-To"] = message.reply_to
         if message.unsubscribe_url:
@@ -92,7 +110,7 @@ class SmtpEmailDriver:
     async def send(self, message: OutboundMessage) -> ProviderAcceptance:
         email = self.build_email(message)
         try:
-            await self.relay.send(email, delivery_reports=True)
+            await self.relay.send(email, delivery_reports=self.delivery_reports)
         except aiosmtplib.SMTPException as exc:
             raise _error_from(exc) from exc
         except OSError as exc:
@@ -140,6 +158,8 @@ def driver_from(settings: Settings) -> SmtpEmailDriver:
         settings.smtp_password.get_secret_value() or None,
         settings.email_from,
         timeout_seconds=settings.smtp_timeout_seconds,
+        signing_secret=settings.session_secret.get_secret_value(),
+        delivery_reports=settings.smtp_delivery_reports,
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, HeaderParser
@@ -19,7 +21,7 @@ from domain.delivery.ports import (
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
 from providers.smtp.client import MAIL_KIND_HEADER
-from providers.smtp.driver import SWITCHBOARD_ID_HEADER
+from providers.smtp.driver import SWITCHBOARD_CHECK_HEADER, SWITCHBOARD_ID_HEADER, id_check
 from providers.webhook_bodies import (
     UNAUTHORIZED,
     Accepted,
@@ -124,24 +126,28 @@ def email_media(raw_bytes: bytes) -> tuple[MediaReference, ...]:
     return tuple(found)
 
 
-#: RFC 3464 actions that mean the recipient's mail server took the message: "delivered", or "expanded"
-#: (handed on to the members of a list). "relayed" (passed to a server that does not report) and
-#: "delayed" say nothing final.
-_DELIVERED_ACTIONS = frozenset({"delivered", "expanded"})
+#: RFC 3464 actions that mean a mail server past ours took the message: "delivered"; "expanded" (handed on
+#: to the members of a list); "relayed" (handed to a server that does not report, as Postfix says of Gmail's),
+#: which is what an email service calls delivered: the recipient's side accepted it. "delayed" is not final.
+_DELIVERED_ACTIONS = frozenset({"delivered", "expanded", "relayed"})
 
 
-def parse_delivery_report(raw_bytes: bytes) -> DeliveryReceipt | None:
+def parse_delivery_report(raw_bytes: bytes, secret: str = "") -> DeliveryReceipt | None:
     """Read an RFC 3464 delivery status notification; None when the mail is no final report.
 
     A permanent failure (status 5.x.x, a hard bounce) becomes UNDELIVERED: the address cannot
     receive mail. Any other failed action becomes FAILED. A success report (asked for with
-    NOTIFY=SUCCESS, see `providers.smtp.client`) becomes DELIVERED. "delayed" and "relayed"
-    reports are not final, so they give None.
+    NOTIFY=SUCCESS, see `providers.smtp.client`) becomes DELIVERED. A "delayed" report is not
+    final, so it gives None.
+
+    The report names our row only when the original's headers carry back the check `secret`
+    signs (see `providers.smtp.driver`): anyone may mail the reports' mailbox. Otherwise it is
+    matched by the original's Message-ID alone, which only an email we sent has.
     """
     email = _parse(raw_bytes)
     if email.get_content_type() != "multipart/report":
         return None
-    action, status_code, diagnostic = _delivery_status(email)
+    action, status_code, diagnostic, reported_at = _delivery_status(email)
     if action == "failed":
         status = MessageStatus.UNDELIVERED if status_code.startswith("5") else MessageStatus.FAILED
     elif action in _DELIVERED_ACTIONS:
@@ -153,16 +159,35 @@ def parse_delivery_report(raw_bytes: bytes) -> DeliveryReceipt | None:
     if not original_id:
         return None
     ours = str(original.get(SWITCHBOARD_ID_HEADER) or "").strip()
+    check = str(original.get(SWITCHBOARD_CHECK_HEADER) or "").strip()
+    vouched = (
+        bool(secret) and ours.isdigit() and hmac.compare_digest(check, id_check(secret, ours, original_id))
+    )
     failed = status is not MessageStatus.DELIVERED
     return DeliveryReceipt(
         provider=Provider.SMTP,
         provider_message_id=original_id,
         status=status,
-        occurred_at=utc_now(),
+        occurred_at=reported_at or _date_of(email) or utc_now(),
         error_code=(status_code or None) if failed else None,
         error_detail=(diagnostic or None) if failed else None,
-        our_message_id=int(ours) if ours.isdigit() else None,
+        our_message_id=int(ours) if vouched else None,
     )
+
+
+def _date_of(email: Message) -> datetime | None:
+    """The report's own Date header, when it has a readable one."""
+    return _moment(str(email.get("Date") or ""))
+
+
+def _moment(value: str) -> datetime | None:
+    if not value.strip():
+        return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def bounced_mail_kind(raw_bytes: bytes) -> str | None:
@@ -172,20 +197,26 @@ def bounced_mail_kind(raw_bytes: bytes) -> str | None:
     return kind or None
 
 
-def _delivery_status(email: EmailMessage) -> tuple[str, str, str]:
+def _delivery_status(email: EmailMessage) -> tuple[str, str, str, datetime | None]:
+    """The first recipient's action, status and diagnostic, and when it happened (its Last-Attempt-Date, else
+    the message's Arrival-Date), so a report applied later (replayed) still dates the delivery right."""
     for part in email.walk():
         if part.get_content_type() != "message/delivery-status":
             continue
         blocks = part.get_payload()
+        if not isinstance(blocks, list):
+            continue
+        arrived = _moment(str(blocks[0].get("Arrival-Date", ""))) if isinstance(blocks[0], Message) else None
         # The first block is per-message; recipient blocks follow. Take the first recipient.
-        for block in blocks[1:] if isinstance(blocks, list) else []:
+        for block in blocks[1:]:
             if isinstance(block, Message) and block.get("Action"):
                 return (
                     str(block.get("Action", "")).strip().lower(),
                     str(block.get("Status", "")).strip(),
                     str(block.get("Diagnostic-Code", "")).strip(),
+                    _moment(str(block.get("Last-Attempt-Date", ""))) or arrived,
                 )
-    return "", "", ""
+    return "", "", "", None
 
 
 def _original_headers(email: EmailMessage) -> Message:
@@ -236,7 +267,8 @@ def email_bytes(delivery: WebhookDelivery) -> bytes:
 
 def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
     raw = email_bytes(delivery)
-    report = parse_delivery_report(raw)
+    secret = context.link_secret
+    report = parse_delivery_report(raw, secret if isinstance(secret, str) else secret.get_secret_value())
     if report is not None:
         kind = bounced_mail_kind(raw)
         if kind is not None:
@@ -248,7 +280,7 @@ def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCon
             return WebhookContents()
         return WebhookContents(receipts=(report,))
     if BytesHeaderParser().parsebytes(raw).get_content_type() == "multipart/report":
-        return WebhookContents()  # a delay or relay report: nothing final to record
+        return WebhookContents()  # a delay report: nothing final to record
     message = parse_inbound_email(raw)
     if not message.from_address:
         raise MalformedWebhook("inbound email has no From address")

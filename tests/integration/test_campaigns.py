@@ -352,6 +352,34 @@ async def test_fallback_enqueues_the_next_channel_once_when_undelivered(database
     assert [(row.channel, row.status) for row in alice] == [("whatsapp", "sent"), ("sms", "planned")]
 
 
+async def test_an_email_falls_back_only_when_it_bounced_never_while_merely_sent(database: Database) -> None:
+    """An email's "sent" says nothing about delivery (a relay without DSN never reports it): falling back on it
+    would send the SMS to everyone the email reached."""
+    await add_templates(database)
+    quiet = await add_customer(database, "Quinn Quiet", phone="+4915100000021", email="q@example.com")
+    gone = await add_customer(database, "Gus Gone", phone="+4915100000022", email="g@example.com")
+    campaign_id = await new_campaign(
+        database, channel_order=(Channel.EMAIL, Channel.SMS), fallback_after_minutes=30
+    )
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, now=lambda: NOW)
+    async with database.sessions() as session:
+        for customer, status in ((quiet, "sent"), (gone, "undelivered")):
+            await session.execute(
+                update(CustomerCommunication)
+                .where(CustomerCommunication.customer_id == customer)
+                .values(status=status, sent_at=NOW)
+            )
+        await session.commit()
+
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(hours=5)) == 1
+    rows = [(r.customer_id, r.channel, r.status) for r in await outbox_rows(database, campaign_id)]
+    assert sorted(rows) == sorted(
+        [(quiet, "email", "sent"), (gone, "email", "undelivered"), (gone, "sms", "planned")]
+    ), rows
+
+
 async def test_audience_filters_by_segment_tags_and_channel(database: Database) -> None:
     await add_templates(database)
     vip = await add_customer(

@@ -39,6 +39,8 @@ from providers.whatsapp.driver import WhatsAppCloudDriver
 from providers.whatsapp.webhooks import parse_whatsapp_webhook, verify_whatsapp_signature
 
 TELEGRAM_SECRET = "tg-webhook-secret"
+#: What the email driver signs our id with, and the reports are checked against (the session secret in the app).
+EMAIL_SECRET = "email-signing-secret"
 CUSTOMER = "+15551230001"
 
 
@@ -97,7 +99,7 @@ class WebhookReceiver:
     async def email(self, request: web.Request) -> web.Response:
         raw = await request.read()
         self.received.append(
-            Received(request.path, True, parse_delivery_report(raw) or parse_inbound_email(raw))
+            Received(request.path, True, parse_delivery_report(raw, EMAIL_SECRET) or parse_inbound_email(raw))
         )
         return web.Response(status=202)
 
@@ -571,7 +573,13 @@ async def test_telegram_updates_queue_for_get_updates_without_webhook(receiver: 
 
 def email_driver(sandbox: RunningSandbox) -> SmtpEmailDriver:
     return SmtpEmailDriver(
-        sandbox.host, sandbox.smtp_port, None, None, "Clinic <hello@clinic.example>", start_tls=False
+        sandbox.host,
+        sandbox.smtp_port,
+        None,
+        None,
+        "Clinic <hello@clinic.example>",
+        start_tls=False,
+        signing_secret=EMAIL_SECRET,
     )
 
 
@@ -676,7 +684,7 @@ async def test_email_whose_answer_never_comes_is_in_doubt_but_was_kept(sandbox: 
 
 async def test_sandbox_bounce_is_read_back_as_undelivered(sandbox: RunningSandbox) -> None:
     message_id = (await email_driver(sandbox).send(newsletter())).provider_message_id
-    receipt = parse_delivery_report(bounce_report(sandbox.state.emails[0], "sandbox.test"))
+    receipt = parse_delivery_report(bounce_report(sandbox.state.emails[0], "sandbox.test"), EMAIL_SECRET)
     assert receipt is not None
     assert receipt.provider_message_id == message_id and receipt.our_message_id == 12
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.error_code == "5.1.1"

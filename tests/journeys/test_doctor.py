@@ -61,7 +61,7 @@ def test_doctor_is_green_on_a_working_installation(demo: Demo) -> None:
     }
     assert found["production"][0] == "skip"  # a demo is not production, and says so
     assert found["twilio webhook"][1].endswith(f"{demo.app_url}/webhooks/twilio/inbound")
-    assert found["smtp relay"][1].endswith("delivery reports (DSN) offered")
+    assert found["smtp relay"][1].endswith("delivery reports (DSN) offered and asked for")
     assert done.stdout.rstrip().endswith("all 14 checks passed")
 
 

@@ -18,7 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from domain.delivery.ports import Choice, Choices, OutboundMessage, WhatsAppTemplateCall
 from domain.vocabulary import Channel, MessageStatus
-from providers.smtp.driver import SmtpEmailDriver, message_id_for
+from providers.smtp.driver import SmtpEmailDriver, id_check, message_id_for
 from providers.smtp.webhooks import parse_delivery_report, parse_inbound_email
 from providers.telegram.webhooks import parse_telegram_update, verify_telegram_secret
 from providers.twilio.webhooks import parse_twilio_inbound, parse_twilio_status, verify_twilio_signature
@@ -482,7 +482,7 @@ def test_inbound_email_parsing() -> None:
     assert inbound.received_at == datetime(2025, 4, 1, 10, tzinfo=UTC)
 
 
-def dsn(action: str, status: str, original_headers: str) -> bytes:
+def dsn(action: str, status: str, original_headers: str, *, last_attempt: str = "") -> bytes:
     report = MIMEMultipart("report", report_type="delivery-status")
     report["From"] = "MAILER-DAEMON@mx.example.com"
     report["Subject"] = "Delivery Status Notification (Failure)"
@@ -493,6 +493,8 @@ def dsn(action: str, status: str, original_headers: str) -> bytes:
     per_recipient["Action"] = action
     per_recipient["Status"] = status
     per_recipient["Diagnostic-Code"] = "smtp; 550 5.1.1 user unknown"
+    if last_attempt:
+        per_recipient["Last-Attempt-Date"] = last_attempt
     delivery_status = Message()
     delivery_status.set_type("message/delivery-status")
     delivery_status.set_payload([per_message, per_recipient])
@@ -501,11 +503,15 @@ def dsn(action: str, status: str, original_headers: str) -> bytes:
     return report.as_bytes()
 
 
-ORIGINAL = "Message-ID: <sb.1234@clinic.example>\nX-Switchboard-Message-Id: 31\nSubject: Spring\n"
+SECRET = "secret"
+ORIGINAL = (
+    "Message-ID: <sb.1234@clinic.example>\nX-Switchboard-Message-Id: 31\n"
+    f"X-Switchboard-Check: {id_check(SECRET, '31', '<sb.1234@clinic.example>')}\nSubject: Spring\n"
+)
 
 
 def test_bounce_hard_failure_is_undelivered_with_our_id() -> None:
-    receipt = parse_delivery_report(dsn("failed", "5.1.1", ORIGINAL))
+    receipt = parse_delivery_report(dsn("failed", "5.1.1", ORIGINAL), SECRET)
     assert receipt is not None
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.our_message_id == 31
     assert receipt.provider_message_id == "<sb.1234@clinic.example>" and receipt.error_code == "5.1.1"
@@ -513,20 +519,31 @@ def test_bounce_hard_failure_is_undelivered_with_our_id() -> None:
 
 
 def test_bounce_soft_failure_is_failed_and_delay_is_not_a_receipt() -> None:
-    soft = parse_delivery_report(dsn("failed", "4.2.2", ORIGINAL))
+    soft = parse_delivery_report(dsn("failed", "4.2.2", ORIGINAL), SECRET)
     assert soft is not None and soft.status is MessageStatus.FAILED
     assert parse_delivery_report(dsn("delayed", "4.4.1", ORIGINAL)) is None
 
 
-def test_a_success_report_is_delivered_and_a_relayed_one_is_not_final() -> None:
-    delivered = parse_delivery_report(dsn("delivered", "2.0.0", ORIGINAL))
+def test_a_success_report_is_delivered_also_when_relayed_and_dated_by_the_report() -> None:
+    delivered = parse_delivery_report(dsn("delivered", "2.0.0", ORIGINAL), SECRET)
     assert delivered is not None and delivered.status is MessageStatus.DELIVERED
     assert delivered.our_message_id == 31 and delivered.provider_message_id == "<sb.1234@clinic.example>"
     assert delivered.error_code is None and delivered.error_detail is None
-    expanded = parse_delivery_report(dsn("expanded", "2.0.0", ORIGINAL))
-    assert expanded is not None and expanded.status is MessageStatus.DELIVERED
-    # Handed on to a server that does not report: the message may still bounce.
-    assert parse_delivery_report(dsn("relayed", "2.0.0", ORIGINAL)) is None
+    for action in ("expanded", "relayed"):  # a list's members; a server that does not report (Gmail's)
+        other = parse_delivery_report(dsn(action, "2.0.0", ORIGINAL), SECRET)
+        assert other is not None and other.status is MessageStatus.DELIVERED, action
+    dated = dsn("delivered", "2.0.0", ORIGINAL, last_attempt="Tue, 1 Dec 2026 09:30:00 +0100")
+    receipt = parse_delivery_report(dated, SECRET)
+    assert receipt is not None and receipt.occurred_at == datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+
+
+def test_a_report_names_our_row_only_with_the_check_our_email_carried() -> None:
+    """Anyone can mail the reports' mailbox: without the check (or with another secret's) a report is matched
+    by the original's Message-ID alone, never by the row id it claims."""
+    forged = "Message-ID: <sb.9999@clinic.example>\nX-Switchboard-Message-Id: 31\n"
+    for headers, secret in ((forged, SECRET), (ORIGINAL, "another secret"), (ORIGINAL, "")):
+        receipt = parse_delivery_report(dsn("delivered", "2.0.0", headers), secret)
+        assert receipt is not None and receipt.our_message_id is None, (headers, secret)
 
 
 def test_ordinary_mail_is_not_a_bounce() -> None:
@@ -542,7 +559,7 @@ def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> No
     from providers.webhook_bodies import ReadingContext
 
     report = "Message-ID: <report-1-20261201T231000Z-527a4b55@clinic.example>\nX-Switchboard-Mail: report\n"
-    context = ReadingContext("secret")
+    context = ReadingContext(SECRET)
     assert read_email(email_delivery(dsn("failed", "5.1.1", report)), context) == WebhookContents()
     customer = read_email(email_delivery(dsn("failed", "5.1.1", ORIGINAL)), context)
     assert [r.our_message_id for r in customer.receipts] == [31]
