@@ -492,7 +492,9 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
         value = getattr(row, name)
         if value and free(kind, value):
             setattr(into, name, value)
-    for name in ("locale", "timezone", "zone_from_phone", "segment", "preferred_channel"):
+            if name == "phone":
+                into.zone_from_phone = row.zone_from_phone  # the zone goes with the number it was read from
+    for name in ("locale", "timezone", "segment", "preferred_channel"):
         value = getattr(row, name)
         if value:
             setattr(into, name, value)

@@ -121,7 +121,8 @@ class ImportResult:
             its = "its" if self.left_out == 1 else "their"
             listed.append(f"{_many(self.left_out, 'row')} {imported} without {its} phone number")
         if listed:
-            text += f"\n{' and '.join(listed)}, each with its reason in {self.errors_path}"
+            each = "with its reason" if self.rejected + self.left_out == 1 else "each with its reason"
+            text += f"\n{' and '.join(listed)}, {each} in {self.errors_path}"
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text

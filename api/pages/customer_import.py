@@ -209,5 +209,5 @@ class CustomerImportPages(StaffPages):
             upload.error_csv,
             media_type="text/csv",
             encoding=charset,  # Litestar adds the one charset itself: the file's
-            headers={"Content-Disposition": f'attachment; filename="{safe}.rejected.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{safe}.rows-to-fix.csv"'},
         )

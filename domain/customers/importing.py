@@ -52,8 +52,13 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "telefon",
         "tel",
         "handy",
+        "handynummer",
+        "mobilnummer",
+        "mobilfunknummer",
+        "telefonnummer",
+        "rufnummer",
     ),
-    "email": ("email", "e_mail", "email_address", "mail"),
+    "email": ("email", "e_mail", "email_address", "mail", "e_mail_adresse", "emailadresse"),
     "country": ("country", "country_code", "land"),
     "locale": ("locale", "language", "lang", "sprache"),
     "timezone": ("timezone", "time_zone", "tz", "zeitzone"),
@@ -269,7 +274,8 @@ def read_row(
     if raw_email:
         email = raw_email.lower()
         if not _EMAIL.fullmatch(email) or len(email) > 254:
-            return Rejected(line, phone_refused or f"{raw_email!r} is not an email address")
+            bad_email = f"{raw_email!r} is not an email address"
+            return Rejected(line, f"{phone_refused}; {bad_email}" if phone_refused else bad_email)
     if phone_refused is not None and email is None:
         return Rejected(line, phone_refused)
     row = ImportRow(line, name, phone, email)
@@ -307,7 +313,12 @@ def read_row(
     if preferred:
         if preferred not in CHANNELS:
             return Rejected(line, f"preferred channel {preferred!r} is not one of {', '.join(CHANNELS)}")
-        row.preferred_channel = preferred
+        if phone_refused is not None and preferred in PHONE_CHANNELS:
+            row.left_out = (
+                f"imported without its phone number or its preferred channel {preferred}: {phone_refused}"
+            )
+        else:
+            row.preferred_channel = preferred
     source = (get("consent_source") or rules.default_source)[:32]
     at = rules.imported_at
     raw_at = get("consent_at")
@@ -395,7 +406,14 @@ def normalise_phone(raw: str, default_region: str) -> PhoneReading:
         return f"{raw!r} is not a valid phone number"
     code = number.country_code or 0
     region = phonenumbers.region_code_for_country_code(code)
-    return f"+{code}{number.national_number}", (None if region == "ZZ" else region)
+    # The f-string is E.164 for all but numbers kept with a leading zero (Italy's landlines: +39 06...),
+    # which phonenumbers' own formatting keeps; it is the slower path, so only for them.
+    e164 = (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if number.italian_leading_zero
+        else f"+{code}{number.national_number}"
+    )
+    return e164, (None if region == "ZZ" else region)
 
 
 def phone_typed(text: str, region: str) -> str | None:

@@ -700,12 +700,15 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
         ["P2", "Hans", "Huber", "+43 664 1234567", "", "yes", "", "", ""],
         ["P3", "Ida", "Ilse", "0151 23456789", "", "", "", "", ""],
         ["P4", "Jan", "Jansen", "0151 555", "", "", "", "", ""],
+        # One patient twice: the later row's German number wins, and so does its (the business's) zone.
+        ["P5", "Mia", "Meyer", "+44 20 7946 0958", "mia@example.de", "", "", "", ""],
+        ["P5", "Mia", "Meyer", "0151 34567890", "mia@example.de", "", "", "", ""],
     ]
     path = write(tmp_path / "patients.csv", rows)
     monkeypatch.setenv("SWITCHBOARD_BUSINESS_TIMEZONE", "Europe/Berlin")
     done = run(str(path), "--region", "DE")
     assert done.exit_code == 0, done.output
-    assert "created 3 customers" in done.output
+    assert "created 4 customers" in done.output and "1 row merged into an earlier row" in done.output
     assert (
         "1 row rejected and 1 row imported without its phone number, each with its reason in" in done.output
     )
@@ -715,6 +718,7 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
         "P1": (None, "greta@example.at", "Europe/Berlin", {"email"}),
         "P2": ("+436641234567", None, "Europe/Vienna", {"sms"}),
         "P3": ("+4915123456789", None, "Europe/Berlin", set()),
+        "P5": ("+4915134567890", "mia@example.de", "Europe/Berlin", set()),
     }
     errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8-sig")))
     assert [(e[0], e[1]) for e in errors[1:]] == [

@@ -146,3 +146,34 @@ def test_the_default_region_comes_from_the_locale() -> None:
     assert region_of("en_GB") == "GB"
     assert region_of("de-DE") == "DE"
     assert region_of("en") == ""
+
+
+def test_a_row_with_a_bad_number_and_a_good_email_keeps_what_it_can_and_says_what_it_left_out() -> None:
+    read = row("P-11", "Jana", "", "12345", "jana@x.de", "yes", "yes", "", "")
+    assert isinstance(read, ImportRow) and read.phone is None and read.email == "jana@x.de"
+    assert [c.channel for c in read.consents] == ["email"]  # the SMS consent was for that number
+    assert read.left_out is not None and read.left_out.startswith("imported without its phone number")
+    preferring = read_row(
+        2,
+        ["Kai", "12345", "kai@x.de", "whatsapp"],
+        ColumnMap.from_header(["Name", "Handynummer", "E-Mail-Adresse", "Kanal"]),
+        RULES,
+    )
+    assert isinstance(preferring, ImportRow) and preferring.preferred_channel is None
+    assert preferring.left_out is not None and "preferred channel whatsapp" in preferring.left_out
+    # Both wrong: both reasons, so one fix is enough.
+    both = row("P-12", "Lia", "", "12345", "lia@", "", "", "", "")
+    assert isinstance(both, Rejected)
+    assert (
+        "'12345' is not a valid DE number" in both.reason and "'lia@' is not an email address" in both.reason
+    )
+
+
+def test_a_foreign_mobile_brings_its_own_time_zone_and_italian_numbers_keep_their_zero() -> None:
+    rules = RowRules("DE", NOW, "import", frozenset({"Europe/Berlin", "Europe/Vienna", "America/New_York"}))
+    columns = ColumnMap.from_header(["Name", "Phone"])
+    vienna = read_row(2, ["Hans", "+43 664 1234567"], columns, rules)
+    berlin = read_row(3, ["Ida", "0151 23456789"], columns, rules)
+    assert isinstance(vienna, ImportRow) and vienna.zone_from_phone == "Europe/Vienna"
+    assert isinstance(berlin, ImportRow) and berlin.zone_from_phone is None  # the business's own: its default
+    assert normalise_phone("+39 06 1234 5678", "DE") == ("+390612345678", "IT")
