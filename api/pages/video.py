@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import PERIODS, Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
-from domain.notifications.rules import told_words
+from domain.notifications.rules import told_sentence
 from domain.video.booking import cancel_consultation, patient_link, reschedule_consultation
 from domain.video.model import (
     ACTIVE_STATUSES,
@@ -342,11 +342,14 @@ def booked_words(line: ConsultationLine, channel: str | None, why: str, clock: B
     """The notice after booking on the dashboard: who, what, when, and where the patient's link goes."""
     # From the booking's redirect: a channel, or "none" when no channel reaches them; anything else is
     # not ours to repeat.
-    where = f" {told_words(None if channel == 'none' else channel, why)}" if channel in TOLD_ON else ""
+    told = (
+        told_sentence("the patient", "the link", None if channel == "none" else channel, why)
+        if channel in TOLD_ON
+        else "The patient is sent the link."
+    )
     return (
         f"Booked {line.customer} for {line.service or 'a video consultation'} with {line.staff or 'no clinician'} "
-        f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone}); "
-        f"the patient is sent the link{where}."
+        f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone}). {told}"
     )
 
 

@@ -17,7 +17,7 @@ from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
 from bot.commands.parsing import ParseError, recipient_ref
 from bot.commands.video_times import DaySpec, WhenSpec, parse_day, parse_when, when_words
 from bot.replies import Button, Field, Reply, Table
-from domain.notifications.rules import told_words
+from domain.notifications.rules import told_sentence
 from domain.staff import StaffIdentity
 from domain.video.booking import (
     BookedConsultation,
@@ -282,7 +282,7 @@ def _patient_words(booked: BookedConsultation) -> str:
 
 def _told(booked: BookedConsultation, what: str = "the link") -> str:
     """Where the patient hears of it: the channel the message takes, and why that one."""
-    return f"{booked.customer_name} is sent {what} {told_words(booked.customer_channel, booked.customer_channel_why)}."
+    return told_sentence(booked.customer_name, what, booked.customer_channel, booked.customer_channel_why)
 
 
 def _fields(booked: BookedConsultation) -> tuple[Field, ...]:

@@ -193,9 +193,18 @@ def reaching_channel(
     return chosen, "default"
 
 
+def told_sentence(whom: str, what: str, channel: str | None, why: str) -> str:
+    """Staff told where a message goes: "Greta Gruber is sent the link on SMS, a channel they opted in on.";
+    with no channel, why none: "No message will carry the link to Greta Gruber: no channel reaches them …"."""
+    if not channel:
+        return f"No message will carry {what} to {whom}: {NOT_REACHED.get(why, NOT_REACHED['unreachable'])}."
+    return f"{whom[:1].upper()}{whom[1:]} is sent {what} {told_words(channel, why)}."
+
+
 def told_words(channel: str | None, why: str) -> str:
     """Where a message goes, for a sentence "… is sent the link {told_words}": "on SMS, a channel they
-    opted in on"; with no channel, why not: "— but no message carries it: no channel reaches them …"."""
+    opted in on"; with no channel, why not: "— but no message carries it: no channel reaches them …"
+    (`told_sentence` says that case as a sentence of its own)."""
     if not channel:
         return f"— but no message carries it: {NOT_REACHED.get(why, NOT_REACHED['unreachable'])}"
     try:

@@ -389,16 +389,17 @@ async def test_an_agent_books_a_consultation_through_the_form(
     shown = (await client.get(location)).text
     assert "Booked Clara Klein for Video skin consultation with Dr. Anna Vogel on" in shown
     # Clara has a phone number and said nothing: the booking's rule reaches her on WhatsApp first.
-    assert "the patient is sent the link on WhatsApp, the first channel they can be reached on." in shown
+    assert "The patient is sent the link on WhatsApp, the first channel they can be reached on." in shown
     assert "booked by agent@clinic.example" in shown
     told = (
         await client.get(f"/communication/video/{consultation_id}?done=booked&told=sms&why=opted_in")
     ).text
-    assert "the patient is sent the link on SMS, a channel they opted in on." in told
+    assert "The patient is sent the link on SMS, a channel they opted in on." in told
     nowhere = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=none")).text
-    assert "the patient is sent the link — but no message carries it: no channel reaches them" in nowhere
+    assert "No message will carry the link to the patient: no channel reaches them" in nowhere
+    assert "is sent the link" not in nowhere  # no promise the page does not keep
     forged = (await client.get(f"/communication/video/{consultation_id}?done=booked&told=%3Cb%3E&why=x")).text
-    assert "the patient is sent the link." in forged and "<b>" not in forged
+    assert "The patient is sent the link." in forged and "<b>" not in forged
     again = (await client.get(booking_query(world, "Clara"))).text
     assert f'value="{chosen}"' not in again, "the booked time is no longer offered"
     # The lasting record of where the link went: the booking's message, once a rule has made it.

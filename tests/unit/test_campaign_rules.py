@@ -21,6 +21,7 @@ from domain.notifications.rules import (
     channel_order,
     due_at,
     reaching_channel,
+    told_sentence,
     told_words,
 )
 from domain.templates.model import MessageTemplate, TemplateError
@@ -316,6 +317,12 @@ class TestNotificationRules:
         )
         assert told_words(None, "unreachable").startswith(
             "— but no message carries it: no channel reaches them"
+        )
+        assert told_sentence("Greta Gruber", "the link", "sms", "opted_in") == (
+            "Greta Gruber is sent the link on SMS, a channel they opted in on."
+        )
+        assert told_sentence("the patient", "the link", None, "unreachable").startswith(
+            "No message will carry the link to the patient: no channel reaches them ("
         )
 
 
