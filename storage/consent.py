@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from domain.consent.ledger import ConsentChange, ConsentRecorded, CustomerErased
 from domain.consent.model import ChannelConsent
 from domain.consent.rules import OPTED_OUT
+from domain.consent.sources import source_words
 from domain.conversations.model import REPLY_WINDOW
 from domain.vocabulary import PROVIDER_FOR_CHANNEL, Channel, ConsentStatus
 from storage.conversations import SqlConversations
@@ -95,7 +96,8 @@ class SqlConsentLedger:
                 change.customer_id,
                 change.channel.value,
                 OPTED_OUT,
-                f"Withdrawn: the customer opted out of {change.channel.value} ({change.source}) before it was sent.",
+                f"Withdrawn: the customer opted out of {change.channel.value} ({source_words(change.source)}) "
+                "before it was sent.",
                 change.at,
             )
             if recorded.changed:

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.consent.model import ConsentPolicy, QuietHours, RecipientFacts, SendDecision, SendRequest
+from domain.consent.sources import source_words
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory
 
 OK = "ok"
@@ -179,7 +180,7 @@ def _opt_out_sentence(facts: RecipientFacts, channel: str, tz: ZoneInfo) -> str:
     if facts.consent.changed_at is not None:
         sentence += f" on {_day(_as_utc(facts.consent.changed_at).astimezone(tz).date())}"
     if facts.consent.source:
-        sentence += f" via {facts.consent.source}"
+        sentence += f" ({source_words(facts.consent.source)})"
     return sentence + "."
 
 
