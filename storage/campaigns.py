@@ -26,6 +26,7 @@ from domain.vocabulary import (
 from storage.models import (
     Appointment,
     BulkMessaging,
+    ConsentRecord,
     Customer,
     CustomerCommunication,
     CustomerConsent,
@@ -244,15 +245,30 @@ class SqlCampaignRepository:
         by_status: Counter[str] = Counter()
         suppressed: Counter[str] = Counter()
         failed: Counter[str] = Counter()
-        opted_out = 0
         for message_status, reason, count in rows:
             by_status[message_status] += count
             if message_status == MessageStatus.SUPPRESSED.value:
                 suppressed[reason or "unknown"] += count
             if message_status in NOT_DELIVERED:
                 failed[reason or "no reason given"] += count
-            if reason == "opted_out":
-                opted_out += count
+        # Recipients who opted out of the channel after their message of this campaign went out (its
+        # unsubscribes); those already opted out before are among the suppressed, not here.
+        message, record = CustomerCommunication, ConsentRecord
+        opted_out = int(
+            await self._session.scalar(
+                select(func.count(func.distinct(message.customer_id))).where(
+                    message.campaign_id == campaign_id,
+                    message.sent_at.is_not(None),
+                    exists().where(
+                        record.customer_id == message.customer_id,
+                        record.channel == message.channel,
+                        record.status == ConsentStatus.OPTED_OUT.value,
+                        record.recorded_at >= message.sent_at,
+                    ),
+                )
+            )
+            or 0
+        )
         return CampaignProgress(
             campaign_id,
             CampaignStatus(status or CampaignStatus.DRAFT.value),

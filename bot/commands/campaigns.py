@@ -166,7 +166,7 @@ async def _status(
         Field("Not delivered because", failed or "—"),
         Field("Not sent because", reasons or "—"),
         Field("Replies", f"{progress.replies:,}"),
-        Field("Opted out since", f"{progress.opted_out:,}"),
+        Field("Opted out after receiving it", f"{progress.opted_out:,}"),
     )
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0

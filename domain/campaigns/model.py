@@ -234,6 +234,7 @@ class CampaignProgress:
     status: CampaignStatus
     by_status: Mapping[str, int]
     suppressed_by_reason: Mapping[str, int]
+    #: Recipients who opted out of the channel after this campaign's message reached them (its unsubscribes).
     opted_out: int
     #: Why messages failed or were not delivered, in the provider's words (or ours after retries).
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)

@@ -297,7 +297,35 @@ async def test_pause_hides_rows_from_the_claim_resume_restores_cancel_cancels_pl
     progress = await campaign_progress(uow, campaign_id)
     assert progress.by_status == {"sent": 1, "cancelled": 2, "suppressed": 2}
     assert progress.suppressed_by_reason == {"opted_out": 1, "no_address": 1}
-    assert progress.opted_out == 1
+    assert progress.opted_out == 0  # opted out before: suppressed, not an unsubscribe of this campaign
+
+    # The recipient of the one sent message opts out afterwards: that is what "opted out after" counts.
+    async with database.sessions() as session:
+        sent = await session.scalar(select(CustomerCommunication).where(CustomerCommunication.id == first))
+        assert sent is not None and sent.customer_id is not None
+        session.add_all(
+            [
+                ConsentRecord(
+                    customer_id=sent.customer_id,
+                    channel=sent.channel,
+                    status="opted_out",
+                    source="sms_keyword",
+                    recorded_at=NOW + timedelta(hours=2),
+                ),
+                ConsentRecord(  # another channel's opt-out is not this campaign's doing
+                    customer_id=sent.customer_id,
+                    channel="telegram" if sent.channel != "telegram" else "email",
+                    status="opted_out",
+                    source="telegram_block",
+                    recorded_at=NOW + timedelta(hours=2),
+                ),
+            ]
+        )
+        await session.execute(
+            update(CustomerCommunication).where(CustomerCommunication.id == first).values(sent_at=NOW)
+        )
+        await session.commit()
+    assert (await campaign_progress(uow, campaign_id)).opted_out == 1
 
 
 async def test_quiet_hours_defer_to_the_end_of_the_recipients_own_night(database: Database) -> None:

@@ -214,9 +214,7 @@ def test_whatsapp_window(
 
 def test_opt_out_explanation_names_channel_date_and_source() -> None:
     decision = decide(RECEIPT_SMS, replace(BERLIN_CUSTOMER, consent=OPTED_OUT), POLICY, NOON_BERLIN)
-    assert (
-        decision.explanation == "Not sent: the customer opted out of SMS on 3 Mar 2026 (SMS keyword STOP)."
-    )
+    assert decision.explanation == "Not sent: the customer opted out of SMS on 3 Mar 2026 (SMS keyword STOP)."
 
 
 def test_defer_explanation_and_time() -> None:
