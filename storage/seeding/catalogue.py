@@ -236,6 +236,17 @@ def as_format_string(jinja_text: str) -> str:
     return "".join(parts)
 
 
+#: The keyword way out a marketing text offers on the chat channels. An email has its unsubscribe link (in the
+#: List-Unsubscribe header and the body) instead, so its variant leaves the sentence out.
+KEYWORD_OPT_OUT = (" Reply STOP to opt out.", " Abmelden mit STOP.")
+
+
+def _without_keyword_opt_out(body: str) -> str:
+    for sentence in KEYWORD_OPT_OUT:
+        body = body.replace(sentence, "")
+    return body
+
+
 @dataclass(frozen=True)
 class TemplateVariant:
     id: int
@@ -253,10 +264,11 @@ def template_rows(created_at: datetime) -> tuple[list[Row], dict[tuple[str, str,
     lookup: dict[tuple[str, str, str], TemplateVariant] = {}
     for text in TEMPLATE_TEXTS:
         for channel in text.channels:
-            for locale, (subject, body) in (("en", text.en), ("de", text.de)):
+            for locale, (subject, raw_body) in (("en", text.en), ("de", text.de)):
                 variant_id = len(rows) + 1
                 is_email = channel == "email"
-                html_body = _html(body, text.category) if is_email else None
+                body = _without_keyword_opt_out(raw_body) if is_email else raw_body
+                html_body = _html(body, text.category, locale) if is_email else None
                 variables = template_variables(*((subject, body, html_body or "") if is_email else (body,)))
                 body_variables = template_variables(body)
                 rows.append(
@@ -288,9 +300,10 @@ def template_rows(created_at: datetime) -> tuple[list[Row], dict[tuple[str, str,
     return rows, lookup
 
 
-def _html(body: str, category: str) -> str:
+def _html(body: str, category: str, locale: str = "en") -> str:
+    unsubscribe = "Abmelden" if locale == "de" else "Unsubscribe"
     footer = (
-        '<p style="font-size:12px;color:#777"><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>'
+        f'<p style="font-size:12px;color:#777"><a href="{{{{ unsubscribe_url }}}}">{unsubscribe}</a></p>'
         if category == M
         else ""
     )
