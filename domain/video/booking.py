@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_datetime, format_skeleton, get_timezone_name
+from babel.dates import format_datetime, format_skeleton
 
 from domain.audit import AuditEntry
 from domain.video.booking_ports import (
@@ -21,6 +21,7 @@ from domain.video.booking_ports import (
     TimeClaimed,
     VideoBookingUnitOfWork,
 )
+from domain.video.links import zone_said
 from domain.video.model import (
     ACTIVE_STATUSES,
     STATUS_WORDS,
@@ -113,9 +114,7 @@ def time_in(moment: datetime, tz: str, locale: str = "en") -> str:
     local = moment.astimezone(zone_of(tz))
     if locale.lower().startswith("de"):
         day = format_skeleton("MMMEd", local, locale="de_DE")
-        german_zone = get_timezone_name(local, "short", locale="de_DE")
-        zone = german_zone if german_zone.isalpha() else zone_name(local)  # "+0100" is no name: "BST"
-        return f"{day}, {local:%H:%M} Uhr {zone}"
+        return f"{day}, {local:%H:%M} Uhr {zone_said(local, 'de')}"
     return f"{format_datetime(local, 'EEE d MMM HH:mm', locale='en')} {zone_name(local)}"
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from babel.dates import format_skeleton
+from babel.dates import format_skeleton, get_timezone_name
 
 from domain.video.model import ConsultationStatus, Participant, Window
 
@@ -179,7 +179,7 @@ def decide_link(consultation: ConsultationAtLink | None, now: datetime) -> LinkD
             LinkOutcome.NOT_YET,
             words["not_yet"].format(opens=when(window.opens_at, consultation.timezone, language)),
             words["not_yet_detail"].format(
-                starts=clock_time(window.starts_at, consultation.timezone, language)
+                starts=patient_clock_time(window.starts_at, consultation.timezone, language)
             ),
             language,
             about,
@@ -194,9 +194,20 @@ def reader_zone(timezone: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+def zone_said(local: datetime, language: str = "en") -> str:
+    """The zone's short name at that moment as the reader's language has it: "CET", "MEZ" (German), "BST";
+    where a language has no letters for it (German for London), Python's; "UTC+05" where none has."""
+    if language == "de":
+        german = get_timezone_name(local, "short", locale="de_DE")
+        if german.isalpha():
+            return str(german)
+    name = local.tzname() or "UTC"
+    return f"UTC{name}" if name[:1] in "+-" else name
+
+
 def clock_time(moment: datetime, timezone: str, language: str = "en") -> str:
     """ "10:25 (Europe/Berlin time)", "10:25 Uhr (Zeitzone Europe/Berlin)": the wall clock in the reader's
-    zone, the zone named."""
+    zone, the zone named, for staff (who may work across zones)."""
     zone = reader_zone(timezone)
     local = moment.astimezone(zone)
     if language == "de":
@@ -204,11 +215,18 @@ def clock_time(moment: datetime, timezone: str, language: str = "en") -> str:
     return f"{local:%H:%M} ({zone.key} time)"
 
 
+def patient_clock_time(moment: datetime, timezone: str, language: str = "en") -> str:
+    """ "10:25 CET", "10:25 Uhr MEZ": the wall clock in the patient's zone, as their messages write it."""
+    local = moment.astimezone(reader_zone(timezone))
+    if language == "de":
+        return f"{local:%H:%M} Uhr {zone_said(local, language)}"
+    return f"{local:%H:%M} {zone_said(local, language)}"
+
+
 def when(moment: datetime, timezone: str, language: str = "en") -> str:
-    """ "10:25 on Tue 7 Jul (Europe/Berlin time)", "10:25 Uhr am Di., 7. Juli (Zeitzone Europe/Berlin)"."""
-    zone = reader_zone(timezone)
-    local = moment.astimezone(zone)
+    """ "10:25 CET on Tue 7 Jul", "10:25 Uhr MESZ am Di., 7. Juli": as the patient's messages write it."""
+    local = moment.astimezone(reader_zone(timezone))
     day = format_skeleton("MMMEd", local, locale="de_DE" if language == "de" else "en_GB")
     if language == "de":
-        return f"{local:%H:%M} Uhr am {day} (Zeitzone {zone.key})"
-    return f"{local:%H:%M} on {day} ({zone.key} time)"
+        return f"{patient_clock_time(moment, timezone, language)} am {day}"
+    return f"{patient_clock_time(moment, timezone, language)} on {day}"
