@@ -169,20 +169,20 @@ class RebookingUnitOfWork(Transaction, Protocol):
 
 
 def offer_lines(slots: Sequence[datetime], timezone: str, locale: str = "en") -> str:
-    """ "A) Tue 8 Dec 10:30 CET, B) ...; reply A, B or C to book it" (in German for "de"), or the sentence
-    for no times."""
+    """ "A) Tue 8 Dec 10:30 CET; B) .... Reply A, B or C to book it." (in German for "de", whose times hold
+    commas: "A) Di., 8. Dez., 10:30 Uhr MEZ; B) ..."), or the sentence for no times."""
     german = locale.lower().startswith("de")
     if not slots:
         return NO_TIMES_DE if german else NO_TIMES
     letters = OFFER_LETTERS[: len(slots)]
-    listed = ", ".join(
+    listed = "; ".join(
         f"{letter}) {time_in(slot, timezone, locale)}" for letter, slot in zip(letters, slots, strict=False)
     )
     either = " oder " if german else " or "
     choice = letters[0] if len(letters) == 1 else ", ".join(letters[:-1]) + either + letters[-1]
     if german:
-        return f"{listed}; antworten Sie {choice}, um den Termin zu buchen."
-    return f"{listed}; reply {choice} to book it."
+        return f"{listed}. Antworten Sie {choice}, um den Termin zu buchen."
+    return f"{listed}. Reply {choice} to book it."
 
 
 _PICK = re.compile(r"[\(\[]?([abc])[\)\].!]?")

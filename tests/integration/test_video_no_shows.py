@@ -121,7 +121,7 @@ async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times
         )
     assert offer.consultation_id == missed and len(offer.slots) == 3
     [event] = events
-    assert event.payload["options"].startswith("A) Tue 8 Dec 10:00 CET, B) Tue 8 Dec 11:00 CET")
+    assert event.payload["options"].startswith("A) Tue 8 Dec 10:00 CET; B) Tue 8 Dec 11:00 CET")
 
     # The patient picks B: a new consultation is booked with the same clinician and service.
     await patient_writes(database, "B", NOW + timedelta(minutes=3), ref="SMb")

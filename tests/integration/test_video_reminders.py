@@ -337,8 +337,8 @@ async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(databa
     [offer_text] = await replies(database)
     # 09:01 in Berlin: times from an hour on, an hour apart, within the clinician's hours.
     assert offer_text == (
-        "No problem. New times with Dr Mara Weiss: A) Tue 8 Dec 10:05 CET, B) Tue 8 Dec 11:05 CET, "
-        "C) Tue 8 Dec 12:05 CET; reply A, B or C to book it. Your current time stays booked until you choose."
+        "No problem. New times with Dr Mara Weiss: A) Tue 8 Dec 10:05 CET; B) Tue 8 Dec 11:05 CET; "
+        "C) Tue 8 Dec 12:05 CET. Reply A, B or C to book it. Your current time stays booked until you choose."
     )
     async with database.sessions() as session:
         [offer] = list(await session.scalars(select(VideoRebookOffer)))

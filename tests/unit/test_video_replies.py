@@ -73,13 +73,13 @@ def test_what_counts_as_a_pick(text: str, index: int | None) -> None:
 def test_offer_lines_in_the_patients_time() -> None:
     slots = [NOW + timedelta(hours=2), NOW + timedelta(hours=3), NOW + timedelta(days=1)]
     assert offer_lines(slots, "Europe/Berlin") == (
-        "A) Tue 8 Dec 11:00 CET, B) Tue 8 Dec 12:00 CET, C) Wed 9 Dec 09:00 CET; reply A, B or C to book it."
+        "A) Tue 8 Dec 11:00 CET; B) Tue 8 Dec 12:00 CET; C) Wed 9 Dec 09:00 CET. Reply A, B or C to book it."
     )
-    assert offer_lines(slots[:1], "America/New_York") == "A) Tue 8 Dec 05:00 EST; reply A to book it."
-    assert offer_lines(slots[:2], "UTC").endswith("reply A or B to book it.")
+    assert offer_lines(slots[:1], "America/New_York") == "A) Tue 8 Dec 05:00 EST. Reply A to book it."
+    assert offer_lines(slots[:2], "UTC").endswith(". Reply A or B to book it.")
     assert offer_lines([], "UTC") == NO_TIMES
     assert offer_lines(slots[:2], "Europe/Berlin", "de").endswith(
-        "; antworten Sie A oder B, um den Termin zu buchen."
+        "MEZ. Antworten Sie A oder B, um den Termin zu buchen."
     )
     assert offer_lines(slots[:2], "Europe/Berlin", "de").startswith("A) Di., 8. Dez., 11:00 Uhr MEZ")
 
