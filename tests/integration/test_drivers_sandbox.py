@@ -571,7 +571,7 @@ async def test_telegram_updates_queue_for_get_updates_without_webhook(receiver: 
 # --- Email ------------------------------------------------------------------------------------
 
 
-def email_driver(sandbox: RunningSandbox) -> SmtpEmailDriver:
+def email_driver(sandbox: RunningSandbox, timeout_seconds: float = 30.0) -> SmtpEmailDriver:
     return SmtpEmailDriver(
         sandbox.host,
         sandbox.smtp_port,
@@ -580,6 +580,7 @@ def email_driver(sandbox: RunningSandbox) -> SmtpEmailDriver:
         "Clinic <hello@clinic.example>",
         start_tls=False,
         signing_secret=EMAIL_SECRET,
+        timeout_seconds=timeout_seconds,
     )
 
 
@@ -666,15 +667,7 @@ async def test_email_temporary_refusal_is_retryable(sandbox: RunningSandbox) -> 
 
 async def test_email_whose_answer_never_comes_is_in_doubt_but_was_kept(sandbox: RunningSandbox) -> None:
     sandbox.state.force_faults("smtp", "timeout")
-    driver = SmtpEmailDriver(
-        sandbox.host,
-        sandbox.smtp_port,
-        None,
-        None,
-        "Clinic <hello@clinic.example>",
-        start_tls=False,
-        timeout_seconds=0.5,
-    )
+    driver = email_driver(sandbox, timeout_seconds=0.5)
     with pytest.raises(ProviderError) as lost:
         await driver.send(newsletter())
     assert lost.value.maybe_accepted and not lost.value.permanent
