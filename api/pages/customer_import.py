@@ -145,6 +145,9 @@ class CustomerImportPages(StaffPages):
             stopped=stopped,
             percent=int(100 * upload.progress_bytes / upload.size_bytes) if upload.size_bytes else 100,
             rejected_rows=rejected_rows,
+            # Rows imported without their number are listed with the rejected ones; the page explains them
+            # only when some are there.
+            any_left_out=any(len(row) > 1 and row[1].startswith("imported without") for row in rejected_rows),
             encodings=ENCODINGS,
             error=error,
         )

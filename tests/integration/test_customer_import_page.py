@@ -111,6 +111,7 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     assert "dry run, nothing written: 3 rows read; would create 2 customers" in html
     assert "2 consent changes would be recorded" in html
     assert "1 row to fix" in html and "&#39;555&#39; is not a valid DE number" in html
+    assert 'id="left-out-explained"' not in html  # only rejected rows: nothing imported without its number
     assert await count_uploaded(seeded) == 0
     assert choices(html) == found  # the choices are kept for the import
 
@@ -210,3 +211,16 @@ async def test_bad_input_is_answered_on_the_page_and_changes_nothing(
     assert (await client.get(f"{PAGE}/no-such-upload")).status_code == 404
     await sign_in(client, seeded, AGENT)
     assert (await client.get(PAGE)).status_code == 403
+
+
+async def test_a_row_imported_without_its_number_is_listed_to_fix_and_explained(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    listed = "Patient No;Name;Mobil;E-Mail\r\nUP-9;Mara Upload;555;mara.upload@example.de\r\n"
+    where = (await upload(client, listed.encode(), name="one.csv")).headers["location"]
+    checked = await run(client, where, "check", choices((await client.get(where)).text))
+    assert checked.status_code == 303
+    html = await finished(client, where)
+    assert "1 row to fix" in html and "imported without its phone number" in html
+    assert 'id="left-out-explained"' in html and "would come" in html  # a check: nothing is in yet
