@@ -271,6 +271,8 @@ async def test_the_template_list_offers_marketing_templates_first_and_service_on
     marketing = {name for name, category in rows if category == "marketing"}
     groups = re.findall(r'<optgroup label="([^"]+)">(.*?)</optgroup>', page, flags=re.DOTALL)
     offered = {label: set(re.findall(r'<option value="([a-z0-9_-]+)"', body)) for label, body in groups}
+    # The fallback says who gets it when: at once for whom the channel cannot reach, else if not delivered.
+    assert "gets the fallback at once" in page and "only when it bounced" in page
     assert next(iter(offered)) == "Campaign (marketing) templates", list(offered)
     assert marketing and offered["Campaign (marketing) templates"] <= marketing
     service = offered.get("Service message templates (reminders, confirmations)", set())
