@@ -22,6 +22,7 @@ from storage.messages import SqlMessagingUnitOfWork
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.preferences import SqlPreferencesUnitOfWork
 from storage.schedules import ReportSchedulingUnitOfWork
+from storage.services import SqlServiceNamingUnitOfWork
 from storage.sign_in import SqlSignInUnitOfWork
 from storage.sla_policies import SqlSlaPolicyUnitOfWork
 from storage.slack_threads import SqlSlackThreadUnitOfWork
@@ -78,6 +79,10 @@ class UnitsOfWork:
 
     def sla_policies(self) -> SqlSlaPolicyUnitOfWork:
         return SqlSlaPolicyUnitOfWork(self.database, business_tz=self.business_tz)
+
+    def service_naming(self, *, read_only: bool = False) -> SqlServiceNamingUnitOfWork:
+        """Naming services (and, read only, listing them with their names)."""
+        return SqlServiceNamingUnitOfWork(self.database, read_only=read_only, business_tz=self.business_tz)
 
     def canned_replies(self) -> SqlCannedReplyUnitOfWork:
         return SqlCannedReplyUnitOfWork(self.database, business_tz=self.business_tz)

@@ -296,7 +296,7 @@ def _clinician(row: StaffUser) -> Clinician:
 
 def _service(row: Service) -> BookableService:
     return BookableService(
-        row.id, row.code, row.name, row.kind, row.duration_minutes, row.price_minor, row.currency
+        row.id, row.code, row.name, row.kind, row.duration_minutes, row.price_minor, row.currency, row.names
     )
 
 

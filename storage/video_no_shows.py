@@ -10,6 +10,7 @@ from typing import Any, Self
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from domain.services import consultation_name_in
 from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
@@ -87,7 +88,13 @@ class SqlRebookingDesk:
         vc = VideoConsultation
         query = (
             select(
-                vc, Appointment.service_id, Service.name, StaffUser.name, Customer.timezone, Customer.locale
+                vc,
+                Appointment.service_id,
+                Service.name,
+                Service.names,
+                StaffUser.name,
+                Customer.timezone,
+                Customer.locale,
             )
             .join(Customer, Customer.id == vc.customer_id)
             .outerjoin(Appointment, Appointment.id == vc.appointment_id)
@@ -101,7 +108,7 @@ class SqlRebookingDesk:
         found = (await self.session.execute(query)).first()
         if found is None:
             return None
-        row, service_id, service, clinician, tz, locale = found
+        row, service_id, service, names, clinician, tz, locale = found
         return ConsultationFacts(
             consultation_id=row.id,
             appointment_id=row.appointment_id,
@@ -112,7 +119,7 @@ class SqlRebookingDesk:
             status=ConsultationStatus(row.status),
             customer_timezone=tz or "UTC",
             customer_locale=locale or "en",
-            service=service or "video consultation",
+            service=consultation_name_in(service, names, locale or "en"),
             clinician=clinician or "your clinician",
             rebook_offered_at=row.rebook_offered_at,
             link_token=row.link_token,

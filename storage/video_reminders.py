@@ -9,6 +9,7 @@ from typing import Any, Self
 from sqlalchemy import ColumnElement, Select, String, cast, exists, false, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.services import consultation_name_in
 from domain.video.model import ConsultationStatus
 from domain.video.reminders import REMINDER_KEY_PREFIX, ReminderCandidate, ReminderEvent, reminder_times
 from storage.models import Appointment, BusinessEvent, Customer, Service, StaffUser, VideoConsultation
@@ -87,6 +88,7 @@ class SqlReminderBook:
                 vc.created_at,
                 vc.link_token,
                 Service.name,
+                Service.names,
                 Service.reminder_minutes,
                 StaffUser.name,
                 Customer.timezone,
@@ -128,9 +130,20 @@ class SqlReminderBook:
 
 
 def _candidate(row: Any) -> ReminderCandidate:
-    (cid, version, customer_id, scheduled_at, created_at, token, service, minutes, clinician, tz, locale) = (
-        row
-    )
+    (
+        cid,
+        version,
+        customer_id,
+        scheduled_at,
+        created_at,
+        token,
+        service,
+        names,
+        minutes,
+        clinician,
+        tz,
+        locale,
+    ) = row
     return ReminderCandidate(
         consultation_id=cid,
         version=version,
@@ -139,7 +152,7 @@ def _candidate(row: Any) -> ReminderCandidate:
         booked_at=created_at,
         reminder_minutes=reminder_times(minutes),
         link_token=token,
-        service=service,
+        service=consultation_name_in(service, names, locale or "en"),
         clinician=clinician,
         customer_timezone=tz or "UTC",
         customer_locale=locale or "en",

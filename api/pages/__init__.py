@@ -20,6 +20,7 @@ from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
 from api.pages.report_builder import ReportBuilderPages
 from api.pages.reports import ReportPages
+from api.pages.services import ServicePages
 from api.pages.sla_policies import SlaPolicyPages
 from api.pages.template_editor import TemplateEditorPages
 from api.pages.video import VideoPages
@@ -60,6 +61,7 @@ PAGE_CONTROLLERS = [
     ReportPages,
     VideoPages,
     VideoBookingPages,
+    ServicePages,
 ]
 
 __all__ = ["PAGE_CONTROLLERS", "SECTIONS"]

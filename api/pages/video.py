@@ -391,6 +391,7 @@ class VideoPages(StaffPages):
             clinicians=clinicians,
             staff_id=staff_id,
             may_act=staff_of(request).may(Role.AGENT),
+            may_name=staff_of(request).may(Role.MANAGER),
             no_shows=no_shows,
         )
 

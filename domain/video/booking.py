@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_skeleton
 
 from domain.audit import AuditEntry
+from domain.services import consultation_name_in
 from domain.video.booking_ports import (
     BookableService,
     Clinician,
@@ -85,6 +86,8 @@ class BookedConsultation:
     customer_channel_why: str = ""
     #: The patient's link (`PUBLIC_URL/v/TOKEN`).
     link: str = ""
+    #: The service as the patient reads it: its name in their language, if it has one.
+    patient_service_name: str = ""
 
     @property
     def ends_at(self) -> datetime:
@@ -238,6 +241,7 @@ async def book_consultation(
             status=ConsultationStatus.SCHEDULED,
             staff_timezone=clinician.timezone,
             link=patient_link(public_url, booking.link_token),
+            patient_service_name=consultation_name_in(service.name, service.names, patient.locale),
         )
         booked = await _tell_patient(
             uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now
@@ -500,6 +504,11 @@ def _booked(
         status=stored.status,
         staff_timezone=clinician.timezone,
         link=patient_link(public_url, stored.link_token),
+        patient_service_name=consultation_name_in(
+            service.name if service is not None else None,
+            service.names if service is not None else None,
+            patient.locale,
+        ),
     )
 
 
@@ -518,7 +527,7 @@ async def _tell_patient(
     payload: dict[str, Any] = {
         "consultation_id": booked.consultation_id,
         "version": booked.version,
-        "service": booked.service_name,
+        "service": booked.patient_service_name or booked.service_name,
         "clinician": booked.staff_name,
         "appointment_time": time_in(booked.starts_at, patient.timezone, patient.locale),
         "timezone": patient.timezone,

@@ -33,6 +33,8 @@ class BookableService:
     duration_minutes: int
     price_minor: int
     currency: str
+    #: The name in other languages ({"de": "Video-Hautsprechstunde"}), for patients who read them.
+    names: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)

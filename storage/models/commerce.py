@@ -21,6 +21,8 @@ class Service(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(120))
+    #: The name in other languages, for patients who read them ({"de": "Video-Hautsprechstunde"}); None: none.
+    names: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     kind: Mapped[str] = mapped_column(String(16))
     duration_minutes: Mapped[int] = mapped_column(Integer)
     price_minor: Mapped[int] = mapped_column(BigInteger)

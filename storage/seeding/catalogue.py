@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.services import service_name_in
 from domain.video.reminders import RULE_OFFSET_MINUTES
 from domain.vocabulary import Channel, MessageCategory, Provider, Role
 
@@ -50,16 +51,27 @@ class ServiceOffer:
     kind: str
     duration_minutes: int
     price_minor: int
+    #: The name German-speaking patients read.
+    german: str
+
+    def name_for(self, locale: str) -> str:
+        return service_name_in(self.name, {"de": self.german}, locale)
 
 
 SERVICES: tuple[ServiceOffer, ...] = (
-    ServiceOffer(1, "SKIN-CONSULT", "Initial skin consultation", "in_person", 45, 9500),
-    ServiceOffer(2, "SKIN-FOLLOWUP", "Follow-up consultation", "in_person", 30, 6000),
-    ServiceOffer(3, "LASER-TREAT", "Laser skin treatment", "in_person", 60, 16900),
-    ServiceOffer(4, "NUTRI-ASSESS", "Nutrition assessment", "in_person", 45, 8500),
-    ServiceOffer(5, "SKIN-VIDEO", "Video skin consultation", "video", 30, 6900),
-    ServiceOffer(6, "NUTRI-VIDEO", "Video nutrition check-in", "video", 20, 4500),
-    ServiceOffer(7, "FOLLOWUP-VIDEO", "Video follow-up", "video", 15, 3500),
+    ServiceOffer(
+        1, "SKIN-CONSULT", "Initial skin consultation", "in_person", 45, 9500, "Hautärztliche Erstberatung"
+    ),
+    ServiceOffer(2, "SKIN-FOLLOWUP", "Follow-up consultation", "in_person", 30, 6000, "Folgetermin"),
+    ServiceOffer(
+        3, "LASER-TREAT", "Laser skin treatment", "in_person", 60, 16900, "Laserbehandlung der Haut"
+    ),
+    ServiceOffer(4, "NUTRI-ASSESS", "Nutrition assessment", "in_person", 45, 8500, "Ernährungsberatung"),
+    ServiceOffer(5, "SKIN-VIDEO", "Video skin consultation", "video", 30, 6900, "Hautsprechstunde per Video"),
+    ServiceOffer(
+        6, "NUTRI-VIDEO", "Video nutrition check-in", "video", 20, 4500, "Ernährungs-Check-in per Video"
+    ),
+    ServiceOffer(7, "FOLLOWUP-VIDEO", "Video follow-up", "video", 15, 3500, "Folgetermin per Video"),
 )
 IN_PERSON_SERVICES = tuple(s for s in SERVICES if s.kind == "in_person")
 VIDEO_SERVICES = tuple(s for s in SERVICES if s.kind == "video")
@@ -369,6 +381,7 @@ def service_rows() -> list[Row]:
             "id": s.id,
             "code": s.code,
             "name": s.name,
+            "names": {"de": s.german},
             "kind": s.kind,
             "duration_minutes": s.duration_minutes,
             "price_minor": s.price_minor,

@@ -246,7 +246,11 @@ def _appointment(world: World, rng: random.Random, customer: Customer, index: in
     clinic = f"{customer.clinic.name} (online)" if video else customer.clinic.name
     local = scheduled_at.astimezone(ZoneInfo(customer.timezone))
     when = local.strftime("%d.%m. %H:%M" if customer.locale == "de" else "%b %d, %H:%M")
-    variables: dict[str, object] = {"service": service.name, "clinic": clinic, "appointment_time": when}
+    variables: dict[str, object] = {
+        "service": service.name_for(customer.locale),
+        "clinic": clinic,
+        "appointment_time": when,
+    }
     _notify(world, rng, customer, "appointment_booked", "appointment_booked", created_at + timedelta(seconds=20),
             f"appointment.booked:{ref}", variables, ref)  # fmt: skip
     _reminder(world, rng, customer, row, variables, ref)

@@ -458,7 +458,8 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
 ) -> None:
     """A German-speaking patient who said yes to SMS only, imported from the clinic's list, is booked for
     next week: staff are told the link goes by SMS and why, the patient's phone gets it by SMS (not on
-    WhatsApp, though the number reaches it) in German, the link's page speaks German, and next week's list
+    WhatsApp, though the number reaches it) in German, naming the service by the German name the manager
+    gave it on the Services page, the link's page speaks German, and next week's list
     shows the consultation in chat and in the browser while this week's does not."""
     path = demo.folder / "german-patient.csv"
     path.write_text(
@@ -485,6 +486,19 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
             for day in range(7)
         ],
     )
+    # The manager gives the service the German name German-speaking patients read.
+    sign_in(browser_page, demo, MANAGER)
+    browser_page.goto(f"{demo.app_url}/communication/video")
+    browser_page.get_by_role("link", name="Services and the names patients read").click()
+    browser_page.get_by_role("link", name="Video skin consultation").click()
+    browser_page.get_by_label("German").fill("  Hautsprechstunde   online ")
+    browser_page.get_by_role("button", name="Save names").click()
+    browser_page.wait_for_load_state()
+    assert "Video skin consultation is saved." in browser_page.inner_text("[role=status]")
+    row = browser_page.locator("#services tr", has_text="SKIN-VIDEO").inner_text()
+    assert "Hautsprechstunde online" in row, row
+    screenshot(browser_page, "video-services")
+
     zone = ZoneInfo(staff_tz)
     today = datetime.now(zone).date()
     next_monday = today + timedelta(days=7 - today.weekday())
@@ -509,7 +523,8 @@ def test_an_sms_only_patient_booked_for_next_week_is_told_by_sms_in_german(
     token = consultation(demo, consultation_id).link_token
     link = f"{demo.app_url}/v/{token}"
     local = at.astimezone(ZoneInfo("Europe/Berlin"))
-    assert sms["body"].startswith("Hallo Greta, Ihr Termin") and link in sms["body"], sms["body"]
+    assert sms["body"].startswith("Hallo Greta, Ihr Termin (Hautsprechstunde online) mit"), sms["body"]
+    assert link in sms["body"], sms["body"]
     assert f"{local:%H:%M}" in sms["body"] and "gebucht" in sms["body"], sms["body"]
     on_whatsapp = [
         m for m in demo.sandbox_messages("whatsapp_cloud") if m.get("to") == phone_number.lstrip("+")

@@ -1,0 +1,177 @@
+"""Services named in the patient's language, on both engines: the Services page (roles, CSRF, bad input,
+the audit) and the messages a German-speaking patient's consultation makes (booking, reminder, rebooking)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from domain.video.reminders import reminder_times
+from storage.database import Database
+from storage.models import AuditLog, BusinessEvent, Customer, MessageTemplate, Service, VideoConsultation
+from storage.video_no_shows import SqlRebookingDesk
+from storage.video_reminders import SqlReminderBook
+from tests.integration import test_video_pages as video_pages
+from tests.integration.test_video_pages import Client, book, booking_query, csrf_token, sign_in, slot_at
+from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VideoWorld, add_catalogue_rules
+
+PAGE = "/communication/video/services"
+
+# The video pages' fixtures: a world of clinicians, patients and consultations, and a client of the app.
+moment = video_pages.moment
+world = video_pages.world
+client = video_pages.client
+
+
+async def add_german_template(database: Database) -> None:
+    async with database.sessions() as session:
+        session.add(MessageTemplate(name="video_booked", channel="sms", locale="de-DE", body="Hallo"))
+        await session.commit()
+
+
+async def names_of(database: Database, service_id: int) -> tuple[str, dict[str, Any] | None]:
+    async with database.read_sessions() as session:
+        row = (
+            await session.execute(select(Service.name, Service.names).where(Service.id == service_id))
+        ).one()
+    return row[0], row[1]
+
+
+async def test_a_manager_names_a_service_in_german_and_it_is_audited(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, MANAGER)
+    listing = (await client.get("/communication/video")).text
+    assert f'href="{PAGE}"' in listing, "the video page links to the services"
+    one_language = (await client.get(f"{PAGE}/{world.service_id}")).text
+    assert "Your templates are all in one language" in one_language and 'name="name_de"' not in one_language
+    await add_german_template(database)
+    form = (await client.get(f"{PAGE}/{world.service_id}")).text
+    assert 'name="name_de"' in form and "German" in form, "a business writing German is offered German"
+    saved = await client.post(
+        f"{PAGE}/{world.service_id}",
+        data={
+            "name": " Video skin  consultation ",
+            "name_de": "  Hautsprechstunde   per Video ",
+            "_csrf_token": csrf_token(form),
+        },
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303 and saved.headers["location"] == f"{PAGE}?saved={world.service_id}"
+    assert await names_of(database, world.service_id) == (
+        "Video skin consultation",
+        {"de": "Hautsprechstunde per Video"},
+    )
+    shown = (await client.get(saved.headers["location"])).text
+    assert "Video skin consultation is saved." in shown
+    assert "<td>Hautsprechstunde per Video</td>" in shown
+    async with database.read_sessions() as session:
+        [entry] = (await session.scalars(select(AuditLog).where(AuditLog.action == "service.named"))).all()
+    assert entry.actor == MANAGER and entry.target == f"service:{world.service_id}"
+    assert entry.detail["names"] == {"de": "Hautsprechstunde per Video"}
+    assert entry.detail["before"] == {"name": "Video skin consultation", "names": {}}
+    # Emptying the German name takes it away: German patients read the staff name again.
+    cleared = await client.post(
+        f"{PAGE}/{world.service_id}",
+        data={"name": "Video skin consultation", "name_de": " ", "_csrf_token": csrf_token(form)},
+        follow_redirects=False,
+    )
+    assert cleared.status_code == 303
+    assert await names_of(database, world.service_id) == ("Video skin consultation", None)
+    assert "— (reads “Video skin consultation”)" in (await client.get(PAGE)).text
+
+
+async def test_bad_names_are_refused_in_words_and_change_nothing(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await add_german_template(database)
+    await sign_in(client, world, MANAGER)
+    form = (await client.get(f"{PAGE}/{world.service_id}")).text
+    token = csrf_token(form)
+    before = await names_of(database, world.service_id)
+    for data, words in (
+        ({"name": "   ", "name_de": "Hautsprechstunde"}, "A service needs a name."),
+        ({"name": "Video", "name_de": "x" * 121}, "The German name is 121 characters long; at most 120 fit."),
+        ({"name": "y" * 130}, "The name is 130 characters long; at most 120 fit."),
+    ):
+        refused = await client.post(f"{PAGE}/{world.service_id}", data={**data, "_csrf_token": token})
+        assert refused.status_code == 422 and words in refused.text, (data, refused.text[-1500:])
+        assert await names_of(database, world.service_id) == before
+    # A hostile name is stored as text and shown escaped.
+    hostile = await client.post(
+        f"{PAGE}/{world.service_id}",
+        data={"name": "Video skin consultation", "name_de": HOSTILE, "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert hostile.status_code == 303
+    page = (await client.get(PAGE)).text
+    assert HOSTILE not in page and "&lt;" in page
+    unknown = await client.get(f"{PAGE}/999999")
+    assert unknown.status_code == 404 and "There is no service 999999." in unknown.text
+    too_big = await client.post(f"{PAGE}/99999999999999999999", data={"name": "x", "_csrf_token": token})
+    assert too_big.status_code in (400, 404)
+
+
+async def test_agents_cannot_name_services_and_a_form_without_csrf_is_refused(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    await sign_in(client, world, AGENT)
+    assert f'href="{PAGE}"' not in (await client.get("/communication/video")).text
+    assert (await client.get(PAGE)).status_code == 403
+    await sign_in(client, world, MANAGER)
+    forged = await client.post(f"{PAGE}/{world.service_id}", data={"name": "Hacked"})
+    assert forged.status_code == 403
+    assert (await names_of(database, world.service_id))[0] == "Video skin consultation"
+
+
+async def test_a_german_patient_reads_the_german_name_in_every_message_an_english_one_the_staff_name(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    """The booking's event, the reminders and the rebooking facts name the service in the patient's language;
+    staff pages keep the staff name."""
+    await add_catalogue_rules(database, "video.booked")
+    async with database.sessions() as session:
+        await session.execute(
+            update(Service)
+            .where(Service.id == world.service_id)
+            .values(names={"de": "Hautsprechstunde per Video"})
+        )
+        await session.execute(
+            update(Customer).where(Customer.id == world.customers["clara"]).values(locale="de-DE")
+        )
+        await session.commit()
+    await sign_in(client, world, AGENT)
+    slots = (await client.get(booking_query(world, "Clara"))).text
+    booked = await book(client, slots, starts_at=slot_at(slots, "12:00"))
+    assert booked.status_code == 303, booked.text
+    consultation_id = int(booked.headers["location"].split("/")[-1].split("?")[0])
+    shown = (await client.get(booked.headers["location"])).text
+    assert "Booked Clara Klein for Video skin consultation with" in shown, "staff read the staff name"
+    async with database.read_sessions() as session:
+        [payload] = (
+            await session.scalars(
+                select(BusinessEvent.payload).where(
+                    BusinessEvent.event_type == "video.booked",
+                    BusinessEvent.customer_id == world.customers["clara"],
+                )
+            )
+        ).all()
+        starts_at = await session.scalar(
+            select(VideoConsultation.scheduled_at).where(VideoConsultation.id == consultation_id)
+        )
+        assert starts_at is not None
+        first_lead = timedelta(minutes=max(reminder_times(None)))
+        candidates = await SqlReminderBook(session).due_candidates(
+            starts_at - first_lead + timedelta(minutes=1), 50
+        )
+        facts = {
+            who: await SqlRebookingDesk(session).consultation(consultation)
+            for who, consultation in (("clara", consultation_id), ("dan", world.later_this_week))
+        }
+    assert payload["service"] == "Hautsprechstunde per Video", payload
+    by_id = {c.consultation_id: c for c in candidates}
+    assert by_id[consultation_id].service == "Hautsprechstunde per Video"
+    assert facts["clara"] is not None and facts["clara"].service == "Hautsprechstunde per Video"
+    assert facts["dan"] is not None and facts["dan"].service == "Video skin consultation"
