@@ -41,6 +41,35 @@ def load_settings() -> Settings:
     return settings
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def warn_if_links_lead_nowhere(settings: Settings) -> None:
+    """Bot answers and the messages they send carry links to the public URL. When it is this machine and no
+    app answers there (a demo on another port, `make demo PORT=8600`, and a shell without its environment),
+    say so before anything is sent with a dead link."""
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import urlsplit
+    from urllib.request import urlopen
+
+    url = settings.public_url.rstrip("/")
+    if urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        return  # a real address; `switchboard doctor` checks that it answers
+    try:
+        with urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 (a loopback http URL from our own settings)
+            return
+    except HTTPError:
+        return  # something answers there
+    except (URLError, OSError, ValueError):
+        pass
+    click.echo(
+        f"Note: no app answers at {url} (SWITCHBOARD_PUBLIC_URL), yet links in answers and in the messages "
+        "they send lead there. If the app runs on another port, set SWITCHBOARD_PUBLIC_URL to its address, "
+        "e.g. SWITCHBOARD_PUBLIC_URL=http://127.0.0.1:8600 for `make demo PORT=8600`.",
+        err=True,
+    )
+
+
 def one_line_errors(command: Callable[P, T]) -> Callable[P, T]:
     """Operators get one line and a non-zero exit for problems they must fix, never a traceback."""
 
@@ -462,6 +491,7 @@ def ask(text: str, as_email: str | None, out_dir: str) -> None:
     from bot.console import ask as ask_bot
 
     settings = load_settings()
+    warn_if_links_lead_nowhere(settings)
 
     async def run(database: Any) -> Any:
         await require_migrated(database)
@@ -489,6 +519,7 @@ def console(as_email: str | None, out_dir: str) -> None:
     from bot.console import UnknownStaff, run_console
 
     settings = load_settings()
+    warn_if_links_lead_nowhere(settings)
 
     async def run(database: Any) -> None:
         await require_migrated(database)

@@ -350,6 +350,63 @@ def test_cli_ask_smoke(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "no active staff member" in refused.stderr
 
 
+def test_cli_ask_says_when_its_links_lead_to_no_app(tmp_path: Path) -> None:
+    """A demo served on another port, asked from a shell without its SWITCHBOARD_PUBLIC_URL: the answer's
+    links would lead nowhere, and `ask` says so; with an app answering there it says nothing."""
+    import http.server
+    import socket
+    import threading
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    cli = [sys.executable, "-m", "switchboard.cli"]
+    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": url}
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True, cwd=tmp_path)
+    seed = [*cli, "seed", "--customers", "5", "--days", "1"]
+    subprocess.run(seed, env=env, check=True, capture_output=True, cwd=tmp_path)
+    dead = subprocess.run(
+        [*cli, "ask", "help"],
+        env={**env, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{free_port}"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert dead.returncode == 0, dead.stderr
+    assert f"Note: no app answers at http://127.0.0.1:{free_port} (SWITCHBOARD_PUBLIC_URL)" in dead.stderr
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alive = subprocess.run(
+            [*cli, "ask", "help"],
+            env={**env, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{server.server_port}"},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+    assert alive.returncode == 0 and "no app answers" not in alive.stderr, alive.stderr
+    elsewhere = subprocess.run(
+        [*cli, "ask", "help"],
+        env={**env, "SWITCHBOARD_PUBLIC_URL": "https://clinic.invalid"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert "no app answers" not in elsewhere.stderr, "a real address is doctor's to check, not ask's"
+
+
 async def test_status_names_each_background_job_and_says_when_no_worker_runs(seeded: CommandContext) -> None:
     from reports.heartbeats import JobHealth, JobRecord, write_heartbeat
 
