@@ -16,6 +16,11 @@ class Channel(StrEnum):
     VIDEO = "video"
 
 
+#: Channels whose providers say when a message was read: WhatsApp's read receipts and the website's chat widget.
+#: SMS, Telegram's Bot API and email (opens are not tracked: no tracking pixel) never do, so their "read"
+#: is not a figure at all, and pages show it as not reported rather than as 0.
+READ_REPORTED: frozenset[str] = frozenset({"whatsapp", "chat"})
+
 #: Channels that messages can be pushed out on through a provider.
 OUTBOUND_CHANNELS: tuple[Channel, ...] = (Channel.SMS, Channel.EMAIL, Channel.WHATSAPP, Channel.TELEGRAM)
 

@@ -31,6 +31,7 @@ from api.pages.common import (
     utc_now,
 )
 from domain.messages.words import channel_words, status_words
+from domain.vocabulary import READ_REPORTED
 from reports.charts.spec import ChartSpec, Series
 from reports.exports import SheetRows
 from reports.heartbeats import in_words
@@ -47,6 +48,8 @@ from storage.queries.channels import channel_currency as stored_channel_currency
 from storage.queries.channels import latest_failures as stored_failures
 
 DAYS = 30
+#: What a page shows for "read" on a channel whose provider never says (domain.vocabulary.READ_REPORTED).
+NOT_REPORTED = "not reported"
 #: How many open WhatsApp windows the page lists (the soonest to close).
 WINDOWS_SHOWN = 20
 ENCODING_NAMES = {
@@ -114,7 +117,13 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
     currency = await channel_currency(container.database, channel)
     totals = {name: sum(r.figures[name] for r in rows.values()) for name in FIGURES}
     cost = sum(r.cost_micros for r in rows.values())
-    tiles = [(name.replace("_", " ").capitalize(), formats.count(totals[name])) for name in FIGURES]
+    tiles = [
+        (
+            name.replace("_", " ").capitalize(),
+            NOT_REPORTED if name == "read" and channel not in READ_REPORTED else formats.count(totals[name]),
+        )
+        for name in FIGURES
+    ]
     tiles.append((cost_label(currency), formats.money_micros(cost, currency)))
     chart = channel_chart(channel, days, rows, formats)
     return {
@@ -199,6 +208,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
             "day": formats.day(r.day) + (" (so far)" if r.day == today else ""),
             "channel": channel_words(r.channel),
             **{name: formats.count(value) for name, value in r.figures.items()},
+            **({} if r.channel in READ_REPORTED else {"read": NOT_REPORTED}),
             "rate": formats.percent(r.delivery_rate),
             "cost": formats.money_micros(r.cost_micros, currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY)),
         }
@@ -225,7 +235,10 @@ async def communication_analytics_sheet(request: Request[Any, Any, Any]) -> Shee
         (
             r.day.isoformat(),
             r.channel,
-            *(r.figures[name] for name in FIGURES),
+            *(
+                None if name == "read" and r.channel not in READ_REPORTED else r.figures[name]
+                for name in FIGURES
+            ),
             round(r.delivery_rate * 100, 2) if r.delivery_rate is not None else None,
             r.cost_micros / 1_000_000,
             currencies.get(r.channel) or DEFAULT_PROVIDER_CURRENCY,

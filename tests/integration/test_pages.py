@@ -1180,6 +1180,20 @@ async def test_communication_analytics_names_channels_and_says_today_is_partial(
     assert analytics.count(" (so far)</td>") == len(rows)
     legend = analytics.split("<svg", 1)[1].split("</svg>", 1)[0]
     assert ">whatsapp<" not in legend and ">WhatsApp<" in legend, "the chart's legend too"
+    # Read is a figure only where the provider says so: WhatsApp's count, the others' "not reported".
+    cells = re.findall(
+        r'<td>([^<]+)</td>(?:<td class="num">[^<]*</td>){2}<td class="num">([^<]+)</td>', analytics
+    )
+    read_by_channel: dict[str, set[str]] = {}
+    for channel, read in cells:
+        read_by_channel.setdefault(channel, set()).add(read)
+    assert read_by_channel["email"] == {"not reported"} and read_by_channel["SMS"] == {"not reported"}
+    assert "not reported" not in read_by_channel["WhatsApp"], read_by_channel
+    assert "email opens are not tracked" in analytics
+    email = (await client.get("/communication/email")).text
+    assert re.search(r'tile-label">Read</span><span class="tile-value">not reported<', email), email[:3000]
+    whatsapp = (await client.get("/communication/whatsapp")).text
+    assert re.search(r'tile-label">Read</span><span class="tile-value">[\d,]+<', whatsapp)
 
 
 async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(
