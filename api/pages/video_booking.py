@@ -97,7 +97,7 @@ async def find_patient(container: Container, form: BookingForm) -> None:
 async def told_on(container: Container, form: BookingForm, customer_id: int) -> None:
     """Where the booking's message would go, said before booking (the rule's choice, reaching_channel)."""
     channel, why = await booking_reaches(container.database, customer_id)
-    form.told, form.unreachable = told_words(channel, why), channel is None
+    form.told, form.unreachable = (told_words(channel, why) if channel else ""), channel is None
     form.why_not = NOT_REACHED.get(why, NOT_REACHED["unreachable"]) if channel is None else ""
 
 

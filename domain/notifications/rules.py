@@ -201,12 +201,9 @@ def told_sentence(whom: str, what: str, channel: str | None, why: str) -> str:
     return f"{whom[:1].upper()}{whom[1:]} is sent {what} {told_words(channel, why)}."
 
 
-def told_words(channel: str | None, why: str) -> str:
+def told_words(channel: str, why: str) -> str:
     """Where a message goes, for a sentence "… is sent the link {told_words}": "on SMS, a channel they
-    opted in on"; with no channel, why not: "— but no message carries it: no channel reaches them …"
-    (`told_sentence` says that case as a sentence of its own)."""
-    if not channel:
-        return f"— but no message carries it: {NOT_REACHED.get(why, NOT_REACHED['unreachable'])}"
+    opted in on". With no channel there is no such sentence: `told_sentence` says why none."""
     try:
         words = channel_words(Channel(channel))
     except ValueError:

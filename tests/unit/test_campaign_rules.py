@@ -312,11 +312,9 @@ class TestNotificationRules:
         )
         assert told_words("sms", "opted_in") == "on SMS, a channel they opted in on"
         assert told_words("whatsapp", "") == "on WhatsApp"
-        assert told_words(None, "no_rule") == (
-            "— but no message carries it: no notification rule sends it (is its rule switched on, under Templates?)"
-        )
-        assert told_words(None, "unreachable").startswith(
-            "— but no message carries it: no channel reaches them"
+        assert told_sentence("the patient", "the link", None, "no_rule") == (
+            "No message will carry the link to the patient: no notification rule sends it "
+            "(is its rule switched on, under Templates?)."
         )
         assert told_sentence("Greta Gruber", "the link", "sms", "opted_in") == (
             "Greta Gruber is sent the link on SMS, a channel they opted in on."
