@@ -118,8 +118,7 @@ class ImportResult:
             listed.append(f"{_many(self.rejected, 'row')} rejected")
         if self.left_out:
             imported = "would be imported" if self.dry_run else "imported"
-            its = "its" if self.left_out == 1 else "their"
-            listed.append(f"{_many(self.left_out, 'row')} {imported} without {its} phone number")
+            listed.append(f"{_many(self.left_out, 'row')} {imported} in part")
         if listed:
             each = "with its reason" if self.rejected + self.left_out == 1 else "each with its reason"
             text += f"\n{' and '.join(listed)}, {each} in {self.errors_path}"
@@ -231,7 +230,7 @@ async def import_customers(
                                 "w", encoding=options.encoding, errors="replace", newline=""
                             )
                             errors_writer = csv.writer(errors_file, dialect)
-                            errors_writer.writerow(["line", "reason", *header])
+                            errors_writer.writerow(["line", "reason", *columns.rows_to_fix_header(header)])
                         errors_writer.writerow(
                             [line_number, listed, *([] if isinstance(values, str) else values)]
                         )

@@ -130,6 +130,28 @@ class ColumnMap:
             return ""
         return values[index].strip()
 
+    def rows_to_fix_header(self, header: list[str]) -> list[str]:
+        """The header for the rows-to-fix file: the file's own, except that a column mapped by hand (a name
+        the import does not know, "Handy Nr.") is named by its field ("phone"), so that importing the fixed
+        rows again finds every column without mapping it again; a column the import would find but was told
+        to leave out says so ("Tags (not imported)"), so it stays out. Two columns never get one name."""
+        named = list(header)
+        taken = {_key(column) for column in header}
+        filled = set(self.fields.values())
+        known = {key for synonyms in FIELD_NAMES.values() for key in synonyms}
+        for index, column in enumerate(header):
+            if index not in filled and _key(column) in known:
+                named[index] = f"{column} (not imported)"
+        for field_name, index in self.fields.items():
+            if (
+                index < len(named)
+                and _key(named[index]) not in FIELD_NAMES[field_name]
+                and field_name not in taken
+            ):
+                named[index] = field_name
+                taken.add(field_name)
+        return named
+
     @staticmethod
     def matched(
         header: list[str], overrides: Mapping[str, str] | None = None, *, detect: bool = True
@@ -331,6 +353,7 @@ def read_row(
         if parsed > rules.imported_at:
             return Rejected(line, f"consent date {raw_at} is in the future")
         at = parsed
+    numberless: list[str] = []
     for field_name, channel in CONSENT_FIELDS.items():
         answer = get(field_name).lower()
         if not answer:
@@ -345,8 +368,21 @@ def read_row(
             status = ConsentStatus.OPTED_OUT
         else:
             return Rejected(line, f"{field_name} {answer!r}: say yes or no (or leave it empty)")
+        if phone is None and channel in PHONE_CHANNELS and status is ConsentStatus.OPTED_IN:
+            # A yes to texts with no number: it would apply to whatever number is added later. A no is kept.
+            numberless.append(CHANNEL_WORDS[channel])
+            continue
         row.consents.append(ConsentGiven(channel, status, source, at, line, dated=bool(raw_at)))
+    if numberless and row.left_out is None:
+        row.left_out = (
+            f"imported without its {' and '.join(numberless)} consent: it is given for a phone number, "
+            "and the row has none"
+        )
     return row
+
+
+#: Channels as the error file names them.
+CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "email", "telegram": "Telegram"}
 
 
 #: Channels whose consent is given for a phone number.

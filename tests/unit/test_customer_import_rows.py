@@ -69,6 +69,33 @@ def test_a_map_names_a_column_the_names_do_not_find() -> None:
     assert columns.fields == {"name": 0, "phone": 1}
 
 
+def test_the_rows_to_fix_file_names_hand_mapped_columns_so_it_imports_again_without_mapping() -> None:
+    header = ["Nr", "Patient", "Handy Nr.", "E-Mail", "Tags", "SMS ok?"]
+    by_hand = ColumnMap.from_header(
+        header,
+        {
+            "Nr": "external_ref",
+            "Patient": "name",
+            "Handy Nr.": "phone",
+            "E-Mail": "email",
+            "SMS ok?": "consent_sms",
+        },
+        detect=False,
+    )
+    fixed = by_hand.rows_to_fix_header(header)
+    assert fixed == ["external_ref", "Patient", "phone", "E-Mail", "Tags (not imported)", "consent_sms"]
+    again = ColumnMap.from_header(fixed)
+    assert {field: fixed[index] for field, index in again.fields.items()} == {
+        "external_ref": "external_ref",
+        "name": "Patient",
+        "phone": "phone",
+        "email": "E-Mail",
+        "consent_sms": "consent_sms",
+    }, "the same fields, found by name, and Tags still left out"
+    detected = ColumnMap.from_header(HEADER)
+    assert detected.rows_to_fix_header(HEADER) == HEADER, "a file whose names were found keeps them"
+
+
 @pytest.mark.parametrize(
     ("header", "overrides", "says"),
     [
@@ -167,6 +194,23 @@ def test_a_row_with_a_bad_number_and_a_good_email_keeps_what_it_can_and_says_wha
     assert (
         "'12345' is not a valid DE number" in both.reason and "'lia@' is not an email address" in both.reason
     )
+
+
+def test_a_yes_to_texts_without_a_number_is_left_out_and_a_no_is_kept() -> None:
+    """No number in the row (empty, or no phone column at all): an SMS or WhatsApp yes would apply to whatever
+    number is added later, so it is not recorded and the row says why; a no cannot make anything send."""
+    header = ["Name", "E-Mail", "SMS consent", "WhatsApp consent", "Email consent"]
+    said_yes = row("Ida", "ida@x.de", "ja", "yes", "yes", header=header)
+    assert isinstance(said_yes, ImportRow) and [c.channel for c in said_yes.consents] == ["email"]
+    assert said_yes.left_out == (
+        "imported without its SMS and WhatsApp consent: it is given for a phone number, and the row has none"
+    )
+    said_no = row("Ole", "ole@x.de", "nein", "", "", header=header)
+    assert isinstance(said_no, ImportRow) and said_no.left_out is None
+    assert [(c.channel, c.status) for c in said_no.consents] == [("sms", ConsentStatus.OPTED_OUT)]
+    with_number = row("P-12", "Ute", "", "0151 23456789", "ute@x.de", "yes", "", "", "")
+    assert isinstance(with_number, ImportRow) and with_number.left_out is None
+    assert [c.channel for c in with_number.consents] == ["sms"]
 
 
 def test_a_foreign_mobile_brings_its_own_time_zone_and_italian_numbers_keep_their_zero() -> None:
