@@ -124,8 +124,17 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     assert rejected.status_code == 200 and "attachment" in rejected.headers["content-disposition"]
     lines = rejected.text.lstrip("\ufeff").splitlines()  # in the file's encoding: UTF-8 with a BOM for Excel
     # ... and its separator: the semicolons the clinic's Excel wrote (and opens in columns).
-    assert lines[0].startswith("line;reason;Patient No") and lines[1].startswith("4;")
+    # The email column left out by hand is marked so, and stays out when the fixed rows come back.
+    assert lines[0] == "line;reason;Patient No;Vorname;Nachname;Mobil;E-Mail (not imported);SMS opt-in;Notiz"
+    assert lines[1].startswith("4;")
     assert rejected.headers["content-type"] == "text/csv; charset=utf-8"
+    fixed = rejected.content.replace(b";555;", b";0151 55509003;")
+    back = (
+        await client.get((await upload(client, fixed, name="patients.rows-to-fix.csv")).headers["location"])
+    ).text
+    assert {choice for choice in choices(back).values() if choice} == {
+        choice for choice in found.values() if choice
+    }
     # The import is listed under "Earlier imports" (the check before it wrote nothing and is not).
     earlier = (await client.get(PAGE)).text
     earlier = earlier[earlier.index('id="earlier-imports"') :]
