@@ -208,7 +208,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
             "day": formats.day(r.day) + (" (so far)" if r.day == today else ""),
             "channel": channel_words(r.channel),
             **{name: formats.count(value) for name, value in r.figures.items()},
-            **({} if r.channel in READ_REPORTED else {"read": NOT_REPORTED}),
+            **({} if r.channel in READ_REPORTED else {"read": "—"}),
             "rate": formats.percent(r.delivery_rate),
             "cost": formats.money_micros(r.cost_micros, currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY)),
         }

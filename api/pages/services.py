@@ -15,7 +15,14 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import StaffPages, container_of, page, staff_of
-from domain.services import NAME_LENGTH, NAMEABLE_LANGUAGES, NamedService, NamingError, name_service
+from domain.services import (
+    NAME_LENGTH,
+    NAMEABLE_LANGUAGES,
+    NamedService,
+    NamingError,
+    language_of,
+    name_service,
+)
 from domain.vocabulary import Role
 from storage.services import SqlServiceNamingUnitOfWork, languages_written
 
@@ -23,9 +30,12 @@ PATH = "/communication/video/services"
 KINDS = {"video": "Video", "in_person": "At the clinic"}
 
 
-async def _languages(uow: SqlServiceNamingUnitOfWork, services: list[NamedService]) -> list[tuple[str, str]]:
-    """The languages to offer: those the business writes templates in, and those already named."""
-    codes = set(await languages_written(uow.session))
+async def _languages(
+    uow: SqlServiceNamingUnitOfWork, services: list[NamedService], business_locale: str
+) -> list[tuple[str, str]]:
+    """The languages to offer: those the business writes templates in, but its own (the staff name is in it),
+    and those already named."""
+    codes = set(await languages_written(uow.session)) - {language_of(business_locale)}
     codes.update(code for s in services for code in s.names)
     return [(code, NAMEABLE_LANGUAGES[code]) for code in sorted(codes) if code in NAMEABLE_LANGUAGES]
 
@@ -33,9 +43,10 @@ async def _languages(uow: SqlServiceNamingUnitOfWork, services: list[NamedServic
 class ServicePages(StaffPages):
     @get(PATH, name="services", guards=[requires_role(Role.MANAGER)])
     async def list_page(self, request: Request[Any, Any, Any]) -> Template:
-        async with container_of(request).units.service_naming(read_only=True) as uow:
+        container = container_of(request)
+        async with container.units.service_naming(read_only=True) as uow:
             services = await uow.services.services()
-            languages = await _languages(uow, services)
+            languages = await _languages(uow, services, container.settings.business_locale)
         saved = request.query_params.get("saved", "")
         done = next((f"{s.name} is saved." for s in services if str(s.service_id) == saved), None)
         return page(
@@ -51,11 +62,12 @@ class ServicePages(StaffPages):
 
     @get(f"{PATH}/{{service_id:int}}", name="service", guards=[requires_role(Role.MANAGER)])
     async def edit_page(self, request: Request[Any, Any, Any], service_id: FromPath[int]) -> Template:
-        async with container_of(request).units.service_naming(read_only=True) as uow:
+        container = container_of(request)
+        async with container.units.service_naming(read_only=True) as uow:
             found = await uow.services.service(service_id)
             if found is None:
                 raise NotFoundException(f"There is no service {service_id}.")
-            languages = await _languages(uow, [found])
+            languages = await _languages(uow, [found], container.settings.business_locale)
         return self._form(request, found, found.name, dict(found.names), languages)
 
     def _form(
@@ -107,7 +119,7 @@ class ServicePages(StaffPages):
                 found = await uow.services.service(service_id)
                 if found is None:
                     raise NotFoundException(f"There is no service {service_id}.") from None
-                languages = await _languages(uow, [found])
+                languages = await _languages(uow, [found], container.settings.business_locale)
             template = self._form(request, found, name, names, languages, error=str(error))
             template.status_code = 422
             return template

@@ -1,11 +1,12 @@
-"""The JSON API under /api: messages, templates, customer preferences, campaigns, business events, notification rules
-and video consultations."""
+"""The JSON API under /api: messages, templates, customer preferences, campaigns, business events, notification rules,
+video consultations and services."""
 
 from api.rest.campaigns import CampaignsController
 from api.rest.customers import CustomersController
 from api.rest.events import EventsController
 from api.rest.messages import MessagesController
 from api.rest.notification_rules import NotificationRulesController
+from api.rest.services import ServicesController
 from api.rest.templates import TemplatesController
 from api.rest.video import VideoController
 
@@ -17,6 +18,7 @@ API_CONTROLLERS = [
     EventsController,
     NotificationRulesController,
     VideoController,
+    ServicesController,
 ]
 
 __all__ = ["API_CONTROLLERS"]

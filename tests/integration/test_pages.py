@@ -1187,8 +1187,8 @@ async def test_communication_analytics_names_channels_and_says_today_is_partial(
     read_by_channel: dict[str, set[str]] = {}
     for channel, read in cells:
         read_by_channel.setdefault(channel, set()).add(read)
-    assert read_by_channel["email"] == {"not reported"} and read_by_channel["SMS"] == {"not reported"}
-    assert "not reported" not in read_by_channel["WhatsApp"], read_by_channel
+    assert read_by_channel["email"] == {"—"} and read_by_channel["SMS"] == {"—"}, read_by_channel
+    assert "—" not in read_by_channel["WhatsApp"], read_by_channel
     assert "email opens are not tracked" in analytics
     email = (await client.get("/communication/email")).text
     assert re.search(r'tile-label">Read</span><span class="tile-value">not reported<', email), email[:3000]

@@ -6,13 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
+from api.app import create_app
 from domain.video.reminders import reminder_times
 from storage.database import Database
 from storage.models import AuditLog, BusinessEvent, Customer, MessageTemplate, Service, VideoConsultation
 from storage.video_no_shows import SqlRebookingDesk
 from storage.video_reminders import SqlReminderBook
+from switchboard.settings import Settings
 from tests.integration import test_video_pages as video_pages
 from tests.integration.test_video_pages import Client, book, booking_query, csrf_token, sign_in, slot_at
 from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VideoWorld, add_catalogue_rules
@@ -46,7 +49,10 @@ async def test_a_manager_names_a_service_in_german_and_it_is_audited(
     listing = (await client.get("/communication/video")).text
     assert f'href="{PAGE}"' in listing, "the video page links to the services"
     one_language = (await client.get(f"{PAGE}/{world.service_id}")).text
-    assert "Your templates are all in one language" in one_language and 'name="name_de"' not in one_language
+    assert (
+        "Your templates are all in the business's own language" in one_language
+        and 'name="name_de"' not in one_language
+    )
     await add_german_template(database)
     form = (await client.get(f"{PAGE}/{world.service_id}")).text
     assert 'name="name_de"' in form and "German" in form, "a business writing German is offered German"
@@ -175,3 +181,52 @@ async def test_a_german_patient_reads_the_german_name_in_every_message_an_englis
     assert by_id[consultation_id].service == "Hautsprechstunde per Video"
     assert facts["clara"] is not None and facts["clara"].service == "Hautsprechstunde per Video"
     assert facts["dan"] is not None and facts["dan"].service == "Video skin consultation"
+
+
+TOKEN = "services-api-token"
+API_AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Switchboard-Actor": "practice-system"}
+
+
+async def test_the_api_lists_services_and_sets_their_names_with_bad_input_refused(
+    database_url: str, world: VideoWorld, database: Database
+) -> None:
+    settings = Settings(database_url=database_url, api_token=TOKEN)  # type: ignore[arg-type]
+    async with AsyncTestClient(create_app(settings)) as api:
+        assert (await api.get("/api/services", headers={"Authorization": "Bearer wrong"})).status_code == 401
+        listed = await api.get("/api/services", headers=API_AUTH)
+        assert listed.status_code == 200, listed.text
+        [skin] = [s for s in listed.json()["services"] if s["id"] == world.service_id]
+        assert skin == {
+            "id": world.service_id,
+            "code": "SKIN-VIDEO",
+            "name": "Video skin consultation",
+            "names": {},
+            "kind": "video",
+            "duration_minutes": 30,
+        }
+        path = f"/api/services/{world.service_id}"
+        body = {"name": "Video skin consultation", "names": {"de-DE": " Hautsprechstunde per Video "}}
+        named = await api.put(path, headers=API_AUTH, json=body)
+        assert named.status_code == 200, named.text
+        assert named.json()["names"] == {"de": "Hautsprechstunde per Video"}
+        assert await names_of(database, world.service_id) == (
+            "Video skin consultation",
+            {"de": "Hautsprechstunde per Video"},
+        )
+        for refused, status, words in (
+            ({"name": "X", "names": {"xx": "?"}}, 422, "'xx' is not a language a service can be named in"),
+            ({"name": "  "}, 422, "A service needs a name."),
+            ({"name": "X", "colour": "red"}, 422, "unknown field `colour`"),
+            ({"names": {"de": "Haut"}}, 422, "name"),
+        ):
+            answer = await api.put(path, headers=API_AUTH, json=refused)
+            assert answer.status_code == status and words in answer.text, (refused, answer.text)
+        missing = await api.put("/api/services/999999", headers=API_AUTH, json={"name": "X"})
+        assert missing.status_code == 404 and "There is no service 999999." in missing.text
+        assert (await names_of(database, world.service_id))[1] == {"de": "Hautsprechstunde per Video"}
+        async with database.read_sessions() as session:
+            actors = (
+                await session.scalars(select(AuditLog.via).where(AuditLog.action == "service.named"))
+            ).all()
+        assert actors == ["api"]
+        assert "/api/services/{service_id}" in (await api.get("/api/schema/openapi.json")).json()["paths"]
