@@ -255,7 +255,8 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "messages_read",
         "Messages read",
-        "Outbound messages created in the period with a read receipt.",
+        "Outbound messages created in the period with a read receipt (only WhatsApp and the website chat send "
+        "them: SMS, Telegram and email, whose opens are not tracked, never count as read).",
         "count",
         "count",
         "messages",

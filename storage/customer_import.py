@@ -262,7 +262,7 @@ class CustomerImport:
                 "name": p.row.name,
                 "phone_e164": p.row.phone,
                 "email": p.row.email,
-                "timezone": p.row.timezone or p.row.zone_from_phone or defaults.timezone,
+                "timezone": p.row.timezone or p.row.zone_guessed or defaults.timezone,
                 "locale": p.row.locale or defaults.locale,
                 "country": p.row.country,
                 "segment": p.row.segment or "standard",
@@ -493,7 +493,7 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
         if value and free(kind, value):
             setattr(into, name, value)
             if name == "phone":
-                into.zone_from_phone = row.zone_from_phone  # the zone goes with the number it was read from
+                into.zone_guessed = row.zone_guessed  # a zone read from a number goes with the number
     for name in ("locale", "timezone", "segment", "preferred_channel"):
         value = getattr(row, name)
         if value:

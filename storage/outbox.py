@@ -540,6 +540,7 @@ class SqlOutbox:
                 status=bindparam("b_status"),
                 provider_message_id=bindparam("b_pid"),
                 sent_at=bindparam("b_at"),
+                delivered_at=bindparam("b_delivered_at"),
                 claimed_by=None,
                 claimed_until=None,
                 status_reason=bindparam("b_reason"),
@@ -552,6 +553,8 @@ class SqlOutbox:
                     "b_status": a.status.value,
                     "b_pid": None if a.message_id in reused else a.provider_message_id,
                     "b_at": a.at,
+                    # A provider whose acceptance is the delivery (Telegram: the message is in the chat).
+                    "b_delivered_at": a.at if a.status in ARRIVED else None,
                     "b_reason": reused.get(a.message_id),
                     **its_month(a.message_id),
                 }
@@ -566,6 +569,9 @@ class SqlOutbox:
             created,
         )
         await count_once(self.session, self._zone, "sent", [a.message_id for a in accepted], created)
+        arrived = [a.message_id for a in accepted if a.status in ARRIVED]
+        if arrived:
+            await count_once(self.session, self._zone, "delivered", arrived, created)
 
     async def _reused_provider_ids(
         self, accepted: list[Accepted], created: Mapping[int, datetime] | None
@@ -802,6 +808,10 @@ class SqlOutbox:
         )
         result = await self.session.execute(statement, rows)
         return {(row[0], row[1], row[2]) for row in result.all()}
+
+
+#: Statuses that say the message reached the recipient.
+ARRIVED = (MessageStatus.DELIVERED, MessageStatus.READ)
 
 
 def _target_key(receipt: DeliveryReceipt) -> tuple[str, str]:

@@ -48,8 +48,13 @@ from storage.queries.channels import channel_currency as stored_channel_currency
 from storage.queries.channels import latest_failures as stored_failures
 
 DAYS = 30
-#: What a page shows for "read" on a channel whose provider never says (domain.vocabulary.READ_REPORTED).
-NOT_REPORTED = "not reported"
+#: What a page shows for "read" on a channel whose provider never says (domain.vocabulary.READ_REPORTED), and why.
+NOT_REPORTED = "—"
+READ_NOT_REPORTED = {
+    "sms": "Read: —, since phone networks do not tell the sender when a text is read.",
+    "email": "Read: —, since email opens are not tracked (no tracking pixel in the emails).",
+    "telegram": "Read: —, since Telegram does not tell a bot when its message is read.",
+}
 #: How many open WhatsApp windows the page lists (the soonest to close).
 WINDOWS_SHOWN = 20
 ENCODING_NAMES = {
@@ -128,6 +133,7 @@ async def channel_page_data(request: Request[Any, Any, Any], channel: str) -> di
     chart = channel_chart(channel, days, rows, formats)
     return {
         "tiles": tiles,
+        "read_note": READ_NOT_REPORTED.get(channel, ""),
         "chart": await chart_svg(container, chart),
         "failures": await latest_failures(container.database, channel, formats),
         "channel": channel,
@@ -208,7 +214,7 @@ async def communication_analytics_data(request: Request[Any, Any, Any]) -> dict[
             "day": formats.day(r.day) + (" (so far)" if r.day == today else ""),
             "channel": channel_words(r.channel),
             **{name: formats.count(value) for name, value in r.figures.items()},
-            **({} if r.channel in READ_REPORTED else {"read": "—"}),
+            **({} if r.channel in READ_REPORTED else {"read": NOT_REPORTED}),
             "rate": formats.percent(r.delivery_rate),
             "cost": formats.money_micros(r.cost_micros, currencies.get(r.channel, DEFAULT_PROVIDER_CURRENCY)),
         }

@@ -91,7 +91,9 @@ async def find_patient(container: Container, form: BookingForm) -> None:
     elif len(form.matches) == 1:
         form.chosen = form.matches[0]
     elif not form.matches:
-        raise VideoError(f"No customer matches “{text}”; try their number, phone number or email.")
+        raise VideoError(
+            f"No customer matches “{text}”; try their number (#12), your patient number, phone number or email."
+        )
 
 
 async def told_on(container: Container, form: BookingForm, customer_id: int) -> None:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import date, datetime
 
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import everyday_names
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion, parse_question
 from bot.replies import Button, Field, Image, Reply
+from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
+from domain.vocabulary import READ_REPORTED, Channel
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
 from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
-from reports.query import MetricQuery
+from reports.query import Filter, MetricQuery
 from storage.queries.reports import dimension_names
 
 log = logging.getLogger(__name__)
@@ -122,6 +125,25 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
     return tuple(buttons)
 
 
+CHANNEL_VALUES = frozenset(c.value for c in Channel)
+
+
+def read_caveat(filters: Sequence[Filter]) -> str:
+    """What a count of messages read leaves out: channels whose providers never say a message was read."""
+    asked = {v for f in filters if f.dimension == "channel" and f.operator in ("eq", "in") for v in f.values}
+    silent = sorted(asked - READ_REPORTED)
+    if asked and not silent:
+        return ""
+    if silent:
+        names = " and ".join(channel_words(Channel(c)) if c in CHANNEL_VALUES else c for c in silent)
+        verb = "never reports" if len(silent) == 1 else "never report"
+        return (
+            f"{names[:1].upper()}{names[1:]} {verb} when a message is read"
+            f"{' (email opens are not tracked)' if 'email' in silent else ''}, so none is counted as read."
+        )
+    return "Only WhatsApp and the website chat report reads: SMS, email and Telegram messages never count as read."
+
+
 def period_label(spec: PeriodSpec) -> str:
     return f"last {spec.n} days" if spec.kind == "last_n_days" else spec.kind.replace("_", " ")
 
@@ -170,6 +192,9 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         notes.append("No period was given, so this is the last 30 complete days.")
     if question.ignored:
         notes.append(f"Ignored: {' '.join(question.ignored)}.")
+    caveat = read_caveat(question.filters) if metric.name == "messages_read" else ""
+    if caveat:
+        notes.append(caveat)
     image = Image(f"{metric.name}.png", png, alt_text=result.summary)
     return Reply(
         "\n".join([result.summary, *notes]),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 import phonenumbers
+from babel.core import get_global
 from phonenumbers import timezone as phone_time_zones
 
 from domain.vocabulary import Channel, ConsentStatus
@@ -136,12 +137,12 @@ class ColumnMap:
         rows again finds every column without mapping it again; a column the import would find but was told
         to leave out says so ("Tags (not imported)"), so it stays out. Two columns never get one name."""
         named = list(header)
-        taken = {_key(column) for column in header}
         filled = set(self.fields.values())
         known = {key for synonyms in FIELD_NAMES.values() for key in synonyms}
         for index, column in enumerate(header):
             if index not in filled and _key(column) in known:
                 named[index] = f"{column} (not imported)"
+        taken = {_key(column) for column in named}
         for field_name, index in self.fields.items():
             if (
                 index < len(named)
@@ -224,9 +225,10 @@ class ImportRow:
     country_given: bool = False
     locale: str | None = None
     timezone: str | None = None
-    #: The time zone of a number from another country than the business's (a +43 mobile: Europe/Vienna), for
-    #: a new customer the file gives no time zone; never overwrites a stored one.
-    zone_from_phone: str | None = None
+    #: For a new customer the file gives no time zone: the zone of the row's country when it names another
+    #: country than the import's (GB: Europe/London), else of a number from another country (a +43 mobile:
+    #: Europe/Vienna); None when that country has several zones. Never overwrites a stored one.
+    zone_guessed: str | None = None
     segment: str | None = None
     tags: set[str] = field(default_factory=set)
     preferred_channel: str | None = None
@@ -303,10 +305,6 @@ def read_row(
     row = ImportRow(line, name, phone, email)
     if phone_refused is not None:
         row.left_out = f"imported without its phone number: {phone_refused}"
-    elif phone is not None and phone_region and phone_region != rules.default_region:
-        zone = zone_of_number(phone)
-        if zone is not None and (not rules.known_timezones or zone in rules.known_timezones):
-            row.zone_from_phone = zone
     row.external_ref = get("external_ref")[:64] or None
     country = get("country").upper()
     if country:
@@ -314,8 +312,18 @@ def read_row(
             return Rejected(line, f"country {country!r} is not a two-letter code such as DE or GB")
         row.country = country
         row.country_given = True
+        if country != rules.default_region:
+            row.zone_guessed = zone_of_country(country)
     else:
         row.country = phone_region
+        if phone is not None and phone_region and phone_region != rules.default_region:
+            row.zone_guessed = zone_of_number(phone) or zone_of_country(phone_region)
+    if (
+        row.zone_guessed is not None
+        and rules.known_timezones
+        and row.zone_guessed not in rules.known_timezones
+    ):
+        row.zone_guessed = None
     row.locale = get("locale")[:16] or None
     timezone = get("timezone")
     if timezone:
@@ -397,6 +405,13 @@ def zone_of_number(e164: str) -> str | None:
         for zone in phone_time_zones.time_zones_for_number(phonenumbers.parse(e164))
         if zone != phone_time_zones.UNKNOWN_TIMEZONE
     ]
+    return zones[0] if len(zones) == 1 else None
+
+
+def zone_of_country(region: str) -> str | None:
+    """A country's one time zone (GB: Europe/London, AT: Europe/Vienna); None for a country with several
+    (the US, Spain) or one not known."""
+    zones = get_global("territory_zones").get(region.upper(), ())
     return zones[0] if len(zones) == 1 else None
 
 

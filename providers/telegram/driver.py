@@ -76,8 +76,10 @@ class TelegramDriver:
         except TelegramNetworkError as exc:
             never_sent = isinstance(exc.__cause__, aiohttp.ClientConnectorError)
             raise ProviderError(str(exc), code="network", maybe_accepted=not never_sent) from exc
+        # Telegram answers with the message as it now stands in the customer's chat, and sends no receipts
+        # after it: this answer is the delivery (the chat widget's and WhatsApp's "delivered" come later).
         return ProviderAcceptance(
-            provider_message_id=f"{sent.chat.id}:{sent.message_id}", status=MessageStatus.SENT
+            provider_message_id=f"{sent.chat.id}:{sent.message_id}", status=MessageStatus.DELIVERED
         )
 
     async def _send(self, chat_id: int, message: OutboundMessage) -> Message:

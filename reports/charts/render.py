@@ -520,7 +520,9 @@ def _category_axes(figure: Figure, spec: ChartSpec, values: Sequence[float], *, 
 
 def _paint_bar(figure: Figure, spec: ChartSpec) -> None:
     arrays = _series_arrays(spec)
-    labelled = len(arrays) == 1 and len(spec.categories) <= _BAR_VALUE_LABEL_LIMIT
+    # Every bar carries its value while they are few: a small bar beside a tall one (message cost beside
+    # revenue) still reads, though it hardly rises off the axis.
+    labelled = len(spec.categories) * len(arrays) <= _BAR_VALUE_LABEL_LIMIT
     present = [v for s in spec.series for v in _present(s.values)]
     ax = _category_axes(figure, spec, present, labelled=labelled)
     if not present:

@@ -41,7 +41,12 @@ class DirectorySearch:
                 if self.whole_emails
                 else equals_folded(Customer.email, self.text)
             )
-            anywhere = [contains_folded(Customer.name, self.text), email]
+            # The practice's own patient number ("NW-C0000005") finds its patient, exactly.
+            anywhere = [
+                contains_folded(Customer.name, self.text),
+                email,
+                Customer.external_ref == self.text.strip(),
+            ]
             if self.phone:
                 anywhere.append(Customer.phone_e164 == self.phone)
             if self.customer_id is not None:

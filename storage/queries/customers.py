@@ -83,10 +83,13 @@ class CustomerPreferences:
 async def customers_by_reference(
     database: Database, kind: str, value: str, *, limit: int = 6
 ) -> list[CustomerName]:
-    """Customers matching an id, an E.164 phone, an email (any case) or part of a name, by id."""
+    """Customers matching an id, an E.164 phone, an email (any case), part of a name or, exactly, the practice's
+    own patient number, by id."""
     column = {"id": Customer.id, "phone": Customer.phone_e164, "email": func.lower(Customer.email)}
     if kind == "name":
-        condition = func.lower(Customer.name).contains(value.lower())
+        condition = or_(
+            func.lower(Customer.name).contains(value.lower()), Customer.external_ref == value.strip()
+        )
     else:
         condition = column[kind] == (int(value) if kind == "id" else value)
     query = select(Customer.id, Customer.name).where(condition).order_by(Customer.id).limit(limit)
@@ -99,7 +102,11 @@ async def customers_matching(
 ) -> list[CustomerSummary]:
     """Customers whose name contains `text` (in any case, `%` and `_` as letters), whose email is `text`,
     whose id it is, or whose phone is `phone` (what was typed, read as a number) or `text` in E.164, by id."""
-    conditions = [contains_folded(Customer.name, text), equals_folded(Customer.email, text.strip())]
+    conditions = [
+        contains_folded(Customer.name, text),
+        equals_folded(Customer.email, text.strip()),
+        Customer.external_ref == text.strip(),  # the practice's own patient number, exactly
+    ]
     if phone is not None:
         conditions.append(Customer.phone_e164 == phone)
     compact = text.replace(" ", "")

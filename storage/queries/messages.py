@@ -217,6 +217,7 @@ def _customer_condition(
         contains_folded(Customer.email, text)
         if whole_contacts
         else equals_folded(Customer.email, text.strip()),
+        Customer.external_ref == text.strip(),  # the practice's own patient number, exactly
     ]
     if compact.isascii() and compact.isdigit() and len(compact) < 19:
         conditions.append(Customer.id == int(compact))

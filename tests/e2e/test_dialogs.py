@@ -288,6 +288,17 @@ async def test_kpi_without_a_period_says_how_it_was_read(seeded: CommandContext)
     assert any(b.command.startswith("kpi revenue") for b in reply.buttons)
 
 
+async def test_messages_read_says_which_channels_never_report_reads(seeded: CommandContext) -> None:
+    emails = await ask(seeded, "how many emails were opened last month?", as_email=VIEWER)
+    assert "Email never reports when a message is read (email opens are not tracked)" in emails.text, (
+        emails.text
+    )
+    every = await ask(seeded, "messages read last 30 days by channel", as_email=VIEWER)
+    assert "Only WhatsApp and the website chat report reads" in every.text, every.text
+    whatsapp = await ask(seeded, "whatsapp messages read last 30 days", as_email=VIEWER)
+    assert "report" not in whatsapp.text, whatsapp.text  # WhatsApp's read receipts are counted: no caveat
+
+
 async def test_unknown_input_gets_suggestions_never_a_traceback(seeded: CommandContext) -> None:
     table = [
         (VIEWER, "blorp the flurb", "suggestion", "Commands:"),
@@ -353,6 +364,7 @@ def test_cli_ask_smoke(tmp_path: Path) -> None:
 def test_cli_ask_says_when_its_links_lead_to_no_app(tmp_path: Path) -> None:
     """A demo served on another port, asked from a shell without its SWITCHBOARD_PUBLIC_URL: the answer's
     links would lead nowhere, and `ask` says so; with an app answering there it says nothing."""
+    import contextlib
     import http.server
     import socket
     import threading
@@ -397,6 +409,31 @@ def test_cli_ask_says_when_its_links_lead_to_no_app(tmp_path: Path) -> None:
     finally:
         server.shutdown()
     assert alive.returncode == 0 and "no app answers" not in alive.stderr, alive.stderr
+    # Something that is not an app (a mail server's banner) is no app either, and no reason to crash.
+    banner = socket.socket()
+    banner.bind(("127.0.0.1", 0))
+    banner.listen()
+
+    def greet() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = banner.accept()
+                conn.sendall(b"220 mail.example ESMTP\r\n")
+                conn.close()
+
+    threading.Thread(target=greet, daemon=True).start()
+    try:
+        smtp = subprocess.run(
+            [*cli, "ask", "help"],
+            env={**env, "SWITCHBOARD_PUBLIC_URL": f"http://127.0.0.1:{banner.getsockname()[1]}"},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    finally:
+        banner.close()
+    assert smtp.returncode == 0 and "Note: no app answers at" in smtp.stderr, smtp.stderr
+    assert "Traceback" not in smtp.stderr
     elsewhere = subprocess.run(
         [*cli, "ask", "help"],
         env={**env, "SWITCHBOARD_PUBLIC_URL": "https://clinic.invalid"},

@@ -500,6 +500,35 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     assert "contact details on file: none" in html
 
 
+async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
+    client: Client, seeded: Seeded
+) -> None:
+    """The reference an import or feed gave ("NW-P-4711") finds the patient on the customer list, in the message
+    log's filter, on the booking form and in the bot's lookups; exactly, so "NW-P-47" finds nobody by it."""
+    from storage.queries.customers import customers_by_reference, customers_matching
+    from storage.queries.messages import message_log_customers
+
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        async with database.sessions() as session:
+            customer = Customer(name="Paula Praxis", timezone="Europe/Berlin", external_ref="NW-P-4711")
+            session.add(customer)
+            await session.commit()
+            cid = customer.id
+        assert [c.id for c in await customers_matching(database, " NW-P-4711 ", limit=5)] == [cid]
+        assert [c.id for c in await customers_by_reference(database, "name", "NW-P-4711")] == [cid]
+        assert await message_log_customers(database, "NW-P-4711", 5, whole_contacts=False) == [
+            (cid, "Paula Praxis")
+        ]
+        assert await customers_matching(database, "NW-P-47", limit=5) == []
+    finally:
+        await database.dispose()
+    await sign_in(client, seeded, AGENT)
+    assert listed_ids((await client.get(LIST, params={"q": "NW-P-4711"})).text) == [cid]
+    booking = (await client.get("/communication/video/new", params={"patient": "NW-P-4711"})).text
+    assert "Patient: <strong>Paula Praxis (#" in booking, booking[-3000:]
+
+
 async def test_nothing_more_is_written_in_an_erased_customer_s_conversation(
     client: Client, seeded: Seeded
 ) -> None:

@@ -24,7 +24,7 @@ from domain.delivery.ports import OutboundMessage, ProviderAcceptance, ProviderE
 from domain.vocabulary import Channel, MessageStatus
 from storage.database import Database, is_transient
 from storage.message_feed import verify_feed
-from storage.models import CustomerCommunication
+from storage.models import CommunicationAnalytics, CustomerCommunication
 from storage.unit_of_work import SqlUnitOfWork
 from switchboard.delivery import process_name
 from tests.integration.test_delivery import plan_messages, statuses
@@ -428,3 +428,34 @@ async def test_two_workers_with_the_same_host_and_pid_cannot_both_send_a_message
             message.id
         ]
         await uow.commit()
+
+
+class DeliveringDriver(RecordingDriver):
+    """A provider whose acceptance is the delivery, as Telegram's is (the message stands in the chat)."""
+
+    async def send(self, message: OutboundMessage) -> ProviderAcceptance:
+        await super().send(message)
+        return ProviderAcceptance(f"T{message.message_id}", status=MessageStatus.DELIVERED)
+
+
+async def test_an_acceptance_that_is_the_delivery_is_recorded_and_counted_as_delivered(
+    database: Database,
+) -> None:
+    await plan_messages(database, 4)
+    await run_until_drained(database, worker(database, DeliveringDriver()))
+    async with database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(
+                    CustomerCommunication.status,
+                    CustomerCommunication.sent_at,
+                    CustomerCommunication.delivered_at,
+                )
+            )
+        ).all()
+        check = await verify_feed(session, ZoneInfo("UTC"))
+        delivered = await session.scalar(select(func.sum(CommunicationAnalytics.delivered)))
+        sent = await session.scalar(select(func.sum(CommunicationAnalytics.sent)))
+    assert [r.status for r in rows] == [MessageStatus.DELIVERED.value] * 4
+    assert all(r.delivered_at is not None and r.delivered_at == r.sent_at for r in rows)
+    assert (sent, delivered) == (4, 4) and check.drift == [], check.drift

@@ -514,6 +514,8 @@ async def test_telegram_send_through_aiogram(sandbox: RunningSandbox) -> None:
     finally:
         await driver.close()
     assert acceptance.provider_message_id == "424242:1"
+    # Telegram sends no receipts: the message standing in the chat is its delivery.
+    assert acceptance.status is MessageStatus.DELIVERED
     assert photo.photo and photo.message_id == 2 and me.is_bot
     assert document.document is not None and document.document.file_name == "report.csv"
     calls = [call["method"] for call in sandbox.state.telegram_calls]

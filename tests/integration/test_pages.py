@@ -1191,9 +1191,11 @@ async def test_communication_analytics_names_channels_and_says_today_is_partial(
     assert "—" not in read_by_channel["WhatsApp"], read_by_channel
     assert "email opens are not tracked" in analytics
     email = (await client.get("/communication/email")).text
-    assert re.search(r'tile-label">Read</span><span class="tile-value">not reported<', email), email[:3000]
+    assert re.search(r'tile-label">Read</span><span class="tile-value">—<', email), email[:3000]
+    assert "email opens are not tracked" in email
     whatsapp = (await client.get("/communication/whatsapp")).text
     assert re.search(r'tile-label">Read</span><span class="tile-value">[\d,]+<', whatsapp)
+    assert 'id="read-not-reported"' not in whatsapp
 
 
 async def test_a_report_is_saved_from_the_form_checked_and_never_half_saved(

@@ -94,6 +94,14 @@ def test_the_rows_to_fix_file_names_hand_mapped_columns_so_it_imports_again_with
     }, "the same fields, found by name, and Tags still left out"
     detected = ColumnMap.from_header(HEADER)
     assert detected.rows_to_fix_header(HEADER) == HEADER, "a file whose names were found keeps them"
+    # A column called "phone" left out while another is mapped to phone by hand: the hand-mapped one is "phone".
+    clash = ["Name", "phone", "Mobile (cell)", "Email"]
+    chosen = ColumnMap.from_header(
+        clash, {"Name": "name", "Mobile (cell)": "phone", "Email": "email"}, detect=False
+    )
+    renamed = chosen.rows_to_fix_header(clash)
+    assert renamed == ["Name", "phone (not imported)", "phone", "Email"]
+    assert ColumnMap.from_header(renamed).fields == {"name": 0, "phone": 2, "email": 3}
 
 
 @pytest.mark.parametrize(
@@ -218,6 +226,29 @@ def test_a_foreign_mobile_brings_its_own_time_zone_and_italian_numbers_keep_thei
     columns = ColumnMap.from_header(["Name", "Phone"])
     vienna = read_row(2, ["Hans", "+43 664 1234567"], columns, rules)
     berlin = read_row(3, ["Ida", "0151 23456789"], columns, rules)
-    assert isinstance(vienna, ImportRow) and vienna.zone_from_phone == "Europe/Vienna"
-    assert isinstance(berlin, ImportRow) and berlin.zone_from_phone is None  # the business's own: its default
+    assert isinstance(vienna, ImportRow) and vienna.zone_guessed == "Europe/Vienna"
+    assert isinstance(berlin, ImportRow) and berlin.zone_guessed is None  # the business's own: its default
     assert normalise_phone("+39 06 1234 5678", "DE") == ("+390612345678", "IT")
+
+
+def test_a_row_from_another_country_gets_that_countrys_zone_when_it_has_one() -> None:
+    """A UK mobile names no zone by its prefix, but the UK has one; the row's own country says where the
+    patient lives (a German mobile of a Swiss resident), and a country of several zones guesses none."""
+    zones = frozenset(
+        {"Europe/Berlin", "Europe/London", "Europe/Zurich", "Europe/Vienna", "America/New_York"}
+    )
+    rules = RowRules("DE", NOW, "import", zones)
+    columns = ColumnMap.from_header(["Name", "Phone", "Country"])
+
+    def zone(phone: str, country: str = "") -> str | None:
+        read = read_row(2, ["Tom", phone, country], columns, rules)
+        assert isinstance(read, ImportRow), read
+        return read.zone_guessed
+
+    assert zone("+44 7911 123456") == "Europe/London"
+    assert zone("+44 7911 123456", "GB") == "Europe/London"
+    assert zone("0151 23456789", "CH") == "Europe/Zurich"  # lives in Switzerland, keeps a German mobile
+    assert zone("+43 664 1234567", "DE") is None  # lives here: the business's zone
+    assert zone("+1 212 555 0100", "US") is None  # the US has many zones; its number's prefix is not asked
+    assert zone("+1 212 555 0100") == "America/New_York"
+    assert zone("+44 7911 123456", "FR") is None, "a zone not in the known list is not guessed"
