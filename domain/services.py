@@ -39,8 +39,8 @@ def service_name_in(name: str, names: Mapping[str, str] | None, locale: str) -> 
     """The service's name for a reader of `locale`: their language's name if it has one, else `name`."""
     if not names:
         return name
-    translated = names.get(language_of(locale), "").strip()
-    return translated or name
+    translated = names.get(language_of(locale))
+    return (translated.strip() or name) if isinstance(translated, str) else name
 
 
 def cleaned_names(given: Mapping[str, str]) -> dict[str, str]:

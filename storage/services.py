@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Self
 
-from sqlalchemy import select, update
+from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.services import NamedService, language_of
-from storage.models import MessageTemplate, Service
+from storage.models import AutomatedNotification, MessageTemplate, Service
 from storage.sql import dialect_of
 from storage.unit_of_work import SqlUnitOfWork
 
@@ -17,7 +17,7 @@ MAX_ID = 2**63 - 1
 
 
 def named_service(row: Service) -> NamedService:
-    names = {str(k): str(v) for k, v in (row.names or {}).items()}
+    names = {str(k): v for k, v in (row.names or {}).items() if isinstance(v, str)}
     return NamedService(row.id, row.code, row.name, row.kind, row.duration_minutes, names)
 
 
@@ -42,7 +42,9 @@ class SqlServiceBook:
 
     async def rename(self, service_id: int, name: str, names: Mapping[str, str]) -> None:
         await self._session.execute(
-            update(Service).where(Service.id == service_id).values(name=name, names=dict(names) or None)
+            update(Service)
+            .where(Service.id == service_id)
+            .values(name=name, names=dict(names) if names else null())  # SQL NULL, not JSON null
         )
 
 
@@ -55,7 +57,12 @@ class SqlServiceNamingUnitOfWork(SqlUnitOfWork):
         return self
 
 
-async def languages_written(session: AsyncSession) -> list[str]:
-    """The languages the business writes message templates in ('de', 'en'), for the naming page to offer."""
-    locales = await session.scalars(select(MessageTemplate.locale).distinct())
+async def video_message_languages(session: AsyncSession) -> list[str]:
+    """The languages the business writes its video consultations' messages in ('de', 'en'): those of the
+    templates the notification rules for video events send. A service's name is worth giving only in them;
+    another language's name would sit in a message of the template's fallback language."""
+    used = select(AutomatedNotification.template_name).where(AutomatedNotification.event_type.like("video.%"))
+    locales = await session.scalars(
+        select(MessageTemplate.locale).where(MessageTemplate.name.in_(used.scalar_subquery())).distinct()
+    )
     return sorted({language_of(locale) for locale in locales if locale})

@@ -17,7 +17,13 @@ from domain.clock import utc_now
 from domain.customers.importing import FIELD_NAMES, ColumnMap, ColumnsRefused, header_and_rows
 from storage.database import Database
 from storage.import_uploads import change_upload, find_upload
-from switchboard.customer_import import ImportOptions, ImportRefused, dialect_of, import_customers
+from switchboard.customer_import import (
+    ImportOptions,
+    ImportRefused,
+    ImportResult,
+    dialect_of,
+    import_customers,
+)
 from switchboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,19 @@ def file_columns(content: bytes, encoding: str, mapping: dict[str, str] | None) 
         chosen = {header[index]: name for name, index in found.items()}
         return FileColumns(header, preview, chosen, for_the_page(str(error)))
     return FileColumns(header, preview, {header[index]: name for name, index in columns.fields.items()})
+
+
+def upload_summary(result: ImportResult, marketing_requires_opt_in: bool) -> str:
+    """The import's first line, and what of the file is listed below it to fix (the CLI names its file)."""
+    text = result.summary(marketing_requires_opt_in=marketing_requires_opt_in).splitlines()[0]
+    listed = []
+    if result.rejected:
+        listed.append(f"{result.rejected:,} rejected")
+    if result.left_out:
+        listed.append(f"{result.left_out:,} {'would be ' if result.dry_run else ''}imported in part")
+    if listed:
+        text = f"{text.rstrip('.')}. Rows to fix, listed below: {' and '.join(listed)}."
+    return text
 
 
 def field_choices() -> list[str]:
@@ -144,9 +163,7 @@ async def run_upload(
             token,
             status="checked" if dry_run else "imported",
             progress_bytes=upload.size_bytes,
-            summary=result.summary(marketing_requires_opt_in=settings.marketing_requires_opt_in).splitlines()[
-                0
-            ],
+            summary=upload_summary(result, settings.marketing_requires_opt_in),
             # The rows in the error file: rejected ones, and ones imported without a part of them.
             rejected=result.rejected + result.left_out,
             error_csv=errors.read_bytes() if result.errors_path is not None else None,

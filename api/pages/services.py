@@ -24,7 +24,7 @@ from domain.services import (
     name_service,
 )
 from domain.vocabulary import Role
-from storage.services import SqlServiceNamingUnitOfWork, languages_written
+from storage.services import SqlServiceNamingUnitOfWork, video_message_languages
 
 PATH = "/communication/video/services"
 KINDS = {"video": "Video", "in_person": "At the clinic"}
@@ -33,9 +33,9 @@ KINDS = {"video": "Video", "in_person": "At the clinic"}
 async def _languages(
     uow: SqlServiceNamingUnitOfWork, services: list[NamedService], business_locale: str
 ) -> list[tuple[str, str]]:
-    """The languages to offer: those the business writes templates in, but its own (the staff name is in it),
-    and those already named."""
-    codes = set(await languages_written(uow.session)) - {language_of(business_locale)}
+    """The languages to offer: those its video consultations' messages are written in, but the business's own
+    (the staff name is in it), and those already named."""
+    codes = set(await video_message_languages(uow.session)) - {language_of(business_locale)}
     codes.update(code for s in services for code in s.names)
     return [(code, NAMEABLE_LANGUAGES[code]) for code in sorted(codes) if code in NAMEABLE_LANGUAGES]
 
@@ -45,7 +45,9 @@ class ServicePages(StaffPages):
     async def list_page(self, request: Request[Any, Any, Any]) -> Template:
         container = container_of(request)
         async with container.units.service_naming(read_only=True) as uow:
-            services = await uow.services.services()
+            # Video services only: Switchboard writes the messages about video consultations, while a clinic
+            # visit's come from the clinic system, in the names it sends.
+            services = [s for s in await uow.services.services() if s.kind == "video"]
             languages = await _languages(uow, services, container.settings.business_locale)
         saved = request.query_params.get("saved", "")
         done = next((f"{s.name} is saved." for s in services if str(s.service_id) == saved), None)

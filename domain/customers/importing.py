@@ -123,6 +123,13 @@ class ColumnMap:
 
     fields: dict[str, int]
     ignored: tuple[str, ...]
+    #: The file's own column names, for reasons staff read ("SMS ok? 'vielleicht'", not "consent_sms").
+    header: tuple[str, ...] = ()
+
+    def column_of(self, field_name: str) -> str:
+        """The file's name of the column that fills `field_name` (the field's name when not known)."""
+        index = self.fields.get(field_name)
+        return self.header[index] if index is not None and index < len(self.header) else field_name
 
     def value(self, values: list[str], field_name: str) -> str:
         """The field's text in this row, trimmed ("" when no column fills it, or the row is short)."""
@@ -198,7 +205,7 @@ class ColumnMap:
             )
         used = set(fields.values())
         ignored = tuple(name for index, name in enumerate(header) if index not in used)
-        return cls(fields, ignored)
+        return cls(fields, ignored, tuple(header))
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,9 @@ def read_row(
         tag = " ".join(tag.split()).lower()
         if tag:
             row.tags.add(tag[:64])
+    # What the row gives for a channel it has no address on (a yes to SMS without a number): it would apply to
+    # whatever address is added later, so it is left out, and the row listed with why.
+    addressless: list[str] = []
     preferred = get("preferred_channel").lower()
     if preferred:
         if preferred not in CHANNELS:
@@ -347,6 +357,8 @@ def read_row(
             row.left_out = (
                 f"imported without its phone number or its preferred channel {preferred}: {phone_refused}"
             )
+        elif _no_address(preferred, phone, email):
+            addressless.append(f"preferred channel {CHANNEL_WORDS[preferred]}")
         else:
             row.preferred_channel = preferred
     source = (get("consent_source") or rules.default_source)[:32]
@@ -361,7 +373,6 @@ def read_row(
         if parsed > rules.imported_at:
             return Rejected(line, f"consent date {raw_at} is in the future")
         at = parsed
-    numberless: list[str] = []
     for field_name, channel in CONSENT_FIELDS.items():
         answer = get(field_name).lower()
         if not answer:
@@ -375,18 +386,25 @@ def read_row(
         elif answer in NO:
             status = ConsentStatus.OPTED_OUT
         else:
-            return Rejected(line, f"{field_name} {answer!r}: say yes or no (or leave it empty)")
-        if phone is None and channel in PHONE_CHANNELS and status is ConsentStatus.OPTED_IN:
-            # A yes to texts with no number: it would apply to whatever number is added later. A no is kept.
-            numberless.append(CHANNEL_WORDS[channel])
+            return Rejected(
+                line, f"{columns.column_of(field_name)} {answer!r}: say yes or no (or leave it empty)"
+            )
+        if status is ConsentStatus.OPTED_IN and _no_address(channel, phone, email):
+            addressless.append(f"{CHANNEL_WORDS[channel]} consent")  # a no is kept: it can only hold back
             continue
         row.consents.append(ConsentGiven(channel, status, source, at, line, dated=bool(raw_at)))
-    if numberless and row.left_out is None:
-        row.left_out = (
-            f"imported without its {' and '.join(numberless)} consent: it is given for a phone number, "
-            "and the row has none"
-        )
+    if addressless and row.left_out is None:
+        what = ", ".join(addressless[:-1]) + (" and " if len(addressless) > 1 else "") + addressless[-1]
+        address = "email address" if email is None else "phone number"
+        row.left_out = f"imported without its {what}: the row has no {address} for {'them' if len(addressless) > 1 else 'it'}"
     return row
+
+
+def _no_address(channel: str, phone: str | None, email: str | None) -> bool:
+    """Whether the row lacks the address `channel` is given for (Telegram's chat is never in a file)."""
+    if channel in PHONE_CHANNELS:
+        return phone is None
+    return channel == Channel.EMAIL.value and email is None
 
 
 #: Channels as the error file names them.

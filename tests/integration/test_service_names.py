@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from api.app import create_app
 from domain.video.reminders import reminder_times
@@ -28,9 +28,10 @@ world = video_pages.world
 client = video_pages.client
 
 
-async def add_german_template(database: Database) -> None:
+async def add_a_french_welcome(database: Database) -> None:
+    """A template in French that no video message uses."""
     async with database.sessions() as session:
-        session.add(MessageTemplate(name="video_booked", channel="sms", locale="de-DE", body="Hallo"))
+        session.add(MessageTemplate(name="welcome", channel="sms", locale="fr-FR", body="Bonjour"))
         await session.commit()
 
 
@@ -48,14 +49,14 @@ async def test_a_manager_names_a_service_in_german_and_it_is_audited(
     await sign_in(client, world, MANAGER)
     listing = (await client.get("/communication/video")).text
     assert f'href="{PAGE}"' in listing, "the video page links to the services"
+    await add_a_french_welcome(database)
     one_language = (await client.get(f"{PAGE}/{world.service_id}")).text
-    assert (
-        "Your templates are all in the business's own language" in one_language
-        and 'name="name_de"' not in one_language
-    )
-    await add_german_template(database)
+    assert "The video consultations' messages are all written in the business's own language" in one_language
+    assert 'name="name_fr"' not in one_language, "French is no video message's language"
+    await add_catalogue_rules(database, "video.booked")  # the booking's message, in English and German
     form = (await client.get(f"{PAGE}/{world.service_id}")).text
-    assert 'name="name_de"' in form and "German" in form, "a business writing German is offered German"
+    assert 'name="name_de"' in form and "German" in form, "a business writing its video messages in German"
+    assert 'name="name_en"' not in form and 'name="name_fr"' not in form, "not its own language, nor French"
     saved = await client.post(
         f"{PAGE}/{world.service_id}",
         data={
@@ -86,13 +87,20 @@ async def test_a_manager_names_a_service_in_german_and_it_is_audited(
     )
     assert cleared.status_code == 303
     assert await names_of(database, world.service_id) == ("Video skin consultation", None)
+    async with (
+        database.read_sessions() as session
+    ):  # SQL NULL, not a JSON null a query would not see as empty
+        unnamed = await session.scalar(
+            select(func.count()).where(Service.id == world.service_id, Service.names.is_(None))
+        )
+    assert unnamed == 1
     assert "— (reads “Video skin consultation”)" in (await client.get(PAGE)).text
 
 
 async def test_bad_names_are_refused_in_words_and_change_nothing(
     client: Client, world: VideoWorld, database: Database
 ) -> None:
-    await add_german_template(database)
+    await add_catalogue_rules(database, "video.booked")
     await sign_in(client, world, MANAGER)
     form = (await client.get(f"{PAGE}/{world.service_id}")).text
     token = csrf_token(form)

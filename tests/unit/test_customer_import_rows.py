@@ -159,7 +159,7 @@ def test_a_good_row_is_normalised() -> None:
         (("P-5", "Dan", "", "+44 7700 900123", "", "", "", "", ""), "is not a valid phone number"),
         (("P-6", "Eve", "", "call me", "", "", "", "", ""), "'call me' is not a phone number"),
         (("P-7", "Finn", "", "", "finn@", "", "", "", ""), "'finn@' is not an email address"),
-        (("P-8", "Greta", "", "", "g@x.de", "maybe", "", "", ""), "consent_sms 'maybe': say yes or no"),
+        (("P-8", "Greta", "", "", "g@x.de", "maybe", "", "", ""), "SMS opt-in 'maybe': say yes or no"),
         (("P-9", "Hans", "", "", "h@x.de", "yes", "", "", "2027-01-01"), "is in the future"),
         (("P-10", "Ida", "", "", "i@x.de", "yes", "", "", "yesterday"), "is not a date"),
     ],
@@ -211,8 +211,16 @@ def test_a_yes_to_texts_without_a_number_is_left_out_and_a_no_is_kept() -> None:
     said_yes = row("Ida", "ida@x.de", "ja", "yes", "yes", header=header)
     assert isinstance(said_yes, ImportRow) and [c.channel for c in said_yes.consents] == ["email"]
     assert said_yes.left_out == (
-        "imported without its SMS and WhatsApp consent: it is given for a phone number, and the row has none"
+        "imported without its SMS consent and WhatsApp consent: the row has no phone number for them"
     )
+    prefers = row("Pia", "pia@x.de", "", "", "", "sms", header=[*header, "Preferred channel"])
+    assert isinstance(prefers, ImportRow) and prefers.preferred_channel is None
+    assert (
+        prefers.left_out == "imported without its preferred channel SMS: the row has no phone number for it"
+    )
+    no_email = row("Udo", "0151 23456789", "yes", header=["Name", "Mobile", "Email consent"])
+    assert isinstance(no_email, ImportRow) and no_email.consents == []
+    assert no_email.left_out == "imported without its email consent: the row has no email address for it"
     said_no = row("Ole", "ole@x.de", "nein", "", "", header=header)
     assert isinstance(said_no, ImportRow) and said_no.left_out is None
     assert [(c.channel, c.status) for c in said_no.consents] == [("sms", ConsentStatus.OPTED_OUT)]
