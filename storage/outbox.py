@@ -179,6 +179,7 @@ class SqlOutbox:
                 CC.c.campaign_id,
                 CC.c.template_id,
                 CC.c.created_at,
+                CC.c.category,
             )
         )
         # RETURNING order is unspecified: send oldest first (ids grow with time).

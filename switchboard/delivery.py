@@ -12,7 +12,7 @@ from domain.delivery.dispatch import Dispatcher
 from domain.delivery.outbox import ClaimedMessage, RetryPolicy
 from domain.delivery.pacing import TokenBucket
 from domain.delivery.ports import MessageDriver
-from domain.vocabulary import Channel
+from domain.vocabulary import Channel, MessageCategory
 from storage.database import is_transient
 from storage.queries.chat_attachments import sent_file
 from switchboard.settings import Settings
@@ -49,7 +49,13 @@ def build_dispatcher(
     links = container.unsubscribe_links()
 
     def unsubscribe_link(message: ClaimedMessage) -> str | None:
-        if message.channel != Channel.EMAIL.value or message.customer_id is None:
+        # Marketing only: a mailbox's "Unsubscribe" button on an appointment's email would opt the patient out
+        # of email altogether, their reminders with it. A service email tells how to change it in its words.
+        if (
+            message.channel != Channel.EMAIL.value
+            or message.customer_id is None
+            or message.category != MessageCategory.MARKETING.value
+        ):
             return None
         return links.url(message.customer_id, Channel.EMAIL)
 

@@ -95,6 +95,8 @@ class ClaimedMessage:
     #: When the message was planned: with its id, it names the row (PostgreSQL keeps the messages by month
     #: of this, and a statement that says it reads only that month).
     created_at: datetime | None = None
+    #: "marketing" or "transactional" (domain.vocabulary.MessageCategory).
+    category: str = "transactional"
 
 
 @dataclass(frozen=True)

@@ -319,7 +319,9 @@ def _html(body: str, category: str, locale: str = "en") -> str:
         if category == M
         else ""
     )
-    return f'<html><body style="font-family:sans-serif"><p>{body}</p>{footer}</body></html>'
+    # A link a patient should follow is a link in the HTML part too, not text to copy.
+    linked = re.sub(r"\{\{ (link|\w+_url) \}\}", r'<a href="{{ \1 }}">{{ \1 }}</a>', body)
+    return f'<html><body style="font-family:sans-serif"><p>{linked}</p>{footer}</body></html>'
 
 
 #: name, event, template, channel order, offset minutes.

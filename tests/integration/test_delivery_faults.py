@@ -459,3 +459,40 @@ async def test_an_acceptance_that_is_the_delivery_is_recorded_and_counted_as_del
     assert [r.status for r in rows] == [MessageStatus.DELIVERED.value] * 4
     assert all(r.delivered_at is not None and r.delivered_at == r.sent_at for r in rows)
     assert (sent, delivered) == (4, 4) and check.drift == [], check.drift
+
+
+async def test_only_marketing_email_carries_the_one_click_unsubscribe_headers(database_url: str) -> None:
+    """A mailbox's Unsubscribe button opts the customer out of email altogether: on an appointment's email it
+    would take their reminders with it, so service email carries no List-Unsubscribe link."""
+    from domain.delivery.outbox import ClaimedMessage
+    from switchboard.delivery import build_dispatcher
+    from switchboard.settings import Settings
+    from switchboard.wiring import build_container
+
+    container = build_container(Settings(database_url=database_url))  # type: ignore[arg-type]
+    try:
+        dispatcher = build_dispatcher(container, {}, {})
+
+        def email(category: str, channel: str = "email") -> ClaimedMessage:
+            return ClaimedMessage(
+                1,
+                7,
+                channel,
+                "smtp",
+                "a@example.com",
+                "Hi",
+                "Hi",
+                None,
+                "k",
+                1,
+                None,
+                None,
+                category=category,
+            )
+
+        link = dispatcher.unsubscribe_url(email("marketing"))
+        assert link is not None and "/unsubscribe/" in link
+        assert dispatcher.unsubscribe_url(email("transactional")) is None
+        assert dispatcher.unsubscribe_url(email("marketing", channel="sms")) is None
+    finally:
+        await container.close()
