@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
@@ -17,7 +18,7 @@ from storage.video_no_shows import SqlRebookingDesk
 from storage.video_reminders import SqlReminderBook
 from switchboard.settings import Settings
 from tests.integration import test_video_pages as video_pages
-from tests.integration.test_video_pages import Client, book, booking_query, csrf_token, sign_in, slot_at
+from tests.integration.test_video_pages import Client, act, book, booking_query, csrf_token, sign_in, slot_at
 from tests.integration.video_world import AGENT, HOSTILE, MANAGER, VideoWorld, add_catalogue_rules
 
 PAGE = "/communication/video/services"
@@ -189,6 +190,27 @@ async def test_a_german_patient_reads_the_german_name_in_every_message_an_englis
     assert by_id[consultation_id].service == "Hautsprechstunde per Video"
     assert facts["clara"] is not None and facts["clara"].service == "Hautsprechstunde per Video"
     assert facts["dan"] is not None and facts["dan"].service == "Video skin consultation"
+    # Moved, then cancelled: each message names it in German too.
+    await sign_in(client, world, MANAGER)
+    later = (starts_at + timedelta(days=1)).astimezone(ZoneInfo("Europe/Berlin")).replace(hour=12, minute=0)
+    moved = await act(client, consultation_id, "reschedule", starts_at=later.strftime("%Y-%m-%dT%H:%M"))
+    assert moved.status_code == 303, moved.text
+    assert (await act(client, consultation_id, "cancel")).status_code == 303
+    async with database.read_sessions() as session:
+        told = dict(
+            (
+                await session.execute(
+                    select(BusinessEvent.event_type, BusinessEvent.payload).where(
+                        BusinessEvent.customer_id == world.customers["clara"],
+                        BusinessEvent.event_type.in_(["video.rescheduled", "video.cancelled"]),
+                    )
+                )
+            ).all()
+        )
+    assert {event: payload["service"] for event, payload in told.items()} == {
+        "video.rescheduled": "Hautsprechstunde per Video",
+        "video.cancelled": "Hautsprechstunde per Video",
+    }
 
 
 TOKEN = "services-api-token"
