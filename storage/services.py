@@ -47,6 +47,18 @@ class SqlServiceBook:
             .values(name=name, names=dict(names) if names else null())  # SQL NULL, not JSON null
         )
 
+    async def video_message_languages(self) -> list[str]:
+        """The languages the business writes its video consultations' messages in ('de', 'en'): those of the
+        templates the notification rules for video events send. A service's name is worth giving only in
+        them; another language's name would sit in a message of the template's fallback language."""
+        used = select(AutomatedNotification.template_name).where(
+            AutomatedNotification.event_type.like("video.%")
+        )
+        locales = await self._session.scalars(
+            select(MessageTemplate.locale).where(MessageTemplate.name.in_(used.scalar_subquery())).distinct()
+        )
+        return sorted({language_of(locale) for locale in locales if locale})
+
 
 class SqlServiceNamingUnitOfWork(SqlUnitOfWork):
     services: SqlServiceBook
@@ -55,14 +67,3 @@ class SqlServiceNamingUnitOfWork(SqlUnitOfWork):
         await super().__aenter__()
         self.services = SqlServiceBook(self.session)
         return self
-
-
-async def video_message_languages(session: AsyncSession) -> list[str]:
-    """The languages the business writes its video consultations' messages in ('de', 'en'): those of the
-    templates the notification rules for video events send. A service's name is worth giving only in them;
-    another language's name would sit in a message of the template's fallback language."""
-    used = select(AutomatedNotification.template_name).where(AutomatedNotification.event_type.like("video.%"))
-    locales = await session.scalars(
-        select(MessageTemplate.locale).where(MessageTemplate.name.in_(used.scalar_subquery())).distinct()
-    )
-    return sorted({language_of(locale) for locale in locales if locale})

@@ -24,7 +24,7 @@ from domain.services import (
     name_service,
 )
 from domain.vocabulary import Role
-from storage.services import SqlServiceNamingUnitOfWork, video_message_languages
+from storage.services import SqlServiceNamingUnitOfWork
 
 PATH = "/communication/video/services"
 KINDS = {"video": "Video", "in_person": "At the clinic"}
@@ -35,7 +35,7 @@ async def _languages(
 ) -> list[tuple[str, str]]:
     """The languages to offer: those its video consultations' messages are written in, but the business's own
     (the staff name is in it), and those already named."""
-    codes = set(await video_message_languages(uow.session)) - {language_of(business_locale)}
+    codes = set(await uow.services.video_message_languages()) - {language_of(business_locale)}
     codes.update(code for s in services for code in s.names)
     return [(code, NAMEABLE_LANGUAGES[code]) for code in sorted(codes) if code in NAMEABLE_LANGUAGES]
 
