@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.audit import AuditEntry
 from domain.campaigns.model import (
@@ -555,11 +555,17 @@ def _progress(campaign: Campaign) -> PlanningProgress:
     )
 
 
+#: "Whenever": fallback candidates however recently they failed.
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -> bool:
     """Marks a running campaign completed once it is fully planned and nothing is waiting to be sent.
 
     With a channel fallback, messages still on their way (queued or sent) may yet need the next
-    channel, so the campaign stays running until each has a final status.
+    channel, so the campaign stays running until each has a final status; and one that failed or bounced
+    keeps it running until its fallback is planned, once the delay has passed (`plan_fallbacks` runs only
+    for a running campaign).
     """
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
@@ -568,6 +574,10 @@ async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -
         progress = await uow.campaigns.progress(campaign_id)
         waiting = ["planned", "sending"] + (["queued", "sent"] if campaign.fallback_after_minutes else [])
         if any(progress.count(status) for status in waiting):
+            return False
+        if campaign.fallback_after_minutes and await uow.campaigns.fallback_candidates(
+            campaign, FAR_FUTURE, 1
+        ):
             return False
         await uow.campaigns.set_status(campaign_id, CampaignStatus.COMPLETED)
         await uow.commit()

@@ -408,6 +408,47 @@ async def test_an_email_falls_back_only_when_it_bounced_never_while_merely_sent(
     ), rows
 
 
+async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned(database: Database) -> None:
+    """Every email answered within seconds, one of them a bounce: the campaign is not complete (which would
+    stop its fallbacks) until the bounced one's SMS is planned after the delay, and then sent."""
+    from domain.campaigns.use_cases import complete_campaign_if_done
+
+    await add_templates(database)
+    fine = await add_customer(database, "Fay Fine", phone="+4915100000031", email="f@example.com")
+    bounced = await add_customer(database, "Bo Bounce", phone="+4915100000032", email="b@example.com")
+    campaign_id = await new_campaign(
+        database, channel_order=(Channel.EMAIL, Channel.SMS), fallback_after_minutes=5
+    )
+    uow = SqlCampaignUnitOfWork(database)
+    await launch_campaign(uow, campaign_id, NOW)
+    await plan_campaign(lambda: SqlCampaignUnitOfWork(database), campaign_id, now=lambda: NOW)
+
+    async def answered(customer: int, channel: str, status: str) -> None:
+        async with database.sessions() as session:
+            await session.execute(
+                update(CustomerCommunication)
+                .where(
+                    CustomerCommunication.customer_id == customer, CustomerCommunication.channel == channel
+                )
+                .values(status=status, sent_at=NOW)
+            )
+            await session.commit()
+
+    await answered(fine, "email", "delivered")
+    await answered(bounced, "email", "undelivered")
+    assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=1)) == 0, "not before the delay"
+    assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=6)) == 1
+    assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id), "the SMS waits"
+    await answered(bounced, "sms", "delivered")
+    assert await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    rows = [(r.customer_id, r.channel, r.status) for r in await outbox_rows(database, campaign_id)]
+    assert sorted(rows) == sorted(
+        [(fine, "email", "delivered"), (bounced, "email", "undelivered"), (bounced, "sms", "delivered")]
+    ), rows
+
+
 async def test_audience_filters_by_segment_tags_and_channel(database: Database) -> None:
     await add_templates(database)
     vip = await add_customer(
