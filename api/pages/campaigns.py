@@ -94,6 +94,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
             ("Status", campaign.status),
             ("Template", campaign.template_name),
             ("Channels", channel_list),
+            ("Fallback", fallback_words(campaign)),
             ("Category", campaign.category),
             ("Created", formats.moment(campaign.created_at)),
             ("Scheduled", formats.moment(campaign.scheduled_at)),
@@ -121,6 +122,23 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         # Why recipients are left out or held back, as the wizard says it ("opted out of these messages").
         "reason_words": EXCLUSION_WORDS,
     }
+
+
+def fallback_words(campaign: CampaignOverview) -> str:
+    """When a message goes on to the next channel, as the wizard put it."""
+    if campaign.fallback_after_minutes is None or len(campaign.channel_order) < 2:
+        return "none: each customer gets the first channel that reaches them"
+    minutes = campaign.fallback_after_minutes
+    hours, rest = divmod(minutes, 60)
+    within = (
+        f"{minutes} minute{'s' if minutes != 1 else ''}"
+        if not hours
+        else f"{hours} h" + (f" {rest} min" if rest else "")
+    )
+    words = f"the next channel when a message is not delivered within {within}"
+    if "email" in campaign.channel_order[:-1]:
+        words += " (an email only when it bounced: a sent email may have arrived)"
+    return words
 
 
 async def act_on_campaign(container: Container, campaign: CampaignOverview, action: str, actor: str) -> None:

@@ -63,6 +63,8 @@ class CampaignOverview:
     created_at: datetime
     scheduled_at: datetime | None
     launched_at: datetime | None
+    #: Minutes after which a message not delivered goes on to the next channel; None: no fallback.
+    fallback_after_minutes: int | None = None
 
 
 def _overview(c: BulkMessaging) -> CampaignOverview:
@@ -79,6 +81,7 @@ def _overview(c: BulkMessaging) -> CampaignOverview:
         c.created_at,
         c.scheduled_at,
         c.launched_at,
+        c.fallback_after_minutes,
     )
 
 
