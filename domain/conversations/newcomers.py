@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from domain.vocabulary import Channel
+from domain.widget.model import UNNAMED_VISITOR
 
 #: The tag a customer made from a first message carries, e.g. "first-contact:whatsapp".
 FIRST_CONTACT_TAG = "first-contact:{channel}"
@@ -88,8 +89,9 @@ def _name(channel: Channel, address: str, sender_name: str | None) -> str:
 
 
 def is_placeholder_name(name: str) -> bool:
-    """Whether `name` is one `_name` made up (no first name to greet them by)."""
-    return bool(_PLACEHOLDER.fullmatch(name))
+    """Whether `name` is one made up for someone who gave none (no first name to greet them by): `_name`'s,
+    or the website chat's "Website visitor"."""
+    return bool(_PLACEHOLDER.fullmatch(name)) or name == UNNAMED_VISITOR
 
 
 _PLACEHOLDER = re.compile(r"(?:SMS|WhatsApp) contact …\d{4}|New (?:SMS|WhatsApp|Telegram|Email) contact")

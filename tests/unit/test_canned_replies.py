@@ -311,7 +311,7 @@ def test_a_conversation_without_a_reply_is_a_usage_error() -> None:
 
 
 def test_a_first_contact_s_made_up_name_is_no_first_name_to_greet_them_by() -> None:
-    for made_up in ("WhatsApp contact …4321", "New Email contact"):
+    for made_up in ("WhatsApp contact …4321", "New Email contact", "Website visitor"):
         known = known_values(CustomerFacts(made_up), agent_name="Lena", business_name="Northwind")
         assert "first_name" not in known and "name" not in known
     assert (
