@@ -115,13 +115,23 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         else None,
         "progress": progress.sent_by_stage(),
         "replies": progress.replies,
-        "failed": progress.failure_reasons(8),
+        "failed": progress.failure_reasons(FAILURE_REASONS_SHOWN),
+        # What the list leaves out: reasons past the commonest, with their messages.
+        "failed_more": (
+            len(progress.failed_by_reason) - FAILURE_REASONS_SHOWN,
+            sum(progress.failed_by_reason.values())
+            - sum(n for _, n in progress.failure_reasons(FAILURE_REASONS_SHOWN)),
+        ),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
         "actions": allowed_actions(campaign.status),
         # Why recipients are left out or held back, as the wizard says it ("opted out of these messages").
         "reason_words": EXCLUSION_WORDS,
     }
+
+
+#: The commonest reasons messages were not delivered that a campaign's page lists.
+FAILURE_REASONS_SHOWN = 8
 
 
 def fallback_words(campaign: CampaignOverview) -> str:
