@@ -49,7 +49,7 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
     for s in schedules:
         state = "" if s.enabled else " (off)"
         schedules_of[s.report_id].append(
-            f"{s.cron} {s.timezone} → {s.destination_kind} {s.destination}{state}"
+            f"{cron_in_words(s.cron)} ({s.timezone}) → {s.destination_kind} {s.destination}{state}"
         )
     return {
         "reports": [

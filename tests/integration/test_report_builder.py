@@ -305,6 +305,8 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     assert (await post_form(client, page, f"{page}/schedules", good)).status_code == 303
     shown = (await client.get(page)).text
     assert "every Monday at 08:00 (Europe/Berlin)" in shown and "email board@northwind.example" in shown
+    listed = (await client.get("/analytics/reports")).text  # the list says it in words too, not as cron
+    assert "every Monday at 08:00 (Europe/Berlin) → email board@northwind.example" in listed
     async with database.read_sessions() as session:
         clinic_code, clinic_name = (
             await session.execute(select(Location.code, Location.name).limit(1))
