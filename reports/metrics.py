@@ -431,7 +431,8 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "campaign_conversion",
         "Campaign conversion",
-        "Paid orders attributed to a campaign divided by that campaign's messages sent, in the period.",
+        "Paid orders the shop tagged with a campaign (its link or code) divided by that campaign's messages sent, "
+        "in the period.",
         "percent",
         "ratio",
         "orders",
@@ -442,7 +443,7 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "campaign_revenue",
         "Campaign revenue",
-        "Net revenue of paid orders placed in the period that are attributed to a campaign.",
+        "Net revenue of paid orders placed in the period that the shop tagged with a campaign (its link or code).",
         "currency",
         "sum",
         "orders",

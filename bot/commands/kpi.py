@@ -127,6 +127,14 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
 
 CHANNEL_VALUES = frozenset(c.value for c in Channel)
 
+#: What a figure counts that another with similar words counts differently.
+_TAGGED = (
+    "This counts orders the shop tagged with the campaign (its link or code). `attribution last 30 days` and "
+    "the Financial page credit an order to the last message sent in the 7 days before it instead, so their "
+    "figures are larger."
+)
+CAVEATS = {"campaign_revenue": _TAGGED, "campaign_conversion": _TAGGED}
+
 
 def read_caveat(filters: Sequence[Filter]) -> str:
     """What a count of messages read leaves out: channels whose providers never say a message was read."""
@@ -192,7 +200,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
         notes.append("No period was given, so this is the last 30 complete days.")
     if question.ignored:
         notes.append(f"Ignored: {' '.join(question.ignored)}.")
-    caveat = read_caveat(question.filters) if metric.name == "messages_read" else ""
+    caveat = read_caveat(question.filters) if metric.name == "messages_read" else CAVEATS.get(metric.name, "")
     if caveat:
         notes.append(caveat)
     image = Image(f"{metric.name}.png", png, alt_text=result.summary)

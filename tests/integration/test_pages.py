@@ -1054,6 +1054,7 @@ async def test_the_financial_page_shows_cost_against_attributed_revenue_per_chan
         await session.commit()
     html = (await client.get("/analytics/financial")).text
     assert costs.summary in html and attribution.summary in html
+    assert 'id="attribution-models"' in html and "count only the orders your shop tagged" in html
     assert "Cost (provider, USD)" in html and "Attributed revenue (EUR)" in html
     assert costs.result.by_channel, "the seed sends messages in the last 30 days"
     for row in costs.result.by_channel:
