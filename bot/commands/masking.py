@@ -57,7 +57,10 @@ def mask_email(email: str | None) -> str:
     return f"{local[:1]}{DOT}@{domain}" if domain else f"{email[:1]}{DOT}"
 
 
-def mask_address(address: str | None) -> str:
+def mask_address(address: str | None, channel: str | None = None) -> str:
+    """An address shortened for a chat: an email, a phone number, or (on Telegram) a chat id, never a number."""
+    if address and channel == "telegram":
+        return f"Telegram chat {DOT}{address[-4:]}"
     if address and "@" in address:
         return mask_email(address)
     if address and address.startswith("+"):

@@ -12,7 +12,7 @@ from bot.commands.context import CommandContext
 from bot.commands.conversation_looks import conversation_look
 from bot.commands.dispatch import not_understood, parse
 from bot.commands.help import ShowHelp, show_help
-from bot.commands.masking import mask_email, mask_phone
+from bot.commands.masking import mask_address, mask_email, mask_phone
 from bot.commands.parsing import ParseError, RecipientRef, recipient_ref, tokenise
 from bot.commands.periods import find_period
 from bot.commands.questions import LARGEST_RANKING, Declined, KpiQuestion, parse_question
@@ -306,6 +306,9 @@ def test_recipients_and_masks() -> None:
     assert recipient_ref("Jane Doe") == RecipientRef("name", "Jane Doe")
     assert mask_phone("+4915112345678") == "+49 151 ••• 5678"
     assert mask_email("jane@example.com") == "j•••@example.com"
+    # A Telegram chat id is digits too, but no phone number: it is not shown as one.
+    assert mask_address("500000000001", "telegram") == "Telegram chat •••0001"
+    assert mask_address("4915112345678", "whatsapp") == "+49 151 ••• 5678"
     assert tokenise('send "unclosed quote') == ["send", "unclosed quote"]
 
 
