@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.threads import SlackThreadPoster, shown_fields
 from bot.telegram_staff.conversations import StaffFile, TelegramTurnSender
 from domain.canned_replies.model import CannedReplyError
-from domain.canned_replies.rules import require_filled
+from domain.canned_replies.rules import require_filled, require_words_for_the_customer
 from domain.clock import Clock
 from domain.conversations.attachments import (
     AttachmentRules,
@@ -130,6 +130,7 @@ async def agent_answers(
     if not text.strip() and file is None:
         return ThreadAnswer("refused", "That reply has no words to send; nothing was sent.", chat_id)
     try:
+        require_words_for_the_customer(text)  # "canned thanks for 12" typed in the thread
         require_filled(text)  # a canned reply pasted with a {variable} still in it
     except CannedReplyError as refusal:
         return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)

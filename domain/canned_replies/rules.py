@@ -122,6 +122,23 @@ def require_filled(text: str) -> None:
         )
 
 
+#: A reply written in a staff chat's thread that is a command for the bot, not words for the customer: a canned
+#: reply asked for by name ("canned thanks for 522", "/thanks") or a slash command typed as text.
+_COMMAND_LIKE = re.compile(
+    r"\s*(?:canned\s+[\w-]+(?:\s+for\s+#?\d+)?\s*$|/sb\b|/[a-z0-9_-]+\s*$)", re.IGNORECASE
+)
+
+
+def require_words_for_the_customer(text: str) -> None:
+    """Refuse a thread reply that is a command typed where replies go: it would reach the customer as it is."""
+    if _COMMAND_LIKE.match(text):
+        raise CannedReplyError(
+            f"“{text.strip()[:80]}” looks like a command, and a reply here goes to the customer as written. "
+            "Run commands in the channel with /sb (`/sb canned thanks for 12`), or insert a canned reply in "
+            "the dashboard's reply box."
+        )
+
+
 def missing_sentence(missing: tuple[str, ...]) -> str:
     """“Still to fill: {time} and {date}.”, or "" when nothing is missing."""
     return f"Still to fill: {_listed(missing)}." if missing else ""

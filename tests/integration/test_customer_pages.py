@@ -569,3 +569,28 @@ async def test_nothing_more_is_written_in_an_erased_customer_s_conversation(
         len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
         == turns
     )
+
+
+async def test_a_command_typed_in_a_thread_is_refused_and_nothing_reaches_the_customer(
+    seeded: Seeded,
+) -> None:
+    """ "canned thanks for 12" typed as a thread reply (not run with /sb) would reach the customer word for word."""
+    turns = len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        parts = AgentReplies(
+            seeded.settings, UnitsOfWork(database, "Europe/Berlin"), lambda: datetime.now(UTC), lambda: None
+        )
+        agent = StaffIdentity(seeded.staff[AGENT], "Lena", AGENT, Role.AGENT, "slack")
+        for text in (f"canned thanks for {seeded.chat_id}", "/thanks"):
+            answer = await agent_answers(
+                parts, seeded.chat_id, agent, text, via="slack", ref=f"slack:C1:{text}", request_key=text
+            )
+            assert answer.kind == "refused" and "looks like a command" in str(answer.say), answer
+            assert "/sb canned thanks for 12" in str(answer.say)
+    finally:
+        await database.dispose()
+    assert (
+        len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
+        == turns
+    )

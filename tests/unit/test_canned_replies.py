@@ -20,7 +20,14 @@ from domain.canned_replies.model import (
     CannedReplyNotFound,
     CustomerFacts,
 )
-from domain.canned_replies.rules import fill, known_values, require_filled, validate_draft, variables_in
+from domain.canned_replies.rules import (
+    fill,
+    known_values,
+    require_filled,
+    require_words_for_the_customer,
+    validate_draft,
+    variables_in,
+)
 from domain.canned_replies.use_cases import create_canned_reply, delete_canned_reply, update_canned_reply
 from domain.consent.model import ChannelConsent
 from domain.conversations.desk import DeskChat, DeskError
@@ -317,3 +324,18 @@ def test_a_first_contact_s_made_up_name_is_no_first_name_to_greet_them_by() -> N
     assert (
         known_values(CustomerFacts("Mira Okafor"), agent_name="L", business_name="N")["first_name"] == "Mira"
     )
+
+
+@pytest.mark.parametrize(
+    "typed", ["canned thanks for 522", "Canned hours", "/thanks", "/sb canned thanks for 12"]
+)
+def test_a_command_typed_where_replies_go_is_refused_not_sent(typed: str) -> None:
+    with pytest.raises(CannedReplyError, match="looks like a command, and a reply here goes to the customer"):
+        require_words_for_the_customer(typed)
+
+
+@pytest.mark.parametrize(
+    "said", ["Canned food is fine before the visit", "see /faq on our site", "canned", "/ ok"]
+)
+def test_words_that_only_start_like_a_command_go_as_written(said: str) -> None:
+    require_words_for_the_customer(said)
