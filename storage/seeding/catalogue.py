@@ -281,7 +281,9 @@ def template_rows(created_at: datetime) -> tuple[list[Row], dict[tuple[str, str,
                 is_email = channel == "email"
                 body = _without_keyword_opt_out(raw_body) if is_email else raw_body
                 html_body = _html(body, text.category, locale) if is_email else None
-                variables = template_variables(*((subject, body, html_body or "") if is_email else (body,)))
+                # A marketing email's text part carries its unsubscribe link too, as its HTML footer does.
+                stored = f"{body}\n\n{_unsubscribe_line(locale)}" if is_email and text.category == M else body
+                variables = template_variables(*((subject, stored, html_body or "") if is_email else (body,)))
                 body_variables = template_variables(body)
                 rows.append(
                     {
@@ -292,7 +294,7 @@ def template_rows(created_at: datetime) -> tuple[list[Row], dict[tuple[str, str,
                         "category": text.category,
                         "status": "active",
                         "subject": subject if is_email else None,
-                        "body": body,
+                        "body": stored,
                         "html_body": html_body,
                         "variables": variables,
                         "whatsapp_name": f"nw_{text.name}" if channel == "whatsapp" else None,
@@ -310,6 +312,10 @@ def template_rows(created_at: datetime) -> tuple[list[Row], dict[tuple[str, str,
                     as_format_string(subject) if is_email else None, as_format_string(body),
                 )  # fmt: skip
     return rows, lookup
+
+
+def _unsubscribe_line(locale: str) -> str:
+    return f"{'Abmelden' if locale == 'de' else 'Unsubscribe'}: {{{{ unsubscribe_url }}}}"
 
 
 def _html(body: str, category: str, locale: str = "en") -> str:
