@@ -171,7 +171,10 @@ def preview_reply(
             private=True,
         )
     fields = [
-        Field("To", f"#{customer.id} {customer.name} ({mask_address(preview.to_address, preview.channel.value)})"),
+        Field(
+            "To",
+            f"#{customer.id} {customer.name} ({mask_address(preview.to_address, preview.channel.value)})",
+        ),
         Field("Channel", preview.channel.value),
     ]
     if preview.subject:

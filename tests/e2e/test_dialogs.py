@@ -299,7 +299,9 @@ async def test_messages_read_says_which_channels_never_report_reads(seeded: Comm
     assert "report" not in whatsapp.text, whatsapp.text  # WhatsApp's read receipts are counted: no caveat
     # Two attribution models, two sets of words: the KPI says which it counts.
     tagged = await ask(seeded, "attributed revenue by campaign last 30 days", as_email=VIEWER)
-    assert "This counts orders the shop tagged with the campaign (its link or code)." in tagged.text, tagged.text
+    assert "This counts orders the shop tagged with the campaign (its link or code)." in tagged.text, (
+        tagged.text
+    )
 
 
 async def test_unknown_input_gets_suggestions_never_a_traceback(seeded: CommandContext) -> None:

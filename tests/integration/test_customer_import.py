@@ -709,9 +709,7 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
     done = run(str(path), "--region", "DE")
     assert done.exit_code == 0, done.output
     assert "created 4 customers" in done.output and "1 row merged into an earlier row" in done.output
-    assert (
-        "1 row rejected and 1 row imported in part, each with its reason in" in done.output
-    )
+    assert "1 row rejected and 1 row imported in part, each with its reason in" in done.output
 
     held = asyncio.run(customers_by_ref(url))
     assert held == {

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from types import TracebackType
-from typing import Self
 
 import pytest
 
-from domain.audit import AuditEntry
 from domain.services import (
     NamedService,
     NamingError,
@@ -19,6 +16,7 @@ from domain.services import (
     name_service,
     service_name_in,
 )
+from tests.fakes.transaction import FakeTransaction
 
 GERMAN = {"de": "Hautsprechstunde per Video"}
 
@@ -66,30 +64,10 @@ class FakeBook:
         self.rows[service_id] = replace(self.rows[service_id], name=name, names=dict(names))
 
 
-class FakeAudit:
-    def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> None:
-        self.entries.append(entry)
-
-
-class FakeUnitOfWork:
+class FakeUnitOfWork(FakeTransaction):
     def __init__(self, book: FakeBook) -> None:
+        super().__init__()
         self.services = book
-        self.audit = FakeAudit()
-        self.committed = False
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def commit(self) -> None:
-        self.committed = True
 
 
 SKIN = NamedService(5, "SKIN-VIDEO", "Video skin consultation", "video", 30)
@@ -100,7 +78,7 @@ async def test_naming_a_service_stores_the_names_and_audits_before_and_after() -
     named = await name_service(
         uow, 5, " Video  skin consultation", {"de": " Hautsprechstunde "}, actor="m", via="web"
     )
-    assert named.names == {"de": "Hautsprechstunde"} and uow.services.rows[5] == named and uow.committed
+    assert named.names == {"de": "Hautsprechstunde"} and uow.services.rows[5] == named and uow.commits
     [entry] = uow.audit.entries
     assert entry.action == "service.named" and entry.target == "service:5"
     assert entry.detail["before"] == {"name": "Video skin consultation", "names": {}}
@@ -114,4 +92,4 @@ async def test_an_unknown_service_or_an_empty_name_is_refused_and_nothing_is_wri
         await name_service(uow, 5, " \t", {}, actor="m", via="web")
     with pytest.raises(NamingError, match="'xx' is not a language"):
         await name_service(uow, 5, "Video", {"xx": "?"}, actor="m", via="web")
-    assert uow.services.rows[5] == SKIN and not uow.audit.entries and not uow.committed
+    assert uow.services.rows[5] == SKIN and not uow.audit.entries and not uow.commits
