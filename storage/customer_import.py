@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 from domain.clock import utc_now
 from domain.customers.importing import ImportRow
+from domain.vocabulary import Channel
 from storage.backups import BackupError, in_memory, scratch_copy
 from storage.database import Database
 from storage.engine import create_engine
@@ -45,6 +46,11 @@ BATCH_ROWS = 5_000
 READ_CHUNK = 900
 
 
+def _reaches(channel: str, has_phone: bool, has_email: bool) -> bool:
+    """Whether a customer with (or without) a phone number and an email address has `channel`'s address."""
+    return has_email if channel == Channel.EMAIL.value else has_phone
+
+
 @dataclass
 class ImportCounts:
     created: int = 0
@@ -57,6 +63,8 @@ class ImportCounts:
     rejected: int = 0
     #: Rows imported without a part of them (a phone number that is none).
     left_out: int = 0
+    #: Yeses and preferred channels for an address the customer has nowhere, in the file or on file.
+    without_address: int = 0
 
     def add(self, other: ImportCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -241,6 +249,7 @@ class CustomerImport:
         created = await self._create(connection, pending, counts)
         same_profile = await self._update(connection, matched)
         everyone = {**created, **matched}
+        await self._drop_what_has_no_address(connection, everyone, set(created), counts)
         # Existing customers who get a tag, a consent change or a preferred channel are updated too.
         touched: set[int] = set()
         await self._tags(connection, everyone, set(created), counts, touched)
@@ -374,6 +383,42 @@ class CustomerImport:
         counts.tags_added += len(new)
         touched.update(tag["customer_id"] for tag in new)
 
+    async def _drop_what_has_no_address(
+        self,
+        connection: AsyncConnection,
+        everyone: dict[int, ImportRow],
+        created: set[int],
+        counts: ImportCounts,
+    ) -> None:
+        """A yes or a preferred channel the row gives without its address stands when the customer has that
+        address on file (a consent refresh by patient number), else it is dropped: it would otherwise apply to
+        whatever number or address is added later."""
+        asking = {
+            customer_id: row
+            for customer_id, row in everyone.items()
+            if row.preferred_needs_address or any(c.needs_address for c in row.consents)
+        }
+        if not asking:
+            return
+        on_file: dict[int, tuple[bool, bool]] = {}
+        for chunk in _chunks(sorted(set(asking) - created), READ_CHUNK):
+            query = select(Customer.id, Customer.phone_e164, Customer.email).where(Customer.id.in_(chunk))
+            for customer_id, phone, email in (await connection.execute(query)).all():
+                on_file[customer_id] = (phone is not None, email is not None)
+        for customer_id, row in asking.items():
+            has_phone, has_email = on_file.get(customer_id, (False, False))
+            has = (has_phone or row.phone is not None, has_email or row.email is not None)
+            kept = [c for c in row.consents if not c.needs_address or _reaches(c.channel, *has)]
+            counts.without_address += len(row.consents) - len(kept)
+            row.consents = kept
+            if (
+                row.preferred_needs_address
+                and row.preferred_channel
+                and not _reaches(row.preferred_channel, *has)
+            ):
+                row.preferred_channel = None
+                counts.without_address += 1
+
     async def _consents(
         self,
         connection: AsyncConnection,
@@ -498,6 +543,8 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
         value = getattr(row, name)
         if value:
             setattr(into, name, value)
+            if name == "preferred_channel":
+                into.preferred_needs_address = row.preferred_needs_address
     if row.country and (row.country_given or not into.country_given):
         into.country, into.country_given = row.country, row.country_given
     into.tags |= row.tags

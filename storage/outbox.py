@@ -541,7 +541,7 @@ class SqlOutbox:
                 status=bindparam("b_status"),
                 provider_message_id=bindparam("b_pid"),
                 sent_at=bindparam("b_at"),
-                delivered_at=bindparam("b_delivered_at"),
+                delivered_at=func.coalesce(CC.c.delivered_at, bindparam("b_delivered_at")),
                 claimed_by=None,
                 claimed_until=None,
                 status_reason=bindparam("b_reason"),

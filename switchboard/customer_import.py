@@ -105,6 +105,13 @@ class ImportResult:
         ]
         if c.preferences_set:
             parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
+        if c.without_address:
+            parts.append(
+                f"{c.without_address:,} {'yes' if c.without_address == 1 else 'yeses'} or preferred "
+                f"{'channel' if c.without_address == 1 else 'channels'} "
+                f"{would or ('was ' if c.without_address == 1 else 'were ')}left out: given for "
+                "a channel the customer has no number or address for"
+            )
         text = ("dry run, nothing written: " if self.dry_run else "") + "; ".join(parts)
         if marketing_requires_opt_in and not self.gives_consent and c.created:
             # A sentence of its own on the first line: the upload page shows only that line.

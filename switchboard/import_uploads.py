@@ -83,9 +83,10 @@ def upload_summary(result: ImportResult, marketing_requires_opt_in: bool) -> str
     text = result.summary(marketing_requires_opt_in=marketing_requires_opt_in).splitlines()[0]
     listed = []
     if result.rejected:
-        listed.append(f"{result.rejected:,} rejected")
+        listed.append(f"{result.rejected:,} {'row' if result.rejected == 1 else 'rows'} rejected")
     if result.left_out:
-        listed.append(f"{result.left_out:,} {'would be ' if result.dry_run else ''}imported in part")
+        rows = "row" if result.left_out == 1 else "rows"
+        listed.append(f"{result.left_out:,} {rows} {'would be ' if result.dry_run else ''}imported in part")
     if listed:
         text = f"{text.rstrip('.')}. Rows to fix, listed below: {' and '.join(listed)}."
     return text

@@ -99,7 +99,7 @@ def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
         fields.append(
             Field(
                 "Sample",
-                f"{channel_words(sample.channel.value)} to {mask_address(sample.to_address, sample.channel.value)}: {sample.body[:300]}",
+                f"{channel_words(sample.channel.value)} to {mask_address(sample.to_address, sample.channel.value).removeprefix('Telegram ')}: {sample.body[:300]}",
             )
         )
     return tuple(fields)

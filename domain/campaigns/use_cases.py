@@ -562,18 +562,18 @@ FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 async def complete_campaign_if_done(uow: CampaignUnitOfWork, campaign_id: int) -> bool:
     """Marks a running campaign completed once it is fully planned and nothing is waiting to be sent.
 
-    With a channel fallback, messages still on their way (queued or sent) may yet need the next
-    channel, so the campaign stays running until each has a final status; and one that failed or bounced
-    keeps it running until its fallback is planned, once the delay has passed (`plan_fallbacks` runs only
-    for a running campaign).
+    With a channel fallback, the campaign stays running while any message may still go on to the next
+    channel (`plan_fallbacks` runs only for a running campaign): one that failed or bounced, until its
+    fallback is planned once the delay has passed, and one not yet delivered on a channel whose "sent" can
+    fall back. An email stuck at "sent" (a relay without delivery reports) or a last channel's message
+    waiting for its receipt holds nothing up: neither can fall back.
     """
     async with uow:
         campaign = await _campaign(uow, campaign_id, for_update=True)
         if campaign.status is not CampaignStatus.RUNNING or not campaign.planning_done:
             return False
         progress = await uow.campaigns.progress(campaign_id)
-        waiting = ["planned", "sending"] + (["queued", "sent"] if campaign.fallback_after_minutes else [])
-        if any(progress.count(status) for status in waiting):
+        if any(progress.count(status) for status in ("planned", "sending")):
             return False
         if campaign.fallback_after_minutes and await uow.campaigns.fallback_candidates(
             campaign, FAR_FUTURE, 1

@@ -123,19 +123,24 @@ def require_filled(text: str) -> None:
 
 
 #: A reply written in a staff chat's thread that is a command for the bot, not words for the customer: a canned
-#: reply asked for by name ("canned thanks for 522", "/thanks") or a slash command typed as text.
+#: reply asked for by name ("canned thanks for 522") or a slash command typed as a reply ("/thanks",
+#: "/canned thanks for 12", "/kpi@northwind_bot revenue").
 _COMMAND_LIKE = re.compile(
-    r"\s*(?:canned\s+[\w-]+(?:\s+for\s+#?\d+)?\s*$|/sb\b|/[a-z0-9_-]+\s*$)", re.IGNORECASE
+    r"\s*(?:canned\s+[\w-]+(?:\s+for\s+#?\d+)?\s*$|/[a-z][\w-]*(?:@\w+)?(?:\s|$))", re.IGNORECASE
 )
+#: How to run a command, by where it was typed.
+_RUN_IT = {
+    "slack": "Run commands in the channel with /sb (`/sb canned thanks for 12`)",
+    "telegram": "Send a command to the bot as a message of its own, not as a reply to a conversation",
+}
 
 
-def require_words_for_the_customer(text: str) -> None:
+def require_words_for_the_customer(text: str, via: str = "slack") -> None:
     """Refuse a thread reply that is a command typed where replies go: it would reach the customer as it is."""
     if _COMMAND_LIKE.match(text):
         raise CannedReplyError(
             f"“{text.strip()[:80]}” looks like a command, and a reply here goes to the customer as written. "
-            "Run commands in the channel with /sb (`/sb canned thanks for 12`), or insert a canned reply in "
-            "the dashboard's reply box."
+            f"{_RUN_IT.get(via, _RUN_IT['slack'])}, or insert a canned reply in the dashboard's reply box."
         )
 
 

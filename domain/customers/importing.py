@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from babel.core import get_global
@@ -218,6 +220,9 @@ class ConsentGiven:
     #: Whether the file dated it (consent_at); an undated consent carries the import's time and never
     #: overrides a consent already on record.
     dated: bool = True
+    #: A yes for a channel the row gives no address on (SMS without a number): recorded only if the customer
+    #: already has one on file, never for an address added later.
+    needs_address: bool = False
 
 
 @dataclass
@@ -239,6 +244,8 @@ class ImportRow:
     segment: str | None = None
     tags: set[str] = field(default_factory=set)
     preferred_channel: str | None = None
+    #: The preferred channel is one the row gives no address on: kept only if the customer has one on file.
+    preferred_needs_address: bool = False
     consents: list[ConsentGiven] = field(default_factory=list)
     #: What of the row was left out, in words (a phone number that is none): the row is imported without it
     #: and listed in the error file with this reason, to be fixed and imported again.
@@ -314,13 +321,17 @@ def read_row(
         row.left_out = f"imported without its phone number: {phone_refused}"
     row.external_ref = get("external_ref")[:64] or None
     country = get("country").upper()
+    country = "GB" if country == "UK" else country
     if country:
         if len(country) != 2 or not country.isalpha():
             return Rejected(line, f"country {country!r} is not a two-letter code such as DE or GB")
         row.country = country
         row.country_given = True
         if country != rules.default_region:
-            row.zone_guessed = zone_of_country(country)
+            # The country's one zone; else its number's, when the number is of that country (+1 212, US).
+            row.zone_guessed = zone_of_country(country) or (
+                zone_of_number(phone) if phone is not None and phone_region == country else None
+            )
     else:
         row.country = phone_region
         if phone is not None and phone_region and phone_region != rules.default_region:
@@ -346,9 +357,9 @@ def read_row(
         tag = " ".join(tag.split()).lower()
         if tag:
             row.tags.add(tag[:64])
-    # What the row gives for a channel it has no address on (a yes to SMS without a number): it would apply to
-    # whatever address is added later, so it is left out, and the row listed with why.
-    addressless: list[str] = []
+    # What the row gives for a channel it has no address on (a yes to SMS without a number) stands only if the
+    # customer already has that address on file (a consent refresh by patient number): never for an address
+    # added later. The import decides that once it knows the customer (storage/customer_import.py).
     preferred = get("preferred_channel").lower()
     if preferred:
         if preferred not in CHANNELS:
@@ -357,10 +368,9 @@ def read_row(
             row.left_out = (
                 f"imported without its phone number or its preferred channel {preferred}: {phone_refused}"
             )
-        elif _no_address(preferred, phone, email):
-            addressless.append(f"preferred channel {CHANNEL_WORDS[preferred]}")
         else:
             row.preferred_channel = preferred
+            row.preferred_needs_address = _no_address(preferred, phone, email)
     source = (get("consent_source") or rules.default_source)[:32]
     at = rules.imported_at
     raw_at = get("consent_at")
@@ -389,14 +399,11 @@ def read_row(
             return Rejected(
                 line, f"{columns.column_of(field_name)} {answer!r}: say yes or no (or leave it empty)"
             )
-        if status is ConsentStatus.OPTED_IN and _no_address(channel, phone, email):
-            addressless.append(f"{CHANNEL_WORDS[channel]} consent")  # a no is kept: it can only hold back
-            continue
-        row.consents.append(ConsentGiven(channel, status, source, at, line, dated=bool(raw_at)))
-    if addressless and row.left_out is None:
-        what = ", ".join(addressless[:-1]) + (" and " if len(addressless) > 1 else "") + addressless[-1]
-        address = "email address" if email is None else "phone number"
-        row.left_out = f"imported without its {what}: the row has no {address} for {'them' if len(addressless) > 1 else 'it'}"
+        # A no is kept whatever: it can only hold messages back.
+        needs_address = status is ConsentStatus.OPTED_IN and _no_address(channel, phone, email)
+        row.consents.append(
+            ConsentGiven(channel, status, source, at, line, dated=bool(raw_at), needs_address=needs_address)
+        )
     return row
 
 
@@ -405,10 +412,6 @@ def _no_address(channel: str, phone: str | None, email: str | None) -> bool:
     if channel in PHONE_CHANNELS:
         return phone is None
     return channel == Channel.EMAIL.value and email is None
-
-
-#: Channels as the error file names them.
-CHANNEL_WORDS = {"sms": "SMS", "whatsapp": "WhatsApp", "email": "email", "telegram": "Telegram"}
 
 
 #: Channels whose consent is given for a phone number.
@@ -426,11 +429,27 @@ def zone_of_number(e164: str) -> str | None:
     return zones[0] if len(zones) == 1 else None
 
 
+@lru_cache(maxsize=512)
 def zone_of_country(region: str) -> str | None:
-    """A country's one time zone (GB: Europe/London, AT: Europe/Vienna); None for a country with several
-    (the US, Spain) or one not known."""
+    """A country's time zone (GB: Europe/London, AT: Europe/Vienna) when its clocks all keep one time (DE's
+    Busingen keeps Berlin's); None for a country whose clocks differ (the US, Spain with the Canaries) or one
+    not known."""
     zones = get_global("territory_zones").get(region.upper(), ())
-    return zones[0] if len(zones) == 1 else None
+    if not zones:
+        return None
+    return zones[0] if all(_same_clock(zones[0], other) for other in zones[1:]) else None
+
+
+def _same_clock(one: str, other: str) -> bool:
+    """Whether two zones show the same time in winter and in summer (2026's January and July)."""
+    moments = (datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC))
+    try:
+        return all(
+            m.astimezone(ZoneInfo(one)).utcoffset() == m.astimezone(ZoneInfo(other)).utcoffset()
+            for m in moments
+        )
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
 
 
 def row_country(values: list[str], columns: ColumnMap) -> str:

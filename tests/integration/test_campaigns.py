@@ -410,12 +410,15 @@ async def test_an_email_falls_back_only_when_it_bounced_never_while_merely_sent(
 
 async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned(database: Database) -> None:
     """Every email answered within seconds, one of them a bounce: the campaign is not complete (which would
-    stop its fallbacks) until the bounced one's SMS is planned after the delay, and then sent."""
+    stop its fallbacks) until the bounced one's SMS is planned after the delay, and then sent; an email left at
+    "sent" by a relay without delivery reports does not keep it running for ever."""
     from domain.campaigns.use_cases import complete_campaign_if_done
 
     await add_templates(database)
     fine = await add_customer(database, "Fay Fine", phone="+4915100000031", email="f@example.com")
     bounced = await add_customer(database, "Bo Bounce", phone="+4915100000032", email="b@example.com")
+    # A relay without delivery reports leaves this one at "sent" for good: it cannot fall back, nor hold the end.
+    stuck = await add_customer(database, "Stu Sent", phone="+4915100000033", email="s@example.com")
     campaign_id = await new_campaign(
         database, channel_order=(Channel.EMAIL, Channel.SMS), fallback_after_minutes=5
     )
@@ -436,6 +439,7 @@ async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned
 
     await answered(fine, "email", "delivered")
     await answered(bounced, "email", "undelivered")
+    await answered(stuck, "email", "sent")
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
     assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=1)) == 0, "not before the delay"
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
@@ -445,7 +449,12 @@ async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned
     assert await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
     rows = [(r.customer_id, r.channel, r.status) for r in await outbox_rows(database, campaign_id)]
     assert sorted(rows) == sorted(
-        [(fine, "email", "delivered"), (bounced, "email", "undelivered"), (bounced, "sms", "delivered")]
+        [
+            (fine, "email", "delivered"),
+            (bounced, "email", "undelivered"),
+            (bounced, "sms", "delivered"),
+            (stuck, "email", "sent"),
+        ]
     ), rows
 
 

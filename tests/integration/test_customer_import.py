@@ -21,7 +21,14 @@ from storage import customer_import as storage_importing
 from storage.backups import BackupError
 from storage.customer_import import CustomerImport
 from storage.database import Database
-from storage.models import AuditLog, ConsentRecord, Customer, CustomerConsent, CustomerTag
+from storage.models import (
+    AuditLog,
+    CommunicationPreference,
+    ConsentRecord,
+    Customer,
+    CustomerConsent,
+    CustomerTag,
+)
 from switchboard import customer_import as importing
 from switchboard.cli import main as cli
 from switchboard.customer_import import ImportOptions
@@ -730,3 +737,49 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
             "'0151 555' is not a valid DE number: check its digits (a number from another country needs its +code)",
         ),
     ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_consent_refresh_by_patient_number_stands_where_the_address_is_on_file(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A yes given without its address (an email yes in a row with only a mobile) stands when the patient has
+    that address on file; without one anywhere it is left out (it would apply to whatever address is added
+    later), and the summary says so. The same for a preferred channel."""
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    first = [
+        ["R-1", "Rita", "Rau", "0151 41000001", "rita@example.de", "", "", "", ""],
+        ["R-2", "Sven", "Saar", "", "sven@example.de", "", "", "", ""],
+    ]
+    assert run(str(write(tmp_path / "patients.csv", first)), "--region", "DE").exit_code == 0
+    refresh = tmp_path / "consents.csv"  # matched by patient number; each row has one contact of its own
+    refresh.write_text(
+        "Patient No,Name,Mobile,E-Mail,SMS consent,Email consent,Preferred channel\n"
+        "R-1,Rita Rau,0151 41000001,,yes,yes,email\n"
+        "R-2,Sven Saar,,sven@example.de,yes,,sms\n"
+        "R-3,Tom Neu,,tom@example.de,yes,,\n",
+        encoding="utf-8",
+    )
+    done = run(str(refresh), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    assert "3 yeses or preferred channels were left out" in done.output, done.output
+    held = asyncio.run(customers_by_ref(url))
+    assert held["R-1"][3] == {"sms", "email"}, "Rita's address is on file: her email yes stands"
+    assert held["R-2"][3] == set() and held["R-3"][3] == set(), "no number anywhere: no SMS yes"
+    preferred = asyncio.run(preferred_channels(url))
+    assert preferred == {"R-1": "email"}, preferred
+
+
+async def preferred_channels(url: str) -> dict[str, str]:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            rows = await session.execute(
+                select(Customer.external_ref, CommunicationPreference.preferred_channel)
+                .join(CommunicationPreference, CommunicationPreference.customer_id == Customer.id)
+                .where(CommunicationPreference.preferred_channel.is_not(None))
+            )
+            return {ref: channel for ref, channel in rows.all()}
+    finally:
+        await database.dispose()

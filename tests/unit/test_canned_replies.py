@@ -327,15 +327,24 @@ def test_a_first_contact_s_made_up_name_is_no_first_name_to_greet_them_by() -> N
 
 
 @pytest.mark.parametrize(
-    "typed", ["canned thanks for 522", "Canned hours", "/thanks", "/sb canned thanks for 12"]
+    "typed",
+    ["canned thanks for 522", "Canned hours", "/thanks", "/sb canned thanks for 12", "/kpi@nw_bot revenue"],
 )
 def test_a_command_typed_where_replies_go_is_refused_not_sent(typed: str) -> None:
     with pytest.raises(CannedReplyError, match="looks like a command, and a reply here goes to the customer"):
         require_words_for_the_customer(typed)
 
 
+def test_the_refusal_says_how_to_run_a_command_where_it_was_typed() -> None:
+    with pytest.raises(CannedReplyError, match="Run commands in the channel with /sb"):
+        require_words_for_the_customer("/canned thanks for 12", "slack")
+    with pytest.raises(CannedReplyError, match="Send a command to the bot as a message of its own"):
+        require_words_for_the_customer("/canned thanks for 12", "telegram")
+
+
 @pytest.mark.parametrize(
-    "said", ["Canned food is fine before the visit", "see /faq on our site", "canned", "/ ok"]
+    "said",
+    ["Canned food is fine before the visit", "see /faq on our site", "canned", "/ ok", "/path/to/form.pdf"],
 )
 def test_words_that_only_start_like_a_command_go_as_written(said: str) -> None:
     require_words_for_the_customer(said)

@@ -204,29 +204,34 @@ def test_a_row_with_a_bad_number_and_a_good_email_keeps_what_it_can_and_says_wha
     )
 
 
-def test_a_yes_to_texts_without_a_number_is_left_out_and_a_no_is_kept() -> None:
-    """No number in the row (empty, or no phone column at all): an SMS or WhatsApp yes would apply to whatever
-    number is added later, so it is not recorded and the row says why; a no cannot make anything send."""
+def test_a_yes_without_its_address_is_marked_to_stand_only_on_an_address_on_file() -> None:
+    """No number in the row (empty, or no phone column at all): an SMS or WhatsApp yes stands only if the
+    customer already has a number on file (the import decides, once it knows them); a no always stands."""
     header = ["Name", "E-Mail", "SMS consent", "WhatsApp consent", "Email consent"]
     said_yes = row("Ida", "ida@x.de", "ja", "yes", "yes", header=header)
-    assert isinstance(said_yes, ImportRow) and [c.channel for c in said_yes.consents] == ["email"]
-    assert said_yes.left_out == (
-        "imported without its SMS consent and WhatsApp consent: the row has no phone number for them"
-    )
+    assert isinstance(said_yes, ImportRow) and said_yes.left_out is None
+    assert [(c.channel, c.needs_address) for c in said_yes.consents] == [
+        ("sms", True),
+        ("whatsapp", True),
+        ("email", False),
+    ]
     prefers = row("Pia", "pia@x.de", "", "", "", "sms", header=[*header, "Preferred channel"])
-    assert isinstance(prefers, ImportRow) and prefers.preferred_channel is None
     assert (
-        prefers.left_out == "imported without its preferred channel SMS: the row has no phone number for it"
+        isinstance(prefers, ImportRow)
+        and prefers.preferred_channel == "sms"
+        and prefers.preferred_needs_address
     )
     no_email = row("Udo", "0151 23456789", "yes", header=["Name", "Mobile", "Email consent"])
-    assert isinstance(no_email, ImportRow) and no_email.consents == []
-    assert no_email.left_out == "imported without its email consent: the row has no email address for it"
+    assert isinstance(no_email, ImportRow) and [(c.channel, c.needs_address) for c in no_email.consents] == [
+        ("email", True)
+    ]
     said_no = row("Ole", "ole@x.de", "nein", "", "", header=header)
-    assert isinstance(said_no, ImportRow) and said_no.left_out is None
-    assert [(c.channel, c.status) for c in said_no.consents] == [("sms", ConsentStatus.OPTED_OUT)]
+    assert isinstance(said_no, ImportRow)
+    assert [(c.channel, c.status, c.needs_address) for c in said_no.consents] == [
+        ("sms", ConsentStatus.OPTED_OUT, False)
+    ]
     with_number = row("P-12", "Ute", "", "0151 23456789", "ute@x.de", "yes", "", "", "")
-    assert isinstance(with_number, ImportRow) and with_number.left_out is None
-    assert [c.channel for c in with_number.consents] == ["sms"]
+    assert isinstance(with_number, ImportRow) and [c.needs_address for c in with_number.consents] == [False]
 
 
 def test_a_foreign_mobile_brings_its_own_time_zone_and_italian_numbers_keep_their_zero() -> None:
@@ -257,6 +262,13 @@ def test_a_row_from_another_country_gets_that_countrys_zone_when_it_has_one() ->
     assert zone("+44 7911 123456", "GB") == "Europe/London"
     assert zone("0151 23456789", "CH") == "Europe/Zurich"  # lives in Switzerland, keeps a German mobile
     assert zone("+43 664 1234567", "DE") is None  # lives here: the business's zone
-    assert zone("+1 212 555 0100", "US") is None  # the US has many zones; its number's prefix is not asked
+    assert zone("+1 212 555 0100", "US") == "America/New_York"  # many zones: the number of that country says
+    assert zone("+1 212 555 0100", "CA") is None  # a number of another country than the row's says nothing
+    assert zone("+44 7911 123456", "UK") == "Europe/London"  # UK is GB
     assert zone("+1 212 555 0100") == "America/New_York"
     assert zone("+44 7911 123456", "FR") is None, "a zone not in the known list is not guessed"
+    austrian = RowRules("AT", NOW, "import", zones)
+    german = read_row(2, ["Ute", "0151 23456789", "DE"], columns, austrian)
+    assert isinstance(german, ImportRow) and german.zone_guessed == "Europe/Berlin", (
+        "Busingen keeps Berlin's time"
+    )
