@@ -169,7 +169,12 @@ async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_c
     assert leader.total is not None and leader.comparison_total is not None
     points = (leader.total - leader.comparison_total) * 100
     was = format_value(leader.comparison_total, "percent", locale="en_GB")
-    said = f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from {was} in 1–31 Oct 2026"
+    moved = (
+        f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from"
+        if round(points, 1)
+        else "unchanged from"
+    )
+    said = f"{moved} {was} in 1–31 Oct 2026"
     assert said in reply.summary, reply.summary
     assert render_png(reply.chart).startswith(PNG_MAGIC)
     # The whole business's own rate is said too, so the highest part is not read as the whole moving.
@@ -177,9 +182,13 @@ async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_c
     whole = (await answer(seeded, unsplit, now=NOW, business_tz=TZ, locale="en_GB")).result.series[0]
     assert whole.total is not None and whole.comparison_total is not None
     points = (whole.total - whole.comparison_total) * 100
+    whole_moved = (
+        f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from"
+        if round(points, 1)
+        else "unchanged from"
+    )
     overall = (
-        f"; all channels together {format_value(whole.total, 'percent', locale='en_GB')}, "
-        f"{'up' if points > 0 else 'down'} {abs(points):.1f} points from "
+        f"; all channels together {format_value(whole.total, 'percent', locale='en_GB')}, {whole_moved} "
         f"{format_value(whole.comparison_total, 'percent', locale='en_GB')} in 1–31 Oct 2026."
     )
     assert reply.summary.endswith(overall), reply.summary
