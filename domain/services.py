@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from domain.audit import AuditEntry, AuditTrail
+from domain.templates.selection import language_of
 from domain.transaction import Transaction
 
 #: The languages a service can be named in besides its staff name, with their names in English.
@@ -28,11 +29,6 @@ NAMEABLE_LANGUAGES: dict[str, str] = {
 
 #: The longest a service's name may be, in any language (the column's width).
 NAME_LENGTH = 120
-
-
-def language_of(locale: str) -> str:
-    """'de-AT', 'de_DE' and 'DE' are all German: the part before any region, lower case."""
-    return locale.strip().replace("_", "-").split("-", 1)[0].lower()
 
 
 def service_name_in(name: str, names: Mapping[str, str] | None, locale: str) -> str:

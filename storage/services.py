@@ -8,7 +8,8 @@ from typing import Self
 from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.services import NamedService, language_of
+from domain.services import NamedService
+from domain.templates.selection import language_of
 from storage.models import AutomatedNotification, MessageTemplate, Service
 from storage.sql import dialect_of
 from storage.unit_of_work import SqlUnitOfWork

@@ -20,9 +20,9 @@ from domain.services import (
     NAMEABLE_LANGUAGES,
     NamedService,
     NamingError,
-    language_of,
     name_service,
 )
+from domain.templates.selection import language_of
 from domain.vocabulary import Role
 from storage.services import SqlServiceNamingUnitOfWork
 

@@ -41,16 +41,16 @@ def whatsapp_components(
 
 
 def _closeness(candidate: str, wanted: str) -> int:
-    language = _language(wanted)
+    language = language_of(wanted)
     if candidate == wanted:
         return 0
     if candidate == language:
         return 1
-    if _language(candidate) == language:
+    if language_of(candidate) == language:
         return 2
     if candidate == DEFAULT_LOCALE:
         return 3
-    if _language(candidate) == DEFAULT_LOCALE:
+    if language_of(candidate) == DEFAULT_LOCALE:
         return 4
     return 5
 
@@ -59,8 +59,9 @@ def _normalised(locale: str) -> str:
     return locale.strip().replace("_", "-").lower()
 
 
-def _language(locale: str) -> str:
-    return locale.split("-", 1)[0]
+def language_of(locale: str) -> str:
+    """'de-AT', 'de_DE' and 'DE' are all German: the part before any region, lower case."""
+    return _normalised(locale).split("-", 1)[0]
 
 
 def _parameter_text(name: str, variables: Mapping[str, object]) -> str:
