@@ -123,6 +123,8 @@ class SqlRebookingDesk:
             clinician=clinician or "your clinician",
             rebook_offered_at=row.rebook_offered_at,
             link_token=row.link_token,
+            staff_service=service,
+            service_names=names,
         )
 
     async def add_offer(

@@ -9,7 +9,6 @@ from typing import Any, Self
 from sqlalchemy import ColumnElement, Select, String, cast, exists, false, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.services import consultation_name_in
 from domain.video.model import ConsultationStatus
 from domain.video.reminders import REMINDER_KEY_PREFIX, ReminderCandidate, ReminderEvent, reminder_times
 from storage.models import Appointment, BusinessEvent, Customer, Service, StaffUser, VideoConsultation
@@ -152,7 +151,8 @@ def _candidate(row: Any) -> ReminderCandidate:
         booked_at=created_at,
         reminder_minutes=reminder_times(minutes),
         link_token=token,
-        service=consultation_name_in(service, names, locale or "en"),
+        service=service,
+        service_names=names,
         clinician=clinician,
         customer_timezone=tz or "UTC",
         customer_locale=locale or "en",

@@ -18,7 +18,7 @@ from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, plain_value, render_template
-from domain.templates.selection import select_template, whatsapp_components
+from domain.templates.selection import said_in, select_template, whatsapp_components
 from domain.vocabulary import (
     Channel,
     MessageCategory,
@@ -125,6 +125,7 @@ class OutboxPlanner:
         self._decisions: dict[tuple[object, ...], SendDecision] = {}
         self._choices: dict[tuple[object, ...], ChannelChoice] = {}
         self._renderings: dict[tuple[object, ...], _Rendering] = {}
+        self._said: dict[str, dict[str, object]] = {}
 
     def template_for(self, channel: Channel, locale: str) -> StoredTemplate | None:
         key = (channel, locale)
@@ -245,20 +246,26 @@ class OutboxPlanner:
         reads = self._template_reads(stored)
         system = self._system_values(stored, recipient)
         if reads is None:
-            return self._render_now(stored.template, self._variables_for(recipient, system))
+            return self._render_now(stored.template, self._variables_for(stored, recipient, system))
         # Campaign variables are the same for everyone, so only what the template reads from the
         # recipient (and a per-recipient link, when it has one) tells two renderings apart.
         key = (stored.id, *(getattr(recipient, name) for name in reads), *system.values())
         rendering = self._renderings.get(key)
         if rendering is None:
-            rendering = self._render_now(stored.template, self._variables_for(recipient, system))
+            rendering = self._render_now(stored.template, self._variables_for(stored, recipient, system))
             if len(self._renderings) >= RENDER_CACHE_SIZE:
                 self._renderings.clear()
             self._renderings[key] = rendering
         return rendering
 
-    def _variables_for(self, recipient: Recipient, system: Mapping[str, str]) -> dict[str, object]:
-        return {**self._variables, **recipient.template_variables(), **system}
+    def _variables_for(
+        self, stored: StoredTemplate, recipient: Recipient, system: Mapping[str, str]
+    ) -> dict[str, object]:
+        """What the template reads: the request's values in the template's language, then the recipient's."""
+        values = self._said.get(stored.template.locale)
+        if values is None:
+            values = self._said[stored.template.locale] = said_in(self._variables, stored.template.locale)
+        return {**values, **recipient.template_variables(), **system}
 
     def _system_values(self, stored: StoredTemplate, recipient: Recipient) -> dict[str, str]:
         """The values Switchboard supplies that this template reads: today the one-click unsubscribe link."""

@@ -23,7 +23,7 @@ from domain.messages.segments import MAX_SMS_CHARACTERS, sms_shape
 from domain.messages.send_decision import OutboxPlanner, choose_channel
 from domain.templates.model import MessageTemplate, TemplateError
 from domain.templates.rendering import render_template
-from domain.templates.selection import select_template
+from domain.templates.selection import said_in, select_template
 from domain.templates.trial import run_trial
 from domain.transaction import Transaction
 from domain.vocabulary import (
@@ -350,7 +350,7 @@ def _render_without_customer(
     links = policy.unsubscribe_links
     system = {"unsubscribe_url": links.example()} if links is not None else {}
     try:
-        rendered = render_template(template, {**request.variables, **system})
+        rendered = render_template(template, {**said_in(request.variables, template.locale), **system})
     except TemplateError as error:
         raise MessageRequestError(str(error)) from None
     shape = sms_shape(rendered.body) if template.channel == Channel.SMS else None

@@ -28,6 +28,27 @@ def select_template(
     )
 
 
+#: A payload key whose value says some variables again per language: `{"de": {"service": "Hautsprechstunde"},
+#: "*": {"service": "Skin consultation"}}`. The values outside it are the patient's language's; a template in
+#: another language (an English WhatsApp template where only the SMS one is German) reads its own language's
+#: entry, else the "*" one, so a message never mixes two languages.
+BY_LANGUAGE = "by_language"
+
+
+def said_in(variables: Mapping[str, object], locale: str) -> dict[str, object]:
+    """``variables`` as a template written in ``locale`` reads them (see BY_LANGUAGE), without the table."""
+    values = dict(variables)
+    table = values.pop(BY_LANGUAGE, None)
+    if not isinstance(table, Mapping):
+        return values
+    words = table.get(language_of(locale))
+    if not isinstance(words, Mapping):
+        words = table.get("*")
+    if isinstance(words, Mapping):
+        values.update({name: value for name, value in words.items() if isinstance(name, str)})
+    return values
+
+
 def whatsapp_components(
     template: MessageTemplate, variables: Mapping[str, object]
 ) -> list[dict[str, object]]:

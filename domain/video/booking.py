@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from babel.dates import format_datetime, format_skeleton
 
 from domain.audit import AuditEntry
 from domain.services import consultation_name_in
+from domain.templates.selection import BY_LANGUAGE, language_of
 from domain.video.booking_ports import (
     BookableService,
     Clinician,
@@ -88,6 +90,9 @@ class BookedConsultation:
     link: str = ""
     #: The service as the patient reads it: its name in their language, if it has one.
     patient_service_name: str = ""
+    #: The service's names by language (None: none), and False for a consultation booked without a service.
+    service_names: Mapping[str, str] | None = None
+    has_service: bool = True
 
     @property
     def ends_at(self) -> datetime:
@@ -119,6 +124,31 @@ def time_in(moment: datetime, tz: str, locale: str = "en") -> str:
         day = format_skeleton("MMMEd", local, locale="de_DE")
         return f"{day}, {local:%H:%M} Uhr {zone_said(local, 'de')}"
     return f"{format_datetime(local, 'EEE d MMM HH:mm', locale='en')} {zone_name(local)}"
+
+
+#: Languages `time_in` writes in their own way; any other reads the English form.
+DATED_LANGUAGES = ("de",)
+
+
+def said_by_language(
+    service: str | None, names: Mapping[str, str] | None, moment: datetime, tz: str, patient_locale: str
+) -> dict[str, dict[str, str]]:
+    """The service's name and the time as a template in each language says them (the payload's BY_LANGUAGE
+    table): the patient's language, each language the service is named in and each `time_in` writes, and "*"
+    (the staff name, the English time) for a template in any other."""
+    languages = {language_of(patient_locale), *DATED_LANGUAGES, *(language_of(code) for code in names or {})}
+    table = {
+        code: {
+            "service": consultation_name_in(service, names, code),
+            "appointment_time": time_in(moment, tz, code),
+        }
+        for code in sorted(languages)
+    }
+    table["*"] = {
+        "service": service if service is not None else consultation_name_in(None, None, "en"),
+        "appointment_time": time_in(moment, tz, "en"),
+    }
+    return table
 
 
 def describe_hours(hours: list[WorkingSpan], tz: str) -> str:
@@ -242,6 +272,7 @@ async def book_consultation(
             staff_timezone=clinician.timezone,
             link=patient_link(public_url, booking.link_token),
             patient_service_name=consultation_name_in(service.name, service.names, patient.locale),
+            service_names=service.names,
         )
         booked = await _tell_patient(
             uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now
@@ -509,6 +540,8 @@ def _booked(
             service.names if service is not None else None,
             patient.locale,
         ),
+        service_names=service.names if service is not None else None,
+        has_service=service is not None,
     )
 
 
@@ -534,6 +567,13 @@ async def _tell_patient(
         "starts_at": booked.starts_at.isoformat(),
         "duration_minutes": booked.duration_minutes,
         "link": booked.link,
+        BY_LANGUAGE: said_by_language(
+            booked.service_name if booked.has_service else None,
+            booked.service_names,
+            booked.starts_at,
+            patient.timezone,
+            patient.locale,
+        ),
         **extra,
     }
     await uow.notifications.add_event(event_type, key, patient.customer_id, payload, now)

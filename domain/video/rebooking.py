@@ -16,12 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from domain.audit import AuditEntry, AuditTrail
+from domain.templates.selection import BY_LANGUAGE
 from domain.transaction import Transaction
 from domain.video.booking import (
     BookingRequest,
     book_consultation,
     find_free_slots,
     reschedule_consultation,
+    said_by_language,
     time_in,
 )
 from domain.video.booking_ports import VideoBookingUnitOfWork
@@ -101,6 +103,10 @@ class ConsultationFacts:
     clinician: str
     rebook_offered_at: datetime | None = None
     link_token: str | None = None
+    #: The service's staff name (None: booked without one) and its names by language; `service` is the
+    #: name in the patient's language.
+    staff_service: str | None = None
+    service_names: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,15 @@ async def send_offer(
     offer_id, slots = await make_offer(desk, facts, channel, now)
     if offer_id is None:
         await desk.mark_offered(facts.consultation_id, now)
+    said = said_by_language(
+        facts.staff_service,
+        facts.service_names,
+        facts.scheduled_at,
+        facts.customer_timezone,
+        facts.customer_locale,
+    )
+    for code, words in said.items():
+        words["options"] = offer_lines(slots, facts.customer_timezone, code)
     payload = {
         "consultation_id": facts.consultation_id,
         "offer_id": offer_id,
@@ -252,6 +267,7 @@ async def send_offer(
         "clinician": facts.clinician,
         "appointment_time": time_in(facts.scheduled_at, facts.customer_timezone, facts.customer_locale),
         "options": offer_lines(slots, facts.customer_timezone, facts.customer_locale),
+        BY_LANGUAGE: said,
     }
     await desk.add_event(REBOOK_EVENT, key, facts.customer_id, payload, now)
     return slots

@@ -16,14 +16,16 @@ are recorded as "video.reminder_skipped" with the reason, so the send log says w
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.notifications.rules import MAX_OFFSET_MINUTES
+from domain.services import consultation_name_in
+from domain.templates.selection import BY_LANGUAGE
 from domain.transaction import Transaction
-from domain.video.booking import patient_link, time_in
+from domain.video.booking import patient_link, said_by_language, time_in
 from domain.video.model import DEFAULT_REMINDER_MINUTES
 
 REMINDER_EVENT = "video.reminder"
@@ -77,10 +79,12 @@ class ReminderCandidate:
     booked_at: datetime
     reminder_minutes: tuple[int, ...]
     link_token: str | None
+    #: The service's staff name (None: booked without one) and its names by language.
     service: str | None
     clinician: str | None
     customer_timezone: str
     customer_locale: str
+    service_names: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,18 @@ def reminder_payload(candidate: ReminderCandidate, step: ReminderStep, public_ur
         "appointment_time": time_in(
             candidate.scheduled_at, candidate.customer_timezone, candidate.customer_locale
         ),
-        "service": candidate.service or "video consultation",
+        "service": consultation_name_in(
+            candidate.service, candidate.service_names, candidate.customer_locale
+        ),
         "clinician": candidate.clinician or "your clinician",
         "link": patient_link(public_url, candidate.link_token),
+        BY_LANGUAGE: said_by_language(
+            candidate.service,
+            candidate.service_names,
+            candidate.scheduled_at,
+            candidate.customer_timezone,
+            candidate.customer_locale,
+        ),
     }
     if not step.send and step.reason:
         payload["skipped"] = step.reason

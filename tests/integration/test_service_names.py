@@ -11,7 +11,8 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 
 from api.app import create_app
-from domain.video.reminders import reminder_times
+from domain.templates.selection import BY_LANGUAGE
+from domain.video.reminders import ReminderStep, reminder_payload, reminder_times
 from storage.database import Database
 from storage.models import AuditLog, BusinessEvent, Customer, MessageTemplate, Service, VideoConsultation
 from storage.video_no_shows import SqlRebookingDesk
@@ -186,8 +187,14 @@ async def test_a_german_patient_reads_the_german_name_in_every_message_an_englis
             for who, consultation in (("clara", consultation_id), ("dan", world.later_this_week))
         }
     assert payload["service"] == "Hautsprechstunde per Video", payload
+    said = payload[BY_LANGUAGE]  # a template in another language reads the staff name, never a mix
+    assert (said["de"]["service"], said["*"]["service"]) == (
+        "Hautsprechstunde per Video",
+        "Video skin consultation",
+    )
     by_id = {c.consultation_id: c for c in candidates}
-    assert by_id[consultation_id].service == "Hautsprechstunde per Video"
+    reminded = reminder_payload(by_id[consultation_id], ReminderStep(1440, True), "https://clinic.example")
+    assert reminded["service"] == "Hautsprechstunde per Video", reminded
     assert facts["clara"] is not None and facts["clara"].service == "Hautsprechstunde per Video"
     assert facts["dan"] is not None and facts["dan"].service == "Video skin consultation"
     # Moved, then cancelled: each message names it in German too.
