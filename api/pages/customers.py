@@ -136,6 +136,7 @@ class CustomerPages(StaffPages):
                 "segment": c.segment,
                 "since": formats.day(c.created_at.astimezone(ZoneInfo(formats.timezone)).date()),
                 "erased": c.erased_at is not None,
+                "reference": c.external_ref or "—",
             }
             for c in found.rows
         ]
@@ -146,6 +147,8 @@ class CustomerPages(StaffPages):
             "communication",
             "customers",
             rows=rows,
+            # The practice's numbers get a column when the page shows any (a business without them sees none).
+            show_references=any(c.external_ref for c in found.rows),
             total=found.total,
             more_than_counted=found.more_than_counted,
             phone_examples=phone_examples(region),

@@ -45,7 +45,7 @@ class DirectorySearch:
             anywhere = [
                 contains_folded(Customer.name, self.text),
                 email,
-                Customer.external_ref == self.text.strip(),
+                func.upper(Customer.external_ref) == self.text.strip().upper(),
             ]
             if self.phone:
                 anywhere.append(Customer.phone_e164 == self.phone)
@@ -66,6 +66,8 @@ class CustomerListRow:
     segment: str
     created_at: datetime
     erased_at: datetime | None
+    #: The practice's own number for them (imported or sent by its system), if any.
+    external_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,9 @@ async def customer_list(
         found = list(await session.scalars(page))
         total = int(await session.scalar(select(func.count()).select_from(matching)) or 0)
     rows = tuple(
-        CustomerListRow(c.id, c.name, c.phone_e164, c.email, c.segment, c.created_at, c.erased_at)
+        CustomerListRow(
+            c.id, c.name, c.phone_e164, c.email, c.segment, c.created_at, c.erased_at, c.external_ref
+        )
         for c in found[:limit]
     )
     return CustomerList(rows, total, rows[-1].id if len(found) > limit else None)

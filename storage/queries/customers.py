@@ -88,7 +88,8 @@ async def customers_by_reference(
     column = {"id": Customer.id, "phone": Customer.phone_e164, "email": func.lower(Customer.email)}
     if kind == "name":
         condition = or_(
-            func.lower(Customer.name).contains(value.lower()), Customer.external_ref == value.strip()
+            func.lower(Customer.name).contains(value.lower()),
+            func.upper(Customer.external_ref) == value.strip().upper(),
         )
     else:
         condition = column[kind] == (int(value) if kind == "id" else value)
@@ -105,7 +106,7 @@ async def customers_matching(
     conditions = [
         contains_folded(Customer.name, text),
         equals_folded(Customer.email, text.strip()),
-        Customer.external_ref == text.strip(),  # the practice's own patient number, exactly
+        func.upper(Customer.external_ref) == text.strip().upper(),  # the practice's own patient number
     ]
     if phone is not None:
         conditions.append(Customer.phone_e164 == phone)

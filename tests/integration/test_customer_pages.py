@@ -485,7 +485,7 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     try:
         async with database.sessions() as session:
             customer = Customer(name="Ömer Ärztin", timezone="Europe/Berlin", locale="de_DE")
-            session.add(customer)
+            session.add_all([customer, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
             await session.commit()
             cid = customer.id
     finally:
@@ -504,7 +504,8 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     client: Client, seeded: Seeded
 ) -> None:
     """The reference an import or feed gave ("NW-P-4711") finds the patient on the customer list, in the message
-    log's filter, on the booking form and in the bot's lookups; exactly, so "NW-P-47" finds nobody by it."""
+    log's filter, on the booking form and in the bot's lookups; whole but in any case ("nw-p-4711"), so "NW-P-47"
+    finds nobody by it. The list shows it in its own column."""
     from storage.queries.customers import customers_by_reference, customers_matching
     from storage.queries.messages import message_log_customers
 
@@ -512,7 +513,7 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     try:
         async with database.sessions() as session:
             customer = Customer(name="Paula Praxis", timezone="Europe/Berlin", external_ref="NW-P-4711")
-            session.add(customer)
+            session.add_all([customer, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
             await session.commit()
             cid = customer.id
         assert [c.id for c in await customers_matching(database, " NW-P-4711 ", limit=5)] == [cid]
@@ -521,10 +522,16 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
             (cid, "Paula Praxis")
         ]
         assert await customers_matching(database, "NW-P-47", limit=5) == []
+        assert [c.id for c in await customers_matching(database, "nw-p-4711", limit=5)] == [cid]
+        assert [c.id for c in await customers_by_reference(database, "name", "Nw-P-4711")] == [cid]
     finally:
         await database.dispose()
     await sign_in(client, seeded, AGENT)
-    assert listed_ids((await client.get(LIST, params={"q": "NW-P-4711"})).text) == [cid]
+    found = (await client.get(LIST, params={"q": "nw-p-4711"})).text
+    assert listed_ids(found) == [cid]
+    assert '<th scope="col">Your reference</th>' in found and '<td class="nowrap">NW-P-4711</td>' in found
+    without = (await client.get(LIST, params={"q": "Quentin Ohnenummer"})).text
+    assert len(listed_ids(without)) == 1 and "Your reference" not in without, "no numbers shown: no column"
     booking = (await client.get("/communication/video/new", params={"patient": "NW-P-4711"})).text
     assert "Patient: <strong>Paula Praxis (#" in booking, booking[-3000:]
 
