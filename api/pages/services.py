@@ -66,9 +66,7 @@ class ServicePages(StaffPages):
     async def edit_page(self, request: Request[Any, Any, Any], service_id: FromPath[int]) -> Template:
         container = container_of(request)
         async with container.units.service_naming(read_only=True) as uow:
-            found = await uow.services.service(service_id)
-            if found is None:
-                raise NotFoundException(f"There is no service {service_id}.")
+            found = _video_service(await uow.services.service(service_id), service_id)
             languages = await _languages(uow, [found], container.settings.business_locale)
         return self._form(request, found, found.name, dict(found.names), languages)
 
@@ -103,6 +101,8 @@ class ServicePages(StaffPages):
     )
     async def update(self, request: Request[Any, Any, Any], service_id: FromPath[int]) -> Redirect | Template:
         container, staff = container_of(request), staff_of(request)
+        async with container.units.service_naming(read_only=True) as uow:
+            _video_service(await uow.services.service(service_id), service_id)
         form = await request.form()
         name = str(form.get("name", ""))[:1000]
         names = {
@@ -126,3 +126,16 @@ class ServicePages(StaffPages):
             template.status_code = 422
             return template
         return Redirect(f"{PATH}?saved={service_id}", status_code=303)
+
+
+def _video_service(found: NamedService | None, service_id: int) -> NamedService:
+    """The video service this page names, or a 404 in words: clinic visits' messages come from the clinic
+    system, in its names, so naming them here would change nothing a patient reads (the JSON API keeps them)."""
+    if found is None:
+        raise NotFoundException(f"There is no service {service_id}.")
+    if found.kind != "video":
+        raise NotFoundException(
+            f"“{found.name}” is a clinic visit: its messages come from the clinic system in the names it sends, "
+            "so it is not named here."
+        )
+    return found

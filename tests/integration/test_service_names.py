@@ -128,6 +128,26 @@ async def test_bad_names_are_refused_in_words_and_change_nothing(
     assert unknown.status_code == 404 and "There is no service 999999." in unknown.text
     too_big = await client.post(f"{PAGE}/99999999999999999999", data={"name": "x", "_csrf_token": token})
     assert too_big.status_code in (400, 404)
+    # A clinic visit is named by the clinic system: its page is not there, and a post to it changes nothing.
+    async with database.sessions() as session:
+        visit = Service(
+            code="SKIN-VISIT",
+            name="Skin check at the clinic",
+            duration_minutes=20,
+            kind="in_person",
+            price_minor=4900,
+            currency="EUR",
+        )
+        session.add(visit)
+        await session.commit()
+        visit_id = visit.id
+    shown = await client.get(f"{PAGE}/{visit_id}")
+    assert (
+        shown.status_code == 404
+        and "is a clinic visit: its messages come from the clinic system" in shown.text
+    )
+    posted = await client.post(f"{PAGE}/{visit_id}", data={"name": "Renamed", "_csrf_token": token})
+    assert posted.status_code == 404 and (await names_of(database, visit_id))[0] == "Skin check at the clinic"
 
 
 async def test_agents_cannot_name_services_and_a_form_without_csrf_is_refused(
