@@ -29,6 +29,7 @@ from domain.campaigns.model import (
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
 from domain.templates.model import TemplateRecord
+from domain.templates.selection import BY_LANGUAGE, language_of
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
 from reports.library import slug_for
 from storage.queries.campaigns import audience_size, campaign_id_by_slug
@@ -101,6 +102,56 @@ def template_needs(variants: list[TemplateRecord], name: str) -> set[str]:
     )
 
 
+_VALUE_NAME = re.compile(r"([a-z_][a-z0-9_]{0,39})(?:\[([A-Za-z]{2})\])?")
+
+
+def _read_values(
+    text: str, variants: list[TemplateRecord], template: str, errors: dict[str, str]
+) -> dict[str, Any]:
+    """The values typed as `name = value`, one a line, and `name[de] = value` for what a template in one
+    language reads instead (domain.templates.selection.BY_LANGUAGE): an offer written once in English would
+    otherwise sit in the German message too."""
+    variables: dict[str, Any] = {}
+    by_language: dict[str, dict[str, str]] = {}
+    languages = {language_of(v.locale) for v in variants if v.name == template}
+    lines = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, equals, value = line.partition("=")
+        named = _VALUE_NAME.fullmatch(key.strip())
+        if not equals or named is None:
+            errors["variables"] = (
+                f"Line {number}: write each value as name = value (names in small letters), or name[de] = value "
+                "for the German message."
+            )
+            return {}
+        name, language = named.group(1), (named.group(2) or "").lower()
+        if language and languages and language not in languages:
+            written = ", ".join(sorted(languages))
+            errors["variables"] = (
+                f"Line {number}: the template “{template}” has no {language} message (it is written in "
+                f"{written}), so {name}[{language}] would never be read."
+            )
+            return {}
+        if language:
+            by_language.setdefault(language, {})[name] = value.strip()[:500]
+        else:
+            variables[name] = value.strip()[:500]
+        lines += 1
+    if lines > MAX_VARIABLES:
+        errors["variables"] = f"At most {MAX_VARIABLES} values."
+    for language, words in sorted(by_language.items()):
+        alone = sorted(set(words) - set(variables))
+        if alone:
+            errors["variables"] = (
+                f"{alone[0]}[{language}] has no value for the other languages: write {alone[0]} = … as well."
+            )
+    if by_language:
+        variables[BY_LANGUAGE] = by_language
+    return variables
+
+
 def read_draft(
     form: Mapping[str, Any], variants: list[TemplateRecord], *, business_tz: str, now: datetime
 ) -> tuple[CampaignDraft | None, dict[str, str]]:
@@ -133,17 +184,7 @@ def read_draft(
                 errors["fallback_after"] = "Wait 1 to 10,080 minutes (a week) before falling back."
             else:
                 fallback_after = minutes
-    variables: dict[str, str] = {}
-    for number, line in enumerate(str(form["variables"]).splitlines(), start=1):
-        if not line.strip():
-            continue
-        key, equals, value = line.partition("=")
-        if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key.strip()):
-            errors["variables"] = f"Line {number}: write each value as name = value (names in small letters)."
-            break
-        variables[key.strip()] = value.strip()[:500]
-    if len(variables) > MAX_VARIABLES:
-        errors["variables"] = f"At most {MAX_VARIABLES} values."
+    variables = _read_values(str(form["variables"]), variants, str(form["template"]), errors)
     if "template" not in errors and "variables" not in errors:
         missing = sorted(template_needs(variants, form["template"]) - set(variables))
         if missing:

@@ -18,7 +18,7 @@ from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, plain_value, render_template
-from domain.templates.selection import said_in, select_template, whatsapp_components
+from domain.templates.selection import BY_LANGUAGE, said_in, select_template, whatsapp_components
 from domain.vocabulary import (
     Channel,
     MessageCategory,
@@ -341,7 +341,16 @@ def _sources(template: MessageTemplate) -> list[str]:
 
 def check_variables(variables: Mapping[str, Any]) -> None:
     """Campaign variables must be plain data a template may see, and never what Switchboard fills in."""
-    taken = sorted(SYSTEM_VARIABLES & set(variables))
+    table = variables.get(BY_LANGUAGE, {})
+    if not isinstance(table, Mapping) or not all(
+        isinstance(words, Mapping) and all(isinstance(value, str) for value in words.values())
+        for words in table.values()
+    ):
+        raise TemplateError(
+            f'{BY_LANGUAGE} gives values per language: {{"de": {{"offer": "20 % Rabatt"}}}} (texts only).'
+        )
+    named = set(variables).union(*(words for words in table.values()))
+    taken = sorted(SYSTEM_VARIABLES & named)
     if taken:
         raise TemplateError(
             f"{', '.join(taken)} is filled in by Switchboard for each recipient; leave it out of the variables."

@@ -5,46 +5,55 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from domain.templates.selection import BY_LANGUAGE
 from storage.seeding.catalogue import CLINICS, Row
 from storage.seeding.people import Customer
 from storage.seeding.plan import Calendar
 
+
+def _offer(english: str, german: str, code: str) -> dict[str, Any]:
+    """A campaign's values, the offer said in German for the German messages (BY_LANGUAGE), as a manager
+    writes `offer[de] = …` in the wizard."""
+    return {"offer": english, "code": code, BY_LANGUAGE: {"de": {"offer": german}}}
+
+
 #: month -> (template, name, variables, tags the audience needs (any), channel order)
-_PROMOS: dict[int, tuple[tuple[str, str, dict[str, str], tuple[str, ...], tuple[str, ...]], ...]] = {}
+_PROMOS: dict[int, tuple[tuple[str, str, dict[str, Any], tuple[str, ...], tuple[str, ...]], ...]] = {}
 _SKIN = ("skincare", "sensitive-skin")
 _SPRING = (
     "spring_promo",
     "Spring skin refresh",
-    {"offer": "20% off serums", "code": "SPRING20"},
+    _offer("20% off serums", "20 % Rabatt auf Seren", "SPRING20"),
     _SKIN,
     ("whatsapp", "sms", "email"),
 )
 _SUMMER = (
     "seasonal_offer",
     "Summer SPF week",
-    {"offer": "SPF 50 two for one", "code": "SUN2X1"},
+    _offer("SPF 50 two for one", "LSF 50 zum halben Preis", "SUN2X1"),
     _SKIN,
     ("whatsapp", "email", "sms"),
 )
 _VITAMIN = (
     "seasonal_offer",
     "Vitamin D for the dark months",
-    {"offer": "25% off vitamin D3", "code": "SUNNY25"},
+    _offer("25% off vitamin D3", "25 % Rabatt auf Vitamin D3", "SUNNY25"),
     ("supplements",),
     ("email", "whatsapp", "telegram"),
 )
 _VIDEO = (
     "seasonal_offer",
     "Video consultations 15% off",
-    {"offer": "15% off video consultations", "code": "VIDEO15"},
+    _offer("15% off video consultations", "15 % Rabatt auf Videosprechstunden", "VIDEO15"),
     ("video-first", "skincare"),
     ("email", "telegram", "whatsapp"),
 )
 _DEVICES = (
     "seasonal_offer",
     "Device upgrade days",
-    {"offer": "EUR 50 off LED devices", "code": "GLOW50"},
+    _offer("EUR 50 off LED devices", "50 € Rabatt auf LED-Geräte", "GLOW50"),
     ("devices",),
     ("email", "whatsapp"),
 )
@@ -54,11 +63,11 @@ for _month in range(1, 13):
 _BLACK_FRIDAY = (
     "seasonal_offer",
     "Black Friday",
-    {"offer": "30% off everything", "code": "BLACK30"},
+    _offer("30% off everything", "30 % Rabatt auf alles", "BLACK30"),
     (),
     ("whatsapp", "email", "sms", "telegram"),
 )
-_CLINIC_EVENTS = ("seasonal_offer", "Open clinic evening", {"offer": "free skin check at our open evening", "code": "OPEN"}, (), ("email", "whatsapp", "telegram"))  # fmt: skip
+_CLINIC_EVENTS = ("seasonal_offer", "Open clinic evening", _offer("free skin check at our open evening", "kostenloser Hautcheck an unserem offenen Abend", "OPEN"), (), ("email", "whatsapp", "telegram"))  # fmt: skip
 _NEWSLETTER_CHANNELS = ("email", "telegram", "whatsapp")
 #: Campaign messages go out from 10:00 in each customer's local time, paced over two and a half hours.
 SEND_FROM_MINUTE, SEND_OVER_MINUTES = 600, 150
@@ -70,7 +79,7 @@ class CampaignPlan:
     slug: str
     name: str
     template: str
-    variables: dict[str, str]
+    variables: dict[str, Any]
     tags_any: tuple[str, ...]
     segments: tuple[str, ...]
     channels: tuple[str, ...]
@@ -167,7 +176,7 @@ def draft_campaign_row(campaign_id: int, calendar: Calendar) -> Row:
         "channel_order": ["whatsapp", "email"],
         "fallback_after_minutes": 240,
         "audience": {"segments": ["vip"], "tags_any": []},
-        "variables": {"offer": "double loyalty points", "code": "VIPX2"},
+        "variables": _offer("double loyalty points", "doppelte Treuepunkte", "VIPX2"),
         "respect_quiet_hours": True,
         "scheduled_at": None,
         "planning_cursor": 0,

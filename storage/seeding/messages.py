@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.templates.selection import said_in
 from storage.message_feed import SEGMENT_FIGURES, counted_bits, segment_figures, send_day
 from storage.seeding.catalogue import BUSINESS_ADDRESS, PROVIDER_OF, Row, TemplateVariant
 from storage.seeding.people import Customer
@@ -113,9 +114,10 @@ class Messenger:
         variant = self.templates[(template, channel, customer.locale)] if template else None
         subject = None
         if variant is not None:
-            body = variant.body_format.format_map(variables or {})
+            values = said_in(variables or {}, customer.locale)
+            body = variant.body_format.format_map(values)
             if variant.subject is not None:
-                subject = variant.subject.format_map(variables or {})
+                subject = variant.subject.format_map(values)
             category = category or variant.category
         category = category or "conversational"
         row = self._base_row(message_id, customer, channel, at, "outbound", source, category, body or "")

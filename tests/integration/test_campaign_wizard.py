@@ -163,6 +163,13 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
         ({"send_date": yesterday, "send_time": "09:00"}, "send_date", "has passed"),
         ({"send_date": "2027-03-28", "send_time": "02:30"}, "send_time", "does not exist"),
         ({"countries": "AQ"}, "segments", "No customer matches"),
+        ({"variables": f"{values}\nnote[fr] = Bonjour"}, "variables", "has no fr message (it is written in"),
+        (
+            {"variables": f"{values}\nnote[de] = Hallo"},
+            "variables",
+            "note[de] has no value for the other languages",
+        ),
+        ({"variables": f"{values}\nnote[deu] = Hallo"}, "variables", "or name[de] = value for the German"),
     ]
     if values:  # the seeded template reads a value the campaign must give
         cases.append(({"variables": ""}, "variables", "needs a value for"))
@@ -277,3 +284,29 @@ async def test_the_template_list_offers_marketing_templates_first_and_service_on
     assert marketing and offered["Campaign (marketing) templates"] <= marketing
     service = offered.get("Service message templates (reminders, confirmations)", set())
     assert service and not service & marketing, service
+
+
+async def test_a_value_written_for_the_german_message_is_saved_beside_the_plain_one(
+    client: Client, seeded: Seeded
+) -> None:
+    await sign_in(client, seeded, MANAGER)
+    form = {
+        "name": "Winter skin checks",
+        "template": "seasonal_offer",
+        "channel": "email",
+        "fallback_after": "60",
+        "quiet_hours": "on",
+        "variables": "offer = 20% off winter skin checks\noffer[DE] = 20 % Rabatt auf Hautchecks\ncode = WINTER20",
+        "action": "save",
+    }
+    saved = await post_form(client, WIZARD, WIZARD, form)
+    assert saved.status_code == 303, saved.text[-1500:]
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        stored = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == "winter-skin-checks"))
+    await database.dispose()
+    assert stored is not None and stored.variables == {
+        "offer": "20% off winter skin checks",
+        "code": "WINTER20",
+        "by_language": {"de": {"offer": "20 % Rabatt auf Hautchecks"}},
+    }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from domain.campaigns.model import CampaignDraft
+from domain.campaigns.model import CampaignDraft, CampaignError
 from domain.campaigns.use_cases import (
     campaign_progress,
     cancel_campaign,
@@ -23,6 +23,7 @@ from domain.campaigns.use_cases import (
     resume_campaign,
 )
 from domain.consent.ledger import record_consent
+from domain.templates.selection import BY_LANGUAGE
 from domain.vocabulary import Channel, ConsentStatus
 from storage.campaigns import SqlCampaignUnitOfWork
 from storage.database import Database
@@ -223,6 +224,47 @@ async def test_planning_in_batches_gives_each_eligible_customer_exactly_one_row(
         assert campaign is not None
         assert (campaign.planned_count, campaign.excluded_count, campaign.planning_done) == (3, 2, True)
         assert campaign.planning_cursor == ids["eve"]
+
+
+async def test_a_value_given_in_german_is_read_by_the_german_message_and_the_english_one_keeps_its_own(
+    database: Database,
+) -> None:
+    """`offer[de] = …` in the wizard (BY_LANGUAGE here): the German SMS reads it, the English SMS the plain
+    value, and a German patient reached by a template written only in English reads the English value too."""
+    await add_templates(database)
+    async with database.sessions() as session:
+        session.add(
+            MessageTemplate(
+                name="spring_sale",
+                channel="sms",
+                locale="de",
+                category="marketing",
+                body="Hallo {{ first_name }}, {{ offer }}. Abmelden mit STOP.",
+                variables=["first_name", "offer"],
+            )
+        )
+        await session.commit()
+    anna = await add_customer(database, "Anna Berg", phone="+4915100000021")
+    ben = await add_customer(database, "Ben Hill", phone="+4915100000022")
+    clara = await add_customer(database, "Clara Vogel", email="clara@example.com")
+    async with database.sessions() as session:
+        await session.execute(update(Customer).where(Customer.id.in_([anna, clara])).values(locale="de-DE"))
+        await session.commit()
+    offer = {"offer": "20% off all lenses", BY_LANGUAGE: {"de": {"offer": "20 % Rabatt auf alle Linsen"}}}
+    bodies: dict[tuple[str, int], str] = {}
+    for slug, order in (("by-sms", [Channel.SMS]), ("by-email", [Channel.EMAIL])):
+        campaign_id = await new_campaign(database, slug=slug, channel_order=order, variables=offer)
+        uow = SqlCampaignUnitOfWork(database)
+        await launch_campaign(uow, campaign_id, NOW)
+        while not (await plan_campaign_batch(uow, campaign_id, 10, now=NOW)).done:
+            pass
+        for row in await outbox_rows(database, campaign_id):
+            bodies[(row.channel, row.customer_id)] = f"{row.subject or ''}|{row.body}"
+    assert bodies[("sms", anna)] == "|Hallo Anna, 20 % Rabatt auf alle Linsen. Abmelden mit STOP."
+    assert bodies[("sms", ben)] == "|Hi Ben, 20% off all lenses. Reply STOP to opt out."
+    assert bodies[("email", clara)] == "20% off all lenses|Dear Clara Vogel, 20% off all lenses."
+    with pytest.raises(CampaignError, match="gives values per language"):
+        await new_campaign(database, slug="bad", variables={"offer": "x", BY_LANGUAGE: {"de": "y"}})
 
 
 async def test_a_crash_before_the_cursor_commit_loses_and_duplicates_nothing(
