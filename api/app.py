@@ -79,7 +79,7 @@ async def favicon() -> Redirect:
 def create_app(settings: Settings, container: Container | None = None) -> Litestar:
     """The web app for `settings`; pass `container` to share one already built (tests, `serve` with a worker)."""
     built = container or build_container(settings)
-    if built.slack_app is None:  # a container built by the caller may carry its own front ends
+    if built.slack_app is None and not built.front_ends_installed:  # the caller may have built its own
         built.install_staff_front_ends()
 
     worker = BackgroundServices(built, role="web") if settings.worker_in_process else None

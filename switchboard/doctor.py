@@ -303,6 +303,12 @@ class Doctor:
         from providers.telegram.client import telegram_bot
 
         settings = self.settings
+        if not settings.telegram_bot_token.get_secret_value().strip():
+            return [
+                skip(
+                    "telegram", "no SWITCHBOARD_TELEGRAM_BOT_TOKEN: Telegram is off (customers and staff bot)"
+                )
+            ]
         bot = telegram_bot(
             settings.telegram_bot_token.get_secret_value(),
             settings.telegram_base_url,

@@ -330,6 +330,15 @@ class Settings(BaseSettings):
         return f"http://{SANDBOX_HOST}:{self.sandbox_port}"
 
     @property
+    def slack_configured(self) -> bool:
+        """Whether the Slack bot is on: a bot token and a signing secret (a business without Slack leaves them
+        empty; /slack/events then answers 503)."""
+        return bool(
+            self.slack_bot_token.get_secret_value().strip()
+            and self.slack_signing_secret.get_secret_value().strip()
+        )
+
+    @property
     def is_production(self) -> bool:
         return self.environment == "production"
 

@@ -57,6 +57,7 @@ class Container:
     clock: Clock = utc_now
     #: The staff chat front ends, once `install_staff_front_ends` ran (POST /slack/events, /webhooks/telegram).
     slack_app: AsyncApp | None = None
+    front_ends_installed: bool = False
     telegram_staff: TelegramStaffBot | None = None
     #: The delivery dispatcher of this process's background worker, when it runs one.
     dispatcher: Dispatcher | None = None
@@ -184,7 +185,10 @@ class Container:
     def install_staff_front_ends(self) -> StaffCommandRunner:
         """Builds the Slack app and the Telegram staff bot over one command runner (once, at start-up)."""
         runner = StaffCommandRunner(self.command_context())
-        self.slack_app = build_slack_app(self.settings, runner, threads=self.slack_threads)
+        self.front_ends_installed = True
+        if self.settings.slack_configured:
+            # Without a bot token and signing secret the Slack bot is off: /slack/events answers 503.
+            self.slack_app = build_slack_app(self.settings, runner, threads=self.slack_threads)
         self.telegram_staff = build_telegram_staff(self.settings, runner, self.telegram_conversations)
         self.closers.append(self.telegram_staff.close)
         return runner

@@ -426,3 +426,46 @@ async def test_the_retention_pass_keeps_the_partitions_once_and_logs_the_boundar
     said = caplog.text
     assert f"retention: dropped 1 created before {two_back:%Y-%m-%d} with their status history" in said
     assert f"kept from {two_back:%Y-%m} on: a message created then is still to be sent" in said
+
+
+async def test_a_business_without_slack_or_telegram_starts_its_web_and_worker_and_is_told_they_are_off(
+    database_url: str,
+) -> None:
+    """The example environment file leaves the Slack and Telegram tokens empty: every process still starts,
+    Slack's endpoint says it is off, and a report or message for Telegram fails in words, calling nobody."""
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from reports.destinations import DeliveryFailed, RenderedReport
+    from switchboard.background import report_destinations
+
+    settings = Settings(
+        database_url=database_url,
+        business_timezone=TZ,
+        slack_bot_token="",  # type: ignore[arg-type]
+        slack_signing_secret="",  # type: ignore[arg-type]
+        telegram_bot_token="",  # type: ignore[arg-type]
+    )
+    assert not settings.slack_configured
+    async with AsyncTestClient(create_app(settings)) as web:
+        assert (await web.get("/healthz")).status_code == 200
+        slack = await web.post("/slack/events", content=b"{}")
+        assert slack.status_code == 503 and "Slack is not configured" in slack.text
+    container = build_container(settings)
+    worker = BackgroundServices(container)
+    await worker.start()
+    await worker.stop()
+    telegram = report_destinations(container)["telegram"]
+    report = RenderedReport(
+        title="Revenue",
+        summary="Revenue was €1.",
+        png=None,
+        csv=None,
+        due_at=datetime.now(UTC),
+        late=False,
+        filename_stem="revenue",
+        figures="Revenue: €1",
+    )
+    with pytest.raises(DeliveryFailed, match="Telegram is off: SWITCHBOARD_TELEGRAM_BOT_TOKEN is empty"):
+        await telegram.deliver("12345", report)
+    await container.close()
