@@ -114,7 +114,6 @@ def _read_values(
     variables: dict[str, Any] = {}
     by_language: dict[str, dict[str, str]] = {}
     languages = {language_of(v.locale) for v in variants if v.name == template}
-    lines = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -127,6 +126,12 @@ def _read_values(
             )
             return {}
         name, language = named.group(1), (named.group(2) or "").lower()
+        if name == BY_LANGUAGE:
+            errors["variables"] = (
+                f"Line {number}: “{BY_LANGUAGE}” is Switchboard's own name; write name[de] = value for a "
+                "German value."
+            )
+            return {}
         if language and languages and language not in languages:
             written = ", ".join(sorted(languages))
             errors["variables"] = (
@@ -138,8 +143,7 @@ def _read_values(
             by_language.setdefault(language, {})[name] = value.strip()[:500]
         else:
             variables[name] = value.strip()[:500]
-        lines += 1
-    if lines > MAX_VARIABLES:
+    if len(variables.keys() | {n for words in by_language.values() for n in words}) > MAX_VARIABLES:
         errors["variables"] = f"At most {MAX_VARIABLES} values."
     for language, words in sorted(by_language.items()):
         alone = sorted(set(words) - set(variables))

@@ -3,6 +3,7 @@ rendering and cost. Campaigns, notification rules and a staff member's chat repl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
 from domain.templates.rendering import parse_template, plain_value, render_template
-from domain.templates.selection import BY_LANGUAGE, said_in, select_template, whatsapp_components
+from domain.templates.selection import BY_LANGUAGE, language_of, said_in, select_template, whatsapp_components
 from domain.vocabulary import (
     Channel,
     MessageCategory,
@@ -349,6 +350,16 @@ def check_variables(variables: Mapping[str, Any]) -> None:
         raise TemplateError(
             f'{BY_LANGUAGE} gives values per language: {{"de": {{"offer": "20 % Rabatt"}}}} (texts only).'
         )
+    for code, words in table.items():
+        if code != "*" and not re.fullmatch(r"[a-z]{2,3}", str(code)):
+            raise TemplateError(
+                f"“{code}” in {BY_LANGUAGE} is not a language: write its code in small letters ({language_of(str(code)) or 'de'})."
+            )
+        alone = sorted(set(words) - set(variables))
+        if alone:
+            raise TemplateError(
+                f"{alone[0]} is given for “{code}” only: give {alone[0]} for the other languages too."
+            )
     named = set(variables).union(*(words for words in table.values()))
     taken = sorted(SYSTEM_VARIABLES & named)
     if taken:

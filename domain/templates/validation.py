@@ -15,6 +15,7 @@ from domain.templates.rendering import (
     render_template,
     template_globals,
 )
+from domain.templates.selection import BY_LANGUAGE
 from domain.vocabulary import Channel, MessageCategory
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
@@ -94,6 +95,10 @@ def _shape_problems(template: MessageTemplate) -> list[str]:
     bad_names = [name for name in template.variables if not _VARIABLE_NAME.match(name)]
     if bad_names:
         problems.append(f"These variable names are not valid: {_names(bad_names)}.")
+    if BY_LANGUAGE in template.variables:
+        problems.append(
+            f"“{BY_LANGUAGE}” is the name Switchboard gives values per language; call the variable otherwise."
+        )
     duplicates = sorted({name for name in template.variables if template.variables.count(name) > 1})
     if duplicates:
         problems.append(f"These variables are declared more than once: {_names(duplicates)}.")

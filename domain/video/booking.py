@@ -131,23 +131,29 @@ DATED_LANGUAGES = ("de",)
 
 
 def said_by_language(
-    service: str | None, names: Mapping[str, str] | None, moment: datetime, tz: str, patient_locale: str
+    service: str | None,
+    names: Mapping[str, str] | None,
+    moment: datetime,
+    tz: str,
+    patient_locale: str,
+    *,
+    previous: datetime | None = None,
 ) -> dict[str, dict[str, str]]:
-    """The service's name and the time as a template in each language says them (the payload's BY_LANGUAGE
-    table): the patient's language, each language the service is named in and each `time_in` writes, and "*"
-    (the staff name, the English time) for a template in any other."""
+    """The service's name and the time (and a moved consultation's `previous_time`) as a template in each
+    language says them (the payload's BY_LANGUAGE table): the patient's language, each language the service is
+    named in and each `time_in` writes, and "*" for a template in any other: the English name if the service
+    has one, else the staff name, and the English time."""
     languages = {language_of(patient_locale), *DATED_LANGUAGES, *(language_of(code) for code in names or {})}
-    table = {
-        code: {
-            "service": consultation_name_in(service, names, code),
-            "appointment_time": time_in(moment, tz, code),
+    table: dict[str, dict[str, str]] = {}
+    for code in [*sorted(languages), "*"]:
+        reader = "en" if code == "*" else code
+        words = {
+            "service": consultation_name_in(service, names, reader),
+            "appointment_time": time_in(moment, tz, reader),
         }
-        for code in sorted(languages)
-    }
-    table["*"] = {
-        "service": service if service is not None else consultation_name_in(None, None, "en"),
-        "appointment_time": time_in(moment, tz, "en"),
-    }
+        if previous is not None:
+            words["previous_time"] = time_in(previous, tz, reader)
+        table[code] = words
     return table
 
 
@@ -323,7 +329,6 @@ async def reschedule_consultation(
         )
         moved = await _consultation(uow, consultation_id)
         booked = _booked(moved, patient, clinician, service, public_url)
-        previous = time_in(current.starts_at, patient.timezone, patient.locale)
         booked = await _tell_patient(
             uow,
             VIDEO_RESCHEDULED,
@@ -331,7 +336,7 @@ async def reschedule_consultation(
             booked,
             patient,
             now,
-            previous_time=previous,
+            previous_starts_at=current.starts_at,
         )
         _audit(
             uow,
@@ -371,7 +376,7 @@ async def cancel_consultation(
         booked = _booked(cancelled, patient, clinician, service, public_url)
         extra = {"reason": reason} if reason else {}
         booked = await _tell_patient(
-            uow, VIDEO_CANCELLED, f"{VIDEO_CANCELLED}:{consultation_id}", booked, patient, now, **extra
+            uow, VIDEO_CANCELLED, f"{VIDEO_CANCELLED}:{consultation_id}", booked, patient, now, extra=extra
         )
         _audit(uow, actor, via, "video.cancel", booked, {"reason": reason} if reason else {})
         await uow.commit()
@@ -552,7 +557,9 @@ async def _tell_patient(
     booked: BookedConsultation,
     patient: Patient,
     now: datetime,
-    **extra: str,
+    *,
+    previous_starts_at: datetime | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> BookedConsultation:
     """A business event the notification rules turn into a message on the patient's channel. The payload
     has no `appointment_at`: that would make the rules send it at the consultation's time, not now. The
@@ -573,9 +580,12 @@ async def _tell_patient(
             booked.starts_at,
             patient.timezone,
             patient.locale,
+            previous=previous_starts_at,
         ),
-        **extra,
+        **(extra or {}),
     }
+    if previous_starts_at is not None:
+        payload["previous_time"] = time_in(previous_starts_at, patient.timezone, patient.locale)
     await uow.notifications.add_event(event_type, key, patient.customer_id, payload, now)
     channel, why = await uow.notifications.reaching_channel(event_type, patient.customer_id, at=now)
     return replace(booked, customer_channel=channel, customer_channel_why=why)

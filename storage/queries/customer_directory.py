@@ -41,11 +41,11 @@ class DirectorySearch:
                 if self.whole_emails
                 else equals_folded(Customer.email, self.text)
             )
-            # The practice's own patient number ("NW-C0000005") finds its patient, exactly.
+            # The practice's own patient number ("NW-C0000005") finds its patient, whole, in any case.
             anywhere = [
                 contains_folded(Customer.name, self.text),
                 email,
-                func.upper(Customer.external_ref) == self.text.strip().upper(),
+                equals_folded(Customer.external_ref, self.text.strip()),
             ]
             if self.phone:
                 anywhere.append(Customer.phone_e164 == self.phone)

@@ -83,13 +83,13 @@ class CustomerPreferences:
 async def customers_by_reference(
     database: Database, kind: str, value: str, *, limit: int = 6
 ) -> list[CustomerName]:
-    """Customers matching an id, an E.164 phone, an email (any case), part of a name or, exactly, the practice's
-    own patient number, by id."""
+    """Customers matching an id, an E.164 phone, an email (any case), part of a name or the practice's own
+    patient number (whole, in any case), by id."""
     column = {"id": Customer.id, "phone": Customer.phone_e164, "email": func.lower(Customer.email)}
     if kind == "name":
         condition = or_(
             func.lower(Customer.name).contains(value.lower()),
-            func.upper(Customer.external_ref) == value.strip().upper(),
+            equals_folded(Customer.external_ref, value.strip()),
         )
     else:
         condition = column[kind] == (int(value) if kind == "id" else value)
@@ -106,7 +106,7 @@ async def customers_matching(
     conditions = [
         contains_folded(Customer.name, text),
         equals_folded(Customer.email, text.strip()),
-        func.upper(Customer.external_ref) == text.strip().upper(),  # the practice's own patient number
+        equals_folded(Customer.external_ref, text.strip()),  # the practice's own patient number, in any case
     ]
     if phone is not None:
         conditions.append(Customer.phone_e164 == phone)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
@@ -217,7 +217,7 @@ def _customer_condition(
         contains_folded(Customer.email, text)
         if whole_contacts
         else equals_folded(Customer.email, text.strip()),
-        func.upper(Customer.external_ref) == text.strip().upper(),  # the practice's own patient number
+        equals_folded(Customer.external_ref, text.strip()),  # the practice's own patient number, in any case
     ]
     if compact.isascii() and compact.isdigit() and len(compact) < 19:
         conditions.append(Customer.id == int(compact))

@@ -170,6 +170,11 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
             "note[de] has no value for the other languages",
         ),
         ({"variables": f"{values}\nnote[deu] = Hallo"}, "variables", "or name[de] = value for the German"),
+        (
+            {"variables": f"{values}\nby_language = x"},
+            "variables",
+            "write name[de] = value for a German value",
+        ),
     ]
     if values:  # the seeded template reads a value the campaign must give
         cases.append(({"variables": ""}, "variables", "needs a value for"))

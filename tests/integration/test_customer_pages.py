@@ -485,7 +485,8 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     try:
         async with database.sessions() as session:
             customer = Customer(name="Ömer Ärztin", timezone="Europe/Berlin", locale="de_DE")
-            session.add_all([customer, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
+            umlaut = Customer(name="Jürgen Ümlaut", timezone="Europe/Berlin", external_ref="PRAXIS-Ü7")
+            session.add_all([customer, umlaut, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
             await session.commit()
             cid = customer.id
     finally:
@@ -513,7 +514,8 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     try:
         async with database.sessions() as session:
             customer = Customer(name="Paula Praxis", timezone="Europe/Berlin", external_ref="NW-P-4711")
-            session.add_all([customer, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
+            umlaut = Customer(name="Jürgen Ümlaut", timezone="Europe/Berlin", external_ref="PRAXIS-Ü7")
+            session.add_all([customer, umlaut, Customer(name="Quentin Ohnenummer", timezone="Europe/Berlin")])
             await session.commit()
             cid = customer.id
         assert [c.id for c in await customers_matching(database, " NW-P-4711 ", limit=5)] == [cid]
@@ -524,6 +526,8 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
         assert await customers_matching(database, "NW-P-47", limit=5) == []
         assert [c.id for c in await customers_matching(database, "nw-p-4711", limit=5)] == [cid]
         assert [c.id for c in await customers_by_reference(database, "name", "Nw-P-4711")] == [cid]
+        for typed in ("PRAXIS-Ü7", "praxis-ü7"):
+            assert [c.id for c in await customers_matching(database, typed, limit=5)] == [umlaut.id], typed
     finally:
         await database.dispose()
     await sign_in(client, seeded, AGENT)

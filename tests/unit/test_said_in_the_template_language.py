@@ -57,6 +57,13 @@ def test_the_table_names_the_service_and_time_in_each_language_and_the_staff_nam
     }
     assert table["fr"]["service"] == "Video skin consultation", "no French name: the staff name"
     assert table["*"] == {"service": "Video skin consultation", "appointment_time": "Thu 10 Dec 10:30 CET"}
+    english = said_by_language("Hautsprechstunde", {"en": "Skin consultation"}, STARTS, "Europe/Berlin", "fr")
+    assert english["*"]["service"] == "Skin consultation", "a German business's English name reads in English"
+    moved = said_by_language("X", None, STARTS, "Europe/Berlin", "de", previous=STARTS.replace(hour=8))
+    assert (moved["de"]["previous_time"], moved["*"]["previous_time"]) == (
+        "Do., 10. Dez., 09:30 Uhr MEZ",
+        "Thu 10 Dec 09:30 CET",
+    )
     unnamed = said_by_language(None, None, STARTS, "Europe/Berlin", "de")
     assert (unnamed["de"]["service"], unnamed["*"]["service"]) == ("Videosprechstunde", "video consultation")
 
@@ -111,3 +118,38 @@ def test_a_german_patient_reads_german_by_sms_and_english_through_an_english_onl
         "Video skin consultation",
         "Thu 10 Dec 10:30 CET",
     ]
+
+
+def test_values_per_language_are_refused_unless_keyed_by_a_language_code_beside_a_plain_value() -> None:
+    import pytest
+
+    from domain.messages.send_decision import check_variables
+    from domain.templates.model import TemplateError
+    from domain.templates.validation import validate_template
+
+    check_variables({"offer": "20% off", BY_LANGUAGE: {"de": {"offer": "20 % Rabatt"}, "*": {"offer": "x"}}})
+    for table, words in (
+        (
+            {"DE": {"offer": "y"}},
+            "“DE” in by_language is not a language: write its code in small letters \\(de\\)",
+        ),
+        ({"de-DE": {"offer": "y"}}, "write its code in small letters \\(de\\)"),
+        ({"de": {"note": "y"}}, "note is given for “de” only: give note for the other languages too"),
+        ({"de": {"unsubscribe_url": "y"}}, "is given for “de” only"),
+        ({"de": "y"}, "by_language gives values per language"),
+    ):
+        with pytest.raises(TemplateError, match=words):
+            check_variables({"offer": "x", BY_LANGUAGE: table})
+    with pytest.raises(TemplateError, match="filled in by Switchboard"):
+        check_variables({"offer": "x", "unsubscribe_url": "u", BY_LANGUAGE: {"de": {"unsubscribe_url": "y"}}})
+    with pytest.raises(TemplateError, match="the name Switchboard gives values per language"):
+        validate_template(
+            MessageTemplate(
+                name="t",
+                channel=Channel.SMS,
+                locale="en",
+                body="{{ by_language }}",
+                category=MessageCategory.MARKETING,
+                variables=("by_language",),
+            )
+        )
