@@ -461,15 +461,26 @@ def row_country(values: list[str], columns: ColumnMap) -> str:
 
 def read_phone(raw: str, country: str, default_region: str) -> PhoneReading:
     """A row's number: one without +code is read as one of the row's own `country` (a clinic group's list
-    may hold patients of several countries), and if it is none of that country's (a Swiss resident's German
-    mobile), as one of `default_region`'s. The reason, when neither, names the row's country."""
+    may hold patients of several countries), and if it is none of that country's, as a mobile of
+    `default_region`'s (a Swiss resident's German mobile). Not as a landline: "07700 900123" beside UK is a
+    mistyped British number, not a German landline in area 07700. The reason, when none, names the row's
+    country."""
     if not country or country == default_region:
         return normalise_phone(raw, default_region)
     theirs = normalise_phone(raw, country)
     if not isinstance(theirs, str):
         return theirs
     ours = normalise_phone(raw, default_region)
-    return theirs if isinstance(ours, str) else ours
+    return ours if not isinstance(ours, str) and _is_mobile(ours[0]) else theirs
+
+
+_MOBILE_TYPES = frozenset(
+    {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
+)
+
+
+def _is_mobile(e164: str) -> bool:
+    return phonenumbers.number_type(phonenumbers.parse(e164)) in _MOBILE_TYPES
 
 
 def normalise_phones(numbers: list[tuple[str, str]], default_region: str) -> list[PhoneReading | None]:

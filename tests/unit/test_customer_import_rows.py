@@ -13,6 +13,7 @@ from domain.customers.importing import (
     Rejected,
     RowRules,
     normalise_phone,
+    read_phone,
     read_row,
     region_of,
 )
@@ -272,3 +273,16 @@ def test_a_row_from_another_country_gets_that_countrys_zone_when_it_has_one() ->
     assert isinstance(german, ImportRow) and german.zone_guessed == "Europe/Berlin", (
         "Busingen keeps Berlin's time"
     )
+
+
+def test_a_number_wrong_for_the_rows_country_is_read_as_the_businesss_only_when_it_is_a_mobile_there() -> (
+    None
+):
+    """A Swiss resident's German mobile is one; "07700 900123" beside UK is a mistyped British number, not the
+    German landline it would make in area 07700, and is left out with the row's country named."""
+    assert read_phone("0151 23456789", "CH", "DE") == ("+4915123456789", "DE")
+    assert read_phone("044 668 18 00", "CH", "DE") == ("+41446681800", "CH")
+    assert read_phone("07700 900123", "GB", "DE") == (
+        "'07700 900123' is not a valid GB number: check its digits (a number from another country needs its +code)"
+    )
+    assert isinstance(read_phone("030 1234567", "CH", "DE"), str), "a German landline is not guessed"
