@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from domain.customers.importing import normalise_phone
 from storage.database import Database
 from storage.models import (
     Appointment,
@@ -71,8 +72,14 @@ def _rows(records: Any, model: type[Any]) -> list[dict[str, Any]]:
 
 
 async def find_customer(
-    database: Database, *, customer_id: int | None, email: str | None, phone: str | None
+    database: Database,
+    *,
+    customer_id: int | None,
+    email: str | None,
+    phone: str | None,
+    region: str = "",
 ) -> int:
+    """The one customer an id, an email or a phone number (as people write it, read in `region`) names."""
     query = select(Customer.id)
     if customer_id is not None:
         query = query.where(Customer.id == customer_id)
@@ -81,16 +88,21 @@ async def find_customer(
         query = query.where(Customer.email == email.strip().lower())
         asked = f"email {email}"
     elif phone:
-        query = query.where(Customer.phone_e164 == phone.strip())
-        asked = f"phone {phone}"
+        reading = normalise_phone(phone.strip(), region) if region else None
+        e164 = reading[0] if isinstance(reading, tuple) else phone.strip()
+        query = query.where(Customer.phone_e164 == e164)
+        asked = f"phone {e164}"
     else:
         raise NoSuchCustomer("name the customer: an id, --email or --phone")
     async with database.read_sessions() as session:
-        found = list(await session.scalars(query.order_by(Customer.id).limit(2)))
+        found = list(await session.scalars(query.order_by(Customer.id).limit(6)))
     if not found:
         raise NoSuchCustomer(f"no customer has {asked}")
     if len(found) > 1:
-        raise NoSuchCustomer(f"more than one customer has {asked}: give the customer's id instead")
+        ids = ", ".join(f"#{i}" for i in found[:5]) + (" and more" if len(found) > 5 else "")
+        raise NoSuchCustomer(
+            f"more than one customer has {asked} (a family may share one): {ids}; give the customer's id instead"
+        )
     return found[0]
 
 

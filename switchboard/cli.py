@@ -1059,7 +1059,9 @@ def customer_export(
     async def export(database: Any) -> Any:
         await require_migrated(database)
         try:
-            found = await find_customer(database, customer_id=customer_id, email=email, phone=phone)
+            found = await find_customer(
+                database, customer_id=customer_id, email=email, phone=phone, region=settings.phone_region
+            )
             bundle = await customer_bundle(database, found)
         except NoSuchCustomer as missing:
             raise StartupError(str(missing)) from None
@@ -1099,7 +1101,9 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
     async def erase(database: Any) -> Any:
         await require_migrated(database)
         try:
-            found = await find_customer(database, customer_id=customer_id, email=email, phone=phone)
+            found = await find_customer(
+                database, customer_id=customer_id, email=email, phone=phone, region=settings.phone_region
+            )
             if not yes:
                 async with database.read_sessions() as session:
                     who = await session.get(Customer, found)

@@ -116,3 +116,31 @@ def test_the_bundle_holds_every_row_about_the_customer_and_the_export_is_audited
     nobody = runner.invoke(cli, ["customer", "export", "--email", "nobody@nowhere.example"])
     assert nobody.exit_code == 2 and "no customer has email nobody@nowhere.example" in nobody.output
     assert not (tmp_path / "x.zip").exists()
+
+
+async def test_a_phone_number_is_read_as_people_write_it_and_a_shared_one_names_whose_it_is(
+    database: Database,
+) -> None:
+    """`--phone "0151 23456789"` finds the patient stored as +4915123456789; a family's shared mobile lists
+    the customers who have it, so the operator can give an id."""
+    from storage.customer_export import NoSuchCustomer, find_customer
+    from storage.models import Customer
+
+    async with database.sessions() as session:
+        mother = Customer(name="Mara Klein", phone_e164="+4915123456789", timezone="Europe/Berlin")
+        alone = Customer(name="Otto Solo", phone_e164="+4915100000077", timezone="Europe/Berlin")
+        session.add_all([mother, alone])
+        await session.commit()
+        found = await find_customer(
+            database, customer_id=None, email=None, phone="0151 00000077", region="DE"
+        )
+        assert found == alone.id
+        son = Customer(name="Tim Klein", phone_e164="+4915123456789", timezone="Europe/Berlin")
+        session.add(son)
+        await session.commit()
+        with pytest.raises(NoSuchCustomer) as shared:
+            await find_customer(database, customer_id=None, email=None, phone="0151 23456789", region="DE")
+    assert str(shared.value) == (
+        f"more than one customer has phone +4915123456789 (a family may share one): #{mother.id}, #{son.id}; "
+        "give the customer's id instead"
+    )
