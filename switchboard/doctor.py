@@ -78,8 +78,10 @@ class Doctor:
         timeout = aiohttp.ClientTimeout(total=self.wait_seconds, connect=min(5.0, self.wait_seconds))
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
+            # The database first and alone: timed while the providers' checks load their clients, its
+            # round trip read seconds on an idle server.
+            database = await self._bounded("database", self.database_and_schema)
             checks: list[tuple[str, Callable[[], Awaitable[list[Finding]]]]] = [
-                ("database", self.database_and_schema),
                 ("configuration", self.configuration),
                 ("twilio", self.twilio),
                 ("whatsapp", self.whatsapp),
@@ -89,7 +91,7 @@ class Doctor:
                 ("public url", self.public_url),
             ]
             found = await asyncio.gather(*(self._bounded(name, check) for name, check in checks))
-            findings = [finding for group in found for finding in group]
+            findings = database + [finding for group in found for finding in group]
             findings.append(self.clock())
         return findings
 
@@ -476,8 +478,16 @@ class Doctor:
                     "point the proxy at the web processes (deploy/nginx/switchboard.conf)",
                 )
             ]
-        scheme = "" if url.startswith("https://") or not self.settings.is_production else " (not HTTPS!)"
-        return [ok("public url", f"{url} answers{scheme}")]
+        if self.settings.is_production and not url.startswith("https://"):
+            return [
+                fail(
+                    "public url",
+                    f"{url} answers, but over plain HTTP: Telegram and Meta send webhooks over HTTPS only",
+                    "put TLS in front (docs/operations.md, TLS and the public URL) and set "
+                    "SWITCHBOARD_PUBLIC_URL to the https:// address",
+                )
+            ]
+        return [ok("public url", f"{url} answers")]
 
     def clock(self) -> Finding:
         if not self.clocks:

@@ -126,8 +126,16 @@ def test_unreachable_providers_fail_fast_and_say_where(demo: Demo) -> None:
 
 
 def test_production_with_the_sandbox_on_is_named(demo: Demo) -> None:
-    done = doctor(demo, SWITCHBOARD_ENVIRONMENT="production")
+    done = doctor(demo, SWITCHBOARD_ENVIRONMENT="production", SWITCHBOARD_TELEGRAM_BOT_TOKEN="")
     found = lines(done.stdout)
     assert done.returncode == 1
     assert found["production"][0] == "FAIL"
     assert "SWITCHBOARD_SANDBOX must be 0 in production" in found["production"][1]
+    # The demo answers over plain HTTP, which no provider calls in production.
+    assert found["public url"][0] == "FAIL" and "over plain HTTP" in found["public url"][1]
+    assert "SWITCHBOARD_PUBLIC_URL to the https:// address" in found["public url"][1]
+    # A business without Telegram leaves the token empty: skipped, not failed.
+    assert found["telegram"] == (
+        "skip",
+        "no SWITCHBOARD_TELEGRAM_BOT_TOKEN: Telegram is off (customers and staff bot)",
+    )
