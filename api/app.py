@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from litestar import Litestar, Router, get
@@ -36,6 +37,8 @@ from switchboard.background import BackgroundServices
 from switchboard.logs import formatter_config
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
+
+log = logging.getLogger("switchboard.web")
 
 HERE = Path(__file__).parent
 #: Machine-to-machine routes carry their own authentication; only the dashboard's form posts need CSRF tokens.
@@ -89,6 +92,8 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             await worker.start()
 
     async def close_container() -> None:
+        # Reached on SIGTERM once the server has answered the requests already read (webhooks included).
+        log.info("web process stopping: requests in flight were answered")
         if worker is not None:
             await worker.stop()
         if container is None:  # only close what this app built

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,9 @@ from switchboard.video_watch import NO_SHOW_TICK_SECONDS, REMINDER_TICK_SECONDS,
 from switchboard.wiring import Container
 
 log = logging.getLogger(__name__)
+#: How long a stopping worker waits for its jobs; systemd's TimeoutStopSec and compose's stop_grace_period
+#: leave more.
+STOP_WAIT_SECONDS = 30
 
 #: Seconds of campaign planning per worker tick, per campaign (batches are never cut short).
 PLANNING_BUDGET = 5.0
@@ -206,12 +210,33 @@ class BackgroundServices:
         return ReportScheduler(runner, interval_seconds=REPORT_TICK_SECONDS)
 
     async def stop(self) -> None:
+        began = time.monotonic()
+        if self._tasks:
+            log.info(
+                "%s stopping: sends already handed to a provider are seen through and recorded, "
+                "the rest go back unsent for another worker",
+                self.worker_id,
+            )
         self._stop.set()
         if self._scheduler is not None:
             self._scheduler.stop()
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=30)
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_WAIT_SECONDS)
             await self._say_stopped()
+            stats = self.container.dispatcher.stats if self.container.dispatcher is not None else None
+            log.info(
+                "%s stopped in %.1f s: %s%s",
+                self.worker_id,
+                time.monotonic() - began,
+                (
+                    f"{stats.accepted:,} sent and {stats.held:,} put back unsent since it started"
+                    if stats is not None
+                    else "no sends"
+                ),
+                f"; still running after {STOP_WAIT_SECONDS} s: {', '.join(sorted(t.get_name() for t in pending))}"
+                if pending
+                else "",
+            )
         for driver in self._drivers.values():
             await driver.close()
         for destination in self._destinations.values():

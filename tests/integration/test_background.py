@@ -454,7 +454,23 @@ async def test_a_business_without_slack_or_telegram_starts_its_web_and_worker_an
     container = build_container(settings)
     worker = BackgroundServices(container)
     await worker.start()
-    await worker.stop()
+    said: list[str] = []
+    listener = logging.Handler(logging.INFO)
+    listener.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    background_log = logging.getLogger("switchboard.background")
+    background_log.addHandler(listener)
+    level = background_log.level
+    background_log.setLevel(logging.INFO)
+    try:
+        await worker.stop()
+    finally:
+        background_log.removeHandler(listener)
+        background_log.setLevel(level)
+    assert any(line.endswith("the rest go back unsent for another worker") for line in said), said
+    assert any(
+        re.search(r"stopped in \d+\.\d s: 0 sent and 0 put back unsent since it started$", line)
+        for line in said
+    )
     telegram = report_destinations(container)["telegram"]
     report = RenderedReport(
         title="Revenue",
