@@ -760,6 +760,12 @@ def analytics_verify(repair: bool) -> None:
         sys.exit(1)
 
 
+def _patient_data_files() -> None:
+    """Files this command writes (a backup, an export, rows to fix) hold patients' data: readable by their
+    owner only, whatever the shell's umask (pg_dump, a child process, inherits it)."""
+    os.umask(0o077)
+
+
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @one_line_errors
@@ -771,6 +777,7 @@ def backup(path: Path) -> None:
     from storage.backups import BackupError, engine_of, sqlite_file
     from storage.backups import backup as make_backup
 
+    _patient_data_files()
     settings = load_settings()
     _needs_postgresql_itself(settings, "backup")
     if engine_of(settings.database_url) == "sqlite" and not sqlite_file(settings.database_url).exists():
@@ -985,6 +992,7 @@ def import_customers(
     from switchboard.customer_import import ImportOptions, ImportRefused
     from switchboard.customer_import import import_customers as run_import
 
+    _patient_data_files()
     settings = load_settings()
     columns = {}
     for mapping in mappings:
@@ -1045,6 +1053,7 @@ def customer_export(
 ) -> None:
     """Everything held about one customer (profile, consents, messages, conversations, appointments, orders) as
     a ZIP of JSON and CSV files, for a patient's request to see their data. Audited."""
+    _patient_data_files()
     from storage.customer_export import (
         NoSuchCustomer,
         customer_bundle,

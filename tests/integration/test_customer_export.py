@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -82,8 +84,13 @@ def test_the_bundle_holds_every_row_about_the_customer_and_the_export_is_audited
     assert held["messages"] > 0 and held["conversations"] > 0
 
     out = tmp_path / "request.zip"
-    done = runner.invoke(cli, ["customer", "export", str(customer_id), "--out", str(out)])
+    shells_umask = os.umask(0o022)  # as a root shell's: new files readable by everyone
+    try:
+        done = runner.invoke(cli, ["customer", "export", str(customer_id), "--out", str(out)])
+    finally:
+        os.umask(shells_umask)
     assert done.exit_code == 0, done.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600, "a patient's data is readable by its owner only"
     assert done.output.startswith(f"wrote everything held about customer {customer_id} to {out}: ")
     with zipfile.ZipFile(out) as archive:
         names = set(archive.namelist())
