@@ -157,9 +157,14 @@ def check_encoding(path: Path, encoding: str) -> None:
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         raise ImportRefused(
-            f"line {line} of {path.name} is not {encoding}: save the file as UTF-8, or name its encoding "
+            f"line {line} of {path.name} is not {ENCODING_NAMES.get(encoding, encoding)}: save the file as UTF-8, "
+            "or name its encoding "
             "with --encoding (cp1252 for Excel on Windows, latin-1); nothing was imported"
         ) from None
+
+
+#: Encodings as people name them (utf-8-sig is UTF-8 that may start with Excel's byte order mark).
+ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-8": "UTF-8", "cp1252": "cp1252", "latin-1": "Latin-1"}
 
 
 async def import_customers(

@@ -43,13 +43,17 @@ class FileColumns:
     #: column -> field as the column names (or the choices made) say.
     chosen: dict[str, str] = field(default_factory=dict)
     problem: str | None = None
+    #: Letters that do not read in the chosen encoding (shown as "�"): the file is in another one.
+    garbled: bool = False
 
 
 def for_the_page(message: str) -> str:
     """The command line's advice in the words of the upload page."""
     message = re.sub(r"(map (yours|one) )?with --map '[^']*'", "choose its field below", message)
     message = re.sub(r"--map [^:]*: ", "", message)
-    return message.replace("name its encoding with --encoding", "choose its encoding under Encoding")
+    return message.replace(
+        "name its encoding with --encoding", "upload it again choosing its encoding under Encoding"
+    )
 
 
 def file_columns(content: bytes, encoding: str, mapping: dict[str, str] | None) -> FileColumns:
@@ -75,7 +79,12 @@ def file_columns(content: bytes, encoding: str, mapping: dict[str, str] | None) 
             found = {}
         chosen = {header[index]: name for name, index in found.items()}
         return FileColumns(header, preview, chosen, for_the_page(str(error)))
-    return FileColumns(header, preview, {header[index]: name for name, index in columns.fields.items()})
+    return FileColumns(
+        header,
+        preview,
+        {header[index]: name for name, index in columns.fields.items()},
+        garbled="\ufffd" in text,
+    )
 
 
 def upload_summary(result: ImportResult, marketing_requires_opt_in: bool) -> str:

@@ -293,7 +293,7 @@ def test_bad_files_are_refused_in_one_line_and_change_nothing(
     )
     refused = run(str(latin), "--region", "DE")
     assert refused.exit_code == 2
-    assert "line 2 of excel.csv is not utf-8-sig" in refused.output and "--encoding" in refused.output
+    assert "line 2 of excel.csv is not UTF-8" in refused.output and "--encoding" in refused.output
     assert asyncio.run(tables(url))["customers"] == 0
     accepted = run(str(latin), "--region", "DE", "--encoding", "cp1252")
     assert accepted.exit_code == 0, accepted.output

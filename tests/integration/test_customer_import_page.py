@@ -198,7 +198,9 @@ async def test_bad_input_is_answered_on_the_page_and_changes_nothing(
     monkeypatch.undo()
 
     where = (await upload(client, LIST.encode())).headers["location"]
-    found = choices((await client.get(where)).text)
+    readable = (await client.get(where)).text
+    assert 'id="columns-garbled"' not in readable
+    found = choices(readable)
     twice = await run(client, where, "check", {**found, "column_4": "phone"})
     assert twice.status_code == 400 and "phone is chosen twice" in twice.text
     no_contact = await run(client, where, "check", {**found, "column_3": "", "column_4": ""})
@@ -208,12 +210,18 @@ async def test_bad_input_is_answered_on_the_page_and_changes_nothing(
 
     windows = LIST.replace("Jana", "Jörg").encode("cp1252")
     where = (await upload(client, windows, name="excel.csv")).headers["location"]
-    assert (await run(client, where, "check", choices((await client.get(where)).text))).status_code == 303
+    columns_page = (await client.get(where)).text
+    assert (
+        'id="columns-garbled"' in columns_page
+        and "Some letters of this file do not read as UTF-8" in columns_page
+    )
+    assert (await run(client, where, "check", choices(columns_page))).status_code == 303
     html = await finished(client, where)
     assert (
-        "is not utf-8-sig" in html
-        and "choose its encoding under Encoding" in html
+        "is not UTF-8" in html
+        and "upload it again choosing its encoding under Encoding" in html
         and "--encoding" not in html
+        and "utf-8-sig" not in html
     )
     assert await count_uploaded(seeded) == 0
 
