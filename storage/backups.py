@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
@@ -117,7 +118,13 @@ def _writable_target(path: Path) -> Path:
         raise BackupError(f"cannot write {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise BackupError(f"cannot write {path}: no permission to write in {folder}")
-    return path.with_name(f".{path.name}.partial")
+    partial = path.with_name(f".{path.name}.partial")
+    try:  # access() says yes to root everywhere, and a read-only mount or /sys still refuses: try it
+        partial.open("wb").close()
+    except OSError as error:
+        reason = (error.strerror or "refused").lower()
+        raise BackupError(f"cannot write {path}: {reason} in {folder}") from None
+    return partial
 
 
 def _reflect(sync_connection: Any) -> MetaData:
@@ -161,14 +168,15 @@ async def backup(database: Database, database_url: str, path: Path) -> BackupRep
     """Write a backup of the whole database to `path` (a new file)."""
     engine = engine_of(database_url)
     partial = _writable_target(path)
-    revision = await migrate.current_revision(database.engine)
-    async with database.engine.connect() as connection:
-        counts = await _table_rows(connection)
-    if revision is None or not counts:
-        raise BackupError(
-            "the database holds no Switchboard schema: nothing to back up (is SWITCHBOARD_DATABASE_URL right?)"
-        )
     try:
+        revision = await migrate.current_revision(database.engine)
+        async with database.engine.connect() as connection:
+            counts = await _table_rows(connection)
+        if revision is None or not counts:
+            raise BackupError(
+                "the database holds no Switchboard schema: nothing to back up (is SWITCHBOARD_DATABASE_URL "
+                "right?)"
+            )
         if engine == "sqlite":
             await asyncio.to_thread(_sqlite_copy, sqlite_file(database_url), partial, check=True)
         else:
@@ -184,6 +192,9 @@ async def backup(database: Database, database_url: str, path: Path) -> BackupRep
         raise BackupError(
             f"{path} already exists: choose a new name (a backup never overwrites a file)"
         ) from None
+    except BackupError as error:
+        partial.unlink(missing_ok=True)
+        raise BackupError(str(error).replace(str(partial), str(path))) from None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
@@ -264,9 +275,15 @@ async def _run_tool(tool: str, arguments: list[str], database_url: str) -> None:
     )
     _, errors = await process.communicate()
     if process.returncode != 0:
-        lines = [line for line in errors.decode(errors="replace").splitlines() if line.strip()]
-        said = "; ".join(lines[-3:]) or f"exit status {process.returncode}"
+        said = _tool_said(tool, errors) or f"exit status {process.returncode}"
         raise BackupError(f"{tool} failed: {said}")
+
+
+def _tool_said(tool: str, errors: bytes) -> str:
+    """A PostgreSQL tool's last lines of complaint, without its own "pg_dump: error: " before each."""
+    lines = [line.strip() for line in errors.decode(errors="replace").splitlines() if line.strip()]
+    cut = [re.sub(rf"^{re.escape(tool)}: (?:error: |warning: |detail: )?", "", line) for line in lines]
+    return "; ".join(cut[-3:])
 
 
 def backup_kind(path: Path) -> str:
@@ -418,10 +435,7 @@ async def _pg_restore(database: Database, database_url: str, path: Path) -> None
     culprits += [("pg_restore", script.returncode)]
     for tool, code in culprits:
         if code != 0:
-            lines = [
-                line for line in (await said[tool]).decode(errors="replace").splitlines() if line.strip()
-            ]
-            shown = "; ".join(lines[-3:]) or f"exit status {code}"
+            shown = _tool_said(tool, await said[tool]) or f"exit status {code}"
             raise BackupError(f"the restore failed, and nothing was changed: {tool}: {shown}")
 
 
