@@ -114,7 +114,8 @@ class Erasure:
             lines = [f"erased customer {self.customer_id}: {done or 'nothing but the profile'}"]
         if self.unapplied_webhooks_kept:
             lines.append(
-                f"{self.unapplied_webhooks_kept} webhook(s) not applied yet (failed or waiting) mention their "
+                f"{self.unapplied_webhooks_kept} {'webhook' if self.unapplied_webhooks_kept == 1 else 'webhooks'} "
+                "not applied yet (failed or waiting) mention their "
                 "phone, email or chat id and were kept: they may be someone else's; replayed, theirs would "
                 "come back as a new contact"
             )
@@ -351,7 +352,8 @@ async def _stop_messages(session: AsyncSession, erasure: Erasure, now: datetime)
     if sending:
         await session.rollback()
         raise ErasureRefused(
-            f"customer {erasure.customer_id} has {sending} message(s) being handed to a provider right now; "
+            f"customer {erasure.customer_id} has {sending} {'message' if sending == 1 else 'messages'} being "
+            "handed to a provider right now; "
             "nothing was erased: run the erase again in a minute"
         )
     created = await message_creation_times(session, withdrawn)

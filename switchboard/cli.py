@@ -1084,8 +1084,26 @@ def customer_export(
         return path, bundle
 
     path, bundle = run_async(_with_database(settings, export))
-    held = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in bundle.counts().items() if count)
+    held = ", ".join(_held(name, count) for name, count in bundle.counts().items() if count)
     click.echo(f"wrote everything held about customer {bundle.customer_id} to {path}: {held}")
+
+
+#: Sections of a customer's bundle as counted in words, where "_" to " " and a dropped "s" will not do.
+_SECTION_WORDS = {
+    "customer": ("profile", "profiles"),
+    "preferences": ("preferences", "preferences"),
+    "consent_ledger": ("consent ledger entry", "consent ledger entries"),
+    "current_consent": ("current consent", "current consents"),
+    "message_status_history": ("message status change", "message status changes"),
+    "business_events": ("business event", "business events"),
+}
+
+
+def _held(section: str, count: int) -> str:
+    """ "3 messages", "1 tag", "2 consent ledger entries": a bundle section's count in words."""
+    words = section.replace("_", " ")
+    one, many = _SECTION_WORDS.get(section, (words[:-1] if words.endswith("s") else words, words))
+    return f"{count:,} {one if count == 1 else many}"
 
 
 @customer.command("erase")
@@ -1121,7 +1139,7 @@ def customer_erase(customer_id: int | None, email: str | None, phone: str | None
                     f"Erase the personal data of {name} (customer {found})? This cannot be undone",
                     default=False,
                 ):
-                    raise StartupError("nothing was erased")
+                    return "Nothing was erased."
             erasure = await erase_customer(database, found, actor=operator(), now=utc_now())
         except (NoSuchCustomer, ErasureRefused) as refused:
             raise StartupError(str(refused)) from None

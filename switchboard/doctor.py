@@ -150,7 +150,7 @@ class Doctor:
             findings.append(
                 fail(
                     "schema",
-                    f"at {current or 'nothing'}, this version needs {head}",
+                    f"at {current or 'no revision (an empty database)'}, this version needs {head}",
                     "run  switchboard migrate",
                 )
             )

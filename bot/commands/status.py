@@ -45,7 +45,7 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
         Field("Last webhook", last_webhook),
         Field("Failed webhooks", f"{status.failed_webhooks:,}"),
         Field("Background work", background.headline()),
-        *(Field(job.job.capitalize(), job.text) for job in background.jobs),
+        *(Field(job.job[:1].upper() + job.job[1:], job.text) for job in background.jobs),
     )
     table = None
     if background.recent_processes:

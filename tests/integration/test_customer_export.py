@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 import zipfile
 from pathlib import Path
@@ -92,6 +93,9 @@ def test_the_bundle_holds_every_row_about_the_customer_and_the_export_is_audited
     assert done.exit_code == 0, done.output
     assert stat.S_IMODE(out.stat().st_mode) == 0o600, "a patient's data is readable by its owner only"
     assert done.output.startswith(f"wrote everything held about customer {customer_id} to {out}: ")
+    assert "(s)" not in done.output and not re.search(r"\b1 [a-z ]+s\b(?<!preferences)", done.output), (
+        done.output
+    )
     with zipfile.ZipFile(out) as archive:
         names = set(archive.namelist())
         everything = json.loads(archive.read("customer.json"))

@@ -107,7 +107,7 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
     )
     held = {m.provider_message_id for m in sandbox.state.messages if m.provider == "twilio"}
     assert held & set(sids) == {sids[2], sids[3]}, "Twilio still holds what was deleted"
-    assert any("2 SMS record(s) deleted" in line and "1 it no longer had" in line for line in done.lines(1))
+    assert any("2 SMS records deleted" in line and "1 it no longer had" in line for line in done.lines(1))
 
     # Once Twilio has finished with them, running the erasure again deletes both, the untied one too,
     # though its number is gone from the database: the first run's audit entry kept it.
@@ -122,7 +122,7 @@ async def test_erasing_a_customer_deletes_their_sms_at_twilio_and_again_what_was
     # Twilio refusing the credentials stops at once, naming every record, and keeps them for later.
     wrong = settings.model_copy(update={"twilio_auth_token": SecretStr("not-the-token")})
     refused = await erase_copies(wrong, database, again, actor="privacy@clinic")
-    assert refused.failures == ["5 Twilio SMS record(s): Twilio refused the credentials (401 Authenticate)"]
+    assert refused.failures == ["5 Twilio SMS records: Twilio refused the credentials (401 Authenticate)"]
     assert len(refused.twilio_pending) == 5
 
     # A run stopped after the database was erased but before its Twilio pass (Ctrl-C, say) loses nothing:

@@ -160,8 +160,8 @@ def test_the_bot_s_own_messages_are_overwritten_across_pages_and_people_s_are_co
     # The dashboard says the same later, from the audit entry.
     assert CopiesErased.from_counts(audited[0]).lines(7) == done.lines(7)
     lines = done.lines(7)
-    assert lines[0] == f'staff chats: 2 Slack message(s) and 2 Telegram post(s) now read "{ERASED_COPY}"'
-    assert "2 message(s) that staff typed in their Slack threads remain" in lines[1]
+    assert lines[0] == f'staff chats: 2 Slack messages and 2 Telegram posts now read "{ERASED_COPY}"'
+    assert "2 messages that staff typed in their Slack threads remain" in lines[1]
     assert lines[-1] == "run `switchboard customer erase 7 --yes` again to try those again"
 
 
@@ -184,8 +184,8 @@ def test_without_a_token_here_the_copies_are_named_not_skipped(monkeypatch: pyte
     unset = Settings(slack_bot_token="", telegram_bot_token="")  # type: ignore[arg-type]
     done = asyncio.run(erase_staff_copies(unset, None, 7, actor="t"))  # type: ignore[arg-type]
     assert done.failures == [
-        "1 Slack thread(s): SWITCHBOARD_SLACK_BOT_TOKEN is not set here",
-        "1 Telegram post(s): SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here",
+        "1 Slack thread: SWITCHBOARD_SLACK_BOT_TOKEN is not set here",
+        "1 Telegram post: SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here",
     ]
 
 
@@ -258,7 +258,21 @@ def test_a_404_that_is_not_twilios_keeps_the_record_and_throttling_stops_the_pas
     assert done.twilio_pending == [proxy, throttled, later]
     assert done.failures == [
         f"Twilio SMS {proxy}: Twilio answered 404",
-        "2 Twilio SMS record(s): Twilio kept answering 429 (too many requests); run the erasure again later",
+        "2 Twilio SMS records: Twilio kept answering 429 (too many requests); run the erasure again later",
         f"calls: {[proxy, gone, throttled, throttled, throttled]}",
     ]
     assert done.counts()["twilio_pending"] == [proxy, throttled, later]
+
+
+def test_a_bundles_counts_read_as_words() -> None:
+    from switchboard.cli import _held
+
+    assert [
+        _held(name, n) for name, n in (("tags", 1), ("messages", 3), ("consent_ledger", 1), ("customer", 1))
+    ] == [
+        "1 tag",
+        "3 messages",
+        "1 consent ledger entry",
+        "1 profile",
+    ]
+    assert _held("message_status_history", 2_500) == "2,500 message status changes"
