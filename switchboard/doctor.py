@@ -88,6 +88,7 @@ class Doctor:
                 ("telegram", self.telegram),
                 ("smtp", self.smtp),
                 ("slack", self.slack),
+                ("video", self.video),
                 ("public url", self.public_url),
             ]
             found = await asyncio.gather(*(self._bounded(name, check) for name, check in checks))
@@ -216,11 +217,13 @@ class Doctor:
                     f"Twilio refused the credentials for account {sid} (401)",
                     "set SWITCHBOARD_TWILIO_ACCOUNT_SID and SWITCHBOARD_TWILIO_AUTH_TOKEN from the Twilio "
                     "Console's Account Info",
-                )
+                ),
+                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
             ]
         if status != 200 or not isinstance(account, dict):
             return [
-                fail("twilio account", f"Twilio answered {status}", "see Twilio's status page; try again")
+                fail("twilio account", f"Twilio answered {status}", "see Twilio's status page; try again"),
+                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
             ]
         if account.get("status") != "active":
             return [
@@ -228,7 +231,8 @@ class Doctor:
                     "twilio account",
                     f"account {sid} is {account.get('status')}",
                     "reactivate the account in the Twilio Console",
-                )
+                ),
+                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
             ]
         findings = [ok("twilio account", f"{account.get('friendly_name') or sid} is active")]
         number = settings.twilio_from
@@ -325,7 +329,8 @@ class Doctor:
                         "telegram bot",
                         "Telegram refused the bot token",
                         "set SWITCHBOARD_TELEGRAM_BOT_TOKEN to the token @BotFather gave",
-                    )
+                    ),
+                    *_not_checked("telegram webhook", after="telegram bot"),
                 ]
             findings = [ok("telegram bot", f"@{me.username} ({me.first_name})")]
             info = await bot.get_webhook_info()
@@ -430,7 +435,8 @@ class Doctor:
                     f"Slack refused the bot token: {error.response.get('error')}",
                     "set SWITCHBOARD_SLACK_BOT_TOKEN to the Bot User OAuth Token (xoxb-...) from OAuth & "
                     "Permissions",
-                )
+                ),
+                *_not_checked("slack scopes", after="slack token"),
             ]
         self._note_clock("Slack", answer.headers.get("date") or answer.headers.get("Date"))
         findings = [ok("slack token", f"bot {answer.get('user')} in {answer.get('team')}")]
@@ -454,6 +460,43 @@ class Doctor:
         else:
             findings.append(ok("slack scopes", f"all {len(BOT_SCOPES)} the app needs"))
         return findings
+
+    async def video(self) -> list[Finding]:
+        """Where video consultations happen: the clinic's Jitsi (answering) or its own meeting link."""
+        settings = self.settings
+        if settings.video_provider == "link":
+            link = settings.video_link_url.strip()
+            if not link:
+                return [
+                    fail(
+                        "video",
+                        "SWITCHBOARD_VIDEO_PROVIDER is link but SWITCHBOARD_VIDEO_LINK_URL is empty",
+                        "set it to the clinic's meeting link (or a template with {room})",
+                    )
+                ]
+            return [ok("video", f"consultations use the meeting link {link}")]
+        base = settings.jitsi_url.strip()
+        if not base:
+            return [
+                skip(
+                    "video",
+                    "no SWITCHBOARD_JITSI_URL: video consultations cannot be booked (set your Jitsi's address, "
+                    "or SWITCHBOARD_VIDEO_PROVIDER=link with SWITCHBOARD_VIDEO_LINK_URL)",
+                )
+            ]
+        try:
+            status, _ = await self._get("Jitsi", base)
+        except (aiohttp.ClientError, OSError) as error:
+            return [
+                fail(
+                    "video",
+                    f"Jitsi at {base} is unreachable: {_first_line(error)}",
+                    _unreachable_fix("video"),
+                )
+            ]
+        if status >= 500:
+            return [fail("video", f"Jitsi at {base} answered {status}", _unreachable_fix("video"))]
+        return [ok("video", f"Jitsi at {base} answers")]
 
     # --- reachability and time ----------------------------------------------------------------------------
 
@@ -513,6 +556,11 @@ def _first_line(error: BaseException) -> str:
     return (text[0][:200] if text else "") or error.__class__.__name__
 
 
+def _not_checked(*checks: str, after: str) -> list[Finding]:
+    """The checks that need what failed, said as skipped rather than left out of the list."""
+    return [skip(check, f"not checked: it needs {after} to pass first") for check in checks]
+
+
 def _unreachable_fix(name: str) -> str:
     return {
         "twilio": "check SWITCHBOARD_TWILIO_BASE_URL (empty for Twilio itself) and outbound HTTPS from this machine",
@@ -522,6 +570,7 @@ def _unreachable_fix(name: str) -> str:
         "smtp": "check SWITCHBOARD_SMTP_HOST and SWITCHBOARD_SMTP_PORT (587 with STARTTLS is usual) and that "
         "the firewall lets mail out",
         "public url": "check DNS, the certificate, nginx and the firewall",
+        "video": "check SWITCHBOARD_JITSI_URL (the address patients open) and that this machine reaches it",
     }.get(name, "check the network and try again")
 
 
