@@ -309,16 +309,21 @@ def read_row(
         else:
             phone, phone_region = normalised
     email: str | None = None
+    email_refused: str | None = None
     if raw_email:
         email = raw_email.lower()
         if not _EMAIL.fullmatch(email) or len(email) > 254:
-            bad_email = f"{raw_email!r} is not an email address"
-            return Rejected(line, f"{phone_refused}; {bad_email}" if phone_refused else bad_email)
+            email, email_refused = None, f"{raw_email!r} is not an email address"
+            if phone is None:
+                return Rejected(line, f"{phone_refused}; {email_refused}" if phone_refused else email_refused)
     if phone_refused is not None and email is None:
         return Rejected(line, phone_refused)
     row = ImportRow(line, name, phone, email)
     if phone_refused is not None:
         row.left_out = f"imported without its phone number: {phone_refused}"
+    if email_refused is not None:
+        # As with a bad number: the rest of the row is good, and the email comes in once it is fixed.
+        row.left_out = f"imported without its email address: {email_refused}"
     row.external_ref = get("external_ref")[:64] or None
     country = get("country").upper()
     country = "GB" if country == "UK" else country
@@ -368,6 +373,10 @@ def read_row(
             row.left_out = (
                 f"imported without its phone number or its preferred channel {preferred}: {phone_refused}"
             )
+        elif email_refused is not None and preferred == Channel.EMAIL.value:
+            row.left_out = (
+                f"imported without its email address or its preferred channel email: {email_refused}"
+            )
         else:
             row.preferred_channel = preferred
             row.preferred_needs_address = _no_address(preferred, phone, email)
@@ -390,6 +399,9 @@ def read_row(
         if phone_refused is not None and channel in PHONE_CHANNELS:
             # Consent is given for a number: without one read, it could land on a number already stored.
             row.left_out = f"imported without its phone number or its phone consent: {phone_refused}"
+            continue
+        if email_refused is not None and channel == Channel.EMAIL.value:
+            row.left_out = f"imported without its email address or its email consent: {email_refused}"
             continue
         if answer in YES:
             status = ConsentStatus.OPTED_IN

@@ -197,6 +197,21 @@ def test_a_row_with_a_bad_number_and_a_good_email_keeps_what_it_can_and_says_wha
     )
     assert isinstance(preferring, ImportRow) and preferring.preferred_channel is None
     assert preferring.left_out is not None and "preferred channel whatsapp" in preferring.left_out
+    # A good number and a bad email: the same the other way round, the email's consent and preference left out.
+    mailless = read_row(
+        2,
+        ["Mo", "0151 23456789", "mo@", "email", "yes", "yes"],
+        ColumnMap.from_header(
+            ["Name", "Phone", "Email", "Preferred channel", "SMS consent", "Email consent"]
+        ),
+        RULES,
+    )
+    assert isinstance(mailless, ImportRow) and (mailless.phone, mailless.email) == ("+4915123456789", None)
+    assert mailless.preferred_channel is None and [c.channel for c in mailless.consents] == ["sms"]
+    assert (
+        mailless.left_out
+        == "imported without its email address or its email consent: 'mo@' is not an email address"
+    )
     # Both wrong: both reasons, so one fix is enough.
     both = row("P-12", "Lia", "", "12345", "lia@", "", "", "", "")
     assert isinstance(both, Rejected)
