@@ -111,6 +111,7 @@ async def test_a_manager_uploads_chooses_columns_checks_and_imports(client: Clie
     assert "dry run, nothing written: 3 rows read; would create 2 customers" in html
     assert "2 consent changes would be recorded" in html
     assert "1 row to fix" in html and "&#39;555&#39; is not a valid DE number" in html
+    assert '<p class="notice warn" role="status" id="import-summary">' in html, "rows to fix: not all green"
     assert 'id="left-out-explained"' not in html  # only rejected rows: nothing imported without its number
     assert await count_uploaded(seeded) == 0
     assert choices(html) == found  # the choices are kept for the import
