@@ -762,8 +762,12 @@ def analytics_verify(repair: bool) -> None:
 
 def _patient_data_files() -> None:
     """Files this command writes (a backup, an export, rows to fix) hold patients' data: readable by their
-    owner only, whatever the shell's umask (pg_dump, a child process, inherits it)."""
-    os.umask(0o077)
+    owner only, whatever the shell's umask (pg_dump, a child process, inherits it). The umask is the
+    process's: it is put back when the command ends (a test runs commands in its own process)."""
+    before = os.umask(0o077)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(lambda: os.umask(before))
 
 
 @main.command()

@@ -88,6 +88,7 @@ def test_the_bundle_holds_every_row_about_the_customer_and_the_export_is_audited
     shells_umask = os.umask(0o022)  # as a root shell's: new files readable by everyone
     try:
         done = runner.invoke(cli, ["customer", "export", str(customer_id), "--out", str(out)])
+        assert os.umask(0o022) == 0o022, "the command puts the process's umask back"
     finally:
         os.umask(shells_umask)
     assert done.exit_code == 0, done.output
