@@ -92,8 +92,9 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             await worker.start()
 
     async def close_container() -> None:
-        # Reached on SIGTERM once the server has answered the requests already read (webhooks included).
-        log.info("web process stopping: requests in flight were answered")
+        # Reached on SIGTERM after the server stopped taking connections and gave the requests it had read (webhooks
+        # included) its graceful time to finish (uvicorn's --timeout-graceful-shutdown; cancelled after that).
+        log.info("web process stopping: no new connections; requests already read were given time to finish")
         if worker is not None:
             await worker.stop()
         if container is None:  # only close what this app built

@@ -120,7 +120,9 @@ def _writable_target(path: Path) -> Path:
         raise BackupError(f"cannot write {path}: no permission to write in {folder}")
     partial = path.with_name(f".{path.name}.partial")
     try:  # access() says yes to root everywhere, and a read-only mount or /sys still refuses: try it
-        partial.open("wb").close()
+        # A new file, only its owner may read (a stale one from a killed run could have another mode).
+        partial.unlink(missing_ok=True)
+        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
     except OSError as error:
         reason = (error.strerror or "refused").lower()
         raise BackupError(f"cannot write {path}: {reason} in {folder}") from None

@@ -88,7 +88,7 @@ async def find_customer(
         query = query.where(Customer.email == email.strip().lower())
         asked = f"email {email}"
     elif phone:
-        reading = normalise_phone(phone.strip(), region) if region else None
+        reading = normalise_phone(phone.strip(), region)
         e164 = reading[0] if isinstance(reading, tuple) else phone.strip()
         query = query.where(Customer.phone_e164 == e164)
         asked = f"phone {e164}"

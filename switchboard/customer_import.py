@@ -163,6 +163,13 @@ def check_encoding(path: Path, encoding: str) -> None:
         ) from None
 
 
+def private_file(path: Path) -> int:
+    """A new file at `path` only its owner may read (0600), open for writing; one already there (from an earlier
+    run) is replaced, not reused with its old mode, and a link planted there is not followed."""
+    path.unlink(missing_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+
+
 #: Encodings as people name them (utf-8-sig is UTF-8 that may start with Excel's byte order mark).
 ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-8": "UTF-8", "cp1252": "cp1252", "latin-1": "Latin-1"}
 
@@ -238,8 +245,12 @@ async def import_customers(
                         if errors_writer is None:
                             # In the file's own encoding and separator (a German Excel's semicolons), so
                             # that the fixed rows open in the same program and import with the same options.
-                            errors_file = errors_path.open(
-                                "w", encoding=options.encoding, errors="replace", newline=""
+                            errors_file = os.fdopen(
+                                private_file(errors_path),
+                                "w",
+                                encoding=options.encoding,
+                                errors="replace",
+                                newline="",
                             )
                             errors_writer = csv.writer(errors_file, dialect)
                             errors_writer.writerow(["line", "reason", *columns.rows_to_fix_header(header)])

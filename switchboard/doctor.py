@@ -106,7 +106,7 @@ class Doctor:
             return [fail(name, f"unreachable: {_first_line(error)}", self._unreachable_fix(name))]
 
     def _unreachable_fix(self, name: str) -> str:
-        if self.settings.sandbox and name in {"twilio", "whatsapp", "telegram", "slack", "smtp"}:
+        if self.settings.sandbox and name in {"twilio", "whatsapp", "telegram", "slack", "smtp", "video"}:
             return (
                 f"the provider sandbox does not answer at {self.settings.sandbox_base_url}: "
                 "`switchboard serve` starts it while SWITCHBOARD_SANDBOX=1 (or run  switchboard sandbox)"
@@ -125,7 +125,8 @@ class Doctor:
                     "database",
                     f"there is no SQLite database at {url.database}",
                     "check SWITCHBOARD_DATABASE_URL, or create it with  switchboard migrate",
-                )
+                ),
+                *_not_checked("schema", after="database"),
             ]
         started = time.perf_counter()
         try:
@@ -137,7 +138,8 @@ class Doctor:
                     f"unreachable: {_first_line(error)}",
                     "check SWITCHBOARD_DATABASE_URL (host, port, user, password, database name) and that "
                     "the server runs",
-                )
+                ),
+                *_not_checked("schema", after="database"),
             ]
         took = (time.perf_counter() - started) * 1000
         engine = "PostgreSQL" if self.database.dialect == "postgresql" else "SQLite"
@@ -251,7 +253,7 @@ class Doctor:
                     "set SWITCHBOARD_TWILIO_FROM to one of the account's numbers (Console → Phone Numbers)",
                 )
             )
-            return findings
+            return [*findings, *_not_checked("twilio webhook", after="twilio number")]
         findings.append(ok("twilio number", f"{number} belongs to the account"))
         expected = self._public("/webhooks/twilio/inbound")
         sms_url = str(numbers[0].get("sms_url") or "")
@@ -282,7 +284,8 @@ class Doctor:
                     "Meta refused the access token (expired, or for another app)",
                     "set SWITCHBOARD_WHATSAPP_TOKEN to a system user's permanent token with "
                     "whatsapp_business_messaging (Meta Business Settings → System users)",
-                )
+                ),
+                *_not_checked("whatsapp number", after="whatsapp token"),
             ]
         if status != 200 or not isinstance(answer, dict):
             return [
@@ -423,6 +426,15 @@ class Doctor:
         token = settings.slack_bot_token.get_secret_value()
         if not token:
             return [skip("slack", "no SWITCHBOARD_SLACK_BOT_TOKEN: the Slack bot is off")]
+        if not settings.slack_signing_secret.get_secret_value().strip():
+            return [
+                fail(
+                    "slack",
+                    "the bot token is set but SWITCHBOARD_SLACK_SIGNING_SECRET is empty: the bot posts in Slack, "
+                    "but staff replies and buttons never arrive (/slack/events answers 503)",
+                    "set it to the Signing Secret under Basic Information in the Slack app, or empty the token too",
+                )
+            ]
         client = slack_client(
             token, settings.slack_base_url, timeout_seconds=max(1, int(self.wait_seconds - 2))
         )
@@ -491,11 +503,17 @@ class Doctor:
                 fail(
                     "video",
                     f"Jitsi at {base} is unreachable: {_first_line(error)}",
-                    _unreachable_fix("video"),
+                    self._unreachable_fix("video"),
                 )
             ]
-        if status >= 500:
-            return [fail("video", f"Jitsi at {base} answered {status}", _unreachable_fix("video"))]
+        if not 200 <= status < 400:
+            return [
+                fail(
+                    "video",
+                    f"{base} answered {status}, not a Jitsi's welcome page",
+                    "set SWITCHBOARD_JITSI_URL to the address of your Jitsi itself (https://meet.example.org)",
+                )
+            ]
         return [ok("video", f"Jitsi at {base} answers")]
 
     # --- reachability and time ----------------------------------------------------------------------------

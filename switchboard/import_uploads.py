@@ -5,6 +5,7 @@ database every second so that any web process can show it."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import io
 import logging
@@ -58,7 +59,10 @@ def for_the_page(message: str) -> str:
 
 def file_columns(content: bytes, encoding: str, mapping: dict[str, str] | None) -> FileColumns:
     """The header, the first rows, and which field each column fills (`mapping`: the page's choices)."""
-    text = content[:HEAD_BYTES].decode(encoding, errors="replace").lstrip("\ufeff")
+    # Incrementally, not final: a letter cut in two at HEAD_BYTES is left out, not read as a "�".
+    text = (
+        codecs.getincrementaldecoder(encoding)(errors="replace").decode(content[:HEAD_BYTES]).lstrip("\ufeff")
+    )
     head = io.StringIO(text)
     reader = csv.reader(head, dialect_of(head))  # the import's own comma-or-semicolon rule
     try:

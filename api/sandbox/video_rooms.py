@@ -131,4 +131,16 @@ def _clock(seconds: float) -> str:
 def install_video_rooms(app: web.Application, config: SandboxConfig) -> None:
     app[VIDEO_ROOMS] = VideoRoomsState()
     app[CONFIG] = config
-    app.add_routes([web.get("/video/{room}", room), web.get("/_sandbox/video", rooms_page)])
+    app.add_routes(
+        [
+            # A Jitsi's own address answers with its welcome page (switchboard doctor looks): here, the rooms.
+            web.get("/video", _welcome),
+            web.get("/video/", _welcome),
+            web.get("/video/{room}", room),
+            web.get("/_sandbox/video", rooms_page),
+        ]
+    )
+
+
+async def _welcome(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/_sandbox/video")

@@ -396,13 +396,6 @@ def read_row(
         answer = get(field_name).lower()
         if not answer:
             continue
-        if phone_refused is not None and channel in PHONE_CHANNELS:
-            # Consent is given for a number: without one read, it could land on a number already stored.
-            row.left_out = f"imported without its phone number or its phone consent: {phone_refused}"
-            continue
-        if email_refused is not None and channel == Channel.EMAIL.value:
-            row.left_out = f"imported without its email address or its email consent: {email_refused}"
-            continue
         if answer in YES:
             status = ConsentStatus.OPTED_IN
         elif answer in NO:
@@ -411,6 +404,13 @@ def read_row(
             return Rejected(
                 line, f"{columns.column_of(field_name)} {answer!r}: say yes or no (or leave it empty)"
             )
+        # A yes is given for an address: without the row's own read, it could land on one already stored.
+        if status is ConsentStatus.OPTED_IN and phone_refused is not None and channel in PHONE_CHANNELS:
+            row.left_out = f"imported without its phone number or its phone consent: {phone_refused}"
+            continue
+        if status is ConsentStatus.OPTED_IN and email_refused is not None and channel == Channel.EMAIL.value:
+            row.left_out = f"imported without its email address or its email consent: {email_refused}"
+            continue
         # A no is kept whatever: it can only hold messages back.
         needs_address = status is ConsentStatus.OPTED_IN and _no_address(channel, phone, email)
         row.consents.append(

@@ -16,10 +16,18 @@ NO_TOKEN = "0:switchboard-telegram-is-off"  # noqa: S105 (a placeholder, not a s
 TELEGRAM_OFF = "Telegram is off: SWITCHBOARD_TELEGRAM_BOT_TOKEN is empty"
 
 
+class TelegramOff(TelegramUnauthorizedError):
+    """A call made while Telegram is off (no token): nothing was sent, and nothing will be until a token is
+    set; the customer driver fails the message at once (providers/telegram/driver.py)."""
+
+    def __str__(self) -> str:
+        return TELEGRAM_OFF
+
+
 class TelegramOffSession(AiohttpSession):
-    """The session of a Bot built without a token: every call fails at once, in words, as a bad token would
-    (so a message or report is marked failed, not retried), and nothing leaves the machine. A business that
-    does not use Telegram can then leave the token empty and every process still starts."""
+    """The session of a Bot built without a token: every call fails at once with TelegramOff, in words, and
+    nothing leaves the machine. A business that does not use Telegram can then leave the token empty and every
+    process still starts."""
 
     async def make_request(
         self,
@@ -27,7 +35,7 @@ class TelegramOffSession(AiohttpSession):
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109
     ) -> TelegramType:
-        raise TelegramUnauthorizedError(method=method, message=TELEGRAM_OFF)
+        raise TelegramOff(method=method, message=TELEGRAM_OFF)
 
 
 def telegram_bot(token: str, base_url: str = TELEGRAM_API, *, timeout_seconds: float | None = None) -> Bot:

@@ -20,7 +20,7 @@ from domain.delivery.ports import (
     ProviderError,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
-from providers.telegram.client import telegram_bot
+from providers.telegram.client import TelegramOff, telegram_bot
 from switchboard.settings import Settings
 
 #: Header Telegram sends with every webhook when setWebhook was given a secret_token.
@@ -67,6 +67,9 @@ class TelegramDriver:
         except (TelegramBadRequest, TelegramNotFound) as exc:
             # "chat not found", "message is too long" and the like: the request itself is wrong.
             raise ProviderError(str(exc), code="400", permanent=True) from exc
+        except TelegramOff as exc:
+            # No token here: no send can work until one is set, so the message fails now, not after retries.
+            raise ProviderError(str(exc), code="telegram_off", permanent=True) from exc
         except TelegramUnauthorizedError as exc:
             raise ProviderError(
                 str(exc), code="401", retry_after=_CREDENTIALS_BACKOFF_SECONDS, channel_wide=True

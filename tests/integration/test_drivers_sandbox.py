@@ -808,3 +808,16 @@ async def test_console_page_lists_messages_escaped_and_stats_answer(sandbox: Run
     assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<b>hi</b>" not in html
     assert set(numbers) >= {"accepted", "duplicates_suppressed", "rate_limited_429s", "webhooks_sent"}
     assert sandbox.state.messages == []
+
+
+async def test_with_telegram_off_a_send_fails_at_once_in_words_and_calls_nobody() -> None:
+    """An empty token (a business without Telegram): the message fails now, not after a day of retries."""
+    driver = TelegramDriver("", "http://127.0.0.1:9")  # nothing listens there; nothing may be called
+    message = OutboundMessage(
+        message_id=1, idempotency_key="k1", channel=Channel.TELEGRAM, to="12345", body="Hello"
+    )
+    with pytest.raises(ProviderError) as failed:
+        await driver.send(message)
+    await driver.close()
+    assert (failed.value.code, failed.value.permanent) == ("telegram_off", True)
+    assert str(failed.value) == "Telegram is off: SWITCHBOARD_TELEGRAM_BOT_TOKEN is empty"

@@ -212,6 +212,16 @@ def test_a_row_with_a_bad_number_and_a_good_email_keeps_what_it_can_and_says_wha
         mailless.left_out
         == "imported without its email address or its email consent: 'mo@' is not an email address"
     )
+    # A no stands whatever: it can only hold messages back, on whichever address is on file.
+    said_no = read_row(
+        2,
+        ["Nia", "0151 23456789", "nia@", "no", "12345"],
+        ColumnMap.from_header(["Name", "Phone", "Email", "Email consent", "Landline"]),
+        RULES,
+    )
+    assert isinstance(said_no, ImportRow) and [(c.channel, c.status) for c in said_no.consents] == [
+        ("email", ConsentStatus.OPTED_OUT)
+    ]
     # Both wrong: both reasons, so one fix is enough.
     both = row("P-12", "Lia", "", "12345", "lia@", "", "", "", "")
     assert isinstance(both, Rejected)
@@ -301,3 +311,13 @@ def test_a_number_wrong_for_the_rows_country_is_read_as_the_businesss_only_when_
         "'07700 900123' is not a valid GB number: check its digits (a number from another country needs its +code)"
     )
     assert isinstance(read_phone("030 1234567", "CH", "DE"), str), "a German landline is not guessed"
+
+
+def test_a_utf8_file_is_never_called_garbled_for_a_letter_cut_at_the_preview_s_edge() -> None:
+    from switchboard.import_uploads import HEAD_BYTES, file_columns
+
+    row = "Jürgen;0151 23456789\n"
+    for pad in range(22):  # a row is 22 bytes: the edge falls inside "ü" for one of these
+        content = ("Name;Phone\n" + "x" * pad + "\n" + row * (HEAD_BYTES // len(row.encode()) + 5)).encode()
+        assert not file_columns(content, "utf-8-sig", None).garbled, pad
+    assert file_columns("Name;Phone\nJörg;0151 23456789\n".encode("cp1252"), "utf-8-sig", None).garbled
