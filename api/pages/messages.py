@@ -280,6 +280,20 @@ class PreviewForm:
         return values
 
 
+def _lines_for(declared: list[str], typed: str) -> str:
+    """The values box for the chosen template: a line per variable it declares, with what was typed for it
+    (switching templates keeps what still applies and drops the other template's names)."""
+    given: dict[str, str] = {}
+    unread: list[str] = []  # kept, so the preview says what is wrong with them
+    for line in typed.splitlines():
+        key, equals, value = line.partition("=")
+        if equals and key.strip():
+            given[key.strip()] = value.strip()
+        elif line.strip():
+            unread.append(line)
+    return "\n".join([*(f"{name}={given.get(name, '')}" for name in declared), *unread])
+
+
 async def template_variants(database: Database) -> dict[str, list[TemplateRecord]]:
     grouped: dict[str, list[TemplateRecord]] = defaultdict(list)
     for row in await all_template_variants(database):
@@ -480,7 +494,7 @@ class MessagePages(StaffPages):
             template=chosen,
             channel=params.get("channel") or "",
             locale=params.get("locale") or "en",
-            variables=params.get("variables") or "\n".join(f"{name}=" for name in declared),
+            variables=_lines_for(declared, params.get("variables") or ""),
         )
         preview, error = None, None
         if "preview" in params and chosen:

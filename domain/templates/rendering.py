@@ -806,7 +806,7 @@ def _unreadable_message(exc: BaseException) -> str:
 def _undefined_message(exc: UndefinedError) -> str:
     match = _UNDEFINED_NAME.match(exc.message or "")
     if match:
-        return f"No value was given for the variable '{match.group(1)}'."
+        return f"No value was given for the variable “{match.group(1)}”."
     return f"The template refers to something that is missing: {exc.message}."
 
 

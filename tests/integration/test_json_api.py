@@ -104,7 +104,7 @@ async def test_template_preview_renders_variables(client: AsyncTestClient[Any]) 
         ({"channel": "sms", "body": "x" * 1601}, "at most 1600"),
         (
             {"channel": "sms", "template": "appointment_reminder", "variables": {"first_name": "x"}},
-            "no value was given for the variable 'service'",
+            "no value was given for the variable “service”",
         ),
         ({"channel": "sms", "body": 42}, "not valid"),
     ],

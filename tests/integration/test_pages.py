@@ -418,6 +418,14 @@ async def test_template_preview_shows_segments_and_errors_inline(client: Client,
         params={"preview": "1", "template": "appointment_reminder", "channel": "fax"},
     )
     assert no_variant.status_code == 200 and 'class="notice error"' in no_variant.text
+    # Switching the template keeps the values that still apply and gives the new one's names.
+    switched = await client.get(
+        "/communication/templates",
+        params={"template": "seasonal_offer", "variables": f"{variables}\noffer=10% off"},
+    )
+    box = re.search(r'<textarea name="variables" rows="6">([^<]*)</textarea>', switched.text)
+    assert box is not None and "appointment_time" not in box.group(1), box
+    assert "offer=10% off" in box.group(1) and "code=" in box.group(1)
 
 
 async def test_templates_page_lists_the_automated_notification_rules(client: Client, seeded: Seeded) -> None:

@@ -91,7 +91,7 @@ def test_renders_plain_data() -> None:
 
 
 def test_undefined_variable_is_named() -> None:
-    with pytest.raises(TemplateError, match="'first_name'"):
+    with pytest.raises(TemplateError, match="No value was given for the variable “first_name”"):
         render_text("Hi {{ first_name }}", {})
 
 
