@@ -28,6 +28,7 @@ from domain.campaigns.model import (
 )
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.messages.segments import sms_shape
+from domain.services import NAMEABLE_LANGUAGES
 from domain.templates.model import TemplateRecord
 from domain.templates.selection import BY_LANGUAGE, language_of
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
@@ -404,6 +405,9 @@ class CampaignWizardPages(StaffPages):
             else f"{formats.count(missing)} more customer{' matches' if one else 's match'} the filters but "
             f"{'has' if one else 'have'} no address on the chosen channels, so they are not counted."
         )
+        shown["same_in_every_language"] = same_in_every_language(
+            draft.variables, variants, draft.template_name, container.settings.business_locale
+        )
         if preview.recipients == 0:
             errors["segments"] = "No customer matches these filters (with an address on the chosen channels)."
         elif preview.planned == 0:
@@ -428,6 +432,31 @@ class CampaignWizardPages(StaffPages):
                 request, form, errors={field_of(error): str(error)}, preview=shown, status_code=422
             )
         return Redirect(f"/communication/campaigns/{campaign.slug}?done=created", status_code=303)
+
+
+def same_in_every_language(
+    variables: Mapping[str, Any], variants: list[TemplateRecord], template: str, business_locale: str
+) -> list[str]:
+    """A sentence per language the template is written in, other than the business's, whose messages read a
+    value as typed (no `name[de] = …`): "20% off" in a German sentence, unless that is meant (a code)."""
+    languages = {language_of(v.locale) for v in variants if v.name == template} - {
+        language_of(business_locale)
+    }
+    table = variables.get(BY_LANGUAGE)
+    given = table if isinstance(table, Mapping) else {}
+    needs = template_needs(variants, template)
+    names = [n for n in variables if n in needs]  # in the order typed
+    notes = []
+    for code in sorted(languages):
+        alike = [n for n in names if n not in given.get(code, {})]
+        if alike:
+            language = NAMEABLE_LANGUAGES.get(code, code)
+            listed = ", ".join(f"{n} (“{str(variables[n])[:40]}”)" for n in alike)
+            notes.append(
+                f"The {language} messages read {listed} as written here: add {alike[0]}[{code}] = … "
+                f"on its own line for a {language} value."
+            )
+    return notes
 
 
 async def _preview(container: Container, draft: CampaignDraft) -> CampaignPreview:
