@@ -213,10 +213,16 @@ def _delivery_status(email: EmailMessage) -> tuple[str, str, str, datetime | Non
                 return (
                     str(block.get("Action", "")).strip().lower(),
                     str(block.get("Status", "")).strip(),
-                    str(block.get("Diagnostic-Code", "")).strip(),
+                    _said(str(block.get("Diagnostic-Code", ""))),
                     _moment(str(block.get("Last-Attempt-Date", ""))) or arrived,
                 )
     return "", "", "", None
+
+
+def _said(diagnostic: str) -> str:
+    """A Diagnostic-Code as staff read it: "smtp; 550 5.1.1 …" is RFC 3464's type, then the server's words."""
+    kind, semicolon, words = diagnostic.partition(";")
+    return " ".join((words if semicolon and kind.strip().lower() in {"smtp", "x-postfix"} else diagnostic).split())
 
 
 def _original_headers(email: EmailMessage) -> Message:

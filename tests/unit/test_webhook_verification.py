@@ -515,7 +515,7 @@ def test_bounce_hard_failure_is_undelivered_with_our_id() -> None:
     assert receipt is not None
     assert receipt.status is MessageStatus.UNDELIVERED and receipt.our_message_id == 31
     assert receipt.provider_message_id == "<sb.1234@clinic.example>" and receipt.error_code == "5.1.1"
-    assert receipt.error_detail == "smtp; 550 5.1.1 user unknown"
+    assert receipt.error_detail == "550 5.1.1 user unknown"  # without RFC 3464's "smtp;" type
 
 
 def test_bounce_soft_failure_is_failed_and_delay_is_not_a_receipt() -> None:
