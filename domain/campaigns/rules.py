@@ -67,13 +67,13 @@ def local_send_moment(day: date, clock: time, business_tz: str, now: datetime) -
     round_trip = local.astimezone(UTC).astimezone(zone)
     if (round_trip.date(), round_trip.time()) != (day, clock):
         raise SendTimeError(
-            f"{clock:%H:%M} does not exist on {day:%d %b %Y} in {business_tz} (the clocks go forward).",
+            f"{clock:%H:%M} does not exist on {day.day} {day:%b %Y} in {business_tz} (the clocks go forward).",
             "time",
         )
     moment = local.astimezone(UTC)
     if moment <= now:
         raise SendTimeError(
-            f"{day:%d %b %Y} {clock:%H:%M} ({business_tz}) has passed; pick a later time.", "day"
+            f"{day.day} {day:%b %Y} {clock:%H:%M} ({business_tz}) has passed; pick a later time.", "day"
         )
     return moment
 
