@@ -222,7 +222,9 @@ def _delivery_status(email: EmailMessage) -> tuple[str, str, str, datetime | Non
 def _said(diagnostic: str) -> str:
     """A Diagnostic-Code as staff read it: "smtp; 550 5.1.1 …" is RFC 3464's type, then the server's words."""
     kind, semicolon, words = diagnostic.partition(";")
-    return " ".join((words if semicolon and kind.strip().lower() in {"smtp", "x-postfix"} else diagnostic).split())
+    return " ".join(
+        (words if semicolon and kind.strip().lower() in {"smtp", "x-postfix"} else diagnostic).split()
+    )
 
 
 def _original_headers(email: EmailMessage) -> Message:

@@ -9,6 +9,7 @@ import threading
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -213,6 +214,15 @@ def _add_legend(figure: Figure, spec: ChartSpec, handles: Sequence[Artist]) -> N
 
 
 # --- value scales ------------------------------------------------------------------------------
+
+
+def _bar_text(spec: ChartSpec, value: float) -> str:
+    """A bar's own value: as the table beside it writes it ("US$0.18", "€754.45") below a thousand, where a
+    tick's short form ("0.17", "€754.4") would disagree with it; short above ("€12.3K")."""
+    if spec.unit in ("currency", "number") and abs(value) < 1000:
+        exact = float(Decimal(repr(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+        return format_value(exact, spec.unit, locale=spec.locale, currency=spec.currency)
+    return _axis_text(spec, value)
 
 
 def _axis_text(spec: ChartSpec, value: float) -> str:
@@ -540,7 +550,7 @@ def _paint_bar(figure: Figure, spec: ChartSpec) -> None:
         if labelled:
             ax.bar_label(
                 bars,
-                labels=[_axis_text(spec, float(v)) for v in y[known]],
+                labels=[_bar_text(spec, float(v)) for v in y[known]],
                 padding=3,
                 fontsize=theme.ANNOTATION_PT,
                 color=theme.TEXT_COLOUR,

@@ -682,3 +682,13 @@ def test_weekly_points_are_labelled_on_their_own_mondays(weeks: int, every: int)
 def test_daily_points_keep_the_calendar_ticks() -> None:
     (ax,) = draw_chart(revenue_line()).axes
     assert isinstance(ax.xaxis.get_major_locator(), mdates.AutoDateLocator)
+
+
+def test_a_bars_own_value_reads_as_the_table_beside_it_writes_it() -> None:
+    """0.175 (a sum of message costs) is "US$0.18" in the table; the bar said "0.17" (binary .2g)."""
+    from reports.charts.render import _bar_text
+
+    costs = dataclasses.replace(revenue_bars(), unit="currency", currency="USD", locale="en_US")
+    assert [_bar_text(costs, v) for v in (0.175, 754.45, 12_345.0)] == ["$0.18", "$754.45", "$12.3K"]
+    plain = dataclasses.replace(costs, unit="number", currency=None)
+    assert _bar_text(plain, 0.175) == "0.18"
