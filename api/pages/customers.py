@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError,
 from domain.consent.sources import TOLD_US, source_words
 from domain.consent.use_cases import set_preferences
 from domain.conversations.desk import STATUS_WORDS
-from domain.customers.importing import phone_typed
+from domain.customers.importing import phones_typed
 from domain.messages.words import channel_words
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, ConsentStatus, Role
 from storage.customer_erasure import (
@@ -61,7 +62,7 @@ from storage.queries.customer_directory import (
     customer_record,
     customer_segments,
 )
-from storage.queries.customers import customer_erased
+from storage.queries.customers import customer_erased, search_regions
 from switchboard.erasure_copies import CopiesErased, erase_copies
 
 PATH = "/communication/customers"
@@ -76,11 +77,12 @@ DONE_WORDS = {
 }
 
 
-def search_of(text: str, segment: str, region: str, *, whole_emails: bool) -> DirectorySearch:
-    """What was typed, read as a name or email part, a phone number (in the business's country) or #id."""
+def search_of(text: str, segment: str, regions: Sequence[str], *, whole_emails: bool) -> DirectorySearch:
+    """What was typed, read as a name or email part, a phone number (of the business's country or a clinic's)
+    or #id."""
     text = " ".join(text.split())[:100]
     customer_id = whole_number(text.replace(" ", "").lstrip("#"))
-    return DirectorySearch(text, phone_typed(text, region), customer_id, segment or None, whole_emails)
+    return DirectorySearch(text, phones_typed(text, regions), customer_id, segment or None, whole_emails)
 
 
 def phone_examples(region: str) -> str:
@@ -123,7 +125,8 @@ class CustomerPages(StaffPages):
         segment = segment if segment in segments else ""
         full = staff.may(Role.AGENT)
         region = container.settings.phone_region
-        search = search_of(params.get("q") or "", segment, region, whole_emails=full)
+        regions = await search_regions(container.database, region)
+        search = search_of(params.get("q") or "", segment, regions, whole_emails=full)
         before = whole_number(params.get("before") or "")
         found = await customer_list(container.database, search, before=before, limit=PAGE_SIZE)
         formats = Formats.of(request)
@@ -152,6 +155,10 @@ class CustomerPages(StaffPages):
             total=found.total,
             more_than_counted=found.more_than_counted,
             phone_examples=phone_examples(region),
+            # Numbers of the clinics' countries are read as theirs too ("07700 162625" for London).
+            other_countries=", ".join(
+                country_words(code, container.settings.business_locale) for code in regions[1:]
+            ),
             q=search.text,
             segment=segment,
             segments=segments,

@@ -25,7 +25,7 @@ from api.pages.common import (
     utc_now,
     whole_number,
 )
-from domain.customers.importing import phone_typed
+from domain.customers.importing import phones_typed
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
     CHAT_CHANNEL_WORDS,
@@ -43,6 +43,7 @@ from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStat
 from reports.exports import SheetRows
 from storage.database import Database
 from storage.queries.campaigns import CampaignOverview, campaign_overview
+from storage.queries.customers import search_regions
 from storage.queries.messages import (
     MessageLogFilters,
     MessageRecord,
@@ -142,7 +143,11 @@ async def find_customers(
     """Who the customer filter finds; staff who see contact details shortened find by whole ones only (a
     phone number read in the business's country, `region`)."""
     rows = await message_log_customers(
-        database, text, CUSTOMER_MATCHES + 1, whole_contacts=whole_contacts, phone=phone_typed(text, region)
+        database,
+        text,
+        CUSTOMER_MATCHES + 1,
+        whole_contacts=whole_contacts,
+        phones=phones_typed(text, await search_regions(database, region)),
     )
     matches = tuple(CustomerMatch(id, name) for id, name in rows[:CUSTOMER_MATCHES])
     return CustomerSearch(text, matches, len(rows) > CUSTOMER_MATCHES)

@@ -13,7 +13,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
-from domain.customers.importing import phone_typed
+from domain.customers.importing import phones_typed
 from domain.notifications.rules import NOT_REACHED, told_words
 from domain.video.booking import (
     BookingChoices,
@@ -27,7 +27,7 @@ from domain.video.booking_ports import Clinician
 from domain.video.model import VideoError
 from domain.video.slots import zone_of
 from domain.vocabulary import Role
-from storage.queries.customers import CustomerSummary, customers_matching
+from storage.queries.customers import CustomerSummary, customers_matching, search_regions
 from storage.queries.video import booking_reaches
 from switchboard.settings import ConfigurationError
 from switchboard.wiring import Container
@@ -82,8 +82,8 @@ async def find_patient(container: Container, form: BookingForm) -> None:
     if not text:
         raise VideoError("Say who the patient is: a customer number, a name, a phone number or an email.")
     # A number typed as people say it ("0171 2345678") is read in the business's country, as on Customers.
-    phone = phone_typed(text, container.settings.phone_region)
-    found = await customers_matching(container.database, text, limit=MATCH_LIMIT + 1, phone=phone)
+    phones = phones_typed(text, await search_regions(container.database, container.settings.phone_region))
+    found = await customers_matching(container.database, text, limit=MATCH_LIMIT + 1, phones=phones)
     form.matches, form.more = found[:MATCH_LIMIT], len(found) > MATCH_LIMIT
     chosen = [c for c in form.matches if c.id == form.customer_id]
     if chosen:

@@ -21,6 +21,7 @@ from storage.queries.customers import (
     customer_preferences,
     customer_profile,
     customers_matching,
+    search_regions,
 )
 
 FIND_USAGE = "customer find TEXT  (name, email, phone or #id)"
@@ -83,10 +84,10 @@ def customer_page(ctx: CommandContext, customer_id: int) -> str:
 
 async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContext) -> Reply:
     text = command.text.strip()
-    from domain.customers.importing import phone_typed  # phonenumbers: loaded when a search needs it
+    from domain.customers.importing import phones_typed  # phonenumbers: loaded when a search needs it
 
-    phone = phone_typed(text, ctx.settings.phone_region)
-    rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1, phone=phone)
+    phones = phones_typed(text, await search_regions(ctx.database, ctx.settings.phone_region))
+    rows = await customers_matching(ctx.database, text, limit=FIND_LIMIT + 1, phones=phones)
     if not rows:
         return Reply(f"No customer matches “{text}”.", title="Customers")
     shown = rows[:FIND_LIMIT]

@@ -8,7 +8,7 @@ Nothing here touches the database: storage/customer_import.py merges the rows in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
@@ -527,13 +527,20 @@ def normalise_phone(raw: str, default_region: str) -> PhoneReading:
     return e164, (None if region == "ZZ" else region)
 
 
-def phone_typed(text: str, region: str) -> str | None:
-    """What staff typed in a search, read as a phone number of the business's country `region` (E.164), or
-    None when it is not one (fewer than six digits, or no valid number)."""
+def phones_typed(text: str, regions: Sequence[str]) -> tuple[str, ...]:
+    """What staff typed in a search, read as a phone number of each of `regions` in turn (the business's
+    country, then its clinics' countries: "07700 162625" is London's, "(202) 555-0100" New York's), as E.164;
+    empty when it is none (fewer than six digits, or no valid number anywhere)."""
     if sum(c.isascii() and c.isdigit() for c in text) < 6:
-        return None
-    reading = normalise_phone(text, region)
-    return reading[0] if isinstance(reading, tuple) else None
+        return ()
+    found: dict[str, None] = {}
+    for region in regions:
+        reading = normalise_phone(text, region)
+        if isinstance(reading, tuple):
+            found[reading[0]] = None
+        if text.lstrip().startswith(("+", "00")):
+            break  # a number with its country code reads the same everywhere
+    return tuple(found)
 
 
 def parse_moment(raw: str) -> datetime | None:

@@ -24,11 +24,12 @@ CONVERSATIONS_SHOWN = 10
 class DirectorySearch:
     """What staff typed, as conditions: `text` in the name, or in the email when they may see emails whole
     (`whole_emails`; otherwise the email must be all of `text`, so that a shortened address cannot be guessed
-    a letter at a time), `phone` (E.164, read in the business's country) or `customer_id` exactly; and a
+    a letter at a time), `phones` (what was typed read as a number of the business's or a clinic's country,
+    E.164) or `customer_id` exactly; and a
     segment. Letters are compared without case by the database, so both sides are lowercased alike."""
 
     text: str = ""
-    phone: str | None = None
+    phones: tuple[str, ...] = ()
     customer_id: int | None = None
     segment: str | None = None
     whole_emails: bool = False
@@ -47,8 +48,8 @@ class DirectorySearch:
                 email,
                 equals_folded(Customer.external_ref, self.text.strip()),
             ]
-            if self.phone:
-                anywhere.append(Customer.phone_e164 == self.phone)
+            if self.phones:
+                anywhere.append(Customer.phone_e164.in_(self.phones))
             if self.customer_id is not None:
                 anywhere.append(Customer.id == self.customer_id)
             found.append(or_(*anywhere))

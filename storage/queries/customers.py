@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -15,6 +16,7 @@ from storage.models import (
     CustomerCommunication,
     CustomerConsent,
     CustomerTag,
+    Location,
 )
 from storage.sql import contains_folded, equals_folded
 
@@ -99,17 +101,17 @@ async def customers_by_reference(
 
 
 async def customers_matching(
-    database: Database, text: str, *, limit: int, phone: str | None = None
+    database: Database, text: str, *, limit: int, phones: Sequence[str] = ()
 ) -> list[CustomerSummary]:
     """Customers whose name contains `text` (in any case, `%` and `_` as letters), whose email is `text`,
-    whose id it is, or whose phone is `phone` (what was typed, read as a number) or `text` in E.164, by id."""
+    whose id it is, or whose phone is one of `phones` (what was typed, read as a number) or `text` in E.164, by id."""
     conditions = [
         contains_folded(Customer.name, text),
         equals_folded(Customer.email, text.strip()),
         equals_folded(Customer.external_ref, text.strip()),  # the practice's own patient number, in any case
     ]
-    if phone is not None:
-        conditions.append(Customer.phone_e164 == phone)
+    if phones:
+        conditions.append(Customer.phone_e164.in_(phones))
     compact = text.replace(" ", "")
     number = compact.lstrip("#")
     if number.isascii() and number.isdigit() and len(number) < 19:
@@ -253,3 +255,12 @@ async def preferences_and_consent(database: Database, customer_id: int) -> Prefe
             consents=current,
             ledger=statements,
         )
+
+
+async def search_regions(database: Database, business_region: str) -> tuple[str, ...]:
+    """The countries a phone number typed without +code may be of, in turn: the business's, then those of
+    its clinics (a group with clinics in London and Zürich finds "07700 162625" and "079 040 85 40")."""
+    async with database.read_sessions() as session:
+        countries = await session.scalars(select(Location.country).distinct())
+        clinics = sorted({c.upper() for c in countries if c})
+    return tuple(dict.fromkeys([r for r in (business_region, *clinics) if r]))

@@ -201,11 +201,11 @@ def _history_of(message: CustomerCommunication) -> ColumnElement[bool]:
 
 
 def _customer_condition(
-    text: str, *, whole_contacts: bool = True, phone: str | None = None
+    text: str, *, whole_contacts: bool = True, phones: Sequence[str] = ()
 ) -> ColumnElement[bool]:
     """Name, email or phone containing `text` (case-insensitive), or `#123` for a customer number. Without
     `whole_contacts` (staff who see contact details shortened), an email must be all of `text` and a phone
-    number `phone` (the text read as one, E.164), so that neither can be found out a character at a time.
+    number one of `phones` (the text read as one, E.164), so that neither can be found out a character at a time.
 
     The text only ever travels as a bound parameter; LIKE wildcards in it are escaped.
     """
@@ -227,13 +227,13 @@ def _customer_condition(
     if re.fullmatch(r"\+?[0-9]+", digits) and len(number) >= 3:
         if whole_contacts:
             conditions.append(Customer.phone_e164.contains(number, autoescape=True))
-    if phone is not None and not whole_contacts:
-        conditions.append(Customer.phone_e164 == phone)
+    if phones and not whole_contacts:
+        conditions.append(Customer.phone_e164.in_(phones))
     return or_(*conditions)
 
 
 async def message_log_customers(
-    database: Database, text: str, limit: int, *, whole_contacts: bool = True, phone: str | None = None
+    database: Database, text: str, limit: int, *, whole_contacts: bool = True, phones: Sequence[str] = ()
 ) -> list[tuple[int, str]]:
     """The message log's customer filter: (id, name) of customers whose name, email or phone contains
     `text`, or whose number it is, by name (see `_customer_condition` for `whole_contacts`)."""
@@ -241,7 +241,7 @@ async def message_log_customers(
         rows = (
             await session.execute(
                 select(Customer.id, Customer.name)
-                .where(_customer_condition(text, whole_contacts=whole_contacts, phone=phone))
+                .where(_customer_condition(text, whole_contacts=whole_contacts, phones=phones))
                 .order_by(Customer.name, Customer.id)
                 .limit(limit)
             )

@@ -501,6 +501,52 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     assert "contact details on file: none" in html
 
 
+async def test_a_number_written_as_a_clinics_country_writes_it_finds_its_patient(
+    client: Client, seeded: Seeded
+) -> None:
+    """The business is in Germany, with clinics in London, New York and Zürich: their patients' numbers are
+    found as people there write them, on the list, in the message log's filter and by the bot's lookup."""
+    from storage.queries.customers import customers_matching, search_regions
+    from storage.queries.messages import message_log_customers
+
+    database = Database.connect(seeded.settings.database_url)
+    try:
+        async with database.sessions() as session:
+            people = {
+                "07911 123456": Customer(
+                    name="Olivia London", phone_e164="+447911123456", timezone="Europe/London"
+                ),
+                "(212) 555-0188": Customer(
+                    name="Noah York", phone_e164="+12125550188", timezone="America/New_York"
+                ),
+                "079 040 85 41": Customer(
+                    name="Ueli Zürich", phone_e164="+41790408541", timezone="Europe/Zurich"
+                ),
+            }
+            session.add_all(people.values())
+            await session.commit()
+        regions = await search_regions(database, "DE")
+        assert regions[0] == "DE" and {"GB", "US", "CH"} <= set(regions)
+        from domain.customers.importing import phones_typed
+
+        for typed, customer in people.items():
+            phones = phones_typed(typed, regions)
+            assert [c.id for c in await customers_matching(database, typed, limit=5, phones=phones)] == [
+                customer.id
+            ], typed
+            assert await message_log_customers(database, typed, 5, whole_contacts=False, phones=phones) == [
+                (customer.id, customer.name)
+            ], typed
+    finally:
+        await database.dispose()
+    await sign_in(client, seeded, AGENT)
+    for typed, customer in people.items():
+        found = (await client.get(LIST, params={"q": typed})).text
+        assert listed_ids(found) == [customer.id], typed
+    hint = (await client.get(LIST, params={"q": "nobody by this name"})).text
+    assert "or as written in" in hint and "United Kingdom" in hint
+
+
 async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     client: Client, seeded: Seeded
 ) -> None:
