@@ -25,6 +25,8 @@ from domain.campaigns.ports import CampaignUnitOfWork
 from domain.campaigns.rules import validate_channel_order, validate_fallback
 from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy
+from domain.consent.unsubscribe import UnsubscribeLinks
+from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import Recipient
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
 from domain.messages.send_decision import OutboxPlanner, check_variables
@@ -171,9 +173,7 @@ async def _preview(
                 cost += entry.cost_micros or 0
                 deferred += entry.send_at is not None and entry.send_at > at
                 if sample is None:
-                    sample = RenderedSample(
-                        recipient.customer_id, entry.channel, entry.to_address, entry.body, entry.subject
-                    )
+                    sample = _shown_sample(recipient.customer_id, entry, planner.policy.unsubscribe_links)
             if len(page) < batch_size:
                 break
             cursor = page[-1].customer_id
@@ -189,6 +189,17 @@ async def _preview(
         deferred=deferred,
         sample=sample,
     )
+
+
+def _shown_sample(customer_id: int, entry: OutboxEntry, links: UnsubscribeLinks | None) -> RenderedSample:
+    """The first recipient's message as staff see it: their own unsubscribe link, which would opt them out if
+    a curious colleague clicked it in the preview, reads as the example link instead."""
+    body, subject = entry.body, entry.subject
+    if links is not None:
+        theirs = links.url(customer_id, entry.channel)
+        body = body.replace(theirs, links.example())
+        subject = subject.replace(theirs, links.example()) if subject else subject
+    return RenderedSample(customer_id, entry.channel, entry.to_address, body, subject)
 
 
 async def launch_campaign(

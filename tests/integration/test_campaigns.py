@@ -186,6 +186,38 @@ async def test_preview_counts_channels_exclusions_cost_and_sample(database: Data
     assert await outbox_rows(database, campaign_id) == []  # a preview writes nothing
 
 
+async def test_the_previews_sample_shows_the_example_unsubscribe_link_not_the_customers_own(
+    database: Database,
+) -> None:
+    """A colleague clicking the link in the preview would opt the first customer out: it is the example one."""
+    from domain.consent.model import ConsentPolicy
+    from domain.consent.unsubscribe import UnsubscribeLinks
+
+    await add_templates(database, "newsletter")
+    async with database.sessions() as session:
+        await session.execute(
+            update(MessageTemplate)
+            .where(MessageTemplate.name == "newsletter", MessageTemplate.channel == "email")
+            .values(
+                body="Dear {{ name }}, {{ offer }}. Unsubscribe: {{ unsubscribe_url }}",
+                variables=["name", "offer", "unsubscribe_url"],
+            )
+        )
+        await session.commit()
+    carol = await add_customer(database, "Carol King", email="c@example.com")
+    campaign_id = await new_campaign(
+        database, slug="letter", template_name="newsletter", channel_order=[Channel.EMAIL]
+    )
+    links = UnsubscribeLinks("https://clinic.example/", "s3cret")
+    reader = SqlCampaignUnitOfWork(database, read_only=True)
+    preview = await preview_campaign(
+        reader, campaign_id, now=NOW, policy=ConsentPolicy(unsubscribe_links=links)
+    )
+    assert preview.sample is not None and preview.sample.customer_id == carol
+    assert preview.sample.body.endswith(f"Unsubscribe: {links.example()}"), preview.sample.body
+    assert links.url(carol, Channel.EMAIL) not in preview.sample.body
+
+
 async def test_planning_in_batches_gives_each_eligible_customer_exactly_one_row(database: Database) -> None:
     ids = await small_audience(database)
     campaign_id = await new_campaign(database)
