@@ -299,6 +299,12 @@ async def dashboard_data(
     charts = [c for c in charts_found if c]
     return {
         "tiles": tiles,
+        # What each tile counts, in the registry's words (a churn rate of 51.8% means little unexplained).
+        "definitions": [
+            (metric_label(m, provider_currency), REGISTRY[m].description)
+            for m in dashboard.tiles
+            if m in REGISTRY
+        ],
         "charts": charts,
         "period": period,
         "periods": [(key, label) for key, (label, _) in PERIODS.items()],

@@ -997,6 +997,11 @@ async def test_the_customer_page_shows_the_stored_cohort_retention(client: Clien
         await session.commit()
     await database.dispose()
     html = (await client.get("/analytics/customer")).text
+    definitions = html[html.index('<details id="tile-definitions">') :]
+    assert (
+        "<dt>Churn rate</dt><dd>Share of customers with a paid order in the previous equally long period"
+        in (definitions)
+    )
     assert insight.result.rows, "the seed has first orders in the last 40 days"
     for row in insight.result.rows:
         cells = "".join(
