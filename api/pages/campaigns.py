@@ -102,6 +102,8 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
             ("Planned / excluded", f"{campaign.planned_count:,} / {campaign.excluded_count:,}"),
         ],
         "preview": preview,
+        # A draft with a send time goes out then, launched or not now: the preview says when.
+        "sends_at": formats.moment(campaign.scheduled_at) if campaign.scheduled_at else None,
         "preview_cost": formats.money_micros(preview.estimated_cost_micros, preview.currency)
         if preview
         else None,
