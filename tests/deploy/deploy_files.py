@@ -83,14 +83,21 @@ GUIDE = DEPLOY.parent / "docs" / "operations.md"
 def host_upstream(conf: str, web_ports: list[int]) -> str:
     """The upstream as docs/operations.md's `sed` rewrites it for the systemd units (ports 8001 and 8002), run
     here on these ports instead."""
-    found = re.search(r"\| sed 's\|(?P<pattern>[^|]+)\|(?P<replacement>[^|]+)\|'", GUIDE.read_text())
+    found = re.search(
+        r"\| sed -e 's\|(?P<pattern>[^|]+)\|(?P<replacement>[^|]+)\|' -e '/(?P<deleted>[^/]+)/d'",
+        GUIDE.read_text(),
+    )
     assert found, "docs/operations.md no longer shows the sed that points nginx at the web units"
     replacement = found["replacement"]
     for default_port, port in zip(("8001", "8002"), web_ports, strict=True):
         assert f"127.0.0.1:{default_port}" in replacement, replacement
         replacement = replacement.replace(f"127.0.0.1:{default_port}", f"127.0.0.1:{port}")
-    conf = re.sub(found["pattern"], replacement, conf)  # as sed does, line by line (comments too)
+    # As sed does, line by line: the upstream replaced, Docker's resolver line deleted (comments untouched).
+    conf = re.sub(found["pattern"], replacement, conf, flags=re.M)
+    conf = re.sub(found["deleted"] + ".*\n?", "", conf, flags=re.M)
     assert not re.search(r"^\s*server web:8000", conf, flags=re.M), "the guide's sed misses the upstream"
+    assert not re.search(r"^resolver ", conf, flags=re.M), "the guide's sed leaves Docker's resolver"
+    assert "#     | sed -e 's|^    server web:8000" in conf, "the sed garbles the comment that shows it"
     return conf
 
 
