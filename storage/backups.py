@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import migrate
 from storage.database import Database
+from storage.private_files import new_private_file
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 PG_DUMP_HEADER = b"PGDMP"
@@ -120,9 +121,7 @@ def _writable_target(path: Path) -> Path:
         raise BackupError(f"cannot write {path}: no permission to write in {folder}")
     partial = path.with_name(f".{path.name}.partial")
     try:  # access() says yes to root everywhere, and a read-only mount or /sys still refuses: try it
-        # A new file, only its owner may read (a stale one from a killed run could have another mode).
-        partial.unlink(missing_ok=True)
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+        os.close(new_private_file(partial))
     except OSError as error:
         reason = (error.strerror or "refused").lower()
         raise BackupError(f"cannot write {path}: {reason} in {folder}") from None

@@ -37,6 +37,7 @@ from urllib.parse import quote_plus
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.counting import counted
 from domain.vocabulary import OUTBOUND_CHANNELS, ConsentStatus, Direction, MessageStatus, Provider
 from storage.customer_export import NoSuchCustomer
 from storage.database import Database
@@ -114,8 +115,7 @@ class Erasure:
             lines = [f"erased customer {self.customer_id}: {done or 'nothing but the profile'}"]
         if self.unapplied_webhooks_kept:
             lines.append(
-                f"{self.unapplied_webhooks_kept} {'webhook' if self.unapplied_webhooks_kept == 1 else 'webhooks'} "
-                "not applied yet (failed or waiting) mention their "
+                f"{counted(self.unapplied_webhooks_kept, 'webhook')} not applied yet (failed or waiting) mention their "
                 "phone, email or chat id and were kept: they may be someone else's; replayed, theirs would "
                 "come back as a new contact"
             )
@@ -352,8 +352,8 @@ async def _stop_messages(session: AsyncSession, erasure: Erasure, now: datetime)
     if sending:
         await session.rollback()
         raise ErasureRefused(
-            f"customer {erasure.customer_id} has {sending} {'message' if sending == 1 else 'messages'} being "
-            "handed to a provider right now; "
+            f"customer {erasure.customer_id} has {counted(sending, 'message')} being handed to a provider "
+            "right now; "
             "nothing was erased: run the erase again in a minute"
         )
     created = await message_creation_times(session, withdrawn)

@@ -16,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from domain.clock import utc_now
+from domain.counting import counted
 from switchboard.errors import StartupError, explain_database_error, redact_url
 from switchboard.logs import TEXT_FORMAT, use_log_format, use_log_level
 from switchboard.settings import ConfigurationError, Settings
@@ -1107,7 +1108,7 @@ def _held(section: str, count: int) -> str:
     """ "3 messages", "1 tag", "2 consent ledger entries": a bundle section's count in words."""
     words = section.replace("_", " ")
     one, many = _SECTION_WORDS.get(section, (words[:-1] if words.endswith("s") else words, words))
-    return f"{count:,} {one if count == 1 else many}"
+    return counted(count, one, many)
 
 
 @customer.command("erase")

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from zoneinfo import available_timezones
 
 from domain.clock import utc_now
+from domain.counting import counted
 from domain.customers.importing import (
     CONSENT_FIELDS,
     ColumnMap,
@@ -43,6 +44,7 @@ from storage.customer_import import (
     known_customers,
 )
 from storage.database import Database
+from storage.private_files import new_private_file
 from switchboard import helper_process
 
 log = logging.getLogger(__name__)
@@ -95,16 +97,16 @@ class ImportResult:
         c = self.counts
         would = "would be " if self.dry_run else ""
         parts = [
-            f"{_many(self.rows, 'row')} read",
-            f"{'would create' if self.dry_run else 'created'} {_many(c.created, 'customer')}",
+            f"{counted(self.rows, 'row')} read",
+            f"{'would create' if self.dry_run else 'created'} {counted(c.created, 'customer')}",
             f"{'would update' if self.dry_run else 'updated'} {c.updated:,}",
             f"unchanged {c.unchanged:,}",
-            f"{_many(c.merged_in_file, 'row')} merged into an earlier row of the file",
-            f"{_many(c.consents_recorded, 'consent change')} {would}recorded",
-            f"{_many(c.tags_added, 'tag')} {would}added",
+            f"{counted(c.merged_in_file, 'row')} merged into an earlier row of the file",
+            f"{counted(c.consents_recorded, 'consent change')} {would}recorded",
+            f"{counted(c.tags_added, 'tag')} {would}added",
         ]
         if c.preferences_set:
-            parts.append(f"{_many(c.preferences_set, 'preferred channel')} {would}set")
+            parts.append(f"{counted(c.preferences_set, 'preferred channel')} {would}set")
         if c.without_address:
             parts.append(
                 f"{c.without_address:,} {'yes' if c.without_address == 1 else 'yeses'} or preferred "
@@ -122,20 +124,16 @@ class ImportResult:
             )
         listed = []
         if self.rejected:
-            listed.append(f"{_many(self.rejected, 'row')} rejected")
+            listed.append(f"{counted(self.rejected, 'row')} rejected")
         if self.left_out:
             imported = "would be imported" if self.dry_run else "imported"
-            listed.append(f"{_many(self.left_out, 'row')} {imported} in part")
+            listed.append(f"{counted(self.left_out, 'row')} {imported} in part")
         if listed:
             each = "with its reason" if self.rejected + self.left_out == 1 else "each with its reason"
             text += f"\n{' and '.join(listed)}, {each} in {self.errors_path}"
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text
-
-
-def _many(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def check_encoding(path: Path, encoding: str) -> None:
@@ -161,13 +159,6 @@ def check_encoding(path: Path, encoding: str) -> None:
             "or name its encoding "
             "with --encoding (cp1252 for Excel on Windows, latin-1); nothing was imported"
         ) from None
-
-
-def private_file(path: Path) -> int:
-    """A new file at `path` only its owner may read (0600), open for writing; one already there (from an earlier
-    run) is replaced, not reused with its old mode, and a link planted there is not followed."""
-    path.unlink(missing_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
 
 
 #: Encodings as people name them (utf-8-sig is UTF-8 that may start with Excel's byte order mark).
@@ -246,7 +237,7 @@ async def import_customers(
                             # In the file's own encoding and separator (a German Excel's semicolons), so
                             # that the fixed rows open in the same program and import with the same options.
                             errors_file = os.fdopen(
-                                private_file(errors_path),
+                                new_private_file(errors_path),
                                 "w",
                                 encoding=options.encoding,
                                 errors="replace",

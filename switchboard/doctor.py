@@ -212,30 +212,27 @@ class Doctor:
         base = settings.twilio_base_url.rstrip("/")
         auth = aiohttp.BasicAuth(sid, settings.twilio_auth_token.get_secret_value())
         status, account = await self._get("Twilio", f"{base}/2010-04-01/Accounts/{sid}.json", auth=auth)
+        refused: Finding | None = None
         if status == 401:
-            return [
-                fail(
-                    "twilio account",
-                    f"Twilio refused the credentials for account {sid} (401)",
-                    "set SWITCHBOARD_TWILIO_ACCOUNT_SID and SWITCHBOARD_TWILIO_AUTH_TOKEN from the Twilio "
-                    "Console's Account Info",
-                ),
-                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
-            ]
-        if status != 200 or not isinstance(account, dict):
-            return [
-                fail("twilio account", f"Twilio answered {status}", "see Twilio's status page; try again"),
-                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
-            ]
-        if account.get("status") != "active":
-            return [
-                fail(
-                    "twilio account",
-                    f"account {sid} is {account.get('status')}",
-                    "reactivate the account in the Twilio Console",
-                ),
-                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
-            ]
+            refused = fail(
+                "twilio account",
+                f"Twilio refused the credentials for account {sid} (401)",
+                "set SWITCHBOARD_TWILIO_ACCOUNT_SID and SWITCHBOARD_TWILIO_AUTH_TOKEN from the Twilio "
+                "Console's Account Info",
+            )
+        elif status != 200 or not isinstance(account, dict):
+            refused = fail(
+                "twilio account", f"Twilio answered {status}", "see Twilio's status page; try again"
+            )
+        elif account.get("status") != "active":
+            refused = fail(
+                "twilio account",
+                f"account {sid} is {account.get('status')}",
+                "reactivate the account in the Twilio Console",
+            )
+        if refused is not None:
+            return [refused, *_not_checked("twilio number", "twilio webhook", after="twilio account")]
+        assert isinstance(account, dict)  # anything else was refused above
         findings = [ok("twilio account", f"{account.get('friendly_name') or sid} is active")]
         number = settings.twilio_from
         status, listed = await self._get(

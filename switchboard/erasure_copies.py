@@ -32,6 +32,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from domain.counting import counted
 from providers.http import retry_after_seconds
 from providers.slack.client import slack_client
 from providers.telegram.client import telegram_bot
@@ -106,15 +107,17 @@ class CopiesErased:
         lines = []
         if self.slack_messages or self.telegram_posts:
             lines.append(
-                f"staff chats: {_records(self.slack_messages, 'Slack message')} and "
-                f'{_records(self.telegram_posts, "Telegram post")} now read "{ERASED_COPY}"'
+                f"staff chats: {counted(self.slack_messages, 'Slack message')} and "
+                f'{counted(self.telegram_posts, "Telegram post")} now read "{ERASED_COPY}"'
             )
         if self.twilio_records or self.twilio_gone:
             gone = f" ({self.twilio_gone} it no longer had)" if self.twilio_gone else ""
-            lines.append(f"Twilio: {_records(self.twilio_records)} deleted from the account's logs{gone}")
+            lines.append(
+                f"Twilio: {counted(self.twilio_records, 'SMS record')} deleted from the account's logs{gone}"
+            )
         if self.slack_left:
             lines.append(
-                f"{_records(self.slack_left, 'message')} that staff typed in their Slack threads "
+                f"{counted(self.slack_left, 'message')} that staff typed in their Slack threads "
                 + (
                     "remains: a bot cannot change it; a workspace admin can delete it"
                     if self.slack_left == 1
@@ -172,7 +175,7 @@ async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesEra
     token = settings.twilio_auth_token.get_secret_value().strip()
     if not account or not token:
         done.failures.append(
-            f"{_records(len(sids), 'Twilio SMS record')}: SWITCHBOARD_TWILIO_ACCOUNT_SID and "
+            f"{counted(len(sids), 'Twilio SMS record')}: SWITCHBOARD_TWILIO_ACCOUNT_SID and "
             "SWITCHBOARD_TWILIO_AUTH_TOKEN are not set here"
         )
         done.twilio_pending += sids
@@ -189,7 +192,7 @@ async def _erase_twilio(settings: Settings, sids: Sequence[str], done: CopiesEra
                 refused_all = f"Twilio could not be reached ({type(error).__name__})"
             if refused_all:
                 # The account or Twilio itself, not this record: the rest would fail alike.
-                done.failures.append(f"{_records(len(sids) - index, 'Twilio SMS record')}: {refused_all}")
+                done.failures.append(f"{counted(len(sids) - index, 'Twilio SMS record')}: {refused_all}")
                 done.twilio_pending += sids[index:]
                 return
 
@@ -237,7 +240,7 @@ async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesEras
     token = settings.slack_bot_token.get_secret_value().strip()
     if not token:
         done.failures.append(
-            f"{_records(len(copies.slack_threads), 'Slack thread')}: SWITCHBOARD_SLACK_BOT_TOKEN is not set here"
+            f"{counted(len(copies.slack_threads), 'Slack thread')}: SWITCHBOARD_SLACK_BOT_TOKEN is not set here"
         )
         return
     client = slack_client(token, settings.slack_base_url, timeout_seconds=CALL_SECONDS)
@@ -247,7 +250,7 @@ async def _erase_slack(settings: Settings, copies: StaffCopies, done: CopiesEras
         me = await client.auth_test()
     except (SlackApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
         done.failures.append(
-            f"{_records(len(copies.slack_threads), 'Slack thread')}: Slack {_slack_error(error)}"
+            f"{counted(len(copies.slack_threads), 'Slack thread')}: Slack {_slack_error(error)}"
         )
         return
     for channel, thread_ts in copies.slack_threads:
@@ -286,7 +289,7 @@ async def _erase_telegram(settings: Settings, copies: StaffCopies, done: CopiesE
     token = settings.telegram_bot_token.get_secret_value().strip()
     if not token:
         done.failures.append(
-            f"{_records(len(copies.telegram_posts), 'Telegram post')}: SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here"
+            f"{counted(len(copies.telegram_posts), 'Telegram post')}: SWITCHBOARD_TELEGRAM_BOT_TOKEN is not set here"
         )
         return
     bot = telegram_bot(token, settings.telegram_base_url, timeout_seconds=CALL_SECONDS)
@@ -334,7 +337,3 @@ def _telegram_error(error: Exception) -> str:
     if isinstance(error, AiogramError):
         return f"Telegram's answer could not be read ({type(error).__name__})"
     return f"Telegram could not be reached ({type(error).__name__})"
-
-
-def _records(count: int, what: str = "SMS record") -> str:
-    return f"{count:,} {what}" + ("" if count == 1 else "s")

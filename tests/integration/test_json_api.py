@@ -252,6 +252,24 @@ async def test_campaign_lifecycle_preview_launch_pause_resume_cancel(client: Asy
         json={"slug": "winter-check", "name": "again", "template": "csat_survey", "channels": ["sms"]},
     )
     assert duplicate.status_code == 422
+    # Values per language: keyed by language codes, each beside a plain value; anything else is refused.
+    for table, words in (
+        ({"DE": {"clinic": "Nordwind"}}, "is not a language"),
+        ({"de": {"offer": "Rabatt"}}, "offer is given for “de” only"),
+        ({"de": "Nordwind"}, "gives values per language"),
+    ):
+        refused = await client.post(
+            "/api/campaigns",
+            headers=AUTH,
+            json={
+                "slug": "per-language",
+                "name": "Per language",
+                "template": "csat_survey",
+                "channels": ["sms"],
+                "variables": {"clinic": "Northwind", "by_language": table},
+            },
+        )
+        assert refused.status_code == 422 and words in refused.text, (table, refused.text)
     preview = (await client.get("/api/campaigns/winter-check/preview", headers=AUTH)).json()
     assert preview["recipients"] == 30
     assert preview["planned"] + sum(preview["exclusions"].values()) == 30
