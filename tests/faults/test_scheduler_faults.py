@@ -128,9 +128,10 @@ def destinations(
 async def add_schedules(database: Database, kinds: list[str], due: list[datetime]) -> list[Target]:
     """One saved report per schedule, each to a destination of its own, due at the given times."""
     targets: list[Target] = []
-    # Their next regular run half a day away (a fixed "Monday 08:00" would fall due during a run at that
-    # time and deliver twice): each schedule has exactly the one run it was given due.
-    later = datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(hours=12)
+    # Their next regular run half a day after the runs given due, on the test's clock (the real time for
+    # the worker processes, 23 November for the in-process runners): each schedule has exactly the one
+    # run it was given due. A regular run within the test's hour would fall due during it and deliver twice.
+    later = min(due).astimezone(ZoneInfo("Europe/Berlin")) + timedelta(hours=12)
     async with database.sessions() as session:
         owner = StaffUser(email=OWNER, name="Maria", role="manager")
         session.add(owner)
