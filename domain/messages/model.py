@@ -8,7 +8,9 @@ from datetime import datetime
 from types import MappingProxyType
 
 from domain.consent.model import ChannelConsent, QuietHours, RecipientFacts
+from domain.conversations.newcomers import is_placeholder_name
 from domain.templates.model import MessageTemplate
+from domain.templates.nameless import NAMELESS
 from domain.vocabulary import Channel, ConsentStatus
 
 _NO_CHANNEL_COUNTS: Mapping[Channel, int] = MappingProxyType({})
@@ -72,6 +74,9 @@ class Recipient:
 
     @property
     def first_name(self) -> str:
+        """The name a message greets them by; `NAMELESS` for a first contact's made-up name ("SMS contact …4321")."""
+        if is_placeholder_name(self.name):
+            return NAMELESS
         parts = self.name.split()
         return parts[0] if parts else ""
 
@@ -92,4 +97,5 @@ class Recipient:
 
     def template_variables(self) -> dict[str, object]:
         """What every template may use about its recipient."""
-        return {"first_name": self.first_name, "name": self.name, "locale": self.locale}
+        name = NAMELESS if is_placeholder_name(self.name) else self.name
+        return {"first_name": self.first_name, "name": name, "locale": self.locale}

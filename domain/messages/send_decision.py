@@ -18,6 +18,7 @@ from domain.messages.model import Recipient, StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.templates.model import SYSTEM_VARIABLES, MessageTemplate, TemplateError
+from domain.templates.nameless import named_for_whatsapp
 from domain.templates.rendering import parse_template, plain_value, render_template
 from domain.templates.selection import BY_LANGUAGE, language_of, said_in, select_template, whatsapp_components
 from domain.vocabulary import (
@@ -294,16 +295,20 @@ class OutboxPlanner:
         return self._reads[stored.id]
 
     def _render_now(self, template: MessageTemplate, variables: Mapping[str, object]) -> _Rendering:
-        rendered = render_template(template, variables)
         payload: dict[str, object] = {}
-        if rendered.html_body is not None:
-            payload["html_body"] = rendered.html_body
         if template.whatsapp_name is not None:
+            # Meta fills the name into the text it approved and refuses an empty parameter: the body we keep
+            # reads the word the patient reads.
+            language = template.whatsapp_language or template.locale
+            variables = named_for_whatsapp(variables, language, language_of(language))
             payload["whatsapp_template"] = {
                 "name": template.whatsapp_name,
-                "language": template.whatsapp_language or template.locale,
+                "language": language,
                 "components": whatsapp_components(template, variables),
             }
+        rendered = render_template(template, variables)
+        if rendered.html_body is not None:
+            payload["html_body"] = rendered.html_body
         segments = encoding = None
         if template.channel is Channel.SMS:
             shape = sms_shape(rendered.body)

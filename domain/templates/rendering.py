@@ -26,6 +26,7 @@ from jinja2.visitor import NodeTransformer
 
 from domain.messages.segments import MAX_SMS_CHARACTERS
 from domain.templates.model import MessageTemplate, RenderedMessage, TemplateError
+from domain.templates.nameless import is_nameless, without_name
 from domain.vocabulary import Channel
 
 MAX_TEXT_CHARACTERS = 10_000
@@ -145,7 +146,7 @@ def template_globals() -> frozenset[str]:
 
 def plain_value(name: str, value: object, depth: int = 0) -> object:
     """``value`` as plain data a template may see, or a TemplateError naming the variable."""
-    if value is None or type(value) in _PLAIN_TYPES:
+    if value is None or type(value) in _PLAIN_TYPES or is_nameless(value):
         return value
     if isinstance(value, str):
         # Subclasses such as markupsafe.Markup could smuggle unescaped HTML; keep only the text.
@@ -212,7 +213,7 @@ def _render(
         raise TemplateError(f"The template could not be rendered: {type(exc).__name__}: {exc}") from None
     finally:
         _BUDGET.reset(token)
-    return "".join(chunks)
+    return without_name("".join(chunks))
 
 
 @lru_cache(maxsize=COMPILED_CACHE_SIZE)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from api.app import create_app
 from storage.database import Database
-from storage.models import AuditLog, ConsentRecord, CustomerCommunication, CustomerConsent
+from storage.models import AuditLog, ConsentRecord, Customer, CustomerCommunication, CustomerConsent
 from storage.seeding import SeedPlan, seed_database
 from switchboard.settings import Settings
 
@@ -92,6 +92,36 @@ async def test_template_preview_renders_variables(client: AsyncTestClient[Any]) 
     )
     assert response.status_code == 200, response.text
     assert "Jonas" in response.json()["text"] and response.json()["encoding"] in ("GSM-7", "UCS-2")
+
+
+async def test_a_first_contact_is_greeted_without_the_words_made_up_for_their_name(
+    client: AsyncTestClient[Any], database_url: str
+) -> None:
+    database = Database.connect(database_url)
+    async with database.sessions() as session:
+        stranger = Customer(name="SMS contact …4321", phone_e164="+4915100004321", locale="en")
+        german = Customer(name="SMS contact …8765", phone_e164="+4915100008765", locale="de")
+        session.add_all([stranger, german])
+        await session.commit()
+        ids = stranger.id, german.id
+    await database.dispose()
+    values = {"service": "Skin check", "clinic": "Berlin Mitte", "appointment_time": "Thu 10:30"}
+    bodies = []
+    for customer_id in ids:
+        sent = await client.post(
+            "/api/messages",
+            headers=AUTH,
+            json={
+                "channel": "sms",
+                "customer_id": customer_id,
+                "template": "appointment_reminder",
+                "variables": values,
+            },
+        )
+        assert sent.status_code == 201, sent.text
+        bodies.append((await client.get(f"/api/messages/{sent.json()['id']}", headers=AUTH)).json()["body"])
+    assert bodies[0].startswith("Hi, a reminder of your Skin check at Berlin Mitte"), bodies[0]
+    assert bodies[1].startswith("Hallo, wir erinnern an Ihren Termin (Skin check)"), bodies[1]
 
 
 @pytest.mark.parametrize(
