@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
+from domain.counting import counted
 from domain.messages.words import CHAT_CHANNEL_WORDS, PROVIDER_WORDS
 from domain.vocabulary import Provider
 from reports.charts.formatting import format_value
@@ -236,7 +237,9 @@ def _summary(
         basis = f" ({result.comparison_basis})" if result.comparison_basis else ""
         previous_label = f"{comparison.label}{basis}"
 
-    def say(value: float | None, previous: float | None, note: str = "", *, compare: bool = True) -> str:
+    def say(
+        value: float | None, previous: float | None, note: str = "", *, compare: bool = True, counts: str = ""
+    ) -> str:
         return summarise(
             metric,
             value,
@@ -248,11 +251,12 @@ def _summary(
             limited_to=limited_to,
             locale=locale,
             currency=currency,
+            value_note=counts,
         )
 
     if result.dimension is None:
         (only,) = series
-        return say(only.total, only.comparison_total)
+        return say(only.total, only.comparison_total, counts=_counts(metric, only))
     if result.dimension == CURRENCY:
         # One figure per currency, never a sum of them.
         figures = [
@@ -304,6 +308,17 @@ def _summary(
     return sentence
 
 
+def _counts(metric: Metric, series: SeriesResult) -> str:
+    """A rate's counts beside it: " (9 no-shows of 133 appointments due)", " (1,259 of 1,310 messages sent)"."""
+    if metric.out_of is None or series.total is None or not series.total_basis:
+        return ""
+    part, parts, whole, wholes = metric.out_of
+    basis = round(series.total_basis)
+    count = round(series.total * series.total_basis)
+    counted_part = counted(count, part, parts) if part else f"{count:,}"
+    return f" ({counted_part} of {counted(basis, whole, wholes)})"
+
+
 #: How many parts of a split the sentence names before "and N more".
 PARTS_SAID = 5
 
@@ -319,7 +334,7 @@ def _parts(
         f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
         for s in sorted(series, key=lambda s: -(s.total or 0.0))
     ]
-    if len(parts) > shown:
+    if len(parts) > shown + 1:  # "and 1 more" would take as many words as naming it
         parts = [*parts[:shown], f"{len(parts) - shown} more"]
     if len(parts) < 2:
         return "".join(parts)  # nothing to split (no data), or the one part the total already says

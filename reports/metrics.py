@@ -53,6 +53,9 @@ class Metric:
     direction: MetricDirection
     target: float | None = None
     synonyms: tuple[str, ...] = ()
+    #: A rate's counts in words, said beside it ("9 no-shows of 133 appointments due"): what is counted (empty
+    #: when the whole's noun says it) and what it is out of, each singular and plural.
+    out_of: tuple[str, str, str, str] | None = None
 
     @property
     def is_additive(self) -> bool:
@@ -107,12 +110,24 @@ def _metric(
     grains: tuple[Grain, ...] = ALL_GRAINS,
     target: float | None = None,
     synonyms: tuple[str, ...] = (),
+    out_of: tuple[str, str, str, str] | None = None,
 ) -> Metric:
     if unit == "currency":
         # Every row of money carries its currency; answers keep currencies apart (reports.money).
         dimensions = (*dimensions, "currency")
     return Metric(
-        name, label, description, unit, aggregation, source, dimensions, grains, direction, target, synonyms
+        name,
+        label,
+        description,
+        unit,
+        aggregation,
+        source,
+        dimensions,
+        grains,
+        direction,
+        target,
+        synonyms,
+        out_of,
     )
 
 
@@ -195,6 +210,7 @@ _METRICS: tuple[Metric, ...] = (
         "down_is_good",
         grains=("month", "quarter"),
         synonyms=("churn", "attrition"),
+        out_of=("", "", "customer of the period before", "customers of the period before"),
     ),
     _metric(
         "appointments",
@@ -218,6 +234,7 @@ _METRICS: tuple[Metric, ...] = (
         "down_is_good",
         target=0.05,
         synonyms=("no shows", "missed appointments"),
+        out_of=("no-show", "no-shows", "appointment due", "appointments due"),
     ),
     _metric(
         "video_consultations",
@@ -286,6 +303,7 @@ _METRICS: tuple[Metric, ...] = (
         "up_is_good",
         target=0.95,
         synonyms=("deliverability",),
+        out_of=("", "", "message sent", "messages sent"),
     ),
     _metric(
         "reply_rate",
@@ -297,6 +315,7 @@ _METRICS: tuple[Metric, ...] = (
         MESSAGE_DIMENSIONS,
         "up_is_good",
         synonyms=("response rate", "replies"),
+        out_of=("", "", "message sent", "messages sent"),
     ),
     _metric(
         "opt_out_rate",
@@ -400,6 +419,7 @@ _METRICS: tuple[Metric, ...] = (
         "up_is_good",
         target=0.9,
         synonyms=("sla", "sla compliance", "sla met", "sla rate", "sla attainment", "met sla rate"),
+        out_of=("", "", "chat", "chats"),
     ),
     _metric(
         "first_response_within_sla",
@@ -413,6 +433,7 @@ _METRICS: tuple[Metric, ...] = (
         "up_is_good",
         target=0.9,
         synonyms=("first response sla", "first response within sla", "frt sla", "first responses on time"),
+        out_of=("", "", "chat", "chats"),
     ),
     _metric(
         "resolution_within_sla",

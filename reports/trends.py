@@ -189,9 +189,11 @@ def summarise(
     locale: str = "en_GB",
     currency: str | None = None,
     limited_to: str = "",
+    value_note: str = "",
 ) -> str:
     """One sentence stating what was measured, for when, where, and how it moved. `limited_to`: what the
-    figure is limited to, right after its name (" for whatsapp").
+    figure is limited to, right after its name (" for whatsapp"); `value_note`: what follows the figure
+    (" (9 no-shows of 133 appointments due)").
 
     e.g. "Revenue, net of refunds, 1–30 Nov 2026 (Europe/Berlin): €48,210.00, down 12.0% from 2–31 Oct 2026."
     """
@@ -199,7 +201,7 @@ def summarise(
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
-    sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}"
+    sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}{value_note}"
     if previous_label is not None and previous is not None:
         sentence += against_words(metric, value, previous, previous_label, locale, currency)
     return sentence + "."

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.commands.context import CommandContext
+from bot.commands.everyday_names import plain
+from bot.commands.kpi import known_values
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
@@ -17,6 +19,7 @@ from domain.campaigns.rules import allowed_actions
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
+from reports.periods import zone
 from storage.queries.campaigns import (
     CampaignOverview,
     campaign_overview,
@@ -47,15 +50,18 @@ def action_parser(verb: str) -> Callable[[list[str], str, date], CampaignAction]
     def parse(words: list[str], rest: str, today: date) -> CampaignAction:
         words = list(words)
         confirm = take_flag(words, "confirm", "--confirm")
-        if len(words) != 1:
-            raise ParseError("Name one campaign by its slug.", f"campaign {verb} SLUG")
-        return CampaignAction(verb, words[0], confirm)
+        if not words:
+            raise ParseError("Name one campaign by its slug or its name.", f"campaign {verb} SLUG")
+        return CampaignAction(verb, " ".join(words), confirm)
 
     return parse
 
 
 async def campaign_row(ctx: CommandContext, slug: str) -> CampaignOverview | Reply:
-    row = await campaign_overview(ctx.database, slug)
+    """The campaign `slug` names: its slug, or its name as people say it ("black friday": the latest one)."""
+    row = await campaign_overview(ctx.database, slug) if " " not in slug else None
+    if row is None and (named := await campaign_named(ctx, slug)) is not None:
+        row = await campaign_overview(ctx.database, named)
     if row is not None:
         return row
     slugs = await campaign_slugs(ctx.database)
@@ -66,6 +72,16 @@ async def campaign_row(ctx: CommandContext, slug: str) -> CampaignOverview | Rep
         kind="error",
         buttons=tuple(Button(c, f"campaign status {c}") for c in close),
     )
+
+
+async def campaign_named(ctx: CommandContext, words: str) -> str | None:
+    """The slug of the campaign `words` name ("the Black Friday campaign"), or None."""
+    names = (await known_values(ctx)).get("campaign", {})
+    said = plain(words)
+    for candidate in (said, said.removeprefix("the "), said.removeprefix("our ")):
+        if candidate in names:
+            return names[candidate]
+    return None
 
 
 async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -170,11 +186,18 @@ async def _status(
     )
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
+    results: tuple[Button, ...] = ()
+    if found.launched_at is not None:  # what it brought in, from the day it went out
+        since = found.launched_at.astimezone(zone(ctx.business_tz)).date().isoformat()
+        results = (
+            Button("Revenue from it", f"kpi campaign_revenue since {since} campaign={slug}"),
+            Button("Conversion", f"kpi campaign_conversion since {since} campaign={slug}"),
+        )
     return Reply(
         f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
         title=f"Campaign {slug}",
         fields=fields,
-        buttons=_action_buttons(slug, allowed_actions(progress.status))[:-1],
+        buttons=(*_action_buttons(slug, allowed_actions(progress.status))[:-1], *results),
         # "progress" asks the chat front end to keep this message updated in place until it changes.
         kind="progress" if still_going else "answer",
         progress_key=slug if still_going else None,

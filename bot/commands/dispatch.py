@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from bot.commands.campaigns import CampaignAction
 from bot.commands.chats import LIST_USAGE
 from bot.commands.context import CommandContext
 from bot.commands.conversation_looks import (
@@ -23,6 +24,7 @@ from bot.commands.conversation_looks import (
     what_conversations_are_not_kept_by,
     without_conversations,
 )
+from bot.commands.everyday_names import plain
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
@@ -103,6 +105,9 @@ def parse(
     """The typed command `text` means, or None when it is neither a command nor a KPI question."""
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     values = {**KNOWN_VALUES, **(known or {})}
+    campaign = _campaign_asked_about(text, values.get("campaign", {}))
+    if campaign is not None:
+        return Parsed(BY_NAME["campaign status"], CampaignAction("status", campaign))
     if asks_how_to(text):
         # "how do I book a video consultation?": the help of `video book`; "how do I see the no-show rate this
         # month?" asks for the figure; "how do I book an appointment?" (no command books one) for neither.
@@ -195,6 +200,24 @@ def parse(
         return about_conversations
     question = parse_question(text, today, known=values, require_metric=False)
     return Parsed(BY_NAME["kpi"], question) if question is not None else None
+
+
+#: "how did the Black Friday campaign do?", "how is our vitamin D campaign going", "how did black friday perform"
+_HOW_DID_IT_DO = re.compile(
+    r"^\s*how(?:'s|\s+(?:did|does|is|was|has|are))\s+(?:the\s+|our\s+)?(?P<name>.+?)"
+    r"\s+(?:do|doing|done|go|going|gone|perform|performing|performed|work|working|worked|land|landed)"
+    r"(?:\s+so\s+far)?[\s?!.]*$",
+    re.IGNORECASE,
+)
+
+
+def _campaign_asked_about(text: str, campaigns: Mapping[str, str]) -> str | None:
+    """The slug of the campaign a "how did X do" question names; its status answers it."""
+    match = _HOW_DID_IT_DO.match(text)
+    if match is None:
+        return None
+    said = plain(match.group("name"))
+    return campaigns.get(said) or campaigns.get(f"{said} campaign")
 
 
 def _conversations(text: str, today: date) -> Parsed | None:

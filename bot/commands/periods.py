@@ -114,6 +114,7 @@ _WEEKDAY_SHORT = {name[:3]: name for name in WEEKDAYS} | {
     "thur": "thursday",
     "thurs": "thursday",
 }
+_SINCE_ISO = re.compile(r"\bsince\s+(\d{4}-\d{2}-\d{2})\b")
 _SINCE_DAY = re.compile(rf"\bsince\s+the\s+(\d{{1,2}}){_ORD}(?!\s*(?:of\s+)?{_MONTH})\b")
 _ISO_WEEK = re.compile(r"\bweek\s+(\d{1,2})(?:\s+(?:of\s+)?(\d{4}))?\b")
 _HALF = re.compile(r"\bh([12])(?:\s+(\d{4}))?\b")
@@ -349,6 +350,13 @@ def _month_first(text: str, today: date) -> Found | None:
 
 
 def _since(text: str, today: date) -> Found | None:
+    iso = _SINCE_ISO.search(text)
+    if iso is not None:  # "since 2026-11-20", as a campaign's buttons write it
+        try:
+            first = date.fromisoformat(iso.group(1))
+        except ValueError:
+            return None
+        return Found(_between(first, today), iso.start(), iso.end()) if first <= today else None
     match = _SINCE.search(text)
     if match is None:
         return None

@@ -839,6 +839,9 @@ def _compared_period(text: str, first: Found, today: date) -> tuple[Found | None
         return None, text
     span = Found(None, first.end, first.end + second.end)
     text = cut(text, span)
+    if spec_a.kind.startswith("this_") and spec_b.kind == spec_a.kind.replace("this_", "last_", 1):
+        # "this month with last month": the days so far, against the same days of the month before.
+        return Found("previous_period", span.start, span.end), text
     # A second period named without its year ("Q1 vs Q4") is the latest one before the first.
     starts = [b[0], _year_before(b[0])] if b[0] >= a[0] else [b[0]]
     for start in starts:

@@ -819,3 +819,33 @@ async def test_customer_find_reads_a_number_as_said_a_name_in_any_case_and_wildc
     # "%" is a letter, not "anything": it finds no one rather than everyone.
     reply = render_reply(await ask(seeded, "customer find %", as_email=AGENT))
     assert "No customer matches" in reply and everyone
+
+
+async def test_a_manager_asks_how_a_campaign_did_how_many_no_shows_and_this_month_against_the_last(
+    seeded: CommandContext,
+) -> None:
+    async with seeded.database.read_sessions() as session:
+        slug, name = (
+            await session.execute(
+                select(BulkMessaging.slug, BulkMessaging.name)
+                .where(BulkMessaging.status == "completed", BulkMessaging.launched_at.is_not(None))
+                .order_by(BulkMessaging.launched_at.desc())
+                .limit(1)
+            )
+        ).one()
+    for question in (f"how did the {name} campaign do?", f"campaign status {name.lower()}"):
+        reply = await ask(seeded, question, as_email=MANAGER)
+        assert reply.kind == "answer" and reply.title == f"Campaign {slug}", render_reply(reply)
+        commands = [button.command for button in reply.buttons]
+        assert any(
+            c.startswith("kpi campaign_revenue since ") and c.endswith(f"campaign={slug}") for c in commands
+        )
+    revenue = await ask(seeded, next(c for c in commands if "campaign_revenue" in c), as_email=MANAGER)
+    assert revenue.kind == "answer" and "Ignored" not in render_reply(revenue), render_reply(revenue)
+
+    no_shows = await ask(seeded, "how many no-shows last month?", as_email=MANAGER)
+    assert re.search(r": \d+\.\d% \(\d+ no-shows? of [\d,]+ appointments? due\)", no_shows.text), (
+        no_shows.text
+    )
+    compared = await ask(seeded, "compare revenue this month with last month", as_email=MANAGER)
+    assert "(the same days last month)" in compared.text, render_reply(compared)

@@ -305,3 +305,16 @@ async def test_the_highest_part_of_a_rate_says_when_it_was_counted_from_few(seed
         assert leader.total_basis == due
         said = f"(from only {due})"
         assert (said in reply.summary) == (due < FEW), reply.summary
+
+
+async def test_how_many_no_shows_is_answered_with_the_counts_beside_the_rate(seeded: Database) -> None:
+    """ "how many no-shows last month?": the rate says the no-shows and the appointments due it counts."""
+    from reports.answer import answer
+
+    by_service = await _recount(seeded, "service")
+    no_shows, due = (sum(n for n, _ in by_service.values()), sum(d for _, d in by_service.values()))
+    assert no_shows >= 2 and due > no_shows
+    reply = await answer(seeded, MetricQuery(("no_show_rate",), PERIOD), now=NOW, business_tz=TZ)
+    assert (
+        f": {100 * no_shows / due:.1f}% ({no_shows} no-shows of {due} appointments due)" in reply.summary
+    ), reply.summary
