@@ -228,6 +228,14 @@ def against_words(
         return (
             f", {'up' if points > 0 else 'down'} {abs(points):.1f} points from {before} in {previous_label}"
         )
+    if metric.unit == "number":
+        # A score moves by its own units: "4.39, up 0.52 from 3.87 in …", not "up 13.5%".
+        before = format_value(previous, metric.unit, locale=locale)
+        moved = round(float(f"{value:.2f}") - float(f"{previous:.2f}"), 2)  # as the two figures read
+        if moved == 0:
+            return f", unchanged from {before} in {previous_label}"
+        by = format_value(abs(moved), metric.unit, locale=locale)
+        return f", {'up' if moved > 0 else 'down'} {by} from {before} in {previous_label}"
     change = change_pct(value, previous)
     if change is None:
         return f", against 0 in {previous_label}"

@@ -45,7 +45,8 @@ def format_value(value: float | None, unit: Unit, *, locale: str, currency: str 
         return str(format_decimal(round(value), locale=locale))
     if unit == "duration":
         return format_duration(value)
-    return str(format_decimal(value, locale=locale))
+    # Two decimals at most: a 1–5 score averaged reads "4.39", not "4.388".
+    return str(format_decimal(value, format="#,##0.##", locale=locale))
 
 
 def format_axis_value(value: float, unit: Unit, *, locale: str, currency: str | None = None) -> str:

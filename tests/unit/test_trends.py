@@ -96,6 +96,21 @@ def test_summary_states_what_was_measured() -> None:
     assert rate == "Delivery rate, 5 Mar 2026 (UTC): 95.3%."
 
 
+def test_a_score_reads_two_decimals_and_moves_by_its_own_units() -> None:
+    """CSAT 4.388 after 3.864 reads "4.39, up 0.53 from 3.86": the move is what the two figures say."""
+    said = summarise(
+        get_metric("csat"), 4.388, period_label="1–30 Nov 2026", timezone="UTC",
+        previous=3.864, previous_label="1–31 Oct 2026",
+    )  # fmt: skip
+    assert (
+        said == "Customer satisfaction (1–5), 1–30 Nov 2026 (UTC): 4.39, up 0.53 from 3.86 in 1–31 Oct 2026."
+    )
+    same = summarise(
+        get_metric("csat"), 4.401, period_label="Nov", timezone="UTC", previous=4.399, previous_label="Oct"
+    )
+    assert same.endswith(": 4.4, unchanged from 4.4 in Oct.")
+
+
 @pytest.mark.parametrize(
     ("value", "previous", "tail"),
     [
