@@ -274,7 +274,9 @@ def _summary(
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(label(d)) for d in result.dimensions)
         sentence = say(total, previous, f" (all {every})")
-        if len(series) > 1 and (parts := _parts(result, series, locale, currency, top or PARTS_SAID)):
+        if len(series) > 1 and (
+            parts := _parts(result, series, locale, currency, top or PARTS_SAID, exactly=top is not None)
+        ):
             sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
             current = {series_label(result, s): s.total or 0.0 for s in series}
@@ -288,7 +290,7 @@ def _summary(
     if top is not None and len(series) > 1:
         # "top 3 clinics by no-show rate": the three, not only the highest; rates of parts never add up.
         every = " and ".join(label(d) for d in result.dimensions)
-        parts = _parts(result, series, locale, currency, top)
+        parts = _parts(result, series, locale, currency, top, exactly=True)
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
     # A ratio's parts never add up: the highest part is compared with its own figure before.
@@ -324,17 +326,23 @@ PARTS_SAID = 5
 
 
 def _parts(
-    result: QueryResult, series: tuple[SeriesResult, ...], locale: str, currency: str, shown: int = PARTS_SAID
+    result: QueryResult,
+    series: tuple[SeriesResult, ...],
+    locale: str,
+    currency: str,
+    shown: int = PARTS_SAID,
+    *,
+    exactly: bool = False,
 ) -> str:
     """The split in words, largest first: "email 488, SMS 361, WhatsApp 335 and Telegram 42" (the first
-    `shown`, then how many more)."""
+    `shown`, then how many more; one more is named, unless `exactly` `shown` were asked for: "top 3")."""
     metric = result.metrics[0]
     money = currency if metric.unit == "currency" else None
     parts = [
         f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
         for s in sorted(series, key=lambda s: -(s.total or 0.0))
     ]
-    if len(parts) > shown + 1:  # "and 1 more" would take as many words as naming it
+    if len(parts) > shown + (0 if exactly else 1):  # "and 1 more" would take as many words as naming it
         parts = [*parts[:shown], f"{len(parts) - shown} more"]
     if len(parts) < 2:
         return "".join(parts)  # nothing to split (no data), or the one part the total already says

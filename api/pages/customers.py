@@ -34,7 +34,7 @@ from api.pages.common import (
 )
 from api.pages.customer_card import CONSENT_WORDS, card_view
 from api.pages.messages import MessageFilters, latest_messages
-from bot.commands.masking import mask_email, mask_phone
+from bot.commands.masking import mask_email, mask_phone, spaced_phone
 from domain.consent.ledger import CustomerErased, record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
 from domain.consent.sources import TOLD_US, source_words
@@ -134,7 +134,7 @@ class CustomerPages(StaffPages):
             {
                 "id": c.id,
                 "name": c.name,
-                "phone": (c.phone_e164 if full else mask_phone(c.phone_e164)) or "—",
+                "phone": spaced_phone(c.phone_e164) if full else mask_phone(c.phone_e164),
                 "email": (c.email if full else mask_email(c.email)) or "—",
                 "segment": c.segment,
                 "since": formats.day(c.created_at.astimezone(ZoneInfo(formats.timezone)).date()),
@@ -487,7 +487,7 @@ def _profile(record: CustomerRecord, formats: Formats, business_locale: str, *, 
     return {
         "id": record.id,
         "name": record.name,
-        "phone": (record.phone_e164 if full else mask_phone(record.phone_e164)) or "—",
+        "phone": spaced_phone(record.phone_e164) if full else mask_phone(record.phone_e164),
         "email": (record.email if full else mask_email(record.email)) or "—",
         "reference": record.external_ref or "—",
         "on_file": ", ".join(reachable) or "none",

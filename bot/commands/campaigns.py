@@ -77,7 +77,7 @@ async def campaign_row(ctx: CommandContext, slug: str) -> CampaignOverview | Rep
 async def campaign_named(ctx: CommandContext, words: str) -> str | None:
     """The slug of the campaign `words` name ("the Black Friday campaign"), or None."""
     names = (await known_values(ctx)).get("campaign", {})
-    said = plain(words)
+    said = plain(words).strip(" ?!.")
     for candidate in (said, said.removeprefix("the "), said.removeprefix("our ")):
         if candidate in names:
             return names[candidate]

@@ -8,7 +8,7 @@ from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
-from bot.commands.masking import mask_email, mask_phone
+from bot.commands.masking import mask_email, mask_phone, spaced_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.consent.sources import source_words
@@ -73,7 +73,7 @@ def show_role(command: ShowCustomer) -> Role:
 
 def _contact(customer: CustomerProfile, who: StaffIdentity, full: bool) -> tuple[str, str]:
     if full and role_allows(who.role, Role.AGENT):
-        return customer.phone_e164 or "—", customer.email or "—"
+        return spaced_phone(customer.phone_e164), customer.email or "—"
     return mask_phone(customer.phone_e164), mask_email(customer.email)
 
 

@@ -24,7 +24,7 @@ from bot.commands.conversation_looks import (
     what_conversations_are_not_kept_by,
     without_conversations,
 )
-from bot.commands.everyday_names import plain
+from bot.commands.everyday_names import metric_words, plain
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
@@ -217,6 +217,8 @@ def _campaign_asked_about(text: str, campaigns: Mapping[str, str]) -> str | None
     if match is None:
         return None
     said = plain(match.group("name"))
+    if not said.endswith("campaign") and not set(said.split()) - metric_words():
+        return None  # "how are bookings going", "how did revenue do": the figure, whatever campaigns are named
     return campaigns.get(said) or campaigns.get(f"{said} campaign")
 
 

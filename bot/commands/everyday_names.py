@@ -80,7 +80,9 @@ def plain(text: str) -> str:
 
 def everyday_names(dimension: str, rows: Iterable[tuple[str, str]]) -> dict[str, str]:
     """How a person may name each value of `dimension`, given (value, name) rows, mapped to the value."""
-    rows = [(str(value), str(name)) for value, name in rows if value]
+    # In the values' order, whatever order the database gave: a campaign's name then means the latest one
+    # of that name (its slug starts with the month), as a later assignment wins.
+    rows = sorted((str(value), str(name)) for value, name in rows if value)
     names: dict[str, str] = {}
     for value, name in rows:
         for phrase in (value, name):
@@ -169,7 +171,7 @@ def _campaigns(rows: list[tuple[str, str]]) -> dict[str, str]:
         names.setdefault(f"{phrase} campaign", value)  # "the vitamin D campaign": part of a name, said as one
         words = phrase.split()
         if len(words) > 1 and not any(
-            w in _metric_words() or w in _MONTH_NAMES or w.isdigit() for w in words
+            w in metric_words() or w in _MONTH_NAMES or w.isdigit() for w in words
         ):
             names.setdefault(phrase, value)  # two words of one name ("vitamin d", "open clinic") name it too
     for value, name in rows:
@@ -187,7 +189,7 @@ def _campaigns(rows: list[tuple[str, str]]) -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def _metric_words() -> frozenset[str]:
+def metric_words() -> frozenset[str]:
     """Words of metric names and synonyms: never part of a campaign's short name."""
     return frozenset(
         word

@@ -49,6 +49,21 @@ def mask_phone(phone: str | None) -> str:
     return f"+{code} {national[:3]} {DOT} {national[-4:]}"
 
 
+def spaced_phone(phone: str | None) -> str:
+    """'+4915112345678' -> '+49 1511 2345678': a number shown in full, spaced as its country writes it."""
+    if not phone:
+        return "—"
+    import phonenumbers  # loaded when a number is shown in full, as searches load it
+
+    try:
+        number = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException:
+        return phone
+    if not phonenumbers.is_possible_number(number):
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 def mask_email(email: str | None) -> str:
     """'jane.doe@example.com' -> 'j•••@example.com'."""
     if not email:

@@ -300,7 +300,9 @@ class OutboxPlanner:
             # Meta fills the name into the text it approved and refuses an empty parameter: the body we keep
             # reads the word the patient reads.
             language = template.whatsapp_language or template.locale
-            variables = named_for_whatsapp(variables, language, language_of(language))
+            variables = named_for_whatsapp(
+                variables, template.whatsapp_params, language, language_of(language)
+            )
             payload["whatsapp_template"] = {
                 "name": template.whatsapp_name,
                 "language": language,

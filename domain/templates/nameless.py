@@ -14,7 +14,7 @@ the same.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from domain.templates.model import TemplateError
 
@@ -41,26 +41,44 @@ def is_nameless(value: object) -> bool:
     return type(value) is _Nameless
 
 
+#: A space as text or HTML writes it.
+_SPACE = r"(?:[ \t\u00a0]|&nbsp;)"
+#: The marker as filters write it: URL-encoded (`urlencode`) and as JSON (`tojson`).
+_ENCODED = re.compile(r"%EE%80%80|\\ue000", re.IGNORECASE)
+#: The marker inside an HTML element of its own ("<b>{name}</b>"), or twice in a row ("{first_name} {name}").
+_WRAPPED = re.compile(rf"<(\w+)[^<>]*>{_MARK}</\1>")
+_REPEATED = re.compile(rf"{_MARK}(?:{_SPACE}*{_MARK})+")
 #: "Hi {name}," / "Thank you, {name}!" / "Hallo {name}" at the end: the name and the space (and a comma) before it.
-_AFTER_WORDS = re.compile(rf"(?<=\w),?[ \t\u00a0]+{_MARK}(?=[ \t\u00a0]*(?:[.!?,:;)]|$))", re.MULTILINE)
+_AFTER_WORDS = re.compile(rf"(?<=\w),?{_SPACE}+{_MARK}(?={_SPACE}*(?:[.!?,:;)<]|$))", re.MULTILINE)
 #: "{name}, spring is here" at a line's start or after an emoji: the name and what follows it up to the next word.
-_OPENING = re.compile(rf"(^|[^\w\s,][ \t\u00a0]*){_MARK}[ \t\u00a0]*[,:;!]?[ \t\u00a0]*(\w?)", re.MULTILINE)
+_OPENING = re.compile(rf"(^|[^\w\s,;&][ \t\u00a0]*){_MARK}{_SPACE}*[,:;!]?{_SPACE}*(\w?)", re.MULTILINE)
 #: Anywhere else ("Dear {name} and family"): the name and one space.
-_ELSEWHERE = re.compile(rf"[ \t\u00a0]?{_MARK}")
+_ELSEWHERE = re.compile(rf"{_SPACE}?{_MARK}")
 
 
 def without_name(text: str) -> str:
     """``text`` rendered for someone without a name, read as if it had been written for them."""
     if _MARK not in text:
-        return text
+        if not _ENCODED.search(text):
+            return text
+    text = _ENCODED.sub(_MARK, text)
+    text = _REPEATED.sub(_MARK, _WRAPPED.sub(_MARK, text))
     text = _AFTER_WORDS.sub("", text)
-    text = _OPENING.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+    text = _OPENING.sub(_opening, text)
     return _ELSEWHERE.sub("", text)
 
 
-def named_for_whatsapp(variables: Mapping[str, object], locale: str, language: str) -> Mapping[str, object]:
-    """``variables`` with a nameless name said as `NAMELESS_WORDS` says it in ``language`` (``locale``'s)."""
-    names = [name for name, value in variables.items() if is_nameless(value)]
+def _opening(match: re.Match[str]) -> str:
+    before, word = match.group(1), match.group(2)
+    return before + word.upper() if word else before.rstrip(" \t\u00a0")
+
+
+def named_for_whatsapp(
+    variables: Mapping[str, object], parameters: Sequence[str], locale: str, language: str
+) -> Mapping[str, object]:
+    """``variables`` with each nameless one the approved template's ``parameters`` take said as `NAMELESS_WORDS`
+    says it in ``language`` (``locale``'s); the others keep the marker, for the kept body to be tidied."""
+    names = [name for name in parameters if is_nameless(variables.get(name))]
     if not names:
         return variables
     word = NAMELESS_WORDS.get(language)

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from api.pages import customers as customer_pages
+from bot.commands.masking import spaced_phone
 from domain.staff import StaffIdentity
 from domain.vocabulary import Role
 from storage.database import Database
@@ -206,7 +207,9 @@ async def test_the_customer_page_shows_what_the_rows_hold(client: Client, seeded
     name, phone = (await rows(seeded, select(Customer.name, Customer.phone_e164).where(Customer.id == cid)))[
         0
     ]
-    assert f"<h1>{name}</h1>" in html and (phone is None or phone in html)
+    # A manager reads the number in full, spaced as its country writes it (+44 7700 112345).
+    assert f"<h1>{name}</h1>" in html and (phone is None or spaced_phone(phone) in html)
+    assert phone is None or " " in spaced_phone(phone)
     ledger = await rows(seeded, select(ConsentRecord.id).where(ConsentRecord.customer_id == cid))
     table = re.search(r'<table id="consent-ledger".*?</table>', html, re.S)
     assert table and table.group(0).count("<tr>") == len(ledger) + 1  # the head row

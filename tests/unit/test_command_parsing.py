@@ -671,3 +671,35 @@ def test_a_queued_message_is_named_with_its_article() -> None:
         "a WhatsApp message",
         "a Telegram message",
     ]
+
+
+def test_how_a_campaign_did_is_its_status_and_a_figure_named_like_a_campaign_stays_the_figure() -> None:
+    from bot.commands.everyday_names import everyday_names
+
+    # The database's order is no order: the name means the latest campaign of that name.
+    rows = [
+        ("2026-11-black-friday", "Black Friday"),
+        ("2026-04-spring-bookings", "Spring bookings push"),
+        ("2025-11-black-friday", "Black Friday"),
+        ("2026-02-revenue", "Revenue"),
+    ]
+    known = {"campaign": everyday_names("campaign", rows)}
+    for text in (
+        "how did the Black Friday campaign do?",
+        "How is black friday going",
+        "how did black friday perform",
+    ):
+        parsed = parse(text, context(), known)
+        assert parsed is not None and parsed.spec.name == "campaign status", text
+        assert parsed.command.slug == "2026-11-black-friday", text
+    spring = parse("how did the spring bookings push do", context(), known)
+    assert spring is not None and spring.command.slug == "2026-04-spring-bookings"
+    for text in ("how are bookings going", "how did revenue do", "how did the revenue do last month"):
+        parsed = parse(text, context(), known)
+        assert parsed is not None and parsed.spec.name == "kpi", text
+    revenue_campaign = parse("how did the revenue campaign do", context(), known)
+    assert revenue_campaign is not None and revenue_campaign.command.slug == "2026-02-revenue"
+    named = parse("campaign pause black friday", context(), known)
+    assert named is not None and named.command.slug == "black friday", (
+        "the command resolves the name as it runs"
+    )

@@ -45,6 +45,18 @@ def test_what_was_written_around_a_name_reads_as_if_written_for_someone_without_
 def test_html_reads_the_same_and_a_real_name_is_left_alone() -> None:
     html = "<p>Hi {{ first_name }},</p><p>{{ first_name }}, welcome.</p>"
     assert render_html(html, {"first_name": NAMELESS}) == "<p>Hi,</p><p>Welcome.</p>"
+    for written, read in (
+        ("<p>Hi <b>{{ first_name }}</b>, welcome</p>", "<p>Hi, welcome</p>"),
+        ("<p>Hi&nbsp;{{ first_name }}, thanks</p>", "<p>Hi, thanks</p>"),
+        ("<p>Dear {{ first_name }} {{ name }}, hi</p>", "<p>Dear, hi</p>"),
+        ("<p>Hi {{ first_name }}</p>", "<p>Hi</p>"),
+        (
+            '<a href="https://x.example/?n={{ first_name|urlencode }}&amp;a=1">x</a>',
+            '<a href="https://x.example/?n=&amp;a=1">x</a>',
+        ),
+    ):
+        assert render_html(written, {"first_name": NAMELESS, "name": NAMELESS}) == read, written
+    assert render_text("{{ first_name|tojson }} 👋 {{ first_name }}", {"first_name": NAMELESS}) == '"" 👋'
     assert render_text("Hi {{ first_name }}, x", {"first_name": "Ana"}) == "Hi Ana, x"
 
 
@@ -126,3 +138,19 @@ def test_a_whatsapp_template_in_a_language_without_a_greeting_word_fails_in_word
     planned = planner.plan(_person("WhatsApp contact …4321", "fr"), (Channel.WHATSAPP,), NOW)
     assert planned.status_reason is not None
     assert "no greeting word for “fr”" in str(planned.payload)
+
+
+def test_a_whatsapp_template_that_does_not_greet_by_name_goes_in_any_language() -> None:
+    answered = MessageTemplate(
+        name="answered",
+        channel=Channel.WHATSAPP,
+        locale="fr",
+        body="Bonjour {{ first_name }}, {{ clinic }} vous a répondu.",
+        category=MessageCategory.TRANSACTIONAL,
+        variables=("first_name", "clinic"),
+        whatsapp_name="answered",
+        whatsapp_params=("clinic",),
+    )
+    planned = _planner(answered).plan(_person("WhatsApp contact …4321", "fr"), (Channel.WHATSAPP,), NOW)
+    assert planned.status_reason is None, planned.payload
+    assert planned.body == "Bonjour, Berlin Mitte vous a répondu."
