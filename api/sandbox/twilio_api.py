@@ -20,6 +20,7 @@ from api.sandbox import media
 from api.sandbox.keys import STATE, WEBHOOKS
 from api.sandbox.state import SandboxMessage, SandboxState, address_key, now_utc
 from api.sandbox.webhooks import WebhookDelivery, WebhookDispatcher
+from domain.messages.pricing import DEFAULT_PRICE_BOOK
 
 log = logging.getLogger(__name__)
 PROVIDER = "twilio"
@@ -227,7 +228,9 @@ async def _progress(state: SandboxState, webhooks: WebhookDispatcher, message: S
         if status != "queued":
             message.move_to(status, error_code)
         if status in ("sent", "delivered"):
-            message.details["price"] = f"-{0.0079 * segments(message.body):.5f}"
+            # Twilio's list price for the destination's country, as Switchboard's estimates use it.
+            price = DEFAULT_PRICE_BOOK.sms_segment_price(message.to) / 1_000_000
+            message.details["price"] = f"-{price * segments(message.body):.5f}"
         params = {
             "AccountSid": state.config.twilio_account_sid,
             "ApiVersion": "2010-04-01",

@@ -170,9 +170,7 @@ def _campaigns(rows: list[tuple[str, str]]) -> dict[str, str]:
     for phrase, value in _distinct_words([(names[plain(n)], n) for _, n in rows], min_length=4).items():
         names.setdefault(f"{phrase} campaign", value)  # "the vitamin D campaign": part of a name, said as one
         words = phrase.split()
-        if len(words) > 1 and not any(
-            w in metric_words() or w in _MONTH_NAMES or w.isdigit() for w in words
-        ):
+        if len(words) > 1 and not any(w in metric_words() or w in _MONTH_NAMES or w.isdigit() for w in words):
             names.setdefault(phrase, value)  # two words of one name ("vitamin d", "open clinic") name it too
     for value, name in rows:
         words = plain(name).split()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from domain.messages.segments import sms_shape
 from domain.vocabulary import Channel, MessageCategory
@@ -19,6 +21,9 @@ class PriceBook:
     whatsapp_service: int  # free-form reply inside the customer's 24-hour window
     email_per_message: int
     telegram_per_message: int = 0
+    #: SMS per segment by the destination's calling code ("+49"), where it differs from `sms_per_segment`:
+    #: an SMS to Germany costs about eleven times one inside the US.
+    sms_by_calling_code: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         prices = (
@@ -29,13 +34,36 @@ class PriceBook:
             self.email_per_message,
             self.telegram_per_message,
         )
-        if any(price < 0 for price in prices):
+        if any(price < 0 for price in (*prices, *(price for _, price in self.sms_by_calling_code))):
             raise ValueError("Prices cannot be negative.")
+
+    def sms_segment_price(self, to_address: str | None) -> int:
+        """What one segment to `to_address` (E.164) costs: its calling code's price, else `sms_per_segment`."""
+        if to_address:
+            for code, price in self.sms_by_calling_code:  # longest codes first
+                if to_address.startswith(code):
+                    return price
+        return self.sms_per_segment
+
+
+#: Twilio's list prices per SMS segment, in USD micros, for the countries of the demo's clinics (the sandbox
+#: reports the same; the seeded history was sent at them).
+SMS_PRICE_BY_COUNTRY: Mapping[str, int] = MappingProxyType(
+    {"DE": 87_500, "AT": 110_000, "CH": 68_000, "GB": 46_300, "US": 7_900}
+)
+_CALLING_CODES = {"DE": "+49", "AT": "+43", "CH": "+41", "GB": "+44", "US": "+1"}
 
 
 DEFAULT_PRICE_BOOK = PriceBook(
     currency="USD",
-    sms_per_segment=7_900,
+    # Elsewhere: about what an SMS abroad costs, so an estimate errs high rather than at the US price.
+    sms_per_segment=80_000,
+    sms_by_calling_code=tuple(
+        sorted(
+            ((_CALLING_CODES[country], price) for country, price in SMS_PRICE_BY_COUNTRY.items()),
+            key=lambda pair: -len(pair[0]),
+        )
+    ),
     whatsapp_marketing=25_000,
     whatsapp_utility=4_000,
     whatsapp_service=0,
@@ -51,10 +79,11 @@ def estimate_cost(
     *,
     category: MessageCategory,
     is_template: bool,
+    to_address: str | None = None,
 ) -> int:
     """Micros one message is expected to cost; chat and video stay inside Switchboard and cost nothing."""
     if channel is Channel.SMS:
-        return sms_shape(text).segments * price_book.sms_per_segment
+        return sms_shape(text).segments * price_book.sms_segment_price(to_address)
     if channel is Channel.WHATSAPP:
         return _whatsapp_price(price_book, category, is_template)
     if channel is Channel.EMAIL:

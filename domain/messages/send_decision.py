@@ -187,13 +187,18 @@ class OutboxPlanner:
             failed = SendDecision("suppress", TEMPLATE_ERROR, f"Not sent: {error}")
             return self._suppressed(recipient, choice.channel, failed)
         send_at = choice.decision.send_at if choice.decision.verdict == "defer" else at
+        to_address = recipient.addresses[choice.channel]
+        cost = rendering.cost_micros
+        if choice.channel is Channel.SMS and rendering.segments is not None:
+            # The rendering is shared by recipients in many countries; the price is the destination's.
+            cost = rendering.segments * self.price_book.sms_segment_price(to_address)
         return OutboxEntry(
             customer_id=recipient.customer_id,
             channel=choice.channel,
             source=self.source,
             source_ref=self.source_ref,
             category=self.category,
-            to_address=recipient.addresses[choice.channel],
+            to_address=to_address,
             body=rendering.body,
             subject=rendering.subject,
             template_id=stored.id,
@@ -201,7 +206,7 @@ class OutboxPlanner:
             send_at=send_at,
             segments=rendering.segments,
             encoding=rendering.encoding,
-            cost_micros=rendering.cost_micros,
+            cost_micros=cost,
             currency=self.price_book.currency,
             payload=rendering.payload,  # shared by every entry with this rendering; never mutated
         )

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from domain.messages.pricing import SMS_PRICE_BY_COUNTRY
 from domain.templates.selection import said_in
 from storage.message_feed import SEGMENT_FIGURES, counted_bits, segment_figures, send_day
 from storage.seeding.catalogue import BUSINESS_ADDRESS, PROVIDER_OF, Row, TemplateVariant
@@ -42,8 +43,8 @@ ERRORS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
 FAILED = frozenset({"failed", "undelivered", "dead"})
 #: Median seconds from provider acceptance to the delivery receipt.
 DELIVERY_SECONDS = {"sms": 4.0, "whatsapp": 1.5, "telegram": 0.6, "email": 2.0}
-#: SMS price per segment in USD micros by destination country.
-SMS_PRICE = {"DE": 87500, "AT": 110000, "CH": 68000, "GB": 46300, "US": 7900}
+#: SMS price per segment in USD micros by destination country (the estimates' and the sandbox's).
+SMS_PRICE = SMS_PRICE_BY_COUNTRY
 #: WhatsApp price per message in USD micros by category (conversational replies are free).
 WHATSAPP_PRICE = {"marketing": 61000, "transactional": 20000, "conversational": 0}
 EMAIL_PRICE = 100

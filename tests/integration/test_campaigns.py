@@ -23,6 +23,7 @@ from domain.campaigns.use_cases import (
     resume_campaign,
 )
 from domain.consent.ledger import record_consent
+from domain.messages.pricing import SMS_PRICE_BY_COUNTRY
 from domain.templates.selection import BY_LANGUAGE
 from domain.vocabulary import Channel, ConsentStatus
 from storage.campaigns import SqlCampaignUnitOfWork
@@ -179,7 +180,8 @@ async def test_preview_counts_channels_exclusions_cost_and_sample(database: Data
     assert preview.planned == 3
     assert preview.exclusions == {"opted_out": 1, "no_address": 1}
     assert preview.per_channel == {Channel.WHATSAPP: 1, Channel.SMS: 1, Channel.EMAIL: 1}
-    assert preview.estimated_cost_micros == 25_000 + 7_900 + 100
+    # WhatsApp marketing, an SMS to Germany (+49) at its own price, an email.
+    assert preview.estimated_cost_micros == 25_000 + SMS_PRICE_BY_COUNTRY["DE"] + 100
     assert preview.sample is not None
     assert preview.sample.customer_id == ids["alice"]
     assert preview.sample.body == "Hi Alice, 20% off all lenses."

@@ -11,6 +11,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
+from domain.messages.pricing import DEFAULT_PRICE_BOOK
 from storage.database import Database
 from storage.models import AuditLog, ConsentRecord, Customer, CustomerCommunication, CustomerConsent
 from storage.seeding import SeedPlan, seed_database
@@ -68,7 +69,7 @@ async def test_sms_preview_counts_gsm7_and_ucs2_segments_and_cost(client: AsyncT
     assert plain.status_code == 200
     body = plain.json()
     assert (body["encoding"], body["segments"], body["text"]) == ("GSM-7", 2, "A" * 161)
-    assert body["estimated_cost"] == pytest.approx(2 * 0.0079)
+    assert body["estimated_cost"] == pytest.approx(2 * DEFAULT_PRICE_BOOK.sms_per_segment / 1_000_000)
     emoji = (
         await client.post("/api/messages/preview", headers=AUTH, json={"channel": "sms", "body": "Danke! 😀"})
     ).json()

@@ -14,6 +14,7 @@ from domain.campaigns.rules import validate_channel_order, validate_fallback
 from domain.consent.model import ChannelConsent, ConsentPolicy, QuietHours, SendDecision
 from domain.consent.unsubscribe import UnsubscribeLinks, read_unsubscribe_token
 from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.pricing import SMS_PRICE_BY_COUNTRY
 from domain.messages.send_decision import OutboxPlanner, check_variables, choose_channel, template_reads
 from domain.notifications.model import BusinessEvent, NotificationRule
 from domain.notifications.rules import (
@@ -200,7 +201,7 @@ class TestOutboxPlanner:
         assert entry.status is MessageStatus.PLANNED
         assert entry.channel is Channel.SMS  # there is no WhatsApp variant of the template
         assert entry.body == "Hi Alice, 20% off."
-        assert (entry.segments, entry.encoding, entry.cost_micros) == (1, "GSM-7", 7_900)
+        assert (entry.segments, entry.encoding, entry.cost_micros) == (1, "GSM-7", SMS_PRICE_BY_COUNTRY["DE"])
         assert entry.idempotency_key == "campaign:3:7:sms"
         assert entry.send_at == NOW
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook, estimate_cost
+from domain.messages.pricing import DEFAULT_PRICE_BOOK, SMS_PRICE_BY_COUNTRY, PriceBook, estimate_cost
 from domain.messages.segments import (
     GSM7_BASIC,
     GSM7_EXTENSION,
@@ -150,7 +150,14 @@ def test_sms_cost_is_per_segment() -> None:
     cost = estimate_cost(
         Channel.SMS, "a" * 161, DEFAULT_PRICE_BOOK, category=MessageCategory.MARKETING, is_template=False
     )
-    assert cost == 2 * 7_900
+    assert cost == 2 * DEFAULT_PRICE_BOOK.sms_per_segment, "no destination: the price abroad"
+    to = {"+4915112345678": "DE", "+12125550188": "US", "+447911123456": "GB", "+41790408541": "CH"}
+    for address, country in to.items():
+        priced = estimate_cost(
+            Channel.SMS, "a" * 161, category=MessageCategory.MARKETING, is_template=False, to_address=address
+        )
+        assert priced == 2 * SMS_PRICE_BY_COUNTRY[country], address
+    assert SMS_PRICE_BY_COUNTRY["DE"] > 10 * SMS_PRICE_BY_COUNTRY["US"], "an SMS to Germany is not a US one"
 
 
 @pytest.mark.parametrize(
