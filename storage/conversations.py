@@ -108,6 +108,9 @@ class SqlConversations:
             whatsapp_id=newcomer.whatsapp_id,
             telegram_chat_id=newcomer.telegram_chat_id,
             email=newcomer.email,
+            country=newcomer.country,
+            timezone=newcomer.timezone,
+            locale=newcomer.locale,
             created_at=at,
             updated_at=at,
         )

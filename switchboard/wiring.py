@@ -108,6 +108,8 @@ class Container:
             self.settings.attachment_fetch_timeout_seconds,
             video=video_replies(self.settings, lambda: self.video_rooms),
             welcome_newcomers=self.settings.chat_welcome_newcomers,
+            business_timezone=self.settings.business_timezone,
+            customer_language=self.settings.customer_language,
         )
 
     @cached_property

@@ -10,7 +10,7 @@ until they give or withdraw it (answering them in the conversation they opened i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from domain.vocabulary import Channel
 from domain.widget.model import UNNAMED_VISITOR
@@ -43,10 +43,42 @@ class Newcomer:
     whatsapp_id: str | None = None
     telegram_chat_id: int | None = None
     email: str | None = None
+    #: Where they are and what they read, as far as the address tells (`placed`).
+    country: str | None = None
+    timezone: str = "UTC"
+    locale: str = "en"
 
     @property
     def tag(self) -> str:
         return FIRST_CONTACT_TAG.format(channel=self.channel.value)
+
+
+def placed(found: Newcomer, business_timezone: str, business_language: str) -> Newcomer:
+    """`found` with the country, timezone and language its phone number tells (+49 151…: DE, Europe/Berlin,
+    German); the business's timezone and customers' language where it tells none (an email, a Telegram chat,
+    a number whose country spans several zones). Quiet hours and the template's language follow from them."""
+    country, zone, language = None, business_timezone, business_language
+    if found.phone_e164 is not None:
+        import phonenumbers  # loaded for a first contact's number only
+        from babel.languages import get_official_languages
+        from phonenumbers import timezone as number_zones
+
+        try:
+            number = phonenumbers.parse(found.phone_e164, None)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None:
+            # A number no range lists (+1 555…) is still its calling code's main country's.
+            region = phonenumbers.region_code_for_number(number)
+            if not region and number.country_code is not None:
+                region = phonenumbers.region_code_for_country_code(number.country_code)
+            country = None if region in (None, "", "ZZ", "001") else region
+            zones = [z for z in number_zones.time_zones_for_number(number) if z != "Etc/Unknown"]
+            if len(zones) == 1:  # a country (or area) in one zone; across several, the business's
+                zone = zones[0]
+            languages = get_official_languages(country, de_facto=True) if country else ()
+            language = languages[0] if languages else business_language
+    return replace(found, country=country, timezone=zone, locale=language)
 
 
 def newcomer(channel: Channel, address: str, sender_name: str | None) -> Newcomer | None:

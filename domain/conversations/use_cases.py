@@ -47,7 +47,7 @@ from domain.conversations.model import (
     WebhookDelivery,
     WebhookOutcome,
 )
-from domain.conversations.newcomers import newcomer
+from domain.conversations.newcomers import newcomer, placed
 from domain.conversations.ports import ChatReplyUnitOfWork, DeskUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import OutboundFile
@@ -96,6 +96,9 @@ class InboundPolicy:
     #: A first message from an unknown address makes a customer and opens a conversation
     #: (SWITCHBOARD_CHAT_WELCOME_NEWCOMERS); off: it is stored unowned, as before, and reaches no agent.
     welcome_newcomers: bool = True
+    #: Where a first contact is taken to be, and what they read, when their address does not tell.
+    business_timezone: str = "UTC"
+    customer_language: str = "en"
 
 
 async def receive_webhook(
@@ -254,6 +257,7 @@ async def handle_customer_message(
         # STOP from a stranger does not, nor does a machine's mail (domain/conversations/newcomers.py).
         found = newcomer(message.channel, message.from_address, message.sender_name)
         if found is not None:
+            found = placed(found, policy.business_timezone, policy.customer_language)
             customer_id = await store.add_newcomer(found, now)
             first_contact = customer_id is not None
     replied_to = None

@@ -82,6 +82,8 @@ async def test_a_new_patient_on_whatsapp_becomes_a_customer_with_an_open_convers
     assert (await post_whatsapp(client, settings, second)).status_code == 200
     [customer] = await rows(database, Customer)
     assert (customer.name, customer.whatsapp_id, customer.phone_e164) == ("Ana Lima", NEW_WA, f"+{NEW_WA}")
+    # A German number: Germany, Berlin's time (quiet hours are hers) and German templates.
+    assert (customer.country, customer.timezone, customer.locale) == ("DE", "Europe/Berlin", "de")
     assert await tags(database, customer.id) == ["first-contact:whatsapp"]
     assert await count(database, CustomerConsent) == 0  # nothing assumed
     [chat] = await rows(database, ChatSession)
@@ -116,6 +118,14 @@ async def test_a_stranger_on_sms_telegram_and_email_each_becomes_a_customer(
     made = {c.name: c for c in await rows(database, Customer)}
     assert set(made) == {"SMS contact …9999", "Ada", "Bea Novak"}
     assert made["SMS contact …9999"].phone_e164 == "+15550009999"
+    # Where they are and what they read, as far as the address tells: a US number's country and language (the
+    # US spans several zones: the business's), and the business's zone and customers' language otherwise.
+    placed = {name: (c.country, c.timezone, c.locale) for name, c in made.items()}
+    assert placed == {
+        "SMS contact …9999": ("US", settings.business_timezone, "en"),
+        "Ada": (None, settings.business_timezone, settings.customer_language),
+        "Bea Novak": (None, settings.business_timezone, settings.customer_language),
+    }
     assert made["Ada"].telegram_chat_id == 888002  # Telegram's first name
     assert made["Bea Novak"].email == "bea@example.org"
     for customer in made.values():
