@@ -14,7 +14,7 @@ from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
-from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
+from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview, CampaignProgress
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
@@ -172,14 +172,14 @@ async def _status(
     slug = found.slug
     progress = await use_cases.campaign_progress(ctx.uow.campaigns(), found.id)
     by_status = ", ".join(f"{s} {n:,}" for s, n in progress.sent_by_stage()) or "nothing planned yet"
-    failed = ", ".join(f"{r} {n:,}" for r, n in progress.failure_reasons(3))
+    failed = _why_not_delivered(progress)
     reasons = ", ".join(
         f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
     )
     fields = (
         Field("Status", progress.status.value),
         Field("Messages", by_status),
-        Field("Not delivered because", failed or "—"),
+        Field("Not delivered or failed because", failed or "—"),
         Field("Not sent because", reasons or "—"),
         Field("Replies", f"{progress.replies:,}"),
         Field("Opted out after receiving it", f"{progress.opted_out:,}"),
@@ -194,7 +194,7 @@ async def _status(
             Button("Conversion", f"kpi campaign_conversion since {since} campaign={slug}"),
         )
     return Reply(
-        f"Campaign {slug} is {progress.status.value}. Messages: {by_status}.",
+        f"Campaign {found.name} ({slug}) is {progress.status.value}. Messages: {by_status}.",
         title=f"Campaign {slug}",
         fields=fields,
         buttons=(*_action_buttons(slug, allowed_actions(progress.status))[:-1], *results),
@@ -202,6 +202,21 @@ async def _status(
         kind="progress" if still_going else "answer",
         progress_key=slug if still_going else None,
     )
+
+
+def _why_not_delivered(progress: CampaignProgress) -> str:
+    """The commonest reasons, then the rest, so the line adds up to the messages not delivered or failed."""
+    shown = progress.failure_reasons(3)
+    said = [f"{reason} {n:,}" for reason, n in shown]
+    other = sum(progress.failed_by_reason.values()) - sum(n for _, n in shown)
+    if other:
+        said.append(f"other reasons {other:,}")
+    unsaid = sum(progress.count(s) for s in ("undelivered", "failed", "dead")) - sum(
+        progress.failed_by_reason.values()
+    )
+    if unsaid > 0:
+        said.append(f"no reason given {unsaid:,}")
+    return ", ".join(said)
 
 
 async def _preview(

@@ -381,3 +381,28 @@ def test_a_filter_on_a_dimension_of_fixed_words_names_one_of_them() -> None:
     assert taken.definition["query"]["filters"] == [
         {"dimension": "channel", "operator": "in", "value": ["sms", "whatsapp"]}
     ]
+
+
+def test_a_rate_over_time_with_one_day_to_divide_by_is_its_figure_not_a_lone_dot() -> None:
+    """A campaign's conversion by day: its messages went out on one day, so only that day has a rate."""
+    from reports.answer import chart_for
+
+    days = [NOW - timedelta(days=n) for n in range(5, 0, -1)]
+    points = tuple((day, 0.004 if i == 0 else None) for i, day in enumerate(days))
+
+    def drawn(values: tuple[tuple[datetime, float | None], ...]) -> str:
+        result = QueryResult(
+            metrics=(get_metric("campaign_conversion"),),
+            range=TimeRange(days[0], NOW, "last 5 days", "Europe/Berlin"),
+            comparison_range=None,
+            grain="day",
+            dimensions=(),
+            series=(SeriesResult("campaign_conversion", None, "Campaign conversion", values, 0.041),),
+            data_as_of=NOW,
+            source="raw",
+        )
+        chart = chart_for(result, result.series, "Campaign conversion: 4.1%.", "en_GB", "EUR")
+        return chart.kind if chart.kind != "kpi_tile" else f"tile {chart.kpi.value if chart.kpi else None}"
+
+    assert drawn(points) == "tile 0.041"
+    assert drawn(tuple((day, 0.004 * (i + 1)) for i, day in enumerate(days))) == "line"
