@@ -6,12 +6,13 @@ as the API and the wizard, ready for `campaign launch`."""
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from bot.commands.campaigns import preview_fields
 from bot.commands.context import CommandContext
-from bot.commands.parsing import ParseError
+from bot.commands.parsing import ParseError, tokenise
 from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignDraft, CampaignError
@@ -81,7 +82,8 @@ def _channel(word: str) -> Channel:
 
 
 def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
-    text = " ".join(rest.split())
+    # The words as typed, a quoted value ("Berlin Mitte") quoted again so the values below read it whole.
+    text = " ".join(shlex.quote(w) if any(c.isspace() for c in w) else w for w in words)
     match = _GRAMMAR.fullmatch(text)
     if match is None:
         raise ParseError("Give the name, template, audience and channel.", USAGE)
@@ -111,10 +113,14 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
             values = audience.setdefault(_AUDIENCE_KEYS[key], [])
             values.append(value.upper() if key in ("country", "clinic") else value)
     variables: dict[str, str] = {}
-    for pair in (match["values"] or "").split():
+    for pair in tokenise(match["values"] or ""):  # offer="20% off skin checks": quoted, one value
         key, equals, value = pair.partition("=")
         if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):
-            raise ParseError(f"“{pair}” is not a value; write key=value (no spaces around =).", USAGE)
+            raise ParseError(
+                f"“{pair}” is not a value; write key=value (no spaces around =), "
+                'and quote a value with spaces: offer="20% off skin checks".',
+                USAGE,
+            )
         variables[key] = value
     day = clock = None
     if match["day"]:

@@ -849,3 +849,20 @@ async def test_a_manager_asks_how_a_campaign_did_how_many_no_shows_and_this_mont
     )
     compared = await ask(seeded, "compare revenue this month with last month", as_email=MANAGER)
     assert "(the same days last month)" in compared.text, render_reply(compared)
+
+
+async def test_a_campaign_value_with_spaces_is_quoted_in_one_line(seeded: CommandContext) -> None:
+    line = 'campaign new Quoted template welcome with clinic="Berlin Mitte" to everyone on sms'
+    asked = await ask(seeded, line, as_email=MANAGER)
+    assert asked.kind == "answer" and "Save it as a draft?" in render_reply(asked), render_reply(asked)
+    saved = await ask(seeded, asked.buttons[0].command, as_email=MANAGER)
+    assert saved.kind == "answer", saved.text
+    async with seeded.database.read_sessions() as session:
+        stored = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == "quoted"))
+    assert stored is not None and stored.variables == {"clinic": "Berlin Mitte"}
+    unquoted = await ask(
+        seeded,
+        "campaign new Loose template welcome with clinic=Berlin Mitte to everyone on sms",
+        as_email=MANAGER,
+    )
+    assert unquoted.kind == "error" and 'quote a value with spaces: offer="' in unquoted.text, unquoted.text
