@@ -304,6 +304,8 @@ def _summary(
             else ""
         ),
         compare=comparison is not None,
+        # Its counts, unless it was counted from few (said so above): "16.7% (4 no-shows of 24 appointments due)".
+        counts=_counts(metric, leader) if (leader.total_basis or 0) >= FEW else "",
     )
     if comparison is not None and leader.comparison_total is None:
         sentence = f"{sentence[:-1]}; it had no figure in {previous_label}."
