@@ -47,7 +47,8 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
     deliveries = await latest_deliveries(database, list(by_id))
     schedules_of: dict[int, list[str]] = defaultdict(list)
     for s in schedules:
-        state = "" if s.enabled else " (off)"
+        state = f", next {formats.moment(s.next_due_at)}" if s.enabled and s.next_due_at else ""
+        state = state if s.enabled else " (off)"
         schedules_of[s.report_id].append(
             f"{cron_in_words(s.cron)} ({s.timezone}) → {s.destination_kind} {s.destination}{state}"
         )
@@ -383,6 +384,7 @@ class ReportPages(StaffPages):
                     "to": f"{s.destination_kind} {s.destination}"
                     + (f", only {s.only_for}" if s.only_for else ""),
                     "enabled": s.enabled,
+                    "next": formats.moment(s.next_due_at) if s.enabled and s.next_due_at else "",
                 }
                 for s in schedules
             ],

@@ -24,6 +24,8 @@ class ScheduleListing:
     enabled: bool
     #: The recipient's own filters in words ("location BER"), or "".
     only_for: str = ""
+    #: When it next goes out (the scheduler keeps it); None before its first due time is worked out.
+    next_due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ async def schedules_of_reports(database: Database, report_ids: Sequence[int]) ->
                 s.destination,
                 s.enabled,
                 filters_in_words(s.filters) if s.filters else "",
+                s.next_due_at,
             )
             for s in rows
         ]

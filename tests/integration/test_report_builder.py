@@ -307,6 +307,19 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     assert "every Monday at 08:00 (Europe/Berlin)" in shown and "email board@northwind.example" in shown
     listed = (await client.get("/analytics/reports")).text  # the list says it in words too, not as cron
     assert "every Monday at 08:00 (Europe/Berlin) → email board@northwind.example" in listed
+    # When it next goes out, from the time the scheduler keeps: a Monday, 08:00 in Berlin.
+    async with database.read_sessions() as session:
+        due = await session.scalar(
+            select(ReportSchedule.next_due_at)
+            .join(CustomReport, CustomReport.id == ReportSchedule.report_id)
+            .where(CustomReport.slug == slug)
+        )
+    assert due is not None
+    berlin = due.astimezone(ZoneInfo("Europe/Berlin"))
+    assert (berlin.weekday(), berlin.hour) == (0, 8)
+    said = f"{berlin.day} {berlin:%b} {berlin.year}, 08:00"
+    assert f"→ email board@northwind.example, next {said}" in listed, listed
+    assert said in shown
     async with database.read_sessions() as session:
         clinic_code, clinic_name = (
             await session.execute(select(Location.code, Location.name).limit(1))
