@@ -358,9 +358,12 @@ def chart_for(
     locale: str,
     currency: str,
     limited_to: str = "",
+    *,
+    line_asked: bool = False,
 ) -> ChartSpec:
     """The best-fit chart: a line per series over time, bars per breakout value, or a single-number tile.
-    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone)."""
+    `limited_to`: the query's filters in words, in the title too (an image is forwarded alone); `line_asked`:
+    a report saved as a line stays one, even on a day it has one point to draw."""
     metric = result.metrics[0]
     shown = series[:MAX_SERIES]
     kind: ChartKind
@@ -384,7 +387,7 @@ def chart_for(
     # A line needs two points: a rate over time with one day to divide by (a campaign's conversion, its
     # messages all sent on its launch day) is its figure, not a lone dot on an axis of -100% to 150%.
     drawable = any(sum(v is not None for _, v in s.points) >= 2 for s in shown)
-    if result.grain is not None and shown and shown[0].points and drawable:
+    if result.grain is not None and shown and shown[0].points and (drawable or line_asked):
         kind = "line"
         chart_series = tuple(
             Series(series_label(result, s) if s.dimension_value else s.name, tuple(v for _, v in s.points))

@@ -187,7 +187,9 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         header = replace(header, subtitle=words)
     kind = presentation.kind
     if kind in ("auto", "line"):
-        spec = chart_for(result, series, found.summary, header.locale, header.currency or "EUR")
+        spec = chart_for(
+            result, series, found.summary, header.locale, header.currency or "EUR", line_asked=kind == "line"
+        )
         return replace(spec, title=header.title, subtitle=header.subtitle)
     if kind == "number":
         only = series[0] if series else None

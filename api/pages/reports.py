@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -40,6 +42,14 @@ from storage.queries.reports import dimension_names
 from switchboard.wiring import Container
 
 
+def next_delivery(enabled: bool, due_at: datetime | None, timezone: str, formats: Formats) -> str:
+    """When a schedule next delivers, in its own timezone as its cron is said; one overdue says it waits."""
+    if not enabled or due_at is None:
+        return ""
+    at = replace(formats, timezone=timezone).moment(due_at)
+    return at if due_at > utc_now() else f"{at} (overdue: the worker has not run it yet)"
+
+
 async def reports_overview(database: Database, staff_id: int, formats: Formats) -> dict[str, Any]:
     reports = await visible_reports(database, staff_id)
     by_id = {r.id: r for r in reports}
@@ -47,8 +57,8 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
     deliveries = await latest_deliveries(database, list(by_id))
     schedules_of: dict[int, list[str]] = defaultdict(list)
     for s in schedules:
-        state = f", next {formats.moment(s.next_due_at)}" if s.enabled and s.next_due_at else ""
-        state = state if s.enabled else " (off)"
+        upcoming = next_delivery(s.enabled, s.next_due_at, s.timezone, formats)
+        state = (f", next {upcoming}" if upcoming else "") if s.enabled else " (off)"
         schedules_of[s.report_id].append(
             f"{cron_in_words(s.cron)} ({s.timezone}) → {s.destination_kind} {s.destination}{state}"
         )
@@ -384,7 +394,7 @@ class ReportPages(StaffPages):
                     "to": f"{s.destination_kind} {s.destination}"
                     + (f", only {s.only_for}" if s.only_for else ""),
                     "enabled": s.enabled,
-                    "next": formats.moment(s.next_due_at) if s.enabled and s.next_due_at else "",
+                    "next": next_delivery(s.enabled, s.next_due_at, s.timezone, formats),
                 }
                 for s in schedules
             ],

@@ -6,13 +6,12 @@ as the API and the wizard, ready for `campaign launch`."""
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from bot.commands.campaigns import preview_fields
 from bot.commands.context import CommandContext
-from bot.commands.parsing import ParseError, tokenise
+from bot.commands.parsing import ParseError
 from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignDraft, CampaignError
@@ -82,8 +81,24 @@ def _channel(word: str) -> Channel:
 
 
 def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
-    # The words as typed, a quoted value ("Berlin Mitte") quoted again so the values below read it whole.
-    text = " ".join(shlex.quote(w) if any(c.isspace() for c in w) else w for w in words)
+    # What was quoted ("Berlin Mitte", "up to 20% off", "Mother's Day") is held aside while the grammar reads
+    # the line, so its spaces and words ("to", "on") are not read as the grammar's; each part gets it back.
+    held: list[str] = []
+
+    def hold(word: str) -> str:
+        if not any(c.isspace() for c in word):
+            return word
+        held.append(word)
+        return f"\x00{len(held) - 1}\x00"
+
+    def back(part: str, *, quoted: bool = False) -> str:
+        def one(found: re.Match[str]) -> str:
+            word = held[int(found.group(1))]
+            return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"' if quoted else word
+
+        return re.sub(r"\x00(\d+)\x00", one, part)
+
+    text = " ".join(hold(w) for w in words)
     match = _GRAMMAR.fullmatch(text)
     if match is None:
         raise ParseError("Give the name, template, audience and channel.", USAGE)
@@ -93,7 +108,7 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
     audience: dict[str, list[str]] = {}
     visit_days: dict[str, date] = {}
     if match["audience"].strip().lower() not in ("everyone", "all", "all customers"):
-        for term in match["audience"].split(","):
+        for term in back(match["audience"]).split(","):
             key, colon, value = term.strip().partition(":")
             key, value = key.lower(), value.strip()
             if colon and key in _AUDIENCE_DAYS and value:
@@ -113,7 +128,7 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
             values = audience.setdefault(_AUDIENCE_KEYS[key], [])
             values.append(value.upper() if key in ("country", "clinic") else value)
     variables: dict[str, str] = {}
-    for pair in tokenise(match["values"] or ""):  # offer="20% off skin checks": quoted, one value
+    for pair in (back(word) for word in (match["values"] or "").split()):  # offer="20% off": one value
         key, equals, value = pair.partition("=")
         if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):
             raise ParseError(
@@ -129,10 +144,10 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
         except ValueError:
             raise ParseError(f"“{match['day']} {match['clock']}” is not a date and time.", USAGE) from None
     confirm = bool(match["confirm"])
-    typed = text[: match.start("confirm")].rstrip() if confirm else text
+    typed = back(text[: match.start("confirm")].rstrip() if confirm else text, quoted=True)
     return NewCampaign(
-        name=match["name"].strip("\"“”'"),
-        template=match["template"],
+        name=back(match["name"]).strip("\"“”'"),
+        template=back(match["template"]),
         channels=tuple(channels),
         audience=audience,
         variables=variables,

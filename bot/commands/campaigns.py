@@ -211,11 +211,6 @@ def _why_not_delivered(progress: CampaignProgress) -> str:
     other = sum(progress.failed_by_reason.values()) - sum(n for _, n in shown)
     if other:
         said.append(f"other reasons {other:,}")
-    unsaid = sum(progress.count(s) for s in ("undelivered", "failed", "dead")) - sum(
-        progress.failed_by_reason.values()
-    )
-    if unsaid > 0:
-        said.append(f"no reason given {unsaid:,}")
     return ", ".join(said)
 
 

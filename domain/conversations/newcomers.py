@@ -61,7 +61,8 @@ def placed(found: Newcomer, business_timezone: str, business_language: str) -> N
     if found.phone_e164 is not None:
         import phonenumbers  # loaded for a first contact's number only
         from babel.languages import get_official_languages
-        from phonenumbers import timezone as number_zones
+
+        from domain.customers.importing import zone_of_country, zone_of_number
 
         try:
             number = phonenumbers.parse(found.phone_e164, None)
@@ -73,9 +74,9 @@ def placed(found: Newcomer, business_timezone: str, business_language: str) -> N
             if not region and number.country_code is not None:
                 region = phonenumbers.region_code_for_country_code(number.country_code)
             country = None if region in (None, "", "ZZ", "001") else region
-            zones = [z for z in number_zones.time_zones_for_number(number) if z != "Etc/Unknown"]
-            if len(zones) == 1:  # a country (or area) in one zone; across several, the business's
-                zone = zones[0]
+            # The number's one zone, else its country's one clock (a UK mobile lists London and the Channel
+            # Islands: London), else the business's (the US).
+            zone = zone_of_number(found.phone_e164) or (zone_of_country(country) if country else None) or zone
             languages = get_official_languages(country, de_facto=True) if country else ()
             language = languages[0] if languages else business_language
     return replace(found, country=country, timezone=zone, locale=language)

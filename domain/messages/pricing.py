@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 
 from domain.messages.segments import sms_shape
@@ -42,8 +43,20 @@ class PriceBook:
         if to_address:
             for code, price in self.sms_by_calling_code:  # longest codes first
                 if to_address.startswith(code):
+                    # +1 is shared: Jamaica (+1 876) or the Dominican Republic (+1 809) cost what abroad does.
+                    if code == "+1" and not _in_the_us_or_canada(to_address[:5]):
+                        break
                     return price
         return self.sms_per_segment
+
+
+@lru_cache(maxsize=1024)
+def _in_the_us_or_canada(area: str) -> bool:
+    """Whether a +1 area code ("+1212") is the US's or Canada's (their SMS cost about the same)."""
+    import phonenumbers  # loaded for +1 numbers only; an area code is enough, so each is looked up once
+
+    number = phonenumbers.parse(area + "5550123", None)
+    return phonenumbers.region_code_for_number(number) in ("US", "CA", None)
 
 
 #: Twilio's list prices per SMS segment, in USD micros, for the countries of the demo's clinics (the sandbox

@@ -420,7 +420,14 @@ def _compose_free_text(
         send_at=decision.send_at if decision.verdict == "defer" else now,
         segments=shape.segments if shape else None,
         encoding=shape.encoding if shape else None,
-        cost_micros=estimate_cost(channel, body, price_book, category=category, is_template=False),
+        cost_micros=estimate_cost(
+            channel,
+            body,
+            price_book,
+            category=category,
+            is_template=False,
+            to_address=recipient.addresses.get(channel) if recipient else None,
+        ),
         currency=price_book.currency,
         payload=({"explanation": decision.explanation} if suppressed else _extras(request)),
     )

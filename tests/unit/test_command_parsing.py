@@ -703,3 +703,23 @@ def test_how_a_campaign_did_is_its_status_and_a_figure_named_like_a_campaign_sta
     assert named is not None and named.command.slug == "black friday", (
         "the command resolves the name as it runs"
     )
+
+
+def test_campaign_new_reads_quoted_names_values_and_audiences_whole_and_its_button_reads_back() -> None:
+    line = (
+        'campaign new "Mother\'s Day" template welcome with offer="up to 20% off" '
+        'to tag:"vip clients", country:DE on sms confirm'
+    )
+    parsed = parse(line, context())
+    assert parsed is not None and parsed.spec.name == "campaign new"
+    command = parsed.command
+    assert (command.name, command.variables) == ("Mother's Day", {"offer": "up to 20% off"})
+    assert command.audience == {"tags_any": ["vip clients"], "countries": ["DE"]} and command.confirm
+    again = parse(f"{command.text} confirm", context())
+    assert again is not None and (again.command.name, again.command.variables, again.command.audience) == (
+        command.name,
+        command.variables,
+        command.audience,
+    )
+    spaced = parse('campaign new Spring "Sale 2026" template welcome to everyone on sms', context())
+    assert spaced is not None and spaced.command.name == "Spring Sale 2026"

@@ -421,3 +421,22 @@ async def test_record_consent_can_skip_a_repeat() -> None:
 )
 def test_keyword_word(text: str, word: str) -> None:
     assert keyword_word(text) == word
+
+
+def test_a_first_contact_is_placed_where_their_number_says() -> None:
+    from domain.conversations.newcomers import newcomer, placed
+
+    def where(address: str) -> tuple[str | None, str, str]:
+        found = newcomer(Channel.SMS, address, None)
+        assert found is not None
+        at = placed(found, "Europe/Berlin", "de")
+        return at.country, at.timezone, at.locale
+
+    assert where("+4915112345678") == ("DE", "Europe/Berlin", "de")
+    assert where("+447400123456") == ("GB", "Europe/London", "en"), "a UK mobile keeps London's clock"
+    assert where("+12125550188") == ("US", "America/New_York", "en")
+    assert where("+15550009999") == ("US", "Europe/Berlin", "en"), "the US spans zones: the business's"
+    email = newcomer(Channel.EMAIL, "ana@example.org", "Ana")
+    assert email is not None
+    at = placed(email, "Europe/Berlin", "de")
+    assert (at.country, at.timezone, at.locale) == (None, "Europe/Berlin", "de"), "an email tells nothing"

@@ -181,3 +181,34 @@ def test_cost_by_channel(
 def test_price_book_rejects_negative_prices() -> None:
     with pytest.raises(ValueError, match="negative"):
         PriceBook("USD", -1, 0, 0, 0, 0)
+
+
+def test_a_plus_one_number_outside_the_us_and_canada_is_priced_as_abroad() -> None:
+    book = DEFAULT_PRICE_BOOK
+    assert book.sms_segment_price("+12125550188") == SMS_PRICE_BY_COUNTRY["US"]  # New York
+    assert (
+        book.sms_segment_price("+14165550123") == SMS_PRICE_BY_COUNTRY["US"]
+    )  # Toronto costs about the same
+    assert book.sms_segment_price("+18765550123") == book.sms_per_segment  # Jamaica shares +1, not the price
+
+
+def test_a_typed_sms_is_priced_at_its_destination_too() -> None:
+    """An agent's reply or a CSAT question is free text: it costs what a template's SMS to that number does."""
+    from datetime import UTC, datetime
+
+    from domain.consent.model import ConsentPolicy
+    from domain.messages.model import Recipient
+    from domain.messages.sending import MessageRequest, _compose
+
+    to_germany = Recipient(
+        customer_id=1,
+        name="Klara Wolf",
+        locale="de",
+        timezone="Europe/Berlin",
+        addresses={Channel.SMS: "+4915112345678"},
+    )
+    request = MessageRequest(customer_id=1, channel=Channel.SMS, body="Yes, Monday at 9 works.")
+    entry, _ = _compose(
+        request, to_germany, [], datetime(2026, 12, 7, 10, tzinfo=UTC), ConsentPolicy(), DEFAULT_PRICE_BOOK
+    )
+    assert entry.cost_micros == SMS_PRICE_BY_COUNTRY["DE"]
