@@ -12,6 +12,7 @@ from datetime import date, datetime, time
 from bot.commands.campaigns import preview_fields
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
+from bot.commands.wording import day_and_time
 from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
 from domain.campaigns.model import CampaignDraft, CampaignError
@@ -206,7 +207,7 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
     except CampaignError as error:
         return Reply(f"{error}", kind="error")
     when = (
-        f" from {scheduled_at.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M} ({ctx.business_tz})"
+        f" from {day_and_time(scheduled_at.astimezone(zone(ctx.business_tz)))} ({ctx.business_tz})"
         if scheduled_at
         else " when it is launched"
     )

@@ -11,6 +11,7 @@ from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise
 from bot.commands.periods import find_period
 from bot.commands.questions import DIMENSION_WORDS
+from bot.commands.wording import day_and_time
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
 from domain.staff import StaffIdentity
 from reports.deliveries import Actor, remove_schedule
@@ -375,7 +376,7 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         f"Report {report.name}{' (only ' + filters_in_words(list(only)) + ')' if only else ''} will be "
         f"delivered to {destination} ({kind}) "
         f"{cron_in_words(command.cron)} ({ctx.business_tz}); first run "
-        f"{first.astimezone(zone(ctx.business_tz)):%a %d %b %Y %H:%M}. Each delivery and its outcome shows on "
+        f"{day_and_time(first.astimezone(zone(ctx.business_tz)))}. Each delivery and its outcome shows on "
         f"/analytics/reports/{report.slug}; `report unschedule {report.slug}` stops it.",
         title="Report scheduled",
         fields=(Field("Schedule", f"#{schedule.id}"),),

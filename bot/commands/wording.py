@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 from babel.dates import get_day_names, get_month_names
@@ -315,3 +316,8 @@ def umlaut_spellings(text: str) -> Iterable[str]:
     yield text
     yield ascii_fold(text)
     yield text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
+
+
+def day_and_time(moment: datetime) -> str:
+    """ "Mon 7 Dec 2026 08:00": the day without a leading zero, as the rest of Switchboard writes it."""
+    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M}"
