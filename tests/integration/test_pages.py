@@ -941,7 +941,7 @@ async def test_the_customer_filter_takes_a_name_phone_or_email(client: Client, s
 async def test_the_executive_page_sets_each_kpi_with_a_target_against_it(
     client: Client, seeded: Seeded
 ) -> None:
-    from babel.numbers import format_percent
+    from babel.numbers import format_decimal, format_percent
 
     from reports.metrics import REGISTRY
     from reports.periods import PeriodSpec
@@ -964,8 +964,10 @@ async def test_the_executive_page_sets_each_kpi_with_a_target_against_it(
         total = found.series_for(metric.name)[0].total
         assert total is not None, metric.name
         met = total <= metric.target if metric.direction == "down_is_good" else total >= metric.target
-        shown = (
-            format_percent(total, "#,##0.0%", locale="en_GB") if metric.unit == "percent" else f"{total:.3f}"
+        shown = (  # a score (CSAT) to two decimals at most
+            format_percent(total, "#,##0.0%", locale="en_GB")
+            if metric.unit == "percent"
+            else format_decimal(total, "#,##0.##", locale="en_GB")
         )
         row = re.search(
             rf"<tr><td>{re.escape(metric.label)}</td><td class=\"num\">([^<]+)</td><td class=\"num\">([^<]+)</td>",
