@@ -71,7 +71,9 @@ def _planner(*templates: MessageTemplate) -> OutboxPlanner:
     )
 
 
-def _template(channel: Channel, locale: str, body: str) -> MessageTemplate:
+def _template(
+    channel: Channel, locale: str, body: str, params: tuple[str, ...] = ("first_name", "clinic")
+) -> MessageTemplate:
     approved = channel is Channel.WHATSAPP
     return MessageTemplate(
         name="welcome",
@@ -81,7 +83,7 @@ def _template(channel: Channel, locale: str, body: str) -> MessageTemplate:
         category=MessageCategory.TRANSACTIONAL,
         variables=("first_name", "clinic"),
         whatsapp_name="welcome" if approved else None,
-        whatsapp_params=("first_name", "clinic") if approved else (),
+        whatsapp_params=params if approved else (),
     )
 
 
@@ -141,15 +143,8 @@ def test_a_whatsapp_template_in_a_language_without_a_greeting_word_fails_in_word
 
 
 def test_a_whatsapp_template_that_does_not_greet_by_name_goes_in_any_language() -> None:
-    answered = MessageTemplate(
-        name="answered",
-        channel=Channel.WHATSAPP,
-        locale="fr",
-        body="Bonjour {{ first_name }}, {{ clinic }} vous a répondu.",
-        category=MessageCategory.TRANSACTIONAL,
-        variables=("first_name", "clinic"),
-        whatsapp_name="answered",
-        whatsapp_params=("clinic",),
+    answered = _template(
+        Channel.WHATSAPP, "fr", "Bonjour {{ first_name }}, {{ clinic }} vous a répondu.", ("clinic",)
     )
     planned = _planner(answered).plan(_person("WhatsApp contact …4321", "fr"), (Channel.WHATSAPP,), NOW)
     assert planned.status_reason is None, planned.payload
