@@ -10,7 +10,7 @@ from switchboard.settings import Settings
 
 def test_every_webhook_url_of_the_registry_is_a_route_and_nothing_else_is() -> None:
     routes = {
-        (handler.name, handler.paths.pop() if len(handler.paths) == 1 else None)
+        (handler.name, next(iter(handler.paths)) if len(handler.paths) == 1 else None)
         for handler in webhook_handlers
     }
     assert routes == {(endpoint.name, endpoint.path) for endpoint in WEBHOOK_ENDPOINTS}
