@@ -319,11 +319,9 @@ class Settings(BaseSettings):
     def customer_language(self) -> str:
         """The language of an imported customer whose row names none: the first official language of the
         business's country (DE: de), not the dashboard's locale (en_GB is how staff read numbers)."""
-        from babel.languages import get_official_languages
+        from domain.customers.importing import language_of_country  # babel: loaded only when asked
 
-        region = self.phone_region
-        languages = get_official_languages(region, de_facto=True) if region else ()
-        return languages[0] if languages else self.business_locale.split("_")[0]
+        return language_of_country(self.phone_region) or self.business_locale.split("_")[0]
 
     @property
     def sandbox_base_url(self) -> str:

@@ -218,9 +218,8 @@ def _campaign_asked_about(text: str, campaigns: Mapping[str, str]) -> str | None
         return None
     said = plain(match.group("name"))
     if not said.endswith("campaign") and not set(said.split()) - metric_words():
-        return (
-            None  # "how are bookings going", "how did revenue do": the figure, whatever campaigns are named
-        )
+        # "how are bookings going", "how did revenue do": the figure, whatever campaigns are named.
+        return None
     return campaigns.get(said) or campaigns.get(f"{said} campaign")
 
 

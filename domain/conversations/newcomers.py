@@ -60,9 +60,8 @@ def placed(found: Newcomer, business_timezone: str, business_language: str) -> N
     country, zone, language = None, business_timezone, business_language
     if found.phone_e164 is not None:
         import phonenumbers  # loaded for a first contact's number only
-        from babel.languages import get_official_languages
 
-        from domain.customers.importing import zone_of_country, zone_of_number
+        from domain.customers.importing import language_of_country, zone_of_country, zone_of_number
 
         try:
             number = phonenumbers.parse(found.phone_e164, None)
@@ -77,8 +76,7 @@ def placed(found: Newcomer, business_timezone: str, business_language: str) -> N
             # The number's one zone, else its country's one clock (a UK mobile lists London and the Channel
             # Islands: London), else the business's (the US).
             zone = zone_of_number(found.phone_e164) or (zone_of_country(country) if country else None) or zone
-            languages = get_official_languages(country, de_facto=True) if country else ()
-            language = languages[0] if languages else business_language
+            language = (language_of_country(country) if country else None) or business_language
     return replace(found, country=country, timezone=zone, locale=language)
 
 

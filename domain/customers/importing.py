@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from babel.core import get_global
+from babel.languages import get_official_languages
 from phonenumbers import timezone as phone_time_zones
 
 from domain.vocabulary import Channel, ConsentStatus
@@ -450,6 +451,13 @@ def zone_of_country(region: str) -> str | None:
     if not zones:
         return None
     return zones[0] if all(_same_clock(zones[0], other) for other in zones[1:]) else None
+
+
+@lru_cache(maxsize=512)
+def language_of_country(region: str) -> str | None:
+    """The first official language of a country (DE: de, CH: de, GB: en), or None for one not known."""
+    languages = get_official_languages(region.upper(), de_facto=True) if region else ()
+    return languages[0] if languages else None
 
 
 def _same_clock(one: str, other: str) -> bool:
