@@ -18,6 +18,7 @@ from api.pages.customer_import import CustomerImportPages
 from api.pages.customers import CustomerPages
 from api.pages.login import LoginPages
 from api.pages.messages import MessagePages
+from api.pages.notification_rules import NotificationRulePages
 from api.pages.report_builder import ReportBuilderPages
 from api.pages.reports import ReportPages
 from api.pages.services import ServicePages
@@ -47,6 +48,7 @@ PAGE_CONTROLLERS = [
     SectionPages,
     TemplateEditorPages,
     MessagePages,
+    NotificationRulePages,
     CampaignWizardPages,
     CampaignPages,
     CustomerImportPages,

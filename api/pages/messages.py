@@ -25,6 +25,7 @@ from api.pages.common import (
     utc_now,
     whole_number,
 )
+from api.pages.notification_rules import DONE as RULE_DONE
 from domain.customers.importing import phones_typed
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
@@ -310,11 +311,13 @@ async def template_variants(database: Database) -> dict[str, list[TemplateRecord
 class RuleRow:
     """One automated notification rule as the templates page shows it, in the words `rule list` uses."""
 
+    id: int
     name: str
     event: str
     template: str
     channels: str
     offset: str
+    category: str
     enabled: bool
 
 
@@ -322,11 +325,13 @@ async def notification_rule_rows(request: Request[Any, Any, Any]) -> list[RuleRo
     rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
     return [
         RuleRow(
+            r.id,
             r.name,
             r.event_type,
             r.template_name,
             describe_channel_order(r.channel_order),
             describe_offset(r.offset_minutes),
+            r.category.value,
             r.enabled,
         )
         for r in rules
@@ -523,5 +528,6 @@ class MessagePages(StaffPages):
             else None,
             error=error,
             rules=await notification_rule_rows(request),
+            rule_done=RULE_DONE.get(str(params.get("rule_done", ""))),
             may_edit=staff_of(request).may(Role.MANAGER),
         )

@@ -11,7 +11,7 @@ from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
 from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy
-from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.model import RECIPIENT_VARIABLES, Recipient, StoredTemplate
 from domain.messages.send_decision import OutboxPlanner, choose_channel
 from domain.messages.words import channel_words
 from domain.notifications.model import (
@@ -21,10 +21,14 @@ from domain.notifications.model import (
     NotificationRuleChanges,
     NotificationRuleDraft,
 )
+from domain.templates.model import SYSTEM_VARIABLES
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSource
 
 #: Channels tried after the customer's preferred one and those they opted in on, cheapest reliable first.
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
+#: What a rule's template reads besides the event's payload: the recipient's details, the system's links and
+#: the event's type.
+FILLED_FOR_RULES = frozenset({*RECIPIENT_VARIABLES, *SYSTEM_VARIABLES, "event_type"})
 #: The payload field that anchors reminders; offsets count from it (e.g. -1440 = a day before).
 APPOINTMENT_AT = "appointment_at"
 TOO_LATE = "too_late"
@@ -229,3 +233,31 @@ def describe_offset(minutes: int) -> str:
 def describe_channel_order(order: Sequence[Channel]) -> str:
     """The channels a rule tries, in order, by name; when it names none, the customer's own order."""
     return ", ".join(channel_words(channel) for channel in order) or "preferred, then opted in"
+
+
+#: The units a rule's offset is written in on the dashboard, in minutes.
+OFFSET_UNITS: dict[str, int] = {"minutes": 1, "hours": 60, "days": 24 * 60}
+
+
+def offset_minutes_of(amount: str, unit: str, direction: str) -> int:
+    """A rule's offset from the form's three fields ("1", "days", "before" is -1440), checked in words."""
+    if unit not in OFFSET_UNITS or direction not in ("before", "after"):
+        raise NotificationError("Choose minutes, hours or days, and before or after.")
+    text = amount.strip() or "0"
+    if not text.isdigit() or len(text) > 6:
+        raise NotificationError(
+            f"The offset must be a whole number of {unit}, such as 2 (not '{amount[:20]}')."
+        )
+    minutes = int(text) * OFFSET_UNITS[unit] * (-1 if direction == "before" else 1)
+    if abs(minutes) > MAX_OFFSET_MINUTES:
+        raise NotificationError(
+            f"A rule sends at most {MAX_OFFSET_MINUTES // OFFSET_UNITS['days']} days before or after the event "
+            f"(not {describe_offset(minutes)})."
+        )
+    return minutes
+
+
+def offset_parts(minutes: int) -> tuple[int, str, str]:
+    """The form's three fields for an offset, in the largest unit that writes it exactly: -1440 is 1 day before."""
+    unit = next(name for name in ("days", "hours", "minutes") if minutes % OFFSET_UNITS[name] == 0)
+    return abs(minutes) // OFFSET_UNITS[unit], unit, "before" if minutes < 0 else "after"

@@ -452,7 +452,7 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
     html = (await client.get("/communication/templates")).text
 
     section = html[html.index('<h2 id="rules-heading">Automated notifications</h2>') :]
-    assert "rule disable NAME" in section and "/api/notification-rules" in section
+    assert "Managers change them." in section and "/communication/notification-rules" not in section
     rows = {
         cells[0]: cells[1:]
         for cells in (
@@ -466,14 +466,16 @@ async def test_templates_page_lists_the_automated_notification_rules(client: Cli
         "appointment_reminder",
         "WhatsApp, Telegram, SMS, email",
         "1 day before",
+        "transactional",
         "on",
     ]
-    assert rows["csat_after_visit"][-2:] == ["2 h after", "off"]
+    assert rows["csat_after_visit"][-3:] == ["2 h after", "transactional", "off"]
     assert rows[ESCAPED_NAME] == [
         "order.created",
         "order_confirmation",
         "preferred, then opted in",
         "1 h 30 min before",
+        "transactional",
         "on",
     ]
     assert SCRIPT_NAME not in html and len(rows) == len(NOTIFICATION_RULES) + 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -15,6 +17,8 @@ from domain.notifications.model import (
 )
 from domain.notifications.rules import (
     MAX_OFFSET_MINUTES,
+    offset_minutes_of,
+    offset_parts,
     rule_category,
     rule_channel_order,
     validate_rule_changes,
@@ -194,3 +198,48 @@ async def test_an_unknown_rule_id_is_not_found_for_update_and_delete() -> None:
     with pytest.raises(NotificationRuleNotFound):
         await delete_notification_rule(FakeRuleUow(book), 9)
     assert book.commits == 0
+
+
+@given(st.integers(-MAX_OFFSET_MINUTES, MAX_OFFSET_MINUTES))
+def test_an_offset_written_as_the_form_writes_it_reads_back_the_same(offset: int) -> None:
+    amount, unit, direction = offset_parts(offset)
+    assert offset_minutes_of(str(amount), unit, direction) == offset
+    assert amount >= 0 and (unit == "minutes" or amount > 0 or offset == 0)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "parts"),
+    [
+        (-1440, (1, "days", "before")),
+        (120, (2, "hours", "after")),
+        (90, (90, "minutes", "after")),
+        (0, (0, "days", "after")),
+    ],
+)
+def test_an_offset_is_shown_in_the_largest_unit_that_writes_it_exactly(
+    minutes: int, parts: tuple[int, str, str]
+) -> None:
+    assert offset_parts(minutes) == parts
+
+
+@pytest.mark.parametrize(
+    ("amount", "unit", "direction", "words"),
+    [
+        ("two", "hours", "after", "whole number of hours, such as 2 (not 'two')"),
+        ("-3", "days", "before", "whole number of days"),
+        ("1.5", "hours", "after", "whole number of hours"),
+        ("8", "days", "before", "at most 7 days before or after the event (not 8 days before)"),
+        ("1", "weeks", "after", "Choose minutes, hours or days"),
+        ("1", "days", "around", "before or after"),
+        ("9" * 12, "minutes", "after", "whole number of minutes"),
+    ],
+)
+def test_an_offset_the_form_cannot_mean_is_refused_in_words(
+    amount: str, unit: str, direction: str, words: str
+) -> None:
+    with pytest.raises(NotificationError, match=re.escape(words)):
+        offset_minutes_of(amount, unit, direction)
+
+
+def test_an_empty_amount_is_at_the_event() -> None:
+    assert offset_minutes_of("  ", "hours", "before") == 0

@@ -1,0 +1,231 @@
+"""Automated notification rules on the dashboard (managers): make one, change its template, channels, timing,
+category or switch, and delete it. The templates page lists them; the JSON API and the bots' `rule` verbs
+change the same rows through the same use-cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from api.auth import requires_role
+from api.pages.common import StaffPages, container_of, page, staff_of
+from domain.messages.words import channel_words
+from domain.notifications.model import (
+    NotificationError,
+    NotificationRule,
+    NotificationRuleChanges,
+    NotificationRuleDraft,
+    NotificationRuleNotFound,
+)
+from domain.notifications.rules import (
+    APPOINTMENT_AT,
+    FILLED_FOR_RULES,
+    MAX_NAME_LENGTH,
+    OFFSET_UNITS,
+    RULE_CATEGORIES,
+    offset_minutes_of,
+    offset_parts,
+    rule_category,
+    rule_channel_order,
+)
+from domain.notifications.use_cases import (
+    create_notification_rule,
+    delete_notification_rule,
+    list_notification_rules,
+    update_notification_rule,
+)
+from domain.vocabulary import OUTBOUND_CHANNELS, Role
+from storage.queries.notifications import recent_event_types
+from storage.queries.templates import all_template_variants
+
+PATH = "/communication/notification-rules"
+#: Where the templates page lists the rules, and what it says after each change.
+LIST = "/communication/templates"
+DONE = {
+    "created": "The notification rule is saved.",
+    "saved": "Your changes to the notification rule are saved.",
+    "deleted": "The notification rule is deleted. Messages it had already planned still go out.",
+}
+CATEGORY_WORDS = {
+    "transactional": "Transactional: about something the customer did or booked",
+    "marketing": "Marketing: promotional, so held to quiet hours, frequency caps and marketing consent",
+}
+
+
+@dataclass
+class RuleForm:
+    """What the form holds, as typed, so that a refused form comes back as the manager left it."""
+
+    name: str = ""
+    event_type: str = ""
+    template: str = ""
+    channels: list[str] = field(default_factory=list)
+    amount: str = "0"
+    unit: str = "minutes"
+    direction: str = "after"
+    category: str = "transactional"
+    enabled: bool = True
+
+    @classmethod
+    def of(cls, rule: NotificationRule) -> RuleForm:
+        amount, unit, direction = offset_parts(rule.offset_minutes)
+        return cls(
+            name=rule.name,
+            event_type=rule.event_type,
+            template=rule.template_name,
+            channels=[c.value for c in rule.channel_order],
+            amount=str(amount),
+            unit=unit,
+            direction=direction,
+            category=rule.category.value,
+            enabled=rule.enabled,
+        )
+
+    @classmethod
+    def read(cls, form: Any) -> RuleForm:
+        def text(name: str, limit: int = MAX_NAME_LENGTH + 16) -> str:
+            return str(form.get(name, "")).strip()[:limit]
+
+        picked = [text(f"channel_{place}", 16) for place in range(1, len(OUTBOUND_CHANNELS) + 1)]
+        return cls(
+            name=text("name"),
+            event_type=text("event_type"),
+            template=text("template"),
+            channels=[name for name in picked if name],
+            amount=text("amount", 12),
+            unit=text("unit", 12),
+            direction=text("direction", 12),
+            category=text("category", 20),
+            enabled=form.get("enabled") == "on",
+        )
+
+    def offset_minutes(self) -> int:
+        return offset_minutes_of(self.amount, self.unit, self.direction)
+
+    def draft(self) -> NotificationRuleDraft:
+        return NotificationRuleDraft(
+            name=self.name,
+            event_type=self.event_type,
+            template_name=self.template,
+            channel_order=rule_channel_order(self.channels),
+            offset_minutes=self.offset_minutes(),
+            category=rule_category(self.category),
+            enabled=self.enabled,
+        )
+
+    def changes(self) -> NotificationRuleChanges:
+        return NotificationRuleChanges(
+            template_name=self.template,
+            channel_order=rule_channel_order(self.channels),
+            offset_minutes=self.offset_minutes(),
+            category=rule_category(self.category),
+            enabled=self.enabled,
+        )
+
+
+class NotificationRulePages(StaffPages):
+    @get(f"{PATH}/new", name="notification_rule_new", guards=[requires_role(Role.MANAGER)])
+    async def new_page(self, request: Request[Any, Any, Any]) -> Template:
+        return await self._form(request, None, RuleForm())
+
+    @post(PATH, name="notification_rule_create", guards=[requires_role(Role.MANAGER)], status_code=303)
+    async def create(self, request: Request[Any, Any, Any]) -> Redirect | Template:
+        form = RuleForm.read(await request.form())
+        container, staff = container_of(request), staff_of(request)
+        try:
+            await create_notification_rule(
+                container.notification_uow(), form.draft(), actor=staff.email, via="web"
+            )
+        except NotificationError as error:
+            return await self._refused(request, None, form, str(error))
+        return Redirect(f"{LIST}?rule_done=created#rules-heading", status_code=303)
+
+    @get(f"{PATH}/{{rule_id:int}}", name="notification_rule", guards=[requires_role(Role.MANAGER)])
+    async def edit_page(self, request: Request[Any, Any, Any], rule_id: FromPath[int]) -> Template:
+        rule = await self._rule(request, rule_id)
+        return await self._form(request, rule, RuleForm.of(rule))
+
+    @post(
+        f"{PATH}/{{rule_id:int}}",
+        name="notification_rule_update",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def update(self, request: Request[Any, Any, Any], rule_id: FromPath[int]) -> Redirect | Template:
+        rule = await self._rule(request, rule_id)
+        form = RuleForm.read(await request.form())
+        form.name, form.event_type = rule.name, rule.event_type  # fixed once made
+        container, staff = container_of(request), staff_of(request)
+        try:
+            await update_notification_rule(
+                container.notification_uow(), rule_id, form.changes(), actor=staff.email, via="web"
+            )
+        except NotificationRuleNotFound as error:
+            raise NotFoundException(str(error)) from None
+        except NotificationError as error:
+            return await self._refused(request, rule, form, str(error))
+        return Redirect(f"{LIST}?rule_done=saved#rules-heading", status_code=303)
+
+    @post(
+        f"{PATH}/{{rule_id:int}}/delete",
+        name="notification_rule_delete",
+        guards=[requires_role(Role.MANAGER)],
+        status_code=303,
+    )
+    async def delete(self, request: Request[Any, Any, Any], rule_id: FromPath[int]) -> Redirect:
+        container, staff = container_of(request), staff_of(request)
+        try:
+            await delete_notification_rule(
+                container.notification_uow(), rule_id, actor=staff.email, via="web"
+            )
+        except NotificationRuleNotFound as error:
+            raise NotFoundException(str(error)) from None
+        return Redirect(f"{LIST}?rule_done=deleted#rules-heading", status_code=303)
+
+    async def _rule(self, request: Request[Any, Any, Any], rule_id: int) -> NotificationRule:
+        rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
+        found = next((r for r in rules if r.id == rule_id), None)
+        if found is None:
+            raise NotFoundException(f"There is no notification rule {rule_id}.")
+        return found
+
+    async def _refused(
+        self, request: Request[Any, Any, Any], rule: NotificationRule | None, form: RuleForm, error: str
+    ) -> Template:
+        template = await self._form(request, rule, form, error=error)
+        template.status_code = 422
+        return template
+
+    async def _form(
+        self, request: Request[Any, Any, Any], rule: NotificationRule | None, form: RuleForm, **extra: Any
+    ) -> Template:
+        database = container_of(request).database
+        reads: dict[str, set[str]] = {}
+        for variant in await all_template_variants(database):
+            if variant.status == "active":
+                reads.setdefault(variant.name, set()).update(set(variant.variables) - FILLED_FOR_RULES)
+        rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
+        event_types = sorted({*await recent_event_types(database), *(r.event_type for r in rules)})
+        return page(
+            request,
+            "communication/notification_rule.html",
+            "communication",
+            "templates",
+            rule=rule,
+            form=form,
+            templates=sorted(reads),
+            payload_fields={name: sorted(fields) for name, fields in sorted(reads.items())},
+            event_types=event_types,
+            channels=[(c.value, channel_words(c)) for c in OUTBOUND_CHANNELS],
+            places=range(len(OUTBOUND_CHANNELS)),
+            units=list(OFFSET_UNITS),
+            categories=[(c.value, CATEGORY_WORDS.get(c.value, c.value)) for c in RULE_CATEGORIES],
+            anchor=APPOINTMENT_AT,
+            name_limit=MAX_NAME_LENGTH,
+            **extra,
+        )

@@ -1,0 +1,22 @@
+"""Business events as the notification rule form offers them: the event types that have arrived lately."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import BusinessEvent
+
+#: How many of the newest events are read for their types: enough to see every type a business sends daily,
+#: few enough to read at once however long the table grows.
+RECENT_EVENTS = 5000
+
+
+async def recent_event_types(database: Database) -> list[str]:
+    """The event types among the newest events, by name: what a new rule is likely to be for."""
+    newest = (
+        select(BusinessEvent.event_type).order_by(BusinessEvent.id.desc()).limit(RECENT_EVENTS).subquery()
+    )
+    async with database.read_sessions() as session:
+        found = await session.scalars(select(newest.c.event_type).distinct())
+        return sorted(found)
