@@ -18,6 +18,13 @@ from litestar.response import Redirect, Template
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.campaigns import use_cases
+from domain.campaigns.languages import (
+    same_in_every_language,
+    template_languages,
+    template_needs,
+    unread_language,
+    with_language_values,
+)
 from domain.campaigns.model import (
     EXCLUSION_WORDS,
     Audience,
@@ -26,11 +33,10 @@ from domain.campaigns.model import (
     CampaignError,
     CampaignPreview,
 )
-from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
+from domain.campaigns.rules import SendTimeError, local_send_moment
 from domain.messages.segments import sms_shape
-from domain.services import NAMEABLE_LANGUAGES
 from domain.templates.model import TemplateRecord
-from domain.templates.selection import BY_LANGUAGE, language_of
+from domain.templates.selection import BY_LANGUAGE
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
 from reports.library import slug_for
 from storage.queries.campaigns import audience_size, campaign_id_by_slug
@@ -96,13 +102,6 @@ def _words(text: str) -> list[str]:
 SERVICE_GROUP = "Service message templates (reminders, confirmations)"
 
 
-def template_needs(variants: list[TemplateRecord], name: str) -> set[str]:
-    """What a template reads that no customer record and no system value fills in: the campaign supplies it."""
-    return set(
-        missing_values((v for variant in variants if variant.name == name for v in variant.variables), {})
-    )
-
-
 _VALUE_NAME = re.compile(r"([a-z_][a-z0-9_]{0,39})(?:\[([A-Za-z]{2})\])?")
 
 
@@ -114,7 +113,7 @@ def _read_values(
     otherwise sit in the German message too."""
     variables: dict[str, Any] = {}
     by_language: dict[str, dict[str, str]] = {}
-    languages = {language_of(v.locale) for v in variants if v.name == template}
+    languages = template_languages(variants, template)
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -133,12 +132,9 @@ def _read_values(
                 "German value."
             )
             return {}
-        if language and languages and language not in languages:
-            written = ", ".join(sorted(languages))
-            errors["variables"] = (
-                f"Line {number}: the template “{template}” has no {language} message (it is written in "
-                f"{written}), so {name}[{language}] would never be read."
-            )
+        unread = unread_language(template, name, language, languages) if language else None
+        if unread:
+            errors["variables"] = f"Line {number}: {unread}"
             return {}
         if language:
             by_language.setdefault(language, {})[name] = value.strip()[:500]
@@ -146,15 +142,11 @@ def _read_values(
             variables[name] = value.strip()[:500]
     if len(variables.keys() | {n for words in by_language.values() for n in words}) > MAX_VARIABLES:
         errors["variables"] = f"At most {MAX_VARIABLES} values."
-    for language, words in sorted(by_language.items()):
-        alone = sorted(set(words) - set(variables))
-        if alone:
-            errors["variables"] = (
-                f"{alone[0]}[{language}] has no value for the other languages: write {alone[0]} = … as well."
-            )
-    if by_language:
-        variables[BY_LANGUAGE] = by_language
-    return variables
+    try:
+        return with_language_values(variables, by_language)
+    except CampaignError as error:
+        errors["variables"] = str(error)
+        return variables
 
 
 def read_draft(
@@ -406,7 +398,11 @@ class CampaignWizardPages(StaffPages):
             f"{'has' if one else 'have'} no address on the chosen channels, so they are not counted."
         )
         shown["same_in_every_language"] = same_in_every_language(
-            draft.variables, variants, draft.template_name, container.settings.business_locale
+            draft.variables,
+            variants,
+            draft.template_name,
+            container.settings.business_locale,
+            preview.per_language,
         )
         if preview.recipients == 0:
             errors["segments"] = "No customer matches these filters (with an address on the chosen channels)."
@@ -432,31 +428,6 @@ class CampaignWizardPages(StaffPages):
                 request, form, errors={field_of(error): str(error)}, preview=shown, status_code=422
             )
         return Redirect(f"/communication/campaigns/{campaign.slug}?done=created", status_code=303)
-
-
-def same_in_every_language(
-    variables: Mapping[str, Any], variants: list[TemplateRecord], template: str, business_locale: str
-) -> list[str]:
-    """A sentence per language the template is written in, other than the business's, whose messages read a
-    value as typed (no `name[de] = …`): "20% off" in a German sentence, unless that is meant (a code)."""
-    languages = {language_of(v.locale) for v in variants if v.name == template} - {
-        language_of(business_locale)
-    }
-    table = variables.get(BY_LANGUAGE)
-    given = table if isinstance(table, Mapping) else {}
-    needs = template_needs(variants, template)
-    names = [n for n in variables if n in needs]  # in the order typed
-    notes = []
-    for code in sorted(languages):
-        alike = [n for n in names if n not in given.get(code, {})]
-        if alike:
-            language = NAMEABLE_LANGUAGES.get(code, code)
-            listed = ", ".join(f"{n} (“{str(variables[n])[:40]}”)" for n in alike)
-            notes.append(
-                f"The {language} messages read {listed} as written here: add {alike[0]}[{code}] = … "
-                f"on its own line for a {language} value."
-            )
-    return notes
 
 
 async def _preview(container: Container, draft: CampaignDraft) -> CampaignPreview:

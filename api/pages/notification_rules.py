@@ -28,6 +28,7 @@ from domain.notifications.rules import (
     MAX_NAME_LENGTH,
     OFFSET_UNITS,
     RULE_CATEGORIES,
+    RULE_EVENT_TYPE,
     offset_minutes_of,
     offset_parts,
     rule_category,
@@ -39,9 +40,9 @@ from domain.notifications.use_cases import (
     list_notification_rules,
     update_notification_rule,
 )
-from domain.vocabulary import OUTBOUND_CHANNELS, Role
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
 from storage.queries.notifications import recent_event_types
-from storage.queries.templates import all_template_variants
+from storage.queries.templates import active_template_variants
 
 PATH = "/communication/notification-rules"
 #: Where the templates page lists the rules, and what it says after each change.
@@ -70,6 +71,8 @@ class RuleForm:
     direction: str = "after"
     category: str = "transactional"
     enabled: bool = True
+    #: A channel chosen after an empty box: the first box's "the customer's own" cannot come before it.
+    gap: bool = False
 
     @classmethod
     def of(cls, rule: NotificationRule) -> RuleForm:
@@ -92,11 +95,13 @@ class RuleForm:
             return str(form.get(name, "")).strip()[:limit]
 
         picked = [text(f"channel_{place}", 16) for place in range(1, len(OUTBOUND_CHANNELS) + 1)]
+        chosen = [name for name in picked if name]
         return cls(
             name=text("name"),
             event_type=text("event_type"),
             template=text("template"),
-            channels=[name for name in picked if name],
+            channels=chosen,
+            gap=chosen != picked[: len(chosen)],
             amount=text("amount", 12),
             unit=text("unit", 12),
             direction=text("direction", 12),
@@ -107,24 +112,49 @@ class RuleForm:
     def offset_minutes(self) -> int:
         return offset_minutes_of(self.amount, self.unit, self.direction)
 
+    def channel_order(self) -> tuple[Channel, ...]:
+        if self.gap:
+            raise NotificationError(
+                "Choose the channels from the first box on, with no empty box between two: an empty first box "
+                "means the customer's own channels."
+            )
+        return rule_channel_order(self.channels)
+
     def draft(self) -> NotificationRuleDraft:
         return NotificationRuleDraft(
             name=self.name,
             event_type=self.event_type,
             template_name=self.template,
-            channel_order=rule_channel_order(self.channels),
+            channel_order=self.channel_order(),
             offset_minutes=self.offset_minutes(),
             category=rule_category(self.category),
             enabled=self.enabled,
         )
 
-    def changes(self) -> NotificationRuleChanges:
-        return NotificationRuleChanges(
+    def changes(self, rule: NotificationRule) -> NotificationRuleChanges:
+        """What differs from the stored rule; the rest stays as it is (None), so a rule whose template is no
+        longer in use can still be switched off, and the audit names only what changed."""
+        wanted = NotificationRule(
+            id=rule.id,
+            name=rule.name,
+            event_type=rule.event_type,
             template_name=self.template,
-            channel_order=rule_channel_order(self.channels),
+            channel_order=self.channel_order(),
             offset_minutes=self.offset_minutes(),
             category=rule_category(self.category),
             enabled=self.enabled,
+        )
+
+        def changed(name: str) -> Any:
+            value = getattr(wanted, name)
+            return None if value == getattr(rule, name) else value
+
+        return NotificationRuleChanges(
+            template_name=changed("template_name"),
+            channel_order=changed("channel_order"),
+            offset_minutes=changed("offset_minutes"),
+            category=changed("category"),
+            enabled=changed("enabled"),
         )
 
 
@@ -163,7 +193,7 @@ class NotificationRulePages(StaffPages):
         container, staff = container_of(request), staff_of(request)
         try:
             await update_notification_rule(
-                container.notification_uow(), rule_id, form.changes(), actor=staff.email, via="web"
+                container.notification_uow(), rule_id, form.changes(rule), actor=staff.email, via="web"
             )
         except NotificationRuleNotFound as error:
             raise NotFoundException(str(error)) from None
@@ -206,11 +236,11 @@ class NotificationRulePages(StaffPages):
     ) -> Template:
         database = container_of(request).database
         reads: dict[str, set[str]] = {}
-        for variant in await all_template_variants(database):
-            if variant.status == "active":
-                reads.setdefault(variant.name, set()).update(set(variant.variables) - FILLED_FOR_RULES)
+        for variant in await active_template_variants(database):
+            reads.setdefault(variant.name, set()).update(set(variant.variables) - FILLED_FOR_RULES)
         rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
-        event_types = sorted({*await recent_event_types(database), *(r.event_type for r in rules)})
+        seen = {*await recent_event_types(database), *(r.event_type for r in rules)}
+        event_types = sorted(t for t in seen if RULE_EVENT_TYPE.fullmatch(t))
         return page(
             request,
             "communication/notification_rule.html",

@@ -15,9 +15,16 @@ from bot.commands.parsing import ParseError
 from bot.commands.wording import day_and_time
 from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
+from domain.campaigns.languages import (
+    same_in_every_language,
+    template_languages,
+    unread_language,
+    with_language_values,
+)
 from domain.campaigns.model import CampaignDraft, CampaignError
 from domain.campaigns.rules import SendTimeError, local_send_moment, missing_values
 from domain.staff import StaffIdentity
+from domain.templates.selection import BY_LANGUAGE
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel
 from reports.library import slug_for
 from reports.periods import zone
@@ -25,7 +32,7 @@ from storage.queries.campaigns import campaign_id_by_slug
 from storage.queries.templates import active_template_variants
 
 USAGE = (
-    "campaign new NAME template TEMPLATE [with key=value …] to AUDIENCE on CHANNEL [then FALLBACK "
+    "campaign new NAME template TEMPLATE [with key=value key[de]=value …] to AUDIENCE on CHANNEL [then FALLBACK "
     "[after N min]] [at YYYY-MM-DD HH:MM] [confirm]   AUDIENCE: everyone, or segment:X, country:DE, tag:X, "
     "not-tag:X, clinic:CODE, opted-in:CHANNEL, visited-since:YYYY-MM-DD, not-visited-since:YYYY-MM-DD "
     "joined by commas"
@@ -52,6 +59,10 @@ _AUDIENCE_KEYS = {
 _AUDIENCE_DAYS = {"visited-since": "visited_since", "not-visited-since": "not_visited_since"}
 
 
+#: A value's name, and the language of the message it is for: offer, offer[de].
+_VALUE_NAME = re.compile(r"(?P<name>[a-z_][a-z0-9_]{0,39})(?:\[(?P<language>[A-Za-z]{2})\])?")
+
+
 def campaign_slug(name: str) -> str:
     """The name's slug; "new" is the wizard's own address, so a campaign named New is new-campaign."""
     slug = slug_for(name) or "campaign"
@@ -65,6 +76,8 @@ class NewCampaign:
     channels: tuple[Channel, ...]
     audience: dict[str, list[str]]
     variables: dict[str, str] = field(default_factory=dict)
+    #: `offer[de]=…`: what the template's message in that language reads instead (domain.campaigns.languages).
+    by_language: dict[str, dict[str, str]] = field(default_factory=dict)
     #: visited_since / not_visited_since: the day, the business's midnight of which the audience uses.
     visit_days: dict[str, date] = field(default_factory=dict)
     fallback_after: int | None = None
@@ -129,15 +142,20 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
             values = audience.setdefault(_AUDIENCE_KEYS[key], [])
             values.append(value.upper() if key in ("country", "clinic") else value)
     variables: dict[str, str] = {}
+    by_language: dict[str, dict[str, str]] = {}
     for pair in (back(word) for word in (match["values"] or "").split()):  # offer="20% off": one value
         key, equals, value = pair.partition("=")
-        if not equals or not re.fullmatch(r"[a-z_][a-z0-9_]{0,39}", key):
+        named = _VALUE_NAME.fullmatch(key)
+        if not equals or named is None or named["name"] == BY_LANGUAGE:
             raise ParseError(
-                f"“{pair}” is not a value; write key=value (no spaces around =), "
-                'and quote a value with spaces: offer="20% off skin checks".',
+                f"“{pair}” is not a value; write key=value (no spaces around =), offer[de]=… for the German "
+                'message, and quote a value with spaces: offer="20% off skin checks".',
                 USAGE,
             )
-        variables[key] = value
+        if named["language"]:
+            by_language.setdefault(named["language"].lower(), {})[named["name"]] = value
+        else:
+            variables[key] = value
     day = clock = None
     if match["day"]:
         try:
@@ -152,6 +170,7 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
         channels=tuple(channels),
         audience=audience,
         variables=variables,
+        by_language=by_language,
         visit_days=visit_days,
         fallback_after=int(match["after"]) if match["after"] else (60 if match["fallback"] else None),
         day=day,
@@ -166,6 +185,15 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
     if command.template not in {v.name for v in variants}:
         names = ", ".join(sorted({v.name for v in variants})[:12])
         return Reply(f"There is no active template “{command.template}”; there are: {names}.", kind="error")
+    languages = template_languages(variants, command.template)
+    for language, words in sorted(command.by_language.items()):
+        unread = unread_language(command.template, next(iter(words)), language, languages)
+        if unread:
+            return Reply(f"{unread[:1].upper()}{unread[1:]}", kind="error")
+    try:
+        variables = with_language_values(dict(command.variables), command.by_language)
+    except CampaignError as error:
+        return Reply(str(error), kind="error")
     missing = missing_values(
         (n for v in variants if v.name == command.template for n in v.variables), command.variables
     )
@@ -195,7 +223,7 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
             },
             "has_channel": [c.value for c in command.channels],
         },
-        variables=command.variables,
+        variables=variables,
         fallback_after_minutes=command.fallback_after,
         scheduled_at=scheduled_at,
         created_by=who.staff_id,
@@ -223,9 +251,13 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
             fields=preview_fields(preview),
         )
     if not command.confirm:
+        notes = same_in_every_language(
+            variables, variants, command.template, ctx.settings.business_locale, preview.per_language
+        )
         return Reply(
             f"“{command.name}” would send {preview.planned:,} of {preview.recipients:,} messages{when}, for "
-            f"about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}. Save it as a draft?",
+            f"about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}. Save it as a draft?"
+            + "".join(f"\n⚠ {note}" for note in notes),
             title=f"New campaign: {command.name}",
             fields=preview_fields(preview),
             confirm=True,

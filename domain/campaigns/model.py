@@ -224,6 +224,8 @@ class CampaignPreview:
     currency: str
     deferred: int
     sample: RenderedSample | None
+    #: Planned messages by their recipient's language ("de"), for what each language's messages will read.
+    per_language: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from domain.messages.model import Recipient
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
 from domain.messages.send_decision import OutboxPlanner, check_variables
 from domain.templates.model import TemplateError
+from domain.templates.selection import language_of
 from domain.vocabulary import CampaignStatus, Channel, MessageSource, MessageStatus
 
 DEFAULT_BATCH_SIZE = 5_000
@@ -147,6 +148,7 @@ async def _preview(
 ) -> CampaignPreview:
     exclusions: Counter[str] = Counter()
     per_channel: Counter[str] = Counter()
+    per_language: Counter[str] = Counter()
     recipients = planned = deferred = cost = 0
     sample: RenderedSample | None = None
     async with uow:
@@ -170,6 +172,7 @@ async def _preview(
                     continue
                 planned += 1
                 per_channel[entry.channel] += 1
+                per_language[language_of(recipient.locale)] += 1
                 cost += entry.cost_micros or 0
                 deferred += entry.send_at is not None and entry.send_at > at
                 if sample is None:
@@ -188,6 +191,7 @@ async def _preview(
         currency=price_book.currency,
         deferred=deferred,
         sample=sample,
+        per_language=dict(per_language),
     )
 
 

@@ -244,7 +244,7 @@ def offset_minutes_of(amount: str, unit: str, direction: str) -> int:
     if unit not in OFFSET_UNITS or direction not in ("before", "after"):
         raise NotificationError("Choose minutes, hours or days, and before or after.")
     text = amount.strip() or "0"
-    if not text.isdigit() or len(text) > 6:
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
         raise NotificationError(
             f"The offset must be a whole number of {unit}, such as 2 (not '{amount[:20]}')."
         )

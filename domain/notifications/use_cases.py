@@ -36,7 +36,7 @@ from domain.notifications.rules import (
 )
 from domain.templates.model import TemplateError
 from domain.templates.rendering import plain_value
-from domain.vocabulary import OUTBOUND_CHANNELS, MessageSource, MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, MessageCategory, MessageSource, MessageStatus
 
 DEFAULT_EVENT_BATCH = 200
 
@@ -79,7 +79,7 @@ async def create_notification_rule(
     draft = replace(draft, name=draft.name.strip())
     validate_rule(draft)
     async with uow:
-        await _require_template(uow, draft.template_name)
+        await _require_template(uow, draft.template_name, draft.category)
         rule = await uow.notifications.add_rule(draft)
         if rule is None:
             raise NotificationError(f"A notification rule named '{draft.name}' already exists.")
@@ -100,8 +100,8 @@ async def update_notification_rule(
     validate_rule_changes(changes)
     async with uow:
         rule = changes.applied_to(await _existing_rule(uow, rule_id))
-        if changes.template_name is not None or changes.enabled:
-            await _require_template(uow, rule.template_name)
+        if changes.template_name is not None or changes.category is not None or changes.enabled:
+            await _require_template(uow, rule.template_name, rule.category)
         await uow.notifications.save_rule(rule)
         _audit(uow, actor, via, "notification_rule.update", rule, vars(changes))
         await uow.commit()
@@ -127,9 +127,21 @@ async def _existing_rule(uow: NotificationRuleUnitOfWork, rule_id: int) -> Notif
     return rule
 
 
-async def _require_template(uow: NotificationRuleUnitOfWork, template_name: str) -> None:
-    if not await uow.templates.variants(template_name):
+async def _require_template(
+    uow: NotificationRuleUnitOfWork, template_name: str, category: MessageCategory
+) -> None:
+    """The template must be in use; a marketing template goes out only as marketing (its consent, quiet hours
+    and caps), whatever the rule would call it."""
+    variants = await uow.templates.variants(template_name)
+    if not variants:
         raise NotificationError(f"There is no active template named '{template_name}'.")
+    if category is MessageCategory.TRANSACTIONAL and any(
+        v.template.category is MessageCategory.MARKETING for v in variants
+    ):
+        raise NotificationError(
+            f"The template '{template_name}' is written for marketing, so a rule that sends it must be "
+            "marketing too (held to marketing consent, quiet hours and caps)."
+        )
 
 
 def _audit(

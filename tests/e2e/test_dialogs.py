@@ -866,3 +866,41 @@ async def test_a_campaign_value_with_spaces_is_quoted_in_one_line(seeded: Comman
         as_email=MANAGER,
     )
     assert unquoted.kind == "error" and 'quote a value with spaces: offer="' in unquoted.text, unquoted.text
+
+
+async def test_a_campaign_gives_german_messages_their_own_values(seeded: CommandContext) -> None:
+    """`offer[de]=…` in `campaign new`, as in the wizard: the preview warns, with how many, where German messages
+    would read a value typed once, and a value for one language alone, or for a language the template is not
+    written in, is refused."""
+    english = 'campaign new Winter DE template seasonal_offer with offer="10% off" code=WINTER to country:DE on email'
+    asked = await ask(seeded, english, as_email=MANAGER)
+    assert asked.kind == "answer", asked.text
+    planned = re.search(r"would send ([\d,]+) of", asked.text)
+    assert planned is not None
+    count = int(planned.group(1).replace(",", ""))  # everyone in Germany reads the German message
+    assert (
+        f"⚠ The {count:,} German message{'s' if count != 1 else ''} read{'' if count != 1 else 's'} offer (“10% off”), "
+        "code (“WINTER”) as written here: add offer[de] = … on its own line for a German value."
+    ) in asked.text
+    british = await ask(seeded, english.replace("country:DE", "country:GB"), as_email=MANAGER)
+    assert british.kind == "answer" and "⚠" not in british.text, british.text
+
+    both = english.replace("code=WINTER", 'code=WINTER offer[de]="10 % Rabatt"')
+    translated = await ask(seeded, both, as_email=MANAGER)
+    assert "offer (“10% off”)" not in translated.text and "code (“WINTER”)" in translated.text
+    saved = await ask(seeded, translated.buttons[0].command, as_email=MANAGER)
+    assert saved.kind == "answer", saved.text
+    async with seeded.database.read_sessions() as session:
+        stored = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == "winter-de"))
+    assert stored is not None and stored.variables == {
+        "offer": "10% off",
+        "code": "WINTER",
+        "by_language": {"de": {"offer": "10 % Rabatt"}},
+    }
+
+    alone = await ask(seeded, english.replace('offer="10% off"', 'offer[de]="10 % Rabatt"'), as_email=MANAGER)
+    assert alone.kind == "error" and "offer[de] has no value for the other languages" in alone.text, (
+        alone.text
+    )
+    french = await ask(seeded, english.replace("code=WINTER", "code=WINTER offer[fr]=x"), as_email=MANAGER)
+    assert french.kind == "error" and "has no fr message" in french.text, french.text

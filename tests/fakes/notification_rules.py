@@ -20,6 +20,8 @@ class RuleBook:
 
     rules: dict[int, NotificationRule] = field(default_factory=dict)
     templates: set[str] = field(default_factory=lambda: {"order_confirmation", "appointment_reminder"})
+    #: Active templates written for marketing (the rest are transactional).
+    marketing: set[str] = field(default_factory=lambda: {"spring_offer"})
     audit: list[AuditEntry] = field(default_factory=list)
     commits: int = 0
 
@@ -66,9 +68,12 @@ class FakeRuleUow:
 
     # templates
     async def variants(self, name: str) -> list[StoredTemplate]:
-        if name not in self.draft.templates:
+        if name not in self.draft.templates | self.draft.marketing:
             return []
-        template = MessageTemplate(name, Channel.SMS, "en", "Hello.", MessageCategory.TRANSACTIONAL)
+        category = (
+            MessageCategory.MARKETING if name in self.draft.marketing else MessageCategory.TRANSACTIONAL
+        )
+        template = MessageTemplate(name, Channel.SMS, "en", "Hello.", category)
         return [StoredTemplate(1, template)]
 
     # audit

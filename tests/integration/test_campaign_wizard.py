@@ -320,8 +320,9 @@ async def test_a_value_written_for_the_german_message_is_saved_beside_the_plain_
 async def test_the_count_says_which_values_german_messages_read_as_typed(
     client: Client, seeded: Seeded
 ) -> None:
-    """A campaign written in English for a list with German patients: the count says the German messages read
-    the offer as written, until `offer[de] = …` gives them their own (a code may rightly stay as it is)."""
+    """A campaign written in English for a list with German patients: the count says how many German messages
+    read the offer as written, until `offer[de] = …` gives them their own (a code may rightly stay as it is).
+    An audience with nobody German gets no such note."""
     await sign_in(client, seeded, MANAGER)
     form = {
         "name": "Winter offer",
@@ -330,19 +331,27 @@ async def test_the_count_says_which_values_german_messages_read_as_typed(
         "fallback_after": "60",
         "quiet_hours": "on",
         "variables": "offer = 10% off\ncode = WINTER",
+        "countries": "DE",
         "action": "count",
     }
     counted = await post_form(client, WIZARD, WIZARD, form)
     assert counted.status_code == 200, counted.text[-1500:]
+    shown = re.search(r'<strong id="planned-count">([\d,]+)</strong>', counted.text)
+    assert shown is not None
+    planned = int(shown.group(1).replace(",", ""))
+    assert planned > 1  # every German customer's message is German: the note counts them all
     notes = re.findall(r'<p class="notice warn same-in-every-language">([^<]*)</p>', counted.text)
     assert notes == [
-        "The German messages read offer (“10% off”), code (“WINTER”) as written here: add offer[de] = … on its "
-        "own line for a German value."
+        f"The {planned:,} German messages read offer (“10% off”), code (“WINTER”) as written here: add "
+        "offer[de] = … on its own line for a German value."
     ]
     translated = await post_form(
         client, WIZARD, WIZARD, {**form, "variables": f"{form['variables']}\noffer[de] = 10 % Rabatt"}
     )
     assert re.findall(r'<p class="notice warn same-in-every-language">([^<]*)</p>', translated.text) == [
-        "The German messages read code (“WINTER”) as written here: add code[de] = … on its own line for a "
-        "German value."
+        f"The {planned:,} German messages read code (“WINTER”) as written here: add code[de] = … on its own "
+        "line for a German value."
     ]
+    british = await post_form(client, WIZARD, WIZARD, {**form, "countries": "GB"})
+    assert british.status_code == 200 and re.search(r'<strong id="planned-count">[1-9]', british.text)
+    assert "same-in-every-language" not in british.text  # nobody in the audience reads German

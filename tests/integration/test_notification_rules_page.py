@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from litestar.testing import AsyncTestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.app import create_app
 from domain.notifications.use_cases import process_pending_events, record_event
 from storage.database import Database
-from storage.models import AuditLog, AutomatedNotification, CustomerCommunication, StaffUser
+from storage.models import AuditLog, AutomatedNotification, CustomerCommunication, MessageTemplate, StaffUser
 from storage.notifications import SqlNotificationUnitOfWork
 from storage.seeding import SeedPlan, seed_database
 from switchboard.settings import Settings
@@ -104,7 +104,10 @@ async def test_a_manager_makes_a_rule_that_the_event_processor_fires(
             form(token, amount="8", unit="days", direction="before"),
             "at most 7 days before or after the event",
         ),
-        (form(token, channel_2="sms"), "sms"),
+        (form(token, channel_2="sms"), "The channel order names a channel more than once."),
+        (form(token, channel_1="", channel_2="sms"), "Choose the channels from the first box on"),
+        (form(token, template="seasonal_offer"), "is written for marketing, so a rule that sends it must be"),
+        (form(token, amount="²"), "The offset must be a whole number of hours"),
         (
             form(token, template="no_such_template"),
             "There is no active template named &#39;no_such_template&#39;.",
@@ -257,6 +260,7 @@ async def test_only_managers_change_rules_and_only_with_the_csrf_token(
         assert (await client.get(f"{PAGE}/1")).status_code == 403
         token = csrf(listing)
         assert (await client.post(PAGE, data=form(token))).status_code == 403
+        assert (await client.post(f"{PAGE}/1", data=form(token, enabled=""))).status_code == 403
         assert (await client.post(f"{PAGE}/1/delete", data={"_csrf_token": token})).status_code == 403
     await sign_in(client, database, settings, MANAGER)
     await client.get(f"{PAGE}/new")
@@ -264,3 +268,44 @@ async def test_only_managers_change_rules_and_only_with_the_csrf_token(
     assert (await client.post(PAGE, data=without)).status_code == 403
     assert await rule_named(database, "parcel_sent") is None
     assert await audited(database) == []
+
+
+async def test_a_rule_whose_template_is_no_longer_in_use_can_still_be_switched_off(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    """Saving the form as shown changes only what the manager changed: the old template is kept as it is."""
+    async with database.sessions() as session:
+        rule = await session.scalar(
+            select(AutomatedNotification).where(AutomatedNotification.name == "payment_failed")
+        )
+        assert rule is not None
+        await session.execute(
+            update(MessageTemplate)
+            .where(MessageTemplate.name == rule.template_name)
+            .values(status="archived")
+        )
+        await session.commit()
+    await sign_in(client, database, settings, MANAGER)
+    edit = (await client.get(f"{PAGE}/{rule.id}")).text
+    assert '<option value="payment_failed" selected>payment_failed (no active variant)</option>' in edit
+    shown = {
+        "_csrf_token": csrf(edit),
+        "template": "payment_failed",
+        "channel_1": "email",
+        "channel_2": "sms",
+        "amount": "0",
+        "unit": "days",
+        "direction": "after",
+        "category": "transactional",
+    }  # as the form shows it, with "On" unticked
+    saved = await client.post(f"{PAGE}/{rule.id}", data=shown, follow_redirects=False)
+    assert saved.status_code == 303, saved.text[-800:]
+    off = await rule_named(database, "payment_failed")
+    assert off is not None and off.enabled is False and list(off.channel_order) == ["email", "sms"]
+    async with database.read_sessions() as session:
+        detail = await session.scalar(
+            select(AuditLog.detail).where(AuditLog.action == "notification_rule.update")
+        )
+    assert detail == {"enabled": False}  # only what changed
+    on = await client.post(f"{PAGE}/{rule.id}", data={**shown, "enabled": "on"})
+    assert on.status_code == 422 and "There is no active template named &#39;payment_failed&#39;." in on.text

@@ -6,12 +6,18 @@ off, the rule sends nothing for the next event; deleted, it is gone from the lis
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from sqlalchemy import select
 
-from storage.models import AuditLog, AutomatedNotification, BusinessEvent, Customer, CustomerConsent
+from storage.models import (
+    AuditLog,
+    AutomatedNotification,
+    BusinessEvent,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+)
 from tests.journeys.conftest import MANAGER, Demo, screenshot, sign_in, wait_for
 
 RULE = "rebooked_by_sms"
@@ -94,7 +100,9 @@ def test_a_manager_makes_a_rule_and_the_patient_gets_its_message(demo: Demo, bro
         60,
         "the second event processed",
     )
-    time.sleep(2)  # were anything planned, the worker would have sent it by now
+    [(rule_id,)] = demo.rows(select(AutomatedNotification.id).where(AutomatedNotification.name == RULE))
+    planned = select(CustomerCommunication.id).where(CustomerCommunication.source_ref.like(f"{rule_id}:%"))
+    assert len(demo.rows(planned)) == 1  # the first event's message only: nothing planned for the second
     assert sms_to(demo, phone, "16 Dec, 09:00") == []
     assert len(sms_to(demo, phone, "15 Dec, 10:30")) == 1
 

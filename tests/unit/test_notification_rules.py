@@ -232,6 +232,8 @@ def test_an_offset_is_shown_in_the_largest_unit_that_writes_it_exactly(
         ("1", "weeks", "after", "Choose minutes, hours or days"),
         ("1", "days", "around", "before or after"),
         ("9" * 12, "minutes", "after", "whole number of minutes"),
+        ("²", "hours", "after", "whole number of hours"),
+        ("٣", "hours", "after", "whole number of hours"),
     ],
 )
 def test_an_offset_the_form_cannot_mean_is_refused_in_words(
@@ -243,3 +245,24 @@ def test_an_offset_the_form_cannot_mean_is_refused_in_words(
 
 def test_an_empty_amount_is_at_the_event() -> None:
     assert offset_minutes_of("  ", "hours", "before") == 0
+
+
+async def test_a_marketing_template_goes_out_only_from_a_marketing_rule() -> None:
+    book, rule = await book_with_reminder()
+    draft = NotificationRuleDraft("spring", "order.created", "spring_offer")
+    with pytest.raises(NotificationError, match="'spring_offer' is written for marketing"):
+        await create_notification_rule(FakeRuleUow(book), draft)
+    made = await create_notification_rule(
+        FakeRuleUow(book),
+        NotificationRuleDraft("spring", "order.created", "spring_offer", category=MessageCategory.MARKETING),
+    )
+    with pytest.raises(NotificationError, match="must be marketing too"):
+        await update_notification_rule(
+            FakeRuleUow(book), made.id, NotificationRuleChanges(category=MessageCategory.TRANSACTIONAL)
+        )
+    with pytest.raises(NotificationError, match="must be marketing too"):
+        await update_notification_rule(
+            FakeRuleUow(book), rule.id, NotificationRuleChanges(template_name="spring_offer")
+        )
+    assert book.rules[made.id].category is MessageCategory.MARKETING
+    assert book.rules[rule.id].template_name == "appointment_reminder"
