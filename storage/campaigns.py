@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
+from domain.messages.words import failure_words
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.vocabulary import (
     AppointmentStatus,
@@ -250,7 +251,7 @@ class SqlCampaignRepository:
             if message_status == MessageStatus.SUPPRESSED.value:
                 suppressed[reason or "unknown"] += count
             if message_status in NOT_DELIVERED:
-                failed[reason or "no reason given"] += count
+                failed[failure_words(reason) if reason else "no reason given"] += count
         # Recipients who opted out of the channel after their message of this campaign went out (its
         # unsubscribes); those already opted out before are among the suppressed, not here.
         message, record = CustomerCommunication, ConsentRecord

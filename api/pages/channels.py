@@ -30,7 +30,7 @@ from api.pages.common import (
     table_download,
     utc_now,
 )
-from domain.messages.words import channel_words, status_words
+from domain.messages.words import channel_words, failure_words, status_words
 from domain.vocabulary import READ_REPORTED
 from reports.charts.spec import ChartSpec, Series
 from reports.exports import SheetRows
@@ -94,7 +94,7 @@ async def latest_failures(database: Database, channel: str, formats: Formats) ->
             "status": m.status,
             "status_label": status_words(m.status),
             "error_code": m.error_code or "—",
-            "reason": (m.status_reason or "").replace("_", " "),
+            "reason": failure_words(m.status_reason or ""),
         }
         for m in await stored_failures(database, channel)
     ]
@@ -285,7 +285,7 @@ async def failures_sheet(request: Request[Any, Any, Any], channel: str) -> Sheet
                 m.customer or "",
                 m.status,
                 m.error_code or "",
-                (m.status_reason or "").replace("_", " "),
+                failure_words(m.status_reason or ""),
             )
             for m in failed
         ),

@@ -33,6 +33,7 @@ from domain.messages.words import (
     category_words,
     channel_words,
     direction_words,
+    failure_words,
     provider_words,
     source_words,
     status_words,
@@ -197,7 +198,7 @@ async def latest_messages(
             direction_words(m.direction),
             m.status,
             status_words(m.status),
-            (m.status_reason or m.error_code or "").replace("_", " "),
+            failure_words(m.status_reason or m.error_code or ""),
             _snippet(m.subject or m.body),
         )
         for m, name in rows[:limit]
@@ -211,8 +212,12 @@ def why(message: MessageRecord) -> str:
     if isinstance(explanation, str) and explanation:
         return explanation
     if message.status_reason:
-        reason = message.status_reason.replace("_", " ")
-        code = f" (error {message.error_code})" if message.error_code else ""
+        reason = failure_words(message.status_reason)
+        code = (
+            f" (error {message.error_code})"
+            if message.error_code and message.error_code not in reason
+            else ""
+        )
         return f"{status_words(message.status).capitalize()}: {reason}{code}."
     if message.error_code:
         return f"The provider reported error {message.error_code}."
@@ -445,7 +450,7 @@ class MessagePages(StaffPages):
                 m.channel,
                 m.direction,
                 m.status,
-                (m.status_reason or m.error_code or "").replace("_", " "),
+                failure_words(m.status_reason or m.error_code or ""),
                 m.subject or "",
                 m.body or "",
             )

@@ -3,6 +3,8 @@ and category. The stored values stay what the API, the exports and the filters' 
 
 from __future__ import annotations
 
+import re
+
 from domain.vocabulary import Direction, MessageCategory, MessageSource, MessageStatus, Provider
 
 #: Channels as staff read them, wherever a page, a thread or a bot names one.
@@ -83,3 +85,20 @@ def source_words(source: str) -> str:
 
 def category_words(category: str) -> str:
     return _said(CATEGORY_WORDS, category)
+
+
+#: A mail server's reason as it writes it: an SMTP reply code, an enhanced status code (RFC 3463), then words.
+_MAIL_SERVER_REASON = re.compile(
+    r"(?:[245]\d\d[ -])?(?P<status>[245]\.\d{1,3}\.\d{1,3})\s+(?P<words>\S.*)", re.S
+)
+
+
+def failure_words(reason: str) -> str:
+    """Why a message failed, words first: a mail server's "550 5.1.1 Mailbox unavailable" reads "Mailbox
+    unavailable (5.1.1)", so that reasons differing only in the reply code count as one; other reasons read
+    with spaces for underscores ("no_consent" is "no consent")."""
+    found = _MAIL_SERVER_REASON.fullmatch(reason.strip())
+    if found is None:
+        return reason.replace("_", " ")
+    words = " ".join(found["words"].split())
+    return f"{words[:1].upper()}{words[1:]} ({found['status']})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from domain.messages.words import (
     CATEGORY_WORDS,
     DIRECTION_WORDS,
@@ -9,6 +11,7 @@ from domain.messages.words import (
     SOURCE_WORDS,
     STATUS_WORDS,
     channel_words,
+    failure_words,
     status_words,
 )
 from domain.vocabulary import (
@@ -38,3 +41,21 @@ def test_channels_are_named_and_unknown_values_lose_their_underscores() -> None:
     assert [channel_words(c.value) for c in OUTBOUND_CHANNELS] == ["SMS", "email", "WhatsApp", "Telegram"]
     assert status_words("suppressed") == "held back"
     assert status_words("some_new_state") == "some new state"
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("5.1.1 Mailbox unavailable", "Mailbox unavailable (5.1.1)"),
+        (
+            "550 5.1.1 The email account that you tried to reach does not exist",
+            "The email account that you tried to reach does not exist (5.1.1)",
+        ),
+        ("552-5.2.2   mailbox   full", "Mailbox full (5.2.2)"),
+        ("no_consent", "no consent"),
+        ("Unreachable destination handset", "Unreachable destination handset"),
+        ("5.1.1", "5.1.1"),  # a code alone has no words to put first
+    ],
+)
+def test_a_mail_servers_reason_reads_words_first(reason: str, words: str) -> None:
+    assert failure_words(reason) == words
