@@ -434,22 +434,27 @@ def cost_revenue_bars(
     summary: str,
     locale: str,
 ) -> ChartSpec:
-    """Bars per channel; unit 'number' because the two series are in different currencies, named in the legend."""
-    rows = result.by_channel or (ChannelCostRevenue("(no messages)", 0.0, 0.0),)
+    """Bars per channel of the revenue attributed to it for each unit of its message cost: on one axis, cost
+    (tens of dollars) beside revenue (thousands of euros) would be no bar at all. A channel that cost nothing
+    has no ratio; the subtitle names it. The table beside the chart gives both sums."""
+    paid = [r for r in result.by_channel if r.cost > 0]
+    free = [channel_words(r.channel) for r in result.by_channel if r.cost <= 0]
+    rows = paid or [ChannelCostRevenue("(no message cost)", 1.0, 0.0)]
+    per = f"{result.revenue_currency} of revenue per 1 {result.cost_currency} of message cost"
+    notes = [f"within {result.window_days} days of a message; not converted"]
+    if free:
+        notes.append(f"{', '.join(free)}: no cost")
     return ChartSpec(
         kind="bar",
-        title="Message cost vs attributed revenue",
+        title=f"Revenue ({result.revenue_currency}) per 1 {result.cost_currency} of message cost",
         period_label=period_label,
         data_as_of=computed_at,
         unit="number",
         locale=locale,
         timezone=timezone,
         categories=tuple(channel_words(r.channel) for r in rows),
-        series=(
-            Series(f"Cost ({result.cost_currency})", tuple(r.cost for r in rows)),
-            Series(f"Revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)),
-        ),
-        subtitle=f"revenue attributed within {result.window_days} days; currencies not converted",
+        series=(Series(per, tuple(round(r.attributed_revenue / r.cost, 1) for r in rows)),),
+        subtitle="; ".join(notes),
         summary=summary,
     )
 

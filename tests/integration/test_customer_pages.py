@@ -582,9 +582,13 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     await sign_in(client, seeded, AGENT)
     found = (await client.get(LIST, params={"q": "nw-p-4711"})).text
     assert listed_ids(found) == [cid]
-    assert '<th scope="col">Your patient number</th>' in found and '<td class="nowrap">NW-P-4711</td>' in found
+    assert (
+        '<th scope="col">Your patient number</th>' in found and '<td class="nowrap">NW-P-4711</td>' in found
+    )
     without = (await client.get(LIST, params={"q": "Quentin Ohnenummer"})).text
-    assert len(listed_ids(without)) == 1 and "Your patient number" not in without, "no numbers shown: no column"
+    assert len(listed_ids(without)) == 1 and "Your patient number" not in without, (
+        "no numbers shown: no column"
+    )
     booking = (await client.get("/communication/video/new", params={"patient": "NW-P-4711"})).text
     assert "Patient: <strong>Paula Praxis (#" in booking, booking[-3000:]
 
