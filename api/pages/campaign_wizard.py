@@ -142,8 +142,14 @@ def _read_values(
             variables[name] = value.strip()[:500]
     if len(variables.keys() | {n for words in by_language.values() for n in words}) > MAX_VARIABLES:
         errors["variables"] = f"At most {MAX_VARIABLES} values."
+    known = any(v.name == template for v in variants)
     try:
-        return with_language_values(variables, by_language)
+        return with_language_values(
+            variables,
+            by_language,
+            template=template,
+            needs=template_needs(variants, template) if known else None,
+        )
     except CampaignError as error:
         errors["variables"] = str(error)
         return variables

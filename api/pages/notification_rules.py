@@ -29,6 +29,7 @@ from domain.notifications.rules import (
     OFFSET_UNITS,
     RULE_CATEGORIES,
     RULE_EVENT_TYPE,
+    check_before_anchor,
     offset_minutes_of,
     offset_parts,
     rule_category,
@@ -41,7 +42,7 @@ from domain.notifications.use_cases import (
     update_notification_rule,
 )
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Role
-from storage.queries.notifications import recent_event_types
+from storage.queries.notifications import recent_event_types, recent_events_carry
 from storage.queries.templates import active_template_variants
 
 PATH = "/communication/notification-rules"
@@ -51,6 +52,7 @@ DONE = {
     "created": "The notification rule is saved.",
     "saved": "Your changes to the notification rule are saved.",
     "deleted": "The notification rule is deleted. Messages it had already planned still go out.",
+    "unchanged": "Nothing was changed in the notification rule.",
 }
 CATEGORY_WORDS = {
     "transactional": "Transactional: about something the customer did or booked",
@@ -71,8 +73,6 @@ class RuleForm:
     direction: str = "after"
     category: str = "transactional"
     enabled: bool = True
-    #: A channel chosen after an empty box: the first box's "the customer's own" cannot come before it.
-    gap: bool = False
 
     @classmethod
     def of(cls, rule: NotificationRule) -> RuleForm:
@@ -95,13 +95,13 @@ class RuleForm:
             return str(form.get(name, "")).strip()[:limit]
 
         picked = [text(f"channel_{place}", 16) for place in range(1, len(OUTBOUND_CHANNELS) + 1)]
-        chosen = [name for name in picked if name]
+        while picked and not picked[-1]:
+            picked.pop()
         return cls(
             name=text("name"),
             event_type=text("event_type"),
             template=text("template"),
-            channels=chosen,
-            gap=chosen != picked[: len(chosen)],
+            channels=picked,  # as chosen, empty boxes too, so a refused form shows them where they were
             amount=text("amount", 12),
             unit=text("unit", 12),
             direction=text("direction", 12),
@@ -113,7 +113,7 @@ class RuleForm:
         return offset_minutes_of(self.amount, self.unit, self.direction)
 
     def channel_order(self) -> tuple[Channel, ...]:
-        if self.gap:
+        if "" in self.channels:  # a channel after an empty box: "the customer's own" cannot come before it
             raise NotificationError(
                 "Choose the channels from the first box on, with no empty box between two: an empty first box "
                 "means the customer's own channels."
@@ -168,9 +168,9 @@ class NotificationRulePages(StaffPages):
         form = RuleForm.read(await request.form())
         container, staff = container_of(request), staff_of(request)
         try:
-            await create_notification_rule(
-                container.notification_uow(), form.draft(), actor=staff.email, via="web"
-            )
+            draft = form.draft()
+            await self._check_anchor(request, draft.event_type, draft.offset_minutes)
+            await create_notification_rule(container.notification_uow(), draft, actor=staff.email, via="web")
         except NotificationError as error:
             return await self._refused(request, None, form, str(error))
         return Redirect(f"{LIST}?rule_done=created#rules-heading", status_code=303)
@@ -192,14 +192,26 @@ class NotificationRulePages(StaffPages):
         form.name, form.event_type = rule.name, rule.event_type  # fixed once made
         container, staff = container_of(request), staff_of(request)
         try:
+            changes = form.changes(rule)
+            if changes == NotificationRuleChanges():
+                return Redirect(f"{LIST}?rule_done=unchanged#rules-heading", status_code=303)
+            if changes.offset_minutes is not None:
+                await self._check_anchor(request, rule.event_type, changes.offset_minutes)
             await update_notification_rule(
-                container.notification_uow(), rule_id, form.changes(rule), actor=staff.email, via="web"
+                container.notification_uow(), rule_id, changes, actor=staff.email, via="web"
             )
         except NotificationRuleNotFound as error:
             raise NotFoundException(str(error)) from None
         except NotificationError as error:
             return await self._refused(request, rule, form, str(error))
         return Redirect(f"{LIST}?rule_done=saved#rules-heading", status_code=303)
+
+    async def _check_anchor(
+        self, request: Request[Any, Any, Any], event_type: str, offset_minutes: int
+    ) -> None:
+        if offset_minutes < 0:
+            carries = await recent_events_carry(container_of(request).database, event_type, APPOINTMENT_AT)
+            check_before_anchor(offset_minutes, event_type, carries)
 
     @post(
         f"{PATH}/{{rule_id:int}}/delete",

@@ -18,6 +18,7 @@ from domain.campaigns import use_cases
 from domain.campaigns.languages import (
     same_in_every_language,
     template_languages,
+    template_needs,
     unread_language,
     with_language_values,
 )
@@ -191,7 +192,13 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         if unread:
             return Reply(f"{unread[:1].upper()}{unread[1:]}", kind="error")
     try:
-        variables = with_language_values(dict(command.variables), command.by_language)
+        variables = with_language_values(
+            dict(command.variables),
+            command.by_language,
+            template=command.template,
+            needs=template_needs(variants, command.template),
+            in_chat=True,
+        )
     except CampaignError as error:
         return Reply(str(error), kind="error")
     missing = missing_values(
@@ -252,7 +259,12 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         )
     if not command.confirm:
         notes = same_in_every_language(
-            variables, variants, command.template, ctx.settings.business_locale, preview.per_language
+            variables,
+            variants,
+            command.template,
+            ctx.settings.business_locale,
+            preview.per_language,
+            in_chat=True,
         )
         return Reply(
             f"“{command.name}” would send {preview.planned:,} of {preview.recipients:,} messages{when}, for "
@@ -278,7 +290,8 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
     except CampaignError as error:
         return Reply(f"{error}", kind="error")
     return Reply(
-        f"Saved “{campaign.name}” as a draft ({campaign.slug}); nothing is sent until it is launched{when}.",
+        f"Saved “{campaign.name}” as a draft ({campaign.slug}); nothing is sent until it is launched"
+        + (f", and then{when}." if scheduled_at else "."),
         title="Campaign saved",
         fields=(Field("Campaign", campaign.slug), Field("Will be sent", f"{preview.planned:,}")),
         buttons=(

@@ -8,8 +8,9 @@ from typing import Any
 
 from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import missing_values
+from domain.messages.send_decision import RECIPIENT_FIELDS
 from domain.services import NAMEABLE_LANGUAGES
-from domain.templates.model import TemplateRecord
+from domain.templates.model import SYSTEM_VARIABLES, TemplateRecord
 from domain.templates.selection import BY_LANGUAGE, language_of
 
 
@@ -24,31 +25,65 @@ def template_languages(variants: Iterable[TemplateRecord], name: str) -> set[str
     return {language_of(v.locale) for v in variants if v.name == name}
 
 
+def language_names(codes: Iterable[str]) -> str:
+    """Languages as people name them: "English and German"."""
+    names = sorted(NAMEABLE_LANGUAGES.get(code, code) for code in codes)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def unread_language(template: str, name: str, language: str, languages: set[str]) -> str | None:
     """Why `name[language]` would never be read (the template has no message in that language), or None."""
     if not languages or language in languages:
         return None
-    written = ", ".join(sorted(languages))
     return (
-        f"the template “{template}” has no {language} message (it is written in {written}), so "
-        f"{name}[{language}] would never be read."
+        f"the template “{template}” has no {NAMEABLE_LANGUAGES.get(language, language)} message (it is written "
+        f"in {language_names(languages)}), so {name}[{language}] would never be read."
     )
 
 
 def with_language_values(
-    variables: dict[str, Any], by_language: Mapping[str, Mapping[str, str]]
+    variables: dict[str, Any],
+    by_language: Mapping[str, Mapping[str, str]],
+    *,
+    template: str = "",
+    needs: set[str] | None = None,
+    in_chat: bool = False,
 ) -> dict[str, Any]:
-    """The campaign's values with the per-language ones under BY_LANGUAGE; a value given only for one language
-    is refused, since the template's other messages would have none."""
+    """The campaign's values with the per-language ones under BY_LANGUAGE, refused in words when one is
+    empty, is not a value the template reads (``needs``, when known: a misspelt name would be ignored), or is
+    given only for one language (the template's other messages would have none)."""
+    typed = [(name, value) for name, value in variables.items()] + [
+        (f"{name}[{code}]", value) for code, words in by_language.items() for name, value in words.items()
+    ]
+    for name, value in typed:
+        if not str(value).strip():
+            raise CampaignError(f"{name} has no value: give it one, or leave it out.")
+    if needs is not None:
+        filled = (
+            RECIPIENT_FIELDS | SYSTEM_VARIABLES
+        )  # refused as Switchboard's own when the campaign is checked
+        unknown = [n for n, _ in typed if n.partition("[")[0] not in needs | filled]
+        if unknown:
+            reads = " and ".join(sorted(needs)) if needs else "no values of its own"
+            raise CampaignError(
+                f"The template “{template}” reads {reads}, not {unknown[0].partition('[')[0]}."
+            )
     for language, words in sorted(by_language.items()):
         alone = sorted(set(words) - set(variables))
         if alone:
+            plain = f"{alone[0]}=…" if in_chat else f"{alone[0]} = …"
             raise CampaignError(
-                f"{alone[0]}[{language}] has no value for the other languages: write {alone[0]} = … as well."
+                f"{alone[0]}[{language}] has no value for the other languages: write {plain} as well."
             )
     if by_language:
         return {**variables, BY_LANGUAGE: {code: dict(words) for code, words in by_language.items()}}
     return variables
+
+
+def reads_alike(value: object) -> bool:
+    """A value that reads the same in every language: a code such as WINTER20, a number, a link."""
+    text = str(value).strip()
+    return not any(c.islower() for c in text) or text.startswith(("http://", "https://", "www."))
 
 
 def same_in_every_language(
@@ -57,16 +92,18 @@ def same_in_every_language(
     template: str,
     business_locale: str,
     reached: Mapping[str, int],
+    *,
+    in_chat: bool = False,
 ) -> list[str]:
     """A sentence per language the template is written in, other than the business's, whose messages to this
     audience (``reached``: planned messages by the recipient's language) read a value as typed (no
-    `name[de] = …`): "20% off" in a German sentence, unless that is meant (a code). A language nobody in the
-    audience reads gets none."""
+    `name[de] = …`): "20% off" in a German sentence. A value that reads alike in every language (a code, a
+    number, a link) is not named, and a language nobody in the audience reads gets no sentence."""
     languages = template_languages(variants, template) - {language_of(business_locale)}
     table = variables.get(BY_LANGUAGE)
     given = table if isinstance(table, Mapping) else {}
     needs = template_needs(variants, template)
-    names = [n for n in variables if n in needs]  # in the order typed
+    names = [n for n in variables if n in needs and not reads_alike(variables[n])]  # in the order typed
     notes = []
     for code in sorted(languages):
         count = reached.get(code, 0)
@@ -75,8 +112,13 @@ def same_in_every_language(
             language = NAMEABLE_LANGUAGES.get(code, code)
             listed = ", ".join(f"{n} (“{str(variables[n])[:40]}”)" for n in alike)
             messages = "message" if count == 1 else "messages"
+            add = (
+                f"{alike[0]}[{code}]=… to the command"
+                if in_chat
+                else f"{alike[0]}[{code}] = … on its own line"
+            )
             notes.append(
                 f"The {count:,} {language} {messages} read{'s' if count == 1 else ''} {listed} as written "
-                f"here: add {alike[0]}[{code}] = … on its own line for a {language} value."
+                f"here: add {add} for a {language} value."
             )
     return notes

@@ -26,10 +26,6 @@ class StoredTemplate:
     template: MessageTemplate
 
 
-#: The variables every template gets from its recipient (Recipient.template_variables), whatever sends it.
-RECIPIENT_VARIABLES = frozenset({"first_name", "name", "locale"})
-
-
 @dataclass(slots=True)
 class Recipient:
     """One customer with every fact the send decision and the template need, loaded in bulk per batch.
@@ -100,6 +96,6 @@ class Recipient:
         )
 
     def template_variables(self) -> dict[str, object]:
-        """What every template may use about its recipient (RECIPIENT_VARIABLES)."""
+        """What every template may use about its recipient (send_decision.RECIPIENT_FIELDS)."""
         name = NAMELESS if is_placeholder_name(self.name) else self.name
         return {"first_name": self.first_name, "name": name, "locale": self.locale}

@@ -11,8 +11,8 @@ from domain.campaigns.model import CampaignError
 from domain.campaigns.rules import validate_channel_order
 from domain.clock import utc_now
 from domain.consent.model import ConsentPolicy
-from domain.messages.model import RECIPIENT_VARIABLES, Recipient, StoredTemplate
-from domain.messages.send_decision import OutboxPlanner, choose_channel
+from domain.messages.model import Recipient, StoredTemplate
+from domain.messages.send_decision import RECIPIENT_FIELDS, OutboxPlanner, choose_channel
 from domain.messages.words import channel_words
 from domain.notifications.model import (
     BusinessEvent,
@@ -28,7 +28,7 @@ from domain.vocabulary import Channel, ConsentStatus, MessageCategory, MessageSo
 DEFAULT_CHANNEL_ORDER: tuple[Channel, ...] = (Channel.WHATSAPP, Channel.SMS, Channel.EMAIL, Channel.TELEGRAM)
 #: What a rule's template reads besides the event's payload: the recipient's details, the system's links and
 #: the event's type.
-FILLED_FOR_RULES = frozenset({*RECIPIENT_VARIABLES, *SYSTEM_VARIABLES, "event_type"})
+FILLED_FOR_RULES = frozenset({*RECIPIENT_FIELDS, *SYSTEM_VARIABLES, "event_type"})
 #: The payload field that anchors reminders; offsets count from it (e.g. -1440 = a day before).
 APPOINTMENT_AT = "appointment_at"
 TOO_LATE = "too_late"
@@ -259,5 +259,18 @@ def offset_minutes_of(amount: str, unit: str, direction: str) -> int:
 
 def offset_parts(minutes: int) -> tuple[int, str, str]:
     """The form's three fields for an offset, in the largest unit that writes it exactly: -1440 is 1 day before."""
+    if minutes == 0:
+        return 0, "minutes", "after"
     unit = next(name for name in ("days", "hours", "minutes") if minutes % OFFSET_UNITS[name] == 0)
     return abs(minutes) // OFFSET_UNITS[unit], unit, "before" if minutes < 0 else "after"
+
+
+def check_before_anchor(offset_minutes: int, event_type: str, carries_anchor: bool | None) -> None:
+    """A rule sending before its event needs the event to carry APPOINTMENT_AT: counted back from the moment
+    the event happened, its message is always too late. ``carries_anchor``: what the latest events of the
+    type showed (None: none has arrived yet, so nothing can be said)."""
+    if offset_minutes < 0 and carries_anchor is False:
+        raise NotificationError(
+            f"The latest {event_type} events carry no {APPOINTMENT_AT}, so a message before them would always "
+            f"be too late and never sent: choose after, or have your system send {APPOINTMENT_AT} with the event."
+        )

@@ -15,6 +15,7 @@ from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, PriceBook
 from domain.messages.send_decision import OutboxPlanner
+from domain.messages.words import channel_words
 from domain.notifications.model import (
     BusinessEvent,
     NotificationError,
@@ -27,8 +28,10 @@ from domain.notifications.model import (
 )
 from domain.notifications.ports import NotificationRuleUnitOfWork, NotificationUnitOfWork
 from domain.notifications.rules import (
+    APPOINTMENT_AT,
     TOO_LATE,
     channel_order,
+    describe_offset,
     due_at,
     validate_event,
     validate_rule,
@@ -36,7 +39,7 @@ from domain.notifications.rules import (
 )
 from domain.templates.model import TemplateError
 from domain.templates.rendering import plain_value
-from domain.vocabulary import OUTBOUND_CHANNELS, MessageCategory, MessageSource, MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, MessageSource, MessageStatus
 
 DEFAULT_EVENT_BATCH = 200
 
@@ -79,7 +82,12 @@ async def create_notification_rule(
     draft = replace(draft, name=draft.name.strip())
     validate_rule(draft)
     async with uow:
-        await _require_template(uow, draft.template_name, draft.category)
+        await _require_template(uow, draft.template_name, draft.category, draft.channel_order)
+        others = await uow.notifications.all_rules()
+        same_name = next((r for r in others if r.name.casefold() == draft.name.casefold()), None)
+        if same_name is not None:
+            raise NotificationError(f"A notification rule named '{same_name.name}' already exists.")
+        _refuse_twin(NotificationRule(0, **vars(draft)), others)
         rule = await uow.notifications.add_rule(draft)
         if rule is None:
             raise NotificationError(f"A notification rule named '{draft.name}' already exists.")
@@ -100,8 +108,15 @@ async def update_notification_rule(
     validate_rule_changes(changes)
     async with uow:
         rule = changes.applied_to(await _existing_rule(uow, rule_id))
-        if changes.template_name is not None or changes.category is not None or changes.enabled:
-            await _require_template(uow, rule.template_name, rule.category)
+        if (
+            changes.template_name is not None
+            or changes.category is not None
+            or changes.channel_order is not None
+            or changes.enabled
+        ):
+            await _require_template(uow, rule.template_name, rule.category, rule.channel_order)
+        if changes.template_name is not None or changes.offset_minutes is not None or changes.enabled:
+            _refuse_twin(rule, await uow.notifications.all_rules())
         await uow.notifications.save_rule(rule)
         _audit(uow, actor, via, "notification_rule.update", rule, vars(changes))
         await uow.commit()
@@ -127,14 +142,49 @@ async def _existing_rule(uow: NotificationRuleUnitOfWork, rule_id: int) -> Notif
     return rule
 
 
+def _refuse_twin(rule: NotificationRule, rules: list[NotificationRule]) -> None:
+    """Two switched-on rules sending one template for one event at one time would send each customer the
+    message twice; a reminder a day before and another two hours before (one template) are two rules."""
+    if not rule.enabled:
+        return
+    twin = next(
+        (
+            r
+            for r in rules
+            if r.id != rule.id
+            and r.enabled
+            and (r.event_type, r.template_name, r.offset_minutes)
+            == (rule.event_type, rule.template_name, rule.offset_minutes)
+        ),
+        None,
+    )
+    if twin is not None:
+        raise NotificationError(
+            f"The rule '{twin.name}' already sends '{rule.template_name}' for {rule.event_type} "
+            f"{describe_offset(rule.offset_minutes)}: a second would send each customer the message twice. "
+            "Change that rule, or switch it off first."
+        )
+
+
 async def _require_template(
-    uow: NotificationRuleUnitOfWork, template_name: str, category: MessageCategory
+    uow: NotificationRuleUnitOfWork,
+    template_name: str,
+    category: MessageCategory,
+    channel_order: tuple[Channel, ...] = (),
 ) -> None:
-    """The template must be in use; a marketing template goes out only as marketing (its consent, quiet hours
-    and caps), whatever the rule would call it."""
+    """The template must be in use, and written for each channel the rule names; a marketing template goes
+    out only as marketing (its consent, quiet hours and caps), whatever the rule would call it."""
     variants = await uow.templates.variants(template_name)
     if not variants:
         raise NotificationError(f"There is no active template named '{template_name}'.")
+    written = {v.template.channel for v in variants}
+    unwritten = [c for c in channel_order if c not in written]
+    if unwritten:
+        has = ", ".join(channel_words(c) for c in OUTBOUND_CHANNELS if c in written)
+        raise NotificationError(
+            f"The template '{template_name}' has no {channel_words(unwritten[0])} message (it is written for "
+            f"{has}): choose its channels, or write it for {channel_words(unwritten[0])} first."
+        )
     if category is MessageCategory.TRANSACTIONAL and any(
         v.template.category is MessageCategory.MARKETING for v in variants
     ):
@@ -244,11 +294,16 @@ async def _entries_for(
 
 
 def _too_late(event: BusinessEvent) -> SendDecision:
-    return SendDecision(
-        "suppress",
-        TOO_LATE,
-        f"Not sent: the {event.event_type} it is about had already begun when processed.",
-    )
+    if APPOINTMENT_AT in event.payload:
+        why = (
+            f"the appointment it is about had already begun when the {event.event_type} event was processed."
+        )
+    else:
+        why = (
+            f"it was due before the {event.event_type} event it is about, which had happened by then (a rule "
+            f"sends before an event only when the event carries {APPOINTMENT_AT})."
+        )
+    return SendDecision("suppress", TOO_LATE, f"Not sent: {why}")
 
 
 def _bad_event(error: NotificationError) -> SendDecision:

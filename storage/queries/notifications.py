@@ -20,3 +20,22 @@ async def recent_event_types(database: Database) -> list[str]:
     async with database.read_sessions() as session:
         found = await session.scalars(select(newest.c.event_type).distinct())
         return sorted(found)
+
+
+async def recent_events_carry(
+    database: Database, event_type: str, field: str, sample: int = 50
+) -> bool | None:
+    """Whether the newest events of `event_type` (up to `sample`, among the newest RECENT_EVENTS) have `field`
+    in their payload: True if any does, False if none does, None when none has arrived lately."""
+    newest = select(BusinessEvent.id).order_by(BusinessEvent.id.desc()).limit(RECENT_EVENTS).subquery()
+    query = (
+        select(BusinessEvent.payload)
+        .where(BusinessEvent.id.in_(select(newest.c.id)), BusinessEvent.event_type == event_type)
+        .order_by(BusinessEvent.id.desc())
+        .limit(sample)
+    )
+    async with database.read_sessions() as session:
+        payloads = list(await session.scalars(query))
+    if not payloads:
+        return None
+    return any(isinstance(p, dict) and field in p for p in payloads)

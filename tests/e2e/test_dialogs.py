@@ -870,26 +870,27 @@ async def test_a_campaign_value_with_spaces_is_quoted_in_one_line(seeded: Comman
 
 async def test_a_campaign_gives_german_messages_their_own_values(seeded: CommandContext) -> None:
     """`offer[de]=…` in `campaign new`, as in the wizard: the preview warns, with how many, where German messages
-    would read a value typed once, and a value for one language alone, or for a language the template is not
-    written in, is refused."""
+    would read a value typed once (not a code, which reads alike), and a value for one language alone, for a
+    language the template is not written in, empty or misspelt, is refused."""
     english = 'campaign new Winter DE template seasonal_offer with offer="10% off" code=WINTER to country:DE on email'
     asked = await ask(seeded, english, as_email=MANAGER)
     assert asked.kind == "answer", asked.text
     planned = re.search(r"would send ([\d,]+) of", asked.text)
     assert planned is not None
     count = int(planned.group(1).replace(",", ""))  # everyone in Germany reads the German message
+    many = count != 1
     assert (
-        f"⚠ The {count:,} German message{'s' if count != 1 else ''} read{'' if count != 1 else 's'} offer (“10% off”), "
-        "code (“WINTER”) as written here: add offer[de] = … on its own line for a German value."
-    ) in asked.text
+        f"⚠ The {count:,} German message{'s' if many else ''} read{'' if many else 's'} offer (“10% off”) as "
+        "written here: add offer[de]=… to the command for a German value."
+    ) in asked.text, asked.text
     british = await ask(seeded, english.replace("country:DE", "country:GB"), as_email=MANAGER)
     assert british.kind == "answer" and "⚠" not in british.text, british.text
 
     both = english.replace("code=WINTER", 'code=WINTER offer[de]="10 % Rabatt"')
     translated = await ask(seeded, both, as_email=MANAGER)
-    assert "offer (“10% off”)" not in translated.text and "code (“WINTER”)" in translated.text
+    assert translated.kind == "answer" and "⚠" not in translated.text, translated.text
     saved = await ask(seeded, translated.buttons[0].command, as_email=MANAGER)
-    assert saved.kind == "answer", saved.text
+    assert saved.kind == "answer" and saved.text.endswith("nothing is sent until it is launched."), saved.text
     async with seeded.database.read_sessions() as session:
         stored = await session.scalar(select(BulkMessaging).where(BulkMessaging.slug == "winter-de"))
     assert stored is not None and stored.variables == {
@@ -898,9 +899,16 @@ async def test_a_campaign_gives_german_messages_their_own_values(seeded: Command
         "by_language": {"de": {"offer": "10 % Rabatt"}},
     }
 
-    alone = await ask(seeded, english.replace('offer="10% off"', 'offer[de]="10 % Rabatt"'), as_email=MANAGER)
-    assert alone.kind == "error" and "offer[de] has no value for the other languages" in alone.text, (
-        alone.text
-    )
-    french = await ask(seeded, english.replace("code=WINTER", "code=WINTER offer[fr]=x"), as_email=MANAGER)
-    assert french.kind == "error" and "has no fr message" in french.text, french.text
+    refusals = {
+        english.replace('offer="10% off"', 'offer[de]="10 % Rabatt"'): (
+            "offer[de] has no value for the other languages: write offer=… as well"
+        ),
+        english.replace("code=WINTER", "code=WINTER offer[fr]=x"): (
+            "has no French message (it is written in English and German)"
+        ),
+        english.replace("offer=", "ofer="): "reads code and offer, not ofer.",
+        english.replace("code=WINTER", "code="): "code has no value: give it one",
+    }
+    for line, words in refusals.items():
+        refused = await ask(seeded, line, as_email=MANAGER)
+        assert refused.kind == "error" and words in refused.text, (line, refused.text)

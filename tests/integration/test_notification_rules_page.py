@@ -109,6 +109,18 @@ async def test_a_manager_makes_a_rule_that_the_event_processor_fires(
         (form(token, template="seasonal_offer"), "is written for marketing, so a rule that sends it must be"),
         (form(token, amount="²"), "The offset must be a whole number of hours"),
         (
+            form(token, name="ORDER_CONFIRMATION"),
+            "A notification rule named &#39;order_confirmation&#39; already",
+        ),
+        (
+            form(token, event_type="order.created", template="order_confirmation", amount="0"),
+            "The rule &#39;order_confirmation&#39; already sends &#39;order_confirmation&#39; for order.created at",
+        ),
+        (
+            form(token, channel_2="", template="chat_csat_survey"),
+            "&#39;chat_csat_survey&#39; has no SMS message",
+        ),
+        (
             form(token, template="no_such_template"),
             "There is no active template named &#39;no_such_template&#39;.",
         ),
@@ -118,11 +130,20 @@ async def test_a_manager_makes_a_rule_that_the_event_processor_fires(
         ),
         (form(token, event_type="Parcel Sent"), "must look like &#39;order.created&#39;"),
     ]
+    gap = await client.post(PAGE, data=form(token, channel_1="", channel_2="sms"))
+    boxes = {
+        name: re.findall(r'<option value="([a-z]*)" selected>', box)
+        for name, box in re.findall(r'<select name="(channel_\d)">(.*?)</select>', gap.text, re.S)
+    }
+    assert boxes == {"channel_1": [], "channel_2": ["sms"], "channel_3": [], "channel_4": []}  # as chosen
     for fields, words in cases:
         refused = await client.post(PAGE, data=fields)
         assert refused.status_code == 422, fields
         assert words in refused.text, (words, refused.text[refused.text.find("notice error") :][:300])
-        assert 'value="parcel.sent"' in refused.text or 'value="Parcel Sent"' in refused.text
+        assert (
+            f'value="{fields["event_type"]}"' in refused.text
+            and f'value="{fields["amount"]}"' in refused.text
+        )
     assert await rule_named(database, "parcel_sent") is None
 
     made = await client.post(PAGE, data=form(token), follow_redirects=False)
@@ -192,6 +213,26 @@ async def test_a_manager_makes_a_rule_that_the_event_processor_fires(
     }
     changes["category"] = "marketing"
     changes["name"] = "renamed"  # ignored: a rule keeps its name
+    unchanged = await client.post(f"{PAGE}/{stored.id}", data=form(token), follow_redirects=False)
+    assert unchanged.headers["location"].endswith("rule_done=unchanged#rules-heading")
+    assert "Nothing was changed" in (await client.get(unchanged.headers["location"])).text
+    # "Before" an event that carries no appointment time would always be too late: refused while the
+    # latest parcel.sent events carry none, accepted once they do.
+    too_late = await client.post(f"{PAGE}/{stored.id}", data=changes)
+    assert too_late.status_code == 422
+    assert "The latest parcel.sent events carry no appointment_at" in too_late.text
+    await record_event(
+        SqlNotificationUnitOfWork(database),
+        "parcel.sent",
+        "parcel-2",
+        customer_id,
+        {
+            "order_number": "A-2",
+            "tracking_url": "https://track.example/A-2",
+            "appointment_at": "2026-12-24T10:00:00+01:00",
+        },
+        occurred,
+    )
     saved = await client.post(f"{PAGE}/{stored.id}", data=changes, follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"].endswith("rule_done=saved#rules-heading")
     changed = await rule_named(database, "parcel_sent")

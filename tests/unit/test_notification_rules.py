@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -213,7 +214,7 @@ def test_an_offset_written_as_the_form_writes_it_reads_back_the_same(offset: int
         (-1440, (1, "days", "before")),
         (120, (2, "hours", "after")),
         (90, (90, "minutes", "after")),
-        (0, (0, "days", "after")),
+        (0, (0, "minutes", "after")),
     ],
 )
 def test_an_offset_is_shown_in_the_largest_unit_that_writes_it_exactly(
@@ -266,3 +267,45 @@ async def test_a_marketing_template_goes_out_only_from_a_marketing_rule() -> Non
         )
     assert book.rules[made.id].category is MessageCategory.MARKETING
     assert book.rules[rule.id].template_name == "appointment_reminder"
+
+
+async def test_a_rule_names_clash_whatever_their_case() -> None:
+    book, rule = await book_with_reminder()
+    with pytest.raises(NotificationError, match=f"A notification rule named '{rule.name}' already exists"):
+        await create_notification_rule(
+            FakeRuleUow(book), NotificationRuleDraft(rule.name.upper(), "order.created", "order_confirmation")
+        )
+
+
+async def test_a_second_rule_sending_one_template_for_one_event_at_one_time_is_refused() -> None:
+    book, rule = await book_with_reminder()
+    twin = NotificationRuleDraft(
+        "second", rule.event_type, rule.template_name, offset_minutes=rule.offset_minutes
+    )
+    with pytest.raises(NotificationError, match=f"The rule '{rule.name}' already sends"):
+        await create_notification_rule(FakeRuleUow(book), twin)
+    # Another time is another reminder; a switched-off twin waits beside it.
+    earlier = await create_notification_rule(FakeRuleUow(book), replace(twin, offset_minutes=-120))
+    await create_notification_rule(FakeRuleUow(book), replace(twin, name="spare", enabled=False))
+    with pytest.raises(NotificationError, match="would send each customer the message twice"):
+        await update_notification_rule(
+            FakeRuleUow(book), earlier.id, NotificationRuleChanges(offset_minutes=rule.offset_minutes)
+        )
+    spare = next(r for r in book.rules.values() if r.name == "spare")
+    with pytest.raises(NotificationError, match="already sends"):
+        await update_notification_rule(FakeRuleUow(book), spare.id, NotificationRuleChanges(enabled=True))
+
+
+async def test_a_rule_names_only_channels_its_template_is_written_for() -> None:
+    book, rule = await book_with_reminder()
+    with pytest.raises(
+        NotificationError, match="'order_confirmation' has no email message \\(it is written for SMS\\)"
+    ):
+        await create_notification_rule(
+            FakeRuleUow(book),
+            NotificationRuleDraft("x", "order.created", "order_confirmation", (Channel.SMS, Channel.EMAIL)),
+        )
+    with pytest.raises(NotificationError, match="has no WhatsApp message"):
+        await update_notification_rule(
+            FakeRuleUow(book), rule.id, NotificationRuleChanges(channel_order=(Channel.WHATSAPP,))
+        )
