@@ -136,10 +136,11 @@ def _read_values(
         if unread:
             errors["variables"] = f"Line {number}: {unread}"
             return {}
-        if language:
-            by_language.setdefault(language, {})[name] = value.strip()[:500]
-        else:
-            variables[name] = value.strip()[:500]
+        table = by_language.setdefault(language, {}) if language else variables
+        if name in table:
+            errors["variables"] = f"Line {number}: {key.strip()} is given twice; keep one line."
+            return {}
+        table[name] = value.strip()[:500]
     if len(variables.keys() | {n for words in by_language.values() for n in words}) > MAX_VARIABLES:
         errors["variables"] = f"At most {MAX_VARIABLES} values."
     known = any(v.name == template for v in variants)

@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from domain.campaigns import use_cases
+from domain.campaigns.languages import values_words
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import CHAT_CHANNEL_WORDS
@@ -93,6 +94,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         "facts": [
             ("Status", campaign.status),
             ("Template", campaign.template_name),
+            ("Values", values_words(campaign.variables) or "none"),
             ("Channels", channel_list),
             ("Fallback", fallback_words(campaign)),
             ("Category", campaign.category),

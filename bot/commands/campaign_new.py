@@ -153,10 +153,10 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
                 'message, and quote a value with spaces: offer="20% off skin checks".',
                 USAGE,
             )
-        if named["language"]:
-            by_language.setdefault(named["language"].lower(), {})[named["name"]] = value
-        else:
-            variables[key] = value
+        table = by_language.setdefault(named["language"].lower(), {}) if named["language"] else variables
+        if named["name"] in table:
+            raise ParseError(f"{key} is given twice; keep one.", USAGE)
+        table[named["name"]] = value
     day = clock = None
     if match["day"]:
         try:

@@ -122,3 +122,17 @@ def same_in_every_language(
                 f"here: add {add} for a {language} value."
             )
     return notes
+
+
+def values_words(variables: Mapping[str, Any]) -> str:
+    """A campaign's values as its page lists them: "code = WINTER; offer = 10% off · German: offer = 10 % Rabatt"."""
+    # By name: PostgreSQL's JSON keeps its own key order, so the order typed cannot be shown on both engines.
+    plain = "; ".join(f"{name} = {value}" for name, value in sorted(variables.items()) if name != BY_LANGUAGE)
+    table = variables.get(BY_LANGUAGE)
+    parts = [plain] if plain else []
+    if isinstance(table, Mapping):
+        for code, words in sorted(table.items()):
+            if isinstance(words, Mapping) and words:
+                listed = "; ".join(f"{name} = {value}" for name, value in sorted(words.items()))
+                parts.append(f"{NAMEABLE_LANGUAGES.get(code, code)}: {listed}")
+    return " · ".join(parts)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -65,6 +67,8 @@ class CampaignOverview:
     launched_at: datetime | None
     #: Minutes after which a message not delivered goes on to the next channel; None: no fallback.
     fallback_after_minutes: int | None = None
+    #: The values the campaign gives its template, per-language ones under BY_LANGUAGE.
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _overview(c: BulkMessaging) -> CampaignOverview:
@@ -82,6 +86,7 @@ def _overview(c: BulkMessaging) -> CampaignOverview:
         c.scheduled_at,
         c.launched_at,
         c.fallback_after_minutes,
+        dict(c.variables or {}),
     )
 
 

@@ -908,6 +908,7 @@ async def test_a_campaign_gives_german_messages_their_own_values(seeded: Command
         ),
         english.replace("offer=", "ofer="): "reads code and offer, not ofer.",
         english.replace("code=WINTER", "code="): "code has no value: give it one",
+        english.replace("code=WINTER", "code=WINTER code=SPRING"): "code is given twice; keep one.",
     }
     for line, words in refusals.items():
         refused = await ask(seeded, line, as_email=MANAGER)

@@ -170,6 +170,7 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
         ),
         ({"variables": f"{values}\nnote[de] = Hallo"}, "variables", f"The template “{template}” reads "),
         ({"variables": f"{values}\nofer = 10% off"}, "variables", ", not ofer."),  # a misspelt name
+        ({"variables": f"{values}\n{values}"}, "variables", "is given twice; keep one line."),
         (
             {"variables": values.replace(" = ", "[de] = ")},
             "variables",
@@ -331,6 +332,11 @@ async def test_a_value_written_for_the_german_message_is_saved_beside_the_plain_
         "code": "WINTER20",
         "by_language": {"de": {"offer": "20 % Rabatt auf Hautchecks"}},
     }
+    shown = (await client.get(saved.headers["location"])).text
+    assert (
+        "<dt>Values</dt><dd>code = WINTER20; offer = 20% off winter skin checks · German: offer = 20 % Rabatt auf "
+        "Hautchecks</dd>"
+    ) in shown
 
 
 async def test_the_count_says_which_values_german_messages_read_as_typed(
