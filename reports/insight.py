@@ -434,27 +434,27 @@ def cost_revenue_bars(
     summary: str,
     locale: str,
 ) -> ChartSpec:
-    """Bars per channel of the revenue attributed to it for each unit of its message cost: on one axis, cost
-    (tens of dollars) beside revenue (thousands of euros) would be no bar at all. A channel that cost nothing
-    has no ratio; the subtitle names it. The table beside the chart gives both sums."""
-    paid = [r for r in result.by_channel if r.cost > 0]
-    free = [channel_words(r.channel) for r in result.by_channel if r.cost <= 0]
-    rows = paid or [ChannelCostRevenue("(no message cost)", 1.0, 0.0)]
-    per = f"{result.revenue_currency} of revenue per 1 {result.cost_currency} of message cost"
-    notes = [f"within {result.window_days} days of a message; not converted"]
-    if free:
-        notes.append(f"{', '.join(free)}: no cost")
+    """Bars of the revenue attributed to each channel, each labelled with what its messages cost. Cost bars
+    beside revenue bars on one axis (tens of dollars, thousands of euros) showed no cost at all, and revenue
+    per unit of cost no bar but email's (an email costs a thousandth of an SMS); the table beside the chart
+    gives both sums."""
+    rows = result.by_channel or (ChannelCostRevenue("(no messages)", 0.0, 0.0),)
     return ChartSpec(
         kind="bar",
-        title=f"Revenue ({result.revenue_currency}) per 1 {result.cost_currency} of message cost",
+        title="Attributed revenue by channel, and what its messages cost",
         period_label=period_label,
         data_as_of=computed_at,
-        unit="number",
+        unit="currency",
+        currency=result.revenue_currency,
         locale=locale,
         timezone=timezone,
-        categories=tuple(channel_words(r.channel) for r in rows),
-        series=(Series(per, tuple(round(r.attributed_revenue / r.cost, 1) for r in rows)),),
-        subtitle="; ".join(notes),
+        categories=tuple(f"{channel_words(r.channel)}, {r.cost:,.2f}" for r in rows),
+        series=(
+            Series(
+                f"Attributed revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)
+            ),
+        ),
+        subtitle=f"channel, message cost in {result.cost_currency}; revenue within {result.window_days} days",
         summary=summary,
     )
 

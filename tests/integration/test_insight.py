@@ -139,13 +139,16 @@ async def test_attribution_and_cost_match_a_plain_recount(database: Database) ->
     assert "USD" in costs.summary and "EUR" in costs.summary and "not converted" in costs.summary
     chart = cost_revenue_chart(costs)
     assert chart.kind == "bar" and render_png(chart).startswith(PNG_MAGIC)
-    # One bar per channel that cost something: its revenue for each dollar, recounted from the rows.
-    paid = {c: micros / 1_000_000 for c, micros in expected_cost.items() if micros}
-    [ratio] = chart.series
-    assert ratio.name == "EUR of revenue per 1 USD of message cost"
-    assert len(chart.categories) == len(paid) == len(ratio.values)
-    for channel, value in zip(sorted(paid, key=list(by_channel).index), ratio.values, strict=True):
-        assert value == pytest.approx(channels.get(channel, [0, 0.0])[1] / paid[channel], abs=0.051)
+    # A bar per channel of its attributed revenue, labelled with its cost, recounted from the rows.
+    [revenue] = chart.series
+    assert "message cost in USD" in (chart.subtitle or "")
+    assert chart.currency == "EUR" and len(chart.categories) == len(by_channel) == len(revenue.values)
+    for (channel, row), label, value in zip(
+        by_channel.items(), chart.categories, revenue.values, strict=True
+    ):
+        assert value == pytest.approx(channels.get(channel, [0, 0.0])[1], abs=0.01)
+        assert label.endswith(f", {expected_cost.get(channel, 0) / 1_000_000:,.2f}"), label
+        assert row.cost == pytest.approx(expected_cost.get(channel, 0) / 1_000_000)
 
     async with database.sessions() as session:
         stored = await store_insight(session, insight)
