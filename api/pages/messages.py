@@ -213,11 +213,10 @@ def why(message: MessageRecord) -> str:
         return explanation
     if message.status_reason:
         reason = failure_words(message.status_reason)
-        code = (
-            f" (error {message.error_code})"
-            if message.error_code and message.error_code not in reason
-            else ""
+        said = message.error_code and re.search(
+            rf"(?<![\w.]){re.escape(message.error_code)}(?![\w.])", reason
         )
+        code = f" (error {message.error_code})" if message.error_code and not said else ""
         return f"{status_words(message.status).capitalize()}: {reason}{code}."
     if message.error_code:
         return f"The provider reported error {message.error_code}."

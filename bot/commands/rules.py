@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 import shlex
 from dataclasses import dataclass
 from datetime import date
@@ -17,14 +16,13 @@ from domain.notifications.model import (
     NotificationRuleChanges,
     NotificationRuleNotFound,
 )
-from domain.notifications.rules import describe_channel_order, describe_offset
+from domain.notifications.rules import describe_channel_order, describe_offset, rule_name_key
 from domain.notifications.use_cases import list_notification_rules, update_notification_rule
 from domain.staff import StaffIdentity
 
 ENABLE_USAGE = "rule enable NAME"
 DISABLE_USAGE = "rule disable NAME"
 #: How a rule's name is compared when it is not typed exactly: case, spaces, `_` and `-` do not matter.
-_SEPARATORS = re.compile(r"[\s_-]+")
 
 
 @dataclass(frozen=True)
@@ -92,22 +90,20 @@ async def run_list(command: ListRules, who: StaffIdentity, ctx: CommandContext) 
     )
 
 
-def _key(name: str) -> str:
-    return _SEPARATORS.sub(" ", name.casefold()).strip()
-
-
 def rule_named(rules: list[NotificationRule], name: str) -> NotificationRule | None:
     """The rule with exactly this name, else the only one whose name matches loosely (case, `_`, spaces)."""
     exact = [rule for rule in rules if rule.name == name]
-    loose = [rule for rule in rules if _key(rule.name) == _key(name)]
+    loose = [rule for rule in rules if rule_name_key(rule.name) == rule_name_key(name)]
     found = exact or loose
     return found[0] if len(found) == 1 else None
 
 
 def unknown_rule(rules: list[NotificationRule], command: SwitchRule) -> Reply:
     names = [rule.name for rule in rules]
-    keys = difflib.get_close_matches(_key(command.name), sorted({_key(n) for n in names}), n=3, cutoff=0.5)
-    close = [name for key in keys for name in names if _key(name) == key]
+    keys = difflib.get_close_matches(
+        rule_name_key(command.name), sorted({rule_name_key(n) for n in names}), n=3, cutoff=0.5
+    )
+    close = [name for key in keys for name in names if rule_name_key(name) == key]
     hint = f" Did you mean {' or '.join(close)}?" if close else f" Rules: {', '.join(names) or 'none yet'}."
     return Reply(
         f"There is no notification rule “{command.name}”.{hint}",

@@ -3,6 +3,7 @@ value typed once is flagged where the audience's messages in another language wo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -50,7 +51,7 @@ def with_language_values(
     in_chat: bool = False,
 ) -> dict[str, Any]:
     """The campaign's values with the per-language ones under BY_LANGUAGE, refused in words when one is
-    empty, is not a value the template reads (``needs``, when known: a misspelt name would be ignored), or is
+    empty, is one each customer's record fills (first_name), is not a value the template reads (``needs``, when known: a misspelt name would be ignored), or is
     given only for one language (the template's other messages would have none)."""
     typed = [(name, value) for name, value in variables.items()] + [
         (f"{name}[{code}]", value) for code, words in by_language.items() for name, value in words.items()
@@ -58,11 +59,12 @@ def with_language_values(
     for name, value in typed:
         if not str(value).strip():
             raise CampaignError(f"{name} has no value: give it one, or leave it out.")
+    own = next((n for n, _ in typed if n.partition("[")[0] in RECIPIENT_FIELDS), None)
+    if own is not None:
+        raise CampaignError(f"{own} fills itself from each customer's record; leave it out.")
     if needs is not None:
-        filled = (
-            RECIPIENT_FIELDS | SYSTEM_VARIABLES
-        )  # refused as Switchboard's own when the campaign is checked
-        unknown = [n for n, _ in typed if n.partition("[")[0] not in needs | filled]
+        # Switchboard's own values (unsubscribe_url) are refused in their own words when the campaign is checked.
+        unknown = [n for n, _ in typed if n.partition("[")[0] not in needs | SYSTEM_VARIABLES]
         if unknown:
             reads = " and ".join(sorted(needs)) if needs else "no values of its own"
             raise CampaignError(
@@ -80,10 +82,19 @@ def with_language_values(
     return variables
 
 
+#: Values that read the same in every language: a link, an email address or a domain, and a code (one token of
+#: letters and digits with a digit in it, or in capitals: WINTER20, winter20, BDAY).
+_LINK = re.compile(r"(?:https?://|www\.)\S+|[^\s@]+@[^\s@]+\.\w+|[\w-]+(?:\.[\w-]+)+(?:/\S*)?")
+_CODE = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def reads_alike(value: object) -> bool:
-    """A value that reads the same in every language: a code such as WINTER20, a number, a link."""
+    """Whether a value reads the same in every language: no letters at all (20%, 49.90), a link, or a code.
+    Words do not ("10% off", "FREE SHIPPING"), nor does text in a script without capitals."""
     text = str(value).strip()
-    return not any(c.islower() for c in text) or text.startswith(("http://", "https://", "www."))
+    if not any(c.isalpha() for c in text) or _LINK.fullmatch(text):
+        return True
+    return bool(_CODE.fullmatch(text)) and (any(c.isdigit() for c in text) or text.isupper())
 
 
 def same_in_every_language(

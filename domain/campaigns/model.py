@@ -224,7 +224,7 @@ class CampaignPreview:
     currency: str
     deferred: int
     sample: RenderedSample | None
-    #: Planned messages by their recipient's language ("de"), for what each language's messages will read.
+    #: Planned messages by the language of the template variant each gets ("de"): what each language's read.
     per_language: Mapping[str, int] = field(default_factory=dict)
 
 

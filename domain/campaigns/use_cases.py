@@ -172,7 +172,10 @@ async def _preview(
                     continue
                 planned += 1
                 per_channel[entry.channel] += 1
-                per_language[language_of(recipient.locale)] += 1
+                # The language of the variant they get, whose values it reads (a German patient gets the English
+                # variant of a template written only in English).
+                variant = planner.template_for(entry.channel, recipient.locale)
+                per_language[language_of(variant.template.locale if variant else recipient.locale)] += 1
                 cost += entry.cost_micros or 0
                 deferred += entry.send_at is not None and entry.send_at > at
                 if sample is None:

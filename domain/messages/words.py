@@ -91,14 +91,26 @@ def category_words(category: str) -> str:
 _MAIL_SERVER_REASON = re.compile(
     r"(?:[245]\d\d[ -])?(?P<status>[245]\.\d{1,3}\.\d{1,3})\s+(?P<words>\S.*)", re.S
 )
+#: What our own sending adds before a server's refusal ("550: smtp 550: 5.1.1 …").
+_OUR_PREFIX = re.compile(r"(?:[245]\d\d:\s*)?(?:smtp:?\s*)?(?:[245]\d\d:\s*)?", re.I)
+#: A multi-line reply flattened into one: each line's own "550-5.1.1" in the middle of the words.
+_LINE_CODES = re.compile(r"\s[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}(?=\s)")
+#: The server's own trace id at the end of its reply ("d2si.123 - gsmtp").
+_TRACE = re.compile(r"\s+\S+\s+-\s+gsmtp$", re.I)
 
 
 def failure_words(reason: str) -> str:
     """Why a message failed, words first: a mail server's "550 5.1.1 Mailbox unavailable" reads "Mailbox
-    unavailable (5.1.1)", so that reasons differing only in the reply code count as one; other reasons read
-    with spaces for underscores ("no_consent" is "no consent")."""
-    found = _MAIL_SERVER_REASON.fullmatch(reason.strip())
+    unavailable (5.1.1)" however it reached us (a bounce report, or our own "550: smtp 550: …" when the server
+    refused it at once), so that one failure counts as one reason; other reasons read with spaces for
+    underscores ("no_consent" is "no consent")."""
+    text = reason.strip()
+    found = _MAIL_SERVER_REASON.fullmatch(
+        _OUR_PREFIX.sub("", text, count=1)
+    ) or _MAIL_SERVER_REASON.fullmatch(text)
     if found is None:
         return reason.replace("_", " ")
-    words = " ".join(found["words"].split())
+    words = _TRACE.sub("", " ".join(found["words"].split()))
+    words = _LINE_CODES.sub("", words).strip()
+    words = re.sub(r"^<[^>]*>:?\s*", "", words)  # the address refused: the message's own page names it
     return f"{words[:1].upper()}{words[1:]} ({found['status']})"

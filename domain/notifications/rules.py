@@ -274,3 +274,12 @@ def check_before_anchor(offset_minutes: int, event_type: str, carries_anchor: bo
             f"The latest {event_type} events carry no {APPOINTMENT_AT}, so a message before them would always "
             f"be too late and never sent: choose after, or have your system send {APPOINTMENT_AT} with the event."
         )
+
+
+#: What tells rule names apart as people say them: not case, underscores, dashes or spaces.
+_NAME_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def rule_name_key(name: str) -> str:
+    """A rule's name as people say it: "Order_Confirmation", "order confirmation" and "order-confirmation" are one."""
+    return _NAME_SEPARATORS.sub(" ", name.casefold()).strip()

@@ -33,6 +33,7 @@ from domain.notifications.rules import (
     channel_order,
     describe_offset,
     due_at,
+    rule_name_key,
     validate_event,
     validate_rule,
     validate_rule_changes,
@@ -84,7 +85,7 @@ async def create_notification_rule(
     async with uow:
         await _require_template(uow, draft.template_name, draft.category, draft.channel_order)
         others = await uow.notifications.all_rules()
-        same_name = next((r for r in others if r.name.casefold() == draft.name.casefold()), None)
+        same_name = next((r for r in others if rule_name_key(r.name) == rule_name_key(draft.name)), None)
         if same_name is not None:
             raise NotificationError(f"A notification rule named '{same_name.name}' already exists.")
         _refuse_twin(NotificationRule(0, **vars(draft)), others)
@@ -107,15 +108,21 @@ async def update_notification_rule(
     """Change a rule's template, channels, offset, category or switch; a rule switched on needs its template."""
     validate_rule_changes(changes)
     async with uow:
-        rule = changes.applied_to(await _existing_rule(uow, rule_id))
+        before = await _existing_rule(uow, rule_id)
+        rule = changes.applied_to(before)
+        switched_on = rule.enabled and not before.enabled
+        # Checked for what changes: a rule left as it was keeps working (a bot's `rule enable` of a rule already
+        # on, or one whose template lost a channel's variant, which the planner skips).
+        if changes.template_name is not None or changes.category is not None or switched_on:
+            await _require_template(uow, rule.template_name, rule.category)
+        if changes.template_name is not None or changes.channel_order is not None:
+            await _require_template(uow, rule.template_name, rule.category, rule.channel_order)
         if (
             changes.template_name is not None
-            or changes.category is not None
+            or changes.offset_minutes is not None
             or changes.channel_order is not None
-            or changes.enabled
+            or switched_on
         ):
-            await _require_template(uow, rule.template_name, rule.category, rule.channel_order)
-        if changes.template_name is not None or changes.offset_minutes is not None or changes.enabled:
             _refuse_twin(rule, await uow.notifications.all_rules())
         await uow.notifications.save_rule(rule)
         _audit(uow, actor, via, "notification_rule.update", rule, vars(changes))
@@ -142,9 +149,15 @@ async def _existing_rule(uow: NotificationRuleUnitOfWork, rule_id: int) -> Notif
     return rule
 
 
+def _may_share_a_channel(one: tuple[Channel, ...], other: tuple[Channel, ...]) -> bool:
+    """Whether two rules' messages could go on one channel: an empty order is the customer's own, any channel."""
+    return not one or not other or bool(set(one) & set(other))
+
+
 def _refuse_twin(rule: NotificationRule, rules: list[NotificationRule]) -> None:
-    """Two switched-on rules sending one template for one event at one time would send each customer the
-    message twice; a reminder a day before and another two hours before (one template) are two rules."""
+    """Two switched-on rules sending one template for one event at one time on a channel both may take would
+    send each customer the message twice. A reminder a day before and another two hours before (one
+    template) are two rules, and so are one by email and one by SMS (each rule sends one message)."""
     if not rule.enabled:
         return
     twin = next(
@@ -155,14 +168,15 @@ def _refuse_twin(rule: NotificationRule, rules: list[NotificationRule]) -> None:
             and r.enabled
             and (r.event_type, r.template_name, r.offset_minutes)
             == (rule.event_type, rule.template_name, rule.offset_minutes)
+            and _may_share_a_channel(r.channel_order, rule.channel_order)
         ),
         None,
     )
     if twin is not None:
         raise NotificationError(
             f"The rule '{twin.name}' already sends '{rule.template_name}' for {rule.event_type} "
-            f"{describe_offset(rule.offset_minutes)}: a second would send each customer the message twice. "
-            "Change that rule, or switch it off first."
+            f"{describe_offset(rule.offset_minutes)} on a channel this one may take: a second would send each "
+            "customer the message twice. Change that rule, or switch it off first."
         )
 
 
@@ -294,7 +308,7 @@ async def _entries_for(
 
 
 def _too_late(event: BusinessEvent) -> SendDecision:
-    if APPOINTMENT_AT in event.payload:
+    if event.payload.get(APPOINTMENT_AT) is not None:
         why = (
             f"the appointment it is about had already begun when the {event.event_type} event was processed."
         )

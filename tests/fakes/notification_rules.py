@@ -73,8 +73,10 @@ class FakeRuleUow:
         category = (
             MessageCategory.MARKETING if name in self.draft.marketing else MessageCategory.TRANSACTIONAL
         )
-        template = MessageTemplate(name, Channel.SMS, "en", "Hello.", category)
-        return [StoredTemplate(1, template)]
+        return [
+            StoredTemplate(number, MessageTemplate(name, channel, "en", "Hello.", category))
+            for number, channel in enumerate((Channel.SMS, Channel.EMAIL), start=1)
+        ]
 
     # audit
     def record(self, entry: AuditEntry) -> None:

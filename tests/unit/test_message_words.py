@@ -55,6 +55,17 @@ def test_channels_are_named_and_unknown_values_lose_their_underscores() -> None:
         ("no_consent", "no consent"),
         ("Unreachable destination handset", "Unreachable destination handset"),
         ("5.1.1", "5.1.1"),  # a code alone has no words to put first
+        # Refused at once by the server, as our sending stores it, with the address: one reason with the rest.
+        (
+            "550: smtp 550: 5.1.1 <anna@example.com>: Recipient address rejected: User unknown",
+            "Recipient address rejected: User unknown (5.1.1)",
+        ),
+        (
+            "550-5.1.1 The email account that you tried to reach does not exist. Please try 550-5.1.1 "
+            "double-checking the address 550 5.1.1 https://support.google.com/mail/?p=NoSuchUser d2si1234 - gsmtp",
+            "The email account that you tried to reach does not exist. Please try double-checking the address "
+            "https://support.google.com/mail/?p=NoSuchUser (5.1.1)",
+        ),
     ],
 )
 def test_a_mail_servers_reason_reads_words_first(reason: str, words: str) -> None:

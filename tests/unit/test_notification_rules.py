@@ -275,6 +275,10 @@ async def test_a_rule_names_clash_whatever_their_case() -> None:
         await create_notification_rule(
             FakeRuleUow(book), NotificationRuleDraft(rule.name.upper(), "order.created", "order_confirmation")
         )
+    with pytest.raises(NotificationError, match="already exists"):
+        await create_notification_rule(
+            FakeRuleUow(book), NotificationRuleDraft("Reminder_24H", "order.created", "order_confirmation")
+        )
 
 
 async def test_a_second_rule_sending_one_template_for_one_event_at_one_time_is_refused() -> None:
@@ -294,18 +298,42 @@ async def test_a_second_rule_sending_one_template_for_one_event_at_one_time_is_r
     spare = next(r for r in book.rules.values() if r.name == "spare")
     with pytest.raises(NotificationError, match="already sends"):
         await update_notification_rule(FakeRuleUow(book), spare.id, NotificationRuleChanges(enabled=True))
+    # One by SMS and one by email are two messages on purpose; switching on a rule already on checks nothing.
+    by_sms = await create_notification_rule(
+        FakeRuleUow(book),
+        NotificationRuleDraft("by sms", "payment.failed", "order_confirmation", (Channel.SMS,)),
+    )
+    await create_notification_rule(
+        FakeRuleUow(book),
+        NotificationRuleDraft("by email", "payment.failed", "order_confirmation", (Channel.EMAIL,)),
+    )
+    with pytest.raises(NotificationError, match="on a channel this one may take"):
+        await create_notification_rule(
+            FakeRuleUow(book), NotificationRuleDraft("anyhow", "payment.failed", "order_confirmation")
+        )
+    again = await update_notification_rule(
+        FakeRuleUow(book), by_sms.id, NotificationRuleChanges(enabled=True)
+    )
+    assert again.enabled
 
 
 async def test_a_rule_names_only_channels_its_template_is_written_for() -> None:
     book, rule = await book_with_reminder()
     with pytest.raises(
-        NotificationError, match="'order_confirmation' has no email message \\(it is written for SMS\\)"
+        NotificationError,
+        match="'order_confirmation' has no WhatsApp message \\(it is written for SMS, email\\)",
     ):
         await create_notification_rule(
             FakeRuleUow(book),
-            NotificationRuleDraft("x", "order.created", "order_confirmation", (Channel.SMS, Channel.EMAIL)),
+            NotificationRuleDraft(
+                "x", "order.created", "order_confirmation", (Channel.SMS, Channel.WHATSAPP)
+            ),
         )
-    with pytest.raises(NotificationError, match="has no WhatsApp message"):
+    with pytest.raises(NotificationError, match="has no Telegram message"):
         await update_notification_rule(
-            FakeRuleUow(book), rule.id, NotificationRuleChanges(channel_order=(Channel.WHATSAPP,))
+            FakeRuleUow(book), rule.id, NotificationRuleChanges(channel_order=(Channel.TELEGRAM,))
         )
+    # A rule left as it was still switches on and off, whatever channels its template has lost since.
+    book.rules[rule.id] = replace(book.rules[rule.id], channel_order=(Channel.TELEGRAM,), enabled=False)
+    on = await update_notification_rule(FakeRuleUow(book), rule.id, NotificationRuleChanges(enabled=True))
+    assert on.enabled and on.channel_order == (Channel.TELEGRAM,)
