@@ -22,20 +22,15 @@ from storage.notifications import SqlNotificationUnitOfWork
 from storage.seeding import SeedPlan, seed_database
 from switchboard.settings import Settings
 from tests.integration.test_json_api import opted_in_customer
-from tests.integration.test_widget_keys_page import PUBLIC_URL, csrf, sign_in
+from tests.integration.test_widget_keys_page import csrf, settings, sign_in
+
+__all__ = ["settings"]  # the fixture this module borrows
 
 PAGE = "/communication/notification-rules"
 LISTING = "/communication/templates"
 MANAGER = "markus.brandt@northwind.example"
 VIEWER = "finance@northwind.example"
 HOSTILE = "<script>alert(1)</script>"
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        database_url=database_url, public_url=PUBLIC_URL, environment="test", worker_in_process=False
-    )
 
 
 @pytest.fixture
