@@ -112,6 +112,11 @@ class RuleForm:
     def offset_minutes(self) -> int:
         return offset_minutes_of(self.amount, self.unit, self.direction)
 
+    def template_name(self) -> str:
+        if not self.template:
+            raise NotificationError("Choose the template the rule sends.")
+        return self.template
+
     def channel_order(self) -> tuple[Channel, ...]:
         if "" in self.channels:  # a channel after an empty box: "the customer's own" cannot come before it
             raise NotificationError(
@@ -124,7 +129,7 @@ class RuleForm:
         return NotificationRuleDraft(
             name=self.name,
             event_type=self.event_type,
-            template_name=self.template,
+            template_name=self.template_name(),
             channel_order=self.channel_order(),
             offset_minutes=self.offset_minutes(),
             category=rule_category(self.category),
@@ -138,7 +143,7 @@ class RuleForm:
             id=rule.id,
             name=rule.name,
             event_type=rule.event_type,
-            template_name=self.template,
+            template_name=self.template_name(),
             channel_order=self.channel_order(),
             offset_minutes=self.offset_minutes(),
             category=rule_category(self.category),

@@ -103,6 +103,7 @@ async def test_a_manager_makes_a_rule_that_the_event_processor_fires(
         (form(token, channel_1="", channel_2="sms"), "Choose the channels from the first box on"),
         (form(token, template="seasonal_offer"), "is written for marketing, so a rule that sends it must be"),
         (form(token, amount="²"), "The offset must be a whole number of hours"),
+        (form(token, template=""), "Choose the template the rule sends."),
         (
             form(token, name="ORDER_CONFIRMATION"),
             "A notification rule named &#39;order_confirmation&#39; already",
