@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from domain.services import consultation_name_in
-from domain.video.booking import VIDEO_BOOKED, VIDEO_RESCHEDULED
+from domain.video.booking import UNNAMED_CLINICIAN, VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
 from domain.video.no_shows import AppointmentFacts
 from domain.video.rebooking import REBOOK_EVENT, ConsultationFacts, StoredOffer
@@ -120,7 +120,7 @@ class SqlRebookingDesk:
             customer_timezone=tz or "UTC",
             customer_locale=locale or "en",
             service=consultation_name_in(service, names, locale or "en"),
-            clinician=clinician or "your clinician",
+            clinician=clinician or UNNAMED_CLINICIAN["en"],
             rebook_offered_at=row.rebook_offered_at,
             link_token=row.link_token,
             staff_service=service,

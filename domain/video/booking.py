@@ -130,6 +130,27 @@ def time_in(moment: datetime, tz: str, locale: str = "en") -> str:
 DATED_LANGUAGES = ("de",)
 
 
+#: Who a consultation is with when it names no clinician, as each language says it after "with" (German
+#: "mit" and "bei" take the dative).
+UNNAMED_CLINICIAN: dict[str, str] = {"en": "your clinician", "de": "Ihrem Behandlungsteam"}
+
+
+def clinician_in(name: str | None, locale: str) -> str:
+    """The clinician as a patient reading `locale` is told: their name, else UNNAMED_CLINICIAN in that language."""
+    if name and name != UNNAMED_CLINICIAN["en"]:
+        return name
+    return UNNAMED_CLINICIAN.get(language_of(locale), UNNAMED_CLINICIAN["en"])
+
+
+def with_unnamed_clinician(table: dict[str, dict[str, str]], name: str | None) -> dict[str, dict[str, str]]:
+    """A BY_LANGUAGE table that also says, in each language, who a consultation naming no clinician is with."""
+    if name and name != UNNAMED_CLINICIAN["en"]:
+        return table
+    for code, words in table.items():
+        words["clinician"] = clinician_in(None, "en" if code == "*" else code)
+    return table
+
+
 def said_by_language(
     service: str | None,
     names: Mapping[str, str] | None,

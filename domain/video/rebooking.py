@@ -21,10 +21,12 @@ from domain.transaction import Transaction
 from domain.video.booking import (
     BookingRequest,
     book_consultation,
+    clinician_in,
     find_free_slots,
     reschedule_consultation,
     said_by_language,
     time_in,
+    with_unnamed_clinician,
 )
 from domain.video.booking_ports import VideoBookingUnitOfWork
 from domain.video.model import ACTIVE_STATUSES, ConsultationNotFound, ConsultationStatus, VideoError
@@ -75,6 +77,8 @@ PATIENT_WORDS: dict[str, dict[str, str]] = {
 def patient_says(locale: str, what: str, **values: object) -> str:
     """One of PATIENT_WORDS in the patient's language (German for "de...", else English)."""
     words = PATIENT_WORDS["de" if locale.lower().startswith("de") else "en"]
+    if "clinician" in values:
+        values["clinician"] = clinician_in(str(values["clinician"] or ""), locale)
     return words[what].format(**values)
 
 
@@ -258,13 +262,13 @@ async def send_offer(
         facts.customer_timezone,
         facts.customer_locale,
     )
-    for code, words in said.items():
+    for code, words in with_unnamed_clinician(said, facts.clinician).items():
         words["options"] = offer_lines(slots, facts.customer_timezone, code)
     payload = {
         "consultation_id": facts.consultation_id,
         "offer_id": offer_id,
         "service": facts.service,
-        "clinician": facts.clinician,
+        "clinician": clinician_in(facts.clinician, facts.customer_locale),
         "appointment_time": time_in(facts.scheduled_at, facts.customer_timezone, facts.customer_locale),
         "options": offer_lines(slots, facts.customer_timezone, facts.customer_locale),
         BY_LANGUAGE: said,

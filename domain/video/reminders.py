@@ -25,7 +25,7 @@ from domain.notifications.rules import MAX_OFFSET_MINUTES
 from domain.services import consultation_name_in
 from domain.templates.selection import BY_LANGUAGE
 from domain.transaction import Transaction
-from domain.video.booking import patient_link, said_by_language, time_in
+from domain.video.booking import clinician_in, patient_link, said_by_language, time_in, with_unnamed_clinician
 from domain.video.model import DEFAULT_REMINDER_MINUTES
 
 REMINDER_EVENT = "video.reminder"
@@ -142,14 +142,17 @@ def reminder_payload(candidate: ReminderCandidate, step: ReminderStep, public_ur
         "service": consultation_name_in(
             candidate.service, candidate.service_names, candidate.customer_locale
         ),
-        "clinician": candidate.clinician or "your clinician",
+        "clinician": clinician_in(candidate.clinician, candidate.customer_locale),
         "link": patient_link(public_url, candidate.link_token),
-        BY_LANGUAGE: said_by_language(
-            candidate.service,
-            candidate.service_names,
-            candidate.scheduled_at,
-            candidate.customer_timezone,
-            candidate.customer_locale,
+        BY_LANGUAGE: with_unnamed_clinician(
+            said_by_language(
+                candidate.service,
+                candidate.service_names,
+                candidate.scheduled_at,
+                candidate.customer_timezone,
+                candidate.customer_locale,
+            ),
+            candidate.clinician,
         ),
     }
     if not step.send and step.reason:

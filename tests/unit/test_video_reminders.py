@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from domain.notifications.model import BusinessEvent, NotificationRule
 from domain.notifications.rules import due_at
+from domain.video.booking import UNNAMED_CLINICIAN
+from domain.video.rebooking import patient_says
 from domain.video.reminders import (
     REMINDER_EVENT,
     RULE_OFFSET_MINUTES,
@@ -118,6 +120,20 @@ def test_the_payload_gives_the_patients_time_the_link_and_an_anchor() -> None:
     assert "skipped" not in payload
     german = reminder_payload(replace(CANDIDATE, customer_locale="de"), step, "https://sb.example")
     assert german["appointment_time"].startswith("Do.")
+
+
+def test_a_consultation_naming_no_clinician_is_with_the_care_team_in_the_patients_language() -> None:
+    [step] = reminder_steps(CANDIDATE, START - timedelta(days=1))
+    unnamed = replace(CANDIDATE, clinician=None, customer_locale="de")
+    payload = reminder_payload(unnamed, step, "https://sb.example")
+    assert payload["clinician"] == "Ihrem Behandlungsteam"  # "mit Ihrem Behandlungsteam"
+    table = payload["by_language"]
+    assert table["de"]["clinician"] == "Ihrem Behandlungsteam" and table["*"]["clinician"] == "your clinician"
+    named = reminder_payload(replace(CANDIDATE, customer_locale="de"), step, "https://sb.example")
+    assert named["clinician"] == CANDIDATE.clinician and "clinician" not in named["by_language"]["de"]
+    assert patient_says("de", "no_times", clinician=UNNAMED_CLINICIAN["en"], lines="").startswith(
+        "Bei Ihrem Behandlungsteam ist"
+    )
 
 
 def test_the_seeded_rule_offset_sends_each_reminder_as_soon_as_it_is_recorded() -> None:
