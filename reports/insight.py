@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.messages.words import channel_words
 from reports.charts.spec import ChartSpec, Series
+from reports.money import format_money
 from reports.periods import PeriodSpec, TimeRange, add_months, local_midnight, month_start, zone
 from reports.query import resolve_range
 from storage.analytics.facts import NO_VALUE
@@ -448,13 +449,15 @@ def cost_revenue_bars(
         currency=result.revenue_currency,
         locale=locale,
         timezone=timezone,
-        categories=tuple(f"{channel_words(r.channel)}, {r.cost:,.2f}" for r in rows),
+        categories=tuple(
+            f"{channel_words(r.channel)}, {format_money(r.cost, result.cost_currency, locale)}" for r in rows
+        ),
         series=(
             Series(
                 f"Attributed revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)
             ),
         ),
-        subtitle=f"channel, message cost in {result.cost_currency}; revenue within {result.window_days} days",
+        subtitle=f"each channel with its message cost; revenue within {result.window_days} days of a message",
         summary=summary,
     )
 
