@@ -5,7 +5,6 @@ launched from the campaign's page after its preview."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date, datetime, time
@@ -19,6 +18,7 @@ from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from domain.campaigns import use_cases
 from domain.campaigns.languages import (
+    VALUE_NAME,
     same_in_every_language,
     template_languages,
     template_needs,
@@ -102,9 +102,6 @@ def _words(text: str) -> list[str]:
 SERVICE_GROUP = "Service message templates (reminders, confirmations)"
 
 
-_VALUE_NAME = re.compile(r"([a-z_][a-z0-9_]{0,39})(?:\[([A-Za-z]{2})\])?")
-
-
 def _read_values(
     text: str, variants: list[TemplateRecord], template: str, errors: dict[str, str]
 ) -> dict[str, Any]:
@@ -118,14 +115,14 @@ def _read_values(
         if not line.strip():
             continue
         key, equals, value = line.partition("=")
-        named = _VALUE_NAME.fullmatch(key.strip())
+        named = VALUE_NAME.fullmatch(key.strip())
         if not equals or named is None:
             errors["variables"] = (
                 f"Line {number}: write each value as name = value (names in small letters), or name[de] = value "
                 "for the German message."
             )
             return {}
-        name, language = named.group(1), (named.group(2) or "").lower()
+        name, language = named["name"], (named["language"] or "").lower()
         if name == BY_LANGUAGE:
             errors["variables"] = (
                 f"Line {number}: “{BY_LANGUAGE}” is Switchboard's own name; write name[de] = value for a "

@@ -16,6 +16,7 @@ from bot.commands.wording import day_and_time
 from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
 from domain.campaigns.languages import (
+    VALUE_NAME,
     same_in_every_language,
     template_languages,
     template_needs,
@@ -58,10 +59,6 @@ _AUDIENCE_KEYS = {
 }
 #: Audience terms that name a day (in the business's timezone), not a value.
 _AUDIENCE_DAYS = {"visited-since": "visited_since", "not-visited-since": "not_visited_since"}
-
-
-#: A value's name, and the language of the message it is for: offer, offer[de].
-_VALUE_NAME = re.compile(r"(?P<name>[a-z_][a-z0-9_]{0,39})(?:\[(?P<language>[A-Za-z]{2})\])?")
 
 
 def campaign_slug(name: str) -> str:
@@ -146,7 +143,7 @@ def parse_new(words: list[str], rest: str, today: date) -> NewCampaign:
     by_language: dict[str, dict[str, str]] = {}
     for pair in (back(word) for word in (match["values"] or "").split()):  # offer="20% off": one value
         key, equals, value = pair.partition("=")
-        named = _VALUE_NAME.fullmatch(key)
+        named = VALUE_NAME.fullmatch(key)
         if not equals or named is None or named["name"] == BY_LANGUAGE:
             raise ParseError(
                 f"“{pair}” is not a value; write key=value (no spaces around =), offer[de]=… for the German "

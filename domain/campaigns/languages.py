@@ -14,6 +14,9 @@ from domain.services import NAMEABLE_LANGUAGES
 from domain.templates.model import SYSTEM_VARIABLES, TemplateRecord
 from domain.templates.selection import BY_LANGUAGE, language_of
 
+#: A campaign value's name as typed, and the language of the message it is for: offer, offer[de].
+VALUE_NAME = re.compile(r"(?P<name>[a-z_][a-z0-9_]{0,39})(?:\[(?P<language>[A-Za-z]{2})\])?")
+
 
 def template_needs(variants: Iterable[TemplateRecord], name: str) -> set[str]:
     """What a template reads that no customer record and no system value fills in: the campaign supplies it."""

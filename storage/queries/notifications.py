@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, select
 
 from storage.database import Database
 from storage.models import BusinessEvent
@@ -12,11 +12,19 @@ from storage.models import BusinessEvent
 RECENT_EVENTS = 5000
 
 
+def _newest_events() -> Subquery:
+    """The newest RECENT_EVENTS events' ids and types: a backward read of the primary key, bounded."""
+    return (
+        select(BusinessEvent.id, BusinessEvent.event_type)
+        .order_by(BusinessEvent.id.desc())
+        .limit(RECENT_EVENTS)
+        .subquery()
+    )
+
+
 async def recent_event_types(database: Database) -> list[str]:
     """The event types among the newest events, by name: what a new rule is likely to be for."""
-    newest = (
-        select(BusinessEvent.event_type).order_by(BusinessEvent.id.desc()).limit(RECENT_EVENTS).subquery()
-    )
+    newest = _newest_events()
     async with database.read_sessions() as session:
         found = await session.scalars(select(newest.c.event_type).distinct())
         return sorted(found)
@@ -27,7 +35,7 @@ async def recent_events_carry(
 ) -> bool | None:
     """Whether the newest events of `event_type` (up to `sample`, among the newest RECENT_EVENTS) have `field`
     in their payload: True if any does, False if none does, None when none has arrived lately."""
-    newest = select(BusinessEvent.id).order_by(BusinessEvent.id.desc()).limit(RECENT_EVENTS).subquery()
+    newest = _newest_events()
     query = (
         select(BusinessEvent.payload)
         .where(BusinessEvent.id.in_(select(newest.c.id)), BusinessEvent.event_type == event_type)
