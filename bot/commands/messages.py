@@ -180,7 +180,9 @@ def preview_reply(
     if preview.subject:
         fields.append(Field("Subject", preview.subject))
     category = MessageCategory.CONVERSATIONAL if command.text else MessageCategory.TRANSACTIONAL
-    fields += shape_fields(preview.channel, preview.text, category, preview.uses_whatsapp_template)
+    fields += shape_fields(
+        preview.channel, preview.text, category, preview.uses_whatsapp_template, preview.to_address
+    )
     later = decision.send_at if decision is not None and decision.verdict == "defer" else None
     if later is not None and later > now + timedelta(minutes=1):
         fields.append(Field("Sends", f"{later:%d %b %H:%M} UTC, after the customer's quiet hours"))

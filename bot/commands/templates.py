@@ -9,7 +9,7 @@ from datetime import date
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise, split_variables
 from bot.replies import Button, Field, Reply, Table
-from domain.messages.pricing import DEFAULT_PRICE_BOOK, estimate_cost
+from domain.messages.pricing import DEFAULT_PRICE_BOOK, calling_code, estimate_cost
 from domain.messages.segments import sms_shape
 from domain.staff import StaffIdentity
 from domain.templates.model import TemplateError, TemplateRecord
@@ -151,18 +151,37 @@ async def run_preview(command: PreviewTemplate, who: StaffIdentity, ctx: Command
     fields = [Field("Channel", chosen.channel.value), Field("Locale", chosen.locale)]
     if rendered.subject:
         fields.append(Field("Subject", rendered.subject))
-    fields += shape_fields(chosen.channel, rendered.body, chosen.category, chosen.whatsapp_name is not None)
+    # No recipient yet: an SMS is priced as one to a number in the business's own country.
+    home = calling_code(ctx.settings.phone_region)
+    fields += shape_fields(
+        chosen.channel, rendered.body, chosen.category, chosen.whatsapp_name is not None, home, typical=True
+    )
     missing = [n for n in chosen.variables if n not in command.variables]
     note = f"\n(placeholders for: {', '.join(missing)})" if missing else ""
     return Reply(rendered.body + note, title=f"Preview: {command.name}", fields=tuple(fields), private=True)
 
 
-def shape_fields(channel: Channel, body: str, category: MessageCategory, is_template: bool) -> list[Field]:
-    """Encoding and segments for SMS, and the estimated cost for every channel."""
+def shape_fields(
+    channel: Channel,
+    body: str,
+    category: MessageCategory,
+    is_template: bool,
+    to_address: str | None,
+    *,
+    typical: bool = False,
+) -> list[Field]:
+    """Encoding and segments for SMS, and the estimated cost for every channel: an SMS at the price of
+    `to_address`'s country (an SMS to Germany costs eleven times one inside the US). With `typical`, the
+    address is only a calling code ("+49") standing for any number there, and the cost says so."""
     fields = []
+    cost = estimate_cost(
+        channel, body, DEFAULT_PRICE_BOOK, category=category, is_template=is_template, to_address=to_address
+    )
+    words = f"{cost / 1_000_000:.4f} {DEFAULT_PRICE_BOOK.currency}"
     if channel is Channel.SMS:
         shape = sms_shape(body)
         fields += [Field("Encoding", shape.encoding), Field("Segments", str(shape.segments))]
-    cost = estimate_cost(channel, body, DEFAULT_PRICE_BOOK, category=category, is_template=is_template)
-    fields.append(Field("Estimated cost", f"{cost / 1_000_000:.4f} {DEFAULT_PRICE_BOOK.currency}"))
+        if typical and to_address:
+            words += f" (to a {to_address} number)"
+    fields.append(Field("Estimated cost", words))
     return fields

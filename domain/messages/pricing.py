@@ -59,6 +59,16 @@ def _in_the_us_or_canada(area: str) -> bool:
     return phonenumbers.region_code_for_number(number) in ("US", "CA", None)
 
 
+def calling_code(region: str) -> str | None:
+    """The calling code ("+49") of a country ("DE"), standing for any number there; None if unknown."""
+    if not region:
+        return None
+    import phonenumbers
+
+    code = phonenumbers.country_code_for_region(region.upper())
+    return f"+{code}" if code else None
+
+
 #: Twilio's list prices per SMS segment, in USD micros, for the countries of the demo's clinics (the sandbox
 #: reports the same; the seeded history was sent at them).
 SMS_PRICE_BY_COUNTRY: Mapping[str, int] = MappingProxyType(

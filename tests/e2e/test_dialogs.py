@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply, save_files
+from domain.messages.pricing import DEFAULT_PRICE_BOOK
 from storage.database import Database
 from storage.models import AuditLog, BulkMessaging, CustomerCommunication, CustomerConsent, CustomReport
 from storage.seeding import SeedPlan, seed_database
@@ -157,9 +158,26 @@ async def test_send_previews_then_enqueues_once_and_audits(seeded: CommandContex
         )
         audit = list(await session.scalars(select(AuditLog)))
     assert len(rows) == 1 and rows[0].source == "manual" and rows[0].customer_id == 1
+    # The preview's cost is what the queued message is priced at: the recipient's country's SMS price.
+    shown = next(f.value for f in preview.fields if f.label == "Estimated cost")
+    assert shown == f"{rows[0].cost_micros / 1_000_000:.4f} USD"
+    price = DEFAULT_PRICE_BOOK.sms_segment_price(rows[0].to_address)
+    segments = next(f.value for f in preview.fields if f.label == "Segments")
+    assert rows[0].cost_micros == int(segments) * price and price != DEFAULT_PRICE_BOOK.sms_per_segment
     assert [(a.actor, a.action, a.target, a.via) for a in audit] == [
         (AGENT, "message.send", "customer:1", "cli")
     ]
+
+
+async def test_a_template_preview_prices_an_sms_to_the_business_s_own_country(seeded: CommandContext) -> None:
+    for country, code in (("DE", "+49"), ("US", "+1")):
+        ctx = CommandContext(
+            Settings(database_url=seeded.database.url, business_country=country), seeded.database
+        )
+        preview = await ask(ctx, "template preview welcome sms de first_name=Jana", as_email=AGENT)
+        fields = {f.label: f.value for f in preview.fields}
+        price = DEFAULT_PRICE_BOOK.sms_segment_price(code) * int(fields["Segments"])
+        assert fields["Estimated cost"] == f"{price / 1_000_000:.4f} USD (to a {code} number)"
 
 
 async def test_free_text_and_suppressed_sends(seeded: CommandContext) -> None:

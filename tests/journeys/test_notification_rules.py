@@ -107,7 +107,9 @@ def test_a_manager_makes_a_rule_and_the_patient_gets_its_message(demo: Demo, bro
     assert len(sms_to(demo, phone, "15 Dec, 10:30")) == 1
 
     page.locator("#notification-rules tr").filter(has_text=RULE).get_by_role("link", name=RULE).click()
-    page.get_by_role("button", name=f"Delete {RULE}").click()
+    page.locator("#confirm-delete summary").click()  # asked twice: the first press only says what will happen
+    expect(page.locator("#confirm-delete")).to_contain_text("switch it off instead")
+    page.get_by_role("button", name="Delete for good").click()
     expect(page.get_by_role("status")).to_contain_text("The notification rule is deleted.")
     expect(page.locator("#notification-rules")).not_to_contain_text(RULE)
     assert demo.rows(select(AutomatedNotification.id).where(AutomatedNotification.name == RULE)) == []
