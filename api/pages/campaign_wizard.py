@@ -380,7 +380,10 @@ class CampaignWizardPages(StaffPages):
         form = form_of(raw)
         container, formats, staff = container_of(request), Formats.of(request), staff_of(request)
         variants = await active_template_variants(container.database)
-        draft, errors = read_draft(form, variants, business_tz=formats.timezone, now=utc_now())
+        saving = raw.get("action") == "save"
+        # Counting needs no name yet: a manager finds out who a campaign reaches before naming it.
+        counted = form if saving or form["name"] else {**form, "name": "Count"}
+        draft, errors = read_draft(counted, variants, business_tz=formats.timezone, now=utc_now())
         if draft is None:
             return await self._wizard(request, form, errors=errors, status_code=422)
         try:
@@ -414,7 +417,7 @@ class CampaignWizardPages(StaffPages):
             errors["segments"] = (
                 f"All {formats.count(preview.recipients)} matching customers would be left out; see why below."
             )
-        if raw.get("action") != "save" or errors:
+        if not saving or errors:
             return await self._wizard(
                 request, form, errors=errors, preview=shown, status_code=422 if errors else 200
             )

@@ -113,6 +113,9 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
     )
     assert f'<p id="no-address">{without_sms:,} more {said} no address on the chosen channels' in counted.text
     assert await _campaigns(seeded) == before  # a count saves nothing
+    unnamed = await post_form(client, WIZARD, WIZARD, {**form, "name": ""})  # counting needs no name yet
+    assert unnamed.status_code == 200 and f'<strong id="planned-count">{planned:,}</strong>' in unnamed.text
+    assert "Give the campaign a name" not in unnamed.text and await _campaigns(seeded) == before
 
     saved = await post_form(client, WIZARD, WIZARD, {**form, "action": "save"})
     assert (
