@@ -336,8 +336,11 @@ class CampaignWizardPages(StaffPages):
                 marketing.add(v.name)
         # Marketing templates first; the ones written for reminders and other service messages after them, apart.
         choices: dict[str, list[tuple[str, str]]] = {"Campaign (marketing) templates": [], SERVICE_GROUP: []}
+        needs_of: list[tuple[str, list[str]]] = []  # the list's labels are cut short where a name is long
         for name, channels in sorted(templates.items()):
             needs = sorted(template_needs(variants, name))
+            if needs:
+                needs_of.append((name, needs))
             label = f"{name} — {', '.join(sorted(channels))}" + (
                 f" · needs {', '.join(needs)}" if needs else ""
             )
@@ -353,6 +356,7 @@ class CampaignWizardPages(StaffPages):
             errors=errors or {},
             preview=preview,
             templates=choices,
+            needs=needs_of,
             channels=[(c.value, CHANNEL_WORDS[c]) for c in OUTBOUND_CHANNELS],
             segments=[name for _, name in names.get("segment", [])],
             countries=[value for value, _ in names.get("country", [])],

@@ -51,6 +51,9 @@ async def _a_template(client: Client) -> tuple[str, str]:
     name = "welcome" if "welcome" in names else names[0]
     needs = re.search(rf">{re.escape(name)} — [^<·]*· needs ([a-z0-9_, ]+)<", page)
     wanted = [n.strip() for n in needs.group(1).split(",")] if needs else []
+    # The fold-out under the values says the same in full, where the list's label may be cut short.
+    listed = re.search(rf"<dt>{re.escape(name)}</dt><dd>(.*?)</dd>", page)
+    assert (re.findall(r"<code>([a-z0-9_]+)</code>", listed.group(1)) if listed else []) == wanted
     return name, "\n".join(f"{n} = Mitte" for n in wanted)
 
 
