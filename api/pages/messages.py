@@ -26,6 +26,7 @@ from api.pages.common import (
     whole_number,
 )
 from api.pages.notification_rules import DONE as RULE_DONE
+from api.pages.notification_rules import RuleRow
 from domain.customers.importing import phones_typed
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
@@ -38,7 +39,6 @@ from domain.messages.words import (
     source_words,
     status_words,
 )
-from domain.notifications.rules import describe_channel_order, describe_offset
 from domain.notifications.use_cases import list_notification_rules
 from domain.templates.model import TemplateRecord
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
@@ -311,35 +311,9 @@ async def template_variants(database: Database) -> dict[str, list[TemplateRecord
     return dict(grouped)
 
 
-@dataclass(frozen=True)
-class RuleRow:
-    """One automated notification rule as the templates page shows it, in the words `rule list` uses."""
-
-    id: int
-    name: str
-    event: str
-    template: str
-    channels: str
-    offset: str
-    category: str
-    enabled: bool
-
-
 async def notification_rule_rows(request: Request[Any, Any, Any]) -> list[RuleRow]:
     rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
-    return [
-        RuleRow(
-            r.id,
-            r.name,
-            r.event_type,
-            r.template_name,
-            describe_channel_order(r.channel_order),
-            describe_offset(r.offset_minutes),
-            r.category.value,
-            r.enabled,
-        )
-        for r in rules
-    ]
+    return [RuleRow.of(r) for r in rules]
 
 
 async def template_preview(request: Request[Any, Any, Any], form: PreviewForm) -> MessagePreview:

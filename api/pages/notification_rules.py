@@ -30,6 +30,8 @@ from domain.notifications.rules import (
     RULE_CATEGORIES,
     RULE_EVENT_TYPE,
     check_before_anchor,
+    describe_channel_order,
+    describe_offset,
     offset_minutes_of,
     offset_parts,
     rule_category,
@@ -58,6 +60,33 @@ CATEGORY_WORDS = {
     "transactional": "Transactional: about something the customer did or booked",
     "marketing": "Marketing: promotional, so held to quiet hours, frequency caps and marketing consent",
 }
+
+
+@dataclass(frozen=True)
+class RuleRow:
+    """One automated notification rule as the templates page shows it, in the words `rule list` uses."""
+
+    id: int
+    name: str
+    event: str
+    template: str
+    channels: str
+    offset: str
+    category: str
+    enabled: bool
+
+    @classmethod
+    def of(cls, rule: NotificationRule) -> RuleRow:
+        return cls(
+            rule.id,
+            rule.name,
+            rule.event_type,
+            rule.template_name,
+            describe_channel_order(rule.channel_order),
+            describe_offset(rule.offset_minutes),
+            rule.category.value,
+            rule.enabled,
+        )
 
 
 @dataclass
@@ -258,6 +287,11 @@ class NotificationRulePages(StaffPages):
         rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))
         seen = {*await recent_event_types(database), *(r.event_type for r in rules)}
         event_types = sorted(t for t in seen if RULE_EVENT_TYPE.fullmatch(t))
+        # The other rules for the same event: each sends too, so a customer reachable on both gets both.
+        event = rule.event_type if rule else form.event_type
+        alongside = [
+            RuleRow.of(r) for r in rules if r.event_type == event and (rule is None or r.id != rule.id)
+        ]
         return page(
             request,
             "communication/notification_rule.html",
@@ -268,6 +302,7 @@ class NotificationRulePages(StaffPages):
             templates=sorted(reads),
             payload_fields={name: sorted(fields) for name, fields in sorted(reads.items())},
             event_types=event_types,
+            alongside=alongside,
             channels=[(c.value, channel_words(c)) for c in OUTBOUND_CHANNELS],
             places=range(len(OUTBOUND_CHANNELS)),
             units=list(OFFSET_UNITS),

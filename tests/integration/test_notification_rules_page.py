@@ -346,3 +346,29 @@ async def test_a_rule_whose_template_is_no_longer_in_use_can_still_be_switched_o
     assert detail == {"enabled": False}  # only what changed
     on = await client.post(f"{PAGE}/{rule.id}", data={**shown, "enabled": "on"})
     assert on.status_code == 422 and "There is no active template named &#39;payment_failed&#39;." in on.text
+
+
+async def test_a_rule_s_page_lists_the_other_rules_for_its_event(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    """One rule by SMS and one by email for the same event both send; each one's page names the other."""
+    await sign_in(client, database, settings, MANAGER)
+    token = csrf((await client.get(f"{PAGE}/new")).text)
+    for name, channel in (("parcel_sms", "sms"), ("parcel_mail", "email")):
+        made = await client.post(
+            PAGE, data=form(token, name=name, channel_1=channel, channel_2=""), follow_redirects=False
+        )
+        assert made.status_code == 303, made.text[-1500:]
+    await client.post(
+        PAGE, data=form(token, name="other_event", event_type="parcel.lost"), follow_redirects=False
+    )
+    by_sms = await rule_named(database, "parcel_sms")
+    by_mail = await rule_named(database, "parcel_mail")
+    assert by_sms is not None and by_mail is not None
+    html = (await client.get(f"{PAGE}/{by_sms.id}")).text
+    alongside = html[html.index('id="rules-alongside"') :]
+    assert "Other rules for <code>parcel.sent</code>" in html and "gets both" in html
+    assert f'<a href="{PAGE}/{by_mail.id}">parcel_mail</a>' in alongside and "<td>email</td>" in alongside
+    assert ">parcel_sms<" not in alongside and "other_event" not in alongside
+    lone = await rule_named(database, "other_event")
+    assert lone is not None and "rules-alongside" not in (await client.get(f"{PAGE}/{lone.id}")).text
