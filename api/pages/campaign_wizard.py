@@ -16,6 +16,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
+from api.pages.notices import after_change
 from domain.campaigns import use_cases
 from domain.campaigns.languages import (
     VALUE_NAME,
@@ -438,7 +439,7 @@ class CampaignWizardPages(StaffPages):
             return await self._wizard(
                 request, form, errors={field_of(error): str(error)}, preview=shown, status_code=422
             )
-        return Redirect(f"/communication/campaigns/{campaign.slug}?done=created", status_code=303)
+        return after_change(request, f"/communication/campaigns/{campaign.slug}", done="created")
 
 
 async def _preview(container: Container, draft: CampaignDraft) -> CampaignPreview:

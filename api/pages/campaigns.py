@@ -13,7 +13,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
+from api.pages.notices import after_change
 from domain.campaigns import use_cases
 from domain.campaigns.languages import values_words
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
@@ -226,7 +228,7 @@ class CampaignPages(StaffPages):
     @get("/communication/campaigns/{slug:str}", name="campaign")
     async def campaign(self, request: Request[Any, Any, Any], slug: FromPath[str]) -> Template:
         detail = await campaign_detail(container_of(request), slug, Formats.of(request))
-        done = DONE.get(request.query_params.get("done") or "")
+        done = DONE.get(notices.said(request).get("done") or "")
         return page(
             request,
             "communication/campaign.html",
@@ -263,4 +265,4 @@ class CampaignPages(StaffPages):
             )
             template.status_code = 409
             return template
-        return Redirect(f"/communication/campaigns/{slug}?done={action}", status_code=303)
+        return after_change(request, f"/communication/campaigns/{slug}", done=action)

@@ -12,7 +12,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import SignedInStaff, requires_role
+from api.pages import notices
 from api.pages.common import StaffPages, container_of, page, staff_of, utc_now, whole_number
+from api.pages.notices import after_change
 from domain.canned_replies.model import CannedActor, CannedReply, CannedReplyDraft, CannedReplyError
 from domain.canned_replies.rules import (
     KNOWN_VARIABLES,
@@ -176,7 +178,7 @@ class CannedReplyPages(StaffPages):
             "chat",
             replies=[_row(r) for r in replies],
             known_variables=KNOWN_VARIABLES,
-            done=str(request.query_params.get("done", ""))[:20],
+            done=str(notices.said(request).get("done", ""))[:20],
             **extra,
         )
 
@@ -190,7 +192,7 @@ class CannedReplyPages(StaffPages):
             template = await self._list(request, error=str(error), draft=draft)
             template.status_code = 422
             return template
-        return Redirect(f"{ADMIN_PATH}?done=created", status_code=303)
+        return after_change(request, ADMIN_PATH, done="created")
 
     @get(f"{ADMIN_PATH}/{{reply_id:int}}", name="canned_reply", guards=[requires_role(Role.MANAGER)])
     async def edit_page(self, request: Request[Any, Any, Any], reply_id: FromPath[int]) -> Template:
@@ -235,7 +237,7 @@ class CannedReplyPages(StaffPages):
             template = self._edit(request, reply, draft, error=str(error))
             template.status_code = 422
             return template
-        return Redirect(f"{ADMIN_PATH}?done=saved", status_code=303)
+        return after_change(request, ADMIN_PATH, done="saved")
 
     @post(
         f"{ADMIN_PATH}/{{reply_id:int}}/delete",
@@ -249,4 +251,4 @@ class CannedReplyPages(StaffPages):
             await delete_canned_reply(container.units.canned_replies(), reply_id, _actor(staff))
         except CannedReplyError as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"{ADMIN_PATH}?done=deleted", status_code=303)
+        return after_change(request, ADMIN_PATH, done="deleted")

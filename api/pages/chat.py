@@ -14,10 +14,12 @@ from litestar.response import Redirect, Response, Stream, Template
 
 from api.auth import requires_role
 from api.media_links import file_response, media_links_of
+from api.pages import notices
 from api.pages.canned_replies import filled_for_chat, picker
 from api.pages.chat_live import conversation_poll, event_stream, last_event_id, snapshot_poll
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now, whole_number
 from api.pages.customer_card import card_view
+from api.pages.notices import after_change
 from api.security_headers import LIVE_PAGE_POLICY
 from api.widget.routes import HOLD_SECONDS
 from domain.canned_replies.model import CannedReplyError
@@ -406,7 +408,7 @@ class ChatPages(StaffPages):
 
     @get("/communication/chat/{session_id:int}", name="chat_session")
     async def session(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
-        sent = request.query_params.get("sent", "")
+        sent = notices.said(request).get("sent", "")
         return await self._conversation_page(request, session_id, whole_number(sent))
 
     async def _conversation_page(
@@ -419,7 +421,7 @@ class ChatPages(StaffPages):
         desk = await desk_chat(container.database, session_id)
         card = await customer_card(container.database, data["customer_id"], session_id)
         erased = bool(await customer_erased(container.database, data["customer_id"]))
-        done = request.query_params.get("done", "")
+        done = notices.said(request).get("done", "")
         canned = await picker(request, container, session_id)
         if canned["chosen"] is not None and "draft" not in extra:
             extra["draft"] = canned["chosen"]["text"]
@@ -492,7 +494,7 @@ class ChatPages(StaffPages):
             raise NotFoundException(str(error)) from None
         except MessageRequestError as error:
             return await self._refused(request, session_id, str(error), body)
-        return Redirect(f"/communication/chat/{session_id}?sent={result.message_id}", status_code=303)
+        return after_change(request, f"/communication/chat/{session_id}", sent=result.message_id or "")
 
     async def _expand_shortcut(
         self, request: Request[Any, Any, Any], session_id: int, typed: str
@@ -537,7 +539,7 @@ class ChatPages(StaffPages):
             raise NotFoundException(str(error)) from None
         except MessageRequestError as error:
             return await self._refused(request, session_id, str(error), body)
-        return Redirect(f"/communication/chat/{session_id}?done=note", status_code=303)
+        return after_change(request, f"/communication/chat/{session_id}", done="note")
 
     @post(
         "/communication/chat/availability",
@@ -592,4 +594,4 @@ class ChatPages(StaffPages):
             template = await self._conversation_page(request, session_id, None, error=str(error))
             template.status_code = 409
             return template
-        return Redirect(f"/communication/chat/{session_id}?done={action}", status_code=303)
+        return after_change(request, f"/communication/chat/{session_id}", done=action)

@@ -17,6 +17,7 @@ from litestar.response import Template
 from markupsafe import Markup
 
 from api.auth import NotSignedIn, SignedInStaff, redirect_to_login, require_staff
+from api.pages.notices import spent
 from domain.clock import utc_now as utc_now  # the pages' one clock
 from reports.charts.cache import draw
 from reports.charts.formatting import MISSING_VALUE, format_duration, format_value
@@ -159,6 +160,7 @@ def page(
     found = next((p for p in pages if p.slug == slug), None)
     return Template(
         template,
+        cookies=spent(request),  # what a change said here is said once
         context={
             "staff": staff_of(request),
             "business_name": settings.business_name,

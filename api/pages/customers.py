@@ -23,6 +23,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import (
     Formats,
     StaffPages,
@@ -34,6 +35,7 @@ from api.pages.common import (
 )
 from api.pages.customer_card import CONSENT_WORDS, card_view
 from api.pages.messages import MessageFilters, latest_messages
+from api.pages.notices import after_change
 from bot.commands.masking import mask_email, mask_phone, spaced_phone
 from domain.consent.ledger import CustomerErased, record_consent
 from domain.consent.preferences import MAX_MARKETING_PER_WEEK, PreferencesError, UnknownCustomer
@@ -171,7 +173,7 @@ class CustomerPages(StaffPages):
 
     @get(f"{PATH}/{{customer_id:int}}", name="customer_page")
     async def customer(self, request: Request[Any, Any, Any], customer_id: FromPath[int]) -> Template:
-        done = request.query_params.get("done") or ""
+        done = notices.said(request).get("done") or ""
         if done == "erased":
             return await self._customer(request, customer_id, erasure_outcome=True)
         return await self._customer(request, customer_id, notice=DONE_WORDS.get(done), notice_at=done)
@@ -323,7 +325,7 @@ class CustomerPages(StaffPages):
             return await self._customer(
                 request, customer_id, error=ERASED, open_form="consent", submitted={}, status_code=400
             )
-        return Redirect(f"{PATH}/{customer_id}?done=consent#consent", status_code=303)
+        return after_change(request, f"{PATH}/{customer_id}#consent", done="consent")
 
     @post(
         f"{PATH}/{{customer_id:int}}/preferences",
@@ -391,7 +393,7 @@ class CustomerPages(StaffPages):
                 typed_preferences=typed,
                 status_code=400,
             )
-        return Redirect(f"{PATH}/{customer_id}?done=preferences#preferences", status_code=303)
+        return after_change(request, f"{PATH}/{customer_id}#preferences", done="preferences")
 
     @post(
         f"{PATH}/{{customer_id:int}}/export",
@@ -457,7 +459,7 @@ class CustomerPages(StaffPages):
             container.settings, container.database, erasure, actor=staff.email, via="dashboard"
         )
         # To the customer's page, which says what was done from the audit entries: a reload erases nothing.
-        return Redirect(f"{PATH}/{customer_id}?done=erased#erasure-result", status_code=303)
+        return after_change(request, f"{PATH}/{customer_id}#erasure-result", done="erased")
 
 
 def _clock(text: str | None) -> time | None:

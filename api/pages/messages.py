@@ -15,6 +15,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
 
+from api.pages import notices
 from api.pages.common import (
     Formats,
     StaffPages,
@@ -506,6 +507,6 @@ class MessagePages(StaffPages):
             else None,
             error=error,
             rules=await notification_rule_rows(request),
-            rule_done=RULE_DONE.get(str(params.get("rule_done", ""))),
+            rule_done=RULE_DONE.get(str(notices.said(request).get("rule_done", ""))),
             may_edit=staff_of(request).may(Role.MANAGER),
         )

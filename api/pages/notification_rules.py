@@ -14,6 +14,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import StaffPages, container_of, page, staff_of
+from api.pages.notices import after_change
 from domain.messages.words import channel_words
 from domain.notifications.model import (
     NotificationError,
@@ -207,7 +208,7 @@ class NotificationRulePages(StaffPages):
             await create_notification_rule(container.notification_uow(), draft, actor=staff.email, via="web")
         except NotificationError as error:
             return await self._refused(request, None, form, str(error))
-        return Redirect(f"{LIST}?rule_done=created#rules-heading", status_code=303)
+        return after_change(request, f"{LIST}#rules-heading", rule_done="created")
 
     @get(f"{PATH}/{{rule_id:int}}", name="notification_rule", guards=[requires_role(Role.MANAGER)])
     async def edit_page(self, request: Request[Any, Any, Any], rule_id: FromPath[int]) -> Template:
@@ -228,7 +229,7 @@ class NotificationRulePages(StaffPages):
         try:
             changes = form.changes(rule)
             if changes == NotificationRuleChanges():
-                return Redirect(f"{LIST}?rule_done=unchanged#rules-heading", status_code=303)
+                return after_change(request, f"{LIST}#rules-heading", rule_done="unchanged")
             if changes.offset_minutes is not None:
                 await self._check_anchor(request, rule.event_type, changes.offset_minutes)
             await update_notification_rule(
@@ -238,7 +239,7 @@ class NotificationRulePages(StaffPages):
             raise NotFoundException(str(error)) from None
         except NotificationError as error:
             return await self._refused(request, rule, form, str(error))
-        return Redirect(f"{LIST}?rule_done=saved#rules-heading", status_code=303)
+        return after_change(request, f"{LIST}#rules-heading", rule_done="saved")
 
     async def _check_anchor(
         self, request: Request[Any, Any, Any], event_type: str, offset_minutes: int
@@ -261,7 +262,7 @@ class NotificationRulePages(StaffPages):
             )
         except NotificationRuleNotFound as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"{LIST}?rule_done=deleted#rules-heading", status_code=303)
+        return after_change(request, f"{LIST}#rules-heading", rule_done="deleted")
 
     async def _rule(self, request: Request[Any, Any, Any], rule_id: int) -> NotificationRule:
         rules = await list_notification_rules(container_of(request).notification_uow(read_only=True))

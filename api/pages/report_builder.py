@@ -13,6 +13,7 @@ from markupsafe import Markup
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
+from api.pages.notices import after_change
 from api.pages.reports import saved_report
 from api.security_headers import LIVE_PAGE_POLICY
 from domain.vocabulary import Role
@@ -169,7 +170,7 @@ class ReportBuilderPages(StaffPages):
         except ReportLibraryError as error:
             built.errors["name"] = str(error)
             return await self._builder(request, form, built=built, error=str(error), status_code=422)
-        return Redirect(f"/analytics/reports/{saved.slug}?saved=1", status_code=303)
+        return after_change(request, f"/analytics/reports/{saved.slug}", saved="1")
 
     @post(
         "/analytics/reports/preview",
@@ -259,7 +260,7 @@ class ReportBuilderPages(StaffPages):
             return await self._builder(
                 request, form, report=report, built=built, error=str(error), status_code=422
             )
-        return Redirect(f"/analytics/reports/{report.slug}?changed=1", status_code=303)
+        return after_change(request, f"/analytics/reports/{report.slug}", changed="1")
 
     @post(
         "/analytics/reports/{slug:str}/duplicate",
@@ -295,4 +296,4 @@ class ReportBuilderPages(StaffPages):
                 "This report is delivered on a schedule; only a manager can delete it (and its schedules)."
             )
         await delete_report(container_of(request).database, Saver(staff.id, staff.email, "web"), report)
-        return Redirect(f"/analytics/reports?deleted={report.slug}", status_code=303)
+        return after_change(request, "/analytics/reports", deleted=report.slug)

@@ -16,7 +16,9 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
+from api.pages.notices import after_change
 from domain.messages.words import channel_words, provider_words
 from domain.vocabulary import Role
 from reports.answer import Answer, answer
@@ -326,7 +328,7 @@ class ReportPages(StaffPages):
             "reports",
             may_save=staff_of(request).may(Role.AGENT),
             deleted=deleted
-            if re.fullmatch(r"[a-z0-9-]{1,64}", deleted := request.query_params.get("deleted", ""))
+            if re.fullmatch(r"[a-z0-9-]{1,64}", deleted := notices.said(request).get("deleted", ""))
             else "",
             **data,
             **extra,
@@ -364,7 +366,8 @@ class ReportPages(StaffPages):
             )
         schedules = await schedules_of_reports(container.database, [report.id])
         deliveries = await latest_deliveries(container.database, [report.id], limit=20)
-        flash = next((FLASHES[key] for key in FLASHES if request.query_params.get(key) == "1"), None)
+        said = notices.said(request)
+        flash = next((FLASHES[key] for key in FLASHES if said.get(key) == "1"), None)
         return page(
             request,
             "analytics/report.html",
@@ -376,7 +379,7 @@ class ReportPages(StaffPages):
             description=describe_query(
                 query_from_definition(report.definition), presentation_of(report.definition).cut_words
             ),
-            just_saved=request.query_params.get("saved") == "1",
+            just_saved=said.get("saved") == "1",
             flash=flash,
             exports=tuple(EXPORTS),
             may_change=may_change(report, staff.id, manages=staff.may(Role.MANAGER)),
@@ -465,7 +468,7 @@ class ReportPages(StaffPages):
                 shown.status_code = 422
                 return shown
             raise NotFoundException("The report cannot be shown.")
-        return Redirect(f"/analytics/reports/{report.slug}?scheduled=1", status_code=303)
+        return after_change(request, f"/analytics/reports/{report.slug}", scheduled="1")
 
     @post(
         "/analytics/reports/{slug:str}/schedules/{schedule_id:int}/delete",
@@ -482,7 +485,7 @@ class ReportPages(StaffPages):
             await remove_schedule(container.database, Actor(staff.email, "web"), report.id, schedule_id)
         except DeliveryActionError as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"/analytics/reports/{report.slug}?unscheduled=1", status_code=303)
+        return after_change(request, f"/analytics/reports/{report.slug}", unscheduled="1")
 
     @post(
         "/analytics/reports/{slug:str}/deliveries/{delivery_id:int}/retry",
@@ -501,7 +504,7 @@ class ReportPages(StaffPages):
             )
         except DeliveryActionError as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"/analytics/reports/{report.slug}?retrying=1", status_code=303)
+        return after_change(request, f"/analytics/reports/{report.slug}", retrying="1")
 
     @get("/analytics/performance", name="performance")
     async def performance(self, request: Request[Any, Any, Any]) -> Template:

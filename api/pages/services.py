@@ -14,7 +14,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import StaffPages, container_of, page, staff_of
+from api.pages.notices import after_change
 from domain.services import (
     NAME_LENGTH,
     NAMEABLE_LANGUAGES,
@@ -49,7 +51,7 @@ class ServicePages(StaffPages):
             # visit's come from the clinic system, in the names it sends.
             services = [s for s in await uow.services.services() if s.kind == "video"]
             languages = await _languages(uow, services, container.settings.business_locale)
-        saved = request.query_params.get("saved", "")
+        saved = notices.said(request).get("saved", "")
         done = next((f"{s.name} is saved." for s in services if str(s.service_id) == saved), None)
         return page(
             request,
@@ -125,7 +127,7 @@ class ServicePages(StaffPages):
             template = self._form(request, found, name, names, languages, error=str(error))
             template.status_code = 422
             return template
-        return Redirect(f"{PATH}?saved={service_id}", status_code=303)
+        return after_change(request, PATH, saved=service_id)
 
 
 def _video_service(found: NamedService | None, service_id: int) -> NamedService:

@@ -11,7 +11,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
+from api.pages.notices import after_change
 from domain.conversations.sla import WEEKDAYS, PolicyError, hours_in_words, minutes_in_words
 from domain.conversations.sla_policies import DAY_NAMES, SlaPolicyDraft, draft_of, save_sla_policy
 from domain.vocabulary import Role
@@ -57,7 +59,7 @@ class SlaPolicyPages(StaffPages):
             }
             for view in await sla_policies(container.database)
         ]
-        done = DONE.get(str(request.query_params.get("done", "")))
+        done = DONE.get(str(notices.said(request).get("done", "")))
         return page(
             request, "communication/sla_policies.html", "communication", "chat", policies=rows, done=done
         )
@@ -115,4 +117,4 @@ class SlaPolicyPages(StaffPages):
             return template
         except LookupError as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"{PATH}?done={'created' if policy_id is None else 'saved'}", status_code=303)
+        return after_change(request, PATH, done="created" if policy_id is None else "saved")

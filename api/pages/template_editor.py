@@ -18,7 +18,9 @@ from litestar.response import Redirect, Template
 from markupsafe import Markup
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, utc_now
+from api.pages.notices import after_change
 from domain.messages.segments import sms_shape
 from domain.templates.model import (
     SYSTEM_VARIABLES,
@@ -257,7 +259,7 @@ class TemplateEditorPages(StaffPages):
                 else []
             ),
             compared=compared,
-            saved=request.query_params.get("saved", "")[:8],
+            saved=notices.said(request).get("saved", "")[:8],
             opened=opened,
             conflict=conflict,
         )
@@ -348,8 +350,8 @@ class TemplateEditorPages(StaffPages):
                 preview=True,
                 opened=opened or None,
             )
-        return Redirect(
-            f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
+        return after_change(
+            request, f"/communication/templates/{name}/{chosen.value}/{locale}", saved=saved.version
         )
 
     @post(
@@ -392,8 +394,8 @@ class TemplateEditorPages(StaffPages):
                 preview=True,
                 errors={"body": f"Version {version} cannot be restored as it is: {error}"},
             )
-        return Redirect(
-            f"/communication/templates/{name}/{chosen.value}/{locale}?saved={saved.version}", status_code=303
+        return after_change(
+            request, f"/communication/templates/{name}/{chosen.value}/{locale}", saved=saved.version
         )
 
 

@@ -15,7 +15,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import PERIODS, Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
+from api.pages.notices import after_change
 from domain.notifications.rules import told_sentence
 from domain.video.booking import cancel_consultation, patient_link, reschedule_consultation
 from domain.video.model import (
@@ -400,7 +402,8 @@ class VideoPages(StaffPages):
         return await self._detail(request, consultation_id)
 
     async def _detail(self, request: Request[Any, Any, Any], consultation_id: int, **extra: Any) -> Template:
-        done = request.query_params.get("done", "")
+        said = notices.said(request)
+        done = said.get("done", "")
         if done in DONE and "error" not in extra:
             extra["done"] = DONE[done]
         container, clock, now = container_of(request), BusinessClock(Formats.of(request)), now_of(request)
@@ -408,9 +411,9 @@ class VideoPages(StaffPages):
         if found is None:
             raise NotFoundException(f"There is no video consultation {consultation_id}.")
         line = found.line
-        told_on = request.query_params.get("told")
+        told_on = said.get("told")
         if done == "booked" and "error" not in extra:
-            extra["done"] = booked_words(line, told_on, request.query_params.get("why", ""), clock)
+            extra["done"] = booked_words(line, told_on, said.get("why", ""), clock)
             if told_on == "none":  # booked, but no message carries the link: a warning, not a success
                 extra["warn"] = f"{extra.pop('done')} Give them the link shown below yourself."
         may_act = staff_of(request).may(Role.AGENT)
@@ -488,7 +491,7 @@ class VideoPages(StaffPages):
             template = await self._detail(request, consultation_id, error=str(error))
             template.status_code = 409
             return template
-        return Redirect(f"/communication/video/{consultation_id}?done={done}", status_code=303)
+        return after_change(request, f"/communication/video/{consultation_id}", done=done)
 
     @post(
         "/communication/video/{consultation_id:int}/{action:str}",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
 
 from babel.dates import format_skeleton, format_time
 from litestar import Request, get, post
@@ -13,6 +12,7 @@ from litestar.response import Redirect, Template
 
 from api.auth import requires_role
 from api.pages.common import Formats, StaffPages, container_of, now_of, page, staff_of, whole_number
+from api.pages.notices import after_change
 from domain.customers.importing import phones_typed
 from domain.notifications.rules import NOT_REACHED, told_words
 from domain.video.booking import (
@@ -224,5 +224,4 @@ class VideoBookingPages(StaffPages):
             form.error = str(error)
             return await self._page(request, form, search=True)
         told = {"told": booked.customer_channel or "none", "why": booked.customer_channel_why}
-        query = {"done": "booked", **told}
-        return Redirect(f"/communication/video/{booked.consultation_id}?{urlencode(query)}", status_code=303)
+        return after_change(request, f"/communication/video/{booked.consultation_id}", done="booked", **told)

@@ -11,7 +11,9 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from api.auth import requires_role
+from api.pages import notices
 from api.pages.common import StaffPages, container_of, page, staff_of, utc_now
+from api.pages.notices import after_change
 from domain.vocabulary import Role
 from domain.widget.model import WidgetRefused
 from domain.widget.use_cases import create_widget_key, set_widget_key_enabled
@@ -50,7 +52,7 @@ class WidgetKeyPages(StaffPages):
             }
             for key in await widget_keys(container.database)
         ]
-        done = str(request.query_params.get("done", ""))
+        done = str(notices.said(request).get("done", ""))
         return page(
             request,
             "communication/widget_keys.html",
@@ -87,7 +89,7 @@ class WidgetKeyPages(StaffPages):
             )
             template.status_code = 422
             return template
-        return Redirect(f"{PATH}?done=created", status_code=303)
+        return after_change(request, PATH, done="created")
 
     @post(
         f"{PATH}/{{key_id:int}}/switch",
@@ -104,4 +106,4 @@ class WidgetKeyPages(StaffPages):
             )
         except WidgetRefused as error:
             raise NotFoundException(str(error)) from None
-        return Redirect(f"{PATH}?done={'on' if turn_on else 'off'}", status_code=303)
+        return after_change(request, PATH, done="on" if turn_on else "off")

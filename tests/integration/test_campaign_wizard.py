@@ -31,6 +31,7 @@ from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     seeded,
     sign_in,
 )
+from tests.notices import said_after
 
 WIZARD = "/communication/campaigns/new"
 
@@ -123,7 +124,8 @@ async def test_the_count_matches_the_customer_rows_and_a_saved_draft_launches(
     saved = await post_form(client, WIZARD, WIZARD, {**form, "action": "save"})
     assert (
         saved.status_code == 303
-        and saved.headers["location"] == "/communication/campaigns/december-check-up?done=created"
+        and saved.headers["location"] == "/communication/campaigns/december-check-up"
+        and said_after(saved)[1] == {"done": "created"}
     )
     page = (await client.get(saved.headers["location"])).text
     assert "Saved as a draft" in page and f"<strong>{planned:,}</strong> of {matching:,} recipients" in page

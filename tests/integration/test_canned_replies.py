@@ -40,6 +40,7 @@ from storage.queries.chats import chat_conversation
 from storage.seeding import SeedPlan, seed_database
 from storage.units import UnitsOfWork
 from switchboard.settings import Settings
+from tests.notices import said_after
 
 Client = AsyncTestClient[Any]
 MANAGER = "markus.brandt@northwind.example"
@@ -194,7 +195,7 @@ async def test_an_internal_note_never_leaves_and_is_shown_as_one(client: Client,
     page = f"/communication/chat/{seeded.chat_id}"
     before = await rows(seeded, select(func.count()).select_from(CustomerCommunication))
     added = await post_form(client, page, f"{page}/note", {"body": "Her card expires soon; ask at the desk."})
-    assert added.status_code == 303 and added.headers["location"].endswith("?done=note")
+    assert added.status_code == 303 and said_after(added)[1] == {"done": "note"}
     shown = await client.get(added.headers["location"])
     assert "has your internal note; the customer does not see it" in shown.text
     assert re.search(

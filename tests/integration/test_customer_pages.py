@@ -42,6 +42,7 @@ from tests.integration.test_pages import (
     seeded,
     sign_in,
 )
+from tests.notices import said_after
 
 __all__ = ["client", "seeded"]
 
@@ -277,7 +278,9 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
         {"channel": "sms", "status": "opted_out", "how": "phone_call", "note": "asked  to stop texts"},
     )
     assert (
-        response.status_code == 303 and response.headers["location"] == f"{LIST}/{cid}?done=consent#consent"
+        response.status_code == 303
+        and response.headers["location"] == f"{LIST}/{cid}#consent"
+        and said_after(response) == (f"{LIST}/{cid}", {"done": "consent"})
     )
     (source, detail, status), *_ = await rows(
         seeded,
@@ -432,7 +435,9 @@ async def test_a_manager_downloads_their_data_and_an_admin_erases_them(
     erased = await post(client, f"{LIST}/{cid}/erase", {"confirm": f"#{cid}"})
     # To the page, which says what was done: a reload there erases nothing.
     assert (
-        erased.status_code == 303 and erased.headers["location"] == f"{LIST}/{cid}?done=erased#erasure-result"
+        erased.status_code == 303
+        and erased.headers["location"] == f"{LIST}/{cid}#erasure-result"
+        and said_after(erased) == (f"{LIST}/{cid}", {"done": "erased"})
     )
     response = await client.get(f"{LIST}/{cid}?done=erased")
     assert response.status_code == 200, response.text

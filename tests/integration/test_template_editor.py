@@ -29,6 +29,7 @@ from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     seeded,
     sign_in,
 )
+from tests.notices import said_after
 
 EDITOR = "/communication/templates/winter-offer/sms/en"
 
@@ -77,7 +78,11 @@ async def test_a_manager_writes_previews_saves_compares_and_restores_a_template(
     assert (await _rows(seeded))[0] is None  # a preview saves nothing
 
     saved = await post_form(client, EDITOR, EDITOR, {**first, "action": "save"})
-    assert saved.status_code == 303 and saved.headers["location"] == f"{EDITOR}?saved=1"
+    assert (
+        saved.status_code == 303
+        and saved.headers["location"] == EDITOR
+        and said_after(saved) == (EDITOR, {"saved": "1"})
+    )
     # Opened again after the save, its samples are empty: the preview shows each variable's placeholder.
     reopened = (await client.get(f"{EDITOR}?saved=1")).text
     placeholders = "Hi [first_name], [offer] at [clinic] until Friday."
@@ -98,14 +103,14 @@ async def test_a_manager_writes_previews_saves_compares_and_restores_a_template(
     assert nameless.status_code == 422 and "such as winter-offer" in nameless.text
     assert "not valid" not in nameless.text
     unicode = {**first, "body": "Hallo {{ first_name }} 👋 {{ offer }} in {{ clinic }}.", "action": "save"}
-    assert (await post_form(client, EDITOR, EDITOR, unicode)).headers["location"] == f"{EDITOR}?saved=2"
+    assert said_after(await post_form(client, EDITOR, EDITOR, unicode)) == (EDITOR, {"saved": "2"})
     page = (await client.get(f"{EDITOR}?compare=1")).text
     assert "Version 1 against the current" in page and "👋" in page and 'class="diff-remove"' in page
     preview = await post_form(client, EDITOR, EDITOR, {**unicode, "action": "preview"})
     assert "UCS-2" in preview.text
 
     restored = await post_form(client, EDITOR, f"{EDITOR}/restore/1", {})
-    assert restored.headers["location"] == f"{EDITOR}?saved=3"
+    assert said_after(restored) == (EDITOR, {"saved": "3"})
     row, versions = await _rows(seeded)
     assert row is not None and row.body == first["body"] and row.version == 3 and versions == [1, 2, 3]
     database = Database.connect(seeded.settings.database_url)
@@ -167,7 +172,7 @@ async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_
     page = (await client.get(EDITOR)).text
     assert 'name="opened_version" value="1"' in page
     theirs = {**base, "body": "Hi {{ first_name }}, see you on Monday.", "opened_version": "1"}
-    assert (await post_form(client, EDITOR, EDITOR, theirs)).headers["location"] == f"{EDITOR}?saved=2"
+    assert said_after(await post_form(client, EDITOR, EDITOR, theirs)) == (EDITOR, {"saved": "2"})
 
     mine = {**base, "body": "Hi {{ first_name }}, see you in December.", "opened_version": "1"}
     stopped = await post_form(client, EDITOR, EDITOR, mine)
@@ -181,7 +186,7 @@ async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_
     assert row is not None and row.version == 2 and versions == [1, 2]
 
     again = await post_form(client, EDITOR, EDITOR, {**mine, "opened_version": "2"})
-    assert again.headers["location"] == f"{EDITOR}?saved=3"
+    assert said_after(again) == (EDITOR, {"saved": "3"})
     second_new = await post_form(client, EDITOR, EDITOR, {**base, "opened_version": "new"})
     assert second_new.status_code == 409  # "new" was opened, but the variant exists by now
     # The same check holds under the write lock, for a save that read the version just before another landed.
