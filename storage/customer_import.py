@@ -65,6 +65,9 @@ class ImportCounts:
     left_out: int = 0
     #: Yeses and preferred channels for an address the customer has nowhere, in the file or on file.
     without_address: int = 0
+    #: Lines of the file that gave a customer an earlier line names another phone number, email or
+    #: reference: the earlier one is kept (as a stored customer's is), and the summary names these lines.
+    other_details_lines: list[int] = field(default_factory=list)
 
     def add(self, other: ImportCounts) -> None:
         for name in self.__dataclass_fields__:
@@ -230,12 +233,14 @@ class CustomerImport:
                 pending.append(item)
             elif found < 0:
                 item = pending[-found - 1]
-                _merge(item.row, row, partial(self.known.may_have, found))
+                if _merge(item.row, row, partial(self.known.may_have, found)):
+                    counts.other_details_lines.append(row.line)
                 item.keys += self.known.learn(found, item.row.external_ref, item.row.phone, item.row.email)
                 counts.merged_in_file += 1
             else:
                 if found in matched:
-                    _merge(matched[found], row, partial(self.known.may_have, found))
+                    if _merge(matched[found], row, partial(self.known.may_have, found)):
+                        counts.other_details_lines.append(row.line)
                     counts.merged_in_file += 1
                 else:
                     matched[found] = row
@@ -529,13 +534,18 @@ class CustomerImport:
         touched.update(row["customer_id"] for row in preferred)
 
 
-def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bool]) -> None:
-    """A later row of the file about the same customer: its details win where it has them, except contact
-    details and references that belong to someone else (`free` says which are this customer's to take)."""
+def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bool]) -> bool:
+    """A later row of the file about the same customer: its name and profile win where it has them; its
+    contact details and reference only fill what the earlier row left empty, as for a stored customer, and
+    never take one that belongs to someone else (`free` says which are this customer's to take). True when
+    it named another phone number, email or reference than the earlier row's, which is kept."""
     into.name = row.name or into.name
+    differs = False
     for name, kind in (("phone", "phone"), ("email", "email"), ("external_ref", "ref")):
-        value = getattr(row, name)
-        if value and free(kind, value):
+        value, held = getattr(row, name), getattr(into, name)
+        if value and held and value != held:
+            differs = True
+        elif value and not held and free(kind, value):
             setattr(into, name, value)
             if name == "phone":
                 into.zone_guessed = row.zone_guessed  # a zone read from a number goes with the number
@@ -550,6 +560,7 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
     into.tags |= row.tags
     into.consents.extend(row.consents)
     into.line = row.line
+    return differs
 
 
 def _aware(moment: datetime) -> datetime:

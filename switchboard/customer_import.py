@@ -131,9 +131,25 @@ class ImportResult:
         if listed:
             each = "with its reason" if self.rejected + self.left_out == 1 else "each with its reason"
             text += f"\n{' and '.join(listed)}, {each} in {self.errors_path}"
+        if c.other_details_lines:
+            text += "\n" + other_details_words(sorted(c.other_details_lines), would_be=self.dry_run)
         if self.ignored_columns:
             text += f"\ncolumns not imported: {', '.join(self.ignored_columns)} (map one with --map 'COLUMN=field')"
         return text
+
+
+def other_details_words(lines: list[int], *, would_be: bool = False, shown: int = 10) -> str:
+    """Lines that named another phone number, email or patient number for a customer an earlier line of the
+    file names: the earlier one is kept, as it is for a customer already stored."""
+    named = ", ".join(f"{line:,}" for line in lines[:shown])
+    if len(lines) > shown:
+        named += f" and {len(lines) - shown:,} more"
+    one = len(lines) == 1
+    return (
+        f"{'line' if one else 'lines'} {named} {'names' if one else 'name'} another phone number, email or "
+        f"patient number for a customer an earlier line names: the earlier one "
+        f"{'would be' if would_be else 'was'} kept, the other not imported"
+    )
 
 
 def check_encoding(path: Path, encoding: str) -> None:

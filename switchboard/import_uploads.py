@@ -24,6 +24,7 @@ from switchboard.customer_import import (
     ImportResult,
     dialect_of,
     import_customers,
+    other_details_words,
 )
 from switchboard.settings import Settings
 
@@ -102,6 +103,9 @@ def upload_summary(result: ImportResult, marketing_requires_opt_in: bool) -> str
         listed.append(f"{result.left_out:,} {rows} {'would be ' if result.dry_run else ''}imported in part")
     if listed:
         text = f"{text.rstrip('.')}. Rows to fix, listed below: {' and '.join(listed)}."
+    if result.counts.other_details_lines:
+        kept = other_details_words(sorted(result.counts.other_details_lines), would_be=result.dry_run)
+        text = f"{text.rstrip('.')}. {kept[0].upper()}{kept[1:]}."
     return text
 
 

@@ -707,23 +707,32 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
         ["P2", "Hans", "Huber", "+43 664 1234567", "", "yes", "", "", ""],
         ["P3", "Ida", "Ilse", "0151 23456789", "", "", "", "", ""],
         ["P4", "Jan", "Jansen", "0151 555", "", "", "", "", ""],
-        # One patient twice: the later row's German number wins, and so does its (the business's) zone.
+        # One patient twice: the earlier row's number is kept, with its zone, as a stored patient's would be,
+        # and the summary names the later line, whose number is not imported.
         ["P5", "Mia", "Meyer", "+44 20 7946 0958", "mia@example.de", "", "", "", ""],
         ["P5", "Mia", "Meyer", "0151 34567890", "mia@example.de", "", "", "", ""],
+        # A row without a patient number, found by its number: it renames P6 but does not take its email.
+        ["P6", "Jürgen", "Müller", "+49 151 22152791", "juergen@example.de", "", "", "", ""],
+        ["", "Jürgen", "Müller-Lang", "+49 151 22152791", "jm@example.de", "", "", "", ""],
     ]
     path = write(tmp_path / "patients.csv", rows)
     monkeypatch.setenv("SWITCHBOARD_BUSINESS_TIMEZONE", "Europe/Berlin")
     done = run(str(path), "--region", "DE")
     assert done.exit_code == 0, done.output
-    assert "created 4 customers" in done.output and "1 row merged into an earlier row" in done.output
+    assert "created 5 customers" in done.output and "2 rows merged into an earlier row" in done.output
     assert "1 row rejected and 1 row imported in part, each with its reason in" in done.output
+    assert (
+        "lines 7, 9 name another phone number, email or patient number for a customer an earlier line names: "
+        "the earlier one was kept, the other not imported" in done.output
+    )
 
     held = asyncio.run(customers_by_ref(url))
     assert held == {
         "P1": (None, "greta@example.at", "Europe/Berlin", {"email"}),
         "P2": ("+436641234567", None, "Europe/Vienna", {"sms"}),
         "P3": ("+4915123456789", None, "Europe/Berlin", set()),
-        "P5": ("+4915134567890", "mia@example.de", "Europe/Berlin", set()),
+        "P5": ("+442079460958", "mia@example.de", "Europe/London", set()),
+        "P6": ("+4915122152791", "juergen@example.de", "Europe/Berlin", set()),
     }
     errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8-sig")))
     assert [(e[0], e[1]) for e in errors[1:]] == [
