@@ -10,6 +10,7 @@ import itertools
 import logging
 import multiprocessing
 import os
+import re
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -153,28 +154,61 @@ def other_details_words(lines: list[int], *, would_be: bool = False, shown: int 
 
 
 def check_encoding(path: Path, encoding: str) -> None:
-    """Decode the whole file once before anything is written, so a wrong encoding changes nothing."""
+    """Decode the whole file once before anything is written, so a wrong encoding changes nothing.
+
+    Two mistakes are told apart from a plain wrong encoding, since following the plain advice would garble
+    names: a UTF-8 file with one line from elsewhere (an Excel row pasted in), where `--encoding cp1252` would
+    read every other accent as two letters ("Ã¼" for "ü"); and a UTF-8 file named cp1252 or Latin-1, which
+    decodes without an error into exactly that."""
     try:
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     except LookupError:
         raise ImportRefused(f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)") from None
+    single_byte = codecs.lookup(encoding).name in SINGLE_BYTE
     line = 1
+    utf8_line = 0  # the first line with letters written in UTF-8, beyond ASCII
     try:
         with path.open("rb") as raw:
+            tail = b""  # a UTF-8 letter cut in two by the chunk's end
             while chunk := raw.read(1 << 20):
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as error:
                     line += chunk[: max(0, error.start)].count(b"\n")
+                    if not utf8_line and (found := UTF8_LETTER.search(chunk, 0, max(0, error.start))):
+                        utf8_line = line - chunk[found.start() : max(0, error.start)].count(b"\n")
                     raise
+                if not utf8_line and (found := UTF8_LETTER.search(tail + chunk)):
+                    utf8_line = line + (tail + chunk)[: found.start()].count(b"\n") - tail.count(b"\n")
                 line += chunk.count(b"\n")
+                tail = chunk[-3:]
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
+        if utf8_line and not single_byte:
+            raise ImportRefused(
+                f"line {line} of {path.name} is not UTF-8, though the lines before it are (line {utf8_line} "
+                "has letters written in UTF-8): the file mixes two encodings. Retype that line's accented "
+                "letters, or save the whole file again as UTF-8 from the program that made it; --encoding "
+                "cp1252 would misread the UTF-8 lines (ü as Ã¼). Nothing was imported"
+            ) from None
         raise ImportRefused(
             f"line {line} of {path.name} is not {ENCODING_NAMES.get(encoding, encoding)}: save the file as UTF-8, "
             "or name its encoding "
             "with --encoding (cp1252 for Excel on Windows, latin-1); nothing was imported"
         ) from None
+    if single_byte and utf8_line:
+        raise ImportRefused(
+            f"line {utf8_line} of {path.name} has letters written in UTF-8, which "
+            f"{ENCODING_NAMES.get(encoding, encoding)} would misread (ü as Ã¼): import it without --encoding. "
+            "If other lines are not UTF-8, the file mixes two encodings: save it again as UTF-8. Nothing was "
+            "imported"
+        )
+
+
+#: Encodings where every byte is a letter, so a UTF-8 file decodes in them without an error, garbled.
+SINGLE_BYTE = {"cp1252", "latin-1", "iso8859-1", "iso8859-15", "cp850", "mac-roman"}
+#: A letter beyond ASCII as UTF-8 writes it (two to four bytes); in cp1252 text such pairs ("Ã¼") are rare.
+UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 #: Encodings as people name them (utf-8-sig is UTF-8 that may start with Excel's byte order mark).

@@ -322,6 +322,46 @@ def test_bad_files_are_refused_in_one_line_and_change_nothing(
     assert asyncio.run(tables(url))["customers"] == 2
 
 
+def test_a_utf8_file_is_never_read_as_cp1252_nor_a_mixed_one_imported_garbled(
+    fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Following "name its encoding with --encoding cp1252" for a UTF-8 file with one Excel line pasted in
+    would store every other accent as two letters ("JÃ¼rgen"): both are refused, saying what to do."""
+    url = fresh_databases.url("sqlite")
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    utf8 = write(
+        tmp_path / "clinic.csv", [["P1", "Jürgen", "Müller", "0151 30000009", "", "yes", "", "", ""]]
+    )
+    named_wrongly = run(str(utf8), "--region", "DE", "--encoding", "cp1252")
+    assert named_wrongly.exit_code == 2 and "Traceback" not in named_wrongly.output
+    assert (
+        "line 2 of clinic.csv has letters written in UTF-8, which cp1252 would misread (ü as Ã¼): import it "
+        "without --encoding" in flat(named_wrongly.output)
+    )
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(
+        utf8.read_bytes()
+        + "P2,Grete,Bäcker,0151 30000010,,yes,,,\n".encode()
+        + "P3,Jörg,Weiß,0151 30000011,,yes,,,\n".encode("cp1252")
+    )
+    for args in ((), ("--encoding", "cp1252")):
+        refused = run(str(mixed), "--region", "DE", *args)
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+        assert "mixes two encodings" in flat(refused.output) and "Nothing was imported" in flat(
+            refused.output
+        )
+    assert "line 4 of mixed.csv is not UTF-8, though the lines before it are (line 2" in flat(
+        run(str(mixed), "--region", "DE").output
+    )
+    assert asyncio.run(tables(url))["customers"] == 0
+    assert run(str(utf8), "--region", "DE").exit_code == 0  # as UTF-8, it imports
+
+
+def flat(output: str) -> str:
+    """A command's output as one line, however it was wrapped."""
+    return " ".join(output.split())
+
+
 def test_a_family_sharing_a_mobile_stays_two_patients_and_consent_keeps_its_last_word(
     fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
