@@ -75,7 +75,9 @@ class Doctor:
         self._http: aiohttp.ClientSession | None = None
 
     async def examine(self) -> list[Finding]:
-        timeout = aiohttp.ClientTimeout(total=self.wait_seconds, connect=min(5.0, self.wait_seconds))
+        # Connecting may take the whole wait: on a busy machine a local process can be seconds late to
+        # accept, and a check that failed then would send the operator after a fault that is not there.
+        timeout = aiohttp.ClientTimeout(total=self.wait_seconds)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             self._http = http
             # The database first and alone: timed while the providers' checks load their clients, its
@@ -97,11 +99,13 @@ class Doctor:
         return findings
 
     async def _bounded(self, name: str, check: Callable[[], Awaitable[list[Finding]]]) -> list[Finding]:
+        started = time.monotonic()
         try:
             # A provider's check makes up to three requests, each bounded by wait_seconds.
             return await asyncio.wait_for(check(), timeout=3 * self.wait_seconds + 2)
         except TimeoutError:
-            return [fail(name, f"no answer within {self.wait_seconds:g} s", self._unreachable_fix(name))]
+            waited = max(time.monotonic() - started, 0.1)  # the time it took, not the limit it was given
+            return [fail(name, f"no answer within {waited:.1f} s", self._unreachable_fix(name))]
         except Exception as error:  # unreachable, refused, an answer no client could read: one line, no trace
             return [fail(name, f"unreachable: {_first_line(error)}", self._unreachable_fix(name))]
 
@@ -209,6 +213,19 @@ class Doctor:
     async def twilio(self) -> list[Finding]:
         settings = self.settings
         sid = settings.twilio_account_sid
+        empty = _empty(
+            SWITCHBOARD_TWILIO_ACCOUNT_SID=sid,
+            SWITCHBOARD_TWILIO_AUTH_TOKEN=settings.twilio_auth_token.get_secret_value(),
+        )
+        if empty:
+            return [
+                fail(
+                    "twilio account",
+                    f"{empty} is empty, so no SMS can be sent",
+                    "set it from the Twilio Console's Account Info",
+                ),
+                *_not_checked("twilio number", "twilio webhook", after="twilio account"),
+            ]
         base = settings.twilio_base_url.rstrip("/")
         auth = aiohttp.BasicAuth(sid, settings.twilio_auth_token.get_secret_value())
         status, account = await self._get("Twilio", f"{base}/2010-04-01/Accounts/{sid}.json", auth=auth)
@@ -270,6 +287,19 @@ class Doctor:
     async def whatsapp(self) -> list[Finding]:
         settings = self.settings
         number_id = settings.whatsapp_phone_number_id
+        empty = _empty(
+            SWITCHBOARD_WHATSAPP_TOKEN=settings.whatsapp_token.get_secret_value(),
+            SWITCHBOARD_WHATSAPP_PHONE_NUMBER_ID=number_id,
+        )
+        if empty:
+            return [
+                fail(
+                    "whatsapp token",
+                    f"{empty} is empty, so no WhatsApp message can be sent",
+                    "set it from WhatsApp → API Setup in the Meta app (the token: a system user's permanent one)",
+                ),
+                *_not_checked("whatsapp number", after="whatsapp token"),
+            ]
         url = f"{settings.whatsapp_base_url.rstrip('/')}/{WHATSAPP_API_VERSION}/{number_id}"
         headers = {"Authorization": f"Bearer {settings.whatsapp_token.get_secret_value()}"}
         status, answer = await self._get("WhatsApp", url, headers=headers)
@@ -365,6 +395,15 @@ class Doctor:
 
         settings = self.settings
         username = settings.smtp_username or None
+        if not settings.smtp_host.strip():
+            return [
+                fail(
+                    "smtp relay",
+                    "SWITCHBOARD_SMTP_HOST is empty, so no email can be sent",
+                    "set SWITCHBOARD_SMTP_HOST to your mail relay, with SWITCHBOARD_SMTP_PORT, "
+                    "SWITCHBOARD_SMTP_USERNAME and SWITCHBOARD_SMTP_PASSWORD",
+                )
+            ]
         relay = aiosmtplib.SMTP(
             hostname=settings.smtp_host,
             port=settings.smtp_port,
@@ -564,6 +603,11 @@ class Doctor:
 
     def _public(self, path: str) -> str:
         return self.settings.public_url.rstrip("/") + path
+
+
+def _empty(**settings: str) -> str:
+    """The first of `settings` (named as their environment variables) that is empty or blank; "" if none."""
+    return next((name for name, value in settings.items() if not value.strip()), "")
 
 
 def _first_line(error: BaseException) -> str:

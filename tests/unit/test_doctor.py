@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ import yaml
 
 from domain.clock import utc_now
 from providers.slack.client import BOT_SCOPES
-from switchboard.doctor import Doctor, fail, ok, report, skip
+from switchboard.doctor import Doctor, Finding, fail, ok, report, skip
 from switchboard.settings import Settings
 
 
@@ -56,3 +58,30 @@ def test_the_report_puts_each_fix_under_its_failure_and_counts() -> None:
 def test_the_scopes_the_doctor_wants_are_the_manifests() -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[2] / "slack-app-manifest.yaml").read_text())
     assert sorted(BOT_SCOPES) == sorted(manifest["oauth_config"]["scopes"]["bot"])
+
+
+async def test_a_request_that_timed_out_says_how_long_it_waited_not_the_limit() -> None:
+    """A client's own timeout (aiohttp's connect limit) ended the check after a moment: saying "no answer
+    within 10 s" for it sent the operator after a provider that had not been given 10 s."""
+
+    async def timed_out_quickly() -> list[Finding]:
+        await asyncio.sleep(0.2)
+        raise TimeoutError
+
+    doctor = Doctor(Settings(sandbox=False), None, wait_seconds=10.0)  # type: ignore[arg-type]
+    found = await doctor._bounded("twilio", timed_out_quickly)
+    assert found[0].outcome == "FAIL" and re.fullmatch(r"no answer within 0\.[2-9] s", found[0].detail), found
+
+
+async def test_a_provider_left_unset_is_named_as_not_set_not_as_unreachable() -> None:
+    settings = Settings(twilio_account_sid="", whatsapp_token="", smtp_host=" ")
+    doctor = Doctor(settings, None)  # type: ignore[arg-type]  # returns before any request
+    twilio, whatsapp, smtp = await doctor.twilio(), await doctor.whatsapp(), await doctor.smtp()
+    assert (twilio[0].outcome, twilio[0].detail) == (
+        "FAIL",
+        "SWITCHBOARD_TWILIO_ACCOUNT_SID is empty, so no SMS can be sent",
+    )
+    assert [f.outcome for f in twilio[1:]] == ["skip", "skip"]
+    assert whatsapp[0].detail == "SWITCHBOARD_WHATSAPP_TOKEN is empty, so no WhatsApp message can be sent"
+    assert smtp[0].detail == "SWITCHBOARD_SMTP_HOST is empty, so no email can be sent"
+    assert "SWITCHBOARD_SMTP_HOST to your mail relay" in smtp[0].fix
