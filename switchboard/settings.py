@@ -352,15 +352,15 @@ class Settings(BaseSettings):
         return in_use
 
     def sandbox_endpoints_in_use(self) -> list[str]:
-        """Provider endpoints set to this machine's sandbox ports (a .env copied from a demo, say)."""
+        """Provider endpoints on this machine (a .env copied from a demo, say, on whatever port its sandbox
+        ran): no provider and no video room a patient can reach answers at 127.0.0.1. A mail relay on
+        this machine is common (a local postfix), so SMTP counts only on the sandbox's own SMTP port."""
         in_use = []
-        for name in PROVIDER_BASE_URLS:
-            if _host_and_port(getattr(self, name)) in {(host, self.sandbox_port) for host in _LOOPBACK}:
+        for name in (*PROVIDER_BASE_URLS, "jitsi_url"):
+            if _host_and_port(getattr(self, name))[0] in _LOOPBACK:
                 in_use.append(f"SWITCHBOARD_{name.upper()}")
         if self.smtp_host in _LOOPBACK and self.smtp_port == self.sandbox_smtp_port:
             in_use.append("SWITCHBOARD_SMTP_PORT")
-        if _host_and_port(self.jitsi_url) in {(host, self.sandbox_port) for host in _LOOPBACK}:
-            in_use.append("SWITCHBOARD_JITSI_URL")
         return in_use
 
     def check_production_ready(self) -> None:
@@ -377,7 +377,8 @@ class Settings(BaseSettings):
             if not getattr(self, name).get_secret_value().strip()
         ]
         problems += [
-            f"{name} points at the local provider sandbox; leave it unset to reach the real provider"
+            f"{name} points at this machine, where only the provider sandbox answers; leave it unset to reach "
+            "the real provider"
             for name in self.sandbox_endpoints_in_use()
         ]
         if problems:

@@ -135,7 +135,7 @@ def test_production_refuses_endpoints_left_at_the_sandbox() -> None:
     copied_from_a_demo = settings(
         environment="production",
         sandbox=False,
-        twilio_base_url="http://127.0.0.1:8025",
+        twilio_base_url="http://127.0.0.1:8725",  # a demo whose sandbox ran on another port
         telegram_base_url="http://localhost:8025/",
         smtp_port=8026,
         **PRODUCTION_SECRETS,
@@ -144,8 +144,13 @@ def test_production_refuses_endpoints_left_at_the_sandbox() -> None:
         copied_from_a_demo.check_production_ready()
     message = str(refused.value)
     for name in ("SWITCHBOARD_TWILIO_BASE_URL", "SWITCHBOARD_TELEGRAM_BASE_URL", "SWITCHBOARD_SMTP_PORT"):
-        assert f"{name} points at the local provider sandbox" in message
+        assert f"{name} points at this machine, where only the provider sandbox answers" in message
     assert "WHATSAPP" not in message
+    # A mail relay on this machine (a local postfix) is common, and is no sandbox.
+    local_relay = settings(
+        environment="production", sandbox=False, smtp_host="127.0.0.1", smtp_port=25, **PRODUCTION_SECRETS
+    )
+    local_relay.check_production_ready()
 
 
 def test_a_lease_shorter_than_a_send_is_refused_in_words() -> None:
