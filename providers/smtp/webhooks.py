@@ -77,12 +77,8 @@ def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
     if not message_id:
         # Without a Message-ID, the content itself is the only stable identity for dedupe.
         message_id = f"<sha256.{hashlib.sha256(raw_bytes).hexdigest()[:32]}@inbound>"
-    received_at = utc_now()
-    if email.get("Date"):
-        try:
-            received_at = parsedate_to_datetime(str(email["Date"]))
-        except (TypeError, ValueError):
-            pass
+    # "-0000" (UTC, the sender's zone unknown) reads as a naive moment: _moment makes it UTC.
+    received_at = _moment(str(email.get("Date") or "")) or utc_now()
     text = _plain_text(email) or str(email.get("Subject", ""))
     return InboundMessage(
         provider=Provider.SMTP,

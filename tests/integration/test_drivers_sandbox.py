@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -791,6 +792,8 @@ async def test_customer_email_reaches_inbound_endpoint(sandbox: RunningSandbox, 
     await sandbox.settle()
     (arrived,) = hooks.on("/webhooks/email/inbound")
     assert arrived.parsed.body == "Can I move my booking?" and arrived.parsed.sender_name == "Ada"
+    # The sandbox dates its mail "-0000", as many relays do: still a moment in UTC, which storage needs.
+    assert arrived.parsed.received_at.utcoffset() == timedelta(0)
 
 
 # --- Console ----------------------------------------------------------------------------------

@@ -480,6 +480,12 @@ def test_inbound_email_parsing() -> None:
     assert inbound.body == "Can I come at 3?" and inbound.sender_name == "Ada Lovelace"
     assert inbound.from_address == "ada@example.com" and inbound.provider_message_id == "<abc@example.com>"
     assert inbound.received_at == datetime(2025, 4, 1, 10, tzinfo=UTC)
+    # "-0000" is UTC with the sender's zone unknown (RFC 5322), which Python reads as a naive moment: such a
+    # mail (the sandbox's, and many a relay's) failed to store, and the customer's email was lost.
+    email.replace_header("Date", "Tue, 01 Apr 2025 10:00:00 -0000")
+    assert parse_inbound_email(email.as_bytes()).received_at == datetime(2025, 4, 1, 10, tzinfo=UTC)
+    email.replace_header("Date", "not a date")
+    assert parse_inbound_email(email.as_bytes()).received_at.tzinfo is not None
 
 
 def dsn(action: str, status: str, original_headers: str, *, last_attempt: str = "") -> bytes:
