@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
+from domain.conversations.csat import SURVEY_REQUEST_PREFIX
 from domain.services import consultation_name_in
 from domain.video.booking import UNNAMED_CLINICIAN, VIDEO_BOOKED, VIDEO_RESCHEDULED
 from domain.video.model import ConsultationStatus, Window
@@ -197,6 +198,11 @@ class SqlRebookingDesk:
                 CustomerCommunication.customer_id == customer_id,
                 CustomerCommunication.direction == "outbound",
                 CustomerCommunication.source.in_(STAFF_SOURCES),
+                # A satisfaction survey goes out as a one-off send, but no one wrote it.
+                or_(
+                    CustomerCommunication.source_ref.is_(None),
+                    CustomerCommunication.source_ref.not_like(f"{SURVEY_REQUEST_PREFIX}%"),
+                ),
                 CustomerCommunication.created_at > since,
             )
             .limit(1)

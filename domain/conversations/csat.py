@@ -55,6 +55,9 @@ ANSWER_WITHIN = timedelta(days=7)
 COMMENT_WITHIN = timedelta(minutes=10)
 #: A WhatsApp window closing sooner than this is treated as closed: the outbox may send a little later.
 WINDOW_MARGIN = timedelta(minutes=5)
+#: How a survey's message is known in the outbox (its request id): sent by Switchboard, not written by staff,
+#: so a patient's "1" to a video reminder after it still answers the reminder (storage/video_no_shows.py).
+SURVEY_REQUEST_PREFIX = "csat-chat-"
 SURVEY_TEXT = "How did we do? Reply 1 (poor) to 5 (great)."
 SURVEY_SUBJECT = "How did we do?"
 #: Inside WhatsApp's window the survey is also a list to tap (an interactive list message); a tapped row comes
@@ -270,7 +273,7 @@ async def _survey_request(surveys: SurveyDesk, target: SurveyTarget, now: dateti
     channel = next((c for c in Channel if c.value == target.channel), None)
     if channel is None:
         raise MessageRequestError(f"messages cannot be sent on the {target.channel} channel")
-    request_id = f"csat-chat-{target.chat_id}"
+    request_id = f"{SURVEY_REQUEST_PREFIX}{target.chat_id}"
     if channel is Channel.WHATSAPP and not await _window_open(surveys, target.customer_id, now):
         # Outside the 24-hour window only an approved template may go; it keeps its own category (utility
         # at Meta), which the row and its price take.

@@ -13,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from api.app import create_app
 from domain.clock import utc_now
+from domain.conversations.csat import SURVEY_REQUEST_PREFIX, SURVEY_TEXT
 from domain.conversations.model import CustomerMessage
 from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.ports import InboundMessage
@@ -537,3 +538,25 @@ async def test_once_staff_have_written_a_1_answers_them_not_the_reminder(databas
     await patient_writes(database, "1", NOW + timedelta(minutes=2), ref="SMstaff")
     assert (await consultation_row(database, consultation)).status == "scheduled"
     assert await replies(database) == [] and await open_chats(database) == 1
+
+
+async def test_a_satisfaction_survey_sent_since_is_no_staff_message_and_a_1_still_confirms(
+    database: Database,
+) -> None:
+    """The survey for another conversation goes out as a one-off send, but no one wrote it: the patient's
+    "1" to the reminder still confirms (it went to an agent as an ordinary message)."""
+    w = await world(database)
+    _, consultation = await add_consultation(database, w["customer"], w["staff"], w["service"],
+                                             NOW + timedelta(hours=20), booked_at=NOW - timedelta(days=3))  # fmt: skip
+    await run_pass(database, NOW)
+    async with database.sessions() as session:
+        session.add(
+            CustomerCommunication(customer_id=w["customer"], channel="telegram", provider="telegram",
+                                  direction="outbound", source="manual", source_ref=f"{SURVEY_REQUEST_PREFIX}9",
+                                  to_address="424242", body=SURVEY_TEXT, status="sent",
+                                  created_at=NOW + timedelta(minutes=1))
+        )  # fmt: skip
+        await session.commit()
+    await patient_writes(database, "1", NOW + timedelta(minutes=2), ref="SMafter-survey")
+    assert (await consultation_row(database, consultation)).status == "confirmed"
+    assert await open_chats(database) == 0
