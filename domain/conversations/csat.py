@@ -69,6 +69,54 @@ SURVEY_CHOICES = Choices(
         for score, words in ((5, "Great"), (4, "Good"), (3, "Okay"), (2, "Not good"), (1, "Poor"))
     ),
 )
+
+
+@dataclass(frozen=True)
+class SurveyWords:
+    """The survey in one language: the customer's, as the WhatsApp template's variants are."""
+
+    text: str
+    subject: str
+    choices: Choices
+    score_words: dict[int, str]
+    email_opening: str
+    email_closing: str
+
+
+def _choices(title: str, words: tuple[str, str, str, str, str]) -> Choices:
+    return Choices(
+        title,
+        tuple(
+            Choice(f"csat:{score}", str(score), w) for score, w in zip(range(5, 0, -1), words, strict=True)
+        ),
+    )
+
+
+SURVEY_WORDS = {
+    "en": SurveyWords(
+        SURVEY_TEXT,
+        SURVEY_SUBJECT,
+        SURVEY_CHOICES,
+        {1: "poor", 5: "great"},
+        "How did we do? One click is enough:",
+        "The page that opens lets you add a comment if you like.",
+    ),
+    "de": SurveyWords(
+        "Wie zufrieden waren Sie mit uns? Antworten Sie mit 1 (schlecht) bis 5 (sehr gut).",
+        "Wie war es?",
+        _choices("Bewerten", ("Sehr gut", "Gut", "Okay", "Nicht gut", "Schlecht")),
+        {1: "schlecht", 5: "sehr gut"},
+        "Wie zufrieden waren Sie mit uns? Ein Klick genügt:",
+        "Auf der Seite, die sich öffnet, können Sie gern noch einen Kommentar schreiben.",
+    ),
+}
+
+
+def survey_words(locale: str | None) -> SurveyWords:
+    """The survey in the customer's language (`de`, `de_AT`), else in English."""
+    return SURVEY_WORDS.get((locale or "en").replace("-", "_").split("_")[0].lower(), SURVEY_WORDS["en"])
+
+
 #: The approved WhatsApp template sent when the customer's 24-hour window has closed.
 SURVEY_TEMPLATE = "chat_csat_survey"
 #: The public path of the email links: /csat/{token}/{score}.
@@ -278,14 +326,16 @@ async def _survey_request(surveys: SurveyDesk, target: SurveyTarget, now: dateti
         # Outside the 24-hour window only an approved template may go; it keeps its own category (utility
         # at Meta), which the row and its price take.
         return MessageRequest(target.customer_id, channel, template=SURVEY_TEMPLATE, request_id=request_id)
-    body, subject = SURVEY_TEXT, None
+    found = await surveys.sending.recipients.by_ids([target.customer_id], channels=(channel,), now=now)
+    words = survey_words(found[0].locale if found else None)
+    body, subject = words.text, None
     if channel is Channel.EMAIL:
         links = surveys.policy.links
         if links is None:
             raise MessageRequestError(
                 "the email links cannot be made (the public URL and secret are not set)"
             )
-        body, subject = email_survey(links, target.chat_id), SURVEY_SUBJECT
+        body, subject = email_survey(links, target.chat_id, words), words.subject
     return MessageRequest(
         target.customer_id,
         channel,
@@ -293,7 +343,7 @@ async def _survey_request(surveys: SurveyDesk, target: SurveyTarget, now: dateti
         subject=subject,
         category=MessageCategory.CONVERSATIONAL,
         request_id=request_id,
-        choices=SURVEY_CHOICES if channel is Channel.WHATSAPP else None,
+        choices=words.choices if channel is Channel.WHATSAPP else None,
     )
 
 
@@ -304,17 +354,14 @@ async def _window_open(surveys: SurveyDesk, customer_id: int, now: datetime) -> 
     return last is not None and last + surveys.policy.consent.whatsapp_window - WINDOW_MARGIN > now
 
 
-def email_survey(links: CsatLinks, chat_id: int) -> str:
+def email_survey(links: CsatLinks, chat_id: int, words: SurveyWords = SURVEY_WORDS["en"]) -> str:
     """The email survey: one link per score; the page that opens takes an optional comment."""
+    named = words.score_words
     lines = [
-        f"{score}{f' ({SCORE_WORDS[score]})' if score in SCORE_WORDS else ''}: {links.url(chat_id, score)}"
+        f"{score}{f' ({named[score]})' if score in named else ''}: {links.url(chat_id, score)}"
         for score in SCORES
     ]
-    return (
-        "How did we do? One click is enough:\n\n"
-        + "\n".join(lines)
-        + "\n\nThe page that opens lets you add a comment if you like."
-    )
+    return f"{words.email_opening}\n\n" + "\n".join(lines) + f"\n\n{words.email_closing}"
 
 
 # --- answers by message ---------------------------------------------------------------------------------

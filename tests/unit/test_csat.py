@@ -75,6 +75,7 @@ class Stored:
     comment: str | None = None
     customer_wrote: bool = True
     staff_wrote_since: bool = False
+    locale: str = "en"
     last_inbound_whatsapp_at: datetime | None = NOW - timedelta(hours=1)
     consents: dict[Channel, ChannelConsent] = field(default_factory=dict)
     queued: list[OutboxEntry] = field(default_factory=list)
@@ -129,7 +130,7 @@ class FakeUow:
         ada = Recipient(
             42,
             "Ada Lovelace",
-            "en",
+            self.draft.locale,
             "UTC",
             ADDRESSES,
             consents=self.draft.consents,
@@ -224,6 +225,22 @@ async def test_resolving_queues_one_text_survey_on_the_conversations_channel_in_
     stored.status = ChatStatus.OPEN
     await resolve(stored, at=NOW + timedelta(hours=1))
     assert len(stored.queued) == 1 and stored.requested_at == NOW
+
+
+@pytest.mark.parametrize("channel", [Channel.WHATSAPP, Channel.TELEGRAM, Channel.EMAIL])
+async def test_a_german_customer_is_asked_in_german(channel: Channel) -> None:
+    stored = Stored(channel=channel.value, locale="de_AT")
+    await resolve(stored)
+    [survey] = stored.queued
+    assert survey.body is not None
+    if channel is Channel.EMAIL:
+        assert survey.subject == "Wie war es?"
+        assert survey.body.startswith("Wie zufrieden waren Sie mit uns? Ein Klick genügt:\n\n1 (schlecht): ")
+        assert "5 (sehr gut): " in survey.body and "Kommentar" in survey.body
+    else:
+        assert survey.body.startswith("Wie zufrieden waren Sie mit uns? Antworten Sie mit 1 (schlecht) bis 5")
+    if channel is Channel.WHATSAPP:  # the list to tap, in German too
+        assert survey.payload["choices"]["button"] == "Bewerten", survey.payload
 
 
 async def test_whatsapp_outside_the_24_hour_window_gets_the_approved_template() -> None:
