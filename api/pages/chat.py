@@ -578,7 +578,12 @@ class ChatPages(StaffPages):
                 await assign_chat(container.units.desk(), session_id, actor, now=now)
             elif action == "snooze":
                 await snooze_chat(
-                    container.units.desk(), session_id, actor, until=now + timedelta(hours=2), now=now
+                    container.units.desk(),
+                    session_id,
+                    actor,
+                    until=now + timedelta(hours=2),
+                    now=now,
+                    timezone=container.settings.business_timezone,
                 )
             elif action == "resolve":
                 await resolve_chat(container.units.desk(), session_id, actor, now=now)

@@ -635,7 +635,8 @@ async def snooze_chat(
         check_snooze(await _desk_chat(uow, chat_id), until, now)
         await uow.desk.set_status(chat_id, ChatStatus.SNOOZED, now, snoozed_until=until)
         local = until.astimezone(ZoneInfo(timezone))
-        await uow.desk.add_system_turn(chat_id, f"Snoozed until {local:%Y-%m-%d %H:%M} ({timezone}).", now)
+        # As the pages write a moment ("7 Dec 2026, 06:21"), with the zone for a thread read elsewhere.
+        await uow.desk.add_system_turn(chat_id, f"Snoozed until {local.day} {local:%b %Y, %H:%M %Z}.", now)
         _audit(uow, actor, "chat.snooze", chat_id, until=until.isoformat())
         snoozed = await _desk_chat(uow, chat_id)
         await uow.commit()

@@ -185,7 +185,7 @@ async def test_the_customer_writing_wakes_a_snoozed_conversation_and_reopens_a_r
             )
         )
     assert notes == [
-        "Snoozed until 2026-03-04 10:00 (UTC).",
+        "Snoozed until 4 Mar 2026, 10:00 UTC.",
         "Resolved.",
         "Reopened: the customer wrote again.",
         "Resolved.",

@@ -1403,6 +1403,18 @@ async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded:
     assert (await post_form(client, page, f"{page}/desk/snooze", {})).status_code == 303
     snoozed = (await client.get("/communication/chat?view=snoozed")).text
     assert f'href="/communication/chat/{seeded.chat_id}"' in snoozed and " until " in snoozed
+    # The note in the conversation gives the business's time, as the page's header does, not UTC's.
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        note = await session.scalar(
+            select(ChatMessage.body)
+            .where(ChatMessage.session_id == seeded.chat_id, ChatMessage.body.like("Snoozed until %"))
+            .limit(1)
+        )
+    await database.dispose()
+    assert note is not None and re.fullmatch(r"Snoozed until \d{1,2} \w{3} \d{4}, \d\d:\d\d CES?T\.", note), (
+        note
+    )
     assert (await post_form(client, page, f"{page}/desk/resolve", {})).status_code == 303
     again = await post_form(client, page, f"{page}/desk/resolve", {})
     assert again.status_code == 409 and "already resolved" in again.text
