@@ -340,9 +340,10 @@ def _parts(
     `shown`, then how many more; one more is named, unless `exactly` `shown` were asked for: "top 3")."""
     metric = result.metrics[0]
     money = currency if metric.unit == "currency" else None
+    # A ranking ("top 3 campaigns") names real values first: orders no campaign brought are no campaign.
     parts = [
         f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
-        for s in sorted(series, key=lambda s: -(s.total or 0.0))
+        for s in sorted(series, key=lambda s: (exactly and unnamed(s), -(s.total or 0.0)))
     ]
     if len(parts) > shown + (0 if exactly else 1):  # "and 1 more" would take as many words as naming it
         parts = [*parts[:shown], f"{len(parts) - shown} more"]
@@ -487,6 +488,12 @@ PROVIDER_NAMES = {p.value: PROVIDER_WORDS[p] for p in Provider if p.value not in
 }
 #: Values that stand for "nothing" in one dimension, in words ("by reminder channel": "no reminder").
 NOTHING_WORDS = {NO_REMINDER: "no reminder"}
+
+
+def unnamed(series: SeriesResult) -> bool:
+    """Whether a split's part is the rows without a value ("(none)": orders no campaign brought)."""
+    values = series.dimension_values or (series.dimension_value,)
+    return any(not value or value == NO_VALUE for value in values)
 
 
 def named_value(result: QueryResult, dimension: str | None, value: str) -> str:

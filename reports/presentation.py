@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
-from reports.answer import Answer, chart_for, label, named_value, series_label, split_bars
+from reports.answer import Answer, chart_for, label, named_value, series_label, split_bars, unnamed
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
@@ -150,13 +150,18 @@ def check_fits(query: MetricQuery, presentation: Presentation, metric: Metric) -
 
 
 def ordered(series: Sequence[SeriesResult], presentation: Presentation) -> tuple[SeriesResult, ...]:
-    """The breakout values in the range, in the chosen order, cut to top N (figures without a value last)."""
+    """The breakout values in the range, in the chosen order, cut to top N (figures without a value last).
+    A cut to N ranks only real values: revenue no campaign brought is no campaign, so it is never the
+    "top campaign" (it comes after them, and is cut with the rest)."""
     series = [s for s in series if presentation.keeps(s.total)]
     if presentation.sort == "name":
         listed = sorted(series, key=lambda s: (s.dimension_value or "").lower())
     else:
         sign = -1.0 if presentation.sort == "largest" else 1.0
-        listed = sorted(series, key=lambda s: (s.total is None, sign * (s.total or 0.0)))
+        ranked = presentation.top is not None
+        listed = sorted(
+            series, key=lambda s: (s.total is None, ranked and unnamed(s), sign * (s.total or 0.0))
+        )
     return tuple(listed[: presentation.top] if presentation.top else listed)
 
 

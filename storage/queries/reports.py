@@ -63,6 +63,8 @@ async def value_names(
     apart: "Berlin Mitte", not "Northwind Berlin Mitte" (never "am See" of "Klinik am See"). `shown`: how a
     value without a name reads (a name that reads the same keeps its code too)."""
     found: dict[str, dict[str, str]] = {}
+    if NO_VALUE in {str(v) for v in wanted.get("campaign", ())}:
+        found["campaign"] = {NO_VALUE: "no campaign"}  # orders and messages of no campaign: not "(none)"
     async with database.read_sessions() as session:
         for dimension in NAMED_BY_CODE:
             values = sorted({str(v) for v in wanted.get(dimension, ()) if v and v != NO_VALUE})
@@ -83,7 +85,7 @@ async def value_names(
             taken = Counter([*names.values(), *(shown(v) for v in values if v not in names)])
             names = {v: (f"{name} ({v})" if taken[name] > 1 else name) for v, name in names.items()}
             if names:
-                found[dimension] = names
+                found[dimension] = {**found.get(dimension, {}), **names}
     return found
 
 

@@ -222,3 +222,21 @@ def test_a_ranking_of_clinics_is_answered_with_each_clinic_largest_first(demo: D
     opened = demo.ask("how many chats are open", as_email=MANAGER)
     assert opened.title == "Conversations: open" and not opened.images, opened.text
     assert opened.text.startswith(f"{count} conversation"), (count, opened.text)
+
+
+def test_the_top_campaigns_are_campaigns_and_revenue_no_campaign_brought_is_named_so(demo: Demo) -> None:
+    """ "top 3 campaigns by revenue last quarter" was won by "(none)": the revenue of orders no campaign
+    brought, which is no campaign. The three are now the three largest campaigns of the split by campaign,
+    and the orders of no campaign read "no campaign" there."""
+    ranked = demo.ask("top 3 campaigns by revenue last quarter", as_email=MANAGER)
+    split = demo.ask("revenue last quarter by campaign", as_email=MANAGER)
+    assert ranked.kind == "answer" and "(none)" not in ranked.text + split.text, (ranked.text, split.text)
+    # "…: €94,476.37: no campaign €80,638.07, Open clinic evening (2026-08-…) €2,217.50, …": the split names
+    # the largest parts first, whose campaigns the ranking must name in the same order.
+    parts = re.findall(r"(?:: |, | and )([^:,€]+?) €([\d,]+\.\d\d)", split.text)
+    named = [(name.strip(), float(amount.replace(",", ""))) for name, amount in parts]
+    campaigns = [amount for name, amount in named if name != "no campaign"]
+    assert len(campaigns) >= 3 and ("no campaign", max(a for _, a in named)) in named, split.text
+    shown = re.findall(r"(?:: |, | and )([^:,€]+?) €([\d,]+\.\d\d)", ranked.text)
+    assert [float(a.replace(",", "")) for _, a in shown] == campaigns[:3], (ranked.text, split.text)
+    assert "no campaign" not in ranked.text, ranked.text

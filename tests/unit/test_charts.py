@@ -25,7 +25,7 @@ from PIL import Image
 
 from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.cache import ChartCache, render_cached
-from reports.charts.render import draw_chart, render_png, render_svg
+from reports.charts.render import _shorten_apart, draw_chart, render_png, render_svg
 from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
 
 AS_OF = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
@@ -692,3 +692,19 @@ def test_a_bars_own_value_reads_as_the_table_beside_it_writes_it() -> None:
     assert [_bar_text(costs, v) for v in (0.175, 754.45, 12_345.0)] == ["$0.18", "$754.45", "$12.3K"]
     plain = dataclasses.replace(costs, unit="number", currency=None)
     assert _bar_text(plain, 0.175) == "0.18"
+
+
+def test_labels_the_cut_would_make_alike_keep_where_they_differ() -> None:
+    """Three campaigns of one name, told apart by their codes, read "Open clinic evenin…" three times when
+    cut: each keeps its start and the part where they differ."""
+    named = [
+        "Open clinic evening (2026-08-open-clinic-evening)",
+        "Open clinic evening (2026-09-open-clinic-evening)",
+        "Open clinic evening (2026-07-open-clinic-evening)",
+        "Berlin Mitte",
+        "A very long name without a twin",
+    ]
+    shown = _shorten_apart(named, 18)
+    assert shown[:3] == ["Open c…2026-08-op…", "Open c…2026-09-op…", "Open c…2026-07-op…"]
+    assert shown[3:] == ["Berlin Mitte", "A very long name…"]
+    assert all(len(label) <= 18 for label in shown) and len(set(shown)) == len(shown)
