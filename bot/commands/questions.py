@@ -648,6 +648,8 @@ def parse_question(
         metric_found, implied_filter = _channel_messages(rest)
     if metric_found is None:
         metric_found, implied_filter = _service_appointments(rest, values)
+    if metric_found is None and (metric_found := _campaign_ranking(rest)) is not None:
+        guessed = True  # the answer says which figure it ranked by
     if metric_found is None:
         if require_metric:
             blocker = _cannot_answer(rest)
@@ -661,6 +663,9 @@ def parse_question(
     for again in _metric_pattern().finditer(rest):  # "video appointments vs in person appointments"
         if again.group(0) == said:
             rest = cut(rest, Found(None, again.start(), again.end()))
+    # "messages … delivered": "messages" is the figure's own word, not one it ignored.
+    if metric.source == "messages" and (bare := re.search(r"\bmessages\b", rest)):
+        rest = cut(rest, Found(None, bare.start(), bare.end()))
     # Campaign names hold dates and weekdays ("Black Friday", "2026-10-open-clinic-evening"): read first.
     named_campaign = _mention(rest, values.get("campaign", {})) if "campaign" in metric.dimensions else None
     rest = cut(rest, named_campaign)
@@ -741,16 +746,29 @@ def parse_question(
     return question
 
 
+def _campaign_ranking(text: str) -> Found | None:
+    """ "best campaign last month", naming no figure: campaigns are ranked by the revenue they brought."""
+    match = RANKING.search(text)
+    if match is None or match.group(3) not in ("campaign", "campaigns") or match.group(1) in SMALLEST:
+        return None
+    if match.group(1) == "worst":
+        return None  # the answer lists the largest first
+    return Found("campaign_revenue", match.end(), match.end())  # nothing of the text is the figure's
+
+
 def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
-    """ "emails last week", "texts yesterday": a channel's plural is its messages sent."""
+    """ "emails last week", "texts yesterday": a channel's plural is its messages sent; "messages last week"
+    (no other figure named: "messages delivered" names one), every channel's."""
     match = re.search(
         r"\b(emails|e-mails|mails|texts|text messages|sms(?:es)?|whatsapps|whatsapp messages|telegrams|"
-        r"telegram messages|chats|chat messages)\b",
+        r"telegram messages|chats|chat messages|messages)\b",
         text,
     )
     if match is None:
         return None, None
     word = match.group(1)
+    if word == "messages":
+        return Found("messages_sent", match.start(), match.end()), None
     channel = (
         "email"
         if "mail" in word

@@ -104,6 +104,20 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"am\s+(?=(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)\b)", " on "),
     (r"seit", " since "),
     (r"zwischen", " between "),
+    # --- "which clinic had the most revenue": a ranking, the leader first with the next two beside it -------
+    (
+        r"which\s+(\w+?)\s+(?:had|has|have|brought|brings|made|makes|got|gets|earned|generated|did|does)\s+"
+        r"(?:the\s+)?(?:most|highest|best|biggest|largest|greatest)(?:\s+in)?",
+        r" top 3 \1 by ",
+    ),
+    (r"which\s+(\w+?)\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
+    (r"what\s+(?:was|is)\s+(?:our|the)\s+best\s+(\w+)", r" top 3 \1 "),
+    (
+        r"welche[rsnm]?\s+(\w+)\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
+        r"(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
+        r" top 3 \1 by ",
+    ),
+    (r"welche[rsnm]?\s+(\w+)\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
     # --- German metric words -----------------------------------------------------------------------------
     (r"kampagnen[- ]?umsatz", " campaign revenue "),
     (r"kampagnen[- ]?konversion(?:srate)?", " campaign conversion "),
@@ -113,6 +127,17 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"gelesene[nr]?", " read "),
     (r"zugestellte[nr]?", " delivered "),
     (r"fehlgeschlagene[nr]?", " failed "),
+    # "… Nachrichten haben wir letzte Woche verschickt", "… wurden letzte Woche gesendet": the verb comes
+    # last in German, after the period, which stays where it is.
+    (
+        r"(?:haben|hatten)\s+wir\s+(.*?)\s*(?:verschickt|versendet|gesendet|geschickt|rausgeschickt)\b",
+        r" sent \1 ",
+    ),
+    (r"(?:wurden|sind)\s+(.*?)\s*(?:verschickt|versendet|gesendet|geschickt)(?:\s+worden)?\b", r" sent \1 "),
+    (r"(?:wurden|sind)\s+(.*?)\s*zugestellt(?:\s+worden)?\b", r" delivered \1 "),
+    (r"(?:wurden|sind)\s+(.*?)\s*gelesen(?:\s+worden)?\b", r" read \1 "),
+    # "gesendete Nachrichten" before "gesendete" alone: "sent messages" would leave "messages" unread.
+    (r"(?:gesendete|versendete|verschickte)\s+nachrichten", " messages sent "),
     (r"gesendete[nr]?|versendete[nr]?|verschickte[nr]?", " sent "),
     (r"telefon\w*", " phone "),
     (r"laser\w+", " laser "),
@@ -142,7 +167,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"(?:kunden)?zufriedenheit", " satisfaction "),
     (r"kosten\s+pro\s+nachricht|stückkosten", " cost per message "),
     (r"(?:versand)?kosten", " messaging cost "),
-    (r"(?:gesendete|versendete|verschickte)\s+nachrichten|versand", " messages sent "),
+    (r"versand", " messages sent "),
     (r"zugestellte\s+nachrichten", " messages delivered "),
     (r"gelesene\s+nachrichten", " messages read "),
     (r"fehlgeschlagene\s+nachrichten", " messages failed "),
