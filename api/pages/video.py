@@ -488,7 +488,9 @@ class VideoPages(StaffPages):
         except (ConsultationNotFound, AppointmentNotFound) as error:
             raise NotFoundException(str(error)) from None
         except (VideoError, ConfigurationError) as error:
-            template = await self._detail(request, consultation_id, error=str(error))
+            # The time tried stays in its box, so the next try changes it rather than types it again.
+            tried = str(form.get("starts_at", "")).strip()[:16] if action == "reschedule" else ""
+            template = await self._detail(request, consultation_id, error=str(error), tried_time=tried)
             template.status_code = 409
             return template
         return after_change(request, f"/communication/video/{consultation_id}", done=done)

@@ -274,6 +274,8 @@ async def test_managers_reschedule_and_cancel_and_bad_times_are_refused_in_words
         refused = await act(client, world.future_booked, "reschedule", starts_at=typed)
         assert refused.status_code == 409, typed
         assert words in refused.text, typed
+        # The time tried stays in its box (escaped), to be changed rather than typed again.
+        assert re.search(rf'name="starts_at"[^>]*value="{re.escape(typed)}"', refused.text), typed
     async with database.read_sessions() as session:
         before = await session.scalar(
             select(VideoConsultation.scheduled_at).where(VideoConsultation.id == world.future_booked)
