@@ -145,8 +145,9 @@ def against_target(value: float | None, metric: str, formats: Formats) -> tuple[
     # Never "off by 0": a gap too small for one decimal is shown with as many as it needs (up to 3).
     points = gap * 100 if definition.unit == "percent" else gap
     places = next((p for p in (1, 2, 3) if round(points, p) != 0), 3)
+    shown = round(points, places)
     distance = (
-        f"{formats.value(round(points, places), 'number')} percentage points"
+        f"{formats.value(shown, 'number')} percentage point{'' if shown == 1 else 's'}"
         if definition.unit == "percent"
         else formats.value(round(points, max(places, 2)), definition.unit)
     )
