@@ -77,7 +77,7 @@ async def answer(
         database, _values_named(result, asked), business_name=business_name, shown=value_label
     )
     result = dataclasses.replace(result, names=named)
-    limited_to = _filters_in_words(asked, result.names)
+    limited_to = filters_in_words(asked, result.names)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
     history = await history_start(database, metric) if result.comparison_range is not None else None
@@ -190,7 +190,7 @@ def _values_named(result: QueryResult, filters: Sequence[Filter]) -> dict[str, s
     return wanted
 
 
-def _filters_in_words(filters: Sequence[Filter], names: Mapping[str, Mapping[str, str]]) -> str:
+def filters_in_words(filters: Sequence[Filter], names: Mapping[str, Mapping[str, str]]) -> str:
     """What the figure is limited to, after the metric's name: " for WhatsApp", " for Berlin Mitte or
     München Schwabing" (clinics by their names, from `names`), " for campaign Spring offer", " for all services but SKIN-VIDEO", " for 5 locations" (empty when it is not). The
     answer's sentence travels alone (a notification, a chart's alt text), so it must not read as the whole

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from bot.commands.context import CommandContext
@@ -15,6 +15,7 @@ from bot.replies import Button, Field, Image, Reply
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import READ_REPORTED, Channel
+from reports.answer import filters_in_words
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
 from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
@@ -84,7 +85,13 @@ def default_grain(question: KpiQuestion, time_range: TimeRange) -> str | None:
     return grain if grain in REGISTRY[question.metric].grains else None
 
 
-def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str:
+def read_as(
+    question: KpiQuestion,
+    metric: Metric,
+    time_range: TimeRange,
+    names: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """How the question was read, in words; `names`: the answer's names for stored codes ("VIE": "Vienna")."""
     parts = [metric.label]
     if metric.name == "revenue":
         parts[0] += ", net of refunds"
@@ -96,7 +103,8 @@ def read_as(question: KpiQuestion, metric: Metric, time_range: TimeRange) -> str
         parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
         if question.top is not None:
             parts[-1] += ", the highest" if question.top == 1 else f", the {question.top} highest"
-    parts += [f"{f.dimension.replace('_', ' ')} = {f.values[0]}" for f in question.filters]
+    if limited := filters_in_words(question.filters, names or {}).strip():
+        parts.append(limited)  # "for location Vienna", "for WhatsApp": the names people know, not codes
     if question.comparison is not None:
         # The compared dates and the rule that chose them, e.g. "vs the same days last month (1–15 Nov 2026)".
         compared = comparison_range(question.period, time_range, question.comparison)
@@ -192,7 +200,7 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     # A ranking draws its N largest parts and says which ("by location, top 3 of 5"), as a report's chart does.
     chart = present(result, Presentation(top=question.top)) if question.top else result.chart
     png = await draw(chart, "png", version, ctx.chart_cache)
-    reading = read_as(question, metric, time_range)
+    reading = read_as(question, metric, time_range, result.result.names)
     # How it was read is the "Read as" field under the sentence; when the figure was guessed or others
     # were close, the sentence says it too, for where only the text goes (a notification, a fallback).
     notes = [reading] if (question.metric_guessed or question.alternatives) else []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from reports.answer import _filters_in_words
+from reports.answer import filters_in_words
 from reports.metrics import get_metric
 from reports.query import Filter
 from reports.trends import summarise
@@ -38,13 +38,13 @@ from reports.trends import summarise
     ],
 )
 def test_a_filter_in_words(filters: list[Filter], words: str) -> None:
-    assert _filters_in_words(filters, {}) == words
+    assert filters_in_words(filters, {}) == words
 
 
 def test_a_filter_names_clinics_and_campaigns_by_the_names_people_know() -> None:
     names = {"location": {"BER": "Berlin Mitte"}, "campaign": {"bf-26": "Black Friday"}}
     both = [Filter("location", "in", ("BER", "MUC")), Filter("campaign", "eq", "bf-26")]
-    assert _filters_in_words(both, names) == " for Berlin Mitte or MUC and campaign Black Friday"
+    assert filters_in_words(both, names) == " for Berlin Mitte or MUC and campaign Black Friday"
 
 
 def test_the_limit_comes_right_after_the_figures_name_before_net_of_refunds() -> None:
