@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast, get_args
 
-from reports.answer import Answer, answer
+from reports.answer import Answer, answer, value_label
 from reports.charts.cache import ChartCache, draw
 from reports.charts.spec import ChartSpec
 from reports.exports import as_csv, figures_text
@@ -163,7 +163,7 @@ def describe_query(query: MetricQuery, cut: str | None = None) -> str:
         if cut:
             parts.append(cut)
     parts += [
-        f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(f.values)}"
+        f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(map(value_label, f.values))}"
         for f in query.filters
     ]
     if query.grain:

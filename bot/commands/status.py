@@ -8,6 +8,7 @@ from datetime import date
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Field, Reply, Table
+from domain.messages.words import provider_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import MessageStatus
 from reports.heartbeats import ago, read_background_health
@@ -34,7 +35,7 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
     depth, webhook = status.depth, status.last_webhook
     queue = ", ".join(f"{s} {depth.get(s, 0):,}" for s in IN_FLIGHT)
     last_webhook = (
-        f"{webhook.provider} {webhook.kind} {ago(webhook.received_at, now)} ({webhook.status})"
+        f"{_webhook_words(webhook.provider, webhook.kind)} {ago(webhook.received_at, now)} ({webhook.status})"
         if webhook
         else "none received yet"
     )
@@ -59,3 +60,13 @@ async def run_status(command: ShowStatus, who: StaffIdentity, ctx: CommandContex
         fields=fields,
         table=table,
     )
+
+
+#: What a provider's webhook brought, where its kind says it ("status": a delivery receipt).
+WEBHOOK_KIND_WORDS = {"status": "a delivery receipt", "inbound": "a customer's message", "email": "an email"}
+
+
+def _webhook_words(provider: str, kind: str) -> str:
+    """ "an email from the mail server", "a delivery receipt from Twilio", "from Telegram Bot API"."""
+    what = WEBHOOK_KIND_WORDS.get(kind)
+    return f"{what + ' ' if what else ''}from {provider_words(provider)}"

@@ -97,6 +97,13 @@ def test_a_ranking_is_said_with_its_split_and_named_in_the_sentence_only_as_the_
     assert said.startswith("Revenue, last 30 days, by location, top 3, source channel")
     assert ", bottom 3," in describe_query(query, Presentation(top=3, sort="smallest").cut_words)
     assert "top" not in describe_query(query, Presentation().cut_words)
+    # Values as people read them: "WhatsApp, SMS, email", not "whatsapp, sms, email".
+    channels = MetricQuery(
+        metrics=("messages_sent",),
+        period=PeriodSpec.last_n_days(30),
+        filters=(Filter("channel", "in", ("whatsapp", "sms", "email")),),
+    )
+    assert describe_query(channels).endswith("channel is one of WhatsApp, SMS, email")
     # The sentence names the parts the chart keeps: the N largest, not the smallest, a range or stacked pairs.
     two_ways = MetricQuery(
         ("revenue",), PeriodSpec.last_n_days(30), dimensions=("location", "source_channel")
