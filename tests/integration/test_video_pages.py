@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from api.app import create_app
 from api.auth import login_link
+from domain.video.reminders import SKIPPED_EVENT
 from storage.database import Database
 from storage.models import (
     Appointment,
@@ -94,8 +95,20 @@ async def test_pages_need_a_session(client: Client, world: VideoWorld) -> None:
 
 
 async def test_today_lists_each_clinicians_consultations_with_status_reminders_and_joins(
-    client: Client, world: VideoWorld
+    client: Client, world: VideoWorld, database: Database
 ) -> None:
+    async with database.sessions() as session:  # a reminder skipped: its time had passed when it was booked
+        session.add(
+            BusinessEvent(
+                event_type=SKIPPED_EVENT,
+                idempotency_key=f"video-reminder:{world.today_no_show}:1:120",
+                customer_id=world.customers["hostile"],
+                payload={"consultation_id": world.today_no_show, "skipped": "booked too late for it"},
+                occurred_at=datetime.now(UTC) - timedelta(days=1),
+                processed_at=datetime.now(UTC) - timedelta(days=1),
+            )
+        )
+        await session.commit()
     await sign_in(client, world, VIEWER)
     response = await client.get("/communication/video")
     assert response.status_code == 200
@@ -109,7 +122,14 @@ async def test_today_lists_each_clinicians_consultations_with_status_reminders_a
     assert "10:00" in html and "11:00" in html
     # Reminders: the 24-hour one went out by WhatsApp; the 2-hour one was held back by quiet hours.
     assert 'WhatsApp: <span class="status status-delivered">delivered</span>' in html
-    assert 'SMS: <span class="status status-suppressed">not sent</span>' in html
+    assert re.search(
+        r'SMS: <span class="status status-suppressed" title="[^"]*Quiet hours[^"]*">not sent</span>', html
+    )
+    # A reminder never sent had no channel: named by its time, its reason on hovering.
+    assert re.search(
+        r'2 hours before: <span class="status status-skipped" title="Not sent: [^"]+">skipped</span>', html
+    )
+    assert "—: " not in html
     assert "patient 09:55" in html
     assert "Dan Doe" not in html, "another day of the week is not today"
     assert f'href="/communication/video/{world.next_week}"' not in html

@@ -79,7 +79,9 @@ def test_shorthand_and_comparisons_are_read_and_said(demo: Demo) -> None:
     emails = demo.ask("emails last week", as_email=MANAGER)
     assert emails.title == "Messages sent" and "for email" in read_as(emails)
     booked = demo.ask("appts next week in berlin", as_email=MANAGER)
-    assert booked.kind == "answer" and "for Berlin Mitte" in read_as(booked), booked.text  # the name, not "BER"
+    assert booked.kind == "answer" and "for Berlin Mitte" in read_as(booked), (
+        booked.text
+    )  # the name, not "BER"
 
 
 def test_a_named_metric_wins_over_the_customer_command(demo: Demo) -> None:
