@@ -298,10 +298,26 @@ def _fields(booked: BookedConsultation) -> tuple[Field, ...]:
     )
 
 
-def _buttons(booked: BookedConsultation) -> tuple[Button, ...]:
+#: The list a booked day is in, as its button says it, nearest first.
+_LIST_BUTTONS = (("today", "Today's list"), ("tomorrow", "Tomorrow's list"), ("week", "This week's list"),
+                 ("next_week", "Next week's list"))  # fmt: skip
+
+
+def _buttons(booked: BookedConsultation, ctx: CommandContext) -> tuple[Button, ...]:
+    """Free times, the list the consultation is in (the day it was booked for, not always today), cancel."""
+    zone = zone_of(ctx.business_tz)
+    day, today = booked.starts_at.astimezone(zone).date(), ctx.now().astimezone(zone).date()
+    listed = next(
+        (
+            Button(words, f"video list {PERIODS[period]} {booked.staff_name}")
+            for period, words in _LIST_BUTTONS
+            if list_days(period, today)[0] <= day < list_days(period, today)[1]
+        ),
+        None,
+    )
     return (
         Button("Free times", f"video slots {booked.staff_name}"),
-        Button("Today's list", "video list today"),
+        *((listed,) if listed else ()),
         Button("Cancel it", f"video cancel {booked.consultation_id}", "danger"),
     )
 
@@ -365,7 +381,7 @@ async def run_book(command: BookVideo, who: StaffIdentity, ctx: CommandContext) 
         f"{time_in(booked.starts_at, booked.staff_timezone)} ({_patient_words(booked)}). {_told(booked)}",
         title="Video consultation booked",
         fields=_fields(booked),
-        buttons=_buttons(booked),
+        buttons=_buttons(booked, ctx),
     )
 
 
@@ -392,7 +408,7 @@ async def run_reschedule(command: RescheduleVideo, who: StaffIdentity, ctx: Comm
         f"The link stays the same. {_told(booked, 'the new time')}",
         title="Video consultation moved",
         fields=_fields(booked),
-        buttons=_buttons(booked),
+        buttons=_buttons(booked, ctx),
     )
 
 

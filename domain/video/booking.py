@@ -469,9 +469,11 @@ async def _require_free(
     busy = await uow.video.busy(clinician.staff_id, starts_at, ends_at, except_appointment=except_appointment)
     clash = overlaps(busy, starts_at, ends_at)
     if clash is not None:
+        taken, asked = _span(clash.starts_at, _minutes(clash), tz), _span(starts_at, duration_minutes, tz)
         raise SlotTaken(
-            f"{clinician.name} is already booked {_span(clash.starts_at, _minutes(clash), tz)}, "
-            f"which overlaps {_span(starts_at, duration_minutes, tz)}. Pick a free time."
+            f"{clinician.name} is already booked {taken}"
+            + (", the very time asked for" if taken == asked else f", which overlaps {asked}")
+            + ". Pick a free time."
         )
 
 

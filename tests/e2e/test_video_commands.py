@@ -83,7 +83,12 @@ async def test_booking_moving_and_cancelling_from_chat(ctx: CommandContext) -> N
     number = consultation.id
 
     kind, shown = await say(ctx, AGENT, text.replace("10:30", "10:45"))
-    assert kind == "error" and "Lena Hoffmann is already booked Mon 14 Dec 10:30–11:00 CET" in shown
+    assert (
+        kind == "error"
+        and "Lena Hoffmann is already booked Mon 14 Dec 10:30–11:00 CET, which overlaps" in shown
+    )
+    kind, shown = await say(ctx, AGENT, text)
+    assert kind == "error" and "already booked Mon 14 Dec 10:30–11:00 CET, the very time asked for." in shown
     kind, shown = await say(ctx, AGENT, text.replace("10:30", "12:15"))
     assert kind == "error" and "outside Lena Hoffmann's working hours" in shown
     kind, shown = await say(ctx, AGENT, text.replace("2026-12-14 10:30", "2027-03-28 02:30"))
@@ -156,3 +161,15 @@ async def test_a_name_several_customers_share_asks_which(ctx: CommandContext) ->
 
 async def ask_shown(ctx: CommandContext, text: str) -> tuple[str, str]:
     return await say(ctx, AGENT, text)
+
+
+async def test_a_booking_s_list_button_shows_the_day_it_was_booked_for(ctx: CommandContext) -> None:
+    """After booking for tomorrow, "Today's list" did not show the booking: the button names its day."""
+    customer = await a_customer(ctx.database)
+    text = f"video book #{customer.id} skin video with Dr Hoffmann at 2026-11-25 11:00"
+    booked = await ask(ctx, text, as_email=AGENT)
+    assert [b.label for b in booked.buttons] == ["Free times", "Tomorrow's list", "Cancel it"], booked.buttons
+    listed = render_reply(await ask(ctx, booked.buttons[1].command, as_email=AGENT))
+    assert "Wed 25 Nov 11:00 CET" in listed and customer.name in listed, listed
+    far_off = await ask(ctx, text.replace("2026-11-25", "2026-12-15"), as_email=AGENT)
+    assert [b.label for b in far_off.buttons] == ["Free times", "Cancel it"], far_off.buttons
