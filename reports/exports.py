@@ -8,6 +8,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -200,9 +201,13 @@ def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
         return line
     sheet = sheet_rows(spec)
     names = [s.name for s in spec.series]
+    # Dates as people read them ("week of 2 Nov"), not as the attached sheet keeps them ("2026-11-02").
+    days = _bucket_words(spec) if spec.x_dates else None
     lines = []
     for index, row in enumerate(sheet.rows[:rows]):
         label, *_ = row
+        if days is not None:
+            label = days[index]
         values = [spec.series[i].values[index] for i in range(len(spec.series))] if not spec.heatmap else []
         shown = ", ".join(
             f"{name}: {_shown(v, spec)}" if len(names) > 1 else _shown(v, spec)
@@ -211,7 +216,32 @@ def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
         lines.append(f"{label}: {shown}" if shown else str(label))
     if len(sheet.rows) > rows:
         lines.append(f"… and {len(sheet.rows) - rows} more (in the attached file and on the dashboard)")
+    if spec.x_dates and " · partial " in spec.period_label:  # "1–30 Nov 2026 · partial first week"
+        partial = spec.period_label.split(" · ", 1)[1]
+        lines.append(f"({partial[0].upper()}{partial[1:]}: fewer days than the others, so not a drop.)")
     return "\n".join(lines)
+
+
+def _bucket_words(spec: ChartSpec) -> list[str]:
+    """Each time bucket in words, its length read from the steps between them: "Mon 2 Nov" for days, "week
+    of 2 Nov", "Nov 2026", or a time for hours."""
+    from babel.dates import format_date, format_skeleton, format_time
+
+    tz = zone(spec.timezone)
+    local = [x.astimezone(tz) if isinstance(x, datetime) else x for x in spec.x_dates]
+    steps = {(b - a).total_seconds() for a, b in pairwise(local)}
+    day = 86_400.0
+    words = []
+    for moment in local:
+        if isinstance(moment, datetime) and steps and max(steps) < day / 2:  # hours (a DST day has 23)
+            words.append(str(format_time(moment, "short", locale=spec.locale)))
+        elif steps and min(steps) >= 28 * day:
+            words.append(str(format_skeleton("yMMM", moment, locale=spec.locale)))
+        elif steps and min(steps) >= 7 * day:
+            words.append(f"week of {format_date(moment, 'd MMM', locale=spec.locale)}")
+        else:
+            words.append(str(format_skeleton("MMMEd", moment, locale=spec.locale)))
+    return words
 
 
 def _shown(value: float | None, spec: ChartSpec) -> str:

@@ -12,7 +12,7 @@ import pytest
 from reports.answer import Answer
 from reports.builder import EMPTY_FORM, build, form_from_definition, form_of
 from reports.charts.spec import ChartSpec, KpiTile, Series
-from reports.exports import as_csv, sheet_rows
+from reports.exports import as_csv, figures_text, sheet_rows
 from reports.metrics import get_metric
 from reports.periods import PeriodSpec, TimeRange
 from reports.presentation import (
@@ -406,3 +406,27 @@ def test_a_rate_over_time_with_one_day_to_divide_by_is_its_figure_not_a_lone_dot
 
     assert drawn(points) == "tile 0.041"
     assert drawn(tuple((day, 0.004 * (i + 1)) for i, day in enumerate(days))) == "line"
+
+
+def test_the_figures_sent_as_text_read_dates_as_people_do_and_say_a_partial_week() -> None:
+    """A scheduled delivery's text listed "2026-11-02: …": the sheet keeps ISO dates, the text says "week of
+    2 Nov", and a week the period holds only part of is named, so its figure is not read as a drop."""
+    mondays = tuple(datetime(2026, 10, 25, 23, 0, tzinfo=UTC) + timedelta(days=7 * i) for i in range(3))
+    weekly = _spec(
+        kind="line",
+        unit="percent",
+        currency=None,
+        period_label="28 Oct – 15 Nov 2026 · partial first week",
+        series=(Series("Delivery rate", (0.97, 0.95, 0.96)),),
+        x_dates=mondays,
+    )
+    assert figures_text(weekly).splitlines() == [
+        "week of 26 Oct: 97.0%",
+        "week of 2 Nov: 95.0%",
+        "week of 9 Nov: 96.0%",
+        "(Partial first week: fewer days than the others, so not a drop.)",
+    ]
+    assert sheet_rows(weekly).rows[0][0] == "2026-10-26"  # the attached sheet keeps the date as data
+    two_days = (mondays[0], mondays[0] + timedelta(days=1))
+    daily = _spec(kind="line", locale="en_GB", series=(Series("Revenue", (1.0, 2.0)),), x_dates=two_days)
+    assert figures_text(daily).splitlines() == ["Mon 26 Oct: €1.00", "Tue 27 Oct: €2.00"]
