@@ -163,3 +163,15 @@ def fresh_databases(
 def engine_params() -> list[object]:
     """Parameters for a fixture of one's own that runs on every configured engine."""
     return _engine_params()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names_per_test() -> Iterator[None]:
+    """The bot keeps the names it read from a database for a minute, by the database's URL; tests reuse
+    URLs for databases of other contents, so each test starts without them (else a question about a
+    campaign one test seeded is read against another test's campaigns)."""
+    from bot.commands import kpi
+
+    kpi._known_cache.clear()
+    yield
+    kpi._known_cache.clear()

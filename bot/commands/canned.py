@@ -109,7 +109,9 @@ async def _filled(search: str, chat_id: int, who: StaffIdentity, ctx: CommandCon
     filled = fill(
         reply, known_values(customer, agent_name=who.name, business_name=ctx.settings.business_name)
     )
-    fields = (Field("Still to fill", missing_sentence(filled.missing)),) if filled.missing else ()
+    # The field's label says "Still to fill"; its value lists what ("{time} and {date}"), not the words again.
+    missing = missing_sentence(filled.missing).removeprefix("Still to fill: ").removesuffix(".")
+    fields = (Field("Still to fill", missing),) if filled.missing else ()
     return Reply(
         filled.text,
         title=f"/{reply.shortcut} for conversation {chat_id} with {customer.name}",

@@ -138,7 +138,10 @@ def _actor(who: StaffIdentity) -> DeskActor:
 
 
 def _when(moment: datetime | None, ctx: CommandContext) -> str:
-    return "—" if moment is None else f"{moment.astimezone(ZoneInfo(ctx.business_tz)):%d %b %H:%M}"
+    if moment is None:
+        return "—"
+    local = moment.astimezone(ZoneInfo(ctx.business_tz))
+    return f"{local.day} {local:%b %H:%M}"  # "7 Dec 04:17", as every other date reads
 
 
 def _status(chat: DeskChat) -> str:

@@ -121,7 +121,7 @@ async def run_show(command: ShowCustomer, who: StaffIdentity, ctx: CommandContex
             "Preferred channel",
             channel_words(customer.preferred_channel) if customer.preferred_channel else "—",
         ),
-        Field("Customer since", f"{customer.created_at:%d %b %Y}"),
+        Field("Customer since", f"{customer.created_at.day} {customer.created_at:%b %Y}"),
         Field("On the dashboard", customer_page(ctx, customer.id)),
     )
     masked = "" if command.full else " Contact details are masked; `--full` shows them (agents and up)."

@@ -204,7 +204,9 @@ def _number(word: str) -> int:
 
 def _between(first: date, last: date) -> PeriodSpec:
     if last < first:
-        raise ValueError(f"the period ends ({last:%d %b %Y}) before it starts ({first:%d %b %Y})")
+        raise ValueError(
+            f"the period ends ({last.day} {last:%b %Y}) before it starts ({first.day} {first:%b %Y})"
+        )
     return PeriodSpec.between(first, last)
 
 

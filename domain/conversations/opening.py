@@ -105,7 +105,7 @@ def why_not(reach: Reachability, channel: Channel) -> str | None:
         return f"{reach.name} has no {ADDRESS_WORDS[channel]} on file."
     consent = reach.consents.get(channel)
     if consent is not None and consent.status is ConsentStatus.OPTED_OUT:
-        when = f" on {consent.changed_at:%d %b %Y}" if consent.changed_at else ""
+        when = f" on {consent.changed_at.day} {consent.changed_at:%b %Y}" if consent.changed_at else ""
         return f"{reach.name} opted out of {channel_words(channel)}{when}."
     return None
 
