@@ -117,8 +117,11 @@
       var resolved = document.querySelector("[data-live-resolved]");
       if (resolved) resolved.textContent = state.resolved ? " · resolved" : "";
       document.querySelectorAll("[data-live-when]").forEach(function (form) {
-        form.hidden = (form.getAttribute("data-live-when") === "resolved") !== Boolean(state.resolved) ||
-          (form.hasAttribute("data-live-hide-mine") && Boolean(state.mine));
+        var when = form.getAttribute("data-live-when");
+        var shown = when === "resolved" ? Boolean(state.resolved)
+          : when === "snoozed" ? !state.resolved && Boolean(state.snoozed_until)
+          : !state.resolved;
+        form.hidden = !shown || (form.hasAttribute("data-live-hide-mine") && Boolean(state.mine));
       });
     });
   }

@@ -1415,6 +1415,13 @@ async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded:
     assert note is not None and re.fullmatch(r"Snoozed until \d{1,2} \w{3} \d{4}, \d\d:\d\d CES?T\.", note), (
         note
     )
+    # Snoozed, it can be woken at once (the customer writing would wake it too).
+    wake = f'<form method="post" action="{page}/desk/reopen" data-live-when="snoozed">'
+    assert wake in (await client.get(page)).text
+    assert (await post_form(client, page, f"{page}/desk/reopen", {})).status_code == 303
+    woken = (await client.get(page)).text
+    assert "This conversation is open again." in woken and wake not in woken
+    assert " · snoozed until" not in woken
     assert (await post_form(client, page, f"{page}/desk/resolve", {})).status_code == 303
     again = await post_form(client, page, f"{page}/desk/resolve", {})
     assert again.status_code == 409 and "already resolved" in again.text
@@ -1435,7 +1442,7 @@ async def test_the_web_inbox_queues_and_the_desk_buttons(client: Client, seeded:
             )
         )
     await database.dispose()
-    assert actions == ["chat.assign", "chat.snooze", "chat.resolve", "chat.reopen"]
+    assert actions == ["chat.assign", "chat.snooze", "chat.reopen", "chat.resolve", "chat.reopen"]
 
 
 async def test_an_agent_says_they_are_away_or_back_from_the_inbox(client: Client, seeded: Seeded) -> None:
