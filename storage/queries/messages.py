@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVarTuple
@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, Row, Select, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.clock import utc_now
-from domain.vocabulary import Channel, MessageStatus
+from domain.vocabulary import STATUS_PROGRESS, Channel, MessageStatus
 from storage.database import Database
 from storage.message_months import recent_since
 from storage.models import (
@@ -135,11 +135,7 @@ async def message_with_history(
         row = await _message_by_id(session, message_id)
         if row is None:
             return None
-        events = await session.scalars(
-            select(MessageStatusEvent)
-            .where(_history_of(row))
-            .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
-        )
+        events = _in_order(await session.scalars(select(MessageStatusEvent).where(_history_of(row))))
         history = [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events]
         return _record(row), history
 
@@ -188,6 +184,24 @@ def _older_than(cursor: CustomerCommunication) -> ColumnElement[bool]:
     return or_(
         written < cursor.created_at,
         and_(written == cursor.created_at, CustomerCommunication.id < cursor.id),
+    )
+
+
+_PROGRESS = {status.value: rank for status, rank in STATUS_PROGRESS.items()}
+
+
+def _in_order(events: Iterable[MessageStatusEvent]) -> list[MessageStatusEvent]:
+    """Oldest first, by the second: providers date their receipts in whole seconds (WhatsApp, Twilio) while
+    our own steps carry fractions, so "delivered" at 10:00:05 would sort before our "sent" at 10:00:05.4.
+    Within a second, a message's own progress decides (queued, sent, delivered, read: a receipt may be
+    recorded before the step it follows), then the order they were recorded in."""
+    return sorted(
+        events,
+        key=lambda e: (
+            e.occurred_at.replace(microsecond=0),
+            _PROGRESS.get(e.status, 9),
+            e.id,
+        ),
     )
 
 
@@ -316,13 +330,7 @@ async def message_detail(database: Database, message_id: int) -> MessageDetail |
         customer = await session.get(Customer, message.customer_id) if message.customer_id else None
         campaign = await session.get(BulkMessaging, message.campaign_id) if message.campaign_id else None
         template = await session.get(MessageTemplate, message.template_id) if message.template_id else None
-        events = list(
-            await session.scalars(
-                select(MessageStatusEvent)
-                .where(_history_of(message))
-                .order_by(MessageStatusEvent.occurred_at, MessageStatusEvent.id)
-            )
-        )
+        events = _in_order(await session.scalars(select(MessageStatusEvent).where(_history_of(message))))
         return MessageDetail(
             _record(message),
             [StatusChange(e.status, e.source, e.occurred_at, e.error_code, e.detail) for e in events],
