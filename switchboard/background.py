@@ -186,11 +186,14 @@ class BackgroundServices:
         for job in self.jobs():
             self._every(job)
         self._scheduler.start()
+        # Telegram without a bot token is off (as `switchboard doctor` says), though its driver is built.
+        off = [] if settings.telegram_bot_token.get_secret_value().strip() else ["telegram"]
         log.info(
-            "%s started: sending on %s, up to %d provider calls in flight per channel",
+            "%s started: sending on %s, up to %d provider calls in flight per channel%s",
             self.worker_id,
-            ", ".join(sorted(channel.value for channel in self._drivers)) or "no channel",
+            ", ".join(sorted(c.value for c in self._drivers if c.value not in off)) or "no channel",
             settings.worker_concurrency,
+            "; Telegram is off (no SWITCHBOARD_TELEGRAM_BOT_TOKEN)" if off else "",
         )
 
     def _report_scheduler(self) -> ReportScheduler:

@@ -196,17 +196,29 @@ def migrate(revision: str) -> None:
     settings = load_settings()
     _needs_postgresql_itself(settings, "migrate")
 
+    moved: list[str | None] = []
+
     async def upgrade(database: Any) -> None:
         try:
             async with migrations.migration_lock(settings.database_url):
+                moved.append(await migrations.current_revision(database.engine))
                 await migrations.upgrade(settings.database_url, revision)
+                moved.append(await migrations.current_revision(database.engine))
                 if revision == "head":
                     await mirror_definitions(database)
         except migrations.MigrationLockBusy as busy:
             raise StartupError(str(busy)) from None
 
     run_async(_with_database(settings, upgrade))
-    click.echo(f"database at {redact_url(settings.database_url)} is at {revision}")
+    before, after = moved if len(moved) == 2 else (None, None)
+    where = f"database at {redact_url(settings.database_url)}"
+    at = f"{after} ({revision})" if revision == "head" else str(after)
+    if before == after:
+        click.echo(f"{where} is at {at}: nothing to upgrade")
+    elif before is None:
+        click.echo(f"{where} is at {at}: its schema was created")
+    else:
+        click.echo(f"{where} is at {at}: upgraded from {before}")
 
 
 @main.command()

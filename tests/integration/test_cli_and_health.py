@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -38,8 +39,10 @@ def test_migrate_creates_the_sqlite_database(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
     result = run_cli("migrate", database_url=url)
     assert result.returncode == 0, result.stderr
-    assert "is at head" in result.stdout
+    assert re.search(r"is at \w+ \(head\): its schema was created", result.stdout), result.stdout
     assert (tmp_path / "fresh.db").exists()
+    again = run_cli("migrate", database_url=url)
+    assert again.returncode == 0 and "(head): nothing to upgrade" in again.stdout, again.stdout
 
 
 @pytest.mark.parametrize(
