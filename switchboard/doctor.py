@@ -328,7 +328,7 @@ class Doctor:
             ok("whatsapp token", "accepted"),
             ok(
                 "whatsapp number",
-                f"{answer.get('display_phone_number')} ({name}), quality {quality}; the webhook itself is "
+                f"{_phone_shown(answer.get('display_phone_number'))} ({name}), quality {quality}; the webhook itself is "
                 f"registered in the Meta app: {self._public('/webhooks/whatsapp')}",
             ),
         ]
@@ -603,6 +603,18 @@ class Doctor:
 
     def _public(self, path: str) -> str:
         return self.settings.public_url.rstrip("/") + path
+
+
+def _phone_shown(number: Any) -> str:
+    """Meta's display number ("15550783881", or "+1 555-078-3881") as people write it: "+1 555-078-3881"."""
+    import phonenumbers
+
+    digits = "".join(ch for ch in str(number or "") if ch.isdigit())
+    try:
+        parsed = phonenumbers.parse(f"+{digits}", None)
+    except phonenumbers.NumberParseException:
+        return str(number or "?")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
 def _empty(**settings: str) -> str:

@@ -63,6 +63,7 @@ def test_doctor_is_green_on_a_working_installation(demo: Demo) -> None:
     assert found["production"][0] == "skip"  # a demo is not production, and says so
     assert found["twilio webhook"][1].endswith(f"{demo.app_url}/webhooks/twilio/inbound")
     assert found["smtp relay"][1].endswith("delivery reports (DSN) offered and asked for")
+    assert found["whatsapp number"][1].startswith("+1 555-"), found["whatsapp number"]  # as people write it
     assert found["video"][1].startswith("Jitsi at ") and found["video"][1].endswith(" answers")
     assert done.stdout.rstrip().endswith("all 15 checks passed")
 
