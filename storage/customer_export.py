@@ -101,7 +101,8 @@ async def find_customer(
     if len(found) > 1:
         ids = ", ".join(f"#{i}" for i in found[:5]) + (" and more" if len(found) > 5 else "")
         raise NoSuchCustomer(
-            f"more than one customer has {asked} (a family may share one): {ids}; give the customer's id instead"
+            f"more than one customer has {asked} (a family may share one): {ids}; give the customer's id instead, "
+            f"in place of --email or --phone (e.g. {found[0]})"
         )
     return found[0]
 

@@ -154,5 +154,5 @@ async def test_a_phone_number_is_read_as_people_write_it_and_a_shared_one_names_
             await find_customer(database, customer_id=None, email=None, phone="0151 23456789", region="DE")
     assert str(shared.value) == (
         f"more than one customer has phone +4915123456789 (a family may share one): #{mother.id}, #{son.id}; "
-        "give the customer's id instead"
+        f"give the customer's id instead, in place of --email or --phone (e.g. {mother.id})"
     )
