@@ -250,6 +250,8 @@ def _value_ticks(
     candidates = [round(float(t), 10) for t in locator.tick_values(low, high)]
     start = max((t for t in candidates if t <= low), default=candidates[0])
     end = min((t for t in candidates if t >= high), default=candidates[-1])
+    if spec.unit == "percent" and values and max(values) <= 1.0 and end > 1.0 and 1.0 in candidates:
+        end = 1.0  # a rate's axis ends at 100%, not at 125% for its labels' sake: they sit just above it
     return [t for t in candidates if start <= t <= end]
 
 

@@ -25,7 +25,7 @@ from PIL import Image
 
 from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.cache import ChartCache, render_cached
-from reports.charts.render import _shorten_apart, draw_chart, render_png, render_svg
+from reports.charts.render import _shorten_apart, _value_ticks, draw_chart, render_png, render_svg
 from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
 
 AS_OF = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
@@ -708,3 +708,17 @@ def test_labels_the_cut_would_make_alike_keep_where_they_differ() -> None:
     assert shown[:3] == ["Open c…2026-08-op…", "Open c…2026-09-op…", "Open c…2026-07-op…"]
     assert shown[3:] == ["Berlin Mitte", "A very long name…"]
     assert all(len(label) <= 18 for label in shown) and len(set(shown)) == len(shown)
+
+
+def test_a_rate_s_axis_ends_at_100_percent_though_its_bars_carry_labels() -> None:
+    """Room for the labels above a 99% bar once stretched the axis to 125%, a rate no channel can reach."""
+    rates = ChartSpec(
+        kind="bar",
+        unit="percent",
+        categories=("Telegram", "SMS"),
+        series=(Series("Delivery rate", (0.991, 0.933)),),
+        **HEADER,
+    )
+    assert _value_ticks(rates, [0.991, 0.933], include_zero=True, headroom=0.09)[-1] == 1.0
+    counts = ChartSpec(kind="bar", unit="count", categories=("a",), series=(Series("n", (99.0,)),), **HEADER)
+    assert _value_ticks(counts, [99.0], include_zero=True, headroom=0.09)[-1] > 99.0  # counts keep their room
