@@ -457,7 +457,7 @@ def cost_revenue_bars(
                 f"Attributed revenue ({result.revenue_currency})", tuple(r.attributed_revenue for r in rows)
             ),
         ),
-        subtitle=f"each channel with its message cost; revenue within {result.window_days} days of a message",
+        subtitle=f"revenue within {result.window_days} days of a message; labels: message cost",
         summary=summary,
     )
 
