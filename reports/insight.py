@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
+from babel.dates import format_skeleton
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.messages.words import channel_words
@@ -407,7 +408,8 @@ def cohort_heatmap(
         unit="percent",
         locale=locale,
         timezone=timezone,
-        categories=tuple(f"{r.cohort:%Y-%m} ({r.customers})" for r in rows),
+        # "Jun 2026 (127)", as the table beside it writes the month (the CSV keeps the rows' labels).
+        categories=tuple(f"{format_skeleton('yMMM', r.cohort, locale=locale)} ({r.customers})" for r in rows),
         heatmap=tuple(r.retention for r in rows),
         heatmap_columns=tuple(f"+{k}" for k in range(1, result.months + 1)),
         subtitle="share of each first-order cohort ordering again, by months after",

@@ -72,7 +72,7 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
     months = insight.result.months
     rows = tuple(
         (
-            f"{r.cohort:%Y-%m}",
+            f"{r.cohort:%b %Y}",  # "Jul 2026", as the heatmap and the dashboard write the month
             str(r.customers),
             *("—" if share is None else f"{share:.0%}" for share in r.retention),
         )

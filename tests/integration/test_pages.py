@@ -1021,7 +1021,7 @@ async def test_the_customer_page_shows_the_stored_cohort_retention(client: Clien
     assert exported[0] == "Cohort," + ",".join(f"Month +{k} (%)" for k in range(1, insight.result.months + 1))
     for line, row in zip(exported[1:], insight.result.rows, strict=False):
         cells = ["" if share is None else f"{round(share * 100, 2):g}" for share in row.retention]
-        assert line == ",".join([f"{row.cohort:%Y-%m} ({row.customers})", *cells]), line
+        assert line == ",".join([f"{row.cohort:%b %Y} ({row.customers})", *cells]), line  # "Jun 2026 (127)"
 
 
 async def test_a_cohort_period_without_first_orders_says_so_without_an_empty_heatmap(
