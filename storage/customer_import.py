@@ -65,8 +65,8 @@ class ImportCounts:
     left_out: int = 0
     #: Yeses and preferred channels for an address the customer has nowhere, in the file or on file.
     without_address: int = 0
-    #: Lines of the file that gave a customer an earlier line names another phone number, email or
-    #: reference: the earlier one is kept (as a stored customer's is), and the summary names these lines.
+    #: Lines of the file that gave a customer another phone number, email or reference than the one they
+    #: have (stored, or from an earlier line): the held one is kept, and the summary names these lines.
     other_details_lines: list[int] = field(default_factory=list)
 
     def add(self, other: ImportCounts) -> None:
@@ -204,7 +204,8 @@ class CustomerImport:
             return
         self.counts.rejected = rejected
         self.counts.left_out = left_out
-        detail = {"file": self.defaults.file_name, **self.counts.__dict__}
+        detail: dict[str, Any] = {"file": self.defaults.file_name, **self.counts.__dict__}
+        detail["other_details_lines"] = len(self.counts.other_details_lines)  # a count: the summary names them
         async with self.database.engine.begin() as connection:
             await connection.execute(
                 table_of(AuditLog).insert(),
@@ -252,7 +253,7 @@ class CustomerImport:
                     row.email if self.known.may_have(found, "email", row.email) else None,
                 )
         created = await self._create(connection, pending, counts)
-        same_profile = await self._update(connection, matched)
+        same_profile = await self._update(connection, matched, counts)
         everyone = {**created, **matched}
         await self._drop_what_has_no_address(connection, everyone, set(created), counts)
         # Existing customers who get a tag, a consent change or a preferred channel are updated too.
@@ -295,8 +296,12 @@ class CustomerImport:
         counts.created += len(created)
         return created
 
-    async def _update(self, connection: AsyncConnection, matched: dict[int, ImportRow]) -> set[int]:
-        """Updates the stored customers' details from their rows; returns those whose details were the same."""
+    async def _update(
+        self, connection: AsyncConnection, matched: dict[int, ImportRow], counts: ImportCounts
+    ) -> set[int]:
+        """Updates the stored customers' details from their rows; returns those whose details were the same.
+        A row naming another number, email or patient number than the customer has is listed (the held one
+        stays)."""
         same: set[int] = set()
         if not matched:
             return same
@@ -318,6 +323,15 @@ class CustomerImport:
         changes = []
         for customer_id, row in matched.items():
             now = stored[customer_id]
+            if any(
+                given and held and given != held
+                for given, held in (
+                    (row.phone, now.phone_e164),
+                    (row.email, now.email),
+                    (row.external_ref, now.external_ref),
+                )
+            ):
+                counts.other_details_lines.append(row.line)
             wanted = {
                 "name": row.name,
                 # Contact details fill what is empty; one that belongs to someone else is left alone.
@@ -555,7 +569,9 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
             setattr(into, name, value)
             if name == "preferred_channel":
                 into.preferred_needs_address = row.preferred_needs_address
-    if row.country and (row.country_given or not into.country_given):
+    # A country the row names wins; one guessed (from its number, which may not have been taken, or from the
+    # import's region) only fills a country not held yet.
+    if row.country and (row.country_given or not into.country):
         into.country, into.country_given = row.country, row.country_given
     into.tags |= row.tags
     into.consents.extend(row.consents)

@@ -140,15 +140,15 @@ class ImportResult:
 
 
 def other_details_words(lines: list[int], *, would_be: bool = False, shown: int = 10) -> str:
-    """Lines that named another phone number, email or patient number for a customer an earlier line of the
-    file names: the earlier one is kept, as it is for a customer already stored."""
+    """Lines that named another phone number, email or patient number than the customer has, stored or from an
+    earlier line of the file: the one held is kept."""
     named = ", ".join(f"{line:,}" for line in lines[:shown])
     if len(lines) > shown:
         named += f" and {len(lines) - shown:,} more"
     one = len(lines) == 1
     return (
         f"{'line' if one else 'lines'} {named} {'names' if one else 'name'} another phone number, email or "
-        f"patient number for a customer an earlier line names: the earlier one "
+        f"patient number than the customer has (on file or from an earlier line): the one held "
         f"{'would be' if would_be else 'was'} kept, the other not imported"
     )
 

@@ -252,6 +252,16 @@ def test_existing_customers_are_found_by_phone_or_email_and_filled_in(
         ("email", "opted_in"),
         ("sms", "opted_out"),
     ]
+    assert "names another" not in done.output  # every detail was new: nothing held was kept over it
+
+    # A third list gives Ana another email: hers stays, and the summary names the line it was not taken from.
+    third = write(tmp_path / "third.csv", [["A-1", "Ana Lima", "", "", "ana.new@example.de", "", "", "", ""]])
+    changed = run(str(third), "--region", "DE")
+    assert changed.exit_code == 0, changed.output
+    assert "line 2 names another phone number, email or patient number than the customer has" in flat(
+        changed.output
+    )
+    assert asyncio.run(customers())[0] == ("A-1", "Ana Lima", "+4915130000001", "ana@example.de")
 
 
 def test_a_list_without_consent_columns_says_campaigns_will_not_reach_its_new_customers(
@@ -713,6 +723,15 @@ def test_a_dry_run_that_cannot_make_its_scratch_copy_checks_the_database_itself(
     assert asyncio.run(tables(url))["customers"] == 0
 
 
+async def country_of(url: str, ref: str) -> str | None:
+    database = Database.connect(url)
+    try:
+        async with database.read_sessions() as session:
+            return await session.scalar(select(Customer.country).where(Customer.external_ref == ref))
+    finally:
+        await database.dispose()
+
+
 async def customers_by_ref(url: str) -> dict[str, tuple[str | None, str | None, str, set[str]]]:
     """Each customer's number, email, time zone and the channels they have a consent on, by their ref."""
     database = Database.connect(url)
@@ -762,8 +781,8 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
     assert "created 5 customers" in done.output and "2 rows merged into an earlier row" in done.output
     assert "1 row rejected and 1 row imported in part, each with its reason in" in done.output
     assert (
-        "lines 7, 9 name another phone number, email or patient number for a customer an earlier line names: "
-        "the earlier one was kept, the other not imported" in done.output
+        "lines 7, 9 name another phone number, email or patient number than the customer has (on file or from an "
+        "earlier line): the one held was kept, the other not imported" in flat(done.output)
     )
 
     held = asyncio.run(customers_by_ref(url))
@@ -774,6 +793,7 @@ def test_a_row_whose_phone_is_no_number_is_imported_by_its_email_and_listed_to_f
         "P5": ("+442079460958", "mia@example.de", "Europe/London", set()),
         "P6": ("+4915122152791", "juergen@example.de", "Europe/Berlin", set()),
     }
+    assert asyncio.run(country_of(url, "P5")) == "GB"  # the kept number's country, not the dropped one's
     errors = list(csv.reader((tmp_path / "patients.errors.csv").open(encoding="utf-8-sig")))
     assert [(e[0], e[1]) for e in errors[1:]] == [
         (
