@@ -205,7 +205,8 @@ class CustomerImport:
         self.counts.rejected = rejected
         self.counts.left_out = left_out
         detail: dict[str, Any] = {"file": self.defaults.file_name, **self.counts.__dict__}
-        detail["other_details_lines"] = len(self.counts.other_details_lines)  # a count: the summary names them
+        # A count: the summary names the lines, and a big file's list has no place in an audit entry.
+        detail["other_details_lines"] = len(self.counts.other_details_lines)
         async with self.database.engine.begin() as connection:
             await connection.execute(
                 table_of(AuditLog).insert(),
