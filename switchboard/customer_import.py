@@ -157,34 +157,44 @@ def check_encoding(path: Path, encoding: str) -> None:
     """Decode the whole file once before anything is written, so a wrong encoding changes nothing.
 
     Two mistakes are told apart from a plain wrong encoding, since following the plain advice would garble
-    names: a UTF-8 file with one line from elsewhere (an Excel row pasted in), where `--encoding cp1252` would
-    read every other accent as two letters ("Ã¼" for "ü"); and a UTF-8 file named cp1252 or Latin-1, which
-    decodes without an error into exactly that."""
+    names: a UTF-8 file with a line from elsewhere (an Excel row pasted in), where `--encoding cp1252` would
+    read every other accent as two letters ("Ã¼" for "ü"); and a whole UTF-8 file named cp1252 or Latin-1,
+    which decodes without an error into exactly that. Both are read off the file as UTF-8 decodes it: a line
+    before the first one UTF-8 cannot read that holds a letter only UTF-8 writes so."""
     try:
         decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
     except LookupError:
         raise ImportRefused(f"unknown encoding {encoding!r} (try utf-8, cp1252 or latin-1)") from None
+    as_utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
     single_byte = codecs.lookup(encoding).name in SINGLE_BYTE
     line = 1
-    utf8_line = 0  # the first line with letters written in UTF-8, beyond ASCII
+    utf8_line = 0  # the first line, before any UTF-8 cannot read, with a letter beyond ASCII
+    utf8_fails = False  # whether UTF-8 cannot read the file
     try:
         with path.open("rb") as raw:
-            tail = b""  # a UTF-8 letter cut in two by the chunk's end
+            first = True
             while chunk := raw.read(1 << 20):
+                body = chunk[3:] if first and chunk.startswith(codecs.BOM_UTF8) else chunk
+                skipped, first = len(chunk) - len(body), False
+                readable = len(body)  # how much of the chunk UTF-8 reads
+                if not utf8_fails:
+                    try:
+                        as_utf8.decode(body)
+                    except UnicodeDecodeError as error:
+                        utf8_fails, readable = True, max(0, error.start)
+                    if not utf8_line and (letter := _BEYOND_ASCII.search(body, 0, readable)):
+                        utf8_line = line + chunk[: skipped + letter.start()].count(b"\n")
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as error:
                     line += chunk[: max(0, error.start)].count(b"\n")
-                    if not utf8_line and (found := UTF8_LETTER.search(chunk, 0, max(0, error.start))):
-                        utf8_line = line - chunk[found.start() : max(0, error.start)].count(b"\n")
                     raise
-                if not utf8_line and (found := UTF8_LETTER.search(tail + chunk)):
-                    utf8_line = line + (tail + chunk)[: found.start()].count(b"\n") - tail.count(b"\n")
                 line += chunk.count(b"\n")
-                tail = chunk[-3:]
             decoder.decode(b"", final=True)
+            if not utf8_fails:
+                as_utf8.decode(b"", final=True)
     except UnicodeDecodeError:
-        if utf8_line and not single_byte:
+        if utf8_line and utf8_line < line and not single_byte:
             raise ImportRefused(
                 f"line {line} of {path.name} is not UTF-8, though the lines before it are (line {utf8_line} "
                 "has letters written in UTF-8): the file mixes two encodings. Retype that line's accented "
@@ -196,19 +206,18 @@ def check_encoding(path: Path, encoding: str) -> None:
             "or name its encoding "
             "with --encoding (cp1252 for Excel on Windows, latin-1); nothing was imported"
         ) from None
-    if single_byte and utf8_line:
+    if single_byte and utf8_line and not utf8_fails:
         raise ImportRefused(
-            f"line {utf8_line} of {path.name} has letters written in UTF-8, which "
+            f"{path.name} is UTF-8 (line {utf8_line} has letters written so), which "
             f"{ENCODING_NAMES.get(encoding, encoding)} would misread (ü as Ã¼): import it without --encoding. "
-            "If other lines are not UTF-8, the file mixes two encodings: save it again as UTF-8. Nothing was "
-            "imported"
+            "Nothing was imported"
         )
 
 
 #: Encodings where every byte is a letter, so a UTF-8 file decodes in them without an error, garbled.
 SINGLE_BYTE = {"cp1252", "latin-1", "iso8859-1", "iso8859-15", "cp850", "mac-roman"}
-#: A letter beyond ASCII as UTF-8 writes it (two to four bytes); in cp1252 text such pairs ("Ã¼") are rare.
-UTF8_LETTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+#: A byte beyond ASCII: in what UTF-8 reads without an error, a letter UTF-8 writes.
+_BEYOND_ASCII = re.compile(rb"[\x80-\xff]")
 
 
 #: Encodings as people name them (utf-8-sig is UTF-8 that may start with Excel's byte order mark).

@@ -768,6 +768,8 @@ def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
         return None, None
     word = match.group(1)
     if word == "messages":
+        if re.search(r"\b(?:received|receive|incoming|inbound|unread|bekommen|erhalten|eingegangen)\b", text):
+            return None, None  # messages customers sent us: no figure keeps them, so it is declined
         return Found("messages_sent", match.start(), match.end()), None
     channel = (
         "email"

@@ -16,6 +16,14 @@ from functools import lru_cache
 
 from babel.dates import get_day_names, get_month_names
 
+#: The things "which … had the most" ranks (never a day or a month: "which day had the most bookings" is
+#: the figure per day), in English and German.
+_RANKED_EN = (
+    r"clinics?|locations?|branch(?:es)?|campaigns?|channels?|services?|treatments?|doctors?|clinicians?|agents?"
+    r"|countr(?:y|ies)|templates?|providers?|segments?|cit(?:y|ies)|stores?"
+)
+_RANKED_DE = r"kampagnen?|kliniken|klinik|standorte?|kanäle|kanal|leistungen|leistung|behandlung(?:en)?|praxis|filialen?"
+
 #: (pattern, replacement), applied in order to lower-cased text; patterns are whole words or phrases.
 _PHRASES: tuple[tuple[str, str], ...] = (
     # --- time breakdowns said in German ("pro Tag", "nach Monat") before "nach"/"pro" become by/per ------
@@ -106,18 +114,18 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"zwischen", " between "),
     # --- "which clinic had the most revenue": a ranking, the leader first with the next two beside it -------
     (
-        r"which\s+(\w+?)\s+(?:had|has|have|brought|brings|made|makes|got|gets|earned|generated|did|does)\s+"
+        rf"which\s+({_RANKED_EN})\s+(?:had|has|have|brought|brings|made|makes|got|gets|earned|generated|did|does)\s+"
         r"(?:the\s+)?(?:most|highest|best|biggest|largest|greatest)(?:\s+in)?",
         r" top 3 \1 by ",
     ),
-    (r"which\s+(\w+?)\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
-    (r"what\s+(?:was|is)\s+(?:our|the)\s+best\s+(\w+)", r" top 3 \1 "),
+    (rf"which\s+({_RANKED_EN})\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
+    (rf"what\s+(?:was|is)\s+(?:our|the)\s+best\s+({_RANKED_EN})", r" top 3 \1 "),
     (
-        r"welche[rsnm]?\s+(\w+)\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
+        rf"welche[rsnm]?\s+({_RANKED_DE})\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
         r"(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
         r" top 3 \1 by ",
     ),
-    (r"welche[rsnm]?\s+(\w+)\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
+    (rf"welche[rsnm]?\s+({_RANKED_DE})\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
     # --- German metric words -----------------------------------------------------------------------------
     (r"kampagnen[- ]?umsatz", " campaign revenue "),
     (r"kampagnen[- ]?konversion(?:srate)?", " campaign conversion "),

@@ -4,6 +4,7 @@ changes nothing, a dry run writes nothing, existing customers are merged, bad fi
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import os
 import sqlite3
@@ -345,7 +346,7 @@ def test_a_utf8_file_is_never_read_as_cp1252_nor_a_mixed_one_imported_garbled(
     named_wrongly = run(str(utf8), "--region", "DE", "--encoding", "cp1252")
     assert named_wrongly.exit_code == 2 and "Traceback" not in named_wrongly.output
     assert (
-        "line 2 of clinic.csv has letters written in UTF-8, which cp1252 would misread (ü as Ã¼): import it "
+        "clinic.csv is UTF-8 (line 2 has letters written so), which cp1252 would misread (ü as Ã¼): import it "
         "without --encoding" in flat(named_wrongly.output)
     )
     mixed = tmp_path / "mixed.csv"
@@ -354,17 +355,25 @@ def test_a_utf8_file_is_never_read_as_cp1252_nor_a_mixed_one_imported_garbled(
         + "P2,Grete,Bäcker,0151 30000010,,yes,,,\n".encode()
         + "P3,Jörg,Weiß,0151 30000011,,yes,,,\n".encode("cp1252")
     )
-    for args in ((), ("--encoding", "cp1252")):
-        refused = run(str(mixed), "--region", "DE", *args)
-        assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
-        assert "mixes two encodings" in flat(refused.output) and "Nothing was imported" in flat(
-            refused.output
-        )
-    assert "line 4 of mixed.csv is not UTF-8, though the lines before it are (line 2" in flat(
-        run(str(mixed), "--region", "DE").output
-    )
+    refused = run(str(mixed), "--region", "DE")
+    assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+    assert "line 4 of mixed.csv is not UTF-8, though the lines before it are (line 2" in flat(refused.output)
+    assert "mixes two encodings" in flat(refused.output) and "Nothing was imported" in flat(refused.output)
     assert asyncio.run(tables(url))["customers"] == 0
     assert run(str(utf8), "--region", "DE").exit_code == 0  # as UTF-8, it imports
+    # A real cp1252 file whose letters happen to pair as UTF-8 would ("É" then a no-break space) imports.
+    windows = tmp_path / "windows.csv"
+    windows.write_bytes(
+        (",".join(HEADER) + "\r\nP7,José\xa0Luis,García,0151 30000012,,yes,,,\r\n").encode("cp1252")
+    )
+    assert run(str(windows), "--region", "DE", "--encoding", "cp1252").exit_code == 0
+    # Excel's UTF-8 byte order mark is no letter: an ASCII file that starts with one imports.
+    marked = tmp_path / "marked.csv"
+    marked.write_bytes(
+        codecs.BOM_UTF8 + (",".join(HEADER) + "\r\nP8,Ann,Lee,0151 30000013,,yes,,,\r\n").encode()
+    )
+    assert run(str(marked), "--region", "DE", "--encoding", "cp1252").exit_code == 0
+    assert asyncio.run(tables(url))["customers"] == 3
 
 
 def flat(output: str) -> str:
