@@ -380,6 +380,7 @@ def chart_for(
         "timezone": result.range.timezone,
         "summary": summary,
         "subtitle": f"by {label(result.dimension)}" if result.dimension else None,
+        "grain": result.grain,
     }
     if result.dimension and len(series) > len(shown):
         # A chart holds MAX_SERIES lines or bars; say which are drawn, so none is dropped silently.

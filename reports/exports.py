@@ -223,21 +223,40 @@ def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
 
 
 def _bucket_words(spec: ChartSpec) -> list[str]:
-    """Each time bucket in words, its length read from the steps between them: "Mon 2 Nov" for days, "week
-    of 2 Nov", "Nov 2026", or a time for hours."""
+    """Each time bucket in words: "Mon 2 Nov" for days, "week of 2 Nov", "Nov 2026", "Q3 2026", or a time for
+    hours. The spec's grain says which; without one, the steps between the dates."""
     from babel.dates import format_date, format_skeleton, format_time
 
     tz = zone(spec.timezone)
     local = [x.astimezone(tz) if isinstance(x, datetime) else x for x in spec.x_dates]
-    steps = {(b - a).total_seconds() for a, b in pairwise(local)}
-    day = 86_400.0
+    grain = spec.grain
+    if grain is None:
+        steps = {(b - a).total_seconds() for a, b in pairwise(local)}
+        day = 86_400.0
+        grain = (
+            "day"
+            if not steps
+            else "hour"
+            if max(steps) < day / 2
+            else "quarter"
+            if min(steps) >= 80 * day
+            else "month"
+            if min(steps) >= 28 * day
+            else "week"
+            if min(steps) >= 7 * day
+            else "day"
+        )
     words = []
     for moment in local:
-        if isinstance(moment, datetime) and steps and max(steps) < day / 2:  # hours (a DST day has 23)
-            words.append(str(format_time(moment, "short", locale=spec.locale)))
-        elif steps and min(steps) >= 28 * day:
+        if grain == "hour" and isinstance(moment, datetime):
+            words.append(
+                f"{format_skeleton('MMMEd', moment, locale=spec.locale)} {format_time(moment, 'short', locale=spec.locale)}"
+            )
+        elif grain == "quarter":
+            words.append(f"Q{(moment.month - 1) // 3 + 1} {moment.year}")
+        elif grain == "month":
             words.append(str(format_skeleton("yMMM", moment, locale=spec.locale)))
-        elif steps and min(steps) >= 7 * day:
+        elif grain == "week":
             words.append(f"week of {format_date(moment, 'd MMM', locale=spec.locale)}")
         else:
             words.append(str(format_skeleton("MMMEd", moment, locale=spec.locale)))

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from babel.dates import format_skeleton
+
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.commands.periods import find_period
@@ -72,7 +74,7 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
     months = insight.result.months
     rows = tuple(
         (
-            f"{r.cohort:%b %Y}",  # "Jul 2026", as the heatmap and the dashboard write the month
+            str(format_skeleton("yMMM", r.cohort, locale=ctx.settings.business_locale)),  # as the heatmap
             str(r.customers),
             *("—" if share is None else f"{share:.0%}" for share in r.retention),
         )

@@ -139,6 +139,9 @@ class ChartSpec:
     heatmap_columns: tuple[str, ...] = ()
     subtitle: str | None = None
     summary: str | None = field(default=None)
+    #: How long each of x_dates' buckets is ("day", "week", "month", …), for words that name them; None: not
+    #: over time, or not known (the words then read the buckets' length off the dates).
+    grain: str | None = None
 
     def __post_init__(self) -> None:
         self._normalise_collections()

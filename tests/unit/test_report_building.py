@@ -430,3 +430,14 @@ def test_the_figures_sent_as_text_read_dates_as_people_do_and_say_a_partial_week
     two_days = (mondays[0], mondays[0] + timedelta(days=1))
     daily = _spec(kind="line", locale="en_GB", series=(Series("Revenue", (1.0, 2.0)),), x_dates=two_days)
     assert figures_text(daily).splitlines() == ["Mon 26 Oct: €1.00", "Tue 27 Oct: €2.00"]
+
+
+def test_a_one_bucket_month_or_quarter_is_named_by_its_grain_not_read_as_a_day() -> None:
+    """With one point there are no steps between dates to read a bucket's length from: the grain says it."""
+    november = (datetime(2026, 10, 31, 23, 0, tzinfo=UTC),)  # 1 Nov in Berlin
+    monthly = _spec(
+        kind="line", locale="en_GB", grain="month", series=(Series("Revenue", (5.0,)),), x_dates=november
+    )
+    assert figures_text(monthly) == "Nov 2026: €5.00"
+    quarterly = _spec(kind="line", grain="quarter", series=(Series("Revenue", (5.0,)),), x_dates=november)
+    assert figures_text(quarterly) == "Q4 2026: €5.00"
