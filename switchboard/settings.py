@@ -353,11 +353,15 @@ class Settings(BaseSettings):
 
     def sandbox_endpoints_in_use(self) -> list[str]:
         """Provider endpoints on this machine (a .env copied from a demo, say, on whatever port its sandbox
-        ran): no provider and no video room a patient can reach answers at 127.0.0.1. A mail relay on
-        this machine is common (a local postfix), so SMTP counts only on the sandbox's own SMTP port."""
+        ran): no provider and no video room a patient can reach answers at 127.0.0.1. A mail relay on this
+        machine is common (a local postfix), and so is Telegram's own Bot API server, so those count only on
+        the sandbox's own ports."""
         in_use = []
         for name in (*PROVIDER_BASE_URLS, "jitsi_url"):
-            if _host_and_port(getattr(self, name))[0] in _LOOPBACK:
+            host, port = _host_and_port(getattr(self, name))
+            # Telegram's own Bot API server may run on this machine (telegram-bot-api): only the sandbox's
+            # port is taken for the sandbox there.
+            if host in _LOOPBACK and (name != "telegram_base_url" or port == self.sandbox_port):
                 in_use.append(f"SWITCHBOARD_{name.upper()}")
         if self.smtp_host in _LOOPBACK and self.smtp_port == self.sandbox_smtp_port:
             in_use.append("SWITCHBOARD_SMTP_PORT")

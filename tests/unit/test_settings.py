@@ -151,6 +151,13 @@ def test_production_refuses_endpoints_left_at_the_sandbox() -> None:
         environment="production", sandbox=False, smtp_host="127.0.0.1", smtp_port=25, **PRODUCTION_SECRETS
     )
     local_relay.check_production_ready()
+    # Nor is Telegram's own Bot API server on this machine.
+    settings(
+        environment="production",
+        sandbox=False,
+        telegram_base_url="http://127.0.0.1:8081",
+        **PRODUCTION_SECRETS,
+    ).check_production_ready()
 
 
 def test_a_lease_shorter_than_a_send_is_refused_in_words() -> None:
