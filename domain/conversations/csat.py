@@ -182,6 +182,7 @@ _NUMBER_WORDS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
     "eins": 1, "zwei": 2, "drei": 3, "vier": 4, "fünf": 5, "fuenf": 5,
     "poor": 1, "great": 5,
+    "schlecht": 1, "sehr gut": 5,  # the German survey's own words for its ends
 }  # fmt: skip
 _STARS = frozenset("⭐★🌟")
 _SCORE = re.compile(r"([1-5])(?:\s*(?:/|of|von)\s*5)?(?:\s*(?:stars?|sterne?|points?|punkte?))?")

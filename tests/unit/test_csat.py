@@ -308,6 +308,9 @@ async def test_the_email_survey_carries_five_signed_one_click_links() -> None:
         ("⭐⭐⭐⭐", 4),
         ("★", 1),
         ("great", 5),
+        ("Sehr gut!", 5),  # the German survey's words for its ends
+        ("schlecht", 1),
+        ("gut", None),
         ("6", None),
         ("0", None),
         ("15", None),
