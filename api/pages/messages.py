@@ -29,6 +29,7 @@ from api.pages.common import (
 from api.pages.notification_rules import DONE as RULE_DONE
 from api.pages.notification_rules import RuleRow
 from domain.customers.importing import phones_typed
+from domain.messages.pricing import priced_at_home
 from domain.messages.sending import MessagePreview, MessageRequest, MessageRequestError, preview_message
 from domain.messages.words import (
     CHAT_CHANNEL_WORDS,
@@ -326,7 +327,11 @@ async def template_preview(request: Request[Any, Any, Any], form: PreviewForm) -
         variables=form.variable_values(),
         locale=form.locale.strip() or None,
     )
-    return await preview_message(container.messaging_uow(), message, utc_now(), container.consent_policy())
+    # No recipient: an SMS is priced as one to a number in the business's own country, as the bot's is.
+    home = priced_at_home(container.settings.phone_region)
+    return await preview_message(
+        container.messaging_uow(), message, utc_now(), container.consent_policy(), home
+    )
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,16 @@ def calling_code(region: str) -> str | None:
     return f"+{code}" if code else None
 
 
+def priced_at_home(region: str, book: PriceBook | None = None) -> PriceBook:
+    """`book` (the default one) with an SMS to a number of no listed country priced as one in `region` (the
+    business's own country): what a preview without a recipient shows, as the bot's does."""
+    from dataclasses import replace
+
+    book = book or DEFAULT_PRICE_BOOK
+    home = calling_code(region)
+    return replace(book, sms_per_segment=book.sms_segment_price(home)) if home else book
+
+
 #: Twilio's list prices per SMS segment, in USD micros, for the countries of the demo's clinics (the sandbox
 #: reports the same; the seeded history was sent at them).
 SMS_PRICE_BY_COUNTRY: Mapping[str, int] = MappingProxyType(

@@ -21,7 +21,9 @@ from sqlalchemy import func, select, update
 
 from api.app import create_app
 from api.auth import SESSION_COOKIE, SESSION_PURPOSE, login_link, sign_token
+from api.pages.common import Formats
 from api.unsubscribe import unsubscribe_token
+from domain.messages.pricing import DEFAULT_PRICE_BOOK
 from domain.messages.words import channel_words, provider_words
 from storage.database import Database
 from storage.models import (
@@ -1474,3 +1476,20 @@ async def test_an_agent_says_they_are_away_or_back_from_the_inbox(client: Client
         )
     await database.dispose()
     assert stored == wanted and audited == {"availability": wanted}
+
+
+async def test_a_template_preview_prices_an_sms_to_the_business_s_own_country(
+    client: Client, seeded: Seeded
+) -> None:
+    """No recipient yet: an SMS is priced as one to a German number (the business is in Europe/Berlin), as the
+    queued message will be and as the bot's preview says, not at the "elsewhere" price."""
+    await sign_in(client, seeded, MANAGER)
+    html = (
+        await client.get("/communication/templates?template=appointment_reminder&channel=sms&preview=1")
+    ).text
+    segments = int(re.search(r'<dd class="segments">(\d+)</dd>', html).group(1))  # type: ignore[union-attr]
+    shown = re.search(r"<dt>Estimated cost</dt><dd>([^<]+)</dd>", html)
+    formats = Formats("Europe/Berlin", "en_GB", "EUR")
+    price = DEFAULT_PRICE_BOOK.sms_segment_price("+49")
+    assert shown is not None and shown.group(1) == formats.money_micros(segments * price, "USD"), shown
+    assert price != DEFAULT_PRICE_BOOK.sms_per_segment
