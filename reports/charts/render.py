@@ -38,7 +38,7 @@ from reports.charts.formatting import (
     format_value,
     points_moved,
 )
-from reports.charts.spec import Annotation, ChartSpec, KpiTile, Series
+from reports.charts.spec import Annotation, ChartSpec, KpiTile
 
 # svg.fonttype is only readable from the global rcParams; the lock keeps two SVG renders from
 # restoring each other's settings. PNG renders never touch rcParams, so they do not wait.
@@ -169,8 +169,8 @@ def _legend_rows(spec: ChartSpec) -> list[int]:
     available = theme.FIGURE_INCHES[0] * (1 - 2 * theme.TEXT_LEFT)
     rows: list[int] = [0]
     used = 0.0
-    for s in spec.series:
-        entry = (3.2 + len(_legend_label(s)) * _GLYPH_WIDTH_EM) * em
+    for label in _legend_labels(spec):
+        entry = (3.2 + len(label) * _GLYPH_WIDTH_EM) * em
         if rows[-1] and used + entry > available:
             rows.append(0)
             used = 0.0
@@ -179,10 +179,13 @@ def _legend_rows(spec: ChartSpec) -> list[int]:
     return rows
 
 
-def _legend_label(series: Series) -> str:
-    name = _shorten(series.name, _MAX_LABEL_CHARS)
+def _legend_labels(spec: ChartSpec) -> list[str]:
+    names = _shorten_apart([s.name for s in spec.series], _MAX_LABEL_CHARS)
     # A series with nothing to draw would otherwise sit in the legend as if its line were hidden at zero.
-    return name if _present(series.values) else f"{name} ({NO_DATA_MARK})"
+    return [
+        name if _present(s.values) else f"{name} ({NO_DATA_MARK})"
+        for name, s in zip(names, spec.series, strict=True)
+    ]
 
 
 def _plot_top(spec: ChartSpec) -> float:
@@ -198,7 +201,7 @@ def _add_legend(figure: Figure, spec: ChartSpec, handles: Sequence[Artist]) -> N
     # An explicit place avoids matplotlib's "best" search, which tests every data point.
     figure.legend(
         handles=list(handles),
-        labels=[_legend_label(s) for s in spec.series],
+        labels=_legend_labels(spec),
         loc="upper left",
         bbox_to_anchor=(theme.TEXT_LEFT - 0.008, theme.PERIOD_Y - 0.05),
         ncols=columns,
@@ -743,19 +746,20 @@ def _paint_table(figure: Figure, spec: ChartSpec) -> None:
     axes_inches = theme.FIGURE_INCHES[1] * ax.get_position().height
     fitting = int(axes_inches // row_inches) - 1
     shown = len(spec.categories) if len(spec.categories) <= fitting else fitting - 1
+    names = _shorten_apart(spec.categories[:shown], 28)
     rows = [
         [
-            _shorten(category, 28),
+            names[r],
             *(
                 format_value(s.values[r], s.unit or spec.unit, locale=spec.locale, currency=spec.currency)
                 for s in spec.series
             ),
         ]
-        for r, category in enumerate(spec.categories[:shown])
+        for r in range(shown)
     ]
     if shown < len(spec.categories):
         rows.append([f"… {len(spec.categories) - shown} more rows", *("" for _ in spec.series)])
-    header = ["", *(_shorten(s.name, 18) for s in spec.series)]
+    header = ["", *_shorten_apart([s.name for s in spec.series], 18)]
     height = min(1.0, (len(rows) + 1) * row_inches / axes_inches)
     first_share = 0.34 if spec.series else 1.0
     widths = [first_share, *([(1 - first_share) / len(spec.series)] * len(spec.series))]
