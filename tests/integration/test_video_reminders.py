@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
@@ -523,40 +525,32 @@ async def test_a_1_by_a_signed_twilio_webhook_confirms_through_the_running_app(
     )
 
 
-async def test_once_staff_have_written_a_1_answers_them_not_the_reminder(database: Database) -> None:
-    w = await world(database)
-    _, consultation = await add_consultation(database, w["customer"], w["staff"], w["service"],
-                                             NOW + timedelta(hours=20), booked_at=NOW - timedelta(days=3))  # fmt: skip
-    await run_pass(database, NOW)
-    async with database.sessions() as session:
-        session.add(
-            CustomerCommunication(customer_id=w["customer"], channel="sms", provider="twilio", direction="outbound",
-                                  source="manual", to_address=PHONE, body="Shall we call you? 1) yes 2) no",
-                                  status="sent", created_at=NOW + timedelta(minutes=1))
-        )  # fmt: skip
-        await session.commit()
-    await patient_writes(database, "1", NOW + timedelta(minutes=2), ref="SMstaff")
-    assert (await consultation_row(database, consultation)).status == "scheduled"
-    assert await replies(database) == [] and await open_chats(database) == 1
-
-
-async def test_a_satisfaction_survey_sent_since_is_no_staff_message_and_a_1_still_confirms(
-    database: Database,
+@pytest.mark.parametrize(
+    ("written", "status", "chats"),
+    [
+        # Staff asked something since: a bare "1" answers them, not the reminder.
+        ({"channel": "sms", "provider": "twilio", "source_ref": None, "body": "Shall we call you? 1) yes 2) no"},
+         "scheduled", 1),
+        # The survey of another conversation went out since, as a one-off send, but no one wrote it: the "1"
+        # still confirms (it went to an agent as an ordinary message).
+        ({"channel": "telegram", "provider": "telegram", "source_ref": f"{SURVEY_REQUEST_PREFIX}9",
+          "body": SURVEY_TEXT}, "confirmed", 0),
+    ],
+)  # fmt: skip
+async def test_a_1_answers_staff_who_wrote_since_but_not_a_survey(
+    database: Database, written: dict[str, Any], status: str, chats: int
 ) -> None:
-    """The survey for another conversation goes out as a one-off send, but no one wrote it: the patient's
-    "1" to the reminder still confirms (it went to an agent as an ordinary message)."""
     w = await world(database)
     _, consultation = await add_consultation(database, w["customer"], w["staff"], w["service"],
                                              NOW + timedelta(hours=20), booked_at=NOW - timedelta(days=3))  # fmt: skip
     await run_pass(database, NOW)
     async with database.sessions() as session:
         session.add(
-            CustomerCommunication(customer_id=w["customer"], channel="telegram", provider="telegram",
-                                  direction="outbound", source="manual", source_ref=f"{SURVEY_REQUEST_PREFIX}9",
-                                  to_address="424242", body=SURVEY_TEXT, status="sent",
-                                  created_at=NOW + timedelta(minutes=1))
+            CustomerCommunication(customer_id=w["customer"], direction="outbound", source="manual",
+                                  to_address=PHONE, status="sent", created_at=NOW + timedelta(minutes=1),
+                                  **written)
         )  # fmt: skip
         await session.commit()
-    await patient_writes(database, "1", NOW + timedelta(minutes=2), ref="SMafter-survey")
-    assert (await consultation_row(database, consultation)).status == "confirmed"
-    assert await open_chats(database) == 0
+    await patient_writes(database, "1", NOW + timedelta(minutes=2), ref=f"SM{status}")
+    assert (await consultation_row(database, consultation)).status == status
+    assert await open_chats(database) == chats
