@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
 
-from domain.conversations.csat import SURVEY_TEXT
+from domain.conversations.csat import survey_words
 from reports.answer import answer
 from reports.periods import PeriodSpec
 from reports.query import MetricQuery
@@ -47,8 +47,8 @@ def csat_today(demo: Demo) -> float | None:
 
 def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo, browser_page: Any) -> None:
     # A customer who has never written on WhatsApp, so this is a new conversation of its own.
-    customer_id, wa_id = demo.rows(
-        select(Customer.id, Customer.whatsapp_id)
+    customer_id, wa_id, locale = demo.rows(
+        select(Customer.id, Customer.whatsapp_id, Customer.locale)
         .where(
             Customer.whatsapp_id.is_not(None),
             ~exists().where(ChatSession.customer_id == Customer.id, ChatSession.channel == "whatsapp"),
@@ -72,13 +72,15 @@ def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo, b
     resolved = demo.ask(f"chat resolve {chat.id}", as_email=AGENT)
     assert "resolved" in resolved.text
 
+    words = survey_words(locale)  # asked in the customer's language (the demo's patients are mostly German)
+
     def survey_on_phone() -> list[dict[str, Any]]:
         return [
             m
             for m in demo.sandbox_messages("whatsapp_cloud")
             if m["direction"] == "outbound"
             and m["to"].lstrip("+") == wa_id.lstrip("+")
-            and m["body"].startswith(SURVEY_TEXT)
+            and m["body"].startswith(words.text)
         ]
 
     [survey] = wait_for(survey_on_phone, 30, "the survey on the customer's WhatsApp")
@@ -91,7 +93,7 @@ def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo, b
     tap = browser_page.locator(
         f'form.buttons:has(input[name="from"][value="{survey["to"]}"]) button[value="csat:5"]'
     )
-    assert tap.first.inner_text().strip() == "5 Great"
+    assert tap.first.inner_text().strip() == f"5 {words.choices.options[0].description}"  # "5 Sehr gut"
     screenshot(browser_page, "sandbox-whatsapp-csat-list")
     tap.first.click()
     browser_page.wait_for_load_state()
