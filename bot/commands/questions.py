@@ -25,7 +25,7 @@ from bot.commands.periods import (
     find_period,
     period_phrase,
 )
-from bot.commands.wording import plain_words
+from bot.commands.wording import RANKED, plain_words
 from domain.vocabulary import AppointmentKind, Channel, MessageCategory, MessageSource, Provider, SalesChannel
 from reports.metrics import REGISTRY, Metric
 from reports.periods import Grain, PeriodSpec, add_months, month_start, quarter_start, week_start
@@ -468,11 +468,6 @@ LARGEST_RANKING = 50
 #: Ranking words that ask for the largest figures first, and those that ask for the smallest.
 LARGEST = frozenset({"top", "biggest", "largest", "highest", "strongest", "leading"})
 SMALLEST = frozenset({"lowest", "weakest"})
-#: The things a ranking ranks (not "best practice", "top type").
-RANKED = frozenset(
-    {"clinic", "location", "branch", "campaign", "channel", "service", "treatment", "doctor", "staff"}
-    | {"agent", "clinician", "country", "countrie", "template", "provider", "segment", "store", "city"}
-)
 
 
 def _size(word: str | None) -> int | None:

@@ -16,13 +16,14 @@ from functools import lru_cache
 
 from babel.dates import get_day_names, get_month_names
 
-#: The things "which … had the most" ranks (never a day or a month: "which day had the most bookings" is
-#: the figure per day), in English and German.
-_RANKED_EN = (
-    r"clinics?|locations?|branch(?:es)?|campaigns?|channels?|services?|treatments?|doctors?|clinicians?|agents?"
-    r"|countr(?:y|ies)|templates?|providers?|segments?|cit(?:y|ies)|stores?"
+#: The things a ranking ranks ("top 3 clinics", "which campaign had the most …"; not "best practice", "top
+#: type", nor a day or a month: "which day had the most bookings" is the figure per day). Singular forms;
+#: "countrie" is how "countries" reads without its "s". bot/commands/questions.py reads rankings with it too.
+RANKED = frozenset(
+    {"clinic", "location", "branch", "campaign", "channel", "service", "treatment", "doctor", "staff"}
+    | {"agent", "clinician", "country", "countrie", "template", "provider", "segment", "store", "city"}
 )
-_RANKED_DE = r"kampagnen?|kliniken|klinik|standorte?|kanäle|kanal|leistungen|leistung|behandlung(?:en)?|praxis|filialen?"
+_RANKED = "|".join(f"{word}(?:e?s)?" for word in sorted(RANKED, key=len, reverse=True))
 
 #: (pattern, replacement), applied in order to lower-cased text; patterns are whole words or phrases.
 _PHRASES: tuple[tuple[str, str], ...] = (
@@ -112,20 +113,6 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"am\s+(?=(?:montag|dienstag|mittwoch|donnerstag|freitag|samstag|sonntag)\b)", " on "),
     (r"seit", " since "),
     (r"zwischen", " between "),
-    # --- "which clinic had the most revenue": a ranking, the leader first with the next two beside it -------
-    (
-        rf"which\s+({_RANKED_EN})\s+(?:had|has|have|brought|brings|made|makes|got|gets|earned|generated|did|does)\s+"
-        r"(?:the\s+)?(?:most|highest|best|biggest|largest|greatest)(?:\s+in)?",
-        r" top 3 \1 by ",
-    ),
-    (rf"which\s+({_RANKED_EN})\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
-    (rf"what\s+(?:was|is)\s+(?:our|the)\s+best\s+({_RANKED_EN})", r" top 3 \1 "),
-    (
-        rf"welche[rsnm]?\s+({_RANKED_DE})\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
-        r"(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
-        r" top 3 \1 by ",
-    ),
-    (rf"welche[rsnm]?\s+({_RANKED_DE})\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
     # --- German metric words -----------------------------------------------------------------------------
     (r"kampagnen[- ]?umsatz", " campaign revenue "),
     (r"kampagnen[- ]?konversion(?:srate)?", " campaign conversion "),
@@ -192,6 +179,13 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"terminart|art\s+des\s+termins", " kind "),
     (r"kampagnen|kampagne", " campaign "),
     (r"vorlagen|vorlage", " template "),
+    # "welche Kampagne hatte den meisten Umsatz": once its noun reads in English, a ranking as in English.
+    (
+        rf"welche[rsnm]?\s+({_RANKED})\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
+        r"(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
+        r" top 3 \1 by ",
+    ),
+    (rf"welche[rsnm]?\s+({_RANKED})\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
     (r"täglich", " daily "),
     (r"wöchentlich", " weekly "),
     (r"monatlich", " monthly "),
@@ -233,6 +227,15 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         " forecast ",
     ),
     (r"(?:two|three|four|2|3|4)\s+years\s+(?:ago|before|earlier)", " years earlier "),
+    # "which clinic had the most revenue": a ranking, the leader first with the next two beside it; "which day
+    # had the most bookings" (no thing a ranking ranks), and the lowest or worst, are the split below.
+    (
+        rf"which\s+({_RANKED})\s+(?:had|has|have|brought|brings|made|makes|got|gets|earned|generated|did|does)\s+"
+        r"(?:the\s+)?(?:most|highest|best|biggest|largest|greatest)(?:\s+in)?",
+        r" top 3 \1 by ",
+    ),
+    (rf"which\s+({_RANKED})\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
+    (rf"what\s+(?:was|is)\s+(?:our|the)\s+best\s+({_RANKED})", r" top 3 \1 "),
     (
         r"which\s+(\w+)\s+(?:has|had|have|did|does|got|gets|is|was)?\s*(?:the\s+)?(?:highest|lowest|most|least|best|worst|biggest|fewest)",
         r" by \1 ",
