@@ -133,7 +133,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
         csrf_config=CSRFConfig(
             secret=settings.session_secret.get_secret_value(),
             exclude=CSRF_EXEMPT,
-            cookie_secure=settings.public_url.startswith("https://"),
+            cookie_secure=settings.secure_cookies,
         ),
         middleware=[BadInputGuard(), TableExports()],
         before_request=strict_body_types,

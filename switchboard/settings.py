@@ -306,6 +306,11 @@ class Settings(BaseSettings):
         return max(call + waiting + 1.0, renewed)
 
     @property
+    def secure_cookies(self) -> bool:
+        """Whether the dashboard's cookies (sign-in, CSRF, notices) go over HTTPS only: when it is served so."""
+        return self.public_url.startswith("https://")
+
+    @property
     def phone_region(self) -> str:
         """The country of phone numbers written without +code: business_country, else the country of the
         business's timezone (Europe/Berlin: DE), else the territory of its locale (en_GB: GB); "" if none."""

@@ -60,7 +60,7 @@ def _signed_in_redirect(request: Request[Any, Any, Any], staff: SignedInStaff, t
         max_age=SESSION_HOURS * 3600,
         httponly=True,
         samesite="lax",
-        secure=settings.public_url.startswith("https://"),
+        secure=settings.secure_cookies,
     )
     return Redirect(safe_next(target), status_code=303, cookies=[cookie])
 

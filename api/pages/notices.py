@@ -39,7 +39,7 @@ def after_change(request: Request[Any, Any, Any], location: str, **words: str | 
         max_age=MAX_AGE_SECONDS,
         httponly=True,
         samesite="lax",
-        secure=settings.public_url.startswith("https://"),
+        secure=settings.secure_cookies,
     )
     return Redirect(location, status_code=303, cookies=[cookie])
 
@@ -48,7 +48,12 @@ def said(request: Request[Any, Any, Any]) -> Mapping[str, str]:
     """What the change that led here said (`{"done": "deleted"}`): the cookie's, if it names this page, else
     the address's own query (older links)."""
     found = _cookie_for(request)
-    return dict(parse_qsl(found, max_num_fields=8)) if found is not None else request.query_params
+    if found is None:
+        return request.query_params
+    try:
+        return dict(parse_qsl(found, max_num_fields=8))
+    except ValueError:  # more fields than any notice has: a cookie we did not write says nothing
+        return {}
 
 
 def spent(request: Request[Any, Any, Any]) -> list[Cookie]:

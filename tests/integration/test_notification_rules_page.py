@@ -5,6 +5,7 @@ CSRF token) may change anything."""
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +16,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
 from api.app import create_app
+from api.pages.notices import COOKIE
 from domain.notifications.use_cases import process_pending_events, record_event
 from storage.database import Database
 from storage.models import AuditLog, AutomatedNotification, CustomerCommunication, MessageTemplate, StaffUser
@@ -373,3 +375,28 @@ async def test_a_rule_s_page_lists_the_other_rules_for_its_event(
     assert ">parcel_sms<" not in alongside and "other_event" not in alongside
     lone = await rule_named(database, "other_event")
     assert lone is not None and "rules-alongside" not in (await client.get(f"{PAGE}/{lone.id}")).text
+
+
+async def test_a_forged_or_stale_notice_cookie_says_nothing(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    """The notice cookie is the browser's to send: garbage, too many fields, or another page's notice is
+    ignored (a 200 without a notice), never a 500."""
+    await sign_in(client, database, settings, MANAGER)
+
+    def packed(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    for value in (
+        "%%%not-base64%%%",
+        packed(f"{LISTING}?" + "&".join(f"rule_done=deleted{i}" for i in range(50))),
+        packed("/communication/campaigns?rule_done=deleted"),  # another page's
+        packed(f"{LISTING}?rule_done=<script>"),
+        base64.urlsafe_b64encode(b"\xff\xfe").decode(),  # not UTF-8
+    ):
+        client.cookies.set(COOKIE, value)
+        page = await client.get(LISTING)
+        assert page.status_code == 200, value
+        assert "The notification rule is" not in page.text and "<script>" not in page.text, value
+    client.cookies.set(COOKIE, packed(f"{LISTING}?rule_done=deleted"))  # a genuine one still reads
+    assert "The notification rule is deleted." in (await client.get(LISTING)).text
