@@ -7,8 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
-from itertools import pairwise
+from datetime import datetime, time
+from typing import cast
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
@@ -16,7 +16,8 @@ from openpyxl.styles import Alignment, Font
 
 from reports.charts.formatting import format_value
 from reports.charts.spec import ChartSpec, Unit
-from reports.periods import zone
+from reports.periods import Grain, zone
+from reports.presentation import bucket_label
 
 Cell = str | float | None
 
@@ -223,44 +224,14 @@ def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
 
 
 def _bucket_words(spec: ChartSpec) -> list[str]:
-    """Each time bucket in words: "Mon 2 Nov" for days, "week of 2 Nov", "Nov 2026", "Q3 2026", or a time for
-    hours. The spec's grain says which; without one, the steps between the dates."""
-    from babel.dates import format_date, format_skeleton, format_time
-
+    """Each time bucket as the chart's own rows and bars name it ("w/c 02 Nov 2026", "Nov 2026", "Q3 2026"),
+    by the spec's grain (a day where it has none)."""
     tz = zone(spec.timezone)
-    local = [x.astimezone(tz) if isinstance(x, datetime) else x for x in spec.x_dates]
-    grain = spec.grain
-    if grain is None:
-        steps = {(b - a).total_seconds() for a, b in pairwise(local)}
-        day = 86_400.0
-        grain = (
-            "day"
-            if not steps
-            else "hour"
-            if max(steps) < day / 2
-            else "quarter"
-            if min(steps) >= 80 * day
-            else "month"
-            if min(steps) >= 28 * day
-            else "week"
-            if min(steps) >= 7 * day
-            else "day"
-        )
-    words = []
-    for moment in local:
-        if grain == "hour" and isinstance(moment, datetime):
-            words.append(
-                f"{format_skeleton('MMMEd', moment, locale=spec.locale)} {format_time(moment, 'short', locale=spec.locale)}"
-            )
-        elif grain == "quarter":
-            words.append(f"Q{(moment.month - 1) // 3 + 1} {moment.year}")
-        elif grain == "month":
-            words.append(str(format_skeleton("yMMM", moment, locale=spec.locale)))
-        elif grain == "week":
-            words.append(f"week of {format_date(moment, 'd MMM', locale=spec.locale)}")
-        else:
-            words.append(str(format_skeleton("MMMEd", moment, locale=spec.locale)))
-    return words
+    grain = cast(Grain, spec.grain or "day")
+    return [
+        bucket_label(x if isinstance(x, datetime) else datetime.combine(x, time(), tz), grain, spec.timezone)
+        for x in spec.x_dates
+    ]
 
 
 def _shown(value: float | None, spec: ChartSpec) -> str:

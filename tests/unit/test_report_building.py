@@ -409,27 +409,29 @@ def test_a_rate_over_time_with_one_day_to_divide_by_is_its_figure_not_a_lone_dot
 
 
 def test_the_figures_sent_as_text_read_dates_as_people_do_and_say_a_partial_week() -> None:
-    """A scheduled delivery's text listed "2026-11-02: …": the sheet keeps ISO dates, the text says "week of
-    2 Nov", and a week the period holds only part of is named, so its figure is not read as a drop."""
+    """A scheduled delivery's text listed "2026-11-02: …": the sheet keeps ISO dates, the text names each week
+    as the chart's rows do ("w/c 02 Nov 2026"), and a week the period holds only part of is named, so its
+    figure is not read as a drop."""
     mondays = tuple(datetime(2026, 10, 25, 23, 0, tzinfo=UTC) + timedelta(days=7 * i) for i in range(3))
     weekly = _spec(
         kind="line",
         unit="percent",
         currency=None,
         period_label="28 Oct – 15 Nov 2026 · partial first week",
+        grain="week",
         series=(Series("Delivery rate", (0.97, 0.95, 0.96)),),
         x_dates=mondays,
     )
     assert figures_text(weekly).splitlines() == [
-        "week of 26 Oct: 97.0%",
-        "week of 2 Nov: 95.0%",
-        "week of 9 Nov: 96.0%",
+        "w/c 26 Oct 2026: 97.0%",
+        "w/c 02 Nov 2026: 95.0%",
+        "w/c 09 Nov 2026: 96.0%",
         "(Partial first week: fewer days than the others, so not a drop.)",
     ]
     assert sheet_rows(weekly).rows[0][0] == "2026-10-26"  # the attached sheet keeps the date as data
     two_days = (mondays[0], mondays[0] + timedelta(days=1))
     daily = _spec(kind="line", locale="en_GB", series=(Series("Revenue", (1.0, 2.0)),), x_dates=two_days)
-    assert figures_text(daily).splitlines() == ["Mon 26 Oct: €1.00", "Tue 27 Oct: €2.00"]
+    assert figures_text(daily).splitlines() == ["26 Oct 2026: €1.00", "27 Oct 2026: €2.00"]
 
 
 def test_a_one_bucket_month_or_quarter_is_named_by_its_grain_not_read_as_a_day() -> None:
