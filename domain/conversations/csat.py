@@ -71,6 +71,10 @@ SURVEY_CHOICES = Choices(
 )
 
 
+#: The scale's ends in words, as the English survey says them (the email's links and the link page).
+SCORE_WORDS = {1: "poor", 5: "great"}
+
+
 @dataclass(frozen=True)
 class SurveyWords:
     """The survey in one language: the customer's, as the WhatsApp template's variants are."""
@@ -97,7 +101,7 @@ SURVEY_WORDS = {
         SURVEY_TEXT,
         SURVEY_SUBJECT,
         SURVEY_CHOICES,
-        {1: "poor", 5: "great"},
+        SCORE_WORDS,
         "How did we do? One click is enough:",
         "The page that opens lets you add a comment if you like.",
     ),
@@ -123,7 +127,6 @@ SURVEY_TEMPLATE = "chat_csat_survey"
 CSAT_PATH = "/csat/"
 MAX_COMMENT = 2000
 SCORES = range(1, 6)
-SCORE_WORDS = {1: "poor", 5: "great"}
 
 
 # --- the signed link ------------------------------------------------------------------------------------
