@@ -2,7 +2,9 @@
 an optional comment box that posts back to /csat/{token}. Public (no login), signed like the unsubscribe links.
 
 A click records the score at once (one click is the point of the email); while the survey is open (7 days)
-the latest click counts: the same score again changes nothing, another score replaces it.
+the latest click counts: the same score again changes nothing, another score replaces it. The page speaks
+the customer's language, as the survey did (`SurveyWords.page`); a link that is not valid names no customer,
+so it is answered in the browser's language.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ from litestar.status_codes import HTTP_200_OK, HTTP_404_NOT_FOUND, HTTP_410_GONE
 
 from domain.conversations.csat import (
     MAX_COMMENT,
-    SCORE_WORDS,
+    SURVEY_WORDS,
     LinkAnswer,
+    SurveyWords,
     answer_by_link,
     comment_by_link,
     read_csat_token,
+    survey_words,
 )
 from switchboard.wiring import Container
 
 
-def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str]:
+def _page(words: SurveyWords, title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str]:
     html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{words.page.language}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
         '<link rel="stylesheet" href="/static/switchboard.css"></head>'
@@ -37,37 +41,40 @@ def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str
     return Response(html, status_code=status_code, media_type="text/html")
 
 
-def _not_a_link() -> Response[str]:
-    return _page("Link not valid", "<p>This survey link is not valid.</p>", HTTP_404_NOT_FOUND)
+def _browser_words(request: Request[Any, Any, Any]) -> SurveyWords:
+    """The survey's words in the browser's first language (browsers list the one preferred first)."""
+    first = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
+    return survey_words(first) if first and first != "*" else SURVEY_WORDS["en"]
+
+
+def _not_a_link(request: Request[Any, Any, Any]) -> Response[str]:
+    words = _browser_words(request)
+    page = words.page
+    return _page(words, page.not_valid_title, f"<p>{escape(page.not_valid)}</p>", HTTP_404_NOT_FOUND)
 
 
 def _closed(answer: LinkAnswer) -> Response[str]:
-    kept = f" We kept your answer, {answer.score} of 5." if answer.score is not None else ""
-    return _page(
-        "Survey closed", f"<p>This survey has closed.{kept} Thank you all the same.</p>", HTTP_410_GONE
-    )
-
-
-def _score_words(score: int) -> str:
-    word = SCORE_WORDS.get(score)
-    return f"{score} of 5 ({word})" if word else f"{score} of 5"
+    words = survey_words(answer.locale)
+    page = words.page
+    kept = f" {page.kept.format(score=words.score_said(answer.score))}" if answer.score is not None else ""
+    said = escape(f"{page.closed}{kept} {page.closed_thanks}")
+    return _page(words, page.closed_title, f"<p>{said}</p>", HTTP_410_GONE)
 
 
 def _thanks(token: str, answer: LinkAnswer, business: str, comment_saved: bool = False) -> Response[str]:
     assert answer.score is not None
-    said = f"<p>You rated your conversation with {escape(business)} {_score_words(answer.score)}.</p>"
-    if comment_saved:
-        note = "<p>Your comment is saved. Thank you for taking the time.</p>"
-    else:
-        note = "<p>Changed your mind? Click another score in the email; the latest one counts.</p>"
+    words = survey_words(answer.locale)
+    page = words.page
+    said = f"<p>{escape(page.rated.format(business=business, score=words.score_said(answer.score)))}</p>"
+    note = f"<p>{escape(page.comment_saved if comment_saved else page.change_hint)}</p>"
     form = (
         f'<form method="post" action="/csat/{escape(token)}">'
-        '<label for="comment">Anything you would like to add? (optional)</label>'
+        f'<label for="comment">{escape(page.comment_label)}</label>'
         f'<textarea id="comment" name="comment" rows="4" maxlength="{MAX_COMMENT}">'
         f"{escape(answer.comment or '')}</textarea>"
-        '<button type="submit">Send comment</button></form>'
+        f'<button type="submit">{escape(page.send_comment)}</button></form>'
     )
-    return _page("Thank you", f"<h1>Thank you!</h1>{said}{note}{form}")
+    return _page(words, page.thanks, f"<h1>{escape(page.thanks)}</h1>{said}{note}{form}")
 
 
 @get(
@@ -84,10 +91,10 @@ async def csat_answer(
     container: Container = request.app.state.container
     chat_id = read_csat_token(container.settings.session_secret.get_secret_value(), token)
     if chat_id is None or not (score.isascii() and score.isdigit()):
-        return _not_a_link()
+        return _not_a_link(request)
     answer = await answer_by_link(container.units.csat(), chat_id, int(score), container.clock())
     if answer.outcome == "unknown":
-        return _not_a_link()
+        return _not_a_link(request)
     if answer.outcome == "closed":
         return _closed(answer)
     return _thanks(token, answer, container.settings.business_name)
@@ -106,12 +113,12 @@ async def csat_comment(request: Request[Any, Any, Any], token: FromPath[str]) ->
     container: Container = request.app.state.container
     chat_id = read_csat_token(container.settings.session_secret.get_secret_value(), token)
     if chat_id is None:
-        return _not_a_link()
+        return _not_a_link(request)
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     comment = (form.get("comment") or [""])[0]
     answer = await comment_by_link(container.units.csat(), chat_id, comment, container.clock())
     if answer.outcome == "unknown":
-        return _not_a_link()
+        return _not_a_link(request)
     if answer.outcome == "closed":
         return _closed(answer)
     return _thanks(

@@ -15,11 +15,13 @@ from domain.conversations.csat import CsatPolicy, Survey, SurveyTarget
 from domain.conversations.desk import LIVE_STATUSES
 from domain.messages.sending import SendingUnitOfWork
 from domain.vocabulary import Channel, ChatStatus
-from storage.models import ChatMessage, ChatSession
+from storage.models import ChatMessage, ChatSession, Customer
 from storage.unit_of_work import SqlUnitOfWork
 
 
-def _survey(chat: ChatSession, *, staff_wrote_since: bool = False) -> Survey | None:
+def _survey(
+    chat: ChatSession, *, staff_wrote_since: bool = False, locale: str | None = None
+) -> Survey | None:
     if chat.csat_requested_at is None:
         return None
     return Survey(
@@ -30,6 +32,7 @@ def _survey(chat: ChatSession, *, staff_wrote_since: bool = False) -> Survey | N
         chat.csat_answered_at,
         chat.csat_comment,
         staff_wrote_since,
+        locale,
     )
 
 
@@ -80,7 +83,10 @@ class SqlSurveyAnswers:
 
     async def survey(self, chat_id: int) -> Survey | None:
         chat = await self.session.get(ChatSession, chat_id, populate_existing=True)
-        return _survey(chat) if chat is not None else None
+        if chat is None:
+            return None
+        locale = await self.session.scalar(select(Customer.locale).where(Customer.id == chat.customer_id))
+        return _survey(chat, locale=locale)
 
     async def record_score(self, chat_id: int, score: int, at: datetime) -> None:
         await self.session.execute(

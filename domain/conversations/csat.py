@@ -76,6 +76,28 @@ SCORE_WORDS = {1: "poor", 5: "great"}
 
 
 @dataclass(frozen=True)
+class SurveyPageWords:
+    """The email links' page (api/csat.py) in one language. `{business}` and `{score}` are filled in."""
+
+    language: str
+    #: "4 of 5"; with a word for the scale's ends, "5 of 5 (great)".
+    score: str
+    score_with_word: str
+    thanks: str
+    rated: str
+    change_hint: str
+    comment_label: str
+    send_comment: str
+    comment_saved: str
+    closed: str
+    kept: str
+    closed_thanks: str
+    closed_title: str
+    not_valid: str
+    not_valid_title: str
+
+
+@dataclass(frozen=True)
 class SurveyWords:
     """The survey in one language: the customer's, as the WhatsApp template's variants are."""
 
@@ -85,6 +107,14 @@ class SurveyWords:
     score_words: dict[int, str]
     email_opening: str
     email_closing: str
+    page: SurveyPageWords
+
+    def score_said(self, score: int) -> str:
+        """ "5 of 5 (great)", "4 of 5": a score as the page says it."""
+        word = self.score_words.get(score)
+        if word is None:
+            return self.page.score.format(score=score)
+        return self.page.score_with_word.format(score=score, word=word)
 
 
 def _choices(title: str, words: tuple[str, str, str, str, str]) -> Choices:
@@ -104,6 +134,23 @@ SURVEY_WORDS = {
         SCORE_WORDS,
         "How did we do? One click is enough:",
         "The page that opens lets you add a comment if you like.",
+        SurveyPageWords(
+            language="en",
+            score="{score} of 5",
+            score_with_word="{score} of 5 ({word})",
+            thanks="Thank you!",
+            rated="You rated your conversation with {business} {score}.",
+            change_hint="Changed your mind? Click another score in the email; the latest one counts.",
+            comment_label="Anything you would like to add? (optional)",
+            send_comment="Send comment",
+            comment_saved="Your comment is saved. Thank you for taking the time.",
+            closed="This survey has closed.",
+            kept="We kept your answer, {score}.",
+            closed_thanks="Thank you all the same.",
+            closed_title="Survey closed",
+            not_valid="This survey link is not valid.",
+            not_valid_title="Link not valid",
+        ),
     ),
     "de": SurveyWords(
         "Wie zufrieden waren Sie mit uns? Antworten Sie mit 1 (schlecht) bis 5 (sehr gut).",
@@ -112,6 +159,26 @@ SURVEY_WORDS = {
         {1: "schlecht", 5: "sehr gut"},
         "Wie zufrieden waren Sie mit uns? Ein Klick genügt:",
         "Auf der Seite, die sich öffnet, können Sie gern noch einen Kommentar schreiben.",
+        SurveyPageWords(
+            language="de",
+            score="{score} von 5",
+            score_with_word="{score} von 5 ({word})",
+            thanks="Vielen Dank!",
+            rated="Sie haben Ihr Gespräch mit {business} mit {score} bewertet.",
+            change_hint=(
+                "Doch anders entschieden? Klicken Sie in der E-Mail eine andere Bewertung an; "
+                "es zählt die letzte."
+            ),
+            comment_label="Möchten Sie noch etwas hinzufügen? (freiwillig)",
+            send_comment="Kommentar senden",
+            comment_saved="Ihr Kommentar ist gespeichert. Danke, dass Sie sich die Zeit genommen haben.",
+            closed="Diese Umfrage ist geschlossen.",
+            kept="Ihre Antwort, {score}, haben wir behalten.",
+            closed_thanks="Trotzdem vielen Dank.",
+            closed_title="Umfrage geschlossen",
+            not_valid="Dieser Link zur Umfrage ist nicht gültig.",
+            not_valid_title="Link nicht gültig",
+        ),
     ),
 }
 
@@ -233,6 +300,8 @@ class Survey:
     comment: str | None
     #: Whether staff wrote to the customer in the conversation after the survey (notes do not count).
     staff_wrote_since: bool = False
+    #: The customer's language (the email links' page speaks it, as the survey did).
+    locale: str | None = None
 
 
 class SurveyAnswers(Protocol):
@@ -414,11 +483,13 @@ async def capture_survey_answer(
 
 @dataclass(frozen=True)
 class LinkAnswer:
-    """What a click on a survey link did: `recorded` (or changed), `unchanged`, `closed` or `unknown`."""
+    """What a click on a survey link did: `recorded` (or changed), `unchanged`, `closed` or `unknown`.
+    `locale` is the customer's (the page answers in the survey's language)."""
 
     outcome: str
     score: int | None = None
     comment: str | None = None
+    locale: str | None = None
 
 
 async def answer_by_link(uow: CsatUnitOfWork, chat_id: int, score: int, now: datetime) -> LinkAnswer:
@@ -431,9 +502,9 @@ async def answer_by_link(uow: CsatUnitOfWork, chat_id: int, score: int, now: dat
         if survey is None:
             return LinkAnswer("unknown")
         if now - survey.requested_at > ANSWER_WITHIN:
-            return LinkAnswer("closed", survey.score, survey.comment)
+            return LinkAnswer("closed", survey.score, survey.comment, survey.locale)
         if survey.score == score:
-            return LinkAnswer("unchanged", score, survey.comment)
+            return LinkAnswer("unchanged", score, survey.comment, survey.locale)
         await uow.csat.record_score(chat_id, score, now)
         changed = "changed their rating to" if survey.score is not None else "rated this conversation"
         await uow.csat.add_answer_turn(
@@ -441,7 +512,7 @@ async def answer_by_link(uow: CsatUnitOfWork, chat_id: int, score: int, now: dat
         )
         _audit(uow, survey, Channel.EMAIL.value, score=score)
         await uow.commit()
-    return LinkAnswer("recorded", score, survey.comment)
+    return LinkAnswer("recorded", score, survey.comment, survey.locale)
 
 
 async def comment_by_link(uow: CsatUnitOfWork, chat_id: int, comment: str, now: datetime) -> LinkAnswer:
@@ -452,16 +523,16 @@ async def comment_by_link(uow: CsatUnitOfWork, chat_id: int, comment: str, now: 
         if survey is None or survey.score is None:
             return LinkAnswer("unknown")
         if now - survey.requested_at > ANSWER_WITHIN:
-            return LinkAnswer("closed", survey.score, survey.comment)
+            return LinkAnswer("closed", survey.score, survey.comment, survey.locale)
         if not text or text == survey.comment:
-            return LinkAnswer("unchanged", survey.score, survey.comment)
+            return LinkAnswer("unchanged", survey.score, survey.comment, survey.locale)
         await uow.csat.record_comment(chat_id, text, now)
         await uow.csat.add_answer_turn(
             chat_id, None, "", "The customer added a comment to their rating.", now
         )
         _audit(uow, survey, Channel.EMAIL.value, comment=True)
         await uow.commit()
-    return LinkAnswer("recorded", survey.score, text)
+    return LinkAnswer("recorded", survey.score, text, survey.locale)
 
 
 def _audit(uow: AnsweringUnitOfWork, survey: Survey, via: str, **detail: object) -> None:

@@ -360,6 +360,57 @@ async def test_the_email_survey_links_record_the_score_over_http(
     assert (await the_chat(database)).csat_score == 2
 
 
+async def test_a_german_customers_link_page_speaks_german_as_the_survey_did(
+    client: AsyncTestClient[Any], settings: Settings, database: Database, people: int
+) -> None:
+    async with database.sessions() as session:
+        ada = await session.get(Customer, people)
+        assert ada is not None
+        ada.locale = "de_DE"
+        chat = ChatSession(customer_id=people, channel="email", status="open", started_at=utc_now())
+        session.add(chat)
+        await session.flush()
+        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hallo", created_at=utc_now()))
+        await session.commit()
+    await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
+    async with database.read_sessions() as session:
+        survey = await session.scalar(select(CustomerCommunication))
+    assert survey is not None and survey.subject == "Wie war es?" and "5 (sehr gut)" in survey.body
+    links = re.findall(r"http://testserver\.local(/csat/\S+/[1-5])", survey.body)
+
+    page = await client.get(links[4])
+    assert page.status_code == 200 and '<html lang="de">' in page.text
+    assert "Sie haben Ihr Gespräch mit Northwind Clinics mit 5 von 5 (sehr gut) bewertet." in page.text
+    assert "Möchten Sie noch etwas hinzufügen?" in page.text and "Kommentar senden" in page.text
+    assert "You rated" not in page.text
+    token = csat_token(settings.session_secret.get_secret_value(), chat.id)
+    comment = await client.post(
+        f"/csat/{token}",
+        content="comment=Sehr+freundlich",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert comment.status_code == 200 and "Ihr Kommentar ist gespeichert." in comment.text
+    assert (await the_chat(database)).csat_comment == "Sehr freundlich"
+
+    async with database.sessions() as session:
+        row = await session.get(ChatSession, chat.id)
+        assert row is not None
+        row.csat_requested_at = utc_now() - timedelta(days=8)
+        await session.commit()
+    closed = await client.get(links[2])
+    assert closed.status_code == 410 and '<html lang="de">' in closed.text
+    assert (
+        "Diese Umfrage ist geschlossen. Ihre Antwort, 5 von 5 (sehr gut), haben wir behalten." in closed.text
+    )
+    assert (await the_chat(database)).csat_score == 5
+
+    # A link we did not sign names no customer: the browser's first language answers it.
+    bogus = await client.get(f"/csat/{token}x/5", headers={"Accept-Language": "de-AT,de;q=0.9,en;q=0.5"})
+    assert bogus.status_code == 404 and "Dieser Link zur Umfrage ist nicht gültig." in bogus.text
+    english = await client.get(f"/csat/{token}x/5", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
+    assert english.status_code == 404 and "This survey link is not valid." in english.text
+
+
 async def test_an_email_link_after_a_week_finds_the_survey_closed(
     client: AsyncTestClient[Any], settings: Settings, database: Database, people: int
 ) -> None:
