@@ -70,7 +70,7 @@ def mark_anomalies(
     )
     figure = ax.get_figure(root=True)
     assert isinstance(figure, Figure)
-    renderer = _measuring_renderer(figure)
+    renderer = measuring_renderer(figure)
     labelled = _label_the_first(ax, points, targets, data, renderer)
     if labelled < len(points):
         labels = {p.label for p in points}
@@ -238,7 +238,7 @@ def _draw_ring_key(figure: Figure, words: str, renderer: RendererBase) -> None:
     )
 
 
-def _measuring_renderer(figure: Figure) -> RendererBase:
+def measuring_renderer(figure: Figure) -> RendererBase:
     """A renderer to measure text with; the Agg canvas keeps it, so the PNG drawn afterwards reuses it."""
     canvas = figure.canvas if isinstance(figure.canvas, FigureCanvasAgg) else FigureCanvasAgg(figure)
     # backend_agg is unannotated; get_renderer returns its RendererAgg, sized to the figure.

@@ -39,6 +39,7 @@ from reports.charts.formatting import (
     points_moved,
 )
 from reports.charts.spec import Annotation, ChartSpec, KpiTile
+from reports.charts.target_clearance import BarValue, keep_clear
 
 # svg.fonttype is only readable from the global rcParams; the lock keeps two SVG renders from
 # restoring each other's settings. PNG renders never touch rcParams, so they do not wait.
@@ -545,6 +546,7 @@ def _paint_bar(figure: Figure, spec: ChartSpec) -> None:
     slot = 0.8 / len(arrays)
     gap_rotation = _missing_bar_rotation(spec, slot * 0.92, alone=len(arrays) == 1) if present else None
     positions = np.arange(len(spec.categories), dtype=float)
+    values: list[BarValue] = []
     for i, y in enumerate(arrays):
         offset = (i - (len(arrays) - 1) / 2) * slot
         # A missing bar is left out, not drawn at zero height, and says so where it would stand.
@@ -553,18 +555,22 @@ def _paint_bar(figure: Figure, spec: ChartSpec) -> None:
             positions[known] + offset, y[known], width=slot * 0.92, color=theme.series_colour(i), zorder=3
         )
         if labelled:
-            ax.bar_label(
+            texts = ax.bar_label(
                 bars,
                 labels=[_bar_text(spec, float(v)) for v in y[known]],
                 padding=3,
                 fontsize=theme.ANNOTATION_PT,
                 color=theme.TEXT_COLOUR,
             )
+            values += [
+                BarValue(text, float(v), theme.series_colour(i))
+                for text, v in zip(texts, y[known], strict=True)
+            ]
         if gap_rotation is not None:
             for position in positions[~known] + offset:
                 _mark_missing_bar(ax, float(position), gap_rotation)
     _add_legend(figure, spec, [Patch(facecolor=theme.series_colour(i)) for i in range(len(arrays))])
-    _draw_targets_only(ax, spec)
+    _draw_targets_clear_of(ax, spec, values)
 
 
 def _missing_bar_rotation(spec: ChartSpec, bar_width: float, *, alone: bool) -> float | None:
@@ -626,6 +632,7 @@ def _paint_stacked_bar(figure: Figure, spec: ChartSpec) -> None:
         )
         bottom = bottom + np.nan_to_num(y)
     gap_rotation = _missing_bar_rotation(spec, 0.62, alone=True) if some_known.any() else None
+    values: list[BarValue] = []
     for position, total, some, every in zip(positions, totals, some_known, all_known, strict=True):
         if not some:
             if gap_rotation is not None:
@@ -633,7 +640,7 @@ def _paint_stacked_bar(figure: Figure, spec: ChartSpec) -> None:
         elif labelled:
             # Parts are never negative, so a stack with a part missing is at least what is drawn.
             text = _axis_text(spec, float(total))
-            ax.annotate(
+            written = ax.annotate(
                 text if every else f"≥ {text}",
                 xy=(position, total),
                 xytext=(0, 3),
@@ -643,14 +650,22 @@ def _paint_stacked_bar(figure: Figure, spec: ChartSpec) -> None:
                 fontsize=theme.ANNOTATION_PT,
                 color=theme.TEXT_COLOUR,
             )
+            # The top part's colour is what a total moved into the stack is written on.
+            top_part = max((i for i, y in enumerate(arrays) if not np.isnan(y[int(position)])), default=0)
+            values.append(BarValue(written, float(total), theme.series_colour(top_part)))
     _add_legend(figure, spec, [Patch(facecolor=theme.series_colour(i)) for i in range(len(arrays))])
-    _draw_targets_only(ax, spec)
+    _draw_targets_clear_of(ax, spec, values)
 
 
-def _draw_targets_only(ax: Axes, spec: ChartSpec) -> None:
-    for annotation in spec.annotations:
-        if annotation.kind == "target" and annotation.value is not None:
-            _draw_target(ax, spec, annotation.value, annotation.label)
+def _draw_targets_clear_of(ax: Axes, spec: ChartSpec, values: Sequence[BarValue]) -> None:
+    """Target lines on a bar chart, kept clear of the bars' values (target_clearance)."""
+    levels = [a.value for a in spec.annotations if a.kind == "target" and a.value is not None]
+    texts = [
+        _draw_target(ax, spec, a.value, a.label)
+        for a in spec.annotations
+        if a.kind == "target" and a.value is not None
+    ]
+    keep_clear(ax, values, texts, levels)
 
 
 def _paint_funnel(figure: Figure, spec: ChartSpec) -> None:

@@ -722,3 +722,49 @@ def test_a_rate_s_axis_ends_at_100_percent_though_its_bars_carry_labels() -> Non
     assert _value_ticks(rates, [0.991, 0.933], include_zero=True, headroom=0.09)[-1] == 1.0
     counts = ChartSpec(kind="bar", unit="count", categories=("a",), series=(Series("n", (99.0,)),), **HEADER)
     assert _value_ticks(counts, [99.0], include_zero=True, headroom=0.09)[-1] > 99.0  # counts keep their room
+
+
+@pytest.mark.parametrize("kind", ["bar", "stacked_bar"])
+def test_a_target_line_never_strikes_a_bars_value_and_its_words_cover_none(kind: str) -> None:
+    """93.3% sat on the 95% line, and "Target 95%" on the last bar's 94.8%."""
+    rates = ChartSpec(
+        kind=kind,  # type: ignore[arg-type]
+        unit="percent",
+        categories=("SMS", "Email", "WhatsApp", "Telegram"),
+        series=(Series("Delivery rate", (0.933, 0.951, 0.97, 0.948)),),
+        annotations=(Annotation("target", value=0.95),),
+        **HEADER,
+    )
+    figure = draw_chart(rates)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (ax,) = figure.axes
+    line_y = float(ax.transData.transform((0.0, 0.95))[1])
+    values = [t for t in ax.texts if t.get_text().endswith("%") and not t.get_text().startswith("Target")]
+    (target,) = [t for t in ax.texts if t.get_text() == "Target 95%"]
+    assert sorted(t.get_text() for t in values) == ["93.3%", "94.8%", "95.1%", "97%"]
+    for value in values:
+        box = value.get_window_extent(renderer)
+        assert not (box.y0 - 1 <= line_y <= box.y1 + 1), f"the line strikes {value.get_text()}"
+        assert not box.overlaps(target.get_window_extent(renderer)), f"the target covers {value.get_text()}"
+    (inside,) = [t for t in values if t.get_text() == "93.3%"]
+    assert inside.get_color() == "#FFFFFF"  # moved into its bar, white on the bar's blue
+    assert inside.get_window_extent(renderer).y1 < line_y
+
+
+def test_a_bar_too_short_to_hold_its_value_has_it_lifted_above_the_line() -> None:
+    counts = ChartSpec(
+        kind="bar",
+        unit="count",
+        categories=("Berlin", "Hamburg"),
+        series=(Series("Bookings", (3.0, 400.0)),),
+        annotations=(Annotation("target", value=12.0),),
+        **HEADER,
+    )
+    figure = draw_chart(counts)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (ax,) = figure.axes
+    line_y = float(ax.transData.transform((0.0, 12.0))[1])
+    (short,) = [t for t in ax.texts if t.get_text() == "3"]
+    assert short.get_window_extent(renderer).y0 > line_y
