@@ -9,10 +9,12 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import parseaddr
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
+from domain.dates_said import day_month_year
 from providers.slack.client import slack_client
 from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
 from providers.telegram.client import telegram_bot
@@ -34,6 +36,8 @@ class RenderedReport:
     due_at: datetime
     late: bool
     filename_stem: str
+    #: The schedule's timezone, in which a late run's due time is said.
+    timezone: str
     #: The same for every attempt at one run; email sends it as the Message-ID so a second copy can be dropped.
     delivery_key: str | None = None
     #: The key figures as text lines (reports.exports.figures_text), sent with the chart.
@@ -43,7 +47,10 @@ class RenderedReport:
 
     @property
     def caption(self) -> str:
-        lateness = f" (late delivery of the run due {self.due_at:%d %b %Y %H:%M} UTC)" if self.late else ""
+        due = self.due_at.astimezone(ZoneInfo(self.timezone))
+        lateness = (
+            f" (late delivery of the run due {day_month_year(due)}, {due:%H:%M %Z})" if self.late else ""
+        )
         missing = "\nThe chart could not be drawn this time; the figures follow." if self.png is None else ""
         return f"{self.title}{lateness}\n{self.summary}{missing}"
 

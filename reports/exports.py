@@ -224,7 +224,7 @@ def figures_text(spec: ChartSpec, *, rows: int = TEXT_ROWS) -> str:
 
 
 def _bucket_words(spec: ChartSpec) -> list[str]:
-    """Each time bucket as the chart's own rows and bars name it ("w/c 02 Nov 2026", "Nov 2026", "Q3 2026"),
+    """Each time bucket as the chart's own rows and bars name it ("w/c 2 Nov 2026", "Nov 2026", "Q3 2026"),
     by the spec's grain (a day where it has none)."""
     tz = zone(spec.timezone)
     grain = cast(Grain, spec.grain or "day")

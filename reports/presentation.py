@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
+from domain.dates_said import day_month, day_month_year
 from reports.answer import Answer, chart_for, label, named_value, series_label, split_bars, unnamed
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
@@ -375,14 +376,15 @@ def _range_words(presentation: Presentation, header: ChartSpec) -> str:
 
 
 def bucket_label(start: datetime, grain: Grain, tz: str) -> str:
-    """A bucket as a row or bar reads it, in the business's timezone: "03 Nov", "w/c 03 Nov", "Nov 2026"."""
+    """A bucket as a row or bar reads it, in the business's timezone: "3 Nov 2026", "w/c 3 Nov 2026",
+    "Nov 2026", "3 Nov 14:00"."""
     local = start.astimezone(zone(tz))
     if grain == "hour":
-        return f"{local:%d %b %H:00}"
+        return f"{day_month(local)} {local:%H}:00"
     if grain == "week":
-        return f"w/c {local:%d %b %Y}"
+        return f"w/c {day_month_year(local)}"
     if grain == "month":
         return f"{local:%b %Y}"
     if grain == "quarter":
         return f"Q{(local.month - 1) // 3 + 1} {local:%Y}"
-    return f"{local:%d %b %Y}"
+    return day_month_year(local)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast, get_args
 
+from domain.dates_said import day_month_year
 from reports.answer import Answer, answer, value_label
 from reports.charts.cache import ChartCache, draw
 from reports.charts.spec import ChartSpec
@@ -179,7 +180,7 @@ def describe_period(spec: PeriodSpec) -> str:
     if spec.kind == "last_n_days":
         return f"last {spec.n} days"
     if spec.kind == "between" and spec.start_date and spec.end_date:
-        return f"{spec.start_date:%d %b %Y} to {spec.end_date:%d %b %Y}"
+        return f"{day_month_year(spec.start_date)} to {day_month_year(spec.end_date)}"
     return spec.kind.replace("_", " ")
 
 

@@ -38,6 +38,7 @@ async def render_scheduled_report(
         due_at=due_at,
         late=late,
         filename_stem=schedule.report_slug,
+        timezone=schedule.timezone,
     )
 
 

@@ -24,6 +24,7 @@ from domain.conversations.use_cases import (
     set_availability,
     snooze_chat,
 )
+from domain.dates_said import day_month_time
 from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
 from domain.vocabulary import Availability, Channel, ChatStatus
@@ -141,7 +142,7 @@ def _when(moment: datetime | None, ctx: CommandContext) -> str:
     if moment is None:
         return "—"
     local = moment.astimezone(ZoneInfo(ctx.business_tz))
-    return f"{local.day} {local:%b %H:%M}"  # "7 Dec 04:17", as every other date reads
+    return day_month_time(local)  # "7 Dec 04:17", as every other date reads
 
 
 def _status(chat: DeskChat) -> str:

@@ -6,6 +6,7 @@ import secrets
 import shlex
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.commands.context import CommandContext
 from bot.commands.masking import mask_address
@@ -19,6 +20,7 @@ from bot.commands.parsing import (
 )
 from bot.commands.templates import shape_fields
 from bot.replies import Button, Field, Reply
+from domain.dates_said import day_month_time_zone
 from domain.messages.sending import (
     MessagePreview,
     MessageRequest,
@@ -137,7 +139,7 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
     try:
         if not command.confirm:
             preview = await preview_message(ctx.uow.messaging(), request, ctx.now(), policy)
-            return preview_reply(command, customer, preview, ref, ctx.now())
+            return preview_reply(command, customer, preview, ref, ctx.now(), ctx.business_tz)
         result = await send_message(
             ctx.uow.messaging(), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
         )
@@ -161,7 +163,12 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
 
 
 def preview_reply(
-    command: SendMessage, customer: CustomerName, preview: MessagePreview, ref: str, now: datetime
+    command: SendMessage,
+    customer: CustomerName,
+    preview: MessagePreview,
+    ref: str,
+    now: datetime,
+    business_tz: str = "UTC",
 ) -> Reply:
     decision = preview.decision
     if decision is not None and decision.verdict == "suppress":
@@ -185,7 +192,8 @@ def preview_reply(
     )
     later = decision.send_at if decision is not None and decision.verdict == "defer" else None
     if later is not None and later > now + timedelta(minutes=1):
-        fields.append(Field("Sends", f"{later:%d %b %H:%M} UTC, after the customer's quiet hours"))
+        local = later.astimezone(ZoneInfo(business_tz))
+        fields.append(Field("Sends", f"{day_month_time_zone(local)}, after the customer's quiet hours"))
     buttons = (
         Button(
             "Confirm", command.command_text(recipient=f"#{customer.id}", confirm=True, ref=ref), "primary"

@@ -10,6 +10,7 @@ from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.replies import Button, Reply, Table
 from domain.conversations.sla import METRIC_WORDS, SlaKind, hours_in_words, minutes_in_words
+from domain.dates_said import day_month_time
 from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.staff import StaffIdentity
 from storage.queries.sla import PolicyView, SlaEventView, sla_events, sla_policies
@@ -59,7 +60,7 @@ def policy_line(view: PolicyView) -> str:
 
 
 def _local(moment: datetime, tz: str) -> str:
-    return f"{moment.astimezone(ZoneInfo(tz)):%d %b %H:%M}"
+    return day_month_time(moment.astimezone(ZoneInfo(tz)))
 
 
 def event_row(event: SlaEventView, tz: str) -> tuple[str, ...]:

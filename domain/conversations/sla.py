@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from domain.dates_said import day_month_time
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: How far ahead a due time is looked for before the policy is taken to have no business hours at all.
 LONGEST_SEARCH = timedelta(days=800)
@@ -337,7 +339,7 @@ def alert_text(alert: SlaAlert, hours: BusinessHours, now: datetime, dashboard_u
         late = "was not resolved"
     else:
         late = f"had no {what.removeprefix('a ')}"
-    return f"🔴 Breached: {about} {late} by {due_local:%d %b %H:%M} — {who}. {link}"
+    return f"🔴 Breached: {about} {late} by {day_month_time(due_local)} — {who}. {link}"
 
 
 def minutes_in_words(minutes: int | None) -> str:

@@ -103,7 +103,14 @@ class SendsThenStalls:
 
 async def render(schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
     return RenderedReport(
-        schedule.report_name, "42 things happened.", PNG, None, due_at, late, schedule.report_slug
+        schedule.report_name,
+        "42 things happened.",
+        PNG,
+        None,
+        due_at,
+        late,
+        schedule.report_slug,
+        schedule.timezone,
     )
 
 

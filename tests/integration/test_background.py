@@ -480,6 +480,7 @@ async def test_a_business_without_slack_or_telegram_starts_its_web_and_worker_an
         due_at=datetime.now(UTC),
         late=False,
         filename_stem="revenue",
+        timezone="Europe/Berlin",
         figures="Revenue: €1",
     )
     with pytest.raises(DeliveryFailed, match="Telegram is off: SWITCHBOARD_TELEGRAM_BOT_TOKEN is empty"):

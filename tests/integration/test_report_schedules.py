@@ -96,6 +96,7 @@ async def render(schedule: DueSchedule, due_at: datetime, late: bool) -> Rendere
         due_at,
         late,
         schedule.report_slug,
+        schedule.timezone,
     )
 
 
@@ -148,7 +149,7 @@ async def test_runs_missed_while_down_are_delivered_late_once(
     await runner(database, sandbox, now, "s1").tick()
     assert len(photos(sandbox)) == 1
     caption = str(photos(sandbox)[0]["params"].get("caption", ""))
-    assert "late delivery of the run due 26 Nov 2026 07:00 UTC" in caption
+    assert "late delivery of the run due 26 Nov 2026, 08:00 CET" in caption
     async with database.sessions() as session:
         rows = await session.execute(
             select(ReportDelivery.status, func.count()).group_by(ReportDelivery.status)
@@ -289,6 +290,7 @@ def _long_report(png: bytes | None) -> RenderedReport:
         DUE,
         False,
         "revenue-by-clinic",
+        "Europe/Berlin",
         figures=figures,
     )
 

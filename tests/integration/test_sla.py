@@ -195,7 +195,7 @@ async def test_two_workers_at_once_store_each_warning_and_breach_once_and_post_i
             f"nobody has it yet. <https://switchboard.example/communication/chat/{ids['bo']}|"
             f"Open conversation {ids['bo']}>",
             f"🔴 Breached: Conversation {ids['ana']} with Ana Ruiz (WhatsApp) had no first response by "
-            f"02 Mar 10:10 — assigned to Lena. <https://switchboard.example/communication/chat/{ids['ana']}|"
+            f"2 Mar 10:10 — assigned to Lena. <https://switchboard.example/communication/chat/{ids['ana']}|"
             f"Open conversation {ids['ana']}>",
         ]
 

@@ -410,7 +410,7 @@ def test_a_rate_over_time_with_one_day_to_divide_by_is_its_figure_not_a_lone_dot
 
 def test_the_figures_sent_as_text_read_dates_as_people_do_and_say_a_partial_week() -> None:
     """A scheduled delivery's text listed "2026-11-02: …": the sheet keeps ISO dates, the text names each week
-    as the chart's rows do ("w/c 02 Nov 2026"), and a week the period holds only part of is named, so its
+    as the chart's rows do ("w/c 2 Nov 2026"), and a week the period holds only part of is named, so its
     figure is not read as a drop."""
     mondays = tuple(datetime(2026, 10, 25, 23, 0, tzinfo=UTC) + timedelta(days=7 * i) for i in range(3))
     weekly = _spec(
@@ -424,8 +424,8 @@ def test_the_figures_sent_as_text_read_dates_as_people_do_and_say_a_partial_week
     )
     assert figures_text(weekly).splitlines() == [
         "w/c 26 Oct 2026: 97.0%",
-        "w/c 02 Nov 2026: 95.0%",
-        "w/c 09 Nov 2026: 96.0%",
+        "w/c 2 Nov 2026: 95.0%",
+        "w/c 9 Nov 2026: 96.0%",
         "(Partial first week: fewer days than the others, so not a drop.)",
     ]
     assert sheet_rows(weekly).rows[0][0] == "2026-10-26"  # the attached sheet keeps the date as data

@@ -256,11 +256,11 @@ def test_alerts_read_as_sentences_with_a_link_to_the_conversation() -> None:
     )
     breach = replace(ALERT, kind=SlaKind.BREACH)
     assert alert_text(breach, HOURS, berlin(2026, 3, 2, 10, 16), "http://x").startswith(
-        "🔴 Breached: Conversation 42 with Ana Ruiz (WhatsApp) had no first response by 02 Mar 10:15"
+        "🔴 Breached: Conversation 42 with Ana Ruiz (WhatsApp) had no first response by 2 Mar 10:15"
         " — assigned to Lena."
     )
     resolution = replace(breach, metric=SlaMetric.RESOLUTION)
-    assert "was not resolved by 02 Mar 10:15" in alert_text(resolution, HOURS, berlin(2026, 3, 3, 9, 0), "x")
+    assert "was not resolved by 2 Mar 10:15" in alert_text(resolution, HOURS, berlin(2026, 3, 3, 9, 0), "x")
 
 
 # --- the pass with fakes -------------------------------------------------------------------------------
