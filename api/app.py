@@ -34,7 +34,7 @@ from api.video_links import video_link_handlers
 from api.webhooks import webhook_handlers
 from api.widget import widget_handlers
 from switchboard.background import BackgroundServices
-from switchboard.logs import formatter_config
+from switchboard.logs import QUIET_LIBRARIES, formatter_config
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
@@ -66,9 +66,7 @@ def logging_config(settings: Settings) -> LoggingConfig:
                 "handlers": ["queue_listener"],
                 "propagate": False,
             },
-            "apscheduler": quiet,
-            "httpx": quiet,
-            "aiosqlite": quiet,
+            **{name: quiet for name in QUIET_LIBRARIES},
         },
     )
 

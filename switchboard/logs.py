@@ -49,8 +49,9 @@ def formatter_for(log_format: LogFormat) -> logging.Formatter:
     return JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-#: Libraries that log every tick or request at INFO: they speak only when they warn (as in the web app).
-QUIET_LIBRARIES = ("apscheduler", "httpx", "aiosqlite")
+#: Libraries that log every tick or request at INFO (alembic: its plugins and context each time a process
+#: checks the schema) speak only when they warn (as in the web app).
+QUIET_LIBRARIES = ("apscheduler", "httpx", "aiosqlite", "alembic")
 
 
 def use_log_level(level: str) -> None:

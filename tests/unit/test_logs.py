@@ -47,3 +47,19 @@ def test_the_web_app_formats_with_the_configured_format() -> None:
     assert json_config.formatters["standard"] == formatter_config("json")
     assert json_config.formatters["standard"]["()"] is JsonLines
     assert "format" in logging_config(Settings(log_format="text")).formatters["standard"]
+
+
+def test_a_worker_at_info_hears_alembic_only_when_it_warns() -> None:
+    """A worker's start logged nine alembic lines (its plugins, its context) each time it checked the schema."""
+    from switchboard.logs import use_log_level
+
+    root, alembic = logging.getLogger(), logging.getLogger("alembic")
+    was = root.level, alembic.level
+    try:
+        use_log_level("info")
+        assert not logging.getLogger("alembic.runtime.plugins").isEnabledFor(logging.INFO)
+        assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("switchboard.background").isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(was[0])
+        alembic.setLevel(was[1])
