@@ -327,6 +327,7 @@ _METRICS: tuple[Metric, ...] = (
         ("channel", "segment", "country"),
         "down_is_good",
         synonyms=("unsubscribe rate", "opt outs", "unsubscribes"),
+        out_of=("opt-out", "opt-outs", "message sent", "messages sent"),
     ),
     _metric(
         "cost_per_message",

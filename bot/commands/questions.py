@@ -661,6 +661,9 @@ def parse_question(
     # "messages … delivered": "messages" is the figure's own word, not one it ignored.
     if metric.source == "messages" and (bare := re.search(r"\bmessages\b", rest)):
         rest = cut(rest, Found(None, bare.start(), bare.end()))
+    # "average first response time": an average already, so "average" is what it says, not a word ignored.
+    if metric.aggregation == "average" and (mean := re.search(r"\b(?:average|mean)\b", rest)):
+        rest = cut(rest, Found(None, mean.start(), mean.end()))
     # Campaign names hold dates and weekdays ("Black Friday", "2026-10-open-clinic-evening"): read first.
     named_campaign = _mention(rest, values.get("campaign", {})) if "campaign" in metric.dimensions else None
     rest = cut(rest, named_campaign)

@@ -212,7 +212,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"(?:our|the)\s+take", " revenue "),
     (r"msgs", " messages "),
     (r"msg", " message "),
-    (r"unsubs?|unsubscribed", " unsubscribes "),
+    (r"unsubs?|unsubscribed|opted\s+out|opt(?:ing)?[- ]outs?", " unsubscribes "),
     (
         r"(?:how\s+)?(?:quickly|quick|fast)\s+(?:do|did|does)\s+(?:we|agents|staff|the\s+team)\s+(?:reply|respond|answer)",
         " first response time ",

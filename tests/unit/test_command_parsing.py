@@ -723,3 +723,24 @@ def test_campaign_new_reads_quoted_names_values_and_audiences_whole_and_its_butt
     )
     spaced = parse('campaign new Spring "Sale 2026" template welcome to everyone on sms', context())
     assert spaced is not None and spaced.command.name == "Spring Sale 2026"
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "ignored"),
+    [
+        ("average first response time this week", "first_response_time", ()),
+        ("mean csat last month", "csat", ()),
+        ("avg resolution time last week", "resolution_time", ()),
+        ("average revenue last month", "revenue", ("average",)),  # a sum: "average" is not what it says
+        ("how many customers opted out of sms last month", "opt_out_rate", ()),
+        ("opt-outs by channel last month", "opt_out_rate", ()),
+    ],
+)
+def test_a_figure_s_own_words_are_not_said_to_be_ignored(
+    text: str, metric: str, ignored: tuple[str, ...]
+) -> None:
+    """ "average first response time" answered with "Ignored: average." (it is an average), and "how many
+    customers opted out of sms" answered messages sent, with "Ignored: opted out."."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi"
+    assert (parsed.command.metric, parsed.command.ignored) == (metric, ignored)
