@@ -362,6 +362,18 @@ _METRICS: tuple[Metric, ...] = (
         ),
     ),
     _metric(
+        "conversations",
+        "Conversations",
+        "Conversations started in the period, on every channel (website chat, WhatsApp, Telegram, SMS, email), "
+        "counted when the customer's first message opened them.",
+        "count",
+        "count",
+        "chats",
+        CHAT_DIMENSIONS,
+        "up_is_good",
+        synonyms=("conversations started", "chats started", "new conversations", "new chats"),
+    ),
+    _metric(
         "first_response_time",
         "First response time",
         "Average seconds from a chat's start to the first staff answer, over chats started in the period.",

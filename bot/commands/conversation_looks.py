@@ -88,12 +88,12 @@ def conversation_look(text: str) -> str | None:
 
 
 def what_conversations_are_not_kept_by(text: str) -> str | None:
-    """Why a question about conversations that is no look at a queue ("closed chats last week", "conversations
-    by channel", "open chats on whatsapp") cannot be answered as asked, naming what can; None when it names
-    no conversations in a state nor "conversations" (so "chats last week" stays the chat messages sent)."""
+    """Why a question about conversations in a state that is no look at a queue ("closed chats last week",
+    "open chats on whatsapp") cannot be answered as asked, naming what can; None when it names no state (so
+    "chats last week" and "conversations by channel" are the conversations started, a figure)."""
     words = _words(text)
     queue = _queue(words, adjective_states(words))
-    if queue is None and not ONLY_CONVERSATIONS & set(words):
+    if queue is None:
         return None
     shown = f"`chat list {queue}`" if queue else "`chat list` (mine, unassigned, open, snoozed or resolved)"
     return (

@@ -109,7 +109,12 @@ KNOWN_VALUES: Mapping[str, Mapping[str, str]] = {
             "telegram messages": "telegram",
             "chats": "chat",
             "live chat": "chat",
+            "live chats": "chat",
             "web chat": "chat",
+            "web chats": "chat",
+            "website chat": "chat",
+            "website chats": "chat",
+            "chat widget": "chat",
         },
     ),
     "source_channel": _values(
@@ -642,6 +647,8 @@ def parse_question(
     if metric_found is None:
         metric_found, implied_filter = _channel_messages(rest)
     if metric_found is None:
+        metric_found, implied_filter = _conversations(rest)
+    if metric_found is None:
         metric_found, implied_filter = _service_appointments(rest, values)
     if metric_found is None and (metric_found := _campaign_ranking(rest)) is not None:
         guessed = True  # the answer says which figure it ranked by
@@ -661,6 +668,12 @@ def parse_question(
     # "messages … delivered": "messages" is the figure's own word, not one it ignored.
     if metric.source == "messages" and (bare := re.search(r"\bmessages\b", rest)):
         rest = cut(rest, Found(None, bare.start(), bare.end()))
+    # "first response time for chats": conversations are what every chat figure counts, on every channel; a
+    # channel is named as one ("website chat", "WhatsApp").
+    if metric.source == "chats":
+        said_alone = r"(?<!live )(?<!web )(?<!website )\b(?:chats|conversations|gespräche|unterhaltungen)\b"
+        for bare in reversed(list(re.finditer(said_alone, rest))):
+            rest = cut(rest, Found(None, bare.start(), bare.end()))
     # "average first response time": an average already, so "average" is what it says, not a word ignored.
     if metric.aggregation == "average" and (mean := re.search(r"\b(?:average|mean)\b", rest)):
         rest = cut(rest, Found(None, mean.start(), mean.end()))
@@ -759,7 +772,7 @@ def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
     (no other figure named: "messages delivered" names one), every channel's."""
     match = re.search(
         r"\b(emails|e-mails|mails|texts|text messages|sms(?:es)?|whatsapps|whatsapp messages|telegrams|"
-        r"telegram messages|chats|chat messages|messages)\b",
+        r"telegram messages|chat messages|messages)\b",
         text,
     )
     if match is None:
@@ -781,6 +794,17 @@ def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
         else "chat"
     )
     return Found("messages_sent", match.start(), match.end()), Filter("channel", "eq", channel)
+
+
+def _conversations(text: str) -> tuple[Found | None, Filter | None]:
+    """ "chats last week", "how many conversations did we have yesterday", "WhatsApp chats by agent": no
+    figure named, so the conversations started ("chat messages" are the messages sent on the chat channel);
+    "live chats" and "website chats" are those of the website's chat."""
+    match = re.search(r"\b(?:(live|web|website)\s+)?(?:chats|conversations|gespräche|unterhaltungen)\b", text)
+    if match is None:
+        return None, None
+    website = Filter("channel", "eq", "chat") if match.group(1) else None
+    return Found("conversations", match.start(), match.end()), website
 
 
 def _service_appointments(

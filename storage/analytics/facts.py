@@ -555,6 +555,7 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
                 func.coalesce(CustomerCommunication.cost_micros, 0) / literal(1_000_000.0),
             )
         ),
+        "conversations": MetricMeasures(Measure("chats", "chats", "count")),
         "first_response_time": MetricMeasures(
             Measure(
                 "first_response_seconds",

@@ -148,6 +148,7 @@ def reference_kpis(
         "opt_out_rate": ratio(sum(within(r.recorded_at, start, end) for r in facts.opt_outs), len(sent)),
         "cost_per_message": ratio(sent_cost, len(sent)),
         "communication_cost": sum((m.cost_micros or 0) for m in messages) / 1e6,
+        "conversations": float(len(chats)),
         "first_response_time": ratio(
             sum(
                 (c.first_response_at - c.started_at).total_seconds() for c in answered if c.first_response_at

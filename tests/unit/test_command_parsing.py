@@ -399,7 +399,6 @@ def test_a_command_word_with_words_only_its_usual_command_reads_is_that_command(
         ("closed chats last week", "`chat list resolved`"),
         ("open chats on whatsapp", "`chat list open`"),
         ("how many conversations are open by channel", "`chat list open`"),
-        ("conversations last month", "`chat list` (mine"),
         ("chats closed last week", "`chat list resolved`"),
     ],
 )
@@ -409,9 +408,40 @@ def test_conversations_narrowed_beyond_a_queue_say_what_can_be_answered(text: st
     with pytest.raises(ParseError, match="Conversations are listed by queue only") as refused:
         parse(text, context())
     assert queue in str(refused.value) and "first response time" in str(refused.value)
-    for sent in ("chats last week", "how many chats"):  # a channel's plural is still its messages sent
-        chats = parse(sent, context())
-        assert chats is not None and chats.command.metric == "messages_sent"
+
+
+@pytest.mark.parametrize(
+    ("text", "channel", "split"),
+    [
+        ("chats last week", None, None),
+        ("how many chats", None, None),
+        ("how many conversations did we have yesterday", None, None),
+        ("conversations last month", None, None),
+        ("conversations by channel this month", None, "channel"),
+        ("whatsapp chats by agent last month", "whatsapp", "staff"),
+        ("website chats last week", "chat", None),
+        ("live chats last week", "chat", None),
+        ("web chats by staff last month", "chat", "staff"),
+        ("wie viele Gespräche hatten wir letzte Woche", None, None),
+    ],
+)
+def test_chats_asked_for_in_a_period_are_the_conversations_started(
+    text: str, channel: str | None, split: str | None
+) -> None:
+    """ "how many chats last week" answered "Messages sent for website chat: 0" (chat messages), and "how many
+    conversations did we have yesterday" was refused: both are the conversations started, on every channel
+    unless one is named."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi"
+    command = parsed.command
+    named = {f.value for f in command.filters if f.dimension == "channel"}
+    assert (command.metric, named, command.dimension) == ("conversations", {channel} - {None}, split)
+    assert not command.ignored
+    # "chat messages" are still the messages sent on the chat channel; a chat figure counts every channel.
+    messages = parse("chat messages last week", context())
+    assert messages is not None and messages.command.metric == "messages_sent"
+    response = parse("first response time for chats last week", context())
+    assert response is not None and not response.command.filters and not response.command.ignored
 
 
 def test_a_rankings_n_after_another_split_is_not_taken_for_that_split() -> None:
