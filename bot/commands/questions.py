@@ -1015,6 +1015,8 @@ def _leftovers(text: str) -> tuple[str, ...]:
         "wie",
         "viele",
         "viel",
+        "wieviele",
+        "wieviel",
         "war",
         "waren",
         "hatten",

@@ -764,6 +764,7 @@ def test_campaign_new_reads_quoted_names_values_and_audiences_whole_and_its_butt
         ("average revenue last month", "revenue", ("average",)),  # a sum: "average" is not what it says
         ("how many customers opted out of sms last month", "opt_out_rate", ()),
         ("opt-outs by channel last month", "opt_out_rate", ()),
+        ("wieviele Termine hatten wir gestern", "appointments", ()),  # "wie viele", as often typed
     ],
 )
 def test_a_figure_s_own_words_are_not_said_to_be_ignored(
