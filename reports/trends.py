@@ -6,6 +6,7 @@ reading to trend_analysis (the caller commits). Summaries say exactly what was m
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -207,6 +208,14 @@ def summarise(
     return sentence + "."
 
 
+_ONE_DAY = re.compile(r"\d{1,2} \w+ \d{4}(?: \(|$)")
+
+
+def _in(label: str) -> str:
+    """ "on 5 Dec 2026 (the day before)", "in Oct 2026", "in 1–7 Nov 2026": a day is on, a span in."""
+    return f"on {label}" if _ONE_DAY.match(label) else f"in {label}"
+
+
 def against_words(
     metric: Metric,
     value: float | None,
@@ -218,27 +227,27 @@ def against_words(
     """The tail saying how a figure moved from the compared period's: ", up 3.8 points from 4.8% in Oct"."""
     money = currency if metric.unit == "currency" else None
     if value is None:
-        return f" (it was {format_value(previous, metric.unit, locale=locale, currency=money)} in {previous_label})"
+        return f" (it was {format_value(previous, metric.unit, locale=locale, currency=money)} {_in(previous_label)})"
     if metric.unit == "percent":
         # A rate moves by points: "20.8%, up 16.0 points from 4.8% in …", never "up 337.5%".
         before = format_value(previous, metric.unit, locale=locale)
         points = points_moved(value, previous)
         if points == 0:
-            return f", unchanged from {before} in {previous_label}"
+            return f", unchanged from {before} {_in(previous_label)}"
         return (
-            f", {'up' if points > 0 else 'down'} {abs(points):.1f} points from {before} in {previous_label}"
+            f", {'up' if points > 0 else 'down'} {abs(points):.1f} points from {before} {_in(previous_label)}"
         )
     if metric.unit == "number":
         # A score moves by its own units: "4.39, up 0.52 from 3.87 in …", not "up 13.5%".
         before = format_value(previous, metric.unit, locale=locale)
         moved = round(float(f"{value:.2f}") - float(f"{previous:.2f}"), 2)  # as the two figures read
         if moved == 0:
-            return f", unchanged from {before} in {previous_label}"
+            return f", unchanged from {before} {_in(previous_label)}"
         by = format_value(abs(moved), metric.unit, locale=locale)
-        return f", {'up' if moved > 0 else 'down'} {by} from {before} in {previous_label}"
+        return f", {'up' if moved > 0 else 'down'} {by} from {before} {_in(previous_label)}"
     change = change_pct(value, previous)
     if change is None:
-        return f", against 0 in {previous_label}"
+        return f", against 0 {_in(previous_label)}"
     if abs(change) < 0.0005:
         return f", unchanged from {previous_label}"
     return f", {'up' if change > 0 else 'down'} {abs(change) * 100:.1f}% from {previous_label}"

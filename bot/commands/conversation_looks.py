@@ -97,8 +97,9 @@ def what_conversations_are_not_kept_by(text: str) -> str | None:
         return None
     shown = f"`chat list {queue}`" if queue else "`chat list` (mine, unassigned, open, snoozed or resolved)"
     return (
-        f"Conversations are listed by queue only: {shown}. Their figures are first response time, resolution "
-        "time, satisfaction and the SLA met rate, e.g. “first response time last week by channel”."
+        f"Conversations are listed by queue only: {shown}. Their figures are the conversations started, first "
+        "response time, resolution time, satisfaction and the SLA met rate, e.g. “conversations last week by "
+        "staff” or “first response time last week by channel”."
     )
 
 

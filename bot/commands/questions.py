@@ -1017,6 +1017,8 @@ def _leftovers(text: str) -> tuple[str, ...]:
         "viel",
         "wieviele",
         "wieviel",
+        "anzahl",
+        "anzahl der",
         "war",
         "waren",
         "hatten",

@@ -72,6 +72,12 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         r"(?:im\s+vergleich\s+zu(?:m|r)?|verglichen\s+mit|gegenüber|ggü\.?)\s+(?:der\s+)?vorperiode",
         " vs previous ",
     ),
+    # "yesterday vs the day before", "this week compared with the week before": the period just before.
+    (
+        r"(?:vs\.?|versus|compared\s+(?:to|with)|against)\s+(?:the\s+)?(?:day|week|month|quarter|year)\s+before"
+        r"(?!\s+(?:yesterday|last))",
+        " vs previous ",
+    ),
     (r"(?:vs\.?|versus)\s+vormonat", " vs last month "),
     (r"(?:vs\.?|versus)\s+vorwoche", " vs last week "),
     (r"(?:vs\.?|versus)\s+vorquartal", " vs last quarter "),
@@ -213,6 +219,12 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"msgs", " messages "),
     (r"msg", " message "),
     (r"unsubs?|unsubscribed|opted\s+out|opt(?:ing)?[- ]outs?", " unsubscribes "),
+    # "video consultations that were no-shows": the no-show rate of video consultations (its count beside it).
+    (
+        r"video\s+(?:consultations?|calls?|appointments?|sprechstunden)\s+(?:that\s+|which\s+)?(?:were|was)\s+"
+        r"(?:a\s+)?no[- ]?shows?",
+        " no show rate for video ",
+    ),
     (
         r"(?:how\s+)?(?:quickly|quick|fast)\s+(?:do|did|does)\s+(?:we|agents|staff|the\s+team)\s+(?:reply|respond|answer)",
         " first response time ",

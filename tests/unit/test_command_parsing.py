@@ -775,3 +775,29 @@ def test_a_figure_s_own_words_are_not_said_to_be_ignored(
     parsed = parse(text, context())
     assert parsed is not None and parsed.spec.name == "kpi"
     assert (parsed.command.metric, parsed.command.ignored) == (metric, ignored)
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "filters"),
+    [
+        ("how many video consultations were no-shows last month", "no_show_rate", {("kind", "video")}),
+        ("video calls that were no-shows last week", "no_show_rate", {("kind", "video")}),
+    ],
+)
+def test_video_consultations_that_were_no_shows_are_their_no_show_rate(
+    text: str, metric: str, filters: set[tuple[str, str]]
+) -> None:
+    """It answered all video consultations, with "Ignored: no shows."."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.command.metric == metric and not parsed.command.ignored
+    assert {(f.dimension, str(f.value)) for f in parsed.command.filters} == filters
+
+
+@pytest.mark.parametrize(
+    "text", ["sms delivery rate yesterday vs day before", "revenue last week compared to the week before"]
+)
+def test_the_day_or_week_before_is_the_period_before(text: str) -> None:
+    parsed = parse(text, context())
+    assert (
+        parsed is not None and parsed.command.comparison == "previous_period" and not parsed.command.ignored
+    )

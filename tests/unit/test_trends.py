@@ -161,3 +161,20 @@ def test_one_unusual_day_does_not_make_the_same_weekday_after_it_unusual() -> No
     values: list[float | None] = week * 8
     values[29] = 40.0  # one busy Tuesday
     assert anomalies(values, season=7) == [29]
+
+
+def test_a_day_compared_with_is_on_it_and_a_span_in_it() -> None:
+    """ "down 0.9 points from 93.3% in 5 Dec 2026" read oddly: a day is "on"."""
+    from reports.metrics import REGISTRY
+    from reports.trends import against_words
+
+    rate = REGISTRY["delivery_rate"]
+    assert against_words(rate, 0.925, 0.933, "5 Dec 2026 (the day before)", "en_GB", None).endswith(
+        "from 93.3% on 5 Dec 2026 (the day before)"
+    )
+    assert against_words(rate, 0.95, 0.945, "1–31 Oct 2026 (the month before)", "en_GB", None).endswith(
+        "from 94.5% in 1–31 Oct 2026 (the month before)"
+    )
+    assert against_words(rate, 0.95, 0.945, "30 Nov – 6 Dec 2026", "en_GB", None).endswith(
+        "in 30 Nov – 6 Dec 2026"
+    )
