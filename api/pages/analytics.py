@@ -100,6 +100,7 @@ EXECUTIVE_CHOICES = (
     "no_show_rate",
     "communication_cost",
     "delivery_rate",
+    "conversations",
     "first_response_time",
     "csat",
 )
