@@ -392,7 +392,10 @@ def chart_for(
     if result.grain is not None and shown and shown[0].points and (drawable or line_asked):
         kind = "line"
         chart_series = tuple(
-            Series(series_label(result, s) if s.dimension_value else s.name, tuple(v for _, v in s.points))
+            Series(
+                standing_alone(series_label(result, s)) if s.dimension_value else s.name,
+                tuple(v for _, v in s.points),
+            )
             for s in shown
         )
         if result.comparison_range is not None and len(shown) == 1 and shown[0].comparison_points:
@@ -420,7 +423,7 @@ def chart_for(
     if result.dimension is not None and shown:
         return ChartSpec(
             kind="bar",
-            categories=tuple(series_label(result, s) for s in shown),
+            categories=tuple(standing_alone(series_label(result, s)) for s in shown),
             series=split_bars(result, metric.label, shown),
             annotations=tuple(targets),
             **header,  # type: ignore[arg-type]
@@ -513,6 +516,12 @@ def series_label(result: QueryResult, series: SeriesResult) -> str:
         for dimension, value in zip(result.dimensions, parts, strict=False)
     )
     return words or "(none)"
+
+
+def standing_alone(words: str) -> str:
+    """A value as a chart's bar, row or legend shows it, on its own: "Email", "Website chat", "No campaign"
+    (mid-sentence they stay "for email")."""
+    return words[:1].upper() + words[1:] if words[:1].islower() else words
 
 
 def value_label(value: str) -> str:

@@ -19,7 +19,16 @@ from datetime import datetime
 from typing import Any, Literal, cast, get_args
 
 from domain.dates_said import day_month, day_month_year
-from reports.answer import Answer, chart_for, label, named_value, series_label, split_bars, unnamed
+from reports.answer import (
+    Answer,
+    chart_for,
+    label,
+    named_value,
+    series_label,
+    split_bars,
+    standing_alone,
+    unnamed,
+)
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
 from reports.metrics import Metric
@@ -211,7 +220,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         return _reshaped(
             header,
             chosen,
-            categories=tuple(series_label(result, s) for s in series),
+            categories=tuple(standing_alone(series_label(result, s)) for s in series),
             series=split_bars(result, metric.label, series)
             if result.dimension and chosen == "bar"
             else (Series(metric.label, tuple(s.total for s in series)),),
@@ -225,7 +234,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         categories=tuple(bucket_label(b, result.grain, result.range.timezone) for b in buckets),
         series=tuple(
             Series(
-                series_label(result, s) if s.dimension_value is not None else metric.label,
+                standing_alone(series_label(result, s)) if s.dimension_value is not None else metric.label,
                 tuple(v for _, v in s.points),
             )
             for s in shown
@@ -298,7 +307,7 @@ def _stacked_two_ways(
     kept = ranked if len(ranked) <= MAX_SERIES else ranked[: MAX_SERIES - 1]
     stacks = [
         Series(
-            named_value(result, second, value) if value else "(none)",
+            standing_alone(named_value(result, second, value)) if value else "(none)",
             tuple(cells.get((bar, value), 0.0) for bar in bars),
         )
         for value in kept
@@ -310,7 +319,9 @@ def _stacked_two_ways(
     return _reshaped(
         header,
         "stacked_bar",
-        categories=tuple(named_value(result, first, bar) if bar else "(none)" for bar in bars),
+        categories=tuple(
+            standing_alone(named_value(result, first, bar)) if bar else "(none)" for bar in bars
+        ),
         series=tuple(stacks),
         annotations=targets,
     )
@@ -320,7 +331,10 @@ def _table(header: ChartSpec, result: QueryResult, series: Sequence[SeriesResult
     metric_label = header.title
     grain, tz = result.grain, result.range.timezone
     if grain is None:
-        rows = tuple(series_label(result, s) if s.dimension_value is not None else "All" for s in series)
+        rows = tuple(
+            standing_alone(series_label(result, s)) if s.dimension_value is not None else "All"
+            for s in series
+        )
         columns = [Series(metric_label, tuple(s.total for s in series))]
         if result.comparison_range is not None:
             columns.append(Series("Before", tuple(s.comparison_total for s in series)))
@@ -333,7 +347,7 @@ def _table(header: ChartSpec, result: QueryResult, series: Sequence[SeriesResult
         categories=tuple(bucket_label(b, grain, tz) for b in buckets),
         series=tuple(
             Series(
-                series_label(result, s) if s.dimension_value is not None else metric_label,
+                standing_alone(series_label(result, s)) if s.dimension_value is not None else metric_label,
                 tuple(v for _, v in s.points),
             )
             for s in shown

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
-from reports.answer import ANOMALY_LABEL, answer, value_label
+from reports.answer import ANOMALY_LABEL, answer, standing_alone, value_label
 from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.formatting import format_value
 from reports.charts.render import draw_chart, render_png, render_svg
@@ -60,7 +60,7 @@ async def test_answer_picks_the_chart_for_the_shape_and_renders(
     if kind == "line":
         assert len(reply.chart.x_dates) == 28
     if kind == "bar":
-        assert set(reply.chart.categories) <= {"SMS", "email", "WhatsApp", "Telegram"}
+        assert set(reply.chart.categories) <= {"SMS", "Email", "WhatsApp", "Telegram"}
     png = render_png(reply.chart)
     assert png.startswith(PNG_MAGIC) and len(png) > 1000
 
@@ -115,7 +115,7 @@ async def test_a_ranking_names_and_draws_its_n_largest_parts_and_keeps_the_whole
     words = f"{parts[0]}, {parts[1]} and {len(raw) - 2} more"
     assert reply.summary.endswith(f"(Europe/Berlin): {total}: {words}."), reply.summary
     chart = present(reply, Presentation(top=2))  # what the bot draws for a ranking
-    assert chart.categories == tuple(value_label(channel) for channel, _ in ordered[:2])
+    assert chart.categories == tuple(standing_alone(value_label(channel)) for channel, _ in ordered[:2])
     assert chart.subtitle == f"by channel, top 2 of {len(raw)}"
 
 

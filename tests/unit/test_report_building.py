@@ -219,15 +219,15 @@ def test_stacked_two_ways_puts_the_second_split_inside_the_first() -> None:
     assert spec.kind == "stacked_bar"
     assert spec.categories == ("BER", "HAM")
     assert {s.name: s.values for s in spec.series} == {
-        "web": (5.0, 4.0),
+        "Web": (5.0, 4.0),
         "WhatsApp": (3.0, 0.0),
-    }  # channels by name
+    }  # channels by name, each on its own as a legend names it
     assert spec.subtitle == "by location, stacked by source channel"
 
     # The range and top N keep whole bars: BER (8 in all) stays with both its parts, HAM (4) goes.
     ranged = present(found, Presentation("stacked_bar", at_least=5.0))
     assert ranged.categories == ("BER",)
-    assert {s.name: s.values for s in ranged.series} == {"web": (5.0,), "WhatsApp": (3.0,)}
+    assert {s.name: s.values for s in ranged.series} == {"Web": (5.0,), "WhatsApp": (3.0,)}
     assert ranged.subtitle == "by location, stacked by source channel, only those of €5.00 or more (1 of 2)"
     smallest = present(found, Presentation("stacked_bar", sort="smallest", top=1))
     assert smallest.categories == ("HAM",) and smallest.subtitle.endswith(
