@@ -385,7 +385,7 @@ def chart_for(
     if result.dimension and len(series) > len(shown):
         # A chart holds MAX_SERIES lines or bars; say which are drawn, so none is dropped silently.
         header["subtitle"] = f"by {label(result.dimension)}, top {len(shown)} of {len(series)}"
-    targets = [Annotation("target", "target", value=metric.target)] if metric.target is not None else []
+    targets = [Annotation("target", value=metric.target)] if metric.target is not None else []
     # A line needs two points: a rate over time with one day to divide by (a campaign's conversion, its
     # messages all sent on its launch day) is its figure, not a lone dot on an axis of -100% to 150%.
     drawable = any(sum(v is not None for _, v in s.points) >= 2 for s in shown)
