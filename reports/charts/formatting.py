@@ -50,7 +50,7 @@ def format_value(value: float | None, unit: Unit, *, locale: str, currency: str 
 
 
 def format_axis_value(value: float, unit: Unit, *, locale: str, currency: str | None = None) -> str:
-    """Short tick text: "$1.2K", "12%", "3.4K", "2m 30s"."""
+    """Short tick text: "$1.2K", "12%", "3.4K", "2m 30s", "1h"."""
     return _compact_text(value, unit, locale, currency)
 
 
@@ -60,7 +60,9 @@ def _compact_text(value: float, unit: Unit, locale: str, currency: str | None) -
     if unit == "percent":
         return str(_percent_pattern(locale, min_fraction=0, max_fraction=1).apply(value, locale))
     if unit == "duration":
-        return format_duration(value)
+        # A tick on the hour or minute says no zero part: "30m", "1h", "1h 30m".
+        text = format_duration(value)
+        return text.removesuffix(" 00s").removesuffix(" 00m").removesuffix(" 00h")
     # Babel's compact forms keep every digit below a thousand ("€556.4999999999" for a sum of parts): keep
     # one decimal, or two significant digits for a figure under 1.
     value = round(value, 1) if abs(value) >= 1 else float(f"{value:.2g}")

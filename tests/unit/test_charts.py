@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 import struct
 import subprocess
 import sys
@@ -209,7 +210,7 @@ def test_duration_and_hourly_charts_render() -> None:
         **HEADER,
     )
     text = svg_text(render_svg(spec))
-    assert "m 00s" in text or "m 30s" in text
+    assert re.search(r"\b\d+m( 30s)?\b", text) and "m 00s" not in text  # "2m", "2m 30s": no zero part
 
 
 def test_concurrent_renders_all_succeed() -> None:
@@ -768,3 +769,10 @@ def test_a_bar_too_short_to_hold_its_value_has_it_lifted_above_the_line() -> Non
     line_y = float(ax.transData.transform((0.0, 12.0))[1])
     (short,) = [t for t in ax.texts if t.get_text() == "3"]
     assert short.get_window_extent(renderer).y0 > line_y
+
+
+def test_a_duration_tick_on_the_hour_or_minute_says_no_zero_part() -> None:
+    from reports.charts.formatting import format_axis_value
+
+    ticks = [format_axis_value(v, "duration", locale="en_GB") for v in (0, 45, 150, 1800, 3600, 5400, 86400)]
+    assert ticks == ["0s", "45s", "2m 30s", "30m", "1h", "1h 30m", "1d"]
