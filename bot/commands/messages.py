@@ -78,12 +78,13 @@ def parse_send(words: list[str], rest: str, today: date) -> SendMessage:
     if words and normalise(words[0]) in _CHANNELS | {"preferred"}:
         first = normalise(words.pop(0))
         channel = None if first == "preferred" else Channel(first)
-    if not words or normalise(words[0]) != "to":
-        raise ParseError("Say who to send to: `send sms to #12 template welcome`.", USAGE)
-    words.pop(0)
+    if words and normalise(words[0]) == "to":
+        words.pop(0)  # "send sms to #12 …"; "send #12 …" says the same
     lowered = [normalise(w) for w in words]
     cut = next((i for i, w in enumerate(lowered) if w in ("template", "text")), None)
-    if cut is None or cut == 0:
+    if not words or cut == 0:
+        raise ParseError("Say who to send to: `send sms to #12 template welcome`.", USAGE)
+    if cut is None:
         raise ParseError('Say what to send: `template NAME` or `text "..."`.', USAGE)
     recipient = recipient_ref(" ".join(words[:cut]))
     kind, body = lowered[cut], words[cut + 1 :]
@@ -144,7 +145,13 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
             ctx.uow.messaging(), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
         )
     except MessageRequestError as error:
-        return Reply(f"Cannot send: {error}.", kind="error")
+        why = str(error).removeprefix("Not sent: ").rstrip(".")
+        hint = (
+            f" `template show {command.template}` lists the values it needs, given as name=value."
+            if command.template and "variable" in why
+            else ""
+        )
+        return Reply(f"Cannot send: {why[:1].lower()}{why[1:]}.{hint}", kind="error")
     if result.status is MessageStatus.SUPPRESSED:
         return Reply(
             f"Not sending to #{customer.id} {customer.name}. {result.explanation}",

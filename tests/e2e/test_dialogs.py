@@ -189,6 +189,8 @@ async def test_free_text_and_suppressed_sends(seeded: CommandContext) -> None:
         (AGENT, "send sms to #1 template no_such_template", "error", "no active template"),
         (AGENT, "send sms to #999999 template welcome", "error", "No customer matches"),
         (AGENT, "send sms #1", "error", "Usage"),
+        # A value left out: said once ("Not sent: " twice and ".." before), with where the values are listed.
+        (AGENT, "send sms #1 template welcome", "error", "`template show welcome` lists the values it needs"),
     ]
     await run_dialog(seeded, table)
     async with seeded.database.read_sessions() as session:

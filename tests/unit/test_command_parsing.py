@@ -198,6 +198,19 @@ def test_send_free_text_on_the_preferred_channel_with_confirmation() -> None:
     )
 
 
+def test_send_takes_its_recipient_without_to() -> None:
+    """ "send #12 template appointment_reminder" was refused with "Say who to send to"."""
+    for text in ("send #12 template appointment_reminder", "send sms #12 template appointment_reminder"):
+        parsed = parse(text, context())
+        assert parsed is not None and parsed.command.recipient == RecipientRef("id", "12")
+        assert parsed.command.template == "appointment_reminder"
+    for nobody in ("send sms template welcome", "send", "send sms to template welcome"):
+        with pytest.raises(ParseError, match="Say who to send to"):
+            parse(nobody, context())
+    with pytest.raises(ParseError, match="Say what to send"):
+        parse("send #12", context())
+
+
 def test_send_command_text_round_trips() -> None:
     command = messages.SendMessage(
         RecipientRef("id", "3"), Channel.EMAIL, template="welcome", variables={"clinic": "A B"}
