@@ -56,8 +56,12 @@ async def record_daily_insights(
     ]
     month = PeriodSpec.last_n_days(30)
     insights: list[Insight[Any]] = [
-        await campaign_attribution(database, month, now=now, business_tz=tz, currency=currency),
-        await cost_vs_revenue(database, month, now=now, business_tz=tz, currency=currency),
+        await campaign_attribution(
+            database, month, now=now, business_tz=tz, currency=currency, locale=business.locale
+        ),
+        await cost_vs_revenue(
+            database, month, now=now, business_tz=tz, currency=currency, locale=business.locale
+        ),
         await cohort_retention(database, cohort_months(now, tz), now=now, business_tz=tz),
     ]
     async with open_uow() as uow:

@@ -130,8 +130,9 @@ def _percent(share: float | None) -> str:
     return "n/a" if share is None else f"{share:.1%}"
 
 
-def _money(amount: float, currency: str) -> str:
-    return f"{amount:,.2f} {currency}"
+def _money(amount: float, currency: str, locale: str) -> str:
+    """ "€79,480.23", "US$241.44": as every other answer writes money (the business's locale)."""
+    return format_money(amount, currency, locale)
 
 
 # --- attribution ---------------------------------------------------------------------------------
@@ -209,6 +210,7 @@ async def campaign_attribution(
     business_tz: str,
     window_days: int = DEFAULT_WINDOW_DAYS,
     currency: str = "EUR",
+    locale: str = "en_GB",
 ) -> Insight[AttributionResult]:
     """Attribute each counted order placed in the period to the customer's last outbound message (sent,
     delivered or read, by creation time) within `window_days` before it, per channel and per campaign.
@@ -232,12 +234,12 @@ async def campaign_attribution(
         _rows(campaigns, by_campaign),
     )
     leader = result.by_channel[0] if result.by_channel and result.by_channel[0].attributed_orders else None
-    lead = f"; {channel_words(leader.key)} led with {leader.attributed_orders} orders" if leader else ""
+    lead = f"; {channel_words(leader.key)} led with {leader.attributed_orders:,} orders" if leader else ""
     summary = (
-        f"Of {orders} counted orders placed {time_range.label} ({time_range.timezone}), {attributed} "
+        f"Of {orders:,} counted orders placed {time_range.label} ({time_range.timezone}), {attributed:,} "
         f"({_percent(attributed / orders if orders else None)}) followed an outbound message sent, delivered "
         f"or read to the same customer within {window_days} days before the order, bringing "
-        f"{_money(revenue, currency)} net of refunds{lead}."
+        f"{_money(revenue, currency, locale)} net of refunds{lead}."
     )
     parameters = {"window_days": window_days, "currency": currency, "timezone": time_range.timezone}
     return Insight("attribution", time_range, parameters, result, summary, datetime.now(UTC))
@@ -254,11 +256,18 @@ async def cost_vs_revenue(
     business_tz: str,
     window_days: int = DEFAULT_WINDOW_DAYS,
     currency: str = "EUR",
+    locale: str = "en_GB",
 ) -> Insight[CostRevenueResult]:
     """Provider cost of outbound messages created in the period (USD) next to the order revenue attributed
     to each channel (business currency, net of refunds); the currencies are reported, not converted."""
     attribution = await campaign_attribution(
-        database, period, now=now, business_tz=business_tz, window_days=window_days, currency=currency
+        database,
+        period,
+        now=now,
+        business_tz=business_tz,
+        window_days=window_days,
+        currency=currency,
+        locale=locale,
     )
     time_range = attribution.range
     async with database.analytics_sessions() as session:
@@ -273,7 +282,8 @@ async def cost_vs_revenue(
     result = CostRevenueResult(window_days, COST_CURRENCY, currency, total_cost, total_revenue, rows)
     summary = (
         f"Outbound messages created {time_range.label} ({time_range.timezone}) cost "
-        f"{_money(total_cost, COST_CURRENCY)} in provider fees, against {_money(total_revenue, currency)} of "
+        f"{_money(total_cost, COST_CURRENCY, locale)} in provider fees, against "
+        f"{_money(total_revenue, currency, locale)} of "
         f"order revenue net of refunds attributed to them within {window_days} days; the two currencies are "
         "shown side by side, not converted."
     )
@@ -345,7 +355,7 @@ async def cohort_retention(
         f"No customer placed a first counted order in {time_range.label} ({time_range.timezone}), so there are "
         "no cohorts to follow yet."
         if not rows
-        else f"Of {customers} customers whose first counted order fell {time_range.label} ({time_range.timezone}), "
+        else f"Of {customers:,} customers whose first counted order fell {time_range.label} ({time_range.timezone}), "
         f"grouped into {len(rows)} monthly cohorts, "
         + (
             "none had a complete month after their first by the period's end, so no share is measured yet."

@@ -93,10 +93,20 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
 async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
     currency, locale = ctx.settings.business_currency, ctx.settings.business_locale
     costs = await cost_vs_revenue(
-        ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz, currency=currency
+        ctx.database,
+        command.period,
+        now=ctx.now(),
+        business_tz=ctx.business_tz,
+        currency=currency,
+        locale=locale,
     )
     attribution = await campaign_attribution(
-        ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz, currency=currency
+        ctx.database,
+        command.period,
+        now=ctx.now(),
+        business_tz=ctx.business_tz,
+        currency=currency,
+        locale=locale,
     )
     spec = cost_revenue_chart(costs, locale)
     png = await draw(spec, "png", costs.computed_at.isoformat(), ctx.chart_cache)

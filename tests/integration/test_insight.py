@@ -136,7 +136,9 @@ async def test_attribution_and_cost_match_a_plain_recount(database: Database) ->
             channels.get(channel, [0, 0.0])[1], abs=0.01
         )
     assert costs.result.cost_currency == "USD" and costs.result.revenue_currency == "EUR"
-    assert "USD" in costs.summary and "EUR" in costs.summary and "not converted" in costs.summary
+    assert "US$" in costs.summary and "€" in costs.summary and "not converted" in costs.summary
+    total = f"€{costs.result.total_attributed_revenue:,.2f}"  # as every other answer writes money
+    assert total in costs.summary and f"€{insight.result.attributed_revenue:,.2f} net" in insight.summary
     chart = cost_revenue_chart(costs)
     assert chart.kind == "bar" and render_png(chart).startswith(PNG_MAGIC)
     # A bar per channel of its attributed revenue, labelled with its cost, recounted from the rows.
