@@ -42,15 +42,34 @@ def _page(words: SurveyWords, title: str, body: str, status_code: int = HTTP_200
 
 
 def _browser_words(request: Request[Any, Any, Any]) -> SurveyWords:
-    """The survey's words in the browser's first language (browsers list the one preferred first)."""
-    first = request.headers.get("accept-language", "").split(",")[0].split(";")[0].strip()
-    return survey_words(first) if first and first != "*" else SURVEY_WORDS["en"]
+    """The survey's words in the language the browser prefers most among those the survey speaks (its
+    Accept-Language, by q value; a tag we do not speak is passed over), else English."""
+    ranked: list[tuple[float, int, str]] = []
+    for order, part in enumerate(request.headers.get("accept-language", "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if tag.strip() and tag.strip() != "*" and weight > 0:
+            ranked.append((-weight, order, tag.strip()))
+    for _, _, tag in sorted(ranked):
+        words = survey_words(tag)
+        if words.page.language == tag.replace("_", "-").split("-")[0].lower():
+            return words
+    return SURVEY_WORDS["en"]
 
 
 def _not_a_link(request: Request[Any, Any, Any]) -> Response[str]:
     words = _browser_words(request)
     page = words.page
-    return _page(words, page.not_valid_title, f"<p>{escape(page.not_valid)}</p>", HTTP_404_NOT_FOUND)
+    response = _page(words, page.not_valid_title, f"<p>{escape(page.not_valid)}</p>", HTTP_404_NOT_FOUND)
+    response.headers["Vary"] = "Accept-Language"
+    return response
 
 
 def _closed(answer: LinkAnswer) -> Response[str]:

@@ -519,9 +519,14 @@ def series_label(result: QueryResult, series: SeriesResult) -> str:
 
 
 def standing_alone(words: str) -> str:
-    """A value as a chart's bar, row or legend shows it, on its own: "Email", "Website chat", "No campaign"
-    (mid-sentence they stay "for email")."""
-    return words[:1].upper() + words[1:] if words[:1].islower() else words
+    """A value as a chart's bar, row or legend shows it, on its own: "Email", "Website chat", "No campaign",
+    each part of a pair ("Berlin Mitte · Email"); mid-sentence they stay "for email". A name written with a
+    capital inside ("iOS app") is left as it is."""
+
+    def alone(part: str) -> str:
+        return part[:1].upper() + part[1:] if part[:1].islower() and not part[1:2].isupper() else part
+
+    return SHOWN_JOINER.join(alone(part) for part in words.split(SHOWN_JOINER))
 
 
 def value_label(value: str) -> str:

@@ -17,6 +17,7 @@ from babel.dates import format_skeleton
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.messages.words import channel_words
+from reports.answer import standing_alone
 from reports.charts.spec import ChartSpec, Series
 from reports.money import format_money
 from reports.periods import PeriodSpec, TimeRange, add_months, local_midnight, month_start, zone
@@ -462,7 +463,8 @@ def cost_revenue_bars(
         locale=locale,
         timezone=timezone,
         categories=tuple(
-            f"{channel_words(r.channel)}, {format_money(r.cost, result.cost_currency, locale)}" for r in rows
+            f"{standing_alone(channel_words(r.channel))}, {format_money(r.cost, result.cost_currency, locale)}"
+            for r in rows
         ),
         series=(
             Series(

@@ -365,7 +365,7 @@ _METRICS: tuple[Metric, ...] = (
         "conversations",
         "Conversations",
         "Conversations started in the period, on every channel (website chat, WhatsApp, Telegram, SMS, email), "
-        "counted when the customer's first message opened them.",
+        "whether the customer wrote first or staff opened them.",
         "count",
         "count",
         "chats",

@@ -24,8 +24,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from domain.audit import AuditEntry
 from domain.clock import utc_now
+from domain.dates_said import day_month_year
 from reports.destinations import DeliveryFailed, RenderedReport, ReportDestination
 from reports.heartbeats import in_words
+from reports.periods import zone
 from reports.schedules import MissedRunPolicy, plan_runs
 from storage.database import Database
 from storage.schedules import HELD, ClaimedRun, DueSchedule, OpenRun, SqlScheduleStore
@@ -266,8 +268,10 @@ class ScheduleRunner:
 
 
 def describe_run(schedule: DueSchedule, due_at: datetime) -> str:
+    """ "Weekly revenue due 2 Dec 2026 08:00 CET to slack C0123": in the schedule's own time."""
+    local = due_at.astimezone(zone(schedule.timezone))
     return (
-        f"{schedule.report_name} due {due_at.astimezone(UTC):%d %b %Y %H:%M} UTC "
+        f"{schedule.report_name} due {day_month_year(local)} {local:%H:%M %Z} "
         f"to {schedule.destination_kind} {schedule.destination}"
     )
 

@@ -32,6 +32,7 @@ from api.pages.common import (
 )
 from domain.messages.words import channel_words, failure_words, status_words
 from domain.vocabulary import READ_REPORTED
+from reports.answer import standing_alone
 from reports.charts.spec import ChartSpec, Series
 from reports.exports import SheetRows
 from reports.heartbeats import in_words
@@ -198,7 +199,8 @@ def delivery_rate_chart(days: list[date], rows: list[Any], formats: Formats) -> 
     for row in rows:
         rates[row.channel][row.day] = row.delivery_rate
     series = {
-        channel_words(channel): [by_day.get(d) for d in days] for channel, by_day in sorted(rates.items())
+        standing_alone(channel_words(channel)): [by_day.get(d) for d in days]
+        for channel, by_day in sorted(rates.items())
     }
     return _line_chart("Delivery rate by channel", days, series, "percent", formats) if series else None
 

@@ -9,7 +9,8 @@ from bot.commands.parsing import normalise, tokenise
 
 #: The conversations, always plural ("open a chat with Anna" is `chat open`, a thing to do).
 CONVERSATIONS = frozenset({"chats", "conversations", "gespräche", "unterhaltungen"})
-#: Of those, the words that never mean chat messages ("chats last week" is the chat messages sent).
+#: Of those, the words that alone look at a queue ("conversations": mine); "how many chats" is the figure
+#: (the conversations started), as "chats last week" is.
 ONLY_CONVERSATIONS = CONVERSATIONS - {"chats"}
 #: A state people name, and the `chat list` queue that shows it. "Waiting" and "unanswered" are every live
 #: conversation (open, or pending the customer's answer), not only those nobody holds.
@@ -72,7 +73,7 @@ def conversation_look(text: str) -> str | None:
     """The `chat list` queue `text` asks to see when that is all it asks ("which chats are unassigned?",
     "meine offenen Chats": mine; "conversations" alone: mine; "all conversations": open), else None: a
     period, a channel or a split left over ("closed chats last week") is not a look at a queue, and "how
-    many chats" names no state (it stays the chat messages sent)."""
+    many chats" names no state (it is the conversations started, a figure)."""
     words = _words(text)
     if not CONVERSATIONS & set(words):
         return None

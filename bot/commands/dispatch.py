@@ -161,7 +161,7 @@ def parse(
         if " " in spec.name and spec.name.split()[-1] not in typed and len(words) > 1:
             # "customer churn last quarter": a noun whose verb was not typed, and a metric named; the metric wins.
             # A noun alone ("chats", "campaigns") is its command; with words its command reads ("chats
-            # unassigned"), too; a figure inferred from it ("chats last week": chat messages) otherwise.
+            # unassigned"), too; a figure inferred from it ("chats last week": the conversations) otherwise.
             try:
                 question = parse_question(text, today, known=values, require_metric=False)
             except ParseError:

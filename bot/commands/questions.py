@@ -260,13 +260,20 @@ def _plain(text: str) -> str:
     return re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text.lower())
 
 
+#: Names that also name the things other figures count: "conversations first response time" is the first
+#: response time, and "conversation rate" a misspelt conversion. Bare, they are read only when no figure is
+#: named (`_conversations`).
+_NOT_ALONE = frozenset({"conversations"})
+
+
 @lru_cache(maxsize=1)
 def metric_phrases() -> dict[str, str]:
     """Every way the registry lets a person name a metric, mapped to the metric's name."""
     phrases: dict[str, str] = {}
     for metric in REGISTRY.values():
         for phrase in (metric.name, metric.name.replace("_", " "), metric.label, *metric.synonyms):
-            phrases.setdefault(_plain(phrase), metric.name)
+            if _plain(phrase) not in _NOT_ALONE:
+                phrases.setdefault(_plain(phrase), metric.name)
     return phrases
 
 
@@ -330,7 +337,9 @@ def _fuzzy_candidates() -> tuple[str, ...]:
 
 
 #: Words close to a metric word that mean something else in a question.
-NOT_METRIC_WORDS = frozenset({"spent", "sender", "senders", "sends", "reader", "orderly", "costly", "weekly"})
+NOT_METRIC_WORDS = frozenset(
+    {"spent", "sender", "senders", "sends", "reader", "orderly", "costly", "weekly", "conversations"}
+)
 
 
 def _find_dimension(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> Found | None:
@@ -803,6 +812,14 @@ def _conversations(text: str) -> tuple[Found | None, Filter | None]:
     match = re.search(r"\b(?:(live|web|website)\s+)?(?:chats|conversations|gespräche|unterhaltungen)\b", text)
     if match is None:
         return None, None
+    if re.search(
+        r"\b(?:missed|abandoned|dropped|lost|verpasste[n]?|abgebrochene[n]?)\s+(?:\w+\s+)?$",
+        text[: match.start()],
+    ):
+        raise Declined(
+            "I cannot answer questions about missed or abandoned chats: no metric keeps them. The conversations "
+            "started, first response time and the SLA met rate are kept, e.g. “conversations last week”."
+        )
     website = Filter("channel", "eq", "chat") if match.group(1) else None
     return Found("conversations", match.start(), match.end()), website
 

@@ -72,11 +72,16 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         r"(?:im\s+vergleich\s+zu(?:m|r)?|verglichen\s+mit|gegenüber|ggü\.?)\s+(?:der\s+)?vorperiode",
         " vs previous ",
     ),
-    # "yesterday vs the day before", "this week compared with the week before": the period just before.
+    # "yesterday vs the day before": the day just before; "… vs the week/month/quarter/year before" is that
+    # unit's comparison, as "vs last week" … "vs last year" are.
     (
-        r"(?:vs\.?|versus|compared\s+(?:to|with)|against)\s+(?:the\s+)?(?:day|week|month|quarter|year)\s+before"
-        r"(?!\s+(?:yesterday|last))",
+        r"(?:vs\.?|versus|compared\s+(?:to|with)|against)\s+(?:the\s+)?day\s+before(?!\s+(?:yesterday|last))",
         " vs previous ",
+    ),
+    (
+        r"(?:vs\.?|versus|compared\s+(?:to|with)|against)\s+(?:the\s+)?(week|month|quarter|year)\s+before"
+        r"(?!\s+last)",
+        r" vs last \1 ",
     ),
     (r"(?:vs\.?|versus)\s+vormonat", " vs last month "),
     (r"(?:vs\.?|versus)\s+vorwoche", " vs last week "),
@@ -163,7 +168,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"zustell(?:rate|quote)", " delivery rate "),
     (r"antwort(?:rate|quote)", " reply rate "),
     (r"abmelde(?:rate|quote)|abmeldungen", " opt out rate "),
-    (r"(?:erste\s+)?(?:antwort|reaktions)zeit", " first response time "),
+    (r"(?:erste\s+)?(?:antwort|reaktions)zeit|erst(?:antwort|reaktion)szeit", " first response time "),
     (r"lösungszeit|bearbeitungszeit|bearbeitungsdauer", " resolution time "),
     (r"(?:kunden)?zufriedenheit", " satisfaction "),
     (r"kosten\s+pro\s+nachricht|stückkosten", " cost per message "),
@@ -219,10 +224,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"msgs", " messages "),
     (r"msg", " message "),
     (r"unsubs?|unsubscribed|opted\s+out|opt(?:ing)?[- ]outs?", " unsubscribes "),
-    # "video consultations that were no-shows": the no-show rate of video consultations (its count beside it).
+    # "video consultations that were no-shows", "video consultation no-shows": the no-show rate of video
+    # consultations (its count beside it).
     (
-        r"video\s+(?:consultations?|calls?|appointments?|sprechstunden)\s+(?:that\s+|which\s+)?(?:were|was)\s+"
-        r"(?:a\s+)?no[- ]?shows?",
+        r"video\s+(?:consultations?|calls?|appointments?|sprechstunden)\s+(?:(?:that\s+|which\s+)?(?:were|was)\s+"
+        r"(?:a\s+)?)?no[- ]?shows?",
         " no show rate for video ",
     ),
     (

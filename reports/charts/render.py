@@ -651,8 +651,11 @@ def _paint_stacked_bar(figure: Figure, spec: ChartSpec) -> None:
                 color=theme.TEXT_COLOUR,
             )
             # The top part's colour is what a total moved into the stack is written on.
-            top_part = max((i for i, y in enumerate(arrays) if not np.isnan(y[int(position)])), default=0)
-            values.append(BarValue(written, float(total), theme.series_colour(top_part)))
+            # A total moved into its stack sits in the top part that has height, in that part's colour.
+            drawn = [i for i, y in enumerate(arrays) if np.nan_to_num(y[int(position)]) > 0]
+            top_part = drawn[-1] if drawn else 0
+            base = float(total) - float(np.nan_to_num(arrays[top_part][int(position)]))
+            values.append(BarValue(written, float(total), theme.series_colour(top_part), base))
     _add_legend(figure, spec, [Patch(facecolor=theme.series_colour(i)) for i in range(len(arrays))])
     _draw_targets_clear_of(ax, spec, values)
 

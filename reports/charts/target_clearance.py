@@ -31,11 +31,13 @@ _LINE_HALF_PX = 2.5
 
 @dataclass(frozen=True)
 class BarValue:
-    """A value written above a bar: its text, the bar's top (data units) and the bar's colour."""
+    """A value written above a bar: its text, the bar's top (data units) and the bar's colour; `base` is
+    where that colour starts (a stack's top part), which a value moved inside must fit above."""
 
     text: Annotation
     top: float
     colour: str
+    base: float = 0.0
 
 
 def keep_clear(
@@ -65,7 +67,7 @@ def _clear_of_lines(ax: Axes, value: BarValue, lines_px: Sequence[float], render
     if not _crosses(box, lines_px):
         return
     top_px = float(ax.transData.transform((0.0, value.top))[1])
-    bottom_px = float(ax.transData.transform((0.0, 0.0))[1])
+    bottom_px = float(ax.transData.transform((0.0, value.base))[1])
     gap_px = _GAP_PT * theme.PNG_DPI / 72
     inside = Bbox.from_extents(box.x0, top_px - gap_px - box.height, box.x1, top_px - gap_px)
     if top_px - bottom_px >= box.height + 2 * gap_px and not _crosses(inside, lines_px):

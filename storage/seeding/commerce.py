@@ -245,7 +245,7 @@ def _appointment(world: World, rng: random.Random, customer: Customer, index: in
     # A video consultation is held by a clinician of the customer's clinic, online.
     clinic = f"{customer.clinic.name} (online)" if video else customer.clinic.name
     local = scheduled_at.astimezone(ZoneInfo(customer.timezone))
-    when = local.strftime("%d.%m. %H:%M" if customer.locale == "de" else "%b %d, %H:%M")
+    when = local.strftime("%d.%m. %H:%M") if customer.locale == "de" else f"{local.day} {local:%b, %H:%M}"
     variables: dict[str, object] = {
         "service": service.name_for(customer.locale),
         "clinic": clinic,

@@ -409,6 +409,11 @@ async def test_a_german_customers_link_page_speaks_german_as_the_survey_did(
     assert bogus.status_code == 404 and "Dieser Link zur Umfrage ist nicht gültig." in bogus.text
     english = await client.get(f"/csat/{token}x/5", headers={"Accept-Language": "fr-FR,fr;q=0.9"})
     assert english.status_code == 404 and "This survey link is not valid." in english.text
+    assert english.headers["vary"] == "Accept-Language"
+    # A language the survey does not speak is passed over, and q values rank the rest.
+    for header in ("fr-FR, de;q=0.9", "en;q=0.1, de;q=0.9"):
+        german = await client.get(f"/csat/{token}x/5", headers={"Accept-Language": header})
+        assert "Dieser Link zur Umfrage ist nicht gültig." in german.text, header
 
 
 async def test_an_email_link_after_a_week_finds_the_survey_closed(

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation as TextAnnotation
 from PIL import Image
 
+from reports.charts import theme
 from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.cache import ChartCache, render_cached
 from reports.charts.render import _shorten_apart, _value_ticks, draw_chart, render_png, render_svg
@@ -776,3 +777,35 @@ def test_a_duration_tick_on_the_hour_or_minute_says_no_zero_part() -> None:
 
     ticks = [format_axis_value(v, "duration", locale="en_GB") for v in (0, 45, 150, 1800, 3600, 5400, 86400)]
     assert ticks == ["0s", "45s", "2m 30s", "30m", "1h", "1h 30m", "1d"]
+
+
+def test_a_stack_s_total_moved_inside_takes_the_colour_of_the_part_it_sits_in() -> None:
+    """A part of zero height (a cell filled with 0) was taken for the top one: white on orange."""
+    stacked = ChartSpec(
+        kind="stacked_bar",
+        unit="count",
+        categories=("Berlin",),
+        series=(Series("Email", (50.0,)), Series("SMS", (43.0,)), Series("WhatsApp", (0.0,))),
+        annotations=(Annotation("target", value=95.0),),
+        **HEADER,
+    )
+    figure = draw_chart(stacked)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (ax,) = figure.axes
+    (total,) = [t for t in ax.texts if t.get_text() == "93"]
+    from reports.charts.target_clearance import _readable_on
+
+    assert total.get_color() == _readable_on(theme.series_colour(1))  # on SMS's part, where it is drawn
+    line_y = float(ax.transData.transform((0.0, 95.0))[1])
+    box = total.get_window_extent(renderer)
+    assert not (box.y0 - 1 <= line_y <= box.y1 + 1)
+
+
+def test_a_value_standing_alone_reads_with_a_capital_each_part_and_names_keep_theirs() -> None:
+    from reports.answer import standing_alone
+
+    assert standing_alone("email") == "Email"
+    assert standing_alone("Berlin Mitte · email") == "Berlin Mitte · Email"
+    assert standing_alone("iOS app") == "iOS app"
+    assert standing_alone("(none)") == "(none)"

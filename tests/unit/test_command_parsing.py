@@ -814,3 +814,44 @@ def test_the_day_or_week_before_is_the_period_before(text: str) -> None:
     assert (
         parsed is not None and parsed.command.comparison == "previous_period" and not parsed.command.ignored
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "metric"),
+    [
+        ("conversations first response time last week", "first_response_time"),
+        ("conversations csat last month", "csat"),
+        ("conversations that breached sla last week", "sla_met_rate"),
+        ("conversation rate last month", "campaign_conversion"),  # a misspelt conversion, as before
+        ("convertions last month", "campaign_conversion"),
+        ("Erstreaktionszeit der Gespräche letzte Woche", "first_response_time"),
+        ("video consultation no-shows last month", "no_show_rate"),
+    ],
+)
+def test_conversations_named_beside_a_figure_leave_it_the_figure(text: str, metric: str) -> None:
+    """The review found "conversations csat last month" read as the conversations, "Ignored: csat"."""
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.spec.name == "kpi" and parsed.command.metric == metric
+
+
+def test_how_to_see_conversations_is_still_help_and_missed_chats_are_declined() -> None:
+    for question in ("how do I see my conversations?", "how do I list conversations"):
+        helped = parse(question, context())
+        assert helped is not None and helped.spec.name == "help"
+    for missed in ("missed chats last week", "abandoned website chats yesterday"):
+        with pytest.raises(Declined, match="missed or abandoned chats"):
+            parse(missed, context())
+
+
+@pytest.mark.parametrize(
+    ("text", "comparison"),
+    [
+        ("revenue last month vs the year before", "same_period_last_year"),
+        ("revenue in october vs the year before", "same_period_last_year"),
+        ("revenue this week vs the week before", "previous_period"),
+        ("sms delivery rate yesterday vs the day before", "previous_period"),
+    ],
+)
+def test_the_unit_before_keeps_its_unit(text: str, comparison: str) -> None:
+    parsed = parse(text, context())
+    assert parsed is not None and parsed.command.comparison == comparison and not parsed.command.ignored
