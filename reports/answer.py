@@ -78,6 +78,8 @@ async def answer(
     )
     result = dataclasses.replace(result, names=named)
     limited_to = filters_in_words(asked, result.names)
+    # Filtered to some of the split's values ("for Berlin Mitte or München Schwabing"), the whole is theirs.
+    narrowed = any(f.dimension in query.dimensions for f in query.filters)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
     history = await history_start(database, metric) if result.comparison_range is not None else None
@@ -92,11 +94,11 @@ async def answer(
             series=tuple(dataclasses.replace(s, comparison_points=()) for s in result.series),
         )
         summary = (
-            f"{_summary(result, series, locale, currency, limited_to, top)[:-1]}; there are no figures for {compared} to "
+            f"{_summary(result, series, locale, currency, limited_to, top, narrowed=narrowed)[:-1]}; there are no figures for {compared} to "
             f"compare with (the records start on {format_day_range(since, since)})."
         )
     else:
-        summary = _summary(result, series, locale, currency, limited_to, top)
+        summary = _summary(result, series, locale, currency, limited_to, top, narrowed=narrowed)
         compared_range = result.comparison_range
         began = history.astimezone(zone(business_tz)).date() if history is not None else None
         if compared_range is not None and began is not None and compared_range.first_day < began:
@@ -115,8 +117,6 @@ async def answer(
         whole = await run_query(
             database, dataclasses.replace(query, dimensions=(), grain=None), now=now, business_tz=business_tz
         )
-        # Filtered to some of the split's values ("for SMS or email"), the whole is those, not all of them.
-        narrowed = any(f.dimension in query.dimensions for f in query.filters)
         summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency, narrowed=narrowed)}."
     if history is not None and result.comparison_range is not None:
         # Buckets of the compared period that ended before the records begin have no figure, not 0.
@@ -227,6 +227,8 @@ def _summary(
     currency: str,
     limited_to: str = "",
     top: int | None = None,
+    *,
+    narrowed: bool = False,
 ) -> str:
     metric = result.metrics[0]
     comparison = result.comparison_range
@@ -273,7 +275,7 @@ def _summary(
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(label(d)) for d in result.dimensions)
-        sentence = say(total, previous, f" (all {every})")
+        sentence = say(total, previous, "" if narrowed else f" (all {every})")
         if len(series) > 1 and (
             parts := _parts(result, series, locale, currency, top or PARTS_SAID, exactly=top is not None)
         ):

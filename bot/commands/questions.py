@@ -241,17 +241,22 @@ _TYPED_FILTER = re.compile(r"(?<![\w=])([A-Za-z_]+)=(?:\"([^\"]*)\"|(\S+))")
 
 
 def _typed_filter(found: Filter) -> str:
-    value = found.values[0]
+    """ "channel=sms", "location=\"Berlin Mitte\"", several values as "channel=sms,email"."""
+    value = ",".join(found.values)
     return f'{found.dimension}="{value}"' if re.search(r"\s", value) else f"{found.dimension}={value}"
 
 
 def _typed_filters(text: str) -> tuple[list[Filter], str]:
-    """Filters typed as key=value, read from the text as typed (values keep their case), and the text
-    without them."""
+    """Filters typed as key=value (several values as key=a,b), read from the text as typed (values keep
+    their case), and the text without them."""
     filters: list[Filter] = []
     for match in _TYPED_FILTER.finditer(text):
         value = match.group(2) if match.group(2) is not None else match.group(3)
-        filters.append(Filter(match.group(1).lower(), "eq", value.strip()))
+        several = tuple(v.strip() for v in value.split(",") if v.strip())
+        if len(several) > 1:
+            filters.append(Filter(match.group(1).lower(), "in", several))
+        else:
+            filters.append(Filter(match.group(1).lower(), "eq", value.strip()))
     return filters, _TYPED_FILTER.sub(" ", text)
 
 
@@ -441,9 +446,11 @@ def find_filters(
 NAMED_WITH_PREPOSITION = frozenset({"message_source", "provider"})
 
 
-def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]) -> Found | None:
-    """ "video vs in person", "marketing or transactional": two values of one dimension set side by side
-    ask for the split by that dimension."""
+def _contrasted(
+    text: str, metric: Metric, known: Mapping[str, Mapping[str, str]]
+) -> tuple[Found, Filter | None] | None:
+    """ "video vs in person", "Berlin vs München": two values of one dimension set side by side ask for the
+    split by that dimension, narrowed to those two."""
     for dimension in metric.dimensions:
         values = known.get(dimension, {})
         first = _mention(text, values) if values else None
@@ -456,7 +463,10 @@ def _contrasted(text: str, metric: Metric, known: Mapping[str, Mapping[str, str]
             continue
         second = _mention(text[first.end + after.end() :], values)
         if second is not None and second.start == 0 and second.value != first.value:
-            return Found((dimension,), first.start, first.end + after.end() + second.end)
+            split = Found((dimension,), first.start, first.end + after.end() + second.end)
+            if len(set(values.values())) <= 2:
+                return split, None  # "video vs in person": the two are all there are
+            return split, Filter(dimension, "in", (str(first.value), str(second.value)))
     return None
 
 
@@ -700,7 +710,10 @@ def parse_question(
     rest = cut(rest, period)
     if period is not None and comparison is None:
         comparison, rest = _compared_period(rest, period, today)
-    dimension = _find_dimension(rest, metric, values) or _contrasted(rest, metric, values)
+    dimension = _find_dimension(rest, metric, values)
+    contrast: Filter | None = None
+    if dimension is None and (contrasted := _contrasted(rest, metric, values)) is not None:
+        dimension, contrast = contrasted
     top: int | None = None
     if dimension is None and (ranked := _ranked(rest, metric)) is not None:
         dimension, top = ranked
@@ -721,6 +734,8 @@ def parse_question(
         filters.append(Filter("campaign", "eq", str(named_campaign.value)))
     if implied_filter is not None and implied_filter.dimension not in {f.dimension for f in filters}:
         filters.insert(0, implied_filter)
+    if contrast is not None and contrast.dimension not in {f.dimension for f in filters}:
+        filters.append(contrast)
     credited = REGISTRY["campaign_revenue"]
     if (
         metric.name == "revenue"

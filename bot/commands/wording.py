@@ -227,7 +227,7 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     # "video consultations that were no-shows", "video consultation no-shows": the no-show rate of video
     # consultations (its count beside it).
     (
-        r"video\s+(?:consultations?|calls?|appointments?|sprechstunden)\s+(?:(?:that\s+|which\s+)?(?:were|was)\s+"
+        r"video\s+(?:consultations?|calls?|appointments?|sprechstunden)\s+(?:(?:that\s+|which\s+)?(?:were|was|waren|war)\s+"
         r"(?:a\s+)?)?no[- ]?shows?",
         " no show rate for video ",
     ),

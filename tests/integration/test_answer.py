@@ -119,6 +119,27 @@ async def test_a_ranking_names_and_draws_its_n_largest_parts_and_keeps_the_whole
     assert chart.subtitle == f"by channel, top 2 of {len(raw)}"
 
 
+async def test_two_parts_set_side_by_side_are_those_two_not_all(seeded: Database) -> None:
+    """ "SMS vs email last month": the split narrowed to the two, their sum recounted, and no "(all channels)"
+    beside a figure that is of two of them."""
+    two = Filter("channel", "in", ("sms", "email"))
+    query = MetricQuery(("messages_sent",), PeriodSpec("last_month"), dimensions=("channel",), filters=(two,))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    start, end = reply.result.range.start, reply.result.range.end
+    cc = CustomerCommunication
+    async with seeded.sessions() as session:
+        raw = await session.scalar(
+            select(func.count()).where(
+                cc.direction == "outbound",
+                cc.sent_at >= start,
+                cc.sent_at < end,
+                cc.channel.in_(("sms", "email")),
+            )
+        )
+    assert f"(Europe/Berlin): {format_value(raw or 0, 'count', locale='en_GB')}: " in reply.summary
+    assert "(all channels)" not in reply.summary and "for SMS or email" in reply.summary
+
+
 async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(seeded: Database) -> None:
     """ "top 2 channels by delivery rate": each of the two highest rates with its figure, then how many more;
     rates of parts never add up, so no total is said."""

@@ -50,7 +50,8 @@ def reading_of(question: KpiQuestion) -> dict[str, Any]:
         "period": "default" if question.period_assumed else [time_range.first_day, time_range.last_day],
         # One split reads as its name, two as a list: `by: [location, source_channel]`.
         "by": list(question.dimensions) if question.then_by else question.dimension,
-        "filters": {f.dimension: f.values[0] for f in question.filters},
+        # One value reads as itself, several as a list: `filters: {category: [marketing, transactional]}`.
+        "filters": {f.dimension: ", ".join(f.values) for f in question.filters},
         "compare": question.comparison,
         "grain": question.grain,
     }

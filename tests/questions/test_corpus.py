@@ -50,7 +50,10 @@ def expected_of(entry: dict[str, Any]) -> dict[str, Any]:
         "metric": entry["metric"],
         "period": period,
         "by": entry.get("by"),
-        "filters": {k: str(v) for k, v in (entry.get("filters") or {}).items()},
+        "filters": {
+            k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in (entry.get("filters") or {}).items()
+        },
         "compare": entry.get("compare"),
         "grain": entry.get("grain"),
     }

@@ -855,3 +855,25 @@ def test_how_to_see_conversations_is_still_help_and_missed_chats_are_declined() 
 def test_the_unit_before_keeps_its_unit(text: str, comparison: str) -> None:
     parsed = parse(text, context())
     assert parsed is not None and parsed.command.comparison == comparison and not parsed.command.ignored
+
+
+def test_two_values_set_side_by_side_narrow_the_split_to_them() -> None:
+    """ "Umsatz Berlin vs München" listed all six clinics; "video vs in person" are all the kinds there are."""
+    channels = parse("delivery rate sms vs email last week", context())
+    assert channels is not None and channels.command.dimension == "channel"
+    assert [(f.dimension, f.operator, f.value) for f in channels.command.filters] == [
+        ("channel", "in", ("sms", "email"))
+    ]
+    kinds = parse("no-show rate video vs in person last month", context())
+    assert kinds is not None and kinds.command.dimension == "kind" and not kinds.command.filters
+    german = parse("Wie viele Videosprechstunden waren No-Shows?", context())
+    assert german is not None and german.command.metric == "no_show_rate" and not german.command.ignored
+
+
+def test_a_filter_of_several_values_keeps_them_all_in_the_answer_s_buttons() -> None:
+    """The buttons wrote "channel=sms" for "for SMS or email": asking again lost email."""
+    parsed = parse("delivery rate sms vs email last week", context())
+    assert parsed is not None
+    again = parse(parsed.command.command_text(period=PeriodSpec("last_month")), context())
+    assert again is not None and again.command.filters == parsed.command.filters
+    assert "channel=sms,email" in parsed.command.command_text()
