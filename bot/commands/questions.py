@@ -663,10 +663,10 @@ def parse_question(
     values = {**KNOWN_VALUES, **known}
     metric_found, guessed, alternatives = find_metric(rest)
     implied_filter: Filter | None = None
+    if metric_found is None:  # "sms conversations", "whatsapp chats": the conversations on that channel
+        metric_found, implied_filter = _conversations(rest)
     if metric_found is None:
         metric_found, implied_filter = _channel_messages(rest)
-    if metric_found is None:
-        metric_found, implied_filter = _conversations(rest)
     if metric_found is None:
         metric_found, implied_filter = _service_appointments(rest, values)
     if metric_found is None and (metric_found := _campaign_ranking(rest)) is not None:
