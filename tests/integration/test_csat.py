@@ -309,19 +309,28 @@ async def test_surveys_off_sends_nothing(database_url: str, database: Database, 
         assert await session.scalar(select(CustomerCommunication.id)) is None
 
 
-async def test_the_email_survey_links_record_the_score_over_http(
-    client: AsyncTestClient[Any], settings: Settings, database: Database, people: int
-) -> None:
+async def email_survey_sent(
+    client: AsyncTestClient[Any], database: Database, customer_id: int, said: str
+) -> tuple[ChatSession, CustomerCommunication]:
+    """An email conversation the customer opened with `said`, resolved: its survey email, as queued."""
     async with database.sessions() as session:
-        chat = ChatSession(customer_id=people, channel="email", status="open", started_at=utc_now())
+        chat = ChatSession(customer_id=customer_id, channel="email", status="open", started_at=utc_now())
         session.add(chat)
         await session.flush()
-        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hello", created_at=utc_now()))
+        session.add(ChatMessage(session_id=chat.id, author="customer", body=said, created_at=utc_now()))
         await session.commit()
     await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
     async with database.read_sessions() as session:
         survey = await session.scalar(select(CustomerCommunication))
-    assert survey is not None and survey.channel == "email" and survey.subject == "How did we do?"
+    assert survey is not None
+    return chat, survey
+
+
+async def test_the_email_survey_links_record_the_score_over_http(
+    client: AsyncTestClient[Any], settings: Settings, database: Database, people: int
+) -> None:
+    chat, survey = await email_survey_sent(client, database, people, "Hello")
+    assert survey.channel == "email" and survey.subject == "How did we do?"
     links = re.findall(r"http://testserver\.local(/csat/\S+/[1-5])", survey.body)
     assert len(links) == 5 and links[0].endswith("/1") and links[4].endswith("/5")
 
@@ -367,15 +376,9 @@ async def test_a_german_customers_link_page_speaks_german_as_the_survey_did(
         ada = await session.get(Customer, people)
         assert ada is not None
         ada.locale = "de_DE"
-        chat = ChatSession(customer_id=people, channel="email", status="open", started_at=utc_now())
-        session.add(chat)
-        await session.flush()
-        session.add(ChatMessage(session_id=chat.id, author="customer", body="Hallo", created_at=utc_now()))
         await session.commit()
-    await resolve_chat(desk(client, database), chat.id, AGENT, now=utc_now())
-    async with database.read_sessions() as session:
-        survey = await session.scalar(select(CustomerCommunication))
-    assert survey is not None and survey.subject == "Wie war es?" and "5 (sehr gut)" in survey.body
+    chat, survey = await email_survey_sent(client, database, people, "Hallo")
+    assert survey.subject == "Wie war es?" and "5 (sehr gut)" in survey.body
     links = re.findall(r"http://testserver\.local(/csat/\S+/[1-5])", survey.body)
 
     page = await client.get(links[4])
