@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.consent.rules import CUSTOMER_MARKETING_LIMIT
 from domain.delivery.outbox import (
     Accepted,
     ClaimedMessage,
@@ -39,10 +40,16 @@ from domain.delivery.outbox import (
     Rescheduled,
 )
 from domain.delivery.ports import DeliveryReceipt
-from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageSource, MessageStatus
+from domain.vocabulary import STATUS_PROGRESS, ConsentStatus, MessageCategory, MessageSource, MessageStatus
 from storage.message_feed import add_cost, count_once, send_day
 from storage.message_months import known_creation_times, recent_since, within_their_months
-from storage.models import BulkMessaging, CustomerCommunication, CustomerConsent, MessageStatusEvent
+from storage.models import (
+    BulkMessaging,
+    CommunicationPreference,
+    CustomerCommunication,
+    CustomerConsent,
+    MessageStatusEvent,
+)
 from storage.models.base import UtcDateTime
 from storage.partitions import message_creation_times
 from storage.sql import dialect_of, insert_for, table_of
@@ -63,9 +70,11 @@ PROVIDER_IDS = table(
     column("created_at", UtcDateTime),
 )
 CONSENTS = table_of(CustomerConsent)
+PREFERENCES = table_of(CommunicationPreference)
 #: Same reason the consent rules give when they suppress at planning time.
 OPTED_OUT_REASON = "opted_out"
 STOPPED_AT_SEND = "Not sent: the customer opted out of this channel after it was planned."
+NO_MARKETING_AT_SEND = "Not sent: the customer asked for no marketing after it was planned."
 
 
 class SqlOutbox:
@@ -202,8 +211,10 @@ class SqlOutbox:
 
     async def _suppress_opted_out(self, claimed: Sequence[ClaimedMessage], now: datetime) -> set[int]:
         """The last check before a send: a claimed message whose customer has opted out of its channel
-        since it was planned (or whose withdrawal it escaped while being sent and retried) is suppressed.
-        Confirmations of the customer's own keyword (source "system") still go, as carriers expect."""
+        since it was planned (or whose withdrawal it escaped while being sent and retried) is suppressed,
+        and so is a marketing message to a customer who has since asked for no marketing at all (a weekly
+        limit of 0, set on the dashboard or by the bot). Confirmations of the customer's own keyword
+        (source "system") still go, as carriers expect."""
         with_customer = [m.id for m in claimed if m.customer_id is not None]
         if not with_customer:
             return set()
@@ -213,31 +224,47 @@ class SqlOutbox:
             CONSENTS.c.channel == CC.c.channel,
             CONSENTS.c.status == ConsentStatus.OPTED_OUT.value,
         )
-        stopped = set(
-            await self.session.scalars(
-                update(CC)
-                .where(
-                    self._these(with_customer, created),
-                    CC.c.source != MessageSource.SYSTEM.value,
-                    exists(opted_out),
+        no_marketing = select(PREFERENCES.c.customer_id).where(
+            PREFERENCES.c.customer_id == CC.c.customer_id, PREFERENCES.c.marketing_max_per_week == 0
+        )
+        stopped: set[int] = set()
+        for condition, reason, said in (
+            (exists(opted_out), OPTED_OUT_REASON, STOPPED_AT_SEND),
+            (
+                and_(CC.c.category == MessageCategory.MARKETING.value, exists(no_marketing)),
+                CUSTOMER_MARKETING_LIMIT,
+                NO_MARKETING_AT_SEND,
+            ),
+        ):
+            these = [m for m in with_customer if m not in stopped]
+            if not these:
+                break
+            found = set(
+                await self.session.scalars(
+                    update(CC)
+                    .where(
+                        self._these(these, created),
+                        CC.c.source != MessageSource.SYSTEM.value,
+                        condition,
+                    )
+                    .values(
+                        status=MessageStatus.SUPPRESSED.value,
+                        status_reason=reason,
+                        next_attempt_at=None,
+                        claimed_by=None,
+                        claimed_until=None,
+                    )
+                    .returning(CC.c.id)
                 )
-                .values(
-                    status=MessageStatus.SUPPRESSED.value,
-                    status_reason=OPTED_OUT_REASON,
-                    next_attempt_at=None,
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-                .returning(CC.c.id)
             )
-        )
-        await self._insert_events_returning(
-            [
-                (message_id, MessageStatus.SUPPRESSED.value, "consent", now, None, STOPPED_AT_SEND)
-                for message_id in sorted(stopped)
-            ],
-            created,
-        )
+            await self._insert_events_returning(
+                [
+                    (message_id, MessageStatus.SUPPRESSED.value, "consent", now, None, said)
+                    for message_id in sorted(found)
+                ],
+                created,
+            )
+            stopped |= found
         return stopped
 
     async def release_expired_leases(

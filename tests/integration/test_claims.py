@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import MessageStatus
 from storage.database import Database
-from storage.models import ConsentRecord, Customer, CustomerCommunication, CustomerConsent, MessageStatusEvent
+from storage.models import (
+    CommunicationPreference,
+    ConsentRecord,
+    Customer,
+    CustomerCommunication,
+    CustomerConsent,
+    MessageStatusEvent,
+)
 from storage.unit_of_work import SqlUnitOfWork
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -120,3 +127,45 @@ async def test_a_customer_who_opted_out_after_planning_is_stopped_at_the_claim(d
             select(CustomerCommunication.status).where(CustomerCommunication.id == stopped[0])
         )
     assert status == "delivered"
+
+
+async def test_a_customer_who_asked_for_no_marketing_after_planning_gets_none_but_their_reminders(
+    database: Database,
+) -> None:
+    """The walk set a weekly marketing limit of 0 on the dashboard while a campaign's SMS waited for quiet
+    hours to end; at 08:00 it went anyway (only opt-outs were checked at the claim)."""
+    async with database.sessions() as session:
+        customer = Customer(name="Lena Bauer", phone_e164="+4915100000778", created_at=NOW)
+        session.add(customer)
+        await session.flush()
+        customer_id = customer.id
+        session.add(CommunicationPreference(customer_id=customer_id, marketing_max_per_week=0))
+        await session.commit()
+    await add_due(database, 2, customer_id=customer_id)  # campaign marketing, planned before
+    await add_due(database, 1, customer_id=customer_id, source="notification")
+    async with database.engine.begin() as connection:  # the reminder is transactional
+        await connection.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.source == "notification")
+            .values(category="transactional")
+        )
+
+    claimed = await claim(database, 10)
+
+    async with database.sessions() as session:
+        rows = {
+            row.id: row
+            for row in await session.scalars(
+                select(CustomerCommunication).where(CustomerCommunication.customer_id == customer_id)
+            )
+        }
+        said = set(
+            await session.scalars(
+                select(MessageStatusEvent.detail).where(MessageStatusEvent.source == "consent")
+            )
+        )
+    assert claimed == [i for i, row in rows.items() if row.category == "transactional"]
+    stopped = [row for row in rows.values() if row.category == "marketing"]
+    assert len(stopped) == 2
+    assert all((r.status, r.status_reason) == ("suppressed", "customer_marketing_limit") for r in stopped)
+    assert said == {"Not sent: the customer asked for no marketing after it was planned."}
