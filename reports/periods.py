@@ -173,6 +173,18 @@ def resolve_period(spec: PeriodSpec, now: datetime, tz: str, *, complete_only: b
     return range_of_days(first, last, tz)
 
 
+def whole_of(spec: PeriodSpec, now: datetime, tz: str) -> PeriodSpec:
+    """ "today" and "this week/month/quarter/year" as their whole days, for figures that lie ahead too
+    (appointments already booked): "appointments today" at 08:00 are the day's, not the 0 held so far."""
+    if spec.kind == "today":
+        today = now.astimezone(zone(tz)).date()
+        return PeriodSpec.between(today, today)
+    if spec.kind in ("this_week", "this_month", "this_quarter", "this_year"):
+        first, last = _calendar_period(spec.kind, now.astimezone(zone(tz)).date())
+        return PeriodSpec.between(first, last)
+    return spec
+
+
 def _calendar_period(kind: PeriodKind, today: date) -> tuple[date, date]:
     """First and last local day of a calendar period around `today`."""
     if kind == "this_week":

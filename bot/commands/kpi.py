@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import time
@@ -10,7 +11,7 @@ from datetime import date, datetime
 
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import everyday_names
-from bot.commands.questions import KNOWN_VALUES, KpiQuestion, parse_question
+from bot.commands.questions import FUTURE_METRICS, KNOWN_VALUES, KpiQuestion, parse_question
 from bot.replies import Button, Field, Image, Reply
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
@@ -18,7 +19,15 @@ from domain.vocabulary import READ_REPORTED, Channel
 from reports.answer import filters_in_words
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric
-from reports.periods import PeriodSpec, TimeRange, comparison_basis, comparison_range, resolve_period, zone
+from reports.periods import (
+    PeriodSpec,
+    TimeRange,
+    comparison_basis,
+    comparison_range,
+    resolve_period,
+    whole_of,
+    zone,
+)
 from reports.query import Filter, MetricQuery
 from storage.queries.reports import dimension_names
 
@@ -175,6 +184,8 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     question = await _with_database_values(question, ctx)
     metric = REGISTRY[question.metric]
     now = ctx.now()
+    if metric.name in FUTURE_METRICS:  # "appointments today": the day's bookings, not those held so far
+        question = dataclasses.replace(question, period=whole_of(question.period, now, ctx.business_tz))
     time_range = resolve_period(question.period, now, ctx.business_tz)
     query = MetricQuery(
         metrics=(metric.name,),

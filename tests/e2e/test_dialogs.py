@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -933,3 +934,27 @@ async def test_a_campaign_gives_german_messages_their_own_values(seeded: Command
     for line, words in refusals.items():
         refused = await ask(seeded, line, as_email=MANAGER)
         assert refused.kind == "error" and words in refused.text, (line, refused.text)
+
+
+async def test_appointments_today_and_this_week_are_the_whole_days_booked(seeded: CommandContext) -> None:
+    """At 10:30 the front desk asked "appointments today" and got the 0 held so far; the day's bookings
+    were there. Recounted from the rows: every booking (not cancelled) of the whole day and week."""
+    from storage.models import Appointment
+
+    berlin = ZoneInfo("Europe/Berlin")
+    today = NOW.astimezone(berlin).date()
+    monday = today - timedelta(days=today.weekday())
+    for text, first, days in (("appointments today", today, 1), ("Termine diese Woche", monday, 7)):
+        start = datetime.combine(first, datetime.min.time(), berlin)
+        end = datetime.combine(first + timedelta(days=days), datetime.min.time(), berlin)
+        async with seeded.database.read_sessions() as session:
+            booked = await session.scalar(
+                select(func.count())
+                .select_from(Appointment)
+                .where(Appointment.status != "cancelled", Appointment.scheduled_at >= start)
+                .where(Appointment.scheduled_at < end)
+            )
+        assert booked, "the seed books appointments ahead, or this test shows nothing"
+        reply = await ask(seeded, text, as_email=VIEWER)
+        assert reply.kind == "answer" and "so far" not in reply.text, reply.text
+        assert f"(Europe/Berlin): {booked:,}." in reply.text, (text, booked, reply.text)
