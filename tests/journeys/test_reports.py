@@ -319,8 +319,8 @@ def test_a_question_split_two_ways_is_saved_run_and_recounted_from_the_orders(de
     # Recount from the orders themselves: the same 30 complete days in the business's timezone.
     period = resolve_period(PeriodSpec.last_n_days(30), datetime.now(UTC), "Europe/Berlin")
     counted = Counter(
-        # A value as the chart and its figures name it: "in_clinic" reads "in clinic", "whatsapp" "WhatsApp".
-        (code, value_label(channel))
+        # A value as the chart and its figures name it: "in_clinic" reads "In clinic", "whatsapp" "WhatsApp".
+        (code, standing_alone(value_label(channel)))
         for code, channel in demo.rows(
             select(func.replace(Location.name, "Northwind ", ""), Order.source_channel)
             .join(Location, Location.id == Order.location_id)
