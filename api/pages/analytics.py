@@ -40,7 +40,13 @@ from api.pages.common import (
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from domain.messages.words import channel_words
 from reports.answer import Answer, answer
-from reports.charts.formatting import format_change, format_points, points_moved
+from reports.charts.formatting import (
+    format_change,
+    format_points,
+    format_score_change,
+    points_moved,
+    score_moved,
+)
 from reports.charts.spec import ChartSpec
 from reports.insight import (
     attribution_result,
@@ -214,6 +220,10 @@ async def kpi_tile(
         # A rate moves by points: "+3.8 pts", not "+40.0%" of a percentage; under a tenth of one, not at all.
         moved = points_moved(total, previous) or None
         change = format_points(total - previous, locale=formats.locale) if moved else "no change"
+    elif definition.unit == "number" and total is not None and previous is not None:
+        # A score moves in its own units: "+0.20", not "+5.0%" of a score.
+        moved = score_moved(total, previous) or None
+        change = format_score_change(total, previous, locale=formats.locale) if moved else "no change"
     elif change_ratio is not None and total is not None:
         change = format_change(change_ratio, locale=formats.locale)
     if moved is not None and total is not None:

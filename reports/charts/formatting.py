@@ -93,6 +93,18 @@ def points_moved(value: float, previous: float) -> float:
     return round((value - previous) * 100, 1)
 
 
+def score_moved(value: float, previous: float) -> float:
+    """How far a score (1–5) moved in its own units, as the two figures read (two decimals)."""
+    return round(float(f"{value:.2f}") - float(f"{previous:.2f}"), 2)
+
+
+def format_score_change(value: float, previous: float, *, locale: str) -> str:
+    """A score's change in its own units, signed: 4.1 from 3.9 -> "+0.20", never "+5.0%"."""
+    moved = score_moved(value, previous)
+    magnitude = format_decimal(abs(moved), format="#,##0.00", locale=locale)
+    return f"{'+' if moved > 0 else '−' if moved < 0 else ''}{magnitude}"
+
+
 def format_points(difference: float, *, locale: str) -> str:
     """A rate's change in percentage points, signed: 0.038 -> "+3.8 pts", -0.005 -> "−0.5 pts"; a rate
     moves by points, so a tile never says "+337.5%" of a percentage."""

@@ -35,8 +35,10 @@ from reports.charts.formatting import (
     format_date_label,
     format_datetime_stamp,
     format_points,
+    format_score_change,
     format_value,
     points_moved,
+    score_moved,
 )
 from reports.charts.spec import Annotation, ChartSpec, KpiTile
 from reports.charts.target_clearance import BarValue, keep_clear
@@ -859,6 +861,7 @@ def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
         value == previous
         or change == 0
         or (spec.unit == "percent" and not points_moved(value, previous or 0.0))
+        or (spec.unit == "number" and previous is not None and not score_moved(value, previous))
     ):
         return f"■ no change vs previous period ({previous_text})", theme.NEUTRAL_COLOUR
     rising = change > 0 if change is not None else value > (previous or 0.0)
@@ -869,6 +872,10 @@ def _kpi_change_line(spec: ChartSpec, kpi: KpiTile) -> tuple[str, str]:
     if spec.unit == "percent" and previous is not None:
         # A rate moves by points ("+3.8 pts"), never by a percentage of a percentage.
         line = f"{arrow} {format_points(value - previous, locale=spec.locale)} vs previous period ({previous_text}) · {verdict}"
+    elif spec.unit == "number" and previous is not None:
+        # A score moves in its own units ("+0.20"), as the sentence says it ("up 0.2 from 3.9").
+        moved = format_score_change(value, previous, locale=spec.locale)
+        line = f"{arrow} {moved} vs previous period ({previous_text}) · {verdict}"
     elif change is None:
         # A change from zero has a direction but no percentage.
         line = f"{arrow} {'up' if rising else 'down'} from {previous_text} in previous period · {verdict}"

@@ -1493,3 +1493,38 @@ async def test_a_template_preview_prices_an_sms_to_the_business_s_own_country(
     price = DEFAULT_PRICE_BOOK.sms_segment_price("+49")
     assert shown is not None and shown.group(1) == formats.money_micros(segments * price, "USD"), shown
     assert price != DEFAULT_PRICE_BOOK.sms_per_segment
+
+
+async def test_a_satisfaction_tile_moves_in_the_score_s_units(client: Client, seeded: Seeded) -> None:
+    """The walk's CSAT tile read "4.1, +5.0% vs previous period" while its sentence said "up 0.2"."""
+    from reports.charts.formatting import format_score_change
+    from reports.periods import PeriodSpec
+    from reports.query import MetricQuery, run_query
+
+    await sign_in(client, seeded, VIEWER)
+    database = Database.connect(seeded.settings.database_url)
+    compared = None
+    for period, days in (("last_7_days", 7), ("last_30_days", 30), ("last_90_days", 90)):
+        found = await run_query(
+            database,
+            MetricQuery(("csat",), PeriodSpec.last_n_days(days), comparison="previous_period"),
+            now=datetime.now(UTC),
+            business_tz="Europe/Berlin",
+            prefer_rollups=False,
+        )
+        (series,) = found.series_for("csat")
+        if series.total is not None and series.comparison_total is not None:
+            compared = period, series.total, series.comparison_total
+            break
+    await database.dispose()
+    assert compared is not None, "the seed rates chats in two periods, or this test shows nothing"
+    period, now_score, before = compared
+    saved = await post_form(
+        client, "/analytics/executive", "/analytics/executive/layout", {"metric": "csat", "period": period}
+    )
+    assert saved.status_code == 303
+    html = (await client.get("/analytics/executive")).text
+    moved = format_score_change(now_score, before, locale="en_GB")
+    assert f"{moved} vs previous period" in html or "no change vs previous period" in html
+    tile = html[html.index("Customer satisfaction") :][:400]
+    assert "%" not in tile, tile

@@ -809,3 +809,17 @@ def test_a_value_standing_alone_reads_with_a_capital_each_part_and_names_keep_th
     assert standing_alone("Berlin Mitte · email") == "Berlin Mitte · Email"
     assert standing_alone("iOS app") == "iOS app"
     assert standing_alone("(none)") == "(none)"
+
+
+def test_a_score_tile_moves_in_its_own_units_not_in_percent() -> None:
+    """The satisfaction tile said "+5.0% vs previous period" where the sentence said "up 0.2 from 3.9"."""
+    from reports.charts.formatting import format_score_change
+    from reports.charts.render import _kpi_change_line
+
+    score = ChartSpec(kind="kpi_tile", unit="number", kpi=KpiTile.compare(4.1, 3.9, "up_is_good"), **HEADER)
+    assert score.kpi is not None
+    line, _ = _kpi_change_line(score, score.kpi)
+    assert line.startswith("▲ +0.20 vs previous period (3.9") and "%" not in line
+    assert format_score_change(3.87, 4.39, locale="en_GB") == "−0.52"
+    same = ChartSpec(kind="kpi_tile", unit="number", kpi=KpiTile.compare(4.2, 4.2, "up_is_good"), **HEADER)
+    assert same.kpi is not None and _kpi_change_line(same, same.kpi)[0].startswith("■ no change")
