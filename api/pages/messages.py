@@ -43,6 +43,7 @@ from domain.messages.words import (
 )
 from domain.notifications.use_cases import list_notification_rules
 from domain.templates.model import TemplateRecord
+from domain.video.links import hide_join_links
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, Direction, MessageStatus, Role
 from reports.exports import SheetRows
 from storage.database import Database
@@ -172,7 +173,8 @@ class MessageRow:
 
 
 def _snippet(text: str | None, length: int = 90) -> str:
-    text = " ".join((text or "").split())
+    """A list's glimpse of a message; a patient's join link is never shown in it (its page has it)."""
+    text = hide_join_links(" ".join((text or "").split()))
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
@@ -225,7 +227,11 @@ def why(message: MessageRecord) -> str:
     return f"Status: {status_words(message.status)}; nothing unusual was recorded."
 
 
-async def message_detail(database: Database, message_id: int, formats: Formats) -> dict[str, Any]:
+async def message_detail(
+    database: Database, message_id: int, formats: Formats, *, sees_join_links: bool = False
+) -> dict[str, Any]:
+    """`sees_join_links`: the reader acts on video consultations (agent and up), so a patient's join link in
+    the text is shown whole; to a viewer it reads "/v/•••"."""
     found = await stored_message_detail(database, message_id)
     if found is None:
         raise NotFoundException(f"There is no message {message_id}.")
@@ -264,8 +270,10 @@ async def message_detail(database: Database, message_id: int, formats: Formats) 
         }
         for e in found.history
     ]
+    body = message.body or ""
     return {
         "message": message,
+        "body": body if sees_join_links else hide_join_links(body),
         "customer_id": customer[0] if customer else None,
         "facts": facts,
         "history": history,
@@ -410,10 +418,11 @@ class MessagePages(StaffPages):
         with its whole text, times in the business's timezone."""
         filters = MessageFilters.parse(dict(request.query_params))
         database, formats = container_of(request).database, Formats.of(request)
+        sees_join_links = staff_of(request).may(Role.AGENT)
         scope = await log_scope(
             database,
             filters,
-            whole_contacts=staff_of(request).may(Role.AGENT),
+            whole_contacts=sees_join_links,
             region=container_of(request).settings.phone_region,
         )
         rows = (
@@ -431,7 +440,7 @@ class MessagePages(StaffPages):
                 m.status,
                 failure_words(m.status_reason or m.error_code or ""),
                 m.subject or "",
-                m.body or "",
+                (m.body or "") if sees_join_links else hide_join_links(m.body or ""),
             )
             for m, name in rows[:EXPORT_ROWS]
         ]
@@ -475,7 +484,12 @@ class MessagePages(StaffPages):
 
     @get("/communication/messages/{message_id:int}", name="message")
     async def message(self, request: Request[Any, Any, Any], message_id: FromPath[int]) -> Template:
-        detail = await message_detail(container_of(request).database, message_id, Formats.of(request))
+        detail = await message_detail(
+            container_of(request).database,
+            message_id,
+            Formats.of(request),
+            sees_join_links=staff_of(request).may(Role.AGENT),
+        )
         return page(request, "communication/message.html", "communication", "messages", **detail)
 
     @get("/communication/templates", name="templates")

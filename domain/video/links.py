@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -27,6 +28,15 @@ class Attendance:
 #: A link token is what `secrets.token_urlsafe` makes; anything longer or with other characters is no token.
 TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 TOKEN_MAX_LENGTH = 64
+
+
+_JOIN_LINK = re.compile(r"(/v/)[A-Za-z0-9_-]{8,64}")
+
+
+def hide_join_links(text: str) -> str:
+    """A message's text with each patient's join link cut to "/v/•••": opening it counts as the patient
+    joining, so only staff who act on consultations (agents and up) see it whole, on the consultation's page."""
+    return _JOIN_LINK.sub(r"\1•••", text)
 
 
 class LinkOutcome(StrEnum):

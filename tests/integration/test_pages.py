@@ -1528,3 +1528,39 @@ async def test_a_satisfaction_tile_moves_in_the_score_s_units(client: Client, se
     assert f"{moved} vs previous period" in html or "no change vs previous period" in html
     tile = html[html.index("Customer satisfaction") :][:400]
     assert "%" not in tile, tile
+
+
+async def test_a_viewer_never_reads_a_patient_s_join_link(client: Client, seeded: Seeded) -> None:
+    """The consultation page hides the patient's link from viewers (opening it counts as the patient
+    joining), but the message log showed it whole in the reminder's text."""
+    token = "iNZ9aLK_q3Vb7xYz"
+    database = Database.connect(seeded.settings.database_url)
+    async with database.sessions() as session:
+        customer = await session.scalar(select(Customer.id).limit(1))
+        reminder = CustomerCommunication(
+            customer_id=customer,
+            channel="sms",
+            provider="twilio",
+            direction="outbound",
+            source="notification",
+            to_address="+4915100000003",
+            body=f"Ihre Videosprechstunde beginnt um 15:00. Hier teilnehmen: https://clinic.example/v/{token}",
+            status="delivered",
+            created_at=datetime.now(UTC),
+        )
+        session.add(reminder)
+        await session.commit()
+        message_id = reminder.id
+    await database.dispose()
+
+    await sign_in(client, seeded, VIEWER)
+    for path in (
+        f"/communication/messages/{message_id}",
+        "/communication/messages",
+        "/communication/messages.csv",
+    ):
+        shown = (await client.get(path)).text
+        assert token not in shown, path
+    assert "/v/•••" in (await client.get(f"/communication/messages/{message_id}")).text
+    await sign_in(client, seeded, AGENT)
+    assert token in (await client.get(f"/communication/messages/{message_id}")).text
