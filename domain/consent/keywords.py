@@ -27,7 +27,15 @@ KEYWORDS: dict[str, KeywordAction] = {
     "UNSTOP": KeywordAction.OPT_IN,
     "HELP": KeywordAction.HELP,
     "INFO": KeywordAction.HELP,
+    # German opt-outs, as patients of a German-speaking business write them, confirmed in German. Not
+    # "Hilfe": a patient writing it may need a person, so it reaches an agent as any message does.
+    "STOPP": KeywordAction.OPT_OUT,
+    "ABMELDEN": KeywordAction.OPT_OUT,
+    "ABBESTELLEN": KeywordAction.OPT_OUT,
 }
+#: The keywords that are German words: their confirmation is in German (every other one in English, as the
+#: carriers' own are).
+GERMAN_KEYWORDS = frozenset({"STOPP", "ABMELDEN", "ABBESTELLEN"})
 
 #: Telegram bot commands with the same meaning.
 TELEGRAM_COMMANDS: dict[str, KeywordAction] = {
@@ -51,12 +59,27 @@ def interpret_keyword(text: str) -> KeywordAction | None:
     return KEYWORDS.get(_without_trailing_punctuation(words[0]).upper())
 
 
+def keyword_language(text: str) -> str:
+    """ "de" for a German keyword ("STOPP", "Abmelden"), else "en"."""
+    words = unicodedata.normalize("NFKC", text).split()
+    if len(words) == 1 and _without_trailing_punctuation(words[0]).upper() in GERMAN_KEYWORDS:
+        return "de"
+    return "en"
+
+
 def keyword_reply(
-    action: KeywordAction, business_name: str, channel: Channel = Channel.SMS, *, first_contact: bool = False
+    action: KeywordAction,
+    business_name: str,
+    channel: Channel = Channel.SMS,
+    *,
+    first_contact: bool = False,
+    language: str = "en",
 ) -> str:
     """The confirmation sent back for ``action``, named for the business, in the channel's own words;
     `first_contact`: the sender was not known before (Telegram's Start button, a first START), so an opt-in
-    is a welcome, not a re-subscription."""
+    is a welcome, not a re-subscription; `language` "de" answers a German keyword in German."""
+    if language == "de":
+        return f"{business_name}: {_german_reply(action, channel, first_contact=first_contact)}"
     telegram = channel is Channel.TELEGRAM
     start, stop, help_word = ("/start", "/stop", "/help") if telegram else ("START", "STOP", "HELP")
     verb = "Send" if telegram else "Reply"
@@ -81,6 +104,29 @@ def keyword_reply(
     if channel is Channel.SMS and action is not KeywordAction.OPT_OUT:
         text += " Msg&Data Rates May Apply."
     return f"{business_name}: {text}"
+
+
+def _german_reply(action: KeywordAction, channel: Channel, *, first_contact: bool) -> str:
+    telegram = channel is Channel.TELEGRAM
+    start, stop, help_word = ("/start", "/stop", "/help") if telegram else ("START", "STOPP", "HILFE")
+    verb = "Senden Sie" if telegram else "Antworten Sie"
+    sender = "diesem Bot" if telegram else "dieser Nummer"
+    if action is KeywordAction.OPT_OUT:
+        return (
+            f"Sie wurden abgemeldet und erhalten keine Nachrichten mehr von {sender}. {verb} {start}, um "
+            "sich wieder anzumelden."
+        )
+    if action is KeywordAction.OPT_IN and first_contact:
+        return (
+            f"Willkommen! Schreiben Sie uns hier jederzeit, unser Team antwortet. {verb} {help_word} für "
+            f"Hilfe oder {stop} zum Abmelden."
+        )
+    if action is KeywordAction.OPT_IN:
+        return (
+            f"Sie erhalten wieder Nachrichten von {sender}. {verb} {help_word} für Hilfe oder {stop} zum "
+            "Abmelden."
+        )
+    return f"{verb} {stop} zum Abmelden oder {start}, um sich wieder anzumelden."
 
 
 def _without_trailing_punctuation(word: str) -> str:

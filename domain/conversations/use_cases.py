@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from domain.audit import AuditEntry
 from domain.clock import utc_now
-from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
+from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_language, keyword_reply
 from domain.consent.ledger import ConsentChange
 from domain.consent.model import ConsentPolicy
 from domain.conversations.attachments import (
@@ -325,7 +325,13 @@ async def handle_customer_message(
                 at=now,
             )
         )
-    reply = keyword_reply(action, policy.business_name, message.channel, first_contact=first_contact)
+    reply = keyword_reply(
+        action,
+        policy.business_name,
+        message.channel,
+        first_contact=first_contact,
+        language=keyword_language(message.body),
+    )
     if message.channel in OUTBOX_REPLY_CHANNELS:
         await store.enqueue(
             OutboxEntry(

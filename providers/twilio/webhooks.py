@@ -14,7 +14,7 @@ from xml.sax.saxutils import escape
 from twilio.request_validator import RequestValidator
 
 from domain.clock import utc_now
-from domain.consent.keywords import interpret_keyword, keyword_reply
+from domain.consent.keywords import interpret_keyword, keyword_language, keyword_reply
 from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
 from domain.delivery.ports import (
@@ -203,7 +203,14 @@ async def accept_inbound(incoming: IncomingWebhook, settings: Settings) -> Accep
     delivery = twilio_delivery(INBOUND_KIND, params, ("MessageSid",))
     # The carrier-style confirmation travels in the TwiML answer, also for a retried duplicate.
     action = interpret_keyword(params.get("Body", ""))
-    answer = twiml() if action is None else twiml(keyword_reply(action, settings.business_name, Channel.SMS))
+    body = params.get("Body", "")
+    answer = (
+        twiml()
+        if action is None
+        else twiml(
+            keyword_reply(action, settings.business_name, Channel.SMS, language=keyword_language(body))
+        )
+    )
     return Accepted(delivery, answer)
 
 

@@ -355,6 +355,17 @@ async def test_sms_stop_opts_out_and_answers_with_twiml(client, settings, databa
     assert await count(database, CustomerCommunication, CustomerCommunication.direction == "inbound") == 1
 
 
+async def test_a_german_stopp_opts_out_and_is_answered_in_german(
+    client, settings, database, customer_id
+) -> None:
+    """A German patient's "STOPP" opened a conversation for an agent, and the campaign still reached them."""
+    await add_outbound(database, customer_id)
+    response = await post_twilio(client, settings, INBOUND, inbound_params("STOPP"))
+    assert response.status_code == 200 and "Sie wurden abgemeldet" in response.text
+    [consent] = await rows(database, CustomerConsent)
+    assert (consent.channel, consent.status, consent.source) == ("sms", "opted_out", "sms_keyword")
+
+
 async def test_sms_start_resubscribes_with_a_second_ledger_row(
     client, settings, database, customer_id
 ) -> None:

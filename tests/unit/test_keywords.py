@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_reply
+from domain.consent.keywords import KeywordAction, interpret_keyword, keyword_language, keyword_reply
 from domain.vocabulary import Channel
 
 OPT_OUT = KeywordAction.OPT_OUT
@@ -46,7 +46,7 @@ HELP = KeywordAction.HELP
         ("STOP sending me these", None),
         ("stop it", None),
         ("don't stop", None),
-        ("STOPP", None),
+        ("STOPP", OPT_OUT),  # German, as is "Abmelden"
         ("S T O P", None),
         ("ST0P", None),
         ("stop123", None),
@@ -93,3 +93,15 @@ def test_telegram_replies_speak_in_commands() -> None:
 
 def test_whatsapp_replies_carry_no_carrier_rates_notice() -> None:
     assert "Rates" not in keyword_reply(OPT_IN, "Acme Spa", Channel.WHATSAPP)
+
+
+@pytest.mark.parametrize("text", ["STOPP", "stopp", "Abmelden", "abbestellen."])
+def test_a_german_opt_out_is_an_opt_out_confirmed_in_german(text: str) -> None:
+    """A German patient's "STOPP" opened a conversation for an agent and they got the campaign anyway."""
+    assert interpret_keyword(text) is OPT_OUT and keyword_language(text) == "de"
+    reply = keyword_reply(OPT_OUT, "Northwind Clinics", Channel.SMS, language=keyword_language(text))
+    assert reply == (
+        "Northwind Clinics: Sie wurden abgemeldet und erhalten keine Nachrichten mehr von dieser Nummer. "
+        "Antworten Sie START, um sich wieder anzumelden."
+    )
+    assert keyword_language("STOP") == "en" and interpret_keyword("Hilfe") is None  # a person may be needed
