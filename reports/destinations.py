@@ -128,7 +128,9 @@ class SlackDestination:
             for piece in pieces:
                 await self.client.chat_postMessage(channel=channel, text=piece)
         except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
-            raise DeliveryFailed(f"Slack upload to {destination} failed: {error}") from error
+            raise DeliveryFailed(
+                f"Slack delivery to {destination} failed: {slack_said(error, destination)}"
+            ) from error
         if report.redraws:
             # The report is delivered; the buttons are a convenience, and a retry would post it all again.
             try:
@@ -139,6 +141,32 @@ class SlackDestination:
                 log.warning(
                     "Redraw buttons under the report in %s could not be posted", destination, exc_info=True
                 )
+
+
+#: What Slack's error codes mean to the person who scheduled the report, and what to do.
+SLACK_ERRORS = {
+    "channel_not_found": "Slack has no channel {where} that the bot can see; check the name, or invite the "
+    "bot to a private channel (/invite @Switchboard)",
+    "not_in_channel": "the bot is not a member of {where}; invite it there (/invite @Switchboard)",
+    "is_archived": "{where} is archived",
+    "invalid_auth": "Slack refused the bot's token; check SWITCHBOARD_SLACK_BOT_TOKEN",
+    "token_revoked": "the bot's token was revoked; install the Slack app again",
+    "account_inactive": "the bot's token belongs to a deactivated app or user; install the Slack app again",
+    "missing_scope": "the Slack app lacks a scope it needs (files:write, chat:write); reinstall it from the "
+    "manifest",
+    "ratelimited": "Slack asked us to slow down; the next attempt will try again",
+}
+
+
+def slack_said(error: Exception, where: str) -> str:
+    """A Slack error in words ("Slack has no channel #management that the bot can see; …"), never the SDK's
+    dump of the request's address and the answer's dict."""
+    response = getattr(error, "response", None)
+    code = response.get("error") if response is not None and hasattr(response, "get") else None
+    if isinstance(code, str) and code:
+        known = SLACK_ERRORS.get(code)
+        return known.format(where=where) if known else f"Slack answered “{code}”"
+    return str(error) or type(error).__name__
 
 
 REDRAW_PROMPT = "Draw it again by another split:"

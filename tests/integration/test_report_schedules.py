@@ -393,3 +393,16 @@ async def test_a_chart_goes_to_a_slack_channel_named_by_its_name(sandbox: Runnin
     posts = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]
     assert posts[0].text.startswith("Revenue by clinic") and any(m.files for m in posts)
     assert "Clinic number 199" in "\n".join(m.text for m in posts)
+
+
+async def test_a_slack_channel_the_bot_cannot_see_is_named_in_words(sandbox: RunningSandbox) -> None:
+    """The delivery log and the owner's email said "(url: http://…/chat.postMessage, status: 200) The server
+    responded with: {'ok': False, 'error': 'channel_not_found'}"."""
+    from reports.destinations import DeliveryFailed, SlackDestination
+
+    slack = SlackDestination(CREDENTIALS.slack_bot_token, f"{sandbox.base_url}/slack/api/")
+    with pytest.raises(DeliveryFailed) as failed:
+        await slack.deliver("#management", _long_report(_tile_png()))
+    said = str(failed.value)
+    assert said.startswith("Slack delivery to #management failed: Slack has no channel #management"), said
+    assert "{" not in said and "http" not in said
