@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
@@ -24,6 +24,7 @@ from domain.vocabulary import (
     MessageCategory,
     MessageStatus,
 )
+from storage.analytics.facts import SecondsBetween
 from storage.models import (
     Appointment,
     BulkMessaging,
@@ -112,6 +113,10 @@ def _visited_since(moment: datetime) -> ColumnElement[bool]:
 
 def _has_tag(tag_test: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(CustomerTag.customer_id == Customer.id, tag_test)
+
+
+#: How long after a campaign's message an opt-out on its channel counts as that campaign's unsubscribe.
+OPT_OUT_WINDOW = timedelta(days=7)
 
 
 class SqlOutboxWriter:
@@ -252,9 +257,12 @@ class SqlCampaignRepository:
                 suppressed[reason or "unknown"] += count
             if message_status in NOT_DELIVERED:
                 failed[failure_words(reason) if reason else "no reason given"] += count
-        # Recipients who opted out of the channel after their message of this campaign went out (its
-        # unsubscribes); those already opted out before are among the suppressed, not here.
+        # Recipients who opted out of the channel within OPT_OUT_WINDOW after their message of this campaign
+        # went out, before another campaign reached them there (its unsubscribes: each opt-out is credited to
+        # one campaign at most, so the campaigns' figures add up). Those already opted out before are among
+        # the suppressed, not here.
         message, record = CustomerCommunication, ConsentRecord
+        later = aliased(CustomerCommunication)
         opted_out = int(
             await self._session.scalar(
                 select(func.count(func.distinct(message.customer_id))).where(
@@ -265,6 +273,15 @@ class SqlCampaignRepository:
                         record.channel == message.channel,
                         record.status == ConsentStatus.OPTED_OUT.value,
                         record.recorded_at >= message.sent_at,
+                        SecondsBetween(message.sent_at, record.recorded_at) < OPT_OUT_WINDOW.total_seconds(),
+                        ~exists().where(
+                            later.customer_id == message.customer_id,
+                            later.channel == message.channel,
+                            later.campaign_id.is_not(None),
+                            later.campaign_id != campaign_id,
+                            later.sent_at > message.sent_at,
+                            later.sent_at <= record.recorded_at,
+                        ),
                     ),
                 )
             )

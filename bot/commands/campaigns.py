@@ -182,7 +182,7 @@ async def _status(
         Field("Not delivered or failed because", failed or "—"),
         Field("Not sent because", reasons or "—"),
         Field("Replies", f"{progress.replies:,}"),
-        Field("Opted out after receiving it", f"{progress.opted_out:,}"),
+        Field("Opted out within 7 days of it", f"{progress.opted_out:,}"),
     )
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0

@@ -403,6 +403,16 @@ async def test_pause_hides_rows_from_the_claim_resume_restores_cancel_cancels_pl
         await session.commit()
     assert (await campaign_progress(uow, campaign_id)).opted_out == 1
 
+    # An opt-out weeks later is no unsubscribe of this campaign (the walk saw one counted by twelve).
+    async with database.sessions() as session:
+        await session.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.customer_id == sent.customer_id, ConsentRecord.channel == sent.channel)
+            .values(recorded_at=NOW + timedelta(days=10))
+        )
+        await session.commit()
+    assert (await campaign_progress(uow, campaign_id)).opted_out == 0
+
 
 async def test_quiet_hours_defer_to_the_end_of_the_recipients_own_night(database: Database) -> None:
     await add_templates(database)
