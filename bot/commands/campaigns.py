@@ -22,6 +22,7 @@ from domain.vocabulary import CampaignStatus
 from reports.periods import zone
 from storage.queries.campaigns import (
     CampaignOverview,
+    campaign_count,
     campaign_overview,
     campaign_slugs,
     newest_campaign_overviews,
@@ -84,15 +85,25 @@ async def campaign_named(ctx: CommandContext, words: str) -> str | None:
     return None
 
 
+#: How many campaigns `campaign list` shows, newest first (a Slack message's table stays readable).
+CAMPAIGNS_LISTED = 25
+
+
 async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandContext) -> Reply:
-    rows = await newest_campaign_overviews(ctx.database, limit=25)
+    rows = await newest_campaign_overviews(ctx.database, limit=CAMPAIGNS_LISTED)
     if not rows:
         return Reply("There are no campaigns yet.", title="Campaigns")
     table = Table(
         ("Slug", "Name", "Status", "Planned", "Excluded"),
         tuple((r.slug, r.name, r.status, f"{r.planned_count:,}", f"{r.excluded_count:,}") for r in rows),
     )
-    return Reply(f"{len(rows)} campaigns, newest first.", title="Campaigns", table=table)
+    total = await campaign_count(ctx.database)
+    said = (
+        f"{len(rows)} campaigns, newest first."
+        if total <= len(rows)
+        else f"The newest {len(rows)} of {total:,} campaigns; the dashboard's campaign list has them all."
+    )
+    return Reply(said, title="Campaigns", table=table)
 
 
 def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:

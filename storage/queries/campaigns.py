@@ -134,6 +134,12 @@ async def newest_campaign_overviews(database: Database, limit: int = 25) -> list
         return [_overview(c) for c in campaigns]
 
 
+async def campaign_count(database: Database) -> int:
+    """How many campaigns there are, so a list cut short can say of how many."""
+    async with database.read_sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(BulkMessaging)) or 0)
+
+
 async def audience_size(database: Database, audience: Audience) -> int:
     """How many customers ``audience`` matches (with its address condition, if it has one); customers whose
     data was erased are not counted: they have no address and must never be asked for one."""

@@ -958,3 +958,17 @@ async def test_appointments_today_and_this_week_are_the_whole_days_booked(seeded
         reply = await ask(seeded, text, as_email=VIEWER)
         assert reply.kind == "answer" and "so far" not in reply.text, reply.text
         assert f"(Europe/Berlin): {booked:,}." in reply.text, (text, booked, reply.text)
+
+
+async def test_a_campaign_list_cut_short_says_of_how_many(
+    seeded: CommandContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "25 campaigns, newest first." when there were 27."""
+    from bot.commands import campaigns
+
+    async with seeded.database.read_sessions() as session:
+        total = await session.scalar(select(func.count()).select_from(BulkMessaging))
+    assert total and total > 1
+    monkeypatch.setattr(campaigns, "CAMPAIGNS_LISTED", 1)
+    reply = await ask(seeded, "campaign list", as_email=VIEWER)
+    assert reply.text.startswith(f"The newest 1 of {total:,} campaigns"), reply.text
