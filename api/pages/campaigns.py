@@ -81,7 +81,9 @@ async def campaign_by_slug(database: Database, slug: str) -> CampaignOverview:
 async def campaign_detail(container: Container, slug: str, formats: Formats) -> dict[str, Any]:
     campaign = await campaign_by_slug(container.database, slug)
     preview: CampaignPreview | None = None
-    if allowed_actions(campaign.status) and campaign.status != CampaignStatus.RUNNING.value:
+    # What launching would do, for a campaign not yet launched; a paused one has its plan already (the
+    # progress below), and "launching now would send" beside its Resume button promised another run.
+    if campaign.status in (CampaignStatus.DRAFT.value, CampaignStatus.SCHEDULED.value):
         preview = await use_cases.preview_campaign(
             container.campaign_uow(read_only=True),
             campaign.id,

@@ -1564,3 +1564,24 @@ async def test_a_viewer_never_reads_a_patient_s_join_link(client: Client, seeded
     assert "/v/•••" in (await client.get(f"/communication/messages/{message_id}")).text
     await sign_in(client, seeded, AGENT)
     assert token in (await client.get(f"/communication/messages/{message_id}")).text
+
+
+async def test_a_paused_campaign_promises_no_new_launch(client: Client, seeded: Seeded) -> None:
+    """A paused campaign's page said "Launching now would send 16 of 18 recipients…" beside its Resume
+    button; what it will still send is its progress, not another plan."""
+    from storage.models import BulkMessaging
+
+    database = Database.connect(seeded.settings.database_url)
+    async with database.read_sessions() as session:
+        draft = await session.scalar(select(BulkMessaging).where(BulkMessaging.status == "draft").limit(1))
+    assert draft is not None, "the seed keeps a draft campaign"
+    await sign_in(client, seeded, MANAGER)
+    assert "Launching now would send" in (await client.get(f"/communication/campaigns/{draft.slug}")).text
+    async with database.sessions() as session:
+        await session.execute(
+            update(BulkMessaging).where(BulkMessaging.id == draft.id).values(status="paused")
+        )
+        await session.commit()
+    await database.dispose()
+    page = (await client.get(f"/communication/campaigns/{draft.slug}")).text
+    assert "would send" not in page and "Resume" in page
