@@ -497,9 +497,17 @@ async def run_slots(command: VideoSlots, who: StaffIdentity, ctx: CommandContext
         for day, day_slots in shown
     )
     first = slots[0]
+    # The help promises the next two weeks; the days beyond those shown are said, with how to see one.
+    more = len(by_day) - len(shown)
+    later = (
+        f" {more} more day{'s' if more != 1 else ''} in the next {SLOT_DAYS} days have room: "
+        f"`video slots {clinician.name} on DATE` shows one."
+        if more > 0
+        else ""
+    )
     return Reply(
         f"{clinician.name}'s free start times for {what}, {clinician.timezone} time ({zone_said}); "
-        f"every five minutes inside a range. The first is {time_in(first, clinician.timezone)}.",
+        f"every five minutes inside a range. The first is {time_in(first, clinician.timezone)}.{later}",
         title=title,
         fields=fields,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,10 @@ async def test_booking_moving_and_cancelling_from_chat(ctx: CommandContext) -> N
     assert (
         "Lena Hoffmann's free start times for Video skin consultation (30 min), Europe/Berlin time (CET)"
         in shown
+    )
+    # Five days are listed; the rest of the two weeks the help promises are said, not silently left out.
+    assert re.search(
+        r"\d+ more days in the next 14 days have room: `video slots Lena Hoffmann on DATE`", shown
     )
 
     kind, shown = await say(ctx, VIEWER, "video slots dr hoffmann nutrition on 2026-12-14")
