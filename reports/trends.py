@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reports.charts.formatting import format_value, points_moved
+from reports.charts.formatting import format_value, points_moved, score_moved
 from reports.metrics import Metric
 from storage.models import TrendAnalysis
 
@@ -240,7 +240,7 @@ def against_words(
     if metric.unit == "number":
         # A score moves by its own units: "4.39, up 0.52 from 3.87 in …", not "up 13.5%".
         before = format_value(previous, metric.unit, locale=locale)
-        moved = round(float(f"{value:.2f}") - float(f"{previous:.2f}"), 2)  # as the two figures read
+        moved = score_moved(value, previous)  # as the two figures read
         if moved == 0:
             return f", unchanged from {before} {_in(previous_label)}"
         by = format_value(abs(moved), metric.unit, locale=locale)

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
+from bot.commands.conversation_looks import CONVERSATIONS
 from bot.commands.parsing import FILLER_WORDS, ParseError
 from bot.commands.periods import (
     Comparison,
@@ -342,8 +343,8 @@ def _fuzzy_candidates() -> tuple[str, ...]:
 
 
 #: Words close to a metric word that mean something else in a question.
-NOT_METRIC_WORDS = frozenset(
-    {"spent", "sender", "senders", "sends", "reader", "orderly", "costly", "weekly", "conversations"}
+NOT_METRIC_WORDS = (
+    frozenset({"spent", "sender", "senders", "sends", "reader", "orderly", "costly", "weekly"}) | _NOT_ALONE
 )
 
 
@@ -690,7 +691,7 @@ def parse_question(
     # "first response time for chats": conversations are what every chat figure counts, on every channel; a
     # channel is named as one ("website chat", "WhatsApp").
     if metric.source == "chats":
-        said_alone = r"(?<!live )(?<!web )(?<!website )\b(?:chats|conversations|gespräche|unterhaltungen)\b"
+        said_alone = rf"(?<!live )(?<!web )(?<!website )\b(?:{_CONVERSATION_WORDS})\b"
         for bare in reversed(list(re.finditer(said_alone, rest))):
             rest = cut(rest, Found(None, bare.start(), bare.end()))
     # "average first response time": an average already, so "average" is what it says, not a word ignored.
@@ -820,11 +821,15 @@ def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
     return Found("messages_sent", match.start(), match.end()), Filter("channel", "eq", channel)
 
 
+#: The words for conversations (`conversation_looks.CONVERSATIONS`), as a regex alternation.
+_CONVERSATION_WORDS = "|".join(sorted(CONVERSATIONS))
+
+
 def _conversations(text: str) -> tuple[Found | None, Filter | None]:
     """ "chats last week", "how many conversations did we have yesterday", "WhatsApp chats by agent": no
     figure named, so the conversations started ("chat messages" are the messages sent on the chat channel);
     "live chats" and "website chats" are those of the website's chat."""
-    match = re.search(r"\b(?:(live|web|website)\s+)?(?:chats|conversations|gespräche|unterhaltungen)\b", text)
+    match = re.search(rf"\b(?:(live|web|website)\s+)?(?:{_CONVERSATION_WORDS})\b", text)
     if match is None:
         return None, None
     if re.search(

@@ -30,7 +30,7 @@ TOKEN_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 TOKEN_MAX_LENGTH = 64
 
 
-_JOIN_LINK = re.compile(r"(/v/)[A-Za-z0-9_-]{8,64}")
+_JOIN_LINK = re.compile(rf"(/v/)[A-Za-z0-9_-]{{8,{TOKEN_MAX_LENGTH}}}")
 
 
 def hide_join_links(text: str) -> str:
