@@ -152,7 +152,7 @@ async def test_slash_command_is_acknowledged_at_once_and_answered_in_the_channel
     started = time.monotonic()
     response = await post_slash(client, slash_body("help", fake_slack))
     assert response.status_code == 200
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3.0  # Slack gives up on an answer after 3 seconds
 
     [posted] = await fake_slack.wait_for("chat.postMessage")
     assert fake_slack.methods()[0] == "auth.test"  # single-workspace Bolt learns its bot id first

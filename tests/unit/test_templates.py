@@ -410,13 +410,19 @@ COSTLY_TEMPLATES = [
 ]
 
 
+#: A stall guard, not a speed goal (speed belongs in benchmarks): the slowest refusal costs about 0.06 s of
+#: this process's CPU. CPU time, not the wall clock: a loaded CI machine once took 1.2 s of wall clock for
+#: a refusal that costs 0.02 s of CPU.
+STALL_CPU_SECONDS = 2.0
+
+
 @pytest.mark.parametrize(("source", "reason"), COSTLY_TEMPLATES)
 @pytest.mark.parametrize("html", [False, True])
 def test_costly_templates_are_refused_quickly_in_words(source: str, reason: str, html: bool) -> None:
-    started = time.perf_counter()
+    started = time.process_time()
     with pytest.raises(TemplateError, match=re.escape(reason)) as refused:
         render_html(source, {"n": 1}) if html else render_text(source, {"n": 1})
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < STALL_CPU_SECONDS
     assert "Error" not in str(refused.value) and "[" not in str(refused.value)
 
 
@@ -493,13 +499,11 @@ NEARLY_TOO_MUCH = "{% for i in range(900) %}{% for j in range(9) %}{% endfor %}{
 
 def test_a_time_limit_stops_a_render_that_is_inside_the_budget_but_too_slow() -> None:
     assert render_text(NEARLY_TOO_MUCH, {}) == "done"
-    started = time.perf_counter()
     with (
         render_time_limit(0.001),
         pytest.raises(TemplateError, match=r"did not finish within 0\.001 seconds"),
     ):
         render_text(NEARLY_TOO_MUCH, {})
-    assert time.perf_counter() - started < 0.5
     assert render_text(NEARLY_TOO_MUCH, {}) == "done"  # the limit ends with its block
 
 
@@ -548,9 +552,9 @@ def test_a_template_costly_only_with_real_data_is_saved_then_suppressed_at_send_
     reader = Recipient(
         customer_id=7, name="Ann", locale="en", timezone="UTC", addresses={Channel.SMS: "+4915"}
     )
-    started = time.perf_counter()
+    started = time.process_time()
     entry = planner.plan(reader, (Channel.SMS,), datetime(2026, 3, 10, 12, tzinfo=UTC))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < STALL_CPU_SECONDS
     assert (entry.status, entry.status_reason) == (MessageStatus.SUPPRESSED, "template_error")
     assert entry.payload["explanation"] == (
         "Not sent: The template does too much work: more than 10,000 loop steps and calls for one message."
@@ -595,14 +599,14 @@ async def test_a_trial_that_runs_out_of_time_is_refused_in_words() -> None:
     started = time.perf_counter()
     with pytest.raises(TemplateError, match=r"did not finish within 0\.1 seconds"):
         await run_trial(endless, seconds=0.1)
-    assert time.perf_counter() - started < 0.7
+    assert time.perf_counter() - started < 5, "the endless trial was not stopped"
 
 
 async def test_a_trial_that_does_not_report_back_in_time_is_answered_anyway() -> None:
     started = time.perf_counter()
     with pytest.raises(TemplateError, match=r"could not be tried out within 0\.1 seconds"):
-        await run_trial(lambda: time.sleep(1), seconds=0.1)  # stuck outside any render: no clock to check
-    assert time.perf_counter() - started < 0.9
+        await run_trial(lambda: time.sleep(3), seconds=0.1)  # stuck outside any render: no clock to check
+    assert time.perf_counter() - started < 2.5, "the answer waited for the stuck trial"
 
 
 # A grammar of loops, arithmetic, joins and filters; whatever it builds renders or is refused, quickly.
