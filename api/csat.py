@@ -17,6 +17,7 @@ from litestar import MediaType, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK, HTTP_404_NOT_FOUND, HTTP_410_GONE
 
+from api.languages import preferred_language
 from domain.conversations.csat import (
     MAX_COMMENT,
     SURVEY_WORDS,
@@ -42,26 +43,10 @@ def _page(words: SurveyWords, title: str, body: str, status_code: int = HTTP_200
 
 
 def _browser_words(request: Request[Any, Any, Any]) -> SurveyWords:
-    """The survey's words in the language the browser prefers most among those the survey speaks (its
-    Accept-Language, by q value; a tag we do not speak is passed over), else English."""
-    ranked: list[tuple[float, int, str]] = []
-    for order, part in enumerate(request.headers.get("accept-language", "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value)
-                except ValueError:
-                    weight = 0.0
-        if tag.strip() and tag.strip() != "*" and weight > 0:
-            ranked.append((-weight, order, tag.strip()))
-    for _, _, tag in sorted(ranked):
-        words = survey_words(tag)
-        if words.page.language == tag.replace("_", "-").split("-")[0].lower():
-            return words
-    return SURVEY_WORDS["en"]
+    """The survey's words in the language the browser prefers most among those the survey speaks, else
+    English."""
+    language = preferred_language(request.headers.get("accept-language", ""), SURVEY_WORDS)
+    return SURVEY_WORDS[language or "en"]
 
 
 def _not_a_link(request: Request[Any, Any, Any]) -> Response[str]:

@@ -18,12 +18,14 @@ from litestar.status_codes import (
 )
 from pydantic import SecretStr
 
+from api.languages import preferred_language
 from api.problems import Problem
 from domain.clock import utc_now
 from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
+from domain.consent.unsubscribe import UnsubscribePageWords, unsubscribe_page_words
 from domain.vocabulary import Channel, ConsentStatus
-from storage.queries.customers import customer_exists
+from storage.queries.customers import customer_locale
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -56,29 +58,43 @@ def unsubscribe_links(settings: Settings) -> links.UnsubscribeLinks:
     return links.UnsubscribeLinks(settings.public_url, _secret(settings.session_secret))
 
 
-def _page(title: str, body: str, status_code: int = HTTP_200_OK) -> Response[str]:
+def _page(
+    words: UnsubscribePageWords, title: str, body: str, status_code: int = HTTP_200_OK, *, vary: bool = False
+) -> Response[str]:
     html = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<!doctype html><html lang="{words.language}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
         '<link rel="stylesheet" href="/static/switchboard.css"></head>'
         f'<body><main class="public">{body}</main></body></html>'
     )
-    return Response(html, status_code=status_code, media_type="text/html")
+    response = Response(html, status_code=status_code, media_type="text/html")
+    if vary:  # answered in the browser's language, not a customer's
+        response.headers["Vary"] = "Accept-Language"
+    return response
 
 
-def _not_found() -> Response[str]:
-    return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", HTTP_404_NOT_FOUND)
+def _browser_words(request: Request[Any, Any, Any]) -> UnsubscribePageWords:
+    """A link that names no customer is answered in the language the browser prefers among the page's."""
+    spoken = links.UNSUBSCRIBE_PAGE_WORDS
+    return spoken[preferred_language(request.headers.get("accept-language", ""), spoken) or "en"]
 
 
-def _no_longer_in_use() -> Response[str]:
+def _said(
+    words: UnsubscribePageWords, title: str, text: str, status_code: int, *, vary: bool
+) -> Response[str]:
+    return _page(words, title, f"<p>{escape(text)}</p>", status_code, vary=vary)
+
+
+def _not_found(request: Request[Any, Any, Any]) -> Response[str]:
+    words = _browser_words(request)
+    return _said(words, words.not_valid_title, words.not_valid, HTTP_404_NOT_FOUND, vary=True)
+
+
+def _no_longer_in_use(request: Request[Any, Any, Any]) -> Response[str]:
     """The customer the link names has been deleted: there is nobody left to unsubscribe or to message."""
-    return _page(
-        "Link no longer in use",
-        "<p>This unsubscribe link is no longer in use: we hold no details for it any more, "
-        "so nothing will be sent to you from us.</p>",
-        HTTP_404_NOT_FOUND,
-    )
+    words = _browser_words(request)
+    return _said(words, words.gone_title, words.gone, HTTP_404_NOT_FOUND, vary=True)
 
 
 def _html(description: str) -> ResponseSpec:
@@ -103,16 +119,19 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]
     container: Container = request.app.state.container
     named = read_unsubscribe_token(container.settings.session_secret, token)
     if named is None:
-        return _not_found()
-    if not await customer_exists(container.database, named[0]):
-        return _no_longer_in_use()
-    name = escape(container.settings.business_name)
+        return _not_found(request)
+    locale = await customer_locale(container.database, named[0])
+    if locale is None:
+        return _no_longer_in_use(request)
+    words = unsubscribe_page_words(locale)
+    question = words.question.format(business=container.settings.business_name, channel=words.on(named[1]))
     return _page(
-        "Unsubscribe",
-        f"<h1>Unsubscribe</h1><p>Stop receiving messages from {name} on this channel?</p>"
+        words,
+        words.title,
+        f"<h1>{escape(words.title)}</h1><p>{escape(question)}</p>"
         f'<form method="post" action="/unsubscribe/{escape(token)}">'
         f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
-        '<button type="submit">Unsubscribe</button></form>',
+        f'<button type="submit">{escape(words.button)}</button></form>',
     )
 
 
@@ -133,13 +152,15 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
     container: Container = request.app.state.container
     named = read_unsubscribe_token(container.settings.session_secret, token)
     if named is None:
-        return _not_found()
+        return _not_found(request)
+    customer_id, channel = named
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     if ONE_CLICK_VALUE not in form.get(ONE_CLICK_FIELD, []):
-        return _page("Bad request", "<p>Expected List-Unsubscribe=One-Click.</p>", HTTP_400_BAD_REQUEST)
-    customer_id, channel = named
-    if not await customer_exists(container.database, customer_id):
-        return _no_longer_in_use()
+        words = _browser_words(request)
+        return _said(words, words.bad_request_title, words.bad_request, HTTP_400_BAD_REQUEST, vary=True)
+    locale = await customer_locale(container.database, customer_id)
+    if locale is None:
+        return _no_longer_in_use(request)
     source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
     await record_consent(
         container.conversation_uow(),
@@ -152,7 +173,9 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
         skip_if_unchanged=True,
     )
     log.info("customer %s unsubscribed from %s by one-click", customer_id, channel.value)
-    return _page("Unsubscribed", "<h1>You are unsubscribed</h1><p>You will not hear from us here again.</p>")
+    words = unsubscribe_page_words(locale)
+    done = words.done.format(business=container.settings.business_name, channel=words.on(channel))
+    return _page(words, words.done_title, f"<h1>{escape(words.done_title)}</h1><p>{escape(done)}</p>")
 
 
 unsubscribe_handlers = [unsubscribe_page, unsubscribe]

@@ -60,3 +60,88 @@ class UnsubscribeLinks:
     def example(self) -> str:
         """A link that shows where the real one goes, for previews without a customer; it unsubscribes nobody."""
         return f"{self.public_url.rstrip('/')}{UNSUBSCRIBE_PATH}example"
+
+
+@dataclass(frozen=True)
+class UnsubscribePageWords:
+    """The one-click unsubscribe page (api/unsubscribe.py) in one language: the customer's, as the survey's
+    page is. `{business}` and `{channel}` ("by email", "per E-Mail") are filled in."""
+
+    language: str
+    #: How the page says "on this channel", per channel; `elsewhere` for a channel it does not name.
+    channels: dict[Channel, str]
+    elsewhere: str
+    title: str
+    question: str
+    button: str
+    done_title: str
+    done: str
+    not_valid_title: str
+    not_valid: str
+    gone_title: str
+    gone: str
+    bad_request_title: str
+    bad_request: str
+
+    def on(self, channel: Channel) -> str:
+        return self.channels.get(channel, self.elsewhere)
+
+
+UNSUBSCRIBE_PAGE_WORDS = {
+    "en": UnsubscribePageWords(
+        language="en",
+        channels={
+            Channel.EMAIL: "by email",
+            Channel.SMS: "by SMS",
+            Channel.WHATSAPP: "on WhatsApp",
+            Channel.TELEGRAM: "on Telegram",
+            Channel.CHAT: "in the website chat",
+        },
+        elsewhere="on this channel",
+        title="Unsubscribe",
+        question="Stop receiving messages from {business} {channel}?",
+        button="Unsubscribe",
+        done_title="You are unsubscribed",
+        done="You will not hear from {business} {channel} again.",
+        not_valid_title="Link not valid",
+        not_valid="This unsubscribe link is not valid.",
+        gone_title="Link no longer in use",
+        gone=(
+            "This unsubscribe link is no longer in use: we hold no details for it any more, "
+            "so nothing will be sent to you from us."
+        ),
+        bad_request_title="Bad request",
+        bad_request="Expected List-Unsubscribe=One-Click.",
+    ),
+    "de": UnsubscribePageWords(
+        language="de",
+        channels={
+            Channel.EMAIL: "per E-Mail",
+            Channel.SMS: "per SMS",
+            Channel.WHATSAPP: "über WhatsApp",
+            Channel.TELEGRAM: "über Telegram",
+            Channel.CHAT: "im Chat auf der Website",
+        },
+        elsewhere="auf diesem Weg",
+        title="Abmelden",
+        question="Keine Nachrichten mehr von {business} {channel} erhalten?",
+        button="Abmelden",
+        done_title="Sie sind abgemeldet",
+        done="Sie erhalten von {business} {channel} keine Nachrichten mehr.",
+        not_valid_title="Link nicht gültig",
+        not_valid="Dieser Link zum Abmelden ist nicht gültig.",
+        gone_title="Link nicht mehr in Gebrauch",
+        gone=(
+            "Dieser Link zum Abmelden ist nicht mehr in Gebrauch: Wir haben dazu keine Daten mehr "
+            "und senden Ihnen nichts mehr."
+        ),
+        bad_request_title="Ungültige Anfrage",
+        bad_request="Erwartet wurde List-Unsubscribe=One-Click.",
+    ),
+}
+
+
+def unsubscribe_page_words(language: str | None) -> UnsubscribePageWords:
+    """The page in the customer's language (`de`, `de_AT`), else in English."""
+    key = (language or "en").replace("-", "_").split("_")[0].lower()
+    return UNSUBSCRIBE_PAGE_WORDS.get(key, UNSUBSCRIBE_PAGE_WORDS["en"])

@@ -213,9 +213,12 @@ class PreferencesAndConsent:
     ledger: tuple[ConsentStatement, ...]  # oldest first
 
 
-async def customer_exists(database: Database, customer_id: int) -> bool:
+async def customer_locale(database: Database, customer_id: int) -> str | None:
+    """The customer's locale ("de_DE"); None when there is no such customer."""
     async with database.read_sessions() as session:
-        return await session.get(Customer, customer_id) is not None
+        found = await session.execute(select(Customer.locale).where(Customer.id == customer_id))
+        row = found.first()
+    return None if row is None else str(row[0] or "en")
 
 
 async def customer_erased(database: Database, customer_id: int) -> bool | None:

@@ -676,6 +676,55 @@ async def test_get_only_shows_the_confirmation(client, settings, database, custo
     assert await count(database, ConsentRecord) == 0
 
 
+async def test_the_unsubscribe_page_speaks_the_customers_language_and_names_the_channel(
+    client, settings, database
+) -> None:
+    async with database.sessions() as session:
+        german = Customer(name="Jonas", phone_e164="+4915112345678", email="jonas@example.de", locale="de_DE")
+        session.add(german)
+        await session.commit()
+    business = settings.business_name
+    token = unsubscribe_token(settings.session_secret, german.id, "sms")
+    page = await client.get(f"/unsubscribe/{token}", headers={"Accept-Language": "en-GB"})
+    assert page.status_code == 200 and '<html lang="de">' in page.text
+    assert f"Keine Nachrichten mehr von {business} per SMS erhalten?" in page.text
+    assert '<button type="submit">Abmelden</button>' in page.text
+    done = await client.post(
+        f"/unsubscribe/{token}",
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert done.status_code == 200 and "Sie sind abgemeldet" in done.text
+    assert f"Sie erhalten von {business} per SMS keine Nachrichten mehr." in done.text
+    [consent] = await rows(database, CustomerConsent)
+    assert (consent.channel, consent.status, consent.source) == ("sms", "opted_out", "sms_unsubscribe")
+
+
+async def test_the_unsubscribe_page_of_an_english_customer_names_email(client, settings, customer_id) -> None:
+    token = unsubscribe_token(settings.session_secret, customer_id, "email")
+    page = await client.get(f"/unsubscribe/{token}", headers={"Accept-Language": "de-DE"})
+    assert '<html lang="en">' in page.text
+    assert f"Stop receiving messages from {settings.business_name} by email?" in page.text
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "said"),
+    [
+        ("de-AT,de;q=0.9,en;q=0.8", "Dieser Link zum Abmelden ist nicht gültig."),
+        ("fr-FR,de;q=0.5,en;q=0.4", "Dieser Link zum Abmelden ist nicht gültig."),
+        ("en;q=0.9,de;q=0.3", "This unsubscribe link is not valid."),
+        ("", "This unsubscribe link is not valid."),
+    ],
+)
+async def test_a_link_we_did_not_sign_is_answered_in_the_browsers_language(
+    client, settings, customer_id, accept_language: str, said: str
+) -> None:
+    forged = unsubscribe_token("not-our-secret", customer_id, "email")
+    page = await client.get(f"/unsubscribe/{forged}", headers={"Accept-Language": accept_language})
+    assert page.status_code == 404 and said in page.text
+    assert page.headers["vary"] == "Accept-Language"
+
+
 async def test_forged_unsubscribe_token_changes_nothing(client, settings, database, customer_id) -> None:
     forged = unsubscribe_token("not-our-secret", customer_id, "email")
     response = await client.post(
