@@ -158,15 +158,58 @@ SLACK_ERRORS = {
 }
 
 
+def _slack_code(error: Exception) -> str | None:
+    """Slack's error code in an SDK error's answer ("channel_not_found"), if it got one."""
+    response = getattr(error, "response", None)
+    code = response.get("error") if response is not None and hasattr(response, "get") else None
+    return code if isinstance(code, str) and code else None
+
+
 def slack_said(error: Exception, where: str) -> str:
     """A Slack error in words ("Slack has no channel #management that the bot can see; …"), never the SDK's
     dump of the request's address and the answer's dict."""
-    response = getattr(error, "response", None)
-    code = response.get("error") if response is not None and hasattr(response, "get") else None
-    if isinstance(code, str) and code:
+    code = _slack_code(error)
+    if code is not None:
         known = SLACK_ERRORS.get(code)
         return known.format(where=where) if known else f"Slack answered “{code}”"
     return str(error) or type(error).__name__
+
+
+#: Slack's answers that mean no delivery to the channel can work until someone acts: a schedule to it is refused.
+SLACK_REFUSALS = frozenset(SLACK_ERRORS) - {"ratelimited"}
+#: How long scheduling waits for Slack to take the announcement.
+ANNOUNCE_SECONDS = 5
+SLACK_NOT_SET_UP = (
+    "Slack is not set up here (SWITCHBOARD_SLACK_BOT_TOKEN is empty), so nothing could be delivered to {where}; "
+    "deliver to an email address or a Telegram chat instead"
+)
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    """What announcing a schedule in its Slack channel found. `refused`: why no delivery there can work (the
+    schedule is not saved); `unchecked`: Slack did not answer, so the first delivery will tell."""
+
+    refused: str | None = None
+    unchecked: str | None = None
+
+
+async def announce_in_slack(token: str, base_url: str, channel: str, text: str) -> ChannelCheck:
+    """Post `text` in the channel a schedule will deliver to, when it is scheduled: that proves the bot can
+    post there (Slack's "channel_not_found" now, not at the first delivery) and tells the channel what is
+    coming. The bot has no scope to look channels up, so posting is the check."""
+    if not token.strip():
+        return ChannelCheck(refused=SLACK_NOT_SET_UP.format(where=channel))
+    client = slack_client(token, base_url, timeout_seconds=ANNOUNCE_SECONDS)
+    try:
+        await client.chat_postMessage(channel=channel, text=text)
+    except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
+        said = slack_said(error, channel)
+        if _slack_code(error) in SLACK_REFUSALS:
+            return ChannelCheck(refused=said)
+        log.warning("Could not announce a report schedule in %s: %s", channel, said)
+        return ChannelCheck(unchecked=said)
+    return ChannelCheck()
 
 
 REDRAW_PROMPT = "Draw it again by another split:"

@@ -25,6 +25,7 @@ from reports.answer import Answer, answer
 from reports.charts.cache import draw
 from reports.charts.spec import ChartSpec
 from reports.deliveries import Actor, DeliveryActionError, remove_schedule, retry_delivery
+from reports.destinations import ChannelCheck
 from reports.exports import as_csv, as_xlsx
 from reports.heartbeats import ago, in_words, read_background_health
 from reports.library import SavedReport, may_change, visible_report_by_slug, visible_reports
@@ -36,6 +37,7 @@ from reports.saved import (
     presentation_from_definition,
     query_from_definition,
 )
+from reports.schedule_check import check_destination, schedule_announcement
 from reports.schedule_words import DAYS, cron_from_words, cron_in_words, destination_of, recipient_filters
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 from storage.database import Database
@@ -136,6 +138,9 @@ EXPORTS: dict[str, tuple[str, Callable[[Container, ChartSpec], Awaitable[bytes]]
 FLASHES = {
     "changed": "Saved your changes.",
     "scheduled": "Scheduled. Each delivery and its outcome shows below.",
+    "announced": "Scheduled, and said so in the Slack channel. Each delivery and its outcome shows below.",
+    "unchecked": "Scheduled, but Slack did not answer when asked to say so in the channel, so the channel is "
+    "not checked yet; the first delivery's outcome shows below.",
     "unscheduled": "The schedule is gone; nothing more will be delivered by it.",
     "retrying": "It will be sent again within a minute; its outcome shows below.",
 }
@@ -447,18 +452,30 @@ class ReportPages(StaffPages):
             )
         except ScheduleError as error:
             errors["only"] = f"{str(error)[:1].upper()}{str(error)[1:]}."
+        check = ChannelCheck()
         if not errors:
+            asked = ScheduleRequest(cron, form["timezone"], kind, destination, only)
+            settings, now = container.settings, utc_now()
             try:
-                await schedule_report(
-                    container.units.report_schedules(),
-                    report_id=report.id,
-                    report_slug=report.slug,
-                    owner_id=staff.id,
-                    request=ScheduleRequest(cron, form["timezone"], kind, destination, only),
-                    actor=staff.email,
-                    via="web",
-                    now=utc_now(),
+                check = await check_destination(
+                    asked,
+                    schedule_announcement(staff.name, report.name, asked, now),
+                    slack_token=settings.slack_bot_token.get_secret_value(),
+                    slack_base_url=settings.slack_base_url,
                 )
+                if check.refused is not None:
+                    errors["to"] = f"{check.refused[:1].upper()}{check.refused[1:]}. Nothing was scheduled."
+                else:
+                    await schedule_report(
+                        container.units.report_schedules(),
+                        report_id=report.id,
+                        report_slug=report.slug,
+                        owner_id=staff.id,
+                        request=asked,
+                        actor=staff.email,
+                        via="web",
+                        now=now,
+                    )
             except ScheduleError as error:
                 field = "timezone" if "timezone" in str(error) else "time"
                 errors[field] = f"{str(error)[:1].upper()}{str(error)[1:]}."
@@ -468,7 +485,8 @@ class ReportPages(StaffPages):
                 shown.status_code = 422
                 return shown
             raise NotFoundException("The report cannot be shown.")
-        return after_change(request, f"/analytics/reports/{report.slug}", scheduled="1")
+        said = "scheduled" if kind != "slack" else "unchecked" if check.unchecked else "announced"
+        return after_change(request, f"/analytics/reports/{report.slug}", **{said: "1"})
 
     @post(
         "/analytics/reports/{slug:str}/schedules/{schedule_id:int}/delete",

@@ -15,6 +15,7 @@ from bot.commands.wording import day_and_time
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
 from domain.staff import StaffIdentity
 from reports.deliveries import Actor, remove_schedule
+from reports.destinations import ChannelCheck
 from reports.library import (
     ReportLibraryError,
     SavedReport,
@@ -35,6 +36,7 @@ from reports.saved import (
     query_from_definition,
     run_saved_report,
 )
+from reports.schedule_check import check_destination, schedule_announcement
 from reports.schedule_words import cron_from_words, cron_in_words, recipient_filters
 from reports.schedule_words import destination_of as words_destination
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
@@ -359,6 +361,14 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         only = await only_filters(report.definition, *command.only, ctx, SCHEDULE_USAGE)
     request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination, only)
     try:
+        check = await check_destination(
+            request,
+            schedule_announcement(who.name, report.name, request, ctx.now()),
+            slack_token=ctx.settings.slack_bot_token.get_secret_value(),
+            slack_base_url=ctx.settings.slack_base_url,
+        )
+        if check.refused is not None:
+            return Reply(f"Not scheduled: {check.refused}.", kind="error")
         schedule = await schedule_report(
             ctx.uow.report_schedules(),
             report_id=report.id,
@@ -376,11 +386,21 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         f"Report {report.name}{' (only ' + filters_in_words(list(only)) + ')' if only else ''} will be "
         f"delivered to {destination} ({kind}) "
         f"{cron_in_words(command.cron)} ({ctx.business_tz}); first run "
-        f"{day_and_time(first.astimezone(zone(ctx.business_tz)))}. Each delivery and its outcome shows on "
+        f"{day_and_time(first.astimezone(zone(ctx.business_tz)))}."
+        f"{announced(kind, destination, check)} Each delivery and its outcome shows on "
         f"/analytics/reports/{report.slug}; `report unschedule {report.slug}` stops it.",
         title="Report scheduled",
         fields=(Field("Schedule", f"#{schedule.id}"),),
     )
+
+
+def announced(kind: str, destination: str, check: ChannelCheck) -> str:
+    """What scheduling said in the Slack channel, if it is one (" Said so in #ops.")."""
+    if kind != "slack":
+        return ""
+    if check.unchecked is not None:
+        return f" Slack did not answer when asked to say so in {destination} ({check.unchecked}), so the channel is not checked yet."
+    return f" Said so in {destination}."
 
 
 async def run_unschedule(command: UnscheduleReport, who: StaffIdentity, ctx: CommandContext) -> Reply:

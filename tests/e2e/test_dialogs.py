@@ -228,6 +228,44 @@ async def test_campaign_launch_needs_confirmation_then_pause_resume_cancel_are_a
     ]
 
 
+async def test_a_report_scheduled_to_a_slack_channel_says_so_there_and_one_the_bot_cannot_see_is_refused(
+    seeded: CommandContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reports import schedule_check
+    from reports.destinations import ChannelCheck
+
+    told: list[str] = []
+
+    async def slack(token: str, base_url: str, channel: str, text: str) -> ChannelCheck:
+        told.append(text)
+        if channel == "#nowhere":
+            return ChannelCheck(refused="Slack has no channel #nowhere that the bot can see")
+        return ChannelCheck()
+
+    from storage.models import ReportSchedule
+
+    monkeypatch.setattr(schedule_check, "announce_in_slack", slack)
+    table = [
+        (
+            MANAGER,
+            'report schedule weekly-revenue "0 8 * * 1" to #nowhere',
+            "error",
+            "Not scheduled: Slack has no channel #nowhere that the bot can see.",
+        ),
+        (
+            MANAGER,
+            'report schedule weekly-revenue "0 8 * * 1" to #management',
+            "answer",
+            "Said so in #management.",
+        ),
+    ]
+    await run_dialog(seeded, table)
+    assert len(told) == 2 and "every Monday at 08:00" in told[1]
+    async with seeded.database.read_sessions() as session:
+        kept = list(await session.scalars(select(ReportSchedule.destination)))
+    assert kept == ["#management"]
+
+
 async def test_report_schedule_is_stored_and_audited(seeded: CommandContext) -> None:
     table = [
         (MANAGER, 'report schedule weekly-revenue "0 8 * * 1" to #management', "answer", "first run"),

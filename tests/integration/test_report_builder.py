@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import openpyxl
+import pytest
 from sqlalchemy import func, select
 
 from reports.answer import standing_alone, value_label
@@ -540,3 +541,63 @@ async def test_a_range_keeps_the_clinics_whose_revenue_lies_in_it(client: Client
     assert shown == {code: value for code, value in expected.items() if low <= value <= high}
     edit = (await client.get(f"/analytics/reports/{slug}/edit")).text
     assert f'name="value_from" value="{round(low - 0.00001, 5)}"' in edit
+
+
+async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_the_bot_cannot_reach_is_refused(
+    client: Client, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reports import schedule_check
+    from reports.destinations import ChannelCheck
+
+    told: list[tuple[str, str]] = []
+
+    async def slack(token: str, base_url: str, channel: str, text: str) -> ChannelCheck:
+        told.append((channel, text))
+        if channel == "#management":
+            return ChannelCheck(refused="Slack has no channel #management that the bot can see")
+        if channel == "#down":
+            return ChannelCheck(unchecked="Slack did not answer")
+        return ChannelCheck()
+
+    monkeypatch.setattr(schedule_check, "announce_in_slack", slack)
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    page = f"/analytics/reports/{slug}"
+    form = {
+        "frequency": "weekly",
+        "weekday": "monday",
+        "day": "1",
+        "time": "08:00",
+        "timezone": "Europe/Berlin",
+    }
+
+    refused = await post_form(client, page, f"{page}/schedules", {**form, "to": "#management"})
+    assert refused.status_code == 422 and 'id="schedule-to-error"' in refused.text
+    assert "Slack has no channel #management that the bot can see. Nothing was scheduled." in refused.text
+    announced = await post_form(client, page, f"{page}/schedules", {**form, "to": "#ops"})
+    assert announced.status_code == 303
+    assert "said so in the Slack channel" in (await client.get(announced.headers["location"])).text
+    unchecked = await post_form(client, page, f"{page}/schedules", {**form, "to": "#down"})
+    assert "the channel is not checked yet" in (await client.get(unchecked.headers["location"])).text
+    emailed = await post_form(client, page, f"{page}/schedules", {**form, "to": "board@northwind.example"})
+    assert emailed.status_code == 303
+
+    assert [channel for channel, _ in told] == ["#management", "#ops", "#down"]  # email is not tried
+    [(_, text)] = [t for t in told if t[0] == "#ops"]
+    assert text.startswith(
+        "Markus Brandt scheduled the report “Revenue by clinic, top 2” here, every Monday at 08:00 "
+        "(Europe/Berlin); the first comes "
+    ), text
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        kept = list(
+            await session.scalars(
+                select(ReportSchedule.destination)
+                .join(CustomReport, CustomReport.id == ReportSchedule.report_id)
+                .where(CustomReport.slug == slug)
+                .order_by(ReportSchedule.id)
+            )
+        )
+    await database.dispose()
+    assert kept == ["#ops", "#down", "board@northwind.example"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,7 @@ from sqlalchemy import bindparam, func, select, text
 
 from api.sandbox.config import SandboxConfig
 from api.sandbox.server import RunningSandbox, run_sandbox
-from reports.destinations import EmailDestination, RenderedReport, TelegramDestination
+from reports.destinations import ChannelCheck, EmailDestination, RenderedReport, TelegramDestination
 from reports.scheduler import DEFAULT_LEASE, LeaseTooShort, ScheduleRunner, delivery_key
 from reports.schedules import ScheduleError, next_due, plan_runs
 from storage import migrate
@@ -406,3 +407,31 @@ async def test_a_slack_channel_the_bot_cannot_see_is_named_in_words(sandbox: Run
     said = str(failed.value)
     assert said.startswith("Slack delivery to #management failed: Slack has no channel #management"), said
     assert "{" not in said and "http" not in said
+
+
+async def test_announcing_a_schedule_posts_in_the_channel_refuses_one_the_bot_cannot_see_and_survives_no_answer(
+    sandbox: RunningSandbox,
+) -> None:
+    from reports.destinations import announce_in_slack
+
+    api, token = f"{sandbox.base_url}/slack/api/", CREDENTIALS.slack_bot_token
+    assert (
+        await announce_in_slack(token, api, "#switchboard", "Ada scheduled the report here.")
+        == ChannelCheck()
+    )
+    [posted] = [m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]
+    assert posted.text == "Ada scheduled the report here."
+
+    missing = await announce_in_slack(token, api, "#management", "Ada scheduled the report here.")
+    assert missing.refused is not None and missing.refused.startswith("Slack has no channel #management")
+    revoked = await announce_in_slack("xoxb-not-ours", api, "#switchboard", "Ada scheduled the report here.")
+    assert revoked.refused is not None and "token" in revoked.refused, revoked
+    not_set_up = await announce_in_slack("", api, "#switchboard", "Ada scheduled the report here.")
+    assert not_set_up.refused is not None and "SWITCHBOARD_SLACK_BOT_TOKEN" in not_set_up.refused
+
+    with socket.socket() as closed:  # a port nobody answers on: Slack "down", the schedule is kept unchecked
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/api/"
+    silent = await announce_in_slack(token, dead, "#switchboard", "Ada scheduled the report here.")
+    assert silent.refused is None and silent.unchecked
+    assert len([m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]) == 1

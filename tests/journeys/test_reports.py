@@ -55,7 +55,12 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
     )
     assert scheduled.kind == "answer", scheduled.text
     to_slack = demo.ask(f'report schedule revenue-by-clinic "{cron}" to #switchboard', as_email=MANAGER)
-    assert to_slack.kind == "answer", to_slack.text
+    assert to_slack.kind == "answer" and "Said so in #switchboard." in to_slack.text, to_slack.text
+    # The channel was told what is coming when it was scheduled: that post was also the check it exists.
+    told = demo.sandbox("GET", "/_sandbox/slack/channels/C0SWITCHBOARD/messages")["messages"]
+    assert any("scheduled the report" in m["text"] and "here, every day at" in m["text"] for m in told), told[
+        -3:
+    ]
 
     def delivered() -> list[dict[str, Any]]:
         return [
