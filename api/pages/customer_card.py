@@ -35,6 +35,15 @@ def business_cap_words(policy: ConsentPolicy) -> str:
     return f"at most {' and '.join(parts)} on a channel" if parts else "no limit"
 
 
+def business_rules(policy: ConsentPolicy) -> dict[str, str]:
+    """What an empty field of a customer's preferences leaves to the business, for the form's labels."""
+    default = policy.default_quiet_hours
+    return {
+        "quiet_hours": f"{_clock(default.start)}–{_clock(default.end)}",
+        "marketing_cap": business_cap_words(policy),
+    }
+
+
 def card_view(card: CustomerCard | None, formats: Formats, policy: ConsentPolicy) -> dict[str, Any] | None:
     """The card in words; where the customer set nothing of their own, what the business's rules apply
     (the default quiet hours, the per-channel marketing cap), so the page never says "none" while a rule

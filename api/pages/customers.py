@@ -33,7 +33,7 @@ from api.pages.common import (
     utc_now,
     whole_number,
 )
-from api.pages.customer_card import CONSENT_WORDS, card_view
+from api.pages.customer_card import CONSENT_WORDS, business_rules, card_view
 from api.pages.messages import MessageFilters, latest_messages
 from api.pages.notices import after_change
 from bot.commands.masking import mask_email, mask_phone, spaced_phone
@@ -271,6 +271,7 @@ class CustomerPages(StaffPages):
             told_us=TOLD_US,
             preferences=typed_preferences or _preferences_form(record),
             max_per_week=MAX_MARKETING_PER_WEEK,
+            business_rules=business_rules(container.consent_policy()),
             may_change=staff.may(Role.AGENT) and record.erased_at is None,
             may_export=staff.may(Role.MANAGER),
             may_erase=staff.may(Role.ADMIN),
@@ -353,11 +354,13 @@ class CustomerPages(StaffPages):
         elif start is not None and end is not None and not (_clock(start) and _clock(end)):
             problem = "Quiet hours are times of day, like 21:00 and 08:00."
         elif start is not None and _clock(start) == _clock(end):
-            problem = "Quiet hours from and until are the same time; leave both empty for no quiet hours."
+            problem = (
+                "Quiet hours from and until are the same time; leave both empty for the business's default."
+            )
         elif cap_text and whole_number(cap_text, MAX_MARKETING_PER_WEEK) is None:
             problem = (
                 f"Marketing messages a week is a whole number from 0 to {MAX_MARKETING_PER_WEEK}, "
-                "or empty for no cap."
+                "or empty for the business's limit."
             )
         else:
             cap = int(cap_text) if cap_text else None

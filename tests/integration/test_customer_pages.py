@@ -306,6 +306,10 @@ async def test_an_agent_records_consent_and_preferences_with_their_name(
     # Nothing set of their own: the page names the business's rules that hold, not "none".
     assert "21:00–08:00, the business&#39;s default" in html and "marketing waits, reminders do not" in html
     assert "none of their own; the business sends at most 1 a day and 3 a week on a channel" in html
+    # The form says what an empty field leaves to the business, not "no cap".
+    assert "Both empty: the business's quiet hours, 21:00–08:00." in html
+    assert "(empty: the business's limit, at most 1 a day and 3 a week on a channel; 0: no marketing)" in html
+    assert "no cap" not in html
 
     for form, said in (
         ({"quiet_start": "21:00"}, "both a start and an end"),
