@@ -281,7 +281,7 @@ class SqlCampaignRepository:
                             later.campaign_id != campaign_id,
                             later.sent_at > message.sent_at,
                             later.sent_at <= record.recorded_at,
-                        ),
+                        ).correlate_except(later),  # tied to this campaign's message, not any message
                     ),
                 )
             )

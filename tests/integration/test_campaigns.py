@@ -678,3 +678,51 @@ async def test_reading_ahead_plans_the_same_rows_and_a_budget_stops_between_batc
     assert sorted(row.customer_id for row in rows) == sorted(
         ids[name] for name in ("alice", "bob", "carol", "dan", "eve")
     )
+
+
+async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_week(
+    database: Database,
+) -> None:
+    """Three patients, two campaigns by SMS. Among many messages, the check that another campaign came in
+    between must look at this patient's own messages (it once looked at anyone's, and every count read 0)."""
+    await add_templates(database)
+    ann = await add_customer(database, "Ann", phone="+4915100000011")
+    ben = await add_customer(database, "Ben", phone="+4915100000012")
+    cem = await add_customer(database, "Cem", phone="+4915100000013")
+    first = await new_campaign(database, slug="winter", name="Winter check-up")
+    second = await new_campaign(database, slug="new-year", name="New year")
+    sent = [(first, ann, NOW), (first, ben, NOW), (first, cem, NOW)]
+    sent += [(second, ben, NOW + timedelta(days=1)), (second, cem, NOW + timedelta(days=1))]
+    opted_out = [
+        (ann, NOW + timedelta(days=2)),  # the winter campaign's: no other campaign reached Ann
+        (ben, NOW + timedelta(days=2)),  # the new year campaign's: it reached Ben after winter's
+        (cem, NOW + timedelta(days=10)),  # nine days after the last campaign: nobody's
+    ]
+    async with database.sessions() as session:
+        session.add_all(
+            CustomerCommunication(
+                customer_id=customer,
+                campaign_id=campaign,
+                channel="sms",
+                provider="twilio",
+                direction="outbound",
+                source="campaign",
+                category="marketing",
+                to_address="+49151",
+                body="Hello",
+                status="delivered",
+                created_at=at,
+                sent_at=at,
+            )
+            for campaign, customer, at in sent
+        )
+        session.add_all(
+            ConsentRecord(
+                customer_id=c, channel="sms", status="opted_out", source="sms_keyword", recorded_at=at
+            )
+            for c, at in opted_out
+        )
+        await session.commit()
+    uow = SqlCampaignUnitOfWork(database)
+    assert (await campaign_progress(uow, first)).opted_out == 1
+    assert (await campaign_progress(uow, second)).opted_out == 1
