@@ -149,8 +149,13 @@ def _whole_words(
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
-    every = " and ".join(plural(label(d)) for d in split.dimensions)
-    words = f"{'these' if narrowed else 'all'} {every} together {shown}"
+    if not narrowed and any(unnamed(s) for s in split.series):
+        # The whole holds the part without a value ("no campaign"), so "all campaigns together" would not be
+        # what it is: the whole business's figure.
+        words = f"overall {shown}"
+    else:
+        every = " and ".join(plural(label(d)) for d in split.dimensions)
+        words = f"{'these' if narrowed else 'all'} {every} together {shown}"
     comparison = split.comparison_range
     if comparison is not None and total is not None and total.comparison_total is not None:
         words += against_words(metric, value, total.comparison_total, comparison.label, locale, currency)

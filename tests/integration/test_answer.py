@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
 from bot.console import ask, render_reply
-from reports.answer import ANOMALY_LABEL, answer, standing_alone, value_label
+from reports.answer import ANOMALY_LABEL, answer, standing_alone, unnamed, value_label
 from reports.charts.anomaly_labels import MAX_LABELLED_ANOMALIES
 from reports.charts.formatting import format_value
 from reports.charts.render import draw_chart, render_png, render_svg
@@ -161,6 +161,28 @@ async def test_a_ranking_of_a_rate_names_its_n_highest_parts_not_only_the_first(
         ranked.summary
     )
     assert ranked.summary.startswith("Delivery rate by channel, "), ranked.summary
+
+
+async def test_a_rate_split_by_campaign_calls_its_whole_overall_since_it_holds_messages_of_no_campaign(
+    seeded: Database,
+) -> None:
+    """ "delivery rate by campaign": the whole is every message's rate, those of no campaign too, so it is
+    "overall", not "all campaigns together" (which read as the campaigns' own rate)."""
+    query = MetricQuery(("delivery_rate",), PeriodSpec("last_month"), dimensions=("campaign",))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert any(unnamed(s) for s in reply.result.series), "the world has messages of no campaign"
+    start, end = reply.result.range.start, reply.result.range.end
+    cc = CustomerCommunication
+    async with seeded.sessions() as session:
+        sent, delivered = (
+            await session.execute(
+                select(func.count(), func.count().filter(cc.status.in_(("delivered", "read")))).where(
+                    cc.direction == "outbound", cc.sent_at >= start, cc.sent_at < end
+                )
+            )
+        ).one()
+    overall = f"; overall {format_value(delivered / sent, 'percent', locale='en_GB')}."
+    assert reply.summary.endswith(overall) and "campaigns together" not in reply.summary, reply.summary
 
 
 async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_comparison(
