@@ -343,7 +343,7 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "communication_cost",
         "Communication cost",
-        "Provider cost of outbound messages created in the period, in major currency units.",
+        "Provider cost of outbound messages created in the period and handed to a provider, in major currency units.",
         "currency",
         "sum",
         "messages",

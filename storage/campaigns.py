@@ -274,14 +274,16 @@ class SqlCampaignRepository:
                         record.status == ConsentStatus.OPTED_OUT.value,
                         record.recorded_at >= message.sent_at,
                         SecondsBetween(message.sent_at, record.recorded_at) < OPT_OUT_WINDOW.total_seconds(),
-                        ~exists().where(
+                        ~exists()
+                        .where(
                             later.customer_id == message.customer_id,
                             later.channel == message.channel,
                             later.campaign_id.is_not(None),
                             later.campaign_id != campaign_id,
                             later.sent_at > message.sent_at,
                             later.sent_at <= record.recorded_at,
-                        ).correlate_except(later),  # tied to this campaign's message, not any message
+                        )
+                        .correlate_except(later),  # tied to this campaign's message, not any message
                     ),
                 )
             )

@@ -553,6 +553,9 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
                 "messages",
                 "sum",
                 func.coalesce(CustomerCommunication.cost_micros, 0) / literal(1_000_000.0),
+                # What a provider took: a planned message's estimate, or one given up before any provider
+                # had it, costs nothing (the channel pages count cost the same way, when it is sent).
+                CustomerCommunication.sent_at.is_not(None),
             )
         ),
         "conversations": MetricMeasures(Measure("chats", "chats", "count")),

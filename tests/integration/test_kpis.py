@@ -147,7 +147,7 @@ def reference_kpis(
         "reply_rate": ratio(sum(m.replied_at is not None for m in sent), len(sent)),
         "opt_out_rate": ratio(sum(within(r.recorded_at, start, end) for r in facts.opt_outs), len(sent)),
         "cost_per_message": ratio(sent_cost, len(sent)),
-        "communication_cost": sum((m.cost_micros or 0) for m in messages) / 1e6,
+        "communication_cost": sum((m.cost_micros or 0) for m in messages if m.sent_at is not None) / 1e6,
         "conversations": float(len(chats)),
         "first_response_time": ratio(
             sum(
