@@ -14,6 +14,7 @@ from sqlalchemy.orm import aliased
 from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
+from domain.messages.pricing import DEFAULT_PRICE_BOOK
 from domain.messages.words import failure_words
 from domain.templates.model import MessageTemplate as TemplateVariant
 from domain.vocabulary import (
@@ -289,6 +290,19 @@ class SqlCampaignRepository:
             )
             or 0
         )
+        # Only what was handed to a provider costs anything (a planned message carries its estimate).
+        costs = await self._session.execute(
+            select(CustomerCommunication.currency, func.sum(CustomerCommunication.cost_micros))
+            .where(
+                CustomerCommunication.campaign_id == campaign_id,
+                CustomerCommunication.sent_at.is_not(None),
+                CustomerCommunication.cost_micros.is_not(None),
+            )
+            .group_by(CustomerCommunication.currency)
+        )
+        cost: Counter[str] = Counter()
+        for currency, micros in costs:
+            cost[currency or DEFAULT_PRICE_BOOK.currency] += int(micros or 0)
         return CampaignProgress(
             campaign_id,
             CampaignStatus(status or CampaignStatus.DRAFT.value),
@@ -296,6 +310,7 @@ class SqlCampaignRepository:
             dict(suppressed),
             opted_out,
             dict(failed),
+            dict(cost),
         )
 
     async def fallback_candidates(

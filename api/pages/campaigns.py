@@ -132,6 +132,10 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         ),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
+        "cost": " and ".join(
+            formats.money_micros(micros, currency)
+            for currency, micros in sorted(progress.cost_micros.items())
+        ),
         "actions": allowed_actions(campaign.status),
         # Why recipients are left out or held back, as the wizard says it ("opted out of these messages").
         "reason_words": EXCLUSION_WORDS,

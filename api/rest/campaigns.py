@@ -201,4 +201,6 @@ class CampaignsController(Controller):
             "by_status": dict(progress.by_status),
             "suppressed_by_reason": dict(progress.suppressed_by_reason),
             "opted_out": progress.opted_out,
+            # What providers charged for the messages handed to them so far, per currency, in micros.
+            "cost_micros": dict(progress.cost_micros),
         }

@@ -19,6 +19,7 @@ from domain.campaigns.rules import allowed_actions
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
+from reports.charts.formatting import format_value
 from reports.periods import zone
 from storage.queries.campaigns import (
     CampaignOverview,
@@ -194,6 +195,16 @@ async def _status(
         Field("Not sent because", reasons or "—"),
         Field("Replies", f"{progress.replies:,}"),
         Field("Opted out within 7 days of it", f"{progress.opted_out:,}"),
+        Field(
+            "Cost so far",
+            " and ".join(
+                format_value(
+                    micros / 1_000_000, "currency", locale=ctx.settings.business_locale, currency=code
+                )
+                for code, micros in sorted(progress.cost_micros.items())
+            )
+            or "nothing sent yet",
+        ),
     )
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0

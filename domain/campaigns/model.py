@@ -240,6 +240,8 @@ class CampaignProgress:
     opted_out: int
     #: Why messages failed or were not delivered, in the provider's words (or ours after retries).
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)
+    #: What providers charged for the messages handed to them so far, per currency (micros).
+    cost_micros: Mapping[str, int] = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return self.by_status.get(status, 0)

@@ -713,8 +713,27 @@ async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_
                 status="delivered",
                 created_at=at,
                 sent_at=at,
+                cost_micros=68_000,
+                currency="USD",
             )
             for campaign, customer, at in sent
+        )
+        session.add(  # planned, with the estimate planning gave it: it costs nothing until it goes
+            CustomerCommunication(
+                customer_id=ann,
+                campaign_id=first,
+                channel="sms",
+                provider="twilio",
+                direction="outbound",
+                source="campaign",
+                category="marketing",
+                to_address="+49151",
+                body="Hello",
+                status="planned",
+                created_at=NOW,
+                cost_micros=68_000,
+                currency="USD",
+            )
         )
         session.add_all(
             ConsentRecord(
@@ -724,5 +743,7 @@ async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_
         )
         await session.commit()
     uow = SqlCampaignUnitOfWork(database)
-    assert (await campaign_progress(uow, first)).opted_out == 1
-    assert (await campaign_progress(uow, second)).opted_out == 1
+    winter, new_year = await campaign_progress(uow, first), await campaign_progress(uow, second)
+    assert (winter.opted_out, new_year.opted_out) == (1, 1)
+    # What providers charged for the messages they took, not the planned one's estimate.
+    assert (winter.cost_micros, new_year.cost_micros) == ({"USD": 3 * 68_000}, {"USD": 2 * 68_000})

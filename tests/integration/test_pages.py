@@ -580,6 +580,10 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
                     body="Spring offer",
                     status=status,
                     status_reason=reason,
+                    # Each carries planning's estimate; only those handed to the provider were charged.
+                    sent_at=datetime.now(UTC) if status in ("delivered", "undelivered") else None,
+                    cost_micros=87_500,
+                    currency="USD",
                 )
             )
         session.add(
@@ -615,6 +619,10 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
     assert "zone 5 unreachable: 1" in reasons and "zone 6 unreachable" not in reasons
     assert "2 other reasons: 2 (in the message log)" in reasons
     assert "Replies from recipients: 1" in shown
+    charged = 87_500 * (
+        int(stages["delivered"]) + int(stages["not delivered"])
+    )  # not the planned or given up
+    assert f"Cost so far: <strong>US${charged / 1_000_000:.2f}</strong>" in shown
 
     # Its messages in the log: the five it sent and the reply it drew, and nobody else's.
     assert f'href="/communication/messages?campaign={seeded.campaign_slug}"' in shown

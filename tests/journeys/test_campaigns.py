@@ -73,5 +73,22 @@ def test_a_campaign_per_channel_is_previewed_launched_paused_and_finished_once(
         return bool(demo.api("GET", f"/api/campaigns/{slug}/progress")["status"] == "completed")
 
     wait_for(completed, 120, "the campaign to complete")
+    # Its cost is what providers charged for what they took, recounted from the messages' rows.
+    from sqlalchemy import select
+
+    from storage.models import BulkMessaging, CustomerCommunication
+
+    cc = CustomerCommunication
+    charged = Counter[str]()
+    for currency, micros in demo.rows(
+        select(cc.currency, cc.cost_micros)
+        .join(BulkMessaging, BulkMessaging.id == cc.campaign_id)
+        .where(BulkMessaging.slug == slug, cc.sent_at.is_not(None), cc.cost_micros.is_not(None))
+    ):
+        charged[currency] += micros
+    progress = demo.api("GET", f"/api/campaigns/{slug}/progress")
+    assert progress["cost_micros"] == {c: m for c, m in charged.items()}, (progress, charged)
+    if channel == "sms":  # Twilio reports a price for each SMS
+        assert sum(charged.values()) > 0
     refused = demo.api("POST", f"/api/campaigns/{slug}/launch", expect=422)
     assert "completed campaign cannot be launched" in refused["detail"]
