@@ -20,6 +20,7 @@ from api.pages.notices import after_change
 from domain.campaigns import use_cases
 from domain.campaigns.languages import (
     VALUE_NAME,
+    not_in_their_language,
     same_in_every_language,
     template_languages,
     template_needs,
@@ -408,6 +409,9 @@ class CampaignWizardPages(StaffPages):
             if missing <= 0
             else f"{formats.count(missing)} more customer{' matches' if one else 's match'} the filters but "
             f"{'has' if one else 'have'} no address on the chosen channels, so they are not counted."
+        )
+        shown["not_in_their_language"] = not_in_their_language(
+            draft.template_name, preview.in_another_language
         )
         shown["same_in_every_language"] = same_in_every_language(
             draft.variables,

@@ -17,7 +17,7 @@ from api.pages import notices
 from api.pages.common import Formats, StaffPages, container_of, page, staff_of, table_download, utc_now
 from api.pages.notices import after_change
 from domain.campaigns import use_cases
-from domain.campaigns.languages import values_words
+from domain.campaigns.languages import not_in_their_language, values_words
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import CHAT_CHANNEL_WORDS
@@ -113,6 +113,9 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         "preview_cost": formats.money_micros(preview.estimated_cost_micros, preview.currency)
         if preview
         else None,
+        "not_in_their_language": not_in_their_language(campaign.template_name, preview.in_another_language)
+        if preview
+        else [],
         "exclusions": sorted((preview.exclusions if preview else {}).items()),
         "per_channel": [
             (CHAT_CHANNEL_WORDS.get(c.value, c.value), n)

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from bot.commands.campaigns import preview_fields
+from bot.commands.campaigns import estimated_cost, preview_fields
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.commands.wording import day_and_time
@@ -17,6 +17,7 @@ from bot.replies import Button, Field, Reply
 from domain.campaigns import use_cases
 from domain.campaigns.languages import (
     VALUE_NAME,
+    not_in_their_language,
     same_in_every_language,
     template_languages,
     template_needs,
@@ -252,10 +253,11 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         return Reply(
             f"All {preview.recipients:,} matching customers would be left out; nothing saved.",
             kind="error",
-            fields=preview_fields(preview),
+            fields=preview_fields(preview, ctx.settings.business_locale),
         )
     if not command.confirm:
-        notes = same_in_every_language(
+        notes = not_in_their_language(command.template, preview.in_another_language, in_chat=True)
+        notes += same_in_every_language(
             variables,
             variants,
             command.template,
@@ -265,10 +267,10 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
         )
         return Reply(
             f"“{command.name}” would send {preview.planned:,} of {preview.recipients:,} messages{when}, for "
-            f"about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}. Save it as a draft?"
+            f"about {estimated_cost(preview, ctx.settings.business_locale)}. Save it as a draft?"
             + "".join(f"\n⚠ {note}" for note in notes),
             title=f"New campaign: {command.name}",
-            fields=preview_fields(preview),
+            fields=preview_fields(preview, ctx.settings.business_locale),
             confirm=True,
             private=True,
             buttons=(Button("Save draft", f"{command.text} confirm", "primary"), Button("No", "cancel")),

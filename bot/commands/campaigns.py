@@ -14,6 +14,7 @@ from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
 from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
+from domain.campaigns.languages import not_in_their_language
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview, CampaignProgress
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import channel_words
@@ -107,7 +108,16 @@ async def run_list(command: ListCampaigns, who: StaffIdentity, ctx: CommandConte
     return Reply(said, title="Campaigns", table=table)
 
 
-def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
+def money(micros: int, currency: str, locale: str) -> str:
+    """An amount in micros as every answer writes money ("US$1.63", "€12.00")."""
+    return format_value(micros / 1_000_000, "currency", locale=locale, currency=currency)
+
+
+def estimated_cost(preview: CampaignPreview, locale: str) -> str:
+    return money(preview.estimated_cost_micros, preview.currency, locale)
+
+
+def preview_fields(preview: CampaignPreview, locale: str) -> tuple[Field, ...]:
     exclusions = "; ".join(
         f"{n:,} {EXCLUSION_WORDS.get(reason, reason.replace('_', ' '))}"
         for reason, n in sorted(preview.exclusions.items(), key=lambda item: -item[1])
@@ -118,7 +128,7 @@ def preview_fields(preview: CampaignPreview) -> tuple[Field, ...]:
         Field("Will be sent", f"{preview.planned:,}"),
         Field("Excluded", exclusions or "none"),
         Field("Channels", channels or "—"),
-        Field("Estimated cost", f"{preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}"),
+        Field("Estimated cost", estimated_cost(preview, locale)),
     ]
     if preview.deferred:
         fields.append(Field("Waiting for quiet hours", f"{preview.deferred:,}"))
@@ -198,9 +208,7 @@ async def _status(
         Field(
             "Cost so far",
             " and ".join(
-                format_value(
-                    micros / 1_000_000, "currency", locale=ctx.settings.business_locale, currency=code
-                )
+                money(micros, code, ctx.settings.business_locale)
                 for code, micros in sorted(progress.cost_micros.items())
             )
             or "nothing sent yet",
@@ -246,15 +254,19 @@ async def _preview(
     preview = await use_cases.preview_campaign(
         ctx.uow.campaigns(), found.id, now=ctx.now(), policy=ctx.consent_policy()
     )
+    locale = ctx.settings.business_locale
     text = (
         f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
-        f"for about {preview.estimated_cost_micros / 1_000_000:,.2f} {preview.currency}."
+        f"for about {estimated_cost(preview, locale)}."
+    ) + "".join(
+        f"\n⚠ {note}"
+        for note in not_in_their_language(found.template_name, preview.in_another_language, in_chat=True)
     )
     if command.verb == "preview":
         return Reply(
             text,
             title=f"Preview: {slug}",
-            fields=preview_fields(preview),
+            fields=preview_fields(preview, locale),
             buttons=_action_buttons(slug, allowed),
         )
     if command.verb == "cancel":
@@ -262,7 +274,7 @@ async def _preview(
     return Reply(
         text,
         title=f"{command.verb.capitalize()} {slug}?",
-        fields=preview_fields(preview),
+        fields=preview_fields(preview, locale),
         confirm=True,
         private=True,
         buttons=(

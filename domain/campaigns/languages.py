@@ -4,6 +4,7 @@ value typed once is flagged where the audience's messages in another language wo
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -135,6 +136,30 @@ def same_in_every_language(
                 f"The {count:,} {language} {messages} read{'s' if count == 1 else ''} {listed} as written "
                 f"here: add {add} for a {language} value."
             )
+    return notes
+
+
+def not_in_their_language(
+    template: str, in_another_language: Mapping[tuple[str, str], int], *, in_chat: bool = False
+) -> list[str]:
+    """A sentence per language some recipients read that the template has no message in: "12 recipients read
+    German, but “winter_checkup” has no German message, so they would get the English one; add …"."""
+    by_reader: dict[str, Counter[str]] = {}
+    for (theirs, got), count in in_another_language.items():
+        by_reader.setdefault(theirs, Counter())[got] += count
+    where = "the dashboard's Templates page" if in_chat else "the Templates page"
+    notes = []
+    for code, gets in sorted(by_reader.items()):
+        count = sum(gets.values())
+        if not count:
+            continue
+        language = NAMEABLE_LANGUAGES.get(code, code)
+        instead = NAMEABLE_LANGUAGES.get(gets.most_common(1)[0][0], gets.most_common(1)[0][0])
+        who = "recipient reads" if count == 1 else "recipients read"
+        notes.append(
+            f"{count:,} {who} {language}, but “{template}” has no {language} message, so they would get the "
+            f"{instead} one; add a {language} version of it on {where} to write to them in {language}."
+        )
     return notes
 
 

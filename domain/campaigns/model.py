@@ -226,6 +226,9 @@ class CampaignPreview:
     sample: RenderedSample | None
     #: Planned messages by the language of the template variant each gets ("de"): what each language's read.
     per_language: Mapping[str, int] = field(default_factory=dict)
+    #: Planned messages to recipients who read a language the template has no message in, by (their language,
+    #: the language of the message they get): ("de", "en"): 12 German readers get the English message.
+    in_another_language: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

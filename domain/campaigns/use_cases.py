@@ -149,6 +149,7 @@ async def _preview(
     exclusions: Counter[str] = Counter()
     per_channel: Counter[str] = Counter()
     per_language: Counter[str] = Counter()
+    in_another_language: Counter[tuple[str, str]] = Counter()
     recipients = planned = deferred = cost = 0
     sample: RenderedSample | None = None
     async with uow:
@@ -175,7 +176,11 @@ async def _preview(
                 # The language of the variant they get, whose values it reads (a German patient gets the English
                 # variant of a template written only in English).
                 variant = planner.template_for(entry.channel, recipient.locale)
-                per_language[language_of(variant.template.locale if variant else recipient.locale)] += 1
+                theirs = language_of(recipient.locale)
+                got = language_of(variant.template.locale) if variant else theirs
+                per_language[got] += 1
+                if got != theirs:
+                    in_another_language[(theirs, got)] += 1
                 cost += entry.cost_micros or 0
                 deferred += entry.send_at is not None and entry.send_at > at
                 if sample is None:
@@ -195,6 +200,7 @@ async def _preview(
         deferred=deferred,
         sample=sample,
         per_language=dict(per_language),
+        in_another_language=dict(in_another_language),
     )
 
 

@@ -695,6 +695,11 @@ async def test_a_campaign_is_created_in_one_line_counted_first_and_saved_on_conf
     seeded: CommandContext,
 ) -> None:
     line = "campaign new Winter check-up template welcome with clinic=Mitte to everyone on sms then email after 30 min"
+    counted = await ask(seeded, line, as_email=MANAGER)  # money as every answer writes it, not "1.63 USD"
+    assert re.search(r"for about US\$[\d,]+\.\d\d\. Save it as a draft\?", counted.text), counted.text
+    assert re.fullmatch(
+        r"US\$[\d,]+\.\d\d", next(f.value for f in counted.fields if f.label == "Estimated cost")
+    )
     table = [
         (MANAGER, line, "answer", "Save it as a draft?"),
         (

@@ -186,6 +186,30 @@ async def test_preview_counts_channels_exclusions_cost_and_sample(database: Data
     assert preview.sample.customer_id == ids["alice"]
     assert preview.sample.body == "Hi Alice, 20% off all lenses."
     assert await outbox_rows(database, campaign_id) == []  # a preview writes nothing
+    assert preview.in_another_language == {}  # everyone reads English, as the template is written
+
+
+async def test_a_preview_says_who_would_get_the_message_in_a_language_they_do_not_read(
+    database: Database,
+) -> None:
+    """The template is written in English only: two German readers would get the English message, and the
+    wizard, the campaign's page and the bot say so, naming the language."""
+    from domain.campaigns.languages import not_in_their_language
+
+    ids = await small_audience(database)
+    async with database.sessions() as session:
+        await session.execute(
+            update(Customer).where(Customer.id.in_((ids["alice"], ids["carol"]))).values(locale="de_AT")
+        )
+        await session.commit()
+    campaign_id = await new_campaign(database)
+    preview = await preview_campaign(SqlCampaignUnitOfWork(database, read_only=True), campaign_id, now=NOW)
+    assert preview.in_another_language == {("de", "en"): 2}
+    assert preview.per_language == {"en": 3}
+    assert not_in_their_language("spring_sale", preview.in_another_language) == [
+        "2 recipients read German, but “spring_sale” has no German message, so they would get the English "
+        "one; add a German version of it on the Templates page to write to them in German."
+    ]
 
 
 async def test_the_previews_sample_shows_the_example_unsubscribe_link_not_the_customers_own(
