@@ -25,7 +25,7 @@ from domain.consent import unsubscribe as links
 from domain.consent.ledger import record_consent
 from domain.consent.unsubscribe import UnsubscribePageWords, unsubscribe_page_words
 from domain.vocabulary import Channel, ConsentStatus
-from storage.queries.customers import customer_locale
+from storage.queries.customers import unsubscribe_subject
 from switchboard.settings import Settings
 from switchboard.wiring import Container
 
@@ -120,11 +120,15 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]
     named = read_unsubscribe_token(container.settings.session_secret, token)
     if named is None:
         return _not_found(request)
-    locale = await customer_locale(container.database, named[0])
-    if locale is None:
+    subject = await unsubscribe_subject(container.database, named[0], named[1].value)
+    if subject is None:
         return _no_longer_in_use(request)
-    words = unsubscribe_page_words(locale)
-    question = words.question.format(business=container.settings.business_name, channel=words.on(named[1]))
+    words = unsubscribe_page_words(subject.locale)
+    business, channel = container.settings.business_name, words.on(named[1])
+    if subject.opted_out:  # a second click: say so, with nothing to confirm
+        already = words.already.format(business=business, channel=channel)
+        return _page(words, words.done_title, f"<h1>{escape(words.done_title)}</h1><p>{escape(already)}</p>")
+    question = words.question.format(business=business, channel=channel)
     return _page(
         words,
         words.title,
@@ -158,8 +162,8 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
     if ONE_CLICK_VALUE not in form.get(ONE_CLICK_FIELD, []):
         words = _browser_words(request)
         return _said(words, words.bad_request_title, words.bad_request, HTTP_400_BAD_REQUEST, vary=True)
-    locale = await customer_locale(container.database, customer_id)
-    if locale is None:
+    subject = await unsubscribe_subject(container.database, customer_id, channel.value)
+    if subject is None:
         return _no_longer_in_use(request)
     source = "email_unsubscribe" if channel is Channel.EMAIL else f"{channel.value}_unsubscribe"
     await record_consent(
@@ -173,7 +177,7 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
         skip_if_unchanged=True,
     )
     log.info("customer %s unsubscribed from %s by one-click", customer_id, channel.value)
-    words = unsubscribe_page_words(locale)
+    words = unsubscribe_page_words(subject.locale)
     done = words.done.format(business=container.settings.business_name, channel=words.on(channel))
     return _page(words, words.done_title, f"<h1>{escape(words.done_title)}</h1><p>{escape(done)}</p>")
 

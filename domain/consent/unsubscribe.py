@@ -76,6 +76,7 @@ class UnsubscribePageWords:
     button: str
     done_title: str
     done: str
+    already: str
     not_valid_title: str
     not_valid: str
     gone_title: str
@@ -103,6 +104,7 @@ UNSUBSCRIBE_PAGE_WORDS = {
         button="Unsubscribe",
         done_title="You are unsubscribed",
         done="You will not hear from {business} {channel} again.",
+        already="You are already unsubscribed: you will not hear from {business} {channel}.",
         not_valid_title="Link not valid",
         not_valid="This unsubscribe link is not valid.",
         gone_title="Link no longer in use",
@@ -128,6 +130,7 @@ UNSUBSCRIBE_PAGE_WORDS = {
         button="Abmelden",
         done_title="Sie sind abgemeldet",
         done="Sie erhalten von {business} {channel} keine Nachrichten mehr.",
+        already="Sie sind bereits abgemeldet: Sie erhalten von {business} {channel} keine Nachrichten.",
         not_valid_title="Link nicht gültig",
         not_valid="Dieser Link zum Abmelden ist nicht gültig.",
         gone_title="Link nicht mehr in Gebrauch",

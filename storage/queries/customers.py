@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 
+from domain.vocabulary import ConsentStatus
 from storage.database import Database
 from storage.models import (
     CommunicationPreference,
@@ -213,12 +214,32 @@ class PreferencesAndConsent:
     ledger: tuple[ConsentStatement, ...]  # oldest first
 
 
-async def customer_locale(database: Database, customer_id: int) -> str | None:
-    """The customer's locale ("de_DE"); None when there is no such customer."""
+@dataclass(frozen=True)
+class UnsubscribeSubject:
+    """Who an unsubscribe link names, as its page needs them: their language, and whether they are already
+    opted out of the link's channel."""
+
+    locale: str
+    opted_out: bool
+
+
+async def unsubscribe_subject(
+    database: Database, customer_id: int, channel: str
+) -> UnsubscribeSubject | None:
+    """None when there is no such customer."""
     async with database.read_sessions() as session:
-        found = await session.execute(select(Customer.locale).where(Customer.id == customer_id))
+        found = await session.execute(
+            select(Customer.locale, CustomerConsent.status)
+            .outerjoin(
+                CustomerConsent,
+                and_(CustomerConsent.customer_id == Customer.id, CustomerConsent.channel == channel),
+            )
+            .where(Customer.id == customer_id)
+        )
         row = found.first()
-    return None if row is None else str(row[0] or "en")
+    if row is None:
+        return None
+    return UnsubscribeSubject(str(row[0] or "en"), row[1] == ConsentStatus.OPTED_OUT.value)
 
 
 async def customer_erased(database: Database, customer_id: int) -> bool | None:
