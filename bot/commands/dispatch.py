@@ -211,8 +211,27 @@ _HOW_DID_IT_DO = re.compile(
 )
 
 
+#: The same in German: "wie lief die Black Friday Kampagne?", "wie läuft unsere Vitamin-D-Kampagne",
+#: "wie hat die Black-Friday-Kampagne abgeschnitten?"
+_WIE_LIEF_ES = re.compile(
+    r"^\s*wie\s+(?:(?:lief|läuft|laeuft|ist|war)\s+(?:die\s+|unsere\s+)?(?P<name>.+?)(?:\s+(?:gelaufen|bisher))?"
+    r"|hat\s+(?:die\s+|unsere\s+)?(?P<done>.+?)\s+(?:abgeschnitten|funktioniert|performt|gewirkt))"
+    r"[\s?!.]*$",
+    re.IGNORECASE,
+)
+#: "Kampagne" as the last word of a German campaign's name, or joined to it ("Black-Friday-Kampagne").
+_KAMPAGNE = re.compile(r"[\s-]*kampagne$", re.IGNORECASE)
+
+
 def _campaign_asked_about(text: str, campaigns: Mapping[str, str]) -> str | None:
     """The slug of the campaign a "how did X do" question names; its status answers it."""
+    german = _WIE_LIEF_ES.match(text)
+    if german is not None:
+        named = _KAMPAGNE.sub("", german.group("name") or german.group("done") or "")
+        if named == (german.group("name") or german.group("done")):
+            return None  # "wie lief der Umsatz": no campaign named
+        said = plain(named.replace("-", " "))
+        return campaigns.get(said) or campaigns.get(f"{said} campaign")
     match = _HOW_DID_IT_DO.match(text)
     if match is None:
         return None

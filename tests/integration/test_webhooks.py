@@ -700,7 +700,9 @@ async def test_the_unsubscribe_page_speaks_the_customers_language_and_names_the_
     assert (consent.channel, consent.status, consent.source) == ("sms", "opted_out", "sms_unsubscribe")
     again = await client.get(f"/unsubscribe/{token}")  # the link clicked again: nothing left to confirm
     assert again.status_code == 200 and "<form" not in again.text
-    assert f"Sie sind bereits abgemeldet: Sie erhalten von {business} per SMS keine Nachrichten." in again.text
+    assert (
+        f"Sie sind bereits abgemeldet: Sie erhalten von {business} per SMS keine Nachrichten." in again.text
+    )
 
 
 async def test_the_unsubscribe_page_of_an_english_customer_names_email(client, settings, customer_id) -> None:

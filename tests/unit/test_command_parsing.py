@@ -731,13 +731,21 @@ def test_how_a_campaign_did_is_its_status_and_a_figure_named_like_a_campaign_sta
         "how did the Black Friday campaign do?",
         "How is black friday going",
         "how did black friday perform",
+        "Wie lief die Black Friday Kampagne?",
+        "Wie hat die Black Friday Kampagne abgeschnitten?",
+        "wie läuft unsere Black-Friday-Kampagne",
     ):
         parsed = parse(text, context(), known)
         assert parsed is not None and parsed.spec.name == "campaign status", text
         assert parsed.command.slug == "2026-11-black-friday", text
     spring = parse("how did the spring bookings push do", context(), known)
     assert spring is not None and spring.command.slug == "2026-04-spring-bookings"
-    for text in ("how are bookings going", "how did revenue do", "how did the revenue do last month"):
+    for text in (
+        "how are bookings going",
+        "how did revenue do",
+        "how did the revenue do last month",
+        "wie lief der Umsatz letzte Woche",
+    ):
         parsed = parse(text, context(), known)
         assert parsed is not None and parsed.spec.name == "kpi", text
     revenue_campaign = parse("how did the revenue campaign do", context(), known)
