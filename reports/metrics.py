@@ -326,8 +326,20 @@ _METRICS: tuple[Metric, ...] = (
         "messages",
         ("channel", "segment", "country"),
         "down_is_good",
-        synonyms=("unsubscribe rate", "opt outs", "unsubscribes"),
+        synonyms=("unsubscribe rate", "unsubscribes rate"),
         out_of=("opt-out", "opt-outs", "message sent", "messages sent"),
+    ),
+    _metric(
+        "opt_outs",
+        "Opt-outs",
+        "Customers opting out of a channel in the period (STOP, an unsubscribe link, a blocked bot, or told "
+        "to staff), each time they did.",
+        "count",
+        "count",
+        "opt_outs",
+        ("channel", "segment", "country"),
+        "down_is_good",
+        synonyms=("opt outs", "unsubscribes", "unsubscribed customers"),
     ),
     _metric(
         "cost_per_message",

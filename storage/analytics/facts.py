@@ -537,6 +537,7 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
             _MESSAGES_SENT,
         ),
         "opt_out_rate": MetricMeasures(Measure("opt_outs", "opt_outs", "count"), _MESSAGES_SENT),
+        "opt_outs": MetricMeasures(Measure("opt_outs", "opt_outs", "count")),
         "cost_per_message": MetricMeasures(
             Measure(
                 "sent_cost",

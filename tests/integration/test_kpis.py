@@ -76,7 +76,12 @@ async def load_facts(database: Database) -> Facts:
             messages=[
                 m for m in await session.scalars(select(CustomerCommunication)) if m.direction == "outbound"
             ],
-            opt_outs=[r for r in await session.scalars(select(ConsentRecord)) if r.status == "opted_out"],
+            opt_outs=[
+                r
+                for r in await session.scalars(select(ConsentRecord))
+                if r.status == "opted_out"
+                and r.source != "erasure"  # an erasure closes the ledger: no opt-out
+            ],
             chats=list(await session.scalars(select(ChatSession))),
             sla_breaches=[e for e in await session.scalars(select(ChatSlaEvent)) if e.kind == "breach"],
         )
@@ -146,6 +151,7 @@ def reference_kpis(
         "delivery_rate": ratio(len(delivered), len(sent)),
         "reply_rate": ratio(sum(m.replied_at is not None for m in sent), len(sent)),
         "opt_out_rate": ratio(sum(within(r.recorded_at, start, end) for r in facts.opt_outs), len(sent)),
+        "opt_outs": float(sum(within(r.recorded_at, start, end) for r in facts.opt_outs)),
         "cost_per_message": ratio(sent_cost, len(sent)),
         "communication_cost": sum((m.cost_micros or 0) for m in messages if m.sent_at is not None) / 1e6,
         "conversations": float(len(chats)),

@@ -783,8 +783,11 @@ def test_campaign_new_reads_quoted_names_values_and_audiences_whole_and_its_butt
         ("mean csat last month", "csat", ()),
         ("avg resolution time last week", "resolution_time", ()),
         ("average revenue last month", "revenue", ("average",)),  # a sum: "average" is not what it says
-        ("how many customers opted out of sms last month", "opt_out_rate", ()),
-        ("opt-outs by channel last month", "opt_out_rate", ()),
+        ("how many customers opted out of sms last month", "opt_outs", ()),
+        ("opt-outs by channel last month", "opt_outs", ()),
+        ("opt-out rate by channel last month", "opt_out_rate", ()),
+        ("Abmeldungen nach Kanal letzten Monat", "opt_outs", ()),
+        ("Abmelderate nach Kanal letzten Monat", "opt_out_rate", ()),
         ("wieviele Termine hatten wir gestern", "appointments", ()),  # "wie viele", as often typed
     ],
 )
