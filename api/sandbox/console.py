@@ -279,7 +279,7 @@ async def page(request: web.Request) -> web.Response:
             "twilio": "SMS (Twilio)",
             "whatsapp_cloud": "WhatsApp",
             "telegram": "Telegram",
-            "smtp": "Email",
+            "smtp": "Email from customers",
         },
     )
     return web.Response(text=html, content_type="text/html")

@@ -128,9 +128,11 @@ class SandboxSmtpHandler:
             notify = getattr(envelope, "dsn_notify", {}).get(recipient)
             report: tuple[bytes, str] | None = None
             if self.state.should_fail():
+                stored.report = "bounced (5.1.1)"
                 if _wants(notify, "FAILURE"):
                     report = bounce_report(stored, self.state.config.email_domain), "bounce"
             elif _wants(notify, "SUCCESS"):
+                stored.report = "delivered"
                 report = success_report(stored, self.state.config.email_domain), "delivery report"
             if report is not None:
                 self.webhooks.submit_threadsafe(

@@ -97,6 +97,9 @@ class StoredEmail:
     headers: dict[str, str]
     raw: bytes
     received_at: datetime = field(default_factory=now_utc)
+    #: What the sandbox reported back to the envelope sender, as a relay would: "delivered", "bounced (5.1.1)",
+    #: or "" when no report was asked for (or webhooks are off).
+    report: str = ""
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -708,6 +708,15 @@ async def test_a_bounce_comes_back_over_the_wire_and_never_asked_means_no_report
         (bounce,) = hooks.on("/webhooks/email/inbound")
         assert isinstance(bounce.parsed, DeliveryReceipt)
         assert bounce.parsed.status is MessageStatus.UNDELIVERED and bounce.parsed.our_message_id == 12
+        # The console's list of emails Switchboard sent says what was reported back for each.
+        assert running.state.emails[0].report == "bounced (5.1.1)"
+        async with aiohttp.ClientSession() as session, session.get(f"{running.base_url}/_sandbox/") as page:
+            html = await page.text()
+        sent = html.split('id="emails-sent"')[1]
+        assert "<th>Reported back</th>" in sent and "<td>bounced (5.1.1)</td>" in sent
+        assert (
+            "Email from customers" in html and 'Emails Switchboard sends are <a href="#emails-sent">' in html
+        )
     async with run_sandbox(sandbox_config(url)) as running:
         # A sender that asks for no report at all (NOTIFY=NEVER) gets none.
         message = email_driver(running).build_email(newsletter(key="mail-2"))
