@@ -117,6 +117,17 @@ def form_of_variant(variant: MessageTemplate | None) -> dict[str, str]:
     }
 
 
+def kept_samples(text: str) -> str:
+    """The sample lines that fit in the notice after a save (whole lines only)."""
+    lines, size = [], 0
+    for line in text.splitlines():
+        size += len(line) + 1
+        if size > notices.VALUE_LIMIT:
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def samples_of(text: str, variant: MessageTemplate) -> dict[str, object]:
     given: dict[str, object] = {}
     for line in text.splitlines():
@@ -297,6 +308,9 @@ class TemplateEditorPages(StaffPages):
         )
         current = versions[0].template if versions else (variant_of_record(record) if record else None)
         form = form_of_variant(current)
+        typed = notices.said(request).get("samples", "")
+        if typed.strip():  # just saved: the preview shows the samples typed before, not empty ones
+            form["samples"] = typed
         return await self._editor(request, name, chosen, locale, form, preview=record is not None)
 
     @post(
@@ -351,7 +365,11 @@ class TemplateEditorPages(StaffPages):
                 opened=opened or None,
             )
         return after_change(
-            request, f"/communication/templates/{name}/{chosen.value}/{locale}", saved=saved.version
+            request,
+            f"/communication/templates/{name}/{chosen.value}/{locale}",
+            saved=saved.version,
+            # The sample values typed for the preview come back with the saved page, as whole lines.
+            samples=kept_samples(form["samples"]),
         )
 
     @post(
