@@ -300,6 +300,12 @@ class SqlCampaignRepository:
             )
             .group_by(CustomerCommunication.currency)
         )
+        next_send_at = await self._session.scalar(
+            select(func.min(CustomerCommunication.next_attempt_at)).where(
+                CustomerCommunication.campaign_id == campaign_id,
+                CustomerCommunication.status == MessageStatus.PLANNED.value,
+            )
+        )
         cost: Counter[str] = Counter()
         for currency, micros in costs:
             cost[currency or DEFAULT_PRICE_BOOK.currency] += int(micros or 0)
@@ -311,6 +317,7 @@ class SqlCampaignRepository:
             opted_out,
             dict(failed),
             dict(cost),
+            next_send_at,
         )
 
     async def fallback_candidates(

@@ -135,6 +135,9 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         ),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
+        "next_send": formats.moment(progress.next_send_at)
+        if progress.next_send_at is not None and progress.count("planned")
+        else None,
         "cost": " and ".join(
             formats.money_micros(micros, currency)
             for currency, micros in sorted(progress.cost_micros.items())

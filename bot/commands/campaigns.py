@@ -12,6 +12,7 @@ from bot.commands.everyday_names import plain
 from bot.commands.kpi import known_values
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
+from bot.commands.wording import day_and_time
 from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
 from domain.campaigns.languages import not_in_their_language
@@ -198,7 +199,7 @@ async def _status(
     reasons = ", ".join(
         f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
     )
-    fields = (
+    fields: tuple[Field, ...] = (
         Field("Status", progress.status.value),
         Field("Messages", by_status),
         Field("Not delivered or failed because", failed or "—"),
@@ -214,6 +215,9 @@ async def _status(
             or "nothing sent yet",
         ),
     )
+    if progress.next_send_at is not None and progress.count("planned"):
+        when = day_and_time(progress.next_send_at.astimezone(zone(ctx.business_tz)))
+        fields = (*fields, Field("Next waiting message goes", f"{when} ({ctx.business_tz})"))
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
     results: tuple[Button, ...] = ()

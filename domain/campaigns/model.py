@@ -245,6 +245,8 @@ class CampaignProgress:
     failed_by_reason: Mapping[str, int] = field(default_factory=dict)
     #: What providers charged for the messages handed to them so far, per currency (micros).
     cost_micros: Mapping[str, int] = field(default_factory=dict)
+    #: When the first message still waiting is due to go (a recipient's quiet hours, a later send time).
+    next_send_at: datetime | None = None
 
     def count(self, status: str) -> int:
         return self.by_status.get(status, 0)

@@ -582,6 +582,8 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
                     status_reason=reason,
                     # Each carries planning's estimate; only those handed to the provider were charged.
                     sent_at=datetime.now(UTC) if status in ("delivered", "undelivered") else None,
+                    # The one waiting waits for its recipient's quiet hours to end: 18:00 in Berlin.
+                    next_attempt_at=datetime(2030, 1, 15, 17, 0, tzinfo=UTC) if status == "planned" else None,
                     cost_micros=87_500,
                     currency="USD",
                 )
@@ -623,6 +625,12 @@ async def test_a_running_campaigns_progress_counts_its_own_messages_in_words_and
         int(stages["delivered"]) + int(stages["not delivered"])
     )  # not the planned or given up
     assert f"Cost so far: <strong>US${charged / 1_000_000:.2f}</strong>" in shown
+    next_send = shown.split('id="next-send"')[1].split("</p>")[0]
+    assert (
+        "The next message waiting goes at" in next_send
+        and "15 Jan 2030" in next_send
+        and "18:00" in next_send
+    )
 
     # Its messages in the log: the five it sent and the reply it drew, and nobody else's.
     assert f'href="/communication/messages?campaign={seeded.campaign_slug}"' in shown
