@@ -75,6 +75,11 @@ PREFERENCES = table_of(CommunicationPreference)
 OPTED_OUT_REASON = "opted_out"
 STOPPED_AT_SEND = "Not sent: the customer opted out of this channel after it was planned."
 NO_MARKETING_AT_SEND = "Not sent: the customer asked for no marketing after it was planned."
+LIMIT_REACHED_AT_SEND = (
+    "Not sent: the customer's weekly limit of marketing messages was reached after it was planned."
+)
+#: The week a customer's own marketing limit counts, as planning does (domain.consent.rules).
+MARKETING_WEEK = timedelta(days=7)
 
 
 class SqlOutbox:
@@ -227,14 +232,33 @@ class SqlOutbox:
         no_marketing = select(PREFERENCES.c.customer_id).where(
             PREFERENCES.c.customer_id == CC.c.customer_id, PREFERENCES.c.marketing_max_per_week == 0
         )
+        # A weekly limit above 0 set (or lowered) after planning: the marketing that has gone out to the
+        # customer in the last 7 days (as planning counts them, by when they were written) already reaches it.
+        earlier = CC.alias("earlier_marketing")
+        sent_this_week = (
+            select(func.count())
+            .select_from(earlier)
+            .where(
+                earlier.c.customer_id == CC.c.customer_id,
+                earlier.c.category == MessageCategory.MARKETING.value,
+                earlier.c.direction == "outbound",
+                earlier.c.created_at >= now - MARKETING_WEEK,
+                earlier.c.sent_at.is_not(None),
+            )
+            .correlate(CC)  # this message's customer: two levels down, auto-correlation would not reach it
+            .scalar_subquery()
+        )
+        limit_reached = select(PREFERENCES.c.customer_id).where(
+            PREFERENCES.c.customer_id == CC.c.customer_id,
+            PREFERENCES.c.marketing_max_per_week > 0,
+            PREFERENCES.c.marketing_max_per_week <= sent_this_week,
+        )
+        marketing = CC.c.category == MessageCategory.MARKETING.value
         stopped: set[int] = set()
         for condition, reason, said in (
             (exists(opted_out), OPTED_OUT_REASON, STOPPED_AT_SEND),
-            (
-                and_(CC.c.category == MessageCategory.MARKETING.value, exists(no_marketing)),
-                CUSTOMER_MARKETING_LIMIT,
-                NO_MARKETING_AT_SEND,
-            ),
+            (and_(marketing, exists(no_marketing)), CUSTOMER_MARKETING_LIMIT, NO_MARKETING_AT_SEND),
+            (and_(marketing, exists(limit_reached)), CUSTOMER_MARKETING_LIMIT, LIMIT_REACHED_AT_SEND),
         ):
             these = [m for m in with_customer if m not in stopped]
             if not these:

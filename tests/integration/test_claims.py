@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from domain.delivery.ports import DeliveryReceipt
@@ -169,3 +170,61 @@ async def test_a_customer_who_asked_for_no_marketing_after_planning_gets_none_bu
     assert len(stopped) == 2
     assert all((r.status, r.status_reason) == ("suppressed", "customer_marketing_limit") for r in stopped)
     assert said == {"Not sent: the customer asked for no marketing after it was planned."}
+
+
+@pytest.mark.parametrize(("limit", "sent_this_week", "goes"), [(2, 2, False), (2, 1, True), (1, 0, True)])
+async def test_a_weekly_marketing_limit_set_after_planning_holds_back_what_would_pass_it(
+    database: Database, limit: int, sent_this_week: int, goes: bool
+) -> None:
+    """A limit of 2 a week set after a campaign planned its message: with 2 marketing messages already gone
+    out to the customer this week, the third is held back at the claim; with 1 gone, it goes. What is only
+    planned, or went out more than a week ago, does not count."""
+    async with database.sessions() as session:
+        customer = Customer(name="Jonas Keller", phone_e164="+4915100000779", created_at=NOW)
+        session.add(customer)
+        await session.flush()
+        customer_id = customer.id
+        session.add(CommunicationPreference(customer_id=customer_id, marketing_max_per_week=limit))
+        this_week = [NOW - timedelta(days=2), NOW - timedelta(days=1)][:sent_this_week]
+        a_week_ago = NOW - timedelta(days=9)  # not counted
+        earlier = [*((at, at) for at in this_week), (a_week_ago, a_week_ago)]
+        for n, (created, sent) in enumerate(earlier):
+            session.add(
+                CustomerCommunication(
+                    customer_id=customer_id,
+                    channel="email",
+                    provider="smtp",
+                    direction="outbound",
+                    source="campaign",
+                    category="marketing",
+                    idempotency_key=f"earlier:{n}",
+                    to_address="jonas@example.com",
+                    body="Earlier offer",
+                    status="delivered",
+                    created_at=created,
+                    sent_at=sent,
+                )
+            )
+        await session.commit()
+    await add_due(database, 1, customer_id=customer_id)
+
+    claimed = await claim(database, 10)
+
+    async with database.sessions() as session:
+        [due] = await session.scalars(
+            select(CustomerCommunication).where(
+                CustomerCommunication.idempotency_key.like("campaign:claims:%")
+            )
+        )
+        said = set(
+            await session.scalars(
+                select(MessageStatusEvent.detail).where(MessageStatusEvent.source == "consent")
+            )
+        )
+    if goes:
+        assert claimed == [due.id] and due.status == "sending" and not said
+    else:
+        assert claimed == [] and (due.status, due.status_reason) == ("suppressed", "customer_marketing_limit")
+        assert said == {
+            "Not sent: the customer's weekly limit of marketing messages was reached after it was planned."
+        }
