@@ -19,6 +19,7 @@ from domain.audit import AuditEntry, AuditTrail
 from domain.templates.selection import BY_LANGUAGE
 from domain.transaction import Transaction
 from domain.video.booking import (
+    BookedConsultation,
     BookingRequest,
     book_consultation,
     clinician_in,
@@ -307,7 +308,8 @@ async def offer_rebooking(
 
 @dataclass(frozen=True)
 class PickOutcome:
-    """What a patient's letter did: `booked` (the consultation it booked or moved), or fresh times."""
+    """What a patient's letter did: `booked` (the consultation it booked or moved), or fresh times. `text`
+    is the answer to send; empty when the booking's own message already tells them on that channel."""
 
     text: str
     booked_id: int | None = None
@@ -342,7 +344,7 @@ async def take_pick(
     try:
         if slot < now + timedelta(minutes=5):
             raise VideoError("That time is too soon now.")
-        booked_id = await _book(desk, facts, slot, channel, policy, now)
+        booked = await _book(desk, facts, slot, channel, policy, now)
     except VideoError:
         await desk.close_offer(offer.offer_id, now, None)
         _, slots = await make_offer(desk, facts, channel, now)
@@ -352,14 +354,18 @@ async def take_pick(
             slots=tuple(slots),
             note="The patient picked an offered time that was no longer free; new times were offered.",
         )
+    booked_id = booked.consultation_id
     await desk.close_offer(offer.offer_id, now, booked_id)
+    note = f"The patient picked a new time by replying; consultation {booked_id}."
+    if booked.customer_channel == channel:
+        # The booking's own message (a rule's, with the link) answers on this channel: one message, not two.
+        return PickOutcome("", booked_id, note=note)
     when = time_in(slot, facts.customer_timezone, facts.customer_locale)
     done = patient_says(
         facts.customer_locale, "done", service=facts.service, clinician=facts.clinician, when=when
     )
-    return PickOutcome(
-        done, booked_id, note=f"The patient picked a new time by replying; consultation {booked_id}."
-    )
+    link = patient_says(facts.customer_locale, "link", link=booked.link) if booked.link else ""
+    return PickOutcome(done + link, booked_id, note=note)
 
 
 async def _book(
@@ -369,17 +375,15 @@ async def _book(
     channel: str,
     policy: RebookingPolicy,
     now: datetime,
-) -> int:
+) -> BookedConsultation:
     if facts.status in ACTIVE_STATUSES and facts.scheduled_at > now:
-        moved = await reschedule_consultation(
+        return await reschedule_consultation(
             desk.booking(), policy.rooms, facts.consultation_id, slot,
             actor=f"customer:{facts.customer_id}", via=channel, now=now, public_url=policy.public_url,
         )  # fmt: skip
-        return moved.consultation_id
     if facts.staff_id is None or facts.service_id is None:
         raise VideoError("The consultation has no clinician or service to book again.")
-    booked = await book_consultation(
+    return await book_consultation(
         desk.booking(), policy.rooms, BookingRequest(facts.customer_id, facts.service_id, facts.staff_id, slot),
         actor=f"customer:{facts.customer_id}", via=channel, now=now, public_url=policy.public_url,
     )  # fmt: skip
-    return booked.consultation_id

@@ -331,7 +331,7 @@ async def test_a_1_confirms_the_reminded_consultation_and_opens_no_agent_work(da
 async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(database: Database) -> None:
     w = await world(database)
     starts = NOW + timedelta(hours=20)
-    _, consultation = await add_consultation(
+    appointment, consultation = await add_consultation(
         database, w["customer"], w["staff"], w["service"], starts, booked_at=NOW - timedelta(days=3)
     )
     await run_pass(database, NOW)
@@ -352,7 +352,8 @@ async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(databa
     assert row.scheduled_at == datetime(2026, 12, 8, 10, 5, tzinfo=UTC) and row.version == 2
     assert row.status == "scheduled"
     assert (await replies(database))[-1] == (
-        "Done: your Video skin consultation with Dr Mara Weiss is now on Tue 8 Dec 11:05 CET."
+        "Done: your Video skin consultation with Dr Mara Weiss is now on Tue 8 Dec 11:05 CET. "
+        f"Your link: {PUBLIC}/v/tok{appointment}x"
     )
     async with database.sessions() as session:
         answered = await session.get(VideoRebookOffer, offer.id)
@@ -364,6 +365,57 @@ async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(databa
     # The same letter again: no offer is open any more, so it is an ordinary message for an agent.
     await patient_writes(database, "b", NOW + timedelta(minutes=4), ref="SM4")
     assert len(await replies(database)) == 2 and await open_chats(database) == 1
+
+
+async def test_a_letter_that_moves_the_consultation_is_answered_once_when_a_rule_tells_the_move(
+    database: Database,
+) -> None:
+    """With a rule on video.rescheduled reaching the patient by SMS, the move's own message (with the link)
+    is the answer: the walk's patient got it and a "Done: …" besides."""
+    w = await world(database)
+    async with database.sessions() as session:
+        session.add(
+            MessageTemplate(
+                name="video_rescheduled",
+                channel="sms",
+                locale="en",
+                category="transactional",
+                body="Your {{ service }} is now on {{ appointment_time }}. Join: {{ link }}",
+                variables=["service", "appointment_time", "link"],
+            )
+        )
+        await session.commit()
+    await create_notification_rule(
+        SqlNotificationUnitOfWork(database),
+        NotificationRuleDraft(
+            "video_rescheduled",
+            "video.rescheduled",
+            "video_rescheduled",
+            category=MessageCategory.TRANSACTIONAL,
+        ),
+    )
+    _, consultation = await add_consultation(
+        database,
+        w["customer"],
+        w["staff"],
+        w["service"],
+        NOW + timedelta(hours=20),
+        booked_at=NOW - timedelta(days=3),
+    )
+    await run_pass(database, NOW)
+    await patient_writes(database, "2", NOW + timedelta(minutes=1), ref="SM2")
+    await patient_writes(database, "b", NOW + timedelta(minutes=2), ref="SM3")
+
+    assert (await consultation_row(database, consultation)).version == 2  # moved
+    [offer] = await replies(database)  # the offer only: no "Done: …" beside the move's own message
+    assert offer.startswith("No problem. New times with Dr Mara Weiss")
+    async with database.sessions() as session:
+        moved = list(
+            await session.scalars(
+                select(BusinessEvent.idempotency_key).where(BusinessEvent.event_type == "video.rescheduled")
+            )
+        )
+    assert moved == [f"video.rescheduled:{consultation}:2"]
 
 
 async def test_a_time_taken_meanwhile_gets_fresh_times(database: Database) -> None:
