@@ -85,7 +85,7 @@ def test_a_manager_reads_the_day_opens_a_consultation_and_marks_a_no_show(
             expect(anna.locator("tbody tr")).to_have_count(1)
             expect(anna.locator("tbody tr")).to_contain_text("Clara Klein")
             expect(anna.locator(".status-confirmed")).to_have_text("confirmed")
-            expect(anna.locator("tbody tr")).to_contain_text("WhatsApp: delivered")
+            expect(anna.locator("tbody tr")).to_contain_text("1 day before (WhatsApp): delivered")
             ben = page.locator("section.clinician").nth(1)
             expect(ben.locator(".status-no_show")).to_have_text("no-show")
             expect(ben.locator("tbody tr")).to_contain_text("<script>alert(1)</script>")  # shown as text

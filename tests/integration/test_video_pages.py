@@ -121,9 +121,11 @@ async def test_today_lists_each_clinicians_consultations_with_status_reminders_a
     assert ">confirmed<" in html and ">no-show<" in html
     assert "10:00" in html and "11:00" in html
     # Reminders: the 24-hour one went out by WhatsApp; the 2-hour one was held back by quiet hours.
-    assert 'WhatsApp: <span class="status status-delivered">delivered</span>' in html
+    # Each is named by its time, so two on one channel are told apart.
+    assert '1 day before (WhatsApp): <span class="status status-delivered">delivered</span>' in html
     assert re.search(
-        r'SMS: <span class="status status-suppressed" title="[^"]*Quiet hours[^"]*">not sent</span>', html
+        r'2 hours before \(SMS\): <span class="status status-suppressed" title="[^"]*Quiet hours[^"]*">not sent</span>',
+        html,
     )
     # A reminder never sent had no channel: named by its time, its reason on hovering.
     assert re.search(
@@ -608,7 +610,7 @@ async def test_the_clinic_systems_own_reminder_shows_beside_the_video_reminders(
         )
     ).text
     row = week.split(f'data-consultation-id="{world.next_week}"', 1)[1].split("</tr>", 1)[0]
-    assert "email: " in row and "delivered" in row and "none yet" not in row
+    assert "reminder (email): " in row and "delivered" in row and "none yet" not in row
     detail = (await client.get(f"/communication/video/{world.next_week}")).text
     assert (
         f'href="/communication/messages/{message_id}"' in detail
