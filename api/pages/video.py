@@ -173,6 +173,16 @@ def week_links(monday: date, today: date, clock: BusinessClock) -> dict[str, Any
     }
 
 
+def span_words(span: str, week_name: str, first_day: str, last_day: str) -> str:
+    """ "Today, Mon 7 Dec"; "This week, Mon 7 Dec to Sun 13 Dec"; "The week of Mon 29 Mar 2027 to Sun 4 Apr
+    2027" (a week with no name of its own; not "Week, Mon, 29 Mar 2027")."""
+    if span == "today":
+        return f"{SPANS['today']}, {first_day}"
+    if week_name == "Week":
+        return f"The week of {first_day} to {last_day}"
+    return f"{week_name}, {first_day} to {last_day}"
+
+
 def _empty_words(span: str, week_name: str, first_day: str) -> str:
     """ "today", "next week", "in the week of Mon, 14 Dec": the end of "No video consultations …"."""
     if span == "today":
@@ -382,8 +392,12 @@ class VideoPages(StaffPages):
             "video",
             span=span,
             spans=SPANS,
-            span_label=f"{SPANS[span] if span == 'today' else weeks['name']}, {clock.day(start, year=far)}"
-            + ("" if span == "today" else f" to {clock.day(end - timedelta(seconds=1), year=far)}"),
+            span_label=span_words(
+                span,
+                weeks["name"],
+                clock.day(start, year=far),
+                clock.day(end - timedelta(seconds=1), year=far),
+            ),
             weeks=weeks,
             week_problem=week_problem,
             empty_words=_empty_words(span, weeks["name"], clock.day(start, year=far)),
