@@ -16,7 +16,7 @@ from domain.vocabulary import Provider
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, Annotation, ChartKind, ChartSpec, KpiTile, Series
 from reports.charts.spec import Direction as TileDirection
-from reports.metrics import Metric, get_metric
+from reports.metrics import Metric, dimension_words, get_metric
 from reports.money import CURRENCY, format_money, is_money, left_out_sentence, plan_money
 from reports.periods import format_day_range, partial_buckets, zone
 from reports.query import SHOWN_JOINER, Filter, MetricQuery, QueryResult, SeriesResult, run_query
@@ -154,7 +154,7 @@ def _whole_words(
         # what it is: the whole business's figure.
         words = f"overall {shown}"
     else:
-        every = " and ".join(plural(label(d)) for d in split.dimensions)
+        every = " and ".join(plural(dimension_words(d)) for d in split.dimensions)
         words = f"{'these' if narrowed else 'all'} {every} together {shown}"
     comparison = split.comparison_range
     if comparison is not None and total is not None and total.comparison_total is not None:
@@ -213,15 +213,18 @@ def filters_in_words(filters: Sequence[Filter], names: Mapping[str, Mapping[str,
         left_out = f.operator in ("ne", "not_in")
         named = f.dimension not in SELF_EXPLAINED
         if len(values) > LISTED_VALUES:
-            listed, named = f"{len(values)} {plural(label(f.dimension))}", False  # the count names it
+            listed, named = (
+                f"{len(values)} {plural(dimension_words(f.dimension))}",
+                False,
+            )  # the count names it
         elif len(values) == 1:
             listed = values[0]
         else:
             listed = f"{', '.join(values[:-1])} {'and' if left_out else 'or'} {values[-1]}"
         if left_out:
-            words.append(f"all {plural(label(f.dimension)) + ' ' if named else ''}but {listed}")
+            words.append(f"all {plural(dimension_words(f.dimension)) + ' ' if named else ''}but {listed}")
         else:
-            words.append(f"{label(f.dimension) + ' ' if named else ''}{listed}")
+            words.append(f"{dimension_words(f.dimension) + ' ' if named else ''}{listed}")
     return f" for {' and '.join(words)}" if words else ""
 
 
@@ -279,7 +282,7 @@ def _summary(
     if metric.aggregation in ("sum", "count"):
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
-        every = " and ".join(plural(label(d)) for d in result.dimensions)
+        every = " and ".join(plural(dimension_words(d)) for d in result.dimensions)
         sentence = say(total, previous, "" if narrowed else f" (all {every})")
         if len(series) > 1 and (
             parts := _parts(result, series, locale, currency, top or PARTS_SAID, exactly=top is not None)
@@ -293,10 +296,10 @@ def _summary(
                 sentence = f"{sentence[:-1]}; biggest moves: {movers}."
         return sentence
     if not series:
-        return say(None, None, f" by {label(result.dimension)}", compare=False)
+        return say(None, None, f" by {dimension_words(result.dimension or '')}", compare=False)
     if top is not None and len(series) > 1:
         # "top 3 clinics by no-show rate": the three, not only the highest; rates of parts never add up.
-        every = " and ".join(label(d) for d in result.dimensions)
+        every = " and ".join(dimension_words(d) for d in result.dimensions)
         parts = _parts(result, series, locale, currency, top, exactly=True)
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
@@ -304,7 +307,7 @@ def _summary(
     sentence = say(
         leader.total,
         leader.comparison_total if comparison else None,
-        f" by {label(result.dimension)}, highest {series_label(result, leader)}"
+        f" by {dimension_words(result.dimension or '')}, highest {series_label(result, leader)}"
         + (
             f" (from only {leader.total_basis:,.0f})"
             if leader.total_basis is not None and 0 < leader.total_basis < FEW
@@ -386,12 +389,14 @@ def chart_for(
         "locale": locale,
         "timezone": result.range.timezone,
         "summary": summary,
-        "subtitle": f"by {label(result.dimension)}" if result.dimension else None,
+        "subtitle": f"by {dimension_words(result.dimension)}" if result.dimension else None,
         "grain": result.grain,
     }
     if result.dimension and len(series) > len(shown):
         # A chart holds MAX_SERIES lines or bars; say which are drawn, so none is dropped silently.
-        header["subtitle"] = f"by {label(result.dimension)}, top {len(shown)} of {len(series)}"
+        header["subtitle"] = (
+            f"by {dimension_words(result.dimension or '')}, top {len(shown)} of {len(series)}"
+        )
     targets = [Annotation("target", value=metric.target)] if metric.target is not None else []
     # A line needs two points: a rate over time with one day to divide by (a campaign's conversion, its
     # messages all sent on its launch day) is its figure, not a lone dot on an axis of -100% to 150%.

@@ -14,7 +14,7 @@ from typing import Any
 
 from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 
-from reports.metrics import FIXED_VALUES, REGISTRY, Metric
+from reports.metrics import FIXED_VALUES, REGISTRY, Metric, dimension_words
 from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
 from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
 from reports.query import MAX_BUCKETS, MAX_FILTER_VALUES, bucket_axis
@@ -245,7 +245,7 @@ def _filters(
             value = _known_value(text, known) if known else text
             if value is None:
                 listed = ", ".join(name for _, name in (known or [])[:8])
-                errors[where] = f"“{text}” is not a {dimension.replace('_', ' ')} we have; known: {listed}."
+                errors[where] = f"“{text}” is not a {dimension_words(dimension)} we have; known: {listed}."
                 break
             values.append(value)
         else:

@@ -76,6 +76,16 @@ MESSAGE_DIMENSIONS = (
     "country",
 )
 #: "reminder_channel": the channel the appointment's last reminder went out on ("none" without one).
+#: A dimension's name as people read it, where its stored name is not that ("kind": video or in the clinic).
+DIMENSION_NAMES = {"kind": "appointment type"}
+
+
+def dimension_words(name: str) -> str:
+    """ "source_channel" → "source channel", "kind" → "appointment type": a split as answers say it (a
+    two-way split's joined name too: "location_and_kind" → "location and appointment type")."""
+    return " and ".join(DIMENSION_NAMES.get(part, part.replace("_", " ")) for part in name.split("_and_"))
+
+
 APPOINTMENT_DIMENSIONS = ("service", "staff", "location", "kind", "reminder_channel")
 CHAT_DIMENSIONS = ("channel", "staff")
 

@@ -22,7 +22,6 @@ from domain.dates_said import day_month, day_month_year
 from reports.answer import (
     Answer,
     chart_for,
-    label,
     named_value,
     series_label,
     split_bars,
@@ -31,7 +30,7 @@ from reports.answer import (
 )
 from reports.charts.formatting import format_value
 from reports.charts.spec import MAX_SERIES, TARGET_KINDS, ChartKind, ChartSpec, KpiTile, Series
-from reports.metrics import Metric
+from reports.metrics import Metric, dimension_words
 from reports.periods import Grain, zone
 from reports.query import MetricQuery, QueryResult, SeriesResult
 
@@ -191,7 +190,7 @@ def present(found: Answer, presentation: Presentation) -> ChartSpec:
         every_value = presentation.kind in ("bar", "table") and result.grain is None
         drawn = len(series) if every_value else min(len(series), MAX_SERIES)
         words = split_words(
-            f"by {label(result.dimension)}",
+            f"by {dimension_words(result.dimension or '')}",
             presentation,
             header,
             len(everything),
@@ -299,7 +298,7 @@ def _stacked_two_ways(
     bars = [t.dimension_value or "" for t in ordered(totals, presentation)]
     in_range = sum(1 for t in totals if presentation.keeps(t.total))
     first, second = result.dimensions
-    split = f"by {label(first)}, stacked by {label(second)}"
+    split = f"by {dimension_words(first)}, stacked by {dimension_words(second)}"
     header = replace(
         header, subtitle=split_words(split, presentation, header, len(totals), in_range, len(bars), len(bars))
     )

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reports.metrics import get_metric
+from reports.metrics import dimension_words, get_metric
 
 #: How many "By …" buttons go under a report.
 MAX_REDRAWS = 3
@@ -77,9 +77,7 @@ def redraws(
     shown = set(query.get("dimensions") or [])
     splits = [d for d in metric.dimensions if d not in shown][:MAX_REDRAWS]
     return tuple(
-        Redraw(
-            f"By {d.replace('_', ' ')}", f"report run {slug} by {d.replace('_', ' ')}{said}", slug, d, kept
-        )
+        Redraw(f"By {dimension_words(d)}", f"report run {slug} by {d.replace('_', ' ')}{said}", slug, d, kept)
         for d in splits
     )
 

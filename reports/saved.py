@@ -21,7 +21,7 @@ from reports.answer import Answer, answer, value_label
 from reports.charts.cache import ChartCache, draw
 from reports.charts.spec import ChartSpec
 from reports.exports import as_csv, figures_text
-from reports.metrics import REGISTRY, UnknownName, get_metric
+from reports.metrics import REGISTRY, UnknownName, dimension_words, get_metric
 from reports.periods import PERIOD_KINDS, Grain, PeriodSpec
 from reports.presentation import Presentation, PresentationError, check_fits, present, presentation_of
 from reports.query import Comparison, Filter, MetricQuery, Operator, validate_query
@@ -106,9 +106,9 @@ def in_words(error: UnknownName) -> str:
     what, _, metric_name = error.what.partition(" for ")
     metric = REGISTRY.get(metric_name)
     if metric is not None and what == "dimension":
-        allowed = _listed([d.replace("_", " ") for d in error.allowed])
+        allowed = _listed([dimension_words(d) for d in error.allowed])
         return (
-            f"{metric.label} cannot be split by {error.name.replace('_', ' ')}; it can be split by {allowed}"
+            f"{metric.label} cannot be split by {dimension_words(error.name)}; it can be split by {allowed}"
         )
     if metric is not None and what == "grain":
         return f"{metric.label} is kept by {_listed(list(error.allowed))}, not by {error.name}"
@@ -160,11 +160,11 @@ def describe_query(query: MetricQuery, cut: str | None = None) -> str:
         describe_period(query.period) if isinstance(query.period, PeriodSpec) else query.period.label
     )
     if query.dimensions:
-        parts.append("by " + " and ".join(d.replace("_", " ") for d in query.dimensions))
+        parts.append("by " + " and ".join(dimension_words(d) for d in query.dimensions))
         if cut:
             parts.append(cut)
     parts += [
-        f"{f.dimension.replace('_', ' ')} {_OPERATOR_WORDS[f.operator]} {', '.join(map(value_label, f.values))}"
+        f"{dimension_words(f.dimension)} {_OPERATOR_WORDS[f.operator]} {', '.join(map(value_label, f.values))}"
         for f in query.filters
     ]
     if query.grain:

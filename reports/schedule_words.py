@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from reports.metrics import FIXED_VALUES
+from reports.metrics import FIXED_VALUES, dimension_words
 from reports.saved import ReportDefinitionError, query_from_definition
 from reports.schedules import ScheduleError
 
@@ -120,7 +120,7 @@ def recipient_filters(
             if match is None:
                 listed = ", ".join(name for _, name in known[:8])
                 raise ScheduleError(
-                    f"“{text}” is not a {dimension.replace('_', ' ')} we have; known: {listed}"
+                    f"“{text}” is not a {dimension_words(dimension)} we have; known: {listed}"
                 )
             values.append(match)
         else:

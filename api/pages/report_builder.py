@@ -42,7 +42,7 @@ from reports.library import (
     save_report,
     update_report,
 )
-from reports.metrics import FIXED_VALUES, REGISTRY
+from reports.metrics import FIXED_VALUES, REGISTRY, dimension_words
 from reports.presentation import KIND_WORDS, SORT_WORDS, present, presentation_of
 from reports.saved import ReportDefinitionError, describe_query, query_from_definition
 from storage.queries.report_schedules import schedules_of_reports
@@ -64,7 +64,7 @@ def builder_choices(names: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
             }
             for m in metrics
         ],
-        "dimensions": [(d, d.replace("_", " ")) for d in dimensions],
+        "dimensions": [(d, dimension_words(d)) for d in dimensions],
         "periods": RELATIVE_PERIODS,
         "period_label": period_label,
         "grains": GRAIN_CHOICES,

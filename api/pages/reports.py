@@ -29,7 +29,7 @@ from reports.destinations import ChannelCheck
 from reports.exports import as_csv, as_xlsx
 from reports.heartbeats import ago, in_words, read_background_health
 from reports.library import SavedReport, may_change, visible_report_by_slug, visible_reports
-from reports.metrics import REGISTRY
+from reports.metrics import REGISTRY, dimension_words
 from reports.performance import OperationsView, read_operations
 from reports.presentation import present, presentation_of
 from reports.saved import (
@@ -393,7 +393,7 @@ class ReportPages(StaffPages):
             schedule_form=extra.pop("schedule_form", None)
             or dict(EMPTY_SCHEDULE, timezone=formats.timezone, to=staff.email),
             frequencies=FREQUENCIES,
-            split_choices=[(d, d.replace("_", " ")) for d in split_dimensions(report.definition)],
+            split_choices=[(d, dimension_words(d)) for d in split_dimensions(report.definition)],
             weekdays=WEEKDAYS,
             schedules=[
                 {

@@ -18,7 +18,7 @@ from domain.staff import StaffIdentity
 from domain.vocabulary import READ_REPORTED, Channel
 from reports.answer import filters_in_words
 from reports.library import remember_question
-from reports.metrics import REGISTRY, Metric
+from reports.metrics import REGISTRY, Metric, dimension_words
 from reports.periods import (
     PeriodSpec,
     TimeRange,
@@ -109,7 +109,7 @@ def read_as(
         time_range.timezone,
     ]
     if question.dimensions:
-        parts.append("by " + " and ".join(d.replace("_", " ") for d in question.dimensions))
+        parts.append("by " + " and ".join(dimension_words(d) for d in question.dimensions))
         if question.top is not None:
             parts[-1] += ", the highest" if question.top == 1 else f", the {question.top} highest"
     if limited := filters_in_words(question.filters, names or {}).strip():
@@ -130,9 +130,7 @@ def adjust_buttons(question: KpiQuestion, metric: Metric) -> tuple[Button, ...]:
     ][:2]
     filtered = {f.dimension for f in question.filters}
     for dimension in [d for d in metric.dimensions if d not in question.dimensions and d not in filtered][:2]:
-        buttons.append(
-            Button(f"by {dimension.replace('_', ' ')}", question.command_text(dimension=dimension))
-        )
+        buttons.append(Button(f"by {dimension_words(dimension)}", question.command_text(dimension=dimension)))
     if question.comparison is None:
         buttons.append(Button("vs previous", question.command_text(comparison="previous_period")))
         buttons.append(Button("vs last year", question.command_text(comparison="same_period_last_year")))

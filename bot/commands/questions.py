@@ -28,7 +28,7 @@ from bot.commands.periods import (
 )
 from bot.commands.wording import RANKED, plain_words
 from domain.vocabulary import AppointmentKind, Channel, MessageCategory, MessageSource, Provider, SalesChannel
-from reports.metrics import REGISTRY, Metric
+from reports.metrics import REGISTRY, Metric, dimension_words
 from reports.periods import Grain, PeriodSpec, add_months, month_start, quarter_start, week_start
 from reports.query import MAX_DIMENSIONS, Filter
 
@@ -61,6 +61,8 @@ DIMENSION_WORDS: Mapping[str, tuple[str, ...]] = {
     "doctor": ("staff",),
     "kind": ("kind",),
     "type": ("kind",),
+    "appointment type": ("kind",),
+    "visit type": ("kind",),
     "clinics": ("location",),
     "city": ("location",),
     "practice": ("location",),
@@ -419,7 +421,7 @@ def _split_named(word: str, second: str | None, end: int, second_end: int, metri
     for candidate in candidates:
         if candidate in metric.dimensions:
             return candidate, end
-    allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions) or "nothing (it is one figure)"
+    allowed = ", ".join(dimension_words(d) for d in metric.dimensions) or "nothing (it is one figure)"
     raise Declined(
         f"{metric.label} cannot be split by {word.replace('_', ' ')}; it can be split by {allowed}."
     )
@@ -773,7 +775,7 @@ def parse_question(
     _decline_what_we_cannot_answer(question, metric, rest, today)
     foreign = _foreign_values(rest, metric, values)
     if foreign is not None:
-        allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions) or "nothing (it is one figure)"
+        allowed = ", ".join(dimension_words(d) for d in metric.dimensions) or "nothing (it is one figure)"
         raise Declined(
             f"{metric.label} is not kept by {foreign.replace('_', ' ')}, so I cannot narrow it to what you "
             f"named; it can be split by {allowed}.",

@@ -25,7 +25,7 @@ from reports.library import (
     save_report,
     visible_reports,
 )
-from reports.metrics import get_metric
+from reports.metrics import dimension_words, get_metric
 from reports.periods import PeriodSpec, zone
 from reports.presentation import presentation_of
 from reports.query import MAX_DIMENSIONS
@@ -268,7 +268,7 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
             choices = DIMENSION_WORDS.get(word, (word.replace(" ", "_"),))
             dimension = next((d for d in choices if d in metric.dimensions), None)
             if dimension is None:
-                allowed = ", ".join(d.replace("_", " ") for d in metric.dimensions)
+                allowed = ", ".join(dimension_words(d) for d in metric.dimensions)
                 raise ParseError(
                     f"{metric.label} cannot be split by {word}; it can be split by {allowed}.", RUN_USAGE
                 )
@@ -276,7 +276,7 @@ def overridden(definition: dict[str, Any], overrides: str, today: date) -> tuple
                 raise ParseError(f"{word.capitalize()} is named twice after “by”.", RUN_USAGE)
             dimensions.append(dimension)
         query["dimensions"] = dimensions
-        said.append("by " + " and ".join(d.replace("_", " ") for d in dimensions))
+        said.append("by " + " and ".join(dimension_words(d) for d in dimensions))
     changed = {**definition, "query": query}
     if changed.get("chart") and query.get("dimensions") != definition["query"].get("dimensions"):
         # A split the builder did not plan for is drawn as it best fits (the report's own keeps its chart).

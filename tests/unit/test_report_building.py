@@ -179,6 +179,16 @@ def test_two_splits_stack_without_time_and_read_in_words() -> None:
     assert describe_query(query) == "Revenue, last 30 days, by location and source channel"
 
 
+def test_an_appointments_kind_reads_as_its_type_not_its_stored_name() -> None:
+    from reports.metrics import dimension_words
+    from reports.query import MetricQuery, PeriodSpec
+
+    query = MetricQuery(("no_show_rate",), PeriodSpec("last_month"), dimensions=("location", "kind"))
+    assert describe_query(query) == "No-show rate, last month, by location and appointment type"
+    assert dimension_words("location_and_kind") == "location and appointment type"
+    assert dimension_words("source_channel") == "source channel"
+
+
 def test_the_builder_takes_a_second_split_and_names_a_wrong_one() -> None:
     form = form_of({**EMPTY_FORM, "dimension": "location", "dimension_2": "source_channel"})
     built = build(form, names=NAMES, now=NOW, business_tz="Europe/Berlin")
