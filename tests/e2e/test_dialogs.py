@@ -674,7 +674,9 @@ async def test_a_question_splits_two_ways_and_its_buttons_keep_or_replace_the_sp
     assert commands["last 7 days"] == "kpi appointments last 7 days by kind and location"
     assert commands["by service"] == "kpi appointments last 30 days by service"  # another split alone
     again = await ask(seeded, commands["vs previous"], as_email=VIEWER)
-    assert again.kind == "answer" and "by appointment type and location" in again.text + str(again.fields), again.text
+    assert again.kind == "answer" and "by appointment type and location" in again.text + str(again.fields), (
+        again.text
+    )
 
 
 async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded: CommandContext) -> None:

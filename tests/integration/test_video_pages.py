@@ -189,7 +189,11 @@ async def test_next_week_and_any_other_week_are_a_link_away(
     today = moment.astimezone(ZoneInfo("Europe/Berlin")).date()
     far = today + timedelta(days=70)
     later = (await client.get(f"/communication/video?span=week&week={far.isoformat()}")).text
-    assert "No video consultations in the week of " in later and "The week of " in later and "Week, " not in later
+    assert (
+        "No video consultations in the week of " in later
+        and "The week of " in later
+        and "Week, " not in later
+    )
     next_year = today + timedelta(days=400)
     distant = (await client.get(f"/communication/video?span=week&week={next_year.isoformat()}")).text
     heading = distant.split('id="video-span">', 1)[1].split("</p>", 1)[0]
