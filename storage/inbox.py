@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.model import StoredWebhook, WebhookDelivery
+from storage.bounced_mail import SqlBouncedMail
 from storage.consent import SqlConsentLedger
 from storage.conversations import SqlConversations
 from storage.csat import SqlSurveyAnswers
@@ -166,6 +167,10 @@ class ConversationUnitOfWork:
     @property
     def csat(self) -> SqlSurveyAnswers:
         return SqlSurveyAnswers(self.session)
+
+    @property
+    def bounced_mail(self) -> SqlBouncedMail:
+        return SqlBouncedMail(self.session, self._inner.audit)
 
     async def __aenter__(self) -> Self:
         await self._inner.__aenter__()

@@ -71,12 +71,23 @@ class CustomerMessage:
 
 
 @dataclass(frozen=True)
+class MailBounce:
+    """Our own mail to staff that did not arrive (a scheduled report, an alert), not a customer message:
+    `kind` is the mail's kind ("report"), `message_id` the original's Message-ID without its <>."""
+
+    kind: str
+    message_id: str
+    error: str
+
+
+@dataclass(frozen=True)
 class WebhookContents:
     """What a webhook says, in domain terms; `sender_user_id` is the Telegram user who wrote."""
 
     receipts: tuple[DeliveryReceipt, ...] = ()
     messages: tuple[CustomerMessage, ...] = ()
     sender_user_id: int | None = None
+    mail_bounces: tuple[MailBounce, ...] = ()
 
 
 @dataclass(frozen=True)

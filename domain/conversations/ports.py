@@ -11,7 +11,13 @@ from domain.consent.ledger import ConsentLedger
 from domain.conversations.attachments import FileOutcome, KeptFile
 from domain.conversations.csat import SurveyAnswers, SurveyDesk
 from domain.conversations.desk import AgentLoad, DeskChat
-from domain.conversations.model import ChatReplyTarget, StoredWebhook, WebhookContents, WebhookDelivery
+from domain.conversations.model import (
+    ChatReplyTarget,
+    MailBounce,
+    StoredWebhook,
+    WebhookContents,
+    WebhookDelivery,
+)
 from domain.conversations.newcomers import Newcomer
 from domain.delivery.outbox import OutboxEntry, ReceiptResult
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
@@ -101,6 +107,13 @@ class ReceiptSink(Protocol):
     async def apply_receipts(self, receipts: Sequence[DeliveryReceipt]) -> list[ReceiptResult]: ...
 
 
+class BouncedMail(Protocol):
+    """Where our own mail that bounced is recorded (a scheduled report's delivery is failed by it)."""
+
+    async def record(self, bounce: MailBounce, now: datetime) -> bool:
+        """Whether the bounce was recorded against what sent the mail (False: nothing to record it on)."""
+
+
 class WebhookReader(Protocol):
     """Turns a stored webhook body into domain values (the provider drivers' parsers, at the edge)."""
 
@@ -126,6 +139,10 @@ class InboundUnitOfWork(Transaction, Protocol):
     @property
     def csat(self) -> SurveyAnswers:
         """CSAT: a customer's message may be the answer to a resolved conversation's survey."""
+
+    @property
+    def bounced_mail(self) -> BouncedMail:
+        """Our own mail to staff that bounced (a report email): recorded where it was sent from."""
 
 
 class ChatReplies(Protocol):

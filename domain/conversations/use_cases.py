@@ -199,6 +199,8 @@ async def apply_webhook(
                 f"{receipt.provider} receipt for unknown message {receipt.provider_message_id}"
             )
         outcome.receipts_applied += int(result.applied)
+    for bounce in contents.mail_bounces:
+        await uow.bounced_mail.record(bounce, now)
     for message in contents.messages:
         found = (files or {}).get(message.message.provider_message_id, ())
         outcome.inbound.append(await handle_customer_message(uow, message, policy, now, found))

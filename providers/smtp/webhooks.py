@@ -14,7 +14,13 @@ from email.utils import parseaddr, parsedate_to_datetime
 
 from domain.clock import utc_now
 from domain.conversations.attachments import MediaReference
-from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
+from domain.conversations.model import (
+    CustomerMessage,
+    MailBounce,
+    WebhookContents,
+    WebhookDelivery,
+    body_digest,
+)
 from domain.delivery.ports import (
     DeliveryReceipt,
     InboundMessage,
@@ -276,12 +282,13 @@ def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookCon
     if report is not None:
         kind = bounced_mail_kind(raw)
         if kind is not None:
-            # A report or an alert to staff, not a customer message: nothing in the outbox to update.
-            if report.status is not MessageStatus.DELIVERED:
-                log.warning(
-                    "a %s email (%s) bounced: %s", kind, report.provider_message_id, report.error_detail
-                )
-            return WebhookContents()
+            # A report or an alert to staff, not a customer message: nothing in the outbox to update, but a
+            # report's delivery that did not arrive is failed (storage.bounced_mail).
+            if report.status is MessageStatus.DELIVERED:
+                return WebhookContents()
+            message_id = (report.provider_message_id or "").strip().strip("<>")
+            error = report.error_detail or report.error_code or "bounced"
+            return WebhookContents(mail_bounces=(MailBounce(kind, message_id, error),))
         return WebhookContents(receipts=(report,))
     if BytesHeaderParser().parsebytes(raw).get_content_type() == "multipart/report":
         return WebhookContents()  # a delay report: nothing final to record

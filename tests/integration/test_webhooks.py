@@ -650,6 +650,55 @@ async def test_an_email_bounce_fails_our_message(client, settings, database, cus
     assert await feed_total(database, "failed") == 1
 
 
+async def test_a_scheduled_reports_email_that_bounced_fails_its_delivery_in_words(
+    client, settings, database
+) -> None:
+    """The relay took the report's email, so the scheduler recorded it delivered; the mailbox's bounce came
+    later (the walk saw "delivered" on the report's page for an email that never arrived)."""
+    from reports.scheduler import delivery_key
+    from storage.models import AuditLog, ReportDelivery
+    from storage.schedules import SqlScheduleStore
+    from tests.integration.test_report_schedules import DUE, add_schedule
+
+    schedule_id = await add_schedule(database, kind="email", destination="board@northwind.example")
+    async with database.sessions() as session:
+        session.add(
+            ReportDelivery(
+                schedule_id=schedule_id,
+                due_at=DUE,
+                destination="board@northwind.example",
+                status="delivered",
+                claimed_by="w1",
+                attempts=1,
+                delivered_at=DUE,
+            )
+        )
+        await session.commit()
+        schedule = await SqlScheduleStore(session).get(schedule_id)
+    assert schedule is not None
+    key = delivery_key(schedule, DUE)
+    original = StoredEmail(
+        message_id=f"<{key}@northwind.example>",
+        mail_from="reports@northwind.example",
+        rcpt_tos=["board@northwind.example"],
+        subject="Weekly revenue",
+        text="",
+        html=None,
+        headers={"Message-ID": f"<{key}@northwind.example>", "X-Switchboard-Mail": "report"},
+        raw=b"",
+    )
+    for _ in range(2):  # the relay may report it twice: recorded once
+        response = await post_email(client, settings, bounce_report(original, "northwind.example"))
+        assert response.status_code == 200
+    [run] = await rows(database, ReportDelivery)
+    assert run.status == "failed" and run.error is not None
+    assert run.error.startswith("The email did not arrive: the recipient's mail server answered “"), run.error
+    assert "5.1.1" in run.error and "{" not in run.error
+    audited = [a.action for a in await rows(database, AuditLog)]
+    assert audited.count("report.delivery_bounced") == 1
+    assert await count(database, CustomerCommunication) == 0  # no customer message was made of it
+
+
 # --- One-click unsubscribe -----------------------------------------------------------------------------
 
 
