@@ -11,7 +11,8 @@ from api.rest.common import bearer_matches
 from domain.clock import utc_now
 from switchboard.wiring import Container
 
-PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+#: Prometheus' text format; Litestar adds "; charset=utf-8" to a text type itself.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"
 
 
 @get("/metrics", name="metrics", exclude_from_auth=True, include_in_schema=False)

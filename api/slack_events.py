@@ -31,7 +31,9 @@ async def slack_events(request: Request[Any, Any, Any]) -> Response[bytes]:
     )
     bolt_response = await slack_app.async_dispatch(bolt_request)
     headers = bolt_response.first_headers_without_set_cookie()
-    media_type = headers.pop("content-type", "text/plain;charset=utf-8")
+    media_type = headers.pop("content-type", "text/plain")
+    if media_type.startswith("text/"):  # Litestar adds "; charset=utf-8" to a text type itself
+        media_type = media_type.split(";", 1)[0]
     return Response(
         content=bolt_response.body.encode("utf-8"),
         status_code=bolt_response.status,

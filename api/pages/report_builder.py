@@ -201,7 +201,7 @@ class ReportBuilderPages(StaffPages):
                 f'<p class="why">{Markup.escape(shown["summary"])}</p>'
                 f'<figure class="chart-box">{shown["chart"]}</figure>'
             )
-        return Response(body, media_type="text/html; charset=utf-8")
+        return Response(body, media_type="text/html")
 
     async def _changeable(self, request: Request[Any, Any, Any], slug: str) -> SavedReport:
         staff = staff_of(request)

@@ -130,7 +130,7 @@ async def _xlsx(container: Container, chart: ChartSpec) -> bytes:
 
 #: Every way a report downloads: the figures as shown (CSV, XLSX) and the chart itself (PNG, SVG).
 EXPORTS: dict[str, tuple[str, Callable[[Container, ChartSpec], Awaitable[bytes]]]] = {
-    "csv": ("text/csv; charset=utf-8", _csv),
+    "csv": ("text/csv", _csv),  # Litestar adds "; charset=utf-8" to a text type
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _xlsx),
     "png": ("image/png", _png),
     "svg": ("image/svg+xml", _svg),

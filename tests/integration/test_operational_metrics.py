@@ -63,7 +63,7 @@ async def test_metrics_endpoint_exposes_queue_depth_latency_and_webhook_figures(
         response = await client.get("/metrics")
     await container.close()
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"  # charset once
     text = response.text
     assert 'switchboard_outbox_depth{channel="sms",status="planned"} 3.0' in text
     assert 'switchboard_outbox_depth{channel="email",status="sending"} 1.0' in text

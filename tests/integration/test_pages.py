@@ -387,7 +387,7 @@ async def test_every_page_renders_its_key_content_for_a_manager(client: Client, 
     assert older, "more than one page of messages gives an older-messages link"
     assert (await client.get(older.group(1).replace("&amp;", "&"))).status_code == 200
     csv = await client.get(f"/analytics/reports/{REPORT_SLUG}.csv")
-    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.status_code == 200 and csv.headers["content-type"] == "text/csv; charset=utf-8"  # once
     assert csv.text.lstrip("\ufeff").startswith("Source channel,Revenue (EUR)\r\n")
     assert (await client.get("/communication/messages/99999999")).status_code == 404
 
