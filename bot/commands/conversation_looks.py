@@ -17,6 +17,7 @@ ONLY_CONVERSATIONS = CONVERSATIONS - {"chats"}
 STATES: Mapping[str, str] = {
     **dict.fromkeys(("open", "offen", "offene", "offenen", "waiting", "unanswered", "wartende"), "open"),
     **dict.fromkeys(("wartenden", "unbeantwortet", "unbeantwortete", "unbeantworteten"), "open"),
+    **dict.fromkeys(("warten", "wartet"), "open"),  # "wie viele Chats warten gerade?"
     **dict.fromkeys(("unassigned", "unzugewiesen", "unzugewiesene", "unzugewiesenen"), "unassigned"),
     **dict.fromkeys(("snoozed", "zurückgestellt", "zurückgestellte", "zurückgestellten"), "snoozed"),
     **dict.fromkeys(("resolved", "closed", "done", "erledigt", "erledigte", "erledigten"), "resolved"),

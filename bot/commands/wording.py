@@ -192,10 +192,11 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"kampagnen|kampagne", " campaign "),
     (r"vorlagen|vorlage", " template "),
     # "welche Kampagne hatte den meisten Umsatz": once its noun reads in English, a ranking as in English.
+    # A period may stand between ("welche Klinik hatte letzte Woche die meisten Termine"): it is kept.
     (
         rf"welche[rsnm]?\s+({_RANKED})\s+(?:hatte|hat|brachte|bringt|machte|macht|erzielte|erzielt)\s+"
-        r"(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
-        r" top 3 \1 by ",
+        r"((?:\S+\s+){0,3}?)(?:den|die|das)?\s*(?:meisten|meiste|höchsten|höchste|größten|größte|besten|beste)",
+        r" \2 top 3 \1 by ",
     ),
     (rf"welche[rsnm]?\s+({_RANKED})\s+(?:lief|war|ist|läuft)\s+am\s+besten", r" top 3 \1 "),
     (r"täglich", " daily "),
@@ -254,6 +255,12 @@ _PHRASES: tuple[tuple[str, str], ...] = (
         r" top 3 \1 by ",
     ),
     (rf"which\s+({_RANKED})\s+(?:did|does|performed|performs|worked|works)\s+best", r" top 3 \1 "),
+    # "which clinic is busiest this month": the most appointments (busy is booked, not revenue).
+    (
+        rf"(?:which|what)\s+(?:is\s+|was\s+)?(?:the\s+|our\s+)?busiest\s+({_RANKED})"
+        rf"|which\s+({_RANKED})\s+(?:is|was|are|were|has\s+been)\s+(?:the\s+)?busiest",
+        r" top 3 \1\2 by appointments ",
+    ),
     (rf"what\s+(?:was|is)\s+(?:our|the)\s+best\s+({_RANKED})", r" top 3 \1 "),
     (
         r"which\s+(\w+)\s+(?:has|had|have|did|does|got|gets|is|was)?\s*(?:the\s+)?(?:highest|lowest|most|least|best|worst|biggest|fewest)",

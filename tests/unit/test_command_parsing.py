@@ -346,6 +346,7 @@ def test_a_kpi_question_led_by_a_command_word_is_a_question() -> None:
         ("my chats", "mine"),
         ("resolved chats", "resolved"),
         ("wie viele Chats sind offen", "open"),
+        ("wie viele Chats warten gerade?", "open"),
         ("meine offenen Chats", "mine"),
         ("my open chats", "mine"),
         ("how many conversations do we have", "open"),
