@@ -205,7 +205,7 @@ async def _status(
         Field("Not delivered or failed because", failed or "—"),
         Field("Not sent because", reasons or "—"),
         Field("Replies", f"{progress.replies:,}"),
-        Field("Opted out within 7 days of it", f"{progress.opted_out:,}"),
+        Field("Opted out of its channel within 7 days", f"{progress.opted_out:,}"),
         Field(
             "Cost so far",
             " and ".join(
