@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 ONE_CLICK_FIELD = "List-Unsubscribe"
 ONE_CLICK_VALUE = "One-Click"
+#: The page's own form says it is the page's (a mail program posts the one-click body alone).
+BY_FIELD, BY_PAGE = "by", "page"
+#: The consent ledger's detail for each way in.
+CLICKED_ON_PAGE = "clicked Unsubscribe on the unsubscribe page"
+ONE_CLICK_DETAIL = "one-click (the mail program's Unsubscribe button)"
 
 
 def _secret(secret: str | SecretStr) -> str:
@@ -135,6 +140,7 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: FromPath[str]
         f"<h1>{escape(words.title)}</h1><p>{escape(question)}</p>"
         f'<form method="post" action="/unsubscribe/{escape(token)}">'
         f'<input type="hidden" name="{ONE_CLICK_FIELD}" value="{ONE_CLICK_VALUE}">'
+        f'<input type="hidden" name="{BY_FIELD}" value="{BY_PAGE}">'
         f'<button type="submit">{escape(words.button)}</button></form>',
     )
 
@@ -172,7 +178,8 @@ async def unsubscribe(request: Request[Any, Any, Any], token: FromPath[str]) -> 
         channel,
         ConsentStatus.OPTED_OUT,
         source,
-        "one-click",
+        # The person on our page, or their mail program's Unsubscribe button (RFC 8058): the ledger says which.
+        CLICKED_ON_PAGE if BY_PAGE in form.get(BY_FIELD, []) else ONE_CLICK_DETAIL,
         utc_now(),
         skip_if_unchanged=True,
     )

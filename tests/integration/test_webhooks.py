@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -714,7 +715,24 @@ async def test_one_click_unsubscribe(client, settings, database, customer_id) ->
         assert response.status_code == 200
     [consent] = await rows(database, CustomerConsent)
     assert (consent.channel, consent.status, consent.source) == ("email", "opted_out", "email_unsubscribe")
-    assert await count(database, ConsentRecord) == 1
+    [record] = await rows(database, ConsentRecord)
+    assert record.detail == "one-click (the mail program's Unsubscribe button)"
+
+
+async def test_the_unsubscribe_pages_button_is_recorded_as_the_person_s_click(
+    client, settings, database, customer_id
+) -> None:
+    """The page's form and a mail program's one-click POST are told apart in the consent ledger."""
+    token = unsubscribe_token(settings.session_secret, customer_id, "email")
+    page = (await client.get(f"/unsubscribe/{token}")).text
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]+)">', page))
+    assert fields == {"List-Unsubscribe": "One-Click", "by": "page"}
+    done = await client.post(
+        f"/unsubscribe/{token}", data=fields, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert done.status_code == 200
+    [record] = await rows(database, ConsentRecord)
+    assert record.detail == "clicked Unsubscribe on the unsubscribe page"
 
 
 async def test_get_only_shows_the_confirmation(client, settings, database, customer_id) -> None:
