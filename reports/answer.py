@@ -163,7 +163,7 @@ def _whole_words(
 
 
 #: Dimensions whose values say what they are ("whatsapp", "ZRH"); any other is named ("for campaign …").
-SELF_EXPLAINED = frozenset({"channel", "location", "provider", "kind"})
+SELF_EXPLAINED = frozenset({"channel", "location", "provider", "kind", "country"})
 #: An appointment's kind as a filter says it: "No-show rate for video consultations".
 KIND_WORDS = {"video": "video consultations", "in_person": "in-person appointments"}
 #: A rate's part counted from fewer than this many is said to be ("highest Telegram, from only 4"): a

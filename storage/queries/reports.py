@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
+from babel import Locale
 from sqlalchemy import select
 
 from storage.analytics.facts import NO_VALUE
@@ -86,7 +87,18 @@ async def value_names(
             names = {v: (f"{name} ({v})" if taken[name] > 1 else name) for v, name in names.items()}
             if names:
                 found[dimension] = {**found.get(dimension, {}), **names}
+    countries = {
+        code: name
+        for code in {str(v) for v in wanted.get("country", ())}
+        if (name := COUNTRY_NAMES.territories.get(code.upper())) and len(code) == 2
+    }
+    if countries:  # ISO codes as people say them: "Germany", not "DE"
+        found["country"] = countries
     return found
+
+
+#: Countries are stored as ISO 3166 codes; answers name them in English, as they are written.
+COUNTRY_NAMES = Locale.parse("en")
 
 
 def _without_business_word(names: dict[str, str], word: str) -> dict[str, str]:

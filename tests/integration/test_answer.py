@@ -185,6 +185,18 @@ async def test_a_rate_split_by_campaign_calls_its_whole_overall_since_it_holds_m
     assert reply.summary.endswith(overall) and "campaigns together" not in reply.summary, reply.summary
 
 
+async def test_countries_are_named_as_people_say_them_not_by_their_codes(seeded: Database) -> None:
+    query = MetricQuery(("orders",), PeriodSpec("last_month"), dimensions=("country",))
+    reply = await answer(seeded, query, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    codes = {s.dimension_value for s in reply.result.series}
+    assert "DE" in codes
+    assert "Germany " in reply.summary and "DE " not in reply.summary, reply.summary
+    assert "Germany" in reply.chart.categories or any(s.name == "Germany" for s in reply.chart.series)
+    german = MetricQuery(("orders",), PeriodSpec("last_month"), filters=(Filter("country", "eq", "DE"),))
+    only = await answer(seeded, german, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert only.summary.startswith("Orders for Germany, "), only.summary
+
+
 async def test_a_split_rate_compared_with_the_period_before_draws_and_says_the_comparison(
     seeded: Database,
 ) -> None:

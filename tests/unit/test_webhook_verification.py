@@ -560,12 +560,19 @@ def test_ordinary_mail_is_not_a_bounce() -> None:
 
 
 def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> None:
-    from domain.conversations.model import WebhookContents
+    from domain.conversations.model import MailBounce, WebhookContents
     from providers.smtp.webhooks import email_delivery, read_email
     from providers.webhook_bodies import ReadingContext
 
     report = "Message-ID: <report-1-20261201T231000Z-527a4b55@clinic.example>\nX-Switchboard-Mail: report\n"
     context = ReadingContext(SECRET)
-    assert read_email(email_delivery(dsn("failed", "5.1.1", report)), context) == WebhookContents()
+    # Not looked for in the outbox: a bounce of our own mail, which fails the report's delivery (storage).
+    assert read_email(email_delivery(dsn("failed", "5.1.1", report)), context) == WebhookContents(
+        mail_bounces=(
+            MailBounce(
+                "report", "report-1-20261201T231000Z-527a4b55@clinic.example", "550 5.1.1 user unknown"
+            ),
+        )
+    )
     customer = read_email(email_delivery(dsn("failed", "5.1.1", ORIGINAL)), context)
     assert [r.our_message_id for r in customer.receipts] == [31]
