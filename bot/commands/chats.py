@@ -191,6 +191,8 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
         said = f"{total} conversations in “{command.view}”; {which} are shown."
     else:
         said = f"{len(shown)} conversation{'s' if len(shown) != 1 else ''} in “{command.view}”."
+    if command.view == "open":  # the queue holds those waiting for the customer's answer too
+        said = f"{said[:-1]} (open, or waiting for the customer's answer)."
     return Reply(said, title=title, table=table)
 
 

@@ -17,7 +17,7 @@ REOPEN_WITHIN = timedelta(days=7)
 LONGEST_SNOOZE = timedelta(days=30)
 
 #: How staff are shown a status (resolved is stored as closed).
-STATUS_WORDS = {ChatStatus.CLOSED.value: "resolved"}
+STATUS_WORDS = {ChatStatus.CLOSED.value: "resolved", ChatStatus.PENDING.value: "waiting for the customer"}
 #: Statuses a customer's new message joins (snoozed and pending wake up as open).
 LIVE_STATUSES = (ChatStatus.OPEN, ChatStatus.PENDING, ChatStatus.SNOOZED)
 

@@ -155,7 +155,8 @@ async def test_how_many_chats_are_open_is_answered_with_the_queues_number_beyond
     kind, shown = await say(ctx, AGENT, "how many chats are open")
     assert kind == "answer" and "Conversations: open" in shown, shown
     assert (
-        f"{live} conversations in “open”; the {LIST_LIMIT} with the oldest last message are shown." in shown
+        f"{live} conversations in “open”; the {LIST_LIMIT} with the oldest last message are shown (open, or "
+        "waiting for the customer's answer)." in shown
     )
     listed = await ask(ctx, "chat list open", as_email=AGENT)
     assert listed.table is not None and len(listed.table.rows) == LIST_LIMIT
