@@ -351,12 +351,16 @@ def _parts(
     metric = result.metrics[0]
     money = currency if metric.unit == "currency" else None
     # A ranking ("top 3 campaigns") names real values first: orders no campaign brought are no campaign.
+    ranked = sorted(series, key=lambda s: (exactly and unnamed(s), -(s.total or 0.0)))
     parts = [
         f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
-        for s in sorted(series, key=lambda s: (exactly and unnamed(s), -(s.total or 0.0)))
+        for s in ranked
     ]
     if len(parts) > shown + (0 if exactly else 1):  # "and 1 more" would take as many words as naming it
-        parts = [*parts[:shown], f"{len(parts) - shown} more"]
+        # A part left out with the same figure as the last one named is a tie, not a lower place: said.
+        tied = [series_label(result, s) for s in ranked[shown:] if s.total == ranked[shown - 1].total]
+        also = f" ({' and '.join(tied[:2])}{' and others' if len(tied) > 2 else ''} as many)" if tied else ""
+        parts = [*parts[:shown], f"{len(parts) - shown} more{also}"]
     if len(parts) < 2:
         return "".join(parts)  # nothing to split (no data), or the one part the total already says
     return f"{', '.join(parts[:-1])} and {parts[-1]}"

@@ -57,3 +57,30 @@ def test_the_limit_comes_right_after_the_figures_name_before_net_of_refunds() ->
         currency="EUR",
     )
     assert sentence.startswith("Revenue for ZRH, net of refunds, 1–30 Nov 2026 (Europe/Berlin): €4,963.60")
+
+
+def test_a_ranking_says_a_part_left_out_with_the_same_figure_as_the_last_one_named() -> None:
+    """ "top 3 clinics": Vienna's 5, as many as New York's, is a tie, not a lower place; said, not cut silently."""
+    from datetime import UTC, datetime
+
+    from reports.answer import _parts
+    from reports.periods import TimeRange
+    from reports.query import QueryResult, SeriesResult
+
+    figures = {"BER": 7.0, "LON": 6.0, "NYC": 5.0, "VIE": 5.0, "ZRH": 2.0}
+    result = QueryResult(
+        metrics=(get_metric("appointments"),),
+        range=TimeRange(
+            datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 7, tzinfo=UTC), "last week", "UTC"
+        ),
+        comparison_range=None,
+        grain=None,
+        dimensions=("location",),
+        series=tuple(SeriesResult("appointments", code, code, (), total) for code, total in figures.items()),
+        data_as_of=datetime(2026, 12, 7, tzinfo=UTC),
+        source="raw",
+    )
+    ranked = _parts(result, result.series, "en_GB", "EUR", 3, exactly=True)
+    assert ranked == "BER 7, LON 6, NYC 5 and 2 more (VIE as many)"
+    untied = _parts(result, result.series, "en_GB", "EUR", 2, exactly=True)
+    assert untied == "BER 7, LON 6 and 3 more"
