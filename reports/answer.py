@@ -149,10 +149,10 @@ def _whole_words(
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
-    if not narrowed and any(unnamed(s) for s in split.series):
+    if any(unnamed(s) for s in split.series):
         # The whole holds the part without a value ("no campaign"), so "all campaigns together" would not be
-        # what it is: the whole business's figure.
-        words = f"overall {shown}"
+        # what it is: the whole business's figure, or that of the parts named with it.
+        words = f"{'these together' if narrowed else 'overall'} {shown}"
     else:
         every = " and ".join(plural(dimension_words(d)) for d in split.dimensions)
         words = f"{'these' if narrowed else 'all'} {every} together {shown}"

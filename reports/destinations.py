@@ -175,8 +175,6 @@ def slack_said(error: Exception, where: str) -> str:
     return str(error) or type(error).__name__
 
 
-#: Slack's answers that mean no delivery to the channel can work until someone acts: a schedule to it is refused.
-SLACK_REFUSALS = frozenset(SLACK_ERRORS) - {"ratelimited"}
 #: How long scheduling waits for Slack to take the announcement.
 ANNOUNCE_SECONDS = 5
 SLACK_NOT_SET_UP = (
@@ -204,8 +202,8 @@ async def announce_in_slack(token: str, base_url: str, channel: str, text: str) 
     try:
         await client.chat_postMessage(channel=channel, text=text)
     except Exception as error:  # slack_sdk raises SlackApiError, aiohttp errors, timeouts
-        said = slack_said(error, channel)
-        if _slack_code(error) in SLACK_REFUSALS:
+        said, code = slack_said(error, channel), _slack_code(error)
+        if code is not None and code != "ratelimited":  # Slack answered, and said no
             return ChannelCheck(refused=said)
         log.warning("Could not announce a report schedule in %s: %s", channel, said)
         return ChannelCheck(unchecked=said)

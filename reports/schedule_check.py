@@ -14,12 +14,17 @@ from reports.schedules import ScheduleRequest, next_due
 
 def schedule_announcement(who: str, report_name: str, request: ScheduleRequest, now: datetime) -> str:
     """ "Markus Brandt scheduled the report “Revenue by clinic” here, every Monday at 08:00 (Europe/Berlin);
-    the first comes 14 Dec, 08:00." """
+    the first comes 14 Dec 08:00." """
     first = next_due(request.cron, request.timezone, now).astimezone(ZoneInfo(request.timezone))
     return (
-        f"{who} scheduled the report “{report_name}” here, {cron_in_words(request.cron)} "
+        f"{slack_text(who)} scheduled the report “{slack_text(report_name)}” here, {cron_in_words(request.cron)} "
         f"({request.timezone}); the first comes {day_month_time(first)}."
     )
+
+
+def slack_text(words: str) -> str:
+    """Words as Slack's text shows them, never as its markup: a report named "<!channel>" pings nobody."""
+    return words.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 async def check_destination(

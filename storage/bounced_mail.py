@@ -54,6 +54,10 @@ class SqlBouncedMail:
         said = f"The email did not arrive: the recipient's mail server answered “{bounce.error}”."[:500]
         if run.status == "failed" and run.error == said:
             return True  # the same bounce again (a relay's retry, a replay)
+        if run.status != "delivered":
+            # Being sent again, or failed already for another reason: this bounce does not undo that.
+            log.warning("report delivery %s bounced while %s; left so: %s", run.id, run.status, bounce.error)
+            return False
         run.status, run.error, run.claimed_until = "failed", said, None
         self.audit.record(
             AuditEntry(

@@ -273,6 +273,7 @@ class SqlCampaignRepository:
                         record.customer_id == message.customer_id,
                         record.channel == message.channel,
                         record.status == ConsentStatus.OPTED_OUT.value,
+                        record.source != "erasure",  # an erasure closes the ledger: no unsubscribe
                         record.recorded_at >= message.sent_at,
                         SecondsBetween(message.sent_at, record.recorded_at) < OPT_OUT_WINDOW.total_seconds(),
                         ~exists()

@@ -244,6 +244,8 @@ class SqlOutbox:
                 earlier.c.direction == "outbound",
                 earlier.c.created_at >= now - MARKETING_WEEK,
                 earlier.c.sent_at.is_not(None),
+                # A campaign's own earlier message does not count against its fallback, as planning has it.
+                or_(CC.c.campaign_id.is_(None), earlier.c.campaign_id.is_distinct_from(CC.c.campaign_id)),
             )
             .correlate(CC)  # this message's customer: two levels down, auto-correlation would not reach it
             .scalar_subquery()

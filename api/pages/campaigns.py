@@ -135,7 +135,12 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         ),
         "suppressed": sorted(progress.suppressed_by_reason.items()),
         "opted_out": progress.opted_out,
-        "next_send": formats.moment(progress.next_send_at)
+        # Due already (a backlog, a paused campaign): it goes as soon as it can, not "at" a time gone by.
+        "next_send": (
+            "as soon as the worker gets to it (it is due already)"
+            if progress.next_send_at <= utc_now()
+            else f"at {formats.moment(progress.next_send_at)}"
+        )
         if progress.next_send_at is not None and progress.count("planned")
         else None,
         "cost": " and ".join(

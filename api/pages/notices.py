@@ -56,6 +56,17 @@ def said(request: Request[Any, Any, Any]) -> Mapping[str, str]:
         return {}
 
 
+def said_by_the_change(request: Request[Any, Any, Any]) -> Mapping[str, str]:
+    """What the change's own cookie said, never the address (for what a link must not set: typed samples)."""
+    found = _cookie_for(request)
+    if found is None:
+        return {}
+    try:
+        return dict(parse_qsl(found, max_num_fields=8))
+    except ValueError:
+        return {}
+
+
 def spent(request: Request[Any, Any, Any]) -> list[Cookie]:
     """The cookie that clears what `said` read, for the page's response; none if there was nothing."""
     if _cookie_for(request) is None:

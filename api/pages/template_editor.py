@@ -308,7 +308,7 @@ class TemplateEditorPages(StaffPages):
         )
         current = versions[0].template if versions else (variant_of_record(record) if record else None)
         form = form_of_variant(current)
-        typed = notices.said(request).get("samples", "")
+        typed = notices.said_by_the_change(request).get("samples", "")  # a link cannot set them
         if typed.strip():  # just saved: the preview shows the samples typed before, not empty ones
             form["samples"] = typed
         return await self._editor(request, name, chosen, locale, form, preview=record is not None)

@@ -216,8 +216,12 @@ async def _status(
         ),
     )
     if progress.next_send_at is not None and progress.count("planned"):
-        when = day_and_time(progress.next_send_at.astimezone(zone(ctx.business_tz)))
-        fields = (*fields, Field("Next waiting message goes", f"{when} ({ctx.business_tz})"))
+        when = (
+            "as soon as the worker gets to it (it is due already)"
+            if progress.next_send_at <= ctx.now()
+            else f"{day_and_time(progress.next_send_at.astimezone(zone(ctx.business_tz)))} ({ctx.business_tz})"
+        )
+        fields = (*fields, Field("Next waiting message goes", when))
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
     results: tuple[Button, ...] = ()

@@ -308,8 +308,8 @@ async def offer_rebooking(
 
 @dataclass(frozen=True)
 class PickOutcome:
-    """What a patient's letter did: `booked` (the consultation it booked or moved), or fresh times. `text`
-    is the answer to send; empty when the booking's own message already tells them on that channel."""
+    """What a patient's letter did: `booked` (the consultation it booked or moved), or fresh times; `text`
+    is the answer to send."""
 
     text: str
     booked_id: int | None = None
@@ -357,9 +357,8 @@ async def take_pick(
     booked_id = booked.consultation_id
     await desk.close_offer(offer.offer_id, now, booked_id)
     note = f"The patient picked a new time by replying; consultation {booked_id}."
-    if booked.customer_channel == channel:
-        # The booking's own message (a rule's, with the link) answers on this channel: one message, not two.
-        return PickOutcome("", booked_id, note=note)
+    # Answered here, always: the move's own message (a rule's) may be delayed, deferred by quiet hours, off
+    # or failing, and the patient who just wrote is owed an answer now, with the link.
     when = time_in(slot, facts.customer_timezone, facts.customer_locale)
     done = patient_says(
         facts.customer_locale, "done", service=facts.service, clinician=facts.clinician, when=when

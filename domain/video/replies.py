@@ -117,21 +117,20 @@ async def answer_video_reply(
         found = await _answer_reminder(desk, replies.policy, customer_id, answer, message.channel, now)
     if found is None:
         return None
-    if found.text:  # empty: the booking's own message answers them on this channel
-        await store.enqueue(
-            OutboxEntry(
-                customer_id=customer_id,
-                channel=message.channel,
-                source=MessageSource.SYSTEM,
-                source_ref=f"video-reply:{message.provider_message_id}"[:64],
-                category=MessageCategory.TRANSACTIONAL,
-                to_address=message.from_address,
-                body=found.text,
-                send_at=now,
-                payload={"explanation": "answers the patient's reply about their video consultation"},
-            ),
-            now,
-        )
+    await store.enqueue(
+        OutboxEntry(
+            customer_id=customer_id,
+            channel=message.channel,
+            source=MessageSource.SYSTEM,
+            source_ref=f"video-reply:{message.provider_message_id}"[:64],
+            category=MessageCategory.TRANSACTIONAL,
+            to_address=message.from_address,
+            body=found.text,
+            send_at=now,
+            payload={"explanation": "answers the patient's reply about their video consultation"},
+        ),
+        now,
+    )
     if found.handled is ReplyHandled.ANSWERED:
         await store.note_in_open_chat(
             customer_id, message.channel, communication_id, message.body, found.note, now

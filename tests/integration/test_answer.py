@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import xml.etree.ElementTree as ElementTree
 from datetime import UTC, date, datetime, timedelta
@@ -183,6 +184,11 @@ async def test_a_rate_split_by_campaign_calls_its_whole_overall_since_it_holds_m
         ).one()
     overall = f"; overall {format_value(delivered / sent, 'percent', locale='en_GB')}."
     assert reply.summary.endswith(overall) and "campaigns together" not in reply.summary, reply.summary
+    # Narrowed to all but one campaign, the messages of no campaign are still among the parts: "these together".
+    some = next(s.dimension_value for s in reply.result.series if not unnamed(s))
+    narrowed = dataclasses.replace(query, filters=(Filter("campaign", "ne", some or ""),))
+    fewer = await answer(seeded, narrowed, now=NOW, business_tz=TZ, locale="en_GB", currency="EUR")
+    assert "; these together " in fewer.summary and "campaigns together" not in fewer.summary, fewer.summary
 
 
 async def test_countries_are_named_as_people_say_them_not_by_their_codes(seeded: Database) -> None:

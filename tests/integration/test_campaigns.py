@@ -713,9 +713,10 @@ async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_
     ann = await add_customer(database, "Ann", phone="+4915100000011")
     ben = await add_customer(database, "Ben", phone="+4915100000012")
     cem = await add_customer(database, "Cem", phone="+4915100000013")
+    dora = await add_customer(database, "Dora", phone="+4915100000014")  # erased at her request
     first = await new_campaign(database, slug="winter", name="Winter check-up")
     second = await new_campaign(database, slug="new-year", name="New year")
-    sent = [(first, ann, NOW), (first, ben, NOW), (first, cem, NOW)]
+    sent = [(first, ann, NOW), (first, ben, NOW), (first, cem, NOW), (first, dora, NOW)]
     sent += [(second, ben, NOW + timedelta(days=1)), (second, cem, NOW + timedelta(days=1))]
     opted_out = [
         (ann, NOW + timedelta(days=2)),  # the winter campaign's: no other campaign reached Ann
@@ -765,9 +766,18 @@ async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_
             )
             for c, at in opted_out
         )
+        session.add(  # an erasure closes every channel in the ledger: no unsubscribe of the campaign
+            ConsentRecord(
+                customer_id=dora,
+                channel="sms",
+                status="opted_out",
+                source="erasure",
+                recorded_at=NOW + timedelta(days=1),
+            )
+        )
         await session.commit()
     uow = SqlCampaignUnitOfWork(database)
     winter, new_year = await campaign_progress(uow, first), await campaign_progress(uow, second)
     assert (winter.opted_out, new_year.opted_out) == (1, 1)
     # What providers charged for the messages they took, not the planned one's estimate.
-    assert (winter.cost_micros, new_year.cost_micros) == ({"USD": 3 * 68_000}, {"USD": 2 * 68_000})
+    assert (winter.cost_micros, new_year.cost_micros) == ({"USD": 4 * 68_000}, {"USD": 2 * 68_000})

@@ -11,6 +11,7 @@ from domain.delivery.ports import DeliveryReceipt
 from domain.vocabulary import MessageStatus
 from storage.database import Database
 from storage.models import (
+    BulkMessaging,
     CommunicationPreference,
     ConsentRecord,
     Customer,
@@ -170,6 +171,47 @@ async def test_a_customer_who_asked_for_no_marketing_after_planning_gets_none_bu
     assert len(stopped) == 2
     assert all((r.status, r.status_reason) == ("suppressed", "customer_marketing_limit") for r in stopped)
     assert said == {"Not sent: the customer asked for no marketing after it was planned."}
+
+
+async def test_a_campaigns_fallback_is_not_held_back_by_the_limit_its_own_first_message_used(
+    database: Database,
+) -> None:
+    """A limit of 1: the campaign's WhatsApp message went out but was not delivered; its SMS fallback counts
+    the week without it, as planning did, so it goes (the review's finding)."""
+    async with database.sessions() as session:
+        customer = Customer(name="Mia Roth", phone_e164="+4915100000780", created_at=NOW)
+        campaign = BulkMessaging(slug="winter", name="Winter", template_name="winter", status="running")
+        session.add_all([customer, campaign])
+        await session.flush()
+        customer_id, campaign_id = customer.id, campaign.id
+        session.add(CommunicationPreference(customer_id=customer_id, marketing_max_per_week=1))
+        session.add(
+            CustomerCommunication(
+                customer_id=customer_id,
+                campaign_id=campaign_id,
+                channel="whatsapp",
+                provider="whatsapp_cloud",
+                direction="outbound",
+                source="campaign",
+                category="marketing",
+                idempotency_key="winter:first",
+                to_address="4915100000780",
+                body="Winter offer",
+                status="undelivered",
+                created_at=NOW - timedelta(hours=2),
+                sent_at=NOW - timedelta(hours=2),
+            )
+        )
+        await session.commit()
+    await add_due(database, 1, customer_id=customer_id)
+    async with database.engine.begin() as connection:  # the fallback is the same campaign's
+        await connection.execute(
+            update(CustomerCommunication)
+            .where(CustomerCommunication.idempotency_key.like("campaign:claims:%"))
+            .values(campaign_id=campaign_id)
+        )
+    claimed = await claim(database, 10)
+    assert len(claimed) == 1
 
 
 @pytest.mark.parametrize(("limit", "sent_this_week", "goes"), [(2, 2, False), (2, 1, True), (1, 0, True)])

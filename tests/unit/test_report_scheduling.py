@@ -69,3 +69,21 @@ async def test_a_cron_expression_that_cannot_work_stores_nothing() -> None:
             uow, report_id=7, report_slug="weekly", owner_id=3, request=request, actor="a", via="cli", now=NOW
         )
     assert uow.schedules.added == [] and uow.audit.entries == [] and uow.commits == 0
+
+
+def test_a_schedules_announcement_shows_names_as_text_never_as_slack_markup() -> None:
+    from datetime import UTC, datetime
+
+    from reports.schedule_check import schedule_announcement
+    from reports.schedules import ScheduleRequest
+
+    said = schedule_announcement(
+        "Ann <B>",
+        "<!channel> & co",
+        ScheduleRequest("0 8 * * 1", "Europe/Berlin", "slack", "#ops"),
+        datetime(2026, 12, 7, 9, tzinfo=UTC),
+    )
+    assert said.startswith(
+        "Ann &lt;B&gt; scheduled the report “&lt;!channel&gt; &amp; co” here, every Monday"
+    )
+    assert "<!channel>" not in said and said.endswith("the first comes 14 Dec 08:00.")
