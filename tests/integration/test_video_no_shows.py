@@ -131,7 +131,8 @@ async def test_the_watcher_marks_a_missed_consultation_once_and_offers_new_times
         new = await session.get(VideoConsultation, answered.rebooked_id)
         assert new is not None and new.scheduled_at == datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
         assert (new.staff_id, new.customer_id, new.status) == (w["staff"], w["customer"], "scheduled")
-    assert (await replies(database))[-1].endswith("is now on Tue 8 Dec 11:00 CET.")
+    said = (await replies(database))[-1]
+    assert "is now on Tue 8 Dec 11:00 CET. Your link: " in said and "/v/" in said, said
     # Once they have rebooked, staff cannot offer the missed one's times again (a second booking).
     with pytest.raises(
         VideoError, match=rf"already rebooked consultation {missed} as #{answered.rebooked_id}"

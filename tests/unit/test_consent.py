@@ -436,7 +436,9 @@ def test_next_allowed_time_is_the_first_allowed_minute(
     allowed = next_allowed_time(now, ZoneInfo(zone), start, end)
     assert allowed >= now
     assert not locally_quiet(allowed, zone, start, end)
-    assert allowed - now <= timedelta(hours=26)
+    # Within a day, unless the day's allowed stretch lies wholly in a DST gap (quiet 02:15-02:00 in Ceuta on
+    # 29 Mar 2026: 02:00-02:15 never happens that day), when the next day's is the first: 26 h 01 min there.
+    assert allowed - now <= timedelta(hours=50)
     probe = now
     while probe < allowed:
         assert locally_quiet(probe, zone, start, end)
