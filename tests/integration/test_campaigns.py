@@ -723,43 +723,29 @@ async def test_each_opt_out_is_credited_to_the_last_campaign_before_it_within_a_
         (ben, NOW + timedelta(days=2)),  # the new year campaign's: it reached Ben after winter's
         (cem, NOW + timedelta(days=10)),  # nine days after the last campaign: nobody's
     ]
+
+    def sms(campaign: int, customer: int, at: datetime, status: str = "delivered") -> CustomerCommunication:
+        return CustomerCommunication(
+            customer_id=customer,
+            campaign_id=campaign,
+            channel="sms",
+            provider="twilio",
+            direction="outbound",
+            source="campaign",
+            category="marketing",
+            to_address="+49151",
+            body="Hello",
+            status=status,
+            created_at=at,
+            sent_at=at if status != "planned" else None,
+            cost_micros=68_000,
+            currency="USD",
+        )
+
     async with database.sessions() as session:
-        session.add_all(
-            CustomerCommunication(
-                customer_id=customer,
-                campaign_id=campaign,
-                channel="sms",
-                provider="twilio",
-                direction="outbound",
-                source="campaign",
-                category="marketing",
-                to_address="+49151",
-                body="Hello",
-                status="delivered",
-                created_at=at,
-                sent_at=at,
-                cost_micros=68_000,
-                currency="USD",
-            )
-            for campaign, customer, at in sent
-        )
-        session.add(  # planned, with the estimate planning gave it: it costs nothing until it goes
-            CustomerCommunication(
-                customer_id=ann,
-                campaign_id=first,
-                channel="sms",
-                provider="twilio",
-                direction="outbound",
-                source="campaign",
-                category="marketing",
-                to_address="+49151",
-                body="Hello",
-                status="planned",
-                created_at=NOW,
-                cost_micros=68_000,
-                currency="USD",
-            )
-        )
+        session.add_all(sms(campaign, customer, at) for campaign, customer, at in sent)
+        # Planned, with the estimate planning gave it: it costs nothing until it goes.
+        session.add(sms(first, ann, NOW, "planned"))
         session.add_all(
             ConsentRecord(
                 customer_id=c, channel="sms", status="opted_out", source="sms_keyword", recorded_at=at
