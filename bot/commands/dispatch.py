@@ -96,6 +96,13 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
         return BY_NAME[f"{noun} {verb}"], words[2:]
     if noun in DEFAULT_VERB and (len(words) == 1 or noun == "customer"):
         return BY_NAME[f"{noun} {DEFAULT_VERB[noun]}"], words[1:]
+    if noun == "campaign" and second in CAMPAIGN_RESULTS:  # "campaign performance last month"
+        raise ParseError(
+            "A campaign's results: `campaign status NAME`, or ask “how did the Black Friday campaign do?”. "
+            "Campaigns side by side: “campaign revenue by campaign last month” or “delivery rate by campaign "
+            "last month”.",
+            "campaign status NAME",
+        )
     raise ParseError(f"“{noun}” takes one of: {', '.join(verbs)}.", " | ".join(f"{noun} {v}" for v in verbs))
 
 
@@ -221,6 +228,12 @@ _WIE_LIEF_ES = re.compile(
 )
 #: "Kampagne" as the last word of a German campaign's name, or joined to it ("Black-Friday-Kampagne").
 _KAMPAGNE = re.compile(r"[\s-]*kampagne$", re.IGNORECASE)
+
+
+#: Words asking how campaigns did, which no `campaign` verb is: answered with where their figures are.
+CAMPAIGN_RESULTS = frozenset(
+    {"performance", "results", "result", "stats", "statistics", "figures", "numbers"}
+)
 
 
 def _campaign_asked_about(text: str, campaigns: Mapping[str, str]) -> str | None:

@@ -889,3 +889,9 @@ def test_a_filter_of_several_values_keeps_them_all_in_the_answer_s_buttons() -> 
     again = parse(parsed.command.command_text(period=PeriodSpec("last_month")), context())
     assert again is not None and again.command.filters == parsed.command.filters
     assert "channel=sms,email" in parsed.command.command_text()
+
+
+@pytest.mark.parametrize("text", ["campaign performance last month", "campaign results", "campaigns figures"])
+def test_asking_for_campaign_results_says_where_they_are(text: str) -> None:
+    with pytest.raises(ParseError, match="A campaign's results: `campaign status NAME`"):
+        parse(text, context())
