@@ -47,13 +47,9 @@ def after_change(request: Request[Any, Any, Any], location: str, **words: str | 
 def said(request: Request[Any, Any, Any]) -> Mapping[str, str]:
     """What the change that led here said (`{"done": "deleted"}`): the cookie's, if it names this page, else
     the address's own query (older links)."""
-    found = _cookie_for(request)
-    if found is None:
+    if _cookie_for(request) is None:
         return request.query_params
-    try:
-        return dict(parse_qsl(found, max_num_fields=8))
-    except ValueError:  # more fields than any notice has: a cookie we did not write says nothing
-        return {}
+    return said_by_the_change(request)
 
 
 def said_by_the_change(request: Request[Any, Any, Any]) -> Mapping[str, str]:
@@ -63,7 +59,7 @@ def said_by_the_change(request: Request[Any, Any, Any]) -> Mapping[str, str]:
         return {}
     try:
         return dict(parse_qsl(found, max_num_fields=8))
-    except ValueError:
+    except ValueError:  # more fields than any notice has: a cookie we did not write says nothing
         return {}
 
 

@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -698,6 +699,17 @@ async def test_a_scheduled_reports_email_that_bounced_fails_its_delivery_in_word
     audited = [a.action for a in await rows(database, AuditLog)]
     assert audited.count("report.delivery_bounced") == 1
     assert await count(database, CustomerCommunication) == 0  # no customer message was made of it
+
+    # Bounces naming no run (an id that does not parse, another destination's key) change nothing, and are
+    # taken (200), not kept for a replay that could never find more.
+    for message_id in ("<not-a-report-key@northwind.example>", f"<{key[:-8]}00000000@northwind.example>"):
+        stray = replace(
+            original, message_id=message_id, headers={**original.headers, "Message-ID": message_id}
+        )
+        assert (
+            await post_email(client, settings, bounce_report(stray, "northwind.example"))
+        ).status_code == 200
+    assert [a.action for a in await rows(database, AuditLog)].count("report.delivery_bounced") == 1
 
 
 # --- One-click unsubscribe -----------------------------------------------------------------------------
