@@ -28,7 +28,8 @@ async def retry_delivery(
     database: Database, actor: Actor, report_id: int, delivery_id: int, now: datetime
 ) -> str:
     """Send a failed delivery again: it reopens as due now with its attempts counted afresh, and the
-    scheduler's next tick takes it (once, whichever process gets it). Returns where it goes."""
+    scheduler's next tick takes it (once, whichever process gets it). Counted in `sent_again`, so an email
+    sent again has a Message-ID of its own. Returns where it goes."""
     async with SqlUnitOfWork(database) as uow:
         row = (
             await uow.session.execute(
@@ -44,7 +45,14 @@ async def retry_delivery(
         changed = await uow.session.execute(
             update(ReportDelivery)
             .where(ReportDelivery.id == delivery_id, ReportDelivery.status == "failed")
-            .values(status="retrying", attempts=0, claimed_until=now, takeover_note=None)
+            .values(
+                status="retrying",
+                attempts=0,
+                claimed_until=now,
+                takeover_note=None,
+                sent_again=ReportDelivery.sent_again + 1,
+                owner_to_hear=False,
+            )
             .execution_options(synchronize_session=False)
         )
         if not getattr(changed, "rowcount", 0):

@@ -16,7 +16,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 
 from domain.dates_said import day_month_year
 from providers.slack.client import slack_client
-from providers.smtp.client import MAIL_KIND_HEADER, SmtpRelay
+from providers.smtp.client import SmtpRelay, mark_own_mail
 from providers.telegram.client import telegram_bot
 from reports.exports import chunks
 from reports.redraw import SLACK_ACTION_PREFIX, Redraw
@@ -308,8 +308,10 @@ class EmailDestination:
         sender: str,
         *,
         timeout_seconds: float = DELIVERY_TIME_LIMIT,
+        signing_secret: str = "",
     ) -> None:
         self.sender = sender
+        self.signing_secret = signing_secret
         self.timeout_seconds = timeout_seconds
         self.relay = SmtpRelay(host, port, username or None, password or None, start_tls=None)
 
@@ -318,11 +320,11 @@ class EmailDestination:
         message["From"] = self.sender
         message["To"] = destination
         message["Subject"] = report.title + (" (late)" if report.late else "")
-        message[MAIL_KIND_HEADER] = "report"
+        domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
         if report.delivery_key:
             # One Message-ID per run: a copy sent again after a worker died mid-send is the same message.
-            domain = parseaddr(self.sender)[1].rpartition("@")[2] or "localhost"
             message["Message-ID"] = f"<{report.delivery_key}@{domain}>"
+        mark_own_mail(message, "report", self.signing_secret, domain)
         message.set_content(report.text)
         if report.png is not None:
             message.add_attachment(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import EmailMessage
+from email.utils import parseaddr
 
-from providers.smtp.client import MAIL_KIND_HEADER
+from providers.smtp.client import mark_own_mail
 from reports.business_format import BusinessFormat
 from reports.destinations import RenderedReport
 from reports.redraw import redraws
@@ -42,18 +43,39 @@ async def render_scheduled_report(
     )
 
 
-def report_failure_email(schedule: DueSchedule, error: str, sender: str) -> EmailMessage | None:
-    """After the last retry the schedule's owner hears about it by email (the delivery log has it too);
-    None when the schedule has no owner address."""
-    if not schedule.owner_email:
+def report_failure_email(
+    schedule: DueSchedule,
+    error: str,
+    sender: str,
+    *,
+    bounced: bool = False,
+    public_url: str = "",
+    signing_secret: str = "",
+) -> EmailMessage | None:
+    """The schedule's owner hears by email that a run was not delivered after the last retry, or (`bounced`)
+    that its email bounced after the relay took it; the report's page has it too. None when the schedule has
+    no owner address, or when that address is the one that bounced (it would bounce again)."""
+    owner = schedule.owner_email
+    if not owner or (bounced and owner.strip().lower() == schedule.destination.strip().lower()):
         return None
     message = EmailMessage()
-    message["From"], message["To"] = sender, schedule.owner_email
-    message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
-    message[MAIL_KIND_HEADER] = "alert"
-    message.set_content(
-        f'The scheduled report "{schedule.report_name}" could not be delivered to {schedule.destination_kind} '
-        f"{schedule.destination} after several attempts.\n\nLast error: {error}\n\n"
-        f"Check the destination, then see /analytics/reports for the delivery log."
-    )
+    message["From"], message["To"] = sender, owner
+    page = f"{public_url.rstrip('/')}/analytics/reports/{schedule.report_slug}"
+    if bounced:
+        message["Subject"] = f"Scheduled report did not arrive: {schedule.report_name}"
+        text = (
+            f'The scheduled report "{schedule.report_name}" was handed to the mail relay for '
+            f"{schedule.destination}, but it bounced.\n\n{error}\n\n"
+            f"Check the address, then send it again or change the schedule on the report's page: {page}"
+        )
+    else:
+        message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
+        text = (
+            f'The scheduled report "{schedule.report_name}" could not be delivered to '
+            f"{schedule.destination_kind} {schedule.destination} after several attempts.\n\n"
+            f"Last error: {error}\n\n"
+            f"Check the destination, then send it again on the report's page, where its delivery log is: {page}"
+        )
+    message.set_content(text)
+    mark_own_mail(message, "alert", signing_secret, parseaddr(sender)[1].rpartition("@")[2] or "localhost")
     return message

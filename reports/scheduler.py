@@ -64,10 +64,12 @@ def check_lease(lease: timedelta, destinations: Mapping[str, ReportDestination])
         )
 
 
-def delivery_key(schedule: DueSchedule, due_at: datetime) -> str:
-    """The same for every attempt at one run (schedule, due time, destination): an email's Message-ID."""
+def delivery_key(schedule: DueSchedule, due_at: datetime, sent_again: int = 0) -> str:
+    """The same for every attempt at one run (schedule, due time, destination): an email's Message-ID. A run
+    staff sent again is another email (`-again1`, …), so a late bounce of the first does not fail it."""
     where = hashlib.sha256(schedule.destination.encode()).hexdigest()[:8]
-    return f"report-{schedule.id}-{due_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{where}"
+    again = f"-again{sent_again}" if sent_again else ""
+    return f"report-{schedule.id}-{due_at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{where}{again}"
 
 
 @dataclass
@@ -81,6 +83,8 @@ class ScheduleRunner:
     retry_base: timedelta = timedelta(minutes=1)
     lease: timedelta = DEFAULT_LEASE
     notify_owner: OwnerNotifier | None = None
+    #: Tells a schedule's owner that a run recorded delivered bounced afterwards (its email did not arrive).
+    notify_owner_of_bounce: OwnerNotifier | None = None
     #: Told after every tick (None) and of every failure (the error or a sentence); feeds the job heartbeat.
     report_pass: Callable[[BaseException | str | None], None] = lambda _failure: None
     #: The business's timezone, which every unit of work of the process carries.
@@ -111,7 +115,24 @@ class ScheduleRunner:
             if taken_run is not None:
                 await self._deliver(owner, taken_run)
                 attempted += 1
+        await self._tell_owners_of_bounces()
         return attempted
+
+    async def _tell_owners_of_bounces(self) -> None:
+        """Each run whose email bounced after it was recorded delivered is told to its schedule's owner once."""
+        for _ in range(TAKEOVERS_PER_TICK):
+            async with self._unit_of_work() as uow:
+                store = SqlScheduleStore(uow.session)
+                bounced = await store.next_bounce_to_tell()
+                if bounced is None:
+                    return
+                schedule = await store.get(bounced.schedule_id)
+                await uow.commit()
+            if schedule is not None and self.notify_owner_of_bounce is not None:
+                try:
+                    await self.notify_owner_of_bounce(schedule, bounced.error)
+                except Exception:  # best effort, as for a failure: the report's page says it already
+                    log.exception("could not tell the owner of schedule %s of a bounce", schedule.id)
 
     async def _claim_runs(self, schedule: DueSchedule, now: datetime) -> list[ClaimedRun]:
         policy: MissedRunPolicy = "skip" if schedule.missed_run_policy == "skip" else "deliver_late_once"
@@ -195,7 +216,8 @@ class ScheduleRunner:
         try:
             async with asyncio.timeout(destination.timeout_seconds):
                 await destination.deliver(
-                    schedule.destination, replace(report, delivery_key=delivery_key(schedule, run.due_at))
+                    schedule.destination,
+                    replace(report, delivery_key=delivery_key(schedule, run.due_at, run.sent_again)),
                 )
         except TimeoutError:
             limit = in_words(destination.timeout_seconds)

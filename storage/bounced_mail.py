@@ -1,9 +1,11 @@
 """Our own mail to staff that bounced: a scheduled report's email that did not arrive fails its delivery.
 
 A report email's Message-ID is its run's delivery key (reports.scheduler.delivery_key):
-"report-{schedule id}-{due time, UTC}-{first 8 hex of the destination's SHA-256}". The relay's bounce names it,
-so the delivery the scheduler recorded as delivered (the relay took the mail) is failed, in words, with an
-audit entry: the report's page and the Performance page then say it did not arrive, and Send again is offered.
+"report-{schedule id}-{due time, UTC}-{first 8 hex of the destination's SHA-256}", with "-again{n}" once staff
+sent the run again n times. The relay's bounce names it, so the delivery the scheduler recorded as delivered
+(the relay took the mail) is failed, in words, with an audit entry: the report's page and the Performance page
+then say it did not arrive, Send again is offered, and the scheduler emails the schedule's owner. Only a bounce
+carrying back our signed check gets here (providers.smtp.webhooks).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from storage.unit_of_work import SqlAuditTrail
 log = logging.getLogger(__name__)
 
 #: A report run's delivery key, as its email's Message-ID carries it.
-REPORT_KEY = re.compile(r"report-(?P<schedule>\d{1,18})-(?P<due>\d{8}T\d{6}Z)-(?P<where>[0-9a-f]{8})")
+REPORT_KEY = re.compile(
+    r"report-(?P<schedule>\d{1,18})-(?P<due>\d{8}T\d{6}Z)-(?P<where>[0-9a-f]{8})(?:-again(?P<again>\d{1,9}))?"
+)
 
 
 class SqlBouncedMail:
@@ -46,6 +50,14 @@ class SqlBouncedMail:
         run = next(
             (r for r in runs if hashlib.sha256(r.destination.encode()).hexdigest()[:8] == key["where"]), None
         )
+        if run is not None and run.sent_again != int(key["again"] or 0):
+            # An earlier sending's late bounce: staff sent the run again since, which is another email.
+            log.warning(
+                "a report email (%s) bounced, but its run was sent again since: %s",
+                bounce.message_id,
+                bounce.error,
+            )
+            return False
         if run is None:
             log.warning(
                 "a report email (%s) bounced, but its delivery is gone: %s", bounce.message_id, bounce.error
@@ -59,6 +71,7 @@ class SqlBouncedMail:
             log.warning("report delivery %s bounced while %s; left so: %s", run.id, run.status, bounce.error)
             return False
         run.status, run.error, run.claimed_until = "failed", said, None
+        run.owner_to_hear = True  # the scheduler emails the schedule's owner (reports.scheduler)
         self.audit.record(
             AuditEntry(
                 actor="mail server",

@@ -52,6 +52,8 @@ class ClaimedRun:
     attempt: int
     holder: str
     takeover_note: str | None = None
+    #: How many times staff sent the run again: part of a report email's Message-ID.
+    sent_again: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,17 @@ class OpenRun:
     holder: str
     attempts: int
     takeover_note: str | None
+    sent_again: int = 0
+
+
+@dataclass(frozen=True)
+class BouncedRun:
+    """A run recorded delivered whose email bounced afterwards (storage.bounced_mail), for its owner to hear."""
+
+    delivery_id: int
+    schedule_id: int
+    due_at: datetime
+    error: str
 
 
 class SqlScheduleStore:
@@ -155,6 +168,7 @@ class SqlScheduleStore:
                     ReportDelivery.claimed_by,
                     ReportDelivery.attempts,
                     ReportDelivery.takeover_note,
+                    ReportDelivery.sent_again,
                 )
                 .where(ReportDelivery.status.in_(OPEN), ReportDelivery.claimed_until <= now)
                 .order_by(ReportDelivery.claimed_until, ReportDelivery.id)
@@ -173,6 +187,7 @@ class SqlScheduleStore:
             row.claimed_by,
             row.attempts,
             row.takeover_note,
+            row.sent_again,
         )
 
     async def take(
@@ -209,6 +224,7 @@ class SqlScheduleStore:
             attempt=run.attempts + 1,
             holder=worker_id,
             takeover_note=takeover_note,
+            sent_again=run.sent_again,
         )
 
     async def give_up(self, run: OpenRun, now: datetime, *, error: str, takeover_note: str | None) -> bool:
@@ -255,6 +271,31 @@ class SqlScheduleStore:
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def next_bounce_to_tell(self) -> BouncedRun | None:
+        """A delivered run whose email bounced and whose owner has not heard of it yet, taken: the flag is
+        cleared here (compare-and-set), so of several processes exactly one tells the owner."""
+        row = (
+            await self.session.execute(
+                select(
+                    ReportDelivery.id, ReportDelivery.schedule_id, ReportDelivery.due_at, ReportDelivery.error
+                )
+                .where(ReportDelivery.owner_to_hear.is_(True))
+                .order_by(ReportDelivery.id)
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return None
+        taken = await self.session.execute(
+            update(ReportDelivery)
+            .where(ReportDelivery.id == row.id, ReportDelivery.owner_to_hear.is_(True))
+            .values(owner_to_hear=False)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(taken, "rowcount", 0):
+            return None
+        return BouncedRun(row.id, row.schedule_id, row.due_at, row.error or "The email did not arrive.")
 
 
 def _unchanged(run: OpenRun, now: datetime) -> tuple[ColumnElement[bool], ...]:

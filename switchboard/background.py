@@ -205,6 +205,7 @@ class BackgroundServices:
                 destinations=self._destinations,
                 worker_id=self.worker_id,
                 notify_owner=self.tell_owner_report_failed,
+                notify_owner_of_bounce=self.tell_owner_report_bounced,
                 report_pass=self.health.reporter("report scheduler", REPORT_TICK_SECONDS),
                 business_tz=self.container.settings.business_timezone,
             )
@@ -353,9 +354,23 @@ class BackgroundServices:
         await self.container.metrics.record_snapshot(self.container.database, utc_now())
 
     async def tell_owner_report_failed(self, schedule: DueSchedule, error: str) -> None:
-        message = report_failure_email(schedule, error, self.container.settings.email_from)
+        await self._tell_owner(schedule, error, bounced=False)
+
+    async def tell_owner_report_bounced(self, schedule: DueSchedule, error: str) -> None:
+        await self._tell_owner(schedule, error, bounced=True)
+
+    async def _tell_owner(self, schedule: DueSchedule, error: str, *, bounced: bool) -> None:
+        settings = self.container.settings
+        message = report_failure_email(
+            schedule,
+            error,
+            settings.email_from,
+            bounced=bounced,
+            public_url=settings.public_url,
+            signing_secret=settings.session_secret.get_secret_value(),
+        )
         if message is not None:
-            await relay_from(self.container.settings).send(message)
+            await relay_from(settings).send(message)
 
     async def render_report(self, schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
         return await render_scheduled_report(self.container.database, schedule, due_at, late, self._business)
@@ -374,5 +389,6 @@ def report_destinations(container: Container) -> dict[str, ReportDestination]:
             settings.smtp_username or None,
             settings.smtp_password.get_secret_value() or None,
             settings.email_from,
+            signing_secret=settings.session_secret.get_secret_value(),
         ),
     }

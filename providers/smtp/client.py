@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.utils import make_msgid
 
 import aiosmtplib
 
 #: Marks mail that is not a customer message (a scheduled report, an alert to staff), so that its bounce
 #: is not looked for in the outbox.
 MAIL_KIND_HEADER = "X-Switchboard-Mail"
+#: Header vouching for what a mail is and its Message-ID together (an HMAC with the signing secret): a
+#: delivery report is believed only when it carries this back, since anyone can mail the reports' mailbox.
+#: Customer email signs our message id; reports and alerts sign their kind.
+SWITCHBOARD_CHECK_HEADER = "X-Switchboard-Check"
+
+
+def id_check(secret: str, our_id: str, message_id: str) -> str:
+    return hmac.new(secret.encode(), f"{our_id}|{message_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def mark_own_mail(message: EmailMessage, kind: str, secret: str, domain: str) -> None:
+    """Marks mail to staff (kind "report" or "alert"): its kind, a Message-ID (made when it has none), and,
+    with a signing secret, the check its bounce must carry back to be believed (providers.smtp.webhooks)."""
+    message[MAIL_KIND_HEADER] = kind
+    if message["Message-ID"] is None:
+        message["Message-ID"] = make_msgid(domain=domain)
+    if secret:
+        message[SWITCHBOARD_CHECK_HEADER] = id_check(secret, kind, str(message["Message-ID"]))
 
 
 @dataclass(frozen=True)

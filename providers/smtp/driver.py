@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 
@@ -16,20 +15,11 @@ from domain.delivery.ports import (
     ProviderError,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
-from providers.smtp.client import SmtpRelay
+from providers.smtp.client import SWITCHBOARD_CHECK_HEADER, SmtpRelay, id_check
 from switchboard.settings import Settings
 
 #: Header carrying our message id, so bounces and replies can be matched to our row.
 SWITCHBOARD_ID_HEADER = "X-Switchboard-Message-Id"
-#: Header vouching for our id and the Message-ID together (an HMAC with the signing secret): a delivery report
-#: is believed to name our row only when it carries this back, since anyone can mail the reports' mailbox.
-SWITCHBOARD_CHECK_HEADER = "X-Switchboard-Check"
-
-
-def id_check(secret: str, our_id: str, message_id: str) -> str:
-    return hmac.new(secret.encode(), f"{our_id}|{message_id}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
 _CREDENTIALS_BACKOFF_SECONDS = 300.0
 
 

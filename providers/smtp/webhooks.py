@@ -26,8 +26,8 @@ from domain.delivery.ports import (
     InboundMessage,
 )
 from domain.vocabulary import Channel, MessageStatus, Provider
-from providers.smtp.client import MAIL_KIND_HEADER
-from providers.smtp.driver import SWITCHBOARD_CHECK_HEADER, SWITCHBOARD_ID_HEADER, id_check
+from providers.smtp.client import MAIL_KIND_HEADER, SWITCHBOARD_CHECK_HEADER, id_check
+from providers.smtp.driver import SWITCHBOARD_ID_HEADER
 from providers.webhook_bodies import (
     UNAUTHORIZED,
     Accepted,
@@ -192,11 +192,18 @@ def _moment(value: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def bounced_mail_kind(raw_bytes: bytes) -> str | None:
-    """What kind of non-customer mail bounced (report, alert), from the original's headers; None for a
-    customer message."""
-    kind = str(_original_headers(_parse(raw_bytes)).get(MAIL_KIND_HEADER) or "").strip()
-    return kind or None
+def bounced_mail_kind(raw_bytes: bytes, secret: str = "") -> tuple[str, bool] | None:
+    """What kind of our mail to staff bounced (report, alert), from the original's headers, and whether
+    they carry back the check the signing secret made of that kind and Message-ID (see
+    `providers.smtp.client.mark_own_mail`); None for a customer message."""
+    original = _original_headers(_parse(raw_bytes))
+    kind = str(original.get(MAIL_KIND_HEADER) or "").strip()
+    if not kind:
+        return None
+    message_id = str(original.get("Message-ID") or "").strip()
+    check = str(original.get(SWITCHBOARD_CHECK_HEADER) or "").strip()
+    vouched = bool(secret and message_id) and hmac.compare_digest(check, id_check(secret, kind, message_id))
+    return kind, vouched
 
 
 def _delivery_status(email: EmailMessage) -> tuple[str, str, str, datetime | None]:
@@ -278,15 +285,27 @@ def email_bytes(delivery: WebhookDelivery) -> bytes:
 def read_email(delivery: WebhookDelivery, context: ReadingContext) -> WebhookContents:
     raw = email_bytes(delivery)
     secret = context.link_secret
-    report = parse_delivery_report(raw, secret if isinstance(secret, str) else secret.get_secret_value())
+    secret_text = secret if isinstance(secret, str) else secret.get_secret_value()
+    report = parse_delivery_report(raw, secret_text)
     if report is not None:
-        kind = bounced_mail_kind(raw)
-        if kind is not None:
+        ours = bounced_mail_kind(raw, secret_text)
+        if ours is not None:
             # A report or an alert to staff, not a customer message: nothing in the outbox to update, but a
             # report's delivery that did not arrive is failed (storage.bounced_mail).
+            kind, vouched = ours
             if report.status is MessageStatus.DELIVERED:
                 return WebhookContents()
             message_id = (report.provider_message_id or "").strip().strip("<>")
+            if not vouched:
+                # Anyone can mail the reports' mailbox: a bounce without our check could fail a delivered
+                # report. Taken (nothing to replay) and logged; an email sent before the signing secret
+                # changed bounces so too.
+                log.warning(
+                    "a bounce naming our %s email %s does not carry our check, so it was not believed",
+                    kind,
+                    message_id,
+                )
+                return WebhookContents()
             error = report.error_detail or report.error_code or "bounced"
             return WebhookContents(mail_bounces=(MailBounce(kind, message_id, error),))
         return WebhookContents(receipts=(report,))

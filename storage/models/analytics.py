@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -226,3 +227,8 @@ class ReportDelivery(Base):
     #: Why another process took the run over, and whether an earlier attempt may have delivered it.
     takeover_note: Mapped[str | None] = mapped_column(String(300))
     delivered_at: Mapped[datetime | None]
+    #: How many times staff sent the run again (Send again); a report email's Message-ID carries it, so a
+    #: late bounce of an earlier sending does not fail the later one.
+    sent_again: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    #: Its email bounced after it was recorded delivered, and the schedule's owner is still to hear of it.
+    owner_to_hear: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))

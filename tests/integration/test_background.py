@@ -116,12 +116,29 @@ async def test_the_owner_is_emailed_when_a_scheduled_report_finally_fails(databa
             next_due_at=datetime.now(UTC),
             owner_email="maria@northwind.example",
         )
-        await BackgroundServices(container).tell_owner_report_failed(schedule, "channel_not_found")
+        services = BackgroundServices(container)
+        await services.tell_owner_report_failed(schedule, "channel_not_found")
+        bounced = "The email did not arrive: the recipient's mail server answered “550 5.1.1 no such user”."
+        to_email = replace(schedule, destination_kind="email", destination="board@northwind.example")
+        await services.tell_owner_report_bounced(to_email, bounced)
+        # The owner's own address bounced: telling them there would bounce again (the page says it).
+        await services.tell_owner_report_bounced(
+            replace(to_email, destination="Maria@northwind.example"), bounced
+        )
         await container.close()
         emails = sandbox.state.emails
-    assert len(emails) == 1
-    assert emails[0].rcpt_tos == ["maria@northwind.example"]
-    assert "Weekly revenue" in emails[0].subject and "channel_not_found" in emails[0].text
+    assert len(emails) == 2
+    failed, did_not_arrive = emails
+    assert failed.rcpt_tos == did_not_arrive.rcpt_tos == ["maria@northwind.example"]
+    assert failed.subject == "Scheduled report not delivered: Weekly revenue"
+    assert "channel_not_found" in failed.text and "/analytics/reports/weekly" in failed.text
+    assert did_not_arrive.subject == "Scheduled report did not arrive: Weekly revenue"
+    assert "handed to the mail relay for board@northwind.example, but it bounced" in did_not_arrive.text
+    assert bounced in did_not_arrive.text
+    assert f"{container.settings.public_url}/analytics/reports/weekly" in did_not_arrive.text
+    # Marked as our alert and signed, so a bounce of it is believed and not looked for in the outbox.
+    assert {e.headers.get("X-Switchboard-Mail") for e in emails} == {"alert"}
+    assert all(len(e.headers.get("X-Switchboard-Check", "")) == 32 for e in emails)
 
 
 async def test_daily_insight_stores_trend_readings_and_analyses_once_a_day(database_url: str) -> None:

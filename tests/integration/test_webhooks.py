@@ -652,64 +652,108 @@ async def test_an_email_bounce_fails_our_message(client, settings, database, cus
     assert await feed_total(database, "failed") == 1
 
 
-async def test_a_scheduled_reports_email_that_bounced_fails_its_delivery_in_words(
+async def test_a_scheduled_reports_email_that_bounced_fails_its_delivery_and_its_owner_hears_of_it(
     client, settings, database
 ) -> None:
     """The relay took the report's email, so the scheduler recorded it delivered; the mailbox's bounce came
-    later (the walk saw "delivered" on the report's page for an email that never arrived)."""
-    from reports.scheduler import delivery_key
-    from storage.models import AuditLog, ReportDelivery
-    from storage.schedules import SqlScheduleStore
-    from tests.integration.test_report_schedules import DUE, add_schedule
+    later (the walk saw "delivered" on the report's page for an email that never arrived). Only a bounce
+    carrying back our signed check is believed, the owner is emailed once, and a run sent again is another
+    email, which a late bounce of the first does not fail."""
+    from api.sandbox.config import SandboxConfig
+    from api.sandbox.server import run_sandbox
+    from reports.deliveries import Actor, retry_delivery
+    from reports.destinations import EmailDestination
+    from reports.scheduler import ScheduleRunner
+    from storage.models import AuditLog, ReportDelivery, ReportSchedule
+    from storage.schedules import DueSchedule
+    from tests.integration.test_report_schedules import DUE, add_schedule, render
 
-    schedule_id = await add_schedule(database, kind="email", destination="board@northwind.example")
-    async with database.sessions() as session:
-        session.add(
-            ReportDelivery(
-                schedule_id=schedule_id,
-                due_at=DUE,
-                destination="board@northwind.example",
-                status="delivered",
-                claimed_by="w1",
-                attempts=1,
-                delivered_at=DUE,
-            )
-        )
-        await session.commit()
-        schedule = await SqlScheduleStore(session).get(schedule_id)
-    assert schedule is not None
-    key = delivery_key(schedule, DUE)
-    original = StoredEmail(
-        message_id=f"<{key}@northwind.example>",
-        mail_from="reports@northwind.example",
-        rcpt_tos=["board@northwind.example"],
-        subject="Weekly revenue",
-        text="",
-        html=None,
-        headers={"Message-ID": f"<{key}@northwind.example>", "X-Switchboard-Mail": "report"},
-        raw=b"",
-    )
-    for _ in range(2):  # the relay may report it twice: recorded once
-        response = await post_email(client, settings, bounce_report(original, "northwind.example"))
-        assert response.status_code == 200
-    [run] = await rows(database, ReportDelivery)
-    assert run.status == "failed" and run.error is not None
-    assert run.error.startswith("The email did not arrive: the recipient's mail server answered “"), run.error
-    assert "5.1.1" in run.error and "{" not in run.error
-    audited = [a.action for a in await rows(database, AuditLog)]
-    assert audited.count("report.delivery_bounced") == 1
-    assert await count(database, CustomerCommunication) == 0  # no customer message was made of it
+    await add_schedule(database, kind="email", destination="board@northwind.example")
+    told: list[tuple[str | None, str]] = []
 
-    # Bounces naming no run (an id that does not parse, another destination's key) change nothing, and are
-    # taken (200), not kept for a replay that could never find more.
-    for message_id in ("<not-a-report-key@northwind.example>", f"<{key[:-8]}00000000@northwind.example>"):
-        stray = replace(
-            original, message_id=message_id, headers={**original.headers, "Message-ID": message_id}
+    async def tell(schedule: DueSchedule, error: str) -> None:
+        told.append((schedule.owner_email, error))
+
+    async def bounce(email: StoredEmail, *, forged: bool = False) -> None:
+        if forged:  # the same headers without the check, which only the signing secret can make
+            headers = {k: v for k, v in email.headers.items() if k.lower() != "x-switchboard-check"}
+            email = replace(email, headers=headers)
+        response = await post_email(client, settings, bounce_report(email, "northwind.example"))
+        assert response.status_code == 200  # taken either way: nothing a replay could find more of
+
+    async def run_now() -> Any:
+        [run] = await rows(database, ReportDelivery)
+        return run
+
+    now = DUE + timedelta(seconds=5)
+    async with run_sandbox(replace(SandboxConfig(), port=0, smtp_port=0, send_status_webhooks=False)) as box:
+        email = EmailDestination(
+            "127.0.0.1",
+            box.smtp_port,
+            None,
+            None,
+            "reports@northwind.example",
+            signing_secret=settings.session_secret.get_secret_value(),
         )
-        assert (
-            await post_email(client, settings, bounce_report(stray, "northwind.example"))
-        ).status_code == 200
-    assert [a.action for a in await rows(database, AuditLog)].count("report.delivery_bounced") == 1
+        scheduler = ScheduleRunner(
+            database=database,
+            render=render,
+            destinations={"email": email},
+            clock=lambda: now,
+            notify_owner_of_bounce=tell,
+        )
+        await scheduler.tick()
+        [first] = box.state.emails
+        assert (await run_now()).status == "delivered"
+
+        await bounce(first, forged=True)  # anyone can mail the reports' mailbox
+        assert (await run_now()).status == "delivered"
+
+        for _ in range(2):  # the relay may report it twice: recorded once
+            await bounce(first)
+        run = await run_now()
+        assert run.status == "failed" and run.error is not None
+        assert run.error.startswith("The email did not arrive: the recipient's mail server answered “"), (
+            run.error
+        )
+        assert "5.1.1" in run.error and "{" not in run.error
+        audited = [a.action for a in await rows(database, AuditLog)]
+        assert audited.count("report.delivery_bounced") == 1
+        assert await count(database, CustomerCommunication) == 0  # no customer message was made of it
+
+        for _ in range(2):
+            await scheduler.tick()
+        assert told == [("maria@northwind.example", run.error)]  # once, whichever tick or process tells
+
+        # Sent again from the report's page: another email, so the first's late bounce leaves it delivered.
+        [schedule] = await rows(database, ReportSchedule)
+        await retry_delivery(
+            database, Actor("maria@northwind.example", "web"), schedule.report_id, run.id, now
+        )
+        await scheduler.tick()
+        first_again, second = box.state.emails
+        assert first_again.message_id == first.message_id
+        assert second.message_id == first.message_id.replace("@", "-again1@")
+        assert (await run_now()).status == "delivered"
+        await bounce(first)
+        assert (await run_now()).status == "delivered"
+        await bounce(second)
+        assert (await run_now()).status == "failed"
+
+    # Signed bounces naming no run (an id that does not parse, another destination's key) change nothing.
+    from providers.smtp.client import id_check
+
+    secret = settings.session_secret.get_secret_value()
+    other_destination = re.sub(r"-[0-9a-f]{8}-again1@", "-00000000-again1@", second.message_id)
+    assert other_destination != second.message_id
+    for message_id in ("<not-a-report-key@northwind.example>", other_destination):
+        headers = {
+            **second.headers,
+            "Message-ID": message_id,
+            "X-Switchboard-Check": id_check(secret, "report", message_id),
+        }
+        await bounce(replace(second, message_id=message_id, headers=headers))
+    assert [a.action for a in await rows(database, AuditLog)].count("report.delivery_bounced") == 2
 
 
 # --- One-click unsubscribe -----------------------------------------------------------------------------

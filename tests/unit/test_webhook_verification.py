@@ -561,18 +561,25 @@ def test_ordinary_mail_is_not_a_bounce() -> None:
 
 def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> None:
     from domain.conversations.model import MailBounce, WebhookContents
+    from providers.smtp.client import id_check
     from providers.smtp.webhooks import email_delivery, read_email
     from providers.webhook_bodies import ReadingContext
 
-    report = "Message-ID: <report-1-20261201T231000Z-527a4b55@clinic.example>\nX-Switchboard-Mail: report\n"
+    message_id = "<report-1-20261201T231000Z-527a4b55@clinic.example>"
+    unsigned = f"Message-ID: {message_id}\nX-Switchboard-Mail: report\n"
+    report = f"{unsigned}X-Switchboard-Check: {id_check(SECRET, 'report', message_id)}\n"
     context = ReadingContext(SECRET)
     # Not looked for in the outbox: a bounce of our own mail, which fails the report's delivery (storage).
     assert read_email(email_delivery(dsn("failed", "5.1.1", report)), context) == WebhookContents(
-        mail_bounces=(
-            MailBounce(
-                "report", "report-1-20261201T231000Z-527a4b55@clinic.example", "550 5.1.1 user unknown"
-            ),
-        )
+        mail_bounces=(MailBounce("report", message_id.strip("<>"), "550 5.1.1 user unknown"),)
     )
+    # Without our check (anyone can mail the mailbox), signed with another secret, or checked as another kind
+    # of mail: not believed, and nothing to look for in the outbox either.
+    alert = report.replace("X-Switchboard-Mail: report", "X-Switchboard-Mail: alert")
+    for raw, secret in ((unsigned, SECRET), (report, "another secret"), (report, ""), (alert, SECRET)):
+        assert (
+            read_email(email_delivery(dsn("failed", "5.1.1", raw)), ReadingContext(secret))
+            == WebhookContents()
+        )
     customer = read_email(email_delivery(dsn("failed", "5.1.1", ORIGINAL)), context)
     assert [r.our_message_id for r in customer.receipts] == [31]
