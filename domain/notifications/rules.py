@@ -32,6 +32,11 @@ FILLED_FOR_RULES = frozenset({*RECIPIENT_FIELDS, *SYSTEM_VARIABLES, "event_type"
 #: The payload field that anchors reminders; offsets count from it (e.g. -1440 = a day before).
 APPOINTMENT_AT = "appointment_at"
 TOO_LATE = "too_late"
+#: The payload field naming the channel on which the customer was answered about the event already, in their
+#: conversation (a patient who picked a new time by letter got "Done: …" with the link): a rule's message
+#: that would go on that channel is not sent, since it would say the same again.
+ANSWERED_ON = "answered_on"
+ANSWERED_ALREADY = "answered_in_conversation"
 MAX_EVENT_TYPE_LENGTH = 64
 MAX_KEY_LENGTH = 128
 #: What a rule's event type looks like: dot-separated parts such as ``order.created``.

@@ -28,6 +28,8 @@ from domain.notifications.model import (
 )
 from domain.notifications.ports import NotificationRuleUnitOfWork, NotificationUnitOfWork
 from domain.notifications.rules import (
+    ANSWERED_ALREADY,
+    ANSWERED_ON,
     APPOINTMENT_AT,
     TOO_LATE,
     channel_order,
@@ -303,8 +305,23 @@ async def _entries_for(
             if due is None:
                 entries.append(planner.suppress(recipient, order[0], _too_late(event)))
             else:
-                entries.append(planner.plan(recipient, order, due))
+                entry = planner.plan(recipient, order, due)
+                answered = event.payload.get(ANSWERED_ON)
+                if entry.status is MessageStatus.PLANNED and answered and entry.channel == answered:
+                    entry = planner.suppress(
+                        recipient, entry.channel, _answered_already(event, entry.channel)
+                    )
+                entries.append(entry)
     return entries
+
+
+def _answered_already(event: BusinessEvent, channel: Channel) -> SendDecision:
+    return SendDecision(
+        "suppress",
+        ANSWERED_ALREADY,
+        f"Not sent: the customer was answered about this {event.event_type} event on {channel_words(channel)} "
+        "already, in their conversation.",
+    )
 
 
 def _too_late(event: BusinessEvent) -> SendDecision:

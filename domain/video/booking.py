@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_datetime, format_skeleton
 
 from domain.audit import AuditEntry
+from domain.notifications.rules import ANSWERED_ON
 from domain.services import consultation_name_in
 from domain.templates.selection import BY_LANGUAGE, language_of
 from domain.video.booking_ports import (
@@ -253,9 +254,11 @@ async def book_consultation(
     via: str,
     now: datetime,
     public_url: str = "",
+    answered_on: str | None = None,
 ) -> BookedConsultation:
     """Book a video consultation: an appointment, its consultation with a room and two links, and the
-    clinician's time claimed, in one transaction; the patient is told on their channel, in their time."""
+    clinician's time claimed, in one transaction; the patient is told on their channel, in their time
+    (not by a rule's message on `answered_on`, where they were answered already in their conversation)."""
     starts_at = _bookable_start(request.starts_at, now)
     async with uow:
         patient = await _patient(uow, request.customer_id)
@@ -302,7 +305,13 @@ async def book_consultation(
             service_names=service.names,
         )
         booked = await _tell_patient(
-            uow, VIDEO_BOOKED, f"{VIDEO_BOOKED}:{consultation_id}", booked, patient, now
+            uow,
+            VIDEO_BOOKED,
+            f"{VIDEO_BOOKED}:{consultation_id}",
+            booked,
+            patient,
+            now,
+            extra=_answered(answered_on),
         )
         _audit(uow, actor, via, "video.book", booked, {"starts_at": starts_at.isoformat()})
         await uow.commit()
@@ -319,9 +328,11 @@ async def reschedule_consultation(
     via: str,
     now: datetime,
     public_url: str = "",
+    answered_on: str | None = None,
 ) -> BookedConsultation:
     """Move a consultation that is still to come: its claims move with it in one transaction, its version
-    grows (reminders for the old time are recognised as stale), its link stays the same."""
+    grows (reminders for the old time are recognised as stale), its link stays the same. The patient is told
+    as a booking is (`answered_on` as there)."""
     starts_at = _bookable_start(new_start, now)
     async with uow:
         current = await _consultation(uow, consultation_id)
@@ -358,6 +369,7 @@ async def reschedule_consultation(
             patient,
             now,
             previous_starts_at=current.starts_at,
+            extra=_answered(answered_on),
         )
         _audit(
             uow,
@@ -571,6 +583,10 @@ def _booked(
         service_names=service.names if service is not None else None,
         has_service=service is not None,
     )
+
+
+def _answered(channel: str | None) -> dict[str, str]:
+    return {ANSWERED_ON: channel} if channel else {}
 
 
 async def _tell_patient(

@@ -358,7 +358,8 @@ async def take_pick(
     await desk.close_offer(offer.offer_id, now, booked_id)
     note = f"The patient picked a new time by replying; consultation {booked_id}."
     # Answered here, always: the move's own message (a rule's) may be delayed, deferred by quiet hours, off
-    # or failing, and the patient who just wrote is owed an answer now, with the link.
+    # or failing, and the patient who just wrote is owed an answer now, with the link. A rule's message on
+    # this channel is therefore not sent (its event carries `answered_on`); on another channel it is.
     when = time_in(slot, facts.customer_timezone, facts.customer_locale)
     done = patient_says(
         facts.customer_locale, "done", service=facts.service, clinician=facts.clinician, when=when
@@ -379,10 +380,12 @@ async def _book(
         return await reschedule_consultation(
             desk.booking(), policy.rooms, facts.consultation_id, slot,
             actor=f"customer:{facts.customer_id}", via=channel, now=now, public_url=policy.public_url,
+            answered_on=channel,
         )  # fmt: skip
     if facts.staff_id is None or facts.service_id is None:
         raise VideoError("The consultation has no clinician or service to book again.")
     return await book_consultation(
         desk.booking(), policy.rooms, BookingRequest(facts.customer_id, facts.service_id, facts.staff_id, slot),
         actor=f"customer:{facts.customer_id}", via=channel, now=now, public_url=policy.public_url,
+        answered_on=channel,
     )  # fmt: skip

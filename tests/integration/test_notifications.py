@@ -165,3 +165,35 @@ async def test_a_rule_without_channels_reaches_a_patient_on_the_channel_they_opt
 
     channels = {m.customer_id: m.channel for m in await messages(database)}
     assert channels == {said_sms: "sms", said_nothing: "whatsapp"}
+
+
+async def test_an_event_the_customer_was_answered_about_sends_no_rule_message_on_that_channel(
+    database: Database,
+) -> None:
+    """A patient who picked a new time by letter on SMS got "Done: …" there; a rule's SMS about the same
+    move would say it again. On another channel (the one the rule reaches) it is still sent."""
+    await setup_rules(database)
+    customer = await add_customer(database, "Alice Smith", phone="+4915100000001")
+    uow = SqlNotificationUnitOfWork(database)
+    await record_event(uow, "order.created", "o-1", customer, {"order_ref": "A-1", "answered_on": "sms"}, NOW)
+    await record_event(
+        uow, "order.created", "o-2", customer, {"order_ref": "A-2", "answered_on": "email"}, NOW
+    )
+    report = await process_pending_events(lambda: SqlNotificationUnitOfWork(database), NOW)
+
+    answered, other = await messages(database)
+    assert (answered.channel, answered.status, answered.status_reason) == (
+        "sms",
+        "suppressed",
+        "answered_in_conversation",
+    )
+    assert answered.payload is not None and answered.payload["explanation"] == (
+        "Not sent: the customer was answered about this order.created event on SMS already, in their "
+        "conversation."
+    )
+    assert (other.channel, other.status, other.body) == (
+        "sms",
+        "planned",
+        "Thanks Alice, order A-2 is confirmed.",
+    )
+    assert report.by_reason == {"answered_in_conversation": 1}

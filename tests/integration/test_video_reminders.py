@@ -367,12 +367,12 @@ async def test_a_2_offers_three_times_and_a_letter_moves_the_consultation(databa
     assert len(await replies(database)) == 2 and await open_chats(database) == 1
 
 
-async def test_a_letter_that_moves_the_consultation_is_answered_at_once_even_when_a_rule_tells_the_move(
+async def test_a_letter_that_moves_the_consultation_is_answered_at_once_and_the_rules_sms_is_not_sent_again(
     database: Database,
 ) -> None:
     """With a rule on video.rescheduled reaching the patient by SMS, the move's own message may be delayed,
     deferred or failing, so the letter is still answered at once, with the link (the review's finding: a
-    patient left with no answer is worse than two messages)."""
+    patient left with no answer is worse than two messages), and the rule's SMS is not sent."""
     w = await world(database)
     async with database.sessions() as session:
         session.add(
@@ -418,6 +418,20 @@ async def test_a_letter_that_moves_the_consultation_is_answered_at_once_even_whe
             )
         )
     assert moved == [f"video.rescheduled:{consultation}:2"]
+
+    # The rule's own SMS about the move would say it again on the channel the patient was just answered on:
+    # it is kept as not sent, with why (a rule reaching another channel still sends; see the domain test).
+    await process_pending_events(lambda: SqlNotificationUnitOfWork(database), NOW + timedelta(minutes=3))
+    async with database.sessions() as session:
+        event_id = await session.scalar(
+            select(BusinessEvent.id).where(BusinessEvent.event_type == "video.rescheduled")
+        )
+    [told] = [m for m in await outbox(database) if (m.source_ref or "").endswith(f":{event_id}")]
+    assert (told.channel, told.status, told.status_reason) == ("sms", "suppressed", "answered_in_conversation")
+    assert told.payload["explanation"] == (
+        "Not sent: the customer was answered about this video.rescheduled event on SMS already, in their "
+        "conversation."
+    )
 
 
 async def test_a_time_taken_meanwhile_gets_fresh_times(database: Database) -> None:
