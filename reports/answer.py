@@ -283,10 +283,20 @@ def _summary(
         total = sum(s.total or 0.0 for s in series)
         previous = sum(s.comparison_total or 0.0 for s in series) if comparison else None
         every = " and ".join(plural(dimension_words(d)) for d in result.dimensions)
-        sentence = say(total, previous, "" if narrowed else f" (all {every})")
+        # The rows without a value (opt-outs after no campaign) are in the total but are no campaign.
+        rest = [s for s in series if unnamed(s)]
+        sentence = say(total, previous, "" if narrowed else " (overall)" if rest else f" (all {every})")
+        ranked = series if top is None else tuple(s for s in series if not unnamed(s))
         if len(series) > 1 and (
-            parts := _parts(result, series, locale, currency, top or PARTS_SAID, exactly=top is not None)
+            parts := _parts(result, ranked, locale, currency, top or PARTS_SAID, exactly=top is not None)
         ):
+            if top is not None and rest:
+                # A ranking names real values only; the part without one is said apart, not hidden in "more".
+                money = currency if metric.unit == "currency" else None
+                parts += "; " + ", ".join(
+                    f"{series_label(result, s)} {format_value(s.total or 0.0, metric.unit, locale=locale, currency=money)}"
+                    for s in rest
+                )
             sentence = f"{sentence[:-1]}: {parts}."
         if comparison:
             current = {series_label(result, s): s.total or 0.0 for s in series}

@@ -334,7 +334,7 @@ _METRICS: tuple[Metric, ...] = (
         "percent",
         "ratio",
         "messages",
-        ("channel", "segment", "country"),
+        ("channel", "segment", "country", "campaign"),
         "down_is_good",
         synonyms=("unsubscribe rate", "unsubscribes rate"),
         out_of=("opt-out", "opt-outs", "message sent", "messages sent"),
@@ -343,11 +343,12 @@ _METRICS: tuple[Metric, ...] = (
         "opt_outs",
         "Opt-outs",
         "Customers opting out of a channel in the period (STOP, an unsubscribe link, a blocked bot, or told "
-        "to staff), each time they did.",
+        "to staff), each time they did; by campaign, each is the campaign whose message reached them last on "
+        "that channel in the 7 days before.",
         "count",
         "count",
         "opt_outs",
-        ("channel", "segment", "country"),
+        ("channel", "segment", "country", "campaign"),
         "down_is_good",
         synonyms=("opt outs", "unsubscribes", "unsubscribed customers"),
     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
@@ -25,7 +25,7 @@ from domain.vocabulary import (
     MessageCategory,
     MessageStatus,
 )
-from storage.analytics.facts import SecondsBetween
+from storage.analytics.facts import OPT_OUT_WINDOW, SecondsBetween
 from storage.models import (
     Appointment,
     BulkMessaging,
@@ -114,10 +114,6 @@ def _visited_since(moment: datetime) -> ColumnElement[bool]:
 
 def _has_tag(tag_test: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(CustomerTag.customer_id == Customer.id, tag_test)
-
-
-#: How long after a campaign's message an opt-out on its channel counts as that campaign's unsubscribe.
-OPT_OUT_WINDOW = timedelta(days=7)
 
 
 class SqlOutboxWriter:

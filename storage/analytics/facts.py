@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -331,6 +332,32 @@ MESSAGES = FactSource(
     ),
 )
 
+#: How long after a campaign's message an opt-out on its channel counts as that campaign's unsubscribe.
+OPT_OUT_WINDOW = timedelta(days=7)
+_opted_after = _alias(CustomerCommunication, "opted_after")
+_opted_after_campaign = _alias(BulkMessaging, "opted_after_campaign")
+#: The campaign an opt-out is credited to, as a campaign's page credits it (storage/campaigns.py): the one
+#: whose message the customer was sent last on that channel within OPT_OUT_WINDOW before opting out; NULL
+#: (no campaign) when none was. Each opt-out goes to one campaign at most, so the split adds up.
+OPT_OUT_CAMPAIGN = (
+    select(_opted_after_campaign.c.slug)
+    .select_from(
+        _opted_after.join(_opted_after_campaign, _opted_after_campaign.c.id == _opted_after.c.campaign_id)
+    )
+    .where(
+        _opted_after.c.customer_id == ConsentRecord.customer_id,
+        _opted_after.c.channel == ConsentRecord.channel,
+        _opted_after.c.direction == Direction.OUTBOUND.value,
+        _opted_after.c.sent_at.is_not(None),
+        _opted_after.c.sent_at <= ConsentRecord.recorded_at,
+        SecondsBetween(_opted_after.c.sent_at, ConsentRecord.recorded_at) < OPT_OUT_WINDOW.total_seconds(),
+    )
+    .order_by(_opted_after.c.sent_at.desc(), _opted_after.c.id.desc())
+    .limit(1)
+    .correlate(ConsentRecord.__table__)
+    .scalar_subquery()
+)
+
 OPT_OUTS = FactSource(
     name="opt_outs",
     table=ConsentRecord.__table__,
@@ -343,6 +370,7 @@ OPT_OUTS = FactSource(
             "channel": (ConsentRecord.channel, ()),
             "segment": (_consent_customer.c.segment, ("customer",)),
             "country": (_consent_customer.c.country, ("customer",)),
+            "campaign": (OPT_OUT_CAMPAIGN, ()),
         }
     ),
     joins=MappingProxyType(

@@ -262,6 +262,55 @@ async def test_daily_revenue_split_by_a_dimension_matches(database: Database, di
     assert {s.dimension_value for s in result.series} == {v for v, _ in expected}
 
 
+@pytest.mark.parametrize("rolled_up", [False, True], ids=["raw", "rollups"])
+async def test_opt_outs_by_campaign_credit_each_to_the_campaign_whose_message_came_last_before_it(
+    database: Database, rolled_up: bool
+) -> None:
+    """ "which campaign had the most opt-outs": each opt-out goes to the campaign whose message reached the
+    customer last on that channel in the 7 days before (as the campaign's page counts), recounted here."""
+    from reports.rollups import rebuild_rollups
+
+    # More customers than the other tests seed: enough campaign messages for opt-outs to follow some.
+    await seed_database(database, SeedPlan(customers=1200, days=100, seed=11, end_date=date(2026, 11, 30)))
+    facts = await load_facts(database)
+    if rolled_up:
+        await rebuild_rollups(database, business_tz=TZ)
+    period = PeriodSpec.last_n_days(90)
+    result = await run_query(
+        database,
+        MetricQuery(("opt_outs", "opt_out_rate"), period, dimensions=("campaign",)),
+        now=NOW,
+        business_tz=TZ,
+    )
+    expected: dict[str, int] = defaultdict(int)
+    for record in facts.opt_outs:
+        if not within(record.recorded_at, result.range.start, result.range.end):
+            continue
+        before = [
+            (m.sent_at, m.id, facts.campaigns[m.campaign_id].slug)
+            for m in facts.messages
+            if m.customer_id == record.customer_id
+            and m.channel == record.channel
+            and m.campaign_id is not None
+            and m.sent_at is not None
+            and m.sent_at <= record.recorded_at < m.sent_at + timedelta(days=7)
+        ]
+        expected[max(before)[2] if before else "(none)"] += 1
+    assert len(expected) > 2 and expected["(none)"], "the seed must credit some opt-outs to campaigns"
+    counted = {s.dimension_value or "(none)": s.total for s in result.series if s.metric == "opt_outs"}
+    assert counted == {slug: float(n) for slug, n in expected.items()}
+    rates = [s for s in result.series if s.metric == "opt_out_rate"]
+    assert {s.dimension_value for s in rates} >= set(expected)
+    for series in rates:
+        sent = sum(
+            m.status in SENT
+            and within(m.created_at, result.range.start, result.range.end)
+            and (facts.campaigns[m.campaign_id].slug if m.campaign_id else "(none)") == series.dimension_value
+            for m in facts.messages
+        )
+        assert close(series.total, ratio(expected.get(series.dimension_value or "", 0), sent)), series.name
+
+
 async def test_messages_by_channel_per_week_match(database: Database) -> None:
     facts = await seeded(database)
     result = await run_query(
