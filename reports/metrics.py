@@ -179,7 +179,7 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "new_customers",
         "New customers",
-        "Customers whose record was created in the period.",
+        "Customers whose record was created in the period (not those a customer list brought in).",
         "count",
         "count",
         "customers",

@@ -25,7 +25,7 @@ from domain.vocabulary import (
     MessageCategory,
     MessageStatus,
 )
-from storage.analytics.facts import OPT_OUT_WINDOW, SecondsBetween
+from storage.analytics.facts import COUNTED_OPT_OUT, OPT_OUT_WINDOW, SecondsBetween
 from storage.models import (
     Appointment,
     BulkMessaging,
@@ -268,8 +268,7 @@ class SqlCampaignRepository:
                     exists().where(
                         record.customer_id == message.customer_id,
                         record.channel == message.channel,
-                        record.status == ConsentStatus.OPTED_OUT.value,
-                        record.source != "erasure",  # an erasure closes the ledger: no unsubscribe
+                        COUNTED_OPT_OUT,  # not an erasure, nor a customer list's "no"
                         record.recorded_at >= message.sent_at,
                         SecondsBetween(message.sent_at, record.recorded_at) < OPT_OUT_WINDOW.total_seconds(),
                         ~exists()

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
 from domain.clock import utc_now
+from domain.consent.sources import IMPORTED_FROM
 from domain.customers.importing import ImportRow
 from domain.vocabulary import Channel
 from storage.backups import BackupError, in_memory, scratch_copy
@@ -272,14 +273,18 @@ class CustomerImport:
         if not pending:
             return {}
         defaults = self.defaults
+        # Known as brought in by a list: a clinic's long-standing patients are no new customers of today.
+        now = utc_now()
         values = [
             {
+                "created_at": now,
+                "imported_at": now,
                 "external_ref": p.row.external_ref,
                 "name": p.row.name,
                 "phone_e164": p.row.phone,
                 "email": p.row.email,
                 "timezone": p.row.timezone or p.row.zone_guessed or defaults.timezone,
-                "locale": p.row.locale or defaults.locale,
+                "locale": p.row.locale or p.row.language_guessed or defaults.locale,
                 "country": p.row.country,
                 "segment": p.row.segment or "standard",
             }
@@ -484,7 +489,7 @@ class CustomerImport:
                         "channel": channel,
                         "status": consent.status.value,
                         "source": consent.source,
-                        "detail": f"imported from {self.defaults.file_name[:180]}, line {consent.line}",
+                        "detail": f"{IMPORTED_FROM}{self.defaults.file_name[:180]}, line {consent.line}",
                         "recorded_at": consent.at,
                     }
                 )
@@ -574,6 +579,7 @@ def _merge(into: ImportRow, row: ImportRow, free: Callable[[str, str | None], bo
     # import's region) only fills a country not held yet.
     if row.country and (row.country_given or not into.country):
         into.country, into.country_given = row.country, row.country_given
+        into.language_guessed = row.language_guessed  # the language guessed goes with its country
     into.tags |= row.tags
     into.consents.extend(row.consents)
     into.line = row.line

@@ -27,6 +27,12 @@ SOURCE_WORDS = {
 }
 
 
+#: How the ledger's note of a statement a customer list brought in begins ("imported from clinic.csv, line 7"):
+#: such a statement is a record of what the customer said elsewhere, before, so it is no opt-out (or opt-in)
+#: counted in the analytics, whatever the file gave as its source.
+IMPORTED_FROM = "imported from "
+
+
 def source_words(source: str) -> str:
     """A source in words; one the product does not write itself (an import's own) with spaces for underscores."""
     return SOURCE_WORDS.get(source, source.replace("_", " "))

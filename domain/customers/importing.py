@@ -237,6 +237,8 @@ class ImportRow:
     #: Whether the file named the country (else it is the phone number's, and a stored one is kept).
     country_given: bool = False
     locale: str | None = None
+    #: The language of the row's country when the row names none: a new customer's, never a stored one's.
+    language_guessed: str | None = None
     timezone: str | None = None
     #: For a new customer the file gives no time zone: the zone of the row's country when it names another
     #: country than the import's (GB: Europe/London), else of a number from another country (a +43 mobile:
@@ -349,6 +351,10 @@ def read_row(
     ):
         row.zone_guessed = None
     row.locale = get("locale")[:16] or None
+    if row.locale is None and row.country and row.country != rules.default_region:
+        # A new patient of another country than the business's reads its language, not the business's: a
+        # British patient of a German clinic gets English (a language without templates falls back to them).
+        row.language_guessed = language_of_country(row.country)
     timezone = get("timezone")
     if timezone:
         if rules.known_timezones and timezone not in rules.known_timezones:

@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.sql.selectable import FromClause
 
+from domain.consent.sources import IMPORTED_FROM
 from domain.vocabulary import Direction, MessageStatus, OrderStatus
 from storage.models import (
     Appointment,
@@ -332,6 +333,14 @@ MESSAGES = FactSource(
     ),
 )
 
+#: An opt-out made here, in the period it was recorded. An erasure closes every channel in the ledger
+#: (storage/customer_erasure.py), and a customer list's "no" is what the customer said elsewhere, before
+#: (storage/customer_import.py): neither is an opt-out.
+COUNTED_OPT_OUT: ColumnElement[bool] = and_(
+    ConsentRecord.status == "opted_out",
+    ConsentRecord.source != "erasure",
+    ~func.coalesce(ConsentRecord.detail, "").startswith(IMPORTED_FROM, autoescape=True),
+)
 #: How long after a campaign's message an opt-out on its channel counts as that campaign's unsubscribe.
 OPT_OUT_WINDOW = timedelta(days=7)
 _opted_after = _alias(CustomerCommunication, "opted_after")
@@ -363,8 +372,7 @@ OPT_OUTS = FactSource(
     table=ConsentRecord.__table__,
     time_column=ConsentRecord.recorded_at,
     id_column=ConsentRecord.id,
-    # An erasure closes every channel in the ledger (storage/customer_erasure.py); that is no opt-out.
-    condition=(ConsentRecord.status == "opted_out") & (ConsentRecord.source != "erasure"),
+    condition=COUNTED_OPT_OUT,
     dimensions=MappingProxyType(
         {
             "channel": (ConsentRecord.channel, ()),
@@ -513,7 +521,10 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
         "revenue": MetricMeasures(_REVENUE),
         "orders": MetricMeasures(_ORDERS),
         "average_order_value": MetricMeasures(_REVENUE, _ORDERS),
-        "new_customers": MetricMeasures(Measure("new_customers", "customers", "count")),
+        # A customer list's patients came before the import: not new that day (storage/customer_import.py).
+        "new_customers": MetricMeasures(
+            Measure("new_customers", "customers", "count", condition=Customer.imported_at.is_(None))
+        ),
         "active_customers": MetricMeasures(
             Measure("active_customers", "orders", "count_distinct", Order.customer_id)
         ),

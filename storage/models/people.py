@@ -60,6 +60,9 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     #: When the customer's personal data was erased at their request (storage/customer_erasure.py).
     erased_at: Mapped[datetime | None]
+    #: When a customer list brought the customer in (None: they came through the product, or were added by
+    #: staff): such a customer is no new customer of that day in the analytics (storage/analytics/facts.py).
+    imported_at: Mapped[datetime | None]
 
 
 class CustomerTag(Base):

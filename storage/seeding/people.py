@@ -138,6 +138,7 @@ class Customer:
             "created_at": self.created_at,
             "updated_at": self.created_at,
             "erased_at": None,
+            "imported_at": None,
         }
 
     def preference_row(self) -> Row:

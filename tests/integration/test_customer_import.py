@@ -559,6 +559,29 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
     errors = (tmp_path / "group.errors.csv").read_text(encoding="utf-8-sig")
     assert "'0664 12' is not a valid AT number" in errors, errors
 
+    # Without a language of its own, a patient of another country reads that country's (the walk saw British
+    # and French patients of a German clinic stored as German readers); the business's own read its language.
+    async def languages() -> dict[str, str]:
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                return dict((await session.execute(select(Customer.name, Customer.locale))).tuples().all())
+        finally:
+            await database.dispose()
+
+    from switchboard.settings import Settings
+
+    business = Settings(database_url=url).customer_language
+    assert asyncio.run(languages()) == {
+        "Lena Berger": "de",
+        "Noah Keller": "de",
+        "Amelia Clarke": "en",
+        "Jonas Weber": business,
+        "Sofia Rossi": business,  # the row says DE, whatever her number's country
+        "Mia Brunner": "de",
+        "Oliver Hughes": "en",
+    }
+
 
 UNGUARDED_PROGRAM = """
 import asyncio, sys
@@ -861,3 +884,58 @@ async def preferred_channels(url: str) -> dict[str, str]:
             return {ref: channel for ref, channel in rows.all()}
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_imported_list_brings_no_new_customers_nor_opt_outs_into_the_analytics(
+    engine: str, fresh_databases: FreshDatabases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clinic's long-standing patients, with the "no"s they said before, are neither new customers nor
+    opt-outs of the import's day (the walk saw imported patients spike both); a patient who joins through
+    the product and a STOP do count."""
+    from datetime import UTC, datetime, timedelta
+
+    from reports.periods import PeriodSpec
+    from reports.query import MetricQuery, run_query
+
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    # Undated answers are recorded as of the import: its day's ledger holds these "no"s.
+    undated = [
+        [f"U{n}", f"Undated{n}", "Test", f"0152 {30_000_000 + n}", "", "no", "", "", ""] for n in range(5)
+    ]
+    done = run(str(write(tmp_path / "patients.csv", clinic_list(40) + undated)), "--region", "DE")
+    assert done.exit_code == 0, done.output
+    held = asyncio.run(tables(url))
+    assert held["customers"] > 30
+    assert [status for _, channel, status in held["current"] if channel == "sms"].count("opted_out") >= 5
+
+    async def figures() -> tuple[float, float]:
+        database = Database.connect(url)
+        try:
+            now = datetime.now(UTC) + timedelta(minutes=1)
+            period = PeriodSpec.between(now.date() - timedelta(days=1), now.date())
+            totals = []
+            for metric in ("new_customers", "opt_outs"):
+                result = await run_query(database, MetricQuery((metric,), period), now=now, business_tz="UTC")
+                totals.append(result.series[0].total or 0.0)
+            return totals[0], totals[1]
+        finally:
+            await database.dispose()
+
+    async def join_and_stop() -> None:
+        database = Database.connect(url)
+        try:
+            async with database.sessions() as session:
+                walked_in = Customer(name="New Patient", phone_e164="+4915199999999")
+                session.add(walked_in)
+                await session.flush()
+                session.add(ConsentRecord(customer_id=walked_in.id, channel="sms", status="opted_out",
+                                          source="sms_keyword", detail="STOP"))  # fmt: skip
+                await session.commit()
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(figures()) == (0.0, 0.0)
+    asyncio.run(join_and_stop())
+    assert asyncio.run(figures()) == (1.0, 1.0)

@@ -81,6 +81,7 @@ async def load_facts(database: Database) -> Facts:
                 for r in await session.scalars(select(ConsentRecord))
                 if r.status == "opted_out"
                 and r.source != "erasure"  # an erasure closes the ledger: no opt-out
+                and not (r.detail or "").startswith("imported from ")  # said elsewhere, before
             ],
             chats=list(await session.scalars(select(ChatSession))),
             sla_breaches=[e for e in await session.scalars(select(ChatSlaEvent)) if e.kind == "breach"],

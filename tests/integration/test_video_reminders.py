@@ -427,7 +427,11 @@ async def test_a_letter_that_moves_the_consultation_is_answered_at_once_and_the_
             select(BusinessEvent.id).where(BusinessEvent.event_type == "video.rescheduled")
         )
     [told] = [m for m in await outbox(database) if (m.source_ref or "").endswith(f":{event_id}")]
-    assert (told.channel, told.status, told.status_reason) == ("sms", "suppressed", "answered_in_conversation")
+    assert (told.channel, told.status, told.status_reason) == (
+        "sms",
+        "suppressed",
+        "answered_in_conversation",
+    )
     assert told.payload["explanation"] == (
         "Not sent: the customer was answered about this video.rescheduled event on SMS already, in their "
         "conversation."
