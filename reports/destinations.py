@@ -15,6 +15,7 @@ import aiosmtplib
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from domain.dates_said import day_month_year
+from domain.messages.words import failure_words
 from providers.slack.client import slack_client
 from providers.smtp.client import SmtpRelay, mark_own_mail
 from providers.telegram.client import telegram_bot
@@ -69,7 +70,26 @@ TELEGRAM_TEXT_LIMIT = 4096
 
 
 class DeliveryFailed(Exception):
-    """The destination refused or could not be reached; the scheduler retries and then tells the owner."""
+    """The destination refused or could not be reached; the scheduler retries and then tells the owner.
+    `permanent`: sending again cannot help (a mail server's 5xx: no such address), so it is not retried."""
+
+    def __init__(self, words: str, *, permanent: bool = False) -> None:
+        super().__init__(words)
+        self.permanent = permanent
+
+
+def smtp_said(error: BaseException) -> tuple[str, bool]:
+    """What the mail server said, in words ("the mail server refused it: Recipient address rejected: User
+    unknown (5.1.1)", never the library's exception), and whether it was a permanent (5xx) refusal."""
+    refused: BaseException = error
+    if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
+        refused = error.recipients[0]
+    if isinstance(refused, aiosmtplib.SMTPResponseException):
+        words = failure_words(f"{refused.code} {refused.message}")
+        return f"the mail server refused it: {words}", refused.code >= 500
+    if isinstance(error, TimeoutError):
+        return "the mail server did not answer in time", False
+    return str(error) or error.__class__.__name__, False
 
 
 #: The longest a destination may take over one delivery, all its calls together; the scheduler stops it then.
@@ -337,4 +357,5 @@ class EmailDestination:
         try:
             await self.relay.send(message, timeout_seconds=min(CALL_TIMEOUT, self.timeout_seconds))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-            raise DeliveryFailed(f"email to {destination} failed: {error}") from error
+            words, permanent = smtp_said(error)
+            raise DeliveryFailed(f"email to {destination} failed: {words}", permanent=permanent) from error

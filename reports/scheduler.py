@@ -224,7 +224,8 @@ class ScheduleRunner:
             await self._failed(schedule, run, f"{destination.kind} did not answer within {limit}")
             return
         except Exception as error:  # delivery: retried, then reported to the owner
-            await self._failed(schedule, run, str(error) or error.__class__.__name__)
+            permanent = isinstance(error, DeliveryFailed) and error.permanent
+            await self._failed(schedule, run, str(error) or error.__class__.__name__, permanent=permanent)
             return
         async with self._unit_of_work() as uow:
             recorded = await SqlScheduleStore(uow.session).finish(
@@ -245,8 +246,11 @@ class ScheduleRunner:
             await uow.commit()
         return started
 
-    async def _failed(self, schedule: DueSchedule, run: ClaimedRun, error: str) -> None:
-        final = run.attempt >= self.max_attempts
+    async def _failed(
+        self, schedule: DueSchedule, run: ClaimedRun, error: str, *, permanent: bool = False
+    ) -> None:
+        # A refusal that sending again cannot change (no such mailbox) fails at once, with the owner told.
+        final = permanent or run.attempt >= self.max_attempts
         retry_at = self.clock() + self.retry_base * 2 ** (run.attempt - 1)
         logged = f"{error} ({run.takeover_note})" if run.takeover_note else error
         async with self._unit_of_work() as uow:

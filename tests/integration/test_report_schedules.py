@@ -442,3 +442,30 @@ async def test_announcing_a_schedule_posts_in_the_channel_refuses_one_the_bot_ca
     silent = await announce_in_slack(token, dead, "#switchboard", "Ada scheduled the report here.")
     assert silent.refused is None and silent.unchecked
     assert len([m for m in sandbox.state.slack.messages if m.channel == "C0SWITCHBOARD"]) == 1
+
+
+async def test_a_mailbox_that_does_not_exist_fails_the_run_at_once_in_words(
+    database: Database, sandbox: RunningSandbox
+) -> None:
+    """A 5xx from the mail server (no such mailbox) cannot change on a retry: the run fails on its first
+    attempt, says what the server said, not the library's exception, and the owner hears once."""
+    sandbox.state.opt_out("ghost@northwind.example")  # the sandbox's relay refuses it: 550 5.1.1
+    await add_schedule(database, kind="email", destination="ghost@northwind.example")
+    told: list[str] = []
+
+    async def notify(schedule: DueSchedule, error: str) -> None:
+        told.append(error)
+
+    scheduler = runner(database, sandbox, DUE + timedelta(seconds=5), "s1")
+    scheduler.notify_owner = notify
+    for _ in range(3):
+        await scheduler.tick()
+    async with database.sessions() as session:
+        delivery = (await session.scalars(select(ReportDelivery))).one()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.error == (
+        "email to ghost@northwind.example failed: the mail server refused it: Recipient address rejected: "
+        "User unknown (5.1.1)"
+    )
+    assert told == [delivery.error]
+    assert sandbox.state.emails == []
