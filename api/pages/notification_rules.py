@@ -194,6 +194,12 @@ class RuleForm:
 
 
 class NotificationRulePages(StaffPages):
+    @get(PATH, name="notification_rules")
+    async def listed(self) -> Redirect:
+        """The rules are listed under Templates (each sends a template): an address typed or bookmarked
+        as the rules' own leads there."""
+        return Redirect(f"{LIST}#rules-heading", status_code=303)
+
     @get(f"{PATH}/new", name="notification_rule_new", guards=[requires_role(Role.MANAGER)])
     async def new_page(self, request: Request[Any, Any, Any]) -> Template:
         return await self._form(request, None, RuleForm())

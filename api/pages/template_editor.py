@@ -282,6 +282,9 @@ class TemplateEditorPages(StaffPages):
         """The "new template or variant" form's answer: the editor for that name, channel and language."""
         params = request.query_params
         name = template_key(params.get("name") or "")
+        if not name and not (params.get("name") or "").strip():
+            # Opened without the form (a link, a bookmark): the form is on the templates page.
+            return Redirect("/communication/templates#new-variant-heading", status_code=303)
         if not name:
             raise HTTPException(
                 status_code=422, detail="Give the template a name of letters or digits, such as winter-offer."

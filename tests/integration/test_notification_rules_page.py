@@ -400,3 +400,24 @@ async def test_a_forged_or_stale_notice_cookie_says_nothing(
         assert "The notification rule is" not in page.text and "<script>" not in page.text, value
     client.cookies.set(COOKIE, packed(f"{LISTING}?rule_done=deleted"))  # a genuine one still reads
     assert "The notification rule is deleted." in (await client.get(LISTING)).text
+
+
+async def test_the_rules_and_new_template_addresses_typed_or_bookmarked_lead_to_their_place(
+    client: AsyncTestClient[Any], database: Database, settings: Settings
+) -> None:
+    """The walk typed /communication/notification-rules (405, "That is not possible") and opened
+    /communication/templates/new without its form (422): both lead to the templates page's section."""
+    await sign_in(client, database, settings, MANAGER)
+    rules = await client.get(PAGE, follow_redirects=False)
+    assert (rules.status_code, rules.headers["location"]) == (303, f"{LISTING}#rules-heading")
+    new = await client.get("/communication/templates/new", follow_redirects=False)
+    assert (new.status_code, new.headers["location"]) == (303, f"{LISTING}#new-variant-heading")
+    page = await client.get(PAGE)
+    assert (
+        page.status_code == 200
+        and 'id="rules-heading"' in page.text
+        and 'id="new-variant-heading"' in page.text
+    )
+    # A name that is no name is still refused in words.
+    refused = await client.get("/communication/templates/new", params={"name": "%%%"})
+    assert refused.status_code == 422 and "Give the template a name of letters or digits" in refused.text
