@@ -9,6 +9,7 @@ time limit and runs beside the others, so an unreachable provider makes one slow
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -113,7 +114,8 @@ class Doctor:
         if self.settings.sandbox and name in {"twilio", "whatsapp", "telegram", "slack", "smtp", "video"}:
             return (
                 f"the provider sandbox does not answer at {self.settings.sandbox_base_url}: "
-                "`switchboard serve` starts it while SWITCHBOARD_SANDBOX=1 (or run  switchboard sandbox)"
+                "`switchboard serve` starts it while SWITCHBOARD_SANDBOX=1 (or run  switchboard sandbox); "
+                "if it runs on another port (`make demo SANDBOX_PORT=8125`), set SWITCHBOARD_SANDBOX_PORT to it"
             )
         return _unreachable_fix(name)
 
@@ -622,9 +624,14 @@ def _empty(**settings: str) -> str:
     return next((name for name, value in settings.items() if not value.strip()), "")
 
 
+#: What client libraries put before the reason ("HTTP Client says - ClientConnectorError: Cannot connect …").
+_LIBRARY_PREFIX = re.compile(r"^(?:HTTP Client says - )?(?:[A-Z]\w*(?:Error|Exception): )?")
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return (text[0][:200] if text else "") or error.__class__.__name__
+    line = _LIBRARY_PREFIX.sub("", text[0]) if text else ""
+    return line[:200] or error.__class__.__name__
 
 
 def _not_checked(*checks: str, after: str) -> list[Finding]:

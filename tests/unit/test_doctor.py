@@ -85,3 +85,21 @@ async def test_a_provider_left_unset_is_named_as_not_set_not_as_unreachable() ->
     assert whatsapp[0].detail == "SWITCHBOARD_WHATSAPP_TOKEN is empty, so no WhatsApp message can be sent"
     assert smtp[0].detail == "SWITCHBOARD_SMTP_HOST is empty, so no email can be sent"
     assert "SWITCHBOARD_SMTP_HOST to your mail relay" in smtp[0].fix
+
+
+async def test_a_sandbox_that_does_not_answer_says_where_it_was_looked_for_and_how_to_point_elsewhere() -> (
+    None
+):
+    """The walk ran the demo's sandbox on 8735 and doctor without SWITCHBOARD_SANDBOX_PORT: six checks said
+    "HTTP Client says - ClientConnectorError: …" and only how to start a sandbox."""
+
+    async def refused() -> list[Finding]:
+        raise RuntimeError(
+            "HTTP Client says - ClientConnectorError: Cannot connect to host 127.0.0.1:8025 ssl:default "
+            "[Connect call failed ('127.0.0.1', 8025)]"
+        )
+
+    doctor = Doctor(Settings(sandbox=True, sandbox_port=8025), None)  # type: ignore[arg-type]
+    [found] = await doctor._bounded("telegram", refused)
+    assert found.detail.startswith("unreachable: Cannot connect to host 127.0.0.1:8025"), found.detail
+    assert "http://127.0.0.1:8025" in found.fix and "set SWITCHBOARD_SANDBOX_PORT" in found.fix
