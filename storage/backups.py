@@ -328,6 +328,7 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
         staging.unlink(missing_ok=True)
         try:
             await asyncio.to_thread(_sqlite_copy, path, staging, check=False)
+            os.chmod(staging, 0o600)  # patients' data: readable by its owner only, as the backup is
             for leftover in (Path(f"{target}-wal"), Path(f"{target}-shm")):
                 leftover.unlink(missing_ok=True)
             staging.replace(target)
@@ -345,6 +346,38 @@ async def restore(database: Database, database_url: str, path: Path) -> RestoreR
         sum(n for name, n in counts.items() if name not in SCHEMA_TABLES),
         len(counts),
     )
+
+
+def sqlite_file_exists(database_url: str) -> bool:
+    """Whether the URL names a SQLite file that is there (False for PostgreSQL and for memory)."""
+    try:
+        return (
+            engine_of(database_url) == "sqlite"
+            and not in_memory(database_url)
+            and sqlite_file(database_url).exists()
+        )
+    except BackupError:
+        return False
+
+
+def drop_if_left_empty(database_url: str) -> None:
+    """A SQLite file that a refused restore's connection made (it holds no table) is removed, so nothing is
+    left behind that looks like a database; one that holds anything is kept."""
+    if engine_of(database_url) != "sqlite" or in_memory(database_url):
+        return
+    target = sqlite_file(database_url)
+    if not target.exists():
+        return
+    connection = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    try:
+        empty = connection.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        empty = False
+    finally:
+        connection.close()
+    if empty:
+        for leftover in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 async def _pg_restore(database: Database, database_url: str, path: Path) -> None:

@@ -825,7 +825,7 @@ def restore(path: Path) -> None:
 
     Refuses a database that holds any row; stop the web and worker processes first.
     """
-    from storage.backups import BackupError
+    from storage.backups import BackupError, drop_if_left_empty, sqlite_file_exists
     from storage.backups import restore as restore_backup
 
     settings = load_settings()
@@ -837,7 +837,14 @@ def restore(path: Path) -> None:
         except BackupError as error:
             raise StartupError(str(error)) from None
 
-    report = run_async(_with_database(settings, run))
+    there_before = sqlite_file_exists(settings.database_url)
+    try:
+        report = run_async(_with_database(settings, run))
+    except StartupError:
+        # Connecting to check the target made its SQLite file: a refused restore leaves no empty one behind.
+        if not there_before:
+            drop_if_left_empty(settings.database_url)
+        raise
     click.echo(
         f"restored {report.rows:,} rows in {report.tables} tables from {path} into {redact_url(settings.database_url)}"
     )

@@ -164,10 +164,20 @@ def test_the_commands_say_what_they_did_and_refuse_in_one_line(
     refused = CliRunner().invoke(cli, ["restore", str(path)])
     assert refused.exit_code == 2 and "already holds data" in refused.output
 
+    # A refused restore into a file not there yet leaves none behind (connecting to check made one).
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'new.db'}")
+    not_a_backup = tmp_path / "patients.csv"
+    not_a_backup.write_text("name,phone\n")
+    for wrong in (not_a_backup, tmp_path / "missing.backup"):
+        refused = CliRunner().invoke(cli, ["restore", str(wrong)])
+        assert refused.exit_code == 2 and "Traceback" not in refused.output, refused.output
+        assert not (tmp_path / "new.db").exists()
+
     restored = CliRunner().invoke(cli, ["restore", str(path)])
     assert restored.exit_code == 0, restored.output
     assert restored.output.startswith("restored ") and "migrate" not in restored.output
+    # Patients' data, as the backup: readable by its owner only.
+    assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_backup_of_a_database_that_is_not_there_is_refused_and_creates_nothing(
