@@ -32,7 +32,7 @@ from reports.periods import (
 )
 from reports.periods import Comparison as Comparison
 from storage.analytics.customer_days import active_customers, churn_from_days, returning_customers
-from storage.analytics.facts import METRIC_MEASURES, MetricMeasures
+from storage.analytics.facts import METRIC_MEASURES, SETTLED_AFTER, UNSETTLED_SOURCES, MetricMeasures
 from storage.analytics.queries import VALUE_JOINER, FactFilter, churn_counts, measure_values
 from storage.analytics.rollup_store import RollupWatermark, read_rollup, read_watermark
 from storage.database import Database
@@ -247,7 +247,9 @@ class _Answerer:
         tz: str,
         dimensions: tuple[str, ...],
         filters: tuple[FactFilter, ...],
+        now: datetime,
     ) -> None:
+        self.now = now
         self.session = session
         self.dialect = dialect
         self.watermark = watermark
@@ -278,6 +280,9 @@ class _Answerer:
         """A rolled-up grain whose buckets tile `time_range` exactly (the query's own grain if given)."""
         if self.watermark is None or metric.name not in METRIC_MEASURES or len(self.dimensions) > 1:
             return None
+        sources = {m.source for m in METRIC_MEASURES[metric.name].measures}
+        if sources & UNSETTLED_SOURCES and time_range.end > self.now - SETTLED_AFTER:
+            return None  # appointments still changing (tomorrow's bookings, today's no-shows): read raw
         rows = self._rollup_slice(metric)
         if rows is None:
             return None
@@ -468,7 +473,7 @@ async def run_query(
     series: list[SeriesResult] = []
     async with database.analytics_sessions() as session:
         watermark = await read_watermark(session) if prefer_rollups else None
-        answerer = _Answerer(session, database.dialect, watermark, tz, dimensions, filters)
+        answerer = _Answerer(session, database.dialect, watermark, tz, dimensions, filters, now)
         for metric in metrics:
             current = await answerer.values(metric, time_range, grain)
             previous = await answerer.values(metric, compared, None) if compared else None

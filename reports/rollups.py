@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reports.metrics import REGISTRY
 from reports.periods import GRAINS, Grain, bucket_floor, next_bucket, zone
 from storage.analytics.customer_days import clear_customer_days, recount_customer_days
-from storage.analytics.facts import COUNTED_ORDER_STATUSES, METRIC_MEASURES, SOURCES
+from storage.analytics.facts import (
+    COUNTED_ORDER_STATUSES,
+    METRIC_MEASURES,
+    SETTLED_AFTER,
+    SOURCES,
+    UNSETTLED_SOURCES,
+)
 from storage.analytics.queries import source_time_span
 from storage.analytics.rollup_store import (
     ROLLUPS_LOCK_KEY,
@@ -514,6 +520,15 @@ class RollupRefresh:
             )
         spans = {source: [(since - timedelta(minutes=5), now + timedelta(minutes=1))] for source in SOURCES}
         by_range = await TouchedFacts.from_ranges(database, spans)
+        # Appointments change before and after their time (booked, moved, cancelled; done or missed): their
+        # last days are recounted every pass, so a bucket is right by the time queries read it from here.
+        settling = now - SETTLED_AFTER - timedelta(days=1)
+        await update_rollups_for(
+            database,
+            TouchedFacts(
+                ranges={source: ((settling, now + timedelta(minutes=1)),) for source in UNSETTLED_SOURCES}
+            ),
+        )
         by_id = (
             await TouchedFacts.from_ids(database, messages=changed, chats=answered)
             if changed or answered

@@ -419,6 +419,13 @@ SLA_BREACHES = FactSource(
     ),
 )
 
+#: Sources whose facts keep changing around their own time: an appointment is booked, moved or cancelled
+#: ahead of it, and marked done or missed after it. A rollup bucket of theirs answers only once it ended
+#: SETTLED_AFTER ago (nearer and future buckets are read raw), and every refresh recounts their buckets of
+#: the days before that (reports/rollups.py), so what a rollup answers has settled.
+UNSETTLED_SOURCES = frozenset({"appointments", "video_consultations"})
+SETTLED_AFTER = timedelta(days=2)
+
 SOURCES: Mapping[str, FactSource] = MappingProxyType(
     {
         s.name: s

@@ -11,6 +11,7 @@ from reports.metrics import REGISTRY
 from reports.periods import PeriodSpec
 from reports.query import Filter, MetricQuery, QueryResult, run_query
 from reports.rollups import TouchedFacts, rebuild_rollups, update_rollups_for
+from storage.analytics.facts import METRIC_MEASURES, SETTLED_AFTER, UNSETTLED_SOURCES
 from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
 from storage.models import AnalyticsData, Customer, CustomerCommunication, Order, Refund
@@ -98,9 +99,16 @@ async def test_answers_from_rollups_equal_answers_from_raw_facts(database: Datab
     report = await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
     assert report.rows > 0
     rolled = [await run_query(database, q, now=NOW, business_tz=TZ) for q in QUERIES]
-    for before, after in zip(raw, rolled, strict=True):
-        assert after.source == "rollup"
-        assert after.data_as_of == report.as_of  # the freshness stamp is the rebuild's watermark
+    for query, before, after in zip(QUERIES, raw, rolled, strict=True):
+        # Appointments' buckets of the last two days are still changing: a query reaching them reads raw.
+        unsettled = {
+            m.source for name in query.metrics for m in METRIC_MEASURES[name].measures
+        } & UNSETTLED_SOURCES
+        if unsettled and after.range.end > NOW - SETTLED_AFTER:
+            assert after.source == "raw"
+        else:
+            assert after.source == "rollup"
+            assert after.data_as_of == report.as_of  # the freshness stamp is the rebuild's watermark
         assert_same_answers(before, after)
 
 
@@ -208,3 +216,64 @@ async def test_update_from_time_ranges_equals_a_rebuild(database: Database) -> N
     updated = await snapshot(database)
     await rebuild_rollups(database, grains=GRAINS, business_tz=TZ)
     assert same_figures(updated, await snapshot(database)) == []
+
+
+async def test_appointments_booked_ahead_moved_or_marked_later_are_counted_as_they_stand(
+    database: Database,
+) -> None:
+    """The walk booked a consultation for tomorrow and moved one to later today; "Termine morgen" kept the
+    seeded count (the rollups held the future buckets as seeded). Unsettled buckets are read raw, and the
+    worker's refresh recounts the last days, so a no-show marked late is in the rollups by the time they
+    answer for that day."""
+    from reports.rollups import RollupRefresh
+    from storage.models import Appointment
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    await seed_database(database, SeedPlan(customers=60, days=30, seed=7, end_date=now.date()))
+    day = now.date() - timedelta(days=3)
+    noon = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=12)
+    async with database.sessions() as session:
+        like = await session.scalar(select(Appointment).limit(1))
+        assert like is not None
+
+        def appointment(at: datetime, status: str) -> Appointment:
+            return Appointment(
+                customer_id=like.customer_id, service_id=like.service_id, staff_id=like.staff_id,
+                location_id=like.location_id, kind="video", status=status, scheduled_at=at,
+                duration_minutes=30, price_minor=0, currency="EUR",
+            )  # fmt: skip
+
+        seen_then = appointment(noon, "completed")
+        session.add(seen_then)
+        await session.commit()
+        seen_then_id = seen_then.id
+    refresh = RollupRefresh(database, TZ)
+    await refresh.run(now)  # builds them
+    tomorrow = PeriodSpec.between(now.date() + timedelta(days=1), now.date() + timedelta(days=1))
+    then = PeriodSpec.between(day, day)
+
+    async def answered(period: PeriodSpec, metric: str, *, rollups: bool = True) -> tuple[float, str]:
+        result = await run_query(
+            database, MetricQuery((metric,), period), now=now, business_tz=TZ, prefer_rollups=rollups
+        )
+        return result.series[0].total or 0.0, result.source
+
+    before, _ = await answered(tomorrow, "appointments")
+    async with database.sessions() as session:
+        session.add(appointment(datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
+                                + timedelta(hours=11), "booked"))  # fmt: skip
+        await session.commit()
+    assert await answered(tomorrow, "appointments") == (before + 1, "raw")
+
+    # Three days ago is settled, answered by the rollups; a no-show marked there since shows once refreshed.
+    first, source = await answered(then, "no_show_rate")
+    assert source == "rollup"
+    async with database.sessions() as session:
+        late = await session.get(Appointment, seen_then_id)
+        assert late is not None
+        late.status = "no_show"
+        await session.commit()
+    await refresh.run(now + timedelta(minutes=1))
+    rolled, source = await answered(then, "no_show_rate")
+    raw, _ = await answered(then, "no_show_rate", rollups=False)
+    assert source == "rollup" and close(rolled, raw) and rolled > first
