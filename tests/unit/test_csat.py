@@ -29,6 +29,7 @@ from domain.conversations.csat import (
     csat_token,
     read_csat_token,
     read_score,
+    read_scored_comment,
 )
 from domain.conversations.desk import AgentLoad, DeskChat
 from domain.conversations.use_cases import DeskActor, resolve_chat
@@ -314,7 +315,8 @@ async def test_the_email_survey_carries_five_signed_one_click_links() -> None:
         ("6", None),
         ("0", None),
         ("15", None),
-        ("5 but the parking was awful", None),
+        ("5 but the parking was awful", None),  # a score with words: read_scored_comment's
+        ("4 von 5 Sternen", 4),
         ("⭐⭐⭐⭐⭐⭐", None),
         ("", None),
     ],
@@ -367,6 +369,49 @@ async def test_a_score_reply_is_captured_and_does_not_reopen_then_a_comment_foll
     assert not await answer(stored, "One more question", NOW + timedelta(hours=2, minutes=5))
     assert not await answer(stored, "And another", NOW + timedelta(hours=5))
     assert stored.comment == "Lena was lovely, thanks!"
+
+
+async def test_a_score_with_words_is_the_score_and_its_comment_and_a_question_in_it_reopens() -> None:
+    """The walk's "4 - sehr nett, aber lange Wartezeit am Telefon" lost the score and reopened the chat."""
+    stored = Stored()
+    await resolve(stored)
+    said = "4 - sehr nett, aber lange Wartezeit am Telefon"
+    assert await answer(stored, said, NOW + timedelta(hours=2)) is SurveyReply.SCORE
+    assert (stored.score, stored.comment, stored.status) == (
+        4,
+        "sehr nett, aber lange Wartezeit am Telefon",
+        ChatStatus.CLOSED,
+    )
+    assert stored.turns[-2:] == [
+        ("customer", said),
+        ("system", "The customer rated this conversation 4 of 5, with a comment."),
+    ]
+
+    asking = Stored()
+    await resolve(asking)
+    reply = await answer(
+        asking, "2, nobody called me back. Can someone call today?", NOW + timedelta(hours=1)
+    )
+    assert reply is SurveyReply.COMMENT  # recorded, and the caller reopens it: it asks something
+    assert (asking.score, asking.comment) == (2, "nobody called me back. Can someone call today?")
+    assert asking.turns[-1] == ("system", "The customer rated this conversation 2 of 5, with a comment.")
+
+
+@pytest.mark.parametrize(
+    ("text", "read"),
+    [
+        ("4 - sehr nett, aber lange Wartezeit am Telefon", (4, "sehr nett, aber lange Wartezeit am Telefon")),
+        ("5! Thanks so much", (5, "Thanks so much")),
+        ("4 von 5 Sternen, danke", (4, "danke")),
+        ("3/5: parking was awful", (3, "parking was awful")),
+        ("5", None),
+        ("12 apples", None),
+        ("4th floor was hard to find", None),
+        ("5 / 4", None),
+    ],
+)
+def test_a_score_with_words_after_it_is_read_apart(text: str, read: tuple[int, str] | None) -> None:
+    assert read_scored_comment(text) == read
 
 
 async def test_a_number_answering_staff_after_the_survey_is_not_a_score() -> None:
