@@ -215,7 +215,13 @@ class SqlConversations:
         return inserted
 
     async def append_to_chat(
-        self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
+        self,
+        customer_id: int,
+        channel: Channel,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        subject: str | None = None,
     ) -> int:
         chat = await self.session.scalar(
             select(ChatSession)
@@ -256,6 +262,8 @@ class SqlConversations:
                 customer_id=customer_id, channel=channel.value, status=ChatStatus.OPEN.value, started_at=at
             )
             self.session.add(chat)
+        if subject and not chat.subject:
+            chat.subject = subject[:200]  # an email's: replies answer under it ("Re: …")
         # The customer writing wakes a snoozed or pending conversation: it needs an agent again.
         chat.status = ChatStatus.OPEN.value
         chat.snoozed_until = None
@@ -413,8 +421,26 @@ class SqlChatReplies:
             )
         ).first()
         name, erased_at = found if found is not None else (None, None)
+        latest_email = await self.session.scalar(
+            select(CustomerCommunication.provider_message_id)
+            .join(ChatMessage, ChatMessage.communication_id == CustomerCommunication.id)
+            .where(
+                ChatMessage.session_id == chat.id,
+                ChatMessage.author == "customer",
+                CustomerCommunication.channel == Channel.EMAIL.value,
+                CustomerCommunication.direction == Direction.INBOUND.value,
+            )
+            .order_by(ChatMessage.created_at.desc(), ChatMessage.id.desc())
+            .limit(1)
+        )
         return ChatReplyTarget(
-            chat.id, chat.customer_id, chat.channel, chat.subject, name, customer_erased=erased_at is not None
+            chat.id,
+            chat.customer_id,
+            chat.channel,
+            chat.subject,
+            name,
+            customer_erased=erased_at is not None,
+            answers_email=latest_email,
         )
 
     async def add_staff_turn(

@@ -127,6 +127,8 @@ class ChatReplyTarget:
     customer_name: str | None
     #: The customer was erased at their request: nothing more is written in the conversation.
     customer_erased: bool = False
+    #: The Message-ID of the customer's latest email in it: an email reply threads under it.
+    answers_email: str | None = None
 
 
 #: Said when a reply or a note is asked for in the conversation of a customer erased at their request.

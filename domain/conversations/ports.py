@@ -69,10 +69,17 @@ class ConversationStore(Protocol):
         """Store the message as received; None when this provider message id is already stored."""
 
     async def append_to_chat(
-        self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
+        self,
+        customer_id: int,
+        channel: Channel,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        subject: str | None = None,
     ) -> int:
         """Add the customer's turn to their live conversation on `channel` (a snoozed or pending one
-        wakes up as open), else reopen one resolved within REOPEN_WITHIN, else open a new one; its id."""
+        wakes up as open), else reopen one resolved within REOPEN_WITHIN, else open a new one; its id.
+        `subject` (an email's) becomes the conversation's when it has none yet."""
 
     async def attach_files(
         self, chat_id: int, communication_id: int, files: Sequence[FileOutcome], at: datetime

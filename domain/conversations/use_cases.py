@@ -300,7 +300,7 @@ async def handle_customer_message(
         and video_reply is not ReplyHandled.ANSWERED
     ):
         chat_id = await store.append_to_chat(
-            customer_id, message.channel, communication_id, message.body, now
+            customer_id, message.channel, communication_id, message.body, now, message.subject
         )
         if files:
             # Kept files hang off the customer's turn; a refused one is said in a system turn after it.
@@ -406,6 +406,7 @@ def reply_request(
         category=MessageCategory.CONVERSATIONAL,
         request_id=request_id,
         attachment=attachment,
+        in_reply_to=chat.answers_email if channel is Channel.EMAIL else None,
     )
 
 

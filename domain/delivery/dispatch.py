@@ -649,6 +649,15 @@ class Dispatcher:
                 components=tuple(template.get("components") or ()),
             )
         html = payload.get("html_body")
+        answered = payload.get("in_reply_to")
+        # An email reply threads under the customer's email in their mail program (RFC 5322 3.6.4).
+        threading = (
+            {"In-Reply-To": answered, "References": answered}
+            if isinstance(answered, str)
+            and answered.startswith("<")
+            and message.channel == Channel.EMAIL.value
+            else {}
+        )
         return OutboundMessage(
             message_id=message.id,
             idempotency_key=message.idempotency_key,
@@ -661,4 +670,5 @@ class Dispatcher:
             unsubscribe_url=self.unsubscribe_url(message),
             attachment=OutboundFile.from_payload(payload.get("attachment")),
             choices=Choices.from_payload(payload.get("choices")),
+            headers=threading,
         )

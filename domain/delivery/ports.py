@@ -209,6 +209,8 @@ class InboundMessage:
     sender_name: str | None = None
     #: Sent by a machine, not a person (an auto-reply, a bounce, a mailing list): it makes no new customer.
     automated: bool = False
+    #: An email's subject ("Rechnung Frage", without "Re:"): the conversation's, which replies answer under.
+    subject: str | None = None
 
 
 class OutboxPort(Protocol):

@@ -60,6 +60,8 @@ class MessageRequest:
     attachment: OutboundFile | None = None
     #: A pick-one question the channel may show as a list to tap (a CSAT score on WhatsApp).
     choices: Choices | None = None
+    #: The customer's email this answers (its Message-ID): an email reply threads under it.
+    in_reply_to: str | None = None
 
     def check(self) -> None:
         if (self.template is None) == (self.body is None):
@@ -441,6 +443,8 @@ def _extras(request: MessageRequest) -> dict[str, object]:
         extras["attachment"] = request.attachment.as_payload()
     if request.choices is not None:
         extras["choices"] = request.choices.as_payload()
+    if request.in_reply_to:
+        extras["in_reply_to"] = request.in_reply_to
     return extras
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
@@ -96,7 +97,21 @@ def parse_inbound_email(raw_bytes: bytes) -> InboundMessage:
         received_at=received_at,
         sender_name=sender_name or None,
         automated=is_automated(email),
+        subject=conversation_subject(str(email.get("Subject") or "")),
     )
+
+
+#: What mail programs put before a subject they answer or pass on ("Re:", "AW:", "Fwd:", "WG:", "[EXT]").
+_ANSWER_PREFIX = re.compile(
+    r"^(?:\s*(?:re|aw|sv|fwd?|wg|tr)\s*(?:\[\d+\])?\s*:|\s*\[[^\]]{1,20}\])+\s*", re.I
+)
+
+
+def conversation_subject(subject: str) -> str | None:
+    """An email's subject as its conversation keeps it: one line, without "Re:"/"AW:" before it (our reply
+    puts one "Re:" back); None when nothing is left."""
+    said = " ".join(_ANSWER_PREFIX.sub("", " ".join(subject.split())).split())
+    return said[:200] or None
 
 
 #: More parts than this in one email are not looked at (a mail bomb of tiny parts costs nothing then).

@@ -148,7 +148,7 @@ async def test_a_pdf_reply_on_email_reaches_the_mailbox_as_a_mime_attachment(
     question = EmailMessage()
     question["From"] = address
     question["To"] = "hello@northwind.example"
-    question["Subject"] = "Invoice"
+    question["Subject"] = "AW: Invoice"
     question["Message-ID"] = "<invoice-q@customer.example>"
     question.set_content("Could you email me the invoice?")
     assert (await post_email(client, settings, question.as_bytes())).status_code in (200, 202)
@@ -180,6 +180,13 @@ async def test_a_pdf_reply_on_email_reaches_the_mailbox_as_a_mime_attachment(
         for p in received.iter_attachments()
     ]  # type: ignore[attr-defined]
     assert parts == [("invoice.pdf", "application/pdf", PDF)]
+    # Under the customer's own subject, threaded under their email in their mail program (the walk's reply
+    # came as "Your message to Northwind Clinics", in a thread of its own).
+    assert (received["Subject"], received["In-Reply-To"], received["References"]) == (
+        "Re: Invoice",
+        "<invoice-q@customer.example>",
+        "<invoice-q@customer.example>",
+    )
     text = received.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.startswith("Your invoice") and "📎 invoice.pdf (3 KB): http" in text
 

@@ -158,7 +158,13 @@ class FakeUow:
         return self.draft.messages[message.provider_message_id]
 
     async def append_to_chat(
-        self, customer_id: int, channel: Channel, communication_id: int, body: str, at: datetime
+        self,
+        customer_id: int,
+        channel: Channel,
+        communication_id: int,
+        body: str,
+        at: datetime,
+        subject: str | None = None,
     ) -> int:
         self.draft.chats.append((customer_id, channel.value, body))
         return 1

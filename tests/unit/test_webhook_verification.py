@@ -583,3 +583,23 @@ def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> No
         )
     customer = read_email(email_delivery(dsn("failed", "5.1.1", ORIGINAL)), context)
     assert [r.our_message_id for r in customer.receipts] == [31]
+
+
+@pytest.mark.parametrize(
+    ("subject", "kept"),
+    [
+        ("Rechnung Frage", "Rechnung Frage"),
+        ("Re: Rechnung Frage", "Rechnung Frage"),
+        ("AW: WG: Re[2]: Termin", "Termin"),
+        ("[EXT] Fwd: Befund", "Befund"),
+        ("  Termin\n morgen ", "Termin morgen"),
+        ("Re:", None),
+        ("", None),
+    ],
+)
+def test_an_emails_subject_is_kept_for_its_conversation_without_answer_prefixes(
+    subject: str, kept: str | None
+) -> None:
+    from providers.smtp.webhooks import conversation_subject
+
+    assert conversation_subject(subject) == kept
