@@ -72,8 +72,9 @@ from switchboard.wiring import Container
 
 def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str, Any]:
     waiting = None
-    if chat.status in OPEN_STATUSES:
-        waiting = (now - (chat.last_message_at or chat.started_at)).total_seconds()
+    if chat.status in OPEN_STATUSES and chat.waiting_since is not None:
+        # Since the customer's oldest turn staff have not answered: an answered conversation waits on nobody.
+        waiting = max((now - chat.waiting_since).total_seconds(), 0.0)
     first_response = (
         (chat.first_response_at - chat.started_at).total_seconds() if chat.first_response_at else None
     )
@@ -87,7 +88,9 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "status_label": STATUS_WORDS.get(chat.status, chat.status),
         "subject": chat.subject or "—",
         "started": formats.moment(chat.started_at),
-        "waiting": formats.duration(waiting) if waiting is not None else "—",
+        "waiting": formats.duration(waiting)
+        if waiting is not None
+        else ("answered" if chat.status in OPEN_STATUSES else "—"),
         "first_response": formats.duration(first_response) if first_response is not None else "not yet",
     }
 
@@ -212,6 +215,7 @@ def _sent_notice(sent: ReplySent) -> dict[str, Any]:
 QUEUE_TABS = (
     ("mine", "Mine"),
     ("unassigned", "Unassigned"),
+    ("waiting", "Waiting on us"),
     ("open", "All open"),
     ("snoozed", "Snoozed"),
     ("resolved", "Resolved"),

@@ -186,6 +186,8 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
         which = (
             f"the {LIST_LIMIT} most recently resolved"
             if command.view == "resolved"
+            else f"the {LIST_LIMIT} waiting longest"
+            if command.view == "waiting"
             else f"the {LIST_LIMIT} with the oldest last message"
         )
         said = f"{total} conversations in “{command.view}”; {which} are shown."
@@ -193,6 +195,8 @@ async def run_list(command: ListChats, who: StaffIdentity, ctx: CommandContext) 
         said = f"{len(shown)} conversation{'s' if len(shown) != 1 else ''} in “{command.view}”."
     if command.view == "open":  # the queue holds those waiting for the customer's answer too
         said = f"{said[:-1]} (open, or waiting for the customer's answer)."
+    elif command.view == "waiting":
+        said = f"{said[:-1]} (the customer wrote last, and nobody has answered yet)."
     return Reply(said, title=title, table=table)
 
 

@@ -12,12 +12,13 @@ CONVERSATIONS = frozenset({"chats", "conversations", "gespräche", "unterhaltung
 #: Of those, the words that alone look at a queue ("conversations": mine); "how many chats" is the figure
 #: (the conversations started), as "chats last week" is.
 ONLY_CONVERSATIONS = CONVERSATIONS - {"chats"}
-#: A state people name, and the `chat list` queue that shows it. "Waiting" and "unanswered" are every live
-#: conversation (open, or pending the customer's answer), not only those nobody holds.
+#: A state people name, and the `chat list` queue that shows it. "Waiting" and "unanswered" are the open
+#: conversations whose customer wrote last (they wait on us), whoever holds them.
 STATES: Mapping[str, str] = {
-    **dict.fromkeys(("open", "offen", "offene", "offenen", "waiting", "unanswered", "wartende"), "open"),
-    **dict.fromkeys(("wartenden", "unbeantwortet", "unbeantwortete", "unbeantworteten"), "open"),
-    **dict.fromkeys(("warten", "wartet"), "open"),  # "wie viele Chats warten gerade?"
+    **dict.fromkeys(("open", "offen", "offene", "offenen"), "open"),
+    **dict.fromkeys(("waiting", "unanswered", "wartende", "wartenden"), "waiting"),
+    **dict.fromkeys(("unbeantwortet", "unbeantwortete", "unbeantworteten"), "waiting"),
+    **dict.fromkeys(("warten", "wartet"), "waiting"),  # "wie viele Chats warten gerade?"
     **dict.fromkeys(("unassigned", "unzugewiesen", "unzugewiesene", "unzugewiesenen"), "unassigned"),
     **dict.fromkeys(("snoozed", "zurückgestellt", "zurückgestellte", "zurückgestellten"), "snoozed"),
     **dict.fromkeys(("resolved", "closed", "done", "erledigt", "erledigte", "erledigten"), "resolved"),
@@ -61,7 +62,7 @@ def _queue(words: list[str], places: list[int]) -> str | None:
     named = {STATES[words[index]] for index in places}
     if named <= {"mine", "open"}:
         return "mine" if "mine" in named else ("open" if named else None)
-    return next(queue for queue in ("unassigned", "snoozed", "resolved") if queue in named)
+    return next(queue for queue in ("unassigned", "waiting", "snoozed", "resolved") if queue in named)
 
 
 def names_conversations_in_a_state(text: str) -> str | None:

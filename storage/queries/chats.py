@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, exists, func, select
+from sqlalchemy.orm import aliased
 
 from domain.conversations.attachments import TurnFile
 from domain.conversations.desk import DeskChat
@@ -34,6 +35,8 @@ class ChatSummary:
     #: CSAT: the customer's answer to the survey sent on resolve (None: none sent, or not answered).
     csat_score: int | None = None
     csat_comment: str | None = None
+    #: The customer's first turn since staff last answered them (None: answered, nothing waits on staff).
+    waiting_since: datetime | None = None
 
     def reply_target(self) -> ChatReplyTarget:
         return ChatReplyTarget(self.id, self.customer_id, self.channel, self.subject, self.customer)
@@ -74,7 +77,30 @@ class ChatConversation:
     sent: ReplySent | None
 
 
-def _summary(chat: ChatSession, customer: str) -> ChatSummary:
+_waited = aliased(ChatMessage, name="waited")
+_answered = aliased(ChatMessage, name="answered")
+#: When the customer's oldest turn that staff have not answered yet was written: their first turn after the
+#: last staff reply (a note answers nobody); NULL when the last word was staff's.
+WAITING_SINCE = (
+    select(func.min(_waited.created_at))
+    .where(
+        _waited.session_id == ChatSession.id,
+        _waited.author == "customer",
+        ~exists()
+        .where(
+            _answered.session_id == ChatSession.id,
+            _answered.author == "staff",
+            _answered.is_note.is_(False),
+            _answered.created_at >= _waited.created_at,
+        )
+        .correlate_except(_answered),
+    )
+    .correlate(ChatSession)
+    .scalar_subquery()
+)
+
+
+def _summary(chat: ChatSession, customer: str, waiting_since: datetime | None = None) -> ChatSummary:
     return ChatSummary(
         chat.id,
         chat.customer_id,
@@ -87,6 +113,7 @@ def _summary(chat: ChatSession, customer: str) -> ChatSummary:
         chat.first_response_at,
         chat.csat_score if chat.csat_answered_at is not None else None,
         chat.csat_comment,
+        waiting_since,
     )
 
 
@@ -95,17 +122,20 @@ def _with_customer() -> Select[ChatSession, str]:
 
 
 async def open_chats(database: Database, limit: int = 200) -> list[ChatSummary]:
-    """Open and pending conversations, the longest waiting first."""
+    """Open and pending conversations: those whose customer waits on staff first, the longest waiting first,
+    then those staff answered last, the longest quiet first."""
+    waiting = WAITING_SINCE.label("waiting_since")
     async with database.read_sessions() as session:
         rows = (
             await session.execute(
                 _with_customer()
+                .add_columns(waiting)
                 .where(ChatSession.status.in_(OPEN_STATUSES))
-                .order_by(ChatSession.last_message_at.asc())
+                .order_by(waiting.is_(None), waiting.asc(), ChatSession.last_message_at.asc(), ChatSession.id)
                 .limit(limit)
             )
         ).all()
-    return [_summary(chat, name) for chat, name in rows]
+    return [_summary(chat, name, since) for chat, name, since in rows]
 
 
 async def recently_closed_chats(database: Database, limit: int = 20) -> list[ChatSummary]:
@@ -208,7 +238,7 @@ def _turn(
 # --- the agent desk's queues --------------------------------------------------------------------------------
 
 #: The queues staff can look at: their own, nobody's, everything open, snoozed, resolved.
-DESK_VIEWS = ("mine", "unassigned", "open", "snoozed", "resolved")
+DESK_VIEWS = ("mine", "unassigned", "waiting", "open", "snoozed", "resolved")
 
 
 @dataclass(frozen=True)
@@ -227,6 +257,8 @@ def _in_view(view: str, staff_id: int) -> tuple[ColumnElement[bool], ...]:
     return {
         "mine": (ChatSession.status.in_(live), ChatSession.assigned_staff_id == staff_id),
         "unassigned": (ChatSession.status.in_(live), ChatSession.assigned_staff_id.is_(None)),
+        # The customer wrote last (a note answers nobody): they wait on us, not we on them.
+        "waiting": (ChatSession.status == ChatStatus.OPEN.value, WAITING_SINCE.is_not(None)),
         "open": (ChatSession.status.in_(live),),
         "snoozed": (ChatSession.status == ChatStatus.SNOOZED.value,),
         "resolved": (ChatSession.status == ChatStatus.CLOSED.value,),
@@ -235,9 +267,11 @@ def _in_view(view: str, staff_id: int) -> tuple[ColumnElement[bool], ...]:
 
 async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 25) -> list[QueuedChat]:
     """One queue of the desk, the longest waiting first (resolved: the latest first)."""
-    order = (
+    order: tuple[Any, ...] = (
         (ChatSession.closed_at.desc(), ChatSession.id.desc())
         if view == "resolved"
+        else (WAITING_SINCE, ChatSession.id)
+        if view == "waiting"
         else (ChatSession.last_message_at, ChatSession.id)
     )
     query = (
