@@ -339,9 +339,7 @@ async def run_open(command: OpenChat, who: StaffIdentity, ctx: CommandContext) -
     if len(customers) > 1:
         return Reply(
             f"{len(customers)} customers match “{command.customer.value}”; pick one.",
-            buttons=tuple(
-                Button(f"#{c.id} {c.name}", command.command_text(f"#{c.id}")) for c in customers[:5]
-            ),
+            buttons=tuple(Button(c.label, command.command_text(f"#{c.id}")) for c in customers[:5]),
             private=True,
         )
     opened = await open_conversation(

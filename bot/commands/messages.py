@@ -125,9 +125,7 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
     if not customers:
         return Reply(f"No customer matches {command.recipient.text}.", kind="error")
     if len(customers) > 1:
-        buttons = tuple(
-            Button(f"#{c.id} {c.name}", command.command_text(recipient=f"#{c.id}")) for c in customers[:5]
-        )
+        buttons = tuple(Button(c.label, command.command_text(recipient=f"#{c.id}")) for c in customers[:5])
         return Reply(
             f"{len(customers)} customers match “{command.recipient.value}”; pick one.",
             buttons=buttons,

@@ -357,9 +357,7 @@ async def run_book(command: BookVideo, who: StaffIdentity, ctx: CommandContext) 
         return Reply(
             f"{len(customers)} customers match “{reference.value}”; pick one.",
             buttons=tuple(
-                Button(
-                    f"#{c.id} {c.name}", f"video book #{c.id} {service.code} with {clinician.name} at {when}"
-                )
+                Button(c.label, f"video book #{c.id} {service.code} with {clinician.name} at {when}")
                 for c in customers[:5]
             ),
             private=True,

@@ -28,6 +28,13 @@ class CustomerName:
 
     id: int
     name: str
+    #: What tells two of one name apart: their phone number, else email, and the practice's patient number.
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        """ "#551 Florian Schmidt (+4915112345678, P-1042)": a pick-one button's words."""
+        return f"#{self.id} {self.name}" + (f" ({self.detail})" if self.detail else "")
 
 
 @dataclass(frozen=True)
@@ -96,9 +103,17 @@ async def customers_by_reference(
         )
     else:
         condition = column[kind] == (int(value) if kind == "id" else value)
-    query = select(Customer.id, Customer.name).where(condition).order_by(Customer.id).limit(limit)
+    query = (
+        select(Customer.id, Customer.name, Customer.phone_e164, Customer.email, Customer.external_ref)
+        .where(condition)
+        .order_by(Customer.id)
+        .limit(limit)
+    )
     async with database.read_sessions() as session:
-        return [CustomerName(id, name) for id, name in (await session.execute(query)).all()]
+        return [
+            CustomerName(id, name, ", ".join(part for part in (phone or email, ref) if part))
+            for id, name, phone, email, ref in (await session.execute(query)).all()
+        ]
 
 
 async def customers_matching(

@@ -154,7 +154,12 @@ async def test_booking_moving_and_cancelling_from_chat(ctx: CommandContext) -> N
 
 async def test_a_name_several_customers_share_asks_which(ctx: CommandContext) -> None:
     async with ctx.database.sessions() as session:
-        session.add_all([Customer(name="Zed Twin"), Customer(name="Zed Twin")])
+        session.add_all(
+            [
+                Customer(name="Zed Twin", phone_e164="+4915100000101"),
+                Customer(name="Zed Twin", email="zed@b.example"),
+            ]
+        )
         await session.commit()
     kind, shown = await ask_shown(
         ctx, "video book Zed Twin skin video with Lena Hoffmann at 2026-12-14 11:00"
@@ -162,6 +167,8 @@ async def test_a_name_several_customers_share_asks_which(ctx: CommandContext) ->
     assert kind == "answer"
     assert "2 customers match “Zed Twin”; pick one." in shown, shown
     assert "→ video book #" in shown and "SKIN-VIDEO with Lena Hoffmann at 2026-12-14 11:00" in shown
+    # Each told apart by what staff can check (the walk saw "#1 Florian Schmidt / #551 Florian Schmidt").
+    assert "Zed Twin (+4915100000101)]" in shown and "Zed Twin (zed@b.example)]" in shown, shown
 
 
 async def ask_shown(ctx: CommandContext, text: str) -> tuple[str, str]:
