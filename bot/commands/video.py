@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from bot.commands.context import CommandContext
 from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
-from bot.commands.parsing import ParseError, recipient_ref
+from bot.commands.parsing import ParseError, recipient_ref, take_flag
 from bot.commands.video_times import DaySpec, WhenSpec, parse_day, parse_when, when_words
 from bot.replies import Button, Field, Reply, Table
 from domain.notifications.rules import told_sentence
@@ -39,12 +39,13 @@ from domain.video.ports import VideoRooms
 from domain.video.slots import zone_of
 from providers.video.rooms import video_rooms_from
 from storage.queries.customers import customers_by_reference
+from storage.queries.video import consultation_line
 from switchboard.settings import ConfigurationError
 
 BOOK_USAGE = "video book CUSTOMER SERVICE with STAFF at TIME  (TIME in the clinician's timezone)"
 SLOTS_USAGE = "video slots STAFF [SERVICE] [on DATE]"
 RESCHEDULE_USAGE = "video reschedule ID to TIME"
-CANCEL_USAGE = "video cancel ID"
+CANCEL_USAGE = "video cancel ID [confirm]"
 LIST_USAGE = "video list [today|tomorrow|this week|next week|last week] [STAFF|mine]"
 #: How many days `video slots` looks ahead when no day is named, and how many days with room it shows.
 SLOT_DAYS, SLOT_DAYS_SHOWN = 14, 5
@@ -77,6 +78,9 @@ class RescheduleVideo:
 @dataclass(frozen=True)
 class CancelVideo:
     consultation_id: int
+    #: Asked and answered: without it the bot says what would be cancelled and asks (a mistyped number
+    #: must not cancel another patient's consultation and tell them so).
+    confirm: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,9 +139,10 @@ def parse_reschedule(words: list[str], rest: str, today: date) -> RescheduleVide
 
 
 def parse_cancel(words: list[str], rest: str, today: date) -> CancelVideo:
+    confirm = take_flag(words, "confirm", "--confirm")
     if len(words) != 1:
         raise ParseError("Name one consultation.", CANCEL_USAGE)
-    return CancelVideo(_consultation_id(words[0], CANCEL_USAGE))
+    return CancelVideo(_consultation_id(words[0], CANCEL_USAGE), confirm)
 
 
 #: The spans `video list` reads: the words that name each, and how the answer says it.
@@ -412,6 +417,21 @@ async def run_reschedule(command: RescheduleVideo, who: StaffIdentity, ctx: Comm
 
 @_refusals_in_words
 async def run_cancel(command: CancelVideo, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    if not command.confirm:
+        line = await consultation_line(ctx.database, command.consultation_id)
+        if line is None:
+            return Reply(f"There is no video consultation {command.consultation_id}.", kind="error")
+        if line.status == "cancelled":
+            return Reply(f"Consultation {line.id} is cancelled already.", kind="error")
+        when = time_in(line.scheduled_at, ctx.business_tz)
+        return Reply(
+            f"Cancel consultation {line.id}: {line.customer}, {line.service or 'video consultation'} with "
+            f"{line.staff or 'no clinician'} on {when}? The patient is told on their channel, and the time is "
+            "free again.",
+            title="Cancel this video consultation?",
+            buttons=(Button("Cancel it", f"video cancel {line.id} confirm", "danger"),),
+            private=True,
+        )
     booked = await cancel_consultation(
         ctx.uow.video_booking(),
         command.consultation_id,

@@ -134,12 +134,19 @@ async def test_booking_moving_and_cancelling_from_chat(ctx: CommandContext) -> N
     kind, shown = await say(ctx, AGENT, "video list week mine")
     assert "No video consultations this week for Lena Hoffmann." in shown  # it moved to next week
 
+    # Asked first (a mistyped number must not cancel another patient's consultation and tell them), then done.
     kind, shown = await say(ctx, AGENT, f"video cancel {number}")
+    assert kind == "answer" and f"Cancel consultation {number}: " in shown and "?" in shown, shown
+    assert f"[Cancel it] → video cancel {number} confirm" in shown, shown
+    kind, shown = await say(ctx, AGENT, f"video cancel {number} confirm")
     assert kind == "answer" and f"Cancelled consultation {number}" in shown and "free again" in shown
-    kind, shown = await say(ctx, AGENT, f"video cancel {number}")
+    kind, shown = await say(ctx, AGENT, f"video cancel {number} confirm")
     assert kind == "error" and "was cancelled" in shown
-    kind, shown = await say(ctx, AGENT, "video cancel 99999999")
-    assert kind == "error" and "There is no video consultation 99999999." in shown
+    kind, shown = await say(ctx, AGENT, f"video cancel {number}")
+    assert kind == "error" and "is cancelled already" in shown
+    for asked in ("video cancel 99999999", "video cancel 99999999 confirm"):
+        kind, shown = await say(ctx, AGENT, asked)
+        assert kind == "error" and "There is no video consultation 99999999." in shown
     kind, shown = await say(ctx, AGENT, "video reschedule 12")
     assert kind == "error" and "Usage: video reschedule ID to TIME" in shown
 
