@@ -13,7 +13,7 @@ from domain.conversations.slack_threads import (
     ThreadCard,
     ThreadTurn,
 )
-from domain.conversations.telegram_desk import TelegramAgent, TelegramEcho
+from domain.conversations.telegram_desk import CATCH_UP, TelegramAgent, TelegramEcho
 from domain.vocabulary import Availability
 from storage.desk import DESK_ROLES
 from storage.models import ChatMessage, ChatSession, ChatTelegramPost, CustomerCommunication, StaffUser
@@ -92,6 +92,32 @@ class SqlTelegramPosts:
             )
         )
         await self._session.flush()
+
+    async def catch_up(self, chat_id: int, telegram_chat_id: int, before_turn: int) -> list[ThreadTurn]:
+        told = await self._session.scalar(
+            select(ChatTelegramPost.id)
+            .where(
+                ChatTelegramPost.session_id == chat_id, ChatTelegramPost.telegram_chat_id == telegram_chat_id
+            )
+            .limit(1)
+        )
+        if told is not None:
+            return []
+        rows = await self._session.execute(
+            select(ChatMessage, StaffUser.name)
+            .outerjoin(StaffUser, StaffUser.id == ChatMessage.staff_id)
+            .where(
+                ChatMessage.session_id == chat_id,
+                ChatMessage.id < before_turn,
+                ChatMessage.author.in_(("customer", "staff")),
+                ChatMessage.is_note.is_(False),
+            )
+            .order_by(ChatMessage.id.desc())
+            .limit(CATCH_UP)
+        )
+        found = list(rows)[::-1]
+        files = await turn_files(self._session, [turn.id for turn, _ in found])
+        return [thread_turn(turn, name, files.get(turn.id, ())) for turn, name in found]
 
     async def chat_for_message(self, telegram_chat_id: int, message_id: int) -> int | None:
         return await self._session.scalar(

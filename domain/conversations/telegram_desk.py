@@ -21,6 +21,10 @@ from domain.transaction import Transaction
 
 log = logging.getLogger(__name__)
 
+#: How many turns of the customer and staff an agent handed a conversation they never saw in Telegram gets
+#: before the news, so they can answer without opening the dashboard.
+CATCH_UP = 5
+
 
 @dataclass(frozen=True)
 class TelegramAgent:
@@ -44,6 +48,10 @@ class TelegramPosts(Protocol):
         `earlier_too`: also everyone told of this conversation before (so they learn who took it)."""
 
     async def remember(self, chat_id: int, telegram_chat_id: int, message_id: int, at: datetime) -> None: ...
+
+    async def catch_up(self, chat_id: int, telegram_chat_id: int, before_turn: int) -> list[ThreadTurn]:
+        """For an agent never told of this conversation in Telegram (it was handed to them): its last
+        CATCH_UP turns of the customer and staff before `before_turn`, oldest first; none once they were."""
 
     async def chat_for_message(self, telegram_chat_id: int, message_id: int) -> int | None: ...
 
@@ -133,7 +141,15 @@ async def _forward_turns(
         for agent in agents:
             if turn.written_in == "telegram" and turn.staff_id == agent.staff_id:
                 continue  # the agent wrote it in this very chat
+            async with open_read() as uow:
+                # Handed a conversation they never saw here ("Assigned to Lena"): what the customer said first.
+                earlier = await uow.telegram.catch_up(turn.chat_id, agent.telegram_user_id, turn.turn_id)
             try:
+                for before in earlier:
+                    sent = await sender.send_turn(agent.telegram_user_id, before, card)
+                    async with open_uow() as uow:
+                        await uow.telegram.remember(turn.chat_id, agent.telegram_user_id, sent, now)
+                        await uow.commit()
                 message_id = await sender.send_turn(agent.telegram_user_id, turn, card)
             except Exception as error:  # one agent's blocked chat must not stop the others
                 log.warning(

@@ -284,6 +284,37 @@ async def test_an_unassigned_conversation_goes_to_every_online_agent_and_a_reply
     assert holder == 2 and "Assigned to Jonas." in turns
 
 
+async def test_an_agent_handed_a_conversation_they_never_saw_gets_what_the_customer_said_first(
+    desk: TelegramConversationDesk, sandbox: RunningSandbox, database: Database
+) -> None:
+    """The walk: Lena took over a conversation Sophie held, and her Telegram got only "Assigned to Lena", not
+    the patient's "Hallo, ich möchte meinen Termin am Donnerstag verschieben"."""
+    chat_id = await customer_writes(desk, "Hallo, ich möchte meinen Termin am Donnerstag verschieben")
+    await desk.forward()
+    async with database.read_sessions() as session:
+        holder = await session.scalar(select(ChatSession.assigned_staff_id).where(ChatSession.id == chat_id))
+    first, other = (LENA, JONAS) if holder == 1 else (JONAS, LENA)
+    assert sent_to(sandbox, other) == []
+    # The other agent is given it (from the dashboard, say): the hand-over's note and, before it, the patient.
+    async with database.sessions() as session:
+        chat = await session.get(ChatSession, chat_id)
+        assert chat is not None
+        chat.assigned_staff_id = 2 if holder == 1 else 1
+        session.add(ChatMessage(session_id=chat_id, author="system", body="Assigned to the other agent.",
+                                created_at=datetime.now(UTC)))  # fmt: skip
+        await session.commit()
+    await desk.forward()
+    told = [m["text"] for m in sent_to(sandbox, other)]
+    assert len(told) == 2, told
+    assert "Termin am Donnerstag verschieben" in told[0] and "Assigned to the other agent." in told[1]
+    # Told once: what comes next is only the news.
+    await customer_writes(desk, "Freitag ginge auch", n=2)
+    await desk.forward()
+    later = [m["text"] for m in sent_to(sandbox, other)][2:]
+    assert len(later) == 1 and "Freitag ginge auch" in later[0]
+    assert len(sent_to(sandbox, first)) >= 1
+
+
 #: A one-page PDF, as the attachment rules recognise one by its first bytes.
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
