@@ -34,6 +34,12 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
         "patient_number",
         "patient_no",
         "patient_nr",
+        "patientennummer",
+        "patienten_nr",
+        "patientennr",
+        "patienten_id",
+        "kundennr",
+        "kunden_nr",
         "customer_no",
         "customer_number",
         "kundennummer",
@@ -117,7 +123,7 @@ class ColumnsRefused(ValueError):
 
 
 def _key(column: str) -> str:
-    return re.sub(r"[\s\-./]+", "_", column.strip().lower().lstrip("\ufeff"))
+    return re.sub(r"[\s\-./]+", "_", column.strip().lower().lstrip("\ufeff")).strip("_")  # "Nr." is "nr"
 
 
 @dataclass(frozen=True)

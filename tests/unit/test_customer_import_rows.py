@@ -321,3 +321,15 @@ def test_a_utf8_file_is_never_called_garbled_for_a_letter_cut_at_the_preview_s_e
         content = ("Name;Phone\n" + "x" * pad + "\n" + row * (HEAD_BYTES // len(row.encode()) + 5)).encode()
         assert not file_columns(content, "utf-8-sig", None).garbled, pad
     assert file_columns("Name;Phone\nJörg;0151 23456789\n".encode("cp1252"), "utf-8-sig", None).garbled
+
+
+def test_a_german_practice_s_patient_number_column_is_found_by_its_own_name() -> None:
+    """The walk's list headed "Patientennummer" was told "columns not imported: Patientennummer"."""
+    for header in ("Patientennummer", "Patienten-Nr.", "Kundennr"):
+        read = read_row(
+            2,
+            ["P-7", "Jürgen Groß", "0151 23456789"],
+            ColumnMap.from_header([header, "Name", "Mobil"]),
+            RULES,
+        )
+        assert isinstance(read, ImportRow) and read.external_ref == "P-7", header
