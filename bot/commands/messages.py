@@ -138,7 +138,9 @@ async def run_send(command: SendMessage, who: StaffIdentity, ctx: CommandContext
     try:
         if not command.confirm:
             preview = await preview_message(ctx.uow.messaging(), request, ctx.now(), policy)
-            return preview_reply(command, customer, preview, ref, ctx.now(), ctx.business_tz)
+            return preview_reply(
+                command, customer, preview, ref, ctx.now(), ctx.business_tz, ctx.settings.business_locale
+            )
         result = await send_message(
             ctx.uow.messaging(), request, actor=who.email, via=who.via, now=ctx.now(), policy=policy
         )
@@ -174,6 +176,7 @@ def preview_reply(
     ref: str,
     now: datetime,
     business_tz: str = "UTC",
+    locale: str = "en",
 ) -> Reply:
     decision = preview.decision
     if decision is not None and decision.verdict == "suppress":
@@ -187,13 +190,18 @@ def preview_reply(
             "To",
             f"#{customer.id} {customer.name} ({mask_address(preview.to_address, preview.channel.value)})",
         ),
-        Field("Channel", preview.channel.value),
+        Field("Channel", channel_words(preview.channel.value)),
     ]
     if preview.subject:
         fields.append(Field("Subject", preview.subject))
     category = MessageCategory.CONVERSATIONAL if command.text else MessageCategory.TRANSACTIONAL
     fields += shape_fields(
-        preview.channel, preview.text, category, preview.uses_whatsapp_template, preview.to_address
+        preview.channel,
+        preview.text,
+        category,
+        preview.uses_whatsapp_template,
+        preview.to_address,
+        locale=locale,
     )
     later = decision.send_at if decision is not None and decision.verdict == "defer" else None
     if later is not None and later > now + timedelta(minutes=1):

@@ -6,11 +6,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
+from babel.numbers import format_currency
+
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError, normalise, split_variables
 from bot.replies import Button, Field, Reply, Table
 from domain.messages.pricing import DEFAULT_PRICE_BOOK, calling_code, estimate_cost
 from domain.messages.segments import sms_shape
+from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.templates.model import TemplateError, TemplateRecord
 from domain.templates.rendering import render_template
@@ -148,17 +151,28 @@ async def run_preview(command: PreviewTemplate, who: StaffIdentity, ctx: Command
         rendered = render_template(chosen, values)
     except TemplateError as error:
         return Reply(f"The template does not render: {error}", kind="error")
-    fields = [Field("Channel", chosen.channel.value), Field("Locale", chosen.locale)]
+    fields = [Field("Channel", channel_words(chosen.channel.value)), Field("Language", chosen.locale)]
     if rendered.subject:
         fields.append(Field("Subject", rendered.subject))
     # No recipient yet: an SMS is priced as one to a number in the business's own country.
     home = calling_code(ctx.settings.phone_region)
     fields += shape_fields(
-        chosen.channel, rendered.body, chosen.category, chosen.whatsapp_name is not None, home, typical=True
+        chosen.channel,
+        rendered.body,
+        chosen.category,
+        chosen.whatsapp_name is not None,
+        home,
+        typical=True,
+        locale=ctx.settings.business_locale,
     )
     missing = [n for n in chosen.variables if n not in command.variables]
     note = f"\n(placeholders for: {', '.join(missing)})" if missing else ""
     return Reply(rendered.body + note, title=f"Preview: {command.name}", fields=tuple(fields), private=True)
+
+
+def price_words(micros: int, currency: str, locale: str = "en") -> str:
+    """A message's price as money is written, to the fraction of a cent it is ("$0.004", "$0.0875")."""
+    return format_currency(micros / 1_000_000, currency, locale=locale, decimal_quantization=False)
 
 
 def shape_fields(
@@ -169,6 +183,7 @@ def shape_fields(
     to_address: str | None,
     *,
     typical: bool = False,
+    locale: str = "en",
 ) -> list[Field]:
     """Encoding and segments for SMS, and the estimated cost for every channel: an SMS at the price of
     `to_address`'s country (an SMS to Germany costs eleven times one inside the US). With `typical`, the
@@ -177,7 +192,7 @@ def shape_fields(
     cost = estimate_cost(
         channel, body, DEFAULT_PRICE_BOOK, category=category, is_template=is_template, to_address=to_address
     )
-    words = f"{cost / 1_000_000:.4f} {DEFAULT_PRICE_BOOK.currency}"
+    words = price_words(cost, DEFAULT_PRICE_BOOK.currency, locale)
     if channel is Channel.SMS:
         shape = sms_shape(body)
         fields += [Field("Encoding", shape.encoding), Field("Segments", str(shape.segments))]

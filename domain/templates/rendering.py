@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
@@ -15,7 +15,7 @@ from functools import lru_cache, wraps
 from string import Formatter
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, nodes
+from jinja2 import StrictUndefined, Template, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 from jinja2.filters import make_attrgetter
@@ -198,7 +198,7 @@ def _render(
             "Only the declared variables and ordinary filters are available."
         ) from None
     except UndefinedError as exc:
-        raise TemplateError(_undefined_message(exc)) from None
+        raise TemplateError(_undefined_message(exc, _missing(source, escape, context))) from None
     except RecursionError:
         raise TemplateError(
             "The template calls itself too deeply (a macro, block or loop that keeps calling itself)."
@@ -804,9 +804,33 @@ def _unreadable_message(exc: BaseException) -> str:
     return "The template is nested too deeply to read (brackets or expressions inside each other)."
 
 
-def _undefined_message(exc: UndefinedError) -> str:
+def _missing(source: str, escape: bool, given: Mapping[str, object]) -> list[str]:
+    """Every variable the template names that was not given, in the order it names them: one failed render
+    says them all, not one per try."""
+    try:
+        found = meta.find_undeclared_variables(_sandbox(escape).parse(source))
+    except Exception:  # it compiled once already; saying the first is enough if this fails
+        return []
+    # A variable the template only tests for, or gives a default, may stay unset: not said as missing.
+    optional = {
+        name
+        for name in found
+        if re.search(rf"\b{re.escape(name)}\s*(?:is\s+(?:not\s+)?defined|\|\s*d(?:efault)?\b)", source)
+    }
+    order = {name: source.find(name) for name in found}
+    return sorted(
+        (name for name in found if name not in given and name not in optional),
+        key=lambda name: (order[name], name),
+    )
+
+
+def _undefined_message(exc: UndefinedError, missing: Sequence[str] = ()) -> str:
     match = _UNDEFINED_NAME.match(exc.message or "")
     if match:
+        names = list(missing) if match.group(1) in missing else [match.group(1)]
+        if len(names) > 1:
+            listed = ", ".join(f"“{name}”" for name in names[:-1]) + f" and “{names[-1]}”"
+            return f"No value was given for the variables {listed}."
         return f"No value was given for the variable “{match.group(1)}”."
     return f"The template refers to something that is missing: {exc.message}."
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.commands.context import CommandContext
+from bot.commands.templates import price_words
 from bot.console import ask, render_reply, save_files
 from domain.messages.pricing import DEFAULT_PRICE_BOOK
 from storage.database import Database
@@ -161,7 +162,10 @@ async def test_send_previews_then_enqueues_once_and_audits(seeded: CommandContex
     assert len(rows) == 1 and rows[0].source == "manual" and rows[0].customer_id == 1
     # The preview's cost is what the queued message is priced at: the recipient's country's SMS price.
     shown = next(f.value for f in preview.fields if f.label == "Estimated cost")
-    assert shown == f"{rows[0].cost_micros / 1_000_000:.4f} USD"
+    # Money as every answer writes it, to the fraction of a cent an SMS costs ("US$0.0875", not "0.0875 USD").
+    assert shown == price_words(rows[0].cost_micros, "USD", seeded.settings.business_locale)
+    assert shown.startswith(("US$", "$")) and "USD" not in shown
+    assert next(f.value for f in preview.fields if f.label == "Channel") == "SMS"
     price = DEFAULT_PRICE_BOOK.sms_segment_price(rows[0].to_address)
     segments = next(f.value for f in preview.fields if f.label == "Segments")
     assert rows[0].cost_micros == int(segments) * price and price != DEFAULT_PRICE_BOOK.sms_per_segment
@@ -178,7 +182,10 @@ async def test_a_template_preview_prices_an_sms_to_the_business_s_own_country(se
         preview = await ask(ctx, "template preview welcome sms de first_name=Jana", as_email=AGENT)
         fields = {f.label: f.value for f in preview.fields}
         price = DEFAULT_PRICE_BOOK.sms_segment_price(code) * int(fields["Segments"])
-        assert fields["Estimated cost"] == f"{price / 1_000_000:.4f} USD (to a {code} number)"
+        assert (
+            fields["Estimated cost"]
+            == f"{price_words(price, 'USD', ctx.settings.business_locale)} (to a {code} number)"
+        )
 
 
 async def test_free_text_and_suppressed_sends(seeded: CommandContext) -> None:

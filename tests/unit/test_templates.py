@@ -95,6 +95,27 @@ def test_undefined_variable_is_named() -> None:
         render_text("Hi {{ first_name }}", {})
 
 
+def test_every_missing_variable_is_named_at_once_but_not_those_only_tested_for() -> None:
+    """The walk was told of one missing value per try ("service", then "clinic")."""
+    source = "Hi {{ first_name }}, your {{ service }} at {{ clinic }}{% if note is defined %} {{ note }}{% endif %}"
+    with pytest.raises(TemplateError) as refused:
+        render_text(source + "{{ room | default('') }}", {"first_name": "Ann"})
+    assert str(refused.value) == "No value was given for the variables “service” and “clinic”."
+
+
+def test_every_missing_whatsapp_parameter_is_named_at_once() -> None:
+    from domain.templates.selection import whatsapp_components
+
+    template = MessageTemplate(
+        name="appointment_reminder", channel=Channel.WHATSAPP, locale="en", body="…",
+        category=MessageCategory.TRANSACTIONAL, whatsapp_name="appointment_reminder",
+        whatsapp_params=("first_name", "service", "clinic"),
+    )  # fmt: skip
+    with pytest.raises(TemplateError) as refused:
+        whatsapp_components(template, {"first_name": "Ann"})
+    assert str(refused.value) == "No value was given for the WhatsApp parameters 'service' and 'clinic'."
+
+
 def test_missing_key_of_a_dict_is_an_error_not_blank() -> None:
     with pytest.raises(TemplateError, match="missing"):
         render_text("{{ order.total }}", {"order": {}})
