@@ -6,11 +6,11 @@ import getpass
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from domain.vocabulary import Role
 from storage.database import Database
-from storage.models import AuditLog, StaffUser
+from storage.models import AuditLog, ChatSession, StaffUser
 
 #: Enough to catch a typo (a name where the email goes, a missing domain); the sign-in link proves the rest.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -67,11 +67,140 @@ async def save_staff(database: Database, email: str, name: str, role: Role, *, a
         return SavedStaff(row.id, email, name, role, created)
 
 
-async def list_staff(database: Database) -> list[tuple[str, str, str, bool]]:
+@dataclass(frozen=True)
+class ListedStaff:
+    email: str
+    name: str
+    role: str
+    active: bool
+    slack_user_id: str | None
+    telegram_user_id: int | None
+    locale: str
+
+
+async def list_staff(database: Database) -> list[ListedStaff]:
     async with database.read_sessions() as session:
         rows = await session.execute(
-            select(StaffUser.email, StaffUser.name, StaffUser.role, StaffUser.active).order_by(
-                StaffUser.email
+            select(
+                StaffUser.email,
+                StaffUser.name,
+                StaffUser.role,
+                StaffUser.active,
+                StaffUser.slack_user_id,
+                StaffUser.telegram_user_id,
+                StaffUser.locale,
+            ).order_by(StaffUser.email)
+        )
+        return [ListedStaff(*row) for row in rows.all()]
+
+
+_SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
+_SLACK_TEAM = re.compile(r"[TE][A-Z0-9]{2,31}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
+
+
+async def link_staff(
+    database: Database,
+    email: str,
+    *,
+    slack_user_id: str | None = None,
+    slack_team_id: str | None = None,
+    telegram_user_id: int | None = None,
+    language: str | None = None,
+    actor: str,
+) -> str:
+    """Tie a staff member to their Slack or Telegram account (the bots then answer them with their role's
+    rights) and set the language the bots use with them; "" for an option unlinks it. What changed, in words."""
+    email = email.strip().lower()
+    if slack_user_id and not _SLACK_ID.fullmatch(slack_user_id):
+        raise StaffAccountRefused(
+            f"{slack_user_id!r} is no Slack member id (it looks like U01ABCDEF: in Slack, their profile's ⋮ "
+            "menu, Copy member ID; the bot's refusal names it too)"
+        )
+    if slack_team_id and not _SLACK_TEAM.fullmatch(slack_team_id):
+        raise StaffAccountRefused(f"{slack_team_id!r} is no Slack workspace id (it looks like T01ABCDEF)")
+    if language and not _LANGUAGE.fullmatch(language):
+        raise StaffAccountRefused(f"{language!r} is no language code such as de or en")
+    async with database.sessions() as session:
+        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if row is None:
+            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        said: list[str] = []
+        if slack_user_id is not None:
+            holder = await session.scalar(
+                select(StaffUser.email).where(
+                    StaffUser.slack_user_id == slack_user_id, StaffUser.id != row.id
+                )
+            )
+            if holder and slack_user_id:
+                raise StaffAccountRefused(f"Slack member {slack_user_id} is linked to {holder} already")
+            row.slack_user_id = slack_user_id or None
+            if slack_team_id is not None:
+                row.slack_team_id = slack_team_id or None
+            said.append(f"Slack {slack_user_id}" if slack_user_id else "Slack unlinked")
+        if telegram_user_id is not None:
+            holder = await session.scalar(
+                select(StaffUser.email).where(
+                    StaffUser.telegram_user_id == telegram_user_id, StaffUser.id != row.id
+                )
+            )
+            if holder and telegram_user_id:
+                raise StaffAccountRefused(f"Telegram user {telegram_user_id} is linked to {holder} already")
+            row.telegram_user_id = telegram_user_id or None
+            said.append(f"Telegram {telegram_user_id}" if telegram_user_id else "Telegram unlinked")
+        if language:
+            row.locale = language.replace("-", "_")
+            said.append(f"language {row.locale}")
+        if not said:
+            raise StaffAccountRefused("say what to link: --slack MEMBER_ID, --telegram USER_ID or --language")
+        session.add(
+            AuditLog(
+                actor=actor,
+                via="cli",
+                action="staff.link",
+                target=f"staff:{row.id}",
+                detail={"email": email, "changed": said},
             )
         )
-        return [(email, name, role, active) for email, name, role, active in rows.all()]
+        await session.commit()
+        return f"{row.name} <{email}>: " + ", ".join(said)
+
+
+async def deactivate_staff(database: Database, email: str, *, actor: str) -> str:
+    """Someone who left: they can no longer sign in or use the bots (their history keeps their name);
+    `staff add` with their email brings them back."""
+    email = email.strip().lower()
+    async with database.sessions() as session:
+        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if row is None:
+            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        if not row.active:
+            return f"{row.name} <{email}> was deactivated already"
+        if row.role == "admin":
+            others = await session.scalar(
+                select(func.count())
+                .select_from(StaffUser)
+                .where(StaffUser.role == "admin", StaffUser.active.is_(True), StaffUser.id != row.id)
+            )
+            if not others:
+                raise StaffAccountRefused(f"{email} is the last admin: add another admin first")
+        row.active = False
+        row.availability = "away"
+        # Their live conversations go back to the queue, for someone who is here to take.
+        handed_back = await session.execute(
+            update(ChatSession)
+            .where(
+                ChatSession.assigned_staff_id == row.id,
+                ChatSession.status.in_(("open", "pending", "snoozed")),
+            )
+            .values(assigned_staff_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        back = int(getattr(handed_back, "rowcount", 0) or 0)
+        session.add(
+            AuditLog(actor=actor, via="cli", action="staff.deactivate", target=f"staff:{row.id}",
+                     detail={"email": email})
+        )  # fmt: skip
+        await session.commit()
+        freed = f"; {back} conversation{'s' if back != 1 else ''} went back to the queue" if back else ""
+        return f"{row.name} <{email}> can no longer sign in or use the bots{freed}"

@@ -1229,8 +1229,77 @@ def staff_list() -> None:
         click.echo(
             "no staff yet: add the first admin with  switchboard staff add EMAIL --name NAME --role admin"
         )
-    for email, name, role, active in rows:
-        click.echo(f"{email}  {name}  {role}{'' if active else '  (deactivated)'}")
+    for row in rows:
+        linked = [
+            *([f"Slack {row.slack_user_id}"] if row.slack_user_id else []),
+            *([f"Telegram {row.telegram_user_id}"] if row.telegram_user_id else []),
+        ]
+        click.echo(
+            f"{row.email}  {row.name}  {row.role}  language {row.locale}  "
+            f"{', '.join(linked) or 'no bot linked'}{'' if row.active else '  (deactivated: cannot sign in)'}"
+        )
+
+
+@staff.command("link")
+@click.argument("email")
+@click.option("--slack", "slack_user_id", help='Their Slack member id (U01ABCDEF); "" unlinks.')
+@click.option(
+    "--slack-team", "slack_team_id", help="The Slack workspace id (T01ABCDEF), when there are several."
+)
+@click.option(
+    "--telegram", "telegram_user_id", type=int, help="Their Telegram user id (a number); 0 unlinks."
+)
+@click.option("--language", help="The language the bots answer them in (de, en).")
+@one_line_errors
+def staff_link(
+    email: str,
+    slack_user_id: str | None,
+    slack_team_id: str | None,
+    telegram_user_id: int | None,
+    language: str | None,
+) -> None:
+    """Link a staff member's Slack or Telegram account, so the bots answer them with their role's rights (the
+    bot's refusal to an unlinked person names their id), and set the language the bots use with them."""
+    from storage.staff_accounts import StaffAccountRefused, link_staff, operator
+
+    settings = load_settings()
+
+    async def link(database: Any) -> str:
+        await require_migrated(database)
+        try:
+            return await link_staff(
+                database,
+                email,
+                slack_user_id=slack_user_id,
+                slack_team_id=slack_team_id,
+                telegram_user_id=telegram_user_id,
+                language=language,
+                actor=operator(),
+            )
+        except StaffAccountRefused as refused:
+            raise StartupError(str(refused)) from None
+
+    click.echo(run_async(_with_database(settings, link)))
+
+
+@staff.command("remove")
+@click.argument("email")
+@one_line_errors
+def staff_remove(email: str) -> None:
+    """Someone who left: they can no longer sign in or use the bots, and their live conversations go back to
+    the queue; their history keeps their name. `staff add` with their email brings them back."""
+    from storage.staff_accounts import StaffAccountRefused, deactivate_staff, operator
+
+    settings = load_settings()
+
+    async def remove(database: Any) -> str:
+        await require_migrated(database)
+        try:
+            return await deactivate_staff(database, email, actor=operator())
+        except StaffAccountRefused as refused:
+            raise StartupError(str(refused)) from None
+
+    click.echo(run_async(_with_database(settings, remove)))
 
 
 @main.group("widget-key")

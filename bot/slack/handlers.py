@@ -36,12 +36,14 @@ TROUBLE = Reply(
 )
 
 
-def refusal(business_name: str) -> Reply:
-    """What anyone not linked to a staff account gets: no data, no hint of what exists."""
+def refusal(business_name: str, user_id: str = "") -> Reply:
+    """What anyone not linked to a staff account gets: no data, no hint of what exists, only their own Slack
+    member id, which the administrator links (`switchboard staff link EMAIL --slack ID`)."""
+    yours = f" (your Slack member id is {user_id})" if user_id else ""
     return Reply(
         text=(
             f"Sorry, Switchboard only answers staff of {business_name}. If you work here, ask an "
-            "administrator to link your Slack account."
+            f"administrator to link your Slack account{yours}."
         ),
         kind="denied",
         private=True,
@@ -97,7 +99,7 @@ class SlackFrontEnd:
             log.exception("Slack command %r from %s failed", text, where.user_id)
             reply = TROUBLE
         if reply is None:
-            reply = refusal(self.business_name)
+            reply = refusal(self.business_name, where.user_id or "")
         ts = await deliver_reply(client, reply, where, respond)
         if ts is not None and where.channel_id and reply.kind == "progress" and reply.progress_key:
             self.follow_progress(client, where, ts, reply.progress_key)

@@ -60,10 +60,13 @@ def command_text(message_text: str) -> str:
     return text.strip() or "help"
 
 
-def refusal_text(business_name: str) -> str:
+def refusal_text(business_name: str, user_id: int | None = None) -> str:
+    """No data, only the person's own Telegram user id, which the administrator links
+    (`switchboard staff link EMAIL --telegram ID`)."""
+    yours = f" (your Telegram user id is {user_id})" if user_id else ""
     return (
         f"Sorry, this bot is only for staff of {business_name}. If you work here, ask an "
-        "administrator to link your Telegram account."
+        f"administrator to link your Telegram account{yours}."
     )
 
 
@@ -159,7 +162,7 @@ class TelegramStaffFrontEnd:
         chat_id = message.chat.id if message else callback.from_user.id
         reply = await self.run(command, callback.from_user.id)
         if reply is None:
-            await self.say(bot, chat_id, refusal_text(self.business_name))
+            await self.say(bot, chat_id, refusal_text(self.business_name, callback.from_user.id))
             return
         await self.deliver(
             bot, reply, chat_id=chat_id, chat_type=ChatType.PRIVATE, user_id=callback.from_user.id
@@ -179,7 +182,7 @@ class TelegramStaffFrontEnd:
             return
         reply = await self.run(command_text(message.text), message.from_user.id)
         if reply is None:
-            await self.say(bot, message.chat.id, refusal_text(self.business_name))
+            await self.say(bot, message.chat.id, refusal_text(self.business_name, message.from_user.id))
             return
         await self.deliver(
             bot, reply, chat_id=message.chat.id, chat_type=message.chat.type, user_id=message.from_user.id
@@ -202,7 +205,7 @@ class TelegramStaffFrontEnd:
         chat_type = message.chat.type if message else ChatType.PRIVATE
         reply = await self.run(pressed.command, callback.from_user.id)
         if reply is None:
-            await self.say(bot, chat_id, refusal_text(self.business_name))
+            await self.say(bot, chat_id, refusal_text(self.business_name, callback.from_user.id))
             return
         if pressed.confirm and message is not None:
             await self.retire_question(message, pressed.label)

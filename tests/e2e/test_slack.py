@@ -310,6 +310,8 @@ async def test_an_unknown_slack_user_gets_a_polite_refusal_and_nothing_else(
     [refusal] = await fake_slack.wait_for("response_url")
     assert refusal.params["response_type"] == "ephemeral"
     assert "only answers staff" in refusal.params["text"]
+    # Their own member id, which the administrator links (`switchboard staff link EMAIL --slack ID`).
+    assert "(your Slack member id is U0STRANGER)" in refusal.params["text"]
     assert "Ada" not in json.dumps(refusal.params)
     assert fake_slack.of("chat.postMessage") == [] and fake_slack.of("files.getUploadURLExternal") == []
 

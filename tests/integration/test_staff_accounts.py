@@ -42,7 +42,7 @@ def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audite
         "updated Dana Weber <dana@clinic.example> as manager"
     )
     listed = runner.invoke(cli, ["staff", "list"])
-    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager"
+    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager  language en  no bot linked"
 
     for bad, why in (
         (["not-an-email", "--name", "X"], "is not an email address"),
@@ -68,3 +68,73 @@ def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audite
     staff, audit = asyncio.run(stored())
     assert staff == [("dana@clinic.example", "manager")]
     assert audit == [("staff.add", "cli"), ("staff.update", "cli")]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
+    engine: str, fresh_databases: FreshDatabases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk found no way to link a Slack or Telegram account, set a language or remove a staff member
+    without SQL, while the bot told unlinked people to "ask an administrator to link" them."""
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    runner = CliRunner()
+    for email, role in (("dana@clinic.example", "admin"), ("lena@clinic.example", "agent")):
+        assert (
+            runner.invoke(cli, ["staff", "add", email, "--name", email[:4].title(), "--role", role]).exit_code
+            == 0
+        )
+
+    linked = runner.invoke(
+        cli,
+        [
+            "staff",
+            "link",
+            "lena@clinic.example",
+            "--slack",
+            "U0LENA1",
+            "--telegram",
+            "4242",
+            "--language",
+            "de",
+        ],
+    )
+    assert linked.exit_code == 0, linked.output
+    assert linked.output.strip() == "Lena <lena@clinic.example>: Slack U0LENA1, Telegram 4242, language de"
+    listed = runner.invoke(cli, ["staff", "list"]).output
+    assert "lena@clinic.example  Lena  agent  language de  Slack U0LENA1, Telegram 4242" in listed
+
+    for args, why in (
+        (
+            ["dana@clinic.example", "--telegram", "4242"],
+            "Telegram user 4242 is linked to lena@clinic.example already",
+        ),
+        (["dana@clinic.example", "--slack", "lena"], "is no Slack member id"),
+        (["nobody@clinic.example", "--slack", "U0X1"], "there is no staff member nobody@clinic.example"),
+        (["dana@clinic.example"], "say what to link"),
+    ):
+        refused = runner.invoke(cli, ["staff", "link", *args])
+        assert refused.exit_code == 2 and why in refused.output and "Traceback" not in refused.output, (
+            refused.output
+        )
+
+    last_admin = runner.invoke(cli, ["staff", "remove", "dana@clinic.example"])
+    assert last_admin.exit_code == 2 and "the last admin" in last_admin.output
+    removed = runner.invoke(cli, ["staff", "remove", "lena@clinic.example"])
+    assert removed.exit_code == 0 and "can no longer sign in or use the bots" in removed.output
+    assert "(deactivated: cannot sign in)" in runner.invoke(cli, ["staff", "list"]).output
+    refused_link = runner.invoke(cli, ["login-link", "lena@clinic.example"])
+    assert refused_link.exit_code == 2
+
+    async def identity() -> object:
+        from storage.queries.staff import staff_by_email
+
+        database = Database.connect(url)
+        try:
+            return await staff_by_email(database, "lena@clinic.example")
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(identity()) is None  # the bots and the dashboard no longer know her
+    back = runner.invoke(cli, ["staff", "add", "lena@clinic.example", "--name", "Lena", "--role", "agent"])
+    assert back.exit_code == 0 and asyncio.run(identity()) is not None
