@@ -75,7 +75,6 @@ class ListedStaff:
     active: bool
     slack_user_id: str | None
     telegram_user_id: int | None
-    locale: str
 
 
 async def list_staff(database: Database) -> list[ListedStaff]:
@@ -88,7 +87,6 @@ async def list_staff(database: Database) -> list[ListedStaff]:
                 StaffUser.active,
                 StaffUser.slack_user_id,
                 StaffUser.telegram_user_id,
-                StaffUser.locale,
             ).order_by(StaffUser.email)
         )
         return [ListedStaff(*row) for row in rows.all()]
@@ -96,7 +94,6 @@ async def list_staff(database: Database) -> list[ListedStaff]:
 
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,31}")
 _SLACK_TEAM = re.compile(r"[TE][A-Z0-9]{2,31}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(?:[_-][A-Za-z]{2,4})?")
 
 
 async def link_staff(
@@ -106,11 +103,10 @@ async def link_staff(
     slack_user_id: str | None = None,
     slack_team_id: str | None = None,
     telegram_user_id: int | None = None,
-    language: str | None = None,
     actor: str,
 ) -> str:
     """Tie a staff member to their Slack or Telegram account (the bots then answer them with their role's
-    rights) and set the language the bots use with them; "" for an option unlinks it. What changed, in words."""
+    rights); "" (or 0) unlinks it. What changed, in words."""
     email = email.strip().lower()
     if slack_user_id and not _SLACK_ID.fullmatch(slack_user_id):
         raise StaffAccountRefused(
@@ -119,8 +115,6 @@ async def link_staff(
         )
     if slack_team_id and not _SLACK_TEAM.fullmatch(slack_team_id):
         raise StaffAccountRefused(f"{slack_team_id!r} is no Slack workspace id (it looks like T01ABCDEF)")
-    if language and not _LANGUAGE.fullmatch(language):
-        raise StaffAccountRefused(f"{language!r} is no language code such as de or en")
     async with database.sessions() as session:
         row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
         if row is None:
@@ -148,11 +142,8 @@ async def link_staff(
                 raise StaffAccountRefused(f"Telegram user {telegram_user_id} is linked to {holder} already")
             row.telegram_user_id = telegram_user_id or None
             said.append(f"Telegram {telegram_user_id}" if telegram_user_id else "Telegram unlinked")
-        if language:
-            row.locale = language.replace("-", "_")
-            said.append(f"language {row.locale}")
         if not said:
-            raise StaffAccountRefused("say what to link: --slack MEMBER_ID, --telegram USER_ID or --language")
+            raise StaffAccountRefused("say what to link: --slack MEMBER_ID or --telegram USER_ID")
         session.add(
             AuditLog(
                 actor=actor,

@@ -1235,7 +1235,7 @@ def staff_list() -> None:
             *([f"Telegram {row.telegram_user_id}"] if row.telegram_user_id else []),
         ]
         click.echo(
-            f"{row.email}  {row.name}  {row.role}  language {row.locale}  "
+            f"{row.email}  {row.name}  {row.role}  "
             f"{', '.join(linked) or 'no bot linked'}{'' if row.active else '  (deactivated: cannot sign in)'}"
         )
 
@@ -1249,17 +1249,15 @@ def staff_list() -> None:
 @click.option(
     "--telegram", "telegram_user_id", type=int, help="Their Telegram user id (a number); 0 unlinks."
 )
-@click.option("--language", help="The language the bots answer them in (de, en).")
 @one_line_errors
 def staff_link(
     email: str,
     slack_user_id: str | None,
     slack_team_id: str | None,
     telegram_user_id: int | None,
-    language: str | None,
 ) -> None:
     """Link a staff member's Slack or Telegram account, so the bots answer them with their role's rights (the
-    bot's refusal to an unlinked person names their id), and set the language the bots use with them."""
+    bot's refusal to an unlinked person names their id)."""
     from storage.staff_accounts import StaffAccountRefused, link_staff, operator
 
     settings = load_settings()
@@ -1273,7 +1271,6 @@ def staff_link(
                 slack_user_id=slack_user_id,
                 slack_team_id=slack_team_id,
                 telegram_user_id=telegram_user_id,
-                language=language,
                 actor=operator(),
             )
         except StaffAccountRefused as refused:

@@ -42,7 +42,7 @@ def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audite
         "updated Dana Weber <dana@clinic.example> as manager"
     )
     listed = runner.invoke(cli, ["staff", "list"])
-    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager  language en  no bot linked"
+    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager  no bot linked"
 
     for bad, why in (
         (["not-an-email", "--name", "X"], "is not an email address"),
@@ -74,7 +74,7 @@ def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audite
 def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
     engine: str, fresh_databases: FreshDatabases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The walk found no way to link a Slack or Telegram account, set a language or remove a staff member
+    """The walk found no way to link a Slack or Telegram account or remove a staff member
     without SQL, while the bot told unlinked people to "ask an administrator to link" them."""
     url = fresh_databases.url(engine)
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
@@ -100,9 +100,9 @@ def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
         ],
     )
     assert linked.exit_code == 0, linked.output
-    assert linked.output.strip() == "Lena <lena@clinic.example>: Slack U0LENA1, Telegram 4242, language de"
+    assert linked.output.strip() == "Lena <lena@clinic.example>: Slack U0LENA1, Telegram 4242"
     listed = runner.invoke(cli, ["staff", "list"]).output
-    assert "lena@clinic.example  Lena  agent  language de  Slack U0LENA1, Telegram 4242" in listed
+    assert "lena@clinic.example  Lena  agent  Slack U0LENA1, Telegram 4242" in listed
 
     for args, why in (
         (
