@@ -95,8 +95,6 @@ def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
             "U0LENA1",
             "--telegram",
             "4242",
-            "--language",
-            "de",
         ],
     )
     assert linked.exit_code == 0, linked.output
