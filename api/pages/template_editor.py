@@ -66,7 +66,10 @@ def variant_of(name: str, channel: Channel, locale: str, form: dict[str, str]) -
     try:
         category = MessageCategory(form["category"])
     except ValueError:
-        raise TemplateError("Pick a category from the list.") from None
+        raise TemplateError(
+            "Say what the template is for: transactional (reminders, confirmations), marketing (offers, "
+            "newsletters) or conversational (answers in a conversation)."
+        ) from None
     email = channel is Channel.EMAIL
     whatsapp = channel is Channel.WHATSAPP
     return MessageTemplate(
@@ -101,9 +104,19 @@ def variant_of_record(record: TemplateRecord) -> MessageTemplate:
     )
 
 
+#: Each category as the editor offers it: what it is for, and what holds it back.
+CATEGORY_WORDS = {
+    MessageCategory.TRANSACTIONAL: "transactional: reminders, confirmations, notices (sent whenever needed)",
+    MessageCategory.MARKETING: "marketing: offers, newsletters (only with opt-in, outside quiet hours, within caps)",
+    MessageCategory.CONVERSATIONAL: "conversational: answers in a conversation the customer started",
+}
+
+
 def form_of_variant(variant: MessageTemplate | None) -> dict[str, str]:
     if variant is None:
-        return {**dict.fromkeys(FIELDS, ""), "category": MessageCategory.MARKETING.value}
+        # No category chosen for the writer: a reminder saved as marketing would wait for opt-in and quiet
+        # hours, and an offer saved as transactional would skip them. The form asks.
+        return dict.fromkeys(FIELDS, "")
     return {
         "category": variant.category.value,
         "subject": variant.subject or "",
@@ -262,7 +275,7 @@ class TemplateEditorPages(StaffPages):
             shown=shown,
             html_frame=Markup.escape(shown.html) if shown and shown.html else None,
             changes=changes,
-            categories=[c.value for c in MessageCategory],
+            categories=[(c.value, CATEGORY_WORDS[c]) for c in MessageCategory],
             versions=[(v.version, v.saved_by or "—", formats.moment(v.saved_at)) for v in versions]
             or (
                 [(record.version, "— (before versions were kept)", formats.moment(record.updated_at))]

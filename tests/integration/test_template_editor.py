@@ -148,6 +148,14 @@ async def test_mistakes_and_template_code_are_refused_beside_the_text_and_nothin
         assert answer.status_code == 422 and 'id="body-error"' in answer.text, (text, answer.status_code)
         assert words in answer.text
     assert (await _rows(seeded))[0] is None
+    # A new variant chooses no category for its writer (a reminder saved as marketing would wait for
+    # opt-in and quiet hours), and saving without one says what each is for.
+    fresh = (await client.get(EDITOR)).text
+    assert '<option value="" selected disabled>What is it for?</option>' in fresh
+    assert "transactional: reminders, confirmations" in fresh
+    unsaid = await post_form(client, EDITOR, EDITOR, {**base, "category": "", "body": "Hi {{ first_name }}"})
+    assert unsaid.status_code == 422 and "Say what the template is for: transactional" in unsaid.text
+    assert (await _rows(seeded))[0] is None
     no_token = await client.post(EDITOR, data={**base, "body": "Hi"}, follow_redirects=False)
     assert no_token.status_code == 403 and (await _rows(seeded))[0] is None
 
