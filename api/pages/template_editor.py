@@ -33,8 +33,9 @@ from domain.templates.rendering import render_template
 from domain.templates.trial import run_trial
 from domain.templates.use_cases import check_template_name, save_template_variant
 from domain.templates.validation import validate_template
+from domain.templates.variants import variables_apart
 from domain.vocabulary import OUTBOUND_CHANNELS, Channel, MessageCategory, Role
-from storage.queries.templates import KeptVersion, template_variant, template_versions
+from storage.queries.templates import KeptVersion, all_template_variants, template_variant, template_versions
 
 FIELDS = (
     "category",
@@ -238,6 +239,13 @@ class TemplateEditorPages(StaffPages):
     ) -> Template:
         container = container_of(request)
         record = await template_variant(container.database, name, channel.value, locale)
+        apart = variables_apart(
+            name,
+            channel.value,
+            locale,
+            _names(form["variables"]),
+            await all_template_variants(container.database, name),
+        )
         if opened is None:
             opened = opened_at(record.version if record else None)
         versions = await template_versions(container.database, name, channel.value, locale)
@@ -286,6 +294,7 @@ class TemplateEditorPages(StaffPages):
             saved=notices.said(request).get("saved", "")[:8],
             opened=opened,
             conflict=conflict,
+            apart=apart,
         )
         template.status_code = status_code
         return template

@@ -222,3 +222,29 @@ async def test_a_save_over_someone_elses_newer_version_is_stopped_and_shows_the_
     await database.dispose()
     row, versions = await _rows(seeded)
     assert row is not None and row.version == 3 and versions == [1, 2, 3] and "late" not in row.body
+
+
+async def test_a_variant_whose_values_differ_from_another_variant_s_says_so(
+    client: Client, seeded: Seeded
+) -> None:
+    """The walk saved flu-jab's English SMS with "date" and its German one with "datum", silently; a send to a
+    German patient then failed for want of "datum"."""
+    await sign_in(client, seeded, MANAGER)
+    english, german = "/communication/templates/flu-jab/sms/en", "/communication/templates/flu-jab/sms/de"
+    base = {"category": "transactional", "samples": "", "action": "save"}
+    saved = await post_form(
+        client, english, english, {**base, "body": "Flu jab on {{ date }}", "variables": "date"}
+    )
+    assert saved.status_code == 303
+    assert "variables-apart" not in (await client.get(english)).text  # alone, it agrees with itself
+    saved = await post_form(
+        client, german, german, {**base, "body": "Grippeimpfung am {{ datum }}", "variables": "datum"}
+    )
+    assert saved.status_code == 303  # said, not refused: the other variant may be the one to change
+    shown = (await client.get(german)).text
+    assert (
+        "The SMS en variant uses “date”, which this one does not; this one uses “datum”, which the SMS en"
+        in shown
+    )
+    assert "use the same names in both" in shown
+    assert "variables-apart" in (await client.get(english)).text
