@@ -269,6 +269,23 @@ _METRICS: tuple[Metric, ...] = (
         synonyms=("sent", "outbound messages", "sends", "send volume", "messages out", "volume sent"),
     ),
     _metric(
+        "messages_received",
+        "Messages received",
+        "Messages customers sent us in the period, on every channel (replies, questions, keywords such as STOP).",
+        "count",
+        "count",
+        "inbound_messages",
+        ("channel", "campaign", "segment", "country"),
+        "neutral",
+        synonyms=(
+            "received messages",
+            "inbound messages",
+            "incoming messages",
+            "messages in",
+            "replies received",
+        ),
+    ),
+    _metric(
         "messages_delivered",
         "Messages delivered",
         "Outbound messages created in the period that reached the recipient (delivered or read).",

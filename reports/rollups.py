@@ -71,7 +71,9 @@ def counted_from_messages(metrics: Iterable[str]) -> list[str]:
     old (SWITCHBOARD_MESSAGE_RETENTION_MONTHS): their buckets from before that are kept as they were counted,
     never counted again from what is left."""
     return sorted(
-        name for name in metrics if any(m.source == "messages" for m in METRIC_MEASURES[name].measures)
+        name
+        for name in metrics
+        if any(m.source in ("messages", "inbound_messages") for m in METRIC_MEASURES[name].measures)
     )
 
 
@@ -100,7 +102,8 @@ class RollupReport:
 class TouchedFacts:
     """Which facts changed since the last watermark: their times, or whole time ranges, by source.
 
-    Sources are orders, messages, customers, appointments, video_consultations, chats, opt_outs.
+    Sources are orders, messages, inbound_messages, customers, appointments, video_consultations, chats,
+    opt_outs.
     A writer that knows when its facts happened passes `ranges` and no lookup is needed.
     """
 

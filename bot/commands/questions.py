@@ -806,8 +806,8 @@ def _channel_messages(text: str) -> tuple[Found | None, Filter | None]:
         return None, None
     word = match.group(1)
     if word == "messages":
-        if re.search(r"\b(?:received|receive|incoming|inbound|unread|bekommen|erhalten|eingegangen)\b", text):
-            return None, None  # messages customers sent us: no figure keeps them, so it is declined
+        if re.search(r"\b(?:received|receive|incoming|inbound|got|get|gotten|came in|come in)\b", text):
+            return Found("messages_received", match.start(), match.end()), None  # customers wrote them
         return Found("messages_sent", match.start(), match.end()), None
     channel = (
         "email"

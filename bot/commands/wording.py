@@ -178,6 +178,9 @@ _PHRASES: tuple[tuple[str, str], ...] = (
     (r"zugestellte\s+nachrichten", " messages delivered "),
     (r"gelesene\s+nachrichten", " messages read "),
     (r"fehlgeschlagene\s+nachrichten", " messages failed "),
+    # "eingegangene Nachrichten", "wie viele Nachrichten haben wir heute bekommen": what customers wrote us.
+    (r"(?:eingegangene|empfangene|erhaltene|eingehende)\s+nachrichten", " messages received "),
+    (r"nachrichten\b(.{0,40}?)\b(?:bekommen|erhalten|empfangen|eingegangen)\b", r" messages received \1 "),
     (r"nachrichten", " messages "),
     (r"kunden|patient(?:en|innen)", " customers "),
     # --- German breakdowns and fillers ---------------------------------------------------------------

@@ -333,6 +333,29 @@ MESSAGES = FactSource(
     ),
 )
 
+#: What customers wrote to us (replies, questions, keywords), when it arrived, on every channel.
+INBOUND_MESSAGES = FactSource(
+    name="inbound_messages",
+    table=CustomerCommunication.__table__,
+    time_column=CustomerCommunication.created_at,
+    id_column=CustomerCommunication.id,
+    condition=CustomerCommunication.direction == Direction.INBOUND.value,
+    dimensions=MappingProxyType(
+        {
+            "channel": (CustomerCommunication.channel, ()),
+            "campaign": (_message_campaign.c.slug, ("campaign",)),
+            "segment": (_message_customer.c.segment, ("customer",)),
+            "country": (_message_customer.c.country, ("customer",)),
+        }
+    ),
+    joins=MappingProxyType(
+        {
+            "campaign": Join(_message_campaign, CustomerCommunication.campaign_id == _message_campaign.c.id),
+            "customer": Join(_message_customer, CustomerCommunication.customer_id == _message_customer.c.id),
+        }
+    ),
+)
+
 #: An opt-out made here, in the period it was recorded. An erasure closes every channel in the ledger
 #: (storage/customer_erasure.py), and a customer list's "no" is what the customer said elsewhere, before
 #: (storage/customer_import.py): neither is an opt-out.
@@ -435,6 +458,7 @@ SOURCES: Mapping[str, FactSource] = MappingProxyType(
             APPOINTMENTS,
             VIDEO_CONSULTATIONS,
             MESSAGES,
+            INBOUND_MESSAGES,
             OPT_OUTS,
             CHATS,
             SLA_BREACHES,
@@ -545,6 +569,7 @@ METRIC_MEASURES: Mapping[str, MetricMeasures] = MappingProxyType(
         ),
         "video_consultations": MetricMeasures(Measure("video_consultations", "video_consultations", "count")),
         "messages_sent": MetricMeasures(_MESSAGES_SENT),
+        "messages_received": MetricMeasures(Measure("messages_received", "inbound_messages", "count")),
         "messages_delivered": MetricMeasures(
             Measure(
                 "messages_delivered",

@@ -55,6 +55,7 @@ class Facts:
     appointments: list[Appointment]
     videos: list[VideoConsultation]
     messages: list[CustomerCommunication]
+    inbound: list[CustomerCommunication]
     opt_outs: list[ConsentRecord]
     chats: list[ChatSession]
     sla_breaches: list[ChatSlaEvent]
@@ -75,6 +76,9 @@ async def load_facts(database: Database) -> Facts:
             videos=list(await session.scalars(select(VideoConsultation))),
             messages=[
                 m for m in await session.scalars(select(CustomerCommunication)) if m.direction == "outbound"
+            ],
+            inbound=[
+                m for m in await session.scalars(select(CustomerCommunication)) if m.direction == "inbound"
             ],
             opt_outs=[
                 r
@@ -146,6 +150,9 @@ def reference_kpis(
             sum(v.status != "cancelled" and within(v.scheduled_at, start, end) for v in facts.videos)
         ),
         "messages_sent": float(len(sent)),
+        "messages_received": float(
+            sum(within(m.created_at, start, end) for m in facts.inbound)  # what customers wrote us
+        ),
         "messages_delivered": float(len(delivered)),
         "messages_read": float(sum(m.status == "read" for m in messages)),
         "messages_failed": float(sum(m.status in ("failed", "undelivered", "dead") for m in messages)),
