@@ -80,13 +80,16 @@ class DeliveryFailed(Exception):
 
 def smtp_said(error: BaseException) -> tuple[str, bool]:
     """What the mail server said, in words ("the mail server refused it: Recipient address rejected: User
-    unknown (5.1.1)", never the library's exception), and whether it was a permanent (5xx) refusal."""
+    unknown (5.1.1)", never the library's exception), and whether the address was refused for good (5xx)."""
     refused: BaseException = error
     if isinstance(error, aiosmtplib.SMTPRecipientsRefused) and error.recipients:
         refused = error.recipients[0]
     if isinstance(refused, aiosmtplib.SMTPResponseException):
         words = failure_words(f"{refused.code} {refused.message}")
-        return f"the mail server refused it: {words}", refused.code >= 500
+        # Only the address itself refused for good is permanent; a login refused (535), a STARTTLS demanded
+        # (530) or a busy greeting (554) may pass, so they are retried as any failure is.
+        address_refused = isinstance(refused, aiosmtplib.SMTPRecipientRefused) and refused.code >= 500
+        return f"the mail server refused it: {words}", address_refused
     if isinstance(error, TimeoutError):
         return "the mail server did not answer in time", False
     return str(error) or error.__class__.__name__, False

@@ -525,7 +525,8 @@ class RollupRefresh:
         by_range = await TouchedFacts.from_ranges(database, spans)
         # Appointments change before and after their time (booked, moved, cancelled; done or missed): their
         # last days are recounted every pass, so a bucket is right by the time queries read it from here.
-        settling = now - SETTLED_AFTER - timedelta(days=1)
+        # From the last pass on, if that is earlier (a worker down for days): every day since is recounted.
+        settling = min(since - timedelta(minutes=5), now - SETTLED_AFTER - timedelta(days=1))
         await update_rollups_for(
             database,
             TouchedFacts(

@@ -81,7 +81,9 @@ def audience_conditions(audience: Audience) -> list[ColumnElement[bool]]:
     if audience.created_before is not None:
         conditions.append(Customer.created_at < audience.created_before)
     if audience.created_after is not None:
+        # Customers since then joined since then: a customer list's patients came before their import.
         conditions.append(Customer.created_at >= audience.created_after)
+        conditions.append(Customer.imported_at.is_(None))
     if audience.has_channel:
         conditions.append(or_(*(ADDRESS_COLUMNS[channel].is_not(None) for channel in audience.has_channel)))
     if audience.opted_in_on:

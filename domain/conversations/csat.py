@@ -18,8 +18,9 @@ A conversation staff opened that the customer never wrote in gets no survey.
 A customer's next message on that channel that is a bare score (1-5, "5/5", "four", "⭐⭐⭐⭐") within
 ANSWER_WITHIN of the survey, while the conversation is still resolved, is the answer: it is stored with the
 conversation (which keeps who resolved it) and neither reopens it nor gives an agent work. A score with words
-after it ("4 - sehr nett, aber lange Wartezeit am Telefon") is the score and its comment at once, and reopens
-only when the words ask something (a "?"). A free-text message
+after it, standing apart or saying its scale ("4 - sehr nett, aber lange Wartezeit am Telefon", "5 stars, thanks")
+is the score and its comment at once; the words then go the ordinary way, as a comment after the score does. A
+number inside a sentence ("3 tablets left, please send a refill") is no score. A free-text message
 within COMMENT_WITHIN after the score is kept as its comment and is also an ordinary message (it reopens the
 conversation and reaches an agent: "5" then "Can I also move my appointment?" is work). Once staff have
 written in the conversation after the survey (not a note), the customer is answering them, not the survey:
@@ -260,8 +261,8 @@ _STARS = frozenset("⭐★🌟")
 _SCORE = re.compile(r"([1-5])(?:\s*(?:/|of|von)\s*5)?(?:\s*(?:stars?|sternen?|points?|punkten?))?")
 #: A score with words after it, in one message: "4 - sehr nett, aber lange Wartezeit", "5! Thanks so much".
 _SCORED_COMMENT = re.compile(
-    r"\s*([1-5])(?:\s*(?:/|of|von)\s*5)?(?:\s*(?:stars?|sternen?|points?|punkten?))?"
-    r"\s*(?:[-–—:,.;!)]+\s*|\s+)(?P<comment>\S.*)",
+    r"\s*(?P<score>[1-5])(?P<scale>\s*(?:/|of|von)\s*5)?(?P<unit>\s*(?:stars?|sternen?|points?|punkten?))?"
+    r"(?P<separator>\s*[-–—:,;!)]+\s*|\s+)(?P<comment>\S.*)",
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -286,6 +287,10 @@ def read_scored_comment(text: str) -> tuple[int, str] | None:
     Telefon"): the score and the words, else None (a bare score is `read_score`'s)."""
     found = _SCORED_COMMENT.fullmatch(unicodedata.normalize("NFKC", text))
     if found is None:
+        return None
+    if not found["separator"].strip() and not (found["scale"] or found["unit"]):
+        # "3 tablets left, please send a refill", "2 Kinder brauchen einen Termin": a number in a sentence,
+        # not a score. A score stands apart ("4 - …", "5! …") or says its scale ("4/5 …", "5 stars …").
         return None
     comment = found["comment"].strip()
     if not any(character.isalpha() for character in comment):
@@ -483,17 +488,14 @@ async def capture_survey_answer(
     recent = survey.answered_at is not None and now - survey.answered_at <= COMMENT_WITHIN
     scored = read_scored_comment(message.body) if score is None else None
     if scored is not None and (survey.score is None or recent):
-        # The score and its comment in one message. A question in it is work for an agent: then it also goes
-        # the ordinary way (reopens), as a comment sent after the score does.
+        # The score and its comment in one message: both kept, and the words go the ordinary way (reopen,
+        # reach an agent), as a comment sent after the score does: they may ask for something.
         score, comment = scored
         await uow.csat.record_score(survey.chat_id, score, now)
         await uow.csat.record_comment(survey.chat_id, comment[:MAX_COMMENT], now)
         note = f"The customer rated this conversation {score} of 5, with a comment."
-        asks = "?" in comment
-        await uow.csat.add_answer_turn(
-            survey.chat_id, None if asks else communication_id, message.body, note, now
-        )
-        reply = SurveyReply.COMMENT if asks else SurveyReply.SCORE
+        await uow.csat.add_answer_turn(survey.chat_id, None, message.body, note, now)
+        reply = SurveyReply.COMMENT
     elif score is not None and (survey.score is None or recent):
         # A first score, or the customer correcting it straight away.
         await uow.csat.record_score(survey.chat_id, score, now)

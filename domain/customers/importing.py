@@ -357,9 +357,10 @@ def read_row(
     ):
         row.zone_guessed = None
     row.locale = get("locale")[:16] or None
-    if row.locale is None and row.country and row.country != rules.default_region:
+    if row.locale is None and row.country_given and row.country and row.country != rules.default_region:
         # A new patient of another country than the business's reads its language, not the business's: a
         # British patient of a German clinic gets English (a language without templates falls back to them).
+        # Only a country the row names: a German patient's Polish mobile says nothing of what they read.
         row.language_guessed = language_of_country(row.country)
     timezone = get("timezone")
     if timezone:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,6 +26,10 @@ from domain.delivery.ports import (
 from domain.vocabulary import Channel
 
 log = logging.getLogger(__name__)
+
+#: A Message-ID an email reply may thread under: one clean id, nothing a customer could bend into a header
+#: the mail library refuses (and so fail every reply in the conversation).
+_MESSAGE_ID = re.compile(r"<[^<>\s@]{1,400}@[^<>\s@]{1,400}>")
 
 
 #: Why a claimed message went back unsent: its turn came too late to be sure the claim was still ours.
@@ -654,7 +659,7 @@ class Dispatcher:
         threading = (
             {"In-Reply-To": answered, "References": answered}
             if isinstance(answered, str)
-            and answered.startswith("<")
+            and _MESSAGE_ID.fullmatch(answered)
             and message.channel == Channel.EMAIL.value
             else {}
         )

@@ -804,24 +804,40 @@ def _unreadable_message(exc: BaseException) -> str:
     return "The template is nested too deeply to read (brackets or expressions inside each other)."
 
 
-def _missing(source: str, escape: bool, given: Mapping[str, object]) -> list[str]:
-    """Every variable the template names that was not given, in the order it names them: one failed render
-    says them all, not one per try."""
+#: At most this many missing values are named in one refusal ("… and 12 more").
+MISSING_NAMED = 8
+
+
+@lru_cache(maxsize=256)
+def _names_needed(source: str, escape: bool) -> tuple[str, ...]:
+    """The variables a template reads and needs, in the order it first reads them, from one walk of its
+    parsed form (cached: a campaign whose template fails asks once per recipient). A variable it only tests
+    (`is defined`) or gives a default (`| default`, `| d`) may stay unset."""
     try:
-        found = meta.find_undeclared_variables(_sandbox(escape).parse(source))
-    except Exception:  # it compiled once already; saying the first is enough if this fails
-        return []
-    # A variable the template only tests for, or gives a default, may stay unset: not said as missing.
+        parsed = _sandbox(escape).parse(source)
+    except Exception:  # it compiled once already; saying the first missing one is enough if this fails
+        return ()
+    undeclared = meta.find_undeclared_variables(parsed)
     optional = {
-        name
-        for name in found
-        if re.search(rf"\b{re.escape(name)}\s*(?:is\s+(?:not\s+)?defined|\|\s*d(?:efault)?\b)", source)
+        test.node.name
+        for test in parsed.find_all(nodes.Test)
+        if test.name == "defined" and isinstance(test.node, nodes.Name)
+    } | {
+        used.node.name
+        for used in parsed.find_all(nodes.Filter)
+        if used.name in ("default", "d") and isinstance(used.node, nodes.Name)
     }
-    order = {name: source.find(name) for name in found}
-    return sorted(
-        (name for name in found if name not in given and name not in optional),
-        key=lambda name: (order[name], name),
-    )
+    ordered: dict[str, None] = {}
+    for name in parsed.find_all(nodes.Name):
+        if name.name in undeclared and name.name not in optional:
+            ordered.setdefault(name.name, None)
+    return tuple(ordered)
+
+
+def _missing(source: str, escape: bool, given: Mapping[str, object]) -> list[str]:
+    """Every variable the template needs that was not given: one failed render says them all, not one per
+    try."""
+    return [name for name in _names_needed(source, escape) if name not in given]
 
 
 def _undefined_message(exc: UndefinedError, missing: Sequence[str] = ()) -> str:
@@ -829,7 +845,10 @@ def _undefined_message(exc: UndefinedError, missing: Sequence[str] = ()) -> str:
     if match:
         names = list(missing) if match.group(1) in missing else [match.group(1)]
         if len(names) > 1:
-            listed = ", ".join(f"“{name}”" for name in names[:-1]) + f" and “{names[-1]}”"
+            shown = [f"“{name[:40]}”" for name in names[:MISSING_NAMED]]
+            if len(names) > MISSING_NAMED:
+                shown.append(f"{len(names) - MISSING_NAMED:,} more")
+            listed = ", ".join(shown[:-1]) + f" and {shown[-1]}"
             return f"No value was given for the variables {listed}."
         return f"No value was given for the variable “{match.group(1)}”."
     return f"The template refers to something that is missing: {exc.message}."

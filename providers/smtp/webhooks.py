@@ -178,7 +178,10 @@ def parse_delivery_report(raw_bytes: bytes, secret: str = "") -> DeliveryReceipt
     ours = str(original.get(SWITCHBOARD_ID_HEADER) or "").strip()
     check = str(original.get(SWITCHBOARD_CHECK_HEADER) or "").strip()
     vouched = (
-        bool(secret) and ours.isdigit() and hmac.compare_digest(check, id_check(secret, ours, original_id))
+        bool(secret)
+        and ours.isdigit()
+        and check.isascii()
+        and hmac.compare_digest(check, id_check(secret, ours, original_id))
     )
     failed = status is not MessageStatus.DELIVERED
     return DeliveryReceipt(
@@ -217,7 +220,11 @@ def bounced_mail_kind(raw_bytes: bytes, secret: str = "") -> tuple[str, bool] | 
         return None
     message_id = str(original.get("Message-ID") or "").strip()
     check = str(original.get(SWITCHBOARD_CHECK_HEADER) or "").strip()
-    vouched = bool(secret and message_id) and hmac.compare_digest(check, id_check(secret, kind, message_id))
+    vouched = (
+        bool(secret and message_id)
+        and check.isascii()  # compare_digest refuses other text: a forged header is simply not ours
+        and hmac.compare_digest(check, id_check(secret, kind, message_id))
+    )
     return kind, vouched
 
 

@@ -86,6 +86,8 @@ WAITING_SINCE = (
     .where(
         _waited.session_id == ChatSession.id,
         _waited.author == "customer",
+        # Since it was (re)opened: what came before a resolve was answered by resolving it.
+        _waited.created_at >= func.coalesce(ChatSession.reopened_at, ChatSession.started_at),
         ~exists()
         .where(
             _answered.session_id == ChatSession.id,

@@ -20,18 +20,22 @@ async def test_only_conversations_whose_customer_wrote_last_wait_on_us(database:
         session.add(agent)
         await session.commit()
         agent_id = agent.id
-    customers = [await add_customer(database, f"Patient {n}", phone=f"+4915100000{n:03d}") for n in range(4)]
+    customers = [await add_customer(database, f"Patient {n}", phone=f"+4915100000{n:03d}") for n in range(5)]
     turns = {
         "unanswered": [("customer", False, 30), ("customer", False, 20)],
         "answered": [("customer", False, 40), ("staff", False, 39)],
         "only a note": [("customer", False, 25), ("staff", True, 24)],
         "asked again": [("customer", False, 60), ("staff", False, 50), ("customer", False, 10)],
+        # Resolved unanswered ("Thanks!"), reopened by the customer writing again 5 minutes ago: waiting since
+        # then, not since the "Thanks!" (the review).
+        "reopened": [("customer", False, 80), ("customer", False, 5)],
     }
     ids: dict[str, int] = {}
     async with database.sessions() as session:
         for customer_id, (name, said) in zip(customers, turns.items(), strict=True):
             chat = ChatSession(customer_id=customer_id, channel="sms", status="open",
-                               started_at=NOW - timedelta(minutes=90), last_message_at=NOW)  # fmt: skip
+                               started_at=NOW - timedelta(minutes=90), last_message_at=NOW,
+                               reopened_at=NOW - timedelta(minutes=5) if name == "reopened" else None)  # fmt: skip
             session.add(chat)
             await session.flush()
             ids[name] = chat.id
@@ -43,9 +47,15 @@ async def test_only_conversations_whose_customer_wrote_last_wait_on_us(database:
 
     waiting = await desk_queue(database, "waiting", agent_id)
     # The longest waiting first: since the customer's oldest unanswered turn.
-    assert [row.id for row in waiting] == [ids["unanswered"], ids["only a note"], ids["asked again"]]
-    assert (await desk_counts(database, agent_id))["waiting"] == 3
+    assert [row.id for row in waiting] == [
+        ids["unanswered"],
+        ids["only a note"],
+        ids["asked again"],
+        ids["reopened"],
+    ]
+    assert (await desk_counts(database, agent_id))["waiting"] == 4
     since = {chat.id: chat.waiting_since for chat in await open_chats(database)}
     assert since[ids["answered"]] is None
     assert since[ids["unanswered"]] == NOW - timedelta(minutes=30)
     assert since[ids["asked again"]] == NOW - timedelta(minutes=10)
+    assert since[ids["reopened"]] == NOW - timedelta(minutes=5)

@@ -537,6 +537,7 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
                 ["Mia Brunner", "0151 98765432", "CH"],  # a Swiss resident's German mobile
                 ["Oliver Hughes", "07400 123456", "UK"],  # GB, as people write it
                 ["Anna Huber", "0664 12", "AT"],  # neither Austrian nor German
+                ["Piotr Nowak", "+48 512 345 678", ""],  # a Polish mobile: no country said, no language
             ]
         )
     if ahead:
@@ -546,7 +547,7 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
     result = run(str(path), "--region", "DE")
     assert result.exit_code == 0, result.output
-    assert "created 7 customers" in result.output, result.output
+    assert "created 8 customers" in result.output, result.output
     assert asyncio.run(tables(url))["phones"] == {
         "+436641234567",
         "+41791234567",
@@ -555,6 +556,7 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
         "+393123456789",
         "+4915198765432",
         "+447400123456",
+        "+48512345678",
     }
     errors = (tmp_path / "group.errors.csv").read_text(encoding="utf-8-sig")
     assert "'0664 12' is not a valid AT number" in errors, errors
@@ -580,6 +582,7 @@ def test_a_number_without_a_country_code_is_read_as_one_of_its_rows_country(
         "Sofia Rossi": business,  # the row says DE, whatever her number's country
         "Mia Brunner": "de",
         "Oliver Hughes": "en",
+        "Piotr Nowak": business,  # a number's country says nothing of the language its owner reads
     }
 
 
@@ -936,6 +939,23 @@ def test_an_imported_list_brings_no_new_customers_nor_opt_outs_into_the_analytic
         finally:
             await database.dispose()
 
+    async def joined_since_yesterday() -> int:
+        from sqlalchemy import func, select
+
+        from domain.campaigns.model import Audience
+        from storage.campaigns import audience_conditions
+
+        audience = Audience(created_after=datetime.now(UTC) - timedelta(days=1))
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                query = select(func.count()).select_from(Customer).where(*audience_conditions(audience))
+                return int(await session.scalar(query) or 0)
+        finally:
+            await database.dispose()
+
     assert asyncio.run(figures()) == (0.0, 0.0)
+    assert asyncio.run(joined_since_yesterday()) == 0  # a campaign to "customers since" leaves them out too
     asyncio.run(join_and_stop())
     assert asyncio.run(figures()) == (1.0, 1.0)
+    assert asyncio.run(joined_since_yesterday()) == 1

@@ -371,30 +371,25 @@ async def test_a_score_reply_is_captured_and_does_not_reopen_then_a_comment_foll
     assert stored.comment == "Lena was lovely, thanks!"
 
 
-async def test_a_score_with_words_is_the_score_and_its_comment_and_a_question_in_it_reopens() -> None:
-    """The walk's "4 - sehr nett, aber lange Wartezeit am Telefon" lost the score and reopened the chat."""
+async def test_a_score_with_words_is_the_score_and_its_comment_and_the_words_reach_an_agent() -> None:
+    """The walk's "4 - sehr nett, aber lange Wartezeit am Telefon" lost the score and reopened the chat: now
+    both are kept, and the words go the ordinary way, as a comment after the score does."""
     stored = Stored()
     await resolve(stored)
     said = "4 - sehr nett, aber lange Wartezeit am Telefon"
-    assert await answer(stored, said, NOW + timedelta(hours=2)) is SurveyReply.SCORE
-    assert (stored.score, stored.comment, stored.status) == (
-        4,
-        "sehr nett, aber lange Wartezeit am Telefon",
-        ChatStatus.CLOSED,
-    )
-    assert stored.turns[-2:] == [
-        ("customer", said),
-        ("system", "The customer rated this conversation 4 of 5, with a comment."),
-    ]
+    assert await answer(stored, said, NOW + timedelta(hours=2)) is SurveyReply.COMMENT
+    assert (stored.score, stored.comment) == (4, "sehr nett, aber lange Wartezeit am Telefon")
+    assert stored.turns[-1] == ("system", "The customer rated this conversation 4 of 5, with a comment.")
 
-    asking = Stored()
-    await resolve(asking)
-    reply = await answer(
-        asking, "2, nobody called me back. Can someone call today?", NOW + timedelta(hours=1)
-    )
-    assert reply is SurveyReply.COMMENT  # recorded, and the caller reopens it: it asks something
-    assert (asking.score, asking.comment) == (2, "nobody called me back. Can someone call today?")
-    assert asking.turns[-1] == ("system", "The customer rated this conversation 2 of 5, with a comment.")
+    # A number inside a sentence is no score: the message is left to the ordinary path, untouched.
+    for asking in (
+        "3 tablets left, please send a refill",
+        "2 Kinder brauchen einen Termin, bitte zurückrufen",
+    ):
+        other = Stored()
+        await resolve(other)
+        assert await answer(other, asking, NOW + timedelta(hours=1)) is None
+        assert (other.score, other.comment) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -404,6 +399,11 @@ async def test_a_score_with_words_is_the_score_and_its_comment_and_a_question_in
         ("5! Thanks so much", (5, "Thanks so much")),
         ("4 von 5 Sternen, danke", (4, "danke")),
         ("3/5: parking was awful", (3, "parking was awful")),
+        ("5 stars but please send the invoice again", (5, "but please send the invoice again")),
+        ("5, super", (5, "super")),
+        ("3 tablets left, please send a refill", None),
+        ("1 more thing: my appointment on Monday must move", None),
+        ("3. Stock ist schwer zu finden", None),
         ("5", None),
         ("12 apples", None),
         ("4th floor was hard to find", None),

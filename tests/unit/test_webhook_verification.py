@@ -576,7 +576,14 @@ def test_a_bounced_report_or_alert_is_noted_not_looked_for_in_the_outbox() -> No
     # Without our check (anyone can mail the mailbox), signed with another secret, or checked as another kind
     # of mail: not believed, and nothing to look for in the outbox either.
     alert = report.replace("X-Switchboard-Mail: report", "X-Switchboard-Mail: alert")
-    for raw, secret in ((unsigned, SECRET), (report, "another secret"), (report, ""), (alert, SECRET)):
+    odd = f"{unsigned}X-Switchboard-Check: =?utf-8?q?=C3=A9?=\n"  # not even ASCII: not ours, and no crash
+    for raw, secret in (
+        (unsigned, SECRET),
+        (report, "another secret"),
+        (report, ""),
+        (alert, SECRET),
+        (odd, SECRET),
+    ):
         assert (
             read_email(email_delivery(dsn("failed", "5.1.1", raw)), ReadingContext(secret))
             == WebhookContents()
@@ -603,3 +610,25 @@ def test_an_emails_subject_is_kept_for_its_conversation_without_answer_prefixes(
     from providers.smtp.webhooks import conversation_subject
 
     assert conversation_subject(subject) == kept
+
+
+@pytest.mark.parametrize(
+    ("message_id", "threads"),
+    [
+        ("<invoice-q@customer.example>", True),
+        ("<CAF=x+1@mail.gmail.com>", True),
+        (
+            "<x\r\nBcc: evil@x.com>",
+            False,
+        ),  # an encoded header a customer can send: the mail library refuses it
+        ("<a b@c>", False),
+        ("<no-domain>", False),
+        ("<" + "a" * 500 + "@b>", False),
+    ],
+)
+def test_an_email_reply_threads_only_under_a_clean_message_id(message_id: str, threads: bool) -> None:
+    """A customer's own Message-ID goes into the reply's In-Reply-To: one that a mail library would refuse
+    made every reply in the conversation fail (the review)."""
+    from domain.delivery.dispatch import _MESSAGE_ID
+
+    assert bool(_MESSAGE_ID.fullmatch(message_id)) is threads
