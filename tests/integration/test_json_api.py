@@ -135,7 +135,7 @@ async def test_a_first_contact_is_greeted_without_the_words_made_up_for_their_na
         ({"channel": "sms", "body": "x" * 1601}, "at most 1600"),
         (
             {"channel": "sms", "template": "appointment_reminder", "variables": {"first_name": "x"}},
-            "no value was given for the variable “service”",
+            "no value was given for the variables “service”",
         ),
         ({"channel": "sms", "body": 42}, "not valid"),
     ],

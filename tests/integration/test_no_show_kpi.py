@@ -15,6 +15,7 @@ from bot.commands.questions import parse_question
 from reports.periods import TimeRange
 from reports.query import MetricQuery, run_query
 from reports.rollups import rebuild_rollups
+from storage.analytics.facts import SETTLED_AFTER
 from storage.database import Database
 from storage.models import (
     Appointment,
@@ -227,7 +228,8 @@ async def _answer(database: Database, dimension: str, *, rollups: bool) -> dict[
     result = await run_query(
         database,
         MetricQuery(("no_show_rate",), PERIOD, dimensions=(dimension,)),
-        now=NOW,
+        # Asked once the period has settled (appointments keep changing for two days after): the rollups answer.
+        now=NOW + SETTLED_AFTER,
         business_tz=TZ,
         prefer_rollups=rollups,
     )
