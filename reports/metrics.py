@@ -271,7 +271,8 @@ _METRICS: tuple[Metric, ...] = (
     _metric(
         "messages_received",
         "Messages received",
-        "Messages customers sent us in the period, on every channel (replies, questions, keywords such as STOP).",
+        "Messages customers sent us in the period by SMS, email, WhatsApp and Telegram (replies, questions, "
+        "keywords such as STOP); what they write in the website chat is in its conversations.",
         "count",
         "count",
         "inbound_messages",

@@ -72,7 +72,7 @@ def report_failure_email(
         message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
         text = (
             f'The scheduled report "{schedule.report_name}" could not be delivered to '
-            f"{schedule.destination_kind} {schedule.destination} after several attempts.\n\n"
+            f"{schedule.destination_kind} {schedule.destination}.\n\n"
             f"Last error: {error}\n\n"
             f"Check the destination, then send it again on the report's page, where its delivery log is: {page}"
         )

@@ -37,22 +37,27 @@ def operator() -> str:
         return "cli"
 
 
-async def save_staff(database: Database, email: str, name: str, role: Role, *, actor: str) -> SavedStaff:
-    """Add a staff member, or update the name and role of the one with this email (reactivating them)."""
+async def save_staff(
+    database: Database, email: str, name: str | None, role: Role | None, *, actor: str
+) -> SavedStaff:
+    """Add a staff member, or update the name and role of the one with this email (reactivating them); a name
+    or role left out keeps what a known one had (someone new is an agent)."""
     email = email.strip().lower()
-    name = " ".join(name.split())
+    name = " ".join((name or "").split())
     if not _EMAIL.fullmatch(email) or len(email) > 254:
         raise StaffAccountRefused(f"{email!r} is not an email address")
-    if not name or len(name) > 200:
+    if len(name) > 200:
         raise StaffAccountRefused("give the staff member's name (1 to 200 characters) with --name")
     async with database.sessions() as session:
         row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
         created = row is None
         if row is None:
-            row = StaffUser(email=email, name=name, role=role.value, active=True)
+            if not name:
+                raise StaffAccountRefused("give the staff member's name (1 to 200 characters) with --name")
+            row = StaffUser(email=email, name=name, role=(role or Role.AGENT).value, active=True)
             session.add(row)
         else:
-            row.name, row.role, row.active = name, role.value, True
+            row.name, row.role, row.active = name or row.name, (role.value if role else row.role), True
         await session.flush()
         session.add(
             AuditLog(
@@ -60,11 +65,11 @@ async def save_staff(database: Database, email: str, name: str, role: Role, *, a
                 via="cli",
                 action="staff.add" if created else "staff.update",
                 target=f"staff:{row.id}",
-                detail={"email": email, "role": role.value},
+                detail={"email": email, "role": row.role},
             )
         )
         await session.commit()
-        return SavedStaff(row.id, email, name, role, created)
+        return SavedStaff(row.id, email, row.name, Role(row.role), created)
 
 
 @dataclass(frozen=True)

@@ -919,7 +919,10 @@ def login_link(email: str, minutes: int) -> None:
 
     staff = run_async(_with_database(settings, find))
     if staff is None:
-        raise StartupError(f"there is no active staff member with email {email!r}")
+        raise StartupError(
+            f"there is no active staff member with email {email} (removed, or never added): add them with "
+            f"switchboard staff add {email} --name NAME"
+        )
     click.echo(signed_link(settings.public_url, settings.session_secret, staff.staff_id, minutes, utc_now()))
 
 
@@ -1182,16 +1185,16 @@ def staff() -> None:
 
 @staff.command("add")
 @click.argument("email")
-@click.option("--name", required=True, help="The name colleagues and customers see.")
+@click.option("--name", help="The name colleagues and customers see (kept when left out for someone known).")
 @click.option(
     "--role",
     type=click.Choice(["admin", "manager", "agent", "viewer"]),
-    default="agent",
-    show_default=True,
-    help="admin: everything; manager: campaigns, reports and settings; agent: chats; viewer: read only.",
+    default=None,
+    help="admin: everything; manager: campaigns, reports and settings; agent: chats; viewer: read only. "
+    "Left out: agent for someone new, the role they had for someone known.",
 )
 @one_line_errors
-def staff_add(email: str, name: str, role: str) -> None:
+def staff_add(email: str, name: str | None, role: str | None) -> None:
     """Add a staff member (the first admin of a new installation, say), or change one's name and role."""
     from domain.vocabulary import Role
     from storage.staff_accounts import StaffAccountRefused, operator, save_staff
@@ -1201,7 +1204,7 @@ def staff_add(email: str, name: str, role: str) -> None:
     async def save(database: Any) -> Any:
         await require_migrated(database)
         try:
-            return await save_staff(database, email, name, Role(role), actor=operator())
+            return await save_staff(database, email, name, Role(role) if role else None, actor=operator())
         except StaffAccountRefused as refused:
             raise StartupError(str(refused)) from None
 

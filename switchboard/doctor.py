@@ -114,7 +114,7 @@ class Doctor:
         if self.settings.sandbox and name in {"twilio", "whatsapp", "telegram", "slack", "smtp", "video"}:
             return (
                 f"the provider sandbox does not answer at {self.settings.sandbox_base_url}: "
-                "`switchboard serve` starts it while SWITCHBOARD_SANDBOX=1 (or run  switchboard sandbox); "
+                "`switchboard serve` starts it while SWITCHBOARD_SANDBOX=1 (or run `switchboard sandbox`); "
                 "if it runs on another port (`make demo SANDBOX_PORT=8125`), set SWITCHBOARD_SANDBOX_PORT to it"
             )
         return _unreachable_fix(name)
@@ -628,9 +628,17 @@ def _empty(**settings: str) -> str:
 _LIBRARY_PREFIX = re.compile(r"^(?:HTTP Client says - )?(?:[A-Z]\w*(?:Error|Exception): )?")
 
 
+_REFUSED = re.compile(
+    r"Cannot connect to host (?P<where>\S+:\d+)\b.*(?:Connect call failed|Connection refused)"
+)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     line = _LIBRARY_PREFIX.sub("", text[0]) if text else ""
+    refused = _REFUSED.search(line)
+    if refused:  # "Cannot connect to host 127.0.0.1:8025 ssl:default [Connect call failed (…)]"
+        return f"nothing answers at {refused['where']} (connection refused)"
     return line[:200] or error.__class__.__name__
 
 

@@ -230,8 +230,12 @@ DESK_DONE = {
 }
 
 
-def _queue_row(row: QueuedChat, formats: Formats) -> dict[str, Any]:
+def _queue_row(row: QueuedChat, formats: Formats, now: datetime) -> dict[str, Any]:
+    live = row.status in OPEN_STATUSES
     return {
+        "waiting": formats.duration(max((now - row.waiting_since).total_seconds(), 0.0))
+        if live and row.waiting_since is not None
+        else ("answered" if live else "—"),
         "id": row.id,
         "customer": row.customer,
         "channel_label": CHAT_CHANNEL_WORDS.get(row.channel, row.channel),
@@ -295,13 +299,14 @@ async def queue_snapshot(
         ]
         basis: Any = (counts, chats)
     else:
+        now = utc_now()
         queued = await desk_queue(database, view, staff_id, limit=200)
         rows = []
         for q in queued:
-            shown = _queue_row(q, formats)
+            shown = _queue_row(q, formats, now)
             shown["status_label"], shown["status"] = shown["status"], q.status
             shown["tail"] = f" until {shown['snoozed_until']}" if shown["snoozed_until"] else ""
-            rows.append(_cells(shown, ("channel_label", "status", "agent", "last_message")))
+            rows.append(_cells(shown, ("channel_label", "status", "agent", "waiting", "last_message")))
         basis = (counts, queued)
     ids = [chat.id for chat in basis[1]]
     return basis, {"counts": counts, "rows": [{"id": i, "cells": r} for i, r in zip(ids, rows, strict=True)]}
@@ -355,7 +360,7 @@ class ChatPages(StaffPages):
                 me=mine,
                 view=view,
                 view_label=dict(QUEUE_TABS)[view],
-                queue=[_queue_row(row, formats) for row in rows],
+                queue=[_queue_row(row, formats, utc_now()) for row in rows],
             )
         )
 

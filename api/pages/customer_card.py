@@ -93,7 +93,7 @@ def card_view(card: CustomerCard | None, formats: Formats, policy: ConsentPolicy
         "appointments": [
             {
                 "service": a.service,
-                "status": a.status,
+                "status": a.status.replace("_", "-") if a.status == "no_show" else a.status.replace("_", " "),
                 "when": formats.moment(a.scheduled_at),
                 "price": money_minor(formats, a.price_minor, a.currency),
             }

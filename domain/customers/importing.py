@@ -401,7 +401,8 @@ def read_row(
         parsed = parse_moment(raw_at)
         if parsed is None:
             return Rejected(
-                line, f"consent date {raw_at!r} is not a date (use 2026-03-01 or 2026-03-01T09:30)"
+                line,
+                f"consent date “{raw_at}” is not a date (use 2026-03-01, 01.03.2026 or 2026-03-01T09:30)",
             )
         if parsed > rules.imported_at:
             return Rejected(line, f"consent date {raw_at} is in the future")
@@ -564,8 +565,18 @@ def phones_typed(text: str, regions: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
+_DOTTED_DAY = re.compile(r"(?P<day>\d{1,2})\.(?P<month>\d{1,2})\.(?P<year>\d{4})")
+
+
 def parse_moment(raw: str) -> datetime | None:
-    """A date or a date and time in ISO 8601 (UTC unless it says otherwise)."""
+    """A date or a date and time in ISO 8601 (UTC unless it says otherwise), or a day as German lists write
+    it, 01.03.2026 (day first: the dots say so)."""
+    dotted = _DOTTED_DAY.fullmatch(raw.strip())
+    if dotted:
+        try:
+            return datetime(int(dotted["year"]), int(dotted["month"]), int(dotted["day"]), tzinfo=UTC)
+        except ValueError:
+            return None
     try:
         if len(raw) == 10:
             return datetime.combine(date.fromisoformat(raw), time(), UTC)

@@ -57,7 +57,7 @@ def whatsapp_components(
         return []
     missing = [name for name in template.whatsapp_params if variables.get(name) is None]
     if len(missing) > 1:  # all at once, not one per try
-        listed = ", ".join(f"'{name}'" for name in missing[:-1]) + f" and '{missing[-1]}'"
+        listed = ", ".join(f"“{name}”" for name in missing[:-1]) + f" and “{missing[-1]}”"
         raise TemplateError(f"No value was given for the WhatsApp parameters {listed}.")
     parameters: list[dict[str, object]] = [
         {"type": "text", "text": _parameter_text(name, variables)} for name in template.whatsapp_params

@@ -252,6 +252,8 @@ class QueuedChat:
     agent: str | None
     last_message_at: datetime | None
     snoozed_until: datetime | None
+    #: The customer's oldest turn nobody has answered since the conversation was (re)opened; None: answered.
+    waiting_since: datetime | None = None
 
 
 def _in_view(view: str, staff_id: int) -> tuple[ColumnElement[bool], ...]:
@@ -268,13 +270,13 @@ def _in_view(view: str, staff_id: int) -> tuple[ColumnElement[bool], ...]:
 
 
 async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 25) -> list[QueuedChat]:
-    """One queue of the desk, the longest waiting first (resolved: the latest first)."""
+    """One queue of the desk: those waiting on us first, the longest waiting first, then the others by
+    their last message (resolved: the latest first)."""
+    waiting = WAITING_SINCE.label("waiting_since")
     order: tuple[Any, ...] = (
         (ChatSession.closed_at.desc(), ChatSession.id.desc())
         if view == "resolved"
-        else (WAITING_SINCE, ChatSession.id)
-        if view == "waiting"
-        else (ChatSession.last_message_at, ChatSession.id)
+        else (waiting.is_(None), waiting, ChatSession.last_message_at, ChatSession.id)
     )
     query = (
         select(
@@ -285,6 +287,7 @@ async def desk_queue(database: Database, view: str, staff_id: int, limit: int = 
             StaffUser.name,
             ChatSession.last_message_at,
             ChatSession.snoozed_until,
+            waiting,
         )
         .join(Customer, Customer.id == ChatSession.customer_id)
         .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)

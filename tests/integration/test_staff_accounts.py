@@ -134,5 +134,9 @@ def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
             await database.dispose()
 
     assert asyncio.run(identity()) is None  # the bots and the dashboard no longer know her
-    back = runner.invoke(cli, ["staff", "add", "lena@clinic.example", "--name", "Lena", "--role", "agent"])
-    assert back.exit_code == 0 and asyncio.run(identity()) is not None
+    # Brought back as she was: her name and role kept when left out (the walk saw a manager come back an agent).
+    back = runner.invoke(cli, ["staff", "add", "lena@clinic.example"])
+    assert back.exit_code == 0 and back.output.startswith("updated Lena <lena@clinic.example> as agent")
+    assert asyncio.run(identity()) is not None
+    nameless = runner.invoke(cli, ["staff", "add", "new@clinic.example"])
+    assert nameless.exit_code == 2 and "--name" in nameless.output

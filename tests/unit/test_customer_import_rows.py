@@ -333,3 +333,12 @@ def test_a_german_practice_s_patient_number_column_is_found_by_its_own_name() ->
             RULES,
         )
         assert isinstance(read, ImportRow) and read.external_ref == "P-7", header
+
+
+def test_a_german_day_is_a_consent_date() -> None:
+    """The walk's "Einwilligungsdatum" 01.03.2026 rejected the whole row."""
+    columns = ColumnMap.from_header(["Name", "Mobil", "SMS-Einwilligung", "Einwilligungsdatum"])
+    read = read_row(2, ["Jürgen Groß", "0151 23456789", "ja", "01.03.2026"], columns, RULES)
+    assert isinstance(read, ImportRow) and read.consents[0].at.date().isoformat() == "2026-03-01"
+    refused = read_row(2, ["Jürgen Groß", "0151 23456789", "ja", "31.02.2026"], columns, RULES)
+    assert not isinstance(refused, ImportRow) and "“31.02.2026” is not a date" in refused.reason

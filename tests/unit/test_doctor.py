@@ -101,5 +101,5 @@ async def test_a_sandbox_that_does_not_answer_says_where_it_was_looked_for_and_h
 
     doctor = Doctor(Settings(sandbox=True, sandbox_port=8025), None)  # type: ignore[arg-type]
     [found] = await doctor._bounded("telegram", refused)
-    assert found.detail.startswith("unreachable: Cannot connect to host 127.0.0.1:8025"), found.detail
+    assert found.detail == "unreachable: nothing answers at 127.0.0.1:8025 (connection refused)", found.detail
     assert "http://127.0.0.1:8025" in found.fix and "set SWITCHBOARD_SANDBOX_PORT" in found.fix

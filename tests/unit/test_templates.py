@@ -113,7 +113,7 @@ def test_every_missing_whatsapp_parameter_is_named_at_once() -> None:
     )  # fmt: skip
     with pytest.raises(TemplateError) as refused:
         whatsapp_components(template, {"first_name": "Ann"})
-    assert str(refused.value) == "No value was given for the WhatsApp parameters 'service' and 'clinic'."
+    assert str(refused.value) == "No value was given for the WhatsApp parameters “service” and “clinic”."
 
 
 def test_missing_key_of_a_dict_is_an_error_not_blank() -> None:
