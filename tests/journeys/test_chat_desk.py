@@ -75,6 +75,16 @@ def test_a_conversation_is_assigned_worked_resolved_and_reopened(demo: Demo, bro
     page.goto(f"{demo.app_url}/communication/chat/{chat_id}")
     expect(page.locator(".conversation")).to_contain_text("Reopened: the customer wrote again.")
 
+    # It waits on us since the customer wrote again: the "Waiting on us" tab, counting from that turn, and the
+    # bot say so (the walk saw answered conversations counted as waiting).
+    page.goto(f"{demo.app_url}/communication/chat?view=waiting")
+    waiting_row = page.locator(f'#queue tr[data-chat-id="{chat_id}"]')
+    expect(waiting_row).to_be_visible()
+    expect(waiting_row.locator("td").nth(5)).not_to_have_text("answered")
+    screenshot(page, "chat-desk-waiting-on-us")
+    waiting = demo.ask("how many chats are waiting", as_email=agent_email)
+    assert waiting.table is not None and str(chat_id) in [row[0] for row in waiting.table.rows], waiting.text
+
     assert "You are away" in demo.ask("away", as_email=agent_email).text
     demo.sandbox("POST", "/_sandbox/customer/whatsapp", {"from": other_wa, "body": "Hello"})
     other = wait_for(lambda: whatsapp_chat(demo, other_id), 30, "the other customer's conversation")

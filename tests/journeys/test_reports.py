@@ -54,6 +54,12 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
         f'report schedule revenue-by-clinic "{cron}" to reports@northwind.example', as_email=MANAGER
     )
     assert scheduled.kind == "answer", scheduled.text
+    # And to an address that does not exist (the sandbox's relay refuses it: 550 5.1.1).
+    demo.sandbox("POST", "/_sandbox/opt-out", {"address": "ghost@northwind.example"})
+    to_ghost = demo.ask(
+        f'report schedule revenue-by-clinic "{cron}" to ghost@northwind.example', as_email=MANAGER
+    )
+    assert to_ghost.kind == "answer", to_ghost.text
     to_slack = demo.ask(f'report schedule revenue-by-clinic "{cron}" to #switchboard', as_email=MANAGER)
     assert to_slack.kind == "answer" and "Said so in #switchboard." in to_slack.text, to_slack.text
     # The channel was told what is coming when it was scheduled: that post was also the check it exists.
@@ -71,6 +77,45 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
 
     first = wait_for(delivered, 150, "the scheduled report at the sandbox's mailbox")
     assert "revenue-by-clinic.png" in first[0]["raw"]
+    # Signed as ours, so only a bounce carrying it back can fail the delivery.
+    assert "X-Switchboard-Mail: report" in first[0]["raw"] and "X-Switchboard-Check: " in first[0]["raw"]
+
+    from storage.models import ReportDelivery
+
+    # The address that does not exist fails at once, in the mail server's words, and its owner hears of it.
+    ghost = wait_for(
+        lambda: [
+            row
+            for row in demo.rows(
+                select(ReportDelivery.status, ReportDelivery.attempts, ReportDelivery.error).where(
+                    ReportDelivery.destination == "ghost@northwind.example", ReportDelivery.status == "failed"
+                )
+            )
+        ],
+        150,
+        "the refused address's delivery to fail",
+    )
+    assert [tuple(row) for row in ghost] == [
+        (
+            "failed",
+            1,
+            "email to ghost@northwind.example failed: the mail server refused it: Recipient address rejected: "
+            "User unknown (5.1.1)",
+        )
+    ]
+    alert = wait_for(
+        lambda: [
+            e
+            for e in demo.sandbox_emails()
+            if e["subject"] == "Scheduled report not delivered: Revenue by clinic"
+        ],
+        60,
+        "the owner's email about the failed delivery",
+    )
+    assert (
+        "Recipient address rejected" in alert[0]["raw"]
+        and "/analytics/reports/revenue-by-clinic" in alert[0]["raw"]
+    )
     # Two more scheduler ticks (every 15 s): nothing is delivered twice.
     wait_for(
         lambda: datetime.now(UTC) > datetime.fromisoformat(first[0]["received_at"]) + timedelta(seconds=35),
@@ -95,8 +140,6 @@ def test_ask_save_run_export_schedule_and_receive_once(demo: Demo) -> None:
                 ):
                     return post, block["elements"]
         return None
-
-    from storage.models import ReportDelivery
 
     try:
         post, buttons = wait_for(redraw_buttons, 60, "the redraw buttons under the Slack delivery")
