@@ -107,9 +107,9 @@ def variant_of_record(record: TemplateRecord) -> MessageTemplate:
 
 #: Each category as the editor offers it: what it is for, and what holds it back.
 CATEGORY_WORDS = {
-    MessageCategory.TRANSACTIONAL: "transactional: reminders, confirmations, notices (sent whenever needed)",
-    MessageCategory.MARKETING: "marketing: offers, newsletters (only with opt-in, outside quiet hours, within caps)",
-    MessageCategory.CONVERSATIONAL: "conversational: answers in a conversation the customer started",
+    MessageCategory.TRANSACTIONAL: "transactional: reminders, confirmations",
+    MessageCategory.MARKETING: "marketing: offers, newsletters",
+    MessageCategory.CONVERSATIONAL: "conversational: answers in a conversation",
 }
 
 
