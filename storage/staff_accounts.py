@@ -5,10 +5,12 @@ from __future__ import annotations
 import getpass
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from domain.vocabulary import Role
+from domain.vocabulary import Availability, ChatStatus, Role
 from storage.database import Database
 from storage.models import AuditLog, ChatSession, StaffUser
 
@@ -126,25 +128,17 @@ async def link_staff(
             raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
         said: list[str] = []
         if slack_user_id is not None:
-            holder = await session.scalar(
-                select(StaffUser.email).where(
-                    StaffUser.slack_user_id == slack_user_id, StaffUser.id != row.id
-                )
+            await _not_linked_to_another(
+                session, row.id, StaffUser.slack_user_id, slack_user_id, "Slack member"
             )
-            if holder and slack_user_id:
-                raise StaffAccountRefused(f"Slack member {slack_user_id} is linked to {holder} already")
             row.slack_user_id = slack_user_id or None
             if slack_team_id is not None:
                 row.slack_team_id = slack_team_id or None
             said.append(f"Slack {slack_user_id}" if slack_user_id else "Slack unlinked")
         if telegram_user_id is not None:
-            holder = await session.scalar(
-                select(StaffUser.email).where(
-                    StaffUser.telegram_user_id == telegram_user_id, StaffUser.id != row.id
-                )
+            await _not_linked_to_another(
+                session, row.id, StaffUser.telegram_user_id, telegram_user_id, "Telegram user"
             )
-            if holder and telegram_user_id:
-                raise StaffAccountRefused(f"Telegram user {telegram_user_id} is linked to {holder} already")
             row.telegram_user_id = telegram_user_id or None
             said.append(f"Telegram {telegram_user_id}" if telegram_user_id else "Telegram unlinked")
         if not said:
@@ -162,6 +156,17 @@ async def link_staff(
         return f"{row.name} <{email}>: " + ", ".join(said)
 
 
+async def _not_linked_to_another(
+    session: AsyncSession, staff_id: int, column: Any, value: str | int, what: str
+) -> None:
+    """One account of Slack or Telegram answers to one staff member (unlinking, "" or 0, always may)."""
+    if not value:
+        return
+    holder = await session.scalar(select(StaffUser.email).where(column == value, StaffUser.id != staff_id))
+    if holder:
+        raise StaffAccountRefused(f"{what} {value} is linked to {holder} already")
+
+
 async def deactivate_staff(database: Database, email: str, *, actor: str) -> str:
     """Someone who left: they can no longer sign in or use the bots (their history keeps their name);
     `staff add` with their email brings them back."""
@@ -172,22 +177,24 @@ async def deactivate_staff(database: Database, email: str, *, actor: str) -> str
             raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
         if not row.active:
             return f"{row.name} <{email}> was deactivated already"
-        if row.role == "admin":
+        if row.role == Role.ADMIN.value:
             others = await session.scalar(
                 select(func.count())
                 .select_from(StaffUser)
-                .where(StaffUser.role == "admin", StaffUser.active.is_(True), StaffUser.id != row.id)
+                .where(StaffUser.role == Role.ADMIN.value, StaffUser.active.is_(True), StaffUser.id != row.id)
             )
             if not others:
                 raise StaffAccountRefused(f"{email} is the last admin: add another admin first")
         row.active = False
-        row.availability = "away"
+        row.availability = Availability.AWAY.value
         # Their live conversations go back to the queue, for someone who is here to take.
         handed_back = await session.execute(
             update(ChatSession)
             .where(
                 ChatSession.assigned_staff_id == row.id,
-                ChatSession.status.in_(("open", "pending", "snoozed")),
+                ChatSession.status.in_(
+                    (ChatStatus.OPEN.value, ChatStatus.PENDING.value, ChatStatus.SNOOZED.value)
+                ),
             )
             .values(assigned_staff_id=None)
             .execution_options(synchronize_session=False)

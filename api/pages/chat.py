@@ -70,11 +70,17 @@ from storage.queries.staff import staff_availability
 from switchboard.wiring import Container
 
 
+def waiting_words(status: str, waiting_since: datetime | None, now: datetime, formats: Formats) -> str:
+    """How long a live conversation's customer has waited on us, since their oldest turn staff have not
+    answered; "answered" when nothing waits on staff; "—" for one not live."""
+    if status not in OPEN_STATUSES:
+        return "—"
+    if waiting_since is None:
+        return "answered"
+    return formats.duration(max((now - waiting_since).total_seconds(), 0.0))
+
+
 def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str, Any]:
-    waiting = None
-    if chat.status in OPEN_STATUSES and chat.waiting_since is not None:
-        # Since the customer's oldest turn staff have not answered: an answered conversation waits on nobody.
-        waiting = max((now - chat.waiting_since).total_seconds(), 0.0)
     first_response = (
         (chat.first_response_at - chat.started_at).total_seconds() if chat.first_response_at else None
     )
@@ -88,9 +94,7 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "status_label": STATUS_WORDS.get(chat.status, chat.status),
         "subject": chat.subject or "—",
         "started": formats.moment(chat.started_at),
-        "waiting": formats.duration(waiting)
-        if waiting is not None
-        else ("answered" if chat.status in OPEN_STATUSES else "—"),
+        "waiting": waiting_words(chat.status, chat.waiting_since, now, formats),
         "first_response": formats.duration(first_response) if first_response is not None else "not yet",
     }
 
@@ -231,11 +235,8 @@ DESK_DONE = {
 
 
 def _queue_row(row: QueuedChat, formats: Formats, now: datetime) -> dict[str, Any]:
-    live = row.status in OPEN_STATUSES
     return {
-        "waiting": formats.duration(max((now - row.waiting_since).total_seconds(), 0.0))
-        if live and row.waiting_since is not None
-        else ("answered" if live else "—"),
+        "waiting": waiting_words(row.status, row.waiting_since, now, formats),
         "id": row.id,
         "customer": row.customer,
         "channel_label": CHAT_CHANNEL_WORDS.get(row.channel, row.channel),

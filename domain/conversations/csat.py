@@ -258,11 +258,13 @@ _NUMBER_WORDS = {
     "schlecht": 1, "sehr gut": 5,  # the German survey's own words for its ends
 }  # fmt: skip
 _STARS = frozenset("⭐★🌟")
-_SCORE = re.compile(r"([1-5])(?:\s*(?:/|of|von)\s*5)?(?:\s*(?:stars?|sternen?|points?|punkten?))?")
+#: A score as people write it: "4", "4/5", "4 von 5", "4 stars", "4 Sternen".
+_SCALE = r"(?P<scale>\s*(?:/|of|von)\s*5)?"
+_UNIT = r"(?P<unit>\s*(?:stars?|sternen?|points?|punkten?))?"
+_SCORE = re.compile(rf"(?P<score>[1-5]){_SCALE}{_UNIT}")
 #: A score with words after it, in one message: "4 - sehr nett, aber lange Wartezeit", "5! Thanks so much".
 _SCORED_COMMENT = re.compile(
-    r"\s*(?P<score>[1-5])(?P<scale>\s*(?:/|of|von)\s*5)?(?P<unit>\s*(?:stars?|sternen?|points?|punkten?))?"
-    r"(?P<separator>\s*[-–—:,;!)]+\s*|\s+)(?P<comment>\S.*)",
+    rf"\s*{_SCORE.pattern}(?P<separator>\s*[-–—:,;!)]+\s*|\s+)(?P<comment>\S.*)",
     re.IGNORECASE | re.DOTALL,
 )
 
