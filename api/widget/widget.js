@@ -160,6 +160,10 @@
   });
   document.addEventListener("visibilitychange", markRead);
 
+  // A message written while the conversation is still being opened waits for it (and its token).
+  function afterStart(send) {
+    return (started || Promise.resolve()).then(send);
+  }
   function deliver(path, body, tries) {
     return call(path, body).catch(function (error) {
       // A lost answer is retried with the same id: the message is stored once however often it is sent.
@@ -180,7 +184,7 @@
     log.scrollTop = log.scrollHeight;
     text.value = "";
     problem.textContent = "";
-    deliver("/widget/messages", { id: id, text: body }, 3).then(function (data) {
+    afterStart(function () { return deliver("/widget/messages", { id: id, text: body }, 3); }).then(function (data) {
       if (data.id && !state.shown[data.id]) { state.shown[data.id] = true; bubbleText.classList.remove("sbw-waiting"); delete state.pending[id]; }
     }).catch(function (error) {
       bubbleText.remove();
@@ -211,7 +215,7 @@
     log.scrollTop = log.scrollHeight;
     text.value = "";
     problem.textContent = "";
-    upload(file, words, id, 3).then(function (data) {
+    afterStart(function () { return upload(file, words, id, 3); }).then(function (data) {
       if (data.id && !state.shown[data.id]) { state.shown[data.id] = true; shown.classList.remove("sbw-waiting"); delete state.pending[id]; }
     }).catch(function (error) {
       shown.remove();
@@ -227,7 +231,8 @@
     event.preventDefault();
     offProblem.textContent = "";
     var body = offText.value.trim();
-    deliver("/widget/offline", { id: newId(), text: body, name: offName.value, email: offEmail.value }, 3).then(function (data) {
+    var id = newId();
+    afterStart(function () { return deliver("/widget/offline", { id: id, text: body, name: offName.value, email: offEmail.value }, 3); }).then(function (data) {
       if (data.token && data.token !== state.token) { remember(data.token); listen(0); }
       if (data.id) state.shown[data.id] = true;
       log.appendChild(el("li", { class: "sbw-turn sbw-mine" }, body));

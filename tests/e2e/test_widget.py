@@ -171,3 +171,45 @@ def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
             )
         finally:
             browser.close()
+
+
+def test_a_message_sent_before_the_chat_has_opened_waits_for_it_and_arrives(
+    app_with_worker: tuple[RunningApp, Path],
+) -> None:
+    """A slow first answer (a busy server, a phone's network) must not lose what the visitor typed at once:
+    the message waits for the conversation's token instead of going without one and being refused."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    app, db_file = app_with_worker
+    held: list[Route] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            customer = browser.new_context().new_page()
+            customer.route("**/widget/session", lambda route: held.append(route))
+            customer.goto(f"{app.base_url}/widget/demo")
+            customer.get_by_role("button", name="Chat with us").click()
+            panel = customer.get_by_role("dialog", name="Chat")
+            expect(panel.get_by_label("Your message").first).to_be_visible()
+            panel.get_by_label("Your message").first.fill("Written before the chat had opened")
+            panel.get_by_role("button", name="Send", exact=True).click()
+            expect(panel.locator(".sbw-mine.sbw-waiting")).to_have_text(
+                ["Written before the chat had opened"]
+            )
+            wait_for(lambda: held, 10, "the widget asking for its conversation")
+            held[0].continue_()
+            expect(panel.locator(".sbw-mine")).to_have_text(["Written before the chat had opened"])
+            expect(panel.locator(".sbw-waiting")).to_have_count(0, timeout=15_000)
+            expect(panel.locator(".sbw-error").first).to_have_text("")
+        finally:
+            browser.close()
+    stored = wait_for(
+        lambda: rows(
+            db_file,
+            "SELECT m.body FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id "
+            "WHERE s.channel = 'chat' AND m.body = 'Written before the chat had opened'",
+        ),
+        15,
+        "the message stored once",
+    )
+    assert stored == [("Written before the chat had opened",)]
