@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from datetime import time
 from importlib import resources
 from typing import Literal, Self
 from urllib.parse import urlsplit
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
     #: Marketing goes only to customers who opted in on that channel (EU clinics: ePrivacy, UWG §7); off:
     #: marketing also reaches customers never asked, until they opt out (where the law allows it).
     marketing_requires_opt_in: bool = True
+    #: Local hours, in each customer's time zone, in which marketing waits ("21:00-08:00"; "off": none).
+    #: A customer's own quiet hours replace them; reminders and other service messages do not wait.
+    quiet_hours: str = "21:00-08:00"
+    #: Marketing messages one customer may get on one channel in 24 hours and in 7 days ("" or "none":
+    #: no limit; 0: none at all). A customer's own weekly limit applies on top.
+    marketing_per_day: int | None = Field(default=1, ge=0)
+    marketing_per_week: int | None = Field(default=3, ge=0)
+    #: Campaigns of one type (a "recall", a "newsletter") one customer may get in 7 days ("" or "none": no limit).
+    campaign_type_per_week: int | None = Field(default=1, ge=0)
     log_level: str = "INFO"
     #: "text" for a terminal, "json" for one JSON object per line with the request id (switchboard/logs.py).
     log_format: Literal["text", "json"] = "text"
@@ -249,6 +259,20 @@ class Settings(BaseSettings):
             raise ValueError(f"give host:port, such as 127.0.0.1:9461 or 0.0.0.0:9464 (got {value!r})")
         return value
 
+    @field_validator("quiet_hours")
+    @classmethod
+    def _two_times_of_day(cls, value: str) -> str:
+        quiet_hours_window(value)
+        return value
+
+    @field_validator("marketing_per_day", "marketing_per_week", "campaign_type_per_week", mode="before")
+    @classmethod
+    def _empty_limit_is_none(cls, value: object) -> object:
+        # `SWITCHBOARD_MARKETING_PER_DAY=` or `=none` means no limit; 0 means no marketing at all.
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        return value
+
     @field_validator("sandbox_smtp_port", "smtp_port", mode="before")
     @classmethod
     def _empty_port_is_unset(cls, value: object) -> object:
@@ -395,6 +419,25 @@ class Settings(BaseSettings):
 
 
 @functools.cache
+def quiet_hours_window(value: str) -> tuple[time, time] | None:
+    """SWITCHBOARD_QUIET_HOURS read: ("21:00", "08:00") as times, or None for "off"; ValueError in words."""
+    text = value.strip().lower()
+    if text in ("off", "none"):
+        return None
+    start, dash, end = text.replace("–", "-").partition("-")
+    try:
+        if not dash:
+            raise ValueError(text)
+        window = (time.fromisoformat(start.strip().zfill(5)), time.fromisoformat(end.strip().zfill(5)))
+    except ValueError:
+        raise ValueError(
+            f"quiet hours are two times of day like 21:00-08:00, or off; got {value!r}"
+        ) from None
+    if window[0] == window[1]:
+        raise ValueError(f"quiet hours start and end at the same time ({value!r}); to have none, say off")
+    return window
+
+
 def _zone_countries() -> dict[str, str]:
     """timezone -> country, from the IANA zone table tzdata carries (zone.tab: one country per zone)."""
     try:

@@ -31,15 +31,23 @@ def _clock(value: time) -> str:
 def business_cap_words(policy: ConsentPolicy) -> str:
     """The business's own marketing limit per channel: "at most 1 a day and 3 a week on a channel"."""
     cap = policy.channel_cap
+    if 0 in (cap.per_24h, cap.per_7d):
+        return "no marketing"
     parts = [f"{n} a {period}" for n, period in ((cap.per_24h, "day"), (cap.per_7d, "week")) if n is not None]
     return f"at most {' and '.join(parts)} on a channel" if parts else "no limit"
 
 
+def business_quiet_hours_words(policy: ConsentPolicy) -> str | None:
+    """The business's quiet hours ("21:00–08:00"), or None when it has none (SWITCHBOARD_QUIET_HOURS=off)."""
+    default = policy.default_quiet_hours
+    return None if default.start == default.end else f"{_clock(default.start)}–{_clock(default.end)}"
+
+
 def business_rules(policy: ConsentPolicy) -> dict[str, str]:
     """What an empty field of a customer's preferences leaves to the business, for the form's labels."""
-    default = policy.default_quiet_hours
+    quiet = business_quiet_hours_words(policy)
     return {
-        "quiet_hours": f"{_clock(default.start)}–{_clock(default.end)}",
+        "quiet_hours": quiet or "",
         "marketing_cap": business_cap_words(policy),
     }
 
@@ -55,8 +63,12 @@ def card_view(card: CustomerCard | None, formats: Formats, policy: ConsentPolicy
     if preferences.quiet_hours_start and preferences.quiet_hours_end:
         quiet = f"{_clock(preferences.quiet_hours_start)}–{_clock(preferences.quiet_hours_end)}"
     else:
-        default = policy.default_quiet_hours
-        quiet = f"{_clock(default.start)}–{_clock(default.end)}, the business's default"
+        business = business_quiet_hours_words(policy)
+        quiet = (
+            f"{business}, the business's default"
+            if business
+            else "none (neither the customer's nor the business's)"
+        )
     cap = preferences.marketing_max_per_week
     first_contact = next((t.partition(":")[2] for t in card.tags if t.startswith("first-contact:")), None)
     return {

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from api.pages import customers as customer_pages
 from bot.commands.masking import spaced_phone
@@ -667,3 +667,37 @@ async def test_a_command_typed_in_a_thread_is_refused_and_nothing_reaches_the_cu
         len(await rows(seeded, select(ChatMessage.id).where(ChatMessage.session_id == seeded.chat_id)))
         == turns
     )
+
+
+async def test_the_page_names_the_business_s_own_quiet_hours_and_limits_from_its_settings(
+    seeded: Seeded,
+) -> None:
+    from dataclasses import replace
+
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+
+    ours = replace(
+        seeded,
+        settings=seeded.settings.model_copy(
+            update={"quiet_hours": "off", "marketing_per_day": None, "marketing_per_week": 5}
+        ),
+    )
+    cid = (await rows(seeded, select(Customer.id).order_by(Customer.id).limit(1)))[0][0]
+    database = Database.connect(seeded.settings.database_url)
+    try:  # Nothing of the customer's own: the business's rules hold.
+        async with database.sessions() as session, session.begin():
+            await session.execute(
+                delete(CommunicationPreference).where(CommunicationPreference.customer_id == cid)
+            )
+    finally:
+        await database.dispose()
+    async with AsyncTestClient(create_app(ours.settings)) as ours_client:
+        await sign_in(ours_client, ours, AGENT)
+        html = (await ours_client.get(f"{LIST}/{cid}")).text
+    assert "none (neither the customer&#39;s nor the business&#39;s)" in html
+    assert "none of their own; the business sends at most 5 a week on a channel" in html
+    assert "Both empty: no quiet hours (the business has none)." in html
+    assert "(empty: the business's limit, at most 5 a week on a channel; 0: no marketing)" in html
+    assert "21:00" not in html
