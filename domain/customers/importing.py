@@ -23,6 +23,30 @@ from domain.vocabulary import Channel, ConsentStatus
 
 #: The channels a customer list can give consent and a preference for.
 CHANNELS = (Channel.SMS.value, Channel.WHATSAPP.value, Channel.EMAIL.value, Channel.TELEGRAM.value)
+
+
+def _consent_columns(channel: str) -> tuple[str, ...]:
+    """The names of a column of yes and no for `channel`: "SMS consent", "SMS-Einwilligung", "SMS ok?",
+    "E-Mail ja/nein"; a bare "SMS" too, but not a bare "WhatsApp", "Email" or "Telegram" (as often an address)."""
+    spellings = (channel, "e_mail") if channel == Channel.EMAIL.value else (channel,)
+    names = [f"consent_{channel}", f"einwilligung_{channel}"]
+    for spelling in spellings:
+        names += [
+            f"{spelling}_{suffix}"
+            for suffix in (
+                "consent",
+                "opt_in",
+                "einwilligung",
+                "ok",
+                "allowed",
+                "erlaubt",
+                "yes_no",
+                "ja_nein",
+            )
+        ]
+    return (*names, *((channel,) if channel == Channel.SMS.value else ()))
+
+
 #: The fields a row may fill, and the column names (lower-case, spaces and dashes as underscores) that
 #: mean each when no --map says otherwise.
 FIELD_NAMES: dict[str, tuple[str, ...]] = {
@@ -77,16 +101,7 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "preferred_channel": ("preferred_channel", "channel", "bevorzugter_kanal", "kanal"),
     "consent_source": ("consent_source", "source"),
     "consent_at": ("consent_at", "consent_date", "consented_at", "opt_in_date", "einwilligungsdatum"),
-    **{
-        f"consent_{channel}": (
-            f"consent_{channel}",
-            f"{channel}_consent",
-            f"{channel}_opt_in",
-            f"{channel}_einwilligung",  # German lists: "SMS-Einwilligung", "Einwilligung SMS"
-            f"einwilligung_{channel}",
-        )
-        for channel in CHANNELS
-    },
+    **{f"consent_{channel}": _consent_columns(channel) for channel in CHANNELS},
 }
 CONSENT_FIELDS = {f"consent_{channel}": channel for channel in CHANNELS}
 #: Each field as the import page names it (the command line's --map takes the field's own name).
@@ -123,7 +138,8 @@ class ColumnsRefused(ValueError):
 
 
 def _key(column: str) -> str:
-    return re.sub(r"[\s\-./]+", "_", column.strip().lower().lstrip("\ufeff")).strip("_")  # "Nr." is "nr"
+    # "Nr." is "nr", "SMS ok?" is "sms_ok", "E-Mail ja/nein" is "e_mail_ja_nein".
+    return re.sub(r"[\s\-./?:]+", "_", column.strip().lower().lstrip("\ufeff")).strip("_")
 
 
 @dataclass(frozen=True)
@@ -290,20 +306,21 @@ def read_row(
     phone_read: PhoneReading | None = None,
 ) -> ImportRow | Rejected:
     """`phone_read`: the row's phone number already read by `normalise_phone` (ahead, in another process), or
-    None to read it here."""
+    None to read it here. A rejected row names every reason at once, so one correction makes it importable."""
 
     def get(field_name: str) -> str:
         return columns.value(values, field_name)
 
+    problems: list[str] = []
     name = get("name") or " ".join(part for part in (get("first_name"), get("last_name")) if part)
     name = " ".join(name.split())
     if not name:
-        return Rejected(line, "no name")
-    if len(name) > MAX_NAME:
-        return Rejected(line, f"the name is longer than {MAX_NAME} characters")
+        problems.append("no name")
+    elif len(name) > MAX_NAME:
+        problems.append(f"the name is longer than {MAX_NAME} characters")
     raw_phone, raw_email = get("phone"), get("email")
     if not raw_phone and not raw_email:
-        return Rejected(line, "neither a phone number nor an email address")
+        problems.append("neither a phone number nor an email address")
     phone: str | None = None
     phone_region: str | None = None
     phone_refused: str | None = None
@@ -324,9 +341,9 @@ def read_row(
         if not _EMAIL.fullmatch(email) or len(email) > 254:
             email, email_refused = None, f"{raw_email!r} is not an email address"
             if phone is None:
-                return Rejected(line, f"{phone_refused}; {email_refused}" if phone_refused else email_refused)
-    if phone_refused is not None and email is None:
-        return Rejected(line, phone_refused)
+                problems.extend(part for part in (phone_refused, email_refused) if part)
+    if phone_refused is not None and email is None and not raw_email:
+        problems.append(phone_refused)
     row = ImportRow(line, name, phone, email)
     if phone_refused is not None:
         row.left_out = f"imported without its phone number: {phone_refused}"
@@ -338,9 +355,12 @@ def read_row(
     country = "GB" if country == "UK" else country
     if country:
         if len(country) != 2 or not country.isalpha():
-            return Rejected(line, f"country {country!r} is not a two-letter code such as DE or GB")
-        row.country = country
-        row.country_given = True
+            problems.append(f"country {country!r} is not a two-letter code such as DE or GB")
+            country = ""
+        else:
+            row.country = country
+            row.country_given = True
+    if country:
         if country != rules.default_region:
             # The country's one zone; else its number's, when the number is of that country (+1 212, US).
             row.zone_guessed = zone_of_country(country) or (
@@ -365,13 +385,15 @@ def read_row(
     timezone = get("timezone")
     if timezone:
         if rules.known_timezones and timezone not in rules.known_timezones:
-            return Rejected(line, f"unknown timezone {timezone!r} (use a name such as Europe/Berlin)")
-        row.timezone = timezone
+            problems.append(f"unknown timezone {timezone!r} (use a name such as Europe/Berlin)")
+        else:
+            row.timezone = timezone
     segment = get("segment").lower()
     if segment:
         if not _SEGMENT.fullmatch(segment):
-            return Rejected(line, f"segment {segment!r}: use up to 32 letters, digits, - or _")
-        row.segment = segment
+            problems.append(f"segment {segment!r}: use up to 32 letters, digits, - or _")
+        else:
+            row.segment = segment
     for tag in _TAG_SPLIT.split(get("tags")):
         tag = " ".join(tag.split()).lower()
         if tag:
@@ -382,8 +404,8 @@ def read_row(
     preferred = get("preferred_channel").lower()
     if preferred:
         if preferred not in CHANNELS:
-            return Rejected(line, f"preferred channel {preferred!r} is not one of {', '.join(CHANNELS)}")
-        if phone_refused is not None and preferred in PHONE_CHANNELS:
+            problems.append(f"preferred channel {preferred!r} is not one of {', '.join(CHANNELS)}")
+        elif phone_refused is not None and preferred in PHONE_CHANNELS:
             row.left_out = (
                 f"imported without its phone number or its preferred channel {preferred}: {phone_refused}"
             )
@@ -400,13 +422,13 @@ def read_row(
     if raw_at:
         parsed = parse_moment(raw_at)
         if parsed is None:
-            return Rejected(
-                line,
-                f"consent date “{raw_at}” is not a date (use 2026-03-01, 01.03.2026 or 2026-03-01T09:30)",
+            problems.append(
+                f"consent date “{raw_at}” is not a date (use 2026-03-01, 01.03.2026 or 2026-03-01T09:30)"
             )
-        if parsed > rules.imported_at:
-            return Rejected(line, f"consent date {raw_at} is in the future")
-        at = parsed
+        elif parsed > rules.imported_at:
+            problems.append(f"consent date {raw_at} is in the future")
+        else:
+            at = parsed
     for field_name, channel in CONSENT_FIELDS.items():
         answer = get(field_name).lower()
         if not answer:
@@ -416,9 +438,8 @@ def read_row(
         elif answer in NO:
             status = ConsentStatus.OPTED_OUT
         else:
-            return Rejected(
-                line, f"{columns.column_of(field_name)} {answer!r}: say yes or no (or leave it empty)"
-            )
+            problems.append(f"{columns.column_of(field_name)} {answer!r}: say yes or no (or leave it empty)")
+            continue
         # A yes is given for an address: without the row's own read, it could land on one already stored.
         if status is ConsentStatus.OPTED_IN and phone_refused is not None and channel in PHONE_CHANNELS:
             row.left_out = f"imported without its phone number or its phone consent: {phone_refused}"
@@ -431,6 +452,8 @@ def read_row(
         row.consents.append(
             ConsentGiven(channel, status, source, at, line, dated=bool(raw_at), needs_address=needs_address)
         )
+    if problems:
+        return Rejected(line, "; ".join(problems))
     return row
 
 

@@ -65,6 +65,26 @@ def test_columns_are_found_by_their_usual_names_in_english_and_german() -> None:
     }
 
 
+def test_a_column_of_yes_and_no_is_consent_under_the_names_practices_give_it() -> None:
+    columns = ColumnMap.from_header(["Name", "Telefon", "SMS", "E-Mail", "E-Mail ja/nein", "WhatsApp ok?"])
+    assert columns.fields == {
+        "name": 0,
+        "phone": 1,
+        "consent_sms": 2,
+        "email": 3,
+        "consent_email": 4,
+        "consent_whatsapp": 5,
+    }
+    read = read_row(2, ["Uwe Kern", "0151 23456789", "ja", "", "", "nein"], columns, RULES)
+    assert isinstance(read, ImportRow)
+    assert [(c.channel, c.status) for c in read.consents] == [
+        ("sms", ConsentStatus.OPTED_IN),
+        ("whatsapp", ConsentStatus.OPTED_OUT),
+    ]
+    # A bare "WhatsApp" or "Email" column is an address as often as an answer: left to be mapped.
+    assert "consent_whatsapp" not in ColumnMap.from_header(["Name", "Email", "WhatsApp"]).fields
+
+
 def test_a_map_names_a_column_the_names_do_not_find() -> None:
     columns = ColumnMap.from_header(["Wer", "Nummer"], {"Wer": "name", "Nummer": "phone"})
     assert columns.fields == {"name": 0, "phone": 1}
@@ -84,14 +104,15 @@ def test_the_rows_to_fix_file_names_hand_mapped_columns_so_it_imports_again_with
         detect=False,
     )
     fixed = by_hand.rows_to_fix_header(header)
-    assert fixed == ["external_ref", "Patient", "phone", "E-Mail", "Tags (not imported)", "consent_sms"]
+    # "SMS ok?" is a name the import knows, so it stays as the file wrote it.
+    assert fixed == ["external_ref", "Patient", "phone", "E-Mail", "Tags (not imported)", "SMS ok?"]
     again = ColumnMap.from_header(fixed)
     assert {field: fixed[index] for field, index in again.fields.items()} == {
         "external_ref": "external_ref",
         "name": "Patient",
         "phone": "phone",
         "email": "E-Mail",
-        "consent_sms": "consent_sms",
+        "consent_sms": "SMS ok?",
     }, "the same fields, found by name, and Tags still left out"
     detected = ColumnMap.from_header(HEADER)
     assert detected.rows_to_fix_header(HEADER) == HEADER, "a file whose names were found keeps them"
@@ -169,6 +190,21 @@ def test_a_bad_row_is_rejected_with_its_reason(values: tuple[str, ...], reason: 
     read = row(*values)
     assert isinstance(read, Rejected) and read.line == 2
     assert reason in read.reason
+
+
+def test_a_row_wrong_in_several_ways_names_every_reason_at_once() -> None:
+    """One correction, not one per try: whoever fixes the error file sees all that is wrong with a row."""
+    read = row("P-11", "", "", "12345", "jo@", "maybe", "", "", "yesterday")
+    assert isinstance(read, Rejected)
+    assert read.reason == (
+        "no name; '12345' is not a valid DE number: check its digits (a number from another country needs its "
+        "+code); 'jo@' is not an email address; "
+        "consent date “yesterday” is not a date (use 2026-03-01, 01.03.2026 or 2026-03-01T09:30); "
+        "SMS opt-in 'maybe': say yes or no (or leave it empty)"
+    )
+    # Its number alone is wrong, with a good email: imported without it, as before.
+    kept = row("P-12", "Jo", "", "12345", "jo@example.de", "", "", "", "")
+    assert isinstance(kept, ImportRow) and kept.phone is None and kept.left_out is not None
 
 
 def test_numbers_with_a_country_code_keep_theirs_whatever_the_default() -> None:
