@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, String, Table
+from sqlalchemy import JSON, ColumnElement, String, Table, and_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -162,6 +163,15 @@ def _folded_on_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
 def contains_folded(column: Any, text: str) -> ColumnElement[bool]:
     """`column` contains `text`, without case, its LIKE wildcards taken as letters."""
     return folded(column).contains(text.lower(), autoescape=True)
+
+
+def name_has_words(column: Any, text: str) -> ColumnElement[bool]:
+    """`column` (a name) contains each word of `text` in any order, without case: "Schmidt Florian",
+    "schmidt, florian" and "Flo Schm" find Florian Schmidt. One word is `contains_folded`."""
+    words = [word for word in re.split(r"[\s,]+", text) if word]
+    if len(words) <= 1:
+        return contains_folded(column, text)
+    return and_(*(contains_folded(column, word) for word in words))
 
 
 def equals_folded(column: Any, text: str) -> ColumnElement[bool]:

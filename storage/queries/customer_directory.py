@@ -12,7 +12,7 @@ from storage.database import Database
 from storage.models import ChatSession, ConsentRecord, Customer, Location
 from storage.queries.customer_card import CustomerCard, customer_card
 from storage.queries.customers import ConsentStatement
-from storage.sql import contains_folded, equals_folded
+from storage.sql import contains_folded, equals_folded, name_has_words
 
 #: Customers per page of the list.
 PAGE_SIZE = 50
@@ -44,7 +44,7 @@ class DirectorySearch:
             )
             # The practice's own patient number ("NW-C0000005") finds its patient, whole, in any case.
             anywhere = [
-                contains_folded(Customer.name, self.text),
+                name_has_words(Customer.name, self.text),
                 email,
                 equals_folded(Customer.external_ref, self.text.strip()),
             ]

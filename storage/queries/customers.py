@@ -19,7 +19,7 @@ from storage.models import (
     CustomerTag,
     Location,
 )
-from storage.sql import contains_folded, equals_folded
+from storage.sql import equals_folded, name_has_words
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ async def customers_matching(
     """Customers whose name contains `text` (in any case, `%` and `_` as letters), whose email is `text`,
     whose id it is, or whose phone is one of `phones` (what was typed, read as a number) or `text` in E.164, by id."""
     conditions = [
-        contains_folded(Customer.name, text),
+        name_has_words(Customer.name, text),
         equals_folded(Customer.email, text.strip()),
         equals_folded(Customer.external_ref, text.strip()),  # the practice's own patient number, in any case
     ]

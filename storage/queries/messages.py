@@ -22,7 +22,7 @@ from storage.models import (
     MessageStatusEvent,
     MessageTemplate,
 )
-from storage.sql import contains_folded, dialect_of, equals_folded
+from storage.sql import contains_folded, dialect_of, equals_folded, name_has_words
 
 Columns = TypeVarTuple("Columns")
 
@@ -227,7 +227,7 @@ def _customer_condition(
     if re.fullmatch(r"#[0-9]{1,18}", compact):
         return Customer.id == int(compact[1:])
     conditions = [
-        contains_folded(Customer.name, text),
+        name_has_words(Customer.name, text),
         contains_folded(Customer.email, text)
         if whole_contacts
         else equals_folded(Customer.email, text.strip()),

@@ -506,6 +506,10 @@ async def test_a_name_with_accented_letters_is_found_in_any_case(client: Client,
     await sign_in(client, seeded, AGENT)
     for typed in ("Ömer", "ÄRZTIN", "mer Ärz", "ömer", "ärztin"):  # any case, on SQLite too
         assert listed_ids((await client.get(LIST, params={"q": typed})).text) == [cid], typed
+    # The surname first, as the front desk asks it: every word, in any order.
+    for typed in ("Ärztin Ömer", "ärztin, ömer", "ÄRZ Öm"):
+        assert listed_ids((await client.get(LIST, params={"q": typed})).text) == [cid], typed
+    assert listed_ids((await client.get(LIST, params={"q": "Ärztin Jürgen"})).text) == []
     html = (await client.get(f"{LIST}/{cid}")).text
     assert "<dt>Language</dt><dd>German (Germany)</dd>" in html and "<dt>Country</dt><dd>—</dd>" in html
     cid_de = (await rows(seeded, select(Customer.id).where(Customer.country == "DE").limit(1)))[0][0]
