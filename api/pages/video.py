@@ -82,8 +82,11 @@ CHANGE_WORDS = {
 }
 
 
-def actor_words(actor: str, patient_id: int, patient: str) -> str:
-    """Who made a change: staff by their email, the patient by name (their reply did it), the system."""
+def actor_words(actor: str, patient_id: int, patient: str, staff_name: str | None = None) -> str:
+    """Who made a change: staff by their name (their email when no longer on staff), the patient by name
+    (their reply did it), the system."""
+    if staff_name:
+        return staff_name
     if actor == f"customer:{patient_id}":
         return f"{patient} (the patient, by their reply)"
     if actor.startswith("customer:"):
@@ -476,13 +479,20 @@ class VideoPages(StaffPages):
             audit=[
                 {
                     "when": f"{clock.day(a.occurred_at)} {clock.clock(a.occurred_at)}",
-                    "actor": actor_words(a.actor, line.customer_id, line.customer),
+                    "actor": actor_words(a.actor, line.customer_id, line.customer, a.staff_name),
                     "via": a.via,
                     "action": CHANGE_WORDS.get(a.action, a.action.replace("_", " ").replace(".", " ")),
                 }
                 for a in found.audit
             ],
-            no_show_by=line.no_show_by,
+            no_show_by=actor_words(
+                line.no_show_by,
+                line.customer_id,
+                line.customer,
+                next((a.staff_name for a in found.audit if a.actor == line.no_show_by), None),
+            )
+            if line.no_show_by
+            else None,
             may_act=may_act,
             active=line.status in ACTIVE_STATUSES,
             # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).

@@ -84,6 +84,8 @@ class AuditLine:
     via: str
     action: str
     detail: dict[str, Any]
+    #: The staff member's name when the actor is a staff member's email ("Lena Hoffmann").
+    staff_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,14 +279,15 @@ async def consultation_detail(database: Database, consultation_id: int) -> Consu
                 .order_by(VideoRebookOffer.offered_at, VideoRebookOffer.id)
             )
         )
-        audit = list(
-            await session.scalars(
-                select(AuditLog)
+        audit = (
+            await session.execute(
+                select(AuditLog, StaffUser.name)
+                .outerjoin(StaffUser, StaffUser.email == AuditLog.actor)
                 .where(AuditLog.target.in_(_audit_targets(line)))
                 .order_by(AuditLog.occurred_at, AuditLog.id)
                 .limit(100)
             )
-        )
+        ).all()
     return ConsultationDetail(
         line,
         tuple(reminders),
@@ -295,7 +298,10 @@ async def consultation_detail(database: Database, consultation_id: int) -> Consu
             )
             for o in offers
         ),
-        tuple(AuditLine(a.occurred_at, a.actor, a.via, a.action, dict(a.detail or {})) for a in audit),
+        tuple(
+            AuditLine(a.occurred_at, a.actor, a.via, a.action, dict(a.detail or {}), name)
+            for a, name in audit
+        ),
         tuple(told),
         link_token,
     )
