@@ -105,10 +105,18 @@ EXECUTIVE_CHOICES = (
     "appointments",
     "no_show_rate",
     "communication_cost",
+    "messages_sent",
+    "messages_received",
     "delivery_rate",
+    "reply_rate",
+    "opt_outs",
+    "opt_out_rate",
     "conversations",
     "first_response_time",
+    "sla_met_rate",
     "csat",
+    "video_consultations",
+    "campaign_revenue",
 )
 
 

@@ -183,7 +183,7 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
-async def post_form(client: Client, page: str, action: str, data: dict[str, str]) -> Any:
+async def post_form(client: Client, page: str, action: str, data: dict[str, Any]) -> Any:
     """Posts like a browser: the form's CSRF token from the page it is on."""
     token = csrf_token((await client.get(page)).text)
     return await client.post(action, data={**data, "_csrf_token": token}, follow_redirects=False)
@@ -1544,6 +1544,29 @@ async def test_a_satisfaction_tile_moves_in_the_score_s_units(client: Client, se
     assert f"{moved} vs previous period" in html or "no change vs previous period" in html
     tile = html[html.index("Customer satisfaction") :][:400]
     assert "%" not in tile, tile
+
+
+async def test_every_kpi_offered_for_the_executive_page_can_be_put_on_it(
+    client: Client, seeded: Seeded
+) -> None:
+    from api.pages.analytics import EXECUTIVE_CHOICES
+    from reports.metrics import REGISTRY
+
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(
+        client,
+        "/analytics/executive",
+        "/analytics/executive/layout",
+        {"metric": list(EXECUTIVE_CHOICES), "period": "last_30_days"},
+    )
+    assert saved.status_code == 303
+    response = await client.get("/analytics/executive")
+    assert response.status_code == 200
+    html = response.text
+    for metric in ("opt_outs", "opt_out_rate", "messages_received", "sla_met_rate", "video_consultations"):
+        assert escape(REGISTRY[metric].label) in html, metric
+    main = re.sub(r"<[^>]+>", " ", html[html.index("<main") :])
+    assert not re.search(r"\bNone\b|\bnan\b|Traceback", main)
 
 
 async def test_a_viewer_never_reads_a_patient_s_join_link(client: Client, seeded: Seeded) -> None:
