@@ -16,7 +16,10 @@ DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sun
 _CRON_DAY = {day: (index + 1) % 7 for index, day in enumerate(DAYS)}
 _SHORT = {day[:3]: day for day in DAYS}
 
-EXAMPLES = "every monday 8:00, every weekday at 7:30, every day 18:00, every month on the 1st at 9:00"
+EXAMPLES = (
+    "every monday 8:00, every weekday at 7:30, every day 18:00, every month on the 1st at 9:00 "
+    "(or in German: jeden Montag 8:00, werktags 7:30, täglich 18 Uhr, monatlich am 1. um 9 Uhr)"
+)
 
 
 def _time(text: str) -> tuple[int, int]:
@@ -33,9 +36,41 @@ def _time(text: str) -> tuple[int, int]:
     return hour, minute
 
 
+#: German days, as a German manager writes a schedule ("jeden Montag 8:00", "montags um 8 Uhr").
+GERMAN_DAYS = dict(
+    zip(("montag", "dienstag", "mittwoch", "donnerstag", "freitag", "samstag", "sonntag"), DAYS, strict=True)
+)
+#: Words a schedule said in German starts with, for the command line to find where "when" begins.
+GERMAN_STARTS = frozenset(
+    {"jeden", "jede", "jedes", "immer", "täglich", "werktags", "monatlich", *(f"{d}s" for d in GERMAN_DAYS)}
+)
+
+
+def _from_german(said: str) -> str:
+    """A schedule said in German, said the English way this module reads: "jeden Montag um 8 Uhr" is
+    "every monday at 8", "werktags 7.30" "every weekday 7:30", "monatlich am 1. um 9:00" "every month on the 1
+    at 9:00". Anything else comes back as it was."""
+    said = re.sub(r"\b(\d{1,2})\.(\d{2})\b", r"\1:\2", said)  # 7.30 is 7:30
+    said = re.sub(r"\s*\buhr\b", "", said)
+    said = re.sub(r"\bum\b", "at", said)
+    said = re.sub(r"^(?:immer )?(?:jeden tag|täglich|taeglich)\b", "every day", said)
+    said = re.sub(
+        r"^(?:immer )?(?:werktags|jeden werktag|an werktagen|montags? bis freitags?)\b", "every weekday", said
+    )
+    for german, english in GERMAN_DAYS.items():
+        said = re.sub(rf"^(?:immer |jeden )?{german}s?\b", f"every {english}", said)
+    said = re.sub(
+        r"^(?:jeden monat|monatlich)(?: am)? (\d{1,2})\.?(?= |$)|^am (\d{1,2})\.? (?:jeden|eines) monats\b",
+        lambda m: f"every month on the {m.group(1) or m.group(2)}",
+        said,
+    )
+    return re.sub(r"^(?:jeden|jede|jedes) ", "every ", said)  # what is left is a day not known, said so
+
+
 def cron_from_words(text: str) -> str:
-    """The cron expression for a schedule said in words; ScheduleError with examples when it is not one."""
-    said = " ".join(text.lower().replace(",", " ").split())
+    """The cron expression for a schedule said in words, in English or German; ScheduleError with examples
+    when it is not one."""
+    said = _from_german(" ".join(text.lower().replace(",", " ").split()))
     match = re.fullmatch(r"every (.+?)(?: at)? (\d{1,2}(?::\d{2})?\s*(?:am|pm)?)", said)
     if match is None:
         raise ScheduleError(f"say when, e.g. {EXAMPLES}")

@@ -37,15 +37,24 @@ from reports.saved import (
     run_saved_report,
 )
 from reports.schedule_check import check_destination, schedule_announcement
-from reports.schedule_words import cron_from_words, cron_in_words, recipient_filters
+from reports.schedule_words import (
+    GERMAN_DAYS,
+    GERMAN_STARTS,
+    cron_from_words,
+    cron_in_words,
+    recipient_filters,
+)
 from reports.schedule_words import destination_of as words_destination
 from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
 from storage.queries.report_schedules import schedules_of_reports
 from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
+#: Where a schedule said in German begins ("jeden Montag 8:00", "werktags 7:30", "Montag bis Freitag 7:30").
+SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS)
 SCHEDULE_USAGE = (
-    "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (#slack-channel, "
+    "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (“jeden Montag 8:00” too; "
+    "#slack-channel, "
     'telegram:CHAT_ID, an email address or me; or a cron expression in quotes, e.g. "0 8 * * 1"; '
     "for clinic Berlin Mitte: that recipient's figures only)"
 )
@@ -151,8 +160,9 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
         raise ParseError(
             "Give one destination after “to” (and “for clinic NAME” to narrow it).", SCHEDULE_USAGE
         )
-    if "every" in lowered[:to]:
-        every = lowered.index("every")
+    said_from = [i for i, w in enumerate(lowered[:to]) if i > 0 and (w == "every" or w in SAID_IN_GERMAN)]
+    if said_from:
+        every = said_from[0]
         name, when = " ".join(words[:every]), " ".join(words[every:to])
         try:
             cron = cron_from_words(when)

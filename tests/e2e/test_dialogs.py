@@ -607,6 +607,12 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
         (MANAGER, "report schedule weekly-revenue every weekday 7:30 to me", "answer", MANAGER),
         (
             MANAGER,
+            "report schedule weekly-revenue jeden Freitag um 17 Uhr to me",
+            "answer",
+            "every Friday at 17:00",
+        ),
+        (
+            MANAGER,
             "report schedule weekly-revenue every month on the 31st at 8:00 to me",
             "error",
             "not in every month",
@@ -614,7 +620,7 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
         (MANAGER, "report unschedule weekly-revenue to #management", "answer", "Stopped 1 schedule"),
         (MANAGER, "report unschedule weekly-revenue to #management", "error", "no schedule to #management"),
         (AGENT, "report unschedule weekly-revenue", "denied", "manager"),
-        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 1 schedule"),
+        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 2 schedules"),
     ]
     await run_dialog(seeded, table)
     ran = await ask(seeded, "report run weekly-revenue for last month by clinic", as_email=VIEWER)
@@ -624,7 +630,7 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
     assert [b.command for b in ran.buttons][:1] == ["report run weekly-revenue by source channel"]
     async with seeded.database.read_sessions() as session:
         actions = list(await session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
-    assert actions == ["report.schedule", "report.schedule", "report.unschedule", "report.unschedule"]
+    assert actions == [*["report.schedule"] * 3, *["report.unschedule"] * 3]  # one per schedule stopped
 
 
 async def test_a_report_runs_split_two_ways_from_chat(seeded: CommandContext) -> None:

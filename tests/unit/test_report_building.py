@@ -41,6 +41,16 @@ NAMES = {"location": [("BER", "Berlin Mitte"), ("HAM", "Hamburg")]}
         ("every weekday at 7:30", "30 7 * * 1-5", "every weekday at 07:30"),
         ("every day 6pm", "0 18 * * *", "every day at 18:00"),
         ("every month on the 1st at 9:00", "0 9 1 * *", "every month on day 1 at 09:00"),
+        # As a German manager says it.
+        ("jeden Montag 8:00", "0 8 * * 1", "every Monday at 08:00"),
+        ("montags um 8 Uhr", "0 8 * * 1", "every Monday at 08:00"),
+        ("Sonntags 20.15", "15 20 * * 0", "every Sunday at 20:15"),
+        ("werktags 7:30", "30 7 * * 1-5", "every weekday at 07:30"),
+        ("Montag bis Freitag um 7.30 Uhr", "30 7 * * 1-5", "every weekday at 07:30"),
+        ("täglich 18 Uhr", "0 18 * * *", "every day at 18:00"),
+        ("jeden Tag um 6:00", "0 6 * * *", "every day at 06:00"),
+        ("monatlich am 1. um 9:00", "0 9 1 * *", "every month on day 1 at 09:00"),
+        ("am 15. jeden Monats um 9 Uhr", "0 9 15 * *", "every month on day 15 at 09:00"),
     ],
 )
 def test_a_schedule_said_in_words_becomes_cron_and_reads_back(said: str, cron: str, words: str) -> None:
@@ -56,6 +66,8 @@ def test_a_schedule_said_in_words_becomes_cron_and_reads_back(said: str, cron: s
         ("every monday 25:00", "not a time of day"),
         ("every blursday 8:00", "not a day I know"),
         ("sometimes", "say when"),
+        ("jeden Blursday 8:00", "not a day I know"),
+        ("monatlich am 30. um 8 Uhr", "day 30 is not in every month"),
     ],
 )
 def test_impossible_schedules_are_refused_in_words(said: str, why: str) -> None:
