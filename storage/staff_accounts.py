@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import getpass
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.video.slots import WorkingSpan
+from domain.video.working_hours import working_hours_words
 from domain.vocabulary import Availability, ChatStatus, Role
 from storage.database import Database
-from storage.models import AuditLog, ChatSession, StaffUser
+from storage.models import AuditLog, ChatSession, ClinicianHours, StaffUser
 
 #: Enough to catch a typo (a name where the email goes, a missing domain); the sign-in link proves the rest.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -207,3 +210,67 @@ async def deactivate_staff(database: Database, email: str, *, actor: str) -> str
         await session.commit()
         freed = f"; {back} conversation{'s' if back != 1 else ''} went back to the queue" if back else ""
         return f"{row.name} <{email}> can no longer sign in or use the bots{freed}"
+
+
+@dataclass(frozen=True)
+class StaffHours:
+    name: str
+    email: str
+    timezone: str
+    spans: tuple[WorkingSpan, ...]
+
+
+async def working_hours_of(database: Database, email: str) -> StaffHours:
+    """A staff member's working hours (the spans their free video times come from)."""
+    email = email.strip().lower()
+    async with database.read_sessions() as session:
+        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if row is None:
+            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        spans = await session.execute(
+            select(ClinicianHours.weekday, ClinicianHours.starts, ClinicianHours.ends)
+            .where(ClinicianHours.staff_id == row.id)
+            .order_by(ClinicianHours.weekday, ClinicianHours.starts)
+        )
+        return StaffHours(row.name, email, row.timezone, tuple(WorkingSpan(*span) for span in spans.all()))
+
+
+async def set_working_hours(
+    database: Database, email: str, spans: Sequence[WorkingSpan], *, actor: str
+) -> StaffHours:
+    """Replace a staff member's working hours with `spans` (none: they take no video consultations), audited.
+    Consultations already booked stay; the free times follow the new hours from now on."""
+    email = email.strip().lower()
+    async with database.sessions() as session:
+        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
+        if row is None:
+            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        if not row.active and spans:
+            raise StaffAccountRefused(
+                f"{email} was removed; `switchboard staff add {email}` brings them back first"
+            )
+        before = await session.execute(
+            select(ClinicianHours.weekday, ClinicianHours.starts, ClinicianHours.ends).where(
+                ClinicianHours.staff_id == row.id
+            )
+        )
+        had = [WorkingSpan(*span) for span in before.all()]
+        await session.execute(delete(ClinicianHours).where(ClinicianHours.staff_id == row.id))
+        session.add_all(
+            ClinicianHours(staff_id=row.id, weekday=s.weekday, starts=s.starts, ends=s.ends) for s in spans
+        )
+        session.add(
+            AuditLog(
+                actor=actor,
+                via="cli",
+                action="staff.hours",
+                target=f"staff:{row.id}",
+                detail={
+                    "email": email,
+                    "before": working_hours_words(had),
+                    "after": working_hours_words(spans),
+                },
+            )
+        )
+        await session.commit()
+        return StaffHours(row.name, email, row.timezone, tuple(spans))

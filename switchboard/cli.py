@@ -1282,6 +1282,43 @@ def staff_link(
     click.echo(run_async(_with_database(settings, link)))
 
 
+@staff.command("hours")
+@click.argument("email")
+@click.argument("hours", required=False)
+@one_line_errors
+def staff_hours(email: str, hours: str | None) -> None:
+    """Show or set a clinician's working hours, in their own time zone; the free video consultation times are
+    these less what is booked. HOURS like "mon-fri 09:00-12:30 13:30-17:00; sat 09:00-13:00" replaces them
+    all; "off" clears them. Consultations already booked stay."""
+    from domain.video.working_hours import WorkingHoursRefused, read_working_hours, working_hours_words
+    from storage.staff_accounts import StaffAccountRefused, operator, set_working_hours, working_hours_of
+
+    settings = load_settings()
+    try:
+        spans = None if hours is None else read_working_hours(hours)
+    except WorkingHoursRefused as refused:
+        raise StartupError(
+            f'{refused}; e.g. "mon-fri 09:00-12:30 13:30-17:00; sat 09:00-13:00" or off'
+        ) from None
+
+    async def run(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            if spans is None:
+                return await working_hours_of(database, email)
+            return await set_working_hours(database, email, spans, actor=operator())
+        except StaffAccountRefused as refused:
+            raise StartupError(str(refused)) from None
+
+    found = run_async(_with_database(settings, run))
+    said = working_hours_words(found.spans)
+    click.echo(
+        f"{found.name} <{found.email}> works {said} ({found.timezone} time)"
+        if found.spans
+        else f"{found.name} <{found.email}> has no working hours: no video consultations can be booked with them"
+    )
+
+
 @staff.command("remove")
 @click.argument("email")
 @one_line_errors

@@ -31,6 +31,7 @@ from bot.commands.kpi import known_values
 from bot.commands.parsing import ParseError, closest, normalise, same_start, suggestions, tokenise
 from bot.commands.questions import KNOWN_VALUES, Declined, names_a_metric, parse_question
 from bot.commands.registry import BY_NAME, COMMANDS, DEFAULT_VERB, NOUNS, CommandSpec, verbs_of
+from bot.commands.team import on_duty_question
 from bot.replies import Button, Reply
 from domain.staff import StaffIdentity
 from domain.vocabulary import role_allows
@@ -115,6 +116,9 @@ def parse(
     campaign = _campaign_asked_about(text, values.get("campaign", {}))
     if campaign is not None:
         return Parsed(BY_NAME["campaign status"], CampaignAction("status", campaign))
+    duty = on_duty_question(text, today)
+    if duty is not None:  # "who is on duty today?", "wer hat morgen Dienst?"
+        return Parsed(BY_NAME["team"], duty)
     if asks_how_to(text):
         # "how do I book a video consultation?": the help of `video book`; "how do I see the no-show rate this
         # month?" asks for the figure; "how do I book an appointment?" (no command books one) for neither.

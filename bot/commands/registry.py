@@ -21,6 +21,7 @@ from bot.commands import (
     reports,
     rules,
     status,
+    team,
     templates,
     video,
 )
@@ -503,6 +504,15 @@ _ROWS = (
         "A consultation's reminder log: each reminder, its channel and what became of it.",
         no_shows.REMINDERS_USAGE,
         ("video reminders 12",),
+    ),
+    CommandSpec(
+        "team",
+        team.parse_team,
+        team.run_team,
+        V,
+        "Who is on duty on a day, by clinic, with their hours; today also who takes live chat now.",
+        team.USAGE,
+        ("team", "team tomorrow", "team friday"),
     ),
     CommandSpec(
         "status",

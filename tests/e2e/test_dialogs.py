@@ -1030,3 +1030,40 @@ async def test_a_campaign_list_cut_short_says_of_how_many(
     monkeypatch.setattr(campaigns, "CAMPAIGNS_LISTED", 1)
     reply = await ask(seeded, "campaign list", as_email=VIEWER)
     assert reply.text.startswith(f"The newest 1 of {total:,} campaigns"), reply.text
+
+
+async def test_the_front_desk_asks_who_is_on_duty_and_the_roster_is_the_rows(seeded: CommandContext) -> None:
+    from storage.models import ClinicianHours, Location, StaffUser
+
+    today = seeded.now().astimezone(ZoneInfo(seeded.business_tz)).date()
+    async with seeded.database.read_sessions() as session:
+        rows = (
+            await session.execute(
+                select(StaffUser.name, Location.name, ClinicianHours.starts, ClinicianHours.ends)
+                .join(ClinicianHours, ClinicianHours.staff_id == StaffUser.id)
+                .outerjoin(Location, Location.id == StaffUser.location_id)
+                .where(ClinicianHours.weekday == today.weekday(), StaffUser.active.is_(True))
+            )
+        ).all()
+        online = await session.scalar(
+            select(func.count()).where(
+                StaffUser.active.is_(True),
+                StaffUser.availability == "online",
+                StaffUser.role.in_(("agent", "manager", "admin")),
+            )
+        )
+    people, clinics = {r[0] for r in rows}, {r[1] for r in rows}
+    for asked in ("who is on duty today?", "Wer hat heute Dienst?", "team"):
+        reply = await ask(seeded, asked, as_email=AGENT)
+        assert reply.kind == "answer" and reply.table is not None, asked
+        if people:
+            assert reply.text.startswith(
+                f"{len(people)} {'person works' if len(people) == 1 else 'people work'} today at "
+                f"{len(clinics)} clinic{'' if len(clinics) == 1 else 's'}."
+            ), reply.text
+        assert f"Taking live chat now: {online}" in reply.text
+        listed = {row[1] for row in reply.table.rows if row[2] != "no hours (live chat only)"}
+        assert listed == people
+        for name, _clinic, starts, ends in rows:
+            row = next(r for r in reply.table.rows if r[1] == name)
+            assert f"{starts:%H:%M}–{ends:%H:%M}" in row[2]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
 from storage.database import Database
-from storage.models import AuditLog, StaffUser
+from storage.models import AuditLog, ClinicianHours, StaffUser
 from switchboard.cli import main as cli
 from tests.conftest import FreshDatabases
 
@@ -140,3 +141,82 @@ def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
     assert asyncio.run(identity()) is not None
     nameless = runner.invoke(cli, ["staff", "add", "new@clinic.example"])
     assert nameless.exit_code == 2 and "--name" in nameless.output
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_admin_sets_a_clinician_s_working_hours_and_the_front_desk_sees_who_is_on_duty(
+    engine: str, fresh_databases: FreshDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Working hours make the free video times, and there was no way to set them but SQL."""
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    runner = CliRunner()
+    for email, name, role in (
+        ("dana@clinic.example", "Dana Weber", "admin"),
+        ("lena@clinic.example", "Lena Hoffmann", "agent"),
+    ):
+        assert runner.invoke(cli, ["staff", "add", email, "--name", name, "--role", role]).exit_code == 0
+
+    none = runner.invoke(cli, ["staff", "hours", "lena@clinic.example"])
+    assert none.exit_code == 0 and "has no working hours: no video consultations can be booked" in none.output
+    set_ = runner.invoke(
+        cli, ["staff", "hours", "lena@clinic.example", "Mo-Do 8-12, 13:00-17:00; Fr 08:00-13:00"]
+    )
+    assert set_.exit_code == 0, set_.output
+    assert "Lena Hoffmann <lena@clinic.example> works Mon-Thu 08:00-12:00 13:00-17:00; Fri 08:00-13:00" in (
+        set_.output
+    )
+    for bad, why in (
+        ("mon 9-12 11-13", "on Mon, 09:00-12:00 and 11:00-13:00 overlap"),
+        ("mon 17-9", "ends before it starts"),
+        ("someday 9-10", "is not a day"),
+        ("mon-fri", "gives days but no hours"),
+    ):
+        refused = runner.invoke(cli, ["staff", "hours", "lena@clinic.example", bad])
+        assert refused.exit_code == 2 and why in refused.output and "Traceback" not in refused.output, bad
+    unknown = runner.invoke(cli, ["staff", "hours", "nobody@clinic.example", "mon 9-10"])
+    assert unknown.exit_code == 2 and "there is no staff member nobody@clinic.example" in unknown.output
+
+    async def stored() -> tuple[list[tuple[int, str, str]], list[dict[str, str]]]:
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                hours = (
+                    await session.execute(
+                        select(ClinicianHours.weekday, ClinicianHours.starts, ClinicianHours.ends).order_by(
+                            ClinicianHours.weekday, ClinicianHours.starts
+                        )
+                    )
+                ).all()
+                audited = list(
+                    await session.scalars(select(AuditLog.detail).where(AuditLog.action == "staff.hours"))
+                )
+        finally:
+            await database.dispose()
+        return [(d, f"{a:%H:%M}", f"{b:%H:%M}") for d, a, b in hours], audited
+
+    hours, audited = asyncio.run(stored())
+    assert hours == [
+        *[(day, span[0], span[1]) for day in range(4) for span in (("08:00", "12:00"), ("13:00", "17:00"))],
+        (4, "08:00", "13:00"),
+    ]
+    assert [(a["before"], a["after"]) for a in audited] == [
+        ("none", "Mon-Thu 08:00-12:00 13:00-17:00; Fri 08:00-13:00")
+    ]
+
+    # The front desk asks the bot, in German, who works on Friday and on Saturday.
+    friday = runner.invoke(
+        cli, ["ask", "--as", "dana@clinic.example", "--out", str(tmp_path), "wer hat am Freitag Dienst?"]
+    )
+    assert friday.exit_code == 0, friday.output
+    assert "1 person works on Friday at 1 clinic." in friday.output
+    assert "Lena Hoffmann" in friday.output and "08:00–13:00" in friday.output
+    saturday = runner.invoke(
+        cli, ["ask", "--as", "dana@clinic.example", "--out", str(tmp_path), "team saturday"]
+    )
+    assert "Nobody has working hours on Saturday." in saturday.output and "switchboard staff hours" in (
+        saturday.output
+    )
+    off = runner.invoke(cli, ["staff", "hours", "lena@clinic.example", "off"])
+    assert off.exit_code == 0 and "has no working hours" in off.output
+    assert asyncio.run(stored())[0] == []

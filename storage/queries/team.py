@@ -1,0 +1,75 @@
+"""Who is on duty: the team's working hours on a weekday by clinic, and who takes live chat now."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import time
+
+from sqlalchemy import func, select
+
+from domain.vocabulary import Role
+from storage.database import Database
+from storage.models import ChatSession, ClinicianHours, Location, StaffUser
+from storage.queries.chats import OPEN_STATUSES
+
+#: Staff who work with patients and conversations; viewers read figures only.
+WORKING_ROLES = (Role.AGENT.value, Role.MANAGER.value, Role.ADMIN.value)
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    staff_id: int
+    name: str
+    location: str | None
+    timezone: str
+    #: "online" or "away" (`away`/`back`): whether new conversations are assigned to them now.
+    availability: str
+    #: Their working hours on the weekday asked, in their own time zone, earliest first.
+    hours: tuple[tuple[time, time], ...]
+    #: Open conversations assigned to them now (as their `chat list mine`).
+    conversations: int
+
+
+async def team_on(database: Database, weekday: int) -> list[TeamMember]:
+    """Every active agent, manager and admin, and anyone else with working hours, with their hours on `weekday`
+    (Monday 0) and their open conversations, by clinic and name."""
+    async with database.read_sessions() as session:
+        people = (
+            await session.execute(
+                select(
+                    StaffUser.id,
+                    StaffUser.name,
+                    Location.name,
+                    StaffUser.timezone,
+                    StaffUser.availability,
+                    StaffUser.role,
+                )
+                .outerjoin(Location, Location.id == StaffUser.location_id)
+                .where(StaffUser.active.is_(True))
+                .order_by(Location.name, StaffUser.name, StaffUser.id)
+            )
+        ).all()
+        spans: dict[int, list[tuple[time, time]]] = defaultdict(list)
+        for staff_id, starts, ends in await session.execute(
+            select(ClinicianHours.staff_id, ClinicianHours.starts, ClinicianHours.ends)
+            .where(ClinicianHours.weekday == weekday)
+            .order_by(ClinicianHours.staff_id, ClinicianHours.starts)
+        ):
+            spans[staff_id].append((starts, ends))
+        held = dict(
+            (
+                await session.execute(
+                    select(ChatSession.assigned_staff_id, func.count())
+                    .where(ChatSession.status.in_(OPEN_STATUSES), ChatSession.assigned_staff_id.is_not(None))
+                    .group_by(ChatSession.assigned_staff_id)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return [
+        TeamMember(id, name, location, zone, availability, tuple(spans.get(id, ())), int(held.get(id, 0)))
+        for id, name, location, zone, availability, role in people
+        if role in WORKING_ROLES or id in spans
+    ]

@@ -1,0 +1,90 @@
+"""Working hours as people write them, and the front desk's who-is-on-duty questions."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+
+from bot.commands.team import on_duty_question
+from domain.video.slots import WorkingSpan
+from domain.video.working_hours import WorkingHoursRefused, read_working_hours, working_hours_words
+
+MONDAY = date(2026, 12, 7)
+
+
+@pytest.mark.parametrize(
+    ("written", "said", "spans"),
+    [
+        ("mon-fri 09:00-12:30 13:30-17:00", "Mon-Fri 09:00-12:30 13:30-17:00", 10),
+        ("Mo-Do 8-12, 13-17; Fr 8-13", "Mon-Thu 08:00-12:00 13:00-17:00; Fri 08:00-13:00", 9),
+        ("mon,wed,fri 8.30-12", "Mon 08:30-12:00; Wed 08:30-12:00; Fri 08:30-12:00", 3),
+        ("Samstag 9:00 – 13:00", "Sat 09:00-13:00", 1),
+        ("off", "none", 0),
+        ("", "none", 0),
+    ],
+)
+def test_hours_are_read_as_written_and_said_back_grouped(written: str, said: str, spans: int) -> None:
+    read = read_working_hours(written)
+    assert len(read) == spans and working_hours_words(read) == said
+    assert read_working_hours(said if said != "none" else "off") == read, "what is said back reads the same"
+
+
+def test_a_split_shift_is_two_spans_of_one_day() -> None:
+    assert read_working_hours("tue 8-12 14-18") == [
+        WorkingSpan(1, time(8), time(12)),
+        WorkingSpan(1, time(14), time(18)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "why"),
+    [
+        ("mon 9-12 11-13", "on Mon, 09:00-12:00 and 11:00-13:00 overlap"),
+        ("mon-fri 9-17; wed 16-18", "on Wed, 09:00-17:00 and 16:00-18:00 overlap"),
+        ("mon 17-9", "ends before it starts"),
+        ("mon 22-24", "end a day's hours by 23:55"),
+        ("mon 9:03-10", "steps of five minutes"),
+        ("mon 25-26", "hours 0–23"),
+        ("fri-mon 9-10", "runs backwards"),
+        ("someday 9-10", "“someday” is not a day"),
+        ("mon-fri", "gives days but no hours"),
+        ("mon 9", "“9” is not a span of hours"),
+    ],
+)
+def test_hours_that_do_not_make_sense_are_refused_in_words(written: str, why: str) -> None:
+    with pytest.raises(WorkingHoursRefused, match=why):
+        read_working_hours(written)
+
+
+@pytest.mark.parametrize(
+    ("asked", "day"),
+    [
+        ("who is on duty today?", MONDAY),
+        ("who's working tomorrow", date(2026, 12, 8)),
+        ("which doctors work on friday", date(2026, 12, 11)),
+        ("Wer hat heute Dienst?", MONDAY),
+        ("wer ist morgen da", date(2026, 12, 8)),
+        ("welche Ärzte arbeiten am Freitag?", date(2026, 12, 11)),
+        ("who is in", MONDAY),
+    ],
+)
+def test_front_desk_questions_ask_who_is_on_duty_on_a_day(asked: str, day: date) -> None:
+    found = on_duty_question(asked, MONDAY)
+    assert found is not None
+    assert (found.day.resolve(MONDAY) if found.day else MONDAY) == day
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "who is our best customer",
+        "who opted out last week",
+        "which clinics had the most no-shows",
+        "wer hat am meisten Umsatz gemacht",
+        "who is on duty today and tomorrow",
+        "who works in Berlin",
+    ],
+)
+def test_other_questions_are_not_taken_for_a_duty_roster(asked: str) -> None:
+    assert on_duty_question(asked, MONDAY) is None
