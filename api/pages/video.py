@@ -485,14 +485,17 @@ class VideoPages(StaffPages):
                 }
                 for a in found.audit
             ],
-            no_show_by=actor_words(
+            no_show_by=None
+            if not line.no_show_by
+            else "marked automatically: the patient did not join"
+            if line.no_show_by == "system" or line.no_show_by.startswith("system:")
+            else "marked by "
+            + actor_words(
                 line.no_show_by,
                 line.customer_id,
                 line.customer,
                 next((a.staff_name for a in found.audit if a.actor == line.no_show_by), None),
-            )
-            if line.no_show_by
-            else None,
+            ),
             may_act=may_act,
             active=line.status in ACTIVE_STATUSES,
             # A no-show can be marked only once the consultation has begun (domain/video/no_shows.py).

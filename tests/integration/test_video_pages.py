@@ -222,7 +222,7 @@ async def test_one_consultation_shows_its_reminder_log_joins_and_the_patients_ti
     assert "No reminder has gone out yet" in dan, "a consultation still to come: its reminders are to come"
     other = (await client.get(f"/communication/video/{world.today_no_show}")).text
     assert "2 hours before" not in other, "each consultation shows only its own reminders"
-    assert "marked by Switchboard (automatically)" in other
+    assert "(marked automatically: the patient did not join)" in other
     missing = await client.get("/communication/video/999999")
     assert missing.status_code == 404 and "There is no video consultation 999999." in missing.text
 
