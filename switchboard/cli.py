@@ -424,7 +424,15 @@ def _serve_worker_metrics(settings: Settings, container: Any) -> Any:
 @main.command()
 @click.option("--port", type=int, help="HTTP port (default SWITCHBOARD_SANDBOX_PORT).")
 @click.option("--smtp-port", type=int, help="SMTP port (default SWITCHBOARD_SANDBOX_SMTP_PORT).")
-@click.option("--failure-rate", default=0.03, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--failure-rate",
+    default=0.03,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    envvar="SWITCHBOARD_SANDBOX_FAILURE_RATE",
+    help="The share of sends the sandbox fails at random, as real providers now and then do "
+    "(SWITCHBOARD_SANDBOX_FAILURE_RATE; `make demo` passes it on).",
+)
 @click.option(
     "--chaos",
     default=0.0,
