@@ -96,6 +96,8 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "started": formats.moment(chat.started_at),
         "waiting": waiting_words(chat.status, chat.waiting_since, now, formats),
         "first_response": formats.duration(first_response) if first_response is not None else "not yet",
+        # The customer's answer to the satisfaction survey (its comment is their turn in the timeline).
+        "rated": f"rated {chat.csat_score} of 5" if chat.csat_score is not None else "",
     }
 
 
@@ -124,6 +126,8 @@ async def route_of(container: Container, chat: ChatSummary) -> ReplyRoute:
 def _author(kind: str, staff_name: str | None, customer_name: str) -> str:
     if kind == "staff":
         return staff_name or "Staff"
+    if kind == "bot":
+        return "Switchboard (automatic)"  # the satisfaction survey, a greeting: sent by us, written by nobody
     return customer_name if kind == "customer" else kind.capitalize()
 
 

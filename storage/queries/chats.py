@@ -221,8 +221,9 @@ def _turn(
     payload: dict[str, Any] | None,
     files: tuple[TurnFile, ...] = (),
 ) -> ChatTurn:
-    """A turn; a staff reply carries its message's delivery status (a note or a customer turn none)."""
-    reply = message.author == "staff" and not message.is_note and status is not None
+    """A turn; a staff reply, and an automatic message of the business (the satisfaction survey, a greeting),
+    carries its message's delivery status (a note or a customer turn none)."""
+    reply = message.author in ("staff", "bot") and not message.is_note and status is not None
     why = (reason or (payload or {}).get("explanation")) if reply else None
     return ChatTurn(
         message.author,

@@ -22,7 +22,7 @@ from reports.periods import PeriodSpec
 from reports.query import MetricQuery
 from storage.database import Database
 from storage.models import ChatSession, Customer, StaffUser
-from tests.journeys.conftest import AGENT, Demo, run_async, screenshot, wait_for
+from tests.journeys.conftest import AGENT, Demo, run_async, screenshot, sign_in, wait_for
 
 TZ = "Europe/Berlin"  # the demo business's timezone
 
@@ -105,6 +105,17 @@ def test_a_resolved_whatsapp_conversation_is_rated_by_its_customer(demo: Demo, b
     assert rated.csat_answered_at is not None
     chats_after = len(demo.rows(select(ChatSession.id).where(ChatSession.customer_id == customer_id)))
     assert chats_after == chats_before + 1, "the score opened no conversation of its own"
+
+    # The agent sees the score on the conversation, and the survey in its timeline with how it went.
+    sign_in(browser_page, demo, AGENT)
+    browser_page.goto(f"{demo.app_url}/communication/chat/{chat.id}")
+    assert "rated 5 of 5" in browser_page.locator(".lead").inner_text()
+    survey_turn = browser_page.locator(".conversation li", has_text="Switchboard (automatic)").first
+    assert words.text.split("\n")[0][:20] in survey_turn.inner_text()
+    assert any(said in survey_turn.inner_text() for said in ("delivered", "read", "sent")), (
+        survey_turn.inner_text()
+    )
+    screenshot(browser_page, "csat-rated-conversation")
 
     # The KPI from the raw rows: answered surveys of conversations started today (business time).
     def recount() -> float:
