@@ -9,9 +9,13 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from domain.audit import AuditEntry
+from reports.schedule_words import cron_in_words
 from storage.database import Database
 from storage.models import ReportDelivery, ReportSchedule
 from storage.unit_of_work import SqlUnitOfWork
+
+#: Runs that are over: they stay in the log when their schedule is removed.
+FINISHED = ("delivered", "failed", "skipped")
 
 
 class DeliveryActionError(ValueError):
@@ -39,6 +43,15 @@ async def retry_delivery(
             )
         ).first()
         if row is None:
+            kept = await uow.session.scalar(
+                select(ReportDelivery.id).where(
+                    ReportDelivery.id == delivery_id, ReportDelivery.report_id == report_id
+                )
+            )
+            if kept is not None:
+                raise DeliveryActionError(
+                    "Its schedule was removed, so it cannot be sent again; schedule the report again instead."
+                )
             raise DeliveryActionError("There is no such delivery of this report.")
         if row.status != "failed":
             raise DeliveryActionError(f"Only a failed delivery can be sent again; this one is {row.status}.")
@@ -71,13 +84,31 @@ async def retry_delivery(
 
 
 async def remove_schedule(database: Database, actor: Actor, report_id: int, schedule_id: int) -> str:
-    """Take a schedule away (its delivery log goes with it); returns where it used to deliver."""
+    """Take a schedule away; returns where it used to deliver. Its finished runs stay in the report's delivery
+    log, saying what the schedule was; runs not finished (due, retrying, being sent) go with it, so nothing
+    is sent for a schedule that no longer exists."""
     async with SqlUnitOfWork(database) as uow:
         schedule = await uow.session.get(ReportSchedule, schedule_id)
         if schedule is None or schedule.report_id != report_id:
             raise DeliveryActionError("There is no such schedule on this report.")
         destination, cron = schedule.destination, schedule.cron
-        await uow.session.execute(delete(ReportDelivery).where(ReportDelivery.schedule_id == schedule_id))
+        await uow.session.execute(
+            delete(ReportDelivery).where(
+                ReportDelivery.schedule_id == schedule_id, ReportDelivery.status.not_in(FINISHED)
+            )
+        )
+        await uow.session.execute(
+            update(ReportDelivery)
+            .where(ReportDelivery.schedule_id == schedule_id)
+            .values(
+                schedule_id=None,
+                report_id=report_id,
+                schedule_words=f"{cron_in_words(cron)} ({schedule.timezone}), removed"[:300],
+                # Its owner is not told of a late bounce of a schedule that is gone.
+                owner_to_hear=False,
+            )
+            .execution_options(synchronize_session=False)
+        )
         await uow.session.execute(delete(ReportSchedule).where(ReportSchedule.id == schedule_id))
         uow.audit.record(
             AuditEntry(

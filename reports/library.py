@@ -210,6 +210,8 @@ async def delete_report(database: Database, actor: Saver, report: SavedReport) -
                 delete(ReportDelivery).where(ReportDelivery.schedule_id.in_(schedule_ids))
             )
             await uow.session.execute(delete(ReportSchedule).where(ReportSchedule.id.in_(schedule_ids)))
+        # The kept runs of schedules removed earlier (its foreign key would take them too, where enforced).
+        await uow.session.execute(delete(ReportDelivery).where(ReportDelivery.report_id == report.id))
         await uow.session.execute(delete(CustomReport).where(CustomReport.id == report.id))
         uow.audit.record(
             AuditEntry(

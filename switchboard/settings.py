@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from datetime import time
 from importlib import resources
 from typing import Literal, Self
@@ -51,7 +52,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_file=".env", extra="ignore")
 
-    environment: str = Field(default="development", description="development, test or production")
+    #: "production" turns on the production checks (no sandbox, no sandbox secrets, HTTPS public URL);
+    #: "staging" is production's set-up against the sandbox. Anything else is refused: a typo ("prod")
+    #: would silently turn the checks off.
+    environment: Literal["development", "test", "staging", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///switchboard.db"
     #: A PostgreSQL read replica for KPI answers and the dashboards' figures ("" = read the primary).
     database_read_url: str = ""
@@ -259,6 +263,11 @@ class Settings(BaseSettings):
             raise ValueError(f"give host:port, such as 127.0.0.1:9461 or 0.0.0.0:9464 (got {value!r})")
         return value
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("quiet_hours")
     @classmethod
     def _two_times_of_day(cls, value: str) -> str:
@@ -418,17 +427,18 @@ class Settings(BaseSettings):
             raise ConfigurationError("; ".join(problems))
 
 
-@functools.cache
 def quiet_hours_window(value: str) -> tuple[time, time] | None:
     """SWITCHBOARD_QUIET_HOURS read: ("21:00", "08:00") as times, or None for "off"; ValueError in words."""
     text = value.strip().lower()
     if text in ("off", "none"):
         return None
-    start, dash, end = text.replace("–", "-").partition("-")
+    # "21:00-08:00", "21.30–08.15" (as Germans write times), "9:00 - 7:30"; hours and minutes both given.
+    found = re.fullmatch(r"(\d{1,2})[:.](\d{2})\s*[-–]\s*(\d{1,2})[:.](\d{2})", text)
     try:
-        if not dash:
+        if found is None:
             raise ValueError(text)
-        window = (time.fromisoformat(start.strip().zfill(5)), time.fromisoformat(end.strip().zfill(5)))
+        hours = [int(part) for part in found.groups()]
+        window = (time(hours[0], hours[1]), time(hours[2], hours[3]))
     except ValueError:
         raise ValueError(
             f"quiet hours are two times of day like 21:00-08:00, or off; got {value!r}"
@@ -438,6 +448,7 @@ def quiet_hours_window(value: str) -> tuple[time, time] | None:
     return window
 
 
+@functools.cache
 def _zone_countries() -> dict[str, str]:
     """timezone -> country, from the IANA zone table tzdata carries (zone.tab: one country per zone)."""
     try:

@@ -416,6 +416,7 @@ class ReportPages(StaffPages):
                     "delivered": formats.moment(d.delivered_at),
                     "error": d.error or "",
                     "attempts": d.attempts,
+                    "removed_schedule": d.removed_schedule or "",
                 }
                 for d in deliveries
             ],

@@ -26,11 +26,13 @@ CHANNELS = (Channel.SMS.value, Channel.WHATSAPP.value, Channel.EMAIL.value, Chan
 
 
 def _consent_columns(channel: str) -> tuple[str, ...]:
-    """The names of a column of yes and no for `channel`: "SMS consent", "SMS-Einwilligung", "SMS ok?",
-    "E-Mail ja/nein"; a bare "SMS" too, but not a bare "WhatsApp", "Email" or "Telegram" (as often an address)."""
+    """The names of a column of yes and no for `channel`: "SMS consent", "SMS-Einwilligung", "Einwilligung
+    E-Mail", "SMS ok?", "E-Mail ja/nein", "WhatsApp?" (a question is answered yes or no). A bare "SMS",
+    "WhatsApp" or "Email" is not one: it as often holds the number or address (`--map` it)."""
     spellings = (channel, "e_mail") if channel == Channel.EMAIL.value else (channel,)
-    names = [f"consent_{channel}", f"einwilligung_{channel}"]
+    names = [f"consent_{channel}"]
     for spelling in spellings:
+        names.append(f"einwilligung_{spelling}")
         names += [
             f"{spelling}_{suffix}"
             for suffix in (
@@ -44,7 +46,11 @@ def _consent_columns(channel: str) -> tuple[str, ...]:
                 "ja_nein",
             )
         ]
-    return (*names, *((channel,) if channel == Channel.SMS.value else ()))
+    return (
+        *names,
+        *(f"{name}?" for name in names if name.endswith(("_ok", "_allowed", "_erlaubt"))),
+        *(f"{spelling}?" for spelling in spellings),
+    )
 
 
 #: The fields a row may fill, and the column names (lower-case, spaces and dashes as underscores) that
@@ -138,8 +144,8 @@ class ColumnsRefused(ValueError):
 
 
 def _key(column: str) -> str:
-    # "Nr." is "nr", "SMS ok?" is "sms_ok", "E-Mail ja/nein" is "e_mail_ja_nein".
-    return re.sub(r"[\s\-./?:]+", "_", column.strip().lower().lstrip("\ufeff")).strip("_")
+    # "Nr." is "nr", "SMS ok?" is "sms_ok?", "E-Mail ja/nein" is "e_mail_ja_nein".
+    return re.sub(r"[\s\-./]+", "_", column.strip().lower().lstrip("\ufeff")).strip("_")
 
 
 @dataclass(frozen=True)

@@ -203,6 +203,9 @@ class ReportDelivery(Base):
     A claim is a lease: `claimed_by` holds the run until `claimed_until`; a holder that dies leaves a
     claim that expires, and another process takes it over (counting an attempt). `sending` says the
     destination may already have the report, so a takeover of it says so in `takeover_note`.
+
+    A removed schedule's finished runs stay in the log under their report (`report_id`, `schedule_words`,
+    `schedule_id` NULL); its unfinished ones go with it.
     """
 
     __tablename__ = "report_deliveries"
@@ -210,10 +213,16 @@ class ReportDelivery(Base):
         UniqueConstraint("schedule_id", "due_at", "destination"),
         CheckConstraint(one_of("status", DELIVERY_STATUSES), name="status_known"),
         Index("ix_report_deliveries_open", "status", "claimed_until"),
+        Index("ix_report_deliveries_report", "report_id", "due_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    schedule_id: Mapped[int] = mapped_column(ForeignKey("report_schedules.id", ondelete="CASCADE"))
+    #: NULL once its schedule was removed (`report_id` and `schedule_words` then say whose run it was).
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("report_schedules.id", ondelete="SET NULL"))
+    #: Set when its schedule is removed: the report the run was of (the log goes when the report does).
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("custom_reports.id", ondelete="CASCADE"))
+    #: Set when its schedule is removed: what the schedule was, in words ("every Monday at 08:00").
+    schedule_words: Mapped[str | None] = mapped_column(String(300))
     due_at: Mapped[datetime]
     destination: Mapped[str] = mapped_column(String(254))
     status: Mapped[str] = mapped_column(String(16), default="claimed")

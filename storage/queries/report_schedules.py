@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from storage.database import Database
 from storage.models import ReportDelivery, ReportSchedule
@@ -39,6 +39,8 @@ class DeliveryListing:
     delivered_at: datetime | None
     error: str | None
     attempts: int = 0
+    #: Its schedule was removed: what it was ("every Monday at 08:00 (Europe/Berlin), removed").
+    removed_schedule: str | None = None
 
 
 async def schedules_of_reports(database: Database, report_ids: Sequence[int]) -> list[ScheduleListing]:
@@ -68,20 +70,31 @@ async def schedules_of_reports(database: Database, report_ids: Sequence[int]) ->
 async def latest_deliveries(
     database: Database, report_ids: Sequence[int], limit: int = 30
 ) -> list[DeliveryListing]:
-    """The reports' deliveries, the latest due first."""
+    """The reports' deliveries, the latest due first, with those of schedules since removed."""
+    ids = list(report_ids)
+    whose = func.coalesce(ReportSchedule.report_id, ReportDelivery.report_id)
     async with database.read_sessions() as session:
         rows = (
             await session.execute(
-                select(ReportDelivery, ReportSchedule.report_id)
-                .join(ReportSchedule, ReportSchedule.id == ReportDelivery.schedule_id)
-                .where(ReportSchedule.report_id.in_(list(report_ids)))
-                .order_by(ReportDelivery.due_at.desc())
+                select(ReportDelivery, whose)
+                .outerjoin(ReportSchedule, ReportSchedule.id == ReportDelivery.schedule_id)
+                .where(or_(ReportSchedule.report_id.in_(ids), ReportDelivery.report_id.in_(ids)))
+                .order_by(ReportDelivery.due_at.desc(), ReportDelivery.id.desc())
                 .limit(limit)
             )
         ).all()
     return [
         DeliveryListing(
-            d.id, report_id, d.due_at, d.destination, d.status, d.late, d.delivered_at, d.error, d.attempts
+            d.id,
+            report_id,
+            d.due_at,
+            d.destination,
+            d.status,
+            d.late,
+            d.delivered_at,
+            d.error,
+            d.attempts,
+            removed_schedule=d.schedule_words if d.schedule_id is None else None,
         )
         for d, report_id in rows
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -601,3 +602,104 @@ async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_th
         )
     await database.dispose()
     assert kept == ["#ops", "#down", "board@northwind.example"]
+
+
+async def test_a_removed_schedule_s_finished_deliveries_stay_in_the_report_s_log(
+    client: Client, seeded: Seeded
+) -> None:
+    """Removing a schedule deleted its whole delivery log: whether the board got October's report was lost."""
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    page = f"/analytics/reports/{slug}"
+    schedule = {
+        "frequency": "weekly",
+        "weekday": "monday",
+        "day": "1",
+        "time": "08:00",
+        "timezone": "Europe/Berlin",
+        "to": "board@northwind.example",
+    }
+    assert (await post_form(client, page, f"{page}/schedules", schedule)).status_code == 303
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        report_id, schedule_id = (
+            await session.execute(
+                select(CustomReport.id, ReportSchedule.id)
+                .join(ReportSchedule, ReportSchedule.report_id == CustomReport.id)
+                .where(CustomReport.slug == slug)
+            )
+        ).one()
+    now = datetime.now(UTC)
+    async with SqlUnitOfWork(database) as uow:
+        for weeks, status in ((3, "delivered"), (2, "failed"), (1, "delivered"), (0, "retrying")):
+            uow.session.add(
+                ReportDelivery(
+                    schedule_id=schedule_id,
+                    due_at=now - timedelta(weeks=weeks, hours=1),
+                    destination="board@northwind.example",
+                    status=status,
+                    claimed_by="w1",
+                    attempts=1,
+                    delivered_at=now - timedelta(weeks=weeks) if status == "delivered" else None,
+                    error="the mail server refused it" if status == "failed" else None,
+                    claimed_until=now + timedelta(minutes=5) if status == "retrying" else None,
+                    owner_to_hear=status == "delivered",
+                )
+            )
+        await uow.commit()
+
+    removed = await post_form(client, page, f"{page}/schedules/{schedule_id}/delete", {})
+    assert removed.status_code == 303
+    async with database.read_sessions() as session:
+        kept = (
+            await session.execute(
+                select(
+                    ReportDelivery.status,
+                    ReportDelivery.schedule_id,
+                    ReportDelivery.report_id,
+                    ReportDelivery.schedule_words,
+                    ReportDelivery.owner_to_hear,
+                )
+                .where(ReportDelivery.report_id == report_id)
+                .order_by(ReportDelivery.due_at)
+            )
+        ).all()
+        schedules_left = await session.scalar(
+            select(func.count()).select_from(ReportSchedule).where(ReportSchedule.report_id == report_id)
+        )
+    # The finished runs stay, saying what the schedule was; the run still to be retried went with it, and
+    # the owner is not told of a late bounce of a schedule that is gone.
+    assert schedules_left == 0
+    assert [(status, sid, words, told) for status, sid, _, words, told in kept] == [
+        (status, None, "every Monday at 08:00 (Europe/Berlin), removed", False)
+        for status in ("delivered", "failed", "delivered")
+    ]
+    html = (await client.get(page)).text
+    log = html[html.index('id="deliveries"') :]
+    assert log.count("(schedule every Monday at 08:00 (Europe/Berlin), removed)") == 3
+    assert "Send again" not in log, "a removed schedule's run is not sent again"
+    failed_id = await _one(
+        database,
+        select(ReportDelivery.id).where(
+            ReportDelivery.status == "failed", ReportDelivery.report_id == report_id
+        ),
+    )
+    again = await post_form(client, page, f"{page}/deliveries/{failed_id}/retry", {})
+    assert again.status_code == 404 and "Its schedule was removed" in again.text
+
+    # Deleting the report takes its log along.
+    assert (await post_form(client, page, f"{page}/delete", {})).status_code == 303
+    assert (
+        await _one(
+            database,
+            select(func.count()).select_from(ReportDelivery).where(ReportDelivery.report_id == report_id),
+        )
+        == 0
+    )
+    await database.dispose()
+
+
+async def _one(database: Database, query: Any) -> Any:
+    async with database.read_sessions() as session:
+        return await session.scalar(query)

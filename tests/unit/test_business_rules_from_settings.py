@@ -44,6 +44,9 @@ def test_the_business_s_quiet_hours_decide_when_marketing_waits() -> None:
     decision = decide(MARKETING_SMS, OPTED_IN, early, NIGHT_BERLIN)
     assert decision.verdict == "defer" and "inside quiet hours 20:00–07:30" in decision.explanation
     assert decision.send_at == datetime(2026, 6, 16, 5, 30, tzinfo=UTC)
+    # As Germans write times: 21.30 is half past nine, not 21:00 and a fraction of a second.
+    dotted = business_consent_policy(settings(quiet_hours="21.30-08.15")).default_quiet_hours
+    assert (dotted.start, dotted.end) == (time(21, 30), time(8, 15))
     never = business_consent_policy(settings(quiet_hours="off"))
     assert decide(MARKETING_SMS, OPTED_IN, never, NIGHT_BERLIN).verdict == "send"
     assert business_rules(never)["quiet_hours"] == ""

@@ -66,7 +66,9 @@ def test_columns_are_found_by_their_usual_names_in_english_and_german() -> None:
 
 
 def test_a_column_of_yes_and_no_is_consent_under_the_names_practices_give_it() -> None:
-    columns = ColumnMap.from_header(["Name", "Telefon", "SMS", "E-Mail", "E-Mail ja/nein", "WhatsApp ok?"])
+    columns = ColumnMap.from_header(
+        ["Name", "Telefon", "SMS?", "E-Mail", "Einwilligung E-Mail", "WhatsApp ok?", "Telegram ja/nein"]
+    )
     assert columns.fields == {
         "name": 0,
         "phone": 1,
@@ -74,15 +76,20 @@ def test_a_column_of_yes_and_no_is_consent_under_the_names_practices_give_it() -
         "email": 3,
         "consent_email": 4,
         "consent_whatsapp": 5,
+        "consent_telegram": 6,
     }
-    read = read_row(2, ["Uwe Kern", "0151 23456789", "ja", "", "", "nein"], columns, RULES)
+    read = read_row(2, ["Uwe Kern", "0151 23456789", "ja", "", "", "nein", ""], columns, RULES)
     assert isinstance(read, ImportRow)
     assert [(c.channel, c.status) for c in read.consents] == [
         ("sms", ConsentStatus.OPTED_IN),
         ("whatsapp", ConsentStatus.OPTED_OUT),
     ]
-    # A bare "WhatsApp" or "Email" column is an address as often as an answer: left to be mapped.
-    assert "consent_whatsapp" not in ColumnMap.from_header(["Name", "Email", "WhatsApp"]).fields
+    # "E-Mail?" is the question (consent), "E-Mail" the address, whichever comes first.
+    asked = ColumnMap.from_header(["Name", "E-Mail?", "E-Mail"])
+    assert (asked.fields["email"], asked.fields["consent_email"]) == (2, 1)
+    # A bare "SMS", "WhatsApp" or "Email" column as often holds the number or address: left to be mapped.
+    bare = ColumnMap.from_header(["Name", "Telefon", "SMS", "WhatsApp"])
+    assert "consent_sms" not in bare.fields and bare.ignored == ("SMS", "WhatsApp")
 
 
 def test_a_map_names_a_column_the_names_do_not_find() -> None:
