@@ -38,6 +38,19 @@ def head_revision() -> str:
     return head
 
 
+def is_newer_than_this_release(revision: str | None) -> bool:
+    """Whether the database is at a revision this release does not know: a newer release migrated it (a rolling
+    upgrade under way). Its migrations are safe with this code running (docs/operations.md), so this release
+    may go on serving; it must not try to upgrade or refuse to start."""
+    if revision is None:
+        return False
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        return scripts.get_revision(revision) is None
+    except Exception:  # alembic: "No such revision or branch"
+        return True
+
+
 async def upgrade(database_url: str, revision: str = "head") -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(database_url), revision)
 

@@ -168,8 +168,9 @@ def contains_folded(column: Any, text: str) -> ColumnElement[bool]:
 def name_has_words(column: Any, text: str) -> ColumnElement[bool]:
     """`column` (a name) contains each word of `text` in any order, without case: "Schmidt Florian",
     "schmidt, florian" and "Flo Schm" find Florian Schmidt. One word is `contains_folded`."""
-    words = [word for word in re.split(r"[\s,]+", text) if word]
-    if len(words) <= 1:
+    # Each word once, at most eight (a pasted paragraph is no name, and each word is one more LIKE).
+    words = list(dict.fromkeys(word for word in re.split(r"[\s,]+", text) if word))[:8]
+    if not words:
         return contains_folded(column, text)
     return and_(*(contains_folded(column, word) for word in words))
 

@@ -7,15 +7,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.video.model import ACTIVE_STATUSES
 from domain.video.slots import WorkingSpan
 from domain.video.working_hours import working_hours_words
 from domain.vocabulary import Availability, ChatStatus, Role
 from storage.database import Database
-from storage.models import AuditLog, ChatSession, ClinicianHours, StaffUser
+from storage.models import AuditLog, ChatSession, ClinicianHours, StaffUser, VideoConsultation
+from storage.models.base import utcnow
 
 #: Enough to catch a typo (a name where the email goes, a missing domain); the sign-in link proves the rest.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -23,6 +26,14 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 class StaffAccountRefused(ValueError):
     """An account that cannot be saved as given; the message says why in words."""
+
+
+def check_timezone(name: str) -> None:
+    """A time zone people name ("Europe/Berlin"), or StaffAccountRefused saying so."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise StaffAccountRefused(f"{name!r} is not a time zone (use a name such as Europe/Berlin)") from None
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,21 @@ def operator() -> str:
 
 
 async def save_staff(
-    database: Database, email: str, name: str | None, role: Role | None, *, actor: str
+    database: Database,
+    email: str,
+    name: str | None,
+    role: Role | None,
+    *,
+    actor: str,
+    timezone: str | None = None,
+    business_timezone: str = "UTC",
 ) -> SavedStaff:
-    """Add a staff member, or update the name and role of the one with this email (reactivating them); a name
-    or role left out keeps what a known one had (someone new is an agent)."""
+    """Add a staff member, or update the name and role of the one with this email (reactivating them); a name,
+    role or time zone left out keeps what a known one had (someone new is an agent in the business's zone:
+    their working hours are read in it)."""
     email = email.strip().lower()
+    if timezone is not None:
+        check_timezone(timezone)
     name = " ".join((name or "").split())
     if not _EMAIL.fullmatch(email) or len(email) > 254:
         raise StaffAccountRefused(f"{email!r} is not an email address")
@@ -59,10 +80,17 @@ async def save_staff(
         if row is None:
             if not name:
                 raise StaffAccountRefused("give the staff member's name (1 to 200 characters) with --name")
-            row = StaffUser(email=email, name=name, role=(role or Role.AGENT).value, active=True)
+            row = StaffUser(
+                email=email,
+                name=name,
+                role=(role or Role.AGENT).value,
+                active=True,
+                timezone=timezone or business_timezone,
+            )
             session.add(row)
         else:
             row.name, row.role, row.active = name or row.name, (role.value if role else row.role), True
+            row.timezone = timezone or row.timezone
         await session.flush()
         session.add(
             AuditLog(
@@ -218,6 +246,8 @@ class StaffHours:
     email: str
     timezone: str
     spans: tuple[WorkingSpan, ...]
+    #: Consultations booked with them from now on (they stay when the hours change).
+    booked_ahead: int = 0
 
 
 async def working_hours_of(database: Database, email: str) -> StaffHours:
@@ -236,15 +266,20 @@ async def working_hours_of(database: Database, email: str) -> StaffHours:
 
 
 async def set_working_hours(
-    database: Database, email: str, spans: Sequence[WorkingSpan], *, actor: str
+    database: Database, email: str, spans: Sequence[WorkingSpan], *, actor: str, timezone: str | None = None
 ) -> StaffHours:
-    """Replace a staff member's working hours with `spans` (none: they take no video consultations), audited.
-    Consultations already booked stay; the free times follow the new hours from now on."""
+    """Replace a staff member's working hours with `spans` (none: they take no video consultations), read in
+    `timezone` when given (it becomes theirs), else in theirs; audited. Consultations already booked stay; the
+    free times follow the new hours from now on."""
     email = email.strip().lower()
+    if timezone is not None:
+        check_timezone(timezone)
     async with database.sessions() as session:
         row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
         if row is None:
             raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        if timezone is not None:
+            row.timezone = timezone
         if not row.active and spans:
             raise StaffAccountRefused(
                 f"{email} was removed; `switchboard staff add {email}` brings them back first"
@@ -269,8 +304,16 @@ async def set_working_hours(
                     "email": email,
                     "before": working_hours_words(had),
                     "after": working_hours_words(spans),
+                    "timezone": row.timezone,
                 },
             )
         )
+        booked = await session.scalar(
+            select(func.count()).where(
+                VideoConsultation.staff_id == row.id,
+                VideoConsultation.scheduled_at >= utcnow(),
+                VideoConsultation.status.in_([s.value for s in ACTIVE_STATUSES]),
+            )
+        )
         await session.commit()
-        return StaffHours(row.name, email, row.timezone, tuple(spans))
+        return StaffHours(row.name, email, row.timezone, tuple(spans), int(booked or 0))

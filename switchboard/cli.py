@@ -150,6 +150,14 @@ async def require_migrated(database: Any) -> None:
 
     current = await migrate.current_revision(database.engine)
     head = migrate.head_revision()
+    if current != head and migrate.is_newer_than_this_release(current):
+        # A newer release migrated it during a rolling upgrade: this one keeps running until replaced.
+        logging.getLogger("switchboard").warning(
+            "the database is at %s, newer than this release (%s): a newer release is being rolled out",
+            current,
+            head,
+        )
+        return
     if current != head:
         raise StartupError(
             f"the database is not migrated (at {current or 'no revision'}, head is {head}): run `switchboard migrate`"
@@ -202,6 +210,10 @@ def migrate(revision: str) -> None:
         try:
             async with migrations.migration_lock(settings.database_url):
                 moved.append(await migrations.current_revision(database.engine))
+                if revision == "head" and migrations.is_newer_than_this_release(moved[0]):
+                    # A newer release already upgraded it (a rolling upgrade): nothing for this one to do.
+                    moved.append(moved[0])
+                    return
                 await migrations.upgrade(settings.database_url, revision)
                 moved.append(await migrations.current_revision(database.engine))
                 if revision == "head":
@@ -213,7 +225,12 @@ def migrate(revision: str) -> None:
     before, after = moved if len(moved) == 2 else (None, None)
     where = f"database at {redact_url(settings.database_url)}"
     at = f"{after} ({revision})" if revision == "head" else str(after)
-    if before == after:
+    if before == after and migrations.is_newer_than_this_release(after):
+        click.echo(
+            f"{where} is at {after}, newer than this release (head {migrations.head_revision()}): nothing to "
+            "upgrade; this release runs on it until it is replaced"
+        )
+    elif before == after:
         click.echo(f"{where} is at {at}: nothing to upgrade")
     elif before is None:
         click.echo(f"{where} is at {at}: its schema was created")
@@ -399,7 +416,11 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    metrics_server = _serve_worker_metrics(settings, container)
+    try:
+        metrics_server = _serve_worker_metrics(settings, container)
+    except StartupError:
+        await container.close()
+        raise
     await services.start()
     try:
         await stop.wait()
@@ -417,7 +438,13 @@ def _serve_worker_metrics(settings: Settings, container: Any) -> Any:
     from prometheus_client import start_http_server
 
     host, _, port = settings.worker_metrics_address.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host, registry=container.metrics.process_registry)
+    try:
+        server, _thread = start_http_server(int(port), addr=host, registry=container.metrics.process_registry)
+    except OSError as error:
+        raise StartupError(
+            f"SWITCHBOARD_WORKER_METRICS_ADDRESS={settings.worker_metrics_address}: cannot listen there "
+            f"({error.strerror or error}); give each worker a port of its own, or leave it empty"
+        ) from None
     return server
 
 
@@ -1201,8 +1228,13 @@ def staff() -> None:
     help="admin: everything; manager: campaigns, reports and settings; agent: chats; viewer: read only. "
     "Left out: agent for someone new, the role they had for someone known.",
 )
+@click.option(
+    "--timezone",
+    help="Their time zone (Europe/London), in which their working hours are read. Left out: the business's "
+    "(SWITCHBOARD_BUSINESS_TIMEZONE) for someone new, theirs for someone known.",
+)
 @one_line_errors
-def staff_add(email: str, name: str | None, role: str | None) -> None:
+def staff_add(email: str, name: str | None, role: str | None, timezone: str | None) -> None:
     """Add a staff member (the first admin of a new installation, say), or change one's name and role."""
     from domain.vocabulary import Role
     from storage.staff_accounts import StaffAccountRefused, operator, save_staff
@@ -1212,7 +1244,15 @@ def staff_add(email: str, name: str | None, role: str | None) -> None:
     async def save(database: Any) -> Any:
         await require_migrated(database)
         try:
-            return await save_staff(database, email, name, Role(role) if role else None, actor=operator())
+            return await save_staff(
+                database,
+                email,
+                name,
+                Role(role) if role else None,
+                actor=operator(),
+                timezone=timezone,
+                business_timezone=settings.business_timezone,
+            )
         except StaffAccountRefused as refused:
             raise StartupError(str(refused)) from None
 
@@ -1293,8 +1333,9 @@ def staff_link(
 @staff.command("hours")
 @click.argument("email")
 @click.argument("hours", required=False)
+@click.option("--timezone", help="Read the hours in this time zone (Europe/London), which becomes theirs.")
 @one_line_errors
-def staff_hours(email: str, hours: str | None) -> None:
+def staff_hours(email: str, hours: str | None, timezone: str | None) -> None:
     """Show or set a clinician's working hours, in their own time zone; the free video consultation times are
     these less what is booked. HOURS like "mon-fri 09:00-12:30 13:30-17:00; sat 09:00-13:00" replaces them
     all; "off" clears them. Consultations already booked stay."""
@@ -1302,6 +1343,9 @@ def staff_hours(email: str, hours: str | None) -> None:
     from storage.staff_accounts import StaffAccountRefused, operator, set_working_hours, working_hours_of
 
     settings = load_settings()
+    if hours is not None and not hours.strip():
+        # An empty argument (an unset shell variable) must not wipe someone's hours: "off" says it.
+        raise StartupError('give the hours, e.g. "mon-fri 09:00-17:00", or off to clear them')
     try:
         spans = None if hours is None else read_working_hours(hours)
     except WorkingHoursRefused as refused:
@@ -1313,8 +1357,10 @@ def staff_hours(email: str, hours: str | None) -> None:
         await require_migrated(database)
         try:
             if spans is None:
+                if timezone is not None:
+                    raise StartupError('give the hours to read in that time zone, e.g. "mon-fri 09:00-17:00"')
                 return await working_hours_of(database, email)
-            return await set_working_hours(database, email, spans, actor=operator())
+            return await set_working_hours(database, email, spans, actor=operator(), timezone=timezone)
         except StaffAccountRefused as refused:
             raise StartupError(str(refused)) from None
 
@@ -1325,6 +1371,11 @@ def staff_hours(email: str, hours: str | None) -> None:
         if found.spans
         else f"{found.name} <{found.email}> has no working hours: no video consultations can be booked with them"
     )
+    if found.booked_ahead:
+        click.echo(
+            f"{found.booked_ahead} consultation{'s' if found.booked_ahead != 1 else ''} already booked with them "
+            f'stay as they are: `switchboard ask "video list next week {found.email}"` lists them'
+        )
 
 
 @staff.command("remove")

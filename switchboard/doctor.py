@@ -155,6 +155,13 @@ class Doctor:
         head = migrate.head_revision()
         if current == head:
             findings.append(ok("schema", f"at head ({head})"))
+        elif migrate.is_newer_than_this_release(current):
+            findings.append(
+                ok(
+                    "schema",
+                    f"at {current}, newer than this release ({head}): a newer release is rolling out",
+                )
+            )
         else:
             findings.append(
                 fail(

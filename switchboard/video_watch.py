@@ -79,12 +79,20 @@ class VideoWatch:
         )
 
 
+#: Why video replies are not answered, as already logged by this process.
+_ALREADY_SAID: set[str] = set()
+
+
 def video_replies(settings: Settings, rooms: Callable[[], VideoRooms]) -> VideoReplies | None:
     """How the inbound handler answers "1", "2" and offered letters: booking with the clinic's rooms, on the
     inbound transaction's session; None while the rooms are not set up (those are then ordinary messages)."""
     try:
         built = rooms()
     except ConfigurationError as error:
-        log.warning("video replies are not answered: %s", error)
+        # Said once per process: a clinic without video consultations would otherwise read it per message.
+        said = str(error)
+        if said not in _ALREADY_SAID:
+            _ALREADY_SAID.add(said)
+            log.warning("video replies are not answered: %s", said)
         return None
     return VideoReplies(RebookingPolicy(built, settings.public_url), inbound_rebooking_desk)

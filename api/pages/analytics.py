@@ -234,7 +234,8 @@ async def kpi_tile(
         change = format_score_change(total, previous, locale=formats.locale) if moved else "no change"
     elif change_ratio is not None and total is not None:
         change = format_change(change_ratio, locale=formats.locale)
-    if moved is not None and total is not None:
+    if moved is not None and total is not None and definition.direction != "neutral":
+        # Messages sent or received are neither good nor bad as they rise: their tile stays neutral.
         rising_is_good = definition.direction != "down_is_good"
         tone = "good" if (moved >= 0) == rising_is_good else "bad"
     target, target_tone = against_target(total, metric, formats)

@@ -37,6 +37,21 @@ def business_cap_words(policy: ConsentPolicy) -> str:
     return f"at most {' and '.join(parts)} on a channel" if parts else "no limit"
 
 
+def _cap_words(own: int | None, business: str) -> str:
+    """The weekly marketing limit that holds for a customer, theirs and the business's, in words."""
+    if business == "no marketing":
+        return "no marketing (the business sends none)"
+    if own == 0:
+        return "no marketing"
+    if own is None:
+        return (
+            "none of their own, nor the business's"
+            if business == "no limit"
+            else (f"none of their own; the business sends {business}")
+        )
+    return f"at most {own} a week" + ("" if business == "no limit" else f" (and the business's {business})")
+
+
 def business_quiet_hours_words(policy: ConsentPolicy) -> str | None:
     """The business's quiet hours ("21:00–08:00"), or None when it has none (SWITCHBOARD_QUIET_HOURS=off)."""
     default = policy.default_quiet_hours
@@ -88,11 +103,8 @@ def card_view(card: CustomerCard | None, formats: Formats, policy: ConsentPolicy
         if preferences.preferred_channel
         else "none",
         "quiet_hours": quiet,
-        "marketing_cap": f"none of their own; the business sends {business_cap_words(policy)}"
-        if cap is None
-        else "no marketing"
-        if cap == 0
-        else f"at most {cap} a week",
+        "quiet_none": quiet.startswith("none"),
+        "marketing_cap": _cap_words(cap, business_cap_words(policy)),
         "orders": [
             {
                 "number": o.order_number,

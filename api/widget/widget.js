@@ -151,18 +151,24 @@
     });
   }
   var started = null;
+  // The conversation is opened once; a failed opening is tried again by the next click or message.
+  function ensureStarted() {
+    if (!started) started = start().catch(function (error) { started = null; throw error; });
+    return started;
+  }
   bubble.addEventListener("click", function () {
     state.open = !state.open;
     panel.classList.toggle("sbw-open", state.open);
     bubble.setAttribute("aria-expanded", String(state.open));
-    if (!started) started = start().catch(function (error) { problem.textContent = error.message; setOnline(true); });
+    ensureStarted().catch(function (error) { problem.textContent = error.message; setOnline(true); });
     if (state.open) { markRead(); text.focus(); }
   });
   document.addEventListener("visibilitychange", markRead);
 
-  // A message written while the conversation is still being opened waits for it (and its token).
+  // A message written while the conversation is still being opened waits for it (and its token); if opening
+  // failed, it is tried again first, and the message is kept in the box with the reason when it fails again.
   function afterStart(send) {
-    return (started || Promise.resolve()).then(send);
+    return ensureStarted().then(send);
   }
   function deliver(path, body, tries) {
     return call(path, body).catch(function (error) {
@@ -232,12 +238,16 @@
     offProblem.textContent = "";
     var body = offText.value.trim();
     var id = newId();
+    var button = offline.querySelector("button[type=submit]");
+    if (button) button.disabled = true;  // one message, however often it is clicked while it goes
     afterStart(function () { return deliver("/widget/offline", { id: id, text: body, name: offName.value, email: offEmail.value }, 3); }).then(function (data) {
       if (data.token && data.token !== state.token) { remember(data.token); listen(0); }
       if (data.id) state.shown[data.id] = true;
       log.appendChild(el("li", { class: "sbw-turn sbw-mine" }, body));
       offText.value = "";
       offlineNote.textContent = "Thank you — we have your message and will answer as soon as we are back.";
-    }).catch(function (error) { offProblem.textContent = error.message; });
+    }).catch(function (error) { offProblem.textContent = error.message; }).then(function () {
+      if (button) button.disabled = false;
+    });
   });
 })();

@@ -51,7 +51,7 @@ from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
 #: Where a schedule said in German begins ("jeden Montag 8:00", "werktags 7:30", "Montag bis Freitag 7:30").
-SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS)
+SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an"}
 SCHEDULE_USAGE = (
     "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (“jeden Montag 8:00” too; "
     "#slack-channel, "
@@ -160,14 +160,24 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
         raise ParseError(
             "Give one destination after “to” (and “for clinic NAME” to narrow it).", SCHEDULE_USAGE
         )
-    said_from = [i for i, w in enumerate(lowered[:to]) if i > 0 and (w == "every" or w in SAID_IN_GERMAN)]
-    if said_from:
-        every = said_from[0]
-        name, when = " ".join(words[:every]), " ".join(words[every:to])
-        try:
-            cron = cron_from_words(when)
-        except ScheduleError as error:
-            raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", SCHEDULE_USAGE) from None
+    # Where "when" begins: "every" when it is there; else the first German word from which the rest reads as
+    # a schedule, so a report named "Wochenbericht Montag" is not read as "Montag …".
+    english = [i for i, w in enumerate(lowered[:to]) if i > 0 and w == "every"]
+    german = [i for i, w in enumerate(lowered[:to]) if i > 0 and w in SAID_IN_GERMAN]
+    if english or german:
+        candidates = english[:1] or german
+        refused: ScheduleError | None = None
+        for every in candidates:
+            try:
+                cron = cron_from_words(" ".join(words[every:to]))
+            except ScheduleError as error:
+                refused = refused or error
+                continue
+            name = " ".join(words[:every])
+            break
+        else:
+            assert refused is not None
+            raise ParseError(f"{str(refused)[:1].upper()}{str(refused)[1:]}.", SCHEDULE_USAGE) from None
     else:
         name, cron = words[0], " ".join(words[1:to])
         if len(cron.split()) != 5:

@@ -130,16 +130,21 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
     if is_today:
         columns += ("Live chat now",)
         rows = [(*row, _chat(m)) for row, m in zip(rows, working, strict=True)]
-    clinics = len({m.location for m in working if m.hours})
-    people = sum(1 for m in working if m.hours)
-    text = f"{people} {'person works' if people == 1 else 'people work'} {when} at {clinics} "
-    text += "clinic." if clinics == 1 else "clinics."
+    on_hours = [m for m in working if m.hours]
+    clinics = len({m.location for m in on_hours if m.location})
+    unplaced = sum(1 for m in on_hours if not m.location)
+    people = len(on_hours)
+    text = f"{people} {'person works' if people == 1 else 'people work'} {when}"
+    if clinics:
+        text += f" at {clinics} clinic{'' if clinics == 1 else 's'}"
+        text += f" ({unplaced} with no clinic set)" if unplaced else ""
+    text += "."
     if is_today:
         available = [m for m in team if m.availability == "online"]
         away = [m for m in working if m.availability != "online"]
         text += f" Taking live chat now: {len(available)}"
         text += f"; away: {', '.join(m.name for m in away)}." if away else "."
-    text += " Hours are each clinician's working hours for video consultations, in their clinic's time."
+    text += " Hours are each clinician's working hours for video consultations, in their own time zone."
     buttons = (Button("Tomorrow", "team tomorrow"),) if is_today else (Button("Today", "team today"),)
     return Reply(
         text,

@@ -146,6 +146,11 @@ def _frequency_cap(
         (facts.marketing_sent_on_channel_24h, cap.per_24h, "24 hours"),
         (facts.marketing_sent_on_channel_7d, cap.per_7d, "7 days"),
     ):
+        if limit == 0:
+            return _suppress(
+                FREQUENCY_CAP_CHANNEL,
+                f"Not sent: the business sends no marketing on {channel} (its limit is 0).",
+            )
         if limit is not None and sent >= limit:
             return _suppress(
                 FREQUENCY_CAP_CHANNEL,
@@ -155,6 +160,11 @@ def _frequency_cap(
     if request.campaign_type is not None:
         type_limit = policy.cap_for_campaign_type(request.campaign_type)
         sent = facts.marketing_sent_of_campaign_type_7d
+        if type_limit == 0:
+            return _suppress(
+                FREQUENCY_CAP_CAMPAIGN_TYPE,
+                f"Not sent: the business sends no '{request.campaign_type}' campaigns (its limit is 0).",
+            )
         if type_limit is not None and sent >= type_limit:
             return _suppress(
                 FREQUENCY_CAP_CAMPAIGN_TYPE,

@@ -99,12 +99,29 @@ _LINE_CODES = re.compile(r"\s[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}(?=\s)")
 _TRACE = re.compile(r"\s+\S+\s+-\s+gsmtp$", re.I)
 
 
+#: Why a message was held back, by the send decision's code (domain/consent/rules.py), as one message's reason.
+HELD_BACK_WORDS = {
+    "no_address": "no address on this channel",
+    "opted_out": "the customer opted out",
+    "no_consent": "needs the customer's opt-in",
+    "whatsapp_window_closed_needs_template": "outside WhatsApp's 24-hour window, and not an approved template",
+    "frequency_cap_channel": "the business's limit of marketing on this channel was reached",
+    "frequency_cap_campaign_type": "the business's limit of campaigns of this kind was reached",
+    "customer_marketing_limit": "the customer's own marketing limit was reached",
+    "quiet_hours": "waiting for the customer's quiet hours to end",
+    "no_template": "the template has no variant for the customer's language or this channel",
+    "template_error": "the template could not be filled in",
+}
+
+
 def failure_words(reason: str) -> str:
     """Why a message failed, words first: a mail server's "550 5.1.1 Mailbox unavailable" reads "Mailbox
     unavailable (5.1.1)" however it reached us (a bounce report, or our own "550: smtp 550: …" when the server
     refused it at once), so that one failure counts as one reason; other reasons read with spaces for
     underscores ("no_consent" is "no consent")."""
     text = reason.strip()
+    if text in HELD_BACK_WORDS:
+        return HELD_BACK_WORDS[text]
     found = _MAIL_SERVER_REASON.fullmatch(
         _OUR_PREFIX.sub("", text, count=1)
     ) or _MAIL_SERVER_REASON.fullmatch(text)

@@ -124,9 +124,14 @@ def _error_from(exc: aiosmtplib.SMTPException) -> ProviderError:
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         codes = [refused.code for refused in exc.recipients]
         permanent = bool(codes) and all(code >= 500 for code in codes)
-        return ProviderError(
-            f"smtp: recipients refused: {exc}", code=str(codes[0] if codes else ""), permanent=permanent
+        # The server's own reply ("smtp 550: 5.1.1 <x@y>: Recipient address rejected: User unknown"), as
+        # failure_words reads it, never the library's exception.
+        said = (
+            f"smtp {exc.recipients[0].code}: {exc.recipients[0].message}"
+            if exc.recipients
+            else "smtp: refused"
         )
+        return ProviderError(said, code=str(codes[0] if codes else ""), permanent=permanent)
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPConnectTimeoutError):
         return ProviderError(f"smtp: could not connect: {exc}", code="connect_failed")
     if isinstance(exc, aiosmtplib.SMTPReadTimeoutError | aiosmtplib.SMTPServerDisconnected):

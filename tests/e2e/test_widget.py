@@ -213,3 +213,49 @@ def test_a_message_sent_before_the_chat_has_opened_waits_for_it_and_arrives(
         "the message stored once",
     )
     assert stored == [("Written before the chat had opened",)]
+
+
+def test_a_chat_that_failed_to_open_is_opened_again_by_the_visitor_s_message(
+    app_with_worker: tuple[RunningApp, Path],
+) -> None:
+    """A first opening lost on the way (a phone between masts) is tried again when the visitor writes,
+    instead of their message being refused as "expired"."""
+    from playwright.sync_api import Route, expect, sync_playwright
+
+    app, db_file = app_with_worker
+    tries: list[str] = []
+
+    def flaky(route: Route) -> None:
+        tries.append(route.request.url)
+        if len(tries) == 1:
+            route.abort("connectionfailed")
+        else:
+            route.continue_()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            customer = browser.new_context().new_page()
+            customer.route("**/widget/session", flaky)
+            customer.goto(f"{app.base_url}/widget/demo")
+            customer.get_by_role("button", name="Chat with us").click()
+            panel = customer.get_by_role("dialog", name="Chat")
+            expect(panel.locator(".sbw-error").first).not_to_have_text("")
+            panel.get_by_label("Your message").first.fill("Are you open tomorrow?")
+            panel.get_by_role("button", name="Send", exact=True).click()
+            expect(panel.locator(".sbw-mine")).to_have_text(["Are you open tomorrow?"])
+            expect(panel.locator(".sbw-waiting")).to_have_count(0, timeout=15_000)
+            expect(panel.locator(".sbw-error").first).to_have_text("")
+        finally:
+            browser.close()
+    assert len(tries) == 2
+    stored = wait_for(
+        lambda: rows(
+            db_file,
+            "SELECT m.body FROM chat_messages m JOIN chat_sessions s ON s.id = m.session_id "
+            "WHERE s.channel = 'chat' AND m.body = 'Are you open tomorrow?'",
+        ),
+        15,
+        "the message stored once",
+    )
+    assert stored == [("Are you open tomorrow?",)]

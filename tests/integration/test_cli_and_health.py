@@ -97,6 +97,38 @@ async def test_readiness_fails_when_the_schema_is_behind(database_url: str) -> N
     await migrate.upgrade(database_url)
 
 
+async def test_a_schema_a_newer_release_migrated_leaves_this_one_serving(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A rolling upgrade: the new release migrates, the old processes still run (and may restart) until each is
+    replaced. They answered 503 "run switchboard migrate" and refused to start."""
+    from sqlalchemy import text
+
+    from storage.database import Database
+
+    head = migrate.head_revision()
+    database = Database.connect(database_url)
+    try:
+        async with database.sessions() as session, session.begin():
+            await session.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        app = create_app(Settings(database_url=database_url))
+        async with AsyncTestClient(app) as client:
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["ready"] is True
+            assert f"newer than this release's {head}" in ready.json()["schema"]
+        migrated = run_cli("migrate", database_url=database_url)
+        assert migrated.returncode == 0, migrated.stderr
+        assert f"is at 9999, newer than this release (head {head}): nothing to upgrade" in migrated.stdout
+        status = run_cli("staff", "list", database_url=database_url)
+        assert status.returncode == 0, status.stderr
+        doctor = run_cli("doctor", database_url=database_url)
+        assert "newer than this release" in doctor.stdout
+    finally:
+        async with database.sessions() as session, session.begin():
+            await session.execute(text(f"UPDATE alembic_version SET version_num = '{head}'"))
+        await database.dispose()
+
+
 async def test_readiness_fails_when_the_database_is_unreachable() -> None:
     app = create_app(Settings(database_url="postgresql+asyncpg://postgres@127.0.0.1:1/none"))
     async with AsyncTestClient(app) as client:

@@ -700,7 +700,7 @@ async def test_the_page_names_the_business_s_own_quiet_hours_and_limits_from_its
     async with AsyncTestClient(create_app(ours.settings)) as ours_client:
         await sign_in(ours_client, ours, AGENT)
         html = (await ours_client.get(f"{LIST}/{cid}")).text
-    assert "none (neither the customer&#39;s nor the business&#39;s)" in html
+    assert "none (neither the customer&#39;s nor the business&#39;s)</dd>" in html
     assert "none of their own; the business sends at most 5 a week on a channel" in html
     assert "Both empty: no quiet hours (the business has none)." in html
     assert "(empty: the business's limit, at most 5 a week on a channel; 0: no marketing)" in html

@@ -79,7 +79,10 @@ def test_the_business_s_limits_decide_how_much_marketing_a_customer_gets_on_a_ch
     assert business_cap_words(business_consent_policy(unlimited)) == "no limit"
     no_marketing = business_consent_policy(settings(marketing_per_week=0))
     decision = decide(MARKETING_SMS, OPTED_IN, no_marketing, NOON_BERLIN)
-    assert decision.verdict == "suppress" and "(the limit is 0)" in decision.explanation
+    assert (decision.verdict, decision.explanation) == (
+        "suppress",
+        "Not sent: the business sends no marketing on SMS (its limit is 0).",
+    )
     assert business_cap_words(no_marketing) == "no marketing"
     assert business_cap_words(business_consent_policy(settings(marketing_per_day=2))) == (
         "at most 2 a day and 3 a week on a channel"
@@ -94,6 +97,10 @@ def test_campaigns_of_one_type_a_week_follow_the_setting() -> None:
     assert decide(MARKETING_SMS, had_a_recall, business_consent_policy(settings()), NOON_BERLIN).reason == (
         "frequency_cap_campaign_type"
     )
+    none = business_consent_policy(settings(campaign_type_per_week=0))
+    assert decide(MARKETING_SMS, OPTED_IN, none, NOON_BERLIN).explanation == (
+        "Not sent: the business sends no 'recall' campaigns (its limit is 0)."
+    )
     two = business_consent_policy(settings(campaign_type_per_week=2))
     assert decide(MARKETING_SMS, had_a_recall, two, NOON_BERLIN).verdict == "send"
 
@@ -101,3 +108,26 @@ def test_campaigns_of_one_type_a_week_follow_the_setting() -> None:
 def test_a_limit_below_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         settings(marketing_per_day=-1)
+
+
+@pytest.mark.parametrize(
+    ("own", "business", "said"),
+    [
+        (None, {}, "none of their own; the business sends at most 1 a day and 3 a week on a channel"),
+        (
+            None,
+            {"marketing_per_day": None, "marketing_per_week": None},
+            "none of their own, nor the business's",
+        ),
+        (2, {}, "at most 2 a week (and the business's at most 1 a day and 3 a week on a channel)"),
+        (2, {"marketing_per_day": None, "marketing_per_week": None}, "at most 2 a week"),
+        (0, {}, "no marketing"),
+        (2, {"marketing_per_week": 0}, "no marketing (the business sends none)"),
+    ],
+)
+def test_the_customer_card_says_which_marketing_limit_holds(
+    own: int | None, business: dict[str, object], said: str
+) -> None:
+    from api.pages.customer_card import _cap_words
+
+    assert _cap_words(own, business_cap_words(business_consent_policy(settings(**business)))) == said

@@ -52,7 +52,15 @@ def test_channels_are_named_and_unknown_values_lose_their_underscores() -> None:
             "The email account that you tried to reach does not exist (5.1.1)",
         ),
         ("552-5.2.2   mailbox   full", "Mailbox full (5.2.2)"),
-        ("no_consent", "no consent"),
+        # A send decision's code reads as a reason, as the message's own page says it.
+        ("no_consent", "needs the customer's opt-in"),
+        ("frequency_cap_channel", "the business's limit of marketing on this channel was reached"),
+        ("some_new_code", "some new code"),
+        # Refused at once (several recipients refused), as the SMTP sender now stores it.
+        (
+            "smtp 550: 5.1.1 <upload3@example.de>: Recipient address rejected: User unknown",
+            "Recipient address rejected: User unknown (5.1.1)",
+        ),
         ("Unreachable destination handset", "Unreachable destination handset"),
         ("5.1.1", "5.1.1"),  # a code alone has no words to put first
         # Refused at once by the server, as our sending stores it, with the address: one reason with the rest.
