@@ -34,7 +34,7 @@ from api.video_links import video_link_handlers
 from api.webhooks import webhook_handlers
 from api.widget import widget_handlers
 from switchboard.background import BackgroundServices
-from switchboard.logs import QUIET_LIBRARIES, formatter_config
+from switchboard.logs import QUIET_LIBRARIES, flush_queued_logs, formatter_config
 from switchboard.settings import Settings
 from switchboard.wiring import Container, build_container
 
@@ -97,6 +97,7 @@ def create_app(settings: Settings, container: Container | None = None) -> Litest
             await worker.stop()
         if container is None:  # only close what this app built
             await built.close()
+        flush_queued_logs()
 
     app = Litestar(
         route_handlers=[

@@ -173,6 +173,10 @@ def test_serve_starts_and_answers_healthz(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+    # SIGTERM: the stop is logged (the operations guide tells operators to look for this line); the queued
+    # log handlers are flushed, since uvicorn's re-raised SIGTERM skips the exit hooks that would.
+    logged = server.stderr.read() if server.stderr else ""
+    assert "web process stopping: no new connections" in logged, logged[-2000:]
 
 
 def test_production_refuses_sandbox_secrets(tmp_path: Path) -> None:
