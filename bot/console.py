@@ -29,7 +29,10 @@ async def console_identity(ctx: CommandContext, email: str | None) -> StaffIdent
     )
     if who is None:
         wanted = f"with email {email}" if email else "with the admin role"
-        raise UnknownStaff(f"there is no active staff member {wanted}; run `switchboard seed` or add one")
+        raise UnknownStaff(
+            f"there is no active staff member {wanted}; add one with "
+            "`switchboard staff add EMAIL --name NAME --role admin` (or, on a demo database, `switchboard seed`)"
+        )
     return who
 
 

@@ -104,14 +104,14 @@ def _quiet_hours_decision(
 ) -> SendDecision:
     hours = facts.quiet_hours or policy.default_quiet_hours
     if not _is_quiet(now, tz, hours):
-        return SendDecision("send", OK, "Sent: consent, frequency caps and quiet hours all allow it.")
+        return SendDecision("send", OK, "Allowed: consent, frequency caps and quiet hours all allow it.")
     local_now = f"{now.astimezone(tz):%H:%M} for the customer ({tz.key})"
     window = f"{hours.start:%H:%M}–{hours.end:%H:%M}"
     if request.category is not MessageCategory.MARKETING and policy.transactional_ignores_quiet_hours:
         return SendDecision(
             "send",
             TRANSACTIONAL_BYPASS_QUIET_HOURS,
-            f"Sent although it is {local_now}, inside quiet hours {window}, because it is not marketing.",
+            f"Allowed although it is {local_now}, inside quiet hours {window}, because it is not marketing.",
         )
     send_at = next_allowed_time(now, tz, hours.start, hours.end)
     if window_closes is not None and send_at >= window_closes:

@@ -171,7 +171,7 @@ class OutboxPlanner:
         )
         decision = decide(request, facts, self.policy, at)
         if decision.verdict == "defer" and not self.respect_quiet_hours:
-            return SendDecision("send", decision.reason, "Sent: this campaign ignores quiet hours.")
+            return SendDecision("send", decision.reason, "Allowed: this campaign ignores quiet hours.")
         return decision
 
     def plan(self, recipient: Recipient, order: Sequence[Channel], at: datetime) -> OutboxEntry:
