@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import Row, case, func, select
 
-from domain.vocabulary import MessageStatus
+from domain.vocabulary import OUTBOUND_CHANNELS, MessageStatus
 from reports.heartbeats import read_background_health
 from storage.analytics.rollup_store import read_watermark
 from storage.database import Database
@@ -115,6 +115,10 @@ class OperationalMetrics:
                 .group_by(cc.status, cc.channel)
             )
             self.outbox_depth.clear()
+            # Every status and channel has a value, 0 when nothing waits, so an alert's max() is 0, not absent.
+            for status in ("planned", "sending"):
+                for each in OUTBOUND_CHANNELS:
+                    self.outbox_depth.labels(status, each.value).set(0)
             for status, channel, count in depth.all():
                 self.outbox_depth.labels(status, channel).set(count)
                 figures.append(Figure("outbox_depth", {"status": status, "channel": channel}, float(count)))

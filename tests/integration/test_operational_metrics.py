@@ -67,6 +67,8 @@ async def test_metrics_endpoint_exposes_queue_depth_latency_and_webhook_figures(
     text = response.text
     assert 'switchboard_outbox_depth{channel="sms",status="planned"} 3.0' in text
     assert 'switchboard_outbox_depth{channel="email",status="sending"} 1.0' in text
+    # Nothing waits on WhatsApp: 0, not an absent series an alert's max() would skip.
+    assert 'switchboard_outbox_depth{channel="whatsapp",status="planned"} 0.0' in text
     assert 'switchboard_provider_calls_total{channel="sms",outcome="accepted",provider="twilio"} 1.0' in text
     assert 'switchboard_provider_latency_seconds_bucket{le="0.05",provider="twilio"} 1.0' in text
     assert "switchboard_webhook_failed 1.0" in text
