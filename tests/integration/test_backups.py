@@ -154,6 +154,8 @@ def test_the_commands_say_what_they_did_and_refuse_in_one_line(
     asyncio.run(seeded_checksums(source))
     path = tmp_path / "nightly.sqlite"
     monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", source)
+    before = CliRunner().invoke(cli, ["checksums"])
+    assert before.exit_code == 0 and "\tcustomers\t" not in before.output
     made = CliRunner().invoke(cli, ["backup", str(path)])
     assert made.exit_code == 0, made.output
     assert made.output.startswith("backed up ") and f"to {path} (" in made.output and "SQLite" in made.output
@@ -178,6 +180,11 @@ def test_the_commands_say_what_they_did_and_refuse_in_one_line(
     assert restored.output.startswith("restored ") and "migrate" not in restored.output
     # Patients' data, as the backup: readable by its owner only.
     assert (tmp_path / "new.db").stat().st_mode & 0o777 == 0o600
+    # The operator's drill: the restore's checksums are the source's, line for line.
+    after = CliRunner().invoke(cli, ["checksums"])
+    assert after.exit_code == 0 and after.output == before.output
+    customers = next(line for line in after.output.splitlines() if line.startswith("customers\t"))
+    assert int(customers.split("\t")[1]) > 0
 
 
 def test_a_backup_of_a_database_that_is_not_there_is_refused_and_creates_nothing(
