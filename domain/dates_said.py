@@ -26,3 +26,22 @@ def day_month_time(moment: datetime) -> str:
 def day_month_time_zone(moment: datetime) -> str:
     """ "7 Dec 14:00 CET": for a reader who may be elsewhere (a staff member abroad, a customer's zone)."""
     return f"{day_month_time(moment)} {moment:%Z}".rstrip()
+
+
+#: The days of the week as staff type them, English and German, full and short, to their number (Monday 0,
+#: as `date.weekday()`): "mon", "Tuesday", "Do", "Freitag".
+WEEKDAYS: dict[str, int] = {
+    name: index
+    for index, names in enumerate(
+        (
+            ("mon", "monday", "mo", "montag"),
+            ("tue", "tues", "tuesday", "di", "dienstag"),
+            ("wed", "wednesday", "mi", "mittwoch"),
+            ("thu", "thur", "thurs", "thursday", "do", "donnerstag"),
+            ("fri", "friday", "fr", "freitag"),
+            ("sat", "saturday", "sa", "samstag"),
+            ("sun", "sunday", "so", "sonntag"),
+        )
+    )
+    for name in names
+}

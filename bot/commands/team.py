@@ -11,21 +11,12 @@ from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.commands.video_times import DaySpec, parse_day
 from bot.replies import Button, Reply, Table
-from domain.dates_said import day_month
+from domain.dates_said import WEEKDAYS, day_month
 from domain.staff import StaffIdentity
 from reports.periods import zone as zone_of
 from storage.queries.team import TeamMember, team_on
 
 USAGE = "team [today|tomorrow|monday…sunday|7 Dec]  (who works that day, by clinic; today also who takes live chat)"
-GERMAN_DAYS = {
-    "montag": "mon",
-    "dienstag": "tue",
-    "mittwoch": "wed",
-    "donnerstag": "thu",
-    "freitag": "fri",
-    "samstag": "sat",
-    "sonntag": "sun",
-}
 
 
 @dataclass(frozen=True)
@@ -35,7 +26,7 @@ class OnDuty:
 
 
 def parse_team(words: list[str], rest: str, today: date) -> OnDuty:
-    said = [GERMAN_DAYS.get(w.lower().strip(",.?"), w) for w in words if w.lower() not in ("on", "am", "for")]
+    said = [w.strip(",.?") for w in words if w.lower() not in ("on", "am", "for")]
     if not said:
         return OnDuty()
     return OnDuty(parse_day(said, today, USAGE))
@@ -66,8 +57,7 @@ _FILLER = {
     "in",
     "this",
 }
-_DAYS = {"today", "heute", "tomorrow", "morgen"} | set(GERMAN_DAYS) | set(GERMAN_DAYS.values())
-_DAYS |= {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+_DAYS = {"today", "heute", "tomorrow", "morgen"} | {day for day in WEEKDAYS if len(day) > 2}
 
 
 def on_duty_question(text: str, today: date) -> OnDuty | None:

@@ -8,26 +8,13 @@ from dataclasses import dataclass
 from datetime import date, time, timedelta
 
 from bot.commands.parsing import ParseError
+from domain.dates_said import WEEKDAYS
 
 TIME_EXAMPLES = "“tomorrow 10:30”, “mon 9:00”, “2026-12-07 14:00” or “7 dec 14:00”"
 _CLOCK = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|h|uhr)?")
 _ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DOTTED_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})?")
-_WEEKDAYS = {
-    name: index
-    for index, names in enumerate(
-        (
-            ("mon", "monday", "mo"),
-            ("tue", "tues", "tuesday", "di"),
-            ("wed", "wednesday", "mi"),
-            ("thu", "thur", "thurs", "thursday", "do"),
-            ("fri", "friday", "fr"),
-            ("sat", "saturday", "sa"),
-            ("sun", "sunday", "so"),
-        )
-    )
-    for name in names
-}
+_WEEKDAYS = WEEKDAYS  # English and German, full and short (domain/dates_said.py)
 _MONTHS = {
     name: index + 1
     for index, names in enumerate(

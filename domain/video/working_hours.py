@@ -8,24 +8,9 @@ from collections.abc import Iterable
 from datetime import time
 from itertools import pairwise
 
+from domain.dates_said import WEEKDAYS
 from domain.video.slots import WorkingSpan
 
-#: Monday is 0. English and German, full and short.
-_DAYS = {
-    name: index
-    for index, names in enumerate(
-        (
-            ("mon", "monday", "mo", "montag"),
-            ("tue", "tuesday", "di", "dienstag"),
-            ("wed", "wednesday", "mi", "mittwoch"),
-            ("thu", "thursday", "do", "donnerstag"),
-            ("fri", "friday", "fr", "freitag"),
-            ("sat", "saturday", "sa", "samstag"),
-            ("sun", "sunday", "so", "sonntag"),
-        )
-    )
-    for name in names
-}
 SHORT = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 EXAMPLE = '"mon-fri 09:00-12:30 13:30-17:00; sat 09:00-13:00"'
 _CLOCK = re.compile(r"(\d{1,2})(?:[:.](\d{2}))?")
@@ -36,7 +21,7 @@ class WorkingHoursRefused(ValueError):
 
 
 def _day(word: str) -> int:
-    found = _DAYS.get(word.strip(".").lower())
+    found = WEEKDAYS.get(word.strip(".").lower())
     if found is None:
         raise WorkingHoursRefused(f"“{word}” is not a day (mon, tue, … sun)")
     return found
