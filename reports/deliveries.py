@@ -103,7 +103,7 @@ async def remove_schedule(database: Database, actor: Actor, report_id: int, sche
             .values(
                 schedule_id=None,
                 report_id=report_id,
-                schedule_words=f"{cron_in_words(cron)} ({schedule.timezone}), removed"[:300],
+                schedule_words=f"{cron_in_words(cron)}, {schedule.timezone}"[:300],
                 # Its owner is not told of a late bounce of a schedule that is gone.
                 owner_to_hear=False,
             )

@@ -1275,8 +1275,9 @@ def staff_add(email: str, name: str | None, role: str | None, timezone: str | No
             raise StartupError(str(refused)) from None
 
     saved = run_async(_with_database(settings, save))
+    zone = f" in {timezone}: their working hours are read in it now" if timezone else ""
     click.echo(
-        f"{'added' if saved.created else 'updated'} {saved.name} <{saved.email}> as {saved.role.value}; "
+        f"{'added' if saved.created else 'updated'} {saved.name} <{saved.email}> as {saved.role.value}{zone}; "
         f"a sign-in link: switchboard login-link {saved.email}"
     )
 

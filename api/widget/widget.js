@@ -92,6 +92,7 @@
   var offText = el("textarea", { rows: "3", maxlength: "4000", "aria-label": "Your message", placeholder: "Your message", required: "" });
   var offProblem = el("p", { class: "sbw-note sbw-error", role: "alert" });
   offline.append(offlineNote, offName, offEmail, offText, el("button", { type: "submit" }, "Send message"), offProblem);
+  offline.style.display = "none";  // until the opening says nobody is online (setOnline)
   panel.append(head, log, compose, offline);
   document.body.append(panel, bubble);
 

@@ -128,6 +128,8 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
     if clinics:
         text += f" at {clinics} clinic{'' if clinics == 1 else 's'}"
         text += f" ({unplaced} with no clinic set)" if unplaced else ""
+    elif unplaced:
+        text += " (no clinic set for anyone)"
     text += "."
     if is_today:
         available = [m for m in team if m.availability == "online"]

@@ -44,12 +44,15 @@ class DaySpec:
     on: date | None = None
     weekday: int | None = None
     days_ahead: int | None = None
+    #: "next monday": never today.
+    next_week: bool = False
 
     def resolve(self, today: date) -> date:
         if self.on is not None:
             return self.on
         if self.weekday is not None:
-            return today + timedelta(days=(self.weekday - today.weekday()) % 7)
+            ahead = (self.weekday - today.weekday()) % 7
+            return today + timedelta(days=ahead or (7 if self.next_week else 0))
         return today + timedelta(days=self.days_ahead or 0)
 
     @property
@@ -70,7 +73,8 @@ def parse_day(words: Sequence[str], today: date, usage: str) -> DaySpec:
     if text in ("tomorrow", "tmrw", "morgen"):
         return DaySpec(days_ahead=1)
     if text.removeprefix("next ") in _WEEKDAYS:
-        return DaySpec(weekday=_WEEKDAYS[text.removeprefix("next ")])
+        # "next monday" said on a Monday is a week on, not today; "monday" is today or the coming one.
+        return DaySpec(weekday=_WEEKDAYS[text.removeprefix("next ")], next_week=text.startswith("next "))
     found = _ISO_DAY.fullmatch(text)
     if found:
         return DaySpec(on=_date(int(found[1]), int(found[2]), int(found[3]), usage))

@@ -57,19 +57,47 @@ def _clock(text: str, whole: str) -> time:
     return time(hour, minute)
 
 
+#: Words for several days at once.
+_DAY_WORDS = {"werktags": "mon-fri", "weekdays": "mon-fri", "täglich": "mon-sun", "daily": "mon-sun"}
+
+
+def _is_days(token: str) -> bool:
+    """Whether `token` names days ("mo", "mon-fri", "mon,wed", "werktags") rather than hours."""
+    token = _DAY_WORDS.get(token, token).rstrip(":")
+    return bool(token) and all(
+        part.strip(".") in WEEKDAYS for piece in token.split(",") for part in piece.split("-") if part
+    )
+
+
 def read_working_hours(text: str) -> list[WorkingSpan]:
-    """The spans `text` gives, by weekday and start; "off" (or "") is none. WorkingHoursRefused in words for
-    anything it cannot read, a span that ends before it starts, or spans of one day that overlap."""
+    """The spans `text` gives, by weekday and start; "off" is none. Days, then their hours, as often as
+    needed, groups apart by ";" or simply by the next days: "mon-fri 9-12:30 13:30-17", "Mo, Mi, Fr 9-17",
+    "Mo-Fr 8-12, Sa 9-13", "werktags 8-16". WorkingHoursRefused in words for anything it cannot read, a span
+    that ends before it starts, or spans of one day that overlap."""
     said = " ".join(text.lower().replace("–", "-").replace(" - ", "-").split())
     if said in ("", "off", "none", "frei"):
         return []
+    tokens = said.replace(";", " ; ").replace(",", " , ").split()
+    groups: list[tuple[list[str], list[str]]] = []  # (day tokens, span tokens)
+    for token in tokens:
+        if token in (";", ","):
+            continue
+        if _is_days(token):
+            if not groups or groups[-1][1]:
+                groups.append(([], []))
+            groups[-1][0].append(_DAY_WORDS.get(token, token).rstrip(":"))
+        elif not groups:
+            if any(ch.isdigit() for ch in token):
+                raise WorkingHoursRefused(f"say the days first, e.g. {EXAMPLE}")
+            raise WorkingHoursRefused(f"“{token}” is not a day (mon, tue, … sun)")
+        else:
+            groups[-1][1].append(token)
     spans: list[WorkingSpan] = []
-    for group in filter(None, (g.strip() for g in said.split(";"))):
-        words = group.split()
-        days = _days(words[0].rstrip(":"))
-        if len(words) < 2:
-            raise WorkingHoursRefused(f"“{group}” gives days but no hours; e.g. {EXAMPLE}")
-        for span in " ".join(words[1:]).replace(",", " ").split():
+    for day_tokens, span_tokens in groups:
+        days = [day for token in day_tokens for day in _days(token)]
+        if not span_tokens:
+            raise WorkingHoursRefused(f"“{' '.join(day_tokens)}” gives days but no hours; e.g. {EXAMPLE}")
+        for span in span_tokens:
             first, dash, last = span.partition("-")
             if not dash:
                 raise WorkingHoursRefused(f"“{span}” is not a span of hours like 09:00-12:30")

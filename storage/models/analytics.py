@@ -221,7 +221,7 @@ class ReportDelivery(Base):
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("report_schedules.id", ondelete="SET NULL"))
     #: Set when its schedule is removed: the report the run was of (the log goes when the report does).
     report_id: Mapped[int | None] = mapped_column(ForeignKey("custom_reports.id", ondelete="CASCADE"))
-    #: Set when its schedule is removed: what the schedule was, in words ("every Monday at 08:00").
+    #: Set when its schedule is removed: what the schedule was, in words ("every Monday at 08:00, Europe/Berlin").
     schedule_words: Mapped[str | None] = mapped_column(String(300))
     due_at: Mapped[datetime]
     destination: Mapped[str] = mapped_column(String(254))

@@ -39,7 +39,7 @@ class DeliveryListing:
     delivered_at: datetime | None
     error: str | None
     attempts: int = 0
-    #: Its schedule was removed: what it was ("every Monday at 08:00 (Europe/Berlin), removed").
+    #: Its schedule was removed: what it was ("every Monday at 08:00, Europe/Berlin").
     removed_schedule: str | None = None
 
 

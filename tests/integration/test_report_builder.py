@@ -672,12 +672,12 @@ async def test_a_removed_schedule_s_finished_deliveries_stay_in_the_report_s_log
     # the owner is not told of a late bounce of a schedule that is gone.
     assert schedules_left == 0
     assert [(status, sid, words, told) for status, sid, _, words, told in kept] == [
-        (status, None, "every Monday at 08:00 (Europe/Berlin), removed", False)
+        (status, None, "every Monday at 08:00, Europe/Berlin", False)
         for status in ("delivered", "failed", "delivered")
     ]
     html = (await client.get(page)).text
     log = html[html.index('id="deliveries"') :]
-    assert log.count("(schedule every Monday at 08:00 (Europe/Berlin), removed)") == 3
+    assert log.count("(from a removed schedule: every Monday at 08:00, Europe/Berlin)") == 3
     assert "Send again" not in log, "a removed schedule's run is not sent again"
     failed_id = await _one(
         database,

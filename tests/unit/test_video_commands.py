@@ -25,6 +25,9 @@ TUESDAY = date(2026, 11, 24)
         ("mon", date(2026, 11, 30)),
         ("next friday", date(2026, 11, 27)),
         ("tue", TUESDAY),  # today's weekday: today (a time already past moves a week on when booking)
+        ("next tuesday", date(2026, 12, 1)),  # said on a Tuesday: a week on, never today
+        ("freitag", date(2026, 11, 27)),  # German days, full and short
+        ("Do", date(2026, 11, 26)),
         ("2026-12-07", date(2026, 12, 7)),
         ("7 dec", date(2026, 12, 7)),
         ("dec 7", date(2026, 12, 7)),

@@ -20,6 +20,11 @@ MONDAY = date(2026, 12, 7)
         ("Mo-Do 8-12, 13-17; Fr 8-13", "Mon-Thu 08:00-12:00 13:00-17:00; Fri 08:00-13:00", 9),
         ("mon,wed,fri 8.30-12", "Mon 08:30-12:00; Wed 08:30-12:00; Fri 08:30-12:00", 3),
         ("Samstag 9:00 – 13:00", "Sat 09:00-13:00", 1),
+        # As people write them: days apart by commas, a group after another without ";", words for many days.
+        ("Mo, Mi, Fr 9-17", "Mon 09:00-17:00; Wed 09:00-17:00; Fri 09:00-17:00", 3),
+        ("Mo-Fr 8-12, Sa 9-13", "Mon-Fri 08:00-12:00; Sat 09:00-13:00", 6),
+        ("werktags 9-17", "Mon-Fri 09:00-17:00", 5),
+        ("täglich 9-12", "Mon-Sun 09:00-12:00", 7),
         ("off", "none", 0),
         ("", "none", 0),
     ],
@@ -50,6 +55,7 @@ def test_a_split_shift_is_two_spans_of_one_day() -> None:
         ("someday 9-10", "“someday” is not a day"),
         ("mon-fri", "gives days but no hours"),
         ("mon 9", "“9” is not a span of hours"),
+        ("9-17", "say the days first"),
     ],
 )
 def test_hours_that_do_not_make_sense_are_refused_in_words(written: str, why: str) -> None:
