@@ -82,6 +82,16 @@ CHANGE_WORDS = {
 }
 
 
+def _clinician_when(line: ConsultationLine, clock: BusinessClock) -> str:
+    """The time in the clinician's own zone when it is not the business's ("10:00 in Emma Rodriguez's time,
+    America/New_York"): the time staff picked when they booked, as the booking form and the bot say it."""
+    zone = line.staff_timezone
+    if not zone or zone == clock.formats.timezone or line.staff is None:
+        return ""
+    theirs = line.scheduled_at.astimezone(ZoneInfo(zone))
+    return f"{theirs:%H:%M} in {line.staff}'s time, {zone}"
+
+
 def actor_words(actor: str, patient_id: int, patient: str, staff_name: str | None = None) -> str:
     """Who made a change: staff by their name (their email when no longer on staff), the patient by name
     (their reply did it), the system."""
@@ -364,7 +374,9 @@ def booked_words(line: ConsultationLine, channel: str | None, why: str, clock: B
     )
     return (
         f"Booked {line.customer} for {line.service or 'a video consultation'} with {line.staff or 'no clinician'} "
-        f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone}). {told}"
+        f"on {clock.day(line.scheduled_at)} {clock.clock(line.scheduled_at)} ({clock.formats.timezone})"
+        + (f": {theirs}" if (theirs := _clinician_when(line, clock)) else "")
+        + f". {told}"
     )
 
 
@@ -447,6 +459,7 @@ class VideoPages(StaffPages):
             patient_when=f"{format_skeleton('MMMEd', patient_time, locale=clock.formats.locale)} "
             f"{format_time(patient_time, 'short', locale=clock.formats.locale)} ({line.customer_timezone})",
             timezone=clock.formats.timezone,
+            clinician_when=_clinician_when(line, clock),
             clinician=line.staff or "No clinician",
             location=line.location or "online",
             joins=[

@@ -59,6 +59,8 @@ class ConsultationLine:
     no_show_by: str | None
     rebook_offered_at: datetime | None
     room_url: str
+    #: The clinician's own time zone (their working hours and the times staff book in are in it).
+    staff_timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def _lines_query() -> Any:
             Service.name,
             Service.id,
             Location.name,
+            StaffUser.timezone,
         )
         .join(Customer, Customer.id == VideoConsultation.customer_id)
         .outerjoin(StaffUser, StaffUser.id == VideoConsultation.staff_id)
@@ -144,6 +147,7 @@ def _line(row: Any) -> ConsultationLine:
         no_show_by=vc.no_show_by,
         rebook_offered_at=vc.rebook_offered_at,
         room_url=vc.room_url,
+        staff_timezone=row[7],
     )
 
 

@@ -22,6 +22,7 @@ from storage.models import (
     BusinessEvent,
     Customer,
     CustomerCommunication,
+    StaffUser,
     VideoConsultation,
 )
 from storage.models.video import ClinicianTimeClaim
@@ -645,3 +646,22 @@ async def test_the_clinic_systems_own_reminder_shows_beside_the_video_reminders(
         ruled_id = ruled.id
     shown = (await client.get(f"/communication/video/{world.later_this_week}")).text
     assert f'href="/communication/messages/{ruled_id}"' in shown and shown.count("clinic system&#39;s") == 1
+
+
+async def test_a_consultation_with_a_clinician_elsewhere_says_the_time_in_theirs_too(
+    client: Client, world: VideoWorld, database: Database
+) -> None:
+    """Staff book in the clinician's own time ("10:00, Emma's time"); the page said only the business's."""
+    async with database.sessions() as session, session.begin():
+        await session.execute(
+            update(StaffUser).where(StaffUser.id == world.anna).values(timezone="America/New_York")
+        )
+    await sign_in(client, world, AGENT)
+    page = (await client.get(f"/communication/video/{world.future_booked}")).text
+    async with database.read_sessions() as session:
+        at = await session.scalar(
+            select(VideoConsultation.scheduled_at).where(VideoConsultation.id == world.future_booked)
+        )
+    assert at is not None
+    theirs = at.astimezone(ZoneInfo("America/New_York"))
+    assert f"{theirs:%H:%M} in Dr. Anna Vogel&#39;s time, America/New_York" in page
