@@ -95,10 +95,15 @@ async def run_find(command: FindCustomer, who: StaffIdentity, ctx: CommandContex
         ("ID", "Name", "Phone", "Email", "Segment"),
         tuple((f"#{c.id}", c.name, mask_phone(c.phone_e164), mask_email(c.email), c.segment) for c in shown),
     )
-    more = f" (first {FIND_LIMIT}; narrow the search to see others)" if len(rows) > FIND_LIMIT else ""
     buttons = tuple(Button(f"Show #{c.id}", f"customer show {c.id}") for c in shown[:3])
+    # Only one more than shown is read: past the limit the count is "more than", never the rows shown.
+    said = (
+        f"More than {FIND_LIMIT} customers match “{text}”: the first {FIND_LIMIT} (narrow the search to see others)"
+        if len(rows) > FIND_LIMIT
+        else f"{len(shown)} {'customer matches' if len(shown) == 1 else 'customers match'} “{text}”"
+    )
     return Reply(
-        f"{len(shown)} {'customer matches' if len(shown) == 1 else 'customers match'} “{text}”{more}.",
+        f"{said}.",
         title="Customers",
         table=table,
         buttons=buttons,

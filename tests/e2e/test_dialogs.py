@@ -898,6 +898,18 @@ async def test_customer_find_reads_a_number_as_said_a_name_in_any_case_and_wildc
     # "%" is a letter, not "anything": it finds no one rather than everyone.
     reply = render_reply(await ask(seeded, "customer find %", as_email=AGENT))
     assert "No customer matches" in reply and everyone
+    # More than a page: "more than 10", never the 10 shown as if they were all (38 matched "Schmidt").
+    from storage.models import Customer
+
+    async with seeded.database.read_sessions() as session:
+        names = list(await session.scalars(select(Customer.name)))
+    common = max({n.split()[-1] for n in names}, key=lambda last: sum(last in n for n in names))
+    matching = sum(common.lower() in n.lower() for n in names)
+    said = (await ask(seeded, f"customer find {common}", as_email=AGENT)).text
+    if matching > 10:
+        assert said.startswith(f"More than 10 customers match “{common}”: the first 10"), said
+    else:
+        assert said.startswith(f"{matching} customer"), said
 
 
 async def test_a_manager_asks_how_a_campaign_did_how_many_no_shows_and_this_month_against_the_last(
