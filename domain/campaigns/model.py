@@ -306,6 +306,9 @@ EXCLUSION_WORDS = {
     "an approved WhatsApp template",
     "frequency_cap_channel": "already had as many messages on that channel as the frequency cap allows",
     "frequency_cap_campaign_type": "already had as many campaigns of this kind as the cap allows",
+    "business_no_marketing_on_channel": "would get it on a channel the business sends no marketing on "
+    "(its limit is 0)",
+    "business_no_campaign_type": "would get a kind of campaign the business sends none of (its limit is 0)",
     "customer_marketing_limit": "asked for no marketing, or for less than they already had this week",
     "no_template": "have a language or channel the template has no variant for",
     "template_error": "could not have the template filled in for them",

@@ -16,6 +16,9 @@ NO_CONSENT = "no_consent"
 WHATSAPP_WINDOW_CLOSED = "whatsapp_window_closed_needs_template"
 FREQUENCY_CAP_CHANNEL = "frequency_cap_channel"
 FREQUENCY_CAP_CAMPAIGN_TYPE = "frequency_cap_campaign_type"
+#: The business's own limit is 0: it sends no marketing on the channel, or no campaigns of the type, at all.
+BUSINESS_NO_MARKETING_ON_CHANNEL = "business_no_marketing_on_channel"
+BUSINESS_NO_CAMPAIGN_TYPE = "business_no_campaign_type"
 CUSTOMER_MARKETING_LIMIT = "customer_marketing_limit"
 QUIET_HOURS = "quiet_hours"
 TRANSACTIONAL_BYPASS_QUIET_HOURS = "transactional_bypass_quiet_hours"
@@ -148,7 +151,7 @@ def _frequency_cap(
     ):
         if limit == 0:
             return _suppress(
-                FREQUENCY_CAP_CHANNEL,
+                BUSINESS_NO_MARKETING_ON_CHANNEL,
                 f"Not sent: the business sends no marketing on {channel} (its limit is 0).",
             )
         if limit is not None and sent >= limit:
@@ -162,7 +165,7 @@ def _frequency_cap(
         sent = facts.marketing_sent_of_campaign_type_7d
         if type_limit == 0:
             return _suppress(
-                FREQUENCY_CAP_CAMPAIGN_TYPE,
+                BUSINESS_NO_CAMPAIGN_TYPE,
                 f"Not sent: the business sends no '{request.campaign_type}' campaigns (its limit is 0).",
             )
         if type_limit is not None and sent >= type_limit:

@@ -107,6 +107,8 @@ HELD_BACK_WORDS = {
     "whatsapp_window_closed_needs_template": "outside WhatsApp's 24-hour window, and not an approved template",
     "frequency_cap_channel": "the business's limit of marketing on this channel was reached",
     "frequency_cap_campaign_type": "the business's limit of campaigns of this kind was reached",
+    "business_no_marketing_on_channel": "the business sends no marketing on this channel (its limit is 0)",
+    "business_no_campaign_type": "the business sends no campaigns of this kind (its limit is 0)",
     "customer_marketing_limit": "the customer's own marketing limit was reached",
     "quiet_hours": "waiting for the customer's quiet hours to end",
     "no_template": "the template has no variant for the customer's language or this channel",

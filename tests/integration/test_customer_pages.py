@@ -705,3 +705,10 @@ async def test_the_page_names_the_business_s_own_quiet_hours_and_limits_from_its
     assert "Both empty: no quiet hours (the business has none)." in html
     assert "(empty: the business's limit, at most 5 a week on a channel; 0: no marketing)" in html
     assert "21:00" not in html
+    # A business that sends no marketing at all: the customer's own limit is said to count only once it does.
+    none = seeded.settings.model_copy(update={"marketing_per_week": 0})
+    async with AsyncTestClient(create_app(none)) as none_client:
+        await sign_in(none_client, ours, AGENT)
+        html = (await none_client.get(f"{LIST}/{cid}")).text
+    assert "no marketing (the business sends none)</dd>" in html
+    assert "(the business sends no marketing at present, so this counts only once it does;" in html

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, time
 import pytest
 
 from api.pages.customer_card import business_cap_words, business_rules
+from domain.campaigns.model import EXCLUSION_WORDS
 from domain.consent.model import ChannelConsent, RecipientFacts, SendRequest
 from domain.consent.rules import decide
+from domain.messages.words import failure_words
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory
 from switchboard.policies import business_consent_policy
 from switchboard.settings import Settings
@@ -79,10 +81,15 @@ def test_the_business_s_limits_decide_how_much_marketing_a_customer_gets_on_a_ch
     assert business_cap_words(business_consent_policy(unlimited)) == "no limit"
     no_marketing = business_consent_policy(settings(marketing_per_week=0))
     decision = decide(MARKETING_SMS, OPTED_IN, no_marketing, NOON_BERLIN)
-    assert (decision.verdict, decision.explanation) == (
+    assert (decision.verdict, decision.reason, decision.explanation) == (
         "suppress",
+        "business_no_marketing_on_channel",
         "Not sent: the business sends no marketing on SMS (its limit is 0).",
     )
+    assert EXCLUSION_WORDS[decision.reason] == (
+        "would get it on a channel the business sends no marketing on (its limit is 0)"
+    )
+    assert "limit is 0" in failure_words(decision.reason)
     assert business_cap_words(no_marketing) == "no marketing"
     assert business_cap_words(business_consent_policy(settings(marketing_per_day=2))) == (
         "at most 2 a day and 3 a week on a channel"
@@ -98,9 +105,12 @@ def test_campaigns_of_one_type_a_week_follow_the_setting() -> None:
         "frequency_cap_campaign_type"
     )
     none = business_consent_policy(settings(campaign_type_per_week=0))
-    assert decide(MARKETING_SMS, OPTED_IN, none, NOON_BERLIN).explanation == (
-        "Not sent: the business sends no 'recall' campaigns (its limit is 0)."
+    decision = decide(MARKETING_SMS, OPTED_IN, none, NOON_BERLIN)
+    assert (decision.reason, decision.explanation) == (
+        "business_no_campaign_type",
+        "Not sent: the business sends no 'recall' campaigns (its limit is 0).",
     )
+    assert "limit is 0" in EXCLUSION_WORDS[decision.reason]
     two = business_consent_policy(settings(campaign_type_per_week=2))
     assert decide(MARKETING_SMS, had_a_recall, two, NOON_BERLIN).verdict == "send"
 
