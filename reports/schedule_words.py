@@ -9,7 +9,7 @@ from typing import Any
 
 from reports.metrics import FIXED_VALUES, dimension_words
 from reports.saved import ReportDefinitionError, query_from_definition
-from reports.schedules import ScheduleError
+from reports.schedules import AlreadyScheduled, ScheduleError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 #: cron counts Sunday as 0.
@@ -91,6 +91,16 @@ def cron_from_words(text: str) -> str:
             )
         return f"{minute} {hour} {day_of_month} * *"
     raise ScheduleError(f"{when!r} is not a day I know; say e.g. {EXAMPLES}")
+
+
+def already_scheduled_words(error: AlreadyScheduled) -> str:
+    """ "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #4; nothing new was
+    scheduled." """
+    request = error.request
+    return (
+        f"This report already goes to {request.destination} {cron_in_words(request.cron)} ({request.timezone}), "
+        f"as schedule #{error.schedule_id}; nothing new was scheduled."
+    )
 
 
 def cron_in_words(cron: str) -> str:

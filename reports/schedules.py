@@ -25,6 +25,18 @@ class ScheduleError(ValueError):
     """A schedule that cannot work (bad cron expression or timezone); the message says which and why."""
 
 
+class AlreadyScheduled(ScheduleError):
+    """The report already goes to that destination at those times, with the same filters: nothing new is stored,
+    so nobody gets each delivery twice."""
+
+    def __init__(self, schedule_id: int, request: ScheduleRequest) -> None:
+        super().__init__(
+            f"this report already goes to {request.destination} at those times (schedule #{schedule_id})"
+        )
+        self.schedule_id = schedule_id
+        self.request = request
+
+
 def cron_trigger(cron: str, timezone: str) -> CronTrigger:
     try:
         zone = ZoneInfo(timezone)
@@ -157,6 +169,18 @@ class ReportScheduleBook(Protocol):
     ) -> int:
         """Store a new schedule (with this recipient's own filter values, if any) and return its id."""
 
+    async def same_as(
+        self,
+        *,
+        report_id: int,
+        cron: str,
+        timezone: str,
+        destination_kind: str,
+        destination: str,
+        filters: list[dict[str, Any]],
+    ) -> int | None:
+        """The id of an enabled schedule of the report with all of these the same, or None."""
+
 
 class SchedulingUnitOfWork(Transaction, Protocol):
     """What scheduling a report needs: the schedules and the audit trail, in one transaction."""
@@ -199,19 +223,19 @@ async def schedule_report(
 ) -> ScheduledReport:
     """Schedule a saved report's deliveries from `now` on, audited in the same commit.
 
-    Raises ScheduleError (before anything is stored) when the cron expression or timezone cannot work.
+    Raises ScheduleError (before anything is stored) when the cron expression or timezone cannot work, and
+    AlreadyScheduled when the same schedule exists.
     """
     first = next_due(request.cron, request.timezone, now)
     async with uow:
+        same = await uow.schedules.same_as(report_id=report_id, **schedule_fields(request))
+        if same is not None:
+            raise AlreadyScheduled(same, request)
         schedule_id = await uow.schedules.add(
             report_id=report_id,
             owner_id=owner_id,
-            cron=request.cron,
-            timezone=request.timezone,
-            destination_kind=request.destination_kind,
-            destination=request.destination,
             next_due_at=first,
-            filters=list(request.filters),
+            **schedule_fields(request),
         )
         uow.audit.record(
             AuditEntry(
@@ -229,3 +253,14 @@ async def schedule_report(
         )
         await uow.commit()
     return ScheduledReport(schedule_id, first)
+
+
+def schedule_fields(request: ScheduleRequest) -> dict[str, Any]:
+    """What a stored schedule holds of a request, and what makes two schedules the same."""
+    return {
+        "cron": request.cron,
+        "timezone": request.timezone,
+        "destination_kind": request.destination_kind,
+        "destination": request.destination,
+        "filters": list(request.filters),
+    }

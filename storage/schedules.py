@@ -354,6 +354,32 @@ def filters_in_words(filters: list[Any]) -> str:
     return ", ".join(parts)
 
 
+async def schedule_like(
+    session: AsyncSession,
+    *,
+    report_id: int,
+    cron: str,
+    timezone: str,
+    destination_kind: str,
+    destination: str,
+    filters: list[dict[str, Any]],
+) -> int | None:
+    """An enabled schedule of the report with these times, zone, destination and own filters, or None."""
+    found = await session.execute(
+        select(ReportSchedule.id, ReportSchedule.filters)
+        .where(
+            ReportSchedule.report_id == report_id,
+            ReportSchedule.enabled.is_(True),
+            ReportSchedule.cron == cron,
+            ReportSchedule.timezone == timezone,
+            ReportSchedule.destination_kind == destination_kind,
+            ReportSchedule.destination == destination,
+        )
+        .order_by(ReportSchedule.id)
+    )
+    return next((schedule_id for schedule_id, held in found if (held or []) == filters), None)
+
+
 class SqlReportSchedules:
     """New report schedules (reports.schedules.ReportScheduleBook); the runner's claims are SqlScheduleStore's."""
 
@@ -385,6 +411,26 @@ class SqlReportSchedules:
         self._session.add(schedule)
         await self._session.flush()
         return schedule.id
+
+    async def same_as(
+        self,
+        *,
+        report_id: int,
+        cron: str,
+        timezone: str,
+        destination_kind: str,
+        destination: str,
+        filters: list[dict[str, Any]],
+    ) -> int | None:
+        return await schedule_like(
+            self._session,
+            report_id=report_id,
+            cron=cron,
+            timezone=timezone,
+            destination_kind=destination_kind,
+            destination=destination,
+            filters=filters,
+        )
 
 
 class ReportSchedulingUnitOfWork(SqlUnitOfWork):

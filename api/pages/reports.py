@@ -38,10 +38,23 @@ from reports.saved import (
     query_from_definition,
 )
 from reports.schedule_check import check_destination, schedule_announcement
-from reports.schedule_words import DAYS, cron_from_words, cron_in_words, destination_of, recipient_filters
-from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
+from reports.schedule_words import (
+    DAYS,
+    already_scheduled_words,
+    cron_from_words,
+    cron_in_words,
+    destination_of,
+    recipient_filters,
+)
+from reports.schedules import (
+    AlreadyScheduled,
+    ScheduleError,
+    ScheduleRequest,
+    schedule_fields,
+    schedule_report,
+)
 from storage.database import Database
-from storage.queries.report_schedules import latest_deliveries, schedules_of_reports
+from storage.queries.report_schedules import latest_deliveries, same_schedule, schedules_of_reports
 from storage.queries.reports import dimension_names
 from switchboard.wiring import Container
 
@@ -458,6 +471,9 @@ class ReportPages(StaffPages):
             asked = ScheduleRequest(cron, form["timezone"], kind, destination, only)
             settings, now = container.settings, utc_now()
             try:
+                same = await same_schedule(container.database, report_id=report.id, **schedule_fields(asked))
+                if same is not None:
+                    raise AlreadyScheduled(same, asked)
                 check = await check_destination(
                     asked,
                     schedule_announcement(staff.name, report.name, asked, now),
@@ -477,6 +493,8 @@ class ReportPages(StaffPages):
                         via="web",
                         now=now,
                     )
+            except AlreadyScheduled as error:
+                errors["time"] = already_scheduled_words(error)
             except ScheduleError as error:
                 field = "timezone" if "timezone" in str(error) else "time"
                 errors[field] = f"{str(error)[:1].upper()}{str(error)[1:]}."

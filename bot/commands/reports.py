@@ -40,13 +40,20 @@ from reports.schedule_check import check_destination, schedule_announcement
 from reports.schedule_words import (
     GERMAN_DAYS,
     GERMAN_STARTS,
+    already_scheduled_words,
     cron_from_words,
     cron_in_words,
     recipient_filters,
 )
 from reports.schedule_words import destination_of as words_destination
-from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
-from storage.queries.report_schedules import schedules_of_reports
+from reports.schedules import (
+    AlreadyScheduled,
+    ScheduleError,
+    ScheduleRequest,
+    schedule_fields,
+    schedule_report,
+)
+from storage.queries.report_schedules import same_schedule, schedules_of_reports
 from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
@@ -381,6 +388,9 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         only = await only_filters(report.definition, *command.only, ctx, SCHEDULE_USAGE)
     request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination, only)
     try:
+        same = await same_schedule(ctx.database, report_id=report.id, **schedule_fields(request))
+        if same is not None:
+            raise AlreadyScheduled(same, request)
         check = await check_destination(
             request,
             schedule_announcement(who.name, report.name, request, ctx.now()),
@@ -399,6 +409,8 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
             via=who.via,
             now=ctx.now(),
         )
+    except AlreadyScheduled as error:
+        return Reply(already_scheduled_words(error), kind="error")
     except ScheduleError as error:
         raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
     first = schedule.first_due

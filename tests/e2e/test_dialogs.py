@@ -278,6 +278,12 @@ async def test_report_schedule_is_stored_and_audited(seeded: CommandContext) -> 
         (MANAGER, 'report schedule weekly-revenue "0 8 * * 1" to #management', "answer", "first run"),
         (MANAGER, 'report schedule weekly-revenue "99 8 * * 1" to #management', "error", "cron"),
         (MANAGER, 'report schedule nope "0 8 * * 1" to ops@example.com', "error", "no saved report"),
+        (
+            MANAGER,
+            "report schedule weekly-revenue every monday 8:00 to #management",
+            "error",
+            "This report already goes to #management every Monday at 08:00",
+        ),
     ]
     await run_dialog(seeded, table)
     async with seeded.database.read_sessions() as session:

@@ -583,6 +583,14 @@ async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_th
     assert "the channel is not checked yet" in (await client.get(unchecked.headers["location"])).text
     emailed = await post_form(client, page, f"{page}/schedules", {**form, "to": "board@northwind.example"})
     assert emailed.status_code == 303
+    # The same schedule again (a double click, a colleague): refused before the channel is told twice.
+    again = await post_form(client, page, f"{page}/schedules", {**form, "to": "#ops"})
+    assert again.status_code == 422 and 'id="schedule-time-error"' in again.text
+    assert (
+        "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #"
+        in again.text
+    )
+    assert "nothing new was scheduled." in again.text
 
     assert [channel for channel, _ in told] == ["#management", "#ops", "#down"]  # email is not tried
     [(_, text)] = [t for t in told if t[0] == "#ops"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from domain.audit import AuditEntry
-from reports.schedules import ScheduleError, ScheduleRequest, schedule_report
+from reports.schedule_words import already_scheduled_words
+from reports.schedules import AlreadyScheduled, ScheduleError, ScheduleRequest, schedule_report
 from tests.fakes.transaction import FakeTransaction
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berlin
@@ -21,6 +23,16 @@ class FakeSchedules:
     async def add(self, **schedule: Any) -> int:
         self.added.append(schedule)
         return 40 + len(self.added)
+
+    async def same_as(self, *, report_id: int, **fields: Any) -> int | None:
+        return next(
+            (
+                40 + n
+                for n, held in enumerate(self.added, start=1)
+                if held["report_id"] == report_id and all(held[k] == v for k, v in fields.items())
+            ),
+            None,
+        )
 
 
 class FakeUnitOfWork(FakeTransaction):
@@ -69,6 +81,41 @@ async def test_a_cron_expression_that_cannot_work_stores_nothing() -> None:
             uow, report_id=7, report_slug="weekly", owner_id=3, request=request, actor="a", via="cli", now=NOW
         )
     assert uow.schedules.added == [] and uow.audit.entries == [] and uow.commits == 0
+
+
+async def test_the_same_schedule_twice_is_refused_and_a_different_one_is_kept() -> None:
+    uow = FakeUnitOfWork()
+    monday = ScheduleRequest("0 8 * * 1", "Europe/Berlin", "slack", "#ops")
+    first = await schedule_report(
+        uow, report_id=7, report_slug="weekly", owner_id=3, request=monday, actor="a", via="web", now=NOW
+    )
+    with pytest.raises(AlreadyScheduled) as refused:
+        await schedule_report(
+            uow, report_id=7, report_slug="weekly", owner_id=3, request=monday, actor="a", via="web", now=NOW
+        )
+    assert refused.value.schedule_id == first.id
+    assert already_scheduled_words(refused.value) == (
+        "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #41; "
+        "nothing new was scheduled."
+    )
+    # Another day, another channel, another report, or the same with a recipient's own filter: all new.
+    for report_id, request in (
+        (7, replace(monday, cron="0 8 * * 2")),
+        (7, replace(monday, destination="#clinic-leads")),
+        (8, monday),
+        (7, replace(monday, filters=({"dimension": "location", "operator": "eq", "value": "BER"},))),
+    ):
+        await schedule_report(
+            uow,
+            report_id=report_id,
+            report_slug="r",
+            owner_id=3,
+            request=request,
+            actor="a",
+            via="web",
+            now=NOW,
+        )
+    assert len(uow.schedules.added) == 5 and uow.commits == 5
 
 
 def test_a_schedules_announcement_shows_names_as_text_never_as_slack_markup() -> None:
