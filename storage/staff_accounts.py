@@ -17,7 +17,7 @@ from domain.video.slots import WorkingSpan
 from domain.video.working_hours import working_hours_words
 from domain.vocabulary import Availability, ChatStatus, Role
 from storage.database import Database
-from storage.models import AuditLog, ChatSession, ClinicianHours, StaffUser, VideoConsultation
+from storage.models import AuditLog, ChatSession, ClinicianHours, Location, StaffUser, VideoConsultation
 from storage.models.base import utcnow
 
 #: Enough to catch a typo (a name where the email goes, a missing domain); the sign-in link proves the rest.
@@ -36,6 +36,25 @@ def check_timezone(name: str) -> None:
         raise StaffAccountRefused(f"{name!r} is not a time zone (use a name such as Europe/Berlin)") from None
 
 
+async def _staff_row(session: AsyncSession, email: str) -> StaffUser:
+    """The staff member with this (lower-cased) email, or StaffAccountRefused saying there is none."""
+    row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
+    if row is None:
+        raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+    return row
+
+
+async def _clinic(session: AsyncSession, said: str) -> Location:
+    """The clinic named by its code ("BER") or its name ("Berlin Mitte"), in any case."""
+    wanted = " ".join(said.split()).casefold()
+    clinics = list(await session.scalars(select(Location).order_by(Location.code)))
+    found = [c for c in clinics if wanted in (c.code.casefold(), " ".join(c.name.split()).casefold())]
+    if len(found) == 1:
+        return found[0]
+    listed = ", ".join(f"{c.code} ({c.name})" for c in clinics) or "none yet"
+    raise StaffAccountRefused(f"there is no clinic {said!r}; the clinics are: {listed}")
+
+
 @dataclass(frozen=True)
 class SavedStaff:
     staff_id: int
@@ -43,6 +62,9 @@ class SavedStaff:
     name: str
     role: Role
     created: bool
+    timezone: str = "UTC"
+    #: Their clinic's name, or None when they belong to none.
+    clinic: str | None = None
 
 
 def operator() -> str:
@@ -62,10 +84,12 @@ async def save_staff(
     actor: str,
     timezone: str | None = None,
     business_timezone: str = "UTC",
+    clinic: str | None = None,
 ) -> SavedStaff:
     """Add a staff member, or update the name and role of the one with this email (reactivating them); a name,
-    role or time zone left out keeps what a known one had (someone new is an agent in the business's zone:
-    their working hours are read in it)."""
+    role, time zone or clinic left out keeps what a known one had. Someone new is an agent in their clinic's
+    zone, else in the business's: their working hours are read in it. `clinic` is a clinic's code or name;
+    "" takes them out of theirs."""
     email = email.strip().lower()
     if timezone is not None:
         check_timezone(timezone)
@@ -75,6 +99,7 @@ async def save_staff(
     if len(name) > 200:
         raise StaffAccountRefused("give the staff member's name (1 to 200 characters) with --name")
     async with database.sessions() as session:
+        location = await _clinic(session, clinic) if clinic else None
         row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
         created = row is None
         if row is None:
@@ -85,24 +110,33 @@ async def save_staff(
                 name=name,
                 role=(role or Role.AGENT).value,
                 active=True,
-                timezone=timezone or business_timezone,
+                timezone=timezone or (location.timezone if location else business_timezone),
             )
             session.add(row)
         else:
             row.name, row.role, row.active = name or row.name, (role.value if role else row.role), True
             row.timezone = timezone or row.timezone
+        if clinic is not None:
+            row.location_id = location.id if location else None
         await session.flush()
+        clinic_name = (
+            location.name
+            if location
+            else await session.scalar(select(Location.name).where(Location.id == row.location_id))
+            if row.location_id
+            else None
+        )
         session.add(
             AuditLog(
                 actor=actor,
                 via="cli",
                 action="staff.add" if created else "staff.update",
                 target=f"staff:{row.id}",
-                detail={"email": email, "role": row.role},
+                detail={"email": email, "role": row.role, "clinic": clinic_name, "timezone": row.timezone},
             )
         )
         await session.commit()
-        return SavedStaff(row.id, email, row.name, Role(row.role), created)
+        return SavedStaff(row.id, email, row.name, Role(row.role), created, row.timezone, clinic_name)
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,7 @@ class ListedStaff:
     active: bool
     slack_user_id: str | None
     telegram_user_id: int | None
+    clinic: str | None = None
 
 
 async def list_staff(database: Database) -> list[ListedStaff]:
@@ -125,7 +160,10 @@ async def list_staff(database: Database) -> list[ListedStaff]:
                 StaffUser.active,
                 StaffUser.slack_user_id,
                 StaffUser.telegram_user_id,
-            ).order_by(StaffUser.email)
+                Location.name,
+            )
+            .outerjoin(Location, Location.id == StaffUser.location_id)
+            .order_by(StaffUser.email)
         )
         return [ListedStaff(*row) for row in rows.all()]
 
@@ -154,9 +192,7 @@ async def link_staff(
     if slack_team_id and not _SLACK_TEAM.fullmatch(slack_team_id):
         raise StaffAccountRefused(f"{slack_team_id!r} is no Slack workspace id (it looks like T01ABCDEF)")
     async with database.sessions() as session:
-        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
-        if row is None:
-            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        row = await _staff_row(session, email)
         said: list[str] = []
         if slack_user_id is not None:
             await _not_linked_to_another(
@@ -203,9 +239,7 @@ async def deactivate_staff(database: Database, email: str, *, actor: str) -> str
     `staff add` with their email brings them back."""
     email = email.strip().lower()
     async with database.sessions() as session:
-        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
-        if row is None:
-            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        row = await _staff_row(session, email)
         if not row.active:
             return f"{row.name} <{email}> was deactivated already"
         if row.role == Role.ADMIN.value:
@@ -254,9 +288,7 @@ async def working_hours_of(database: Database, email: str) -> StaffHours:
     """A staff member's working hours (the spans their free video times come from)."""
     email = email.strip().lower()
     async with database.read_sessions() as session:
-        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
-        if row is None:
-            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        row = await _staff_row(session, email)
         spans = await session.execute(
             select(ClinicianHours.weekday, ClinicianHours.starts, ClinicianHours.ends)
             .where(ClinicianHours.staff_id == row.id)
@@ -275,9 +307,7 @@ async def set_working_hours(
     if timezone is not None:
         check_timezone(timezone)
     async with database.sessions() as session:
-        row = await session.scalar(select(StaffUser).where(StaffUser.email == email))
-        if row is None:
-            raise StaffAccountRefused(f"there is no staff member {email} (switchboard staff list shows them)")
+        row = await _staff_row(session, email)
         if timezone is not None:
             row.timezone = timezone
         if not row.active and spans:

@@ -1251,8 +1251,15 @@ def staff() -> None:
     help="Their time zone (Europe/London), in which their working hours are read. Left out: the business's "
     "(SWITCHBOARD_BUSINESS_TIMEZONE) for someone new, theirs for someone known.",
 )
+@click.option(
+    "--clinic",
+    help='Their clinic, by code (BER) or name ("Berlin Mitte"); the roster lists them under it, and someone new '
+    'takes its time zone. "" takes them out of theirs. Left out: theirs for someone known.',
+)
 @one_line_errors
-def staff_add(email: str, name: str | None, role: str | None, timezone: str | None) -> None:
+def staff_add(
+    email: str, name: str | None, role: str | None, timezone: str | None, clinic: str | None
+) -> None:
     """Add a staff member (the first admin of a new installation, say), or change one's name and role."""
     from domain.vocabulary import Role
     from storage.staff_accounts import StaffAccountRefused, operator, save_staff
@@ -1270,14 +1277,20 @@ def staff_add(email: str, name: str | None, role: str | None, timezone: str | No
                 actor=operator(),
                 timezone=timezone,
                 business_timezone=settings.business_timezone,
+                clinic=clinic,
             )
         except StaffAccountRefused as refused:
             raise StartupError(str(refused)) from None
 
     saved = run_async(_with_database(settings, save))
-    zone = f" in {timezone}: their working hours are read in it now" if timezone else ""
+    where = f" at {saved.clinic}" if saved.clinic and clinic else " at no clinic" if clinic == "" else ""
+    zone = (
+        f" in {saved.timezone}: their working hours are read in it now"
+        if timezone or (saved.created and saved.clinic)
+        else ""
+    )
     click.echo(
-        f"{'added' if saved.created else 'updated'} {saved.name} <{saved.email}> as {saved.role.value}{zone}; "
+        f"{'added' if saved.created else 'updated'} {saved.name} <{saved.email}> as {saved.role.value}{where}{zone}; "
         f"a sign-in link: switchboard login-link {saved.email}"
     )
 
@@ -1305,7 +1318,7 @@ def staff_list() -> None:
             *([f"Telegram {row.telegram_user_id}"] if row.telegram_user_id else []),
         ]
         click.echo(
-            f"{row.email}  {row.name}  {row.role}  "
+            f"{row.email}  {row.name}  {row.role}  {row.clinic or 'no clinic'}  "
             f"{', '.join(linked) or 'no bot linked'}{'' if row.active else '  (deactivated: cannot sign in)'}"
         )
 
@@ -1415,6 +1428,74 @@ def staff_remove(email: str) -> None:
             raise StartupError(str(refused)) from None
 
     click.echo(run_async(_with_database(settings, remove)))
+
+
+@main.group()
+def clinic() -> None:
+    """The business's clinics: the roster, reports and website chat keys name them."""
+
+
+@clinic.command("add")
+@click.argument("code")
+@click.option("--name", help='The clinic\'s name ("Berlin Mitte"); kept when left out for a known code.')
+@click.option(
+    "--timezone",
+    help="Its time zone (Europe/Berlin). Left out: the business's (SWITCHBOARD_BUSINESS_TIMEZONE) for a new "
+    "clinic, its own for a known one.",
+)
+@click.option("--country", help="Its country, two letters (DE). Left out: its time zone's country.")
+@one_line_errors
+def clinic_add(code: str, name: str | None, timezone: str | None, country: str | None) -> None:
+    """Add a clinic by its short code (BER), or change a known one's name, time zone or country."""
+    from storage.clinics import save_clinic
+    from storage.staff_accounts import StaffAccountRefused, operator
+    from switchboard.settings import country_of_timezone
+
+    settings = load_settings()
+
+    async def save(database: Any) -> Any:
+        await require_migrated(database)
+        try:
+            return await save_clinic(
+                database,
+                code,
+                name=name,
+                timezone=timezone,
+                country=country,
+                business_timezone=settings.business_timezone,
+                default_country=country_of_timezone(timezone or settings.business_timezone),
+                actor=operator(),
+            )
+        except StaffAccountRefused as refused:
+            raise StartupError(str(refused)) from None
+
+    saved = run_async(_with_database(settings, save))
+    click.echo(
+        f"{'added' if saved.created else 'updated'} clinic {saved.code}, {saved.name} ({saved.timezone}, "
+        f"{saved.country}); put staff in it with  switchboard staff add EMAIL --clinic {saved.code}"
+    )
+
+
+@clinic.command("list")
+@one_line_errors
+def clinic_list() -> None:
+    """Every clinic, with its time zone and how many staff belong to it."""
+    from storage.clinics import list_clinics
+
+    settings = load_settings()
+
+    async def read(database: Any) -> Any:
+        await require_migrated(database)
+        return await list_clinics(database)
+
+    rows = run_async(_with_database(settings, read))
+    if not rows:
+        click.echo("no clinics yet: add one with  switchboard clinic add CODE --name NAME")
+    for row in rows:
+        click.echo(
+            f"{row.code}  {row.name}  {row.timezone}  {row.country}  "
+            f"{row.staff} staff member{'' if row.staff == 1 else 's'}"
+        )
 
 
 @main.group("widget-key")

@@ -57,17 +57,14 @@ async def team_on(database: Database, weekday: int) -> list[TeamMember]:
             .order_by(ClinicianHours.staff_id, ClinicianHours.starts)
         ):
             spans[staff_id].append((starts, ends))
-        held = dict(
-            (
-                await session.execute(
-                    select(ChatSession.assigned_staff_id, func.count())
-                    .where(ChatSession.status.in_(OPEN_STATUSES), ChatSession.assigned_staff_id.is_not(None))
-                    .group_by(ChatSession.assigned_staff_id)
-                )
+        held: dict[int | None, int] = {
+            staff_id: count
+            for staff_id, count in await session.execute(
+                select(ChatSession.assigned_staff_id, func.count())
+                .where(ChatSession.status.in_(OPEN_STATUSES), ChatSession.assigned_staff_id.is_not(None))
+                .group_by(ChatSession.assigned_staff_id)
             )
-            .tuples()
-            .all()
-        )
+        }
     return [
         TeamMember(id, name, location, zone, availability, tuple(spans.get(id, ())), int(held.get(id, 0)))
         for id, name, location, zone, availability, role in people

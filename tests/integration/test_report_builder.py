@@ -587,8 +587,7 @@ async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_th
     again = await post_form(client, page, f"{page}/schedules", {**form, "to": "#ops"})
     assert again.status_code == 422 and 'id="schedule-time-error"' in again.text
     assert (
-        "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #"
-        in again.text
+        "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #" in again.text
     )
     assert "nothing new was scheduled." in again.text
 

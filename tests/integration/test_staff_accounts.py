@@ -43,7 +43,7 @@ def test_the_first_admin_signs_in_on_a_fresh_database_and_every_change_is_audite
         "updated Dana Weber <dana@clinic.example> as manager"
     )
     listed = runner.invoke(cli, ["staff", "list"])
-    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager  no bot linked"
+    assert listed.output.strip() == "dana@clinic.example  Dana Weber  manager  no clinic  no bot linked"
 
     for bad, why in (
         (["not-an-email", "--name", "X"], "is not an email address"),
@@ -101,7 +101,7 @@ def test_an_admin_links_staff_to_the_bots_and_removes_someone_who_left(
     assert linked.exit_code == 0, linked.output
     assert linked.output.strip() == "Lena <lena@clinic.example>: Slack U0LENA1, Telegram 4242"
     listed = runner.invoke(cli, ["staff", "list"]).output
-    assert "lena@clinic.example  Lena  agent  Slack U0LENA1, Telegram 4242" in listed
+    assert "lena@clinic.example  Lena  agent  no clinic  Slack U0LENA1, Telegram 4242" in listed
 
     for args, why in (
         (
@@ -235,3 +235,97 @@ def test_an_admin_sets_a_clinician_s_working_hours_and_the_front_desk_sees_who_i
     off = runner.invoke(cli, ["staff", "hours", "lena@clinic.example", "off"])
     assert off.exit_code == 0 and "has no working hours" in off.output
     assert asyncio.run(stored())[0] == []
+
+
+@pytest.mark.parametrize("engine", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_an_admin_adds_clinics_and_puts_staff_in_them_for_the_roster(
+    engine: str, fresh_databases: FreshDatabases, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A new installation had no way to make a clinic or put someone in one but SQL, so the roster said
+    "no clinic set for anyone"."""
+    url = fresh_databases.url(engine)
+    monkeypatch.setenv("SWITCHBOARD_DATABASE_URL", url)
+    runner = CliRunner()
+    assert "no clinics yet" in runner.invoke(cli, ["clinic", "list"]).output
+    berlin = runner.invoke(cli, ["clinic", "add", "ber", "--name", "Berlin  Mitte"])
+    assert berlin.exit_code == 0, berlin.output
+    assert berlin.output.startswith("added clinic BER, Berlin Mitte (Europe/Berlin, DE)")
+    london = runner.invoke(
+        cli, ["clinic", "add", "LON", "--name", "London Soho", "--timezone", "Europe/London"]
+    )
+    assert "added clinic LON, London Soho (Europe/London, GB)" in london.output
+    for bad, why in (
+        (["B R", "--name", "X"], "is not a clinic code"),
+        (["NEW"], "give the clinic's name"),
+        (["HAM", "--name", "Hamburg", "--timezone", "Hamburg"], "is not a time zone"),
+        (["HAM", "--name", "Hamburg", "--country", "DEU"], "is not a country code"),
+    ):
+        refused = runner.invoke(cli, ["clinic", "add", *bad])
+        assert refused.exit_code == 2 and why in refused.output and "Traceback" not in refused.output, bad
+    renamed = runner.invoke(cli, ["clinic", "add", "BER", "--name", "Berlin-Mitte"])
+    assert renamed.output.startswith("updated clinic BER, Berlin-Mitte (Europe/Berlin, DE)")
+
+    added = runner.invoke(
+        cli, ["staff", "add", "harry@clinic.example", "--name", "Harry Patel", "--clinic", "london soho"]
+    )
+    assert added.exit_code == 0, added.output
+    assert added.output.startswith(
+        "added Harry Patel <harry@clinic.example> as agent at London Soho in Europe/London: their working hours"
+    ), "someone new takes their clinic's zone"
+    lena = runner.invoke(
+        cli,
+        [
+            "staff",
+            "add",
+            "lena@clinic.example",
+            "--name",
+            "Lena Hoffmann",
+            "--role",
+            "admin",
+            "--clinic",
+            "BER",
+        ],
+    )
+    assert "as admin at Berlin-Mitte in Europe/Berlin" in lena.output
+    nowhere = runner.invoke(cli, ["staff", "add", "lena@clinic.example", "--clinic", "Atlantis"])
+    assert nowhere.exit_code == 2
+    assert (
+        "there is no clinic 'Atlantis'; the clinics are: BER (Berlin-Mitte), LON (London Soho)"
+        in nowhere.output
+    )
+    listed = runner.invoke(cli, ["clinic", "list"]).output.splitlines()
+    assert listed == [
+        "BER  Berlin-Mitte  Europe/Berlin  DE  1 staff member",
+        "LON  London Soho  Europe/London  GB  1 staff member",
+    ]
+    assert "lena@clinic.example  Lena Hoffmann  admin  Berlin-Mitte  no bot linked" in (
+        runner.invoke(cli, ["staff", "list"]).output
+    )
+
+    for email in ("harry@clinic.example", "lena@clinic.example"):
+        assert runner.invoke(cli, ["staff", "hours", email, "Mo-Fr 9-17"]).exit_code == 0
+    roster = runner.invoke(
+        cli, ["ask", "--as", "lena@clinic.example", "--out", str(tmp_path), "who is on duty on friday?"]
+    )
+    assert roster.exit_code == 0, roster.output
+    assert "2 people work on Friday at 2 clinics." in roster.output, roster.output
+    assert roster.output.index("Berlin-Mitte") < roster.output.index("Lena Hoffmann")
+    assert roster.output.index("London Soho") < roster.output.index("Harry Patel")
+
+    # Out of a clinic again: "" takes them out, and the roster says so.
+    out = runner.invoke(cli, ["staff", "add", "harry@clinic.example", "--clinic", ""])
+    assert out.exit_code == 0 and "as agent at no clinic;" in out.output, out.output
+    assert (
+        "LON  London Soho  Europe/London  GB  0 staff members"
+        in runner.invoke(cli, ["clinic", "list"]).output
+    )
+
+    async def audited() -> list[str]:
+        database = Database.connect(url)
+        try:
+            async with database.read_sessions() as session:
+                return list(await session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(audited())[:3] == ["clinic.add", "clinic.add", "clinic.update"]
