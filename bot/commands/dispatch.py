@@ -116,7 +116,7 @@ def parse(
     campaign = _campaign_asked_about(text, values.get("campaign", {}))
     if campaign is not None:
         return Parsed(BY_NAME["campaign status"], CampaignAction("status", campaign))
-    duty = on_duty_question(text, today)
+    duty = on_duty_question(text, today, values.get("location", {}))
     if duty is not None:  # "who is on duty today?", "wer hat morgen Dienst?"
         return Parsed(BY_NAME["team"], duty)
     if asks_how_to(text):

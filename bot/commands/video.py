@@ -123,7 +123,7 @@ def parse_slots(words: list[str], rest: str, today: date) -> VideoSlots:
     on_split = _split_at(words, "on")
     if on_split is not None and on_split[1]:
         words, day = on_split[0], parse_day(on_split[1], today, SLOTS_USAGE)
-    elif words and words[-1].lower() in ("today", "tomorrow"):
+    elif words and words[-1].lower() in ("today", "tomorrow", "heute", "morgen", "übermorgen", "uebermorgen"):
         words, day = words[:-1], parse_day(words[-1:], today, SLOTS_USAGE)
     if not words:
         raise ParseError("Say whose free times: a clinician's name, or “mine”.", SLOTS_USAGE)

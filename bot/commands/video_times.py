@@ -15,6 +15,8 @@ _CLOCK = re.compile(r"(\d{1,2})(?:[:.h](\d{2}))?\s*(am|pm|h|uhr)?")
 _ISO_DAY = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DOTTED_DAY = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{4})?")
 _WEEKDAYS = WEEKDAYS  # English and German, full and short (domain/dates_said.py)
+#: "next monday", "nächsten Montag", "kommenden Freitag": never today.
+_NEXT = ("next", "nächsten", "naechsten", "nächster", "kommenden", "kommender")
 _MONTHS = {
     name: index + 1
     for index, names in enumerate(
@@ -72,9 +74,18 @@ def parse_day(words: Sequence[str], today: date, usage: str) -> DaySpec:
         return DaySpec(days_ahead=0)
     if text in ("tomorrow", "tmrw", "morgen"):
         return DaySpec(days_ahead=1)
-    if text.removeprefix("next ") in _WEEKDAYS:
+    if text in ("yesterday", "gestern"):
+        return DaySpec(days_ahead=-1)
+    if text in ("day after tomorrow", "the day after tomorrow", "übermorgen", "uebermorgen"):
+        return DaySpec(days_ahead=2)
+    first, _, named = text.partition(" ")
+    if named in _WEEKDAYS and first in _NEXT:
         # "next monday" said on a Monday is a week on, not today; "monday" is today or the coming one.
-        return DaySpec(weekday=_WEEKDAYS[text.removeprefix("next ")], next_week=text.startswith("next "))
+        return DaySpec(weekday=_WEEKDAYS[named], next_week=True)
+    if named in _WEEKDAYS and first in ("this", "diesen", "dieser", "diesem"):
+        return DaySpec(weekday=_WEEKDAYS[named])
+    if text in _WEEKDAYS:
+        return DaySpec(weekday=_WEEKDAYS[text])
     found = _ISO_DAY.fullmatch(text)
     if found:
         return DaySpec(on=_date(int(found[1]), int(found[2]), int(found[3]), usage))
@@ -140,5 +151,5 @@ def when_words(when: WhenSpec) -> list[str]:
     elif day.weekday is not None:
         said = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[day.weekday]
     else:
-        said = "tomorrow" if day.days_ahead == 1 else "today"
+        said = {-1: "yesterday", 1: "tomorrow", 2: "day after tomorrow"}.get(day.days_ahead or 0, "today")
     return [said, f"{when.at:%H:%M}"]

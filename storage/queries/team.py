@@ -31,9 +31,9 @@ class TeamMember:
     conversations: int
 
 
-async def team_on(database: Database, weekday: int) -> list[TeamMember]:
+async def team_on(database: Database, weekday: int, *, location_code: str | None = None) -> list[TeamMember]:
     """Every active agent, manager and admin, and anyone else with working hours, with their hours on `weekday`
-    (Monday 0) and their open conversations, by clinic and name."""
+    (Monday 0) and their open conversations, by clinic and name; only the clinic's with `location_code`."""
     async with database.read_sessions() as session:
         people = (
             await session.execute(
@@ -46,7 +46,10 @@ async def team_on(database: Database, weekday: int) -> list[TeamMember]:
                     StaffUser.role,
                 )
                 .outerjoin(Location, Location.id == StaffUser.location_id)
-                .where(StaffUser.active.is_(True))
+                .where(
+                    StaffUser.active.is_(True),
+                    *([Location.code == location_code] if location_code is not None else []),
+                )
                 .order_by(Location.name, StaffUser.name, StaffUser.id)
             )
         ).all()

@@ -1085,3 +1085,47 @@ async def test_the_front_desk_asks_who_is_on_duty_and_the_roster_is_the_rows(see
         for name, _clinic, starts, ends in rows:
             row = next(r for r in reply.table.rows if r[1] == name)
             assert f"{starts:%H:%M}–{ends:%H:%M}" in row[2]
+
+
+async def test_the_roster_of_one_clinic_on_a_day_said_in_words_is_its_rows(seeded: CommandContext) -> None:
+    """ "wer hat übermorgen Dienst", a date and a clinic's name were no roster questions."""
+    from storage.models import ClinicianHours, Location, StaffUser
+
+    today = seeded.now().astimezone(ZoneInfo(seeded.business_tz)).date()
+    after = today + timedelta(days=2)
+    async with seeded.database.read_sessions() as session:
+        code, clinic = (
+            await session.execute(select(Location.code, Location.name).order_by(Location.id))
+        ).first()
+        people = set(
+            await session.scalars(
+                select(StaffUser.name)
+                .join(ClinicianHours, ClinicianHours.staff_id == StaffUser.id)
+                .join(Location, Location.id == StaffUser.location_id)
+                .where(ClinicianHours.weekday == after.weekday(), StaffUser.active.is_(True))
+                .where(Location.code == code)
+            )
+        )
+        everyone = set(
+            await session.scalars(
+                select(StaffUser.name)
+                .join(ClinicianHours, ClinicianHours.staff_id == StaffUser.id)
+                .where(ClinicianHours.weekday == after.weekday(), StaffUser.active.is_(True))
+            )
+        )
+    assert people and everyone > people, "the seed gives the clinic and another clinicians that day"
+    for asked in (f"wer hat übermorgen in {clinic} Dienst?", f"team day after tomorrow {code.lower()}"):
+        reply = await ask(seeded, asked, as_email=AGENT)
+        assert reply.kind == "answer" and reply.table is not None, (asked, reply.text)
+        assert {row[1] for row in reply.table.rows} == people, asked
+        assert {row[0] for row in reply.table.rows} == {clinic}
+        assert reply.text.startswith(f"{len(people)} people work at {clinic} on {after:%A}"), reply.text
+    everywhere = await ask(seeded, f"who is on duty on {after.day} {after:%b}?", as_email=AGENT)
+    assert everywhere.table is not None and {row[1] for row in everywhere.table.rows} == everyone
+    unknown = await ask(seeded, "team tomorrow atlantis", as_email=AGENT)
+    assert unknown.kind == "error" and unknown.text.startswith(
+        "There is no clinic “atlantis”; the clinics are:"
+    )
+    assert f"{clinic} ({code})" in unknown.text
+    passed = await ask(seeded, "team yesterday", as_email=AGENT)
+    assert passed.kind == "error" and "has passed" in passed.text

@@ -73,11 +73,37 @@ def test_hours_that_do_not_make_sense_are_refused_in_words(written: str, why: st
         ("wer ist morgen da", date(2026, 12, 8)),
         ("welche Ärzte arbeiten am Freitag?", date(2026, 12, 11)),
         ("who is in", MONDAY),
+        ("wer hat übermorgen Dienst?", date(2026, 12, 9)),
+        ("who works the day after tomorrow?", date(2026, 12, 9)),
+        ("who is working next monday?", date(2026, 12, 14)),
+        ("welche Ärzte arbeiten nächsten Freitag?", date(2026, 12, 11)),
+        ("wer arbeitet am 24.12.?", date(2026, 12, 24)),
+        ("who is on duty on 7 jan", date(2027, 1, 7)),
     ],
 )
 def test_front_desk_questions_ask_who_is_on_duty_on_a_day(asked: str, day: date) -> None:
     found = on_duty_question(asked, MONDAY)
-    assert found is not None
+    assert found is not None and found.clinic is None
+    assert (found.day.resolve(MONDAY) if found.day else MONDAY) == day
+
+
+#: The clinics' names as people say them (bot/commands/everyday_names.py), to their codes.
+CLINICS = {"berlin": "BER", "mitte": "BER", "berlin mitte": "BER", "wien": "VIE", "vienna": "VIE"}
+
+
+@pytest.mark.parametrize(
+    ("asked", "day", "clinic"),
+    [
+        ("who is on duty tomorrow in Berlin?", date(2026, 12, 8), "berlin"),
+        ("wer arbeitet am 24.12. in Wien?", date(2026, 12, 24), "wien"),
+        ("who is on duty today at the Berlin Mitte clinic?", MONDAY, "berlin mitte"),
+        ("wer ist heute in Wien da?", MONDAY, "wien"),
+        ("who works in Berlin", MONDAY, "berlin"),
+    ],
+)
+def test_a_duty_question_may_name_a_clinic(asked: str, day: date, clinic: str) -> None:
+    found = on_duty_question(asked, MONDAY, CLINICS)
+    assert found is not None and found.clinic == clinic
     assert (found.day.resolve(MONDAY) if found.day else MONDAY) == day
 
 
@@ -89,8 +115,10 @@ def test_front_desk_questions_ask_who_is_on_duty_on_a_day(asked: str, day: date)
         "which clinics had the most no-shows",
         "wer hat am meisten Umsatz gemacht",
         "who is on duty today and tomorrow",
-        "who works in Berlin",
+        "who works in Berlin",  # no clinic is called so here
+        "who works the most chats",
+        "wer arbeitet am 24.12. in Hamburg",
     ],
 )
 def test_other_questions_are_not_taken_for_a_duty_roster(asked: str) -> None:
-    assert on_duty_question(asked, MONDAY) is None
+    assert on_duty_question(asked, MONDAY, {} if "Berlin" in asked else CLINICS) is None
