@@ -40,7 +40,9 @@ def format_value(value: float | None, unit: Unit, *, locale: str, currency: str 
     if unit == "currency":
         return str(format_currency(value, _require_currency(currency), locale=locale))
     if unit == "percent":
-        return str(_percent_pattern(locale, min_fraction=1, max_fraction=1).apply(value, locale))
+        # Under 1 % a second decimal: an opt-out rate of 0.43 % is not "0.4%", and 0.04 % is not "0.0%".
+        digits = 2 if 0 < abs(value) < 0.01 else 1
+        return str(_percent_pattern(locale, min_fraction=digits, max_fraction=digits).apply(value, locale))
     if unit == "count":
         return str(format_decimal(round(value), locale=locale))
     if unit == "duration":

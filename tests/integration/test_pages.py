@@ -987,7 +987,7 @@ async def test_the_executive_page_sets_each_kpi_with_a_target_against_it(
         assert total is not None, metric.name
         met = total <= metric.target if metric.direction == "down_is_good" else total >= metric.target
         shown = (  # a score (CSAT) to two decimals at most
-            format_percent(total, "#,##0.0%", locale="en_GB")
+            format_percent(total, "#,##0.00%" if 0 < total < 0.01 else "#,##0.0%", locale="en_GB")
             if metric.unit == "percent"
             else format_decimal(total, "#,##0.##", locale="en_GB")
         )

@@ -130,3 +130,12 @@ def test_date_labels_use_the_locale_order_and_month_names(locale: str, day: str,
 def test_freshness_stamp_is_in_the_readers_zone_and_names_it(locale: str, expected: str) -> None:
     moment = datetime(2026, 11, 24, 13, 5, tzinfo=UTC)
     assert format_datetime_stamp(moment, timezone="Europe/Berlin", locale=locale) == expected
+
+
+def test_a_rate_under_one_percent_keeps_a_second_decimal() -> None:
+    """An opt-out rate of 0.43 % read "0.4%", and 0.04 % read "0.0%", as if nobody had opted out."""
+    assert format_value(0.0043, "percent", locale="en_GB") == "0.43%"
+    assert format_value(0.0004, "percent", locale="en_GB") == "0.04%"
+    assert format_value(0.0, "percent", locale="en_GB") == "0.0%"
+    assert format_value(0.012, "percent", locale="en_GB") == "1.2%"
+    assert format_value(0.0043, "percent", locale="de_DE") == "0,43\xa0%"
