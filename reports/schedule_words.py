@@ -42,7 +42,17 @@ GERMAN_DAYS = dict(
 )
 #: Words a schedule said in German starts with, for the command line to find where "when" begins.
 GERMAN_STARTS = frozenset(
-    {"jeden", "jede", "jedes", "immer", "täglich", "werktags", "monatlich", *(f"{d}s" for d in GERMAN_DAYS)}
+    {
+        "jeden",
+        "jede",
+        "jedes",
+        "immer",
+        "täglich",
+        "werktags",
+        "monatlich",
+        "mo-fr",
+        *(f"{d}s" for d in GERMAN_DAYS),
+    }
 )
 
 
@@ -57,8 +67,13 @@ def _from_german(said: str) -> str:
     said = re.sub(
         r"^(?:immer )?(?:werktags|jeden werktag|an werktagen|montags? bis freitags?)\b", "every weekday", said
     )
+    said = re.sub(
+        r"^(?:immer |jeden )?mo\.?\s*(?:-|bis)\s*fr\.?(?= |$)", "every weekday", said
+    )  # "Mo-Fr 7:30"
     for german, english in GERMAN_DAYS.items():
         said = re.sub(rf"^(?:immer |jeden )?{german}s?\b", f"every {english}", said)
+        # "jeden Mo 8:00", "jeden Fr. 17 Uhr": a short day name only after "jeden" ("so" is an English word).
+        said = re.sub(rf"^(?:immer |jeden ){german[:2]}\.?(?= |$)", f"every {english}", said)
     said = re.sub(
         r"^(?:jeden monat|monatlich)(?: am)? (\d{1,2})\.?(?= |$)|^am (\d{1,2})\.? (?:jeden|eines) monats\b",
         lambda m: f"every month on the {m.group(1) or m.group(2)}",

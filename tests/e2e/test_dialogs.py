@@ -617,6 +617,8 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
             "answer",
             "every Friday at 17:00",
         ),
+        (MANAGER, "report schedule weekly-revenue jeden Mo 8:00 to me", "answer", "every Monday at 08:00"),
+        (MANAGER, "report schedule weekly-revenue Mo-Fr 7:30 to me", "error", "already goes to"),
         (
             MANAGER,
             "report schedule weekly-revenue every month on the 31st at 8:00 to me",
@@ -626,7 +628,7 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
         (MANAGER, "report unschedule weekly-revenue to #management", "answer", "Stopped 1 schedule"),
         (MANAGER, "report unschedule weekly-revenue to #management", "error", "no schedule to #management"),
         (AGENT, "report unschedule weekly-revenue", "denied", "manager"),
-        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 2 schedules"),
+        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 3 schedules"),
     ]
     await run_dialog(seeded, table)
     ran = await ask(seeded, "report run weekly-revenue for last month by clinic", as_email=VIEWER)
@@ -636,7 +638,7 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
     assert [b.command for b in ran.buttons][:1] == ["report run weekly-revenue by source channel"]
     async with seeded.database.read_sessions() as session:
         actions = list(await session.scalars(select(AuditLog.action).order_by(AuditLog.id)))
-    assert actions == [*["report.schedule"] * 3, *["report.unschedule"] * 3]  # one per schedule stopped
+    assert actions == [*["report.schedule"] * 4, *["report.unschedule"] * 4]  # one per schedule stopped
 
 
 async def test_a_report_runs_split_two_ways_from_chat(seeded: CommandContext) -> None:

@@ -51,6 +51,9 @@ NAMES = {"location": [("BER", "Berlin Mitte"), ("HAM", "Hamburg")]}
         ("jeden Tag um 6:00", "0 6 * * *", "every day at 06:00"),
         ("monatlich am 1. um 9:00", "0 9 1 * *", "every month on day 1 at 09:00"),
         ("am 15. jeden Monats um 9 Uhr", "0 9 15 * *", "every month on day 15 at 09:00"),
+        ("jeden Mo 8:00", "0 8 * * 1", "every Monday at 08:00"),
+        ("jeden Fr. 17 Uhr", "0 17 * * 5", "every Friday at 17:00"),
+        ("Mo-Fr 7:30", "30 7 * * 1-5", "every weekday at 07:30"),
     ],
 )
 def test_a_schedule_said_in_words_becomes_cron_and_reads_back(said: str, cron: str, words: str) -> None:
