@@ -20,7 +20,7 @@ from bot.replies import Reply
 from bot.slack.compose import COMPOSE_CALLBACK, command_from_submission, compose_view
 from bot.slack.delivery import Conversation, deliver_reply
 from bot.slack.progress import track_progress
-from bot.slack.render import ACTION_PREFIX, CONFIRM_BLOCK_ID, escape_mrkdwn
+from bot.slack.render import ACTION_PREFIX, CHAT_CARD_BLOCK_ID, CONFIRM_BLOCK_ID, escape_mrkdwn
 from bot.slack.threads import ThreadDesk, tell_privately, thread_message_of
 from domain.conversations.slack_threads import ThreadAnswer
 
@@ -239,12 +239,17 @@ class SlackFrontEnd:
         channel_id = (body.get("channel") or {}).get("id") or container.get("channel_id")
         if action.get("block_id") == CONFIRM_BLOCK_ID:
             await self.retire_question(respond, message, user_id, action)
+        on_card = action.get("block_id") == CHAT_CARD_BLOCK_ID
         where = Conversation(
             user_id=user_id,
             channel_id=channel_id,
             team_id=(body.get("team") or {}).get("id") or body["user"].get("team_id"),
-            thread_ts=message.get("thread_ts") or container.get("thread_ts"),
-            asked_privately=bool(container.get("is_ephemeral")),
+            # A conversation card's answer goes beside it in its thread, to the presser alone: the thread
+            # itself says "Resolved." to everyone, once.
+            thread_ts=message.get("thread_ts")
+            or container.get("thread_ts")
+            or (message.get("ts") or container.get("message_ts") if on_card else None),
+            asked_privately=bool(container.get("is_ephemeral")) or on_card,
         )
         has_response_url = bool(body.get("response_url"))
         await self.answer(client, str(action.get("value", "")), where, respond if has_response_url else None)

@@ -14,6 +14,9 @@ ACTION_PREFIX = "sb_cmd_"
 #: block_id of the buttons under a confirmation question, so a press can retire the question.
 CONFIRM_BLOCK_ID = "sb_confirm"
 ACTIONS_BLOCK_ID = "sb_actions"
+#: block_id of the buttons on a conversation's first message in the live-chat channel: the thread says what a
+#: press changed ("Resolved."), so the command's own answer goes to the presser only.
+CHAT_CARD_BLOCK_ID = "sb_chat_card"
 
 # Block Kit limits (docs.slack.dev/reference/block-kit): exceeding any of them makes Slack reject
 # the whole message, so text is cut rather than sent whole.

@@ -16,7 +16,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.commands.masking import mask_email, mask_phone
 from bot.delivery_outcomes import FOLLOW_UP_TEMPLATE, failure_reason, window_closed
-from bot.slack.render import ACTION_PREFIX, ACTIONS_BLOCK_ID, SECTION_TEXT_LIMIT, clip, escape_mrkdwn
+from bot.slack.render import (
+    ACTION_PREFIX,
+    ACTIONS_BLOCK_ID,
+    CHAT_CARD_BLOCK_ID,
+    SECTION_TEXT_LIMIT,
+    clip,
+    escape_mrkdwn,
+)
 from domain.conversations.attachments import attachment_path
 from domain.conversations.delivery_echoes import PostNotTaken, PostRefused
 from domain.conversations.desk import STATUS_WORDS
@@ -107,7 +114,7 @@ def root_blocks(
         elements.append(element)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, SECTION_TEXT_LIMIT)}},
-        {"type": "actions", "block_id": ACTIONS_BLOCK_ID, "elements": elements},
+        {"type": "actions", "block_id": CHAT_CARD_BLOCK_ID, "elements": elements},
     ]
     fallback = f"Conversation {card.chat_id} on {channel} ({status})"
     return fallback, blocks

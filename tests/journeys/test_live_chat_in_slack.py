@@ -282,6 +282,7 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
 
     # Resolve from the button on the conversation's first message.
     resolve = next(e for e in root["blocks"][1]["elements"] if e["value"] == f"chat resolve {chat_id}")
+    public_before = [m["ts"] for m in live_chat(demo) if not m.get("visible_to")]
     demo.sandbox(
         "POST",
         "/_sandbox/slack/click",
@@ -297,6 +298,15 @@ def test_an_agent_answers_a_whatsapp_customer_from_the_slack_thread(demo: Demo) 
     wait_for(
         lambda: "(resolved)" in (the_root() or {}).get("text", "") or None, 30, "the root to say resolved"
     )
+    # Everyone sees it said once, in the thread; the command's own answer goes to Lena alone.
+    wait_for(
+        lambda: any(m.get("visible_to") == LENA and "esolved" in m["text"] for m in live_chat(demo)) or None,
+        30,
+        "the answer to the presser",
+    )
+    said = [m for m in live_chat(demo) if not m.get("visible_to") and m["ts"] not in public_before]
+    assert all(m.get("thread_ts") == root["ts"] for m in said), "nothing new outside the thread"
+    assert [m["text"] for m in said if "esolved" in m["text"]] == ["_Resolved._"], [m["text"] for m in said]
 
 
 def test_a_new_patient_s_first_whatsapp_reaches_an_agent_and_her_answer_reaches_them(
