@@ -130,7 +130,7 @@ async def agent_answers(
     if not text.strip() and file is None:
         return ThreadAnswer("refused", "That reply has no words to send; nothing was sent.", chat_id)
     try:
-        require_words_for_the_customer(text, via)  # "canned thanks for 12" typed in the thread
+        require_words_for_the_customer(text, via, chat_id)  # "canned thanks for 12" typed in the thread
         require_filled(text)  # a canned reply pasted with a {variable} still in it
     except CannedReplyError as refusal:
         return ThreadAnswer("refused", f"Not sent: {refusal}", chat_id)

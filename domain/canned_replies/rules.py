@@ -128,20 +128,26 @@ def require_filled(text: str) -> None:
 _COMMAND_LIKE = re.compile(
     r"\s*(?:canned\s+[\w-]+(?:\s+for\s+#?\d+)?\s*$|/[a-z][\w-]*(?:@\w+)?(?:\s|$))", re.IGNORECASE
 )
-#: How to run a command, by where it was typed.
-_RUN_IT = {
-    "slack": "Run commands in the channel with /sb (`/sb canned thanks for 12`)",
-    "telegram": "Send a command to the bot as a message of its own, not as a reply to a conversation",
-}
+#: The canned reply a command-like thread reply names: "thanks" in "/thanks", "canned thanks for 12".
+_SHORTCUT = re.compile(r"\s*/?(?:sb\s+)?(?:canned\s+)?([\w-]+)", re.IGNORECASE)
 
 
-def require_words_for_the_customer(text: str, via: str = "slack") -> None:
-    """Refuse a thread reply that is a command typed where replies go: it would reach the customer as it is."""
-    if _COMMAND_LIKE.match(text):
-        raise CannedReplyError(
-            f"“{text.strip()[:80]}” looks like a command, and a reply here goes to the customer as written. "
-            f"{_RUN_IT.get(via, _RUN_IT['slack'])}, or insert a canned reply in the dashboard's reply box."
-        )
+def require_words_for_the_customer(text: str, via: str = "slack", chat_id: int | None = None) -> None:
+    """Refuse a thread reply that is a command typed where replies go: it would reach the customer as it is.
+    The refusal says how to run it for this conversation (`chat_id`)."""
+    if not _COMMAND_LIKE.match(text):
+        return
+    if via == "telegram":
+        how = "Send a command to the bot as a message of its own, not as a reply to a conversation"
+    else:
+        named = _SHORTCUT.match(text)
+        shortcut = named.group(1).lower() if named else "thanks"
+        for_chat = f" for {chat_id}" if chat_id is not None else " for CONVERSATION"
+        how = f"Run commands in the channel with /sb (`/sb canned {shortcut}{for_chat}`)"
+    raise CannedReplyError(
+        f"“{text.strip()[:80]}” looks like a command, and a reply here goes to the customer as written. "
+        f"{how}, or insert a canned reply in the dashboard's reply box."
+    )
 
 
 def missing_sentence(missing: tuple[str, ...]) -> str:

@@ -664,7 +664,7 @@ async def test_a_command_typed_in_a_thread_is_refused_and_nothing_reaches_the_cu
                 parts, seeded.chat_id, agent, text, via="slack", ref=f"slack:C1:{text}", request_key=text
             )
             assert answer.kind == "refused" and "looks like a command" in str(answer.say), answer
-            assert "/sb canned thanks for 12" in str(answer.say)
+            assert f"/sb canned thanks for {seeded.chat_id}`" in str(answer.say)
     finally:
         await database.dispose()
     assert (
