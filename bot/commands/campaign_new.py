@@ -266,7 +266,7 @@ async def run_new(command: NewCampaign, who: StaffIdentity, ctx: CommandContext)
             in_chat=True,
         )
         return Reply(
-            f"“{command.name}” would send {preview.planned:,} of {preview.recipients:,} messages{when}, for "
+            f"“{command.name}” would send it to {preview.planned:,} of {preview.recipients:,} recipients{when}, for "
             f"about {estimated_cost(preview, ctx.settings.business_locale)}. Save it as a draft?"
             + "".join(f"\n⚠ {note}" for note in notes),
             title=f"New campaign: {command.name}",

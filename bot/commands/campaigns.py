@@ -18,7 +18,7 @@ from domain.campaigns import use_cases
 from domain.campaigns.languages import not_in_their_language
 from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview, CampaignProgress
 from domain.campaigns.rules import allowed_actions
-from domain.messages.words import channel_words
+from domain.messages.words import channel_words, failure_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
 from reports.charts.formatting import format_value
@@ -196,8 +196,8 @@ async def _status(
     progress = await use_cases.campaign_progress(ctx.uow.campaigns(), found.id)
     by_status = ", ".join(f"{s} {n:,}" for s, n in progress.sent_by_stage()) or "nothing planned yet"
     failed = _why_not_delivered(progress)
-    reasons = ", ".join(
-        f"{r.replace('_', ' ')} {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
+    reasons = "; ".join(
+        f"{failure_words(r)}: {n:,}" for r, n in sorted(progress.suppressed_by_reason.items())
     )
     fields: tuple[Field, ...] = (
         Field("Status", progress.status.value),
@@ -264,7 +264,7 @@ async def _preview(
     )
     locale = ctx.settings.business_locale
     text = (
-        f"Launching {slug} would send {preview.planned:,} of {preview.recipients:,} messages "
+        f"Launching “{found.name}” would send it to {preview.planned:,} of {preview.recipients:,} recipients "
         f"for about {estimated_cost(preview, locale)}."
     ) + "".join(
         f"\n⚠ {note}"
@@ -273,15 +273,15 @@ async def _preview(
     if command.verb == "preview":
         return Reply(
             text,
-            title=f"Preview: {slug}",
+            title=f"Preview: {found.name}",
             fields=preview_fields(preview, locale),
             buttons=_action_buttons(slug, allowed),
         )
     if command.verb == "cancel":
-        text = f"Cancel {slug}? Every message still planned is dropped; sent ones stay sent."
+        text = f"Cancel “{found.name}”? Every message still planned is dropped; sent ones stay sent."
     return Reply(
         text,
-        title=f"{command.verb.capitalize()} {slug}?",
+        title=f"{command.verb.capitalize()} “{found.name}”?",
         fields=preview_fields(preview, locale),
         confirm=True,
         private=True,
@@ -306,7 +306,7 @@ async def _launch(
         ctx.uow.campaigns(), found.id, ctx.now(), actor=who.email, via=who.via
     )
     return Reply(
-        f"Campaign {slug} is {campaign.status.value}. Its messages are planned in batches by the "
+        f"Campaign “{found.name}” is {campaign.status.value}. Its messages are planned in batches by the "
         f"scheduler; `campaign status {slug}` shows progress.",
         title="Launched",
         buttons=(Button("Status", f"campaign status {slug}"), Button("Pause", f"campaign pause {slug}")),
@@ -321,7 +321,7 @@ async def _pause(
     slug = found.slug
     campaign = await use_cases.pause_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
     return Reply(
-        f"Campaign {slug} is {campaign.status.value}; nothing more goes out until it is resumed.",
+        f"Campaign “{found.name}” is {campaign.status.value}; nothing more goes out until it is resumed.",
         buttons=(Button("Resume", f"campaign resume {slug}"),),
     )
 
@@ -330,7 +330,7 @@ async def _resume(
     command: CampaignAction, who: StaffIdentity, ctx: CommandContext, found: CampaignOverview
 ) -> Reply:
     campaign = await use_cases.resume_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
-    return Reply(f"Campaign {found.slug} is {campaign.status.value} again.")
+    return Reply(f"Campaign “{found.name}” is {campaign.status.value} again.")
 
 
 async def _cancel(
@@ -339,7 +339,7 @@ async def _cancel(
     if not command.confirm:
         return await _preview(command, who, ctx, found)
     cancelled = await use_cases.cancel_campaign(ctx.uow.campaigns(), found.id, actor=who.email, via=who.via)
-    return Reply(f"Campaign {found.slug} is cancelled; {cancelled:,} planned messages were dropped.")
+    return Reply(f"Campaign “{found.name}” is cancelled; {cancelled:,} planned messages were dropped.")
 
 
 #: One handler per command row.

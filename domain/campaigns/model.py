@@ -277,7 +277,7 @@ PROGRESS_WORDS = {
     MessageStatus.UNDELIVERED.value: "not delivered",
     MessageStatus.FAILED.value: "failed",
     MessageStatus.DEAD.value: "given up after retries",
-    MessageStatus.SUPPRESSED.value: "not sent (a rule held it back)",
+    MessageStatus.SUPPRESSED.value: "held back (an opt-out, missing consent or a limit)",
     MessageStatus.CANCELLED.value: "cancelled",
 }
 

@@ -864,7 +864,7 @@ async def test_a_one_line_campaign_can_aim_at_a_clinic_and_at_patients_not_seen_
     )
     asked = await ask(seeded, line, as_email=MANAGER)
     if expected:
-        assert asked.kind == "answer" and f"of {expected:,} messages" in asked.text, asked.text
+        assert asked.kind == "answer" and f"of {expected:,} recipients" in asked.text, asked.text
     else:
         assert "No customer matches" in asked.text
     table = [
@@ -974,7 +974,7 @@ async def test_a_campaign_gives_german_messages_their_own_values(seeded: Command
     english = 'campaign new Winter DE template seasonal_offer with offer="10% off" code=WINTER to country:DE on email'
     asked = await ask(seeded, english, as_email=MANAGER)
     assert asked.kind == "answer", asked.text
-    planned = re.search(r"would send ([\d,]+) of", asked.text)
+    planned = re.search(r"would send it to ([\d,]+) of", asked.text)
     assert planned is not None
     count = int(planned.group(1).replace(",", ""))  # everyone in Germany reads the German message
     many = count != 1
