@@ -13,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.vocabulary import Channel, Direction
 from domain.widget.model import UNNAMED_VISITOR, Visitor
-from storage.models import ChatWidgetKey, ChatWidgetVisitor, Customer, CustomerCommunication, Location
+from storage.models import (
+    ChatWidgetKey,
+    ChatWidgetVisitor,
+    Customer,
+    CustomerCommunication,
+    CustomerTag,
+    Location,
+)
 
 
 def visitor_address(visitor_id: int) -> str:
@@ -69,13 +76,30 @@ class SqlVisitors:
         return found
 
     async def add_customer(
-        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+        self,
+        name: str,
+        email: str | None,
+        home_location_id: int | None,
+        at: datetime,
+        *,
+        timezone: str = "UTC",
+        locale: str = "en",
+        tag: str | None = None,
     ) -> int:
         customer = Customer(
-            name=name, email=email, home_location_id=home_location_id, created_at=at, updated_at=at
+            name=name,
+            email=email,
+            home_location_id=home_location_id,
+            timezone=timezone,
+            locale=locale,
+            created_at=at,
+            updated_at=at,
         )
         self.session.add(customer)
         await self.session.flush()
+        if tag:
+            self.session.add(CustomerTag(customer_id=customer.id, tag=tag))
+            await self.session.flush()
         return customer.id
 
     async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:

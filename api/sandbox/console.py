@@ -117,6 +117,7 @@ async def customer_telegram(request: web.Request) -> web.Response:
         callback_data=data.get("callback_data") or None,
         message_id=int(message_id) if message_id else None,
         upload=await media.upload_of(request, data),
+        language_code=str(data.get("language_code") or "en")[:35],
     )
     return _done(from_page, {"update": update})
 

@@ -568,6 +568,7 @@ def customer_writes(
     callback_data: str | None = None,
     message_id: int | None = None,
     upload: media.Upload | None = None,
+    language_code: str = "en",
 ) -> dict[str, Any]:
     """A pretend customer writes to the bot (or taps a button): webhook if one is set, else getUpdates.
 
@@ -575,7 +576,7 @@ def customer_writes(
     button with that callback data, so the bot can answer the query and edit that very message. Text with a
     `message_id` is a reply to that message of the bot's.
     """
-    person = {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": "en"}
+    person = {"id": chat_id, "is_bot": False, "first_name": first_name, "language_code": language_code}
     body: dict[str, Any]
     if callback_data is not None:
         query_id = str(secrets.randbits(63))

@@ -27,12 +27,14 @@ from domain.conversations.attachments import AttachmentRules, RefusedFile, check
 from domain.conversations.use_cases import InboundPolicy
 from domain.widget.model import (
     Visitor,
+    VisitorPlace,
     WidgetKey,
     WidgetRefused,
     WidgetTurn,
     check_key,
     check_origin,
     origin_of,
+    visitor_place,
 )
 from domain.widget.use_cases import confirm_replies, send_visitor_message, start_visit
 from storage.queries.widget import (
@@ -69,6 +71,9 @@ class SessionBody(msgspec.Struct, forbid_unknown_fields=False):
     token: str | None = None
     name: str | None = None
     email: str | None = None
+    #: The browser's time zone and language ("Europe/Vienna", "de-AT"): a visitor who writes is placed by them.
+    zone: str | None = None
+    lang: str | None = None
 
 
 class MessageBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -78,6 +83,8 @@ class MessageBody(msgspec.Struct, forbid_unknown_fields=False):
     token: str | None = None
     name: str | None = None
     email: str | None = None
+    zone: str | None = None
+    lang: str | None = None
 
 
 class ReceiptBody(msgspec.Struct, forbid_unknown_fields=False):
@@ -207,7 +214,18 @@ async def _new_visit_allowed(request: Request[Any, Any, Any], key: WidgetKey, to
 
 
 def _policy(request: Request[Any, Any, Any]) -> InboundPolicy:
-    return InboundPolicy(_container(request).settings.business_name)
+    settings = _container(request).settings
+    return InboundPolicy(
+        settings.business_name,
+        business_timezone=settings.business_timezone,
+        customer_language=settings.customer_language,
+    )
+
+
+def _place(request: Request[Any, Any, Any], body: SessionBody | MessageBody) -> VisitorPlace:
+    """Where a visitor who writes now is taken to be: their browser's zone and language, else the business's."""
+    settings = _container(request).settings
+    return visitor_place(body.zone, body.lang, settings.business_timezone, settings.customer_language)
 
 
 @post("/widget/session", opt=PUBLIC, include_in_schema=False, status_code=200)
@@ -220,7 +238,13 @@ async def open_session(request: Request[Any, Any, Any]) -> Response[dict[str, An
         await _new_visit_allowed(request, key, body.token)
         container = _container(request)
         session = await start_visit(
-            widget_unit(container.units), key, body.token, now=utc_now(), name=body.name, email=body.email
+            widget_unit(container.units),
+            key,
+            body.token,
+            now=utc_now(),
+            name=body.name,
+            email=body.email,
+            place=_place(request, body),
         )
     except WidgetRefused as error:
         return _refusal(request, key, error)
@@ -265,6 +289,7 @@ async def _receive(request: Request[Any, Any, Any], *, offline: bool) -> Respons
             now=utc_now(),
             name=body.name,
             email=body.email,
+            place=_place(request, body),
         )
     except WidgetRefused as error:
         return _refusal(request, key, error)

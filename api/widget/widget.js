@@ -40,11 +40,14 @@
       return data;
     });
   }
+  // The visitor's own zone and language: the first time they write, their record is placed by them.
+  var zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (ignored) { zone = ""; }
   // text/plain keeps the request "simple": no CORS preflight from the clinic's pages.
   function call(path, body) {
     return fetch(base + path, {
       method: "POST", headers: { "Content-Type": "text/plain;charset=UTF-8" },
-      body: JSON.stringify(Object.assign({ key: key, token: state.token }, body)),
+      body: JSON.stringify(Object.assign({ key: key, token: state.token, zone: zone, lang: navigator.language }, body)),
     }).then(answered);
   }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from domain.said_place import known_zone, spoken_language
 from domain.vocabulary import Channel
 from domain.widget.model import UNNAMED_VISITOR
 
@@ -53,11 +54,22 @@ class Newcomer:
         return FIRST_CONTACT_TAG.format(channel=self.channel.value)
 
 
-def placed(found: Newcomer, business_timezone: str, business_language: str) -> Newcomer:
+def placed(
+    found: Newcomer,
+    business_timezone: str,
+    business_language: str,
+    *,
+    said_language: str | None = None,
+    said_timezone: str | None = None,
+) -> Newcomer:
     """`found` with the country, timezone and language its phone number tells (+49 151…: DE, Europe/Berlin,
-    German); the business's timezone and customers' language where it tells none (an email, a Telegram chat,
-    a number whose country spans several zones). Quiet hours and the template's language follow from them."""
-    country, zone, language = None, business_timezone, business_language
+    German); where it tells none (an email, a Telegram chat, a website visitor, a number whose country spans
+    several zones), the language and zone their app said (`said_language`: Telegram's language_code, a
+    browser's; `said_timezone`: a browser's), else the business's. Quiet hours and the template's language
+    follow from them."""
+    country = None
+    zone = known_zone(said_timezone) or business_timezone
+    language = spoken_language(said_language) or business_language
     if found.phone_e164 is not None:
         import phonenumbers  # loaded for a first contact's number only
 

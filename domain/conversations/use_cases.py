@@ -259,7 +259,12 @@ async def handle_customer_message(
         # STOP from a stranger does not, nor does a machine's mail (domain/conversations/newcomers.py).
         found = newcomer(message.channel, message.from_address, message.sender_name)
         if found is not None:
-            found = placed(found, policy.business_timezone, policy.customer_language)
+            found = placed(
+                found,
+                policy.business_timezone,
+                policy.customer_language,
+                said_language=message.sender_language,
+            )
             customer_id = await store.add_newcomer(found, now)
             first_contact = customer_id is not None
     replied_to = None

@@ -211,6 +211,8 @@ class InboundMessage:
     automated: bool = False
     #: An email's subject ("Rechnung Frage", without "Re:"): the conversation's, which replies answer under.
     subject: str | None = None
+    #: The language the sender's app says they use (Telegram's `language_code`, a browser's "de-AT"), if any.
+    sender_language: str | None = None
 
 
 class OutboxPort(Protocol):

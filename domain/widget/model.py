@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
+from domain.said_place import known_zone, spoken_language
+
 #: The longest message a visitor may send in one go.
 MAX_MESSAGE_CHARS = 4000
 #: A visitor's own name for a message (retries carry the same one, so it is stored once).
@@ -136,6 +138,23 @@ def check_client_id(client_id: str) -> str:
     if not CLIENT_ID.fullmatch(client_id):
         raise WidgetRefused("Each message needs an id of 8 to 64 letters, digits, - or _.", 422)
     return client_id
+
+
+@dataclass(frozen=True)
+class VisitorPlace:
+    """Where a visitor who writes is taken to be, and what they read: their browser's time zone and
+    language, else the business's; their quiet hours and the survey's language follow from it."""
+
+    timezone: str = "UTC"
+    language: str = "en"
+
+
+def visitor_place(
+    said_timezone: str | None, said_language: str | None, business_timezone: str, business_language: str
+) -> VisitorPlace:
+    return VisitorPlace(
+        known_zone(said_timezone) or business_timezone, spoken_language(said_language) or business_language
+    )
 
 
 def check_contact(name: str | None, email: str | None) -> tuple[str | None, str | None]:

@@ -14,9 +14,18 @@ class VisitorStore(Protocol):
     async def visitor(self, token_hash: str) -> Visitor | None: ...
 
     async def add_customer(
-        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+        self,
+        name: str,
+        email: str | None,
+        home_location_id: int | None,
+        at: datetime,
+        *,
+        timezone: str = "UTC",
+        locale: str = "en",
+        tag: str | None = None,
     ) -> int:
-        """A customer row for a visitor who writes; only the name is required."""
+        """A customer row for a visitor who writes, in their zone and language, with `tag` (their first
+        contact's); only the name is required."""
 
     async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:
         """A visitor who has opened the chat: no customer yet."""

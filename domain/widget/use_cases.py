@@ -8,6 +8,7 @@ from datetime import datetime
 from domain.audit import AuditEntry
 from domain.conversations.attachments import KeptFile
 from domain.conversations.model import CustomerMessage, InboundResult
+from domain.conversations.newcomers import FIRST_CONTACT_TAG
 from domain.conversations.use_cases import InboundPolicy, handle_customer_message
 from domain.delivery.ports import DeliveryReceipt, InboundMessage
 from domain.vocabulary import Channel, MessageStatus
@@ -15,6 +16,7 @@ from domain.widget.model import (
     UNNAMED_VISITOR,
     WIDGET_PROVIDER,
     Visitor,
+    VisitorPlace,
     VisitorSession,
     WidgetKey,
     WidgetRefused,
@@ -30,6 +32,8 @@ from domain.widget.model import (
 )
 from domain.widget.ports import WidgetUnitOfWork
 
+#: A visitor of whom nothing is known (a caller that passes no place): UTC and English.
+UNPLACED = VisitorPlace()
 #: The most receipts one request may carry.
 MAX_RECEIPTS = 200
 
@@ -42,6 +46,7 @@ async def start_visit(
     now: datetime,
     name: str | None = None,
     email: str | None = None,
+    place: VisitorPlace = UNPLACED,
 ) -> VisitorSession:
     """The visitor behind `token` on this key's site, or a new visitor with a new token.
 
@@ -62,7 +67,7 @@ async def start_visit(
         else:
             visitor = known
         if clean_name or clean_email:
-            await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now)
+            await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now, place)
             visitor = await uow.visitors.visitor(token_hash(token)) or visitor
         elif not created:
             await uow.visitors.seen(visitor.id, now)
@@ -71,17 +76,33 @@ async def start_visit(
 
 
 async def _writing_customer(
-    uow: WidgetUnitOfWork, key: WidgetKey, visitor_id: int, name: str | None, email: str | None, now: datetime
+    uow: WidgetUnitOfWork,
+    key: WidgetKey,
+    visitor_id: int,
+    name: str | None,
+    email: str | None,
+    now: datetime,
+    place: VisitorPlace,
 ) -> int:
     """The customer of a visitor who writes to us: created the first time, at home in the key's clinic (so
-    the clinic's team, Slack channel and SLA policy apply); afterwards only what they told us is filled in."""
+    the clinic's team, Slack channel and SLA policy apply), in their browser's zone and language, tagged as
+    a first contact on the website chat as other channels' newcomers are; afterwards only what they told us
+    is filled in."""
     await uow.visitors.seen(visitor_id, now)  # holds the visitor's row: two first messages make one customer
     customer_id = await uow.visitors.customer_of(visitor_id)
     if customer_id is not None:
         if name or email:
             await uow.visitors.set_contact(customer_id, name, email)
         return customer_id
-    customer_id = await uow.visitors.add_customer(name or UNNAMED_VISITOR, email, key.location_id, now)
+    customer_id = await uow.visitors.add_customer(
+        name or UNNAMED_VISITOR,
+        email,
+        key.location_id,
+        now,
+        timezone=place.timezone,
+        locale=place.language,
+        tag=FIRST_CONTACT_TAG.format(channel=Channel.CHAT.value),
+    )
     await uow.visitors.link_customer(visitor_id, customer_id)
     uow.audit.record(
         AuditEntry(
@@ -107,6 +128,7 @@ async def send_visitor_message(
     name: str | None = None,
     email: str | None = None,
     file: KeptFile | None = None,
+    place: VisitorPlace = UNPLACED,
 ) -> InboundResult:
     """What a visitor wrote, through the same inbound path as every channel: it opens or joins their
     conversation on the website chat and is assigned like any other. A retried POST (the same
@@ -127,7 +149,7 @@ async def send_visitor_message(
         sender_name=clean_name or visitor.name,
     )
     async with uow:
-        await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now)
+        await _writing_customer(uow, key, visitor.id, clean_name, clean_email, now, place)
         files = (file,) if file is not None else ()
         result = await handle_customer_message(uow, CustomerMessage(message), policy, now, files)
         await uow.commit()

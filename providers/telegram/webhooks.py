@@ -93,6 +93,7 @@ def parse_telegram_update(update: Mapping[str, Any], *, bot_address: str = "bot"
         body=text,
         received_at=datetime.fromtimestamp(int(message.get("date", 0)), tz=UTC),
         sender_name=name or None,
+        sender_language=str(sender.get("language_code") or "") or None,
     )
 
 

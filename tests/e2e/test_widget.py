@@ -87,7 +87,8 @@ def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            customer = browser.new_context().new_page()
+            # A visitor in Vienna whose browser reads German.
+            customer = browser.new_context(timezone_id="Europe/Vienna", locale="de-AT").new_page()
             customer.goto(f"{app.base_url}/widget/demo")
             customer.get_by_role("button", name="Chat with us").click()
             panel = customer.get_by_role("dialog", name="Chat")
@@ -111,6 +112,12 @@ def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
                 15,
                 "the conversation on the website chat",
             )
+            # Placed as every first contact is: their browser's zone and language, and the first-contact tag.
+            assert rows(
+                db_file,
+                "SELECT c.timezone, c.locale, t.tag FROM chat_sessions s JOIN customers c ON c.id = s.customer_id "
+                f"LEFT JOIN customer_tags t ON t.customer_id = c.id WHERE s.id = {chat_id}",
+            ) == [("Europe/Vienna", "de", "first-contact:chat")]
 
             agent = browser.new_context().new_page()
             agent.goto(login_link(app, AGENT))
@@ -119,7 +126,7 @@ def test_a_customer_chats_from_the_website_and_the_agents_answer_appears_live(
             expect(agent.locator("#reply-route")).to_contain_text("Your reply goes by website chat")
             agent.get_by_label("Reply").fill("Yes, from 9 to 14 on Saturdays.")
             agent.get_by_role("button", name="Send reply").click()
-            expect(agent.locator(".notice")).to_contain_text("Your reply")
+            expect(agent.locator(".notice.ok")).to_contain_text("Your reply")
 
             # No reload: the answer arrives over the widget's live stream.
             expect(panel.locator(".sbw-theirs")).to_have_text(

@@ -46,7 +46,7 @@ def test_a_customer_writes_in_the_website_widget_and_sees_the_agents_answer_live
         expect(agent.locator("#reply-route")).to_contain_text("Your reply goes by website chat")
         agent.get_by_label("Reply").fill(ANSWER)
         agent.get_by_role("button", name="Send reply").click()
-        expect(agent.locator(".notice")).to_contain_text("Your reply")
+        expect(agent.locator(".notice.ok")).to_contain_text("Your reply")
     finally:
         agent.close()
 

@@ -446,3 +446,32 @@ def test_a_first_contact_is_placed_where_their_number_says() -> None:
     assert email is not None
     at = placed(email, "Europe/Berlin", "de")
     assert (at.country, at.timezone, at.locale) == (None, "Europe/Berlin", "de"), "an email tells nothing"
+
+
+def test_a_telegram_first_contact_reads_the_language_their_app_is_set_to() -> None:
+    """Zoë wrote in English from a Telegram set to English and got the survey in German, the business's."""
+    from domain.conversations.newcomers import newcomer, placed
+    from providers.telegram.webhooks import parse_telegram_update
+
+    update = {
+        "update_id": 1,
+        "message": {
+            "message_id": 5,
+            "date": 1796600000,
+            "chat": {"id": 424242, "type": "private"},
+            "from": {"id": 424242, "is_bot": False, "first_name": "Zoë", "language_code": "en-GB"},
+            "text": "Hi, any appointments tomorrow?",
+        },
+    }
+    message = parse_telegram_update(update)
+    assert message is not None and message.sender_language == "en-GB"
+    found = newcomer(Channel.TELEGRAM, message.from_address, message.sender_name)
+    assert found is not None
+    at = placed(found, "Europe/Berlin", "de", said_language=message.sender_language)
+    assert (at.timezone, at.locale) == ("Europe/Berlin", "en")
+    assert placed(found, "Europe/Berlin", "de", said_language="x-klingon").locale == "de", (
+        "malformed: ignored"
+    )
+    # A number's country still says more than an app: +49 reads German whatever the phone's language.
+    sms = newcomer(Channel.SMS, "+4915112345678", None)
+    assert sms is not None and placed(sms, "UTC", "en", said_language="en").locale == "de"

@@ -24,6 +24,7 @@ from domain.widget.model import (
     check_origin,
     client_id_of,
     token_hash,
+    visitor_place,
     widget_message_ref,
 )
 from domain.widget.use_cases import confirm_replies, create_widget_key, start_visit
@@ -84,6 +85,7 @@ class FakeWidgetUow:
         self.visitors_by_hash: dict[str, Visitor] = {}
         self.customers: dict[int, tuple[str, str | None]] = {}
         self.homes: dict[int, int | None] = {}  # customer id -> home location id
+        self.placed: dict[int, tuple[str, str, str | None]] = {}  # customer id -> (zone, language, tag)
         self.replies: dict[int, int] = {}  # reply id -> customer id
         self.receipts: list[DeliveryReceipt] = []
         self.entries: list[AuditEntry] = []
@@ -113,10 +115,19 @@ class FakeWidgetUow:
         return Visitor(found.id, found.key_id, found.customer_id, name, email)
 
     async def add_customer(
-        self, name: str, email: str | None, home_location_id: int | None, at: datetime
+        self,
+        name: str,
+        email: str | None,
+        home_location_id: int | None,
+        at: datetime,
+        *,
+        timezone: str = "UTC",
+        locale: str = "en",
+        tag: str | None = None,
     ) -> int:
         self.customers[len(self.customers) + 1] = (name, email)
         self.homes[len(self.customers)] = home_location_id
+        self.placed[len(self.customers)] = (timezone, locale, tag)
         return len(self.customers)
 
     async def add_visitor(self, key_id: int, token_hash: str, at: datetime) -> Visitor:
@@ -181,6 +192,23 @@ async def test_a_visitor_through_a_clinics_key_becomes_a_customer_of_that_clinic
     visit = await start_visit(uow, berlin, None, now=NOW, email="bo@example.com")
     assert visit.visitor.customer_id == 1 and uow.homes == {1: 7}
     assert uow.customers == {1: ("Website visitor", "bo@example.com")}
+
+
+async def test_a_visitor_who_writes_is_placed_by_their_browser_else_the_business() -> None:
+    """A website visitor became a customer in UTC, in English and untagged, unlike every other first contact:
+    a Munich visitor's quiet hours were an hour off, and the survey asked a German writer in English."""
+    uow: Any = FakeWidgetUow()
+    vienna = visitor_place("Europe/Vienna", "de-AT", "Europe/Berlin", "en")
+    await start_visit(uow, KEY, None, now=NOW, email="a@example.com", place=vienna)
+    nothing_said = visitor_place(None, None, "Europe/Berlin", "de")
+    await start_visit(uow, KEY, None, now=NOW, email="b@example.com", place=nothing_said)
+    nonsense = visitor_place("../../etc/passwd", "<script>", "Europe/Berlin", "de")
+    await start_visit(uow, KEY, None, now=NOW, email="c@example.com", place=nonsense)
+    assert uow.placed == {
+        1: ("Europe/Vienna", "de", "first-contact:chat"),
+        2: ("Europe/Berlin", "de", "first-contact:chat"),
+        3: ("Europe/Berlin", "de", "first-contact:chat"),
+    }
 
 
 async def test_receipts_move_only_the_visitors_own_replies() -> None:
