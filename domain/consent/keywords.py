@@ -59,10 +59,22 @@ def interpret_keyword(text: str) -> KeywordAction | None:
     return KEYWORDS.get(_without_trailing_punctuation(words[0]).upper())
 
 
-def keyword_language(text: str) -> str:
-    """ "de" for a German keyword ("STOPP", "Abmelden"), else "en"."""
+#: Keywords German speakers use as they are (a German SMS says "Abmelden mit STOP"; Telegram's buttons send
+#: /start and /stop): their confirmation is in the sender's language.
+NEUTRAL_KEYWORDS = frozenset({"STOP", "START", "INFO", "/STOP", "/START", "/HELP"})
+
+
+def keyword_language(text: str, sender_language: str = "en") -> str:
+    """ "de" for a German keyword ("STOPP", "Abmelden"), and for one German speakers use too ("STOP") from a
+    sender who reads German (`sender_language`); else "en"."""
     words = unicodedata.normalize("NFKC", text).split()
-    if len(words) == 1 and _without_trailing_punctuation(words[0]).upper() in GERMAN_KEYWORDS:
+    if not words:
+        return "en"
+    first = words[0].split("@", 1)[0] if words[0].startswith("/") else _without_trailing_punctuation(words[0])
+    word = first.upper()
+    if len(words) == 1 and word in GERMAN_KEYWORDS:
+        return "de"
+    if word in NEUTRAL_KEYWORDS and sender_language == "de":
         return "de"
     return "en"
 

@@ -54,6 +54,15 @@ class Newcomer:
         return FIRST_CONTACT_TAG.format(channel=self.channel.value)
 
 
+def sender_language(channel: Channel, address: str, said_language: str | None, business_language: str) -> str:
+    """The language a sender reads, as far as their address and app tell (+49…: German; Telegram's
+    language_code), else the business's customers' language: what an automatic answer is written in."""
+    found = newcomer(channel, address, None)
+    if found is None:
+        return spoken_language(said_language) or business_language
+    return placed(found, "UTC", business_language, said_language=said_language).locale
+
+
 def placed(
     found: Newcomer,
     business_timezone: str,

@@ -47,7 +47,7 @@ from domain.conversations.model import (
     WebhookDelivery,
     WebhookOutcome,
 )
-from domain.conversations.newcomers import newcomer, placed
+from domain.conversations.newcomers import newcomer, placed, sender_language
 from domain.conversations.ports import ChatReplyUnitOfWork, DeskUnitOfWork, InboundUnitOfWork, WebhookReader
 from domain.delivery.outbox import OutboxEntry
 from domain.delivery.ports import OutboundFile
@@ -337,7 +337,12 @@ async def handle_customer_message(
         policy.business_name,
         message.channel,
         first_contact=first_contact,
-        language=keyword_language(message.body),
+        language=keyword_language(
+            message.body,
+            sender_language(
+                message.channel, message.from_address, message.sender_language, policy.customer_language
+            ),
+        ),
     )
     if message.channel in OUTBOX_REPLY_CHANNELS:
         await store.enqueue(

@@ -17,6 +17,7 @@ from domain.clock import utc_now
 from domain.consent.keywords import interpret_keyword, keyword_language, keyword_reply
 from domain.conversations.attachments import MediaReference
 from domain.conversations.model import CustomerMessage, WebhookContents, WebhookDelivery, body_digest
+from domain.conversations.newcomers import sender_language
 from domain.delivery.ports import (
     DeliveryReceipt,
     InboundMessage,
@@ -208,7 +209,15 @@ async def accept_inbound(incoming: IncomingWebhook, settings: Settings) -> Accep
         twiml()
         if action is None
         else twiml(
-            keyword_reply(action, settings.business_name, Channel.SMS, language=keyword_language(body))
+            keyword_reply(
+                action,
+                settings.business_name,
+                Channel.SMS,
+                language=keyword_language(
+                    body,
+                    sender_language(Channel.SMS, params.get("From", ""), None, settings.customer_language),
+                ),
+            )
         )
     )
     return Accepted(delivery, answer)

@@ -174,7 +174,11 @@ async def test_telegram_s_start_button_from_a_stranger_welcomes_them_and_records
     client, settings, database
 ) -> None:
     assert (
-        await post_telegram(client, settings, telegram_update(90, "/start", user_id=888003, chat_id=888003))
+        await post_telegram(
+            client,
+            settings,
+            telegram_update(90, "/start", user_id=888003, chat_id=888003, language_code="en"),
+        )
     ).status_code == 200
     [customer] = await rows(database, Customer)
     assert (customer.telegram_chat_id, customer.name) == (888003, "Ada")
@@ -192,6 +196,10 @@ async def test_telegram_s_start_button_from_a_stranger_welcomes_them_and_records
     )
     [chat] = await rows(database, ChatSession)
     assert chat.customer_id == customer.id and await count(database, Customer) == 1
+    # A Telegram set to German (or saying nothing: the business's customers read German here) is welcomed so.
+    await post_telegram(client, settings, telegram_update(95, "/start", user_id=888004, chat_id=888004))
+    german = await rows(database, CustomerCommunication, CustomerCommunication.to_address == "888004")
+    assert [m.body.split(": ", 1)[1].split("!")[0] for m in german] == ["Willkommen"]
 
 
 async def test_two_first_messages_at_once_make_one_customer(client, settings, database) -> None:

@@ -197,15 +197,22 @@ async def post_whatsapp(
 
 
 def telegram_update(
-    update_id: int, text: str, user_id: int = CHAT_ID, chat_id: int = CHAT_ID
+    update_id: int,
+    text: str,
+    user_id: int = CHAT_ID,
+    chat_id: int = CHAT_ID,
+    language_code: str | None = None,
 ) -> dict[str, Any]:
+    person: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": "Ada"}
+    if language_code is not None:
+        person["language_code"] = language_code
     return {
         "update_id": update_id,
         "message": {
             "message_id": update_id,
             "date": 1767225600,
             "chat": {"id": chat_id, "type": "private"},
-            "from": {"id": user_id, "is_bot": False, "first_name": "Ada"},
+            "from": person,
             "text": text,
         },
     }

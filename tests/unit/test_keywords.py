@@ -105,3 +105,19 @@ def test_a_german_opt_out_is_an_opt_out_confirmed_in_german(text: str) -> None:
         "Antworten Sie START, um sich wieder anzumelden."
     )
     assert keyword_language("STOP") == "en" and interpret_keyword("Hilfe") is None  # a person may be needed
+
+
+def test_stop_from_a_german_reader_is_confirmed_in_german() -> None:
+    """A German SMS says "Abmelden mit STOP"; a German patient who did as told got Twilio's English default."""
+    from domain.conversations.newcomers import sender_language
+
+    german_number = sender_language(Channel.SMS, "+41790123456", None, "en")
+    assert german_number == "de"
+    assert keyword_language("STOP", german_number) == "de"
+    assert keyword_reply(
+        OPT_OUT, "Northwind", Channel.SMS, language=keyword_language("Stop", "de")
+    ).startswith("Northwind: Sie wurden abgemeldet")
+    assert keyword_language("/start", sender_language(Channel.TELEGRAM, "4242", "de-DE", "en")) == "de"
+    # An English word stays English; an English reader's STOP too.
+    assert keyword_language("UNSUBSCRIBE", "de") == "en"
+    assert keyword_language("STOP", sender_language(Channel.SMS, "+447400123456", None, "de")) == "en"
