@@ -115,11 +115,16 @@ def test_stop_is_confirmed_to_the_customer_and_opens_no_agent_work(demo: Demo) -
         return [
             m
             for m in demo.sandbox_messages("twilio")
-            if m["direction"] == "outbound" and m["to"] == phone and "unsubscribed" in m["body"]
+            if m["direction"] == "outbound"
+            and m["to"] == phone
+            and ("unsubscribed" in m["body"] or "abgemeldet" in m["body"])
         ]
 
     [confirmation] = wait_for(confirmed, 30, "the STOP confirmation on the customer's phone")
     assert confirmation["body"].startswith("Northwind Clinics:")
+    # In the language their number's country reads (a German-speaking one: German), as our own SMS told them.
+    german = phone.startswith(("+49", "+43", "+41"))
+    assert ("abgemeldet" in confirmation["body"]) is german, (phone, confirmation["body"])
 
     def opted_out() -> bool:
         return bool(
