@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
@@ -322,31 +322,50 @@ class SqlCampaignRepository:
         self, campaign: Campaign, undelivered_since: datetime, limit: int
     ) -> list[FallbackCandidate]:
         message = CustomerCommunication
-        later = aliased(CustomerCommunication)
-        last_seen = func.coalesce(
-            message.sent_at, message.failed_at, message.next_attempt_at, message.created_at
-        )
         rows = await self._session.execute(
             select(message.customer_id, message.channel)
-            .where(
-                message.campaign_id == campaign.id,
-                message.status.in_(FALLBACK_STATUSES),
-                or_(message.channel.not_in(FALLBACK_ON_FAILURE_ONLY), message.status.in_(NOT_DELIVERED)),
-                message.channel.in_([c.value for c in campaign.channel_order[:-1]]),
-                message.customer_id.is_not(None),
-                last_seen <= undelivered_since,
-                ~exists().where(
-                    and_(
-                        later.campaign_id == campaign.id,
-                        later.customer_id == message.customer_id,
-                        later.id > message.id,
-                    )
-                ),
-            )
+            .where(*_waiting_for_fallback(campaign), _last_seen() <= undelivered_since)
             .order_by(message.id)
             .limit(limit)
         )
         return [FallbackCandidate(int(customer_id or 0), Channel(channel)) for customer_id, channel in rows]
+
+    async def fallbacks_waiting(self, campaign: Campaign) -> tuple[int, datetime | None]:
+        found = (
+            await self._session.execute(
+                select(func.count(), func.min(_last_seen())).where(*_waiting_for_fallback(campaign))
+            )
+        ).one()
+        since = found[1]
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # SQLite hands back naive UTC
+        return int(found[0] or 0), since
+
+
+def _last_seen() -> Any:
+    """When a campaign message was last heard of: sent, failed, or (never sent) due or made."""
+    message = CustomerCommunication
+    return func.coalesce(message.sent_at, message.failed_at, message.next_attempt_at, message.created_at)
+
+
+def _waiting_for_fallback(campaign: Campaign) -> list[Any]:
+    """A recipient's latest message of the campaign, not delivered, on a channel with another after it."""
+    message = CustomerCommunication
+    later = aliased(CustomerCommunication)
+    return [
+        message.campaign_id == campaign.id,
+        message.status.in_(FALLBACK_STATUSES),
+        or_(message.channel.not_in(FALLBACK_ON_FAILURE_ONLY), message.status.in_(NOT_DELIVERED)),
+        message.channel.in_([c.value for c in campaign.channel_order[:-1]]),
+        message.customer_id.is_not(None),
+        ~exists().where(
+            and_(
+                later.campaign_id == campaign.id,
+                later.customer_id == message.customer_id,
+                later.id > message.id,
+            )
+        ),
+    ]
 
 
 def _campaign(row: BulkMessaging) -> Campaign:

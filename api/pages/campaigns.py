@@ -18,7 +18,7 @@ from api.pages.common import Formats, StaffPages, container_of, page, staff_of, 
 from api.pages.notices import after_change
 from domain.campaigns import use_cases
 from domain.campaigns.languages import not_in_their_language, values_words
-from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview
+from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview, fallbacks_waiting_words
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import CHAT_CHANNEL_WORDS
 from domain.vocabulary import CampaignStatus, Role
@@ -143,6 +143,7 @@ async def campaign_detail(container: Container, slug: str, formats: Formats) -> 
         )
         if progress.next_send_at is not None and progress.count("planned")
         else None,
+        "fallbacks": fallbacks_waiting_words(progress, utc_now(), formats.moment),
         "cost": " and ".join(
             formats.money_micros(micros, currency)
             for currency, micros in sorted(progress.cost_micros.items())

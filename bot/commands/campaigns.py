@@ -16,7 +16,13 @@ from bot.commands.wording import day_and_time
 from bot.replies import Button, Field, Reply, Table
 from domain.campaigns import use_cases
 from domain.campaigns.languages import not_in_their_language
-from domain.campaigns.model import EXCLUSION_WORDS, CampaignError, CampaignPreview, CampaignProgress
+from domain.campaigns.model import (
+    EXCLUSION_WORDS,
+    CampaignError,
+    CampaignPreview,
+    CampaignProgress,
+    fallbacks_waiting_words,
+)
 from domain.campaigns.rules import allowed_actions
 from domain.messages.words import channel_words, failure_words
 from domain.staff import StaffIdentity
@@ -222,6 +228,13 @@ async def _status(
             else f"{day_and_time(progress.next_send_at.astimezone(zone(ctx.business_tz)))} ({ctx.business_tz})"
         )
         fields = (*fields, Field("Next waiting message goes", when))
+    waiting_fallbacks = fallbacks_waiting_words(
+        progress,
+        ctx.now(),
+        lambda due: f"{day_and_time(due.astimezone(zone(ctx.business_tz)))} ({ctx.business_tz})",
+    )
+    if waiting_fallbacks:
+        fields = (*fields, Field("Next channel", waiting_fallbacks))
     waiting = sum(progress.count(status) for status in ("planned", "sending", "queued", "sent"))
     still_going = progress.status is CampaignStatus.RUNNING and waiting > 0
     results: tuple[Button, ...] = ()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -247,6 +247,10 @@ class CampaignProgress:
     cost_micros: Mapping[str, int] = field(default_factory=dict)
     #: When the first message still waiting is due to go (a recipient's quiet hours, a later send time).
     next_send_at: datetime | None = None
+    #: Recipients whose message was not delivered and who wait for the fallback to the next channel, and when
+    #: the first of them is due to be tried there.
+    fallbacks_waiting: int = 0
+    next_fallback_at: datetime | None = None
 
     def count(self, status: str) -> int:
         return self.by_status.get(status, 0)
@@ -314,3 +318,19 @@ EXCLUSION_WORDS = {
     "template_error": "could not have the template filled in for them",
     "already_in_campaign": "are already in this campaign",
 }
+
+
+def fallbacks_waiting_words(
+    progress: CampaignProgress, now: datetime, moment: Callable[[datetime], str]
+) -> str | None:
+    """ "6 recipients whose messages were not delivered wait to be tried on the next channel, the first at
+    21:17.": why a campaign with nothing left to send is still running; None when nobody waits."""
+    waiting = progress.fallbacks_waiting
+    if not waiting:
+        return None
+    due = progress.next_fallback_at
+    when = "as soon as the worker gets to it" if due is None or due <= now else f"the first at {moment(due)}"
+    who = "1 recipient whose message was" if waiting == 1 else f"{waiting:,} recipients whose messages were"
+    return (
+        f"{who} not delivered {'waits' if waiting == 1 else 'wait'} to be tried on the next channel, {when}."
+    )

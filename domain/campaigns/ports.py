@@ -40,6 +40,10 @@ class CampaignRepository(Protocol):
         self, campaign: Campaign, undelivered_since: datetime, limit: int
     ) -> list[FallbackCandidate]: ...
 
+    async def fallbacks_waiting(self, campaign: Campaign) -> tuple[int, datetime | None]:
+        """How many recipients wait for their next channel, and since when the longest has (its last message's
+        failure or send time)."""
+
 
 class TemplateCatalogue(Protocol):
     async def variants(self, name: str) -> list[StoredTemplate]:

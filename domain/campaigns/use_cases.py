@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from domain.audit import AuditEntry
@@ -422,9 +423,16 @@ async def cancel_campaign(
 
 
 async def campaign_progress(uow: CampaignUnitOfWork, campaign_id: int) -> CampaignProgress:
+    """Where its messages stand; for a running campaign with a channel fallback, also who waits for it."""
     async with uow:
-        await _campaign(uow, campaign_id)
-        return await uow.campaigns.progress(campaign_id)
+        campaign = await _campaign(uow, campaign_id)
+        progress = await uow.campaigns.progress(campaign_id)
+        if campaign.fallback_after_minutes and campaign.status is CampaignStatus.RUNNING:
+            waiting, since = await uow.campaigns.fallbacks_waiting(campaign)
+            if waiting:
+                due = since + timedelta(minutes=campaign.fallback_after_minutes) if since else None
+                progress = replace(progress, fallbacks_waiting=waiting, next_fallback_at=due)
+        return progress
 
 
 async def plan_fallbacks(

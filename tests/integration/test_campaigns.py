@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from domain.campaigns.model import CampaignDraft, CampaignError
+from domain.campaigns.model import CampaignDraft, CampaignError, fallbacks_waiting_words
 from domain.campaigns.use_cases import (
     campaign_progress,
     cancel_campaign,
@@ -551,9 +551,20 @@ async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned
     await answered(bounced, "email", "undelivered")
     await answered(stuck, "email", "sent")
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
+    # The page says why it is still running: one waits for its SMS, due 5 minutes after the bounce.
+    progress = await campaign_progress(SqlCampaignUnitOfWork(database), campaign_id)
+    assert (progress.fallbacks_waiting, progress.next_fallback_at) == (1, NOW + timedelta(minutes=5))
+    assert fallbacks_waiting_words(progress, NOW, lambda due: f"{due:%H:%M}") == (
+        "1 recipient whose message was not delivered waits to be tried on the next channel, the first at "
+        f"{NOW + timedelta(minutes=5):%H:%M}."
+    )
     assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=1)) == 0, "not before the delay"
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
     assert await plan_fallbacks(uow, campaign_id, NOW + timedelta(minutes=6)) == 1
+    progress = await campaign_progress(SqlCampaignUnitOfWork(database), campaign_id)
+    assert progress.fallbacks_waiting == 0 and progress.count("planned") == 1, (
+        "planned now, no longer waiting"
+    )
     assert not await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id), "the SMS waits"
     await answered(bounced, "sms", "delivered")
     assert await complete_campaign_if_done(SqlCampaignUnitOfWork(database), campaign_id)
