@@ -56,9 +56,14 @@ class Saver:
 RESERVED_SLUGS = frozenset({"new", "preview"})
 
 
+#: German letters spelt out as Germans write them without: "München" is "muenchen", not "munchen".
+_SPELT_OUT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
+
+
 def slug_for(name: str) -> str:
-    """A URL-safe slug: "Revenue by clinic (weekly)" -> "revenue-by-clinic-weekly"; "Umsatz München" -> "umsatz-munchen"."""
-    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    """A URL-safe slug: "Revenue by clinic (weekly)" -> "revenue-by-clinic-weekly"; "Umsatz München" ->
+    "umsatz-muenchen"; other accents are dropped ("Zoë" -> "zoe")."""
+    plain = unicodedata.normalize("NFKD", name.translate(_SPELT_OUT)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-")[:MAX_SLUG].strip("-")
     return f"{slug}-report" if slug in RESERVED_SLUGS else slug
 

@@ -468,3 +468,13 @@ def test_a_one_bucket_month_or_quarter_is_named_by_its_grain_not_read_as_a_day()
     assert figures_text(monthly) == "Nov 2026: €5.00"
     quarterly = _spec(kind="line", grain="quarter", series=(Series("Revenue", (5.0,)),), x_dates=november)
     assert figures_text(quarterly) == "Q4 2026: €5.00"
+
+
+def test_a_slug_spells_german_letters_out() -> None:
+    """ "Winteraktion München ÄÖÜ" became winteraktion-munchen-aou, not as Germans write it without umlauts."""
+    from reports.library import slug_for
+
+    assert slug_for("Winteraktion Hautcheck – München ÄÖÜ") == "winteraktion-hautcheck-muenchen-aeoeue"
+    assert slug_for("Frühjahrs-Check Wien") == "fruehjahrs-check-wien"
+    assert slug_for("Straße für Zoë") == "strasse-fuer-zoe"
+    assert slug_for("!!! ??? 🎉") == ""
