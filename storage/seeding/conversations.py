@@ -102,6 +102,14 @@ def chats(world: World, rng: random.Random, customer: Customer) -> None:
         seeded_visitor(world, customer.id, first_chat_at)
 
 
+def session_status(closed: bool, turns: int) -> str:
+    """A seeded conversation's status: its turns alternate, the customer's first, so it waits for the customer
+    ("pending") only when the staff wrote last (an even number of turns); else it waits for us ("open")."""
+    if closed:
+        return "closed"
+    return "pending" if turns >= 2 and turns % 2 == 0 else "open"
+
+
 def _chat_session(world: World, rng: random.Random, customer: Customer, started_at: datetime) -> None:
     end = world.calendar.end_at
     session_id = world.ids.next("chat_sessions")
@@ -123,7 +131,7 @@ def _chat_session(world: World, rng: random.Random, customer: Customer, started_
     world.sink.add(
         "chat_sessions",
         {"id": session_id, "customer_id": customer.id, "channel": "chat",
-         "status": "closed" if closed else ("pending" if answered else "open"),
+         "status": session_status(closed, len(stamps)),
          "assigned_staff_id": staff_id, "subject": rng.choice(_SUBJECTS), "started_at": started_at,
          "first_response_at": first_response_at if answered else None, "last_message_at": stamps[-1],
          "closed_at": closed_at if closed else None, "csat_score": csat, "snoozed_until": None,
