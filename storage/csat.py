@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Self
 
-from sqlalchemy import false, select, update
+from sqlalchemy import false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.conversations.csat import CsatPolicy, Survey, SurveyTarget
@@ -110,6 +110,15 @@ class SqlSurveyAnswers:
                     body=body,
                     created_at=at,
                 )
+            )
+            # The answer is the customer's last message: the lists' "Last message" says so.
+            await self.session.execute(
+                update(ChatSession)
+                .where(
+                    ChatSession.id == chat_id,
+                    or_(ChatSession.last_message_at.is_(None), ChatSession.last_message_at < at),
+                )
+                .values(last_message_at=at)
             )
         self.session.add(ChatMessage(session_id=chat_id, author="system", body=note, created_at=at))
         await self.session.flush()

@@ -221,6 +221,7 @@ async def test_a_whatsapp_survey_in_the_window_is_answered_by_webhook_and_counte
     chat = await the_chat(database)
     assert (chat.csat_score, chat.status, chat.resolved_by_staff_id) == (5, "closed", 1)
     assert chat.csat_answered_at is not None and chat.assigned_staff_id == 1
+    assert chat.last_message_at == chat.csat_answered_at, "the answer is the customer's last message"
     # The comment is kept, and its message still reaches an agent: the conversation reopens, assigned.
     await customer_writes(client, settings, sandbox, "wamid.in3", "Quick and kind, thank you", utc_now())
     chat = await the_chat(database)
