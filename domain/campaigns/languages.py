@@ -60,27 +60,38 @@ def with_language_values(
     typed = [(name, value) for name, value in variables.items()] + [
         (f"{name}[{code}]", value) for code, words in by_language.items() for name, value in words.items()
     ]
+    problems: list[str] = []  # every one at once: a form with three mistakes is not sent back three times
     for name, value in typed:
         if not str(value).strip():
-            raise CampaignError(f"{name} has no value: give it one, or leave it out.")
-    own = next((n for n, _ in typed if n.partition("[")[0] in RECIPIENT_FIELDS), None)
-    if own is not None:
-        raise CampaignError(f"{own} fills itself from each customer's record; leave it out.")
+            needed = needs is not None and name.partition("[")[0] in needs
+            problems.append(
+                f"{name} has no value: give it one"
+                + (" (the template reads it)." if needed else ", or leave it out.")
+            )
+    own = [n for n, _ in typed if n.partition("[")[0] in RECIPIENT_FIELDS]
+    problems += [f"{name} fills itself from each customer's record; leave it out." for name in own]
     if needs is not None:
         # Switchboard's own values (unsubscribe_url) are refused in their own words when the campaign is checked.
-        unknown = [n for n, _ in typed if n.partition("[")[0] not in needs | SYSTEM_VARIABLES]
+        unknown = [
+            n
+            for n, _ in typed
+            if n.partition("[")[0] not in needs | SYSTEM_VARIABLES
+            and n.partition("[")[0] not in RECIPIENT_FIELDS
+        ]
         if unknown:
             reads = " and ".join(sorted(needs)) if needs else "no values of its own"
-            raise CampaignError(
-                f"The template “{template}” reads {reads}, not {unknown[0].partition('[')[0]}."
-            )
+            names = list(dict.fromkeys(n.partition("[")[0] for n in unknown))
+            said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+            problems.append(f"The template “{template}” reads {reads}, not {said}.")
     for language, words in sorted(by_language.items()):
         alone = sorted(set(words) - set(variables))
         if alone:
             plain = f"{alone[0]}=…" if in_chat else f"{alone[0]} = …"
-            raise CampaignError(
+            problems.append(
                 f"{alone[0]}[{language}] has no value for the other languages: write {plain} as well."
             )
+    if problems:
+        raise CampaignError(" ".join(problems))
     if by_language:
         return {**variables, BY_LANGUAGE: {code: dict(words) for code, words in by_language.items()}}
     return variables

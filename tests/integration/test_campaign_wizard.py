@@ -192,7 +192,7 @@ async def test_each_mistake_is_named_beside_its_field_and_nothing_is_saved(
         (
             {"variables": values.replace("Mitte", "")},
             "variables",
-            "has no value: give it one, or leave it out",
+            "has no value: give it one (the template reads it)",
         ),
         ({"variables": f"{values}\nnote[deu] = Hallo"}, "variables", "or name[de] = value for the German"),
         (

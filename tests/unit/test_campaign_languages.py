@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from domain.campaigns.languages import reads_alike, values_words, with_language_values
@@ -34,7 +36,8 @@ def test_words_do_not(value: str) -> None:
 @pytest.mark.parametrize(
     ("variables", "by_language", "words"),
     [
-        ({"offer": ""}, {}, "offer has no value: give it one, or leave it out."),
+        ({"offer": ""}, {}, "offer has no value: give it one (the template reads it)."),
+        ({"offer": "x", "note": ""}, {}, "note has no value: give it one, or leave it out."),
         ({"offer": "x"}, {"de": {"offer": " "}}, "offer[de] has no value"),
         ({"offer": "x", "first_name": "Max"}, {}, "first_name fills itself from each customer's record"),
         ({"offer": "x"}, {"de": {"name": "Max"}}, "name[de] fills itself"),
@@ -49,9 +52,7 @@ def test_words_do_not(value: str) -> None:
 def test_values_a_template_cannot_use_are_refused_in_words(
     variables: dict[str, str], by_language: dict[str, dict[str, str]], words: str
 ) -> None:
-    with pytest.raises(
-        CampaignError, match=words.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")
-    ):
+    with pytest.raises(CampaignError, match=re.escape(words)):
         with_language_values(variables, by_language, template="seasonal_offer", needs={"offer", "code"})
 
 
@@ -66,3 +67,19 @@ def test_values_are_listed_by_name_with_each_language_after() -> None:
     )
     assert listed == "code = WINTER; offer = 10% off · German: offer = 10 % Rabatt"
     assert values_words({"by_language": "not a table"}) == ""
+
+
+def test_every_mistake_in_the_values_is_said_at_once() -> None:
+    """ "ofer = 10% off", "code =", "first_name = Bob": the wizard named only the empty code, one at a time."""
+    with pytest.raises(CampaignError) as refused:
+        with_language_values(
+            {"ofer": "10% off", "code": "", "first_name": "Bob"},
+            {},
+            template="seasonal_offer",
+            needs={"offer", "code"},
+        )
+    assert str(refused.value) == (
+        "code has no value: give it one (the template reads it). "
+        "first_name fills itself from each customer's record; leave it out. "
+        "The template “seasonal_offer” reads code and offer, not ofer."
+    )
