@@ -11,6 +11,7 @@ from bot.commands.context import CommandContext
 from bot.commands.masking import mask_email, mask_phone, spaced_phone
 from bot.commands.parsing import ParseError, customer_id, take_flag
 from bot.replies import Button, Field, Reply, Table
+from domain.consent.said import business_cap_words, business_quiet_hours_words, cap_words
 from domain.consent.sources import source_words
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
@@ -157,9 +158,13 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
             for c in consents
         ),
     )
-    quiet = "—"
+    # Where the customer set nothing of their own, what the business's rules apply, as their page says it.
+    policy = ctx.consent_policy()
     if customer.quiet_hours_start and customer.quiet_hours_end:
         quiet = f"{customer.quiet_hours_start:%H:%M}–{customer.quiet_hours_end:%H:%M}"
+    else:
+        business = business_quiet_hours_words(policy)
+        quiet = f"{business}, the business's default" if business else "none (nor the business's)"
     fields = [
         Field(
             "Preferred channel",
@@ -167,12 +172,7 @@ async def run_prefs(command: CustomerPrefs, who: StaffIdentity, ctx: CommandCont
         ),
         Field("Quiet hours", quiet),
         Field(
-            "Weekly marketing limit",
-            "—"
-            if customer.marketing_max_per_week is None
-            else "no marketing"
-            if customer.marketing_max_per_week == 0
-            else f"{customer.marketing_max_per_week}/week",
+            "Weekly marketing limit", cap_words(customer.marketing_max_per_week, business_cap_words(policy))
         ),
     ]
     why = "No message to this customer has been held back."

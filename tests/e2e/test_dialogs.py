@@ -1131,3 +1131,28 @@ async def test_the_roster_of_one_clinic_on_a_day_said_in_words_is_its_rows(seede
     assert f"{clinic} ({code})" in unknown.text
     passed = await ask(seeded, "team yesterday", as_email=AGENT)
     assert passed.kind == "error" and "has passed" in passed.text
+
+
+async def test_a_customer_s_preferences_in_the_bot_say_the_business_s_rules_where_they_set_none(
+    seeded: CommandContext,
+) -> None:
+    """The bot said "—" for quiet hours and the marketing limit while the business's rules held."""
+    from storage.models import CommunicationPreference
+
+    async with seeded.database.read_sessions() as session:
+        customer_id = await session.scalar(
+            select(CommunicationPreference.customer_id)
+            .where(
+                CommunicationPreference.quiet_hours_start.is_(None),
+                CommunicationPreference.marketing_max_per_week.is_(None),
+            )
+            .order_by(CommunicationPreference.customer_id)
+            .limit(1)
+        )
+    assert customer_id is not None, "the seed leaves some customers' preferences to the business"
+    reply = await ask(seeded, f"customer prefs {customer_id}", as_email=AGENT)
+    said = {field.label: field.value for field in reply.fields}
+    assert said["Quiet hours"] == "21:00–08:00, the business's default", said
+    assert said["Weekly marketing limit"] == (
+        "none of their own; the business sends at most 1 a day and 3 a week on a channel"
+    )

@@ -596,7 +596,8 @@ async def test_the_practices_own_patient_number_finds_its_patient_everywhere(
     found = (await client.get(LIST, params={"q": "nw-p-4711"})).text
     assert listed_ids(found) == [cid]
     assert (
-        '<th scope="col">Patient number in your records</th>' in found and '<td class="nowrap">NW-P-4711</td>' in found
+        '<th scope="col">Patient number in your records</th>' in found
+        and '<td class="nowrap">NW-P-4711</td>' in found
     )
     without = (await client.get(LIST, params={"q": "Quentin Ohnenummer"})).text
     assert len(listed_ids(without)) == 1 and "Patient number in your records" not in without, (

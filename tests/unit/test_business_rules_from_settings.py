@@ -7,10 +7,11 @@ from datetime import UTC, datetime, time
 
 import pytest
 
-from api.pages.customer_card import business_cap_words, business_rules
+from api.pages.customer_card import business_rules
 from domain.campaigns.model import EXCLUSION_WORDS
 from domain.consent.model import ChannelConsent, RecipientFacts, SendRequest
 from domain.consent.rules import decide
+from domain.consent.said import business_cap_words
 from domain.messages.words import failure_words
 from domain.vocabulary import Channel, ConsentStatus, MessageCategory
 from switchboard.policies import business_consent_policy
@@ -138,6 +139,6 @@ def test_a_limit_below_zero_is_refused() -> None:
 def test_the_customer_card_says_which_marketing_limit_holds(
     own: int | None, business: dict[str, object], said: str
 ) -> None:
-    from api.pages.customer_card import _cap_words
+    from domain.consent.said import cap_words as _cap_words
 
     assert _cap_words(own, business_cap_words(business_consent_policy(settings(**business)))) == said
