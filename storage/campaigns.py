@@ -11,7 +11,14 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
+from domain.campaigns.model import (
+    Audience,
+    Campaign,
+    CampaignDraft,
+    CampaignProgress,
+    FallbackCandidate,
+    FallbacksWaiting,
+)
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import StoredTemplate
 from domain.messages.pricing import DEFAULT_PRICE_BOOK
@@ -330,16 +337,22 @@ class SqlCampaignRepository:
         )
         return [FallbackCandidate(int(customer_id or 0), Channel(channel)) for customer_id, channel in rows]
 
-    async def fallbacks_waiting(self, campaign: Campaign) -> tuple[int, datetime | None]:
+    async def fallbacks_waiting(self, campaign: Campaign) -> FallbacksWaiting:
+        message = CustomerCommunication
+        failed = message.status.in_(NOT_DELIVERED)
         found = (
             await self._session.execute(
-                select(func.count(), func.min(_last_seen())).where(*_waiting_for_fallback(campaign))
+                select(
+                    func.count().filter(failed),
+                    func.count().filter(~failed),
+                    func.min(_last_seen()).filter(failed),
+                ).where(*_waiting_for_fallback(campaign))
             )
         ).one()
-        since = found[1]
+        since = found[2]
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-        return int(found[0] or 0), since
+        return FallbacksWaiting(int(found[0] or 0), int(found[1] or 0), since)
 
 
 def _last_seen() -> Any:

@@ -251,6 +251,9 @@ class CampaignProgress:
     #: the first of them is due to be tried there.
     fallbacks_waiting: int = 0
     next_fallback_at: datetime | None = None
+    #: Recipients whose message has no delivery confirmed yet: past the delay, they go on to the next channel.
+    unconfirmed: int = 0
+    fallback_after_minutes: int | None = None
 
     def count(self, status: str) -> int:
         return self.by_status.get(status, 0)
@@ -320,17 +323,37 @@ EXCLUSION_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class FallbacksWaiting:
+    #: Recipients whose message failed or was not delivered, and when the first of them failed.
+    failed: int
+    #: Recipients whose message was handed on or sent but has no delivery confirmed yet.
+    unconfirmed: int
+    failed_since: datetime | None
+
+
 def fallbacks_waiting_words(
     progress: CampaignProgress, now: datetime, moment: Callable[[datetime], str]
 ) -> str | None:
     """ "6 recipients whose messages were not delivered wait to be tried on the next channel, the first at
-    21:17.": why a campaign with nothing left to send is still running; None when nobody waits."""
+    21:17.": why a campaign with nothing left to send is still running; None when nobody may go on."""
+    said = []
     waiting = progress.fallbacks_waiting
-    if not waiting:
-        return None
-    due = progress.next_fallback_at
-    when = "as soon as the worker gets to it" if due is None or due <= now else f"the first at {moment(due)}"
-    who = "1 recipient whose message was" if waiting == 1 else f"{waiting:,} recipients whose messages were"
-    return (
-        f"{who} not delivered {'waits' if waiting == 1 else 'wait'} to be tried on the next channel, {when}."
-    )
+    if waiting:
+        due = progress.next_fallback_at
+        when = (
+            "as soon as the worker gets to it" if due is None or due <= now else f"the first at {moment(due)}"
+        )
+        who = (
+            "1 recipient whose message was" if waiting == 1 else f"{waiting:,} recipients whose messages were"
+        )
+        verb = "waits" if waiting == 1 else "wait"
+        said.append(f"{who} not delivered {verb} to be tried on the next channel, {when}.")
+    unconfirmed = progress.unconfirmed
+    if unconfirmed and progress.fallback_after_minutes:
+        said.append(
+            f"{unconfirmed:,} {'has' if unconfirmed == 1 else 'have'} no delivery confirmed yet; any still "
+            f"unconfirmed {progress.fallback_after_minutes} minutes after going out are tried on the next "
+            "channel."
+        )
+    return " ".join(said) or None

@@ -8,7 +8,14 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.audit import AuditTrail
-from domain.campaigns.model import Audience, Campaign, CampaignDraft, CampaignProgress, FallbackCandidate
+from domain.campaigns.model import (
+    Audience,
+    Campaign,
+    CampaignDraft,
+    CampaignProgress,
+    FallbackCandidate,
+    FallbacksWaiting,
+)
 from domain.delivery.outbox import OutboxEntry
 from domain.messages.model import Recipient, StoredTemplate
 from domain.transaction import Transaction
@@ -40,9 +47,9 @@ class CampaignRepository(Protocol):
         self, campaign: Campaign, undelivered_since: datetime, limit: int
     ) -> list[FallbackCandidate]: ...
 
-    async def fallbacks_waiting(self, campaign: Campaign) -> tuple[int, datetime | None]:
-        """How many recipients wait for their next channel, and since when the longest has (its last message's
-        failure or send time)."""
+    async def fallbacks_waiting(self, campaign: Campaign) -> FallbacksWaiting:
+        """Who may still go on to their next channel: those whose message failed (and since when the first
+        did), and those whose message has no delivery confirmed yet."""
 
 
 class TemplateCatalogue(Protocol):

@@ -428,10 +428,17 @@ async def campaign_progress(uow: CampaignUnitOfWork, campaign_id: int) -> Campai
         campaign = await _campaign(uow, campaign_id)
         progress = await uow.campaigns.progress(campaign_id)
         if campaign.fallback_after_minutes and campaign.status is CampaignStatus.RUNNING:
-            waiting, since = await uow.campaigns.fallbacks_waiting(campaign)
-            if waiting:
-                due = since + timedelta(minutes=campaign.fallback_after_minutes) if since else None
-                progress = replace(progress, fallbacks_waiting=waiting, next_fallback_at=due)
+            waiting = await uow.campaigns.fallbacks_waiting(campaign)
+            since = waiting.failed_since
+            progress = replace(
+                progress,
+                fallbacks_waiting=waiting.failed,
+                next_fallback_at=since + timedelta(minutes=campaign.fallback_after_minutes)
+                if since
+                else None,
+                unconfirmed=waiting.unconfirmed,
+                fallback_after_minutes=campaign.fallback_after_minutes,
+            )
         return progress
 
 

@@ -554,6 +554,7 @@ async def test_a_bounce_keeps_the_campaign_running_until_its_fallback_is_planned
     # The page says why it is still running: one waits for its SMS, due 5 minutes after the bounce.
     progress = await campaign_progress(SqlCampaignUnitOfWork(database), campaign_id)
     assert (progress.fallbacks_waiting, progress.next_fallback_at) == (1, NOW + timedelta(minutes=5))
+    assert progress.unconfirmed == 0, "an email at 'sent' never falls back, so it is not said to"
     assert fallbacks_waiting_words(progress, NOW, lambda due: f"{due:%H:%M}") == (
         "1 recipient whose message was not delivered waits to be tried on the next channel, the first at "
         f"{NOW + timedelta(minutes=5):%H:%M}."
