@@ -128,8 +128,8 @@ def require_filled(text: str) -> None:
 _COMMAND_LIKE = re.compile(
     r"\s*(?:canned\s+[\w-]+(?:\s+for\s+#?\d+)?\s*$|/[a-z][\w-]*(?:@\w+)?(?:\s|$))", re.IGNORECASE
 )
-#: The canned reply a command-like thread reply names: "thanks" in "/thanks", "canned thanks for 12".
-_SHORTCUT = re.compile(r"\s*/?(?:sb\s+)?(?:canned\s+)?([\w-]+)", re.IGNORECASE)
+#: The canned reply a thread reply asks for by name: "thanks" in "canned thanks for 12", "/sb canned thanks".
+_SHORTCUT = re.compile(r"\s*/?(?:sb\s+)?canned\s+([\w-]+)", re.IGNORECASE)
 
 
 def require_words_for_the_customer(text: str, via: str = "slack", chat_id: int | None = None) -> None:
@@ -140,8 +140,8 @@ def require_words_for_the_customer(text: str, via: str = "slack", chat_id: int |
     if via == "telegram":
         how = "Send a command to the bot as a message of its own, not as a reply to a conversation"
     else:
-        named = _SHORTCUT.match(text)
-        shortcut = named.group(1).lower() if named else "thanks"
+        named = _SHORTCUT.match(text)  # "/revenue" or "/thanks" names no canned reply for sure
+        shortcut = named.group(1).lower() if named else "SHORTCUT"
         for_chat = f" for {chat_id}" if chat_id is not None else " for CONVERSATION"
         how = f"Run commands in the channel with /sb (`/sb canned {shortcut}{for_chat}`)"
     raise CannedReplyError(

@@ -340,7 +340,9 @@ def test_the_refusal_says_how_to_run_a_command_where_it_was_typed() -> None:
         require_words_for_the_customer("/canned thanks for 12", "slack")
     # The walk copied the example as written, and it named conversation 12, not the one it was typed in.
     with pytest.raises(CannedReplyError, match=r"\(`/sb canned hours for 516`\)"):
-        require_words_for_the_customer("/hours", "slack", 516)
+        require_words_for_the_customer("canned hours", "slack", 516)
+    with pytest.raises(CannedReplyError, match=r"\(`/sb canned SHORTCUT for 516`\)"):
+        require_words_for_the_customer("/sb revenue last 30 days", "slack", 516)
     with pytest.raises(CannedReplyError, match="Send a command to the bot as a message of its own"):
         require_words_for_the_customer("/canned thanks for 12", "telegram")
 
