@@ -58,7 +58,7 @@ from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
 #: Where a schedule said in German begins ("jeden Montag 8:00", "werktags 7:30", "Montag bis Freitag 7:30").
-SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an"}
+SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an", "mo", "mo.-fr", "mo-fr"}
 SCHEDULE_USAGE = (
     "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (“jeden Montag 8:00” too; "
     "#slack-channel, "

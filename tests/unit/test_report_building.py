@@ -478,3 +478,23 @@ def test_a_slug_spells_german_letters_out() -> None:
     assert slug_for("Frühjahrs-Check Wien") == "fruehjahrs-check-wien"
     assert slug_for("Straße für Zoë") == "strasse-fuer-zoe"
     assert slug_for("!!! ??? 🎉") == ""
+
+
+@pytest.mark.parametrize(
+    ("typed", "cron"),
+    [
+        ("weekly Mo bis Fr 7:30 to #ops", "30 7 * * 1-5"),
+        ("weekly Mo.-Fr. 7:30 to #ops", "30 7 * * 1-5"),
+        ("weekly Mo - Fr 7:30 to #ops", "30 7 * * 1-5"),
+        ("weekly jeden Mo 8:00 to #ops", "0 8 * * 1"),
+    ],
+)
+def test_the_bot_finds_a_german_weekday_range_where_the_form_does(typed: str, cron: str) -> None:
+    """The web form read "Mo bis Fr 7:30"; the bot did not find where the time began."""
+    from datetime import date
+
+    from bot.commands.reports import parse_schedule
+
+    said = parse_schedule(typed.split(), typed, date(2026, 12, 7))
+    assert (said.name, said.cron) == ("weekly", cron)
+    assert cron_from_words(typed.removeprefix("weekly ").removesuffix(" to #ops")) == cron
