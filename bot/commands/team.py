@@ -38,21 +38,38 @@ _AROUND = {"on", "am", "for", "in", "at", "im", "the", "clinic"}
 
 
 def parse_team(words: list[str], rest: str, today: date) -> OnDuty:
-    said = [w.strip(",?!").lower() for w in words]
-    said = [w for w in said if w and w not in _AROUND]
-    if not said:
+    said = _words(words)
+    if not _trimmed(said, _AROUND):
         return OnDuty()
-    day, place = _day_and_place(said, today)
+    day, place = _day_and_place(said, today, _AROUND)
     return OnDuty(day, " ".join(place) or None)
 
 
-def _day_and_place(words: list[str], today: date) -> tuple[DaySpec | None, list[str]]:
+def _words(words: list[str]) -> list[str]:
+    """Lower-cased, without the punctuation around them ("friday." is "friday"; "24.12." keeps its dots)."""
+    cleaned = [w.strip(",?!").lower() for w in words]
+    return [w if _DOTTED.fullmatch(w) else w.removesuffix(".") for w in cleaned if w]
+
+
+def _trimmed(words: list[str], around: set[str]) -> list[str]:
+    """`words` without the words that say nothing at either end ("in Berlin" is "Berlin"); inside a name they
+    stay ("Praxis am Markt")."""
+    start, end = 0, len(words)
+    while start < end and words[start] in around:
+        start += 1
+    while end > start and words[end - 1] in around:
+        end -= 1
+    return words[start:end]
+
+
+def _day_and_place(words: list[str], today: date, around: set[str]) -> tuple[DaySpec | None, list[str]]:
     """The day said first or last ("tomorrow in Berlin", "Berlin tomorrow", "am 7.12. in Hamburg"), the longest
-    that reads, and the words left, which name a clinic; no day: today."""
+    that reads, and the words left, which name a clinic ("Praxis am Markt" whole); no day: today."""
+    words = _trimmed(words, around)
     for n in range(len(words), 0, -1):
         for day, place in ((words[:n], words[n:]), (words[-n:], words[:-n])):
             try:
-                return parse_day(day, today, USAGE), place
+                return parse_day(day, today, USAGE), _trimmed(place, around)
             except ParseError:
                 continue
     return None, words
@@ -97,10 +114,7 @@ def on_duty_question(text: str, today: date, clinics: Mapping[str, str] | None =
     said = {w.strip(",?!.") for w in text.lower().split()}
     if not _DUTY & said:
         return None
-    words = [w.strip(",?!").lower() for w in asked.group("rest").split()]
-    words = [w.removesuffix(".") if not _DOTTED.fullmatch(w) else w for w in words]
-    content = [w for w in words if w and w not in _DUTY | _FILLER]
-    day, place = _day_and_place(content, today)
+    day, place = _day_and_place(_words(asked.group("rest").split()), today, _DUTY | _FILLER)
     if not place:
         return OnDuty(day)
     named = " ".join(place)

@@ -122,3 +122,21 @@ def test_a_duty_question_may_name_a_clinic(asked: str, day: date, clinic: str) -
 )
 def test_other_questions_are_not_taken_for_a_duty_roster(asked: str) -> None:
     assert on_duty_question(asked, MONDAY, {} if "Berlin" in asked else CLINICS) is None
+
+
+def test_a_clinic_named_with_small_words_keeps_them() -> None:
+    """ "Praxis am Markt" lost its "am" and was no clinic; "team friday." read "friday." as a clinic."""
+    from bot.commands.team import parse_team
+
+    typed = parse_team("tomorrow Praxis am Markt".split(), "", MONDAY)
+    assert typed.clinic == "praxis am markt" and typed.day is not None
+    assert typed.day.resolve(MONDAY) == date(2026, 12, 8)
+    friday = parse_team(["friday."], "", MONDAY)
+    assert (
+        friday.clinic is None and friday.day is not None and friday.day.resolve(MONDAY) == date(2026, 12, 11)
+    )
+    assert parse_team("on friday in Berlin".split(), "", MONDAY).clinic == "berlin"
+    asked = on_duty_question(
+        "who is on duty at Praxis am Markt tomorrow?", MONDAY, {"praxis am markt": "PAM"}
+    )
+    assert asked is not None and asked.clinic == "praxis am markt"
