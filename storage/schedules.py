@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
@@ -377,7 +378,19 @@ async def schedule_like(
         )
         .order_by(ReportSchedule.id)
     )
-    return next((schedule_id for schedule_id, held in found if (held or []) == filters), None)
+    wanted = _same_filters(filters)
+    return next((schedule_id for schedule_id, held in found if _same_filters(held or []) == wanted), None)
+
+
+def _same_filters(filters: list[Any]) -> list[Any]:
+    """Filters compared as meant: "BER, HAM" is "HAM, BER", and their order does not matter."""
+
+    def normal(item: Any) -> Any:
+        if isinstance(item, dict) and isinstance(item.get("value"), list):
+            return {**item, "value": sorted(str(v) for v in item["value"])}
+        return item
+
+    return sorted((normal(f) for f in filters), key=lambda f: json.dumps(f, sort_keys=True, default=str))
 
 
 class SqlReportSchedules:
@@ -422,6 +435,10 @@ class SqlReportSchedules:
         destination: str,
         filters: list[dict[str, Any]],
     ) -> int | None:
+        # Two saves of one schedule at once: the second waits for the first's commit here, then finds it.
+        await self._session.execute(
+            select(CustomReport.id).where(CustomReport.id == report_id).with_for_update()
+        )
         return await schedule_like(
             self._session,
             report_id=report_id,
