@@ -65,6 +65,10 @@ class SqlConversations:
         created = self._created if dialect_of(self.session) == "postgresql" else None
         return within_their_months(CC.c.created_at, [communication_id], created)
 
+    async def customer_language(self, customer_id: int) -> str | None:
+        locale = await self.session.scalar(select(Customer.locale).where(Customer.id == customer_id))
+        return str(locale) if locale else None
+
     async def find_customer(self, channel: Channel, address: str) -> int | None:
         address = address.strip()
         if not address:

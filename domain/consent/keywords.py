@@ -61,7 +61,7 @@ def interpret_keyword(text: str) -> KeywordAction | None:
 
 #: Keywords German speakers use as they are (a German SMS says "Abmelden mit STOP"; Telegram's buttons send
 #: /start and /stop): their confirmation is in the sender's language.
-NEUTRAL_KEYWORDS = frozenset({"STOP", "START", "INFO", "/STOP", "/START", "/HELP"})
+NEUTRAL_KEYWORDS = frozenset({"STOP", "START", "INFO", "HELP", "/STOP", "/START", "/HELP"})
 
 
 def keyword_language(text: str, sender_language: str = "en") -> str:

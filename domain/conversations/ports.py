@@ -51,6 +51,9 @@ class WebhookInbox(Protocol):
 class ConversationStore(Protocol):
     async def find_customer(self, channel: Channel, address: str) -> int | None: ...
 
+    async def customer_language(self, customer_id: int) -> str | None:
+        """The language the customer's record says they read ("de"), if any."""
+
     async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int | None:
         """Make the customer a first message from an unknown sender asks for (tagged), unless a concurrent
         first message from the same address made them already (their id either way); None when the address

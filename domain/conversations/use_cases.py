@@ -62,6 +62,7 @@ from domain.messages.sending import (
     queue_message,
 )
 from domain.messages.words import CHAT_CHANNEL_WORDS
+from domain.said_place import spoken_language
 from domain.video.replies import ReplyHandled, VideoReplies, answer_video_reply
 from domain.vocabulary import (
     OUTBOUND_CHANNELS,
@@ -339,7 +340,9 @@ async def handle_customer_message(
         first_contact=first_contact,
         language=keyword_language(
             message.body,
-            sender_language(
+            # What their record says they read, else what their number or app says (a first contact).
+            spoken_language(await store.customer_language(customer_id) if customer_id is not None else None)
+            or sender_language(
                 message.channel, message.from_address, message.sender_language, policy.customer_language
             ),
         ),

@@ -132,6 +132,9 @@ class FakeUow:
     async def find_customer(self, channel: Channel, address: str) -> int | None:
         return self.draft.customers.get(address)
 
+    async def customer_language(self, customer_id: int) -> str | None:
+        return None
+
     async def add_newcomer(self, newcomer: Newcomer, at: datetime) -> int:
         self.draft.newcomers.append(newcomer)
         customer_id = 100 + len(self.draft.newcomers)

@@ -118,6 +118,7 @@ def test_stop_from_a_german_reader_is_confirmed_in_german() -> None:
         OPT_OUT, "Northwind", Channel.SMS, language=keyword_language("Stop", "de")
     ).startswith("Northwind: Sie wurden abgemeldet")
     assert keyword_language("/start", sender_language(Channel.TELEGRAM, "4242", "de-DE", "en")) == "de"
+    assert keyword_language("HELP", "de") == "de", "HELP is read as INFO is"
     # An English word stays English; an English reader's STOP too.
     assert keyword_language("UNSUBSCRIBE", "de") == "en"
     assert keyword_language("STOP", sender_language(Channel.SMS, "+447400123456", None, "de")) == "en"
