@@ -117,7 +117,7 @@ async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: Comman
             names.get(r.key, r.key),
             str(r.attributed_orders),
             format_value(r.attributed_revenue, "currency", locale=locale, currency=currency),
-            "—" if r.conversion_rate is None else f"{r.conversion_rate:.1%}",
+            "—" if r.conversion_rate is None else format_value(r.conversion_rate, "percent", locale=locale),
         )
         for r in shown
     )

@@ -40,8 +40,12 @@ def format_value(value: float | None, unit: Unit, *, locale: str, currency: str 
     if unit == "currency":
         return str(format_currency(value, _require_currency(currency), locale=locale))
     if unit == "percent":
-        # Under 1 % a second decimal: an opt-out rate of 0.43 % is not "0.4%", and 0.04 % is not "0.0%".
-        digits = 2 if 0 < abs(value) < 0.01 else 1
+        # Under 1 % a second decimal: an opt-out rate of 0.43 % is not "0.4%", and 0.04 % is not "0.0%"; what
+        # rounds to 1.0 % keeps one ("1.0%", not "1.00%"), and what is not 0 never reads 0 ("<0.01%").
+        if 0 < abs(value) < 0.00005:
+            least = _percent_pattern(locale, min_fraction=2, max_fraction=2).apply(0.0001, locale)
+            return f"<{least}" if value > 0 else f"-<{least}"
+        digits = 2 if value != 0 and abs(round(value * 100, 1)) < 1 else 1
         return str(_percent_pattern(locale, min_fraction=digits, max_fraction=digits).apply(value, locale))
     if unit == "count":
         return str(format_decimal(round(value), locale=locale))

@@ -139,3 +139,5 @@ def test_a_rate_under_one_percent_keeps_a_second_decimal() -> None:
     assert format_value(0.0, "percent", locale="en_GB") == "0.0%"
     assert format_value(0.012, "percent", locale="en_GB") == "1.2%"
     assert format_value(0.0043, "percent", locale="de_DE") == "0,43\xa0%"
+    assert format_value(0.00996, "percent", locale="en_GB") == "1.0%", "rounds to 1.0 %: one decimal"
+    assert format_value(0.00004, "percent", locale="en_GB") == "<0.01%", "3 in 100,000 is not nobody"
