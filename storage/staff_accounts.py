@@ -51,6 +51,10 @@ async def _clinic(session: AsyncSession, said: str) -> Location:
     found = [c for c in clinics if wanted in (c.code.casefold(), " ".join(c.name.split()).casefold())]
     if len(found) == 1:
         return found[0]
+    if found:  # one clinic's code is another's name
+        coded = next((c for c in found if c.code.casefold() == wanted), None)
+        if coded is not None:
+            return coded
     listed = ", ".join(f"{c.code} ({c.name})" for c in clinics) or "none yet"
     raise StaffAccountRefused(f"there is no clinic {said!r}; the clinics are: {listed}")
 

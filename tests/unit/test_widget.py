@@ -257,3 +257,16 @@ async def test_a_key_for_a_clinic_names_it_by_code_and_an_unknown_code_is_refuse
             uow, name="X", origins=["https://x.example"], actor="a", via="cli", now=NOW, location="XYZ"
         )
     assert len(uow.keys_added) == 1
+
+
+def test_only_real_zones_and_languages_are_taken_from_a_browser() -> None:
+    from domain.said_place import known_zone, spoken_language
+
+    assert [known_zone(z) for z in ("Europe/Vienna", "localtime", "posixrules", "right/UTC", "Factory")] == [
+        "Europe/Vienna",
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert [spoken_language(t) for t in ("de-AT", "zz", "und", "en_GB", "")] == ["de", None, None, "en", None]
