@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
 from domain.audit import AuditEntry, AuditTrail
+from domain.report_schedule import ScheduleRequest, cron_weekdays_as_names
 from domain.transaction import Transaction
 
 MissedRunPolicy = Literal["skip", "deliver_late_once"]
@@ -51,59 +52,6 @@ def cron_trigger(cron: str, timezone: str) -> CronTrigger:
             f"invalid cron expression {cron!r}: {error} (five fields: minute hour day month weekday, "
             "e.g. '0 8 * * mon' for Mondays at 08:00)"
         ) from None
-
-
-_CRON_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-
-
-def cron_weekdays_as_names(cron: str) -> str:
-    """The cron expression with its weekday field in names, which APScheduler reads as cron does.
-
-    In cron, weekday 0 (and 7) is Sunday and 1 is Monday; APScheduler 3 counts 0 as Monday, so "0 8 * * 1"
-    handed over as it is would fire on Tuesdays. Names mean the same to both.
-    """
-    fields = cron.split()
-    if len(fields) != 5 or fields[4] == "*":
-        return cron
-    days: set[int] = set()
-    for part in fields[4].lower().split(","):
-        days |= _cron_days(part)
-    fields[4] = ",".join(_CRON_DAY_NAMES[d] for d in sorted(days))
-    return " ".join(fields)
-
-
-def _cron_days(part: str) -> set[int]:
-    """The cron weekdays (0 = Sunday) one comma-separated part names: 1, mon, 1-5, mon-fri, */2, 1-5/2."""
-    span, _, step_text = part.partition("/")
-    step = _cron_number(step_text, "step") if step_text else 1
-    if step < 1:
-        raise ValueError(f"the weekday step must be at least 1, got {step}")
-    if span == "*":
-        first, last = 0, 6
-    else:
-        low, dash, high = span.partition("-")
-        first = _cron_day(low)
-        last = _cron_day(high) if dash else (6 if step_text else first)
-        if dash and high in ("7", "sun") and last == 0:
-            last = 7
-    if last < first:
-        raise ValueError(f"the weekday range {span} runs backwards")
-    return {day % 7 for day in range(first, last + 1, step)}
-
-
-def _cron_day(text: str) -> int:
-    if text in _CRON_DAY_NAMES:
-        return _CRON_DAY_NAMES.index(text)
-    number = _cron_number(text, "weekday")
-    if not 0 <= number <= 7:
-        raise ValueError(f"weekday {number} is not between 0 and 7")
-    return number % 7 if number != 7 else 0
-
-
-def _cron_number(text: str, what: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"{text!r} is not a {what}")
-    return int(text)
 
 
 def next_due(cron: str, timezone: str, after: datetime) -> datetime:
@@ -156,30 +104,17 @@ def plan_runs(
 
 class ReportScheduleBook(Protocol):
     async def add(
-        self,
-        *,
-        report_id: int,
-        owner_id: int | None,
-        cron: str,
-        timezone: str,
-        destination_kind: str,
-        destination: str,
-        next_due_at: datetime,
-        filters: list[dict[str, Any]] | None = None,
+        self, *, report_id: int, owner_id: int | None, request: ScheduleRequest, next_due_at: datetime
     ) -> int:
         """Store a new schedule (with this recipient's own filter values, if any) and return its id."""
 
-    async def same_as(
-        self,
-        *,
-        report_id: int,
-        cron: str,
-        timezone: str,
-        destination_kind: str,
-        destination: str,
-        filters: list[dict[str, Any]],
-    ) -> int | None:
-        """The id of an enabled schedule of the report with all of these the same, or None."""
+    async def same_as(self, *, report_id: int, request: ScheduleRequest) -> int | None:
+        """The id of an enabled schedule of the report that `request` repeats (ScheduleRequest.repeats), or
+        None; two saves of one report's schedules at once are taken one after the other from here."""
+
+    async def withdraw(self, schedule_id: int) -> bool:
+        """Remove a schedule made a moment ago that cannot deliver (nothing was delivered yet); False when
+        it is already gone."""
 
 
 class SchedulingUnitOfWork(Transaction, Protocol):
@@ -190,18 +125,6 @@ class SchedulingUnitOfWork(Transaction, Protocol):
 
     @property
     def audit(self) -> AuditTrail: ...
-
-
-@dataclass(frozen=True)
-class ScheduleRequest:
-    """How often a saved report goes, and where: a destination kind (slack, telegram or email) and its address."""
-
-    cron: str
-    timezone: str
-    destination_kind: str
-    destination: str
-    #: Filters added to the report's for this recipient only ({"dimension", "operator", "value"} each).
-    filters: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -228,14 +151,14 @@ async def schedule_report(
     """
     first = next_due(request.cron, request.timezone, now)
     async with uow:
-        same = await uow.schedules.same_as(report_id=report_id, **schedule_fields(request))
+        same = await uow.schedules.same_as(report_id=report_id, request=request)
         if same is not None:
             raise AlreadyScheduled(same, request)
         schedule_id = await uow.schedules.add(
             report_id=report_id,
             owner_id=owner_id,
+            request=request,
             next_due_at=first,
-            **schedule_fields(request),
         )
         uow.audit.record(
             AuditEntry(
@@ -255,12 +178,20 @@ async def schedule_report(
     return ScheduledReport(schedule_id, first)
 
 
-def schedule_fields(request: ScheduleRequest) -> dict[str, Any]:
-    """What a stored schedule holds of a request, and what makes two schedules the same."""
-    return {
-        "cron": request.cron,
-        "timezone": request.timezone,
-        "destination_kind": request.destination_kind,
-        "destination": request.destination,
-        "filters": list(request.filters),
-    }
+async def withdraw_schedule(
+    uow: SchedulingUnitOfWork, *, schedule_id: int, report_slug: str, reason: str, actor: str, via: str
+) -> None:
+    """Take back a schedule just made whose destination refused it (a Slack channel the bot is not in), with
+    the reason in the audit trail beside its "report.schedule" entry."""
+    async with uow:
+        if await uow.schedules.withdraw(schedule_id):
+            uow.audit.record(
+                AuditEntry(
+                    actor=actor,
+                    via=via,
+                    action="report.unschedule",
+                    target=f"report:{report_slug}",
+                    detail={"schedule_id": schedule_id, "reason": reason},
+                )
+            )
+        await uow.commit()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from domain.report_schedule import ScheduleRequest
 from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
 from storage.sql import insert_for, table_of
 from storage.unit_of_work import SqlUnitOfWork
@@ -355,44 +355,6 @@ def filters_in_words(filters: list[Any]) -> str:
     return ", ".join(parts)
 
 
-async def schedule_like(
-    session: AsyncSession,
-    *,
-    report_id: int,
-    cron: str,
-    timezone: str,
-    destination_kind: str,
-    destination: str,
-    filters: list[dict[str, Any]],
-) -> int | None:
-    """An enabled schedule of the report with these times, zone, destination and own filters, or None."""
-    found = await session.execute(
-        select(ReportSchedule.id, ReportSchedule.filters)
-        .where(
-            ReportSchedule.report_id == report_id,
-            ReportSchedule.enabled.is_(True),
-            ReportSchedule.cron == cron,
-            ReportSchedule.timezone == timezone,
-            ReportSchedule.destination_kind == destination_kind,
-            ReportSchedule.destination == destination,
-        )
-        .order_by(ReportSchedule.id)
-    )
-    wanted = _same_filters(filters)
-    return next((schedule_id for schedule_id, held in found if _same_filters(held or []) == wanted), None)
-
-
-def _same_filters(filters: list[Any]) -> list[Any]:
-    """Filters compared as meant: "BER, HAM" is "HAM, BER", and their order does not matter."""
-
-    def normal(item: Any) -> Any:
-        if isinstance(item, dict) and isinstance(item.get("value"), list):
-            return {**item, "value": sorted(str(v) for v in item["value"])}
-        return item
-
-    return sorted((normal(f) for f in filters), key=lambda f: json.dumps(f, sort_keys=True, default=str))
-
-
 class SqlReportSchedules:
     """New report schedules (reports.schedules.ReportScheduleBook); the runner's claims are SqlScheduleStore's."""
 
@@ -400,54 +362,51 @@ class SqlReportSchedules:
         self._session = session
 
     async def add(
-        self,
-        *,
-        report_id: int,
-        owner_id: int | None,
-        cron: str,
-        timezone: str,
-        destination_kind: str,
-        destination: str,
-        next_due_at: datetime,
-        filters: list[dict[str, Any]] | None = None,
+        self, *, report_id: int, owner_id: int | None, request: ScheduleRequest, next_due_at: datetime
     ) -> int:
         schedule = ReportSchedule(
-            filters=filters or None,
+            filters=list(request.filters) or None,
             report_id=report_id,
             owner_id=owner_id,
-            cron=cron,
-            timezone=timezone,
-            destination_kind=destination_kind,
-            destination=destination,
+            cron=request.cron,
+            timezone=request.timezone,
+            destination_kind=request.destination_kind,
+            destination=request.destination,
             next_due_at=next_due_at,
         )
         self._session.add(schedule)
         await self._session.flush()
         return schedule.id
 
-    async def same_as(
-        self,
-        *,
-        report_id: int,
-        cron: str,
-        timezone: str,
-        destination_kind: str,
-        destination: str,
-        filters: list[dict[str, Any]],
-    ) -> int | None:
-        # Two saves of one schedule at once: the second waits for the first's commit here, then finds it.
+    async def same_as(self, *, report_id: int, request: ScheduleRequest) -> int | None:
+        # Two saves of one schedule at once: the second waits for the first's commit here (on SQLite, every
+        # writer's BEGIN IMMEDIATE already has), then finds it.
         await self._session.execute(
             select(CustomReport.id).where(CustomReport.id == report_id).with_for_update()
         )
-        return await schedule_like(
-            self._session,
-            report_id=report_id,
-            cron=cron,
-            timezone=timezone,
-            destination_kind=destination_kind,
-            destination=destination,
-            filters=filters,
+        found = await self._session.execute(
+            select(
+                ReportSchedule.id,
+                ReportSchedule.cron,
+                ReportSchedule.timezone,
+                ReportSchedule.destination_kind,
+                ReportSchedule.destination,
+                ReportSchedule.filters,
+            )
+            .where(
+                ReportSchedule.report_id == report_id,
+                ReportSchedule.enabled.is_(True),
+                ReportSchedule.destination == request.destination,
+            )
+            .order_by(ReportSchedule.id)
         )
+        return next((row.id for row in found if request.repeats(*row[1:])), None)
+
+    async def withdraw(self, schedule_id: int) -> bool:
+        gone = await self._session.execute(
+            delete(ReportSchedule).where(ReportSchedule.id == schedule_id).returning(ReportSchedule.id)
+        )
+        return gone.first() is not None
 
 
 class ReportSchedulingUnitOfWork(SqlUnitOfWork):

@@ -20,6 +20,7 @@ from api.pages import notices
 from api.pages.common import Formats, StaffPages, chart_svg, container_of, page, staff_of, utc_now
 from api.pages.notices import after_change
 from domain.messages.words import channel_words, provider_words
+from domain.report_schedule import ScheduleRequest
 from domain.vocabulary import Role
 from reports.answer import Answer, answer
 from reports.charts.cache import draw
@@ -37,7 +38,7 @@ from reports.saved import (
     presentation_from_definition,
     query_from_definition,
 )
-from reports.schedule_check import check_destination, schedule_announcement
+from reports.schedule_check import schedule_and_announce
 from reports.schedule_words import (
     DAYS,
     already_scheduled_words,
@@ -49,12 +50,9 @@ from reports.schedule_words import (
 from reports.schedules import (
     AlreadyScheduled,
     ScheduleError,
-    ScheduleRequest,
-    schedule_fields,
-    schedule_report,
 )
 from storage.database import Database
-from storage.queries.report_schedules import latest_deliveries, same_schedule, schedules_of_reports
+from storage.queries.report_schedules import latest_deliveries, schedules_of_reports
 from storage.queries.reports import dimension_names
 from switchboard.wiring import Container
 
@@ -471,28 +469,21 @@ class ReportPages(StaffPages):
             asked = ScheduleRequest(cron, form["timezone"], kind, destination, only)
             settings, now = container.settings, utc_now()
             try:
-                same = await same_schedule(container.database, report_id=report.id, **schedule_fields(asked))
-                if same is not None:
-                    raise AlreadyScheduled(same, asked)
-                check = await check_destination(
+                saved = await schedule_and_announce(
+                    container.units.report_schedules,
+                    report,
                     asked,
-                    schedule_announcement(staff.name, report.name, asked, now),
+                    owner_id=staff.id,
+                    owner_name=staff.name,
+                    actor=staff.email,
+                    via="web",
+                    now=now,
                     slack_token=settings.slack_bot_token.get_secret_value(),
                     slack_base_url=settings.slack_base_url,
                 )
+                check = saved.check
                 if check.refused is not None:
                     errors["to"] = f"{check.refused[:1].upper()}{check.refused[1:]}. Nothing was scheduled."
-                else:
-                    await schedule_report(
-                        container.units.report_schedules(),
-                        report_id=report.id,
-                        report_slug=report.slug,
-                        owner_id=staff.id,
-                        request=asked,
-                        actor=staff.email,
-                        via="web",
-                        now=now,
-                    )
             except AlreadyScheduled as error:
                 errors["time"] = already_scheduled_words(error)
             except ScheduleError as error:

@@ -13,6 +13,7 @@ from bot.commands.periods import find_period
 from bot.commands.questions import DIMENSION_WORDS
 from bot.commands.wording import day_and_time
 from bot.replies import Attachment, Button, Field, Image, Reply, Table
+from domain.report_schedule import ScheduleRequest
 from domain.staff import StaffIdentity
 from reports.deliveries import Actor, remove_schedule
 from reports.destinations import ChannelCheck
@@ -36,7 +37,7 @@ from reports.saved import (
     query_from_definition,
     run_saved_report,
 )
-from reports.schedule_check import check_destination, schedule_announcement
+from reports.schedule_check import schedule_and_announce
 from reports.schedule_words import (
     GERMAN_DAYS,
     GERMAN_STARTS,
@@ -49,11 +50,8 @@ from reports.schedule_words import destination_of as words_destination
 from reports.schedules import (
     AlreadyScheduled,
     ScheduleError,
-    ScheduleRequest,
-    schedule_fields,
-    schedule_report,
 )
-from storage.queries.report_schedules import same_schedule, schedules_of_reports
+from storage.queries.report_schedules import schedules_of_reports
 from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
@@ -388,31 +386,25 @@ async def run_schedule(command: ScheduleReport, who: StaffIdentity, ctx: Command
         only = await only_filters(report.definition, *command.only, ctx, SCHEDULE_USAGE)
     request = ScheduleRequest(command.cron, ctx.business_tz, kind, destination, only)
     try:
-        same = await same_schedule(ctx.database, report_id=report.id, **schedule_fields(request))
-        if same is not None:
-            raise AlreadyScheduled(same, request)
-        check = await check_destination(
+        saved = await schedule_and_announce(
+            ctx.uow.report_schedules,
+            report,
             request,
-            schedule_announcement(who.name, report.name, request, ctx.now()),
-            slack_token=ctx.settings.slack_bot_token.get_secret_value(),
-            slack_base_url=ctx.settings.slack_base_url,
-        )
-        if check.refused is not None:
-            return Reply(f"Not scheduled: {check.refused}.", kind="error")
-        schedule = await schedule_report(
-            ctx.uow.report_schedules(),
-            report_id=report.id,
-            report_slug=report.slug,
             owner_id=who.staff_id,
-            request=request,
+            owner_name=who.name,
             actor=who.email,
             via=who.via,
             now=ctx.now(),
+            slack_token=ctx.settings.slack_bot_token.get_secret_value(),
+            slack_base_url=ctx.settings.slack_base_url,
         )
     except AlreadyScheduled as error:
         return Reply(already_scheduled_words(error), kind="error")
     except ScheduleError as error:
         raise ParseError(f"{error}.", SCHEDULE_USAGE) from None
+    check, schedule = saved.check, saved.scheduled
+    if schedule is None:
+        return Reply(f"Not scheduled: {check.refused}.", kind="error")
     first = schedule.first_due
     return Reply(
         f"Report {report.name}{' (only ' + filters_in_words(list(only)) + ')' if only else ''} will be "

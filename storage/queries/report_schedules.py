@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 
 from storage.database import Database
 from storage.models import ReportDelivery, ReportSchedule
-from storage.schedules import filters_in_words, schedule_like
+from storage.schedules import filters_in_words
 
 
 @dataclass(frozen=True)
@@ -99,27 +98,3 @@ async def latest_deliveries(
         )
         for d, report_id in rows
     ]
-
-
-async def same_schedule(
-    database: Database,
-    *,
-    report_id: int,
-    cron: str,
-    timezone: str,
-    destination_kind: str,
-    destination: str,
-    filters: list[dict[str, Any]],
-) -> int | None:
-    """The enabled schedule of the report that one about to be made would repeat, asked before a Slack channel
-    is told of it; read from the primary, where a schedule saved a moment ago already is."""
-    async with database.sessions() as session:
-        return await schedule_like(
-            session,
-            report_id=report_id,
-            cron=cron,
-            timezone=timezone,
-            destination_kind=destination_kind,
-            destination=destination,
-            filters=filters,
-        )

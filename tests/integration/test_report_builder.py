@@ -19,7 +19,15 @@ from sqlalchemy import func, select
 from reports.answer import standing_alone, value_label
 from storage.analytics.facts import COUNTED_ORDER_STATUSES, NET_ORDER_AMOUNT
 from storage.database import Database
-from storage.models import AuditLog, CustomReport, Location, Order, ReportDelivery, ReportSchedule
+from storage.models import (
+    AuditLog,
+    CustomReport,
+    Location,
+    Order,
+    ReportDelivery,
+    ReportSchedule,
+    StaffUser,
+)
 from storage.unit_of_work import SqlUnitOfWork
 from tests.integration.test_pages import (  # noqa: F401  (fixtures)
     AGENT,
@@ -609,8 +617,79 @@ async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_th
                 .order_by(ReportSchedule.id)
             )
         )
+        withdrawn = list(
+            await session.scalars(
+                select(AuditLog.detail).where(
+                    AuditLog.action == "report.unschedule", AuditLog.target == f"report:{slug}"
+                )
+            )
+        )
     await database.dispose()
     assert kept == ["#ops", "#down", "board@northwind.example"]
+    # The refused one was stored first (under the report's lock, so a double click is one announcement) and
+    # taken back, with Slack's reason in the audit trail.
+    assert [d["reason"] for d in withdrawn] == ["Slack has no channel #management that the bot can see"]
+
+
+async def test_two_saves_of_one_schedule_at_once_make_one_schedule_and_one_announcement(
+    client: Client, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two presses of Save at the same instant: the second waits on the report (PostgreSQL's row lock,
+    SQLite's BEGIN IMMEDIATE) and finds the first's schedule, so the channel is told once."""
+    import asyncio
+
+    from domain.report_schedule import ScheduleRequest
+    from reports import schedule_check
+    from reports.destinations import ChannelCheck
+    from reports.library import find_report
+    from reports.schedules import AlreadyScheduled
+    from storage.schedules import ReportSchedulingUnitOfWork
+
+    told: list[str] = []
+
+    async def slow_slack(token: str, base_url: str, channel: str, text: str) -> ChannelCheck:
+        told.append(channel)
+        await asyncio.sleep(0.2)  # Slack takes its time; the other save must not announce meanwhile
+        return ChannelCheck()
+
+    monkeypatch.setattr(schedule_check, "announce_in_slack", slow_slack)
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    database = await _database(seeded)
+    try:
+        async with database.read_sessions() as session:
+            staff_id = int(await session.scalar(select(StaffUser.id).where(StaffUser.email == MANAGER)) or 0)
+        report = await find_report(database, staff_id, slug)
+        assert report is not None
+
+        async def save(cron: str) -> object:
+            try:
+                return await schedule_check.schedule_and_announce(
+                    lambda: ReportSchedulingUnitOfWork(database),
+                    report,
+                    ScheduleRequest(cron, "Europe/Berlin", "slack", "#ops"),
+                    owner_id=staff_id,
+                    owner_name="Markus Brandt",
+                    actor=MANAGER,
+                    via="web",
+                    now=datetime.now(UTC),
+                    slack_token="xoxb-test",
+                    slack_base_url="http://127.0.0.1:9",
+                )
+            except AlreadyScheduled as error:
+                return error
+
+        # The same Monday said two ways, as two forms or a form and a bot might.
+        outcomes = await asyncio.gather(save("0 8 * * 1"), save("0 8 * * mon"))
+        async with database.read_sessions() as session:
+            kept = list(
+                await session.scalars(select(ReportSchedule.id).where(ReportSchedule.report_id == report.id))
+            )
+    finally:
+        await database.dispose()
+    refused = [o for o in outcomes if isinstance(o, AlreadyScheduled)]
+    assert len(refused) == 1 and told == ["#ops"] and kept == [refused[0].schedule_id]
 
 
 async def test_a_removed_schedule_s_finished_deliveries_stay_in_the_report_s_log(

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from reports.schedules import ScheduleError, cron_weekdays_as_names, next_due
+from domain.report_schedule import cron_weekdays_as_names
+from reports.schedules import ScheduleError, next_due
 
 TUESDAY_AFTERNOON = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berlin
 

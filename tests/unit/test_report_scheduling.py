@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import astuple, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from domain.audit import AuditEntry
+from domain.report_schedule import ScheduleRequest
 from reports.schedule_words import already_scheduled_words
-from reports.schedules import AlreadyScheduled, ScheduleError, ScheduleRequest, schedule_report
+from reports.schedules import AlreadyScheduled, ScheduleError, schedule_report
 from tests.fakes.transaction import FakeTransaction
 
 NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berlin
@@ -18,21 +19,28 @@ NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berli
 
 class FakeSchedules:
     def __init__(self) -> None:
-        self.added: list[dict[str, Any]] = []
+        self.added: list[dict[str, Any] | None] = []
 
     async def add(self, **schedule: Any) -> int:
         self.added.append(schedule)
         return 40 + len(self.added)
 
-    async def same_as(self, *, report_id: int, **fields: Any) -> int | None:
+    async def same_as(self, *, report_id: int, request: ScheduleRequest) -> int | None:
         return next(
             (
                 40 + n
                 for n, held in enumerate(self.added, start=1)
-                if held["report_id"] == report_id and all(held[k] == v for k, v in fields.items())
+                if held is not None
+                and held["report_id"] == report_id
+                and request.repeats(*astuple(held["request"])[:4], held["request"].filters)
             ),
             None,
         )
+
+    async def withdraw(self, schedule_id: int) -> bool:
+        gone = self.added[schedule_id - 41] is not None
+        self.added[schedule_id - 41] = None
+        return gone
 
 
 class FakeUnitOfWork(FakeTransaction):
@@ -50,16 +58,7 @@ async def test_a_schedule_is_stored_with_its_first_due_time_and_audited_in_one_c
     assert scheduled.id == 41
     assert scheduled.first_due == datetime(2026, 12, 7, 7, 0, tzinfo=UTC)  # Monday 08:00 in Berlin
     assert uow.schedules.added == [
-        {
-            "report_id": 7,
-            "owner_id": 3,
-            "cron": "0 8 * * 1",
-            "timezone": "Europe/Berlin",
-            "destination_kind": "email",
-            "destination": "boss@example.com",
-            "next_due_at": scheduled.first_due,
-            "filters": [],
-        }
+        {"report_id": 7, "owner_id": 3, "request": request, "next_due_at": scheduled.first_due}
     ]
     assert uow.audit.entries == [
         AuditEntry(
@@ -94,6 +93,19 @@ async def test_the_same_schedule_twice_is_refused_and_a_different_one_is_kept() 
             uow, report_id=7, report_slug="weekly", owner_id=3, request=monday, actor="a", via="web", now=NOW
         )
     assert refused.value.schedule_id == first.id
+    # Said another way, it is still the same: weekday names or numbers, a Sunday as 0 or 7, spaces.
+    for same in ("0 8 * * mon", "0  8 * * MON", "0 8 * * 1-1"):
+        with pytest.raises(AlreadyScheduled):
+            await schedule_report(
+                uow,
+                report_id=7,
+                report_slug="weekly",
+                owner_id=3,
+                request=replace(monday, cron=same),
+                actor="a",
+                via="web",
+                now=NOW,
+            )
     assert already_scheduled_words(refused.value) == (
         "This report already goes to #ops every Monday at 08:00 (Europe/Berlin), as schedule #41; "
         "nothing new was scheduled."
@@ -122,7 +134,6 @@ def test_a_schedules_announcement_shows_names_as_text_never_as_slack_markup() ->
     from datetime import UTC, datetime
 
     from reports.schedule_check import schedule_announcement
-    from reports.schedules import ScheduleRequest
 
     said = schedule_announcement(
         "Ann <B>",
@@ -134,3 +145,46 @@ def test_a_schedules_announcement_shows_names_as_text_never_as_slack_markup() ->
         "Ann &lt;B&gt; scheduled the report “&lt;!channel&gt; &amp; co” here, every Monday"
     )
     assert "<!channel>" not in said and said.endswith("the first comes 14 Dec 08:00.")
+
+
+async def test_a_schedule_its_channel_refuses_is_taken_back_and_the_reason_audited(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from reports.destinations import ChannelCheck
+    from reports.library import SavedReport
+    from reports.schedule_check import schedule_and_announce
+
+    uow = FakeUnitOfWork()
+    report = SavedReport(id=7, slug="weekly", name="Weekly", shared=True, owner_id=3, definition={})
+    told: list[str] = []
+
+    async def refusing(token: str, base_url: str, channel: str, text: str) -> ChannelCheck:
+        told.append(channel)
+        return ChannelCheck(refused="the bot is not in #ops")
+
+    import reports.schedule_check as schedule_check
+
+    monkeypatch.setattr(schedule_check, "announce_in_slack", refusing)
+    saved = await schedule_and_announce(
+        lambda: uow,
+        report,
+        ScheduleRequest("0 8 * * 1", "Europe/Berlin", "slack", "#ops"),
+        owner_id=3,
+        owner_name="Ann",
+        actor="a@x",
+        via="web",
+        now=NOW,
+        slack_token="xoxb-1",
+        slack_base_url="http://slack",
+    )
+    assert saved.scheduled is None and saved.check.refused == "the bot is not in #ops"
+    assert told == ["#ops"] and uow.schedules.added == [None]
+    assert [e.action for e in uow.audit.entries] == ["report.schedule", "report.unschedule"]
+    assert uow.audit.entries[1].detail == {"schedule_id": 41, "reason": "the bot is not in #ops"}
+    # Taken back, the same schedule can be made again once the bot is in the channel.
+    assert (
+        await uow.schedules.same_as(
+            report_id=7, request=ScheduleRequest("0 8 * * 1", "Europe/Berlin", "slack", "#ops")
+        )
+        is None
+    )
