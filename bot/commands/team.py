@@ -130,8 +130,10 @@ def _clock(moment: time) -> str:
     return f"{moment:%H:%M}"
 
 
-def _hours(member: TeamMember, business_tz: str) -> str:
-    spans = ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in member.hours) or "no hours (live chat only)"
+def _hours(member: TeamMember, business_tz: str, day: date) -> str:
+    spans = ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in member.hours) or (
+        f"none on {day:%A}s" if member.week else "no hours (live chat only)"
+    )
     if member.hours and member.timezone != business_tz:
         spans += f" {member.timezone.rsplit('/', 1)[-1].replace('_', ' ')} time"
     return spans
@@ -141,9 +143,7 @@ def _chat(member: TeamMember, now: datetime) -> str:
     if member.availability != "online":
         state = "away"
     else:
-        local = now.astimezone(zone_of(member.timezone)).time()
-        outside = member.hours and not any(a <= local < b for a, b in member.hours)
-        state = "available, outside their hours" if outside else "available"
+        state = "available, outside their hours" if member.outside_hours(now) else "available"
     held = f", {member.conversations} open" if member.conversations else ""
     return f"{state}{held}"
 
@@ -206,7 +206,7 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
             buttons=(Button("Today", f"team today{again}"),) if not is_today else (),
         )
     columns: tuple[str, ...] = ("Clinic", "Who", "Hours")
-    rows: list[tuple[str, ...]] = [(m.location or "—", m.name, _hours(m, ctx.business_tz)) for m in working]
+    rows: list[tuple[str, ...]] = [(m.location or "—", m.name, _hours(m, ctx.business_tz, day)) for m in working]
     if is_today:
         columns += ("Live chat now",)
         rows = [(*row, _chat(m, now)) for row, m in zip(rows, working, strict=True)]
@@ -224,7 +224,7 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
     if is_today:
         available = [m for m in team if m.availability == "online"]
         away = [m for m in working if m.availability != "online"]
-        outside = sum(1 for m in available if "outside" in _chat(m, now))
+        outside = sum(1 for m in available if m.outside_hours(now))
         text += f" Taking live chat now: {len(available)}"
         text += f" ({outside} outside their working hours)" if outside else ""
         text += f"; away: {', '.join(m.name for m in away)}." if away else "."

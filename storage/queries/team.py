@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
 
 from sqlalchemy import func, select
 
+from domain.video.slots import zone_of
 from domain.vocabulary import Role
 from storage.database import Database
 from storage.models import ChatSession, ClinicianHours, Location, StaffUser
@@ -29,6 +31,17 @@ class TeamMember:
     hours: tuple[tuple[time, time], ...]
     #: Open conversations assigned to them now (as their `chat list mine`).
     conversations: int
+    #: Their working hours on each weekday (Monday 0) that has some, in their own time zone.
+    week: Mapping[int, tuple[tuple[time, time], ...]] = field(default_factory=dict)
+
+    def outside_hours(self, now: datetime) -> bool:
+        """Whether `now` falls outside their working hours, read on their own clock and weekday (a clinician
+        in New York on Sunday evening while it is Monday in Berlin); never for someone with no hours at all
+        (live chat only)."""
+        if not self.week:
+            return False
+        local = now.astimezone(zone_of(self.timezone))
+        return not any(a <= local.time() < b for a, b in self.week.get(local.weekday(), ()))
 
 
 async def team_on(database: Database, weekday: int, *, location_code: str | None = None) -> list[TeamMember]:
@@ -53,13 +66,14 @@ async def team_on(database: Database, weekday: int, *, location_code: str | None
                 .order_by(Location.name, StaffUser.name, StaffUser.id)
             )
         ).all()
-        spans: dict[int, list[tuple[time, time]]] = defaultdict(list)
-        for staff_id, starts, ends in await session.execute(
-            select(ClinicianHours.staff_id, ClinicianHours.starts, ClinicianHours.ends)
-            .where(ClinicianHours.weekday == weekday)
-            .order_by(ClinicianHours.staff_id, ClinicianHours.starts)
+        weeks: dict[int, dict[int, list[tuple[time, time]]]] = defaultdict(lambda: defaultdict(list))
+        for staff_id, day, starts, ends in await session.execute(
+            select(
+                ClinicianHours.staff_id, ClinicianHours.weekday, ClinicianHours.starts, ClinicianHours.ends
+            ).order_by(ClinicianHours.staff_id, ClinicianHours.weekday, ClinicianHours.starts)
         ):
-            spans[staff_id].append((starts, ends))
+            weeks[staff_id][day].append((starts, ends))
+        spans = {staff_id: week[weekday] for staff_id, week in weeks.items() if weekday in week}
         held: dict[int | None, int] = {
             staff_id: count
             for staff_id, count in await session.execute(
@@ -69,7 +83,16 @@ async def team_on(database: Database, weekday: int, *, location_code: str | None
             )
         }
     return [
-        TeamMember(id, name, location, zone, availability, tuple(spans.get(id, ())), int(held.get(id, 0)))
+        TeamMember(
+            id,
+            name,
+            location,
+            zone,
+            availability,
+            tuple(spans.get(id, ())),
+            int(held.get(id, 0)),
+            {day: tuple(hours) for day, hours in weeks.get(id, {}).items()},
+        )
         for id, name, location, zone, availability, role in people
         if role in WORKING_ROLES or id in spans
     ]
