@@ -79,9 +79,13 @@ def typed_values(params: Any, reply: CannedReply) -> dict[str, str]:
     }
 
 
-async def picker(request: Request[Any, Any, Any], container: Container, chat_id: int) -> dict[str, Any]:
-    """The reply box's canned-reply picker, from the page's query: `canned` searches, `use` inserts one."""
-    params = request.query_params
+async def picker(
+    request: Request[Any, Any, Any], container: Container, chat_id: int, form: Any = None
+) -> dict[str, Any]:
+    """The reply box's canned-reply picker, from the page's query: `canned` searches, `use` inserts one.
+    What the agent types for a reply's variables (`v_NAME`: a patient's new time, a name) comes as a posted
+    `form`, so it stays out of the address bar, the browser's history and the access log."""
+    params = form if form is not None else request.query_params
     search = str(params.get("canned", "")).strip()[:40]
     use = str(params.get("use", "")).strip().lstrip("/").lower()[:32]
     team = str(params.get("team", "")).strip() or None

@@ -425,8 +425,24 @@ class ChatPages(StaffPages):
         sent = notices.said(request).get("sent", "")
         return await self._conversation_page(request, session_id, whole_number(sent))
 
+    @post(
+        "/communication/chat/{session_id:int}/canned",
+        name="chat_canned_fill",
+        guards=[requires_role(Role.AGENT)],
+        status_code=200,
+    )
+    async def fill_canned(self, request: Request[Any, Any, Any], session_id: FromPath[int]) -> Template:
+        """The conversation again with a canned reply filled in from what the agent typed for its variables
+        (posted, not in the address)."""
+        return await self._conversation_page(request, session_id, None, canned_form=await request.form())
+
     async def _conversation_page(
-        self, request: Request[Any, Any, Any], session_id: int, sent: int | None, **extra: Any
+        self,
+        request: Request[Any, Any, Any],
+        session_id: int,
+        sent: int | None,
+        canned_form: Any = None,
+        **extra: Any,
     ) -> Template:
         container = container_of(request)
         formats = Formats.of(request)
@@ -436,7 +452,7 @@ class ChatPages(StaffPages):
         card = await customer_card(container.database, data["customer_id"], session_id)
         erased = bool(await customer_erased(container.database, data["customer_id"]))
         done = notices.said(request).get("done", "")
-        canned = await picker(request, container, session_id)
+        canned = await picker(request, container, session_id, canned_form)
         if canned["chosen"] is not None and "draft" not in extra:
             extra["draft"] = canned["chosen"]["text"]
         return _live(

@@ -129,6 +129,8 @@ def test_the_picker_fills_a_canned_reply_and_a_manager_adds_one(
             expect(box).to_have_value(
                 "Hi Ada, no problem: I can move your appointment to Friday at 10:30. Shall I book that for you?"
             )
+            # What the agent typed is posted: it is not in the address bar, the history or the access log.
+            assert "Friday" not in page.url and "new_time" not in page.url, page.url
             page.get_by_role("button", name="Send reply").click()
             expect(page.locator("p.notice.ok")).to_contain_text("Your reply is queued")
             sent = page.locator("ol.conversation li.from-us").filter(has_text="Friday at 10:30")
