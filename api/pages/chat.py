@@ -96,6 +96,7 @@ def _session_row(chat: ChatSummary, now: datetime, formats: Formats) -> dict[str
         "started": formats.moment(chat.started_at),
         "waiting": waiting_words(chat.status, chat.waiting_since, now, formats),
         "first_response": formats.duration(first_response) if first_response is not None else "not yet",
+        "agent": chat.agent or "unassigned",
         # The customer's answer to the satisfaction survey (its comment is their turn in the timeline).
         "rated": f"rated {chat.csat_score} of 5" if chat.csat_score is not None else "",
     }
@@ -298,7 +299,7 @@ async def queue_snapshot(
         rows = [
             _cells(
                 _session_row(c, now, formats),
-                ("channel_label", "status", "subject", "started", "waiting", "first_response"),
+                ("channel_label", "status", "agent", "subject", "started", "waiting", "first_response"),
             )
             for c in chats
         ]

@@ -37,6 +37,8 @@ class ChatSummary:
     csat_comment: str | None = None
     #: The customer's first turn since staff last answered them (None: answered, nothing waits on staff).
     waiting_since: datetime | None = None
+    #: The staff member the conversation is assigned to (None: nobody yet).
+    agent: str | None = None
 
     def reply_target(self) -> ChatReplyTarget:
         return ChatReplyTarget(self.id, self.customer_id, self.channel, self.subject, self.customer)
@@ -102,7 +104,9 @@ WAITING_SINCE = (
 )
 
 
-def _summary(chat: ChatSession, customer: str, waiting_since: datetime | None = None) -> ChatSummary:
+def _summary(
+    chat: ChatSession, customer: str, waiting_since: datetime | None = None, agent: str | None = None
+) -> ChatSummary:
     return ChatSummary(
         chat.id,
         chat.customer_id,
@@ -116,11 +120,17 @@ def _summary(chat: ChatSession, customer: str, waiting_since: datetime | None = 
         chat.csat_score if chat.csat_answered_at is not None else None,
         chat.csat_comment,
         waiting_since,
+        agent,
     )
 
 
-def _with_customer() -> Select[ChatSession, str]:
-    return select(ChatSession, Customer.name).join(Customer, Customer.id == ChatSession.customer_id)
+def _with_customer() -> Select[ChatSession, str, str | None]:
+    """Conversations with their customer's name and their agent's (None: unassigned)."""
+    return (
+        select(ChatSession, Customer.name, StaffUser.name)
+        .join(Customer, Customer.id == ChatSession.customer_id)
+        .outerjoin(StaffUser, StaffUser.id == ChatSession.assigned_staff_id)
+    )
 
 
 async def open_chats(database: Database, limit: int = 200) -> list[ChatSummary]:
@@ -137,7 +147,7 @@ async def open_chats(database: Database, limit: int = 200) -> list[ChatSummary]:
                 .limit(limit)
             )
         ).all()
-    return [_summary(chat, name, since) for chat, name, since in rows]
+    return [_summary(chat, name, since, agent) for chat, name, agent, since in rows]
 
 
 async def recently_closed_chats(database: Database, limit: int = 20) -> list[ChatSummary]:
@@ -151,7 +161,7 @@ async def recently_closed_chats(database: Database, limit: int = 20) -> list[Cha
                 .limit(limit)
             )
         ).all()
-    return [_summary(chat, name) for chat, name in rows]
+    return [_summary(chat, name, agent=agent) for chat, name, agent in rows]
 
 
 async def chat_conversation(database: Database, chat_id: int, sent_id: int | None) -> ChatConversation | None:

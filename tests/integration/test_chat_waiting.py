@@ -35,6 +35,7 @@ async def test_only_conversations_whose_customer_wrote_last_wait_on_us(database:
         for customer_id, (name, said) in zip(customers, turns.items(), strict=True):
             chat = ChatSession(customer_id=customer_id, channel="sms", status="open",
                                started_at=NOW - timedelta(minutes=90), last_message_at=NOW,
+                               assigned_staff_id=agent_id if name == "answered" else None,
                                reopened_at=NOW - timedelta(minutes=5) if name == "reopened" else None)  # fmt: skip
             session.add(chat)
             await session.flush()
@@ -59,3 +60,32 @@ async def test_only_conversations_whose_customer_wrote_last_wait_on_us(database:
     assert since[ids["unanswered"]] == NOW - timedelta(minutes=30)
     assert since[ids["asked again"]] == NOW - timedelta(minutes=10)
     assert since[ids["reopened"]] == NOW - timedelta(minutes=5)
+    # The overview's open conversations name who holds each (its "Agent" column).
+    agents = {chat.id: chat.agent for chat in await open_chats(database)}
+    assert agents[ids["answered"]] == "Lena" and agents[ids["unanswered"]] is None
+
+
+async def test_the_overview_s_live_rows_have_a_cell_for_each_column_and_name_the_agent(
+    database: Database,
+) -> None:
+    """The overview's open table gained an Agent column; the live script rebuilds its rows from these cells."""
+    from pathlib import Path
+
+    from api.pages.chat import queue_snapshot
+    from api.pages.common import Formats
+
+    customer_id = await add_customer(database, "Patient Agent", phone="+4915100000999")
+    async with database.sessions() as session:
+        agent = StaffUser(email="jonas@northwind.example", name="Jonas Weber", role="agent")
+        session.add(agent)
+        await session.flush()
+        session.add(ChatSession(customer_id=customer_id, channel="sms", status="open", started_at=NOW,
+                                last_message_at=NOW, assigned_staff_id=agent.id))  # fmt: skip
+        await session.commit()
+    _, shown = await queue_snapshot(database, 0, None, Formats("Europe/Berlin", "en_GB", "EUR"))
+    template = (Path(__file__).parents[2] / "api/templates/communication/chat.html").read_text()
+    header = template.split("{% macro sessions_table", 1)[1].split("</thead>", 1)[0]
+    columns = header.count('<th scope="col">')
+    assert columns == 9 and '<th scope="col">Agent</th>' in header
+    row = next(r for r in shown["rows"] if r["cells"][1]["text"] == "Patient Agent")
+    assert len(row["cells"]) == columns and row["cells"][4]["text"] == "Jonas Weber"
