@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import sys
@@ -333,6 +334,10 @@ def serve(host: str, port: int, processes: int) -> None:
         await require_migrated(database)
 
     run_async(_with_database(settings, check))
+    _require_free_port(host, port, "--port")
+    if settings.sandbox:
+        _require_free_port("127.0.0.1", settings.sandbox_port, "SWITCHBOARD_SANDBOX_PORT")
+        _require_free_port("127.0.0.1", settings.sandbox_smtp_port, "SWITCHBOARD_SANDBOX_SMTP_PORT")
     sandbox_process = _start_sandbox_process() if settings.sandbox else None
     click.echo(f"Switchboard is running at http://{host}:{port}/  (health: /healthz)")
     if sandbox_process is not None:
@@ -345,6 +350,30 @@ def serve(host: str, port: int, processes: int) -> None:
         if sandbox_process is not None:
             sandbox_process.terminate()
             sandbox_process.wait(timeout=10)
+
+
+def _require_free_port(host: str, port: int, setting: str) -> None:
+    """Refuse to start on a port something else holds, before saying Switchboard is running there."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise StartupError(
+            f"cannot listen on {host}: {error.strerror}; give an address such as 127.0.0.1"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {host} is already in use (another Switchboard, or another program); "
+                    f"stop it, or choose another port with {setting}"
+                ) from None
+            raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def _start_sandbox_process() -> Any:

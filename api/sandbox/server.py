@@ -56,15 +56,19 @@ async def run_sandbox(config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
     app = create_sandbox_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    port = int(runner.addresses[0][1])
-    smtp_port = config.smtp_port or free_port(config.host)
-    # aiosmtpd checks it is up by connecting to the hostname, so it must be given explicitly.
-    controller = DsnController(
-        SandboxSmtpHandler(app[STATE], app[WEBHOOKS]), hostname=config.host, port=smtp_port
-    )
-    await asyncio.to_thread(controller.start)
+    try:
+        site = web.TCPSite(runner, config.host, config.port)
+        await site.start()
+        port = int(runner.addresses[0][1])
+        smtp_port = config.smtp_port or free_port(config.host)
+        # aiosmtpd checks it is up by connecting to the hostname, so it must be given explicitly.
+        controller = DsnController(
+            SandboxSmtpHandler(app[STATE], app[WEBHOOKS]), hostname=config.host, port=smtp_port
+        )
+        await asyncio.to_thread(controller.start)
+    except BaseException:  # a port taken: what started (the webhook sender's session) stops again
+        await runner.cleanup()
+        raise
     try:
         yield RunningSandbox(app=app, host=config.host, port=port, smtp_port=smtp_port)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,27 @@ def test_the_standalone_sandbox_moves_its_smtp_port_with_its_http_port() -> None
     assert (parse_config([]).port, parse_config([]).smtp_port) == (8025, 8026)
     assert parse_config(["--port", "8125"]).smtp_port == 8126
     assert parse_config(["--port", "8125", "--smtp-port", "9000"]).smtp_port == 9000
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_serve_on_a_taken_port_says_so_and_never_that_it_is_running(tmp_path: Path) -> None:
+    """It printed "Switchboard is running at http://127.0.0.1:8000/" and then failed to bind."""
+    import socket
+
+    database = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    env = {**os.environ, "SWITCHBOARD_DATABASE_URL": database, "SWITCHBOARD_SANDBOX": "false"}
+    switchboard = [sys.executable, "-m", "switchboard.cli"]
+    subprocess.run([*switchboard, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        started = subprocess.run(
+            [*switchboard, "serve", "--port", str(port)], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert started.returncode == 2
+    assert "running" not in started.stdout
+    assert started.stderr.strip() == (
+        f"switchboard: error: port {port} on 127.0.0.1 is already in use (another Switchboard, or another "
+        "program); stop it, or choose another port with --port"
+    )
