@@ -264,6 +264,19 @@ async def set_chaos(request: web.Request) -> web.Response:
 RATES = ("rate_429", "rate_500", "rate_503", "rate_timeout")
 
 
+#: The app languages the console's Telegram form offers (Telegram's `language_code`), English first as the
+#: API's default.
+TELEGRAM_APP_LANGUAGES = (
+    ("en", "English"),
+    ("de", "German"),
+    ("fr", "French"),
+    ("it", "Italian"),
+    ("es", "Spanish"),
+    ("tr", "Turkish"),
+    ("ar", "Arabic"),
+)
+
+
 async def page(request: web.Request) -> web.Response:
     state = request.app[STATE]
     recent = {
@@ -276,6 +289,7 @@ async def page(request: web.Request) -> web.Response:
         whatsapp_templates=sorted(state.whatsapp_templates.values(), key=lambda t: (t.name, t.language)),
         stats=state.stats_json(),
         config=state.config,
+        telegram_languages=TELEGRAM_APP_LANGUAGES,
         labels={
             "twilio": "SMS (Twilio)",
             "whatsapp_cloud": "WhatsApp",

@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 
 from api.sandbox import RunningSandbox, SandboxConfig, run_sandbox
+from api.sandbox.keys import STATE
 from bot.command_runner import Via
 from bot.replies import Button, Image, Reply
 from bot.telegram_staff.staff_bot import TelegramStaffHandler, build_telegram_staff
@@ -354,3 +355,19 @@ async def test_a_keyboard_telegram_cannot_read_is_a_bad_request(sandbox: Running
         assert (await answer.json())[
             "description"
         ] == "Bad Request: can't parse reply keyboard markup JSON object"
+
+
+async def test_the_console_s_telegram_form_sends_the_app_language_chosen(sandbox: RunningSandbox) -> None:
+    """Every pretend Telegram customer wrote with an English app, so a demo newcomer was always English."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{sandbox.base_url}/_sandbox/") as page:
+            html = await page.text()
+        assert '<select name="language_code"' in html and '<option value="de">German app</option>' in html
+        form = aiohttp.FormData({"chat_id": "515151", "text": "Guten Tag", "language_code": "de"})
+        async with session.post(
+            f"{sandbox.base_url}/_sandbox/customer/telegram", data=form, allow_redirects=False
+        ) as answer:
+            assert answer.status in (202, 303), await answer.text()
+    received = sandbox.app[STATE].telegram_received
+    [written] = [m for (chat, _), m in received.items() if chat == 515151]
+    assert written["text"] == "Guten Tag" and written["from"]["language_code"] == "de"
