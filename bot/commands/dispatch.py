@@ -392,8 +392,9 @@ async def handle(text: str, who: StaffIdentity, ctx: CommandContext) -> Reply:
             f"That is too long for a command ({len(text)} characters; at most {MAX_INPUT}).", kind="error"
         )
     try:
-        # The clinics', services' and campaigns' own names (cached for a minute), so a question naming
-        # them is read in one pass; without the database, questions are still read with the fixed words.
+        # The clinics', services' and campaigns' own names (a new one at once; see kpi.known_values), so a
+        # question naming them is read in one pass; without the database, questions are still read with the
+        # fixed words.
         known = await known_values(ctx)
     except Exception as error:  # the lookup only sharpens the reading; it must not stop the command
         log.warning("could not read the names of clinics, services and campaigns: %s", error)

@@ -29,7 +29,7 @@ from reports.periods import (
     zone,
 )
 from reports.query import Filter, MetricQuery
-from storage.queries.reports import dimension_names
+from storage.queries.reports import dimension_names, names_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,11 @@ def parse_kpi(words: list[str], rest: str, today: date) -> KpiQuestion:
     return question
 
 
-#: How long the names read from the database are reused before they are read again (a new clinic or
-#: campaign is understood within this many seconds).
+#: How long the names read from the database are reused before they are read again: a renamed clinic, or a
+#: new segment or country among the customers, is understood within this many seconds. A clinic, service,
+#: campaign, template or colleague added is understood at once (storage.queries.reports.names_fingerprint).
 KNOWN_VALUES_TTL_SECONDS = 60.0
-_known_cache: dict[str, tuple[float, dict[str, dict[str, str]]]] = {}
+_known_cache: dict[str, tuple[float, tuple[int, ...], dict[str, dict[str, str]]]] = {}
 
 
 async def known_values(ctx: CommandContext) -> dict[str, dict[str, str]]:
@@ -54,13 +55,18 @@ async def known_values(ctx: CommandContext) -> dict[str, dict[str, str]]:
     them; every dimension, so a name the metric cannot be narrowed by is recognised and declined."""
     key = str(ctx.database.engine.url)
     cached = _known_cache.get(key)
-    if cached is not None and time.monotonic() - cached[0] < KNOWN_VALUES_TTL_SECONDS:
-        return cached[1]
+    fingerprint = await names_fingerprint(ctx.database)
+    if (
+        cached is not None
+        and cached[1] == fingerprint
+        and time.monotonic() - cached[0] < KNOWN_VALUES_TTL_SECONDS
+    ):
+        return cached[2]
     found = {
         dimension: everyday_names(dimension, pairs)
         for dimension, pairs in (await dimension_names(ctx.database)).items()
     }
-    _known_cache[key] = (time.monotonic(), found)
+    _known_cache[key] = (time.monotonic(), fingerprint, found)
     return found
 
 

@@ -206,7 +206,9 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
             buttons=(Button("Today", f"team today{again}"),) if not is_today else (),
         )
     columns: tuple[str, ...] = ("Clinic", "Who", "Hours")
-    rows: list[tuple[str, ...]] = [(m.location or "—", m.name, _hours(m, ctx.business_tz, day)) for m in working]
+    rows: list[tuple[str, ...]] = [
+        (m.location or "—", m.name, _hours(m, ctx.business_tz, day)) for m in working
+    ]
     if is_today:
         columns += ("Live chat now",)
         rows = [(*row, _chat(m, now)) for row, m in zip(rows, working, strict=True)]

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 from babel import Locale
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from storage.analytics.facts import NO_VALUE
 from storage.database import Database
@@ -38,6 +38,27 @@ async def dimension_names(database: Database, *, limit: int = 500) -> dict[str, 
             ).all()
             found[dimension] = [(str(v), str(n)) for v, n in rows if v]
     return found
+
+
+#: The dimensions named in tables staff add rows to by hand (a clinic, a service, a campaign, a template,
+#: a colleague): a row added there is noticed by `names_fingerprint`.
+_ADDED_BY_HAND = (Location, Service, BulkMessaging, MessageTemplate, StaffUser)
+
+
+async def names_fingerprint(database: Database) -> tuple[int, ...]:
+    """How many clinics, services, campaigns, templates and staff there are, and their newest ids, in one
+    cheap query: when it changes, a name was added (or removed) since the names were last read."""
+    counted = [
+        item
+        for model in _ADDED_BY_HAND
+        for item in (
+            select(func.count()).select_from(model).scalar_subquery(),
+            select(func.coalesce(func.max(model.id), 0)).scalar_subquery(),
+        )
+    ]
+    async with database.read_sessions() as session:
+        row = (await session.execute(select(*counted))).one()
+    return tuple(int(v or 0) for v in row)
 
 
 #: The attribution row of orders whose last message was not a campaign's, in words.

@@ -1162,3 +1162,20 @@ async def test_a_customer_s_preferences_in_the_bot_say_the_business_s_rules_wher
     assert said["Weekly marketing limit"] == (
         "none of their own; the business sends at most 1 a day and 3 a week on a channel"
     )
+
+
+async def test_a_clinic_added_a_moment_ago_is_understood_in_a_question_at_once(
+    seeded: CommandContext,
+) -> None:
+    """The names of clinics were read once a minute, so "who is on duty tomorrow in Altona?" right after
+    `switchboard clinic add` was not a roster question."""
+    from storage.models import Location
+
+    asked = "wer hat morgen in Hamburg Altona Dienst?"
+    before = await ask(seeded, asked, as_email=AGENT)  # reads (and keeps) the names as they are
+    assert not (before.title or "").startswith("On duty at Hamburg Altona"), before.text
+    async with seeded.database.sessions() as session:
+        session.add(Location(code="HHA", name="Hamburg Altona", timezone="Europe/Berlin", country="DE"))
+        await session.commit()
+    after = await ask(seeded, asked, as_email=AGENT)
+    assert (after.title or "").startswith("On duty at Hamburg Altona"), (after.title, after.text)
