@@ -3,6 +3,7 @@ answered for any period with the chart the customer and financial pages draw."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -11,6 +12,7 @@ from babel.dates import format_skeleton
 from bot.commands.context import CommandContext
 from bot.commands.parsing import ParseError
 from bot.commands.periods import find_period
+from bot.commands.wording import plain_words
 from bot.replies import Image, Reply, Table
 from domain.staff import StaffIdentity
 from reports.charts.cache import draw
@@ -34,6 +36,16 @@ CAMPAIGN_ROWS = 10
 @dataclass(frozen=True)
 class ShowAnalysis:
     period: PeriodSpec
+    #: A question that named no period ("what is our ROI?"): the answer says which it took.
+    period_assumed: bool = False
+
+    def assumed_words(self) -> str:
+        if not self.period_assumed:
+            return ""
+        taken = (
+            "the last 30 days" if self.period.kind == "last_n_days" else self.period.kind.replace("_", " ")
+        )
+        return f"\nNo period was given, so this is {taken}."
 
 
 def _period(text: str, today: date, default: PeriodSpec, usage: str) -> PeriodSpec:
@@ -67,6 +79,41 @@ def parse_attribution(words: list[str], rest: str, today: date) -> ShowAnalysis:
     return ShowAnalysis(_period(rest, today, PeriodSpec.last_n_days(30), ATTRIBUTION_USAGE))
 
 
+_OR_VS = r"(?:vs\.?|versus|against|compared (?:to|with)|and|gegen|gegenüber|und|im vergleich zu[rm]?)"
+#: Questions the attribution answers (what the messages cost against the revenue they brought), in English
+#: and German. "attributed revenue" and "campaign revenue" stay KPI figures.
+_ATTRIBUTION_ASKED = re.compile(
+    r"\b(?:roi|return on (?:investment|spend|ad spend|(?:our )?(?:messages|messaging|campaigns|marketing))"
+    r"|attribution|rendite"
+    rf"|(?:costs?|spend|spending|kosten|ausgaben) {_OR_VS} (?:the )?(?:revenue|sales|income|umsatz|umsätze|ertrag|einnahmen)"
+    rf"|(?:revenue|sales|income|umsatz|ertrag|einnahmen) {_OR_VS} (?:the )?(?:costs?|spend|kosten|ausgaben)"
+    r"|(?:led|lead|leading|leads) to (?:orders|sales|purchases|revenue)"
+    r"|what did (?:it|they|(?:our |the )?(?:messages|campaigns|sms|texts|emails|mailings)) bring(?: in)?"
+    r"|was (?:haben|hat) (?:uns )?(?:die |unsere )?(?:nachrichten|kampagnen|sms|e-mails|mailings) (?:uns )?gebracht)\b"
+)
+#: Questions the retention by cohort answers.
+_RETENTION_ASKED = re.compile(r"\b(?:cohorts?|kohorten?|retention|kundenbindung)\b")
+
+
+def analysis_question(text: str, today: date) -> tuple[str, ShowAnalysis] | None:
+    """ "ROI last quarter", "costs vs revenue by channel", "Kosten gegen Umsatz letzten Monat", "retention by
+    cohort this year": the analysis asked for (`attribution` or `retention`) and its period, or None."""
+    phrase = " ".join(text.lower().split())
+    if _ATTRIBUTION_ASKED.search(phrase):
+        name, default = "attribution", PeriodSpec.last_n_days(30)
+    elif _RETENTION_ASKED.search(phrase):
+        name, default = "retention", PeriodSpec("last_quarter")
+    else:
+        return None
+    try:
+        found = find_period(plain_words(phrase), today)  # "letzten Monat" as "last month"
+    except ValueError:
+        found = None
+    if found is not None and isinstance(found.value, PeriodSpec):
+        return name, ShowAnalysis(found.value)
+    return name, ShowAnalysis(default, period_assumed=True)
+
+
 async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
     insight = await cohort_retention(ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz)
     spec = cohort_heatmap_chart(insight, ctx.settings.business_locale)
@@ -81,7 +128,7 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
         for r in insight.result.rows
     )
     return Reply(
-        insight.summary,
+        insight.summary + command.assumed_words(),
         title="Retention by cohort",
         images=(Image("cohort-retention.png", png, alt_text=insight.summary),),
         table=Table(("First order in", "Customers", *(f"+{k}" for k in range(1, months + 1))), rows)
@@ -122,7 +169,7 @@ async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: Comman
         for r in shown
     )
     return Reply(
-        f"{attribution.summary} {costs.summary}",
+        f"{attribution.summary} {costs.summary}{command.assumed_words()}",
         title="Attribution",
         images=(Image("attribution.png", png, alt_text=costs.summary),),
         table=Table(("Campaign", "Orders", "Revenue", "Conversion"), campaigns) if campaigns else None,

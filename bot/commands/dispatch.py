@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from bot.commands.analyses import analysis_question
 from bot.commands.campaigns import CampaignAction
 from bot.commands.chats import LIST_USAGE
 from bot.commands.context import CommandContext
@@ -107,6 +108,17 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
     raise ParseError(f"“{noun}” takes one of: {', '.join(verbs)}.", " | ".join(f"{noun} {v}" for v in verbs))
 
 
+def _typed_command(text: str) -> bool:
+    """Whether `text` starts with a command's own name ("report save ROI", "attribution last month"), which
+    then reads the rest as that command's."""
+    words = tokenise(text)
+    try:
+        matched = match_command(words)
+    except ParseError:
+        return False
+    return matched is not None and normalise(words[0]) in (matched[0].name.split()[0], *ALIASES)
+
+
 def parse(
     text: str, ctx: CommandContext, known: Mapping[str, Mapping[str, str]] | None = None
 ) -> Parsed | None:
@@ -116,6 +128,9 @@ def parse(
     campaign = _campaign_asked_about(text, values.get("campaign", {}))
     if campaign is not None:
         return Parsed(BY_NAME["campaign status"], CampaignAction("status", campaign))
+    analysis = analysis_question(text, today) if not _typed_command(text) else None
+    if analysis is not None:  # "ROI last quarter", "Kosten gegen Umsatz", "retention by cohort this year"
+        return Parsed(BY_NAME[analysis[0]], analysis[1])
     duty = on_duty_question(text, today, values.get("location", {}))
     if duty is not None:  # "who is on duty today?", "wer hat morgen Dienst?"
         return Parsed(BY_NAME["team"], duty)

@@ -714,6 +714,47 @@ async def test_retention_and_attribution_answer_with_their_chart_and_rows(seeded
     assert wrong.kind == "error" and "as a period" in wrong.text
 
 
+@pytest.mark.parametrize(
+    ("asked", "title", "same_as"),
+    [
+        ("what's our ROI last quarter?", "Attribution", "attribution last quarter"),
+        ("costs vs revenue last quarter", "Attribution", "attribution last quarter"),
+        ("Kosten gegen Umsatz letztes Quartal", "Attribution", "attribution last quarter"),
+        ("which messages led to orders last quarter", "Attribution", "attribution last quarter"),
+        ("show me retention by cohort this year", "Retention by cohort", "retention by cohort this year"),
+        ("Kohorten dieses Jahr", "Retention by cohort", "retention by cohort this year"),
+    ],
+)
+async def test_the_analyses_are_asked_for_in_words_as_managers_ask(
+    seeded: CommandContext, asked: str, title: str, same_as: str
+) -> None:
+    """ "costs vs revenue" answered the cost alone ("Ignored: revenue."); "ROI" and "cohorts" were not
+    understood: only the typed `attribution` and `retention by cohort` reached these answers."""
+    said = await ask(seeded, asked, as_email=VIEWER)
+    typed = await ask(seeded, same_as, as_email=VIEWER)
+    assert said.kind == "answer" and said.title == title, (said.title, said.text)
+    assert said.text == typed.text and said.table == typed.table
+
+
+async def test_an_analysis_asked_without_a_period_says_which_it_took_and_figures_stay_kpis(
+    seeded: CommandContext,
+) -> None:
+    roi = await ask(seeded, "what is our ROI?", as_email=VIEWER)
+    assert roi.title == "Attribution" and roi.text.endswith(
+        "No period was given, so this is the last 30 days."
+    )
+    # A figure that names revenue or cost stays that figure.
+    for asked, title in (
+        ("communication cost last month", "Communication cost"),
+        ("attributed revenue last month", "Campaign revenue"),
+        ("how much did Berlin bring in yesterday", "Revenue"),
+    ):
+        answer = await ask(seeded, asked, as_email=VIEWER)
+        assert answer.title == title, (asked, answer.title, answer.text)
+    # A typed command that names the word is that command.
+    assert (await ask(seeded, "report save ROI", as_email=MANAGER)).title != "Attribution"
+
+
 async def test_a_campaign_is_created_in_one_line_counted_first_and_saved_on_confirm(
     seeded: CommandContext,
 ) -> None:
