@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 
 from domain.audit import AuditEntry
+from domain.counting import counted
 from reports.presentation import Presentation
 from reports.query import MetricQuery
 from reports.saved import (
@@ -22,6 +23,7 @@ from reports.saved import (
 )
 from storage.database import Database
 from storage.models import CustomReport, ReportDelivery, ReportSchedule, StaffUser
+from storage.schedules import filters_in_words
 from storage.unit_of_work import SqlUnitOfWork
 
 MAX_NAME = 200
@@ -168,6 +170,18 @@ async def update_report(
         stored = await uow.session.get(CustomReport, report.id)
         if stored is None:
             raise ReportLibraryError("This report was deleted meanwhile.")
+        broken = schedules_broken_by(
+            definition,
+            (
+                await uow.session.execute(
+                    select(ReportSchedule.id, ReportSchedule.destination, ReportSchedule.filters)
+                    .where(ReportSchedule.report_id == report.id, ReportSchedule.filters.is_not(None))
+                    .order_by(ReportSchedule.id)
+                )
+            ).all(),
+        )
+        if broken:
+            raise ReportLibraryError(broken)
         stored.name, stored.definition, stored.shared = name, definition, shared
         uow.audit.record(
             AuditEntry(
@@ -183,6 +197,29 @@ async def update_report(
         )
         await uow.commit()
         return _saved(stored)
+
+
+def schedules_broken_by(definition: dict[str, Any], schedules: Any) -> str:
+    """Why the changed report could no longer be sent to schedules that narrow it for their recipient ("only
+    location BER" on a report of messages sent by channel), in words; "" when every schedule still works."""
+    broken = []
+    for schedule_id, destination, filters in schedules:
+        query = dict(definition.get("query", {}))
+        query["filters"] = [*query.get("filters", []), *(filters or [])]
+        try:
+            query_from_definition({**definition, "query": query})
+        except ReportDefinitionError as error:
+            only = filters_in_words(list(filters or []))
+            broken.append(f"schedule #{schedule_id} to {destination} (only {only}): {error}")
+    if not broken:
+        return ""
+    return (
+        f"This change would stop {counted(len(broken), 'schedule', 'schedules')} of this report that "
+        f"{'sends' if len(broken) == 1 else 'send'} it for some values only: {'; '.join(broken)}. Nothing was "
+        "changed. Remove "
+        f"{'that schedule' if len(broken) == 1 else 'those schedules'} first (and schedule again after), or "
+        "keep a figure that can be split that way."
+    )
 
 
 async def free_copy_name(database: Database, name: str) -> str:

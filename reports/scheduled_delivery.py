@@ -11,6 +11,7 @@ from reports.business_format import BusinessFormat
 from reports.destinations import RenderedReport
 from reports.redraw import redraws
 from reports.saved import run_saved_report
+from reports.scheduler import REPORT_CANNOT_BE_MADE
 from storage.database import Database
 from storage.schedules import DueSchedule
 
@@ -67,6 +68,14 @@ def report_failure_email(
             f'The scheduled report "{schedule.report_name}" was handed to the mail relay for '
             f"{schedule.destination}, but it bounced.\n\n{error}\n\n"
             f"Check the address, then send it again or change the schedule on the report's page: {page}"
+        )
+    elif error.startswith(REPORT_CANNOT_BE_MADE):
+        message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"
+        text = (
+            f'The scheduled report "{schedule.report_name}" was not sent to {schedule.destination_kind} '
+            f"{schedule.destination}: {error}.\n\n"
+            "Sending it again cannot help. Change the report, or remove this schedule and make one that fits "
+            f"the report as it is now, on the report's page: {page}"
         )
     else:
         message["Subject"] = f"Scheduled report not delivered: {schedule.report_name}"

@@ -28,6 +28,7 @@ from domain.dates_said import day_month_year
 from reports.destinations import DeliveryFailed, RenderedReport, ReportDestination
 from reports.heartbeats import in_words
 from reports.periods import zone
+from reports.saved import ReportDefinitionError
 from reports.schedules import MissedRunPolicy, plan_runs
 from storage.database import Database
 from storage.schedules import HELD, ClaimedRun, DueSchedule, OpenRun, SqlScheduleStore
@@ -43,6 +44,11 @@ OwnerNotifier = Callable[[DueSchedule, str], Awaitable[None]]
 DEFAULT_LEASE = timedelta(minutes=5)
 #: Open runs (expired claims, due retries) one process takes per tick, one at a time.
 TAKEOVERS_PER_TICK = 20
+
+#: How a run reads when the saved report itself cannot be made for this schedule (a changed report no longer
+#: split by what the schedule narrows it to): failed at once, and its owner told to change the report or the
+#: schedule rather than to check the destination.
+REPORT_CANNOT_BE_MADE = "the report cannot be made for this schedule"
 
 
 class LeaseTooShort(ValueError):
@@ -202,6 +208,9 @@ class ScheduleRunner:
             destination = self.destinations.get(schedule.destination_kind)
             if destination is None:
                 raise DeliveryFailed(f"no {schedule.destination_kind} destination is configured")
+        except ReportDefinitionError as error:  # the report cannot be made as it now is: no retry helps
+            await self._failed(schedule, run, f"{REPORT_CANNOT_BE_MADE}: {error}", permanent=True)
+            return
         except Exception as error:  # rendering: retried, then reported to the owner
             await self._failed(schedule, run, str(error) or error.__class__.__name__)
             return

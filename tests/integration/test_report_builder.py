@@ -692,6 +692,47 @@ async def test_two_saves_of_one_schedule_at_once_make_one_schedule_and_one_annou
     assert len(refused) == 1 and told == ["#ops"] and kept == [refused[0].schedule_id]
 
 
+async def test_an_edit_that_would_stop_a_schedule_for_some_values_only_is_refused(
+    client: Client, seeded: Seeded
+) -> None:
+    """Changing "revenue by clinic" into "messages sent by channel" saved, and the schedule sending it only
+    for Berlin failed at every due time after."""
+    await sign_in(client, seeded, MANAGER)
+    saved = await post_form(client, BUILDER, "/analytics/reports", CLINIC_REVENUE)
+    slug = saved.headers["location"].split("/")[-1].split("?")[0]
+    page, edit = f"/analytics/reports/{slug}", f"/analytics/reports/{slug}/edit"
+    database = await _database(seeded)
+    async with database.read_sessions() as session:
+        code = await session.scalar(select(Location.code).order_by(Location.id).limit(1))
+    schedule = {
+        "frequency": "daily",
+        "weekday": "monday",
+        "day": "1",
+        "time": "08:00",
+        "timezone": "Europe/Berlin",
+        "to": "finance@northwind.example",
+        "only_dimension": "location",
+        "only_values": str(code),
+    }
+    assert (await post_form(client, page, f"{page}/schedules", schedule)).status_code == 303
+    messages = {**CLINIC_REVENUE, "metric": "messages_sent", "dimension": "channel", "top": ""}
+    refused = await post_form(client, edit, edit, messages)
+    assert refused.status_code == 422, refused.text
+    assert (
+        "This change would stop 1 schedule of this report that sends it for some values only: schedule #"
+        in (refused.text)
+    )
+    assert f"to finance@northwind.example (only location {code})" in refused.text
+    assert "Nothing was changed." in refused.text
+    async with database.read_sessions() as session:
+        kept = await session.scalar(select(CustomReport.definition).where(CustomReport.slug == slug))
+    await database.dispose()
+    assert kept is not None and kept["query"]["metrics"] == ["revenue"]
+    # A change the schedule still fits is saved.
+    renamed = await post_form(client, edit, edit, {**CLINIC_REVENUE, "name": "Clinic revenue"})
+    assert renamed.status_code == 303
+
+
 async def test_a_removed_schedule_s_finished_deliveries_stay_in_the_report_s_log(
     client: Client, seeded: Seeded
 ) -> None:

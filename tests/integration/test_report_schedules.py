@@ -185,6 +185,40 @@ async def test_failed_deliveries_are_retried_then_reported_to_the_owner(
     assert told and told[0].startswith("maria@northwind.example")
 
 
+async def test_a_report_that_cannot_be_made_for_its_schedule_fails_at_once_with_words_for_its_owner(
+    database: Database, sandbox: RunningSandbox
+) -> None:
+    """It was tried four times and its owner told to "check the destination", which was fine."""
+    from reports.saved import ReportDefinitionError
+    from reports.scheduled_delivery import report_failure_email
+
+    await add_schedule(database)
+    told: list[tuple[DueSchedule, str]] = []
+
+    async def notify(schedule: DueSchedule, error: str) -> None:
+        told.append((schedule, error))
+
+    async def cannot_be_made(schedule: DueSchedule, due_at: datetime, late: bool) -> RenderedReport:
+        raise ReportDefinitionError("Messages sent cannot be split by location")
+
+    scheduler = runner(database, sandbox, DUE + timedelta(seconds=5), "s1")
+    scheduler.render, scheduler.notify_owner = cannot_be_made, notify
+    await scheduler.tick()
+    await scheduler.tick()
+    async with database.sessions() as session:
+        delivery = (await session.scalars(select(ReportDelivery))).one()
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.error == (
+        "the report cannot be made for this schedule: Messages sent cannot be split by location"
+    )
+    [(schedule, error)] = told
+    email = report_failure_email(schedule, error, "reports@northwind.example", public_url="http://sb")
+    assert email is not None
+    body = email.get_content()
+    assert "Sending it again cannot help" in body and "Check the destination" not in body
+    assert not photos(sandbox)
+
+
 def test_due_times_follow_the_recipients_timezone_across_dst() -> None:
     before_switch = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
     assert next_due("0 8 * * *", "Europe/Berlin", before_switch) == datetime(2026, 3, 28, 7, 0, tzinfo=UTC)
