@@ -14,6 +14,7 @@ from typing import Any
 
 from babel.numbers import NumberFormatError, format_decimal, parse_decimal
 
+from reports.everyday_names import known_value
 from reports.metrics import FIXED_VALUES, REGISTRY, Metric, dimension_words
 from reports.periods import MAX_PERIOD_DAYS, PERIOD_KINDS, PeriodSpec, resolve_period
 from reports.presentation import MAX_TOP, PRESENTATION_KINDS, SORT_ORDERS
@@ -242,7 +243,7 @@ def _filters(
         known = names.get(dimension) or FIXED_VALUES.get(dimension)
         values = []
         for text in typed:
-            value = _known_value(text, known) if known else text
+            value = known_value(dimension, text, known) if known else text
             if value is None:
                 listed = ", ".join(name for _, name in (known or [])[:8])
                 errors[where] = f"“{text}” is not a {dimension_words(dimension)} we have; known: {listed}."
@@ -251,15 +252,6 @@ def _filters(
         else:
             filters.append({"dimension": dimension, "operator": operator, "value": values})
     return filters
-
-
-def _known_value(text: str, known: list[tuple[str, str]]) -> str | None:
-    """A typed value as stored: a code, or a name matched without regard to case."""
-    lowered = text.lower()
-    for value, name in known:
-        if lowered in (value.lower(), name.lower()):
-            return value
-    return None
 
 
 def build(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from reports.everyday_names import known_value
 from reports.metrics import FIXED_VALUES, dimension_words
 from reports.saved import ReportDefinitionError, query_from_definition
 from reports.schedules import AlreadyScheduled, ScheduleError
@@ -174,9 +175,7 @@ def recipient_filters(
     values = []
     for text in typed[:50]:
         if known:
-            match = next(
-                (value for value, name in known if text.lower() in (value.lower(), name.lower())), None
-            )
+            match = known_value(dimension, text, known)
             if match is None:
                 listed = ", ".join(name for _, name in known[:8])
                 raise ScheduleError(

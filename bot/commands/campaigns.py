@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.commands.context import CommandContext
-from bot.commands.everyday_names import plain
 from bot.commands.kpi import known_values
 from bot.commands.masking import mask_address
 from bot.commands.parsing import ParseError, take_flag
@@ -28,6 +27,7 @@ from domain.messages.words import channel_words, failure_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import CampaignStatus
 from reports.charts.formatting import format_value
+from reports.everyday_names import plain
 from reports.periods import zone
 from storage.queries.campaigns import (
     CampaignOverview,

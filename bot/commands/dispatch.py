@@ -25,7 +25,6 @@ from bot.commands.conversation_looks import (
     what_conversations_are_not_kept_by,
     without_conversations,
 )
-from bot.commands.everyday_names import metric_words, plain
 from bot.commands.help import ShowHelp, show_help
 from bot.commands.how_to import COUNTING, asks_how_to, how_to_topic, names_an_action
 from bot.commands.kpi import known_values
@@ -36,6 +35,7 @@ from bot.commands.team import on_duty_question
 from bot.replies import Button, Reply
 from domain.staff import StaffIdentity
 from domain.vocabulary import role_allows
+from reports.everyday_names import metric_words, plain
 from reports.metrics import REGISTRY
 from reports.periods import zone
 

@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 
 from bot.commands.context import CommandContext
-from bot.commands.everyday_names import everyday_names
 from bot.commands.questions import FUTURE_METRICS, KNOWN_VALUES, KpiQuestion, parse_question
 from bot.replies import Button, Field, Image, Reply
 from domain.messages.words import channel_words
 from domain.staff import StaffIdentity
 from domain.vocabulary import READ_REPORTED, Channel
 from reports.answer import filters_in_words
+from reports.everyday_names import everyday_names
 from reports.library import remember_question
 from reports.metrics import REGISTRY, Metric, dimension_words
 from reports.periods import (

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 from bot.commands.context import CommandContext
-from bot.commands.everyday_names import STAFF_TITLES, everyday_names, plain
 from bot.commands.parsing import ParseError, recipient_ref, take_flag
 from bot.commands.video_times import DaySpec, WhenSpec, parse_day, parse_when, when_words
 from bot.replies import Button, Field, Reply, Table
@@ -38,6 +37,7 @@ from domain.video.model import SLOT_STEP, STATUS_WORDS, VideoError
 from domain.video.ports import VideoRooms
 from domain.video.slots import zone_of
 from providers.video.rooms import video_rooms_from
+from reports.everyday_names import STAFF_TITLES, everyday_names, plain
 from storage.queries.customers import customers_by_reference
 from storage.queries.video import consultation_line
 from switchboard.settings import ConfigurationError

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
 
@@ -369,18 +368,6 @@ def plain_words(text: str) -> str:
         else:
             text = pattern.sub(replacement, text)
     return " ".join(text.split())
-
-
-def ascii_fold(text: str) -> str:
-    """ "München" -> "munchen", "Zürich" -> "zurich": how people type names without the accents."""
-    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-
-
-def umlaut_spellings(text: str) -> Iterable[str]:
-    """A name as typed with umlauts, without them, and spelt out ("Zürich", "Zurich", "Zuerich")."""
-    yield text
-    yield ascii_fold(text)
-    yield text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
 
 
 def day_and_time(moment: datetime) -> str:

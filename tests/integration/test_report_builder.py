@@ -341,6 +341,10 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     assert f"email mitte@northwind.example, only location {clinic_code}" in (await client.get(page)).text
     again = await post_form(client, page, f"{page}/schedules", {**only, "only_values": clinic_code.lower()})
     assert again.status_code == 422 and "This report already goes to mitte@northwind.example" in again.text
+    # The name as the app shows it, without the business's first word ("Berlin Mitte"), is the same clinic.
+    shown_name = clinic_name.split(" ", 1)[1]
+    named = await post_form(client, page, f"{page}/schedules", {**only, "only_values": shown_name})
+    assert named.status_code == 422 and "This report already goes to mitte@northwind.example" in named.text
     async with database.read_sessions() as session:
         narrowed = await session.scalar(
             select(ReportSchedule.filters).where(ReportSchedule.destination == "mitte@northwind.example")

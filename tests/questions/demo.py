@@ -8,8 +8,8 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.commands.everyday_names import everyday_names
 from bot.commands.questions import KNOWN_VALUES, KpiQuestion
+from reports.everyday_names import everyday_names
 from reports.periods import resolve_period
 from storage.seeding.campaigns import plan_campaigns
 from storage.seeding.catalogue import CLINICS, SERVICES, staff_rows

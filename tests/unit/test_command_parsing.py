@@ -718,7 +718,7 @@ def test_a_queued_message_is_named_with_its_article() -> None:
 
 
 def test_how_a_campaign_did_is_its_status_and_a_figure_named_like_a_campaign_stays_the_figure() -> None:
-    from bot.commands.everyday_names import everyday_names
+    from reports.everyday_names import everyday_names
 
     # The database's order is no order: the name means the latest campaign of that name.
     rows = [
@@ -895,3 +895,23 @@ def test_a_filter_of_several_values_keeps_them_all_in_the_answer_s_buttons() -> 
 def test_asking_for_campaign_results_says_where_they_are(text: str) -> None:
     with pytest.raises(ParseError, match="A campaign's results: `campaign status NAME`"):
         parse(text, context())
+
+
+def test_a_value_typed_in_a_report_filter_is_found_by_the_names_people_use() -> None:
+    """The builder and a schedule's "only for" took a code or the stored name alone: "Berlin Mitte" (the
+    field's own example) and "Vienna" were "not a location we have"."""
+    from reports.everyday_names import known_value
+
+    clinics = [("BER", "Northwind Berlin Mitte"), ("VIE", "Northwind Wien Innere Stadt")]
+    for typed, meant in (
+        ("Berlin Mitte", "BER"),
+        ("berlin", "BER"),
+        ("Vienna", "VIE"),
+        ("wien", "VIE"),
+        ("ber", "BER"),
+        ("Northwind Berlin Mitte", "BER"),
+    ):
+        assert known_value("location", typed, clinics) == meant, typed
+    assert known_value("location", "Northwind", clinics) is None  # both clinics' word: neither is guessed
+    assert known_value("location", "Paris", clinics) is None
+    assert known_value("country", "Germany", [("DE", "DE"), ("AT", "AT")]) == "DE"

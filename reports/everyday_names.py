@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
 from babel import Locale
 
-from bot.commands.wording import umlaut_spellings
 from reports.metrics import REGISTRY
 
 #: English names of cities that differ from the local one in a clinic's name.
@@ -71,6 +71,18 @@ _MONTH_NAMES = frozenset(
     ).split()
 )
 STAFF_TITLES = ("dr", "dr.", "doctor", "doc", "prof", "frau", "herr", "mr", "mrs", "ms")
+
+
+def ascii_fold(text: str) -> str:
+    """ "München" -> "munchen", "Zürich" -> "zurich": how people type names without the accents."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def umlaut_spellings(text: str) -> Iterable[str]:
+    """A name as typed with umlauts, without them, and spelt out ("Zürich", "Zurich", "Zuerich")."""
+    yield text
+    yield ascii_fold(text)
+    yield text.replace("ä", "ae").replace("ö", "oe").replace("ü", "ue").replace("ß", "ss")
 
 
 def plain(text: str) -> str:
@@ -224,3 +236,17 @@ _EVERYDAY = {
     "country": _countries,
     "segment": _segments,
 }
+
+
+def known_value(dimension: str, text: str, known: Iterable[tuple[str, str]]) -> str | None:
+    """A typed value as stored: its code or name in any case, or a name people use for it, as questions read
+    them ("Berlin Mitte" and "Berlin" for "Northwind Berlin Mitte", "Vienna", "Germany", "Zurich"); None
+    when it names none, or two."""
+    rows = list(known)
+    lowered = text.strip().lower()
+    for value, name in rows:
+        if lowered in (value.lower(), name.lower()):
+            return value
+    names = everyday_names(dimension, rows)
+    typed = plain(text)
+    return next((names[s] for s in umlaut_spellings(typed) if s in names), None)
