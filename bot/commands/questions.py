@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
+from typing import Literal
 
 from rapidfuzz import fuzz, process
 
@@ -712,7 +713,9 @@ def parse_question(
         raise ParseError(f"I could not read the period: {error}.", KPI_USAGE) from None
     rest = cut(rest, period)
     if period is not None and comparison is None:
-        comparison, rest = _compared_period(rest, period, today)
+        comparison, rest, so_far = _compared_period(rest, period, today)
+        if so_far is not None:  # "Q4 vs Q3" while Q4 runs: this quarter so far, against the one before
+            period = Found(so_far, period.start, period.end)
     dimension = _find_dimension(rest, metric, values)
     contrast: Filter | None = None
     if dimension is None and (contrasted := _contrasted(rest, metric, values)) is not None:
@@ -905,24 +908,29 @@ def _in_future(period: PeriodSpec, today: date) -> bool:
 _VERSUS = re.compile(r"(?:vs\.?|versus|compared?\s+(?:to|with)|against|and|with|to)")
 
 
-def _compared_period(text: str, first: Found, today: date) -> tuple[Found | None, str]:
+def _compared_period(text: str, first: Found, today: date) -> tuple[Found | None, str, PeriodSpec | None]:
     """ "March vs February", "Q1 vs Q4": a second named period after "vs" is a comparison when it is the
-    period just before the first or the same one a year earlier; any other pair cannot be charted."""
+    period just before the first or the same one a year earlier; any other pair cannot be charted. The third
+    value replaces the first period when it is the running month, quarter or year ("Q4 vs Q3" in December:
+    this quarter so far)."""
     rest = text[first.end :]
     second = find_period(rest, today)
     between = _metric_pattern().sub("", rest[: second.start] if second else "").strip(" \x00")
     if second is None or not _VERSUS.fullmatch(" ".join(between.replace("\x00", " ").split())):
-        return None, text
+        return None, text, None
     spec_a, spec_b = first.value, second.value
     assert isinstance(spec_a, PeriodSpec) and isinstance(spec_b, PeriodSpec)
     a, b = _days_of(spec_a, today), _days_of(spec_b, today)
     if a is None or b is None:
-        return None, text
+        return None, text, None
     span = Found(None, first.end, first.end + second.end)
     text = cut(text, span)
     if spec_a.kind.startswith("this_") and spec_b.kind == spec_a.kind.replace("this_", "last_", 1):
         # "this month with last month": the days so far, against the same days of the month before.
-        return Found("previous_period", span.start, span.end), text
+        return Found("previous_period", span.start, span.end), text, None
+    running = _running_unit(a, b, today)
+    if running is not None:
+        return Found(running[1], span.start, span.end), text, PeriodSpec(running[0])
     # A second period named without its year ("Q1 vs Q4") is the latest one before the first.
     starts = [b[0], _year_before(b[0])] if b[0] >= a[0] else [b[0]]
     for start in starts:
@@ -931,13 +939,36 @@ def _compared_period(text: str, first: Found, today: date) -> tuple[Found | None
             months_apart == _units_between(a[0], a[1] + timedelta(days=1))
             or a[0] - start == a[1] - a[0] + timedelta(days=1)
         ):
-            return Found("previous_period", span.start, span.end), text
+            return Found("previous_period", span.start, span.end), text, None
         if _year_before(a[0]) == start:
-            return Found("same_period_last_year", span.start, span.end), text
+            return Found("same_period_last_year", span.start, span.end), text, None
     raise Declined(
         "I can compare a period with the one just before it or with the same period a year earlier, "
         "not with another period."
     )
+
+
+def _running_unit(
+    a: tuple[date, date], b: tuple[date, date], today: date
+) -> tuple[Literal["this_month", "this_quarter", "this_year"], str] | None:
+    """("this_quarter", "previous_period") when `a` is the running quarter so far (Q4 read in December ends
+    today) and `b` the whole quarter before it, or ("this_month", "same_period_last_year") for "December vs
+    December 2025"; the month, quarter and year alike. None otherwise."""
+    if a[1] != today:
+        return None
+    units: tuple[tuple[int, Literal["this_month", "this_quarter", "this_year"], date], ...] = (
+        (1, "this_month", month_start(today)),
+        (3, "this_quarter", quarter_start(today)),
+        (12, "this_year", date(today.year, 1, 1)),
+    )
+    for months, kind, start in units:
+        if a[0] != start:
+            continue
+        for comparison, shift in (("previous_period", -months), ("same_period_last_year", -12)):
+            before = add_months(start, shift)
+            if b == (before, add_months(before, months) - timedelta(days=1)):
+                return kind, comparison
+    return None
 
 
 def _year_before(day: date) -> date:
