@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -29,6 +30,7 @@ from reports.periods import (
     zone,
 )
 from reports.query import Filter, MetricQuery
+from storage.queries.clinics import clinics
 from storage.queries.reports import dimension_names, names_fingerprint
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,27 @@ async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> K
     today = ctx.now().astimezone(zone(ctx.business_tz)).date()
     again = parse_question(question.text, today, known={**KNOWN_VALUES, **database_values})
     return again if again is not None else question
+
+
+#: Nouns that say the next (or previous) word names a clinic: "for clinic Paris", "the Hamburg practice".
+_PLACE_NOUN = r"(?:clinic|location|practice|branch|site|store|standort|praxis|filiale|klinik)"
+
+
+def unknown_place(text: str, ignored: Sequence[str]) -> str | None:
+    """A word left unread that the question says is a clinic ("for clinic Paris", "in Atlantis", "at the
+    Hamburg clinic"), as typed; None when no unread word is said as a place. A capital letter is asked of
+    a word after "in", "at" or "for" alone, so "in general" is no place."""
+    for word in ignored:
+        w = re.escape(word)
+        noun = re.search(
+            rf"(?<![-\w]){_PLACE_NOUN}s?\s+(?:the\s+)?({w})\b|\b({w})\s+{_PLACE_NOUN}\b", text, re.IGNORECASE
+        )
+        if noun is not None:
+            return noun.group(1) or noun.group(2)
+        near = re.search(rf"\b(?:in|at|for|from|bei|für|aus)\s+(?:the\s+|der\s+|dem\s+)?({w})\b", text, re.I)
+        if near is not None and near.group(1)[:1].isupper():
+            return near.group(1)
+    return None
 
 
 async def _remember(
@@ -186,6 +209,18 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     from reports.presentation import Presentation, present
 
     question = await _with_database_values(question, ctx)
+    place = unknown_place(question.text, question.ignored)
+    if place is not None:  # the whole business's figure would be read as this place's
+        listed = ", ".join(f"{name} ({code})" for _, code, name in await clinics(ctx.database))
+        return Reply(
+            f"There is no clinic “{place}”, so I did not answer for the whole business instead; "
+            + (
+                f"the clinics are: {listed}."
+                if listed
+                else "no clinics are set up (`switchboard clinic add`)."
+            ),
+            kind="error",
+        )
     metric = REGISTRY[question.metric]
     now = ctx.now()
     if metric.name in FUTURE_METRICS:  # "appointments today": the day's bookings, not those held so far

@@ -1220,3 +1220,18 @@ async def test_a_clinic_added_a_moment_ago_is_understood_in_a_question_at_once(
         await session.commit()
     after = await ask(seeded, asked, as_email=AGENT)
     assert (after.title or "").startswith("On duty at Hamburg Altona"), (after.title, after.text)
+
+
+async def test_a_figure_for_a_clinic_there_is_not_is_refused_not_answered_for_everyone(
+    seeded: CommandContext,
+) -> None:
+    from storage.models import Location
+
+    async with seeded.database.read_sessions() as session:
+        codes = list(await session.scalars(select(Location.code)))
+    answer = await ask(seeded, "revenue last month for clinic Paris", as_email=VIEWER)
+    assert answer.kind == "error" and answer.text.startswith(
+        "There is no clinic “Paris”, so I did not answer for the whole business instead; the clinics are: "
+    ), answer.text
+    assert all(f"({code})" in answer.text for code in codes)
+    assert answer.images == ()

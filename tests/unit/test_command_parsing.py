@@ -915,3 +915,23 @@ def test_a_value_typed_in_a_report_filter_is_found_by_the_names_people_use() -> 
     assert known_value("location", "Northwind", clinics) is None  # both clinics' word: neither is guessed
     assert known_value("location", "Paris", clinics) is None
     assert known_value("country", "Germany", [("DE", "DE"), ("AT", "AT")]) == "DE"
+
+
+def test_a_word_said_as_a_clinic_that_names_none_is_found() -> None:
+    """ "revenue last month for clinic Paris" answered the whole business's revenue with "Ignored: paris."."""
+    from bot.commands.kpi import unknown_place
+
+    assert unknown_place("revenue last month for clinic Paris", ("paris",)) == "Paris"
+    assert unknown_place("revenue in Atlantis last month", ("atlantis",)) == "Atlantis"
+    assert unknown_place("no-show rate at the Hamburg clinic last week", ("hamburg",)) == "Hamburg"
+    assert unknown_place("Umsatz der Praxis Altona letzten Monat", ("altona",)) == "Altona"
+    # Words that are no place: lower case after "in", or not said as a clinic at all.
+    assert unknown_place("revenue in general last month", ("general",)) is None
+    assert unknown_place("how much revenue did we make last month", ("make",)) is None
+    assert unknown_place("revenue last month please", ()) is None
+
+
+def test_in_clinic_is_no_clinic_named() -> None:
+    from bot.commands.kpi import unknown_place
+
+    assert unknown_place("income from in-clinic sales in March", ("sales",)) is None
