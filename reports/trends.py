@@ -202,6 +202,13 @@ def summarise(
     shown = format_value(
         value, metric.unit, locale=locale, currency=currency if metric.unit == "currency" else None
     )
+    if value is None:  # a rate or an average of nothing: no "–" left for the reader to make sense of
+        value_note = ""
+        shown = (
+            f"no figure: no {metric.out_of[3]} in this period"
+            if metric.out_of
+            else "no figure: nothing in this period to measure it on"
+        )
     sentence = f"{metric.label}{limited_to}{qualifier}{dimension_note}, {period_label} ({timezone}): {shown}{value_note}"
     if previous_label is not None and previous is not None:
         sentence += against_words(metric, value, previous, previous_label, locale, currency)

@@ -178,3 +178,23 @@ def test_a_day_compared_with_is_on_it_and_a_span_in_it() -> None:
     assert against_words(rate, 0.95, 0.945, "30 Nov – 6 Dec 2026", "en_GB", None).endswith(
         "in 30 Nov – 6 Dec 2026"
     )
+
+
+def test_a_rate_or_average_of_nothing_says_so_in_words() -> None:
+    """ "First response time, 8 Dec 2026 so far (Europe/Berlin): –." left the reader a dash."""
+    from reports.trends import summarise
+
+    said = summarise(
+        get_metric("first_response_time"), None, period_label="8 Dec 2026 so far", timezone="Europe/Berlin"
+    )
+    assert said == (
+        "First response time, 8 Dec 2026 so far (Europe/Berlin): no figure: nothing in this period to measure it on."
+    )
+    rate = summarise(
+        get_metric("no_show_rate"),
+        None,
+        period_label="8 Dec 2026 so far",
+        timezone="Europe/Berlin",
+        value_note=" (0 no-shows of 0 appointments due)",
+    )
+    assert rate.endswith(": no figure: no appointments due in this period.") and "–" not in rate
