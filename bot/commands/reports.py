@@ -56,7 +56,10 @@ from storage.queries.reports import dimension_names
 from storage.schedules import filters_in_words
 
 #: Where a schedule said in German begins ("jeden Montag 8:00", "werktags 7:30", "Montag bis Freitag 7:30").
-SAID_IN_GERMAN = GERMAN_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an", "mo", "mo.-fr", "mo-fr"}
+#: Words a schedule said in German starts with ("jeden", "alle zwei Wochen"): one that cannot be read ends
+#: the search, rather than a later day name making the words before it the report's name.
+SCHEDULE_STARTS = GERMAN_STARTS | {"alle"}
+SAID_IN_GERMAN = SCHEDULE_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an", "mo", "mo.-fr", "mo-fr"}
 SCHEDULE_USAGE = (
     "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (“jeden Montag 8:00” too; "
     "#slack-channel, "
@@ -172,17 +175,19 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
     if english or german:
         candidates = english[:1] or german
         refused: ScheduleError | None = None
+        said: tuple[str, str] | None = None
         for every in candidates:
             try:
-                cron = cron_from_words(" ".join(words[every:to]))
+                said = " ".join(words[:every]), cron_from_words(" ".join(words[every:to]))
+                break
             except ScheduleError as error:
                 refused = refused or error
-                continue
-            name = " ".join(words[:every])
-            break
-        else:
+                if lowered[every] in SCHEDULE_STARTS:  # "jeden zweiten Dienstag": the schedule starts here,
+                    break  # so a later "Dienstag 8 Uhr" must not make "… jeden zweiten" the report's name
+        if said is None:
             assert refused is not None
             raise ParseError(f"{str(refused)[:1].upper()}{str(refused)[1:]}.", SCHEDULE_USAGE) from None
+        name, cron = said
     else:
         name, cron = words[0], " ".join(words[1:to])
         if len(cron.split()) != 5:

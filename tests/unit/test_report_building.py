@@ -498,3 +498,27 @@ def test_the_bot_finds_a_german_weekday_range_where_the_form_does(typed: str, cr
     said = parse_schedule(typed.split(), typed, date(2026, 12, 7))
     assert (said.name, said.cron) == ("weekly", cron)
     assert cron_from_words(typed.removeprefix("weekly ").removesuffix(" to #ops")) == cron
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("weekly jeden zweiten Dienstag 8 Uhr to me", "'zweiten dienstag' is not a day I know"),
+        ("weekly alle zwei Wochen dienstags 8 Uhr to me", "Say when"),
+    ],
+)
+def test_a_german_schedule_the_bot_cannot_read_is_refused_as_a_schedule(typed: str, said: str) -> None:
+    """ "jeden zweiten Dienstag 8 Uhr" read "Dienstag 8 Uhr" as the schedule and said there was no report
+    "weekly jeden zweiten"."""
+    from datetime import date
+
+    from bot.commands.parsing import ParseError
+    from bot.commands.reports import parse_schedule
+
+    with pytest.raises(ParseError) as refused:
+        parse_schedule(typed.split(), typed, date(2026, 12, 7))
+    assert str(refused.value).startswith(said)
+    # A report whose name holds a day still reads: the schedule starts at "jeden".
+    named = "Wochenbericht Montag jeden Montag 8 Uhr to me"
+    scheduled = parse_schedule(named.split(), named, date(2026, 12, 7))
+    assert (scheduled.name, scheduled.cron) == ("Wochenbericht Montag", "0 8 * * 1")
