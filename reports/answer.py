@@ -82,7 +82,7 @@ async def answer(
     narrowed = any(f.dimension in query.dimensions for f in query.filters)
     metric = result.metrics[0]
     series = result.series_for(metric.name)
-    history = await history_start(database, metric) if result.comparison_range is not None else None
+    history = await history_start(database, metric)
     if result.comparison_range is not None and history is not None and result.comparison_range.end <= history:
         # Nothing was recorded then: "against 0" would be a figure we do not have.
         since = history.astimezone(zone(business_tz)).date()
@@ -118,6 +118,16 @@ async def answer(
             database, dataclasses.replace(query, dimensions=(), grain=None), now=now, business_tz=business_tz
         )
         summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency, narrowed=narrowed)}."
+    if history is not None and result.range.end <= history:
+        # All before anything was recorded (January 2020, or a demo's first weeks): no figure, not €0.00.
+        began = history.astimezone(zone(business_tz)).date()
+        summary = (
+            f"{metric.label}{limited_to}, {result.range.label} ({result.range.timezone}): no figures, as the "
+            f"records start on {format_day_range(began, began)}."
+        )
+    elif history is not None and result.range.first_day < history.astimezone(zone(business_tz)).date():
+        began = history.astimezone(zone(business_tz)).date()
+        summary = f"{summary[:-1]}; the records start on {format_day_range(began, began)}, so this counts from then."
     if history is not None and result.comparison_range is not None:
         # Buckets of the compared period that ended before the records begin have no figure, not 0.
         result = dataclasses.replace(result, series=tuple(_before_records(s, history) for s in result.series))

@@ -1235,3 +1235,19 @@ async def test_a_figure_for_a_clinic_there_is_not_is_refused_not_answered_for_ev
     ), answer.text
     assert all(f"({code})" in answer.text for code in codes)
     assert answer.images == ()
+
+
+async def test_a_period_before_the_records_has_no_figure_rather_than_zero(seeded: CommandContext) -> None:
+    """ "Revenue, 1–31 Jan 2020: €0.00." read as a month with no sales; nothing was recorded then."""
+    from storage.models import Order
+
+    async with seeded.database.read_sessions() as session:
+        first = await session.scalar(select(func.min(Order.created_at)))
+    assert first is not None
+    began = first.astimezone(ZoneInfo(seeded.business_tz)).date()
+    answer = await ask(seeded, "revenue january 2020", as_email=VIEWER)
+    assert answer.text.startswith(
+        f"Revenue, 1–31 Jan 2020 (Europe/Berlin): no figures, as the records start on {began.day} "
+        f"{began:%b %Y}."
+    ), answer.text
+    assert "€0.00" not in answer.text
