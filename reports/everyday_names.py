@@ -123,12 +123,17 @@ def _distinct_words(rows: list[tuple[str, str]], *, min_length: int = 3) -> dict
 
 def _locations(rows: list[tuple[str, str]]) -> dict[str, str]:
     names = _distinct_words(rows)
+    # "Vienna" names the one clinic in Wien; with two there ("Wien Mitte", "Wien Nord") it names neither.
+    exonyms: dict[str, set[str]] = {}
     for value, name in rows:
         text = plain(name)
         for city, others in CITY_EXONYMS.items():
             if city in text or any(city in spelling for spelling in umlaut_spellings(text)):
                 for other in others:
-                    names[other] = value
+                    exonyms.setdefault(other, set()).add(value)
+    for other, values in exonyms.items():
+        if len(values) == 1:
+            names.setdefault(other, next(iter(values)))
     return names
 
 

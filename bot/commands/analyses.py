@@ -10,7 +10,7 @@ from datetime import date
 from babel.dates import format_skeleton
 
 from bot.commands.context import CommandContext
-from bot.commands.parsing import ParseError
+from bot.commands.parsing import FILLER_WORDS, ParseError
 from bot.commands.periods import find_period
 from bot.commands.wording import plain_words
 from bot.replies import Image, Reply, Table
@@ -38,14 +38,21 @@ class ShowAnalysis:
     period: PeriodSpec
     #: A question that named no period ("what is our ROI?"): the answer says which it took.
     period_assumed: bool = False
+    #: Words of the question the analysis cannot honour ("by clinic", "for Berlin", "vs last month").
+    not_read: tuple[str, ...] = ()
 
-    def assumed_words(self) -> str:
-        if not self.period_assumed:
-            return ""
-        taken = (
-            "the last 30 days" if self.period.kind == "last_n_days" else self.period.kind.replace("_", " ")
-        )
-        return f"\nNo period was given, so this is {taken}."
+    def assumed_words(self, what: str) -> str:
+        said = ""
+        if self.period_assumed:
+            taken = (
+                "the last 30 days"
+                if self.period.kind == "last_n_days"
+                else "the " + self.period.kind.replace("_", " ")
+            )
+            said += f"\nNo period was given, so this is {taken}."
+        if self.not_read:
+            said += f"\nNot read: {' '.join(self.not_read)} ({what})."
+        return said
 
 
 def _period(text: str, today: date, default: PeriodSpec, usage: str) -> PeriodSpec:
@@ -91,6 +98,12 @@ _ATTRIBUTION_ASKED = re.compile(
     r"|what did (?:it|they|(?:our |the )?(?:messages|campaigns|sms|texts|emails|mailings)) bring(?: in)?"
     r"|was (?:haben|hat) (?:uns )?(?:die |unsere )?(?:nachrichten|kampagnen|sms|e-mails|mailings) (?:uns )?gebracht)\b"
 )
+#: Words around an analysis asked in words that ask nothing of it ("what's our ROI", "show me the cohorts").
+_ANALYSIS_FILLER = frozenset(
+    "what's whats our we us how much many did do does it they brought bring in on of from cohort cohorts "
+    "which messages message led lead to orders the a an was were wie hoch ist sind unsere unser uns die der "
+    "das zeig zeige mir bitte please tell me show see look at customer customers kunden nach".split()
+)
 #: Questions the retention by cohort answers.
 _RETENTION_ASKED = re.compile(r"\b(?:cohorts?|kohorten?|retention|kundenbindung)\b")
 
@@ -99,19 +112,29 @@ def analysis_question(text: str, today: date) -> tuple[str, ShowAnalysis] | None
     """ "ROI last quarter", "costs vs revenue by channel", "Kosten gegen Umsatz letzten Monat", "retention by
     cohort this year": the analysis asked for (`attribution` or `retention`) and its period, or None."""
     phrase = " ".join(text.lower().split())
-    if _ATTRIBUTION_ASKED.search(phrase):
-        name, default = "attribution", PeriodSpec.last_n_days(30)
-    elif _RETENTION_ASKED.search(phrase):
-        name, default = "retention", PeriodSpec("last_quarter")
-    else:
+    asked = _ATTRIBUTION_ASKED.search(phrase)
+    name, default, usage = "attribution", PeriodSpec.last_n_days(30), ATTRIBUTION_USAGE
+    if asked is None:
+        asked = _RETENTION_ASKED.search(phrase)
+        name, default, usage = "retention", PeriodSpec("last_quarter"), RETENTION_USAGE
+    if asked is None:
         return None
+    rest = plain_words(f"{phrase[: asked.start()]} {phrase[asked.end() :]}")  # "letzten Monat": "last month"
     try:
-        found = find_period(plain_words(phrase), today)  # "letzten Monat" as "last month"
-    except ValueError:
-        found = None
+        found = find_period(rest, today)
+    except ValueError as error:  # "ROI from 1 March to 5 February": said, not swapped for a default
+        raise ParseError(f"{str(error)[:1].upper()}{str(error)[1:]}.", usage) from None
     if found is not None and isinstance(found.value, PeriodSpec):
-        return name, ShowAnalysis(found.value)
-    return name, ShowAnalysis(default, period_assumed=True)
+        period, assumed, rest = found.value, False, f"{rest[: found.start]} {rest[found.end :]}"
+    else:
+        period, assumed = default, True
+    rest = re.sub(r"\b(?:by|nach|per|pro)\s+(?:cohorts?|kohorten?)\b", " ", rest)  # its own split
+    left = tuple(
+        word
+        for word in re.findall(r"[\w'’.-]+", rest)
+        if word.strip(".'’") not in FILLER_WORDS | _ANALYSIS_FILLER and not word.isdigit()
+    )
+    return name, ShowAnalysis(period, period_assumed=assumed, not_read=left)
 
 
 async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
@@ -128,7 +151,7 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
         for r in insight.result.rows
     )
     return Reply(
-        insight.summary + command.assumed_words(),
+        insight.summary + command.assumed_words("retention by cohort is the whole business's"),
         title="Retention by cohort",
         images=(Image("cohort-retention.png", png, alt_text=insight.summary),),
         table=Table(("First order in", "Customers", *(f"+{k}" for k in range(1, months + 1))), rows)
@@ -169,7 +192,8 @@ async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: Comman
         for r in shown
     )
     return Reply(
-        f"{attribution.summary} {costs.summary}{command.assumed_words()}",
+        f"{attribution.summary} {costs.summary}"
+        + command.assumed_words("the attribution is the whole business's, one period at a time"),
         title="Attribution",
         images=(Image("attribution.png", png, alt_text=costs.summary),),
         table=Table(("Campaign", "Orders", "Revenue", "Conversion"), campaigns) if campaigns else None,

@@ -85,22 +85,28 @@ async def _with_database_values(question: KpiQuestion, ctx: CommandContext) -> K
 
 #: Nouns that say the next (or previous) word names a clinic: "for clinic Paris", "the Hamburg practice".
 _PLACE_NOUN = r"(?:clinic|location|practice|branch|site|store|standort|praxis|filiale|klinik)"
+#: Words before a place noun that name no place ("my clinic", "jede Praxis").
+_NO_PLACE = frozenset(
+    "my our your their this that each every all any which what the a one same other "
+    "meine unsere eure jede jeder jedes alle welche welcher diese dieser der die das".split()
+)
 
 
-def unknown_place(text: str, ignored: Sequence[str]) -> str | None:
-    """A word left unread that the question says is a clinic ("for clinic Paris", "in Atlantis", "at the
-    Hamburg clinic"), as typed; None when no unread word is said as a place. A capital letter is asked of
-    a word after "in", "at" or "for" alone, so "in general" is no place."""
+def unknown_place(
+    text: str, ignored: Sequence[str], business_words: frozenset[str] = frozenset()
+) -> str | None:
+    """A word left unread that the question says is a clinic ("for clinic Paris", "the Hamburg clinic",
+    "Praxis Altona"), as typed; None when no unread word is said as one. Only a clinic noun beside the word
+    says so: "in Atlantis" alone may be anything ("in Summe"), and stays an ignored word."""
     for word in ignored:
+        if word.lower() in _NO_PLACE or word.lower() in business_words:
+            continue
         w = re.escape(word)
         noun = re.search(
             rf"(?<![-\w]){_PLACE_NOUN}s?\s+(?:the\s+)?({w})\b|\b({w})\s+{_PLACE_NOUN}\b", text, re.IGNORECASE
         )
         if noun is not None:
             return noun.group(1) or noun.group(2)
-        near = re.search(rf"\b(?:in|at|for|from|bei|für|aus)\s+(?:the\s+|der\s+|dem\s+)?({w})\b", text, re.I)
-        if near is not None and near.group(1)[:1].isupper():
-            return near.group(1)
     return None
 
 
@@ -209,7 +215,9 @@ async def run_kpi(question: KpiQuestion, who: StaffIdentity, ctx: CommandContext
     from reports.presentation import Presentation, present
 
     question = await _with_database_values(question, ctx)
-    place = unknown_place(question.text, question.ignored)
+    place = unknown_place(
+        question.text, question.ignored, frozenset(ctx.settings.business_name.lower().split())
+    )
     if place is not None:  # the whole business's figure would be read as this place's
         listed = ", ".join(f"{name} ({code})" for _, code, name in await clinics(ctx.database))
         return Reply(

@@ -751,8 +751,17 @@ async def test_an_analysis_asked_without_a_period_says_which_it_took_and_figures
     ):
         answer = await ask(seeded, asked, as_email=VIEWER)
         assert answer.title == title, (asked, answer.title, answer.text)
-    # A typed command that names the word is that command.
-    assert (await ask(seeded, "report save ROI", as_email=MANAGER)).title != "Attribution"
+    # A typed command that names the word is that command, mistyped too; and what the analysis cannot honour
+    # is said, not dropped.
+    for typed in ("report save ROI", "reprot save ROI"):
+        saved = await ask(seeded, typed, as_email=MANAGER)  # nothing asked yet: the command's own refusal
+        assert saved.text.startswith("There is no question to save yet"), (typed, saved.text)
+    split = await ask(seeded, "costs vs revenue by clinic last quarter", as_email=VIEWER)
+    assert split.title == "Attribution" and split.text.endswith(
+        "Not read: by clinic (the attribution is the whole business's, one period at a time)."
+    )
+    backwards = await ask(seeded, "ROI from 1 March 2026 to 5 February 2026", as_email=VIEWER)
+    assert backwards.kind == "error" and "No period was given" not in backwards.text
 
 
 async def test_a_campaign_is_created_in_one_line_counted_first_and_saved_on_confirm(

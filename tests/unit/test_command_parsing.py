@@ -922,11 +922,15 @@ def test_a_word_said_as_a_clinic_that_names_none_is_found() -> None:
     from bot.commands.kpi import unknown_place
 
     assert unknown_place("revenue last month for clinic Paris", ("paris",)) == "Paris"
-    assert unknown_place("revenue in Atlantis last month", ("atlantis",)) == "Atlantis"
     assert unknown_place("no-show rate at the Hamburg clinic last week", ("hamburg",)) == "Hamburg"
     assert unknown_place("Umsatz der Praxis Altona letzten Monat", ("altona",)) == "Altona"
-    # Words that are no place: lower case after "in", or not said as a clinic at all.
+    # Words that are no place: not said beside a clinic noun ("in Summe" is German for "in total"), a
+    # determiner, or the business's own name.
     assert unknown_place("revenue in general last month", ("general",)) is None
+    assert unknown_place("Umsatz in Summe letzten Monat", ("summe",)) is None
+    assert unknown_place("No-Show-Rate bei Videoterminen letzten Monat", ("videoterminen",)) is None
+    assert unknown_place("revenue for my clinic last month", ("my",)) is None
+    assert unknown_place("revenue at the Northwind clinic", ("northwind",), frozenset({"northwind"})) is None
     assert unknown_place("how much revenue did we make last month", ("make",)) is None
     assert unknown_place("revenue last month please", ()) is None
 
@@ -935,3 +939,12 @@ def test_in_clinic_is_no_clinic_named() -> None:
     from bot.commands.kpi import unknown_place
 
     assert unknown_place("income from in-clinic sales in March", ("sales",)) is None
+
+
+def test_a_city_s_other_name_names_a_clinic_only_when_one_clinic_is_there() -> None:
+    from reports.everyday_names import known_value
+
+    two = [("VIE1", "Northwind Wien Mitte"), ("VIE2", "Northwind Wien Nord"), ("BER", "Northwind Berlin")]
+    assert known_value("location", "Vienna", two) is None and known_value("location", "Wien", two) is None
+    assert known_value("location", "Wien Nord", two) == "VIE2"
+    assert known_value("location", "Vienna", [("VIE", "Northwind Wien Mitte")]) == "VIE"
