@@ -167,7 +167,9 @@ async def update_report(
         )
         if clash is not None:
             raise ReportLibraryError(f"There is already a report named “{clash}”; pick another name.")
-        stored = await uow.session.get(CustomReport, report.id)
+        # Locked, as saving a schedule locks it: a schedule made at the same instant is checked against
+        # this edit, or this edit against it.
+        stored = await uow.session.get(CustomReport, report.id, with_for_update=True)
         if stored is None:
             raise ReportLibraryError("This report was deleted meanwhile.")
         broken = schedules_broken_by(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -112,6 +112,9 @@ class ReportScheduleBook(Protocol):
         """The id of an enabled schedule of the report that `request` repeats (ScheduleRequest.repeats), or
         None; two saves of one report's schedules at once are taken one after the other from here."""
 
+    async def definition_of(self, report_id: int) -> dict[str, Any] | None:
+        """The report's definition as stored now (read after same_as has locked the report)."""
+
     async def withdraw(self, schedule_id: int) -> bool:
         """Remove a schedule made a moment ago that cannot deliver (nothing was delivered yet); False when
         it is already gone."""
@@ -154,6 +157,8 @@ async def schedule_report(
         same = await uow.schedules.same_as(report_id=report_id, request=request)
         if same is not None:
             raise AlreadyScheduled(same, request)
+        if request.filters:  # checked before, against the report as it was; an edit may have come between
+            fits_report(await uow.schedules.definition_of(report_id), request.filters)
         schedule_id = await uow.schedules.add(
             report_id=report_id,
             owner_id=owner_id,
@@ -178,6 +183,20 @@ async def schedule_report(
     return ScheduledReport(schedule_id, first)
 
 
+def fits_report(definition: dict[str, Any] | None, filters: tuple[dict[str, Any], ...]) -> None:
+    """ScheduleError when the report, as stored, cannot be narrowed by a schedule's own filters."""
+    from reports.saved import ReportDefinitionError, query_from_definition
+
+    if definition is None:
+        raise ScheduleError("the report was deleted meanwhile")
+    query = dict(definition.get("query", {}))
+    query["filters"] = [*query.get("filters", []), *filters]
+    try:
+        query_from_definition({**definition, "query": query})
+    except ReportDefinitionError as error:
+        raise ScheduleError(f"the report has changed meanwhile: {error}") from None
+
+
 async def withdraw_schedule(
     uow: SchedulingUnitOfWork, *, schedule_id: int, report_slug: str, reason: str, actor: str, via: str
 ) -> None:
@@ -190,8 +209,8 @@ async def withdraw_schedule(
                     actor=actor,
                     via=via,
                     action="report.unschedule",
-                    target=f"report:{report_slug}",
-                    detail={"schedule_id": schedule_id, "reason": reason},
+                    target=f"report_schedule:{schedule_id}",
+                    detail={"report": report_slug, "reason": reason},
                 )
             )
         await uow.commit()

@@ -402,7 +402,16 @@ class SqlReportSchedules:
         )
         return next((row.id for row in found if request.repeats(*row[1:])), None)
 
+    async def definition_of(self, report_id: int) -> dict[str, Any] | None:
+        definition = await self._session.scalar(
+            select(CustomReport.definition).where(CustomReport.id == report_id)
+        )
+        return dict(definition) if definition is not None else None
+
     async def withdraw(self, schedule_id: int) -> bool:
+        # A run the scheduler claimed meanwhile (a schedule due a moment after it was saved) goes with it, as
+        # when a schedule is removed: nothing is sent, and no run is left without a report.
+        await self._session.execute(delete(ReportDelivery).where(ReportDelivery.schedule_id == schedule_id))
         gone = await self._session.execute(
             delete(ReportSchedule).where(ReportSchedule.id == schedule_id).returning(ReportSchedule.id)
         )

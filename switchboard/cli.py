@@ -362,18 +362,22 @@ def _require_free_port(host: str, port: int, setting: str) -> None:
         raise StartupError(
             f"cannot listen on {host}: {error.strerror}; give an address such as 127.0.0.1"
         ) from None
-    family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as error:
-            if error.errno == errno.EADDRINUSE:
-                raise StartupError(
-                    f"port {port} on {host} is already in use (another Switchboard, or another program); "
-                    f"stop it, or choose another port with {setting}"
-                ) from None
-            raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    # Every address the host names ("localhost": ::1 and 127.0.0.1), each as the server binds it: with
+    # SO_REUSEADDR, and an IPv6 socket for IPv6 only.
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    raise StartupError(
+                        f"port {port} on {host} is already in use (another Switchboard, or another "
+                        f"program); stop it, or choose another port with {setting}"
+                    ) from None
+                raise StartupError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 def _start_sandbox_process() -> Any:

@@ -205,7 +205,8 @@ async def run_team(command: OnDuty, who: StaffIdentity, ctx: CommandContext) -> 
             title=title,
             buttons=(Button("Today", f"team today{again}"),) if not is_today else (),
         )
-    columns: tuple[str, ...] = ("Clinic", "Who", "Hours")
+    # The hours of the day asked (a clinician's own Monday, in their zone); "Live chat now" is their clock now.
+    columns: tuple[str, ...] = ("Clinic", "Who", f"Hours on {day:%A}")
     rows: list[tuple[str, ...]] = [
         (m.location or "—", m.name, _hours(m, ctx.business_tz, day)) for m in working
     ]

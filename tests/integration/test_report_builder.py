@@ -624,7 +624,7 @@ async def test_a_slack_channel_is_told_when_a_schedule_to_it_is_saved_and_one_th
         withdrawn = list(
             await session.scalars(
                 select(AuditLog.detail).where(
-                    AuditLog.action == "report.unschedule", AuditLog.target == f"report:{slug}"
+                    AuditLog.action == "report.unschedule", AuditLog.target.like("report_schedule:%")
                 )
             )
         )

@@ -20,6 +20,7 @@ NOW = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)  # Tue 1 Dec 2026, 15:00 in Berli
 class FakeSchedules:
     def __init__(self) -> None:
         self.added: list[dict[str, Any] | None] = []
+        self.definitions: dict[int, dict[str, Any] | None] = {}
 
     async def add(self, **schedule: Any) -> int:
         self.added.append(schedule)
@@ -36,6 +37,9 @@ class FakeSchedules:
             ),
             None,
         )
+
+    async def definition_of(self, report_id: int) -> dict[str, Any] | None:
+        return self.definitions.get(report_id, {"query": {"metrics": ["revenue"]}})
 
     async def withdraw(self, schedule_id: int) -> bool:
         gone = self.added[schedule_id - 41] is not None
@@ -180,7 +184,8 @@ async def test_a_schedule_its_channel_refuses_is_taken_back_and_the_reason_audit
     assert saved.scheduled is None and saved.check.refused == "the bot is not in #ops"
     assert told == ["#ops"] and uow.schedules.added == [None]
     assert [e.action for e in uow.audit.entries] == ["report.schedule", "report.unschedule"]
-    assert uow.audit.entries[1].detail == {"schedule_id": 41, "reason": "the bot is not in #ops"}
+    assert uow.audit.entries[1].target == "report_schedule:41"
+    assert uow.audit.entries[1].detail == {"report": "weekly", "reason": "the bot is not in #ops"}
     # Taken back, the same schedule can be made again once the bot is in the channel.
     assert (
         await uow.schedules.same_as(
@@ -188,3 +193,23 @@ async def test_a_schedule_its_channel_refuses_is_taken_back_and_the_reason_audit
         )
         is None
     )
+
+
+async def test_a_schedule_s_own_filter_is_checked_again_against_the_report_as_stored() -> None:
+    """Checked before the save against the report as read then, an edit could come between and the schedule
+    would fail at every run."""
+    uow = FakeUnitOfWork()
+    uow.schedules.definitions[7] = {"query": {"metrics": ["messages_sent"], "dimensions": ["channel"]}}
+    only_berlin = ScheduleRequest(
+        "0 8 * * 1",
+        "Europe/Berlin",
+        "email",
+        "finance@example.com",
+        ({"dimension": "location", "operator": "in", "value": ["BER"]},),
+    )
+    with pytest.raises(ScheduleError) as refused:
+        await schedule_report(
+            uow, report_id=7, report_slug="w", owner_id=3, request=only_berlin, actor="a", via="web", now=NOW
+        )
+    assert str(refused.value).startswith("the report has changed meanwhile: ")
+    assert uow.schedules.added == [] and uow.commits == 0
