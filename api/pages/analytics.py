@@ -21,6 +21,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from markupsafe import Markup
 
+from api.pages import notices
 from api.pages.common import (
     DEFAULT_PERIOD,
     EXPORT_KINDS,
@@ -37,6 +38,7 @@ from api.pages.common import (
     staff_of,
     utc_now,
 )
+from api.pages.notices import after_change
 from domain.dashboards.use_cases import LAYOUT_NAME, save_dashboard_layout
 from domain.messages.words import channel_words
 from reports.answer import Answer, answer
@@ -451,6 +453,13 @@ async def attribution_view(container: Container, formats: Formats) -> dict[str, 
     }
 
 
+#: What the page says after its layout form was sent.
+LAYOUT_SAID = {
+    "saved": "Your layout is saved; this page shows it from now on.",
+    "empty": "No KPI was ticked, so nothing was saved: tick the figures this page should show.",
+}
+
+
 async def saved_layout(container: Container, staff_id: int) -> SavedLayout | None:
     return await stored_layout(container.database, staff_id, LAYOUT_NAME)
 
@@ -546,6 +555,7 @@ class AnalyticsPages(StaffPages):
             "analytics",
             "executive",
             customised=config is not None,
+            layout_said=LAYOUT_SAID.get(notices.said(request).get("layout", ""), ""),
             choices=[(m, REGISTRY[m].label, m in metrics) for m in EXECUTIVE_CHOICES],
             saved_period=config.period if config else DEFAULT_PERIOD,
             targets=targets,
@@ -556,10 +566,13 @@ class AnalyticsPages(StaffPages):
     async def executive_layout(self, request: Request[Any, Any, Any]) -> Redirect:
         form = await request.form()
         metrics = [str(m) for m in form.getall("metric", [])]
+        if not any(m in EXECUTIVE_CHOICES for m in metrics):
+            # Nothing ticked: saved, it would show the standard KPIs as "your saved layout". Nothing is saved.
+            return after_change(request, "/analytics/executive", layout="empty")
         await save_layout(
             container_of(request), staff_of(request).id, metrics, period_key(str(form.get("period", "")))
         )
-        return Redirect("/analytics/executive", status_code=303)
+        return after_change(request, "/analytics/executive", layout="saved")
 
     @get("/analytics/financial", name="financial")
     async def financial(

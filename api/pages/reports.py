@@ -75,7 +75,9 @@ async def reports_overview(database: Database, staff_id: int, formats: Formats) 
         upcoming = next_delivery(s.enabled, s.next_due_at, s.timezone, formats)
         state = (f", next {upcoming}" if upcoming else "") if s.enabled else " (off)"
         schedules_of[s.report_id].append(
-            f"{cron_in_words(s.cron)} ({s.timezone}) → {s.destination_kind} {s.destination}{state}"
+            f"{cron_in_words(s.cron)} ({s.timezone}) → {s.destination_kind} {s.destination}"
+            + (f", only {s.only_for}" if s.only_for else "")  # as the report's own page says it
+            + state
         )
     return {
         "reports": [

@@ -441,7 +441,8 @@ async def run_unschedule(command: UnscheduleReport, who: StaffIdentity, ctx: Com
         wanted = (
             who.email if normalise(command.destination) == "me" else destination_of(command.destination)[1]
         )
-        schedules = [s for s in schedules if s.destination == wanted]
+        # "FINANCE@northwind.example" is the address stored in lower case; a Slack channel ID keeps its case.
+        schedules = [s for s in schedules if s.destination.casefold() == wanted.casefold()]
     if not schedules:
         where = f" to {command.destination}" if command.destination else ""
         return Reply(f"Report {report.name} has no schedule{where}; nothing changed.", kind="error")

@@ -628,7 +628,8 @@ async def test_reports_run_for_another_period_and_split_are_scheduled_in_words_a
         (MANAGER, "report unschedule weekly-revenue to #management", "answer", "Stopped 1 schedule"),
         (MANAGER, "report unschedule weekly-revenue to #management", "error", "no schedule to #management"),
         (AGENT, "report unschedule weekly-revenue", "denied", "manager"),
-        (MANAGER, "report unschedule weekly-revenue", "answer", "Stopped 3 schedules"),
+        # An address typed in capitals is the one stored in lower case.
+        (MANAGER, f"report unschedule weekly-revenue to {MANAGER.upper()}", "answer", "Stopped 3 schedules"),
     ]
     await run_dialog(seeded, table)
     ran = await ask(seeded, "report run weekly-revenue for last month by clinic", as_email=VIEWER)

@@ -729,6 +729,15 @@ async def test_executive_page_follows_the_saved_layout(client: Client, seeded: S
     await database.dispose()
     assert config is not None and config.period == "last_7_days"
     assert config.layout == [{"kind": "kpi", "metric": "new_customers"}]
+    assert "Your layout is saved; this page shows it from now on." in page
+    # Nothing ticked: refused in words, the saved layout kept (it said "your saved layout is shown" over the
+    # standard four).
+    empty = await post_form(
+        client, "/analytics/executive", "/analytics/executive/layout", {"period": "last_30_days"}
+    )
+    assert empty.status_code == 303
+    again = (await client.get("/analytics/executive")).text
+    assert "No KPI was ticked, so nothing was saved" in again and "New customers" in again
 
 
 async def _insert_operations(database: Database, now: datetime) -> None:

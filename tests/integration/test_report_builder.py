@@ -339,6 +339,8 @@ async def test_a_schedule_is_said_in_words_refused_when_impossible_and_a_failed_
     only = {**good, "to": "mitte@northwind.example", "only_dimension": "location", "only_values": clinic_name}
     assert (await post_form(client, page, f"{page}/schedules", only)).status_code == 303
     assert f"email mitte@northwind.example, only location {clinic_code}" in (await client.get(page)).text
+    listed = (await client.get("/analytics/reports")).text  # the list says it too
+    assert f"→ email mitte@northwind.example, only location {clinic_code}, next " in listed
     again = await post_form(client, page, f"{page}/schedules", {**only, "only_values": clinic_code.lower()})
     assert again.status_code == 422 and "This report already goes to mitte@northwind.example" in again.text
     # The name as the app shows it, without the business's first word ("Berlin Mitte"), is the same clinic.
