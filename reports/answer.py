@@ -125,7 +125,11 @@ async def answer(
             f"{metric.label}{limited_to}, {result.range.label} ({result.range.timezone}): no figures, as the "
             f"records start on {format_day_range(began, began)}."
         )
-    elif history is not None and result.range.first_day < history.astimezone(zone(business_tz)).date():
+    elif (
+        history is not None
+        and result.range.first_day < history.astimezone(zone(business_tz)).date()
+        and "the records start on" not in summary  # said once, by the comparison's clause
+    ):
         began = history.astimezone(zone(business_tz)).date()
         summary = f"{summary[:-1]}; the records start on {format_day_range(began, began)}, so this counts from then."
     if history is not None and result.comparison_range is not None:

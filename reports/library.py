@@ -34,6 +34,11 @@ class ReportLibraryError(ValueError):
     """A report that cannot be saved as asked; the message says why in words."""
 
 
+class SchedulesWouldStop(ReportLibraryError):
+    """An edit the report's schedules for some values only could no longer be sent after; about the whole
+    change, not its name."""
+
+
 @dataclass(frozen=True)
 class SavedReport:
     id: int
@@ -183,7 +188,7 @@ async def update_report(
             ).all(),
         )
         if broken:
-            raise ReportLibraryError(broken)
+            raise SchedulesWouldStop(broken)
         stored.name, stored.definition, stored.shared = name, definition, shared
         uow.audit.record(
             AuditEntry(

@@ -36,6 +36,7 @@ from reports.library import (
     ReportLibraryError,
     SavedReport,
     Saver,
+    SchedulesWouldStop,
     delete_report,
     free_copy_name,
     may_change,
@@ -256,7 +257,8 @@ class ReportBuilderPages(StaffPages):
                 shared=form["shared"] == "on",
             )
         except ReportLibraryError as error:
-            built.errors["name"] = str(error)
+            if not isinstance(error, SchedulesWouldStop):  # a name taken: said beside the name too
+                built.errors["name"] = str(error)
             return await self._builder(
                 request, form, report=report, built=built, error=str(error), status_code=422
             )
