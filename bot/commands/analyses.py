@@ -55,8 +55,15 @@ class ShowAnalysis:
         return said
 
 
+#: Words before a typed analysis's period that say nothing ("attribution report for last month").
+_BEFORE_PERIOD = ("report", "rate", "for", "over", "during", "the", "im", "für")
+
+
 def _period(text: str, today: date, default: PeriodSpec, usage: str) -> PeriodSpec:
-    phrase = " ".join(text.lower().split())
+    words = text.lower().split()
+    while words and words[0] in _BEFORE_PERIOD:
+        words = words[1:]
+    phrase = " ".join(words)
     if not phrase:
         return default
     try:
@@ -102,7 +109,8 @@ _ATTRIBUTION_ASKED = re.compile(
 _ANALYSIS_FILLER = frozenset(
     "what's whats our we us how much many did do does it they brought bring in on of from cohort cohorts "
     "which messages message led lead to orders the a an was were wie hoch ist sind unsere unser uns die der "
-    "das zeig zeige mir bitte please tell me show see look at customer customers kunden nach".split()
+    "das zeig zeige mir bitte please pls tell me show see look at customer customers kunden nach for over "
+    "during since für im seit report rate".split()
 )
 #: Questions the retention by cohort answers.
 _RETENTION_ASKED = re.compile(r"\b(?:cohorts?|kohorten?|retention|kundenbindung)\b")
@@ -119,7 +127,10 @@ def analysis_question(text: str, today: date) -> tuple[str, ShowAnalysis] | None
         name, default, usage = "retention", PeriodSpec("last_quarter"), RETENTION_USAGE
     if asked is None:
         return None
-    rest = plain_words(f"{phrase[: asked.start()]} {phrase[asked.end() :]}")  # "letzten Monat": "last month"
+    # Every mention of either analysis is its name, not a word left over ("cohort retention for last year").
+    own_split = re.sub(r"\b(?:by|nach|per|pro)\s+(?:cohorts?|kohorten?)\b", " ", phrase)  # "by cohort"
+    cut_out = _RETENTION_ASKED.sub(" ", _ATTRIBUTION_ASKED.sub(" ", own_split))
+    rest = plain_words(cut_out)  # "letzten Monat": "last month"
     try:
         found = find_period(rest, today)
     except ValueError as error:  # "ROI from 1 March to 5 February": said, not swapped for a default
@@ -128,11 +139,11 @@ def analysis_question(text: str, today: date) -> tuple[str, ShowAnalysis] | None
         period, assumed, rest = found.value, False, f"{rest[: found.start]} {rest[found.end :]}"
     else:
         period, assumed = default, True
-    rest = re.sub(r"\b(?:by|nach|per|pro)\s+(?:cohorts?|kohorten?)\b", " ", rest)  # its own split
+    rest = re.sub(r"\bso far\b", " ", rest)
     left = tuple(
         word
         for word in re.findall(r"[\w'’.-]+", rest)
-        if word.strip(".'’") not in FILLER_WORDS | _ANALYSIS_FILLER and not word.isdigit()
+        if word.strip(".'’-") and word.strip(".'’-") not in FILLER_WORDS | _ANALYSIS_FILLER
     )
     return name, ShowAnalysis(period, period_assumed=assumed, not_read=left)
 

@@ -109,12 +109,19 @@ def match_command(words: list[str]) -> tuple[CommandSpec[Any], list[str]] | None
 
 
 def _typed_command(text: str) -> bool:
-    """Whether `text` starts with a command's name, even mistyped ("report save ROI", "reprot save ROI",
-    "attribution last month"), which then reads the rest as that command's."""
+    """Whether `text` starts with a command's name, its verb typed, even mistyped ("report save ROI", "reprot
+    save ROI", "attribution last month"), which then reads the rest as that command's."""
+    words = tokenise(text)
     try:
-        return match_command(tokenise(text)) is not None
-    except ParseError:  # "template cohort": a command's noun, whose own refusal says what it takes
-        return True
+        matched = match_command(words)
+    except ParseError:  # "campaign ROI last month": a noun without its verb; the question is read as asked
+        return False
+    if matched is None:
+        return False
+    spec, rest = matched
+    # A one-word command ("attribution"), or a noun with its verb typed ("report save", "reprot save"); not a
+    # noun that fell back to its usual verb ("customers retention": no `customer find` meant).
+    return " " not in spec.name or len(words) - len(rest) >= 2
 
 
 def parse(

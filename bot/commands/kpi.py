@@ -95,18 +95,23 @@ _NO_PLACE = frozenset(
 def unknown_place(
     text: str, ignored: Sequence[str], business_words: frozenset[str] = frozenset()
 ) -> str | None:
-    """A word left unread that the question says is a clinic ("for clinic Paris", "the Hamburg clinic",
-    "Praxis Altona"), as typed; None when no unread word is said as one. Only a clinic noun beside the word
-    says so: "in Atlantis" alone may be anything ("in Summe"), and stays an ignored word."""
+    """A word left unread that the question says is a clinic ("for clinic Paris", "at the Hamburg clinic",
+    "der Praxis Altona"), as typed; None when no unread word is said as one. Only a clinic noun led by "for",
+    "at", "in", "of" (or "the … clinic") says so: "by clinic ranked" is a split and a word about it, and "in
+    Atlantis" alone may be anything ("in Summe"), so those stay ignored words."""
     for word in ignored:
         if word.lower() in _NO_PLACE or word.lower() in business_words:
             continue
         w = re.escape(word)
-        noun = re.search(
-            rf"(?<![-\w]){_PLACE_NOUN}s?\s+(?:the\s+)?({w})\b|\b({w})\s+{_PLACE_NOUN}\b", text, re.IGNORECASE
+        said = re.search(
+            rf"\b(?:for|at|in|of|from|bei|für|aus|der|des)\s+(?:the\s+|der\s+|dem\s+|die\s+)?"
+            rf"(?<![-\w]){_PLACE_NOUN}\s+({w})\b"
+            rf"|\b(?:the|der|die|das)\s+({w})\s+{_PLACE_NOUN}\b",
+            text,
+            re.IGNORECASE,
         )
-        if noun is not None:
-            return noun.group(1) or noun.group(2)
+        if said is not None:
+            return said.group(1) or said.group(2)
     return None
 
 

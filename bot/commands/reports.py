@@ -58,8 +58,16 @@ from storage.schedules import filters_in_words
 #: Where a schedule said in German begins ("jeden Montag 8:00", "werktags 7:30", "Montag bis Freitag 7:30").
 #: Words a schedule said in German starts with ("jeden", "alle zwei Wochen"): one that cannot be read ends
 #: the search, rather than a later day name making the words before it the report's name.
-SCHEDULE_STARTS = GERMAN_STARTS | {"alle"}
-SAID_IN_GERMAN = SCHEDULE_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an", "mo", "mo.-fr", "mo-fr"}
+SCHEDULE_STARTS = frozenset(
+    {"jeden", "jede", "jedes", "immer", "täglich", "taeglich", "werktags", "monatlich", "alle"}
+)
+#: "alle zwei Wochen", "alle 14 Tage": "alle" starting a schedule, not "alle Kliniken" in a report's name.
+_EVERY_FEW = re.compile(
+    r"alle\s+(?:\d+|zwei|drei|vier|fünf|sechs|sieben|acht|neun|zehn)\s+(?:wochen|tage|monate)"
+)
+SAID_IN_GERMAN = (
+    GERMAN_STARTS | SCHEDULE_STARTS | set(GERMAN_DAYS) | {"taeglich", "am", "an", "mo", "mo.-fr", "mo-fr"}
+)
 SCHEDULE_USAGE = (
     "report schedule NAME every monday 8:00 to DESTINATION [for DIMENSION VALUES]  (“jeden Montag 8:00” too; "
     "#slack-channel, "
@@ -176,14 +184,23 @@ def parse_schedule(words: list[str], rest: str, today: date) -> ScheduleReport:
         candidates = english[:1] or german
         refused: ScheduleError | None = None
         said: tuple[str, str] | None = None
+        started = False
         for every in candidates:
+            starts = lowered[every] in SCHEDULE_STARTS and (
+                lowered[every] != "alle" or _EVERY_FEW.match(" ".join(words[every:to]).lower()) is not None
+            )
+            if started and not starts:
+                # "jeden zweiten Dienstag": the schedule started at "jeden", so "Dienstag 8 Uhr" must not make
+                # "… jeden zweiten" the report's name; a later start word may still begin it ("Umsatz alle
+                # Kliniken jeden Montag": "alle" belongs to the name).
+                continue
             try:
                 said = " ".join(words[:every]), cron_from_words(" ".join(words[every:to]))
                 break
             except ScheduleError as error:
-                refused = refused or error
-                if lowered[every] in SCHEDULE_STARTS:  # "jeden zweiten Dienstag": the schedule starts here,
-                    break  # so a later "Dienstag 8 Uhr" must not make "… jeden zweiten" the report's name
+                if not started:
+                    refused = error if starts else refused or error
+                started = started or starts
         if said is None:
             assert refused is not None
             raise ParseError(f"{str(refused)[:1].upper()}{str(refused)[1:]}.", SCHEDULE_USAGE) from None

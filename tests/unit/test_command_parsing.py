@@ -931,6 +931,15 @@ def test_a_word_said_as_a_clinic_that_names_none_is_found() -> None:
     assert unknown_place("No-Show-Rate bei Videoterminen letzten Monat", ("videoterminen",)) is None
     assert unknown_place("revenue for my clinic last month", ("my",)) is None
     assert unknown_place("revenue at the Northwind clinic", ("northwind",), frozenset({"northwind"})) is None
+    # A clinic noun that is the split, with a word about it, names no clinic (the review).
+    for asked, word in (
+        ("revenue by clinic ranked last month", "ranked"),
+        ("revenue clinic breakdown last month", "breakdown"),
+        ("revenue by clinic broken down last month", "broken"),
+        ("appointments per clinic sorted by most", "sorted"),
+        ("revenue site wide last month", "wide"),
+    ):
+        assert unknown_place(asked, (word,)) is None, asked
     assert unknown_place("how much revenue did we make last month", ("make",)) is None
     assert unknown_place("revenue last month please", ()) is None
 

@@ -518,7 +518,13 @@ def test_a_german_schedule_the_bot_cannot_read_is_refused_as_a_schedule(typed: s
     with pytest.raises(ParseError) as refused:
         parse_schedule(typed.split(), typed, date(2026, 12, 7))
     assert str(refused.value).startswith(said)
-    # A report whose name holds a day still reads: the schedule starts at "jeden".
-    named = "Wochenbericht Montag jeden Montag 8 Uhr to me"
-    scheduled = parse_schedule(named.split(), named, date(2026, 12, 7))
-    assert (scheduled.name, scheduled.cron) == ("Wochenbericht Montag", "0 8 * * 1")
+    # A report whose name holds a day, "alle" or "täglich" still reads: the schedule starts at "jeden".
+    for named, name, cron in (
+        ("Wochenbericht Montag jeden Montag 8 Uhr to me", "Wochenbericht Montag", "0 8 * * 1"),
+        ("Umsatz alle Kliniken jeden Montag 8 Uhr to me", "Umsatz alle Kliniken", "0 8 * * 1"),
+        ("Termine alle Standorte werktags 7:30 to me", "Termine alle Standorte", "30 7 * * 1-5"),
+        ("Umsatz täglich jeden Montag 8 Uhr to me", "Umsatz täglich", "0 8 * * 1"),
+        ("weekly montags 8 Uhr to me", "weekly", "0 8 * * 1"),
+    ):
+        scheduled = parse_schedule(named.split(), named, date(2026, 12, 7))
+        assert (scheduled.name, scheduled.cron) == (name, cron), named
