@@ -28,7 +28,7 @@ from reports.trends import (
     summarise,
     top_contributors,
 )
-from storage.analytics.facts import NO_REMINDER, NO_VALUE, SOURCES
+from storage.analytics.facts import NO_REMINDER, NO_VALUE, SOURCES, UNSETTLED_SOURCES
 from storage.database import Database
 from storage.queries.reports import value_names
 
@@ -83,6 +83,9 @@ async def answer(
     metric = result.metrics[0]
     series = result.series_for(metric.name)
     history = await history_start(database, metric)
+    if history is not None and (history > now or metric.source in UNSETTLED_SOURCES):
+        # Bookings are counted by when they are due, so the first may lie ahead: no "records start" then.
+        history = None
     if result.comparison_range is not None and history is not None and result.comparison_range.end <= history:
         # Nothing was recorded then: "against 0" would be a figure we do not have.
         since = history.astimezone(zone(business_tz)).date()
@@ -93,9 +96,13 @@ async def answer(
             comparison_basis=None,
             series=tuple(dataclasses.replace(s, comparison_points=()) for s in result.series),
         )
+        said = _summary(result, series, locale, currency, limited_to, top, narrowed=narrowed)[:-1]
+        started = format_day_range(since, since)
         summary = (
-            f"{_summary(result, series, locale, currency, limited_to, top, narrowed=narrowed)[:-1]}; there are no figures for {compared} to "
-            f"compare with (the records start on {format_day_range(since, since)})."
+            f"{said}; the records start on {started}, so this counts from then, with nothing before it to "
+            "compare with."
+            if result.range.first_day < since
+            else f"{said}; there are no figures for {compared} to compare with (the records start on {started})."
         )
     else:
         summary = _summary(result, series, locale, currency, limited_to, top, narrowed=narrowed)
@@ -119,12 +126,21 @@ async def answer(
         )
         summary = f"{summary[:-1]}; {_whole_words(whole, result, locale, currency, narrowed=narrowed)}."
     if history is not None and result.range.end <= history:
-        # All before anything was recorded (January 2020, or a demo's first weeks): no figure, not €0.00.
+        # All before anything was recorded (January 2020, or a demo's first weeks): no figure, not €0.00,
+        # in the sentence and the chart alike.
         began = history.astimezone(zone(business_tz)).date()
         summary = (
             f"{metric.label}{limited_to}, {result.range.label} ({result.range.timezone}): no figures, as the "
             f"records start on {format_day_range(began, began)}."
         )
+        result = dataclasses.replace(
+            result,
+            series=tuple(
+                dataclasses.replace(s, total=None, points=tuple((at, None) for at, _ in s.points))
+                for s in result.series
+            ),
+        )
+        series = result.series_for(metric.name)
     elif (
         history is not None
         and result.range.first_day < history.astimezone(zone(business_tz)).date()
@@ -132,6 +148,11 @@ async def answer(
     ):
         began = history.astimezone(zone(business_tz)).date()
         summary = f"{summary[:-1]}; the records start on {format_day_range(began, began)}, so this counts from then."
+        # The days before them are gaps in the chart, not days of 0.
+        result = dataclasses.replace(
+            result, series=tuple(_before_records(s, history, current=True) for s in result.series)
+        )
+        series = result.series_for(metric.name)
     if history is not None and result.comparison_range is not None:
         # Buckets of the compared period that ended before the records begin have no figure, not 0.
         result = dataclasses.replace(result, series=tuple(_before_records(s, history) for s in result.series))
@@ -187,14 +208,17 @@ FEW = 20
 LISTED_VALUES = 3
 
 
-def _before_records(series: SeriesResult, history: datetime) -> SeriesResult:
-    """The compared buckets wholly before `history` (the first record) as gaps."""
-    points = series.comparison_points
+def _before_records(series: SeriesResult, history: datetime, *, current: bool = False) -> SeriesResult:
+    """The compared buckets (or, `current`, the asked period's) wholly before `history`, the first record,
+    as gaps."""
+    points = series.points if current else series.comparison_points
     ends = [start for start, _ in points[1:]]
     kept = tuple(
         (start, None if i < len(ends) and ends[i] <= history else value)
         for i, (start, value) in enumerate(points)
     )
+    if current:
+        return dataclasses.replace(series, points=kept)
     return dataclasses.replace(series, comparison_points=kept)
 
 
@@ -327,6 +351,8 @@ def _summary(
         parts = _parts(result, series, locale, currency, top, exactly=True)
         return f"{metric.label}{limited_to} by {every}, {period_label} ({result.range.timezone}): {parts}."
     leader = series[0]
+    if leader.total is None:  # no part has a figure: none is "highest"
+        return say(None, None, f" by {dimension_words(result.dimension or '')}", compare=False)
     # A ratio's parts never add up: the highest part is compared with its own figure before.
     sentence = say(
         leader.total,

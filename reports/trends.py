@@ -205,7 +205,7 @@ def summarise(
     if value is None:  # a rate or an average of nothing: no "–" left for the reader to make sense of
         value_note = ""
         shown = (
-            f"no figure: no {metric.out_of[3]} in this period"
+            f"no figure: no {metric.out_of[3]} to count"
             if metric.out_of
             else "no figure: nothing in this period to measure it on"
         )

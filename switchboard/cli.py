@@ -334,7 +334,7 @@ def serve(host: str, port: int, processes: int) -> None:
         await require_migrated(database)
 
     run_async(_with_database(settings, check))
-    _require_free_port(host, port, "--port")
+    _require_free_port(host, port, "--port", processes=processes)
     if settings.sandbox:
         _require_free_port("127.0.0.1", settings.sandbox_port, "SWITCHBOARD_SANDBOX_PORT")
         _require_free_port("127.0.0.1", settings.sandbox_smtp_port, "SWITCHBOARD_SANDBOX_SMTP_PORT")
@@ -352,7 +352,7 @@ def serve(host: str, port: int, processes: int) -> None:
             sandbox_process.wait(timeout=10)
 
 
-def _require_free_port(host: str, port: int, setting: str) -> None:
+def _require_free_port(host: str, port: int, setting: str, *, processes: int = 1) -> None:
     """Refuse to start on a port something else holds, before saying Switchboard is running there."""
     import socket
 
@@ -362,6 +362,9 @@ def _require_free_port(host: str, port: int, setting: str) -> None:
         raise StartupError(
             f"cannot listen on {host}: {error.strerror}; give an address such as 127.0.0.1"
         ) from None
+    if processes > 1:  # uvicorn binds one socket itself then: IPv6 for an address with a colon, else IPv4
+        wanted = socket.AF_INET6 if ":" in host else socket.AF_INET
+        infos = [info for info in infos if info[0] == wanted][:1] or infos[:1]
     # Every address the host names ("localhost": ::1 and 127.0.0.1), each as the server binds it: with
     # SO_REUSEADDR, and an IPv6 socket for IPv6 only.
     for family, kind, proto, _, address in dict.fromkeys(infos):

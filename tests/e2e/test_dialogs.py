@@ -1261,3 +1261,25 @@ async def test_a_period_before_the_records_has_no_figure_rather_than_zero(seeded
         f"{began:%b %Y}."
     ), answer.text
     assert "€0.00" not in answer.text
+    # The chart has gaps there, not a flat line at 0 (the review).
+    from reports.answer import answer as answered
+    from reports.periods import PeriodSpec
+    from reports.query import MetricQuery
+
+    january = await answered(
+        seeded.database,
+        MetricQuery(
+            metrics=("revenue",),
+            period=PeriodSpec("between", start_date=date(2020, 1, 1), end_date=date(2020, 1, 31)),
+            grain="day",
+        ),
+        now=seeded.now(),
+        business_tz=seeded.business_tz,
+    )
+    assert all(s.total is None and all(v is None for _, v in s.points) for s in january.result.series)
+    # A period starting before the records, compared with the one before: said once, in one clause.
+    month = date(began.year, began.month, 1)
+    compared = await ask(seeded, f"revenue {month:%B %Y} vs previous", as_email=VIEWER)
+    if began.day > 1:
+        assert compared.text.count("the records start on") == 1, compared.text
+        assert "so this counts from then, with nothing before it to compare with." in compared.text

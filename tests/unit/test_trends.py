@@ -197,4 +197,4 @@ def test_a_rate_or_average_of_nothing_says_so_in_words() -> None:
         timezone="Europe/Berlin",
         value_note=" (0 no-shows of 0 appointments due)",
     )
-    assert rate.endswith(": no figure: no appointments due in this period.") and "–" not in rate
+    assert rate.endswith(": no figure: no appointments due to count.") and "–" not in rate
