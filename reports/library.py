@@ -83,9 +83,31 @@ async def remember_question(
     try:
         definition = definition_from_query(query)
     except ReportDefinitionError:
-        return  # a fixed range cannot be saved as a report, so there is nothing to keep
+        # A fixed range cannot be saved as a report; the question before it must not be saved instead.
+        await remember_unsaveable(
+            database,
+            staff_id,
+            "its dates are fixed, and a report runs for a period that moves on (ask it with “last month”, "
+            "“this quarter” or “last 30 days”, then save it)",
+            at,
+        )
+        return
     if top is not None and query.dimensions:
         definition["chart"] = Presentation(top=top).as_definition()
+    await _keep_last(database, staff_id, definition, at)
+
+
+async def remember_unsaveable(database: Database, staff_id: int, why: str, at: datetime) -> None:
+    """Keep that the last answer cannot be a report (an analysis, a fixed range), and why, so `report save`
+    refuses it rather than saving the question asked before it."""
+    await _keep_last(database, staff_id, {UNSAVEABLE: why}, at)
+
+
+#: The key of a kept "last question" that cannot be saved, holding why.
+UNSAVEABLE = "unsaveable"
+
+
+async def _keep_last(database: Database, staff_id: int, definition: dict[str, Any], at: datetime) -> None:
     async with SqlUnitOfWork(database) as uow:
         await uow.session.execute(
             update(StaffUser)

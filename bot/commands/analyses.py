@@ -3,6 +3,7 @@ answered for any period with the chart the customer and financial pages draw."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -24,8 +25,11 @@ from reports.insight import (
     cost_revenue_chart,
     cost_vs_revenue,
 )
+from reports.library import remember_unsaveable
 from reports.periods import PeriodSpec
 from storage.queries.reports import campaign_names
+
+log = logging.getLogger(__name__)
 
 RETENTION_USAGE = "retention by cohort [PERIOD]   e.g. retention by cohort this year"
 ATTRIBUTION_USAGE = "attribution [PERIOD]   e.g. attribution last quarter"
@@ -149,6 +153,7 @@ def analysis_question(text: str, today: date) -> tuple[str, ShowAnalysis] | None
 
 
 async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    await _not_a_report("retention by cohort", "retention by cohort PERIOD", "Customer", ctx, who)
     insight = await cohort_retention(ctx.database, command.period, now=ctx.now(), business_tz=ctx.business_tz)
     spec = cohort_heatmap_chart(insight, ctx.settings.business_locale)
     png = await draw(spec, "png", insight.computed_at.isoformat(), ctx.chart_cache)
@@ -171,7 +176,22 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
     )
 
 
+async def _not_a_report(name: str, command: str, page: str, ctx: CommandContext, who: StaffIdentity) -> None:
+    """`report save` after an analysis refuses, rather than saving the figure asked before it."""
+    try:
+        await remember_unsaveable(
+            ctx.database,
+            who.staff_id,
+            f"the {name} is an analysis, not a figure: `{command}` asks it again, and the dashboard's {page} "
+            "page keeps it",
+            ctx.now(),
+        )
+    except Exception as error:  # the answer does not depend on it
+        log.warning("could not note the last answer of staff %s: %s", who.staff_id, error)
+
+
 async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: CommandContext) -> Reply:
+    await _not_a_report("attribution", "attribution PERIOD", "Financial", ctx, who)
     currency, locale = ctx.settings.business_currency, ctx.settings.business_locale
     costs = await cost_vs_revenue(
         ctx.database,

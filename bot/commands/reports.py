@@ -18,6 +18,7 @@ from domain.staff import StaffIdentity
 from reports.deliveries import Actor, remove_schedule
 from reports.destinations import ChannelCheck
 from reports.library import (
+    UNSAVEABLE,
     ReportLibraryError,
     SavedReport,
     Saver,
@@ -242,6 +243,11 @@ async def run_save(command: SaveReport, who: StaffIdentity, ctx: CommandContext)
         return Reply(
             "There is no question to save yet: ask one first (e.g. “revenue last 30 days by channel”), "
             f"then `report save {command.name}`.",
+            kind="error",
+        )
+    if UNSAVEABLE in definition:
+        return Reply(
+            f"The last answer cannot be saved as a report: {definition[UNSAVEABLE]}. Nothing was saved.",
             kind="error",
         )
     try:

@@ -1283,3 +1283,31 @@ async def test_a_period_before_the_records_has_no_figure_rather_than_zero(seeded
     if began.day > 1:
         assert compared.text.count("the records start on") == 1, compared.text
         assert "so this counts from then, with nothing before it to compare with." in compared.text
+
+
+async def test_report_save_after_an_analysis_refuses_rather_than_save_the_figure_asked_before(
+    seeded: CommandContext,
+) -> None:
+    """ "what's our ROI last quarter?" then `report save Quarterly ROI` saved "No-show rate, today", the figure
+    asked before it (the walk)."""
+    from sqlalchemy import delete
+
+    from storage.models import CustomReport
+
+    assert (await ask(seeded, "no-show rate today", as_email=MANAGER)).kind == "answer"
+    assert (await ask(seeded, "what's our ROI last quarter?", as_email=MANAGER)).title == "Attribution"
+    refused = await ask(seeded, "report save Quarterly ROI", as_email=MANAGER)
+    assert refused.kind == "error" and refused.text.startswith(
+        "The last answer cannot be saved as a report: the attribution is an analysis, not a figure"
+    ), refused.text
+    async with seeded.database.read_sessions() as session:
+        assert (
+            await session.scalar(select(CustomReport.id).where(CustomReport.name == "Quarterly ROI")) is None
+        )
+    # A figure asked after it is saved as usual.
+    assert (await ask(seeded, "revenue last month by clinic", as_email=MANAGER)).kind == "answer"
+    saved = await ask(seeded, "report save Quarterly ROI", as_email=MANAGER)
+    assert saved.kind == "answer", saved.text
+    async with seeded.database.sessions() as session:  # the other tests' report lists stay as they were
+        await session.execute(delete(CustomReport).where(CustomReport.name == "Quarterly ROI"))
+        await session.commit()
