@@ -238,9 +238,12 @@ async def campaign_attribution(
     lead = f"; {channel_words(leader.key)} led with {leader.attributed_orders:,} orders" if leader else ""
     summary = (
         f"Of {orders:,} counted orders placed {time_range.label} ({time_range.timezone}), {attributed:,} "
-        f"({_percent(attributed / orders if orders else None)}) followed an outbound message sent, delivered "
+        f"({_percent(attributed / orders)}) followed an outbound message sent, delivered "
         f"or read to the same customer within {window_days} days before the order, bringing "
         f"{_money(revenue, currency, locale)} net of refunds{lead}."
+        if orders
+        else f"No counted order was placed {time_range.label} ({time_range.timezone}), so no revenue is "
+        "credited to messages."
     )
     parameters = {"window_days": window_days, "currency": currency, "timezone": time_range.timezone}
     return Insight("attribution", time_range, parameters, result, summary, datetime.now(UTC))

@@ -568,11 +568,11 @@ class AnalyticsPages(StaffPages):
         metrics = [str(m) for m in form.getall("metric", [])]
         if not any(m in EXECUTIVE_CHOICES for m in metrics):
             # Nothing ticked: saved, it would show the standard KPIs as "your saved layout". Nothing is saved.
-            return after_change(request, "/analytics/executive", layout="empty")
+            return after_change(request, "/analytics/executive#layout-said", layout="empty")
         await save_layout(
             container_of(request), staff_of(request).id, metrics, period_key(str(form.get("period", "")))
         )
-        return after_change(request, "/analytics/executive", layout="saved")
+        return after_change(request, "/analytics/executive#layout-said", layout="saved")
 
     @get("/analytics/financial", name="financial")
     async def financial(

@@ -437,6 +437,15 @@ class ChatPages(StaffPages):
         (posted, not in the address)."""
         return await self._conversation_page(request, session_id, None, canned_form=await request.form())
 
+    @get(
+        "/communication/chat/{session_id:int}/canned",
+        name="chat_canned_page",
+        guards=[requires_role(Role.AGENT)],
+    )
+    async def canned_page(self, session_id: FromPath[int]) -> Redirect:
+        """The address a filled canned reply leaves in the bar, opened again: the conversation itself."""
+        return Redirect(f"/communication/chat/{session_id}", status_code=303)
+
     async def _conversation_page(
         self,
         request: Request[Any, Any, Any],

@@ -16,6 +16,7 @@ from bot.commands.periods import find_period
 from bot.commands.wording import plain_words
 from bot.replies import Image, Reply, Table
 from domain.staff import StaffIdentity
+from reports.answer import history_start
 from reports.charts.cache import draw
 from reports.charts.formatting import format_value
 from reports.insight import (
@@ -26,7 +27,8 @@ from reports.insight import (
     cost_vs_revenue,
 )
 from reports.library import remember_unsaveable
-from reports.periods import PeriodSpec
+from reports.metrics import REGISTRY
+from reports.periods import PeriodSpec, TimeRange, format_day_range, zone
 from storage.queries.reports import campaign_names
 
 log = logging.getLogger(__name__)
@@ -90,11 +92,23 @@ def parse_retention(words: list[str], rest: str, today: date) -> ShowAnalysis:
         if text.lower().startswith(lead):
             text = text[len(lead) :]
             break
-    return ShowAnalysis(_period(text, today, PeriodSpec("last_quarter"), RETENTION_USAGE))
+    return _typed(text, today, "retention", PeriodSpec("last_quarter"), RETENTION_USAGE)
 
 
 def parse_attribution(words: list[str], rest: str, today: date) -> ShowAnalysis:
-    return ShowAnalysis(_period(rest, today, PeriodSpec.last_n_days(30), ATTRIBUTION_USAGE))
+    return _typed(rest, today, "attribution", PeriodSpec.last_n_days(30), ATTRIBUTION_USAGE)
+
+
+def _typed(text: str, today: date, name: str, default: PeriodSpec, usage: str) -> ShowAnalysis:
+    """A typed analysis's words: its period, or a period and words it cannot honour ("attribution last
+    quarter by clinic"), said back as the question in words would; words that hold no period are refused."""
+    try:
+        return ShowAnalysis(_period(text, today, default, usage))
+    except ParseError:
+        asked = analysis_question(f"{name} {text}", today)
+        if asked is None or asked[1].period_assumed:
+            raise
+        return asked[1]
 
 
 _OR_VS = r"(?:vs\.?|versus|against|compared (?:to|with)|and|gegen|gegenüber|und|im vergleich zu[rm]?)"
@@ -167,13 +181,30 @@ async def run_retention(command: ShowAnalysis, who: StaffIdentity, ctx: CommandC
         for r in insight.result.rows
     )
     return Reply(
-        insight.summary + command.assumed_words("retention by cohort is the whole business's"),
+        insight.summary
+        + await _records_note(ctx, insight.range)
+        + command.assumed_words("retention by cohort is the whole business's"),
         title="Retention by cohort",
         images=(Image("cohort-retention.png", png, alt_text=insight.summary),),
         table=Table(("First order in", "Customers", *(f"+{k}" for k in range(1, months + 1))), rows)
         if rows
         else None,
     )
+
+
+async def _records_note(ctx: CommandContext, time_range: TimeRange) -> str:
+    """ "The records start on 11 Jun 2026, so this counts from then." when the period begins before the
+    first order (the analyses count orders), as every figure's answer says it."""
+    first = await history_start(ctx.database, REGISTRY["orders"])
+    if first is None:
+        return ""
+    began = first.astimezone(zone(ctx.business_tz)).date()
+    if time_range.first_day >= began:
+        return ""
+    said = format_day_range(began, began)
+    if time_range.last_day < began:
+        return f"\nThere are no figures for then: the records start on {said}."
+    return f"\nThe records start on {said}, so this counts from then."
 
 
 async def _not_a_report(name: str, command: str, page: str, ctx: CommandContext, who: StaffIdentity) -> None:
@@ -224,6 +255,7 @@ async def run_attribution(command: ShowAnalysis, who: StaffIdentity, ctx: Comman
     )
     return Reply(
         f"{attribution.summary} {costs.summary}"
+        + await _records_note(ctx, attribution.range)
         + command.assumed_words("the attribution is the whole business's, one period at a time"),
         title="Attribution",
         images=(Image("attribution.png", png, alt_text=costs.summary),),

@@ -131,6 +131,8 @@ def test_the_picker_fills_a_canned_reply_and_a_manager_adds_one(
             )
             # What the agent typed is posted: it is not in the address bar, the history or the access log.
             assert "Friday" not in page.url and "new_time" not in page.url, page.url
+            reopened = page.request.get(page.url)  # that address opened again: the conversation, not a 405
+            assert reopened.ok and reopened.url.endswith(f"/communication/chat/{chat_id}"), reopened.url
             page.get_by_role("button", name="Send reply").click()
             expect(page.locator("p.notice.ok")).to_contain_text("Your reply is queued")
             sent = page.locator("ol.conversation li.from-us").filter(has_text="Friday at 10:30")

@@ -761,6 +761,9 @@ async def test_an_analysis_asked_without_a_period_says_which_it_took_and_figures
     assert split.title == "Attribution" and split.text.endswith(
         "Not read: by clinic (the attribution is the whole business's, one period at a time)."
     )
+    before = await ask(seeded, "ROI january 2020", as_email=VIEWER)  # before any order: no "Of 0 … (n/a)"
+    assert before.text.startswith("No counted order was placed 1–31 Jan 2020 (Europe/Berlin)"), before.text
+    assert "There are no figures for then: the records start on " in before.text and "n/a" not in before.text
     backwards = await ask(seeded, "ROI from 1 March 2026 to 5 February 2026", as_email=VIEWER)
     assert backwards.kind == "error" and "No period was given" not in backwards.text
 
