@@ -30,6 +30,7 @@ from reports.trends import (
 )
 from storage.analytics.facts import NO_REMINDER, NO_VALUE, SOURCES, UNSETTLED_SOURCES
 from storage.database import Database
+from storage.models import AnalyticsData
 from storage.queries.reports import value_names
 
 #: Weekly seasonality for daily series; other grains have too few points for a seasonal reading.
@@ -170,7 +171,17 @@ async def history_start(database: Database, metric: Metric) -> datetime | None:
         return None
     async with database.read_sessions() as session:
         first = await session.scalar(select(func.min(source.time_column)))
-    return first if isinstance(first, datetime) else None
+        # Rows a retention setting dropped are still counted in the rollups (their figures stay): the
+        # records start with the earlier of the two.
+        kept = await session.scalar(
+            select(func.min(AnalyticsData.bucket_start)).where(
+                AnalyticsData.metric == metric.name,
+                AnalyticsData.grain == "day",
+                AnalyticsData.dimension == "",
+            )
+        )
+    found = [moment for moment in (first, kept) if isinstance(moment, datetime)]
+    return min(found) if found else None
 
 
 def _whole_words(
