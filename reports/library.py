@@ -18,6 +18,7 @@ from reports.query import MetricQuery
 from reports.saved import (
     ReportDefinitionError,
     definition_from_query,
+    narrowed,
     presentation_from_definition,
     query_from_definition,
 )
@@ -233,10 +234,8 @@ def schedules_broken_by(definition: dict[str, Any], schedules: Any) -> str:
     location BER" on a report of messages sent by channel), in words; "" when every schedule still works."""
     broken = []
     for schedule_id, destination, filters in schedules:
-        query = dict(definition.get("query", {}))
-        query["filters"] = [*query.get("filters", []), *(filters or [])]
         try:
-            query_from_definition({**definition, "query": query})
+            query_from_definition(narrowed(definition, filters or ()))
         except ReportDefinitionError as error:
             only = filters_in_words(list(filters or []))
             broken.append(f"schedule #{schedule_id} to {destination} (only {only}): {error}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast, get_args
@@ -56,6 +57,13 @@ class SavedReportOutput:
     @property
     def summary(self) -> str:
         return self.answer.summary
+
+
+def narrowed(definition: dict[str, Any], filters: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The definition with more filters ("only location BER"), as one recipient's schedule or run has it."""
+    query = dict(definition.get("query", {}))
+    query["filters"] = [*query.get("filters", []), *filters]
+    return {**definition, "query": query}
 
 
 def query_from_definition(definition: Any) -> MetricQuery:

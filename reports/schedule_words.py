@@ -9,7 +9,7 @@ from typing import Any
 
 from reports.everyday_names import known_value
 from reports.metrics import FIXED_VALUES, dimension_words
-from reports.saved import ReportDefinitionError, query_from_definition
+from reports.saved import ReportDefinitionError, narrowed, query_from_definition
 from reports.schedules import AlreadyScheduled, ScheduleError
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -185,10 +185,8 @@ def recipient_filters(
         else:
             values.append(text)
     item = {"dimension": dimension, "operator": "in", "value": values}
-    query = dict(definition.get("query", {}))
-    query["filters"] = [*query.get("filters", []), item]
     try:
-        query_from_definition({**definition, "query": query})
+        query_from_definition(narrowed(definition, (item,)))
     except ReportDefinitionError as error:
         raise ScheduleError(str(error)) from None
     return (item,)

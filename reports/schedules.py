@@ -185,14 +185,12 @@ async def schedule_report(
 
 def fits_report(definition: dict[str, Any] | None, filters: tuple[dict[str, Any], ...]) -> None:
     """ScheduleError when the report, as stored, cannot be narrowed by a schedule's own filters."""
-    from reports.saved import ReportDefinitionError, query_from_definition
+    from reports.saved import ReportDefinitionError, narrowed, query_from_definition
 
     if definition is None:
         raise ScheduleError("the report was deleted meanwhile")
-    query = dict(definition.get("query", {}))
-    query["filters"] = [*query.get("filters", []), *filters]
     try:
-        query_from_definition({**definition, "query": query})
+        query_from_definition(narrowed(definition, filters))
     except ReportDefinitionError as error:
         raise ScheduleError(f"the report has changed meanwhile: {error}") from None
 

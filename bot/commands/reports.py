@@ -34,6 +34,7 @@ from reports.query import MAX_DIMENSIONS
 from reports.redraw import redraws
 from reports.saved import (
     describe_query,
+    narrowed,
     period_definition,
     query_from_definition,
     run_saved_report,
@@ -364,9 +365,7 @@ async def run_report(command: RunReport, who: StaffIdentity, ctx: CommandContext
     if only_text.strip():
         word, _, values = only_text.strip().partition(" ")
         only = await only_filters(definition, word, values, ctx, RUN_USAGE)
-        query = dict(definition["query"])
-        query["filters"] = [*query.get("filters", []), *only]
-        definition = {**definition, "query": query}
+        definition = narrowed(definition, only)
         said.append(f"only {filters_in_words(list(only))}")
     try:
         output = await run_saved_report(
