@@ -159,6 +159,21 @@ async def test_the_reply_box_inserts_a_filled_canned_reply_and_refuses_unfilled_
     assert "Still to fill: {new_time}." in picked.text
     filled = await client.get(page, params={"use": "reschedule", "v_new_time": "Friday 10:30"})
     assert "move your appointment to Friday 10:30." in filled.text
+    # Filled by the posted form (what the page's "Fill in" sends); bad input is a page, never a 5xx.
+    posted = await post_form(
+        client, page, f"{page}/canned", {"use": "reschedule", "v_new_time": "Monday 9:00"}
+    )
+    assert posted.status_code == 200 and "move your appointment to Monday 9:00." in posted.text
+    for bad in (
+        {"use": "no such shortcut!", "v_new_time": "x"},
+        {"use": "reschedule", "v_new_time": "<script>alert(1)</script>" + "x" * 5000},
+        {},
+    ):
+        answered = await post_form(client, page, f"{page}/canned", bad)
+        assert answered.status_code == 200, bad
+        assert "<script>alert(1)</script>" not in answered.text
+    forged = await client.post(f"{page}/canned", data={"use": "reschedule"}, follow_redirects=False)
+    assert forged.status_code == 403  # no CSRF token
 
     typed = await post_form(client, page, f"{page}/reply", {"body": "/hours", "request_key": "k1"})
     assert typed.status_code == 200 and "Inserted /hours" in typed.text
